@@ -1,0 +1,96 @@
+# Tributary build. `make` builds build/trib; `make test` installs what is missing, builds and
+# runs the Criterion suite; `make demo` runs the walk-through; `make asan` runs the suite under
+# ASan+UBSan; `make bench` prints benchmark figures; `make install` puts trib in $(PREFIX)/bin.
+
+PREFIX    ?= /usr/local
+BUILD     ?= build
+CC        ?= cc
+PKGS      := libzmq libprotobuf-c lmdb libsodium libmicrohttpd libcurl jansson libfyaml
+TESTPKGS  := criterion
+# Debian packages that provide the pkg-config names above (same order), and the tools.
+DEBS      := libzmq3-dev libprotobuf-c-dev liblmdb-dev libsodium-dev libmicrohttpd-dev \
+             libcurl4-openssl-dev libjansson-dev libfyaml-dev libcriterion-dev \
+             protobuf-c-compiler pkg-config curl iproute2 procps
+
+OPT       ?= -O2 -g
+SAN       ?=
+CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+             $(OPT) $(SAN) -I. -I$(BUILD) -MMD -MP
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
+
+PROTO_C   := $(BUILD)/proto/tributary.pb-c.c
+PROTO_H   := $(BUILD)/proto/tributary.pb-c.h
+LIB_SRC   := $(wildcard storage/*.c gossip/*.c) $(filter-out node/main.c,$(wildcard node/*.c))
+LIB_OBJ   := $(PROTO_C:%.c=%.o) $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_HELP := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test unit asan valgrind demo bench install clean
+all: $(BUILD)/trib
+
+# ---------------------------------------------------------------- dependencies
+deps:
+	@./deploy/deps.sh $(DEBS)
+
+$(BUILD)/.deps-ok: deploy/deps.sh
+	@./deploy/deps.sh $(DEBS)
+	@mkdir -p $(BUILD) && touch $@
+
+# ---------------------------------------------------------------- protobuf-c (one grouped rule)
+$(PROTO_C) $(PROTO_H) &: proto/tributary.proto | $(BUILD)/.deps-ok
+	@mkdir -p $(BUILD)/proto
+	protoc-c --c_out=$(BUILD) proto/tributary.proto
+
+# ---------------------------------------------------------------- objects
+$(BUILD)/%.o: %.c $(PROTO_H) | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/proto/tributary.pb-c.o: $(PROTO_C)
+	$(CC) $(filter-out -Wextra -Wshadow,$(CFLAGS)) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/libtrib.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/trib: $(BUILD)/node/main.o $(BUILD)/libtrib.a
+	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(TEST_HELP:%.c=$(BUILD)/%.o) $(BUILD)/libtrib.a | $(BUILD)/trib
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(filter %.c %.o %.a,$^) $(PKG_LIBS) $(CRIT_LIBS) -o $@
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libtrib.a | $(BUILD)/trib
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(filter %.c %.a,$^) $(PKG_LIBS) -o $@
+
+# ---------------------------------------------------------------- targets
+test: $(BUILD)/trib $(TEST_BIN)
+	@TRIB=$(abspath $(BUILD)/trib) ./tests/run.sh $(TEST_BIN)
+
+asan:
+	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+valgrind: $(BUILD)/trib $(TEST_BIN)
+	@VALGRIND=1 TRIB=$(abspath $(BUILD)/trib) ./tests/run.sh $(TEST_BIN)
+
+demo: $(BUILD)/trib
+	@./deploy/demo.sh $(abspath $(BUILD)/trib)
+
+bench: $(BUILD)/trib $(BENCH_BIN)
+	@./bench/run.sh $(abspath $(BUILD))
+
+install: $(BUILD)/trib
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/trib $(DESTDIR)$(PREFIX)/bin/trib
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,43 @@
+/* gossip/catalog.h - the node's catalog replica: local publishing and accepting peers' entries.
+ *
+ * Owns: appending this node's own signed entries (next seq, prev_hash from the head, sign,
+ * store), and accepting an entry from a peer (verify, then store_catalog_append's checks),
+ * classifying every refusal so it can be counted.
+ * Must not: speak to the network (the replication loop does) or parse YAML/JSON. */
+#ifndef TRIB_CATALOG_H
+#define TRIB_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "storage/store.h"
+#include "gossip/identity.h"
+
+typedef enum {
+    CAT_ACCEPTED = 0,
+    CAT_DUPLICATE,      /* already held (replay or echo): dropped silently */
+    CAT_GAP,            /* earlier entries missing: hold off and re-request */
+    CAT_BAD_SIGNATURE,  /* undecodable, malformed or signature does not verify */
+    CAT_WRONG_KEY,      /* domain bound to another key */
+    CAT_BAD_CHAIN,      /* prev_hash does not match */
+    CAT_ERROR,          /* local storage error */
+    CAT_RESULT_COUNT
+} cat_result_t;
+
+const char *cat_result_name(cat_result_t r);          /* "accepted", "bad_signature" ... */
+
+typedef struct catalog catalog_t;
+
+catalog_t *catalog_new(store_t *st, const identity_t *id, const char *domain);
+void catalog_destroy(catalog_t **cp);
+
+/* Appends this node's entry carrying manifest m (a publish) or a tombstone for name (a
+ * retire, when m == NULL). Serialized under a mutex so seqs never race. On success returns 0,
+ * *seq is the new entry's seq and, when out != NULL, *out/*outlen the SignedEntry bytes
+ * (malloc'd) to hand to the gossip loop. */
+int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
+                    uint64_t *seq, uint8_t **out, size_t *outlen, char *err, size_t errlen);
+
+/* Verifies and stores one SignedEntry received from a peer. */
+cat_result_t catalog_accept(catalog_t *c, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,42 @@
+/* gossip/entry.h - signed catalog entries: make, verify, hash.
+ *
+ * Owns: serializing a CatalogEntry, signing the exact bytes with Ed25519, wrapping them in a
+ * SignedEntry, and verifying received bytes (never re-encoding to verify).
+ * Must not: decide domain binding or sequence (that is store_catalog_append's check). */
+#ifndef TRIB_ENTRY_H
+#define TRIB_ENTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "proto/tributary.pb-c.h"
+#include "gossip/identity.h"
+
+#define ENTRY_MAX_BYTES (1u << 20)   /* a signed entry larger than this is refused */
+
+/* BLAKE2b-256 of an entry body (the chaining hash). */
+void entry_hash(const uint8_t *body, size_t len, uint8_t out[32]);
+
+/* Serializes e, signs it with id, returns the serialized SignedEntry in *out (malloc'd). */
+int entry_sign(const identity_t *id, const Trib__CatalogEntry *e, uint8_t **out, size_t *len);
+
+/* A verified entry: the decoded outer and inner messages plus the body hash. */
+typedef struct {
+    Trib__SignedEntry *signed_entry;
+    Trib__CatalogEntry *entry;
+    uint8_t hash[32];
+} entry_t;
+
+/* Decodes bytes as a SignedEntry, checks sizes (signer 32, signature 64, body and total under
+ * ENTRY_MAX_BYTES), verifies the signature over body, decodes body as a CatalogEntry and checks
+ * its shape (domain id rule, seq >= 1, prev_hash empty iff seq 1 else 32 bytes, exactly one of
+ * manifest/tombstone, manifest domain == entry domain). On failure returns -1 with err naming
+ * what is wrong and out zeroed. */
+int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen);
+void entry_free(entry_t *e);                         /* frees both messages; accepts zeroed */
+
+/* True when s is a valid domain or product name: [a-z0-9][a-z0-9-]{0,62}. */
+int entry_valid_name(const char *s);
+/* True when s is "domain/name" with both parts valid. */
+int entry_valid_product_id(const char *s);
+
+#endif

@@ -1,0 +1,111 @@
+/* storage/store.h - the node's LMDB environment and every named database in it.
+ *
+ * Owns: environment open/close, map growth on MDB_MAP_FULL, reader check, and the
+ * databases meta, catalog, catalog_heads, products, records, members.
+ * Must not: touch the network, verify signatures, or parse JSON/YAML. Nothing outside
+ * storage/ includes lmdb.h. Callers get copies or callback views valid during the call.
+ *
+ * Return codes: 0 success; STORE_NOTFOUND when a key is absent; the STORE_* codes below
+ * where the caller acts differently; -1 for an error described in the caller's err buffer. */
+#ifndef TRIB_STORE_H
+#define TRIB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "proto/tributary.pb-c.h"
+
+typedef struct store store_t;
+
+enum {
+    STORE_NOTFOUND = 1,   /* key absent */
+    STORE_DUP      = 2,   /* catalog entry at or below the head: already held */
+    STORE_GAP      = 3,   /* catalog entry beyond head+1: earlier ones missing */
+    STORE_BADPREV  = 4,   /* prev_hash does not match the head's hash */
+    STORE_BADKEY   = 5,   /* signer is not the key bound to the domain */
+    STORE_RETIRED  = 6,   /* product retired: no new records */
+};
+
+#define STORE_HASH_LEN 32
+#define STORE_KEY_LEN  32
+#define STORE_ID_MAX   128   /* "domain/name" incl. NUL: 63 + 1 + 63 + 1 */
+
+typedef struct {
+    size_t map_size;      /* initial map size in bytes (0: 64 MiB) */
+    size_t map_max;       /* growth ceiling in bytes (0: 1 TiB) */
+} store_opts_t;
+
+store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t errlen);
+void store_close(store_t **sp);                       /* accepts NULL and *sp == NULL */
+size_t store_map_size(store_t *st);                   /* current map size, for metrics/tests */
+
+/* ---- meta: small named values (format version, domain, counters) */
+int store_meta_get(store_t *st, const char *key, void *buf, size_t cap, size_t *len);
+int store_meta_put(store_t *st, const char *key, const void *val, size_t len);
+
+/* ---- catalog: per-domain signed logs */
+typedef struct {
+    uint8_t key[STORE_KEY_LEN];    /* Ed25519 key bound to the domain (first seen) */
+    uint64_t seq;                  /* highest contiguous seq held */
+    uint8_t hash[STORE_HASH_LEN];  /* BLAKE2b-256 of that entry's body */
+} store_head_t;
+
+int store_catalog_head(store_t *st, const char *domain, store_head_t *out);
+
+/* Appends one verified entry in one write transaction: checks, against the stored head,
+ * that seq == head+1 (else STORE_DUP / STORE_GAP), that entry->prev_hash equals the head
+ * hash (STORE_BADPREV; empty for seq 1) and that signer is the bound key (STORE_BADKEY;
+ * seq 1 binds it). Stores signed (the serialized SignedEntry) under domain|seq, moves the
+ * head to {seq, hash}, and updates the products index from entry's manifest/tombstone. */
+int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
+                         const uint8_t hash[STORE_HASH_LEN], const uint8_t signer[STORE_KEY_LEN],
+                         const uint8_t *signed_bytes, size_t signed_len, char *err, size_t errlen);
+
+/* Calls fn for entries of domain with seq >= from, in seq order, while fn returns 0 and
+ * the total bytes passed stay <= max_bytes (the first entry is always passed). Returns
+ * the number of entries passed, or -1. */
+typedef int (*store_entry_fn)(void *ctx, uint64_t seq, const uint8_t *signed_bytes, size_t len);
+int store_catalog_scan(store_t *st, const char *domain, uint64_t from, size_t max_bytes,
+                       store_entry_fn fn, void *ctx);
+
+/* Copies the SignedEntry bytes at domain|seq into a malloc'd buffer (*out, *len). */
+int store_catalog_get(store_t *st, const char *domain, uint64_t seq, uint8_t **out, size_t *len);
+
+/* Calls fn(ctx, domain, head) for every domain, in domain order. */
+typedef int (*store_head_fn)(void *ctx, const char *domain, const store_head_t *head);
+int store_catalog_heads(store_t *st, store_head_fn fn, void *ctx);
+
+/* ---- products index: id "domain/name" -> latest manifest entry */
+typedef struct {
+    char id[STORE_ID_MAX];
+    uint64_t manifest_seq, last_seq;
+    int retired;
+    int64_t updated_ms;
+} store_product_t;
+
+int store_product_get(store_t *st, const char *id, store_product_t *out);
+/* Calls fn for every product in id order (domain == NULL) or of one domain. */
+typedef int (*store_product_fn)(void *ctx, const store_product_t *p);
+int store_products(store_t *st, const char *domain, store_product_fn fn, void *ctx);
+
+/* ---- records: product id|seq -> record bytes (a JSON document, as received) */
+typedef struct { const void *data; size_t len; } store_buf_t;
+
+/* Appends n records in one write transaction after checking, in that transaction, that
+ * the product exists in the index (STORE_NOTFOUND) and is not retired (STORE_RETIRED).
+ * On success *first and *last are the seqs given (1-based, no gaps). */
+int store_records_append(store_t *st, const char *id, const store_buf_t *recs, size_t n,
+                         uint64_t *first, uint64_t *last, char *err, size_t errlen);
+int store_records_last(store_t *st, const char *id, uint64_t *last);  /* 0 when none */
+/* Calls fn for records with seq >= from, at most limit of them (0: no limit), in one short
+ * read transaction, stopping early when fn returns non-zero. Returns count or -1. */
+typedef int (*store_record_fn)(void *ctx, uint64_t seq, const void *data, size_t len);
+long store_records_read(store_t *st, const char *id, uint64_t from, uint64_t limit,
+                        store_record_fn fn, void *ctx);
+
+/* ---- members: node id -> serialized Member */
+int store_member_put(store_t *st, const uint8_t id[STORE_KEY_LEN], const uint8_t *member, size_t len);
+int store_member_del(store_t *st, const uint8_t id[STORE_KEY_LEN]);
+typedef int (*store_member_fn)(void *ctx, const uint8_t *member, size_t len);
+int store_members(store_t *st, store_member_fn fn, void *ctx);
+
+#endif
