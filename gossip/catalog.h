@@ -32,7 +32,7 @@ void catalog_destroy(catalog_t **cp);
 
 /* Appends this node's entry carrying manifest m (a publish) or a tombstone for name (a
  * retire, when m == NULL). Serialized under a mutex so seqs never race. On success returns 0,
- * *seq is the new entry's seq and, when out != NULL, *out/*outlen the SignedEntry bytes
+ * *seq is the new entry's seq and, when out != NULL, *out and *outlen the SignedEntry bytes
  * (malloc'd) to hand to the gossip loop. */
 int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
                     uint64_t *seq, uint8_t **out, size_t *outlen, char *err, size_t errlen);

@@ -1,0 +1,276 @@
+/* node/config.c - agent options as a table (name, kind, bounds, default, help), applied from the
+ * --config YAML file (libfyaml) and then from the command line. Validation lives here, once. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "node/config.h"
+
+enum kind { K_STR, K_ADDR, K_SEED, K_U64 };
+
+typedef struct {
+    const char *name;
+    enum kind kind;
+    size_t off, size;        /* field offset; string capacity */
+    uint64_t min, max;       /* bounds for K_U64 */
+    const char *def;
+    const char *help;
+} option_t;
+
+#define S(f, k, d, h) {#f, k, offsetof(config_t, f), sizeof(((config_t *)0)->f), 0, 0, d, h}
+#define U(f, lo, hi, d, h) {#f, K_U64, offsetof(config_t, f), 0, lo, hi, d, h}
+
+static const option_t options[] = {
+    S(data, K_STR, "", "data directory (LMDB environment and identity.key); required"),
+    S(domain, K_STR, "", "this node's domain (team); required on first start"),
+    S(listen, K_ADDR, "127.0.0.1:7470", "peer (gossip) address HOST:PORT"),
+    S(http, K_ADDR, "127.0.0.1:7480", "HTTP API address HOST:PORT"),
+    {"seed", K_SEED, 0, 0, 0, 0, NULL, "peer address of another node to join through (repeatable)"},
+    S(federation_secret, K_STR, "tributary", "federation name shared by all nodes (derives the CURVE server key)"),
+    S(log_level, K_STR, "info", "error | warn | info | debug"),
+    U(map_size_mb, 1, 1 << 20, "64", "initial LMDB map size in MiB (grows on demand)"),
+    U(map_max_mb, 1, 1 << 30, "1048576", "largest LMDB map size in MiB"),
+    U(max_body_mb, 1, 4096, "64", "largest request body in MiB"),
+    U(max_record_kb, 1, 65536, "1024", "largest record in KiB"),
+    U(max_records, 1, 10000000, "100000", "most records in one request"),
+    U(http_threads, 1, 1024, "0", "HTTP connection limit (0: 1024)"),
+    U(probe_interval_ms, 10, 600000, "1000", "SWIM probe interval"),
+    U(probe_timeout_ms, 5, 600000, "500", "SWIM probe timeout"),
+    U(indirect_checks, 0, 16, "3", "members asked to probe indirectly"),
+    U(suspicion_mult, 1, 100, "4", "suspicion timeout multiplier"),
+    U(suspicion_max_mult, 1, 100, "6", "largest suspicion timeout multiplier"),
+    U(gossip_interval_ms, 10, 600000, "200", "gossip interval"),
+    U(gossip_nodes, 1, 64, "3", "peers gossiped to per interval"),
+    U(push_pull_interval_ms, 100, 86400000, "30000", "member list push-pull interval"),
+    U(retransmit_mult, 1, 100, "4", "piggyback retransmit multiplier"),
+    U(awareness_max, 1, 64, "8", "Lifeguard local health ceiling"),
+    U(anti_entropy_ms, 10, 3600000, "2000", "catalog anti-entropy interval"),
+    U(retry_max_ms, 100, 86400000, "60000", "longest backoff when retrying dead members and seeds"),
+    U(max_msg_kb, 64, 65536, "4096", "largest peer message in KiB"),
+};
+#define NOPTS (sizeof options / sizeof options[0])
+
+int config_split_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen)
+        return -1;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
+        return -1;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (host[0] == '[') { /* [::1]:7470 */
+        size_t l = strlen(host);
+        if (l < 3 || host[l - 1] != ']')
+            return -1;
+    }
+    *port = (int)p;
+    return 0;
+}
+
+static const option_t *find(const char *name)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *a = options[i].name, *b = name;
+        for (; *a && *b; a++, b++) /* accept - for _ */
+            if (!(*a == *b || (*a == '_' && *b == '-')))
+                break;
+        if (!*a && !*b)
+            return &options[i];
+    }
+    return NULL;
+}
+
+static int set(config_t *c, const option_t *o, const char *val, char *err, size_t errlen)
+{
+    char *field = (char *)c + o->off;
+    char host[128];
+    int port;
+    switch (o->kind) {
+    case K_ADDR:
+        if (config_split_addr(val, host, sizeof host, &port) < 0) {
+            snprintf(err, errlen, "%s: '%s' is not HOST:PORT", o->name, val);
+            return -1;
+        }
+        /* fall through */
+    case K_STR:
+        if (strlen(val) >= o->size) {
+            snprintf(err, errlen, "%s: longer than %zu characters", o->name, o->size - 1);
+            return -1;
+        }
+        strcpy(field, val);
+        return 0;
+    case K_SEED:
+        if (config_split_addr(val, host, sizeof host, &port) < 0) {
+            snprintf(err, errlen, "seed: '%s' is not HOST:PORT", val);
+            return -1;
+        }
+        if (c->nseeds >= CONFIG_MAX_SEEDS || strlen(val) >= sizeof c->seeds[0]) {
+            snprintf(err, errlen, "seed: at most %d seeds of up to 127 characters", CONFIG_MAX_SEEDS);
+            return -1;
+        }
+        strcpy(c->seeds[c->nseeds++], val);
+        return 0;
+    case K_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(val, &end, 10);
+        if (errno || *end || end == val || val[0] == '-' || v < o->min || v > o->max) {
+            snprintf(err, errlen, "%s: '%s' is not a whole number in %" PRIu64 "..%" PRIu64, o->name, val,
+                     o->min, o->max);
+            return -1;
+        }
+        *(uint64_t *)(void *)field = v;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+void config_defaults(config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    char err[64];
+    for (size_t i = 0; i < NOPTS; i++)
+        if (options[i].def)
+            set(c, &options[i], options[i].def, err, sizeof err);
+}
+
+int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
+{
+    struct fy_document *fyd = fy_document_build_from_file(NULL, path);
+    if (!fyd) {
+        snprintf(err, errlen, "%s: cannot read or parse as YAML", path);
+        return -1;
+    }
+    int rc = -1;
+    struct fy_node *root = fy_document_root(fyd);
+    if (!root || fy_node_get_type(root) != FYNT_MAPPING) {
+        snprintf(err, errlen, "%s: expected a mapping of option: value", path);
+        goto out;
+    }
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(root, &iter))) {
+        struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
+        const char *key = fy_node_get_scalar0(k);
+        struct fy_token *tok = fy_node_get_scalar_token(k);
+        const struct fy_mark *mark = tok ? fy_token_start_mark(tok) : NULL;
+        int line = mark ? mark->line + 1 : 0;
+        const option_t *o = key ? find(key) : NULL;
+        if (!o) {
+            snprintf(err, errlen, "%s:%d: unknown option '%s'", path, line, key ? key : "?");
+            goto out;
+        }
+        char sub[256];
+        if (o->kind == K_SEED && fy_node_get_type(v) == FYNT_SEQUENCE) {
+            void *it2 = NULL;
+            struct fy_node *item;
+            while ((item = fy_node_sequence_iterate(v, &it2))) {
+                const char *s = fy_node_get_scalar0(item);
+                if (!s || set(c, o, s, sub, sizeof sub) < 0) {
+                    snprintf(err, errlen, "%s:%d: %s", path, line, s ? sub : "seed: expected HOST:PORT");
+                    goto out;
+                }
+            }
+            continue;
+        }
+        const char *val = fy_node_get_type(v) == FYNT_SCALAR ? fy_node_get_scalar0(v) : NULL;
+        if (!val) {
+            snprintf(err, errlen, "%s:%d: %s: expected a single value", path, line, o->name);
+            goto out;
+        }
+        if (set(c, o, val, sub, sizeof sub) < 0) {
+            snprintf(err, errlen, "%s:%d: %s", path, line, sub);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    fy_document_destroy(fyd);
+    return rc;
+}
+
+int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errlen)
+{
+    for (int i = 0; i < argc; i++) /* the file first, so the command line wins */
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "--config needs a FILE");
+                return 2;
+            }
+            if (config_load_file(c, argv[i + 1], err, errlen) < 0)
+                return -1;
+        }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s'", a);
+            return 2;
+        }
+        char name[64];
+        const char *eq = strchr(a, '='), *val;
+        size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (nl >= sizeof name) {
+            snprintf(err, errlen, "unknown option '%s'", a);
+            return 2;
+        }
+        memcpy(name, a + 2, nl);
+        name[nl] = '\0';
+        const option_t *o = find(name);
+        if (!o) {
+            snprintf(err, errlen, "unknown option '--%s'", name);
+            return 2;
+        }
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else {
+            snprintf(err, errlen, "--%s needs a value", name);
+            return 2;
+        }
+        if (set(c, o, val, err, errlen) < 0)
+            return 2;
+    }
+    if (!c->data[0]) {
+        snprintf(err, errlen, "--data DIR is required");
+        return 2;
+    }
+    if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") && strcmp(c->log_level, "info") &&
+        strcmp(c->log_level, "debug")) {
+        snprintf(err, errlen, "log_level: '%s' is not error, warn, info or debug", c->log_level);
+        return 2;
+    }
+    return 0;
+}
+
+void config_usage(FILE *f)
+{
+    fprintf(f, "usage: trib agent --data DIR --domain NAME [--listen HOST:PORT] [--http HOST:PORT]\n"
+               "                  [--seed HOST:PORT]... [--config FILE] [--OPTION VALUE]...\n\n"
+               "Runs this domain's node: stores its products in DIR, serves the HTTP API, and joins the\n"
+               "federation through the seeds. Options (also valid as keys of the --config YAML file,\n"
+               "with _ or -):\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char name[80];
+        snprintf(name, sizeof name, "--%s", options[i].name);
+        for (char *p = name + 2; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        if (options[i].def && options[i].def[0])
+            fprintf(f, "  %-24s %s (default %s)\n", name, options[i].help, options[i].def);
+        else
+            fprintf(f, "  %-24s %s\n", name, options[i].help);
+    }
+    fprintf(f, "\nexample:\n  trib agent --data ./payments --domain payments --http 127.0.0.1:7480\n");
+}

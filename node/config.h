@@ -1,0 +1,40 @@
+/* node/config.h - the agent's options: one table gives each its name, bounds, default and help;
+ * values come from defaults, then the --config YAML file, then the command line.
+ * Must not: open anything but the config file. */
+#ifndef TRIB_CONFIG_H
+#define TRIB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_SEEDS 64
+
+typedef struct {
+    char data[512];
+    char domain[64];
+    char listen[128];
+    char http[128];
+    char seeds[CONFIG_MAX_SEEDS][128];
+    int nseeds;
+    char federation_secret[128];
+    char log_level[16];
+    uint64_t map_size_mb, map_max_mb;
+    uint64_t max_body_mb, max_record_kb, max_records;
+    uint64_t http_threads;
+    /* membership timings (DESIGN §5) */
+    uint64_t probe_interval_ms, probe_timeout_ms, indirect_checks, suspicion_mult, suspicion_max_mult;
+    uint64_t gossip_interval_ms, gossip_nodes, push_pull_interval_ms, retransmit_mult, awareness_max;
+    uint64_t anti_entropy_ms, retry_max_ms, max_msg_kb;
+} config_t;
+
+void config_defaults(config_t *c);
+/* Applies argv (after "agent"); reads --config FILE first wherever it appears. 0 ok, 2 usage error
+ * (message in err), -1 bad config file (err names file, line and key). */
+int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errlen);
+int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
+void config_usage(FILE *f);
+/* Splits "HOST:PORT" (checks both); 0 or -1. */
+int config_split_addr(const char *addr, char *host, size_t hostlen, int *port);
+
+#endif

@@ -1,0 +1,600 @@
+/* node/http.c - the HTTP/JSON API of docs/http-api.md, served by libmicrohttpd.
+ *
+ * Owns: routing, request bodies (bounded), JSON responses and errors {"error","detail"}, NDJSON
+ * record reads (streamed from short LMDB read transactions, never buffered whole) and live streams.
+ * Must not: hold an LMDB read transaction across a network write, or block the gossip loop.
+ * Threads: one per connection (libmicrohttpd), so a live stream may wait on the agent's condvar. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "gossip/entry.h"
+#include "gossip/log.h"
+#include "node/agent.h"
+#include "node/http.h"
+#include "node/manifest.h"
+#include "node/metrics.h"
+#include "node/records.h"
+#include "node/view.h"
+
+/* ------------------------------------------------------------------ requests */
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    int too_big;        /* body exceeded the limit: answered 413 at the end */
+} request_t;
+
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    request_t *r = *con_cls;
+    if (r) {
+        free(r->body);
+        free(r);
+        *con_cls = NULL;
+    }
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *c, route_t route, unsigned status, const char *ctype,
+                                 char *body, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    metrics_http(route, status);
+    return ret;
+}
+
+/* Sends j (stolen) as the JSON body. */
+static enum MHD_Result send_json(struct MHD_Connection *c, route_t route, unsigned status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!s)
+        return MHD_NO;
+    size_t n = strlen(s);
+    s[n] = '\0';
+    char *body = realloc(s, n + 2);  /* end with a newline for curl users */
+    if (!body) {
+        free(s);
+        return MHD_NO;
+    }
+    body[n] = '\n';
+    return send_body(c, route, status, "application/json", body, n + 1);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsigned status, const char *kind,
+                                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsigned status, const char *kind,
+                                  const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return send_json(c, route, status, json_pack("{s:s,s:s}", "error", kind, "detail", detail));
+}
+
+/* Parses an optional unsigned query parameter; -1 on a malformed value. */
+static int query_u64(struct MHD_Connection *c, const char *name, uint64_t def, uint64_t *out)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    *out = def;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || v[0] == '-' || v[0] == '+' || v[0] == ' ')
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ read handlers */
+
+static enum MHD_Result h_status(agent_t *a, struct MHD_Connection *c)
+{
+    return send_json(c, R_STATUS, 200, view_status(a));
+}
+
+static enum MHD_Result h_members(agent_t *a, struct MHD_Connection *c)
+{
+    return send_json(c, R_MEMBERS, 200, view_members(a));
+}
+
+static enum MHD_Result h_products(agent_t *a, struct MHD_Connection *c)
+{
+    view_query_t q = {
+        .q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q"),
+        .domain = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"),
+        .tag = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tag"),
+        .owner = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "owner"),
+        .status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"),
+    };
+    if (q.status && *q.status && !manifest_valid_status(q.status))
+        return send_error(c, R_PRODUCTS, 400, "bad_query",
+                          "status: '%s' is not one of draft, active, deprecated, retired", q.status);
+    if (q.domain && *q.domain && !entry_valid_name(q.domain))
+        return send_error(c, R_PRODUCTS, 400, "bad_query", "domain: '%s' is not a valid domain name", q.domain);
+    char err[256];
+    json_t *j = view_products(a, &q, err, sizeof err);
+    if (!j)
+        return send_error(c, R_PRODUCTS, 500, "storage", "%s", err);
+    return send_json(c, R_PRODUCTS, 200, j);
+}
+
+static enum MHD_Result h_product_get(agent_t *a, struct MHD_Connection *c, const char *id)
+{
+    store_product_t p;
+    int rc = store_product_get(a->st, id, &p);
+    if (rc == STORE_NOTFOUND)
+        return send_error(c, R_PRODUCT_GET, 404, "not_found", "no product %s in this node's catalog", id);
+    if (rc != 0)
+        return send_error(c, R_PRODUCT_GET, 500, "storage", "reading product %s failed", id);
+    json_t *j = view_product(a, &p, 1);
+    if (!j)
+        return send_error(c, R_PRODUCT_GET, 500, "storage", "catalog entry of %s is unreadable", id);
+    return send_json(c, R_PRODUCT_GET, 200, j);
+}
+
+/* NDJSON reader state: pages of records copied out of short read transactions. */
+typedef struct {
+    agent_t *a;
+    char id[STORE_ID_MAX];
+    uint64_t next, remaining;  /* next seq to read; records still allowed (UINT64_MAX: no limit) */
+    int live;
+    uint64_t gen;              /* agent append generation seen last */
+    char *buf;
+    size_t len, off, cap;
+} reader_t;
+
+#define PAGE_RECORDS 4096
+#define PAGE_BYTES (256 * 1024)
+
+static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
+{
+    reader_t *r = ctx;
+    if (r->len + len + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : PAGE_BYTES;
+        while (cap < r->len + len + 1)
+            cap *= 2;
+        char *b = realloc(r->buf, cap);
+        if (!b)
+            return -1;
+        r->buf = b;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, data, len);
+    r->len += len;
+    r->buf[r->len++] = '\n';
+    r->next = seq + 1;
+    if (r->remaining != UINT64_MAX)
+        r->remaining--;
+    return r->len >= PAGE_BYTES || r->remaining == 0;
+}
+
+/* Fills the page from storage; returns records added or -1. */
+static long page_fill(reader_t *r)
+{
+    r->len = r->off = 0;
+    if (r->remaining == 0)
+        return 0;
+    uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
+    long n = store_records_read(r->a->st, r->id, r->next, lim, page_add, r);
+    if (n > 0)
+        metrics_records_read((uint64_t)n);
+    return n;
+}
+
+static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    reader_t *r = cls;
+    while (r->off == r->len) {
+        if (r->remaining == 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        pthread_mutex_lock(&r->a->mu);
+        uint64_t gen = r->a->append_gen;
+        pthread_mutex_unlock(&r->a->mu);
+        long n = page_fill(r);
+        if (n < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (n > 0)
+            break;
+        if (!r->live)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Live: wait for the next append (or shutdown), then read again. */
+        pthread_mutex_lock(&r->a->mu);
+        while (r->a->append_gen == gen && !r->a->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&r->a->cv, &r->a->mu, &ts);
+        }
+        int stopping = r->a->stopping;
+        pthread_mutex_unlock(&r->a->mu);
+        if (stopping)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t n = r->len - r->off < max ? r->len - r->off : max;
+    memcpy(out, r->buf + r->off, n);
+    r->off += n;
+    return (ssize_t)n;
+}
+
+static void reader_free(void *cls)
+{
+    reader_t *r = cls;
+    free(r->buf);
+    free(r);
+}
+
+static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const char *id, int live)
+{
+    route_t route = live ? R_STREAM : R_RECORDS_GET;
+    uint64_t from, limit;
+    if (query_u64(c, "from", 1, &from) < 0)
+        return send_error(c, route, 400, "bad_query", "from: expected a record seq (a whole number >= 0)");
+    if (query_u64(c, "limit", 0, &limit) < 0)
+        return send_error(c, route, 400, "bad_query", "limit: expected a whole number >= 0 (0: no limit)");
+    if (live && MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"))
+        return send_error(c, route, 400, "bad_query", "limit: not supported on a stream");
+    store_product_t p;
+    int rc = store_product_get(a->st, id, &p);
+    if (rc == STORE_NOTFOUND)
+        return send_error(c, route, 404, "not_found", "no product %s in this node's catalog", id);
+    if (rc != 0)
+        return send_error(c, route, 500, "storage", "reading product %s failed", id);
+    char domain[64];
+    snprintf(domain, sizeof domain, "%.*s", (int)(strchr(id, '/') - id), id);
+    if (strcmp(domain, a->cfg.domain) != 0)
+        return send_error(c, route, 503, "owner_unreachable",
+                          "%s is owned by domain '%s'; reading through another node is not available yet", id,
+                          domain);
+    uint64_t last = 0;
+    store_records_last(a->st, id, &last);
+    reader_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return MHD_NO;
+    r->a = a;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->next = from ? from : 1;
+    r->remaining = limit ? limit : UINT64_MAX;
+    r->live = live;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, reader_cb, r, reader_free);
+    if (!resp) {
+        reader_free(r);
+        return MHD_NO;
+    }
+    char hdr[32];
+    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+    snprintf(hdr, sizeof hdr, "%" PRIu64, r->next);
+    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
+    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
+    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
+    if (live)
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    metrics_http(route, 200);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ write handlers */
+
+static enum MHD_Result h_product_put(agent_t *a, struct MHD_Connection *c, const char *id, request_t *req)
+{
+    char err[1024];
+    Trib__Manifest *m = manifest_parse(req->body ? req->body : "", req->len, NULL, err, sizeof err);
+    if (!m)
+        return send_error(c, R_PRODUCT_PUT, 400, "bad_manifest", "%s", err);
+    char body_id[STORE_ID_MAX];
+    snprintf(body_id, sizeof body_id, "%s/%s", m->domain, m->name);
+    enum MHD_Result ret;
+    if (strcmp(body_id, id) != 0) {
+        ret = send_error(c, R_PRODUCT_PUT, 400, "bad_manifest",
+                         "the manifest describes %s but was sent to /v1/products/%s", body_id, id);
+        goto out;
+    }
+    if (strcmp(m->domain, a->cfg.domain) != 0) {
+        ret = send_error(c, R_PRODUCT_PUT, 403, "wrong_domain",
+                         "domain: '%s' is not this node's domain '%s'; publish it on that domain's node",
+                         m->domain, a->cfg.domain);
+        goto out;
+    }
+    store_product_t old;
+    int existed = store_product_get(a->st, id, &old) == 0;
+    uint64_t seq;
+    uint8_t *signed_bytes = NULL;
+    size_t signed_len = 0;
+    if (catalog_publish(a->cat, m, NULL, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
+        ret = send_error(c, R_PRODUCT_PUT, 500, "publish_failed", "%s", err);
+        goto out;
+    }
+    agent_announce(a, signed_bytes, signed_len);
+    free(signed_bytes);
+    metrics_published();
+    log_info("published %s version %s as catalog seq %" PRIu64, id, m->version, seq);
+    agent_notify(a);
+    ret = send_json(c, R_PRODUCT_PUT, existed ? 200 : 201,
+                    json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", id, "catalog_seq", (json_int_t)seq, "signer",
+                              a->id.hex, "status", m->status, "created", !existed));
+out:
+    manifest_free(&m);
+    return ret;
+}
+
+static enum MHD_Result h_product_delete(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
+                                        const char *name)
+{
+    if (strcmp(domain, a->cfg.domain) != 0)
+        return send_error(c, R_PRODUCT_DELETE, 403, "wrong_domain",
+                          "%s belongs to domain '%s'; only its own node ('%s' is this one) can retire it", id,
+                          domain, a->cfg.domain);
+    store_product_t p;
+    int rc = store_product_get(a->st, id, &p);
+    if (rc == STORE_NOTFOUND)
+        return send_error(c, R_PRODUCT_DELETE, 404, "not_found", "no product %s", id);
+    if (rc == 0 && p.retired)
+        return send_error(c, R_PRODUCT_DELETE, 409, "already_retired", "%s is already retired", id);
+    char err[512];
+    uint64_t seq;
+    uint8_t *signed_bytes = NULL;
+    size_t signed_len = 0;
+    if (catalog_publish(a->cat, NULL, name, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
+        return send_error(c, R_PRODUCT_DELETE, 500, "retire_failed", "%s", err);
+    agent_announce(a, signed_bytes, signed_len);
+    free(signed_bytes);
+    metrics_retired();
+    log_info("retired %s as catalog seq %" PRIu64, id, seq);
+    agent_notify(a);
+    return send_json(c, R_PRODUCT_DELETE, 200,
+                     json_pack("{s:s,s:I,s:s}", "id", id, "catalog_seq", (json_int_t)seq, "status", "retired"));
+}
+
+static enum MHD_Result h_records_post(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
+                                      request_t *req)
+{
+    if (req->too_big)
+        return send_error(c, R_RECORDS_POST, 413, "too_large", "body is over the limit of %zu bytes",
+                          a->limits.max_body);
+    if (strcmp(domain, a->cfg.domain) != 0)
+        return send_error(c, R_RECORDS_POST, 403, "wrong_domain",
+                          "%s belongs to domain '%s'; records are appended on its own node", id, domain);
+    store_product_t p;
+    int rc = store_product_get(a->st, id, &p);
+    if (rc == STORE_NOTFOUND)
+        return send_error(c, R_RECORDS_POST, 404, "not_found", "no product %s; publish its manifest first", id);
+    if (rc != 0)
+        return send_error(c, R_RECORDS_POST, 500, "storage", "reading product %s failed", id);
+    if (p.retired)
+        return send_error(c, R_RECORDS_POST, 410, "retired", "%s is retired and takes no new records", id);
+    Trib__Manifest *m = NULL;
+    Trib__SignedEntry *se = NULL;
+    Trib__CatalogEntry *ce = NULL;
+    if (view_load_manifest(a, domain, p.manifest_seq, &se, &ce) < 0 || !(m = ce->manifest))
+        return send_error(c, R_RECORDS_POST, 500, "storage", "manifest of %s is unreadable", id);
+    record_schema_t *schema = record_schema_new(m);
+    view_free_entry(&se, &ce);
+    if (!schema)
+        return send_error(c, R_RECORDS_POST, 500, "internal", "out of memory");
+    char err[1024];
+    store_buf_t *recs = NULL;
+    size_t n = 0;
+    int status = 400;
+    enum MHD_Result ret;
+    if (records_split(schema, req->body ? req->body : "", req->len, &a->limits, &recs, &n, &status, err,
+                      sizeof err) < 0) {
+        ret = send_error(c, R_RECORDS_POST, (unsigned)status, status == 413 ? "too_large" : "bad_record",
+                         "%s; nothing was stored", err);
+        goto out;
+    }
+    uint64_t first, last;
+    rc = store_records_append(a->st, id, recs, n, &first, &last, err, sizeof err);
+    if (rc == STORE_RETIRED)
+        ret = send_error(c, R_RECORDS_POST, 410, "retired", "%s is retired and takes no new records", id);
+    else if (rc == STORE_NOTFOUND)
+        ret = send_error(c, R_RECORDS_POST, 404, "not_found", "no product %s", id);
+    else if (rc != 0)
+        ret = send_error(c, R_RECORDS_POST, 500, "storage", "%s", err);
+    else {
+        metrics_records_appended(n);
+        agent_notify(a);
+        ret = send_json(c, R_RECORDS_POST, 201,
+                        json_pack("{s:s,s:I,s:I,s:I}", "id", id, "first_seq", (json_int_t)first, "last_seq",
+                                  (json_int_t)last, "count", (json_int_t)n));
+    }
+out:
+    free(recs);
+    record_schema_free(&schema);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ routing */
+
+static enum MHD_Result h_metrics(agent_t *a, struct MHD_Connection *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return MHD_NO;
+    metrics_render(a, f);
+    fclose(f);
+    return send_body(c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
+}
+
+static int method_is(const char *m, const char *want) { return strcmp(m, want) == 0; }
+
+static enum MHD_Result bad_method(struct MHD_Connection *c, route_t r, const char *method, const char *url,
+                                  const char *allowed)
+{
+    return send_error(c, r, 405, "method_not_allowed", "%s %s: allowed methods are %s", method, url, allowed);
+}
+
+static int has_body(const char *method)
+{
+    return method_is(method, "PUT") || method_is(method, "POST");
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    agent_t *a = cls;
+    request_t *req = *con_cls;
+    if (!req) { /* first call: headers only */
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && has_body(method) && strtoull(cl, NULL, 10) > a->limits.max_body)
+            req->too_big = 1;
+        return MHD_YES;
+    }
+    if (*upload_size) { /* body chunks */
+        metrics_bytes_in(*upload_size);
+        if (!req->too_big && req->len + *upload_size > a->limits.max_body)
+            req->too_big = 1;
+        if (!req->too_big) {
+            if (req->len + *upload_size + 1 > req->cap) {
+                size_t cap = req->cap ? req->cap : 64 * 1024;
+                while (cap < req->len + *upload_size + 1)
+                    cap *= 2;
+                char *b = realloc(req->body, cap);
+                if (!b)
+                    return MHD_NO;
+                req->body = b;
+                req->cap = cap;
+            }
+            memcpy(req->body + req->len, upload, *upload_size);
+            req->len += *upload_size;
+            req->body[req->len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    /* Whole request received: route it. */
+    if (!strcmp(url, "/metrics"))
+        return method_is(method, "GET") ? h_metrics(a, c) : bad_method(c, R_METRICS, method, url, "GET");
+    if (!strcmp(url, "/v1/status"))
+        return method_is(method, "GET") ? h_status(a, c) : bad_method(c, R_STATUS, method, url, "GET");
+    if (!strcmp(url, "/v1/members"))
+        return method_is(method, "GET") ? h_members(a, c) : bad_method(c, R_MEMBERS, method, url, "GET");
+    if (!strcmp(url, "/v1/products") || !strcmp(url, "/v1/products/"))
+        return method_is(method, "GET") ? h_products(a, c) : bad_method(c, R_PRODUCTS, method, url, "GET");
+    if (strncmp(url, "/v1/products/", 13) != 0)
+        return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
+
+    /* /v1/products/{domain}/{name}[/records|/stream] */
+    const char *p = url + 13;
+    const char *slash1 = strchr(p, '/');
+    if (!slash1)
+        return send_error(c, R_OTHER, 404, "not_found", "%s: expected /v1/products/{domain}/{name}", url);
+    const char *slash2 = strchr(slash1 + 1, '/');
+    size_t dlen = (size_t)(slash1 - p), nlen = slash2 ? (size_t)(slash2 - slash1 - 1) : strlen(slash1 + 1);
+    const char *rest = slash2 ? slash2 : "";
+    char domain[128], name[128], id[STORE_ID_MAX + 1];
+    if (dlen >= sizeof domain || nlen >= sizeof name)
+        return send_error(c, R_OTHER, 400, "bad_id", "product id in %s is too long", url);
+    memcpy(domain, p, dlen);
+    domain[dlen] = '\0';
+    memcpy(name, slash1 + 1, nlen);
+    name[nlen] = '\0';
+    if (!entry_valid_name(domain) || !entry_valid_name(name))
+        return send_error(c, R_OTHER, 400, "bad_id",
+                          "'%s/%s' is not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}", domain, name);
+    snprintf(id, sizeof id, "%s/%s", domain, name);
+
+    if (!*rest || !strcmp(rest, "/")) {
+        if (method_is(method, "GET"))
+            return h_product_get(a, c, id);
+        if (method_is(method, "PUT")) {
+            if (req->too_big)
+                return send_error(c, R_PRODUCT_PUT, 413, "too_large", "manifest is over the limit of %zu bytes",
+                                  a->limits.max_body);
+            return h_product_put(a, c, id, req);
+        }
+        if (method_is(method, "DELETE"))
+            return h_product_delete(a, c, id, domain, name);
+        return bad_method(c, R_PRODUCT_GET, method, url, "GET, PUT, DELETE");
+    }
+    if (!strcmp(rest, "/records")) {
+        if (method_is(method, "GET"))
+            return h_records_get(a, c, id, 0);
+        if (method_is(method, "POST"))
+            return h_records_post(a, c, id, domain, req);
+        return bad_method(c, R_RECORDS_GET, method, url, "GET, POST");
+    }
+    if (!strcmp(rest, "/stream"))
+        return method_is(method, "GET") ? h_records_get(a, c, id, 1) : bad_method(c, R_STREAM, method, url, "GET");
+    return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+int http_start(agent_t *a, char *err, size_t errlen)
+{
+    char host[128];
+    int port;
+    if (config_split_addr(a->cfg.http, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "http: '%s' is not HOST:PORT", a->cfg.http);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    char bare[128];
+    snprintf(bare, sizeof bare, "%s", host);
+    if (bare[0] == '[') {
+        memmove(bare, bare + 1, strlen(bare));
+        bare[strlen(bare) - 1] = '\0';
+    }
+    int gai = getaddrinfo(bare, portstr, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "http: cannot resolve '%s': %s", host, gai_strerror(gai));
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned limit = a->cfg.http_threads ? (unsigned)a->cfg.http_threads : 1024;
+    a->httpd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, a, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_CONNECTION_LIMIT,
+                                limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+                                (unsigned)1, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!a->httpd) {
+        snprintf(err, errlen, "http: cannot listen on %s (in use, or not an address of this host)", a->cfg.http);
+        return -1;
+    }
+    return 0;
+}
+
+void http_stop(agent_t *a)
+{
+    if (a->httpd) {
+        MHD_stop_daemon(a->httpd);
+        a->httpd = NULL;
+    }
+}

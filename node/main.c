@@ -1,0 +1,21 @@
+/* node/main.c - the `trib` program: `trib agent` runs a node, every other subcommand is a client
+ * of a node's HTTP API (node/cli.c). */
+#include <stdio.h>
+#include <string.h>
+#include "node/agent.h"
+#include "node/cli.h"
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        cli_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("trib 0.1.0\n");
+        return 0;
+    }
+    if (!strcmp(argv[1], "agent"))
+        return agent_main(argc - 2, argv + 2);
+    return cli_main(argc - 1, argv + 1);
+}

@@ -1,0 +1,207 @@
+/* node/view.c - JSON views for the HTTP API, read from the node's catalog replica in storage. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "gossip/identity.h"
+#include "node/manifest.h"
+#include "node/view.h"
+
+#define VERSION "0.1.0"
+
+int view_load_manifest(agent_t *a, const char *domain, uint64_t seq, Trib__SignedEntry **se,
+                       Trib__CatalogEntry **ce)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    *se = NULL;
+    *ce = NULL;
+    if (store_catalog_get(a->st, domain, seq, &bytes, &len) != 0)
+        return -1;
+    *se = trib__signed_entry__unpack(NULL, len, bytes);
+    free(bytes);
+    if (!*se)
+        return -1;
+    *ce = trib__catalog_entry__unpack(NULL, (*se)->body.len, (*se)->body.data);
+    if (!*ce) {
+        trib__signed_entry__free_unpacked(*se, NULL);
+        *se = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void view_free_entry(Trib__SignedEntry **se, Trib__CatalogEntry **ce)
+{
+    if (*ce)
+        trib__catalog_entry__free_unpacked(*ce, NULL);
+    if (*se)
+        trib__signed_entry__free_unpacked(*se, NULL);
+    *ce = NULL;
+    *se = NULL;
+}
+
+static json_t *time_json(int64_t ms)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char buf[40];
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    return json_string(buf);
+}
+
+static void domain_of(const char *id, char *out, size_t cap)
+{
+    const char *slash = strchr(id, '/');
+    snprintf(out, cap, "%.*s", slash ? (int)(slash - id) : (int)strlen(id), id);
+}
+
+static json_t *summary(agent_t *a, const store_product_t *p, const Trib__SignedEntry *se, const Trib__Manifest *m,
+                       int full)
+{
+    char signer[ID_HEX_LEN] = "";
+    if (se->signer.len == ID_PK_LEN)
+        identity_hex(se->signer.data, signer);
+    json_t *tags = json_array();
+    for (size_t i = 0; i < m->n_tags; i++)
+        json_array_append_new(tags, json_string(m->tags[i]));
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:o,s:I,s:s,s:o}", "id", p->id, "domain",
+                          m->domain, "name", m->name, "title", m->title, "version", m->version, "status",
+                          p->retired ? "retired" : m->status, "classification", m->classification, "owners",
+                          "business", m->owner_business, "technical", m->owner_technical, "tags", tags,
+                          "catalog_seq", (json_int_t)p->last_seq, "signer", signer, "updated",
+                          time_json(p->updated_ms));
+    if (!j)
+        return NULL;
+    if (full) {
+        if (!strcmp(m->domain, a->cfg.domain)) {
+            uint64_t last = 0;
+            store_records_last(a->st, p->id, &last);
+            json_object_set_new(j, "records", json_integer((json_int_t)last));
+        }
+        json_object_set_new(j, "manifest_seq", json_integer((json_int_t)p->manifest_seq));
+        json_t *doc = manifest_document(m);
+        json_object_set_new(j, "manifest", doc ? doc : json_object());
+    }
+    return j;
+}
+
+json_t *view_product(agent_t *a, const store_product_t *p, int full)
+{
+    char domain[64];
+    domain_of(p->id, domain, sizeof domain);
+    Trib__SignedEntry *se;
+    Trib__CatalogEntry *ce;
+    if (view_load_manifest(a, domain, p->manifest_seq, &se, &ce) < 0)
+        return NULL;
+    json_t *j = ce->manifest ? summary(a, p, se, ce->manifest, full) : NULL;
+    view_free_entry(&se, &ce);
+    return j;
+}
+
+static int empty(const char *s) { return !s || !*s; }
+
+/* Case-insensitive substring. */
+static int contains(const char *hay, const char *needle) { return hay && strcasestr(hay, needle) != NULL; }
+
+static int matches(const view_query_t *q, const store_product_t *p, const Trib__Manifest *m)
+{
+    const char *status = p->retired ? "retired" : m->status;
+    if (!empty(q->domain) && strcmp(q->domain, m->domain))
+        return 0;
+    if (!empty(q->status) && strcmp(q->status, status))
+        return 0;
+    if (!empty(q->owner) && strcasecmp(q->owner, m->owner_business) && strcasecmp(q->owner, m->owner_technical))
+        return 0;
+    if (!empty(q->tag)) {
+        int hit = 0;
+        for (size_t i = 0; i < m->n_tags && !hit; i++)
+            hit = !strcasecmp(q->tag, m->tags[i]);
+        if (!hit)
+            return 0;
+    }
+    if (!empty(q->q)) {
+        int hit = contains(p->id, q->q) || contains(m->title, q->q) || contains(m->purpose, q->q);
+        for (size_t i = 0; i < m->n_tags && !hit; i++)
+            hit = contains(m->tags[i], q->q);
+        if (!hit)
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    agent_t *a;
+    const view_query_t *q;
+    json_t *list;
+    int failed;
+} list_ctx_t;
+
+static int list_one(void *ctx, const store_product_t *p)
+{
+    list_ctx_t *l = ctx;
+    char domain[64];
+    domain_of(p->id, domain, sizeof domain);
+    Trib__SignedEntry *se;
+    Trib__CatalogEntry *ce;
+    if (view_load_manifest(l->a, domain, p->manifest_seq, &se, &ce) < 0) {
+        l->failed = 1;
+        return 1;
+    }
+    if (ce->manifest && matches(l->q, p, ce->manifest)) {
+        json_t *j = summary(l->a, p, se, ce->manifest, 0);
+        if (j)
+            json_array_append_new(l->list, j);
+    }
+    view_free_entry(&se, &ce);
+    return 0;
+}
+
+json_t *view_products(agent_t *a, const view_query_t *q, char *err, size_t errlen)
+{
+    list_ctx_t l = {a, q, json_array(), 0};
+    const char *domain = empty(q->domain) ? NULL : q->domain;
+    if (store_products(a->st, domain, list_one, &l) < 0 || l.failed) {
+        snprintf(err, errlen, "reading the catalog failed");
+        json_decref(l.list);
+        return NULL;
+    }
+    return json_pack("{s:o,s:I}", "products", l.list, "total", (json_int_t)json_array_size(l.list));
+}
+
+static int add_head(void *ctx, const char *domain, const store_head_t *h)
+{
+    json_object_set_new(ctx, domain, json_integer((json_int_t)h->seq));
+    return 0;
+}
+
+static int count_product(void *ctx, const store_product_t *p)
+{
+    (void)p;
+    ++*(json_int_t *)ctx;
+    return 0;
+}
+
+json_t *view_status(agent_t *a)
+{
+    json_t *digest = json_object();
+    store_catalog_heads(a->st, add_head, digest);
+    json_int_t products = 0;
+    store_products(a->st, NULL, count_product, &products);
+    json_t *members = json_pack("{s:i,s:i,s:i,s:i}", "alive", 1, "suspect", 0, "dead", 0, "left", 0);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:o}", "node_id", a->id.hex, "domain", a->cfg.domain,
+                     "version", VERSION, "http", a->cfg.http, "listen", a->cfg.listen, "uptime_s",
+                     (json_int_t)(time(NULL) - a->started), "products", products, "digest", digest, "members",
+                     members);
+}
+
+json_t *view_members(agent_t *a)
+{
+    json_t *list = json_array();
+    json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", a->id.hex, "domain",
+                                          a->cfg.domain, "addr", a->cfg.listen, "http", a->cfg.http, "state",
+                                          "alive", "incarnation", (json_int_t)0, "self", 1));
+    return json_pack("{s:o}", "members", list);
+}
