@@ -1,0 +1,250 @@
+/* gossip/entry.c - signed catalog entries: make, verify, hash.
+ *
+ * Owns: packing a CatalogEntry, signing those exact bytes (Ed25519, detached), wrapping them in
+ * a SignedEntry; verifying received bytes in a fixed order (bound the size, decode the outer
+ * message, check field sizes, verify the signature over the received body, only then decode
+ * the body and check its shape); the BLAKE2b chaining hash; the name rules of DESIGN.md §8.
+ * Must not: re-encode to verify, decide domain binding or sequence (store_catalog_append does),
+ * touch LMDB or the network. */
+#include "gossip/entry.h"
+
+#include <assert.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_MAX_LEN 63
+
+/* ---------------------------------------------------------------- names */
+
+static int valid_name_n(const char *s, size_t n)
+{
+    if (n < 1 || n > NAME_MAX_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (i > 0 && ch == '-');
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+int entry_valid_name(const char *s)
+{
+    return s != NULL && valid_name_n(s, strnlen(s, NAME_MAX_LEN + 1));
+}
+
+int entry_valid_product_id(const char *s)
+{
+    if (s == NULL)
+        return 0;
+    size_t n = strnlen(s, 2 * NAME_MAX_LEN + 2);
+    const char *slash = memchr(s, '/', n);
+    if (slash == NULL)
+        return 0;
+    size_t d = (size_t)(slash - s);
+    return valid_name_n(s, d) && valid_name_n(slash + 1, n - d - 1);
+}
+
+/* Copies untrusted text for an error message: at most 64 chars, non-printables as '?'. */
+static const char *printable(const char *s, char buf[72])
+{
+    size_t i = 0;
+    if (s != NULL) {
+        for (; s[i] != '\0' && i < 64; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            buf[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+        }
+        if (s[i] != '\0') {
+            memcpy(buf + i, "...", 3);
+            i += 3;
+        }
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+/* ---------------------------------------------------------------- hash and sign */
+
+void entry_hash(const uint8_t *body, size_t len, uint8_t out[32])
+{
+    crypto_generichash(out, 32, body, len, NULL, 0);
+}
+
+int entry_sign(const identity_t *id, const Trib__CatalogEntry *e, uint8_t **out, size_t *len)
+{
+    assert(id && e && out && len);
+    uint8_t sig[crypto_sign_BYTES];
+    uint8_t signer[ID_PK_LEN];
+    Trib__SignedEntry se = TRIB__SIGNED_ENTRY__INIT;
+    uint8_t *body = NULL, *buf = NULL;
+
+    *out = NULL;
+    *len = 0;
+    if (sodium_init() < 0)
+        return -1;
+    size_t blen = trib__catalog_entry__get_packed_size(e);
+    if (blen > ENTRY_MAX_BYTES)
+        return -1;
+    body = malloc(blen ? blen : 1);
+    if (body == NULL)
+        return -1;
+    size_t packed = trib__catalog_entry__pack(e, body);
+    assert(packed == blen);
+    (void)packed;
+    if (crypto_sign_detached(sig, NULL, body, blen, id->sk) != 0)
+        goto fail;
+
+    memcpy(signer, id->pk, sizeof signer);
+    se.body.data = body;
+    se.body.len = blen;
+    se.signature.data = sig;
+    se.signature.len = sizeof sig;
+    se.signer.data = signer;
+    se.signer.len = sizeof signer;
+    size_t slen = trib__signed_entry__get_packed_size(&se);
+    if (slen > ENTRY_MAX_BYTES)
+        goto fail;
+    buf = malloc(slen);
+    if (buf == NULL)
+        goto fail;
+    packed = trib__signed_entry__pack(&se, buf);
+    assert(packed == slen);
+    free(body);
+    *out = buf;
+    *len = slen;
+    return 0;
+fail:
+    free(body);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+/* The shape rules a decoded body must meet (entry.h). */
+static int check_shape(const Trib__CatalogEntry *ce, char *err, size_t errlen)
+{
+    char a[72], b[72];
+
+    if (!entry_valid_name(ce->domain)) {
+        snprintf(err, errlen, "domain '%s' is not a valid domain name", printable(ce->domain, a));
+        return -1;
+    }
+    if (ce->seq == 0) {
+        snprintf(err, errlen, "%s: seq 0, must be >= 1", ce->domain);
+        return -1;
+    }
+    if (ce->seq == 1 && ce->prev_hash.len != 0) {
+        snprintf(err, errlen, "%s seq 1: prev_hash: %zu bytes, expected none", ce->domain,
+                 ce->prev_hash.len);
+        return -1;
+    }
+    if (ce->seq > 1 && ce->prev_hash.len != 32) {
+        snprintf(err, errlen, "%s seq %llu: prev_hash: %zu bytes, expected 32", ce->domain,
+                 (unsigned long long)ce->seq, ce->prev_hash.len);
+        return -1;
+    }
+    switch (ce->change_case) {
+    case TRIB__CATALOG_ENTRY__CHANGE_MANIFEST: {
+        const Trib__Manifest *m = ce->manifest;
+        if (m == NULL) {
+            snprintf(err, errlen, "%s seq %llu: empty manifest", ce->domain, (unsigned long long)ce->seq);
+            return -1;
+        }
+        if (m->domain == NULL || strcmp(m->domain, ce->domain) != 0) {
+            snprintf(err, errlen, "manifest domain '%s' differs from entry domain '%s'",
+                     printable(m->domain, a), ce->domain);
+            return -1;
+        }
+        if (!entry_valid_name(m->name)) {
+            snprintf(err, errlen, "manifest name '%s' is not a valid product name", printable(m->name, b));
+            return -1;
+        }
+        return 0;
+    }
+    case TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE:
+        if (ce->tombstone == NULL || !entry_valid_name(ce->tombstone->name)) {
+            snprintf(err, errlen, "tombstone name '%s' is not a valid product name",
+                     printable(ce->tombstone ? ce->tombstone->name : NULL, b));
+            return -1;
+        }
+        return 0;
+    default:
+        snprintf(err, errlen, "%s seq %llu: entry carries no change (manifest or tombstone)",
+                 ce->domain, (unsigned long long)ce->seq);
+        return -1;
+    }
+}
+
+int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen)
+{
+    assert(out);
+    Trib__SignedEntry *se = NULL;
+    Trib__CatalogEntry *ce = NULL;
+
+    memset(out, 0, sizeof *out);
+    if (bytes == NULL || len == 0) {
+        snprintf(err, errlen, "entry: empty");
+        return -1;
+    }
+    if (len > ENTRY_MAX_BYTES) {
+        snprintf(err, errlen, "entry: %zu bytes, over the limit of %u", len, ENTRY_MAX_BYTES);
+        return -1;
+    }
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "entry: sodium_init failed");
+        return -1;
+    }
+    se = trib__signed_entry__unpack(NULL, len, bytes);
+    if (se == NULL) {
+        snprintf(err, errlen, "entry: not a SignedEntry");
+        return -1;
+    }
+    if (se->signer.len != crypto_sign_PUBLICKEYBYTES) {
+        snprintf(err, errlen, "signer: %zu bytes, expected %d", se->signer.len, crypto_sign_PUBLICKEYBYTES);
+        goto fail;
+    }
+    if (se->signature.len != crypto_sign_BYTES) {
+        snprintf(err, errlen, "signature: %zu bytes, expected %d", se->signature.len, crypto_sign_BYTES);
+        goto fail;
+    }
+    if (se->body.len == 0) {
+        snprintf(err, errlen, "body: empty");
+        goto fail;
+    }
+    /* The exact bytes received, never a re-encoding. */
+    if (crypto_sign_verify_detached(se->signature.data, se->body.data, se->body.len, se->signer.data) != 0) {
+        snprintf(err, errlen, "signature does not verify");
+        goto fail;
+    }
+    ce = trib__catalog_entry__unpack(NULL, se->body.len, se->body.data);
+    if (ce == NULL) {
+        snprintf(err, errlen, "body: not a CatalogEntry");
+        goto fail;
+    }
+    if (check_shape(ce, err, errlen) != 0)
+        goto fail;
+
+    entry_hash(se->body.data, se->body.len, out->hash);
+    out->signed_entry = se;
+    out->entry = ce;
+    return 0;
+fail:
+    if (ce)
+        trib__catalog_entry__free_unpacked(ce, NULL);
+    trib__signed_entry__free_unpacked(se, NULL);
+    return -1;
+}
+
+void entry_free(entry_t *e)
+{
+    if (e == NULL)
+        return;
+    if (e->entry)
+        trib__catalog_entry__free_unpacked(e->entry, NULL);
+    if (e->signed_entry)
+        trib__signed_entry__free_unpacked(e->signed_entry, NULL);
+    memset(e, 0, sizeof *e);
+}
