@@ -61,11 +61,11 @@ $(BUILD)/libtrib.a: $(LIB_OBJ)
 $(BUILD)/trib: $(BUILD)/node/main.o $(BUILD)/libtrib.a
 	$(CC) $(CFLAGS) $^ $(PKG_LIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(TEST_HELP:%.c=$(BUILD)/%.o) $(BUILD)/libtrib.a | $(BUILD)/trib
+$(TEST_BIN): $(BUILD)/tests/%: tests/%.c $(TEST_HELP:%.c=$(BUILD)/%.o) $(BUILD)/libtrib.a | $(BUILD)/trib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(filter %.c %.o %.a,$^) $(PKG_LIBS) $(CRIT_LIBS) -o $@
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libtrib.a | $(BUILD)/trib
+$(BENCH_BIN): $(BUILD)/bench/%: bench/%.c $(BUILD)/libtrib.a | $(BUILD)/trib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(filter %.c %.a,$^) $(PKG_LIBS) -o $@
 

@@ -32,7 +32,12 @@ void agent_announce(agent_t *a, const uint8_t *signed_entry, size_t len)
 static int mkdir_p(const char *dir, char *err, size_t errlen)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s", dir);
+    size_t len = strlen(dir);
+    if (len >= sizeof path) {
+        snprintf(err, errlen, "data dir path is longer than %zu characters", sizeof path - 1);
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
     for (char *p = path + 1; *p; p++)
         if (*p == '/') {
             *p = '\0';

@@ -513,7 +513,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     const char *slash2 = strchr(slash1 + 1, '/');
     size_t dlen = (size_t)(slash1 - p), nlen = slash2 ? (size_t)(slash2 - slash1 - 1) : strlen(slash1 + 1);
     const char *rest = slash2 ? slash2 : "";
-    char domain[128], name[128], id[STORE_ID_MAX + 1];
+    char domain[128], name[128], id[2 * 128 + 2];
     if (dlen >= sizeof domain || nlen >= sizeof name)
         return send_error(c, R_OTHER, 400, "bad_id", "product id in %s is too long", url);
     memcpy(domain, p, dlen);

@@ -1,0 +1,343 @@
+/* tests/harness.c - see harness.h. Shared by every test binary. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "tests/harness.h"
+
+#define MAX_NODES 64
+static h_node_t *started[MAX_NODES];
+static int nstarted;
+
+long h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+int h_wait(int (*cond)(void *), void *ctx, int timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        if (cond(ctx))
+            return 1;
+        if (h_now_ms() > deadline)
+            return 0;
+        struct timespec ts = {0, 5 * 1000000L}; /* poll interval, not synchronisation */
+        nanosleep(&ts, NULL);
+    }
+}
+
+const char *h_trib_path(void)
+{
+    const char *t = getenv("TRIB");
+    return t && *t ? t : "build/trib";
+}
+
+const char *h_repo_path(const char *rel, char *buf, size_t cap)
+{
+    const char *root = getenv("TRIB_REPO");
+    if (!root) {
+        static char cwd[512];
+        if (!getcwd(cwd, sizeof cwd))
+            strcpy(cwd, ".");
+        root = cwd;
+    }
+    snprintf(buf, cap, "%s/%s", root, rel);
+    return buf;
+}
+
+int h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static size_t sink(char *p, size_t sz, size_t n, void *ctx)
+{
+    h_resp_t *r = ctx;
+    char *b = realloc(r->body, r->len + sz * n + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, p, sz * n);
+    r->body = b;
+    r->len += sz * n;
+    r->body[r->len] = '\0';
+    return sz * n;
+}
+
+static size_t header(char *p, size_t sz, size_t n, void *ctx)
+{
+    h_resp_t *r = ctx;
+    if (!strncasecmp(p, "Trib-First-Seq:", 15))
+        sscanf(p + 15, " %31s", r->first_seq);
+    return sz * n;
+}
+
+int h_http(const char *method, const char *url, const char *ctype, const void *body, size_t len, h_resp_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->body = calloc(1, 1);
+    CURL *c = curl_easy_init();
+    if (!c)
+        return -1;
+    struct curl_slist *hdrs = NULL;
+    if (ctype) {
+        char h[128];
+        snprintf(h, sizeof h, "Content-Type: %s", ctype);
+        hdrs = curl_slist_append(hdrs, h);
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+void h_resp_free(h_resp_t *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+static int status_ok(void *ctx)
+{
+    h_node_t *n = ctx;
+    int st;
+    if (waitpid(n->pid, &st, WNOHANG) == n->pid) {
+        n->pid = -1;
+        return 1; /* exited: stop waiting, caller sees pid -1 */
+    }
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/status", n->url);
+    h_resp_t r;
+    int ok = h_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200;
+    h_resp_free(&r);
+    return ok;
+}
+
+static pid_t spawn_agent(h_node_t *n)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) {
+        dup2(fd, 2);
+        dup2(fd, 1);
+        close(fd);
+    }
+    char http[64];
+    snprintf(http, sizeof http, "127.0.0.1:%d", n->http_port);
+    const char *argv[64] = {h_trib_path(), "agent", "--data", n->dir, "--domain", n->domain, "--http", http,
+                            "--listen", n->peer};
+    int k = 10;
+    for (int i = 0; i < n->nextra && k < 62; i++)
+        argv[k++] = n->extra[i];
+    argv[k] = NULL;
+    execv(argv[0], (char **)argv);
+    _exit(127);
+}
+
+int h_node_restart(h_node_t *n)
+{
+    n->pid = spawn_agent(n);
+    if (n->pid < 0)
+        return -1;
+    if (!h_wait(status_ok, n, 20000) || n->pid < 0)
+        return -1;
+    return 0;
+}
+
+int h_node_start(h_node_t *n, const char *domain, ...)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->dir, sizeof n->dir, "/tmp/trib-test-XXXXXX");
+    if (!mkdtemp(n->dir))
+        return -1;
+    snprintf(n->log, sizeof n->log, "%s.log", n->dir);
+    snprintf(n->domain, sizeof n->domain, "%s", domain);
+    va_list ap;
+    va_start(ap, domain);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && n->nextra < 16)
+        snprintf(n->extra[n->nextra++], sizeof n->extra[0], "%s", a);
+    va_end(ap);
+    if (nstarted < MAX_NODES)
+        started[nstarted++] = n;
+    for (int attempt = 0; attempt < 5; attempt++) { /* a port can be taken between probe and bind */
+        n->http_port = h_free_port();
+        n->peer_port = h_free_port();
+        snprintf(n->url, sizeof n->url, "http://127.0.0.1:%d", n->http_port);
+        snprintf(n->peer, sizeof n->peer, "127.0.0.1:%d", n->peer_port);
+        if (h_node_restart(n) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+int h_node_stop(h_node_t *n, int sig)
+{
+    if (n->pid <= 0)
+        return -1;
+    kill(n->pid, sig);
+    long deadline = h_now_ms() + 20000;
+    int st = 0;
+    for (;;) {
+        pid_t p = waitpid(n->pid, &st, WNOHANG);
+        if (p == n->pid)
+            break;
+        if (h_now_ms() > deadline) {
+            kill(n->pid, SIGKILL);
+            waitpid(n->pid, &st, 0);
+            n->pid = -1;
+            return -1;
+        }
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    n->pid = -1;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+static void rm_rf(const char *dir)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        execlp("rm", "rm", "-rf", dir, (char *)NULL);
+        _exit(127);
+    }
+    if (p > 0)
+        waitpid(p, NULL, 0);
+}
+
+void h_node_cleanup(h_node_t *n)
+{
+    if (n->pid > 0)
+        h_node_stop(n, SIGKILL);
+    if (n->dir[0]) {
+        if (getenv("TRIB_KEEP_LOGS") == NULL)
+            unlink(n->log);
+        rm_rf(n->dir);
+        n->dir[0] = '\0';
+    }
+}
+
+void h_cleanup_all(void)
+{
+    for (int i = 0; i < nstarted; i++)
+        h_node_cleanup(started[i]);
+    nstarted = 0;
+}
+
+char *h_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    do {
+        if (n + 65536 + 1 > cap) {
+            cap = (n + 65536 + 1) * 2;
+            char *b = realloc(buf, cap);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = b;
+        }
+        r = fread(buf + n, 1, 65536, f);
+        n += r;
+    } while (r > 0);
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+int h_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return fclose(f) == 0 && w == len ? 0 : -1;
+}
+
+int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...)
+{
+    char outp[] = "/tmp/trib-out-XXXXXX", errp[] = "/tmp/trib-err-XXXXXX";
+    int ofd = mkstemp(outp), efd = mkstemp(errp);
+    const char *argv[64] = {h_trib_path()};
+    int k = 1;
+    va_list ap;
+    va_start(ap, errout);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && k < 63)
+        argv[k++] = a;
+    va_end(ap);
+    argv[k] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+        dup2(in, 0);
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        if (n)
+            setenv("TRIB_NODE", n->url, 1);
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    close(ofd);
+    close(efd);
+    if (out)
+        *out = h_read_file(outp, NULL);
+    if (errout)
+        *errout = h_read_file(errp, NULL);
+    unlink(outp);
+    unlink(errp);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}

@@ -1,0 +1,53 @@
+/* tests/harness.h - helpers for integration tests that run real `trib agent` processes:
+ * free ports, start/stop/kill nodes (killed with the test process via PR_SET_PDEATHSIG), HTTP
+ * calls, running the CLI, and polling a condition with a deadline (never sleeping to sync). */
+#ifndef TRIB_HARNESS_H
+#define TRIB_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct {
+    pid_t pid;
+    int http_port, peer_port;
+    char dir[256];          /* data dir (removed by h_node_cleanup) */
+    char domain[64];
+    char url[64];           /* http://127.0.0.1:PORT */
+    char peer[64];          /* 127.0.0.1:PORT */
+    char log[300];          /* the agent's stderr */
+    char extra[16][160];    /* extra agent arguments, kept for restarts */
+    int nextra;
+} h_node_t;
+
+typedef struct {
+    long status;
+    char *body;
+    size_t len;
+    char first_seq[32];     /* Trib-First-Seq header, if any */
+} h_resp_t;
+
+const char *h_trib_path(void);                      /* $TRIB or build/trib */
+int h_free_port(void);
+/* Prepares n (temp dir, ports) and starts it; extra args are "--opt", "value" pairs, NULL-ended. */
+int h_node_start(h_node_t *n, const char *domain, ...) __attribute__((sentinel));
+int h_node_restart(h_node_t *n);                    /* same dir, ports and args */
+int h_node_stop(h_node_t *n, int sig);              /* signal, wait (deadline), returns exit status or -1 */
+void h_node_cleanup(h_node_t *n);                   /* stops if running, removes the dir */
+void h_cleanup_all(void);                           /* every node this process started */
+
+int h_http(const char *method, const char *url, const char *ctype, const void *body, size_t len, h_resp_t *r);
+void h_resp_free(h_resp_t *r);
+
+/* Runs `trib ARGS...` against node n (TRIB_NODE); stdin from in_path when non-NULL.
+ * Returns the exit code; *out and *errout (malloc'd, NUL-terminated) when non-NULL. */
+int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...) __attribute__((sentinel));
+
+/* Polls cond(ctx) every few ms until it returns non-zero or timeout_ms passes. 1 met, 0 timed out. */
+int h_wait(int (*cond)(void *ctx), void *ctx, int timeout_ms);
+long h_now_ms(void);
+char *h_read_file(const char *path, size_t *len);
+int h_write_file(const char *path, const void *data, size_t len);
+/* Path of a file in the repository (tests run from the repo root or build dir). */
+const char *h_repo_path(const char *rel, char *buf, size_t cap);
+
+#endif
