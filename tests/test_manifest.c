@@ -1,0 +1,490 @@
+/* tests/test_manifest.c - manifest parsing and validation (node/manifest.c).
+ *
+ * Owns: a table of bad manifests with the error each must give (field path, line where YAML
+ * gives one), and good cases: the DESIGN.md example, JSON = YAML, unknown fields kept, defaults,
+ * YAML scalar typing, every file in examples/.
+ * Must not: touch storage or the network. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/manifest.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+#define HEAD "name: p1\ndomain: payments\nversion: 1.0.0\n"
+#define OWNERS "owners:\n  business: a@example.com\n  technical: b@example.com\n"
+#define SCHEMA "schema:\n  - {name: id, logicalType: string}\n"
+
+/* Reads examples/<name> (tests run from the repository root or from tests/). */
+static char *read_example(const char *name, size_t *len)
+{
+    const char *dirs[] = {"examples/", "../examples/"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s", dirs[i], name);
+        FILE *f = fopen(path, "rb");
+        if (f == NULL)
+            continue;
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *buf = malloc((size_t)n + 1);
+        cr_assert_not_null(buf);
+        cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+        buf[n] = '\0';
+        fclose(f);
+        *len = (size_t)n;
+        return buf;
+    }
+    cr_assert_fail("cannot find examples/%s", name);
+    return NULL;
+}
+
+static Trib__Manifest *parse_ok(const char *text, const char *domain)
+{
+    char err[512];
+    Trib__Manifest *m = manifest_parse(text, strlen(text), domain, err, sizeof err);
+    cr_assert_not_null(m, "expected success, got: %s\n--- input:\n%s", err, text);
+    return m;
+}
+
+/* ---------------------------------------------------------------- bad manifests */
+
+typedef struct {
+    const char *text;
+    const char *want;   /* substring the error must contain */
+} bad_case_t;
+
+static const bad_case_t k_bad[] = {
+    /* required fields */
+    {"domain: payments\nversion: 1.0.0\n" OWNERS SCHEMA, "name: required"},
+    {"name: p1\nversion: 1.0.0\n" OWNERS SCHEMA, "domain: required"},
+    {"name: p1\ndomain: payments\n" OWNERS SCHEMA, "version: required"},
+    {HEAD SCHEMA, "owners: required"},
+    {HEAD "owners:\n  technical: b@example.com\n" SCHEMA, "owners.business: required (line 4)"},
+    {HEAD "owners:\n  business: a@example.com\n" SCHEMA, "owners.technical: required (line 4)"},
+    {HEAD "owners: {business: '', technical: b@x.io}\n" SCHEMA, "owners.business: must not be empty (line 4)"},
+    {HEAD "owners: {business: ~, technical: b@x.io}\n" SCHEMA, "owners.business: required (line 4)"},
+    {HEAD "owners: {business: Maria Lopez, technical: b@x.io}\n" SCHEMA,
+     "owners.business: 'Maria Lopez' contains whitespace (line 4)"},
+    {HEAD "owners: team@example.com\n" SCHEMA,
+     "owners: expected a mapping with business and technical, got a string (line 4)"},
+    {HEAD OWNERS, "schema: required"},
+    {HEAD OWNERS "schema: []\n", "schema: must list at least one property (line 7)"},
+    {HEAD OWNERS "schema: {name: id}\n", "schema: expected a list of properties, got a mapping"},
+    {HEAD OWNERS "schema:\n  - id\n", "schema[0]: expected a mapping with name and logicalType, got a string (line 8)"},
+    {HEAD OWNERS "schema:\n  - {logicalType: string}\n", "schema[0].name: required (line 8)"},
+    {HEAD OWNERS "schema:\n  - {name: id}\n", "schema[0].logicalType: required (line 8)"},
+    {HEAD OWNERS "schema:\n  - {name: id, logicalType: string}\n  - {name: n, logicalType: int}\n",
+     "schema[1].logicalType: unknown type 'int' (line 9); expected one of string, integer, number, "
+     "boolean, date, timestamp, object, array"},
+    {HEAD OWNERS "schema:\n  - {name: id, logicalType: string}\n  - {name: id, logicalType: integer}\n",
+     "schema[1].name: duplicate property 'id' (line 9); first at schema[0]"},
+    {HEAD OWNERS "schema:\n  - {name: id, logicalType: string, required: yes}\n",
+     "schema[0].required: expected true or false, got a string (line 8)"},
+    {HEAD OWNERS "schema:\n  - {name: id, logicalType: string, primaryKey: 1}\n",
+     "schema[0].primaryKey: expected true or false, got an integer"},
+    {HEAD OWNERS "schema:\n  - {name: '', logicalType: string}\n", "schema[0].name: must not be empty (line 8)"},
+    {HEAD OWNERS "schema:\n  - {name: id, logicalType: [string]}\n",
+     "schema[0].logicalType: expected a string, got a list"},
+    /* names and domains */
+    {"name: Settled_Tx\ndomain: payments\nversion: 1.0.0\n" OWNERS SCHEMA,
+     "name: 'Settled_Tx' is not a valid name (line 1)"},
+    {"name: -tx\ndomain: payments\nversion: 1.0.0\n" OWNERS SCHEMA, "name: '-tx' is not a valid name"},
+    {"name: a234567890123456789012345678901234567890123456789012345678901234\ndomain: payments\n"
+     "version: 1.0.0\n" OWNERS SCHEMA, "is longer than 63 characters (line 1)"},
+    {"name: 123\ndomain: payments\nversion: 1.0.0\n" OWNERS SCHEMA, "name: expected a string, got an integer"},
+    {"name: p1\ndomain: growth\nversion: 1.0.0\n" OWNERS SCHEMA,
+     "domain: 'growth' is not this node's domain 'payments' (line 2)"},
+    {"name: p1\ndomain: Pay ments\nversion: 1.0.0\n" OWNERS SCHEMA, "domain: 'Pay ments' is not a valid domain"},
+    /* semver */
+    {"name: p1\ndomain: payments\nversion: 1.0\n" OWNERS SCHEMA,
+     "version: expected a semantic version string such as 1.0.0, got a number (line 3)"},
+    {"name: p1\ndomain: payments\nversion: 1.0.0.0\n" OWNERS SCHEMA, "version: '1.0.0.0' is not a semantic version (line 3)"},
+    {"name: p1\ndomain: payments\nversion: 01.0.0\n" OWNERS SCHEMA, "version: '01.0.0' is not a semantic version"},
+    {"name: p1\ndomain: payments\nversion: v1.0.0\n" OWNERS SCHEMA, "version: 'v1.0.0' is not a semantic version"},
+    {"name: p1\ndomain: payments\nversion: 1.0.0-\n" OWNERS SCHEMA, "version: '1.0.0-' is not a semantic version"},
+    {"name: p1\ndomain: payments\nversion: 1.0.0-01\n" OWNERS SCHEMA, "version: '1.0.0-01' is not a semantic version"},
+    {"name: p1\ndomain: payments\nversion: 1.0.0+\n" OWNERS SCHEMA, "version: '1.0.0+' is not a semantic version"},
+    {"name: p1\ndomain: payments\nversion: 1.0.0-a..b\n" OWNERS SCHEMA, "is not a semantic version"},
+    /* enumerations */
+    {HEAD "status: live\n" OWNERS SCHEMA,
+     "status: unknown status 'live' (line 4); expected one of draft, active, deprecated, retired"},
+    {HEAD "classification: secret\n" OWNERS SCHEMA,
+     "classification: unknown classification 'secret' (line 4); expected one of public, internal, "
+     "confidential, restricted"},
+    /* optional fields of the wrong type */
+    {HEAD "title: [a, b]\n" OWNERS SCHEMA, "title: expected a string, got a list (line 4)"},
+    {HEAD "description: 42\n" OWNERS SCHEMA, "description: expected a mapping (purpose, usage, limitations) or a string"},
+    {HEAD "description: {purpose: [x]}\n" OWNERS SCHEMA, "description.purpose: expected a string, got a list"},
+    {HEAD "tags: finance\n" OWNERS SCHEMA, "tags: expected a list of strings, got a string (line 4)"},
+    {HEAD "tags: [finance, 42]\n" OWNERS SCHEMA, "tags[1]: expected a list of strings, got an integer"},
+    {HEAD "tags: [finance, '']\n" OWNERS SCHEMA, "tags[1]: empty tag"},
+    {HEAD "tags: [a2345678901234567890123456789012345678901234567890123456789012345]\n" OWNERS SCHEMA,
+     "tags[0]: longer than 64 characters"},
+    /* document shape */
+    {"- name: p1\n- domain: payments\n", "top level must be a mapping, got a list (line 1)"},
+    {"just a string\n", "top level must be a mapping, got a string"},
+    {"[1, 2, 3]", "top level must be a mapping, got a list"},
+    {"", "manifest is empty"},
+    {"# only a comment\n", "manifest is empty"},
+    {HEAD "name: p2\n" OWNERS SCHEMA, "duplicate key 'name' (line 4)"},
+    {HEAD OWNERS SCHEMA "---\nname: other\n", "expected one YAML document, found another (line 9)"},
+    {"base: &b {business: a@x.io}\n" HEAD "owners:\n  <<: *b\n  technical: b@x.io\n" SCHEMA,
+     "owners: merge keys (<<) are not supported"},
+    {HEAD OWNERS SCHEMA "extra: *nowhere\n", "nowhere"},
+    /* malformed text */
+    {HEAD "tags: [finance, cards\n" OWNERS SCHEMA, "malformed YAML: "},
+    {HEAD "owners:\n\tbusiness: a@x.io\n", "malformed YAML: "},
+    {"{\"name\": \"p1\",, \"domain\": \"payments\"}", "malformed JSON: "},
+    {"{\"name\": \"p1\",\n \"name\": \"p2\"}", "malformed JSON: duplicate object key"},
+    /* JSON input: the same rules, without lines */
+    {"{\"name\": \"p1\", \"domain\": \"payments\", \"version\": \"1.0.0\", \"owners\": {\"business\": "
+     "\"a@x.io\"}, \"schema\": [{\"name\": \"id\", \"logicalType\": \"string\"}]}",
+     "owners.technical: required"},
+};
+
+Test(manifest, bad_table)
+{
+    cr_assert_geq(sizeof k_bad / sizeof k_bad[0], 25);
+    for (size_t i = 0; i < sizeof k_bad / sizeof k_bad[0]; i++) {
+        char err[512] = "";
+        Trib__Manifest *m = manifest_parse(k_bad[i].text, strlen(k_bad[i].text), "payments", err,
+                                           sizeof err);
+        if (m != NULL)
+            manifest_free(&m);
+        cr_expect_null(m, "case %zu: accepted, wanted error '%s'\n--- input:\n%s", i, k_bad[i].want,
+                       k_bad[i].text);
+        cr_expect(strstr(err, k_bad[i].want) != NULL,
+                  "case %zu: error\n  '%s'\nlacks\n  '%s'\n--- input:\n%s", i, err, k_bad[i].want,
+                  k_bad[i].text);
+    }
+}
+
+/* The line numbers in malformed-YAML errors are the parser's (1-based line, column). */
+Test(manifest, malformed_yaml_has_line_and_column)
+{
+    const char *text = HEAD "owners:\n\tbusiness: a@x.io\n";
+    char err[512];
+    cr_assert_null(manifest_parse(text, strlen(text), NULL, err, sizeof err));
+    cr_expect(strstr(err, "(line 5, column 1)") != NULL, "got: %s", err);
+
+    const char *json = "{\n  \"name\": \"p1\",\n  \"domain\" \"payments\"\n}";
+    cr_assert_null(manifest_parse(json, strlen(json), NULL, err, sizeof err));
+    cr_expect(strstr(err, "malformed JSON: ") != NULL && strstr(err, "line 3") != NULL, "got: %s", err);
+}
+
+Test(manifest, too_many_tags)
+{
+    char text[4096];
+    int off = snprintf(text, sizeof text, HEAD OWNERS SCHEMA "tags: [");
+    for (int i = 0; i < 65; i++)
+        off += snprintf(text + off, sizeof text - (size_t)off, "%st%d", i ? ", " : "", i);
+    snprintf(text + off, sizeof text - (size_t)off, "]\n");
+    char err[512];
+    cr_assert_null(manifest_parse(text, strlen(text), NULL, err, sizeof err));
+    cr_expect(strstr(err, "tags: 65 tags; the limit is 64 (line 9)") != NULL, "got: %s", err);
+}
+
+Test(manifest, huge_input_refused_before_parsing)
+{
+    size_t n = MANIFEST_MAX_BYTES + 1;
+    char *text = malloc(n);
+    cr_assert_not_null(text);
+    memset(text, '#', n);   /* a comment: it would parse, so only the limit can refuse it */
+    char err[512];
+    cr_expect_null(manifest_parse(text, n, NULL, err, sizeof err));
+    cr_expect_str_eq(err, "manifest is 1048577 bytes; the limit is 1048576");
+    /* A manifest of exactly the limit is parsed (and here refused for its content). */
+    cr_expect_null(manifest_parse(text, n - 1, NULL, err, sizeof err));
+    cr_expect_str_eq(err, "manifest is empty");
+    free(text);
+}
+
+/* Aliases share nodes; expanded, a few lines could become gigabytes of document_json. */
+Test(manifest, alias_bomb_refused)
+{
+    char text[8192];
+    int off = snprintf(text, sizeof text, HEAD OWNERS SCHEMA "a0: &a0 [\"%0200d\"]\n", 0);
+    for (int i = 1; i < 30; i++)
+        off += snprintf(text + off, sizeof text - (size_t)off,
+                        "a%d: &a%d [*a%d, *a%d, *a%d, *a%d]\n", i, i, i - 1, i - 1, i - 1, i - 1);
+    char err[512];
+    cr_assert_null(manifest_parse(text, strlen(text), NULL, err, sizeof err));
+    cr_expect(strstr(err, "too large once aliases are expanded") != NULL, "got: %s", err);
+}
+
+Test(manifest, deep_nesting_refused)
+{
+    char text[4096];
+    int off = snprintf(text, sizeof text, HEAD OWNERS SCHEMA "deep: ");
+    for (int i = 0; i < 200; i++)
+        text[off++] = '[';
+    for (int i = 0; i < 200; i++)
+        text[off++] = ']';
+    text[off++] = '\n';
+    text[off] = '\0';
+    char err[512];
+    cr_expect_null(manifest_parse(text, strlen(text), NULL, err, sizeof err));
+    cr_expect(err[0] != '\0');
+}
+
+/* ---------------------------------------------------------------- good manifests */
+
+Test(manifest, design_example)
+{
+    size_t len;
+    char *text = read_example("settled-transactions.yaml", &len);
+    char err[512];
+    Trib__Manifest *m = manifest_parse(text, len, "payments", err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    cr_expect_str_eq(m->name, "settled-transactions");
+    cr_expect_str_eq(m->domain, "payments");
+    cr_expect_str_eq(m->version, "1.0.0");
+    cr_expect_str_eq(m->status, "active");
+    cr_expect_str_eq(m->title, "Settled card transactions");
+    cr_expect_str_eq(m->purpose,
+                     "Every card transaction once it has settled, for finance and fraud analytics.");
+    cr_expect_str_eq(m->usage, "Join on txn_id; amounts are in minor units.");
+    cr_expect_str_eq(m->limitations, "Settlement lags authorisation by up to 48 hours.");
+    cr_expect_str_eq(m->owner_business, "maria.lopez@example.com");
+    cr_expect_str_eq(m->owner_technical, "payments-data@example.com");
+    cr_assert_eq(m->n_tags, 2);
+    cr_expect_str_eq(m->tags[0], "finance");
+    cr_expect_str_eq(m->tags[1], "cards");
+    cr_expect_str_eq(m->classification, "internal");
+    cr_assert_eq(m->n_schema, 4);
+    const char *names[] = {"txn_id", "amount_minor", "currency", "settled_at"};
+    const char *types[] = {"string", "integer", "string", "timestamp"};
+    for (size_t i = 0; i < 4; i++) {
+        cr_expect_str_eq(m->schema[i]->name, names[i]);
+        cr_expect_str_eq(m->schema[i]->logical_type, types[i]);
+        cr_expect(m->schema[i]->required);
+        cr_expect_eq(m->schema[i]->primary_key, i == 0);
+    }
+    /* The document keeps unknown fields, in document order, typed as YAML types them. */
+    cr_expect(strstr(m->document_json, "\"sla\":{\"freshness\":\"15m\",\"availability\":\"99.9%\"}") != NULL,
+              "%s", m->document_json);
+    cr_expect(strstr(m->document_json, "\"outputPorts\":[{\"name\":\"settled\",\"type\":\"stream\"}]") != NULL);
+    cr_expect(strncmp(m->document_json, "{\"name\":\"settled-transactions\",\"domain\":\"payments\","
+                      "\"version\":\"1.0.0\",\"status\":\"active\"", 72) == 0, "%s", m->document_json);
+    cr_expect(strstr(m->document_json, "\"required\":true,\"primaryKey\":true") != NULL);
+
+    /* The Manifest is a well-formed message: it packs and unpacks to the same fields. */
+    size_t n = trib__manifest__get_packed_size(m);
+    uint8_t *buf = malloc(n);
+    cr_assert_not_null(buf);
+    cr_assert_eq(trib__manifest__pack(m, buf), n);
+    Trib__Manifest *u = trib__manifest__unpack(NULL, n, buf);
+    cr_assert_not_null(u);
+    cr_expect_str_eq(u->document_json, m->document_json);
+    cr_expect_eq(u->n_schema, 4);
+    trib__manifest__free_unpacked(u, NULL);
+    free(buf);
+
+    json_t *doc = manifest_document(m);
+    cr_assert(json_is_object(doc));
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(doc, "sla"), "availability")), "99.9%");
+    json_decref(doc);
+    manifest_free(&m);
+    cr_expect_null(m);
+    manifest_free(&m);   /* NULL is fine */
+    manifest_free(NULL);
+    free(text);
+}
+
+static void expect_same_fields(const Trib__Manifest *a, const Trib__Manifest *b)
+{
+    cr_expect_str_eq(a->name, b->name);
+    cr_expect_str_eq(a->domain, b->domain);
+    cr_expect_str_eq(a->version, b->version);
+    cr_expect_str_eq(a->status, b->status);
+    cr_expect_str_eq(a->title, b->title);
+    cr_expect_str_eq(a->purpose, b->purpose);
+    cr_expect_str_eq(a->usage, b->usage);
+    cr_expect_str_eq(a->limitations, b->limitations);
+    cr_expect_str_eq(a->owner_business, b->owner_business);
+    cr_expect_str_eq(a->owner_technical, b->owner_technical);
+    cr_expect_str_eq(a->classification, b->classification);
+    cr_assert_eq(a->n_tags, b->n_tags);
+    for (size_t i = 0; i < a->n_tags; i++)
+        cr_expect_str_eq(a->tags[i], b->tags[i]);
+    cr_assert_eq(a->n_schema, b->n_schema);
+    for (size_t i = 0; i < a->n_schema; i++) {
+        cr_expect_str_eq(a->schema[i]->name, b->schema[i]->name);
+        cr_expect_str_eq(a->schema[i]->logical_type, b->schema[i]->logical_type);
+        cr_expect_str_eq(a->schema[i]->description, b->schema[i]->description);
+        cr_expect_eq(a->schema[i]->required, b->schema[i]->required);
+        cr_expect_eq(a->schema[i]->primary_key, b->schema[i]->primary_key);
+    }
+    cr_expect_str_eq(a->document_json, b->document_json);
+}
+
+Test(manifest, json_form_gives_same_manifest)
+{
+    size_t len;
+    char *text = read_example("settled-transactions.yaml", &len);
+    Trib__Manifest *y = parse_ok(text, "payments");
+    /* Hand-written JSON of the same document. */
+    const char *json =
+        "{\n"
+        "  \"name\": \"settled-transactions\", \"domain\": \"payments\", \"version\": \"1.0.0\",\n"
+        "  \"status\": \"active\", \"title\": \"Settled card transactions\",\n"
+        "  \"description\": {\n"
+        "    \"purpose\": \"Every card transaction once it has settled, for finance and fraud analytics.\",\n"
+        "    \"usage\": \"Join on txn_id; amounts are in minor units.\",\n"
+        "    \"limitations\": \"Settlement lags authorisation by up to 48 hours.\"},\n"
+        "  \"owners\": {\"business\": \"maria.lopez@example.com\", \"technical\": \"payments-data@example.com\"},\n"
+        "  \"tags\": [\"finance\", \"cards\"], \"classification\": \"internal\",\n"
+        "  \"schema\": [\n"
+        "    {\"name\": \"txn_id\", \"logicalType\": \"string\", \"required\": true, \"primaryKey\": true},\n"
+        "    {\"name\": \"amount_minor\", \"logicalType\": \"integer\", \"required\": true},\n"
+        "    {\"name\": \"currency\", \"logicalType\": \"string\", \"required\": true},\n"
+        "    {\"name\": \"settled_at\", \"logicalType\": \"timestamp\", \"required\": true}],\n"
+        "  \"sla\": {\"freshness\": \"15m\", \"availability\": \"99.9%\"},\n"
+        "  \"outputPorts\": [{\"name\": \"settled\", \"type\": \"stream\"}]\n"
+        "}\n";
+    Trib__Manifest *j = parse_ok(json, "payments");
+    expect_same_fields(y, j);
+    /* And the stored document itself parses back to the same manifest. */
+    Trib__Manifest *r = parse_ok(y->document_json, "payments");
+    expect_same_fields(y, r);
+    manifest_free(&y);
+    manifest_free(&j);
+    manifest_free(&r);
+    free(text);
+}
+
+Test(manifest, flow_mapping_yaml_that_is_not_json)
+{
+    Trib__Manifest *m = parse_ok("{name: p1, domain: payments, version: 1.0.0, owners: {business: a@x.io, "
+                                 "technical: b@x.io}, schema: [{name: id, logicalType: string}]}",
+                                 "payments");
+    cr_expect_str_eq(m->name, "p1");
+    manifest_free(&m);
+}
+
+Test(manifest, unknown_fields_survive_and_types_follow_yaml)
+{
+    const char *text = HEAD OWNERS SCHEMA
+        "x-slack: '#payments-data'\n"
+        "plain_int: 12\n"
+        "quoted_int: \"12\"\n"
+        "hex: 0x1F\n"
+        "octal: 0o17\n"
+        "float: 1.5e3\n"
+        "yes_is_text: yes\n"
+        "bool: true\n"
+        "quoted_bool: 'true'\n"
+        "nothing: ~\n"
+        "empty:\n"
+        "tagged: !!str 5\n"
+        "inf: .inf\n"
+        "nested: {list: [1, two, {three: 3}], 'key with space': x}\n"
+        "block: |\n  line one\n  line two\n"
+        "anchored: &shared {a: 1}\n"
+        "again: *shared\n";
+    Trib__Manifest *m = parse_ok(text, NULL);
+    json_t *d = manifest_document(m);
+    cr_assert_not_null(d);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "x-slack")), "#payments-data");
+    cr_expect_eq(json_integer_value(json_object_get(d, "plain_int")), 12);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "quoted_int")), "12");
+    cr_expect_eq(json_integer_value(json_object_get(d, "hex")), 31);
+    cr_expect_eq(json_integer_value(json_object_get(d, "octal")), 15);
+    cr_expect(json_is_real(json_object_get(d, "float")));
+    cr_expect_float_eq(json_real_value(json_object_get(d, "float")), 1500.0, 1e-9);
+    cr_expect_str_eq(json_string_value(json_object_get(d, "yes_is_text")), "yes");
+    cr_expect(json_is_true(json_object_get(d, "bool")));
+    cr_expect_str_eq(json_string_value(json_object_get(d, "quoted_bool")), "true");
+    cr_expect(json_is_null(json_object_get(d, "nothing")));
+    cr_expect(json_is_null(json_object_get(d, "empty")));
+    cr_expect_str_eq(json_string_value(json_object_get(d, "tagged")), "5");
+    cr_expect_str_eq(json_string_value(json_object_get(d, "inf")), ".inf");
+    cr_expect_str_eq(json_string_value(json_object_get(d, "block")), "line one\nline two\n");
+    json_t *nested = json_object_get(d, "nested");
+    cr_expect_eq(json_integer_value(json_array_get(json_object_get(nested, "list"), 0)), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(nested, "key with space")), "x");
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(d, "again"), "a")), 1);
+    json_decref(d);
+    cr_expect(strstr(m->document_json, "\"nested\":{\"list\":[1,\"two\",{\"three\":3}],\"key with space\":\"x\"}")
+              != NULL, "%s", m->document_json);
+    manifest_free(&m);
+}
+
+Test(manifest, defaults_and_description_string)
+{
+    Trib__Manifest *m = parse_ok(HEAD "description: Just a sentence.\n" OWNERS SCHEMA, "payments");
+    cr_expect_str_eq(m->status, "active");
+    cr_expect_str_eq(m->classification, "internal");
+    cr_expect_str_eq(m->purpose, "Just a sentence.");
+    cr_expect_str_eq(m->usage, "");
+    cr_expect_str_eq(m->title, "");
+    cr_expect_eq(m->n_tags, 0);
+    cr_expect_eq(m->schema[0]->required, 0);
+    cr_expect_eq(m->schema[0]->primary_key, 0);
+    /* document_json is the text as written: defaults are not inserted. */
+    cr_expect_null(strstr(m->document_json, "status"));
+    manifest_free(&m);
+}
+
+Test(manifest, any_domain_without_node_domain)
+{
+    Trib__Manifest *m = parse_ok("name: p1\ndomain: growth\nversion: 2.0.0-rc.1+exp.sha.5114f85\n" OWNERS SCHEMA,
+                                 NULL);
+    cr_expect_str_eq(m->domain, "growth");
+    cr_expect_str_eq(m->version, "2.0.0-rc.1+exp.sha.5114f85");
+    manifest_free(&m);
+}
+
+Test(manifest, every_example_parses)
+{
+    static const struct { const char *file, *domain, *status, *cls; } ex[] = {
+        {"settled-transactions.yaml", "payments", "active", "internal"},
+        {"payment-disputes.yaml", "payments", "active", "confidential"},
+        {"growth-experiments.yaml", "growth", "draft", "internal"},
+        {"signup-funnel.yaml", "growth", "active", "restricted"},
+        {"listening-history.yaml", "listening", "deprecated", "confidential"},
+        {"track-plays.yaml", "listening", "active", "public"},
+    };
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
+        size_t len;
+        char *text = read_example(ex[i].file, &len);
+        char err[512];
+        Trib__Manifest *m = manifest_parse(text, len, ex[i].domain, err, sizeof err);
+        cr_assert_not_null(m, "%s: %s", ex[i].file, err);
+        cr_expect_str_eq(m->status, ex[i].status, "%s", ex[i].file);
+        cr_expect_str_eq(m->classification, ex[i].cls, "%s", ex[i].file);
+        cr_expect_gt(m->n_tags, 0);
+        cr_expect_gt(m->n_schema, 3);
+        cr_expect_neq(m->purpose[0], '\0', "%s has no purpose", ex[i].file);
+        manifest_free(&m);
+        /* ... and is refused by another domain's node. */
+        cr_expect_null(manifest_parse(text, len, "nobody", err, sizeof err));
+        cr_expect(strstr(err, "is not this node's domain 'nobody'") != NULL, "%s", err);
+        free(text);
+    }
+}
+
+/* ---------------------------------------------------------------- predicates */
+
+Test(manifest, predicates)
+{
+    const char *good[] = {"0.0.0", "1.0.0", "10.20.30", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-0.3.7",
+                          "1.0.0-x.7.z.92", "1.0.0-alpha+001", "1.0.0+20130313144700",
+                          "1.0.0-beta+exp.sha.5114f85", "1.0.0-x-y-z.--", "1.0.0-0A.is.legal"};
+    const char *bad[] = {"", "1", "1.2", "1.2.3.4", "01.1.1", "1.01.1", "1.1.01", "1.2.3-0123",
+                         "1.2.3-", "1.2.3+", "+invalid", "-invalid", "1.2.3-alpha_beta", "v1.2.3",
+                         " 1.2.3", "1.2.3 ", "1.2.3-+", "alpha.beta"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_expect(manifest_valid_semver(good[i]), "%s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect(!manifest_valid_semver(bad[i]), "%s", bad[i]);
+    cr_expect(manifest_valid_status("retired") && !manifest_valid_status("Active"));
+    cr_expect(manifest_valid_classification("restricted") && !manifest_valid_classification("secret"));
+    cr_expect(manifest_valid_logical_type("timestamp") && !manifest_valid_logical_type("int"));
+    cr_expect(manifest_valid_name("a") && manifest_valid_name("9-lives") && !manifest_valid_name("") &&
+              !manifest_valid_name("a_b") && !manifest_valid_name("-a") && !manifest_valid_name("A"));
+}
