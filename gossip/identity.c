@@ -104,7 +104,8 @@ static int load(const char *path, identity_t *id, char *err, size_t errlen)
 {
     struct stat st;
     int r;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* A symlink is followed (a mounted secret is often one); the mode checked is the target's. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             return 1;
@@ -205,7 +206,7 @@ int identity_load_or_create(const char *dir, identity_t *id, int *created, char 
         else if (r == 1)    /* lost a creation race: the other file is the identity */
             r = load(path, id, err, errlen);
         if (r == 1) {
-            snprintf(err, errlen, "%s: vanished while loading", path);
+            snprintf(err, errlen, "%s: exists but cannot be opened (a dangling symlink?)", path);
             r = -1;
         }
     }

@@ -175,6 +175,23 @@ Test(identity, refuses_non_regular_file)
     cr_assert(strstr(err, "not a regular file") != NULL, "got '%s'", err);
 }
 
+Test(identity, follows_a_symlink_and_refuses_a_dangling_one)
+{
+    identity_t a, b;
+    char err[256] = "", target[PATH_MAX];
+    snprintf(target, sizeof target, "%s/real.key", dir);
+    cr_assert_eq(identity_load_or_create(dir, &a, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rename(keypath, target), 0);
+    cr_assert_eq(symlink("real.key", keypath), 0);
+    int rc = identity_load_or_create(dir, &b, NULL, err, sizeof err);
+    cr_assert_eq(unlink(target), 0);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert_arr_eq(a.pk, b.pk, ID_PK_LEN);
+    /* now dangling: never silently replaced by a new key */
+    cr_assert_eq(identity_load_or_create(dir, &b, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "dangling symlink") != NULL, "got '%s'", err);
+}
+
 Test(identity, missing_dir_is_an_error)
 {
     identity_t id;
