@@ -6,7 +6,10 @@
  * storage/ includes lmdb.h. Callers get copies or callback views valid during the call.
  *
  * Return codes: 0 success; STORE_NOTFOUND when a key is absent; the STORE_* codes below
- * where the caller acts differently; -1 for an error described in the caller's err buffer. */
+ * where the caller acts differently; -1 for an error described in the caller's err buffer
+ * (functions without one describe it in store_last_error()).
+ * Thread-safe: one store_t serves every thread. Callbacks run inside a short read
+ * transaction; they must not write to the store (a write needing map growth then fails). */
 #ifndef TRIB_STORE_H
 #define TRIB_STORE_H
 
@@ -37,8 +40,10 @@ typedef struct {
 store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t errlen);
 void store_close(store_t **sp);                       /* accepts NULL and *sp == NULL */
 size_t store_map_size(store_t *st);                   /* current map size, for metrics/tests */
+const char *store_last_error(void);                   /* calling thread's last error text */
 
-/* ---- meta: small named values (format version, domain, counters) */
+/* ---- meta: small named values (format version, domain, counters). Keys "store.*" are
+ * storage's own. get sets *len to the stored length; -1 when it exceeds cap. */
 int store_meta_get(store_t *st, const char *key, void *buf, size_t cap, size_t *len);
 int store_meta_put(store_t *st, const char *key, const void *val, size_t len);
 
@@ -54,8 +59,10 @@ int store_catalog_head(store_t *st, const char *domain, store_head_t *out);
 /* Appends one verified entry in one write transaction: checks, against the stored head,
  * that seq == head+1 (else STORE_DUP / STORE_GAP), that entry->prev_hash equals the head
  * hash (STORE_BADPREV; empty for seq 1) and that signer is the bound key (STORE_BADKEY;
- * seq 1 binds it). Stores signed (the serialized SignedEntry) under domain|seq, moves the
- * head to {seq, hash}, and updates the products index from entry's manifest/tombstone. */
+ * seq 1 binds it; checked first, so a forged duplicate is BADKEY). Stores signed (the
+ * serialized SignedEntry) under domain|seq, moves the head to {seq, hash}, and updates the
+ * products index from entry's manifest/tombstone (a tombstone for an unknown product: -1).
+ * Names must follow the product id rule, and a manifest's domain must be the entry's. */
 int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
                          const uint8_t hash[STORE_HASH_LEN], const uint8_t signer[STORE_KEY_LEN],
                          const uint8_t *signed_bytes, size_t signed_len, char *err, size_t errlen);
@@ -70,7 +77,8 @@ int store_catalog_scan(store_t *st, const char *domain, uint64_t from, size_t ma
 /* Copies the SignedEntry bytes at domain|seq into a malloc'd buffer (*out, *len). */
 int store_catalog_get(store_t *st, const char *domain, uint64_t seq, uint8_t **out, size_t *len);
 
-/* Calls fn(ctx, domain, head) for every domain, in domain order. */
+/* Calls fn(ctx, domain, head) for every domain, in domain order, until fn returns
+ * non-zero. Returns 0 or -1 (likewise store_products and store_members). */
 typedef int (*store_head_fn)(void *ctx, const char *domain, const store_head_t *head);
 int store_catalog_heads(store_t *st, store_head_fn fn, void *ctx);
 
@@ -97,7 +105,8 @@ int store_records_append(store_t *st, const char *id, const store_buf_t *recs, s
                          uint64_t *first, uint64_t *last, char *err, size_t errlen);
 int store_records_last(store_t *st, const char *id, uint64_t *last);  /* 0 when none */
 /* Calls fn for records with seq >= from, at most limit of them (0: no limit), in one short
- * read transaction, stopping early when fn returns non-zero. Returns count or -1. */
+ * read transaction, stopping early when fn returns non-zero. Returns the count passed to fn
+ * (including the one that stopped it) or -1; an unknown product simply has no records. */
 typedef int (*store_record_fn)(void *ctx, uint64_t seq, const void *data, size_t len);
 long store_records_read(store_t *st, const char *id, uint64_t from, uint64_t limit,
                         store_record_fn fn, void *ctx);

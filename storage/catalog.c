@@ -1,0 +1,351 @@
+/* storage/catalog.c - per-domain signed catalog logs and their heads.
+ *
+ * Owns: the catalog database (domain 0x00 BE-seq -> serialized SignedEntry), catalog_heads
+ * (domain -> bound key, head seq, head hash), the append checks (binding, sequence, chain)
+ * and the products-index update an entry implies, all in one write transaction.
+ * Must not: verify signatures or hashes (gossip/ does; we trust the hash and signer we are
+ * handed) or decode the signed bytes we store. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "storage/internal.h"
+
+#define HEAD_LEN (STORE_KEY_LEN + 8 + STORE_HASH_LEN)   /* key | BE seq | hash */
+
+/* ---------------------------------------------------------------- heads */
+
+static void head_encode(const store_head_t *h, uint8_t out[HEAD_LEN])
+{
+    memcpy(out, h->key, STORE_KEY_LEN);
+    store__be64_put(out + STORE_KEY_LEN, h->seq);
+    memcpy(out + STORE_KEY_LEN + 8, h->hash, STORE_HASH_LEN);
+}
+
+static int head_decode(const MDB_val *v, store_head_t *h, char *err, size_t errlen)
+{
+    if (v->mv_size != HEAD_LEN) {
+        store__err(err, errlen, "catalog_heads: value of %zu bytes, expected %d", v->mv_size, HEAD_LEN);
+        return -1;
+    }
+    const uint8_t *b = v->mv_data;
+    memcpy(h->key, b, STORE_KEY_LEN);
+    h->seq = store__be64_get(b + STORE_KEY_LEN);
+    memcpy(h->hash, b + STORE_KEY_LEN + 8, STORE_HASH_LEN);
+    return 0;
+}
+
+static int head_load(store_t *st, MDB_txn *txn, const char *domain, size_t dlen,
+                     store_head_t *out, char *err, size_t errlen)
+{
+    MDB_val k = { dlen, (void *)domain }, v;
+    int rc = mdb_get(txn, st->heads, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return STORE_NOTFOUND;
+    if (rc != 0) {
+        store__mdb_err(st, err, errlen, "mdb_get(catalog_heads)", rc);
+        return -1;
+    }
+    return head_decode(&v, out, err, errlen);
+}
+
+/* Length of a valid domain, or 0. */
+static size_t domain_len(const char *domain)
+{
+    if (!domain)
+        return 0;
+    size_t n = strnlen(domain, STORE_NAME_MAX + 1);
+    return store__valid_name(domain, n) ? n : 0;
+}
+
+int store_catalog_head(store_t *st, const char *domain, store_head_t *out)
+{
+    size_t dlen = domain_len(domain);
+    if (!st || !out || !dlen) {
+        store__err(NULL, 0, "store_catalog_head: %s", dlen ? "NULL argument" : "invalid domain");
+        return -1;
+    }
+    MDB_txn *txn;
+    if (store__read_begin(st, &txn, NULL, 0) != 0)
+        return -1;
+    int rc = head_load(st, txn, domain, dlen, out, NULL, 0);
+    store__read_end(st, txn);
+    return rc;
+}
+
+int store_catalog_heads(store_t *st, store_head_fn fn, void *ctx)
+{
+    if (!st || !fn) {
+        store__err(NULL, 0, "store_catalog_heads: NULL argument");
+        return -1;
+    }
+    MDB_txn *txn;
+    if (store__read_begin(st, &txn, NULL, 0) != 0)
+        return -1;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, st->heads, &cur);
+    if (rc != 0) {
+        store__mdb_err(st, NULL, 0, "mdb_cursor_open(catalog_heads)", rc);
+        store__read_end(st, txn);
+        return -1;
+    }
+    int ret = 0;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        char domain[STORE_NAME_MAX + 1];
+        store_head_t h;
+        if (k.mv_size == 0 || k.mv_size > STORE_NAME_MAX) {
+            store__err(NULL, 0, "catalog_heads: key of %zu bytes", k.mv_size);
+            ret = -1;
+            break;
+        }
+        memcpy(domain, k.mv_data, k.mv_size);
+        domain[k.mv_size] = 0;
+        if (head_decode(&v, &h, NULL, 0) != 0) {
+            ret = -1;
+            break;
+        }
+        if (fn(ctx, domain, &h) != 0)
+            break;
+    }
+    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND) {
+        store__mdb_err(st, NULL, 0, "mdb_cursor_get(catalog_heads)", rc);
+        ret = -1;
+    }
+    mdb_cursor_close(cur);
+    store__read_end(st, txn);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- append */
+
+typedef struct {
+    const Trib__CatalogEntry *entry;
+    size_t dlen;
+    const uint8_t *hash, *signer, *bytes;
+    size_t len;
+    const char *name;            /* product the entry is about */
+    int tombstone;
+} append_ctx;
+
+/* seq, prev_hash and binding against the head; 0 when the entry is the next one. */
+static int check_head(store_t *st, MDB_txn *txn, const append_ctx *a, store_head_t *head,
+                      char *err, size_t errlen)
+{
+    const Trib__CatalogEntry *e = a->entry;
+    int rc = head_load(st, txn, e->domain, a->dlen, head, err, errlen);
+    if (rc == -1)
+        return -1;
+    if (rc == STORE_NOTFOUND) {
+        memset(head, 0, sizeof *head);
+        memcpy(head->key, a->signer, STORE_KEY_LEN);   /* seq 1 binds the domain */
+    } else if (memcmp(head->key, a->signer, STORE_KEY_LEN) != 0) {
+        store__err(err, errlen, "catalog %s seq %llu: signer is not the key bound to the domain",
+                   e->domain, (unsigned long long)e->seq);
+        return STORE_BADKEY;
+    }
+    if (e->seq <= head->seq) {
+        store__err(err, errlen, "catalog %s seq %llu: already held (head %llu)", e->domain,
+                   (unsigned long long)e->seq, (unsigned long long)head->seq);
+        return STORE_DUP;
+    }
+    if (e->seq - 1 > head->seq) {
+        store__err(err, errlen, "catalog %s seq %llu: gap after head %llu", e->domain,
+                   (unsigned long long)e->seq, (unsigned long long)head->seq);
+        return STORE_GAP;
+    }
+    int prev_ok = e->seq == 1
+        ? e->prev_hash.len == 0
+        : e->prev_hash.len == STORE_HASH_LEN && e->prev_hash.data &&
+          memcmp(e->prev_hash.data, head->hash, STORE_HASH_LEN) == 0;
+    if (!prev_ok) {
+        store__err(err, errlen, "catalog %s seq %llu: prev_hash does not match the head's hash",
+                   e->domain, (unsigned long long)e->seq);
+        return STORE_BADPREV;
+    }
+    return 0;
+}
+
+/* The products-index change the entry implies, into p (loaded or fresh). */
+static int index_entry(store_t *st, MDB_txn *txn, const append_ctx *a, store_product_t *p,
+                       char *err, size_t errlen)
+{
+    const Trib__CatalogEntry *e = a->entry;
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s/%s", e->domain, a->name);
+    memset(p, 0, sizeof *p);
+    int rc = store__product_load(st, txn, id, p, err, errlen);
+    if (rc == -1)
+        return -1;
+    if (a->tombstone) {
+        if (rc == STORE_NOTFOUND) {
+            store__err(err, errlen, "catalog %s seq %llu: tombstone for unknown product %s",
+                       e->domain, (unsigned long long)e->seq, id);
+            return -1;
+        }
+        p->last_seq = e->seq;
+        p->retired = 1;
+    } else {
+        const char *status = e->manifest->status ? e->manifest->status : "";
+        p->manifest_seq = p->last_seq = e->seq;
+        p->retired = strcmp(status, "retired") == 0;
+    }
+    memcpy(p->id, id, sizeof id);
+    p->updated_ms = e->time_ms;
+    return 0;
+}
+
+static int append_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t errlen)
+{
+    const append_ctx *a = vctx;
+    const Trib__CatalogEntry *e = a->entry;
+    store_head_t head;
+    store_product_t p;
+    int rc = check_head(st, txn, a, &head, err, errlen);
+    if (rc != 0)
+        return rc;
+    if ((rc = index_entry(st, txn, a, &p, err, errlen)) != 0)
+        return rc;
+
+    uint8_t kb[STORE_SEQKEY_MAX];
+    MDB_val k = { store__seq_key(kb, e->domain, a->dlen, e->seq), kb };
+    MDB_val v = { a->len, (void *)a->bytes };
+    rc = mdb_put(txn, st->catalog, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        store__err(err, errlen, "catalog %s seq %llu: entry stored beyond the head (%s corrupt?)",
+                   e->domain, (unsigned long long)e->seq, st->path);
+        return -1;
+    }
+    if (rc != 0)
+        return store__write_fail(st, err, errlen, "mdb_put(catalog)", rc);
+
+    head.seq = e->seq;
+    memcpy(head.hash, a->hash, STORE_HASH_LEN);
+    uint8_t hb[HEAD_LEN];
+    head_encode(&head, hb);
+    MDB_val hk = { a->dlen, (void *)e->domain }, hv = { sizeof hb, hb };
+    if ((rc = mdb_put(txn, st->heads, &hk, &hv, 0)) != 0)
+        return store__write_fail(st, err, errlen, "mdb_put(catalog_heads)", rc);
+    return store__product_save(st, txn, &p, err, errlen);
+}
+
+int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
+                         const uint8_t hash[STORE_HASH_LEN], const uint8_t signer[STORE_KEY_LEN],
+                         const uint8_t *signed_bytes, size_t signed_len, char *err, size_t errlen)
+{
+    if (!st || !entry || !hash || !signer || !signed_bytes || signed_len == 0) {
+        store__err(err, errlen, "store_catalog_append: NULL or empty argument");
+        return -1;
+    }
+    append_ctx a = { .entry = entry, .hash = hash, .signer = signer,
+                     .bytes = signed_bytes, .len = signed_len };
+    a.dlen = domain_len(entry->domain);
+    if (!a.dlen) {
+        store__err(err, errlen, "store_catalog_append: invalid domain");
+        return -1;
+    }
+    if (entry->seq == 0) {
+        store__err(err, errlen, "catalog %s: seq 0 (seqs start at 1)", entry->domain);
+        return -1;
+    }
+    if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST && entry->manifest) {
+        const Trib__Manifest *m = entry->manifest;
+        if (!m->domain || strcmp(m->domain, entry->domain) != 0) {
+            store__err(err, errlen, "catalog %s seq %llu: manifest of another domain",
+                       entry->domain, (unsigned long long)entry->seq);
+            return -1;
+        }
+        a.name = m->name;
+    } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE && entry->tombstone) {
+        a.name = entry->tombstone->name;
+        a.tombstone = 1;
+    } else {
+        store__err(err, errlen, "catalog %s seq %llu: entry has neither manifest nor tombstone",
+                   entry->domain, (unsigned long long)entry->seq);
+        return -1;
+    }
+    if (!a.name || !store__valid_name(a.name, strnlen(a.name, STORE_NAME_MAX + 1))) {
+        store__err(err, errlen, "catalog %s seq %llu: invalid product name",
+                   entry->domain, (unsigned long long)entry->seq);
+        return -1;
+    }
+    return store__write(st, append_body, &a, err, errlen);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+int store_catalog_get(store_t *st, const char *domain, uint64_t seq, uint8_t **out, size_t *len)
+{
+    size_t dlen = domain_len(domain);
+    if (!st || !out || !len || !dlen) {
+        store__err(NULL, 0, "store_catalog_get: %s", dlen ? "NULL argument" : "invalid domain");
+        return -1;
+    }
+    *out = NULL;
+    *len = 0;
+    MDB_txn *txn;
+    if (store__read_begin(st, &txn, NULL, 0) != 0)
+        return -1;
+    uint8_t kb[STORE_SEQKEY_MAX];
+    MDB_val k = { store__seq_key(kb, domain, dlen, seq), kb }, v;
+    int rc = mdb_get(txn, st->catalog, &k, &v), ret = 0;
+    if (rc == MDB_NOTFOUND) {
+        ret = STORE_NOTFOUND;
+    } else if (rc != 0) {
+        store__mdb_err(st, NULL, 0, "mdb_get(catalog)", rc);
+        ret = -1;
+    } else if (!(*out = malloc(v.mv_size ? v.mv_size : 1))) {
+        store__err(NULL, 0, "store_catalog_get: out of memory (%zu bytes)", v.mv_size);
+        ret = -1;
+    } else {
+        memcpy(*out, v.mv_data, v.mv_size);   /* copied before the txn ends */
+        *len = v.mv_size;
+    }
+    store__read_end(st, txn);
+    return ret;
+}
+
+int store_catalog_scan(store_t *st, const char *domain, uint64_t from, size_t max_bytes,
+                       store_entry_fn fn, void *ctx)
+{
+    size_t dlen = domain_len(domain);
+    if (!st || !fn || !dlen) {
+        store__err(NULL, 0, "store_catalog_scan: %s", dlen ? "NULL argument" : "invalid domain");
+        return -1;
+    }
+    MDB_txn *txn;
+    if (store__read_begin(st, &txn, NULL, 0) != 0)
+        return -1;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, st->catalog, &cur);
+    if (rc != 0) {
+        store__mdb_err(st, NULL, 0, "mdb_cursor_open(catalog)", rc);
+        store__read_end(st, txn);
+        return -1;
+    }
+    uint8_t kb[STORE_SEQKEY_MAX];
+    MDB_val k = { store__seq_key(kb, domain, dlen, from), kb }, v;
+    int count = 0;
+    size_t total = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint64_t seq;
+        if (!store__seq_key_parse(&k, domain, dlen, &seq))
+            break;
+        /* The first entry is passed even when it alone exceeds max_bytes. */
+        if (count > 0 && (total > max_bytes || v.mv_size > max_bytes - total))
+            break;
+        total += v.mv_size;
+        count++;
+        if (fn(ctx, seq, v.mv_data, v.mv_size) != 0)
+            break;
+    }
+    int ret = count;
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        store__mdb_err(st, NULL, 0, "mdb_cursor_get(catalog)", rc);
+        ret = -1;
+    }
+    mdb_cursor_close(cur);
+    store__read_end(st, txn);
+    return ret;
+}

@@ -1,0 +1,385 @@
+/* storage/env.c - the LMDB environment: open/close, transactions, map growth, errors.
+ *
+ * Owns: creating and opening the environment and its named databases, the storage format
+ * marker, the map lock that makes mdb_env_set_mapsize safe while other threads use the
+ * environment, growing the map on MDB_MAP_FULL, adopting a size grown by another process
+ * (MDB_MAP_RESIZED), and the per-thread last error.
+ * Must not: know what any database holds beyond the format marker. */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "storage/internal.h"
+
+_Static_assert(sizeof(size_t) >= 8, "storage needs a 64-bit size_t for its map sizes");
+
+#define DEFAULT_MAP      ((size_t)64 << 20)
+#define DEFAULT_MAP_MAX  ((size_t)1 << 40)
+#define MAX_READERS      512
+#define MAX_ATTEMPTS     100        /* grow/adopt rounds before a write gives up */
+#define FORMAT_KEY       "store.format"
+#define FORMAT_VERSION   1u
+
+/* The calling thread's last storage error, for functions that take no err buffer. */
+static _Thread_local char tl_err[STORE_ERR_MAX];
+/* The map locks the calling thread holds shared, with their nesting depth. A store call
+ * made from inside a store callback must not take the lock again: the lock prefers
+ * writers (so growth is not starved by a stream of readers), and a second shared hold
+ * would queue behind a waiting grower that waits for our first one. */
+#define MAX_HELD 4
+static _Thread_local struct { store_t *st; int depth; } tl_held[MAX_HELD];
+
+/* ---------------------------------------------------------------- errors */
+
+void store__err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tl_err, sizeof tl_err, fmt, ap);
+    va_end(ap);
+    if (err && errlen)
+        snprintf(err, errlen, "%s", tl_err);
+}
+
+void store__mdb_err(store_t *st, char *err, size_t errlen, const char *what, int rc)
+{
+    store__err(err, errlen, "%s (%s): %s", what, st ? st->path : "?", mdb_strerror(rc));
+}
+
+int store__write_fail(store_t *st, char *err, size_t errlen, const char *what, int rc)
+{
+    if (rc == MDB_MAP_FULL)
+        return rc;
+    store__mdb_err(st, err, errlen, what, rc);
+    return -1;
+}
+
+const char *store_last_error(void)
+{
+    return tl_err;
+}
+
+/* ---------------------------------------------------------------- map lock and growth */
+
+/* The calling thread's hold on st's map lock, or NULL. */
+static int *held(store_t *st)
+{
+    for (int i = 0; i < MAX_HELD; i++)
+        if (tl_held[i].st == st && tl_held[i].depth > 0)
+            return &tl_held[i].depth;
+    return NULL;
+}
+
+static int lock_shared(store_t *st, char *err, size_t errlen)
+{
+    int *depth = held(st);
+    if (depth) {
+        ++*depth;
+        return 0;
+    }
+    for (int i = 0; i < MAX_HELD; i++) {
+        if (tl_held[i].depth == 0) {
+            int rc = pthread_rwlock_rdlock(&st->map_lock);
+            if (rc != 0) {
+                store__err(err, errlen, "map lock (%s): %s", st->path, strerror(rc));
+                return -1;
+            }
+            tl_held[i].st = st;
+            tl_held[i].depth = 1;
+            return 0;
+        }
+    }
+    store__err(err, errlen, "%s: more than %d stores read in nested callbacks on one thread",
+               st->path, MAX_HELD);
+    return -1;
+}
+
+static void unlock_shared(store_t *st)
+{
+    int *depth = held(st);
+    assert(depth);
+    if (--*depth == 0)
+        pthread_rwlock_unlock(&st->map_lock);
+}
+
+/* Refreshes st->map_size from LMDB. Caller holds the map lock exclusively. */
+static void refresh_map_size(store_t *st)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(st->env, &info) == 0)
+        st->map_size = info.me_mapsize;
+}
+
+/* Grows the map after a write saw MDB_MAP_FULL with the map at `seen` bytes (size 0:
+ * adopt the size another process set, after MDB_MAP_RESIZED). Does nothing when another
+ * thread has grown it meanwhile. */
+static int map_grow(store_t *st, size_t seen, int adopt, char *err, size_t errlen)
+{
+    if (held(st)) {
+        /* We would wait for our own shared hold: a store write from inside a callback. */
+        store__err(err, errlen, "map of %s must grow, but this thread is inside a store read "
+                   "(a store write from a store callback?)", st->path);
+        return -1;
+    }
+    int rc = pthread_rwlock_wrlock(&st->map_lock);
+    if (rc != 0) {
+        store__err(err, errlen, "map lock (%s): %s", st->path, strerror(rc));
+        return -1;
+    }
+    int ret = 0;
+    if (adopt) {
+        rc = mdb_env_set_mapsize(st->env, 0);
+        if (rc != 0) {
+            store__mdb_err(st, err, errlen, "mdb_env_set_mapsize(adopt)", rc);
+            ret = -1;
+        }
+        refresh_map_size(st);
+    } else if (st->map_size == seen) {
+        if (seen >= st->map_max) {
+            store__err(err, errlen, "map of %s is full at its ceiling of %zu bytes (map_max)",
+                       st->path, st->map_max);
+            ret = -1;
+        } else {
+            size_t next = seen > st->map_max / 2 ? st->map_max : seen * 2;
+            rc = mdb_env_set_mapsize(st->env, next);
+            if (rc != 0) {
+                store__mdb_err(st, err, errlen, "mdb_env_set_mapsize(grow)", rc);
+                ret = -1;
+            }
+            refresh_map_size(st);
+        }
+    }
+    pthread_rwlock_unlock(&st->map_lock);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- transactions */
+
+int store__read_begin(store_t *st, MDB_txn **txn, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (lock_shared(st, err, errlen) != 0)
+            return -1;
+        int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
+        if (rc == 0)
+            return 0;
+        unlock_shared(st);
+        if (rc != MDB_MAP_RESIZED) {
+            store__mdb_err(st, err, errlen, "mdb_txn_begin(read)", rc);
+            return -1;
+        }
+        if (map_grow(st, 0, 1, err, errlen) != 0)
+            return -1;
+    }
+    store__err(err, errlen, "mdb_txn_begin(read) (%s): map keeps being resized", st->path);
+    return -1;
+}
+
+void store__read_end(store_t *st, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    unlock_shared(st);
+}
+
+int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (lock_shared(st, err, errlen) != 0)
+            return -1;
+        size_t seen = st->map_size;
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+        if (rc != 0) {
+            unlock_shared(st);
+            if (rc != MDB_MAP_RESIZED) {
+                store__mdb_err(st, err, errlen, "mdb_txn_begin(write)", rc);
+                return -1;
+            }
+            if (map_grow(st, 0, 1, err, errlen) != 0)
+                return -1;
+            continue;
+        }
+        rc = body(st, txn, ctx, err, errlen);
+        if (rc == 0) {
+            rc = mdb_txn_commit(txn);          /* frees txn, also on failure */
+            if (rc != 0 && rc != MDB_MAP_FULL) {
+                unlock_shared(st);
+                store__mdb_err(st, err, errlen, "mdb_txn_commit", rc);
+                return -1;
+            }
+        } else {
+            mdb_txn_abort(txn);
+        }
+        unlock_shared(st);
+        if (rc != MDB_MAP_FULL) {
+            assert(rc == 0 || rc == -1 || (rc >= STORE_NOTFOUND && rc <= STORE_RETIRED));
+            return rc;                          /* 0, a STORE_* code, or -1 */
+        }
+        if (map_grow(st, seen, 0, err, errlen) != 0)
+            return -1;
+    }
+    store__err(err, errlen, "write to %s gave up after %d map growths", st->path, MAX_ATTEMPTS);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static int open_dbi(store_t *st, MDB_txn *txn, const char *name, MDB_dbi *dbi,
+                    char *err, size_t errlen)
+{
+    int rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
+    if (rc == 0)
+        return 0;
+    char what[64];
+    snprintf(what, sizeof what, "mdb_dbi_open(%s)", name);
+    return store__write_fail(st, err, errlen, what, rc);
+}
+
+/* Opens every named database and checks (or writes, when new) the format marker. */
+static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t errlen)
+{
+    (void)ctx;
+    int rc;
+    if ((rc = open_dbi(st, txn, "meta", &st->meta, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "catalog", &st->catalog, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "catalog_heads", &st->heads, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "products", &st->products, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "records", &st->records, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "members", &st->members, err, errlen)) != 0)
+        return rc;
+
+    MDB_val k = { strlen(FORMAT_KEY), (void *)FORMAT_KEY }, v;
+    rc = mdb_get(txn, st->meta, &k, &v);
+    if (rc == 0) {
+        if (v.mv_size != 4) {
+            store__err(err, errlen, "%s: storage format marker has %zu bytes, expected 4",
+                       st->path, v.mv_size);
+            return -1;
+        }
+        const uint8_t *b = v.mv_data;
+        uint32_t ver = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        if (ver != FORMAT_VERSION) {
+            store__err(err, errlen, "%s: storage format %u, this build reads format %u",
+                       st->path, ver, FORMAT_VERSION);
+            return -1;
+        }
+        return 0;
+    }
+    if (rc != MDB_NOTFOUND)
+        return store__write_fail(st, err, errlen, "mdb_get(meta, format)", rc);
+    uint8_t b[4] = { 0, 0, 0, FORMAT_VERSION };
+    v.mv_size = sizeof b;
+    v.mv_data = b;
+    rc = mdb_put(txn, st->meta, &k, &v, 0);
+    return rc ? store__write_fail(st, err, errlen, "mdb_put(meta, format)", rc) : 0;
+}
+
+store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t errlen)
+{
+    if (!dir || !*dir) {
+        store__err(err, errlen, "store_open: no data directory given");
+        return NULL;
+    }
+    size_t map = opts && opts->map_size ? opts->map_size : DEFAULT_MAP;
+    size_t max = opts && opts->map_max ? opts->map_max : DEFAULT_MAP_MAX;
+    if (map > max) {
+        store__err(err, errlen, "store_open(%s): map_size %zu exceeds map_max %zu", dir, map, max);
+        return NULL;
+    }
+    store_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        store__err(err, errlen, "store_open(%s): out of memory", dir);
+        return NULL;
+    }
+    if (strlen(dir) >= sizeof st->path) {
+        store__err(err, errlen, "store_open: data directory path too long (%zu bytes)", strlen(dir));
+        free(st);
+        return NULL;
+    }
+    strcpy(st->path, dir);
+    st->map_max = max;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        store__err(err, errlen, "mkdir(%s): %s", dir, strerror(errno));
+        free(st);
+        return NULL;
+    }
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* Growth first, so readers in a loop cannot starve it (see tl_held for nesting). */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(&st->map_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (rc != 0) {
+        store__err(err, errlen, "pthread_rwlock_init (%s): %s", dir, strerror(rc));
+        free(st);
+        return NULL;
+    }
+
+    rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        store__mdb_err(st, err, errlen, "mdb_env_create", rc);
+        st->env = NULL;
+        goto fail;
+    }
+    if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0) {
+        store__mdb_err(st, err, errlen, "mdb_env_set_maxdbs", rc);
+        goto fail;
+    }
+    if ((rc = mdb_env_set_maxreaders(st->env, MAX_READERS)) != 0) {
+        store__mdb_err(st, err, errlen, "mdb_env_set_maxreaders", rc);
+        goto fail;
+    }
+    if ((rc = mdb_env_set_mapsize(st->env, map)) != 0) {
+        store__mdb_err(st, err, errlen, "mdb_env_set_mapsize", rc);
+        goto fail;
+    }
+    /* MDB_NOTLS: read transactions belong to the txn object, not the thread (HTTP threads
+     * and the gossip thread share the environment). Durable: no MDB_NOSYNC. */
+    if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600)) != 0) {
+        store__mdb_err(st, err, errlen, "mdb_env_open", rc);
+        goto fail;
+    }
+    int dead = 0;
+    if ((rc = mdb_reader_check(st->env, &dead)) != 0) {
+        store__mdb_err(st, err, errlen, "mdb_reader_check", rc);
+        goto fail;
+    }
+    refresh_map_size(st);   /* LMDB raises it to what the file already uses */
+    if (st->map_size > st->map_max)
+        st->map_max = st->map_size;
+    if (store__write(st, open_body, NULL, err, errlen) != 0)
+        goto fail;
+    return st;
+
+fail:
+    if (st->env)
+        mdb_env_close(st->env);
+    pthread_rwlock_destroy(&st->map_lock);
+    free(st);
+    return NULL;
+}
+
+void store_close(store_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    store_t *st = *sp;
+    mdb_env_close(st->env);
+    pthread_rwlock_destroy(&st->map_lock);
+    free(st);
+    *sp = NULL;
+}
+
+size_t store_map_size(store_t *st)
+{
+    if (!st)
+        return 0;
+    if (lock_shared(st, NULL, 0) != 0)
+        return 0;
+    size_t n = st->map_size;
+    unlock_shared(st);
+    return n;
+}

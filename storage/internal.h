@@ -1,0 +1,74 @@
+/* storage/internal.h - what the storage files share: the store struct, transaction
+ * wrappers, key layout and error helpers.
+ *
+ * Owns: the private layout of store_t and the key encodings of every named database.
+ * Must not: be included from outside storage/ (it includes lmdb.h). */
+#ifndef TRIB_STORE_INTERNAL_H
+#define TRIB_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <lmdb.h>
+#include "storage/store.h"
+
+#define STORE_NAME_MAX 63              /* domain or product name, without NUL */
+#define STORE_ERR_MAX  256
+
+struct store {
+    MDB_env *env;
+    MDB_dbi meta, catalog, heads, products, records, members;
+    /* Held shared by every transaction of this process, exclusively while the map is
+     * resized: mdb_env_set_mapsize needs no transaction active in the process. */
+    pthread_rwlock_t map_lock;
+    size_t map_size;                   /* guarded by map_lock */
+    size_t map_max;
+    char path[512];
+};
+
+/* ---- errors: written to err (when given) and to the calling thread's last error */
+void store__err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Describes an LMDB failure: "<what> (<path>): <mdb_strerror(rc)>". */
+void store__mdb_err(store_t *st, char *err, size_t errlen, const char *what, int rc);
+
+/* ---- transactions
+ * A write body returns 0 to commit, MDB_MAP_FULL to have the map grown and the whole body
+ * run again in a new transaction, or anything else (a STORE_* code, or -1 with err set) to
+ * abort and return that. The body may run more than once: it must derive everything from
+ * the transaction and write its outputs only through ctx. */
+typedef int (*store_write_body)(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t errlen);
+int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_t errlen);
+
+/* A read transaction: begin takes the map lock shared; end aborts the txn and releases it.
+ * Keep what happens in between short. */
+int store__read_begin(store_t *st, MDB_txn **txn, char *err, size_t errlen);
+void store__read_end(store_t *st, MDB_txn *txn);
+
+/* Passes an LMDB result of a write body on: MDB_MAP_FULL as is (so the map grows),
+ * others described in err as -1. */
+int store__write_fail(store_t *st, char *err, size_t errlen, const char *what, int rc);
+
+/* ---- names and keys */
+int store__valid_name(const char *s, size_t len);       /* [a-z0-9][a-z0-9-]{0,62} */
+int store__valid_id(const char *id);                     /* "domain/name" */
+
+#define STORE_SEQKEY_MAX (STORE_ID_MAX + 8)
+
+/* prefix bytes + 0x00 + big-endian seq; returns the key length. prefix is a valid
+ * domain or id, so it holds no NUL and the 0x00 ends it unambiguously. */
+size_t store__seq_key(uint8_t out[STORE_SEQKEY_MAX], const char *prefix, size_t plen, uint64_t seq);
+/* Reads the seq of a key written by store__seq_key with that prefix; 0 when k is not one. */
+int store__seq_key_parse(const MDB_val *k, const char *prefix, size_t plen, uint64_t *seq);
+
+void store__be64_put(uint8_t out[8], uint64_t v);
+uint64_t store__be64_get(const uint8_t in[8]);
+
+/* ---- products index, inside a transaction (products.c) */
+int store__product_load(store_t *st, MDB_txn *txn, const char *id, store_product_t *out,
+                        char *err, size_t errlen);   /* 0, STORE_NOTFOUND or -1 */
+int store__product_save(store_t *st, MDB_txn *txn, const store_product_t *p,
+                        char *err, size_t errlen);   /* 0, MDB_MAP_FULL or -1 */
+
+#endif

@@ -1,0 +1,82 @@
+/* storage/members.c - the membership view: node id (32 bytes) -> serialized Member.
+ *
+ * Owns: storing, deleting and listing members' bytes.
+ * Must not: decode members or decide their state (gossip/ does). */
+#include <string.h>
+#include "storage/internal.h"
+
+typedef struct {
+    const uint8_t *id;
+    const uint8_t *member;
+    size_t len;
+} member_ctx;
+
+static int put_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t errlen)
+{
+    const member_ctx *m = vctx;
+    MDB_val k = { STORE_KEY_LEN, (void *)m->id }, v = { m->len, (void *)m->member };
+    int rc = mdb_put(txn, st->members, &k, &v, 0);
+    return rc ? store__write_fail(st, err, errlen, "mdb_put(members)", rc) : 0;
+}
+
+int store_member_put(store_t *st, const uint8_t id[STORE_KEY_LEN], const uint8_t *member, size_t len)
+{
+    if (!st || !id || !member || len == 0) {
+        store__err(NULL, 0, "store_member_put: NULL argument or empty member");
+        return -1;
+    }
+    member_ctx m = { .id = id, .member = member, .len = len };
+    return store__write(st, put_body, &m, NULL, 0);
+}
+
+static int del_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t errlen)
+{
+    const member_ctx *m = vctx;
+    MDB_val k = { STORE_KEY_LEN, (void *)m->id };
+    int rc = mdb_del(txn, st->members, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return STORE_NOTFOUND;
+    return rc ? store__write_fail(st, err, errlen, "mdb_del(members)", rc) : 0;
+}
+
+int store_member_del(store_t *st, const uint8_t id[STORE_KEY_LEN])
+{
+    if (!st || !id) {
+        store__err(NULL, 0, "store_member_del: NULL argument");
+        return -1;
+    }
+    member_ctx m = { .id = id };
+    return store__write(st, del_body, &m, NULL, 0);
+}
+
+int store_members(store_t *st, store_member_fn fn, void *ctx)
+{
+    if (!st || !fn) {
+        store__err(NULL, 0, "store_members: NULL argument");
+        return -1;
+    }
+    MDB_txn *txn;
+    if (store__read_begin(st, &txn, NULL, 0) != 0)
+        return -1;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, st->members, &cur);
+    if (rc != 0) {
+        store__mdb_err(st, NULL, 0, "mdb_cursor_open(members)", rc);
+        store__read_end(st, txn);
+        return -1;
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (fn(ctx, v.mv_data, v.mv_size) != 0)
+            break;
+    }
+    int ret = 0;
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        store__mdb_err(st, NULL, 0, "mdb_cursor_get(members)", rc);
+        ret = -1;
+    }
+    mdb_cursor_close(cur);
+    store__read_end(st, txn);
+    return ret;
+}
