@@ -782,6 +782,55 @@ Test(storage, write_needing_growth_inside_callback_fails_not_deadlocks)
     cr_expect_eq(first, 2);
 }
 
+Test(storage, map_resized_by_another_process_is_adopted)
+{
+    int go[2], done[2];
+    char c = 0;
+    cr_assert_eq(pipe(go), 0);
+    cr_assert_eq(pipe(done), 0);
+    store_close(&st);                /* never fork with an environment open */
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {                  /* the other process: grows the map well past ours */
+        if (read(go[0], &c, 1) != 1)
+            _exit(10);
+        store_opts_t o = { .map_size = TINY_MAP, .map_max = (size_t)256 << 20 };
+        store_t *s = store_open(dir, &o, err, sizeof err);
+        if (!s)
+            _exit(11);
+        st = s;
+        ent_t t = { .domain = "payments", .seq = 1, .name = "settled", .status = "active" };
+        uint64_t f, l;
+        if (append(&t) != 0)
+            _exit(12);
+        for (uint64_t b = 0; b < 20; b++)
+            if (put_records(s, "payments/settled", b * 500 + 1, b * 500 + 500, &f, &l) != 0)
+                _exit(13);
+        store_close(&s);
+        _exit(write(done[1], &c, 1) == 1 ? 0 : 14);
+    }
+    st = open_with(TINY_MAP, (size_t)256 << 20);
+    size_t before = store_map_size(st);
+    cr_assert_eq(write(go[1], &c, 1), 1);
+    cr_assert_eq(read(done[0], &c, 1), 1);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    uint64_t last = 0, first;
+    cr_assert_eq(store_records_last(st, "payments/settled", &last), 0, "%s", store_last_error());
+    cr_assert_eq(last, 10000);
+    cr_assert_gt(store_map_size(st), before * 8, "adopted the other process's map size");
+    cr_assert_eq(put_records(st, "payments/settled", 10001, 10001, &first, &last), 0, "%s", err);
+    long n;
+    rd_t r = read_all("payments/settled", 1, 0, &n);
+    cr_assert_eq(n, 10001);
+    cr_assert(r.ordered);
+    for (int i = 0; i < 2; i++) {
+        close(go[i]);
+        close(done[i]);
+    }
+}
+
 #define WRITERS 3
 #define READERS 3
 #define WBATCHES 60
