@@ -1,0 +1,780 @@
+/* gossip/transport.c - the peer transport: ROUTER in, DEALERs out, CURVE keys, ZAP, envelopes.
+ *
+ * Owns: the sockets of one node's peer transport, the ZAP handler of its ZeroMQ context, the
+ * table of DEALERs (hash by address + LRU list + list of those holding waiting messages), and the
+ * receive checks that stand between the network and the rest of gossip/.
+ * Must not: interpret envelope bodies, block (every send and receive is ZMQ_DONTWAIT), trust a
+ * byte it received before checking it, or print. Design notes: DESIGN.md section 6 and
+ * gossip/transport.h. */
+#include "gossip/transport.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "proto/tributary.pb-c.h"
+
+#define ZAP_ENDPOINT   "inproc://zeromq.zap.01"   /* fixed by RFC 27 */
+#define ZAP_DOMAIN     "tributary"
+#define ZAP_MAX_PARTS  8
+#define FED_PREFIX     "tributary-federation:"
+#define WIRE_SLACK     (64u * 1024u)    /* frames in (max_msg, max_msg + slack] reach our check */
+#define RECV_BATCH     256              /* frames read per transport_recv call */
+#define ZAP_BATCH      64               /* ZAP requests answered per transport_recv call */
+#define HANDSHAKE_MS   10000
+
+/* ------------------------------------------------------------------ types */
+
+typedef struct {
+    zmq_msg_t msg;
+    int type;
+    int64_t deadline_ms;
+} pend_t;
+
+typedef struct dealer {
+    char addr[TRANSPORT_ADDR_MAX];
+    void *sock;
+    struct dealer *hnext;                   /* hash chain */
+    struct dealer *lprev, *lnext;           /* LRU list, most recent first */
+    struct dealer *pprev, *pnext;           /* list of dealers with waiting messages */
+    int in_plist;
+    pend_t *pend;                           /* ring of pending_max, allocated on first use */
+    int pend_head, pend_count;
+} dealer_t;
+
+struct transport {
+    void *zctx;
+    void *router, *zap;
+    transport_opts_t o;
+    uint8_t fed_pk[32];
+    uint8_t my_pk[32];                      /* Ed25519, the sender field */
+    uint8_t curve_pk[32], curve_sk[32];     /* this node's CURVE client pair */
+    char addr[TRANSPORT_ADDR_MAX];          /* bound */
+    char adv[TRANSPORT_ADDR_MAX];           /* advertised */
+    uint64_t seq;
+    transport_allow_fn allow;
+    void *allow_ctx;
+    dealer_t **buckets;
+    size_t nbuckets, ndealers;
+    dealer_t *lru_head, *lru_tail;
+    dealer_t *plist;
+    transport_stats_t st;                   /* written and read on the owner thread */
+};
+
+/* ------------------------------------------------------------------ small helpers */
+
+static void bump(uint64_t *x, uint64_t n)
+{
+    *x += n;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int type_known(int type)
+{
+    return type > 0 && type < TRANSPORT_MAX_TYPES &&
+           protobuf_c_enum_descriptor_get_value(&trib__msg_type__descriptor, type) != NULL;
+}
+
+static int is_alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+static int is_hex_or(char ch, const char *also)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
+           strchr(also, ch) != NULL;
+}
+
+/* Splits "HOST:PORT". listen allows port 0 / "*" and host "*". Writes host (NUL-terminated) and
+ * port; *wild tells whether host is a wildcard. 0 or -1. */
+static int addr_parse(const char *s, int listen, char *host, size_t hostlen, long *port, int *wild)
+{
+    if (s == NULL) return -1;
+    size_t n = strnlen(s, TRANSPORT_ADDR_MAX);
+    if (n == 0 || n >= TRANSPORT_ADDR_MAX) return -1;
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s) return -1;
+    size_t hl = (size_t)(colon - s);
+    const char *p = colon + 1;
+    int w = 0;
+
+    if (s[0] == '[') {                              /* [IPv6] */
+        if (hl < 4 || s[hl - 1] != ']') return -1;
+        int colons = 0;
+        for (size_t i = 1; i + 1 < hl; i++) {
+            if (!is_hex_or(s[i], ":.")) return -1;
+            colons += s[i] == ':';
+        }
+        if (colons < 2) return -1;
+        w = hl == 4 && memcmp(s, "[::]", 4) == 0;
+    } else if (hl == 1 && s[0] == '*') {
+        if (!listen) return -1;
+        w = 1;
+    } else {
+        for (size_t i = 0; i < hl; i++)
+            if (!is_alnum(s[i]) && s[i] != '.' && s[i] != '-') return -1;
+        w = hl == 7 && memcmp(s, "0.0.0.0", 7) == 0;
+    }
+
+    long v = 0;
+    if (listen && strcmp(p, "*") == 0) {
+        v = 0;
+    } else {
+        size_t pl = strlen(p);
+        if (pl == 0 || pl > 5) return -1;
+        for (size_t i = 0; i < pl; i++) {
+            if (p[i] < '0' || p[i] > '9') return -1;
+            v = v * 10 + (p[i] - '0');
+        }
+        if (v > 65535 || (v == 0 && !listen)) return -1;
+    }
+    if (host != NULL) {
+        if (hl >= hostlen) return -1;
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+    }
+    if (port != NULL) *port = v;
+    if (wild != NULL) *wild = w;
+    return 0;
+}
+
+int transport_addr_valid(const char *s)
+{
+    return addr_parse(s, 0, NULL, 0, NULL, NULL) == 0;
+}
+
+void transport_opts_default(transport_opts_t *o)
+{
+    assert(o != NULL);
+    memset(o, 0, sizeof *o);
+    o->max_msg = 4u << 20;
+    o->hwm = 1000;
+    o->federation_secret = TRANSPORT_DEFAULT_SECRET;
+    o->heartbeat_ms = 1000;
+    o->max_peers = 1024;
+    o->advertise = NULL;
+    o->pending_ms = 2000;
+    o->pending_max = 64;
+    o->close_linger_ms = 500;
+}
+
+void transport_federation_keys(const char *secret, uint8_t pk[32], uint8_t sk[32])
+{
+    uint8_t seed[crypto_box_SEEDBYTES];
+    uint8_t sk_local[crypto_box_SECRETKEYBYTES];
+    crypto_generichash_state st;
+    if (secret == NULL) secret = TRANSPORT_DEFAULT_SECRET;
+    assert(pk != NULL);
+    if (sodium_init() < 0) abort();   /* libsodium unusable: nothing here can work */
+    crypto_generichash_init(&st, NULL, 0, sizeof seed);
+    crypto_generichash_update(&st, (const uint8_t *)FED_PREFIX, strlen(FED_PREFIX));
+    crypto_generichash_update(&st, (const uint8_t *)secret, strlen(secret));
+    crypto_generichash_final(&st, seed, sizeof seed);
+    crypto_box_seed_keypair(pk, sk != NULL ? sk : sk_local, seed);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(sk_local, sizeof sk_local);
+    sodium_memzero(&st, sizeof st);
+}
+
+static int set_int(void *sock, int opt, int v)
+{
+    return zmq_setsockopt(sock, opt, &v, sizeof v);
+}
+
+/* Options common to the ROUTER and the DEALERs. 0 or -1 (errno from ZeroMQ). */
+static int set_common(const transport_t *t, void *sock, int ipv6)
+{
+    int hb = t->o.heartbeat_ms;
+    if (set_int(sock, ZMQ_SNDHWM, t->o.hwm) || set_int(sock, ZMQ_RCVHWM, t->o.hwm) ||
+        set_int(sock, ZMQ_LINGER, 0) || set_int(sock, ZMQ_SNDTIMEO, 0) ||
+        set_int(sock, ZMQ_HANDSHAKE_IVL, HANDSHAKE_MS) || set_int(sock, ZMQ_IPV6, ipv6))
+        return -1;
+    if (hb > 0 && (set_int(sock, ZMQ_HEARTBEAT_IVL, hb) ||
+                   set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb) ||
+                   set_int(sock, ZMQ_HEARTBEAT_TTL, 3 * hb)))
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ dealer table */
+
+static size_t addr_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;                  /* FNV-1a */
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static dealer_t *dealer_find(const transport_t *t, const char *addr)
+{
+    for (dealer_t *d = t->buckets[addr_hash(addr) & (t->nbuckets - 1)]; d; d = d->hnext)
+        if (strcmp(d->addr, addr) == 0) return d;
+    return NULL;
+}
+
+static void lru_unlink(transport_t *t, dealer_t *d)
+{
+    if (d->lprev) d->lprev->lnext = d->lnext; else t->lru_head = d->lnext;
+    if (d->lnext) d->lnext->lprev = d->lprev; else t->lru_tail = d->lprev;
+    d->lprev = d->lnext = NULL;
+}
+
+static void lru_push_front(transport_t *t, dealer_t *d)
+{
+    d->lprev = NULL;
+    d->lnext = t->lru_head;
+    if (t->lru_head) t->lru_head->lprev = d; else t->lru_tail = d;
+    t->lru_head = d;
+}
+
+static void plist_add(transport_t *t, dealer_t *d)
+{
+    if (d->in_plist) return;
+    d->pprev = NULL;
+    d->pnext = t->plist;
+    if (t->plist) t->plist->pprev = d;
+    t->plist = d;
+    d->in_plist = 1;
+}
+
+static void plist_remove(transport_t *t, dealer_t *d)
+{
+    if (!d->in_plist) return;
+    if (d->pprev) d->pprev->pnext = d->pnext; else t->plist = d->pnext;
+    if (d->pnext) d->pnext->pprev = d->pprev;
+    d->pprev = d->pnext = NULL;
+    d->in_plist = 0;
+}
+
+static void pend_pop(dealer_t *d, int max)
+{
+    d->pend_head = (d->pend_head + 1) % max;
+    d->pend_count--;
+}
+
+/* Drops every waiting message of d, counting each. */
+static void pend_drop_all(transport_t *t, dealer_t *d)
+{
+    while (d->pend_count > 0) {
+        zmq_msg_close(&d->pend[d->pend_head].msg);
+        pend_pop(d, t->o.pending_max);
+        bump(&t->st.send_dropped, 1);
+    }
+    plist_remove(t, d);
+}
+
+/* Hands waiting messages to ZeroMQ in order until one would block; drops expired ones. */
+static void pend_flush(transport_t *t, dealer_t *d, int64_t now)
+{
+    while (d->pend_count > 0) {
+        pend_t *p = &d->pend[d->pend_head];
+        size_t size = zmq_msg_size(&p->msg);
+        if (p->deadline_ms > now) {
+            if (zmq_msg_send(&p->msg, d->sock, ZMQ_DONTWAIT) >= 0) {
+                bump(&t->st.msgs_out[p->type], 1);
+                bump(&t->st.bytes_out, size);
+                pend_pop(d, t->o.pending_max);
+                continue;
+            }
+            if (errno == EAGAIN || errno == EINTR) break;
+        }
+        zmq_msg_close(&p->msg);                  /* expired, or ZeroMQ refused it for good */
+        pend_pop(d, t->o.pending_max);
+        bump(&t->st.send_dropped, 1);
+    }
+    if (d->pend_count == 0) plist_remove(t, d);
+}
+
+static void dealer_close(transport_t *t, dealer_t *d)
+{
+    dealer_t **pp = &t->buckets[addr_hash(d->addr) & (t->nbuckets - 1)];
+    while (*pp != d) pp = &(*pp)->hnext;
+    *pp = d->hnext;
+    lru_unlink(t, d);
+    pend_drop_all(t, d);
+    zmq_close(d->sock);
+    free(d->pend);
+    free(d);
+    t->ndealers--;
+    t->st.peers_open--;
+}
+
+/* Opens a DEALER to addr (already validated), evicting the least recently used beyond the cap. */
+static dealer_t *dealer_open(transport_t *t, const char *addr)
+{
+    char ep[TRANSPORT_ADDR_MAX + 8];
+    dealer_t *d = calloc(1, sizeof *d);
+    if (d == NULL) return NULL;
+    snprintf(d->addr, sizeof d->addr, "%s", addr);
+    snprintf(ep, sizeof ep, "tcp://%s", addr);
+    d->sock = zmq_socket(t->zctx, ZMQ_DEALER);
+    if (d->sock == NULL) goto err;
+    if (set_common(t, d->sock, addr[0] == '[') || set_int(d->sock, ZMQ_IMMEDIATE, 1) ||
+        set_int(d->sock, ZMQ_RCVHWM, 1) ||
+        zmq_setsockopt(d->sock, ZMQ_CURVE_SERVERKEY, t->fed_pk, 32) ||
+        zmq_setsockopt(d->sock, ZMQ_CURVE_PUBLICKEY, t->curve_pk, 32) ||
+        zmq_setsockopt(d->sock, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) ||
+        zmq_connect(d->sock, ep))
+        goto err;
+    while (t->ndealers >= t->o.max_peers && t->lru_tail != NULL) dealer_close(t, t->lru_tail);
+    size_t b = addr_hash(addr) & (t->nbuckets - 1);
+    d->hnext = t->buckets[b];
+    t->buckets[b] = d;
+    lru_push_front(t, d);
+    t->ndealers++;
+    t->st.peers_open++;
+    return d;
+err:
+    if (d->sock) zmq_close(d->sock);
+    free(d);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_addr,
+                           const transport_opts_t *o, char *err, size_t errlen)
+{
+    char host[TRANSPORT_ADDR_MAX], ep[TRANSPORT_ADDR_MAX + 16];
+    uint8_t fed_sk[32];
+    long port = 0;
+    int wild = 0;
+    size_t len;
+    transport_t *t = NULL;
+
+    assert(zctx != NULL && id != NULL);
+    if (sodium_init() < 0) {
+        set_err(err, errlen, "transport_new: sodium_init failed");
+        return NULL;
+    }
+    if (addr_parse(listen_addr, 1, host, sizeof host, &port, &wild) != 0) {
+        set_err(err, errlen, "transport_new: listen address '%s' is not HOST:PORT",
+                listen_addr ? listen_addr : "(null)");
+        return NULL;
+    }
+    t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        set_err(err, errlen, "transport_new: out of memory");
+        return NULL;
+    }
+    t->zctx = zctx;
+    if (o != NULL) t->o = *o; else transport_opts_default(&t->o);
+    if (t->o.max_msg < 64 || t->o.max_msg > (1u << 30) || t->o.hwm < 1 || t->o.max_peers < 1 ||
+        t->o.heartbeat_ms < 0 || t->o.heartbeat_ms > 600000 || t->o.pending_ms < 0 ||
+        t->o.pending_max < 0 || t->o.close_linger_ms < 0) {
+        set_err(err, errlen, "transport_new: option out of range (max_msg 64..1GiB, hwm >= 1, "
+                "max_peers >= 1, heartbeat_ms 0..600000, pending and linger >= 0)");
+        goto fail;
+    }
+    if (t->o.advertise != NULL && t->o.advertise[0] == '\0') t->o.advertise = NULL;
+    if (t->o.advertise != NULL) {
+        int awild = 0;
+        if (addr_parse(t->o.advertise, 0, NULL, 0, NULL, &awild) != 0 || awild) {
+            set_err(err, errlen, "transport_new: advertise address '%s' is not a reachable "
+                    "HOST:PORT (a wildcard or port 0 cannot be reached)", t->o.advertise);
+            goto fail;
+        }
+    } else if (wild) {
+        set_err(err, errlen, "transport_new: listen address '%s' binds every interface; peers "
+                "cannot reply to it: set an advertise address", listen_addr);
+        goto fail;
+    }
+    transport_federation_keys(t->o.federation_secret, t->fed_pk, fed_sk);
+    memcpy(t->my_pk, id->pk, 32);
+    memcpy(t->curve_pk, id->curve_pk, 32);
+    memcpy(t->curve_sk, id->curve_sk, 32);
+    for (t->nbuckets = 16; t->nbuckets < 2 * t->o.max_peers && t->nbuckets < (1u << 20);)
+        t->nbuckets *= 2;
+    t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
+    if (t->buckets == NULL) {
+        set_err(err, errlen, "transport_new: out of memory");
+        goto fail;
+    }
+
+    /* The ZAP handler first: a CURVE server with no handler in its context admits anyone. */
+    t->zap = zmq_socket(zctx, ZMQ_REP);
+    if (t->zap == NULL || set_int(t->zap, ZMQ_LINGER, 0)) {
+        set_err(err, errlen, "transport_new: ZAP socket: %s", zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (zmq_bind(t->zap, ZAP_ENDPOINT) != 0) {
+        set_err(err, errlen, "transport_new: bind %s: %s (one transport per ZeroMQ context)",
+                ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+
+    int64_t maxmsg = (int64_t)t->o.max_msg + WIRE_SLACK;
+    snprintf(ep, sizeof ep, "tcp://%s:", host);
+    if (port == 0) strcat(ep, "*");
+    else snprintf(ep + strlen(ep), sizeof ep - strlen(ep), "%ld", port);
+    t->router = zmq_socket(zctx, ZMQ_ROUTER);
+    if (t->router == NULL || set_common(t, t->router, host[0] == '[') ||
+        set_int(t->router, ZMQ_CURVE_SERVER, 1) ||
+        zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, fed_sk, 32) ||
+        zmq_setsockopt(t->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) ||
+        zmq_setsockopt(t->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)) {
+        set_err(err, errlen, "transport_new: ROUTER socket options: %s",
+                zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (zmq_bind(t->router, ep) != 0) {
+        set_err(err, errlen, "transport_new: bind %s: %s", ep, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    len = sizeof ep;
+    if (zmq_getsockopt(t->router, ZMQ_LAST_ENDPOINT, ep, &len) != 0 ||
+        strncmp(ep, "tcp://", 6) != 0 || strlen(ep + 6) >= sizeof t->addr) {
+        set_err(err, errlen, "transport_new: cannot read the bound address of %s",
+                listen_addr);
+        goto fail;
+    }
+    memcpy(t->addr, ep + 6, strlen(ep + 6) + 1);          /* length checked above */
+    snprintf(t->adv, sizeof t->adv, "%s", t->o.advertise != NULL ? t->o.advertise : t->addr);
+    t->o.federation_secret = NULL;     /* not kept: the caller's strings may not outlive us */
+    t->o.advertise = NULL;
+    sodium_memzero(fed_sk, sizeof fed_sk);
+    return t;
+fail:
+    sodium_memzero(fed_sk, sizeof fed_sk);
+    transport_destroy(&t);
+    return NULL;
+}
+
+void transport_destroy(transport_t **tp)
+{
+    if (tp == NULL || *tp == NULL) return;
+    transport_t *t = *tp;
+    int64_t now = now_ms();
+    while (t->lru_head != NULL) {
+        dealer_t *d = t->lru_head;
+        set_int(d->sock, ZMQ_LINGER, t->o.close_linger_ms);   /* let goodbyes go out */
+        pend_flush(t, d, now);
+        dealer_close(t, d);
+    }
+    if (t->router) zmq_close(t->router);
+    if (t->zap) zmq_close(t->zap);
+    free(t->buckets);
+    sodium_memzero(t->curve_sk, sizeof t->curve_sk);
+    free(t);
+    *tp = NULL;
+}
+
+const char *transport_addr(const transport_t *t)
+{
+    return t->addr;
+}
+
+const char *transport_advertised(const transport_t *t)
+{
+    return t->adv;
+}
+
+void transport_set_allow(transport_t *t, transport_allow_fn allow, void *ctx)
+{
+    t->allow = allow;
+    t->allow_ctx = ctx;
+}
+
+const transport_stats_t *transport_stats(const transport_t *t)
+{
+    return &t->st;
+}
+
+/* ------------------------------------------------------------------ sending */
+
+int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    Trib__Envelope env = TRIB__ENVELOPE__INIT;
+    zmq_msg_t msg;
+    int64_t now = now_ms();
+
+    assert(t != NULL && type_known(type) && (body != NULL || len == 0));
+    if (!transport_addr_valid(addr) || len > t->o.max_msg) goto drop;
+    env.version = TRANSPORT_PROTOCOL_VERSION;
+    env.type = (Trib__MsgType)type;
+    env.sender.data = t->my_pk;
+    env.sender.len = 32;
+    env.sender_addr = t->adv;
+    env.seq = ++t->seq;
+    env.body.data = (uint8_t *)body;
+    env.body.len = len;
+    size_t size = trib__envelope__get_packed_size(&env);
+    if (size > t->o.max_msg) goto drop;
+
+    dealer_t *d = dealer_find(t, addr);
+    if (d != NULL) {
+        lru_unlink(t, d);
+        lru_push_front(t, d);
+    } else if ((d = dealer_open(t, addr)) == NULL) {
+        goto drop;
+    }
+    if (zmq_msg_init_size(&msg, size) != 0) goto drop;
+    trib__envelope__pack(&env, zmq_msg_data(&msg));
+
+    if (d->pend_count > 0) pend_flush(t, d, now);
+    if (d->pend_count == 0) {
+        if (zmq_msg_send(&msg, d->sock, ZMQ_DONTWAIT) >= 0) {
+            bump(&t->st.msgs_out[type], 1);
+            bump(&t->st.bytes_out, size);
+            return 0;
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            zmq_msg_close(&msg);
+            goto drop;
+        }
+    }
+    /* No connection yet (ZMQ_IMMEDIATE) or the peer's queue is full: wait a little. */
+    if (d->pend_count >= t->o.pending_max) {
+        zmq_msg_close(&msg);
+        goto drop;
+    }
+    if (d->pend == NULL && (d->pend = calloc((size_t)t->o.pending_max, sizeof *d->pend)) == NULL) {
+        zmq_msg_close(&msg);
+        goto drop;
+    }
+    pend_t *p = &d->pend[(d->pend_head + d->pend_count) % t->o.pending_max];
+    zmq_msg_init(&p->msg);
+    zmq_msg_move(&p->msg, &msg);
+    zmq_msg_close(&msg);
+    p->type = type;
+    p->deadline_ms = now + t->o.pending_ms;
+    d->pend_count++;
+    plist_add(t, d);
+    return 0;
+drop:
+    bump(&t->st.send_dropped, 1);
+    return -1;
+}
+
+void transport_forget(transport_t *t, const char *addr)
+{
+    if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return;
+    dealer_t *d = dealer_find(t, addr);
+    if (d != NULL) dealer_close(t, d);
+}
+
+static void flush_all(transport_t *t, int64_t now)
+{
+    dealer_t *d = t->plist;
+    while (d != NULL) {
+        dealer_t *next = d->pnext;       /* pend_flush may unlink d */
+        pend_flush(t, d, now);
+        d = next;
+    }
+}
+
+int transport_pollitems(transport_t *t, zmq_pollitem_t *items, int max)
+{
+    assert(t != NULL && items != NULL && max >= 2);
+    flush_all(t, now_ms());
+    items[0] = (zmq_pollitem_t){.socket = t->router, .events = ZMQ_POLLIN};
+    items[1] = (zmq_pollitem_t){.socket = t->zap, .events = ZMQ_POLLIN};
+    int n = 2;
+    for (dealer_t *d = t->plist; d != NULL && n < max; d = d->pnext)
+        items[n++] = (zmq_pollitem_t){.socket = d->sock, .events = ZMQ_POLLOUT};
+    return n;
+}
+
+/* ------------------------------------------------------------------ ZAP (RFC 27) */
+
+static int frame_is(zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen(s);
+    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
+}
+
+/* Answers one ZAP request. 1 answered, 0 none waiting, -1 context terminated. */
+static int zap_handle_one(transport_t *t)
+{
+    zmq_msg_t part[ZAP_MAX_PARTS];
+    int n = 0, extra = 0, more = 1;
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_t *m = n < ZAP_MAX_PARTS ? &part[n] : &scratch;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, t->zap, ZMQ_DONTWAIT) < 0) {
+            int e = zmq_errno();
+            zmq_msg_close(m);
+            if (n == 0) return e == ETERM ? -1 : 0;
+            break;                        /* cannot happen: parts of a message come together */
+        }
+        more = zmq_msg_more(m);
+        if (m == &scratch) { zmq_msg_close(m); extra = 1; }
+        else n++;
+    }
+
+    const char *status = "500", *text = "malformed ZAP request";
+    char user[65] = "";
+    /* version, request id, domain, address, routing id, mechanism, credentials... */
+    if (!extra && n >= 6 && frame_is(&part[0], "1.0")) {
+        if (!frame_is(&part[5], "CURVE")) {
+            status = "400"; text = "only CURVE is accepted";
+        } else if (n != 7 || zmq_msg_size(&part[6]) != 32) {
+            status = "400"; text = "bad CURVE credentials";
+        } else {
+            const uint8_t *key = zmq_msg_data(&part[6]);
+            if (t->allow == NULL || t->allow(t->allow_ctx, key)) {
+                status = "200"; text = "OK";
+                sodium_bin2hex(user, sizeof user, key, 32);
+            } else {
+                status = "400"; text = "key not admitted";
+            }
+        }
+    }
+    if (status[0] != '2') bump(&t->st.zap_denied, 1);
+
+    const void *rid = n >= 2 ? zmq_msg_data(&part[1]) : "";
+    size_t rid_len = n >= 2 ? zmq_msg_size(&part[1]) : 0;
+    int rc = 0;
+    rc |= zmq_send(t->zap, "1.0", 3, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0;
+    rc |= zmq_send(t->zap, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0;
+    rc |= zmq_send(t->zap, status, 3, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0;
+    rc |= zmq_send(t->zap, text, strlen(text), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0;
+    rc |= zmq_send(t->zap, user, strlen(user), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0;
+    rc |= zmq_send(t->zap, "", 0, ZMQ_DONTWAIT) < 0;
+    for (int i = 0; i < n; i++) zmq_msg_close(&part[i]);
+    if (rc && zmq_errno() == ETERM) return -1;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ receiving */
+
+/* True when the connection's ZAP User-Id (hex CURVE key) is the CURVE form of sender. */
+static int sender_authentic(zmq_msg_t *frame, const uint8_t sender[32])
+{
+    const char *uid = zmq_msg_gets(frame, "User-Id");
+    uint8_t curve[32];
+    char hex[65];
+    if (uid == NULL || crypto_sign_ed25519_pk_to_curve25519(curve, sender) != 0) return 0;
+    sodium_bin2hex(hex, sizeof hex, curve, sizeof curve);
+    return strcmp(uid, hex) == 0;
+}
+
+/* Checks one payload frame. Returns the unpacked envelope, or NULL having counted the reason. */
+static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame)
+{
+    size_t size = zmq_msg_size(frame);
+    if (size > t->o.max_msg) {
+        bump(&t->st.dropped_oversize, 1);
+        return NULL;
+    }
+    Trib__Envelope *env = trib__envelope__unpack(NULL, size, zmq_msg_data(frame));
+    if (env == NULL) {
+        bump(&t->st.dropped_undecodable, 1);
+        return NULL;
+    }
+    uint64_t *reason = NULL;
+    if (env->version != TRANSPORT_PROTOCOL_VERSION) reason = &t->st.dropped_bad_version;
+    else if (env->sender.len != 32 || !transport_addr_valid(env->sender_addr))
+        reason = &t->st.dropped_malformed;
+    else if (!sender_authentic(frame, env->sender.data)) reason = &t->st.dropped_spoofed;
+    else if (!type_known((int)env->type)) reason = &t->st.dropped_unknown_type;
+    if (reason != NULL) {
+        bump(reason, 1);
+        trib__envelope__free_unpacked(env, NULL);
+        return NULL;
+    }
+    return env;
+}
+
+/* Reads one message from the ROUTER. 1 valid (m filled), 2 dropped, 0 none waiting, -1 ETERM. */
+static int router_read_one(transport_t *t, transport_msg_t *m)
+{
+    zmq_msg_t rid, frame;
+    zmq_msg_init(&rid);
+    if (zmq_msg_recv(&rid, t->router, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&rid);
+        return e == ETERM ? -1 : 0;
+    }
+    int more = zmq_msg_more(&rid);
+    zmq_msg_close(&rid);
+    if (!more) {                               /* a ROUTER always prefixes the routing id */
+        bump(&t->st.dropped_malformed, 1);
+        return 2;
+    }
+    zmq_msg_init(&frame);
+    if (zmq_msg_recv(&frame, t->router, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&frame);
+        return e == ETERM ? -1 : 2;
+    }
+    bump(&t->st.bytes_in, zmq_msg_size(&frame));
+    int extra = 0;
+    for (more = zmq_msg_more(&frame); more;) {    /* an envelope is exactly one frame */
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        if (zmq_msg_recv(&x, t->router, ZMQ_DONTWAIT) < 0) more = 0;
+        else {
+            bump(&t->st.bytes_in, zmq_msg_size(&x));
+            more = zmq_msg_more(&x);
+        }
+        zmq_msg_close(&x);
+        extra = 1;
+    }
+    if (extra) {
+        bump(&t->st.dropped_malformed, 1);
+        zmq_msg_close(&frame);
+        return 2;
+    }
+    Trib__Envelope *env = check_frame(t, &frame);
+    zmq_msg_close(&frame);
+    if (env == NULL) return 2;
+
+    m->type = (int)env->type;
+    memcpy(m->sender, env->sender.data, 32);
+    snprintf(m->sender_addr, sizeof m->sender_addr, "%s", env->sender_addr);
+    m->seq = env->seq;
+    m->body = env->body.len > 0 ? env->body.data : NULL;
+    m->body_len = env->body.len;
+    m->env_ = env;
+    bump(&t->st.msgs_in[m->type], 1);
+    return 1;
+}
+
+int transport_recv(transport_t *t, transport_msg_t *m)
+{
+    assert(t != NULL && m != NULL);
+    memset(m, 0, sizeof *m);
+    for (int i = 0; i < ZAP_BATCH; i++) {
+        int r = zap_handle_one(t);
+        if (r < 0) return -1;
+        if (r == 0) break;
+    }
+    if (t->plist != NULL) flush_all(t, now_ms());
+    for (int i = 0; i < RECV_BATCH; i++) {
+        int r = router_read_one(t, m);
+        if (r == 1 || r == 0 || r == -1) return r;
+    }
+    return 0;
+}
+
+void transport_msg_free(transport_msg_t *m)
+{
+    if (m == NULL) return;
+    if (m->env_ != NULL) trib__envelope__free_unpacked(m->env_, NULL);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,130 @@
+/* gossip/transport.h - the peer transport: ZeroMQ ROUTER in, one DEALER per peer out, CURVE + ZAP.
+ *
+ * Owns: the node's ROUTER (bound on its peer address, CURVE server with the federation key), the
+ * ZAP handler that admits client keys, one DEALER per peer address (CURVE client with the node's
+ * own key, LRU-capped), Envelope framing, and checking every received frame before it is handed
+ * on (size, decode, version, shape, sender authenticated by its CURVE key, known type).
+ * Must not: interpret message bodies (membership, catalog and reads do), block the caller, or
+ * touch LMDB.
+ *
+ * Keys. Every ROUTER of a federation is a CURVE server with the same *federation key pair*,
+ * derived from a shared secret string (transport_federation_keys), so a node can reach a seed
+ * knowing only its HOST:PORT. Every DEALER is a CURVE client with the node's own Curve25519 key
+ * (identity_t.curve_pk/curve_sk). The ZAP handler admits client keys (all, or those the allow
+ * callback accepts) and records the client key as the connection's User-Id; a received Envelope
+ * whose sender (Ed25519) does not convert to that CURVE key is dropped as "spoofed". So the
+ * sender of a delivered message is authenticated.
+ *
+ * Messages are one-way (the Zyre pattern): a reply is sent with transport_send to the sender's
+ * advertised address (transport_msg_t.sender_addr).
+ *
+ * Threads: a transport belongs to one thread (the gossip loop), transport_stats included.
+ * ZeroMQ allows one ZAP handler per context, so at most one transport per ZeroMQ context. */
+#ifndef TRIB_TRANSPORT_H
+#define TRIB_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+#include "gossip/identity.h"
+
+#define TRANSPORT_PROTOCOL_VERSION 1
+#define TRANSPORT_ADDR_MAX         64          /* "HOST:PORT" + NUL */
+#define TRANSPORT_MAX_TYPES        32          /* message types are < this (proto MsgType) */
+#define TRANSPORT_DEFAULT_SECRET   "tributary"
+
+typedef struct transport transport_t;
+
+typedef struct {
+    size_t max_msg;                 /* largest frame accepted or sent, bytes (4 MiB). A frame up to
+                                       max_msg + 64 KiB is dropped and counted as oversize; ZeroMQ
+                                       (ZMQ_MAXMSGSIZE) disconnects a peer sending a larger one. */
+    int hwm;                        /* ZeroMQ send/receive high-water marks, messages (1000) */
+    const char *federation_secret;  /* shared by every node of a federation ("tributary") */
+    int heartbeat_ms;               /* ZMTP heartbeat interval; timeout is 3x (1000) */
+    size_t max_peers;               /* open DEALERs; the least recently used is closed (1024) */
+    const char *advertise;          /* HOST:PORT peers reply to; NULL = the bound address */
+    int pending_ms;                 /* how long a send may wait for a connection (2000) */
+    int pending_max;                /* messages waiting per peer for a connection (64) */
+    int close_linger_ms;            /* ZMQ_LINGER set on DEALERs by transport_destroy (500) */
+} transport_opts_t;
+
+void transport_opts_default(transport_opts_t *o);
+
+/* The federation's CURVE server key pair: seed = BLAKE2b-256("tributary-federation:" + secret),
+ * crypto_box_seed_keypair(seed). sk may be NULL. */
+void transport_federation_keys(const char *secret, uint8_t pk[32], uint8_t sk[32]);
+
+/* True when s is a plausible peer address: HOST:PORT, shorter than TRANSPORT_ADDR_MAX, HOST a
+ * name/IPv4 ([A-Za-z0-9.-]) or a bracketed IPv6 literal, PORT decimal 1..65535. */
+int transport_addr_valid(const char *s);
+
+/* Binds the ROUTER on listen_addr (HOST:PORT; port 0 or "*" takes a free port, see
+ * transport_addr) and the ZAP handler in zctx. o NULL = defaults. NULL with err set on failure.
+ * A wildcard host ("*", 0.0.0.0, [::]) needs o->advertise: peers cannot reply to it. */
+transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_addr,
+                           const transport_opts_t *o, char *err, size_t errlen);
+/* Closes every socket (DEALERs get close_linger_ms to flush); accepts NULL, nulls *tp. The
+ * owner terminates zctx afterwards. */
+void transport_destroy(transport_t **tp);
+
+/* The address actually bound, "HOST:PORT" (port resolved when 0 was asked). */
+const char *transport_addr(const transport_t *t);
+/* The address put in sent envelopes as sender_addr (opts advertise, else transport_addr). */
+const char *transport_advertised(const transport_t *t);
+
+/* Fills items with what the owner's loop must poll: the ROUTER and the ZAP socket (POLLIN), then
+ * DEALERs holding messages that wait for their connection (POLLOUT). Returns how many (<= max,
+ * max >= 2). Call before every poll: the set changes. Also expires stale waiting messages. */
+int transport_pollitems(transport_t *t, zmq_pollitem_t *items, int max);
+
+/* A delivered message: sender authenticated, type known, version checked. body points into
+ * storage owned by the message (NULL when body_len is 0). */
+typedef struct {
+    int type;                                /* Trib__MsgType */
+    uint8_t sender[32];                      /* Ed25519 public key = node id */
+    char sender_addr[TRANSPORT_ADDR_MAX];    /* where to reply */
+    uint64_t seq;
+    const uint8_t *body;
+    size_t body_len;
+    void *env_;                              /* private: the unpacked Envelope */
+} transport_msg_t;
+
+/* Call when any of the poll items fired. Answers ZAP requests, flushes waiting sends, then
+ * reads the ROUTER: returns 1 and fills *m when a valid message arrived (free it with
+ * transport_msg_free), 0 when nothing (more) is ready now, -1 when the context is terminated.
+ * Invalid frames are dropped and counted. Never blocks; reads a bounded number of frames per
+ * call (the ROUTER stays readable if more are queued). */
+int transport_recv(transport_t *t, transport_msg_t *m);
+void transport_msg_free(transport_msg_t *m);    /* accepts an already freed/zeroed message */
+
+/* Sends one Envelope {type, body} to addr without blocking, opening a DEALER when needed.
+ * Returns 0 when handed to ZeroMQ or held until the new connection is up (at most pending_max
+ * messages for pending_ms), -1 when dropped (counted in send_dropped): bad address, body over
+ * max_msg, peer's queue full. type must be a known MsgType (asserted). */
+int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len);
+
+/* Closes the DEALER to addr (a dead peer); waiting messages are dropped and counted. */
+void transport_forget(transport_t *t, const char *addr);
+
+/* Admission policy for connecting peers' CURVE keys; NULL = open federation (any key). Runs on
+ * the owner's thread inside transport_recv. A refused key is counted in zap_denied. */
+typedef int (*transport_allow_fn)(void *ctx, const uint8_t curve_pk[32]);
+void transport_set_allow(transport_t *t, transport_allow_fn allow, void *ctx);
+
+typedef struct {
+    uint64_t msgs_in[TRANSPORT_MAX_TYPES];   /* delivered, by type */
+    uint64_t msgs_out[TRANSPORT_MAX_TYPES];  /* handed to ZeroMQ, by type */
+    uint64_t bytes_in, bytes_out;            /* every payload frame received / sent */
+    uint64_t dropped_oversize, dropped_undecodable, dropped_bad_version, dropped_malformed,
+             dropped_spoofed, dropped_unknown_type;
+    uint64_t send_dropped;                   /* sends not delivered to ZeroMQ */
+    uint64_t zap_denied;                     /* connection attempts refused by the ZAP handler */
+    uint64_t peers_open;                     /* DEALERs open now */
+} transport_stats_t;
+
+/* The live counters. Owner's thread only: to show them elsewhere (metrics), copy the struct on
+ * the owner's thread and publish the copy (under the owner's lock). */
+const transport_stats_t *transport_stats(const transport_t *t);
+
+#endif

@@ -1,0 +1,594 @@
+/* tests/test_transport.c - the peer transport: exchange, CURVE/ZAP admission, receive checks,
+ * non-blocking sends. Real sockets on 127.0.0.1 with ports chosen by the kernel; every wait is a
+ * poll with a deadline. */
+#include <criterion/criterion.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "gossip/transport.h"
+#include "proto/tributary.pb-c.h"
+#include "tests/peer_tools.h"
+
+#define ARRIVE_MS 5000    /* generous: sanitizer builds are slow */
+#define SILENT_MS 500     /* how long "nothing arrives" is watched */
+
+typedef struct {
+    void *ctx;
+    identity_t id;
+    transport_t *t;
+} node_t;
+
+static void node_start(node_t *n, const transport_opts_t *o)
+{
+    char err[256] = "";
+    n->ctx = zmq_ctx_new();
+    cr_assert_not_null(n->ctx);
+    peer_identity(&n->id);
+    n->t = transport_new(n->ctx, &n->id, "127.0.0.1:0", o, err, sizeof err);
+    cr_assert_not_null(n->t, "transport_new: %s", err);
+}
+
+static void node_stop(node_t *n)
+{
+    transport_destroy(&n->t);
+    cr_assert_null(n->t);
+    zmq_ctx_term(n->ctx);
+}
+
+static transport_stats_t stats_of(transport_t *t)
+{
+    return *transport_stats(t);
+}
+
+/* An address where nobody listens: bind a free port, then close it. */
+static void free_addr(char *out, size_t len)
+{
+    char ep[128];
+    size_t n = sizeof ep;
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_ROUTER);
+    cr_assert_eq(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
+    cr_assert_eq(zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &n), 0);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    const char *hostport = ep + strlen("tcp://");
+    cr_assert_lt(strlen(hostport), len);
+    memcpy(out, hostport, strlen(hostport) + 1);
+}
+
+/* ------------------------------------------------------------------ pure functions */
+
+Test(transport, addr_valid_table)
+{
+    static const struct { const char *s; int ok; } cases[] = {
+        {"127.0.0.1:7470", 1}, {"node-1.example.com:1", 1}, {"h:65535", 1}, {"[::1]:7470", 1},
+        {"[fe80::1%eth0]:1", 0}, {"", 0}, {"7470", 0}, {":7470", 0}, {"h:", 0}, {"h:0", 0},
+        {"h:65536", 0}, {"h:123456", 0}, {"h:12a", 0}, {"h:-1", 0}, {"h:+1", 0}, {"h h:1", 0},
+        {"h/x:1", 0}, {"::1:7470", 0}, {"[::1:7470", 0}, {"[]:1", 0}, {"*:1", 0},
+        {"0.0.0.0:1", 1}, {"h:1\n", 0},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1", 1},   /* 60 chars */
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1", 0}, /* 64 chars */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(transport_addr_valid(cases[i].s), cases[i].ok, "'%s'", cases[i].s);
+    cr_expect_eq(transport_addr_valid(NULL), 0);
+}
+
+Test(transport, federation_keys_are_derived_from_the_secret)
+{
+    uint8_t pk1[32], sk1[32], pk2[32], pk3[32], check[32];
+    transport_federation_keys("tributary", pk1, sk1);
+    transport_federation_keys(NULL, pk2, NULL);
+    cr_expect_eq(memcmp(pk1, pk2, 32), 0, "NULL means the default secret, same key each time");
+    transport_federation_keys("another", pk3, NULL);
+    cr_expect_neq(memcmp(pk1, pk3, 32), 0);
+    cr_assert_eq(crypto_scalarmult_base(check, sk1), 0);
+    cr_expect_eq(memcmp(check, pk1, 32), 0, "pk is the public half of sk");
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+Test(transport, new_refuses_bad_listen_and_options)
+{
+    void *ctx = zmq_ctx_new();
+    identity_t id;
+    transport_opts_t o;
+    char err[256];
+    peer_identity(&id);
+    static const char *bad[] = {"", "localhost", "127.0.0.1:99999", "127.0.0.1:x", NULL};
+    for (int i = 0; bad[i]; i++) {
+        err[0] = '\0';
+        cr_expect_null(transport_new(ctx, &id, bad[i], NULL, err, sizeof err), "'%s'", bad[i]);
+        cr_expect(strstr(err, "listen address") != NULL, "err names the problem: %s", err);
+    }
+    err[0] = '\0';
+    cr_expect_null(transport_new(ctx, &id, "0.0.0.0:0", NULL, err, sizeof err));
+    cr_expect(strstr(err, "advertise") != NULL, "%s", err);
+    transport_opts_default(&o);
+    o.max_peers = 0;
+    cr_expect_null(transport_new(ctx, &id, "127.0.0.1:0", &o, err, sizeof err));
+    cr_expect(strstr(err, "option") != NULL, "%s", err);
+    transport_opts_default(&o);
+    o.advertise = "0.0.0.0:7470";
+    cr_expect_null(transport_new(ctx, &id, "127.0.0.1:0", &o, err, sizeof err));
+    cr_expect(strstr(err, "advertise") != NULL, "%s", err);
+    zmq_ctx_term(ctx);
+}
+
+Test(transport, binds_a_free_port_and_advertises)
+{
+    void *ctx = zmq_ctx_new();
+    identity_t id;
+    transport_opts_t o;
+    char err[256] = "";
+    peer_identity(&id);
+    transport_opts_default(&o);
+    o.advertise = "node-a.example:7470";
+    transport_t *t = transport_new(ctx, &id, "0.0.0.0:0", &o, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    cr_expect(strncmp(transport_addr(t), "0.0.0.0:", 8) == 0, "%s", transport_addr(t));
+    cr_expect(strcmp(transport_addr(t), "0.0.0.0:0") != 0, "port resolved");
+    cr_expect_str_eq(transport_advertised(t), "node-a.example:7470");
+
+    err[0] = '\0';
+    transport_t *t2 = transport_new(ctx, &id, "127.0.0.1:0", NULL, err, sizeof err);
+    cr_expect_null(t2, "a second transport in one context cannot bind the ZAP endpoint");
+    cr_expect(strstr(err, "one transport per ZeroMQ context") != NULL, "%s", err);
+    transport_destroy(&t);
+    transport_destroy(&t);               /* accepts NULL */
+    zmq_ctx_term(ctx);
+}
+
+/* ------------------------------------------------------------------ exchange */
+
+Test(transport, exchange_both_ways)
+{
+    node_t a, b;
+    transport_msg_t m;
+    node_start(&a, NULL);
+    node_start(&b, NULL);
+    cr_expect_str_eq(transport_advertised(a.t), transport_addr(a.t));
+
+    /* A's first send happens before its DEALER is connected: it must wait, not be lost. */
+    cr_assert_eq(transport_send(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_PING,
+                                (const uint8_t *)"hello", 5), 0);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives A's ping");
+    cr_expect_eq(m.type, TRIB__MSG_TYPE__MSG_PING);
+    cr_expect_eq(memcmp(m.sender, a.id.pk, 32), 0);
+    cr_expect_str_eq(m.sender_addr, transport_advertised(a.t));
+    cr_expect_eq(m.seq, 1);
+    cr_assert_eq(m.body_len, 5);
+    cr_expect_eq(memcmp(m.body, "hello", 5), 0);
+
+    /* B replies through its own DEALER to the advertised address. */
+    char reply_to[TRANSPORT_ADDR_MAX];
+    snprintf(reply_to, sizeof reply_to, "%s", m.sender_addr);
+    transport_msg_free(&m);
+    transport_msg_free(&m);              /* idempotent */
+    cr_assert_eq(transport_send(b.t, reply_to, TRIB__MSG_TYPE__MSG_ACK, NULL, 0), 0);
+    cr_assert_eq(peer_wait_msg2(a.t, b.t, ARRIVE_MS, &m), 1, "A receives B's ack");
+    cr_expect_eq(m.type, TRIB__MSG_TYPE__MSG_ACK);
+    cr_expect_eq(memcmp(m.sender, b.id.pk, 32), 0);
+    cr_expect_eq(m.body_len, 0);
+    cr_expect_null(m.body);
+    transport_msg_free(&m);
+
+    /* A burst arrives complete and in order. */
+    for (int i = 0; i < 50; i++) {
+        uint8_t body[4] = {(uint8_t)i, 1, 2, 3};
+        cr_assert_eq(transport_send(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_CATALOG_DIGEST,
+                                    body, sizeof body), 0);
+    }
+    for (int i = 0; i < 50; i++) {
+        cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "message %d", i);
+        cr_expect_eq(m.seq, (uint64_t)i + 2);
+        cr_expect_eq(m.body[0], i);
+        transport_msg_free(&m);
+    }
+    transport_stats_t sa = stats_of(a.t), sb = stats_of(b.t);
+    cr_expect_eq(sa.msgs_out[TRIB__MSG_TYPE__MSG_PING], 1);
+    cr_expect_eq(sa.msgs_out[TRIB__MSG_TYPE__MSG_CATALOG_DIGEST], 50);
+    cr_expect_eq(sa.msgs_in[TRIB__MSG_TYPE__MSG_ACK], 1);
+    cr_expect_eq(sb.msgs_in[TRIB__MSG_TYPE__MSG_PING], 1);
+    cr_expect_eq(sb.msgs_in[TRIB__MSG_TYPE__MSG_CATALOG_DIGEST], 50);
+    cr_expect_eq(sa.send_dropped + sb.send_dropped, 0);
+    cr_expect_eq(sa.peers_open, 1);
+    cr_expect_eq(sb.peers_open, 1);
+    cr_expect(sb.bytes_in > 0 && sa.bytes_out >= sb.bytes_in);
+    node_stop(&a);
+    node_stop(&b);
+}
+
+/* ------------------------------------------------------------------ admission */
+
+/* Sends a valid envelope from a fresh CURVE client and expects it to arrive: proof that the
+ * receiver is alive after a refusal. */
+static void expect_valid_gets_through(node_t *n, void *cctx)
+{
+    identity_t good;
+    peer_envelope_t e;
+    transport_msg_t m;
+    peer_identity(&good);
+    peer_client_t *c = peer_client_new(cctx, transport_addr(n->t), &good, NULL);
+    cr_assert_not_null(c);
+    peer_envelope_init(&e, &good, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_PING, NULL, 0);
+    cr_assert_eq(peer_client_send_envelope(c, &e), 0);
+    cr_assert_eq(peer_wait_msg(n->t, ARRIVE_MS, &m), 1, "a valid peer still gets through");
+    cr_expect_eq(memcmp(m.sender, good.pk, 32), 0);
+    transport_msg_free(&m);
+    peer_client_destroy(&c);
+}
+
+/* A valid envelope from `from`, sent by a client that is refused, must never arrive. */
+static void expect_refused(node_t *n, void *cctx, const identity_t *client_id,
+                           const uint8_t *server_pk)
+{
+    identity_t from;
+    peer_envelope_t e;
+    transport_msg_t m;
+    peer_identity(&from);
+    peer_client_t *c = peer_client_new(cctx, transport_addr(n->t), client_id, server_pk);
+    cr_assert_not_null(c);
+    peer_envelope_init(&e, client_id ? client_id : &from, "127.0.0.1:9",
+                       TRIB__MSG_TYPE__MSG_PING, NULL, 0);
+    cr_assert_eq(peer_client_send_envelope(c, &e), 0);
+    cr_expect_eq(peer_wait_msg(n->t, SILENT_MS, &m), 0, "nothing arrives");
+    transport_msg_free(&m);
+    transport_stats_t st = stats_of(n->t);
+    cr_expect_eq(st.msgs_in[TRIB__MSG_TYPE__MSG_PING], 0);
+    peer_client_destroy(&c);
+}
+
+Test(transport, plain_client_gets_nothing_through)
+{
+    node_t n;
+    void *cctx = zmq_ctx_new();
+    node_start(&n, NULL);
+    expect_refused(&n, cctx, NULL, NULL);
+    expect_valid_gets_through(&n, cctx);
+    node_stop(&n);
+    zmq_ctx_term(cctx);
+}
+
+Test(transport, wrong_server_key_gets_nothing_through)
+{
+    node_t n;
+    identity_t c;
+    uint8_t wrong_pk[32], wrong_sk[32];
+    void *cctx = zmq_ctx_new();
+    node_start(&n, NULL);
+    peer_identity(&c);
+    crypto_box_keypair(wrong_pk, wrong_sk);
+    expect_refused(&n, cctx, &c, wrong_pk);
+    expect_valid_gets_through(&n, cctx);
+    node_stop(&n);
+    zmq_ctx_term(cctx);
+}
+
+Test(transport, other_federation_cannot_reach)
+{
+    node_t a, b;
+    transport_opts_t o;
+    transport_msg_t m;
+    transport_opts_default(&o);
+    o.federation_secret = "some-other-federation";
+    node_start(&a, &o);
+    node_start(&b, NULL);
+    cr_assert_eq(transport_send(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_PING, NULL, 0), 0);
+    cr_expect_eq(peer_wait_msg2(b.t, a.t, SILENT_MS, &m), 0, "nothing arrives");
+    transport_msg_free(&m);
+    node_stop(&a);
+    node_stop(&b);
+}
+
+static int allow_one(void *ctx, const uint8_t curve_pk[32])
+{
+    return memcmp(ctx, curve_pk, 32) == 0;
+}
+
+Test(transport, allow_list_refuses_other_keys)
+{
+    node_t n;
+    identity_t ok, denied;
+    peer_envelope_t e;
+    transport_msg_t m;
+    void *cctx = zmq_ctx_new();
+    node_start(&n, NULL);
+    peer_identity(&ok);
+    peer_identity(&denied);
+    transport_set_allow(n.t, allow_one, ok.curve_pk);
+
+    expect_refused(&n, cctx, &denied, NULL);
+    cr_expect_geq(stats_of(n.t).zap_denied, 1, "the refusal is counted");
+
+    peer_client_t *c = peer_client_new(cctx, transport_addr(n.t), &ok, NULL);
+    peer_envelope_init(&e, &ok, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_ACK, NULL, 0);
+    cr_assert_eq(peer_client_send_envelope(c, &e), 0);
+    cr_assert_eq(peer_wait_msg(n.t, ARRIVE_MS, &m), 1, "the admitted key gets through");
+    cr_expect_eq(memcmp(m.sender, ok.pk, 32), 0);
+    transport_msg_free(&m);
+    peer_client_destroy(&c);
+
+    transport_set_allow(n.t, NULL, NULL);          /* open again: anyone */
+    expect_valid_gets_through(&n, cctx);
+    node_stop(&n);
+    zmq_ctx_term(cctx);
+}
+
+/* ------------------------------------------------------------------ receive checks */
+
+enum reason { R_OVERSIZE, R_UNDECODABLE, R_BAD_VERSION, R_MALFORMED, R_SPOOFED, R_UNKNOWN_TYPE };
+
+static uint64_t reason_count(const transport_stats_t *s, enum reason r)
+{
+    switch (r) {
+    case R_OVERSIZE: return s->dropped_oversize;
+    case R_UNDECODABLE: return s->dropped_undecodable;
+    case R_BAD_VERSION: return s->dropped_bad_version;
+    case R_MALFORMED: return s->dropped_malformed;
+    case R_SPOOFED: return s->dropped_spoofed;
+    case R_UNKNOWN_TYPE: return s->dropped_unknown_type;
+    }
+    return 0;
+}
+
+#define MAX_MSG 4096
+
+typedef enum { K_RAW, K_PARTS, K_ENVELOPE } kind_t;
+
+typedef struct {
+    const char *name;
+    enum reason reason;
+    kind_t kind;
+    const char *raw;           /* K_RAW: bytes (raw_len of them); NULL + raw_len = filler */
+    size_t raw_len;
+    uint32_t version;          /* K_ENVELOPE fields; sender_len 32 = the client's own key */
+    size_t sender_len;
+    int spoof;                 /* 1: another node's key, 2: an all-zero key */
+    const char *sender_addr;
+    int type;
+} drop_case_t;
+
+static const drop_case_t drop_cases[] = {
+    {"oversize", R_OVERSIZE, K_RAW, NULL, MAX_MSG + 1, 0, 0, 0, NULL, 0},
+    {"garbage", R_UNDECODABLE, K_RAW, "\xff\xff\xff\xff\xff\xff", 6, 0, 0, 0, NULL, 0},
+    {"truncated varint", R_UNDECODABLE, K_RAW, "\x08\x80", 2, 0, 0, 0, NULL, 0},
+    {"length overrun", R_UNDECODABLE, K_RAW, "\x1a\x10" "abc", 5, 0, 0, 0, NULL, 0},
+    {"empty frame = version 0", R_BAD_VERSION, K_RAW, "", 0, 0, 0, 0, NULL, 0},
+    {"version 2", R_BAD_VERSION, K_ENVELOPE, NULL, 0, 2, 32, 0, "127.0.0.1:9", 1},
+    {"version 2 beats bad sender", R_BAD_VERSION, K_ENVELOPE, NULL, 0, 2, 5, 0, "", 1},
+    {"sender 31 bytes", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 31, 0, "127.0.0.1:9", 1},
+    {"sender 33 bytes", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 33, 0, "127.0.0.1:9", 1},
+    {"no sender", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 0, 0, "127.0.0.1:9", 1},
+    {"no sender_addr", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0, "", 1},
+    {"sender_addr no port", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1", 1},
+    {"sender_addr port 0", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0, "h:0", 1},
+    {"sender_addr port 65536", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0, "h:65536", 1},
+    {"sender_addr too long", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0,
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1", 1},
+    {"two frames", R_MALFORMED, K_PARTS, NULL, 0, 0, 0, 0, NULL, 0},
+    {"another node's key", R_SPOOFED, K_ENVELOPE, NULL, 0, 1, 32, 1, "127.0.0.1:9", 1},
+    {"zero key", R_SPOOFED, K_ENVELOPE, NULL, 0, 1, 32, 2, "127.0.0.1:9", 1},
+    {"type 0", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 0},
+    {"type 6", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 6},
+    {"type 31", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 31},
+    {"type 1000", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 1000},
+    {"type -1", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", -1},
+};
+
+static void send_case(peer_client_t *c, const identity_t *me, const drop_case_t *k)
+{
+    if (k->kind == K_RAW) {
+        char *filler = NULL;
+        const char *data = k->raw;
+        if (data == NULL) {
+            filler = malloc(k->raw_len);
+            memset(filler, 'x', k->raw_len);
+            data = filler;
+        }
+        cr_assert_eq(peer_client_send_raw(c, data, k->raw_len), 0);
+        free(filler);
+        return;
+    }
+    peer_envelope_t e;
+    uint8_t *env;
+    size_t env_len;
+    peer_envelope_init(&e, me, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_PING, NULL, 0);
+    cr_assert_eq(peer_envelope_pack(&e, &env, &env_len), 0);
+    if (k->kind == K_PARTS) {
+        const void *parts[2] = {env, env};
+        size_t lens[2] = {env_len, env_len};
+        cr_assert_eq(peer_client_send_parts(c, parts, lens, 2), 0);
+        free(env);
+        return;
+    }
+    free(env);
+    uint8_t sender[40], zero[32] = {0};
+    identity_t other;
+    memset(sender, 0x5a, sizeof sender);
+    memcpy(sender, me->pk, 32);
+    if (k->spoof == 1) {
+        peer_identity(&other);
+        memcpy(sender, other.pk, 32);
+    } else if (k->spoof == 2) {
+        memcpy(sender, zero, 32);
+    }
+    e.version = k->version;
+    e.sender = sender;
+    e.sender_len = k->sender_len;
+    e.sender_addr = k->sender_addr;
+    e.type = k->type;
+    cr_assert_eq(peer_client_send_envelope(c, &e), 0);
+}
+
+Test(transport, every_bad_frame_is_dropped_and_counted_by_reason)
+{
+    node_t n;
+    transport_opts_t o;
+    identity_t me;
+    transport_msg_t m;
+    void *cctx = zmq_ctx_new();
+    transport_opts_default(&o);
+    o.max_msg = MAX_MSG;
+    node_start(&n, &o);
+    peer_identity(&me);
+    peer_client_t *c = peer_client_new(cctx, transport_addr(n.t), &me, NULL);
+    cr_assert_not_null(c);
+
+    for (size_t i = 0; i < sizeof drop_cases / sizeof drop_cases[0]; i++) {
+        const drop_case_t *k = &drop_cases[i];
+        transport_stats_t before = stats_of(n.t);
+        send_case(c, &me, k);
+        /* Then a valid message on the same connection: it arrives after the bad one. */
+        peer_envelope_t e;
+        uint8_t body[8];
+        memcpy(body, &i, sizeof i < sizeof body ? sizeof i : sizeof body);
+        peer_envelope_init(&e, &me, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_NACK, body, sizeof body);
+        e.seq = 100 + i;
+        cr_assert_eq(peer_client_send_envelope(c, &e), 0);
+        cr_assert_eq(peer_wait_msg(n.t, ARRIVE_MS, &m), 1, "%s: valid message after it", k->name);
+        cr_expect_eq(m.seq, 100 + i, "%s: only the valid one is delivered", k->name);
+        cr_expect_eq(m.type, TRIB__MSG_TYPE__MSG_NACK);
+        transport_msg_free(&m);
+
+        transport_stats_t after = stats_of(n.t);
+        for (int r = R_OVERSIZE; r <= R_UNKNOWN_TYPE; r++)
+            cr_expect_eq(reason_count(&after, r) - reason_count(&before, r),
+                         r == (int)k->reason ? 1u : 0u, "%s: reason %d", k->name, r);
+    }
+    peer_client_destroy(&c);
+    node_stop(&n);
+    zmq_ctx_term(cctx);
+}
+
+Test(transport, frame_far_over_the_cap_is_cut_off_by_zeromq)
+{
+    node_t n;
+    transport_opts_t o;
+    identity_t me;
+    transport_msg_t m;
+    void *cctx = zmq_ctx_new();
+    transport_opts_default(&o);
+    o.max_msg = MAX_MSG;
+    node_start(&n, &o);
+    peer_identity(&me);
+    peer_client_t *c = peer_client_new(cctx, transport_addr(n.t), &me, NULL);
+    size_t huge = MAX_MSG + 256 * 1024;
+    char *buf = calloc(1, huge);
+    cr_assert_eq(peer_client_send_raw(c, buf, huge), 0);
+    free(buf);
+    cr_expect_eq(peer_wait_msg(n.t, SILENT_MS, &m), 0);
+    transport_msg_free(&m);
+    transport_stats_t st = stats_of(n.t);
+    cr_expect_eq(st.dropped_oversize + st.dropped_undecodable + st.dropped_bad_version, 0,
+                 "ZeroMQ refused the frame before it reached us");
+    cr_expect_lt(st.bytes_in, MAX_MSG);
+    peer_client_destroy(&c);
+    expect_valid_gets_through(&n, cctx);
+    node_stop(&n);
+    zmq_ctx_term(cctx);
+}
+
+/* ------------------------------------------------------------------ sending */
+
+Test(transport, sending_to_nowhere_never_blocks_and_is_counted)
+{
+    node_t n;
+    transport_opts_t o;
+    char nowhere[TRANSPORT_ADDR_MAX];
+    transport_opts_default(&o);
+    o.pending_ms = 100;
+    o.pending_max = 16;
+    node_start(&n, &o);
+    free_addr(nowhere, sizeof nowhere);
+
+    int64_t t0 = peer_now_ms();
+    int queued = 0;
+    for (int i = 0; i < 1000; i++)
+        queued += transport_send(n.t, nowhere, TRIB__MSG_TYPE__MSG_PING,
+                                 (const uint8_t *)"x", 1) == 0;
+    int64_t took = peer_now_ms() - t0;
+    cr_expect_lt(took, 2000, "1000 sends took %lld ms", (long long)took);
+    cr_expect_eq(queued, 16, "only pending_max wait for the connection");
+    cr_expect_eq(stats_of(n.t).send_dropped, 1000 - 16);
+    cr_expect_eq(peer_wait_stat(n.t, offsetof(transport_stats_t, send_dropped), 1000, ARRIVE_MS,
+                                NULL), 1, "waiting messages expire and are counted");
+    cr_expect_eq(stats_of(n.t).msgs_out[TRIB__MSG_TYPE__MSG_PING], 0);
+    node_stop(&n);
+}
+
+Test(transport, send_refuses_bad_address_and_oversize_body)
+{
+    node_t n;
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.max_msg = MAX_MSG;
+    node_start(&n, &o);
+    uint8_t *big = calloc(1, MAX_MSG + 1);
+    cr_expect_eq(transport_send(n.t, "not an address", 1, NULL, 0), -1);
+    cr_expect_eq(transport_send(n.t, NULL, 1, NULL, 0), -1);
+    cr_expect_eq(transport_send(n.t, transport_addr(n.t), 1, big, MAX_MSG + 1), -1);
+    cr_expect_eq(transport_send(n.t, transport_addr(n.t), 1, big, MAX_MSG - 10), -1,
+                 "the envelope around it would exceed max_msg");
+    free(big);
+    transport_stats_t st = stats_of(n.t);
+    cr_expect_eq(st.send_dropped, 4);
+    cr_expect_eq(st.peers_open, 0);
+    node_stop(&n);
+}
+
+Test(transport, dealers_are_capped_lru_and_forgettable)
+{
+    node_t n;
+    transport_opts_t o;
+    char free1[TRANSPORT_ADDR_MAX], a1[TRANSPORT_ADDR_MAX], a2[TRANSPORT_ADDR_MAX],
+        a3[TRANSPORT_ADDR_MAX];
+    transport_opts_default(&o);
+    o.max_peers = 2;
+    o.pending_max = 4;
+    node_start(&n, &o);
+    free_addr(free1, sizeof free1);              /* 127.0.0.1:P; three distinct addresses: */
+    const char *port = strrchr(free1, ':') + 1;
+    snprintf(a1, sizeof a1, "127.0.0.1:%s", port);
+    snprintf(a2, sizeof a2, "127.0.0.2:%s", port);
+    snprintf(a3, sizeof a3, "127.0.0.3:%s", port);
+
+    cr_assert_eq(transport_send(n.t, a1, 1, NULL, 0), 0);
+    cr_assert_eq(transport_send(n.t, a2, 1, NULL, 0), 0);
+    cr_expect_eq(stats_of(n.t).peers_open, 2);
+    cr_assert_eq(transport_send(n.t, a1, 1, NULL, 0), 0);        /* a1 is now most recent */
+    cr_assert_eq(transport_send(n.t, a3, 1, NULL, 0), 0);        /* evicts a2 */
+    transport_stats_t st = stats_of(n.t);
+    cr_expect_eq(st.peers_open, 2);
+    cr_expect_eq(st.send_dropped, 1, "a2's waiting message went with it");
+
+    transport_forget(n.t, a1);
+    st = stats_of(n.t);
+    cr_expect_eq(st.peers_open, 1);
+    cr_expect_eq(st.send_dropped, 3, "a1's two waiting messages are dropped");
+    transport_forget(n.t, a1);                                    /* unknown now: no-op */
+    transport_forget(n.t, "nonsense");
+    cr_expect_eq(stats_of(n.t).peers_open, 1);
+    node_stop(&n);
+}
+
+Test(transport, pollitems_lists_router_zap_and_waiting_dealers)
+{
+    node_t n;
+    zmq_pollitem_t items[8];
+    char nowhere[TRANSPORT_ADDR_MAX];
+    node_start(&n, NULL);
+    free_addr(nowhere, sizeof nowhere);
+    cr_expect_eq(transport_pollitems(n.t, items, 8), 2);
+    cr_expect_eq(items[0].events, ZMQ_POLLIN);
+    cr_expect_eq(items[1].events, ZMQ_POLLIN);
+    cr_assert_eq(transport_send(n.t, nowhere, 1, NULL, 0), 0);
+    cr_expect_eq(transport_pollitems(n.t, items, 8), 3);
+    cr_expect_eq(items[2].events, ZMQ_POLLOUT);
+    cr_expect_eq(transport_pollitems(n.t, items, 2), 2, "max is respected");
+    node_stop(&n);
+}
