@@ -136,6 +136,8 @@ static int map_grow(store_t *st, size_t seen, int adopt, char *err, size_t errle
             ret = -1;
         }
         refresh_map_size(st);
+        if (st->map_size > st->map_max)
+            st->map_max = st->map_size;   /* another process's ceiling was higher */
     } else if (st->map_size == seen) {
         if (seen >= st->map_max) {
             store__err(err, errlen, "map of %s is full at its ceiling of %zu bytes (map_max)",
