@@ -1,0 +1,66 @@
+/* node/client.h - the CLI's HTTP client: one request to a node's API over libcurl.
+ *
+ * Owns: building the URL (base + path + URL-encoded query), sending a body from memory or
+ * streaming it from a FILE, timeouts, and handing the reply back either buffered (bounded)
+ * or, for a 2xx reply with a sink, chunk by chunk as it arrives. A transport failure comes
+ * back as -1 with a one-line message ("cannot reach node at URL: Connection refused ...").
+ * Must not: print anything, interpret JSON, or know the subcommands. */
+#ifndef TRIB_CLIENT_H
+#define TRIB_CLIENT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CLIENT_MAX_REPLY (64u << 20)   /* a buffered reply body larger than this is an error */
+
+enum {
+    CLIENT_STOPPED = 1,   /* *stop was set while the transfer ran (e.g. SIGINT) */
+    CLIENT_SINK    = 2,   /* the sink refused data (e.g. stdout closed); the transfer ended */
+};
+
+/* Called with each piece of a 2xx reply body as it arrives. Return 0, or -1 to stop. */
+typedef int (*client_sink_fn)(void *ctx, const char *data, size_t len);
+
+typedef struct {
+    const char *method;          /* "GET", "PUT", "POST", "DELETE" */
+    const char *path;            /* starts with '/', already safe (no escaping applied) */
+    const char *const *query;    /* name, value, name, value, ..., NULL; NULL/"" values skipped */
+    const char *content_type;    /* of the body, or NULL */
+    const char *body;            /* in-memory body, or NULL */
+    size_t body_len;
+    FILE *upload;                /* or a body streamed from this file (when body is NULL) */
+    long long upload_len;        /* its size when known, else -1 (sent chunked) */
+    const char *upload_name;     /* for read error messages ("records.ndjson", "stdin") */
+    int long_lived;              /* no overall timeout (record reads, streams, uploads) */
+    client_sink_fn sink;         /* optional: receives 2xx bodies instead of the buffer */
+    void *sink_ctx;
+    volatile sig_atomic_t *stop; /* optional: the transfer ends soon after *stop != 0 */
+} client_req_t;
+
+typedef struct {
+    long status;                 /* HTTP status, 0 if none was received */
+    char *body;                  /* NUL-terminated buffered body (empty if it went to the sink) */
+    size_t len;
+} client_reply_t;
+
+/* Normalises a node address for client_request: "HOST:PORT", "HOST" (port default_port),
+ * ":PORT" (host 127.0.0.1) or an http/https URL (kept, minus a trailing '/'; a URL without
+ * a port keeps its scheme's default). Query, fragment and credentials are refused.
+ * 0 with out = "http://host:port[/prefix]", or -1 with err. */
+int client_base_url(const char *in, int default_port, char *out, size_t outlen,
+                    char *err, size_t errlen);
+
+/* Process-wide libcurl setup; call once before any request and cleanup once at the end. */
+int client_global_init(char *err, size_t errlen);
+void client_global_cleanup(void);
+
+/* Performs rq against base_url (normalised: "http://host:port[/prefix]", no trailing '/').
+ * Returns 0 when a reply arrived (any status: see rep->status), CLIENT_STOPPED, CLIENT_SINK,
+ * or -1 with err set (connection, timeout, upload read error, reply too large). rep is always
+ * filled enough for client_reply_free. */
+int client_request(const char *base_url, const client_req_t *rq, client_reply_t *rep,
+                   char *err, size_t errlen);
+void client_reply_free(client_reply_t *rep);
+
+#endif
