@@ -592,3 +592,83 @@ Test(transport, pollitems_lists_router_zap_and_waiting_dealers)
     cr_expect_eq(transport_pollitems(n.t, items, 2), 2, "max is respected");
     node_stop(&n);
 }
+
+Test(transport, a_flood_of_garbage_is_drained_and_counted)
+{
+    node_t n;
+    identity_t me;
+    peer_envelope_t e;
+    transport_msg_t m;
+    void *cctx = zmq_ctx_new();
+    node_start(&n, NULL);
+    peer_identity(&me);
+    peer_client_t *c = peer_client_new(cctx, transport_addr(n.t), &me, NULL);
+    for (int i = 0; i < 2000; i++)                 /* more than one transport_recv batch */
+        cr_assert_eq(peer_client_send_raw(c, "\xff\xff", 2), 0);
+    peer_envelope_init(&e, &me, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_PING, NULL, 0);
+    cr_assert_eq(peer_client_send_envelope(c, &e), 0);
+    cr_assert_eq(peer_wait_msg(n.t, ARRIVE_MS, &m), 1);
+    transport_msg_free(&m);
+    cr_expect_eq(stats_of(n.t).dropped_undecodable, 2000);
+    peer_client_destroy(&c);
+    node_stop(&n);
+    zmq_ctx_term(cctx);
+}
+
+Test(transport, destroy_lets_last_messages_out)
+{
+    node_t a, b;
+    transport_msg_t m;
+    enum { N = 200, SIZE = 60000 };
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.close_linger_ms = ARRIVE_MS;          /* slow (valgrind) runs need more than the default */
+    node_start(&a, &o);
+    node_start(&b, NULL);
+    cr_assert_eq(transport_send(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_PING, NULL, 0), 0);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1);
+    transport_msg_free(&m);
+    /* A sends a burst larger than the socket buffers and closes at once (a graceful leave):
+     * everything handed to ZeroMQ still arrives (with a linger of 0 most would be lost). */
+    uint8_t *body = calloc(1, SIZE);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(transport_send(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_PUSH_PULL,
+                                    body, SIZE), 0);
+    free(body);
+    cr_assert_eq(stats_of(a.t).msgs_out[TRIB__MSG_TYPE__MSG_PUSH_PULL], N);
+    node_stop(&a);
+    int got = 0;
+    while (got < N && peer_wait_msg(b.t, ARRIVE_MS, &m) == 1) {
+        got += m.type == TRIB__MSG_TYPE__MSG_PUSH_PULL;
+        transport_msg_free(&m);
+    }
+    cr_expect_eq(got, N);
+    node_stop(&b);
+}
+
+Test(transport, ipv6_loopback)
+{
+    void *ca = zmq_ctx_new(), *cb = zmq_ctx_new();
+    identity_t ia, ib;
+    transport_msg_t m;
+    char err[256] = "";
+    peer_identity(&ia);
+    peer_identity(&ib);
+    transport_t *a = transport_new(ca, &ia, "[::1]:0", NULL, err, sizeof err);
+    if (a == NULL) {
+        zmq_ctx_term(ca);
+        zmq_ctx_term(cb);
+        cr_skip_test("no IPv6 loopback here: %s", err);
+    }
+    transport_t *b = transport_new(cb, &ib, "[::1]:0", NULL, err, sizeof err);
+    cr_assert_not_null(b, "%s", err);
+    cr_expect_eq(strncmp(transport_addr(a), "[::1]:", 6), 0, "%s", transport_addr(a));
+    cr_assert_eq(transport_send(a, transport_addr(b), TRIB__MSG_TYPE__MSG_PING, NULL, 0), 0);
+    cr_assert_eq(peer_wait_msg2(b, a, ARRIVE_MS, &m), 1);
+    cr_expect_str_eq(m.sender_addr, transport_addr(a));
+    transport_msg_free(&m);
+    transport_destroy(&a);
+    transport_destroy(&b);
+    zmq_ctx_term(ca);
+    zmq_ctx_term(cb);
+}
