@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include "gossip/entry.h"
+#include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/agent.h"
 #include "node/http.h"
@@ -26,7 +27,38 @@ void agent_notify(agent_t *a)
 
 void agent_announce(agent_t *a, const uint8_t *signed_entry, size_t len)
 {
-    (void)a, (void)signed_entry, (void)len;
+    if (a->gossip)
+        gossip_announce(a->gossip, signed_entry, len);
+}
+
+static void on_catalog(void *ctx) { agent_notify(ctx); }
+
+static int start_gossip(agent_t *a, char *err, size_t errlen)
+{
+    const config_t *c = &a->cfg;
+    static const char *seeds[CONFIG_MAX_SEEDS];
+    for (int i = 0; i < c->nseeds; i++)
+        seeds[i] = c->seeds[i];
+    gossip_opts_t o = {
+        .listen = c->listen, .advertise = c->advertise, .http = c->http, .domain = c->domain,
+        .federation_secret = c->federation_secret, .seeds = seeds, .nseeds = (size_t)c->nseeds,
+        .anti_entropy_ms = (uint32_t)c->anti_entropy_ms, .max_msg = (size_t)c->max_msg_kb << 10,
+        .on_catalog = on_catalog, .ctx = a,
+    };
+    swim_config_default(&o.swim);
+    o.swim.probe_interval_ms = (uint32_t)c->probe_interval_ms;
+    o.swim.probe_timeout_ms = (uint32_t)c->probe_timeout_ms;
+    o.swim.indirect_checks = (uint32_t)c->indirect_checks;
+    o.swim.suspicion_mult = (uint32_t)c->suspicion_mult;
+    o.swim.suspicion_max_mult = (uint32_t)c->suspicion_max_mult;
+    o.swim.gossip_interval_ms = (uint32_t)c->gossip_interval_ms;
+    o.swim.gossip_nodes = (uint32_t)c->gossip_nodes;
+    o.swim.push_pull_interval_ms = (uint32_t)c->push_pull_interval_ms;
+    o.swim.retransmit_mult = (uint32_t)c->retransmit_mult;
+    o.swim.awareness_max = (uint32_t)c->awareness_max;
+    o.swim.retry_max_ms = (uint32_t)c->retry_max_ms;
+    a->gossip = gossip_start(a->st, a->cat, &a->id, &o, err, errlen);
+    return a->gossip ? 0 : -1;
 }
 
 static int mkdir_p(const char *dir, char *err, size_t errlen)
@@ -153,6 +185,8 @@ int agent_main(int argc, char **argv)
     }
     log_info("%s identity %s for domain '%s' in %s", created ? "created" : "loaded", a->id.hex, a->cfg.domain,
              a->cfg.data);
+    if (start_gossip(a, err, sizeof err) < 0)
+        goto fail;
     if (http_start(a, err, sizeof err) < 0)
         goto fail;
     log_info("serving HTTP on %s", a->cfg.http);
@@ -170,6 +204,10 @@ out:
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
     http_stop(a);
+    if (a->gossip) {
+        gossip_stop(&a->gossip); /* broadcasts LEFT first */
+        log_info("left the federation");
+    }
     catalog_destroy(&a->cat);
     if (a->st) {
         store_close(&a->st);

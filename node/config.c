@@ -27,6 +27,7 @@ static const option_t options[] = {
     S(domain, K_STR, "", "this node's domain (team); required on first start"),
     S(listen, K_ADDR, "127.0.0.1:7470", "peer (gossip) address HOST:PORT"),
     S(http, K_ADDR, "127.0.0.1:7480", "HTTP API address HOST:PORT"),
+    S(advertise, K_STR, "", "peer address other nodes use to reach this one (default: --listen)"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL, "peer address of another node to join through (repeatable)"},
     S(federation_secret, K_STR, "tributary", "federation name shared by all nodes (derives the CURVE server key)"),
     S(log_level, K_STR, "info", "error | warn | info | debug"),
@@ -244,6 +245,12 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
     }
     if (!c->data[0]) {
         snprintf(err, errlen, "--data DIR is required");
+        return 2;
+    }
+    char host[128];
+    int port;
+    if (c->advertise[0] && config_split_addr(c->advertise, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "advertise: '%s' is not HOST:PORT", c->advertise);
         return 2;
     }
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") && strcmp(c->log_level, "info") &&

@@ -15,6 +15,7 @@ typedef struct {
     char domain[64];
     char listen[128];
     char http[128];
+    char advertise[128];
     char seeds[CONFIG_MAX_SEEDS][128];
     int nseeds;
     char federation_secret[128];

@@ -7,6 +7,14 @@
 
 int main(int argc, char **argv)
 {
+    /* `trib --node URL CMD ...` is `trib CMD --node URL ...`. */
+    if (argc >= 4 && !strcmp(argv[1], "--node")) {
+        char *opt = argv[1], *url = argv[2];
+        for (int i = 3; i < argc; i++)
+            argv[i - 2] = argv[i];
+        argv[argc - 2] = opt;
+        argv[argc - 1] = url;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         cli_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

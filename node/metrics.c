@@ -2,6 +2,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
+#include "gossip/gossip.h"
 #include "node/agent.h"
 #include "node/metrics.h"
 
@@ -67,4 +68,6 @@ void metrics_render(agent_t *a, FILE *f)
     fprintf(f, "# HELP trib_uptime_seconds Seconds since the agent started.\n"
                "# TYPE trib_uptime_seconds gauge\ntrib_uptime_seconds %lld\n",
             (long long)(time(NULL) - a->started));
+    if (a->gossip)
+        gossip_metrics_render(a->gossip, f);
 }

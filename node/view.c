@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include "gossip/gossip.h"
 #include "gossip/identity.h"
 #include "node/manifest.h"
 #include "node/view.h"
@@ -190,7 +191,18 @@ json_t *view_status(agent_t *a)
     store_catalog_heads(a->st, add_head, digest);
     json_int_t products = 0;
     store_products(a->st, NULL, count_product, &products);
-    json_t *members = json_pack("{s:i,s:i,s:i,s:i}", "alive", 1, "suspect", 0, "dead", 0, "left", 0);
+    json_int_t counts[4] = {1, 0, 0, 0};
+    if (a->gossip) {
+        gossip_member_t *list;
+        size_t n = gossip_members(a->gossip, &list);
+        counts[0] = 0;
+        for (size_t i = 0; i < n; i++)
+            if (list[i].state >= 0 && list[i].state < 4)
+                counts[list[i].state]++;
+        free(list);
+    }
+    json_t *members = json_pack("{s:I,s:I,s:I,s:I}", "alive", counts[0], "suspect", counts[1], "dead", counts[2],
+                                "left", counts[3]);
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:o}", "node_id", a->id.hex, "domain", a->cfg.domain,
                      "version", VERSION, "http", a->cfg.http, "listen", a->cfg.listen, "uptime_s",
                      (json_int_t)(time(NULL) - a->started), "products", products, "digest", digest, "members",
@@ -200,6 +212,20 @@ json_t *view_status(agent_t *a)
 json_t *view_members(agent_t *a)
 {
     json_t *list = json_array();
+    if (a->gossip) {
+        gossip_member_t *m;
+        size_t n = gossip_members(a->gossip, &m);
+        for (size_t i = 0; i < n; i++) {
+            char hex[ID_HEX_LEN];
+            identity_hex(m[i].id, hex);
+            json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", hex, "domain",
+                                                  m[i].domain, "addr", m[i].addr, "http", m[i].http, "state",
+                                                  swim_state_name(m[i].state), "incarnation",
+                                                  (json_int_t)m[i].incarnation, "self", m[i].self));
+        }
+        free(m);
+        return json_pack("{s:o}", "members", list);
+    }
     json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", a->id.hex, "domain",
                                           a->cfg.domain, "addr", a->cfg.listen, "http", a->cfg.http, "state",
                                           "alive", "incarnation", (json_int_t)0, "self", 1));

@@ -1,0 +1,537 @@
+/* gossip/gossip.c - the federation actor (see gossip.h).
+ *
+ * One thread, one zmq_poll: the ROUTER (and ZAP) sockets of the transport plus an eventfd that
+ * other threads signal. Each turn: run due SWIM timers, start an anti-entropy round when due,
+ * dispatch received messages by type (membership -> swim, catalog -> replicate), push queued
+ * local entries, then publish a fresh member snapshot if anything changed. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+#include "gossip/gossip.h"
+#include "gossip/log.h"
+#include "gossip/replicate.h"
+#include "gossip/transport.h"
+
+typedef struct qitem {
+    struct qitem *next;
+    size_t len;
+    uint8_t data[];
+} qitem_t;
+
+#define QUEUE_MAX 4096           /* queued local entries beyond this are left to anti-entropy */
+
+struct gossip {
+    store_t *st;
+    catalog_t *cat;
+    identity_t id;
+    gossip_opts_t o;
+    char listen[256], advertise[256], http[256], domain[64];
+    void *zctx;
+    transport_t *tr;
+    swim_t *swim;
+    replicate_t *repl;
+    pthread_t thread;
+    int efd;                     /* wakes the loop: queue or stop */
+    atomic_int stop;
+    /* queue of local entries to push (any thread -> loop) */
+    pthread_mutex_t qmu;
+    qitem_t *qhead, *qtail;
+    size_t qlen;
+    uint64_t queue_dropped;
+    /* member snapshot (loop -> any thread) */
+    pthread_mutex_t smu;
+    gossip_member_t *snap;
+    size_t nsnap;
+    int dirty;
+    /* counters read by the metrics exporter */
+    swim_stats_t swim_stats;
+    repl_stats_t repl_stats;
+    transport_stats_t tr_stats;
+    size_t counts[4];
+    int health;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ------------------------------------------------------------------ callbacks */
+
+static void swim_send(void *ctx, const uint8_t *to_id, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)to_id;
+    gossip_t *g = ctx;
+    transport_send(g->tr, addr, type, body, len);
+}
+
+static void member_changed(void *ctx, const Trib__Member *m, int old_state)
+{
+    gossip_t *g = ctx;
+    g->dirty = 1;
+    char hex[ID_HEX_LEN] = "?";
+    if (m->id.len == ID_PK_LEN)
+        identity_hex(m->id.data, hex);
+    if (old_state != (int)m->state)
+        log_info("member %s (%s) at %s: %s -> %s (incarnation %" PRIu64 ")", m->domain, hex, m->addr,
+                 old_state == SWIM_NEW ? "new" : swim_state_name(old_state), swim_state_name((int)m->state),
+                 m->incarnation);
+    size_t len = trib__member__get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return;
+    trib__member__pack(m, buf);
+    if (m->id.len == ID_PK_LEN) {
+        if (!memcmp(m->id.data, g->id.pk, ID_PK_LEN)) {
+            char inc[24];
+            int n = snprintf(inc, sizeof inc, "%" PRIu64, m->incarnation);
+            store_meta_put(g->st, "incarnation", inc, (size_t)n);
+        } else {
+            store_member_put(g->st, m->id.data, buf, len);
+        }
+    }
+    free(buf);
+}
+
+static void member_removed(void *ctx, const uint8_t id[SWIM_ID_LEN])
+{
+    gossip_t *g = ctx;
+    g->dirty = 1;
+    store_member_del(g->st, id);
+}
+
+static void repl_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    gossip_t *g = ctx;
+    transport_send(g->tr, addr, type, body, len);
+}
+
+/* Sends entry to up to gossip_nodes random alive peers. */
+static void push_entry(gossip_t *g, const uint8_t *entry, size_t len)
+{
+    const Trib__Member *peers[64];
+    size_t k = g->o.swim.gossip_nodes < 64 ? g->o.swim.gossip_nodes : 64;
+    size_t n = swim_random_alive(g->swim, k, peers);
+    const char *addrs[64];
+    for (size_t i = 0; i < n; i++)
+        addrs[i] = peers[i]->addr;
+    repl_push(g->repl, entry, len, addrs, n);
+}
+
+static void entry_accepted(void *ctx, const uint8_t *entry, size_t len)
+{
+    gossip_t *g = ctx;
+    push_entry(g, entry, len); /* forward once: only entries new to us get here */
+    if (g->o.on_catalog)
+        g->o.on_catalog(g->o.ctx);
+}
+
+/* ------------------------------------------------------------------ snapshot */
+
+typedef struct {
+    gossip_t *g;
+    gossip_member_t *list;
+    size_t n, cap;
+} snap_ctx_t;
+
+static void snap_one(void *ctx, const Trib__Member *m)
+{
+    snap_ctx_t *s = ctx;
+    if (s->n == s->cap)
+        return;
+    gossip_member_t *o = &s->list[s->n++];
+    memset(o, 0, sizeof *o);
+    if (m->id.len == 32)
+        memcpy(o->id, m->id.data, 32);
+    snprintf(o->domain, sizeof o->domain, "%s", m->domain ? m->domain : "");
+    snprintf(o->addr, sizeof o->addr, "%s", m->addr ? m->addr : "");
+    snprintf(o->http, sizeof o->http, "%s", m->http ? m->http : "");
+    o->incarnation = m->incarnation;
+    o->state = (int)m->state;
+    o->self = !memcmp(o->id, s->g->id.pk, 32);
+}
+
+static int self_first(const void *a, const void *b)
+{
+    const gossip_member_t *x = a, *y = b;
+    if (x->self != y->self)
+        return y->self - x->self;
+    int c = strcmp(x->domain, y->domain);
+    return c ? c : memcmp(x->id, y->id, 32);
+}
+
+static void publish_snapshot(gossip_t *g)
+{
+    size_t cap = swim_count(g->swim, -1);
+    snap_ctx_t s = {g, calloc(cap ? cap : 1, sizeof(gossip_member_t)), 0, cap};
+    if (!s.list)
+        return;
+    swim_foreach(g->swim, snap_one, &s);
+    qsort(s.list, s.n, sizeof *s.list, self_first);
+    pthread_mutex_lock(&g->smu);
+    free(g->snap);
+    g->snap = s.list;
+    g->nsnap = s.n;
+    pthread_mutex_unlock(&g->smu);
+    g->dirty = 0;
+}
+
+static void publish_stats(gossip_t *g)
+{
+    pthread_mutex_lock(&g->smu);
+    g->swim_stats = *swim_stats(g->swim);
+    g->repl_stats = *repl_stats(g->repl);
+    g->tr_stats = *transport_stats(g->tr);
+    for (int s = 0; s < 4; s++)
+        g->counts[s] = swim_count(g->swim, s);
+    g->health = swim_health(g->swim);
+    pthread_mutex_unlock(&g->smu);
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static int is_swim_type(int t)
+{
+    return t == TRIB__MSG_TYPE__MSG_PING || t == TRIB__MSG_TYPE__MSG_ACK || t == TRIB__MSG_TYPE__MSG_PING_REQ ||
+           t == TRIB__MSG_TYPE__MSG_NACK || t == TRIB__MSG_TYPE__MSG_PUSH_PULL;
+}
+
+static void drain_queue(gossip_t *g)
+{
+    pthread_mutex_lock(&g->qmu);
+    qitem_t *q = g->qhead;
+    g->qhead = g->qtail = NULL;
+    g->qlen = 0;
+    pthread_mutex_unlock(&g->qmu);
+    while (q) {
+        qitem_t *next = q->next;
+        push_entry(g, q->data, q->len);
+        free(q);
+        q = next;
+    }
+}
+
+static void *loop(void *arg)
+{
+    gossip_t *g = arg;
+    uint64_t next_ae = now_ms() + g->o.anti_entropy_ms, next_stats = 0;
+    zmq_pollitem_t items[8];
+    while (!atomic_load(&g->stop)) {
+        uint64_t now = now_ms();
+        swim_tick(g->swim, now);
+        if (now >= next_ae) {
+            const Trib__Member *peer;
+            if (swim_random_alive(g->swim, 1, &peer) == 1)
+                repl_sync(g->repl, peer->addr);
+            next_ae = now + g->o.anti_entropy_ms;
+        }
+        if (g->dirty)
+            publish_snapshot(g);
+        if (now >= next_stats) {
+            publish_stats(g);
+            next_stats = now + 250;
+        }
+        uint64_t deadline = swim_next_deadline(g->swim);
+        if (next_ae < deadline)
+            deadline = next_ae;
+        if (next_stats < deadline)
+            deadline = next_stats;
+        now = now_ms();
+        long timeout = deadline > now ? (long)(deadline - now) : 0;
+        int n = transport_pollitems(g->tr, items, 7);
+        items[n] = (zmq_pollitem_t){.socket = NULL, .fd = g->efd, .events = ZMQ_POLLIN};
+        int rc = zmq_poll(items, n + 1, timeout);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("gossip: zmq_poll: %s", zmq_strerror(errno));
+            break;
+        }
+        if (items[n].revents & ZMQ_POLLIN) {
+            uint64_t v;
+            if (read(g->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+                log_warn("gossip: eventfd read: %s", strerror(errno));
+            drain_queue(g);
+        }
+        /* Bounded per turn so timers keep running under a flood. */
+        transport_msg_t m;
+        for (int budget = 0; budget < 1024 && transport_recv(g->tr, &m) == 1; budget++) {
+            uint64_t t = now_ms();
+            if (is_swim_type(m.type))
+                swim_handle(g->swim, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
+            else
+                repl_handle(g->repl, m.sender_addr, m.type, m.body, m.body_len);
+            transport_msg_free(&m);
+        }
+    }
+    /* Graceful leave: tell everyone, give the sockets a moment to flush. */
+    swim_leave(g->swim, now_ms());
+    publish_snapshot(g);
+    publish_stats(g);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+typedef struct {
+    swim_t *swim;
+    int restored;
+} restore_ctx_t;
+
+static int restore_one(void *ctx, const uint8_t *bytes, size_t len)
+{
+    restore_ctx_t *r = ctx;
+    Trib__Member *m = trib__member__unpack(NULL, len, bytes);
+    if (!m)
+        return 0; /* skip a damaged record; the member will be relearnt */
+    if (swim_restore(r->swim, now_ms(), m) == 0)
+        r->restored++;
+    trib__member__free_unpacked(m, NULL);
+    return 0;
+}
+
+static void destroy(gossip_t *g)
+{
+    repl_destroy(&g->repl);
+    swim_destroy(&g->swim);
+    transport_destroy(&g->tr);
+    if (g->zctx)
+        zmq_ctx_term(g->zctx);
+    if (g->efd >= 0)
+        close(g->efd);
+    for (qitem_t *q = g->qhead, *next; q; q = next) {
+        next = q->next;
+        free(q);
+    }
+    free(g->snap);
+    pthread_mutex_destroy(&g->qmu);
+    pthread_mutex_destroy(&g->smu);
+    identity_wipe(&g->id);
+    free(g);
+}
+
+gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const gossip_opts_t *o, char *err,
+                       size_t errlen)
+{
+    gossip_t *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->efd = -1;
+    pthread_mutex_init(&g->qmu, NULL);
+    pthread_mutex_init(&g->smu, NULL);
+    g->st = st;
+    g->cat = cat;
+    g->id = *id;
+    g->o = *o;
+    snprintf(g->listen, sizeof g->listen, "%s", o->listen);
+    snprintf(g->advertise, sizeof g->advertise, "%s", o->advertise && *o->advertise ? o->advertise : o->listen);
+    snprintf(g->http, sizeof g->http, "%s", o->http ? o->http : "");
+    snprintf(g->domain, sizeof g->domain, "%s", o->domain);
+    g->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    g->zctx = zmq_ctx_new();
+    if (g->efd < 0 || !g->zctx) {
+        snprintf(err, errlen, "gossip: cannot create eventfd or ZeroMQ context: %s", strerror(errno));
+        goto fail;
+    }
+    transport_opts_t to;
+    transport_opts_default(&to);
+    to.max_msg = o->max_msg;
+    to.federation_secret = o->federation_secret;
+    to.advertise = g->advertise;
+    g->tr = transport_new(g->zctx, id, g->listen, &to, err, errlen);
+    if (!g->tr)
+        goto fail;
+
+    char inc[24] = "0";
+    size_t inclen = 0;
+    if (store_meta_get(st, "incarnation", inc, sizeof inc - 1, &inclen) == 0)
+        inc[inclen] = '\0';
+    Trib__Member self = TRIB__MEMBER__INIT;
+    self.id.data = (uint8_t *)id->pk;
+    self.id.len = ID_PK_LEN;
+    self.domain = g->domain;
+    self.addr = g->advertise;
+    self.http = g->http;
+    self.incarnation = strtoull(inc, NULL, 10);
+    swim_io_t sio = {.ctx = g, .send = swim_send, .changed = member_changed, .removed = member_removed};
+    uint64_t seed;
+    randombytes_buf(&seed, sizeof seed);
+    g->swim = swim_new(&o->swim, &self, &sio, seed, err, errlen);
+    if (!g->swim)
+        goto fail;
+    repl_io_t rio = {.ctx = g, .send = repl_send, .accepted = entry_accepted};
+    size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
+    if (frame > (4u << 20))
+        frame = 4u << 20;
+    g->repl = repl_new(st, cat, frame, &rio);
+    if (!g->repl) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    restore_ctx_t rc = {g->swim, 0};
+    store_members(st, restore_one, &rc);
+    for (size_t i = 0; i < o->nseeds; i++)
+        if (strcmp(o->seeds[i], g->advertise) != 0 && swim_add_seed(g->swim, o->seeds[i]) < 0) {
+            snprintf(err, errlen, "seed '%s' is not a usable HOST:PORT", o->seeds[i]);
+            goto fail;
+        }
+    publish_snapshot(g);
+    publish_stats(g);
+    if (pthread_create(&g->thread, NULL, loop, g) != 0) {
+        snprintf(err, errlen, "gossip: cannot start thread");
+        goto fail;
+    }
+    log_info("gossip on %s (advertised as %s), %zu seed(s), %d stored member(s)", g->listen, g->advertise,
+             o->nseeds, rc.restored);
+    return g;
+fail:
+    destroy(g);
+    return NULL;
+}
+
+static void wake(gossip_t *g)
+{
+    uint64_t one = 1;
+    if (write(g->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_warn("gossip: eventfd write: %s", strerror(errno));
+}
+
+void gossip_stop(gossip_t **gp)
+{
+    if (!gp || !*gp)
+        return;
+    gossip_t *g = *gp;
+    atomic_store(&g->stop, 1);
+    wake(g);
+    pthread_join(g->thread, NULL);
+    destroy(g);
+    *gp = NULL;
+}
+
+void gossip_announce(gossip_t *g, const uint8_t *entry, size_t len)
+{
+    qitem_t *q = malloc(sizeof *q + len);
+    if (!q)
+        return;
+    q->next = NULL;
+    q->len = len;
+    memcpy(q->data, entry, len);
+    pthread_mutex_lock(&g->qmu);
+    if (g->qlen >= QUEUE_MAX) { /* anti-entropy will carry it */
+        g->queue_dropped++;
+        pthread_mutex_unlock(&g->qmu);
+        free(q);
+        return;
+    }
+    if (g->qtail)
+        g->qtail->next = q;
+    else
+        g->qhead = q;
+    g->qtail = q;
+    g->qlen++;
+    pthread_mutex_unlock(&g->qmu);
+    wake(g);
+}
+
+size_t gossip_members(gossip_t *g, gossip_member_t **out)
+{
+    pthread_mutex_lock(&g->smu);
+    size_t n = g->nsnap;
+    *out = malloc((n ? n : 1) * sizeof **out);
+    if (*out)
+        memcpy(*out, g->snap, n * sizeof **out);
+    else
+        n = 0;
+    pthread_mutex_unlock(&g->smu);
+    return n;
+}
+
+/* ------------------------------------------------------------------ metrics */
+
+static const char *type_name(int t)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&trib__msg_type__descriptor, t);
+    return v ? v->name : "unknown";
+}
+
+void gossip_metrics_render(gossip_t *g, FILE *f)
+{
+    pthread_mutex_lock(&g->smu);
+    swim_stats_t ss = g->swim_stats;
+    repl_stats_t rs = g->repl_stats;
+    transport_stats_t ts = g->tr_stats;
+    size_t counts[4];
+    memcpy(counts, g->counts, sizeof counts);
+    int health = g->health;
+    pthread_mutex_unlock(&g->smu);
+
+    fprintf(f, "# HELP trib_members Members of the federation by state, as this node sees them.\n"
+               "# TYPE trib_members gauge\n");
+    for (int s = 0; s < 4; s++)
+        fprintf(f, "trib_members{state=\"%s\"} %zu\n", swim_state_name(s), counts[s]);
+    fprintf(f, "# HELP trib_gossip_messages_total Peer messages by direction and type.\n"
+               "# TYPE trib_gossip_messages_total counter\n");
+    for (int t = 0; t < TRANSPORT_MAX_TYPES; t++) {
+        if (ts.msgs_in[t])
+            fprintf(f, "trib_gossip_messages_total{dir=\"in\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
+                    ts.msgs_in[t]);
+        if (ts.msgs_out[t])
+            fprintf(f, "trib_gossip_messages_total{dir=\"out\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
+                    ts.msgs_out[t]);
+    }
+    fprintf(f, "# HELP trib_gossip_bytes_total Peer message bytes by direction.\n"
+               "# TYPE trib_gossip_bytes_total counter\n"
+               "trib_gossip_bytes_total{dir=\"in\"} %" PRIu64 "\ntrib_gossip_bytes_total{dir=\"out\"} %" PRIu64 "\n",
+            ts.bytes_in, ts.bytes_out);
+    fprintf(f, "# HELP trib_gossip_dropped_total Peer messages ignored, by reason.\n"
+               "# TYPE trib_gossip_dropped_total counter\n");
+    const struct {
+        const char *reason;
+        uint64_t v;
+    } drops[] = {{"oversize", ts.dropped_oversize},       {"undecodable", ts.dropped_undecodable},
+                 {"bad_version", ts.dropped_bad_version}, {"malformed", ts.dropped_malformed},
+                 {"spoofed_sender", ts.dropped_spoofed},  {"unknown_type", ts.dropped_unknown_type},
+                 {"send_dropped", ts.send_dropped},       {"zap_denied", ts.zap_denied},
+                 {"malformed_swim", ss.msgs_malformed},   {"malformed_catalog", rs.frames_malformed}};
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
+        fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
+    fprintf(f, "# HELP trib_catalog_entries_total Catalog entries received from peers, by outcome.\n"
+               "# TYPE trib_catalog_entries_total counter\n");
+    for (int r = 0; r < CAT_RESULT_COUNT; r++)
+        fprintf(f, "trib_catalog_entries_total{result=\"%s\"} %" PRIu64 "\n", cat_result_name((cat_result_t)r),
+                rs.entries[r]);
+    fprintf(f, "# HELP trib_catalog_entries_sent_total Catalog entries sent to peers.\n"
+               "# TYPE trib_catalog_entries_sent_total counter\ntrib_catalog_entries_sent_total %" PRIu64 "\n",
+            rs.entries_sent);
+    fprintf(f, "# HELP trib_swim_events_total Membership protocol events.\n# TYPE trib_swim_events_total counter\n");
+    const struct {
+        const char *ev;
+        uint64_t v;
+    } evs[] = {{"probe", ss.probes},           {"ack", ss.acks},
+               {"nack", ss.nacks},             {"indirect_probe", ss.indirect_probes},
+               {"suspect", ss.suspect_raised}, {"dead", ss.dead_declared},
+               {"refuted", ss.refuted},        {"push_pull", ss.push_pulls}};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
+    fprintf(f, "# HELP trib_swim_local_health Lifeguard awareness (0 = healthy).\n"
+               "# TYPE trib_swim_local_health gauge\ntrib_swim_local_health %d\n",
+            health);
+    fprintf(f, "# HELP trib_probe_rtt_ms Direct probe round-trip time.\n# TYPE trib_probe_rtt_ms histogram\n");
+    for (int i = 0; i < SWIM_RTT_BUCKETS; i++)
+        fprintf(f, "trib_probe_rtt_ms_bucket{le=\"%u\"} %" PRIu64 "\n", swim_rtt_bounds_ms[i], ss.rtt_le[i]);
+    fprintf(f, "trib_probe_rtt_ms_bucket{le=\"+Inf\"} %" PRIu64 "\ntrib_probe_rtt_ms_sum %.3f\n"
+               "trib_probe_rtt_ms_count %" PRIu64 "\n",
+            ss.rtt_count, ss.rtt_sum_ms, ss.rtt_count);
+}

@@ -1,0 +1,41 @@
+/* gossip/replicate.h - catalog replication: push of new entries and Scuttlebutt-style anti-entropy.
+ *
+ * Owns: building and answering CatalogDigest / CatalogEntries messages, feeding every received entry
+ * through catalog_accept (which verifies and checks binding, seq and chain), re-requesting on gaps,
+ * and counting every outcome. Peers are addresses; choosing them is the caller's (the gossip loop).
+ * Must not: own sockets or threads. Single-threaded: call it from the gossip loop only. */
+#ifndef TRIB_REPLICATE_H
+#define TRIB_REPLICATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "gossip/catalog.h"
+
+typedef struct replicate replicate_t;
+
+typedef struct {
+    void *ctx;
+    /* Sends one message (type MSG_CATALOG_*) to a peer address; must not block. */
+    void (*send)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
+    /* An entry from a peer was accepted (new to this node): forward it, wake readers. */
+    void (*accepted)(void *ctx, const uint8_t *entry, size_t len);
+} repl_io_t;
+
+typedef struct {
+    uint64_t entries[CAT_RESULT_COUNT];   /* received entries by outcome */
+    uint64_t entries_sent, digests_sent, digests_in, frames_malformed;
+} repl_stats_t;
+
+/* max_frame bounds the body of one CatalogEntries message. */
+replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_io_t *io);
+void repl_destroy(replicate_t **rp);
+
+/* Sends entry (a serialized SignedEntry) to each address. */
+void repl_push(replicate_t *r, const uint8_t *entry, size_t len, const char *const *addrs, size_t n);
+/* Starts an anti-entropy round with one peer: sends it our digest. */
+void repl_sync(replicate_t *r, const char *addr);
+/* Handles a MSG_CATALOG_* message. Returns 0, or -1 when the body is malformed (counted). */
+int repl_handle(replicate_t *r, const char *from_addr, int type, const uint8_t *body, size_t len);
+const repl_stats_t *repl_stats(const replicate_t *r);
+
+#endif
