@@ -5,12 +5,7 @@
  * accepting a peer's SignedEntry (entry_verify, then store_catalog_append's sequence, chain and
  * key checks), mapping every refusal to a cat_result_t so the caller can count it.
  * Must not: speak to the network, parse YAML/JSON, or include lmdb.h. */
-/* catalog.h has a slash-star inside a comment (-Werror=comment); reported to its owner.
- * Silence only that warning, only for that header, until its comment is fixed. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "gossip/catalog.h"
-#pragma GCC diagnostic pop
 
 #include <assert.h>
 #include <pthread.h>

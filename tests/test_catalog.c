@@ -16,11 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* catalog.h has a slash-star inside a comment (-Werror=comment); see gossip/catalog.c. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "gossip/catalog.h"
-#pragma GCC diagnostic pop
 #include "gossip/entry.h"
 
 /* ---------------------------------------------------------------- fixture */
