@@ -2,8 +2,8 @@
  *
  * Owns: the compact schema copied from a manifest, checking one record (one jansson parse, then a
  * lookup per schema property), RFC 3339 date/timestamp checks, and splitting an NDJSON body into
- * records under the size limits, validating large bodies on several threads. The accepted records point into the caller's body (no copies,
- * no re-serialization).
+ * records under the size limits, validating large bodies on several threads. The accepted
+ * records point into the caller's body (no copies, no re-serialization).
  * Must not: store anything, or know about HTTP beyond the 400/413 status it reports. */
 #include "node/records.h"
 
