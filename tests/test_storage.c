@@ -18,6 +18,8 @@
 
 /* ---------------------------------------------------------------- fixture */
 
+#define TINY_MAP ((size_t)32 << 10)   /* a few LMDB pages: every test using it grows the map */
+
 static char dir[64];
 static store_t *st;
 static char err[256];
@@ -667,25 +669,75 @@ Test(storage, records_reopen_continues_seq)
     cr_expect(r.ordered);
 }
 
-Test(storage, records_seq_right_after_crash)
+/* ---------------------------------------------------------------- other processes */
+
+/* A child's work: returns 'k' on success, another letter naming the failed step. go_fd,
+ * when >= 0, is read once before starting. */
+typedef char (*child_fn)(int go_fd);
+
+/* Forks a child running fn; the caller must hold no environment open across the fork.
+ * The child's verdict comes back over a pipe, not as its exit code (which tools such as
+ * valgrind replace); *verdict_fd is that pipe's read end. */
+static pid_t spawn(child_fn fn, int go_fd, int *verdict_fd)
 {
-    store_close(&st);   /* never fork with an environment open */
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
-        store_t *s = store_open(dir, NULL, err, sizeof err);
-        if (!s)
-            _exit(10);
-        st = s;
-        ent_t t = { .domain = "payments", .seq = 1, .name = "settled", .status = "active" };
-        uint64_t f, l;
-        if (append(&t) != 0 || put_records(s, "payments/settled", 1, 7, &f, &l) != 0 || l != 7)
-            _exit(11);
-        _exit(0);       /* "crash": no store_close, no cleanup */
+        close(p[0]);
+        char v = fn(go_fd);
+        _exit(write(p[1], &v, 1) == 1 ? 0 : 1);   /* no store_close: a "crash" */
     }
+    close(p[1]);
+    *verdict_fd = p[0];
+    return pid;
+}
+
+/* Waits for the child; its verdict, or 0 when it died without one. */
+static char child_verdict(pid_t pid, int verdict_fd)
+{
+    char v = 0;
+    if (read(verdict_fd, &v, 1) != 1)
+        v = 0;
+    close(verdict_fd);
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    return v;
+}
+
+/* Publishes payments/settled and appends records 1..n in batches of 500 (n % 500 == 0 or
+ * n < 500), without closing the store. */
+static char publish_and_fill(uint64_t n)
+{
+    store_opts_t o = { .map_size = TINY_MAP, .map_max = (size_t)256 << 20 };
+    store_t *s = store_open(dir, &o, err, sizeof err);
+    if (!s)
+        return 'o';
+    st = s;
+    ent_t t = { .domain = "payments", .seq = 1, .name = "settled", .status = "active" };
+    if (append(&t) != 0)
+        return 'a';
+    for (uint64_t from = 1; from <= n; from += 500) {
+        uint64_t to = from + 499 < n ? from + 499 : n, f, l;
+        if (put_records(s, "payments/settled", from, to, &f, &l) != 0 || f != from || l != to)
+            return 'r';
+    }
+    return 'k';
+}
+
+static char crash_child(int go_fd)
+{
+    return publish_and_fill(7);
+}
+
+Test(storage, records_seq_right_after_crash)
+{
+    store_close(&st);
+    int vfd;
+    pid_t pid = spawn(crash_child, -1, &vfd);
+    char v = child_verdict(pid, vfd);
+    cr_assert_eq(v, 'k', "child failed at step '%c'", v ? v : '?');
     st = open_with(0, 0);
     uint64_t first, last;
     cr_assert_eq(store_records_last(st, "payments/settled", &last), 0);
@@ -695,8 +747,6 @@ Test(storage, records_seq_right_after_crash)
 }
 
 /* ---------------------------------------------------------------- map growth */
-
-#define TINY_MAP ((size_t)32 << 10)
 
 Test(storage, map_grows_on_full)
 {
@@ -782,40 +832,29 @@ Test(storage, write_needing_growth_inside_callback_fails_not_deadlocks)
     cr_expect_eq(first, 2);
 }
 
+/* The other process: waits for go, then grows the map well past the parent's. */
+static char resize_child(int go_fd)
+{
+    char c;
+    if (read(go_fd, &c, 1) != 1)
+        return 'g';
+    return publish_and_fill(10000);
+}
+
 Test(storage, map_resized_by_another_process_is_adopted)
 {
-    int go[2], done[2];
-    char c = 0;
+    int go[2], vfd;
+    char c = 'g';
     cr_assert_eq(pipe(go), 0);
-    cr_assert_eq(pipe(done), 0);
-    store_close(&st);                /* never fork with an environment open */
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {                  /* the other process: grows the map well past ours */
-        if (read(go[0], &c, 1) != 1)
-            _exit(10);
-        store_opts_t o = { .map_size = TINY_MAP, .map_max = (size_t)256 << 20 };
-        store_t *s = store_open(dir, &o, err, sizeof err);
-        if (!s)
-            _exit(11);
-        st = s;
-        ent_t t = { .domain = "payments", .seq = 1, .name = "settled", .status = "active" };
-        uint64_t f, l;
-        if (append(&t) != 0)
-            _exit(12);
-        for (uint64_t b = 0; b < 20; b++)
-            if (put_records(s, "payments/settled", b * 500 + 1, b * 500 + 500, &f, &l) != 0)
-                _exit(13);
-        store_close(&s);
-        _exit(write(done[1], &c, 1) == 1 ? 0 : 14);
-    }
+    store_close(&st);
+    pid_t pid = spawn(resize_child, go[0], &vfd);
+    close(go[0]);
     st = open_with(TINY_MAP, (size_t)256 << 20);
     size_t before = store_map_size(st);
     cr_assert_eq(write(go[1], &c, 1), 1);
-    cr_assert_eq(read(done[0], &c, 1), 1);
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    close(go[1]);
+    char v = child_verdict(pid, vfd);
+    cr_assert_eq(v, 'k', "child failed at step '%c'", v ? v : '?');
     uint64_t last = 0, first;
     cr_assert_eq(store_records_last(st, "payments/settled", &last), 0, "%s", store_last_error());
     cr_assert_eq(last, 10000);
@@ -825,15 +864,11 @@ Test(storage, map_resized_by_another_process_is_adopted)
     rd_t r = read_all("payments/settled", 1, 0, &n);
     cr_assert_eq(n, 10001);
     cr_assert(r.ordered);
-    for (int i = 0; i < 2; i++) {
-        close(go[i]);
-        close(done[i]);
-    }
 }
 
 #define WRITERS 3
 #define READERS 3
-#define WBATCHES 60
+#define WBATCHES 40
 #define WBATCH 100
 
 static atomic_int writers_left;
@@ -877,10 +912,23 @@ static void *reader(void *arg)
     intptr_t bad = 0;
     do {
         for (int i = 0; i < WRITERS; i++) {
+            /* Batches are atomic: a reader sees whole batches only, at the head of the log
+             * and at its tail. Pages stay small so the readers' work does not grow with
+             * the log (the test must stay quick under valgrind). */
             rd_t r = { .ordered = 1, .id = ids[i] };
-            long n = store_records_read(st, ids[i], 1, 0, on_record, &r);
+            long n = store_records_read(st, ids[i], 1, 2 * WBATCH, on_record, &r);
             if (n < 0 || !r.ordered || (n > 0 && r.first != 1) || n % WBATCH != 0)
-                bad++;   /* batches are atomic: a reader sees whole batches only */
+                bad++;
+            uint64_t last = 0;
+            if (store_records_last(st, ids[i], &last) != 0 || last % WBATCH != 0)
+                bad++;
+            /* the tail read is a later txn: it may see more, never less, and ends on a batch */
+            uint64_t from = last > WBATCH ? last - WBATCH + 1 : 1;
+            r = (rd_t){ .ordered = 1, .id = ids[i] };
+            n = store_records_read(st, ids[i], from, 0, on_record, &r);
+            if (n < 0 || !r.ordered || (last > 0 && n == 0) ||
+                (n > 0 && (r.first != from || r.last < last || r.last % WBATCH != 0)))
+                bad++;
             if (store_records_read(st, ids[i], 1, 1, nested_read, (void *)ids[i]) < 0)
                 bad++;
         }
