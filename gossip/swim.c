@@ -1,0 +1,1354 @@
+/* gossip/swim.c - SWIM membership with Lifeguard, as a pure state machine (see swim.h).
+ *
+ * Owns: the member table and its hash index, the piggyback queue, the probe cycle, suspicion
+ * timers, push-pull, leave, retries and reaping; decoding and checking every peer body.
+ * Must not: touch sockets, threads, clocks or real randomness; call anything but the swim_io_t
+ * callbacks. The design follows HashiCorp memberlist (state.go, suspicion.go, awareness.go,
+ * queue.go) with Lifeguard's local health and dynamic suspicion timeout. */
+#include "gossip/swim.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIVE   TRIB__MEMBER_STATE__ALIVE
+#define SUSPECT TRIB__MEMBER_STATE__SUSPECT
+#define DEAD    TRIB__MEMBER_STATE__DEAD
+#define LEFT    TRIB__MEMBER_STATE__LEFT
+#define NSTATES 4
+
+#define MAX_PIGGY        64     /* updates on one Ping/Ack we send */
+#define MAX_UPDATES_IN   1024   /* updates on one Ping/Ack we accept */
+#define MAX_RELAYS       64     /* indirect probes in flight on behalf of others */
+#define MAX_CONFIRM      16     /* suspicion confirmations tracked */
+#define MAX_GOSSIP_NODES 64
+#define MIN_ELEM_BYTES   36     /* smallest encoded Member on the wire: id + tags */
+#define VERIFY_PROBES    3      /* priority probes of a member we hold suspect on others' word */
+
+const uint32_t swim_rtt_bounds_ms[SWIM_RTT_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250};
+
+/* ================================================================ types */
+
+typedef struct {
+    uint64_t start, deadline, min_ms, max_ms;
+    uint32_t k, n;                          /* confirmations wanted, confirmations seen */
+    uint32_t nwho;
+    uint8_t who[MAX_CONFIRM + 1][SWIM_ID_LEN];   /* who[0]: the first accuser (never counted) */
+} susp_t;
+
+typedef struct {
+    Trib__Member pub;           /* what callers see; pub.id.data = id, strings owned */
+    uint8_t id[SWIM_ID_LEN];
+    uint64_t state_ms;          /* when the state last changed (for reaping, gossip to the dead) */
+    susp_t *susp;               /* while SUSPECT */
+    uint64_t retry_at;          /* DEAD/LEFT: next push-pull attempt; 0 = none */
+    uint32_t retry_backoff;
+    uint8_t verify;             /* SUSPECT: priority probes still owed to it */
+    bool queued;                /* in the piggyback queue */
+    uint32_t tx;                /* times sent since queued */
+    uint64_t picked;            /* round stamp while choosing updates */
+} member_t;
+
+typedef struct {
+    uint64_t seq, origin_seq, deadline;
+    uint8_t origin[SWIM_ID_LEN], target[SWIM_ID_LEN];
+    char origin_addr[SWIM_MAX_ADDR + 1];
+} relay_t;
+
+typedef struct {
+    char addr[SWIM_MAX_ADDR + 1];
+    uint64_t retry_at;
+    uint32_t backoff;
+} seed_t;
+
+typedef struct {
+    bool active, indirect_done;
+    uint64_t seq, sent, indirect_at, end;
+    uint8_t target[SWIM_ID_LEN];
+    uint32_t nrelays, nacks;
+    uint8_t relays[SWIM_MAX_INDIRECT][SWIM_ID_LEN];
+    bool nacked[SWIM_MAX_INDIRECT];
+} probe_t;
+
+struct swim {
+    swim_config_t cfg;
+    swim_io_t io;
+    uint64_t rng, hseed;
+    member_t *self;
+
+    member_t **list;            /* probe order (shuffled), self included */
+    size_t n, cap;              /* cap of list, bq, tmp and pubs */
+    size_t probe_idx;
+    member_t **tab;             /* open-addressing index by id */
+    size_t tabcap;
+    size_t count[NSTATES];
+
+    member_t **bq;              /* piggyback queue, oldest first */
+    size_t nbq;
+    uint64_t round;
+
+    member_t **tmp;             /* scratch for random picks */
+    Trib__Member **pubs;        /* scratch for push-pull bodies */
+    uint8_t *buf;               /* scratch for packing */
+    size_t bufcap;
+
+    probe_t probe;
+    relay_t relays[MAX_RELAYS];
+    size_t nrelays;
+    seed_t seeds[SWIM_MAX_SEEDS];
+    size_t nseeds;
+
+    uint64_t seq;               /* probe sequence numbers; 0 is the gossip carrier */
+    uint64_t next_probe, next_gossip, next_push_pull;
+    uint64_t next_stranger;     /* rate limit of push-pulls with unknown senders */
+    uint64_t deadline;
+    int awareness;
+    bool started, left;
+    bool remind;                /* the message being handled accused us: tell the sender */
+    swim_stats_t st;
+};
+
+/* ================================================================ small helpers */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rng_next(swim_t *s)            /* splitmix64 */
+{
+    s->rng += 0x9e3779b97f4a7c15ULL;
+    return mix64(s->rng);
+}
+
+static uint64_t rng_below(swim_t *s, uint64_t n)
+{
+    return n ? rng_next(s) % n : 0;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static bool is_gone(int state) { return state == DEAD || state == LEFT; }
+
+static bool id_eq(const uint8_t *a, const uint8_t *b) { return memcmp(a, b, SWIM_ID_LEN) == 0; }
+
+/* Lifeguard: every timeout is scaled by (awareness + 1). */
+static uint64_t scaled(const swim_t *s, uint64_t ms) { return ms * (uint64_t)(s->awareness + 1); }
+
+static void awareness_add(swim_t *s, int delta)
+{
+    int a = s->awareness + delta;
+    int max = (int)s->cfg.awareness_max - 1;
+    s->awareness = a < 0 ? 0 : a > max ? max : a;
+}
+
+/* ceil(log10(n + 1)) for n >= 1, without floating point. */
+static uint32_t log10_ceil(size_t n)
+{
+    uint32_t d = 0;
+    for (uint64_t p = 1; p < (uint64_t)n + 1; p *= 10) d++;
+    return d ? d : 1;
+}
+
+static uint32_t retransmit_limit(const swim_t *s)
+{
+    return s->cfg.retransmit_mult * log10_ceil(s->n);
+}
+
+/* memberlist pushPullScale: slower anti-entropy above 32 members. */
+static uint64_t push_pull_period(const swim_t *s)
+{
+    uint64_t iv = s->cfg.push_pull_interval_ms;
+    if (s->n <= 32) return iv;
+    double mult = ceil(log2((double)s->n) - log2(32.0)) + 1.0;
+    return (uint64_t)(mult * (double)iv);
+}
+
+/* Minimum suspicion timeout: mult * max(1, log10(N + 1)) * probe interval. */
+static uint64_t suspicion_min(const swim_t *s)
+{
+    double scale = log10((double)s->n + 1.0);
+    if (scale < 1.0) scale = 1.0;
+    return (uint64_t)floor((double)s->cfg.suspicion_mult * scale * (double)s->cfg.probe_interval_ms);
+}
+
+/* A printable, space-free string of at most max chars (empty only if allowed). */
+static bool str_ok(const char *p, size_t max, bool allow_empty)
+{
+    if (!p) return allow_empty;
+    size_t n = strnlen(p, max + 1);
+    if (n > max) return false;
+    if (n == 0) return allow_empty;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e) return false;
+    return true;
+}
+
+static bool member_ok(const Trib__Member *m)
+{
+    return m && m->id.len == SWIM_ID_LEN && m->id.data &&
+           str_ok(m->addr, SWIM_MAX_ADDR, false) &&
+           str_ok(m->domain, SWIM_MAX_DOMAIN, true) &&
+           str_ok(m->http, SWIM_MAX_ADDR, true) &&
+           (int)m->state >= ALIVE && (int)m->state <= LEFT;
+}
+
+static bool id_ok(const ProtobufCBinaryData *b) { return b->len == SWIM_ID_LEN && b->data; }
+
+static int set_str(char **dst, const char *src)
+{
+    if (*dst && strcmp(*dst, src ? src : "") == 0) return 0;
+    char *d = strdup(src ? src : "");
+    if (!d) return -1;
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+
+/* ================================================================ member table */
+
+static size_t slot_of(const swim_t *s, const uint8_t *id)
+{
+    uint64_t a, b;
+    memcpy(&a, id, 8);
+    memcpy(&b, id + 8, 8);
+    return (size_t)(mix64(a ^ s->hseed) ^ mix64(b + s->hseed)) & (s->tabcap - 1);
+}
+
+static member_t *find(const swim_t *s, const uint8_t *id)
+{
+    if (!s->tabcap) return NULL;
+    for (size_t i = slot_of(s, id);; i = (i + 1) & (s->tabcap - 1)) {
+        member_t *m = s->tab[i];
+        if (!m) return NULL;
+        if (id_eq(m->id, id)) return m;
+    }
+}
+
+static void tab_put(swim_t *s, member_t *m)
+{
+    size_t i = slot_of(s, m->id);
+    while (s->tab[i]) i = (i + 1) & (s->tabcap - 1);
+    s->tab[i] = m;
+}
+
+static void tab_del(swim_t *s, member_t *m)    /* backward-shift deletion */
+{
+    size_t mask = s->tabcap - 1, i = slot_of(s, m->id);
+    while (s->tab[i] != m) i = (i + 1) & mask;
+    s->tab[i] = NULL;
+    for (size_t j = (i + 1) & mask; s->tab[j]; j = (j + 1) & mask) {
+        size_t k = slot_of(s, s->tab[j]->id);
+        bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays) continue;
+        s->tab[i] = s->tab[j];
+        s->tab[j] = NULL;
+        i = j;
+    }
+}
+
+/* Grows list, bq, tmp, pubs and the index to hold `want` members. */
+static int ensure_cap(swim_t *s, size_t want)
+{
+    if (want > s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 16;
+        while (nc < want) nc *= 2;
+        if (nc > s->cfg.max_members) nc = s->cfg.max_members;
+        member_t **l = realloc(s->list, nc * sizeof *l);
+        if (!l) return -1;
+        s->list = l;
+        member_t **q = realloc(s->bq, nc * sizeof *q);
+        if (!q) return -1;
+        s->bq = q;
+        member_t **t = realloc(s->tmp, nc * sizeof *t);
+        if (!t) return -1;
+        s->tmp = t;
+        Trib__Member **p = realloc(s->pubs, nc * sizeof *p);
+        if (!p) return -1;
+        s->pubs = p;
+        s->cap = nc;
+    }
+    if (want * 2 > s->tabcap) {
+        size_t tc = s->tabcap ? s->tabcap : 32;
+        while (want * 2 > tc) tc *= 2;
+        member_t **tab = calloc(tc, sizeof *tab);
+        if (!tab) return -1;
+        free(s->tab);
+        s->tab = tab;
+        s->tabcap = tc;
+        for (size_t i = 0; i < s->n; i++) tab_put(s, s->list[i]);
+    }
+    return 0;
+}
+
+static void member_free(member_t *m)
+{
+    if (!m) return;
+    free(m->pub.domain);
+    free(m->pub.addr);
+    free(m->pub.http);
+    free(m->susp);
+    free(m);
+}
+
+static member_t *member_new(const Trib__Member *c)
+{
+    member_t *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    trib__member__init(&m->pub);
+    memcpy(m->id, c->id.data, SWIM_ID_LEN);
+    m->pub.id.data = m->id;
+    m->pub.id.len = SWIM_ID_LEN;
+    m->pub.domain = m->pub.addr = m->pub.http = NULL;
+    if (set_str(&m->pub.domain, c->domain) || set_str(&m->pub.addr, c->addr) ||
+        set_str(&m->pub.http, c->http)) {
+        member_free(m);
+        return NULL;
+    }
+    m->pub.incarnation = c->incarnation;
+    m->pub.state = c->state;
+    return m;
+}
+
+static void bq_remove(swim_t *s, member_t *m)
+{
+    if (!m->queued) return;
+    for (size_t i = 0; i < s->nbq; i++) {
+        if (s->bq[i] != m) continue;
+        memmove(&s->bq[i], &s->bq[i + 1], (s->nbq - i - 1) * sizeof *s->bq);
+        s->nbq--;
+        break;
+    }
+    m->queued = false;
+}
+
+/* Queues m's current state for piggybacking as the newest, never-sent update. */
+static void bq_push(swim_t *s, member_t *m)
+{
+    bq_remove(s, m);
+    assert(s->nbq < s->cap);
+    s->bq[s->nbq++] = m;
+    m->queued = true;
+    m->tx = 0;
+}
+
+/* Removes m from the table (reap or eviction). */
+static void member_remove(swim_t *s, member_t *m)
+{
+    assert(m != s->self);
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->list[i] != m) continue;
+        s->list[i] = s->list[--s->n];
+        break;
+    }
+    tab_del(s, m);
+    bq_remove(s, m);
+    s->count[m->pub.state]--;
+    if (s->io.removed) s->io.removed(s->io.ctx, m->id);
+    member_free(m);
+}
+
+/* Adds a member built from claim c (validated). NULL when the table is full of live members. */
+static member_t *member_add(swim_t *s, const Trib__Member *c)
+{
+    if (s->n >= s->cfg.max_members) {            /* make room: forget the oldest dead/left */
+        member_t *victim = NULL;
+        for (size_t i = 0; i < s->n; i++) {
+            member_t *o = s->list[i];
+            if (is_gone(o->pub.state) && (!victim || o->state_ms < victim->state_ms)) victim = o;
+        }
+        if (!victim) {
+            s->st.members_dropped++;
+            return NULL;
+        }
+        member_remove(s, victim);
+    }
+    member_t *m = NULL;
+    if (ensure_cap(s, s->n + 1) || !(m = member_new(c))) {
+        s->st.members_dropped++;
+        return NULL;
+    }
+    size_t pos = rng_below(s, s->n + 1);       /* random place in the probe order */
+    s->list[s->n] = s->list[pos];
+    s->list[pos] = m;
+    s->n++;
+    tab_put(s, m);
+    s->count[m->pub.state]++;
+    return m;
+}
+
+static void notify(swim_t *s, member_t *m, int old_state)
+{
+    if (s->io.changed) s->io.changed(s->io.ctx, &m->pub, old_state);
+}
+
+static void set_state(swim_t *s, member_t *m, int state, uint64_t now)
+{
+    if ((int)m->pub.state != state) {
+        s->count[m->pub.state]--;
+        s->count[state]++;
+        m->pub.state = state;
+        m->state_ms = now;
+    }
+    if (state != SUSPECT) {
+        free(m->susp);
+        m->susp = NULL;
+    }
+    if (is_gone(state)) {
+        if (!m->retry_at) {                       /* first retry after base, then doubling */
+            m->retry_at = now + s->cfg.retry_base_ms;
+            m->retry_backoff = (uint32_t)min64((uint64_t)s->cfg.retry_base_ms * 2, s->cfg.retry_max_ms);
+        }
+    } else {
+        m->retry_at = 0;
+    }
+}
+
+/* ================================================================ sending */
+
+static uint8_t *scratch(swim_t *s, size_t len)
+{
+    if (len > s->bufcap) {
+        size_t nc = s->bufcap ? s->bufcap : 2048;
+        while (nc < len) nc *= 2;
+        uint8_t *b = realloc(s->buf, nc);
+        if (!b) return NULL;
+        s->buf = b;
+        s->bufcap = nc;
+    }
+    return s->buf;
+}
+
+static void send_msg(swim_t *s, const uint8_t *to_id, const char *addr, int type,
+                     const ProtobufCMessage *msg)
+{
+    if (!addr || !*addr) return;
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *b = scratch(s, len ? len : 1);
+    if (!b) return;                               /* out of memory: the message is lost */
+    protobuf_c_message_pack(msg, b);
+    s->io.send(s->io.ctx, to_id, addr, type, b, len);
+}
+
+static size_t elem_size(const member_t *m)
+{
+    size_t sz = trib__member__get_packed_size(&m->pub);
+    return sz + 1 + (sz < 128 ? 1 : sz < 16384 ? 2 : 3);
+}
+
+/* Chooses the updates to piggyback on one message, least-sent then newest first, within the
+ * byte budget, and counts one transmit for each. Three kinds of state go first, whatever the
+ * queue says: ours when the message we answer accused us (so the accuser hears the refutation
+ * even if its gossip missed them), `vouch`'s when we forward an ack for it, and `about`'s (the
+ * receiver) when we hold it SUSPECT or DEAD, so it can refute (memberlist's buddy system). */
+static size_t bq_pick(swim_t *s, member_t *about, member_t *vouch, Trib__Member **out, size_t cap)
+{
+    size_t budget = s->cfg.max_piggyback_bytes, used = 0, n = 0;
+    uint32_t limit = retransmit_limit(s);
+    member_t *lead[3] = {s->remind && !s->left ? s->self : NULL, vouch,
+                         about && (about->pub.state == SUSPECT || about->pub.state == DEAD) ? about : NULL};
+    s->remind = false;
+    s->round++;
+    for (int i = 0; i < 3; i++) {
+        member_t *m = lead[i];
+        if (!m || m->picked == s->round) continue;
+        size_t sz = elem_size(m);
+        if (used + sz > budget) continue;
+        out[n++] = &m->pub;
+        used += sz;
+        m->picked = s->round;
+    }
+    for (uint32_t t = 0; t < limit && n < cap && budget - used >= MIN_ELEM_BYTES; t++) {
+        for (size_t i = s->nbq; i-- > 0 && n < cap;) {
+            member_t *m = s->bq[i];
+            if (m->tx != t || m->picked == s->round) continue;
+            size_t sz = elem_size(m);
+            if (used + sz > budget) continue;
+            out[n++] = &m->pub;
+            used += sz;
+            m->picked = s->round;
+        }
+    }
+    size_t w = 0;                                 /* count transmits, drop the spent ones */
+    for (size_t i = 0; i < s->nbq; i++) {
+        member_t *m = s->bq[i];
+        if (m->picked == s->round) m->tx++;
+        if (m->tx >= limit) m->queued = false;
+        else s->bq[w++] = m;
+    }
+    s->nbq = w;
+    return n;
+}
+
+static void send_ping(swim_t *s, member_t *about, const uint8_t *to_id, const char *addr,
+                      uint64_t seq, const uint8_t *origin, const char *origin_addr)
+{
+    Trib__Member *ups[MAX_PIGGY];
+    Trib__Ping p = TRIB__PING__INIT;
+    p.probe_seq = seq;
+    p.target.data = (uint8_t *)to_id;
+    p.target.len = SWIM_ID_LEN;
+    if (origin) {
+        p.origin.data = (uint8_t *)origin;
+        p.origin.len = SWIM_ID_LEN;
+        p.origin_addr = (char *)origin_addr;
+    }
+    p.n_updates = bq_pick(s, about, NULL, ups, MAX_PIGGY);
+    p.updates = ups;
+    send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_PING, &p.base);
+}
+
+static void send_ack(swim_t *s, member_t *about, member_t *vouch, const uint8_t *to_id,
+                     const char *addr, uint64_t seq, const uint8_t *target)
+{
+    Trib__Member *ups[MAX_PIGGY];
+    Trib__Ack a = TRIB__ACK__INIT;
+    a.probe_seq = seq;
+    a.target.data = (uint8_t *)target;
+    a.target.len = SWIM_ID_LEN;
+    a.n_updates = bq_pick(s, about, vouch, ups, MAX_PIGGY);
+    a.updates = ups;
+    send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_ACK, &a.base);
+}
+
+static void send_push_pull(swim_t *s, const uint8_t *to_id, const char *addr, bool join, bool reply)
+{
+    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+    pp.join = join;
+    pp.reply = reply;
+    for (size_t i = 0; i < s->n; i++) s->pubs[i] = &s->list[i]->pub;
+    pp.members = s->pubs;
+    pp.n_members = s->n;
+    send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, &pp.base);
+    if (!reply) s->st.push_pulls++;
+}
+
+/* Up to k distinct random members passing `want`, other than self and `skip`. */
+static size_t pick_random(swim_t *s, bool (*want)(const swim_t *, const member_t *, uint64_t),
+                          uint64_t now, const uint8_t *skip, size_t k, member_t **out)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        member_t *m = s->list[i];
+        if (m == s->self || (skip && id_eq(m->id, skip)) || !want(s, m, now)) continue;
+        s->tmp[c++] = m;
+    }
+    size_t got = 0;
+    for (; got < k && got < c; got++) {          /* partial Fisher-Yates */
+        size_t j = got + rng_below(s, c - got);
+        member_t *t = s->tmp[j];
+        s->tmp[j] = s->tmp[got];
+        s->tmp[got] = t;
+        out[got] = t;
+    }
+    return got;
+}
+
+static bool want_alive(const swim_t *s, const member_t *m, uint64_t now)
+{
+    (void)s; (void)now;
+    return m->pub.state == ALIVE;
+}
+
+static bool want_gossip(const swim_t *s, const member_t *m, uint64_t now)
+{
+    if (!is_gone(m->pub.state)) return true;
+    return m->pub.state == DEAD && now - m->state_ms < s->cfg.gossip_to_dead_ms;
+}
+
+/* ================================================================ suspicion (Lifeguard) */
+
+static void susp_set_deadline(susp_t *x)
+{
+    uint64_t t = x->min_ms;
+    if (x->k > 0) {                               /* memberlist remainingSuspicionTime */
+        double frac = log((double)x->n + 1.0) / log((double)x->k + 1.0);
+        double raw = (double)x->max_ms - frac * (double)(x->max_ms - x->min_ms);
+        t = raw < (double)x->min_ms ? x->min_ms : (uint64_t)floor(raw);
+    }
+    x->deadline = x->start + t;
+}
+
+static void susp_start(swim_t *s, member_t *m, uint64_t now, const uint8_t *from)
+{
+    free(m->susp);
+    m->susp = calloc(1, sizeof *m->susp);
+    if (!m->susp) return;                         /* no timer: stays suspect until news */
+    susp_t *x = m->susp;
+    uint32_t k = s->cfg.suspicion_mult > 2 ? s->cfg.suspicion_mult - 2 : 0;
+    if (k > MAX_CONFIRM) k = MAX_CONFIRM;
+    if (s->n < (size_t)k + 2) k = 0;              /* not enough others to confirm */
+    x->start = now;
+    x->k = k;
+    x->min_ms = suspicion_min(s);
+    x->max_ms = x->min_ms * s->cfg.suspicion_max_mult;
+    memcpy(x->who[0], from, SWIM_ID_LEN);
+    x->nwho = 1;
+    susp_set_deadline(x);
+}
+
+/* A further accuser. True when it is new and shortened the timeout. */
+static bool susp_confirm(member_t *m, const uint8_t *from)
+{
+    susp_t *x = m->susp;
+    if (!x || x->n >= x->k) return false;
+    for (uint32_t i = 0; i < x->nwho; i++)
+        if (id_eq(x->who[i], from)) return false;
+    memcpy(x->who[x->nwho++], from, SWIM_ID_LEN);
+    x->n++;
+    susp_set_deadline(x);
+    return true;
+}
+
+/* ================================================================ state transitions */
+
+static void refute(swim_t *s, uint64_t accused)
+{
+    member_t *me = s->self;
+    uint64_t inc = me->pub.incarnation > accused ? me->pub.incarnation : accused;
+    me->pub.incarnation = inc + 1;
+    bq_push(s, me);
+    awareness_add(s, 1);
+    s->st.refuted++;
+    notify(s, me, ALIVE);
+}
+
+static bool same_meta(const member_t *m, const Trib__Member *c)
+{
+    return strcmp(m->pub.addr, c->addr) == 0 && strcmp(m->pub.domain, c->domain) == 0 &&
+           strcmp(m->pub.http, c->http) == 0;
+}
+
+static void self_claim(swim_t *s, const Trib__Member *c)
+{
+    uint64_t mine = s->self->pub.incarnation;
+    if (s->left) return;
+    if (c->state != ALIVE) s->remind = true;      /* even a stale accusation: the sender is behind */
+    if (c->state == ALIVE) {
+        if (c->incarnation > mine || (c->incarnation == mine && !same_meta(s->self, c)))
+            refute(s, c->incarnation);
+    } else if (c->incarnation >= mine) {
+        refute(s, c->incarnation);
+    }
+}
+
+static void apply_alive(swim_t *s, uint64_t now, member_t *m, const Trib__Member *c)
+{
+    if (!m) {
+        m = member_add(s, c);
+        if (!m) return;
+        m->pub.state = ALIVE;
+        m->state_ms = now;
+        bq_push(s, m);
+        notify(s, m, SWIM_NEW);
+        return;
+    }
+    if (c->incarnation <= m->pub.incarnation) return;
+    int old = m->pub.state;
+    /* On allocation failure the old strings stay; the incarnation still moves on. */
+    (void)set_str(&m->pub.addr, c->addr);
+    (void)set_str(&m->pub.domain, c->domain);
+    (void)set_str(&m->pub.http, c->http);
+    m->pub.incarnation = c->incarnation;
+    set_state(s, m, ALIVE, now);
+    bq_push(s, m);
+    notify(s, m, old);
+}
+
+static void apply_suspect(swim_t *s, uint64_t now, member_t *m, uint64_t inc, const uint8_t *from)
+{
+    if (!m || inc < m->pub.incarnation) return;
+    if (m->pub.state == SUSPECT && inc == m->pub.incarnation) {
+        /* Another accuser. Only our own independent evidence is re-gossiped. */
+        if (susp_confirm(m, from) && id_eq(from, s->self->id)) bq_push(s, m);
+        return;
+    }
+    if (is_gone(m->pub.state) && inc == m->pub.incarnation) return;
+    int old = m->pub.state;
+    m->pub.incarnation = inc;
+    set_state(s, m, SUSPECT, now);
+    susp_start(s, m, now, from);
+    m->verify = id_eq(from, s->self->id) ? VERIFY_PROBES - 1 : VERIFY_PROBES;
+    bq_push(s, m);
+    notify(s, m, old);
+}
+
+static void apply_gone(swim_t *s, uint64_t now, member_t *m, uint64_t inc, int state)
+{
+    if (!m || inc < m->pub.incarnation) return;
+    int old = m->pub.state;
+    if (inc == m->pub.incarnation &&
+        (old == LEFT || (old == DEAD && state == DEAD)))
+        return;                                   /* at equal incarnation LEFT beats DEAD */
+    m->pub.incarnation = inc;
+    set_state(s, m, state, now);
+    bq_push(s, m);
+    notify(s, m, old);
+}
+
+/* One claim from the authenticated sender `from`. In a push-pull a DEAD is only suspected, so
+ * the accused gets a chance to refute (memberlist mergeState). */
+static void apply_claim(swim_t *s, uint64_t now, const Trib__Member *c, const uint8_t *from,
+                        bool push_pull)
+{
+    if (id_eq(c->id.data, s->self->id)) {
+        self_claim(s, c);
+        return;
+    }
+    member_t *m = find(s, c->id.data);
+    switch (c->state) {
+    case ALIVE:   apply_alive(s, now, m, c); break;
+    case SUSPECT: apply_suspect(s, now, m, c->incarnation, from); break;
+    case DEAD:
+        if (push_pull) apply_suspect(s, now, m, c->incarnation, from);
+        else apply_gone(s, now, m, c->incarnation, DEAD);
+        break;
+    case LEFT:    apply_gone(s, now, m, c->incarnation, LEFT); break;
+    default:      break;                          /* checked before */
+    }
+}
+
+static bool updates_ok(Trib__Member **u, size_t n)
+{
+    if (n > MAX_UPDATES_IN) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!member_ok(u[i])) return false;
+    return true;
+}
+
+static void apply_updates(swim_t *s, uint64_t now, Trib__Member **u, size_t n, const uint8_t *from)
+{
+    for (size_t i = 0; i < n; i++) apply_claim(s, now, u[i], from, false);
+}
+
+/* ================================================================ probing */
+
+/* A member we hold SUSPECT is probed first, up to VERIFY_PROBES times while the suspicion
+ * lasts: the ping carries the accusation, so a live suspect answers with its refutation even
+ * when the gossip of it missed us (bounded retransmits do miss a node now and then); a dead
+ * one fails our own probe, which is independent evidence. It replaces a round-robin probe,
+ * so it costs no extra messages per interval. */
+static member_t *next_probe_target(swim_t *s)
+{
+    if (s->count[SUSPECT])
+        for (size_t i = 0; i < s->n; i++) {
+            member_t *m = s->list[i];
+            if (m->pub.state == SUSPECT && m->verify) {
+                m->verify--;
+                return m;
+            }
+        }
+    for (size_t tries = 0; tries <= s->n; tries++) {
+        if (s->probe_idx >= s->n) {
+            s->probe_idx = 0;
+            for (size_t i = s->n; i > 1; i--) {  /* reshuffle each round */
+                size_t j = rng_below(s, i);
+                member_t *t = s->list[i - 1];
+                s->list[i - 1] = s->list[j];
+                s->list[j] = t;
+            }
+        }
+        member_t *m = s->list[s->probe_idx++];
+        if (m != s->self && !is_gone(m->pub.state)) return m;
+    }
+    return NULL;
+}
+
+static void probe_start(swim_t *s, uint64_t now)
+{
+    s->next_probe = now + scaled(s, s->cfg.probe_interval_ms);
+    member_t *m = next_probe_target(s);
+    if (!m) return;
+    probe_t *p = &s->probe;
+    memset(p, 0, sizeof *p);
+    p->active = true;
+    p->seq = ++s->seq;
+    memcpy(p->target, m->id, SWIM_ID_LEN);
+    p->sent = now;
+    p->indirect_at = now + scaled(s, s->cfg.probe_timeout_ms);
+    p->end = now + scaled(s, s->cfg.probe_interval_ms);
+    s->st.probes++;
+    send_ping(s, m, m->id, m->pub.addr, p->seq, NULL, NULL);
+}
+
+static void probe_indirect(swim_t *s, uint64_t now)
+{
+    probe_t *p = &s->probe;
+    p->indirect_done = true;
+    member_t *m = find(s, p->target);
+    if (!m || is_gone(m->pub.state)) {
+        p->active = false;                        /* learnt meanwhile; nothing to decide */
+        return;
+    }
+    member_t *peers[SWIM_MAX_INDIRECT];
+    size_t k = pick_random(s, want_alive, now, p->target, s->cfg.indirect_checks, peers);
+    Trib__PingReq r = TRIB__PING_REQ__INIT;
+    r.probe_seq = p->seq;
+    r.target.data = m->id;
+    r.target.len = SWIM_ID_LEN;
+    r.target_addr = m->pub.addr;
+    for (size_t i = 0; i < k; i++) {
+        memcpy(p->relays[i], peers[i]->id, SWIM_ID_LEN);
+        send_msg(s, peers[i]->id, peers[i]->pub.addr, TRIB__MSG_TYPE__MSG_PING_REQ, &r.base);
+        s->st.indirect_probes++;
+    }
+    p->nrelays = (uint32_t)k;
+}
+
+static void probe_failed(swim_t *s, uint64_t now)
+{
+    probe_t *p = &s->probe;
+    p->active = false;
+    /* Lifeguard: missing nacks mean the fault may be ours; without relays, any failure. */
+    awareness_add(s, p->nrelays ? (int)(p->nrelays - p->nacks) : 1);
+    member_t *m = find(s, p->target);
+    if (!m || is_gone(m->pub.state)) return;
+    if (m->pub.state == ALIVE) s->st.suspect_raised++;
+    apply_suspect(s, now, m, m->pub.incarnation, s->self->id);
+}
+
+static int relay_of(const probe_t *p, const uint8_t *from)
+{
+    for (uint32_t i = 0; i < p->nrelays; i++)
+        if (id_eq(p->relays[i], from)) return (int)i;
+    return -1;
+}
+
+/* ================================================================ handlers */
+
+static const char *reply_addr(const swim_t *s, const uint8_t *from, const char *from_addr)
+{
+    if (from_addr && *from_addr) return from_addr;
+    const member_t *m = find(s, from);
+    return m ? m->pub.addr : NULL;
+}
+
+static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr,
+                   const uint8_t *body, size_t len)
+{
+    Trib__Ping *p = trib__ping__unpack(NULL, len, body);
+    if (!p) return -1;
+    int rc = -1;
+    if (!id_ok(&p->target) || (p->origin.len && !id_ok(&p->origin)) ||
+        !str_ok(p->origin_addr, SWIM_MAX_ADDR, true) || !updates_ok(p->updates, p->n_updates))
+        goto out;
+    rc = 0;
+    if (s->left) goto out;
+    apply_updates(s, now, p->updates, p->n_updates, from);
+    if (p->probe_seq == 0 || !id_eq(p->target.data, s->self->id)) {
+        if (s->remind && raddr) send_ping(s, find(s, from), from, raddr, 0, NULL, NULL);
+        goto out;
+    }
+    send_ack(s, find(s, from), NULL, from, raddr, p->probe_seq, s->self->id);
+out:
+    trib__ping__free_unpacked(p, NULL);
+    return rc;
+}
+
+static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr,
+                  const uint8_t *body, size_t len)
+{
+    Trib__Ack *a = trib__ack__unpack(NULL, len, body);
+    if (!a) return -1;
+    int rc = -1;
+    if (!id_ok(&a->target) || !updates_ok(a->updates, a->n_updates)) goto out;
+    rc = 0;
+    if (s->left) goto out;
+    apply_updates(s, now, a->updates, a->n_updates, from);
+    if (s->remind && raddr) send_ping(s, find(s, from), from, raddr, 0, NULL, NULL);
+    probe_t *p = &s->probe;
+    if (p->active && a->probe_seq == p->seq && id_eq(a->target.data, p->target)) {
+        bool direct = id_eq(from, p->target);
+        if (!direct && relay_of(p, from) < 0) goto out;  /* not someone we asked */
+        p->active = false;
+        s->st.acks++;
+        awareness_add(s, -1);
+        if (direct) {
+            double rtt = (double)(now - p->sent);
+            s->st.rtt_count++;
+            s->st.rtt_sum_ms += rtt;
+            for (int i = 0; i < SWIM_RTT_BUCKETS; i++)
+                if (rtt <= swim_rtt_bounds_ms[i]) s->st.rtt_le[i]++;
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < s->nrelays; i++) {
+        relay_t *r = &s->relays[i];
+        if (r->seq != a->probe_seq || !id_eq(from, r->target) || !id_eq(a->target.data, r->target))
+            continue;
+        send_ack(s, find(s, r->origin), find(s, r->target), r->origin, r->origin_addr,
+                 r->origin_seq, r->target);
+        s->relays[i] = s->relays[--s->nrelays];
+        break;
+    }
+out:
+    trib__ack__free_unpacked(a, NULL);
+    return rc;
+}
+
+static int on_ping_req(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr,
+                       const uint8_t *body, size_t len)
+{
+    Trib__PingReq *q = trib__ping_req__unpack(NULL, len, body);
+    if (!q) return -1;
+    int rc = -1;
+    if (!id_ok(&q->target) || !str_ok(q->target_addr, SWIM_MAX_ADDR, false)) goto out;
+    rc = 0;
+    if (s->left || !raddr) goto out;
+    if (id_eq(q->target.data, s->self->id)) {     /* asked to probe ourselves: we are alive */
+        send_ack(s, find(s, from), NULL, from, raddr, q->probe_seq, s->self->id);
+        goto out;
+    }
+    if (s->nrelays >= MAX_RELAYS) goto out;       /* busy: the origin decides without us */
+    relay_t *r = &s->relays[s->nrelays++];
+    r->seq = ++s->seq;
+    r->origin_seq = q->probe_seq;
+    r->deadline = now + s->cfg.probe_timeout_ms;
+    memcpy(r->origin, from, SWIM_ID_LEN);
+    memcpy(r->target, q->target.data, SWIM_ID_LEN);
+    snprintf(r->origin_addr, sizeof r->origin_addr, "%s", raddr);
+    s->st.relayed++;
+    send_ping(s, find(s, r->target), r->target, q->target_addr, r->seq, r->origin, r->origin_addr);
+out:
+    trib__ping_req__free_unpacked(q, NULL);
+    return rc;
+}
+
+static int on_nack(swim_t *s, const uint8_t *from, const uint8_t *body, size_t len)
+{
+    Trib__Nack *k = trib__nack__unpack(NULL, len, body);
+    if (!k) return -1;
+    int rc = -1;
+    if (!id_ok(&k->target)) goto out;
+    rc = 0;
+    probe_t *p = &s->probe;
+    if (!p->active || k->probe_seq != p->seq || !id_eq(k->target.data, p->target)) goto out;
+    int i = relay_of(p, from);
+    if (i >= 0 && !p->nacked[i]) {
+        p->nacked[i] = true;
+        p->nacks++;
+        s->st.nacks++;
+    }
+out:
+    trib__nack__free_unpacked(k, NULL);
+    return rc;
+}
+
+static int on_push_pull(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr,
+                        const uint8_t *body, size_t len)
+{
+    Trib__PushPull *pp = trib__push_pull__unpack(NULL, len, body);
+    if (!pp) return -1;
+    int rc = -1;
+    for (size_t i = 0; i < pp->n_members; i++)
+        if (!member_ok(pp->members[i])) goto out;
+    rc = 0;
+    if (s->left) goto out;
+    /* Merge first, so the reply already carries any refutation of what they said about us. */
+    for (size_t i = 0; i < pp->n_members; i++) apply_claim(s, now, pp->members[i], from, true);
+    if (!pp->reply && raddr) send_push_pull(s, from, raddr, false, true);
+out:
+    trib__push_pull__free_unpacked(pp, NULL);
+    return rc;
+}
+
+/* A peer we do not know talks to us: the gossip of its join missed us (or we reaped it).
+ * Exchange state with it, at most once per probe interval. */
+static void greet_stranger(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr)
+{
+    if (s->left || !raddr || now < s->next_stranger || find(s, from)) return;
+    s->next_stranger = now + s->cfg.probe_interval_ms;
+    send_push_pull(s, from, raddr, false, false);
+}
+
+/* ================================================================ timers */
+
+static void recompute_deadline(swim_t *s)
+{
+    if (s->left) {
+        s->deadline = UINT64_MAX;
+        return;
+    }
+    if (!s->started) {
+        s->deadline = 0;
+        return;
+    }
+    uint64_t d = s->next_gossip;
+    if (s->probe.active) d = min64(d, s->probe.indirect_done ? s->probe.end : s->probe.indirect_at);
+    else d = min64(d, s->next_probe);
+    if (s->cfg.push_pull_interval_ms) d = min64(d, s->next_push_pull);
+    for (size_t i = 0; i < s->nrelays; i++) d = min64(d, s->relays[i].deadline);
+    for (size_t i = 0; i < s->nseeds; i++) d = min64(d, s->seeds[i].retry_at);
+    for (size_t i = 0; i < s->n; i++) {
+        const member_t *m = s->list[i];
+        if (m->susp) d = min64(d, m->susp->deadline);
+        if (is_gone(m->pub.state) && m != s->self) {
+            if (m->retry_at) d = min64(d, m->retry_at);
+            d = min64(d, m->state_ms + s->cfg.reap_ms);
+        }
+    }
+    s->deadline = d;
+}
+
+static bool seed_satisfied(const swim_t *s, const char *addr)
+{
+    if (strcmp(addr, s->self->pub.addr) == 0) return true;
+    for (size_t i = 0; i < s->n; i++) {
+        const member_t *m = s->list[i];
+        if (m != s->self && m->pub.state == ALIVE && strcmp(m->pub.addr, addr) == 0) return true;
+    }
+    return false;
+}
+
+static void tick_seeds(swim_t *s, uint64_t now)
+{
+    for (size_t i = 0; i < s->nseeds; i++) {
+        seed_t *sd = &s->seeds[i];
+        if (now < sd->retry_at) continue;
+        if (seed_satisfied(s, sd->addr)) {        /* look again later, start over if lost */
+            sd->backoff = s->cfg.retry_base_ms;
+            sd->retry_at = now + s->cfg.retry_max_ms;
+            continue;
+        }
+        send_push_pull(s, NULL, sd->addr, true, false);
+        sd->retry_at = now + sd->backoff;
+        sd->backoff = (uint32_t)min64((uint64_t)sd->backoff * 2, s->cfg.retry_max_ms);
+    }
+}
+
+static void tick_members(swim_t *s, uint64_t now)
+{
+    for (size_t i = 0; i < s->n;) {
+        member_t *m = s->list[i];
+        if (m == s->self) { i++; continue; }
+        if (m->pub.state == SUSPECT && m->susp && now >= m->susp->deadline) {
+            set_state(s, m, DEAD, now);           /* suspicion ran out */
+            s->st.dead_declared++;
+            bq_push(s, m);
+            notify(s, m, SUSPECT);
+        }
+        if (is_gone(m->pub.state)) {
+            if (now >= m->state_ms + s->cfg.reap_ms) {
+                member_remove(s, m);              /* the last one moved into slot i */
+                continue;
+            }
+            if (m->retry_at && now >= m->retry_at) {
+                send_push_pull(s, m->id, m->pub.addr, false, false);
+                m->retry_at = now + m->retry_backoff;
+                m->retry_backoff = (uint32_t)min64((uint64_t)m->retry_backoff * 2, s->cfg.retry_max_ms);
+            }
+        }
+        i++;
+    }
+}
+
+static void tick_relays(swim_t *s, uint64_t now)
+{
+    for (size_t i = 0; i < s->nrelays;) {
+        relay_t *r = &s->relays[i];
+        if (now < r->deadline) { i++; continue; }
+        Trib__Nack k = TRIB__NACK__INIT;
+        k.probe_seq = r->origin_seq;
+        k.target.data = r->target;
+        k.target.len = SWIM_ID_LEN;
+        send_msg(s, r->origin, r->origin_addr, TRIB__MSG_TYPE__MSG_NACK, &k.base);
+        s->relays[i] = s->relays[--s->nrelays];
+    }
+}
+
+static void tick_gossip(swim_t *s, uint64_t now)
+{
+    s->next_gossip = now + s->cfg.gossip_interval_ms;
+    if (!s->nbq) return;
+    member_t *to[MAX_GOSSIP_NODES];
+    size_t k = pick_random(s, want_gossip, now, NULL, s->cfg.gossip_nodes, to);
+    for (size_t i = 0; i < k && s->nbq; i++)
+        send_ping(s, to[i], to[i]->id, to[i]->pub.addr, 0, NULL, NULL);
+}
+
+static void tick_push_pull(swim_t *s, uint64_t now)
+{
+    s->next_push_pull = now + push_pull_period(s);
+    member_t *to[1];
+    if (pick_random(s, want_alive, now, NULL, 1, to))
+        send_push_pull(s, to[0]->id, to[0]->pub.addr, false, false);
+}
+
+/* ================================================================ public API */
+
+void swim_config_default(swim_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->probe_interval_ms = 1000;
+    c->probe_timeout_ms = 500;
+    c->indirect_checks = 3;
+    c->suspicion_mult = 4;
+    c->suspicion_max_mult = 6;
+    c->gossip_interval_ms = 200;
+    c->gossip_nodes = 3;
+    c->push_pull_interval_ms = 30000;
+    c->retransmit_mult = 4;
+    c->awareness_max = 8;
+    c->retry_base_ms = 1000;
+    c->retry_max_ms = 60000;
+    c->max_piggyback_bytes = 1400;
+    c->max_members = 4096;
+    c->gossip_to_dead_ms = 30000;
+    c->reap_ms = 24ull * 3600 * 1000;
+}
+
+static int config_check(const swim_config_t *c, char *err, size_t errlen)
+{
+#define NEED(cond, what) do { if (!(cond)) { set_err(err, errlen, "swim config: %s", what); return -1; } } while (0)
+    NEED(c->probe_interval_ms > 0, "probe_interval_ms must be > 0");
+    NEED(c->probe_timeout_ms > 0 && c->probe_timeout_ms < c->probe_interval_ms,
+         "probe_timeout_ms must be > 0 and < probe_interval_ms");
+    NEED(c->indirect_checks <= SWIM_MAX_INDIRECT, "indirect_checks must be <= 16");
+    NEED(c->suspicion_mult >= 1, "suspicion_mult must be >= 1");
+    NEED(c->suspicion_max_mult >= 1, "suspicion_max_mult must be >= 1");
+    NEED(c->gossip_interval_ms > 0, "gossip_interval_ms must be > 0");
+    NEED(c->gossip_nodes <= MAX_GOSSIP_NODES, "gossip_nodes must be <= 64");
+    NEED(c->retransmit_mult >= 1, "retransmit_mult must be >= 1");
+    NEED(c->awareness_max >= 1 && c->awareness_max <= 64, "awareness_max must be 1..64");
+    NEED(c->retry_base_ms > 0 && c->retry_max_ms >= c->retry_base_ms,
+         "retry_base_ms must be > 0 and <= retry_max_ms");
+    NEED(c->max_piggyback_bytes >= 256 && c->max_piggyback_bytes <= SWIM_MAX_BODY / 2,
+         "max_piggyback_bytes must be 256..524288");
+    NEED(c->max_members >= 2 && c->max_members <= 1u << 20, "max_members must be 2..1048576");
+    NEED(c->reap_ms > 0 && c->reap_ms <= (1ull << 50), "reap_ms must be 1..2^50");
+#undef NEED
+    return 0;
+}
+
+swim_t *swim_new(const swim_config_t *cfg, const Trib__Member *self, const swim_io_t *io,
+                 uint64_t rng_seed, char *err, size_t errlen)
+{
+    swim_config_t def;
+    if (!cfg) {
+        swim_config_default(&def);
+        cfg = &def;
+    }
+    if (config_check(cfg, err, errlen)) return NULL;
+    if (!io || !io->send) {
+        set_err(err, errlen, "swim_new: io.send is required");
+        return NULL;
+    }
+    if (!self || !id_ok(&self->id) || !str_ok(self->addr, SWIM_MAX_ADDR, false) ||
+        !str_ok(self->domain, SWIM_MAX_DOMAIN, true) || !str_ok(self->http, SWIM_MAX_ADDR, true)) {
+        set_err(err, errlen, "swim_new: self needs a 32-byte id and a printable addr (<= %d chars)",
+                SWIM_MAX_ADDR);
+        return NULL;
+    }
+    swim_t *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->cfg = *cfg;
+    s->io = *io;
+    s->rng = rng_seed;
+    s->hseed = rng_next(s);
+    Trib__Member me = *self;
+    me.state = ALIVE;
+    if (ensure_cap(s, 1) || !(s->self = member_new(&me))) goto oom;
+    s->list[s->n++] = s->self;
+    tab_put(s, s->self);
+    s->count[ALIVE]++;
+    return s;
+oom:
+    set_err(err, errlen, "swim_new: out of memory");
+    swim_destroy(&s);
+    return NULL;
+}
+
+void swim_destroy(swim_t **sp)
+{
+    if (!sp || !*sp) return;
+    swim_t *s = *sp;
+    for (size_t i = 0; i < s->n; i++) member_free(s->list[i]);
+    if (!s->n) member_free(s->self);
+    free(s->list);
+    free(s->bq);
+    free(s->tmp);
+    free(s->pubs);
+    free(s->tab);
+    free(s->buf);
+    free(s);
+    *sp = NULL;
+}
+
+int swim_add_seed(swim_t *s, const char *addr)
+{
+    if (!str_ok(addr, SWIM_MAX_ADDR, false) || s->nseeds >= SWIM_MAX_SEEDS) return -1;
+    for (size_t i = 0; i < s->nseeds; i++)
+        if (strcmp(s->seeds[i].addr, addr) == 0) return 0;
+    seed_t *sd = &s->seeds[s->nseeds++];
+    snprintf(sd->addr, sizeof sd->addr, "%s", addr);
+    sd->retry_at = 0;
+    sd->backoff = s->cfg.retry_base_ms;
+    recompute_deadline(s);
+    return 0;
+}
+
+int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m)
+{
+    if (!member_ok(m)) return -1;
+    if (id_eq(m->id.data, s->self->id)) {
+        if (m->incarnation > s->self->pub.incarnation) s->self->pub.incarnation = m->incarnation;
+        return 0;
+    }
+    member_t *x = find(s, m->id.data);
+    if (x) return 0;                              /* already known: the live view wins */
+    Trib__Member c = *m;
+    c.state = m->state == LEFT ? LEFT : DEAD;
+    x = member_add(s, &c);
+    if (!x) return -1;
+    x->state_ms = now_ms;
+    x->retry_backoff = s->cfg.retry_base_ms;
+    x->retry_at = now_ms;                         /* at the next tick */
+    recompute_deadline(s);
+    return 0;
+}
+
+void swim_tick(swim_t *s, uint64_t now)
+{
+    if (s->left) return;
+    if (!s->started) {                            /* stagger the first rounds */
+        s->started = true;
+        s->next_probe = now + rng_below(s, s->cfg.probe_interval_ms);
+        s->next_gossip = now + rng_below(s, s->cfg.gossip_interval_ms);
+        if (s->cfg.push_pull_interval_ms)
+            s->next_push_pull = now + s->cfg.push_pull_interval_ms / 2 +
+                                rng_below(s, s->cfg.push_pull_interval_ms / 2 + 1);
+    }
+    probe_t *p = &s->probe;
+    if (p->active && !p->indirect_done && now >= p->indirect_at) probe_indirect(s, now);
+    if (p->active && now >= p->end) probe_failed(s, now);
+    tick_relays(s, now);
+    tick_members(s, now);
+    tick_seeds(s, now);
+    if (!p->active && now >= s->next_probe) probe_start(s, now);
+    if (now >= s->next_gossip) tick_gossip(s, now);
+    if (s->cfg.push_pull_interval_ms && now >= s->next_push_pull) tick_push_pull(s, now);
+    recompute_deadline(s);
+}
+
+uint64_t swim_next_deadline(const swim_t *s)
+{
+    return s->deadline;
+}
+
+int swim_handle(swim_t *s, uint64_t now, const uint8_t from[SWIM_ID_LEN], const char *from_addr,
+                int msg_type, const uint8_t *body, size_t len)
+{
+    int rc = -1;
+    if (!from || len > SWIM_MAX_BODY || (len && !body) ||
+        !str_ok(from_addr, SWIM_MAX_ADDR, true))
+        goto out;
+    if (id_eq(from, s->self->id)) {               /* our own echo */
+        rc = 0;
+        goto out;
+    }
+    const char *raddr = reply_addr(s, from, from_addr);
+    static const uint8_t empty[1];
+    if (!body) body = empty;
+    switch (msg_type) {
+    case TRIB__MSG_TYPE__MSG_PING:      rc = on_ping(s, now, from, raddr, body, len); break;
+    case TRIB__MSG_TYPE__MSG_ACK:       rc = on_ack(s, now, from, raddr, body, len); break;
+    case TRIB__MSG_TYPE__MSG_PING_REQ:  rc = on_ping_req(s, now, from, raddr, body, len); break;
+    case TRIB__MSG_TYPE__MSG_NACK:      rc = on_nack(s, from, body, len); break;
+    case TRIB__MSG_TYPE__MSG_PUSH_PULL: rc = on_push_pull(s, now, from, raddr, body, len); break;
+    default:                            rc = -1; break;
+    }
+    s->remind = false;
+    if (rc == 0 && msg_type != TRIB__MSG_TYPE__MSG_PUSH_PULL) greet_stranger(s, now, from, raddr);
+    recompute_deadline(s);
+out:
+    if (rc < 0) s->st.msgs_malformed++;
+    return rc;
+}
+
+void swim_leave(swim_t *s, uint64_t now)
+{
+    if (s->left) return;
+    member_t *me = s->self;
+    me->pub.incarnation++;
+    set_state(s, me, LEFT, now);
+    me->retry_at = 0;
+    bq_push(s, me);
+    notify(s, me, ALIVE);
+    Trib__Member *one[1] = {&me->pub};
+    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+    pp.reply = true;                              /* merged, never answered */
+    pp.members = one;
+    pp.n_members = 1;
+    for (size_t i = 0; i < s->n; i++) {
+        member_t *m = s->list[i];
+        if (m != me && !is_gone(m->pub.state))
+            send_msg(s, m->id, m->pub.addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, &pp.base);
+    }
+    s->left = true;
+    recompute_deadline(s);
+}
+
+void swim_foreach(const swim_t *s, void (*fn)(void *ctx, const Trib__Member *m), void *ctx)
+{
+    for (size_t i = 0; i < s->n; i++) fn(ctx, &s->list[i]->pub);
+}
+
+size_t swim_random_alive(swim_t *s, size_t k, const Trib__Member **out)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->list[i] != s->self && s->list[i]->pub.state == ALIVE) s->tmp[c++] = s->list[i];
+    size_t got = 0;
+    for (; got < k && got < c; got++) {          /* partial Fisher-Yates */
+        size_t j = got + rng_below(s, c - got);
+        member_t *t = s->tmp[j];
+        s->tmp[j] = s->tmp[got];
+        s->tmp[got] = t;
+        out[got] = &t->pub;
+    }
+    return got;
+}
+
+const Trib__Member *swim_find(const swim_t *s, const uint8_t id[SWIM_ID_LEN])
+{
+    const member_t *m = find(s, id);
+    return m ? &m->pub : NULL;
+}
+
+const Trib__Member *swim_self(const swim_t *s) { return &s->self->pub; }
+
+size_t swim_count(const swim_t *s, int state)
+{
+    if (state < 0) return s->n;
+    return state < NSTATES ? s->count[state] : 0;
+}
+
+int swim_health(const swim_t *s) { return s->awareness; }
+
+const swim_stats_t *swim_stats(const swim_t *s) { return &s->st; }
+
+const char *swim_state_name(int state)
+{
+    switch (state) {
+    case ALIVE:   return "alive";
+    case SUSPECT: return "suspect";
+    case DEAD:    return "dead";
+    case LEFT:    return "left";
+    default:      return "unknown";
+    }
+}

@@ -1,0 +1,123 @@
+/* gossip/swim.h - SWIM membership with Lifeguard, as a pure state machine.
+ *
+ * Owns: the member table (self included), failure detection (direct probe, k indirect probes,
+ * suspicion with incarnation refutation), Lifeguard local health (awareness scales the probe
+ * interval and timeout) and dynamic suspicion timeout, piggybacked updates with bounded
+ * retransmits, join and periodic anti-entropy by push-pull, graceful leave, and retrying dead
+ * and left members and seeds with exponential backoff so a partition heals on its own.
+ * Must not: open sockets, start threads, read a clock or use real randomness. Time comes in as
+ * milliseconds, randomness from a PRNG seeded by the caller, and every message leaves through
+ * swim_io_t.send. Single-threaded: the caller serializes all calls on one swim_t.
+ *
+ * Wire (proto/tributary.proto, bodies only; the caller wraps them in an Envelope):
+ *   Ping      probe_seq > 0: a probe, answered by Ack{probe_seq, target = own id}, only when
+ *             target is our id (a restarted node at the same address with another id stays
+ *             silent). probe_seq == 0: a gossip carrier, its updates applied, never answered.
+ *             A relay's Ping carries origin/origin_addr (informational).
+ *   Ack       target = who acknowledges. A relay forwards the target's Ack to the origin.
+ *   PingReq   "probe target at target_addr for me": the relay pings, then forwards the Ack, or
+ *             sends a Nack when the target is silent for one probe timeout.
+ *   PushPull  the full member list. join/periodic requests are answered once (reply = true);
+ *             a reply is merged, never answered. Leave sends a reply carrying only self LEFT.
+ * Claims about other members follow SWIM's order: a higher incarnation always wins; at equal
+ * incarnation SUSPECT beats ALIVE, DEAD beats both, LEFT beats DEAD. Any non-ALIVE claim about
+ * self at >= our incarnation is refuted by raising it. A member's address changes only with an
+ * ALIVE at a higher incarnation. Unknown members are learnt only from ALIVE claims. */
+#ifndef TRIB_SWIM_H
+#define TRIB_SWIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "proto/tributary.pb-c.h"
+
+#define SWIM_ID_LEN         32
+#define SWIM_MAX_BODY       (1u << 20)  /* bodies larger than this are malformed (transport must allow it) */
+#define SWIM_MAX_ADDR       255         /* addr, http, origin_addr, target_addr */
+#define SWIM_MAX_DOMAIN     63
+#define SWIM_MAX_SEEDS      64
+#define SWIM_MAX_INDIRECT   16          /* cap on indirect_checks */
+#define SWIM_RTT_BUCKETS    8
+#define SWIM_NEW            (-1)        /* old_state passed to changed() for a newly learnt member */
+
+typedef struct swim swim_t;
+
+typedef struct {
+    uint32_t probe_interval_ms;     /* 1000: one probe per interval (times awareness) */
+    uint32_t probe_timeout_ms;      /* 500: direct ack wait before indirect probes (times awareness) */
+    uint32_t indirect_checks;       /* 3: k relays asked on a missed direct ack */
+    uint32_t suspicion_mult;        /* 4: min suspicion = mult * max(1, log10(N+1)) * probe interval */
+    uint32_t suspicion_max_mult;    /* 6: suspicion starts at max_mult * min, shrinks with confirmations */
+    uint32_t gossip_interval_ms;    /* 200 */
+    uint32_t gossip_nodes;          /* 3: gossip targets per interval */
+    uint32_t push_pull_interval_ms; /* 30000 (scaled up above 32 members); 0 disables */
+    uint32_t retransmit_mult;       /* 4: each update is sent mult * ceil(log10(N+1)) times */
+    uint32_t awareness_max;         /* 8: timeouts are scaled by (awareness + 1), awareness < max */
+    uint32_t retry_base_ms;         /* 1000: first retry of a dead/left member or a seed */
+    uint32_t retry_max_ms;          /* 60000: backoff doubles up to this */
+    uint32_t max_piggyback_bytes;   /* 1400: byte budget of the updates on one Ping/Ack */
+    uint32_t max_members;           /* 4096: member table cap (self included) */
+    uint32_t gossip_to_dead_ms;     /* 30000: dead members still get gossip this long */
+    uint64_t reap_ms;               /* 24 h: dead/left members are forgotten after this */
+} swim_config_t;
+
+typedef struct {
+    void *ctx;
+    /* Sends one message body to addr. to_id is the expected receiver id, NULL when unknown (a
+     * seed). Must not block, may drop, must not call back into the swim_t. body is valid only
+     * during the call. */
+    void (*send)(void *ctx, const uint8_t *to_id, const char *addr, int msg_type,
+                 const uint8_t *body, size_t len);
+    /* A member was learnt (old_state SWIM_NEW) or its state, incarnation or address changed.
+     * Optional. m is valid only during the call. */
+    void (*changed)(void *ctx, const Trib__Member *m, int old_state);
+    /* A dead/left member was reaped (forgotten), or evicted to make room. Optional. */
+    void (*removed)(void *ctx, const uint8_t id[SWIM_ID_LEN]);
+} swim_io_t;
+
+typedef struct {
+    uint64_t probes, acks, nacks, indirect_probes, relayed, suspect_raised, dead_declared,
+             refuted, push_pulls, msgs_malformed, members_dropped;
+    uint64_t rtt_count;                     /* direct acks measured */
+    double rtt_sum_ms;
+    uint64_t rtt_le[SWIM_RTT_BUCKETS];      /* cumulative: RTTs <= swim_rtt_bounds_ms[i] */
+} swim_stats_t;
+
+extern const uint32_t swim_rtt_bounds_ms[SWIM_RTT_BUCKETS];   /* 1 2 5 10 25 50 100 250 */
+
+void swim_config_default(swim_config_t *c);
+
+/* self: our id (32 bytes), addr (required), domain, http and incarnation (persist it and pass
+ * the last one back at restart; refutation corrects a stale one anyway). Copied. Returns NULL
+ * and says why in err on a bad config or self. */
+swim_t *swim_new(const swim_config_t *cfg, const Trib__Member *self, const swim_io_t *io,
+                 uint64_t rng_seed, char *err, size_t errlen);
+void swim_destroy(swim_t **sp);
+
+/* A seed address: sent a join push-pull at the next tick and retried with backoff while no
+ * ALIVE member has that address. 0, or -1 for a bad address or too many seeds. */
+int swim_add_seed(swim_t *s, const char *addr);
+/* A member from the persisted list at restart: kept as DEAD (or LEFT) at its incarnation and
+ * retried at once; self's entry only raises our incarnation. 0, or -1 if malformed/full. */
+int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m);
+
+void swim_tick(swim_t *s, uint64_t now_ms);            /* runs due timers */
+uint64_t swim_next_deadline(const swim_t *s);          /* UINT64_MAX when nothing is due */
+/* One message from a peer. from is the transport-authenticated sender id, from_addr its
+ * claimed reply address. Returns 0, or -1 for a malformed body (counted, nothing applied). */
+int swim_handle(swim_t *s, uint64_t now_ms, const uint8_t from[SWIM_ID_LEN], const char *from_addr,
+                int msg_type, const uint8_t *body, size_t len);
+/* Marks self LEFT at a new incarnation and sends it to every member now. After it the node
+ * neither probes, gossips nor answers. */
+void swim_leave(swim_t *s, uint64_t now_ms);
+
+void swim_foreach(const swim_t *s, void (*fn)(void *ctx, const Trib__Member *m), void *ctx);
+/* Up to k distinct random ALIVE members other than self, into out; returns how many. */
+size_t swim_random_alive(swim_t *s, size_t k, const Trib__Member **out);
+const Trib__Member *swim_find(const swim_t *s, const uint8_t id[SWIM_ID_LEN]);
+const Trib__Member *swim_self(const swim_t *s);
+size_t swim_count(const swim_t *s, int state);         /* members in state; all when state < 0 */
+int swim_health(const swim_t *s);                      /* Lifeguard awareness, 0 = healthy */
+const swim_stats_t *swim_stats(const swim_t *s);
+const char *swim_state_name(int state);                /* "alive" "suspect" "dead" "left" */
+
+#endif
