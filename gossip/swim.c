@@ -51,6 +51,9 @@ typedef struct {
     bool queued;                /* in the piggyback queue */
     uint32_t tx;                /* times sent since queued */
     uint64_t picked;            /* round stamp while choosing updates */
+    uint64_t esz_inc;           /* elem_size cache, valid for this incarnation and state */
+    int esz_state;              /* (the strings change only with the incarnation) */
+    size_t esz;
 } member_t;
 
 typedef struct {
@@ -445,10 +448,15 @@ static void send_msg(swim_t *s, const uint8_t *to_id, const char *addr, int type
     s->io.send(s->io.ctx, to_id, addr, type, b, len);
 }
 
-static size_t elem_size(const member_t *m)
+/* Bytes m takes as one element of a repeated Member field. */
+static size_t elem_size(member_t *m)
 {
+    if (m->esz && m->esz_inc == m->pub.incarnation && m->esz_state == (int)m->pub.state) return m->esz;
     size_t sz = trib__member__get_packed_size(&m->pub);
-    return sz + 1 + (sz < 128 ? 1 : sz < 16384 ? 2 : 3);
+    m->esz = sz + 1 + (sz < 128 ? 1 : sz < 16384 ? 2 : 3);
+    m->esz_inc = m->pub.incarnation;
+    m->esz_state = (int)m->pub.state;
+    return m->esz;
 }
 
 /* Chooses the updates to piggyback on one message, least-sent then newest first, within the
@@ -531,9 +539,22 @@ static void send_push_pull(swim_t *s, const uint8_t *to_id, const char *addr, bo
     Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
     pp.join = join;
     pp.reply = reply;
-    for (size_t i = 0; i < s->n; i++) s->pubs[i] = &s->list[i]->pub;
+    /* Everyone, self first and live members before gone ones, as much as fits SWIM_MAX_BODY
+     * (only a table of very long addresses near the cap gets cut; push-pull repeats). */
+    size_t n = 0, used = 8;
+    s->pubs[n++] = &s->self->pub;
+    used += elem_size(s->self);
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < s->n; i++) {
+            member_t *m = s->list[i];
+            if (m == s->self || is_gone(m->pub.state) != (pass == 1)) continue;
+            size_t sz = elem_size(m);
+            if (used + sz > SWIM_MAX_BODY) continue;
+            s->pubs[n++] = &m->pub;
+            used += sz;
+        }
     pp.members = s->pubs;
-    pp.n_members = s->n;
+    pp.n_members = n;
     send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, &pp.base);
     if (!reply) s->st.push_pulls++;
 }

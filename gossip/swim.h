@@ -22,7 +22,18 @@
  * Claims about other members follow SWIM's order: a higher incarnation always wins; at equal
  * incarnation SUSPECT beats ALIVE, DEAD beats both, LEFT beats DEAD. Any non-ALIVE claim about
  * self at >= our incarnation is refuted by raising it. A member's address changes only with an
- * ALIVE at a higher incarnation. Unknown members are learnt only from ALIVE claims. */
+ * ALIVE at a higher incarnation. Unknown members are learnt only from ALIVE claims; a DEAD in a
+ * push-pull is taken as SUSPECT (the accused gets its chance to refute).
+ *
+ * Beyond memberlist, three cheap pulls make bounded-retransmit gossip safe under loss:
+ *  - a member we hold SUSPECT is probed first (up to 3 times while suspect) instead of the
+ *    next round-robin member; the ping carries the accusation, so a live suspect answers;
+ *  - a message that accuses us (even stale) is answered with our own state first, in the Ack
+ *    or in a gossip Ping back; a forwarded Ack carries the target's state first;
+ *  - a message from an unknown sender starts a push-pull with it (at most one per probe
+ *    interval), so a node that missed a join learns it without waiting for anti-entropy.
+ * Suspicion confirmations count distinct authenticated senders of the SUSPECT claim: Member
+ * carries no "accuser" field, so a relay of someone else's suspicion counts as a confirmer. */
 #ifndef TRIB_SWIM_H
 #define TRIB_SWIM_H
 
@@ -75,8 +86,17 @@ typedef struct {
 } swim_io_t;
 
 typedef struct {
-    uint64_t probes, acks, nacks, indirect_probes, relayed, suspect_raised, dead_declared,
-             refuted, push_pulls, msgs_malformed, members_dropped;
+    uint64_t probes;            /* probes started by us */
+    uint64_t acks;              /* of those, answered (directly or through a relay) */
+    uint64_t nacks;             /* nacks from relays we asked */
+    uint64_t indirect_probes;   /* PingReqs we sent */
+    uint64_t relayed;           /* PingReqs we served for others */
+    uint64_t suspect_raised;    /* ALIVE members we suspected after a failed probe */
+    uint64_t dead_declared;     /* suspicions that ran out here */
+    uint64_t refuted;           /* times we raised our incarnation against a claim */
+    uint64_t push_pulls;        /* push-pull requests sent (join, periodic, retry, stranger) */
+    uint64_t msgs_malformed;    /* bodies refused by swim_handle */
+    uint64_t members_dropped;   /* new members not stored: table full of live members */
     uint64_t rtt_count;                     /* direct acks measured */
     double rtt_sum_ms;
     uint64_t rtt_le[SWIM_RTT_BUCKETS];      /* cumulative: RTTs <= swim_rtt_bounds_ms[i] */

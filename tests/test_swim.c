@@ -414,6 +414,150 @@ Test(swim_unit, malformed_bodies_are_counted_and_ignored)
     rig_free(&r);
 }
 
+Test(swim_unit, random_and_mutated_bodies_never_crash)
+{
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    cfg.max_members = 64;
+    rig_t r;
+    rig_init(&r, &cfg, 5);
+    /* Valid seeds to mutate: a ping with updates and a push-pull. */
+    uint8_t ids[8][32];
+    Trib__Member ms[8], *mp[8];
+    for (int i = 0; i < 8; i++) {
+        make_id(ids[i], 200 + (uint32_t)i, 0);
+        ms[i] = mk_member(ids[i], "m:1", (uint64_t)i, i % 4);
+        mp[i] = &ms[i];
+    }
+    Trib__Ping p = TRIB__PING__INIT;
+    p.probe_seq = 3;
+    p.target.data = r.self_id;
+    p.target.len = 32;
+    p.updates = mp;
+    p.n_updates = 8;
+    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+    pp.members = mp;
+    pp.n_members = 8;
+    uint8_t valid[2][2048];
+    size_t vlen[2] = {trib__ping__pack(&p, valid[0]), trib__push_pull__pack(&pp, valid[1])};
+    int vtype[2] = {T_PING, T_PUSH_PULL};
+    int types[] = {T_PING, T_ACK, T_PING_REQ, T_NACK, T_PUSH_PULL};
+    uint64_t rng = 12345;
+    uint8_t buf[2048];
+    size_t ok = 0;
+    for (int it = 0; it < 20000; it++) {
+        rng = mix(rng);
+        size_t len;
+        int type;
+        if (it % 2) {                       /* random bytes */
+            len = rng % 200;
+            type = types[(rng >> 20) % 5];
+            uint64_t h = rng;
+            for (size_t i = 0; i < len; i++) {
+                if (i % 8 == 0) h = mix(h);
+                buf[i] = (uint8_t)(h >> (8 * (i % 8)));
+            }
+        } else {                            /* a valid body with a few bytes changed or cut */
+            int v = (int)((rng >> 8) % 2);
+            type = vtype[v];
+            len = vlen[v];
+            memcpy(buf, valid[v], len);
+            uint64_t h = rng;
+            for (int k = 0; k < 3; k++) {
+                h = mix(h);
+                buf[h % len] ^= (uint8_t)(h >> 32);
+            }
+            if (h & 1) len = (h >> 40) % len;
+        }
+        int rc = swim_handle(r.s, r.now, r.fid[1 + it % 5], r.faddr[1 + it % 5], type, buf, len);
+        cr_assert(rc == 0 || rc == -1);
+        ok += rc == 0;
+        cr_assert_leq(swim_count(r.s, -1), cfg.max_members);
+        if (it % 100 == 0) rig_advance(&r, r.now + 50);
+        if (it % 1000 == 0) rig_clear(&r);
+    }
+    cr_assert_gt(ok, 0);
+    cr_assert_gt(swim_stats(r.s)->msgs_malformed, 0);
+    rig_free(&r);
+}
+
+Test(swim_unit, push_pull_body_stays_under_the_limit)
+{
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    rig_t r;
+    rig_init(&r, &cfg, 0);
+    enum { BATCH = 1200, BATCHES = 3 };     /* ~600-byte members: 2 MB in all */
+    char addr[SWIM_MAX_ADDR + 1], dom[SWIM_MAX_DOMAIN + 1];
+    memset(addr, 'a', SWIM_MAX_ADDR);
+    addr[SWIM_MAX_ADDR] = 0;
+    memset(dom, 'd', SWIM_MAX_DOMAIN);
+    dom[SWIM_MAX_DOMAIN] = 0;
+    Trib__Member *ms = calloc(BATCH, sizeof *ms), **mp = calloc(BATCH, sizeof *mp);
+    uint8_t (*ids)[32] = calloc(BATCH, 32);
+    for (int b = 0; b < BATCHES; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            make_id(ids[i], 1000 + (uint32_t)(b * BATCH + i), 0);
+            ms[i] = mk_member(ids[i], addr, 0, ALIVE);
+            ms[i].http = addr;
+            ms[i].domain = dom;
+            mp[i] = &ms[i];
+        }
+        Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+        pp.reply = true;
+        pp.members = mp;
+        pp.n_members = BATCH;
+        size_t len = trib__push_pull__get_packed_size(&pp);
+        cr_assert_leq(len, SWIM_MAX_BODY);
+        uint8_t *body = malloc(len);
+        trib__push_pull__pack(&pp, body);
+        cr_assert_eq(swim_handle(r.s, r.now, r.fid[1], r.faddr[1], T_PUSH_PULL, body, len), 0);
+        free(body);
+    }
+    cr_assert_eq(swim_count(r.s, -1), 1 + BATCH * BATCHES);
+    rig_clear(&r);
+    cr_assert_eq(swim_handle(r.s, r.now, r.fid[1], r.faddr[1], T_PUSH_PULL, NULL, 0), 0);
+    cr_assert_eq(r.nout, 1);
+    cr_assert_leq(r.out[0].len, SWIM_MAX_BODY);
+    Trib__PushPull *rep = trib__push_pull__unpack(NULL, r.out[0].len, r.out[0].body);
+    cr_assert_not_null(rep);
+    cr_assert(rep->n_members > BATCH && rep->n_members < 1 + BATCH * BATCHES);
+    cr_assert(memcmp(rep->members[0]->id.data, r.self_id, 32) == 0, "self first");
+    trib__push_pull__free_unpacked(rep, NULL);
+    free(ms);
+    free(mp);
+    free(ids);
+    rig_free(&r);
+}
+
+Test(swim_unit, unknown_sender_gets_a_push_pull_once_per_interval)
+{
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    rig_t r;
+    rig_init(&r, &cfg, 2);
+    rig_advance(&r, 1000);
+    rig_clear(&r);
+    uint8_t stranger[32];
+    make_id(stranger, 300, 0);
+    Trib__Ping p = TRIB__PING__INIT;
+    p.target.data = r.self_id;
+    p.target.len = 32;
+    uint8_t b[128];
+    size_t len = trib__ping__pack(&p, b);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(swim_handle(r.s, r.now, stranger, "stranger:1", T_PING, b, len), 0);
+    size_t pps = 0;
+    for (size_t i = 0; i < r.nout; i++)
+        if (r.out[i].type == T_PUSH_PULL) {
+            pps++;
+            cr_assert(r.out[i].has_id && memcmp(r.out[i].to_id, stranger, 32) == 0);
+            cr_assert_str_eq(r.out[i].addr, "stranger:1");
+        }
+    cr_assert_eq(pps, 1);
+    rig_free(&r);
+}
+
 /* ---------------------------------------------------------------- claims and incarnations */
 
 typedef struct {
@@ -1220,6 +1364,10 @@ static uint64_t join_time(size_t n, uint64_t seed, sim_net_stats_t *st)
     cluster_join(c, 0);
     uint64_t t = run_until(c, p_converged, n, 60000);
     if (st) *st = *sim_net_stats(c->net);
+    if (getenv("SWIM_TRACE"))
+        fprintf(stderr, "%zu nodes: converged after %llu ms, %llu messages, %llu bytes\n", n,
+                (unsigned long long)t, (unsigned long long)sim_net_stats(c->net)->sent,
+                (unsigned long long)sim_net_stats(c->net)->bytes);
     cr_expect_leq(c->max_probe_body, c->cfg.max_piggyback_bytes + 120,
                   "a ping/ack body of %zu bytes", c->max_probe_body);
     cr_expect_eq(c->curve_drops, 0);
