@@ -642,7 +642,7 @@ static void refute(swim_t *s, uint64_t accused)
 {
     member_t *me = s->self;
     uint64_t inc = me->pub.incarnation > accused ? me->pub.incarnation : accused;
-    me->pub.incarnation = inc + 1;
+    me->pub.incarnation = inc == UINT64_MAX ? inc : inc + 1;   /* never wrap to 0 */
     bq_push(s, me);
     awareness_add(s, 1);
     s->st.refuted++;
@@ -1305,7 +1305,7 @@ void swim_leave(swim_t *s, uint64_t now)
 {
     if (s->left) return;
     member_t *me = s->self;
-    me->pub.incarnation++;
+    if (me->pub.incarnation < UINT64_MAX) me->pub.incarnation++;
     set_state(s, me, LEFT, now);
     me->retry_at = 0;
     bq_push(s, me);

@@ -680,6 +680,14 @@ Test(swim_unit, accusations_about_self_are_refuted)
         cr_expect_eq(swim_self(r.s)->incarnation, seq[i].want, "step %zu", i);
         cr_expect_eq((int)swim_self(r.s)->state, ALIVE);
     }
+    /* The incarnation saturates instead of wrapping to 0. */
+    {
+        rig_t q;
+        rig_init(&q, &cfg, 1);
+        cr_assert_eq(gossip_claim(&q, 1, q.self_id, "self:7470", UINT64_MAX, DEAD), 0);
+        cr_expect_eq(swim_self(q.s)->incarnation, UINT64_MAX);
+        rig_free(&q);
+    }
     /* Same incarnation but another address: refuted too (our address is ours to say). */
     cr_assert_eq(gossip_claim(&r, 2, r.self_id, "elsewhere:1", 10, ALIVE), 0);
     cr_expect_eq(swim_self(r.s)->incarnation, 11);
