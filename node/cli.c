@@ -1186,6 +1186,11 @@ static int stream_records(ctx_t *c, const char *suffix, const char *const *query
     relay_t r = { .out = c->out };
     client_req_t rq = { .method = "GET", .path = path, .query = query, .upload_len = -1,
                         .long_lived = 1, .sink = relay_sink, .sink_ctx = &r };
+    /* Notice a reader that went away (`trib subscribe X | head -1`) even while no record
+     * arrives to fail a write. */
+    int out_fd = fileno(c->out);
+    if (out_fd >= 0)
+        rq.watch_fd = &out_fd;
 
     /* Writes to a closed pipe fail with EPIPE instead of killing us; for subscribe, SIGINT
      * and SIGTERM end the transfer and the command succeeds. */
@@ -1210,6 +1215,8 @@ static int stream_records(ctx_t *c, const char *suffix, const char *const *query
 
     if (cr == 0 && (rep.status < 200 || rep.status > 299)) {
         rc = fail_http(c, &rep);
+    } else if (cr == CLIENT_GONE) {
+        rc = CLI_OK;
     } else if (cr == CLIENT_SINK) {
         rc = r.write_errno == EPIPE ? CLI_OK
                                     : fail(c, "writing output: %s", strerror(r.write_errno));

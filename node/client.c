@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,9 +304,16 @@ static int setup(CURL *h, xfer_t *x, const char *url, struct curl_slist **hdrs, 
 
 /* ---------------------------------------------------------------- the transfer */
 
-/* Runs h to completion on a multi handle, watching *stop. Returns 0 with *res set, 1 when
- * stopped, -1 on a multi error (message in err). */
-static int run_multi(CURL *h, volatile sig_atomic_t *stop, CURLcode *res, char *err, size_t errlen)
+/* 1 when fd reports an error or hang-up: for a pipe, its reader has gone. */
+static int fd_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = 0 };
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL));
+}
+
+/* Runs h to completion on a multi handle, watching *stop and *watch_fd. Returns 0 with *res
+ * set, CLIENT_STOPPED, CLIENT_GONE, or -1 on a multi error (message in err). */
+static int run_multi(CURL *h, const client_req_t *rq, CURLcode *res, char *err, size_t errlen)
 {
     CURLM *m = curl_multi_init();
     if (!m) {
@@ -319,25 +327,25 @@ static int run_multi(CURL *h, volatile sig_atomic_t *stop, CURLcode *res, char *
         return -1;
     }
     int rc = 0, running = 1;
-    int poll_ms = stop ? POLL_MS_STOPPABLE : POLL_MS_DEFAULT;
-    while (running) {
+    int poll_ms = rq->stop || rq->watch_fd ? POLL_MS_STOPPABLE : POLL_MS_DEFAULT;
+    for (;;) {
         mc = curl_multi_perform(m, &running);
-        if (mc != CURLM_OK)
+        if (mc != CURLM_OK || !running)
             break;
-        if (stop && *stop) {
-            rc = 1;
+        if (rq->stop && *rq->stop) {
+            rc = CLIENT_STOPPED;
             break;
         }
-        if (!running)
+        if (rq->watch_fd && fd_gone(*rq->watch_fd)) {
+            rc = CLIENT_GONE;
             break;
+        }
         mc = curl_multi_poll(m, NULL, 0, poll_ms, NULL);
         if (mc != CURLM_OK)
             break;
-        if (stop && *stop) {
-            rc = 1;
-            break;
-        }
     }
+    if (rc == 0 && rq->stop && *rq->stop)
+        rc = CLIENT_STOPPED;   /* the signal may have ended the transfer: report the stop */
     if (rc == 0 && mc != CURLM_OK) {
         snprintf(err, errlen, "curl: %s", curl_multi_strerror(mc));
         rc = -1;
@@ -425,10 +433,10 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
     }
 
     CURLcode res = CURLE_OK;
-    int mr = run_multi(h, rq->stop, &res, err, errlen);
+    int mr = run_multi(h, rq, &res, err, errlen);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rep->status);
-    if (mr == 1) {
-        rc = CLIENT_STOPPED;
+    if (mr == CLIENT_STOPPED || mr == CLIENT_GONE) {
+        rc = mr;
     } else if (mr < 0) {
         rc = -1;
     } else if (x.sink_failed) {

@@ -17,6 +17,7 @@
 enum {
     CLIENT_STOPPED = 1,   /* *stop was set while the transfer ran (e.g. SIGINT) */
     CLIENT_SINK    = 2,   /* the sink refused data (e.g. stdout closed); the transfer ended */
+    CLIENT_GONE    = 3,   /* *watch_fd reported an error or hang-up (the reader went away) */
 };
 
 /* Called with each piece of a 2xx reply body as it arrives. Return 0, or -1 to stop. */
@@ -36,6 +37,8 @@ typedef struct {
     client_sink_fn sink;         /* optional: receives 2xx bodies instead of the buffer */
     void *sink_ctx;
     volatile sig_atomic_t *stop; /* optional: the transfer ends soon after *stop != 0 */
+    const int *watch_fd;         /* optional: the transfer ends soon after this fd (the
+                                    output pipe) reports POLLERR/POLLHUP, even while idle */
 } client_req_t;
 
 typedef struct {
@@ -57,7 +60,7 @@ void client_global_cleanup(void);
 
 /* Performs rq against base_url (normalised: "http://host:port[/prefix]", no trailing '/').
  * Returns 0 when a reply arrived (any status: see rep->status), CLIENT_STOPPED, CLIENT_SINK,
- * or -1 with err set (connection, timeout, upload read error, reply too large). rep is always
+ * CLIENT_GONE, or -1 with err set (connection, timeout, upload read error, reply too large). rep is always
  * filled enough for client_reply_free. */
 int client_request(const char *base_url, const client_req_t *rq, client_reply_t *rep,
                    char *err, size_t errlen);

@@ -952,3 +952,32 @@ Test(cli_cmd, subscribe_stream_ended_by_node, .init = srv_start, .fini = srv_sto
     cr_expect(strstr(r.err, "ended the stream"), "%s", r.err);
     run_free(&r);
 }
+
+Test(cli_cmd, subscribe_ends_when_its_reader_goes_away, .init = srv_start, .fini = srv_stop,
+     .timeout = 20)
+{
+    /* The stream stays open and idle: only the closed pipe can end the command. */
+    srv_route((route_t){ "GET", "/v1/products/payments/tx/stream", 200, "", 1, 1 });
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    close(p[0]);
+    FILE *out = fdopen(p[1], "w");
+    char *argv[] = { "subscribe", "payments/tx", "--node", srv.node, NULL };
+    run_t r = run_argv(4, argv, out);
+    fclose(out);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect_str_eq(r.err, "");
+    run_free(&r);
+
+    /* A reader that goes away while records flow: writes fail with EPIPE, also exit 0. */
+    srv.nroutes = 0;
+    srv_route((route_t){ "GET", "/v1/products/payments/tx/records", 200, records_body, 9, 0 });
+    cr_assert_eq(pipe(p), 0);
+    close(p[0]);
+    out = fdopen(p[1], "w");
+    char *argv2[] = { "get", "payments/tx", "--node", srv.node, NULL };
+    r = run_argv(4, argv2, out);
+    fclose(out);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    run_free(&r);
+}
