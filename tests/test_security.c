@@ -1,0 +1,278 @@
+/* tests/test_security.c - a hostile peer against a real `trib agent` process: forged signatures,
+ * a domain claimed by another key, replays, oversize frames, random bytes, a wrong protocol
+ * version, a spoofed sender, and a client without CURVE. Each is ignored and counted in /metrics,
+ * the node keeps serving, and its catalog is unchanged. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+#include "gossip/entry.h"
+#include "tests/harness.h"
+#include "tests/peer_tools.h"
+
+static void *zctx;
+static void teardown(void)
+{
+    h_cleanup_all();
+    if (zctx)
+        zmq_ctx_term(zctx);
+    zctx = NULL;
+}
+static void setup(void)
+{
+    cr_assert_geq(sodium_init(), 0);
+    zctx = zmq_ctx_new();
+}
+TestSuite(security, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Value of one metric line ("name{labels}"), or -1 when absent. */
+static double metric(h_node_t *n, const char *series)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/metrics", n->url);
+    h_resp_t r;
+    if (h_http("GET", url, NULL, NULL, 0, &r) != 0 || r.status != 200) {
+        h_resp_free(&r);
+        return -1;
+    }
+    double v = -1;
+    size_t sl = strlen(series);
+    for (char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (!strncmp(line, series, sl) && line[sl] == ' ') {
+            v = strtod(line + sl + 1, NULL);
+            break;
+        }
+    h_resp_free(&r);
+    return v;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *series;
+    double want;
+} metric_cond_t;
+
+static int metric_reaches(void *ctx)
+{
+    metric_cond_t *m = ctx;
+    return metric(m->n, m->series) >= m->want;
+}
+
+static void wait_metric(h_node_t *n, const char *series, double want)
+{
+    metric_cond_t m = {n, series, want};
+    cr_assert(h_wait(metric_reaches, &m, 10000), "%s did not reach %.0f (is %.0f)", series, want, metric(n, series));
+}
+
+static char *digest(h_node_t *n)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/status", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "node stopped serving");
+    json_t *j = json_loads(r.body, 0, NULL);
+    h_resp_free(&r);
+    char *d = json_dumps(json_object_get(j, "digest"), JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(j);
+    return d;
+}
+
+/* A signed CatalogEntry for domain/name at seq, with prev_hash (NULL for seq 1). */
+static uint8_t *make_entry(const identity_t *id, const char *domain, const char *name, uint64_t seq,
+                           const uint8_t prev[32], size_t *len)
+{
+    Trib__SchemaProperty prop = TRIB__SCHEMA_PROPERTY__INIT;
+    prop.name = "id";
+    prop.logical_type = "string";
+    Trib__SchemaProperty *props[] = {&prop};
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    m.domain = (char *)domain;
+    m.name = (char *)name;
+    m.version = "1.0.0";
+    m.status = "active";
+    m.title = "forged";
+    m.owner_business = "a@example.com";
+    m.owner_technical = "b@example.com";
+    m.classification = "internal";
+    m.n_schema = 1;
+    m.schema = props;
+    m.document_json = "{}";
+    Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+    e.domain = (char *)domain;
+    e.seq = seq;
+    if (prev) {
+        e.prev_hash.data = (uint8_t *)prev;
+        e.prev_hash.len = 32;
+    }
+    e.time_ms = 1;
+    e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+    e.manifest = &m;
+    uint8_t *out = NULL;
+    cr_assert_eq(entry_sign(id, &e, &out, len), 0);
+    return out;
+}
+
+/* CatalogEntries{entry} inside an envelope from id. */
+static void send_entry(peer_client_t *c, const identity_t *id, const uint8_t *entry, size_t len)
+{
+    ProtobufCBinaryData item = {len, (uint8_t *)entry};
+    Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
+    msg.n_entries = 1;
+    msg.entries = &item;
+    size_t blen = trib__catalog_entries__get_packed_size(&msg);
+    uint8_t *body = malloc(blen);
+    trib__catalog_entries__pack(&msg, body);
+    peer_envelope_t env;
+    peer_envelope_init(&env, id, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, blen);
+    cr_assert_eq(peer_client_send_envelope(c, &env), 0);
+    free(body);
+}
+
+static void start_node(h_node_t *n)
+{
+    cr_assert_eq(h_node_start(n, "payments", "--max-msg-kb", "64", NULL), 0);
+    const char *m = "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.0.0\","
+                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                    "\"schema\":[{\"name\":\"id\",\"logicalType\":\"string\"}]}";
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/payments/ledger", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
+    cr_assert_eq(r.status, 201);
+    h_resp_free(&r);
+}
+
+Test(security, forged_wrong_key_replayed_entries_are_counted_and_ignored)
+{
+    h_node_t n;
+    start_node(&n);
+    identity_t evil;
+    peer_identity(&evil);
+    peer_client_t *c = peer_client_new(zctx, n.peer, &evil, NULL);
+    cr_assert(c);
+
+    /* A legitimate new domain from this peer is accepted (trust on first use)... */
+    size_t len;
+    uint8_t *ok = make_entry(&evil, "evil", "first", 1, NULL, &len);
+    send_entry(c, &evil, ok, len);
+    wait_metric(&n, "trib_catalog_entries_total{result=\"accepted\"}", 1);
+    char *before = digest(&n);
+    cr_assert(strstr(before, "\"evil\":1") && strstr(before, "\"payments\":1"), "digest: %s", before);
+
+    /* ...its replay is a duplicate, dropped and counted. */
+    send_entry(c, &evil, ok, len);
+    wait_metric(&n, "trib_catalog_entries_total{result=\"duplicate\"}", 1);
+    free(ok);
+
+    /* A bad signature: one bit flipped in the signed entry's signature. */
+    uint8_t *bad = make_entry(&evil, "evil", "second", 2, NULL, &len);
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bad);
+    se->signature.data[7] ^= 0x10;
+    uint8_t *tampered = malloc(trib__signed_entry__get_packed_size(se));
+    size_t tlen = trib__signed_entry__pack(se, tampered);
+    trib__signed_entry__free_unpacked(se, NULL);
+    send_entry(c, &evil, tampered, tlen);
+    wait_metric(&n, "trib_catalog_entries_total{result=\"bad_signature\"}", 1);
+    free(tampered);
+    free(bad);
+
+    /* The node's own domain claimed by another key. */
+    uint8_t prev[32] = {0};
+    uint8_t *claim = make_entry(&evil, "payments", "hijack", 2, prev, &len);
+    send_entry(c, &evil, claim, len);
+    wait_metric(&n, "trib_catalog_entries_total{result=\"wrong_key\"}", 1);
+    free(claim);
+
+    char *after = digest(&n);
+    cr_assert_str_eq(after, before, "catalog changed: %s -> %s", before, after);
+    free(before);
+    free(after);
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/payments/hijack", n.url);
+    h_resp_t r;
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 404, "forged product is listed");
+    h_resp_free(&r);
+    peer_client_destroy(&c);
+}
+
+Test(security, garbage_oversize_bad_version_spoofed_sender_are_dropped)
+{
+    h_node_t n;
+    start_node(&n);
+    char *before = digest(&n);
+    identity_t evil, victim;
+    peer_identity(&evil);
+    peer_identity(&victim);
+    peer_client_t *c = peer_client_new(zctx, n.peer, &evil, NULL);
+    cr_assert(c);
+
+    /* Random bytes. */
+    uint8_t junk[512];
+    randombytes_buf(junk, sizeof junk);
+    cr_assert_eq(peer_client_send_raw(c, junk, sizeof junk), 0);
+    wait_metric(&n, "trib_gossip_dropped_total{reason=\"undecodable\"}", 1);
+
+    /* Oversize: just over the node's 64 KiB limit, so our own check sees and counts it. */
+    size_t big = 64 * 1024 + 100;
+    uint8_t *huge = calloc(1, big);
+    cr_assert_eq(peer_client_send_raw(c, huge, big), 0);
+    free(huge);
+    wait_metric(&n, "trib_gossip_dropped_total{reason=\"oversize\"}", 1);
+
+    /* Wrong protocol version. */
+    peer_envelope_t env;
+    peer_envelope_init(&env, &evil, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_PING, NULL, 0);
+    env.version = 99;
+    cr_assert_eq(peer_client_send_envelope(c, &env), 0);
+    wait_metric(&n, "trib_gossip_dropped_total{reason=\"bad_version\"}", 1);
+
+    /* A sender id that is not the CURVE key the message came with. */
+    peer_envelope_init(&env, &evil, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_PING, NULL, 0);
+    env.sender = victim.pk;
+    cr_assert_eq(peer_client_send_envelope(c, &env), 0);
+    wait_metric(&n, "trib_gossip_dropped_total{reason=\"spoofed_sender\"}", 1);
+
+    /* A valid envelope with a garbage catalog body. */
+    peer_envelope_init(&env, &evil, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, junk, sizeof junk);
+    cr_assert_eq(peer_client_send_envelope(c, &env), 0);
+    wait_metric(&n, "trib_gossip_dropped_total{reason=\"malformed_catalog\"}", 1);
+
+    char *after = digest(&n);
+    cr_assert_str_eq(after, before);
+    free(before);
+    free(after);
+    peer_client_destroy(&c);
+}
+
+Test(security, client_without_curve_cannot_talk)
+{
+    h_node_t n;
+    start_node(&n);
+    identity_t evil;
+    peer_identity(&evil);
+    /* Plain ZeroMQ: sends an entry for a new domain that would be accepted over CURVE. */
+    peer_client_t *plain = peer_client_new(zctx, n.peer, NULL, NULL);
+    cr_assert(plain);
+    size_t len;
+    uint8_t *e = make_entry(&evil, "plainevil", "x", 1, NULL, &len);
+    send_entry(plain, &evil, e, len);
+    free(e);
+    /* A marker over CURVE, sent after: once it is in, the plain one had every chance. */
+    peer_client_t *curve = peer_client_new(zctx, n.peer, &evil, NULL);
+    e = make_entry(&evil, "marker", "x", 1, NULL, &len);
+    send_entry(curve, &evil, e, len);
+    free(e);
+    wait_metric(&n, "trib_catalog_entries_total{result=\"accepted\"}", 1);
+    char *d = digest(&n);
+    cr_assert(strstr(d, "marker"), "%s", d);
+    cr_assert(!strstr(d, "plainevil"), "a plain (non-CURVE) client got an entry in: %s", d);
+    cr_assert_eq(metric(&n, "trib_catalog_entries_total{result=\"accepted\"}"), 1);
+    free(d);
+    peer_client_destroy(&plain);
+    peer_client_destroy(&curve);
+}
