@@ -36,7 +36,7 @@ static const option_t options[] = {
     U(max_body_mb, 1, 4096, "64", "largest request body in MiB"),
     U(max_record_kb, 1, 65536, "1024", "largest record in KiB"),
     U(max_records, 1, 10000000, "100000", "most records in one request"),
-    U(http_threads, 1, 1024, "0", "HTTP connection limit (0: 1024)"),
+    U(http_threads, 0, 1024, "0", "most concurrent HTTP connections (0: 1024)"),
     U(probe_interval_ms, 10, 600000, "1000", "SWIM probe interval"),
     U(probe_timeout_ms, 5, 600000, "500", "SWIM probe timeout"),
     U(indirect_checks, 0, 16, "3", "members asked to probe indirectly"),
@@ -48,7 +48,7 @@ static const option_t options[] = {
     U(retransmit_mult, 1, 100, "4", "piggyback retransmit multiplier"),
     U(awareness_max, 1, 64, "8", "Lifeguard local health ceiling"),
     U(anti_entropy_ms, 10, 3600000, "2000", "catalog anti-entropy interval"),
-    U(retry_max_ms, 100, 86400000, "60000", "longest backoff when retrying dead members and seeds"),
+    U(retry_max_ms, 1000, 86400000, "60000", "longest backoff when retrying dead members and seeds"),
     U(max_msg_kb, 64, 65536, "4096", "largest peer message in KiB"),
 };
 #define NOPTS (sizeof options / sizeof options[0])
@@ -142,13 +142,51 @@ void config_defaults(config_t *c)
             set(c, &options[i], options[i].def, err, sizeof err);
 }
 
+static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+    (void)diag, (void)user, (void)buf, (void)len;
+}
+
+/* Parses path quietly: libfyaml's messages are collected, and the first one goes into err. */
+static struct fy_document *load_yaml(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct fy_diag_cfg dcfg;
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = diag_discard;
+    dcfg.colorize = false;
+    struct fy_diag *diag = fy_diag_create(&dcfg);
+    if (!diag) {
+        fclose(f);
+        snprintf(err, errlen, "%s: cannot create the YAML diagnostics", path);
+        return NULL;
+    }
+    fy_diag_set_collect_errors(diag, true);
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag};
+    struct fy_document *fyd = fy_document_build_from_fp(&pcfg, f);
+    fclose(f);
+    if (!fyd) {
+        void *it = NULL;
+        struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
+        if (e)
+            snprintf(err, errlen, "%s:%d: not valid YAML: %s", path, e->line, e->msg);
+        else
+            snprintf(err, errlen, "%s: not valid YAML", path);
+    }
+    fy_diag_destroy(diag);
+    return fyd;
+}
+
 int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
 {
-    struct fy_document *fyd = fy_document_build_from_file(NULL, path);
-    if (!fyd) {
-        snprintf(err, errlen, "%s: cannot read or parse as YAML", path);
+    struct fy_document *fyd = load_yaml(path, err, errlen);
+    if (!fyd)
         return -1;
-    }
     int rc = -1;
     struct fy_node *root = fy_document_root(fyd);
     if (!root || fy_node_get_type(root) != FYNT_MAPPING) {
@@ -199,21 +237,28 @@ out:
 
 int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errlen)
 {
-    for (int i = 0; i < argc; i++) /* the file first, so the command line wins */
-        if (!strcmp(argv[i], "--config")) {
+    for (int i = 0; i < argc; i++) { /* the file first, so the command line wins */
+        const char *file = NULL;
+        if (!strncmp(argv[i], "--config=", 9))
+            file = argv[i] + 9;
+        else if (!strcmp(argv[i], "--config")) {
             if (i + 1 >= argc) {
                 snprintf(err, errlen, "--config needs a FILE");
                 return 2;
             }
-            if (config_load_file(c, argv[i + 1], err, errlen) < 0)
-                return -1;
+            file = argv[++i];
         }
+        if (file && config_load_file(c, file, err, errlen) < 0)
+            return 2;
+    }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--config")) {
             i++;
             continue;
         }
+        if (!strncmp(a, "--config=", 9))
+            continue;
         if (strncmp(a, "--", 2) != 0) {
             snprintf(err, errlen, "unexpected argument '%s'", a);
             return 2;

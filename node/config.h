@@ -30,8 +30,8 @@ typedef struct {
 } config_t;
 
 void config_defaults(config_t *c);
-/* Applies argv (after "agent"); reads --config FILE first wherever it appears. 0 ok, 2 usage error
- * (message in err), -1 bad config file (err names file, line and key). */
+/* Applies argv (after "agent"); reads --config FILE (or --config=FILE) first wherever it appears.
+ * 0 ok, 2 usage error: a bad option or a bad config file (err names file, line and key). */
 int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errlen);
 int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
 void config_usage(FILE *f);

@@ -1,0 +1,145 @@
+/* tests/test_config.c - agent options: defaults, command line, --config file (both spellings),
+ * precedence, bounds, and the error each bad input gets. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "node/config.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/trib-config-XXXXXX");
+    cr_assert(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static char paths[4][128];
+
+/* Writes text to dir/name; the path stays valid for the test (one slot per file name). */
+static const char *write_file(int slot, const char *name, const char *text)
+{
+    char *path = paths[slot];
+    snprintf(path, sizeof paths[slot], "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Parses a NULL-terminated argument list; returns the code, err filled. */
+static int parse(config_t *c, char *err, size_t errlen, const char *const *args)
+{
+    int argc = 0;
+    while (args[argc])
+        argc++;
+    config_defaults(c);
+    err[0] = '\0';
+    return config_parse_args(c, argc, (char **)args, err, errlen);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+Test(config, defaults_are_memberlist_lan_like)
+{
+    config_t c;
+    char err[256];
+    const char *args[] = {"--data", "/x", NULL};
+    cr_assert_eq(parse(&c, err, sizeof err, args), 0, "%s", err);
+    cr_assert_str_eq(c.listen, "127.0.0.1:7470");
+    cr_assert_str_eq(c.http, "127.0.0.1:7480");
+    cr_assert_eq(c.probe_interval_ms, 1000);
+    cr_assert_eq(c.probe_timeout_ms, 500);
+    cr_assert_eq(c.suspicion_mult, 4);
+    cr_assert_eq(c.http_threads, 0);
+    cr_assert_eq(c.nseeds, 0);
+}
+
+Test(config, file_then_command_line_wins_and_both_spellings_work)
+{
+    const char *path = write_file(0, "agent.yaml", "domain: payments\n"
+                                                "http: 127.0.0.1:9000\n"
+                                                "probe-interval-ms: 250\n"
+                                                "seed: [10.0.0.1:7470, 10.0.0.2:7470]\n");
+    char eq[160];
+    snprintf(eq, sizeof eq, "--config=%s", path);
+    const char *forms[2][6] = {
+        {"--data", "/x", "--http", "127.0.0.1:9001", "--config", path},
+        {eq, "--http=127.0.0.1:9001", "--data", "/x", NULL, NULL},
+    };
+    for (int i = 0; i < 2; i++) {
+        const char *args[7] = {0};
+        memcpy(args, forms[i], sizeof forms[i]);
+        config_t c;
+        char err[256];
+        cr_assert_eq(parse(&c, err, sizeof err, args), 0, "form %d: %s", i, err);
+        cr_assert_str_eq(c.domain, "payments");
+        cr_assert_str_eq(c.http, "127.0.0.1:9001", "form %d: the command line must win", i);
+        cr_assert_eq(c.probe_interval_ms, 250);
+        cr_assert_eq(c.nseeds, 2);
+        cr_assert_str_eq(c.seeds[1], "10.0.0.2:7470");
+    }
+}
+
+Test(config, bad_input_table)
+{
+    const char *bad_yaml = write_file(1, "bad.yaml", "domain: [payments\n");
+    const char *unknown = write_file(2, "unknown.yaml", "domain: payments\nprobe-intervall: 5\n");
+    const char *range = write_file(3, "range.yaml", "\n\nsuspicion-mult: 0\n");
+    static const struct {
+        const char *args[6];
+        const char *want;   /* substring of the error */
+    } cases[] = {
+        {{"--domain", "payments", NULL}, "--data DIR is required"},
+        {{"--data", "/x", "--listen", "127.0.0.1", NULL}, "listen: '127.0.0.1' is not HOST:PORT"},
+        {{"--data", "/x", "--http", "h:70000", NULL}, "http: 'h:70000' is not HOST:PORT"},
+        {{"--data", "/x", "--seed", "nope", NULL}, "seed: 'nope' is not HOST:PORT"},
+        {{"--data", "/x", "--probe-interval-ms", "-5", NULL}, "probe_interval_ms: '-5' is not a whole number"},
+        {{"--data", "/x", "--retry-max-ms", "500", NULL}, "retry_max_ms: '500' is not a whole number in 1000.."},
+        {{"--data", "/x", "--http-threads", "2000", NULL}, "http_threads: '2000'"},
+        {{"--data", "/x", "--log-level", "loud", NULL}, "log_level: 'loud'"},
+        {{"--data", "/x", "--frobnicate", "1", NULL}, "unknown option '--frobnicate'"},
+        {{"--data", "/x", "--domain", NULL}, "--domain needs a value"},
+        {{"--data", "/x", "stray", NULL}, "unexpected argument 'stray'"},
+        {{"--data", "/x", "--config", NULL}, "--config needs a FILE"},
+        {{"--data", "/x", "--config", "/nonexistent/agent.yaml", NULL}, "/nonexistent/agent.yaml: cannot read"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        config_t c;
+        char err[256];
+        cr_expect_eq(parse(&c, err, sizeof err, cases[i].args), 2, "case %zu", i);
+        cr_expect(strstr(err, cases[i].want), "case %zu: got '%s', want '%s'", i, err, cases[i].want);
+    }
+    struct {
+        const char *path, *want;
+    } files[] = {
+        {bad_yaml, "bad.yaml:2: not valid YAML: flow sequence without a closing bracket"},
+        {unknown, ":2: unknown option 'probe-intervall'"},
+        {range, ":3: suspicion_mult: '0' is not a whole number in 1..100"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *args[] = {"--data", "/x", "--config", files[i].path, NULL};
+        config_t c;
+        char err[256];
+        cr_expect_eq(parse(&c, err, sizeof err, args), 2, "file %zu", i);
+        cr_expect(strstr(err, files[i].want), "file %zu: got '%s', want '%s'", i, err, files[i].want);
+    }
+}
+
+Test(config, zero_http_threads_means_default_limit)
+{
+    config_t c;
+    char err[256];
+    const char *args[] = {"--data", "/x", "--http-threads", "0", NULL};
+    cr_assert_eq(parse(&c, err, sizeof err, args), 0, "%s", err);
+    cr_assert_eq(c.http_threads, 0);
+}
