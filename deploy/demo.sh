@@ -1,6 +1,9 @@
 #!/bin/sh
-# `make demo`: starts a node on a temporary data dir, publishes the example products, appends
-# sample records, and shows what a user sees. Stops the node at the end or on Ctrl-C.
+# `make demo`: a three-team federation on loopback. Starts the payments, growth and listening
+# nodes (growth and listening join through payments as their seed), publishes each team's example
+# products on its own node with sample records, shows that every node lists every product with
+# the same signer and seq, searches the catalog, and reads payments' data through the growth node.
+# Stops every node at the end, on error, or on Ctrl-C; leaves nothing behind.
 # Usage: deploy/demo.sh PATH/TO/trib
 set -eu
 TRIB=${1:-build/trib}
@@ -15,44 +18,85 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port() { # a free loopback port
-  python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])' 2>/dev/null ||
-    echo $((20000 + $$ % 20000))
+fail() {
+  echo "demo: $*" >&2
+  for l in "$work"/*.log; do echo "== $l" >&2; tail -n 20 "$l" >&2; done
+  exit 1
 }
-wait_up() { # URL
+# A free loopback port: asks the kernel when python3 is there, else probes from a PID-based base.
+next_port=$((20000 + $$ % 20000))
+port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+    return
+  fi
+  while curl -s -o /dev/null "http://127.0.0.1:$next_port/" 2>/dev/null; do next_port=$((next_port + 1)); done
+  echo $next_port
+  next_port=$((next_port + 1))
+}
+# until CMD...: polls the condition every 50 ms for up to 10 s.
+until_ok() {
   i=0
-  until curl -fsS "$1/v1/status" >/dev/null 2>&1; do
-    i=$((i + 1)); [ $i -gt 200 ] && { echo "node at $1 did not come up; its log:"; cat "$work"/*.log; exit 1; }
+  until "$@" >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -gt 200 ] && fail "timed out waiting for: $*"
     sleep 0.05
   done
 }
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+on() { # on TEAM trib ARGS...: runs the CLI against TEAM's node, showing the command as a user types it
+  team=$1; shift; shift
+  eval "url=\$HTTP_$team"
+  step "trib --node $url $*"
+  "$TRIB" --node "$url" "$@"
+}
 
-HTTP=$(port); PEER=$(port)
-export TRIB_NODE="http://127.0.0.1:$HTTP"
-echo "== starting the payments team's node (data in $work/payments, log in $work/payments.log)"
-"$TRIB" agent --data "$work/payments" --domain payments --http "127.0.0.1:$HTTP" --listen "127.0.0.1:$PEER" \
-  2>"$work/payments.log" &
-pids="$!"
-wait_up "$TRIB_NODE"
+start() { # start TEAM [SEED]
+  team=$1
+  http=$(port); peer=$(port)
+  eval "HTTP_$team=http://127.0.0.1:$http; PEER_$team=127.0.0.1:$peer"
+  echo "== starting the $team node: peer 127.0.0.1:$peer, http 127.0.0.1:$http${2:+, seed $2} (log $work/$team.log)"
+  "$TRIB" agent --data "$work/$team" --domain "$team" --listen "127.0.0.1:$peer" --http "127.0.0.1:$http" \
+    ${2:+--seed "$2"} 2>"$work/$team.log" &
+  pids="$pids $!"
+  until_ok curl -fsS "http://127.0.0.1:$http/v1/status"
+}
+all_alive() { # all_alive URL: the node lists three members, all alive
+  [ "$(curl -fsS "$1/v1/members" | grep -o '"state": *"alive"' | wc -l)" -eq 3 ]
+}
+has_product() { curl -fsS -o /dev/null "$1/v1/products/$2"; }
 
-step trib publish examples/settled-transactions.yaml
-"$TRIB" publish examples/settled-transactions.yaml
-step trib publish examples/payment-disputes.yaml
-"$TRIB" publish examples/payment-disputes.yaml
-step trib put payments/settled-transactions examples/settled-transactions.ndjson
-"$TRIB" put payments/settled-transactions examples/settled-transactions.ndjson
-step trib put payments/payment-disputes examples/payment-disputes.ndjson
-"$TRIB" put payments/payment-disputes examples/payment-disputes.ndjson
-step trib products
-"$TRIB" products
-step trib show payments/settled-transactions
-"$TRIB" show payments/settled-transactions
-step trib get payments/settled-transactions --from 1 --limit 5
-"$TRIB" get payments/settled-transactions --from 1 --limit 5
-step trib status
-"$TRIB" status
+start payments
+start growth "$PEER_payments"
+start listening "$PEER_payments"
+for t in payments growth listening; do eval "until_ok all_alive \$HTTP_$t"; done
+on payments trib members
+
+publish() { # publish TEAM PRODUCT: the manifest and its sample records, on the team's own node
+  on "$1" trib publish "examples/$2.yaml"
+  on "$1" trib put "$1/$2" "examples/$2.ndjson"
+}
+publish payments settled-transactions
+publish payments payment-disputes
+publish growth growth-experiments
+publish growth signup-funnel
+publish listening listening-history
+publish listening track-plays
+
 echo
-echo "== the node's log:"
-cat "$work/payments.log"
-echo "== demo done; stopping the node"
+echo "== waiting until every node holds all six products (gossip; usually well under a second)"
+for t in payments growth listening; do
+  eval "url=\$HTTP_$t"
+  for id in payments/settled-transactions payments/payment-disputes growth/growth-experiments \
+            growth/signup-funnel listening/listening-history listening/track-plays; do
+    until_ok has_product "$url" "$id"
+  done
+done
+on listening trib products
+on growth trib show payments/settled-transactions
+on payments trib status
+on listening trib status
+on growth trib products finance
+on growth trib products --domain payments --status active
+on growth trib get payments/settled-transactions --from 1 --limit 3
+echo
+echo "== demo done: every node lists every team's products; stopping the three nodes"
