@@ -1,0 +1,831 @@
+/* bench/fed.c - federation benchmark (issue 3): N real nodes on loopback, Tributary beside
+ * HashiCorp Serf, measured the same way in one run, printed as a table per N with ratios.
+ *
+ * Usage: fed TRIB_BINARY [N...]       (default N = 5 10 20; env FED_PUBS, FED_IDLE_S)
+ *
+ * Owns: starting/stopping both kinds of clusters, reading every node's log pipe, timing with
+ * CLOCK_MONOTONIC in this one process, and the report on stdout. Methods (also in README.md):
+ *  - all alive: node 0 is started and ready first; then the clock starts and nodes 1..N-1 are
+ *    forked, each seeded with node 0; stop when every node's log has shown every other node
+ *    turn alive (trib: "member D (...) at A: X -> alive"; serf: "EventMemberJoin: NAME").
+ *  - publish: Tributary = HTTP PUT of a new manifest on node 0 (signed catalog entry, verified
+ *    on every hop); Serf = a user event sent over node 0's RPC socket (what `serf event` does,
+ *    without the CLI's start-up time). Clock from just before the request is written to the
+ *    moment the last other node has it. Serf arrival: the agent's own log line "Received
+ *    event: user-event: NAME" read from its pipe. Tributary arrival: the agent does not log
+ *    accepted peer entries, so every other node is polled with GET /v1/products/ID on a
+ *    keep-alive connection (curl multi), one request in flight per node, next one FED_POLL_US
+ *    after the previous answer: the arrival time is an upper bound (late by <= poll gap + one
+ *    request).
+ *  - failure detection: SIGKILL of node N-1, clock until every other node's log shows it dead
+ *    (trib "-> dead"; serf "EventMemberFailed").
+ *  - idle: after the cluster settled, VmRSS per node from /proc/PID/status; bytes per second
+ *    per node over FED_IDLE_S from nftables counters on the loopback output hook for packets to
+ *    or from the cluster's peer ports (IP bytes, TCP and UDP, both systems the same way);
+ *    Tributary's own trib_gossip_bytes_total (message payload) is shown beside it.
+ * Must not: leave a process, an nftables table or a temp dir behind (atexit + signals). */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include "bench/bench.h"
+
+#define MAXN 32
+#define PUB_TIMEOUT_S 10
+#define JOIN_TIMEOUT_S 60
+#define FAIL_TIMEOUT_S 60
+
+enum { SYS_TRIB, SYS_SERF };
+enum { ST_UNKNOWN, ST_ALIVE, ST_SUSPECT, ST_DEAD, ST_LEFT };
+static const char *sys_name[] = {"tributary", "serf"};
+
+static const char *trib_bin;
+static int npubs = 30, idle_s = 20, poll_us = 1000;
+static char nft_table[64];
+static int nft_ok;
+
+typedef struct {
+    double all_alive_s;
+    double pub_p50_ms, pub_p99_ms, pub_max_ms;
+    double put_p50_ms, put_p99_ms;  /* trib: PUT answered by node 0 (signed, stored durably) */
+    int pubs, pubs_late;
+    double fail_s;
+    double rss_mib;
+    double wire_bps;        /* per node, -1 when not measured */
+    double wire_pps;        /* packets per second per node */
+    double app_bps;         /* trib only: trib_gossip_bytes_total out per node */
+} result_t;
+
+typedef struct {
+    CURL *h;
+    int in_flight, done;
+    uint64_t due;
+    long status;
+} poller_t;
+
+typedef struct {
+    int sys, n;
+    int base, lock_fd;                  /* peer ports base+i, HTTP/RPC ports base+50+i */
+    char dir[256];
+    bench_proc_t procs[MAXN];
+    unsigned char state[MAXN][MAXN];    /* [observer][member] */
+    int ready[MAXN];
+    /* publish in progress */
+    int pub_active;
+    char pub_name[32];
+    uint64_t arrive[MAXN];
+    /* trib: HTTP */
+    CURLM *multi;
+    poller_t poll[MAXN];
+    CURL *put;
+    long put_status;
+    uint64_t put_done;
+    char put_body[1024];
+    /* serf: RPC */
+    int rpc_fd;
+    unsigned rpc_seq;
+    int rpc_errors;
+} cluster_t;
+
+/* ------------------------------------------------------------------ log lines */
+
+static int node_index(const char *s, size_t len)
+{
+    if (len < 2 || len > 3 || s[0] != 'n')
+        return -1;
+    int v = 0;
+    for (size_t i = 1; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v < MAXN ? v : -1;
+}
+
+static int state_of(const char *s)
+{
+    return !strncmp(s, "alive", 5) ? ST_ALIVE : !strncmp(s, "suspect", 7) ? ST_SUSPECT
+         : !strncmp(s, "dead", 4)  ? ST_DEAD  : !strncmp(s, "left", 4)     ? ST_LEFT
+                                    : ST_UNKNOWN;
+}
+
+/* "... member n3 (hex) at 127.0.0.1:20003: suspect -> alive (incarnation 1)" */
+static void trib_line(cluster_t *c, int obs, const char *line, uint64_t t)
+{
+    (void)t;
+    if (strstr(line, "gossip on ")) {
+        c->ready[obs] = 1;
+        return;
+    }
+    const char *m = strstr(line, " member ");
+    if (!m)
+        return;
+    m += 8;
+    const char *sp = strchr(m, ' ');
+    const char *arrow = strstr(m, " -> ");
+    if (!sp || !arrow)
+        return;
+    int who = node_index(m, (size_t)(sp - m));
+    if (who < 0 || who >= c->n)
+        return;
+    c->state[obs][who] = (unsigned char)state_of(arrow + 4);
+}
+
+/* "    2026/11/24 19:42:01 [INFO] serf: EventMemberJoin: n1 127.0.0.1" */
+static void serf_line(cluster_t *c, int obs, const char *line, uint64_t t)
+{
+    if (strstr(line, "Serf agent running!")) {
+        c->ready[obs] = 1;
+        return;
+    }
+    const char *p;
+    if ((p = strstr(line, "agent: Received event: user-event: "))) {
+        p += 35;
+        if (c->pub_active && !strcmp(p, c->pub_name) && !c->arrive[obs])
+            c->arrive[obs] = t;
+        return;
+    }
+    static const struct { const char *tag; int st; } ev[] = {
+        {"serf: EventMemberJoin: ", ST_ALIVE},
+        {"serf: EventMemberFailed: ", ST_DEAD},
+        {"serf: EventMemberLeave: ", ST_LEFT},
+    };
+    for (size_t i = 0; i < sizeof ev / sizeof ev[0]; i++)
+        if ((p = strstr(line, ev[i].tag))) {
+            p += strlen(ev[i].tag);
+            const char *sp = strchr(p, ' ');
+            int who = node_index(p, sp ? (size_t)(sp - p) : strlen(p));
+            if (who >= 0 && who < c->n)
+                c->state[obs][who] = (unsigned char)ev[i].st;
+            return;
+        }
+}
+
+static void on_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t)
+{
+    cluster_t *c = ctx;
+    if (getenv("FED_DEBUG"))
+        fprintf(stderr, "[%s n%d] %s\n", sys_name[c->sys], p->tag, line);
+    if (c->sys == SYS_TRIB)
+        trib_line(c, p->tag, line, t);
+    else
+        serf_line(c, p->tag, line, t);
+}
+
+/* ------------------------------------------------------------------ HTTP (trib) */
+
+static size_t sink(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    (void)ptr, (void)ud;
+    return size * nmemb;
+}
+
+static void poll_start(cluster_t *c, int i)
+{
+    poller_t *pl = &c->poll[i];
+    char url[160];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/products/n0/%s", c->base + 50 + i, c->pub_name);
+    curl_easy_setopt(pl->h, CURLOPT_URL, url);
+    curl_multi_add_handle(c->multi, pl->h);
+    pl->in_flight = 1;
+}
+
+static void curl_done(cluster_t *c, CURL *h, uint64_t t)
+{
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_multi_remove_handle(c->multi, h);
+    if (h == c->put) {
+        c->put_status = status ? status : -1;
+        c->put_done = t;
+        return;
+    }
+    for (int i = 1; i < c->n; i++)
+        if (c->poll[i].h == h) {
+            poller_t *pl = &c->poll[i];
+            pl->in_flight = 0;
+            if (status == 200 && c->pub_active && !c->arrive[i])
+                c->arrive[i] = t;
+            else
+                pl->due = t + (uint64_t)poll_us * 1000u;
+            return;
+        }
+}
+
+/* ------------------------------------------------------------------ event loop */
+
+static void rpc_drain(cluster_t *c)
+{
+    uint8_t buf[4096];
+    ssize_t n;
+    while ((n = recv(c->rpc_fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        for (ssize_t i = 0; i + 6 < n; i++)  /* a response header with a non-empty "Error" */
+            if (buf[i] == 0xa5 && !memcmp(buf + i + 1, "Error", 5) && buf[i + 6] != 0xa0)
+                c->rpc_errors++;
+}
+
+/* Waits for log lines, HTTP completions and RPC replies for at most max_ms, then handles
+ * them, timestamping each with the time the wait returned. */
+static void pump(cluster_t *c, int max_ms)
+{
+    bench_check_interrupt();
+    uint64_t now = bench_now_ns();
+    long wait_us = (long)max_ms * 1000;
+    if (c->sys == SYS_TRIB && c->pub_active)
+        for (int i = 1; i < c->n; i++) {
+            poller_t *pl = &c->poll[i];
+            if (c->arrive[i] || pl->in_flight || !c->procs[i].pid)
+                continue;
+            if (pl->due <= now)
+                poll_start(c, i);
+            else if ((long)((pl->due - now) / 1000) < wait_us)
+                wait_us = (long)((pl->due - now) / 1000);
+        }
+    struct curl_waitfd w[MAXN + 1];
+    int nw = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->procs[i].fd >= 0)
+            w[nw++] = (struct curl_waitfd){.fd = c->procs[i].fd, .events = CURL_WAIT_POLLIN};
+    if (c->rpc_fd >= 0)
+        w[nw++] = (struct curl_waitfd){.fd = c->rpc_fd, .events = CURL_WAIT_POLLIN};
+    int running = 0;
+    curl_multi_perform(c->multi, &running);
+    if (wait_us > 0) {
+        if (running) {
+            int ms = (int)((wait_us + 999) / 1000);
+            curl_multi_poll(c->multi, w, (unsigned)nw, ms, NULL);
+        } else { /* no transfer: plain poll has microsecond-ish timeouts */
+            struct pollfd pf[MAXN + 1];
+            for (int i = 0; i < nw; i++)
+                pf[i] = (struct pollfd){.fd = w[i].fd, .events = POLLIN};
+            struct timespec ts = {wait_us / 1000000, (wait_us % 1000000) * 1000};
+            ppoll(pf, (nfds_t)nw, &ts, NULL);
+        }
+    }
+    uint64_t t = bench_now_ns();
+    for (int i = 0; i < c->n; i++)
+        if (c->procs[i].fd >= 0)
+            bench_proc_read(&c->procs[i], on_line, c, t);
+    if (c->rpc_fd >= 0)
+        rpc_drain(c);
+    curl_multi_perform(c->multi, &running);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left)))
+        if (msg->msg == CURLMSG_DONE)
+            curl_done(c, msg->easy_handle, t);
+}
+
+typedef int (*cond_fn)(cluster_t *c);
+
+/* Pumps until cond holds or timeout; returns the time it first held, 0 on timeout. */
+static uint64_t pump_until(cluster_t *c, cond_fn cond, int timeout_s)
+{
+    uint64_t end = bench_now_ns() + (uint64_t)timeout_s * 1000000000u;
+    while (bench_now_ns() < end) {
+        pump(c, 20);
+        if (cond(c))
+            return bench_now_ns();
+    }
+    return 0;
+}
+
+static void pump_for(cluster_t *c, int ms)
+{
+    uint64_t end = bench_now_ns() + (uint64_t)ms * 1000000u;
+    while (bench_now_ns() < end)
+        pump(c, 20);
+}
+
+/* ------------------------------------------------------------------ conditions */
+
+static int node0_ready(cluster_t *c) { return c->ready[0]; }
+
+static int all_alive(cluster_t *c)
+{
+    for (int i = 0; i < c->n; i++)
+        for (int j = 0; j < c->n; j++)
+            if (i != j && c->state[i][j] != ST_ALIVE)
+                return 0;
+    return 1;
+}
+
+static int victim_dead(cluster_t *c)
+{
+    int v = c->n - 1;
+    for (int i = 0; i < v; i++)
+        if (c->state[i][v] != ST_DEAD)
+            return 0;
+    return 1;
+}
+
+static int pub_arrived(cluster_t *c)
+{
+    for (int i = 1; i < c->n; i++)
+        if (!c->arrive[i])
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ nodes */
+
+static void start_node(cluster_t *c, int i)
+{
+    char name[16], data[300], peer[32], http[32], seed[32], b1[64], b2[64], b3[64], b4[64];
+    snprintf(name, sizeof name, "n%d", i);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", c->base + i);
+    snprintf(http, sizeof http, "127.0.0.1:%d", c->base + 50 + i);
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", c->base);
+    int rc;
+    if (c->sys == SYS_TRIB) {
+        snprintf(data, sizeof data, "%s/%s", c->dir, name);
+        char *argv[] = {(char *)trib_bin, "agent", "--data", data, "--domain", name, "--listen", peer,
+                        "--http", http, i ? "--seed" : NULL, seed, NULL};
+        rc = bench_spawn(&c->procs[i], argv, i);
+    } else {
+        snprintf(b1, sizeof b1, "-node=%s", name);
+        snprintf(b2, sizeof b2, "-bind=%s", peer);
+        snprintf(b3, sizeof b3, "-rpc-addr=%s", http);
+        snprintf(b4, sizeof b4, "-join=%s", seed);
+        char *argv[] = {"serf", "agent", b1, b2, b3, i ? b4 : NULL, NULL};
+        rc = bench_spawn(&c->procs[i], argv, i);
+    }
+    if (rc < 0)
+        bench_die("cannot start %s node %d: %s", sys_name[c->sys], i, strerror(errno));
+}
+
+static int rpc_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
+    return fd;
+}
+
+/* Serf RPC (msgpack): a request is a header map {Command, Seq} then a body map. The two
+ * requests we need are fixed apart from the event name, so they are written byte by byte here
+ * rather than linking a msgpack library the Makefile does not carry:
+ *   fixmap(2) "Command" <cmd> "Seq" uint16  |  body */
+static size_t rpc_header(uint8_t *b, const char *cmd, unsigned seq)
+{
+    size_t n = 0, l = strlen(cmd);
+    b[n++] = 0x82;
+    b[n++] = 0xa7;
+    memcpy(b + n, "Command", 7), n += 7;
+    b[n++] = (uint8_t)(0xa0 | l);
+    memcpy(b + n, cmd, l), n += l;
+    b[n++] = 0xa3;
+    memcpy(b + n, "Seq", 3), n += 3;
+    b[n++] = 0xcd;
+    b[n++] = (uint8_t)(seq >> 8);
+    b[n++] = (uint8_t)seq;
+    return n;
+}
+
+static void rpc_handshake(cluster_t *c)
+{
+    c->rpc_fd = rpc_connect(c->base + 50);
+    if (c->rpc_fd < 0)
+        bench_die("serf RPC connect to port %d: %s", c->base + 50, strerror(errno));
+    uint8_t b[128];
+    size_t n = rpc_header(b, "handshake", c->rpc_seq++);
+    static const uint8_t body[] = {0x81, 0xa7, 'V', 'e', 'r', 's', 'i', 'o', 'n', 0x01};
+    memcpy(b + n, body, sizeof body), n += sizeof body;
+    if (write(c->rpc_fd, b, n) != (ssize_t)n)
+        bench_die("serf RPC handshake write: %s", strerror(errno));
+    struct pollfd pf = {.fd = c->rpc_fd, .events = POLLIN};
+    if (poll(&pf, 1, 5000) != 1)
+        bench_die("serf RPC handshake: no answer");
+    rpc_drain(c);
+    if (c->rpc_errors)
+        bench_die("serf RPC handshake refused");
+}
+
+static void rpc_event(cluster_t *c, const char *name)
+{
+    uint8_t b[256];
+    size_t n = rpc_header(b, "event", c->rpc_seq++), l = strlen(name);
+    b[n++] = 0x83;
+    b[n++] = 0xa4, memcpy(b + n, "Name", 4), n += 4;
+    b[n++] = (uint8_t)(0xa0 | l), memcpy(b + n, name, l), n += l;
+    b[n++] = 0xa7, memcpy(b + n, "Payload", 7), n += 7;
+    b[n++] = 0xa0;                                      /* empty */
+    b[n++] = 0xa8, memcpy(b + n, "Coalesce", 8), n += 8;
+    b[n++] = 0xc2;                                      /* false */
+    if (write(c->rpc_fd, b, n) != (ssize_t)n)
+        bench_die("serf RPC event write: %s", strerror(errno));
+}
+
+/* ------------------------------------------------------------------ nftables */
+
+static int nft_run(const char *script)
+{
+    FILE *f = popen("nft -f - 2>/dev/null", "w");
+    if (!f)
+        return -1;
+    fputs(script, f);
+    return pclose(f) == 0 ? 0 : -1;
+}
+
+static void nft_cleanup(void)
+{
+    if (nft_ok) {
+        char s[128];
+        snprintf(s, sizeof s, "delete table inet %s\n", nft_table);
+        nft_run(s);
+        nft_ok = 0;
+    }
+}
+
+static void nft_setup(void)
+{
+    snprintf(nft_table, sizeof nft_table, "tribbench_%d", (int)getpid());
+    char s[256];
+    snprintf(s, sizeof s, "add table inet %s\nadd chain inet %s out { type filter hook output priority 0; }\n",
+             nft_table, nft_table);
+    nft_ok = system("command -v nft >/dev/null 2>&1") == 0 && nft_run(s) == 0;
+    bench_extra_cleanup = nft_cleanup;
+}
+
+/* A named counter for the cluster's peer ports: packets to them, plus packets from them to
+ * elsewhere (each loopback packet passes the output hook once). */
+static void nft_add(cluster_t *c, char *name, size_t cap)
+{
+    snprintf(name, cap, "c%d_%d", c->sys, c->base);
+    if (!nft_ok)
+        return;
+    char s[1024], r[32];
+    snprintf(r, sizeof r, "%d-%d", c->base, c->base + c->n - 1);
+    snprintf(s, sizeof s,
+             "add counter inet %1$s %2$s\n"
+             "add rule inet %1$s out meta l4proto { tcp, udp } th dport %3$s counter name %2$s\n"
+             "add rule inet %1$s out meta l4proto { tcp, udp } th sport %3$s th dport != %3$s counter name %2$s\n",
+             nft_table, name, r);
+    if (nft_run(s) < 0) {
+        fprintf(stderr, "fed: nft rules failed; wire bytes not measured\n");
+        nft_ok = 0;
+    }
+}
+
+/* Bytes of the named counter (and its packets in *pkts), or -1. */
+static double nft_bytes(const char *name, double *pkts)
+{
+    *pkts = -1;
+    if (!nft_ok)
+        return -1;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "nft -j list counter inet %s %s 2>/dev/null", nft_table, name);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    json_error_t e;
+    json_t *j = json_loadf(f, 0, &e);
+    pclose(f);
+    double bytes = -1;
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(j, "nftables"), i, it) {
+        json_t *ctr = json_object_get(it, "counter");
+        json_t *b = json_object_get(ctr, "bytes"), *p = json_object_get(ctr, "packets");
+        if (json_is_integer(b) && json_is_integer(p)) {
+            bytes = (double)json_integer_value(b);
+            *pkts = (double)json_integer_value(p);
+        }
+    }
+    json_decref(j);
+    return bytes;
+}
+
+/* trib_gossip_bytes_total{dir="out"} summed over the cluster's nodes, or -1. */
+static double trib_app_bytes(cluster_t *c)
+{
+    double sum = 0;
+    for (int i = 0; i < c->n; i++) {
+        if (!c->procs[i].pid)
+            continue;
+        char url[96];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", c->base + 50 + i);
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&buf, &len);
+        CURL *h = curl_easy_init();
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+        CURLcode rc = curl_easy_perform(h);
+        curl_easy_cleanup(h);
+        fclose(mem);
+        const char *p = buf ? strstr(buf, "trib_gossip_bytes_total{dir=\"out\"} ") : NULL;
+        if (rc != CURLE_OK || !p) {
+            free(buf);
+            return -1;
+        }
+        sum += strtod(p + 35, NULL);
+        free(buf);
+    }
+    return sum;
+}
+
+/* ------------------------------------------------------------------ one cluster run */
+
+static void cluster_init(cluster_t *c, int sys, int n, const char *tmp)
+{
+    memset(c, 0, sizeof *c);
+    c->sys = sys;
+    c->n = n;
+    c->rpc_fd = -1;
+    for (int i = 0; i < MAXN; i++)
+        c->procs[i].fd = -1;
+    c->base = bench_reserve_ports(&c->lock_fd);
+    if (c->base < 0)
+        bench_die("no free block of 100 loopback ports in 20000..31999");
+    snprintf(c->dir, sizeof c->dir, "%s/%s-%d", tmp, sys_name[sys], n);
+    if (mkdir(c->dir, 0700) < 0)
+        bench_die("mkdir %s: %s", c->dir, strerror(errno));
+    c->multi = curl_multi_init();
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)MAXN + 4);
+    for (int i = 0; i < n; i++) {
+        c->poll[i].h = curl_easy_init();
+        curl_easy_setopt(c->poll[i].h, CURLOPT_WRITEFUNCTION, sink);
+        curl_easy_setopt(c->poll[i].h, CURLOPT_TCP_NODELAY, 1L);
+    }
+    c->put = curl_easy_init();
+    curl_easy_setopt(c->put, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c->put, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(c->put, CURLOPT_TCP_NODELAY, 1L);
+}
+
+static void cluster_free(cluster_t *c)
+{
+    bench_stop_all(c->procs, c->n, SIGKILL, 2000);
+    if (c->rpc_fd >= 0)
+        close(c->rpc_fd);
+    for (int i = 0; i < c->n; i++)
+        curl_easy_cleanup(c->poll[i].h);
+    curl_easy_cleanup(c->put);
+    curl_multi_cleanup(c->multi);
+    nftw(c->dir, bench_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    close(c->lock_fd);
+}
+
+static void publish_one(cluster_t *c, int k, double *lat_ms, double *put_ms, int *late)
+{
+    snprintf(c->pub_name, sizeof c->pub_name, "bench-p%d", k);
+    memset(c->arrive, 0, sizeof c->arrive);
+    for (int i = 0; i < c->n; i++)
+        c->poll[i].due = 0;
+    uint64_t t0;
+    if (c->sys == SYS_TRIB) {
+        snprintf(c->put_body, sizeof c->put_body,
+                 "{\"name\":\"%s\",\"domain\":\"n0\",\"version\":\"1.0.%d\",\"status\":\"active\","
+                 "\"title\":\"bench product %d\",\"description\":\"federation benchmark publish\","
+                 "\"owners\":{\"business\":\"bench@example.com\",\"technical\":\"bench@example.com\"},"
+                 "\"tags\":[\"bench\"],\"schema\":[{\"name\":\"n\",\"logicalType\":\"integer\",\"required\":true}]}",
+                 c->pub_name, k, k);
+        char url[160];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/products/n0/%s", c->base + 50, c->pub_name);
+        curl_easy_setopt(c->put, CURLOPT_URL, url);
+        curl_easy_setopt(c->put, CURLOPT_POSTFIELDS, c->put_body);
+        c->put_status = 0;
+        c->pub_active = 1;
+        t0 = bench_now_ns();
+        curl_multi_add_handle(c->multi, c->put);
+    } else {
+        c->pub_active = 1;
+        t0 = bench_now_ns();
+        rpc_event(c, c->pub_name);
+    }
+    uint64_t end = t0 + (uint64_t)PUB_TIMEOUT_S * 1000000000u;
+    while (!pub_arrived(c) && bench_now_ns() < end)
+        pump(c, 20);
+    if (c->sys == SYS_TRIB) { /* let the PUT answer (it normally has) and check it */
+        uint64_t pend = bench_now_ns() + 5000000000u;
+        while (!c->put_status && bench_now_ns() < pend)
+            pump(c, 20);
+        if (c->put_status != 201 && c->put_status != 200)
+            bench_die("tributary publish of n0/%s answered HTTP %ld", c->pub_name, c->put_status);
+        *put_ms = bench_ms(c->put_done - t0);
+    }
+    uint64_t last = 0;
+    int missing = 0;
+    for (int i = 1; i < c->n; i++) {
+        if (!c->arrive[i])
+            missing++;
+        else if (c->arrive[i] > last)
+            last = c->arrive[i];
+    }
+    *lat_ms = missing ? PUB_TIMEOUT_S * 1000.0 : bench_ms(last - t0);
+    *late += missing > 0;
+    c->pub_active = 0;
+    for (int i = 1; i < c->n; i++) /* a poll still in flight for this publish is abandoned */
+        if (c->poll[i].in_flight) {
+            curl_multi_remove_handle(c->multi, c->poll[i].h);
+            c->poll[i].in_flight = 0;
+        }
+}
+
+static void run_cluster(int sys, int n, const char *tmp, result_t *r)
+{
+    cluster_t *c = calloc(1, sizeof *c);
+    if (!c)
+        bench_die("out of memory");
+    cluster_init(c, sys, n, tmp);
+    memset(r, 0, sizeof *r);
+    r->wire_bps = r->app_bps = -1;
+    fprintf(stderr, "fed: N=%d %s: ports %d.., starting\n", n, sys_name[sys], c->base);
+
+    start_node(c, 0);
+    if (!pump_until(c, node0_ready, 30))
+        bench_die("%s node 0 did not start (port %d)", sys_name[sys], c->base);
+    uint64_t t0 = bench_now_ns();
+    for (int i = 1; i < n; i++)
+        start_node(c, i);
+    uint64_t t1 = pump_until(c, all_alive, JOIN_TIMEOUT_S);
+    if (!t1)
+        bench_die("%s N=%d: not all alive after %d s", sys_name[sys], n, JOIN_TIMEOUT_S);
+    r->all_alive_s = (double)(t1 - t0) / 1e9;
+
+    if (sys == SYS_SERF)
+        rpc_handshake(c);
+
+    /* idle: settle, then count bytes over the window and read RSS */
+    pump_for(c, 3000);
+    char cname[32];
+    nft_add(c, cname, sizeof cname);
+    double p0, p1;
+    double w0 = nft_bytes(cname, &p0), a0 = sys == SYS_TRIB ? trib_app_bytes(c) : -1;
+    uint64_t i0 = bench_now_ns();
+    pump_for(c, idle_s * 1000);
+    double w1 = nft_bytes(cname, &p1), a1 = sys == SYS_TRIB ? trib_app_bytes(c) : -1;
+    double secs = (double)(bench_now_ns() - i0) / 1e9;
+    if (w0 >= 0 && w1 >= 0)
+        r->wire_bps = (w1 - w0) / secs / n, r->wire_pps = (p1 - p0) / secs / n;
+    if (a0 >= 0 && a1 >= 0)
+        r->app_bps = (a1 - a0) / secs / n;
+    long rss = 0;
+    for (int i = 0; i < n; i++)
+        rss += bench_rss_kb(c->procs[i].pid);
+    r->rss_mib = (double)rss / n / 1024.0;
+    if (!all_alive(c))
+        fprintf(stderr, "fed: warning: %s N=%d: not every node saw all alive during the idle window\n",
+                sys_name[sys], n);
+
+    /* publishes, one at a time */
+    double *lat = calloc((size_t)npubs, sizeof *lat), *put = calloc((size_t)npubs, sizeof *put);
+    if (!lat || !put)
+        bench_die("out of memory");
+    for (int k = 0; k < npubs; k++) {
+        publish_one(c, k, &lat[k], &put[k], &r->pubs_late);
+        pump_for(c, 50);
+    }
+    if (c->rpc_errors)
+        bench_die("serf RPC reported %d error(s) for events", c->rpc_errors);
+    r->pubs = npubs;
+    r->pub_p50_ms = bench_pct(lat, (size_t)npubs, 50);
+    r->pub_p99_ms = bench_pct(lat, (size_t)npubs, 99);
+    r->pub_max_ms = lat[npubs - 1];
+    r->put_p50_ms = bench_pct(put, (size_t)npubs, 50);
+    r->put_p99_ms = bench_pct(put, (size_t)npubs, 99);
+    free(lat);
+    free(put);
+
+    /* failure detection */
+    fprintf(stderr, "fed: N=%d %s: killing n%d\n", n, sys_name[sys], n - 1);
+    uint64_t k0 = bench_now_ns();
+    kill(c->procs[n - 1].pid, SIGKILL);
+    uint64_t k1 = pump_until(c, victim_dead, FAIL_TIMEOUT_S);
+    r->fail_s = k1 ? (double)(k1 - k0) / 1e9 : -1;
+    cluster_free(c);
+    free(c);
+}
+
+/* ------------------------------------------------------------------ report */
+
+static void fmt_bytes(char *out, size_t cap, double bps)
+{
+    if (bps < 0)
+        snprintf(out, cap, "n/a");
+    else if (bps >= 10240)
+        snprintf(out, cap, "%.1f KiB/s", bps / 1024);
+    else
+        snprintf(out, cap, "%.0f B/s", bps);
+}
+
+static void row(const char *what, const char *t, const char *s, double ratio, const char *target)
+{
+    char rs[32];
+    if (isfinite(ratio) && ratio >= 0)
+        snprintf(rs, sizeof rs, "%.2f", ratio);
+    else
+        snprintf(rs, sizeof rs, "-");
+    printf("  %-30s %14s %14s %10s  %s\n", what, t, s, rs, target ? target : "");
+}
+
+static const char *verdict(double ratio, double max, char *buf, size_t cap, const char *label)
+{
+    if (!isfinite(ratio) || ratio < 0)
+        snprintf(buf, cap, "%s  n/a", label);
+    else
+        snprintf(buf, cap, "%s  %s", label, ratio <= max ? "PASS" : "MISS");
+    return buf;
+}
+
+static void report(int n, const result_t *t, const result_t *s)
+{
+    char a[64], b[64], v[96];
+    printf("\nN=%d\n", n);
+    printf("  %-30s %14s %14s %10s  %s\n", "figure", "tributary", "serf", "trib/serf", "target");
+    snprintf(a, sizeof a, "%.2f s", t->all_alive_s);
+    snprintf(b, sizeof b, "%.2f s", s->all_alive_s);
+    row("all alive (from start)", a, b, t->all_alive_s / s->all_alive_s, NULL);
+    const char *tgt = n >= 20 ? "ratio <= 1.00" : NULL;
+    snprintf(a, sizeof a, "%.1f ms", t->pub_p50_ms);
+    snprintf(b, sizeof b, "%.1f ms", s->pub_p50_ms);
+    double r50 = t->pub_p50_ms / s->pub_p50_ms, r99 = t->pub_p99_ms / s->pub_p99_ms;
+    row("publish to all, p50", a, b, r50, tgt ? verdict(r50, 1.0, v, sizeof v, tgt) : NULL);
+    snprintf(a, sizeof a, "%.1f ms", t->pub_p99_ms);
+    snprintf(b, sizeof b, "%.1f ms", s->pub_p99_ms);
+    row("publish to all, p99", a, b, r99, tgt ? verdict(r99, 1.0, v, sizeof v, tgt) : NULL);
+    snprintf(a, sizeof a, "%.1f/%.1f ms", t->put_p50_ms, t->put_p99_ms);
+    row("  trib PUT answered, p50/p99", a, "-", -1, NULL);
+    if (t->pubs_late || s->pubs_late)
+        printf("  (publishes not everywhere within %d s, counted as %d s: tributary %d/%d, serf %d/%d)\n",
+               PUB_TIMEOUT_S, PUB_TIMEOUT_S, t->pubs_late, t->pubs, s->pubs_late, s->pubs);
+    snprintf(a, sizeof a, t->fail_s < 0 ? "timeout" : "%.2f s", t->fail_s);
+    snprintf(b, sizeof b, s->fail_s < 0 ? "timeout" : "%.2f s", s->fail_s);
+    row("failure detection (all: dead)", a, b, t->fail_s / s->fail_s, NULL);
+    snprintf(a, sizeof a, "%.1f MiB", t->rss_mib);
+    snprintf(b, sizeof b, "%.1f MiB", s->rss_mib);
+    double rr = t->rss_mib / s->rss_mib;
+    row("RSS per idle node", a, b, rr, verdict(rr, 0.5, v, sizeof v, "ratio <= 0.50"));
+    fmt_bytes(a, sizeof a, t->wire_bps);
+    fmt_bytes(b, sizeof b, s->wire_bps);
+    double rb = (t->wire_bps >= 0 && s->wire_bps > 0) ? t->wire_bps / s->wire_bps : -1;
+    row("idle bytes/s per node (wire)", a, b, rb, verdict(rb, 0.5, v, sizeof v, "ratio <= 0.50"));
+    snprintf(a, sizeof a, t->wire_bps < 0 ? "n/a" : "%.1f pkt/s", t->wire_pps);
+    snprintf(b, sizeof b, s->wire_bps < 0 ? "n/a" : "%.1f pkt/s", s->wire_pps);
+    row("  idle packets/s per node", a, b, -1, NULL);
+    fmt_bytes(a, sizeof a, t->app_bps);
+    row("  trib payload out (/metrics)", a, "-", -1, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: fed TRIB_BINARY [N...]\n");
+        return 2;
+    }
+    trib_bin = argv[1];
+    const char *e;
+    if ((e = getenv("FED_PUBS")) && atoi(e) > 0)
+        npubs = atoi(e);
+    if ((e = getenv("FED_IDLE_S")) && atoi(e) > 0)
+        idle_s = atoi(e);
+    if ((e = getenv("FED_POLL_US")) && atoi(e) > 0)
+        poll_us = atoi(e);
+    int ns[8] = {5, 10, 20}, nn = 3;
+    if (argc > 2) {
+        nn = 0;
+        for (int i = 2; i < argc && nn < 8; i++) {
+            int v = atoi(argv[i]);
+            if (v < 2 || v > MAXN)
+                bench_die("N must be 2..%d", MAXN);
+            ns[nn++] = v;
+        }
+    }
+    if (system("command -v serf >/dev/null 2>&1") != 0)
+        bench_die("serf not found in PATH (install the Debian package serf: deploy/deps.sh serf)");
+    const char *tmp = bench_init("tribbench-fed");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    nft_setup();
+
+    printf("== Federation (issue 3): Tributary beside HashiCorp Serf, N real nodes on loopback ==\n");
+    printf("Methods: all-alive = from forking nodes 1..N-1 (node 0 already up, every node seeded with it) until\n"
+           "  every node's log shows all others alive. Publish = trib HTTP PUT of a new manifest on node 0 (signed,\n"
+           "  verified on every hop), serf user event over node 0's RPC; until the last other node has it:\n"
+           "  serf from each agent's log line 'Received event: user-event' (pushed, immediate), trib by polling\n"
+           "  GET /v1/products/ID on every other node, one keep-alive request in flight per node, %d us apart\n"
+           "  (an upper bound: trib does not log accepted peer entries). %d publishes per N, one at a time.\n"
+           "  Failure = SIGKILL of node N-1 until every other node's log shows it dead. Idle = after 3 s settling,\n"
+           "  %d s window: RSS = VmRSS; wire bytes = nftables counter of IP bytes to/from the cluster's peer ports\n"
+           "  on loopback (%s), per node. Default timings for both (memberlist LAN profile).\n",
+           poll_us, npubs, idle_s, nft_ok ? "same for both" : "UNAVAILABLE here: nft not usable");
+
+    for (int k = 0; k < nn; k++) {
+        result_t t, s;
+        run_cluster(SYS_TRIB, ns[k], tmp, &t);
+        run_cluster(SYS_SERF, ns[k], tmp, &s);
+        report(ns[k], &t, &s);
+    }
+    curl_global_cleanup();
+    return 0;
+}
