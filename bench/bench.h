@@ -330,6 +330,52 @@ static inline int bench_reserve_ports(int *lock_fd)
     return -1;
 }
 
+/* ------------------------------------------------------------------ records */
+
+/* The benchmark record schema (a manifest's "schema" array) and one record of exactly size
+ * bytes (no newline) carrying sequence number n, written to out (cap >= size + 1). Every field
+ * is typed so that validation has work to do. Returns the length, or -1 when size is too small. */
+#define BENCH_SCHEMA                                                                                   \
+    "[{\"name\":\"n\",\"logicalType\":\"integer\",\"required\":true},"                               \
+    "{\"name\":\"id\",\"logicalType\":\"string\",\"required\":true},"                                \
+    "{\"name\":\"at\",\"logicalType\":\"timestamp\",\"required\":true},"                             \
+    "{\"name\":\"amount\",\"logicalType\":\"number\"},"                                              \
+    "{\"name\":\"ok\",\"logicalType\":\"boolean\"},"                                                 \
+    "{\"name\":\"pad\",\"logicalType\":\"string\"}]"
+
+static inline int bench_record(char *out, size_t size, unsigned long n)
+{
+    int head = snprintf(out, size + 1,
+                        "{\"n\":%lu,\"id\":\"r-%lu\",\"at\":\"2024-09-02T10:%02lu:%02lu.250Z\",\"amount\":%lu.25,"
+                        "\"ok\":true,\"pad\":\"",
+                        n, n, (n / 60) % 60, n % 60, n % 100000);
+    if (head < 0 || (size_t)head + 2 > size)
+        return -1;
+    size_t pad = size - (size_t)head - 2;
+    memset(out + head, 'x', pad);
+    memcpy(out + head + pad, "\"}", 3);
+    return (int)size;
+}
+
+/* NDJSON batch of count records of size bytes, numbered first.., each followed by '\n':
+ * record i starts at buf + i * (size + 1). malloc'd; NULL on failure. */
+static inline char *bench_batch(size_t size, unsigned long first, size_t count)
+{
+    char *buf = malloc(count * (size + 1) + 1);
+    if (!buf)
+        return NULL;
+    for (size_t i = 0; i < count; i++) {
+        char *r = buf + i * (size + 1);
+        if (bench_record(r, size, first + i) < 0) {
+            free(buf);
+            return NULL;
+        }
+        r[size] = '\n';
+    }
+    buf[count * (size + 1)] = '\0';
+    return buf;
+}
+
 /* ------------------------------------------------------------------ statistics */
 
 static inline int bench_cmp_double(const void *a, const void *b)

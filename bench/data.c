@@ -1,0 +1,597 @@
+/* bench/data.c - data benchmarks (issue 4) against real `trib agent`s on loopback: HTTP NDJSON
+ * ingest beside the raw storage put rate, read rate direct vs routed through a second node,
+ * and live stream delivery latency to a subscriber on another node.
+ *
+ * Usage: data TRIB_BINARY BENCH_DIR    (BENCH_DIR holds lmdb_floor; env DATA_BATCHES,
+ *        DATA_BATCH, DATA_STREAM, DATA_DEBUG)
+ *
+ * Owns: a 2-node federation (A owns domain "owner", B "relay" seeded with A), the workloads
+ * and their timing with CLOCK_MONOTONIC in this one process, and the report on stdout.
+ * Methods (also in README.md):
+ *  - ingest: POST of DATA_BATCH records per request (NDJSON, schema-validated by the agent,
+ *    committed durably), sequential on one keep-alive connection; records/s = records / summed
+ *    request time. Raw: the same records in the same batches through store_records_append
+ *    (storage's one-transaction-per-batch write, what the agent calls after validating) on a
+ *    store opened in this process, and through bench/lmdb_floor (a bare mdb_put loop).
+ *  - read: GET .../records of every record of the 100-byte product, on A (direct) and on B
+ *    (routed to the owner A); median of 3 runs each.
+ *  - stream: subscribers on A's own /stream (local) and on B's /stream (routed), started before
+ *    the first append; DATA_STREAM records POSTed to A one per request, each carrying its number
+ *    "n"; arrival is timestamped when curl hands the bytes to us (one reader thread, curl multi).
+ * Must not: leave a process or a temp dir behind (atexit + signals). */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include "bench/bench.h"
+#include "gossip/catalog.h"
+#include "gossip/identity.h"
+#include "node/manifest.h"
+#include "storage/store.h"
+
+static const char *trib_bin, *bench_dir, *tmp;
+static size_t nbatches = 10, batch = 10000, nstream = 10000;
+static int base_port, lock_fd;
+static bench_proc_t procs[2];
+
+/* ------------------------------------------------------------------ agents' log pipes */
+
+static pthread_t drain_thread;
+static volatile int drain_stop;
+
+static void drain_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t)
+{
+    (void)ctx, (void)t;
+    if (getenv("DATA_DEBUG"))
+        fprintf(stderr, "[%s] %s\n", p->tag ? "B" : "A", line);
+}
+
+static void *drain_main(void *arg)
+{
+    (void)arg;
+    while (!drain_stop) {
+        struct pollfd pf[2];
+        int n = 0;
+        for (int i = 0; i < 2; i++)
+            if (procs[i].fd >= 0)
+                pf[n++] = (struct pollfd){.fd = procs[i].fd, .events = POLLIN};
+        poll(pf, (nfds_t)n, 100);
+        for (int i = 0; i < 2; i++)
+            bench_proc_read(&procs[i], drain_line, NULL, 0);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    size_t lines;          /* '\n' seen */
+    int keep;              /* store the body, not just count it */
+} body_t;
+
+static size_t body_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+    body_t *b = ud;
+    size_t n = sz * nm;
+    for (const char *q = p, *end = p + n; (q = memchr(q, '\n', (size_t)(end - q))); q++)
+        b->lines++;
+    if (b->keep) {
+        if (b->len + n + 1 > b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 4096;
+            while (cap < b->len + n + 1)
+                cap *= 2;
+            char *nb = realloc(b->buf, cap);
+            if (!nb)
+                return 0;
+            b->buf = nb, b->cap = cap;
+        }
+        memcpy(b->buf + b->len, p, n);
+        b->len += n;
+        b->buf[b->len] = '\0';
+    } else {
+        b->len += n;
+    }
+    return n;
+}
+
+static char *url_of(char *out, size_t cap, int node, const char *path)
+{
+    snprintf(out, cap, "http://127.0.0.1:%d%s", base_port + 50 + node, path);
+    return out;
+}
+
+/* One request on handle h (reused: keep-alive). Returns the HTTP status, 0 on transport error. */
+static long http(CURL *h, const char *method, const char *url, const char *body, size_t len, body_t *out)
+{
+    body_t dummy = {0};
+    if (!out)
+        out = &dummy;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+    long status = 0;
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    free(dummy.buf);
+    return status;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static const char *manifest_json(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap,
+             "{\"name\":\"%s\",\"domain\":\"owner\",\"version\":\"1.0.0\",\"status\":\"active\","
+             "\"title\":\"bench %s\",\"description\":\"data benchmark product\","
+             "\"owners\":{\"business\":\"bench@example.com\",\"technical\":\"bench@example.com\"},"
+             "\"schema\":" BENCH_SCHEMA "}",
+             name, name);
+    return out;
+}
+
+static void start_agents(void)
+{
+    char data[2][300], peer[2][32], httpa[2][32], seed[32];
+    const char *dom[2] = {"owner", "relay"};
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", base_port);
+    for (int i = 0; i < 2; i++) {
+        snprintf(data[i], sizeof data[i], "%s/%s", tmp, dom[i]);
+        snprintf(peer[i], sizeof peer[i], "127.0.0.1:%d", base_port + i);
+        snprintf(httpa[i], sizeof httpa[i], "127.0.0.1:%d", base_port + 50 + i);
+        char *argv[] = {(char *)trib_bin, "agent", "--data", data[i], "--domain", (char *)dom[i],
+                        "--listen", peer[i], "--http", httpa[i], i ? "--seed" : NULL, seed, NULL};
+        if (bench_spawn(&procs[i], argv, i) < 0)
+            bench_die("cannot start trib agent: %s", strerror(errno));
+    }
+    pthread_create(&drain_thread, NULL, drain_main, NULL);
+    /* wait until B lists A alive and A's catalog is served */
+    CURL *h = curl_easy_init();
+    char url[128];
+    uint64_t end = bench_now_ns() + 30000000000u;
+    for (;;) {
+        bench_check_interrupt();
+        body_t b = {.keep = 1};
+        long st = http(h, "GET", url_of(url, sizeof url, 1, "/v1/members"), NULL, 0, &b);
+        int ok = st == 200 && b.buf && strstr(b.buf, "\"domain\":\"owner\"") && strstr(b.buf, "alive");
+        free(b.buf);
+        if (ok)
+            break;
+        if (bench_now_ns() > end)
+            bench_die("agents did not form a federation within 30 s (ports %d..)", base_port);
+        bench_sleep_ms(20);
+    }
+    const char *names[] = {"rec100", "rec1k", "live"};
+    for (int i = 0; i < 3; i++) {
+        char m[2048], path[96];
+        manifest_json(m, sizeof m, names[i]);
+        snprintf(path, sizeof path, "/v1/products/owner/%s", names[i]);
+        long st = http(h, "PUT", url_of(url, sizeof url, 0, path), m, strlen(m), NULL);
+        if (st != 201 && st != 200)
+            bench_die("publishing owner/%s answered HTTP %ld", names[i], st);
+    }
+    /* B must know the products before routed reads can be asked of it */
+    end = bench_now_ns() + 30000000000u;
+    for (;;) {
+        bench_check_interrupt();
+        if (http(h, "GET", url_of(url, sizeof url, 1, "/v1/products/owner/live"), NULL, 0, NULL) == 200)
+            break;
+        if (bench_now_ns() > end)
+            bench_die("B did not receive A's catalog within 30 s");
+        bench_sleep_ms(20);
+    }
+    curl_easy_cleanup(h);
+}
+
+static void stop_agents(void)
+{
+    drain_stop = 1;
+    pthread_join(drain_thread, NULL);
+    bench_stop_all(procs, 2, SIGTERM, 3000);
+}
+
+/* ------------------------------------------------------------------ ingest */
+
+static double ingest_http(size_t size, const char *product)
+{
+    CURL *h = curl_easy_init();
+    char url[128], path[96];
+    snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
+    url_of(url, sizeof url, 0, path);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    hdr = curl_slist_append(hdr, "Expect:");     /* no 100-continue round trip */
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    uint64_t total = 0;
+    for (size_t b = 0; b < nbatches; b++) {
+        bench_check_interrupt();
+        char *text = bench_batch(size, (unsigned long)(b * batch + 1), batch);
+        if (!text)
+            bench_die("out of memory");
+        body_t resp = {.keep = 1};
+        uint64_t t0 = bench_now_ns();
+        long st = http(h, "POST", url, text, batch * (size + 1), &resp);
+        total += bench_now_ns() - t0;
+        if (st != 201)
+            bench_die("POST %s: HTTP %ld %s", url, st, resp.buf ? resp.buf : "");
+        free(resp.buf);
+        free(text);
+    }
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return (double)(nbatches * batch) / ((double)total / 1e9);
+}
+
+static double ingest_store(size_t size)
+{
+    char dir[300], err[512];
+    snprintf(dir, sizeof dir, "%s/raw-%zu", tmp, size);
+    if (mkdir(dir, 0700) < 0)
+        bench_die("mkdir %s: %s", dir, strerror(errno));
+    store_t *st = store_open(dir, NULL, err, sizeof err);
+    if (!st)
+        bench_die("store_open %s: %s", dir, err);
+    identity_t id;
+    int created;
+    if (identity_load_or_create(dir, &id, &created, err, sizeof err) < 0)
+        bench_die("identity: %s", err);
+    catalog_t *cat = catalog_new(st, &id, "owner");
+    char m[2048];
+    manifest_json(m, sizeof m, "raw");
+    Trib__Manifest *man = manifest_parse(m, strlen(m), "owner", err, sizeof err);
+    uint64_t seq;
+    if (!man || !cat || catalog_publish(cat, man, NULL, &seq, NULL, NULL, err, sizeof err) < 0)
+        bench_die("raw product: %s", err);
+    manifest_free(&man);
+    store_buf_t *recs = calloc(batch, sizeof *recs);
+    uint64_t total = 0;
+    for (size_t b = 0; b < nbatches; b++) {
+        bench_check_interrupt();
+        char *text = bench_batch(size, (unsigned long)(b * batch + 1), batch);
+        if (!text || !recs)
+            bench_die("out of memory");
+        for (size_t i = 0; i < batch; i++)
+            recs[i] = (store_buf_t){text + i * (size + 1), size};
+        uint64_t first, last, t0 = bench_now_ns();
+        if (store_records_append(st, "owner/raw", recs, batch, &first, &last, err, sizeof err) != 0)
+            bench_die("store_records_append: %s", err);
+        total += bench_now_ns() - t0;
+        free(text);
+    }
+    free(recs);
+    catalog_destroy(&cat);
+    identity_wipe(&id);
+    store_close(&st);
+    return (double)(nbatches * batch) / ((double)total / 1e9);
+}
+
+static double ingest_floor(size_t size)
+{
+    char dir[300], prog[300], a1[32], a2[32], a3[32];
+    snprintf(dir, sizeof dir, "%s/floor-%zu", tmp, size);
+    snprintf(prog, sizeof prog, "%s/lmdb_floor", bench_dir);
+    if (mkdir(dir, 0700) < 0)
+        bench_die("mkdir %s: %s", dir, strerror(errno));
+    snprintf(a1, sizeof a1, "%zu", size);
+    snprintf(a2, sizeof a2, "%zu", batch);
+    snprintf(a3, sizeof a3, "%zu", nbatches);
+    char *argv[] = {prog, dir, a1, a2, a3, NULL};
+    bench_proc_t p;
+    if (access(prog, X_OK) != 0 || bench_spawn(&p, argv, 9) < 0)
+        return -1;
+    char out[512] = "";
+    size_t len = 0;
+    for (;;) {
+        struct pollfd pf = {.fd = p.fd, .events = POLLIN};
+        poll(&pf, 1, 1000);
+        bench_check_interrupt();
+        ssize_t n = read(p.fd, out + len, sizeof out - 1 - len);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            break;
+        if (n > 0)
+            len += (size_t)n;
+        out[len] = '\0';
+    }
+    bench_stop(&p, SIGKILL, 1000);
+    const char *r = strstr(out, "records_per_s ");
+    if (!r) {
+        fprintf(stderr, "data: lmdb_floor said: %s\n", out);
+        return -1;
+    }
+    return strtod(r + 14, NULL);
+}
+
+/* ------------------------------------------------------------------ read */
+
+/* records/s of a full read on node, median of 3; *count the lines of the last run, *status
+ * its HTTP status (the first non-200 stops). */
+static double read_rate(int node, const char *product, size_t *count, long *status)
+{
+    CURL *h = curl_easy_init();
+    char url[128], path[96];
+    snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
+    url_of(url, sizeof url, node, path);
+    double r[3];
+    int n = 0;
+    for (; n < 3; n++) {
+        body_t b = {0};
+        uint64_t t0 = bench_now_ns();
+        *status = http(h, "GET", url, NULL, 0, &b);
+        uint64_t dt = bench_now_ns() - t0;
+        *count = b.lines;
+        if (*status != 200)
+            break;
+        r[n] = (double)b.lines / ((double)dt / 1e9);
+    }
+    curl_easy_cleanup(h);
+    return n ? bench_pct(r, (size_t)n, 50) : -1;
+}
+
+/* ------------------------------------------------------------------ stream */
+
+typedef struct {
+    int node;
+    CURL *h;
+    char line[8192];
+    size_t len;
+    uint64_t *arrive;          /* [n] first arrival time */
+    size_t got, dups;
+    long status;
+    int done;
+} sub_t;
+
+static size_t sub_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+    uint64_t t = bench_now_ns();     /* first thing: the bytes are ours now */
+    sub_t *s = ud;
+    size_t n = sz * nm;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n') {
+            if (s->len < sizeof s->line - 1)
+                s->line[s->len++] = p[i];
+            continue;
+        }
+        s->line[s->len] = '\0';
+        s->len = 0;
+        json_t *j = json_loads(s->line, 0, NULL);
+        json_t *num = json_object_get(j, "n");
+        if (json_is_integer(num)) {
+            json_int_t k = json_integer_value(num);
+            if (k >= 0 && (size_t)k <= nstream) {
+                if (s->arrive[k])
+                    s->dups++;
+                else
+                    s->arrive[k] = t, s->got++;
+            }
+        }
+        json_decref(j);
+    }
+    return n;
+}
+
+static sub_t subs[2];
+static CURLM *sub_multi;
+static volatile int sub_stop;
+static pthread_t sub_thread;
+
+static void *sub_main(void *arg)
+{
+    (void)arg;
+    while (!sub_stop) {
+        int running;
+        curl_multi_perform(sub_multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(sub_multi, &left)))
+            if (m->msg == CURLMSG_DONE)
+                for (int i = 0; i < 2; i++)
+                    if (subs[i].h == m->easy_handle) {
+                        curl_easy_getinfo(subs[i].h, CURLINFO_RESPONSE_CODE, &subs[i].status);
+                        subs[i].done = 1;
+                    }
+        curl_multi_poll(sub_multi, NULL, 0, 100, NULL);
+    }
+    return NULL;
+}
+
+/* Waits until record k arrived at the subscribers still streaming; 1 when it did. */
+static int wait_arrival(size_t k, int timeout_ms)
+{
+    uint64_t end = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    while (bench_now_ns() < end) {
+        int ok = 1;
+        for (int i = 0; i < 2; i++)
+            if (!subs[i].done && !subs[i].arrive[k])
+                ok = 0;
+        if (ok)
+            return 1;
+        bench_sleep_ms(1);
+    }
+    return 0;
+}
+
+typedef struct {
+    double p50, p99;
+    size_t n;
+} dist_t;
+
+static dist_t dist(const uint64_t *to, const uint64_t *from, size_t lo, size_t hi)
+{
+    double *v = malloc((hi - lo + 1) * sizeof *v);
+    size_t n = 0;
+    for (size_t k = lo; v && k <= hi; k++)
+        if (to[k] && from[k])
+            v[n++] = ((double)to[k] - (double)from[k]) / 1e6;
+    dist_t d = {bench_pct(v, n, 50), bench_pct(v, n, 99), n};
+    free(v);
+    return d;
+}
+
+static void stream_bench(void)
+{
+    uint64_t *post = calloc(nstream + 1, sizeof *post), *ack = calloc(nstream + 1, sizeof *ack);
+    sub_multi = curl_multi_init();
+    for (int i = 0; i < 2; i++) {
+        sub_t *s = &subs[i];
+        s->node = i;
+        s->arrive = calloc(nstream + 1, sizeof *s->arrive);
+        if (!s->arrive || !post || !ack)
+            bench_die("out of memory");
+        char url[128];
+        url_of(url, sizeof url, i, "/v1/products/owner/live/stream?from=1");
+        s->h = curl_easy_init();
+        curl_easy_setopt(s->h, CURLOPT_URL, url);
+        curl_easy_setopt(s->h, CURLOPT_WRITEFUNCTION, sub_cb);
+        curl_easy_setopt(s->h, CURLOPT_WRITEDATA, s);
+        curl_easy_setopt(s->h, CURLOPT_TCP_NODELAY, 1L);
+        curl_multi_add_handle(sub_multi, s->h);
+    }
+    pthread_create(&sub_thread, NULL, sub_main, NULL);
+
+    CURL *h = curl_easy_init();
+    char url[128], rec[128];
+    url_of(url, sizeof url, 0, "/v1/products/owner/live/records");
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    /* warm-up: record 0 must reach the local subscriber (and the remote one, unless its
+     * request already ended, e.g. 503) before the measured records start */
+    bench_sleep_ms(300);
+    bench_record(rec, 100, 0);
+    if (http(h, "POST", url, rec, 100, NULL) != 201)
+        bench_die("stream warm-up POST failed");
+    if (!wait_arrival(0, 10000) && !subs[0].arrive[0])
+        bench_die("local subscriber on A saw nothing within 10 s");
+    int remote_ok = subs[1].arrive[0] != 0;
+    fprintf(stderr, "data: stream: posting %zu records one per request%s\n", nstream,
+            remote_ok ? "" : " (routed subscriber not streaming)");
+    for (size_t k = 1; k <= nstream; k++) {
+        bench_check_interrupt();
+        bench_record(rec, 100, k);
+        post[k] = bench_now_ns();
+        long st = http(h, "POST", url, rec, 100, NULL);
+        ack[k] = bench_now_ns();
+        if (st != 201)
+            bench_die("stream POST %zu: HTTP %ld", k, st);
+    }
+    wait_arrival(nstream, 5000);
+    bench_sleep_ms(200);
+    sub_stop = 1;
+    curl_multi_wakeup(sub_multi);
+    pthread_join(sub_thread, NULL);
+    for (int i = 0; i < 2; i++)
+        if (!subs[i].done)
+            curl_easy_getinfo(subs[i].h, CURLINFO_RESPONSE_CODE, &subs[i].status);
+
+    dist_t rtt = dist(ack, post, 1, nstream);
+    dist_t loc = dist(subs[0].arrive, post, 1, nstream);
+    printf("  stream: %zu records POSTed to A one per request (POST answered after the durable commit:\n"
+           "          p50 %.3f ms, p99 %.3f ms)\n", nstream, rtt.p50, rtt.p99);
+    printf("    local subscriber on A:  POST sent -> arrival    p50 %8.3f ms  p99 %8.3f ms  (%zu/%zu seen, %zu dup)\n",
+           loc.p50, loc.p99, subs[0].got - (subs[0].arrive[0] != 0), nstream, subs[0].dups);
+    if (!remote_ok) {
+        printf("    subscriber on B (routed): not available (HTTP %ld)\n", subs[1].status);
+        printf("    %-58s %s\n", "post-commit delivery to B, p99 (target < 1 ms):", "n/a  MISS (not available)");
+    } else {
+        dist_t pc = dist(subs[1].arrive, subs[0].arrive, 1, nstream);
+        dist_t e2e = dist(subs[1].arrive, post, 1, nstream);
+        printf("    subscriber on B (routed): POST sent -> arrival    p50 %8.3f ms  p99 %8.3f ms  (%zu/%zu seen, %zu dup)\n",
+               e2e.p50, e2e.p99, subs[1].got - 1, nstream, subs[1].dups);
+        printf("    post-commit delivery to B = arrival at B - arrival at A's local subscriber:\n"
+               "                                  p50 %8.3f ms  p99 %8.3f ms   target p99 < 1 ms  %s\n",
+               pc.p50, pc.p99, pc.p99 < 1.0 ? "PASS" : "MISS");
+    }
+    for (int i = 0; i < 2; i++) {
+        curl_multi_remove_handle(sub_multi, subs[i].h);
+        curl_easy_cleanup(subs[i].h);
+        free(subs[i].arrive);
+    }
+    curl_multi_cleanup(sub_multi);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    free(post);
+    free(ack);
+}
+
+/* ------------------------------------------------------------------ main */
+
+static void ingest_report(size_t size, const char *product)
+{
+    fprintf(stderr, "data: ingest %zu-byte records\n", size);
+    double http_rate = ingest_http(size, product);
+    double raw = ingest_store(size);
+    double floor_rate = ingest_floor(size);
+    double ratio = http_rate / raw;
+    printf("  ingest %4zu B records  HTTP NDJSON POST (validated)  %10.0f rec/s  (%.1f MB/s)\n", size, http_rate,
+           http_rate * (double)size / 1e6);
+    printf("                         store_records_append (raw)    %10.0f rec/s   ingest/raw %.2f   target >= 0.30  %s\n",
+           raw, ratio, ratio >= 0.30 ? "PASS" : "MISS");
+    if (floor_rate > 0)
+        printf("                         bare mdb_put loop (floor)     %10.0f rec/s   ingest/floor %.2f\n", floor_rate,
+               http_rate / floor_rate);
+    else
+        printf("                         bare mdb_put loop (floor)     n/a (lmdb_floor not built)\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: data TRIB_BINARY BENCH_DIR\n");
+        return 2;
+    }
+    trib_bin = argv[1];
+    bench_dir = argv[2];
+    const char *e;
+    if ((e = getenv("DATA_BATCHES")) && atol(e) > 0)
+        nbatches = (size_t)atol(e);
+    if ((e = getenv("DATA_BATCH")) && atol(e) > 0)
+        batch = (size_t)atol(e);
+    if ((e = getenv("DATA_STREAM")) && atol(e) > 0)
+        nstream = (size_t)atol(e);
+    tmp = bench_init("tribbench-data");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    base_port = bench_reserve_ports(&lock_fd);
+    if (base_port < 0)
+        bench_die("no free block of 100 loopback ports in 20000..31999");
+    start_agents();
+
+    printf("\n== Data (issue 4): 2 agents on loopback, A owns the products, B relays ==\n");
+    printf("Ingest: %zu requests of %zu records each, sequential, durable commits; raw = same records, same batches.\n",
+           nbatches, batch);
+    ingest_report(100, "rec100");
+    ingest_report(1024, "rec1k");
+
+    fprintf(stderr, "data: read rates\n");
+    size_t cd = 0, cr = 0;
+    long sd = 0, sr = 0;
+    double direct = read_rate(0, "rec100", &cd, &sd);
+    if (sd != 200)
+        bench_die("direct read on A: HTTP %ld", sd);
+    printf("  read 100 B records (GET .../records, all %zu; median of 3)\n", cd);
+    printf("    direct on owner A          %10.0f rec/s\n", direct);
+    double routed = read_rate(1, "rec100", &cr, &sr);
+    if (sr != 200) {
+        printf("    routed through B           not available (%ld)   target routed/direct >= 0.50  MISS (not available)\n",
+               sr);
+    } else {
+        double ratio = routed / direct;
+        printf("    routed through B           %10.0f rec/s   routed/direct %.2f   target >= 0.50  %s%s\n", routed, ratio,
+               ratio >= 0.50 ? "PASS" : "MISS", cr == cd ? "" : "  (record count differs from direct!)");
+    }
+
+    stream_bench();
+    stop_agents();
+    curl_global_cleanup();
+    return 0;
+}
