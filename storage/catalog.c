@@ -2,9 +2,10 @@
  *
  * Owns: the catalog database (domain 0x00 BE-seq -> serialized SignedEntry), catalog_heads
  * (domain -> bound key, head seq, head hash), the append checks (binding, sequence, chain)
- * and the products-index update an entry implies, all in one write transaction.
+ * and the products-index and search-index updates an entry implies, all in one write
+ * transaction.
  * Must not: verify signatures or hashes (gossip/ does; we trust the hash and signer we are
- * handed) or decode the signed bytes we store. */
+ * handed) or decode the signed bytes we store (search.c's rebuild does, for its index). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,22 +167,23 @@ static int check_head(store_t *st, MDB_txn *txn, const append_ctx *a, store_head
     return 0;
 }
 
-/* The products-index change the entry implies, into p (loaded or fresh). */
+/* The products-index change the entry implies, into p (loaded or fresh). *changed is 0
+ * when the entry changes no product: a tombstone for a product never published. */
 static int index_entry(store_t *st, MDB_txn *txn, const append_ctx *a, store_product_t *p,
-                       char *err, size_t errlen)
+                       int *changed, char *err, size_t errlen)
 {
     const Trib__CatalogEntry *e = a->entry;
     char id[STORE_ID_MAX];
     snprintf(id, sizeof id, "%s/%s", e->domain, a->name);
     memset(p, 0, sizeof *p);
+    *changed = 1;
     int rc = store__product_load(st, txn, id, p, err, errlen);
     if (rc == -1)
         return -1;
     if (a->tombstone) {
         if (rc == STORE_NOTFOUND) {
-            store__err(err, errlen, "catalog %s seq %llu: tombstone for unknown product %s",
-                       e->domain, (unsigned long long)e->seq, id);
-            return -1;
+            *changed = 0;   /* still logged: the log must be able to move past it */
+            return 0;
         }
         p->last_seq = e->seq;
         p->retired = 1;
@@ -201,10 +203,11 @@ static int append_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t 
     const Trib__CatalogEntry *e = a->entry;
     store_head_t head;
     store_product_t p;
+    int changed;
     int rc = check_head(st, txn, a, &head, err, errlen);
     if (rc != 0)
         return rc;
-    if ((rc = index_entry(st, txn, a, &p, err, errlen)) != 0)
+    if ((rc = index_entry(st, txn, a, &p, &changed, err, errlen)) != 0)
         return rc;
 
     uint8_t kb[STORE_SEQKEY_MAX];
@@ -226,7 +229,12 @@ static int append_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t 
     MDB_val hk = { a->dlen, (void *)e->domain }, hv = { sizeof hb, hb };
     if ((rc = mdb_put(txn, st->heads, &hk, &hv, 0)) != 0)
         return store__write_fail(st, err, errlen, "mdb_put(catalog_heads)", rc);
-    return store__product_save(st, txn, &p, err, errlen);
+    if (!changed)
+        return 0;
+    if ((rc = store__product_save(st, txn, &p, err, errlen)) != 0)
+        return rc;
+    return a->tombstone ? store__search_retire(st, txn, p.id, err, errlen)
+                        : store__search_put(st, txn, p.id, e->manifest, p.retired, err, errlen);
 }
 
 int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,

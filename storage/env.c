@@ -228,15 +228,28 @@ int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_
 
 /* ---------------------------------------------------------------- open / close */
 
-static int open_dbi(store_t *st, MDB_txn *txn, const char *name, MDB_dbi *dbi,
-                    char *err, size_t errlen)
+static int open_dbi_flags(store_t *st, MDB_txn *txn, const char *name, unsigned flags,
+                          MDB_dbi *dbi, char *err, size_t errlen)
 {
-    int rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
+    int rc = mdb_dbi_open(txn, name, MDB_CREATE | flags, dbi);
     if (rc == 0)
         return 0;
     char what[64];
     snprintf(what, sizeof what, "mdb_dbi_open(%s)", name);
     return store__write_fail(st, err, errlen, what, rc);
+}
+
+static int open_dbi(store_t *st, MDB_txn *txn, const char *name, MDB_dbi *dbi,
+                    char *err, size_t errlen)
+{
+    return open_dbi_flags(st, txn, name, 0, dbi, err, errlen);
+}
+
+/* Posting lists: sorted fixed-size duplicates, read a page at a time. */
+static int open_dbi_dup(store_t *st, MDB_txn *txn, const char *name, MDB_dbi *dbi,
+                        char *err, size_t errlen)
+{
+    return open_dbi_flags(st, txn, name, MDB_DUPSORT | MDB_DUPFIXED, dbi, err, errlen);
 }
 
 /* Opens every named database and checks (or writes, when new) the format marker. */
@@ -249,7 +262,11 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
         (rc = open_dbi(st, txn, "catalog_heads", &st->heads, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "products", &st->products, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "records", &st->records, err, errlen)) != 0 ||
-        (rc = open_dbi(st, txn, "members", &st->members, err, errlen)) != 0)
+        (rc = open_dbi(st, txn, "members", &st->members, err, errlen)) != 0 ||
+        (rc = open_dbi_dup(st, txn, "search_terms", &st->s_terms, err, errlen)) != 0 ||
+        (rc = open_dbi_dup(st, txn, "search_facets", &st->s_facets, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "search_docs", &st->s_docs, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "search_ids", &st->s_ids, err, errlen)) != 0)
         return rc;
 
     MDB_val k = { strlen(FORMAT_KEY), (void *)FORMAT_KEY }, v;
@@ -326,7 +343,7 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
         st->env = NULL;
         goto fail;
     }
-    if ((rc = mdb_env_set_maxdbs(st->env, 8)) != 0) {
+    if ((rc = mdb_env_set_maxdbs(st->env, 16)) != 0) {
         store__mdb_err(st, err, errlen, "mdb_env_set_maxdbs", rc);
         goto fail;
     }
@@ -339,8 +356,9 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
         goto fail;
     }
     /* MDB_NOTLS: read transactions belong to the txn object, not the thread (HTTP threads
-     * and the gossip thread share the environment). Durable: no MDB_NOSYNC. */
-    if ((rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600)) != 0) {
+     * and the gossip thread share the environment). Durable: no MDB_NOSYNC unless asked. */
+    unsigned flags = MDB_NOTLS | (opts && opts->nosync ? MDB_NOSYNC : 0);
+    if ((rc = mdb_env_open(st->env, dir, flags, 0600)) != 0) {
         store__mdb_err(st, err, errlen, "mdb_env_open", rc);
         goto fail;
     }
@@ -352,7 +370,8 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
     refresh_map_size(st);   /* LMDB raises it to what the file already uses */
     if (st->map_size > st->map_max)
         st->map_max = st->map_size;
-    if (store__write(st, open_body, NULL, err, errlen) != 0)
+    if (store__write(st, open_body, NULL, err, errlen) != 0 ||
+        store__search_open(st, opts && opts->no_search, err, errlen) != 0)
         goto fail;
     return st;
 

@@ -19,6 +19,8 @@
 struct store {
     MDB_env *env;
     MDB_dbi meta, catalog, heads, products, records, members;
+    MDB_dbi s_terms, s_facets, s_docs, s_ids;   /* search index (search.c) */
+    int search_off;                    /* store_opts_t.no_search: index not maintained */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */
     pthread_rwlock_t map_lock;
@@ -70,5 +72,16 @@ int store__product_load(store_t *st, MDB_txn *txn, const char *id, store_product
                         char *err, size_t errlen);   /* 0, STORE_NOTFOUND or -1 */
 int store__product_save(store_t *st, MDB_txn *txn, const store_product_t *p,
                         char *err, size_t errlen);   /* 0, MDB_MAP_FULL or -1 */
+
+/* ---- search index, inside the catalog append transaction (search.c). Each returns 0,
+ * MDB_MAP_FULL or -1. put (re)indexes id from its latest manifest m (retired: its status is
+ * "retired"); retire marks an indexed product retired (no-op when not indexed). */
+int store__search_put(store_t *st, MDB_txn *txn, const char *id, const Trib__Manifest *m,
+                      int retired, char *err, size_t errlen);
+int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, size_t errlen);
+/* After the databases are open: rebuilds the index when the store has none of this version
+ * (created by an older build, or opened with no_search); with disabled, drops the marker so
+ * the next open rebuilds, and leaves the index unmaintained. 0 or -1. */
+int store__search_open(store_t *st, int disabled, char *err, size_t errlen);
 
 #endif

@@ -35,6 +35,10 @@ enum {
 typedef struct {
     size_t map_size;      /* initial map size in bytes (0: 64 MiB) */
     size_t map_max;       /* growth ceiling in bytes (0: 1 TiB) */
+    int nosync;           /* MDB_NOSYNC: commits not flushed (bulk loads, benchmarks; a crash
+                           * may lose the last commits) */
+    int no_search;        /* do not maintain the search index (as an older build did): the next
+                           * open without it rebuilds the index; store_search fails meanwhile */
 } store_opts_t;
 
 store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t errlen);
@@ -61,7 +65,9 @@ int store_catalog_head(store_t *st, const char *domain, store_head_t *out);
  * hash (STORE_BADPREV; empty for seq 1) and that signer is the bound key (STORE_BADKEY;
  * seq 1 binds it; checked first, so a forged duplicate is BADKEY). Stores signed (the
  * serialized SignedEntry) under domain|seq, moves the head to {seq, hash}, and updates the
- * products index from entry's manifest/tombstone (a tombstone for an unknown product: -1).
+ * products index and the search index from entry's manifest/tombstone. A tombstone for a
+ * product the log never published is accepted into the log (the head moves: a validly signed
+ * log must never stall a replica) but changes no product.
  * Names must follow the product id rule, and a manifest's domain must be the entry's. */
 int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
                          const uint8_t hash[STORE_HASH_LEN], const uint8_t signer[STORE_KEY_LEN],
@@ -94,6 +100,66 @@ int store_product_get(store_t *st, const char *id, store_product_t *out);
 /* Calls fn for every product in id order (domain == NULL) or of one domain. */
 typedef int (*store_product_fn)(void *ctx, const store_product_t *p);
 int store_products(store_t *st, const char *domain, store_product_fn fn, void *ctx);
+
+/* ---- search: ranked full-text search and facets over the products' latest manifests,
+ * indexed in the append transaction (so each node searches its own replica).
+ * Indexed words: name, title, description (purpose, usage, limitations), tags, owners, schema
+ * property names and descriptions, domain. Words are split at anything but letters and digits
+ * (so snake_case, kebab-case, dotted.names and emails split) and at camelCase humps, then
+ * lowercased; a few English stopwords are skipped; bytes >= 0x80 count as letters.
+ * Ranking (score, higher first; ties in id order):
+ *   EXACT 10000 when the query is a product's id, or its name (also written with spaces for
+ *   dashes); then per distinct query word matched 100 plus the best field it matched:
+ *   name 40, tag 30, title 20, owner 15, schema field 10, domain 8, description 5 (+1 per
+ *   further field). A word of 3+ letters also matches words it begins (half the field weight).
+ *   So more words matched beat better fields, and a document need not match every word.
+ * Filters: exact value, case-insensitive (stored lowercase); a value nobody has gives no hits.
+ * Facets: counts of each domain, tag, owner (business and technical) and status value over
+ * all hits, highest count first (ties by value); status "retired" for retired products. */
+#define STORE_SEARCH_QMAX     512   /* bytes of q */
+#define STORE_SEARCH_WORDS    16    /* distinct words of q */
+#define STORE_FACET_VALUE_MAX 255   /* longer facet values are indexed cut to this */
+
+enum { STORE_FACET_DOMAIN, STORE_FACET_TAG, STORE_FACET_OWNER, STORE_FACET_STATUS, STORE_FACETS };
+
+typedef struct {
+    const char *q;                               /* words; NULL or "": no query (all match) */
+    const char *domain, *tag, *owner, *status;   /* NULL or "": no filter */
+    size_t offset, limit;                        /* hits [offset, offset+limit) of the ranking */
+    size_t facet_max;                            /* values per facet (0: all) */
+} store_query_t;
+
+typedef struct {
+    char id[STORE_ID_MAX];
+    unsigned score;
+} store_hit_t;
+
+typedef struct {
+    int facet;                                   /* STORE_FACET_* */
+    char value[STORE_FACET_VALUE_MAX + 1];
+    size_t count;
+} store_facet_t;
+
+typedef struct {
+    size_t total;                                /* hits after query and filters */
+    store_hit_t *hits;                           /* nhits <= limit, in rank order */
+    size_t nhits;
+    store_facet_t *facets;                       /* grouped by facet, count desc */
+    size_t nfacets;
+} store_result_t;
+
+/* One short read transaction. -1 with err naming the parameter for a bad query (q longer
+ * than STORE_SEARCH_QMAX or with more than STORE_SEARCH_WORDS words, a filter value longer
+ * than STORE_FACET_VALUE_MAX), or on a storage error. out is freed with store_result_free. */
+int store_search(store_t *st, const store_query_t *q, store_result_t *out, char *err, size_t errlen);
+void store_result_free(store_result_t *r);       /* accepts NULL; leaves *r empty */
+
+/* The words the index makes of text, joined with single spaces into out; returns how many,
+ * or -1 when out is too small. (What a query word must equal to match exactly.) */
+int store_search_tokens(const char *text, char *out, size_t cap);
+
+typedef struct { uint64_t bytes, postings, products; } store_search_size_t;
+int store_search_size(store_t *st, store_search_size_t *out);   /* index pages in bytes */
 
 /* ---- records: product id|seq -> record bytes (a JSON document, as received) */
 typedef struct { const void *data; size_t len; } store_buf_t;

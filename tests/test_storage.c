@@ -270,7 +270,6 @@ Test(storage, catalog_refusals_change_nothing)
         { "other signer dup",  { "payments", 2, "settled", "active", 5, KEY_B, 0, NULL, 0 }, STORE_BADKEY, "signer" },
         { "new domain gap",    { "listening", 2, "plays", "active", 5, NULL, 0, NULL, 0 }, STORE_GAP, "gap" },
         { "seq 1 with prev",   { "listening", 1, "plays", "active", 5, NULL, 1, NULL, 0 }, STORE_BADPREV, "prev_hash" },
-        { "tombstone unknown", { "payments", 3, "nosuch", NULL, 5, NULL, 0, NULL, 0 }, -1, "unknown product" },
         { "manifest of other domain", { "payments", 3, "settled", "active", 5, NULL, 0, "growth", 0 }, -1, "domain" },
         { "bad domain",        { "Payments", 3, "settled", "active", 5, NULL, 0, NULL, 0 }, -1, "domain" },
         { "bad name",          { "payments", 3, "-settled", "active", 5, NULL, 0, NULL, 0 }, -1, "name" },

@@ -1,0 +1,647 @@
+/* tests/test_search.c - the storage search index against a real LMDB environment in a temp dir.
+ *
+ * Covers: the tokenizer (snake, kebab, dotted, camelCase, email, case, stopwords, long words),
+ * ranking over a synthetic catalog built through store_catalog_append, facet counts (both the
+ * few-hits and the many-hits way of counting), filters and unknown filter values, re-indexing on
+ * update and retire (old words no longer match), a tombstone for a never-published product,
+ * paging with ties in id order, query validation, and the rebuild of an index missing from an
+ * older store (opened with no_search, as an older build would have written it).
+ * Must not: depend on gossip/ or node/ (entries are built with the protobuf-c INIT macros;
+ * hashes and signatures are arbitrary bytes: storage verifies neither). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "storage/store.h"
+
+/* ---------------------------------------------------------------- fixture */
+
+static char dir[64];
+static store_t *st;
+static char err[256];
+
+static store_t *open_store(int no_search, int nosync)
+{
+    store_opts_t o = { .no_search = no_search, .nosync = nosync };
+    store_t *s = store_open(dir, &o, err, sizeof err);
+    cr_assert_not_null(s, "store_open: %s", err);
+    return s;
+}
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/trib-search-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    st = open_store(0, 1);
+}
+
+static void teardown(void)
+{
+    store_close(&st);
+    char p[128];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+TestSuite(search, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---------------------------------------------------------------- entries */
+
+static const uint8_t KEY[STORE_KEY_LEN] = { 0x5e, 0xa7, 0xc4 };
+
+static void test_hash(const char *domain, uint64_t seq, uint8_t out[STORE_HASH_LEN])
+{
+    memset(out, 0, STORE_HASH_LEN);
+    snprintf((char *)out, STORE_HASH_LEN, "%s#%llu", domain, (unsigned long long)seq);
+}
+
+/* The next seq of domain: its head + 1. */
+static uint64_t next_seq(const char *domain)
+{
+    store_head_t h;
+    int rc = store_catalog_head(st, domain, &h);
+    cr_assert(rc == 0 || rc == STORE_NOTFOUND, "head %s: %s", domain, store_last_error());
+    return rc == 0 ? h.seq + 1 : 1;
+}
+
+typedef struct {
+    const char *id;          /* domain/name */
+    const char *title, *purpose;
+    const char *tags;        /* comma-separated */
+    const char *business, *technical;
+    const char *status;      /* NULL: active */
+    const char *schema;      /* comma-separated property names */
+} prod_t;
+
+static size_t split(const char *list, char *buf, size_t cap, char **out, size_t max)
+{
+    size_t n = 0;
+    if (!list)
+        return 0;
+    snprintf(buf, cap, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < max; t = strtok_r(NULL, ",", &save))
+        out[n++] = t;
+    return n;
+}
+
+/* Wraps e as a SignedEntry (as gossip/ stores it: the rebuild decodes these bytes), appends. */
+static int append_entry(Trib__CatalogEntry *e)
+{
+    uint8_t prev[STORE_HASH_LEN], hash[STORE_HASH_LEN];
+    if (e->seq > 1) {
+        test_hash(e->domain, e->seq - 1, prev);
+        e->prev_hash.data = prev;
+        e->prev_hash.len = sizeof prev;
+    }
+    size_t bn = trib__catalog_entry__get_packed_size(e);
+    uint8_t *body = malloc(bn);
+    cr_assert_not_null(body);
+    trib__catalog_entry__pack(e, body);
+    Trib__SignedEntry se = TRIB__SIGNED_ENTRY__INIT;
+    uint8_t sig[64] = { 1 };
+    se.body.data = body;
+    se.body.len = bn;
+    se.signature.data = sig;
+    se.signature.len = sizeof sig;
+    se.signer.data = (uint8_t *)KEY;
+    se.signer.len = STORE_KEY_LEN;
+    size_t sn = trib__signed_entry__get_packed_size(&se);
+    uint8_t *bytes = malloc(sn);
+    cr_assert_not_null(bytes);
+    trib__signed_entry__pack(&se, bytes);
+    test_hash(e->domain, e->seq, hash);
+    int rc = store_catalog_append(st, e, hash, KEY, bytes, sn, err, sizeof err);
+    free(bytes);
+    free(body);
+    return rc;
+}
+
+static void publish(const prod_t *p)
+{
+    char domain[64], name[64];
+    const char *slash = strchr(p->id, '/');
+    cr_assert_not_null(slash);
+    snprintf(domain, sizeof domain, "%.*s", (int)(slash - p->id), p->id);
+    snprintf(name, sizeof name, "%s", slash + 1);
+    char tagbuf[512], schemabuf[512];
+    char *tags[32], *props[32];
+    Trib__SchemaProperty sp[32], *spp[32];
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    m.domain = domain;
+    m.name = name;
+    m.version = "1.0.0";
+    m.status = (char *)(p->status ? p->status : "active");
+    m.title = (char *)(p->title ? p->title : "");
+    m.purpose = (char *)(p->purpose ? p->purpose : "");
+    m.owner_business = (char *)(p->business ? p->business : "owner@example.com");
+    m.owner_technical = (char *)(p->technical ? p->technical : "team-data");
+    m.n_tags = split(p->tags, tagbuf, sizeof tagbuf, tags, 32);
+    m.tags = tags;
+    m.n_schema = split(p->schema, schemabuf, sizeof schemabuf, props, 32);
+    for (size_t i = 0; i < m.n_schema; i++) {
+        trib__schema_property__init(&sp[i]);
+        sp[i].name = props[i];
+        sp[i].logical_type = "string";
+        spp[i] = &sp[i];
+    }
+    m.schema = spp;
+    Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+    e.domain = domain;
+    e.seq = next_seq(domain);
+    e.time_ms = 1700000000000;
+    e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+    e.manifest = &m;
+    int rc = append_entry(&e);
+    cr_assert_eq(rc, 0, "publish %s: rc %d %s", p->id, rc, err);
+}
+
+static int retire(const char *id)
+{
+    char domain[64], name[64];
+    const char *slash = strchr(id, '/');
+    snprintf(domain, sizeof domain, "%.*s", (int)(slash - id), id);
+    snprintf(name, sizeof name, "%s", slash + 1);
+    Trib__Tombstone ts = TRIB__TOMBSTONE__INIT;
+    ts.name = name;
+    ts.reason = "test";
+    Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+    e.domain = domain;
+    e.seq = next_seq(domain);
+    e.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE;
+    e.tombstone = &ts;
+    return append_entry(&e);
+}
+
+/* ---------------------------------------------------------------- queries */
+
+typedef struct {
+    const char *q, *domain, *tag, *owner, *status;
+} query_t;
+
+static store_result_t run(const query_t *qq, size_t limit)
+{
+    store_query_t q = { .q = qq->q, .domain = qq->domain, .tag = qq->tag, .owner = qq->owner,
+                        .status = qq->status, .limit = limit };
+    store_result_t r;
+    int rc = store_search(st, &q, &r, err, sizeof err);
+    cr_assert_eq(rc, 0, "search '%s': %s", qq->q ? qq->q : "", err);
+    return r;
+}
+
+/* The hit ids, space-separated. */
+static void hit_list(const store_result_t *r, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < r->nhits; i++) {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s%s", i ? " " : "", r->hits[i].id);
+    }
+}
+
+static size_t facet_count(const store_result_t *r, int facet, const char *value)
+{
+    for (size_t i = 0; i < r->nfacets; i++)
+        if (r->facets[i].facet == facet && strcmp(r->facets[i].value, value) == 0)
+            return r->facets[i].count;
+    return 0;
+}
+
+static size_t facet_values(const store_result_t *r, int facet)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nfacets; i++)
+        n += r->facets[i].facet == facet;
+    return n;
+}
+
+/* ---------------------------------------------------------------- tokenizer */
+
+Test(search, tokenizer_table)
+{
+    static const struct { const char *in, *want; int n; } cases[] = {
+        { "settled_transactions", "settled transactions", 2 },
+        { "settled-transactions", "settled transactions", 2 },
+        { "payments.settled.v2", "payments settled v2", 3 },
+        { "amountMinor", "amount minor", 2 },
+        { "HTTPServerLog", "http server log", 3 },
+        { "txn_ID", "txn id", 2 },
+        { "Maria.Lopez@Example.com", "maria lopez example com", 4 },
+        { "The purpose of a product, for finance!", "purpose product finance", 3 },
+        { "sha256 q4 2024", "sha256 q4 2024", 3 },
+        { "  --__..  ", "", 0 },
+        { "", "", 0 },
+        { "Café crème", "café crème", 2 },
+        { "payments/settled-transactions", "payments settled transactions", 3 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[256];
+        int n = store_search_tokens(cases[i].in, out, sizeof out);
+        cr_expect_eq(n, cases[i].n, "'%s': %d words (%s)", cases[i].in, n, out);
+        cr_expect_str_eq(out, cases[i].want, "'%s'", cases[i].in);
+    }
+    /* A word longer than 64 bytes is cut; an output buffer too small is an error. */
+    char longw[100], out[128];
+    memset(longw, 'x', 99);
+    longw[99] = '\0';
+    cr_expect_eq(store_search_tokens(longw, out, sizeof out), 1);
+    cr_expect_eq(strlen(out), 64);
+    cr_expect_eq(store_search_tokens("alpha beta", out, 6), -1);
+    cr_expect_eq(store_search_tokens(NULL, out, sizeof out), -1);
+}
+
+/* ---------------------------------------------------------------- ranking */
+
+static const prod_t catalog[] = {
+    { "payments/settled-transactions", "Settled card transactions", "Every card transaction once settled, for finance and fraud.",
+      "finance,cards", "maria.lopez@example.com", "payments-data@example.com", NULL, "txn_id,amount_minor,currency,settled_at" },
+    { "payments/refunds", "Card refunds", "Refunds issued to card holders.",
+      "cards", "maria.lopez@example.com", "payments-data@example.com", NULL, "refund_id,txn_id,amount_minor" },
+    { "payments/chargebacks", "Chargebacks", "Disputed transactions reported by issuers.",
+      "fraud,cards", "ana@example.com", "payments-data@example.com", "deprecated", "case_id,txn_id" },
+    { "finance/ledger", "General ledger", "Double-entry bookkeeping of the company.",
+      "accounting", "cfo@example.com", "finance-eng", NULL, "entry_id,account,amount" },
+    { "finance/budget-plan", "Budget plan", "Yearly plan per cost center.",
+      "planning", "cfo@example.com", "finance-eng", "draft", "cost_center,amount" },
+    { "growth/signups", "Signups", "New accounts, with their acquisition channel. Finance uses it for CAC.",
+      "funnel", "li@example.com", "growth-eng", NULL, "user_id,channel,signed_up_at" },
+    { "growth/finance-report", "Weekly report", "Aggregates for the board.",
+      "reporting", "li@example.com", "growth-eng", NULL, "week,revenue" },
+    { "listening/track-plays", "Track plays", "Every play of a track.",
+      "listening,streams", "editorial@example.com", "listening-data@example.com", NULL, "play_id,track_id,currency_code" },
+};
+
+static void load_catalog(void)
+{
+    for (size_t i = 0; i < sizeof catalog / sizeof *catalog; i++)
+        publish(&catalog[i]);
+}
+
+Test(search, ranking_table)
+{
+    load_catalog();
+    static const struct { query_t q; const char *top; } cases[] = {
+        /* exact id, exact name (also spelled with spaces) first */
+        { { .q = "payments/refunds" }, "payments/refunds" },
+        { { .q = "settled-transactions" }, "payments/settled-transactions payments/chargebacks" },
+        { { .q = "finance report" }, "growth/finance-report" },
+        /* name beats tag beats description; the domain counts a little */
+        { { .q = "finance" }, "growth/finance-report payments/settled-transactions finance/budget-plan finance/ledger growth/signups" },
+        { { .q = "cards" }, "payments/chargebacks payments/refunds payments/settled-transactions" },
+        /* more words matched ranks higher (fraud: a tag beats a description); not all
+         * words are required (refunds has only "card") */
+        { { .q = "card fraud" }, "payments/chargebacks payments/settled-transactions payments/refunds" },
+        /* schema field names, split snake_case */
+        { { .q = "amount minor" }, "payments/refunds payments/settled-transactions" },
+        { { .q = "currency" }, "listening/track-plays payments/settled-transactions" },   /* tie: id order */
+        /* owners */
+        { { .q = "maria" }, "payments/refunds payments/settled-transactions" },
+        /* prefix of a word, case-insensitive */
+        { { .q = "Charge" }, "payments/chargebacks" },
+        /* filters alone: every match, in id order */
+        { { .domain = "finance" }, "finance/budget-plan finance/ledger" },
+        { { .tag = "CARDS", .status = "active" }, "payments/refunds payments/settled-transactions" },
+        { { .q = "transactions", .domain = "payments", .tag = "cards", .owner = "maria.lopez@example.com", .status = "active" }, "payments/settled-transactions" },
+        { { .owner = "payments-data@example.com", .status = "deprecated" }, "payments/chargebacks" },
+        /* unknown facet values and unknown words: no hits */
+        { { .domain = "nosuchdomain" }, "" },
+        { { .q = "finance", .tag = "nosuchtag" }, "" },
+        { { .owner = "nobody@example.com" }, "" },
+        { { .q = "zebra" }, "" },
+        { { .q = "the of and" }, "" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        store_result_t r = run(&cases[i].q, 100);
+        char got[1024];
+        hit_list(&r, got, sizeof got);
+        cr_expect_eq(strncmp(got, cases[i].top, strlen(cases[i].top)), 0,
+                     "case %zu ('%s'): got [%s], want prefix [%s]", i, cases[i].q.q ? cases[i].q.q : "",
+                     got, cases[i].top);
+        if (!*cases[i].top)
+            cr_expect_eq(r.total, 0, "case %zu: total %zu", i, r.total);
+        cr_expect_eq(r.total, r.nhits, "case %zu", i);
+        for (size_t j = 1; j < r.nhits; j++)
+            cr_expect_geq(r.hits[j - 1].score, r.hits[j].score, "case %zu: scores not descending", i);
+        store_result_free(&r);
+    }
+}
+
+Test(search, exact_match_outranks_everything)
+{
+    load_catalog();
+    store_result_t r = run(&(query_t){ .q = "signups" }, 100);
+    cr_assert_geq(r.nhits, 1);
+    cr_expect_str_eq(r.hits[0].id, "growth/signups");
+    cr_expect_geq(r.hits[0].score, 10000);
+    store_result_free(&r);
+    /* A multi-word query: the doc matching both words first, then the single-word ones. */
+    r = run(&(query_t){ .q = "track currency" }, 100);
+    cr_assert_geq(r.nhits, 2);
+    cr_expect_str_eq(r.hits[0].id, "listening/track-plays");
+    cr_expect_str_eq(r.hits[1].id, "payments/settled-transactions");
+    cr_expect_gt(r.hits[0].score, r.hits[1].score + 90);
+    store_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- facets */
+
+Test(search, facet_counts)
+{
+    load_catalog();
+    store_result_t r = run(&(query_t){ .q = 0 }, 100);
+    cr_expect_eq(r.total, 8);
+    cr_expect_eq(facet_count(&r, STORE_FACET_DOMAIN, "payments"), 3);
+    cr_expect_eq(facet_count(&r, STORE_FACET_DOMAIN, "finance"), 2);
+    cr_expect_eq(facet_count(&r, STORE_FACET_DOMAIN, "growth"), 2);
+    cr_expect_eq(facet_count(&r, STORE_FACET_DOMAIN, "listening"), 1);
+    cr_expect_eq(facet_values(&r, STORE_FACET_DOMAIN), 4);
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "cards"), 3);
+    cr_expect_eq(facet_count(&r, STORE_FACET_OWNER, "maria.lopez@example.com"), 2);
+    cr_expect_eq(facet_count(&r, STORE_FACET_OWNER, "payments-data@example.com"), 3);
+    cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "active"), 6);
+    cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "draft"), 1);
+    cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "deprecated"), 1);
+    /* grouped by facet, highest count first */
+    cr_expect_eq(r.facets[0].facet, STORE_FACET_DOMAIN);
+    cr_expect_str_eq(r.facets[0].value, "payments");
+    store_result_free(&r);
+
+    /* over the hits of a query and filter only */
+    r = run(&(query_t){ .q = "card", .status = "active" }, 1);
+    cr_expect_eq(r.total, 2);
+    cr_expect_eq(r.nhits, 1, "limit 1");
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "cards"), 2);
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "finance"), 1);
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "fraud"), 0);
+    cr_expect_eq(facet_values(&r, STORE_FACET_STATUS), 1);
+    store_result_free(&r);
+
+    /* facet_max keeps the most frequent values per facet */
+    store_query_t q = { .facet_max = 1, .limit = 10 };
+    cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(facet_values(&r, STORE_FACET_DOMAIN), 1);
+    cr_expect_str_eq(r.facets[0].value, "payments");
+    store_result_free(&r);
+}
+
+/* Many hits take the sweep over facet postings; few take the hits' records: both give the
+ * counts computed here from how the products were made. */
+Test(search, facet_counts_many_and_few_hits)
+{
+    char id[64], title[64], tags[64];
+    for (int i = 0; i < 600; i++) {
+        snprintf(id, sizeof id, "d%d/p%03d", i % 5, i);
+        snprintf(title, sizeof title, "product %d %s", i, i % 2 ? "odd" : "even");
+        snprintf(tags, sizeof tags, "t%d,all", i % 7);
+        publish(&(prod_t){ id, title, "", tags, i % 3 ? "a@x" : "b@x", NULL, i % 4 ? NULL : "draft", NULL });
+    }
+    static const query_t queries[] = {
+        { .q = "product" },                 /* 600 hits: sweep */
+        { .q = "odd" },                     /* 300 hits: sweep */
+        { .q = "product", .domain = "d1" }, /* 120 hits: records */
+        { .q = "even", .domain = "d2" },    /* 60 hits: records */
+    };
+    for (size_t c = 0; c < sizeof queries / sizeof *queries; c++) {
+        size_t total = 0, t3 = 0, bx = 0, draft = 0, d2 = 0;
+        for (int i = 0; i < 600; i++) {
+            int hit = (!strcmp(queries[c].q, "product") || !strcmp(queries[c].q, i % 2 ? "odd" : "even")) &&
+                      (!queries[c].domain || i % 5 == queries[c].domain[1] - '0');
+            if (!hit)
+                continue;
+            total++;
+            t3 += i % 7 == 3;
+            bx += i % 3 == 0;
+            draft += i % 4 == 0;
+            d2 += i % 5 == 2;
+        }
+        store_result_t r = run(&queries[c], 10);
+        cr_expect_eq(r.total, total, "query %zu: %zu hits, want %zu", c, r.total, total);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "all"), total, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "t3"), t3, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_OWNER, "b@x"), bx, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_OWNER, "team-data"), total, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "draft"), draft, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "active"), total - draft, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_DOMAIN, "d2"), d2, "query %zu", c);
+        store_result_free(&r);
+    }
+}
+
+/* ---------------------------------------------------------------- updates */
+
+Test(search, update_reindexes)
+{
+    publish(&(prod_t){ .id = "payments/tx", .title = "Alpha transactions", .purpose = "Nightly export.", .tags = "legacy", .business = "old@example.com" });
+    store_result_t r = run(&(query_t){ .q = "alpha" }, 10);
+    cr_expect_eq(r.total, 1);
+    store_result_free(&r);
+    publish(&(prod_t){ .id = "payments/tx", .title = "Beta transactions", .purpose = "Hourly export.", .tags = "modern", .business = "new@example.com" });
+    static const struct { query_t q; size_t total; } cases[] = {
+        { { .q = "alpha" }, 0 }, { { .q = "nightly" }, 0 }, { { .tag = "legacy" }, 0 },
+        { { .owner = "old@example.com" }, 0 },
+        { { .q = "beta" }, 1 }, { { .q = "hourly" }, 1 }, { { .tag = "modern" }, 1 },
+        { { .owner = "new@example.com" }, 1 }, { { .q = "transactions" }, 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        r = run(&cases[i].q, 10);
+        cr_expect_eq(r.total, cases[i].total, "case %zu: %zu hits", i, r.total);
+        store_result_free(&r);
+    }
+    r = run(&(query_t){ .q = 0 }, 10);
+    cr_expect_eq(r.total, 1, "an update is the same product");
+    cr_expect_eq(facet_values(&r, STORE_FACET_TAG), 1);
+    store_result_free(&r);
+}
+
+Test(search, retire_sets_status_and_keeps_listing)
+{
+    load_catalog();
+    cr_assert_eq(retire("payments/refunds"), 0, "%s", err);
+    store_result_t r = run(&(query_t){ .status = "retired" }, 10);
+    char got[512];
+    hit_list(&r, got, sizeof got);
+    cr_expect_str_eq(got, "payments/refunds");
+    store_result_free(&r);
+    r = run(&(query_t){ .q = "refunds", .status = "active" }, 10);
+    cr_expect_eq(r.total, 0, "no longer active");
+    store_result_free(&r);
+    r = run(&(query_t){ .q = "refunds" }, 10);
+    cr_expect_eq(r.total, 1, "retired products stay listed");
+    cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "retired"), 1);
+    store_result_free(&r);
+    /* retiring twice changes nothing; a manifest with status retired also counts as retired */
+    cr_assert_eq(retire("payments/refunds"), 0, "%s", err);
+    publish(&(prod_t){ .id = "finance/old", .title = "Old", .purpose = "", .status = "retired" });
+    r = run(&(query_t){ .q = 0 }, 10);
+    cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "retired"), 2);
+    store_result_free(&r);
+}
+
+Test(search, tombstone_of_unknown_product_moves_the_head)
+{
+    publish(&(prod_t){ .id = "payments/a", .title = "A" });
+    cr_assert_eq(retire("payments/never-published"), 0, "rc: %s", err);
+    store_head_t h;
+    cr_assert_eq(store_catalog_head(st, "payments", &h), 0);
+    cr_expect_eq(h.seq, 2, "the head moved past the tombstone");
+    store_product_t p;
+    cr_expect_eq(store_product_get(st, "payments/never-published", &p), STORE_NOTFOUND);
+    publish(&(prod_t){ .id = "payments/b", .title = "B" });   /* the log goes on */
+    cr_assert_eq(store_catalog_head(st, "payments", &h), 0);
+    cr_expect_eq(h.seq, 3);
+    store_result_t r = run(&(query_t){ .q = 0 }, 10);
+    cr_expect_eq(r.total, 2);
+    store_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- paging */
+
+Test(search, paging_orders_ties_by_id)
+{
+    /* 5000 products: a listing's ties exceed the lookup bound and are walked in id order. */
+    char id[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof id, "d%d/p%05d", (i * 7919) % 13, (i * 104729) % 5000);
+        publish(&(prod_t){ .id = id, .title = "thing" });
+    }
+    static const struct { const char *q; size_t offset, limit; } pages[] = {
+        { NULL, 0, 5 }, { NULL, 4990, 20 }, { "thing", 2500, 7 }, { NULL, 5000, 5 },
+    };
+    for (size_t c = 0; c < sizeof pages / sizeof *pages; c++) {
+        store_query_t q = { .q = pages[c].q, .offset = pages[c].offset, .limit = pages[c].limit };
+        store_result_t r;
+        cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(r.total, 5000);
+        size_t want = pages[c].offset >= 5000 ? 0
+                    : (5000 - pages[c].offset < pages[c].limit ? 5000 - pages[c].offset : pages[c].limit);
+        cr_expect_eq(r.nhits, want, "page %zu: %zu hits", c, r.nhits);
+        /* ids in order d0..d12, names p00000..p04999: the n-th id in order is computable */
+        for (size_t i = 1; i < r.nhits; i++)
+            cr_expect_lt(strcmp(r.hits[i - 1].id, r.hits[i].id), 0, "page %zu not in id order", c);
+        store_result_free(&r);
+    }
+    /* The first page is the smallest ids overall. */
+    store_query_t q = { .limit = 2 };
+    store_result_t r;
+    cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0);
+    cr_expect_str_eq(r.hits[0].id, "d0/p00000");
+    store_result_free(&r);
+}
+
+Test(search, limit_zero_counts_only)
+{
+    load_catalog();
+    store_query_t q = { .q = "cards", .limit = 0 };
+    store_result_t r;
+    cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0);
+    cr_expect_eq(r.total, 3);
+    cr_expect_eq(r.nhits, 0);
+    cr_expect_gt(r.nfacets, 0);
+    store_result_free(&r);
+    store_result_free(NULL);
+}
+
+Test(search, empty_store)
+{
+    store_result_t r = run(&(query_t){ .q = "anything" }, 10);
+    cr_expect_eq(r.total, 0);
+    cr_expect_eq(r.nhits, 0);
+    cr_expect_eq(r.nfacets, 0);
+    store_result_free(&r);
+    r = run(&(query_t){ .q = 0 }, 10);
+    cr_expect_eq(r.total, 0);
+    store_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- validation */
+
+Test(search, bad_queries_name_the_parameter)
+{
+    char big[600];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char many[400] = "";
+    for (int i = 0; i < 17; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "w%d ", i);
+    static const char *words16 = "a1 a2 a3 a4 a5 a6 a7 a8 a9 b1 b2 b3 b4 b5 b6 b7 a1 a1";
+    const struct { store_query_t q; const char *want; } cases[] = {
+        { { .q = big }, "q:" },
+        { { .q = many }, "q:" },
+        { { .tag = big }, "tag:" },
+        { { .owner = big }, "owner:" },
+        { { .domain = big }, "domain:" },
+        { { .status = big }, "status:" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        store_result_t r;
+        err[0] = '\0';
+        cr_expect_eq(store_search(st, &cases[i].q, &r, err, sizeof err), -1, "case %zu", i);
+        cr_expect(strncmp(err, cases[i].want, strlen(cases[i].want)) == 0, "case %zu: %s", i, err);
+        cr_expect_eq(r.nhits, 0);
+    }
+    store_query_t ok = { .q = words16 };   /* 16 distinct words (repeats do not count) */
+    store_result_t r;
+    cr_expect_eq(store_search(st, &ok, &r, err, sizeof err), 0, "%s", err);
+    store_result_free(&r);
+    cr_expect_eq(store_search(NULL, &ok, &r, err, sizeof err), -1);
+    cr_expect_eq(store_search(st, NULL, &r, err, sizeof err), -1);
+}
+
+/* ---------------------------------------------------------------- rebuild */
+
+Test(search, older_store_is_indexed_on_open)
+{
+    /* An older build wrote this store: no index maintained, no marker. */
+    store_close(&st);
+    st = open_store(1, 1);
+    load_catalog();
+    publish(&(prod_t){ .id = "payments/refunds", .title = "Card refunds v2", .purpose = "Now with partial refunds.", .tags = "cards,partial" });
+    cr_assert_eq(retire("finance/ledger"), 0, "%s", err);
+    store_result_t r;
+    store_query_t q = { .q = "x" };
+    cr_expect_eq(store_search(st, &q, &r, err, sizeof err), -1, "no index while off");
+    cr_expect(strstr(err, "search index"), "%s", err);
+
+    store_close(&st);
+    st = open_store(0, 1);
+    r = run(&(query_t){ .q = 0 }, 100);
+    cr_expect_eq(r.total, 8, "every product indexed on open");
+    cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "retired"), 1);
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "partial"), 1);
+    store_result_free(&r);
+    r = run(&(query_t){ .q = "partial" }, 10);
+    cr_expect_eq(r.total, 1);
+    cr_expect_str_eq(r.nhits ? r.hits[0].id : "", "payments/refunds");
+    store_result_free(&r);
+    r = run(&(query_t){ .q = "holders" }, 10);   /* words of the replaced manifest */
+    cr_expect_eq(r.total, 0);
+    store_result_free(&r);
+
+    /* Index on, then off for a while (updates missed), then on: rebuilt again, not stale. */
+    store_close(&st);
+    st = open_store(1, 1);
+    publish(&(prod_t){ .id = "payments/refunds", .title = "Card refunds v3", .purpose = "Reversals.", .tags = "cards" });
+    store_close(&st);
+    st = open_store(0, 1);
+    r = run(&(query_t){ .q = "partial" }, 10);
+    cr_expect_eq(r.total, 0, "stale words gone after the rebuild");
+    store_result_free(&r);
+    r = run(&(query_t){ .q = "reversals" }, 10);
+    cr_expect_eq(r.total, 1);
+    store_result_free(&r);
+
+    /* A normal reopen keeps the index (and does not need to rebuild it). */
+    store_close(&st);
+    st = open_store(0, 1);
+    r = run(&(query_t){ .q = "reversals" }, 10);
+    cr_expect_eq(r.total, 1);
+    store_result_free(&r);
+    store_search_size_t sz;
+    cr_assert_eq(store_search_size(st, &sz), 0);
+    cr_expect_eq(sz.products, 8);
+    cr_expect_gt(sz.bytes, 0);
+    cr_expect_gt(sz.postings, 8);
+}
