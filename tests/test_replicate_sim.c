@@ -1,0 +1,812 @@
+/* tests/test_replicate_sim.c - catalog replication at scale: N real replicas in one process over sim_net.
+ *
+ * Owns: a harness that gives every simulated node its own LMDB store (under /dev/shm when it exists,
+ * so fsyncs are free), an Ed25519 identity, a catalog_t and a replicate_t, wired to tests/sim_net.c
+ * exactly as gossip/gossip.c wires them to the transport: a publish is pushed to GOSSIP_NODES random
+ * alive peers, an entry accepted from a peer is forwarded once to GOSSIP_NODES random alive peers, and
+ * every ANTI_ENTROPY_MS a node runs repl_sync with one random alive peer. Membership is an oracle (the
+ * peers a settled SWIM view would list as alive: joined, up, same side of a partition); SWIM itself is
+ * covered by test_swim.c. Tests: convergence of N=100 under 10% loss, N=200 without loss, partition
+ * then heal by anti-entropy alone, a late joiner, and a byzantine forger.
+ * Must not: use sockets, the real clock or real randomness (runs are reproducible from the seed), or
+ * leave its temp dirs behind. */
+#include <criterion/criterion.h>
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gossip/catalog.h"
+#include "gossip/entry.h"
+#include "gossip/replicate.h"
+#include "proto/tributary.pb-c.h"
+#include "tests/sim_net.h"
+
+#define GOSSIP_NODES 3          /* swim_config_default's gossip_nodes: push / forward fan-out */
+#define ANTI_ENTROPY_MS 2000    /* node/config.c's anti_entropy_ms default */
+#define MAX_FRAME (64u << 10)   /* CatalogEntries body bound (gossip.c derives it from max_msg) */
+#define STEP_MS 10              /* convergence is checked this often (simulated) */
+#define BYZ_EVERY_MS 1000       /* the byzantine node's attack period */
+#define MSG_DIGEST TRIB__MSG_TYPE__MSG_CATALOG_DIGEST
+#define MSG_ENTRIES TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES
+
+/* ---------------------------------------------------------------- cluster */
+
+typedef struct cluster cluster_t;
+
+typedef struct {
+    cluster_t *c;
+    size_t idx;
+    char addr[24], domain[32], dir[160];
+    identity_t id;
+    store_t *st;
+    catalog_t *cat;
+    replicate_t *repl;
+    int member;                 /* joined: runs, and others see it alive */
+    int byzantine;              /* forges instead of replicating */
+    int group;                  /* partition side (mirrors sim_net_set_group) */
+    uint64_t next_ae;           /* next anti-entropy round (byzantine: next attack) */
+    uint64_t *pubs;             /* scheduled publish times, ascending */
+    size_t npubs, nextpub;
+    uint64_t held;              /* entries held: own publishes + accepted from peers */
+    uint64_t forged_accepted;   /* accepted entries not signed by their domain's publisher */
+    uint64_t pushes;            /* entry pushes sent (publish + forward) */
+    uint64_t rounds;            /* anti-entropy rounds started */
+} node_t;
+
+struct cluster {
+    sim_net_t *net;
+    node_t *nodes;
+    size_t n, *cand;
+    uint64_t rng;
+    size_t max_frame;
+    char root[96];
+    identity_t mallory;         /* the byzantine node's forging key */
+    uint64_t forged_sent, forged_delivered;   /* entries in the byzantine node's frames */
+};
+
+static cluster_t *g_cluster;    /* so .fini cleans up after a failed assertion too */
+
+static uint64_t rnd(cluster_t *c)                 /* splitmix64: deterministic from the seed */
+{
+    uint64_t z = (c->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void make_identity(identity_t *id, size_t idx, uint8_t tag)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    memset(id, 0, sizeof *id);
+    memset(seed, tag, sizeof seed);
+    memcpy(seed, &idx, sizeof idx);
+    cr_assert_eq(crypto_sign_seed_keypair(id->pk, id->sk, seed), 0);
+    identity_hex(id->pk, id->hex);
+}
+
+static uint64_t now(const cluster_t *c) { return sim_net_now(c->net); }
+
+/* Up to k random peers of node i that a settled membership view lists as alive. */
+static size_t pick_peers(cluster_t *c, size_t i, size_t k, const char **addrs)
+{
+    size_t m = 0;
+    for (size_t j = 0; j < c->n; j++)
+        if (j != i && c->nodes[j].member && sim_net_is_up(c->net, j) && c->nodes[j].group == c->nodes[i].group)
+            c->cand[m++] = j;
+    size_t got = 0;
+    for (; got < k && got < m; got++) {               /* partial Fisher-Yates, like swim_random_alive */
+        size_t j = got + (size_t)(rnd(c) % (m - got));
+        size_t t = c->cand[j];
+        c->cand[j] = c->cand[got];
+        c->cand[got] = t;
+        addrs[got] = c->nodes[t].addr;
+    }
+    return got;
+}
+
+/* gossip.c push_entry: an entry goes to GOSSIP_NODES random alive peers. */
+static void push_entry(node_t *nd, const uint8_t *entry, size_t len)
+{
+    const char *addrs[GOSSIP_NODES];
+    size_t k = pick_peers(nd->c, nd->idx, GOSSIP_NODES, addrs);
+    repl_push(nd->repl, entry, len, addrs, k);
+    nd->pushes += k;
+}
+
+static void io_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    node_t *nd = ctx;
+    cluster_t *c = nd->c;
+    char *end;
+    unsigned long to = strtoul(addr + 1, &end, 10);
+    cr_assert(addr[0] == 'n' && *end == '\0' && to < c->n, "node %zu sends to unknown address '%s'", nd->idx, addr);
+    sim_net_send(c->net, nd->idx, (size_t)to, type, body, len);
+}
+
+static const identity_t *publisher_of(cluster_t *c, const char *domain)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->nodes[i].npubs && !strcmp(c->nodes[i].domain, domain))
+            return &c->nodes[i].id;
+    return NULL;
+}
+
+/* gossip.c entry_accepted: forward once. Also checks the entry is the real publisher's. */
+static void io_accepted(void *ctx, const uint8_t *entry, size_t len)
+{
+    node_t *nd = ctx;
+    nd->held++;
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, entry);
+    cr_assert_not_null(se, "node %zu accepted an undecodable entry", nd->idx);
+    Trib__CatalogEntry *ce = trib__catalog_entry__unpack(NULL, se->body.len, se->body.data);
+    cr_assert_not_null(ce);
+    const identity_t *pub = publisher_of(nd->c, ce->domain);
+    if (!pub || se->signer.len != ID_PK_LEN || memcmp(se->signer.data, pub->pk, ID_PK_LEN))
+        nd->forged_accepted++;
+    trib__catalog_entry__free_unpacked(ce, NULL);
+    trib__signed_entry__free_unpacked(se, NULL);
+    push_entry(nd, entry, len);
+}
+
+static void publish_one(node_t *nd)
+{
+    char name[24], err[256] = "";
+    snprintf(name, sizeof name, "p%zu", nd->nextpub + 1);
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    m.domain = nd->domain;
+    m.name = name;
+    m.version = "1.0.0";
+    m.status = "active";
+    m.title = name;
+    uint64_t seq = 0;
+    uint8_t *out = NULL;
+    size_t len = 0;
+    cr_assert_eq(catalog_publish(nd->cat, &m, NULL, &seq, &out, &len, err, sizeof err), 0, "node %zu publish: %s",
+                 nd->idx, err);
+    cr_assert_eq(seq, nd->nextpub + 1);
+    nd->nextpub++;
+    nd->held++;
+    push_entry(nd, out, len);
+    free(out);
+}
+
+/* ---------------------------------------------------------------- the byzantine node */
+
+/* Two forgeries of owner's entry seq (chained on the real head when seq is the publisher's next, so
+ * only the key stops them):
+ * *wrong_key signed by mallory as itself, *bad_sig claiming the real signer with mallory's signature. */
+static void forge_pair(cluster_t *c, const node_t *owner, uint64_t seq, ProtobufCBinaryData *wrong_key,
+                       ProtobufCBinaryData *bad_sig)
+{
+    store_head_t h;
+    int has = store_catalog_head(owner->st, owner->domain, &h) == 0;
+    uint8_t prev[STORE_HASH_LEN];
+    memset(prev, 0xab, sizeof prev);
+    if (has && h.seq == seq - 1)
+        memcpy(prev, h.hash, sizeof prev);
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    m.domain = (char *)owner->domain;
+    m.name = "evil";
+    m.version = "6.6.6";
+    m.status = "active";
+    m.title = "forged";
+    Trib__CatalogEntry ce = TRIB__CATALOG_ENTRY__INIT;
+    ce.domain = (char *)owner->domain;
+    ce.seq = seq;
+    if (seq > 1) {
+        ce.prev_hash.data = prev;
+        ce.prev_hash.len = sizeof prev;
+    }
+    ce.time_ms = 1;
+    ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+    ce.manifest = &m;
+    cr_assert_eq(entry_sign(&c->mallory, &ce, &wrong_key->data, &wrong_key->len), 0);
+
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, wrong_key->len, wrong_key->data);
+    cr_assert_not_null(se);
+    Trib__SignedEntry lie = TRIB__SIGNED_ENTRY__INIT;
+    lie.body = se->body;
+    lie.signature = se->signature;
+    lie.signer.data = (uint8_t *)owner->id.pk;
+    lie.signer.len = ID_PK_LEN;
+    bad_sig->len = trib__signed_entry__get_packed_size(&lie);
+    bad_sig->data = malloc(bad_sig->len);
+    cr_assert_not_null(bad_sig->data);
+    trib__signed_entry__pack(&lie, bad_sig->data);
+    trib__signed_entry__free_unpacked(se, NULL);
+}
+
+/* Sends `to` one frame with both forgeries of every publisher's domain, at the seq the peer's digest
+ * says it lacks (peer != NULL) or else at the publisher's next seq. */
+static void byz_send(cluster_t *c, node_t *byz, size_t to, const Trib__CatalogDigest *peer)
+{
+    ProtobufCBinaryData items[64];
+    size_t n = 0;
+    for (size_t i = 0; i < c->n && n + 2 <= 64; i++) {
+        const node_t *o = &c->nodes[i];
+        if (!o->npubs)
+            continue;
+        uint64_t seq = 0;
+        if (peer) {                                   /* the next entry the peer wants */
+            for (size_t k = 0; k < peer->n_heads; k++)
+                if (peer->heads[k]->domain && !strcmp(peer->heads[k]->domain, o->domain))
+                    seq = peer->heads[k]->seq;
+        } else {                                      /* race the publisher's next entry */
+            store_head_t h;
+            if (store_catalog_head(o->st, o->domain, &h) == 0)
+                seq = h.seq;
+        }
+        if (seq == 0)
+            continue;                                 /* never race a domain's binding (seq 1: TOFU) */
+        forge_pair(c, o, seq + 1, &items[n], &items[n + 1]);
+        n += 2;
+    }
+    if (!n)
+        return;
+    Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
+    msg.entries = items;
+    msg.n_entries = n;
+    size_t len = trib__catalog_entries__get_packed_size(&msg);
+    uint8_t *buf = malloc(len);
+    cr_assert_not_null(buf);
+    trib__catalog_entries__pack(&msg, buf);
+    sim_net_send(c->net, byz->idx, to, MSG_ENTRIES, buf, len);
+    c->forged_sent += n;
+    free(buf);
+    for (size_t i = 0; i < n; i++)
+        free(items[i].data);
+}
+
+/* ---------------------------------------------------------------- sim_net handlers */
+
+static void schedule(cluster_t *c, node_t *nd)
+{
+    uint64_t at = nd->next_ae;
+    if (nd->nextpub < nd->npubs && nd->pubs[nd->nextpub] < at)
+        at = nd->pubs[nd->nextpub];
+    sim_net_set_wake(c->net, nd->idx, at);
+}
+
+static void on_wake(void *ctx, size_t i)
+{
+    cluster_t *c = ctx;
+    node_t *nd = &c->nodes[i];
+    uint64_t t = now(c);
+    if (!nd->member)
+        return;
+    while (nd->nextpub < nd->npubs && nd->pubs[nd->nextpub] <= t)
+        publish_one(nd);
+    if (t >= nd->next_ae) {
+        if (nd->byzantine) {                          /* forgeries to everyone */
+            for (size_t j = 0; j < c->n; j++)
+                if (j != i && c->nodes[j].member)
+                    byz_send(c, nd, j, NULL);
+            nd->next_ae = t + BYZ_EVERY_MS;
+        } else {                                      /* gossip.c loop: anti-entropy round */
+            const char *peer;
+            if (pick_peers(c, i, 1, &peer) == 1) {
+                repl_sync(nd->repl, peer);
+                nd->rounds++;
+            }
+            nd->next_ae = t + ANTI_ENTROPY_MS;
+        }
+    }
+    schedule(c, nd);
+}
+
+static void on_deliver(void *ctx, size_t to, size_t from, int type, const uint8_t *body, size_t len)
+{
+    cluster_t *c = ctx;
+    node_t *nd = &c->nodes[to];
+    if (!nd->member)
+        return;
+    if (nd->byzantine) {                              /* answers a digest with forgeries it "lacks" */
+        if (type == MSG_DIGEST) {
+            Trib__CatalogDigest *d = trib__catalog_digest__unpack(NULL, len, body);
+            cr_assert_not_null(d);
+            byz_send(c, nd, from, d);
+            trib__catalog_digest__free_unpacked(d, NULL);
+        }
+        return;
+    }
+    if (c->nodes[from].byzantine && type == MSG_ENTRIES) {
+        Trib__CatalogEntries *e = trib__catalog_entries__unpack(NULL, len, body);
+        cr_assert_not_null(e);
+        c->forged_delivered += e->n_entries;
+        trib__catalog_entries__free_unpacked(e, NULL);
+    }
+    int rc = repl_handle(nd->repl, c->nodes[from].addr, type, body, len);
+    cr_assert(rc == 0 || c->nodes[from].byzantine, "node %zu refused a frame (type %d) from honest node %zu", to,
+              type, from);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void cluster_free(cluster_t **cp)
+{
+    cluster_t *c = *cp;
+    if (!c)
+        return;
+    for (size_t i = 0; c->nodes && i < c->n; i++) {
+        node_t *nd = &c->nodes[i];
+        repl_destroy(&nd->repl);
+        catalog_destroy(&nd->cat);
+        store_close(&nd->st);
+        free(nd->pubs);
+        identity_wipe(&nd->id);
+    }
+    sim_net_destroy(&c->net);
+    if (c->root[0])
+        nftw(c->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(c->nodes);
+    free(c->cand);
+    free(c);
+    *cp = NULL;
+}
+
+/* n nodes, all members and up, none publishing yet; each starts its anti-entropy timer at a random
+ * phase (real nodes do not start in the same millisecond). */
+static cluster_t *cluster_new(size_t n, uint64_t seed, double loss, size_t max_frame)
+{
+    char err[256] = "";
+    cluster_t *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    g_cluster = c;
+    c->n = n;
+    c->rng = seed;
+    c->max_frame = max_frame;
+    c->nodes = calloc(n, sizeof *c->nodes);
+    c->cand = calloc(n, sizeof *c->cand);
+    cr_assert(c->nodes && c->cand);
+    struct stat sb;
+    const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
+    snprintf(c->root, sizeof c->root, "%s/trib-replsim-XXXXXX", base);
+    cr_assert_not_null(mkdtemp(c->root), "mkdtemp %s", c->root);
+    sim_handlers_t h = {.ctx = c, .deliver = on_deliver, .wake = on_wake};
+    c->net = sim_net_new(n, seed, &h);
+    cr_assert_not_null(c->net);
+    sim_net_set_loss(c->net, loss);
+    make_identity(&c->mallory, 0, 0xee);
+    store_opts_t so = {.map_size = 1u << 20};
+    for (size_t i = 0; i < n; i++) {
+        node_t *nd = &c->nodes[i];
+        nd->c = c;
+        nd->idx = i;
+        nd->member = 1;
+        snprintf(nd->addr, sizeof nd->addr, "n%zu", i);
+        snprintf(nd->domain, sizeof nd->domain, "team%zu", i);
+        snprintf(nd->dir, sizeof nd->dir, "%s/%s", c->root, nd->addr);
+        make_identity(&nd->id, i, 0x5a);
+        nd->st = store_open(nd->dir, &so, err, sizeof err);
+        cr_assert_not_null(nd->st, "store_open: %s", err);
+        nd->cat = catalog_new(nd->st, &nd->id, nd->domain);
+        cr_assert_not_null(nd->cat);
+        repl_io_t io = {.ctx = nd, .send = io_send, .accepted = io_accepted};
+        nd->repl = repl_new(nd->st, nd->cat, c->max_frame, &io);
+        cr_assert_not_null(nd->repl);
+        nd->next_ae = 1 + rnd(c) % ANTI_ENTROPY_MS;
+        schedule(c, nd);
+    }
+    return c;
+}
+
+/* Node i publishes `count` entries at random times in [from, to) (simulated ms). */
+static void plan_publishes(cluster_t *c, size_t i, size_t count, uint64_t from, uint64_t to)
+{
+    node_t *nd = &c->nodes[i];
+    nd->pubs = calloc(count, sizeof *nd->pubs);
+    cr_assert_not_null(nd->pubs);
+    for (size_t k = 0; k < count; k++)
+        nd->pubs[k] = from + rnd(c) % (to - from);
+    for (size_t a = 1; a < count; a++)                /* insertion sort: a handful of times */
+        for (size_t b = a; b > 0 && nd->pubs[b - 1] > nd->pubs[b]; b--) {
+            uint64_t t = nd->pubs[b];
+            nd->pubs[b] = nd->pubs[b - 1];
+            nd->pubs[b - 1] = t;
+        }
+    nd->npubs = count;
+    nd->nextpub = 0;
+    schedule(c, nd);
+}
+
+static void set_group(cluster_t *c, size_t i, int g)
+{
+    c->nodes[i].group = g;
+    sim_net_set_group(c->net, i, g);
+}
+
+/* A node that is absent (not a member, down) until join() is called: its first anti-entropy round is
+ * one period after it starts, as in gossip.c's loop. */
+static void set_absent(cluster_t *c, size_t i)
+{
+    c->nodes[i].member = 0;
+    sim_net_set_up(c->net, i, 0);
+}
+
+static void join(cluster_t *c, size_t i)
+{
+    node_t *nd = &c->nodes[i];
+    nd->member = 1;
+    sim_net_set_up(c->net, i, 1);
+    nd->next_ae = now(c) + ANTI_ENTROPY_MS;
+    schedule(c, nd);
+}
+
+/* ---------------------------------------------------------------- convergence */
+
+/* Entries held by the honest members of group g (-1: all) that should hold them: the sum of the
+ * publish plans of publishers in that group. */
+static uint64_t planned(const cluster_t *c, int g)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (g < 0 || c->nodes[i].group == g)
+            sum += c->nodes[i].npubs;
+    return sum;
+}
+
+static int converged(const cluster_t *c, int by_group)
+{
+    uint64_t all = planned(c, -1);
+    for (size_t i = 0; i < c->n; i++) {
+        const node_t *nd = &c->nodes[i];
+        if (!nd->member || nd->byzantine)
+            continue;
+        if (nd->held != (by_group ? planned(c, nd->group) : all))
+            return 0;
+    }
+    return 1;
+}
+
+/* Runs until converged (checked every STEP_MS) or the deadline; returns the time it converged. */
+static uint64_t run_until_converged(cluster_t *c, uint64_t deadline, int by_group)
+{
+    for (uint64_t t = now(c);; t += STEP_MS) {
+        sim_net_run(c->net, t);
+        if (converged(c, by_group))
+            return now(c);
+        if (t >= deadline)
+            return UINT64_MAX;
+    }
+}
+
+/* Names the first honest member that has not converged, for a failing assertion. */
+static void describe_laggard(const cluster_t *c, int by_group, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "none");
+    uint64_t all = planned(c, -1);
+    for (size_t i = 0; i < c->n; i++) {
+        const node_t *nd = &c->nodes[i];
+        uint64_t want = by_group ? planned(c, nd->group) : all;
+        if (nd->member && !nd->byzantine && nd->held != want) {
+            snprintf(out, outlen, "node %zu holds %" PRIu64 " of %" PRIu64 " entries", i, nd->held, want);
+            return;
+        }
+    }
+}
+
+/* The store itself agrees: in every honest member, each publisher's domain of the same group (or every
+ * publisher, when !by_group) has the publisher's head seq, hash and key, and no other group's domain. */
+static void check_heads(cluster_t *c, int by_group)
+{
+    for (size_t p = 0; p < c->n; p++) {
+        const node_t *pub = &c->nodes[p];
+        if (!pub->npubs)
+            continue;
+        store_head_t want;
+        cr_assert_eq(store_catalog_head(pub->st, pub->domain, &want), 0);
+        cr_assert_eq(want.seq, pub->npubs, "publisher %zu head seq %" PRIu64 ", planned %zu", p, want.seq, pub->npubs);
+        for (size_t i = 0; i < c->n; i++) {
+            const node_t *nd = &c->nodes[i];
+            if (!nd->member || nd->byzantine)
+                continue;
+            store_head_t h;
+            int rc = store_catalog_head(nd->st, pub->domain, &h);
+            if (by_group && nd->group != pub->group) {
+                cr_assert_eq(rc, STORE_NOTFOUND, "node %zu holds %s from across the partition", i, pub->domain);
+                continue;
+            }
+            cr_assert_eq(rc, 0, "node %zu lacks domain %s", i, pub->domain);
+            cr_assert_eq(h.seq, want.seq, "node %zu: %s head %" PRIu64 ", publisher %" PRIu64, i, pub->domain, h.seq,
+                         want.seq);
+            cr_assert_arr_eq(h.hash, want.hash, STORE_HASH_LEN, "node %zu: %s head hash differs", i, pub->domain);
+            cr_assert_arr_eq(h.key, pub->id.pk, ID_PK_LEN, "node %zu: %s bound to a key not its publisher's", i,
+                             pub->domain);
+        }
+    }
+}
+
+typedef struct {
+    uint64_t entries[CAT_RESULT_COUNT], entries_sent, digests_sent, pushes, rounds, forged_accepted, malformed;
+} totals_t;
+
+static totals_t totals(const cluster_t *c)
+{
+    totals_t t = {0};
+    for (size_t i = 0; i < c->n; i++) {
+        const node_t *nd = &c->nodes[i];
+        if (nd->byzantine)
+            continue;
+        const repl_stats_t *s = repl_stats(nd->repl);
+        for (int r = 0; r < CAT_RESULT_COUNT; r++)
+            t.entries[r] += s->entries[r];
+        t.entries_sent += s->entries_sent;
+        t.digests_sent += s->digests_sent;
+        t.malformed += s->frames_malformed;
+        t.pushes += nd->pushes;
+        t.rounds += nd->rounds;
+        t.forged_accepted += nd->forged_accepted;
+    }
+    return t;
+}
+
+/* What happened between a and b (totals at two times): messages, and entries by outcome. */
+static void report(const char *what, const totals_t *a, const sim_net_stats_t *na, const cluster_t *c, uint64_t start,
+                   uint64_t done)
+{
+    totals_t b = totals(c);
+    const sim_net_stats_t *nb = sim_net_stats(c->net);
+    fprintf(stderr,
+            "%s: converged %" PRIu64 " ms after the last change (t=%" PRIu64 " ms). Messages: %" PRIu64
+            " sent (%" PRIu64 " lost, %" PRIu64 " blocked), %" PRIu64 " KiB. Entries sent: %" PRIu64
+            " pushed, %" PRIu64 " in anti-entropy answers. Digests: %" PRIu64 " (%" PRIu64
+            " rounds started, the rest replies and gap requests). Received: accepted %" PRIu64 ", duplicate %" PRIu64
+            ", gap %" PRIu64 ", bad_signature %" PRIu64 ", wrong_key %" PRIu64 ", bad_chain %" PRIu64 "\n",
+            what, done - start, done, nb->sent - na->sent, nb->lost - na->lost, nb->blocked - na->blocked,
+            (nb->bytes - na->bytes) >> 10, b.pushes - a->pushes, (b.entries_sent - b.pushes) - (a->entries_sent - a->pushes),
+            b.digests_sent - a->digests_sent, b.rounds - a->rounds, b.entries[CAT_ACCEPTED] - a->entries[CAT_ACCEPTED],
+            b.entries[CAT_DUPLICATE] - a->entries[CAT_DUPLICATE], b.entries[CAT_GAP] - a->entries[CAT_GAP],
+            b.entries[CAT_BAD_SIGNATURE] - a->entries[CAT_BAD_SIGNATURE],
+            b.entries[CAT_WRONG_KEY] - a->entries[CAT_WRONG_KEY], b.entries[CAT_BAD_CHAIN] - a->entries[CAT_BAD_CHAIN]);
+}
+
+static uint64_t last_publish(const cluster_t *c)
+{
+    uint64_t last = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->nodes[i].npubs && c->nodes[i].pubs[c->nodes[i].npubs - 1] > last)
+            last = c->nodes[i].pubs[c->nodes[i].npubs - 1];
+    return last;
+}
+
+static void setup(void) { cr_assert_geq(sodium_init(), 0); }
+
+static void teardown(void) { cluster_free(&g_cluster); }
+
+TestSuite(replicate_sim, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---------------------------------------------------------------- tests */
+
+/* The convergence bound after the last publish. Push alone (fan-out 3, forward once) misses about 6%
+ * of nodes per entry (s = e^{-3(1-s)}), more under loss; a later entry of the same domain exposes the
+ * gap, which is re-requested at once. What remains (mostly each domain's last entry) is found by
+ * anti-entropy: every period a node starts a round and is picked by one peer on average, and with
+ * 90% of peers holding the entry and 10% loss per message a round fails with p < 0.35, so k periods
+ * leave ~0.35^k of the ~100 stragglers: 10 periods leave < 0.003. */
+#define SETTLE_PERIODS 10
+
+Test(replicate_sim, hundred_nodes_ten_percent_loss_converge)
+{
+    enum { N = 100, DOMAINS = 10, PER = 20 };
+    cluster_t *c = cluster_new(N, 0x1001, 0.10, MAX_FRAME);
+    for (size_t d = 0; d < DOMAINS; d++)
+        plan_publishes(c, d * (N / DOMAINS), PER, 1, 20000);
+    uint64_t last = last_publish(c);
+    uint64_t bound = last + SETTLE_PERIODS * ANTI_ENTROPY_MS;
+    uint64_t t = run_until_converged(c, bound, 0);
+    char lag[128];
+    describe_laggard(c, 0, lag, sizeof lag);
+    cr_assert_neq(t, UINT64_MAX, "N=%d with 10%% loss not converged %d ms after the last publish: %s", N,
+                  SETTLE_PERIODS * ANTI_ENTROPY_MS, lag);
+    totals_t t0 = {0};
+    sim_net_stats_t n0 = {0};
+    report("N=100, 10% loss", &t0, &n0, c, last, t);
+    check_heads(c, 0);
+    totals_t tt = totals(c);
+    cr_assert_eq(tt.entries[CAT_ACCEPTED], (uint64_t)(N - 1) * DOMAINS * PER, "each entry accepted once per node");
+    cr_assert_eq(tt.entries[CAT_BAD_SIGNATURE] + tt.entries[CAT_WRONG_KEY] + tt.entries[CAT_BAD_CHAIN] +
+                     tt.entries[CAT_ERROR] + tt.malformed,
+                 0, "honest traffic refused");
+    cr_assert_gt(sim_net_stats(c->net)->lost, 0, "the loss was injected");
+}
+
+Test(replicate_sim, two_hundred_nodes_converge)
+{
+    enum { N = 200, DOMAINS = 10, PER = 20 };
+    cluster_t *c = cluster_new(N, 0x2002, 0.0, MAX_FRAME);
+    for (size_t d = 0; d < DOMAINS; d++)
+        plan_publishes(c, d * (N / DOMAINS), PER, 1, 20000);
+    uint64_t last = last_publish(c);
+    uint64_t t = run_until_converged(c, last + SETTLE_PERIODS * ANTI_ENTROPY_MS, 0);
+    char lag[128];
+    describe_laggard(c, 0, lag, sizeof lag);
+    cr_assert_neq(t, UINT64_MAX, "N=%d not converged: %s", N, lag);
+    totals_t t0 = {0};
+    sim_net_stats_t n0 = {0};
+    report("N=200, no loss", &t0, &n0, c, last, t);
+    check_heads(c, 0);
+    cr_assert_eq(totals(c).entries[CAT_ACCEPTED], (uint64_t)(N - 1) * DOMAINS * PER);
+}
+
+/* What healing a partition cost: entries the nodes needed (accepted), entries pushed and entries
+ * carried in anti-entropy answers (rounds and gap re-requests) meanwhile, and how long it took. */
+typedef struct {
+    uint64_t needed, pushed, answered, gaps, heal_ms, kib;
+} heal_t;
+
+/* n nodes in two halves; five publishers per side publish per entries each during the first 10 s and
+ * each side converges on its own (no entry crosses); after a quiet second the partition heals. No entry
+ * is published any more, so only anti-entropy can carry a side's catalog across (and forwarding on
+ * accept spreads what crossed). Returns the cost of the heal; frees the cluster. */
+static heal_t partition_then_heal(size_t n, size_t per, uint64_t seed, double loss)
+{
+    cluster_t *c = cluster_new(n, seed, loss, MAX_FRAME);
+    for (size_t i = n / 2; i < n; i++)
+        set_group(c, i, 1);
+    for (size_t d = 0; d < 5; d++) {
+        plan_publishes(c, d * (n / 10), per, 1, 10000);            /* side 0 */
+        plan_publishes(c, n / 2 + d * (n / 10), per, 1, 10000);    /* side 1 */
+    }
+    uint64_t last = last_publish(c);
+    uint64_t t = run_until_converged(c, last + SETTLE_PERIODS * ANTI_ENTROPY_MS, 1);
+    char lag[128], what[96];
+    describe_laggard(c, 1, lag, sizeof lag);
+    cr_assert_neq(t, UINT64_MAX, "a side of the partition did not converge on its own: %s", lag);
+    totals_t t0 = {0};
+    sim_net_stats_t n0 = {0};
+    snprintf(what, sizeof what, "partition N=%zu, %zu entries a side, each side", n, 5 * per);
+    report(what, &t0, &n0, c, last, t);
+    check_heads(c, 1);
+
+    uint64_t heal = now(c) + 1000;
+    sim_net_run(c->net, heal);
+    totals_t t1 = totals(c);
+    sim_net_stats_t n1 = *sim_net_stats(c->net);
+    for (size_t i = 0; i < n; i++)
+        set_group(c, i, 0);
+    t = run_until_converged(c, heal + SETTLE_PERIODS * ANTI_ENTROPY_MS, 0);
+    describe_laggard(c, 0, lag, sizeof lag);
+    cr_assert_neq(t, UINT64_MAX, "not converged %d ms after the partition healed: %s",
+                  SETTLE_PERIODS * ANTI_ENTROPY_MS, lag);
+    snprintf(what, sizeof what, "partition N=%zu, %zu entries a side, healed", n, 5 * per);
+    report(what, &t1, &n1, c, heal, t);
+    check_heads(c, 0);
+    totals_t t2 = totals(c);
+    cr_assert_eq(t2.entries[CAT_BAD_CHAIN] + t2.entries[CAT_WRONG_KEY] + t2.entries[CAT_BAD_SIGNATURE], 0);
+    heal_t h = {
+        .needed = t2.entries[CAT_ACCEPTED] - t1.entries[CAT_ACCEPTED],
+        .pushed = t2.pushes - t1.pushes,
+        .answered = (t2.entries_sent - t2.pushes) - (t1.entries_sent - t1.pushes),
+        .gaps = t2.entries[CAT_GAP] - t1.entries[CAT_GAP],
+        .heal_ms = t - heal,
+        .kib = (sim_net_stats(c->net)->bytes - n1.bytes) >> 10,
+    };
+    cr_assert_eq(h.needed, (uint64_t)n * 5 * per, "each node accepted the other side's entries once");
+    cluster_free(&g_cluster);
+    return h;
+}
+
+Test(replicate_sim, partition_converges_per_side_then_heals_by_anti_entropy)
+{
+    heal_t h = partition_then_heal(100, 10, 0x3003, 0.10);
+    cr_assert_gt(h.pushed, 0, "entries that crossed are forwarded on accept");
+    cr_assert_gt(h.answered, 0, "entries crossed in anti-entropy answers");
+}
+
+/* A node absent while everything was published joins and catches up through anti-entropy alone. Small
+ * frames (2 KiB: about ten entries) make one answer's 16-frame budget smaller than the backlog, so the
+ * catch-up also shows "the rest follows in the next round". */
+Test(replicate_sim, late_node_catches_up_by_anti_entropy)
+{
+    enum { N = 100, DOMAINS = 10, PER = 20, LATE = N - 1 };
+    cluster_t *c = cluster_new(N, 0x4004, 0.10, 2048);
+    set_absent(c, LATE);
+    for (size_t d = 0; d < DOMAINS; d++)
+        plan_publishes(c, d * 9, PER, 1, 10000);
+    uint64_t last = last_publish(c);
+    uint64_t t = run_until_converged(c, last + SETTLE_PERIODS * ANTI_ENTROPY_MS, 0);
+    cr_assert_neq(t, UINT64_MAX, "the members did not converge before the late node joined");
+    cr_assert_eq(c->nodes[LATE].held, 0);
+
+    totals_t before = totals(c);
+    sim_net_stats_t nb = *sim_net_stats(c->net);
+    uint64_t joined = now(c) + 1000;
+    sim_net_run(c->net, joined);
+    join(c, LATE);
+    /* Its first round is one period after start, and others pick it before that (1/99 each per period).
+     * Each answer carries up to 16 frames, so 200 entries need about two rounds. */
+    t = run_until_converged(c, joined + SETTLE_PERIODS * ANTI_ENTROPY_MS, 0);
+    char lag[128];
+    describe_laggard(c, 0, lag, sizeof lag);
+    cr_assert_neq(t, UINT64_MAX, "the late node did not catch up: %s", lag);
+    totals_t after = totals(c);
+    const sim_net_stats_t *na = sim_net_stats(c->net);
+    fprintf(stderr,
+            "late node: caught up %" PRIu64 " entries %" PRIu64 " ms after joining; %" PRIu64
+            " messages meanwhile (%" PRIu64 " KiB); it forwarded %" PRIu64 " pushes of old entries, "
+            "which cost the others %" PRIu64 " duplicate verifications\n",
+            c->nodes[LATE].held, t - joined, na->sent - nb.sent, (na->bytes - nb.bytes) >> 10,
+            c->nodes[LATE].pushes, after.entries[CAT_DUPLICATE] - before.entries[CAT_DUPLICATE]);
+    check_heads(c, 0);
+    cr_assert_eq(repl_stats(c->nodes[LATE].repl)->entries[CAT_ACCEPTED], (uint64_t)DOMAINS * PER);
+}
+
+/* One member forges: every second it sends every node, for every domain, the next entry chained on the
+ * real head but signed by its own key (wrong_key), and the same entry claiming the real signer
+ * (bad_signature); it answers each digest with such forgeries of exactly the seqs the asker lacks.
+ * It starts once every domain is bound everywhere (before that, TOFU binds the first key seen; that
+ * is the design's stated limit, not what this test is about). */
+Test(replicate_sim, byzantine_forgeries_are_never_accepted)
+{
+    enum { N = 60, DOMAINS = 10, PER = 20, BYZ = N - 1 };
+    cluster_t *c = cluster_new(N, 0x5005, 0.10, MAX_FRAME);
+    make_identity(&c->mallory, BYZ, 0xee);
+    c->nodes[BYZ].byzantine = 1;
+    c->nodes[BYZ].next_ae = UINT64_MAX;                      /* dormant until every domain is bound */
+    sim_net_set_wake(c->net, BYZ, UINT64_MAX);
+    for (size_t d = 0; d < DOMAINS; d++)
+        plan_publishes(c, d * 5, PER, 1, 20000);
+    /* Each publisher's first entry comes first: hold the rest back until it has spread. */
+    uint64_t bind_by = 0;
+    for (size_t d = 0; d < DOMAINS; d++) {
+        node_t *p = &c->nodes[d * 5];
+        p->pubs[0] = 1 + d;
+        for (size_t k = 1; k < PER; k++)
+            p->pubs[k] += 15000;                              /* now in [15001, 35000) */
+        schedule(c, p);
+    }
+    for (uint64_t t = 0;; t += STEP_MS) {
+        sim_net_run(c->net, t);
+        int bound = 1;
+        for (size_t i = 0; i < N && bound; i++)
+            if (i != BYZ && c->nodes[i].held < DOMAINS)
+                bound = 0;
+        if (bound) {
+            bind_by = t;
+            break;
+        }
+        cr_assert_lt(t, 15000, "the first entries did not reach every node before 15 s");
+    }
+    c->nodes[BYZ].next_ae = now(c) + 1;
+    schedule(c, &c->nodes[BYZ]);
+
+    uint64_t last = last_publish(c);
+    uint64_t t = run_until_converged(c, last + SETTLE_PERIODS * ANTI_ENTROPY_MS, 0);
+    char lag[128];
+    describe_laggard(c, 0, lag, sizeof lag);
+    cr_assert_neq(t, UINT64_MAX, "honest nodes did not converge under attack: %s", lag);
+    sim_net_run(c->net, now(c) + 2 * ANTI_ENTROPY_MS);     /* the attack goes on after convergence */
+    totals_t t0 = {0};
+    sim_net_stats_t n0 = {0};
+    report("byzantine", &t0, &n0, c, last, t);
+    fprintf(stderr, "byzantine: domains bound everywhere by t=%" PRIu64 " ms; %" PRIu64 " forged entries sent\n",
+            bind_by, c->forged_sent);
+    check_heads(c, 0);
+    totals_t tt = totals(c);
+    cr_assert_eq(tt.forged_accepted, 0, "an honest node accepted a forged entry");
+    cr_assert_eq(tt.entries[CAT_ACCEPTED], (uint64_t)(N - 2) * DOMAINS * PER, "only the real entries were accepted");
+    cr_assert_eq(tt.entries[CAT_BAD_SIGNATURE], c->forged_delivered / 2, "every delivered forgery is counted");
+    cr_assert_eq(tt.entries[CAT_WRONG_KEY], c->forged_delivered / 2, "every delivered forgery is counted");
+    for (size_t i = 0; i < N; i++) {
+        if (i == BYZ)
+            continue;
+        const repl_stats_t *s = repl_stats(c->nodes[i].repl);
+        cr_assert_gt(s->entries[CAT_BAD_SIGNATURE], 0, "node %zu never counted a bad signature", i);
+        cr_assert_gt(s->entries[CAT_WRONG_KEY], 0, "node %zu never counted a wrong key", i);
+        cr_assert_eq(s->entries[CAT_BAD_CHAIN], 0, "node %zu: forgeries must stop at the key, not the chain", i);
+    }
+}
