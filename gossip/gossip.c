@@ -116,22 +116,30 @@ static void repl_send(void *ctx, const char *addr, int type, const uint8_t *body
     transport_send(g->tr, addr, type, body, len);
 }
 
-/* Sends entry to up to gossip_nodes random alive peers. */
-static void push_entry(gossip_t *g, const uint8_t *entry, size_t len)
+/* Up to gossip_nodes random alive peers: the fan-out of pushes and of forwarding. */
+static size_t fanout_peers(void *ctx, const char **addrs, size_t max)
 {
+    gossip_t *g = ctx;
     const Trib__Member *peers[64];
-    size_t k = g->o.swim.gossip_nodes < 64 ? g->o.swim.gossip_nodes : 64;
-    size_t n = swim_random_alive(g->swim, k, peers);
-    const char *addrs[64];
+    size_t k = g->o.swim.gossip_nodes < max ? g->o.swim.gossip_nodes : max;
+    size_t n = swim_random_alive(g->swim, k < 64 ? k : 64, peers);
     for (size_t i = 0; i < n; i++)
         addrs[i] = peers[i]->addr;
+    return n;
+}
+
+static void push_entry(gossip_t *g, const uint8_t *entry, size_t len)
+{
+    const char *addrs[64];
+    size_t n = fanout_peers(g, addrs, 64);
     repl_push(g->repl, entry, len, addrs, n);
 }
 
+/* Entries from peers were accepted (replicate forwards them itself): wake readers. */
 static void entry_accepted(void *ctx, const uint8_t *entry, size_t len)
 {
     gossip_t *g = ctx;
-    push_entry(g, entry, len); /* forward once: only entries new to us get here */
+    (void)entry, (void)len;
     if (g->o.on_catalog)
         g->o.on_catalog(g->o.ctx);
 }
@@ -371,7 +379,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     g->swim = swim_new(&o->swim, &self, &sio, seed, err, errlen);
     if (!g->swim)
         goto fail;
-    repl_io_t rio = {.ctx = g, .send = repl_send, .accepted = entry_accepted};
+    repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted};
     size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
     if (frame > (4u << 20))
         frame = 4u << 20;

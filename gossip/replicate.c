@@ -3,9 +3,14 @@
  * Anti-entropy: A sends its digest {domain -> head seq} to B. B sends A, per domain, the entries A
  * lacks (in seq order, in frames under max_frame) and answers with its own digest (reply = true);
  * A then sends B what B lacks. Push: a new entry goes straight to a few peers, and each node that
- * accepts it as new forwards it once (the caller does, from the accepted callback), so an entry
- * spreads epidemically with every hop verified. An entry past a gap triggers a digest to its sender,
- * which answers with the missing range: gaps are re-requested, never skipped. */
+ * accepts entries as new forwards them once, all the entries of one received frame together in one
+ * frame to the same few peers (so a run of entries arrives in order, not scattered into gaps), and
+ * an entry spreads epidemically with every hop verified.
+ * Gaps: an entry past our head asks its sender for just the gapped domains from our head on
+ * (MSG_CATALOG_WANT, answered with entries only). While a request for a domain at a given head is
+ * outstanding no other is sent; it is forgotten when the head moves or at the next anti-entropy
+ * round, so a lost request is retried. Gaps are re-requested, never skipped, and the cost of
+ * healing stays linear in what is missing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +20,13 @@
 
 #define MAX_DIGEST_HEADS 65536   /* a peer's digest longer than this is malformed */
 #define MAX_FRAMES_PER_ANSWER 16 /* the rest follows in the next round */
+#define MAX_FANOUT 64
+#define MAX_WANTS 1024           /* outstanding gap requests remembered (one per domain) */
+
+typedef struct {
+    char domain[64];
+    uint64_t head;               /* our head when we asked */
+} want_t;
 
 struct replicate {
     store_t *st;
@@ -22,6 +34,8 @@ struct replicate {
     size_t max_frame;
     repl_io_t io;
     repl_stats_t stats;
+    want_t wants[MAX_WANTS];
+    size_t nwants;
 };
 
 replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_io_t *io)
@@ -106,24 +120,6 @@ static int frame_add(void *ctx, uint64_t seq, const uint8_t *bytes, size_t len)
     return 0;
 }
 
-void repl_push(replicate_t *r, const uint8_t *entry, size_t len, const char *const *addrs, size_t n)
-{
-    ProtobufCBinaryData item = {len, (uint8_t *)entry};
-    Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
-    msg.n_entries = 1;
-    msg.entries = &item;
-    size_t plen = trib__catalog_entries__get_packed_size(&msg);
-    uint8_t *buf = malloc(plen);
-    if (!buf)
-        return;
-    trib__catalog_entries__pack(&msg, buf);
-    for (size_t i = 0; i < n; i++) {
-        r->io.send(r->io.ctx, addrs[i], TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, buf, plen);
-        r->stats.entries_sent++;
-    }
-    free(buf);
-}
-
 /* ------------------------------------------------------------------ digests */
 
 typedef struct {
@@ -184,7 +180,11 @@ out:
     free(d.names);
 }
 
-void repl_sync(replicate_t *r, const char *addr) { send_digest(r, addr, 0); }
+void repl_sync(replicate_t *r, const char *addr)
+{
+    r->nwants = 0; /* a request lost before this round gets asked again */
+    send_digest(r, addr, 0);
+}
 
 /* Sends the peer, whose digest is msg, every entry it lacks of every domain we hold. */
 typedef struct {
@@ -232,24 +232,177 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
     return 0;
 }
 
+/* Packs entries into frames under max_frame and sends each frame to every address. */
+static void send_entries(replicate_t *r, const ProtobufCBinaryData *items, size_t n, const char *const *addrs,
+                         size_t naddrs, int push)
+{
+    size_t i = 0;
+    while (i < n && naddrs) {
+        size_t j = i, bytes = 0;
+        while (j < n && (j == i || bytes + items[j].len + 8 <= r->max_frame))
+            bytes += items[j++].len + 8;
+        Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
+        msg.n_entries = j - i;
+        msg.entries = (ProtobufCBinaryData *)&items[i];
+        size_t len = trib__catalog_entries__get_packed_size(&msg);
+        uint8_t *buf = malloc(len);
+        if (!buf)
+            return;
+        trib__catalog_entries__pack(&msg, buf);
+        for (size_t k = 0; k < naddrs; k++) {
+            r->io.send(r->io.ctx, addrs[k], TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, buf, len);
+            r->stats.entries_sent += j - i;
+            if (push)
+                r->stats.entries_pushed += j - i;
+        }
+        free(buf);
+        i = j;
+    }
+}
+
+void repl_push(replicate_t *r, const uint8_t *entry, size_t len, const char *const *addrs, size_t n)
+{
+    ProtobufCBinaryData item = {len, (uint8_t *)entry};
+    send_entries(r, &item, 1, addrs, n, 1);
+}
+
+/* Forwards the entries accepted from one frame, together, to a few peers other than its sender. */
+static void forward(replicate_t *r, const char *from, const ProtobufCBinaryData *items, size_t n)
+{
+    if (!n || !r->io.peers)
+        return;
+    const char *got[MAX_FANOUT], *addrs[MAX_FANOUT];
+    size_t ng = r->io.peers(r->io.ctx, got, MAX_FANOUT), na = 0;
+    for (size_t i = 0; i < ng; i++)
+        if (strcmp(got[i], from) != 0)
+            addrs[na++] = got[i];
+    send_entries(r, items, n, addrs, na, 1);
+}
+
+/* The domain a (signed) entry claims, or -1 when it does not decode (it was counted already). */
+static int entry_domain(const ProtobufCBinaryData *item, char *out, size_t cap)
+{
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, item->len, item->data);
+    if (!se)
+        return -1;
+    Trib__CatalogEntry *ce = trib__catalog_entry__unpack(NULL, se->body.len, se->body.data);
+    int rc = ce && ce->domain && ce->domain[0] ? 0 : -1;
+    if (!rc)
+        snprintf(out, cap, "%s", ce->domain);
+    if (ce)
+        trib__catalog_entry__free_unpacked(ce, NULL);
+    trib__signed_entry__free_unpacked(se, NULL);
+    return rc;
+}
+
+/* Whether to ask for domain at head now: not while the same request is outstanding. */
+static int want_new(replicate_t *r, const char *domain, uint64_t head)
+{
+    for (size_t i = 0; i < r->nwants; i++)
+        if (!strcmp(r->wants[i].domain, domain)) {
+            if (r->wants[i].head == head)
+                return 0;
+            r->wants[i].head = head;
+            return 1;
+        }
+    if (r->nwants == MAX_WANTS) /* forget the oldest */
+        memmove(r->wants, r->wants + 1, --r->nwants * sizeof r->wants[0]);
+    snprintf(r->wants[r->nwants].domain, sizeof r->wants[0].domain, "%s", domain);
+    r->wants[r->nwants++].head = head;
+    return 1;
+}
+
+/* Asks from for the gapped domains of these entries, from our heads on. */
+static void request_gaps(replicate_t *r, const char *from, const ProtobufCBinaryData *items, size_t n)
+{
+    Trib__DomainHead heads[16], *ptrs[16];
+    char names[16][64];
+    size_t nh = 0;
+    for (size_t i = 0; i < n && nh < 16; i++) {
+        char domain[64];
+        if (entry_domain(&items[i], domain, sizeof domain) < 0)
+            continue;
+        int seen = 0;
+        for (size_t k = 0; k < nh && !seen; k++)
+            seen = !strcmp(names[k], domain);
+        store_head_t h = {0};
+        if (seen || store_catalog_head(r->st, domain, &h) < 0 || !want_new(r, domain, h.seq))
+            continue;
+        snprintf(names[nh], sizeof names[nh], "%s", domain);
+        trib__domain_head__init(&heads[nh]);
+        heads[nh].domain = names[nh];
+        heads[nh].seq = h.seq;
+        ptrs[nh] = &heads[nh];
+        nh++;
+    }
+    if (!nh)
+        return;
+    Trib__CatalogDigest msg = TRIB__CATALOG_DIGEST__INIT;
+    msg.n_heads = nh;
+    msg.heads = ptrs;
+    size_t len = trib__catalog_digest__get_packed_size(&msg);
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return;
+    trib__catalog_digest__pack(&msg, buf);
+    r->io.send(r->io.ctx, from, TRIB__MSG_TYPE__MSG_CATALOG_WANT, buf, len);
+    r->stats.wants_sent++;
+    free(buf);
+}
+
 static int handle_entries(replicate_t *r, const char *from, const uint8_t *body, size_t len)
 {
     Trib__CatalogEntries *msg = trib__catalog_entries__unpack(NULL, len, body);
     if (!msg)
         return -1;
-    int gap = 0;
+    ProtobufCBinaryData *ok = calloc(msg->n_entries ? msg->n_entries : 1, sizeof *ok);
+    ProtobufCBinaryData *gaps = calloc(msg->n_entries ? msg->n_entries : 1, sizeof *gaps);
+    size_t nok = 0, ngaps = 0;
     for (size_t i = 0; i < msg->n_entries; i++) {
         char err[256];
         cat_result_t res = catalog_accept(r->cat, msg->entries[i].data, msg->entries[i].len, err, sizeof err);
         r->stats.entries[res]++;
-        if (res == CAT_ACCEPTED && r->io.accepted)
-            r->io.accepted(r->io.ctx, msg->entries[i].data, msg->entries[i].len);
-        else if (res == CAT_GAP)
-            gap = 1;
+        if (res == CAT_ACCEPTED) {
+            if (ok)
+                ok[nok++] = msg->entries[i];
+            if (r->io.accepted)
+                r->io.accepted(r->io.ctx, msg->entries[i].data, msg->entries[i].len);
+        } else if (res == CAT_GAP && gaps) {
+            gaps[ngaps++] = msg->entries[i];
+        }
     }
+    forward(r, from, ok, nok); /* forward once: only entries new to us get here */
+    request_gaps(r, from, gaps, ngaps);
+    free(ok);
+    free(gaps);
     trib__catalog_entries__free_unpacked(msg, NULL);
-    if (gap) /* ask the sender for what we lack */
-        send_digest(r, from, 0);
+    return 0;
+}
+
+/* A peer lacks entries of the listed domains after the listed seqs: send them (no digest back). */
+static int handle_want(replicate_t *r, const char *from, const uint8_t *body, size_t len)
+{
+    Trib__CatalogDigest *msg = trib__catalog_digest__unpack(NULL, len, body);
+    if (!msg)
+        return -1;
+    if (msg->n_heads > MAX_DIGEST_HEADS) {
+        trib__catalog_digest__free_unpacked(msg, NULL);
+        return -1;
+    }
+    r->stats.wants_in++;
+    frame_t f = {.r = r, .addr = from};
+    for (size_t i = 0; i < msg->n_heads && f.frames < MAX_FRAMES_PER_ANSWER; i++) {
+        const char *domain = msg->heads[i]->domain;
+        store_head_t h;
+        if (!domain || store_catalog_head(r->st, domain, &h) != 0 || h.seq <= msg->heads[i]->seq)
+            continue;
+        store_catalog_scan(r->st, domain, msg->heads[i]->seq + 1, (size_t)-1, frame_add, &f);
+    }
+    frame_flush(&f);
+    for (size_t i = 0; i < f.n; i++)
+        free(f.items[i].data);
+    free(f.items);
+    trib__catalog_digest__free_unpacked(msg, NULL);
     return 0;
 }
 
@@ -260,6 +413,8 @@ int repl_handle(replicate_t *r, const char *from_addr, int type, const uint8_t *
         rc = handle_digest(r, from_addr, body, len);
     else if (type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES)
         rc = handle_entries(r, from_addr, body, len);
+    else if (type == TRIB__MSG_TYPE__MSG_CATALOG_WANT)
+        rc = handle_want(r, from_addr, body, len);
     if (rc < 0)
         r->stats.frames_malformed++;
     return rc;

@@ -17,13 +17,19 @@ typedef struct {
     void *ctx;
     /* Sends one message (type MSG_CATALOG_*) to a peer address; must not block. */
     void (*send)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
-    /* An entry from a peer was accepted (new to this node): forward it, wake readers. */
+    /* Fills addrs with up to max random live peers (the push fan-out); returns how many. The
+     * strings must stay valid until the next call. NULL: accepted entries are not forwarded. */
+    size_t (*peers)(void *ctx, const char **addrs, size_t max);
+    /* An entry from a peer was accepted (new to this node): wake readers. */
     void (*accepted)(void *ctx, const uint8_t *entry, size_t len);
 } repl_io_t;
 
 typedef struct {
     uint64_t entries[CAT_RESULT_COUNT];   /* received entries by outcome */
-    uint64_t entries_sent, digests_sent, digests_in, frames_malformed;
+    uint64_t entries_sent;                /* every entry sent, per peer ... */
+    uint64_t entries_pushed;              /* ... of which pushed or forwarded (not answers) */
+    uint64_t digests_sent, digests_in, frames_malformed;
+    uint64_t wants_sent, wants_in;        /* gap re-requests (MSG_CATALOG_WANT) */
 } repl_stats_t;
 
 /* max_frame bounds the body of one CatalogEntries message. */
@@ -34,7 +40,7 @@ void repl_destroy(replicate_t **rp);
 void repl_push(replicate_t *r, const uint8_t *entry, size_t len, const char *const *addrs, size_t n);
 /* Starts an anti-entropy round with one peer: sends it our digest. */
 void repl_sync(replicate_t *r, const char *addr);
-/* Handles a MSG_CATALOG_* message. Returns 0, or -1 when the body is malformed (counted). */
+/* Handles a MSG_CATALOG_* message (DIGEST, ENTRIES or WANT). Returns 0, or -1 when the body is malformed (counted). */
 int repl_handle(replicate_t *r, const char *from_addr, int type, const uint8_t *body, size_t len);
 const repl_stats_t *repl_stats(const replicate_t *r);
 
