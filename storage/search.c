@@ -19,9 +19,10 @@
  *   search_docs    docid                -> record: id, status, tags, owners, words+masks
  *                                          (what to remove when the product changes)
  *   search_ids     product id           -> docid
- * A query allocates one small slot per docid (8 bytes: 0.8 MB at 100k products), walks the
- * postings of its words and filters, and ranks; facet counts come from the hits' records when
- * the hits are few, else from one sweep of the facet postings. */
+ * A query allocates one small slot per docid (8 bytes: 0.8 MB at 100k products) and a hit
+ * bitmap, walks the postings of its words and filters, and ranks. Facet counts, and the id
+ * order of tied hits, come from the hits' records when the hits are few, else from one sweep
+ * of the facet postings / of search_ids, whichever the estimate says is cheaper. */
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -33,8 +34,8 @@
 #define MARKER_KEY       "store.search"
 #define TOKEN_MAX        64          /* longer words are cut to this many bytes */
 #define DOC_TERMS_MAX    4096        /* distinct words indexed per product */
-#define PREFIX_TERMS_MAX 64          /* words a query word may extend to (prefix match) */
-#define PREFIX_MIN       3           /* query words this long also match as a prefix */
+#define PREFIX_TERMS_MAX 32          /* words the last query word may extend to (prefix match) */
+#define PREFIX_MIN       3           /* a last query word this long also matches as a prefix */
 #define REC_VERSION      1
 
 /* Field bits of a posting, and what a query word scores for the best field it hits. */
@@ -807,7 +808,7 @@ int store__search_open(store_t *st, int disabled, char *err, size_t errlen)
 
 typedef struct {
     uint16_t score, wbest;
-    uint8_t words, filt, wstamp, hit;
+    uint8_t words, filt, wstamp, pad;
 } slot_t;
 
 typedef struct {
@@ -815,11 +816,19 @@ typedef struct {
     MDB_txn *txn;
     MDB_cursor *terms, *facets;
     slot_t *slot;
+    uint64_t *hit;                   /* bitmap of the hits: small, so sweeps stay in cache */
     uint32_t n;                      /* docids are < n */
     uint32_t *touched;
     size_t ntouched, cap_touched;
     int oom;
 } q_t;
+
+static int is_hit(const q_t *q, uint32_t d) { return d < q->n && (q->hit[d >> 6] >> (d & 63) & 1); }
+
+/* Per-operation cost estimates (ns) for choosing between a lookup per hit and a sweep. */
+#define COST_LOOKUP 700     /* mdb_get of a record and decoding it */
+#define COST_POSTING 3      /* one posting of a sweep */
+#define COST_WALK 60        /* one search_ids entry of a walk */
 
 static unsigned weight_of(unsigned mask)
 {
@@ -895,14 +904,15 @@ static void page_word(q_t *q, const uint8_t *vals, size_t count, void *vctx)
     }
 }
 
-/* Scores one query word: its exact postings, and those of up to PREFIX_TERMS_MAX longer words
- * it begins (at half weight). Each matched doc gains WORD_HIT plus its best field weight. */
-static int score_word(q_t *q, const char *w, size_t len, uint8_t stamp)
+/* Scores one query word: its exact postings, and with prefix those of up to PREFIX_TERMS_MAX
+ * longer words it begins (at half weight). Each matched doc gains WORD_HIT plus its best field
+ * weight. */
+static int score_word(q_t *q, const char *w, size_t len, uint8_t stamp, int prefix)
 {
     word_ctx_t wc = { stamp, 1 };
     q->ntouched = 0;
     int rc = each_page(q, q->terms, w, len, POST_LEN, page_word, &wc);
-    if (rc == 0 && len >= PREFIX_MIN) {
+    if (rc == 0 && prefix && len >= PREFIX_MIN) {
         wc.div = 2;
         MDB_val k = { len, (void *)w }, v;
         int n = 0;
@@ -1054,8 +1064,7 @@ static void page_count(q_t *q, const uint8_t *vals, size_t count, void *ctx)
 {
     size_t *c = ctx;
     for (size_t i = 0; i < count; i++) {
-        uint32_t d = be32_get(vals + i * FACET_LEN);
-        if (d < q->n && q->slot[d].hit)
+        if (is_hit(q, be32_get(vals + i * FACET_LEN)))
             ++*c;
     }
 }
@@ -1162,8 +1171,6 @@ static int id_of(q_t *q, uint32_t doc, char id[STORE_ID_MAX], char *err, size_t 
     return 0;
 }
 
-#define TIE_LOOKUP_MAX 4096   /* beyond this, ties are ordered by walking search_ids */
-
 /* Fills out->hits with hits [offset, offset+limit) in (score desc, id asc) order.
  * hits[0..nh) are the hit docids. */
 static int rank(q_t *q, const uint32_t *hits, size_t nh, size_t offset, size_t limit,
@@ -1189,15 +1196,18 @@ static int rank(q_t *q, const uint32_t *hits, size_t nh, size_t offset, size_t l
     }
     size_t ties = hist[cut];
     free(hist);
+    /* Ties in id order: look up every tied hit's id, or walk search_ids (in id order) until
+     * enough tied hits passed: about (k - above) * n / ties entries. */
+    int lookup = (double)ties * COST_LOOKUP <= (double)(k - above) * q->n / (double)ties * COST_WALK;
 
-    size_t cand = above + (ties <= TIE_LOOKUP_MAX ? ties : k - above);
+    size_t cand = above + (lookup ? ties : k - above);
     ranked_t *r = malloc(cand * sizeof *r);
     if (!r)
         goto oom;
     size_t nr = 0;
     for (size_t i = 0; i < nh; i++) {
         uint16_t s = q->slot[hits[i]].score;
-        if (s > cut || (s == cut && ties <= TIE_LOOKUP_MAX)) {
+        if (s > cut || (s == cut && lookup)) {
             assert(nr < cand);
             r[nr].doc = hits[i];
             r[nr].score = s;
@@ -1208,7 +1218,7 @@ static int rank(q_t *q, const uint32_t *hits, size_t nh, size_t offset, size_t l
             nr++;
         }
     }
-    if (ties > TIE_LOOKUP_MAX) {
+    if (!lookup) {
         /* Many ties: the first (k - above) of them in id order, by walking the ids. */
         MDB_cursor *cur;
         int rc = mdb_cursor_open(q->txn, q->st->s_ids, &cur);
@@ -1223,7 +1233,7 @@ static int rank(q_t *q, const uint32_t *hits, size_t nh, size_t offset, size_t l
             if (v.mv_size != 4 || kk.mv_size >= STORE_ID_MAX)
                 continue;
             uint32_t d = be32_get(v.mv_data);
-            if (d >= q->n || !q->slot[d].hit || q->slot[d].score != cut)
+            if (!is_hit(q, d) || q->slot[d].score != cut)
                 continue;
             r[nr].doc = d;
             r[nr].score = (uint16_t)cut;
@@ -1343,7 +1353,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     }
     if (docid_end(q->st, q->txn, &q->n, err, errlen) != 0)
         return -1;
-    if (!(q->slot = calloc(q->n, sizeof *q->slot))) {
+    if (!(q->slot = calloc(q->n, sizeof *q->slot)) || !(q->hit = calloc(q->n / 64 + 1, sizeof *q->hit))) {
         store__err(err, errlen, "search: out of memory for %u products", q->n);
         return -1;
     }
@@ -1367,7 +1377,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     }
     if (has_q) {
         for (size_t i = 0; i < w->n; i++)
-            if ((rc = score_word(q, w->w[i], w->len[i], (uint8_t)(i + 1))) != 0)
+            if ((rc = score_word(q, w->w[i], w->len[i], (uint8_t)(i + 1), i + 1 == w->n)) != 0)
                 goto word_fail;
         if ((rc = score_exact(q, qn, joined)) != 0)
             goto word_fail;
@@ -1380,7 +1390,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
             if ((nfilt && s->filt != nfilt) || (has_q && s->words == 0))
                 continue;
             if (pass == 0) {
-                s->hit = 1;
+                q->hit[d >> 6] |= (uint64_t)1 << (d & 63);
                 nh++;
             } else {
                 hits[nh++] = d;
@@ -1398,8 +1408,10 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     ftable_t t = { 0 };
     int ret = 0;
     if (nh > 0) {
-        /* Records of the hits cost about as much as sweeping 64 facet postings each. */
-        ret = nh * 64 <= (size_t)q->n * 4 || nh <= 256
+        MDB_stat fs;
+        if ((rc = mdb_stat(q->txn, q->st->s_facets, &fs)) != 0)
+            goto mdb_fail;
+        ret = (double)nh * COST_LOOKUP <= (double)fs.ms_entries * COST_POSTING
             ? facets_from_records(q, hits, nh, &t, err, errlen)
             : facets_from_postings(q, &t, err, errlen);
         if (ret == 0)
@@ -1447,6 +1459,7 @@ int store_search(store_t *st, const store_query_t *sq, store_result_t *out, char
         mdb_cursor_close(q.facets);
     store__read_end(st, q.txn);
     free(q.slot);
+    free(q.hit);
     free(q.touched);
     if (rc != 0)
         store_result_free(out);

@@ -111,7 +111,8 @@ int store_products(store_t *st, const char *domain, store_product_fn fn, void *c
  *   EXACT 10000 when the query is a product's id, or its name (also written with spaces for
  *   dashes); then per distinct query word matched 100 plus the best field it matched:
  *   name 40, tag 30, title 20, owner 15, schema field 10, domain 8, description 5 (+1 per
- *   further field). A word of 3+ letters also matches words it begins (half the field weight).
+ *   further field). The query's last word, when 3+ letters, also matches words it begins (half
+ *   the field weight): search as you type.
  *   So more words matched beat better fields, and a document need not match every word.
  * Filters: exact value, case-insensitive (stored lowercase); a value nobody has gives no hits.
  * Facets: counts of each domain, tag, owner (business and technical) and status value over
