@@ -291,9 +291,10 @@ Test(search, ranking_table)
         /* name beats tag beats description; the domain counts a little */
         { { .q = "finance" }, "growth/finance-report payments/settled-transactions finance/budget-plan finance/ledger growth/signups" },
         { { .q = "cards" }, "payments/chargebacks payments/refunds payments/settled-transactions" },
-        /* more words matched ranks higher (fraud: a tag beats a description); not all
-         * words are required (refunds has only "card") */
-        { { .q = "card fraud" }, "payments/chargebacks payments/settled-transactions payments/refunds" },
+        /* more words matched ranks higher; not all words are required (refunds has only
+         * "card"); only the last word matches as a prefix ("card" -> the tag "cards") */
+        { { .q = "card fraud" }, "payments/settled-transactions payments/chargebacks payments/refunds" },
+        { { .q = "fraud card" }, "payments/chargebacks payments/settled-transactions payments/refunds" },
         /* schema field names, split snake_case */
         { { .q = "amount minor" }, "payments/refunds payments/settled-transactions" },
         { { .q = "currency" }, "listening/track-plays payments/settled-transactions" },   /* tie: id order */
