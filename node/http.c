@@ -126,13 +126,12 @@ static enum MHD_Result h_products(agent_t *a, struct MHD_Connection *c)
         .tag = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tag"),
         .owner = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "owner"),
         .status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"),
+        .limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
+        .offset = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset"),
     };
-    if (q.status && *q.status && !manifest_valid_status(q.status))
-        return send_error(c, R_PRODUCTS, 400, "bad_query",
-                          "status: '%s' is not one of draft, active, deprecated, retired", q.status);
-    if (q.domain && *q.domain && !entry_valid_name(q.domain))
-        return send_error(c, R_PRODUCTS, 400, "bad_query", "domain: '%s' is not a valid domain name", q.domain);
     char err[256];
+    if (view_products_check(&q, err, sizeof err) != 0)
+        return send_error(c, R_PRODUCTS, 400, "bad_query", "%s", err);
     json_t *j = view_products(a, &q, err, sizeof err);
     if (!j)
         return send_error(c, R_PRODUCTS, 500, "storage", "%s", err);

@@ -1,8 +1,10 @@
-/* node/view.c - JSON views for the HTTP API, read from the node's catalog replica in storage. */
+/* node/view.c - JSON views for the HTTP API, read from the node's catalog replica in storage:
+ * status, members, one product, and product search (ranked by storage's search index).
+ * Must not: write anything, or scan the catalog per query (search goes through the index). */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
+#include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/identity.h"
 #include "node/manifest.h"
@@ -102,74 +104,99 @@ json_t *view_product(agent_t *a, const store_product_t *p, int full)
     return j;
 }
 
+/* ------------------------------------------------------------------ product search */
+
 static int empty(const char *s) { return !s || !*s; }
 
-/* Case-insensitive substring. */
-static int contains(const char *hay, const char *needle) { return hay && strcasestr(hay, needle) != NULL; }
-
-static int matches(const view_query_t *q, const store_product_t *p, const Trib__Manifest *m)
+/* A non-negative decimal no greater than max; def when absent. */
+static int parse_count(const char *name, const char *v, size_t def, size_t max, size_t *out, char *err,
+                       size_t errlen)
 {
-    const char *status = p->retired ? "retired" : m->status;
-    if (!empty(q->domain) && strcmp(q->domain, m->domain))
+    *out = def;
+    if (empty(v))
         return 0;
-    if (!empty(q->status) && strcmp(q->status, status))
-        return 0;
-    if (!empty(q->owner) && strcasecmp(q->owner, m->owner_business) && strcasecmp(q->owner, m->owner_technical))
-        return 0;
-    if (!empty(q->tag)) {
-        int hit = 0;
-        for (size_t i = 0; i < m->n_tags && !hit; i++)
-            hit = !strcasecmp(q->tag, m->tags[i]);
-        if (!hit)
-            return 0;
+    size_t n = strlen(v);
+    if (n > 19 || strspn(v, "0123456789") != n) {
+        snprintf(err, errlen, "%s: '%.40s' is not a non-negative integer", name, v);
+        return -1;
     }
-    if (!empty(q->q)) {
-        int hit = contains(p->id, q->q) || contains(m->title, q->q) || contains(m->purpose, q->q);
-        for (size_t i = 0; i < m->n_tags && !hit; i++)
-            hit = contains(m->tags[i], q->q);
-        if (!hit)
-            return 0;
+    unsigned long long x = strtoull(v, NULL, 10);
+    if (x > max) {
+        snprintf(err, errlen, "%s: %llu is more than %zu", name, x, max);
+        return -1;
     }
-    return 1;
+    *out = (size_t)x;
+    return 0;
 }
 
-typedef struct {
-    agent_t *a;
-    const view_query_t *q;
-    json_t *list;
-    int failed;
-} list_ctx_t;
-
-static int list_one(void *ctx, const store_product_t *p)
+/* Builds the storage query from q (checked). */
+static int to_store_query(const view_query_t *q, store_query_t *sq, char *err, size_t errlen)
 {
-    list_ctx_t *l = ctx;
-    char domain[64];
-    domain_of(p->id, domain, sizeof domain);
-    Trib__SignedEntry *se;
-    Trib__CatalogEntry *ce;
-    if (view_load_manifest(l->a, domain, p->manifest_seq, &se, &ce) < 0) {
-        l->failed = 1;
-        return 1;
-    }
-    if (ce->manifest && matches(l->q, p, ce->manifest)) {
-        json_t *j = summary(l->a, p, se, ce->manifest, 0);
-        if (j)
-            json_array_append_new(l->list, j);
-    }
-    view_free_entry(&se, &ce);
+    *sq = (store_query_t){ .q = q->q, .domain = q->domain, .tag = q->tag, .owner = q->owner,
+                           .status = q->status, .facet_max = VIEW_FACET_MAX };
+    if (parse_count("limit", q->limit, VIEW_LIMIT_DEFAULT, VIEW_LIMIT_MAX, &sq->limit, err, errlen) != 0 ||
+        parse_count("offset", q->offset, 0, VIEW_OFFSET_MAX, &sq->offset, err, errlen) != 0)
+        return -1;
     return 0;
+}
+
+int view_products_check(const view_query_t *q, char *err, size_t errlen)
+{
+    if (!empty(q->status) && !manifest_valid_status(q->status)) {
+        snprintf(err, errlen, "status: '%.40s' is not one of draft, active, deprecated, retired", q->status);
+        return -1;
+    }
+    if (!empty(q->domain) && !entry_valid_name(q->domain)) {
+        snprintf(err, errlen, "domain: '%.70s' is not a valid domain name", q->domain);
+        return -1;
+    }
+    store_query_t sq;
+    if (to_store_query(q, &sq, err, errlen) != 0)
+        return -1;
+    return store_search_check(&sq, err, errlen);
+}
+
+static json_t *facets_json(const store_result_t *r)
+{
+    static const char *const names[STORE_FACETS] = { "domain", "tag", "owner", "status" };
+    json_t *f = json_object(), *per[STORE_FACETS];
+    for (int i = 0; i < STORE_FACETS; i++) {
+        per[i] = json_object();
+        json_object_set_new(f, names[i], per[i]);
+    }
+    for (size_t i = 0; i < r->nfacets; i++)   /* storage's order: count desc (kept by jansson) */
+        if (r->facets[i].facet >= 0 && r->facets[i].facet < STORE_FACETS)
+            json_object_set_new(per[r->facets[i].facet], r->facets[i].value,
+                                json_integer((json_int_t)r->facets[i].count));
+    return f;
 }
 
 json_t *view_products(agent_t *a, const view_query_t *q, char *err, size_t errlen)
 {
-    list_ctx_t l = {a, q, json_array(), 0};
-    const char *domain = empty(q->domain) ? NULL : q->domain;
-    if (store_products(a->st, domain, list_one, &l) < 0 || l.failed) {
-        snprintf(err, errlen, "reading the catalog failed");
-        json_decref(l.list);
+    store_query_t sq;
+    if (to_store_query(q, &sq, err, errlen) != 0)
         return NULL;
+    store_result_t r;
+    if (store_search(a->st, &sq, &r, err, errlen) != 0)
+        return NULL;
+    json_t *list = json_array();
+    for (size_t i = 0; i < r.nhits; i++) {
+        store_product_t p;
+        json_t *j;
+        /* A product is never removed; one updated since the search shows its newer manifest. */
+        if (store_product_get(a->st, r.hits[i].id, &p) != 0 || !(j = view_product(a, &p, 0))) {
+            snprintf(err, errlen, "reading product %s from the catalog failed", r.hits[i].id);
+            json_decref(list);
+            store_result_free(&r);
+            return NULL;
+        }
+        json_object_set_new(j, "score", json_integer((json_int_t)r.hits[i].score));
+        json_array_append_new(list, j);
     }
-    return json_pack("{s:o,s:I}", "products", l.list, "total", (json_int_t)json_array_size(l.list));
+    json_t *out = json_pack("{s:o,s:I,s:I,s:I,s:o}", "products", list, "total", (json_int_t)r.total, "offset",
+                            (json_int_t)sq.offset, "limit", (json_int_t)sq.limit, "facets", facets_json(&r));
+    store_result_free(&r);
+    return out;
 }
 
 static int add_head(void *ctx, const char *domain, const store_head_t *h)

@@ -6,12 +6,24 @@
 #include <jansson.h>
 #include "node/agent.h"
 
+/* GET /v1/products: the raw query parameters (NULL or "": absent). */
 typedef struct {
-    const char *q, *domain, *tag, *owner, *status;   /* NULL or "" = no filter */
+    const char *q, *domain, *tag, *owner, *status;   /* search words; filters */
+    const char *limit, *offset;                      /* paging (VIEW_LIMIT_DEFAULT, 0) */
 } view_query_t;
+
+#define VIEW_LIMIT_DEFAULT 100
+#define VIEW_LIMIT_MAX     1000
+#define VIEW_OFFSET_MAX    10000000
+#define VIEW_FACET_MAX     100      /* values per facet, most frequent first */
 
 json_t *view_status(agent_t *a);
 json_t *view_members(agent_t *a);
+/* Checks every parameter of q: 0, or -1 with err naming the parameter (answer 400). */
+int view_products_check(const view_query_t *q, char *err, size_t errlen);
+/* Ranked search over the node's catalog replica (storage's search index): {"products": [summary
+ * + "score", in rank order], "total", "offset", "limit", "facets": {"domain": {value: count},
+ * "tag", "owner", "status"}}. q must have passed view_products_check; NULL on a storage error. */
 json_t *view_products(agent_t *a, const view_query_t *q, char *err, size_t errlen);
 /* Summary of p; full adds the manifest document and, on the owner, the last record seq. */
 json_t *view_product(agent_t *a, const store_product_t *p, int full);

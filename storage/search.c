@@ -1342,6 +1342,17 @@ static int parse_query(const store_query_t *sq, words_t *w, char *qn, char *join
     return 0;
 }
 
+int store_search_check(const store_query_t *sq, char *err, size_t errlen)
+{
+    if (!sq) {
+        store__err(err, errlen, "store_search_check: NULL argument");
+        return -1;
+    }
+    words_t w;
+    char qn[STORE_SEARCH_QMAX + 1], joined[STORE_SEARCH_WORDS * (TOKEN_MAX + 1) + 1];
+    return parse_query(sq, &w, qn, joined, err, errlen);
+}
+
 static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const char *qn,
                       const char *joined, store_result_t *out, char *err, size_t errlen)
 {

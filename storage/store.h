@@ -154,6 +154,8 @@ typedef struct {
  * than STORE_FACET_VALUE_MAX), or on a storage error. out is freed with store_result_free. */
 int store_search(store_t *st, const store_query_t *q, store_result_t *out, char *err, size_t errlen);
 void store_result_free(store_result_t *r);       /* accepts NULL; leaves *r empty */
+/* The parameter checks of store_search alone (no storage access): 0, or -1 with err. */
+int store_search_check(const store_query_t *q, char *err, size_t errlen);
 
 /* The words the index makes of text, joined with single spaces into out; returns how many,
  * or -1 when out is too small. (What a query word must equal to match exactly.) */
