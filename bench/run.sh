@@ -15,7 +15,7 @@ status=0
 
 report() {
   echo "Tributary benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-  echo "Machine: $(nproc) cores, $(uname -sr), $(serf version 2>/dev/null | head -1 | sed 's/^Serf /serf /')"
+  echo "Machine: $(nproc) cores, $(uname -sr), serf $(serf version 2>/dev/null | head -1)"
   echo "Shared and noisy: every figure and ratio below comes from this one run; none is a unit test."
   echo
   "$BUILD/bench/fed" "$BUILD/trib" ${FED_N:-} || { echo "federation benchmark FAILED (exit $?)"; status=1; }
