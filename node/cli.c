@@ -83,14 +83,20 @@ static const cmd_t commands[] = {
       "peer address, HTTP address, SWIM state (alive, suspect, dead, left) and incarnation.",
       { OPT_JSON }, 0, 0,
       "trib members --node http://10.0.0.5:7480", run_members },
-    { "products", "[--domain D] [--tag T] [--owner O] [--status S] [--json] [QUERY...]",
+    { "products", "[--domain D] [--tag T] [--owner O] [--status S] [--limit N] [--offset N] [--json] [QUERY...]",
       "list or search the catalog",
-      "Lists the products in the node's replica of the whole catalog (every domain), or those\n"
-      "matching QUERY (words searched in ids, titles, descriptions and tags) and the filters.",
+      "Lists the products in the node's replica of the whole catalog (every domain), or searches\n"
+      "it: QUERY's words are looked up in names, titles, descriptions, tags, owners and schema\n"
+      "field names (snake_case, kebab-case and dotted names split into words; the last word also\n"
+      "matches as a prefix). Best matches first: the exact id or name, then products matching\n"
+      "more of the words, name and tag matches before descriptions. Filters narrow the hits;\n"
+      "the line under the table counts the hits per domain, status and tag (--json: all facets).",
       { { "domain", "D", "only products of domain D" },
         { "tag", "T", "only products tagged T" },
         { "owner", "O", "only products with owner O (business or technical)" },
         { "status", "S", "only products in status S (draft, active, deprecated, retired)" },
+        { "limit", "N", "show at most N products (default 100, at most 1000)" },
+        { "offset", "N", "skip the first N products of the ranking" },
         OPT_JSON },
       0, MAX_POS,
       "trib products --domain payments --tag finance settled", run_products },
@@ -606,17 +612,55 @@ static char *join_words(ctx_t *c)
     return q;
 }
 
+/* "domain: payments 3, growth 2 | status: active 4 | tag: cards 3, finance 2, ..." from the
+ * reply's facets (most frequent first, as the node sends them), or nothing without facets. */
+static void print_facets(ctx_t *c, json_t *facets)
+{
+    static const char *const shown[] = { "domain", "status", "tag" };
+    enum { PER_FACET = 4 };
+    int any = 0;
+    for (size_t i = 0; i < sizeof shown / sizeof *shown; i++) {
+        json_t *f = json_object_get(facets, shown[i]);
+        if (!json_is_object(f) || json_object_size(f) == 0)
+            continue;
+        fprintf(c->out, "%s%s:", any ? " | " : "", shown[i]);
+        any = 1;
+        const char *k;
+        json_t *v;
+        size_t n = 0;
+        json_object_foreach(f, k, v) {
+            if (n == PER_FACET) {
+                fprintf(c->out, ", ...");
+                break;
+            }
+            char *clean = cli_text_clean(k, 40);
+            fprintf(c->out, "%s %s %lld", n ? "," : "", clean ? clean : "?", (long long)json_integer_value(v));
+            free(clean);
+            n++;
+        }
+    }
+    if (any)
+        fputc('\n', c->out);
+}
+
 static int run_products(ctx_t *c)
 {
+    const char *limit, *offset;
+    int rc = arg_uint(c, "limit", &limit);
+    if (rc == CLI_OK)
+        rc = arg_uint(c, "offset", &offset);
+    if (rc != CLI_OK)
+        return rc;
     char *q = join_words(c);
     if (c->npos > 0 && !q)
         return fail(c, "out of memory");
     const char *query[] = { "q", q, "domain", opt_val(c, "domain"), "tag", opt_val(c, "tag"),
-                            "owner", opt_val(c, "owner"), "status", opt_val(c, "status"), NULL };
+                            "owner", opt_val(c, "owner"), "status", opt_val(c, "status"),
+                            "limit", limit, "offset", offset, NULL };
     int filtered = q || opt_val(c, "domain") || opt_val(c, "tag") || opt_val(c, "owner") ||
                    opt_val(c, "status");
     json_t *j;
-    int rc = get_json(c, "/v1/products", query, &j);
+    rc = get_json(c, "/v1/products", query, &j);
     free(q);
     if (rc != CLI_OK)
         return rc;
@@ -643,7 +687,7 @@ static int run_products(ctx_t *c)
     cli_table_set_max(t, 3, OWNER_MAX);
     cli_table_set_max(t, 4, TITLE_MAX);
     int bad = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {   /* the node's rank order */
         json_t *p = json_array_get(list, i);
         const char *row[] = { str_or(p, "id", "-"), str_or(p, "version", "-"),
                               str_or(p, "status", "-"),
@@ -652,14 +696,17 @@ static int run_products(ctx_t *c)
         if (cli_table_add(t, row) != 0)
             bad = 1;
     }
-    json_decref(j);
     if (bad) {
+        json_decref(j);
         cli_table_destroy(&t);
         return fail(c, "out of memory");
     }
     rc = print_table(c, t, NULL);
     if (rc == CLI_OK && total > (long long)n)
         fprintf(c->out, "(%zu of %lld shown)\n", n, total);
+    if (rc == CLI_OK)
+        print_facets(c, json_object_get(j, "facets"));
+    json_decref(j);
     return rc;
 }
 
