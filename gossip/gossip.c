@@ -2,8 +2,9 @@
  *
  * One thread, one zmq_poll: the ROUTER (and ZAP) sockets of the transport plus an eventfd that
  * other threads signal. Each turn: run due SWIM timers, start an anti-entropy round when due,
- * dispatch received messages by type (membership -> swim, catalog -> replicate), push queued
- * local entries, then publish a fresh member snapshot if anything changed. */
+ * dispatch received messages by type (membership -> swim, catalog -> replicate, reads -> reads),
+ * push queued local entries, pump routed read streams (bounded per turn), then publish a fresh
+ * member snapshot if anything changed. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,8 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+#include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "gossip/reads.h"
 #include "gossip/replicate.h"
 #include "gossip/transport.h"
 
@@ -38,6 +41,7 @@ struct gossip {
     transport_t *tr;
     swim_t *swim;
     replicate_t *repl;
+    reads_t *reads;
     pthread_t thread;
     int efd;                     /* wakes the loop: queue or stop */
     atomic_int stop;
@@ -82,6 +86,9 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
     char hex[ID_HEX_LEN] = "?";
     if (m->id.len == ID_PK_LEN)
         identity_hex(m->id.data, hex);
+    if (old_state != (int)m->state && m->id.len == ID_PK_LEN &&
+        (m->state == TRIB__MEMBER_STATE__DEAD || m->state == TRIB__MEMBER_STATE__LEFT))
+        reads_peer_lost(g->reads, m->id.data, swim_state_name((int)m->state));
     if (old_state != (int)m->state)
         log_info("member %s (%s) at %s: %s -> %s (incarnation %" PRIu64 ")", m->domain, hex, m->addr,
                  old_state == SWIM_NEW ? "new" : swim_state_name(old_state), swim_state_name((int)m->state),
@@ -115,6 +122,15 @@ static void repl_send(void *ctx, const char *addr, int type, const uint8_t *body
     gossip_t *g = ctx;
     transport_send(g->tr, addr, type, body, len);
 }
+
+static int reads_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    gossip_t *g = ctx;
+    return transport_send(g->tr, addr, type, body, len);
+}
+
+static void wake(gossip_t *g);
+static void reads_wake(void *ctx) { wake(ctx); }
 
 /* Up to gossip_nodes random alive peers: the fan-out of pushes and of forwarding. */
 static size_t fanout_peers(void *ctx, const char **addrs, size_t max)
@@ -214,6 +230,12 @@ static int is_swim_type(int t)
            t == TRIB__MSG_TYPE__MSG_NACK || t == TRIB__MSG_TYPE__MSG_PUSH_PULL;
 }
 
+static int is_read_type(int t)
+{
+    return t == TRIB__MSG_TYPE__MSG_READ_REQ || t == TRIB__MSG_TYPE__MSG_READ_BATCH ||
+           t == TRIB__MSG_TYPE__MSG_READ_CREDIT || t == TRIB__MSG_TYPE__MSG_READ_CANCEL;
+}
+
 static void drain_queue(gossip_t *g)
 {
     pthread_mutex_lock(&g->qmu);
@@ -234,9 +256,11 @@ static void *loop(void *arg)
     gossip_t *g = arg;
     uint64_t next_ae = now_ms() + g->o.anti_entropy_ms, next_stats = 0;
     zmq_pollitem_t items[8];
+    int more = 0; /* routed reads have batches ready to send: poll without waiting */
     while (!atomic_load(&g->stop)) {
         uint64_t now = now_ms();
         swim_tick(g->swim, now);
+        reads_tick(g->reads, now);
         if (now >= next_ae) {
             const Trib__Member *peer;
             if (swim_random_alive(g->swim, 1, &peer) == 1)
@@ -254,8 +278,10 @@ static void *loop(void *arg)
             deadline = next_ae;
         if (next_stats < deadline)
             deadline = next_stats;
+        if (reads_next_deadline(g->reads) < deadline)
+            deadline = reads_next_deadline(g->reads);
         now = now_ms();
-        long timeout = deadline > now ? (long)(deadline - now) : 0;
+        long timeout = more || deadline <= now ? 0 : (long)(deadline - now);
         int n = transport_pollitems(g->tr, items, 7);
         items[n] = (zmq_pollitem_t){.socket = NULL, .fd = g->efd, .events = ZMQ_POLLIN};
         int rc = zmq_poll(items, n + 1, timeout);
@@ -270,6 +296,7 @@ static void *loop(void *arg)
             if (read(g->efd, &v, sizeof v) < 0 && errno != EAGAIN)
                 log_warn("gossip: eventfd read: %s", strerror(errno));
             drain_queue(g);
+            reads_drain(g->reads, now_ms());
         }
         /* Bounded per turn so timers keep running under a flood. */
         transport_msg_t m;
@@ -277,10 +304,13 @@ static void *loop(void *arg)
             uint64_t t = now_ms();
             if (is_swim_type(m.type))
                 swim_handle(g->swim, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
+            else if (is_read_type(m.type))
+                reads_handle(g->reads, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
             else
                 repl_handle(g->repl, m.sender_addr, m.type, m.body, m.body_len);
             transport_msg_free(&m);
         }
+        more = reads_pump(g->reads, now_ms());
     }
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
     swim_leave(g->swim, now_ms());
@@ -310,6 +340,8 @@ static int restore_one(void *ctx, const uint8_t *bytes, size_t len)
 
 static void destroy(gossip_t *g)
 {
+    reads_shutdown(g->reads);
+    reads_destroy(&g->reads);
     repl_destroy(&g->repl);
     swim_destroy(&g->swim);
     transport_destroy(&g->tr);
@@ -362,6 +394,16 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     if (!g->tr)
         goto fail;
 
+    reads_config_t rcfg;
+    reads_config_default(&rcfg);
+    rcfg.max_msg = o->max_msg;
+    reads_io_t reio = {.ctx = g, .send = reads_send, .wake = reads_wake};
+    g->reads = reads_new(st, g->domain, &rcfg, &reio);
+    if (!g->reads) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+
     char inc[24] = "0";
     size_t inclen = 0;
     if (store_meta_get(st, "incarnation", inc, sizeof inc - 1, &inclen) == 0)
@@ -407,6 +449,12 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
 fail:
     destroy(g);
     return NULL;
+}
+
+void gossip_notify_append(gossip_t *g, const char *product)
+{
+    if (g && product)
+        reads_notify_append(g->reads, product);
 }
 
 static void wake(gossip_t *g)
@@ -542,4 +590,90 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     fprintf(f, "trib_probe_rtt_ms_bucket{le=\"+Inf\"} %" PRIu64 "\ntrib_probe_rtt_ms_sum %.3f\n"
                "trib_probe_rtt_ms_count %" PRIu64 "\n",
             ss.rtt_count, ss.rtt_sum_ms, ss.rtt_count);
+    reads_metrics_render(g->reads, f);
 }
+
+/* ------------------------------------------------------------------ routed reads */
+
+/* The member that owns domain: the one holding the domain's bound key, else any other member
+ * announcing the domain. 0 found, -1 none. */
+static int find_owner(gossip_t *g, const char *domain, gossip_member_t *out)
+{
+    store_head_t head;
+    int have_key = store_catalog_head(g->st, domain, &head) == 0;
+    int found = 0;
+    pthread_mutex_lock(&g->smu);
+    for (size_t i = 0; i < g->nsnap; i++) {
+        const gossip_member_t *m = &g->snap[i];
+        if (m->self || strcmp(m->domain, domain) != 0)
+            continue;
+        int bound = have_key && !memcmp(m->id, head.key, 32);
+        if (!found || bound) {
+            *out = *m;
+            found = 1 + bound;
+        }
+        if (bound)
+            break;
+    }
+    pthread_mutex_unlock(&g->smu);
+    return found ? 0 : -1;
+}
+
+static const char *member_state_now(gossip_t *g, const uint8_t id[32])
+{
+    const char *state = "unknown (no longer listed)";
+    pthread_mutex_lock(&g->smu);
+    for (size_t i = 0; i < g->nsnap; i++)
+        if (!memcmp(g->snap[i].id, id, 32))
+            state = swim_state_name(g->snap[i].state);
+    pthread_mutex_unlock(&g->smu);
+    return state;
+}
+
+gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from, uint64_t limit, int live,
+                                uint64_t *last_seq, int *status, char *kind, size_t kindlen, char *err,
+                                size_t errlen)
+{
+    if (!entry_valid_product_id(product)) {
+        *status = 400;
+        snprintf(kind, kindlen, "bad_id");
+        snprintf(err, errlen, "not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}");
+        return NULL;
+    }
+    char domain[64];
+    snprintf(domain, sizeof domain, "%.*s", (int)(strchr(product, '/') - product), product);
+    gossip_member_t owner;
+    if (find_owner(g, domain, &owner) < 0) {
+        *status = 503;
+        snprintf(kind, kindlen, "owner_unreachable");
+        snprintf(err, errlen, "%s is owned by domain '%s', and no node of that domain is a member known here", product,
+                 domain);
+        return NULL;
+    }
+    char hex[ID_HEX_LEN], desc[400];
+    identity_hex(owner.id, hex);
+    snprintf(desc, sizeof desc, "owner node %.12s (domain %s) at %s", hex, owner.domain, owner.addr);
+    if (owner.state == TRIB__MEMBER_STATE__DEAD || owner.state == TRIB__MEMBER_STATE__LEFT) {
+        *status = 503;
+        snprintf(kind, kindlen, "owner_unreachable");
+        snprintf(err, errlen, "%s of %s is %s", desc, product, swim_state_name(owner.state));
+        return NULL;
+    }
+    reads_open_t o = {.product = product, .from = from, .limit = limit, .live = live, .owner_id = owner.id,
+                      .owner_addr = owner.addr, .owner_desc = desc};
+    gossip_read_t *rd = reads_reader_open(g->reads, &o, last_seq, status, kind, kindlen, err, errlen);
+    if (!rd && *status == 503 && !strstr(err, "declared")) {
+        size_t n = strlen(err);
+        if (n < errlen)
+            snprintf(err + n, errlen - n, "; its member state is %s", member_state_now(g, owner.id));
+    }
+    return rd;
+}
+
+long gossip_read_next(gossip_read_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
+                      char *err, size_t errlen)
+{
+    return reads_reader_next(rd, out, cap, timeout_ms, kind, kindlen, err, errlen);
+}
+
+void gossip_read_close(gossip_read_t **rdp) { reads_reader_close(rdp); }

@@ -2,8 +2,11 @@
  * and catalog replication, driven by one zmq_poll loop whose timeout is the next timer deadline.
  *
  * Other threads talk to it only through the calls below: gossip_announce queues a new local entry
- * (the loop pushes it to peers), gossip_members copies a snapshot of the member table, and
- * gossip_metrics_render reads counters. The loop never waits on a client.
+ * (the loop pushes it to peers), gossip_members copies a snapshot of the member table,
+ * gossip_metrics_render reads counters, gossip_read_* read products owned by other nodes through
+ * their owner (gossip/reads.h has the protocol) and gossip_notify_append tells the loop that local
+ * records were committed (live streams of other nodes follow them). The loop never waits on a
+ * client.
  * Must not: parse manifests or records, or serve HTTP. */
 #ifndef TRIB_GOSSIP_H
 #define TRIB_GOSSIP_H
@@ -51,7 +54,32 @@ typedef struct {
 
 /* A copy of the member table (self first); *out malloc'd, returns the count. */
 size_t gossip_members(gossip_t *g, gossip_member_t **out);
-/* Prometheus text: members by state, messages and bytes, entries by outcome, probe RTT. */
+/* Prometheus text: members by state, messages and bytes, entries by outcome, probe RTT, reads. */
 void gossip_metrics_render(gossip_t *g, FILE *f);
+
+/* ---- routed reads: any thread (HTTP); each call may block its caller, never the loop. */
+typedef struct reads_reader gossip_read_t;
+enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2 };
+
+/* Opens a read of product (a valid id of another domain) through its owner node, found by the
+ * product's domain in the member table (the domain's bound key preferred). Waits for the owner's
+ * first reply (2 s at most). from 0 = 1; limit 0 = all; live = follow new records (limit 0), over
+ * one upstream per product shared by this node's live readers. On success *last_seq is the
+ * owner's last seq. NULL on failure with *status and kind: 404 not_found, 400 bad_query/bad_id,
+ * 410 retired, 503 owner_unreachable (detail names the owner node id prefix, address and member
+ * state), 500/502 otherwise, and the detail in err. */
+gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from, uint64_t limit, int live,
+                                uint64_t *last_seq, int *status, char *kind, size_t kindlen, char *err,
+                                size_t errlen);
+/* Copies the next NDJSON bytes (records, each followed by '\n') into out (cap > 0): returns the
+ * count, 0 when nothing arrived within timeout_ms, GOSSIP_READ_END when the range is complete,
+ * GOSSIP_READ_FAILED with kind ("owner_lost" ...) and err when the read failed midway (always at
+ * a line boundary). */
+long gossip_read_next(gossip_read_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
+                      char *err, size_t errlen);
+/* Ends a read (the owner is told); accepts NULL, nulls *rdp. Close every read before gossip_stop. */
+void gossip_read_close(gossip_read_t **rdp);
+/* Records of product (this node's) were committed: remote live readers get them now. */
+void gossip_notify_append(gossip_t *g, const char *product);
 
 #endif

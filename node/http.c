@@ -1,7 +1,10 @@
 /* node/http.c - the HTTP/JSON API of docs/http-api.md, served by libmicrohttpd.
  *
  * Owns: routing, request bodies (bounded), JSON responses and errors {"error","detail"}, NDJSON
- * record reads (streamed from short LMDB read transactions, never buffered whole) and live streams.
+ * record reads (streamed from short LMDB read transactions, never buffered whole) and live streams,
+ * both for this node's products and, relayed through the gossip loop from their owner
+ * (gossip_read_*), for other domains' products. A read that fails after its 200 header ends with
+ * one error line {"error": KIND, "detail": ...} (the CLI reports it).
  * Must not: hold an LMDB read transaction across a network write, or block the gossip loop.
  * Threads: one per connection (libmicrohttpd), so a live stream may wait on the agent's condvar. */
 #include <errno.h>
@@ -9,6 +12,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/entry.h"
+#include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/agent.h"
 #include "node/http.h"
@@ -152,16 +157,56 @@ static enum MHD_Result h_product_get(agent_t *a, struct MHD_Connection *c, const
     return send_json(c, R_PRODUCT_GET, 200, j);
 }
 
-/* NDJSON reader state: pages of records copied out of short read transactions. */
+/* NDJSON reader state: pages of records copied out of short read transactions (local), or a
+ * routed read relayed from the owner (rd). buf also carries the final error line. */
 typedef struct {
     agent_t *a;
     char id[STORE_ID_MAX];
     uint64_t next, remaining;  /* next seq to read; records still allowed (UINT64_MAX: no limit) */
     int live;
     uint64_t gen;              /* agent append generation seen last */
+    gossip_read_t *rd;         /* routed: the read through the owner */
+    struct MHD_Connection *conn;
+    int ended;                 /* the error line is in buf: end after it */
     char *buf;
     size_t len, off, cap;
 } reader_t;
+
+/* True when the client closed its connection: an idle live read notices it without writing
+ * (libmicrohttpd only would on the next write), so a relayed upstream is not held for nobody. */
+static int client_gone(const reader_t *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    if (!ci)
+        return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Puts the line {"error": kind, "detail": detail} in r->buf and marks the read ended. */
+static void reader_error_line(reader_t *r, const char *kind, const char *detail)
+{
+    r->len = r->off = 0;
+    r->ended = 1;
+    json_t *j = json_pack("{s:s,s:s}", "error", kind, "detail", detail);
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!line)
+        return;
+    size_t n = strlen(line);
+    char *b = n + 1 <= r->cap ? r->buf : realloc(r->buf, n + 1);
+    if (b) {
+        if (b != r->buf) {
+            r->buf = b;
+            r->cap = n + 1;
+        }
+        memcpy(r->buf, line, n);
+        r->buf[n] = '\n';
+        r->len = n + 1;
+    }
+    free(line);
+}
 
 #define PAGE_RECORDS 4096
 #define PAGE_BYTES (256 * 1024)
@@ -206,30 +251,45 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
     (void)pos;
     reader_t *r = cls;
     while (r->off == r->len) {
-        if (r->remaining == 0)
+        if (r->remaining == 0 || r->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
         pthread_mutex_lock(&r->a->mu);
         uint64_t gen = r->a->append_gen;
         pthread_mutex_unlock(&r->a->mu);
+        uint64_t at = r->next;
         long n = page_fill(r);
-        if (n < 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (n < 0) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "reading records of %s at seq %" PRIu64 " failed: %s", r->id, at,
+                     store_last_error());
+            reader_error_line(r, "storage", detail);
+            if (r->len == 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            break;
+        }
         if (n > 0)
             break;
         if (!r->live)
             return MHD_CONTENT_READER_END_OF_STREAM;
         /* Live: wait for the next append (or shutdown), then read again. */
+        int gone = 0;
         pthread_mutex_lock(&r->a->mu);
-        while (r->a->append_gen == gen && !r->a->stopping) {
+        while (r->a->append_gen == gen && !r->a->stopping && !gone) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += 1;
-            pthread_cond_timedwait(&r->a->cv, &r->a->mu, &ts);
+            if (pthread_cond_timedwait(&r->a->cv, &r->a->mu, &ts) == ETIMEDOUT) {
+                pthread_mutex_unlock(&r->a->mu);
+                gone = client_gone(r);
+                pthread_mutex_lock(&r->a->mu);
+            }
         }
         int stopping = r->a->stopping;
         pthread_mutex_unlock(&r->a->mu);
         if (stopping)
             return MHD_CONTENT_READER_END_OF_STREAM;
+        if (gone)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     size_t n = r->len - r->off < max ? r->len - r->off : max;
     memcpy(out, r->buf + r->off, n);
@@ -237,11 +297,105 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
     return (ssize_t)n;
 }
 
+/* Routed reads: bytes come from the owner through the gossip loop. */
+static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    reader_t *r = cls;
+    for (;;) {
+        if (r->off < r->len) {
+            size_t n = r->len - r->off < max ? r->len - r->off : max;
+            memcpy(out, r->buf + r->off, n);
+            r->off += n;
+            return (ssize_t)n;
+        }
+        if (r->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        char kind[64], detail[1024];
+        long n = gossip_read_next(r->rd, out, max, 1000, kind, sizeof kind, detail, sizeof detail);
+        if (n > 0) {
+            uint64_t lines = 0;
+            for (const char *p = out, *end = out + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+                lines++;
+            metrics_records_read(lines);
+            return (ssize_t)n;
+        }
+        if (n == GOSSIP_READ_END)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n == GOSSIP_READ_FAILED) {
+            log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
+            reader_error_line(r, kind, detail);
+            if (r->len == 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
+        pthread_mutex_lock(&r->a->mu); /* nothing yet: end only when the node stops */
+        int stopping = r->a->stopping;
+        pthread_mutex_unlock(&r->a->mu);
+        if (stopping)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (client_gone(r))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
 static void reader_free(void *cls)
 {
     reader_t *r = cls;
+    gossip_read_close(&r->rd);
     free(r->buf);
     free(r);
+}
+
+/* Queues the 200 NDJSON response of r (taken) read by cb, with the seq headers. */
+static enum MHD_Result queue_ndjson(struct MHD_Connection *c, route_t route, reader_t *r,
+                                    MHD_ContentReaderCallback cb, uint64_t last)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, cb, r, reader_free);
+    if (!resp) {
+        reader_free(r);
+        return MHD_NO;
+    }
+    char hdr[32];
+    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+    snprintf(hdr, sizeof hdr, "%" PRIu64, r->next);
+    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
+    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
+    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
+    if (r->live)
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    metrics_http(route, 200);
+    return ret;
+}
+
+/* A product of another domain: read it through its owner. */
+static enum MHD_Result routed_get(agent_t *a, struct MHD_Connection *c, route_t route, const char *id,
+                                  const char *domain, uint64_t from, uint64_t limit, int live)
+{
+    if (!a->gossip)
+        return send_error(c, route, 503, "owner_unreachable",
+                          "%s is owned by domain '%s', and this node runs without federation", id, domain);
+    uint64_t last = 0;
+    int status = 500;
+    char kind[64], detail[1024];
+    gossip_read_t *rd =
+        gossip_read_open(a->gossip, id, from, limit, live, &last, &status, kind, sizeof kind, detail, sizeof detail);
+    if (!rd)
+        return send_error(c, route, (unsigned)status, kind, "%s", detail);
+    reader_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        gossip_read_close(&rd);
+        return MHD_NO;
+    }
+    r->a = a;
+    r->rd = rd;
+    r->conn = c;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->next = from ? from : 1;
+    r->live = live;
+    return queue_ndjson(c, route, r, routed_cb, last);
 }
 
 static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const char *id, int live)
@@ -254,6 +408,8 @@ static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const
         return send_error(c, route, 400, "bad_query", "limit: expected a whole number >= 0 (0: no limit)");
     if (live && MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"))
         return send_error(c, route, 400, "bad_query", "limit: not supported on a stream");
+    if (limit && (from ? from : 1) - 1 > UINT64_MAX - limit)
+        return send_error(c, route, 400, "bad_query", "from + limit: the range ends beyond the largest seq");
     store_product_t p;
     int rc = store_product_get(a->st, id, &p);
     if (rc == STORE_NOTFOUND)
@@ -263,37 +419,19 @@ static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const
     char domain[64];
     snprintf(domain, sizeof domain, "%.*s", (int)(strchr(id, '/') - id), id);
     if (strcmp(domain, a->cfg.domain) != 0)
-        return send_error(c, route, 503, "owner_unreachable",
-                          "%s is owned by domain '%s'; reading through another node is not available yet", id,
-                          domain);
+        return routed_get(a, c, route, id, domain, from, limit, live);
     uint64_t last = 0;
     store_records_last(a->st, id, &last);
     reader_t *r = calloc(1, sizeof *r);
     if (!r)
         return MHD_NO;
     r->a = a;
+    r->conn = c;
     snprintf(r->id, sizeof r->id, "%s", id);
     r->next = from ? from : 1;
     r->remaining = limit ? limit : UINT64_MAX;
     r->live = live;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, reader_cb, r, reader_free);
-    if (!resp) {
-        reader_free(r);
-        return MHD_NO;
-    }
-    char hdr[32];
-    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
-    snprintf(hdr, sizeof hdr, "%" PRIu64, r->next);
-    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
-    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
-    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
-    if (live)
-        MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    metrics_http(route, 200);
-    return ret;
+    return queue_ndjson(c, route, r, reader_cb, last);
 }
 
 /* ------------------------------------------------------------------ write handlers */
@@ -364,6 +502,8 @@ static enum MHD_Result h_product_delete(agent_t *a, struct MHD_Connection *c, co
     metrics_retired();
     log_info("retired %s as catalog seq %" PRIu64, id, seq);
     agent_notify(a);
+    if (a->gossip)
+        gossip_notify_append(a->gossip, id); /* remote live readers learn it ended */
     return send_json(c, R_PRODUCT_DELETE, 200,
                      json_pack("{s:s,s:I,s:s}", "id", id, "catalog_seq", (json_int_t)seq, "status", "retired"));
 }
@@ -401,7 +541,8 @@ static enum MHD_Result h_records_post(agent_t *a, struct MHD_Connection *c, cons
     enum MHD_Result ret;
     if (records_split(schema, req->body ? req->body : "", req->len, &a->limits, &recs, &n, &status, err,
                       sizeof err) < 0) {
-        ret = send_error(c, R_RECORDS_POST, (unsigned)status, status == 413 ? "too_large" : "bad_record",
+        ret = send_error(c, R_RECORDS_POST, (unsigned)status,
+                         status == 413 ? "too_large" : status >= 500 ? "internal" : "bad_record",
                          "%s; nothing was stored", err);
         goto out;
     }
@@ -416,6 +557,8 @@ static enum MHD_Result h_records_post(agent_t *a, struct MHD_Connection *c, cons
     else {
         metrics_records_appended(n);
         agent_notify(a);
+        if (a->gossip)
+            gossip_notify_append(a->gossip, id); /* remote live readers */
         ret = send_json(c, R_RECORDS_POST, 201,
                         json_pack("{s:s,s:I,s:I,s:I}", "id", id, "first_seq", (json_int_t)first, "last_seq",
                                   (json_int_t)last, "count", (json_int_t)n));

@@ -1,0 +1,116 @@
+/* gossip/reads.h - routed reads over the peer transport: the owner's streams, the relay's
+ * sessions, and the relay's shared live feeds. Internal to gossip/: gossip.c drives the loop side
+ * and exposes the reader side to HTTP threads as gossip_read_* (gossip.h).
+ *
+ * Owner side (loop thread only): a table of streams {requester, stream id, product, next seq,
+ * remaining, live, batches sent, acked, window}. A stream is pumped from LMDB in batches of
+ * bounded bytes, never more than `window` batches beyond what the requester acknowledged, on
+ * READ_REQ, READ_CREDIT and local appends (reads_notify_append). Idle streams (no word from
+ * the requester for idle_expiry_ms) are dropped; idle streams get a keepalive batch (batch_no 0).
+ *
+ * Relay side (HTTP threads + loop): a session is one stream to an owner. The loop queues the
+ * owner's batches on the session (at most `window` of them: the owner cannot send more), the
+ * HTTP thread consumes them and returns credit. A live read shares one upstream stream per
+ * product (a feed) with a bounded ring of recent records; each reader is a cursor that catches
+ * up with ordinary range sessions until it reaches the ring, then follows it.
+ * Sessions fail with "owner_lost" when the owner is declared dead/left (reads_peer_lost), when
+ * nothing arrives from it within stall_ms, or when a batch is missing.
+ *
+ * Must not: block the loop (sends go through io.send, which never blocks), hold a lock across a
+ * send or a store call made for a remote reader, or parse records (they are opaque bytes). */
+#ifndef TRIB_READS_H
+#define TRIB_READS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "storage/store.h"
+
+typedef struct reads reads_t;
+typedef struct reads_reader reads_reader_t;
+
+typedef struct {
+    void *ctx;
+    /* Sends one message to a peer address; never blocks. 0 handed on, -1 dropped. Loop thread. */
+    int (*send)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
+    /* Makes the loop call reads_drain soon. Any thread. */
+    void (*wake)(void *ctx);
+} reads_io_t;
+
+typedef struct {
+    uint32_t window;              /* batches in flight per range stream (8) */
+    uint32_t feed_window;         /* batches in flight on a live feed's upstream (64) */
+    size_t batch_bytes;           /* record bytes per batch (256 KiB; capped by max_msg) */
+    uint32_t batch_records;       /* records per batch (4096) */
+    size_t max_msg;               /* largest peer message (4 MiB) */
+    uint32_t open_timeout_ms;     /* wait for the owner's first reply (2000) */
+    uint32_t stall_ms;            /* a session hearing nothing for this long fails (3500) */
+    uint32_t keepalive_ms;        /* both sides: say something after this much silence (1000) */
+    uint32_t idle_expiry_ms;      /* owner: drop a stream not heard of for this long (10000) */
+    uint32_t max_streams;         /* owner: open streams in all (1024) */
+    uint32_t max_streams_per_peer;/* owner: open streams per requester (64) */
+    uint32_t max_sessions;        /* relay: open sessions and feeds in all (1024) */
+    size_t ring_records;          /* feed ring: records kept (8192) */
+    size_t ring_bytes;            /* feed ring: record bytes kept (8 MiB) */
+    uint32_t pump_batches;        /* owner: batches sent per loop turn at most (32) */
+} reads_config_t;
+
+/* Fills c with the defaults above. */
+void reads_config_default(reads_config_t *c);
+
+/* domain: this node's domain (only its products are served). NULL on allocation failure. */
+reads_t *reads_new(store_t *st, const char *domain, const reads_config_t *c, const reads_io_t *io);
+/* Fails every session (readers see "shutting_down"), frees what the loop owns. Readers still
+ * open must be closed (reads_reader_close) before reads_destroy: it asserts none are left. */
+void reads_shutdown(reads_t *r);
+void reads_destroy(reads_t **rp);
+
+/* ---- loop thread */
+/* A MSG_READ_* message from an authenticated peer. */
+void reads_handle(reads_t *r, uint64_t now_ms, const uint8_t sender[32], const char *sender_addr, int type,
+                  const uint8_t *body, size_t len);
+/* Sends what readers asked for (opens, credit, cancels) and takes append notifications. */
+void reads_drain(reads_t *r, uint64_t now_ms);
+/* Owner: sends batches to streams that have credit and records, a bounded amount per call.
+ * Returns 1 when work remains (poll again at once), else 0. */
+int reads_pump(reads_t *r, uint64_t now_ms);
+/* Keepalives, idle expiry, stall detection. */
+void reads_tick(reads_t *r, uint64_t now_ms);
+/* When reads_tick wants to run next (ms, same clock). */
+uint64_t reads_next_deadline(const reads_t *r);
+/* A member was declared dead or left: fail sessions to it, drop its streams. state: "dead"... */
+void reads_peer_lost(reads_t *r, const uint8_t id[32], const char *state);
+
+/* ---- any thread */
+/* Records of product were committed on this node: live streams of it are pumped. */
+void reads_notify_append(reads_t *r, const char *product);
+/* Prometheus text of the read counters and gauges. */
+void reads_metrics_render(reads_t *r, FILE *f);
+
+/* ---- readers (HTTP threads) */
+typedef struct {
+    const char *product;          /* valid product id, owned by the owner below */
+    uint64_t from, limit;         /* from 0 = 1; limit 0 = all (not with live) */
+    int live;
+    const uint8_t *owner_id;      /* 32 bytes */
+    const char *owner_addr;
+    const char *owner_desc;       /* "node 3f2a9c1b (payments) at 10.0.0.1:7470" for messages */
+} reads_open_t;
+
+enum { READS_END = -1, READS_FAILED = -2 };
+
+/* Opens a read and waits (up to open_timeout_ms) for the owner's first reply. On success
+ * *last_seq is the owner's last seq. NULL on failure with *status (400, 404, 410, 503, 500),
+ * kind ("not_found", "owner_unreachable" ...) and a detail in err. */
+reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *last_seq, int *status, char *kind,
+                                  size_t kindlen, char *err, size_t errlen);
+/* Copies the next NDJSON bytes (each record followed by '\n') into out, at most cap (> 0).
+ * Returns the bytes copied (> 0), 0 when nothing came within timeout_ms, READS_END when a range
+ * is complete, READS_FAILED with kind ("owner_lost" ...) and err when the read failed midway
+ * (always between records). */
+long reads_reader_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
+                       char *err, size_t errlen);
+/* Ends the read (the owner is told to stop); accepts NULL, nulls *rdp. */
+void reads_reader_close(reads_reader_t **rdp);
+
+#endif
