@@ -21,6 +21,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -300,7 +301,7 @@ static inline int bench_port_free(int port)
 }
 
 /* Reserves a block of 100 loopback ports (TCP and UDP free when checked) below the ephemeral
- * range: the block is held by an flock on /tmp/tribbench-ports.BASE.lock until *lock_fd is
+ * range: the block is held by an flock on /tmp/tribbench-ports/BASE.lock until *lock_fd is
  * closed, so two benches running at once never pick the same block. The first block tried
  * is derived from the PID. Returns the base port or -1. */
 static inline int bench_reserve_ports(int *lock_fd)
@@ -310,7 +311,8 @@ static inline int bench_reserve_ports(int *lock_fd)
     for (unsigned k = 0; k < 120; k++) {
         int base = 20000 + (int)((start + k) % 120u) * 100;
         char path[64];
-        snprintf(path, sizeof path, "/tmp/tribbench-ports.%d.lock", base);
+        mkdir("/tmp/tribbench-ports", 0755);
+        snprintf(path, sizeof path, "/tmp/tribbench-ports/%d.lock", base);
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0)
             continue;

@@ -2,7 +2,8 @@
  * durable write transaction per batch, with the same records, keys ("id 0x00 BE-seq"), put
  * flags (MDB_NOOVERWRITE) and environment flags (MDB_NOTLS, no MDB_NOSYNC) as storage/records.c.
  *
- * Usage: lmdb_floor DIR RECORD_BYTES BATCH NBATCHES    prints "records_per_s X seconds Y".
+ * Usage: lmdb_floor DIR RECORD_BYTES BATCH NBATCHES    prints "records_per_s X seconds Y median_records_per_s Z"
+ * (Z from the median batch time).
  *
  * This is the one file outside storage/ that includes lmdb.h (DESIGN.md §2): it measures what
  * LMDB itself costs, below storage's checks (product lookup, last-seq seek), so the figure is
@@ -45,6 +46,9 @@ int main(int argc, char **argv)
     uint8_t key[sizeof id + 8];
     memcpy(key, id, sizeof id);                 /* includes the 0x00 separator */
     uint64_t seq = 0, total_ns = 0;
+    double *bt = calloc(nb, sizeof *bt);
+    if (!bt)
+        bench_die("lmdb_floor: out of memory");
     for (size_t b = 0; b < nb; b++) {
         char *text = bench_batch(size, (unsigned long)(b * batch + 1), batch);
         if (!text)
@@ -59,11 +63,15 @@ int main(int argc, char **argv)
             check(mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE), "mdb_put");
         }
         check(mdb_txn_commit(txn), "mdb_txn_commit");
-        total_ns += bench_now_ns() - t0;
+        uint64_t dt = bench_now_ns() - t0;
+        total_ns += dt;
+        bt[b] = (double)dt;
         free(text);
     }
     mdb_env_close(env);
     double secs = (double)total_ns / 1e9;
-    printf("records_per_s %.0f seconds %.3f\n", (double)(nb * batch) / secs, secs);
+    printf("records_per_s %.0f seconds %.3f median_records_per_s %.0f\n", (double)(nb * batch) / secs, secs,
+           (double)batch / (bench_pct(bt, nb, 50) / 1e9));
+    free(bt);
     return 0;
 }
