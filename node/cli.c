@@ -773,28 +773,39 @@ static int show_product(ctx_t *c, json_t *j)
     char owners_text[1024];
     snprintf(owners_text, sizeof owners_text, "%s (business), %s (technical)",
              str_or(owners, "business", "-"), str_or(owners, "technical", "-"));
+    json_t *on = json_object_get(j, "owner_node");
+    char owner_text[1024] = "-";
+    if (json_is_object(on)) {
+        const char *nid = str_or(on, "node_id", "-"), *addr = str_or(on, "addr", ""), *http = str_or(on, "http", "");
+        snprintf(owner_text, sizeof owner_text, "%.12s%s%s%s%s (%s)", nid, *addr ? " peer " : "", addr,
+                 *http ? " http " : "", http, str_or(on, "state", "unknown"));
+    }
     static const struct { const char *label, *key; } head[] = {
         { "id", "id" }, { "title", "title" }, { "version", "version" }, { "status", "status" },
         { "classification", "classification" }, { "owners", NULL }, { "tags", "tags" },
-        { "catalog seq", "catalog_seq" }, { "signer", "signer" }, { "updated", "updated" },
-        { "records", "records" },
+        { "catalog seq", "catalog_seq" }, { "manifest seq", "manifest_seq" }, { "signer", "signer" },
+        { "owner node", NULL }, { "updated", "updated" }, { "records", "records" },
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof head / sizeof head[0] && !bad; i++) {
+        int is_owners = !strcmp(head[i].label, "owners");
+        if (!head[i].key && !is_owners && !json_is_object(on))
+            continue;                         /* an older node does not say */
         if (!head[i].key) {
-            const char *row[] = { head[i].label, owners_text };
+            const char *row[] = { head[i].label, is_owners ? owners_text : owner_text };
             bad = cli_table_add(t, row) != 0;
             continue;
         }
         json_t *v = json_object_get(j, head[i].key);
-        if (!v && strcmp(head[i].key, "records") == 0)
+        if (!v && (!strcmp(head[i].key, "records") || !strcmp(head[i].key, "manifest_seq")))
             continue;                         /* only the owning node knows the record count */
         char *cells[] = { strdup(head[i].label), value_text(v) };
         bad = table_add_owned(t, cells, 2) != 0;
     }
     static const char *const shown[] = { "id", "domain", "name", "title", "version", "status",
                                          "classification", "owners", "tags", "catalog_seq",
-                                         "signer", "updated", "records", "manifest", NULL };
+                                         "manifest_seq", "signer", "owner_node", "updated",
+                                         "records", "manifest", NULL };
     if (!bad)
         bad = add_other_fields(t, j, shown) != 0;
     if (bad) {

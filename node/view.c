@@ -91,6 +91,30 @@ static json_t *summary(agent_t *a, const store_product_t *p, const Trib__SignedE
     return j;
 }
 
+/* The node that owns the product: the member whose id is the key that signed it (a domain's
+ * entries are signed by its node's key). State "unknown" when this node has not met it. */
+static json_t *owner_node(agent_t *a, const Trib__SignedEntry *se)
+{
+    char hex[ID_HEX_LEN] = "";
+    if (se->signer.len != ID_PK_LEN)
+        return json_null();
+    identity_hex(se->signer.data, hex);
+    if (!memcmp(se->signer.data, a->id.pk, ID_PK_LEN))
+        return json_pack("{s:s,s:s,s:s,s:s}", "node_id", hex, "addr", a->cfg.advertise[0] ? a->cfg.advertise :
+                         a->cfg.listen, "http", a->cfg.http, "state", "alive");
+    json_t *j = NULL;
+    if (a->gossip) {
+        gossip_member_t *m;
+        size_t n = gossip_members(a->gossip, &m);
+        for (size_t i = 0; i < n && !j; i++)
+            if (!memcmp(m[i].id, se->signer.data, ID_PK_LEN))
+                j = json_pack("{s:s,s:s,s:s,s:s}", "node_id", hex, "addr", m[i].addr, "http", m[i].http, "state",
+                              swim_state_name(m[i].state));
+        free(m);
+    }
+    return j ? j : json_pack("{s:s,s:s}", "node_id", hex, "state", "unknown");
+}
+
 json_t *view_product(agent_t *a, const store_product_t *p, int full)
 {
     char domain[64];
@@ -100,6 +124,8 @@ json_t *view_product(agent_t *a, const store_product_t *p, int full)
     if (view_load_manifest(a, domain, p->manifest_seq, &se, &ce) < 0)
         return NULL;
     json_t *j = ce->manifest ? summary(a, p, se, ce->manifest, full) : NULL;
+    if (j && full)
+        json_object_set_new(j, "owner_node", owner_node(a, se));
     view_free_entry(&se, &ce);
     return j;
 }

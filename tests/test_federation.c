@@ -151,6 +151,12 @@ Test(federation, publish_and_retire_propagate_with_same_signer_and_seq)
                          json_string_value(json_object_get(src, "signer")));
         cr_assert_eq(json_integer_value(json_object_get(j, "catalog_seq")),
                      json_integer_value(json_object_get(src, "catalog_seq")));
+        json_t *owner = json_object_get(j, "owner_node");
+        cr_assert_str_eq(json_string_value(json_object_get(owner, "node_id")),
+                         json_string_value(json_object_get(src, "signer")), "owner node is the signer's node");
+        cr_assert_str_eq(json_string_value(json_object_get(owner, "state")), "alive");
+        cr_assert_str_eq(json_string_value(json_object_get(owner, "http")),
+                         json_string_value(json_object_get(json_object_get(src, "owner_node"), "http")));
         json_decref(j);
     }
     json_decref(src);
