@@ -3,6 +3,7 @@
 # nodes (growth and listening join through payments as their seed), publishes each team's example
 # products on its own node with sample records, shows that every node lists every product with
 # the same signer and seq, searches the catalog, and reads payments' data through the growth node.
+# Finally a live subscription through the listening node to a payments product.
 # Stops every node at the end, on error, or on Ctrl-C; leaves nothing behind.
 # Usage: deploy/demo.sh PATH/TO/trib
 set -eu
@@ -98,5 +99,20 @@ on listening trib status
 on growth trib products finance
 on growth trib products --domain payments --status active
 on growth trib get payments/settled-transactions --from 1 --limit 3
+
+# A live subscription through the listening node to a payments product: the two existing records
+# from seq 9, then two appended on the payments node arrive as they are written.
+step "trib --node $HTTP_listening subscribe payments/payment-disputes --from 9 > sub.ndjson &"
+"$TRIB" --node "$HTTP_listening" subscribe payments/payment-disputes --from 9 >"$work/sub.ndjson" 2>&1 &
+sub=$!
+pids="$sub $pids"
+lines() { [ "$(wc -l <"$work/sub.ndjson")" -ge "$1" ]; }
+until_ok lines 2
+tail -n 2 examples/payment-disputes.ndjson >"$work/more.ndjson"
+on payments trib put payments/payment-disputes "$work/more.ndjson"
+until_ok lines 4
+step "cat sub.ndjson   # seq 9 and 10, then the two new records (11, 12), delivered live"
+cat "$work/sub.ndjson"
+kill -INT "$sub" 2>/dev/null || true
 echo
 echo "== demo done: every node lists every team's products; stopping the three nodes"
