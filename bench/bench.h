@@ -153,16 +153,32 @@ static inline void bench_check_interrupt(void)
 /* Starts argv with stdout and stderr on a non-blocking pipe (p->fd). The child is killed when
  * this process dies (PR_SET_PDEATHSIG) and sits in its own process group, so a Ctrl-C reaches
  * only us and we decide how children stop. */
+static inline int bench_spawn_in(bench_proc_t *p, char *const argv[], int tag, int *in_fd);
 static inline int bench_spawn(bench_proc_t *p, char *const argv[], int tag)
 {
-    int pfd[2];
+    return bench_spawn_in(p, argv, tag, NULL);
+}
+
+/* As bench_spawn; when in_fd is non-NULL the child's stdin is a pipe whose write end is *in_fd. */
+static inline int bench_spawn_in(bench_proc_t *p, char *const argv[], int tag, int *in_fd)
+{
+    int pfd[2], ifd[2] = {-1, -1};
     if (pipe2(pfd, O_CLOEXEC) < 0)
         return -1;
+    if (in_fd && pipe2(ifd, O_CLOEXEC) < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return -1;
+    }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(pfd[0]);
         close(pfd[1]);
+        if (in_fd) {
+            close(ifd[0]);
+            close(ifd[1]);
+        }
         return -1;
     }
     if (pid == 0) {
@@ -177,7 +193,7 @@ static inline int bench_spawn(bench_proc_t *p, char *const argv[], int tag)
         sigaction(SIGHUP, &dfl, NULL);
         dup2(pfd[1], 1);
         dup2(pfd[1], 2);
-        int devnull = open("/dev/null", O_RDONLY);
+        int devnull = in_fd ? ifd[0] : open("/dev/null", O_RDONLY);
         if (devnull >= 0)
             dup2(devnull, 0);
         for (int fd = 3; fd < 1024; fd++) /* curl sockets, lock files: not the child's */
@@ -187,6 +203,10 @@ static inline int bench_spawn(bench_proc_t *p, char *const argv[], int tag)
         _exit(127);
     }
     close(pfd[1]);
+    if (in_fd) {
+        close(ifd[0]);
+        *in_fd = ifd[1];
+    }
     fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
     memset(p, 0, sizeof *p);
     p->pid = pid;

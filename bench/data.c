@@ -12,7 +12,8 @@
  *    committed durably), sequential on one keep-alive connection; records/s = records / summed
  *    request time. Raw: the same records in the same batches through store_records_append
  *    (storage's one-transaction-per-batch write, what the agent calls after validating) on a
- *    store opened in this process, and through bench/lmdb_floor (a bare mdb_put loop).
+ *    store opened in this process, and through bench/lmdb_floor (a bare mdb_put loop), the
+ *    three interleaved batch by batch.
  *  - read: GET .../records of every record of the 100-byte product, on A (direct) and on B
  *    (routed to the owner A); median of 5 runs each.
  *  - stream: subscribers on A's own /stream (local) and on B's /stream (routed), started before
@@ -205,15 +206,69 @@ static void stop_agents(void)
 
 /* ------------------------------------------------------------------ ingest */
 
+/* The bare-LMDB floor runs in its own process (bench/lmdb_floor, --step): one batch per line
+ * we send it, answering "batch_ns T". */
+typedef struct {
+    bench_proc_t p;
+    int in_fd;
+    double ns;          /* last answer, 0 while waiting */
+} floor_t;
+
+static void floor_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t)
+{
+    (void)p, (void)t;
+    floor_t *f = ctx;
+    if (!strncmp(line, "batch_ns ", 9))
+        f->ns = strtod(line + 9, NULL);
+    else
+        fprintf(stderr, "data: lmdb_floor: %s\n", line);
+}
+
+static int floor_start(floor_t *f, size_t size)
+{
+    char dir[300], prog[300], a1[32], a2[32], a3[32];
+    snprintf(dir, sizeof dir, "%s/floor-%zu", tmp, size);
+    snprintf(prog, sizeof prog, "%s/lmdb_floor", bench_dir);
+    if (mkdir(dir, 0700) < 0)
+        bench_die("mkdir %s: %s", dir, strerror(errno));
+    snprintf(a1, sizeof a1, "%zu", size);
+    snprintf(a2, sizeof a2, "%zu", batch);
+    snprintf(a3, sizeof a3, "%zu", nbatches);
+    char *argv[] = {prog, dir, a1, a2, a3, "--step", NULL};
+    f->in_fd = -1;
+    if (access(prog, X_OK) != 0 || bench_spawn_in(&f->p, argv, 9, &f->in_fd) < 0)
+        return -1;
+    return 0;
+}
+
+/* Runs one floor batch; its time in ns, or -1. */
+static double floor_batch(floor_t *f)
+{
+    f->ns = 0;
+    if (write(f->in_fd, "\n", 1) != 1)
+        return -1;
+    uint64_t end = bench_now_ns() + 60000000000u;
+    while (f->ns == 0 && bench_now_ns() < end) {
+        struct pollfd pf = {.fd = f->p.fd, .events = POLLIN};
+        poll(&pf, 1, 200);
+        bench_check_interrupt();
+        if (bench_proc_read(&f->p, floor_line, f, 0) < 0 && f->ns == 0)
+            return -1;
+    }
+    return f->ns > 0 ? f->ns : -1;
+}
+
 typedef struct {
     double http_med, http_all;      /* records/s: median over batches, and over the whole run */
     double raw_med, raw_all;
+    double floor_med;               /* -1 when lmdb_floor is not there */
 } ingest_t;
 
 static double rate_of(uint64_t ns, size_t records) { return (double)records / ((double)ns / 1e9); }
 
-/* Interleaves, batch by batch, an HTTP POST of the batch to A and store_records_append of the
- * same records into a store opened here, so disk and CPU noise hit both alike. */
+/* Interleaves, batch by batch, an HTTP POST of the batch to A, store_records_append of the
+ * same records into a store opened here, and a batch of the bare mdb_put floor, so disk and
+ * CPU noise (and the kernel's writeback of earlier batches) hit all three alike. */
 static ingest_t ingest(size_t size, const char *product)
 {
     char dir[300], err[512], url[128], path[96];
@@ -244,11 +299,14 @@ static ingest_t ingest(size_t size, const char *product)
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     store_buf_t *recs = calloc(batch, sizeof *recs);
     double *th = calloc(nbatches, sizeof *th), *tr = calloc(nbatches, sizeof *tr);
+    double *tf = calloc(nbatches, sizeof *tf);
+    floor_t fl = {.in_fd = -1, .p = {.fd = -1}};
+    int have_floor = floor_start(&fl, size) == 0;
     uint64_t sum_h = 0, sum_r = 0;
     for (size_t b = 0; b < nbatches; b++) {
         bench_check_interrupt();
         char *text = bench_batch(size, (unsigned long)(b * batch + 1), batch);
-        if (!text || !recs || !th || !tr)
+        if (!text || !recs || !th || !tr || !tf)
             bench_die("out of memory");
         body_t resp = {.keep = 1};
         uint64_t t0 = bench_now_ns();
@@ -266,13 +324,23 @@ static ingest_t ingest(size_t size, const char *product)
         sum_h += t1 - t0, sum_r += t3 - t2;
         th[b] = (double)(t1 - t0), tr[b] = (double)(t3 - t2);
         free(text);
+        if (have_floor && (tf[b] = floor_batch(&fl)) < 0) {
+            fprintf(stderr, "data: lmdb_floor stopped answering; floor not measured\n");
+            have_floor = 0;
+        }
+    }
+    if (have_floor || fl.p.pid) {
+        close(fl.in_fd);
+        bench_stop(&fl.p, SIGKILL, 1000);
     }
     ingest_t r = {
         .http_med = rate_of((uint64_t)bench_pct(th, nbatches, 50), batch),
         .http_all = rate_of(sum_h, nbatches * batch),
         .raw_med = rate_of((uint64_t)bench_pct(tr, nbatches, 50), batch),
         .raw_all = rate_of(sum_r, nbatches * batch),
+        .floor_med = have_floor ? rate_of((uint64_t)bench_pct(tf, nbatches, 50), batch) : -1,
     };
+    free(tf);
     free(th);
     free(tr);
     free(recs);
@@ -282,42 +350,6 @@ static ingest_t ingest(size_t size, const char *product)
     identity_wipe(&id);
     store_close(&st);
     return r;
-}
-
-static double ingest_floor(size_t size)
-{
-    char dir[300], prog[300], a1[32], a2[32], a3[32];
-    snprintf(dir, sizeof dir, "%s/floor-%zu", tmp, size);
-    snprintf(prog, sizeof prog, "%s/lmdb_floor", bench_dir);
-    if (mkdir(dir, 0700) < 0)
-        bench_die("mkdir %s: %s", dir, strerror(errno));
-    snprintf(a1, sizeof a1, "%zu", size);
-    snprintf(a2, sizeof a2, "%zu", batch);
-    snprintf(a3, sizeof a3, "%zu", nbatches);
-    char *argv[] = {prog, dir, a1, a2, a3, NULL};
-    bench_proc_t p;
-    if (access(prog, X_OK) != 0 || bench_spawn(&p, argv, 9) < 0)
-        return -1;
-    char out[512] = "";
-    size_t len = 0;
-    for (;;) {
-        struct pollfd pf = {.fd = p.fd, .events = POLLIN};
-        poll(&pf, 1, 1000);
-        bench_check_interrupt();
-        ssize_t n = read(p.fd, out + len, sizeof out - 1 - len);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            break;
-        if (n > 0)
-            len += (size_t)n;
-        out[len] = '\0';
-    }
-    bench_stop(&p, SIGKILL, 1000);
-    const char *r = strstr(out, "median_records_per_s ");
-    if (!r) {
-        fprintf(stderr, "data: lmdb_floor said: %s\n", out);
-        return -1;
-    }
-    return strtod(r + 21, NULL);
 }
 
 /* ------------------------------------------------------------------ read */
@@ -537,7 +569,7 @@ static void ingest_report(size_t size, const char *product)
 {
     fprintf(stderr, "data: ingest %zu-byte records\n", size);
     ingest_t r = ingest(size, product);
-    double floor_rate = ingest_floor(size);
+    double floor_rate = r.floor_med;
     double ratio = r.http_med / r.raw_med;
     printf("  ingest %4zu B records   HTTP NDJSON POST, validated   %10.0f rec/s  %6.1f MB/s  (whole run %.0f rec/s)\n",
            size, r.http_med, r.http_med * (double)size / 1e6, r.http_all);
@@ -548,7 +580,7 @@ static void ingest_report(size_t size, const char *product)
         printf("                          bare mdb_put loop (floor)     %10.0f rec/s  %6.1f MB/s  ingest/floor %.2f\n",
                floor_rate, floor_rate * (double)size / 1e6, r.http_med / floor_rate);
     else
-        printf("                          bare mdb_put loop (floor)     n/a (lmdb_floor not built)\n");
+        printf("                          bare mdb_put loop (floor)     n/a (bench/lmdb_floor did not run; see stderr)\n");
 }
 
 int main(int argc, char **argv)

@@ -2,14 +2,17 @@
  * durable write transaction per batch, with the same records, keys ("id 0x00 BE-seq"), put
  * flags (MDB_NOOVERWRITE) and environment flags (MDB_NOTLS, no MDB_NOSYNC) as storage/records.c.
  *
- * Usage: lmdb_floor DIR RECORD_BYTES BATCH NBATCHES    prints "records_per_s X seconds Y median_records_per_s Z"
- * (Z from the median batch time).
+ * Usage: lmdb_floor DIR RECORD_BYTES BATCH NBATCHES [--step]
+ * prints "records_per_s X seconds Y median_records_per_s Z" (Z from the median batch time).
+ * With --step it waits for a line on stdin before each batch and prints "batch_ns T" after
+ * it, so bench/data can interleave its batches with the HTTP and store_records_append ones.
  *
  * This is the one file outside storage/ that includes lmdb.h (DESIGN.md §2): it measures what
  * LMDB itself costs, below storage's checks (product lookup, last-seq seek), so the figure is
  * a true floor to compare `store_records_append` and HTTP ingest against. Run by bench/data as
  * a separate program so the rule holds for everything else. Must not: be used for anything
  * but this measurement. */
+#include <inttypes.h>
 #include <lmdb.h>
 #include "bench/bench.h"
 
@@ -21,10 +24,12 @@ static void check(int rc, const char *what)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: lmdb_floor DIR RECORD_BYTES BATCH NBATCHES\n");
+    int step = argc == 6 && !strcmp(argv[5], "--step");
+    if (argc != 5 && !step) {
+        fprintf(stderr, "usage: lmdb_floor DIR RECORD_BYTES BATCH NBATCHES [--step]\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     const char *dir = argv[1];
     size_t size = strtoul(argv[2], NULL, 10), batch = strtoul(argv[3], NULL, 10);
     size_t nb = strtoul(argv[4], NULL, 10);
@@ -53,6 +58,9 @@ int main(int argc, char **argv)
         char *text = bench_batch(size, (unsigned long)(b * batch + 1), batch);
         if (!text)
             bench_die("lmdb_floor: out of memory");
+        char go[16];
+        if (step && !fgets(go, sizeof go, stdin))
+            bench_die("lmdb_floor: stdin closed");
         uint64_t t0 = bench_now_ns();
         check(mdb_txn_begin(env, NULL, 0, &txn), "mdb_txn_begin");
         for (size_t i = 0; i < batch; i++) {
@@ -66,6 +74,8 @@ int main(int argc, char **argv)
         uint64_t dt = bench_now_ns() - t0;
         total_ns += dt;
         bt[b] = (double)dt;
+        if (step)
+            printf("batch_ns %" PRIu64 "\n", dt);
         free(text);
     }
     mdb_env_close(env);
