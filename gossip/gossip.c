@@ -144,10 +144,19 @@ static size_t fanout_peers(void *ctx, const char **addrs, size_t max)
     return n;
 }
 
+/* A new entry of this node goes straight to every alive member (up to ORIGIN_PUSH_MAX): catalog
+ * changes are rare (a team publishes a few times a day), so one verified hop to everyone is cheap
+ * and the fastest. Forwarding on accept (to gossip_nodes peers) and anti-entropy cover loss and
+ * larger federations. */
+#define ORIGIN_PUSH_MAX 256
+
 static void push_entry(gossip_t *g, const uint8_t *entry, size_t len)
 {
-    const char *addrs[64];
-    size_t n = fanout_peers(g, addrs, 64);
+    const Trib__Member *peers[ORIGIN_PUSH_MAX];
+    const char *addrs[ORIGIN_PUSH_MAX];
+    size_t n = swim_random_alive(g->swim, ORIGIN_PUSH_MAX, peers);
+    for (size_t i = 0; i < n; i++)
+        addrs[i] = peers[i]->addr;
     repl_push(g->repl, entry, len, addrs, n);
 }
 

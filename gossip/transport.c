@@ -163,7 +163,7 @@ void transport_opts_default(transport_opts_t *o)
     o->max_msg = 4u << 20;
     o->hwm = 1000;
     o->federation_secret = TRANSPORT_DEFAULT_SECRET;
-    o->heartbeat_ms = 1000;
+    o->heartbeat_ms = 30000;
     o->max_peers = 1024;
     o->advertise = NULL;
     o->pending_ms = 2000;

@@ -41,7 +41,9 @@ typedef struct {
                                        (ZMQ_MAXMSGSIZE) disconnects a peer sending a larger one. */
     int hwm;                        /* ZeroMQ send/receive high-water marks, messages (1000) */
     const char *federation_secret;  /* shared by every node of a federation ("tributary") */
-    int heartbeat_ms;               /* ZMTP heartbeat interval; timeout is 3x (1000) */
+    int heartbeat_ms;               /* ZMTP heartbeat interval, 0 = none; timeout is 3x (30000).
+                                       SWIM detects failed members; this only reaps dead TCP
+                                       connections, so it can be slow: idle traffic stays low. */
     size_t max_peers;               /* open DEALERs; the least recently used is closed (1024) */
     const char *advertise;          /* HOST:PORT peers reply to; NULL = the bound address */
     int pending_ms;                 /* how long a send may wait for a connection (2000) */
