@@ -671,7 +671,7 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     reads_open_t o = {.product = product, .from = from, .limit = limit, .live = live, .owner_id = owner.id,
                       .owner_addr = owner.addr, .owner_desc = desc};
     gossip_read_t *rd = reads_reader_open(g->reads, &o, last_seq, status, kind, kindlen, err, errlen);
-    if (!rd && *status == 503 && !strstr(err, "declared")) {
+    if (!rd && *status == 503 && !strstr(err, "member state")) {
         size_t n = strlen(err);
         if (n < errlen)
             snprintf(err + n, errlen - n, "; its member state is %s", member_state_now(g, owner.id));

@@ -1,0 +1,716 @@
+/* tests/test_routed.c - data served from any node: routed reads and live streams through a
+ * non-owner, as real `trib agent` processes on loopback. Byte-for-byte equality of routed and
+ * direct reads (100k records, range variants, CLI), live subscribers on several relays across an
+ * append burst and a relay restart with resume, one upstream per product per relay, owner down
+ * (SIGSTOP/SIGKILL) -> quick 503 naming the owner, mid-stream owner loss -> error line, bounded
+ * relay memory under a slow client, and bad input that never reaches the wire. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "tests/harness.h"
+
+TestSuite(routed, .fini = h_cleanup_all, .timeout = 240);
+
+#define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "2", \
+             "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
+#define PRODUCT "payments/ledger"
+
+/* ------------------------------------------------------------------ helpers */
+
+static char *get_body(h_node_t *n, const char *path, long *status, size_t *len, char first_seq[32])
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", n->url, path);
+    h_resp_t r;
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0, "GET %s: transport failed", url);
+    if (status)
+        *status = r.status;
+    if (len)
+        *len = r.len;
+    if (first_seq)
+        memcpy(first_seq, r.first_seq, 32);
+    return r.body;
+}
+
+static json_t *get_json(h_node_t *n, const char *path)
+{
+    long st;
+    char *b = get_body(n, path, &st, NULL, NULL);
+    json_t *j = st == 200 ? json_loads(b, 0, NULL) : NULL;
+    free(b);
+    return j;
+}
+
+/* Value of the metric line starting with `series ` on node n (0 when absent). */
+static double metric(h_node_t *n, const char *series)
+{
+    char *b = get_body(n, "/metrics", NULL, NULL, NULL);
+    double v = 0;
+    size_t sl = strlen(series);
+    for (char *p = b; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, series, sl) && p[sl] == ' ') {
+            v = strtod(p + sl + 1, NULL);
+            break;
+        }
+    free(b);
+    return v;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *series;
+    double want;
+} metric_cond_t;
+
+static int metric_is(void *ctx)
+{
+    metric_cond_t *c = ctx;
+    return metric(c->n, c->series) == c->want;
+}
+
+static int metric_at_least(void *ctx)
+{
+    metric_cond_t *c = ctx;
+    return metric(c->n, c->series) >= c->want;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *domain, *state;
+    const char *product;
+} node_cond_t;
+
+static int sees_state(void *ctx)
+{
+    node_cond_t *c = ctx;
+    json_t *j = get_json(c->n, "/v1/members");
+    json_t *m;
+    size_t i;
+    int ok = 0;
+    json_array_foreach(json_object_get(j, "members"), i, m)
+    {
+        if (!strcmp(json_string_value(json_object_get(m, "domain")), c->domain) &&
+            !strcmp(json_string_value(json_object_get(m, "state")), c->state))
+            ok = 1;
+    }
+    json_decref(j);
+    return ok;
+}
+
+static int has_product(void *ctx)
+{
+    node_cond_t *c = ctx;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/products/%s", c->product);
+    json_t *j = get_json(c->n, path);
+    int ok = j != NULL;
+    json_decref(j);
+    return ok;
+}
+
+static void wait_state(h_node_t *n, const char *domain, const char *state, int ms)
+{
+    node_cond_t c = {.n = n, .domain = domain, .state = state};
+    cr_assert(h_wait(sees_state, &c, ms), "%s does not see %s %s", n->domain, domain, state);
+}
+
+static void wait_product(h_node_t *n, const char *product)
+{
+    node_cond_t c = {.n = n, .product = product};
+    cr_assert(h_wait(has_product, &c, 10000), "%s did not learn %s", n->domain, product);
+}
+
+static void publish_ledger(h_node_t *owner)
+{
+    const char *m = "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.0.0\",\"status\":\"active\","
+                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                    "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
+                    "{\"name\":\"pad\",\"logicalType\":\"string\"}]}";
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, owner->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
+    cr_assert_eq(r.status, 201, "publish: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+}
+
+/* Appends records id = first .. first+n-1, each with pad bytes of padding. */
+static void post_records(h_node_t *owner, long first, long n, size_t pad)
+{
+    size_t cap = (size_t)n * (pad + 48) + 1;
+    char *body = malloc(cap), *padding = malloc(pad + 1);
+    cr_assert(body && padding);
+    for (size_t i = 0; i < pad; i++)
+        padding[i] = (char)('a' + i % 26);
+    padding[pad] = '\0';
+    size_t len = 0;
+    for (long i = 0; i < n; i++)
+        len += (size_t)snprintf(body + len, cap - len, "{\"id\":%ld,\"pad\":\"%s\"}\n", first + i, padding);
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT "/records", owner->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("POST", url, "application/x-ndjson", body, len, &r), 0);
+    cr_assert_eq(r.status, 201, "append: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    free(body);
+    free(padding);
+}
+
+/* Owner "payments" and relays growth (and listening when c != NULL); the ledger published and
+ * known to every relay. */
+static void federation(h_node_t *a, h_node_t *b, h_node_t *c)
+{
+    cr_assert_eq(h_node_start(a, "payments", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(b, "growth", "--seed", a->peer, FAST, NULL), 0, "growth did not start");
+    if (c)
+        cr_assert_eq(h_node_start(c, "listening", "--seed", a->peer, FAST, NULL), 0, "listening did not start");
+    wait_state(b, "payments", "alive", 15000);
+    if (c)
+        wait_state(c, "payments", "alive", 15000);
+    publish_ledger(a);
+    wait_product(b, PRODUCT);
+    if (c)
+        wait_product(c, PRODUCT);
+}
+
+static size_t count_lines(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += s[i] == '\n';
+    return n;
+}
+
+/* A `trib subscribe` child writing to a file. */
+typedef struct {
+    pid_t pid;
+    char out[64], err[80];
+} sub_t;
+
+static void sub_start(sub_t *s, h_node_t *n, const char *from)
+{
+    snprintf(s->out, sizeof s->out, "/tmp/trib-sub-XXXXXX");
+    int fd = mkstemp(s->out);
+    snprintf(s->err, sizeof s->err, "%s.err", s->out);
+    int efd = open(s->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0 && efd >= 0);
+    s->pid = fork();
+    if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(efd, 2);
+        setenv("TRIB_NODE", n->url, 1);
+        execl(h_trib_path(), h_trib_path(), "subscribe", PRODUCT, "--from", from, (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    close(efd);
+}
+
+/* Ends the subscriber (SIGINT unless it already ended); returns its exit code. */
+static int sub_stop(sub_t *s)
+{
+    int st = 0;
+    if (waitpid(s->pid, &st, WNOHANG) != s->pid) {
+        kill(s->pid, SIGINT);
+        waitpid(s->pid, &st, 0);
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void sub_cleanup(sub_t *s)
+{
+    unlink(s->out);
+    unlink(s->err);
+}
+
+typedef struct {
+    sub_t *s;
+    size_t lines;
+} lines_cond_t;
+
+static int has_lines(void *ctx)
+{
+    lines_cond_t *c = ctx;
+    size_t len = 0;
+    char *b = h_read_file(c->s->out, &len);
+    size_t n = b ? count_lines(b, len) : 0;
+    free(b);
+    return n >= c->lines;
+}
+
+static int exited(void *ctx)
+{
+    sub_t *s = ctx;
+    int st;
+    pid_t p = waitpid(s->pid, &st, WNOHANG);
+    if (p == s->pid) {
+        s->pid = -st - 1; /* keep the status for sub_status */
+        return 1;
+    }
+    return 0;
+}
+
+static void wait_lines(sub_t *s, size_t n, int ms)
+{
+    lines_cond_t c = {s, n};
+    if (!h_wait(has_lines, &c, ms)) {
+        size_t len = 0;
+        char *b = h_read_file(s->out, &len), *e = h_read_file(s->err, NULL);
+        cr_assert_fail("subscriber has %zu lines, want %zu; stderr: %s", b ? count_lines(b, len) : 0, n, e);
+    }
+}
+
+/* ------------------------------------------------------------------ byte for byte */
+
+Test(routed, get_through_non_owner_equals_direct_for_100k_records)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    post_records(&a, 1, 100000, 10);
+
+    static const struct {
+        const char *query;
+    } cases[] = {
+        {""},
+        {"?from=0"},
+        {"?from=1&limit=0"},
+        {"?from=50000"},
+        {"?from=99990&limit=100"},
+        {"?from=1&limit=1"},
+        {"?from=100000&limit=5"},
+        {"?from=100001"},
+        {"?from=12345&limit=4321"},
+        {"?limit=70000"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[256], fa[32], fb[32];
+        snprintf(path, sizeof path, "/v1/products/" PRODUCT "/records%s", cases[i].query);
+        long sa, sb;
+        size_t la, lb;
+        long t0 = h_now_ms();
+        char *direct = get_body(&a, path, &sa, &la, fa);
+        long t1 = h_now_ms();
+        char *routed = get_body(&b, path, &sb, &lb, fb);
+        long t2 = h_now_ms();
+        cr_assert_eq(sa, 200, "%s direct: %ld %s", path, sa, direct);
+        cr_assert_eq(sb, 200, "%s routed: %ld %s", path, sb, routed);
+        cr_assert_eq(la, lb, "%s: direct %zu bytes, routed %zu bytes", path, la, lb);
+        cr_assert(memcmp(direct, routed, la) == 0, "%s: routed bytes differ from direct", path);
+        cr_assert_str_eq(fa, fb, "%s: Trib-First-Seq %s direct, %s routed", path, fa, fb);
+        if (i == 0) {
+            cr_assert_eq(count_lines(direct, la), 100000);
+            cr_log_info("100k records (%zu bytes): direct %ld ms, routed %ld ms", la, t1 - t0, t2 - t1);
+        }
+        free(direct);
+        free(routed);
+    }
+    /* The CLI against the relay prints the same bytes. */
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(h_trib(&b, NULL, &out, &err, "get", PRODUCT, "--from", "99001", NULL), 0, "%s", err);
+    char *direct = get_body(&a, "/v1/products/" PRODUCT "/records?from=99001", NULL, NULL, NULL);
+    cr_assert_str_eq(out, direct, "trib get through the relay differs from the direct read");
+    free(out);
+    free(err);
+    free(direct);
+    /* Every routed stream has ended on both sides. */
+    metric_cond_t mc = {&a, "trib_read_owner_streams{kind=\"range\"}", 0};
+    cr_assert(h_wait(metric_is, &mc, 5000), "owner still serves range streams");
+    cr_assert_eq(metric(&b, "trib_read_relay_sessions"), 0);
+}
+
+/* ------------------------------------------------------------------ live */
+
+Test(routed, subscribers_on_two_relays_see_every_record_once_across_burst_and_relay_restart)
+{
+    h_node_t a, b, c;
+    federation(&a, &b, &c);
+    post_records(&a, 1, 1000, 20);
+
+    sub_t s1, s2, s3;
+    sub_start(&s1, &b, "0");
+    sub_start(&s2, &c, "0");
+    sub_start(&s3, &b, "500");
+    wait_lines(&s1, 1000, 10000);
+    wait_lines(&s2, 1000, 10000);
+    wait_lines(&s3, 501, 10000);
+    /* One upstream per product per relay, shared by the relay's two subscribers. */
+    metric_cond_t mc = {&b, "trib_read_feed_subscribers", 2};
+    cr_assert(h_wait(metric_is, &mc, 5000), "growth does not count 2 feed subscribers");
+    cr_assert_eq(metric(&b, "trib_read_feeds"), 1, "growth holds more than one upstream for one product");
+    cr_assert_eq(metric(&c, "trib_read_feeds"), 1);
+    cr_assert_eq(metric(&a, "trib_read_owner_streams{kind=\"live\"}"), 2, "owner should serve one live stream per relay");
+
+    /* Append burst: 20 appends of 250 records. */
+    for (int i = 0; i < 20; i++)
+        post_records(&a, 1001 + i * 250, 250, 20);
+    wait_lines(&s1, 6000, 20000);
+    wait_lines(&s2, 6000, 20000);
+    wait_lines(&s3, 5501, 20000);
+
+    /* The relay growth dies mid-burst; its subscriber resumes from LAST+1 after the restart. */
+    cr_assert_eq(h_node_stop(&b, SIGKILL), 128 + SIGKILL);
+    for (int i = 0; i < 10; i++)
+        post_records(&a, 6001 + i * 100, 100, 20);
+    cr_assert(h_wait(exited, &s1, 10000), "subscriber did not end when its relay died");
+    cr_assert(h_wait(exited, &s3, 10000));
+    size_t len1 = 0;
+    char *part1 = h_read_file(s1.out, &len1);
+    size_t last = count_lines(part1, len1);
+    cr_assert(last >= 6000 && last <= 7000, "subscriber saw %zu records before its relay died", last);
+    cr_assert_eq(h_node_restart(&b), 0, "growth did not restart");
+    wait_state(&b, "payments", "alive", 15000);
+    sub_t s1b;
+    char from[32];
+    snprintf(from, sizeof from, "%zu", last + 1);
+    sub_start(&s1b, &b, from);
+    for (int i = 0; i < 10; i++)
+        post_records(&a, 7001 + i * 100, 100, 20);
+    wait_lines(&s2, 8000, 20000);
+    wait_lines(&s1b, 8000 - last, 20000);
+
+    cr_assert_eq(sub_stop(&s2), 0, "subscriber on listening did not end cleanly on SIGINT");
+    cr_assert_eq(sub_stop(&s1b), 0);
+    size_t len2 = 0, len1b = 0, len3 = 0;
+    char *all2 = h_read_file(s2.out, &len2), *part1b = h_read_file(s1b.out, &len1b), *all3 = h_read_file(s3.out, &len3);
+    size_t dlen;
+    char *direct = get_body(&a, "/v1/products/" PRODUCT "/records", NULL, &dlen, NULL);
+    cr_assert_eq(count_lines(direct, dlen), 8000);
+    /* listening's subscriber: exactly the log, in order. */
+    cr_assert_eq(len2, dlen, "listening's subscriber got %zu bytes, the log has %zu", len2, dlen);
+    cr_assert(memcmp(all2, direct, dlen) == 0, "listening's subscriber differs from the log");
+    /* growth's subscriber: before the restart + after resuming = exactly the log. */
+    cr_assert_eq(len1 + len1b, dlen, "growth's subscriber: %zu + %zu bytes, the log has %zu", len1, len1b, dlen);
+    cr_assert(memcmp(part1, direct, len1) == 0 && memcmp(part1b, direct + len1, len1b) == 0,
+              "growth's subscriber differs from the log across the restart");
+    /* The one that started at 500 saw a prefix of the log from seq 500. */
+    const char *at500 = direct;
+    for (int k = 1; k < 500; k++)
+        at500 = strchr(at500, '\n') + 1;
+    cr_assert(len3 > 0 && memcmp(all3, at500, len3) == 0, "the subscriber from 500 differs from the log");
+    /* The last subscriber gone, the relay drops its upstream. */
+    metric_cond_t gone = {&b, "trib_read_feeds", 0};
+    cr_assert(h_wait(metric_is, &gone, 5000), "growth kept its upstream after the last subscriber left");
+    free(part1);
+    free(part1b);
+    free(all2);
+    free(all3);
+    free(direct);
+    sub_cleanup(&s1);
+    sub_cleanup(&s1b);
+    sub_cleanup(&s2);
+    sub_cleanup(&s3);
+}
+
+/* A streaming HTTP client on a thread: records the arrival time of each line. */
+typedef struct {
+    char url[256];
+    atomic_long lines;
+    long *arrival_us;
+    size_t max;
+    atomic_int stop;
+} live_client_t;
+
+static long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000L;
+}
+
+static size_t live_sink(char *p, size_t sz, size_t n, void *ctx)
+{
+    live_client_t *c = ctx;
+    long t = now_us();
+    for (size_t i = 0; i < sz * n; i++)
+        if (p[i] == '\n') {
+            long k = atomic_fetch_add(&c->lines, 1);
+            if ((size_t)k < c->max)
+                c->arrival_us[k] = t;
+        }
+    return atomic_load(&c->stop) ? 0 : sz * n;
+}
+
+static int live_progress(void *ctx, curl_off_t a, curl_off_t b, curl_off_t cc, curl_off_t d)
+{
+    (void)a, (void)b, (void)cc, (void)d;
+    return atomic_load(&((live_client_t *)ctx)->stop);
+}
+
+static void *live_run(void *arg)
+{
+    live_client_t *c = arg;
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, c->url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, live_sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, live_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static int cmp_long(const void *x, const void *y)
+{
+    long a = *(const long *)x, b = *(const long *)y;
+    return (a > b) - (a < b);
+}
+
+static int client_has(void *ctx) { return atomic_load(&((live_client_t *)ctx)->lines) > 0; }
+
+Test(routed, append_on_owner_reaches_a_remote_subscriber_without_polling)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    enum { N = 300 };
+    static long arrival[N + 1], sent[N + 1];
+    live_client_t lc = {.arrival_us = arrival, .max = N + 1};
+    snprintf(lc.url, sizeof lc.url, "%s/v1/products/" PRODUCT "/stream?from=1", b.url);
+    pthread_t th;
+    pthread_create(&th, NULL, live_run, &lc);
+    /* Seq 1 opens the path; then one record at a time, each waited for. */
+    post_records(&a, 1, 1, 20);
+    cr_assert(h_wait(client_has, &lc, 10000), "the first record never arrived");
+    long post_us[N];
+    for (int i = 0; i < N; i++) {
+        long t0 = now_us();
+        post_records(&a, 2 + i, 1, 20);
+        post_us[i] = now_us() - t0;
+        sent[i] = t0;
+        long deadline = h_now_ms() + 5000;
+        while (atomic_load(&lc.lines) < i + 2 && h_now_ms() < deadline)
+            ; /* spin: a sleep would blur the figure */
+        cr_assert_eq(atomic_load(&lc.lines), i + 2, "record %d did not arrive within 5 s", i + 2);
+    }
+    atomic_store(&lc.stop, 1);
+    post_records(&a, N + 2, 1, 20); /* wake the client so it sees stop */
+    pthread_join(th, NULL);
+    long lat[N];
+    for (int i = 0; i < N; i++)
+        lat[i] = arrival[i + 1] - sent[i];
+    qsort(lat, N, sizeof lat[0], cmp_long);
+    qsort(post_us, N, sizeof post_us[0], cmp_long);
+    cr_log_info("POST start -> line at a subscriber on another node: p50 %ld us, p99 %ld us "
+                "(the POST itself, with its durable commit: p50 %ld us)",
+                lat[N / 2], lat[N * 99 / 100], post_us[N / 2]);
+    /* Loose bound: a polling interval anywhere on the path would show as tens of ms. */
+    cr_assert(lat[N / 2] < 20000, "median delivery %ld us: something polls", lat[N / 2]);
+}
+
+/* ------------------------------------------------------------------ owner down */
+
+static void expect_503_naming_owner(h_node_t *relay, h_node_t *owner, const char *owner_hex, long max_ms,
+                                    const char *state_word)
+{
+    long t0 = h_now_ms(), st;
+    char *body = get_body(relay, "/v1/products/" PRODUCT "/records", &st, NULL, NULL);
+    long ms = h_now_ms() - t0;
+    cr_assert_eq(st, 503, "routed read with the owner down: %ld %s", st, body);
+    cr_assert(ms < max_ms, "503 took %ld ms", ms);
+    json_t *j = json_loads(body, 0, NULL);
+    const char *d = json_string_value(json_object_get(j, "detail"));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "owner_unreachable");
+    char prefix[13];
+    snprintf(prefix, sizeof prefix, "%.12s", owner_hex);
+    cr_assert(d && strstr(d, prefix) && strstr(d, owner->peer), "detail lacks owner id/address: %s", d);
+    cr_assert(strstr(d, state_word), "detail lacks the member state '%s': %s", state_word, d);
+    cr_log_info("owner down -> %ld ms: %s", ms, d);
+    json_decref(j);
+    free(body);
+}
+
+Test(routed, owner_down_gives_a_quick_503_naming_the_owner_and_its_state)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    post_records(&a, 1, 10, 10);
+    json_t *s = get_json(&a, "/v1/status");
+    char hex[80];
+    snprintf(hex, sizeof hex, "%s", json_string_value(json_object_get(s, "node_id")));
+    json_decref(s);
+
+    kill(a.pid, SIGSTOP); /* alive to the kernel, silent to everyone */
+    expect_503_naming_owner(&b, &a, hex, 3000, "state");
+    char *err = NULL;
+    long t0 = h_now_ms();
+    cr_assert_eq(h_trib(&b, NULL, NULL, &err, "get", PRODUCT, NULL), 1);
+    cr_assert(strstr(err, "owner") && strstr(err, a.peer), "trib get: %s", err);
+    cr_assert(h_now_ms() - t0 < 3000);
+    free(err);
+    kill(a.pid, SIGCONT);
+    wait_state(&b, "payments", "alive", 15000);
+    long st;
+    free(get_body(&b, "/v1/products/" PRODUCT "/records", &st, NULL, NULL));
+    cr_assert_eq(st, 200, "routed read after SIGCONT");
+
+    cr_assert_eq(h_node_stop(&a, SIGKILL), 128 + SIGKILL);
+    expect_503_naming_owner(&b, &a, hex, 3000, "state");
+    wait_state(&b, "payments", "dead", 15000);
+    expect_503_naming_owner(&b, &a, hex, 200, "dead");
+}
+
+/* A raw HTTP/1.0 client with a tiny receive buffer: it reads only when told. */
+static int slow_connect(h_node_t *n, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[512];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    return fd;
+}
+
+static char *read_all(int fd, size_t *len)
+{
+    size_t cap = 1 << 20, n = 0;
+    char *b = malloc(cap);
+    for (;;) {
+        if (n + 65536 > cap)
+            b = realloc(b, cap *= 2);
+        ssize_t r = read(fd, b + n, 65536);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    b[n] = '\0';
+    *len = n;
+    return b;
+}
+
+Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_error_line)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    /* 32k records of ~1 KiB: ~32 MiB, ~64 batches of 512 KiB (the owner's batch size). */
+    for (int i = 0; i < 4; i++)
+        post_records(&a, 1 + i * 8000, 8000, 1000);
+    int fd = slow_connect(&b, "/v1/products/" PRODUCT "/records");
+    /* The client does not read: the relay's queue fills to the window and stays there. */
+    metric_cond_t full = {&b, "trib_read_relay_queued_batches", 8};
+    cr_assert(h_wait(metric_is, &full, 10000), "the relay's queue did not fill to the window (%g)",
+              metric(&b, "trib_read_relay_queued_batches"));
+    double sent0 = metric(&a, "trib_read_batches_total{dir=\"sent\"}");
+    /* Let a couple of owner keepalives pass (>= 1 s): nothing more is sent meanwhile. */
+    double ka0 = metric(&a, "trib_read_events_total{event=\"keepalive_sent\"}");
+    metric_cond_t ka = {&a, "trib_read_events_total{event=\"keepalive_sent\"}", ka0 + 2};
+    cr_assert(h_wait(metric_at_least, &ka, 10000), "the owner sent no keepalives to the stalled stream");
+    double sent1 = metric(&a, "trib_read_batches_total{dir=\"sent\"}");
+    cr_assert_eq(sent1, sent0, "the owner kept sending (%g -> %g) to a relay whose client does not read", sent0,
+                 sent1);
+    cr_assert(sent1 <= 32, "the owner sent %g of ~64 batches to a client that read nothing", sent1);
+    cr_assert(metric(&b, "trib_read_relay_queued_batches_max") <= 8, "a relay session queued more than the window");
+    cr_log_info("stalled client: owner sent %g batches, relay holds %g", sent1,
+                metric(&b, "trib_read_relay_queued_batches"));
+
+    /* The owner dies mid-read: what was relayed arrives, then the error line. */
+    cr_assert_eq(h_node_stop(&a, SIGKILL), 128 + SIGKILL);
+    size_t len;
+    char *resp = read_all(fd, &len);
+    close(fd);
+    char *body = strstr(resp, "\r\n\r\n");
+    cr_assert(body && (!strncmp(resp, "HTTP/1.0 200", 12) || !strncmp(resp, "HTTP/1.1 200", 12)), "%.100s", resp);
+    body += 4;
+    size_t blen = len - (size_t)(body - resp);
+    cr_assert(blen > 1 && body[blen - 1] == '\n', "body does not end with a line");
+    body[blen - 1] = '\0';
+    char *lastline = strrchr(body, '\n');
+    cr_assert(lastline, "one line only");
+    json_t *j = json_loads(lastline + 1, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "owner_lost", "last line: %s", lastline + 1);
+    cr_assert(json_is_string(json_object_get(j, "detail")) && json_object_size(j) == 2);
+    json_decref(j);
+    /* The lines before are whole records 1..k. */
+    size_t k = count_lines(body, (size_t)(lastline - body) + 1);
+    cr_assert(k > 0 && k < 32000, "%zu records before the error", k);
+    char want[32];
+    snprintf(want, sizeof want, "{\"id\":%zu,", k);
+    *lastline = '\0';
+    const char *prev = strrchr(body, '\n') ? strrchr(body, '\n') + 1 : body;
+    cr_assert(!strncmp(prev, want, strlen(want)), "the last record before the error is not seq %zu: %.60s", k, prev);
+    free(resp);
+}
+
+/* ------------------------------------------------------------------ bad input */
+
+Test(routed, bad_input_is_refused_before_the_wire)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    post_records(&a, 1, 5, 5);
+    static const struct {
+        const char *path;
+        long status;
+        const char *detail_has;
+    } cases[] = {
+        {"/v1/products/payments/nope/records", 404, "payments/nope"},
+        {"/v1/products/payments/nope/stream", 404, "payments/nope"},
+        {"/v1/products/payments/ledger/records?from=abc", 400, "from"},
+        {"/v1/products/payments/ledger/records?from=-1", 400, "from"},
+        {"/v1/products/payments/ledger/records?limit=x1", 400, "limit"},
+        {"/v1/products/payments/ledger/records?from=99999999999999999999", 400, "from"},
+        {"/v1/products/payments/ledger/records?from=10&limit=18446744073709551615", 400, "limit"},
+        {"/v1/products/payments/ledger/stream?limit=5", 400, "limit"},
+        {"/v1/products/Payments/ledger/records", 400, "product id"},
+        {"/v1/products/payments/led_ger/records", 400, "product id"},
+        {"/v1/products/payments/-ledger/stream", 400, "product id"},
+        {"/v1/products/pay%20ments/ledger/records", 400, "product id"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long st;
+        char *body = get_body(&b, cases[i].path, &st, NULL, NULL);
+        cr_assert_eq(st, cases[i].status, "%s: %ld %s", cases[i].path, st, body);
+        json_t *j = json_loads(body, 0, NULL);
+        const char *d = json_string_value(json_object_get(j, "detail"));
+        cr_assert(json_is_string(json_object_get(j, "error")) && d && strstr(d, cases[i].detail_has),
+                  "%s: %s", cases[i].path, body);
+        json_decref(j);
+        free(body);
+    }
+    /* None of those reached the owner: the first routed request it sees is the one below. */
+    long st;
+    free(get_body(&b, "/v1/products/" PRODUCT "/records?from=2&limit=2", &st, NULL, NULL));
+    cr_assert_eq(st, 200);
+    metric_cond_t one = {&a, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}", 1};
+    cr_assert(h_wait(metric_is, &one, 5000), "the owner saw %g read requests, want 1",
+              metric(&a, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"));
+
+    /* Retired: a routed read still serves the records; a routed stream is refused (410). */
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, a.url);
+    h_resp_t r;
+    cr_assert_eq(h_http("DELETE", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    h_resp_free(&r);
+    char *body = get_body(&b, "/v1/products/" PRODUCT "/stream", &st, NULL, NULL);
+    cr_assert_eq(st, 410, "a routed stream of a retired product: %ld %s", st, body);
+    cr_assert(strstr(body, "retired"), "%s", body);
+    free(body);
+    size_t len;
+    body = get_body(&b, "/v1/products/" PRODUCT "/records", &st, &len, NULL);
+    cr_assert_eq(st, 200);
+    cr_assert_eq(count_lines(body, len), 5);
+    free(body);
+}
