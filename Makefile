@@ -5,11 +5,11 @@
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
-PKGS      := libzmq libprotobuf-c lmdb libsodium libmicrohttpd libcurl jansson libfyaml
+PKGS      := libzmq libprotobuf-c lmdb libsodium libmicrohttpd libcurl jansson libfyaml yajl
 TESTPKGS  := criterion
 # Debian packages that provide the pkg-config names above (same order), and the tools.
 DEBS      := libzmq3-dev libprotobuf-c-dev liblmdb-dev libsodium-dev libmicrohttpd-dev \
-             libcurl4-openssl-dev libjansson-dev libfyaml-dev libcriterion-dev \
+             libcurl4-openssl-dev libjansson-dev libfyaml-dev libyajl-dev libcriterion-dev \
              protobuf-c-compiler pkg-config curl iproute2 procps
 
 OPT       ?= -O2 -g
@@ -37,7 +37,7 @@ all: $(BUILD)/trib
 deps:
 	@./deploy/deps.sh $(DEBS)
 
-$(BUILD)/.deps-ok: deploy/deps.sh
+$(BUILD)/.deps-ok: deploy/deps.sh Makefile
 	@./deploy/deps.sh $(DEBS)
 	@mkdir -p $(BUILD) && touch $@
 
