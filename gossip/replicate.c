@@ -1,8 +1,10 @@
 /* gossip/replicate.c - catalog replication (DESIGN.md §4).
  *
- * Anti-entropy: A sends its digest {domain -> head seq} to B. B sends A, per domain, the entries A
- * lacks (in seq order, in frames under max_frame) and answers with its own digest (reply = true);
- * A then sends B what B lacks. Push: a new entry goes straight to a few peers, and each node that
+ * Anti-entropy: A opens a round with a summary (a hash of its digest); when B's digest hashes the
+ * same, the round ends there, so an idle federation's anti-entropy costs one small message per
+ * round whatever the catalog's size. Otherwise B sends its digest {domain -> head seq}; A sends B,
+ * per domain, the entries B lacks (in seq order, in frames under max_frame) and answers with its
+ * own digest (reply = true); B then sends A what A lacks. Push: a new entry goes straight to a few peers, and each node that
  * accepts entries as new forwards them once, all the entries of one received frame together in one
  * frame to the same few peers (so a run of entries arrives in order, not scattered into gaps), and
  * an entry spreads epidemically with every hop verified.
@@ -11,6 +13,7 @@
  * outstanding no other is sent; it is forgotten when the head moves or at the next anti-entropy
  * round, so a lost request is retried. Gaps are re-requested, never skipped, and the cost of
  * healing stays linear in what is missing. */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,10 +183,76 @@ out:
     free(d.names);
 }
 
+#define SUMMARY_LEN 16
+
+typedef struct {
+    crypto_generichash_state st;
+    uint32_t n;
+} summary_t;
+
+static int summary_add(void *ctx, const char *domain, const store_head_t *h)
+{
+    summary_t *s = ctx;
+    uint8_t seq[8];
+    for (int i = 0; i < 8; i++)
+        seq[i] = (uint8_t)(h->seq >> (56 - 8 * i));
+    crypto_generichash_update(&s->st, (const uint8_t *)domain, strlen(domain) + 1);
+    crypto_generichash_update(&s->st, seq, sizeof seq);
+    crypto_generichash_update(&s->st, h->hash, STORE_HASH_LEN);
+    s->n++;
+    return 0;
+}
+
+/* The hash of our digest (every domain's head seq and hash, in domain order). 0 or -1. */
+static int summary(replicate_t *r, uint8_t out[SUMMARY_LEN], uint32_t *domains)
+{
+    summary_t s = {.n = 0};
+    crypto_generichash_init(&s.st, NULL, 0, SUMMARY_LEN);
+    if (store_catalog_heads(r->st, summary_add, &s) != 0)
+        return -1;
+    crypto_generichash_final(&s.st, out, SUMMARY_LEN);
+    *domains = s.n;
+    return 0;
+}
+
 void repl_sync(replicate_t *r, const char *addr)
 {
     r->nwants = 0; /* a request lost before this round gets asked again */
-    send_digest(r, addr, 0);
+    uint8_t h[SUMMARY_LEN];
+    Trib__CatalogSummary msg = TRIB__CATALOG_SUMMARY__INIT;
+    if (summary(r, h, &msg.domains) != 0) {
+        send_digest(r, addr, 0);
+        return;
+    }
+    msg.hash.data = h;
+    msg.hash.len = sizeof h;
+    uint8_t buf[64];
+    size_t len = trib__catalog_summary__get_packed_size(&msg);
+    if (len > sizeof buf)
+        return;
+    trib__catalog_summary__pack(&msg, buf);
+    r->io.send(r->io.ctx, addr, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, buf, len);
+    r->stats.summaries_sent++;
+}
+
+/* A round's opener: nothing to do when our digests agree, else our digest starts the exchange. */
+static int handle_summary(replicate_t *r, const char *from, const uint8_t *body, size_t len)
+{
+    Trib__CatalogSummary *msg = trib__catalog_summary__unpack(NULL, len, body);
+    if (!msg)
+        return -1;
+    int bad = msg->hash.len != SUMMARY_LEN;
+    uint8_t h[SUMMARY_LEN];
+    uint32_t domains;
+    if (!bad) {
+        r->stats.summaries_in++;
+        if (summary(r, h, &domains) == 0 && domains == msg->domains && !memcmp(h, msg->hash.data, SUMMARY_LEN))
+            r->stats.summaries_same++;
+        else
+            send_digest(r, from, 0);
+    }
+    trib__catalog_summary__free_unpacked(msg, NULL);
+    return bad ? -1 : 0;
 }
 
 /* Sends the peer, whose digest is msg, every entry it lacks of every domain we hold. */
@@ -415,6 +484,8 @@ int repl_handle(replicate_t *r, const char *from_addr, int type, const uint8_t *
         rc = handle_entries(r, from_addr, body, len);
     else if (type == TRIB__MSG_TYPE__MSG_CATALOG_WANT)
         rc = handle_want(r, from_addr, body, len);
+    else if (type == TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY)
+        rc = handle_summary(r, from_addr, body, len);
     if (rc < 0)
         r->stats.frames_malformed++;
     return rc;

@@ -30,6 +30,7 @@ typedef struct {
     uint64_t entries_pushed;              /* ... of which pushed or forwarded (not answers) */
     uint64_t digests_sent, digests_in, frames_malformed;
     uint64_t wants_sent, wants_in;        /* gap re-requests (MSG_CATALOG_WANT) */
+    uint64_t summaries_sent, summaries_in, summaries_same;  /* round openers; same = nothing to do */
 } repl_stats_t;
 
 /* max_frame bounds the body of one CatalogEntries message. */
@@ -38,9 +39,9 @@ void repl_destroy(replicate_t **rp);
 
 /* Sends entry (a serialized SignedEntry) to each address. */
 void repl_push(replicate_t *r, const uint8_t *entry, size_t len, const char *const *addrs, size_t n);
-/* Starts an anti-entropy round with one peer: sends it our digest. */
+/* Starts an anti-entropy round with one peer: sends it a summary (hash) of our digest. */
 void repl_sync(replicate_t *r, const char *addr);
-/* Handles a MSG_CATALOG_* message (DIGEST, ENTRIES or WANT). Returns 0, or -1 when the body is malformed (counted). */
+/* Handles a MSG_CATALOG_* message (DIGEST, ENTRIES, WANT or SUMMARY). Returns 0, or -1 when the body is malformed (counted). */
 int repl_handle(replicate_t *r, const char *from_addr, int type, const uint8_t *body, size_t len);
 const repl_stats_t *repl_stats(const replicate_t *r);
 
