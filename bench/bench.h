@@ -283,23 +283,28 @@ static inline void bench_stop_all(bench_proc_t *ps, int n, int sig, int grace_ms
         bench_stop(&ps[i], sig, grace_ms);
 }
 
-/* VmRSS of pid in KiB, or -1. */
-static inline long bench_rss_kb(pid_t pid)
+/* A "Name:  N kB" field of a /proc file of pid (e.g. "status" VmRSS or RssAnon, "smaps_rollup"
+ * Pss), in KiB, or -1. */
+static inline long bench_proc_kb(pid_t pid, const char *file, const char *field)
 {
     char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
     long kb = -1;
+    size_t fl = strlen(field);
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) {
-            kb = strtol(line + 6, NULL, 10);
+        if (!strncmp(line, field, fl) && line[fl] == ':') {
+            kb = strtol(line + fl + 1, NULL, 10);
             break;
         }
     fclose(f);
     return kb;
 }
+
+/* VmRSS of pid in KiB, or -1. */
+static inline long bench_rss_kb(pid_t pid) { return bench_proc_kb(pid, "status", "VmRSS"); }
 
 /* ------------------------------------------------------------------ ports */
 

@@ -53,7 +53,7 @@ typedef struct {
     double put_p50_ms, put_p99_ms;  /* trib: PUT answered by node 0 (signed, stored durably) */
     int pubs, pubs_late;
     double fail_s;
-    double rss_mib;
+    double rss_mib, anon_mib, pss_mib;
     double wire_bps;        /* per node, -1 when not measured */
     double wire_pps;        /* packets per second per node */
     double app_bps;         /* trib only: trib_gossip_bytes_total out per node */
@@ -677,10 +677,15 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
         r->wire_bps = (w1 - w0) / secs / n, r->wire_pps = (p1 - p0) / secs / n;
     if (a0 >= 0 && a1 >= 0)
         r->app_bps = (a1 - a0) / secs / n;
-    long rss = 0;
-    for (int i = 0; i < n; i++)
+    long rss = 0, anon = 0, pss = 0;
+    for (int i = 0; i < n; i++) {
         rss += bench_rss_kb(c->procs[i].pid);
+        anon += bench_proc_kb(c->procs[i].pid, "status", "RssAnon");
+        pss += bench_proc_kb(c->procs[i].pid, "smaps_rollup", "Pss");
+    }
     r->rss_mib = (double)rss / n / 1024.0;
+    r->anon_mib = (double)anon / n / 1024.0;
+    r->pss_mib = (double)pss / n / 1024.0;
     if (!all_alive(c))
         fprintf(stderr, "fed: warning: %s N=%d: not every node saw all alive during the idle window\n",
                 sys_name[sys], n);
@@ -786,6 +791,13 @@ static void report(int n, const result_t *t, const result_t *s)
     snprintf(b, sizeof b, "%.1f MiB", s->rss_mib);
     double rr = t->rss_mib / s->rss_mib;
     row("RSS per idle node", a, b, rr, verdict(rr, 0.5, v, sizeof v, "ratio <= 0.50"));
+    snprintf(a, sizeof a, "%.1f MiB", t->anon_mib);
+    snprintf(b, sizeof b, "%.1f MiB", s->anon_mib);
+    rr = t->anon_mib / s->anon_mib;
+    row("  private (RssAnon) per node", a, b, rr, verdict(rr, 0.5, v, sizeof v, "ratio <= 0.50"));
+    snprintf(a, sizeof a, "%.1f MiB", t->pss_mib);
+    snprintf(b, sizeof b, "%.1f MiB", s->pss_mib);
+    row("  PSS per node", a, b, t->pss_mib / s->pss_mib, NULL);
     fmt_bytes(a, sizeof a, t->wire_bps);
     fmt_bytes(b, sizeof b, s->wire_bps);
     double rb = (t->wire_bps >= 0 && s->wire_bps > 0) ? t->wire_bps / s->wire_bps : -1;
@@ -835,7 +847,8 @@ int main(int argc, char **argv)
            "  GET /v1/products/ID on every other node, one keep-alive request in flight per node, %d us apart\n"
            "  (an upper bound: trib does not log accepted peer entries). %d publishes per N, one at a time.\n"
            "  Failure = SIGKILL of node N-1 until every other node's log shows it dead. Idle = after 3 s settling,\n"
-           "  %d s window: RSS = VmRSS; wire bytes = nftables counter of IP bytes to/from the cluster's peer ports\n"
+           "  %d s window: RSS = VmRSS (counts shared library pages in full), private = RssAnon, PSS = shared pages\n"
+           "  split among the processes mapping them; wire bytes = nftables counter of IP bytes to/from the cluster's peer ports\n"
            "  on loopback (%s), per node. Default timings for both (memberlist LAN profile).\n",
            poll_us, npubs, idle_s, nft_ok ? "same for both" : "UNAVAILABLE here: nft not usable");
 
