@@ -1069,9 +1069,11 @@ static void relay_batch(reads_t *r, uint64_t now, const uint8_t sender[32], cons
     }
     BUMP(r, batches_recv, 1);
     if (b->done && b->status) {
-        const char *kind = b->status == 404 ? "not_found" : b->status == 400 ? "bad_query" : b->status == 410
-                                                                                             ? "retired"
-                                                                                             : "owner_error";
+        const char *kind = b->status == 404   ? "not_found"
+                           : b->status == 400 ? "bad_query"
+                           : b->status == 410 ? "retired"
+                           : b->status == 503 ? (s->opened ? "owner_lost" : "owner_unreachable")
+                                              : "owner_error";
         if (s->opened) {
             session_fail(r, s, 0, kind, "%s: %s", s->owner_desc, b->error ? b->error : "error");
         } else {
@@ -1127,7 +1129,7 @@ static void relay_batch(reads_t *r, uint64_t now, const uint8_t sender[32], cons
         if (s->consumed - s->acked_sent >= (s->window / 2 ? s->window / 2 : 1))
             add_credit(q, s, now);
         trib__read_batch__free_unpacked(b, NULL);
-    } else if (s->qlen >= s->window + 1u) {
+    } else if (s->qlen >= s->window) { /* the owner may not send beyond acked + window */
         BUMP(r, overrun, 1);
         session_fail(r, s, 0, "owner_lost", "%s sent beyond the credit given", s->owner_desc);
         outq_cancel(q, s->owner_addr, s->id);
@@ -1190,7 +1192,7 @@ void reads_handle(reads_t *r, uint64_t now, const uint8_t sender[32], const char
             Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
             b.stream_id = m->stream_id;
             b.done = 1;
-            b.status = 410;
+            b.status = 503;
             b.error = "the owner has no such stream (restarted, or the stream expired)";
             b.batch_no = 1;
             outq_add(&q, sender_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, m->stream_id, &b.base);
@@ -1362,7 +1364,10 @@ void reads_notify_append(reads_t *r, const char *product)
 void reads_metrics_render(reads_t *r, FILE *f)
 {
     pthread_mutex_lock(&r->mu);
-    size_t sessions = r->nsessions - r->nfeeds, feeds = r->nfeeds, subs = r->nsubs, queued = r->queued,
+    size_t ranges = 0;
+    for (const session_t *x = r->sessions; x; x = x->next)
+        ranges += x->feed == NULL;
+    size_t sessions = ranges, feeds = r->nfeeds, subs = r->nsubs, queued = r->queued,
            hwm = r->queued_hwm, ring = r->ring_records;
     pthread_mutex_unlock(&r->mu);
     uint64_t os = atomic_load(&r->owner_streams), ol = atomic_load(&r->owner_live);

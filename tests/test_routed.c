@@ -3,12 +3,14 @@
  * direct reads (100k records, range variants, CLI), live subscribers on several relays across an
  * append burst and a relay restart with resume, one upstream per product per relay, owner down
  * (SIGSTOP/SIGKILL) -> quick 503 naming the owner, mid-stream owner loss -> error line, bounded
- * relay memory under a slow client, and bad input that never reaches the wire. */
+ * relay memory under a slow client, bad input that never reaches the wire, and the owner's checks
+ * and credit accounting seen from a raw peer. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -22,7 +24,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "gossip/identity.h"
+#include "gossip/transport.h"
+#include "proto/tributary.pb-c.h"
 #include "tests/harness.h"
+#include "tests/peer_tools.h"
 
 TestSuite(routed, .fini = h_cleanup_all, .timeout = 240);
 
@@ -713,4 +719,144 @@ Test(routed, bad_input_is_refused_before_the_wire)
     cr_assert_eq(st, 200);
     cr_assert_eq(count_lines(body, len), 5);
     free(body);
+}
+
+/* ------------------------------------------------------------------ the owner's checks, from a raw peer */
+
+/* Sends a ReadRequest from t to the owner. */
+static void ask(transport_t *t, const char *owner, const Trib__ReadRequest *q)
+{
+    size_t len = trib__read_request__get_packed_size(q);
+    uint8_t *buf = malloc(len + 1);
+    trib__read_request__pack(q, buf);
+    cr_assert_eq(transport_send(t, owner, TRIB__MSG_TYPE__MSG_READ_REQ, buf, len), 0);
+    free(buf);
+}
+
+static Trib__ReadBatch *next_batch(transport_t *t, uint64_t stream_id, int timeout_ms)
+{
+    long deadline = h_now_ms() + timeout_ms;
+    transport_msg_t m;
+    while (h_now_ms() < deadline && peer_wait_msg(t, (int)(deadline - h_now_ms()), &m) == 1) {
+        Trib__ReadBatch *b = NULL;
+        if (m.type == TRIB__MSG_TYPE__MSG_READ_BATCH)
+            b = trib__read_batch__unpack(NULL, m.body_len, m.body);
+        transport_msg_free(&m);
+        if (b && b->stream_id == stream_id && b->batch_no != 0)
+            return b;
+        if (b)
+            trib__read_batch__free_unpacked(b, NULL);
+    }
+    return NULL;
+}
+
+Test(routed, owner_checks_each_read_request_and_honours_credit)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0);
+    publish_ledger(&a);
+    post_records(&a, 1, 5, 5);
+    void *z = zmq_ctx_new();
+    identity_t me;
+    peer_identity(&me);
+    char err[256];
+    transport_t *t = transport_new(z, &me, "127.0.0.1:0", NULL, err, sizeof err);
+    cr_assert(t, "%s", err);
+
+    static const struct {
+        const char *product;
+        uint64_t from, limit;
+        int live;
+        uint32_t status;
+    } cases[] = {
+        {"payments/../x", 1, 0, 0, 400},
+        {"Payments/ledger", 1, 0, 0, 400},
+        {"", 1, 0, 0, 400},
+        {"growth/ledger", 1, 0, 0, 404},          /* not this owner's domain */
+        {"payments/nope", 1, 0, 0, 404},
+        {PRODUCT, 10, UINT64_MAX, 0, 400},        /* range past the largest seq */
+        {PRODUCT, 1, 5, 1, 400},                  /* limit on a live stream */
+        {PRODUCT, 2, 2, 0, 0},
+        {PRODUCT, 9, 0, 0, 0},                    /* past the end: empty, done */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+        q.stream_id = 100 + i;
+        q.product_id = (char *)cases[i].product;
+        q.from_seq = cases[i].from;
+        q.limit = cases[i].limit;
+        q.live = cases[i].live;
+        q.credit = 4;
+        ask(t, a.peer, &q);
+        Trib__ReadBatch *b = next_batch(t, q.stream_id, 5000);
+        cr_assert(b, "case %zu (%s): no answer", i, cases[i].product);
+        cr_assert_eq(b->batch_no, 1);
+        cr_assert(b->done, "case %zu: not done", i);
+        cr_assert_eq(b->status, cases[i].status, "case %zu (%s): status %u (%s)", i, cases[i].product, b->status,
+                     b->error);
+        if (i == 7) {
+            cr_assert_eq(b->n_records, 2);
+            cr_assert_eq(b->first_seq, 2);
+            cr_assert(b->records[0].len > 0 && !memcmp(b->records[0].data, "{\"id\":2,", 8));
+            cr_assert_eq(b->last_seq, 5);
+        }
+        if (i == 8)
+            cr_assert_eq(b->n_records, 0);
+        trib__read_batch__free_unpacked(b, NULL);
+    }
+
+    /* Window 1, one record per batch: batch 2 comes only after batch 1 is acknowledged. */
+    Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+    q.stream_id = 7;
+    q.product_id = PRODUCT;
+    q.from_seq = 1;
+    q.credit = 1;
+    q.max_bytes = 1;
+    ask(t, a.peer, &q);
+    Trib__ReadBatch *b = next_batch(t, 7, 5000);
+    cr_assert(b && b->n_records == 1 && b->first_seq == 1 && !b->done);
+    trib__read_batch__free_unpacked(b, NULL);
+    cr_assert_null(next_batch(t, 7, 300), "the owner sent beyond the window");
+    for (uint64_t k = 1; k <= 5; k++) {
+        Trib__ReadCredit c = TRIB__READ_CREDIT__INIT;
+        c.stream_id = 7;
+        c.credit = 1;
+        c.acked = k;
+        uint8_t buf[64];
+        size_t len = trib__read_credit__pack(&c, buf);
+        cr_assert_eq(transport_send(t, a.peer, TRIB__MSG_TYPE__MSG_READ_CREDIT, buf, len), 0);
+        b = next_batch(t, 7, 5000);
+        cr_assert(b, "no batch %" PRIu64 " after credit", k + 1);
+        cr_assert_eq(b->batch_no, k + 1);
+        /* Records 2..5 one per batch, then the end (an empty last batch: a full batch cannot
+         * know it was the last). */
+        cr_assert_eq(b->first_seq, k + 1);
+        cr_assert_eq(b->n_records, k < 5 ? 1u : 0u);
+        cr_assert_eq(b->done, k == 5);
+        trib__read_batch__free_unpacked(b, NULL);
+    }
+    /* Credit for a stream the owner does not have: it says so instead of staying silent. */
+    Trib__ReadCredit c = TRIB__READ_CREDIT__INIT;
+    c.stream_id = 999;
+    c.credit = 1;
+    uint8_t buf[64];
+    size_t len = trib__read_credit__pack(&c, buf);
+    cr_assert_eq(transport_send(t, a.peer, TRIB__MSG_TYPE__MSG_READ_CREDIT, buf, len), 0);
+    b = next_batch(t, 999, 5000);
+    cr_assert(b && b->done && b->status == 503, "unknown stream");
+    trib__read_batch__free_unpacked(b, NULL);
+    /* Garbage read messages are dropped; the owner still answers. */
+    uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
+    transport_send(t, a.peer, TRIB__MSG_TYPE__MSG_READ_REQ, junk, sizeof junk);
+    transport_send(t, a.peer, TRIB__MSG_TYPE__MSG_READ_BATCH, junk, sizeof junk);
+    q.stream_id = 8;
+    q.credit = 4;
+    q.max_bytes = 0;
+    ask(t, a.peer, &q);
+    b = next_batch(t, 8, 5000);
+    cr_assert(b && b->n_records == 5 && b->done, "the owner stopped answering after garbage");
+    trib__read_batch__free_unpacked(b, NULL);
+    transport_destroy(&t);
+    zmq_ctx_term(z);
+    identity_wipe(&me);
 }
