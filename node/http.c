@@ -271,6 +271,15 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
             break;
         if (!r->live)
             return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Live and caught up: a retired product takes no new records, so the stream ends here
+         * with the same error line a relay gets from the owner. */
+        store_product_t p;
+        if (store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "%s was retired: it takes no new records", r->id);
+            reader_error_line(r, "retired", detail);
+            break;
+        }
         /* Live: wait for the next append (or shutdown), then read again. */
         int gone = 0;
         pthread_mutex_lock(&r->a->mu);
