@@ -168,6 +168,7 @@ typedef struct {
     gossip_read_t *rd;         /* routed: the read through the owner */
     struct MHD_Connection *conn;
     int ended;                 /* the error line is in buf: end after it */
+    int counted;               /* in live_open (a live stream) */
     char *buf;
     size_t len, off, cap;
 } reader_t;
@@ -246,6 +247,14 @@ static long page_fill(reader_t *r)
     return n;
 }
 
+/* The node is stopping under a live stream: say so, since a clean end would look like the end of
+ * the data to a client that then does not resume. */
+static void reader_stopping(reader_t *r)
+{
+    reader_error_line(r, "shutting_down",
+                      "this node is shutting down; resume with from = the seq after the last record received");
+}
+
 static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
@@ -295,8 +304,10 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
         }
         int stopping = r->a->stopping;
         pthread_mutex_unlock(&r->a->mu);
-        if (stopping)
-            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (stopping) {
+            reader_stopping(r);
+            break;
+        }
         if (gone)
             return MHD_CONTENT_READER_END_WITH_ERROR;
     }
@@ -341,16 +352,29 @@ static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
         pthread_mutex_lock(&r->a->mu); /* nothing yet: end only when the node stops */
         int stopping = r->a->stopping;
         pthread_mutex_unlock(&r->a->mu);
-        if (stopping)
-            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (stopping) {
+            reader_stopping(r);
+            continue;
+        }
         if (client_gone(r))
             return MHD_CONTENT_READER_END_WITH_ERROR;
     }
 }
 
+/* Live streams open now: at shutdown they get to send their last line before MHD closes them. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
+static int live_open;
+
 static void reader_free(void *cls)
 {
     reader_t *r = cls;
+    if (r->counted) {
+        pthread_mutex_lock(&live_mu);
+        live_open--;
+        pthread_cond_broadcast(&live_cv);
+        pthread_mutex_unlock(&live_mu);
+    }
     gossip_read_close(&r->rd);
     free(r->buf);
     free(r);
@@ -360,6 +384,12 @@ static void reader_free(void *cls)
 static enum MHD_Result queue_ndjson(struct MHD_Connection *c, route_t route, reader_t *r,
                                     MHD_ContentReaderCallback cb, uint64_t last)
 {
+    if (r->live) {
+        pthread_mutex_lock(&live_mu);
+        live_open++;
+        r->counted = 1;
+        pthread_mutex_unlock(&live_mu);
+    }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, cb, r, reader_free);
     if (!resp) {
         reader_free(r);
@@ -745,6 +775,15 @@ int http_start(agent_t *a, char *err, size_t errlen)
 void http_stop(agent_t *a)
 {
     if (a->httpd) {
+        /* The agent has set stopping and woken the readers: give live streams up to 2 s to send
+         * their "shutting_down" line and finish, then close whatever is left. */
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 2;
+        pthread_mutex_lock(&live_mu);
+        while (live_open > 0 && pthread_cond_timedwait(&live_cv, &live_mu, &dl) == 0)
+            ;
+        pthread_mutex_unlock(&live_mu);
         MHD_stop_daemon(a->httpd);
         a->httpd = NULL;
     }

@@ -470,3 +470,49 @@ Test(agent, sigkill_during_puts_keeps_every_acknowledged_record)
     json_decref(j);
     free(resp);
 }
+
+/* A live stream open when the node stops ends with a "shutting_down" line (a clean end would look like
+ * the end of the data), and the node still stops promptly. */
+typedef struct {
+    char url[512];
+    h_resp_t r;
+    int rc;
+} stream_call_t;
+
+static void *stream_thread(void *arg)
+{
+    stream_call_t *s = arg;
+    s->rc = h_http("GET", s->url, NULL, NULL, 0, &s->r);
+    return NULL;
+}
+
+static int stream_is_open(void *ctx)
+{
+    h_node_t *n = ctx;
+    char url[512];
+    snprintf(url, sizeof url, "%s/metrics", n->url);
+    h_resp_t r;
+    if (h_http("GET", url, NULL, NULL, 0, &r) != 0)
+        return 0;
+    int open = r.body && strstr(r.body, "trib_http_requests_total{route=\"stream\",status=\"200\"} 1") != NULL;
+    h_resp_free(&r);
+    return open;
+}
+
+Test(agent, stop_ends_live_streams_with_a_reason)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    stream_call_t s = {.rc = -1};
+    snprintf(s.url, sizeof s.url, "%s/v1/products/payments/settled-transactions/stream?from=1", n.url);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, stream_thread, &s), 0);
+    cr_assert(h_wait(stream_is_open, &n, 5000), "the stream did not open");
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0, "the node did not stop cleanly");
+    pthread_join(t, NULL);
+    cr_assert_eq(s.rc, 0, "the stream did not end");
+    cr_assert(s.r.body && strstr(s.r.body, "{\"error\":\"shutting_down\""), "stream body: %s",
+              s.r.body ? s.r.body : "(none)");
+    h_resp_free(&s.r);
+}
