@@ -278,23 +278,36 @@ static int send_lacking(void *ctx, const char *domain, const store_head_t *h)
     return l->frame->frames >= MAX_FRAMES_PER_ANSWER;
 }
 
-static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, size_t len)
+/* A received CatalogDigest body, or NULL when it does not decode or lists too many heads. */
+static Trib__CatalogDigest *digest_unpack(const uint8_t *body, size_t len)
 {
     Trib__CatalogDigest *msg = trib__catalog_digest__unpack(NULL, len, body);
+    if (msg && msg->n_heads > MAX_DIGEST_HEADS) {
+        trib__catalog_digest__free_unpacked(msg, NULL);
+        return NULL;
+    }
+    return msg;
+}
+
+/* Sends what is left in the frame and frees it. */
+static void frame_finish(frame_t *f)
+{
+    frame_flush(f);
+    for (size_t i = 0; i < f->n; i++)
+        free(f->items[i].data);
+    free(f->items);
+}
+
+static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, size_t len)
+{
+    Trib__CatalogDigest *msg = digest_unpack(body, len);
     if (!msg)
         return -1;
-    if (msg->n_heads > MAX_DIGEST_HEADS) {
-        trib__catalog_digest__free_unpacked(msg, NULL);
-        return -1;
-    }
     r->stats.digests_in++;
     frame_t f = {.r = r, .addr = from};
     lack_t l = {r, msg, &f};
     store_catalog_heads(r->st, send_lacking, &l);
-    frame_flush(&f);
-    for (size_t i = 0; i < f.n; i++)
-        free(f.items[i].data);
-    free(f.items);
+    frame_finish(&f);
     if (!msg->reply)
         send_digest(r, from, 1);
     trib__catalog_digest__free_unpacked(msg, NULL);
@@ -451,13 +464,9 @@ static int handle_entries(replicate_t *r, const char *from, const uint8_t *body,
 /* A peer lacks entries of the listed domains after the listed seqs: send them (no digest back). */
 static int handle_want(replicate_t *r, const char *from, const uint8_t *body, size_t len)
 {
-    Trib__CatalogDigest *msg = trib__catalog_digest__unpack(NULL, len, body);
+    Trib__CatalogDigest *msg = digest_unpack(body, len);
     if (!msg)
         return -1;
-    if (msg->n_heads > MAX_DIGEST_HEADS) {
-        trib__catalog_digest__free_unpacked(msg, NULL);
-        return -1;
-    }
     r->stats.wants_in++;
     frame_t f = {.r = r, .addr = from};
     for (size_t i = 0; i < msg->n_heads && f.frames < MAX_FRAMES_PER_ANSWER; i++) {
@@ -467,10 +476,7 @@ static int handle_want(replicate_t *r, const char *from, const uint8_t *body, si
             continue;
         store_catalog_scan(r->st, domain, msg->heads[i]->seq + 1, (size_t)-1, frame_add, &f);
     }
-    frame_flush(&f);
-    for (size_t i = 0; i < f.n; i++)
-        free(f.items[i].data);
-    free(f.items);
+    frame_finish(&f);
     trib__catalog_digest__free_unpacked(msg, NULL);
     return 0;
 }
