@@ -30,7 +30,10 @@ void record_schema_free(record_schema_t **sp);
 
 /* Validates one record (one JSON object, duplicate keys refused). err names the field and what
  * was expected and got: "amount_minor: expected integer, got string". A required property must
- * be present and not null; an optional one may be absent or null; unknown properties are kept. */
+ * be present and not null; an optional one may be absent or null; unknown properties are kept.
+ * Malformed JSON: "invalid JSON: trailing garbage (column 9)" (columns count characters from 1).
+ * When a record has several problems, malformed JSON wins, then the first property in schema
+ * order. */
 int record_validate(const record_schema_t *s, const char *data, size_t len, char *err, size_t errlen);
 
 /* Splits body into records (blank lines skipped, trailing \r stripped), validating each.

@@ -1,8 +1,11 @@
 /* tests/test_records.c - record validation and NDJSON splitting (node/records.c).
  *
  * Owns: a table of records and the error each gets (types, calendar dates, RFC 3339 timestamps,
- * nulls, missing fields, non-objects, duplicate keys), records_split with its limits, line
- * numbers, CRLF and blank lines, and the sample NDJSON files in examples/.
+ * nulls, missing fields, non-objects, duplicate keys, and the JSON the streaming parser must
+ * refuse as strictly as a full jansson parse did: bad UTF-8, bad escapes, integer and real
+ * overflow, nesting depth, trailing garbage), which error wins when a record has several,
+ * records_split with its limits, line numbers, CRLF and blank lines, and the sample NDJSON files
+ * in examples/.
  * Must not: touch storage or the network. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -141,6 +144,50 @@ static const rec_case_t k_recs[] = {
     {"{\"id\":\"a\",\"n\":1} {}", "invalid JSON: "},
     {"", "invalid JSON: "},
     {"{\"id\":\"a\",\"n\":1,\"x\":NaN}", "invalid JSON: "},
+    /* strict JSON, as jansson had it (yajl alone is laxer on each of these) */
+    {"{\"id\":\"a\",\"n\":1,\"o\":{\"k\":1,\"k\":2}}", "invalid JSON: duplicate object key \"k\" (column 30)"},
+    {"{\"id\":\"a\",\"n\":1,\"o\":{\"k\":1,\"j\":{\"k\":2}},\"a\":[{\"k\":1},{\"k\":1}]}", OK},
+    {"{\"id\":\"a\",\"\\u006e\":1,\"n\":2}", "invalid JSON: duplicate object key \"n\""},
+    {"{\"id\":\"a\",\"n\":1,\"z\":1,\"z\":1}", "invalid JSON: duplicate object key \"z\""},
+    {"{\"id\":\"a\",\"n\":null,\"n\":1}", "invalid JSON: duplicate object key \"n\""},
+    {"{\"id\":\"a\",\"n\":1,\"\":{\"\":1},\"q\":{\"\":2}}", OK},
+    {"{\"id\":\"a\",\"n\":1,\"\":1,\"\":2}", "invalid JSON: duplicate object key \"\""},
+    {"{\"\\u0069d\":\"a\",\"n\":1}", OK},   /* an escaped key is the decoded name */
+    {"{\"id\":\"\\ud83d\\ude00 \\u00e9\",\"n\":1}", OK},
+    {"{\"id\":\"\\ud800\",\"n\":1}", "invalid JSON: unpaired surrogate '\\uD800'"},
+    {"{\"id\":\"\\ud800\\u0041\",\"n\":1}", "invalid JSON: unpaired surrogate"},
+    {"{\"id\":\"\\udc00\",\"n\":1}", "invalid JSON: unpaired surrogate '\\uDC00'"},
+    {"{\"id\":\"a\\u0000b\",\"n\":1}", "invalid JSON: \\u0000 is not allowed (column 9)"},
+    {"{\"id\":\"\\\\u0000\",\"n\":1}", OK},   /* an escaped backslash, then text */
+    {"{\"id\":\"\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80\",\"n\":1}", OK},
+    {"{\"id\":\"\xc0\x80\",\"n\":1}", "invalid JSON: invalid UTF-8 byte 0xc0"},        /* overlong */
+    {"{\"id\":\"\xe0\x80\x80\",\"n\":1}", "invalid JSON: invalid UTF-8 byte 0xe0"},    /* overlong */
+    {"{\"id\":\"\xed\xa0\x80\",\"n\":1}", "invalid JSON: invalid UTF-8 byte 0xed"},    /* surrogate */
+    {"{\"id\":\"\xf4\x90\x80\x80\",\"n\":1}", "invalid JSON: invalid UTF-8 byte 0xf4"},
+    {"{\"id\":\"\xe9t\xe9\",\"n\":1}", "invalid JSON: invalid UTF-8 byte 0xe9 (column 8)"},
+    {"{\"id\":\"a\",\x0b\"n\":1}", "invalid JSON: control character 0x0b (column 11)"},
+    {"{\"id\":\"a\",\x0c\"n\":1}", "invalid JSON: control character 0x0c"},
+    {"{\"id\":\"a\tb\",\"n\":1}", "invalid JSON: "},
+    {" {\t\"id\" :\"a\" ,\r\"n\": 1 } ", OK},
+    {"{\"id\":\"a\",\"n\":9223372036854775807}", OK},
+    {"{\"id\":\"a\",\"n\":9223372036854775808}", "invalid JSON: too big integer (column 33)"},
+    {"{\"id\":\"a\",\"n\":-9223372036854775809}", "invalid JSON: too big negative integer"},
+    {"{\"id\":\"a\",\"n\":1,\"q\":[123456789012345678901234567890]}", "invalid JSON: too big integer"},
+    {"{\"id\":\"a\",\"n\":1,\"x\":1.7976931348623157e308}", OK},
+    {"{\"id\":\"a\",\"n\":1,\"x\":1e309}", "invalid JSON: real number overflow"},
+    {"{\"id\":\"a\",\"n\":1,\"x\":-1e-400}", OK},   /* underflow is not an error */
+    {"{\"id\":\"a\",\"n\":-0}", OK},
+    {"{\"id\":\"a\",\"n\":-0.0}", "n: expected integer, got number"},
+    {"{\"id\":\"a\",\"n\":1} \"", "invalid JSON: trailing garbage (column 18)"},
+    {"{\"id\":\"a\",\"n\":1}\"x", "invalid JSON: trailing garbage"},
+    {"42 \"", "invalid JSON: trailing garbage"},
+    {"{\"id\":\"a\",\"n\":1,}", "invalid JSON: "},
+    {"[1,]", "invalid JSON: "},
+    {"{\"id\":\"a\",\"n\":01}", "invalid JSON: "},
+    {"/**/{\"id\":\"a\",\"n\":1}", "invalid JSON: "},
+    /* a type error is reported only if the whole record is JSON */
+    {"{\"id\":7,\"n\":1,\"x\":", "invalid JSON: "},
+    {"{\"id\":7,\"n\":1,\"id\":8}", "invalid JSON: duplicate object key"},
 };
 
 Test(records, validate_table)
@@ -200,6 +247,88 @@ Test(records, unknown_logical_type_accepts_anything)
     cr_expect_str_eq(err, "k: expected integer, got string");
     record_schema_free(&s);
     cr_expect_null(record_schema_new(NULL));
+}
+
+/* Several problems in one record: the first property in schema order is named, wherever it is
+ * in the record, and a missing required property counts where it stands in the schema. */
+Test(records, first_problem_in_schema_order_wins)
+{
+    static const struct {
+        const char *rec, *want;
+    } cases[] = {
+        {"{\"s\":1,\"b\":2,\"n\":\"x\",\"id\":\"a\"}", "n: expected integer, got string"},
+        {"{\"s\":1,\"b\":2,\"n\":5,\"id\":\"a\"}", "b: expected boolean, got integer"},
+        {"{\"s\":1,\"b\":2,\"n\":5}", "id: required"},
+        {"{\"ts\":\"no\",\"d\":\"2024-02-30\",\"id\":\"a\",\"n\":1}", "d: expected date (YYYY-MM-DD), got \"2024-02-30\""},
+        {"{\"ts\":\"no\",\"id\":null,\"n\":1}", "id: required, got null"},
+    };
+    record_schema_t *s = schema_from(k_all_types);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        cr_expect_eq(record_validate(s, cases[i].rec, strlen(cases[i].rec), err, sizeof err), -1, "case %zu", i);
+        cr_expect_str_eq(err, cases[i].want, "case %zu", i);
+    }
+    record_schema_free(&s);
+}
+
+/* jansson's limit: values nested at most 2048 deep, the top-level value at depth 1. */
+Test(records, nesting_depth_limit)
+{
+    record_schema_t *s = schema_from(k_all_types);
+    static const char head[] = "{\"id\":\"a\",\"n\":1,\"a\":";   /* the array is at depth 2 */
+    for (size_t depth = 2047; depth <= 2049; depth++) {
+        for (int scalar = 0; scalar <= 1; scalar++) {
+            /* arrays at depths 2..depth, and inside the last one a scalar at depth + 1, or nothing */
+            size_t arrays = depth - 1, cap = sizeof head + 2 * arrays + 8, n = 0;
+            char *rec = malloc(cap);
+            cr_assert_not_null(rec);
+            memcpy(rec, head, sizeof head - 1);
+            n = sizeof head - 1;
+            memset(rec + n, '[', arrays);
+            n += arrays;
+            if (scalar)
+                rec[n++] = '7';
+            memset(rec + n, ']', arrays);
+            n += arrays;
+            rec[n++] = '}';
+            size_t deepest = depth + (size_t)scalar;
+            char err[256] = "";
+            int rc = record_validate(s, rec, n, err, sizeof err);
+            if (deepest <= 2048) {
+                cr_expect_eq(rc, 0, "deepest value at %zu: %s", deepest, err);
+            } else {
+                cr_expect_eq(rc, -1, "deepest value at %zu accepted", deepest);
+                cr_expect(strstr(err, "invalid JSON: maximum parsing depth reached") != NULL, "%s", err);
+            }
+            free(rec);
+        }
+    }
+    record_schema_free(&s);
+}
+
+/* A manifest from a peer is not checked for repeated names here: every property of the name
+ * is checked, as before. */
+Test(records, repeated_property_name_checks_each)
+{
+    Trib__SchemaProperty p = TRIB__SCHEMA_PROPERTY__INIT, q = TRIB__SCHEMA_PROPERTY__INIT;
+    p.name = "v";
+    p.logical_type = "number";
+    q.name = "v";
+    q.logical_type = "integer";
+    q.required = 1;
+    Trib__SchemaProperty *props[] = {&p, &q};
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    m.n_schema = 2;
+    m.schema = props;
+    record_schema_t *s = record_schema_new(&m);
+    cr_assert_not_null(s);
+    char err[256] = "";
+    cr_expect_eq(record_validate(s, "{\"v\":1}", 7, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(record_validate(s, "{\"v\":1.5}", 9, err, sizeof err), -1);
+    cr_expect_str_eq(err, "v: expected integer, got number");
+    cr_expect_eq(record_validate(s, "{}", 2, err, sizeof err), -1);
+    cr_expect_str_eq(err, "v: required");
+    record_schema_free(&s);
 }
 
 /* ---------------------------------------------------------------- NDJSON bodies */
@@ -319,7 +448,7 @@ Test(records, split_limits_and_empty_bodies)
         {"{\"id\":1}\n[1]\n", {.max_body = 100, .max_record = 100, .max_records = 3}, 400,
          "line 2: expected a JSON object, got array"},
         {"{\"id\":1}\n{\"id\":2}{\"id\":3}\n", {.max_body = 100, .max_record = 100, .max_records = 3}, 400,
-         "line 2: invalid JSON: end of file expected near '{' (column 9)"},
+         "line 2: invalid JSON: trailing garbage (column 9)"},
     };
     record_schema_t *s = schema_from(k_simple);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
