@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "gossip/entry.h"
+#include "gossip/log.h"
 #include "gossip/replicate.h"
 #include "proto/tributary.pb-c.h"
 
@@ -39,6 +41,8 @@ struct replicate {
     repl_stats_t stats;
     want_t wants[MAX_WANTS];
     size_t nwants;
+    /* Refusals are logged at most once a second per outcome; the rest are counted in the next line. */
+    uint64_t logged_at[CAT_RESULT_COUNT], unlogged[CAT_RESULT_COUNT];
 };
 
 replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_io_t *io)
@@ -432,6 +436,45 @@ static void request_gaps(replicate_t *r, const char *from, const ProtobufCBinary
     free(buf);
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* One line per refused entry (forged, wrong key, broken chain, storage error), rate-limited so a
+ * hostile peer cannot flood the log; every refusal is counted in the stats regardless. */
+static void log_refusal(replicate_t *r, cat_result_t res, const char *from, const char *err)
+{
+    uint64_t now = mono_ms();
+    if (r->logged_at[res] && now - r->logged_at[res] < 1000) {
+        r->unlogged[res]++;
+        return;
+    }
+    r->logged_at[res] = now ? now : 1;
+    if (r->unlogged[res])
+        log_warn("catalog: refused an entry from %s: %s: %s (and %llu more %s since the last such line)", from,
+                 cat_result_name(res), err, (unsigned long long)r->unlogged[res], cat_result_name(res));
+    else
+        log_warn("catalog: refused an entry from %s: %s: %s", from, cat_result_name(res), err);
+    r->unlogged[res] = 0;
+}
+
+static void log_accepted(const char *from, const ProtobufCBinaryData *item)
+{
+    if (log_level() < LOG_DEBUG)
+        return;
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, item->len, item->data);
+    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
+    if (ce)
+        log_debug("catalog: accepted %s seq %llu from %s", ce->domain, (unsigned long long)ce->seq, from);
+    if (ce)
+        trib__catalog_entry__free_unpacked(ce, NULL);
+    if (se)
+        trib__signed_entry__free_unpacked(se, NULL);
+}
+
 static int handle_entries(replicate_t *r, const char *from, const uint8_t *body, size_t len)
 {
     Trib__CatalogEntries *msg = trib__catalog_entries__unpack(NULL, len, body);
@@ -445,12 +488,16 @@ static int handle_entries(replicate_t *r, const char *from, const uint8_t *body,
         cat_result_t res = catalog_accept(r->cat, msg->entries[i].data, msg->entries[i].len, err, sizeof err);
         r->stats.entries[res]++;
         if (res == CAT_ACCEPTED) {
+            log_accepted(from, &msg->entries[i]);
             if (ok)
                 ok[nok++] = msg->entries[i];
             if (r->io.accepted)
                 r->io.accepted(r->io.ctx, msg->entries[i].data, msg->entries[i].len);
-        } else if (res == CAT_GAP && gaps) {
-            gaps[ngaps++] = msg->entries[i];
+        } else if (res == CAT_GAP) {
+            if (gaps)
+                gaps[ngaps++] = msg->entries[i];
+        } else if (res != CAT_DUPLICATE) {
+            log_refusal(r, res, from, err);
         }
     }
     forward(r, from, ok, nok); /* forward once: only entries new to us get here */

@@ -197,6 +197,18 @@ Test(security, forged_wrong_key_replayed_entries_are_counted_and_ignored)
     cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 404, "forged product is listed");
     h_resp_free(&r);
+    /* The refusals are logged, each naming the reason. */
+    FILE *lf = fopen(n.log, "r");
+    cr_assert(lf, "no agent log at %s", n.log);
+    char line[1024];
+    int logged_wrong_key = 0, logged_bad_sig = 0;
+    while (fgets(line, sizeof line, lf)) {
+        logged_wrong_key |= strstr(line, "refused an entry") && strstr(line, "wrong_key: domain 'payments'");
+        logged_bad_sig |= strstr(line, "refused an entry") && strstr(line, "bad_signature");
+    }
+    fclose(lf);
+    cr_assert(logged_wrong_key, "the wrong-key claim was not logged");
+    cr_assert(logged_bad_sig, "the bad signature was not logged");
     peer_client_destroy(&c);
 }
 
