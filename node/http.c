@@ -459,6 +459,8 @@ static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const
     snprintf(domain, sizeof domain, "%.*s", (int)(strchr(id, '/') - id), id);
     if (strcmp(domain, a->cfg.domain) != 0)
         return routed_get(a, c, route, id, domain, from, limit, live);
+    if (live && p.retired) /* as the owner answers a relay: no record can come */
+        return send_error(c, route, 410, "retired", "%s is retired: it takes no new records", id);
     uint64_t last = 0;
     store_records_last(a->st, id, &last);
     reader_t *r = calloc(1, sizeof *r);
