@@ -298,6 +298,11 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
         snprintf(err, errlen, "advertise: '%s' is not HOST:PORT", c->advertise);
         return 2;
     }
+    if (c->probe_timeout_ms >= c->probe_interval_ms) {
+        snprintf(err, errlen, "probe_timeout_ms (%" PRIu64 ") must be below probe_interval_ms (%" PRIu64 ")",
+                 c->probe_timeout_ms, c->probe_interval_ms);
+        return 2;
+    }
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") && strcmp(c->log_level, "info") &&
         strcmp(c->log_level, "debug")) {
         snprintf(err, errlen, "log_level: '%s' is not error, warn, info or debug", c->log_level);

@@ -68,7 +68,7 @@ Test(config, file_then_command_line_wins_and_both_spellings_work)
 {
     const char *path = write_file(0, "agent.yaml", "domain: payments\n"
                                                 "http: 127.0.0.1:9000\n"
-                                                "probe-interval-ms: 250\n"
+                                                "probe-interval-ms: 2500\n"
                                                 "seed: [10.0.0.1:7470, 10.0.0.2:7470]\n");
     char eq[160];
     snprintf(eq, sizeof eq, "--config=%s", path);
@@ -84,7 +84,7 @@ Test(config, file_then_command_line_wins_and_both_spellings_work)
         cr_assert_eq(parse(&c, err, sizeof err, args), 0, "form %d: %s", i, err);
         cr_assert_str_eq(c.domain, "payments");
         cr_assert_str_eq(c.http, "127.0.0.1:9001", "form %d: the command line must win", i);
-        cr_assert_eq(c.probe_interval_ms, 250);
+        cr_assert_eq(c.probe_interval_ms, 2500);
         cr_assert_eq(c.nseeds, 2);
         cr_assert_str_eq(c.seeds[1], "10.0.0.2:7470");
     }
@@ -107,6 +107,7 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--retry-max-ms", "500", NULL}, "retry_max_ms: '500' is not a whole number in 1000.."},
         {{"--data", "/x", "--http-threads", "2000", NULL}, "http_threads: '2000'"},
         {{"--data", "/x", "--log-level", "loud", NULL}, "log_level: 'loud'"},
+        {{"--data", "/x", "--probe-interval-ms", "200", NULL}, "probe_timeout_ms (500) must be below probe_interval_ms (200)"},
         {{"--data", "/x", "--frobnicate", "1", NULL}, "unknown option '--frobnicate'"},
         {{"--data", "/x", "--domain", NULL}, "--domain needs a value"},
         {{"--data", "/x", "stray", NULL}, "unexpected argument 'stray'"},
