@@ -12,11 +12,11 @@
  *    on every hop); Serf = a user event sent over node 0's RPC socket (what `serf event` does,
  *    without the CLI's start-up time). Clock from just before the request is written to the
  *    moment the last other node has it. Serf arrival: the agent's own log line "Received
- *    event: user-event: NAME" read from its pipe. Tributary arrival: the agent does not log
- *    accepted peer entries, so every other node is polled with GET /v1/products/ID on a
+ *    event: user-event: NAME" read from its pipe. Tributary arrival, the same way: the agent's
+ *    own log line "catalog: accepted n0 seq K" (logged at debug level once the entry is verified
+ *    and stored). FED_TRIB_POLL=1 instead polls GET /v1/products/ID on every other node over a
  *    keep-alive connection (curl multi), one request in flight per node, next one FED_POLL_US
- *    after the previous answer: the arrival time is an upper bound (late by <= poll gap + one
- *    request).
+ *    after the previous answer (an upper bound: late by <= poll gap + one request).
  *  - failure detection: SIGKILL of node N-1, clock until every other node's log shows it dead
  *    (trib "-> dead"; serf "EventMemberFailed").
  *  - idle: after the cluster settled, VmRSS per node from /proc/PID/status; bytes per second
@@ -43,6 +43,7 @@ static const char *sys_name[] = {"tributary", "serf"};
 
 static const char *trib_bin;
 static int npubs = 30, idle_s = 20, poll_us = 1000;
+static int trib_poll;               /* FED_TRIB_POLL=1: time trib arrival by HTTP polling, not its log */
 static char nft_table[64];
 static int nft_ok;
 
@@ -76,6 +77,8 @@ typedef struct {
     /* publish in progress */
     int pub_active;
     char pub_name[32];
+    char pub_seq[48];                   /* trib: "catalog: accepted n0 seq K " of the publish */
+    int npublished;
     uint64_t arrive[MAXN];
     /* trib: HTTP */
     CURLM *multi;
@@ -115,7 +118,10 @@ static int state_of(const char *s)
 /* "... member n3 (hex) at 127.0.0.1:20003: suspect -> alive (incarnation 1)" */
 static void trib_line(cluster_t *c, int obs, const char *line, uint64_t t)
 {
-    (void)t;
+    if (c->pub_active && !trib_poll && !c->arrive[obs] && strstr(line, c->pub_seq)) {
+        c->arrive[obs] = t; /* the agent logs (debug) each peer entry it verified and stored */
+        return;
+    }
     if (strstr(line, "gossip on ")) {
         c->ready[obs] = 1;
         return;
@@ -234,7 +240,7 @@ static void pump(cluster_t *c, int max_ms)
     bench_check_interrupt();
     uint64_t now = bench_now_ns();
     long wait_us = (long)max_ms * 1000;
-    if (c->sys == SYS_TRIB && c->pub_active)
+    if (c->sys == SYS_TRIB && c->pub_active && trib_poll)
         for (int i = 1; i < c->n; i++) {
             poller_t *pl = &c->poll[i];
             if (c->arrive[i] || pl->in_flight || !c->procs[i].pid)
@@ -343,7 +349,8 @@ static void start_node(cluster_t *c, int i)
     if (c->sys == SYS_TRIB) {
         snprintf(data, sizeof data, "%s/%s", c->dir, name);
         char *argv[] = {(char *)trib_bin, "agent", "--data", data, "--domain", name, "--listen", peer,
-                        "--http", http, i ? "--seed" : NULL, seed, NULL};
+                        "--http", http, "--log-level", trib_poll ? "info" : "debug", i ? "--seed" : NULL, seed,
+                        NULL};
         rc = bench_spawn(&c->procs[i], argv, i);
     } else {
         snprintf(b1, sizeof b1, "-node=%s", name);
@@ -582,6 +589,7 @@ static void cluster_free(cluster_t *c)
 static void publish_one(cluster_t *c, int k, double *lat_ms, double *put_ms, int *late)
 {
     snprintf(c->pub_name, sizeof c->pub_name, "bench-p%d", k);
+    snprintf(c->pub_seq, sizeof c->pub_seq, "catalog: accepted n0 seq %d ", ++c->npublished);
     memset(c->arrive, 0, sizeof c->arrive);
     for (int i = 0; i < c->n; i++)
         c->poll[i].due = 0;
@@ -821,6 +829,8 @@ int main(int argc, char **argv)
         npubs = atoi(e);
     if ((e = getenv("FED_IDLE_S")) && atoi(e) > 0)
         idle_s = atoi(e);
+    if ((e = getenv("FED_TRIB_POLL")) && atoi(e) > 0)
+        trib_poll = 1;
     if ((e = getenv("FED_POLL_US")) && atoi(e) > 0)
         poll_us = atoi(e);
     int ns[8] = {5, 10, 20}, nn = 3;
@@ -843,14 +853,15 @@ int main(int argc, char **argv)
     printf("Methods: all-alive = from forking nodes 1..N-1 (node 0 already up, every node seeded with it) until\n"
            "  every node's log shows all others alive. Publish = trib HTTP PUT of a new manifest on node 0 (signed,\n"
            "  verified on every hop), serf user event over node 0's RPC; until the last other node has it:\n"
-           "  serf from each agent's log line 'Received event: user-event' (pushed, immediate), trib by polling\n"
-           "  GET /v1/products/ID on every other node, one keep-alive request in flight per node, %d us apart\n"
-           "  (an upper bound: trib does not log accepted peer entries). %d publishes per N, one at a time.\n"
+           "  from each agent's own log line as it arrives on its pipe: serf 'Received event: user-event', trib\n"
+           "  'catalog: accepted' (agents at --log-level debug; logged after the entry is verified and stored)%s.\n"
+           "  %d publishes per N, one at a time.\n"
            "  Failure = SIGKILL of node N-1 until every other node's log shows it dead. Idle = after 3 s settling,\n"
            "  %d s window: RSS = VmRSS (counts shared library pages in full), private = RssAnon, PSS = shared pages\n"
            "  split among the processes mapping them; wire bytes = nftables counter of IP bytes to/from the cluster's peer ports\n"
            "  on loopback (%s), per node. Default timings for both (memberlist LAN profile).\n",
-           poll_us, npubs, idle_s, nft_ok ? "same for both" : "UNAVAILABLE here: nft not usable");
+           trib_poll ? " [FED_TRIB_POLL: trib by polling GET /v1/products/ID instead, an upper bound]" : "", npubs,
+           idle_s, nft_ok ? "same for both" : "UNAVAILABLE here: nft not usable");
 
     for (int k = 0; k < nn; k++) {
         result_t t, s;
