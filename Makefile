@@ -77,8 +77,11 @@ asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
+# The suite under valgrind, less the in-process 100-200 replica simulation (tens of minutes under
+# valgrind; its code is covered by `make asan` and the other suites).
+VG_TESTS := $(filter-out $(BUILD)/tests/test_replicate_sim,$(TEST_BIN))
 valgrind: $(BUILD)/trib $(TEST_BIN)
-	@VALGRIND=1 TRIB=$(abspath $(BUILD)/trib) ./tests/run.sh $(TEST_BIN)
+	@VALGRIND=1 TRIB=$(abspath $(BUILD)/trib) ./tests/run.sh $(VG_TESTS)
 
 demo: $(BUILD)/trib
 	@./deploy/demo.sh $(abspath $(BUILD)/trib)

@@ -16,9 +16,29 @@
 #include <unistd.h>
 #include "tests/harness.h"
 
+/* Every node started, by copy: a test's h_node_t may live on its stack, gone by the time the
+ * suite's .fini runs h_cleanup_all. Keyed by data dir; pid kept current by restart and stop. */
 #define MAX_NODES 64
-static h_node_t *started[MAX_NODES];
+static struct {
+    pid_t pid;
+    char dir[256], log[300];
+} started[MAX_NODES];
 static int nstarted;
+
+static int reg_find(const char *dir)
+{
+    for (int i = 0; i < nstarted; i++)
+        if (started[i].dir[0] && !strcmp(started[i].dir, dir))
+            return i;
+    return -1;
+}
+
+static void reg_pid(const h_node_t *n)
+{
+    int i = reg_find(n->dir);
+    if (i >= 0)
+        started[i].pid = n->pid;
+}
 
 long h_now_ms(void)
 {
@@ -177,6 +197,7 @@ static pid_t spawn_agent(h_node_t *n)
 int h_node_restart(h_node_t *n)
 {
     n->pid = spawn_agent(n);
+    reg_pid(n);
     if (n->pid < 0)
         return -1;
     if (!h_wait(status_ok, n, 20000) || n->pid < 0)
@@ -198,8 +219,12 @@ int h_node_start(h_node_t *n, const char *domain, ...)
     while ((a = va_arg(ap, const char *)) && n->nextra < 16)
         snprintf(n->extra[n->nextra++], sizeof n->extra[0], "%s", a);
     va_end(ap);
-    if (nstarted < MAX_NODES)
-        started[nstarted++] = n;
+    if (nstarted < MAX_NODES) {
+        started[nstarted].pid = -1;
+        snprintf(started[nstarted].dir, sizeof started[0].dir, "%s", n->dir);
+        snprintf(started[nstarted].log, sizeof started[0].log, "%s", n->log);
+        nstarted++;
+    }
     for (int attempt = 0; attempt < 5; attempt++) { /* a port can be taken between probe and bind */
         n->http_port = h_free_port();
         n->peer_port = h_free_port();
@@ -226,12 +251,14 @@ int h_node_stop(h_node_t *n, int sig)
             kill(n->pid, SIGKILL);
             waitpid(n->pid, &st, 0);
             n->pid = -1;
+            reg_pid(n);
             return -1;
         }
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
     n->pid = -1;
+    reg_pid(n);
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     return 128 + WTERMSIG(st);
@@ -248,22 +275,34 @@ static void rm_rf(const char *dir)
         waitpid(p, NULL, 0);
 }
 
+static void cleanup(pid_t pid, const char *dir, const char *log)
+{
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    if (dir[0]) {
+        if (getenv("TRIB_KEEP_LOGS") == NULL)
+            unlink(log);
+        rm_rf(dir);
+    }
+}
+
 void h_node_cleanup(h_node_t *n)
 {
     if (n->pid > 0)
         h_node_stop(n, SIGKILL);
-    if (n->dir[0]) {
-        if (getenv("TRIB_KEEP_LOGS") == NULL)
-            unlink(n->log);
-        rm_rf(n->dir);
-        n->dir[0] = '\0';
-    }
+    int i = n->dir[0] ? reg_find(n->dir) : -1;
+    if (i >= 0)
+        started[i].dir[0] = '\0';
+    cleanup(-1, n->dir, n->log);
+    n->dir[0] = '\0';
 }
 
 void h_cleanup_all(void)
 {
     for (int i = 0; i < nstarted; i++)
-        h_node_cleanup(started[i]);
+        cleanup(started[i].pid, started[i].dir, started[i].log);
     nstarted = 0;
 }
 
