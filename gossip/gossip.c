@@ -580,6 +580,24 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     fprintf(f, "# HELP trib_catalog_entries_sent_total Catalog entries sent to peers.\n"
                "# TYPE trib_catalog_entries_sent_total counter\ntrib_catalog_entries_sent_total %" PRIu64 "\n",
             rs.entries_sent);
+    fprintf(f,
+            "# HELP trib_catalog_entries_pushed_total Of those, entries pushed or forwarded (not anti-entropy "
+            "answers).\n# TYPE trib_catalog_entries_pushed_total counter\ntrib_catalog_entries_pushed_total %" PRIu64
+            "\n",
+            rs.entries_pushed);
+    fprintf(f,
+            "# HELP trib_catalog_rounds_total Anti-entropy rounds: opened by us, opened by a peer and already in "
+            "agreement, or needing a digest exchange.\n# TYPE trib_catalog_rounds_total counter\n"
+            "trib_catalog_rounds_total{kind=\"opened\"} %" PRIu64 "\n"
+            "trib_catalog_rounds_total{kind=\"agreed\"} %" PRIu64 "\n"
+            "trib_catalog_rounds_total{kind=\"differed\"} %" PRIu64 "\n",
+            rs.summaries_sent, rs.summaries_same, rs.summaries_in - rs.summaries_same);
+    fprintf(f,
+            "# HELP trib_catalog_gap_requests_total Requests for missing entries (MSG_CATALOG_WANT).\n"
+            "# TYPE trib_catalog_gap_requests_total counter\n"
+            "trib_catalog_gap_requests_total{dir=\"out\"} %" PRIu64 "\ntrib_catalog_gap_requests_total{dir=\"in\"} %" PRIu64
+            "\n",
+            rs.wants_sent, rs.wants_in);
     fprintf(f, "# HELP trib_swim_events_total Membership protocol events.\n# TYPE trib_swim_events_total counter\n");
     const struct {
         const char *ev;

@@ -136,6 +136,21 @@ Test(federation, three_nodes_join_and_list_each_other)
     free(err);
 }
 
+/* An anti-entropy round opened by a peer found n's catalog identical (summary only). */
+static int rounds_agree(void *ctx)
+{
+    h_node_t *n = ctx;
+    char url[512];
+    snprintf(url, sizeof url, "%s/metrics", n->url);
+    h_resp_t r;
+    if (h_http("GET", url, NULL, NULL, 0, &r) != 0)
+        return 0;
+    const char *m = r.body ? strstr(r.body, "trib_catalog_rounds_total{kind=\"agreed\"} ") : NULL;
+    int ok = m && strtoull(m + strlen("trib_catalog_rounds_total{kind=\"agreed\"} "), NULL, 10) > 0;
+    h_resp_free(&r);
+    return ok;
+}
+
 Test(federation, publish_and_retire_propagate_with_same_signer_and_seq)
 {
     h_node_t a, b, c;
@@ -173,6 +188,8 @@ Test(federation, publish_and_retire_propagate_with_same_signer_and_seq)
         json_decref(s);
     }
     json_decref(s0);
+    /* Once they agree, anti-entropy rounds end at the summary: no digest exchange. */
+    cr_assert(h_wait(rounds_agree, &a, 10000), "no anti-entropy round found the catalogs in agreement");
 }
 
 Test(federation, sigkill_is_detected_then_rejoin_catches_up)
