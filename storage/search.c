@@ -191,7 +191,9 @@ static void buf_str(buf_t *b, const char *s, size_t n)
 
 /* ================================================================ documents */
 
-typedef struct { char w[TOKEN_MAX + 1]; uint8_t len, mask; } term_t;   /* w: '=' + name allowed */
+/* w: '=' + name allowed; first: arrival order of the word's first occurrence (the fields are
+ * added most important first, so the per-product cap keeps the earliest words). */
+typedef struct { char w[TOKEN_MAX + 1]; uint8_t len, mask; uint16_t first; } term_t;
 
 /* What one product contributes to the index, built from its manifest (or decoded back from
  * its search_docs record). Strings point into the manifest or the record copy. */
@@ -246,6 +248,7 @@ static void doc_term(doc_t *d, const char *w, size_t len, unsigned mask)
     t->w[len] = '\0';
     t->len = (uint8_t)len;
     t->mask = (uint8_t)mask;
+    t->first = (uint16_t)(d->nterms - 1);
 }
 
 typedef struct { doc_t *d; unsigned mask; } field_ctx_t;
@@ -265,13 +268,23 @@ static void doc_field(doc_t *d, const char *text, unsigned mask)
     tokenize(text, strlen(text), field_word, &f);
 }
 
+/* By word, then by arrival: the first of a run of equal words is the earliest. */
 static int cmp_term(const void *a, const void *b)
 {
     const term_t *x = a, *y = b;
-    return strcmp(x->w, y->w);
+    int c = strcmp(x->w, y->w);
+    return c ? c : (int)x->first - (int)y->first;
 }
 
-/* Sorts the words and merges duplicates (OR of their fields), keeping DOC_TERMS_MAX. */
+static int cmp_term_first(const void *a, const void *b)
+{
+    const term_t *x = a, *y = b;
+    return (int)x->first - (int)y->first;
+}
+
+/* Sorts the words and merges duplicates (OR of their fields). Beyond DOC_TERMS_MAX distinct
+ * words, keeps the DOC_TERMS_MAX that came first (not the first in word order, which would
+ * let a long description push the name's words out). */
 static void doc_merge_terms(doc_t *d)
 {
     if (d->nterms == 0)
@@ -284,7 +297,12 @@ static void doc_merge_terms(doc_t *d)
         else
             d->terms[++o] = d->terms[i];
     }
-    d->nterms = o + 1 > DOC_TERMS_MAX ? DOC_TERMS_MAX : o + 1;
+    d->nterms = o + 1;
+    if (d->nterms > DOC_TERMS_MAX) {
+        qsort(d->terms, d->nterms, sizeof *d->terms, cmp_term_first);
+        d->nterms = DOC_TERMS_MAX;
+        qsort(d->terms, d->nterms, sizeof *d->terms, cmp_term);
+    }
 }
 
 static int has_value(char (*list)[STORE_FACET_VALUE_MAX + 1], size_t n, const char *v)
@@ -333,28 +351,27 @@ static int doc_from_manifest(doc_t *d, const char *id, const Trib__Manifest *m, 
         memcpy(exact + 1, slash + 1, nlen);
         doc_term(d, exact, nlen + 1, F_EXACT);
     }
+    /* Most important fields first: past the cap, description words are the ones dropped. */
     doc_field(d, slash + 1, F_NAME);
-    doc_field(d, m->title, F_TITLE);
-    doc_field(d, m->purpose, F_DESC);
-    doc_field(d, m->usage, F_DESC);
-    doc_field(d, m->limitations, F_DESC);
+    char dom[STORE_NAME_MAX + 1];
+    size_t dl = (size_t)(slash - id);
+    memcpy(dom, id, dl);
+    dom[dl] = '\0';
+    doc_field(d, dom, F_DOMAIN);
     for (size_t i = 0; i < m->n_tags; i++)
         doc_field(d, m->tags[i], F_TAG);
     doc_field(d, m->owner_business, F_OWNER);
     doc_field(d, m->owner_technical, F_OWNER);
-    for (size_t i = 0; i < m->n_schema; i++) {
-        if (!m->schema[i])
-            continue;
-        doc_field(d, m->schema[i]->name, F_SCHEMA);
-        doc_field(d, m->schema[i]->description, F_DESC);
-    }
-    {
-        char dom[STORE_NAME_MAX + 1];
-        size_t dl = (size_t)(slash - id);
-        memcpy(dom, id, dl);
-        dom[dl] = '\0';
-        doc_field(d, dom, F_DOMAIN);
-    }
+    doc_field(d, m->title, F_TITLE);
+    for (size_t i = 0; i < m->n_schema; i++)
+        if (m->schema[i])
+            doc_field(d, m->schema[i]->name, F_SCHEMA);
+    doc_field(d, m->purpose, F_DESC);
+    doc_field(d, m->usage, F_DESC);
+    doc_field(d, m->limitations, F_DESC);
+    for (size_t i = 0; i < m->n_schema; i++)
+        if (m->schema[i])
+            doc_field(d, m->schema[i]->description, F_DESC);
     if (d->oom)
         return -1;
     doc_merge_terms(d);

@@ -646,3 +646,47 @@ Test(search, older_store_is_indexed_on_open)
     cr_expect_gt(sz.bytes, 0);
     cr_expect_gt(sz.postings, 8);
 }
+
+/* ---------------------------------------------------------------- input bounds */
+
+/* A product with more distinct words than the per-product cap keeps its name, domain, tags
+ * and owners searchable: the cap drops description words, not the words that sort last. */
+Test(search, word_cap_keeps_name_tags_and_owners)
+{
+    size_t cap = 5000 * 7 + 1;
+    char *purpose = malloc(cap);
+    cr_assert_not_null(purpose);
+    purpose[0] = '\0';
+    for (int i = 0; i < 5000; i++)
+        snprintf(purpose + strlen(purpose), cap - strlen(purpose), "w%04d ", i);
+    publish(&(prod_t){ .id = "zz/zebra-sales", .title = "Yak", .purpose = purpose, .tags = "zulu",
+                       .business = "zoe@example.com", .schema = "zone_code" });
+    free(purpose);
+    static const struct { query_t q; size_t total; } cases[] = {
+        { { .q = "zebra" }, 1 }, { { .q = "zebra sales" }, 1 }, { { .q = "zulu" }, 1 },
+        { { .q = "zoe" }, 1 }, { { .q = "zz" }, 1 }, { { .q = "yak" }, 1 }, { { .q = "zone" }, 1 },
+        { { .q = "w0000" }, 1 },                 /* the first description words are kept */
+        { { .q = "w4999" }, 0 },                 /* beyond the cap */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        store_result_t r = run(&cases[i].q, 10);
+        cr_expect_eq(r.total, cases[i].total, "'%s': %zu hits", cases[i].q.q, r.total);
+        store_result_free(&r);
+    }
+    store_result_t r = run(&(query_t){ .q = "zebra-sales" }, 10);
+    cr_expect_geq(r.nhits ? r.hits[0].score : 0, 10000, "exact name still matched");
+    store_result_free(&r);
+}
+
+/* A query of STORE_SEARCH_QMAX bytes with a slash (the form of an id) is valid: no match. */
+Test(search, long_query_with_slash_is_no_error)
+{
+    load_catalog();
+    char q[STORE_SEARCH_QMAX + 1];
+    memset(q, 'b', STORE_SEARCH_QMAX);
+    memcpy(q, "payments/", 9);
+    q[STORE_SEARCH_QMAX] = '\0';
+    store_result_t r = run(&(query_t){ .q = q }, 10);
+    cr_expect_eq(r.total, 3, "the word payments matches, the id nothing");
+    store_result_free(&r);
+}
