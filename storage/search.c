@@ -923,8 +923,9 @@ static void page_word(q_t *q, const uint8_t *vals, size_t count, void *vctx)
 
 /* Scores one query word: its exact postings, and with prefix those of up to PREFIX_TERMS_MAX
  * longer words it begins (at half weight). Each matched doc gains WORD_HIT plus its best field
- * weight. */
-static int score_word(q_t *q, const char *w, size_t len, uint8_t stamp, int prefix)
+ * weight. 0, or -1 with err set. */
+static int score_word(q_t *q, const char *w, size_t len, uint8_t stamp, int prefix,
+                      char *err, size_t errlen)
 {
     word_ctx_t wc = { stamp, 1 };
     q->ntouched = 0;
@@ -950,14 +951,20 @@ static int score_word(q_t *q, const char *w, size_t len, uint8_t stamp, int pref
         if (rc == MDB_NOTFOUND || n == PREFIX_TERMS_MAX)
             rc = 0;
     }
-    if (q->oom)
+    if (q->oom) {
+        store__err(err, errlen, "search: out of memory scoring the query");
         return -1;
+    }
+    if (rc) {
+        store__mdb_err(q->st, err, errlen, "search: reading search_terms", rc);
+        return -1;
+    }
     for (size_t i = 0; i < q->ntouched; i++) {
         slot_t *s = &q->slot[q->touched[i]];
         s->score = (uint16_t)(s->score + WORD_HIT + s->wbest);
         s->words++;
     }
-    return rc;
+    return 0;
 }
 
 static void page_exact(q_t *q, const uint8_t *vals, size_t count, void *ctx)
@@ -972,12 +979,13 @@ static void page_exact(q_t *q, const uint8_t *vals, size_t count, void *ctx)
     }
 }
 
-/* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'. */
-static int score_exact(q_t *q, const char *qn, const char *joined)
+/* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'.
+ * 0, or -1 with err set. */
+static int score_exact(q_t *q, const char *qn, const char *joined, char *err, size_t errlen)
 {
     if (strchr(qn, '/')) {
         uint32_t d;
-        int rc = docid_of(q->st, q->txn, qn, strlen(qn), &d, NULL, 0);
+        int rc = docid_of(q->st, q->txn, qn, strlen(qn), &d, err, errlen);
         if (rc == 0) {
             uint8_t v[POST_LEN];
             be32_put(v, d);
@@ -996,8 +1004,10 @@ static int score_exact(q_t *q, const char *qn, const char *joined)
         key[0] = '=';
         memcpy(key + 1, forms[i], n);
         int rc = each_page(q, q->terms, key, n + 1, POST_LEN, page_exact, NULL);
-        if (rc)
-            return rc;
+        if (rc) {
+            store__mdb_err(q->st, err, errlen, "search: reading search_terms", rc);
+            return -1;
+        }
     }
     return 0;
 }
@@ -1405,10 +1415,10 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     }
     if (has_q) {
         for (size_t i = 0; i < w->n; i++)
-            if ((rc = score_word(q, w->w[i], w->len[i], (uint8_t)(i + 1), i + 1 == w->n)) != 0)
-                goto word_fail;
-        if ((rc = score_exact(q, qn, joined)) != 0)
-            goto word_fail;
+            if (score_word(q, w->w[i], w->len[i], (uint8_t)(i + 1), i + 1 == w->n, err, errlen) != 0)
+                return -1;
+        if (score_exact(q, qn, joined, err, errlen) != 0)
+            return -1;
     }
     size_t nh = 0;
     uint32_t *hits = NULL;
@@ -1435,10 +1445,11 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     out->total = nh;
     ftable_t t = { 0 };
     int ret = 0;
-    if (nh > 0) {
-        MDB_stat fs;
-        if ((rc = mdb_stat(q->txn, q->st->s_facets, &fs)) != 0)
-            goto mdb_fail;
+    MDB_stat fs;
+    if (nh > 0 && (rc = mdb_stat(q->txn, q->st->s_facets, &fs)) != 0) {
+        store__mdb_err(q->st, err, errlen, "mdb_stat(search_facets)", rc);
+        ret = -1;
+    } else if (nh > 0) {
         ret = (double)nh * COST_LOOKUP <= (double)fs.ms_entries * COST_POSTING
             ? facets_from_records(q, hits, nh, &t, err, errlen)
             : facets_from_postings(q, &t, err, errlen);
@@ -1452,11 +1463,6 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     if (ret && t.oom)
         store__err(err, errlen, "search: out of memory counting facets");
     return ret;
-word_fail:
-    if (rc == -1) {
-        store__err(err, errlen, "search: out of memory scoring the query");
-        return -1;
-    }
 mdb_fail:
     store__mdb_err(q->st, err, errlen, "search: reading the index", rc);
     return -1;
