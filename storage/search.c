@@ -531,33 +531,55 @@ static int rec_postings(store_t *st, MDB_txn *txn, posting_op op, rec_t *r, uint
     return 0;
 }
 
-/* Loads the record of docid into a malloc'd copy (*copy) and decodes it into r. */
-static int rec_load(store_t *st, MDB_txn *txn, uint32_t docid, uint8_t **copy, rec_t *r,
-                    char *err, size_t errlen)
+/* The record of docid, in *v (the transaction's pages), decoded into r (pointing into them).
+ * 0, STORE_NOTFOUND, or -1. */
+static int doc_get(store_t *st, MDB_txn *txn, uint32_t docid, MDB_val *v, rec_t *r,
+                   char *err, size_t errlen)
 {
     uint8_t kb[4];
     be32_put(kb, docid);
-    MDB_val k = { 4, kb }, v;
-    int rc = mdb_get(txn, st->s_docs, &k, &v);
-    *copy = NULL;
+    MDB_val k = { sizeof kb, kb };
+    int rc = mdb_get(txn, st->s_docs, &k, v);
     if (rc == MDB_NOTFOUND)
         return STORE_NOTFOUND;
     if (rc) {
         store__mdb_err(st, err, errlen, "mdb_get(search_docs)", rc);
         return -1;
     }
-    /* A copy: the page may move once this transaction writes. */
-    if (!(*copy = malloc(v.mv_size ? v.mv_size : 1))) {
+    if (rec_decode(v->mv_data, v->mv_size, r) != 0) {
+        store__err(err, errlen, "search_docs: undecodable record of doc %u (%s)", docid, st->path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes rec as the record of docid. 0, MDB_MAP_FULL or -1. */
+static int doc_put(store_t *st, MDB_txn *txn, uint32_t docid, const buf_t *rec, char *err, size_t errlen)
+{
+    uint8_t kb[4];
+    be32_put(kb, docid);
+    MDB_val k = { sizeof kb, kb }, v = { rec->len, rec->b };
+    int rc = mdb_put(txn, st->s_docs, &k, &v, 0);
+    return rc ? store__write_fail(st, err, errlen, "mdb_put(search_docs)", rc) : 0;
+}
+
+/* Loads the record of docid into a malloc'd copy (*copy: the page may move once this write
+ * transaction writes) and decodes the copy into r. 0, STORE_NOTFOUND or -1. */
+static int rec_load(store_t *st, MDB_txn *txn, uint32_t docid, uint8_t **copy, rec_t *r,
+                    char *err, size_t errlen)
+{
+    MDB_val v;
+    *copy = NULL;
+    int rc = doc_get(st, txn, docid, &v, r, err, errlen);
+    if (rc)
+        return rc;
+    if (!(*copy = malloc(v.mv_size))) {   /* decoded: at least a version byte */
         store__err(err, errlen, "search: out of memory");
         return -1;
     }
     memcpy(*copy, v.mv_data, v.mv_size);
-    if (rec_decode(*copy, v.mv_size, r) != 0) {
-        store__err(err, errlen, "search_docs: undecodable record of doc %u (%s)", docid, st->path);
-        free(*copy);
-        *copy = NULL;
-        return -1;
-    }
+    rc = rec_decode(*copy, v.mv_size, r);
+    assert(rc == 0);
     return 0;
 }
 
@@ -634,13 +656,8 @@ static int index_doc(store_t *st, MDB_txn *txn, const doc_t *d, uint32_t docid, 
     rec_t r;
     int rc = rec_decode(b.b, b.len, &r);
     assert(rc == 0);
-    uint8_t kb[4];
-    be32_put(kb, docid);
-    MDB_val k = { 4, kb }, v = { b.len, b.b };
-    rc = mdb_put(txn, st->s_docs, &k, &v, 0);
-    if (rc)
-        rc = store__write_fail(st, err, errlen, "mdb_put(search_docs)", rc);
-    else
+    rc = doc_put(st, txn, docid, &b, err, errlen);
+    if (rc == 0)
         rc = rec_postings(st, txn, put_posting, &r, docid, err, errlen);
     free(b.b);
     return rc;
@@ -716,12 +733,9 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
         store__err(err, errlen, "search: out of memory retiring %s", id);
         return -1;
     }
-    uint8_t kb[4];
-    be32_put(kb, docid);
-    MDB_val k = { 4, kb }, v = { b.len, b.b };
-    rc = mdb_put(txn, st->s_docs, &k, &v, 0);
+    rc = doc_put(st, txn, docid, &b, err, errlen);
     free(b.b);
-    return rc ? store__write_fail(st, err, errlen, "mdb_put(search_docs)", rc) : 0;
+    return rc;
 }
 
 /* ================================================================ open and rebuild */
@@ -1062,20 +1076,24 @@ static void ftable_add(ftable_t *t, int facet, const char *v, size_t n, size_t c
     t->used++;
 }
 
+/* The record of a hit, decoded into r (pointing into the read transaction's pages): 0, or -1
+ * with err set (a hit's record is missing only in a damaged index). */
+static int hit_rec(q_t *q, uint32_t doc, rec_t *r, char *err, size_t errlen)
+{
+    MDB_val v;
+    int rc = doc_get(q->st, q->txn, doc, &v, r, err, errlen);
+    if (rc == STORE_NOTFOUND)
+        store__err(err, errlen, "search_docs: no record for doc %u (%s)", doc, q->st->path);
+    return rc ? -1 : 0;
+}
+
 /* Facet counts from the records of the hits (few hits). */
 static int facets_from_records(q_t *q, const uint32_t *hits, size_t n, ftable_t *t, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
-        uint8_t kb[4];
-        be32_put(kb, hits[i]);
-        MDB_val k = { 4, kb }, v;
-        int rc = mdb_get(q->txn, q->st->s_docs, &k, &v);
         rec_t r;
-        if (rc || rec_decode(v.mv_data, v.mv_size, &r) != 0) {
-            store__err(err, errlen, "search_docs: doc %u unreadable (%s)", hits[i],
-                       rc ? mdb_strerror(rc) : "bad record");
+        if (hit_rec(q, hits[i], &r, err, errlen) != 0)
             return -1;
-        }
         const char *slash = memchr(r.id, '/', r.idlen);
         ftable_add(t, STORE_FACET_DOMAIN, r.id, slash ? (size_t)(slash - r.id) : r.idlen, 1);
         ftable_add(t, STORE_FACET_STATUS, r.status, r.slen, 1);
@@ -1111,11 +1129,12 @@ static int facets_from_postings(q_t *q, ftable_t *t, char *err, size_t errlen)
         if (facet < 0)
             continue;
         size_t count = 0;
-        MDB_val k2 = k;   /* the key's bytes stay valid for the read transaction */
-        if ((rc = each_page(q, q->facets, k2.mv_data, k2.mv_size, FACET_LEN, page_count, &count)) != 0)
+        /* each_page seeks k's own bytes (valid for the read transaction) and leaves the
+         * cursor on its last duplicate: NEXT_NODUP moves on. */
+        if ((rc = each_page(q, q->facets, kd, k.mv_size, FACET_LEN, page_count, &count)) != 0)
             break;
         if (count)
-            ftable_add(t, facet, kd + 1, k2.mv_size - 1, count);
+            ftable_add(t, facet, kd + 1, k.mv_size - 1, count);
     }
     if (rc != MDB_NOTFOUND) {
         store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
@@ -1184,15 +1203,9 @@ static int cmp_ranked(const void *a, const void *b)
 
 static int id_of(q_t *q, uint32_t doc, char id[STORE_ID_MAX], char *err, size_t errlen)
 {
-    uint8_t kb[4];
-    be32_put(kb, doc);
-    MDB_val k = { 4, kb }, v;
     rec_t r;
-    int rc = mdb_get(q->txn, q->st->s_docs, &k, &v);
-    if (rc || rec_decode(v.mv_data, v.mv_size, &r) != 0) {
-        store__err(err, errlen, "search_docs: doc %u unreadable (%s)", doc, rc ? mdb_strerror(rc) : "bad record");
+    if (hit_rec(q, doc, &r, err, errlen) != 0)
         return -1;
-    }
     memcpy(id, r.id, r.idlen);
     id[r.idlen] = '\0';
     return 0;
