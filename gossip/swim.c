@@ -371,9 +371,13 @@ static member_t *member_add(swim_t *s, const Trib__Member *c)
 {
     if (s->n >= s->cfg.max_members) {            /* make room: forget the oldest dead/left */
         member_t *victim = NULL;
-        for (size_t i = 0; i < s->n; i++) {
+        /* Without a gone member there is nothing to evict: say so without scanning the table,
+         * or a flood of strangers costs a full scan each while the table is full. */
+        size_t gone = s->count[DEAD] + s->count[LEFT] - (is_gone(s->self->pub.state) ? 1 : 0);
+        for (size_t i = 0; gone && i < s->n; i++) {
             member_t *o = s->list[i];
-            if (is_gone(o->pub.state) && (!victim || o->state_ms < victim->state_ms)) victim = o;
+            if (o != s->self && is_gone(o->pub.state) && (!victim || o->state_ms < victim->state_ms))
+                victim = o;
         }
         if (!victim) {
             s->st.members_dropped++;
