@@ -250,6 +250,11 @@ static void session_fail(reads_t *r, session_t *s, int status, const char *kind,
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
+    /* The detail may carry an owner's text (any bytes, cut at ERR_MAX perhaps inside a UTF-8
+     * sequence); it ends up in a JSON error, which must be valid UTF-8. */
+    for (char *c = s->err; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+            *c = '?';
     if (!strcmp(kind, "owner_lost"))
         BUMP(r, fail_owner_lost, 1);
     if (s->feed)
@@ -1049,6 +1054,18 @@ static void add_credit(outq_t *q, session_t *s, uint64_t now)
     outq_add(q, s->owner_addr, TRIB__MSG_TYPE__MSG_READ_CREDIT, s->id, &c.base);
 }
 
+/* What is wrong with the records of an owner's batch, or NULL. Their seqs must be 1 or more and
+ * not wrap (the first batch of a from_tail stream sets first_seq freely), records not empty. */
+static const char *batch_malformed(const Trib__ReadBatch *b)
+{
+    if (b->n_records && (b->first_seq == 0 || b->n_records > UINT64_MAX - b->first_seq))
+        return "records with seqs out of range";
+    for (size_t i = 0; i < b->n_records; i++)
+        if (b->records[i].len == 0)
+            return "an empty record";
+    return NULL;
+}
+
 static void relay_batch(reads_t *r, uint64_t now, const uint8_t sender[32], const char *sender_addr,
                         Trib__ReadBatch *b, outq_t *q)
 {
@@ -1069,16 +1086,18 @@ static void relay_batch(reads_t *r, uint64_t now, const uint8_t sender[32], cons
     }
     BUMP(r, batches_recv, 1);
     if (b->done && b->status) {
-        const char *kind = b->status == 404   ? "not_found"
-                           : b->status == 400 ? "bad_query"
-                           : b->status == 410 ? "retired"
-                           : b->status == 503 ? (s->opened ? "owner_lost" : "owner_unreachable")
-                                              : "owner_error";
+        /* The status becomes the HTTP status of the refused read: only a 4xx/5xx is taken as is. */
+        int status = b->status >= 400 && b->status <= 599 ? (int)b->status : 502;
+        const char *kind = status == 404   ? "not_found"
+                           : status == 400 ? "bad_query"
+                           : status == 410 ? "retired"
+                           : status == 503 ? (s->opened ? "owner_lost" : "owner_unreachable")
+                                           : "owner_error";
         if (s->opened) {
             session_fail(r, s, 0, kind, "%s: %s", s->owner_desc, b->error ? b->error : "error");
         } else {
             BUMP(r, fail_refused, 1);
-            session_fail(r, s, (int)b->status, kind, "%s", b->error ? b->error : "refused by the owner");
+            session_fail(r, s, status, kind, "%s", b->error ? b->error : "refused by the owner");
         }
         s->need_open = 0;
         s->done = 1; /* the owner ended the stream: no cancel */
@@ -1097,14 +1116,14 @@ static void relay_batch(reads_t *r, uint64_t now, const uint8_t sender[32], cons
         trib__read_batch__free_unpacked(b, NULL);
         return;
     }
-    for (size_t i = 0; i < b->n_records; i++)
-        if (b->records[i].len == 0) {
-            session_fail(r, s, 0, "owner_lost", "%s sent an empty record", s->owner_desc);
-            outq_cancel(q, s->owner_addr, s->id);
-            pthread_mutex_unlock(&r->mu);
-            trib__read_batch__free_unpacked(b, NULL);
-            return;
-        }
+    const char *bad = batch_malformed(b);
+    if (bad) {
+        session_fail(r, s, 0, "owner_lost", "%s sent %s", s->owner_desc, bad);
+        outq_cancel(q, s->owner_addr, s->id);
+        pthread_mutex_unlock(&r->mu);
+        trib__read_batch__free_unpacked(b, NULL);
+        return;
+    }
     if (!s->opened) {
         s->opened = 1;
         s->last_seq = b->last_seq;

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "gossip/identity.h"
+#include "gossip/reads.h"
 #include "gossip/transport.h"
 #include "proto/tributary.pb-c.h"
 #include "tests/harness.h"
@@ -860,4 +861,149 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
     transport_destroy(&t);
     zmq_ctx_term(z);
     identity_wipe(&me);
+}
+
+/* ------------------------------------------------------------------ the relay side against a scripted owner */
+
+/* gossip/reads.c as the relay, in this process: the test plays the gossip loop (drain, handle)
+ * and the owner (crafted batches); a thread plays the HTTP reader. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int wakes;
+    uint64_t req_id;        /* stream id of the last READ_REQ sent */
+    int nreq;
+} fake_io_t;
+
+static int fake_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)addr;
+    fake_io_t *f = ctx;
+    if (type == TRIB__MSG_TYPE__MSG_READ_REQ) {
+        Trib__ReadRequest *q = trib__read_request__unpack(NULL, len, body);
+        cr_assert(q);
+        f->req_id = q->stream_id;
+        f->nreq++;
+        trib__read_request__free_unpacked(q, NULL);
+    }
+    return 0;
+}
+
+static void fake_wake(void *ctx)
+{
+    fake_io_t *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    f->wakes++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+typedef struct {
+    reads_t *r;
+    uint64_t from;
+    reads_reader_t *rd;
+    uint64_t last;
+    int status;
+    char kind[32], err[512];
+} opener_t;
+
+static void *open_thread(void *arg)
+{
+    opener_t *o = arg;
+    static const uint8_t owner[32] = {1};
+    reads_open_t ro = {.product = PRODUCT, .from = o->from, .owner_id = owner, .owner_addr = "127.0.0.1:1",
+                       .owner_desc = "the owner"};
+    o->rd = reads_reader_open(o->r, &ro, &o->last, &o->status, o->kind, sizeof o->kind, o->err, sizeof o->err);
+    return NULL;
+}
+
+/* Opens a read from `from` on r in a thread, answers its READ_REQ with b (stream_id filled in)
+ * and returns when the open has its outcome in *o. */
+static void open_answered(reads_t *r, fake_io_t *f, uint64_t from, Trib__ReadBatch *b, opener_t *o)
+{
+    *o = (opener_t){.r = r, .from = from};
+    pthread_mutex_lock(&f->mu);
+    int wakes = f->wakes, nreq = f->nreq;
+    pthread_mutex_unlock(&f->mu);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, open_thread, o), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    pthread_mutex_lock(&f->mu);
+    while (f->wakes == wakes && pthread_cond_timedwait(&f->cv, &f->mu, &dl) == 0)
+        ;
+    pthread_mutex_unlock(&f->mu);
+    reads_drain(r, (uint64_t)h_now_ms());
+    cr_assert_eq(f->nreq, nreq + 1, "the relay sent no READ_REQ");
+    b->stream_id = f->req_id;
+    size_t len = trib__read_batch__get_packed_size(b);
+    uint8_t *buf = malloc(len + 1);
+    trib__read_batch__pack(b, buf);
+    static const uint8_t owner[32] = {1};
+    reads_handle(r, (uint64_t)h_now_ms(), owner, "127.0.0.1:1", TRIB__MSG_TYPE__MSG_READ_BATCH, buf, len);
+    free(buf);
+    pthread_join(t, NULL);
+}
+
+Test(routed, relay_bounds_what_an_owner_says)
+{
+    fake_io_t f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    reads_config_t c;
+    reads_config_default(&c);
+    c.open_timeout_ms = 20000; /* the answer decides, not the clock */
+    reads_io_t io = {.ctx = &f, .send = fake_send, .wake = fake_wake};
+    reads_t *r = reads_new(NULL, "growth", &c, &io);
+    cr_assert(r);
+    ProtobufCBinaryData recs[3] = {{1, (uint8_t *)"a"}, {1, (uint8_t *)"b"}, {1, (uint8_t *)"c"}};
+    static const struct {
+        uint32_t status;
+        const char *error;
+        uint64_t from, first_seq;
+        size_t n;
+        int want_status;            /* 0: the open succeeds */
+        const char *want_kind, *want_err;
+    } cases[] = {
+        {0, NULL, 1, 1, 2, 0, NULL, NULL},                               /* the fake works */
+        {404, "no such", 1, 0, 0, 404, "not_found", "no such"},
+        {200, "not an error status", 1, 0, 0, 502, "owner_error", "not an error status"},
+        {70000, "huge", 1, 0, 0, 502, "owner_error", "huge"},
+        {1, "tiny", 1, 0, 0, 502, "owner_error", "tiny"},
+        {500, "bytes \xff\xfe\x01 and \xc3", 1, 0, 0, 500, "owner_error", "bytes ??? and ?"},
+        /* seqs that would wrap past the largest */
+        {0, NULL, UINT64_MAX - 1, UINT64_MAX - 1, 3, 502, "owner_unreachable", "out of range"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+        b.batch_no = 1;
+        b.first_seq = cases[i].first_seq;
+        b.n_records = cases[i].n;
+        b.records = recs;
+        b.done = 1;
+        b.status = cases[i].status;
+        b.error = (char *)cases[i].error;
+        b.last_seq = 2;
+        opener_t o;
+        open_answered(r, &f, cases[i].from, &b, &o);
+        if (!cases[i].want_status) {
+            cr_assert(o.rd, "case %zu: %d %s %s", i, o.status, o.kind, o.err);
+            cr_assert_eq(o.last, 2);
+            char out[16];
+            char kind[32], err[512];
+            cr_assert_eq(reads_reader_next(o.rd, out, sizeof out, 5000, kind, sizeof kind, err, sizeof err), 4);
+            cr_assert(!memcmp(out, "a\nb\n", 4));
+            cr_assert_eq(reads_reader_next(o.rd, out, sizeof out, 5000, kind, sizeof kind, err, sizeof err), READS_END);
+            reads_reader_close(&o.rd);
+            continue;
+        }
+        cr_assert_null(o.rd, "case %zu: the open succeeded", i);
+        cr_assert_eq(o.status, cases[i].want_status, "case %zu: status %d (%s: %s)", i, o.status, o.kind, o.err);
+        cr_assert_str_eq(o.kind, cases[i].want_kind, "case %zu", i);
+        cr_assert(strstr(o.err, cases[i].want_err), "case %zu: %s", i, o.err);
+        json_t *j = json_pack("{s:s}", "detail", o.err); /* what http.c does with it */
+        cr_assert(j, "case %zu: the detail is not valid UTF-8: %s", i, o.err);
+        json_decref(j);
+    }
+    reads_shutdown(r);
+    reads_destroy(&r);
 }
