@@ -61,6 +61,24 @@ static void domain_of(const char *id, char *out, size_t cap)
     snprintf(out, cap, "%.*s", slash ? (int)(slash - id) : (int)strlen(id), id);
 }
 
+/* s as a JSON string. A peer's manifest is checked only for shape (gossip/entry.c), so its text
+ * may not be UTF-8: then bytes >= 0x80 show as '?', rather than one product failing a listing. */
+static json_t *text_json(const char *s)
+{
+    json_t *j = json_string(s ? s : "");
+    if (j != NULL)
+        return j;
+    char *copy = strdup(s);
+    if (copy == NULL)
+        return NULL;
+    for (char *c = copy; *c; c++)
+        if ((unsigned char)*c >= 0x80)
+            *c = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 static json_t *summary(agent_t *a, const store_product_t *p, const Trib__SignedEntry *se, const Trib__Manifest *m,
                        int full)
 {
@@ -69,12 +87,14 @@ static json_t *summary(agent_t *a, const store_product_t *p, const Trib__SignedE
         identity_hex(se->signer.data, signer);
     json_t *tags = json_array();
     for (size_t i = 0; i < m->n_tags; i++)
-        json_array_append_new(tags, json_string(m->tags[i]));
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:o,s:I,s:s,s:o}", "id", p->id, "domain",
-                          m->domain, "name", m->name, "title", m->title, "version", m->version, "status",
-                          p->retired ? "retired" : m->status, "classification", m->classification, "owners",
-                          "business", m->owner_business, "technical", m->owner_technical, "tags", tags,
-                          "catalog_seq", (json_int_t)p->last_seq, "signer", signer, "updated",
+        json_array_append_new(tags, text_json(m->tags[i]));
+    /* id, domain and name passed entry_valid_name: plain ASCII. */
+    json_t *j = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:o,s:I,s:s,s:o}", "id", p->id, "domain",
+                          m->domain, "name", m->name, "title", text_json(m->title), "version",
+                          text_json(m->version), "status", text_json(p->retired ? "retired" : m->status),
+                          "classification", text_json(m->classification), "owners", "business",
+                          text_json(m->owner_business), "technical", text_json(m->owner_technical), "tags",
+                          tags, "catalog_seq", (json_int_t)p->last_seq, "signer", signer, "updated",
                           time_json(p->updated_ms));
     if (!j)
         return NULL;
