@@ -259,22 +259,26 @@ static int handle_summary(replicate_t *r, const char *from, const uint8_t *body,
     return bad ? -1 : 0;
 }
 
-/* Sends the peer, whose digest is msg, every entry it lacks of every domain we hold. */
+/* Sends the peer, whose digest is msg (heads sorted by domain), every entry it lacks of every domain
+ * we hold. */
 typedef struct {
     replicate_t *r;
     const Trib__CatalogDigest *peer;
     frame_t *frame;
 } lack_t;
 
+static int head_cmp(const void *a, const void *b)
+{
+    const Trib__DomainHead *x = *(Trib__DomainHead *const *)a, *y = *(Trib__DomainHead *const *)b;
+    return strcmp(x->domain ? x->domain : "", y->domain ? y->domain : "");
+}
+
 static int send_lacking(void *ctx, const char *domain, const store_head_t *h)
 {
     lack_t *l = ctx;
-    uint64_t theirs = 0;
-    for (size_t i = 0; i < l->peer->n_heads; i++)
-        if (l->peer->heads[i]->domain && !strcmp(l->peer->heads[i]->domain, domain)) {
-            theirs = l->peer->heads[i]->seq;
-            break;
-        }
+    Trib__DomainHead key = {.domain = (char *)domain}, *kp = &key, **hit;
+    hit = bsearch(&kp, l->peer->heads, l->peer->n_heads, sizeof *l->peer->heads, head_cmp);
+    uint64_t theirs = hit ? (*hit)->seq : 0;
     if (theirs >= h->seq)
         return 0;
     if (store_catalog_scan(l->r->st, domain, theirs + 1, (size_t)-1, frame_add, l->frame) < 0)
@@ -308,6 +312,9 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
     if (!msg)
         return -1;
     r->stats.digests_in++;
+    /* Sorted once, looked up per domain we hold: a scan per domain would cost the loop domains x heads
+     * (up to MAX_DIGEST_HEADS) string compares for one message. */
+    qsort(msg->heads, msg->n_heads, sizeof *msg->heads, head_cmp);
     frame_t f = {.r = r, .addr = from};
     lack_t l = {r, msg, &f};
     store_catalog_heads(r->st, send_lacking, &l);
