@@ -863,43 +863,33 @@ static const char *reply_addr(const swim_t *s, const uint8_t *from, const char *
     return m ? m->pub.addr : NULL;
 }
 
-static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr,
-                   const uint8_t *body, size_t len)
+/* The handlers get the decoded body (swim_handle unpacks and frees it) and return -1 when a field
+ * fails its check, before anything is applied. */
+static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr, const Trib__Ping *p)
 {
-    Trib__Ping *p = trib__ping__unpack(NULL, len, body);
-    if (!p) return -1;
-    int rc = -1;
     if (!id_ok(&p->target) || (p->origin.len && !id_ok(&p->origin)) ||
         !str_ok(p->origin_addr, SWIM_MAX_ADDR, true) || !updates_ok(p->updates, p->n_updates))
-        goto out;
-    rc = 0;
-    if (s->left) goto out;
+        return -1;
+    if (s->left) return 0;
     apply_updates(s, now, p->updates, p->n_updates, from);
     if (p->probe_seq == 0 || !id_eq(p->target.data, s->self->id)) {
         if (s->remind && raddr) send_ping(s, find(s, from), from, raddr, 0, NULL, NULL);
-        goto out;
+        return 0;
     }
     send_ack(s, find(s, from), NULL, from, raddr, p->probe_seq, s->self->id);
-out:
-    trib__ping__free_unpacked(p, NULL);
-    return rc;
+    return 0;
 }
 
-static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr,
-                  const uint8_t *body, size_t len)
+static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr, const Trib__Ack *a)
 {
-    Trib__Ack *a = trib__ack__unpack(NULL, len, body);
-    if (!a) return -1;
-    int rc = -1;
-    if (!id_ok(&a->target) || !updates_ok(a->updates, a->n_updates)) goto out;
-    rc = 0;
-    if (s->left) goto out;
+    if (!id_ok(&a->target) || !updates_ok(a->updates, a->n_updates)) return -1;
+    if (s->left) return 0;
     apply_updates(s, now, a->updates, a->n_updates, from);
     if (s->remind && raddr) send_ping(s, find(s, from), from, raddr, 0, NULL, NULL);
     probe_t *p = &s->probe;
     if (p->active && a->probe_seq == p->seq && id_eq(a->target.data, p->target)) {
         bool direct = id_eq(from, p->target);
-        if (!direct && relay_of(p, from) < 0) goto out;  /* not someone we asked */
+        if (!direct && relay_of(p, from) < 0) return 0;   /* not someone we asked */
         p->active = false;
         s->st.acks++;
         awareness_add(s, -1);
@@ -910,7 +900,7 @@ static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *radd
             for (int i = 0; i < SWIM_RTT_BUCKETS; i++)
                 if (rtt <= swim_rtt_bounds_ms[i]) s->st.rtt_le[i]++;
         }
-        goto out;
+        return 0;
     }
     for (size_t i = 0; i < s->nrelays; i++) {
         relay_t *r = &s->relays[i];
@@ -921,25 +911,19 @@ static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *radd
         s->relays[i] = s->relays[--s->nrelays];
         break;
     }
-out:
-    trib__ack__free_unpacked(a, NULL);
-    return rc;
+    return 0;
 }
 
 static int on_ping_req(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr,
-                       const uint8_t *body, size_t len)
+                       const Trib__PingReq *q)
 {
-    Trib__PingReq *q = trib__ping_req__unpack(NULL, len, body);
-    if (!q) return -1;
-    int rc = -1;
-    if (!id_ok(&q->target) || !str_ok(q->target_addr, SWIM_MAX_ADDR, false)) goto out;
-    rc = 0;
-    if (s->left || !raddr) goto out;
+    if (!id_ok(&q->target) || !str_ok(q->target_addr, SWIM_MAX_ADDR, false)) return -1;
+    if (s->left || !raddr) return 0;
     if (id_eq(q->target.data, s->self->id)) {     /* asked to probe ourselves: we are alive */
         send_ack(s, find(s, from), NULL, from, raddr, q->probe_seq, s->self->id);
-        goto out;
+        return 0;
     }
-    if (s->nrelays >= MAX_RELAYS) goto out;       /* busy: the origin decides without us */
+    if (s->nrelays >= MAX_RELAYS) return 0;       /* busy: the origin decides without us */
     relay_t *r = &s->relays[s->nrelays++];
     r->seq = ++s->seq;
     r->origin_seq = q->probe_seq;
@@ -949,47 +933,33 @@ static int on_ping_req(swim_t *s, uint64_t now, const uint8_t *from, const char 
     snprintf(r->origin_addr, sizeof r->origin_addr, "%s", raddr);
     s->st.relayed++;
     send_ping(s, find(s, r->target), r->target, q->target_addr, r->seq, r->origin, r->origin_addr);
-out:
-    trib__ping_req__free_unpacked(q, NULL);
-    return rc;
+    return 0;
 }
 
-static int on_nack(swim_t *s, const uint8_t *from, const uint8_t *body, size_t len)
+static int on_nack(swim_t *s, const uint8_t *from, const Trib__Nack *k)
 {
-    Trib__Nack *k = trib__nack__unpack(NULL, len, body);
-    if (!k) return -1;
-    int rc = -1;
-    if (!id_ok(&k->target)) goto out;
-    rc = 0;
+    if (!id_ok(&k->target)) return -1;
     probe_t *p = &s->probe;
-    if (!p->active || k->probe_seq != p->seq || !id_eq(k->target.data, p->target)) goto out;
+    if (!p->active || k->probe_seq != p->seq || !id_eq(k->target.data, p->target)) return 0;
     int i = relay_of(p, from);
     if (i >= 0 && !p->nacked[i]) {
         p->nacked[i] = true;
         p->nacks++;
         s->st.nacks++;
     }
-out:
-    trib__nack__free_unpacked(k, NULL);
-    return rc;
+    return 0;
 }
 
 static int on_push_pull(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr,
-                        const uint8_t *body, size_t len)
+                        const Trib__PushPull *pp)
 {
-    Trib__PushPull *pp = trib__push_pull__unpack(NULL, len, body);
-    if (!pp) return -1;
-    int rc = -1;
     for (size_t i = 0; i < pp->n_members; i++)
-        if (!member_ok(pp->members[i])) goto out;
-    rc = 0;
-    if (s->left) goto out;
+        if (!member_ok(pp->members[i])) return -1;
+    if (s->left) return 0;
     /* Merge first, so the reply already carries any refutation of what they said about us. */
     for (size_t i = 0; i < pp->n_members; i++) apply_claim(s, now, pp->members[i], from, true);
     if (!pp->reply && raddr) send_push_pull(s, from, raddr, false, true);
-out:
-    trib__push_pull__free_unpacked(pp, NULL);
-    return rc;
+    return 0;
 }
 
 /* A peer we do not know talks to us: the gossip of its join missed us (or we reaped it).
@@ -1275,28 +1245,41 @@ uint64_t swim_next_deadline(const swim_t *s)
     return s->deadline;
 }
 
+static const ProtobufCMessageDescriptor *body_descriptor(int msg_type)
+{
+    switch (msg_type) {
+    case TRIB__MSG_TYPE__MSG_PING:      return &trib__ping__descriptor;
+    case TRIB__MSG_TYPE__MSG_ACK:       return &trib__ack__descriptor;
+    case TRIB__MSG_TYPE__MSG_PING_REQ:  return &trib__ping_req__descriptor;
+    case TRIB__MSG_TYPE__MSG_NACK:      return &trib__nack__descriptor;
+    case TRIB__MSG_TYPE__MSG_PUSH_PULL: return &trib__push_pull__descriptor;
+    default:                            return NULL;
+    }
+}
+
 int swim_handle(swim_t *s, uint64_t now, const uint8_t from[SWIM_ID_LEN], const char *from_addr,
                 int msg_type, const uint8_t *body, size_t len)
 {
     int rc = -1;
-    if (!from || len > SWIM_MAX_BODY || (len && !body) ||
-        !str_ok(from_addr, SWIM_MAX_ADDR, true))
+    const ProtobufCMessageDescriptor *desc = body_descriptor(msg_type);
+    if (!from || len > SWIM_MAX_BODY || (len && !body) || !str_ok(from_addr, SWIM_MAX_ADDR, true))
         goto out;
     if (id_eq(from, s->self->id)) {               /* our own echo */
         rc = 0;
         goto out;
     }
-    const char *raddr = reply_addr(s, from, from_addr);
     static const uint8_t empty[1];
-    if (!body) body = empty;
+    ProtobufCMessage *msg = desc ? protobuf_c_message_unpack(desc, NULL, len, body ? body : empty) : NULL;
+    if (!msg) goto out;
+    const char *raddr = reply_addr(s, from, from_addr);
     switch (msg_type) {
-    case TRIB__MSG_TYPE__MSG_PING:      rc = on_ping(s, now, from, raddr, body, len); break;
-    case TRIB__MSG_TYPE__MSG_ACK:       rc = on_ack(s, now, from, raddr, body, len); break;
-    case TRIB__MSG_TYPE__MSG_PING_REQ:  rc = on_ping_req(s, now, from, raddr, body, len); break;
-    case TRIB__MSG_TYPE__MSG_NACK:      rc = on_nack(s, from, body, len); break;
-    case TRIB__MSG_TYPE__MSG_PUSH_PULL: rc = on_push_pull(s, now, from, raddr, body, len); break;
-    default:                            rc = -1; break;
+    case TRIB__MSG_TYPE__MSG_PING:      rc = on_ping(s, now, from, raddr, (const Trib__Ping *)msg); break;
+    case TRIB__MSG_TYPE__MSG_ACK:       rc = on_ack(s, now, from, raddr, (const Trib__Ack *)msg); break;
+    case TRIB__MSG_TYPE__MSG_PING_REQ:  rc = on_ping_req(s, now, from, raddr, (const Trib__PingReq *)msg); break;
+    case TRIB__MSG_TYPE__MSG_NACK:      rc = on_nack(s, from, (const Trib__Nack *)msg); break;
+    case TRIB__MSG_TYPE__MSG_PUSH_PULL: rc = on_push_pull(s, now, from, raddr, (const Trib__PushPull *)msg); break;
     }
+    protobuf_c_message_free_unpacked(msg, NULL);
     s->remind = false;
     if (rc == 0 && msg_type != TRIB__MSG_TYPE__MSG_PUSH_PULL) greet_stranger(s, now, from, raddr);
     recompute_deadline(s);
