@@ -80,16 +80,10 @@ int store_catalog_heads(store_t *st, store_head_fn fn, void *ctx)
         return -1;
     }
     MDB_txn *txn;
-    if (store__read_begin(st, &txn, NULL, 0) != 0)
-        return -1;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, st->heads, &cur);
-    if (rc != 0) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_open(catalog_heads)", rc);
-        store__read_end(st, txn);
+    if (store__scan_begin(st, st->heads, "catalog_heads", &txn, &cur) != 0)
         return -1;
-    }
-    int ret = 0;
+    int rc, ret = 0;
     MDB_val k, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -109,13 +103,7 @@ int store_catalog_heads(store_t *st, store_head_fn fn, void *ctx)
         if (fn(ctx, domain, &h) != 0)
             break;
     }
-    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_get(catalog_heads)", rc);
-        ret = -1;
-    }
-    mdb_cursor_close(cur);
-    store__read_end(st, txn);
-    return ret;
+    return store__scan_end(st, txn, cur, "catalog_heads", rc) ? -1 : ret;
 }
 
 /* ---------------------------------------------------------------- append */
@@ -322,18 +310,12 @@ int store_catalog_scan(store_t *st, const char *domain, uint64_t from, size_t ma
         return -1;
     }
     MDB_txn *txn;
-    if (store__read_begin(st, &txn, NULL, 0) != 0)
-        return -1;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, st->catalog, &cur);
-    if (rc != 0) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_open(catalog)", rc);
-        store__read_end(st, txn);
+    if (store__scan_begin(st, st->catalog, "catalog", &txn, &cur) != 0)
         return -1;
-    }
     uint8_t kb[STORE_SEQKEY_MAX];
     MDB_val k = { store__seq_key(kb, domain, dlen, from), kb }, v;
-    int count = 0;
+    int rc, count = 0;
     size_t total = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -348,12 +330,5 @@ int store_catalog_scan(store_t *st, const char *domain, uint64_t from, size_t ma
         if (fn(ctx, seq, v.mv_data, v.mv_size) != 0)
             break;
     }
-    int ret = count;
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_get(catalog)", rc);
-        ret = -1;
-    }
-    mdb_cursor_close(cur);
-    store__read_end(st, txn);
-    return ret;
+    return store__scan_end(st, txn, cur, "catalog", rc) ? -1 : count;
 }

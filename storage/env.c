@@ -185,6 +185,37 @@ void store__read_end(store_t *st, MDB_txn *txn)
     unlock_shared(st);
 }
 
+/* "<op>(<name>)" as an LMDB failure. */
+static void scan_err(store_t *st, const char *op, const char *name, int rc)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s(%s)", op, name);
+    store__mdb_err(st, NULL, 0, what, rc);
+}
+
+int store__scan_begin(store_t *st, MDB_dbi dbi, const char *name, MDB_txn **txn, MDB_cursor **cur)
+{
+    if (store__read_begin(st, txn, NULL, 0) != 0)
+        return -1;
+    int rc = mdb_cursor_open(*txn, dbi, cur);
+    if (rc != 0) {
+        scan_err(st, "mdb_cursor_open", name, rc);
+        store__read_end(st, *txn);
+        return -1;
+    }
+    return 0;
+}
+
+int store__scan_end(store_t *st, MDB_txn *txn, MDB_cursor *cur, const char *name, int rc)
+{
+    mdb_cursor_close(cur);
+    store__read_end(st, txn);
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        return 0;
+    scan_err(st, "mdb_cursor_get", name, rc);
+    return -1;
+}
+
 int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_t errlen)
 {
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {

@@ -48,6 +48,13 @@ int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_
 int store__read_begin(store_t *st, MDB_txn **txn, char *err, size_t errlen);
 void store__read_end(store_t *st, MDB_txn *txn);
 
+/* A read transaction with a cursor on dbi (name: the database, for errors): 0, or -1 with the
+ * thread's last error set and nothing left open. */
+int store__scan_begin(store_t *st, MDB_dbi dbi, const char *name, MDB_txn **txn, MDB_cursor **cur);
+/* Closes what store__scan_begin opened. rc is the scan's last mdb_cursor_get result: 0 or
+ * MDB_NOTFOUND give 0, anything else -1 (described in the thread's last error). */
+int store__scan_end(store_t *st, MDB_txn *txn, MDB_cursor *cur, const char *name, int rc);
+
 /* Passes an LMDB result of a write body on: MDB_MAP_FULL as is (so the map grows),
  * others described in err as -1. */
 int store__write_fail(store_t *st, char *err, size_t errlen, const char *what, int rc);

@@ -56,27 +56,15 @@ int store_members(store_t *st, store_member_fn fn, void *ctx)
         return -1;
     }
     MDB_txn *txn;
-    if (store__read_begin(st, &txn, NULL, 0) != 0)
-        return -1;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, st->members, &cur);
-    if (rc != 0) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_open(members)", rc);
-        store__read_end(st, txn);
+    if (store__scan_begin(st, st->members, "members", &txn, &cur) != 0)
         return -1;
-    }
+    int rc;
     MDB_val k, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (fn(ctx, v.mv_data, v.mv_size) != 0)
             break;
     }
-    int ret = 0;
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_get(members)", rc);
-        ret = -1;
-    }
-    mdb_cursor_close(cur);
-    store__read_end(st, txn);
-    return ret;
+    return store__scan_end(st, txn, cur, "members", rc);
 }

@@ -97,18 +97,12 @@ int store_products(store_t *st, const char *domain, store_product_fn fn, void *c
         prefix[plen++] = '/';
     }
     MDB_txn *txn;
-    if (store__read_begin(st, &txn, NULL, 0) != 0)
-        return -1;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, st->products, &cur);
-    if (rc != 0) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_open(products)", rc);
-        store__read_end(st, txn);
+    if (store__scan_begin(st, st->products, "products", &txn, &cur) != 0)
         return -1;
-    }
     MDB_val k = { plen, prefix }, v;
     int ret = 0;
-    rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+    int rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
     for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
             break;
@@ -120,11 +114,5 @@ int store_products(store_t *st, const char *domain, store_product_fn fn, void *c
         if (fn(ctx, &p) != 0)
             break;
     }
-    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_get(products)", rc);
-        ret = -1;
-    }
-    mdb_cursor_close(cur);
-    store__read_end(st, txn);
-    return ret;
+    return store__scan_end(st, txn, cur, "products", rc) ? -1 : ret;
 }

@@ -142,17 +142,12 @@ long store_records_read(store_t *st, const char *id, uint64_t from, uint64_t lim
         return -1;
     }
     MDB_txn *txn;
-    if (store__read_begin(st, &txn, NULL, 0) != 0)
-        return -1;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, st->records, &cur);
-    if (rc != 0) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_open(records)", rc);
-        store__read_end(st, txn);
+    if (store__scan_begin(st, st->records, "records", &txn, &cur) != 0)
         return -1;
-    }
     uint8_t kb[STORE_SEQKEY_MAX];
     MDB_val k = { store__seq_key(kb, id, ilen, from), kb }, v;
+    int rc;
     long count = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -163,12 +158,5 @@ long store_records_read(store_t *st, const char *id, uint64_t from, uint64_t lim
         if (fn(ctx, seq, v.mv_data, v.mv_size) != 0)
             break;
     }
-    long ret = count;
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        store__mdb_err(st, NULL, 0, "mdb_cursor_get(records)", rc);
-        ret = -1;
-    }
-    mdb_cursor_close(cur);
-    store__read_end(st, txn);
-    return ret;
+    return store__scan_end(st, txn, cur, "records", rc) ? -1 : count;
 }
