@@ -216,11 +216,15 @@ static void doc_free(doc_t *d)
     d->terms = NULL;
 }
 
-/* Lowercase copy, cut to STORE_FACET_VALUE_MAX bytes; returns the length. */
+/* Lowercase copy, cut to STORE_FACET_VALUE_MAX bytes (at a UTF-8 character boundary: facet
+ * values are returned to clients as JSON); returns the length. */
 static size_t lower_copy(char *out, const char *s, size_t n)
 {
-    if (n > STORE_FACET_VALUE_MAX)
+    if (n > STORE_FACET_VALUE_MAX) {
         n = STORE_FACET_VALUE_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;   /* s[n] continues the character s[n-1] began: drop that character */
+    }
     for (size_t i = 0; i < n; i++)
         out[i] = (char)tolower((unsigned char)s[i]);
     out[n] = '\0';

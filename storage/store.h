@@ -119,7 +119,7 @@ int store_products(store_t *st, const char *domain, store_product_fn fn, void *c
  * all hits, highest count first (ties by value); status "retired" for retired products. */
 #define STORE_SEARCH_QMAX     512   /* bytes of q */
 #define STORE_SEARCH_WORDS    16    /* distinct words of q */
-#define STORE_FACET_VALUE_MAX 255   /* longer facet values are indexed cut to this */
+#define STORE_FACET_VALUE_MAX 255   /* longer facet values are indexed cut to this (whole UTF-8 characters) */
 
 enum { STORE_FACET_DOMAIN, STORE_FACET_TAG, STORE_FACET_OWNER, STORE_FACET_STATUS, STORE_FACETS };
 

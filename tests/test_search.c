@@ -690,3 +690,27 @@ Test(search, long_query_with_slash_is_no_error)
     cr_expect_eq(r.total, 3, "the word payments matches, the id nothing");
     store_result_free(&r);
 }
+
+/* A peer's tag longer than a facet value is cut whole characters at a time: the value stays
+ * valid UTF-8 (it is returned in JSON), and filtering by it finds the product. */
+Test(search, long_facet_value_cut_at_a_character)
+{
+    char tag[2 * 200 + 1] = "";
+    for (int i = 0; i < 200; i++)
+        strcat(tag, "\xc3\xa9");   /* é: 400 bytes, the cut at 255 falls inside one */
+    publish(&(prod_t){ .id = "payments/accents", .title = "Accents", .tags = tag });
+    store_result_t r = run(&(query_t){ .q = 0 }, 10);
+    const char *v = NULL;
+    for (size_t i = 0; i < r.nfacets; i++)
+        if (r.facets[i].facet == STORE_FACET_TAG)
+            v = r.facets[i].value;
+    cr_assert_not_null(v);
+    cr_expect_eq(strlen(v), 254, "127 whole characters");
+    cr_expect_eq(strncmp(v, tag, 254), 0);
+    char filter[STORE_FACET_VALUE_MAX + 1];
+    snprintf(filter, sizeof filter, "%s", v);
+    store_result_free(&r);
+    r = run(&(query_t){ .tag = filter }, 10);
+    cr_expect_eq(r.total, 1);
+    store_result_free(&r);
+}
