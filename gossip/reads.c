@@ -28,7 +28,7 @@
 #define KIND_MAX 32
 #define STAGE_BYTES (256u * 1024u)   /* live reader: ring bytes copied out per step */
 #define MAX_WINDOW 256               /* a requester may not ask for more batches in flight */
-#define MSG_SLACK (64u * 1024u)      /* room for the envelope and batch fields in max_msg */
+#define MSG_SLACK (64u * 1024u)      /* room for the envelope and batch fields in max_msg (at most half) */
 
 /* ================================================================== helpers */
 
@@ -176,6 +176,7 @@ struct reads {
     store_t *st;
     char domain[64];
     reads_config_t c;
+    size_t room;                    /* record bytes a batch may carry: max_msg less MSG_SLACK */
     reads_io_t io;
     pthread_mutex_t mu;
     /* relay side (mu) */
@@ -849,11 +850,17 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     if (s->remaining != UINT64_MAX && s->remaining < lim)
         lim = s->remaining;
     long n = lim ? store_records_read(r->st, s->product, s->next_seq, lim, collect_rec, &c) : 0;
+    int failed = n < 0 || (size_t)n != c.n;
+    if (!failed && n > 1 && c.len > r->room) {
+        /* The record that filled the batch took it past the message limit: it opens the next one. */
+        n--;
+        c.len = c.offs[n];
+    }
     Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
     b.stream_id = s->id;
     b.first_seq = s->next_seq;
     char msg[ERR_MAX];
-    if (n < 0 || (size_t)n != c.n) {
+    if (failed) {
         snprintf(msg, sizeof msg, "reading records of %s at seq %" PRIu64 " failed on the owner: %s", s->product,
                  s->next_seq, n < 0 ? store_last_error() : "out of memory");
         b.done = 1;
@@ -871,7 +878,7 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
             s->waiting = 1;
             goto out;
         }
-    } else if (c.len + MSG_SLACK > r->c.max_msg) {
+    } else if (c.len > r->room) {
         snprintf(msg, sizeof msg, "record %" PRIu64 " of %s is larger than the peer message limit", c.first,
                  s->product);
         b.done = 1;
@@ -994,8 +1001,7 @@ static void owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     s->remaining = q->limit ? q->limit : UINT64_MAX;
     s->live = q->live;
     s->window = q->credit < 1 ? 1 : q->credit > MAX_WINDOW ? MAX_WINDOW : q->credit;
-    size_t mb = r->c.max_msg > 2 * MSG_SLACK ? r->c.max_msg - MSG_SLACK : r->c.max_msg / 2;
-    s->max_bytes = r->c.batch_bytes < mb ? r->c.batch_bytes : mb;
+    s->max_bytes = r->c.batch_bytes < r->room ? r->c.batch_bytes : r->room;
     if (q->max_bytes && q->max_bytes < s->max_bytes)
         s->max_bytes = q->max_bytes;
     s->last_heard = now;
@@ -1470,6 +1476,7 @@ reads_t *reads_new(store_t *st, const char *domain, const reads_config_t *c, con
         reads_config_default(&r->c);
     assert(r->c.window >= 1 && r->c.window <= MAX_WINDOW && r->c.feed_window >= 1 && r->c.feed_window <= MAX_WINDOW);
     assert(r->c.ring_records >= 1 && r->c.batch_records >= 1 && r->c.pump_batches >= 1);
+    r->room = r->c.max_msg - (r->c.max_msg / 2 < MSG_SLACK ? r->c.max_msg / 2 : MSG_SLACK);
     r->io = *io;
     pthread_mutex_init(&r->mu, NULL);
     randombytes_buf(&r->next_id, sizeof r->next_id); /* a restarted relay does not reuse ids */

@@ -1007,3 +1007,66 @@ Test(routed, relay_bounds_what_an_owner_says)
     reads_shutdown(r);
     reads_destroy(&r);
 }
+
+/* ------------------------------------------------------------------ batch sizes at the message limit */
+
+Test(routed, owner_batches_fit_the_peer_message_limit)
+{
+    /* A record that fills a batch past the limit moves to the next batch (it fits alone); the
+     * smallest allowed limit still carries records. */
+    static const struct {
+        const char *max_msg_kb;
+        size_t pad[2];              /* records alternate: `per` of pad[0], then `per` of pad[1] */
+        long per;
+        int rounds;
+    } cases[] = {
+        /* 400 KiB leaves a 512 KiB batch open, 1.2 MiB then takes it past 1600 - 64 KiB */
+        {"1600", {400 * 1024, 1200 * 1024}, 1, 4},
+        {"64", {1000, 1000}, 100, 1},
+    };
+    void *z = zmq_ctx_new();
+    identity_t me;
+    peer_identity(&me);
+    char err[256];
+    transport_t *t = transport_new(z, &me, "127.0.0.1:0", NULL, err, sizeof err);
+    cr_assert(t, "%s", err);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        h_node_t a;
+        cr_assert_eq(h_node_start(&a, "payments", "--max-msg-kb", cases[i].max_msg_kb, "--max-record-kb", "2048", NULL),
+                     0);
+        publish_ledger(&a);
+        long n = 0;
+        for (int k = 0; k < 2 * cases[i].rounds; k++, n += cases[i].per)
+            post_records(&a, n + 1, cases[i].per, cases[i].pad[k % 2]);
+        Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+        q.stream_id = 50 + i;
+        q.product_id = PRODUCT;
+        q.from_seq = 1;
+        q.credit = 4;
+        ask(t, a.peer, &q);
+        uint64_t next = 1;
+        for (uint64_t k = 1;; k++) {
+            Trib__ReadBatch *b = next_batch(t, q.stream_id, 5000);
+            cr_assert(b, "case %zu: no batch %" PRIu64, i, k);
+            cr_assert_eq(b->status, 0, "case %zu: batch %" PRIu64 ": %u %s", i, k, b->status, b->error);
+            cr_assert_eq(b->first_seq, next);
+            next += b->n_records;
+            int done = b->done;
+            trib__read_batch__free_unpacked(b, NULL);
+            if (done)
+                break;
+            Trib__ReadCredit c = TRIB__READ_CREDIT__INIT;
+            c.stream_id = q.stream_id;
+            c.credit = 4;
+            c.acked = k;
+            uint8_t buf[64];
+            size_t len = trib__read_credit__pack(&c, buf);
+            cr_assert_eq(transport_send(t, a.peer, TRIB__MSG_TYPE__MSG_READ_CREDIT, buf, len), 0);
+        }
+        cr_assert_eq(next, (uint64_t)n + 1, "case %zu: %" PRIu64 " records of %ld", i, next - 1, n);
+        h_node_cleanup(&a);
+    }
+    transport_destroy(&t);
+    zmq_ctx_term(z);
+    identity_wipe(&me);
+}
