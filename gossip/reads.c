@@ -491,17 +491,25 @@ static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
     }
 }
 
+/* 0 when a new session may open (mu held), else -1 with the refusal. */
+static int relay_refuse(reads_t *r, int *status, char *kind, size_t kindlen, char *err, size_t errlen)
+{
+    if (!r->shutting_down && r->nsessions < r->c.max_sessions)
+        return 0;
+    *status = 503;
+    copy_err(kind, kindlen, err, errlen, r->shutting_down ? "shutting_down" : "busy",
+             r->shutting_down ? "this node is shutting down" : "too many routed reads open on this node");
+    return -1;
+}
+
 /* Opens a range session for rd and waits for its first reply; mu not held. */
 static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, uint64_t *last_seq, int *status,
                              char *kind, size_t kindlen, char *err, size_t errlen)
 {
     reads_t *r = rd->r;
     pthread_mutex_lock(&r->mu);
-    if (r->shutting_down || r->nsessions >= r->c.max_sessions) {
+    if (relay_refuse(r, status, kind, kindlen, err, errlen) < 0) {
         pthread_mutex_unlock(&r->mu);
-        *status = 503;
-        copy_err(kind, kindlen, err, errlen, r->shutting_down ? "shutting_down" : "busy",
-                 r->shutting_down ? "this node is shutting down" : "too many routed reads open on this node");
         return -1;
     }
     session_t *s = session_new(r, &rd->o, from, limit, 0, 0, r->c.window);
@@ -544,10 +552,8 @@ static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, int *status,
         if (!strcmp(f->product, rd->product) && !memcmp(f->up->owner, rd->owner_id, 32))
             break;
     if (!f) {
-        if (r->shutting_down || r->nsessions >= r->c.max_sessions) {
+        if (relay_refuse(r, status, kind, kindlen, err, errlen) < 0) {
             pthread_mutex_unlock(&r->mu);
-            *status = 503;
-            copy_err(kind, kindlen, err, errlen, "busy", "too many routed reads open on this node");
             return -1;
         }
         f = calloc(1, sizeof *f);
@@ -752,6 +758,20 @@ void reads_reader_close(reads_reader_t **rdp)
 
 /* ================================================================== owner streams (loop thread) */
 
+/* Packs m and hands it to io.send now (loop thread, mu not held). 0 handed on, -1 dropped. */
+static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1; /* the peer notices through stall/keepalive timers */
+    protobuf_c_message_pack(m, buf);
+    int rc = r->io.send(r->io.ctx, addr, type, buf, len);
+    free(buf);
+    return rc;
+}
+
+/* Refuses or ends stream id of addr: a last batch 1 with status and error. */
 static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t status, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t status, const char *fmt, ...)
@@ -767,12 +787,7 @@ static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t stat
     b.status = status;
     b.error = msg;
     b.batch_no = 1;
-    outq_t q = {0};
-    outq_add(&q, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, id, &b.base);
-    if (q.head) {
-        r->io.send(r->io.ctx, q.head->addr, q.head->type, q.head->body, q.head->len);
-        free(q.head);
-    }
+    send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base);
 }
 
 static ostream_t *ostream_find(reads_t *r, const uint8_t peer[32], uint64_t id)
@@ -900,14 +915,9 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     if (first)
         b.last_seq = last;
     b.batch_no = ++s->sent;
-    outq_t q = {0};
-    outq_add(&q, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, s->id, &b.base);
-    if (q.head) {
-        if (r->io.send(r->io.ctx, q.head->addr, q.head->type, q.head->body, q.head->len) == 0) {
-            BUMP(r, batches_sent, 1);
-            BUMP(r, records_sent, b.n_records);
-        }
-        free(q.head);
+    if (send_now(r, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base) == 0) {
+        BUMP(r, batches_sent, 1);
+        BUMP(r, records_sent, b.n_records);
     }
     s->last_sent = now;
     if (b.n_records) {
@@ -1214,13 +1224,8 @@ void reads_handle(reads_t *r, uint64_t now, const uint8_t sender[32], const char
             if (m->credit >= 1 && m->credit <= MAX_WINDOW)
                 s->window = m->credit;
         } else {
-            Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
-            b.stream_id = m->stream_id;
-            b.done = 1;
-            b.status = 503;
-            b.error = "the owner has no such stream (restarted, or the stream expired)";
-            b.batch_no = 1;
-            outq_add(&q, sender_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, m->stream_id, &b.base);
+            reply_error(r, sender_addr, m->stream_id, 503,
+                        "the owner has no such stream (restarted, or the stream expired)");
         }
         trib__read_credit__free_unpacked(m, NULL);
         break;

@@ -1004,7 +1004,17 @@ Test(routed, relay_bounds_what_an_owner_says)
         cr_assert(j, "case %zu: the detail is not valid UTF-8: %s", i, o.err);
         json_decref(j);
     }
+    /* Once shutting down, reads and streams alike are refused as such (not as "busy"). */
     reads_shutdown(r);
+    for (int live = 0; live <= 1; live++) {
+        static const uint8_t owner[32] = {1};
+        reads_open_t ro = {.product = PRODUCT, .live = live, .owner_id = owner, .owner_addr = "127.0.0.1:1"};
+        int status = 0;
+        char kind[32], err[512];
+        cr_assert_null(reads_reader_open(r, &ro, NULL, &status, kind, sizeof kind, err, sizeof err));
+        cr_assert_eq(status, 503);
+        cr_assert_str_eq(kind, "shutting_down", "live %d: %s", live, err);
+    }
     reads_destroy(&r);
 }
 
