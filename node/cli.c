@@ -433,10 +433,14 @@ static int call_json(ctx_t *c, const client_req_t *rq, json_t **out)
     json_error_t je;
     *out = json_loadb(rep.body, rep.len, 0, &je);
     client_reply_free(&rep);
-    if (!*out)
-        return fail(c, "node at %s sent a reply that is not JSON: %s (line %d)", c->node,
-                    je.text, je.line);
-    return CLI_OK;
+    if (*out)
+        return CLI_OK;
+    /* jansson quotes the bad token: the reply's bytes, which must not reach the terminal raw. */
+    char *why = cli_text_clean(je.text, 0);
+    fail(c, "node at %s sent a reply that is not JSON: %s (line %d)", c->node, why ? why : "?",
+         je.line);
+    free(why);
+    return CLI_FAIL;
 }
 
 static int get_json(ctx_t *c, const char *path, const char *const *query, json_t **out)
@@ -477,16 +481,20 @@ static char *value_text(json_t *v)
             else
                 n += strlen(json_string_value(e)) + 2;
         }
-        if (all_strings) {
-            char *s = malloc(n);
+        if (all_strings) {   /* appended at an offset: strcat made a long list quadratic */
+            char *s = malloc(n), *at = s;
             if (!s)
                 return NULL;
-            s[0] = '\0';
             json_array_foreach(v, i, e) {
-                if (i > 0)
-                    strcat(s, ", ");
-                strcat(s, json_string_value(e));
+                size_t k = strlen(json_string_value(e));
+                if (i > 0) {
+                    memcpy(at, ", ", 2);
+                    at += 2;
+                }
+                memcpy(at, json_string_value(e), k);
+                at += k;
             }
+            *at = '\0';
             return s;
         }
     }

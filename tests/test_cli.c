@@ -683,6 +683,38 @@ Test(cli_cmd, http_errors_print_error_and_detail, .init = srv_start, .fini = srv
     run_free(&r);
 }
 
+/* A hostile or broken node: the parse error quotes its bytes, which must not reach the terminal
+ * as control sequences; a huge list is joined in linear time. */
+Test(cli_cmd, hostile_replies_are_neutralised, .init = srv_start, .fini = srv_stop, .timeout = 10)
+{
+    srv_route((route_t){ "GET", "/v1/members", 200, "\x1b]0;owned\x07\x1b[2J", 0, 0 });
+    enum { NTAGS = 40000 };
+    size_t cap = (size_t)NTAGS * 40 + 256, off = 0;
+    char *big = malloc(cap);
+    cr_assert_not_null(big);
+    off += (size_t)snprintf(big, cap, "{\"id\":\"payments/x\",\"tags\":[");
+    for (int i = 0; i < NTAGS; i++)
+        off += (size_t)snprintf(big + off, cap - off, "%s\"tag-%030d\"", i ? "," : "", i);
+    off += (size_t)snprintf(big + off, cap - off, "]}");
+    cr_assert_lt(off, cap);
+    srv_route((route_t){ "GET", "/v1/products/payments/x", 200, big, 0, 0 });
+
+    run_t r = run("members", "--node", srv.node, NULL);
+    cr_expect_eq(r.rc, 1);
+    cr_expect(strstr(r.err, "sent a reply that is not JSON"), "%s", r.err);
+    for (const char *p = r.err; *p; p++)
+        cr_expect((unsigned char)*p >= 0x20 || *p == '\n', "control byte 0x%02x in: %s", *p, r.err);
+    run_free(&r);
+
+    r = run("show", "--node", srv.node, "payments/x", NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    char want[128];
+    snprintf(want, sizeof want, "tag-%030d, tag-%030d\n", NTAGS - 2, NTAGS - 1);
+    cr_expect(r.out && strstr(r.out, want), "the last tags are missing");
+    run_free(&r);
+    free(big);
+}
+
 Test(cli_cmd, status_block_and_digest, .init = srv_start, .fini = srv_stop)
 {
     srv_route((route_t){ "GET", "/v1/status", 200,
