@@ -277,7 +277,8 @@ static int send_lacking(void *ctx, const char *domain, const store_head_t *h)
 {
     lack_t *l = ctx;
     Trib__DomainHead key = {.domain = (char *)domain}, *kp = &key, **hit;
-    hit = bsearch(&kp, l->peer->heads, l->peer->n_heads, sizeof *l->peer->heads, head_cmp);
+    hit = l->peer->n_heads ? bsearch(&kp, l->peer->heads, l->peer->n_heads, sizeof *l->peer->heads, head_cmp)
+                           : NULL;
     uint64_t theirs = hit ? (*hit)->seq : 0;
     if (theirs >= h->seq)
         return 0;
@@ -314,7 +315,8 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
     r->stats.digests_in++;
     /* Sorted once, looked up per domain we hold: a scan per domain would cost the loop domains x heads
      * (up to MAX_DIGEST_HEADS) string compares for one message. */
-    qsort(msg->heads, msg->n_heads, sizeof *msg->heads, head_cmp);
+    if (msg->n_heads)                                  /* heads is NULL when empty */
+        qsort(msg->heads, msg->n_heads, sizeof *msg->heads, head_cmp);
     frame_t f = {.r = r, .addr = from};
     lack_t l = {r, msg, &f};
     store_catalog_heads(r->st, send_lacking, &l);
