@@ -7,6 +7,7 @@
  * one error line {"error": KIND, "detail": ...} (the CLI reports it).
  * Must not: hold an LMDB read transaction across a network write, or block the gossip loop.
  * Threads: one per connection (libmicrohttpd), so a live stream may wait on the agent's condvar. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -102,10 +103,12 @@ static int query_u64(struct MHD_Connection *c, const char *name, uint64_t def, u
     *out = def;
     if (!v || !*v)
         return 0;
+    if (!isdigit((unsigned char)v[0])) /* strtoull takes leading space and a sign ("\t-1" is 2^64 - 1) */
+        return -1;
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
-    if (errno || *end || v[0] == '-' || v[0] == '+' || v[0] == ' ')
+    if (errno || *end)
         return -1;
     *out = x;
     return 0;

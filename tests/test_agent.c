@@ -339,6 +339,11 @@ Test(agent, bad_input_at_every_endpoint)
     expect_error(&n, "GET", "/v1/products/payments/settled-transactions/records?from=abc", NULL, NULL, 0, 400, "from");
     expect_error(&n, "GET", "/v1/products/payments/settled-transactions/records?limit=-1", NULL, NULL, 0, 400,
                  "limit");
+    /* strtoull would skip the white space and wrap the sign: from 2^64 - 1, limit 1 */
+    expect_error(&n, "GET", "/v1/products/payments/settled-transactions/records?from=%09-1", NULL, NULL, 0, 400,
+                 "from");
+    expect_error(&n, "GET", "/v1/products/payments/settled-transactions/records?limit=%0A1", NULL, NULL, 0, 400,
+                 "limit");
     expect_error(&n, "POST", "/v1/products/payments/settled-transactions/records", "application/x-ndjson", huge, big,
                  413, "limit");
     free(huge);
