@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "node/manifest.h"
+#include "tests/fixtures.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -18,30 +19,6 @@
 #define SCHEMA "schema:\n  - {name: id, logicalType: string}\n"
 
 /* Reads examples/<name> (tests run from the repository root or from tests/). */
-static char *read_example(const char *name, size_t *len)
-{
-    const char *dirs[] = {"examples/", "../examples/"};
-    for (size_t i = 0; i < 2; i++) {
-        char path[256];
-        snprintf(path, sizeof path, "%s%s", dirs[i], name);
-        FILE *f = fopen(path, "rb");
-        if (f == NULL)
-            continue;
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        char *buf = malloc((size_t)n + 1);
-        cr_assert_not_null(buf);
-        cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-        buf[n] = '\0';
-        fclose(f);
-        *len = (size_t)n;
-        return buf;
-    }
-    cr_assert_fail("cannot find examples/%s", name);
-    return NULL;
-}
-
 static Trib__Manifest *parse_ok(const char *text, const char *domain)
 {
     char err[512];
@@ -274,7 +251,8 @@ Test(manifest, deep_nesting_refused)
 Test(manifest, design_example)
 {
     size_t len;
-    char *text = read_example("settled-transactions.yaml", &len);
+    char *text = fx_read_example("settled-transactions.yaml", &len);
+    cr_assert_not_null(text, "cannot read examples/settled-transactions.yaml");
     char err[512];
     Trib__Manifest *m = manifest_parse(text, len, "payments", err, sizeof err);
     cr_assert_not_null(m, "%s", err);
@@ -363,7 +341,8 @@ static void expect_same_fields(const Trib__Manifest *a, const Trib__Manifest *b)
 Test(manifest, json_form_gives_same_manifest)
 {
     size_t len;
-    char *text = read_example("settled-transactions.yaml", &len);
+    char *text = fx_read_example("settled-transactions.yaml", &len);
+    cr_assert_not_null(text, "cannot read examples/settled-transactions.yaml");
     Trib__Manifest *y = parse_ok(text, "payments");
     /* Hand-written JSON of the same document. */
     const char *json =
@@ -489,7 +468,8 @@ Test(manifest, every_example_parses)
     };
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
         size_t len;
-        char *text = read_example(ex[i].file, &len);
+        char *text = fx_read_example(ex[i].file, &len);
+        cr_assert_not_null(text, "cannot read examples/%s", ex[i].file);
         char err[512];
         Trib__Manifest *m = manifest_parse(text, len, ex[i].domain, err, sizeof err);
         cr_assert_not_null(m, "%s: %s", ex[i].file, err);

@@ -14,6 +14,7 @@
 
 #include "node/manifest.h"
 #include "node/records.h"
+#include "tests/fixtures.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -31,6 +32,32 @@ static const char k_all_types[] =
     "  - {name: a, logicalType: array}\n"
     "  - {name: s, logicalType: string}\n";
 
+/* A schema straight from properties, as a manifest from a peer carries them: no manifest_parse
+ * rules applied (unknown types, repeated names). */
+typedef struct {
+    const char *name, *type;
+    int required;
+} prop_t;
+
+static record_schema_t *schema_of(const prop_t *props, size_t n)
+{
+    Trib__SchemaProperty sp[4], *spp[4];
+    cr_assert_leq(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        trib__schema_property__init(&sp[i]);
+        sp[i].name = (char *)props[i].name;
+        sp[i].logical_type = (char *)props[i].type;
+        sp[i].required = props[i].required;
+        spp[i] = &sp[i];
+    }
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    m.n_schema = n;
+    m.schema = spp;
+    record_schema_t *s = record_schema_new(&m);
+    cr_assert_not_null(s);
+    return s;
+}
+
 static record_schema_t *schema_from(const char *yaml)
 {
     char err[512];
@@ -40,30 +67,6 @@ static record_schema_t *schema_from(const char *yaml)
     manifest_free(&m);   /* the schema keeps its own copy */
     cr_assert_not_null(s);
     return s;
-}
-
-static char *read_example(const char *name, size_t *len)
-{
-    const char *dirs[] = {"examples/", "../examples/"};
-    for (size_t i = 0; i < 2; i++) {
-        char path[256];
-        snprintf(path, sizeof path, "%s%s", dirs[i], name);
-        FILE *f = fopen(path, "rb");
-        if (f == NULL)
-            continue;
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        char *buf = malloc((size_t)n + 1);
-        cr_assert_not_null(buf);
-        cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-        buf[n] = '\0';
-        fclose(f);
-        *len = (size_t)n;
-        return buf;
-    }
-    cr_assert_fail("cannot find examples/%s", name);
-    return NULL;
 }
 
 /* ---------------------------------------------------------------- one record */
@@ -227,18 +230,7 @@ Test(records, long_bad_value_is_cut_on_a_character_boundary)
 Test(records, unknown_logical_type_accepts_anything)
 {
     /* A manifest from a newer peer may use a type this version does not know. */
-    Trib__SchemaProperty p = TRIB__SCHEMA_PROPERTY__INIT, q = TRIB__SCHEMA_PROPERTY__INIT;
-    p.name = "geo";
-    p.logical_type = "geography";
-    p.required = 1;
-    q.name = "k";
-    q.logical_type = "integer";
-    Trib__SchemaProperty *props[] = {&p, &q};
-    Trib__Manifest m = TRIB__MANIFEST__INIT;
-    m.n_schema = 2;
-    m.schema = props;
-    record_schema_t *s = record_schema_new(&m);
-    cr_assert_not_null(s);
+    record_schema_t *s = schema_of((const prop_t[]){{"geo", "geography", 1}, {"k", "integer", 0}}, 2);
     char err[256];
     cr_expect_eq(record_validate(s, "{\"geo\":[1,2]}", 13, err, sizeof err), 0, "%s", err);
     cr_expect_eq(record_validate(s, "{\"k\":1}", 7, err, sizeof err), -1);
@@ -310,18 +302,7 @@ Test(records, nesting_depth_limit)
  * is checked, as before. */
 Test(records, repeated_property_name_checks_each)
 {
-    Trib__SchemaProperty p = TRIB__SCHEMA_PROPERTY__INIT, q = TRIB__SCHEMA_PROPERTY__INIT;
-    p.name = "v";
-    p.logical_type = "number";
-    q.name = "v";
-    q.logical_type = "integer";
-    q.required = 1;
-    Trib__SchemaProperty *props[] = {&p, &q};
-    Trib__Manifest m = TRIB__MANIFEST__INIT;
-    m.n_schema = 2;
-    m.schema = props;
-    record_schema_t *s = record_schema_new(&m);
-    cr_assert_not_null(s);
+    record_schema_t *s = schema_of((const prop_t[]){{"v", "number", 0}, {"v", "integer", 1}}, 2);
     char err[256] = "";
     cr_expect_eq(record_validate(s, "{\"v\":1}", 7, err, sizeof err), 0, "%s", err);
     cr_expect_eq(record_validate(s, "{\"v\":1.5}", 9, err, sizeof err), -1);
@@ -505,9 +486,11 @@ Test(records, example_records_match_their_manifests)
         char file[128], err[512];
         size_t ylen, nlen;
         snprintf(file, sizeof file, "%s.yaml", products[i]);
-        char *yaml = read_example(file, &ylen);
+        char *yaml = fx_read_example(file, &ylen);
+        cr_assert_not_null(yaml, "cannot read examples/%s", file);
         snprintf(file, sizeof file, "%s.ndjson", products[i]);
-        char *nd = read_example(file, &nlen);
+        char *nd = fx_read_example(file, &nlen);
+        cr_assert_not_null(nd, "cannot read examples/%s", file);
         Trib__Manifest *m = manifest_parse(yaml, ylen, NULL, err, sizeof err);
         cr_assert_not_null(m, "%s: %s", products[i], err);
         record_schema_t *s = record_schema_new(m);
