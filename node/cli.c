@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gossip/entry.h"
 #include "node/cli_table.h"
 #include "node/client.h"
 
@@ -363,25 +364,9 @@ static int parse_args(ctx_t *c, int argc, char **argv)
     return CLI_OK;
 }
 
-static int valid_name_part(const char *s, size_t len)
-{
-    if (len < 1 || len > 63)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (ch == '-' && i > 0);
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
 int cli_valid_id(const char *id)
 {
-    const char *slash = id ? strchr(id, '/') : NULL;
-    if (!slash)
-        return 0;
-    return valid_name_part(id, (size_t)(slash - id)) && valid_name_part(slash + 1, strlen(slash + 1));
+    return entry_valid_product_id(id);
 }
 
 /* The positional ID, checked (it becomes part of the request path). */
@@ -937,7 +922,13 @@ static int yaml_key(struct fy_node *root, const char *key, char *out, size_t out
         snprintf(err, errlen, "%s: must be a string", key);
         return -1;
     }
-    if (!valid_name_part(s, len)) {
+    int ok = len < outlen && !memchr(s, '\0', len);   /* a name is at most 63 characters */
+    if (ok) {
+        memcpy(out, s, len);
+        out[len] = '\0';
+        ok = entry_valid_name(out);
+    }
+    if (!ok) {
         const struct fy_mark *mk = fy_token_start_mark(fy_node_get_scalar_token(n));
         char where[32] = "";
         if (mk)
@@ -946,7 +937,6 @@ static int yaml_key(struct fy_node *root, const char *key, char *out, size_t out
                  "characters%s", key, (int)(len > 80 ? 80 : len), s, where);
         return -1;
     }
-    snprintf(out, outlen, "%.*s", (int)len, s);
     return 0;
 }
 

@@ -69,18 +69,7 @@ int manifest_valid_logical_type(const char *s) { return in_set(k_types, s); }
 
 int manifest_valid_name(const char *s)
 {
-    if (s == NULL)
-        return 0;
-    size_t n = strlen(s);
-    if (n < 1 || n > MAX_NAME_LEN)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
-        if (!ok)
-            return 0;
-    }
-    return 1;
+    return entry_valid_name(s);   /* the catalog's rule for domain and product names */
 }
 
 /* Semantic Versioning 2.0.0, the regular expression suggested by semver.org (in POSIX ERE). */
