@@ -309,12 +309,17 @@ static void doc_merge_terms(doc_t *d)
     }
 }
 
-static int has_value(char (*list)[STORE_FACET_VALUE_MAX + 1], size_t n, const char *v)
+/* Appends s as a facet value (lowercased, cut) to list[0..*n) unless empty or already there. */
+static void add_value(char (*list)[STORE_FACET_VALUE_MAX + 1], size_t *n, const char *s)
 {
-    for (size_t i = 0; i < n; i++)
+    if (!s || !*s)
+        return;
+    char v[STORE_FACET_VALUE_MAX + 1];
+    lower_copy(v, s, strlen(s));
+    for (size_t i = 0; i < *n; i++)
         if (strcmp(list[i], v) == 0)
-            return 1;
-    return 0;
+            return;
+    strcpy(list[(*n)++], v);
 }
 
 /* The document of id from manifest m (retired overrides its status). */
@@ -328,23 +333,10 @@ static int doc_from_manifest(doc_t *d, const char *id, const Trib__Manifest *m, 
     size_t ntags = m->n_tags > 255 ? 255 : m->n_tags;
     if (ntags && !(d->tags = calloc(ntags, sizeof *d->tags)))
         return -1;
-    for (size_t i = 0; i < ntags; i++) {
-        char v[STORE_FACET_VALUE_MAX + 1];
-        if (!m->tags[i] || !*m->tags[i])
-            continue;
-        lower_copy(v, m->tags[i], strlen(m->tags[i]));
-        if (!has_value(d->tags, d->ntags, v))
-            strcpy(d->tags[d->ntags++], v);
-    }
-    const char *owners[2] = { m->owner_business, m->owner_technical };
-    for (int i = 0; i < 2; i++) {
-        char v[STORE_FACET_VALUE_MAX + 1];
-        if (!owners[i] || !*owners[i])
-            continue;
-        lower_copy(v, owners[i], strlen(owners[i]));
-        if (!has_value(d->owners, d->nowners, v))
-            strcpy(d->owners[d->nowners++], v);
-    }
+    for (size_t i = 0; i < ntags; i++)
+        add_value(d->tags, &d->ntags, m->tags[i]);
+    add_value(d->owners, &d->nowners, m->owner_business);
+    add_value(d->owners, &d->nowners, m->owner_technical);
 
     const char *slash = strchr(id, '/');
     assert(slash);
