@@ -167,14 +167,47 @@ typedef struct {
     char id[STORE_ID_MAX];
     uint64_t next, remaining;  /* next seq to read; records still allowed (UINT64_MAX: no limit) */
     int live;
-    uint64_t gen;              /* agent append generation seen last */
     gossip_read_t *rd;         /* routed: the read through the owner */
     struct MHD_Connection *conn;
     int ended;                 /* the error line is in buf: end after it */
+    int line_start;            /* routed: the bytes handed out so far end with a whole record */
     int counted;               /* in live_open (a live stream) */
     char *buf;
     size_t len, off, cap;
 } reader_t;
+
+static reader_t *reader_new(agent_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit,
+                            int live)
+{
+    reader_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->a = a;
+    r->conn = c;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->next = from ? from : 1;
+    r->remaining = limit ? limit : UINT64_MAX;
+    r->live = live;
+    r->line_start = 1;
+    return r;
+}
+
+/* Copies out what buf holds from off. */
+static ssize_t reader_take(reader_t *r, char *out, size_t max)
+{
+    size_t n = r->len - r->off < max ? r->len - r->off : max;
+    memcpy(out, r->buf + r->off, n);
+    r->off += n;
+    return (ssize_t)n;
+}
+
+static int node_stopping(agent_t *a)
+{
+    pthread_mutex_lock(&a->mu);
+    int stopping = a->stopping;
+    pthread_mutex_unlock(&a->mu);
+    return stopping;
+}
 
 /* True when the client closed its connection: an idle live read notices it without writing
  * (libmicrohttpd only would on the next write), so a relayed upstream is not held for nobody. */
@@ -267,7 +300,12 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
             return MHD_CONTENT_READER_END_OF_STREAM;
         pthread_mutex_lock(&r->a->mu);
         uint64_t gen = r->a->append_gen;
+        int stopping = r->a->stopping;
         pthread_mutex_unlock(&r->a->mu);
+        if (r->live && stopping) { /* between pages, so between records: also when not caught up */
+            reader_stopping(r);
+            break;
+        }
         uint64_t at = r->next;
         long n = page_fill(r);
         if (n < 0) {
@@ -292,7 +330,7 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
             reader_error_line(r, "retired", detail);
             break;
         }
-        /* Live: wait for the next append (or shutdown), then read again. */
+        /* Live: wait for the next append or shutdown (seen at the top), then read again. */
         int gone = 0;
         pthread_mutex_lock(&r->a->mu);
         while (r->a->append_gen == gen && !r->a->stopping && !gone) {
@@ -305,19 +343,11 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
                 pthread_mutex_lock(&r->a->mu);
             }
         }
-        int stopping = r->a->stopping;
         pthread_mutex_unlock(&r->a->mu);
-        if (stopping) {
-            reader_stopping(r);
-            break;
-        }
         if (gone)
             return MHD_CONTENT_READER_END_WITH_ERROR;
     }
-    size_t n = r->len - r->off < max ? r->len - r->off : max;
-    memcpy(out, r->buf + r->off, n);
-    r->off += n;
-    return (ssize_t)n;
+    return reader_take(r, out, max);
 }
 
 /* Routed reads: bytes come from the owner through the gossip loop. */
@@ -326,14 +356,16 @@ static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
     (void)pos;
     reader_t *r = cls;
     for (;;) {
-        if (r->off < r->len) {
-            size_t n = r->len - r->off < max ? r->len - r->off : max;
-            memcpy(out, r->buf + r->off, n);
-            r->off += n;
-            return (ssize_t)n;
-        }
+        if (r->off < r->len)
+            return reader_take(r, out, max);
         if (r->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Checked before each read, not only when idle: a stream that never pauses for the
+         * timeout below would otherwise be cut by MHD_stop_daemon without its last line. */
+        if (r->line_start && node_stopping(r->a)) {
+            reader_stopping(r);
+            continue;
+        }
         char kind[64], detail[1024];
         long n = gossip_read_next(r->rd, out, max, 1000, kind, sizeof kind, detail, sizeof detail);
         if (n > 0) {
@@ -341,6 +373,7 @@ static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
             for (const char *p = out, *end = out + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
                 lines++;
             metrics_records_read(lines);
+            r->line_start = out[n - 1] == '\n';
             return (ssize_t)n;
         }
         if (n == GOSSIP_READ_END)
@@ -352,14 +385,7 @@ static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
-        pthread_mutex_lock(&r->a->mu); /* nothing yet: end only when the node stops */
-        int stopping = r->a->stopping;
-        pthread_mutex_unlock(&r->a->mu);
-        if (stopping) {
-            reader_stopping(r);
-            continue;
-        }
-        if (client_gone(r))
+        if (client_gone(r)) /* nothing within the timeout */
             return MHD_CONTENT_READER_END_WITH_ERROR;
     }
 }
@@ -426,21 +452,17 @@ static enum MHD_Result routed_get(agent_t *a, struct MHD_Connection *c, route_t 
         gossip_read_open(a->gossip, id, from, limit, live, &last, &status, kind, sizeof kind, detail, sizeof detail);
     if (!rd)
         return send_error(c, route, (unsigned)status, kind, "%s", detail);
-    reader_t *r = calloc(1, sizeof *r);
+    reader_t *r = reader_new(a, c, id, from, limit, live);
     if (!r) {
         gossip_read_close(&rd);
         return MHD_NO;
     }
-    r->a = a;
     r->rd = rd;
-    r->conn = c;
-    snprintf(r->id, sizeof r->id, "%s", id);
-    r->next = from ? from : 1;
-    r->live = live;
     return queue_ndjson(c, route, r, routed_cb, last);
 }
 
-static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const char *id, int live)
+static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
+                                     int live)
 {
     route_t route = live ? R_STREAM : R_RECORDS_GET;
     uint64_t from, limit;
@@ -458,23 +480,15 @@ static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const
         return send_error(c, route, 404, "not_found", "no product %s in this node's catalog", id);
     if (rc != 0)
         return send_error(c, route, 500, "storage", "reading product %s failed", id);
-    char domain[64];
-    snprintf(domain, sizeof domain, "%.*s", (int)(strchr(id, '/') - id), id);
     if (strcmp(domain, a->cfg.domain) != 0)
         return routed_get(a, c, route, id, domain, from, limit, live);
     if (live && p.retired) /* as the owner answers a relay: no record can come */
         return send_error(c, route, 410, "retired", "%s is retired: it takes no new records", id);
     uint64_t last = 0;
     store_records_last(a->st, id, &last);
-    reader_t *r = calloc(1, sizeof *r);
+    reader_t *r = reader_new(a, c, id, from, limit, live);
     if (!r)
         return MHD_NO;
-    r->a = a;
-    r->conn = c;
-    snprintf(r->id, sizeof r->id, "%s", id);
-    r->next = from ? from : 1;
-    r->remaining = limit ? limit : UINT64_MAX;
-    r->live = live;
     return queue_ndjson(c, route, r, reader_cb, last);
 }
 
@@ -726,13 +740,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (!strcmp(rest, "/records")) {
         if (method_is(method, "GET"))
-            return h_records_get(a, c, id, 0);
+            return h_records_get(a, c, id, domain, 0);
         if (method_is(method, "POST"))
             return h_records_post(a, c, id, domain, req);
         return bad_method(c, R_RECORDS_GET, method, url, "GET, POST");
     }
     if (!strcmp(rest, "/stream"))
-        return method_is(method, "GET") ? h_records_get(a, c, id, 1) : bad_method(c, R_STREAM, method, url, "GET");
+        return method_is(method, "GET") ? h_records_get(a, c, id, domain, 1) : bad_method(c, R_STREAM, method, url, "GET");
     return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
 }
 

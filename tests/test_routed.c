@@ -1080,3 +1080,78 @@ Test(routed, owner_batches_fit_the_peer_message_limit)
     zmq_ctx_term(z);
     identity_wipe(&me);
 }
+
+/* ------------------------------------------------------------------ relay shutdown under a busy stream */
+
+typedef struct {
+    char url[256];
+    int rc;
+    h_resp_t r;
+} stream_get_t;
+
+static void *stream_get_thread(void *arg)
+{
+    stream_get_t *s = arg;
+    s->rc = h_http("GET", s->url, NULL, NULL, 0, &s->r);
+    return NULL;
+}
+
+typedef struct {
+    char url[256];
+    atomic_int stop;
+    long posted;
+} writer_t;
+
+/* Appends small batches to the owner without pause until told to stop. */
+static void *writer_thread(void *arg)
+{
+    writer_t *w = arg;
+    char body[1024];
+    while (!atomic_load(&w->stop)) {
+        size_t len = 0;
+        for (int i = 0; i < 10; i++)
+            len += (size_t)snprintf(body + len, sizeof body - len, "{\"id\":%ld,\"pad\":\"x\"}\n", ++w->posted);
+        h_resp_t r;
+        h_http("POST", w->url, "application/x-ndjson", body, len, &r);
+        h_resp_free(&r);
+    }
+    return NULL;
+}
+
+Test(routed, relay_stopping_under_a_busy_stream_ends_it_with_a_reason)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    writer_t w = {0};
+    snprintf(w.url, sizeof w.url, "%s/v1/products/" PRODUCT "/records", a.url);
+    pthread_t wt, st;
+    cr_assert_eq(pthread_create(&wt, NULL, writer_thread, &w), 0);
+    stream_get_t s = {.rc = -1};
+    snprintf(s.url, sizeof s.url, "%s/v1/products/" PRODUCT "/stream?from=1", b.url);
+    cr_assert_eq(pthread_create(&st, NULL, stream_get_thread, &s), 0);
+    /* Records flow to the relay's client without pause (never idle for the relay's 1 s timeout). */
+    metric_cond_t flowing = {&b, "trib_records_read_total", 200};
+    int ok = h_wait(metric_at_least, &flowing, 10000);
+    int stopped = ok ? h_node_stop(&b, SIGTERM) : -1;
+    pthread_join(st, NULL);
+    atomic_store(&w.stop, 1);
+    pthread_join(wt, NULL);
+    cr_assert(ok, "records did not flow through the relay");
+    cr_assert_eq(stopped, 0, "the relay did not stop cleanly");
+    cr_assert_eq(s.rc, 0, "the stream was cut");
+    cr_assert(s.r.len > 1 && s.r.body[s.r.len - 1] == '\n', "the stream does not end with a line");
+    s.r.body[s.r.len - 1] = '\0';
+    char *last = strrchr(s.r.body, '\n');
+    cr_assert(last, "no record before the last line");
+    json_t *j = json_loads(last + 1, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "shutting_down", "last line: %.200s", last + 1);
+    json_decref(j);
+    /* Whole records before it, the last of them seq k. */
+    size_t k = count_lines(s.r.body, (size_t)(last - s.r.body) + 1);
+    *last = '\0';
+    const char *prev = strrchr(s.r.body, '\n') ? strrchr(s.r.body, '\n') + 1 : s.r.body;
+    char want[32];
+    snprintf(want, sizeof want, "{\"id\":%zu,", k);
+    cr_assert(!strncmp(prev, want, strlen(want)), "record %zu: %.60s", k, prev);
+    h_resp_free(&s.r);
+}
