@@ -34,6 +34,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 #define TITLE_MAX       60
 #define OWNER_MAX       40
 #define DETAIL_MAX      2000
+#define PATH_LEN        256            /* "/v1/products/" + a product id + a suffix */
 
 /* ================================================================ command table */
 
@@ -369,13 +370,19 @@ int cli_valid_id(const char *id)
     return entry_valid_product_id(id);
 }
 
-/* The positional ID, checked (it becomes part of the request path). */
-static int arg_id(ctx_t *c, const char **id)
+static void product_path(char path[PATH_LEN], const char *id, const char *suffix)
+{
+    snprintf(path, PATH_LEN, "/v1/products/%s%s", id, suffix ? suffix : "");
+}
+
+/* The positional ID, checked, and its request path "/v1/products/ID[suffix]". */
+static int arg_id(ctx_t *c, const char *suffix, const char **id, char path[PATH_LEN])
 {
     *id = c->pos[0];
     if (!cli_valid_id(*id))
         return usage_error(c, "'%s' is not a product id (DOMAIN/NAME, each [a-z0-9][a-z0-9-]*, "
                               "at most 63 characters)", *id);
+    product_path(path, *id, suffix);
     return CLI_OK;
 }
 
@@ -393,11 +400,6 @@ static int arg_uint(ctx_t *c, const char *name, const char **out)
 }
 
 /* ================================================================ requests and JSON */
-
-static void product_path(char *buf, size_t len, const char *id, const char *suffix)
-{
-    snprintf(buf, len, "/v1/products/%s%s", id, suffix ? suffix : "");
-}
 
 /* Sends rq; on a 2xx reply parses the body as JSON into *out. Returns an exit code. */
 static int call_json(ctx_t *c, const client_req_t *rq, json_t **out)
@@ -439,6 +441,21 @@ static int print_json(ctx_t *c, json_t *j)
     if (json_dumpf(j, c->out, JSON_INDENT(2) | JSON_ENCODE_ANY) != 0 || fputc('\n', c->out) == EOF)
         return fail(c, "writing output failed");
     return CLI_OK;
+}
+
+/* Renders a 2xx reply j as text (id: the command's product, or NULL). Returns an exit code. */
+typedef int (*render_fn)(ctx_t *c, json_t *j, const char *id);
+
+/* Sends rq and prints the reply: the node's JSON with --json, else render's text. */
+static int call_and_print(ctx_t *c, const client_req_t *rq, const char *id, render_fn render)
+{
+    json_t *j;
+    int rc = call_json(c, rq, &j);
+    if (rc != CLI_OK)
+        return rc;
+    rc = opt_val(c, "json") ? print_json(c, j) : render(c, j, id);
+    json_decref(j);
+    return rc;
 }
 
 /* A JSON value as text for a table cell: strings bare, arrays of strings joined with ", ",
@@ -756,7 +773,7 @@ static int show_schema(ctx_t *c, json_t *schema)
     return print_table(c, t, "  ");
 }
 
-static int show_product(ctx_t *c, json_t *j)
+static int show_product(ctx_t *c, json_t *j, const char *id)
 {
     json_t *m = json_object_get(j, "manifest");
     cli_table_t *t = cli_table_new(2, NULL);
@@ -856,17 +873,12 @@ static int show_product(ctx_t *c, json_t *j)
 static int run_show(ctx_t *c)
 {
     const char *id;
-    int rc = arg_id(c, &id);
+    char path[PATH_LEN];
+    int rc = arg_id(c, NULL, &id, path);
     if (rc != CLI_OK)
         return rc;
-    char path[256];
-    product_path(path, sizeof path, id, NULL);
-    json_t *j;
-    if ((rc = get_json(c, path, NULL, &j)) != CLI_OK)
-        return rc;
-    rc = opt_val(c, "json") ? print_json(c, j) : show_product(c, j);
-    json_decref(j);
-    return rc;
+    client_req_t rq = { .method = "GET", .path = path, .upload_len = -1 };
+    return call_and_print(c, &rq, id, show_product);
 }
 
 /* ================================================================ publish, retire */
@@ -992,6 +1004,14 @@ out:
     return rc;
 }
 
+static int print_published(ctx_t *c, json_t *j, const char *id)
+{
+    fprintf(c->out, "published %s: %s, catalog seq %lld\n", str_or(j, "id", id),
+            json_is_true(json_object_get(j, "created")) ? "created" : "updated",
+            (long long)json_integer_value(json_object_get(j, "catalog_seq")));
+    return CLI_OK;
+}
+
 static int run_publish(ctx_t *c)
 {
     const char *file = c->pos[0];
@@ -1016,61 +1036,60 @@ static int run_publish(ctx_t *c)
         free(text);
         return fail(c, "%s is empty", shown);
     }
-    char id[160], err[512];
+    char id[128], err[512];
     if (manifest_id(text, len, id, sizeof id, err, sizeof err) != 0) {
         free(text);
         return fail(c, "%s: %s", shown, err);
     }
-    char path[256];
-    product_path(path, sizeof path, id, NULL);
+    char path[PATH_LEN];
+    product_path(path, id, NULL);
     client_req_t rq = { .method = "PUT", .path = path, .body = text, .body_len = len,
                         .upload_len = -1,
                         .content_type = text[skip] == '{' ? "application/json"
                                                           : "application/yaml" };
-    json_t *j;
-    int rc = call_json(c, &rq, &j);
+    int rc = call_and_print(c, &rq, id, print_published);
     free(text);
-    if (rc != CLI_OK)
-        return rc;
-    if (opt_val(c, "json")) {
-        rc = print_json(c, j);
-    } else {
-        json_t *seq = json_object_get(j, "catalog_seq");
-        fprintf(c->out, "published %s: %s, catalog seq %lld\n", str_or(j, "id", id),
-                json_is_true(json_object_get(j, "created")) ? "created" : "updated",
-                (long long)json_integer_value(seq));
-    }
-    json_decref(j);
     return rc;
+}
+
+static int print_retired(ctx_t *c, json_t *j, const char *id)
+{
+    fprintf(c->out, "retired %s: catalog seq %lld\n", str_or(j, "id", id),
+            (long long)json_integer_value(json_object_get(j, "catalog_seq")));
+    return CLI_OK;
 }
 
 static int run_retire(ctx_t *c)
 {
     const char *id;
-    int rc = arg_id(c, &id);
+    char path[PATH_LEN];
+    int rc = arg_id(c, NULL, &id, path);
     if (rc != CLI_OK)
         return rc;
-    char path[256];
-    product_path(path, sizeof path, id, NULL);
     client_req_t rq = { .method = "DELETE", .path = path, .upload_len = -1 };
-    json_t *j;
-    if ((rc = call_json(c, &rq, &j)) != CLI_OK)
-        return rc;
-    if (opt_val(c, "json"))
-        rc = print_json(c, j);
-    else
-        fprintf(c->out, "retired %s: catalog seq %lld\n", str_or(j, "id", id),
-                (long long)json_integer_value(json_object_get(j, "catalog_seq")));
-    json_decref(j);
-    return rc;
+    return call_and_print(c, &rq, id, print_retired);
 }
 
 /* ================================================================ put */
 
+static int print_appended(ctx_t *c, json_t *j, const char *id)
+{
+    long long n = json_integer_value(json_object_get(j, "count"));
+    long long first = json_integer_value(json_object_get(j, "first_seq"));
+    long long last = json_integer_value(json_object_get(j, "last_seq"));
+    if (n > 0)
+        fprintf(c->out, "appended %lld record%s to %s: seq %lld..%lld\n", n, n == 1 ? "" : "s",
+                str_or(j, "id", id), first, last);
+    else
+        fprintf(c->out, "appended 0 records to %s\n", str_or(j, "id", id));
+    return CLI_OK;
+}
+
 static int run_put(ctx_t *c)
 {
     const char *id;
-    int rc = arg_id(c, &id);
+    char path[PATH_LEN];
+    int rc = arg_id(c, "/records", &id, path);
     if (rc != CLI_OK)
         return rc;
     const char *file = c->npos > 1 ? c->pos[1] : "-";
@@ -1084,30 +1103,12 @@ static int run_put(ctx_t *c)
         size = (long long)sb.st_size - (is_stdin ? (long long)ftello(f) : 0);
     if (size < 0 && is_stdin && isatty(fileno(f)))
         fprintf(c->err, "trib: put: reading NDJSON records from the terminal; end with Ctrl-D\n");
-    char path[256];
-    product_path(path, sizeof path, id, "/records");
     client_req_t rq = { .method = "POST", .path = path, .upload = f, .upload_len = size,
                         .upload_name = is_stdin ? "stdin" : file, .long_lived = 1,
                         .content_type = "application/x-ndjson" };
-    json_t *j;
-    rc = call_json(c, &rq, &j);
+    rc = call_and_print(c, &rq, id, print_appended);
     if (!is_stdin)
         fclose(f);
-    if (rc != CLI_OK)
-        return rc;
-    if (opt_val(c, "json")) {
-        rc = print_json(c, j);
-    } else {
-        long long n = json_integer_value(json_object_get(j, "count"));
-        long long first = json_integer_value(json_object_get(j, "first_seq"));
-        long long last = json_integer_value(json_object_get(j, "last_seq"));
-        if (n > 0)
-            fprintf(c->out, "appended %lld record%s to %s: seq %lld..%lld\n", n,
-                    n == 1 ? "" : "s", str_or(j, "id", id), first, last);
-        else
-            fprintf(c->out, "appended 0 records to %s\n", str_or(j, "id", id));
-    }
-    json_decref(j);
     return rc;
 }
 
@@ -1234,11 +1235,10 @@ static void on_stop_signal(int sig)
 static int stream_records(ctx_t *c, const char *suffix, const char *const *query, int live)
 {
     const char *id;
-    int rc = arg_id(c, &id);
+    char path[PATH_LEN];
+    int rc = arg_id(c, suffix, &id, path);
     if (rc != CLI_OK)
         return rc;
-    char path[256];
-    product_path(path, sizeof path, id, suffix);
     relay_t r = { .out = c->out };
     client_req_t rq = { .method = "GET", .path = path, .query = query, .upload_len = -1,
                         .long_lived = 1, .sink = relay_sink, .sink_ctx = &r };
@@ -1348,7 +1348,7 @@ static int cmp_strings(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int show_status(ctx_t *c, json_t *j)
+static int show_status(ctx_t *c, json_t *j, const char *id)
 {
     char uptime[64] = "-", products[64] = "-", members[256] = "";
     json_t *v = json_object_get(j, "uptime_s");
@@ -1428,13 +1428,8 @@ static int show_status(ctx_t *c, json_t *j)
 
 static int run_status(ctx_t *c)
 {
-    json_t *j;
-    int rc = get_json(c, "/v1/status", NULL, &j);
-    if (rc != CLI_OK)
-        return rc;
-    rc = opt_val(c, "json") ? print_json(c, j) : show_status(c, j);
-    json_decref(j);
-    return rc;
+    client_req_t rq = { .method = "GET", .path = "/v1/status", .upload_len = -1 };
+    return call_and_print(c, &rq, NULL, show_status);
 }
 
 /* ================================================================ entry points */
