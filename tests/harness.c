@@ -347,6 +347,13 @@ int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...)
 {
     char outp[] = "/tmp/trib-out-XXXXXX", errp[] = "/tmp/trib-err-XXXXXX";
     int ofd = mkstemp(outp), efd = mkstemp(errp);
+    if (ofd < 0 || efd < 0) {
+        if (ofd >= 0)
+            close(ofd), unlink(outp);
+        if (efd >= 0)
+            close(efd), unlink(errp);
+        return -1;
+    }
     const char *argv[64] = {h_trib_path()};
     int k = 1;
     va_list ap;
@@ -369,7 +376,8 @@ int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...)
         _exit(127);
     }
     int st = 0;
-    waitpid(pid, &st, 0);
+    if (pid > 0) /* not waitpid(-1): that would reap one of the nodes */
+        waitpid(pid, &st, 0);
     close(ofd);
     close(efd);
     if (out)
@@ -378,5 +386,7 @@ int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...)
         *errout = h_read_file(errp, NULL);
     unlink(outp);
     unlink(errp);
+    if (pid < 0)
+        return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

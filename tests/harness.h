@@ -39,7 +39,8 @@ int h_http(const char *method, const char *url, const char *ctype, const void *b
 void h_resp_free(h_resp_t *r);
 
 /* Runs `trib ARGS...` against node n (TRIB_NODE); stdin from in_path when non-NULL.
- * Returns the exit code; *out and *errout (malloc'd, NUL-terminated) when non-NULL. */
+ * Returns the exit code (-1 when it could not be started); *out and *errout (malloc'd,
+ * NUL-terminated) when non-NULL. */
 int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...) __attribute__((sentinel));
 
 /* Polls cond(ctx) every few ms until it returns non-zero or timeout_ms passes. 1 met, 0 timed out. */
