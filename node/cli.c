@@ -30,7 +30,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 #define MAX_POS         64
 #define NODE_URL_MAX    1024
 #define MAX_MANIFEST    (4u << 20)     /* bytes read from a manifest file */
-#define HOLD_MAX        (64u << 10)    /* longest NDJSON line checked for an error object */
+#define HOLD_MAX        4096           /* longest NDJSON line checked for an error object */
 #define TITLE_MAX       60
 #define OWNER_MAX       40
 #define DETAIL_MAX      2000
@@ -1146,7 +1146,7 @@ static int relay_write(relay_t *r, const char *data, size_t len)
 
 static int is_error_line(const char *line, size_t len)
 {
-    if (len > 4096 || !memmem(line, len, "\"error\"", 7))
+    if (len > HOLD_MAX || !memmem(line, len, "\"error\"", 7))
         return 0;
     json_t *j = json_loadb(line, len, 0, NULL);
     int ok = json_is_object(j) && json_is_string(json_object_get(j, "error"));
