@@ -55,6 +55,11 @@ struct gossip {
     gossip_member_t *snap;
     size_t nsnap;
     int dirty;
+    /* member changes not yet in LMDB: saved together, at most once a second (SAVE_MS), so a burst
+     * of membership news costs the loop one commit, not one per change */
+    store_member_change_t *unsaved;
+    size_t nunsaved, capunsaved;
+    uint64_t self_inc;              /* incarnation to save; 0: saved */
     /* counters read by the metrics exporter */
     swim_stats_t swim_stats;
     repl_stats_t repl_stats;
@@ -79,6 +84,46 @@ static void swim_send(void *ctx, const uint8_t *to_id, const char *addr, int typ
     transport_send(g->tr, addr, type, body, len);
 }
 
+#define SAVE_MS 1000
+#define UNSAVED_MAX 8192             /* a longer backlog is saved at once */
+
+/* Writes the member changes and our incarnation collected since the last save. */
+static void save_members(gossip_t *g)
+{
+    if (g->nunsaved && store_members_save(g->st, g->unsaved, g->nunsaved) != 0)
+        log_warn("gossip: saving %zu member change(s) failed: %s", g->nunsaved, store_last_error());
+    for (size_t i = 0; i < g->nunsaved; i++)
+        free((void *)g->unsaved[i].member);
+    g->nunsaved = 0;
+    if (g->self_inc) {
+        char inc[24];
+        int n = snprintf(inc, sizeof inc, "%" PRIu64, g->self_inc);
+        store_meta_put(g->st, "incarnation", inc, (size_t)n);
+        g->self_inc = 0;
+    }
+}
+
+/* Queues one change (member NULL: a removal); takes member. */
+static void unsaved_add(gossip_t *g, const uint8_t id[ID_PK_LEN], uint8_t *member, size_t len)
+{
+    if (g->nunsaved == g->capunsaved) {
+        size_t cap = g->capunsaved ? g->capunsaved * 2 : 64;
+        store_member_change_t *p = realloc(g->unsaved, cap * sizeof *p);
+        if (!p) {
+            free(member);
+            return;
+        }
+        g->unsaved = p;
+        g->capunsaved = cap;
+    }
+    store_member_change_t *c = &g->unsaved[g->nunsaved++];
+    memcpy(c->id, id, ID_PK_LEN);
+    c->member = member;
+    c->len = len;
+    if (g->nunsaved >= UNSAVED_MAX)
+        save_members(g);
+}
+
 static void member_changed(void *ctx, const Trib__Member *m, int old_state)
 {
     gossip_t *g = ctx;
@@ -93,28 +138,25 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
         log_info("member %s (%s) at %s: %s -> %s (incarnation %" PRIu64 ")", m->domain, hex, m->addr,
                  old_state == SWIM_NEW ? "new" : swim_state_name(old_state), swim_state_name((int)m->state),
                  m->incarnation);
+    if (m->id.len != ID_PK_LEN)
+        return;
+    if (!memcmp(m->id.data, g->id.pk, ID_PK_LEN)) {
+        g->self_inc = m->incarnation ? m->incarnation : g->self_inc;
+        return;
+    }
     size_t len = trib__member__get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return;
     trib__member__pack(m, buf);
-    if (m->id.len == ID_PK_LEN) {
-        if (!memcmp(m->id.data, g->id.pk, ID_PK_LEN)) {
-            char inc[24];
-            int n = snprintf(inc, sizeof inc, "%" PRIu64, m->incarnation);
-            store_meta_put(g->st, "incarnation", inc, (size_t)n);
-        } else {
-            store_member_put(g->st, m->id.data, buf, len);
-        }
-    }
-    free(buf);
+    unsaved_add(g, m->id.data, buf, len);
 }
 
 static void member_removed(void *ctx, const uint8_t id[SWIM_ID_LEN])
 {
     gossip_t *g = ctx;
     g->dirty = 1;
-    store_member_del(g->st, id);
+    unsaved_add(g, id, NULL, 0);
 }
 
 static void repl_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
@@ -263,7 +305,7 @@ static void drain_queue(gossip_t *g)
 static void *loop(void *arg)
 {
     gossip_t *g = arg;
-    uint64_t next_ae = now_ms() + g->o.anti_entropy_ms, next_stats = 0;
+    uint64_t next_ae = now_ms() + g->o.anti_entropy_ms, next_stats = 0, next_save = 0;
     zmq_pollitem_t items[8];
     int more = 0; /* routed reads have batches ready to send: poll without waiting */
     while (!atomic_load(&g->stop)) {
@@ -282,11 +324,17 @@ static void *loop(void *arg)
             publish_stats(g);
             next_stats = now + 250;
         }
+        if (now >= next_save) {
+            save_members(g);
+            next_save = now + SAVE_MS;
+        }
         uint64_t deadline = swim_next_deadline(g->swim);
         if (next_ae < deadline)
             deadline = next_ae;
         if (next_stats < deadline)
             deadline = next_stats;
+        if (next_save < deadline)
+            deadline = next_save;
         if (reads_next_deadline(g->reads) < deadline)
             deadline = reads_next_deadline(g->reads);
         now = now_ms();
@@ -323,6 +371,7 @@ static void *loop(void *arg)
     }
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
     swim_leave(g->swim, now_ms());
+    save_members(g);
     publish_snapshot(g);
     publish_stats(g);
     return NULL;
@@ -363,6 +412,9 @@ static void destroy(gossip_t *g)
         free(q);
     }
     free(g->snap);
+    for (size_t i = 0; i < g->nunsaved; i++) /* the loop saved them when it ran */
+        free((void *)g->unsaved[i].member);
+    free(g->unsaved);
     pthread_mutex_destroy(&g->qmu);
     pthread_mutex_destroy(&g->smu);
     identity_wipe(&g->id);

@@ -49,6 +49,40 @@ int store_member_del(store_t *st, const uint8_t id[STORE_KEY_LEN])
     return store__write(st, del_body, &m, NULL, 0);
 }
 
+typedef struct {
+    const store_member_change_t *ch;
+    size_t n;
+} save_ctx;
+
+static int save_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t errlen)
+{
+    const save_ctx *s = vctx;
+    for (size_t i = 0; i < s->n; i++) {
+        member_ctx m = {.id = s->ch[i].id, .member = s->ch[i].member, .len = s->ch[i].len};
+        int rc = m.member ? put_body(st, txn, &m, err, errlen) : del_body(st, txn, &m, err, errlen);
+        if (rc != 0 && rc != STORE_NOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+int store_members_save(store_t *st, const store_member_change_t *ch, size_t n)
+{
+    if (!st || (!ch && n)) {
+        store__err(NULL, 0, "store_members_save: NULL argument");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ch[i].member && ch[i].len == 0) {
+            store__err(NULL, 0, "store_members_save: empty member");
+            return -1;
+        }
+    if (n == 0)
+        return 0;
+    save_ctx s = {ch, n};
+    return store__write(st, save_body, &s, NULL, 0);
+}
+
 int store_members(store_t *st, store_member_fn fn, void *ctx)
 {
     if (!st || !fn) {

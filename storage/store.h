@@ -183,6 +183,14 @@ long store_records_read(store_t *st, const char *id, uint64_t from, uint64_t lim
 /* ---- members: node id -> serialized Member */
 int store_member_put(store_t *st, const uint8_t id[STORE_KEY_LEN], const uint8_t *member, size_t len);
 int store_member_del(store_t *st, const uint8_t id[STORE_KEY_LEN]);
+/* Many changes in one write transaction (one commit), in order: member != NULL puts it,
+ * member == NULL deletes id (absent ids are no error). */
+typedef struct {
+    uint8_t id[STORE_KEY_LEN];
+    const uint8_t *member;
+    size_t len;
+} store_member_change_t;
+int store_members_save(store_t *st, const store_member_change_t *ch, size_t n);
 typedef int (*store_member_fn)(void *ctx, const uint8_t *member, size_t len);
 int store_members(store_t *st, store_member_fn fn, void *ctx);
 

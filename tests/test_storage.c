@@ -1037,3 +1037,24 @@ Test(storage, members_put_del_list)
     cr_assert_eq(store_member_put(st, NULL, (const uint8_t *)"x", 1), -1);
     cr_assert_eq(store_members(st, NULL, &m), -1);
 }
+
+Test(storage, members_save_applies_changes_in_order_in_one_commit)
+{
+    store_member_change_t ch[5] = {
+        {.id = {1}, .member = (const uint8_t *)"alice", .len = 5},
+        {.id = {2}, .member = (const uint8_t *)"bob", .len = 3},
+        {.id = {1}, .member = (const uint8_t *)"alice2", .len = 6}, /* later wins */
+        {.id = {2}, .member = NULL},                                /* removed */
+        {.id = {9}, .member = NULL},                                /* absent: no error */
+    };
+    cr_assert_eq(store_members_save(st, ch, 5), 0, "%s", store_last_error());
+    mem_t m = {0};
+    reopen();
+    cr_assert_eq(store_members(st, on_member, &m), 0);
+    cr_assert_eq(m.n, 1);
+    cr_expect_str_eq(m.seen[0], "alice2");
+    store_member_change_t empty = {.id = {3}, .member = (const uint8_t *)"x", .len = 0};
+    cr_assert_eq(store_members_save(st, &empty, 1), -1);
+    cr_assert_eq(store_members_save(st, NULL, 1), -1);
+    cr_assert_eq(store_members_save(st, NULL, 0), 0);
+}
