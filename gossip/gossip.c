@@ -512,6 +512,8 @@ fail:
     return NULL;
 }
 
+void gossip_reads_shutdown(gossip_t *g) { reads_shutdown(g->reads); }
+
 void gossip_notify_append(gossip_t *g, const char *product)
 {
     if (g && product)

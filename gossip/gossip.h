@@ -81,5 +81,8 @@ long gossip_read_next(gossip_read_t *rd, char *out, size_t cap, int timeout_ms, 
 void gossip_read_close(gossip_read_t **rdp);
 /* Records of product (this node's) were committed: remote live readers get them now. */
 void gossip_notify_append(gossip_t *g, const char *product);
+/* The node is stopping: every relayed read ends now with "shutting_down" (waking the HTTP
+ * threads that wait on them) and no new one opens. Any thread; gossip_stop still follows. */
+void gossip_reads_shutdown(gossip_t *g);
 
 #endif

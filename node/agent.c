@@ -203,6 +203,8 @@ out:
     a->stopping = 1;
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
+    if (a->gossip) /* relayed streams end now, not at their next poll timeout */
+        gossip_reads_shutdown(a->gossip);
     http_stop(a);
     if (a->gossip) {
         gossip_stop(&a->gossip); /* broadcasts LEFT first */
