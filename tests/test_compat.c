@@ -1,0 +1,593 @@
+/* tests/test_compat.c - schema compatibility and versioning (node/compat.c, node/semver.c).
+ *
+ * Owns: the change -> mode table of research/governance-anchors.md C.2 as a table (one row per
+ * change: old and new schema, the verdict under BACKWARD, FORWARD, FULL and NONE, the bump it
+ * needs), transitive checks over three versions where only the transitive mode sees the break,
+ * the semver tables (ordering, malformed, step), the version rule, the issue's story on the
+ * examples, the JSON report, and a bounded random test of the engine's invariants.
+ * Must not: touch storage or the network. Manifests are built by node/manifest.c's parser. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/compat.h"
+#include "node/manifest.h"
+#include "node/semver.h"
+#include "tests/fixtures.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+#define ID "  - {name: id, logicalType: string, required: true, primaryKey: true}\n"
+
+/* A manifest of payments/p at version with the given schema lines (YAML, each "  - {...}\n")
+ * and extra top-level YAML. */
+static Trib__Manifest *mk(const char *version, const char *schema, const char *extra)
+{
+    char text[8192], err[512];
+    snprintf(text, sizeof text,
+             "name: p\ndomain: payments\nversion: \"%s\"\ntitle: P\n"
+             "owners: {business: a@example.com, technical: b@example.com}\n%sschema:\n%s",
+             version, extra ? extra : "", schema);
+    Trib__Manifest *m = manifest_parse(text, strlen(text), NULL, err, sizeof err);
+    cr_assert_not_null(m, "fixture does not parse: %s\n---\n%s", err, text);
+    return m;
+}
+
+static compat_report_t *check1(const Trib__Manifest *old, const Trib__Manifest *new,
+                               compat_mode_t mode)
+{
+    char err[256];
+    compat_report_t *r = compat_check(&old, 1, new, mode, err, sizeof err);
+    cr_assert_not_null(r, "compat_check: %s", err);
+    return r;
+}
+
+static int has_kind(const compat_report_t *r, compat_kind_t k, const char *path)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->changes[i].kind == k && (path == NULL || strcmp(r->changes[i].path, path) == 0))
+            return 1;
+    return 0;
+}
+
+static void dump(const compat_report_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        fprintf(stderr, "  %s %s bw=%d fw=%d brk=%d bump=%s [%s]\n", r->changes[i].path,
+                compat_kind_name(r->changes[i].kind), r->changes[i].backward,
+                r->changes[i].forward, r->changes[i].breaking,
+                compat_bump_name(r->changes[i].bump), r->changes[i].against);
+}
+
+/* ---------------------------------------------------------------- the C.2 table */
+
+typedef struct {
+    const char *what;
+    const char *old_schema, *new_schema;
+    const char *old_extra, *new_extra;   /* other top-level YAML, or NULL */
+    int backward, forward, full;         /* compatible under the mode */
+    compat_bump_t bump;                  /* required under BACKWARD */
+    compat_kind_t kind;                  /* a change of this kind is reported ... */
+    const char *path;                    /* ... at this path */
+} row_t;
+
+#define S(t) "  - {name: x, logicalType: " t "}\n"
+#define OPT(t) "  - {name: x, logicalType: " t ", required: false}\n"
+#define REQ(t) "  - {name: x, logicalType: " t ", required: true}\n"
+#define OPTS(t, o) "  - {name: x, logicalType: " t ", logicalTypeOptions: " o "}\n"
+#define OBJ(props) "  - {name: x, logicalType: object, properties: [" props "]}\n"
+
+static const row_t k_rows[] = {
+    {"add optional field", ID, ID OPT("string"), 0, 0, 1, 1, 1, COMPAT_BUMP_MINOR,
+     COMPAT_FIELD_ADDED_OPTIONAL, "schema.x"},
+    {"add required field with a default", ID,
+     ID "  - {name: x, logicalType: string, required: true, default: EUR}\n", 0, 0, 1, 1, 1,
+     COMPAT_BUMP_MINOR, COMPAT_FIELD_ADDED_OPTIONAL, "schema.x"},
+    {"add required field without default", ID, ID REQ("string"), 0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_FIELD_ADDED_REQUIRED, "schema.x"},
+    {"remove optional field", ID OPT("string"), ID, 0, 0, 1, 1, 1, COMPAT_BUMP_MINOR,
+     COMPAT_FIELD_REMOVED_OPTIONAL, "schema.x"},
+    {"remove required field", ID REQ("string"), ID, 0, 0, 1, 0, 0, COMPAT_BUMP_MINOR,
+     COMPAT_FIELD_REMOVED_REQUIRED, "schema.x"},
+    {"remove required field that had a default",
+     ID "  - {name: x, logicalType: string, required: true, default: EUR}\n", ID, 0, 0, 1, 1, 1,
+     COMPAT_BUMP_MINOR, COMPAT_FIELD_REMOVED_OPTIONAL, "schema.x"},
+    {"optional -> required", ID OPT("string"), ID REQ("string"), 0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_OPTIONAL_TO_REQUIRED, "schema.x.required"},
+    {"optional -> required with a default", ID OPT("string"),
+     ID "  - {name: x, logicalType: string, required: true, default: EUR}\n", 0, 0, 1, 1, 1,
+     COMPAT_BUMP_MINOR, COMPAT_OPTIONAL_TO_REQUIRED, "schema.x.required"},
+    {"required -> optional", ID REQ("string"), ID OPT("string"), 0, 0, 1, 0, 0, COMPAT_BUMP_MINOR,
+     COMPAT_REQUIRED_TO_OPTIONAL, "schema.x.required"},
+    {"widen integer -> number", ID S("integer"), ID S("number"), 0, 0, 1, 0, 0, COMPAT_BUMP_MINOR,
+     COMPAT_TYPE_WIDENED, "schema.x.logicalType"},
+    {"widen date -> string", ID S("date"), ID S("string"), 0, 0, 1, 0, 0, COMPAT_BUMP_MINOR,
+     COMPAT_TYPE_WIDENED, "schema.x.logicalType"},
+    {"widen timestamp -> string", ID S("timestamp"), ID S("string"), 0, 0, 1, 0, 0,
+     COMPAT_BUMP_MINOR, COMPAT_TYPE_WIDENED, "schema.x.logicalType"},
+    {"narrow number -> integer", ID S("number"), ID S("integer"), 0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_TYPE_NARROWED, "schema.x.logicalType"},
+    {"narrow string -> date", ID S("string"), ID S("date"), 0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_TYPE_NARROWED, "schema.x.logicalType"},
+    {"string -> integer", ID S("string"), ID S("integer"), 0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_TYPE_CHANGED, "schema.x.logicalType"},
+    {"object -> array", ID S("object"), ID S("array"), 0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_TYPE_CHANGED, "schema.x.logicalType"},
+    {"date -> timestamp", ID S("date"), ID S("timestamp"), 0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_TYPE_CHANGED, "schema.x.logicalType"},
+    {"rename a required field (= remove + add required)", ID REQ("string"),
+     ID "  - {name: y, logicalType: string, required: true}\n", 0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_FIELD_ADDED_REQUIRED, "schema.y"},
+    {"add enum value", ID OPTS("string", "{enum: [a, b]}"), ID OPTS("string", "{enum: [a, b, c]}"),
+     0, 0, 1, 0, 0, COMPAT_BUMP_MINOR, COMPAT_ENUM_VALUE_ADDED, "schema.x.logicalTypeOptions.enum"},
+    {"remove enum value", ID OPTS("string", "{enum: [a, b]}"), ID OPTS("string", "{enum: [a]}"),
+     0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR, COMPAT_ENUM_VALUE_REMOVED,
+     "schema.x.logicalTypeOptions.enum"},
+    {"relax maxLength", ID OPTS("string", "{maxLength: 5}"), ID OPTS("string", "{maxLength: 9}"),
+     0, 0, 1, 0, 0, COMPAT_BUMP_MINOR, COMPAT_CONSTRAINT_RELAXED,
+     "schema.x.logicalTypeOptions.maxLength"},
+    {"relax minimum", ID OPTS("integer", "{minimum: 5}"), ID OPTS("integer", "{minimum: 0}"),
+     0, 0, 1, 0, 0, COMPAT_BUMP_MINOR, COMPAT_CONSTRAINT_RELAXED,
+     "schema.x.logicalTypeOptions.minimum"},
+    {"remove pattern", ID OPTS("string", "{pattern: '^[a-z]+$'}"), ID S("string"), 0, 0, 1, 0, 0,
+     COMPAT_BUMP_MINOR, COMPAT_CONSTRAINT_RELAXED, "schema.x.logicalTypeOptions.pattern"},
+    {"tighten maxLength", ID OPTS("string", "{maxLength: 9}"), ID OPTS("string", "{maxLength: 5}"),
+     0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR, COMPAT_CONSTRAINT_TIGHTENED,
+     "schema.x.logicalTypeOptions.maxLength"},
+    {"add pattern", ID S("string"), ID OPTS("string", "{pattern: '^[a-z]+$'}"), 0, 0, 0, 1, 0,
+     COMPAT_BUMP_MAJOR, COMPAT_CONSTRAINT_TIGHTENED, "schema.x.logicalTypeOptions.pattern"},
+    {"replace pattern", ID OPTS("string", "{pattern: '^a'}"), ID OPTS("string", "{pattern: '^b'}"),
+     0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR, COMPAT_CONSTRAINT_CHANGED,
+     "schema.x.logicalTypeOptions.pattern"},
+    {"add a field to the primary key", ID REQ("string"),
+     ID "  - {name: x, logicalType: string, required: true, primaryKey: true}\n", 0, 0, 0, 0, 0,
+     COMPAT_BUMP_MAJOR, COMPAT_PRIMARY_KEY_CHANGED, "schema.x.primaryKey"},
+    {"remove a field from the primary key",
+     ID "  - {name: x, logicalType: string, required: true, primaryKey: true}\n", ID REQ("string"),
+     0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR, COMPAT_PRIMARY_KEY_CHANGED, "schema.x.primaryKey"},
+    {"add a new optional field to the primary key", ID,
+     ID "  - {name: x, logicalType: string, primaryKey: true}\n", 0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_PRIMARY_KEY_CHANGED, "schema.x"},
+    {"reorder the primary key",
+     ID "  - {name: x, logicalType: string, required: true, primaryKey: true}\n",
+     "  - {name: x, logicalType: string, required: true, primaryKey: true}\n" ID, 0, 0, 0, 0, 0,
+     COMPAT_BUMP_MAJOR, COMPAT_PRIMARY_KEY_CHANGED, "schema.primaryKey"},
+    {"widen the type of a primary-key field",
+     "  - {name: id, logicalType: integer, required: true, primaryKey: true}\n",
+     "  - {name: id, logicalType: number, required: true, primaryKey: true}\n", 0, 0, 0, 0, 0,
+     COMPAT_BUMP_MAJOR, COMPAT_PRIMARY_KEY_CHANGED, "schema.id.logicalType"},
+    {"nested: add optional property", ID OBJ("{name: a, logicalType: string}"),
+     ID OBJ("{name: a, logicalType: string}, {name: b, logicalType: integer}"), 0, 0, 1, 1, 1,
+     COMPAT_BUMP_MINOR, COMPAT_FIELD_ADDED_OPTIONAL, "schema.x.properties.b"},
+    {"nested: add required property", ID OBJ("{name: a, logicalType: string}"),
+     ID OBJ("{name: a, logicalType: string}, {name: b, logicalType: integer, required: true}"),
+     0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR, COMPAT_FIELD_ADDED_REQUIRED, "schema.x.properties.b"},
+    {"nested: change a property's type", ID OBJ("{name: a, logicalType: string}"),
+     ID OBJ("{name: a, logicalType: boolean}"), 0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_TYPE_CHANGED, "schema.x.properties.a.logicalType"},
+    {"nested twice: narrow a property", ID OBJ("{name: a, logicalType: object, properties: [{name: "
+     "b, logicalType: number}]}"), ID OBJ("{name: a, logicalType: object, properties: [{name: b, "
+     "logicalType: integer}]}"), 0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR, COMPAT_TYPE_NARROWED,
+     "schema.x.properties.a.properties.b.logicalType"},
+    {"array items: widen", ID "  - {name: x, logicalType: array, items: {logicalType: integer}}\n",
+     ID "  - {name: x, logicalType: array, items: {logicalType: number}}\n", 0, 0, 1, 0, 0,
+     COMPAT_BUMP_MINOR, COMPAT_TYPE_WIDENED, "schema.x.items.logicalType"},
+    {"array items: object gains a required property",
+     ID "  - {name: x, logicalType: array, items: {logicalType: object, properties: []}}\n",
+     ID "  - {name: x, logicalType: array, items: {logicalType: object, properties: [{name: q, "
+     "logicalType: string, required: true}]}}\n", 0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_FIELD_ADDED_REQUIRED, "schema.x.items.properties.q"},
+    {"field description", ID S("string"),
+     ID "  - {name: x, logicalType: string, description: the x}\n", 0, 0, 1, 1, 1,
+     COMPAT_BUMP_PATCH, COMPAT_ANNOTATION_CHANGED, "schema.x.description"},
+    {"title, description and tags", ID, ID, "description: {purpose: one}\ntags: [a]\n",
+     "description: {purpose: two}\ntags: [a, b]\n", 1, 1, 1, COMPAT_BUMP_PATCH,
+     COMPAT_ANNOTATION_CHANGED, "tags"},
+    {"raise a field's classification", ID "  - {name: x, logicalType: string}\n",
+     ID "  - {name: x, logicalType: string, classification: confidential}\n", 0, 0, 1, 1, 1,
+     COMPAT_BUMP_MINOR, COMPAT_CLASSIFICATION_RAISED, "schema.x.classification"},
+    {"raise the product's classification", ID, ID, "classification: internal\n",
+     "classification: restricted\n", 1, 1, 1, COMPAT_BUMP_MINOR, COMPAT_CLASSIFICATION_RAISED,
+     "classification"},
+    {"lower the product's classification", ID, ID, "classification: restricted\n",
+     "classification: public\n", 1, 1, 1, COMPAT_BUMP_MINOR, COMPAT_CLASSIFICATION_LOWERED,
+     "classification"},
+    {"owner and SLA change", ID, ID, "sla: {freshness: 15m}\n",
+     "sla: {freshness: 1h}\nsupport: '#payments'\n", 1, 1, 1, COMPAT_BUMP_MINOR,
+     COMPAT_METADATA_CHANGED, "sla.freshness"},
+};
+
+Test(compat, change_mode_table)
+{
+    static const compat_mode_t modes[] = {COMPAT_BACKWARD, COMPAT_FORWARD, COMPAT_FULL, COMPAT_NONE};
+    for (size_t i = 0; i < sizeof k_rows / sizeof k_rows[0]; i++) {
+        const row_t *w = &k_rows[i];
+        Trib__Manifest *o = mk("1.0.0", w->old_schema, w->old_extra);
+        Trib__Manifest *n = mk("1.0.1", w->new_schema, w->new_extra);
+        const int want[] = {w->backward, w->forward, w->full, 1};
+        for (size_t m = 0; m < 4; m++) {
+            compat_report_t *r = check1(o, n, modes[m]);
+            if (r->compatible != want[m])
+                dump(r);
+            cr_expect_eq(r->compatible, want[m], "%s: %s: compatible %d, want %d", w->what,
+                         compat_mode_name(modes[m]), r->compatible, want[m]);
+            cr_expect(has_kind(r, w->kind, w->path), "%s: no %s at %s", w->what,
+                      compat_kind_name(w->kind), w->path);
+            if (modes[m] == COMPAT_BACKWARD)
+                cr_expect_eq(r->required, w->bump, "%s: bump %s, want %s", w->what,
+                             compat_bump_name(r->required), compat_bump_name(w->bump));
+            if (modes[m] == COMPAT_NONE)   /* no check: a schema change forces a major */
+                cr_expect_eq(r->required,
+                             w->bump == COMPAT_BUMP_MAJOR || w->kind < COMPAT_DEFAULT_CHANGED
+                                 ? COMPAT_BUMP_MAJOR : w->bump, "%s: NONE bump %s", w->what,
+                             compat_bump_name(r->required));
+            compat_report_free(&r);
+            cr_expect_null(r);
+        }
+        manifest_free(&o);
+        manifest_free(&n);
+    }
+}
+
+Test(compat, identical_manifests_have_no_changes)
+{
+    Trib__Manifest *a = mk("1.0.0", ID OBJ("{name: a, logicalType: string}"), "tags: [t]\n");
+    Trib__Manifest *b = mk("1.0.0", ID OBJ("{name: a, logicalType: string}"), "tags: [t]\n");
+    compat_report_t *r = check1(a, b, COMPAT_FULL_TRANSITIVE);
+    cr_expect_eq(r->n, 0);
+    cr_expect(r->compatible);
+    cr_expect_eq(r->required, COMPAT_BUMP_NONE);
+    char err[256];
+    cr_expect_eq(compat_version_check(r, err, sizeof err), 0, "%s", err);   /* `unchanged` */
+    compat_report_free(&r);
+    manifest_free(&a);
+    manifest_free(&b);
+}
+
+Test(compat, not_comparable)
+{
+    char err[256];
+    Trib__Manifest *a = mk("1.0.0", ID, NULL), *b = mk("1.0.1", ID, NULL);
+    free(b->name);
+    b->name = strdup("q");
+    const Trib__Manifest *const v[] = {a};
+    cr_expect_null(compat_check(v, 1, b, COMPAT_BACKWARD, err, sizeof err));
+    cr_expect(strstr(err, "is not payments/q") != NULL, "%s", err);
+    cr_expect_null(compat_check(v, 0, a, COMPAT_BACKWARD, err, sizeof err));
+    manifest_free(&a);
+    manifest_free(&b);
+}
+
+/* ---------------------------------------------------------------- transitive */
+
+typedef struct {
+    const char *what;
+    const char *v1, *v2, *v3;
+    compat_mode_t mode, transitive;
+    const char *path;   /* of the change only the transitive mode sees */
+} trans_t;
+
+static const trans_t k_trans[] = {
+    /* delete `x` in v2, re-add it with another type in v3 (catalog-anchors §4) */
+    {"re-added with another type", ID OPT("string"), ID, ID OPT("integer"), COMPAT_BACKWARD,
+     COMPAT_BACKWARD_TRANSITIVE, "schema.x.logicalType"},
+    {"re-added with another type, forward", ID OPT("string"), ID, ID OPT("integer"),
+     COMPAT_FORWARD, COMPAT_FORWARD_TRANSITIVE, "schema.x.logicalType"},
+    {"re-added with another type, full", ID OPT("string"), ID, ID OPT("integer"), COMPAT_FULL,
+     COMPAT_FULL_TRANSITIVE, "schema.x.logicalType"},
+    /* a required field added with a default, then the default dropped: v1's records lack it */
+    {"default dropped", ID, ID "  - {name: x, logicalType: string, required: true, default: a}\n",
+     ID REQ("string"), COMPAT_BACKWARD, COMPAT_BACKWARD_TRANSITIVE, "schema.x"},
+    /* a field dropped, then re-added with one more enum value: old readers reject it */
+    {"re-added with a wider enum", ID "  - {name: x, logicalType: string, logicalTypeOptions: {enum: [a]}}\n",
+     ID, ID "  - {name: x, logicalType: string, logicalTypeOptions: {enum: [a, b]}}\n",
+     COMPAT_FORWARD, COMPAT_FORWARD_TRANSITIVE, "schema.x.logicalTypeOptions.enum"},
+};
+
+Test(compat, transitive_catches_what_latest_only_misses)
+{
+    for (size_t i = 0; i < sizeof k_trans / sizeof k_trans[0]; i++) {
+        const trans_t *t = &k_trans[i];
+        Trib__Manifest *v1 = mk("1.0.0", t->v1, NULL), *v2 = mk("1.1.0", t->v2, NULL),
+                       *v3 = mk("1.2.0", t->v3, NULL);
+        const Trib__Manifest *const hist[] = {v1, v2};
+        char err[512];
+        compat_report_t *r = compat_check(hist, 2, v3, t->mode, err, sizeof err);
+        cr_assert_not_null(r, "%s", err);
+        if (!r->compatible)
+            dump(r);
+        cr_expect(r->compatible, "%s: %s against the latest should pass", t->what,
+                  compat_mode_name(t->mode));
+        cr_expect_eq(compat_version_check(r, err, sizeof err), 0, "%s: %s", t->what, err);
+        compat_report_free(&r);
+
+        r = compat_check(hist, 2, v3, t->transitive, err, sizeof err);
+        cr_assert_not_null(r, "%s", err);
+        cr_expect(!r->compatible, "%s: %s should fail", t->what, compat_mode_name(t->transitive));
+        cr_expect_eq(r->required, COMPAT_BUMP_MAJOR, "%s", t->what);
+        int seen = 0;
+        for (size_t c = 0; c < r->n; c++)
+            if (r->changes[c].breaking && strcmp(r->changes[c].path, t->path) == 0) {
+                seen = 1;
+                cr_expect_str_eq(r->changes[c].against, "1.0.0", "%s", t->what);
+            }
+        if (!seen)
+            dump(r);
+        cr_expect(seen, "%s: no breaking change at %s", t->what, t->path);
+        cr_expect_neq(compat_version_check(r, err, sizeof err), 0, "%s", t->what);
+        cr_expect(strstr(err, "needs a major version, e.g. 2.0.0, not 1.2.0") != NULL, "%s", err);
+        compat_report_free(&r);
+        manifest_free(&v1);
+        manifest_free(&v2);
+        manifest_free(&v3);
+    }
+}
+
+Test(compat, transitive_lists_every_version_a_change_is_seen_against)
+{
+    Trib__Manifest *v1 = mk("1.0.0", ID S("number"), NULL), *v2 = mk("1.0.1", ID S("number"), NULL),
+                   *v3 = mk("2.0.0", ID S("integer"), NULL);
+    const Trib__Manifest *const hist[] = {v1, v2};
+    char err[256];
+    compat_report_t *r = compat_check(hist, 2, v3, COMPAT_BACKWARD_TRANSITIVE, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    cr_assert_eq(r->n, 1);
+    cr_expect_str_eq(r->changes[0].against, "1.0.1, 1.0.0");
+    json_t *j = compat_report_json(r);
+    json_t *av = json_object_get(json_array_get(json_object_get(j, "changes"), 0),
+                                 "against_versions");
+    cr_expect_eq(json_array_size(av), 2);
+    cr_expect_str_eq(json_string_value(json_array_get(av, 1)), "1.0.0");
+    json_decref(j);
+    compat_report_free(&r);
+    manifest_free(&v1);
+    manifest_free(&v2);
+    manifest_free(&v3);
+}
+
+/* ---------------------------------------------------------------- semver */
+
+Test(semver, precedence_of_semver_org_section_11)
+{
+    static const char *const order[] = {
+        "0.9.99", "1.0.0-0", "1.0.0-9", "1.0.0-10", "1.0.0-alpha", "1.0.0-alpha.1",
+        "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0",
+        "1.0.1", "1.1.0", "1.10.0", "2.0.0", "18446744073709551615.0.0",
+    };
+    size_t n = sizeof order / sizeof order[0];
+    semver_t v[sizeof order / sizeof order[0]];
+    char err[256];
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(semver_parse(order[i], &v[i], err, sizeof err), 0, "%s: %s", order[i], err);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            int c = semver_compare(&v[i], &v[j]);
+            int want = i < j ? -1 : i > j ? 1 : 0;
+            cr_expect_eq(c < 0 ? -1 : c > 0 ? 1 : 0, want, "%s vs %s", order[i], order[j]);
+        }
+    semver_t a, b;
+    semver_parse("1.0.0+build.1", &a, err, sizeof err);
+    semver_parse("1.0.0+build.2", &b, err, sizeof err);
+    cr_expect_eq(semver_compare(&a, &b), 0, "build metadata is ignored for precedence");
+    cr_expect_str_eq(a.build, "build.1");
+    semver_parse("1.0.0-rc.1+exp.sha.5114f85", &a, err, sizeof err);
+    cr_expect_str_eq(a.pre, "rc.1");
+    cr_expect_str_eq(a.build, "exp.sha.5114f85");
+}
+
+Test(semver, malformed_versions_are_refused_with_the_reason)
+{
+    static const struct { const char *in, *want; } bad[] = {
+        {"", "empty version"},
+        {"1.0", "expected MAJOR.MINOR.PATCH"},
+        {"1", "expected MAJOR.MINOR.PATCH"},
+        {"1.0.0.0", "unexpected '.'"},
+        {"v1.0.0", "drop the leading 'v'"},
+        {"01.0.0", "major part has a leading zero"},
+        {"1.02.0", "minor part has a leading zero"},
+        {"1.0.-1", "patch part is missing"},
+        {"1.0.0-", "empty identifier in the pre-release"},
+        {"1.0.0-a..b", "empty identifier in the pre-release"},
+        {"1.0.0-01", "'01' in the pre-release has a leading zero"},
+        {"1.0.0+", "empty identifier in the build metadata"},
+        {"1.0.0-a_b", "character '_' is not allowed"},
+        {"1.0.0 ", "unexpected ' '"},
+        {"1.0.0-\xce\xb1", "is not allowed in the pre-release"},
+        {"18446744073709551616.0.0", "major part is too large"},
+        {"1.0.0+build+2", "unexpected '+' after MAJOR.MINOR.PATCH"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        semver_t v;
+        char err[256] = "";
+        cr_expect_eq(semver_parse(bad[i].in, &v, err, sizeof err), -1, "'%s' accepted", bad[i].in);
+        cr_expect(strstr(err, bad[i].want) != NULL, "'%s': got \"%s\", want \"%s\"", bad[i].in,
+                  err, bad[i].want);
+    }
+    char long_v[400];
+    memset(long_v, 'a', sizeof long_v);
+    memcpy(long_v, "1.0.0-", 6);
+    long_v[sizeof long_v - 1] = '\0';
+    semver_t v;
+    char err[256];
+    cr_expect_eq(semver_parse(long_v, &v, err, sizeof err), -1);
+    cr_expect(strstr(err, "longer than 256") != NULL, "%s", err);
+    /* the manifest parser and this parser agree on the grammar */
+    static const char *const good[] = {"0.0.0", "1.0.0-0.3.7", "1.0.0-x.7.z.92", "1.0.0+21AF26D3--117B344092BD",
+                                       "1.0.0-x-y-z.--", "10.20.30"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cr_expect_eq(semver_parse(good[i], &v, err, sizeof err), 0, "%s: %s", good[i], err);
+        cr_expect(manifest_valid_semver(good[i]), "%s", good[i]);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)   /* its regex has no bound on numbers */
+        if (strstr(bad[i].want, "too large") == NULL)
+            cr_expect(!manifest_valid_semver(bad[i].in), "manifest accepts '%s'", bad[i].in);
+}
+
+Test(semver, step_level)
+{
+    static const struct { const char *a, *b; int step; } t[] = {
+        {"1.0.0", "2.0.0", 3}, {"1.9.9", "2.0.0-rc.1", 3}, {"1.0.0", "1.1.0", 2},
+        {"1.0.0", "1.0.1", 1}, {"1.0.0", "1.0.0", 0}, {"2.0.0", "1.0.0", 0},
+        {"1.0.0", "1.0.0+b", 0}, {"2.0.0-rc.1", "2.0.0", 3}, {"2.0.0-rc.1", "2.0.0-rc.2", 3},
+        {"1.1.0-rc.1", "1.1.0", 2}, {"1.1.1-rc.1", "1.1.1", 1}, {"1.0.0-rc.1", "1.0.0-beta", 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        semver_t a, b;
+        char err[256];
+        cr_assert_eq(semver_parse(t[i].a, &a, err, sizeof err), 0);
+        cr_assert_eq(semver_parse(t[i].b, &b, err, sizeof err), 0);
+        cr_expect_eq(semver_step(&a, &b), t[i].step, "%s -> %s", t[i].a, t[i].b);
+    }
+}
+
+/* ---------------------------------------------------------------- the version rule */
+
+typedef struct {
+    const char *from, *to;
+    const char *old_schema, *new_schema;
+    const char *want;   /* NULL: accepted; else a substring of the refusal */
+} ver_t;
+
+static const ver_t k_ver[] = {
+    {"1.0.0", "1.0.0", ID, ID, NULL},                                      /* unchanged */
+    {"1.0.0", "1.0.1", ID, ID, NULL},                                      /* re-release */
+    {"2.0.0", "1.0.0", ID, ID, "1.0.0 is lower than the published 2.0.0; versions only go up"},
+    {"1.0.0", "1.0.0-rc.1", ID, ID, "is lower than the published"},
+    {"1.0.0", "1.0.0", ID, ID OPT("string"), "1.0.0 is already published with different content"},
+    {"1.0.0", "1.0.0+b2", ID, ID OPT("string"), "already published with different content"},
+    {"1.0.0", "1.0.1", ID, ID OPT("string"), "needs a minor version, e.g. 1.1.0, not 1.0.1"},
+    {"1.0.0", "1.1.0", ID, ID OPT("string"), NULL},
+    {"1.0.0", "1.1.0", ID S("integer"), ID S("string"),
+     "breaking change under BACKWARD_TRANSITIVE (schema.x.logicalType: type_changed) needs a "
+     "major version, e.g. 2.0.0, not 1.1.0"},
+    {"1.0.0", "2.0.0", ID S("integer"), ID S("string"), NULL},
+    {"1.0.0", "2.0.0-rc.1", ID S("integer"), ID S("string"), NULL},
+    {"2.0.0-rc.1", "2.0.0", ID S("integer"), ID S("string"), NULL},      /* the major's train */
+    {"1.1.0-rc.1", "1.1.0", ID S("integer"), ID S("string"), "needs a major version"},
+    {"0.3.0", "0.4.0", ID S("integer"), ID S("string"), NULL},            /* semver §4 */
+    {"0.3.0", "0.3.1", ID S("integer"), ID S("string"), "needs a major version, e.g. 1.0.0"},
+    {"1.0", "1.1.0", ID, ID, "published version: '1.0' is not a semantic version"},
+};
+
+Test(compat, version_rule)
+{
+    for (size_t i = 0; i < sizeof k_ver / sizeof k_ver[0]; i++) {
+        const ver_t *t = &k_ver[i];
+        /* the parser refuses a malformed version: forge one as a peer's entry could carry it */
+        int forged = !manifest_valid_semver(t->from);
+        Trib__Manifest *o = mk(forged ? "0.0.1" : t->from, t->old_schema, NULL);
+        Trib__Manifest *n = mk(t->to, t->new_schema, NULL);
+        if (forged) {
+            free(o->version);
+            o->version = strdup(t->from);
+        }
+        compat_report_t *r = check1(o, n, COMPAT_BACKWARD_TRANSITIVE);
+        char err[512] = "";
+        int rc = compat_version_check(r, err, sizeof err);
+        if (t->want == NULL)
+            cr_expect_eq(rc, 0, "%s -> %s refused: %s", t->from, t->to, err);
+        else
+            cr_expect(rc == -1 && strstr(err, t->want) != NULL, "%s -> %s: got \"%s\", want \"%s\"",
+                      t->from, t->to, err, t->want);
+        compat_report_free(&r);
+        manifest_free(&o);
+        manifest_free(&n);
+    }
+}
+
+Test(compat, mode_names)
+{
+    for (int m = COMPAT_BACKWARD; m <= COMPAT_NONE; m++) {
+        compat_mode_t back;
+        cr_expect_eq(compat_mode_parse(compat_mode_name((compat_mode_t)m), &back), 0);
+        cr_expect_eq(back, m);
+    }
+    compat_mode_t x;
+    cr_expect_eq(compat_mode_parse("backward", &x), -1);
+    cr_expect_eq(compat_mode_parse("FULLY", &x), -1);
+    cr_expect_eq(compat_mode_parse(NULL, &x), -1);
+    cr_expect_eq(COMPAT_DEFAULT_MODE, COMPAT_BACKWARD_TRANSITIVE);
+}
+
+/* ---------------------------------------------------------------- the story */
+
+static Trib__Manifest *example(const char *file)
+{
+    size_t len;
+    char err[512];
+    char *text = fx_read_example(file, &len);
+    cr_assert_not_null(text, "cannot read examples/%s", file);
+    Trib__Manifest *m = manifest_parse(text, len, "payments", err, sizeof err);
+    cr_assert_not_null(m, "%s: %s", file, err);
+    free(text);
+    return m;
+}
+
+Test(compat, story_amount_minor_integer_to_string)
+{
+    Trib__Manifest *v1 = example("settled-transactions.yaml");
+    Trib__Manifest *v2 = example("settled-transactions-v2.yaml");
+    compat_report_t *r = check1(v1, v2, COMPAT_DEFAULT_MODE);
+    dump(r);
+    cr_expect(!r->compatible, "integer -> string must break BACKWARD_TRANSITIVE");
+    cr_expect_eq(r->required, COMPAT_BUMP_MAJOR);
+    cr_expect(has_kind(r, COMPAT_TYPE_CHANGED, "schema.amount_minor.logicalType"));
+    cr_expect(has_kind(r, COMPAT_FIELD_ADDED_OPTIONAL, "schema.merchant_category"));
+    char err[512];
+    cr_expect_eq(compat_version_check(r, err, sizeof err), 0, "2.0.0 is a major: %s", err);
+
+    json_t *j = compat_report_json(r);
+    cr_assert_not_null(j);
+    char *s = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+    fprintf(stderr, "%s\n", s);
+    free(s);
+    cr_expect(json_is_false(json_object_get(j, "compatible")));
+    cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "BACKWARD_TRANSITIVE");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "required_bump")), "major");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "from")), "1.0.0");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "to")), "2.0.0");
+    cr_expect(json_is_true(json_object_get(j, "version_ok")));
+    cr_expect_gt(json_array_size(json_object_get(j, "messages")), 0);
+    json_t *c, *found = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(j, "changes"), i, c)
+        if (!strcmp(json_string_value(json_object_get(c, "path")), "schema.amount_minor.logicalType"))
+            found = c;
+    cr_assert_not_null(found);
+    cr_expect_str_eq(json_string_value(json_object_get(found, "change")), "type_changed");
+    cr_expect_str_eq(json_string_value(json_object_get(found, "from")), "integer");
+    cr_expect_str_eq(json_string_value(json_object_get(found, "to")), "string");
+    cr_expect(json_is_false(json_object_get(found, "backward")));
+    cr_expect(json_is_false(json_object_get(found, "forward")));
+    cr_expect(json_is_false(json_object_get(found, "full")));
+    cr_expect_str_eq(json_string_value(json_object_get(found, "bump")), "major");
+    cr_expect_str_eq(json_string_value(json_object_get(found, "severity")), "error");
+    cr_expect_str_eq(json_string_value(json_array_get(json_object_get(found, "against_versions"), 0)),
+                     "1.0.0");
+    json_decref(j);
+    compat_report_free(&r);
+
+    /* the same change published as 1.1.0 is refused; 2.0.0 -> 1.0.0 is a downgrade */
+    free(v2->version);
+    v2->version = strdup("1.1.0");
+    r = check1(v1, v2, COMPAT_DEFAULT_MODE);
+    cr_expect_eq(compat_version_check(r, err, sizeof err), -1);
+    cr_expect(strstr(err, "breaking change under BACKWARD_TRANSITIVE") && strstr(err, "2.0.0"),
+              "%s", err);
+    j = compat_report_json(r);
+    cr_expect(json_is_false(json_object_get(j, "version_ok")));
+    cr_expect_str_eq(json_string_value(json_object_get(j, "version_error")), err);
+    json_decref(j);
+    compat_report_free(&r);
+
+    free(v2->version);
+    v2->version = strdup("2.0.0");
+    r = check1(v2, v1, COMPAT_DEFAULT_MODE);
+    cr_expect_eq(compat_version_check(r, err, sizeof err), -1);
+    cr_expect(strstr(err, "1.0.0 is lower than the published 2.0.0") != NULL, "%s", err);
+    compat_report_free(&r);
+    manifest_free(&v1);
+    manifest_free(&v2);
+}
