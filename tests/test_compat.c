@@ -7,6 +7,7 @@
  * examples, the JSON report, and a bounded random test of the engine's invariants.
  * Must not: touch storage or the network. Manifests are built by node/manifest.c's parser. */
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,4 +591,239 @@ Test(compat, story_amount_minor_integer_to_string)
     compat_report_free(&r);
     manifest_free(&v1);
     manifest_free(&v2);
+}
+
+/* ---------------------------------------------------------------- random schemas */
+
+/* Bounded random test: random pairs of manifests (nested properties, items, options, defaults,
+ * classifications, now and then a malformed `properties` or `items` a peer could send) through
+ * the engine; it must not crash (run it under `make asan`) and its verdicts must agree. Fixed
+ * seed: the same cases every run. */
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+} buf_t;
+
+__attribute__((format(printf, 2, 3)))
+static void bp(buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int w = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        cr_assert_geq(w, 0);
+        if ((size_t)w < b->cap - b->n) {
+            b->n += (size_t)w;
+            return;
+        }
+        b->cap = (b->cap + (size_t)w) * 2;
+        b->s = realloc(b->s, b->cap);
+        cr_assert_not_null(b->s);
+    }
+}
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15u;
+
+static unsigned rnd(unsigned n)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (unsigned)((g_rng >> 32) % n);
+}
+
+static const char *const k_types[] = {"string", "integer", "number", "boolean", "date",
+                                      "timestamp", "object", "array"};
+static const char *const k_classes[] = {"public", "internal", "confidential", "restricted"};
+
+static void gen_node(buf_t *b, int depth);
+
+static void gen_options(buf_t *b)
+{
+    static const struct { unsigned key; const char *text; } opts[] = {
+        {0, "\"enum\":[\"a\",\"b\"]"}, {0, "\"enum\":[\"a\"]"}, {0, "\"enum\":[\"a\",\"b\",\"c\"]"},
+        {0, "\"enum\":\"oops\""}, {1, "\"maxLength\":5"}, {1, "\"maxLength\":9"},
+        {2, "\"minimum\":0"}, {2, "\"minimum\":3"}, {3, "\"pattern\":\"^a\""},
+        {3, "\"pattern\":\"^b\""}, {4, "\"format\":\"email\""}, {5, "\"uniqueItems\":true"},
+        {6, "\"precision\":10"}, {7, "\"maxItems\":\"x\""}, {7, "\"maxItems\":2"}};
+    unsigned n = rnd(4), used = 0, k = 0;
+    bp(b, ",\"logicalTypeOptions\":{");
+    for (unsigned i = 0; i < n; i++) {
+        unsigned o = rnd(sizeof opts / sizeof opts[0]);
+        if (used & (1u << opts[o].key))
+            continue;
+        used |= 1u << opts[o].key;
+        bp(b, "%s%s", k++ ? "," : "", opts[o].text);
+    }
+    bp(b, "}");
+}
+
+/* The body of one property (without its name): type and what hangs off it. */
+static void gen_body(buf_t *b, int depth)
+{
+    const char *t = k_types[rnd(8)];
+    bp(b, "\"logicalType\":\"%s\"", t);
+    if (rnd(2))
+        bp(b, ",\"required\":%s", rnd(2) ? "true" : "false");
+    if (rnd(5) == 0)
+        bp(b, ",\"default\":%s", rnd(2) ? "\"d\"" : "0");
+    if (rnd(5) == 0)
+        bp(b, ",\"classification\":\"%s\"", k_classes[rnd(4)]);
+    if (rnd(4) == 0)
+        bp(b, ",\"description\":\"d%u\"", rnd(3));
+    if (rnd(3) == 0)
+        gen_options(b);
+    if (!strcmp(t, "object") && depth < 3) {
+        if (rnd(12) == 0) {
+            bp(b, ",\"properties\":\"oops\"");
+        } else {
+            bp(b, ",\"properties\":[");
+            unsigned n = rnd(4);
+            for (unsigned i = 0; i < n; i++) {
+                bp(b, "%s", i ? "," : "");
+                gen_node(b, depth + 1);   /* nested names may repeat: peers' are not checked */
+            }
+            bp(b, "]");
+        }
+    }
+    if (!strcmp(t, "array") && depth < 3 && rnd(4) != 0) {
+        if (rnd(12) == 0) {
+            bp(b, ",\"items\":5");
+        } else {
+            bp(b, ",\"items\":{");
+            gen_body(b, depth + 1);
+            bp(b, "}");
+        }
+    }
+}
+
+static void gen_node(buf_t *b, int depth)
+{
+    bp(b, "{\"name\":\"f%u\",", rnd(5));
+    gen_body(b, depth);
+    bp(b, "}");
+}
+
+static Trib__Manifest *gen_manifest(void)
+{
+    buf_t b = {0};
+    bp(&b, "{\"name\":\"p\",\"domain\":\"payments\",\"version\":\"1.%u.0\","
+           "\"owners\":{\"business\":\"a%u@example.com\",\"technical\":\"t@example.com\"},"
+           "\"classification\":\"%s\",\"tags\":[\"t%u\"],\"sla\":{\"freshness\":\"%um\"},"
+           "\"schema\":[", rnd(3), rnd(2), k_classes[rnd(4)], rnd(2), rnd(2));
+    unsigned n = 1 + rnd(5), used = 0, k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned name = rnd(6);
+        if (used & (1u << name))
+            continue;
+        used |= 1u << name;
+        bp(&b, "%s{\"name\":\"f%u\",", k++ ? "," : "", name);
+        gen_body(&b, 0);
+        if (rnd(4) == 0)
+            bp(&b, ",\"primaryKey\":true");
+        if (rnd(8) == 0)
+            bp(&b, ",\"primaryKeyPosition\":%u", rnd(3));
+        bp(&b, "}");
+    }
+    bp(&b, "]}");
+    char err[512];
+    Trib__Manifest *m = manifest_parse(b.s, b.n, NULL, err, sizeof err);
+    cr_assert_not_null(m, "generated manifest refused: %s\n%s", err, b.s);
+    free(b.s);
+    return m;
+}
+
+static compat_report_t *chk(const Trib__Manifest *const *hist, size_t n, const Trib__Manifest *m,
+                            compat_mode_t mode)
+{
+    char err[256];
+    compat_report_t *r = compat_check(hist, n, m, mode, err, sizeof err);
+    cr_assert_not_null(r, "compat_check: %s", err);
+    size_t breaking = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const compat_change_t *c = &r->changes[i];
+        cr_assert_not_null(c->path);
+        cr_assert_not_null(c->message);
+        breaking += c->breaking;
+        if (mode == COMPAT_NONE)
+            cr_assert(!c->breaking);
+    }
+    cr_assert_eq(r->compatible, breaking == 0);
+    if (mode == COMPAT_NONE)
+        cr_assert(r->compatible);
+    else
+        cr_assert_eq(r->required == COMPAT_BUMP_MAJOR, !r->compatible,
+                     "%s: compatible %d but bump %s", compat_mode_name(mode), r->compatible,
+                     compat_bump_name(r->required));
+    json_t *j = compat_report_json(r);
+    cr_assert_not_null(j);
+    char *s = json_dumps(j, JSON_COMPACT);
+    cr_assert_not_null(s);
+    free(s);
+    json_decref(j);
+    return r;
+}
+
+Test(compat, random_schemas_keep_the_invariants, .timeout = 120)
+{
+    enum { PAIRS = 400 };
+    size_t changes = 0, broken = 0;
+    for (int i = 0; i < PAIRS; i++) {
+        Trib__Manifest *a = gen_manifest(), *b = gen_manifest(), *c = gen_manifest();
+        const Trib__Manifest *ha[] = {a}, *hb[] = {b}, *hab[] = {a, b};
+        int ok[2][3];   /* [a->b, b->a][BACKWARD, FORWARD, FULL] */
+        size_t n[2] = {0, 0};
+        for (int dir = 0; dir < 2; dir++)
+            for (int m = 0; m < 3; m++) {
+                compat_report_t *r = chk(dir ? hb : ha, 1, dir ? a : b,
+                                         (compat_mode_t[]){COMPAT_BACKWARD, COMPAT_FORWARD,
+                                                           COMPAT_FULL}[m]);
+                ok[dir][m] = r->compatible;
+                n[dir] = r->n;
+                compat_report_free(&r);
+            }
+        changes += n[0];
+        broken += !ok[0][2];
+        cr_assert_eq(ok[0][2], ok[0][0] && ok[0][1], "case %d: FULL != BACKWARD && FORWARD", i);
+        cr_assert_eq(ok[1][2], ok[1][0] && ok[1][1], "case %d", i);
+        cr_assert_eq(ok[0][0], ok[1][1], "case %d: BACKWARD(a,b) != FORWARD(b,a)", i);
+        cr_assert_eq(ok[0][1], ok[1][0], "case %d: FORWARD(a,b) != BACKWARD(b,a)", i);
+        cr_assert_eq(n[0], n[1], "case %d: %zu changes a->b, %zu b->a", i, n[0], n[1]);
+
+        compat_report_t *r = chk(ha, 1, a, COMPAT_FULL_TRANSITIVE);   /* a against itself */
+        cr_assert_eq(r->n, 0, "case %d: %zu changes between identical manifests", i, r->n);
+        cr_assert_eq(r->required, COMPAT_BUMP_NONE);
+        compat_report_free(&r);
+
+        /* transitive = every earlier version in the plain mode */
+        static const compat_mode_t pairs[][2] = {
+            {COMPAT_BACKWARD, COMPAT_BACKWARD_TRANSITIVE},
+            {COMPAT_FORWARD, COMPAT_FORWARD_TRANSITIVE},
+            {COMPAT_FULL, COMPAT_FULL_TRANSITIVE}};
+        for (int m = 0; m < 3; m++) {
+            compat_report_t *ra = chk(ha, 1, c, pairs[m][0]), *rb = chk(hb, 1, c, pairs[m][0]);
+            compat_report_t *rt = chk(hab, 2, c, pairs[m][1]);
+            cr_assert_eq(rt->compatible, ra->compatible && rb->compatible, "case %d: %s", i,
+                         compat_mode_name(pairs[m][1]));
+            cr_assert_geq(rt->n, rb->n);
+            char err[512];
+            compat_version_check(rt, err, sizeof err);   /* must not crash */
+            compat_report_free(&ra);
+            compat_report_free(&rb);
+            compat_report_free(&rt);
+        }
+        r = chk(hb, 1, c, COMPAT_NONE);
+        compat_report_free(&r);
+        manifest_free(&a);
+        manifest_free(&b);
+        manifest_free(&c);
+    }
+    fprintf(stderr, "random: %d pairs, %zu changes a->b, %zu pairs not FULL-compatible\n", PAIRS,
+            changes, broken);
+    /* the generator must exercise both outcomes, or the checks above prove little */
+    cr_expect_gt(changes, PAIRS * 3);
+    cr_expect_gt(broken, PAIRS / 4);
+    cr_expect_lt(broken, PAIRS);
 }
