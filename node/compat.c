@@ -497,6 +497,8 @@ static void diff_node(clist_t *l, const char *path, const json_t *o, const json_
                       xstrdup(l, "(too deep)"));
         return;
     }
+    if (json_equal(o, n))   /* most properties of a new version: nothing to look at */
+        return;
     const char *ot = str_of(o, "logicalType"), *nt = str_of(n, "logicalType");
     char *p = NULL;
     if (strcmp(ot, nt) != 0) {
@@ -713,9 +715,10 @@ static void diff_key_order(clist_t *l, const json_t *os, const json_t *ns)
 
 /* ================================================================ manifest diff */
 
-/* The schema as mappings: the document's property where its name matches, with the fields the
- * Manifest holds (its name, logicalType, required, primaryKey, description) taken from the
- * Manifest, which is what records are validated against. */
+/* The schema as mappings: the document's property where it agrees with the Manifest (always,
+ * for a manifest node/manifest.c parsed), else one built from the Manifest's fields (name,
+ * logicalType, required, primaryKey, description), which are what records are validated
+ * against. */
 static json_t *schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
 {
     json_t *arr = json_array(), *ds = json_object_get(doc, "schema");
@@ -727,21 +730,45 @@ static json_t *schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
         const Trib__SchemaProperty *sp = m->schema[i];
         if (sp == NULL || sp->name == NULL)
             continue;
-        json_t *dp = json_array_get(ds, i);
-        json_t *p = json_is_object(dp) && !strcmp(str_of(dp, "name"), sp->name)
-                        ? json_deep_copy(dp) : json_object();
+        json_t *dp = json_array_get(ds, i), *p;
+        const char *lt = sp->logical_type ? sp->logical_type : "";
+        const char *desc = sp->description ? sp->description : "";
+        if (json_is_object(dp) && !strcmp(str_of(dp, "name"), sp->name) &&
+            !strcmp(str_of(dp, "logicalType"), lt) && flag_of(dp, "required") == sp->required &&
+            flag_of(dp, "primaryKey") == sp->primary_key && !strcmp(str_of(dp, "description"), desc)) {
+            p = json_incref(dp);
+        } else {
+            p = json_pack("{s:s, s:s, s:b, s:b}", "name", sp->name, "logicalType", lt, "required",
+                          sp->required, "primaryKey", sp->primary_key);
+            if (p != NULL && desc[0] != '\0')
+                json_object_set_new(p, "description", json_string(desc));
+        }
         if (p == NULL || json_array_append_new(arr, p) != 0) {
             l->oom = 1;
             break;
         }
-        json_object_set_new(p, "name", json_string(sp->name));
-        json_object_set_new(p, "logicalType", json_string(sp->logical_type ? sp->logical_type : ""));
-        json_object_set_new(p, "required", json_boolean(sp->required));
-        json_object_set_new(p, "primaryKey", json_boolean(sp->primary_key));
-        if (sp->description != NULL && sp->description[0] != '\0')
-            json_object_set_new(p, "description", json_string(sp->description));
     }
     return arr;
+}
+
+/* A manifest prepared for diffing: its document and schema, built once per check. */
+typedef struct {
+    const Trib__Manifest *m;
+    json_t *doc, *schema;
+} side_t;
+
+static void side_init(clist_t *l, side_t *s, const Trib__Manifest *m)
+{
+    s->m = m;
+    s->doc = manifest_document(m);   /* NULL without one: the Manifest's fields still count */
+    s->schema = schema_of(l, m, s->doc);
+}
+
+static void side_clear(side_t *s)
+{
+    json_decref(s->doc);
+    json_decref(s->schema);
+    memset(s, 0, sizeof *s);
 }
 
 static int skip_top(const char *k)
@@ -755,24 +782,19 @@ static int str_eq(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static void diff_manifests(clist_t *l, const Trib__Manifest *o, const Trib__Manifest *n)
+static void diff_manifests(clist_t *l, const side_t *os, const side_t *ns)
 {
-    json_t *od = manifest_document(o), *nd = manifest_document(n);
-    json_t *os = schema_of(l, o, od), *ns = schema_of(l, n, nd);
-    if (os != NULL && ns != NULL) {
-        diff_props(l, "schema", os, ns, 0);
-        diff_key_order(l, os, ns);
+    const Trib__Manifest *o = os->m, *n = ns->m;
+    if (os->schema != NULL && ns->schema != NULL && !json_equal(os->schema, ns->schema)) {
+        diff_props(l, "schema", os->schema, ns->schema, 0);
+        diff_key_order(l, os->schema, ns->schema);
     }
-    json_decref(os);
-    json_decref(ns);
     diff_classification(l, "classification", o->classification ? o->classification : "",
                         n->classification ? n->classification : "");
     if (!str_eq(o->status, n->status))
         add_table(l, "status", COMPAT_METADATA_CHANGED, xstrdup(l, o->status),
                   xstrdup(l, n->status));
-    diff_rest(l, "", od, nd, skip_top);
-    json_decref(od);
-    json_decref(nd);
+    diff_rest(l, "", os->doc, ns->doc, skip_top);
 }
 
 /* ================================================================ report */
@@ -791,10 +813,20 @@ void compat_report_free(compat_report_t **rp)
     *rp = NULL;
 }
 
-static int same_change(const compat_change_t *a, const compat_change_t *b)
+/* A change's identity across versions: kind, path, from, to. */
+static char *change_key(clist_t *l, const compat_change_t *c)
 {
-    return a->kind == b->kind && str_eq(a->path, b->path) && str_eq(a->from, b->from) &&
-           str_eq(a->to, b->to);
+    return xprintf(l, "%d\x1f%s\x1f%s\x1f%s", (int)c->kind, c->path ? c->path : "",
+                   c->from ? c->from : "\x1e", c->to ? c->to : "\x1e");
+}
+
+/* Remembers that out->v[i] has the identity of that change. */
+static void index_put(clist_t *out, json_t *ix, size_t i)
+{
+    char *k = change_key(out, &out->v[i]);
+    if (k == NULL || json_object_set_new(ix, k, json_integer((json_int_t)i)) != 0)
+        out->oom = 1;
+    free(k);
 }
 
 /* Appends version to c->against ("1.0.0, 1.1.0"). */
@@ -838,23 +870,36 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
         }
     clist_t out = {0};
     const Trib__Manifest *latest = earlier[n - 1];
-    diff_manifests(&out, latest, next);
+    side_t ns, os;
+    side_init(&out, &ns, next);
+    side_init(&out, &os, latest);
+    diff_manifests(&out, &os, &ns);
+    side_clear(&os);
     for (size_t i = 0; i < out.n; i++) {
         out.v[i].breaking = breaks(mode, out.v[i].backward, out.v[i].forward);
         add_against(&out, &out.v[i], latest->version ? latest->version : "");
     }
-    for (size_t v = n - 1; is_transitive(mode) && v-- > 0 && !out.oom;) {
+    json_t *ix = is_transitive(mode) ? json_object() : NULL;   /* change key -> index in out */
+    if (is_transitive(mode) && ix == NULL)
+        out.oom = 1;
+    for (size_t i = 0; ix != NULL && i < out.n; i++)
+        index_put(&out, ix, i);
+    for (size_t v = n - 1; ix != NULL && v-- > 0 && !out.oom;) {
         clist_t old = {0};
-        diff_manifests(&old, earlier[v], next);
-        for (size_t i = 0; i < old.n && !old.oom; i++) {
+        const char *ver = earlier[v]->version ? earlier[v]->version : "";
+        side_init(&old, &os, earlier[v]);
+        diff_manifests(&old, &os, &ns);
+        side_clear(&os);
+        for (size_t i = 0; i < old.n && !old.oom && !out.oom; i++) {
             compat_change_t *c = &old.v[i];
             int brk = breaks(mode, c->backward, c->forward);
-            size_t j = 0;
-            while (j < out.n && !same_change(&out.v[j], c))
-                j++;
-            if (j < out.n) {
-                out.v[j].breaking |= brk;
-                add_against(&out, &out.v[j], earlier[v]->version ? earlier[v]->version : "");
+            char *k = change_key(&old, c);
+            json_t *at = k ? json_object_get(ix, k) : NULL;
+            free(k);
+            if (at != NULL) {
+                compat_change_t *d = &out.v[json_integer_value(at)];
+                d->breaking |= brk;
+                add_against(&out, d, ver);
             } else if (brk) {   /* a break only an older version shows: the transitive catch */
                 compat_change_t *d = push(&out);
                 if (d == NULL)
@@ -862,7 +907,8 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
                 *d = *c;
                 memset(c, 0, sizeof *c);
                 d->breaking = 1;
-                add_against(&out, d, earlier[v]->version ? earlier[v]->version : "");
+                add_against(&out, d, ver);
+                index_put(&out, ix, out.n - 1);
             }
         }
         out.oom |= old.oom;
@@ -870,6 +916,8 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
             change_clear(&old.v[i]);
         free(old.v);
     }
+    json_decref(ix);
+    side_clear(&ns);
     compat_report_t *r = calloc(1, sizeof *r);
     if (r != NULL) {
         r->mode = mode;
