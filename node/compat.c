@@ -10,6 +10,7 @@
  * JSON. */
 #include "node/compat.h"
 #include "node/manifest.h"
+#include "node/records.h"
 #include "node/semver.h"
 
 #include <stdarg.h>
@@ -97,6 +98,26 @@ int compat_mode_parse(const char *s, compat_mode_t *out)
             return 0;
         }
     return -1;
+}
+
+int compat_manifest_mode(const Trib__Manifest *m, compat_mode_t *out, char *err, size_t errlen)
+{
+    *out = COMPAT_DEFAULT_MODE;
+    json_t *doc = manifest_document(m);
+    const json_t *v = json_object_get(doc, "compatibility");
+    int rc = 0;
+    if (v != NULL && !json_is_null(v) &&
+        (!json_is_string(v) || compat_mode_parse(json_string_value(v), out) != 0)) {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        snprintf(err, errlen, "compatibility: %.64s is not a mode; expected one of BACKWARD, "
+                 "FORWARD, FULL, BACKWARD_TRANSITIVE, FORWARD_TRANSITIVE, FULL_TRANSITIVE, NONE",
+                 t ? t : "the value");
+        free(t);
+        *out = COMPAT_DEFAULT_MODE;
+        rc = -1;
+    }
+    json_decref(doc);
+    return rc;
 }
 
 const char *compat_mode_name(compat_mode_t m)
@@ -285,8 +306,31 @@ static void diff_classification(clist_t *l, const char *path, const char *o, con
 static int widens(const char *from, const char *to)
 {
     return (strcmp(from, "integer") == 0 && strcmp(to, "number") == 0) ||
-           ((strcmp(from, "date") == 0 || strcmp(from, "timestamp") == 0) &&
-            strcmp(to, "string") == 0);
+           ((strcmp(from, "date") == 0 || strcmp(from, "timestamp") == 0 ||
+             strcmp(from, "time") == 0) && strcmp(to, "string") == 0);   /* ODCS has `time` */
+}
+
+/* Order of two bounds: numbers by value; RFC 3339 dates, or UTC timestamps of one shape, by
+ * text (ODCS gives date/timestamp bounds as strings). 2 when they do not compare. */
+static int bound_cmp(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b)) {
+        double x = json_number_value(a), y = json_number_value(b);
+        return x < y ? -1 : x > y ? 1 : 0;
+    }
+    if (!json_is_string(a) || !json_is_string(b))
+        return 2;
+    const char *x = json_string_value(a), *y = json_string_value(b);
+    size_t n = json_string_length(a);
+    if (n != json_string_length(b))
+        return 2;
+    int dates = records_valid_date(x, n) && records_valid_date(y, n);
+    int utc = records_valid_timestamp(x, n) && records_valid_timestamp(y, n) && x[n - 1] == 'Z' &&
+              y[n - 1] == 'Z' && strspn(x, "0123456789-T:Z") == n && strspn(y, "0123456789-T:Z") == n;
+    if (!dates && !utc)
+        return 2;
+    int c = strcmp(x, y);
+    return c < 0 ? -1 : c > 0 ? 1 : 0;
 }
 
 static int is_upper(const char *k)
@@ -378,13 +422,12 @@ static void diff_options(clist_t *l, const char *path, const json_t *oo, const j
         } else if (is_upper(k) || is_lower(k)) {
             if (o == NULL || n == NULL)
                 kind = o == NULL ? COMPAT_CONSTRAINT_TIGHTENED : COMPAT_CONSTRAINT_RELAXED;
-            else if (!json_is_number(o) || !json_is_number(n))
-                kind = COMPAT_CONSTRAINT_CHANGED;
             else {
-                double a = json_number_value(o), b = json_number_value(n);
-                int looser = is_upper(k) ? b > a : b < a;
-                kind = a == b ? COMPAT_METADATA_CHANGED   /* 5 vs 5.0 */
-                     : looser ? COMPAT_CONSTRAINT_RELAXED : COMPAT_CONSTRAINT_TIGHTENED;
+                int c = bound_cmp(n, o);   /* new against old */
+                kind = c == 2 ? COMPAT_CONSTRAINT_CHANGED
+                     : c == 0 ? COMPAT_METADATA_CHANGED   /* 5 vs 5.0 */
+                     : (is_upper(k) ? c > 0 : c < 0) ? COMPAT_CONSTRAINT_RELAXED
+                                                     : COMPAT_CONSTRAINT_TIGHTENED;
             }
         } else if (is_restriction(k)) {
             kind = o == NULL ? COMPAT_CONSTRAINT_TIGHTENED
@@ -412,7 +455,7 @@ static int is_handled(const char *k)
 {
     static const char *const keys[] = {"name", "logicalType", "required", "primaryKey",
         "primaryKeyPosition", "default", "classification", "logicalTypeOptions", "properties",
-        "items", NULL};
+        "items", "unique", NULL};
     for (const char *const *p = keys; *p; p++)
         if (!strcmp(k, *p))
             return 1;
@@ -544,6 +587,12 @@ static void diff_node(clist_t *l, const char *path, const json_t *o, const json_
                   xstrdup(l, flag_of(n, "primaryKey") ? "true" : "false"));
         free(p), p = NULL;
     }
+    if (flag_of(o, "unique") != flag_of(n, "unique") && (p = join(l, path, "unique")) != NULL) {
+        add_table(l, p, flag_of(n, "unique") ? COMPAT_CONSTRAINT_TIGHTENED : COMPAT_CONSTRAINT_RELAXED,
+                  xstrdup(l, flag_of(o, "unique") ? "true" : "false"),
+                  xstrdup(l, flag_of(n, "unique") ? "true" : "false"));
+        free(p), p = NULL;
+    }
     const json_t *od = json_object_get(o, "default"), *nd = json_object_get(n, "default");
     if ((od != NULL || nd != NULL) && !(od && nd && json_equal(od, nd)) &&
         (p = join(l, path, "default")) != NULL) {
@@ -640,7 +689,8 @@ out:
     json_decref(ni);
 }
 
-/* The key's fields in key order ("a, b"): by primaryKeyPosition where given, else schema order. */
+/* The key's fields in key order ("a, b"): by primaryKeyPosition where given (ODCS counts from
+ * 1, -1 = none), else schema order. */
 static char *key_order(clist_t *l, const json_t *schema)
 {
     size_t n = json_array_size(schema), k = 0;
@@ -658,8 +708,8 @@ static char *key_order(clist_t *l, const json_t *schema)
         for (size_t b = a; b > 0; b--) {
             const json_t *x = json_object_get(v[b - 1], "primaryKeyPosition"),
                          *y = json_object_get(v[b], "primaryKeyPosition");
-            double px = json_is_number(x) ? json_number_value(x) : 1e300;
-            double py = json_is_number(y) ? json_number_value(y) : 1e300;
+            double px = json_is_number(x) && json_number_value(x) > 0 ? json_number_value(x) : 1e300;
+            double py = json_is_number(y) && json_number_value(y) > 0 ? json_number_value(y) : 1e300;
             if (px <= py)
                 break;
             const json_t *t = v[b - 1];

@@ -15,13 +15,16 @@
  * reads what is written under the new one; FULL = both; _TRANSITIVE = against every earlier
  * version, not only the latest; NONE = no check, so every schema change needs a major version.
  *
- * What is compared: per property name, logicalType, required, primaryKey (and its order:
- * primaryKeyPosition, else schema order), `default`, `classification`, logicalTypeOptions (enum,
- * minimum/maximum and their exclusive forms, minLength/maxLength, minItems/maxItems, pattern,
- * format, uniqueItems), nested `properties` of an object and `items` of an array, recursively; the
- * product's classification; everything else as annotation (title, description, tags, a property's
- * description and examples: patch) or metadata (owners, status, sla, ports, any other field:
- * minor). */
+ * What is compared (ODCS v3 property names): per property name, logicalType, required,
+ * primaryKey (and the key's order: primaryKeyPosition, else schema order), unique, `default`,
+ * `classification`, logicalTypeOptions (minimum/maximum and their exclusive forms - numbers, or
+ * RFC 3339 dates/UTC timestamps as ODCS gives them -, minLength/maxLength, minItems/maxItems,
+ * pattern, format, multipleOf, uniqueItems, and `enum`, which is ours: ODCS 3.1 has none),
+ * nested `properties` of an object and `items` of an array, recursively; the product's
+ * classification; everything else as annotation (title, description, tags, a property's
+ * description, businessName and examples: patch) or metadata (owners, status, sla, ports,
+ * compatibility, unknown options, any other field: minor). A `default` is our extension too
+ * (C.2's "required with a default"). */
 #ifndef TRIB_COMPAT_H
 #define TRIB_COMPAT_H
 
@@ -105,7 +108,10 @@ void compat_report_free(compat_report_t **rp);   /* accepts NULL and *rp == NULL
  * (semver §4). */
 int compat_version_check(const compat_report_t *r, char *err, size_t errlen);
 
-/* {"compatible", "mode", "from", "to", "required_bump", "version_ok", "version_error"?,
+/* The report for POST /v1/products/{id}/check and `trib diff` (publish is refused, 422, exactly
+ * when version_ok is false; `compatible` alone says whether the mode holds, as Confluent's
+ * is_compatible, and may be false for an accepted new major):
+ * {"compatible", "mode", "from", "to", "required_bump", "version_ok", "version_error"?,
  *  "messages": [...breaking changes...], "changes": [{path, change, from?, to?, backward,
  *  forward, full, bump, severity (error|warning|info), against_versions, message}]}.
  * A new reference, or NULL when out of memory. */
@@ -114,6 +120,11 @@ json_t *compat_report_json(const compat_report_t *r);
 /* "BACKWARD_TRANSITIVE" <-> mode, case-sensitive as in the manifest; -1 for an unknown name. */
 int compat_mode_parse(const char *s, compat_mode_t *out);
 const char *compat_mode_name(compat_mode_t m);
+
+/* The mode a manifest declares in its `compatibility` field (kept verbatim in document_json),
+ * COMPAT_DEFAULT_MODE when it has none. -1 with err (and *out the default) for anything else:
+ * "compatibility: \"backward\" is not a mode; expected one of BACKWARD, ...". */
+int compat_manifest_mode(const Trib__Manifest *m, compat_mode_t *out, char *err, size_t errlen);
 const char *compat_bump_name(compat_bump_t b);   /* "none" "patch" "minor" "major" */
 const char *compat_kind_name(compat_kind_t k);   /* "field_added_optional", "type_changed" ... */
 

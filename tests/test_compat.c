@@ -142,6 +142,32 @@ static const row_t k_rows[] = {
     {"replace pattern", ID OPTS("string", "{pattern: '^a'}"), ID OPTS("string", "{pattern: '^b'}"),
      0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR, COMPAT_CONSTRAINT_CHANGED,
      "schema.x.logicalTypeOptions.pattern"},
+    {"raise a date maximum (ODCS: a string)", ID OPTS("date", "{maximum: '2030-01-01'}"),
+     ID OPTS("date", "{maximum: '2040-01-01'}"), 0, 0, 1, 0, 0, COMPAT_BUMP_MINOR,
+     COMPAT_CONSTRAINT_RELAXED, "schema.x.logicalTypeOptions.maximum"},
+    {"raise a timestamp minimum", ID OPTS("timestamp", "{minimum: '2024-01-01T00:00:00Z'}"),
+     ID OPTS("timestamp", "{minimum: '2025-01-01T00:00:00Z'}"), 0, 0, 0, 1, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_CONSTRAINT_TIGHTENED, "schema.x.logicalTypeOptions.minimum"},
+    {"bounds that do not compare", ID OPTS("string", "{maxLength: 5}"),
+     ID OPTS("string", "{maxLength: five}"), 0, 0, 0, 0, 0, COMPAT_BUMP_MAJOR,
+     COMPAT_CONSTRAINT_CHANGED, "schema.x.logicalTypeOptions.maxLength"},
+    {"unique added", ID S("string"), ID "  - {name: x, logicalType: string, unique: true}\n", 0, 0,
+     0, 1, 0, COMPAT_BUMP_MAJOR, COMPAT_CONSTRAINT_TIGHTENED, "schema.x.unique"},
+    {"unknown option changed (metadata)", ID OPTS("number", "{precision: 10}"),
+     ID OPTS("number", "{precision: 12}"), 0, 0, 1, 1, 1, COMPAT_BUMP_MINOR,
+     COMPAT_METADATA_CHANGED, "schema.x.logicalTypeOptions.precision"},
+    {"physicalType changed (metadata)", ID "  - {name: x, logicalType: string, physicalType: text}\n",
+     ID "  - {name: x, logicalType: string, physicalType: varchar}\n", 0, 0, 1, 1, 1,
+     COMPAT_BUMP_MINOR, COMPAT_METADATA_CHANGED, "schema.x.physicalType"},
+    {"primaryKeyPosition reorders the key",
+     "  - {name: id, logicalType: string, primaryKey: true, primaryKeyPosition: 1}\n"
+     "  - {name: x, logicalType: string, primaryKey: true, primaryKeyPosition: 2}\n",
+     "  - {name: id, logicalType: string, primaryKey: true, primaryKeyPosition: 2}\n"
+     "  - {name: x, logicalType: string, primaryKey: true, primaryKeyPosition: 1}\n", 0, 0, 0, 0, 0,
+     COMPAT_BUMP_MAJOR, COMPAT_PRIMARY_KEY_CHANGED, "schema.primaryKey"},
+    {"compatibility mode changed (metadata)", ID, ID, "compatibility: BACKWARD\n",
+     "compatibility: FULL_TRANSITIVE\n", 1, 1, 1, COMPAT_BUMP_MINOR, COMPAT_METADATA_CHANGED,
+     "compatibility"},
     {"add a field to the primary key", ID REQ("string"),
      ID "  - {name: x, logicalType: string, required: true, primaryKey: true}\n", 0, 0, 0, 0, 0,
      COMPAT_BUMP_MAJOR, COMPAT_PRIMARY_KEY_CHANGED, "schema.x.primaryKey"},
@@ -257,6 +283,70 @@ Test(compat, not_comparable)
     cr_expect_null(compat_check(v, 1, b, COMPAT_BACKWARD, err, sizeof err));
     cr_expect(strstr(err, "is not payments/q") != NULL, "%s", err);
     cr_expect_null(compat_check(v, 0, a, COMPAT_BACKWARD, err, sizeof err));
+    manifest_free(&a);
+    manifest_free(&b);
+}
+
+Test(compat, primary_key_position_ties_and_none_keep_schema_order)
+{
+    /* -1 (ODCS: none) and absent sort after given positions; the same order is no change */
+    Trib__Manifest *a = mk("1.0.0", "  - {name: id, logicalType: string, primaryKey: true}\n"
+                                    "  - {name: x, logicalType: string, primaryKey: true, "
+                                    "primaryKeyPosition: -1}\n", NULL);
+    Trib__Manifest *b = mk("1.0.1", "  - {name: id, logicalType: string, primaryKey: true}\n"
+                                    "  - {name: x, logicalType: string, primaryKey: true}\n", NULL);
+    compat_report_t *r = check1(a, b, COMPAT_FULL);
+    cr_expect(r->compatible);
+    cr_expect(!has_kind(r, COMPAT_PRIMARY_KEY_CHANGED, NULL));
+    compat_report_free(&r);
+    manifest_free(&a);
+    manifest_free(&b);
+}
+
+/* A peer's manifest may come without a usable document: the Manifest's own fields still count. */
+Test(compat, manifest_without_document_uses_its_fields)
+{
+    static const char *const docs[] = {"", "not json", "[1, 2]", "{\"schema\": 5}",
+                                       "{\"schema\": [{\"name\": 7}]}"};
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        Trib__Manifest *a = mk("1.0.0", ID S("integer"), NULL);
+        Trib__Manifest *b = mk("1.1.0", ID S("string"), NULL);
+        free(b->document_json);
+        b->document_json = strdup(docs[i]);
+        compat_report_t *r = check1(a, b, COMPAT_BACKWARD);
+        cr_expect(has_kind(r, COMPAT_TYPE_CHANGED, "schema.x.logicalType"), "document '%s'", docs[i]);
+        cr_expect(!r->compatible);
+        compat_report_free(&r);
+        r = check1(b, b, COMPAT_BACKWARD);
+        cr_expect_eq(r->n, 0, "document '%s' against itself: %zu changes", docs[i], r->n);
+        compat_report_free(&r);
+        manifest_free(&a);
+        manifest_free(&b);
+    }
+}
+
+/* Nesting as deep as the manifest parser allows: compared to the bottom, no recursion trouble. */
+Test(compat, deep_nesting)
+{
+    char old_s[8192], new_s[8192];
+    for (int w = 0; w < 2; w++) {
+        char *s = w ? new_s : old_s;
+        size_t n = 0;
+        n += snprintf(s + n, 8192 - n, "  - ");
+        for (int d = 0; d < 28; d++)
+            n += snprintf(s + n, 8192 - n, "{name: n%d, logicalType: object, properties: [", d);
+        n += snprintf(s + n, 8192 - n, "{name: leaf, logicalType: %s}", w ? "string" : "integer");
+        for (int d = 0; d < 28; d++)
+            n += snprintf(s + n, 8192 - n, "]}");
+        snprintf(s + n, 8192 - n, "\n");
+    }
+    Trib__Manifest *a = mk("1.0.0", old_s, NULL), *b = mk("1.1.0", new_s, NULL);
+    compat_report_t *r = check1(a, b, COMPAT_BACKWARD);
+    cr_assert_eq(r->n, 1);
+    cr_expect_eq(r->changes[0].kind, COMPAT_TYPE_CHANGED);
+    cr_expect(strstr(r->changes[0].path, ".n27.properties.leaf.logicalType") != NULL, "%s",
+              r->changes[0].path);
+    compat_report_free(&r);
     manifest_free(&a);
     manifest_free(&b);
 }
@@ -510,6 +600,30 @@ Test(compat, mode_names)
     cr_expect_eq(compat_mode_parse("FULLY", &x), -1);
     cr_expect_eq(compat_mode_parse(NULL, &x), -1);
     cr_expect_eq(COMPAT_DEFAULT_MODE, COMPAT_BACKWARD_TRANSITIVE);
+}
+
+Test(compat, manifest_mode_field)
+{
+    static const struct { const char *extra; int rc; compat_mode_t mode; const char *err; } t[] = {
+        {NULL, 0, COMPAT_BACKWARD_TRANSITIVE, NULL},
+        {"compatibility: ~\n", 0, COMPAT_BACKWARD_TRANSITIVE, NULL},
+        {"compatibility: FULL\n", 0, COMPAT_FULL, NULL},
+        {"compatibility: NONE\n", 0, COMPAT_NONE, NULL},
+        {"compatibility: backward\n", -1, COMPAT_BACKWARD_TRANSITIVE,
+         "compatibility: \"backward\" is not a mode; expected one of BACKWARD, FORWARD"},
+        {"compatibility: [FULL]\n", -1, COMPAT_BACKWARD_TRANSITIVE, "compatibility: [\"FULL\"] is not"},
+        {"compatibility: 1\n", -1, COMPAT_BACKWARD_TRANSITIVE, "compatibility: 1 is not a mode"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        Trib__Manifest *m = mk("1.0.0", ID, t[i].extra);
+        compat_mode_t mode;
+        char err[256] = "";
+        cr_expect_eq(compat_manifest_mode(m, &mode, err, sizeof err), t[i].rc, "%s", t[i].extra);
+        cr_expect_eq(mode, t[i].mode, "%s", t[i].extra);
+        if (t[i].err != NULL)
+            cr_expect(strstr(err, t[i].err) != NULL, "%s: %s", t[i].extra, err);
+        manifest_free(&m);
+    }
 }
 
 /* ---------------------------------------------------------------- the story */
