@@ -663,10 +663,12 @@ static void diff_props(clist_t *l, const char *prefix, const json_t *oa, const j
         const char *name = json_string_value(json_object_get(np, "name"));
         if (name == NULL || json_object_get(ni, name) != np)
             continue;
+        op = json_object_get(oi, name);
+        if (op != NULL && json_equal(op, np))
+            continue;
         char *path = join(l, prefix, name);
         if (path == NULL)
             break;
-        op = json_object_get(oi, name);
         if (op == NULL)
             field_added(l, path, np);
         else

@@ -761,12 +761,14 @@ static void gen_options(buf_t *b)
         {0, "\"enum\":\"oops\""}, {1, "\"maxLength\":5"}, {1, "\"maxLength\":9"},
         {2, "\"minimum\":0"}, {2, "\"minimum\":3"}, {3, "\"pattern\":\"^a\""},
         {3, "\"pattern\":\"^b\""}, {4, "\"format\":\"email\""}, {5, "\"uniqueItems\":true"},
-        {6, "\"precision\":10"}, {7, "\"maxItems\":\"x\""}, {7, "\"maxItems\":2"}};
+        {6, "\"precision\":10"}, {7, "\"maxItems\":\"x\""}, {7, "\"maxItems\":2"},
+        {8, "\"maximum\":\"2030-01-01\""}, {8, "\"maximum\":\"2031-06-01\""},
+        {8, "\"maximum\":\"2031-06-01T00:00:00Z\""}, {8, "\"maximum\":7"}};
     unsigned n = rnd(4), used = 0, k = 0;
     bp(b, ",\"logicalTypeOptions\":{");
     for (unsigned i = 0; i < n; i++) {
         unsigned o = rnd(sizeof opts / sizeof opts[0]);
-        if (used & (1u << opts[o].key))
+        if (used & (1u << opts[o].key))   /* one of each key */
             continue;
         used |= 1u << opts[o].key;
         bp(b, "%s%s", k++ ? "," : "", opts[o].text);
@@ -787,6 +789,8 @@ static void gen_body(buf_t *b, int depth)
         bp(b, ",\"classification\":\"%s\"", k_classes[rnd(4)]);
     if (rnd(4) == 0)
         bp(b, ",\"description\":\"d%u\"", rnd(3));
+    if (rnd(6) == 0)
+        bp(b, ",\"unique\":%s", rnd(2) ? "true" : "false");
     if (rnd(3) == 0)
         gen_options(b);
     if (!strcmp(t, "object") && depth < 3) {
