@@ -1053,10 +1053,11 @@ int compat_version_check(const compat_report_t *r, char *err, size_t errlen)
     else
         snprintf(next, sizeof next, "%llu.%llu.%llu", (unsigned long long)a.major,
                  (unsigned long long)a.minor, (unsigned long long)a.patch + 1);
-    snprintf(err, errlen, "version: %s%s%s (%s: %s) needs a %s version, e.g. %s, not %s",
-             need == 3 ? "breaking change under " : "change",
-             need == 3 ? compat_mode_name(r->mode) : "",
-             need == 3 && r->mode == COMPAT_NONE ? " (every schema change)" : "",
+    const char *what = need < 3 ? "change" : r->mode == COMPAT_NONE
+                     ? "schema change under NONE (nothing is checked, so every one is major)"
+                     : "breaking change under ";
+    snprintf(err, errlen, "version: %s%s (%s: %s) needs a %s version, e.g. %s, not %s", what,
+             need == 3 && r->mode != COMPAT_NONE ? compat_mode_name(r->mode) : "",
              c && c->path ? c->path : "?", c ? compat_kind_name(c->kind) : "?",
              compat_bump_name((compat_bump_t)need), next, r->to_version);
     return -1;

@@ -588,6 +588,22 @@ Test(compat, version_rule)
     }
 }
 
+Test(compat, version_rule_under_none)
+{
+    Trib__Manifest *o = mk("1.0.0", ID, NULL), *n = mk("1.1.0", ID OPT("string"), NULL);
+    compat_report_t *r = check1(o, n, COMPAT_NONE);
+    cr_expect(r->compatible);
+    cr_expect_eq(r->required, COMPAT_BUMP_MAJOR);
+    char err[512];
+    cr_expect_eq(compat_version_check(r, err, sizeof err), -1);
+    cr_expect_str_eq(err, "version: schema change under NONE (nothing is checked, so every one is "
+                     "major) (schema.x: field_added_optional) needs a major version, e.g. 2.0.0, "
+                     "not 1.1.0");
+    compat_report_free(&r);
+    manifest_free(&o);
+    manifest_free(&n);
+}
+
 Test(compat, mode_names)
 {
     for (int m = COMPAT_BACKWARD; m <= COMPAT_NONE; m++) {
