@@ -881,9 +881,12 @@ static void index_put(clist_t *out, json_t *ix, size_t i)
     free(k);
 }
 
-/* Appends version to c->against ("1.0.0, 1.1.0"). */
+/* Appends version to c->against ("1.1.0, 1.0.0"), naming at most COMPAT_MAX_AGAINST: a product
+ * with thousands of versions must not make each change's list quadratic to build. */
 static void add_against(clist_t *l, compat_change_t *c, const char *version)
 {
+    if (c->n_against++ >= COMPAT_MAX_AGAINST)
+        return;
     char *s = c->against ? xprintf(l, "%s, %s", c->against, version) : xstrdup(l, version);
     if (s != NULL) {
         free(c->against);
@@ -1103,11 +1106,12 @@ json_t *compat_report_json(const compat_report_t *r)
         json_object_set_new(o, "version_error", json_string(verr));
     for (size_t i = 0; i < r->n; i++) {
         const compat_change_t *c = &r->changes[i];
-        json_t *e = json_pack("{s:s?, s:s, s:b, s:b, s:b, s:s, s:s, s:o, s:s?}", "path", c->path,
+        json_t *e = json_pack("{s:s?, s:s, s:b, s:b, s:b, s:s, s:s, s:o, s:I, s:s?}", "path", c->path,
                               "change", compat_kind_name(c->kind), "backward", c->backward,
                               "forward", c->forward, "full", c->backward && c->forward, "bump",
                               compat_bump_name(c->bump), "severity", severity(c),
-                              "against_versions", versions_json(c->against), "message",
+                              "against_versions", versions_json(c->against), "against_count",
+                              (json_int_t)c->n_against, "message",
                               c->message);
         if (e == NULL || json_array_append_new(changes, e) != 0) {
             json_decref(o);

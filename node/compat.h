@@ -69,6 +69,8 @@ typedef enum {
     COMPAT_ANNOTATION_CHANGED,       /* title, descriptions, tags, examples: patch */
 } compat_kind_t;
 
+#define COMPAT_MAX_AGAINST 16   /* versions named per change; the rest are counted */
+
 typedef struct {
     char *path;          /* "schema.amount_minor.logicalType", "schema.payer.properties.iban" */
     compat_kind_t kind;
@@ -77,7 +79,9 @@ typedef struct {
     int forward;         /* the old schema reads data written under the new one */
     compat_bump_t bump;  /* under the report's mode: patch, minor, or major when it breaks it */
     int breaking;        /* breaks the report's mode (against a version in the mode's scope) */
-    char *against;       /* versions this change is seen against, "1.0.0, 1.1.0" */
+    char *against;       /* versions this change is seen against, latest first: "1.1.0, 1.0.0"
+                            (the first COMPAT_MAX_AGAINST of them) */
+    size_t n_against;    /* how many versions it is seen against, all counted */
     char *message;       /* one sentence for a person */
 } compat_change_t;
 
@@ -113,7 +117,8 @@ int compat_version_check(const compat_report_t *r, char *err, size_t errlen);
  * is_compatible, and may be false for an accepted new major):
  * {"compatible", "mode", "from", "to", "required_bump", "version_ok", "version_error"?,
  *  "messages": [...breaking changes...], "changes": [{path, change, from?, to?, backward,
- *  forward, full, bump, severity (error|warning|info), against_versions, message}]}.
+ *  forward, full, bump, severity (error|warning|info), against_versions, against_count,
+ *  message}]}.
  * A new reference, or NULL when out of memory. */
 json_t *compat_report_json(const compat_report_t *r);
 

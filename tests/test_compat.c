@@ -430,12 +430,44 @@ Test(compat, transitive_lists_every_version_a_change_is_seen_against)
     json_t *av = json_object_get(json_array_get(json_object_get(j, "changes"), 0),
                                  "against_versions");
     cr_expect_eq(json_array_size(av), 2);
+    cr_expect_eq(json_integer_value(json_object_get(
+                     json_array_get(json_object_get(j, "changes"), 0), "against_count")), 2);
     cr_expect_str_eq(json_string_value(json_array_get(av, 1)), "1.0.0");
     json_decref(j);
     compat_report_free(&r);
     manifest_free(&v1);
     manifest_free(&v2);
     manifest_free(&v3);
+}
+
+/* A long history: every version is compared, the list of names stays bounded. */
+Test(compat, long_history_names_at_most_max_against_versions)
+{
+    enum { N = 60 };
+    Trib__Manifest *h[N];
+    for (int i = 0; i < N; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "1.%d.0", i);
+        h[i] = mk(v, ID S("number"), NULL);
+    }
+    Trib__Manifest *next = mk("2.0.0", ID S("integer"), NULL);
+    char err[256];
+    compat_report_t *r = compat_check((const Trib__Manifest *const *)h, N, next,
+                                      COMPAT_BACKWARD_TRANSITIVE, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    cr_assert_eq(r->n, 1);
+    cr_expect_eq(r->changes[0].n_against, N);
+    json_t *j = compat_report_json(r);
+    json_t *c = json_array_get(json_object_get(j, "changes"), 0);
+    cr_expect_eq(json_array_size(json_object_get(c, "against_versions")), COMPAT_MAX_AGAINST);
+    cr_expect_str_eq(json_string_value(json_array_get(json_object_get(c, "against_versions"), 0)),
+                     "1.59.0");
+    cr_expect_eq(json_integer_value(json_object_get(c, "against_count")), N);
+    json_decref(j);
+    compat_report_free(&r);
+    for (int i = 0; i < N; i++)
+        manifest_free(&h[i]);
+    manifest_free(&next);
 }
 
 /* ---------------------------------------------------------------- semver */
