@@ -1,0 +1,352 @@
+/* bench/publish.c - publish throughput of one node (issue 9 item 4): 16 concurrent HTTP clients.
+ *
+ * Usage: publish TRIB_BINARY      (env PUB_CLIENTS 16, PUB_EACH 125, PUB_PEERS 10, PUB_DEBUG=1)
+ *
+ * Owns: starting one real `trib agent` (n0, --log-level debug) and, for the second run, PUB_PEERS
+ * more agents seeded with it; PUB_CLIENTS threads, each with its own keep-alive libcurl handle,
+ * that PUT PUB_EACH distinct new manifests (n0/cT-rR-pK) one after the other, each answered only
+ * once its catalog entry is durably committed; the report on stdout.
+ * Measured per run (alone, then with the peers receiving): publishes/s = all PUTs / wall time
+ * from releasing the clients to the last answer; PUT latency p50/p99; commits per publish =
+ * n0's "catalog: committed N entries" log lines (one per durable write transaction of the group
+ * commit, gossip/catalog.c) / publishes; with peers, how long after the last answer every peer's
+ * /metrics shows all of n0's products (trib_catalog_products).
+ * Must not: leave a process or a temp dir behind (bench.h's atexit and signal handlers). */
+#include <curl/curl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include "bench/bench.h"
+
+#define MAXPEERS 32
+#define MAXCLIENTS 64
+#define READY_TIMEOUT_S 60
+#define SPREAD_TIMEOUT_S 60
+
+static const char *trib_bin;
+static int nclients = 16, each = 125, npeers = 10, debug;
+
+typedef struct {
+    int base, lock_fd, n;              /* peer ports base+i, HTTP ports base+50+i */
+    char dir[200];
+    bench_proc_t procs[MAXPEERS + 1];
+    int ready[MAXPEERS + 1];
+    int alive_at0[MAXPEERS + 1];       /* n0's log showed nK alive */
+    uint64_t commits, committed;       /* n0: commit lines, entries they name */
+} fed_t;
+
+static fed_t fed;
+
+/* ------------------------------------------------------------------ logs */
+
+static void on_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t)
+{
+    (void)ctx, (void)t;
+    if (debug)
+        fprintf(stderr, "[n%d] %s\n", p->tag, line);
+    if (strstr(line, "gossip on "))
+        fed.ready[p->tag] = 1;
+    if (p->tag != 0)
+        return;
+    const char *c = strstr(line, "catalog: committed ");
+    if (c) {
+        fed.commits++;
+        fed.committed += strtoull(c + 19, NULL, 10);
+        return;
+    }
+    const char *m = strstr(line, " member n");
+    if (m && strstr(line, "-> alive")) {
+        int k = atoi(m + 9);
+        if (k > 0 && k <= MAXPEERS)
+            fed.alive_at0[k] = 1;
+    }
+}
+
+/* Reads every node's log for up to ms (a node's log must be drained or it blocks on stderr). */
+static void pump(int ms)
+{
+    struct pollfd pfd[MAXPEERS + 1];
+    int n = 0;
+    for (int i = 0; i < fed.n; i++)
+        if (fed.procs[i].fd >= 0)
+            pfd[n++] = (struct pollfd){.fd = fed.procs[i].fd, .events = POLLIN};
+    if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR)
+        bench_die("poll: %s", strerror(errno));
+    uint64_t t = bench_now_ns();
+    for (int i = 0; i < fed.n; i++)
+        if (bench_proc_read(&fed.procs[i], on_line, NULL, t) < 0 && fed.procs[i].pid > 0)
+            bench_die("node n%d exited (PUB_DEBUG=1 shows its log)", i);
+    bench_check_interrupt();
+}
+
+static void start_node(int i)
+{
+    char name[16], data[300], peer[32], http[32], seed[32];
+    snprintf(name, sizeof name, "n%d", i);
+    snprintf(data, sizeof data, "%s/%s", fed.dir, name);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", fed.base + i);
+    snprintf(http, sizeof http, "127.0.0.1:%d", fed.base + 50 + i);
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", fed.base);
+    char *argv[] = {(char *)trib_bin, "agent", "--data", data, "--domain", name, "--listen", peer, "--http", http,
+                    "--log-level", i ? "info" : "debug", i ? "--seed" : NULL, seed, NULL};
+    if (bench_spawn(&fed.procs[i], argv, i) < 0)
+        bench_die("cannot start n%d: %s", i, strerror(errno));
+    if (fed.n < i + 1)
+        fed.n = i + 1;
+}
+
+static int wait_for(int (*cond)(void), int timeout_s)
+{
+    uint64_t end = bench_now_ns() + (uint64_t)timeout_s * 1000000000u;
+    while (!cond()) {
+        if (bench_now_ns() > end)
+            return -1;
+        pump(20);
+    }
+    return 0;
+}
+
+static int all_ready(void)
+{
+    for (int i = 0; i < fed.n; i++)
+        if (!fed.ready[i])
+            return 0;
+    for (int i = 1; i < fed.n; i++)
+        if (!fed.alive_at0[i])
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ clients */
+
+typedef struct {
+    int id, run;
+    CURL *h;
+    double *lat_ms;                    /* each entries */
+    int failed;
+    char why[256];
+} client_t;
+
+static atomic_int go, finished;
+
+static size_t sink(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    client_t *c = ud;
+    size_t n = size * nmemb;
+    if (c && !c->why[0] && n)
+        snprintf(c->why, sizeof c->why, "%.*s", (int)(n < 200 ? n : 200), ptr);
+    return n;
+}
+
+static void *client_main(void *arg)
+{
+    client_t *c = arg;
+    char url[160], body[1024], name[48];
+    while (!atomic_load(&go))
+        bench_sleep_ms(1);
+    for (int k = 0; k < each; k++) {
+        snprintf(name, sizeof name, "c%d-r%d-p%d", c->id, c->run, k);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/products/n0/%s", fed.base + 50, name);
+        snprintf(body, sizeof body,
+                 "{\"name\":\"%s\",\"domain\":\"n0\",\"version\":\"1.0.%d\",\"status\":\"active\","
+                 "\"title\":\"publish benchmark product %d of client %d\",\"description\":{\"purpose\":"
+                 "\"group commit benchmark\",\"usage\":\"none\"},\"owners\":{\"business\":\"bench@example.com\","
+                 "\"technical\":\"bench@example.com\"},\"tags\":[\"bench\",\"publish\"],\"schema\":[{\"name\":\"n\","
+                 "\"logicalType\":\"integer\",\"required\":true},{\"name\":\"at\",\"logicalType\":\"timestamp\"}]}",
+                 name, k, k, c->id);
+        curl_easy_setopt(c->h, CURLOPT_URL, url);
+        curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body);
+        c->why[0] = '\0';
+        uint64_t t0 = bench_now_ns();
+        CURLcode rc = curl_easy_perform(c->h);
+        c->lat_ms[k] = bench_ms(bench_now_ns() - t0);
+        long status = 0;
+        curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+        if (rc != CURLE_OK || (status != 201 && status != 200)) {
+            if (!c->failed++)
+                fprintf(stderr, "publish: PUT n0/%s: %s, HTTP %ld: %s\n", name, curl_easy_strerror(rc), status,
+                        c->why);
+        }
+    }
+    atomic_fetch_add(&finished, 1);
+    return NULL;
+}
+
+typedef struct {
+    double rate, p50, p99, commits_per_pub, entries_per_commit, spread_s;
+    int failed, total;
+} result_t;
+
+/* One run: every client publishes `each` new products at once; returns the figures. */
+static void run(int runno, result_t *r)
+{
+    client_t cl[MAXCLIENTS];
+    pthread_t th[MAXCLIENTS];
+    double *lat = calloc((size_t)nclients * (size_t)each, sizeof *lat);
+    if (!lat)
+        bench_die("out of memory");
+    atomic_store(&go, 0);
+    atomic_store(&finished, 0);
+    for (int i = 0; i < nclients; i++) {
+        cl[i] = (client_t){.id = i, .run = runno, .h = curl_easy_init(), .lat_ms = lat + (size_t)i * each};
+        curl_easy_setopt(cl[i].h, CURLOPT_CUSTOMREQUEST, "PUT");
+        curl_easy_setopt(cl[i].h, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(cl[i].h, CURLOPT_WRITEFUNCTION, sink);
+        curl_easy_setopt(cl[i].h, CURLOPT_WRITEDATA, &cl[i]);
+        curl_easy_setopt(cl[i].h, CURLOPT_TIMEOUT, 60L);
+        if (pthread_create(&th[i], NULL, client_main, &cl[i]) != 0)
+            bench_die("pthread_create: %s", strerror(errno));
+    }
+    pump(0);
+    uint64_t c0 = fed.commits, e0 = fed.committed;
+    uint64_t t0 = bench_now_ns();
+    atomic_store(&go, 1);
+    while (atomic_load(&finished) < nclients)
+        pump(10);
+    uint64_t t1 = bench_now_ns();
+    for (int i = 0; i < nclients; i++) {
+        pthread_join(th[i], NULL);
+        curl_easy_cleanup(cl[i].h);
+    }
+    memset(r, 0, sizeof *r);
+    r->total = nclients * each;
+    for (int i = 0; i < nclients; i++)
+        r->failed += cl[i].failed;
+    pump(50); /* the last commit lines */
+    r->rate = (double)(r->total - r->failed) / ((double)(t1 - t0) / 1e9);
+    r->p50 = bench_pct(lat, (size_t)r->total, 50);
+    r->p99 = bench_pct(lat, (size_t)r->total, 99);
+    uint64_t commits = fed.commits - c0, entries = fed.committed - e0;
+    r->commits_per_pub = commits ? (double)commits / (double)(r->total - r->failed) : -1;
+    r->entries_per_commit = commits ? (double)entries / (double)commits : -1;
+    r->spread_s = -1;
+    free(lat);
+}
+
+/* ------------------------------------------------------------------ peers */
+
+static size_t grab(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    char *buf = ud;
+    size_t n = size * nmemb, have = strlen(buf);
+    size_t room = 65535 - have;
+    memcpy(buf + have, ptr, n < room ? n : room);
+    buf[have + (n < room ? n : room)] = '\0';
+    return n;
+}
+
+/* trib_catalog_products of node i from its /metrics, or -1. */
+static long products_of(CURL *h, int i)
+{
+    static char buf[65536];
+    char url[96];
+    buf[0] = '\0';
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", fed.base + 50 + i);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, grab);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)buf);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
+    if (curl_easy_perform(h) != CURLE_OK)
+        return -1;
+    const char *m = strstr(buf, "\ntrib_catalog_products ");
+    return m ? strtol(m + 23, NULL, 10) : -1;
+}
+
+/* Seconds from now until every peer holds want products (of all domains), or -1. */
+static double spread(long want)
+{
+    CURL *h = curl_easy_init();
+    uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)SPREAD_TIMEOUT_S * 1000000000u;
+    int done = 0;
+    while (!done && bench_now_ns() < end) {
+        done = 1;
+        for (int i = 1; i < fed.n && done; i++)
+            if (products_of(h, i) < want)
+                done = 0;
+        if (!done)
+            pump(50);
+    }
+    curl_easy_cleanup(h);
+    return done ? (double)(bench_now_ns() - t0) / 1e9 : -1;
+}
+
+/* ------------------------------------------------------------------ report */
+
+static void row(const char *what, const result_t *r)
+{
+    printf("  %-22s %8.0f publishes/s  (%d PUTs, %d failed)  PUT p50 %6.1f ms  p99 %6.1f ms  ", what, r->rate,
+           r->total, r->failed, r->p50, r->p99);
+    if (r->commits_per_pub < 0)
+        printf("commits/publish n/a (no commit lines)\n");
+    else
+        printf("commits/publish %.3f (%.1f entries per commit)\n", r->commits_per_pub, r->entries_per_commit);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: publish TRIB_BINARY\n");
+        return 2;
+    }
+    trib_bin = argv[1];
+    const char *e;
+    if ((e = getenv("PUB_CLIENTS")) && atoi(e) > 0)
+        nclients = atoi(e) < MAXCLIENTS ? atoi(e) : MAXCLIENTS;
+    if ((e = getenv("PUB_EACH")) && atoi(e) > 0)
+        each = atoi(e);
+    if ((e = getenv("PUB_PEERS")) && atoi(e) >= 0)
+        npeers = atoi(e) < MAXPEERS ? atoi(e) : MAXPEERS;
+    debug = (e = getenv("PUB_DEBUG")) && atoi(e) > 0;
+    const char *tmp = bench_init("tribbench-pub");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (int i = 0; i <= MAXPEERS; i++)
+        fed.procs[i].fd = -1;
+    fed.base = bench_reserve_ports(&fed.lock_fd);
+    if (fed.base < 0)
+        bench_die("no free block of 100 loopback ports in 20000..31999");
+    if (snprintf(fed.dir, sizeof fed.dir, "%.150s/fed", tmp) >= (int)sizeof fed.dir)
+        bench_die("temp dir path too long");
+    if (mkdir(fed.dir, 0700) < 0)
+        bench_die("mkdir %s: %s", fed.dir, strerror(errno));
+
+    printf("== Publish throughput (issue 9 item 4): bench/publish ==\n");
+    printf("Method: %d client threads, each PUTs %d new manifests one after the other on its own keep-alive\n"
+           "  connection to one real agent (n0); each answer comes after the entry's durable commit. Rate = PUTs /\n"
+           "  wall time; commits = n0's 'catalog: committed' log lines (one per durable write transaction).\n"
+           "  Then %d more agents seeded with n0 receive everything while the same load runs again.\n",
+           nclients, each, npeers);
+
+    start_node(0);
+    if (wait_for(all_ready, READY_TIMEOUT_S) < 0)
+        bench_die("n0 did not log 'gossip on' within %d s", READY_TIMEOUT_S);
+    result_t alone, with;
+    run(0, &alone);
+    row("alone", &alone);
+
+    for (int i = 1; i <= npeers; i++)
+        start_node(i);
+    if (wait_for(all_ready, READY_TIMEOUT_S) < 0)
+        bench_die("the %d peers were not all ready and alive at n0 within %d s", npeers, READY_TIMEOUT_S);
+    long have = (long)alone.total - alone.failed;
+    if (npeers > 0 && spread(have) < 0)
+        fprintf(stderr, "publish: the peers did not catch up with the first run within %d s\n", SPREAD_TIMEOUT_S);
+    run(1, &with);
+    if (npeers > 0)
+        with.spread_s = spread(have + with.total - with.failed);
+    char what[48];
+    snprintf(what, sizeof what, "with %d peers", npeers);
+    row(what, &with);
+    if (npeers > 0) {
+        if (with.spread_s < 0)
+            printf("  every peer held all of n0's products: NOT within %d s of the last answer\n", SPREAD_TIMEOUT_S);
+        else
+            printf("  every peer held all of n0's products %.2f s after the last answer\n", with.spread_s);
+    }
+    double ratio = alone.rate > 0 ? with.rate / alone.rate : 0;
+    printf("  target: alone >= 1000/s: %s; with peers / alone = %.2f (>= 0.50): %s\n",
+           alone.rate >= 1000 ? "PASS" : "MISS", ratio, ratio >= 0.5 ? "PASS" : "MISS");
+    bench_stop_all(fed.procs, fed.n, SIGTERM, 5000);
+    close(fed.lock_fd);
+    curl_global_cleanup();
+    return 0;
+}
