@@ -1,7 +1,9 @@
 /* gossip/catalog.c - the node's catalog replica: publishing its own entries, accepting peers'.
  *
  * Owns: building this node's next CatalogEntry (seq head+1, prev_hash = head hash, manifest or
- * tombstone), signing it, checking the signed bytes as a peer would, and appending it; and
+ * tombstone), signing it, checking the signed bytes as a peer would, and appending it, by group
+ * commit: concurrent publishers queue, one of them leads and appends every queued entry in one
+ * durable transaction, and each caller gets its own result; and
  * accepting a peer's SignedEntry (entry_verify, then store_catalog_append's sequence, chain and
  * key checks), mapping every refusal to a cat_result_t so the caller can count it.
  * Must not: speak to the network, parse YAML/JSON, or include lmdb.h. */
@@ -16,12 +18,33 @@
 #include <time.h>
 
 #include "gossip/entry.h"
+#include "gossip/log.h"
+
+/* One queued change and, once done, its result. Lives on its caller's stack until done. */
+typedef struct pub {
+    const Trib__Manifest *m;     /* a publish, or */
+    const char *retire;          /* a retire */
+    char *err;                   /* the caller's buffer: its own error */
+    size_t errlen;
+    int rc, done;                /* rc 0: seq and out are set */
+    uint64_t seq;
+    uint8_t *out;
+    size_t outlen;
+    struct pub *next;            /* queue link */
+    entry_t v;                   /* the leader's work: the signed entry, decoded */
+    uint8_t *bytes;
+    size_t len;
+} pub_t;
 
 struct catalog {
     store_t *st;                 /* borrowed */
     identity_t id;               /* a copy, wiped on destroy */
     char domain[64];
-    pthread_mutex_t mu;          /* serializes catalog_publish: seqs never race */
+    pthread_mutex_t mu;          /* guards the queue, leading, the counters */
+    pthread_cond_t cv;           /* a batch is done */
+    pub_t *queue, **tail;        /* changes waiting for a leader, in arrival order */
+    int leading;                 /* a caller is running a batch: only one at a time, so seqs never race */
+    uint64_t published, commits;
 };
 
 static const char *const result_names[CAT_RESULT_COUNT] = {
@@ -54,6 +77,12 @@ catalog_t *catalog_new(store_t *st, const identity_t *id, const char *domain)
         free(c);
         return NULL;
     }
+    if (pthread_cond_init(&c->cv, NULL) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return NULL;
+    }
+    c->tail = &c->queue;
     c->st = st;
     c->id = *id;
     snprintf(c->domain, sizeof c->domain, "%s", domain);
@@ -65,6 +94,7 @@ void catalog_destroy(catalog_t **cp)
     if (cp == NULL || *cp == NULL)
         return;
     catalog_t *c = *cp;
+    pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     identity_wipe(&c->id);
     free(c);
@@ -105,7 +135,7 @@ static cat_result_t map_append(int rc, const Trib__CatalogEntry *ce, const uint8
     }
 }
 
-/* ---------------------------------------------------------------- publish */
+/* ---------------------------------------------------------------- publish: checks */
 
 static int64_t now_ms(void)
 {
@@ -114,10 +144,33 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Refuses a change this node must not make; 0 when it may go ahead. */
-static int check_change(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
-                        char *err, size_t errlen)
+/* Whether the batch being built already holds an entry about product name: 1 and *retired set
+ * from the latest one, or 0. (Its entries are not stored yet, so the store cannot tell.) */
+static int batch_state(pub_t *const *prepared, size_t n, const char *name, int *retired)
 {
+    for (size_t i = n; i-- > 0;) {
+        const Trib__CatalogEntry *e = prepared[i]->v.entry;
+        if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE) {
+            if (strcmp(e->tombstone->name, name) == 0) {
+                *retired = 1;
+                return 1;
+            }
+        } else if (strcmp(e->manifest->name, name) == 0) {
+            *retired = e->manifest->status && strcmp(e->manifest->status, "retired") == 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Refuses a change this node must not make, given the entries prepared before it in the batch;
+ * 0 when it may go ahead. */
+static int check_change(catalog_t *c, const pub_t *p, pub_t *const *prepared, size_t nprepared)
+{
+    const Trib__Manifest *m = p->m;
+    const char *retire_name = p->retire;
+    char *err = p->err;
+    size_t errlen = p->errlen;
     if ((m == NULL) == (retire_name == NULL)) {
         snprintf(err, errlen, "catalog_publish: give a manifest or a name to retire, not %s",
                  m ? "both" : "neither");
@@ -141,102 +194,262 @@ static int check_change(catalog_t *c, const Trib__Manifest *m, const char *retir
         return -1;
     }
     char pid[STORE_ID_MAX];
-    store_product_t p;
     snprintf(pid, sizeof pid, "%s/%s", c->domain, retire_name);
-    int rc = store_product_get(c->st, pid, &p);
-    if (rc == STORE_NOTFOUND) {
-        snprintf(err, errlen, "%s is not a known product", pid);
-        return -1;
+    int retired;
+    if (!batch_state(prepared, nprepared, retire_name, &retired)) {
+        store_product_t sp;
+        int rc = store_product_get(c->st, pid, &sp);
+        if (rc == STORE_NOTFOUND) {
+            snprintf(err, errlen, "%s is not a known product", pid);
+            return -1;
+        }
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: cannot read the products index", pid);
+            return -1;
+        }
+        retired = sp.retired;
     }
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot read the products index", pid);
-        return -1;
-    }
-    if (p.retired) {
+    if (retired) {
         snprintf(err, errlen, "%s is already retired", pid);
         return -1;
     }
     return 0;
 }
 
+/* ---------------------------------------------------------------- publish: the leader */
+
+/* Builds, signs and checks p's entry as the one after head (moved on success). 0 or -1 with
+ * p's error set. */
+static int prepare(catalog_t *c, pub_t *p, store_head_t *head)
+{
+    Trib__CatalogEntry ce = TRIB__CATALOG_ENTRY__INIT;
+    Trib__Tombstone tomb = TRIB__TOMBSTONE__INIT;
+    ce.domain = c->domain;
+    ce.seq = head->seq + 1;
+    if (head->seq > 0) {
+        ce.prev_hash.data = head->hash;
+        ce.prev_hash.len = STORE_HASH_LEN;
+    }
+    ce.time_ms = now_ms();
+    if (p->m != NULL) {
+        ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+        ce.manifest = (Trib__Manifest *)p->m;   /* only read by pack */
+    } else {
+        tomb.name = (char *)p->retire;           /* only read by pack */
+        ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE;
+        ce.tombstone = &tomb;
+    }
+    if (entry_sign(&c->id, &ce, &p->bytes, &p->len) != 0) {
+        snprintf(p->err, p->errlen, "%s seq %llu: cannot sign (too large or out of memory)", c->domain,
+                 (unsigned long long)ce.seq);
+        return -1;
+    }
+    /* Check our bytes exactly as a peer will; also yields the decoded entry and body hash. */
+    char verr[256];
+    if (entry_verify(p->bytes, p->len, &p->v, verr, sizeof verr) != 0) {
+        snprintf(p->err, p->errlen, "%s seq %llu: own entry refused: %s", c->domain,
+                 (unsigned long long)ce.seq, verr);
+        free(p->bytes);
+        p->bytes = NULL;
+        return -1;
+    }
+    head->seq = ce.seq;
+    memcpy(head->hash, p->v.hash, STORE_HASH_LEN);
+    return 0;
+}
+
+static void unprepare(pub_t *p)
+{
+    entry_free(&p->v);
+    memset(&p->v, 0, sizeof p->v);
+    free(p->bytes);
+    p->bytes = NULL;
+    p->len = 0;
+}
+
+/* Fails every change in ps with the same text. */
+static void fail_all(pub_t **ps, size_t n, const char *text)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ps[i]->err, ps[i]->errlen, "%s", text);
+        ps[i]->rc = -1;
+    }
+}
+
+/* The leader's work for one batch, in queue order: each change is checked (against the store and
+ * the batch before it), given the next seq and prev_hash and signed; all are appended in one
+ * durable transaction. A change refused (checks, signing, or the store) gets its own error and
+ * takes no seq: the changes after it are signed again on the head before it and retried. */
+static void lead(catalog_t *c, pub_t **batch, size_t n)
+{
+    pub_t *pending[CATALOG_BATCH_MAX], *ready[CATALOG_BATCH_MAX];
+    store_append_t items[CATALOG_BATCH_MAX];
+    char err[512];
+    size_t npending = n;
+    memcpy(pending, batch, n * sizeof *batch);
+    while (npending > 0) {
+        store_head_t head;
+        int rc = store_catalog_head(c->st, c->domain, &head);
+        if (rc == STORE_NOTFOUND) {
+            memset(&head, 0, sizeof head);
+        } else if (rc != 0) {
+            snprintf(err, sizeof err, "%s: cannot read the catalog head", c->domain);
+            fail_all(pending, npending, err);
+            return;
+        } else if (sodium_memcmp(head.key, c->id.pk, ID_PK_LEN) != 0) {
+            char hex[ID_HEX_LEN];
+            identity_hex(head.key, hex);
+            snprintf(err, sizeof err, "domain '%s' is bound to another node's key (%s)", c->domain, hex);
+            fail_all(pending, npending, err);
+            return;
+        }
+        size_t nready = 0;
+        for (size_t i = 0; i < npending; i++) {
+            pub_t *p = pending[i];
+            if (check_change(c, p, ready, nready) != 0 || prepare(c, p, &head) != 0) {
+                p->rc = -1;
+                continue;
+            }
+            items[nready] = (store_append_t){.entry = p->v.entry, .hash = p->v.hash, .signer = c->id.pk,
+                                             .signed_bytes = p->bytes, .len = p->len};
+            ready[nready++] = p;
+        }
+        npending = 0;
+        if (nready == 0)
+            return;
+        size_t stored = 0, refused = nready;
+        rc = store_catalog_append_batch(c->st, items, nready, &stored, &refused, err, sizeof err);
+        if (stored > 0) {
+            c->commits++;
+            c->published += stored;
+            log_debug("catalog: committed %zu entries (%s seq %llu..%llu) in one transaction", stored,
+                      c->domain, (unsigned long long)ready[0]->v.entry->seq,
+                      (unsigned long long)ready[stored - 1]->v.entry->seq);
+        }
+        for (size_t i = 0; i < stored; i++) {
+            pub_t *p = ready[i];
+            p->rc = 0;
+            p->seq = p->v.entry->seq;
+            p->out = p->bytes;
+            p->outlen = p->len;
+            p->bytes = NULL;
+            unprepare(p);
+        }
+        if (rc == 0)
+            return;
+        if (refused >= nready) {                    /* the transaction failed: nothing stored */
+            fail_all(ready, nready, err);
+            for (size_t i = 0; i < nready; i++)
+                unprepare(ready[i]);
+            return;
+        }
+        pub_t *bad = ready[refused];
+        if (rc == -1)
+            snprintf(bad->err, bad->errlen, "%s", err);
+        else
+            map_append(rc, bad->v.entry, c->id.pk, bad->err, bad->errlen);
+        bad->rc = -1;
+        unprepare(bad);
+        for (size_t i = refused + 1; i < nready; i++) {   /* signed on a head that did not come */
+            unprepare(ready[i]);
+            pending[npending++] = ready[i];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- publish: the queue */
+
+/* Queues ps (in order, one after the other) and returns once every one has its result. The
+ * first caller to find no leader becomes it: it takes up to CATALOG_BATCH_MAX queued changes,
+ * runs them as one batch outside the lock, hands every caller its own result and wakes them;
+ * a caller still queued then leads the next batch. */
+static void publish_queued(catalog_t *c, pub_t *ps, size_t n)
+{
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        ps[i].next = NULL;
+        *c->tail = &ps[i];
+        c->tail = &ps[i].next;
+    }
+    while (!ps[n - 1].done) {
+        if (c->leading) {
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        pub_t *batch[CATALOG_BATCH_MAX];
+        size_t k = 0;
+        while (c->queue && k < CATALOG_BATCH_MAX) {
+            batch[k++] = c->queue;
+            c->queue = c->queue->next;
+        }
+        if (!c->queue)
+            c->tail = &c->queue;
+        c->leading = 1;
+        pthread_mutex_unlock(&c->mu);
+        lead(c, batch, k);
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = 0; i < k; i++)
+            batch[i]->done = 1;
+        c->leading = 0;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
                     uint64_t *seq, uint8_t **out, size_t *outlen, char *err, size_t errlen)
 {
     assert(c && seq);
-    Trib__CatalogEntry ce = TRIB__CATALOG_ENTRY__INIT;
-    Trib__Tombstone tomb = TRIB__TOMBSTONE__INIT;
-    store_head_t head;
-    entry_t v = {0};
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    int ret = -1;
-
+    char scratch[1];
+    pub_t p = {.m = m, .retire = retire_name, .err = err ? err : scratch, .errlen = err ? errlen : sizeof scratch};
     if (out)
         *out = NULL;
     if (outlen)
         *outlen = 0;
-    pthread_mutex_lock(&c->mu);
-    if (check_change(c, m, retire_name, err, errlen) != 0)
-        goto done;
-
-    int rc = store_catalog_head(c->st, c->domain, &head);
-    if (rc == STORE_NOTFOUND) {
-        memset(&head, 0, sizeof head);
-    } else if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot read the catalog head", c->domain);
-        goto done;
-    } else if (sodium_memcmp(head.key, c->id.pk, ID_PK_LEN) != 0) {
-        char hex[ID_HEX_LEN];
-        identity_hex(head.key, hex);
-        snprintf(err, errlen, "domain '%s' is bound to another node's key (%s)", c->domain, hex);
-        goto done;
-    }
-
-    ce.domain = c->domain;
-    ce.seq = head.seq + 1;
-    if (head.seq > 0) {
-        ce.prev_hash.data = head.hash;
-        ce.prev_hash.len = STORE_HASH_LEN;
-    }
-    ce.time_ms = now_ms();
-    if (m != NULL) {
-        ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
-        ce.manifest = (Trib__Manifest *)m;   /* only read by pack */
-    } else {
-        tomb.name = (char *)retire_name;     /* only read by pack */
-        ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE;
-        ce.tombstone = &tomb;
-    }
-    if (entry_sign(&c->id, &ce, &bytes, &len) != 0) {
-        snprintf(err, errlen, "%s seq %llu: cannot sign (too large or out of memory)", c->domain,
-                 (unsigned long long)ce.seq);
-        goto done;
-    }
-    /* Check our bytes exactly as a peer will; also yields the decoded entry and body hash. */
-    char verr[256];
-    if (entry_verify(bytes, len, &v, verr, sizeof verr) != 0) {
-        snprintf(err, errlen, "%s seq %llu: own entry refused: %s", c->domain,
-                 (unsigned long long)ce.seq, verr);
-        goto done;
-    }
-    rc = store_catalog_append(c->st, v.entry, v.hash, c->id.pk, bytes, len, err, errlen);
-    if (rc != 0) {
-        if (rc != -1)
-            map_append(rc, v.entry, c->id.pk, err, errlen);
-        goto done;
-    }
-    *seq = ce.seq;
+    publish_queued(c, &p, 1);
+    if (p.rc != 0)
+        return -1;
+    *seq = p.seq;
     if (out && outlen) {
-        *out = bytes;
-        *outlen = len;
-        bytes = NULL;
+        *out = p.out;
+        *outlen = p.outlen;
+    } else {
+        free(p.out);
     }
-    ret = 0;
-done:
+    return 0;
+}
+
+size_t catalog_publish_many(catalog_t *c, catalog_change_t *ch, size_t n)
+{
+    assert(c && (ch || n == 0));
+    size_t failed = 0;
+    for (size_t at = 0; at < n; at += CATALOG_BATCH_MAX) {
+        size_t k = n - at < CATALOG_BATCH_MAX ? n - at : CATALOG_BATCH_MAX;
+        pub_t ps[CATALOG_BATCH_MAX];
+        for (size_t i = 0; i < k; i++) {
+            catalog_change_t *x = &ch[at + i];
+            ps[i] = (pub_t){.m = x->manifest, .retire = x->retire_name, .err = x->err, .errlen = sizeof x->err};
+            x->err[0] = '\0';
+        }
+        publish_queued(c, ps, k);
+        for (size_t i = 0; i < k; i++) {
+            catalog_change_t *x = &ch[at + i];
+            x->rc = ps[i].rc;
+            x->seq = ps[i].rc == 0 ? ps[i].seq : 0;
+            x->signed_bytes = ps[i].out;
+            x->signed_len = ps[i].outlen;
+            failed += ps[i].rc != 0;
+        }
+    }
+    return failed;
+}
+
+void catalog_stats(catalog_t *c, catalog_stats_t *out)
+{
+    pthread_mutex_lock(&c->mu);
+    out->published = c->published;
+    out->commits = c->commits;
     pthread_mutex_unlock(&c->mu);
-    entry_free(&v);
-    free(bytes);
-    return ret;
 }
 
 /* ---------------------------------------------------------------- accept */

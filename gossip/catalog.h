@@ -31,11 +31,34 @@ catalog_t *catalog_new(store_t *st, const identity_t *id, const char *domain);
 void catalog_destroy(catalog_t **cp);
 
 /* Appends this node's entry carrying manifest m (a publish) or a tombstone for name (a
- * retire, when m == NULL). Serialized under a mutex so seqs never race. On success returns 0,
+ * retire, when m == NULL), and returns once it is durably stored. Thread-safe, by group commit:
+ * concurrent callers queue and one of them appends up to CATALOG_BATCH_MAX queued entries, in
+ * arrival order, in one durable transaction; seqs and the prev_hash chain are as if one at a
+ * time, and a refused change takes no seq and fails only its own caller. On success returns 0,
  * *seq is the new entry's seq and, when out != NULL, *out and *outlen the SignedEntry bytes
  * (malloc'd) to hand to the gossip loop. */
 int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
                     uint64_t *seq, uint8_t **out, size_t *outlen, char *err, size_t errlen);
+
+#define CATALOG_BATCH_MAX 128
+
+/* Many changes at once, queued together (so they share commits), each with its own result. */
+typedef struct {
+    const Trib__Manifest *manifest;  /* a publish, or NULL and: */
+    const char *retire_name;         /* a retire */
+    int rc;                          /* out: 0, or -1 with err */
+    uint64_t seq;                    /* out */
+    uint8_t *signed_bytes;           /* out: malloc'd SignedEntry (the caller frees it), or NULL */
+    size_t signed_len;
+    char err[256];
+} catalog_change_t;
+
+/* Publishes ch[0..n) in order as catalog_publish does each; returns how many failed. */
+size_t catalog_publish_many(catalog_t *c, catalog_change_t *ch, size_t n);
+
+/* Entries this catalog_t published and the durable transactions that stored them. */
+typedef struct { uint64_t published, commits; } catalog_stats_t;
+void catalog_stats(catalog_t *c, catalog_stats_t *out);
 
 /* Verifies and stores one SignedEntry received from a peer. */
 cat_result_t catalog_accept(catalog_t *c, const uint8_t *bytes, size_t len, char *err, size_t errlen);

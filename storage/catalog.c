@@ -3,7 +3,7 @@
  * Owns: the catalog database (domain 0x00 BE-seq -> serialized SignedEntry), catalog_heads
  * (domain -> bound key, head seq, head hash), the append checks (binding, sequence, chain)
  * and the products-index and search-index updates an entry implies, all in one write
- * transaction.
+ * transaction (one entry, or a batch of a publisher's entries: one durable commit).
  * Must not: verify signatures or hashes (gossip/ does; we trust the hash and signer we are
  * handed) or decode the signed bytes we store (search.c's rebuild does, for its index). */
 #include <stdio.h>
@@ -225,18 +225,19 @@ static int append_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t 
                         : store__search_put(st, txn, p.id, e->manifest, p.retired, err, errlen);
 }
 
-int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
-                         const uint8_t hash[STORE_HASH_LEN], const uint8_t signer[STORE_KEY_LEN],
-                         const uint8_t *signed_bytes, size_t signed_len, char *err, size_t errlen)
+/* The checks that need no transaction, and the append context of one entry. 0 or -1 with err. */
+static int append_prepare(append_ctx *a, const store_append_t *it, char *err, size_t errlen)
 {
-    if (!st || !entry || !hash || !signer || !signed_bytes || signed_len == 0) {
+    const uint8_t *signer = it->signer;
+    const Trib__CatalogEntry *entry = it->entry;
+    if (!entry || !it->hash || !signer || !it->signed_bytes || it->len == 0) {
         store__err(err, errlen, "store_catalog_append: NULL or empty argument");
         return -1;
     }
-    append_ctx a = { .entry = entry, .hash = hash, .signer = signer,
-                     .bytes = signed_bytes, .len = signed_len };
-    a.dlen = domain_len(entry->domain);
-    if (!a.dlen) {
+    *a = (append_ctx){ .entry = entry, .hash = it->hash, .signer = signer,
+                       .bytes = it->signed_bytes, .len = it->len };
+    a->dlen = domain_len(entry->domain);
+    if (!a->dlen) {
         store__err(err, errlen, "store_catalog_append: invalid domain");
         return -1;
     }
@@ -251,21 +252,102 @@ int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
                        entry->domain, (unsigned long long)entry->seq);
             return -1;
         }
-        a.name = m->name;
+        a->name = m->name;
     } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE && entry->tombstone) {
-        a.name = entry->tombstone->name;
-        a.tombstone = 1;
+        a->name = entry->tombstone->name;
+        a->tombstone = 1;
     } else {
         store__err(err, errlen, "catalog %s seq %llu: entry has neither manifest nor tombstone",
                    entry->domain, (unsigned long long)entry->seq);
         return -1;
     }
-    if (!a.name || !store__valid_name(a.name, strnlen(a.name, STORE_NAME_MAX + 1))) {
+    if (!a->name || !store__valid_name(a->name, strnlen(a->name, STORE_NAME_MAX + 1))) {
         store__err(err, errlen, "catalog %s seq %llu: invalid product name",
                    entry->domain, (unsigned long long)entry->seq);
         return -1;
     }
-    return store__write(st, append_body, &a, err, errlen);
+    return 0;
+}
+
+typedef struct {
+    const store_append_t *items;
+    size_t limit;                /* entries this transaction appends */
+    size_t refused;              /* set by the body: the entry it stopped at, or SIZE_MAX */
+} batch_ctx;
+
+/* Appends items [0, limit) in order, each against the head the previous one left. Stops at the
+ * first refusal (the caller then commits the entries before it, alone). */
+static int batch_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t errlen)
+{
+    batch_ctx *b = vctx;
+    b->refused = SIZE_MAX;
+    for (size_t i = 0; i < b->limit; i++) {
+        append_ctx a;
+        int rc = append_prepare(&a, &b->items[i], err, errlen);
+        if (rc == 0)
+            rc = append_body(st, txn, &a, err, errlen);
+        if (rc == MDB_MAP_FULL)
+            return rc;          /* the whole body runs again in a bigger map */
+        if (rc != 0) {
+            b->refused = i;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int store_catalog_append_batch(store_t *st, const store_append_t *items, size_t n, size_t *stored,
+                               size_t *refused, char *err, size_t errlen)
+{
+    size_t unused_s, unused_r;
+    stored = stored ? stored : &unused_s;
+    refused = refused ? refused : &unused_r;
+    *stored = 0;
+    *refused = n;
+    if (!st || !items || n == 0) {
+        store__err(err, errlen, "store_catalog_append_batch: NULL or empty argument");
+        return -1;
+    }
+    /* Entries refused before any transaction end the batch there. */
+    char why_err[STORE_ERR_MAX];
+    int why = 0;
+    size_t limit = n;
+    for (size_t i = 0; i < n && limit == n; i++) {
+        append_ctx a;
+        if (append_prepare(&a, &items[i], why_err, sizeof why_err) != 0) {
+            limit = i;
+            why = -1;
+        }
+    }
+    batch_ctx b = { .items = items, .limit = limit, .refused = SIZE_MAX };
+    if (limit > 0) {
+        int rc = store__write(st, batch_body, &b, err, errlen);
+        if (rc != 0) {
+            if (b.refused >= limit)
+                return rc;      /* the transaction itself failed: nothing stored */
+            /* Entry b.refused was refused: the entries before it are stored alone. */
+            snprintf(why_err, sizeof why_err, "%s", store_last_error());
+            why = rc;
+            limit = b.limit = b.refused;
+            if (limit > 0 && (rc = store__write(st, batch_body, &b, err, errlen)) != 0)
+                return rc;
+        }
+    }
+    *stored = limit;
+    if (limit == n)
+        return 0;
+    *refused = limit;
+    store__err(err, errlen, "%s", why_err);
+    return why;
+}
+
+int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
+                         const uint8_t hash[STORE_HASH_LEN], const uint8_t signer[STORE_KEY_LEN],
+                         const uint8_t *signed_bytes, size_t signed_len, char *err, size_t errlen)
+{
+    store_append_t it = { .entry = entry, .hash = hash, .signer = signer, .signed_bytes = signed_bytes,
+                          .len = signed_len };
+    return store_catalog_append_batch(st, &it, 1, NULL, NULL, err, errlen);
 }
 
 /* ---------------------------------------------------------------- reads */

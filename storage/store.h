@@ -73,6 +73,24 @@ int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
                          const uint8_t hash[STORE_HASH_LEN], const uint8_t signer[STORE_KEY_LEN],
                          const uint8_t *signed_bytes, size_t signed_len, char *err, size_t errlen);
 
+/* One entry of a batch: a verified entry, the hash of its body, its signer and its SignedEntry bytes. */
+typedef struct {
+    const Trib__CatalogEntry *entry;
+    const uint8_t *hash;           /* STORE_HASH_LEN bytes */
+    const uint8_t *signer;         /* STORE_KEY_LEN bytes */
+    const uint8_t *signed_bytes;
+    size_t len;
+} store_append_t;
+
+/* Appends items in order in one write transaction (one durable commit),
+ * each checked as store_catalog_append checks one, against the head the previous item left.
+ * Returns 0 when all n are stored (*stored = n). Otherwise returns the refusal (a STORE_* code,
+ * or -1, described in err) of item *refused; the items before it are stored (*stored ==
+ * *refused) and none after it. When the transaction itself fails, *refused == n and nothing is
+ * stored. stored and refused may be NULL. */
+int store_catalog_append_batch(store_t *st, const store_append_t *items, size_t n, size_t *stored,
+                               size_t *refused, char *err, size_t errlen);
+
 /* Calls fn for entries of domain with seq >= from, in seq order, while fn returns 0 and
  * the total bytes passed stay <= max_bytes (the first entry is always passed). Returns
  * the number of entries passed, or -1. */

@@ -1,8 +1,8 @@
 /* tests/test_catalog.c - gossip/catalog: publishing own entries and accepting peers', on real stores.
  *
  * Owns: unit tests of catalog_publish / catalog_accept / cat_result_name against temp LMDB
- * stores (mkdtemp under /tmp, removed after): chaining, retire rules, replication in order,
- * and every refusal class (duplicate, gap, wrong key, forged, bad chain) leaving the replica
+ * stores (mkdtemp under /tmp, removed after): chaining, retire rules, group commit (many threads,
+ * refusals inside a batch, the store's batch append), replication in order, and every refusal class (duplicate, gap, wrong key, forged, bad chain) leaving the replica
  * unchanged.
  * Must not: use the network or depend on other tests. */
 #include <criterion/criterion.h>
@@ -372,6 +372,221 @@ Test(catalog, concurrent_publishers_keep_one_chain)
     /* The whole log replicates in order, so every prev_hash matched. */
     for (uint64_t seq = 1; seq <= 2 * PER; seq++)
         accept_from(clis, stores[0], "payments", seq, CAT_ACCEPTED);
+}
+
+/* Group commit: many threads at once. Each caller's result is its own entry (seq, bytes), the
+ * seqs are 1..N without gaps or repeats, the chain replicates, several entries share a commit
+ * (the threads wait on a real fsync, /tmp), and everything is there after the store is reopened. */
+enum { GC_THREADS = 16, GC_EACH = 40 };
+
+typedef struct {
+    catalog_t *c;
+    int id;
+    uint64_t seq[GC_EACH];
+    uint8_t *bytes[GC_EACH];
+    size_t len[GC_EACH];
+    char err[256];
+    int failed;
+} gc_thread_t;
+
+static void *gc_publisher(void *arg)
+{
+    gc_thread_t *t = arg;
+    for (int i = 0; i < GC_EACH; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "t%d-p%d", t->id, i);
+        Trib__Manifest m = manifest("payments", name);
+        if (catalog_publish(t->c, &m, NULL, &t->seq[i], &t->bytes[i], &t->len[i], t->err, sizeof t->err) != 0)
+            t->failed++;
+    }
+    return NULL;
+}
+
+Test(catalog, group_commit_many_threads_one_chain_each_gets_its_own_entry)
+{
+    enum { TOTAL = GC_THREADS * GC_EACH };
+    static gc_thread_t th[GC_THREADS];
+    pthread_t tid[GC_THREADS];
+    for (int i = 0; i < GC_THREADS; i++) {
+        th[i] = (gc_thread_t){.c = cpay, .id = i};
+        cr_assert_eq(pthread_create(&tid[i], NULL, gc_publisher, &th[i]), 0);
+    }
+    for (int i = 0; i < GC_THREADS; i++)
+        pthread_join(tid[i], NULL);
+
+    static int owner[TOTAL + 1];
+    memset(owner, 0, sizeof owner);
+    for (int i = 0; i < GC_THREADS; i++) {
+        cr_assert_eq(th[i].failed, 0, "thread %d: %s", i, th[i].err);
+        for (int k = 0; k < GC_EACH; k++) {
+            uint64_t seq = th[i].seq[k];
+            cr_assert(seq >= 1 && seq <= TOTAL, "seq %llu out of 1..%d", (unsigned long long)seq, TOTAL);
+            cr_assert_eq(owner[seq], 0, "seq %llu given to two callers", (unsigned long long)seq);
+            owner[seq] = i + 1;
+            if (k > 0)
+                cr_assert_gt(seq, th[i].seq[k - 1], "one caller's publishes keep their order");
+            /* The caller's bytes are what is stored under its seq, and name its product. */
+            size_t len;
+            uint8_t *b = stored(stores[0], "payments", seq, &len);
+            cr_assert_eq(len, th[i].len[k]);
+            cr_assert_arr_eq(b, th[i].bytes[k], len, "seq %llu: returned bytes differ from stored", (unsigned long long)seq);
+            entry_t e;
+            char err[256] = "";
+            cr_assert_eq(entry_verify(b, len, &e, err, sizeof err), 0, "%s", err);
+            char want[32];
+            snprintf(want, sizeof want, "t%d-p%d", i, k);
+            cr_assert_str_eq(e.entry->manifest->name, want);
+            entry_free(&e);
+            free(b);
+        }
+    }
+    assert_head(stores[0], "payments", TOTAL, NULL);
+    /* The whole log replicates in seq order: every prev_hash matches. */
+    for (uint64_t seq = 1; seq <= TOTAL; seq++)
+        accept_from(clis, stores[0], "payments", seq, CAT_ACCEPTED);
+
+    catalog_stats_t st;
+    catalog_stats(cpay, &st);
+    cr_assert_eq(st.published, TOTAL);
+    cr_assert(st.commits >= 1 && st.commits <= TOTAL);
+    fprintf(stderr, "group commit: %d publishes from %d threads in %llu commits (%.1f per commit)\n", TOTAL,
+            GC_THREADS, (unsigned long long)st.commits, (double)TOTAL / (double)st.commits);
+
+    /* Durable: a reopened store holds the same head and the same bytes. */
+    store_head_t before = head_of(stores[0], "payments");
+    catalog_destroy(&cpay);
+    store_close(&stores[0]);
+    char err[256] = "";
+    stores[0] = store_open(dirs[0], NULL, err, sizeof err);
+    cr_assert_not_null(stores[0], "reopen: %s", err);
+    assert_head(stores[0], "payments", TOTAL, &before);
+    for (int i = 0; i < GC_THREADS; i++)
+        for (int k = 0; k < GC_EACH; k++) {
+            size_t len;
+            uint8_t *b = stored(stores[0], "payments", th[i].seq[k], &len);
+            cr_assert_eq(len, th[i].len[k]);
+            cr_assert_arr_eq(b, th[i].bytes[k], len);
+            free(b);
+            free(th[i].bytes[k]);
+        }
+}
+
+/* One batch (catalog_publish_many queues them together: one leader, one commit) mixing good and
+ * refused changes: each refused one gets its own error and no seq, the others are stored with
+ * contiguous seqs on one chain. Retires see the products published and retired earlier in the
+ * same batch, before any of it is stored. */
+Test(catalog, group_commit_a_refused_change_fails_only_itself)
+{
+    cr_assert_eq(publish_ok(cpay, "payments", "old"), 1);
+    catalog_stats_t s0, s1;
+    catalog_stats(cpay, &s0);
+    Trib__Manifest a = manifest("payments", "alpha"), b = manifest("payments", "beta");
+    Trib__Manifest foreign = manifest("listening", "plays"), bad = manifest("payments", "Bad!");
+    Trib__Manifest a_retired = manifest("payments", "alpha");
+    a_retired.status = "retired";
+    catalog_change_t ch[] = {
+        {.manifest = &a},                  /* seq 2 */
+        {.manifest = &foreign},            /* refused: another domain */
+        {.retire_name = "nope"},           /* refused: unknown product */
+        {.manifest = &b},                  /* seq 3 */
+        {.retire_name = "alpha"},          /* seq 4: alpha was published in this batch */
+        {.retire_name = "alpha"},          /* refused: retired in this batch */
+        {.manifest = &a},                  /* seq 5: republished */
+        {.manifest = &bad},                /* refused: bad name */
+        {.retire_name = "old"},            /* seq 6: from the store */
+        {.retire_name = "old"},            /* refused */
+        {.manifest = &a_retired},          /* seq 7: a manifest saying retired ... */
+        {.retire_name = "alpha"},          /* refused: ... counts as retired */
+        {.manifest = NULL},                /* refused: neither */
+        {.manifest = &b},                  /* seq 8 */
+    };
+    const uint64_t want_seq[] = {2, 0, 0, 3, 4, 0, 5, 0, 6, 0, 7, 0, 0, 8};
+    const char *want_err[] = {NULL, "is not this node's domain", "payments/nope is not a known product", NULL, NULL,
+                              "payments/alpha is already retired", NULL, "product name 'Bad!' is not valid", NULL,
+                              "payments/old is already retired", NULL, "payments/alpha is already retired",
+                              "not neither", NULL};
+    size_t n = sizeof ch / sizeof ch[0];
+    cr_assert_eq(catalog_publish_many(cpay, ch, n), 7);
+    catalog_stats(cpay, &s1);
+    cr_assert_eq(s1.commits - s0.commits, 1, "one batch, one commit");
+    cr_assert_eq(s1.published - s0.published, 7);
+    for (size_t i = 0; i < n; i++) {
+        if (want_err[i]) {
+            cr_assert_eq(ch[i].rc, -1, "change %zu accepted", i);
+            cr_assert(strstr(ch[i].err, want_err[i]) != NULL, "change %zu: expected '%s', got '%s'", i, want_err[i],
+                      ch[i].err);
+            cr_assert_null(ch[i].signed_bytes);
+            continue;
+        }
+        cr_assert_eq(ch[i].rc, 0, "change %zu: %s", i, ch[i].err);
+        cr_assert_eq(ch[i].seq, want_seq[i], "change %zu seq %llu", i, (unsigned long long)ch[i].seq);
+        size_t len;
+        uint8_t *st = stored(stores[0], "payments", ch[i].seq, &len);
+        cr_assert_eq(len, ch[i].signed_len);
+        cr_assert_arr_eq(st, ch[i].signed_bytes, len);
+        free(st);
+        free(ch[i].signed_bytes);
+    }
+    assert_head(stores[0], "payments", 8, NULL);
+    for (uint64_t seq = 1; seq <= 8; seq++)
+        accept_from(clis, stores[0], "payments", seq, CAT_ACCEPTED);
+    store_product_t p;
+    cr_assert_eq(store_product_get(stores[0], "payments/alpha", &p), 0);
+    cr_assert_eq(p.retired, 1);
+    cr_assert_eq(p.manifest_seq, 7);
+    cr_assert_eq(store_product_get(stores[0], "payments/old", &p), 0);
+    cr_assert_eq(p.retired, 1);
+    cr_assert_eq(store_product_get(stores[0], "payments/beta", &p), 0);
+    cr_assert_eq(p.manifest_seq, 8);
+}
+
+/* The store's batch append: an entry it refuses (here a duplicate seq, as when a racing writer got
+ * there first) ends the batch there; the entries before it are committed, none after it. */
+Test(catalog, store_batch_append_stores_up_to_the_refused_entry)
+{
+    enum { K = 4 };
+    uint8_t *b[K + 1];
+    size_t len[K + 1];
+    entry_t e[K + 1];
+    uint8_t prev[32];
+    for (int i = 0; i < K; i++) {
+        char name[16], err[256] = "";
+        snprintf(name, sizeof name, "p%d", i);
+        b[i] = forge(&pay, "payments", (uint64_t)i + 1, i ? prev : NULL, name, &len[i]);
+        cr_assert_eq(entry_verify(b[i], len[i], &e[i], err, sizeof err), 0, "%s", err);
+        memcpy(prev, e[i].hash, 32);
+    }
+    /* items: seq 1, 2, 2 again (refused: duplicate), 3 */
+    store_append_t items[] = {
+        {e[0].entry, e[0].hash, pay.pk, b[0], len[0]},
+        {e[1].entry, e[1].hash, pay.pk, b[1], len[1]},
+        {e[1].entry, e[1].hash, pay.pk, b[1], len[1]},
+        {e[2].entry, e[2].hash, pay.pk, b[2], len[2]},
+    };
+    size_t stored_n = 99, refused = 99;
+    char err[256] = "";
+    int rc = store_catalog_append_batch(stores[1], items, 4, &stored_n, &refused, err, sizeof err);
+    cr_assert_eq(rc, STORE_DUP, "rc %d: %s", rc, err);
+    cr_assert_eq(stored_n, 2);
+    cr_assert_eq(refused, 2);
+    cr_assert(strstr(err, "seq 2: already held") != NULL, "got '%s'", err);
+    assert_head(stores[1], "payments", 2, NULL);
+    /* a refusal before any transaction (no name) ends the batch too */
+    Trib__CatalogEntry nameless = *e[3].entry;
+    nameless.change_case = TRIB__CATALOG_ENTRY__CHANGE__NOT_SET;
+    store_append_t more[] = {{e[2].entry, e[2].hash, pay.pk, b[2], len[2]}, {&nameless, e[3].hash, pay.pk, b[3], len[3]}};
+    rc = store_catalog_append_batch(stores[1], more, 2, &stored_n, &refused, err, sizeof err);
+    cr_assert_eq(rc, -1);
+    cr_assert_eq(stored_n, 1);
+    cr_assert_eq(refused, 1);
+    cr_assert(strstr(err, "neither manifest nor tombstone") != NULL, "got '%s'", err);
+    store_head_t h = head_of(stores[1], "payments");
+    cr_assert_eq(h.seq, 3);
+    cr_assert_arr_eq(h.hash, e[2].hash, 32);
+    for (int i = 0; i < K; i++) {
+        entry_free(&e[i]);
+        free(b[i]);
+    }
 }
 
 /* ---------------------------------------------------------------- accept */
