@@ -4,8 +4,9 @@
  * tombstone), signing it, checking the signed bytes as a peer would, and appending it, by group
  * commit: concurrent publishers queue, one of them leads and appends every queued entry in one
  * durable transaction, and each caller gets its own result; and
- * accepting a peer's SignedEntry (entry_verify, then store_catalog_append's sequence, chain and
- * key checks), mapping every refusal to a cat_result_t so the caller can count it.
+ * accepting a peer's SignedEntry (a byte-identical copy of a held entry is a duplicate at once;
+ * otherwise entry_verify, then store_catalog_append's sequence, chain and key checks), mapping
+ * every refusal to a cat_result_t so the caller can count it.
  * Must not: speak to the network, parse YAML/JSON, or include lmdb.h. */
 #include "gossip/catalog.h"
 
@@ -19,6 +20,8 @@
 
 #include "gossip/entry.h"
 #include "gossip/log.h"
+
+#define ERR_TEXT 256   /* a refusal's text */
 
 /* One queued change and, once done, its result. Lives on its caller's stack until done. */
 typedef struct pub {
@@ -45,7 +48,9 @@ struct catalog {
     pub_t *queue, **tail;        /* changes waiting for a leader, in arrival order */
     int leading;                 /* a caller is running a batch: only one at a time, so seqs never race */
     uint64_t published, commits;
+    char texts[CATALOG_BATCH_MAX][ERR_TEXT];   /* the leader's: per entry store refusals */
 };
+
 
 static const char *const result_names[CAT_RESULT_COUNT] = {
     [CAT_ACCEPTED] = "accepted",
@@ -284,7 +289,7 @@ static void lead(catalog_t *c, pub_t **batch, size_t n)
 {
     pub_t *pending[CATALOG_BATCH_MAX], *ready[CATALOG_BATCH_MAX];
     store_append_t items[CATALOG_BATCH_MAX];
-    char err[512];
+    char err[ERR_TEXT];
     size_t npending = n;
     memcpy(pending, batch, n * sizeof *batch);
     while (npending > 0) {
@@ -317,42 +322,42 @@ static void lead(catalog_t *c, pub_t **batch, size_t n)
         npending = 0;
         if (nready == 0)
             return;
-        size_t stored = 0, refused = nready;
-        rc = store_catalog_append_batch(c->st, items, nready, &stored, &refused, err, sizeof err);
-        if (stored > 0) {
-            c->commits++;
-            c->published += stored;
-            log_debug("catalog: committed %zu entries (%s seq %llu..%llu) in one transaction", stored,
-                      c->domain, (unsigned long long)ready[0]->v.entry->seq,
-                      (unsigned long long)ready[stored - 1]->v.entry->seq);
-        }
-        for (size_t i = 0; i < stored; i++) {
-            pub_t *p = ready[i];
-            p->rc = 0;
-            p->seq = p->v.entry->seq;
-            p->out = p->bytes;
-            p->outlen = p->len;
-            p->bytes = NULL;
-            unprepare(p);
-        }
-        if (rc == 0)
-            return;
-        if (refused >= nready) {                    /* the transaction failed: nothing stored */
+        long got = store_catalog_append_many(c->st, items, nready, c->texts[0], sizeof c->texts[0], err, sizeof err);
+        if (got < 0) {                              /* the transaction failed: nothing stored */
             fail_all(ready, nready, err);
             for (size_t i = 0; i < nready; i++)
                 unprepare(ready[i]);
             return;
         }
-        pub_t *bad = ready[refused];
-        if (rc == -1)
-            snprintf(bad->err, bad->errlen, "%s", err);
-        else
-            map_append(rc, bad->v.entry, c->id.pk, bad->err, bad->errlen);
-        bad->rc = -1;
-        unprepare(bad);
-        for (size_t i = refused + 1; i < nready; i++) {   /* signed on a head that did not come */
-            unprepare(ready[i]);
-            pending[npending++] = ready[i];
+        if (got > 0) {
+            c->commits++;
+            c->published += (uint64_t)got;
+            log_debug("catalog: committed %ld entries (%s seq %llu..) in one transaction", got, c->domain,
+                      (unsigned long long)ready[0]->v.entry->seq);
+        }
+        /* The first refused entry fails; the head did not move for it, so the entries signed after
+         * it were refused too (gap or chain): they are signed again on the real head. */
+        int refused = 0;
+        for (size_t i = 0; i < nready; i++) {
+            pub_t *p = ready[i];
+            int irc = items[i].rc;
+            if (irc == 0) {
+                p->rc = 0;
+                p->seq = p->v.entry->seq;
+                p->out = p->bytes;
+                p->outlen = p->len;
+                p->bytes = NULL;
+            } else if (!refused) {
+                refused = 1;
+                if (irc == -1)
+                    snprintf(p->err, p->errlen, "%s", c->texts[i]);
+                else
+                    map_append(irc, p->v.entry, c->id.pk, p->err, p->errlen);
+                p->rc = -1;
+            } else {
+                pending[npending++] = p;
+            }
+            unprepare(p);
         }
     }
 }
@@ -454,18 +459,98 @@ void catalog_stats(catalog_t *c, catalog_stats_t *out)
 
 /* ---------------------------------------------------------------- accept */
 
+/* Whether bytes are a byte-identical copy of an entry this replica holds (err then says so). Such
+ * a copy was verified when it was stored, so it is dropped as a duplicate without verifying its
+ * signature again: in epidemic push most receptions are such copies. Anything else, a forgery of
+ * a held seq included, goes through entry_verify and the store's checks. */
+static int held_copy(catalog_t *c, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    if (bytes == NULL || len == 0 || len > ENTRY_MAX_BYTES)
+        return 0;
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
+    if (se == NULL)
+        return 0;
+    Trib__CatalogEntry *ce = trib__catalog_entry__unpack(NULL, se->body.len, se->body.data);
+    int same = 0;
+    if (ce != NULL && entry_valid_name(ce->domain) && ce->seq > 0) {
+        uint8_t *held = NULL;
+        size_t hlen = 0;
+        if (store_catalog_get(c->st, ce->domain, ce->seq, &held, &hlen) == 0)
+            same = hlen == len && memcmp(held, bytes, len) == 0;
+        free(held);
+        if (same)
+            snprintf(err, errlen, "%s seq %llu: already held", ce->domain, (unsigned long long)ce->seq);
+    }
+    if (ce != NULL)
+        trib__catalog_entry__free_unpacked(ce, NULL);
+    trib__signed_entry__free_unpacked(se, NULL);
+    return same;
+}
+
+size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n, cat_result_t *res, char *errs,
+                           size_t errlen)
+{
+    assert(c && (n == 0 || (in && res)));
+    char scratch[ERR_TEXT];
+    entry_t *v = calloc(n ? n : 1, sizeof *v);
+    store_append_t *items = calloc(n ? n : 1, sizeof *items);
+    size_t *at = calloc(n ? n : 1, sizeof *at);
+    char *texts = calloc(n ? n : 1, ERR_TEXT);
+    size_t m = 0, accepted = 0;
+    if (!v || !items || !at || !texts) {
+        for (size_t i = 0; i < n; i++) {
+            res[i] = CAT_ERROR;
+            if (errs)
+                snprintf(errs + i * errlen, errlen, "catalog_accept: out of memory");
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *err = errs ? errs + i * errlen : scratch;
+        size_t elen = errs ? errlen : sizeof scratch;
+        if (elen)
+            err[0] = '\0';
+        if (held_copy(c, in[i].data, in[i].len, err, elen)) {
+            res[i] = CAT_DUPLICATE;
+        } else if (entry_verify(in[i].data, in[i].len, &v[m], err, elen) != 0) {
+            res[i] = CAT_BAD_SIGNATURE;
+        } else {
+            items[m] = (store_append_t){.entry = v[m].entry, .hash = v[m].hash,
+                                        .signer = v[m].signed_entry->signer.data,
+                                        .signed_bytes = in[i].data, .len = in[i].len};
+            at[m++] = i;
+        }
+    }
+    /* store_catalog_append_many checks seq, chain and key inside its own write transaction, so no
+     * lock is needed here: a racing publish of our own domain gets STORE_DUP, not a fork. */
+    char terr[ERR_TEXT];
+    long got = m ? store_catalog_append_many(c->st, items, m, texts, ERR_TEXT, terr, sizeof terr) : 0;
+    for (size_t j = 0; j < m; j++) {
+        size_t i = at[j];
+        char *err = errs ? errs + i * errlen : scratch;
+        size_t elen = errs ? errlen : sizeof scratch;
+        if (got < 0 || items[j].rc == -1)
+            snprintf(err, elen, "%s", got < 0 ? terr : texts + j * ERR_TEXT);
+        res[i] = got < 0 ? CAT_ERROR : map_append(items[j].rc, v[j].entry, items[j].signer, err, elen);
+        accepted += res[i] == CAT_ACCEPTED;
+    }
+out:
+    for (size_t j = 0; j < m; j++)
+        entry_free(&v[j]);
+    free(v);
+    free(items);
+    free(at);
+    free(texts);
+    return accepted;
+}
+
 cat_result_t catalog_accept(catalog_t *c, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
-    assert(c);
-    entry_t v;
-
-    if (entry_verify(bytes, len, &v, err, errlen) != 0)
-        return CAT_BAD_SIGNATURE;
-    /* store_catalog_append checks seq, chain and key inside its own write transaction, so no
-     * lock is needed here: a racing publish of our own domain gets STORE_DUP, not a fork. */
-    int rc = store_catalog_append(c->st, v.entry, v.hash, v.signed_entry->signer.data, bytes, len,
-                                  err, errlen);
-    cat_result_t r = map_append(rc, v.entry, v.signed_entry->signer.data, err, errlen);
-    entry_free(&v);
+    ProtobufCBinaryData in = {.len = len, .data = (uint8_t *)bytes};
+    cat_result_t r;
+    char text[ERR_TEXT];
+    catalog_accept_many(c, &in, 1, &r, text, sizeof text);
+    if (err && errlen)
+        snprintf(err, errlen, "%s", text);
     return r;
 }

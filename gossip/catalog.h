@@ -60,7 +60,15 @@ size_t catalog_publish_many(catalog_t *c, catalog_change_t *ch, size_t n);
 typedef struct { uint64_t published, commits; } catalog_stats_t;
 void catalog_stats(catalog_t *c, catalog_stats_t *out);
 
-/* Verifies and stores one SignedEntry received from a peer. */
+/* Verifies and stores one SignedEntry received from a peer. A byte-identical copy of an entry
+ * already held is CAT_DUPLICATE without a signature check (it was verified when stored). */
 cat_result_t catalog_accept(catalog_t *c, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+
+/* Accepts in[0..n) (SignedEntry bytes, e.g. one received frame) as catalog_accept does each, in
+ * order, storing all the accepted ones in one durable transaction. res[i] is entry i's outcome and,
+ * when errs != NULL, errs + i * errlen its text (empty when accepted). Returns how many were
+ * accepted. */
+size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n, cat_result_t *res, char *errs,
+                           size_t errlen);
 
 #endif

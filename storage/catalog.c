@@ -185,9 +185,10 @@ static int index_entry(store_t *st, MDB_txn *txn, const append_ctx *a, store_pro
     return 0;
 }
 
-static int append_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t errlen)
+/* Checks and writes one entry: 0; a STORE_* refusal (found before anything is written); or
+ * MDB_MAP_FULL / -1 with something possibly written (the transaction must then be aborted). */
+static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err, size_t errlen)
 {
-    const append_ctx *a = vctx;
     const Trib__CatalogEntry *e = a->entry;
     store_head_t head;
     store_product_t p;
@@ -270,75 +271,98 @@ static int append_prepare(append_ctx *a, const store_append_t *it, char *err, si
 }
 
 typedef struct {
-    const store_append_t *items;
-    size_t limit;                /* entries this transaction appends */
-    size_t refused;              /* set by the body: the entry it stopped at, or SIZE_MAX */
+    store_append_t *items;
+    size_t n;
+    char *errs;                  /* item i's text at errs + i * errlen, or NULL */
+    size_t errlen;
+    unsigned char *skip;         /* items refused before or by a failed transaction */
+    size_t failed;               /* set by the body: the item whose write failed, or SIZE_MAX */
 } batch_ctx;
 
-/* Appends items [0, limit) in order, each against the head the previous one left. Stops at the
- * first refusal (the caller then commits the entries before it, alone). */
+static char *item_err(const batch_ctx *b, size_t i)
+{
+    return b->errs ? b->errs + i * b->errlen : NULL;
+}
+
+/* Appends the items not skipped, in order, each against the head the items before it left. A
+ * refusal found before writing (sequence, chain, key) is that item's result and the others go on;
+ * a failure while writing stops the transaction and names the item (b->failed). */
 static int batch_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t errlen)
 {
     batch_ctx *b = vctx;
-    b->refused = SIZE_MAX;
-    for (size_t i = 0; i < b->limit; i++) {
+    b->failed = SIZE_MAX;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->skip[i])
+            continue;
         append_ctx a;
-        int rc = append_prepare(&a, &b->items[i], err, errlen);
+        char *ierr = item_err(b, i);
+        int rc = append_prepare(&a, &b->items[i], ierr, b->errlen);
         if (rc == 0)
-            rc = append_body(st, txn, &a, err, errlen);
+            rc = append_one(st, txn, &a, ierr, b->errlen);
         if (rc == MDB_MAP_FULL)
-            return rc;          /* the whole body runs again in a bigger map */
-        if (rc != 0) {
-            b->refused = i;
-            return rc;
+            return rc;           /* the whole body runs again in a bigger map */
+        if (rc == -1) {
+            b->failed = i;
+            store__err(err, errlen, "%s", store_last_error());
+            return -1;
         }
+        b->items[i].rc = rc;     /* 0 or a refusal: nothing of it written */
     }
     return 0;
 }
 
-int store_catalog_append_batch(store_t *st, const store_append_t *items, size_t n, size_t *stored,
-                               size_t *refused, char *err, size_t errlen)
+long store_catalog_append_many(store_t *st, store_append_t *items, size_t n, char *errs, size_t errlen,
+                               char *err, size_t err_len)
 {
-    size_t unused_s, unused_r;
-    stored = stored ? stored : &unused_s;
-    refused = refused ? refused : &unused_r;
-    *stored = 0;
-    *refused = n;
-    if (!st || !items || n == 0) {
-        store__err(err, errlen, "store_catalog_append_batch: NULL or empty argument");
+    if (!st || (!items && n > 0)) {
+        store__err(err, err_len, "store_catalog_append_many: NULL argument");
         return -1;
     }
-    /* Entries refused before any transaction end the batch there. */
-    char why_err[STORE_ERR_MAX];
-    int why = 0;
-    size_t limit = n;
-    for (size_t i = 0; i < n && limit == n; i++) {
-        append_ctx a;
-        if (append_prepare(&a, &items[i], why_err, sizeof why_err) != 0) {
-            limit = i;
-            why = -1;
-        }
-    }
-    batch_ctx b = { .items = items, .limit = limit, .refused = SIZE_MAX };
-    if (limit > 0) {
-        int rc = store__write(st, batch_body, &b, err, errlen);
-        if (rc != 0) {
-            if (b.refused >= limit)
-                return rc;      /* the transaction itself failed: nothing stored */
-            /* Entry b.refused was refused: the entries before it are stored alone. */
-            snprintf(why_err, sizeof why_err, "%s", store_last_error());
-            why = rc;
-            limit = b.limit = b.refused;
-            if (limit > 0 && (rc = store__write(st, batch_body, &b, err, errlen)) != 0)
-                return rc;
-        }
-    }
-    *stored = limit;
-    if (limit == n)
+    if (n == 0)
         return 0;
-    *refused = limit;
-    store__err(err, errlen, "%s", why_err);
-    return why;
+    unsigned char *skip = calloc(n, 1);
+    if (!skip) {
+        store__err(err, err_len, "store_catalog_append_many: out of memory");
+        return -1;
+    }
+    batch_ctx b = { .items = items, .n = n, .errs = errs, .errlen = errs ? errlen : 0, .skip = skip };
+    size_t live = n;
+    for (size_t i = 0; i < n; i++) {             /* refusals that need no transaction */
+        append_ctx a;
+        items[i].rc = append_prepare(&a, &items[i], item_err(&b, i), b.errlen);
+        if (items[i].rc != 0) {
+            skip[i] = 1;
+            live--;
+        }
+    }
+    long stored = 0;
+    int rc = 0;
+    while (live > 0) {
+        rc = store__write(st, batch_body, &b, err, err_len);
+        if (rc == 0 || b.failed >= n)
+            break;
+        /* One item's write failed: it alone is refused, the others are tried again without it. */
+        items[b.failed].rc = -1;
+        if (b.errs)
+            snprintf(item_err(&b, b.failed), b.errlen, "%s", err ? err : store_last_error());
+        skip[b.failed] = 1;
+        live--;
+        rc = 0;
+    }
+    if (rc != 0) {                               /* the transaction failed: nothing stored */
+        for (size_t i = 0; i < n; i++)
+            if (!skip[i]) {
+                items[i].rc = -1;
+                if (b.errs)
+                    snprintf(item_err(&b, i), b.errlen, "%s", store_last_error());
+            }
+        free(skip);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        stored += items[i].rc == 0;
+    free(skip);
+    return stored;
 }
 
 int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
@@ -347,7 +371,12 @@ int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
 {
     store_append_t it = { .entry = entry, .hash = hash, .signer = signer, .signed_bytes = signed_bytes,
                           .len = signed_len };
-    return store_catalog_append_batch(st, &it, 1, NULL, NULL, err, errlen);
+    char text[STORE_ERR_MAX] = "";
+    if (store_catalog_append_many(st, &it, 1, text, sizeof text, err, errlen) < 0)
+        return -1;               /* err says why */
+    if (it.rc != 0)
+        store__err(err, errlen, "%s", text);
+    return it.rc;
 }
 
 /* ---------------------------------------------------------------- reads */

@@ -73,23 +73,25 @@ int store_catalog_append(store_t *st, const Trib__CatalogEntry *entry,
                          const uint8_t hash[STORE_HASH_LEN], const uint8_t signer[STORE_KEY_LEN],
                          const uint8_t *signed_bytes, size_t signed_len, char *err, size_t errlen);
 
-/* One entry of a batch: a verified entry, the hash of its body, its signer and its SignedEntry bytes. */
+/* One entry of a batch: a verified entry, the hash of its body, its signer and its SignedEntry
+ * bytes; rc is the result store_catalog_append would give it (0 stored, a STORE_* code, -1). */
 typedef struct {
     const Trib__CatalogEntry *entry;
     const uint8_t *hash;           /* STORE_HASH_LEN bytes */
     const uint8_t *signer;         /* STORE_KEY_LEN bytes */
     const uint8_t *signed_bytes;
     size_t len;
+    int rc;                        /* out */
 } store_append_t;
 
-/* Appends items in order in one write transaction (one durable commit),
- * each checked as store_catalog_append checks one, against the head the previous item left.
- * Returns 0 when all n are stored (*stored = n). Otherwise returns the refusal (a STORE_* code,
- * or -1, described in err) of item *refused; the items before it are stored (*stored ==
- * *refused) and none after it. When the transaction itself fails, *refused == n and nothing is
- * stored. stored and refused may be NULL. */
-int store_catalog_append_batch(store_t *st, const store_append_t *items, size_t n, size_t *stored,
-                               size_t *refused, char *err, size_t errlen);
+/* Appends items in order in one write transaction (one durable commit), each checked as
+ * store_catalog_append checks one, against the head the items before it left. A refused item
+ * (rc != 0; its text at errs + i * errlen when errs != NULL) is skipped and the others go on; an
+ * item whose write fails is refused alone (-1) and the transaction is run again without it.
+ * Returns how many items were stored, or -1 when the transaction itself failed (every item not
+ * refused before then has rc -1; err says why). */
+long store_catalog_append_many(store_t *st, store_append_t *items, size_t n, char *errs, size_t errlen,
+                               char *err, size_t err_len);
 
 /* Calls fn for entries of domain with seq >= from, in seq order, while fn returns 0 and
  * the total bytes passed stay <= max_bytes (the first entry is always passed). Returns
