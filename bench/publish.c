@@ -1,6 +1,7 @@
 /* bench/publish.c - publish throughput of one node (issue 9 item 4): 16 concurrent HTTP clients.
  *
- * Usage: publish TRIB_BINARY      (env PUB_CLIENTS 16, PUB_EACH 125, PUB_PEERS 10, PUB_DEBUG=1)
+ * Usage: publish TRIB_BINARY      (env PUB_CLIENTS 16, PUB_EACH 125, PUB_PEERS 10, PUB_DEBUG=1,
+ *                                 PUB_DATA_DIR: where the agents' data dirs go, default the temp dir)
  *
  * Owns: starting one real `trib agent` (n0, --log-level debug) and, for the second run, PUB_PEERS
  * more agents seeded with it; PUB_CLIENTS threads, each with its own keep-alive libcurl handle,
@@ -10,7 +11,8 @@
  * from releasing the clients to the last answer; PUT latency p50/p99; commits per publish =
  * n0's "catalog: committed N entries" log lines (one per durable write transaction of the group
  * commit, gossip/catalog.c) / publishes; with peers, how long after the last answer every peer's
- * /metrics shows all of n0's products (trib_catalog_products).
+ * /metrics shows all of n0's products (trib_catalog_products); CPU seconds n0 and the peers used
+ * meanwhile (/proc/PID/stat).
  * Must not: leave a process or a temp dir behind (bench.h's atexit and signal handlers). */
 #include <curl/curl.h>
 #include <poll.h>
@@ -174,8 +176,35 @@ static void *client_main(void *arg)
 
 typedef struct {
     double rate, p50, p99, commits_per_pub, entries_per_commit, spread_s;
+    double cpu0, cpu_peers;            /* CPU seconds (user + system) of n0 and of all peers */
     int failed, total;
 } result_t;
+
+/* CPU seconds (utime + stime) pid has used, from /proc/PID/stat; 0 when unreadable. */
+static double cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void cpu_now(double *n0, double *peers)
+{
+    *n0 = cpu_s(fed.procs[0].pid);
+    *peers = 0;
+    for (int i = 1; i < fed.n; i++)
+        *peers += cpu_s(fed.procs[i].pid);
+}
 
 /* One run: every client publishes `each` new products at once; returns the figures. */
 static void run(int runno, result_t *r)
@@ -199,11 +228,14 @@ static void run(int runno, result_t *r)
     }
     pump(0);
     uint64_t c0 = fed.commits, e0 = fed.committed;
+    double cpu0a, cpupa, cpu0b, cpupb;
+    cpu_now(&cpu0a, &cpupa);
     uint64_t t0 = bench_now_ns();
     atomic_store(&go, 1);
     while (atomic_load(&finished) < nclients)
         pump(10);
     uint64_t t1 = bench_now_ns();
+    cpu_now(&cpu0b, &cpupb);
     for (int i = 0; i < nclients; i++) {
         pthread_join(th[i], NULL);
         curl_easy_cleanup(cl[i].h);
@@ -220,6 +252,8 @@ static void run(int runno, result_t *r)
     r->commits_per_pub = commits ? (double)commits / (double)(r->total - r->failed) : -1;
     r->entries_per_commit = commits ? (double)entries / (double)commits : -1;
     r->spread_s = -1;
+    r->cpu0 = cpu0b - cpu0a;
+    r->cpu_peers = cpupb - cpupa;
     free(lat);
 }
 
@@ -280,6 +314,13 @@ static void row(const char *what, const result_t *r)
         printf("commits/publish n/a (no commit lines)\n");
     else
         printf("commits/publish %.3f (%.1f entries per commit)\n", r->commits_per_pub, r->entries_per_commit);
+    printf("  %-22s CPU meanwhile: n0 %.1f s (%.2f ms per publish), peers %.1f s in all\n", "", r->cpu0,
+           r->total ? r->cpu0 * 1000.0 / r->total : 0, r->cpu_peers);
+}
+
+static void remove_data_dir(void)
+{
+    nftw(fed.dir, bench_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(int argc, char **argv)
@@ -304,10 +345,17 @@ int main(int argc, char **argv)
     fed.base = bench_reserve_ports(&fed.lock_fd);
     if (fed.base < 0)
         bench_die("no free block of 100 loopback ports in 20000..31999");
-    if (snprintf(fed.dir, sizeof fed.dir, "%.150s/fed", tmp) >= (int)sizeof fed.dir)
-        bench_die("temp dir path too long");
-    if (mkdir(fed.dir, 0700) < 0)
-        bench_die("mkdir %s: %s", fed.dir, strerror(errno));
+    if ((e = getenv("PUB_DATA_DIR")) && *e) {   /* e.g. /dev/shm: the same run without disk flushes */
+        if (snprintf(fed.dir, sizeof fed.dir, "%.150s/tribbench-pub.XXXXXX", e) >= (int)sizeof fed.dir ||
+            !mkdtemp(fed.dir))
+            bench_die("cannot make a data dir under PUB_DATA_DIR %s", e);
+        bench_extra_cleanup = remove_data_dir;
+    } else {
+        if (snprintf(fed.dir, sizeof fed.dir, "%.150s/fed", tmp) >= (int)sizeof fed.dir)
+            bench_die("temp dir path too long");
+        if (mkdir(fed.dir, 0700) < 0)
+            bench_die("mkdir %s: %s", fed.dir, strerror(errno));
+    }
 
     printf("== Publish throughput (issue 9 item 4): bench/publish ==\n");
     printf("Method: %d client threads, each PUTs %d new manifests one after the other on its own keep-alive\n"
