@@ -128,11 +128,15 @@ static size_t io_peers(void *ctx, const char **addrs, size_t max)
     return pick_peers(nd->c, nd->idx, max < GOSSIP_NODES ? max : GOSSIP_NODES, addrs);
 }
 
-/* gossip.c push_entry: a new entry goes to GOSSIP_NODES random alive peers. */
+/* gossip.c push_entry: a new entry goes to g_origin_push random alive peers (GOSSIP_NODES unless the
+ * scale run is told otherwise: gossip.c itself pushes to up to 256). */
+#define ORIGIN_PUSH_MAX 256
+static size_t g_origin_push = GOSSIP_NODES;
+
 static void push_entry(node_t *nd, const uint8_t *entry, size_t len)
 {
-    const char *addrs[GOSSIP_NODES];
-    size_t k = io_peers(nd, addrs, GOSSIP_NODES);
+    const char *addrs[ORIGIN_PUSH_MAX];
+    size_t k = pick_peers(nd->c, nd->idx, g_origin_push, addrs);
     repl_push(nd->repl, entry, len, addrs, k);
 }
 
@@ -932,7 +936,8 @@ Test(replicate_sim, byzantine_forgeries_are_never_accepted)
  * entries at random times in the same 5 s, 1 % message loss. A benchmark, not a unit test (minutes
  * of Ed25519 verifications on 2 cores), so it runs only when asked:
  *   REPLSIM_N=1000 build/tests/test_replicate_sim --filter 'replicate_sim/thousand*'
- * (REPLSIM_PER changes the entries per publisher). Prints: time until every replica agrees after
+ * (REPLSIM_PER changes the entries per publisher; REPLSIM_ORIGIN the peers a publisher pushes a new
+ * entry to, 3 by default, up to 256 as gossip.c's origin push). Prints: time until every replica agrees after
  * the last publish, entries sent / entries needed, duplicates per accepted entry, messages per node
  * per second, and per entry the time until 99 % and 100 % of the nodes held it (bench/README.md
  * compares them with the Serf/memberlist convergence model). Stores skip the search index. */
@@ -956,6 +961,8 @@ Test(replicate_sim, thousand_nodes_ten_publishers_one_percent_loss, .timeout = 7
     size_t n = (size_t)atoi(e), per = 100, pubs = 10;
     if ((e = getenv("REPLSIM_PER")) && atoi(e) > 0)
         per = (size_t)atoi(e);
+    if ((e = getenv("REPLSIM_ORIGIN")) && atoi(e) > 0)
+        g_origin_push = (size_t)atoi(e) < ORIGIN_PUSH_MAX ? (size_t)atoi(e) : ORIGIN_PUSH_MAX;
     enum { WINDOW_MS = 5000 };
     g_lean = 1;
     cluster_t *c = cluster_new(n, 0x8008, 0.01, MAX_FRAME);
@@ -1000,7 +1007,7 @@ Test(replicate_sim, thousand_nodes_ten_publishers_one_percent_loss, .timeout = 7
     sim_net_stats_t n0 = {0};
     report("scale run", &t0, &n0, c, last, t);
     fprintf(stderr,
-            "scale: N=%zu, %zu publishers x %zu entries in %d ms, %.0f%% loss: every replica agreed %" PRIu64
+            "scale: N=%zu, %zu publishers x %zu entries in %d ms, %.0f%% loss, origin push to %zu: every replica agreed %" PRIu64
             " ms after the last publish (t=%" PRIu64 " ms, first publish t=%" PRIu64 " ms)\n"
             "scale: entries sent / needed = %.2f (%" PRIu64 " / %" PRIu64 "; %.2f pushed/forwarded + %.2f in "
             "anti-entropy answers); duplicates per accepted entry %.2f; gaps %" PRIu64 "\n"
@@ -1008,7 +1015,7 @@ Test(replicate_sim, thousand_nodes_ten_publishers_one_percent_loss, .timeout = 7
             "scale: per entry, time from publish until 99%% of nodes held it: p50 %.0f ms, p99 %.0f ms, max %.0f ms; "
             "until all %zu: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n"
             "scale: wall time %.1f s\n",
-            n, pubs, per, WINDOW_MS, 1.0, t - last, t, first, (double)tt.entries_sent / (double)needed,
+            n, pubs, per, WINDOW_MS, 1.0, g_origin_push, t - last, t, first, (double)tt.entries_sent / (double)needed,
             tt.entries_sent, needed, (double)tt.pushes / (double)needed,
             (double)(tt.entries_sent - tt.pushes) / (double)needed,
             (double)tt.entries[CAT_DUPLICATE] / (double)needed, tt.entries[CAT_GAP], ns->sent, ns->lost,
@@ -1019,4 +1026,5 @@ Test(replicate_sim, thousand_nodes_ten_publishers_one_percent_loss, .timeout = 7
     free(d99);
     free(dall);
     g_lean = 0;
+    g_origin_push = GOSSIP_NODES;
 }
