@@ -2,6 +2,8 @@
  * HashiCorp Serf, measured the same way in one run, printed as a table per N with ratios.
  *
  * Usage: fed TRIB_BINARY [N...]       (default N = 5 10 20; env FED_PUBS, FED_IDLE_S)
+ *        fed TRIB_BINARY concurrent [N [PER]]   (issue 9 item 1: N nodes each publish PER at once;
+ *        10 x 1000 by default; Tributary only)
  *
  * Owns: starting/stopping both kinds of clusters, reading every node's log pipe, timing with
  * CLOCK_MONOTONIC in this one process, and the report on stdout. Methods (also in README.md):
@@ -29,6 +31,8 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/wait.h>
 #include "bench/bench.h"
 
 #define MAXN 32
@@ -44,6 +48,7 @@ static const char *sys_name[] = {"tributary", "serf"};
 static const char *trib_bin;
 static int npubs = 30, idle_s = 20, poll_us = 1000;
 static int trib_poll;               /* FED_TRIB_POLL=1: time trib arrival by HTTP polling, not its log */
+static int conc_mode;               /* concurrent-publisher run: agents log at info, not debug */
 static char nft_table[64];
 static int nft_ok;
 
@@ -91,6 +96,9 @@ typedef struct {
     int rpc_fd;
     unsigned rpc_seq;
     int rpc_errors;
+    int suspect_lines;                  /* log lines of a member turning suspect */
+    int abort_lines;                    /* library assertion lines seen */
+    char abort_line[256];               /* the last of them */
 } cluster_t;
 
 /* ------------------------------------------------------------------ log lines */
@@ -118,6 +126,10 @@ static int state_of(const char *s)
 /* "... member n3 (hex) at 127.0.0.1:20003: suspect -> alive (incarnation 1)" */
 static void trib_line(cluster_t *c, int obs, const char *line, uint64_t t)
 {
+    if (strstr(line, "Assertion failed") || strstr(line, "(abort)") || strstr(line, "Aborted")) {
+        snprintf(c->abort_line, sizeof c->abort_line, "n%d: %.200s", obs, line);
+        c->abort_lines++;
+    }
     if (c->pub_active && !trib_poll && !c->arrive[obs] && strstr(line, c->pub_seq)) {
         c->arrive[obs] = t; /* the agent logs (debug) each peer entry it verified and stored */
         return;
@@ -137,7 +149,9 @@ static void trib_line(cluster_t *c, int obs, const char *line, uint64_t t)
     int who = node_index(m, (size_t)(sp - m));
     if (who < 0 || who >= c->n)
         return;
-    c->state[obs][who] = (unsigned char)state_of(arrow + 4);
+    int st = state_of(arrow + 4);
+    c->suspect_lines += st == ST_SUSPECT && c->state[obs][who] != ST_SUSPECT;
+    c->state[obs][who] = (unsigned char)st;
 }
 
 /* "    2026/11/24 19:42:01 [INFO] serf: EventMemberJoin: n1 127.0.0.1" */
@@ -349,7 +363,7 @@ static void start_node(cluster_t *c, int i)
     if (c->sys == SYS_TRIB) {
         snprintf(data, sizeof data, "%s/%s", c->dir, name);
         char *argv[] = {(char *)trib_bin, "agent", "--data", data, "--domain", name, "--listen", peer,
-                        "--http", http, "--log-level", trib_poll ? "info" : "debug", i ? "--seed" : NULL, seed,
+                        "--http", http, "--log-level", trib_poll || conc_mode ? "info" : "debug", i ? "--seed" : NULL, seed,
                         NULL};
         rc = bench_spawn(&c->procs[i], argv, i);
     } else {
@@ -734,6 +748,263 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
     free(c);
 }
 
+/* ------------------------------------------------------------------ concurrent publishers (issue 9 item 1) */
+
+#define CONC_THREADS 2       /* HTTP clients per node, each with its own keep-alive connection */
+#define CONC_AGREE_S 120     /* give up waiting for agreement after this */
+
+typedef struct {
+    int port, node, first, count;
+    int failed;
+    long last_status;
+    uint64_t done_ns;
+} conc_pub_t;
+
+/* One client: sequential PUTs of ~1 KB manifests n<node>/c<k> on one keep-alive connection. */
+static void *conc_publisher(void *arg)
+{
+    conc_pub_t *p = arg;
+    CURL *h = curl_easy_init();
+    char url[160], body[1400], pad[901];
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
+    for (int k = p->first; k < p->first + p->count; k++) {
+        snprintf(body, sizeof body,
+                 "{\"name\":\"c%d\",\"domain\":\"n%d\",\"version\":\"1.0.0\",\"status\":\"active\","
+                 "\"title\":\"concurrent product %d\",\"description\":\"%s\","
+                 "\"owners\":{\"business\":\"bench@example.com\",\"technical\":\"bench@example.com\"},"
+                 "\"tags\":[\"bench\"],\"schema\":[{\"name\":\"n\",\"logicalType\":\"integer\",\"required\":true}]}",
+                 k, p->node, k, pad);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/products/n%d/c%d", p->port, p->node, k);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        long status = 0;
+        if (curl_easy_perform(h) == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 200 && status != 201) {
+            p->failed++;
+            p->last_status = status;
+        }
+    }
+    __atomic_store_n(&p->done_ns, bench_now_ns(), __ATOMIC_RELEASE);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+/* /metrics of node i as text (malloc'd), or NULL. */
+static char *metrics_text(cluster_t *c, int i)
+{
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", c->base + 50 + i);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, mem);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    fclose(mem);
+    if (rc != CURLE_OK) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* The value of the sample named exactly key ("name{labels}") in a metrics text, or 0. */
+static double metric_of(const char *text, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, key, kl) && p[kl] == ' ')
+            return strtod(p + kl + 1, NULL);
+    return 0;
+}
+
+typedef struct {
+    double sent, pushed, accepted, dup, gap, wants, suspects, dropped;
+} conc_counts_t;
+
+static int conc_counts(cluster_t *c, conc_counts_t *out, double *accepted_each)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < c->n; i++) {
+        char *t = c->procs[i].pid ? metrics_text(c, i) : NULL;
+        if (!t) {
+            accepted_each[i] = -1;
+            continue;
+        }
+        double acc = metric_of(t, "trib_catalog_entries_total{result=\"accepted\"}");
+        accepted_each[i] = acc;
+        out->accepted += acc;
+        out->sent += metric_of(t, "trib_catalog_entries_sent_total");
+        out->pushed += metric_of(t, "trib_catalog_entries_pushed_total");
+        out->dup += metric_of(t, "trib_catalog_entries_total{result=\"duplicate\"}");
+        out->gap += metric_of(t, "trib_catalog_entries_total{result=\"gap\"}");
+        out->wants += metric_of(t, "trib_catalog_gap_requests_total{dir=\"out\"}");
+        out->suspects += metric_of(t, "trib_swim_events_total{event=\"suspect\"}");
+        out->dropped += metric_of(t, "trib_gossip_dropped_total{reason=\"send_dropped\"}");
+        free(t);
+    }
+    return 0;
+}
+
+typedef struct {
+    long anon_max, rss_max;     /* KiB, the largest node seen */
+} conc_mem_t;
+
+static void conc_sample(cluster_t *c, conc_mem_t *m)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (!c->procs[i].pid)
+            continue;
+        long a = bench_proc_kb(c->procs[i].pid, "status", "RssAnon"), r = bench_rss_kb(c->procs[i].pid);
+        if (a > m->anon_max)
+            m->anon_max = a;
+        if (r > m->rss_max)
+            m->rss_max = r;
+    }
+}
+
+/* Nodes whose process has exited (abort, crash) since start; reaps them. */
+static int conc_exited(cluster_t *c, char *who, size_t cap)
+{
+    int n = 0;
+    for (int i = 0; i < c->n; i++) {
+        int st;
+        if (c->procs[i].pid > 0 && waitpid(c->procs[i].pid, &st, WNOHANG) == c->procs[i].pid) {
+            size_t l = strlen(who);
+            snprintf(who + l, cap - l, " n%d(%s %d)", i, WIFSIGNALED(st) ? "signal" : "exit",
+                     WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+            bench_untrack(c->procs[i].pid);
+            c->procs[i].pid = 0;
+            n++;
+        }
+    }
+    return n;
+}
+
+static void run_concurrent(int n, int per, const char *tmp)
+{
+    cluster_t *c = calloc(1, sizeof *c);
+    if (!c)
+        bench_die("out of memory");
+    conc_mode = 1;
+    cluster_init(c, SYS_TRIB, n, tmp);
+    fprintf(stderr, "fed: concurrent N=%d x %d: ports %d.., starting\n", n, per, c->base);
+    start_node(c, 0);
+    if (!pump_until(c, node0_ready, 30))
+        bench_die("tributary node 0 did not start (port %d)", c->base);
+    for (int i = 1; i < n; i++)
+        start_node(c, i);
+    if (!pump_until(c, all_alive, JOIN_TIMEOUT_S))
+        bench_die("tributary N=%d: not all alive after %d s", n, JOIN_TIMEOUT_S);
+    pump_for(c, 2000);
+    conc_mem_t idle = {0};
+    conc_sample(c, &idle);
+    conc_counts_t before, after, settled;
+    double acc[MAXN];
+    conc_counts(c, &before, acc);
+    double acc0[MAXN];
+    memcpy(acc0, acc, sizeof acc0);
+    c->suspect_lines = 0;
+
+    conc_pub_t pubs[MAXN * CONC_THREADS];
+    pthread_t th[MAXN * CONC_THREADS];
+    int np = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < CONC_THREADS; k++, np++) {
+            pubs[np] = (conc_pub_t){.port = c->base + 50 + i, .node = i, .first = k * per / CONC_THREADS,
+                                    .count = (k + 1) * per / CONC_THREADS - k * per / CONC_THREADS};
+        }
+    uint64_t t0 = bench_now_ns();
+    for (int i = 0; i < np; i++)
+        if (pthread_create(&th[i], NULL, conc_publisher, &pubs[i]) != 0)
+            bench_die("pthread_create failed");
+    /* pump logs and sample memory while the clients run */
+    conc_mem_t during = {0};
+    int joined = 0;
+    while (!joined) {
+        pump_for(c, 250);
+        conc_sample(c, &during);
+        joined = 1;
+        for (int i = 0; i < np; i++)
+            if (!__atomic_load_n(&pubs[i].done_ns, __ATOMIC_ACQUIRE))
+                joined = 0;
+    }
+    uint64_t t_last = 0;
+    int failed = 0;
+    for (int i = 0; i < np; i++) {
+        pthread_join(th[i], NULL);
+        if (pubs[i].done_ns > t_last)
+            t_last = pubs[i].done_ns;
+        if (pubs[i].failed)
+            fprintf(stderr, "fed: n%d: %d publish(es) failed (last HTTP %ld)\n", pubs[i].node, pubs[i].failed,
+                    pubs[i].last_status);
+        failed += pubs[i].failed;
+    }
+    /* agreement: every node accepted (N-1) x per entries from peers (it published its own per) */
+    double need_each = (double)(n - 1) * per;
+    uint64_t t_agree = 0, deadline = t_last + (uint64_t)CONC_AGREE_S * 1000000000u;
+    while (bench_now_ns() < deadline) {
+        conc_counts(c, &after, acc);
+        int ok = 1;
+        for (int i = 0; i < n; i++)
+            if (acc[i] < 0 || acc[i] - acc0[i] < need_each - failed)
+                ok = 0;
+        if (ok) {
+            t_agree = bench_now_ns();
+            break;
+        }
+        pump_for(c, 100);
+        conc_sample(c, &during);
+    }
+    pump_for(c, 5000); /* what is still sent after agreement counts too */
+    conc_mem_t post = {0};
+    conc_sample(c, &post);
+    conc_counts(c, &settled, acc);
+    char gone[256] = "";
+    int exited = conc_exited(c, gone, sizeof gone);
+    double needed = (double)n * (n - 1) * per;
+    double sent = settled.sent - before.sent, accepted = settled.accepted - before.accepted;
+    printf("\n== Concurrent publishers (issue 9 item 1): N=%d nodes, each publishing %d products at once ==\n", n, per);
+    printf("  %d HTTP clients per node (sequential PUTs of ~1.2 KB manifests on keep-alive connections)\n",
+           CONC_THREADS);
+    printf("  publishing took                    %8.2f s (%.0f publishes/s in all, %d failed)\n",
+           (double)(t_last - t0) / 1e9, (double)n * per / ((double)(t_last - t0) / 1e9), failed);
+    if (t_agree)
+        printf("  all catalogs agree after last pub  %8.2f s   target <= 5 s  %s\n",
+               (double)(t_agree - t_last) / 1e9, t_agree - t_last <= 5000000000u ? "PASS" : "MISS");
+    else
+        printf("  all catalogs agree after last pub  > %d s (not reached)   target <= 5 s  MISS\n", CONC_AGREE_S);
+    printf("  catalog entries sent / needed      %8.2f   (%.0f sent, %.0f needed; %.0f pushed)   target <= 3  %s\n",
+           sent / needed, sent, needed, settled.pushed - before.pushed, sent / needed <= 3 ? "PASS" : "MISS");
+    printf("  duplicates per accepted entry      %8.2f   (%.0f duplicates, %.0f accepted, %.0f gaps, %.0f gap requests)\n",
+           accepted > 0 ? (settled.dup - before.dup) / accepted : -1, settled.dup - before.dup, accepted,
+           settled.gap - before.gap, settled.wants - before.wants);
+    printf("  send drops (queues full)           %8.0f\n", settled.dropped - before.dropped);
+    printf("  RSS per node, max during           %8.1f MiB RssAnon, %.1f MiB VmRSS   target RssAnon <= 64 MiB  %s\n",
+           during.anon_max / 1024.0, during.rss_max / 1024.0, during.anon_max <= 64 * 1024 ? "PASS" : "MISS");
+    printf("  RSS per node, max 5 s after        %8.1f MiB RssAnon, %.1f MiB VmRSS   (idle before: %.1f / %.1f)\n",
+           post.anon_max / 1024.0, post.rss_max / 1024.0, idle.anon_max / 1024.0, idle.rss_max / 1024.0);
+    printf("  suspicions raised (metrics)        %8.0f   (state changes to suspect in the logs: %d)   target 0  %s\n",
+           settled.suspects - before.suspects, c->suspect_lines,
+           settled.suspects - before.suspects == 0 && c->suspect_lines == 0 ? "PASS" : "MISS");
+    printf("  processes exited                   %8d  %s   target 0  %s\n", exited, gone, exited ? "MISS" : "PASS");
+    if (c->abort_lines)
+        printf("  assertion lines in the logs        %8d   last: %s\n", c->abort_lines, c->abort_line);
+    fflush(stdout);
+    cluster_free(c);
+    free(c);
+    conc_mode = 0;
+}
+
 /* ------------------------------------------------------------------ report */
 
 static void fmt_bytes(char *out, size_t cap, double bps)
@@ -824,6 +1095,16 @@ int main(int argc, char **argv)
         return 2;
     }
     trib_bin = argv[1];
+    if (argc > 2 && !strcmp(argv[2], "concurrent")) { /* fed TRIB concurrent [N [PER]] */
+        int n = argc > 3 ? atoi(argv[3]) : 10, per = argc > 4 ? atoi(argv[4]) : 1000;
+        if (n < 2 || n > MAXN || per < 1)
+            bench_die("concurrent: N must be 2..%d and PER >= 1", MAXN);
+        const char *tmp = bench_init("tribbench-conc");
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        run_concurrent(n, per, tmp);
+        curl_global_cleanup();
+        return 0;
+    }
     const char *e;
     if ((e = getenv("FED_PUBS")) && atoi(e) > 0)
         npubs = atoi(e);
