@@ -39,6 +39,7 @@ typedef struct {
 
 typedef struct dealer {
     char addr[TRANSPORT_ADDR_MAX];
+    int lane;                               /* 1: the priority types' own connection */
     void *sock;
     struct dealer *hnext;                   /* hash chain */
     struct dealer *lprev, *lnext;           /* LRU list, most recent first */
@@ -163,7 +164,7 @@ void transport_opts_default(transport_opts_t *o)
     o->max_msg = 4u << 20;
     o->hwm = 1000;
     o->federation_secret = TRANSPORT_DEFAULT_SECRET;
-    o->heartbeat_ms = 30000;
+    o->keepalive_s = 60;
     o->max_peers = 1024;
     o->advertise = NULL;
     o->pending_ms = 2000;
@@ -197,31 +198,31 @@ static int set_int(void *sock, int opt, int v)
 /* Options common to the ROUTER and the DEALERs. 0 or -1 (errno from ZeroMQ). */
 static int set_common(const transport_t *t, void *sock, int ipv6)
 {
-    int hb = t->o.heartbeat_ms;
+    int ka = t->o.keepalive_s;
     if (set_int(sock, ZMQ_SNDHWM, t->o.hwm) || set_int(sock, ZMQ_RCVHWM, t->o.hwm) ||
         set_int(sock, ZMQ_LINGER, 0) || set_int(sock, ZMQ_SNDTIMEO, 0) ||
         set_int(sock, ZMQ_HANDSHAKE_IVL, HANDSHAKE_MS) || set_int(sock, ZMQ_IPV6, ipv6))
         return -1;
-    if (hb > 0 && (set_int(sock, ZMQ_HEARTBEAT_IVL, hb) ||
-                   set_int(sock, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb) ||
-                   set_int(sock, ZMQ_HEARTBEAT_TTL, 3 * hb)))
+    if (ka > 0 && (set_int(sock, ZMQ_TCP_KEEPALIVE, 1) || set_int(sock, ZMQ_TCP_KEEPALIVE_IDLE, ka) ||
+                   set_int(sock, ZMQ_TCP_KEEPALIVE_INTVL, ka / 6 > 0 ? ka / 6 : 1) ||
+                   set_int(sock, ZMQ_TCP_KEEPALIVE_CNT, 3)))
         return -1;
     return 0;
 }
 
 /* ------------------------------------------------------------------ dealer table */
 
-static size_t addr_hash(const char *s)
+static size_t addr_hash(const char *s, int lane)
 {
     uint64_t h = 1469598103934665603ull;                  /* FNV-1a */
     for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return (size_t)h;
+    return (size_t)((h ^ (uint64_t)lane) * 1099511628211ull);
 }
 
-static dealer_t *dealer_find(const transport_t *t, const char *addr)
+static dealer_t *dealer_find(const transport_t *t, const char *addr, int lane)
 {
-    for (dealer_t *d = t->buckets[addr_hash(addr) & (t->nbuckets - 1)]; d; d = d->hnext)
-        if (strcmp(d->addr, addr) == 0) return d;
+    for (dealer_t *d = t->buckets[addr_hash(addr, lane) & (t->nbuckets - 1)]; d; d = d->hnext)
+        if (d->lane == lane && strcmp(d->addr, addr) == 0) return d;
     return NULL;
 }
 
@@ -300,7 +301,7 @@ static void pend_flush(transport_t *t, dealer_t *d, int64_t now)
 
 static void dealer_close(transport_t *t, dealer_t *d)
 {
-    dealer_t **pp = &t->buckets[addr_hash(d->addr) & (t->nbuckets - 1)];
+    dealer_t **pp = &t->buckets[addr_hash(d->addr, d->lane) & (t->nbuckets - 1)];
     while (*pp != d) pp = &(*pp)->hnext;
     *pp = d->hnext;
     lru_unlink(t, d);
@@ -313,12 +314,13 @@ static void dealer_close(transport_t *t, dealer_t *d)
 }
 
 /* Opens a DEALER to addr (already validated), evicting the least recently used beyond the cap. */
-static dealer_t *dealer_open(transport_t *t, const char *addr)
+static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
 {
     char ep[TRANSPORT_ADDR_MAX + 8];
     dealer_t *d = calloc(1, sizeof *d);
     if (d == NULL) return NULL;
     snprintf(d->addr, sizeof d->addr, "%s", addr);
+    d->lane = lane;
     snprintf(ep, sizeof ep, "tcp://%s", addr);
     d->sock = zmq_socket(t->zctx, ZMQ_DEALER);
     if (d->sock == NULL) goto err;
@@ -330,7 +332,7 @@ static dealer_t *dealer_open(transport_t *t, const char *addr)
         zmq_connect(d->sock, ep))
         goto err;
     while (t->ndealers >= t->o.max_peers && t->lru_tail != NULL) dealer_close(t, t->lru_tail);
-    size_t b = addr_hash(addr) & (t->nbuckets - 1);
+    size_t b = addr_hash(addr, lane) & (t->nbuckets - 1);
     d->hnext = t->buckets[b];
     t->buckets[b] = d;
     lru_push_front(t, d);
@@ -383,10 +385,10 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
     t->zctx = zctx;
     if (o != NULL) t->o = *o; else transport_opts_default(&t->o);
     if (t->o.max_msg < 64 || t->o.max_msg > (1u << 30) || t->o.hwm < 1 || t->o.max_peers < 1 ||
-        t->o.heartbeat_ms < 0 || t->o.heartbeat_ms > 600000 || t->o.pending_ms < 0 ||
+        t->o.keepalive_s < 0 || t->o.keepalive_s > 86400 || t->o.pending_ms < 0 ||
         t->o.pending_max < 0 || t->o.close_linger_ms < 0) {
         set_err(err, errlen, "transport_new: option out of range (max_msg 64..1GiB, hwm >= 1, "
-                "max_peers >= 1, heartbeat_ms 0..600000, pending and linger >= 0)");
+                "max_peers >= 1, keepalive_s 0..86400, pending and linger >= 0)");
         goto fail;
     }
     if (t->o.advertise != NULL && t->o.advertise[0] == '\0') t->o.advertise = NULL;
@@ -524,11 +526,12 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
     size_t size = trib__envelope__get_packed_size(&env);
     if (size > t->o.max_msg) goto drop;
 
-    dealer_t *d = dealer_find(t, addr);
+    int lane = (t->o.priority_types >> type) & 1;
+    dealer_t *d = dealer_find(t, addr, lane);
     if (d != NULL) {
         lru_unlink(t, d);
         lru_push_front(t, d);
-    } else if ((d = dealer_open(t, addr)) == NULL) {
+    } else if ((d = dealer_open(t, addr, lane)) == NULL) {
         goto drop;
     }
     if (zmq_msg_init_size(&msg, size) != 0) goto drop;
@@ -572,8 +575,10 @@ drop:
 void transport_forget(transport_t *t, const char *addr)
 {
     if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return;
-    dealer_t *d = dealer_find(t, addr);
-    if (d != NULL) dealer_close(t, d);
+    for (int lane = 0; lane < 2; lane++) {
+        dealer_t *d = dealer_find(t, addr, lane);
+        if (d != NULL) dealer_close(t, d);
+    }
 }
 
 static void flush_all(transport_t *t, int64_t now)

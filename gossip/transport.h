@@ -41,10 +41,15 @@ typedef struct {
                                        (ZMQ_MAXMSGSIZE) disconnects a peer sending a larger one. */
     int hwm;                        /* ZeroMQ send/receive high-water marks, messages (1000) */
     const char *federation_secret;  /* shared by every node of a federation ("tributary") */
-    int heartbeat_ms;               /* ZMTP heartbeat interval, 0 = none; timeout is 3x (30000).
-                                       SWIM detects failed members; this only reaps dead TCP
-                                       connections, so it can be slow: idle traffic stays low. */
+    /* No ZMTP heartbeats: with them libzmq 4.3.4 aborts the process (assertion !_io_error in
+     * stream_engine_base.cpp) when a heartbeat timer fires on a connection whose engine already
+     * stopped on an I/O error after its receive pipe filled (libzmq issues 4364, 3937, 4767).
+     * SWIM detects failed members; dead TCP connections are reaped by TCP keepalive. */
+    int keepalive_s;                /* TCP keepalive idle time, seconds, 0 = none (60) */
     size_t max_peers;               /* open DEALERs; the least recently used is closed (1024) */
+    uint32_t priority_types;        /* bit t set: messages of type t travel on a connection of
+                                       their own per peer (a second DEALER), so they never queue
+                                       behind the other types' bulk in ZeroMQ or TCP (0) */
     const char *advertise;          /* HOST:PORT peers reply to; NULL = the bound address */
     int pending_ms;                 /* how long a send may wait for a connection (2000) */
     int pending_max;                /* messages waiting per peer for a connection (64) */
