@@ -828,7 +828,7 @@ static double metric_of(const char *text, const char *key)
 }
 
 typedef struct {
-    double sent, pushed, accepted, dup, gap, wants, suspects, dropped;
+    double sent, pushed, accepted, dup, gap, wants, suspects, dropped, backlog, commits;
 } conc_counts_t;
 
 static int conc_counts(cluster_t *c, conc_counts_t *out, double *accepted_each)
@@ -850,6 +850,8 @@ static int conc_counts(cluster_t *c, conc_counts_t *out, double *accepted_each)
         out->wants += metric_of(t, "trib_catalog_gap_requests_total{dir=\"out\"}");
         out->suspects += metric_of(t, "trib_swim_events_total{event=\"suspect\"}");
         out->dropped += metric_of(t, "trib_gossip_dropped_total{reason=\"send_dropped\"}");
+        out->backlog += metric_of(t, "trib_gossip_dropped_total{reason=\"catalog_backlog\"}");
+        out->commits += metric_of(t, "trib_catalog_commits_total");
         free(t);
     }
     return 0;
@@ -988,7 +990,9 @@ static void run_concurrent(int n, int per, const char *tmp)
     printf("  duplicates per accepted entry      %8.2f   (%.0f duplicates, %.0f accepted, %.0f gaps, %.0f gap requests)\n",
            accepted > 0 ? (settled.dup - before.dup) / accepted : -1, settled.dup - before.dup, accepted,
            settled.gap - before.gap, settled.wants - before.wants);
-    printf("  send drops (queues full)           %8.0f\n", settled.dropped - before.dropped);
+    printf("  send drops (queues full)           %8.0f   (received frames dropped, backlog full: %.0f; commits of "
+           "peers' entries: %.0f)\n",
+           settled.dropped - before.dropped, settled.backlog - before.backlog, settled.commits - before.commits);
     printf("  RSS per node, max during           %8.1f MiB RssAnon, %.1f MiB VmRSS   target RssAnon <= 64 MiB  %s\n",
            during.anon_max / 1024.0, during.rss_max / 1024.0, during.anon_max <= 64 * 1024 ? "PASS" : "MISS");
     printf("  RSS per node, max 5 s after        %8.1f MiB RssAnon, %.1f MiB VmRSS   (idle before: %.1f / %.1f)\n",

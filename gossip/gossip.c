@@ -2,9 +2,13 @@
  *
  * One thread, one zmq_poll: the ROUTER (and ZAP) sockets of the transport plus an eventfd that
  * other threads signal. Each turn: run due SWIM timers, start an anti-entropy round when due,
- * dispatch received messages by type (membership -> swim, catalog -> replicate, reads -> reads),
- * push queued local entries, pump routed read streams (bounded per turn), then publish a fresh
- * member snapshot if anything changed. */
+ * dispatch received messages by type (membership -> swim, reads -> reads, at once), push queued
+ * local entries, handle queued catalog messages for at most CATALOG_BUDGET_MS, pump routed read
+ * streams (bounded per turn), then publish a fresh member snapshot if anything changed.
+ * Membership is never starved by catalog traffic: SWIM messages travel on a connection of their
+ * own per peer (transport priority_types), are handled as soon as they are read, and catalog
+ * messages (which verify and commit) wait in a bounded queue worked off in time-boxed slices, so a
+ * turn never outlasts a probe timeout however much catalog traffic arrives. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -30,6 +34,17 @@ typedef struct qitem {
 } qitem_t;
 
 #define QUEUE_MAX 4096           /* queued local entries beyond this are left to anti-entropy */
+#define CATALOG_BUDGET_MS 20     /* catalog work per loop turn */
+#define CATALOG_QUEUE_BYTES (16u << 20) /* received catalog messages waiting; more are dropped
+                                           (counted) and healed by gap requests / anti-entropy */
+#define CATALOG_BATCH_BYTES (256u << 10) /* entry frames committed together */
+#define FRAME_MAX (256u << 10)   /* CatalogEntries body bound: one frame's verify + commit stays
+                                    well inside CATALOG_BUDGET_MS-sized slices */
+
+typedef struct cmsg {
+    struct cmsg *next;
+    transport_msg_t m;
+} cmsg_t;
 
 struct gossip {
     store_t *st;
@@ -50,6 +65,10 @@ struct gossip {
     qitem_t *qhead, *qtail;
     size_t qlen;
     uint64_t queue_dropped;
+    /* received catalog messages waiting for the loop (loop only) */
+    cmsg_t *chead, *ctail;
+    size_t cbytes;
+    uint64_t catalog_dropped;
     /* member snapshot (loop -> any thread) */
     pthread_mutex_t smu;
     gossip_member_t *snap;
@@ -66,6 +85,7 @@ struct gossip {
     transport_stats_t tr_stats;
     size_t counts[4];
     int health;
+    uint64_t catalog_dropped_pub;
 };
 
 static uint64_t now_ms(void)
@@ -192,14 +212,28 @@ static size_t fanout_peers(void *ctx, const char **addrs, size_t max)
  * larger federations. */
 #define ORIGIN_PUSH_MAX 256
 
-static void push_entry(gossip_t *g, const uint8_t *entry, size_t len)
+/* The queued entries, together in frames, to every alive member (marked final: not forwarded)
+ * when they are all listed; beyond ORIGIN_PUSH_MAX members, to that many and forwarded. */
+static void push_entries(gossip_t *g, const uint8_t *const *entries, const size_t *lens, size_t n)
 {
     const Trib__Member *peers[ORIGIN_PUSH_MAX];
     const char *addrs[ORIGIN_PUSH_MAX];
-    size_t n = swim_random_alive(g->swim, ORIGIN_PUSH_MAX, peers);
-    for (size_t i = 0; i < n; i++)
+    size_t alive = swim_count(g->swim, TRIB__MEMBER_STATE__ALIVE) + swim_count(g->swim, TRIB__MEMBER_STATE__SUSPECT);
+    size_t np = swim_random_alive(g->swim, ORIGIN_PUSH_MAX, peers);
+    for (size_t i = 0; i < np; i++)
         addrs[i] = peers[i]->addr;
-    repl_push(g->repl, entry, len, addrs, n);
+    if (alive <= ORIGIN_PUSH_MAX + 1) {
+        repl_push_all(g->repl, entries, lens, n, addrs, np);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        repl_push(g->repl, entries[i], lens[i], addrs, np);
+}
+
+static uint64_t repl_now(void *ctx)
+{
+    (void)ctx;
+    return now_ms();
 }
 
 /* Entries from peers were accepted (replicate forwards them itself): wake readers. */
@@ -270,6 +304,7 @@ static void publish_stats(gossip_t *g)
     for (int s = 0; s < 4; s++)
         g->counts[s] = swim_count(g->swim, s);
     g->health = swim_health(g->swim);
+    g->catalog_dropped_pub = g->catalog_dropped;
     pthread_mutex_unlock(&g->smu);
 }
 
@@ -294,12 +329,108 @@ static void drain_queue(gossip_t *g)
     g->qhead = g->qtail = NULL;
     g->qlen = 0;
     pthread_mutex_unlock(&g->qmu);
+    enum { BATCH = 256 };
+    const uint8_t *entries[BATCH];
+    size_t lens[BATCH], n = 0;
+    qitem_t *batch = q;
     while (q) {
-        qitem_t *next = q->next;
-        push_entry(g, q->data, q->len);
-        free(q);
-        q = next;
+        entries[n] = q->data;
+        lens[n++] = q->len;
+        q = q->next;
+        if (n == BATCH || !q) {
+            push_entries(g, entries, lens, n);
+            while (batch != q) {
+                qitem_t *next = batch->next;
+                free(batch);
+                batch = next;
+            }
+            n = 0;
+        }
     }
+}
+
+/* ------------------------------------------------------------------ received catalog messages */
+
+static void catalog_enqueue(gossip_t *g, transport_msg_t *m)
+{
+    cmsg_t *c = g->cbytes + m->body_len <= CATALOG_QUEUE_BYTES ? malloc(sizeof *c) : NULL;
+    if (!c) {
+        g->catalog_dropped++;
+        transport_msg_free(m);
+        return;
+    }
+    c->next = NULL;
+    c->m = *m;                   /* takes the message */
+    memset(m, 0, sizeof *m);
+    if (g->ctail)
+        g->ctail->next = c;
+    else
+        g->chead = c;
+    g->ctail = c;
+    g->cbytes += c->m.body_len;
+}
+
+static cmsg_t *catalog_pop(gossip_t *g)
+{
+    cmsg_t *c = g->chead;
+    g->chead = c->next;
+    if (!g->chead)
+        g->ctail = NULL;
+    g->cbytes -= c->m.body_len;
+    return c;
+}
+
+/* Handles queued catalog messages, in arrival order, for about CATALOG_BUDGET_MS. Consecutive
+ * entry frames are handled together (up to CATALOG_BATCH_BYTES): one durable commit for all of
+ * them. 1 = more wait. */
+static int catalog_work(gossip_t *g)
+{
+    enum { MAXF = 64 };
+    uint64_t end = now_ms() + CATALOG_BUDGET_MS;
+    while (g->chead) {
+        cmsg_t *batch[MAXF];
+        size_t nb = 0, bytes = 0;
+        while (g->chead && nb < MAXF && g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES &&
+               (nb == 0 || bytes + g->chead->m.body_len <= CATALOG_BATCH_BYTES)) {
+            bytes += g->chead->m.body_len;
+            batch[nb++] = catalog_pop(g);
+        }
+        if (nb) {
+            const char *froms[MAXF];
+            const uint8_t *bodies[MAXF];
+            size_t lens[MAXF];
+            for (size_t i = 0; i < nb; i++) {
+                froms[i] = batch[i]->m.sender_addr;
+                bodies[i] = batch[i]->m.body ? batch[i]->m.body : (const uint8_t *)"";
+                lens[i] = batch[i]->m.body_len;
+            }
+            repl_handle_entries(g->repl, froms, bodies, lens, nb);
+            for (size_t i = 0; i < nb; i++) {
+                transport_msg_free(&batch[i]->m);
+                free(batch[i]);
+            }
+        } else {
+            cmsg_t *c = catalog_pop(g);
+            repl_handle(g->repl, c->m.sender_addr, c->m.type, c->m.body, c->m.body_len);
+            transport_msg_free(&c->m);
+            free(c);
+        }
+        if (now_ms() >= end)
+            break;
+    }
+    return g->chead != NULL;
+}
+
+static void catalog_clear(gossip_t *g)
+{
+    while (g->chead) {
+        cmsg_t *c = g->chead;
+        g->chead = c->next;
+        transport_msg_free(&c->m);
+        free(c);
+    }
+    g->ctail = NULL;
+    g->cbytes = 0;
 }
 
 static void *loop(void *arg)
@@ -314,7 +445,8 @@ static void *loop(void *arg)
         reads_tick(g->reads, now);
         if (now >= next_ae) {
             const Trib__Member *peer;
-            if (swim_random_alive(g->swim, 1, &peer) == 1)
+            /* Not while received entries wait: our digest would ask again for what is queued. */
+            if (!g->chead && swim_random_alive(g->swim, 1, &peer) == 1)
                 repl_sync(g->repl, peer->addr);
             next_ae = now + g->o.anti_entropy_ms;
         }
@@ -364,10 +496,11 @@ static void *loop(void *arg)
             else if (is_read_type(m.type))
                 reads_handle(g->reads, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
             else
-                repl_handle(g->repl, m.sender_addr, m.type, m.body, m.body_len);
+                catalog_enqueue(g, &m);
             transport_msg_free(&m);
         }
-        more = reads_pump(g->reads, now_ms());
+        more = catalog_work(g);
+        more |= reads_pump(g->reads, now_ms());
     }
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
     swim_leave(g->swim, now_ms());
@@ -400,6 +533,7 @@ static void destroy(gossip_t *g)
 {
     reads_shutdown(g->reads);
     reads_destroy(&g->reads);
+    catalog_clear(g);
     repl_destroy(&g->repl);
     swim_destroy(&g->swim);
     transport_destroy(&g->tr);
@@ -451,6 +585,10 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     to.max_msg = o->max_msg;
     to.federation_secret = o->federation_secret;
     to.advertise = g->advertise;
+    to.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING | 1u << TRIB__MSG_TYPE__MSG_ACK |
+                        1u << TRIB__MSG_TYPE__MSG_PING_REQ | 1u << TRIB__MSG_TYPE__MSG_NACK |
+                        1u << TRIB__MSG_TYPE__MSG_PUSH_PULL;
+    to.max_peers *= 2;           /* two DEALERs per peer */
     g->tr = transport_new(g->zctx, id, g->listen, &to, err, errlen);
     if (!g->tr)
         goto fail;
@@ -482,10 +620,11 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     g->swim = swim_new(&o->swim, &self, &sio, seed, err, errlen);
     if (!g->swim)
         goto fail;
-    repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted};
+    repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
+                     .now = repl_now, .answers_final = 1};
     size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
-    if (frame > (4u << 20))
-        frame = 4u << 20;
+    if (frame > FRAME_MAX)
+        frame = FRAME_MAX;
     g->repl = repl_new(st, cat, frame, &rio);
     if (!g->repl) {
         snprintf(err, errlen, "out of memory");
@@ -594,6 +733,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     size_t counts[4];
     memcpy(counts, g->counts, sizeof counts);
     int health = g->health;
+    uint64_t catalog_dropped = g->catalog_dropped_pub;
     pthread_mutex_unlock(&g->smu);
 
     fprintf(f, "# HELP trib_members Members of the federation by state, as this node sees them.\n"
@@ -623,7 +763,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"bad_version", ts.dropped_bad_version}, {"malformed", ts.dropped_malformed},
                  {"spoofed_sender", ts.dropped_spoofed},  {"unknown_type", ts.dropped_unknown_type},
                  {"send_dropped", ts.send_dropped},       {"zap_denied", ts.zap_denied},
-                 {"malformed_swim", ss.msgs_malformed},   {"malformed_catalog", rs.frames_malformed}};
+                 {"malformed_swim", ss.msgs_malformed},   {"malformed_catalog", rs.frames_malformed},
+                 {"catalog_backlog", catalog_dropped},     {"catalog_over_frame_cap", rs.entries_over_cap}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
     fprintf(f, "# HELP trib_catalog_entries_total Catalog entries received from peers, by outcome.\n"
@@ -652,6 +793,14 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
             "trib_catalog_gap_requests_total{dir=\"out\"} %" PRIu64 "\ntrib_catalog_gap_requests_total{dir=\"in\"} %" PRIu64
             "\n",
             rs.wants_sent, rs.wants_in);
+    fprintf(f,
+            "# HELP trib_catalog_answers_total Anti-entropy answers: domains left out while their entries were being "
+            "pushed, answers cut at their size bound (the peer pulls the rest).\n"
+            "# TYPE trib_catalog_answers_total counter\n"
+            "trib_catalog_answers_total{kind=\"deferred\"} %" PRIu64 "\ntrib_catalog_answers_total{kind=\"cut\"} %" PRIu64
+            "\n# HELP trib_catalog_commits_total Write transactions of entries accepted from peers (one per frame).\n"
+            "# TYPE trib_catalog_commits_total counter\ntrib_catalog_commits_total %" PRIu64 "\n",
+            rs.answers_deferred, rs.answers_cut, rs.batches);
     fprintf(f, "# HELP trib_swim_events_total Membership protocol events.\n# TYPE trib_swim_events_total counter\n");
     const struct {
         const char *ev;

@@ -4,10 +4,21 @@
  * same, the round ends there, so an idle federation's anti-entropy costs one small message per
  * round whatever the catalog's size. Otherwise B sends its digest {domain -> head seq}; A sends B,
  * per domain, the entries B lacks (in seq order, in frames under max_frame) and answers with its
- * own digest (reply = true); B then sends A what A lacks. Push: a new entry goes straight to a few peers, and each node that
- * accepts entries as new forwards them once, all the entries of one received frame together in one
- * frame to the same few peers (so a run of entries arrives in order, not scattered into gaps), and
- * an entry spreads epidemically with every hop verified.
+ * own digest (reply = true); B then sends A what A lacks. An answer is bounded (ANSWER_MAX_BYTES,
+ * MAX_FRAMES_PER_ANSWER); one cut short says so (more), and the receiver, once it has stored it,
+ * pulls the next part with its digest (reply = true): a catch-up runs at the receiver's pace, with
+ * one answer in flight per peer, never a backlog queued in memory.
+ * Push: the gossip loop sends a node's new entries to every alive member at once, marked final
+ * (repl_push_all): nobody forwards them, so each member receives each entry once. While a domain's
+ * entries are being pushed (it changed in the last ACTIVE_MS) digest answers leave it out: the
+ * pushes are in flight, and answering them again would only send each a second time. repl_push
+ * (to a few peers, unmarked) makes each node that accepts entries as new forward them once, all the
+ * entries of one received frame together in one frame to the same few peers (so a run of entries
+ * arrives in order, not scattered into gaps), and an entry spreads epidemically with every hop
+ * verified.
+ * Accepting: every entry of a frame is verified (signature, shape) on its own, then all the verified
+ * ones are stored in one write transaction (one durable commit per frame, not per entry), each
+ * checked against the head the entries before it left.
  * Gaps: an entry past our head asks its sender for just the gapped domains from our head on
  * (MSG_CATALOG_WANT, answered with entries only). While a request for a domain at a given head is
  * outstanding no other is sent; it is forgotten when the head moves or at the next anti-entropy
@@ -19,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/entry.h"
+#include "gossip/identity.h"
 #include "gossip/log.h"
 #include "gossip/replicate.h"
 #include "proto/tributary.pb-c.h"
@@ -27,6 +39,18 @@
 #define MAX_FRAMES_PER_ANSWER 16 /* the rest follows in the next round */
 #define MAX_FANOUT 64
 #define MAX_WANTS 1024           /* outstanding gap requests remembered (one per domain) */
+#define ANSWER_MAX_BYTES (1u << 20) /* entries in one answer; the peer pulls the rest */
+#define FRAME_MAX_ENTRIES 1024   /* entries handled per received frame (bounds the time one frame
+                                    holds the loop); more are ignored, counted, and fetched again
+                                    by gap requests or anti-entropy. Frames we send hold fewer. */
+#define ACTIVE_MS 2000           /* a domain changed this recently is being pushed */
+#define ACTIVE_SLOTS 4096        /* domains whose last change is remembered (a lost slot costs only
+                                    an answer sent early) */
+
+typedef struct {
+    char domain[64];
+    uint64_t at_ms;
+} active_t;
 
 typedef struct {
     char domain[64];
@@ -41,6 +65,7 @@ struct replicate {
     repl_stats_t stats;
     want_t wants[MAX_WANTS];
     size_t nwants;
+    active_t active[ACTIVE_SLOTS];
     /* Refusals are logged at most once a second per outcome; the rest are counted in the next line. */
     uint64_t logged_at[CAT_RESULT_COUNT], unlogged[CAT_RESULT_COUNT];
 };
@@ -67,14 +92,43 @@ void repl_destroy(replicate_t **rp)
 
 const repl_stats_t *repl_stats(const replicate_t *r) { return &r->stats; }
 
+/* ------------------------------------------------------------------ active domains */
+
+static active_t *active_slot(replicate_t *r, const char *domain)
+{
+    uint64_t h = 1469598103934665603ull;                  /* FNV-1a */
+    for (const char *p = domain; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return &r->active[h % ACTIVE_SLOTS];
+}
+
+static void mark_active(replicate_t *r, const char *domain)
+{
+    if (!r->io.now)
+        return;
+    active_t *a = active_slot(r, domain);
+    snprintf(a->domain, sizeof a->domain, "%s", domain);
+    a->at_ms = r->io.now(r->io.ctx);
+}
+
+/* Whether domain's entries are being pushed now (it changed in the last ACTIVE_MS). */
+static int is_active(replicate_t *r, const char *domain)
+{
+    if (!r->io.now)
+        return 0;
+    const active_t *a = active_slot(r, domain);
+    return a->at_ms && !strcmp(a->domain, domain) && r->io.now(r->io.ctx) - a->at_ms < ACTIVE_MS;
+}
+
 /* ------------------------------------------------------------------ frames of entries */
 
 typedef struct {
     replicate_t *r;
     const char *addr;
     ProtobufCBinaryData *items;
-    size_t n, cap, bytes;
+    size_t n, cap, bytes, total;
     int frames;
+    int cut;                     /* the answer's bound was reached: entries were left out */
 } frame_t;
 
 static void frame_flush(frame_t *f)
@@ -84,6 +138,8 @@ static void frame_flush(frame_t *f)
     Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
     msg.n_entries = f->n;
     msg.entries = f->items;
+    msg.more = f->cut;
+    msg.final = f->r->io.answers_final;
     size_t len = trib__catalog_entries__get_packed_size(&msg);
     uint8_t *buf = malloc(len);
     if (buf) {
@@ -104,10 +160,12 @@ static int frame_add(void *ctx, uint64_t seq, const uint8_t *bytes, size_t len)
 {
     (void)seq;
     frame_t *f = ctx;
-    if (f->n && f->bytes + len + 8 > f->r->max_frame)
-        frame_flush(f);
-    if (f->frames >= MAX_FRAMES_PER_ANSWER)
+    if (f->frames >= MAX_FRAMES_PER_ANSWER || (f->total && f->total + len + 8 > ANSWER_MAX_BYTES)) {
+        f->cut = 1;              /* the last frame (still unsent) tells the peer to pull the rest */
         return 1;
+    }
+    if (f->n && (f->bytes + len + 8 > f->r->max_frame || f->n == FRAME_MAX_ENTRIES))
+        frame_flush(f);
     if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 64;
         ProtobufCBinaryData *it = realloc(f->items, cap * sizeof *it);
@@ -124,6 +182,7 @@ static int frame_add(void *ctx, uint64_t seq, const uint8_t *bytes, size_t len)
     f->items[f->n].len = len;
     f->n++;
     f->bytes += len + 8;
+    f->total += len + 8;
     return 0;
 }
 
@@ -282,9 +341,13 @@ static int send_lacking(void *ctx, const char *domain, const store_head_t *h)
     uint64_t theirs = hit ? (*hit)->seq : 0;
     if (theirs >= h->seq)
         return 0;
+    if (is_active(l->r, domain)) {
+        l->r->stats.answers_deferred++;
+        return 0;
+    }
     if (store_catalog_scan(l->r->st, domain, theirs + 1, (size_t)-1, frame_add, l->frame) < 0)
         return 0;
-    return l->frame->frames >= MAX_FRAMES_PER_ANSWER;
+    return l->frame->cut;
 }
 
 /* A received CatalogDigest body, or NULL when it does not decode or lists too many heads. */
@@ -301,7 +364,8 @@ static Trib__CatalogDigest *digest_unpack(const uint8_t *body, size_t len)
 /* Sends what is left in the frame and frees it. */
 static void frame_finish(frame_t *f)
 {
-    frame_flush(f);
+    f->r->stats.answers_cut += f->cut;
+    frame_flush(f);              /* never empty when cut: a cut comes after an entry was added */
     for (size_t i = 0; i < f->n; i++)
         free(f->items[i].data);
     free(f->items);
@@ -329,16 +393,17 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
 
 /* Packs entries into frames under max_frame and sends each frame to every address. */
 static void send_entries(replicate_t *r, const ProtobufCBinaryData *items, size_t n, const char *const *addrs,
-                         size_t naddrs, int push)
+                         size_t naddrs, int push, int to_all)
 {
     size_t i = 0;
     while (i < n && naddrs) {
         size_t j = i, bytes = 0;
-        while (j < n && (j == i || bytes + items[j].len + 8 <= r->max_frame))
+        while (j < n && j - i < FRAME_MAX_ENTRIES && (j == i || bytes + items[j].len + 8 <= r->max_frame))
             bytes += items[j++].len + 8;
         Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
         msg.n_entries = j - i;
         msg.entries = (ProtobufCBinaryData *)&items[i];
+        msg.final = to_all;
         size_t len = trib__catalog_entries__get_packed_size(&msg);
         uint8_t *buf = malloc(len);
         if (!buf)
@@ -355,10 +420,35 @@ static void send_entries(replicate_t *r, const ProtobufCBinaryData *items, size_
     }
 }
 
+static int entry_domain(const ProtobufCBinaryData *item, char *out, size_t cap);
+
 void repl_push(replicate_t *r, const uint8_t *entry, size_t len, const char *const *addrs, size_t n)
 {
     ProtobufCBinaryData item = {len, (uint8_t *)entry};
-    send_entries(r, &item, 1, addrs, n, 1);
+    char domain[64];
+    if (entry_domain(&item, domain, sizeof domain) == 0)
+        mark_active(r, domain);
+    send_entries(r, &item, 1, addrs, n, 1, 0);
+}
+
+void repl_push_all(replicate_t *r, const uint8_t *const *entries, const size_t *lens, size_t n,
+                   const char *const *addrs, size_t naddrs)
+{
+    if (!n)
+        return;
+    ProtobufCBinaryData *items = malloc(n * sizeof *items);
+    if (!items)
+        return;                  /* anti-entropy carries them */
+    char domain[64] = "", last[64] = "";
+    for (size_t i = 0; i < n; i++) {
+        items[i] = (ProtobufCBinaryData){lens[i], (uint8_t *)entries[i]};
+        if (entry_domain(&items[i], domain, sizeof domain) == 0 && strcmp(domain, last) != 0) {
+            mark_active(r, domain);
+            memcpy(last, domain, sizeof last);
+        }
+    }
+    send_entries(r, items, n, addrs, naddrs, 1, 1);
+    free(items);
 }
 
 /* Forwards the entries accepted from one frame, together, to a few peers other than its sender. */
@@ -371,7 +461,7 @@ static void forward(replicate_t *r, const char *from, const ProtobufCBinaryData 
     for (size_t i = 0; i < ng; i++)
         if (strcmp(got[i], from) != 0)
             addrs[na++] = got[i];
-    send_entries(r, items, n, addrs, na, 1);
+    send_entries(r, items, n, addrs, na, 1, 0);
 }
 
 /* The domain a (signed) entry claims, or -1 when it does not decode (it was counted already). */
@@ -484,37 +574,164 @@ static void log_accepted(const char *from, const ProtobufCBinaryData *item)
         trib__signed_entry__free_unpacked(se, NULL);
 }
 
-static int handle_entries(replicate_t *r, const char *from, const uint8_t *body, size_t len)
+static cat_result_t store_result(int rc)
 {
-    Trib__CatalogEntries *msg = trib__catalog_entries__unpack(NULL, len, body);
-    if (!msg)
-        return -1;
-    ProtobufCBinaryData *ok = calloc(msg->n_entries ? msg->n_entries : 1, sizeof *ok);
-    ProtobufCBinaryData *gaps = calloc(msg->n_entries ? msg->n_entries : 1, sizeof *gaps);
-    size_t nok = 0, ngaps = 0;
-    for (size_t i = 0; i < msg->n_entries; i++) {
-        char err[256];
-        cat_result_t res = catalog_accept(r->cat, msg->entries[i].data, msg->entries[i].len, err, sizeof err);
+    switch (rc) {
+    case 0: return CAT_ACCEPTED;
+    case STORE_DUP: return CAT_DUPLICATE;
+    case STORE_GAP: return CAT_GAP;
+    case STORE_BADKEY: return CAT_WRONG_KEY;
+    case STORE_BADPREV: return CAT_BAD_CHAIN;
+    default: return CAT_ERROR;
+    }
+}
+
+/* One received CatalogEntries message and what became of its entries. */
+typedef struct {
+    const char *from;
+    Trib__CatalogEntries *msg;
+    size_t n;                    /* entries handled: at most FRAME_MAX_ENTRIES */
+    ProtobufCBinaryData *ok, *gaps;
+    size_t nok, ngaps;
+} inframe_t;
+
+/* Verifies every entry of the frames, stores the verified ones of all of them in one write
+ * transaction (in arrival order, each checked against the head the ones before it left), and sorts
+ * the outcomes per frame: accepted entries into ok, gapped ones into gaps, refusals counted and
+ * logged. */
+static void accept_frames(replicate_t *r, inframe_t *fr, size_t nfr)
+{
+    size_t n = 0;
+    for (size_t f = 0; f < nfr; f++)
+        n += fr[f].n;
+    if (!n)
+        return;
+    entry_t *v = calloc(n, sizeof *v);
+    store_append_t *items = calloc(n, sizeof *items);
+    size_t *src = calloc(n, sizeof *src), *srcf = calloc(n, sizeof *srcf);
+    char err[256];
+    size_t nv = 0;
+    if (!v || !items || !src || !srcf) {
+        r->stats.entries[CAT_ERROR] += n;
+        goto out;
+    }
+    for (size_t f = 0; f < nfr; f++)
+        for (size_t i = 0; i < fr[f].n; i++) {
+            const ProtobufCBinaryData *it = &fr[f].msg->entries[i];
+            if (entry_verify(it->data, it->len, &v[nv], err, sizeof err) != 0) {
+                r->stats.entries[CAT_BAD_SIGNATURE]++;
+                log_refusal(r, CAT_BAD_SIGNATURE, fr[f].from, err);
+                continue;
+            }
+            items[nv] = (store_append_t){.entry = v[nv].entry, .hash = v[nv].hash,
+                                         .signer = v[nv].signed_entry->signer.data,
+                                         .bytes = it->data, .len = it->len};
+            srcf[nv] = f;
+            src[nv++] = i;
+        }
+    if (!nv)
+        goto out;
+    r->stats.batches++;
+    if (store_catalog_append_batch(r->st, items, nv, err, sizeof err) != 0) {
+        r->stats.batch_errors++;
+        r->stats.entries[CAT_ERROR] += nv;
+        log_refusal(r, CAT_ERROR, fr[srcf[0]].from, err);
+        goto out;
+    }
+    for (size_t k = 0; k < nv; k++) {
+        inframe_t *f = &fr[srcf[k]];
+        const ProtobufCBinaryData *item = &f->msg->entries[src[k]];
+        cat_result_t res = store_result(items[k].result);
         r->stats.entries[res]++;
         if (res == CAT_ACCEPTED) {
-            log_accepted(from, &msg->entries[i]);
-            if (ok)
-                ok[nok++] = msg->entries[i];
+            log_accepted(f->from, item);
+            mark_active(r, v[k].entry->domain);
+            f->ok[f->nok++] = *item;
             if (r->io.accepted)
-                r->io.accepted(r->io.ctx, msg->entries[i].data, msg->entries[i].len);
+                r->io.accepted(r->io.ctx, item->data, item->len);
         } else if (res == CAT_GAP) {
-            if (gaps)
-                gaps[ngaps++] = msg->entries[i];
+            f->gaps[f->ngaps++] = *item;
         } else if (res != CAT_DUPLICATE) {
-            log_refusal(r, res, from, err);
+            const Trib__CatalogEntry *e = v[k].entry;
+            char hex[ID_HEX_LEN];
+            identity_hex(v[k].signed_entry->signer.data, hex);
+            if (res == CAT_WRONG_KEY)
+                snprintf(err, sizeof err, "domain '%s' is bound to another key, not signer %s", e->domain, hex);
+            else
+                snprintf(err, sizeof err, "%s seq %llu: %s", e->domain, (unsigned long long)e->seq,
+                         res == CAT_BAD_CHAIN ? "prev_hash does not match the hash of the entry before"
+                                              : "refused by the store");
+            log_refusal(r, res, f->from, err);
         }
     }
-    forward(r, from, ok, nok); /* forward once: only entries new to us get here */
-    request_gaps(r, from, gaps, ngaps);
-    free(ok);
-    free(gaps);
-    trib__catalog_entries__free_unpacked(msg, NULL);
-    return 0;
+out:
+    if (v)
+        for (size_t k = 0; k < nv; k++)
+            entry_free(&v[k]);
+    free(v);
+    free(items);
+    free(src);
+    free(srcf);
+}
+
+/* repl_handle_entries without counting malformed bodies (its callers do). */
+static int handle_entries_many(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
+                               const size_t *lens, size_t n)
+{
+    inframe_t *fr = calloc(n ? n : 1, sizeof *fr);
+    size_t nfr = 0;
+    int bad = 0;
+    if (!fr)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        Trib__CatalogEntries *msg = trib__catalog_entries__unpack(NULL, lens[i], bodies[i]);
+        if (!msg) {
+            bad++;
+            continue;
+        }
+        size_t ne = msg->n_entries;
+        if (ne > FRAME_MAX_ENTRIES) {
+            r->stats.entries_over_cap += ne - FRAME_MAX_ENTRIES;
+            ne = FRAME_MAX_ENTRIES;
+        }
+        fr[nfr] = (inframe_t){.from = froms[i], .msg = msg, .n = ne,
+                              .ok = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData)),
+                              .gaps = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData))};
+        if (!fr[nfr].ok || !fr[nfr].gaps) {
+            r->stats.entries[CAT_ERROR] += ne;
+            free(fr[nfr].ok);
+            free(fr[nfr].gaps);
+            trib__catalog_entries__free_unpacked(msg, NULL);
+            continue;
+        }
+        nfr++;
+    }
+    accept_frames(r, fr, nfr);
+    for (size_t f = 0; f < nfr; f++) {
+        if (!fr[f].msg->final)
+            forward(r, fr[f].from, fr[f].ok, fr[f].nok); /* forward once: only entries new to us */
+        request_gaps(r, fr[f].from, fr[f].gaps, fr[f].ngaps);
+        if (fr[f].msg->more)     /* an answer cut short: pull the rest from our new heads */
+            send_digest(r, fr[f].from, 1);
+        free(fr[f].ok);
+        free(fr[f].gaps);
+        trib__catalog_entries__free_unpacked(fr[f].msg, NULL);
+    }
+    free(fr);
+    return bad;
+}
+
+int repl_handle_entries(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
+                        const size_t *lens, size_t n)
+{
+    int bad = handle_entries_many(r, froms, bodies, lens, n);
+    r->stats.frames_malformed += (uint64_t)bad;
+    return bad ? -1 : 0;
+}
+
+static int handle_entries(replicate_t *r, const char *from, const uint8_t *body, size_t len)
+{
+    return handle_entries_many(r, &from, &body, &len, 1) ? -1 : 0;
 }
 
 /* A peer lacks entries of the listed domains after the listed seqs: send them (no digest back). */
@@ -525,7 +742,7 @@ static int handle_want(replicate_t *r, const char *from, const uint8_t *body, si
         return -1;
     r->stats.wants_in++;
     frame_t f = {.r = r, .addr = from};
-    for (size_t i = 0; i < msg->n_heads && f.frames < MAX_FRAMES_PER_ANSWER; i++) {
+    for (size_t i = 0; i < msg->n_heads && !f.cut; i++) {
         const char *domain = msg->heads[i]->domain;
         store_head_t h;
         if (!domain || store_catalog_head(r->st, domain, &h) != 0 || h.seq <= msg->heads[i]->seq)

@@ -288,3 +288,83 @@ Test(security, client_without_curve_cannot_talk)
     peer_client_destroy(&plain);
     peer_client_destroy(&curve);
 }
+
+/* Membership is never starved by catalog work: a peer floods one member of a three-node federation
+ * (default SWIM timings: probe 1 s, timeout 500 ms) with 4 MB frames of 8,000 entries that each cost
+ * a signature verification. A frame is handled up to 1,024 entries (the rest is ignored and counted:
+ * a conforming peer never sends more), and queued frames are worked off in time-boxed slices between
+ * membership messages, so no member is ever suspected. Before, the node verified each whole frame
+ * (about half a second on an idle core) while pings waited, and its peers marked it suspect. */
+typedef struct {
+    h_node_t *n;
+    double want, per_frame;
+} flood_cond_t;
+
+/* The flood is worked off: every entry verified (refused) or its frame dropped as backlog. */
+static int flood_done(void *ctx)
+{
+    flood_cond_t *f = ctx;
+    double bad = metric(f->n, "trib_catalog_entries_total{result=\"bad_signature\"}");
+    double dropped = metric(f->n, "trib_gossip_dropped_total{reason=\"catalog_backlog\"}");
+    double capped = metric(f->n, "trib_gossip_dropped_total{reason=\"catalog_over_frame_cap\"}");
+    return bad >= 0 && bad + (dropped > 0 ? dropped : 0) * f->per_frame + (capped > 0 ? capped : 0) >= f->want;
+}
+
+Test(security, catalog_flood_never_starves_membership)
+{
+    enum { PER_FRAME = 8000, FRAMES = 12 };
+    h_node_t a, b, c;
+    cr_assert_eq(h_node_start(&a, "payments", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, NULL), 0);
+    cr_assert_eq(h_node_start(&c, "listening", "--seed", a.peer, NULL), 0);
+    h_node_t *all[] = {&a, &b, &c};
+    metric_cond_t alive[3];
+    for (int i = 0; i < 3; i++) {
+        alive[i] = (metric_cond_t){all[i], "trib_members{state=\"alive\"}", 3};
+        cr_assert(h_wait(metric_reaches, &alive[i], 15000), "node %d does not see three alive", i);
+    }
+    double suspects0[3];
+    for (int i = 0; i < 3; i++)
+        suspects0[i] = metric(all[i], "trib_swim_events_total{event=\"suspect\"}");
+
+    identity_t evil;
+    peer_identity(&evil);
+    size_t len;
+    uint8_t *e = make_entry(&evil, "evil", "flood", 1, NULL, &len);
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, e);
+    se->signature.data[3] ^= 0x01; /* decodes, costs a verification, is refused */
+    uint8_t *bad = malloc(trib__signed_entry__get_packed_size(se));
+    size_t blen = trib__signed_entry__pack(se, bad);
+    trib__signed_entry__free_unpacked(se, NULL);
+    static ProtobufCBinaryData items[PER_FRAME];
+    for (int i = 0; i < PER_FRAME; i++)
+        items[i] = (ProtobufCBinaryData){blen, bad};
+    Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
+    msg.n_entries = PER_FRAME;
+    msg.entries = items;
+    size_t flen = trib__catalog_entries__get_packed_size(&msg);
+    uint8_t *frame = malloc(flen);
+    trib__catalog_entries__pack(&msg, frame);
+    peer_client_t *pc = peer_client_new(zctx, b.peer, &evil, NULL);
+    cr_assert(pc);
+    peer_envelope_t env;
+    peer_envelope_init(&env, &evil, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, frame, flen);
+    long t0 = h_now_ms();
+    for (int i = 0; i < FRAMES; i++)
+        cr_assert_eq(peer_client_send_envelope(pc, &env), 0);
+    flood_cond_t fc = {&b, (double)PER_FRAME * FRAMES, PER_FRAME};
+    int done = h_wait(flood_done, &fc, 90000);
+    peer_client_destroy(&pc);
+    free(frame);
+    free(bad);
+    free(e);
+    cr_assert(done, "the flood was not worked off (%.0f verified)",
+              metric(&b, "trib_catalog_entries_total{result=\"bad_signature\"}"));
+    cr_log_info("flood of %d entries worked off in %ld ms", PER_FRAME * FRAMES, h_now_ms() - t0);
+    for (int i = 0; i < 3; i++) {
+        double s = metric(all[i], "trib_swim_events_total{event=\"suspect\"}");
+        cr_assert_eq(s, suspects0[i], "node %d suspected a member %.0f time(s) during the flood", i,
+                     s - suspects0[i]);
+        cr_assert_eq(metric(all[i], "trib_members{state=\"alive\"}"), 3, "node %d lost a member", i);
+    }
+}
