@@ -4,6 +4,8 @@
  * Usage: fed TRIB_BINARY [N...]       (default N = 5 10 20; env FED_PUBS, FED_IDLE_S)
  *        fed TRIB_BINARY concurrent [N [PER]]   (issue 9 item 1: N nodes each publish PER at once;
  *        10 x 1000 by default; Tributary only)
+ *        fed TRIB_BINARY catchup [DOMAINS [PER]]   (issue 9 item 5: a node joins a seed whose store
+ *        holds DOMAINS x PER entries, 100 x 1000 by default, written through the library)
  *
  * Owns: starting/stopping both kinds of clusters, reading every node's log pipe, timing with
  * CLOCK_MONOTONIC in this one process, and the report on stdout. Methods (also in README.md):
@@ -32,8 +34,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <sys/wait.h>
 #include "bench/bench.h"
+#include "gossip/entry.h"
+#include "storage/store.h"
 
 #define MAXN 32
 #define PUB_TIMEOUT_S 10
@@ -1009,6 +1014,199 @@ static void run_concurrent(int n, int per, const char *tmp)
     conc_mode = 0;
 }
 
+/* ------------------------------------------------------------------ catch-up (issue 9 item 5) */
+
+/* Writes domains x per signed entries (one identity per domain, ~500-byte manifests) straight into
+ * the store in dir, as a federation's catalog would hold them. */
+static void catchup_fill(const char *dir, int domains, int per)
+{
+    char err[256];
+    store_opts_t so = {.nosync = 1};
+    store_t *st = store_open(dir, &so, err, sizeof err);
+    if (!st)
+        bench_die("store_open %s: %s", dir, err);
+    char desc[401];
+    memset(desc, 'd', sizeof desc - 1);
+    desc[sizeof desc - 1] = '\0';
+    store_append_t *items = calloc((size_t)per, sizeof *items);
+    entry_t *v = calloc((size_t)per, sizeof *v);
+    uint8_t **bytes = calloc((size_t)per, sizeof *bytes);
+    if (!items || !v || !bytes)
+        bench_die("out of memory");
+    for (int d = 0; d < domains; d++) {
+        identity_t id;
+        memset(&id, 0, sizeof id);
+        crypto_sign_keypair(id.pk, id.sk);
+        char domain[32];
+        snprintf(domain, sizeof domain, "dom%03d", d);
+        uint8_t prev[32];
+        for (int k = 0; k < per; k++) {
+            char name[32];
+            snprintf(name, sizeof name, "p%04d", k);
+            Trib__SchemaProperty prop = TRIB__SCHEMA_PROPERTY__INIT;
+            prop.name = "id";
+            prop.logical_type = "string";
+            Trib__SchemaProperty *props[] = {&prop};
+            Trib__Manifest m = TRIB__MANIFEST__INIT;
+            m.domain = domain;
+            m.name = name;
+            m.version = "1.0.0";
+            m.status = "active";
+            m.title = name;
+            m.purpose = desc;
+            m.owner_business = "b@example.com";
+            m.owner_technical = "t@example.com";
+            m.classification = "internal";
+            m.n_schema = 1;
+            m.schema = props;
+            m.document_json = "{}";
+            Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+            e.domain = domain;
+            e.seq = (uint64_t)k + 1;
+            if (k) {
+                e.prev_hash.data = prev;
+                e.prev_hash.len = 32;
+            }
+            e.time_ms = 1;
+            e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+            e.manifest = &m;
+            size_t len;
+            if (entry_sign(&id, &e, &bytes[k], &len) != 0 || entry_verify(bytes[k], len, &v[k], err, sizeof err) != 0)
+                bench_die("catch-up fill: cannot sign %s seq %d: %s", domain, k + 1, err);
+            memcpy(prev, v[k].hash, 32);
+            items[k] = (store_append_t){.entry = v[k].entry, .hash = v[k].hash, .signer = id.pk,
+                                        .bytes = bytes[k], .len = len};
+        }
+        if (store_catalog_append_batch(st, items, (size_t)per, err, sizeof err) != 0)
+            bench_die("catch-up fill: %s", err);
+        for (int k = 0; k < per; k++) {
+            if (items[k].result != 0)
+                bench_die("catch-up fill: %s seq %d refused (%d)", domain, k + 1, items[k].result);
+            entry_free(&v[k]);
+            free(bytes[k]);
+        }
+    }
+    free(items);
+    free(v);
+    free(bytes);
+    store_close(&st);
+}
+
+/* Ed25519 verifications per second on this thread (one core), over about 1 s. */
+static double verify_rate(void)
+{
+    uint8_t pk[32], sk[64], msg[600], sig[64];
+    crypto_sign_keypair(pk, sk);
+    randombytes_buf(msg, sizeof msg);
+    crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
+    uint64_t t0 = bench_now_ns(), n = 0;
+    while (bench_now_ns() - t0 < 1000000000u)
+        for (int i = 0; i < 100; i++, n++)
+            if (crypto_sign_verify_detached(sig, msg, sizeof msg, pk) != 0)
+                bench_die("verify failed");
+    return (double)n / ((double)(bench_now_ns() - t0) / 1e9);
+}
+
+typedef struct {
+    int port;
+    volatile int stop;
+    double *lat;
+    size_t n, cap;
+} status_poller_t;
+
+/* GET /v1/status back to back on one keep-alive connection, every latency kept. */
+static void *status_poll(void *arg)
+{
+    status_poller_t *s = arg;
+    CURL *h = curl_easy_init();
+    char url[96];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/status", s->port);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+        uint64_t t0 = bench_now_ns();
+        CURLcode rc = curl_easy_perform(h);
+        double ms = bench_ms(bench_now_ns() - t0);
+        if (rc == CURLE_OK && s->n < s->cap)
+            s->lat[s->n++] = ms;
+        bench_sleep_ms(10);
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static void run_catchup(int domains, int per, const char *tmp)
+{
+    cluster_t *c = calloc(1, sizeof *c);
+    if (!c)
+        bench_die("out of memory");
+    conc_mode = 1;
+    cluster_init(c, SYS_TRIB, 2, tmp);
+    long total = (long)domains * per;
+    fprintf(stderr, "fed: catch-up %d x %d: ports %d.., preparing the seed's store\n", domains, per, c->base);
+    start_node(c, 0); /* once, so the data dir and identity are the agent's own */
+    if (!pump_until(c, node0_ready, 30))
+        bench_die("tributary node 0 did not start (port %d)", c->base);
+    bench_stop(&c->procs[0], SIGTERM, 5000);
+    c->ready[0] = 0;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/n0", c->dir);
+    uint64_t f0 = bench_now_ns();
+    catchup_fill(dir, domains, per);
+    fprintf(stderr, "fed: catch-up: %ld entries written in %.1f s\n", total, (double)(bench_now_ns() - f0) / 1e9);
+    start_node(c, 0);
+    if (!pump_until(c, node0_ready, 60))
+        bench_die("tributary node 0 did not restart");
+    double vr = verify_rate();
+    status_poller_t sp = {.port = c->base + 51, .cap = 1 << 20};
+    sp.lat = calloc(sp.cap, sizeof *sp.lat);
+    uint64_t t0 = bench_now_ns();
+    start_node(c, 1);
+    if (!pump_until(c, all_alive, JOIN_TIMEOUT_S))
+        bench_die("catch-up: the joiner did not see the seed alive");
+    pthread_t th;
+    if (!sp.lat || pthread_create(&th, NULL, status_poll, &sp) != 0)
+        bench_die("status poller");
+    conc_mem_t mem = {0};
+    double held = 0, acc[MAXN];
+    uint64_t t_done = 0, deadline = t0 + 600ull * 1000000000u;
+    conc_counts_t cnt;
+    bench_proc_t seed = c->procs[0];
+    while (bench_now_ns() < deadline) {
+        pump_for(c, 200);
+        c->procs[0].pid = 0; /* sample only the joiner */
+        conc_sample(c, &mem);
+        conc_counts(c, &cnt, acc);
+        c->procs[0] = seed;
+        held = acc[1];
+        if (held >= total) {
+            t_done = bench_now_ns();
+            break;
+        }
+    }
+    __atomic_store_n(&sp.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    double secs = (double)((t_done ? t_done : bench_now_ns()) - t0) / 1e9;
+    double rate = held / secs;
+    printf("\n== Catch-up (issue 9 item 5): a node joins a federation whose catalog holds %d domains x %d ==\n",
+           domains, per);
+    printf("  held %.0f of %ld entries after %8.2f s from start%s\n", held, total, secs, t_done ? "" : " (gave up)");
+    printf("  accepted rate                      %8.0f entries/s   Ed25519 verify on one core: %.0f/s   ratio %.2f"
+           "   target >= 0.50  %s\n",
+           rate, vr, rate / vr, rate / vr >= 0.5 ? "PASS" : "MISS");
+    printf("  joiner RSS, max                    %8.1f MiB RssAnon, %.1f MiB VmRSS   target RssAnon <= 128 MiB  %s\n",
+           mem.anon_max / 1024.0, mem.rss_max / 1024.0, mem.anon_max <= 128 * 1024 ? "PASS" : "MISS");
+    double p50 = sp.n ? bench_pct(sp.lat, sp.n, 50) : -1, p99 = sp.n ? bench_pct(sp.lat, sp.n, 99) : -1;
+    printf("  joiner /v1/status meanwhile        p50 %.1f ms, p99 %.1f ms over %zu requests   target p99 < 50 ms  %s\n",
+           p50, p99, sp.n, p99 >= 0 && p99 < 50 ? "PASS" : "MISS");
+    fflush(stdout);
+    free(sp.lat);
+    cluster_free(c);
+    free(c);
+    conc_mode = 0;
+}
+
 /* ------------------------------------------------------------------ report */
 
 static void fmt_bytes(char *out, size_t cap, double bps)
@@ -1099,6 +1297,16 @@ int main(int argc, char **argv)
         return 2;
     }
     trib_bin = argv[1];
+    if (argc > 2 && !strcmp(argv[2], "catchup")) { /* fed TRIB catchup [DOMAINS [PER]] */
+        int d = argc > 3 ? atoi(argv[3]) : 100, per = argc > 4 ? atoi(argv[4]) : 1000;
+        if (d < 1 || d > 999 || per < 1 || per > 100000 || sodium_init() < 0)
+            bench_die("catchup: DOMAINS 1..999, PER 1..100000");
+        const char *tmp = bench_init("tribbench-catchup");
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        run_catchup(d, per, tmp);
+        curl_global_cleanup();
+        return 0;
+    }
     if (argc > 2 && !strcmp(argv[2], "concurrent")) { /* fed TRIB concurrent [N [PER]] */
         int n = argc > 3 ? atoi(argv[3]) : 10, per = argc > 4 ? atoi(argv[4]) : 1000;
         if (n < 2 || n > MAXN || per < 1)

@@ -13,7 +13,9 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -35,6 +37,8 @@ typedef struct qitem {
 
 #define QUEUE_MAX 4096           /* queued local entries beyond this are left to anti-entropy */
 #define CATALOG_BUDGET_MS 20     /* catalog work per loop turn */
+#define OWN_SYNC_MS 10000        /* how long a starting node waits for a peer's view of its own domain */
+#define OWN_ASK_MS 500           /* how often it asks meanwhile */
 #define CATALOG_QUEUE_BYTES (16u << 20) /* received catalog messages waiting; more are dropped
                                            (counted) and healed by gap requests / anti-entropy */
 #define CATALOG_BATCH_BYTES (256u << 10) /* entry frames committed together */
@@ -69,6 +73,10 @@ struct gossip {
     cmsg_t *chead, *ctail;
     size_t cbytes;
     uint64_t catalog_dropped;
+    /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
+    atomic_int own_synced;
+    uint64_t own_deadline, own_next_ask;
+    char own_why[200];           /* under smu */
     /* member snapshot (loop -> any thread) */
     pthread_mutex_t smu;
     gossip_member_t *snap;
@@ -86,6 +94,8 @@ struct gossip {
     size_t counts[4];
     int health;
     uint64_t catalog_dropped_pub;
+    repl_fork_t forks[REPL_FORKS_MAX];
+    size_t nforks;
 };
 
 static uint64_t now_ms(void)
@@ -305,6 +315,7 @@ static void publish_stats(gossip_t *g)
         g->counts[s] = swim_count(g->swim, s);
     g->health = swim_health(g->swim);
     g->catalog_dropped_pub = g->catalog_dropped;
+    g->nforks = repl_forks(g->repl, g->forks, REPL_FORKS_MAX);
     pthread_mutex_unlock(&g->smu);
 }
 
@@ -433,6 +444,77 @@ static void catalog_clear(gossip_t *g)
     g->cbytes = 0;
 }
 
+static void set_why(gossip_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_why(gossip_t *g, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&g->smu);
+    va_start(ap, fmt);
+    vsnprintf(g->own_why, sizeof g->own_why, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&g->smu);
+}
+
+/* Until a peer's digest showed our own domain no further ahead than our copy (after we fetched what
+ * it had), publishing waits: a node restored from an old copy of its data must not write a
+ * different entry at a seq its peers hold. With no peer answering in OWN_SYNC_MS it goes ahead
+ * and says it could not check. */
+static void own_sync_step(gossip_t *g, uint64_t now)
+{
+    if (atomic_load(&g->own_synced))
+        return;
+    uint64_t peer_head, own_head;
+    size_t heard = repl_own_heard(g->repl, &peer_head, &own_head);
+    if (heard && own_head >= peer_head) {
+        atomic_store(&g->own_synced, 1);
+        log_info("catalog: own domain '%s' is current (head %" PRIu64 ", peers' highest %" PRIu64
+                 "): publishing enabled", g->domain, own_head, peer_head);
+        return;
+    }
+    if (now >= g->own_deadline) {
+        atomic_store(&g->own_synced, 1);
+        if (heard)
+            log_warn("catalog: own domain '%s': peers hold it up to seq %" PRIu64 " but this node reached only %"
+                     PRIu64 " in %d s; publishing anyway (a fork is likely: see trib status)",
+                     g->domain, peer_head, own_head, OWN_SYNC_MS / 1000);
+        else
+            log_warn("catalog: own domain '%s': no peer answered in %d s, so this node could not check that its "
+                     "copy (head %" PRIu64 ") is current; publishing anyway", g->domain, OWN_SYNC_MS / 1000,
+                     own_head);
+        return;
+    }
+    if (heard)
+        set_why(g, "this node is fetching its own domain's newer entries from its peers (it holds seq %" PRIu64
+                ", they hold %" PRIu64 "); retry shortly", own_head, peer_head);
+    if (now < g->own_next_ask)
+        return;
+    g->own_next_ask = now + OWN_ASK_MS;
+    const Trib__Member *peers[3];
+    size_t n = swim_random_alive(g->swim, 3, peers);
+    for (size_t i = 0; i < n; i++)
+        repl_ask(g->repl, peers[i]->addr);
+}
+
+int gossip_own_synced(gossip_t *g, char *why, size_t cap)
+{
+    if (atomic_load(&g->own_synced))
+        return 1;
+    pthread_mutex_lock(&g->smu);
+    snprintf(why, cap, "%s", g->own_why);
+    pthread_mutex_unlock(&g->smu);
+    return 0;
+}
+
+size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max)
+{
+    pthread_mutex_lock(&g->smu);
+    size_t n = g->nforks;
+    for (size_t i = 0; i < n && i < max; i++)
+        out[i] = g->forks[i];
+    pthread_mutex_unlock(&g->smu);
+    return n;
+}
+
 static void *loop(void *arg)
 {
     gossip_t *g = arg;
@@ -461,6 +543,8 @@ static void *loop(void *arg)
             next_save = now + SAVE_MS;
         }
         uint64_t deadline = swim_next_deadline(g->swim);
+        if (!atomic_load(&g->own_synced) && g->own_next_ask < deadline)
+            deadline = g->own_next_ask;
         if (next_ae < deadline)
             deadline = next_ae;
         if (next_stats < deadline)
@@ -500,6 +584,7 @@ static void *loop(void *arg)
             transport_msg_free(&m);
         }
         more = catalog_work(g);
+        own_sync_step(g, now_ms());
         more |= reads_pump(g->reads, now_ms());
     }
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
@@ -630,6 +715,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    repl_set_own(g->repl, g->domain);
     restore_ctx_t rc = {g->swim, 0};
     store_members(st, restore_one, &rc);
     for (size_t i = 0; i < o->nseeds; i++)
@@ -639,6 +725,15 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         }
     publish_snapshot(g);
     publish_stats(g);
+    /* Nobody to ask (a first node: no seed, no stored member), or nothing of ours held yet (a new
+     * node): nothing of ours can be ahead of us. */
+    store_head_t own;
+    int alone = (o->nseeds == 0 && rc.restored == 0) || store_catalog_head(st, g->domain, &own) != 0;
+    atomic_store(&g->own_synced, alone);
+    g->own_deadline = now_ms() + OWN_SYNC_MS;
+    snprintf(g->own_why, sizeof g->own_why,
+             "this node just started and is asking its peers for its own domain's head before it publishes "
+             "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
     if (pthread_create(&g->thread, NULL, loop, g) != 0) {
         snprintf(err, errlen, "gossip: cannot start thread");
         goto fail;
@@ -801,6 +896,12 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
             "\n# HELP trib_catalog_commits_total Write transactions of entries accepted from peers (one per frame).\n"
             "# TYPE trib_catalog_commits_total counter\ntrib_catalog_commits_total %" PRIu64 "\n",
             rs.answers_deferred, rs.answers_cut, rs.batches);
+    fprintf(f,
+            "# HELP trib_catalog_forks_total Forks seen: two different entries signed by a domain's key at one seq.\n"
+            "# TYPE trib_catalog_forks_total counter\ntrib_catalog_forks_total %" PRIu64 "\n"
+            "# HELP trib_catalog_own_synced Whether this node's copy of its own domain is known current (publishing "
+            "allowed).\n# TYPE trib_catalog_own_synced gauge\ntrib_catalog_own_synced %d\n",
+            rs.forks, atomic_load(&g->own_synced));
     fprintf(f, "# HELP trib_swim_events_total Membership protocol events.\n# TYPE trib_swim_events_total counter\n");
     const struct {
         const char *ev;

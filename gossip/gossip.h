@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include "gossip/catalog.h"
 #include "gossip/identity.h"
+#include "gossip/replicate.h"
 #include "gossip/swim.h"
 #include "storage/store.h"
 
@@ -51,6 +52,13 @@ typedef struct {
     int state;                      /* TRIB__MEMBER_STATE__* */
     int self;
 } gossip_member_t;
+
+/* 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
+ * showed no later entry than it holds (after fetching them), or no peer could be asked (a first
+ * node), or no peer answered within 10 s (logged). 0 meanwhile, with why (for a 503) filled. */
+int gossip_own_synced(gossip_t *g, char *why, size_t cap);
+/* Forks seen (two different entries signed by a domain's key at one seq); copies up to max. */
+size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
 
 /* A copy of the member table (self first); *out malloc'd, returns the count. */
 size_t gossip_members(gossip_t *g, gossip_member_t **out);

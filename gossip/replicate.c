@@ -43,6 +43,9 @@
 #define FRAME_MAX_ENTRIES 1024   /* entries handled per received frame (bounds the time one frame
                                     holds the loop); more are ignored, counted, and fetched again
                                     by gap requests or anti-entropy. Frames we send hold fewer. */
+#define PULL_SLOTS 64            /* peers a pull may be outstanding with */
+#define PULL_MS 5000             /* an unanswered pull is forgotten after this (or at our next round
+                                    without a clock) */
 #define ACTIVE_MS 2000           /* a domain changed this recently is being pushed */
 #define ACTIVE_SLOTS 4096        /* domains whose last change is remembered (a lost slot costs only
                                     an answer sent early) */
@@ -66,6 +69,15 @@ struct replicate {
     want_t wants[MAX_WANTS];
     size_t nwants;
     active_t active[ACTIVE_SLOTS];
+    struct {
+        char addr[64];
+        uint64_t at_ms;          /* when we pulled (0: free slot) */
+    } pulls[PULL_SLOTS];         /* peers we are pulling a cut answer from: one chain per peer */
+    char own[64];                /* this node's domain */
+    size_t own_heard;            /* peers' digests received */
+    uint64_t own_peer_head;      /* the highest head of our domain in them */
+    repl_fork_t forks[REPL_FORKS_MAX];
+    size_t nforks;
     /* Refusals are logged at most once a second per outcome; the rest are counted in the next line. */
     uint64_t logged_at[CAT_RESULT_COUNT], unlogged[CAT_RESULT_COUNT];
 };
@@ -91,6 +103,87 @@ void repl_destroy(replicate_t **rp)
 }
 
 const repl_stats_t *repl_stats(const replicate_t *r) { return &r->stats; }
+
+/* ------------------------------------------------------------------ own domain, forks */
+
+void repl_set_own(replicate_t *r, const char *domain) { snprintf(r->own, sizeof r->own, "%s", domain); }
+
+size_t repl_own_heard(replicate_t *r, uint64_t *peer_head, uint64_t *own_head)
+{
+    store_head_t h = {0};
+    *own_head = r->own[0] && store_catalog_head(r->st, r->own, &h) == 0 ? h.seq : 0;
+    *peer_head = r->own_peer_head;
+    return r->own_heard;
+}
+
+size_t repl_forks(const replicate_t *r, repl_fork_t *out, size_t max)
+{
+    for (size_t i = 0; i < r->nforks && i < max; i++)
+        out[i] = r->forks[i];
+    return r->nforks;
+}
+
+/* Records and logs (once per domain and seq) a fork of domain at seq that from's entry shows. */
+static void note_fork(replicate_t *r, const char *domain, uint64_t seq, const char *from, const char *how)
+{
+    for (size_t i = 0; i < r->nforks; i++)
+        if (r->forks[i].seq == seq && !strcmp(r->forks[i].domain, domain))
+            return;
+    r->stats.forks++;
+    if (r->nforks < REPL_FORKS_MAX) {
+        repl_fork_t *f = &r->forks[r->nforks++];
+        snprintf(f->domain, sizeof f->domain, "%s", domain);
+        snprintf(f->from, sizeof f->from, "%s", from);
+        f->seq = seq;
+    }
+    log_error("catalog: FORK of domain '%s' at seq %llu: %s sent an entry signed by the domain's key that %s "
+              "(was the domain's node restored from an old copy of its data and published again?). This node "
+              "keeps its own entry; the domain's catalog stays split until its owner resolves it.",
+              domain, (unsigned long long)seq, from, how);
+}
+
+/* A duplicate seq: a fork when its bytes are not the entry we hold at that seq. */
+static void check_duplicate(replicate_t *r, const char *from, const Trib__CatalogEntry *e,
+                            const ProtobufCBinaryData *item)
+{
+    uint8_t *held = NULL;
+    size_t len = 0;
+    if (store_catalog_get(r->st, e->domain, e->seq, &held, &len) == 0 &&
+        (len != item->len || memcmp(held, item->data, len) != 0))
+        note_fork(r, e->domain, e->seq, from, "differs from the one this node holds at that seq");
+    free(held);
+}
+
+/* ------------------------------------------------------------------ pulls in progress */
+
+/* The slot of addr's outstanding pull, or -1. */
+static int pull_find(replicate_t *r, const char *addr)
+{
+    uint64_t now = r->io.now ? r->io.now(r->io.ctx) : 0;
+    for (int i = 0; i < PULL_SLOTS; i++)
+        if (r->pulls[i].at_ms && !strcmp(r->pulls[i].addr, addr)) {
+            if (r->io.now && now - r->pulls[i].at_ms >= PULL_MS) {
+                r->pulls[i].at_ms = 0;
+                return -1;
+            }
+            return i;
+        }
+    return -1;
+}
+
+static void pull_set(replicate_t *r, const char *addr)
+{
+    int i = pull_find(r, addr);
+    for (int k = 0; i < 0 && k < PULL_SLOTS; k++)
+        if (!r->pulls[k].at_ms)
+            i = k;
+    if (i < 0)
+        i = (int)(r->stats.digests_sent % PULL_SLOTS); /* all busy: reuse one */
+    snprintf(r->pulls[i].addr, sizeof r->pulls[i].addr, "%s", addr);
+    r->pulls[i].at_ms = r->io.now ? r->io.now(r->io.ctx) : 1;
+    if (!r->pulls[i].at_ms)
+        r->pulls[i].at_ms = 1;
+}
 
 /* ------------------------------------------------------------------ active domains */
 
@@ -278,9 +371,15 @@ static int summary(replicate_t *r, uint8_t out[SUMMARY_LEN], uint32_t *domains)
     return 0;
 }
 
+void repl_ask(replicate_t *r, const char *addr) { send_digest(r, addr, 0); }
+
 void repl_sync(replicate_t *r, const char *addr)
 {
     r->nwants = 0; /* a request lost before this round gets asked again */
+    if (!r->io.now)
+        memset(r->pulls, 0, sizeof r->pulls); /* no clock: a lost pull is retried by this round */
+    else if (pull_find(r, addr) >= 0)
+        return;    /* the pull in progress is this round */
     uint8_t h[SUMMARY_LEN];
     Trib__CatalogSummary msg = TRIB__CATALOG_SUMMARY__INIT;
     if (summary(r, h, &msg.domains) != 0) {
@@ -311,7 +410,7 @@ static int handle_summary(replicate_t *r, const char *from, const uint8_t *body,
         r->stats.summaries_in++;
         if (summary(r, h, &domains) == 0 && domains == msg->domains && !memcmp(h, msg->hash.data, SUMMARY_LEN))
             r->stats.summaries_same++;
-        else
+        else if (pull_find(r, from) < 0) /* else the pull in progress is this round */
             send_digest(r, from, 0);
     }
     trib__catalog_summary__free_unpacked(msg, NULL);
@@ -381,11 +480,18 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
      * (up to MAX_DIGEST_HEADS) string compares for one message. */
     if (msg->n_heads)                                  /* heads is NULL when empty */
         qsort(msg->heads, msg->n_heads, sizeof *msg->heads, head_cmp);
+    if (r->own[0]) {
+        Trib__DomainHead key = {.domain = r->own}, *kp = &key, **hit;
+        hit = msg->n_heads ? bsearch(&kp, msg->heads, msg->n_heads, sizeof *msg->heads, head_cmp) : NULL;
+        r->own_heard++;
+        if (hit && (*hit)->seq > r->own_peer_head)
+            r->own_peer_head = (*hit)->seq;
+    }
     frame_t f = {.r = r, .addr = from};
     lack_t l = {r, msg, &f};
     store_catalog_heads(r->st, send_lacking, &l);
     frame_finish(&f);
-    if (!msg->reply)
+    if (!msg->reply && pull_find(r, from) < 0) /* else the pull in progress brings it */
         send_digest(r, from, 1);
     trib__catalog_digest__free_unpacked(msg, NULL);
     return 0;
@@ -651,8 +757,13 @@ static void accept_frames(replicate_t *r, inframe_t *fr, size_t nfr)
                 r->io.accepted(r->io.ctx, item->data, item->len);
         } else if (res == CAT_GAP) {
             f->gaps[f->ngaps++] = *item;
-        } else if (res != CAT_DUPLICATE) {
+        } else if (res == CAT_DUPLICATE) {
+            check_duplicate(r, f->from, v[k].entry, item);
+        } else {
             const Trib__CatalogEntry *e = v[k].entry;
+            if (res == CAT_BAD_CHAIN)     /* signed by the bound key (BADKEY is checked first) */
+                note_fork(r, e->domain, e->seq - 1, f->from,
+                          "does not chain on the entry this node holds before it");
             char hex[ID_HEX_LEN];
             identity_hex(v[k].signed_entry->signer.data, hex);
             if (res == CAT_WRONG_KEY)
@@ -711,8 +822,12 @@ static int handle_entries_many(replicate_t *r, const char *const *froms, const u
         if (!fr[f].msg->final)
             forward(r, fr[f].from, fr[f].ok, fr[f].nok); /* forward once: only entries new to us */
         request_gaps(r, fr[f].from, fr[f].gaps, fr[f].ngaps);
-        if (fr[f].msg->more)     /* an answer cut short: pull the rest from our new heads */
+        if (fr[f].msg->more) {   /* an answer cut short: pull the rest from our new heads; no other
+                                    round with that peer meanwhile (the pull expires PULL_MS after
+                                    its last part) */
             send_digest(r, fr[f].from, 1);
+            pull_set(r, fr[f].from);
+        }
         free(fr[f].ok);
         free(fr[f].gaps);
         trib__catalog_entries__free_unpacked(fr[f].msg, NULL);

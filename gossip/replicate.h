@@ -43,6 +43,7 @@ typedef struct {
     uint64_t answers_cut;                 /* answers cut at their size bound (the peer pulls the rest) */
     uint64_t batches, batch_errors;       /* write transactions of accepted entries; failed ones */
     uint64_t entries_over_cap;            /* entries past a received frame's cap, ignored */
+    uint64_t forks;                       /* distinct forks (domain, seq) seen */
 } repl_stats_t;
 
 /* max_frame bounds the body of one CatalogEntries message. */
@@ -67,5 +68,28 @@ int repl_handle(replicate_t *r, const char *from_addr, int type, const uint8_t *
 int repl_handle_entries(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
                         const size_t *lens, size_t n);
 const repl_stats_t *repl_stats(const replicate_t *r);
+
+/* ---- own domain: is this node's copy of its own log current? (a node restored from a backup
+ * must not publish at a seq its peers already hold). */
+/* Names this node's domain (before any message is handled). */
+void repl_set_own(replicate_t *r, const char *domain);
+/* Sends addr our digest, asking for its digest back (and the entries we lack): a peer's head for
+ * our own domain is learnt from it. */
+void repl_ask(replicate_t *r, const char *addr);
+/* Peers whose digest reached us since repl_set_own; *peer_head the highest head they hold for our
+ * domain, *own_head ours. */
+size_t repl_own_heard(replicate_t *r, uint64_t *peer_head, uint64_t *own_head);
+
+/* A fork: two different validly signed entries of one domain at one seq (seen as a duplicate seq
+ * with other bytes, or a next entry whose prev_hash is not our head's hash). */
+typedef struct {
+    char domain[64];
+    uint64_t seq;                /* the seq (for a chain break: the entry that does not chain) */
+    char from[64];               /* the peer that sent the other entry */
+} repl_fork_t;
+/* Copies up to max recorded forks (the first REPL_FORKS_MAX distinct ones) into out; returns the
+ * number recorded. */
+#define REPL_FORKS_MAX 64
+size_t repl_forks(const replicate_t *r, repl_fork_t *out, size_t max);
 
 #endif

@@ -519,6 +519,10 @@ static enum MHD_Result h_product_put(agent_t *a, struct MHD_Connection *c, const
     uint64_t seq;
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
+    if (!gossip_own_synced(a->gossip, err, sizeof err)) { /* restored from a backup? (issue 8 B3) */
+        ret = send_error(c, R_PRODUCT_PUT, 503, "not_synced", "%s", err);
+        goto out;
+    }
     if (catalog_publish(a->cat, m, NULL, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
         ret = send_error(c, R_PRODUCT_PUT, 500, "publish_failed", "%s", err);
         goto out;
@@ -553,6 +557,8 @@ static enum MHD_Result h_product_delete(agent_t *a, struct MHD_Connection *c, co
     uint64_t seq;
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
+    if (!gossip_own_synced(a->gossip, err, sizeof err)) /* restored from a backup? (issue 8 B3) */
+        return send_error(c, R_PRODUCT_DELETE, 503, "not_synced", "%s", err);
     if (catalog_publish(a->cat, NULL, name, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
         return send_error(c, R_PRODUCT_DELETE, 500, "retire_failed", "%s", err);
     agent_announce(a, signed_bytes, signed_len);

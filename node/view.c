@@ -276,10 +276,20 @@ json_t *view_status(agent_t *a)
     }
     json_t *members = json_pack("{s:I,s:I,s:I,s:I}", "alive", counts[0], "suspect", counts[1], "dead", counts[2],
                                 "left", counts[3]);
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:o}", "node_id", a->id.hex, "domain", a->cfg.domain,
-                     "version", VERSION, "http", a->cfg.http, "listen", a->cfg.listen, "uptime_s",
-                     (json_int_t)(time(NULL) - a->started), "products", products, "digest", digest, "members",
-                     members);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:o}", "node_id", a->id.hex, "domain", a->cfg.domain,
+                          "version", VERSION, "http", a->cfg.http, "listen", a->cfg.listen, "uptime_s",
+                          (json_int_t)(time(NULL) - a->started), "products", products, "digest", digest, "members",
+                          members);
+    repl_fork_t forks[REPL_FORKS_MAX];  /* issue 8 B3: shown (and by trib status) only when there are any */
+    size_t nf = a->gossip ? gossip_forks(a->gossip, forks, REPL_FORKS_MAX) : 0;
+    if (j && nf) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < nf && i < REPL_FORKS_MAX; i++)
+            json_array_append_new(list, json_sprintf("%s forked at seq %llu (other entry from %s)", forks[i].domain,
+                                                     (unsigned long long)forks[i].seq, forks[i].from));
+        json_object_set_new(j, "forks", list);
+    }
+    return j;
 }
 
 json_t *view_members(agent_t *a)

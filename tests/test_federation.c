@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,4 +250,134 @@ Test(federation, late_joiner_catches_up_on_1000_products)
     long t0 = h_now_ms();
     cr_assert(h_wait(all_have_count, &cd, 30000), "late joiner did not catch up on 1000 products");
     cr_log_info("late joiner caught up on 1000 products in %ld ms", h_now_ms() - t0);
+}
+
+/* ---- issue 8 B3: a node restored from a backup must not fork its own domain */
+
+/* PUT a small manifest payments/NAME on n; returns the HTTP status, *seq the catalog_seq (201/200)
+ * and the body in body (cap bytes). */
+static long put_product(h_node_t *n, const char *name, uint64_t *seq, char *body, size_t cap)
+{
+    char m[512], url[256];
+    int len = snprintf(m, sizeof m,
+                       "{\"name\":\"%s\",\"domain\":\"%s\",\"version\":\"1.0.0\","
+                       "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                       "\"schema\":[{\"name\":\"id\",\"logicalType\":\"string\"}]}",
+                       name, n->domain);
+    snprintf(url, sizeof url, "%s/v1/products/%s/%s", n->url, n->domain, name);
+    h_resp_t r;
+    if (h_http("PUT", url, "application/json", m, (size_t)len, &r) != 0)
+        return -1;
+    snprintf(body, cap, "%s", r.body ? r.body : "");
+    json_t *j = json_loads(body, 0, NULL);
+    *seq = (uint64_t)json_integer_value(json_object_get(j, "catalog_seq"));
+    json_decref(j);
+    long st = r.status;
+    h_resp_free(&r);
+    return st;
+}
+
+static long head_of(h_node_t *n, const char *domain)
+{
+    json_t *j = get_json(n, "/v1/status");
+    long v = (long)json_integer_value(json_object_get(json_object_get(j, "digest"), domain));
+    json_decref(j);
+    return v;
+}
+
+static double metric_of(h_node_t *n, const char *series)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/metrics", n->url);
+    h_resp_t r;
+    double v = -1;
+    if (h_http("GET", url, NULL, NULL, 0, &r) == 0 && r.body) {
+        const char *p = strstr(r.body, series);
+        if (p && p[strlen(series)] == ' ')
+            v = strtod(p + strlen(series) + 1, NULL);
+    }
+    h_resp_free(&r);
+    return v;
+}
+
+static void copy_dir(const char *from, const char *to)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *domain;
+    long head;
+} head_cond_t;
+
+static int head_reaches(void *ctx)
+{
+    head_cond_t *h = ctx;
+    return head_of(h->n, h->domain) >= h->head;
+}
+
+/* Publishes p1..p3 with a backup of a taken after p1, then restores it: returns with a running
+ * again on the backup (head 1) and b holding payments up to seq 3. b is stopped first when
+ * stop_b (a then has no peer to ask). */
+static void restore_old_copy(h_node_t *a, h_node_t *b, char *bak, size_t bakcap, int stop_b)
+{
+    uint64_t seq;
+    char body[1024];
+    cr_assert_eq(h_node_start(a, "payments", FAST, NULL), 0);
+    cr_assert_eq(h_node_start(b, "growth", "--seed", a->peer, FAST, NULL), 0);
+    h_node_t *both[] = {a, b};
+    cond_t cd = {.nodes = both, .n = 2, .count = 2};
+    cr_assert(h_wait(all_alive, &cd, 15000), "the two nodes did not see each other");
+    cr_assert_eq(put_product(a, "p1", &seq, body, sizeof body), 201, "%s", body);
+    head_cond_t hb = {b, "payments", 1};
+    cr_assert(h_wait(head_reaches, &hb, 10000), "p1 did not reach growth");
+    cr_assert_eq(h_node_stop(a, SIGTERM), 0);
+    snprintf(bak, bakcap, "%s.bak", a->dir);
+    copy_dir(a->dir, bak);                                     /* the backup: payments up to seq 1 */
+    cr_assert_eq(h_node_restart(a), 0);
+    cr_assert(h_wait(all_alive, &cd, 15000), "payments did not rejoin");
+    long st;
+    long t0 = h_now_ms();
+    while ((st = put_product(a, "p2", &seq, body, sizeof body)) == 503 && h_now_ms() - t0 < 15000)
+        ;
+    cr_assert_eq(st, 201, "%s", body);
+    cr_assert_eq(put_product(a, "p3", &seq, body, sizeof body), 201, "%s", body);
+    cr_assert_eq(seq, 3);
+    hb.head = 3;
+    cr_assert(h_wait(head_reaches, &hb, 10000), "p3 did not reach growth");
+    if (stop_b)
+        cr_assert_eq(h_node_stop(b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(a, SIGTERM), 0);
+    copy_dir(bak, a->dir);                                     /* restored: payments up to seq 1 */
+    cr_assert_eq(h_node_restart(a), 0);
+}
+
+Test(federation, restored_backup_learns_its_head_before_it_publishes)
+{
+    h_node_t a, b;
+    char bak[300], body[1024];
+    restore_old_copy(&a, &b, bak, sizeof bak, 0);
+    /* As soon as it answers: 503 (saying why) until it fetched seq 2 and 3, then the chain goes on. */
+    uint64_t seq = 0;
+    long st;
+    int refused = 0;
+    long t0 = h_now_ms();
+    while ((st = put_product(&a, "p4", &seq, body, sizeof body)) == 503 && h_now_ms() - t0 < 15000) {
+        cr_assert(strstr(body, "not_synced") && strstr(body, "own domain"), "503 without the reason: %s", body);
+        refused++;
+    }
+    cr_log_info("restored node refused %d publish(es) while it learnt its head", refused);
+    cr_assert_eq(st, 201, "publish after restore: %ld %s", st, body);
+    cr_assert_eq(seq, 4, "the restored node published at seq %llu, not after its peers' head 3",
+                 (unsigned long long)seq);
+    head_cond_t hb = {&b, "payments", 4};
+    cr_assert(h_wait(head_reaches, &hb, 10000), "seq 4 did not reach growth (a fork?)");
+    cr_assert_eq(metric_of(&a, "trib_catalog_forks_total"), 0);
+    cr_assert_eq(metric_of(&b, "trib_catalog_forks_total"), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", bak);
+    cr_assert_eq(system(cmd), 0);
 }
