@@ -41,7 +41,7 @@ typedef struct qitem {
 #define OWN_ASK_MS 500           /* how often it asks meanwhile */
 #define CATALOG_QUEUE_BYTES (16u << 20) /* received catalog messages waiting; more are dropped
                                            (counted) and healed by gap requests / anti-entropy */
-#define CATALOG_BATCH_BYTES (256u << 10) /* entry frames committed together */
+#define CATALOG_BATCH_BYTES (4u << 20) /* entry frames verified and committed together */
 #define FRAME_MAX (256u << 10)   /* CatalogEntries body bound: one frame's verify + commit stays
                                     well inside CATALOG_BUDGET_MS-sized slices */
 
@@ -73,6 +73,17 @@ struct gossip {
     cmsg_t *chead, *ctail;
     size_t cbytes;
     uint64_t catalog_dropped;
+    /* the catalog worker: verifies and stores one job of received entry frames at a time, off the
+     * loop (which meanwhile handles membership and queues more frames) */
+    pthread_t wthread;
+    int wstarted;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    repl_job_t *wjob;            /* handed to the worker (under wmu) */
+    int wdone, wstop;            /* under wmu */
+    cmsg_t *wbatch[64];          /* the job's messages (loop only) */
+    size_t nwbatch;
+    int wbusy;                   /* a job is out (loop only) */
     /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
     atomic_int own_synced;
     uint64_t own_deadline, own_next_ask;
@@ -94,6 +105,7 @@ struct gossip {
     size_t counts[4];
     int health;
     uint64_t catalog_dropped_pub;
+    uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
 };
@@ -305,8 +317,29 @@ static void publish_snapshot(gossip_t *g)
     g->dirty = 0;
 }
 
+#define HANDSHAKE_LOG_MS 10000
+
+/* Failed handshakes (a peer with another federation secret, or not a Tributary node) are logged,
+ * at most once per HANDSHAKE_LOG_MS with the count since the last line: they are otherwise silent,
+ * and a node that cannot talk to anyone looks like a one-member federation. */
+static void log_handshakes(gossip_t *g, const transport_stats_t *ts)
+{
+    uint64_t in = ts->handshake_failed_in - g->hs_in, out = ts->handshake_failed_out - g->hs_out, now = now_ms();
+    if (!in && !out)
+        return;
+    if (g->hs_log_ms && now - g->hs_log_ms < HANDSHAKE_LOG_MS)
+        return;
+    g->hs_log_ms = now;
+    g->hs_in = ts->handshake_failed_in;
+    g->hs_out = ts->handshake_failed_out;
+    log_warn("peer transport: %" PRIu64 " handshake(s) failed (%" PRIu64 " of connections to peers, %" PRIu64
+             " of incoming ones); the last, with %s: %s", in + out, out, in, ts->last_handshake_peer,
+             ts->last_handshake_error);
+}
+
 static void publish_stats(gossip_t *g)
 {
+    log_handshakes(g, transport_stats(g->tr));
     pthread_mutex_lock(&g->smu);
     g->swim_stats = *swim_stats(g->swim);
     g->repl_stats = *repl_stats(g->repl);
@@ -391,45 +424,108 @@ static cmsg_t *catalog_pop(gossip_t *g)
     return c;
 }
 
-/* Handles queued catalog messages, in arrival order, for about CATALOG_BUDGET_MS. Consecutive
- * entry frames are handled together (up to CATALOG_BATCH_BYTES): one durable commit for all of
- * them. 1 = more wait. */
+static void *worker(void *arg)
+{
+    gossip_t *g = arg;
+    pthread_mutex_lock(&g->wmu);
+    for (;;) {
+        while (!g->wstop && (!g->wjob || g->wdone))
+            pthread_cond_wait(&g->wcv, &g->wmu);
+        if (g->wstop)
+            break;
+        repl_job_t *j = g->wjob;
+        pthread_mutex_unlock(&g->wmu);
+        repl_job_run(g->repl, j);
+        pthread_mutex_lock(&g->wmu);
+        g->wdone = 1;
+        pthread_cond_broadcast(&g->wcv); /* job_reap at stop waits on it */
+        wake(g);
+    }
+    pthread_mutex_unlock(&g->wmu);
+    return NULL;
+}
+
+/* Applies a finished job's outcomes on the loop. 1 when none is out any more. */
+static int job_reap(gossip_t *g, int wait)
+{
+    if (!g->wbusy)
+        return 1;
+    pthread_mutex_lock(&g->wmu);
+    while (wait && !g->wdone)
+        pthread_cond_wait(&g->wcv, &g->wmu);  /* only at stop; the loop is woken through wake() */
+    int done = g->wdone;
+    repl_job_t *j = g->wjob;
+    if (done) {
+        g->wjob = NULL;
+        g->wdone = 0;
+    }
+    pthread_mutex_unlock(&g->wmu);
+    if (!done)
+        return 0;
+    repl_job_finish(g->repl, j);
+    for (size_t i = 0; i < g->nwbatch; i++) {
+        transport_msg_free(&g->wbatch[i]->m);
+        free(g->wbatch[i]);
+    }
+    g->nwbatch = 0;
+    g->wbusy = 0;
+    return 1;
+}
+
+/* Handles queued catalog messages in arrival order, for about CATALOG_BUDGET_MS: consecutive entry
+ * frames (up to CATALOG_BATCH_BYTES) go to the worker as one job (verified there and stored in one
+ * durable commit) while the loop goes on; other catalog messages wait for the job's outcome (a
+ * digest must see its entries stored) and are handled here. 1 = more could be done now. */
 static int catalog_work(gossip_t *g)
 {
     enum { MAXF = 64 };
     uint64_t end = now_ms() + CATALOG_BUDGET_MS;
     while (g->chead) {
-        cmsg_t *batch[MAXF];
-        size_t nb = 0, bytes = 0;
-        while (g->chead && nb < MAXF && g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES &&
-               (nb == 0 || bytes + g->chead->m.body_len <= CATALOG_BATCH_BYTES)) {
-            bytes += g->chead->m.body_len;
-            batch[nb++] = catalog_pop(g);
-        }
-        if (nb) {
+        if (!job_reap(g, 0))
+            return 0;            /* the worker wakes us when the job is done */
+        if (g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES) {
+            size_t bytes = 0;
             const char *froms[MAXF];
             const uint8_t *bodies[MAXF];
             size_t lens[MAXF];
-            for (size_t i = 0; i < nb; i++) {
-                froms[i] = batch[i]->m.sender_addr;
-                bodies[i] = batch[i]->m.body ? batch[i]->m.body : (const uint8_t *)"";
-                lens[i] = batch[i]->m.body_len;
+            while (g->chead && g->nwbatch < MAXF && g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES &&
+                   (g->nwbatch == 0 || bytes + g->chead->m.body_len <= CATALOG_BATCH_BYTES)) {
+                cmsg_t *c = catalog_pop(g);
+                bytes += c->m.body_len;
+                froms[g->nwbatch] = c->m.sender_addr;
+                bodies[g->nwbatch] = c->m.body ? c->m.body : (const uint8_t *)"";
+                lens[g->nwbatch] = c->m.body_len;
+                g->wbatch[g->nwbatch++] = c;
             }
-            repl_handle_entries(g->repl, froms, bodies, lens, nb);
-            for (size_t i = 0; i < nb; i++) {
-                transport_msg_free(&batch[i]->m);
-                free(batch[i]);
+            repl_job_t *j = repl_job_new(g->repl, froms, bodies, lens, g->nwbatch);
+            g->wbusy = 1;
+            pthread_mutex_lock(&g->wmu);
+            g->wjob = j;
+            g->wdone = j == NULL;    /* out of memory: reaped (and dropped) at once */
+            pthread_cond_broadcast(&g->wcv);
+            pthread_mutex_unlock(&g->wmu);
+            if (!j) {
+                g->wbusy = 0;
+                for (size_t i = 0; i < g->nwbatch; i++) {
+                    transport_msg_free(&g->wbatch[i]->m);
+                    free(g->wbatch[i]);
+                }
+                g->nwbatch = 0;
+                pthread_mutex_lock(&g->wmu);
+                g->wdone = 0;
+                pthread_mutex_unlock(&g->wmu);
             }
-        } else {
-            cmsg_t *c = catalog_pop(g);
-            repl_handle(g->repl, c->m.sender_addr, c->m.type, c->m.body, c->m.body_len);
-            transport_msg_free(&c->m);
-            free(c);
+            continue;
         }
+        cmsg_t *c = catalog_pop(g);
+        repl_handle(g->repl, c->m.sender_addr, c->m.type, c->m.body, c->m.body_len);
+        transport_msg_free(&c->m);
+        free(c);
         if (now_ms() >= end)
-            break;
+            return g->chead != NULL;
     }
-    return g->chead != NULL;
+    job_reap(g, 0);
+    return 0;
 }
 
 static void catalog_clear(gossip_t *g)
@@ -587,6 +683,7 @@ static void *loop(void *arg)
         own_sync_step(g, now_ms());
         more |= reads_pump(g->reads, now_ms());
     }
+    job_reap(g, 1);
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
     swim_leave(g->swim, now_ms());
     save_members(g);
@@ -616,6 +713,13 @@ static int restore_one(void *ctx, const uint8_t *bytes, size_t len)
 
 static void destroy(gossip_t *g)
 {
+    if (g->wstarted) {
+        pthread_mutex_lock(&g->wmu);
+        g->wstop = 1;
+        pthread_cond_broadcast(&g->wcv);
+        pthread_mutex_unlock(&g->wmu);
+        pthread_join(g->wthread, NULL);
+    }
     reads_shutdown(g->reads);
     reads_destroy(&g->reads);
     catalog_clear(g);
@@ -636,6 +740,8 @@ static void destroy(gossip_t *g)
     free(g->unsaved);
     pthread_mutex_destroy(&g->qmu);
     pthread_mutex_destroy(&g->smu);
+    pthread_mutex_destroy(&g->wmu);
+    pthread_cond_destroy(&g->wcv);
     identity_wipe(&g->id);
     free(g);
 }
@@ -651,6 +757,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     g->efd = -1;
     pthread_mutex_init(&g->qmu, NULL);
     pthread_mutex_init(&g->smu, NULL);
+    pthread_mutex_init(&g->wmu, NULL);
+    pthread_cond_init(&g->wcv, NULL);
     g->st = st;
     g->cat = cat;
     g->id = *id;
@@ -734,6 +842,11 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     snprintf(g->own_why, sizeof g->own_why,
              "this node just started and is asking its peers for its own domain's head before it publishes "
              "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
+    if (pthread_create(&g->wthread, NULL, worker, g) != 0) {
+        snprintf(err, errlen, "gossip: cannot start the catalog worker");
+        goto fail;
+    }
+    g->wstarted = 1;
     if (pthread_create(&g->thread, NULL, loop, g) != 0) {
         snprintf(err, errlen, "gossip: cannot start thread");
         goto fail;
@@ -859,7 +972,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"spoofed_sender", ts.dropped_spoofed},  {"unknown_type", ts.dropped_unknown_type},
                  {"send_dropped", ts.send_dropped},       {"zap_denied", ts.zap_denied},
                  {"malformed_swim", ss.msgs_malformed},   {"malformed_catalog", rs.frames_malformed},
-                 {"catalog_backlog", catalog_dropped},     {"catalog_over_frame_cap", rs.entries_over_cap}};
+                 {"catalog_backlog", catalog_dropped},     {"catalog_over_frame_cap", rs.entries_over_cap},
+                 {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
     fprintf(f, "# HELP trib_catalog_entries_total Catalog entries received from peers, by outcome.\n"

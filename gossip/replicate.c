@@ -39,7 +39,7 @@
 #define MAX_FRAMES_PER_ANSWER 16 /* the rest follows in the next round */
 #define MAX_FANOUT 64
 #define MAX_WANTS 1024           /* outstanding gap requests remembered (one per domain) */
-#define ANSWER_MAX_BYTES (1u << 20) /* entries in one answer; the peer pulls the rest */
+#define ANSWER_MAX_BYTES (4u << 20) /* entries in one answer; the peer pulls the rest */
 #define FRAME_MAX_ENTRIES 1024   /* entries handled per received frame (bounds the time one frame
                                     holds the loop); more are ignored, counted, and fetched again
                                     by gap requests or anti-entropy. Frames we send hold fewer. */
@@ -694,78 +694,139 @@ static cat_result_t store_result(int rc)
 
 /* One received CatalogEntries message and what became of its entries. */
 typedef struct {
-    const char *from;
+    char from[64];
     Trib__CatalogEntries *msg;
     size_t n;                    /* entries handled: at most FRAME_MAX_ENTRIES */
     ProtobufCBinaryData *ok, *gaps;
     size_t nok, ngaps;
 } inframe_t;
 
-/* Verifies every entry of the frames, stores the verified ones of all of them in one write
- * transaction (in arrival order, each checked against the head the ones before it left), and sorts
- * the outcomes per frame: accepted entries into ok, gapped ones into gaps, refusals counted and
- * logged. */
-static void accept_frames(replicate_t *r, inframe_t *fr, size_t nfr)
+/* Frames handled as one: unpacked by repl_job_new (loop), verified and stored by repl_job_run (any
+ * thread: it touches only the job and the store), outcomes applied by repl_job_finish (loop). */
+struct repl_job {
+    inframe_t *fr;
+    size_t nfr, n, nv;
+    int malformed;
+    entry_t *v;                  /* verified entries, in arrival order */
+    store_append_t *items;
+    size_t *src, *srcf;          /* entry index and frame of each verified entry */
+    size_t nbad;                 /* entries whose verification failed */
+    size_t *bad, *badf;
+    char bad_err[256];           /* the last verification failure */
+    int store_rc;
+    char store_err[256];
+};
+
+repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
+                         const size_t *lens, size_t n)
 {
-    size_t n = 0;
-    for (size_t f = 0; f < nfr; f++)
-        n += fr[f].n;
-    if (!n)
-        return;
-    entry_t *v = calloc(n, sizeof *v);
-    store_append_t *items = calloc(n, sizeof *items);
-    size_t *src = calloc(n, sizeof *src), *srcf = calloc(n, sizeof *srcf);
-    char err[256];
-    size_t nv = 0;
-    if (!v || !items || !src || !srcf) {
-        r->stats.entries[CAT_ERROR] += n;
-        goto out;
+    repl_job_t *j = calloc(1, sizeof *j);
+    if (!j || !(j->fr = calloc(n ? n : 1, sizeof *j->fr))) {
+        free(j);
+        return NULL;
     }
-    for (size_t f = 0; f < nfr; f++)
-        for (size_t i = 0; i < fr[f].n; i++) {
-            const ProtobufCBinaryData *it = &fr[f].msg->entries[i];
-            if (entry_verify(it->data, it->len, &v[nv], err, sizeof err) != 0) {
-                r->stats.entries[CAT_BAD_SIGNATURE]++;
-                log_refusal(r, CAT_BAD_SIGNATURE, fr[f].from, err);
+    for (size_t i = 0; i < n; i++) {
+        Trib__CatalogEntries *msg = trib__catalog_entries__unpack(NULL, lens[i], bodies[i]);
+        if (!msg) {
+            j->malformed++;
+            continue;
+        }
+        size_t ne = msg->n_entries;
+        if (ne > FRAME_MAX_ENTRIES) {
+            r->stats.entries_over_cap += ne - FRAME_MAX_ENTRIES;
+            ne = FRAME_MAX_ENTRIES;
+        }
+        inframe_t *f = &j->fr[j->nfr];
+        *f = (inframe_t){.msg = msg, .n = ne, .ok = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData)),
+                         .gaps = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData))};
+        snprintf(f->from, sizeof f->from, "%s", froms[i]);
+        if (!f->ok || !f->gaps) {
+            r->stats.entries[CAT_ERROR] += ne;
+            free(f->ok);
+            free(f->gaps);
+            trib__catalog_entries__free_unpacked(msg, NULL);
+            continue;
+        }
+        j->n += ne;
+        j->nfr++;
+    }
+    size_t n1 = j->n ? j->n : 1;
+    j->v = calloc(n1, sizeof *j->v);
+    j->items = calloc(n1, sizeof *j->items);
+    j->src = calloc(n1, sizeof *j->src);
+    j->srcf = calloc(n1, sizeof *j->srcf);
+    j->bad = calloc(n1, sizeof *j->bad);
+    j->badf = calloc(n1, sizeof *j->badf);
+    if (!j->v || !j->items || !j->src || !j->srcf || !j->bad || !j->badf) {
+        r->stats.entries[CAT_ERROR] += j->n;
+        j->n = 0;                /* nothing verified: the frames are still finished and freed */
+    }
+    return j;
+}
+
+/* Verifies every entry of the frames, then stores the verified ones of all of them in one write
+ * transaction (in arrival order, each checked against the head the ones before it left). */
+void repl_job_run(replicate_t *r, repl_job_t *j)
+{
+    for (size_t f = 0; f < j->nfr && j->n; f++)
+        for (size_t i = 0; i < j->fr[f].n; i++) {
+            const ProtobufCBinaryData *it = &j->fr[f].msg->entries[i];
+            entry_t *v = &j->v[j->nv];
+            if (entry_verify(it->data, it->len, v, j->bad_err, sizeof j->bad_err) != 0) {
+                j->badf[j->nbad] = f;
+                j->bad[j->nbad++] = i;
                 continue;
             }
-            items[nv] = (store_append_t){.entry = v[nv].entry, .hash = v[nv].hash,
-                                         .signer = v[nv].signed_entry->signer.data,
-                                         .bytes = it->data, .len = it->len};
-            srcf[nv] = f;
-            src[nv++] = i;
+            j->items[j->nv] = (store_append_t){.entry = v->entry, .hash = v->hash,
+                                               .signer = v->signed_entry->signer.data,
+                                               .bytes = it->data, .len = it->len};
+            j->srcf[j->nv] = f;
+            j->src[j->nv++] = i;
         }
-    if (!nv)
-        goto out;
-    r->stats.batches++;
-    if (store_catalog_append_batch(r->st, items, nv, err, sizeof err) != 0) {
-        r->stats.batch_errors++;
-        r->stats.entries[CAT_ERROR] += nv;
-        log_refusal(r, CAT_ERROR, fr[srcf[0]].from, err);
-        goto out;
+    if (j->nv)
+        j->store_rc = store_catalog_append_batch(r->st, j->items, j->nv, j->store_err, sizeof j->store_err);
+}
+
+/* Sorts the outcomes per frame (accepted entries into ok, gapped ones into gaps, refusals counted and
+ * logged, forks noted), then forwards, asks for gaps and pulls cut answers; frees the job. Returns
+ * the number of malformed frames. */
+int repl_job_finish(replicate_t *r, repl_job_t *j)
+{
+    char err[256];
+    for (size_t k = 0; k < j->nbad; k++) {
+        r->stats.entries[CAT_BAD_SIGNATURE]++;
+        log_refusal(r, CAT_BAD_SIGNATURE, j->fr[j->badf[k]].from, j->bad_err);
     }
-    for (size_t k = 0; k < nv; k++) {
-        inframe_t *f = &fr[srcf[k]];
-        const ProtobufCBinaryData *item = &f->msg->entries[src[k]];
-        cat_result_t res = store_result(items[k].result);
+    if (j->nv) {
+        r->stats.batches++;
+        if (j->store_rc != 0) {
+            r->stats.batch_errors++;
+            r->stats.entries[CAT_ERROR] += j->nv;
+            log_refusal(r, CAT_ERROR, j->fr[j->srcf[0]].from, j->store_err);
+        }
+    }
+    for (size_t k = 0; k < j->nv && j->store_rc == 0; k++) {
+        inframe_t *f = &j->fr[j->srcf[k]];
+        const ProtobufCBinaryData *item = &f->msg->entries[j->src[k]];
+        const Trib__CatalogEntry *e = j->v[k].entry;
+        cat_result_t res = store_result(j->items[k].result);
         r->stats.entries[res]++;
         if (res == CAT_ACCEPTED) {
             log_accepted(f->from, item);
-            mark_active(r, v[k].entry->domain);
+            mark_active(r, e->domain);
             f->ok[f->nok++] = *item;
             if (r->io.accepted)
                 r->io.accepted(r->io.ctx, item->data, item->len);
         } else if (res == CAT_GAP) {
             f->gaps[f->ngaps++] = *item;
         } else if (res == CAT_DUPLICATE) {
-            check_duplicate(r, f->from, v[k].entry, item);
+            check_duplicate(r, f->from, e, item);
         } else {
-            const Trib__CatalogEntry *e = v[k].entry;
             if (res == CAT_BAD_CHAIN)     /* signed by the bound key (BADKEY is checked first) */
                 note_fork(r, e->domain, e->seq - 1, f->from,
                           "does not chain on the entry this node holds before it");
             char hex[ID_HEX_LEN];
-            identity_hex(v[k].signed_entry->signer.data, hex);
+            identity_hex(j->v[k].signed_entry->signer.data, hex);
             if (res == CAT_WRONG_KEY)
                 snprintf(err, sizeof err, "domain '%s' is bound to another key, not signer %s", e->domain, hex);
             else
@@ -775,78 +836,60 @@ static void accept_frames(replicate_t *r, inframe_t *fr, size_t nfr)
             log_refusal(r, res, f->from, err);
         }
     }
-out:
-    if (v)
-        for (size_t k = 0; k < nv; k++)
-            entry_free(&v[k]);
-    free(v);
-    free(items);
-    free(src);
-    free(srcf);
+    for (size_t f = 0; f < j->nfr; f++) {
+        inframe_t *fr = &j->fr[f];
+        if (!fr->msg->final)
+            forward(r, fr->from, fr->ok, fr->nok); /* forward once: only entries new to us */
+        request_gaps(r, fr->from, fr->gaps, fr->ngaps);
+        if (fr->msg->more) {     /* an answer cut short: pull the rest from our new heads; no other
+                                    round with that peer meanwhile (the pull expires PULL_MS after
+                                    its last part) */
+            send_digest(r, fr->from, 1);
+            pull_set(r, fr->from);
+        }
+        free(fr->ok);
+        free(fr->gaps);
+        trib__catalog_entries__free_unpacked(fr->msg, NULL);
+    }
+    for (size_t k = 0; k < j->nv; k++)
+        entry_free(&j->v[k]);
+    int bad = j->malformed;
+    free(j->v);
+    free(j->items);
+    free(j->src);
+    free(j->srcf);
+    free(j->bad);
+    free(j->badf);
+    free(j->fr);
+    free(j);
+    r->stats.frames_malformed += (uint64_t)bad;
+    return bad;
 }
 
-/* repl_handle_entries without counting malformed bodies (its callers do). */
+/* Unpacks, verifies, stores and finishes the frames on this thread. Malformed ones are counted. */
 static int handle_entries_many(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
                                const size_t *lens, size_t n)
 {
-    inframe_t *fr = calloc(n ? n : 1, sizeof *fr);
-    size_t nfr = 0;
-    int bad = 0;
-    if (!fr)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        Trib__CatalogEntries *msg = trib__catalog_entries__unpack(NULL, lens[i], bodies[i]);
-        if (!msg) {
-            bad++;
-            continue;
-        }
-        size_t ne = msg->n_entries;
-        if (ne > FRAME_MAX_ENTRIES) {
-            r->stats.entries_over_cap += ne - FRAME_MAX_ENTRIES;
-            ne = FRAME_MAX_ENTRIES;
-        }
-        fr[nfr] = (inframe_t){.from = froms[i], .msg = msg, .n = ne,
-                              .ok = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData)),
-                              .gaps = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData))};
-        if (!fr[nfr].ok || !fr[nfr].gaps) {
-            r->stats.entries[CAT_ERROR] += ne;
-            free(fr[nfr].ok);
-            free(fr[nfr].gaps);
-            trib__catalog_entries__free_unpacked(msg, NULL);
-            continue;
-        }
-        nfr++;
+    repl_job_t *j = repl_job_new(r, froms, bodies, lens, n);
+    if (!j) {
+        r->stats.entries[CAT_ERROR] += n;
+        return 0;
     }
-    accept_frames(r, fr, nfr);
-    for (size_t f = 0; f < nfr; f++) {
-        if (!fr[f].msg->final)
-            forward(r, fr[f].from, fr[f].ok, fr[f].nok); /* forward once: only entries new to us */
-        request_gaps(r, fr[f].from, fr[f].gaps, fr[f].ngaps);
-        if (fr[f].msg->more) {   /* an answer cut short: pull the rest from our new heads; no other
-                                    round with that peer meanwhile (the pull expires PULL_MS after
-                                    its last part) */
-            send_digest(r, fr[f].from, 1);
-            pull_set(r, fr[f].from);
-        }
-        free(fr[f].ok);
-        free(fr[f].gaps);
-        trib__catalog_entries__free_unpacked(fr[f].msg, NULL);
-    }
-    free(fr);
-    return bad;
+    repl_job_run(r, j);
+    return repl_job_finish(r, j);
 }
 
 int repl_handle_entries(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
                         const size_t *lens, size_t n)
 {
-    int bad = handle_entries_many(r, froms, bodies, lens, n);
-    r->stats.frames_malformed += (uint64_t)bad;
-    return bad ? -1 : 0;
+    return handle_entries_many(r, froms, bodies, lens, n) ? -1 : 0;
 }
 
 static int handle_entries(replicate_t *r, const char *from, const uint8_t *body, size_t len)
 {
-    return handle_entries_many(r, &from, &body, &len, 1) ? -1 : 0;
+    int bad = handle_entries_many(r, &from, &body, &len, 1);
+    r->stats.frames_malformed -= (uint64_t)bad; /* repl_handle counts it */
+    return bad ? -1 : 0;
 }
 
 /* A peer lacks entries of the listed domains after the listed seqs: send them (no digest back). */

@@ -67,6 +67,17 @@ int repl_handle(replicate_t *r, const char *from_addr, int type, const uint8_t *
  * malformed (counted; the others are handled). */
 int repl_handle_entries(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
                         const size_t *lens, size_t n);
+
+/* The same in three steps, so the costly middle can run on another thread: new (loop thread)
+ * unpacks the bodies (which must stay valid until finish); run (any one thread at a
+ * time; it touches only the job and the store) verifies every entry and stores the verified ones in
+ * one write transaction; finish (loop thread) applies the outcomes (counts, logs, forks, forwards,
+ * gap requests, pulls) and frees the job. NULL when out of memory. */
+typedef struct repl_job repl_job_t;
+repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
+                         const size_t *lens, size_t n);
+void repl_job_run(replicate_t *r, repl_job_t *j);
+int repl_job_finish(replicate_t *r, repl_job_t *j);
 const repl_stats_t *repl_stats(const replicate_t *r);
 
 /* ---- own domain: is this node's copy of its own log current? (a node restored from a backup

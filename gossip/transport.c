@@ -47,6 +47,8 @@ typedef struct dealer {
     int in_plist;
     pend_t *pend;                           /* ring of pending_max, allocated on first use */
     int pend_head, pend_count;
+    void *mon;                              /* handshake monitor until the first handshake succeeds */
+    struct dealer *mprev, *mnext;           /* list of monitored dealers */
 } dealer_t;
 
 struct transport {
@@ -65,8 +67,14 @@ struct transport {
     size_t nbuckets, ndealers;
     dealer_t *lru_head, *lru_tail;
     dealer_t *plist;
+    dealer_t *mlist;                        /* dealers whose handshakes are watched */
+    void *rmon;                             /* the ROUTER's handshake monitor */
+    uint64_t nmon;                          /* monitors made (unique inproc names) */
     transport_stats_t st;                   /* written and read on the owner thread */
 };
+
+#define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
+                    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -210,6 +218,95 @@ static int set_common(const transport_t *t, void *sock, int ipv6)
     return 0;
 }
 
+/* ------------------------------------------------------------------ handshake monitors */
+
+/* A PAIR connected to a monitor of sock (handshake events only), or NULL. */
+static void *monitor_open(transport_t *t, void *sock)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://trib-mon-%p-%llu", (void *)t, (unsigned long long)t->nmon++);
+    if (zmq_socket_monitor(sock, ep, MON_EVENTS) != 0) return NULL;
+    void *pair = zmq_socket(t->zctx, ZMQ_PAIR);
+    if (pair == NULL) return NULL;
+    if (set_int(pair, ZMQ_LINGER, 0) || zmq_connect(pair, ep) != 0) {
+        zmq_close(pair);
+        zmq_socket_monitor(sock, NULL, 0);
+        return NULL;
+    }
+    return pair;
+}
+
+/* Words for a handshake failure event: what the peer would have to fix. */
+static void describe_failure(uint16_t ev, uint32_t val, char *out, size_t cap)
+{
+    if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+        snprintf(out, cap, "CURVE handshake failed (cryptographic error: the two sides do not share the "
+                 "federation key; a different --federation-secret?)");
+    else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        snprintf(out, cap, "handshake failed: ZMTP protocol error 0x%08x (not a Tributary peer, or another "
+                 "security mechanism)", val);
+    else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        snprintf(out, cap, "handshake refused by the peer's admission check (ZAP status %u)", val);
+    else
+        snprintf(out, cap, "handshake failed before completing (%s; the peer closed the connection: a "
+                 "different --federation-secret, or not a Tributary peer?)", zmq_strerror((int)val));
+}
+
+/* Reads what the monitor pair has. Returns 1 when a handshake succeeded (the watch can end). */
+static int monitor_read(transport_t *t, void *pair, const char *addr, int out)
+{
+    int ok = 0;
+    for (int i = 0; i < 64; i++) {
+        zmq_msg_t ev, ep;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, pair, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        zmq_msg_init(&ep);
+        if (zmq_msg_more(&ev)) zmq_msg_recv(&ep, pair, ZMQ_DONTWAIT);
+        if (zmq_msg_size(&ev) >= 6) {
+            const uint8_t *d = zmq_msg_data(&ev);
+            uint16_t id;
+            uint32_t val;
+            memcpy(&id, d, 2);
+            memcpy(&val, d + 2, 4);
+            if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                ok = 1;
+            } else {
+                bump(out ? &t->st.handshake_failed_out : &t->st.handshake_failed_in, 1);
+                describe_failure(id, val, t->st.last_handshake_error, sizeof t->st.last_handshake_error);
+                snprintf(t->st.last_handshake_peer, sizeof t->st.last_handshake_peer, "%s",
+                         out ? addr : "an incoming connection");
+            }
+        }
+        zmq_msg_close(&ev);
+        zmq_msg_close(&ep);
+    }
+    return ok;
+}
+
+static void mlist_remove(transport_t *t, dealer_t *d)
+{
+    if (d->mon == NULL) return;
+    if (d->mprev) d->mprev->mnext = d->mnext; else t->mlist = d->mnext;
+    if (d->mnext) d->mnext->mprev = d->mprev;
+    d->mprev = d->mnext = NULL;
+    zmq_socket_monitor(d->sock, NULL, 0);
+    zmq_close(d->mon);
+    d->mon = NULL;
+}
+
+/* Reads every monitor; a dealer's watch ends at its first successful handshake. */
+static void monitors_poll(transport_t *t)
+{
+    if (t->rmon) monitor_read(t, t->rmon, NULL, 0);
+    for (dealer_t *d = t->mlist, *next; d; d = next) {
+        next = d->mnext;
+        if (monitor_read(t, d->mon, d->addr, 1)) mlist_remove(t, d);
+    }
+}
+
 /* ------------------------------------------------------------------ dealer table */
 
 static size_t addr_hash(const char *s, int lane)
@@ -306,6 +403,7 @@ static void dealer_close(transport_t *t, dealer_t *d)
     *pp = d->hnext;
     lru_unlink(t, d);
     pend_drop_all(t, d);
+    mlist_remove(t, d);
     zmq_close(d->sock);
     free(d->pend);
     free(d);
@@ -332,6 +430,11 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
         zmq_connect(d->sock, ep))
         goto err;
     while (t->ndealers >= t->o.max_peers && t->lru_tail != NULL) dealer_close(t, t->lru_tail);
+    if ((d->mon = monitor_open(t, d->sock)) != NULL) {   /* without it, failures go unreported */
+        d->mnext = t->mlist;
+        if (t->mlist) t->mlist->mprev = d;
+        t->mlist = d;
+    }
     size_t b = addr_hash(addr, lane) & (t->nbuckets - 1);
     d->hnext = t->buckets[b];
     t->buckets[b] = d;
@@ -454,6 +557,7 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
         goto fail;
     }
     memcpy(t->addr, ep + 6, strlen(ep + 6) + 1);          /* length checked above */
+    t->rmon = monitor_open(t, t->router);
     snprintf(t->adv, sizeof t->adv, "%s", t->o.advertise != NULL ? t->o.advertise : t->addr);
     t->o.federation_secret = NULL;     /* not kept: the caller's strings may not outlive us */
     t->o.advertise = NULL;
@@ -475,6 +579,10 @@ void transport_destroy(transport_t **tp)
         set_int(d->sock, ZMQ_LINGER, t->o.close_linger_ms);   /* let goodbyes go out */
         pend_flush(t, d, now);
         dealer_close(t, d);
+    }
+    if (t->rmon) {
+        zmq_socket_monitor(t->router, NULL, 0);
+        zmq_close(t->rmon);
     }
     if (t->router) zmq_close(t->router);
     if (t->zap) zmq_close(t->zap);
@@ -770,6 +878,7 @@ int transport_recv(transport_t *t, transport_msg_t *m)
         if (r == 0) break;
     }
     if (t->plist != NULL) flush_all(t, now_ms());
+    monitors_poll(t);
     for (int i = 0; i < RECV_BATCH; i++) {
         int r = router_read_one(t, m);
         if (r == 1 || r == 0 || r == -1) return r;

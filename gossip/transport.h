@@ -128,6 +128,11 @@ typedef struct {
     uint64_t send_dropped;                   /* sends not delivered to ZeroMQ */
     uint64_t zap_denied;                     /* connection attempts refused by the ZAP handler */
     uint64_t peers_open;                     /* DEALERs open now */
+    uint64_t handshake_failed_in;            /* CURVE/ZMTP handshakes of incoming connections failed */
+    uint64_t handshake_failed_out;           /* ... of our connections to peers (watched until the
+                                                first one to a peer succeeds) */
+    char last_handshake_error[200];          /* the last failure, in words */
+    char last_handshake_peer[TRANSPORT_ADDR_MAX + 24];
 } transport_stats_t;
 
 /* The live counters. Owner's thread only: to show them elsewhere (metrics), copy the struct on

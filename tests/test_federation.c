@@ -381,3 +381,46 @@ Test(federation, restored_backup_learns_its_head_before_it_publishes)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", bak);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* ---- issue 8 B9: a node with the wrong federation secret says so, and so do its peers */
+
+typedef struct {
+    h_node_t *n;
+    const char *series, *log_text;
+} hs_cond_t;
+
+static int file_has(const char *path, const char *text)
+{
+    size_t len;
+    char *s = h_read_file(path, &len);
+    int ok = s && strstr(s, text);
+    free(s);
+    return ok;
+}
+
+static int handshake_failures_seen(void *ctx)
+{
+    hs_cond_t *c = ctx;
+    return metric_of(c->n, c->series) > 0 && file_has(c->n->log, c->log_text);
+}
+
+Test(federation, wrong_federation_secret_is_logged_and_counted_on_both_sides)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--federation-secret", "alpha", FAST, NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--federation-secret", "beta", "--seed", a.peer, FAST, NULL), 0);
+    hs_cond_t cb = {&b, "trib_gossip_dropped_total{reason=\"handshake_failed_out\"}", "handshake(s) failed"};
+    cr_assert(h_wait(handshake_failures_seen, &cb, 15000),
+              "the node with the wrong secret did not log and count its failed handshakes");
+    hs_cond_t ca = {&a, "trib_gossip_dropped_total{reason=\"handshake_failed_in\"}", "handshake(s) failed"};
+    cr_assert(h_wait(handshake_failures_seen, &ca, 15000), "the seed did not log and count the failed handshakes");
+    cr_assert(file_has(a.log, "federation-secret"), "the seed's log does not name the likely cause");
+    /* Rate-limited: one line per 10 s at most, however many reconnects fail. */
+    size_t len;
+    char *s = h_read_file(b.log, &len);
+    int lines = 0;
+    for (char *p = s; p && (p = strstr(p, "handshake(s) failed")); p++)
+        lines++;
+    free(s);
+    cr_assert_leq(lines, 3, "%d handshake lines: not rate-limited", lines);
+}
