@@ -1023,7 +1023,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     } evs[] = {{"probe", ss.probes},           {"ack", ss.acks},
                {"nack", ss.nacks},             {"indirect_probe", ss.indirect_probes},
                {"suspect", ss.suspect_raised}, {"dead", ss.dead_declared},
-               {"refuted", ss.refuted},        {"push_pull", ss.push_pulls}};
+               {"refuted", ss.refuted},        {"push_pull", ss.push_pulls},
+               {"push_pull_same", ss.push_pulls_same}};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
     fprintf(f, "# HELP trib_swim_local_health Lifeguard awareness (0 = healthy).\n"

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #define ALIVE   TRIB__MEMBER_STATE__ALIVE
 #define SUSPECT TRIB__MEMBER_STATE__SUSPECT
 #define DEAD    TRIB__MEMBER_STATE__DEAD
@@ -563,6 +565,37 @@ static void send_push_pull(swim_t *s, const uint8_t *to_id, const char *addr, bo
     if (!reply) s->st.push_pulls++;
 }
 
+#define SUMMARY_LEN 16
+
+/* An order-free hash of the member table: the XOR of BLAKE2b-128(id, incarnation, state) of each. */
+static void table_summary(const swim_t *s, uint8_t out[SUMMARY_LEN])
+{
+    memset(out, 0, SUMMARY_LEN);
+    for (size_t i = 0; i < s->n; i++) {
+        const member_t *m = s->list[i];
+        uint8_t buf[SWIM_ID_LEN + 9], h[SUMMARY_LEN];
+        memcpy(buf, m->id, SWIM_ID_LEN);
+        for (int b = 0; b < 8; b++)
+            buf[SWIM_ID_LEN + b] = (uint8_t)(m->pub.incarnation >> (56 - 8 * b));
+        buf[SWIM_ID_LEN + 8] = (uint8_t)m->pub.state;
+        crypto_generichash(h, sizeof h, buf, sizeof buf, NULL, 0);
+        for (int b = 0; b < SUMMARY_LEN; b++)
+            out[b] ^= h[b];
+    }
+}
+
+/* The periodic push-pull opens with the summary of our table only. */
+static void send_summary(swim_t *s, const uint8_t *to_id, const char *addr)
+{
+    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+    uint8_t h[SUMMARY_LEN];
+    table_summary(s, h);
+    pp.summary.data = h;
+    pp.summary.len = sizeof h;
+    send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, &pp.base);
+    s->st.push_pulls++;
+}
+
 /* Up to k distinct random members passing `want`, other than self and `skip`. */
 static size_t pick_random(swim_t *s, bool (*want)(const swim_t *, const member_t *, uint64_t),
                           uint64_t now, const uint8_t *skip, size_t k, member_t **out)
@@ -956,6 +989,16 @@ static int on_push_pull(swim_t *s, uint64_t now, const uint8_t *from, const char
     for (size_t i = 0; i < pp->n_members; i++)
         if (!member_ok(pp->members[i])) return -1;
     if (s->left) return 0;
+    if (pp->summary.len) {       /* a periodic opener: a full exchange only when the tables differ */
+        uint8_t h[SUMMARY_LEN];
+        table_summary(s, h);
+        if (pp->summary.len != SUMMARY_LEN || memcmp(h, pp->summary.data, SUMMARY_LEN) != 0) {
+            if (raddr) send_push_pull(s, from, raddr, false, false);
+        } else {
+            s->st.push_pulls_same++;
+        }
+        return 0;
+    }
     /* Merge first, so the reply already carries any refutation of what they said about us. */
     for (size_t i = 0; i < pp->n_members; i++) apply_claim(s, now, pp->members[i], from, true);
     if (!pp->reply && raddr) send_push_pull(s, from, raddr, false, true);
@@ -1081,7 +1124,7 @@ static void tick_push_pull(swim_t *s, uint64_t now)
     s->next_push_pull = now + push_pull_period(s);
     member_t *to[1];
     if (pick_random(s, want_alive, now, NULL, 1, to))
-        send_push_pull(s, to[0]->id, to[0]->pub.addr, false, false);
+        send_summary(s, to[0]->id, to[0]->pub.addr);
 }
 
 /* ================================================================ public API */

@@ -95,6 +95,7 @@ typedef struct {
     uint64_t dead_declared;     /* suspicions that ran out here */
     uint64_t refuted;           /* times we raised our incarnation against a claim */
     uint64_t push_pulls;        /* push-pull requests sent (join, periodic, retry, stranger) */
+    uint64_t push_pulls_same;   /* periodic openers received whose summary matched our table */
     uint64_t msgs_malformed;    /* bodies refused by swim_handle */
     uint64_t members_dropped;   /* new members not stored: table full of live members */
     uint64_t rtt_count;                     /* direct acks measured */

@@ -1254,6 +1254,7 @@ struct cluster {
     bool watch;                 /* count DEAD marks of nodes that are up */
     uint64_t false_dead, curve_drops, suspects[MAXN];
     size_t max_probe_body;
+    uint64_t idle_bytes;        /* every message body sent, for the idle-traffic test */
 };
 
 static node_t *node_by_addr(cluster_t *c, const char *addr)
@@ -1275,6 +1276,7 @@ static void c_send(void *ctx, const uint8_t *to_id, const char *addr, int type,
         return;
     }
     if ((type == T_PING || type == T_ACK) && len > c->max_probe_body) c->max_probe_body = len;
+    c->idle_bytes += len;
     sim_net_send(c->net, from->idx, to->idx, type, body, len);
 }
 
@@ -1451,6 +1453,30 @@ static uint64_t join_time(size_t n, uint64_t seed, sim_net_stats_t *st)
     cr_expect_eq(c->curve_drops, 0);
     cluster_free(c);
     return t;
+}
+
+/* Body bytes per node per second of a settled, idle cluster of n over 300 s (ten push-pull periods). */
+static double idle_bytes_per_node(size_t n, uint64_t seed)
+{
+    cluster_t *c = cluster_new(n, NULL, seed);
+    cluster_join(c, 0);
+    cr_assert_lt(run_until(c, p_converged, n, 60000), 60000, "%zu nodes did not converge", n);
+    run_for(c, 30000);
+    c->idle_bytes = 0;
+    run_for(c, 300000);
+    double v = (double)c->idle_bytes / (double)n / 300.0;
+    cluster_free(c);
+    return v;
+}
+
+/* SWIM's promise: constant load per member. The periodic push-pull opens with a 16-byte summary of
+ * the member table and exchanges the tables only when they differ, so idle traffic per node does not
+ * grow with the federation (it carried the whole table every 30 s: O(N) bytes per node). */
+Test(swim_cluster, idle_traffic_per_node_is_flat_in_n)
+{
+    double b5 = idle_bytes_per_node(5, 7), b40 = idle_bytes_per_node(40, 7);
+    cr_log_info("idle SWIM body bytes/s per node: N=5 %.1f, N=40 %.1f", b5, b40);
+    cr_assert_leq(b40, 1.2 * b5, "idle bytes/s per node grew from %.1f (N=5) to %.1f (N=40)", b5, b40);
 }
 
 Test(swim_cluster, hundred_nodes_join_through_one_seed)
