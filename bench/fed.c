@@ -1156,8 +1156,10 @@ static void run_catchup(int domains, int per, const char *tmp)
     catchup_fill(dir, domains, per);
     fprintf(stderr, "fed: catch-up: %ld entries written in %.1f s\n", total, (double)(bench_now_ns() - f0) / 1e9);
     start_node(c, 0);
-    if (!pump_until(c, node0_ready, 60))
+    uint64_t r0 = bench_now_ns();
+    if (!pump_until(c, node0_ready, 300))
         bench_die("tributary node 0 did not restart");
+    fprintf(stderr, "fed: catch-up: the seed restarted in %.1f s\n", (double)(bench_now_ns() - r0) / 1e9);
     double vr = verify_rate();
     status_poller_t sp = {.port = c->base + 51, .cap = 1 << 20};
     sp.lat = calloc(sp.cap, sizeof *sp.lat);
