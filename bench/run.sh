@@ -19,6 +19,10 @@ report() {
   echo "Shared and noisy: every figure and ratio below comes from this one run; none is a unit test."
   echo
   "$BUILD/bench/fed" "$BUILD/trib" ${FED_N:-} || { echo "federation benchmark FAILED (exit $?)"; status=1; }
+  # issue 9 item 1: every node publishing at once (FED_CONC="N PER", also "20 500" where the machine allows)
+  "$BUILD/bench/fed" "$BUILD/trib" concurrent ${FED_CONC:-10 1000} || { echo "concurrent-publisher benchmark FAILED (exit $?)"; status=1; }
+  # issue 9 item 5: a node joining a catalog of DOMAINS x PER entries (FED_CATCHUP)
+  "$BUILD/bench/fed" "$BUILD/trib" catchup ${FED_CATCHUP:-100 1000} || { echo "catch-up benchmark FAILED (exit $?)"; status=1; }
   "$BUILD/bench/data" "$BUILD/trib" "$BUILD/bench" || { echo "data benchmark FAILED (exit $?)"; status=1; }
   "$BUILD/bench/publish" "$BUILD/trib" || { echo "publish benchmark FAILED (exit $?)"; status=1; }
   echo

@@ -1016,6 +1016,12 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
             "# HELP trib_catalog_own_synced Whether this node's copy of its own domain is known current (publishing "
             "allowed).\n# TYPE trib_catalog_own_synced gauge\ntrib_catalog_own_synced %d\n",
             rs.forks, atomic_load(&g->own_synced));
+    fprintf(f,
+            "# HELP trib_catalog_accept_seconds_total Time spent on entries received from peers: verifying "
+            "signatures, storing (one transaction per batch).\n# TYPE trib_catalog_accept_seconds_total counter\n"
+            "trib_catalog_accept_seconds_total{phase=\"verify\"} %.3f\n"
+            "trib_catalog_accept_seconds_total{phase=\"store\"} %.3f\n",
+            (double)rs.verify_us / 1e6, (double)rs.store_us / 1e6);
     fprintf(f, "# HELP trib_swim_events_total Membership protocol events.\n# TYPE trib_swim_events_total counter\n");
     const struct {
         const char *ev;

@@ -140,6 +140,26 @@ static void note_fork(replicate_t *r, const char *domain, uint64_t seq, const ch
               "(was the domain's node restored from an old copy of its data and published again?). This node "
               "keeps its own entry; the domain's catalog stays split until its owner resolves it.",
               domain, (unsigned long long)seq, from, how);
+    /* The evidence goes back: our entry at that seq shows the sender the fork too (it sees a duplicate
+     * seq with other bytes), so every node holding either side learns of both. */
+    uint8_t *ours = NULL;
+    size_t len = 0;
+    if (store_catalog_get(r->st, domain, seq, &ours, &len) == 0) {
+        ProtobufCBinaryData item = {len, ours};
+        Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
+        msg.n_entries = 1;
+        msg.entries = &item;
+        msg.final = 1;
+        size_t blen = trib__catalog_entries__get_packed_size(&msg);
+        uint8_t *buf = malloc(blen);
+        if (buf) {
+            trib__catalog_entries__pack(&msg, buf);
+            r->io.send(r->io.ctx, from, TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, buf, blen);
+            r->stats.entries_sent++;
+            free(buf);
+        }
+    }
+    free(ours);
 }
 
 /* A duplicate seq: a fork when its bytes are not the entry we hold at that seq. */
@@ -715,7 +735,15 @@ struct repl_job {
     char bad_err[256];           /* the last verification failure */
     int store_rc;
     char store_err[256];
+    uint64_t verify_us, store_us;
 };
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
                          const size_t *lens, size_t n)
@@ -768,6 +796,7 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
  * transaction (in arrival order, each checked against the head the ones before it left). */
 void repl_job_run(replicate_t *r, repl_job_t *j)
 {
+    uint64_t t0 = mono_us();
     for (size_t f = 0; f < j->nfr && j->n; f++)
         for (size_t i = 0; i < j->fr[f].n; i++) {
             const ProtobufCBinaryData *it = &j->fr[f].msg->entries[i];
@@ -783,8 +812,11 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
             j->srcf[j->nv] = f;
             j->src[j->nv++] = i;
         }
+    uint64_t t1 = mono_us();
     if (j->nv)
         j->store_rc = store_catalog_append_batch(r->st, j->items, j->nv, j->store_err, sizeof j->store_err);
+    j->verify_us = t1 - t0;
+    j->store_us = mono_us() - t1;
 }
 
 /* Sorts the outcomes per frame (accepted entries into ok, gapped ones into gaps, refusals counted and
@@ -793,6 +825,8 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
 int repl_job_finish(replicate_t *r, repl_job_t *j)
 {
     char err[256];
+    r->stats.verify_us += j->verify_us;
+    r->stats.store_us += j->store_us;
     for (size_t k = 0; k < j->nbad; k++) {
         r->stats.entries[CAT_BAD_SIGNATURE]++;
         log_refusal(r, CAT_BAD_SIGNATURE, j->fr[j->badf[k]].from, j->bad_err);

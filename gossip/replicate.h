@@ -44,6 +44,7 @@ typedef struct {
     uint64_t batches, batch_errors;       /* write transactions of accepted entries; failed ones */
     uint64_t entries_over_cap;            /* entries past a received frame's cap, ignored */
     uint64_t forks;                       /* distinct forks (domain, seq) seen */
+    uint64_t verify_us, store_us;         /* time spent verifying received entries, storing them */
 } repl_stats_t;
 
 /* max_frame bounds the body of one CatalogEntries message. */

@@ -292,9 +292,12 @@ static double metric_of(h_node_t *n, const char *series)
     h_resp_t r;
     double v = -1;
     if (h_http("GET", url, NULL, NULL, 0, &r) == 0 && r.body) {
-        const char *p = strstr(r.body, series);
-        if (p && p[strlen(series)] == ' ')
-            v = strtod(p + strlen(series) + 1, NULL);
+        size_t sl = strlen(series);
+        for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+            if (!strncmp(p, series, sl) && p[sl] == ' ') {   /* a sample line, not its # HELP */
+                v = strtod(p + sl + 1, NULL);
+                break;
+            }
     }
     h_resp_free(&r);
     return v;
@@ -423,4 +426,49 @@ Test(federation, wrong_federation_secret_is_logged_and_counted_on_both_sides)
         lines++;
     free(s);
     cr_assert_leq(lines, 3, "%d handshake lines: not rate-limited", lines);
+}
+
+typedef struct {
+    h_node_t *n;
+} fork_cond_t;
+
+static int fork_seen(void *ctx)
+{
+    fork_cond_t *f = ctx;
+    if (metric_of(f->n, "trib_catalog_forks_total") < 1 || !file_has(f->n->log, "FORK of domain 'payments'"))
+        return 0;
+    json_t *j = get_json(f->n, "/v1/status");
+    int ok = json_array_size(json_object_get(j, "forks")) > 0;
+    json_decref(j);
+    return ok;
+}
+
+/* With no peer to ask, a restored node goes ahead after a bounded wait and says it could not check;
+ * the fork it then makes is seen, logged, counted and shown on both sides once they meet. */
+Test(federation, restored_backup_without_peers_goes_ahead_and_the_fork_is_reported)
+{
+    h_node_t a, b;
+    char bak[300], body[1024];
+    restore_old_copy(&a, &b, bak, sizeof bak, 1);
+    uint64_t seq = 0;
+    long st, t0 = h_now_ms();
+    while ((st = put_product(&a, "p4", &seq, body, sizeof body)) == 503 && h_now_ms() - t0 < 30000)
+        ;
+    long waited = h_now_ms() - t0;
+    cr_assert_eq(st, 201, "publish after the bounded wait: %ld %s", st, body);
+    cr_assert_eq(seq, 2, "published at seq %llu", (unsigned long long)seq);
+    cr_assert_geq(waited, 5000, "went ahead after %ld ms without checking", waited);
+    cr_assert(file_has(a.log, "could not check"), "the node did not log that it could not check");
+    cr_assert_eq(h_node_restart(&b), 0);
+    fork_cond_t fa = {&a}, fb = {&b};
+    cr_assert(h_wait(fork_seen, &fb, 20000), "growth did not report the fork of payments");
+    cr_assert(h_wait(fork_seen, &fa, 20000), "payments did not report its own fork");
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(h_trib(&b, NULL, &out, &err, "status", NULL), 0, "%s", err);
+    cr_assert(out && strstr(out, "payments forked at seq"), "trib status does not show the fork: %s", out);
+    free(out);
+    free(err);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", bak);
+    cr_assert_eq(system(cmd), 0);
 }
