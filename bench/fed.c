@@ -1075,13 +1075,13 @@ static void catchup_fill(const char *dir, int domains, int per)
                 bench_die("catch-up fill: cannot sign %s seq %d: %s", domain, k + 1, err);
             memcpy(prev, v[k].hash, 32);
             items[k] = (store_append_t){.entry = v[k].entry, .hash = v[k].hash, .signer = id.pk,
-                                        .bytes = bytes[k], .len = len};
+                                        .signed_bytes = bytes[k], .len = len};
         }
-        if (store_catalog_append_batch(st, items, (size_t)per, err, sizeof err) != 0)
+        if (store_catalog_append_many(st, items, (size_t)per, NULL, 0, err, sizeof err) < 0)
             bench_die("catch-up fill: %s", err);
         for (int k = 0; k < per; k++) {
-            if (items[k].result != 0)
-                bench_die("catch-up fill: %s seq %d refused (%d)", domain, k + 1, items[k].result);
+            if (items[k].rc != 0)
+                bench_die("catch-up fill: %s seq %d refused (%d)", domain, k + 1, items[k].rc);
             entry_free(&v[k]);
             free(bytes[k]);
         }

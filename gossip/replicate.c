@@ -808,13 +808,14 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
             }
             j->items[j->nv] = (store_append_t){.entry = v->entry, .hash = v->hash,
                                                .signer = v->signed_entry->signer.data,
-                                               .bytes = it->data, .len = it->len};
+                                               .signed_bytes = it->data, .len = it->len};
             j->srcf[j->nv] = f;
             j->src[j->nv++] = i;
         }
     uint64_t t1 = mono_us();
     if (j->nv)
-        j->store_rc = store_catalog_append_batch(r->st, j->items, j->nv, j->store_err, sizeof j->store_err);
+        j->store_rc = store_catalog_append_many(r->st, j->items, j->nv, NULL, 0, j->store_err,
+                                                sizeof j->store_err) < 0 ? -1 : 0;
     j->verify_us = t1 - t0;
     j->store_us = mono_us() - t1;
 }
@@ -843,7 +844,7 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
         inframe_t *f = &j->fr[j->srcf[k]];
         const ProtobufCBinaryData *item = &f->msg->entries[j->src[k]];
         const Trib__CatalogEntry *e = j->v[k].entry;
-        cat_result_t res = store_result(j->items[k].result);
+        cat_result_t res = store_result(j->items[k].rc);
         r->stats.entries[res]++;
         if (res == CAT_ACCEPTED) {
             log_accepted(f->from, item);
