@@ -32,10 +32,13 @@
 typedef struct qitem {
     struct qitem *next;
     size_t len;
+    uint64_t seq;                /* set by the loop (0: not decodable) */
+    uint64_t since_ms;           /* when the loop first held it back */
     uint8_t data[];
 } qitem_t;
 
 #define QUEUE_MAX 4096           /* queued local entries beyond this are left to anti-entropy */
+#define HOLD_MS 200              /* an own entry waits this long at most for the ones before it */
 #define CATALOG_BUDGET_MS 20     /* catalog work per loop turn */
 #define OWN_SYNC_MS 10000        /* how long a starting node waits for a peer's view of its own domain */
 #define OWN_ASK_MS 500           /* how often it asks meanwhile */
@@ -68,6 +71,12 @@ struct gossip {
     pthread_mutex_t qmu;
     qitem_t *qhead, *qtail;
     size_t qlen;
+    /* own entries held back until the ones before them came (loop only): concurrent publishes are
+     * committed together and announced by their threads in any order; pushed out of order they
+     * arrive as gaps, and each gap's request is answered with everything after it */
+    qitem_t **held;
+    size_t nheld, capheld;
+    uint64_t pushed_seq;         /* the last own seq pushed */
     uint64_t queue_dropped;
     /* received catalog messages waiting for the loop (loop only) */
     cmsg_t *chead, *ctail;
@@ -366,6 +375,27 @@ static int is_read_type(int t)
            t == TRIB__MSG_TYPE__MSG_READ_CREDIT || t == TRIB__MSG_TYPE__MSG_READ_CANCEL;
 }
 
+static uint64_t entry_seq(const uint8_t *bytes, size_t len)
+{
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
+    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
+    uint64_t seq = ce ? ce->seq : 0;
+    if (ce)
+        trib__catalog_entry__free_unpacked(ce, NULL);
+    if (se)
+        trib__signed_entry__free_unpacked(se, NULL);
+    return seq;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    const qitem_t *x = *(qitem_t *const *)a, *y = *(qitem_t *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Pushes queued own entries in seq order: the run that continues the last pushed seq goes now; the
+ * rest waits for the entries before it, at most HOLD_MS (then it goes anyway: the receivers' gap
+ * requests fill what is missing). */
 static void drain_queue(gossip_t *g)
 {
     pthread_mutex_lock(&g->qmu);
@@ -373,24 +403,52 @@ static void drain_queue(gossip_t *g)
     g->qhead = g->qtail = NULL;
     g->qlen = 0;
     pthread_mutex_unlock(&g->qmu);
+    uint64_t now = now_ms();
+    for (; q; q = q->next) {
+        if (g->nheld == g->capheld) {
+            size_t cap = g->capheld ? 2 * g->capheld : 64;
+            qitem_t **p = realloc(g->held, cap * sizeof *p);
+            if (!p)
+                break;           /* the rest is lost to pushing; anti-entropy carries it */
+            g->held = p;
+            g->capheld = cap;
+        }
+        q->seq = entry_seq(q->data, q->len);
+        q->since_ms = now;
+        g->held[g->nheld++] = q;
+    }
+    for (qitem_t *rest; q; q = rest) {
+        rest = q->next;
+        free(q);
+    }
+    if (!g->nheld)
+        return;
+    qsort(g->held, g->nheld, sizeof *g->held, by_seq);
+    size_t n = 0;
+    while (n < g->nheld && (g->held[n]->seq <= g->pushed_seq + 1 || g->held[n]->seq == 0))
+        n++;
+    int stale = 0;
+    for (size_t i = n; i < g->nheld; i++)
+        stale |= now - g->held[i]->since_ms >= HOLD_MS;
+    if (stale)
+        n = g->nheld;
     enum { BATCH = 256 };
     const uint8_t *entries[BATCH];
-    size_t lens[BATCH], n = 0;
-    qitem_t *batch = q;
-    while (q) {
-        entries[n] = q->data;
-        lens[n++] = q->len;
-        q = q->next;
-        if (n == BATCH || !q) {
-            push_entries(g, entries, lens, n);
-            while (batch != q) {
-                qitem_t *next = batch->next;
-                free(batch);
-                batch = next;
-            }
-            n = 0;
+    size_t lens[BATCH];
+    for (size_t i = 0; i < n; i += BATCH) {
+        size_t k = n - i < BATCH ? n - i : BATCH;
+        for (size_t j = 0; j < k; j++) {
+            entries[j] = g->held[i + j]->data;
+            lens[j] = g->held[i + j]->len;
+            if (g->held[i + j]->seq > g->pushed_seq)
+                g->pushed_seq = g->held[i + j]->seq;
         }
+        push_entries(g, entries, lens, k);
     }
+    for (size_t i = 0; i < n; i++)
+        free(g->held[i]);
+    memmove(g->held, g->held + n, (g->nheld - n) * sizeof *g->held);
+    g->nheld -= n;
 }
 
 /* ------------------------------------------------------------------ received catalog messages */
@@ -638,7 +696,11 @@ static void *loop(void *arg)
             save_members(g);
             next_save = now + SAVE_MS;
         }
+        if (g->nheld && now >= g->held[0]->since_ms + HOLD_MS)
+            drain_queue(g);
         uint64_t deadline = swim_next_deadline(g->swim);
+        if (g->nheld && g->held[0]->since_ms + HOLD_MS < deadline)
+            deadline = g->held[0]->since_ms + HOLD_MS;
         if (!atomic_load(&g->own_synced) && g->own_next_ask < deadline)
             deadline = g->own_next_ask;
         if (next_ae < deadline)
@@ -734,6 +796,9 @@ static void destroy(gossip_t *g)
         next = q->next;
         free(q);
     }
+    for (size_t i = 0; i < g->nheld; i++)
+        free(g->held[i]);
+    free(g->held);
     free(g->snap);
     for (size_t i = 0; i < g->nunsaved; i++) /* the loop saved them when it ran */
         free((void *)g->unsaved[i].member);
@@ -836,7 +901,9 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     /* Nobody to ask (a first node: no seed, no stored member), or nothing of ours held yet (a new
      * node): nothing of ours can be ahead of us. */
     store_head_t own;
-    int alone = (o->nseeds == 0 && rc.restored == 0) || store_catalog_head(st, g->domain, &own) != 0;
+    int have_own = store_catalog_head(st, g->domain, &own) == 0;
+    g->pushed_seq = have_own ? own.seq : 0;
+    int alone = (o->nseeds == 0 && rc.restored == 0) || !have_own;
     atomic_store(&g->own_synced, alone);
     g->own_deadline = now_ms() + OWN_SYNC_MS;
     snprintf(g->own_why, sizeof g->own_why,
