@@ -22,6 +22,7 @@
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
 #include "gossip/transport.h"
+#include "storage/store.h"
 
 typedef struct qitem {
     struct qitem *next;
@@ -718,7 +719,7 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     if (!entry_valid_product_id(product)) {
         *status = 400;
         snprintf(kind, kindlen, "bad_id");
-        snprintf(err, errlen, "not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}");
+        snprintf(err, errlen, "not a product id: domain and name are " STORE_NAME_RULE);
         return NULL;
     }
     char domain[64];

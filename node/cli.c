@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <libfyaml.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +22,8 @@
 #include "node/cli_internal.h"
 #include "node/cli_table.h"
 #include "node/client.h"
+#include "node/yaml.h"
+#include "storage/store.h"
 
 #define MAX_MANIFEST (4u << 20)   /* bytes read from a manifest file */
 #define DETAIL_MAX   2000         /* characters of a node's error detail shown */
@@ -339,8 +340,8 @@ int cli_arg_id(cli_ctx_t *c, const char *suffix, const char **id, char path[CLI_
 {
     *id = c->pos[0];
     if (!cli_valid_id(*id))
-        return cli_usage_error(c, "'%s' is not a product id (DOMAIN/NAME, each [a-z0-9][a-z0-9-]*, "
-                              "at most 63 characters)", *id);
+        return cli_usage_error(c, "'%s' is not a product id (DOMAIN/NAME, each " STORE_NAME_RULE
+                                  ")", *id);
     product_path(path, *id, suffix);
     return CLI_OK;
 }
@@ -521,66 +522,33 @@ static int yaml_key(struct fy_node *root, const char *key, char *out, size_t out
         ok = entry_valid_name(out);
     }
     if (!ok) {
-        const struct fy_mark *mk = fy_token_start_mark(fy_node_get_scalar_token(n));
         char where[32] = "";
-        if (mk)
-            snprintf(where, sizeof where, " (line %d)", mk->line + 1);
-        snprintf(err, errlen, "%s: '%.*s' is not valid: [a-z0-9][a-z0-9-]*, at most 63 "
-                 "characters%s", key, (int)(len > 80 ? 80 : len), s, where);
+        int line = yaml_scalar_line(n);
+        if (line > 0)
+            snprintf(where, sizeof where, " (line %d)", line);
+        snprintf(err, errlen, "%s: '%.*s' is not a valid name (" STORE_NAME_RULE ")%s", key,
+                 (int)(len > 80 ? 80 : len), s, where);
         return -1;
     }
     return 0;
-}
-
-static void yaml_diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag;
-    (void)user;
-    (void)buf;
-    (void)len;
 }
 
 /* Finds domain and name in a manifest's text. 0, or -1 with err ("name: required"). */
 static int manifest_id(const char *text, size_t len, char *id, size_t idlen,
                        char *err, size_t errlen)
 {
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = yaml_diag_discard;
-    dcfg.colorize = false;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (!diag) {
-        snprintf(err, errlen, "cannot create the YAML diagnostics");
+    struct fy_document *doc = yaml_load(text, len, NULL, err, errlen);
+    if (!doc)
         return -1;
-    }
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pcfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag };
-    struct fy_document *doc = fy_document_build_from_string(&pcfg, text, len);
     int rc = -1;
-    if (!doc) {
-        void *it = NULL;
-        struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
-        if (e)
-            snprintf(err, errlen, "not valid YAML: %s (line %d)", e->msg, e->line);   /* 1-based */
-        else
-            snprintf(err, errlen, "not valid YAML");
-        goto out;
-    }
     struct fy_node *root = fy_document_root(doc);
-    if (!root || !fy_node_is_mapping(root)) {
-        snprintf(err, errlen, "not a manifest: expected a mapping with name:, domain:, ...");
-        goto out;
-    }
     char domain[64], name[64];
-    if (yaml_key(root, "domain", domain, sizeof domain, err, errlen) != 0 ||
-        yaml_key(root, "name", name, sizeof name, err, errlen) != 0)
-        goto out;
-    snprintf(id, idlen, "%s/%s", domain, name);
-    rc = 0;
-out:
+    if (!root || !fy_node_is_mapping(root))
+        snprintf(err, errlen, "not a manifest: expected a mapping with name:, domain:, ...");
+    else if (yaml_key(root, "domain", domain, sizeof domain, err, errlen) == 0 &&
+             yaml_key(root, "name", name, sizeof name, err, errlen) == 0)
+        rc = snprintf(id, idlen, "%s/%s", domain, name) < (int)idlen ? 0 : -1;
     fy_document_destroy(doc);
-    fy_diag_destroy(diag);
     return rc;
 }
 

@@ -2,11 +2,11 @@
  * --config YAML file (libfyaml) and then from the command line. Validation lives here, once. */
 #include <errno.h>
 #include <inttypes.h>
-#include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "node/config.h"
+#include "node/yaml.h"
 
 enum kind { K_STR, K_ADDR, K_SEED, K_U64 };
 
@@ -142,51 +142,20 @@ void config_defaults(config_t *c)
             set(c, &options[i], options[i].def, err, sizeof err);
 }
 
-static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag, (void)user, (void)buf, (void)len;
-}
-
-/* Parses path quietly: libfyaml's messages are collected, and the first one goes into err. */
-static struct fy_document *load_yaml(const char *path, char *err, size_t errlen)
+int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return NULL;
+        return -1;
     }
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = diag_discard;
-    dcfg.colorize = false;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (!diag) {
-        fclose(f);
-        snprintf(err, errlen, "%s: cannot create the YAML diagnostics", path);
-        return NULL;
-    }
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag};
-    struct fy_document *fyd = fy_document_build_from_fp(&pcfg, f);
+    char why[256];
+    struct fy_document *fyd = yaml_load(NULL, 0, f, why, sizeof why);
     fclose(f);
     if (!fyd) {
-        void *it = NULL;
-        struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
-        if (e)
-            snprintf(err, errlen, "%s:%d: not valid YAML: %s", path, e->line, e->msg);
-        else
-            snprintf(err, errlen, "%s: not valid YAML", path);
-    }
-    fy_diag_destroy(diag);
-    return fyd;
-}
-
-int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
-{
-    struct fy_document *fyd = load_yaml(path, err, errlen);
-    if (!fyd)
+        snprintf(err, errlen, "%s: %s", path, why);
         return -1;
+    }
     int rc = -1;
     struct fy_node *root = fy_document_root(fyd);
     if (!root || fy_node_get_type(root) != FYNT_MAPPING) {
@@ -198,9 +167,7 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
     while ((pair = fy_node_mapping_iterate(root, &iter))) {
         struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
         const char *key = fy_node_get_scalar0(k);
-        struct fy_token *tok = fy_node_get_scalar_token(k);
-        const struct fy_mark *mark = tok ? fy_token_start_mark(tok) : NULL;
-        int line = mark ? mark->line + 1 : 0;
+        int line = yaml_scalar_line(k);
         const option_t *o = key ? find(key) : NULL;
         if (!o) {
             snprintf(err, errlen, "%s:%d: unknown option '%s'", path, line, key ? key : "?");

@@ -29,6 +29,7 @@
 #include "node/metrics.h"
 #include "node/records.h"
 #include "node/view.h"
+#include "storage/store.h"
 
 /* ------------------------------------------------------------------ requests */
 
@@ -722,7 +723,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     name[nlen] = '\0';
     if (!entry_valid_name(domain) || !entry_valid_name(name))
         return send_error(c, R_OTHER, 400, "bad_id",
-                          "'%s/%s' is not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}", domain, name);
+                          "'%s/%s' is not a product id: domain and name are " STORE_NAME_RULE, domain, name);
     snprintf(id, sizeof id, "%s/%s", domain, name);
 
     if (!*rest || !strcmp(rest, "/")) {

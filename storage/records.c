@@ -10,7 +10,7 @@
 /* Length of a valid product id, or 0. */
 static size_t id_len(const char *id)
 {
-    return store__valid_id(id) ? strlen(id) : 0;
+    return store_valid_id(id) ? strlen(id) : 0;
 }
 
 /* Highest stored seq of product id (0 when none), by seeking just past its keys: every

@@ -32,6 +32,12 @@ enum {
 #define STORE_KEY_LEN  32
 #define STORE_ID_MAX   128   /* "domain/name" incl. NUL: 63 + 1 + 63 + 1 */
 
+/* ---- names (DESIGN.md §8): the one implementation of the rule for domain and product names,
+ * and the rule's text, which every message about a bad name quotes. */
+#define STORE_NAME_RULE "[a-z0-9][a-z0-9-]{0,62}"
+int store_valid_name(const char *s, size_t len);   /* the len bytes at s (no NUL needed) */
+int store_valid_id(const char *id);                /* "domain/name", NUL-terminated */
+
 typedef struct {
     size_t map_size;      /* initial map size in bytes (0: 64 MiB) */
     size_t map_max;       /* growth ceiling in bytes (0: 1 TiB) */

@@ -22,6 +22,7 @@
 #include "node/cli.h"
 #include "node/cli_table.h"
 #include "node/client.h"
+#include "storage/store.h"
 
 /* ================================================================ running the CLI */
 
@@ -407,7 +408,7 @@ Test(cli_usage, errors_exit_2_with_a_hint)
         { { "show" }, "missing argument" },
         { { "show", "a/b", "c/d" }, "unexpected argument 'c/d'" },
         { { "show", "not-an-id" }, "'not-an-id' is not a product id" },
-        { { "retire", "A/B" }, "'A/B' is not a product id" },
+        { { "retire", "A/B" }, "'A/B' is not a product id (DOMAIN/NAME, each " STORE_NAME_RULE ")" },
         { { "get", "a/b", "--from", "abc" }, "--from: 'abc' is not a non-negative integer" },
         { { "get", "a/b", "--limit=-1" }, "--limit: '-1' is not a non-negative integer" },
         { { "get", "a/b", "--from" }, "option '--from' needs a value (SEQ)" },
@@ -784,9 +785,10 @@ Test(cli_cmd, publish_local_errors, .init = srv_start, .fini = srv_stop)
         { "domain: payments\nversion: 1.0.0\n", ": name: required" },
         { "name: x\n", ": domain: required" },
         { "name: [a, b]\ndomain: payments\n", ": name: must be a string" },
-        { "domain: payments\nname: Bad_Name\n", ": name: 'Bad_Name' is not valid" },
-        { "name: x\ndomain: payments\n  bad: [\n", "not valid YAML" },
-        { "name: x\nname: y\ndomain: p\n", "not valid YAML: duplicate key (line 2)" },
+        { "domain: payments\nname: Bad_Name\n",
+          ": name: 'Bad_Name' is not a valid name (" STORE_NAME_RULE ") (line 2)" },
+        { "name: x\ndomain: payments\n  bad: [\n", "malformed YAML" },
+        { "name: x\nname: y\ndomain: p\n", "malformed YAML: duplicate key (line 2, column 1)" },
         { "- just\n- a list\n", "not a manifest" },
         { "\"just a string\"\n", "not a manifest" },
     };

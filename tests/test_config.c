@@ -123,7 +123,7 @@ Test(config, bad_input_table)
     struct {
         const char *path, *want;
     } files[] = {
-        {bad_yaml, "bad.yaml:2: not valid YAML: flow sequence without a closing bracket"},
+        {bad_yaml, "bad.yaml: malformed YAML: flow sequence without a closing bracket (line 2, column 1)"},
         {unknown, ":2: unknown option 'probe-intervall'"},
         {range, ":3: suspicion_mult: '0' is not a whole number in 1..100"},
     };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "node/manifest.h"
+#include "storage/store.h"
 #include "tests/fixtures.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -503,6 +504,11 @@ Test(manifest, predicates)
     cr_expect(manifest_valid_status("retired") && !manifest_valid_status("Active"));
     cr_expect(manifest_valid_classification("restricted") && !manifest_valid_classification("secret"));
     cr_expect(manifest_valid_logical_type("timestamp") && !manifest_valid_logical_type("int"));
-    cr_expect(manifest_valid_name("a") && manifest_valid_name("9-lives") && !manifest_valid_name("") &&
-              !manifest_valid_name("a_b") && !manifest_valid_name("-a") && !manifest_valid_name("A"));
+    /* The name rule is storage's (tested in test_entry); a bad name's message quotes it. */
+    static const char bad_name[] = "name: Settled_Tx\ndomain: payments\nversion: 1.0.0\n" OWNERS SCHEMA;
+    char err[512];
+    Trib__Manifest *m = manifest_parse(bad_name, strlen(bad_name), NULL, err, sizeof err);
+    cr_assert_null(m);
+    cr_expect(strstr(err, "name: 'Settled_Tx' is not a valid name (line 1)") && strstr(err, STORE_NAME_RULE),
+              "%s", err);
 }
