@@ -10,6 +10,7 @@
  * Sections: limits and small helpers / field validation / Manifest build / entry point. */
 #include "node/manifest.h"
 #include "gossip/entry.h"
+#include "node/errtext.h"
 #include "node/yaml.h"
 #include "storage/store.h"
 
@@ -88,19 +89,6 @@ int manifest_valid_semver(const char *s)
     if (!g_semver_ok)
         return 0;
     return regexec(&g_semver, s, 0, NULL, 0) == 0;
-}
-
-/* Replaces err with an ASCII-only copy if it is not valid UTF-8 (callers put it in JSON). */
-static void err_sanitize(char *err)
-{
-    json_t *probe = json_string(err);
-    if (probe != NULL) {
-        json_decref(probe);
-        return;
-    }
-    for (char *p = err; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
 }
 
 /* ================================================================ field validation */
@@ -548,7 +536,7 @@ Trib__Manifest *manifest_parse(const char *text, size_t len, const char *node_do
                 snprintf(err, errlen, "malformed JSON: %s (line %d, column %d)", je.text, je.line,
                          je.column);
                 yaml_lines_free(&lines);
-                err_sanitize(err);
+                errtext_utf8(err);
                 return NULL;
             }
         }
@@ -580,7 +568,7 @@ Trib__Manifest *manifest_parse(const char *text, size_t len, const char *node_do
     json_decref(doc);
     yaml_lines_free(&lines);
     if (m == NULL)
-        err_sanitize(err);
+        errtext_utf8(err);
     return m;
 }
 
