@@ -191,6 +191,7 @@ static const char *reason_phrase(long status)
         { 405, "Method Not Allowed" }, { 409, "Conflict" }, { 410, "Gone" },
         { 413, "Content Too Large" }, { 500, "Internal Server Error" },
         { 502, "Bad Gateway" }, { 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
+        { 507, "Insufficient Storage" },
     };
     for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
         if (phrases[i].code == status)

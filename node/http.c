@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -84,6 +85,32 @@ static enum MHD_Result send_json(struct MHD_Connection *c, route_t route, unsign
     return send_body(c, route, status, "application/json", body, n + 1);
 }
 
+/* A 500 or 507 is the node failing, not the client: logged at once, then at most one line per
+ * LOG_FAIL_EVERY_S seconds saying how many more there were (a full disk fails every write). */
+#define LOG_FAIL_EVERY_S 10
+static void log_failure(unsigned status, const char *kind, const char *detail)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t last;
+    static unsigned long quiet;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&mu);
+    int say = last == 0 || now - last >= LOG_FAIL_EVERY_S;
+    unsigned long more = quiet;
+    if (say) {
+        last = now;
+        quiet = 0;
+    } else {
+        quiet++;
+    }
+    pthread_mutex_unlock(&mu);
+    char also[64] = "";
+    if (more)
+        snprintf(also, sizeof also, " (and %lu more since the last such line)", more);
+    if (say)
+        log_error("HTTP %u %s: %s%s", status, kind, detail, also);
+}
+
 static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsigned status, const char *kind,
                                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsigned status, const char *kind,
@@ -94,7 +121,16 @@ static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsig
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    if (status == 500 || status == 507)
+        log_failure(status, kind, detail);
     return send_json(c, route, status, json_pack("{s:s,s:s}", "error", kind, "detail", detail));
+}
+
+/* A store write that failed: 507 when the disk is full (a retry can succeed once space is
+ * freed; nothing was stored), else 500. */
+static unsigned write_failed_status(void)
+{
+    return store_last_errno() == ENOSPC ? 507 : 500;
 }
 
 /* Parses an optional unsigned query parameter; -1 on a malformed value. */
@@ -521,7 +557,7 @@ static enum MHD_Result h_product_put(agent_t *a, struct MHD_Connection *c, const
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(a->cat, m, NULL, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
-        ret = send_error(c, R_PRODUCT_PUT, 500, "publish_failed", "%s", err);
+        ret = send_error(c, R_PRODUCT_PUT, write_failed_status(), "publish_failed", "%s", err);
         goto out;
     }
     agent_announce(a, signed_bytes, signed_len);
@@ -555,7 +591,7 @@ static enum MHD_Result h_product_delete(agent_t *a, struct MHD_Connection *c, co
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(a->cat, NULL, name, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
-        return send_error(c, R_PRODUCT_DELETE, 500, "retire_failed", "%s", err);
+        return send_error(c, R_PRODUCT_DELETE, write_failed_status(), "retire_failed", "%s", err);
     agent_announce(a, signed_bytes, signed_len);
     free(signed_bytes);
     metrics_retired();
@@ -612,7 +648,7 @@ static enum MHD_Result h_records_post(agent_t *a, struct MHD_Connection *c, cons
     else if (rc == STORE_NOTFOUND)
         ret = send_error(c, R_RECORDS_POST, 404, "not_found", "no product %s", id);
     else if (rc != 0)
-        ret = send_error(c, R_RECORDS_POST, 500, "storage", "%s", err);
+        ret = send_error(c, R_RECORDS_POST, write_failed_status(), "storage", "%s", err);
     else {
         metrics_records_appended(n);
         agent_notify(a);

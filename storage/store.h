@@ -51,6 +51,10 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
 void store_close(store_t **sp);                       /* accepts NULL and *sp == NULL */
 size_t store_map_size(store_t *st);                   /* current map size, for metrics/tests */
 const char *store_last_error(void);                   /* calling thread's last error text */
+/* The cause of the calling thread's last -1 when a caller acts on it, else 0: ENOSPC when a
+ * write failed because the data dir's filesystem is full (or its quota or file size limit is
+ * reached); nothing of that write was stored, and reads go on working. */
+int store_last_errno(void);
 
 /* ---- meta: small named values (format version, domain, counters). Keys "store.*" are
  * storage's own. get sets *len to the stored length; -1 when it exceeds cap. */
