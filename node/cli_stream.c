@@ -4,8 +4,10 @@
  *
  * Owns: the relay (a line that could be the node's closing error object is held until the
  * next line shows it was a record, at most HOLD_MAX bytes), telling a read that failed midway
- * from one that finished, SIGPIPE/SIGINT/SIGTERM handling while a transfer runs, and noticing
- * a reader that went away (`trib subscribe X | head -1`).
+ * from one that finished, the seq a reader resumes from (on stderr: with the error of a read
+ * that failed midway, and after one that ended well when stderr is a terminal),
+ * SIGPIPE/SIGINT/SIGTERM handling while a transfer runs, and noticing a reader that went away
+ * (`trib subscribe X | head -1`).
  * Must not: change a record's bytes, or write anything but records to c->out (messages go to
  * c->err), so stdout stays pure NDJSON for the next program in the pipe. */
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "node/cli_internal.h"
 
@@ -29,6 +32,7 @@ typedef struct {
     char *held;                /* a complete error-shaped line not yet known to be the last */
     size_t held_len;
     int write_errno;           /* set when writing to out failed */
+    long long lines;           /* complete lines written to out: the records relayed */
 } relay_t;
 
 static int relay_write(relay_t *r, const char *data, size_t len)
@@ -45,6 +49,8 @@ static int relay_write(relay_t *r, const char *data, size_t len)
         r->write_errno = errno ? errno : EIO;
         return -1;
     }
+    for (const char *p = data, *end = data + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        r->lines++;
     return 0;
 }
 
@@ -136,6 +142,21 @@ static void on_stop_signal(int sig)
     stop_flag = 1;
 }
 
+/* Where a reader resumes: "last seq N; resume with --from N+1" (the node's Trib-First-Seq
+ * header gives the first line's seq; records are dense). Empty when the node did not say. */
+static void resume_hint(const client_reply_t *rep, const relay_t *r, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (rep->first_seq < 0)
+        return;
+    long long first = rep->first_seq > 0 ? rep->first_seq : 1;
+    if (r->lines > 0)
+        snprintf(out, len, "last seq %lld; resume with --from %lld", first + r->lines - 1,
+                 first + r->lines);
+    else
+        snprintf(out, len, "no record received; resume with --from %lld", first);
+}
+
 int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *query, int live)
 {
     const char *id;
@@ -173,6 +194,11 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
         sigaction(SIGTERM, &old_term, NULL);
     }
 
+    /* The seq to resume from goes to stderr, never into the NDJSON on stdout: with the error
+     * when a read fails midway, and after a read that ended well only for a person watching
+     * (stderr is a terminal). A reader that went away gets none: lines it never read count. */
+    char hint[96], msg[sizeof err + sizeof hint + 4];
+    int show_hint = 0;
     if (cr == 0 && (rep.status < 200 || rep.status > 299)) {
         rc = cli_fail_http(c, &rep);
     } else if (cr == CLIENT_GONE) {
@@ -182,7 +208,9 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
                                     : cli_fail(c, "writing output: %s", strerror(r.write_errno));
     } else if (cr < 0) {
         fflush(c->out);
-        rc = cli_fail_transport(c, err);
+        resume_hint(&rep, &r, hint, sizeof hint);
+        snprintf(msg, sizeof msg, "%s%s%s%s", err, *hint ? " (" : "", hint, *hint ? ")" : "");
+        rc = cli_fail_transport(c, msg);
     } else {
         /* A last line without '\n' is still a line. */
         if (!r.passthrough && r.len > 0) {
@@ -191,21 +219,27 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
             if (relay_line(&r, r.line, n) == 0 && !r.held)
                 relay_write(&r, "\n", 1);
         }
+        resume_hint(&rep, &r, hint, sizeof hint);
+        const char *open = *hint ? " (" : "", *close = *hint ? ")" : "";
         if (r.held) {
             json_t *j = json_loadb(r.held, r.held_len, 0, NULL);
             char *text = cli_error_text(j);
             json_decref(j);
             fflush(c->out);
-            rc = cli_fail(c, "%s", text ? text : "the node reported an error");
+            rc = cli_fail(c, "%s%s%s%s", text ? text : "the node reported an error", open, hint,
+                          close);
             free(text);
         } else if (fflush(c->out) != 0 && errno != EPIPE) {
             rc = cli_fail(c, "writing output: %s", strerror(errno));
         } else if (cr == CLIENT_STOPPED || !live) {
             rc = CLI_OK;
+            show_hint = *hint && isatty(fileno(c->err));
         } else {
-            rc = cli_fail(c, "the node at %s ended the stream", c->node);
+            rc = cli_fail(c, "the node at %s ended the stream%s%s%s", c->node, open, hint, close);
         }
     }
+    if (show_hint)
+        fprintf(c->err, "trib: %s: %s\n", c->cmd->name, hint);
     sigaction(SIGPIPE, &old_pipe, NULL);
     client_reply_free(&rep);
     free(r.line);

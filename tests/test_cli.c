@@ -11,12 +11,14 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "node/cli.h"
@@ -92,6 +94,7 @@ typedef struct {
 static struct {
     pthread_mutex_t mu;
     route_t routes[MAX_ROUTES];
+    const char *first_seq[MAX_ROUTES];   /* Trib-First-Seq header of a route, when set */
     size_t nroutes;
     struct MHD_Daemon *d;
     char node[64];
@@ -179,9 +182,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     srv.body_len = u->len;
     u->buf = NULL;
     const route_t *r = NULL;
+    const char *first_seq = NULL;
     for (size_t i = 0; i < srv.nroutes; i++)
-        if (strcmp(srv.routes[i].method, method) == 0 && strcmp(srv.routes[i].path, url) == 0)
+        if (strcmp(srv.routes[i].method, method) == 0 && strcmp(srv.routes[i].path, url) == 0) {
             r = &srv.routes[i];
+            first_seq = srv.first_seq[i];
+        }
     pthread_mutex_unlock(&srv.mu);
 
     static const route_t missing = { "GET", "", 404,
@@ -198,6 +204,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                                                MHD_RESPMEM_PERSISTENT);
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (first_seq)
+        MHD_add_response_header(resp, "Trib-First-Seq", first_seq);
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -220,7 +228,15 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void srv_route(route_t r)
 {
     cr_assert(srv.nroutes < MAX_ROUTES);
+    srv.first_seq[srv.nroutes] = NULL;
     srv.routes[srv.nroutes++] = r;
+}
+
+/* A record read answering with header Trib-First-Seq: first_seq, as a node does. */
+static void srv_route_seq(route_t r, const char *first_seq)
+{
+    srv_route(r);
+    srv.first_seq[srv.nroutes - 1] = first_seq;
 }
 
 static void srv_start(void)
@@ -906,6 +922,64 @@ Test(cli_cmd, get_stream_ending_in_an_error_line_fails, .init = srv_start, .fini
     cr_expect_eq(r.rc, 1);
     cr_expect_str_eq(r.err, "trib: subscribe: owner_unreachable: lost payments' node after seq 2\n");
     run_free(&r);
+}
+
+/* The seq to resume from: with the error of a read that failed midway (always, on stderr), and
+ * after a read that ended well only when stderr is a terminal; stdout stays pure NDJSON. */
+Test(cli_cmd, get_and_subscribe_say_where_to_resume, .init = srv_start, .fini = srv_stop)
+{
+    static const char failed[] =
+        "{\"a\":1}\n{\"a\":2}\n{\"error\":\"owner_lost\",\"detail\":\"payments' node left\"}\n";
+    srv_route_seq((route_t){ "GET", "/v1/products/payments/tx/records", 200, failed, 5, 0 }, "41");
+    srv_route_seq((route_t){ "GET", "/v1/products/payments/tx/stream", 200, "{\"a\":1}\n", 3, 0 }, "7");
+    srv_route_seq((route_t){ "GET", "/v1/products/payments/ok/records", 200, records_body, 9, 0 }, "41");
+    srv_route_seq((route_t){ "GET", "/v1/products/payments/none/records", 200, "", 1, 0 }, "12");
+    run_t r = run("get", "payments/tx", "--from", "41", "--node", srv.node, NULL);
+    cr_expect_eq(r.rc, 1);
+    cr_expect_str_eq(r.out, "{\"a\":1}\n{\"a\":2}\n");
+    cr_expect_str_eq(r.err, "trib: get: owner_lost: payments' node left "
+                            "(last seq 42; resume with --from 43)\n");
+    run_free(&r);
+    r = run("subscribe", "payments/tx", "--from", "7", "--node", srv.node, NULL);
+    cr_expect_eq(r.rc, 1);
+    cr_expect(strstr(r.err, "ended the stream (last seq 7; resume with --from 8)\n"), "%s", r.err);
+    run_free(&r);
+    r = run("get", "payments/ok", "--node", srv.node, NULL);   /* stderr not a terminal: quiet */
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect_str_eq(r.out, records_body);
+    cr_expect_str_eq(r.err, "");
+    run_free(&r);
+
+    /* stderr a terminal: the hint after a read that ended well, stdout untouched. */
+    int master, slave;
+    cr_assert_eq(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    struct termios tio;
+    cr_assert_eq(tcgetattr(slave, &tio), 0);
+    cfmakeraw(&tio);
+    cr_assert_eq(tcsetattr(slave, TCSANOW, &tio), 0);
+    static const struct { const char *id, *hint; } tty_cases[] = {
+        { "payments/ok", "trib: get: last seq 43; resume with --from 44\n" },
+        { "payments/none", "trib: get: no record received; resume with --from 12\n" },
+    };
+    for (size_t i = 0; i < sizeof tty_cases / sizeof tty_cases[0]; i++) {
+        size_t olen = 0;
+        char *obuf = NULL;
+        FILE *out = open_memstream(&obuf, &olen);
+        FILE *err = fdopen(dup(slave), "w");
+        char *argv[] = { "get", (char *)tty_cases[i].id, "--node", srv.node, NULL };
+        int rc = cli_run(4, argv, out, err);
+        fclose(out);
+        fclose(err);
+        cr_expect_eq(rc, 0);
+        char got[256] = "";
+        ssize_t n = read(master, got, sizeof got - 1);
+        got[n > 0 ? n : 0] = '\0';
+        cr_expect_str_eq(got, tty_cases[i].hint);
+        cr_expect_str_eq(obuf, i == 0 ? records_body : "");
+        free(obuf);
+    }
+    close(slave);
+    close(master);
 }
 
 Test(cli_cmd, get_error_status_and_unterminated_last_line, .init = srv_start, .fini = srv_stop)
