@@ -407,13 +407,8 @@ int cli_render_status(cli_ctx_t *c, json_t *j, const char *id)
     if (json_is_integer(v))
         format_uptime((long long)json_integer_value(v), uptime, sizeof uptime);
     v = json_object_get(j, "products");
-    if (json_is_integer(v)) {
-        json_t *rv = json_object_get(j, "records");
-        int n = snprintf(products, sizeof products, "%lld", (long long)json_integer_value(v));
-        if (json_is_integer(rv) && n > 0)
-            snprintf(products + n, sizeof products - (size_t)n, " (%lld records)",
-                     (long long)json_integer_value(rv));
-    }
+    if (json_is_integer(v))
+        snprintf(products, sizeof products, "%lld", (long long)json_integer_value(v));
     json_t *ms = json_object_get(j, "members");
     static const char *const states[] = { "alive", "suspect", "dead", "left", NULL };
     size_t at = 0;
@@ -440,8 +435,7 @@ int cli_render_status(cli_ctx_t *c, json_t *j, const char *id)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         bad |= cli_table_add(t, rows[i]) != 0;
     static const char *const shown[] = { "node_id", "domain", "version", "listen", "http",
-                                         "uptime_s", "products", "records", "members",
-                                         "digest", NULL };
+                                         "uptime_s", "products", "members", "digest", NULL };
     if (bad || add_other_fields(t, j, shown) != 0) {
         cli_table_destroy(&t);
         return cli_fail(c, "out of memory");

@@ -737,7 +737,7 @@ Test(cli_cmd, status_block_and_digest, .init = srv_start, .fini = srv_stop)
     srv_route((route_t){ "GET", "/v1/status", 200,
         "{\"node_id\":\"" NODE_A "\",\"domain\":\"payments\",\"version\":\"0.1.0\","
         "\"http\":\"127.0.0.1:7480\",\"listen\":\"127.0.0.1:7470\",\"uptime_s\":3725,"
-        "\"products\":2,\"records\":20,\"digest\":{\"payments\":3,\"growth\":2},"
+        "\"products\":2,\"digest\":{\"payments\":3,\"growth\":2},"
         "\"members\":{\"alive\":3,\"suspect\":1,\"dead\":0,\"left\":0}}", 0, 0 });
     run_t r = run("status", "--node", srv.node, NULL);
     cr_expect_eq(r.rc, 0, "%s", r.err);
@@ -748,7 +748,7 @@ Test(cli_cmd, status_block_and_digest, .init = srv_start, .fini = srv_stop)
         "peer      127.0.0.1:7470\n"
         "http      127.0.0.1:7480\n"
         "uptime    1h 2m\n"
-        "products  2 (20 records)\n"
+        "products  2\n"
         "members   3 alive, 1 suspect, 0 dead, 0 left\n"
         "\n"
         "DOMAIN    HEAD-SEQ\n"
