@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -68,13 +69,6 @@ struct gossip {
     size_t counts[4];
     int health;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ------------------------------------------------------------------ callbacks */
 
@@ -306,11 +300,11 @@ static void drain_queue(gossip_t *g)
 static void *loop(void *arg)
 {
     gossip_t *g = arg;
-    uint64_t next_ae = now_ms() + g->o.anti_entropy_ms, next_stats = 0, next_save = 0;
+    uint64_t next_ae = clock_ms() + g->o.anti_entropy_ms, next_stats = 0, next_save = 0;
     zmq_pollitem_t items[8];
     int more = 0; /* routed reads have batches ready to send: poll without waiting */
     while (!atomic_load(&g->stop)) {
-        uint64_t now = now_ms();
+        uint64_t now = clock_ms();
         swim_tick(g->swim, now);
         reads_tick(g->reads, now);
         if (now >= next_ae) {
@@ -338,7 +332,7 @@ static void *loop(void *arg)
             deadline = next_save;
         if (reads_next_deadline(g->reads) < deadline)
             deadline = reads_next_deadline(g->reads);
-        now = now_ms();
+        now = clock_ms();
         long timeout = more || deadline <= now ? 0 : (long)(deadline - now);
         int n = transport_pollitems(g->tr, items, 7);
         items[n] = (zmq_pollitem_t){.socket = NULL, .fd = g->efd, .events = ZMQ_POLLIN};
@@ -354,12 +348,12 @@ static void *loop(void *arg)
             if (read(g->efd, &v, sizeof v) < 0 && errno != EAGAIN)
                 log_warn("gossip: eventfd read: %s", strerror(errno));
             drain_queue(g);
-            reads_drain(g->reads, now_ms());
+            reads_drain(g->reads, clock_ms());
         }
         /* Bounded per turn so timers keep running under a flood. */
         transport_msg_t m;
         for (int budget = 0; budget < 1024 && transport_recv(g->tr, &m) == 1; budget++) {
-            uint64_t t = now_ms();
+            uint64_t t = clock_ms();
             if (is_swim_type(m.type))
                 swim_handle(g->swim, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
             else if (is_read_type(m.type))
@@ -368,10 +362,10 @@ static void *loop(void *arg)
                 repl_handle(g->repl, m.sender_addr, m.type, m.body, m.body_len);
             transport_msg_free(&m);
         }
-        more = reads_pump(g->reads, now_ms());
+        more = reads_pump(g->reads, clock_ms());
     }
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
-    swim_leave(g->swim, now_ms());
+    swim_leave(g->swim, clock_ms());
     save_members(g);
     publish_snapshot(g);
     publish_stats(g);
@@ -391,7 +385,7 @@ static int restore_one(void *ctx, const uint8_t *bytes, size_t len)
     Trib__Member *m = trib__member__unpack(NULL, len, bytes);
     if (!m)
         return 0; /* skip a damaged record; the member will be relearnt */
-    if (swim_restore(r->swim, now_ms(), m) == 0)
+    if (swim_restore(r->swim, clock_ms(), m) == 0)
         r->restored++;
     trib__member__free_unpacked(m, NULL);
     return 0;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -91,11 +92,11 @@ static enum MHD_Result send_json(struct MHD_Connection *c, route_t route, unsign
 static void log_failure(unsigned status, const char *kind, const char *detail)
 {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static time_t last;
+    static uint64_t last;
     static unsigned long quiet;
-    time_t now = time(NULL);
+    uint64_t now = clock_ms();
     pthread_mutex_lock(&mu);
-    int say = last == 0 || now - last >= LOG_FAIL_EVERY_S;
+    int say = last == 0 || now - last >= LOG_FAIL_EVERY_S * 1000u;
     unsigned long more = quiet;
     if (say) {
         last = now;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "tests/harness.h"
+#include "gossip/clock.h"
 
 /* Every node started, by copy: a test's h_node_t may live on its stack, gone by the time the
  * suite's .fini runs h_cleanup_all. Keyed by data dir; pid kept current by restart and stop. */
@@ -42,9 +43,7 @@ static void reg_pid(const h_node_t *n)
 
 long h_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+    return (long)clock_ms();
 }
 
 int h_wait(int (*cond)(void *), void *ctx, int timeout_ms)
