@@ -20,6 +20,7 @@
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "gossip/prom.h"
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
 #include "gossip/transport.h"
@@ -591,12 +592,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     int health = g->health;
     pthread_mutex_unlock(&g->smu);
 
-    fprintf(f, "# HELP trib_members Members of the federation by state, as this node sees them.\n"
-               "# TYPE trib_members gauge\n");
+    prom_family(f, "trib_members", "gauge", "Members of the federation by state, as this node sees them.");
     for (int s = 0; s < 4; s++)
         fprintf(f, "trib_members{state=\"%s\"} %zu\n", swim_state_name(s), counts[s]);
-    fprintf(f, "# HELP trib_gossip_messages_total Peer messages by direction and type.\n"
-               "# TYPE trib_gossip_messages_total counter\n");
+    prom_family(f, "trib_gossip_messages_total", "counter", "Peer messages by direction and type.");
     for (int t = 0; t < TRANSPORT_MAX_TYPES; t++) {
         if (ts.msgs_in[t])
             fprintf(f, "trib_gossip_messages_total{dir=\"in\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
@@ -605,12 +604,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
             fprintf(f, "trib_gossip_messages_total{dir=\"out\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
                     ts.msgs_out[t]);
     }
-    fprintf(f, "# HELP trib_gossip_bytes_total Peer message bytes by direction.\n"
-               "# TYPE trib_gossip_bytes_total counter\n"
-               "trib_gossip_bytes_total{dir=\"in\"} %" PRIu64 "\ntrib_gossip_bytes_total{dir=\"out\"} %" PRIu64 "\n",
-            ts.bytes_in, ts.bytes_out);
-    fprintf(f, "# HELP trib_gossip_dropped_total Peer messages ignored, by reason.\n"
-               "# TYPE trib_gossip_dropped_total counter\n");
+    prom_family(f, "trib_gossip_bytes_total", "counter", "Peer message bytes by direction.");
+    prom_sample(f, "trib_gossip_bytes_total", "dir=\"in\"", ts.bytes_in);
+    prom_sample(f, "trib_gossip_bytes_total", "dir=\"out\"", ts.bytes_out);
+    prom_family(f, "trib_gossip_dropped_total", "counter", "Peer messages ignored, by reason.");
     const struct {
         const char *reason;
         uint64_t v;
@@ -621,33 +618,24 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"malformed_swim", ss.msgs_malformed},   {"malformed_catalog", rs.frames_malformed}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
-    fprintf(f, "# HELP trib_catalog_entries_total Catalog entries received from peers, by outcome.\n"
-               "# TYPE trib_catalog_entries_total counter\n");
+    prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");
     for (int r = 0; r < CAT_RESULT_COUNT; r++)
         fprintf(f, "trib_catalog_entries_total{result=\"%s\"} %" PRIu64 "\n", cat_result_name((cat_result_t)r),
                 rs.entries[r]);
-    fprintf(f, "# HELP trib_catalog_entries_sent_total Catalog entries sent to peers.\n"
-               "# TYPE trib_catalog_entries_sent_total counter\ntrib_catalog_entries_sent_total %" PRIu64 "\n",
-            rs.entries_sent);
-    fprintf(f,
-            "# HELP trib_catalog_entries_pushed_total Of those, entries pushed or forwarded (not anti-entropy "
-            "answers).\n# TYPE trib_catalog_entries_pushed_total counter\ntrib_catalog_entries_pushed_total %" PRIu64
-            "\n",
-            rs.entries_pushed);
-    fprintf(f,
-            "# HELP trib_catalog_rounds_total Anti-entropy rounds: opened by us, opened by a peer and already in "
-            "agreement, or needing a digest exchange.\n# TYPE trib_catalog_rounds_total counter\n"
-            "trib_catalog_rounds_total{kind=\"opened\"} %" PRIu64 "\n"
-            "trib_catalog_rounds_total{kind=\"agreed\"} %" PRIu64 "\n"
-            "trib_catalog_rounds_total{kind=\"differed\"} %" PRIu64 "\n",
-            rs.summaries_sent, rs.summaries_same, rs.summaries_in - rs.summaries_same);
-    fprintf(f,
-            "# HELP trib_catalog_gap_requests_total Requests for missing entries (MSG_CATALOG_WANT).\n"
-            "# TYPE trib_catalog_gap_requests_total counter\n"
-            "trib_catalog_gap_requests_total{dir=\"out\"} %" PRIu64 "\ntrib_catalog_gap_requests_total{dir=\"in\"} %" PRIu64
-            "\n",
-            rs.wants_sent, rs.wants_in);
-    fprintf(f, "# HELP trib_swim_events_total Membership protocol events.\n# TYPE trib_swim_events_total counter\n");
+    prom_counter(f, "trib_catalog_entries_sent_total", "Catalog entries sent to peers.", rs.entries_sent);
+    prom_counter(f, "trib_catalog_entries_pushed_total",
+                 "Of those, entries pushed or forwarded (not anti-entropy answers).", rs.entries_pushed);
+    prom_family(f, "trib_catalog_rounds_total", "counter",
+                "Anti-entropy rounds: opened by us, opened by a peer and already in agreement, or needing a "
+                "digest exchange.");
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"opened\"", rs.summaries_sent);
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"agreed\"", rs.summaries_same);
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"differed\"", rs.summaries_in - rs.summaries_same);
+    prom_family(f, "trib_catalog_gap_requests_total", "counter",
+                "Requests for missing entries (MSG_CATALOG_WANT).");
+    prom_sample(f, "trib_catalog_gap_requests_total", "dir=\"out\"", rs.wants_sent);
+    prom_sample(f, "trib_catalog_gap_requests_total", "dir=\"in\"", rs.wants_in);
+    prom_family(f, "trib_swim_events_total", "counter", "Membership protocol events.");
     const struct {
         const char *ev;
         uint64_t v;
@@ -657,10 +645,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                {"refuted", ss.refuted},        {"push_pull", ss.push_pulls}};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
-    fprintf(f, "# HELP trib_swim_local_health Lifeguard awareness (0 = healthy).\n"
-               "# TYPE trib_swim_local_health gauge\ntrib_swim_local_health %d\n",
-            health);
-    fprintf(f, "# HELP trib_probe_rtt_ms Direct probe round-trip time.\n# TYPE trib_probe_rtt_ms histogram\n");
+    prom_gauge(f, "trib_swim_local_health", "Lifeguard awareness (0 = healthy).", (uint64_t)health);
+    prom_family(f, "trib_probe_rtt_ms", "histogram", "Direct probe round-trip time.");
     for (int i = 0; i < SWIM_RTT_BUCKETS; i++)
         fprintf(f, "trib_probe_rtt_ms_bucket{le=\"%u\"} %" PRIu64 "\n", swim_rtt_bounds_ms[i], ss.rtt_le[i]);
     fprintf(f, "trib_probe_rtt_ms_bucket{le=\"+Inf\"} %" PRIu64 "\ntrib_probe_rtt_ms_sum %.3f\n"
