@@ -672,6 +672,32 @@ Test(cli_cmd, show_prints_a_readable_block, .init = srv_start, .fini = srv_stop)
     run_free(&r);
 }
 
+/* The tables carry no bold, colour or other escape codes: redirected to a file (or piped into
+ * another program) they are plain text. The renderer emits none on a terminal either, so there
+ * is nothing for isatty or NO_COLOR to switch off. */
+Test(cli_cmd, human_output_has_no_escape_codes, .init = srv_start, .fini = srv_stop)
+{
+    srv_route((route_t){ "GET", "/v1/members", 200, members_json, 0, 0 });
+    srv_route((route_t){ "GET", "/v1/products", 200, products_json, 0, 0 });
+    srv_route((route_t){ "GET", "/v1/products/payments/settled-transactions", 200, show_json, 0, 0 });
+    srv_route((route_t){ "GET", "/v1/status", 200,
+        "{\"node_id\":\"" NODE_A "\",\"domain\":\"payments\",\"products\":2,"
+        "\"digest\":{\"payments\":3},\"members\":{\"alive\":1}}", 0, 0 });
+    setenv("TRIB_NODE", srv.node, 1);
+    static const char *const cmds[][2] = {
+        { "members", NULL }, { "products", NULL }, { "show", "payments/settled-transactions" },
+        { "status", NULL },
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *argv[3] = { (char *)cmds[i][0], (char *)cmds[i][1], NULL };
+        run_t r = run_argv(cmds[i][1] ? 2 : 1, argv, NULL);
+        cr_expect_eq(r.rc, 0, "%s: %s", cmds[i][0], r.err);
+        cr_expect(strlen(r.out) > 20, "%s printed nothing", cmds[i][0]);
+        cr_expect_null(strchr(r.out, '\x1b'), "%s wrote an escape code: %s", cmds[i][0], r.out);
+        run_free(&r);
+    }
+}
+
 Test(cli_cmd, http_errors_print_error_and_detail, .init = srv_start, .fini = srv_stop)
 {
     srv_route((route_t){ "GET", "/v1/products/payments/nope", 404,
