@@ -153,6 +153,41 @@ void h_resp_free(h_resp_t *r)
     r->body = NULL;
 }
 
+json_t *h_get_json(const char *base, const char *path, long *status)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    h_resp_t r;
+    json_t *j = NULL;
+    int ok = h_http("GET", url, NULL, NULL, 0, &r) == 0;
+    if (status)
+        *status = ok ? r.status : 0;
+    if (ok && (status || r.status == 200))
+        j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    h_resp_free(&r);
+    return j;
+}
+
+double h_metric(const char *base, const char *series)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s/metrics", base);
+    h_resp_t r;
+    if (h_http("GET", url, NULL, NULL, 0, &r) != 0 || r.status != 200) {
+        h_resp_free(&r);
+        return -1;
+    }
+    double v = 0;
+    size_t sl = strlen(series);
+    for (const char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, series, sl) == 0 && line[sl] == ' ') {
+            v = strtod(line + sl + 1, NULL);
+            break;
+        }
+    h_resp_free(&r);
+    return v;
+}
+
 static int status_ok(void *ctx)
 {
     h_node_t *n = ctx;
