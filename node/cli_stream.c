@@ -45,7 +45,9 @@ static int relay_write(relay_t *r, const char *data, size_t len)
         if (rc != 0)
             return rc;
     }
-    if (len && fwrite(data, 1, len, r->out) != len) {
+    if (len == 0)
+        return 0;
+    if (fwrite(data, 1, len, r->out) != len) {
         r->write_errno = errno ? errno : EIO;
         return -1;
     }
