@@ -93,7 +93,9 @@ static const cli_cmd_t commands[] = {
     { "get", "ID [--from SEQ] [--limit N]",
       "read a product's records as NDJSON",
       "Writes product ID's records to stdout as NDJSON, one record per line in seq order, as\n"
-      "they arrive. Any node answers; a node that does not own ID relays from the owner.",
+      "they arrive. Any node answers; a node that does not own ID relays from the owner.\n"
+      "The seq to resume from goes to stderr: with the error if the read fails midway, and\n"
+      "at the end when stderr is a terminal (\"last seq 1234; resume with --from 1235\").",
       { { "from", "SEQ", "first record seq to read (default 1)" },
         { "limit", "N", "read at most N records (default or 0: all)" } },
       1, 1,
@@ -101,7 +103,8 @@ static const cli_cmd_t commands[] = {
     { "subscribe", "ID [--from SEQ]",
       "follow a product's records live (NDJSON)",
       "Writes product ID's records to stdout as NDJSON, then every new record as it is\n"
-      "appended, until interrupted (Ctrl-C exits with status 0).",
+      "appended, until interrupted (Ctrl-C exits with status 0). The seq to resume from\n"
+      "goes to stderr, as for get.",
       { { "from", "SEQ", "first record seq to send (default 1: all, then new ones)" } },
       1, 1,
       "trib subscribe payments/settled-transactions --from 1", run_subscribe },
