@@ -11,13 +11,12 @@
 #include "node/manifest.h"
 #include "gossip/entry.h"
 #include "node/errtext.h"
+#include "node/semver.h"
 #include "node/yaml.h"
 #include "storage/store.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <pthread.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,7 +28,6 @@
 _Static_assert(MANIFEST_MAX_ENCODED < ENTRY_MAX_BYTES, "a manifest must fit in a signed entry");
 
 #define MAX_NAME_LEN     63
-#define MAX_VERSION_LEN  256
 #define MAX_OWNER_LEN    254
 #define MAX_TAG_LEN      64
 #define MAX_TAGS         64
@@ -67,28 +65,12 @@ int manifest_valid_status(const char *s) { return in_set(k_status, s); }
 int manifest_valid_classification(const char *s) { return in_set(k_class, s); }
 int manifest_valid_logical_type(const char *s) { return in_set(k_types, s); }
 
-/* Semantic Versioning 2.0.0, the regular expression suggested by semver.org (in POSIX ERE). */
-static regex_t g_semver;
-static int g_semver_ok;
-static pthread_once_t g_semver_once = PTHREAD_ONCE_INIT;
-
-static void semver_compile(void)
-{
-    static const char re[] =
-        "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)"
-        "(-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?"
-        "(\\+[0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*)?$";
-    g_semver_ok = regcomp(&g_semver, re, REG_EXTENDED | REG_NOSUB) == 0;
-}
-
+/* Semantic Versioning 2.0.0: node/semver.c's grammar, the one the compatibility check parses. */
 int manifest_valid_semver(const char *s)
 {
-    if (s == NULL || strlen(s) > MAX_VERSION_LEN)
-        return 0;
-    pthread_once(&g_semver_once, semver_compile);
-    if (!g_semver_ok)
-        return 0;
-    return regexec(&g_semver, s, 0, NULL, 0) == 0;
+    semver_t v;
+    char err[8];
+    return s != NULL && strlen(s) <= SEMVER_MAX_LEN && semver_parse(s, &v, err, sizeof err) == 0;
 }
 
 /* ================================================================ field validation */
