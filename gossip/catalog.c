@@ -20,6 +20,7 @@
 
 #include "gossip/entry.h"
 #include "gossip/log.h"
+#include "storage/store.h"
 
 #define ERR_TEXT 256   /* a refusal's text */
 
@@ -188,14 +189,14 @@ static int check_change(catalog_t *c, const pub_t *p, pub_t *const *prepared, si
             return -1;
         }
         if (!entry_valid_name(m->name)) {
-            snprintf(err, errlen, "product name '%.63s' is not valid ([a-z0-9][a-z0-9-]{0,62})",
+            snprintf(err, errlen, "product name '%.63s' is not valid (" STORE_NAME_RULE ")",
                      m->name ? m->name : "");
             return -1;
         }
         return 0;
     }
     if (!entry_valid_name(retire_name)) {
-        snprintf(err, errlen, "product name '%.63s' is not valid ([a-z0-9][a-z0-9-]{0,62})", retire_name);
+        snprintf(err, errlen, "product name '%.63s' is not valid (" STORE_NAME_RULE ")", retire_name);
         return -1;
     }
     char pid[STORE_ID_MAX];

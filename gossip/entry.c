@@ -3,10 +3,11 @@
  * Owns: packing a CatalogEntry, signing those exact bytes (Ed25519, detached), wrapping them in
  * a SignedEntry; verifying received bytes in a fixed order (bound the size, decode the outer
  * message, check field sizes, verify the signature over the received body, only then decode
- * the body and check its shape); the BLAKE2b chaining hash; the name rules of DESIGN.md §8.
+ * the body and check its shape); the BLAKE2b chaining hash. The name rule is storage's (store_valid_name).
  * Must not: re-encode to verify, decide domain binding or sequence (store_catalog_append does),
  * touch LMDB or the network. */
 #include "gossip/entry.h"
+#include "storage/store.h"
 
 #include <assert.h>
 #include <sodium.h>
@@ -14,38 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_MAX_LEN 63
-
 /* ---------------------------------------------------------------- names */
-
-static int valid_name_n(const char *s, size_t n)
-{
-    if (n < 1 || n > NAME_MAX_LEN)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || (i > 0 && ch == '-');
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
 
 int entry_valid_name(const char *s)
 {
-    return s != NULL && valid_name_n(s, strnlen(s, NAME_MAX_LEN + 1));
+    return s != NULL && store_valid_name(s, strnlen(s, STORE_ID_MAX));
 }
 
 int entry_valid_product_id(const char *s)
 {
-    if (s == NULL)
-        return 0;
-    size_t n = strnlen(s, 2 * NAME_MAX_LEN + 2);
-    const char *slash = memchr(s, '/', n);
-    if (slash == NULL)
-        return 0;
-    size_t d = (size_t)(slash - s);
-    return valid_name_n(s, d) && valid_name_n(slash + 1, n - d - 1);
+    return store_valid_id(s);
 }
 
 /* Copies untrusted text for an error message: at most 64 chars, non-printables as '?'. */
@@ -129,7 +108,8 @@ static int check_shape(const Trib__CatalogEntry *ce, char *err, size_t errlen)
     char a[72], b[72];
 
     if (!entry_valid_name(ce->domain)) {
-        snprintf(err, errlen, "domain '%s' is not a valid domain name", printable(ce->domain, a));
+        snprintf(err, errlen, "domain '%s' is not a valid domain name (" STORE_NAME_RULE ")",
+                 printable(ce->domain, a));
         return -1;
     }
     if (ce->seq == 0) {

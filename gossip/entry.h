@@ -34,9 +34,9 @@ typedef struct {
 int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen);
 void entry_free(entry_t *e);                         /* frees both messages; accepts zeroed */
 
-/* True when s is a valid domain or product name: [a-z0-9][a-z0-9-]{0,62}. */
+/* True when s is a valid domain or product name (store_valid_name: STORE_NAME_RULE). */
 int entry_valid_name(const char *s);
-/* True when s is "domain/name" with both parts valid. */
+/* True when s is "domain/name" with both parts valid (store_valid_id). */
 int entry_valid_product_id(const char *s);
 
 #endif

@@ -22,12 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "gossip/prom.h"
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
 #include "gossip/transport.h"
+#include "storage/store.h"
 
 typedef struct qitem {
     struct qitem *next;
@@ -118,13 +121,6 @@ struct gossip {
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ------------------------------------------------------------------ callbacks */
 
@@ -264,7 +260,7 @@ static void push_entries(gossip_t *g, const uint8_t *const *entries, const size_
 static uint64_t repl_now(void *ctx)
 {
     (void)ctx;
-    return now_ms();
+    return clock_ms();
 }
 
 /* Entries from peers were accepted (replicate forwards them itself): wake readers. */
@@ -333,7 +329,7 @@ static void publish_snapshot(gossip_t *g)
  * and a node that cannot talk to anyone looks like a one-member federation. */
 static void log_handshakes(gossip_t *g, const transport_stats_t *ts)
 {
-    uint64_t in = ts->handshake_failed_in - g->hs_in, out = ts->handshake_failed_out - g->hs_out, now = now_ms();
+    uint64_t in = ts->handshake_failed_in - g->hs_in, out = ts->handshake_failed_out - g->hs_out, now = clock_ms();
     if (!in && !out)
         return;
     if (g->hs_log_ms && now - g->hs_log_ms < HANDSHAKE_LOG_MS)
@@ -403,7 +399,7 @@ static void drain_queue(gossip_t *g)
     g->qhead = g->qtail = NULL;
     g->qlen = 0;
     pthread_mutex_unlock(&g->qmu);
-    uint64_t now = now_ms();
+    uint64_t now = clock_ms();
     for (; q; q = q->next) {
         if (g->nheld == g->capheld) {
             size_t cap = g->capheld ? 2 * g->capheld : 64;
@@ -537,7 +533,7 @@ static int job_reap(gossip_t *g, int wait)
 static int catalog_work(gossip_t *g)
 {
     enum { MAXF = 64 };
-    uint64_t end = now_ms() + CATALOG_BUDGET_MS;
+    uint64_t end = clock_ms() + CATALOG_BUDGET_MS;
     while (g->chead) {
         if (!job_reap(g, 0))
             return 0;            /* the worker wakes us when the job is done */
@@ -579,7 +575,7 @@ static int catalog_work(gossip_t *g)
         repl_handle(g->repl, c->m.sender_addr, c->m.type, c->m.body, c->m.body_len);
         transport_msg_free(&c->m);
         free(c);
-        if (now_ms() >= end)
+        if (clock_ms() >= end)
             return g->chead != NULL;
     }
     job_reap(g, 0);
@@ -672,11 +668,11 @@ size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max)
 static void *loop(void *arg)
 {
     gossip_t *g = arg;
-    uint64_t next_ae = now_ms() + g->o.anti_entropy_ms, next_stats = 0, next_save = 0;
+    uint64_t next_ae = clock_ms() + g->o.anti_entropy_ms, next_stats = 0, next_save = 0;
     zmq_pollitem_t items[8];
     int more = 0; /* routed reads have batches ready to send: poll without waiting */
     while (!atomic_load(&g->stop)) {
-        uint64_t now = now_ms();
+        uint64_t now = clock_ms();
         swim_tick(g->swim, now);
         reads_tick(g->reads, now);
         if (now >= next_ae) {
@@ -711,7 +707,7 @@ static void *loop(void *arg)
             deadline = next_save;
         if (reads_next_deadline(g->reads) < deadline)
             deadline = reads_next_deadline(g->reads);
-        now = now_ms();
+        now = clock_ms();
         long timeout = more || deadline <= now ? 0 : (long)(deadline - now);
         int n = transport_pollitems(g->tr, items, 7);
         items[n] = (zmq_pollitem_t){.socket = NULL, .fd = g->efd, .events = ZMQ_POLLIN};
@@ -727,12 +723,12 @@ static void *loop(void *arg)
             if (read(g->efd, &v, sizeof v) < 0 && errno != EAGAIN)
                 log_warn("gossip: eventfd read: %s", strerror(errno));
             drain_queue(g);
-            reads_drain(g->reads, now_ms());
+            reads_drain(g->reads, clock_ms());
         }
         /* Bounded per turn so timers keep running under a flood. */
         transport_msg_t m;
         for (int budget = 0; budget < 1024 && transport_recv(g->tr, &m) == 1; budget++) {
-            uint64_t t = now_ms();
+            uint64_t t = clock_ms();
             if (is_swim_type(m.type))
                 swim_handle(g->swim, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
             else if (is_read_type(m.type))
@@ -742,12 +738,12 @@ static void *loop(void *arg)
             transport_msg_free(&m);
         }
         more = catalog_work(g);
-        own_sync_step(g, now_ms());
-        more |= reads_pump(g->reads, now_ms());
+        own_sync_step(g, clock_ms());
+        more |= reads_pump(g->reads, clock_ms());
     }
     job_reap(g, 1);
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
-    swim_leave(g->swim, now_ms());
+    swim_leave(g->swim, clock_ms());
     save_members(g);
     publish_snapshot(g);
     publish_stats(g);
@@ -767,7 +763,7 @@ static int restore_one(void *ctx, const uint8_t *bytes, size_t len)
     Trib__Member *m = trib__member__unpack(NULL, len, bytes);
     if (!m)
         return 0; /* skip a damaged record; the member will be relearnt */
-    if (swim_restore(r->swim, now_ms(), m) == 0)
+    if (swim_restore(r->swim, clock_ms(), m) == 0)
         r->restored++;
     trib__member__free_unpacked(m, NULL);
     return 0;
@@ -905,7 +901,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     g->pushed_seq = have_own ? own.seq : 0;
     int alone = (o->nseeds == 0 && rc.restored == 0) || !have_own;
     atomic_store(&g->own_synced, alone);
-    g->own_deadline = now_ms() + OWN_SYNC_MS;
+    g->own_deadline = clock_ms() + OWN_SYNC_MS;
     snprintf(g->own_why, sizeof g->own_why,
              "this node just started and is asking its peers for its own domain's head before it publishes "
              "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
@@ -1011,12 +1007,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     uint64_t catalog_dropped = g->catalog_dropped_pub;
     pthread_mutex_unlock(&g->smu);
 
-    fprintf(f, "# HELP trib_members Members of the federation by state, as this node sees them.\n"
-               "# TYPE trib_members gauge\n");
+    prom_family(f, "trib_members", "gauge", "Members of the federation by state, as this node sees them.");
     for (int s = 0; s < 4; s++)
         fprintf(f, "trib_members{state=\"%s\"} %zu\n", swim_state_name(s), counts[s]);
-    fprintf(f, "# HELP trib_gossip_messages_total Peer messages by direction and type.\n"
-               "# TYPE trib_gossip_messages_total counter\n");
+    prom_family(f, "trib_gossip_messages_total", "counter", "Peer messages by direction and type.");
     for (int t = 0; t < TRANSPORT_MAX_TYPES; t++) {
         if (ts.msgs_in[t])
             fprintf(f, "trib_gossip_messages_total{dir=\"in\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
@@ -1025,12 +1019,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
             fprintf(f, "trib_gossip_messages_total{dir=\"out\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
                     ts.msgs_out[t]);
     }
-    fprintf(f, "# HELP trib_gossip_bytes_total Peer message bytes by direction.\n"
-               "# TYPE trib_gossip_bytes_total counter\n"
-               "trib_gossip_bytes_total{dir=\"in\"} %" PRIu64 "\ntrib_gossip_bytes_total{dir=\"out\"} %" PRIu64 "\n",
-            ts.bytes_in, ts.bytes_out);
-    fprintf(f, "# HELP trib_gossip_dropped_total Peer messages ignored, by reason.\n"
-               "# TYPE trib_gossip_dropped_total counter\n");
+    prom_family(f, "trib_gossip_bytes_total", "counter", "Peer message bytes by direction.");
+    prom_sample(f, "trib_gossip_bytes_total", "dir=\"in\"", ts.bytes_in);
+    prom_sample(f, "trib_gossip_bytes_total", "dir=\"out\"", ts.bytes_out);
+    prom_family(f, "trib_gossip_dropped_total", "counter", "Peer messages ignored, by reason.");
     const struct {
         const char *reason;
         uint64_t v;
@@ -1043,53 +1035,39 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
-    fprintf(f, "# HELP trib_catalog_entries_total Catalog entries received from peers, by outcome.\n"
-               "# TYPE trib_catalog_entries_total counter\n");
+    prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");
     for (int r = 0; r < CAT_RESULT_COUNT; r++)
         fprintf(f, "trib_catalog_entries_total{result=\"%s\"} %" PRIu64 "\n", cat_result_name((cat_result_t)r),
                 rs.entries[r]);
-    fprintf(f, "# HELP trib_catalog_entries_sent_total Catalog entries sent to peers.\n"
-               "# TYPE trib_catalog_entries_sent_total counter\ntrib_catalog_entries_sent_total %" PRIu64 "\n",
-            rs.entries_sent);
-    fprintf(f,
-            "# HELP trib_catalog_entries_pushed_total Of those, entries pushed or forwarded (not anti-entropy "
-            "answers).\n# TYPE trib_catalog_entries_pushed_total counter\ntrib_catalog_entries_pushed_total %" PRIu64
-            "\n",
-            rs.entries_pushed);
-    fprintf(f,
-            "# HELP trib_catalog_rounds_total Anti-entropy rounds: opened by us, opened by a peer and already in "
-            "agreement, or needing a digest exchange.\n# TYPE trib_catalog_rounds_total counter\n"
-            "trib_catalog_rounds_total{kind=\"opened\"} %" PRIu64 "\n"
-            "trib_catalog_rounds_total{kind=\"agreed\"} %" PRIu64 "\n"
-            "trib_catalog_rounds_total{kind=\"differed\"} %" PRIu64 "\n",
-            rs.summaries_sent, rs.summaries_same, rs.summaries_in - rs.summaries_same);
-    fprintf(f,
-            "# HELP trib_catalog_gap_requests_total Requests for missing entries (MSG_CATALOG_WANT).\n"
-            "# TYPE trib_catalog_gap_requests_total counter\n"
-            "trib_catalog_gap_requests_total{dir=\"out\"} %" PRIu64 "\ntrib_catalog_gap_requests_total{dir=\"in\"} %" PRIu64
-            "\n",
-            rs.wants_sent, rs.wants_in);
-    fprintf(f,
-            "# HELP trib_catalog_answers_total Anti-entropy answers: domains left out while their entries were being "
-            "pushed, answers cut at their size bound (the peer pulls the rest).\n"
-            "# TYPE trib_catalog_answers_total counter\n"
-            "trib_catalog_answers_total{kind=\"deferred\"} %" PRIu64 "\ntrib_catalog_answers_total{kind=\"cut\"} %" PRIu64
-            "\n# HELP trib_catalog_commits_total Write transactions of entries accepted from peers (one per frame).\n"
-            "# TYPE trib_catalog_commits_total counter\ntrib_catalog_commits_total %" PRIu64 "\n",
-            rs.answers_deferred, rs.answers_cut, rs.batches);
-    fprintf(f,
-            "# HELP trib_catalog_forks_total Forks seen: two different entries signed by a domain's key at one seq.\n"
-            "# TYPE trib_catalog_forks_total counter\ntrib_catalog_forks_total %" PRIu64 "\n"
-            "# HELP trib_catalog_own_synced Whether this node's copy of its own domain is known current (publishing "
-            "allowed).\n# TYPE trib_catalog_own_synced gauge\ntrib_catalog_own_synced %d\n",
-            rs.forks, atomic_load(&g->own_synced));
-    fprintf(f,
-            "# HELP trib_catalog_accept_seconds_total Time spent on entries received from peers: verifying "
-            "signatures, storing (one transaction per batch).\n# TYPE trib_catalog_accept_seconds_total counter\n"
-            "trib_catalog_accept_seconds_total{phase=\"verify\"} %.3f\n"
-            "trib_catalog_accept_seconds_total{phase=\"store\"} %.3f\n",
-            (double)rs.verify_us / 1e6, (double)rs.store_us / 1e6);
-    fprintf(f, "# HELP trib_swim_events_total Membership protocol events.\n# TYPE trib_swim_events_total counter\n");
+    prom_counter(f, "trib_catalog_entries_sent_total", "Catalog entries sent to peers.", rs.entries_sent);
+    prom_counter(f, "trib_catalog_entries_pushed_total",
+                 "Of those, entries pushed or forwarded (not anti-entropy answers).", rs.entries_pushed);
+    prom_family(f, "trib_catalog_rounds_total", "counter",
+                "Anti-entropy rounds: opened by us, opened by a peer and already in agreement, or needing a "
+                "digest exchange.");
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"opened\"", rs.summaries_sent);
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"agreed\"", rs.summaries_same);
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"differed\"", rs.summaries_in - rs.summaries_same);
+    prom_family(f, "trib_catalog_gap_requests_total", "counter",
+                "Requests for missing entries (MSG_CATALOG_WANT).");
+    prom_sample(f, "trib_catalog_gap_requests_total", "dir=\"out\"", rs.wants_sent);
+    prom_sample(f, "trib_catalog_gap_requests_total", "dir=\"in\"", rs.wants_in);
+    prom_family(f, "trib_catalog_answers_total", "counter",
+                "Anti-entropy answers: domains left out while their entries were being pushed, answers cut at "
+                "their size bound (the peer pulls the rest).");
+    prom_sample(f, "trib_catalog_answers_total", "kind=\"deferred\"", rs.answers_deferred);
+    prom_sample(f, "trib_catalog_answers_total", "kind=\"cut\"", rs.answers_cut);
+    prom_counter(f, "trib_catalog_commits_total", "Write transactions of entries accepted from peers.", rs.batches);
+    prom_counter(f, "trib_catalog_forks_total",
+                 "Forks seen: two different entries signed by a domain's key at one seq.", rs.forks);
+    prom_gauge(f, "trib_catalog_own_synced",
+               "Whether this node's copy of its own domain is known current (publishing allowed).",
+               (uint64_t)atomic_load(&g->own_synced));
+    prom_family(f, "trib_catalog_accept_seconds_total", "counter",
+                "Time spent on entries received from peers: verifying signatures, storing.");
+    fprintf(f, "trib_catalog_accept_seconds_total{phase=\"verify\"} %.3f\n", (double)rs.verify_us / 1e6);
+    fprintf(f, "trib_catalog_accept_seconds_total{phase=\"store\"} %.3f\n", (double)rs.store_us / 1e6);
+    prom_family(f, "trib_swim_events_total", "counter", "Membership protocol events.");
     const struct {
         const char *ev;
         uint64_t v;
@@ -1100,10 +1078,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                {"push_pull_same", ss.push_pulls_same}};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
-    fprintf(f, "# HELP trib_swim_local_health Lifeguard awareness (0 = healthy).\n"
-               "# TYPE trib_swim_local_health gauge\ntrib_swim_local_health %d\n",
-            health);
-    fprintf(f, "# HELP trib_probe_rtt_ms Direct probe round-trip time.\n# TYPE trib_probe_rtt_ms histogram\n");
+    prom_gauge(f, "trib_swim_local_health", "Lifeguard awareness (0 = healthy).", (uint64_t)health);
+    prom_family(f, "trib_probe_rtt_ms", "histogram", "Direct probe round-trip time.");
     for (int i = 0; i < SWIM_RTT_BUCKETS; i++)
         fprintf(f, "trib_probe_rtt_ms_bucket{le=\"%u\"} %" PRIu64 "\n", swim_rtt_bounds_ms[i], ss.rtt_le[i]);
     fprintf(f, "trib_probe_rtt_ms_bucket{le=\"+Inf\"} %" PRIu64 "\ntrib_probe_rtt_ms_sum %.3f\n"
@@ -1156,7 +1132,7 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     if (!entry_valid_product_id(product)) {
         *status = 400;
         snprintf(kind, kindlen, "bad_id");
-        snprintf(err, errlen, "not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}");
+        snprintf(err, errlen, "not a product id: domain and name are " STORE_NAME_RULE);
         return NULL;
     }
     char domain[64];

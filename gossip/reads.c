@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/reads.h"
 #include "proto/tributary.pb-c.h"
@@ -31,13 +32,6 @@
 #define MSG_SLACK (64u * 1024u)      /* room for the envelope and batch fields in max_msg (at most half) */
 
 /* ================================================================== helpers */
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void deadline_ts(struct timespec *ts, int timeout_ms)
 {
@@ -281,7 +275,7 @@ static session_t *session_new(reads_t *r, const reads_open_t *o, uint64_t from, 
     s->window = window;
     s->need_open = 1;
     s->expect_batch = 1;
-    s->last_heard = s->last_sent = mono_ms();
+    s->last_heard = s->last_sent = clock_ms();
     cond_init_mono(&s->cv);
     s->next = r->sessions;
     r->sessions = s;
@@ -1486,7 +1480,7 @@ reads_t *reads_new(store_t *st, const char *domain, const reads_config_t *c, con
     pthread_mutex_init(&r->mu, NULL);
     randombytes_buf(&r->next_id, sizeof r->next_id); /* a restarted relay does not reuse ids */
     r->next_id >>= 1;
-    r->next_tick = mono_ms();
+    r->next_tick = clock_ms();
     return r;
 }
 

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/identity.h"
 #include "gossip/log.h"
@@ -661,18 +662,11 @@ static void request_gaps(replicate_t *r, const char *from, const ProtobufCBinary
     free(buf);
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* One line per refused entry (forged, wrong key, broken chain, storage error), rate-limited so a
  * hostile peer cannot flood the log; every refusal is counted in the stats regardless. */
 static void log_refusal(replicate_t *r, cat_result_t res, const char *from, const char *err)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = clock_ms();
     if (r->logged_at[res] && now - r->logged_at[res] < 1000) {
         r->unlogged[res]++;
         return;

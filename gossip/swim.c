@@ -1132,18 +1132,18 @@ static void tick_push_pull(swim_t *s, uint64_t now)
 void swim_config_default(swim_config_t *c)
 {
     memset(c, 0, sizeof *c);
-    c->probe_interval_ms = 1000;
-    c->probe_timeout_ms = 500;
-    c->indirect_checks = 3;
-    c->suspicion_mult = 4;
-    c->suspicion_max_mult = 6;
-    c->gossip_interval_ms = 200;
-    c->gossip_nodes = 3;
-    c->push_pull_interval_ms = 30000;
-    c->retransmit_mult = 4;
-    c->awareness_max = 8;
+    c->probe_interval_ms = SWIM_DEFAULT_PROBE_INTERVAL_MS;
+    c->probe_timeout_ms = SWIM_DEFAULT_PROBE_TIMEOUT_MS;
+    c->indirect_checks = SWIM_DEFAULT_INDIRECT_CHECKS;
+    c->suspicion_mult = SWIM_DEFAULT_SUSPICION_MULT;
+    c->suspicion_max_mult = SWIM_DEFAULT_SUSPICION_MAX_MULT;
+    c->gossip_interval_ms = SWIM_DEFAULT_GOSSIP_INTERVAL_MS;
+    c->gossip_nodes = SWIM_DEFAULT_GOSSIP_NODES;
+    c->push_pull_interval_ms = SWIM_DEFAULT_PUSH_PULL_INTERVAL_MS;
+    c->retransmit_mult = SWIM_DEFAULT_RETRANSMIT_MULT;
+    c->awareness_max = SWIM_DEFAULT_AWARENESS_MAX;
     c->retry_base_ms = 1000;
-    c->retry_max_ms = 60000;
+    c->retry_max_ms = SWIM_DEFAULT_RETRY_MAX_MS;
     c->max_piggyback_bytes = 1400;
     c->max_members = 4096;
     c->gossip_to_dead_ms = 30000;

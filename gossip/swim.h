@@ -52,6 +52,21 @@
 
 typedef struct swim swim_t;
 
+/* The defaults of the timings an operator can set (memberlist's LAN values), written once:
+ * swim_config_default uses them, and node/config.c applies and shows them as the agent's
+ * option defaults. Plain decimal literals, so they can be stringified. */
+#define SWIM_DEFAULT_PROBE_INTERVAL_MS     1000
+#define SWIM_DEFAULT_PROBE_TIMEOUT_MS      500
+#define SWIM_DEFAULT_INDIRECT_CHECKS       3
+#define SWIM_DEFAULT_SUSPICION_MULT        4
+#define SWIM_DEFAULT_SUSPICION_MAX_MULT    6
+#define SWIM_DEFAULT_GOSSIP_INTERVAL_MS    200
+#define SWIM_DEFAULT_GOSSIP_NODES          3
+#define SWIM_DEFAULT_PUSH_PULL_INTERVAL_MS 30000
+#define SWIM_DEFAULT_RETRANSMIT_MULT       4
+#define SWIM_DEFAULT_AWARENESS_MAX         8
+#define SWIM_DEFAULT_RETRY_MAX_MS          60000
+
 typedef struct {
     uint32_t probe_interval_ms;     /* 1000: one probe per interval (times awareness) */
     uint32_t probe_timeout_ms;      /* 500: direct ack wait before indirect probes (times awareness) */

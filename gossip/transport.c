@@ -7,6 +7,7 @@
  * byte it received before checking it, or print. Design notes: DESIGN.md section 6 and
  * gossip/transport.h. */
 #include "gossip/transport.h"
+#include "gossip/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -81,13 +82,6 @@ struct transport {
 static void bump(uint64_t *x, uint64_t n)
 {
     *x += n;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int type_known(int type)
@@ -573,7 +567,7 @@ void transport_destroy(transport_t **tp)
 {
     if (tp == NULL || *tp == NULL) return;
     transport_t *t = *tp;
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
     while (t->lru_head != NULL) {
         dealer_t *d = t->lru_head;
         set_int(d->sock, ZMQ_LINGER, t->o.close_linger_ms);   /* let goodbyes go out */
@@ -619,7 +613,7 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
 {
     Trib__Envelope env = TRIB__ENVELOPE__INIT;
     zmq_msg_t msg;
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
 
     assert(t != NULL && type_known(type) && (body != NULL || len == 0));
     if (!transport_addr_valid(addr) || len > t->o.max_msg) goto drop;
@@ -702,7 +696,7 @@ static void flush_all(transport_t *t, int64_t now)
 int transport_pollitems(transport_t *t, zmq_pollitem_t *items, int max)
 {
     assert(t != NULL && items != NULL && max >= 2);
-    flush_all(t, now_ms());
+    flush_all(t, clock_ms());
     items[0] = (zmq_pollitem_t){.socket = t->router, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = t->zap, .events = ZMQ_POLLIN};
     int n = 2;
@@ -877,7 +871,7 @@ int transport_recv(transport_t *t, transport_msg_t *m)
         if (r < 0) return -1;
         if (r == 0) break;
     }
-    if (t->plist != NULL) flush_all(t, now_ms());
+    if (t->plist != NULL) flush_all(t, clock_ms());
     monitors_poll(t);
     for (int i = 0; i < RECV_BATCH; i++) {
         int r = router_read_one(t, m);

@@ -14,6 +14,7 @@
 #include "gossip/log.h"
 #include "node/agent.h"
 #include "node/http.h"
+#include "storage/store.h"
 
 #define FORMAT_VERSION "1"
 
@@ -146,7 +147,7 @@ int agent_main(int argc, char **argv)
         return rc == 2 ? 2 : 1;
     }
     if (a->cfg.domain[0] && !entry_valid_name(a->cfg.domain)) {
-        fprintf(stderr, "trib agent: --domain '%s' is not a valid domain name ([a-z0-9][a-z0-9-]{0,62})\n",
+        fprintf(stderr, "trib agent: --domain '%s' is not a valid domain name (" STORE_NAME_RULE ")\n",
                 a->cfg.domain);
         return 2;
     }

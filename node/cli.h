@@ -25,7 +25,7 @@ void cli_usage(FILE *f);
 /* 1 when name is one of the commands cli_main runs. */
 int cli_is_command(const char *name);
 
-/* 1 when id is a product id "<domain>/<name>", both [a-z0-9][a-z0-9-]{0,62}. */
+/* 1 when id is a product id "<domain>/<name>" (entry_valid_product_id). */
 int cli_valid_id(const char *id);
 
 #endif

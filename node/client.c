@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CONNECT_TIMEOUT_S 5L
 #define REQUEST_TIMEOUT_S 120L
@@ -189,6 +190,27 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     return buf_append(x, ptr, n) == 0 ? n : 0;
 }
 
+/* Keeps the one reply header the CLI uses: Trib-First-Seq, the seq of a read's first line. */
+static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
+{
+    xfer_t *x = ud;
+    size_t n = size * nitems;
+    static const char name[] = "Trib-First-Seq:";
+    if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
+        char v[32];
+        size_t k = n - (sizeof name - 1);
+        if (k >= sizeof v)
+            k = sizeof v - 1;
+        memcpy(v, line + sizeof name - 1, k);
+        v[k] = '\0';
+        char *end;
+        errno = 0;
+        long long seq = strtoll(v, &end, 10);
+        x->rep->first_seq = errno == 0 && end != v && seq >= 0 ? seq : -1;
+    }
+    return n;
+}
+
 static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
 {
     xfer_t *x = ud;
@@ -274,6 +296,8 @@ static int setup(CURL *h, xfer_t *x, const char *url, struct curl_slist **hdrs, 
     rc |= curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     rc |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     rc |= curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    rc |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    rc |= curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 
     const char *m = rq->method ? rq->method : "GET";
     if (rq->body) {
@@ -405,6 +429,7 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
                    char *err, size_t errlen)
 {
     rep->status = 0;
+    rep->first_seq = -1;
     rep->body = NULL;
     rep->len = 0;
     xfer_t x = { .rq = rq, .rep = rep };

@@ -43,6 +43,7 @@ typedef struct {
 
 typedef struct {
     long status;                 /* HTTP status, 0 if none was received */
+    long long first_seq;         /* the Trib-First-Seq header (seq of a read's first line), or -1 */
     char *body;                  /* NUL-terminated buffered body (empty if it went to the sink) */
     size_t len;
 } client_reply_t;

@@ -2,11 +2,12 @@
  * --config YAML file (libfyaml) and then from the command line. Validation lives here, once. */
 #include <errno.h>
 #include <inttypes.h>
-#include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "node/config.h"
+#include "gossip/swim.h"
+#include "node/yaml.h"
 
 enum kind { K_STR, K_ADDR, K_SEED, K_U64 };
 
@@ -19,6 +20,9 @@ typedef struct {
     const char *help;
 } option_t;
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SWIM_DEF(name) STR(SWIM_DEFAULT_##name)   /* "1000" from SWIM_DEFAULT_PROBE_INTERVAL_MS */
 #define S(f, k, d, h) {#f, k, offsetof(config_t, f), sizeof(((config_t *)0)->f), 0, 0, d, h}
 #define U(f, lo, hi, d, h) {#f, K_U64, offsetof(config_t, f), 0, lo, hi, d, h}
 
@@ -37,18 +41,19 @@ static const option_t options[] = {
     U(max_record_kb, 1, 65536, "1024", "largest record in KiB"),
     U(max_records, 1, 10000000, "100000", "most records in one request"),
     U(http_threads, 0, 1024, "0", "most concurrent HTTP connections (0: 1024)"),
-    U(probe_interval_ms, 10, 600000, "1000", "SWIM probe interval"),
-    U(probe_timeout_ms, 5, 600000, "500", "SWIM probe timeout"),
-    U(indirect_checks, 0, 16, "3", "members asked to probe indirectly"),
-    U(suspicion_mult, 1, 100, "4", "suspicion timeout multiplier"),
-    U(suspicion_max_mult, 1, 100, "6", "largest suspicion timeout multiplier"),
-    U(gossip_interval_ms, 10, 600000, "200", "gossip interval"),
-    U(gossip_nodes, 1, 64, "3", "peers gossiped to per interval"),
-    U(push_pull_interval_ms, 100, 86400000, "30000", "member list push-pull interval"),
-    U(retransmit_mult, 1, 100, "4", "piggyback retransmit multiplier"),
-    U(awareness_max, 1, 64, "8", "Lifeguard local health ceiling"),
+    /* SWIM timings: their defaults are gossip/swim.h's */
+    U(probe_interval_ms, 10, 600000, SWIM_DEF(PROBE_INTERVAL_MS), "SWIM probe interval"),
+    U(probe_timeout_ms, 5, 600000, SWIM_DEF(PROBE_TIMEOUT_MS), "SWIM probe timeout"),
+    U(indirect_checks, 0, SWIM_MAX_INDIRECT, SWIM_DEF(INDIRECT_CHECKS), "members asked to probe indirectly"),
+    U(suspicion_mult, 1, 100, SWIM_DEF(SUSPICION_MULT), "suspicion timeout multiplier"),
+    U(suspicion_max_mult, 1, 100, SWIM_DEF(SUSPICION_MAX_MULT), "largest suspicion timeout multiplier"),
+    U(gossip_interval_ms, 10, 600000, SWIM_DEF(GOSSIP_INTERVAL_MS), "gossip interval"),
+    U(gossip_nodes, 1, 64, SWIM_DEF(GOSSIP_NODES), "peers gossiped to per interval"),
+    U(push_pull_interval_ms, 100, 86400000, SWIM_DEF(PUSH_PULL_INTERVAL_MS), "member list push-pull interval"),
+    U(retransmit_mult, 1, 100, SWIM_DEF(RETRANSMIT_MULT), "piggyback retransmit multiplier"),
+    U(awareness_max, 1, 64, SWIM_DEF(AWARENESS_MAX), "Lifeguard local health ceiling"),
     U(anti_entropy_ms, 10, 3600000, "2000", "catalog anti-entropy interval"),
-    U(retry_max_ms, 1000, 86400000, "60000", "longest backoff when retrying dead members and seeds"),
+    U(retry_max_ms, 1000, 86400000, SWIM_DEF(RETRY_MAX_MS), "longest backoff when retrying dead members and seeds"),
     U(max_msg_kb, 64, 65536, "4096", "largest peer message in KiB"),
 };
 #define NOPTS (sizeof options / sizeof options[0])
@@ -142,51 +147,20 @@ void config_defaults(config_t *c)
             set(c, &options[i], options[i].def, err, sizeof err);
 }
 
-static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag, (void)user, (void)buf, (void)len;
-}
-
-/* Parses path quietly: libfyaml's messages are collected, and the first one goes into err. */
-static struct fy_document *load_yaml(const char *path, char *err, size_t errlen)
+int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return NULL;
+        return -1;
     }
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = diag_discard;
-    dcfg.colorize = false;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (!diag) {
-        fclose(f);
-        snprintf(err, errlen, "%s: cannot create the YAML diagnostics", path);
-        return NULL;
-    }
-    fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag};
-    struct fy_document *fyd = fy_document_build_from_fp(&pcfg, f);
+    char why[256];
+    struct fy_document *fyd = yaml_load(NULL, 0, f, why, sizeof why);
     fclose(f);
     if (!fyd) {
-        void *it = NULL;
-        struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
-        if (e)
-            snprintf(err, errlen, "%s:%d: not valid YAML: %s", path, e->line, e->msg);
-        else
-            snprintf(err, errlen, "%s: not valid YAML", path);
-    }
-    fy_diag_destroy(diag);
-    return fyd;
-}
-
-int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
-{
-    struct fy_document *fyd = load_yaml(path, err, errlen);
-    if (!fyd)
+        snprintf(err, errlen, "%s: %s", path, why);
         return -1;
+    }
     int rc = -1;
     struct fy_node *root = fy_document_root(fyd);
     if (!root || fy_node_get_type(root) != FYNT_MAPPING) {
@@ -198,9 +172,7 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
     while ((pair = fy_node_mapping_iterate(root, &iter))) {
         struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
         const char *key = fy_node_get_scalar0(k);
-        struct fy_token *tok = fy_node_get_scalar_token(k);
-        const struct fy_mark *mark = tok ? fy_token_start_mark(tok) : NULL;
-        int line = mark ? mark->line + 1 : 0;
+        int line = yaml_scalar_line(k);
         const option_t *o = key ? find(key) : NULL;
         if (!o) {
             snprintf(err, errlen, "%s:%d: unknown option '%s'", path, line, key ? key : "?");

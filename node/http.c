@@ -14,12 +14,14 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -29,6 +31,7 @@
 #include "node/metrics.h"
 #include "node/records.h"
 #include "node/view.h"
+#include "storage/store.h"
 
 /* ------------------------------------------------------------------ requests */
 
@@ -83,6 +86,32 @@ static enum MHD_Result send_json(struct MHD_Connection *c, route_t route, unsign
     return send_body(c, route, status, "application/json", body, n + 1);
 }
 
+/* A 500 or 507 is the node failing, not the client: logged at once, then at most one line per
+ * LOG_FAIL_EVERY_S seconds saying how many more there were (a full disk fails every write). */
+#define LOG_FAIL_EVERY_S 10
+static void log_failure(unsigned status, const char *kind, const char *detail)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t last;
+    static unsigned long quiet;
+    uint64_t now = clock_ms();
+    pthread_mutex_lock(&mu);
+    int say = last == 0 || now - last >= LOG_FAIL_EVERY_S * 1000u;
+    unsigned long more = quiet;
+    if (say) {
+        last = now;
+        quiet = 0;
+    } else {
+        quiet++;
+    }
+    pthread_mutex_unlock(&mu);
+    char also[64] = "";
+    if (more)
+        snprintf(also, sizeof also, " (and %lu more since the last such line)", more);
+    if (say)
+        log_error("HTTP %u %s: %s%s", status, kind, detail, also);
+}
+
 static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsigned status, const char *kind,
                                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsigned status, const char *kind,
@@ -93,7 +122,16 @@ static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsig
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    if (status == 500 || status == 507)
+        log_failure(status, kind, detail);
     return send_json(c, route, status, json_pack("{s:s,s:s}", "error", kind, "detail", detail));
+}
+
+/* A store write that failed: 507 when the disk is full (a retry can succeed once space is
+ * freed; nothing was stored), else 500. */
+static unsigned write_failed_status(void)
+{
+    return store_last_errno() == ENOSPC ? 507 : 500;
 }
 
 /* Parses an optional unsigned query parameter; -1 on a malformed value. */
@@ -524,7 +562,7 @@ static enum MHD_Result h_product_put(agent_t *a, struct MHD_Connection *c, const
         goto out;
     }
     if (catalog_publish(a->cat, m, NULL, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
-        ret = send_error(c, R_PRODUCT_PUT, 500, "publish_failed", "%s", err);
+        ret = send_error(c, R_PRODUCT_PUT, write_failed_status(), "publish_failed", "%s", err);
         goto out;
     }
     agent_announce(a, signed_bytes, signed_len);
@@ -560,7 +598,7 @@ static enum MHD_Result h_product_delete(agent_t *a, struct MHD_Connection *c, co
     if (!gossip_own_synced(a->gossip, err, sizeof err)) /* restored from a backup? (issue 8 B3) */
         return send_error(c, R_PRODUCT_DELETE, 503, "not_synced", "%s", err);
     if (catalog_publish(a->cat, NULL, name, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
-        return send_error(c, R_PRODUCT_DELETE, 500, "retire_failed", "%s", err);
+        return send_error(c, R_PRODUCT_DELETE, write_failed_status(), "retire_failed", "%s", err);
     agent_announce(a, signed_bytes, signed_len);
     free(signed_bytes);
     metrics_retired();
@@ -617,7 +655,7 @@ static enum MHD_Result h_records_post(agent_t *a, struct MHD_Connection *c, cons
     else if (rc == STORE_NOTFOUND)
         ret = send_error(c, R_RECORDS_POST, 404, "not_found", "no product %s", id);
     else if (rc != 0)
-        ret = send_error(c, R_RECORDS_POST, 500, "storage", "%s", err);
+        ret = send_error(c, R_RECORDS_POST, write_failed_status(), "storage", "%s", err);
     else {
         metrics_records_appended(n);
         agent_notify(a);
@@ -728,7 +766,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     name[nlen] = '\0';
     if (!entry_valid_name(domain) || !entry_valid_name(name))
         return send_error(c, R_OTHER, 400, "bad_id",
-                          "'%s/%s' is not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}", domain, name);
+                          "'%s/%s' is not a product id: domain and name are " STORE_NAME_RULE, domain, name);
     snprintf(id, sizeof id, "%s/%s", domain, name);
 
     if (!*rest || !strcmp(rest, "/")) {

@@ -29,8 +29,7 @@ void manifest_free(Trib__Manifest **mp);              /* accepts NULL and *mp ==
 /* The manifest as the author wrote it (a new reference to a JSON object; json_decref it). */
 json_t *manifest_document(const Trib__Manifest *m);
 
-/* True for the sets of DESIGN.md §8; manifest_valid_name: [a-z0-9][a-z0-9-]{0,62}. */
-int manifest_valid_name(const char *s);
+/* True for the sets of DESIGN.md §8 (names: entry_valid_name). */
 int manifest_valid_semver(const char *s);
 int manifest_valid_status(const char *s);
 int manifest_valid_classification(const char *s);

@@ -1,32 +1,22 @@
-/* node/records.c - record validation: NDJSON bodies checked against a product's schema.
+/* node/records.c - record validation: one record checked against a product's schema.
  *
  * Owns: the compact schema copied from a manifest (with a hash of its property names), checking
- * one record (one streaming yajl parse, no tree), RFC 3339 date/timestamp checks, and splitting an
- * NDJSON body into records under the size limits, validating large bodies on several threads.
- * The accepted records point into the caller's body (no copies, no re-serialization).
- * Must not: store anything, or know about HTTP beyond the 400/413 status it reports. */
+ * one record (one streaming yajl parse, no tree, the validator's state reused from record to
+ * record), and the RFC 3339 date/timestamp checks. Splitting an NDJSON body into records and
+ * validating it on several threads is node/records_body.c's.
+ * Must not: store anything, or know about HTTP. */
 #include "node/records.h"
+#include "node/errtext.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <yajl/yajl_parse.h>
-
-const records_limits_t records_default_limits = {
-    .max_body = 64u << 20,
-    .max_record = 1u << 20,
-    .max_records = 100000,
-    .threads = 0,
-};
 
 typedef enum {
     LT_ANY,          /* a logicalType this version does not know: any value */
@@ -235,7 +225,8 @@ typedef struct {
 } key_ent_t;
 
 /* Validation state for one thread, reused from record to record. */
-typedef struct {
+typedef struct record_validator vctx_t;
+struct record_validator {
     const record_schema_t *s;
     const char *data;
     size_t len;
@@ -259,7 +250,7 @@ typedef struct {
     uint32_t gen;                 /* a slot whose gen differs is empty */
     char *keys;
     size_t keys_cap, keys_used;
-} vctx_t;
+};
 
 __attribute__((format(printf, 3, 4)))
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -280,19 +271,6 @@ static int quote_len(const char *s, size_t n)
     while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
         k--;
     return (int)k;
-}
-
-/* Replaces non-ASCII bytes if err is not valid UTF-8 (it ends up in a JSON error body). */
-static void err_sanitize(char *err)
-{
-    json_t *probe = json_string(err);
-    if (probe != NULL) {
-        json_decref(probe);
-        return;
-    }
-    for (char *p = err; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
 }
 
 /* 1-based character column of byte off of the record (jansson counts characters). */
@@ -714,7 +692,7 @@ static const yajl_callbacks k_callbacks = {
 
 /* ---------------------------------------------------------------- driver */
 
-static vctx_t *vctx_new(const record_schema_t *s)
+record_validator_t *record_validator_new(const record_schema_t *s)
 {
     vctx_t *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -731,7 +709,12 @@ static vctx_t *vctx_new(const record_schema_t *s)
     return c;
 }
 
-static void vctx_free(vctx_t **cp)
+int record_validator_oom(const record_validator_t *v)
+{
+    return v->oom;
+}
+
+void record_validator_free(record_validator_t **cp)
 {
     if (cp == NULL || *cp == NULL)
         return;
@@ -759,7 +742,8 @@ static void yajl_reason(yajl_handle h, char *buf, size_t n)
         yajl_free_error(h, e);
 }
 
-static int validate(vctx_t *c, const char *data, size_t len, char *err, size_t errlen)
+int record_validator_check(record_validator_t *c, const char *data, size_t len, char *err,
+                           size_t errlen)
 {
     const record_schema_t *s = c->s;
     if (prescan(data, len, err, errlen) != 0)
@@ -836,221 +820,12 @@ int record_validate(const record_schema_t *s, const char *data, size_t len, char
         data = "";
         len = 0;
     }
-    vctx_t *c = vctx_new(s);
+    vctx_t *c = record_validator_new(s);
     if (c == NULL)
         return fail(err, errlen, "out of memory validating a record");
-    int rc = validate(c, data, len, err, errlen);
-    vctx_free(&c);
+    int rc = record_validator_check(c, data, len, err, errlen);
+    record_validator_free(&c);
     if (rc != 0)
-        err_sanitize(err);
+        errtext_utf8(err);
     return rc;
-}
-
-/* ================================================================ NDJSON bodies */
-
-/* Bodies are handled in two passes so that the parses can run on several cores:
- * 1. one thread finds the records (lines, trimmed, blanks skipped) and applies the size and
- *    count limits, stopping at the first limit broken;
- * 2. the records before that point are validated in contiguous chunks, one per thread; each
- *    chunk stops at its first invalid record, or as soon as an earlier one is known.
- * The answer is the one a serial scan gives: the earliest problem in the body wins. */
-
-#define PAR_MIN_PER_THREAD 2048   /* records per thread below which threads do not pay */
-#define PAR_MAX_THREADS    8
-
-static int is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-typedef struct {
-    const record_schema_t *s;
-    const store_buf_t *recs;
-    size_t from, to;              /* records [from, to) */
-    _Atomic size_t *first_bad;    /* lowest invalid index found by any chunk */
-    size_t bad;                   /* this chunk's first invalid index, or SIZE_MAX */
-    int oom;                      /* ... and that was for want of memory */
-    char err[512];
-} chunk_t;
-
-static void *chunk_run(void *arg)
-{
-    chunk_t *c = arg;
-    c->bad = SIZE_MAX;
-    if (c->from == c->to)
-        return NULL;
-    vctx_t *v = vctx_new(c->s);
-    if (v == NULL) {
-        c->bad = c->from;
-        c->oom = 1;
-        snprintf(c->err, sizeof c->err, "out of memory validating records");
-    }
-    for (size_t i = c->from; v != NULL && i < c->to; i++) {
-        if ((i & 63) == 0 && atomic_load_explicit(c->first_bad, memory_order_relaxed) < i)
-            break;   /* an earlier record is already invalid: that one is the answer */
-        if (validate(v, c->recs[i].data, c->recs[i].len, c->err, sizeof c->err) != 0) {
-            c->bad = i;
-            c->oom = v->oom;
-            size_t cur = atomic_load_explicit(c->first_bad, memory_order_relaxed);
-            while (i < cur && !atomic_compare_exchange_weak(c->first_bad, &cur, i))
-                ;
-            break;
-        }
-    }
-    vctx_free(&v);
-    return NULL;
-}
-
-static size_t thread_count(const records_limits_t *lim, size_t n)
-{
-    size_t t = lim->threads;
-    if (t == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        t = cpus > 0 ? (size_t)cpus : 1;
-    }
-    if (t > PAR_MAX_THREADS)
-        t = PAR_MAX_THREADS;
-    if (t > n / PAR_MIN_PER_THREAD)
-        t = n / PAR_MIN_PER_THREAD;
-    return t ? t : 1;
-}
-
-/* Validates recs[0, n); returns the index of the first invalid record (its error in err, *oom
- * set when it failed for want of memory) or n. */
-static size_t validate_all(const record_schema_t *s, const store_buf_t *recs, size_t n,
-                           const records_limits_t *lim, int *oom, char *err, size_t errlen)
-{
-    size_t nt = thread_count(lim, n);
-    _Atomic size_t first_bad = SIZE_MAX;
-    chunk_t one, *c = &one;
-    if (nt > 1 && (c = calloc(nt, sizeof *c)) == NULL) {
-        c = &one;
-        nt = 1;
-    }
-    pthread_t tid[PAR_MAX_THREADS];
-    int started[PAR_MAX_THREADS] = {0};
-    for (size_t t = 0; t < nt; t++) {
-        c[t] = (chunk_t){.s = s, .recs = recs, .from = n * t / nt, .to = n * (t + 1) / nt,
-                         .first_bad = &first_bad};
-        /* Chunk 0 runs on the caller's thread; a thread that cannot start runs here too. */
-        if (t > 0 && pthread_create(&tid[t], NULL, chunk_run, &c[t]) == 0)
-            started[t] = 1;
-    }
-    for (size_t t = 0; t < nt; t++)
-        if (!started[t])
-            chunk_run(&c[t]);
-    size_t bad = n;
-    for (size_t t = 0; t < nt; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        if (c[t].bad < bad) {
-            bad = c[t].bad;
-            *oom = c[t].oom;
-            snprintf(err, errlen, "%s", c[t].err);
-        }
-    }
-    if (c != &one)
-        free(c);
-    return bad;
-}
-
-/* 1-based line of the byte at p (error path only). */
-static size_t line_of(const char *body, const char *p)
-{
-    size_t line = 1;
-    for (const char *q = body; (q = memchr(q, '\n', (size_t)(p - q))) != NULL; q++)
-        line++;
-    return line;
-}
-
-int records_split(const record_schema_t *s, const char *body, size_t len,
-                  const records_limits_t *lim, store_buf_t **out, size_t *n, int *status,
-                  char *err, size_t errlen)
-{
-    assert(s != NULL && out != NULL && n != NULL && status != NULL && err != NULL && errlen > 0);
-    if (lim == NULL)
-        lim = &records_default_limits;
-    *out = NULL;
-    *n = 0;
-    *status = 0;
-    err[0] = '\0';
-    if (body == NULL)
-        len = 0;
-    if (len > lim->max_body) {
-        *status = 413;
-        return fail(err, errlen, "body is %zu bytes; the limit is %zu", len, lim->max_body);
-    }
-
-    /* Pass 1: find the records; a broken limit ends the scan (status/err kept for later). */
-    store_buf_t *recs = NULL;
-    size_t count = 0, cap = 0, line = 0;
-    int limit_status = 0;
-    char limit_err[160] = "";
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        line++;
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *a = p, *b = nl ? nl : end;
-        p = nl ? nl + 1 : end;
-        while (a < b && is_ws(*a))
-            a++;
-        while (b > a && is_ws(b[-1]))
-            b--;
-        if (a == b)
-            continue;   /* blank or whitespace-only line */
-        size_t rlen = (size_t)(b - a);
-        if (rlen > lim->max_record) {
-            limit_status = 413;
-            snprintf(limit_err, sizeof limit_err, "line %zu: record is %zu bytes; the limit is %zu",
-                     line, rlen, lim->max_record);
-            break;
-        }
-        if (count == lim->max_records) {
-            limit_status = 413;
-            snprintf(limit_err, sizeof limit_err, "line %zu: more than %zu records in one request",
-                     line, lim->max_records);
-            break;
-        }
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            store_buf_t *nr = realloc(recs, ncap * sizeof *nr);
-            if (nr == NULL) {
-                *status = 500;
-                fail(err, errlen, "out of memory splitting %zu records", count);
-                goto err;
-            }
-            recs = nr;
-            cap = ncap;
-        }
-        recs[count].data = a;
-        recs[count].len = rlen;
-        count++;
-    }
-
-    /* Pass 2: validate what came before any broken limit; an earlier bad record wins. */
-    char verr[512];
-    int oom = 0;
-    size_t bad = count ? validate_all(s, recs, count, lim, &oom, verr, sizeof verr) : count;
-    if (bad < count) {
-        *status = oom ? 500 : 400;
-        fail(err, errlen, "line %zu: %s", line_of(body, recs[bad].data), verr);
-        err_sanitize(err);
-        goto err;
-    }
-    if (limit_status != 0) {
-        *status = limit_status;
-        fail(err, errlen, "%s", limit_err);
-        goto err;
-    }
-    if (count == 0) {
-        *status = 400;
-        fail(err, errlen, "body has no records (expected NDJSON: one JSON object per line)");
-        goto err;
-    }
-    *out = recs;
-    *n = count;
-    return 0;
-err:
-    free(recs);
-    return -1;
 }

@@ -1,4 +1,5 @@
-/* node/records.h - record validation: NDJSON bodies checked against a product's schema.
+/* node/records.h - record validation: NDJSON bodies checked against a product's schema
+ * (node/records.c: one record; node/records_body.c: a body of them).
  *
  * Owns: splitting an NDJSON body into records, checking each against the schema (JSON object,
  * required fields present and not null, types match, date/timestamp in RFC 3339), and the
@@ -35,6 +36,15 @@ void record_schema_free(record_schema_t **sp);
  * When a record has several problems, malformed JSON wins, then the first property in schema
  * order. */
 int record_validate(const record_schema_t *s, const char *data, size_t len, char *err, size_t errlen);
+
+/* The same check with its state kept from record to record (one validator per thread, as
+ * records_split uses it): no allocation per record. err is not made UTF-8-safe here. */
+typedef struct record_validator record_validator_t;
+record_validator_t *record_validator_new(const record_schema_t *s);   /* NULL on OOM */
+int record_validator_check(record_validator_t *v, const char *data, size_t len, char *err,
+                           size_t errlen);
+int record_validator_oom(const record_validator_t *v);   /* the last check failed for memory */
+void record_validator_free(record_validator_t **vp);
 
 /* Splits body into records (blank lines skipped, trailing \r stripped), validating each.
  * On success *out (malloc'd array pointing into body) and *n. On failure returns -1 with

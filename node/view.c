@@ -9,6 +9,7 @@
 #include "gossip/identity.h"
 #include "node/manifest.h"
 #include "node/view.h"
+#include "storage/store.h"
 
 #define VERSION "0.1.0"
 
@@ -193,7 +194,8 @@ int view_products_check(const view_query_t *q, char *err, size_t errlen)
         return -1;
     }
     if (!empty(q->domain) && !entry_valid_name(q->domain)) {
-        snprintf(err, errlen, "domain: '%.70s' is not a valid domain name", q->domain);
+        snprintf(err, errlen, "domain: '%.70s' is not a valid domain name (" STORE_NAME_RULE ")",
+                 q->domain);
         return -1;
     }
     store_query_t sq;

@@ -55,7 +55,7 @@ static size_t domain_len(const char *domain)
     if (!domain)
         return 0;
     size_t n = strnlen(domain, STORE_NAME_MAX + 1);
-    return store__valid_name(domain, n) ? n : 0;
+    return store_valid_name(domain, n) ? n : 0;
 }
 
 int store_catalog_head(store_t *st, const char *domain, store_head_t *out)
@@ -262,7 +262,7 @@ static int append_prepare(append_ctx *a, const store_append_t *it, char *err, si
                    entry->domain, (unsigned long long)entry->seq);
         return -1;
     }
-    if (!a->name || !store__valid_name(a->name, strnlen(a->name, STORE_NAME_MAX + 1))) {
+    if (!a->name || !store_valid_name(a->name, strnlen(a->name, STORE_NAME_MAX + 1))) {
         store__err(err, errlen, "catalog %s seq %llu: invalid product name",
                    entry->domain, (unsigned long long)entry->seq);
         return -1;

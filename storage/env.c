@@ -3,7 +3,8 @@
  * Owns: creating and opening the environment and its named databases, the storage format
  * marker, the map lock that makes mdb_env_set_mapsize safe while other threads use the
  * environment, growing the map on MDB_MAP_FULL, adopting a size grown by another process
- * (MDB_MAP_RESIZED), and the per-thread last error.
+ * (MDB_MAP_RESIZED), telling a full disk from other commit failures, and the per-thread last
+ * error.
  * Must not: know what any database holds beyond the format marker. */
 #include <assert.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include "storage/internal.h"
 
 _Static_assert(sizeof(size_t) >= 8, "storage needs a 64-bit size_t for its map sizes");
@@ -21,9 +23,12 @@ _Static_assert(sizeof(size_t) >= 8, "storage needs a 64-bit size_t for its map s
 #define MAX_ATTEMPTS     100        /* grow/adopt rounds before a write gives up */
 #define FORMAT_KEY       "store.format"
 #define FORMAT_VERSION   1u
+#define FULL_BELOW       (1ull << 20)   /* free bytes under which an EIO commit is a full disk */
 
-/* The calling thread's last storage error, for functions that take no err buffer. */
+/* The calling thread's last storage error, for functions that take no err buffer, and its
+ * cause when the caller acts on it (ENOSPC: the disk is full), else 0. */
 static _Thread_local char tl_err[STORE_ERR_MAX];
+static _Thread_local int tl_errno;
 /* The map locks the calling thread holds shared, with their nesting depth. A store call
  * made from inside a store callback must not take the lock again: the lock prefers
  * writers (so growth is not starved by a stream of readers), and a second shared hold
@@ -37,6 +42,7 @@ void store__err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    tl_errno = 0;
     vsnprintf(tl_err, sizeof tl_err, fmt, ap);
     va_end(ap);
     if (err && errlen)
@@ -59,6 +65,40 @@ int store__write_fail(store_t *st, char *err, size_t errlen, const char *what, i
 const char *store_last_error(void)
 {
     return tl_err;
+}
+
+int store_last_errno(void)
+{
+    return tl_errno;
+}
+
+/* A commit that failed for want of disk space. LMDB writes the transaction's pages with
+ * pwrite and reports a short write as EIO (only a write that could not start is ENOSPC), so
+ * an EIO with (almost) nothing left on the data dir's filesystem is the disk being full, not
+ * a failing device. Nothing of the transaction is stored: the meta page was not written. */
+static int disk_full(store_t *st, int rc, unsigned long long *avail)
+{
+    struct statvfs sv;
+    *avail = 0;
+    if (rc != ENOSPC && rc != EDQUOT && rc != EFBIG && rc != EIO)
+        return 0;
+    if (statvfs(st->path, &sv) == 0)
+        *avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    return rc != EIO || *avail < FULL_BELOW;
+}
+
+/* Describes a failed mdb_txn_commit; a full disk says so (store_last_errno() == ENOSPC). */
+static void commit_fail(store_t *st, char *err, size_t errlen, int rc)
+{
+    unsigned long long avail;
+    if (!disk_full(st, rc, &avail)) {
+        store__mdb_err(st, err, errlen, "mdb_txn_commit", rc);
+        return;
+    }
+    store__err(err, errlen, "no space left on device: %s has %llu KiB free (%s); nothing of "
+               "this write was stored, stored data is intact and still readable", st->path,
+               avail >> 10, rc == EFBIG ? "file size limit" : rc == EDQUOT ? "quota" : "disk full");
+    tl_errno = ENOSPC;
 }
 
 /* ---------------------------------------------------------------- map lock and growth */
@@ -239,7 +279,7 @@ int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_
             rc = mdb_txn_commit(txn);          /* frees txn, also on failure */
             if (rc != 0 && rc != MDB_MAP_FULL) {
                 unlock_shared(st);
-                store__mdb_err(st, err, errlen, "mdb_txn_commit", rc);
+                commit_fail(st, err, errlen, rc);
                 return -1;
             }
         } else {

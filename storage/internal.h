@@ -59,9 +59,7 @@ int store__scan_end(store_t *st, MDB_txn *txn, MDB_cursor *cur, const char *name
  * others described in err as -1. */
 int store__write_fail(store_t *st, char *err, size_t errlen, const char *what, int rc);
 
-/* ---- names and keys */
-int store__valid_name(const char *s, size_t len);       /* [a-z0-9][a-z0-9-]{0,62} */
-int store__valid_id(const char *id);                     /* "domain/name" */
+/* ---- keys (the name rule is public: store_valid_name, store_valid_id in store.h) */
 
 #define STORE_SEQKEY_MAX (STORE_ID_MAX + 8)
 

@@ -1,7 +1,8 @@
 /* storage/keys.c - names and key encodings shared by the storage databases.
  *
- * Owns: the domain/product name rule as storage enforces it, and the "prefix 0x00 BE-u64"
- * keys of catalog and records, whose big-endian seq makes cursor order numeric order.
+ * Owns: the domain/product name rule (its only implementation; gossip/ and node/ call it), and
+ * the "prefix 0x00 BE-u64" keys of catalog and records, whose big-endian seq makes cursor order
+ * numeric order.
  * Must not: touch LMDB beyond reading the bytes of a key it is handed. */
 #include <assert.h>
 #include <string.h>
@@ -23,7 +24,7 @@ uint64_t store__be64_get(const uint8_t in[8])
     return v;
 }
 
-int store__valid_name(const char *s, size_t len)
+int store_valid_name(const char *s, size_t len)
 {
     if (!s || len == 0 || len > STORE_NAME_MAX)
         return 0;
@@ -36,7 +37,7 @@ int store__valid_name(const char *s, size_t len)
     return 1;
 }
 
-int store__valid_id(const char *id)
+int store_valid_id(const char *id)
 {
     if (!id)
         return 0;
@@ -47,7 +48,7 @@ int store__valid_id(const char *id)
     if (!slash)
         return 0;
     size_t dlen = (size_t)(slash - id);
-    return store__valid_name(id, dlen) && store__valid_name(slash + 1, len - dlen - 1);
+    return store_valid_name(id, dlen) && store_valid_name(slash + 1, len - dlen - 1);
 }
 
 size_t store__seq_key(uint8_t out[STORE_SEQKEY_MAX], const char *prefix, size_t plen, uint64_t seq)

@@ -67,7 +67,7 @@ int store__product_save(store_t *st, MDB_txn *txn, const store_product_t *p,
 
 int store_product_get(store_t *st, const char *id, store_product_t *out)
 {
-    if (!st || !out || !store__valid_id(id)) {
+    if (!st || !out || !store_valid_id(id)) {
         store__err(NULL, 0, "store_product_get: %s", !st || !out ? "NULL argument" : "invalid product id");
         return -1;
     }
@@ -89,7 +89,7 @@ int store_products(store_t *st, const char *domain, store_product_fn fn, void *c
     }
     if (domain) {
         plen = strnlen(domain, STORE_NAME_MAX + 1);
-        if (!store__valid_name(domain, plen)) {
+        if (!store_valid_name(domain, plen)) {
             store__err(NULL, 0, "store_products: invalid domain");
             return -1;
         }

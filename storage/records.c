@@ -4,13 +4,15 @@
  * the product is indexed and not retired), the last seq of a product (derived from the
  * stored keys, so it is right after a crash), and paged reads in one short read txn each.
  * Must not: parse or validate record contents (node/records.c does). */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include "storage/internal.h"
 
 /* Length of a valid product id, or 0. */
 static size_t id_len(const char *id)
 {
-    return store__valid_id(id) ? strlen(id) : 0;
+    return store_valid_id(id) ? strlen(id) : 0;
 }
 
 /* Highest stored seq of product id (0 when none), by seeking just past its keys: every
@@ -114,6 +116,10 @@ int store_records_append(store_t *st, const char *id, const store_buf_t *recs, s
     if (rc == 0) {
         *first = a.first;
         *last = a.last;
+    } else if (rc == -1 && store_last_errno() == ENOSPC && err && errlen) {
+        char why[STORE_ERR_MAX];                  /* say what was being written */
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "appending %zu record%s to %s: %s", n, n == 1 ? "" : "s", id, why);
     }
     return rc;
 }

@@ -787,7 +787,7 @@ static int rebuild(store_t *st, MDB_txn *txn, char *err, size_t errlen)
         memcpy(id, k.mv_data, k.mv_size);
         id[k.mv_size] = '\0';
         store_product_t p;
-        if (!store__valid_id(id) || store__product_load(st, txn, id, &p, NULL, 0) != 0)
+        if (!store_valid_id(id) || store__product_load(st, txn, id, &p, NULL, 0) != 0)
             continue;   /* not ours to repair here: the products index reports it on read */
         Trib__CatalogEntry *ce = load_entry(st, txn, id, p.manifest_seq);
         if (ce) {

@@ -32,6 +32,12 @@ enum {
 #define STORE_KEY_LEN  32
 #define STORE_ID_MAX   128   /* "domain/name" incl. NUL: 63 + 1 + 63 + 1 */
 
+/* ---- names (DESIGN.md §8): the one implementation of the rule for domain and product names,
+ * and the rule's text, which every message about a bad name quotes. */
+#define STORE_NAME_RULE "[a-z0-9][a-z0-9-]{0,62}"
+int store_valid_name(const char *s, size_t len);   /* the len bytes at s (no NUL needed) */
+int store_valid_id(const char *id);                /* "domain/name", NUL-terminated */
+
 typedef struct {
     size_t map_size;      /* initial map size in bytes (0: 64 MiB) */
     size_t map_max;       /* growth ceiling in bytes (0: 1 TiB) */
@@ -45,6 +51,10 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
 void store_close(store_t **sp);                       /* accepts NULL and *sp == NULL */
 size_t store_map_size(store_t *st);                   /* current map size, for metrics/tests */
 const char *store_last_error(void);                   /* calling thread's last error text */
+/* The cause of the calling thread's last -1 when a caller acts on it, else 0: ENOSPC when a
+ * write failed because the data dir's filesystem is full (or its quota or file size limit is
+ * reached); nothing of that write was stored, and reads go on working. */
+int store_last_errno(void);
 
 /* ---- meta: small named values (format version, domain, counters). Keys "store.*" are
  * storage's own. get sets *len to the stored length; -1 when it exceeds cap. */

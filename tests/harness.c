@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "tests/harness.h"
+#include "gossip/clock.h"
 
 /* Every node started, by copy: a test's h_node_t may live on its stack, gone by the time the
  * suite's .fini runs h_cleanup_all. Keyed by data dir; pid kept current by restart and stop. */
@@ -42,9 +43,7 @@ static void reg_pid(const h_node_t *n)
 
 long h_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+    return (long)clock_ms();
 }
 
 int h_wait(int (*cond)(void *), void *ctx, int timeout_ms)
@@ -152,6 +151,41 @@ void h_resp_free(h_resp_t *r)
 {
     free(r->body);
     r->body = NULL;
+}
+
+json_t *h_get_json(const char *base, const char *path, long *status)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    h_resp_t r;
+    json_t *j = NULL;
+    int ok = h_http("GET", url, NULL, NULL, 0, &r) == 0;
+    if (status)
+        *status = ok ? r.status : 0;
+    if (ok && (status || r.status == 200))
+        j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    h_resp_free(&r);
+    return j;
+}
+
+double h_metric(const char *base, const char *series)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s/metrics", base);
+    h_resp_t r;
+    if (h_http("GET", url, NULL, NULL, 0, &r) != 0 || r.status != 200) {
+        h_resp_free(&r);
+        return -1;
+    }
+    double v = 0;
+    size_t sl = strlen(series);
+    for (const char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, series, sl) == 0 && line[sl] == ' ') {
+            v = strtod(line + sl + 1, NULL);
+            break;
+        }
+    h_resp_free(&r);
+    return v;
 }
 
 static int status_ok(void *ctx)

@@ -1,9 +1,11 @@
 /* tests/harness.h - helpers for integration tests that run real `trib agent` processes:
  * free ports, start/stop/kill nodes (killed with the test process via PR_SET_PDEATHSIG), HTTP
- * calls, running the CLI, and polling a condition with a deadline (never sleeping to sync). */
+ * calls (JSON replies, metric values), running the CLI, and polling a condition with a deadline
+ * (never sleeping to sync). */
 #ifndef TRIB_HARNESS_H
 #define TRIB_HARNESS_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -37,6 +39,16 @@ void h_cleanup_all(void);                           /* every node this process s
 
 int h_http(const char *method, const char *url, const char *ctype, const void *body, size_t len, h_resp_t *r);
 void h_resp_free(h_resp_t *r);
+
+/* GET base+path (base: "http://127.0.0.1:PORT", e.g. n->url) as JSON (a new reference).
+ * status non-NULL: the body of any reply (an error object too), *status its HTTP status (0 when
+ * none came). status NULL: NULL unless the reply was a 200. NULL when the body is not JSON. */
+json_t *h_get_json(const char *base, const char *path, long *status);
+
+/* The value of the /metrics line "SERIES VALUE" of the node at base, series written exactly as
+ * the node writes it ('trib_members{state="alive"}'); 0 when the node has no such line (an
+ * absent counter is 0), -1 when /metrics does not answer 200. */
+double h_metric(const char *base, const char *series);
 
 /* Runs `trib ARGS...` against node n (TRIB_NODE); stdin from in_path when non-NULL.
  * Returns the exit code (-1 when it could not be started); *out and *errout (malloc'd,

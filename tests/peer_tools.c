@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "gossip/clock.h"
 #include "proto/tributary.pb-c.h"
 
 struct peer_client {
@@ -19,9 +20,7 @@ struct peer_client {
 
 int64_t peer_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)clock_ms();
 }
 
 void peer_identity(identity_t *id)

@@ -22,19 +22,6 @@ static const char *example(const char *name)
     return h_repo_path(rel, buf[k++ % 8], sizeof buf[0]);
 }
 
-static json_t *get_json(h_node_t *n, const char *path, long *status)
-{
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", n->url, path);
-    h_resp_t r;
-    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0, "GET %s failed", url);
-    if (status)
-        *status = r.status;
-    json_t *j = json_loads(r.body, 0, NULL);
-    h_resp_free(&r);
-    return j;
-}
-
 static long request(h_node_t *n, const char *method, const char *path, const char *ctype, const char *body,
                     size_t len, char **out)
 {
@@ -85,7 +72,7 @@ Test(agent, identity_created_0600_and_reused_on_restart)
     struct stat sb;
     cr_assert_eq(stat(path, &sb), 0);
     cr_assert_eq(sb.st_mode & 0777, 0600, "identity.key mode %o", sb.st_mode & 0777);
-    json_t *s1 = get_json(&n, "/v1/status", NULL);
+    json_t *s1 = h_get_json(n.url, "/v1/status", NULL);
     char id1[80];
     snprintf(id1, sizeof id1, "%s", json_string_value(json_object_get(s1, "node_id")));
     cr_assert_eq(strlen(id1), 64);
@@ -96,7 +83,7 @@ Test(agent, identity_created_0600_and_reused_on_restart)
     cr_assert(log && strstr(log, "closed LMDB"), "no clean close in log: %s", log);
     free(log);
     cr_assert_eq(h_node_restart(&n), 0);
-    json_t *s2 = get_json(&n, "/v1/status", NULL);
+    json_t *s2 = h_get_json(n.url, "/v1/status", NULL);
     cr_assert_str_eq(json_string_value(json_object_get(s2, "node_id")), id1, "identity changed on restart");
     json_decref(s2);
 }
@@ -157,7 +144,7 @@ Test(agent, publish_list_show_retire_via_cli)
     free(out);
     free(err);
 
-    json_t *st = get_json(&n, "/v1/status", NULL);
+    json_t *st = h_get_json(n.url, "/v1/status", NULL);
     const char *node_id = json_string_value(json_object_get(st, "node_id"));
     cr_assert_eq(h_trib(&n, NULL, &out, &err, "show", "payments/settled-transactions", NULL), 0, "%s", err);
     cr_assert(strstr(out, node_id), "show lacks the signer: %s", out);
@@ -169,14 +156,14 @@ Test(agent, publish_list_show_retire_via_cli)
 
     /* Update: a second publish is catalog seq 2. */
     publish_example(&n, "settled-transactions.yaml");
-    j = get_json(&n, "/v1/products/payments/settled-transactions", NULL);
+    j = h_get_json(n.url, "/v1/products/payments/settled-transactions", NULL);
     cr_assert_eq(json_integer_value(json_object_get(j, "catalog_seq")), 2);
     json_decref(j);
 
     cr_assert_eq(h_trib(&n, NULL, &out, &err, "retire", "payments/settled-transactions", NULL), 0, "%s", err);
     free(out);
     free(err);
-    j = get_json(&n, "/v1/products?status=retired", NULL);
+    j = h_get_json(n.url, "/v1/products?status=retired", NULL);
     cr_assert_eq(json_array_size(json_object_get(j, "products")), 1, "retired product not listed as retired");
     json_decref(j);
     /* A retired product refuses new records. */
@@ -256,7 +243,7 @@ Test(agent, http_endpoints)
     free(out);
     free(yaml);
 
-    json_t *j = get_json(&n, "/v1/products/payments/settled-transactions", &st);
+    json_t *j = h_get_json(n.url, "/v1/products/payments/settled-transactions", &st);
     cr_assert_eq(st, 200);
     json_t *m = json_object_get(j, "manifest");
     cr_assert(json_is_object(json_object_get(m, "sla")), "unknown field sla not kept verbatim");
@@ -295,7 +282,7 @@ Test(agent, http_endpoints)
     cr_assert(strstr(r.body, "trib_products_published_total 2"), "%s", r.body);
     h_resp_free(&r);
 
-    j = get_json(&n, "/v1/members", &st);
+    j = h_get_json(n.url, "/v1/members", &st);
     cr_assert_eq(st, 200);
     cr_assert_geq(json_array_size(json_object_get(j, "members")), 1);
     json_decref(j);
@@ -303,7 +290,7 @@ Test(agent, http_endpoints)
     st = request(&n, "DELETE", "/v1/products/payments/settled-transactions", NULL, NULL, 0, &out);
     cr_assert_eq(st, 200, "DELETE: %ld %s", st, out);
     free(out);
-    j = get_json(&n, "/v1/products/payments/settled-transactions", NULL);
+    j = h_get_json(n.url, "/v1/products/payments/settled-transactions", NULL);
     cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "retired");
     json_decref(j);
 }
@@ -368,7 +355,7 @@ Test(agent, bad_input_at_every_endpoint)
     cr_assert_str_eq(out, "", "a refused batch stored records: %s", out);
     free(out);
     /* The node still serves after all of it. */
-    json_t *j = get_json(&n, "/v1/status", NULL);
+    json_t *j = h_get_json(n.url, "/v1/status", NULL);
     cr_assert_eq(json_integer_value(json_object_get(j, "products")), 1);
     json_decref(j);
 }

@@ -11,17 +11,20 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "node/cli.h"
 #include "node/cli_table.h"
 #include "node/client.h"
+#include "storage/store.h"
 
 /* ================================================================ running the CLI */
 
@@ -91,6 +94,7 @@ typedef struct {
 static struct {
     pthread_mutex_t mu;
     route_t routes[MAX_ROUTES];
+    const char *first_seq[MAX_ROUTES];   /* Trib-First-Seq header of a route, when set */
     size_t nroutes;
     struct MHD_Daemon *d;
     char node[64];
@@ -178,9 +182,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     srv.body_len = u->len;
     u->buf = NULL;
     const route_t *r = NULL;
+    const char *first_seq = NULL;
     for (size_t i = 0; i < srv.nroutes; i++)
-        if (strcmp(srv.routes[i].method, method) == 0 && strcmp(srv.routes[i].path, url) == 0)
+        if (strcmp(srv.routes[i].method, method) == 0 && strcmp(srv.routes[i].path, url) == 0) {
             r = &srv.routes[i];
+            first_seq = srv.first_seq[i];
+        }
     pthread_mutex_unlock(&srv.mu);
 
     static const route_t missing = { "GET", "", 404,
@@ -197,6 +204,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                                                MHD_RESPMEM_PERSISTENT);
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (first_seq)
+        MHD_add_response_header(resp, "Trib-First-Seq", first_seq);
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -219,7 +228,15 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void srv_route(route_t r)
 {
     cr_assert(srv.nroutes < MAX_ROUTES);
+    srv.first_seq[srv.nroutes] = NULL;
     srv.routes[srv.nroutes++] = r;
+}
+
+/* A record read answering with header Trib-First-Seq: first_seq, as a node does. */
+static void srv_route_seq(route_t r, const char *first_seq)
+{
+    srv_route(r);
+    srv.first_seq[srv.nroutes - 1] = first_seq;
 }
 
 static void srv_start(void)
@@ -407,7 +424,7 @@ Test(cli_usage, errors_exit_2_with_a_hint)
         { { "show" }, "missing argument" },
         { { "show", "a/b", "c/d" }, "unexpected argument 'c/d'" },
         { { "show", "not-an-id" }, "'not-an-id' is not a product id" },
-        { { "retire", "A/B" }, "'A/B' is not a product id" },
+        { { "retire", "A/B" }, "'A/B' is not a product id (DOMAIN/NAME, each " STORE_NAME_RULE ")" },
         { { "get", "a/b", "--from", "abc" }, "--from: 'abc' is not a non-negative integer" },
         { { "get", "a/b", "--limit=-1" }, "--limit: '-1' is not a non-negative integer" },
         { { "get", "a/b", "--from" }, "option '--from' needs a value (SEQ)" },
@@ -655,6 +672,32 @@ Test(cli_cmd, show_prints_a_readable_block, .init = srv_start, .fini = srv_stop)
     run_free(&r);
 }
 
+/* The tables carry no bold, colour or other escape codes: redirected to a file (or piped into
+ * another program) they are plain text. The renderer emits none on a terminal either, so there
+ * is nothing for isatty or NO_COLOR to switch off. */
+Test(cli_cmd, human_output_has_no_escape_codes, .init = srv_start, .fini = srv_stop)
+{
+    srv_route((route_t){ "GET", "/v1/members", 200, members_json, 0, 0 });
+    srv_route((route_t){ "GET", "/v1/products", 200, products_json, 0, 0 });
+    srv_route((route_t){ "GET", "/v1/products/payments/settled-transactions", 200, show_json, 0, 0 });
+    srv_route((route_t){ "GET", "/v1/status", 200,
+        "{\"node_id\":\"" NODE_A "\",\"domain\":\"payments\",\"products\":2,"
+        "\"digest\":{\"payments\":3},\"members\":{\"alive\":1}}", 0, 0 });
+    setenv("TRIB_NODE", srv.node, 1);
+    static const char *const cmds[][2] = {
+        { "members", NULL }, { "products", NULL }, { "show", "payments/settled-transactions" },
+        { "status", NULL },
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *argv[3] = { (char *)cmds[i][0], (char *)cmds[i][1], NULL };
+        run_t r = run_argv(cmds[i][1] ? 2 : 1, argv, NULL);
+        cr_expect_eq(r.rc, 0, "%s: %s", cmds[i][0], r.err);
+        cr_expect(strlen(r.out) > 20, "%s printed nothing", cmds[i][0]);
+        cr_expect_null(strchr(r.out, '\x1b'), "%s wrote an escape code: %s", cmds[i][0], r.out);
+        run_free(&r);
+    }
+}
+
 Test(cli_cmd, http_errors_print_error_and_detail, .init = srv_start, .fini = srv_stop)
 {
     srv_route((route_t){ "GET", "/v1/products/payments/nope", 404,
@@ -720,7 +763,7 @@ Test(cli_cmd, status_block_and_digest, .init = srv_start, .fini = srv_stop)
     srv_route((route_t){ "GET", "/v1/status", 200,
         "{\"node_id\":\"" NODE_A "\",\"domain\":\"payments\",\"version\":\"0.1.0\","
         "\"http\":\"127.0.0.1:7480\",\"listen\":\"127.0.0.1:7470\",\"uptime_s\":3725,"
-        "\"products\":2,\"records\":20,\"digest\":{\"payments\":3,\"growth\":2},"
+        "\"products\":2,\"digest\":{\"payments\":3,\"growth\":2},"
         "\"members\":{\"alive\":3,\"suspect\":1,\"dead\":0,\"left\":0}}", 0, 0 });
     run_t r = run("status", "--node", srv.node, NULL);
     cr_expect_eq(r.rc, 0, "%s", r.err);
@@ -731,7 +774,7 @@ Test(cli_cmd, status_block_and_digest, .init = srv_start, .fini = srv_stop)
         "peer      127.0.0.1:7470\n"
         "http      127.0.0.1:7480\n"
         "uptime    1h 2m\n"
-        "products  2 (20 records)\n"
+        "products  2\n"
         "members   3 alive, 1 suspect, 0 dead, 0 left\n"
         "\n"
         "DOMAIN    HEAD-SEQ\n"
@@ -784,9 +827,10 @@ Test(cli_cmd, publish_local_errors, .init = srv_start, .fini = srv_stop)
         { "domain: payments\nversion: 1.0.0\n", ": name: required" },
         { "name: x\n", ": domain: required" },
         { "name: [a, b]\ndomain: payments\n", ": name: must be a string" },
-        { "domain: payments\nname: Bad_Name\n", ": name: 'Bad_Name' is not valid" },
-        { "name: x\ndomain: payments\n  bad: [\n", "not valid YAML" },
-        { "name: x\nname: y\ndomain: p\n", "not valid YAML: duplicate key (line 2)" },
+        { "domain: payments\nname: Bad_Name\n",
+          ": name: 'Bad_Name' is not a valid name (" STORE_NAME_RULE ") (line 2)" },
+        { "name: x\ndomain: payments\n  bad: [\n", "malformed YAML" },
+        { "name: x\nname: y\ndomain: p\n", "malformed YAML: duplicate key (line 2, column 1)" },
         { "- just\n- a list\n", "not a manifest" },
         { "\"just a string\"\n", "not a manifest" },
     };
@@ -904,6 +948,64 @@ Test(cli_cmd, get_stream_ending_in_an_error_line_fails, .init = srv_start, .fini
     cr_expect_eq(r.rc, 1);
     cr_expect_str_eq(r.err, "trib: subscribe: owner_unreachable: lost payments' node after seq 2\n");
     run_free(&r);
+}
+
+/* The seq to resume from: with the error of a read that failed midway (always, on stderr), and
+ * after a read that ended well only when stderr is a terminal; stdout stays pure NDJSON. */
+Test(cli_cmd, get_and_subscribe_say_where_to_resume, .init = srv_start, .fini = srv_stop)
+{
+    static const char failed[] =
+        "{\"a\":1}\n{\"a\":2}\n{\"error\":\"owner_lost\",\"detail\":\"payments' node left\"}\n";
+    srv_route_seq((route_t){ "GET", "/v1/products/payments/tx/records", 200, failed, 5, 0 }, "41");
+    srv_route_seq((route_t){ "GET", "/v1/products/payments/tx/stream", 200, "{\"a\":1}\n", 3, 0 }, "7");
+    srv_route_seq((route_t){ "GET", "/v1/products/payments/ok/records", 200, records_body, 9, 0 }, "41");
+    srv_route_seq((route_t){ "GET", "/v1/products/payments/none/records", 200, "", 1, 0 }, "12");
+    run_t r = run("get", "payments/tx", "--from", "41", "--node", srv.node, NULL);
+    cr_expect_eq(r.rc, 1);
+    cr_expect_str_eq(r.out, "{\"a\":1}\n{\"a\":2}\n");
+    cr_expect_str_eq(r.err, "trib: get: owner_lost: payments' node left "
+                            "(last seq 42; resume with --from 43)\n");
+    run_free(&r);
+    r = run("subscribe", "payments/tx", "--from", "7", "--node", srv.node, NULL);
+    cr_expect_eq(r.rc, 1);
+    cr_expect(strstr(r.err, "ended the stream (last seq 7; resume with --from 8)\n"), "%s", r.err);
+    run_free(&r);
+    r = run("get", "payments/ok", "--node", srv.node, NULL);   /* stderr not a terminal: quiet */
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect_str_eq(r.out, records_body);
+    cr_expect_str_eq(r.err, "");
+    run_free(&r);
+
+    /* stderr a terminal: the hint after a read that ended well, stdout untouched. */
+    int master, slave;
+    cr_assert_eq(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    struct termios tio;
+    cr_assert_eq(tcgetattr(slave, &tio), 0);
+    cfmakeraw(&tio);
+    cr_assert_eq(tcsetattr(slave, TCSANOW, &tio), 0);
+    static const struct { const char *id, *hint; } tty_cases[] = {
+        { "payments/ok", "trib: get: last seq 43; resume with --from 44\n" },
+        { "payments/none", "trib: get: no record received; resume with --from 12\n" },
+    };
+    for (size_t i = 0; i < sizeof tty_cases / sizeof tty_cases[0]; i++) {
+        size_t olen = 0;
+        char *obuf = NULL;
+        FILE *out = open_memstream(&obuf, &olen);
+        FILE *err = fdopen(dup(slave), "w");
+        char *argv[] = { "get", (char *)tty_cases[i].id, "--node", srv.node, NULL };
+        int rc = cli_run(4, argv, out, err);
+        fclose(out);
+        fclose(err);
+        cr_expect_eq(rc, 0);
+        char got[256] = "";
+        ssize_t n = read(master, got, sizeof got - 1);
+        got[n > 0 ? n : 0] = '\0';
+        cr_expect_str_eq(got, tty_cases[i].hint);
+        cr_expect_str_eq(obuf, i == 0 ? records_body : "");
+        free(obuf);
+    }
+    close(slave);
+    close(master);
 }
 
 Test(cli_cmd, get_error_status_and_unterminated_last_line, .init = srv_start, .fini = srv_stop)

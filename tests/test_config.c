@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "gossip/swim.h"
 #include "node/config.h"
 
 static char dir[64];
@@ -62,6 +63,21 @@ Test(config, defaults_are_memberlist_lan_like)
     cr_assert_eq(c.suspicion_mult, 4);
     cr_assert_eq(c.http_threads, 0);
     cr_assert_eq(c.nseeds, 0);
+    /* Every SWIM timing an operator can set defaults to what the membership layer itself uses
+     * (both come from gossip/swim.h). */
+    swim_config_t s;
+    swim_config_default(&s);
+    cr_expect_eq(c.probe_interval_ms, s.probe_interval_ms);
+    cr_expect_eq(c.probe_timeout_ms, s.probe_timeout_ms);
+    cr_expect_eq(c.indirect_checks, s.indirect_checks);
+    cr_expect_eq(c.suspicion_mult, s.suspicion_mult);
+    cr_expect_eq(c.suspicion_max_mult, s.suspicion_max_mult);
+    cr_expect_eq(c.gossip_interval_ms, s.gossip_interval_ms);
+    cr_expect_eq(c.gossip_nodes, s.gossip_nodes);
+    cr_expect_eq(c.push_pull_interval_ms, s.push_pull_interval_ms);
+    cr_expect_eq(c.retransmit_mult, s.retransmit_mult);
+    cr_expect_eq(c.awareness_max, s.awareness_max);
+    cr_expect_eq(c.retry_max_ms, s.retry_max_ms);
 }
 
 Test(config, file_then_command_line_wins_and_both_spellings_work)
@@ -123,7 +139,7 @@ Test(config, bad_input_table)
     struct {
         const char *path, *want;
     } files[] = {
-        {bad_yaml, "bad.yaml:2: not valid YAML: flow sequence without a closing bracket"},
+        {bad_yaml, "bad.yaml: malformed YAML: flow sequence without a closing bracket (line 2, column 1)"},
         {unknown, ":2: unknown option 'probe-intervall'"},
         {range, ":3: suspicion_mult: '0' is not a whole number in 1..100"},
     };

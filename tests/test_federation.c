@@ -16,25 +16,11 @@ TestSuite(federation, .fini = h_cleanup_all, .timeout = 180);
 #define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "2", \
              "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
 
-static json_t *get_json(h_node_t *n, const char *path)
-{
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", n->url, path);
-    h_resp_t r;
-    if (h_http("GET", url, NULL, NULL, 0, &r) != 0 || r.status != 200) {
-        h_resp_free(&r);
-        return NULL;
-    }
-    json_t *j = json_loads(r.body, 0, NULL);
-    h_resp_free(&r);
-    return j;
-}
-
 /* State of the member with domain on node n's view, or "" when not listed. */
 static const char *member_state(h_node_t *n, const char *domain, char *buf, size_t cap)
 {
     buf[0] = '\0';
-    json_t *j = get_json(n, "/v1/members");
+    json_t *j = h_get_json(n->url, "/v1/members", NULL);
     json_t *m;
     size_t i;
     json_array_foreach(json_object_get(j, "members"), i, m)
@@ -69,7 +55,7 @@ static int all_alive(void *ctx)
 {
     cond_t *c = ctx;
     for (int i = 0; i < c->n; i++) {
-        json_t *j = get_json(c->nodes[i], "/v1/status");
+        json_t *j = h_get_json(c->nodes[i]->url, "/v1/status", NULL);
         long alive = (long)json_integer_value(json_object_get(json_object_get(j, "members"), "alive"));
         json_decref(j);
         if (alive != c->count)
@@ -84,7 +70,7 @@ static int all_have_product(void *ctx)
     for (int i = 0; i < c->n; i++) {
         char path[256];
         snprintf(path, sizeof path, "/v1/products/%s", c->product);
-        json_t *j = get_json(c->nodes[i], path);
+        json_t *j = h_get_json(c->nodes[i]->url, path, NULL);
         int ok = j && (!c->status_retired || !strcmp(json_string_value(json_object_get(j, "status")), "retired"));
         json_decref(j);
         if (!ok)
@@ -97,7 +83,7 @@ static int all_have_count(void *ctx)
 {
     cond_t *c = ctx;
     for (int i = 0; i < c->n; i++) {
-        json_t *j = get_json(c->nodes[i], "/v1/status");
+        json_t *j = h_get_json(c->nodes[i]->url, "/v1/status", NULL);
         long p = (long)json_integer_value(json_object_get(j, "products"));
         json_decref(j);
         if (p != c->count)
@@ -160,9 +146,9 @@ Test(federation, publish_and_retire_propagate_with_same_signer_and_seq)
     h_node_t *others[] = {&b, &c};
     cond_t cd = {.nodes = others, .n = 2, .product = "payments/settled-transactions"};
     cr_assert(h_wait(all_have_product, &cd, 5000), "publish did not reach every node");
-    json_t *src = get_json(&a, "/v1/products/payments/settled-transactions");
+    json_t *src = h_get_json(a.url, "/v1/products/payments/settled-transactions", NULL);
     for (int i = 0; i < 2; i++) {
-        json_t *j = get_json(others[i], "/v1/products/payments/settled-transactions");
+        json_t *j = h_get_json(others[i]->url, "/v1/products/payments/settled-transactions", NULL);
         cr_assert_str_eq(json_string_value(json_object_get(j, "signer")),
                          json_string_value(json_object_get(src, "signer")));
         cr_assert_eq(json_integer_value(json_object_get(j, "catalog_seq")),
@@ -182,9 +168,9 @@ Test(federation, publish_and_retire_propagate_with_same_signer_and_seq)
     cd.status_retired = 1;
     cr_assert(h_wait(all_have_product, &cd, 5000), "retire did not reach every node");
     /* Every node agrees on the digest. */
-    json_t *s0 = get_json(&a, "/v1/status");
+    json_t *s0 = h_get_json(a.url, "/v1/status", NULL);
     for (int i = 0; i < 2; i++) {
-        json_t *s = get_json(others[i], "/v1/status");
+        json_t *s = h_get_json(others[i]->url, "/v1/status", NULL);
         cr_assert(json_equal(json_object_get(s0, "digest"), json_object_get(s, "digest")), "digests differ");
         json_decref(s);
     }

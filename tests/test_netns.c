@@ -78,14 +78,9 @@ TestSuite(netns, .init = setup, .fini = teardown, .timeout = 240);
 
 static json_t *get_json(int host, const char *path)
 {
-    char url[256];
-    snprintf(url, sizeof url, "http://10.77.%d.%d:%d%s", subnet, host, HTTP_PORT, path);
-    h_resp_t r;
-    json_t *j = NULL;
-    if (h_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200)
-        j = json_loads(r.body, 0, NULL);
-    h_resp_free(&r);
-    return j;
+    char base[64];
+    snprintf(base, sizeof base, "http://10.77.%d.%d:%d", subnet, host, HTTP_PORT);
+    return h_get_json(base, path, NULL);
 }
 
 /* State of domain's member in host's view, "" when not listed or unreachable. */

@@ -54,30 +54,6 @@ static char *get_body(h_node_t *n, const char *path, long *status, size_t *len, 
     return r.body;
 }
 
-static json_t *get_json(h_node_t *n, const char *path)
-{
-    long st;
-    char *b = get_body(n, path, &st, NULL, NULL);
-    json_t *j = st == 200 ? json_loads(b, 0, NULL) : NULL;
-    free(b);
-    return j;
-}
-
-/* Value of the metric line starting with `series ` on node n (0 when absent). */
-static double metric(h_node_t *n, const char *series)
-{
-    char *b = get_body(n, "/metrics", NULL, NULL, NULL);
-    double v = 0;
-    size_t sl = strlen(series);
-    for (char *p = b; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, series, sl) && p[sl] == ' ') {
-            v = strtod(p + sl + 1, NULL);
-            break;
-        }
-    free(b);
-    return v;
-}
-
 typedef struct {
     h_node_t *n;
     const char *series;
@@ -87,13 +63,13 @@ typedef struct {
 static int metric_is(void *ctx)
 {
     metric_cond_t *c = ctx;
-    return metric(c->n, c->series) == c->want;
+    return h_metric(c->n->url, c->series) == c->want;
 }
 
 static int metric_at_least(void *ctx)
 {
     metric_cond_t *c = ctx;
-    return metric(c->n, c->series) >= c->want;
+    return h_metric(c->n->url, c->series) >= c->want;
 }
 
 typedef struct {
@@ -105,7 +81,7 @@ typedef struct {
 static int sees_state(void *ctx)
 {
     node_cond_t *c = ctx;
-    json_t *j = get_json(c->n, "/v1/members");
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
     json_t *m;
     size_t i;
     int ok = 0;
@@ -124,7 +100,7 @@ static int has_product(void *ctx)
     node_cond_t *c = ctx;
     char path[256];
     snprintf(path, sizeof path, "/v1/products/%s", c->product);
-    json_t *j = get_json(c->n, path);
+    json_t *j = h_get_json(c->n->url, path, NULL);
     int ok = j != NULL;
     json_decref(j);
     return ok;
@@ -338,7 +314,7 @@ Test(routed, get_through_non_owner_equals_direct_for_100k_records)
     /* Every routed stream has ended on both sides. */
     metric_cond_t mc = {&a, "trib_read_owner_streams{kind=\"range\"}", 0};
     cr_assert(h_wait(metric_is, &mc, 5000), "owner still serves range streams");
-    cr_assert_eq(metric(&b, "trib_read_relay_sessions"), 0);
+    cr_assert_eq(h_metric(b.url, "trib_read_relay_sessions"), 0);
 }
 
 /* ------------------------------------------------------------------ live */
@@ -359,9 +335,9 @@ Test(routed, subscribers_on_two_relays_see_every_record_once_across_burst_and_re
     /* One upstream per product per relay, shared by the relay's two subscribers. */
     metric_cond_t mc = {&b, "trib_read_feed_subscribers", 2};
     cr_assert(h_wait(metric_is, &mc, 5000), "growth does not count 2 feed subscribers");
-    cr_assert_eq(metric(&b, "trib_read_feeds"), 1, "growth holds more than one upstream for one product");
-    cr_assert_eq(metric(&c, "trib_read_feeds"), 1);
-    cr_assert_eq(metric(&a, "trib_read_owner_streams{kind=\"live\"}"), 2, "owner should serve one live stream per relay");
+    cr_assert_eq(h_metric(b.url, "trib_read_feeds"), 1, "growth holds more than one upstream for one product");
+    cr_assert_eq(h_metric(c.url, "trib_read_feeds"), 1);
+    cr_assert_eq(h_metric(a.url, "trib_read_owner_streams{kind=\"live\"}"), 2, "owner should serve one live stream per relay");
 
     /* Append burst: 20 appends of 250 records. */
     for (int i = 0; i < 20; i++)
@@ -551,7 +527,7 @@ Test(routed, owner_down_gives_a_quick_503_naming_the_owner_and_its_state)
     h_node_t a, b;
     federation(&a, &b, NULL);
     post_records(&a, 1, 10, 10);
-    json_t *s = get_json(&a, "/v1/status");
+    json_t *s = h_get_json(a.url, "/v1/status", NULL);
     char hex[80];
     snprintf(hex, sizeof hex, "%s", json_string_value(json_object_get(s, "node_id")));
     json_decref(s);
@@ -619,19 +595,19 @@ Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_
     /* The client does not read: the relay's queue fills to the window and stays there. */
     metric_cond_t full = {&b, "trib_read_relay_queued_batches", 8};
     cr_assert(h_wait(metric_is, &full, 10000), "the relay's queue did not fill to the window (%g)",
-              metric(&b, "trib_read_relay_queued_batches"));
-    double sent0 = metric(&a, "trib_read_batches_total{dir=\"sent\"}");
+              h_metric(b.url, "trib_read_relay_queued_batches"));
+    double sent0 = h_metric(a.url, "trib_read_batches_total{dir=\"sent\"}");
     /* Let a couple of owner keepalives pass (>= 1 s): nothing more is sent meanwhile. */
-    double ka0 = metric(&a, "trib_read_events_total{event=\"keepalive_sent\"}");
+    double ka0 = h_metric(a.url, "trib_read_events_total{event=\"keepalive_sent\"}");
     metric_cond_t ka = {&a, "trib_read_events_total{event=\"keepalive_sent\"}", ka0 + 2};
     cr_assert(h_wait(metric_at_least, &ka, 10000), "the owner sent no keepalives to the stalled stream");
-    double sent1 = metric(&a, "trib_read_batches_total{dir=\"sent\"}");
+    double sent1 = h_metric(a.url, "trib_read_batches_total{dir=\"sent\"}");
     cr_assert_eq(sent1, sent0, "the owner kept sending (%g -> %g) to a relay whose client does not read", sent0,
                  sent1);
     cr_assert(sent1 <= 32, "the owner sent %g of ~64 batches to a client that read nothing", sent1);
-    cr_assert(metric(&b, "trib_read_relay_queued_batches_max") <= 8, "a relay session queued more than the window");
+    cr_assert(h_metric(b.url, "trib_read_relay_queued_batches_max") <= 8, "a relay session queued more than the window");
     cr_log_info("stalled client: owner sent %g batches, relay holds %g", sent1,
-                metric(&b, "trib_read_relay_queued_batches"));
+                h_metric(b.url, "trib_read_relay_queued_batches"));
 
     /* The owner dies mid-read: what was relayed arrives, then the error line. */
     cr_assert_eq(h_node_stop(&a, SIGKILL), 128 + SIGKILL);
@@ -703,7 +679,7 @@ Test(routed, bad_input_is_refused_before_the_wire)
     cr_assert_eq(st, 200);
     metric_cond_t one = {&a, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}", 1};
     cr_assert(h_wait(metric_is, &one, 5000), "the owner saw %g read requests, want 1",
-              metric(&a, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"));
+              h_metric(a.url, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"));
 
     /* Retired: a routed read still serves the records; a routed stream is refused (410). */
     char url[256];

@@ -21,20 +21,6 @@ static const char *const domains[3] = { "payments", "growth", "listening" };
 
 /* ---------------------------------------------------------------- HTTP */
 
-static json_t *get_json(h_node_t *n, const char *path, long *status)
-{
-    char url[2048];
-    snprintf(url, sizeof url, "%s%s", n->url, path);
-    h_resp_t r;
-    json_t *j = NULL;
-    if (h_http("GET", url, NULL, NULL, 0, &r) == 0)
-        j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
-    if (status)
-        *status = r.status;
-    h_resp_free(&r);
-    return j;
-}
-
 static void put_manifest(h_node_t *n, json_t *m)
 {
     char url[512], *body = json_dumps(m, JSON_COMPACT);
@@ -109,7 +95,7 @@ static int all_have_count(void *ctx)
 {
     count_cond_t *c = ctx;
     for (int i = 0; i < 3; i++) {
-        json_t *j = get_json(c->nodes[i], "/v1/products?limit=0", NULL);
+        json_t *j = h_get_json(c->nodes[i]->url, "/v1/products?limit=0", NULL);
         long total = j ? (long)json_integer_value(json_object_get(j, "total")) : -1;
         json_decref(j);
         if (total != c->want)
@@ -124,7 +110,7 @@ static int all_show_top(void *ctx)
 {
     top_cond_t *c = ctx;
     for (int i = 0; i < 3; i++) {
-        json_t *j = get_json(c->nodes[i], c->path, NULL);
+        json_t *j = h_get_json(c->nodes[i]->url, c->path, NULL);
         const char *id = json_string_value(json_object_get(json_array_get(json_object_get(j, "products"), 0), "id"));
         int ok = id && strcmp(id, c->top) == 0;
         json_decref(j);
@@ -202,7 +188,7 @@ Test(search_fed, ranking_and_facets_are_the_same_on_every_node)
         json_t *first = NULL;
         for (int n = 0; n < 3; n++) {
             long st;
-            json_t *j = get_json(nodes[n], cases[c].path, &st);
+            json_t *j = h_get_json(nodes[n]->url, cases[c].path, &st);
             cr_assert_eq(st, 200, "%s on %s: %ld", cases[c].path, nodes[n]->domain, st);
             json_t *list = json_object_get(j, "products");
             for (int k = 0; k < 3 && cases[c].top[k]; k++) {
@@ -237,7 +223,7 @@ Test(search_fed, ranking_and_facets_are_the_same_on_every_node)
 
     /* Facet counts of the whole catalog, on every node. */
     for (int n = 0; n < 3; n++) {
-        json_t *j = get_json(nodes[n], "/v1/products?limit=5", NULL);
+        json_t *j = h_get_json(nodes[n]->url, "/v1/products?limit=5", NULL);
         json_t *f = json_object_get(j, "facets");
         cr_expect_eq(json_integer_value(json_object_get(j, "total")), 300);
         cr_expect_eq(json_array_size(json_object_get(j, "products")), 5, "limit");
@@ -288,11 +274,11 @@ Test(search_fed, retire_and_update_reindex_everywhere_and_bad_params_are_400)
     tc = (top_cond_t){ nodes, "/v1/products?q=nominal", "payments/ledger" };
     cr_assert(h_wait(all_show_top, &tc, 10000), "the update did not reach every node's index");
     for (int n = 0; n < 3; n++) {
-        json_t *j = get_json(nodes[n], "/v1/products?q=general", NULL);
+        json_t *j = h_get_json(nodes[n]->url, "/v1/products?q=general", NULL);
         cr_expect_eq(json_integer_value(json_object_get(j, "total")), 0, "old title still matches on %s",
                      nodes[n]->domain);
         json_decref(j);
-        j = get_json(nodes[n], "/v1/products?q=refunds&status=active", NULL);
+        j = h_get_json(nodes[n]->url, "/v1/products?q=refunds&status=active", NULL);
         cr_expect_eq(json_integer_value(json_object_get(j, "total")), 0, "retired still active on %s",
                      nodes[n]->domain);
         json_decref(j);
@@ -318,7 +304,7 @@ Test(search_fed, retire_and_update_reindex_everywhere_and_bad_params_are_400)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         long st;
-        json_t *j = get_json(nodes[i % 3], bad[i].path, &st);
+        json_t *j = h_get_json(nodes[i % 3]->url, bad[i].path, &st);
         cr_expect_eq(st, 400, "%.60s: %ld", bad[i].path, st);
         const char *detail = json_string_value(json_object_get(j, "detail"));
         cr_expect(detail && !strncmp(detail, bad[i].param, strlen(bad[i].param)), "%.60s: detail %s",
@@ -327,8 +313,8 @@ Test(search_fed, retire_and_update_reindex_everywhere_and_bad_params_are_400)
     }
 
     /* Paging: offset/limit walk the same ranking. */
-    json_t *all = get_json(&B, "/v1/products?q=amber&limit=1000", NULL);
-    json_t *page = get_json(&B, "/v1/products?q=amber&offset=10&limit=5", NULL);
+    json_t *all = h_get_json(B.url, "/v1/products?q=amber&limit=1000", NULL);
+    json_t *page = h_get_json(B.url, "/v1/products?q=amber&offset=10&limit=5", NULL);
     for (size_t i = 0; i < 5; i++)
         cr_expect_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(page, "products"), i), "id")),
                          json_string_value(json_object_get(json_array_get(json_object_get(all, "products"), i + 10), "id")));

@@ -28,27 +28,6 @@ static void setup(void)
 }
 TestSuite(security, .init = setup, .fini = teardown, .timeout = 120);
 
-/* Value of one metric line ("name{labels}"), or -1 when absent. */
-static double metric(h_node_t *n, const char *series)
-{
-    char url[256];
-    snprintf(url, sizeof url, "%s/metrics", n->url);
-    h_resp_t r;
-    if (h_http("GET", url, NULL, NULL, 0, &r) != 0 || r.status != 200) {
-        h_resp_free(&r);
-        return -1;
-    }
-    double v = -1;
-    size_t sl = strlen(series);
-    for (char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (!strncmp(line, series, sl) && line[sl] == ' ') {
-            v = strtod(line + sl + 1, NULL);
-            break;
-        }
-    h_resp_free(&r);
-    return v;
-}
-
 typedef struct {
     h_node_t *n;
     const char *series;
@@ -58,13 +37,13 @@ typedef struct {
 static int metric_reaches(void *ctx)
 {
     metric_cond_t *m = ctx;
-    return metric(m->n, m->series) >= m->want;
+    return h_metric(m->n->url, m->series) >= m->want;
 }
 
 static void wait_metric(h_node_t *n, const char *series, double want)
 {
     metric_cond_t m = {n, series, want};
-    cr_assert(h_wait(metric_reaches, &m, 10000), "%s did not reach %.0f (is %.0f)", series, want, metric(n, series));
+    cr_assert(h_wait(metric_reaches, &m, 10000), "%s did not reach %.0f (is %.0f)", series, want, h_metric(n->url, series));
 }
 
 static char *digest(h_node_t *n)
@@ -283,7 +262,7 @@ Test(security, client_without_curve_cannot_talk)
     char *d = digest(&n);
     cr_assert(strstr(d, "marker"), "%s", d);
     cr_assert(!strstr(d, "plainevil"), "a plain (non-CURVE) client got an entry in: %s", d);
-    cr_assert_eq(metric(&n, "trib_catalog_entries_total{result=\"accepted\"}"), 1);
+    cr_assert_eq(h_metric(n.url, "trib_catalog_entries_total{result=\"accepted\"}"), 1);
     free(d);
     peer_client_destroy(&plain);
     peer_client_destroy(&curve);

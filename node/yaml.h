@@ -1,0 +1,40 @@
+/* node/yaml.h - YAML for node/, through libfyaml, one way everywhere: quietly (libfyaml's
+ * diagnostics are collected, never printed) with the first error as one line,
+ * "malformed YAML: <what> (line L, column C)".
+ *
+ * Owns: whole documents (the --config file, the CLI's look at a manifest) and manifest text as
+ * a jansson value with the lines of its values. Must not: know what any field means. */
+#ifndef TRIB_YAML_H
+#define TRIB_YAML_H
+
+#include <jansson.h>
+#include <libfyaml.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* The document in text (len bytes) or, when text is NULL, all of f. NULL with err set. */
+struct fy_document *yaml_load(const char *text, size_t len, FILE *f, char *err, size_t errlen);
+
+/* The 1-based line of scalar node n, 0 when unknown. */
+int yaml_scalar_line(struct fy_node *n);
+
+/* Where values of a converted document were written: a hash from value to line. Start it
+ * zeroed; free it with yaml_lines_free. */
+typedef struct {
+    struct yaml_line_ent *v;
+    size_t cap, n;   /* cap is a power of two, or 0 */
+} yaml_lines_t;
+
+/* The line of value v (a node of the converted document), 0 when not recorded. */
+int yaml_line(const yaml_lines_t *lines, const json_t *v);
+void yaml_lines_free(yaml_lines_t *lines);
+
+/* Parses one YAML document into a JSON value (a new reference) typed by the YAML 1.2 core
+ * schema (plain 12 -> integer, "12" -> string), aliases expanded (at most 4 Mi values and
+ * scalar bytes in all), merge keys (<<), duplicate keys and more than one document refused.
+ * The lines of values at most 4 levels deep go into lines, the root's into *root_line.
+ * NULL with err naming the path and line ("owners.business: duplicate key 'x' (line 12)"). */
+json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *root_line,
+                     char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,154 @@
+/* tests/test_contract.c - where README.md and docs/http-api.md describe a reply, a real agent
+ * gives that reply: the fields of /v1/status (read from the docs' own example), read ranges past
+ * the end, and filter values that match nothing versus malformed ones.
+ *
+ * Owns: keeping the documents and the node in agreement on those points; the behaviour itself
+ * is tested where it is built (test_agent, test_search_fed). */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/harness.h"
+
+#define RECORDS "/v1/products/payments/settled-transactions/records"
+
+TestSuite(contract, .fini = h_cleanup_all, .timeout = 120);
+
+static h_node_t node;
+
+/* One agent with the example product and its 20 example records. */
+static void start(void)
+{
+    cr_assert_eq(h_node_start(&node, "payments", NULL), 0);
+    char m[512], r[512], *out = NULL;
+    cr_assert_eq(h_trib(&node, NULL, &out, NULL, "publish",
+                        h_repo_path("examples/settled-transactions.yaml", m, sizeof m), NULL), 0);
+    free(out);
+    cr_assert_eq(h_trib(&node, NULL, &out, NULL, "put", "payments/settled-transactions",
+                        h_repo_path("examples/settled-transactions.ndjson", r, sizeof r), NULL), 0);
+    cr_assert(out && strstr(out, "seq 1..20"), "%s", out ? out : "");
+    free(out);
+}
+
+/* The JSON example that follows `marker` in docs/http-api.md. */
+static json_t *doc_example(const char *marker)
+{
+    char path[512];
+    char *doc = h_read_file(h_repo_path("docs/http-api.md", path, sizeof path), NULL);
+    cr_assert_not_null(doc, "cannot read docs/http-api.md");
+    const char *at = strstr(doc, marker);
+    cr_assert_not_null(at, "docs/http-api.md has no '%s'", marker);
+    const char *open = strstr(at, "```json\n");
+    cr_assert_not_null(open);
+    open += 8;
+    const char *close = strstr(open, "```");
+    cr_assert_not_null(close);
+    json_error_t je;
+    json_t *j = json_loadb(open, (size_t)(close - open), 0, &je);
+    cr_assert_not_null(j, "the example after '%s' is not JSON: %s", marker, je.text);
+    free(doc);
+    return j;
+}
+
+static long get(const char *path, h_resp_t *r)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", node.url, path);
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, r), 0, "GET %s", url);
+    return r->status;
+}
+
+static size_t lines(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+Test(contract, status_has_the_fields_the_docs_show, .init = start)
+{
+    json_t *doc = doc_example("`GET /v1/status`");
+    h_resp_t r;
+    cr_assert_eq(get("/v1/status", &r), 200);
+    json_t *live = json_loads(r.body, 0, NULL);
+    h_resp_free(&r);
+    cr_assert_not_null(live);
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v)
+        cr_expect(json_object_get(live, k), "docs show '%s' in /v1/status; the node sends none", k);
+    json_object_foreach(live, k, v)
+        cr_expect(json_object_get(doc, k), "the node sends '%s' in /v1/status; the docs do not show it",
+                  k);
+    cr_expect_eq(json_integer_value(json_object_get(live, "products")), 1);
+    json_decref(doc);
+    json_decref(live);
+}
+
+Test(contract, reads_past_the_end_are_200_with_what_exists, .init = start)
+{
+    static const struct {
+        const char *query;
+        size_t lines;
+        const char *first;   /* Trib-First-Seq */
+    } cases[] = {
+        { "?from=18&limit=10", 3, "18" },    /* from + limit past the end: clipped */
+        { "?from=21", 0, "21" },             /* just past the last seq: empty */
+        { "?from=1000&limit=5", 0, "1000" },
+        { "?from=0", 20, "1" },              /* 0 is read as 1 */
+        { "?limit=0", 20, "1" },             /* 0 means all */
+        { "?from=5&limit=2", 2, "5" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        h_resp_t r;
+        char path[256];
+        snprintf(path, sizeof path, RECORDS "%s", cases[i].query);
+        cr_expect_eq(get(path, &r), 200, "%s: %ld %s", cases[i].query, r.status, r.body);
+        cr_expect_eq(lines(r.body), cases[i].lines, "%s: %zu lines", cases[i].query, lines(r.body));
+        cr_expect_str_eq(r.first_seq, cases[i].first, "%s", cases[i].query);
+        h_resp_free(&r);
+    }
+}
+
+Test(contract, unknown_filter_values_match_nothing_malformed_ones_are_400, .init = start)
+{
+    static const char *const none[] = {
+        "/v1/products?tag=nosuchtag", "/v1/products?domain=nosuchdomain",
+        "/v1/products?owner=nobody@example.com", "/v1/products?status=deprecated",
+    };
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        h_resp_t r;
+        cr_expect_eq(get(none[i], &r), 200, "%s: %ld", none[i], r.status);
+        json_t *j = json_loads(r.body, 0, NULL);
+        cr_expect_eq(json_integer_value(json_object_get(j, "total")), 0, "%s: %s", none[i], r.body);
+        json_decref(j);
+        h_resp_free(&r);
+    }
+    char longtag[400] = "/v1/products?tag=";
+    memset(longtag + strlen(longtag), 'x', 300);
+    static const struct { const char *path, *param; } bad[] = {
+        { "/v1/products?status=actve", "status" },
+        { "/v1/products?domain=Payments", "domain" },
+        { NULL, "tag" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *path = bad[i].path ? bad[i].path : longtag;
+        h_resp_t r;
+        cr_expect_eq(get(path, &r), 400, "%.60s: %ld", path, r.status);
+        json_t *j = json_loads(r.body, 0, NULL);
+        const char *d = json_string_value(json_object_get(j, "detail"));
+        cr_expect(d && strncmp(d, bad[i].param, strlen(bad[i].param)) == 0, "%.60s: %s", path,
+                  r.body);
+        json_decref(j);
+        h_resp_free(&r);
+    }
+    /* The CLI says the same, as an error naming the option. */
+    char *err = NULL;
+    cr_expect_eq(h_trib(&node, NULL, NULL, &err, "products", "--status", "actve", NULL), 1);
+    cr_expect(err && strstr(err, "400") && strstr(err, "status: 'actve'"), "%s", err ? err : "");
+    free(err);
+}
