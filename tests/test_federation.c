@@ -265,27 +265,9 @@ static long put_product(h_node_t *n, const char *name, uint64_t *seq, char *body
 
 static long head_of(h_node_t *n, const char *domain)
 {
-    json_t *j = get_json(n, "/v1/status");
+    json_t *j = h_get_json(n->url, "/v1/status", NULL);
     long v = (long)json_integer_value(json_object_get(json_object_get(j, "digest"), domain));
     json_decref(j);
-    return v;
-}
-
-static double metric_of(h_node_t *n, const char *series)
-{
-    char url[256];
-    snprintf(url, sizeof url, "%s/metrics", n->url);
-    h_resp_t r;
-    double v = -1;
-    if (h_http("GET", url, NULL, NULL, 0, &r) == 0 && r.body) {
-        size_t sl = strlen(series);
-        for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-            if (!strncmp(p, series, sl) && p[sl] == ' ') {   /* a sample line, not its # HELP */
-                v = strtod(p + sl + 1, NULL);
-                break;
-            }
-    }
-    h_resp_free(&r);
     return v;
 }
 
@@ -364,8 +346,8 @@ Test(federation, restored_backup_learns_its_head_before_it_publishes)
                  (unsigned long long)seq);
     head_cond_t hb = {&b, "payments", 4};
     cr_assert(h_wait(head_reaches, &hb, 10000), "seq 4 did not reach growth (a fork?)");
-    cr_assert_eq(metric_of(&a, "trib_catalog_forks_total"), 0);
-    cr_assert_eq(metric_of(&b, "trib_catalog_forks_total"), 0);
+    cr_assert_eq(h_metric(a.url, "trib_catalog_forks_total"), 0);
+    cr_assert_eq(h_metric(b.url, "trib_catalog_forks_total"), 0);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", bak);
     cr_assert_eq(system(cmd), 0);
@@ -390,7 +372,7 @@ static int file_has(const char *path, const char *text)
 static int handshake_failures_seen(void *ctx)
 {
     hs_cond_t *c = ctx;
-    return metric_of(c->n, c->series) > 0 && file_has(c->n->log, c->log_text);
+    return h_metric(c->n->url, c->series) > 0 && file_has(c->n->log, c->log_text);
 }
 
 Test(federation, wrong_federation_secret_is_logged_and_counted_on_both_sides)
@@ -421,9 +403,9 @@ typedef struct {
 static int fork_seen(void *ctx)
 {
     fork_cond_t *f = ctx;
-    if (metric_of(f->n, "trib_catalog_forks_total") < 1 || !file_has(f->n->log, "FORK of domain 'payments'"))
+    if (h_metric(f->n->url, "trib_catalog_forks_total") < 1 || !file_has(f->n->log, "FORK of domain 'payments'"))
         return 0;
-    json_t *j = get_json(f->n, "/v1/status");
+    json_t *j = h_get_json(f->n->url, "/v1/status", NULL);
     int ok = json_array_size(json_object_get(j, "forks")) > 0;
     json_decref(j);
     return ok;

@@ -283,9 +283,9 @@ typedef struct {
 static int flood_done(void *ctx)
 {
     flood_cond_t *f = ctx;
-    double bad = metric(f->n, "trib_catalog_entries_total{result=\"bad_signature\"}");
-    double dropped = metric(f->n, "trib_gossip_dropped_total{reason=\"catalog_backlog\"}");
-    double capped = metric(f->n, "trib_gossip_dropped_total{reason=\"catalog_over_frame_cap\"}");
+    double bad = h_metric(f->n->url, "trib_catalog_entries_total{result=\"bad_signature\"}");
+    double dropped = h_metric(f->n->url, "trib_gossip_dropped_total{reason=\"catalog_backlog\"}");
+    double capped = h_metric(f->n->url, "trib_gossip_dropped_total{reason=\"catalog_over_frame_cap\"}");
     return bad >= 0 && bad + (dropped > 0 ? dropped : 0) * f->per_frame + (capped > 0 ? capped : 0) >= f->want;
 }
 
@@ -304,7 +304,7 @@ Test(security, catalog_flood_never_starves_membership)
     }
     double suspects0[3];
     for (int i = 0; i < 3; i++)
-        suspects0[i] = metric(all[i], "trib_swim_events_total{event=\"suspect\"}");
+        suspects0[i] = h_metric(all[i]->url, "trib_swim_events_total{event=\"suspect\"}");
 
     identity_t evil;
     peer_identity(&evil);
@@ -338,12 +338,12 @@ Test(security, catalog_flood_never_starves_membership)
     free(bad);
     free(e);
     cr_assert(done, "the flood was not worked off (%.0f verified)",
-              metric(&b, "trib_catalog_entries_total{result=\"bad_signature\"}"));
+              h_metric(b.url, "trib_catalog_entries_total{result=\"bad_signature\"}"));
     cr_log_info("flood of %d entries worked off in %ld ms", PER_FRAME * FRAMES, h_now_ms() - t0);
     for (int i = 0; i < 3; i++) {
-        double s = metric(all[i], "trib_swim_events_total{event=\"suspect\"}");
+        double s = h_metric(all[i]->url, "trib_swim_events_total{event=\"suspect\"}");
         cr_assert_eq(s, suspects0[i], "node %d suspected a member %.0f time(s) during the flood", i,
                      s - suspects0[i]);
-        cr_assert_eq(metric(all[i], "trib_members{state=\"alive\"}"), 3, "node %d lost a member", i);
+        cr_assert_eq(h_metric(all[i]->url, "trib_members{state=\"alive\"}"), 3, "node %d lost a member", i);
     }
 }
