@@ -7,10 +7,13 @@ BUILD     ?= build
 CC        ?= cc
 PKGS      := libzmq libprotobuf-c lmdb libsodium libmicrohttpd libcurl jansson libfyaml yajl
 TESTPKGS  := criterion
-# Debian packages that provide the pkg-config names above (same order), and the tools.
+# Debian packages that provide the pkg-config names above (same order), then the tools: the C
+# compiler and C library headers, pkg-config and protoc-c for the build, and what the tests and the
+# demo call (curl; ip and sysctl for the network-namespace test). A bare Debian 12 root with only
+# `make` installed needs nothing else.
 DEBS      := libzmq3-dev libprotobuf-c-dev liblmdb-dev libsodium-dev libmicrohttpd-dev \
              libcurl4-openssl-dev libjansson-dev libfyaml-dev libyajl-dev libcriterion-dev \
-             protobuf-c-compiler pkg-config curl iproute2 procps
+             gcc libc6-dev pkg-config protobuf-c-compiler curl iproute2 procps
 
 OPT       ?= -O2 -g
 SAN       ?=
