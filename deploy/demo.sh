@@ -47,7 +47,9 @@ until_ok() {
     sleep 0.05
   done
 }
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# Commands are shown in bold on a terminal; redirected to a file or a pipe, as plain text.
+if [ -t 1 ]; then bold=$(printf '\033[1m'); plain=$(printf '\033[0m'); else bold=; plain=; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 on() { # on TEAM trib ARGS...: runs the CLI against TEAM's node, showing the command as a user types it
   team=$1; shift; shift
   eval "url=\$HTTP_$team"
@@ -123,17 +125,22 @@ on growth trib products --domain payments --status active
 on growth trib get payments/settled-transactions --from 1 --limit 3
 
 # A live subscription through the listening node to a payments product: the two existing records
-# from seq 9, then two appended on the payments node arrive as they are written.
+# from seq 9, then two new disputes (opened today) appended on the payments node arrive as they
+# are written.
 step "trib --node $HTTP_listening subscribe payments/payment-disputes --from 9 > sub.ndjson &"
 "$TRIB" --node "$HTTP_listening" subscribe payments/payment-disputes --from 9 >"$work/sub.ndjson" 2>&1 &
 sub=$!
 pids="$sub $pids"
 lines() { [ "$(wc -l <"$work/sub.ndjson")" -ge "$1" ]; }
 until_ok lines 2
-tail -n 2 examples/payment-disputes.ndjson >"$work/more.ndjson"
+today=$(date -u +%Y-%m-%d)
+cat >"$work/more.ndjson" <<EOF
+{"dispute_id":"dsp-0510","txn_id":"txn_001370","reason_code":"4853","stage":"retrieval","amount_minor":3120,"currency":"EUR","opened_on":"$today","resolved_on":null,"evidence":[]}
+{"dispute_id":"dsp-0511","txn_id":"txn_001407","reason_code":"10.4","stage":"chargeback","amount_minor":8990,"currency":"USD","opened_on":"$today","resolved_on":null,"evidence":["receipt.pdf","chat-log.txt"]}
+EOF
 on payments trib put payments/payment-disputes "$work/more.ndjson"
 until_ok lines 4
-step "cat sub.ndjson   # seq 9 and 10, then the two new records (11, 12), delivered live"
+step "cat sub.ndjson   # seq 9 and 10, then the two new disputes (11, 12), delivered live"
 cat "$work/sub.ndjson"
 kill -INT "$sub" 2>/dev/null || true
 echo
