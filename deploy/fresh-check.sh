@@ -6,9 +6,9 @@
 # working tree in (the files git knows, tracked or not ignored; never build/), installs only
 # `make`, then runs `make demo` and `make test` in a chroot and prints how long each step took and
 # its exit status. Logs: build/fresh/*.log. Exit status 0 only when both commands passed.
-# The chroot's mounts (/proc, /sys, /dev, /dev/pts, /dev/shm, /run, /tmp) live in a private mount
+# The chroot's mounts (/, /proc, /sys, /dev, /dev/pts, /dev/shm, /run, /tmp) live in a private mount
 # namespace of this script and are unmounted on every exit, failure or Ctrl-C; nothing mounts on
-# the host. Network namespaces may not work in the chroot: test_netns then reports a skip.
+# the host. Where network namespaces do not work (a container), test_netns reports a skip.
 # Must not: run in CI (it needs root, the network and minutes), touch anything outside build/fresh.
 # Usage: deploy/fresh-check.sh            (root; FRESH_MIRROR=URL overrides the Debian mirror)
 set -u -o pipefail
@@ -57,6 +57,9 @@ if [[ ${1:-} == --inside ]]; then
   trap umount_all EXIT
   trap 'exit 130' INT TERM
   mount --make-rprivate / || die "cannot make the mount namespace private"
+  # The root itself a mount point, as on a real machine: `ip netns exec` remounts / (rslave) and
+  # fails on a plain directory, which would make test_netns skip here for no reason of its own.
+  mnt "$ROOT" --bind "$ROOT" || die "cannot bind $ROOT onto itself"
   mnt "$ROOT/proc" -t proc proc || die "cannot mount /proc"
   mnt "$ROOT/sys" -t sysfs sysfs || die "cannot mount /sys"
   mnt "$ROOT/dev" --bind /dev || die "cannot bind /dev"
@@ -80,6 +83,7 @@ command -v unshare >/dev/null && command -v chroot >/dev/null || die "needs unsh
 
 mirror() { # the Debian mirror apt uses here (not the security one), else deb.debian.org
   local m
+  [[ -n ${FRESH_MIRROR:-} ]] && { echo "$FRESH_MIRROR"; return; }
   m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
     awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; break } }'
     cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '$1 == "URIs:" { print $2 }')
