@@ -1,16 +1,20 @@
 # Tributary build. `make` builds build/trib; `make test` installs what is missing, builds and
 # runs the Criterion suite; `make demo` runs the walk-through; `make asan` runs the suite under
-# ASan+UBSan; `make bench` prints benchmark figures; `make install` puts trib in $(PREFIX)/bin.
+# ASan+UBSan; `make bench` prints benchmark figures; `make install` puts trib in $(PREFIX)/bin;
+# `make fresh-check` runs `make demo` and `make test` on a bare Debian 12 root (root, network).
 
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
 PKGS      := libzmq libprotobuf-c lmdb libsodium libmicrohttpd libcurl jansson libfyaml yajl
 TESTPKGS  := criterion
-# Debian packages that provide the pkg-config names above (same order), and the tools.
+# Debian packages that provide the pkg-config names above (same order), then the tools: the C
+# compiler and C library headers, pkg-config and protoc-c for the build, and what the tests and the
+# demo call (curl; ip and sysctl for the network-namespace test). A bare Debian 12 root with only
+# `make` installed needs nothing else (`make fresh-check` proves it).
 DEBS      := libzmq3-dev libprotobuf-c-dev liblmdb-dev libsodium-dev libmicrohttpd-dev \
              libcurl4-openssl-dev libjansson-dev libfyaml-dev libyajl-dev libcriterion-dev \
-             protobuf-c-compiler pkg-config curl iproute2 procps
+             gcc libc6-dev pkg-config protobuf-c-compiler curl iproute2 procps
 
 OPT       ?= -O2 -g
 SAN       ?=
@@ -30,7 +34,7 @@ TEST_HELP := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test unit asan valgrind demo bench install clean
+.PHONY: all deps test unit asan valgrind demo bench install clean fresh-check
 all: $(BUILD)/trib
 
 # ---------------------------------------------------------------- dependencies
@@ -89,6 +93,11 @@ demo: $(BUILD)/trib
 bench: $(BUILD)/trib $(BENCH_BIN)
 	@./bench/run.sh $(abspath $(BUILD))
 
+# The README's two commands on a bare Debian 12 root (debootstrap) with only make installed first;
+# prints each step's time and status. Needs root and the network; not part of CI.
+fresh-check:
+	@./deploy/fresh-check.sh
+
 install: $(BUILD)/trib
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/trib $(DESTDIR)$(PREFIX)/bin/trib
@@ -96,4 +105,5 @@ install: $(BUILD)/trib
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Dependency files of the objects (not build/fresh: fresh-check's Debian root has its own *.d dirs).
+-include $(shell find $(BUILD) -path $(BUILD)/fresh -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -24,15 +24,19 @@ fail() {
   for l in "$work"/*.log; do echo "== $l" >&2; tail -n 20 "$l" >&2; done
   exit 1
 }
-# A free loopback port: asks the kernel when python3 is there, else probes from a PID-based base.
-next_port=$((20000 + $$ % 20000))
-port() {
-  if command -v python3 >/dev/null 2>&1; then
-    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
-    return
-  fi
-  while curl -s -o /dev/null "http://127.0.0.1:$next_port/" 2>/dev/null; do next_port=$((next_port + 1)); done
-  echo $next_port
+# Ports below the ephemeral range (32768-60999, which outgoing connections also take): from a
+# start derived from the PID in 20000-31999, stepping by one, skipping any port a TCP socket of
+# this machine already uses (/proc/net/tcp{,6}). Pure shell: no python3, no ss. A port taken
+# between this check and the node's bind is retried by start() with new ports.
+next_port=$((20000 + $$ % 12000))
+port_used() { # PORT
+  awk -v h="$(printf '%04X' "$1")" 'FNR > 1 { n = split($2, a, ":"); if (a[n] == h) { f = 1; exit } }
+    END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+pick_port() { # pick_port VAR: sets VAR (no subshell, so the next pick moves on)
+  while port_used "$next_port"; do next_port=$((next_port + 1)); done
+  [ "$next_port" -lt 32768 ] || fail "no free port below 32768 from $((20000 + $$ % 12000))"
+  eval "$1=\$next_port"
   next_port=$((next_port + 1))
 }
 # until CMD...: polls the condition every 50 ms for up to 10 s.
@@ -43,7 +47,9 @@ until_ok() {
     sleep 0.05
   done
 }
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# Commands are shown in bold on a terminal; redirected to a file or a pipe, as plain text.
+if [ -t 1 ]; then bold=$(printf '\033[1m'); plain=$(printf '\033[0m'); else bold=; plain=; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 on() { # on TEAM trib ARGS...: runs the CLI against TEAM's node, showing the command as a user types it
   team=$1; shift; shift
   eval "url=\$HTTP_$team"
@@ -51,15 +57,33 @@ on() { # on TEAM trib ARGS...: runs the CLI against TEAM's node, showing the com
   "$TRIB" --node "$url" "$@"
 }
 
-start() { # start TEAM [SEED]
+start() { # start TEAM [SEED]: a node on two fresh ports; new ports when one turns out taken
   team=$1
-  http=$(port); peer=$(port)
-  eval "HTTP_$team=http://127.0.0.1:$http; PEER_$team=127.0.0.1:$peer"
-  echo "== starting the $team node: peer 127.0.0.1:$peer, http 127.0.0.1:$http${2:+, seed $2} (log $work/$team.log)"
-  "$TRIB" agent --data "$work/$team" --domain "$team" --listen "127.0.0.1:$peer" --http "127.0.0.1:$http" \
-    ${2:+--seed "$2"} 2>"$work/$team.log" &
-  pids="$pids $!"
-  until_ok curl -fsS "http://127.0.0.1:$http/v1/status"
+  for attempt in 1 2 3 4 5; do
+    pick_port http; pick_port peer
+    eval "HTTP_$team=http://127.0.0.1:$http; PEER_$team=127.0.0.1:$peer"
+    echo "== starting the $team node: peer 127.0.0.1:$peer, http 127.0.0.1:$http${2:+, seed $2} (log $work/$team.log)"
+    "$TRIB" agent --data "$work/$team" --domain "$team" --listen "127.0.0.1:$peer" --http "127.0.0.1:$http" \
+      ${2:+--seed "$2"} 2>"$work/$team.log" &
+    pid=$!
+    if until_up "$pid" "http://127.0.0.1:$http/v1/status"; then
+      pids="$pids $pid"
+      return
+    fi
+    wait "$pid" 2>/dev/null || true
+    why=$(grep -iE 'cannot listen|in use' "$work/$team.log") || fail "the $team node exited at start"
+    echo "== a port was taken meanwhile (${why##* error }); again with new ports"
+    rm -rf "$work/$team"
+  done
+  fail "the $team node found no free ports in 5 attempts"
+}
+until_up() { # until_up PID URL: 0 once URL answers, 1 when PID exits first; fails after 10 s
+  i=0
+  until curl -fsS -o /dev/null "$2" 2>/dev/null; do
+    kill -0 "$1" 2>/dev/null || return 1
+    i=$((i + 1)); [ $i -gt 200 ] && { kill "$1" 2>/dev/null; fail "timed out waiting for $2"; }
+    sleep 0.05
+  done
 }
 all_alive() { # all_alive URL: the node lists three members, all alive
   [ "$(curl -fsS "$1/v1/members" | grep -o '"state": *"alive"' | wc -l)" -eq 3 ]
@@ -101,17 +125,22 @@ on growth trib products --domain payments --status active
 on growth trib get payments/settled-transactions --from 1 --limit 3
 
 # A live subscription through the listening node to a payments product: the two existing records
-# from seq 9, then two appended on the payments node arrive as they are written.
+# from seq 9, then two new disputes (opened today) appended on the payments node arrive as they
+# are written.
 step "trib --node $HTTP_listening subscribe payments/payment-disputes --from 9 > sub.ndjson &"
 "$TRIB" --node "$HTTP_listening" subscribe payments/payment-disputes --from 9 >"$work/sub.ndjson" 2>&1 &
 sub=$!
 pids="$sub $pids"
 lines() { [ "$(wc -l <"$work/sub.ndjson")" -ge "$1" ]; }
 until_ok lines 2
-tail -n 2 examples/payment-disputes.ndjson >"$work/more.ndjson"
+today=$(date -u +%Y-%m-%d)
+cat >"$work/more.ndjson" <<EOF
+{"dispute_id":"dsp-0510","txn_id":"txn_001370","reason_code":"4853","stage":"retrieval","amount_minor":3120,"currency":"EUR","opened_on":"$today","resolved_on":null,"evidence":[]}
+{"dispute_id":"dsp-0511","txn_id":"txn_001407","reason_code":"10.4","stage":"chargeback","amount_minor":8990,"currency":"USD","opened_on":"$today","resolved_on":null,"evidence":["receipt.pdf","chat-log.txt"]}
+EOF
 on payments trib put payments/payment-disputes "$work/more.ndjson"
 until_ok lines 4
-step "cat sub.ndjson   # seq 9 and 10, then the two new records (11, 12), delivered live"
+step "cat sub.ndjson   # seq 9 and 10, then the two new disputes (11, 12), delivered live"
 cat "$work/sub.ndjson"
 kill -INT "$sub" 2>/dev/null || true
 echo

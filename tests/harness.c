@@ -78,18 +78,34 @@ const char *h_repo_path(const char *rel, char *buf, size_t cap)
     return buf;
 }
 
+/* Ports for test nodes: 10000-19999, below the ephemeral range (32768-60999, which the kernel
+ * gives for port 0 and for outgoing connections, so a port taken from it can be gone by the time a
+ * node binds it) and apart from the demo's and the benchmarks' 20000-31999. Each process (Criterion
+ * runs every test in its own) starts in its own block of 100, chosen from its PID, and steps
+ * through the range from there; a candidate is returned only when it binds on loopback now. A port
+ * taken between this check and the node's bind makes the node exit: h_node_start retries. */
+#define PORT_LO 10000
+#define PORT_SPAN 10000
+
 int h_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
+    static int next = -1, tried;
+    if (next < 0)
+        next = (int)(getpid() % (PORT_SPAN / 100)) * 100;
+    for (; tried < PORT_SPAN; tried++) {
+        int port = PORT_LO + next;
+        next = (next + 1) % PORT_SPAN;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (ok)
+            return port;
     }
-    close(fd);
-    return ntohs(sa.sin_port);
+    return -1;
 }
 
 static size_t sink(char *p, size_t sz, size_t n, void *ctx)
@@ -266,6 +282,8 @@ int h_node_start(h_node_t *n, const char *domain, ...)
         snprintf(n->peer, sizeof n->peer, "127.0.0.1:%d", n->peer_port);
         if (h_node_restart(n) == 0)
             return 0;
+        if (n->pid > 0) /* alive but not answering: stop it before trying new ports */
+            h_node_stop(n, SIGKILL);
     }
     return -1;
 }

@@ -29,7 +29,7 @@ typedef struct {
 } h_resp_t;
 
 const char *h_trib_path(void);                      /* $TRIB or build/trib */
-int h_free_port(void);
+int h_free_port(void);                             /* free loopback port in 10000-19999, -1 if none */
 /* Prepares n (temp dir, ports) and starts it; extra args are "--opt", "value" pairs, NULL-ended. */
 int h_node_start(h_node_t *n, const char *domain, ...) __attribute__((sentinel));
 int h_node_restart(h_node_t *n);                    /* same dir, ports and args */

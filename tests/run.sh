@@ -1,29 +1,50 @@
 #!/bin/sh
-# Runs every Criterion test binary given, then prints one closing line for the whole suite.
+# Runs every Criterion test binary given, then prints a summary for the whole suite: each binary's
+# time and counts, every skipped test with its reason, and one closing line. Skips are read from
+# Criterion's TAP report (--tap=FILE; its synthesis line has no skip count), pass/fail/crash from
+# the synthesis line. Exit status 1 when a test failed or crashed or a binary printed no synthesis.
 # VALGRIND=1 runs them under valgrind (Criterion needs --trace-children=yes; the agents the
 # tests start are traced too, system tools such as ip, rm and shells are not).
 set -u
 pass=0; fail=0; skip=0; rc=0
+rows=$(mktemp); skips=$(mktemp)
+trap 'rm -f "$rows" "$skips"' EXIT
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+secs() { printf '%d.%d' $(($1 / 1000)) $(($1 % 1000 / 100)); } # MS -> seconds, one decimal
+t_suite=$(now_ms)
 for t in "$@"; do
-  echo "== $(basename "$t")"
-  out=$(mktemp)
+  name=$(basename "$t")
+  echo "== $name"
+  out=$(mktemp); tap=$(mktemp)
+  t0=$(now_ms)
   if [ "${VALGRIND:-}" = 1 ]; then
     valgrind --quiet --error-exitcode=99 --trace-children=yes --leak-check=full \
       --trace-children-skip='*/ip,*/rm,*/sh,*/bash,*/dash,*/env,*/sleep,*/curl,*/nft' \
-      "$t" --jobs=1 2>&1 | tee "$out"; r=$?
+      "$t" --jobs=1 --tap="$tap" 2>&1 | tee "$out"
   else
-    "$t" ${CRITERION_ARGS:-} 2>&1 | tee "$out"; r=$?
+    "$t" --tap="$tap" ${CRITERION_ARGS:-} 2>&1 | tee "$out"
   fi
+  ms=$(($(now_ms) - t0))
   # tee hides the test's exit code; read the synthesis line instead.
   line=$(grep -a 'Synthesis: Tested:' "$out" | tail -n 1)
-  rm -f "$out"
-  if [ -z "$line" ]; then echo "!! $(basename "$t") printed no synthesis (crashed?)"; fail=$((fail+1)); rc=1; continue; fi
+  # TAP: "ok - suite::test  # SKIP reason" for a test that called cr_skip_test (or is disabled).
+  s=$(grep -ac '^ok - .*# SKIP' "$tap")
+  sed -n 's/^ok - \(.*[^ ]\) *# SKIP \(.*\)$/  skipped \1: \2/p' "$tap" >>"$skips"
+  rm -f "$out" "$tap"
+  if [ -z "$line" ]; then
+    echo "!! $name printed no synthesis (crashed?)"
+    printf '  %-24s %7s s  no synthesis (crashed?)\n' "$name" "$(secs $ms)" >>"$rows"
+    fail=$((fail+1)); rc=1; continue
+  fi
   p=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
   f=$(echo "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
   c=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
-  s=$(echo "$line" | sed -n 's/.*Skipped: \([0-9]*\).*/\1/p')
-  pass=$((pass+${p:-0})); fail=$((fail+${f:-0})); skip=$((skip+${s:-0}))
-  [ "${f:-0}" -gt 0 ] || [ "${c:-0}" -gt 0 ] && rc=1
+  pass=$((pass+${p:-0})); fail=$((fail+${f:-0})); skip=$((skip+s))
+  if [ "${f:-0}" -gt 0 ] || [ "${c:-0}" -gt 0 ]; then rc=1; fi
+  printf '  %-24s %7s s  %d passed, %d failed, %d skipped\n' "$name" "$(secs $ms)" "${p:-0}" "${f:-0}" "$s" >>"$rows"
 done
-echo "tests: $pass passed, $fail failed, $skip skipped"
+echo
+echo "== time per test binary"
+cat "$rows" "$skips"
+echo "tests: $pass passed, $fail failed, $skip skipped in $(secs $(($(now_ms) - t_suite))) s"
 exit $rc

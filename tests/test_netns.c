@@ -1,8 +1,9 @@
 /* tests/test_netns.c - a real partition: three `trib agent` processes, each in its own network
  * namespace (deploy/netns.sh), one host cut off from the others by routes, a product published on
  * the majority side during the cut, then the cut healed: membership and catalog must converge.
- * Skips (netns.sh exit 77) where the machine allows no namespaces. Must not: send traffic anywhere
- * but the test hosts of its own namespaces (10.77.S.0/24, bridge address 10.77.S.254 here). */
+ * Skips (netns.sh exit 77) where the machine allows no namespaces, with netns.sh's reason. Must
+ * not: send traffic anywhere but the test hosts of its own namespaces (10.77.S.0/24, bridge
+ * address 10.77.S.254 here). */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -25,6 +26,31 @@
 
 static char prefix[16];
 static int subnet;
+static char skip_reason[256]; /* netns.sh's "skipped: REASON" line, when it exits 77 */
+
+/* Relays the script's stderr from fd to ours, keeping the reason it gives for a skip. */
+static void relay_stderr(int fd)
+{
+    static const char tag[] = "netns.sh: skipped: ";
+    char line[512];
+    size_t len = 0;
+    char c;
+    while (read(fd, &c, 1) == 1) {
+        if (len < sizeof line - 1)
+            line[len++] = c;
+        if (c != '\n')
+            continue;
+        line[len] = '\0';
+        fputs(line, stderr);
+        if (!strncmp(line, tag, sizeof tag - 1))
+            snprintf(skip_reason, sizeof skip_reason, "%.*s", (int)(len - sizeof tag), line + sizeof tag - 1);
+        len = 0;
+    }
+    if (len) {
+        line[len] = '\0';
+        fputs(line, stderr);
+    }
+}
 
 /* Runs deploy/netns.sh ARGS... (NULL-ended) with this run's prefix and subnet; its exit code. */
 static int netns(const char *arg, ...)
@@ -39,10 +65,19 @@ static int netns(const char *arg, ...)
         argv[k++] = a;
     va_end(ap);
     argv[k] = NULL;
-    pid_t pid = fork();
-    if (pid < 0)
+    int err[2];
+    if (pipe(err) < 0)
         return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(err[0]);
+        close(err[1]);
+        return -1;
+    }
     if (pid == 0) {
+        dup2(err[1], 2);
+        close(err[0]);
+        close(err[1]);
         char sub[8];
         snprintf(sub, sizeof sub, "%d", subnet);
         setenv("TRIB_NETNS_PREFIX", prefix, 1);
@@ -52,6 +87,9 @@ static int netns(const char *arg, ...)
         execvp(argv[0], (char **)argv);
         _exit(127);
     }
+    close(err[1]);
+    relay_stderr(err[0]); /* until the script and everything holding its stderr are done */
+    close(err[0]);
     int st = 0;
     if (waitpid(pid, &st, 0) != pid)
         return -1;
@@ -189,8 +227,8 @@ Test(netns, partition_then_heal_converges)
     char self[16];
     snprintf(self, sizeof self, "%d", (int)getpid());
     int rc = netns("up", "3", "--owner", self, NULL); /* --owner: torn down even if this process dies */
-    if (rc == SKIP)
-        cr_skip_test("deploy/netns.sh cannot create network namespaces here (needs root and ip netns)");
+    if (rc == SKIP) /* Criterion counts it as skipped; tests/run.sh lists it with this reason */
+        cr_skip_test("no network namespaces here: %s", skip_reason[0] ? skip_reason : "deploy/netns.sh exit 77");
     cr_assert_eq(rc, 0, "deploy/netns.sh up 3 failed (exit %d); see its output above", rc);
 
     cond_t all = {.hosts = {1, 2, 3}, .n = 3};
