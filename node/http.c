@@ -6,7 +6,7 @@
  * (gossip_read_*), for other domains' products. A read that fails after its 200 header ends with
  * one error line {"error": KIND, "detail": ...} (the CLI reports it).
  * Must not: hold an LMDB read transaction across a network write, or block the gossip loop.
- * Threads: one per connection (libmicrohttpd), so a live stream may wait on the agent's condvar. */
+ * Threads: one per connection (libmicrohttpd), so a live stream may wait on the node's condvar. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -25,8 +25,8 @@
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
-#include "node/agent.h"
 #include "node/http.h"
+#include "node/node.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/records.h"
@@ -154,17 +154,17 @@ static int query_u64(struct MHD_Connection *c, const char *name, uint64_t def, u
 
 /* ------------------------------------------------------------------ read handlers */
 
-static enum MHD_Result h_status(agent_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_status(node_t *a, struct MHD_Connection *c)
 {
     return send_json(c, R_STATUS, 200, view_status(a));
 }
 
-static enum MHD_Result h_members(agent_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_members(node_t *a, struct MHD_Connection *c)
 {
     return send_json(c, R_MEMBERS, 200, view_members(a));
 }
 
-static enum MHD_Result h_products(agent_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_products(node_t *a, struct MHD_Connection *c)
 {
     view_query_t q = {
         .q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q"),
@@ -184,7 +184,7 @@ static enum MHD_Result h_products(agent_t *a, struct MHD_Connection *c)
     return send_json(c, R_PRODUCTS, 200, j);
 }
 
-static enum MHD_Result h_product_get(agent_t *a, struct MHD_Connection *c, const char *id)
+static enum MHD_Result h_product_get(node_t *a, struct MHD_Connection *c, const char *id)
 {
     store_product_t p;
     int rc = store_product_get(a->st, id, &p);
@@ -201,7 +201,7 @@ static enum MHD_Result h_product_get(agent_t *a, struct MHD_Connection *c, const
 /* NDJSON reader state: pages of records copied out of short read transactions (local), or a
  * routed read relayed from the owner (rd). buf also carries the final error line. */
 typedef struct {
-    agent_t *a;
+    node_t *a;
     char id[STORE_ID_MAX];
     uint64_t next, remaining;  /* next seq to read; records still allowed (UINT64_MAX: no limit) */
     int live;
@@ -214,7 +214,7 @@ typedef struct {
     size_t len, off, cap;
 } reader_t;
 
-static reader_t *reader_new(agent_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit,
+static reader_t *reader_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit,
                             int live)
 {
     reader_t *r = calloc(1, sizeof *r);
@@ -237,14 +237,6 @@ static ssize_t reader_take(reader_t *r, char *out, size_t max)
     memcpy(out, r->buf + r->off, n);
     r->off += n;
     return (ssize_t)n;
-}
-
-static int node_stopping(agent_t *a)
-{
-    pthread_mutex_lock(&a->mu);
-    int stopping = a->stopping;
-    pthread_mutex_unlock(&a->mu);
-    return stopping;
 }
 
 /* True when the client closed its connection: an idle live read notices it without writing
@@ -477,7 +469,7 @@ static enum MHD_Result queue_ndjson(struct MHD_Connection *c, route_t route, rea
 }
 
 /* A product of another domain: read it through its owner. */
-static enum MHD_Result routed_get(agent_t *a, struct MHD_Connection *c, route_t route, const char *id,
+static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t route, const char *id,
                                   const char *domain, uint64_t from, uint64_t limit, int live)
 {
     if (!a->gossip)
@@ -499,7 +491,7 @@ static enum MHD_Result routed_get(agent_t *a, struct MHD_Connection *c, route_t 
     return queue_ndjson(c, route, r, routed_cb, last);
 }
 
-static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
+static enum MHD_Result h_records_get(node_t *a, struct MHD_Connection *c, const char *id, const char *domain,
                                      int live)
 {
     route_t route = live ? R_STREAM : R_RECORDS_GET;
@@ -532,142 +524,62 @@ static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const
 
 /* ------------------------------------------------------------------ write handlers */
 
-static enum MHD_Result h_product_put(agent_t *a, struct MHD_Connection *c, const char *id, request_t *req)
+/* Maps an operation's outcome to its HTTP status. */
+static unsigned status_of(const node_result_t *r, unsigned ok_status)
 {
-    char err[1024];
-    Trib__Manifest *m = manifest_parse(req->body ? req->body : "", req->len, NULL, err, sizeof err);
-    if (!m)
-        return send_error(c, R_PRODUCT_PUT, 400, "bad_manifest", "%s", err);
-    char body_id[STORE_ID_MAX];
-    snprintf(body_id, sizeof body_id, "%s/%s", m->domain, m->name);
-    enum MHD_Result ret;
-    if (strcmp(body_id, id) != 0) {
-        ret = send_error(c, R_PRODUCT_PUT, 400, "bad_manifest",
-                         "the manifest describes %s but was sent to /v1/products/%s", body_id, id);
-        goto out;
+    switch (r->code) {
+    case NODE_OK: return ok_status;
+    case NODE_BAD_INPUT: return 400;
+    case NODE_WRONG_DOMAIN: return 403;
+    case NODE_NOT_FOUND: return 404;
+    case NODE_ALREADY_RETIRED: return 409;
+    case NODE_RETIRED: return 410;
+    case NODE_TOO_LARGE: return 413;
+    case NODE_FAILED: break;
     }
-    if (strcmp(m->domain, a->cfg.domain) != 0) {
-        ret = send_error(c, R_PRODUCT_PUT, 403, "wrong_domain",
-                         "domain: '%s' is not this node's domain '%s'; publish it on that domain's node",
-                         m->domain, a->cfg.domain);
-        goto out;
-    }
-    store_product_t old;
-    int existed = store_product_get(a->st, id, &old) == 0;
-    uint64_t seq;
-    uint8_t *signed_bytes = NULL;
-    size_t signed_len = 0;
-    if (catalog_publish(a->cat, m, NULL, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
-        ret = send_error(c, R_PRODUCT_PUT, write_failed_status(), "publish_failed", "%s", err);
-        goto out;
-    }
-    agent_announce(a, signed_bytes, signed_len);
-    free(signed_bytes);
-    metrics_published();
-    log_info("published %s version %s as catalog seq %" PRIu64, id, m->version, seq);
-    agent_notify(a);
-    ret = send_json(c, R_PRODUCT_PUT, existed ? 200 : 201,
-                    json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", id, "catalog_seq", (json_int_t)seq, "signer",
-                              a->id.hex, "status", m->status, "created", !existed));
-out:
-    manifest_free(&m);
-    return ret;
+    return 500;
 }
 
-static enum MHD_Result h_product_delete(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
-                                        const char *name)
+static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, const node_result_t *r)
 {
-    if (strcmp(domain, a->cfg.domain) != 0)
-        return send_error(c, R_PRODUCT_DELETE, 403, "wrong_domain",
-                          "%s belongs to domain '%s'; only its own node ('%s' is this one) can retire it", id,
-                          domain, a->cfg.domain);
-    store_product_t p;
-    int rc = store_product_get(a->st, id, &p);
-    if (rc == STORE_NOTFOUND)
-        return send_error(c, R_PRODUCT_DELETE, 404, "not_found", "no product %s", id);
-    if (rc == 0 && p.retired)
-        return send_error(c, R_PRODUCT_DELETE, 409, "already_retired", "%s is already retired", id);
-    char err[512];
-    uint64_t seq;
-    uint8_t *signed_bytes = NULL;
-    size_t signed_len = 0;
-    if (catalog_publish(a->cat, NULL, name, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
-        return send_error(c, R_PRODUCT_DELETE, write_failed_status(), "retire_failed", "%s", err);
-    agent_announce(a, signed_bytes, signed_len);
-    free(signed_bytes);
-    metrics_retired();
-    log_info("retired %s as catalog seq %" PRIu64, id, seq);
-    agent_notify(a);
-    if (a->gossip)
-        gossip_notify_append(a->gossip, id); /* remote live readers learn it ended */
+    return send_error(c, route, status_of(r, 500), r->kind, "%s", r->detail);
+}
+
+static enum MHD_Result h_product_put(node_t *a, struct MHD_Connection *c, const char *id, request_t *req)
+{
+    node_result_t r;
+    if (node_publish(a, id, req->body ? req->body : "", req->len, &r) != NODE_OK)
+        return send_result(c, R_PRODUCT_PUT, &r);
+    return send_json(c, R_PRODUCT_PUT, r.created ? 201 : 200,
+                     json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", id, "catalog_seq", (json_int_t)r.catalog_seq, "signer",
+                               a->id.hex, "status", r.status, "created", r.created));
+}
+
+static enum MHD_Result h_product_delete(node_t *a, struct MHD_Connection *c, const char *id)
+{
+    node_result_t r;
+    if (node_retire(a, id, &r) != NODE_OK)
+        return send_result(c, R_PRODUCT_DELETE, &r);
     return send_json(c, R_PRODUCT_DELETE, 200,
-                     json_pack("{s:s,s:I,s:s}", "id", id, "catalog_seq", (json_int_t)seq, "status", "retired"));
+                     json_pack("{s:s,s:I,s:s}", "id", id, "catalog_seq", (json_int_t)r.catalog_seq, "status", "retired"));
 }
 
-static enum MHD_Result h_records_post(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
-                                      request_t *req)
+static enum MHD_Result h_records_post(node_t *a, struct MHD_Connection *c, const char *id, request_t *req)
 {
     if (req->too_big)
         return send_error(c, R_RECORDS_POST, 413, "too_large", "body is over the limit of %zu bytes",
                           a->limits.max_body);
-    if (strcmp(domain, a->cfg.domain) != 0)
-        return send_error(c, R_RECORDS_POST, 403, "wrong_domain",
-                          "%s belongs to domain '%s'; records are appended on its own node", id, domain);
-    store_product_t p;
-    int rc = store_product_get(a->st, id, &p);
-    if (rc == STORE_NOTFOUND)
-        return send_error(c, R_RECORDS_POST, 404, "not_found", "no product %s; publish its manifest first", id);
-    if (rc != 0)
-        return send_error(c, R_RECORDS_POST, 500, "storage", "reading product %s failed", id);
-    if (p.retired)
-        return send_error(c, R_RECORDS_POST, 410, "retired", "%s is retired and takes no new records", id);
-    Trib__Manifest *m = NULL;
-    Trib__SignedEntry *se = NULL;
-    Trib__CatalogEntry *ce = NULL;
-    if (view_load_manifest(a, domain, p.manifest_seq, &se, &ce) < 0 || !(m = ce->manifest))
-        return send_error(c, R_RECORDS_POST, 500, "storage", "manifest of %s is unreadable", id);
-    record_schema_t *schema = record_schema_new(m);
-    view_free_entry(&se, &ce);
-    if (!schema)
-        return send_error(c, R_RECORDS_POST, 500, "internal", "out of memory");
-    char err[1024];
-    store_buf_t *recs = NULL;
-    size_t n = 0;
-    int status = 400;
-    enum MHD_Result ret;
-    if (records_split(schema, req->body ? req->body : "", req->len, &a->limits, &recs, &n, &status, err,
-                      sizeof err) < 0) {
-        ret = send_error(c, R_RECORDS_POST, (unsigned)status,
-                         status == 413 ? "too_large" : status >= 500 ? "internal" : "bad_record",
-                         "%s; nothing was stored", err);
-        goto out;
-    }
-    uint64_t first, last;
-    rc = store_records_append(a->st, id, recs, n, &first, &last, err, sizeof err);
-    if (rc == STORE_RETIRED)
-        ret = send_error(c, R_RECORDS_POST, 410, "retired", "%s is retired and takes no new records", id);
-    else if (rc == STORE_NOTFOUND)
-        ret = send_error(c, R_RECORDS_POST, 404, "not_found", "no product %s", id);
-    else if (rc != 0)
-        ret = send_error(c, R_RECORDS_POST, write_failed_status(), "storage", "%s", err);
-    else {
-        metrics_records_appended(n);
-        agent_notify(a);
-        if (a->gossip)
-            gossip_notify_append(a->gossip, id); /* remote live readers */
-        ret = send_json(c, R_RECORDS_POST, 201,
-                        json_pack("{s:s,s:I,s:I,s:I}", "id", id, "first_seq", (json_int_t)first, "last_seq",
-                                  (json_int_t)last, "count", (json_int_t)n));
-    }
-out:
-    free(recs);
-    record_schema_free(&schema);
-    return ret;
+    node_result_t r;
+    if (node_append(a, id, req->body ? req->body : "", req->len, &r) != NODE_OK)
+        return send_result(c, R_RECORDS_POST, &r);
+    return send_json(c, R_RECORDS_POST, 201,
+                     json_pack("{s:s,s:I,s:I,s:I}", "id", id, "first_seq", (json_int_t)r.first_seq, "last_seq",
+                               (json_int_t)r.last_seq, "count", (json_int_t)r.count));
 }
 
 /* ------------------------------------------------------------------ routing */
 
-static enum MHD_Result h_metrics(agent_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_metrics(node_t *a, struct MHD_Connection *c)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -696,7 +608,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                                const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
     (void)version;
-    agent_t *a = cls;
+    node_t *a = cls;
     request_t *req = *con_cls;
     if (!req) { /* first call: headers only */
         req = calloc(1, sizeof *req);
@@ -773,14 +685,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return h_product_put(a, c, id, req);
         }
         if (method_is(method, "DELETE"))
-            return h_product_delete(a, c, id, domain, name);
+            return h_product_delete(a, c, id);
         return bad_method(c, R_PRODUCT_GET, method, url, "GET, PUT, DELETE");
     }
     if (!strcmp(rest, "/records")) {
         if (method_is(method, "GET"))
             return h_records_get(a, c, id, domain, 0);
         if (method_is(method, "POST"))
-            return h_records_post(a, c, id, domain, req);
+            return h_records_post(a, c, id, req);
         return bad_method(c, R_RECORDS_GET, method, url, "GET, POST");
     }
     if (!strcmp(rest, "/stream"))
@@ -790,7 +702,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 /* ------------------------------------------------------------------ lifecycle */
 
-int http_start(agent_t *a, char *err, size_t errlen)
+int http_start(node_t *a, char *err, size_t errlen)
 {
     char host[128];
     int port;
@@ -829,10 +741,10 @@ int http_start(agent_t *a, char *err, size_t errlen)
     return 0;
 }
 
-void http_stop(agent_t *a)
+void http_stop(node_t *a)
 {
     if (a->httpd) {
-        /* The agent has set stopping and woken the readers: give live streams up to 2 s to send
+        /* The agent has set the node stopping and woken the readers: give live streams up to 2 s to send
          * their "shutting_down" line and finish, then close whatever is left. */
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);

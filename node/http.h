@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-struct agent;
-int http_start(struct agent *a, char *err, size_t errlen);   /* listens on a->cfg.http */
-void http_stop(struct agent *a);
+struct node;
+int http_start(struct node *n, char *err, size_t errlen);   /* listens on a->cfg.http */
+void http_stop(struct node *n);
 
 #endif

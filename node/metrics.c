@@ -4,8 +4,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "gossip/gossip.h"
-#include "gossip/prom.h"
-#include "node/agent.h"
+#include "node/node.h"
 #include "node/metrics.h"
 
 #define MAX_STATUS 600
@@ -36,7 +35,7 @@ static int count_product(void *ctx, const store_product_t *p)
     return 0;
 }
 
-void metrics_render(agent_t *a, FILE *f)
+void metrics_render(node_t *a, FILE *f)
 {
     prom_family(f, "trib_http_requests_total", "counter", "HTTP requests by route and status.");
     for (int r = 0; r < R_COUNT; r++)

@@ -11,7 +11,7 @@ typedef enum {
     R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_OTHER, R_COUNT
 } route_t;
 
-struct agent;
+struct node;
 
 void metrics_http(route_t r, unsigned status);
 void metrics_records_appended(uint64_t n);
@@ -20,6 +20,6 @@ void metrics_published(void);
 void metrics_retired(void);
 void metrics_bytes_in(uint64_t n);
 /* Writes the whole exposition (node counters, storage, gossip) to f. */
-void metrics_render(struct agent *a, FILE *f);
+void metrics_render(struct node *n, FILE *f);
 
 #endif
