@@ -1,10 +1,12 @@
 /* node/http.c - the HTTP/JSON API of docs/http-api.md, served by libmicrohttpd.
  *
- * Owns: routing, request bodies (bounded), JSON responses and errors {"error","detail"}, NDJSON
+ * Owns: the route table (routes[]: method, path pattern, route id, handler, body, required right;
+ * 404/405 and the metrics labels come from it), request bodies (bounded), JSON responses and errors {"error","detail"}, NDJSON
  * record reads (streamed from short LMDB read transactions, never buffered whole) and live streams,
  * both for this node's products and, relayed through the gossip loop from their owner
  * (gossip_read_*), for other domains' products. A read that fails after its 200 header ends with
  * one error line {"error": KIND, "detail": ...} (the CLI reports it).
+ * The write operations themselves are node/node.c's: here only parsing and result -> status.
  * Must not: hold an LMDB read transaction across a network write, or block the gossip loop.
  * Threads: one per connection (libmicrohttpd), so a live stream may wait on the node's condvar. */
 #include <ctype.h>
@@ -33,13 +35,39 @@
 #include "node/view.h"
 #include "storage/store.h"
 
+/* Route ids: the metrics label of each row of routes[] below ("other": no route). */
+typedef enum {
+    R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_OTHER, R_COUNT
+} route_t;
+
+/* What a caller must hold for a route (DESIGN §13). The access issue enforces it in allowed();
+ * until then every right is granted, as RIGHT_NONE. */
+typedef enum {
+    RIGHT_NONE,     /* status, members, metrics, catalog search and manifests */
+    RIGHT_READ,     /* records and streams: by the product's classification */
+    RIGHT_WRITE,    /* publish, retire, append: a write/admin token of the product's own domain */
+} right_t;
+
 /* ------------------------------------------------------------------ requests */
 
+struct route;
+
 typedef struct {
+    const struct route *route;  /* the matched row, NULL: 404 or 405 (answered at the end) */
     char *body;
     size_t len, cap;
     int too_big;        /* body exceeded the limit: answered 413 at the end */
 } request_t;
+
+/* One request being answered: what the route table's handlers get. */
+typedef struct {
+    node_t *n;
+    struct MHD_Connection *c;
+    const char *method, *url;
+    request_t *req;
+    char domain[64], name[64], id[STORE_ID_MAX];   /* {domain}/{name} of the path, if any */
+} call_t;
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
@@ -154,18 +182,20 @@ static int query_u64(struct MHD_Connection *c, const char *name, uint64_t def, u
 
 /* ------------------------------------------------------------------ read handlers */
 
-static enum MHD_Result h_status(node_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_status(call_t *k)
 {
-    return send_json(c, R_STATUS, 200, view_status(a));
+    return send_json(k->c, R_STATUS, 200, view_status(k->n));
 }
 
-static enum MHD_Result h_members(node_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_members(call_t *k)
 {
-    return send_json(c, R_MEMBERS, 200, view_members(a));
+    return send_json(k->c, R_MEMBERS, 200, view_members(k->n));
 }
 
-static enum MHD_Result h_products(node_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_products(call_t *k)
 {
+    node_t *a = k->n;
+    struct MHD_Connection *c = k->c;
     view_query_t q = {
         .q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q"),
         .domain = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"),
@@ -184,8 +214,11 @@ static enum MHD_Result h_products(node_t *a, struct MHD_Connection *c)
     return send_json(c, R_PRODUCTS, 200, j);
 }
 
-static enum MHD_Result h_product_get(node_t *a, struct MHD_Connection *c, const char *id)
+static enum MHD_Result h_product_get(call_t *k)
 {
+    node_t *a = k->n;
+    struct MHD_Connection *c = k->c;
+    const char *id = k->id;
     store_product_t p;
     int rc = store_product_get(a->st, id, &p);
     if (rc == STORE_NOTFOUND)
@@ -491,9 +524,11 @@ static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t r
     return queue_ndjson(c, route, r, routed_cb, last);
 }
 
-static enum MHD_Result h_records_get(node_t *a, struct MHD_Connection *c, const char *id, const char *domain,
-                                     int live)
+static enum MHD_Result records_get(call_t *k, int live)
 {
+    node_t *a = k->n;
+    struct MHD_Connection *c = k->c;
+    const char *id = k->id, *domain = k->domain;
     route_t route = live ? R_STREAM : R_RECORDS_GET;
     uint64_t from, limit;
     if (query_u64(c, "from", 1, &from) < 0)
@@ -522,6 +557,9 @@ static enum MHD_Result h_records_get(node_t *a, struct MHD_Connection *c, const 
     return queue_ndjson(c, route, r, reader_cb, last);
 }
 
+static enum MHD_Result h_records_get(call_t *k) { return records_get(k, 0); }
+static enum MHD_Result h_stream(call_t *k) { return records_get(k, 1); }
+
 /* ------------------------------------------------------------------ write handlers */
 
 /* Maps an operation's outcome to its HTTP status. */
@@ -545,63 +583,200 @@ static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, cons
     return send_error(c, route, status_of(r, 500), r->kind, "%s", r->detail);
 }
 
-static enum MHD_Result h_product_put(node_t *a, struct MHD_Connection *c, const char *id, request_t *req)
+static enum MHD_Result h_product_put(call_t *k)
 {
     node_result_t r;
-    if (node_publish(a, id, req->body ? req->body : "", req->len, &r) != NODE_OK)
-        return send_result(c, R_PRODUCT_PUT, &r);
-    return send_json(c, R_PRODUCT_PUT, r.created ? 201 : 200,
-                     json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", id, "catalog_seq", (json_int_t)r.catalog_seq, "signer",
-                               a->id.hex, "status", r.status, "created", r.created));
+    if (node_publish(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, &r) != NODE_OK)
+        return send_result(k->c, R_PRODUCT_PUT, &r);
+    return send_json(k->c, R_PRODUCT_PUT, r.created ? 201 : 200,
+                     json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r.catalog_seq,
+                               "signer", k->n->id.hex, "status", r.status, "created", r.created));
 }
 
-static enum MHD_Result h_product_delete(node_t *a, struct MHD_Connection *c, const char *id)
+static enum MHD_Result h_product_delete(call_t *k)
 {
     node_result_t r;
-    if (node_retire(a, id, &r) != NODE_OK)
-        return send_result(c, R_PRODUCT_DELETE, &r);
-    return send_json(c, R_PRODUCT_DELETE, 200,
-                     json_pack("{s:s,s:I,s:s}", "id", id, "catalog_seq", (json_int_t)r.catalog_seq, "status", "retired"));
+    if (node_retire(k->n, k->id, &r) != NODE_OK)
+        return send_result(k->c, R_PRODUCT_DELETE, &r);
+    return send_json(k->c, R_PRODUCT_DELETE, 200,
+                     json_pack("{s:s,s:I,s:s}", "id", k->id, "catalog_seq", (json_int_t)r.catalog_seq, "status",
+                               "retired"));
 }
 
-static enum MHD_Result h_records_post(node_t *a, struct MHD_Connection *c, const char *id, request_t *req)
+static enum MHD_Result h_records_post(call_t *k)
 {
-    if (req->too_big)
-        return send_error(c, R_RECORDS_POST, 413, "too_large", "body is over the limit of %zu bytes",
-                          a->limits.max_body);
     node_result_t r;
-    if (node_append(a, id, req->body ? req->body : "", req->len, &r) != NODE_OK)
-        return send_result(c, R_RECORDS_POST, &r);
-    return send_json(c, R_RECORDS_POST, 201,
-                     json_pack("{s:s,s:I,s:I,s:I}", "id", id, "first_seq", (json_int_t)r.first_seq, "last_seq",
+    if (node_append(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, &r) != NODE_OK)
+        return send_result(k->c, R_RECORDS_POST, &r);
+    return send_json(k->c, R_RECORDS_POST, 201,
+                     json_pack("{s:s,s:I,s:I,s:I}", "id", k->id, "first_seq", (json_int_t)r.first_seq, "last_seq",
                                (json_int_t)r.last_seq, "count", (json_int_t)r.count));
 }
 
 /* ------------------------------------------------------------------ routing */
 
-static enum MHD_Result h_metrics(node_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_metrics(call_t *k);
+
+/* The API: one row per method and path. {domain} and {name} match one path segment each and must
+ * form a product id. A path that matches no row is a 404; a path some row matches with another
+ * method is a 405 listing the methods in Allow. Only rows with body set receive a request body
+ * (bounded by --max-body-mb: 413 over it); the others' bodies are read and dropped. */
+typedef enum MHD_Result (*handler_fn)(call_t *k);
+typedef struct route {
+    const char *method, *pattern;
+    route_t id;
+    const char *name;       /* metrics label */
+    handler_fn fn;
+    int body;
+    right_t right;
+} route_row_t;
+
+#define PRODUCT "/v1/products/{domain}/{name}"
+static const route_row_t routes[] = {
+    {"GET",    "/v1/status",          R_STATUS,         "status",         h_status,         0, RIGHT_NONE},
+    {"GET",    "/v1/members",         R_MEMBERS,        "members",        h_members,        0, RIGHT_NONE},
+    {"GET",    "/v1/products",        R_PRODUCTS,       "products",       h_products,       0, RIGHT_NONE},
+    {"GET",    PRODUCT,               R_PRODUCT_GET,    "product_get",    h_product_get,    0, RIGHT_NONE},
+    {"PUT",    PRODUCT,               R_PRODUCT_PUT,    "product_put",    h_product_put,    1, RIGHT_WRITE},
+    {"DELETE", PRODUCT,               R_PRODUCT_DELETE, "product_delete", h_product_delete, 0, RIGHT_WRITE},
+    {"POST",   PRODUCT "/records",    R_RECORDS_POST,   "records_post",   h_records_post,   1, RIGHT_WRITE},
+    {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ},
+    {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ},
+    {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* The metrics label of each route id, from the table ("other" for R_OTHER). */
+static const char *route_names[R_COUNT];
+
+static void route_names_init(void)
+{
+    for (size_t i = 0; i < NROUTES; i++)
+        route_names[routes[i].id] = routes[i].name;
+    route_names[R_OTHER] = "other";
+}
+
+static enum MHD_Result h_metrics(call_t *k)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return MHD_NO;
-    metrics_render(a, f);
+    metrics_render(k->n, f, route_names, R_COUNT);
     fclose(f);
-    return send_body(c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
+    return send_body(k->c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
 }
 
-static int method_is(const char *m, const char *want) { return strcmp(m, want) == 0; }
-
-static enum MHD_Result bad_method(struct MHD_Connection *c, route_t r, const char *method, const char *url,
-                                  const char *allowed)
+/* Matches url against pattern, copying {domain} and {name} into k. A trailing '/' is ignored. */
+static int match(const char *pattern, const char *url, call_t *k)
 {
-    return send_error(c, r, 405, "method_not_allowed", "%s %s: allowed methods are %s", method, url, allowed);
+    const char *p = pattern, *u = url;
+    while (*p) {
+        if (*p == '{') {
+            const char *pend = strchr(p, '}');
+            size_t ulen = strcspn(u, "/");
+            if (!pend || ulen == 0)
+                return 0;
+            char *dst = !strncmp(p, "{domain}", 8) ? k->domain : k->name;
+            size_t cap = sizeof k->domain;
+            size_t n = ulen < cap - 1 ? ulen : cap - 1; /* too long: the id check refuses it */
+            memcpy(dst, u, n);
+            dst[n] = '\0';
+            if (ulen >= cap - 1)
+                dst[0] = '\0';
+            p = pend + 1;
+            u += ulen;
+            continue;
+        }
+        if (*p++ != *u++)
+            return 0;
+    }
+    return !*u || !strcmp(u, "/");
 }
 
-static int has_body(const char *method)
+/* The row for method and url, or NULL; *path_known when another method's row has this path,
+ * with their methods in allow. */
+static const route_row_t *route_find(const char *method, const char *url, call_t *k, int *path_known,
+                                     route_t *path_route, char *allow, size_t allowlen)
 {
-    return method_is(method, "PUT") || method_is(method, "POST");
+    const route_row_t *found = NULL;
+    *path_known = 0;
+    allow[0] = '\0';
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!match(routes[i].pattern, url, k))
+            continue;
+        if (!*path_known)
+            *path_route = routes[i].id;
+        *path_known = 1;
+        size_t used = strlen(allow);
+        snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", routes[i].method);
+        if (!strcmp(routes[i].method, method))
+            found = &routes[i];
+    }
+    if (found)
+        match(found->pattern, url, k);
+    return found;
+}
+
+/* Whether the caller holds right for k (the access issue plugs in here). */
+static int allowed(const call_t *k, right_t right)
+{
+    (void)k, (void)right;
+    return 1;
+}
+
+static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char *url, const char *method,
+                                request_t *req)
+{
+    call_t k = {.n = a, .c = c, .method = method, .url = url, .req = req};
+    int path_known;
+    route_t path_route = R_OTHER;
+    char allow[64];
+    const route_row_t *row = route_find(method, url, &k, &path_known, &path_route, allow, sizeof allow);
+    if (!row && path_known) {
+        struct MHD_Response *resp = NULL;
+        json_t *j = json_pack("{s:s,s:s++++}", "error", "method_not_allowed", "detail", method, " ", url,
+                              ": allowed methods are ", allow);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!s)
+            return MHD_NO;
+        size_t n = strlen(s);
+        s[n] = '\0';
+        char *body = realloc(s, n + 2);
+        if (!body) {
+            free(s);
+            return MHD_NO;
+        }
+        body[n] = '\n';
+        resp = MHD_create_response_from_buffer(n + 1, body, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+            free(body);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        MHD_add_response_header(resp, "Allow", allow);
+        enum MHD_Result ret = MHD_queue_response(c, 405, resp);
+        MHD_destroy_response(resp);
+        metrics_http(path_route, 405);
+        return ret;
+    }
+    if (!row)
+        return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
+    if (strstr(row->pattern, "{domain}")) {
+        if (!entry_valid_name(k.domain) || !entry_valid_name(k.name))
+            return send_error(c, row->id, 400, "bad_id",
+                              "'%s/%s' is not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}",
+                              k.domain[0] ? k.domain : "(too long or empty)", k.name[0] ? k.name : "(too long or empty)");
+        snprintf(k.id, sizeof k.id, "%s/%s", k.domain, k.name);
+    }
+    if (!allowed(&k, row->right))
+        return send_error(c, row->id, 403, "forbidden", "%s %s needs a right this caller does not hold", method, url);
+    if (row->body && req->too_big)
+        return send_error(c, row->id, 413, "too_large", "the body is over the limit of %zu bytes (--max-body-mb)",
+                          a->limits.max_body);
+    return row->fn(&k);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -615,13 +790,22 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        call_t k = {0};
+        int known;
+        route_t r;
+        char allow[64];
+        req->route = route_find(method, url, &k, &known, &r, allow, sizeof allow);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && has_body(method) && strtoull(cl, NULL, 10) > a->limits.max_body)
+        if (cl && req->route && req->route->body && strtoull(cl, NULL, 10) > a->limits.max_body)
             req->too_big = 1;
         return MHD_YES;
     }
-    if (*upload_size) { /* body chunks */
+    if (*upload_size) { /* body chunks: kept only for a route that takes a body */
         metrics_bytes_in(*upload_size);
+        if (!req->route || !req->route->body) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
         if (!req->too_big && req->len + *upload_size > a->limits.max_body)
             req->too_big = 1;
         if (!req->too_big) {
@@ -642,62 +826,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0;
         return MHD_YES;
     }
-
-    /* Whole request received: route it. */
-    if (!strcmp(url, "/metrics"))
-        return method_is(method, "GET") ? h_metrics(a, c) : bad_method(c, R_METRICS, method, url, "GET");
-    if (!strcmp(url, "/v1/status"))
-        return method_is(method, "GET") ? h_status(a, c) : bad_method(c, R_STATUS, method, url, "GET");
-    if (!strcmp(url, "/v1/members"))
-        return method_is(method, "GET") ? h_members(a, c) : bad_method(c, R_MEMBERS, method, url, "GET");
-    if (!strcmp(url, "/v1/products") || !strcmp(url, "/v1/products/"))
-        return method_is(method, "GET") ? h_products(a, c) : bad_method(c, R_PRODUCTS, method, url, "GET");
-    if (strncmp(url, "/v1/products/", 13) != 0)
-        return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
-
-    /* /v1/products/{domain}/{name}[/records|/stream] */
-    const char *p = url + 13;
-    const char *slash1 = strchr(p, '/');
-    if (!slash1)
-        return send_error(c, R_OTHER, 404, "not_found", "%s: expected /v1/products/{domain}/{name}", url);
-    const char *slash2 = strchr(slash1 + 1, '/');
-    size_t dlen = (size_t)(slash1 - p), nlen = slash2 ? (size_t)(slash2 - slash1 - 1) : strlen(slash1 + 1);
-    const char *rest = slash2 ? slash2 : "";
-    char domain[128], name[128], id[2 * 128 + 2];
-    if (dlen >= sizeof domain || nlen >= sizeof name)
-        return send_error(c, R_OTHER, 400, "bad_id", "product id in %s is too long", url);
-    memcpy(domain, p, dlen);
-    domain[dlen] = '\0';
-    memcpy(name, slash1 + 1, nlen);
-    name[nlen] = '\0';
-    if (!entry_valid_name(domain) || !entry_valid_name(name))
-        return send_error(c, R_OTHER, 400, "bad_id",
-                          "'%s/%s' is not a product id: domain and name are " STORE_NAME_RULE, domain, name);
-    snprintf(id, sizeof id, "%s/%s", domain, name);
-
-    if (!*rest || !strcmp(rest, "/")) {
-        if (method_is(method, "GET"))
-            return h_product_get(a, c, id);
-        if (method_is(method, "PUT")) {
-            if (req->too_big)
-                return send_error(c, R_PRODUCT_PUT, 413, "too_large", "manifest is over the limit of %zu bytes",
-                                  a->limits.max_body);
-            return h_product_put(a, c, id, req);
-        }
-        if (method_is(method, "DELETE"))
-            return h_product_delete(a, c, id);
-        return bad_method(c, R_PRODUCT_GET, method, url, "GET, PUT, DELETE");
-    }
-    if (!strcmp(rest, "/records")) {
-        if (method_is(method, "GET"))
-            return h_records_get(a, c, id, domain, 0);
-        if (method_is(method, "POST"))
-            return h_records_post(a, c, id, req);
-        return bad_method(c, R_RECORDS_GET, method, url, "GET, POST");
-    }
-    if (!strcmp(rest, "/stream"))
-        return method_is(method, "GET") ? h_records_get(a, c, id, domain, 1) : bad_method(c, R_STREAM, method, url, "GET");
-    return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
+    return dispatch(a, c, url, method, req);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
@@ -725,6 +854,7 @@ int http_start(node_t *a, char *err, size_t errlen)
         snprintf(err, errlen, "http: cannot resolve '%s': %s", host, gai_strerror(gai));
         return -1;
     }
+    route_names_init();
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;

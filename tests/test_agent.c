@@ -1,6 +1,7 @@
 /* tests/test_agent.c - one domain's node as a real process: the foundation issue's user stories
  * through the CLI and HTTP, bad input at every endpoint, and durability across SIGKILL. */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include "tests/harness.h"
 
@@ -502,4 +504,67 @@ Test(agent, stop_ends_live_streams_with_a_reason)
     cr_assert(s.r.body && strstr(s.r.body, "{\"error\":\"shutting_down\""), "stream body: %s",
               s.r.body ? s.r.body : "(none)");
     h_resp_free(&s.r);
+}
+
+/* ------------------------------------------------------------------ route table */
+
+static size_t keep_allow(char *p, size_t sz, size_t n, void *ctx)
+{
+    if (!strncasecmp(p, "Allow:", 6))
+        sscanf(p + 6, " %127[^\r\n]", (char *)ctx);
+    return sz * n;
+}
+
+static size_t drop(char *p, size_t sz, size_t n, void *ctx)
+{
+    (void)p, (void)ctx;
+    return sz * n;
+}
+
+/* Status and Allow header of method url (no body). */
+static long allow_of(h_node_t *n, const char *method, const char *path, char allow[128])
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", n->url, path);
+    allow[0] = '\0';
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, keep_allow);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, allow);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, drop);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "%s %s", method, url);
+    long st = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    curl_easy_cleanup(c);
+    return st;
+}
+
+Test(agent, route_table_gives_405_with_allow_404_and_route_metrics)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char allow[128];
+    cr_assert_eq(allow_of(&n, "PATCH", "/v1/products/payments/x", allow), 405);
+    cr_assert_str_eq(allow, "GET, PUT, DELETE");
+    cr_assert_eq(allow_of(&n, "PUT", "/v1/products/payments/x/records/", allow), 405);
+    cr_assert_str_eq(allow, "POST, GET");
+    cr_assert_eq(allow_of(&n, "POST", "/v1/status", allow), 405);
+    cr_assert_str_eq(allow, "GET");
+    cr_assert_eq(allow_of(&n, "GET", "/v1/products/payments/x/y/z", allow), 404);
+    cr_assert_eq(allow_of(&n, "GET", "/v1/products/payments", allow), 404);
+    expect_error(&n, "DELETE", "/metrics", NULL, NULL, 0, 405, "allowed methods are GET");
+    /* A body sent to a route that takes none is read and dropped, not kept. */
+    expect_error(&n, "GET", "/v1/products/payments/x", "application/json", "{}", 2, 404, "payments/x");
+    h_resp_t r;
+    char url[128];
+    snprintf(url, sizeof url, "%s/metrics", n.url);
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"product_get\",status=\"405\"} 1"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"records_post\",status=\"405\"} 1"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"metrics\",status=\"405\"} 1"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"other\",status=\"404\"} 2"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"product_get\",status=\"404\"} 1"), "%s", r.body);
+    h_resp_free(&r);
 }
