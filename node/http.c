@@ -54,11 +54,88 @@ typedef enum {
 struct route;
 
 typedef struct {
+    int started;                /* the handler has seen the headers */
+    char bad[256];              /* a control byte in the path or a parameter: answered 400 */
     const struct route *route;  /* the matched row, NULL: 404 or 405 (answered at the end) */
     char *body;
     size_t len, cap;
     int too_big;        /* body exceeded the limit: answered 413 at the end */
 } request_t;
+
+static int unhex(int ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+         : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* The first control byte (or NUL) in s[0..len) once percent-decoded: its value, and in *as how it
+ * was written; -1 when there is none. */
+static int control_byte(const char *s, size_t len, char as[4])
+{
+    for (size_t i = 0; i < len; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '%' && i + 2 < len && unhex(s[i + 1]) >= 0 && unhex(s[i + 2]) >= 0) {
+            ch = unhex(s[i + 1]) * 16 + unhex(s[i + 2]);
+            if (ch < 0x20 || ch == 0x7f) {
+                memcpy(as, s + i, 3);
+                as[3] = '\0';
+                return ch;
+            }
+            i += 2;
+            continue;
+        }
+        if (ch < 0x20 || ch == 0x7f) {
+            snprintf(as, 4, "raw");
+            return ch;
+        }
+    }
+    return -1;
+}
+
+/* Checks the raw URI (path and query, before libmicrohttpd decodes it and a NUL cuts it short):
+ * a decoded control byte or NUL anywhere is refused, naming it and where. 0, or -1 with err. */
+static int uri_check(const char *uri, char *err, size_t errlen)
+{
+    size_t plen = strcspn(uri, "?");
+    char as[4];
+    int ch = control_byte(uri, plen, as);
+    if (ch >= 0) {
+        snprintf(err, errlen, "the path %.*s holds the control byte 0x%02x (%s%s); a path takes no control bytes",
+                 (int)(plen > 200 ? 200 : plen), uri, ch, ch ? "written " : "NUL, written ", as);
+        return -1;
+    }
+    for (const char *q = uri[plen] ? uri + plen + 1 : uri + plen; *q;) {
+        size_t n = strcspn(q, "&");
+        size_t klen = strcspn(q, "=");
+        if (klen > n)
+            klen = n;
+        if ((ch = control_byte(q, n, as)) >= 0) {
+            char key[64];
+            snprintf(key, sizeof key, "%.*s", (int)(klen < sizeof key ? klen : sizeof key - 1), q);
+            for (char *k = key; *k; k++)
+                if ((unsigned char)*k < 0x20 || *k == 0x7f || *k == '%')
+                    *k = '?';
+            snprintf(err, errlen,
+                     "query parameter '%s' holds the control byte 0x%02x (%s%s); parameters take no control bytes",
+                     key, ch, ch ? "written " : "NUL, written ", as);
+            return -1;
+        }
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+/* libmicrohttpd's first look at a request: the raw URI. The request object starts here. */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls, (void)c;
+    request_t *req = calloc(1, sizeof *req);
+    if (req)
+        uri_check(uri, req->bad, sizeof req->bad);
+    return req;
+}
 
 /* One request being answered: what the route table's handlers get. */
 typedef struct {
@@ -729,6 +806,8 @@ static int allowed(const call_t *k, right_t right)
 static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char *url, const char *method,
                                 request_t *req)
 {
+    if (req->bad[0])
+        return send_error(c, R_OTHER, 400, "bad_request", "%s", req->bad);
     call_t k = {.n = a, .c = c, .method = method, .url = url, .req = req};
     int path_known;
     route_t path_route = R_OTHER;
@@ -785,11 +864,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     (void)version;
     node_t *a = cls;
     request_t *req = *con_cls;
-    if (!req) { /* first call: headers only */
-        req = calloc(1, sizeof *req);
-        if (!req)
+    if (!req || !req->started) { /* first call: headers only (req from uri_seen) */
+        if (!req && !(req = calloc(1, sizeof *req)))
             return MHD_NO;
         *con_cls = req;
+        req->started = 1;
+        if (req->bad[0])
+            return MHD_YES; /* answered 400 at the end; its body is dropped */
         call_t k = {0};
         int known;
         route_t r;
@@ -860,7 +941,8 @@ int http_start(node_t *a, char *err, size_t errlen)
         flags |= MHD_USE_IPv6;
     unsigned limit = a->cfg.http_threads ? (unsigned)a->cfg.http_threads : 1024;
     a->httpd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, a, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_CONNECTION_LIMIT,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_CONNECTION_LIMIT,
                                 limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTENING_ADDRESS_REUSE,
                                 (unsigned)1, MHD_OPTION_END);
     freeaddrinfo(ai);

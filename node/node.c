@@ -197,6 +197,11 @@ node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len
 {
     memset(r, 0, sizeof *r);
     char domain[64], name[64], err[1024];
+    const char *nul = memchr(text, '\0', len);
+    if (nul) /* a parser would stop there and take what is before it as the whole manifest */
+        return fail(r, NODE_BAD_INPUT, "bad_manifest",
+                    "the manifest has a NUL byte at offset %zu; a manifest is YAML or JSON text",
+                    (size_t)(nul - text));
     Trib__Manifest *m = manifest_parse(text, len, NULL, err, sizeof err);
     if (!m)
         return fail(r, NODE_BAD_INPUT, "bad_manifest", "%s", err);

@@ -568,3 +568,43 @@ Test(agent, route_table_gives_405_with_allow_404_and_route_metrics)
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"product_get\",status=\"404\"} 1"), "%s", r.body);
     h_resp_free(&r);
 }
+
+/* ------------------------------------------------------------------ control bytes */
+
+Test(agent, nul_or_control_byte_in_path_query_or_manifest_is_refused)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    const char *P = "/v1/products/payments/settled-transactions";
+    char path[256];
+    /* Cut at the NUL this was DELETE /v1/products/payments/settled-transactions: a retire. */
+    snprintf(path, sizeof path, "%s%%00/records", P);
+    expect_error(&n, "DELETE", path, NULL, NULL, 0, 400, "0x00 (NUL, written %00)");
+    snprintf(path, sizeof path, "%s%%00y/records", P);
+    expect_error(&n, "GET", path, NULL, NULL, 0, 400, "control byte 0x00");
+    snprintf(path, sizeof path, "%s/records%%0d", P);
+    expect_error(&n, "GET", path, NULL, NULL, 0, 400, "0x0d");
+    snprintf(path, sizeof path, "%s/records?from=1%%00&limit=2", P);
+    expect_error(&n, "GET", path, NULL, NULL, 0, 400, "query parameter 'from'");
+    expect_error(&n, "GET", "/v1/products?q=pay%1bments", NULL, NULL, 0, 400, "query parameter 'q'");
+    expect_error(&n, "GET", "/v1/products?tag%7f=x", NULL, NULL, 0, 400, "0x7f");
+    json_t *j = get_json(&n, P, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "active", "the product was retired");
+    json_decref(j);
+
+    /* A valid manifest, then a NUL and garbage: refused whole, naming the offset. */
+    size_t len;
+    char *yaml = h_read_file(example("settled-transactions.yaml"), &len);
+    char *body = malloc(len + 16);
+    memcpy(body, yaml, len);
+    memcpy(body + len, "\0version: 9.9.9", 16);
+    char want[64];
+    snprintf(want, sizeof want, "NUL byte at offset %zu", len);
+    expect_error(&n, "PUT", P, "application/yaml", body, len + 16, 400, want);
+    free(body);
+    free(yaml);
+    /* Plain percent-escapes still work. */
+    expect_error(&n, "GET", "/v1/products?q=%E2%82%AC&status=gone", NULL, NULL, 0, 400, "status");
+    cr_assert_eq(request(&n, "GET", "/v1/products?q=settled%20transactions", NULL, NULL, 0, NULL), 200);
+}

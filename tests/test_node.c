@@ -111,3 +111,13 @@ Test(node, retire_ends_appends_once)
     cr_assert_eq(node_retire(&node, "growth/x", &r), NODE_WRONG_DOMAIN);
     cr_assert_eq(node_retire(&node, "payments/X", &r), NODE_BAD_INPUT);
 }
+
+Test(node, publish_refuses_a_manifest_with_a_nul_byte)
+{
+    node_result_t r;
+    const char text[] = MANIFEST("payments", "x") "\0garbage";
+    cr_assert_eq(node_publish(&node, "payments/x", text, sizeof text - 1, &r), NODE_BAD_INPUT);
+    char want[64];
+    snprintf(want, sizeof want, "NUL byte at offset %zu", strlen(text));
+    cr_assert(strstr(r.detail, want), "%s", r.detail);
+}
