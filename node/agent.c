@@ -91,6 +91,8 @@ int agent_main(int argc, char **argv)
     int exit_code = 1;
     if (node_open(a, err, sizeof err) < 0)
         goto fail;
+    if (http_listen(a, err, sizeof err) < 0)
+        goto fail;
     if (start_gossip(a, err, sizeof err) < 0)
         goto fail;
     if (http_start(a, err, sizeof err) < 0)

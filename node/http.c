@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "gossip/clock.h"
+#include <unistd.h>
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -912,7 +912,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 /* ------------------------------------------------------------------ lifecycle */
 
-int http_start(node_t *a, char *err, size_t errlen)
+/* The listening socket, bound by http_listen before the gossip loop starts and handed to
+ * libmicrohttpd by http_start (which closes it at stop). */
+static int listen_fd = -1;
+
+int http_listen(node_t *a, char *err, size_t errlen)
 {
     char host[128];
     int port;
@@ -935,26 +939,53 @@ int http_start(node_t *a, char *err, size_t errlen)
         snprintf(err, errlen, "http: cannot resolve '%s': %s", host, gai_strerror(gai));
         return -1;
     }
-    route_names_init();
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    unsigned limit = a->cfg.http_threads ? (unsigned)a->cfg.http_threads : 1024;
-    a->httpd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, a, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_CONNECTION_LIMIT,
-                                limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-                                (unsigned)1, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!a->httpd) {
-        snprintf(err, errlen, "http: cannot listen on %s (in use, or not an address of this host)", a->cfg.http);
+    /* SO_REUSEADDR only (a restart binds while old connections linger in TIME_WAIT); never
+     * SO_REUSEPORT, with which a second process would share the port and split the requests. */
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "http: cannot listen on %s: %s%s", a->cfg.http, strerror(e),
+                 e == EADDRINUSE ? " (another process, maybe another agent, holds this port: stop it or use "
+                                   "another --http)"
+                 : e == EADDRNOTAVAIL ? " (not an address of this host)" : "");
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
         return -1;
     }
+    freeaddrinfo(ai);
+    listen_fd = fd;
+    return 0;
+}
+
+int http_start(node_t *a, char *err, size_t errlen)
+{
+    if (listen_fd < 0 && http_listen(a, err, errlen) < 0)
+        return -1;
+    route_names_init();
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+    unsigned limit = a->cfg.http_threads ? (unsigned)a->cfg.http_threads : 1024;
+    a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_CONNECTION_LIMIT,
+                                limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);
+    if (!a->httpd) {
+        snprintf(err, errlen, "http: cannot start serving on %s", a->cfg.http);
+        close(listen_fd);
+        listen_fd = -1;
+        return -1;
+    }
+    listen_fd = -1; /* libmicrohttpd's now */
     return 0;
 }
 
 void http_stop(node_t *a)
 {
+    if (listen_fd >= 0) { /* bound, never served */
+        close(listen_fd);
+        listen_fd = -1;
+    }
     if (a->httpd) {
         /* The agent has set the node stopping and woken the readers: give live streams up to 2 s to send
          * their "shutting_down" line and finish, then close whatever is left. */

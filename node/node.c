@@ -9,6 +9,7 @@
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "node/datalock.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/node.h"
@@ -113,6 +114,8 @@ int node_open(node_t *n, char *err, size_t errlen)
     int created = 0;
     if (mkdir_p(n->cfg.data, err, errlen) < 0)
         return -1;
+    if ((n->lock_fd = datalock_take(n->cfg.data, err, errlen)) < 0)
+        return -1;
     if (identity_load_or_create(n->cfg.data, &n->id, &created, err, errlen) < 0)
         return -1;
     store_opts_t so = {.map_size = (size_t)n->cfg.map_size_mb << 20, .map_max = (size_t)n->cfg.map_max_mb << 20};
@@ -139,6 +142,7 @@ void node_close(node_t *n)
         log_info("closed LMDB environment in %s", n->cfg.data);
     }
     identity_wipe(&n->id);
+    datalock_release(&n->lock_fd);
 }
 
 /* ------------------------------------------------------------------ operations */

@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "tests/harness.h"
 
 TestSuite(agent, .fini = h_cleanup_all, .timeout = 120);
@@ -607,4 +610,100 @@ Test(agent, nul_or_control_byte_in_path_query_or_manifest_is_refused)
     /* Plain percent-escapes still work. */
     expect_error(&n, "GET", "/v1/products?q=%E2%82%AC&status=gone", NULL, NULL, 0, 400, "status");
     cr_assert_eq(request(&n, "GET", "/v1/products?q=settled%20transactions", NULL, NULL, 0, NULL), 200);
+}
+
+/* ------------------------------------------------------------------ one agent per port and data dir */
+
+/* Runs `trib agent ARGS` (NULL-ended) and waits up to 15 s for it to exit: its exit code, with
+ * its stderr in errout (malloc'd); -2 when it was still running (then killed). */
+static int agent_exit(char **errout, ...)
+{
+    char log[] = "/tmp/trib-agent-err-XXXXXX";
+    int fd = mkstemp(log);
+    cr_assert_geq(fd, 0);
+    const char *argv[32] = {h_trib_path(), "agent"};
+    int k = 2;
+    va_list ap;
+    va_start(ap, errout);
+    const char *s;
+    while ((s = va_arg(ap, const char *)) && k < 31)
+        argv[k++] = s;
+    va_end(ap);
+    argv[k] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fd, 2);
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    close(fd);
+    int st = 0, rc = -2;
+    long deadline = h_now_ms() + 15000;
+    while (h_now_ms() < deadline) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == -2) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    *errout = h_read_file(log, NULL);
+    unlink(log);
+    return rc;
+}
+
+Test(agent, second_agent_on_a_port_in_use_fails_at_start)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char dir[] = "/tmp/trib-test-XXXXXX", http[64], peer[64], *err = NULL;
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(http, sizeof http, "127.0.0.1:%d", n.http_port);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", dir, "--domain", "impostor", "--http", http, "--listen", peer, NULL);
+    cr_assert_eq(rc, 1, "second agent on HTTP port %d: exit %d: %s", n.http_port, rc, err);
+    cr_assert(strstr(err, "cannot listen on") && strstr(err, "Address already in use"), "%s", err);
+    free(err);
+    /* the same for the peer port */
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    rc = agent_exit(&err, "--data", dir, "--domain", "impostor", "--http", http, "--listen", n.peer, NULL);
+    cr_assert_eq(rc, 1, "second agent on peer port %d: exit %d: %s", n.peer_port, rc, err);
+    cr_assert(strstr(err, "Address already in use"), "%s", err);
+    free(err);
+    /* Every request still reaches the first node. */
+    for (int i = 0; i < 10; i++) {
+        json_t *j = get_json(&n, "/v1/status", NULL);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
+        json_decref(j);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(agent, data_dir_in_use_is_refused_naming_the_holder_and_a_stale_lock_is_taken_over)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char http[64], peer[64], *err = NULL, want[64];
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", n.dir, "--domain", "payments", "--http", http, "--listen", peer, NULL);
+    cr_assert_eq(rc, 1, "second agent on %s: exit %d: %s", n.dir, rc, err);
+    snprintf(want, sizeof want, "in use by another agent (pid %d", (int)n.pid);
+    cr_assert(strstr(err, want), "%s", err);
+    free(err);
+    /* SIGKILL leaves the lock file with a dead pid: the next agent takes it over. */
+    h_node_stop(&n, SIGKILL);
+    cr_assert_eq(h_node_restart(&n), 0, "restart after SIGKILL refused: see %s", n.log);
+    char path[300];
+    snprintf(path, sizeof path, "%s/agent.lock", n.dir);
+    char *pid = h_read_file(path, NULL);
+    cr_assert(pid && atoi(pid) == n.pid, "lock file holds '%s', agent is %d", pid, (int)n.pid);
+    free(pid);
 }
