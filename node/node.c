@@ -105,6 +105,25 @@ static int check_domain(node_t *n, char *err, size_t errlen)
     return 0;
 }
 
+/* A store is made after the identity: a store without identity.key means the key was lost, and
+ * a new one could never publish for this domain again (its log is bound to the old key). */
+static int check_identity_kept(const char *dir, char *err, size_t errlen)
+{
+    char store[600], key[600];
+    struct stat sb;
+    snprintf(store, sizeof store, "%s/data.mdb", dir);
+    snprintf(key, sizeof key, "%s/identity.key", dir);
+    if (stat(store, &sb) < 0 || stat(key, &sb) == 0 || errno != ENOENT)
+        return 0;
+    snprintf(err, errlen,
+             "%s holds this node's store but not its identity.key: the key was deleted or moved. A new key "
+             "would never be able to publish for this node's domain again (its catalog log is bound to the old "
+             "key), so the agent does not make one. Restore %s from a backup (mode 0600) and start again; "
+             "changing a node's key on purpose is key rotation, not a deleted file",
+             dir, key);
+    return -1;
+}
+
 int node_open(node_t *n, char *err, size_t errlen)
 {
     n->started = time(NULL);
@@ -115,6 +134,8 @@ int node_open(node_t *n, char *err, size_t errlen)
     if (mkdir_p(n->cfg.data, err, errlen) < 0)
         return -1;
     if ((n->lock_fd = datalock_take(n->cfg.data, err, errlen)) < 0)
+        return -1;
+    if (check_identity_kept(n->cfg.data, err, errlen) < 0)
         return -1;
     if (identity_load_or_create(n->cfg.data, &n->id, &created, err, errlen) < 0)
         return -1;

@@ -707,3 +707,36 @@ Test(agent, data_dir_in_use_is_refused_naming_the_holder_and_a_stale_lock_is_tak
     cr_assert(pid && atoi(pid) == n.pid, "lock file holds '%s', agent is %d", pid, (int)n.pid);
     free(pid);
 }
+
+Test(agent, store_without_its_identity_key_refuses_to_start_and_says_how_to_restore)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    json_t *s1 = get_json(&n, "/v1/status", NULL);
+    char id1[80];
+    snprintf(id1, sizeof id1, "%s", json_string_value(json_object_get(s1, "node_id")));
+    json_decref(s1);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    char key[300], backup[320];
+    snprintf(key, sizeof key, "%s/identity.key", n.dir);
+    snprintf(backup, sizeof backup, "%s.bak", n.dir);
+    cr_assert_eq(rename(key, backup), 0);
+
+    char http[64], *err = NULL;
+    snprintf(http, sizeof http, "127.0.0.1:%d", n.http_port);
+    int rc = agent_exit(&err, "--data", n.dir, "--domain", "payments", "--http", http, "--listen", n.peer, NULL);
+    cr_assert_eq(rc, 1, "agent without its key: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "not its identity.key") && strstr(err, "Restore") && strstr(err, key), "%s", err);
+    free(err);
+    struct stat sb;
+    cr_assert_neq(stat(key, &sb), 0, "a new identity.key was made");
+
+    /* Restored from the backup, the node is itself again. */
+    cr_assert_eq(rename(backup, key), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    json_t *s2 = get_json(&n, "/v1/status", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(s2, "node_id")), id1);
+    json_decref(s2);
+    publish_example(&n, "settled-transactions.yaml");
+}
