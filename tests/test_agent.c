@@ -740,3 +740,65 @@ Test(agent, store_without_its_identity_key_refuses_to_start_and_says_how_to_rest
     json_decref(s2);
     publish_example(&n, "settled-transactions.yaml");
 }
+
+/* ------------------------------------------------------------------ prompt exit */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+/* A TCP connection to n's HTTP port that sent req (NULL: nothing) and, when req is given, has
+ * received the first bytes of the answer (the stream's header). */
+static int open_conn(h_node_t *n, const char *req)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    if (req) {
+        cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 10000), 1, "no answer to %s", req);
+        char buf[4096];
+        cr_assert_gt(read(fd, buf, sizeof buf), 0);
+    }
+    return fd;
+}
+
+static int product_known(void *ctx)
+{
+    long st = 0;
+    json_t *j = get_json(ctx, "/v1/products/payments/settled-transactions", &st);
+    json_decref(j);
+    return st == 200;
+}
+
+/* Stops n with SIGTERM: the milliseconds it took to exit (0 status asserted). */
+static long stop_ms(h_node_t *n)
+{
+    long t0 = h_now_ms();
+    cr_assert_eq(h_node_stop(n, SIGTERM), 0, "SIGTERM should exit 0 (see %s)", n->log);
+    return h_now_ms() - t0;
+}
+
+Test(agent, sigterm_exits_promptly_with_streams_and_idle_connections_open)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish_example(&a, "settled-transactions.yaml");
+    cr_assert(h_wait(product_known, &b, 20000), "the catalog did not reach growth");
+    const char *stream = "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char *status = "GET /v1/status HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fds[] = {
+        open_conn(&a, stream), open_conn(&a, NULL), open_conn(&a, status), /* local stream, idle, keep-alive */
+        open_conn(&b, stream), open_conn(&b, NULL), open_conn(&b, status), /* routed stream through b */
+    };
+    long relay = stop_ms(&b);
+    long owner = stop_ms(&a);
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        close(fds[i]);
+    cr_assert_lt(relay, 1000, "the relay took %ld ms to exit after SIGTERM", relay);
+    cr_assert_lt(owner, 1000, "the owner took %ld ms to exit after SIGTERM", owner);
+}
