@@ -1,14 +1,14 @@
 /* node/http.c - the HTTP/JSON API of docs/http-api.md, served by libmicrohttpd.
  *
- * Owns: the route table (routes[]: method, path pattern, route id, handler, body, required right;
- * 404/405 and the metrics labels come from it), request bodies (bounded), JSON responses and errors {"error","detail"}, NDJSON
- * record reads (streamed from short LMDB read transactions, never buffered whole) and live streams,
- * both for this node's products and, relayed through the gossip loop from their owner
- * (gossip_read_*), for other domains' products. A read that fails after its 200 header ends with
- * one error line {"error": KIND, "detail": ...} (the CLI reports it).
- * The write operations themselves are node/node.c's: here only parsing and result -> status.
- * Must not: hold an LMDB read transaction across a network write, or block the gossip loop.
- * Threads: one per connection (libmicrohttpd), so a live stream may wait on the node's condvar. */
+ * Owns: the listening socket (one process per port), the route table (routes[]: method, path
+ * pattern, route id, handler, body, required right; 404/405 and the metrics labels come from
+ * it), request parsing (raw URI checked for control bytes, bodies bounded), JSON responses and
+ * errors {"error","detail"}, and the checks before a records read or stream answers 200 (the
+ * NDJSON itself is node/stream.c's). The write operations are node/node.c's: here only parsing
+ * and result -> status.
+ * Must not: hold an LMDB read transaction across a network write, block the gossip loop, or
+ * wait on a pool thread for anything but this node's own storage (see http_start).
+ * Threads: libmicrohttpd's epoll loop and pool; handlers run on the pool threads. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/records.h"
+#include "node/stream.h"
 #include "node/view.h"
 #include "storage/store.h"
 
@@ -308,273 +310,11 @@ static enum MHD_Result h_product_get(call_t *k)
     return send_json(c, R_PRODUCT_GET, 200, j);
 }
 
-/* NDJSON reader state: pages of records copied out of short read transactions (local), or a
- * routed read relayed from the owner (rd). buf also carries the final error line. */
-typedef struct {
-    node_t *a;
-    char id[STORE_ID_MAX];
-    uint64_t next, remaining;  /* next seq to read; records still allowed (UINT64_MAX: no limit) */
-    int live;
-    gossip_read_t *rd;         /* routed: the read through the owner */
-    struct MHD_Connection *conn;
-    int ended;                 /* the error line is in buf: end after it */
-    int line_start;            /* routed: the bytes handed out so far end with a whole record */
-    int counted;               /* in live_open (a live stream) */
-    char *buf;
-    size_t len, off, cap;
-} reader_t;
-
-static reader_t *reader_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit,
-                            int live)
+static enum MHD_Result queue_stream(struct MHD_Connection *c, route_t route, stream_t *s, uint64_t last)
 {
-    reader_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->a = a;
-    r->conn = c;
-    snprintf(r->id, sizeof r->id, "%s", id);
-    r->next = from ? from : 1;
-    r->remaining = limit ? limit : UINT64_MAX;
-    r->live = live;
-    r->line_start = 1;
-    return r;
-}
-
-/* Copies out what buf holds from off. */
-static ssize_t reader_take(reader_t *r, char *out, size_t max)
-{
-    size_t n = r->len - r->off < max ? r->len - r->off : max;
-    memcpy(out, r->buf + r->off, n);
-    r->off += n;
-    return (ssize_t)n;
-}
-
-/* True when the client closed its connection: an idle live read notices it without writing
- * (libmicrohttpd only would on the next write), so a relayed upstream is not held for nobody. */
-static int client_gone(const reader_t *r)
-{
-    const union MHD_ConnectionInfo *ci =
-        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
-    if (!ci)
-        return 0;
-    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
-}
-
-/* Puts the line {"error": kind, "detail": detail} in r->buf and marks the read ended. */
-static void reader_error_line(reader_t *r, const char *kind, const char *detail)
-{
-    r->len = r->off = 0;
-    r->ended = 1;
-    json_t *j = json_pack("{s:s,s:s}", "error", kind, "detail", detail);
-    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!line)
-        return;
-    size_t n = strlen(line);
-    char *b = n + 1 <= r->cap ? r->buf : realloc(r->buf, n + 1);
-    if (b) {
-        if (b != r->buf) {
-            r->buf = b;
-            r->cap = n + 1;
-        }
-        memcpy(r->buf, line, n);
-        r->buf[n] = '\n';
-        r->len = n + 1;
-    }
-    free(line);
-}
-
-#define PAGE_RECORDS 4096
-#define PAGE_BYTES (256 * 1024)
-
-static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
-{
-    reader_t *r = ctx;
-    if (r->len + len + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : PAGE_BYTES;
-        while (cap < r->len + len + 1)
-            cap *= 2;
-        char *b = realloc(r->buf, cap);
-        if (!b)
-            return -1;
-        r->buf = b;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, data, len);
-    r->len += len;
-    r->buf[r->len++] = '\n';
-    r->next = seq + 1;
-    if (r->remaining != UINT64_MAX)
-        r->remaining--;
-    return r->len >= PAGE_BYTES || r->remaining == 0;
-}
-
-/* Fills the page from storage; returns records added or -1. */
-static long page_fill(reader_t *r)
-{
-    r->len = r->off = 0;
-    if (r->remaining == 0)
-        return 0;
-    uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
-    long n = store_records_read(r->a->st, r->id, r->next, lim, page_add, r);
-    if (n > 0)
-        metrics_records_read((uint64_t)n);
-    return n;
-}
-
-/* The node is stopping under a live stream: say so, since a clean end would look like the end of
- * the data to a client that then does not resume. */
-static void reader_stopping(reader_t *r)
-{
-    reader_error_line(r, "shutting_down",
-                      "this node is shutting down; resume with from = the seq after the last record received");
-}
-
-static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
-{
-    (void)pos;
-    reader_t *r = cls;
-    while (r->off == r->len) {
-        if (r->remaining == 0 || r->ended)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        pthread_mutex_lock(&r->a->mu);
-        uint64_t gen = r->a->append_gen;
-        int stopping = r->a->stopping;
-        pthread_mutex_unlock(&r->a->mu);
-        if (r->live && stopping) { /* between pages, so between records: also when not caught up */
-            reader_stopping(r);
-            break;
-        }
-        uint64_t at = r->next;
-        long n = page_fill(r);
-        if (n < 0) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "reading records of %s at seq %" PRIu64 " failed: %s", r->id, at,
-                     store_last_error());
-            reader_error_line(r, "storage", detail);
-            if (r->len == 0)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            break;
-        }
-        if (n > 0)
-            break;
-        if (!r->live)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        /* Live and caught up: a retired product takes no new records, so the stream ends here
-         * with the same error line a relay gets from the owner. */
-        store_product_t p;
-        if (store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "%s was retired: it takes no new records", r->id);
-            reader_error_line(r, "retired", detail);
-            break;
-        }
-        /* Live: wait for the next append or shutdown (seen at the top), then read again. */
-        int gone = 0;
-        pthread_mutex_lock(&r->a->mu);
-        while (r->a->append_gen == gen && !r->a->stopping && !gone) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            if (pthread_cond_timedwait(&r->a->cv, &r->a->mu, &ts) == ETIMEDOUT) {
-                pthread_mutex_unlock(&r->a->mu);
-                gone = client_gone(r);
-                pthread_mutex_lock(&r->a->mu);
-            }
-        }
-        pthread_mutex_unlock(&r->a->mu);
-        if (gone)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    return reader_take(r, out, max);
-}
-
-/* Routed reads: bytes come from the owner through the gossip loop. */
-static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
-{
-    (void)pos;
-    reader_t *r = cls;
-    for (;;) {
-        if (r->off < r->len)
-            return reader_take(r, out, max);
-        if (r->ended)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        /* Checked before each read, not only when idle: a stream that never pauses for the
-         * timeout below would otherwise be cut by MHD_stop_daemon without its last line. */
-        if (r->line_start && node_stopping(r->a)) {
-            reader_stopping(r);
-            continue;
-        }
-        char kind[64], detail[1024];
-        long n = gossip_read_next(r->rd, out, max, 1000, kind, sizeof kind, detail, sizeof detail);
-        if (n > 0) {
-            uint64_t lines = 0;
-            for (const char *p = out, *end = out + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-                lines++;
-            metrics_records_read(lines);
-            r->line_start = out[n - 1] == '\n';
-            return (ssize_t)n;
-        }
-        if (n == GOSSIP_READ_END)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (n == GOSSIP_READ_FAILED) {
-            log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
-            reader_error_line(r, kind, detail);
-            if (r->len == 0)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            continue;
-        }
-        if (client_gone(r)) /* nothing within the timeout */
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-}
-
-/* Live streams open now: at shutdown they get to send their last line before MHD closes them. */
-static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
-static int live_open;
-
-static void reader_free(void *cls)
-{
-    reader_t *r = cls;
-    if (r->counted) {
-        pthread_mutex_lock(&live_mu);
-        live_open--;
-        pthread_cond_broadcast(&live_cv);
-        pthread_mutex_unlock(&live_mu);
-    }
-    gossip_read_close(&r->rd);
-    free(r->buf);
-    free(r);
-}
-
-/* Queues the 200 NDJSON response of r (taken) read by cb, with the seq headers. */
-static enum MHD_Result queue_ndjson(struct MHD_Connection *c, route_t route, reader_t *r,
-                                    MHD_ContentReaderCallback cb, uint64_t last)
-{
-    if (r->live) {
-        pthread_mutex_lock(&live_mu);
-        live_open++;
-        r->counted = 1;
-        pthread_mutex_unlock(&live_mu);
-    }
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, cb, r, reader_free);
-    if (!resp) {
-        reader_free(r);
-        return MHD_NO;
-    }
-    char hdr[32];
-    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
-    snprintf(hdr, sizeof hdr, "%" PRIu64, r->next);
-    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
-    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
-    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
-    if (r->live)
-        MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    metrics_http(route, 200);
+    enum MHD_Result ret = stream_queue(c, s, last);
+    if (ret == MHD_YES)
+        metrics_http(route, 200);
     return ret;
 }
 
@@ -592,13 +332,12 @@ static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t r
         gossip_read_open(a->gossip, id, from, limit, live, &last, &status, kind, sizeof kind, detail, sizeof detail);
     if (!rd)
         return send_error(c, route, (unsigned)status, kind, "%s", detail);
-    reader_t *r = reader_new(a, c, id, from, limit, live);
-    if (!r) {
+    stream_t *s = stream_new(a, c, id, from, limit, live, rd);
+    if (!s) {
         gossip_read_close(&rd);
         return MHD_NO;
     }
-    r->rd = rd;
-    return queue_ndjson(c, route, r, routed_cb, last);
+    return queue_stream(c, route, s, last);
 }
 
 static enum MHD_Result records_get(call_t *k, int live)
@@ -628,10 +367,10 @@ static enum MHD_Result records_get(call_t *k, int live)
         return send_error(c, route, 410, "retired", "%s is retired: it takes no new records", id);
     uint64_t last = 0;
     store_records_last(a->st, id, &last);
-    reader_t *r = reader_new(a, c, id, from, limit, live);
-    if (!r)
+    stream_t *s = stream_new(a, c, id, from, limit, live, NULL);
+    if (!s)
         return MHD_NO;
-    return queue_ndjson(c, route, r, reader_cb, last);
+    return queue_stream(c, route, s, last);
 }
 
 static enum MHD_Result h_records_get(call_t *k) { return records_get(k, 0); }
@@ -959,24 +698,52 @@ int http_listen(node_t *a, char *err, size_t errlen)
     return 0;
 }
 
+/* Serving (issue 8 B5): an epoll loop over a bounded pool of threads, not a thread per
+ * connection, so idle connections cost a descriptor and a little memory, never a thread; one
+ * address may hold HTTP_PER_IP connections (held by one client they leave room for everyone
+ * else), and a connection quiet for HTTP_IDLE_S seconds (one that has not sent its headers, or a
+ * keep-alive between requests) is closed. Streams with nothing to send are suspended
+ * (node/stream.c), so they hold no thread either. */
+#define HTTP_POOL 8             /* threads serving requests */
+#define HTTP_CONNS 16384        /* connections at once (also bounded by the descriptor limit) */
+#define HTTP_PER_IP 256         /* connections at once from one address */
+#define HTTP_IDLE_S 15          /* a connection with nothing under way is closed after this */
+
 int http_start(node_t *a, char *err, size_t errlen)
 {
     if (listen_fd < 0 && http_listen(a, err, errlen) < 0)
         return -1;
     route_names_init();
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-    unsigned limit = a->cfg.http_threads ? (unsigned)a->cfg.http_threads : 1024;
+    unsigned conns = HTTP_CONNS;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < conns + 256)
+        conns = rl.rlim_cur > 512 ? (unsigned)rl.rlim_cur - 256 : 256; /* LMDB, peers, logs keep the rest */
+    if (a->cfg.http_threads && a->cfg.http_threads < conns)
+        conns = (unsigned)a->cfg.http_threads;
+    unsigned per_ip = HTTP_PER_IP < conns / 2 ? HTTP_PER_IP : conns / 2;
+    if (stream_start(a, err, errlen) < 0) {
+        close(listen_fd);
+        listen_fd = -1;
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL,
+                                MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
                                 MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_CONNECTION_LIMIT,
-                                limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);
+                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_END);
     if (!a->httpd) {
         snprintf(err, errlen, "http: cannot start serving on %s", a->cfg.http);
+        stream_stop(a);
         close(listen_fd);
         listen_fd = -1;
         return -1;
     }
     listen_fd = -1; /* libmicrohttpd's now */
+    log_info("HTTP: %d threads, at most %u connections, %u per address, idle ones closed after %d s", HTTP_POOL,
+             conns, per_ip, HTTP_IDLE_S);
     return 0;
 }
 
@@ -987,15 +754,7 @@ void http_stop(node_t *a)
         listen_fd = -1;
     }
     if (a->httpd) {
-        /* The agent has set the node stopping and woken the readers: give live streams up to 2 s to send
-         * their "shutting_down" line and finish, then close whatever is left. */
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += 2;
-        pthread_mutex_lock(&live_mu);
-        while (live_open > 0 && pthread_cond_timedwait(&live_cv, &live_mu, &dl) == 0)
-            ;
-        pthread_mutex_unlock(&live_mu);
+        stream_stop(a); /* streams end with their last line first */
         MHD_stop_daemon(a->httpd);
         a->httpd = NULL;
     }

@@ -802,3 +802,101 @@ Test(agent, sigterm_exits_promptly_with_streams_and_idle_connections_open)
     cr_assert_lt(relay, 1000, "the relay took %ld ms to exit after SIGTERM", relay);
     cr_assert_lt(owner, 1000, "the owner took %ld ms to exit after SIGTERM", owner);
 }
+
+/* ------------------------------------------------------------------ idle connections */
+
+/* A connection to n's HTTP port from source address src that sends nothing. */
+static int idle_conn(h_node_t *n, const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in s = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &s.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&s, sizeof s), 0, "bind %s", src);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static int server_closed(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLIN));
+}
+
+typedef struct {
+    int *fds, n, want;
+} closed_t;
+
+static int enough_closed(void *ctx)
+{
+    closed_t *c = ctx;
+    int k = 0;
+    for (int i = 0; i < c->n; i++)
+        k += server_closed(c->fds[i]);
+    return k >= c->want;
+}
+
+static long threads_of(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long t = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Threads:", 8))
+            t = atol(line + 8);
+    if (f)
+        fclose(f);
+    return t;
+}
+
+#define PER_ADDRESS 256 /* node/http.c HTTP_PER_IP */
+
+Test(agent, answers_and_streams_while_one_address_holds_its_cap_of_idle_connections, .timeout = 180)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    const char *stream = "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    int sfd = open_conn(&n, stream);
+    enum { HELD = PER_ADDRESS + 44 };
+    int fds[HELD];
+    for (int i = 0; i < HELD; i++)
+        fds[i] = idle_conn(&n, "127.0.0.2");
+    /* Over the cap, the server closes the surplus at once; the rest it holds. */
+    closed_t surplus = {.fds = fds, .n = HELD, .want = HELD - PER_ADDRESS};
+    cr_assert(h_wait(enough_closed, &surplus, 10000), "the server did not close the connections over the cap");
+    surplus.want = HELD - PER_ADDRESS + 1;
+    cr_assert_not(enough_closed(&surplus), "the server closed connections under the per-address cap");
+    long threads = threads_of(n.pid);
+    cr_assert_lt(threads, 64, "%ld threads for %d idle connections: one per connection?", threads, PER_ADDRESS);
+    /* Another address is served: a request, an append, and the stream opened before carries it. */
+    for (int i = 0; i < 5; i++) {
+        json_t *j = get_json(&n, "/v1/status", NULL);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
+        json_decref(j);
+    }
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    cr_assert_eq(request(&n, "POST", "/v1/products/payments/settled-transactions/records", "application/x-ndjson", rec,
+                         strlen(rec), NULL), 201);
+    struct pollfd p = {.fd = sfd, .events = POLLIN};
+    char buf[4096];
+    cr_assert_eq(poll(&p, 1, 10000), 1, "the stream did not carry the record");
+    ssize_t got = read(sfd, buf, sizeof buf - 1);
+    cr_assert_gt(got, 0);
+    buf[got] = '\0';
+    cr_assert(strstr(buf, "\"txn_id\":\"t1\""), "stream sent: %s", buf);
+    /* A connection that sends nothing is closed after the idle timeout (15 s), not 300 s. */
+    closed_t all = {.fds = fds, .n = HELD, .want = HELD};
+    cr_assert(h_wait(enough_closed, &all, 40000), "idle connections were still open after 40 s");
+    for (int i = 0; i < HELD; i++)
+        close(fds[i]);
+    /* The stream, idle as long but suspended, was not cut. */
+    cr_assert_eq(request(&n, "POST", "/v1/products/payments/settled-transactions/records", "application/x-ndjson", rec,
+                         strlen(rec), NULL), 201);
+    cr_assert_eq(poll(&p, 1, 10000), 1, "the stream did not survive the idle timeout");
+    got = read(sfd, buf, sizeof buf - 1);
+    cr_assert_gt(got, 0, "the stream was closed with the idle connections");
+    close(sfd);
+}

@@ -1,0 +1,456 @@
+/* node/stream.c - see stream.h.
+ *
+ * Threads: libmicrohttpd's pool threads call the readers; no reader blocks. A reader with nothing
+ * to send joins the waiting list and suspends its connection (under wait_mu, so the waker never
+ * resumes a connection that is not suspended yet); the waker thread resumes local readers when
+ * the node's append_gen moves (node_notify), routed readers every ROUTED_POLL_MS (the relay has
+ * no wake-up hook), every reader whose client closed (checked each second: a suspended
+ * connection is not watched by libmicrohttpd), and all of them when the node stops. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "gossip/log.h"
+#include "node/metrics.h"
+#include "node/stream.h"
+
+#define ROUTED_POLL_MS 10   /* a routed stream with nothing to send looks again this often */
+#define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
+
+/* NDJSON reader state: pages of records copied out of short read transactions (local), or a
+ * routed read relayed from the owner (rd). buf also carries the final error line. */
+typedef struct stream {
+    node_t *a;
+    char id[STORE_ID_MAX];
+    uint64_t next, remaining;  /* next seq to read; records still allowed (UINT64_MAX: no limit) */
+    int live;
+    gossip_read_t *rd;         /* routed: the read through the owner */
+    struct MHD_Connection *conn;
+    int ended;                 /* the error line is in buf: end after it */
+    int line_start;            /* routed: the bytes handed out so far end with a whole record */
+    int counted;               /* in live_open (a live stream) */
+    char *buf;
+    size_t len, off, cap;
+    /* suspended (under wait_mu): waiting for records, in the waiting list */
+    struct stream *wnext, *wprev;
+    int waiting;
+    uint64_t wait_gen;         /* local: the node's append_gen when nothing was left to read */
+    long wait_since;           /* routed: when it was suspended (monotonic ms) */
+    int gone;                  /* the waker saw the client close its connection */
+} reader_t;
+
+stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
+                     gossip_read_t *rd)
+{
+    reader_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->a = a;
+    r->conn = c;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->next = from ? from : 1;
+    r->remaining = limit ? limit : UINT64_MAX;
+    r->live = live;
+    r->line_start = 1;
+    r->rd = rd;
+    return r;
+}
+
+static int reader_suspend(reader_t *r, uint64_t gen);
+static int wait_closed_now(void);
+static void wait_unlink(reader_t *r);
+static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Copies out what buf holds from off. */
+static ssize_t reader_take(reader_t *r, char *out, size_t max)
+{
+    size_t n = r->len - r->off < max ? r->len - r->off : max;
+    memcpy(out, r->buf + r->off, n);
+    r->off += n;
+    return (ssize_t)n;
+}
+
+/* True when the client closed its connection: an idle live read notices it without writing
+ * (libmicrohttpd only would on the next write), so a relayed upstream is not held for nobody. */
+static int client_gone(const reader_t *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    if (!ci)
+        return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Puts the line {"error": kind, "detail": detail} in r->buf and marks the read ended. */
+static void reader_error_line(reader_t *r, const char *kind, const char *detail)
+{
+    r->len = r->off = 0;
+    r->ended = 1;
+    json_t *j = json_pack("{s:s,s:s}", "error", kind, "detail", detail);
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!line)
+        return;
+    size_t n = strlen(line);
+    char *b = n + 1 <= r->cap ? r->buf : realloc(r->buf, n + 1);
+    if (b) {
+        if (b != r->buf) {
+            r->buf = b;
+            r->cap = n + 1;
+        }
+        memcpy(r->buf, line, n);
+        r->buf[n] = '\n';
+        r->len = n + 1;
+    }
+    free(line);
+}
+
+#define PAGE_RECORDS 4096
+#define PAGE_BYTES (256 * 1024)
+
+static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
+{
+    reader_t *r = ctx;
+    if (r->len + len + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : PAGE_BYTES;
+        while (cap < r->len + len + 1)
+            cap *= 2;
+        char *b = realloc(r->buf, cap);
+        if (!b)
+            return -1;
+        r->buf = b;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, data, len);
+    r->len += len;
+    r->buf[r->len++] = '\n';
+    r->next = seq + 1;
+    if (r->remaining != UINT64_MAX)
+        r->remaining--;
+    return r->len >= PAGE_BYTES || r->remaining == 0;
+}
+
+/* Fills the page from storage; returns records added or -1. */
+static long page_fill(reader_t *r)
+{
+    r->len = r->off = 0;
+    if (r->remaining == 0)
+        return 0;
+    uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
+    long n = store_records_read(r->a->st, r->id, r->next, lim, page_add, r);
+    if (n > 0)
+        metrics_records_read((uint64_t)n);
+    return n;
+}
+
+/* The node is stopping under a live stream: say so, since a clean end would look like the end of
+ * the data to a client that then does not resume. */
+static void reader_stopping(reader_t *r)
+{
+    reader_error_line(r, "shutting_down",
+                      "this node is shutting down; resume with from = the seq after the last record received");
+}
+
+static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    reader_t *r = cls;
+    if (r->gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    while (r->off == r->len) {
+        if (r->remaining == 0 || r->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        pthread_mutex_lock(&r->a->mu);
+        uint64_t gen = r->a->append_gen;
+        int stopping = r->a->stopping;
+        pthread_mutex_unlock(&r->a->mu);
+        if (r->live && stopping) { /* between pages, so between records: also when not caught up */
+            reader_stopping(r);
+            break;
+        }
+        uint64_t at = r->next;
+        long n = page_fill(r);
+        if (n < 0) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "reading records of %s at seq %" PRIu64 " failed: %s", r->id, at,
+                     store_last_error());
+            reader_error_line(r, "storage", detail);
+            if (r->len == 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            break;
+        }
+        if (n > 0)
+            break;
+        if (!r->live)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Live and caught up: a retired product takes no new records, so the stream ends here
+         * with the same error line a relay gets from the owner. */
+        store_product_t p;
+        if (store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "%s was retired: it takes no new records", r->id);
+            reader_error_line(r, "retired", detail);
+            break;
+        }
+        /* Live and caught up: suspended until the next append or shutdown (the waker), then
+         * read again; 0 tells libmicrohttpd nothing is ready. */
+        if (reader_suspend(r, gen))
+            return 0;
+    }
+    return reader_take(r, out, max);
+}
+
+/* Routed reads: bytes come from the owner through the gossip loop. */
+static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    reader_t *r = cls;
+    if (r->gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    for (;;) {
+        if (r->off < r->len)
+            return reader_take(r, out, max);
+        if (r->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Checked before each read, not only when idle: a stream that never pauses for the
+         * timeout below would otherwise be cut by MHD_stop_daemon without its last line. */
+        if (r->line_start && node_stopping(r->a)) {
+            reader_stopping(r);
+            continue;
+        }
+        char kind[64], detail[1024];
+        /* Never waits on a pool thread: nothing yet suspends the stream until the waker's next
+         * look (routed reads have no wake-up of their own); only once stopping, when nobody
+         * suspends any more, does it wait a little for the relay's "shutting_down". */
+        long n = gossip_read_next(r->rd, out, max, wait_closed_now() ? 50 : 0, kind, sizeof kind, detail,
+                                  sizeof detail);
+        if (n > 0) {
+            uint64_t lines = 0;
+            for (const char *p = out, *end = out + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+                lines++;
+            metrics_records_read(lines);
+            r->line_start = out[n - 1] == '\n';
+            return (ssize_t)n;
+        }
+        if (n == GOSSIP_READ_END)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n == GOSSIP_READ_FAILED) {
+            log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
+            reader_error_line(r, kind, detail);
+            if (r->len == 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
+        if (reader_suspend(r, 0))
+            return 0;
+    }
+}
+
+/* Live streams open now: at shutdown they get to send their last line before MHD closes them. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
+static int live_open;
+
+static void reader_free(void *cls)
+{
+    reader_t *r = cls;
+    pthread_mutex_lock(&wait_mu);
+    if (r->waiting)
+        wait_unlink(r);
+    pthread_mutex_unlock(&wait_mu);
+    if (r->counted) {
+        pthread_mutex_lock(&live_mu);
+        live_open--;
+        pthread_cond_broadcast(&live_cv);
+        pthread_mutex_unlock(&live_mu);
+    }
+    gossip_read_close(&r->rd);
+    free(r->buf);
+    free(r);
+}
+
+
+enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t last)
+{
+    if (r->live) {
+        pthread_mutex_lock(&live_mu);
+        live_open++;
+        r->counted = 1;
+        pthread_mutex_unlock(&live_mu);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                                  r->rd ? routed_cb : reader_cb, r, reader_free);
+    if (!resp) {
+        reader_free(r);
+        return MHD_NO;
+    }
+    char hdr[32];
+    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+    snprintf(hdr, sizeof hdr, "%" PRIu64, r->next);
+    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
+    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
+    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
+    if (r->live)
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ waiting and waking */
+
+static reader_t *waiting;       /* suspended readers (wait_mu) */
+static int nrouted;             /* of which routed */
+static int wait_closed;         /* the node is stopping: nobody suspends any more */
+static pthread_t waker;
+static int waker_running;
+static int waker_kick;          /* under the node's mu: a routed reader started waiting */
+
+static int wait_closed_now(void)
+{
+    pthread_mutex_lock(&wait_mu);
+    int closed = wait_closed;
+    pthread_mutex_unlock(&wait_mu);
+    return closed;
+}
+
+static void wait_unlink(reader_t *r)
+{
+    if (r->wprev)
+        r->wprev->wnext = r->wnext;
+    else
+        waiting = r->wnext;
+    if (r->wnext)
+        r->wnext->wprev = r->wprev;
+    r->wnext = r->wprev = NULL;
+    r->waiting = 0;
+    if (r->rd)
+        nrouted--;
+}
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Suspends r's connection until the waker resumes it: 1, and the callback returns 0. 0 when r
+ * must read again now: a local reader's node has appended since gen, or the node is stopping. */
+static int reader_suspend(reader_t *r, uint64_t gen)
+{
+    pthread_mutex_lock(&wait_mu);
+    int now = wait_closed;
+    if (!now && !r->rd) {
+        pthread_mutex_lock(&r->a->mu);
+        now = r->a->append_gen != gen || r->a->stopping;
+        pthread_mutex_unlock(&r->a->mu);
+    }
+    if (now) {
+        pthread_mutex_unlock(&wait_mu);
+        return 0;
+    }
+    r->wait_gen = gen;
+    r->wait_since = mono_ms();
+    r->wprev = NULL;
+    r->wnext = waiting;
+    if (waiting)
+        waiting->wprev = r;
+    waiting = r;
+    r->waiting = 1;
+    int first_routed = r->rd && nrouted++ == 0;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&wait_mu);
+    if (first_routed) { /* the waker may be asleep for GONE_CHECK_MS: it polls from now on */
+        pthread_mutex_lock(&r->a->mu);
+        waker_kick = 1;
+        pthread_cond_broadcast(&r->a->cv);
+        pthread_mutex_unlock(&r->a->mu);
+    }
+    return 1;
+}
+
+static void *waker_main(void *arg)
+{
+    node_t *n = arg;
+    pthread_mutex_lock(&n->mu);
+    uint64_t seen = n->append_gen;
+    pthread_mutex_unlock(&n->mu);
+    long gone_at = mono_ms() + GONE_CHECK_MS;
+    for (;;) {
+        pthread_mutex_lock(&wait_mu);
+        int poll_ms = nrouted ? ROUTED_POLL_MS : GONE_CHECK_MS;
+        pthread_mutex_unlock(&wait_mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += poll_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&n->mu);
+        while (n->append_gen == seen && !n->stopping && !waker_kick)
+            if (pthread_cond_timedwait(&n->cv, &n->mu, &ts) == ETIMEDOUT)
+                break;
+        waker_kick = 0;
+        uint64_t gen = n->append_gen;
+        int stopping = n->stopping;
+        pthread_mutex_unlock(&n->mu);
+        seen = gen;
+        long now = mono_ms();
+        int check_gone = now >= gone_at;
+        if (check_gone)
+            gone_at = now + GONE_CHECK_MS;
+        pthread_mutex_lock(&wait_mu);
+        for (reader_t *r = waiting, *next; r; r = next) {
+            next = r->wnext;
+            int wake = stopping || (r->rd ? now - r->wait_since >= ROUTED_POLL_MS : r->wait_gen != gen);
+            if (check_gone && client_gone(r))
+                wake = r->gone = 1;
+            if (wake) {
+                wait_unlink(r);
+                MHD_resume_connection(r->conn);
+            }
+        }
+        if (stopping)
+            wait_closed = 1;
+        pthread_mutex_unlock(&wait_mu);
+        if (stopping)
+            return NULL;
+    }
+}
+
+int stream_start(node_t *n, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&wait_mu);
+    wait_closed = 0;
+    pthread_mutex_unlock(&wait_mu);
+    int rc = pthread_create(&waker, NULL, waker_main, n);
+    if (rc != 0) {
+        snprintf(err, errlen, "http: cannot start the stream waker thread: %s", strerror(rc));
+        return -1;
+    }
+    waker_running = 1;
+    return 0;
+}
+
+void stream_stop(node_t *n)
+{
+    if (!waker_running)
+        return;
+    node_set_stopping(n); /* already, from the agent: the waker resumes every stream and ends */
+    pthread_join(waker, NULL);
+    waker_running = 0;
+    /* Give live streams up to 2 s to send their "shutting_down" line and finish. */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 2;
+    pthread_mutex_lock(&live_mu);
+    while (live_open > 0 && pthread_cond_timedwait(&live_cv, &live_mu, &dl) == 0)
+        ;
+    pthread_mutex_unlock(&live_mu);
+}
