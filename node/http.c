@@ -57,7 +57,9 @@ struct route;
 
 typedef struct {
     int started;                /* the handler has seen the headers */
-    char bad[256];              /* a control byte in the path or a parameter: answered 400 */
+    char bad[256];              /* refused before routing (bad_status, bad_kind): answered at the end */
+    unsigned bad_status;
+    const char *bad_kind;
     const struct route *route;  /* the matched row, NULL: 404 or 405 (answered at the end) */
     char *body;
     size_t len, cap;
@@ -129,13 +131,45 @@ static int uri_check(const char *uri, char *err, size_t errlen)
     return 0;
 }
 
+/* Limits of a request's head, under what libmicrohttpd can hold (its 32 KiB per connection): up to
+ * them the refusal is ours, in the JSON error shape; past what the library holds it answers 414
+ * or 431 itself, with its own HTML page (libmicrohttpd 0.9.75 has no hook for those bodies). */
+#define HTTP_URI_MAX 4096
+#define HTTP_HEADERS_MAX 8192
+
+static void refuse(request_t *req, unsigned status, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void refuse(request_t *req, unsigned status, const char *kind, const char *fmt, ...)
+{
+    char detail[sizeof req->bad];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    memcpy(req->bad, detail, sizeof detail);
+    req->bad_status = status;
+    req->bad_kind = kind;
+}
+
+static enum MHD_Result add_header_len(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
 /* libmicrohttpd's first look at a request: the raw URI. The request object starts here. */
 static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
 {
     (void)cls, (void)c;
     request_t *req = calloc(1, sizeof *req);
-    if (req)
-        uri_check(uri, req->bad, sizeof req->bad);
+    if (!req)
+        return NULL;
+    size_t len = strlen(uri);
+    if (len > HTTP_URI_MAX)
+        refuse(req, 414, "uri_too_long", "the request URI is %zu bytes, over the limit of %d", len, HTTP_URI_MAX);
+    else if (uri_check(uri, req->bad, sizeof req->bad) < 0)
+        refuse(req, 400, "bad_request", "%s", req->bad);
     return req;
 }
 
@@ -545,8 +579,8 @@ static int allowed(const call_t *k, right_t right)
 static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char *url, const char *method,
                                 request_t *req)
 {
-    if (req->bad[0])
-        return send_error(c, R_OTHER, 400, "bad_request", "%s", req->bad);
+    if (req->bad_status)
+        return send_error(c, R_OTHER, req->bad_status, req->bad_kind, "%s", req->bad);
     call_t k = {.n = a, .c = c, .method = method, .url = url, .req = req};
     int path_known;
     route_t path_route = R_OTHER;
@@ -608,8 +642,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return MHD_NO;
         *con_cls = req;
         req->started = 1;
-        if (req->bad[0])
-            return MHD_YES; /* answered 400 at the end; its body is dropped */
+        size_t head = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_len, &head);
+        if (!req->bad_status && head > HTTP_HEADERS_MAX)
+            refuse(req, 431, "headers_too_large", "the request headers are %zu bytes, over the limit of %d", head,
+                   HTTP_HEADERS_MAX);
+        if (req->bad_status)
+            return MHD_YES; /* answered at the end; its body is dropped */
         call_t k = {0};
         int known;
         route_t r;
@@ -650,6 +689,46 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 }
 
 /* ------------------------------------------------------------------ lifecycle */
+
+/* libmicrohttpd's own messages go to the log with its timestamp and level. A client can make it
+ * say one line per refused connection, so at most MHD_LOG_BURST lines a second get through and
+ * the next line that does says how many did not. */
+#define MHD_LOG_BURST 10
+
+static void mhd_log(void *cls, const char *fm, va_list ap)
+{
+    (void)cls;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t second;
+    static int lines;
+    static long dropped;
+    char line[512];
+    vsnprintf(line, sizeof line, fm, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    pthread_mutex_lock(&mu);
+    time_t now = time(NULL);
+    if (now != second) {
+        second = now;
+        lines = 0;
+    }
+    long missed = 0;
+    int pass = lines++ < MHD_LOG_BURST;
+    if (pass) {
+        missed = dropped;
+        dropped = 0;
+    } else {
+        dropped++;
+    }
+    pthread_mutex_unlock(&mu);
+    if (!pass)
+        return;
+    if (missed)
+        log_warn("http: %s (and %ld more libmicrohttpd messages not logged)", line, missed);
+    else
+        log_warn("http: %s", line);
+}
 
 /* The listening socket, bound by http_listen before the gossip loop starts and handed to
  * libmicrohttpd by http_start (which closes it at stop). */
@@ -728,7 +807,8 @@ int http_start(node_t *a, char *err, size_t errlen)
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
-    a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+    a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL,
                                 MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,

@@ -900,3 +900,65 @@ Test(agent, answers_and_streams_while_one_address_holds_its_cap_of_idle_connecti
     cr_assert_gt(got, 0, "the stream was closed with the idle connections");
     close(sfd);
 }
+
+/* ------------------------------------------------------------------ errors libmicrohttpd answers */
+
+/* Sends raw bytes on a new connection; the answer (status line to the end of its body, or what
+ * came before EOF) in out. */
+static void raw_exchange(h_node_t *n, const char *req, size_t len, char *out, size_t cap)
+{
+    int fd = open_conn(n, NULL);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, req + off, len - off);
+        if (w <= 0)
+            break; /* the server may close before reading it all */
+        off += (size_t)w;
+    }
+    size_t got = 0;
+    out[0] = '\0';
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (got < cap - 1 && poll(&p, 1, 10000) == 1) {
+        ssize_t r = read(fd, out + got, cap - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        out[got] = '\0';
+        const char *end = strstr(out, "\r\n\r\n"), *cl = strcasestr(out, "Content-Length:");
+        if (end && cl && cl < end && got >= (size_t)(end + 4 - out) + strtoul(cl + 15, NULL, 10))
+            break;
+    }
+    close(fd);
+}
+
+Test(agent, oversize_request_heads_get_the_json_error_and_library_messages_are_logged_with_level)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    size_t big = 100000;
+    char *req = malloc(big + 200), out[4096];
+    int len = snprintf(req, big + 200, "GET /v1/status?x=%0*d HTTP/1.1\r\nHost: t\r\n\r\n", 6000, 0);
+    raw_exchange(&n, req, (size_t)len, out, sizeof out);
+    cr_assert(strstr(out, "HTTP/1.1 414") && strstr(out, "{\"error\":\"uri_too_long\""), "%s", out);
+    len = snprintf(req, big + 200, "GET /v1/status HTTP/1.1\r\nHost: t\r\nX-Big: %0*d\r\n\r\n", 12000, 0);
+    raw_exchange(&n, req, (size_t)len, out, sizeof out);
+    cr_assert(strstr(out, "HTTP/1.1 431") && strstr(out, "{\"error\":\"headers_too_large\""), "%s", out);
+    /* Past what libmicrohttpd holds (32 KiB a connection) it answers itself, and says so in the log. */
+    len = snprintf(req, big + 200, "GET /v1/status?x=%0*d HTTP/1.1\r\nHost: t\r\n\r\n", (int)big, 0);
+    raw_exchange(&n, req, (size_t)len, out, sizeof out);
+    cr_assert(strstr(out, "HTTP/1.1 414"), "%s", out);
+    free(req);
+    json_t *j = get_json(&n, "/v1/status", NULL); /* still serving */
+    cr_assert_not_null(j);
+    json_decref(j);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    char *log = h_read_file(n.log, NULL);
+    cr_assert(log && strstr(log, "Z warn  http: Error processing request (HTTP response code is 414"),
+              "libmicrohttpd's message is not in the log with timestamp and level: %s", log);
+    for (char *line = log, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        cr_assert(strlen(line) > 25 && line[4] == '-' && line[10] == 'T' && line[23] == 'Z',
+                  "a log line without the log's timestamp: %.*s", nl ? (int)(nl - line) : (int)strlen(line), line);
+    }
+    free(log);
+}
