@@ -53,6 +53,9 @@ typedef enum {
 
 /* ------------------------------------------------------------------ requests */
 
+#define HTTP_IDLE_S 15          /* a connection with nothing under way is closed after this */
+#define HTTP_WRITE_S 300        /* ... and one receiving or storing a write request after this */
+
 struct route;
 
 typedef struct {
@@ -64,6 +67,7 @@ typedef struct {
     char *body;
     size_t len, cap;
     int too_big;        /* body exceeded the limit: answered 413 at the end */
+    int long_timeout;   /* the connection has HTTP_WRITE_S until this request is done */
 } request_t;
 
 static int unhex(int ch)
@@ -187,6 +191,8 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     (void)cls, (void)c, (void)toe;
     request_t *r = *con_cls;
+    if (r && r->long_timeout) /* back to the idle timeout between requests */
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_S);
     if (r) {
         free(r->body);
         free(r);
@@ -657,6 +663,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && req->route && req->route->body && strtoull(cl, NULL, 10) > a->limits.max_body)
             req->too_big = 1;
+        if (req->route && req->route->body) { /* a large write may be quiet while it is checked and stored */
+            MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_WRITE_S);
+            req->long_timeout = 1;
+        }
         return MHD_YES;
     }
     if (*upload_size) { /* body chunks: kept only for a route that takes a body */
@@ -786,7 +796,6 @@ int http_listen(node_t *a, char *err, size_t errlen)
 #define HTTP_POOL 8             /* threads serving requests */
 #define HTTP_CONNS 16384        /* connections at once (also bounded by the descriptor limit) */
 #define HTTP_PER_IP 256         /* connections at once from one address */
-#define HTTP_IDLE_S 15          /* a connection with nothing under way is closed after this */
 
 int http_start(node_t *a, char *err, size_t errlen)
 {

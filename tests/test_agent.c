@@ -962,3 +962,28 @@ Test(agent, oversize_request_heads_get_the_json_error_and_library_messages_are_l
     }
     free(log);
 }
+
+Test(agent, a_write_request_may_pause_longer_than_the_idle_timeout, .timeout = 120)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    char head[512];
+    snprintf(head, sizeof head,
+             "POST /v1/products/payments/settled-transactions/records HTTP/1.1\r\nHost: t\r\n"
+             "Content-Type: application/x-ndjson\r\nContent-Length: %zu\r\n\r\n",
+             strlen(rec));
+    int fd = open_conn(&n, NULL);
+    cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    cr_assert_eq(write(fd, rec, 10), 10);
+    /* Quiet for longer than the 15 s idle timeout: the connection must stay open. */
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    cr_assert_eq(poll(&p, 1, 20000), 0, "the server closed a write request paused for 20 s");
+    cr_assert_eq(write(fd, rec + 10, strlen(rec) - 10), (ssize_t)(strlen(rec) - 10));
+    char out[2048] = "";
+    cr_assert_eq(poll(&p, 1, 10000), 1);
+    cr_assert_gt(read(fd, out, sizeof out - 1), 0);
+    cr_assert(strstr(out, "HTTP/1.1 201"), "%s", out);
+    close(fd);
+}
