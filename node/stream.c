@@ -1,11 +1,13 @@
 /* node/stream.c - see stream.h.
  *
- * Threads: libmicrohttpd's pool threads call the readers; no reader blocks. A reader with nothing
- * to send joins the waiting list and suspends its connection (under wait_mu, so the waker never
- * resumes a connection that is not suspended yet); the waker thread resumes local readers when
- * the node's append_gen moves (node_notify), routed readers every ROUTED_POLL_MS (the relay has
- * no wake-up hook), every reader whose client closed (checked each second: a suspended
- * connection is not watched by libmicrohttpd), and all of them when the node stops. */
+ * Threads: libmicrohttpd's pool threads call the readers; no reader blocks. A local reader with
+ * nothing to send joins the waiting list and suspends its connection (under wait_mu, so nothing
+ * resumes a connection that is not suspended yet); the waker thread resumes it when the node's
+ * append_gen moves (node_notify), when its client closed (checked each second: a suspended
+ * connection is not watched by libmicrohttpd), and when the node stops. A routed reader with
+ * nothing to send is parked with its own waiter thread, which blocks on the relay (it has no
+ * wake-up hook to share one thread) and resumes the connection when bytes, the end or an error
+ * arrive; gossip_reads_shutdown ends those at stop. */
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -19,7 +21,7 @@
 #include "node/metrics.h"
 #include "node/stream.h"
 
-#define ROUTED_POLL_MS 10   /* a routed stream with nothing to send looks again this often */
+#define ROUTED_BUF (64 * 1024) /* what a routed stream's waiter takes from the relay at once */
 #define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
 
 /* NDJSON reader state: pages of records copied out of short read transactions (local), or a
@@ -40,7 +42,10 @@ typedef struct stream {
     struct stream *wnext, *wprev;
     int waiting;
     uint64_t wait_gen;         /* local: the node's append_gen when nothing was left to read */
-    long wait_since;           /* routed: when it was suspended (monotonic ms) */
+    /* routed: the waiter thread that owns rd while the connection is suspended (wait_mu) */
+    pthread_t waiter;
+    pthread_cond_t park_cv;
+    int has_waiter, parked, quit;
     int gone;                  /* the waker saw the client close its connection */
 } reader_t;
 
@@ -65,6 +70,7 @@ static int reader_suspend(reader_t *r, uint64_t gen);
 static int wait_closed_now(void);
 static void wait_unlink(reader_t *r);
 static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
+static int wait_closed;         /* the node is stopping: nobody suspends any more (wait_mu) */
 
 /* Copies out what buf holds from off. */
 static ssize_t reader_take(reader_t *r, char *out, size_t max)
@@ -206,7 +212,91 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
     return reader_take(r, out, max);
 }
 
-/* Routed reads: bytes come from the owner through the gossip loop. */
+/* Routed reads: bytes come from the owner through the gossip loop. What gossip_read_next returned
+ * is handled here for both callers, the callback (bytes in out) and the waiter (bytes in r->buf):
+ * the count to hand out, or -1 when the read ended (r->ended, or the error line in r->buf). */
+static long routed_got(reader_t *r, long n, const char *data, const char *kind, const char *detail)
+{
+    if (n > 0) {
+        uint64_t lines = 0;
+        for (const char *p = data, *end = data + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+            lines++;
+        metrics_records_read(lines);
+        r->line_start = data[n - 1] == '\n';
+        return n;
+    }
+    if (n == GOSSIP_READ_END) {
+        r->len = r->off = 0;
+        r->ended = 1;
+    } else if (n == GOSSIP_READ_FAILED) {
+        log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
+        reader_error_line(r, kind, detail);
+    }
+    return n == 0 ? 0 : -1;
+}
+
+/* A routed stream's waiter: while its connection is suspended (r->parked) it owns the read and
+ * blocks in gossip_read_next, so records from the owner go out as they arrive, without holding
+ * a pool thread and without polling. One per routed stream that ever had to wait. */
+static void *routed_waiter(void *arg)
+{
+    reader_t *r = arg;
+    pthread_mutex_lock(&wait_mu);
+    for (;;) {
+        while (!r->parked && !r->quit)
+            pthread_cond_wait(&r->park_cv, &wait_mu);
+        if (r->quit)
+            break;
+        pthread_mutex_unlock(&wait_mu);
+        char kind[64] = "", detail[1024] = "";
+        long n = gossip_read_next(r->rd, r->buf, r->cap, 1000, kind, sizeof kind, detail, sizeof detail);
+        if (routed_got(r, n, r->buf, kind, detail) > 0) {
+            r->len = (size_t)n;
+            r->off = 0;
+        } else if (n == 0 && !node_stopping(r->a) && !(r->gone = client_gone(r))) {
+            pthread_mutex_lock(&wait_mu);
+            continue; /* nothing yet: still parked */
+        }
+        pthread_mutex_lock(&wait_mu);
+        r->parked = 0;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&wait_mu);
+    return NULL;
+}
+
+/* Parks r with its waiter (started the first time): 1, and the callback returns 0; 0 when the
+ * node is stopping (nobody suspends any more) or the waiter cannot start. */
+static int routed_park(reader_t *r)
+{
+    pthread_mutex_lock(&wait_mu);
+    if (wait_closed) {
+        pthread_mutex_unlock(&wait_mu);
+        return 0;
+    }
+    if (!r->has_waiter) {
+        char *b = r->cap >= ROUTED_BUF ? r->buf : realloc(r->buf, ROUTED_BUF);
+        if (!b || pthread_cond_init(&r->park_cv, NULL) != 0) {
+            pthread_mutex_unlock(&wait_mu);
+            return 0;
+        }
+        r->buf = b;
+        r->cap = ROUTED_BUF > r->cap ? ROUTED_BUF : r->cap;
+        if (pthread_create(&r->waiter, NULL, routed_waiter, r) != 0) {
+            pthread_cond_destroy(&r->park_cv);
+            pthread_mutex_unlock(&wait_mu);
+            return 0;
+        }
+        r->has_waiter = 1;
+    }
+    r->len = r->off = 0;
+    r->parked = 1;
+    MHD_suspend_connection(r->conn);
+    pthread_cond_signal(&r->park_cv);
+    pthread_mutex_unlock(&wait_mu);
+    return 1;
+}
+
 static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
@@ -224,30 +314,21 @@ static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
             reader_stopping(r);
             continue;
         }
-        char kind[64], detail[1024];
-        /* Never waits on a pool thread: nothing yet suspends the stream until the waker's next
-         * look (routed reads have no wake-up of their own); only once stopping, when nobody
-         * suspends any more, does it wait a little for the relay's "shutting_down". */
+        char kind[64] = "", detail[1024] = "";
+        /* Never waits on a pool thread: with nothing there the stream is parked with its waiter;
+         * only once stopping, when nobody parks any more, does it wait a little for the relay's
+         * "shutting_down". */
         long n = gossip_read_next(r->rd, out, max, wait_closed_now() ? 50 : 0, kind, sizeof kind, detail,
                                   sizeof detail);
-        if (n > 0) {
-            uint64_t lines = 0;
-            for (const char *p = out, *end = out + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-                lines++;
-            metrics_records_read(lines);
-            r->line_start = out[n - 1] == '\n';
-            return (ssize_t)n;
-        }
-        if (n == GOSSIP_READ_END)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (n == GOSSIP_READ_FAILED) {
-            log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
-            reader_error_line(r, kind, detail);
-            if (r->len == 0)
+        long got = routed_got(r, n, out, kind, detail);
+        if (got > 0)
+            return (ssize_t)got;
+        if (got < 0) {
+            if (!r->ended && r->len == 0)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
-        if (reader_suspend(r, 0))
+        if (routed_park(r))
             return 0;
     }
 }
@@ -263,7 +344,14 @@ static void reader_free(void *cls)
     pthread_mutex_lock(&wait_mu);
     if (r->waiting)
         wait_unlink(r);
+    r->quit = 1;
+    if (r->has_waiter)
+        pthread_cond_signal(&r->park_cv);
     pthread_mutex_unlock(&wait_mu);
+    if (r->has_waiter) { /* not parked: a freed response's connection is not suspended */
+        pthread_join(r->waiter, NULL);
+        pthread_cond_destroy(&r->park_cv);
+    }
     if (r->counted) {
         pthread_mutex_lock(&live_mu);
         live_open--;
@@ -306,11 +394,8 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
 /* ------------------------------------------------------------------ waiting and waking */
 
 static reader_t *waiting;       /* suspended readers (wait_mu) */
-static int nrouted;             /* of which routed */
-static int wait_closed;         /* the node is stopping: nobody suspends any more */
 static pthread_t waker;
 static int waker_running;
-static int waker_kick;          /* under the node's mu: a routed reader started waiting */
 
 static int wait_closed_now(void)
 {
@@ -330,8 +415,6 @@ static void wait_unlink(reader_t *r)
         r->wnext->wprev = r->wprev;
     r->wnext = r->wprev = NULL;
     r->waiting = 0;
-    if (r->rd)
-        nrouted--;
 }
 
 static long mono_ms(void)
@@ -341,13 +424,13 @@ static long mono_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* Suspends r's connection until the waker resumes it: 1, and the callback returns 0. 0 when r
- * must read again now: a local reader's node has appended since gen, or the node is stopping. */
+/* Suspends local reader r's connection until the waker resumes it: 1, and the callback returns 0.
+ * 0 when r must read again now: its node has appended since gen, or is stopping. */
 static int reader_suspend(reader_t *r, uint64_t gen)
 {
     pthread_mutex_lock(&wait_mu);
     int now = wait_closed;
-    if (!now && !r->rd) {
+    if (!now) {
         pthread_mutex_lock(&r->a->mu);
         now = r->a->append_gen != gen || r->a->stopping;
         pthread_mutex_unlock(&r->a->mu);
@@ -357,22 +440,14 @@ static int reader_suspend(reader_t *r, uint64_t gen)
         return 0;
     }
     r->wait_gen = gen;
-    r->wait_since = mono_ms();
     r->wprev = NULL;
     r->wnext = waiting;
     if (waiting)
         waiting->wprev = r;
     waiting = r;
     r->waiting = 1;
-    int first_routed = r->rd && nrouted++ == 0;
     MHD_suspend_connection(r->conn);
     pthread_mutex_unlock(&wait_mu);
-    if (first_routed) { /* the waker may be asleep for GONE_CHECK_MS: it polls from now on */
-        pthread_mutex_lock(&r->a->mu);
-        waker_kick = 1;
-        pthread_cond_broadcast(&r->a->cv);
-        pthread_mutex_unlock(&r->a->mu);
-    }
     return 1;
 }
 
@@ -384,19 +459,15 @@ static void *waker_main(void *arg)
     pthread_mutex_unlock(&n->mu);
     long gone_at = mono_ms() + GONE_CHECK_MS;
     for (;;) {
-        pthread_mutex_lock(&wait_mu);
-        int poll_ms = nrouted ? ROUTED_POLL_MS : GONE_CHECK_MS;
-        pthread_mutex_unlock(&wait_mu);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += poll_ms * 1000000L;
+        ts.tv_nsec += GONE_CHECK_MS * 1000000L;
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_mutex_lock(&n->mu);
-        while (n->append_gen == seen && !n->stopping && !waker_kick)
+        while (n->append_gen == seen && !n->stopping)
             if (pthread_cond_timedwait(&n->cv, &n->mu, &ts) == ETIMEDOUT)
                 break;
-        waker_kick = 0;
         uint64_t gen = n->append_gen;
         int stopping = n->stopping;
         pthread_mutex_unlock(&n->mu);
@@ -408,7 +479,7 @@ static void *waker_main(void *arg)
         pthread_mutex_lock(&wait_mu);
         for (reader_t *r = waiting, *next; r; r = next) {
             next = r->wnext;
-            int wake = stopping || (r->rd ? now - r->wait_since >= ROUTED_POLL_MS : r->wait_gen != gen);
+            int wake = stopping || r->wait_gen != gen;
             if (check_gone && client_gone(r))
                 wake = r->gone = 1;
             if (wake) {
