@@ -793,7 +793,7 @@ int http_listen(node_t *a, char *err, size_t errlen)
  * else), and a connection quiet for HTTP_IDLE_S seconds (one that has not sent its headers, or a
  * keep-alive between requests) is closed. Streams with nothing to send are suspended
  * (node/stream.c), so they hold no thread either. */
-#define HTTP_POOL 8             /* threads serving requests */
+#define HTTP_POOL 16            /* threads serving requests (each may wait on a durable commit) */
 #define HTTP_CONNS 16384        /* connections at once (also bounded by the descriptor limit) */
 #define HTTP_PER_IP 256         /* connections at once from one address */
 
