@@ -68,6 +68,8 @@ typedef struct {
     size_t len, cap;
     int too_big;        /* body exceeded the limit: answered 413 at the end */
     int long_timeout;   /* the connection has HTTP_WRITE_S until this request is done */
+    int op_done;        /* a write operation ran off the pool (ops below): its result is in res */
+    node_result_t res;
 } request_t;
 
 static int unhex(int ch)
@@ -439,34 +441,123 @@ static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, cons
     return send_error(c, route, status_of(r, 500), r->kind, "%s", r->detail);
 }
 
+/* Write operations run off the pool, one thread each: a pool thread is bound to its connections
+ * (libmicrohttpd hands each connection to one of them), so a publish waiting there for its
+ * durable commit would hold up the others on that thread and keep concurrent writers from
+ * sharing one commit. The connection is suspended meanwhile and resumed when the result is in
+ * req->res; the handler is then called again and answers. At most OPS_MAX run at once (beyond,
+ * one runs on its pool thread). */
+#define OPS_MAX 256
+
+typedef node_code_t (*op_fn)(call_t *k, node_result_t *r);
+typedef struct {
+    call_t k;
+    op_fn fn;
+} op_t;
+
+static pthread_mutex_t ops_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ops_cv = PTHREAD_COND_INITIALIZER;
+static int ops_running;
+
+static void *op_main(void *arg)
+{
+    op_t *o = arg;
+    o->fn(&o->k, &o->k.req->res);
+    pthread_mutex_lock(&ops_mu);
+    o->k.req->op_done = 1;
+    ops_running--;
+    pthread_cond_broadcast(&ops_cv);
+    MHD_resume_connection(o->k.c); /* after its suspension: that happened under ops_mu */
+    pthread_mutex_unlock(&ops_mu);
+    free(o);
+    return NULL;
+}
+
+/* Runs fn for k: 1 when started off the pool (the handler returns MHD_YES and is called again
+ * with the result), 0 when it ran here (the result is in k->req->res). */
+static int op_run(call_t *k, op_fn fn)
+{
+    op_t *o = malloc(sizeof *o);
+    pthread_attr_t at;
+    pthread_t th;
+    pthread_mutex_lock(&ops_mu);
+    if (o && ops_running < OPS_MAX && pthread_attr_init(&at) == 0) {
+        *o = (op_t){.k = *k, .fn = fn};
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &at, op_main, o);
+        pthread_attr_destroy(&at);
+        if (rc == 0) {
+            ops_running++;
+            MHD_suspend_connection(k->c);
+            pthread_mutex_unlock(&ops_mu);
+            return 1;
+        }
+    }
+    pthread_mutex_unlock(&ops_mu);
+    free(o);
+    fn(k, &k->req->res);
+    k->req->op_done = 1;
+    return 0;
+}
+
+/* The node is stopping: waits (10 s at most) for the write operations under way. */
+static void ops_drain(void)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    pthread_mutex_lock(&ops_mu);
+    while (ops_running > 0 && pthread_cond_timedwait(&ops_cv, &ops_mu, &dl) == 0)
+        ;
+    pthread_mutex_unlock(&ops_mu);
+}
+
+static node_code_t op_publish(call_t *k, node_result_t *r)
+{
+    return node_publish(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, r);
+}
+
+static node_code_t op_retire(call_t *k, node_result_t *r) { return node_retire(k->n, k->id, r); }
+
+static node_code_t op_append(call_t *k, node_result_t *r)
+{
+    return node_append(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, r);
+}
+
 static enum MHD_Result h_product_put(call_t *k)
 {
-    node_result_t r;
-    if (node_publish(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, &r) != NODE_OK)
-        return send_result(k->c, R_PRODUCT_PUT, &r);
-    return send_json(k->c, R_PRODUCT_PUT, r.created ? 201 : 200,
-                     json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r.catalog_seq,
-                               "signer", k->n->id.hex, "status", r.status, "created", r.created));
+    if (!k->req->op_done && op_run(k, op_publish))
+        return MHD_YES;
+    const node_result_t *r = &k->req->res;
+    if (r->code != NODE_OK)
+        return send_result(k->c, R_PRODUCT_PUT, r);
+    return send_json(k->c, R_PRODUCT_PUT, r->created ? 201 : 200,
+                     json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
+                               "signer", k->n->id.hex, "status", r->status, "created", r->created));
 }
 
 static enum MHD_Result h_product_delete(call_t *k)
 {
-    node_result_t r;
-    if (node_retire(k->n, k->id, &r) != NODE_OK)
-        return send_result(k->c, R_PRODUCT_DELETE, &r);
+    if (!k->req->op_done && op_run(k, op_retire))
+        return MHD_YES;
+    const node_result_t *r = &k->req->res;
+    if (r->code != NODE_OK)
+        return send_result(k->c, R_PRODUCT_DELETE, r);
     return send_json(k->c, R_PRODUCT_DELETE, 200,
-                     json_pack("{s:s,s:I,s:s}", "id", k->id, "catalog_seq", (json_int_t)r.catalog_seq, "status",
+                     json_pack("{s:s,s:I,s:s}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq, "status",
                                "retired"));
 }
 
 static enum MHD_Result h_records_post(call_t *k)
 {
-    node_result_t r;
-    if (node_append(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, &r) != NODE_OK)
-        return send_result(k->c, R_RECORDS_POST, &r);
+    if (!k->req->op_done && op_run(k, op_append))
+        return MHD_YES;
+    const node_result_t *r = &k->req->res;
+    if (r->code != NODE_OK)
+        return send_result(k->c, R_RECORDS_POST, r);
     return send_json(k->c, R_RECORDS_POST, 201,
-                     json_pack("{s:s,s:I,s:I,s:I}", "id", k->id, "first_seq", (json_int_t)r.first_seq, "last_seq",
-                               (json_int_t)r.last_seq, "count", (json_int_t)r.count));
+                     json_pack("{s:s,s:I,s:I,s:I}", "id", k->id, "first_seq", (json_int_t)r->first_seq, "last_seq",
+                               (json_int_t)r->last_seq, "count", (json_int_t)r->count));
 }
 
 /* ------------------------------------------------------------------ routing */
@@ -844,6 +935,7 @@ void http_stop(node_t *a)
     }
     if (a->httpd) {
         stream_stop(a); /* streams end with their last line first */
+        ops_drain();    /* no connection may stay suspended under MHD_stop_daemon */
         MHD_stop_daemon(a->httpd);
         a->httpd = NULL;
     }
