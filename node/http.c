@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -276,12 +277,6 @@ static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsig
     return send_json(c, route, status, json_pack("{s:s,s:s}", "error", kind, "detail", detail));
 }
 
-/* A store write that failed: 507 when the disk is full (a retry can succeed once space is
- * freed; nothing was stored), else 500. */
-static unsigned write_failed_status(void)
-{
-    return store_last_errno() == ENOSPC ? 507 : 500;
-}
 
 /* Parses an optional unsigned query parameter; -1 on a malformed value. */
 static int query_u64(struct MHD_Connection *c, const char *name, uint64_t def, uint64_t *out)
@@ -431,6 +426,7 @@ static unsigned status_of(const node_result_t *r, unsigned ok_status)
     case NODE_ALREADY_RETIRED: return 409;
     case NODE_RETIRED: return 410;
     case NODE_TOO_LARGE: return 413;
+    case NODE_NO_SPACE: return 507; /* a retry can succeed once space is freed */
     case NODE_FAILED: break;
     }
     return 500;
@@ -714,9 +710,9 @@ static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char 
     if (!row)
         return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
     if (strstr(row->pattern, "{domain}")) {
-        if (!entry_valid_name(k.domain) || !entry_valid_name(k.name))
+        if (!store_valid_name(k.domain, strlen(k.domain)) || !store_valid_name(k.name, strlen(k.name)))
             return send_error(c, row->id, 400, "bad_id",
-                              "'%s/%s' is not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}",
+                              "'%s/%s' is not a product id: domain and name are " STORE_NAME_RULE,
                               k.domain[0] ? k.domain : "(too long or empty)", k.name[0] ? k.name : "(too long or empty)");
         snprintf(k.id, sizeof k.id, "%s/%s", k.domain, k.name);
     }

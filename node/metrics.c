@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <time.h>
 #include "gossip/gossip.h"
+#include "gossip/prom.h"
 #include "node/node.h"
 #include "node/metrics.h"
 
@@ -32,14 +33,15 @@ static int count_product(void *ctx, const store_product_t *p)
 
 void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned nroutes)
 {
-    fprintf(f, "# HELP trib_http_requests_total HTTP requests by route and status.\n"
-               "# TYPE trib_http_requests_total counter\n");
+    prom_family(f, "trib_http_requests_total", "counter", "HTTP requests by route and status.");
     for (unsigned r = 0; r < nroutes && r < METRICS_ROUTES_MAX; r++)
         for (int s = 0; s < MAX_STATUS; s++) {
             uint64_t v = atomic_load_explicit(&http_req[r][s], memory_order_relaxed);
-            if (v)
-                fprintf(f, "trib_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route_names[r] ? route_names[r] : "other", s,
-                        (unsigned long long)v);
+            char labels[64];
+            if (!v)
+                continue;
+            snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route_names[r] ? route_names[r] : "other", s);
+            prom_sample(f, "trib_http_requests_total", labels, v);
         }
     prom_counter(f, "trib_records_appended_total", "Records appended to this node's products.",
                  atomic_load(&records_appended));

@@ -181,6 +181,12 @@ static node_code_t fail(node_result_t *r, node_code_t code, const char *kind, co
     return code;
 }
 
+/* A store write that failed: the disk is full (store_last_errno is this thread's), or else. */
+static node_code_t write_failed(void)
+{
+    return store_last_errno() == ENOSPC ? NODE_NO_SPACE : NODE_FAILED;
+}
+
 static node_code_t ok(node_result_t *r)
 {
     r->code = NODE_OK;
@@ -199,9 +205,8 @@ static node_code_t own_product(node_t *n, const char *id, const char *what, char
     memcpy(domain, id, dlen);
     domain[dlen] = '\0';
     snprintf(name, 64, "%s", slash + 1);
-    if (!entry_valid_name(domain) || !entry_valid_name(name))
-        return fail(r, NODE_BAD_INPUT, "bad_id",
-                    "'%s' is not a product id: domain and name are [a-z0-9][a-z0-9-]{0,62}", id);
+    if (!store_valid_name(domain, strlen(domain)) || !store_valid_name(name, strlen(name)))
+        return fail(r, NODE_BAD_INPUT, "bad_id", "'%s' is not a product id: domain and name are " STORE_NAME_RULE, id);
     if (strcmp(domain, n->cfg.domain) != 0)
         return fail(r, NODE_WRONG_DOMAIN, "wrong_domain",
                     "%s belongs to domain '%s'; only its own node ('%s' is this one) can %s it", id, domain,
@@ -250,7 +255,7 @@ node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(n->cat, m, NULL, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
-        fail(r, NODE_FAILED, "publish_failed", "%s", err);
+        fail(r, write_failed(), "publish_failed", "%s", err);
         goto out;
     }
     announce(n, signed_bytes, signed_len);
@@ -280,7 +285,7 @@ node_code_t node_retire(node_t *n, const char *id, node_result_t *r)
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(n->cat, NULL, name, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
-        return fail(r, NODE_FAILED, "retire_failed", "%s", err);
+        return fail(r, write_failed(), "retire_failed", "%s", err);
     announce(n, signed_bytes, signed_len);
     if (n->gossip)
         gossip_notify_append(n->gossip, id); /* remote live readers learn it ended */
@@ -332,7 +337,7 @@ node_code_t node_append(node_t *n, const char *id, const char *body, size_t len,
     else if (rc == STORE_NOTFOUND)
         fail(r, NODE_NOT_FOUND, "not_found", "no product %s", id);
     else if (rc != 0)
-        fail(r, NODE_FAILED, "storage", "%s", err);
+        fail(r, write_failed(), "storage", "%s", err);
     else {
         metrics_records_appended(count);
         node_notify(n);

@@ -56,6 +56,7 @@ typedef enum {
     NODE_ALREADY_RETIRED,  /* retire of a retired product */
     NODE_RETIRED,          /* append to a retired product */
     NODE_TOO_LARGE,        /* a records limit */
+    NODE_NO_SPACE,         /* the disk is full; nothing was changed (a retry can succeed later) */
     NODE_FAILED,           /* storage or signing failed; nothing was changed */
 } node_code_t;
 

@@ -592,7 +592,7 @@ Test(agent, nul_or_control_byte_in_path_query_or_manifest_is_refused)
     expect_error(&n, "GET", path, NULL, NULL, 0, 400, "query parameter 'from'");
     expect_error(&n, "GET", "/v1/products?q=pay%1bments", NULL, NULL, 0, 400, "query parameter 'q'");
     expect_error(&n, "GET", "/v1/products?tag%7f=x", NULL, NULL, 0, 400, "0x7f");
-    json_t *j = get_json(&n, P, NULL);
+    json_t *j = h_get_json(n.url, P, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "active", "the product was retired");
     json_decref(j);
 
@@ -677,7 +677,7 @@ Test(agent, second_agent_on_a_port_in_use_fails_at_start)
     free(err);
     /* Every request still reaches the first node. */
     for (int i = 0; i < 10; i++) {
-        json_t *j = get_json(&n, "/v1/status", NULL);
+        json_t *j = h_get_json(n.url, "/v1/status", NULL);
         cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
         json_decref(j);
     }
@@ -713,7 +713,7 @@ Test(agent, store_without_its_identity_key_refuses_to_start_and_says_how_to_rest
     h_node_t n;
     cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
     publish_example(&n, "settled-transactions.yaml");
-    json_t *s1 = get_json(&n, "/v1/status", NULL);
+    json_t *s1 = h_get_json(n.url, "/v1/status", NULL);
     char id1[80];
     snprintf(id1, sizeof id1, "%s", json_string_value(json_object_get(s1, "node_id")));
     json_decref(s1);
@@ -735,7 +735,7 @@ Test(agent, store_without_its_identity_key_refuses_to_start_and_says_how_to_rest
     /* Restored from the backup, the node is itself again. */
     cr_assert_eq(rename(backup, key), 0);
     cr_assert_eq(h_node_restart(&n), 0);
-    json_t *s2 = get_json(&n, "/v1/status", NULL);
+    json_t *s2 = h_get_json(n.url, "/v1/status", NULL);
     cr_assert_str_eq(json_string_value(json_object_get(s2, "node_id")), id1);
     json_decref(s2);
     publish_example(&n, "settled-transactions.yaml");
@@ -769,7 +769,7 @@ static int open_conn(h_node_t *n, const char *req)
 static int product_known(void *ctx)
 {
     long st = 0;
-    json_t *j = get_json(ctx, "/v1/products/payments/settled-transactions", &st);
+    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/payments/settled-transactions", &st);
     json_decref(j);
     return st == 200;
 }
@@ -873,7 +873,7 @@ Test(agent, answers_and_streams_while_one_address_holds_its_cap_of_idle_connecti
     cr_assert_lt(threads, 64, "%ld threads for %d idle connections: one per connection?", threads, PER_ADDRESS);
     /* Another address is served: a request, an append, and the stream opened before carries it. */
     for (int i = 0; i < 5; i++) {
-        json_t *j = get_json(&n, "/v1/status", NULL);
+        json_t *j = h_get_json(n.url, "/v1/status", NULL);
         cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
         json_decref(j);
     }
@@ -948,7 +948,7 @@ Test(agent, oversize_request_heads_get_the_json_error_and_library_messages_are_l
     raw_exchange(&n, req, (size_t)len, out, sizeof out);
     cr_assert(strstr(out, "HTTP/1.1 414"), "%s", out);
     free(req);
-    json_t *j = get_json(&n, "/v1/status", NULL); /* still serving */
+    json_t *j = h_get_json(n.url, "/v1/status", NULL); /* still serving */
     cr_assert_not_null(j);
     json_decref(j);
     cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
