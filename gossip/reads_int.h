@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include "gossip/reads.h"
+#include "storage/pager.h"
 #include "proto/tributary.pb-c.h"
 
 #define ADDR_MAX 64
@@ -90,6 +91,7 @@ struct reads {
     int nnotify, notify_all;
     /* owner side (loop only) */
     ostream_t *streams;
+    store_page_t page;              /* the batch being read from the store */
     uint64_t next_tick;
     /* counters (any thread reads them) */
     atomic_uint_fast64_t owner_streams, owner_live, batches_sent, batches_recv, records_sent, records_recv,

@@ -79,76 +79,24 @@ static void ostream_kill(reads_t *r, ostream_t *s)
         atomic_fetch_sub(&r->owner_live, 1);
 }
 
-typedef struct {
-    uint8_t *buf;
-    size_t len, cap, max_bytes;
-    size_t *offs, *lens;
-    size_t n, ncap;
-    uint64_t first;
-    int full;
-} collect_t;
-
-static int collect_rec(void *ctx, uint64_t seq, const void *data, size_t len)
-{
-    collect_t *c = ctx;
-    if (c->n == 0)
-        c->first = seq;
-    if (c->len + len > c->cap) {
-        size_t cap = c->cap ? c->cap : 64 * 1024;
-        while (cap < c->len + len)
-            cap *= 2;
-        uint8_t *b = realloc(c->buf, cap);
-        if (!b)
-            return -1;
-        c->buf = b;
-        c->cap = cap;
-    }
-    if (c->n == c->ncap) {
-        size_t ncap = c->ncap ? c->ncap * 2 : 256;
-        size_t *o = realloc(c->offs, ncap * sizeof *o), *l = o ? realloc(c->lens, ncap * sizeof *l) : NULL;
-        if (o)
-            c->offs = o;
-        if (!l)
-            return -1;
-        c->lens = l;
-        c->ncap = ncap;
-    }
-    memcpy(c->buf + c->len, data, len);
-    c->offs[c->n] = c->len;
-    c->lens[c->n] = len;
-    c->n++;
-    c->len += len;
-    if (c->len >= c->max_bytes) {
-        c->full = 1;
-        return 1;
-    }
-    return 0;
-}
-
 /* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ. */
 static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, uint64_t last)
 {
     /* Small batches first, doubling up to max_bytes: the first bytes reach the client sooner and
      * the stages (owner, both ZeroMQ I/O threads, relay, client) start overlapping early. */
     size_t ramp = (size_t)64 * 1024 << (s->sent < 4 ? 2 * s->sent : 8);
-    collect_t c = {.max_bytes = ramp < s->max_bytes ? ramp : s->max_bytes};
     uint64_t lim = r->c.batch_records;
     if (s->remaining != UINT64_MAX && s->remaining < lim)
         lim = s->remaining;
-    long n = lim ? store_records_read(r->st, s->product, s->next_seq, lim, collect_rec, &c) : 0;
-    int failed = n < 0 || (size_t)n != c.n;
-    if (!failed && n > 1 && c.len > r->room) {
-        /* The record that filled the batch took it past the message limit: it opens the next one. */
-        n--;
-        c.len = c.offs[n];
-    }
+    store_page_t *pg = &r->page;
+    long n = store_page_read(r->st, s->product, s->next_seq, lim, ramp < s->max_bytes ? ramp : s->max_bytes, pg);
     Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
     b.stream_id = s->id;
     b.first_seq = s->next_seq;
     char msg[ERR_MAX];
-    if (failed) {
+    if (n < 0) {
         snprintf(msg, sizeof msg, "reading records of %s at seq %" PRIu64 " failed on the owner: %s", s->product,
-                 s->next_seq, n < 0 ? store_last_error() : "out of memory");
+                 s->next_seq, store_last_error());
         b.done = 1;
         b.status = 500;
         b.error = msg;
@@ -162,25 +110,27 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
             b.error = msg;
         } else {
             s->waiting = 1;
-            goto out;
+            return;
         }
-    } else if (c.len > r->room) {
-        snprintf(msg, sizeof msg, "record %" PRIu64 " of %s is larger than the peer message limit", c.first,
+    } else if (pg->len > r->room) { /* one record alone, larger than a message may carry */
+        snprintf(msg, sizeof msg, "record %" PRIu64 " of %s is larger than the peer message limit", pg->first,
                  s->product);
         b.done = 1;
         b.status = 500;
         b.error = msg;
         n = 0;
     } else {
-        b.n_records = (size_t)n;
         b.records = n ? malloc((size_t)n * sizeof *b.records) : NULL;
         if (n && !b.records) {
             snprintf(msg, sizeof msg, "out of memory on the owner");
-            b.done = 1, b.status = 500, b.error = msg, b.n_records = 0, n = 0;
+            b.done = 1, b.status = 500, b.error = msg, n = 0;
         }
-        for (long i = 0; i < n; i++)
-            b.records[i] = (ProtobufCBinaryData){c.lens[i], c.buf + c.offs[i]};
-        if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !c.full)))
+        /* The page's lines, without their newlines. */
+        for (char *p = pg->buf, *nl; b.n_records < (size_t)n; p = nl + 1) {
+            nl = memchr(p, '\n', (size_t)(pg->buf + pg->len - p));
+            b.records[b.n_records++] = (ProtobufCBinaryData){(size_t)(nl - p), (uint8_t *)p};
+        }
+        if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
             b.done = 1;
     }
     if (first)
@@ -199,10 +149,6 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     if (b.done)
         ostream_kill(r, s);
     free(b.records);
-out:
-    free(c.buf);
-    free(c.offs);
-    free(c.lens);
 }
 
 void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const char *addr, const Trib__ReadRequest *q)
@@ -400,4 +346,5 @@ void reads__owner_free(reads_t *r)
         free(s);
     }
     r->streams = NULL;
+    store_page_free(&r->page);
 }
