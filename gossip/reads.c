@@ -8,6 +8,7 @@
  * sessions in reads_relay.c), send while holding reads.mu, or block the loop. */
 #include <assert.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #include "gossip/reads_int.h"
 
 #define MSG_SLACK (64u * 1024u)      /* room for the envelope and batch fields in max_msg (at most half) */
+#define HEAP_MAX (8 << 20)           /* malloc: blocks up to this size come from the heap (2 x max_msg) */
+#define TRIM_KEEP (16 << 20)         /* malloc: free memory an arena keeps before returning it */
 
 /* ================================================================== helpers */
 
@@ -258,6 +261,13 @@ reads_t *reads_new(store_t *st, const char *domain, const reads_config_t *c, con
     reads_t *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
+    /* Batches of up to max_msg bytes pass through three threads (ZeroMQ's I/O thread, the loop,
+     * an HTTP thread), each in a fresh buffer. With glibc's defaults such buffers are mmap'd, or
+     * trimmed back to the kernel when freed, so every batch faulted its pages in again: about a
+     * third of the relay's CPU. Fixed thresholds keep them in the heap (at most TRIM_KEEP of free
+     * memory held per arena). */
+    mallopt(M_MMAP_THRESHOLD, HEAP_MAX);
+    mallopt(M_TRIM_THRESHOLD, TRIM_KEEP);
     r->st = st;
     snprintf(r->domain, sizeof r->domain, "%s", domain);
     if (c)

@@ -100,6 +100,7 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
         b.done = 1;
         b.status = 500;
         b.error = msg;
+        n = 0;
     } else if (n == 0 && s->live && !first) {
         /* Caught up: wait for an append, unless none can come. */
         store_product_t p;
@@ -120,16 +121,7 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
         b.error = msg;
         n = 0;
     } else {
-        b.records = n ? malloc((size_t)n * sizeof *b.records) : NULL;
-        if (n && !b.records) {
-            snprintf(msg, sizeof msg, "out of memory on the owner");
-            b.done = 1, b.status = 500, b.error = msg, n = 0;
-        }
-        /* The page's lines, without their newlines. */
-        for (char *p = pg->buf, *nl; b.n_records < (size_t)n; p = nl + 1) {
-            nl = memchr(p, '\n', (size_t)(pg->buf + pg->len - p));
-            b.records[b.n_records++] = (ProtobufCBinaryData){(size_t)(nl - p), (uint8_t *)p};
-        }
+        b.lines = (ProtobufCBinaryData){pg->len, (uint8_t *)pg->buf};
         if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
             b.done = 1;
     }
@@ -138,17 +130,16 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     b.batch_no = ++s->sent;
     if (send_now(r, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base) == 0) {
         BUMP(r, batches_sent, 1);
-        BUMP(r, records_sent, b.n_records);
+        BUMP(r, records_sent, (uint64_t)n);
     }
     s->last_sent = now;
-    if (b.n_records) {
-        s->next_seq += b.n_records;
+    if (n > 0) {
+        s->next_seq += (uint64_t)n;
         if (s->remaining != UINT64_MAX)
-            s->remaining -= b.n_records;
+            s->remaining -= (uint64_t)n;
     }
     if (b.done)
         ostream_kill(r, s);
-    free(b.records);
 }
 
 void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const char *addr, const Trib__ReadRequest *q)

@@ -46,6 +46,7 @@ static void cond_init_mono(pthread_cond_t *cv)
 typedef struct rbatch {
     struct rbatch *next;
     Trib__ReadBatch *msg;
+    uint64_t count;                 /* records (lines) in msg */
 } rbatch_t;
 
 typedef struct ring_rec {
@@ -238,15 +239,18 @@ static void ring_drop_oldest(reads_t *r, feed_t *f)
     r->ring_records--;
 }
 
-/* Appends the batch's records to the ring (they continue it: checked by the caller). */
+/* Appends the batch's records to the ring (they continue it, and its lines are whole: checked by
+ * the caller). */
 static int ring_take(reads_t *r, feed_t *f, const Trib__ReadBatch *b)
 {
-    for (size_t i = 0; i < b->n_records; i++) {
-        size_t len = b->records[i].len;
+    const uint8_t *p = b->lines.data, *end = p + b->lines.len;
+    for (const uint8_t *nl; p < end; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)(nl - p);
         char *d = malloc(len);
         if (!d)
             return -1;
-        memcpy(d, b->records[i].data, len);
+        memcpy(d, p, len);
         while (f->count > 0 && (f->count == f->cap || f->bytes + len > r->c.ring_bytes))
             ring_drop_oldest(r, f);
         ring_rec_t *slot = &f->ring[(f->head + f->count) % f->cap];
@@ -282,8 +286,8 @@ struct reads_reader {
     feed_t *feed;               /* live */
     uint64_t next;              /* live: next seq to deliver */
     uint64_t catchup_end;       /* live: seq the running catch-up stops before */
-    Trib__ReadBatch *cur;       /* batch being copied out */
-    size_t ri, roff;
+    Trib__ReadBatch *cur;       /* batch being copied out, from byte roff of its lines */
+    size_t roff;
     char *stage;                /* live: records copied from the ring, as NDJSON */
     size_t slen, soff, scap;
 };
@@ -307,24 +311,13 @@ static void err_out(const reads_err_t *e, int *status, char *kind, size_t kindle
     snprintf(err, errlen, "%s", e->detail);
 }
 
-/* Copies records of rd->cur (from ri/roff) as NDJSON into out. */
+/* Copies the lines of rd->cur from roff into out. */
 static size_t emit_batch(reads_reader_t *rd, char *out, size_t cap)
 {
-    size_t n = 0;
-    Trib__ReadBatch *b = rd->cur;
-    while (n < cap && rd->ri < b->n_records) {
-        const ProtobufCBinaryData *rec = &b->records[rd->ri];
-        if (rd->roff < rec->len) {
-            size_t k = rec->len - rd->roff < cap - n ? rec->len - rd->roff : cap - n;
-            memcpy(out + n, rec->data + rd->roff, k);
-            n += k;
-            rd->roff += k;
-        } else {
-            out[n++] = '\n';
-            rd->ri++;
-            rd->roff = 0;
-        }
-    }
+    const ProtobufCBinaryData *l = &rd->cur->lines;
+    size_t n = l->len - rd->roff < cap ? l->len - rd->roff : cap;
+    memcpy(out, l->data + rd->roff, n);
+    rd->roff += n;
     return n;
 }
 
@@ -366,9 +359,9 @@ static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
             if (wake)
                 r->io.wake(r->io.ctx);
             rd->cur = b->msg;
-            rd->ri = rd->roff = 0;
-            if (rd->live && b->msg->n_records)
-                rd->next = b->msg->first_seq + b->msg->n_records;
+            rd->roff = 0;
+            if (rd->live && b->count)
+                rd->next = b->msg->first_seq + b->count;
             free(b);
             continue;
         }
@@ -652,15 +645,22 @@ static void add_credit(outq_t *q, session_t *s, uint64_t now)
     reads__outq_add(q, s->owner_addr, TRIB__MSG_TYPE__MSG_READ_CREDIT, s->id, &c.base);
 }
 
-/* What is wrong with the records of an owner's batch, or NULL. Their seqs must be 1 or more and
- * not wrap (the first batch of a from_tail stream sets first_seq freely), records not empty. */
-static const char *batch_malformed(const Trib__ReadBatch *b)
+/* What is wrong with the records of an owner's batch, or NULL with *count set to how many it
+ * holds. Its lines must be whole and not empty; their seqs 1 or more and not wrapping (the first
+ * batch of a from_tail stream sets first_seq freely). One pass of memchr: no copy, no allocation. */
+static const char *batch_lines(const Trib__ReadBatch *b, uint64_t *count)
 {
-    if (b->n_records && (b->first_seq == 0 || b->n_records > UINT64_MAX - b->first_seq))
-        return "records with seqs out of range";
-    for (size_t i = 0; i < b->n_records; i++)
-        if (b->records[i].len == 0)
+    *count = 0;
+    if (b->n_records)
+        return "records one by one (an older owner: both nodes must run this version)";
+    const uint8_t *p = b->lines.data, *end = p + b->lines.len;
+    if (p < end && end[-1] != '\n')
+        return "a record cut short (no newline at the end of its lines)";
+    for (const uint8_t *nl; p < end; p = nl + 1, ++*count)
+        if ((nl = memchr(p, '\n', (size_t)(end - p))) == p)
             return "an empty record";
+    if (*count && (b->first_seq == 0 || *count > UINT64_MAX - b->first_seq))
+        return "records with seqs out of range";
     return NULL;
 }
 
@@ -694,15 +694,16 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
         return 0;
     }
     reads_err_t e = {0};
-    const char *bad;
+    uint64_t n;
+    const char *bad = batch_lines(b, &n);
     uint64_t expect_first = s->opened ? s->next_seq : s->from_tail ? b->first_seq : s->from;
-    if (b->batch_no != s->expect_batch || (b->n_records && b->first_seq != expect_first)) {
+    if (bad) {
+        reads__err_set(&e, 0, "owner_lost", "%s sent %s", s->owner_desc, bad);
+    } else if (b->batch_no != s->expect_batch || (n && b->first_seq != expect_first)) {
         reads__err_set(&e, 0, "owner_lost",
                        "the stream from %s lost a batch (expected batch %" PRIu64 " seq %" PRIu64 ", got batch %" PRIu64
                        " seq %" PRIu64 ")",
                        s->owner_desc, s->expect_batch, expect_first, b->batch_no, b->first_seq);
-    } else if ((bad = batch_malformed(b))) {
-        reads__err_set(&e, 0, "owner_lost", "%s sent %s", s->owner_desc, bad);
     } else if (!s->feed && s->qlen >= s->window) { /* the owner may not send beyond acked + window */
         BUMP(r, overrun, 1);
         reads__err_set(&e, 0, "owner_lost", "%s sent beyond the credit given", s->owner_desc);
@@ -715,13 +716,13 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
     if (!s->opened) {
         s->opened = 1;
         s->last_seq = b->last_seq;
-        s->next_seq = b->n_records ? b->first_seq : expect_first;
+        s->next_seq = n ? b->first_seq : expect_first;
         if (s->feed)
             s->feed->first = s->feed->end = s->next_seq;
     }
     s->expect_batch++;
-    s->next_seq += b->n_records;
-    BUMP(r, records_recv, b->n_records);
+    s->next_seq += n;
+    BUMP(r, records_recv, n);
     if (b->done && s->feed) /* a live upstream does not end by itself */
         session_fail(r, s, 0, "owner_lost", "%s ended the live stream", s->owner_desc);
     else if (b->done)
@@ -741,6 +742,7 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
     }
     rb->next = NULL;
     rb->msg = b;
+    rb->count = n;
     if (s->qtail)
         s->qtail->next = rb;
     else

@@ -767,6 +767,15 @@ static Trib__ReadBatch *next_batch(transport_t *t, uint64_t stream_id, int timeo
     return NULL;
 }
 
+/* Records in a batch: its lines (each record followed by a newline). */
+static size_t batch_count(const Trib__ReadBatch *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->lines.len; i++)
+        n += b->lines.data[i] == '\n';
+    return n;
+}
+
 Test(routed, owner_checks_each_read_request_and_honours_credit)
 {
     h_node_t a;
@@ -812,13 +821,16 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
         cr_assert_eq(b->status, cases[i].status, "case %zu (%s): status %u (%s)", i, cases[i].product, b->status,
                      b->error);
         if (i == 7) {
-            cr_assert_eq(b->n_records, 2);
+            cr_assert_eq(batch_count(b), 2);
+            cr_assert_eq(b->n_records, 0, "records one by one: the relay would refuse them");
             cr_assert_eq(b->first_seq, 2);
-            cr_assert(b->records[0].len > 0 && !memcmp(b->records[0].data, "{\"id\":2,", 8));
+            cr_assert(b->lines.len > 8 && !memcmp(b->lines.data, "{\"id\":2,", 8));
+            cr_assert(memchr(b->lines.data, '\n', b->lines.len) < (void *)(b->lines.data + b->lines.len - 1) &&
+                      !memcmp(strchr((const char *)b->lines.data, '\n'), "\n{\"id\":3,", 9));
             cr_assert_eq(b->last_seq, 5);
         }
         if (i == 8)
-            cr_assert_eq(b->n_records, 0);
+            cr_assert_eq(batch_count(b), 0);
         trib__read_batch__free_unpacked(b, NULL);
     }
 
@@ -831,7 +843,7 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
     q.max_bytes = 1;
     ask(t, a.peer, &q);
     Trib__ReadBatch *b = next_batch(t, 7, 5000);
-    cr_assert(b && b->n_records == 1 && b->first_seq == 1 && !b->done);
+    cr_assert(b && batch_count(b) == 1 && b->first_seq == 1 && !b->done);
     trib__read_batch__free_unpacked(b, NULL);
     cr_assert_null(next_batch(t, 7, 300), "the owner sent beyond the window");
     for (uint64_t k = 1; k <= 5; k++) {
@@ -848,7 +860,7 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
         /* Records 2..5 one per batch, then the end (an empty last batch: a full batch cannot
          * know it was the last). */
         cr_assert_eq(b->first_seq, k + 1);
-        cr_assert_eq(b->n_records, k < 5 ? 1u : 0u);
+        cr_assert_eq(batch_count(b), k < 5 ? 1u : 0u);
         cr_assert_eq(b->done, k == 5);
         trib__read_batch__free_unpacked(b, NULL);
     }
@@ -871,7 +883,7 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
     q.max_bytes = 0;
     ask(t, a.peer, &q);
     b = next_batch(t, 8, 5000);
-    cr_assert(b && b->n_records == 5 && b->done, "the owner stopped answering after garbage");
+    cr_assert(b && batch_count(b) == 5 && b->done, "the owner stopped answering after garbage");
     trib__read_batch__free_unpacked(b, NULL);
     transport_destroy(&t);
     zmq_ctx_term(z);
@@ -975,24 +987,31 @@ Test(routed, relay_bounds_what_an_owner_says)
         uint32_t status;
         const char *error;
         uint64_t from, first_seq;
-        size_t n;
+        const char *lines;
+        size_t old_records;         /* records one by one, as an older owner sent them */
         int want_status;            /* 0: the open succeeds */
         const char *want_kind, *want_err;
     } cases[] = {
-        {0, NULL, 1, 1, 2, 0, NULL, NULL},                               /* the fake works */
-        {404, "no such", 1, 0, 0, 404, "not_found", "no such"},
-        {200, "not an error status", 1, 0, 0, 502, "owner_error", "not an error status"},
-        {70000, "huge", 1, 0, 0, 502, "owner_error", "huge"},
-        {1, "tiny", 1, 0, 0, 502, "owner_error", "tiny"},
-        {500, "bytes \xff\xfe\x01 and \xc3", 1, 0, 0, 500, "owner_error", "bytes ??? and ?"},
+        {0, NULL, 1, 1, "a\nb\n", 0, 0, NULL, NULL},                          /* the fake works */
+        {404, "no such", 1, 0, "", 0, 404, "not_found", "no such"},
+        {200, "not an error status", 1, 0, "", 0, 502, "owner_error", "not an error status"},
+        {70000, "huge", 1, 0, "", 0, 502, "owner_error", "huge"},
+        {1, "tiny", 1, 0, "", 0, 502, "owner_error", "tiny"},
+        {500, "bytes \xff\xfe\x01 and \xc3", 1, 0, "", 0, 500, "owner_error", "bytes ??? and ?"},
         /* seqs that would wrap past the largest */
-        {0, NULL, UINT64_MAX - 1, UINT64_MAX - 1, 3, 502, "owner_unreachable", "out of range"},
+        {0, NULL, UINT64_MAX - 1, UINT64_MAX - 1, "a\nb\nc\n", 0, 502, "owner_unreachable", "out of range"},
+        /* lines that are not whole records */
+        {0, NULL, 1, 1, "a\nb", 0, 502, "owner_unreachable", "cut short"},
+        {0, NULL, 1, 1, "a\n\nb\n", 0, 502, "owner_unreachable", "an empty record"},
+        {0, NULL, 1, 1, "\n", 0, 502, "owner_unreachable", "an empty record"},
+        {0, NULL, 1, 1, "", 2, 502, "owner_unreachable", "older owner"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
         b.batch_no = 1;
         b.first_seq = cases[i].first_seq;
-        b.n_records = cases[i].n;
+        b.lines = (ProtobufCBinaryData){strlen(cases[i].lines), (uint8_t *)cases[i].lines};
+        b.n_records = cases[i].old_records;
         b.records = recs;
         b.done = 1;
         b.status = cases[i].status;
@@ -1075,7 +1094,7 @@ Test(routed, owner_batches_fit_the_peer_message_limit)
             cr_assert(b, "case %zu: no batch %" PRIu64, i, k);
             cr_assert_eq(b->status, 0, "case %zu: batch %" PRIu64 ": %u %s", i, k, b->status, b->error);
             cr_assert_eq(b->first_seq, next);
-            next += b->n_records;
+            next += batch_count(b);
             int done = b->done;
             trib__read_batch__free_unpacked(b, NULL);
             if (done)
