@@ -892,7 +892,7 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
 
 /* ------------------------------------------------------------------ the relay side against a scripted owner */
 
-/* gossip/reads.c as the relay, in this process: the test plays the gossip loop (drain, handle)
+/* gossip/reads*.c as the relay, in this process: the test plays the gossip loop (drain, handle)
  * and the owner (crafted batches); a thread plays the HTTP reader. */
 typedef struct {
     pthread_mutex_t mu;
