@@ -243,6 +243,8 @@ static void ring_drop_oldest(reads_t *r, feed_t *f)
  * the caller). */
 static int ring_take(reads_t *r, feed_t *f, const Trib__ReadBatch *b)
 {
+    if (b->lines.len == 0)
+        return 0;
     const uint8_t *p = b->lines.data, *end = p + b->lines.len;
     for (const uint8_t *nl; p < end; p = nl + 1) {
         nl = memchr(p, '\n', (size_t)(end - p));
@@ -316,6 +318,8 @@ static size_t emit_batch(reads_reader_t *rd, char *out, size_t cap)
 {
     const ProtobufCBinaryData *l = &rd->cur->lines;
     size_t n = l->len - rd->roff < cap ? l->len - rd->roff : cap;
+    if (n == 0)
+        return 0; /* an empty batch has no data pointer at all */
     memcpy(out, l->data + rd->roff, n);
     rd->roff += n;
     return n;
@@ -653,6 +657,8 @@ static const char *batch_lines(const Trib__ReadBatch *b, uint64_t *count)
     *count = 0;
     if (b->n_records)
         return "records one by one (an older owner: both nodes must run this version)";
+    if (b->lines.len == 0)
+        return NULL;
     const uint8_t *p = b->lines.data, *end = p + b->lines.len;
     if (p < end && end[-1] != '\n')
         return "a record cut short (no newline at the end of its lines)";

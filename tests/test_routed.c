@@ -35,6 +35,11 @@ TestSuite(routed, .fini = h_cleanup_all, .timeout = 240);
 
 #define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "2", \
              "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
+/* FAST for everything but failure detection, which keeps the default timing: for tests that move
+ * megabytes between two nodes, where a 100 ms probe timeout takes a busy peer for dead (SWIM acks
+ * share the connection with the bulk read: issue 9 item 3). */
+#define STEADY "--probe-interval-ms", "1000", "--probe-timeout-ms", "500", "--suspicion-mult", "4", \
+               "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
 #define PRODUCT "payments/ledger"
 
 /* ------------------------------------------------------------------ helpers */
@@ -624,7 +629,11 @@ static int owner_settled(void *ctx)
 Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_error_line)
 {
     h_node_t a, b;
-    federation(&a, &b, NULL);
+    cr_assert_eq(h_node_start(&a, "payments", STEADY, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, STEADY, NULL), 0, "growth did not start");
+    wait_state(&b, "payments", "alive", 15000);
+    publish_ledger(&a);
+    wait_product(&b, PRODUCT);
     /* 32k records of ~1 KiB: ~32 MiB, ~64 batches of 512 KiB (the owner's batch size). */
     for (int i = 0; i < 4; i++)
         post_records(&a, 1 + i * 8000, 8000, 1000);
@@ -633,8 +642,21 @@ Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_
     /* The client does not read: the relay fills the sockets, then its queue (to the window), then
      * the owner runs out of credit and only sends keepalives. */
     settled_t st = {&a, -1, 0};
-    cr_assert(h_wait(owner_settled, &st, 30000), "the owner never stopped sending to a client that reads nothing "
-              "(%g batches sent)", h_metric(a.url, "trib_read_batches_total{dir=\"sent\"}"));
+    int settled = h_wait(owner_settled, &st, 30000);
+    if (!settled && getenv("ROUTED_DEBUG")) {
+        size_t n;
+        char *la = h_read_file(a.log, &n), *lb = h_read_file(b.log, &n);
+        fprintf(stderr, "--- owner log\n%s\n--- relay log\n%s\n", la ? la : "", lb ? lb : "");
+        free(la);
+        free(lb);
+        fprintf(stderr, "%s\n", get_body(&b, "/metrics", NULL, NULL, NULL));
+    }
+    cr_assert(settled,
+              "the owner never settled on keepalives to a client that reads nothing (%g batches sent, %g keepalives, "
+              "%g streams; relay queue %g)",
+              h_metric(a.url, "trib_read_batches_total{dir=\"sent\"}"),
+              h_metric(a.url, "trib_read_events_total{event=\"keepalive_sent\"}"),
+              h_metric(a.url, "trib_read_owner_streams{kind=\"range\"}"), h_metric(b.url, "trib_read_relay_queued_batches"));
     /* Bounded sends: the window plus what the sockets and the HTTP library hold, far from all. Both
      * figures only grow, so checking them after the settling cannot pass by luck of timing. */
     double sent = h_metric(a.url, "trib_read_batches_total{dir=\"sent\"}");
@@ -643,8 +665,10 @@ Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_
     /* Bounded relay memory: at most the window of 512 KiB batches (4 MiB) and buffers, not the
      * 32 MiB read. */
     long rss1 = rss_anon_kib(b.pid);
+#ifndef __SANITIZE_ADDRESS__ /* ASan holds freed memory in quarantine: RSS says nothing there */
     cr_assert(rss0 > 0 && rss1 - rss0 < 16 * 1024, "the relay's RssAnon grew by %ld KiB while holding a stalled read",
               rss1 - rss0);
+#endif
     cr_log_info("stalled client: owner sent %g batches, relay holds %g, relay RssAnon +%ld KiB", sent,
                 h_metric(b.url, "trib_read_relay_queued_batches"), rss1 - rss0);
 
