@@ -649,7 +649,9 @@ Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_
         fprintf(stderr, "--- owner log\n%s\n--- relay log\n%s\n", la ? la : "", lb ? lb : "");
         free(la);
         free(lb);
-        fprintf(stderr, "%s\n", get_body(&b, "/metrics", NULL, NULL, NULL));
+        char *m = get_body(&b, "/metrics", NULL, NULL, NULL);
+        fprintf(stderr, "--- relay metrics\n%s\n", m);
+        free(m);
     }
     cr_assert(settled,
               "the owner never settled on keepalives to a client that reads nothing (%g batches sent, %g keepalives, "
