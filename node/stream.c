@@ -20,6 +20,7 @@
 #include "gossip/log.h"
 #include "node/metrics.h"
 #include "node/stream.h"
+#include "storage/pager.h"
 
 #define ROUTED_BUF (64 * 1024) /* what a routed stream's waiter takes from the relay at once */
 #define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
@@ -120,38 +121,23 @@ static void reader_error_line(reader_t *r, const char *kind, const char *detail)
 #define PAGE_RECORDS 4096
 #define PAGE_BYTES (256 * 1024)
 
-static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
-{
-    reader_t *r = ctx;
-    if (r->len + len + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : PAGE_BYTES;
-        while (cap < r->len + len + 1)
-            cap *= 2;
-        char *b = realloc(r->buf, cap);
-        if (!b)
-            return -1;
-        r->buf = b;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, data, len);
-    r->len += len;
-    r->buf[r->len++] = '\n';
-    r->next = seq + 1;
-    if (r->remaining != UINT64_MAX)
-        r->remaining--;
-    return r->len >= PAGE_BYTES || r->remaining == 0;
-}
-
-/* Fills the page from storage; returns records added or -1. */
 static long page_fill(reader_t *r)
 {
     r->len = r->off = 0;
     if (r->remaining == 0)
         return 0;
     uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
-    long n = store_records_read(r->a->st, r->id, r->next, lim, page_add, r);
-    if (n > 0)
-        metrics_records_read((uint64_t)n);
+    store_page_t pg = {.buf = r->buf, .cap = r->cap};
+    long n = store_page_read(r->a->st, r->id, r->next, lim, PAGE_BYTES, &pg);
+    r->buf = pg.buf;
+    r->cap = pg.cap;
+    if (n <= 0)
+        return n;
+    r->len = pg.len;
+    r->next = pg.next;
+    if (r->remaining != UINT64_MAX)
+        r->remaining -= (uint64_t)n;
+    metrics_records_read((uint64_t)n);
     return n;
 }
 

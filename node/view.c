@@ -9,7 +9,7 @@
 #include "gossip/identity.h"
 #include "node/manifest.h"
 #include "node/view.h"
-#include "storage/store.h"
+#include "storage/search.h"
 
 #define VERSION "0.1.0"
 
