@@ -25,6 +25,7 @@ report() {
   "$BUILD/bench/fed" "$BUILD/trib" catchup ${FED_CATCHUP:-100 1000} || { echo "catch-up benchmark FAILED (exit $?)"; status=1; }
   "$BUILD/bench/data" "$BUILD/trib" "$BUILD/bench" || { echo "data benchmark FAILED (exit $?)"; status=1; }
   "$BUILD/bench/publish" "$BUILD/trib" || { echo "publish benchmark FAILED (exit $?)"; status=1; }
+  "$BUILD/bench/http_conns" "$BUILD/trib" || { echo "HTTP idle connections benchmark FAILED (exit $?)"; status=1; }
   echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "storage/store.h"
+#include "storage/search.h"
 
 #define VOCAB   2000
 #define TAGS    200

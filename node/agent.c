@@ -1,40 +1,24 @@
-/* node/agent.c - `trib agent`: opens the data dir (identity, LMDB), checks it belongs to this
- * domain, starts the HTTP API (and the gossip loop), then waits for SIGINT/SIGTERM and shuts down
- * in reverse order, closing LMDB cleanly. Signals are blocked in every thread and taken here. */
+/* node/agent.c - `trib agent`: parses the options, opens the node (node_open: data dir, identity,
+ * LMDB, domain), starts the gossip loop and the HTTP API, then waits for SIGINT/SIGTERM and shuts
+ * down in reverse order, closing LMDB cleanly. Signals are blocked in every thread and taken here. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/agent.h"
 #include "node/http.h"
-#include "storage/store.h"
+#include "node/node.h"
 
-#define FORMAT_VERSION "1"
+static void on_catalog(void *ctx) { node_notify(ctx); }
 
-void agent_notify(agent_t *a)
-{
-    pthread_mutex_lock(&a->mu);
-    a->append_gen++;
-    pthread_cond_broadcast(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-}
-
-void agent_announce(agent_t *a, const uint8_t *signed_entry, size_t len)
-{
-    if (a->gossip)
-        gossip_announce(a->gossip, signed_entry, len);
-}
-
-static void on_catalog(void *ctx) { agent_notify(ctx); }
-
-static int start_gossip(agent_t *a, char *err, size_t errlen)
+static int start_gossip(node_t *a, char *err, size_t errlen)
 {
     const config_t *c = &a->cfg;
     static const char *seeds[CONFIG_MAX_SEEDS];
@@ -62,66 +46,6 @@ static int start_gossip(agent_t *a, char *err, size_t errlen)
     return a->gossip ? 0 : -1;
 }
 
-static int mkdir_p(const char *dir, char *err, size_t errlen)
-{
-    char path[512];
-    size_t len = strlen(dir);
-    if (len >= sizeof path) {
-        snprintf(err, errlen, "data dir path is longer than %zu characters", sizeof path - 1);
-        return -1;
-    }
-    memcpy(path, dir, len + 1);
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(path, 0700) < 0 && errno != EEXIST)
-                goto fail;
-            *p = '/';
-        }
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        goto fail;
-    return 0;
-fail:
-    snprintf(err, errlen, "cannot create data dir %s: %s", path, strerror(errno));
-    return -1;
-}
-
-/* The data dir remembers its domain; refuse to serve another one from it. */
-static int check_domain(agent_t *a, char *err, size_t errlen)
-{
-    char stored[64];
-    size_t len = 0;
-    int rc = store_meta_get(a->st, "domain", stored, sizeof stored - 1, &len);
-    if (rc == 0) {
-        stored[len] = '\0';
-        if (!a->cfg.domain[0]) {
-            snprintf(a->cfg.domain, sizeof a->cfg.domain, "%s", stored);
-            return 0;
-        }
-        if (strcmp(stored, a->cfg.domain) != 0) {
-            snprintf(err, errlen,
-                     "data dir %s was created for domain '%s', not '%s'; use --domain %s or another --data dir",
-                     a->cfg.data, stored, a->cfg.domain, stored);
-            return -1;
-        }
-        return 0;
-    }
-    if (rc != STORE_NOTFOUND) {
-        snprintf(err, errlen, "%s: cannot read the stored domain", a->cfg.data);
-        return -1;
-    }
-    if (!a->cfg.domain[0]) {
-        snprintf(err, errlen, "--domain NAME is required on first start of %s", a->cfg.data);
-        return -1;
-    }
-    if (store_meta_put(a->st, "domain", a->cfg.domain, strlen(a->cfg.domain)) < 0 ||
-        store_meta_put(a->st, "format", FORMAT_VERSION, strlen(FORMAT_VERSION)) < 0) {
-        snprintf(err, errlen, "%s: cannot record the domain", a->cfg.data);
-        return -1;
-    }
-    return 0;
-}
-
 static int level_of(const char *s)
 {
     return !strcmp(s, "error") ? LOG_ERROR : !strcmp(s, "warn") ? LOG_WARN : !strcmp(s, "debug") ? LOG_DEBUG
@@ -130,8 +54,8 @@ static int level_of(const char *s)
 
 int agent_main(int argc, char **argv)
 {
-    static agent_t agent;
-    agent_t *a = &agent;
+    static node_t node;
+    node_t *a = &node;
     char err[1024];
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -152,13 +76,10 @@ int agent_main(int argc, char **argv)
         return 2;
     }
     log_set_level(level_of(a->cfg.log_level));
-    a->started = time(NULL);
     a->limits = records_default_limits;
     a->limits.max_body = (size_t)a->cfg.max_body_mb << 20;
     a->limits.max_record = (size_t)a->cfg.max_record_kb << 10;
     a->limits.max_records = (size_t)a->cfg.max_records;
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
 
     /* Every thread started from here on inherits the blocked set; sigwait takes them below. */
     sigset_t sigs;
@@ -168,24 +89,17 @@ int agent_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int exit_code = 1, created = 0;
-    if (mkdir_p(a->cfg.data, err, sizeof err) < 0)
-        goto fail;
-    if (identity_load_or_create(a->cfg.data, &a->id, &created, err, sizeof err) < 0)
-        goto fail;
-    store_opts_t so = {.map_size = (size_t)a->cfg.map_size_mb << 20, .map_max = (size_t)a->cfg.map_max_mb << 20};
-    a->st = store_open(a->cfg.data, &so, err, sizeof err);
-    if (!a->st)
-        goto fail;
-    if (check_domain(a, err, sizeof err) < 0)
-        goto fail;
-    a->cat = catalog_new(a->st, &a->id, a->cfg.domain);
-    if (!a->cat) {
-        snprintf(err, sizeof err, "out of memory");
-        goto fail;
+    /* Each HTTP connection and peer holds a descriptor: take all the system allows us. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
-    log_info("%s identity %s for domain '%s' in %s", created ? "created" : "loaded", a->id.hex, a->cfg.domain,
-             a->cfg.data);
+    int exit_code = 1;
+    if (node_open(a, err, sizeof err) < 0)
+        goto fail;
+    if (http_listen(a, err, sizeof err) < 0)
+        goto fail;
     if (start_gossip(a, err, sizeof err) < 0)
         goto fail;
     if (http_start(a, err, sizeof err) < 0)
@@ -200,10 +114,7 @@ int agent_main(int argc, char **argv)
 fail:
     log_error("%s", err);
 out:
-    pthread_mutex_lock(&a->mu);
-    a->stopping = 1;
-    pthread_cond_broadcast(&a->cv);
-    pthread_mutex_unlock(&a->mu);
+    node_set_stopping(a);
     if (a->gossip) /* relayed streams end now, not at their next poll timeout */
         gossip_reads_shutdown(a->gossip);
     http_stop(a);
@@ -211,11 +122,6 @@ out:
         gossip_stop(&a->gossip); /* broadcasts LEFT first */
         log_info("left the federation");
     }
-    catalog_destroy(&a->cat);
-    if (a->st) {
-        store_close(&a->st);
-        log_info("closed LMDB environment in %s", a->cfg.data);
-    }
-    identity_wipe(&a->id);
+    node_close(a);
     return exit_code;
 }

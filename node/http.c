@@ -1,12 +1,14 @@
 /* node/http.c - the HTTP/JSON API of docs/http-api.md, served by libmicrohttpd.
  *
- * Owns: routing, request bodies (bounded), JSON responses and errors {"error","detail"}, NDJSON
- * record reads (streamed from short LMDB read transactions, never buffered whole) and live streams,
- * both for this node's products and, relayed through the gossip loop from their owner
- * (gossip_read_*), for other domains' products. A read that fails after its 200 header ends with
- * one error line {"error": KIND, "detail": ...} (the CLI reports it).
- * Must not: hold an LMDB read transaction across a network write, or block the gossip loop.
- * Threads: one per connection (libmicrohttpd), so a live stream may wait on the agent's condvar. */
+ * Owns: the listening socket (one process per port), the route table (routes[]: method, path
+ * pattern, route id, handler, body, required right; 404/405 and the metrics labels come from
+ * it), request parsing (raw URI checked for control bytes, bodies bounded), JSON responses and
+ * errors {"error","detail"}, and the checks before a records read or stream answers 200 (the
+ * NDJSON itself is node/stream.c's). The write operations are node/node.c's: here only parsing
+ * and result -> status.
+ * Must not: hold an LMDB read transaction across a network write, block the gossip loop, or
+ * wait on a pool thread for anything but this node's own storage (see http_start).
+ * Threads: libmicrohttpd's epoll loop and pool; handlers run on the pool threads. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -16,36 +18,184 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
-#include "node/agent.h"
 #include "node/http.h"
+#include "node/node.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/records.h"
+#include "node/stream.h"
 #include "node/view.h"
 #include "storage/store.h"
 
+/* Route ids: the metrics label of each row of routes[] below ("other": no route). */
+typedef enum {
+    R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_OTHER, R_COUNT
+} route_t;
+
+/* What a caller must hold for a route (DESIGN §13). The access issue enforces it in allowed();
+ * until then every right is granted, as RIGHT_NONE. */
+typedef enum {
+    RIGHT_NONE,     /* status, members, metrics, catalog search and manifests */
+    RIGHT_READ,     /* records and streams: by the product's classification */
+    RIGHT_WRITE,    /* publish, retire, append: a write/admin token of the product's own domain */
+} right_t;
+
 /* ------------------------------------------------------------------ requests */
 
+#define HTTP_IDLE_S 15          /* a connection with nothing under way is closed after this */
+#define HTTP_WRITE_S 300        /* ... and one receiving or storing a write request after this */
+
+struct route;
+
 typedef struct {
+    int started;                /* the handler has seen the headers */
+    char bad[256];              /* refused before routing (bad_status, bad_kind): answered at the end */
+    unsigned bad_status;
+    const char *bad_kind;
+    const struct route *route;  /* the matched row, NULL: 404 or 405 (answered at the end) */
     char *body;
     size_t len, cap;
     int too_big;        /* body exceeded the limit: answered 413 at the end */
+    int long_timeout;   /* the connection has HTTP_WRITE_S until this request is done */
+    int op_done;        /* a write operation ran off the pool (ops below): its result is in res */
+    node_result_t res;
 } request_t;
+
+static int unhex(int ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+         : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* The first control byte (or NUL) in s[0..len) once percent-decoded: its value, and in *as how it
+ * was written; -1 when there is none. */
+static int control_byte(const char *s, size_t len, char as[4])
+{
+    for (size_t i = 0; i < len; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '%' && i + 2 < len && unhex(s[i + 1]) >= 0 && unhex(s[i + 2]) >= 0) {
+            ch = unhex(s[i + 1]) * 16 + unhex(s[i + 2]);
+            if (ch < 0x20 || ch == 0x7f) {
+                memcpy(as, s + i, 3);
+                as[3] = '\0';
+                return ch;
+            }
+            i += 2;
+            continue;
+        }
+        if (ch < 0x20 || ch == 0x7f) {
+            snprintf(as, 4, "raw");
+            return ch;
+        }
+    }
+    return -1;
+}
+
+/* Checks the raw URI (path and query, before libmicrohttpd decodes it and a NUL cuts it short):
+ * a decoded control byte or NUL anywhere is refused, naming it and where. 0, or -1 with err. */
+static int uri_check(const char *uri, char *err, size_t errlen)
+{
+    size_t plen = strcspn(uri, "?");
+    char as[4];
+    int ch = control_byte(uri, plen, as);
+    if (ch >= 0) {
+        snprintf(err, errlen, "the path %.*s holds the control byte 0x%02x (%s%s); a path takes no control bytes",
+                 (int)(plen > 200 ? 200 : plen), uri, ch, ch ? "written " : "NUL, written ", as);
+        return -1;
+    }
+    for (const char *q = uri[plen] ? uri + plen + 1 : uri + plen; *q;) {
+        size_t n = strcspn(q, "&");
+        size_t klen = strcspn(q, "=");
+        if (klen > n)
+            klen = n;
+        if ((ch = control_byte(q, n, as)) >= 0) {
+            char key[64];
+            snprintf(key, sizeof key, "%.*s", (int)(klen < sizeof key ? klen : sizeof key - 1), q);
+            for (char *k = key; *k; k++)
+                if ((unsigned char)*k < 0x20 || *k == 0x7f || *k == '%')
+                    *k = '?';
+            snprintf(err, errlen,
+                     "query parameter '%s' holds the control byte 0x%02x (%s%s); parameters take no control bytes",
+                     key, ch, ch ? "written " : "NUL, written ", as);
+            return -1;
+        }
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+/* Limits of a request's head, under what libmicrohttpd can hold (its 32 KiB per connection): up to
+ * them the refusal is ours, in the JSON error shape; past what the library holds it answers 414
+ * or 431 itself, with its own HTML page (libmicrohttpd 0.9.75 has no hook for those bodies). */
+#define HTTP_URI_MAX 4096
+#define HTTP_HEADERS_MAX 8192
+
+static void refuse(request_t *req, unsigned status, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void refuse(request_t *req, unsigned status, const char *kind, const char *fmt, ...)
+{
+    char detail[sizeof req->bad];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    memcpy(req->bad, detail, sizeof detail);
+    req->bad_status = status;
+    req->bad_kind = kind;
+}
+
+static enum MHD_Result add_header_len(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* libmicrohttpd's first look at a request: the raw URI. The request object starts here. */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls, (void)c;
+    request_t *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    size_t len = strlen(uri);
+    if (len > HTTP_URI_MAX)
+        refuse(req, 414, "uri_too_long", "the request URI is %zu bytes, over the limit of %d", len, HTTP_URI_MAX);
+    else if (uri_check(uri, req->bad, sizeof req->bad) < 0)
+        refuse(req, 400, "bad_request", "%s", req->bad);
+    return req;
+}
+
+/* One request being answered: what the route table's handlers get. */
+typedef struct {
+    node_t *n;
+    struct MHD_Connection *c;
+    const char *method, *url;
+    request_t *req;
+    char domain[64], name[64], id[STORE_ID_MAX];   /* {domain}/{name} of the path, if any */
+} call_t;
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls, (void)c, (void)toe;
     request_t *r = *con_cls;
+    if (r && r->long_timeout) /* back to the idle timeout between requests */
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_S);
     if (r) {
         free(r->body);
         free(r);
@@ -127,12 +277,6 @@ static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsig
     return send_json(c, route, status, json_pack("{s:s,s:s}", "error", kind, "detail", detail));
 }
 
-/* A store write that failed: 507 when the disk is full (a retry can succeed once space is
- * freed; nothing was stored), else 500. */
-static unsigned write_failed_status(void)
-{
-    return store_last_errno() == ENOSPC ? 507 : 500;
-}
 
 /* Parses an optional unsigned query parameter; -1 on a malformed value. */
 static int query_u64(struct MHD_Connection *c, const char *name, uint64_t def, uint64_t *out)
@@ -154,18 +298,20 @@ static int query_u64(struct MHD_Connection *c, const char *name, uint64_t def, u
 
 /* ------------------------------------------------------------------ read handlers */
 
-static enum MHD_Result h_status(agent_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_status(call_t *k)
 {
-    return send_json(c, R_STATUS, 200, view_status(a));
+    return send_json(k->c, R_STATUS, 200, view_status(k->n));
 }
 
-static enum MHD_Result h_members(agent_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_members(call_t *k)
 {
-    return send_json(c, R_MEMBERS, 200, view_members(a));
+    return send_json(k->c, R_MEMBERS, 200, view_members(k->n));
 }
 
-static enum MHD_Result h_products(agent_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_products(call_t *k)
 {
+    node_t *a = k->n;
+    struct MHD_Connection *c = k->c;
     view_query_t q = {
         .q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q"),
         .domain = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"),
@@ -184,8 +330,11 @@ static enum MHD_Result h_products(agent_t *a, struct MHD_Connection *c)
     return send_json(c, R_PRODUCTS, 200, j);
 }
 
-static enum MHD_Result h_product_get(agent_t *a, struct MHD_Connection *c, const char *id)
+static enum MHD_Result h_product_get(call_t *k)
 {
+    node_t *a = k->n;
+    struct MHD_Connection *c = k->c;
+    const char *id = k->id;
     store_product_t p;
     int rc = store_product_get(a->st, id, &p);
     if (rc == STORE_NOTFOUND)
@@ -198,286 +347,16 @@ static enum MHD_Result h_product_get(agent_t *a, struct MHD_Connection *c, const
     return send_json(c, R_PRODUCT_GET, 200, j);
 }
 
-/* NDJSON reader state: pages of records copied out of short read transactions (local), or a
- * routed read relayed from the owner (rd). buf also carries the final error line. */
-typedef struct {
-    agent_t *a;
-    char id[STORE_ID_MAX];
-    uint64_t next, remaining;  /* next seq to read; records still allowed (UINT64_MAX: no limit) */
-    int live;
-    gossip_read_t *rd;         /* routed: the read through the owner */
-    struct MHD_Connection *conn;
-    int ended;                 /* the error line is in buf: end after it */
-    int line_start;            /* routed: the bytes handed out so far end with a whole record */
-    int counted;               /* in live_open (a live stream) */
-    char *buf;
-    size_t len, off, cap;
-} reader_t;
-
-static reader_t *reader_new(agent_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit,
-                            int live)
+static enum MHD_Result queue_stream(struct MHD_Connection *c, route_t route, stream_t *s, uint64_t last)
 {
-    reader_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->a = a;
-    r->conn = c;
-    snprintf(r->id, sizeof r->id, "%s", id);
-    r->next = from ? from : 1;
-    r->remaining = limit ? limit : UINT64_MAX;
-    r->live = live;
-    r->line_start = 1;
-    return r;
-}
-
-/* Copies out what buf holds from off. */
-static ssize_t reader_take(reader_t *r, char *out, size_t max)
-{
-    size_t n = r->len - r->off < max ? r->len - r->off : max;
-    memcpy(out, r->buf + r->off, n);
-    r->off += n;
-    return (ssize_t)n;
-}
-
-static int node_stopping(agent_t *a)
-{
-    pthread_mutex_lock(&a->mu);
-    int stopping = a->stopping;
-    pthread_mutex_unlock(&a->mu);
-    return stopping;
-}
-
-/* True when the client closed its connection: an idle live read notices it without writing
- * (libmicrohttpd only would on the next write), so a relayed upstream is not held for nobody. */
-static int client_gone(const reader_t *r)
-{
-    const union MHD_ConnectionInfo *ci =
-        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
-    if (!ci)
-        return 0;
-    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
-}
-
-/* Puts the line {"error": kind, "detail": detail} in r->buf and marks the read ended. */
-static void reader_error_line(reader_t *r, const char *kind, const char *detail)
-{
-    r->len = r->off = 0;
-    r->ended = 1;
-    json_t *j = json_pack("{s:s,s:s}", "error", kind, "detail", detail);
-    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!line)
-        return;
-    size_t n = strlen(line);
-    char *b = n + 1 <= r->cap ? r->buf : realloc(r->buf, n + 1);
-    if (b) {
-        if (b != r->buf) {
-            r->buf = b;
-            r->cap = n + 1;
-        }
-        memcpy(r->buf, line, n);
-        r->buf[n] = '\n';
-        r->len = n + 1;
-    }
-    free(line);
-}
-
-#define PAGE_RECORDS 4096
-#define PAGE_BYTES (256 * 1024)
-
-static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
-{
-    reader_t *r = ctx;
-    if (r->len + len + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : PAGE_BYTES;
-        while (cap < r->len + len + 1)
-            cap *= 2;
-        char *b = realloc(r->buf, cap);
-        if (!b)
-            return -1;
-        r->buf = b;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, data, len);
-    r->len += len;
-    r->buf[r->len++] = '\n';
-    r->next = seq + 1;
-    if (r->remaining != UINT64_MAX)
-        r->remaining--;
-    return r->len >= PAGE_BYTES || r->remaining == 0;
-}
-
-/* Fills the page from storage; returns records added or -1. */
-static long page_fill(reader_t *r)
-{
-    r->len = r->off = 0;
-    if (r->remaining == 0)
-        return 0;
-    uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
-    long n = store_records_read(r->a->st, r->id, r->next, lim, page_add, r);
-    if (n > 0)
-        metrics_records_read((uint64_t)n);
-    return n;
-}
-
-/* The node is stopping under a live stream: say so, since a clean end would look like the end of
- * the data to a client that then does not resume. */
-static void reader_stopping(reader_t *r)
-{
-    reader_error_line(r, "shutting_down",
-                      "this node is shutting down; resume with from = the seq after the last record received");
-}
-
-static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
-{
-    (void)pos;
-    reader_t *r = cls;
-    while (r->off == r->len) {
-        if (r->remaining == 0 || r->ended)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        pthread_mutex_lock(&r->a->mu);
-        uint64_t gen = r->a->append_gen;
-        int stopping = r->a->stopping;
-        pthread_mutex_unlock(&r->a->mu);
-        if (r->live && stopping) { /* between pages, so between records: also when not caught up */
-            reader_stopping(r);
-            break;
-        }
-        uint64_t at = r->next;
-        long n = page_fill(r);
-        if (n < 0) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "reading records of %s at seq %" PRIu64 " failed: %s", r->id, at,
-                     store_last_error());
-            reader_error_line(r, "storage", detail);
-            if (r->len == 0)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            break;
-        }
-        if (n > 0)
-            break;
-        if (!r->live)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        /* Live and caught up: a retired product takes no new records, so the stream ends here
-         * with the same error line a relay gets from the owner. */
-        store_product_t p;
-        if (store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
-            char detail[512];
-            snprintf(detail, sizeof detail, "%s was retired: it takes no new records", r->id);
-            reader_error_line(r, "retired", detail);
-            break;
-        }
-        /* Live: wait for the next append or shutdown (seen at the top), then read again. */
-        int gone = 0;
-        pthread_mutex_lock(&r->a->mu);
-        while (r->a->append_gen == gen && !r->a->stopping && !gone) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            if (pthread_cond_timedwait(&r->a->cv, &r->a->mu, &ts) == ETIMEDOUT) {
-                pthread_mutex_unlock(&r->a->mu);
-                gone = client_gone(r);
-                pthread_mutex_lock(&r->a->mu);
-            }
-        }
-        pthread_mutex_unlock(&r->a->mu);
-        if (gone)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    return reader_take(r, out, max);
-}
-
-/* Routed reads: bytes come from the owner through the gossip loop. */
-static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
-{
-    (void)pos;
-    reader_t *r = cls;
-    for (;;) {
-        if (r->off < r->len)
-            return reader_take(r, out, max);
-        if (r->ended)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        /* Checked before each read, not only when idle: a stream that never pauses for the
-         * timeout below would otherwise be cut by MHD_stop_daemon without its last line. */
-        if (r->line_start && node_stopping(r->a)) {
-            reader_stopping(r);
-            continue;
-        }
-        char kind[64], detail[1024];
-        long n = gossip_read_next(r->rd, out, max, 1000, kind, sizeof kind, detail, sizeof detail);
-        if (n > 0) {
-            uint64_t lines = 0;
-            for (const char *p = out, *end = out + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-                lines++;
-            metrics_records_read(lines);
-            r->line_start = out[n - 1] == '\n';
-            return (ssize_t)n;
-        }
-        if (n == GOSSIP_READ_END)
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        if (n == GOSSIP_READ_FAILED) {
-            log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
-            reader_error_line(r, kind, detail);
-            if (r->len == 0)
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            continue;
-        }
-        if (client_gone(r)) /* nothing within the timeout */
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-}
-
-/* Live streams open now: at shutdown they get to send their last line before MHD closes them. */
-static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
-static int live_open;
-
-static void reader_free(void *cls)
-{
-    reader_t *r = cls;
-    if (r->counted) {
-        pthread_mutex_lock(&live_mu);
-        live_open--;
-        pthread_cond_broadcast(&live_cv);
-        pthread_mutex_unlock(&live_mu);
-    }
-    gossip_read_close(&r->rd);
-    free(r->buf);
-    free(r);
-}
-
-/* Queues the 200 NDJSON response of r (taken) read by cb, with the seq headers. */
-static enum MHD_Result queue_ndjson(struct MHD_Connection *c, route_t route, reader_t *r,
-                                    MHD_ContentReaderCallback cb, uint64_t last)
-{
-    if (r->live) {
-        pthread_mutex_lock(&live_mu);
-        live_open++;
-        r->counted = 1;
-        pthread_mutex_unlock(&live_mu);
-    }
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, cb, r, reader_free);
-    if (!resp) {
-        reader_free(r);
-        return MHD_NO;
-    }
-    char hdr[32];
-    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
-    snprintf(hdr, sizeof hdr, "%" PRIu64, r->next);
-    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
-    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
-    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
-    if (r->live)
-        MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    metrics_http(route, 200);
+    enum MHD_Result ret = stream_queue(c, s, last);
+    if (ret == MHD_YES)
+        metrics_http(route, 200);
     return ret;
 }
 
 /* A product of another domain: read it through its owner. */
-static enum MHD_Result routed_get(agent_t *a, struct MHD_Connection *c, route_t route, const char *id,
+static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t route, const char *id,
                                   const char *domain, uint64_t from, uint64_t limit, int live)
 {
     if (!a->gossip)
@@ -490,18 +369,19 @@ static enum MHD_Result routed_get(agent_t *a, struct MHD_Connection *c, route_t 
         gossip_read_open(a->gossip, id, from, limit, live, &last, &status, kind, sizeof kind, detail, sizeof detail);
     if (!rd)
         return send_error(c, route, (unsigned)status, kind, "%s", detail);
-    reader_t *r = reader_new(a, c, id, from, limit, live);
-    if (!r) {
+    stream_t *s = stream_new(a, c, id, from, limit, live, rd);
+    if (!s) {
         gossip_read_close(&rd);
         return MHD_NO;
     }
-    r->rd = rd;
-    return queue_ndjson(c, route, r, routed_cb, last);
+    return queue_stream(c, route, s, last);
 }
 
-static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
-                                     int live)
+static enum MHD_Result records_get(call_t *k, int live)
 {
+    node_t *a = k->n;
+    struct MHD_Connection *c = k->c;
+    const char *id = k->id, *domain = k->domain;
     route_t route = live ? R_STREAM : R_RECORDS_GET;
     uint64_t from, limit;
     if (query_u64(c, "from", 1, &from) < 0)
@@ -524,198 +404,365 @@ static enum MHD_Result h_records_get(agent_t *a, struct MHD_Connection *c, const
         return send_error(c, route, 410, "retired", "%s is retired: it takes no new records", id);
     uint64_t last = 0;
     store_records_last(a->st, id, &last);
-    reader_t *r = reader_new(a, c, id, from, limit, live);
-    if (!r)
+    stream_t *s = stream_new(a, c, id, from, limit, live, NULL);
+    if (!s)
         return MHD_NO;
-    return queue_ndjson(c, route, r, reader_cb, last);
+    return queue_stream(c, route, s, last);
 }
+
+static enum MHD_Result h_records_get(call_t *k) { return records_get(k, 0); }
+static enum MHD_Result h_stream(call_t *k) { return records_get(k, 1); }
 
 /* ------------------------------------------------------------------ write handlers */
 
-static enum MHD_Result h_product_put(agent_t *a, struct MHD_Connection *c, const char *id, request_t *req)
+/* Maps an operation's outcome to its HTTP status. */
+static unsigned status_of(const node_result_t *r, unsigned ok_status)
 {
-    char err[1024];
-    Trib__Manifest *m = manifest_parse(req->body ? req->body : "", req->len, NULL, err, sizeof err);
-    if (!m)
-        return send_error(c, R_PRODUCT_PUT, 400, "bad_manifest", "%s", err);
-    char body_id[STORE_ID_MAX];
-    snprintf(body_id, sizeof body_id, "%s/%s", m->domain, m->name);
-    enum MHD_Result ret;
-    if (strcmp(body_id, id) != 0) {
-        ret = send_error(c, R_PRODUCT_PUT, 400, "bad_manifest",
-                         "the manifest describes %s but was sent to /v1/products/%s", body_id, id);
-        goto out;
+    switch (r->code) {
+    case NODE_OK: return ok_status;
+    case NODE_BAD_INPUT: return 400;
+    case NODE_WRONG_DOMAIN: return 403;
+    case NODE_NOT_FOUND: return 404;
+    case NODE_ALREADY_RETIRED: return 409;
+    case NODE_RETIRED: return 410;
+    case NODE_TOO_LARGE: return 413;
+    case NODE_NO_SPACE: return 507; /* a retry can succeed once space is freed */
+    case NODE_NOT_SYNCED: return 503; /* a retry succeeds once the peers have been asked */
+    case NODE_FAILED: break;
     }
-    if (strcmp(m->domain, a->cfg.domain) != 0) {
-        ret = send_error(c, R_PRODUCT_PUT, 403, "wrong_domain",
-                         "domain: '%s' is not this node's domain '%s'; publish it on that domain's node",
-                         m->domain, a->cfg.domain);
-        goto out;
-    }
-    store_product_t old;
-    int existed = store_product_get(a->st, id, &old) == 0;
-    uint64_t seq;
-    uint8_t *signed_bytes = NULL;
-    size_t signed_len = 0;
-    if (!gossip_own_synced(a->gossip, err, sizeof err)) { /* restored from a backup? (issue 8 B3) */
-        ret = send_error(c, R_PRODUCT_PUT, 503, "not_synced", "%s", err);
-        goto out;
-    }
-    if (catalog_publish(a->cat, m, NULL, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
-        ret = send_error(c, R_PRODUCT_PUT, write_failed_status(), "publish_failed", "%s", err);
-        goto out;
-    }
-    agent_announce(a, signed_bytes, signed_len);
-    free(signed_bytes);
-    metrics_published();
-    log_info("published %s version %s as catalog seq %" PRIu64, id, m->version, seq);
-    agent_notify(a);
-    ret = send_json(c, R_PRODUCT_PUT, existed ? 200 : 201,
-                    json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", id, "catalog_seq", (json_int_t)seq, "signer",
-                              a->id.hex, "status", m->status, "created", !existed));
-out:
-    manifest_free(&m);
-    return ret;
+    return 500;
 }
 
-static enum MHD_Result h_product_delete(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
-                                        const char *name)
+static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, const node_result_t *r)
 {
-    if (strcmp(domain, a->cfg.domain) != 0)
-        return send_error(c, R_PRODUCT_DELETE, 403, "wrong_domain",
-                          "%s belongs to domain '%s'; only its own node ('%s' is this one) can retire it", id,
-                          domain, a->cfg.domain);
-    store_product_t p;
-    int rc = store_product_get(a->st, id, &p);
-    if (rc == STORE_NOTFOUND)
-        return send_error(c, R_PRODUCT_DELETE, 404, "not_found", "no product %s", id);
-    if (rc == 0 && p.retired)
-        return send_error(c, R_PRODUCT_DELETE, 409, "already_retired", "%s is already retired", id);
-    char err[512];
-    uint64_t seq;
-    uint8_t *signed_bytes = NULL;
-    size_t signed_len = 0;
-    if (!gossip_own_synced(a->gossip, err, sizeof err)) /* restored from a backup? (issue 8 B3) */
-        return send_error(c, R_PRODUCT_DELETE, 503, "not_synced", "%s", err);
-    if (catalog_publish(a->cat, NULL, name, &seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
-        return send_error(c, R_PRODUCT_DELETE, write_failed_status(), "retire_failed", "%s", err);
-    agent_announce(a, signed_bytes, signed_len);
-    free(signed_bytes);
-    metrics_retired();
-    log_info("retired %s as catalog seq %" PRIu64, id, seq);
-    agent_notify(a);
-    if (a->gossip)
-        gossip_notify_append(a->gossip, id); /* remote live readers learn it ended */
-    return send_json(c, R_PRODUCT_DELETE, 200,
-                     json_pack("{s:s,s:I,s:s}", "id", id, "catalog_seq", (json_int_t)seq, "status", "retired"));
+    return send_error(c, route, status_of(r, 500), r->kind, "%s", r->detail);
 }
 
-static enum MHD_Result h_records_post(agent_t *a, struct MHD_Connection *c, const char *id, const char *domain,
-                                      request_t *req)
+/* Write operations run off the pool, one thread each: a pool thread is bound to its connections
+ * (libmicrohttpd hands each connection to one of them), so a publish waiting there for its
+ * durable commit would hold up the others on that thread and keep concurrent writers from
+ * sharing one commit. The connection is suspended meanwhile and resumed when the result is in
+ * req->res; the handler is then called again and answers. At most OPS_MAX run at once (beyond,
+ * one runs on its pool thread). */
+#define OPS_MAX 256
+
+typedef node_code_t (*op_fn)(call_t *k, node_result_t *r);
+typedef struct {
+    call_t k;
+    op_fn fn;
+} op_t;
+
+static pthread_mutex_t ops_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ops_cv = PTHREAD_COND_INITIALIZER;
+static int ops_running;
+
+static void *op_main(void *arg)
 {
-    if (req->too_big)
-        return send_error(c, R_RECORDS_POST, 413, "too_large", "body is over the limit of %zu bytes",
-                          a->limits.max_body);
-    if (strcmp(domain, a->cfg.domain) != 0)
-        return send_error(c, R_RECORDS_POST, 403, "wrong_domain",
-                          "%s belongs to domain '%s'; records are appended on its own node", id, domain);
-    store_product_t p;
-    int rc = store_product_get(a->st, id, &p);
-    if (rc == STORE_NOTFOUND)
-        return send_error(c, R_RECORDS_POST, 404, "not_found", "no product %s; publish its manifest first", id);
-    if (rc != 0)
-        return send_error(c, R_RECORDS_POST, 500, "storage", "reading product %s failed", id);
-    if (p.retired)
-        return send_error(c, R_RECORDS_POST, 410, "retired", "%s is retired and takes no new records", id);
-    Trib__Manifest *m = NULL;
-    Trib__SignedEntry *se = NULL;
-    Trib__CatalogEntry *ce = NULL;
-    if (view_load_manifest(a, domain, p.manifest_seq, &se, &ce) < 0 || !(m = ce->manifest))
-        return send_error(c, R_RECORDS_POST, 500, "storage", "manifest of %s is unreadable", id);
-    record_schema_t *schema = record_schema_new(m);
-    view_free_entry(&se, &ce);
-    if (!schema)
-        return send_error(c, R_RECORDS_POST, 500, "internal", "out of memory");
-    char err[1024];
-    store_buf_t *recs = NULL;
-    size_t n = 0;
-    int status = 400;
-    enum MHD_Result ret;
-    if (records_split(schema, req->body ? req->body : "", req->len, &a->limits, &recs, &n, &status, err,
-                      sizeof err) < 0) {
-        ret = send_error(c, R_RECORDS_POST, (unsigned)status,
-                         status == 413 ? "too_large" : status >= 500 ? "internal" : "bad_record",
-                         "%s; nothing was stored", err);
-        goto out;
+    op_t *o = arg;
+    o->fn(&o->k, &o->k.req->res);
+    pthread_mutex_lock(&ops_mu);
+    o->k.req->op_done = 1;
+    ops_running--;
+    pthread_cond_broadcast(&ops_cv);
+    MHD_resume_connection(o->k.c); /* after its suspension: that happened under ops_mu */
+    pthread_mutex_unlock(&ops_mu);
+    free(o);
+    return NULL;
+}
+
+/* Runs fn for k: 1 when started off the pool (the handler returns MHD_YES and is called again
+ * with the result), 0 when it ran here (the result is in k->req->res). */
+static int op_run(call_t *k, op_fn fn)
+{
+    op_t *o = malloc(sizeof *o);
+    pthread_attr_t at;
+    pthread_t th;
+    pthread_mutex_lock(&ops_mu);
+    if (o && ops_running < OPS_MAX && pthread_attr_init(&at) == 0) {
+        *o = (op_t){.k = *k, .fn = fn};
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &at, op_main, o);
+        pthread_attr_destroy(&at);
+        if (rc == 0) {
+            ops_running++;
+            MHD_suspend_connection(k->c);
+            pthread_mutex_unlock(&ops_mu);
+            return 1;
+        }
     }
-    uint64_t first, last;
-    rc = store_records_append(a->st, id, recs, n, &first, &last, err, sizeof err);
-    if (rc == STORE_RETIRED)
-        ret = send_error(c, R_RECORDS_POST, 410, "retired", "%s is retired and takes no new records", id);
-    else if (rc == STORE_NOTFOUND)
-        ret = send_error(c, R_RECORDS_POST, 404, "not_found", "no product %s", id);
-    else if (rc != 0)
-        ret = send_error(c, R_RECORDS_POST, write_failed_status(), "storage", "%s", err);
-    else {
-        metrics_records_appended(n);
-        agent_notify(a);
-        if (a->gossip)
-            gossip_notify_append(a->gossip, id); /* remote live readers */
-        ret = send_json(c, R_RECORDS_POST, 201,
-                        json_pack("{s:s,s:I,s:I,s:I}", "id", id, "first_seq", (json_int_t)first, "last_seq",
-                                  (json_int_t)last, "count", (json_int_t)n));
-    }
-out:
-    free(recs);
-    record_schema_free(&schema);
-    return ret;
+    pthread_mutex_unlock(&ops_mu);
+    free(o);
+    fn(k, &k->req->res);
+    k->req->op_done = 1;
+    return 0;
+}
+
+/* The node is stopping: waits (10 s at most) for the write operations under way. */
+static void ops_drain(void)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    pthread_mutex_lock(&ops_mu);
+    while (ops_running > 0 && pthread_cond_timedwait(&ops_cv, &ops_mu, &dl) == 0)
+        ;
+    pthread_mutex_unlock(&ops_mu);
+}
+
+static node_code_t op_publish(call_t *k, node_result_t *r)
+{
+    return node_publish(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, r);
+}
+
+static node_code_t op_retire(call_t *k, node_result_t *r) { return node_retire(k->n, k->id, r); }
+
+static node_code_t op_append(call_t *k, node_result_t *r)
+{
+    return node_append(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, r);
+}
+
+static enum MHD_Result h_product_put(call_t *k)
+{
+    if (!k->req->op_done && op_run(k, op_publish))
+        return MHD_YES;
+    const node_result_t *r = &k->req->res;
+    if (r->code != NODE_OK)
+        return send_result(k->c, R_PRODUCT_PUT, r);
+    return send_json(k->c, R_PRODUCT_PUT, r->created ? 201 : 200,
+                     json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
+                               "signer", k->n->id.hex, "status", r->status, "created", r->created));
+}
+
+static enum MHD_Result h_product_delete(call_t *k)
+{
+    if (!k->req->op_done && op_run(k, op_retire))
+        return MHD_YES;
+    const node_result_t *r = &k->req->res;
+    if (r->code != NODE_OK)
+        return send_result(k->c, R_PRODUCT_DELETE, r);
+    return send_json(k->c, R_PRODUCT_DELETE, 200,
+                     json_pack("{s:s,s:I,s:s}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq, "status",
+                               "retired"));
+}
+
+static enum MHD_Result h_records_post(call_t *k)
+{
+    if (!k->req->op_done && op_run(k, op_append))
+        return MHD_YES;
+    const node_result_t *r = &k->req->res;
+    if (r->code != NODE_OK)
+        return send_result(k->c, R_RECORDS_POST, r);
+    return send_json(k->c, R_RECORDS_POST, 201,
+                     json_pack("{s:s,s:I,s:I,s:I}", "id", k->id, "first_seq", (json_int_t)r->first_seq, "last_seq",
+                               (json_int_t)r->last_seq, "count", (json_int_t)r->count));
 }
 
 /* ------------------------------------------------------------------ routing */
 
-static enum MHD_Result h_metrics(agent_t *a, struct MHD_Connection *c)
+static enum MHD_Result h_metrics(call_t *k);
+
+/* The API: one row per method and path. {domain} and {name} match one path segment each and must
+ * form a product id. A path that matches no row is a 404; a path some row matches with another
+ * method is a 405 listing the methods in Allow. Only rows with body set receive a request body
+ * (bounded by --max-body-mb: 413 over it); the others' bodies are read and dropped. */
+typedef enum MHD_Result (*handler_fn)(call_t *k);
+typedef struct route {
+    const char *method, *pattern;
+    route_t id;
+    const char *name;       /* metrics label */
+    handler_fn fn;
+    int body;
+    right_t right;
+} route_row_t;
+
+#define PRODUCT "/v1/products/{domain}/{name}"
+static const route_row_t routes[] = {
+    {"GET",    "/v1/status",          R_STATUS,         "status",         h_status,         0, RIGHT_NONE},
+    {"GET",    "/v1/members",         R_MEMBERS,        "members",        h_members,        0, RIGHT_NONE},
+    {"GET",    "/v1/products",        R_PRODUCTS,       "products",       h_products,       0, RIGHT_NONE},
+    {"GET",    PRODUCT,               R_PRODUCT_GET,    "product_get",    h_product_get,    0, RIGHT_NONE},
+    {"PUT",    PRODUCT,               R_PRODUCT_PUT,    "product_put",    h_product_put,    1, RIGHT_WRITE},
+    {"DELETE", PRODUCT,               R_PRODUCT_DELETE, "product_delete", h_product_delete, 0, RIGHT_WRITE},
+    {"POST",   PRODUCT "/records",    R_RECORDS_POST,   "records_post",   h_records_post,   1, RIGHT_WRITE},
+    {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ},
+    {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ},
+    {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* The metrics label of each route id, from the table ("other" for R_OTHER). */
+static const char *route_names[R_COUNT];
+
+static void route_names_init(void)
+{
+    for (size_t i = 0; i < NROUTES; i++)
+        route_names[routes[i].id] = routes[i].name;
+    route_names[R_OTHER] = "other";
+}
+
+static enum MHD_Result h_metrics(call_t *k)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return MHD_NO;
-    metrics_render(a, f);
+    metrics_render(k->n, f, route_names, R_COUNT);
     fclose(f);
-    return send_body(c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
+    return send_body(k->c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
 }
 
-static int method_is(const char *m, const char *want) { return strcmp(m, want) == 0; }
-
-static enum MHD_Result bad_method(struct MHD_Connection *c, route_t r, const char *method, const char *url,
-                                  const char *allowed)
+/* Matches url against pattern, copying {domain} and {name} into k. A trailing '/' is ignored. */
+static int match(const char *pattern, const char *url, call_t *k)
 {
-    return send_error(c, r, 405, "method_not_allowed", "%s %s: allowed methods are %s", method, url, allowed);
+    const char *p = pattern, *u = url;
+    while (*p) {
+        if (*p == '{') {
+            const char *pend = strchr(p, '}');
+            size_t ulen = strcspn(u, "/");
+            if (!pend || ulen == 0)
+                return 0;
+            char *dst = !strncmp(p, "{domain}", 8) ? k->domain : k->name;
+            size_t cap = sizeof k->domain;
+            size_t n = ulen < cap - 1 ? ulen : cap - 1; /* too long: the id check refuses it */
+            memcpy(dst, u, n);
+            dst[n] = '\0';
+            if (ulen >= cap - 1)
+                dst[0] = '\0';
+            p = pend + 1;
+            u += ulen;
+            continue;
+        }
+        if (*p++ != *u++)
+            return 0;
+    }
+    return !*u || !strcmp(u, "/");
 }
 
-static int has_body(const char *method)
+/* The row for method and url, or NULL; *path_known when another method's row has this path,
+ * with their methods in allow. */
+static const route_row_t *route_find(const char *method, const char *url, call_t *k, int *path_known,
+                                     route_t *path_route, char *allow, size_t allowlen)
 {
-    return method_is(method, "PUT") || method_is(method, "POST");
+    const route_row_t *found = NULL;
+    *path_known = 0;
+    allow[0] = '\0';
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!match(routes[i].pattern, url, k))
+            continue;
+        if (!*path_known)
+            *path_route = routes[i].id;
+        *path_known = 1;
+        size_t used = strlen(allow);
+        snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", routes[i].method);
+        if (!strcmp(routes[i].method, method))
+            found = &routes[i];
+    }
+    if (found)
+        match(found->pattern, url, k);
+    return found;
+}
+
+/* Whether the caller holds right for k (the access issue plugs in here). */
+static int allowed(const call_t *k, right_t right)
+{
+    (void)k, (void)right;
+    return 1;
+}
+
+static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char *url, const char *method,
+                                request_t *req)
+{
+    if (req->bad_status)
+        return send_error(c, R_OTHER, req->bad_status, req->bad_kind, "%s", req->bad);
+    call_t k = {.n = a, .c = c, .method = method, .url = url, .req = req};
+    int path_known;
+    route_t path_route = R_OTHER;
+    char allow[64];
+    const route_row_t *row = route_find(method, url, &k, &path_known, &path_route, allow, sizeof allow);
+    if (!row && path_known) {
+        struct MHD_Response *resp = NULL;
+        json_t *j = json_pack("{s:s,s:s++++}", "error", "method_not_allowed", "detail", method, " ", url,
+                              ": allowed methods are ", allow);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!s)
+            return MHD_NO;
+        size_t n = strlen(s);
+        s[n] = '\0';
+        char *body = realloc(s, n + 2);
+        if (!body) {
+            free(s);
+            return MHD_NO;
+        }
+        body[n] = '\n';
+        resp = MHD_create_response_from_buffer(n + 1, body, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+            free(body);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        MHD_add_response_header(resp, "Allow", allow);
+        enum MHD_Result ret = MHD_queue_response(c, 405, resp);
+        MHD_destroy_response(resp);
+        metrics_http(path_route, 405);
+        return ret;
+    }
+    if (!row)
+        return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
+    if (strstr(row->pattern, "{domain}")) {
+        if (!store_valid_name(k.domain, strlen(k.domain)) || !store_valid_name(k.name, strlen(k.name)))
+            return send_error(c, row->id, 400, "bad_id",
+                              "'%s/%s' is not a product id: domain and name are " STORE_NAME_RULE,
+                              k.domain[0] ? k.domain : "(too long or empty)", k.name[0] ? k.name : "(too long or empty)");
+        snprintf(k.id, sizeof k.id, "%s/%s", k.domain, k.name);
+    }
+    if (!allowed(&k, row->right))
+        return send_error(c, row->id, 403, "forbidden", "%s %s needs a right this caller does not hold", method, url);
+    if (row->body && req->too_big)
+        return send_error(c, row->id, 413, "too_large", "the body is over the limit of %zu bytes (--max-body-mb)",
+                          a->limits.max_body);
+    return row->fn(&k);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
     (void)version;
-    agent_t *a = cls;
+    node_t *a = cls;
     request_t *req = *con_cls;
-    if (!req) { /* first call: headers only */
-        req = calloc(1, sizeof *req);
-        if (!req)
+    if (!req || !req->started) { /* first call: headers only (req from uri_seen) */
+        if (!req && !(req = calloc(1, sizeof *req)))
             return MHD_NO;
         *con_cls = req;
+        req->started = 1;
+        size_t head = 0;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_len, &head);
+        if (!req->bad_status && head > HTTP_HEADERS_MAX)
+            refuse(req, 431, "headers_too_large", "the request headers are %zu bytes, over the limit of %d", head,
+                   HTTP_HEADERS_MAX);
+        if (req->bad_status)
+            return MHD_YES; /* answered at the end; its body is dropped */
+        call_t k = {0};
+        int known;
+        route_t r;
+        char allow[64];
+        req->route = route_find(method, url, &k, &known, &r, allow, sizeof allow);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && has_body(method) && strtoull(cl, NULL, 10) > a->limits.max_body)
+        if (cl && req->route && req->route->body && strtoull(cl, NULL, 10) > a->limits.max_body)
             req->too_big = 1;
+        if (req->route && req->route->body) { /* a large write may be quiet while it is checked and stored */
+            MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_WRITE_S);
+            req->long_timeout = 1;
+        }
         return MHD_YES;
     }
-    if (*upload_size) { /* body chunks */
+    if (*upload_size) { /* body chunks: kept only for a route that takes a body */
         metrics_bytes_in(*upload_size);
+        if (!req->route || !req->route->body) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
         if (!req->too_big && req->len + *upload_size > a->limits.max_body)
             req->too_big = 1;
         if (!req->too_big) {
@@ -736,67 +783,56 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0;
         return MHD_YES;
     }
-
-    /* Whole request received: route it. */
-    if (!strcmp(url, "/metrics"))
-        return method_is(method, "GET") ? h_metrics(a, c) : bad_method(c, R_METRICS, method, url, "GET");
-    if (!strcmp(url, "/v1/status"))
-        return method_is(method, "GET") ? h_status(a, c) : bad_method(c, R_STATUS, method, url, "GET");
-    if (!strcmp(url, "/v1/members"))
-        return method_is(method, "GET") ? h_members(a, c) : bad_method(c, R_MEMBERS, method, url, "GET");
-    if (!strcmp(url, "/v1/products") || !strcmp(url, "/v1/products/"))
-        return method_is(method, "GET") ? h_products(a, c) : bad_method(c, R_PRODUCTS, method, url, "GET");
-    if (strncmp(url, "/v1/products/", 13) != 0)
-        return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
-
-    /* /v1/products/{domain}/{name}[/records|/stream] */
-    const char *p = url + 13;
-    const char *slash1 = strchr(p, '/');
-    if (!slash1)
-        return send_error(c, R_OTHER, 404, "not_found", "%s: expected /v1/products/{domain}/{name}", url);
-    const char *slash2 = strchr(slash1 + 1, '/');
-    size_t dlen = (size_t)(slash1 - p), nlen = slash2 ? (size_t)(slash2 - slash1 - 1) : strlen(slash1 + 1);
-    const char *rest = slash2 ? slash2 : "";
-    char domain[128], name[128], id[2 * 128 + 2];
-    if (dlen >= sizeof domain || nlen >= sizeof name)
-        return send_error(c, R_OTHER, 400, "bad_id", "product id in %s is too long", url);
-    memcpy(domain, p, dlen);
-    domain[dlen] = '\0';
-    memcpy(name, slash1 + 1, nlen);
-    name[nlen] = '\0';
-    if (!entry_valid_name(domain) || !entry_valid_name(name))
-        return send_error(c, R_OTHER, 400, "bad_id",
-                          "'%s/%s' is not a product id: domain and name are " STORE_NAME_RULE, domain, name);
-    snprintf(id, sizeof id, "%s/%s", domain, name);
-
-    if (!*rest || !strcmp(rest, "/")) {
-        if (method_is(method, "GET"))
-            return h_product_get(a, c, id);
-        if (method_is(method, "PUT")) {
-            if (req->too_big)
-                return send_error(c, R_PRODUCT_PUT, 413, "too_large", "manifest is over the limit of %zu bytes",
-                                  a->limits.max_body);
-            return h_product_put(a, c, id, req);
-        }
-        if (method_is(method, "DELETE"))
-            return h_product_delete(a, c, id, domain, name);
-        return bad_method(c, R_PRODUCT_GET, method, url, "GET, PUT, DELETE");
-    }
-    if (!strcmp(rest, "/records")) {
-        if (method_is(method, "GET"))
-            return h_records_get(a, c, id, domain, 0);
-        if (method_is(method, "POST"))
-            return h_records_post(a, c, id, domain, req);
-        return bad_method(c, R_RECORDS_GET, method, url, "GET, POST");
-    }
-    if (!strcmp(rest, "/stream"))
-        return method_is(method, "GET") ? h_records_get(a, c, id, domain, 1) : bad_method(c, R_STREAM, method, url, "GET");
-    return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
+    return dispatch(a, c, url, method, req);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
 
-int http_start(agent_t *a, char *err, size_t errlen)
+/* libmicrohttpd's own messages go to the log with its timestamp and level. A client can make it
+ * say one line per refused connection, so at most MHD_LOG_BURST lines a second get through and
+ * the next line that does says how many did not. */
+#define MHD_LOG_BURST 10
+
+static void mhd_log(void *cls, const char *fm, va_list ap)
+{
+    (void)cls;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static time_t second;
+    static int lines;
+    static long dropped;
+    char line[512];
+    vsnprintf(line, sizeof line, fm, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    pthread_mutex_lock(&mu);
+    time_t now = time(NULL);
+    if (now != second) {
+        second = now;
+        lines = 0;
+    }
+    long missed = 0;
+    int pass = lines++ < MHD_LOG_BURST;
+    if (pass) {
+        missed = dropped;
+        dropped = 0;
+    } else {
+        dropped++;
+    }
+    pthread_mutex_unlock(&mu);
+    if (!pass)
+        return;
+    if (missed)
+        log_warn("http: %s (and %ld more libmicrohttpd messages not logged)", line, missed);
+    else
+        log_warn("http: %s", line);
+}
+
+/* The listening socket, bound by http_listen before the gossip loop starts and handed to
+ * libmicrohttpd by http_start (which closes it at stop). */
+static int listen_fd = -1;
+
+int http_listen(node_t *a, char *err, size_t errlen)
 {
     char host[128];
     int port;
@@ -819,34 +855,84 @@ int http_start(agent_t *a, char *err, size_t errlen)
         snprintf(err, errlen, "http: cannot resolve '%s': %s", host, gai_strerror(gai));
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    unsigned limit = a->cfg.http_threads ? (unsigned)a->cfg.http_threads : 1024;
-    a->httpd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handler, a, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_CONNECTION_LIMIT,
-                                limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-                                (unsigned)1, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!a->httpd) {
-        snprintf(err, errlen, "http: cannot listen on %s (in use, or not an address of this host)", a->cfg.http);
+    /* SO_REUSEADDR only (a restart binds while old connections linger in TIME_WAIT); never
+     * SO_REUSEPORT, with which a second process would share the port and split the requests. */
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "http: cannot listen on %s: %s%s", a->cfg.http, strerror(e),
+                 e == EADDRINUSE ? " (another process, maybe another agent, holds this port: stop it or use "
+                                   "another --http)"
+                 : e == EADDRNOTAVAIL ? " (not an address of this host)" : "");
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
         return -1;
     }
+    freeaddrinfo(ai);
+    listen_fd = fd;
     return 0;
 }
 
-void http_stop(agent_t *a)
+/* Serving (issue 8 B5): an epoll loop over a bounded pool of threads, not a thread per
+ * connection, so idle connections cost a descriptor and a little memory, never a thread; one
+ * address may hold HTTP_PER_IP connections (held by one client they leave room for everyone
+ * else), and a connection quiet for HTTP_IDLE_S seconds (one that has not sent its headers, or a
+ * keep-alive between requests) is closed. Streams with nothing to send are suspended
+ * (node/stream.c), so they hold no thread either. */
+#define HTTP_POOL 16            /* threads serving requests (each may wait on a durable commit) */
+#define HTTP_CONNS 16384        /* connections at once (also bounded by the descriptor limit) */
+#define HTTP_PER_IP 256         /* connections at once from one address */
+
+int http_start(node_t *a, char *err, size_t errlen)
 {
+    if (listen_fd < 0 && http_listen(a, err, errlen) < 0)
+        return -1;
+    route_names_init();
+    unsigned conns = HTTP_CONNS;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < conns + 256)
+        conns = rl.rlim_cur > 512 ? (unsigned)rl.rlim_cur - 256 : 256; /* LMDB, peers, logs keep the rest */
+    if (a->cfg.http_threads && a->cfg.http_threads < conns)
+        conns = (unsigned)a->cfg.http_threads;
+    unsigned per_ip = HTTP_PER_IP < conns / 2 ? HTTP_PER_IP : conns / 2;
+    if (stream_start(a, err, errlen) < 0) {
+        close(listen_fd);
+        listen_fd = -1;
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                MHD_OPTION_LISTEN_SOCKET, listen_fd,
+                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL,
+                                MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
+                                MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
+                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_END);
+    if (!a->httpd) {
+        snprintf(err, errlen, "http: cannot start serving on %s", a->cfg.http);
+        stream_stop(a);
+        close(listen_fd);
+        listen_fd = -1;
+        return -1;
+    }
+    listen_fd = -1; /* libmicrohttpd's now */
+    log_info("HTTP: %d threads, at most %u connections, %u per address, idle ones closed after %d s", HTTP_POOL,
+             conns, per_ip, HTTP_IDLE_S);
+    return 0;
+}
+
+void http_stop(node_t *a)
+{
+    if (listen_fd >= 0) { /* bound, never served */
+        close(listen_fd);
+        listen_fd = -1;
+    }
     if (a->httpd) {
-        /* The agent has set stopping and woken the readers: give live streams up to 2 s to send
-         * their "shutting_down" line and finish, then close whatever is left. */
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += 2;
-        pthread_mutex_lock(&live_mu);
-        while (live_open > 0 && pthread_cond_timedwait(&live_cv, &live_mu, &dl) == 0)
-            ;
-        pthread_mutex_unlock(&live_mu);
+        stream_stop(a); /* streams end with their last line first */
+        ops_drain();    /* no connection may stay suspended under MHD_stop_daemon */
         MHD_stop_daemon(a->httpd);
         a->httpd = NULL;
     }

@@ -5,22 +5,17 @@
 #include <time.h>
 #include "gossip/gossip.h"
 #include "gossip/prom.h"
-#include "node/agent.h"
+#include "node/node.h"
 #include "node/metrics.h"
 
 #define MAX_STATUS 600
 
-static const char *route_names[R_COUNT] = {
-    "status", "members", "products", "product_get", "product_put", "product_delete",
-    "records_post", "records_get", "stream", "metrics", "other",
-};
-
-static atomic_uint_fast64_t http_req[R_COUNT][MAX_STATUS];
+static atomic_uint_fast64_t http_req[METRICS_ROUTES_MAX][MAX_STATUS];
 static atomic_uint_fast64_t records_appended, records_read, published, retired, bytes_in;
 
-void metrics_http(route_t r, unsigned status)
+void metrics_http(unsigned r, unsigned status)
 {
-    if (r < R_COUNT && status < MAX_STATUS)
+    if (r < METRICS_ROUTES_MAX && status < MAX_STATUS)
         atomic_fetch_add_explicit(&http_req[r][status], 1, memory_order_relaxed);
 }
 void metrics_records_appended(uint64_t n) { atomic_fetch_add_explicit(&records_appended, n, memory_order_relaxed); }
@@ -36,16 +31,16 @@ static int count_product(void *ctx, const store_product_t *p)
     return 0;
 }
 
-void metrics_render(agent_t *a, FILE *f)
+void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned nroutes)
 {
     prom_family(f, "trib_http_requests_total", "counter", "HTTP requests by route and status.");
-    for (int r = 0; r < R_COUNT; r++)
+    for (unsigned r = 0; r < nroutes && r < METRICS_ROUTES_MAX; r++)
         for (int s = 0; s < MAX_STATUS; s++) {
             uint64_t v = atomic_load_explicit(&http_req[r][s], memory_order_relaxed);
             char labels[64];
             if (!v)
                 continue;
-            snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route_names[r], s);
+            snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route_names[r] ? route_names[r] : "other", s);
             prom_sample(f, "trib_http_requests_total", labels, v);
         }
     prom_counter(f, "trib_records_appended_total", "Records appended to this node's products.",

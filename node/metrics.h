@@ -6,20 +6,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum {
-    R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
-    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_OTHER, R_COUNT
-} route_t;
+#define METRICS_ROUTES_MAX 32   /* HTTP route ids (node/http.c routes[]) */
 
-struct agent;
+struct node;
 
-void metrics_http(route_t r, unsigned status);
+/* Counts one answer of route id r (< METRICS_ROUTES_MAX) with status. */
+void metrics_http(unsigned r, unsigned status);
 void metrics_records_appended(uint64_t n);
 void metrics_records_read(uint64_t n);
 void metrics_published(void);
 void metrics_retired(void);
 void metrics_bytes_in(uint64_t n);
-/* Writes the whole exposition (node counters, storage, gossip) to f. */
-void metrics_render(struct agent *a, FILE *f);
+/* Writes the whole exposition (node counters, storage, gossip) to f; route_names[r] labels the
+ * requests of route id r (nroutes of them). */
+void metrics_render(struct node *n, FILE *f, const char *const *route_names, unsigned nroutes);
 
 #endif

@@ -9,11 +9,11 @@
 #include "gossip/identity.h"
 #include "node/manifest.h"
 #include "node/view.h"
-#include "storage/store.h"
+#include "storage/search.h"
 
 #define VERSION "0.1.0"
 
-int view_load_manifest(agent_t *a, const char *domain, uint64_t seq, Trib__SignedEntry **se,
+int view_load_manifest(node_t *a, const char *domain, uint64_t seq, Trib__SignedEntry **se,
                        Trib__CatalogEntry **ce)
 {
     uint8_t *bytes = NULL;
@@ -80,7 +80,7 @@ static json_t *text_json(const char *s)
     return j;
 }
 
-static json_t *summary(agent_t *a, const store_product_t *p, const Trib__SignedEntry *se, const Trib__Manifest *m,
+static json_t *summary(node_t *a, const store_product_t *p, const Trib__SignedEntry *se, const Trib__Manifest *m,
                        int full)
 {
     char signer[ID_HEX_LEN] = "";
@@ -114,7 +114,7 @@ static json_t *summary(agent_t *a, const store_product_t *p, const Trib__SignedE
 
 /* The node that owns the product: the member whose id is the key that signed it (a domain's
  * entries are signed by its node's key). State "unknown" when this node has not met it. */
-static json_t *owner_node(agent_t *a, const Trib__SignedEntry *se)
+static json_t *owner_node(node_t *a, const Trib__SignedEntry *se)
 {
     char hex[ID_HEX_LEN] = "";
     if (se->signer.len != ID_PK_LEN)
@@ -136,7 +136,7 @@ static json_t *owner_node(agent_t *a, const Trib__SignedEntry *se)
     return j ? j : json_pack("{s:s,s:s}", "node_id", hex, "state", "unknown");
 }
 
-json_t *view_product(agent_t *a, const store_product_t *p, int full)
+json_t *view_product(node_t *a, const store_product_t *p, int full)
 {
     char domain[64];
     domain_of(p->id, domain, sizeof domain);
@@ -219,7 +219,7 @@ static json_t *facets_json(const store_result_t *r)
     return f;
 }
 
-json_t *view_products(agent_t *a, const view_query_t *q, char *err, size_t errlen)
+json_t *view_products(node_t *a, const view_query_t *q, char *err, size_t errlen)
 {
     store_query_t sq;
     if (to_store_query(q, &sq, err, errlen) != 0)
@@ -260,7 +260,7 @@ static int count_product(void *ctx, const store_product_t *p)
     return 0;
 }
 
-json_t *view_status(agent_t *a)
+json_t *view_status(node_t *a)
 {
     json_t *digest = json_object();
     store_catalog_heads(a->st, add_head, digest);
@@ -294,7 +294,7 @@ json_t *view_status(agent_t *a)
     return j;
 }
 
-json_t *view_members(agent_t *a)
+json_t *view_members(node_t *a)
 {
     json_t *list = json_array();
     if (a->gossip) {

@@ -4,7 +4,7 @@
 #define TRIB_VIEW_H
 
 #include <jansson.h>
-#include "node/agent.h"
+#include "node/node.h"
 
 /* GET /v1/products: the raw query parameters (NULL or "": absent). */
 typedef struct {
@@ -17,19 +17,19 @@ typedef struct {
 #define VIEW_OFFSET_MAX    10000000
 #define VIEW_FACET_MAX     100      /* values per facet, most frequent first */
 
-json_t *view_status(agent_t *a);
-json_t *view_members(agent_t *a);
+json_t *view_status(node_t *a);
+json_t *view_members(node_t *a);
 /* Checks every parameter of q: 0, or -1 with err naming the parameter (answer 400). */
 int view_products_check(const view_query_t *q, char *err, size_t errlen);
 /* Ranked search over the node's catalog replica (storage's search index): {"products": [summary
  * + "score", in rank order], "total", "offset", "limit", "facets": {"domain": {value: count},
  * "tag", "owner", "status"}}. q must have passed view_products_check; NULL on a storage error. */
-json_t *view_products(agent_t *a, const view_query_t *q, char *err, size_t errlen);
+json_t *view_products(node_t *a, const view_query_t *q, char *err, size_t errlen);
 /* Summary of p; full adds the manifest document and, on the owner, the last record seq. */
-json_t *view_product(agent_t *a, const store_product_t *p, int full);
+json_t *view_product(node_t *a, const store_product_t *p, int full);
 
 /* Loads and decodes catalog entry domain|seq (both freed with view_free_entry). 0 or -1. */
-int view_load_manifest(agent_t *a, const char *domain, uint64_t seq, Trib__SignedEntry **se,
+int view_load_manifest(node_t *a, const char *domain, uint64_t seq, Trib__SignedEntry **se,
                        Trib__CatalogEntry **ce);
 void view_free_entry(Trib__SignedEntry **se, Trib__CatalogEntry **ce);
 

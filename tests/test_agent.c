@@ -1,6 +1,7 @@
 /* tests/test_agent.c - one domain's node as a real process: the foundation issue's user stories
  * through the CLI and HTTP, bad input at every endpoint, and durability across SIGKILL. */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "tests/harness.h"
 
 TestSuite(agent, .fini = h_cleanup_all, .timeout = 120);
@@ -502,4 +507,483 @@ Test(agent, stop_ends_live_streams_with_a_reason)
     cr_assert(s.r.body && strstr(s.r.body, "{\"error\":\"shutting_down\""), "stream body: %s",
               s.r.body ? s.r.body : "(none)");
     h_resp_free(&s.r);
+}
+
+/* ------------------------------------------------------------------ route table */
+
+static size_t keep_allow(char *p, size_t sz, size_t n, void *ctx)
+{
+    if (!strncasecmp(p, "Allow:", 6))
+        sscanf(p + 6, " %127[^\r\n]", (char *)ctx);
+    return sz * n;
+}
+
+static size_t drop(char *p, size_t sz, size_t n, void *ctx)
+{
+    (void)p, (void)ctx;
+    return sz * n;
+}
+
+/* Status and Allow header of method url (no body). */
+static long allow_of(h_node_t *n, const char *method, const char *path, char allow[128])
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", n->url, path);
+    allow[0] = '\0';
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, keep_allow);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, allow);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, drop);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "%s %s", method, url);
+    long st = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    curl_easy_cleanup(c);
+    return st;
+}
+
+Test(agent, route_table_gives_405_with_allow_404_and_route_metrics)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char allow[128];
+    cr_assert_eq(allow_of(&n, "PATCH", "/v1/products/payments/x", allow), 405);
+    cr_assert_str_eq(allow, "GET, PUT, DELETE");
+    cr_assert_eq(allow_of(&n, "PUT", "/v1/products/payments/x/records/", allow), 405);
+    cr_assert_str_eq(allow, "POST, GET");
+    cr_assert_eq(allow_of(&n, "POST", "/v1/status", allow), 405);
+    cr_assert_str_eq(allow, "GET");
+    cr_assert_eq(allow_of(&n, "GET", "/v1/products/payments/x/y/z", allow), 404);
+    cr_assert_eq(allow_of(&n, "GET", "/v1/products/payments", allow), 404);
+    expect_error(&n, "DELETE", "/metrics", NULL, NULL, 0, 405, "allowed methods are GET");
+    /* A body sent to a route that takes none is read and dropped, not kept. */
+    expect_error(&n, "GET", "/v1/products/payments/x", "application/json", "{}", 2, 404, "payments/x");
+    h_resp_t r;
+    char url[128];
+    snprintf(url, sizeof url, "%s/metrics", n.url);
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"product_get\",status=\"405\"} 1"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"records_post\",status=\"405\"} 1"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"metrics\",status=\"405\"} 1"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"other\",status=\"404\"} 2"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"product_get\",status=\"404\"} 1"), "%s", r.body);
+    h_resp_free(&r);
+}
+
+/* ------------------------------------------------------------------ control bytes */
+
+Test(agent, nul_or_control_byte_in_path_query_or_manifest_is_refused)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    const char *P = "/v1/products/payments/settled-transactions";
+    char path[256];
+    /* Cut at the NUL this was DELETE /v1/products/payments/settled-transactions: a retire. */
+    snprintf(path, sizeof path, "%s%%00/records", P);
+    expect_error(&n, "DELETE", path, NULL, NULL, 0, 400, "0x00 (NUL, written %00)");
+    snprintf(path, sizeof path, "%s%%00y/records", P);
+    expect_error(&n, "GET", path, NULL, NULL, 0, 400, "control byte 0x00");
+    snprintf(path, sizeof path, "%s/records%%0d", P);
+    expect_error(&n, "GET", path, NULL, NULL, 0, 400, "0x0d");
+    snprintf(path, sizeof path, "%s/records?from=1%%00&limit=2", P);
+    expect_error(&n, "GET", path, NULL, NULL, 0, 400, "query parameter 'from'");
+    expect_error(&n, "GET", "/v1/products?q=pay%1bments", NULL, NULL, 0, 400, "query parameter 'q'");
+    expect_error(&n, "GET", "/v1/products?tag%7f=x", NULL, NULL, 0, 400, "0x7f");
+    json_t *j = h_get_json(n.url, P, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "active", "the product was retired");
+    json_decref(j);
+
+    /* A valid manifest, then a NUL and garbage: refused whole, naming the offset. */
+    size_t len;
+    char *yaml = h_read_file(example("settled-transactions.yaml"), &len);
+    char *body = malloc(len + 16);
+    memcpy(body, yaml, len);
+    memcpy(body + len, "\0version: 9.9.9", 16);
+    char want[64];
+    snprintf(want, sizeof want, "NUL byte at offset %zu", len);
+    expect_error(&n, "PUT", P, "application/yaml", body, len + 16, 400, want);
+    free(body);
+    free(yaml);
+    /* Plain percent-escapes still work. */
+    expect_error(&n, "GET", "/v1/products?q=%E2%82%AC&status=gone", NULL, NULL, 0, 400, "status");
+    cr_assert_eq(request(&n, "GET", "/v1/products?q=settled%20transactions", NULL, NULL, 0, NULL), 200);
+}
+
+/* ------------------------------------------------------------------ one agent per port and data dir */
+
+/* Runs `trib agent ARGS` (NULL-ended) and waits up to 15 s for it to exit: its exit code, with
+ * its stderr in errout (malloc'd); -2 when it was still running (then killed). */
+static int agent_exit(char **errout, ...)
+{
+    char log[] = "/tmp/trib-agent-err-XXXXXX";
+    int fd = mkstemp(log);
+    cr_assert_geq(fd, 0);
+    const char *argv[32] = {h_trib_path(), "agent"};
+    int k = 2;
+    va_list ap;
+    va_start(ap, errout);
+    const char *s;
+    while ((s = va_arg(ap, const char *)) && k < 31)
+        argv[k++] = s;
+    va_end(ap);
+    argv[k] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fd, 2);
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    close(fd);
+    int st = 0, rc = -2;
+    long deadline = h_now_ms() + 15000;
+    while (h_now_ms() < deadline) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == -2) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    *errout = h_read_file(log, NULL);
+    unlink(log);
+    return rc;
+}
+
+Test(agent, second_agent_on_a_port_in_use_fails_at_start)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char dir[] = "/tmp/trib-test-XXXXXX", http[64], peer[64], *err = NULL;
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(http, sizeof http, "127.0.0.1:%d", n.http_port);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", dir, "--domain", "impostor", "--http", http, "--listen", peer, NULL);
+    cr_assert_eq(rc, 1, "second agent on HTTP port %d: exit %d: %s", n.http_port, rc, err);
+    cr_assert(strstr(err, "cannot listen on") && strstr(err, "Address already in use"), "%s", err);
+    free(err);
+    /* the same for the peer port */
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    rc = agent_exit(&err, "--data", dir, "--domain", "impostor", "--http", http, "--listen", n.peer, NULL);
+    cr_assert_eq(rc, 1, "second agent on peer port %d: exit %d: %s", n.peer_port, rc, err);
+    cr_assert(strstr(err, "Address already in use"), "%s", err);
+    free(err);
+    /* Every request still reaches the first node. */
+    for (int i = 0; i < 10; i++) {
+        json_t *j = h_get_json(n.url, "/v1/status", NULL);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
+        json_decref(j);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(agent, data_dir_in_use_is_refused_naming_the_holder_and_a_stale_lock_is_taken_over)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char http[64], peer[64], *err = NULL, want[64];
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", n.dir, "--domain", "payments", "--http", http, "--listen", peer, NULL);
+    cr_assert_eq(rc, 1, "second agent on %s: exit %d: %s", n.dir, rc, err);
+    snprintf(want, sizeof want, "in use by another agent (pid %d", (int)n.pid);
+    cr_assert(strstr(err, want), "%s", err);
+    free(err);
+    /* SIGKILL leaves the lock file with a dead pid: the next agent takes it over. */
+    h_node_stop(&n, SIGKILL);
+    cr_assert_eq(h_node_restart(&n), 0, "restart after SIGKILL refused: see %s", n.log);
+    char path[300];
+    snprintf(path, sizeof path, "%s/agent.lock", n.dir);
+    char *pid = h_read_file(path, NULL);
+    cr_assert(pid && atoi(pid) == n.pid, "lock file holds '%s', agent is %d", pid, (int)n.pid);
+    free(pid);
+}
+
+Test(agent, store_without_its_identity_key_refuses_to_start_and_says_how_to_restore)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    json_t *s1 = h_get_json(n.url, "/v1/status", NULL);
+    char id1[80];
+    snprintf(id1, sizeof id1, "%s", json_string_value(json_object_get(s1, "node_id")));
+    json_decref(s1);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    char key[300], backup[320];
+    snprintf(key, sizeof key, "%s/identity.key", n.dir);
+    snprintf(backup, sizeof backup, "%s.bak", n.dir);
+    cr_assert_eq(rename(key, backup), 0);
+
+    char http[64], *err = NULL;
+    snprintf(http, sizeof http, "127.0.0.1:%d", n.http_port);
+    int rc = agent_exit(&err, "--data", n.dir, "--domain", "payments", "--http", http, "--listen", n.peer, NULL);
+    cr_assert_eq(rc, 1, "agent without its key: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "not its identity.key") && strstr(err, "Restore") && strstr(err, key), "%s", err);
+    free(err);
+    struct stat sb;
+    cr_assert_neq(stat(key, &sb), 0, "a new identity.key was made");
+
+    /* Restored from the backup, the node is itself again. */
+    cr_assert_eq(rename(backup, key), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    json_t *s2 = h_get_json(n.url, "/v1/status", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(s2, "node_id")), id1);
+    json_decref(s2);
+    publish_example(&n, "settled-transactions.yaml");
+}
+
+/* ------------------------------------------------------------------ prompt exit */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+/* A TCP connection to n's HTTP port that sent req (NULL: nothing) and, when req is given, has
+ * received the first bytes of the answer (the stream's header). */
+static int open_conn(h_node_t *n, const char *req)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    if (req) {
+        cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 10000), 1, "no answer to %s", req);
+        char buf[4096];
+        cr_assert_gt(read(fd, buf, sizeof buf), 0);
+    }
+    return fd;
+}
+
+static int product_known(void *ctx)
+{
+    long st = 0;
+    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/payments/settled-transactions", &st);
+    json_decref(j);
+    return st == 200;
+}
+
+/* Stops n with SIGTERM: the milliseconds it took to exit (0 status asserted). */
+static long stop_ms(h_node_t *n)
+{
+    long t0 = h_now_ms();
+    cr_assert_eq(h_node_stop(n, SIGTERM), 0, "SIGTERM should exit 0 (see %s)", n->log);
+    return h_now_ms() - t0;
+}
+
+Test(agent, sigterm_exits_promptly_with_streams_and_idle_connections_open)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish_example(&a, "settled-transactions.yaml");
+    cr_assert(h_wait(product_known, &b, 20000), "the catalog did not reach growth");
+    const char *stream = "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char *status = "GET /v1/status HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fds[] = {
+        open_conn(&a, stream), open_conn(&a, NULL), open_conn(&a, status), /* local stream, idle, keep-alive */
+        open_conn(&b, stream), open_conn(&b, NULL), open_conn(&b, status), /* routed stream through b */
+    };
+    long relay = stop_ms(&b);
+    long owner = stop_ms(&a);
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        close(fds[i]);
+    cr_assert_lt(relay, 1000, "the relay took %ld ms to exit after SIGTERM", relay);
+    cr_assert_lt(owner, 1000, "the owner took %ld ms to exit after SIGTERM", owner);
+}
+
+/* ------------------------------------------------------------------ idle connections */
+
+/* A connection to n's HTTP port from source address src that sends nothing. */
+static int idle_conn(h_node_t *n, const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in s = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &s.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&s, sizeof s), 0, "bind %s", src);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static int server_closed(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLIN));
+}
+
+typedef struct {
+    int *fds, n, want;
+} closed_t;
+
+static int enough_closed(void *ctx)
+{
+    closed_t *c = ctx;
+    int k = 0;
+    for (int i = 0; i < c->n; i++)
+        k += server_closed(c->fds[i]);
+    return k >= c->want;
+}
+
+static long threads_of(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long t = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Threads:", 8))
+            t = atol(line + 8);
+    if (f)
+        fclose(f);
+    return t;
+}
+
+#define PER_ADDRESS 256 /* node/http.c HTTP_PER_IP */
+
+Test(agent, answers_and_streams_while_one_address_holds_its_cap_of_idle_connections, .timeout = 180)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    const char *stream = "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    int sfd = open_conn(&n, stream);
+    enum { HELD = PER_ADDRESS + 44 };
+    int fds[HELD];
+    for (int i = 0; i < HELD; i++)
+        fds[i] = idle_conn(&n, "127.0.0.2");
+    /* Over the cap, the server closes the surplus at once; the rest it holds. */
+    closed_t surplus = {.fds = fds, .n = HELD, .want = HELD - PER_ADDRESS};
+    cr_assert(h_wait(enough_closed, &surplus, 10000), "the server did not close the connections over the cap");
+    surplus.want = HELD - PER_ADDRESS + 1;
+    cr_assert_not(enough_closed(&surplus), "the server closed connections under the per-address cap");
+    long threads = threads_of(n.pid);
+    cr_assert_lt(threads, 64, "%ld threads for %d idle connections: one per connection?", threads, PER_ADDRESS);
+    /* Another address is served: a request, an append, and the stream opened before carries it. */
+    for (int i = 0; i < 5; i++) {
+        json_t *j = h_get_json(n.url, "/v1/status", NULL);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
+        json_decref(j);
+    }
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    cr_assert_eq(request(&n, "POST", "/v1/products/payments/settled-transactions/records", "application/x-ndjson", rec,
+                         strlen(rec), NULL), 201);
+    struct pollfd p = {.fd = sfd, .events = POLLIN};
+    char buf[4096];
+    cr_assert_eq(poll(&p, 1, 10000), 1, "the stream did not carry the record");
+    ssize_t got = read(sfd, buf, sizeof buf - 1);
+    cr_assert_gt(got, 0);
+    buf[got] = '\0';
+    cr_assert(strstr(buf, "\"txn_id\":\"t1\""), "stream sent: %s", buf);
+    /* A connection that sends nothing is closed after the idle timeout (15 s), not 300 s. */
+    closed_t all = {.fds = fds, .n = HELD, .want = HELD};
+    cr_assert(h_wait(enough_closed, &all, 40000), "idle connections were still open after 40 s");
+    for (int i = 0; i < HELD; i++)
+        close(fds[i]);
+    /* The stream, idle as long but suspended, was not cut. */
+    cr_assert_eq(request(&n, "POST", "/v1/products/payments/settled-transactions/records", "application/x-ndjson", rec,
+                         strlen(rec), NULL), 201);
+    cr_assert_eq(poll(&p, 1, 10000), 1, "the stream did not survive the idle timeout");
+    got = read(sfd, buf, sizeof buf - 1);
+    cr_assert_gt(got, 0, "the stream was closed with the idle connections");
+    close(sfd);
+}
+
+/* ------------------------------------------------------------------ errors libmicrohttpd answers */
+
+/* Sends raw bytes on a new connection; the answer (status line to the end of its body, or what
+ * came before EOF) in out. */
+static void raw_exchange(h_node_t *n, const char *req, size_t len, char *out, size_t cap)
+{
+    int fd = open_conn(n, NULL);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, req + off, len - off);
+        if (w <= 0)
+            break; /* the server may close before reading it all */
+        off += (size_t)w;
+    }
+    size_t got = 0;
+    out[0] = '\0';
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (got < cap - 1 && poll(&p, 1, 10000) == 1) {
+        ssize_t r = read(fd, out + got, cap - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        out[got] = '\0';
+        const char *end = strstr(out, "\r\n\r\n"), *cl = strcasestr(out, "Content-Length:");
+        if (end && cl && cl < end && got >= (size_t)(end + 4 - out) + strtoul(cl + 15, NULL, 10))
+            break;
+    }
+    close(fd);
+}
+
+Test(agent, oversize_request_heads_get_the_json_error_and_library_messages_are_logged_with_level)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    size_t big = 100000;
+    char *req = malloc(big + 200), out[4096];
+    int len = snprintf(req, big + 200, "GET /v1/status?x=%0*d HTTP/1.1\r\nHost: t\r\n\r\n", 6000, 0);
+    raw_exchange(&n, req, (size_t)len, out, sizeof out);
+    cr_assert(strstr(out, "HTTP/1.1 414") && strstr(out, "{\"error\":\"uri_too_long\""), "%s", out);
+    len = snprintf(req, big + 200, "GET /v1/status HTTP/1.1\r\nHost: t\r\nX-Big: %0*d\r\n\r\n", 12000, 0);
+    raw_exchange(&n, req, (size_t)len, out, sizeof out);
+    cr_assert(strstr(out, "HTTP/1.1 431") && strstr(out, "{\"error\":\"headers_too_large\""), "%s", out);
+    /* Past what libmicrohttpd holds (32 KiB a connection) it answers itself, and says so in the log. */
+    len = snprintf(req, big + 200, "GET /v1/status?x=%0*d HTTP/1.1\r\nHost: t\r\n\r\n", (int)big, 0);
+    raw_exchange(&n, req, (size_t)len, out, sizeof out);
+    cr_assert(strstr(out, "HTTP/1.1 414"), "%s", out);
+    free(req);
+    json_t *j = h_get_json(n.url, "/v1/status", NULL); /* still serving */
+    cr_assert_not_null(j);
+    json_decref(j);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    char *log = h_read_file(n.log, NULL);
+    cr_assert(log && strstr(log, "Z warn  http: Error processing request (HTTP response code is 414"),
+              "libmicrohttpd's message is not in the log with timestamp and level: %s", log);
+    for (char *line = log, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        cr_assert(strlen(line) > 25 && line[4] == '-' && line[10] == 'T' && line[23] == 'Z',
+                  "a log line without the log's timestamp: %.*s", nl ? (int)(nl - line) : (int)strlen(line), line);
+    }
+    free(log);
+}
+
+Test(agent, a_write_request_may_pause_longer_than_the_idle_timeout, .timeout = 120)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    char head[512];
+    snprintf(head, sizeof head,
+             "POST /v1/products/payments/settled-transactions/records HTTP/1.1\r\nHost: t\r\n"
+             "Content-Type: application/x-ndjson\r\nContent-Length: %zu\r\n\r\n",
+             strlen(rec));
+    int fd = open_conn(&n, NULL);
+    cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
+    cr_assert_eq(write(fd, rec, 10), 10);
+    /* Quiet for longer than the 15 s idle timeout: the connection must stay open. */
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    cr_assert_eq(poll(&p, 1, 20000), 0, "the server closed a write request paused for 20 s");
+    cr_assert_eq(write(fd, rec + 10, strlen(rec) - 10), (ssize_t)(strlen(rec) - 10));
+    char out[2048] = "";
+    cr_assert_eq(poll(&p, 1, 10000), 1);
+    cr_assert_gt(read(fd, out, sizeof out - 1), 0);
+    cr_assert(strstr(out, "HTTP/1.1 201"), "%s", out);
+    close(fd);
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "storage/store.h"
+#include "storage/search.h"
 
 /* ---------------------------------------------------------------- fixture */
 

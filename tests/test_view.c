@@ -16,22 +16,22 @@
 #include "tests/peer_tools.h"
 
 static char dir[64];
-static agent_t agent;
+static node_t node;
 
 static void setup(void)
 {
     strcpy(dir, "/tmp/trib-view-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     char err[256];
-    agent.st = store_open(dir, &(store_opts_t){ .nosync = 1 }, err, sizeof err);
-    cr_assert_not_null(agent.st, "store_open: %s", err);
-    snprintf(agent.cfg.domain, sizeof agent.cfg.domain, "local");
-    peer_identity(&agent.id);
+    node.st = store_open(dir, &(store_opts_t){ .nosync = 1 }, err, sizeof err);
+    cr_assert_not_null(node.st, "store_open: %s", err);
+    snprintf(node.cfg.domain, sizeof node.cfg.domain, "local");
+    peer_identity(&node.id);
 }
 
 static void teardown(void)
 {
-    store_close(&agent.st);
+    store_close(&node.st);
     char p[128];
     snprintf(p, sizeof p, "%s/data.mdb", dir);
     unlink(p);
@@ -58,7 +58,7 @@ static void append_peer_manifest(Trib__Manifest *m)
     entry_t e;
     char err[256];
     cr_assert_eq(entry_verify(bytes, len, &e, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(store_catalog_append(agent.st, e.entry, e.hash, peer.pk, bytes, len, err, sizeof err), 0,
+    cr_assert_eq(store_catalog_append(node.st, e.entry, e.hash, peer.pk, bytes, len, err, sizeof err), 0,
                  "%s", err);
     entry_free(&e);
     free(bytes);
@@ -87,8 +87,8 @@ Test(view, peer_text_that_is_not_utf8_shows_and_keeps_the_listing)
     append_peer_manifest(&m);
 
     store_product_t p;
-    cr_assert_eq(store_product_get(agent.st, "remote/p1", &p), 0);
-    json_t *j = view_product(&agent, &p, 1);
+    cr_assert_eq(store_product_get(node.st, "remote/p1", &p), 0);
+    json_t *j = view_product(&node, &p, 1);
     cr_assert_not_null(j, "a product with non-UTF-8 text has no view");
     cr_expect_str_eq(json_string_value(json_object_get(j, "title")), "caf? ? title");
     cr_expect_str_eq(json_string_value(json_object_get(json_object_get(j, "owners"), "technical")), "b?@x.io");
@@ -97,7 +97,7 @@ Test(view, peer_text_that_is_not_utf8_shows_and_keeps_the_listing)
     json_decref(j);
 
     char err[256] = "";
-    json_t *list = view_products(&agent, &(view_query_t){ 0 }, err, sizeof err);
+    json_t *list = view_products(&node, &(view_query_t){ 0 }, err, sizeof err);
     cr_assert_not_null(list, "the listing failed: %s", err);
     cr_expect_eq(json_array_size(json_object_get(list, "products")), 1);
     json_decref(list);

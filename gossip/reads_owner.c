@@ -1,0 +1,341 @@
+/* gossip/reads_owner.c - the owner side of routed reads: streams of this node's products served to
+ * relays, pumped from LMDB in batches under the requester's credit (see reads.h for the protocol).
+ *
+ * Owns: the stream table (open, credit, cancel, idle expiry, keepalives), reading a batch from the
+ * store (one short read transaction per batch) and the refusals an owner sends (a last batch 1
+ * with a status).
+ * Must not: run on any thread but the gossip loop, take reads.mu or touch the relay's sessions,
+ * keep an LMDB transaction beyond one batch, or serve a product of another domain. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gossip/entry.h"
+#include "gossip/reads_int.h"
+
+/* One stream served by this node. */
+struct ostream {
+    struct ostream *next;
+    uint8_t peer[32];
+    char peer_addr[ADDR_MAX];
+    uint64_t id;
+    char product[STORE_ID_MAX];
+    uint64_t next_seq, remaining;   /* remaining UINT64_MAX: no limit */
+    int live, waiting, dead;
+    uint32_t window;
+    size_t max_bytes;
+    uint64_t sent, acked;
+    uint64_t last_heard, last_sent;
+};
+
+
+/* Packs m and hands it to io.send now (loop thread, mu not held). 0 handed on, -1 dropped. */
+static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1; /* the peer notices through stall/keepalive timers */
+    protobuf_c_message_pack(m, buf);
+    int rc = r->io.send(r->io.ctx, addr, type, buf, len);
+    free(buf);
+    return rc;
+}
+
+/* Refuses or ends stream id of addr: a last batch 1 with status and error. */
+static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t status, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t status, const char *fmt, ...)
+{
+    char msg[ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+    b.stream_id = id;
+    b.done = 1;
+    b.status = status;
+    b.error = msg;
+    b.batch_no = 1;
+    send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base);
+}
+
+static ostream_t *ostream_find(reads_t *r, const uint8_t peer[32], uint64_t id)
+{
+    for (ostream_t *s = r->streams; s; s = s->next)
+        if (!s->dead && s->id == id && !memcmp(s->peer, peer, 32))
+            return s;
+    return NULL;
+}
+
+static void ostream_kill(reads_t *r, ostream_t *s)
+{
+    if (s->dead)
+        return;
+    s->dead = 1;
+    atomic_fetch_sub(&r->owner_streams, 1);
+    if (s->live)
+        atomic_fetch_sub(&r->owner_live, 1);
+}
+
+/* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ. */
+static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, uint64_t last)
+{
+    /* Small batches first, doubling up to max_bytes: the first bytes reach the client sooner and
+     * the stages (owner, both ZeroMQ I/O threads, relay, client) start overlapping early. */
+    size_t ramp = (size_t)64 * 1024 << (s->sent < 4 ? 2 * s->sent : 8);
+    uint64_t lim = r->c.batch_records;
+    if (s->remaining != UINT64_MAX && s->remaining < lim)
+        lim = s->remaining;
+    store_page_t *pg = &r->page;
+    long n = store_page_read(r->st, s->product, s->next_seq, lim, ramp < s->max_bytes ? ramp : s->max_bytes, pg);
+    Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+    b.stream_id = s->id;
+    b.first_seq = s->next_seq;
+    char msg[ERR_MAX];
+    if (n < 0) {
+        snprintf(msg, sizeof msg, "reading records of %s at seq %" PRIu64 " failed on the owner: %s", s->product,
+                 s->next_seq, store_last_error());
+        b.done = 1;
+        b.status = 500;
+        b.error = msg;
+        n = 0;
+    } else if (n == 0 && s->live && !first) {
+        /* Caught up: wait for an append, unless none can come. */
+        store_product_t p;
+        if (store_product_get(r->st, s->product, &p) == 0 && p.retired) {
+            snprintf(msg, sizeof msg, "%s was retired: it takes no new records", s->product);
+            b.done = 1;
+            b.status = 410;
+            b.error = msg;
+        } else {
+            s->waiting = 1;
+            return;
+        }
+    } else if (pg->len > r->room) { /* one record alone, larger than a message may carry */
+        snprintf(msg, sizeof msg, "record %" PRIu64 " of %s is larger than the peer message limit", pg->first,
+                 s->product);
+        b.done = 1;
+        b.status = 500;
+        b.error = msg;
+        n = 0;
+    } else {
+        b.lines = (ProtobufCBinaryData){pg->len, (uint8_t *)pg->buf};
+        if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
+            b.done = 1;
+    }
+    if (first)
+        b.last_seq = last;
+    b.batch_no = ++s->sent;
+    if (send_now(r, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base) == 0) {
+        BUMP(r, batches_sent, 1);
+        BUMP(r, records_sent, (uint64_t)n);
+    }
+    s->last_sent = now;
+    if (n > 0) {
+        s->next_seq += (uint64_t)n;
+        if (s->remaining != UINT64_MAX)
+            s->remaining -= (uint64_t)n;
+    }
+    if (b.done)
+        ostream_kill(r, s);
+}
+
+void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const char *addr, const Trib__ReadRequest *q)
+{
+    const char *pid = q->product_id ? q->product_id : "";
+    if (!entry_valid_product_id(pid)) {
+        BUMP(r, streams_refused, 1);
+        reply_error(r, addr, q->stream_id, 400, "not a product id");
+        return;
+    }
+    size_t dlen = (size_t)(strchr(pid, '/') - pid);
+    if (dlen != strlen(r->domain) || memcmp(pid, r->domain, dlen) != 0) {
+        BUMP(r, streams_refused, 1);
+        reply_error(r, addr, q->stream_id, 404, "%s is not owned by this node (domain '%s')", pid, r->domain);
+        return;
+    }
+    store_product_t p;
+    int rc = store_product_get(r->st, pid, &p);
+    if (rc != 0) {
+        BUMP(r, streams_refused, 1);
+        if (rc == STORE_NOTFOUND)
+            reply_error(r, addr, q->stream_id, 404, "no product %s on its owner", pid);
+        else
+            reply_error(r, addr, q->stream_id, 500, "reading product %s failed on its owner", pid);
+        return;
+    }
+    uint64_t from = q->from_seq ? q->from_seq : 1;
+    if (q->live && q->limit) {
+        BUMP(r, streams_refused, 1);
+        reply_error(r, addr, q->stream_id, 400, "limit: not supported on a live stream");
+        return;
+    }
+    if (q->limit && from - 1 > UINT64_MAX - q->limit) {
+        BUMP(r, streams_refused, 1);
+        reply_error(r, addr, q->stream_id, 400, "from %" PRIu64 " + limit %" PRIu64 " is beyond the last seq",
+                    from, q->limit);
+        return;
+    }
+    if (ostream_find(r, sender, q->stream_id)) {
+        BUMP(r, streams_refused, 1);
+        reply_error(r, addr, q->stream_id, 400, "stream %" PRIu64 " is already open", q->stream_id);
+        return;
+    }
+    size_t total = 0, mine = 0;
+    for (ostream_t *s = r->streams; s; s = s->next)
+        if (!s->dead) {
+            total++;
+            mine += !memcmp(s->peer, sender, 32);
+        }
+    if (total >= r->c.max_streams || mine >= r->c.max_streams_per_peer) {
+        BUMP(r, streams_refused, 1);
+        reply_error(r, addr, q->stream_id, 503, "the owner serves too many streams (%zu, %zu from this node)", total,
+                    mine);
+        return;
+    }
+    uint64_t last = 0;
+    if (store_records_last(r->st, pid, &last) < 0) {
+        reply_error(r, addr, q->stream_id, 500, "reading records of %s failed on its owner", pid);
+        return;
+    }
+    if (q->live && q->from_tail && p.retired) {
+        BUMP(r, streams_refused, 1);
+        reply_error(r, addr, q->stream_id, 410, "%s is retired: it takes no new records", pid);
+        return;
+    }
+    ostream_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        reply_error(r, addr, q->stream_id, 500, "out of memory on the owner");
+        return;
+    }
+    memcpy(s->peer, sender, 32);
+    snprintf(s->peer_addr, sizeof s->peer_addr, "%s", addr);
+    s->id = q->stream_id;
+    snprintf(s->product, sizeof s->product, "%s", pid);
+    s->next_seq = q->live && q->from_tail ? last + 1 : from;
+    s->remaining = q->limit ? q->limit : UINT64_MAX;
+    s->live = q->live;
+    s->window = q->credit < 1 ? 1 : q->credit > MAX_WINDOW ? MAX_WINDOW : q->credit;
+    s->max_bytes = r->c.batch_bytes < r->room ? r->c.batch_bytes : r->room;
+    if (q->max_bytes && q->max_bytes < s->max_bytes)
+        s->max_bytes = q->max_bytes;
+    s->last_heard = now;
+    s->next = r->streams;
+    r->streams = s;
+    atomic_fetch_add(&r->owner_streams, 1);
+    if (s->live)
+        atomic_fetch_add(&r->owner_live, 1);
+    ostream_pump_one(r, s, now, 1, last);
+}
+
+static void owner_sweep(reads_t *r)
+{
+    for (ostream_t **p = &r->streams; *p;) {
+        ostream_t *s = *p;
+        if (s->dead) {
+            *p = s->next;
+            free(s);
+        } else {
+            p = &s->next;
+        }
+    }
+}
+
+
+void reads__owner_credit(reads_t *r, uint64_t now, const uint8_t sender[32], const char *addr,
+                         const Trib__ReadCredit *m)
+{
+    ostream_t *s = ostream_find(r, sender, m->stream_id);
+    if (!s) {
+        reply_error(r, addr, m->stream_id, 503, "the owner has no such stream (restarted, or the stream expired)");
+        return;
+    }
+    s->last_heard = now;
+    if (m->acked > s->acked && m->acked <= s->sent)
+        s->acked = m->acked;
+    if (m->credit >= 1 && m->credit <= MAX_WINDOW)
+        s->window = m->credit;
+}
+
+void reads__owner_cancel(reads_t *r, const uint8_t sender[32], uint64_t stream_id)
+{
+    ostream_t *s = ostream_find(r, sender, stream_id);
+    if (s)
+        ostream_kill(r, s);
+}
+
+void reads__owner_appended(reads_t *r, const char (*products)[STORE_ID_MAX], int n, int all)
+{
+    for (ostream_t *s = r->streams; s; s = s->next) {
+        if (!s->live || !s->waiting)
+            continue;
+        int hit = all;
+        for (int i = 0; i < n && !hit; i++)
+            hit = !strcmp(products[i], s->product);
+        if (hit)
+            s->waiting = 0;
+    }
+}
+
+static int ostream_ready(const ostream_t *s)
+{
+    return !s->dead && !s->waiting && s->sent < s->acked + s->window;
+}
+
+int reads__owner_pump(reads_t *r, uint64_t now)
+{
+    uint32_t budget = r->c.pump_batches;
+    int progress = 1;
+    while (budget > 0 && progress) {
+        progress = 0;
+        for (ostream_t *s = r->streams; s && budget > 0; s = s->next)
+            if (ostream_ready(s)) {
+                ostream_pump_one(r, s, now, 0, 0);
+                budget--;
+                progress = 1;
+            }
+    }
+    owner_sweep(r);
+    for (ostream_t *s = r->streams; s; s = s->next)
+        if (ostream_ready(s))
+            return 1;
+    return 0;
+}
+
+void reads__owner_tick(reads_t *r, uint64_t now, outq_t *q)
+{
+    for (ostream_t *s = r->streams; s; s = s->next) {
+        if (s->dead)
+            continue;
+        if (now - s->last_heard >= r->c.idle_expiry_ms) {
+            BUMP(r, streams_expired, 1);
+            ostream_kill(r, s);
+        } else if (now - s->last_sent >= r->c.keepalive_ms) {
+            Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+            b.stream_id = s->id;
+            reads__outq_add(q, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, s->id, &b.base);
+            s->last_sent = now;
+            BUMP(r, keepalives_sent, 1);
+        }
+    }
+    owner_sweep(r);
+}
+
+void reads__owner_peer_lost(reads_t *r, const uint8_t id[32])
+{
+    for (ostream_t *s = r->streams; s; s = s->next)
+        if (!memcmp(s->peer, id, 32))
+            ostream_kill(r, s);
+}
+
+void reads__owner_free(reads_t *r)
+{
+    for (ostream_t *s = r->streams, *n; s; s = n) {
+        n = s->next;
+        free(s);
+    }
+    r->streams = NULL;
+    store_page_free(&r->page);
+}

@@ -1,0 +1,862 @@
+/* gossip/reads_relay.c - the relay side of routed reads: sessions to owners, the shared live feeds
+ * with their rings, and the readers that HTTP threads pull NDJSON from (see reads.h).
+ *
+ * Owns: session_t and feed_t (every field under reads.mu), checking each batch an owner sends
+ * (stream, sender, batch order, seqs, credit) before it is queued, the credit returned as readers
+ * consume, stall detection, and the reads_reader_* API.
+ * Must not: send or call the store (messages go into an outq the caller sends after unlocking),
+ * hold reads.mu while copying into a reader's buffer, touch the owner's streams, or parse records
+ * (they are opaque bytes followed by a newline). */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "gossip/clock.h"
+#include "gossip/entry.h"
+#include "gossip/reads_int.h"
+
+#define STAGE_BYTES (256u * 1024u)   /* live reader: ring bytes copied out per step */
+
+static void deadline_ts(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* ================================================================== state */
+
+typedef struct rbatch {
+    struct rbatch *next;
+    Trib__ReadBatch *msg;
+    uint64_t count;                 /* records (lines) in msg */
+} rbatch_t;
+
+typedef struct ring_rec {
+    uint64_t seq;
+    size_t len;
+    char *data;
+} ring_rec_t;
+
+/* One stream to an owner, seen from the relay. */
+struct session {
+    struct session *next;
+    uint64_t id;
+    uint8_t owner[32];
+    char owner_addr[ADDR_MAX], owner_desc[DESC_MAX];
+    feed_t *feed;                   /* set on a feed's upstream: the loop consumes its batches */
+    char product[STORE_ID_MAX];
+    uint64_t from, limit;
+    int live, from_tail;
+    uint32_t window;
+    int need_open, credit_due;      /* asks for the loop */
+    uint64_t last_heard, last_sent; /* ms */
+    uint64_t expect_batch;          /* next batch_no */
+    uint64_t next_seq;              /* next record seq expected (after the first batch) */
+    uint64_t last_seq;              /* owner's last seq, from batch 1 */
+    int opened, done, failed;
+    reads_err_t e;                  /* when failed; e.status: the owner's refusal status or 0 */
+    rbatch_t *qhead, *qtail;
+    size_t qlen;
+    uint64_t consumed, acked_sent;
+    pthread_cond_t cv;
+};
+
+/* One shared live upstream per product on this relay, with a ring of recent records. */
+struct feed {
+    struct feed *next;
+    char product[STORE_ID_MAX];
+    session_t *up;
+    int nsubs, linked;
+    ring_rec_t *ring;
+    size_t cap, head, count, bytes;
+    uint64_t first, end;            /* the ring holds seqs [first, end) */
+};
+
+/* ================================================================== relay sessions (mu held) */
+
+static session_t *session_find(reads_t *r, uint64_t id)
+{
+    for (session_t *s = r->sessions; s; s = s->next)
+        if (s->id == id)
+            return s;
+    return NULL;
+}
+
+static void session_unlink(reads_t *r, session_t *s)
+{
+    for (session_t **p = &r->sessions; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            r->nsessions--;
+            return;
+        }
+}
+
+static void feed_unlink(reads_t *r, feed_t *f)
+{
+    if (!f->linked)
+        return;
+    for (feed_t **p = &r->feeds; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            r->nfeeds--;
+            break;
+        }
+    f->linked = 0;
+}
+
+/* Marks s failed (first failure wins) and wakes its readers. A failed feed stops taking new
+ * subscribers: the next one opens a fresh upstream. */
+static void session_fail(reads_t *r, session_t *s, int status, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void session_fail(reads_t *r, session_t *s, int status, const char *kind, const char *fmt, ...)
+{
+    if (s->failed || s->done)
+        return;
+    s->failed = 1;
+    char detail[ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    reads__err_set(&s->e, status, kind, "%s", detail);
+    if (!strcmp(kind, "owner_lost"))
+        BUMP(r, fail_owner_lost, 1);
+    if (s->feed)
+        feed_unlink(r, s->feed);
+    pthread_cond_broadcast(&s->cv);
+}
+
+static session_t *session_new(reads_t *r, const reads_open_t *o, uint64_t from, uint64_t limit, int live,
+                              int from_tail, uint32_t window)
+{
+    session_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->id = r->next_id++;
+    memcpy(s->owner, o->owner_id, 32);
+    snprintf(s->owner_addr, sizeof s->owner_addr, "%s", o->owner_addr);
+    snprintf(s->owner_desc, sizeof s->owner_desc, "%s", o->owner_desc ? o->owner_desc : o->owner_addr);
+    snprintf(s->product, sizeof s->product, "%s", o->product);
+    s->from = from ? from : 1;
+    s->limit = limit;
+    s->live = live;
+    s->from_tail = from_tail;
+    s->window = window;
+    s->need_open = 1;
+    s->expect_batch = 1;
+    s->last_heard = s->last_sent = clock_ms();
+    cond_init_mono(&s->cv);
+    s->next = r->sessions;
+    r->sessions = s;
+    r->nsessions++;
+    r->dirty = 1;
+    return s;
+}
+
+/* Unlinks and frees s; tells the owner to stop unless the stream already ended. */
+static void session_release(reads_t *r, session_t *s, int *wake)
+{
+    session_unlink(r, s);
+    if (!s->done && !(s->failed && !strcmp(s->e.kind, "owner_lost")) && !s->need_open) {
+        cancel_t *c = malloc(sizeof *c);
+        if (c) {
+            snprintf(c->addr, sizeof c->addr, "%s", s->owner_addr);
+            c->id = s->id;
+            c->next = r->cancels;
+            r->cancels = c;
+            *wake = 1;
+        }
+    }
+    for (rbatch_t *b = s->qhead, *n; b; b = n) {
+        n = b->next;
+        trib__read_batch__free_unpacked(b->msg, NULL);
+        free(b);
+    }
+    r->queued -= s->qlen;
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+/* Waits (mu held) until the owner's first reply, a failure or timeout_ms. 0 opened, -1 failed
+ * or timed out (then s is failed with the reason). */
+static int session_wait_open(reads_t *r, session_t *s, int timeout_ms)
+{
+    struct timespec ts;
+    deadline_ts(&ts, timeout_ms);
+    while (!s->opened && !s->failed)
+        if (pthread_cond_timedwait(&s->cv, &r->mu, &ts) == ETIMEDOUT)
+            break;
+    if (s->opened && !s->failed)
+        return 0;
+    if (!s->failed) {
+        BUMP(r, fail_open_timeout, 1);
+        session_fail(r, s, 503, "owner_unreachable", "%s did not answer within %u ms", s->owner_desc,
+                     (unsigned)timeout_ms);
+        s->need_open = 0;
+    }
+    return -1;
+}
+
+/* ================================================================== feeds (mu held) */
+
+static void ring_free(feed_t *f)
+{
+    for (size_t i = 0; i < f->count; i++)
+        free(f->ring[(f->head + i) % f->cap].data);
+    free(f->ring);
+    f->ring = NULL;
+    f->count = f->bytes = 0;
+}
+
+static void ring_drop_oldest(reads_t *r, feed_t *f)
+{
+    ring_rec_t *o = &f->ring[f->head];
+    f->bytes -= o->len;
+    free(o->data);
+    o->data = NULL;
+    f->head = (f->head + 1) % f->cap;
+    f->count--;
+    f->first++;
+    r->ring_records--;
+}
+
+/* Appends the batch's records to the ring (they continue it, and its lines are whole: checked by
+ * the caller). */
+static int ring_take(reads_t *r, feed_t *f, const Trib__ReadBatch *b)
+{
+    if (b->lines.len == 0)
+        return 0;
+    const uint8_t *p = b->lines.data, *end = p + b->lines.len;
+    for (const uint8_t *nl; p < end; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = (size_t)(nl - p);
+        char *d = malloc(len);
+        if (!d)
+            return -1;
+        memcpy(d, p, len);
+        while (f->count > 0 && (f->count == f->cap || f->bytes + len > r->c.ring_bytes))
+            ring_drop_oldest(r, f);
+        ring_rec_t *slot = &f->ring[(f->head + f->count) % f->cap];
+        slot->seq = f->end;
+        slot->len = len;
+        slot->data = d;
+        f->count++;
+        f->bytes += len;
+        f->end++;
+        r->ring_records++;
+    }
+    return 0;
+}
+
+static void feed_release(reads_t *r, feed_t *f, int *wake)
+{
+    feed_unlink(r, f);
+    r->ring_records -= f->count;
+    ring_free(f);
+    session_release(r, f->up, wake);
+    free(f);
+}
+
+/* ================================================================== readers (HTTP threads) */
+
+struct reads_reader {
+    reads_t *r;
+    reads_open_t o;
+    uint8_t owner_id[32];
+    char product[STORE_ID_MAX], owner_addr[ADDR_MAX], owner_desc[DESC_MAX];
+    int live;
+    session_t *s;               /* range session: the read itself, or a live catch-up */
+    feed_t *feed;               /* live */
+    uint64_t next;              /* live: next seq to deliver */
+    uint64_t catchup_end;       /* live: seq the running catch-up stops before */
+    Trib__ReadBatch *cur;       /* batch being copied out, from byte roff of its lines */
+    size_t roff;
+    char *stage;                /* live: records copied from the ring, as NDJSON */
+    size_t slen, soff, scap;
+};
+
+/* The error of a reader's open that failed on session s (refused by the owner with its status,
+ * not answered, or the owner lost meanwhile); def: the status when the owner gave none. */
+static void open_err(reads_err_t *e, const session_t *s, int def)
+{
+    int lost = !strcmp(s->e.kind, "owner_lost");
+    *e = s->e;
+    e->status = s->e.status ? s->e.status : def;
+    snprintf(e->kind, sizeof e->kind, "%s", lost ? "owner_unreachable" : s->e.status ? s->e.kind : "owner_error");
+}
+
+/* Hands e to a public caller's buffers. */
+static void err_out(const reads_err_t *e, int *status, char *kind, size_t kindlen, char *err, size_t errlen)
+{
+    if (status)
+        *status = e->status;
+    snprintf(kind, kindlen, "%s", e->kind);
+    snprintf(err, errlen, "%s", e->detail);
+}
+
+/* Copies the lines of rd->cur from roff into out. */
+static size_t emit_batch(reads_reader_t *rd, char *out, size_t cap)
+{
+    const ProtobufCBinaryData *l = &rd->cur->lines;
+    size_t n = l->len - rd->roff < cap ? l->len - rd->roff : cap;
+    if (n == 0)
+        return 0; /* an empty batch has no data pointer at all */
+    memcpy(out, l->data + rd->roff, n);
+    rd->roff += n;
+    return n;
+}
+
+/* Next bytes of the range session rd->s. */
+static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, reads_err_t *e)
+{
+    reads_t *r = rd->r;
+    for (;;) {
+        if (rd->cur) {
+            size_t n = emit_batch(rd, out, cap);
+            if (n > 0)
+                return (long)n;
+            trib__read_batch__free_unpacked(rd->cur, NULL);
+            rd->cur = NULL;
+        }
+        session_t *s = rd->s;
+        int wake = 0;
+        struct timespec ts;
+        deadline_ts(&ts, timeout_ms);
+        pthread_mutex_lock(&r->mu);
+        while (!s->qhead && !s->failed && !s->done)
+            if (pthread_cond_timedwait(&s->cv, &r->mu, &ts) == ETIMEDOUT)
+                break;
+        if (s->qhead) {
+            rbatch_t *b = s->qhead;
+            s->qhead = b->next;
+            if (!s->qhead)
+                s->qtail = NULL;
+            s->qlen--;
+            r->queued--;
+            s->consumed++;
+            uint64_t half = s->window / 2 ? s->window / 2 : 1;
+            if (!s->done && s->consumed - s->acked_sent >= half) {
+                s->credit_due = 1;
+                r->dirty = 1;
+                wake = 1;
+            }
+            pthread_mutex_unlock(&r->mu);
+            if (wake)
+                r->io.wake(r->io.ctx);
+            rd->cur = b->msg;
+            rd->roff = 0;
+            if (rd->live && b->count)
+                rd->next = b->msg->first_seq + b->count;
+            free(b);
+            continue;
+        }
+        long ret = 0;
+        if (s->failed) {
+            *e = s->e;
+            ret = READS_FAILED;
+        } else if (s->done) {
+            ret = READS_END;
+        }
+        pthread_mutex_unlock(&r->mu);
+        return ret;
+    }
+}
+
+/* 0 when a new session may open (mu held), else -1 with the refusal. */
+static int relay_refuse(reads_t *r, reads_err_t *e)
+{
+    if (!r->shutting_down && r->nsessions < r->c.max_sessions)
+        return 0;
+    if (r->shutting_down)
+        reads__err_set(e, 503, "shutting_down", "this node is shutting down");
+    else
+        reads__err_set(e, 503, "busy", "too many routed reads open on this node");
+    return -1;
+}
+
+/* Opens a range session for rd and waits for its first reply; mu not held. */
+static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, uint64_t *last_seq, reads_err_t *e)
+{
+    reads_t *r = rd->r;
+    pthread_mutex_lock(&r->mu);
+    if (relay_refuse(r, e) < 0) {
+        pthread_mutex_unlock(&r->mu);
+        return -1;
+    }
+    session_t *s = session_new(r, &rd->o, from, limit, 0, 0, r->c.window);
+    pthread_mutex_unlock(&r->mu);
+    if (!s) {
+        reads__err_set(e, 500, "internal", "out of memory");
+        return -1;
+    }
+    r->io.wake(r->io.ctx);
+    int wake = 0;
+    pthread_mutex_lock(&r->mu);
+    if (session_wait_open(r, s, (int)r->c.open_timeout_ms) < 0) {
+        open_err(e, s, 502);
+        session_release(r, s, &wake);
+        pthread_mutex_unlock(&r->mu);
+        if (wake)
+            r->io.wake(r->io.ctx);
+        return -1;
+    }
+    if (last_seq)
+        *last_seq = s->last_seq;
+    rd->s = s;
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+/* Finds or opens the feed of rd's product and waits for it to be open; mu not held. */
+static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, reads_err_t *e)
+{
+    reads_t *r = rd->r;
+    int wake = 0;
+    pthread_mutex_lock(&r->mu);
+    feed_t *f = NULL;
+    for (f = r->feeds; f; f = f->next)
+        if (!strcmp(f->product, rd->product) && !memcmp(f->up->owner, rd->owner_id, 32))
+            break;
+    if (!f) {
+        if (relay_refuse(r, e) < 0) {
+            pthread_mutex_unlock(&r->mu);
+            return -1;
+        }
+        f = calloc(1, sizeof *f);
+        ring_rec_t *ring = calloc(r->c.ring_records, sizeof *ring);
+        session_t *s = f && ring ? session_new(r, &rd->o, 0, 0, 1, 1, r->c.feed_window) : NULL;
+        if (!s) {
+            free(f);
+            free(ring);
+            pthread_mutex_unlock(&r->mu);
+            reads__err_set(e, 500, "internal", "out of memory");
+            return -1;
+        }
+        snprintf(f->product, sizeof f->product, "%s", rd->product);
+        f->up = s;
+        s->feed = f;
+        f->ring = ring;
+        f->cap = r->c.ring_records;
+        f->linked = 1;
+        f->next = r->feeds;
+        r->feeds = f;
+        r->nfeeds++;
+        wake = 1;
+    }
+    f->nsubs++;
+    r->nsubs++;
+    rd->feed = f;
+    pthread_mutex_unlock(&r->mu);
+    if (wake)
+        r->io.wake(r->io.ctx);
+    pthread_mutex_lock(&r->mu);
+    session_t *s = f->up;
+    if (session_wait_open(r, s, (int)r->c.open_timeout_ms) < 0) {
+        open_err(e, s, 503);
+        pthread_mutex_unlock(&r->mu);
+        return -1; /* reads_reader_close leaves the feed */
+    }
+    if (last_seq)
+        *last_seq = f->end - 1;
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *last_seq, int *status, char *kind,
+                                  size_t kindlen, char *err, size_t errlen)
+{
+    reads_err_t e = {0};
+    reads_reader_t *rd = NULL;
+    if (!entry_valid_product_id(o->product)) /* never on the wire */
+        reads__err_set(&e, 400, "bad_id", "not a product id");
+    else if (o->live && o->limit)
+        reads__err_set(&e, 400, "bad_query", "limit: not supported on a stream");
+    else if (!(rd = calloc(1, sizeof *rd)))
+        reads__err_set(&e, 500, "internal", "out of memory");
+    if (!rd) {
+        err_out(&e, status, kind, kindlen, err, errlen);
+        return NULL;
+    }
+    rd->r = r;
+    memcpy(rd->owner_id, o->owner_id, 32);
+    snprintf(rd->product, sizeof rd->product, "%s", o->product);
+    snprintf(rd->owner_addr, sizeof rd->owner_addr, "%s", o->owner_addr);
+    snprintf(rd->owner_desc, sizeof rd->owner_desc, "%s", o->owner_desc ? o->owner_desc : o->owner_addr);
+    rd->o = (reads_open_t){.product = rd->product, .owner_id = rd->owner_id, .owner_addr = rd->owner_addr,
+                           .owner_desc = rd->owner_desc};
+    rd->live = o->live;
+    int rc = o->live ? reader_join_feed(rd, last_seq, &e) : reader_open_range(rd, o->from, o->limit, last_seq, &e);
+    if (rc < 0) {
+        err_out(&e, status, kind, kindlen, err, errlen);
+        reads_reader_close(&rd);
+        return NULL;
+    }
+    rd->next = o->from ? o->from : 1;
+    return rd;
+}
+
+/* Copies ring records from rd->next into the stage (mu held). */
+static void stage_from_ring(reads_reader_t *rd, feed_t *f)
+{
+    rd->slen = rd->soff = 0;
+    while (rd->next < f->end && rd->slen < STAGE_BYTES) {
+        const ring_rec_t *rec = &f->ring[(f->head + (rd->next - f->first)) % f->cap];
+        if (rd->slen + rec->len + 1 > rd->scap) {
+            size_t cap = rd->scap ? rd->scap : 64 * 1024;
+            while (cap < rd->slen + rec->len + 1)
+                cap *= 2;
+            char *b = realloc(rd->stage, cap);
+            if (!b)
+                return; /* deliver what is staged; try again next call */
+            rd->stage = b;
+            rd->scap = cap;
+        }
+        memcpy(rd->stage + rd->slen, rec->data, rec->len);
+        rd->slen += rec->len;
+        rd->stage[rd->slen++] = '\n';
+        rd->next++;
+    }
+}
+
+static long live_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, reads_err_t *e)
+{
+    reads_t *r = rd->r;
+    for (;;) {
+        if (rd->soff < rd->slen) {
+            size_t n = rd->slen - rd->soff < cap ? rd->slen - rd->soff : cap;
+            memcpy(out, rd->stage + rd->soff, n);
+            rd->soff += n;
+            return (long)n;
+        }
+        if (rd->s) { /* catching up below the ring */
+            long n = range_next(rd, out, cap, timeout_ms, e);
+            if (n != READS_END)
+                return n;
+            int wake = 0;
+            pthread_mutex_lock(&r->mu);
+            session_release(r, rd->s, &wake);
+            pthread_mutex_unlock(&r->mu);
+            rd->s = NULL;
+            if (rd->next < rd->catchup_end) {
+                reads__err_set(e, 0, "owner_lost", "%s ended the records of %s at seq %" PRIu64 ", expected up to %" PRIu64,
+                               rd->owner_desc, rd->product, rd->next - 1, rd->catchup_end - 1);
+                return READS_FAILED;
+            }
+            continue;
+        }
+        feed_t *f = rd->feed;
+        session_t *s = f->up;
+        struct timespec ts;
+        deadline_ts(&ts, timeout_ms);
+        pthread_mutex_lock(&r->mu);
+        for (;;) {
+            if (rd->next < f->first) {
+                uint64_t end = f->first;
+                pthread_mutex_unlock(&r->mu);
+                if (reader_open_range(rd, rd->next, end - rd->next, NULL, e) < 0) {
+                    if (e->status == 503)
+                        snprintf(e->kind, sizeof e->kind, "owner_lost");
+                    return READS_FAILED;
+                }
+                rd->catchup_end = end;
+                break;
+            }
+            if (rd->next < f->end) {
+                stage_from_ring(rd, f);
+                pthread_mutex_unlock(&r->mu);
+                break;
+            }
+            if (s->failed) {
+                *e = s->e;
+                pthread_mutex_unlock(&r->mu);
+                return READS_FAILED;
+            }
+            if (pthread_cond_timedwait(&s->cv, &r->mu, &ts) == ETIMEDOUT) {
+                pthread_mutex_unlock(&r->mu);
+                return 0;
+            }
+        }
+    }
+}
+
+long reads_reader_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
+                       char *err, size_t errlen)
+{
+    assert(cap > 0);
+    reads_err_t e = {0};
+    long n = rd->live ? live_next(rd, out, cap, timeout_ms, &e) : range_next(rd, out, cap, timeout_ms, &e);
+    if (n == READS_FAILED)
+        err_out(&e, NULL, kind, kindlen, err, errlen);
+    return n;
+}
+
+void reads_reader_close(reads_reader_t **rdp)
+{
+    if (!rdp || !*rdp)
+        return;
+    reads_reader_t *rd = *rdp;
+    reads_t *r = rd->r;
+    int wake = 0;
+    pthread_mutex_lock(&r->mu);
+    if (rd->s)
+        session_release(r, rd->s, &wake);
+    if (rd->feed) {
+        r->nsubs--;
+        if (--rd->feed->nsubs == 0)
+            feed_release(r, rd->feed, &wake);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (wake)
+        r->io.wake(r->io.ctx);
+    if (rd->cur)
+        trib__read_batch__free_unpacked(rd->cur, NULL);
+    free(rd->stage);
+    free(rd);
+    *rdp = NULL;
+}
+
+/* ================================================================== the loop's side of sessions */
+
+/* Credit for what the readers consumed, into q (mu held). */
+static void add_credit(outq_t *q, session_t *s, uint64_t now)
+{
+    Trib__ReadCredit c = TRIB__READ_CREDIT__INIT;
+    c.stream_id = s->id;
+    c.credit = s->window;
+    c.acked = s->consumed;
+    s->acked_sent = s->consumed;
+    s->credit_due = 0;
+    s->last_sent = now;
+    reads__outq_add(q, s->owner_addr, TRIB__MSG_TYPE__MSG_READ_CREDIT, s->id, &c.base);
+}
+
+/* What is wrong with the records of an owner's batch, or NULL with *count set to how many it
+ * holds. Its lines must be whole and not empty; their seqs 1 or more and not wrapping (the first
+ * batch of a from_tail stream sets first_seq freely). One pass of memchr: no copy, no allocation. */
+static const char *batch_lines(const Trib__ReadBatch *b, uint64_t *count)
+{
+    *count = 0;
+    if (b->n_records)
+        return "records one by one (an older owner: both nodes must run this version)";
+    if (b->lines.len == 0)
+        return NULL;
+    const uint8_t *p = b->lines.data, *end = p + b->lines.len;
+    if (p < end && end[-1] != '\n')
+        return "a record cut short (no newline at the end of its lines)";
+    for (const uint8_t *nl; p < end; p = nl + 1, ++*count)
+        if ((nl = memchr(p, '\n', (size_t)(end - p))) == p)
+            return "an empty record";
+    if (*count && (b->first_seq == 0 || *count > UINT64_MAX - b->first_seq))
+        return "records with seqs out of range";
+    return NULL;
+}
+
+/* The owner ended s with an error status (mu held): the status becomes the HTTP status of the
+ * refused read when s was not open yet; only a 4xx/5xx is taken as is. */
+static void session_refused(reads_t *r, session_t *s, const Trib__ReadBatch *b)
+{
+    int status = b->status >= 400 && b->status <= 599 ? (int)b->status : 502;
+    const char *kind = status == 404   ? "not_found"
+                       : status == 400 ? "bad_query"
+                       : status == 410 ? "retired"
+                       : status == 503 ? (s->opened ? "owner_lost" : "owner_unreachable")
+                                       : "owner_error";
+    if (s->opened) {
+        session_fail(r, s, 0, kind, "%s: %s", s->owner_desc, b->error ? b->error : "error");
+    } else {
+        BUMP(r, fail_refused, 1);
+        session_fail(r, s, status, kind, "%s", b->error ? b->error : "refused by the owner");
+    }
+    s->need_open = 0;
+    s->done = 1; /* the owner ended the stream: no cancel */
+}
+
+/* Takes batch b of s (mu held): 1 when b was queued for the reader (it frees b), else 0. A
+ * batch that breaks the stream's rules fails s with e and tells the owner to stop. */
+static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t now, outq_t *q)
+{
+    BUMP(r, batches_recv, 1);
+    if (b->done && b->status) {
+        session_refused(r, s, b);
+        return 0;
+    }
+    reads_err_t e = {0};
+    uint64_t n;
+    const char *bad = batch_lines(b, &n);
+    uint64_t expect_first = s->opened ? s->next_seq : s->from_tail ? b->first_seq : s->from;
+    if (bad) {
+        reads__err_set(&e, 0, "owner_lost", "%s sent %s", s->owner_desc, bad);
+    } else if (b->batch_no != s->expect_batch || (n && b->first_seq != expect_first)) {
+        reads__err_set(&e, 0, "owner_lost",
+                       "the stream from %s lost a batch (expected batch %" PRIu64 " seq %" PRIu64 ", got batch %" PRIu64
+                       " seq %" PRIu64 ")",
+                       s->owner_desc, s->expect_batch, expect_first, b->batch_no, b->first_seq);
+    } else if (!s->feed && s->qlen >= s->window) { /* the owner may not send beyond acked + window */
+        BUMP(r, overrun, 1);
+        reads__err_set(&e, 0, "owner_lost", "%s sent beyond the credit given", s->owner_desc);
+    }
+    if (e.kind[0]) {
+        session_fail(r, s, e.status, e.kind, "%s", e.detail);
+        reads__outq_cancel(q, s->owner_addr, s->id);
+        return 0;
+    }
+    if (!s->opened) {
+        s->opened = 1;
+        s->last_seq = b->last_seq;
+        s->next_seq = n ? b->first_seq : expect_first;
+        if (s->feed)
+            s->feed->first = s->feed->end = s->next_seq;
+    }
+    s->expect_batch++;
+    s->next_seq += n;
+    BUMP(r, records_recv, n);
+    if (b->done && s->feed) /* a live upstream does not end by itself */
+        session_fail(r, s, 0, "owner_lost", "%s ended the live stream", s->owner_desc);
+    else if (b->done)
+        s->done = 1;
+    if (s->feed) {
+        if (ring_take(r, s->feed, b) < 0)
+            session_fail(r, s, 0, "internal", "out of memory for the live ring of %s", s->product);
+        s->consumed++;
+        if (s->consumed - s->acked_sent >= (s->window / 2 ? s->window / 2 : 1))
+            add_credit(q, s, now);
+        return 0;
+    }
+    rbatch_t *rb = malloc(sizeof *rb);
+    if (!rb) {
+        session_fail(r, s, 0, "internal", "out of memory");
+        return 0;
+    }
+    rb->next = NULL;
+    rb->msg = b;
+    rb->count = n;
+    if (s->qtail)
+        s->qtail->next = rb;
+    else
+        s->qhead = rb;
+    s->qtail = rb;
+    s->qlen++;
+    r->queued++;
+    if (s->qlen > r->queued_hwm)
+        r->queued_hwm = s->qlen;
+    return 1;
+}
+
+void reads__relay_batch(reads_t *r, uint64_t now, const uint8_t sender[32], const char *sender_addr,
+                        Trib__ReadBatch *b, outq_t *q)
+{
+    int queued = 0;
+    pthread_mutex_lock(&r->mu);
+    session_t *s = session_find(r, b->stream_id);
+    if (!s) {
+        if (!b->done)
+            reads__outq_cancel(q, sender_addr, b->stream_id); /* a stream we no longer want */
+    } else if (!memcmp(s->owner, sender, 32)) {
+        s->last_heard = now;
+        if (!s->failed && !s->done && b->batch_no != 0) { /* batch_no 0: a keepalive */
+            queued = session_take(r, s, b, now, q);
+            pthread_cond_broadcast(&s->cv);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!queued)
+        trib__read_batch__free_unpacked(b, NULL);
+}
+
+void reads__relay_drain(reads_t *r, uint64_t now, outq_t *q)
+{
+    if (!r->dirty)
+        return;
+    r->dirty = 0;
+    for (session_t *s = r->sessions; s; s = s->next) {
+        if (s->failed || s->done)
+            continue;
+        if (s->need_open) {
+            Trib__ReadRequest m = TRIB__READ_REQUEST__INIT;
+            m.stream_id = s->id;
+            m.product_id = s->product;
+            m.from_seq = s->from;
+            m.limit = s->limit;
+            m.live = s->live;
+            m.from_tail = s->from_tail;
+            m.credit = s->window;
+            s->need_open = 0;
+            s->last_sent = s->last_heard = now;
+            reads__outq_add(q, s->owner_addr, TRIB__MSG_TYPE__MSG_READ_REQ, s->id, &m.base);
+        } else if (s->credit_due) {
+            add_credit(q, s, now);
+        }
+    }
+}
+
+void reads__relay_tick(reads_t *r, uint64_t now, outq_t *q)
+{
+    pthread_mutex_lock(&r->mu);
+    for (session_t *s = r->sessions; s; s = s->next) {
+        if (s->failed || s->done || s->need_open)
+            continue;
+        if (now - s->last_heard >= r->c.stall_ms) {
+            session_fail(r, s, 503, "owner_lost", "no word from %s for %" PRIu64 " ms", s->owner_desc,
+                         now - s->last_heard);
+            reads__outq_cancel(q, s->owner_addr, s->id);
+        } else if (now - s->last_sent >= r->c.keepalive_ms) {
+            add_credit(q, s, now);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reads__relay_peer_lost(reads_t *r, const uint8_t id[32], const char *state)
+{
+    pthread_mutex_lock(&r->mu);
+    for (session_t *s = r->sessions; s; s = s->next)
+        if (!memcmp(s->owner, id, 32))
+            session_fail(r, s, 503, "owner_lost", "%s is unreachable: its member state is %s", s->owner_desc, state);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reads__relay_shutdown(reads_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->shutting_down = 1;
+    for (session_t *s = r->sessions; s; s = s->next)
+        session_fail(r, s, 503, "shutting_down", "this node is shutting down");
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reads__relay_open_failed(reads_t *r, uint64_t stream_id)
+{
+    pthread_mutex_lock(&r->mu);
+    session_t *s = session_find(r, stream_id);
+    if (s)
+        session_fail(r, s, 503, "owner_unreachable", "cannot send to %s (peer queue full or address bad)",
+                     s->owner_desc);
+    pthread_mutex_unlock(&r->mu);
+}
+
+size_t reads__relay_ranges(const reads_t *r)
+{
+    size_t n = 0;
+    for (const session_t *s = r->sessions; s; s = s->next)
+        n += s->feed == NULL;
+    return n;
+}

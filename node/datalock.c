@@ -1,0 +1,52 @@
+/* node/datalock.c - see datalock.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include "node/datalock.h"
+
+int datalock_take(const char *dir, char *err, size_t errlen)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/agent.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open the data dir lock %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        close(fd);
+        if (e != EWOULDBLOCK) {
+            snprintf(err, errlen, "cannot lock the data dir (%s): %s", path, strerror(e));
+            return -1;
+        }
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        snprintf(err, errlen,
+                 "data dir %s is in use by another agent (pid %s, holding %s); stop it first, or use another --data dir",
+                 dir, pid[0] ? pid : "unknown", path);
+        return -1;
+    }
+    char line[32];
+    int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)len, 0) != len) {
+        snprintf(err, errlen, "cannot write the data dir lock %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void datalock_release(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd); /* the file stays: removing it would race a starting agent's open */
+        *fd = -1;
+    }
+}

@@ -1,0 +1,17 @@
+/* node/datalock.h - the data dir's lock: one live agent per data dir.
+ *
+ * Owns: DATA/agent.lock, flock()ed for the holder's life and holding its pid (text) so a second
+ * agent can name it. The kernel drops the lock when the holder dies, so a lock file left by a
+ * dead process is simply taken over. Must not: touch anything else in the data dir. */
+#ifndef TRIB_DATALOCK_H
+#define TRIB_DATALOCK_H
+
+#include <stddef.h>
+
+/* Takes DIR/agent.lock: its fd (keep it open to hold the lock), or -1 with err naming the
+ * holder's pid when another live process holds it (or saying what failed). */
+int datalock_take(const char *dir, char *err, size_t errlen);
+/* Releases the lock (accepts -1); sets *fd to -1. */
+void datalock_release(int *fd);
+
+#endif

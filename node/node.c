@@ -1,0 +1,369 @@
+/* node/node.c - the running node: opening its data dir, and its write operations (node.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "gossip/entry.h"
+#include "gossip/gossip.h"
+#include "gossip/log.h"
+#include "node/datalock.h"
+#include "node/manifest.h"
+#include "node/metrics.h"
+#include "node/node.h"
+#include "node/view.h"
+
+#define FORMAT_VERSION "1"
+
+/* ------------------------------------------------------------------ readers */
+
+void node_notify(node_t *n)
+{
+    pthread_mutex_lock(&n->mu);
+    n->append_gen++;
+    pthread_cond_broadcast(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+}
+
+void node_set_stopping(node_t *n)
+{
+    pthread_mutex_lock(&n->mu);
+    n->stopping = 1;
+    pthread_cond_broadcast(&n->cv);
+    pthread_mutex_unlock(&n->mu);
+}
+
+int node_stopping(node_t *n)
+{
+    pthread_mutex_lock(&n->mu);
+    int stopping = n->stopping;
+    pthread_mutex_unlock(&n->mu);
+    return stopping;
+}
+
+/* ------------------------------------------------------------------ open / close */
+
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+    char path[512];
+    size_t len = strlen(dir);
+    if (len >= sizeof path) {
+        snprintf(err, errlen, "data dir path is longer than %zu characters", sizeof path - 1);
+        return -1;
+    }
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                goto fail;
+            *p = '/';
+        }
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot create data dir %s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* The data dir remembers its domain; refuse to serve another one from it. */
+static int check_domain(node_t *n, char *err, size_t errlen)
+{
+    char stored[64];
+    size_t len = 0;
+    int rc = store_meta_get(n->st, "domain", stored, sizeof stored - 1, &len);
+    if (rc == 0) {
+        stored[len] = '\0';
+        if (!n->cfg.domain[0]) {
+            snprintf(n->cfg.domain, sizeof n->cfg.domain, "%s", stored);
+            return 0;
+        }
+        if (strcmp(stored, n->cfg.domain) != 0) {
+            snprintf(err, errlen,
+                     "data dir %s was created for domain '%s', not '%s'; use --domain %s or another --data dir",
+                     n->cfg.data, stored, n->cfg.domain, stored);
+            return -1;
+        }
+        return 0;
+    }
+    if (rc != STORE_NOTFOUND) {
+        snprintf(err, errlen, "%s: cannot read the stored domain", n->cfg.data);
+        return -1;
+    }
+    if (!n->cfg.domain[0]) {
+        snprintf(err, errlen, "--domain NAME is required on first start of %s", n->cfg.data);
+        return -1;
+    }
+    if (store_meta_put(n->st, "domain", n->cfg.domain, strlen(n->cfg.domain)) < 0 ||
+        store_meta_put(n->st, "format", FORMAT_VERSION, strlen(FORMAT_VERSION)) < 0) {
+        snprintf(err, errlen, "%s: cannot record the domain", n->cfg.data);
+        return -1;
+    }
+    return 0;
+}
+
+/* A store is made after the identity: a store without identity.key means the key was lost, and
+ * a new one could never publish for this domain again (its log is bound to the old key). */
+static int check_identity_kept(const char *dir, char *err, size_t errlen)
+{
+    char store[600], key[600];
+    struct stat sb;
+    snprintf(store, sizeof store, "%s/data.mdb", dir);
+    snprintf(key, sizeof key, "%s/identity.key", dir);
+    if (stat(store, &sb) < 0 || stat(key, &sb) == 0 || errno != ENOENT)
+        return 0;
+    snprintf(err, errlen,
+             "%s holds this node's store but not its identity.key: the key was deleted or moved. A new key "
+             "would never be able to publish for this node's domain again (its catalog log is bound to the old "
+             "key), so the agent does not make one. Restore %s from a backup (mode 0600) and start again; "
+             "changing a node's key on purpose is key rotation, not a deleted file",
+             dir, key);
+    return -1;
+}
+
+int node_open(node_t *n, char *err, size_t errlen)
+{
+    n->started = time(NULL);
+    n->lock_fd = -1;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->cv, NULL);
+    int created = 0;
+    if (mkdir_p(n->cfg.data, err, errlen) < 0)
+        return -1;
+    if ((n->lock_fd = datalock_take(n->cfg.data, err, errlen)) < 0)
+        return -1;
+    if (check_identity_kept(n->cfg.data, err, errlen) < 0)
+        return -1;
+    if (identity_load_or_create(n->cfg.data, &n->id, &created, err, errlen) < 0)
+        return -1;
+    store_opts_t so = {.map_size = (size_t)n->cfg.map_size_mb << 20, .map_max = (size_t)n->cfg.map_max_mb << 20};
+    n->st = store_open(n->cfg.data, &so, err, errlen);
+    if (!n->st)
+        return -1;
+    if (check_domain(n, err, errlen) < 0)
+        return -1;
+    n->cat = catalog_new(n->st, &n->id, n->cfg.domain);
+    if (!n->cat) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    log_info("%s identity %s for domain '%s' in %s", created ? "created" : "loaded", n->id.hex, n->cfg.domain,
+             n->cfg.data);
+    return 0;
+}
+
+void node_close(node_t *n)
+{
+    catalog_destroy(&n->cat);
+    if (n->st) {
+        store_close(&n->st);
+        log_info("closed LMDB environment in %s", n->cfg.data);
+    }
+    identity_wipe(&n->id);
+    datalock_release(&n->lock_fd);
+}
+
+/* ------------------------------------------------------------------ operations */
+
+static node_code_t fail(node_result_t *r, node_code_t code, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static node_code_t fail(node_result_t *r, node_code_t code, const char *kind, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+    r->code = code;
+    r->kind = kind;
+    return code;
+}
+
+/* A store write that failed: the disk is full (store_last_errno is this thread's), or else. */
+static node_code_t write_failed(void)
+{
+    return store_last_errno() == ENOSPC ? NODE_NO_SPACE : NODE_FAILED;
+}
+
+static node_code_t ok(node_result_t *r)
+{
+    r->code = NODE_OK;
+    r->kind = NULL;
+    return NODE_OK;
+}
+
+/* Splits and checks "domain/name"; the domain must be this node's (what: the operation). */
+static node_code_t own_product(node_t *n, const char *id, const char *what, char domain[64], char name[64],
+                               node_result_t *r)
+{
+    const char *slash = strchr(id, '/');
+    size_t dlen = slash ? (size_t)(slash - id) : 0;
+    if (!slash || dlen >= 64 || strlen(slash + 1) >= 64)
+        return fail(r, NODE_BAD_INPUT, "bad_id", "'%s' is not a product id (domain/name)", id);
+    memcpy(domain, id, dlen);
+    domain[dlen] = '\0';
+    snprintf(name, 64, "%s", slash + 1);
+    if (!store_valid_name(domain, strlen(domain)) || !store_valid_name(name, strlen(name)))
+        return fail(r, NODE_BAD_INPUT, "bad_id", "'%s' is not a product id: domain and name are " STORE_NAME_RULE, id);
+    if (strcmp(domain, n->cfg.domain) != 0)
+        return fail(r, NODE_WRONG_DOMAIN, "wrong_domain",
+                    "%s belongs to domain '%s'; only its own node ('%s' is this one) can %s it", id, domain,
+                    n->cfg.domain, what);
+    return NODE_OK;
+}
+
+/* A new entry of this node: to the gossip loop (peers), then to local live readers. */
+static void announce(node_t *n, uint8_t *signed_entry, size_t len)
+{
+    if (n->gossip)
+        gossip_announce(n->gossip, signed_entry, len);
+    free(signed_entry);
+    node_notify(n);
+}
+
+/* A node restored from a backup must not write at a seq its peers already hold (issue 8 B3):
+ * until the gossip loop has compared its own domain's head with a peer's, writes wait. */
+static node_code_t own_synced(node_t *n, node_result_t *r)
+{
+    char why[256];
+    if (n->gossip && !gossip_own_synced(n->gossip, why, sizeof why))
+        return fail(r, NODE_NOT_SYNCED, "not_synced", "%s", why);
+    return NODE_OK;
+}
+
+node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len, node_result_t *r)
+{
+    memset(r, 0, sizeof *r);
+    char domain[64], name[64], err[1024];
+    const char *nul = memchr(text, '\0', len);
+    if (nul) /* a parser would stop there and take what is before it as the whole manifest */
+        return fail(r, NODE_BAD_INPUT, "bad_manifest",
+                    "the manifest has a NUL byte at offset %zu; a manifest is YAML or JSON text",
+                    (size_t)(nul - text));
+    Trib__Manifest *m = manifest_parse(text, len, NULL, err, sizeof err);
+    if (!m)
+        return fail(r, NODE_BAD_INPUT, "bad_manifest", "%s", err);
+    char body_id[STORE_ID_MAX];
+    snprintf(body_id, sizeof body_id, "%s/%s", m->domain, m->name);
+    if (strcmp(body_id, id) != 0) {
+        fail(r, NODE_BAD_INPUT, "bad_manifest", "the manifest describes %s but was sent to /v1/products/%s",
+             body_id, id);
+        goto out;
+    }
+    if (strcmp(m->domain, n->cfg.domain) != 0) {
+        fail(r, NODE_WRONG_DOMAIN, "wrong_domain",
+             "domain: '%s' is not this node's domain '%s'; publish it on that domain's node", m->domain,
+             n->cfg.domain);
+        goto out;
+    }
+    if (own_product(n, id, "publish", domain, name, r) != NODE_OK)
+        goto out;
+    store_product_t old;
+    r->created = store_product_get(n->st, id, &old) != 0;
+    if (own_synced(n, r) != NODE_OK)
+        goto out;
+    uint8_t *signed_bytes = NULL;
+    size_t signed_len = 0;
+    if (catalog_publish(n->cat, m, NULL, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
+        fail(r, write_failed(), "publish_failed", "%s", err);
+        goto out;
+    }
+    announce(n, signed_bytes, signed_len);
+    metrics_published();
+    log_info("published %s version %s as catalog seq %" PRIu64, id, m->version, r->catalog_seq);
+    snprintf(r->status, sizeof r->status, "%s", m->status);
+    ok(r);
+out:
+    manifest_free(&m);
+    return r->code;
+}
+
+node_code_t node_retire(node_t *n, const char *id, node_result_t *r)
+{
+    memset(r, 0, sizeof *r);
+    char domain[64], name[64], err[512];
+    if (own_product(n, id, "retire", domain, name, r) != NODE_OK)
+        return r->code;
+    store_product_t p;
+    int rc = store_product_get(n->st, id, &p);
+    if (rc == STORE_NOTFOUND)
+        return fail(r, NODE_NOT_FOUND, "not_found", "no product %s", id);
+    if (rc != 0)
+        return fail(r, NODE_FAILED, "storage", "reading product %s failed", id);
+    if (p.retired)
+        return fail(r, NODE_ALREADY_RETIRED, "already_retired", "%s is already retired", id);
+    if (own_synced(n, r) != NODE_OK)
+        return r->code;
+    uint8_t *signed_bytes = NULL;
+    size_t signed_len = 0;
+    if (catalog_publish(n->cat, NULL, name, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
+        return fail(r, write_failed(), "retire_failed", "%s", err);
+    announce(n, signed_bytes, signed_len);
+    if (n->gossip)
+        gossip_notify_append(n->gossip, id); /* remote live readers learn it ended */
+    metrics_retired();
+    log_info("retired %s as catalog seq %" PRIu64, id, r->catalog_seq);
+    return ok(r);
+}
+
+node_code_t node_append(node_t *n, const char *id, const char *body, size_t len, node_result_t *r)
+{
+    memset(r, 0, sizeof *r);
+    char domain[64], name[64], err[1024];
+    if (own_product(n, id, "append records to", domain, name, r) != NODE_OK)
+        return r->code;
+    store_product_t p;
+    int rc = store_product_get(n->st, id, &p);
+    if (rc == STORE_NOTFOUND)
+        return fail(r, NODE_NOT_FOUND, "not_found", "no product %s; publish its manifest first", id);
+    if (rc != 0)
+        return fail(r, NODE_FAILED, "storage", "reading product %s failed", id);
+    if (p.retired)
+        return fail(r, NODE_RETIRED, "retired", "%s is retired and takes no new records", id);
+    Trib__SignedEntry *se = NULL;
+    Trib__CatalogEntry *ce = NULL;
+    if (view_load_manifest(n, domain, p.manifest_seq, &se, &ce) < 0 || !ce->manifest) {
+        view_free_entry(&se, &ce);
+        return fail(r, NODE_FAILED, "storage", "manifest of %s is unreadable", id);
+    }
+    record_schema_t *schema = record_schema_new(ce->manifest);
+    view_free_entry(&se, &ce);
+    if (!schema)
+        return fail(r, NODE_FAILED, "internal", "out of memory");
+    store_buf_t *recs = NULL;
+    size_t count = 0;
+    int status = 400;
+    uint64_t first = 0, last = 0;
+    if (records_split(schema, body ? body : "", len, &n->limits, &recs, &count, &status, err, sizeof err) < 0) {
+        if (status == 413)
+            fail(r, NODE_TOO_LARGE, "too_large", "%s; nothing was stored", err);
+        else if (status >= 500)
+            fail(r, NODE_FAILED, "internal", "%s; nothing was stored", err);
+        else
+            fail(r, NODE_BAD_INPUT, "bad_record", "%s; nothing was stored", err);
+        goto out;
+    }
+    rc = store_records_append(n->st, id, recs, count, &first, &last, err, sizeof err);
+    if (rc == STORE_RETIRED)
+        fail(r, NODE_RETIRED, "retired", "%s is retired and takes no new records", id);
+    else if (rc == STORE_NOTFOUND)
+        fail(r, NODE_NOT_FOUND, "not_found", "no product %s", id);
+    else if (rc != 0)
+        fail(r, write_failed(), "storage", "%s", err);
+    else {
+        metrics_records_appended(count);
+        node_notify(n);
+        if (n->gossip)
+            gossip_notify_append(n->gossip, id); /* remote live readers */
+        r->first_seq = first;
+        r->last_seq = last;
+        r->count = count;
+        ok(r);
+    }
+out:
+    free(recs);
+    record_schema_free(&schema);
+    return r->code;
+}

@@ -1,0 +1,88 @@
+/* node/node.h - the running node and its operations.
+ *
+ * Owns: the node's state (node_t: config, store, identity, catalog, limits, the readers' condvar)
+ * shared by the HTTP API, the views and the metrics exporter; opening and closing a data dir
+ * (lock, identity, LMDB, domain check); and one function per write operation, each doing the
+ * whole operation: validation (domain, ownership, input), the catalog or store write, announcing
+ * to the gossip loop, waking local and remote readers, metrics, log. Callable without HTTP.
+ * Must not: parse HTTP requests or choose HTTP statuses (node/http.c maps node_code_t), start
+ * threads, or wait on the network. */
+#ifndef TRIB_NODE_H
+#define TRIB_NODE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+#include "gossip/catalog.h"
+#include "gossip/identity.h"
+#include "node/config.h"
+#include "node/records.h"
+#include "storage/store.h"
+
+struct gossip;
+struct MHD_Daemon;
+
+typedef struct node {
+    config_t cfg;
+    store_t *st;
+    identity_t id;
+    catalog_t *cat;
+    records_limits_t limits;
+    struct gossip *gossip;          /* NULL until the federation loop runs (or without it) */
+    struct MHD_Daemon *httpd;
+    time_t started;
+    int lock_fd;                    /* DATA/agent.lock, held for the node's life (-1: none) */
+    /* Live readers wait here for appends (records or catalog) instead of polling. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t append_gen;
+    int stopping;
+} node_t;
+
+/* Opens n->cfg.data for n->cfg.domain (empty: the stored one): creates the dir, takes its lock
+ * (refused, naming the holder's pid, while another live agent holds it), loads or creates the
+ * identity (refused when a store exists without its key), opens LMDB, checks or records the
+ * domain, makes the catalog. Fields other than cfg and limits are set here. 0, or -1 with err;
+ * node_close undoes a partial open too. */
+int node_open(node_t *n, char *err, size_t errlen);
+void node_close(node_t *n);
+
+/* Outcome of an operation; node/http.c maps each to a status. */
+typedef enum {
+    NODE_OK,
+    NODE_BAD_INPUT,        /* the manifest, records or id is not acceptable (kind says which) */
+    NODE_WRONG_DOMAIN,     /* the product belongs to another domain's node */
+    NODE_NOT_FOUND,
+    NODE_ALREADY_RETIRED,  /* retire of a retired product */
+    NODE_RETIRED,          /* append to a retired product */
+    NODE_TOO_LARGE,        /* a records limit */
+    NODE_NO_SPACE,         /* the disk is full; nothing was changed (a retry can succeed later) */
+    NODE_NOT_SYNCED,       /* own domain's log not yet checked against the peers (restored backup?) */
+    NODE_FAILED,           /* storage or signing failed; nothing was changed */
+} node_code_t;
+
+typedef struct {
+    node_code_t code;
+    const char *kind;          /* error kind for {"error": kind}: "bad_manifest", "not_found"... */
+    char detail[1024];         /* what is wrong and where */
+    uint64_t catalog_seq;      /* publish, retire: the new entry's seq in this domain's log */
+    int created;               /* publish: the product did not exist before */
+    char status[32];           /* publish: the manifest's status */
+    uint64_t first_seq, last_seq, count;   /* append */
+} node_result_t;
+
+/* Publishes (creates or updates) product id from a YAML/JSON manifest text of len bytes; the
+ * manifest must describe id and belong to this node's domain. */
+node_code_t node_publish(node_t *n, const char *id, const char *manifest, size_t len, node_result_t *r);
+/* Retires product id of this node's domain. */
+node_code_t node_retire(node_t *n, const char *id, node_result_t *r);
+/* Appends an NDJSON body of records to product id of this node's domain: all or nothing. */
+node_code_t node_append(node_t *n, const char *id, const char *body, size_t len, node_result_t *r);
+
+/* Wakes every live reader (after an append or a catalog change, or at shutdown). */
+void node_notify(node_t *n);
+/* Marks the node stopping and wakes its readers. */
+void node_set_stopping(node_t *n);
+int node_stopping(node_t *n);
+
+#endif

@@ -1,0 +1,513 @@
+/* node/stream.c - see stream.h.
+ *
+ * Threads: libmicrohttpd's pool threads call the readers; no reader blocks. A local reader with
+ * nothing to send joins the waiting list and suspends its connection (under wait_mu, so nothing
+ * resumes a connection that is not suspended yet); the waker thread resumes it when the node's
+ * append_gen moves (node_notify), when its client closed (checked each second: a suspended
+ * connection is not watched by libmicrohttpd), and when the node stops. A routed reader with
+ * nothing to send is parked with its own waiter thread, which blocks on the relay (it has no
+ * wake-up hook to share one thread) and resumes the connection when bytes, the end or an error
+ * arrive; gossip_reads_shutdown ends those at stop. */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "gossip/log.h"
+#include "node/metrics.h"
+#include "node/stream.h"
+#include "storage/pager.h"
+
+#define ROUTED_BUF (64 * 1024) /* what a routed stream's waiter takes from the relay at once */
+#define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
+
+/* NDJSON reader state: pages of records copied out of short read transactions (local), or a
+ * routed read relayed from the owner (rd). buf also carries the final error line. */
+typedef struct stream {
+    node_t *a;
+    char id[STORE_ID_MAX];
+    uint64_t next, remaining;  /* next seq to read; records still allowed (UINT64_MAX: no limit) */
+    int live;
+    gossip_read_t *rd;         /* routed: the read through the owner */
+    struct MHD_Connection *conn;
+    int ended;                 /* the error line is in buf: end after it */
+    int line_start;            /* routed: the bytes handed out so far end with a whole record */
+    int counted;               /* in live_open (a live stream) */
+    char *buf;
+    size_t len, off, cap;
+    /* suspended (under wait_mu): waiting for records, in the waiting list */
+    struct stream *wnext, *wprev;
+    int waiting;
+    uint64_t wait_gen;         /* local: the node's append_gen when nothing was left to read */
+    /* routed: the waiter thread that owns rd while the connection is suspended (wait_mu) */
+    pthread_t waiter;
+    pthread_cond_t park_cv;
+    int has_waiter, parked, quit;
+    int gone;                  /* the waker saw the client close its connection */
+} reader_t;
+
+stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
+                     gossip_read_t *rd)
+{
+    reader_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->a = a;
+    r->conn = c;
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->next = from ? from : 1;
+    r->remaining = limit ? limit : UINT64_MAX;
+    r->live = live;
+    r->line_start = 1;
+    r->rd = rd;
+    return r;
+}
+
+static int reader_suspend(reader_t *r, uint64_t gen);
+static int wait_closed_now(void);
+static void wait_unlink(reader_t *r);
+static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
+static int wait_closed;         /* the node is stopping: nobody suspends any more (wait_mu) */
+
+/* Copies out what buf holds from off. */
+static ssize_t reader_take(reader_t *r, char *out, size_t max)
+{
+    size_t n = r->len - r->off < max ? r->len - r->off : max;
+    memcpy(out, r->buf + r->off, n);
+    r->off += n;
+    return (ssize_t)n;
+}
+
+/* True when the client closed its connection: an idle live read notices it without writing
+ * (libmicrohttpd only would on the next write), so a relayed upstream is not held for nobody. */
+static int client_gone(const reader_t *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    if (!ci)
+        return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Puts the line {"error": kind, "detail": detail} in r->buf and marks the read ended. */
+static void reader_error_line(reader_t *r, const char *kind, const char *detail)
+{
+    r->len = r->off = 0;
+    r->ended = 1;
+    json_t *j = json_pack("{s:s,s:s}", "error", kind, "detail", detail);
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!line)
+        return;
+    size_t n = strlen(line);
+    char *b = n + 1 <= r->cap ? r->buf : realloc(r->buf, n + 1);
+    if (b) {
+        if (b != r->buf) {
+            r->buf = b;
+            r->cap = n + 1;
+        }
+        memcpy(r->buf, line, n);
+        r->buf[n] = '\n';
+        r->len = n + 1;
+    }
+    free(line);
+}
+
+#define PAGE_RECORDS 4096
+#define PAGE_BYTES (256 * 1024)
+
+static long page_fill(reader_t *r)
+{
+    r->len = r->off = 0;
+    if (r->remaining == 0)
+        return 0;
+    uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
+    store_page_t pg = {.buf = r->buf, .cap = r->cap};
+    long n = store_page_read(r->a->st, r->id, r->next, lim, PAGE_BYTES, &pg);
+    r->buf = pg.buf;
+    r->cap = pg.cap;
+    if (n <= 0)
+        return n;
+    r->len = pg.len;
+    r->next = pg.next;
+    if (r->remaining != UINT64_MAX)
+        r->remaining -= (uint64_t)n;
+    metrics_records_read((uint64_t)n);
+    return n;
+}
+
+/* The node is stopping under a live stream: say so, since a clean end would look like the end of
+ * the data to a client that then does not resume. */
+static void reader_stopping(reader_t *r)
+{
+    reader_error_line(r, "shutting_down",
+                      "this node is shutting down; resume with from = the seq after the last record received");
+}
+
+static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    reader_t *r = cls;
+    if (r->gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    while (r->off == r->len) {
+        if (r->remaining == 0 || r->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        pthread_mutex_lock(&r->a->mu);
+        uint64_t gen = r->a->append_gen;
+        int stopping = r->a->stopping;
+        pthread_mutex_unlock(&r->a->mu);
+        if (r->live && stopping) { /* between pages, so between records: also when not caught up */
+            reader_stopping(r);
+            break;
+        }
+        uint64_t at = r->next;
+        long n = page_fill(r);
+        if (n < 0) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "reading records of %s at seq %" PRIu64 " failed: %s", r->id, at,
+                     store_last_error());
+            reader_error_line(r, "storage", detail);
+            if (r->len == 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            break;
+        }
+        if (n > 0)
+            break;
+        if (!r->live)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Live and caught up: a retired product takes no new records, so the stream ends here
+         * with the same error line a relay gets from the owner. */
+        store_product_t p;
+        if (store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
+            char detail[512];
+            snprintf(detail, sizeof detail, "%s was retired: it takes no new records", r->id);
+            reader_error_line(r, "retired", detail);
+            break;
+        }
+        /* Live and caught up: suspended until the next append or shutdown (the waker), then
+         * read again; 0 tells libmicrohttpd nothing is ready. */
+        if (reader_suspend(r, gen))
+            return 0;
+    }
+    return reader_take(r, out, max);
+}
+
+/* Routed reads: bytes come from the owner through the gossip loop. What gossip_read_next returned
+ * is handled here for both callers, the callback (bytes in out) and the waiter (bytes in r->buf):
+ * the count to hand out, or -1 when the read ended (r->ended, or the error line in r->buf). */
+static long routed_got(reader_t *r, long n, const char *data, const char *kind, const char *detail)
+{
+    if (n > 0) {
+        uint64_t lines = 0;
+        for (const char *p = data, *end = data + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+            lines++;
+        metrics_records_read(lines);
+        r->line_start = data[n - 1] == '\n';
+        return n;
+    }
+    if (n == GOSSIP_READ_END) {
+        r->len = r->off = 0;
+        r->ended = 1;
+    } else if (n == GOSSIP_READ_FAILED) {
+        log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
+        reader_error_line(r, kind, detail);
+    }
+    return n == 0 ? 0 : -1;
+}
+
+/* A routed stream's waiter: while its connection is suspended (r->parked) it owns the read and
+ * blocks in gossip_read_next, so records from the owner go out as they arrive, without holding
+ * a pool thread and without polling. One per routed stream that ever had to wait. */
+static void *routed_waiter(void *arg)
+{
+    reader_t *r = arg;
+    pthread_mutex_lock(&wait_mu);
+    for (;;) {
+        while (!r->parked && !r->quit)
+            pthread_cond_wait(&r->park_cv, &wait_mu);
+        if (r->quit)
+            break;
+        pthread_mutex_unlock(&wait_mu);
+        char kind[64] = "", detail[1024] = "";
+        long n = gossip_read_next(r->rd, r->buf, r->cap, 1000, kind, sizeof kind, detail, sizeof detail);
+        if (routed_got(r, n, r->buf, kind, detail) > 0) {
+            r->len = (size_t)n;
+            r->off = 0;
+        } else if (n == 0 && !node_stopping(r->a) && !(r->gone = client_gone(r))) {
+            pthread_mutex_lock(&wait_mu);
+            continue; /* nothing yet: still parked */
+        }
+        pthread_mutex_lock(&wait_mu);
+        r->parked = 0;
+        MHD_resume_connection(r->conn);
+    }
+    pthread_mutex_unlock(&wait_mu);
+    return NULL;
+}
+
+/* Parks r with its waiter (started the first time): 1, and the callback returns 0; 0 when the
+ * node is stopping (nobody suspends any more) or the waiter cannot start. */
+static int routed_park(reader_t *r)
+{
+    pthread_mutex_lock(&wait_mu);
+    if (wait_closed) {
+        pthread_mutex_unlock(&wait_mu);
+        return 0;
+    }
+    if (!r->has_waiter) {
+        char *b = r->cap >= ROUTED_BUF ? r->buf : realloc(r->buf, ROUTED_BUF);
+        if (!b || pthread_cond_init(&r->park_cv, NULL) != 0) {
+            pthread_mutex_unlock(&wait_mu);
+            return 0;
+        }
+        r->buf = b;
+        r->cap = ROUTED_BUF > r->cap ? ROUTED_BUF : r->cap;
+        if (pthread_create(&r->waiter, NULL, routed_waiter, r) != 0) {
+            pthread_cond_destroy(&r->park_cv);
+            pthread_mutex_unlock(&wait_mu);
+            return 0;
+        }
+        r->has_waiter = 1;
+    }
+    r->len = r->off = 0;
+    r->parked = 1;
+    MHD_suspend_connection(r->conn);
+    pthread_cond_signal(&r->park_cv);
+    pthread_mutex_unlock(&wait_mu);
+    return 1;
+}
+
+static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    reader_t *r = cls;
+    if (r->gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    for (;;) {
+        if (r->off < r->len)
+            return reader_take(r, out, max);
+        if (r->ended)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Checked before each read, not only when idle: a stream that never pauses for the
+         * timeout below would otherwise be cut by MHD_stop_daemon without its last line. */
+        if (r->line_start && node_stopping(r->a)) {
+            reader_stopping(r);
+            continue;
+        }
+        char kind[64] = "", detail[1024] = "";
+        /* Never waits on a pool thread: with nothing there the stream is parked with its waiter;
+         * only once stopping, when nobody parks any more, does it wait a little for the relay's
+         * "shutting_down". */
+        long n = gossip_read_next(r->rd, out, max, wait_closed_now() ? 50 : 0, kind, sizeof kind, detail,
+                                  sizeof detail);
+        long got = routed_got(r, n, out, kind, detail);
+        if (got > 0)
+            return (ssize_t)got;
+        if (got < 0) {
+            if (!r->ended && r->len == 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
+        if (routed_park(r))
+            return 0;
+    }
+}
+
+/* Live streams open now: at shutdown they get to send their last line before MHD closes them. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
+static int live_open;
+
+static void reader_free(void *cls)
+{
+    reader_t *r = cls;
+    pthread_mutex_lock(&wait_mu);
+    if (r->waiting)
+        wait_unlink(r);
+    r->quit = 1;
+    if (r->has_waiter)
+        pthread_cond_signal(&r->park_cv);
+    pthread_mutex_unlock(&wait_mu);
+    if (r->has_waiter) { /* not parked: a freed response's connection is not suspended */
+        pthread_join(r->waiter, NULL);
+        pthread_cond_destroy(&r->park_cv);
+    }
+    if (r->counted) {
+        pthread_mutex_lock(&live_mu);
+        live_open--;
+        pthread_cond_broadcast(&live_cv);
+        pthread_mutex_unlock(&live_mu);
+    }
+    gossip_read_close(&r->rd);
+    free(r->buf);
+    free(r);
+}
+
+
+enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t last)
+{
+    if (r->live) {
+        pthread_mutex_lock(&live_mu);
+        live_open++;
+        r->counted = 1;
+        pthread_mutex_unlock(&live_mu);
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                                  r->rd ? routed_cb : reader_cb, r, reader_free);
+    if (!resp) {
+        reader_free(r);
+        return MHD_NO;
+    }
+    char hdr[32];
+    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+    snprintf(hdr, sizeof hdr, "%" PRIu64, r->next);
+    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
+    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
+    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
+    if (r->live)
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ waiting and waking */
+
+static reader_t *waiting;       /* suspended readers (wait_mu) */
+static pthread_t waker;
+static int waker_running;
+
+static int wait_closed_now(void)
+{
+    pthread_mutex_lock(&wait_mu);
+    int closed = wait_closed;
+    pthread_mutex_unlock(&wait_mu);
+    return closed;
+}
+
+static void wait_unlink(reader_t *r)
+{
+    if (r->wprev)
+        r->wprev->wnext = r->wnext;
+    else
+        waiting = r->wnext;
+    if (r->wnext)
+        r->wnext->wprev = r->wprev;
+    r->wnext = r->wprev = NULL;
+    r->waiting = 0;
+}
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Suspends local reader r's connection until the waker resumes it: 1, and the callback returns 0.
+ * 0 when r must read again now: its node has appended since gen, or is stopping. */
+static int reader_suspend(reader_t *r, uint64_t gen)
+{
+    pthread_mutex_lock(&wait_mu);
+    int now = wait_closed;
+    if (!now) {
+        pthread_mutex_lock(&r->a->mu);
+        now = r->a->append_gen != gen || r->a->stopping;
+        pthread_mutex_unlock(&r->a->mu);
+    }
+    if (now) {
+        pthread_mutex_unlock(&wait_mu);
+        return 0;
+    }
+    r->wait_gen = gen;
+    r->wprev = NULL;
+    r->wnext = waiting;
+    if (waiting)
+        waiting->wprev = r;
+    waiting = r;
+    r->waiting = 1;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_unlock(&wait_mu);
+    return 1;
+}
+
+static void *waker_main(void *arg)
+{
+    node_t *n = arg;
+    pthread_mutex_lock(&n->mu);
+    uint64_t seen = n->append_gen;
+    pthread_mutex_unlock(&n->mu);
+    long gone_at = mono_ms() + GONE_CHECK_MS;
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += GONE_CHECK_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&n->mu);
+        while (n->append_gen == seen && !n->stopping)
+            if (pthread_cond_timedwait(&n->cv, &n->mu, &ts) == ETIMEDOUT)
+                break;
+        uint64_t gen = n->append_gen;
+        int stopping = n->stopping;
+        pthread_mutex_unlock(&n->mu);
+        seen = gen;
+        long now = mono_ms();
+        int check_gone = now >= gone_at;
+        if (check_gone)
+            gone_at = now + GONE_CHECK_MS;
+        pthread_mutex_lock(&wait_mu);
+        for (reader_t *r = waiting, *next; r; r = next) {
+            next = r->wnext;
+            int wake = stopping || r->wait_gen != gen;
+            if (check_gone && client_gone(r))
+                wake = r->gone = 1;
+            if (wake) {
+                wait_unlink(r);
+                MHD_resume_connection(r->conn);
+            }
+        }
+        if (stopping)
+            wait_closed = 1;
+        pthread_mutex_unlock(&wait_mu);
+        if (stopping)
+            return NULL;
+    }
+}
+
+int stream_start(node_t *n, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&wait_mu);
+    wait_closed = 0;
+    pthread_mutex_unlock(&wait_mu);
+    int rc = pthread_create(&waker, NULL, waker_main, n);
+    if (rc != 0) {
+        snprintf(err, errlen, "http: cannot start the stream waker thread: %s", strerror(rc));
+        return -1;
+    }
+    waker_running = 1;
+    return 0;
+}
+
+void stream_stop(node_t *n)
+{
+    if (!waker_running)
+        return;
+    node_set_stopping(n); /* already, from the agent: the waker resumes every stream and ends */
+    pthread_join(waker, NULL);
+    waker_running = 0;
+    /* Give live streams up to 2 s to send their "shutting_down" line and finish. */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 2;
+    pthread_mutex_lock(&live_mu);
+    while (live_open > 0 && pthread_cond_timedwait(&live_cv, &live_mu, &dl) == 0)
+        ;
+    pthread_mutex_unlock(&live_mu);
+}

@@ -1,0 +1,34 @@
+/* node/stream.h - NDJSON record reads answered over HTTP: pages of this node's records, routed
+ * reads relayed from another domain's owner, and live streams of either.
+ *
+ * Owns: the content-reader callbacks libmicrohttpd pulls a response's bytes from, and the
+ * waker thread that suspends and resumes streams with nothing to send, so that a stream never
+ * holds one of the server's pool threads while it waits.
+ * Must not: parse requests or choose statuses before the 200 (node/http.c does), or hold an LMDB
+ * read transaction across a network write. */
+#ifndef TRIB_STREAM_H
+#define TRIB_STREAM_H
+
+#include <microhttpd.h>
+#include <stdint.h>
+#include "gossip/gossip.h"
+#include "node/node.h"
+
+typedef struct stream stream_t;
+
+/* A read of product id from seq from (0 = 1), at most limit records (0: all), live = follow new
+ * records; rd: the routed read through the owner (taken), NULL for this node's products. */
+stream_t *stream_new(node_t *n, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
+                     gossip_read_t *rd);
+/* Queues the 200 NDJSON response of s (taken, also on failure) with the Trib-First-Seq and
+ * Trib-Last-Seq (= last) headers. A read that fails after the 200 ends with one error line
+ * {"error": KIND, "detail": ...}. */
+enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *s, uint64_t last);
+
+/* Starts the waker for n's streams (before the HTTP server serves). 0 or -1 with err. */
+int stream_start(node_t *n, char *err, size_t errlen);
+/* n is stopping: every suspended stream is resumed to send its "shutting_down" line, and live
+ * streams get up to 2 s to finish; then the server may close the rest. */
+void stream_stop(node_t *n);
+
+#endif

@@ -1,0 +1,73 @@
+/* storage/pager.c - one pager for every reader of record logs (see pager.h): records of a product
+ * from a seq, at most N records and B bytes, as NDJSON lines in a reusable buffer.
+ *
+ * Owns: the page buffer's growth, the record and byte bounds of a page, and the seq it ends at.
+ * Must not: parse or validate records, know about HTTP or peers, or write to the store. */
+#include <stdlib.h>
+#include <string.h>
+#include "storage/internal.h"
+#include "storage/pager.h"
+
+typedef struct {
+    store_page_t *pg;
+    size_t max_bytes;
+    int oom;
+} fill_t;
+
+static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
+{
+    fill_t *f = ctx;
+    store_page_t *pg = f->pg;
+    if (pg->n > 0 && pg->len + len + 1 > f->max_bytes) {
+        pg->full = 1;   /* this record opens the next page */
+        return 1;
+    }
+    if (pg->len + len + 1 > pg->cap) {
+        size_t cap = pg->cap ? pg->cap : 64 * 1024;
+        while (cap < pg->len + len + 1)
+            cap *= 2;
+        char *b = realloc(pg->buf, cap);
+        if (!b) {
+            f->oom = 1;
+            return -1;
+        }
+        pg->buf = b;
+        pg->cap = cap;
+    }
+    memcpy(pg->buf + pg->len, data, len);
+    pg->len += len;
+    pg->buf[pg->len++] = '\n';
+    if (pg->n++ == 0)
+        pg->first = seq;
+    pg->next = seq + 1;
+    if (pg->len >= f->max_bytes) {
+        pg->full = 1;
+        return 1;
+    }
+    return 0;
+}
+
+long store_page_read(store_t *st, const char *id, uint64_t from, uint64_t max_records, size_t max_bytes,
+                     store_page_t *pg)
+{
+    pg->len = pg->n = 0;
+    pg->full = 0;
+    pg->first = pg->next = from;
+    if (max_records == 0)
+        return 0;
+    fill_t f = {pg, max_bytes, 0};
+    long n = store_records_read(st, id, from, max_records, page_add, &f);
+    if (f.oom) {
+        store__err(NULL, 0, "reading records of %s: out of memory for a page of %zu bytes", id, max_bytes);
+        return -1;
+    }
+    return n < 0 ? -1 : (long)pg->n;
+}
+
+void store_page_free(store_page_t *pg)
+{
+    if (!pg)
+        return;
+    free(pg->buf);
+    *pg = (store_page_t){0};
+}

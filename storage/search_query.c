@@ -1,0 +1,738 @@
+/* storage/search_query.c - store_search: ranked queries, filters and facet counts over the index
+ * (layout in search_int.h), in one short read transaction per query.
+ *
+ * Owns: query parsing and its limits (store_search_check), scoring (field weights, exact and
+ * prefix matches), filters, facet counts (from the hits' records or from a sweep of the facet
+ * postings, whichever the estimate says is cheaper), ranked paging, store_search_size.
+ * Must not: write to the store, hold the read transaction beyond one query, or scan every
+ * manifest per query. */
+#include <assert.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "storage/search_int.h"
+
+#define PREFIX_TERMS_MAX 32          /* words the last query word may extend to (prefix match) */
+#define PREFIX_MIN       3           /* a last query word this long also matches as a prefix */
+
+/* What a query word scores for the best field it hits. */
+static const struct { unsigned bit, weight; } field_weight[] = {
+    { F_NAME, 40 }, { F_TAG, 30 }, { F_TITLE, 20 }, { F_OWNER, 15 }, { F_SCHEMA, 10 },
+    { F_DOMAIN, 8 }, { F_DESC, 5 },
+};
+#define WORD_HIT     100             /* per query word matched: more words beat better fields */
+#define EXACT_BONUS  10000           /* the query is the product's id or name */
+
+static const char facet_kind[STORE_FACETS] = { 'd', 't', 'o', 's' };
+
+/* ================================================================ queries */
+
+typedef struct {
+    uint16_t score, wbest;
+    uint8_t words, filt, wstamp, pad;
+} slot_t;
+
+typedef struct {
+    store_t *st;
+    MDB_txn *txn;
+    MDB_cursor *terms, *facets;
+    slot_t *slot;
+    uint64_t *hit;                   /* bitmap of the hits: small, so sweeps stay in cache */
+    uint32_t n;                      /* docids are < n */
+    uint32_t *touched;
+    size_t ntouched, cap_touched;
+    int oom;
+} q_t;
+
+static int is_hit(const q_t *q, uint32_t d) { return d < q->n && (q->hit[d >> 6] >> (d & 63) & 1); }
+
+/* Per-operation cost estimates (ns) for choosing between a lookup per hit and a sweep. */
+#define COST_LOOKUP 700     /* mdb_get of a record and decoding it */
+#define COST_POSTING 3      /* one posting of a sweep */
+#define COST_WALK 60        /* one search_ids entry of a walk */
+
+static unsigned weight_of(unsigned mask)
+{
+    unsigned best = 0, fields = 0;
+    for (size_t i = 0; i < sizeof field_weight / sizeof *field_weight; i++)
+        if (mask & field_weight[i].bit) {
+            fields++;
+            if (field_weight[i].weight > best)
+                best = field_weight[i].weight;
+        }
+    return fields ? best + fields - 1 : 0;
+}
+
+/* Calls fn(ctx, values, count) for each page of the duplicates of key, values vlen bytes each.
+ * Returns 0 (also when key is absent) or an LMDB code. */
+typedef void (*page_fn)(q_t *q, const uint8_t *vals, size_t count, void *ctx);
+
+static int each_page(q_t *q, MDB_cursor *cur, const void *key, size_t klen, size_t vlen,
+                     page_fn fn, void *ctx)
+{
+    MDB_val k = { klen, (void *)key }, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+    if (rc)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE)) {
+        if (v.mv_size % vlen)
+            return MDB_CORRUPTED;
+        fn(q, v.mv_data, v.mv_size / vlen, ctx);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static void page_filter(q_t *q, const uint8_t *vals, size_t count, void *ctx)
+{
+    (void)ctx;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t d = be32_get(vals + i * FACET_LEN);
+        if (d < q->n)
+            q->slot[d].filt++;
+    }
+}
+
+typedef struct { uint8_t stamp; unsigned div; } word_ctx_t;
+
+static void page_word(q_t *q, const uint8_t *vals, size_t count, void *vctx)
+{
+    word_ctx_t *w = vctx;
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *p = vals + i * POST_LEN;
+        uint32_t d = be32_get(p);
+        if (d >= q->n)
+            continue;
+        unsigned wt = weight_of(p[4]) / w->div;
+        slot_t *s = &q->slot[d];
+        if (s->wstamp != w->stamp) {
+            if (q->ntouched == q->cap_touched) {
+                size_t cap = q->cap_touched ? q->cap_touched * 2 : 1024;
+                uint32_t *t = realloc(q->touched, cap * sizeof *t);
+                if (!t) {
+                    q->oom = 1;
+                    return;
+                }
+                q->touched = t;
+                q->cap_touched = cap;
+            }
+            q->touched[q->ntouched++] = d;
+            s->wstamp = w->stamp;
+            s->wbest = (uint16_t)wt;
+        } else if (wt > s->wbest) {
+            s->wbest = (uint16_t)wt;
+        }
+    }
+}
+
+/* Scores one query word: its exact postings, and with prefix those of up to PREFIX_TERMS_MAX
+ * longer words it begins (at half weight). Each matched doc gains WORD_HIT plus its best field
+ * weight. 0, or -1 with err set. */
+static int score_word(q_t *q, const char *w, size_t len, uint8_t stamp, int prefix,
+                      char *err, size_t errlen)
+{
+    word_ctx_t wc = { stamp, 1 };
+    q->ntouched = 0;
+    int rc = each_page(q, q->terms, w, len, POST_LEN, page_word, &wc);
+    if (rc == 0 && prefix && len >= PREFIX_MIN) {
+        wc.div = 2;
+        MDB_val k = { len, (void *)w }, v;
+        int n = 0;
+        for (rc = mdb_cursor_get(q->terms, &k, &v, MDB_SET_RANGE); rc == 0 && n < PREFIX_TERMS_MAX;
+             rc = mdb_cursor_get(q->terms, &k, &v, MDB_NEXT_NODUP)) {
+            if (k.mv_size < len || memcmp(k.mv_data, w, len) != 0)
+                break;
+            if (k.mv_size == len)
+                continue;
+            char key[TOKEN_MAX + 1];
+            size_t kl = k.mv_size > TOKEN_MAX ? TOKEN_MAX : k.mv_size;
+            memcpy(key, k.mv_data, kl);
+            if ((rc = each_page(q, q->terms, key, kl, POST_LEN, page_word, &wc)) != 0)
+                break;
+            n++;
+            /* each_page left the cursor on key's last duplicate: NEXT_NODUP moves on. */
+        }
+        if (rc == MDB_NOTFOUND || n == PREFIX_TERMS_MAX)
+            rc = 0;
+    }
+    if (q->oom) {
+        store__err(err, errlen, "search: out of memory scoring the query");
+        return -1;
+    }
+    if (rc) {
+        store__mdb_err(q->st, err, errlen, "search: reading search_terms", rc);
+        return -1;
+    }
+    for (size_t i = 0; i < q->ntouched; i++) {
+        slot_t *s = &q->slot[q->touched[i]];
+        s->score = (uint16_t)(s->score + WORD_HIT + s->wbest);
+        s->words++;
+    }
+    return 0;
+}
+
+static void page_exact(q_t *q, const uint8_t *vals, size_t count, void *ctx)
+{
+    (void)ctx;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t d = be32_get(vals + i * POST_LEN);
+        if (d < q->n && q->slot[d].score < EXACT_BONUS) {
+            q->slot[d].score = (uint16_t)(q->slot[d].score + EXACT_BONUS);
+            q->slot[d].words = q->slot[d].words ? q->slot[d].words : 1;
+        }
+    }
+}
+
+/* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'.
+ * 0, or -1 with err set. */
+static int score_exact(q_t *q, const char *qn, const char *joined, char *err, size_t errlen)
+{
+    if (strchr(qn, '/')) {
+        uint32_t d;
+        int rc = search__docid_of(q->st, q->txn, qn, strlen(qn), &d, err, errlen);
+        if (rc == 0) {
+            uint8_t v[POST_LEN];
+            be32_put(v, d);
+            page_exact(q, v, 1, NULL);
+        }
+        return rc == -1 ? -1 : 0;
+    }
+    const char *forms[2] = { qn, joined };
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && strcmp(joined, qn) == 0)
+            break;
+        char key[TOKEN_MAX + 1];
+        size_t n = strlen(forms[i]);
+        if (n == 0 || n + 1 > TOKEN_MAX)
+            continue;
+        key[0] = '=';
+        memcpy(key + 1, forms[i], n);
+        int rc = each_page(q, q->terms, key, n + 1, POST_LEN, page_exact, NULL);
+        if (rc) {
+            store__mdb_err(q->st, err, errlen, "search: reading search_terms", rc);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- facet counts */
+
+typedef struct {
+    int facet;
+    const char *v;                   /* points into the txn's pages (or a key) */
+    size_t len, count;
+} fcount_t;
+
+typedef struct { fcount_t *e; size_t n, cap, used; int oom; } ftable_t;
+
+static uint64_t fhash(int facet, const char *v, size_t n)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)facet;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)v[i]) * 1099511628211ull;
+    return h;
+}
+
+static void ftable_add(ftable_t *t, int facet, const char *v, size_t n, size_t count)
+{
+    if (t->oom)
+        return;
+    if ((t->used + 1) * 2 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        fcount_t *e = calloc(cap, sizeof *e);
+        if (!e) {
+            t->oom = 1;
+            return;
+        }
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->e[i].v) {
+                size_t j = fhash(t->e[i].facet, t->e[i].v, t->e[i].len) & (cap - 1);
+                while (e[j].v)
+                    j = (j + 1) & (cap - 1);
+                e[j] = t->e[i];
+            }
+        free(t->e);
+        t->e = e;
+        t->cap = cap;
+    }
+    size_t j = fhash(facet, v, n) & (t->cap - 1);
+    for (; t->e[j].v; j = (j + 1) & (t->cap - 1))
+        if (t->e[j].facet == facet && t->e[j].len == n && memcmp(t->e[j].v, v, n) == 0) {
+            t->e[j].count += count;
+            return;
+        }
+    t->e[j] = (fcount_t){ facet, v, n, count };
+    t->used++;
+}
+
+/* The record of a hit, decoded into r (pointing into the read transaction's pages): 0, or -1
+ * with err set (a hit's record is missing only in a damaged index). */
+static int hit_rec(q_t *q, uint32_t doc, rec_t *r, char *err, size_t errlen)
+{
+    MDB_val v;
+    int rc = search__doc_get(q->st, q->txn, doc, &v, r, err, errlen);
+    if (rc == STORE_NOTFOUND)
+        store__err(err, errlen, "search_docs: no record for doc %u (%s)", doc, q->st->path);
+    return rc ? -1 : 0;
+}
+
+/* Facet counts from the records of the hits (few hits). */
+static int facets_from_records(q_t *q, const uint32_t *hits, size_t n, ftable_t *t, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        rec_t r;
+        if (hit_rec(q, hits[i], &r, err, errlen) != 0)
+            return -1;
+        const char *slash = memchr(r.id, '/', r.idlen);
+        ftable_add(t, STORE_FACET_DOMAIN, r.id, slash ? (size_t)(slash - r.id) : r.idlen, 1);
+        ftable_add(t, STORE_FACET_STATUS, r.status, r.slen, 1);
+        for (size_t j = 0; j < r.ntags; j++)
+            ftable_add(t, STORE_FACET_TAG, r.tag[j], r.taglen[j], 1);
+        for (size_t j = 0; j < r.nowners; j++)
+            ftable_add(t, STORE_FACET_OWNER, r.owner[j], r.ownerlen[j], 1);
+    }
+    return t->oom ? -1 : 0;
+}
+
+static void page_count(q_t *q, const uint8_t *vals, size_t count, void *ctx)
+{
+    size_t *c = ctx;
+    for (size_t i = 0; i < count; i++) {
+        if (is_hit(q, be32_get(vals + i * FACET_LEN)))
+            ++*c;
+    }
+}
+
+/* Facet counts from one sweep of every facet posting (many hits). */
+static int facets_from_postings(q_t *q, ftable_t *t, char *err, size_t errlen)
+{
+    MDB_val k = { 1, "b" }, v;   /* after 'a' (every product) */
+    int rc;
+    for (rc = mdb_cursor_get(q->facets, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(q->facets, &k, &v, MDB_NEXT_NODUP)) {
+        const char *kd = k.mv_data;
+        int facet = -1;
+        for (int f = 0; f < STORE_FACETS; f++)
+            if (k.mv_size >= 1 && kd[0] == facet_kind[f])
+                facet = f;
+        if (facet < 0)
+            continue;
+        size_t count = 0;
+        /* each_page seeks k's own bytes (valid for the read transaction) and leaves the
+         * cursor on its last duplicate: NEXT_NODUP moves on. */
+        if ((rc = each_page(q, q->facets, kd, k.mv_size, FACET_LEN, page_count, &count)) != 0)
+            break;
+        if (count)
+            ftable_add(t, facet, kd + 1, k.mv_size - 1, count);
+    }
+    if (rc != MDB_NOTFOUND) {
+        store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
+        return -1;
+    }
+    return t->oom ? -1 : 0;
+}
+
+static int cmp_fcount(const void *a, const void *b)
+{
+    const fcount_t *x = a, *y = b;
+    if (x->facet != y->facet)
+        return x->facet - y->facet;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->v, y->v, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static int facets_out(ftable_t *t, size_t max, store_result_t *out, char *err, size_t errlen)
+{
+    fcount_t *list = malloc((t->used ? t->used : 1) * sizeof *list);
+    if (!list)
+        goto oom;
+    size_t n = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->e[i].v)
+            list[n++] = t->e[i];
+    qsort(list, n, sizeof *list, cmp_fcount);
+    out->facets = calloc(n ? n : 1, sizeof *out->facets);
+    if (!out->facets) {
+        free(list);
+        goto oom;
+    }
+    size_t per[STORE_FACETS] = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        if (max && per[list[i].facet] >= max)
+            continue;
+        per[list[i].facet]++;
+        store_facet_t *f = &out->facets[out->nfacets++];
+        f->facet = list[i].facet;
+        size_t len = list[i].len > STORE_FACET_VALUE_MAX ? STORE_FACET_VALUE_MAX : list[i].len;
+        memcpy(f->value, list[i].v, len);
+        f->value[len] = '\0';
+        f->count = list[i].count;
+    }
+    free(list);
+    return 0;
+oom:
+    store__err(err, errlen, "search: out of memory for facets");
+    return -1;
+}
+
+/* ---------------------------------------------------------------- ranking */
+
+typedef struct { uint32_t doc; uint16_t score; char id[STORE_ID_MAX]; } ranked_t;
+
+static int cmp_ranked(const void *a, const void *b)
+{
+    const ranked_t *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static int id_of(q_t *q, uint32_t doc, char id[STORE_ID_MAX], char *err, size_t errlen)
+{
+    rec_t r;
+    if (hit_rec(q, doc, &r, err, errlen) != 0)
+        return -1;
+    memcpy(id, r.id, r.idlen);
+    id[r.idlen] = '\0';
+    return 0;
+}
+
+/* Fills out->hits with hits [offset, offset+limit) in (score desc, id asc) order.
+ * hits[0..nh) are the hit docids. */
+static int rank(q_t *q, const uint32_t *hits, size_t nh, size_t offset, size_t limit,
+                store_result_t *out, char *err, size_t errlen)
+{
+    if (offset >= nh || limit == 0)
+        return 0;
+    size_t want = nh - offset < limit ? nh - offset : limit;
+    size_t k = offset + want;                      /* best k in order are needed */
+    /* The k-th best score (cut): every hit above it is in, hits at it are ordered by id. */
+    uint32_t *hist = calloc(65536, sizeof *hist);
+    if (!hist)
+        goto oom;
+    for (size_t i = 0; i < nh; i++)
+        hist[q->slot[hits[i]].score]++;
+    size_t above = 0;
+    unsigned cut = 65535;
+    for (;; cut--) {
+        if (above + hist[cut] >= k)
+            break;
+        above += hist[cut];
+        assert(cut > 0);
+    }
+    size_t ties = hist[cut];
+    free(hist);
+    /* Ties in id order: look up every tied hit's id, or walk search_ids (in id order) until
+     * enough tied hits passed: about (k - above) * n / ties entries. */
+    int lookup = (double)ties * COST_LOOKUP <= (double)(k - above) * q->n / (double)ties * COST_WALK;
+
+    size_t cand = above + (lookup ? ties : k - above);
+    ranked_t *r = malloc(cand * sizeof *r);
+    if (!r)
+        goto oom;
+    size_t nr = 0;
+    for (size_t i = 0; i < nh; i++) {
+        uint16_t s = q->slot[hits[i]].score;
+        if (s > cut || (s == cut && lookup)) {
+            assert(nr < cand);
+            r[nr].doc = hits[i];
+            r[nr].score = s;
+            if (id_of(q, hits[i], r[nr].id, err, errlen) != 0) {
+                free(r);
+                return -1;
+            }
+            nr++;
+        }
+    }
+    if (!lookup) {
+        /* Many ties: the first (k - above) of them in id order, by walking the ids. */
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(q->txn, q->st->s_ids, &cur);
+        if (rc) {
+            free(r);
+            store__mdb_err(q->st, err, errlen, "mdb_cursor_open(search_ids)", rc);
+            return -1;
+        }
+        MDB_val kk, v;
+        for (rc = mdb_cursor_get(cur, &kk, &v, MDB_FIRST); rc == 0 && nr < cand;
+             rc = mdb_cursor_get(cur, &kk, &v, MDB_NEXT)) {
+            if (v.mv_size != 4 || kk.mv_size >= STORE_ID_MAX)
+                continue;
+            uint32_t d = be32_get(v.mv_data);
+            if (!is_hit(q, d) || q->slot[d].score != cut)
+                continue;
+            r[nr].doc = d;
+            r[nr].score = (uint16_t)cut;
+            memcpy(r[nr].id, kk.mv_data, kk.mv_size);
+            r[nr].id[kk.mv_size] = '\0';
+            nr++;
+        }
+        mdb_cursor_close(cur);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            free(r);
+            store__mdb_err(q->st, err, errlen, "mdb_cursor_get(search_ids)", rc);
+            return -1;
+        }
+    }
+    qsort(r, nr, sizeof *r, cmp_ranked);
+    size_t end = nr < k ? nr : k;
+    if (end > offset) {
+        out->hits = calloc(end - offset, sizeof *out->hits);
+        if (!out->hits) {
+            free(r);
+            goto oom;
+        }
+        for (size_t i = offset; i < end; i++) {
+            store_hit_t *h = &out->hits[out->nhits++];
+            memcpy(h->id, r[i].id, sizeof h->id);
+            h->score = r[i].score;
+        }
+    }
+    free(r);
+    return 0;
+oom:
+    store__err(err, errlen, "search: out of memory ranking %zu hits", nh);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- store_search */
+
+typedef struct { char w[STORE_SEARCH_WORDS][TOKEN_MAX + 1]; size_t len[STORE_SEARCH_WORDS], n; int over; } words_t;
+
+static int collect_word(void *ctx, const char *tok, size_t len)
+{
+    words_t *w = ctx;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->len[i] == len && memcmp(w->w[i], tok, len) == 0)
+            return 0;
+    if (w->n == STORE_SEARCH_WORDS) {
+        w->over = 1;
+        return 1;
+    }
+    memcpy(w->w[w->n], tok, len);
+    w->w[w->n][len] = '\0';
+    w->len[w->n++] = len;
+    return 0;
+}
+
+static int empty(const char *s) { return !s || !*s; }
+
+void store_result_free(store_result_t *r)
+{
+    if (!r)
+        return;
+    free(r->hits);
+    free(r->facets);
+    memset(r, 0, sizeof *r);
+}
+
+/* Validates q; fills words, the normalized query qn and its words joined with '-'. */
+static int parse_query(const store_query_t *sq, words_t *w, char *qn, char *joined, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof *w);
+    qn[0] = joined[0] = '\0';
+    static const char *const names[] = { "domain", "tag", "owner", "status" };
+    const char *vals[] = { sq->domain, sq->tag, sq->owner, sq->status };
+    for (int i = 0; i < 4; i++)
+        if (vals[i] && strlen(vals[i]) > STORE_FACET_VALUE_MAX) {
+            store__err(err, errlen, "%s: longer than %d bytes", names[i], STORE_FACET_VALUE_MAX);
+            return -1;
+        }
+    if (empty(sq->q))
+        return 0;
+    size_t n = strlen(sq->q);
+    if (n > STORE_SEARCH_QMAX) {
+        store__err(err, errlen, "q: longer than %d bytes", STORE_SEARCH_QMAX);
+        return -1;
+    }
+    search__tokenize(sq->q, n, collect_word, w);
+    if (w->over) {
+        store__err(err, errlen, "q: more than %d distinct words", STORE_SEARCH_WORDS);
+        return -1;
+    }
+    const char *s = sq->q, *e = sq->q + n;
+    while (s < e && isspace((unsigned char)*s))
+        s++;
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
+    for (const char *p = s; p < e; p++)
+        *qn++ = (char)tolower((unsigned char)*p);
+    *qn = '\0';
+    for (size_t i = 0; i < w->n; i++) {
+        if (i)
+            *joined++ = '-';
+        memcpy(joined, w->w[i], w->len[i]);
+        joined += w->len[i];
+    }
+    *joined = '\0';
+    return 0;
+}
+
+int store_search_check(const store_query_t *sq, char *err, size_t errlen)
+{
+    if (!sq) {
+        store__err(err, errlen, "store_search_check: NULL argument");
+        return -1;
+    }
+    words_t w;
+    char qn[STORE_SEARCH_QMAX + 1], joined[STORE_SEARCH_WORDS * (TOKEN_MAX + 1) + 1];
+    return parse_query(sq, &w, qn, joined, err, errlen);
+}
+
+static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const char *qn,
+                      const char *joined, store_result_t *out, char *err, size_t errlen)
+{
+    int rc;
+    if ((rc = mdb_cursor_open(q->txn, q->st->s_terms, &q->terms)) != 0 ||
+        (rc = mdb_cursor_open(q->txn, q->st->s_facets, &q->facets)) != 0) {
+        store__mdb_err(q->st, err, errlen, "mdb_cursor_open(search)", rc);
+        return -1;
+    }
+    if (search__docid_end(q->st, q->txn, &q->n, err, errlen) != 0)
+        return -1;
+    if (!(q->slot = calloc(q->n, sizeof *q->slot)) || !(q->hit = calloc(q->n / 64 + 1, sizeof *q->hit))) {
+        store__err(err, errlen, "search: out of memory for %u products", q->n);
+        return -1;
+    }
+    /* Filters: a doc must appear in every one's postings. Without query and filters: all. */
+    const char *fv[STORE_FACETS] = { sq->domain, sq->tag, sq->owner, sq->status };
+    int nfilt = 0, has_q = !empty(sq->q);
+    for (int f = 0; f < STORE_FACETS; f++) {
+        if (empty(fv[f]))
+            continue;
+        char key[1 + STORE_FACET_VALUE_MAX];
+        key[0] = facet_kind[f];
+        size_t n = search__lower_copy(key + 1, fv[f], strlen(fv[f]));
+        if ((rc = each_page(q, q->facets, key, n + 1, FACET_LEN, page_filter, NULL)) != 0)
+            goto mdb_fail;
+        nfilt++;
+    }
+    if (!has_q && nfilt == 0) {
+        if ((rc = each_page(q, q->facets, "a", 1, FACET_LEN, page_filter, NULL)) != 0)
+            goto mdb_fail;
+        nfilt = 1;
+    }
+    if (has_q) {
+        for (size_t i = 0; i < w->n; i++)
+            if (score_word(q, w->w[i], w->len[i], (uint8_t)(i + 1), i + 1 == w->n, err, errlen) != 0)
+                return -1;
+        if (score_exact(q, qn, joined, err, errlen) != 0)
+            return -1;
+    }
+    size_t nh = 0;
+    uint32_t *hits = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t d = 1; d < q->n; d++) {
+            slot_t *s = &q->slot[d];
+            if ((nfilt && s->filt != nfilt) || (has_q && s->words == 0))
+                continue;
+            if (pass == 0) {
+                q->hit[d >> 6] |= (uint64_t)1 << (d & 63);
+                nh++;
+            } else {
+                hits[nh++] = d;
+            }
+        }
+        if (pass == 0) {
+            if (!(hits = malloc((nh ? nh : 1) * sizeof *hits))) {
+                store__err(err, errlen, "search: out of memory for %zu hits", nh);
+                return -1;
+            }
+            nh = 0;
+        }
+    }
+    out->total = nh;
+    ftable_t t = { 0 };
+    int ret = 0;
+    MDB_stat fs;
+    if (nh > 0 && (rc = mdb_stat(q->txn, q->st->s_facets, &fs)) != 0) {
+        store__mdb_err(q->st, err, errlen, "mdb_stat(search_facets)", rc);
+        ret = -1;
+    } else if (nh > 0) {
+        ret = (double)nh * COST_LOOKUP <= (double)fs.ms_entries * COST_POSTING
+            ? facets_from_records(q, hits, nh, &t, err, errlen)
+            : facets_from_postings(q, &t, err, errlen);
+        if (ret == 0)
+            ret = facets_out(&t, sq->facet_max, out, err, errlen);
+        if (ret == 0)
+            ret = rank(q, hits, nh, sq->offset, sq->limit, out, err, errlen);
+    }
+    free(t.e);
+    free(hits);
+    if (ret && t.oom)
+        store__err(err, errlen, "search: out of memory counting facets");
+    return ret;
+mdb_fail:
+    store__mdb_err(q->st, err, errlen, "search: reading the index", rc);
+    return -1;
+}
+
+int store_search(store_t *st, const store_query_t *sq, store_result_t *out, char *err, size_t errlen)
+{
+    if (!st || !sq || !out) {
+        store__err(err, errlen, "store_search: NULL argument");
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    if (st->search_off) {
+        store__err(err, errlen, "store_search: the search index is off in this store (%s)", st->path);
+        return -1;
+    }
+    words_t w;
+    char qn[STORE_SEARCH_QMAX + 1], joined[STORE_SEARCH_WORDS * (TOKEN_MAX + 1) + 1];
+    if (parse_query(sq, &w, qn, joined, err, errlen) != 0)
+        return -1;
+    q_t q = { .st = st };
+    if (store__read_begin(st, &q.txn, err, errlen) != 0)
+        return -1;
+    int rc = search_txn(&q, sq, &w, qn, joined, out, err, errlen);
+    if (q.terms)
+        mdb_cursor_close(q.terms);
+    if (q.facets)
+        mdb_cursor_close(q.facets);
+    store__read_end(st, q.txn);
+    free(q.slot);
+    free(q.hit);
+    free(q.touched);
+    if (rc != 0)
+        store_result_free(out);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- size */
+
+int store_search_size(store_t *st, store_search_size_t *out)
+{
+    if (!st || !out) {
+        store__err(NULL, 0, "store_search_size: NULL argument");
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn;
+    if (store__read_begin(st, &txn, NULL, 0) != 0)
+        return -1;
+    MDB_dbi dbs[] = { st->s_terms, st->s_facets, st->s_docs, st->s_ids };
+    int ret = 0;
+    for (size_t i = 0; i < sizeof dbs / sizeof *dbs; i++) {
+        MDB_stat s;
+        int rc = mdb_stat(txn, dbs[i], &s);
+        if (rc) {
+            store__mdb_err(st, NULL, 0, "mdb_stat(search)", rc);
+            ret = -1;
+            break;
+        }
+        out->bytes += (uint64_t)s.ms_psize * (s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages);
+        if (dbs[i] == st->s_terms)
+            out->postings = s.ms_entries;
+        if (dbs[i] == st->s_ids)
+            out->products = s.ms_entries;
+    }
+    store__read_end(st, txn);
+    return ret;
+}
+
