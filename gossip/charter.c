@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TIME_MAX_MS 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
+#define TIME_MAX_MS TRUST_TIME_MAX_MS
 #define VERSION_MAX 0xffffffffULL
 
 /* ---------------------------------------------------------------- names */
@@ -58,6 +58,15 @@ static const char *file_kind(trust_kind_t k)
 void trust_hex(const uint8_t *p, size_t n, char *out)
 {
     sodium_bin2hex(out, 2 * n + 1, p, n);
+}
+
+char *trust_b64(const uint8_t *p, size_t n)
+{
+    size_t len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+    char *b = malloc(len);
+    if (b)
+        sodium_bin2base64(b, len, p, n, sodium_base64_VARIANT_ORIGINAL);
+    return b;
 }
 
 /* The first 16 hex chars of a key, for messages. */
@@ -494,6 +503,30 @@ void charter_free(charter_t *c)
     memset(c, 0, sizeof *c);
 }
 
+int charter_roots_can_sign(const charter_t *c, const identity_t *const *roots, size_t n, char *err,
+                           size_t errlen)
+{
+    char h[17];
+    for (size_t i = 0; i < n; i++) {
+        if (!charter_is_root(c, roots[i]->pk)) {
+            snprintf(err, errlen, "key %s... is not a root of charter version %llu",
+                     short_hex(roots[i]->pk, h), (unsigned long long)c->version);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(roots[i]->pk, roots[j]->pk, ID_PK_LEN) == 0) {
+                snprintf(err, errlen, "root key %s... given twice", short_hex(roots[i]->pk, h));
+                return -1;
+            }
+    }
+    if (n < c->threshold) {
+        snprintf(err, errlen, "%zu root key%s given, charter version %llu needs %u signatures",
+                 n, n == 1 ? "" : "s", (unsigned long long)c->version, c->threshold);
+        return -1;
+    }
+    return 0;
+}
+
 int charter_sign(const charter_t *prev, charter_t *draft, const identity_t *const *roots, size_t n,
                  char *err, size_t errlen)
 {
@@ -501,7 +534,6 @@ int charter_sign(const charter_t *prev, charter_t *draft, const identity_t *cons
     Trib__CharterKey kbuf[CHARTER_MAX_KEYS], *kp[CHARTER_MAX_KEYS];
     uint8_t *body = NULL, *env = NULL;
     size_t envlen = 0;
-    char h[17];
     int rc = -1;
 
     if (sodium_init() < 0) {
@@ -524,24 +556,8 @@ int charter_sign(const charter_t *prev, charter_t *draft, const identity_t *cons
     }
     if (check_shape(draft, err, errlen) != 0)
         return -1;
-    const charter_t *auth = prev ? prev : draft;
-    for (size_t i = 0; i < n; i++) {
-        if (!charter_is_root(auth, roots[i]->pk)) {
-            snprintf(err, errlen, "key %s... is not a root of charter version %llu",
-                     short_hex(roots[i]->pk, h), (unsigned long long)auth->version);
-            return -1;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (memcmp(roots[i]->pk, roots[j]->pk, ID_PK_LEN) == 0) {
-                snprintf(err, errlen, "root key %s... given twice", short_hex(roots[i]->pk, h));
-                return -1;
-            }
-    }
-    if (n < auth->threshold) {
-        snprintf(err, errlen, "%zu root key%s given, charter version %llu needs %u signatures",
-                 n, n == 1 ? "" : "s", (unsigned long long)auth->version, auth->threshold);
+    if (charter_roots_can_sign(prev ? prev : draft, roots, n, err, errlen) != 0)
         return -1;
-    }
 
     m.federation_id.data = draft->fed_id;
     m.federation_id.len = FED_ID_LEN;
@@ -609,14 +625,12 @@ json_t *charter_to_json(const charter_t *c)
         identity_hex(c->signers[i], key);
         json_array_append_new(signers, json_string(key));
     }
-    size_t b64len = sodium_base64_ENCODED_LEN(c->len, sodium_base64_VARIANT_ORIGINAL);
-    char *b64 = malloc(b64len);
+    char *b64 = trust_b64(c->bytes, c->len);
     if (b64 == NULL) {
         json_decref(keys);
         json_decref(signers);
         return NULL;
     }
-    sodium_bin2base64(b64, b64len, c->bytes, c->len, sodium_base64_VARIANT_ORIGINAL);
     json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:s, s:o, s:o, s:s}",
                           "kind", "trib.charter", "federation", fed, "version", (json_int_t)c->version,
                           "hash", hash, "prev_hash", prev, "threshold", (json_int_t)c->threshold,

@@ -27,6 +27,7 @@
 #define CHARTER_MAX_KEYS  32
 #define FED_ID_LEN        16
 #define TRUST_HASH_LEN    32
+#define TRUST_TIME_MAX_MS 253402300799999LL   /* 9999-12-31T23:59:59.999Z: later times are refused */
 
 typedef enum { TRUST_KIND_CHARTER = 1, TRUST_KIND_CERT = 2, TRUST_KIND_REVOKE = 3 } trust_kind_t;
 
@@ -114,6 +115,11 @@ trust_verdict_t charter_verify(const charter_t *held, const uint8_t *bytes, size
                                charter_t *out, char *err, size_t errlen);
 void charter_free(charter_t *c);                          /* frees bytes; accepts zeroed */
 
+/* 0 when roots (secret keys held by the caller) may sign for c: each a root of c, distinct,
+ * at least c->threshold of them; else -1 with err naming the key or the shortfall. */
+int charter_roots_can_sign(const charter_t *c, const identity_t *const *roots, size_t n, char *err,
+                           size_t errlen);
+
 /* 1 when key is a root (or governance key) of c. */
 int charter_is_root(const charter_t *c, const uint8_t key[ID_PK_LEN]);
 int charter_is_governance(const charter_t *c, const uint8_t key[ID_PK_LEN]);
@@ -150,6 +156,7 @@ int trust_file_write(const char *path, json_t *obj, char *err, size_t errlen);
 
 /* Text helpers shared with cert.c and the CLI. */
 void trust_hex(const uint8_t *p, size_t n, char *out);            /* out: 2n + 1 bytes */
+char *trust_b64(const uint8_t *p, size_t n);                      /* malloc'd base64, or NULL */
 void trust_time_text(int64_t ms, char out[32]);                   /* ISO 8601 UTC with ms */
 int trust_time_parse(const char *s, int64_t *ms);                 /* the same form; 0 or -1 */
 
