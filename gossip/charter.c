@@ -473,9 +473,14 @@ trust_verdict_t charter_verify(const charter_t *held, const uint8_t *bytes, size
             goto done;
         }
     }
-    /* An update is signed by the held charter's roots; an anchor by its own. */
-    v = charter_check_sigs(held ? held : &c, TRUST_KIND_CHARTER, env, &c.nsigners, c.signers,
-                           err, errlen);
+    /* An update is signed by a threshold of the held charter's roots (a removed root cannot
+     * sign the next) and, like every anchor, by a threshold of its own. */
+    if (held) {
+        v = charter_check_sigs(held, TRUST_KIND_CHARTER, env, NULL, NULL, err, errlen);
+        if (v != TRUST_OK)
+            goto done;
+    }
+    v = charter_check_sigs(&c, TRUST_KIND_CHARTER, env, &c.nsigners, c.signers, err, errlen);
     if (v != TRUST_OK)
         goto done;
     c.bytes = malloc(len);
@@ -527,6 +532,36 @@ int charter_roots_can_sign(const charter_t *c, const identity_t *const *roots, s
     return 0;
 }
 
+/* Each given root a root of prev or of draft, distinct, a threshold of each. */
+static int update_signers_ok(const charter_t *prev, const charter_t *draft,
+                             const identity_t *const *roots, size_t n, char *err, size_t errlen)
+{
+    char h[17];
+    size_t in_prev = 0, in_new = 0;
+    for (size_t i = 0; i < n; i++) {
+        int p = charter_is_root(prev, roots[i]->pk), d = charter_is_root(draft, roots[i]->pk);
+        if (!p && !d) {
+            snprintf(err, errlen, "key %s... is a root of neither charter version %llu nor the "
+                     "new one", short_hex(roots[i]->pk, h), (unsigned long long)prev->version);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(roots[i]->pk, roots[j]->pk, ID_PK_LEN) == 0) {
+                snprintf(err, errlen, "root key %s... given twice", short_hex(roots[i]->pk, h));
+                return -1;
+            }
+        in_prev += (size_t)p;
+        in_new += (size_t)d;
+    }
+    if (in_prev < prev->threshold || in_new < draft->threshold) {
+        snprintf(err, errlen, "an update of charter version %llu needs %u signatures of its roots "
+                 "and %u of the new version's roots; given %zu and %zu",
+                 (unsigned long long)prev->version, prev->threshold, draft->threshold, in_prev, in_new);
+        return -1;
+    }
+    return 0;
+}
+
 int charter_sign(const charter_t *prev, charter_t *draft, const identity_t *const *roots, size_t n,
                  char *err, size_t errlen)
 {
@@ -556,7 +591,11 @@ int charter_sign(const charter_t *prev, charter_t *draft, const identity_t *cons
     }
     if (check_shape(draft, err, errlen) != 0)
         return -1;
-    if (charter_roots_can_sign(prev ? prev : draft, roots, n, err, errlen) != 0)
+    /* An update is signed by a threshold of the held roots AND of its own: the current roots
+     * decide, and the new root set can sign the next version (no charter nobody can update). */
+    if (prev && update_signers_ok(prev, draft, roots, n, err, errlen) != 0)
+        return -1;
+    if (!prev && charter_roots_can_sign(draft, roots, n, err, errlen) != 0)
         return -1;
 
     m.federation_id.data = draft->fed_id;

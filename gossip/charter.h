@@ -101,16 +101,17 @@ typedef struct {
 
 /* Signs draft (fed_id, keys, thresholds and issued_ms filled by the caller; prev NULL for a new
  * federation, which gets version 1) with roots, filling version, prev_hash (from prev), hash,
- * signers and bytes. The roots must be roots of prev (an update) or of draft itself (a new
- * federation), distinct, at least the threshold of that charter. 0 or -1 with err. */
+ * signers and bytes. A new federation needs a threshold of its own roots; an update a
+ * threshold of prev's roots AND a threshold of its own (so every version is also a valid
+ * anchor, and the new root set is known to be able to sign). Distinct keys. 0 or -1 with err. */
 int charter_sign(const charter_t *prev, charter_t *draft, const identity_t *const *roots, size_t n,
                  char *err, size_t errlen);
 
 /* Verifies envelope bytes as a charter. With held == NULL, as a trust anchor given by the
  * operator (any version; signed by a threshold of its own roots). With held, as the next
  * version of held: same federation, version held + 1, prev_hash == held->hash, signed by a
- * threshold of held's roots (a removed root cannot sign the next). out is filled only on
- * TRUST_OK; err says what is wrong either way. */
+ * threshold of held's roots (a removed root cannot sign the next) and of its own. out is
+ * filled only on TRUST_OK (signers: the roots of out that signed); err says what is wrong. */
 trust_verdict_t charter_verify(const charter_t *held, const uint8_t *bytes, size_t len,
                                charter_t *out, char *err, size_t errlen);
 void charter_free(charter_t *c);                          /* frees bytes; accepts zeroed */
