@@ -62,6 +62,7 @@ static int run_identity(fctx_t *c);
 static int run_init(fctx_t *c);
 static int run_certify(fctx_t *c);
 static int run_revoke(fctx_t *c);
+static int run_update(fctx_t *c);
 static int run_show(fctx_t *c);
 
 #define OPT_CHARTER(h) { "charter", "FILE", 0, h }
@@ -123,6 +124,23 @@ static const fcmd_t commands[] = {
         OPT_OUT("the revocation file to create (rev.json)") }, 0, 0,
       "trib fed revoke --charter charter.json --root root1.key --root root2.key --node NODE_ID --out rev.json",
       run_revoke },
+    { "fed update", "--charter FILE --root KEYFILE... [--add-root KEY]... [--remove-root KEY]... [--threshold N] [--add-governance KEY]... [--remove-governance KEY]... [--governance-threshold N] --out FILE",
+      "make the next version of the charter (add or remove keys, thresholds)",
+      "Makes version N+1 of the charter, chained to FILE by its hash. It must be signed by a\n"
+      "threshold of the current roots AND a threshold of the new version's roots (a removed root\n"
+      "cannot sign for the next; a new root set that cannot sign is refused). Thresholds not\n"
+      "given stay as they are. Nodes are to take it as an update of the charter they hold.",
+      { OPT_CHARTER("the current charter.json"),
+        { "root", "KEYFILE", 1, "a root key file to sign with (current or new root; repeat)" },
+        { "add-root", "KEY", 1, "a root key file or public key to add (repeat)" },
+        { "remove-root", "KEY", 1, "a root key file or public key to remove (repeat)" },
+        { "threshold", "N", 0, "root signatures needed from this version on" },
+        { "add-governance", "KEY", 1, "a governance key to add (repeat)" },
+        { "remove-governance", "KEY", 1, "a governance key to remove (repeat)" },
+        { "governance-threshold", "N", 0, "governance signatures needed from this version on" },
+        OPT_OUT("the new charter file to create") }, 0, 0,
+      "trib fed update --charter charter.json --root root1.key --root root2.key --add-root root3.key --out charter-v2.json",
+      run_update },
     { "fed show", "FILE [--charter FILE] [--json]",
       "print a charter, certificate or revocation, and whether it verifies",
       "Prints a charter, certificate or revocation file. With --charter, also whether it\n"
@@ -569,6 +587,125 @@ out:
     return rc;
 }
 
+/* ================================================================ fed update */
+
+/* Adds or removes the keys of one option in d; 0 or an exit code. */
+static int edit_keys(fctx_t *c, charter_t *d, const char *optname, int add, charter_role_t role,
+                     identity_t *scratch)
+{
+    size_t n;
+    int secret, rc;
+    const char *const *v = opt_vals(c, optname, &n);
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = load_key(c, v[i], 1, scratch, &secret)) != FED_OK)
+            return rc;
+        size_t at = 0;
+        while (at < d->nkeys && memcmp(d->keys[at].key, scratch->pk, ID_PK_LEN) != 0)
+            at++;
+        if (add) {
+            if (at < d->nkeys)
+                return fail(c, "--%s %s: key %.16s... is already in the charter", optname, v[i],
+                            scratch->hex);
+            if (d->nkeys == CHARTER_MAX_KEYS)
+                return fail(c, "--%s %s: a charter holds at most %d keys", optname, v[i],
+                            CHARTER_MAX_KEYS);
+            memcpy(d->keys[d->nkeys].key, scratch->pk, ID_PK_LEN);
+            d->keys[d->nkeys++].role = role;
+        } else {
+            if (at == d->nkeys || d->keys[at].role != role)
+                return fail(c, "--%s %s: key %.16s... is not a %s key of the charter", optname, v[i],
+                            scratch->hex, role == CHARTER_ROLE_ROOT ? "root" : "governance");
+            memmove(&d->keys[at], &d->keys[at + 1], (d->nkeys - at - 1) * sizeof d->keys[0]);
+            d->nkeys--;
+        }
+        identity_wipe(scratch);
+    }
+    return FED_OK;
+}
+
+static int run_update(fctx_t *c)
+{
+    const char *chpath, *out;
+    identity_t ids[MAX_VALS], scratch;
+    const identity_t *ptrs[MAX_VALS];
+    size_t n = 0, nroots = 0, ngov = 0;
+    long thr, gthr;
+    char e[PATH_MAX + 400];
+    charter_t ch, d;
+    int rc, secret;
+
+    memset(&ch, 0, sizeof ch);
+    memset(&d, 0, sizeof d);
+    memset(&scratch, 0, sizeof scratch);
+    if ((rc = need(c, "out", &out)) != FED_OK)
+        return rc;
+    if ((rc = load_charter(c, &chpath, &ch)) != FED_OK)
+        return rc;
+    d = ch;
+    d.bytes = NULL;
+    d.len = 0;
+    if ((rc = edit_keys(c, &d, "remove-root", 0, CHARTER_ROLE_ROOT, &scratch)) != FED_OK ||
+        (rc = edit_keys(c, &d, "remove-governance", 0, CHARTER_ROLE_GOVERNANCE, &scratch)) != FED_OK ||
+        (rc = edit_keys(c, &d, "add-root", 1, CHARTER_ROLE_ROOT, &scratch)) != FED_OK ||
+        (rc = edit_keys(c, &d, "add-governance", 1, CHARTER_ROLE_GOVERNANCE, &scratch)) != FED_OK)
+        goto out;
+    for (size_t i = 0; i < d.nkeys; i++) {
+        nroots += d.keys[i].role == CHARTER_ROLE_ROOT;
+        ngov += d.keys[i].role == CHARTER_ROLE_GOVERNANCE;
+    }
+    if (nroots == 0) {
+        rc = fail(c, "the new version would have no root key");
+        goto out;
+    }
+    if ((rc = opt_uint(c, "threshold", 1, (long)nroots, ch.threshold, &thr)) != FED_OK)
+        goto out;
+    if ((unsigned long)thr > nroots) {
+        rc = usage(c, "the threshold stays %ld but only %zu roots remain: give --threshold", thr, nroots);
+        goto out;
+    }
+    long gdef = ngov == 0 ? 0 : ch.gov_threshold ? (long)ch.gov_threshold : 1;
+    if ((rc = opt_uint(c, "governance-threshold", ngov ? 1 : 0, (long)ngov, gdef, &gthr)) != FED_OK)
+        goto out;
+    if ((unsigned long)gthr > ngov) {
+        rc = usage(c, "the governance threshold stays %ld but only %zu governance keys remain: "
+                   "give --governance-threshold", gthr, ngov);
+        goto out;
+    }
+    d.threshold = (uint32_t)thr;
+    d.gov_threshold = (uint32_t)gthr;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    d.issued_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+    const char *const *v = opt_vals(c, "root", &n);
+    if (v == NULL) {
+        rc = usage(c, "--root is required (key files of a threshold of the current and new roots)");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = load_key(c, v[i], 0, &ids[i], &secret)) != FED_OK) {
+            n = i;
+            goto out;
+        }
+        ptrs[i] = &ids[i];
+    }
+    if (charter_sign(&ch, &d, ptrs, n, e, sizeof e) != 0) {
+        rc = fail(c, "%s: %s", chpath, e);
+        goto out;
+    }
+    rc = write_file(c, out, charter_to_json(&d));
+    if (rc == FED_OK)
+        fprintf(c->out, "wrote %s: version %llu of the federation, %zu root%s (threshold %ld), "
+                "%zu governance key%s (threshold %ld)\n", out, (unsigned long long)d.version,
+                nroots, nroots == 1 ? "" : "s", thr, ngov, ngov == 1 ? "" : "s", gthr);
+out:
+    identity_wipe(&scratch);
+    charter_free(&d);
+    charter_free(&ch);
+    wipe_all(ids, n);
+    return rc;
+}
+
 /* ================================================================ fed show */
 
 /* Prints the view's fields as "name: value" lines (arrays one item per line). */
@@ -718,7 +855,7 @@ int fed_run(int argc, char **argv, FILE *out, FILE *err)
         if (argc < 2 || argv[1][0] == '-') {
             int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
             FILE *f = help ? out : err;
-            fprintf(f, "usage: trib fed init|certify|revoke|show ...\n");
+            fprintf(f, "usage: trib fed init|certify|revoke|update|show ...\n");
             fed_usage(f);
             if (!help)
                 fprintf(err, "\ntrib: fed: missing subcommand\n");

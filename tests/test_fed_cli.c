@@ -268,3 +268,45 @@ Test(fed_cli, refusals_say_what_and_where)
     cr_expect_neq(access(P("x.cert"), F_OK), 0, "a refused certify wrote nothing");
     cr_expect_neq(access(P("x.json"), F_OK), 0, "a refused init wrote nothing");
 }
+
+/* Step 6: the charter changes by hash-chained versions; a removed root cannot sign the next. */
+Test(fed_cli, charter_update_chain)
+{
+    char r1[ID_HEX_LEN], r2[ID_HEX_LEN], g[ID_HEX_LEN], r3[ID_HEX_LEN], e[512];
+    char *out = NULL, *err = NULL;
+    federation(r1, r2, g);
+    keygen("root3.key", r3);
+    cr_assert_eq(TRIB(&out, &err, "fed", "update", "--charter", P("charter.json"), "--root",
+                      P("root1.key"), "--root", P("root2.key"), "--add-root", P("root3.key"),
+                      "--out", P("v2.json")), 0, "%s", err);
+    free(out), free(err);
+    cr_assert_eq(TRIB(&out, &err, "fed", "update", "--charter", P("v2.json"), "--root",
+                      P("root2.key"), "--root", P("root3.key"), "--remove-root", r1,
+                      "--out", P("v3.json")), 0, "%s", err);
+    free(out), free(err);
+    /* root1 is gone from v3: it cannot sign v4, even with root2. */
+    cr_expect_eq(TRIB(&out, &err, "fed", "update", "--charter", P("v3.json"), "--root",
+                      P("root1.key"), "--root", P("root2.key"), "--threshold", "1",
+                      "--out", P("v4.json")), 1);
+    cr_expect(strstr(err, "is a root of neither charter version 3 nor the new one") != NULL, "%s", err);
+    free(out), free(err);
+    cr_expect_neq(access(P("v4.json"), F_OK), 0);
+
+    charter_t v1, v2, v3, x;
+    cr_assert_eq(charter_load(P("charter.json"), &v1, e, sizeof e), TRUST_OK, "%s", e);
+    cr_assert_eq(charter_load(P("v2.json"), &v2, e, sizeof e), TRUST_OK, "%s", e);
+    cr_assert_eq(charter_load(P("v3.json"), &v3, e, sizeof e), TRUST_OK, "%s", e);
+    cr_expect_eq(v3.version, 3);
+    cr_expect_eq(charter_verify(&v1, v2.bytes, v2.len, &x, e, sizeof e), TRUST_OK, "%s", e);
+    charter_free(&x);
+    cr_expect_eq(charter_verify(&v2, v3.bytes, v3.len, &x, e, sizeof e), TRUST_OK, "%s", e);
+    charter_free(&x);
+    cr_expect_eq(charter_verify(&v3, v1.bytes, v1.len, &x, e, sizeof e), TRUST_STALE_VERSION);
+    cr_expect_eq(charter_verify(&v1, v3.bytes, v3.len, &x, e, sizeof e), TRUST_VERSION_GAP);
+    cr_assert_eq(TRIB(&out, &err, "fed", "show", P("v3.json"), "--charter", P("v2.json")), 0, "%s", err);
+    free(out), free(err);
+    cr_expect_eq(TRIB(&out, &err, "fed", "show", P("charter.json"), "--charter", P("v3.json")), 1);
+    cr_expect(strstr(out, "no (stale_version)") != NULL, "%s", out);
+    free(out), free(err);
+    charter_free(&v1), charter_free(&v2), charter_free(&v3);
+}
