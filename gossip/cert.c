@@ -214,7 +214,7 @@ trust_verdict_t cert_valid_at(const charter_t *ch, const cert_t *c, const revset
                               const char *domain, const uint8_t key[ID_PK_LEN], int64_t t_ms,
                               int64_t skew_ms, char *err, size_t errlen)
 {
-    char buf[320], when[32], ser[17];
+    char buf[320], ser[17];
     if (err == NULL) {
         err = buf;
         errlen = sizeof buf;
@@ -231,6 +231,19 @@ trust_verdict_t cert_valid_at(const charter_t *ch, const cert_t *c, const revset
     trust_verdict_t v = charter_check_sigs(ch, TRUST_KIND_CERT, c->env, NULL, NULL, err, errlen);
     if (v != TRUST_OK)
         return v;
+    return cert_check_claim(c, revs, domain, key, t_ms, skew_ms, err, errlen);
+}
+
+trust_verdict_t cert_check_claim(const cert_t *c, const revset_t *revs, const char *domain,
+                                 const uint8_t key[ID_PK_LEN], int64_t t_ms, int64_t skew_ms,
+                                 char *err, size_t errlen)
+{
+    char buf[320], when[32], ser[17];
+    if (err == NULL) {
+        err = buf;
+        errlen = sizeof buf;
+    }
+    cert_serial_text(c->serial, ser);
     if (domain == NULL || strcmp(domain, c->domain) != 0) {
         snprintf(err, errlen, "certificate %s is for domain %s, not %.64s", ser, c->domain,
                  domain ? domain : "(none)");

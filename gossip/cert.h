@@ -78,6 +78,13 @@ trust_verdict_t cert_valid_at(const charter_t *ch, const cert_t *c, const revset
                               const char *domain, const uint8_t key[ID_PK_LEN], int64_t t_ms,
                               int64_t skew_ms, char *err, size_t errlen);
 
+/* The same without the federation and signature checks, for a certificate whose signatures
+ * were verified against the held charter when it was stored (gossip/trust.c): domain, key,
+ * revoked, not_yet_valid, expired. */
+trust_verdict_t cert_check_claim(const cert_t *c, const revset_t *revs, const char *domain,
+                                 const uint8_t key[ID_PK_LEN], int64_t t_ms, int64_t skew_ms,
+                                 char *err, size_t errlen);
+
 /* Serial as 16 lowercase hex digits, and back (0 or -1). */
 void cert_serial_text(uint64_t serial, char out[17]);
 int cert_serial_parse(const char *s, uint64_t *serial);

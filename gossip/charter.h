@@ -46,6 +46,7 @@ typedef enum {
     TRUST_STALE_VERSION,     /* charter version <= the one held (a replay) */
     TRUST_VERSION_GAP,       /* charter version > held + 1 */
     TRUST_BROKEN_CHAIN,      /* charter prev_hash is not the held charter's hash */
+    TRUST_UNCERTIFIED,       /* no certificate of this key is held */
     TRUST_VERDICT_COUNT
 } trust_verdict_t;
 
