@@ -69,6 +69,16 @@ char *trust_b64(const uint8_t *p, size_t n)
     return b;
 }
 
+/* Untrusted text for a message: at most 40 bytes, anything but printable ASCII as '?'. */
+static const char *printable(const char *s, char out[48])
+{
+    size_t i = 0;
+    for (; s && s[i] && i < 40; i++)
+        out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    out[i] = '\0';
+    return out;
+}
+
 /* The first 16 hex chars of a key, for messages. */
 static const char *short_hex(const uint8_t *p, char out[17])
 {
@@ -710,8 +720,9 @@ static json_t *read_json(const char *path, trust_kind_t want, char *err, size_t 
     json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (j == NULL) {
-        snprintf(err, errlen, "%s: not JSON: %s (line %d, column %d)", path, je.text, je.line,
-                 je.column);
+        char pt[48];
+        snprintf(err, errlen, "%s: not JSON: %s (line %d, column %d)", path, printable(je.text, pt),
+                 je.line, je.column);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -732,10 +743,11 @@ int trust_file_read(const char *path, trust_kind_t want, json_t **obj, uint8_t *
     if (j == NULL)
         return -1;
     const char *kind = json_string_value(json_object_get(j, "kind"));
+    char pk[48];
     if (kind == NULL || strcmp(kind, file_kind(want)) != 0) {
-        snprintf(err, errlen, "%s: \"kind\" is %s%.40s%s, expected \"%s\" (a %s file)", path,
-                 kind ? "\"" : "", kind ? kind : "missing", kind ? "\"" : "", file_kind(want),
-                 trust_kind_name(want));
+        snprintf(err, errlen, "%s: \"kind\" is %s%s%s, expected \"%s\" (a %s file)", path,
+                 kind ? "\"" : "", kind ? printable(kind, pk) : "missing", kind ? "\"" : "",
+                 file_kind(want), trust_kind_name(want));
         goto fail;
     }
     const char *b64 = json_string_value(json_object_get(j, "signed"));
@@ -802,9 +814,10 @@ int trust_file_matches(const char *path, json_t *obj, json_t *view, char *err, s
             return -1;
         }
     }
+    char pk[48];
     json_object_foreach(obj, k, v) {
         if (json_object_get(view, k) == NULL) {
-            snprintf(err, errlen, "%s: unknown field \"%.40s\"", path, k);
+            snprintf(err, errlen, "%s: unknown field \"%s\"", path, printable(k, pk));
             return -1;
         }
     }

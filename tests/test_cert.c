@@ -717,7 +717,8 @@ Test(cert, random_input_never_crashes_or_passes_a_changed_body, .timeout = 300)
     cert_free(&c);
 }
 
-/* The JSON files: mutated text of a charter, certificate and revocation file. */
+/* The JSON files: mutated text of a charter, certificate and revocation file. Messages name
+ * the file and carry no control bytes from it (they reach a terminal). */
 Test(cert, random_files_never_crash_and_always_say_why, .timeout = 300)
 {
     char p[128];
@@ -766,6 +767,8 @@ Test(cert, random_files_never_crash_and_always_say_why, .timeout = 300)
             ok++;
         else
             cr_assert(strncmp(err, p, strlen(p)) == 0, "mutation %d: message does not name the file: %s", i, err);
+        for (const char *q = err; *q; q++)
+            cr_assert((unsigned char)*q >= 0x20 && *q != 0x7f, "mutation %d: control byte in the message", i);
     }
     cr_log_info("random trust files: %zu of 20000 still loaded (whitespace-only changes)", ok);
     for (int k = 0; k < 3; k++) {
