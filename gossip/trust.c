@@ -17,10 +17,19 @@ typedef struct {
     int backed;            /* signatures reach the held charter's threshold */
 } held_cert_t;
 
+/* Open addressing, linear probing: slot = certificate index + 1, 0 empty. Keys are public
+ * Ed25519/CURVE keys chosen by their owners, so a hostile owner could make them collide on
+ * purpose: costs are bounded by TRUST_MAX_CERTS and the table stays at most half full. */
+typedef struct {
+    uint32_t *slot;
+    size_t mask;           /* size - 1, size a power of two */
+} index_t;
+
 struct trust {
     charter_t charter;
     held_cert_t *certs;
     size_t ncerts, capcerts;
+    index_t by_key, by_curve;
     revocation_t *revs;    /* with envelopes and bytes, for gossip */
     size_t nrevs, caprevs;
     revset_t revset;       /* the facts, for lookups */
@@ -56,6 +65,8 @@ void trust_destroy(trust_t **tp)
     for (size_t i = 0; i < t->nrevs; i++)
         revocation_free(&t->revs[i]);
     free(t->certs);
+    free(t->by_key.slot);
+    free(t->by_curve.slot);
     free(t->revs);
     revset_free(&t->revset);
     charter_free(&t->charter);
@@ -66,6 +77,52 @@ void trust_destroy(trust_t **tp)
 const charter_t *trust_charter(const trust_t *t)
 {
     return &t->charter;
+}
+
+/* ---------------------------------------------------------------- index */
+
+static size_t bucket(const uint8_t *k, size_t mask)
+{
+    uint64_t v;
+    memcpy(&v, k, sizeof v);
+    return (size_t)((v * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
+}
+
+static const uint8_t *key_of(const trust_t *t, size_t i, int curve)
+{
+    return curve ? t->certs[i].curve : t->certs[i].cert.node_key;
+}
+
+static void index_put(trust_t *t, index_t *ix, int curve, size_t i)
+{
+    size_t b = bucket(key_of(t, i, curve), ix->mask);
+    while (ix->slot[b] != 0)
+        b = (b + 1) & ix->mask;
+    ix->slot[b] = (uint32_t)i + 1;
+}
+
+/* Room for one more certificate in both indexes (rebuilt at twice the size when half full). */
+static int index_reserve(trust_t *t)
+{
+    size_t size = t->by_key.slot ? t->by_key.mask + 1 : 0;
+    if (2 * (t->ncerts + 1) <= size)
+        return 0;
+    size_t nsize = size ? 2 * size : 128;
+    uint32_t *a = calloc(nsize, sizeof *a), *b = calloc(nsize, sizeof *b);
+    if (a == NULL || b == NULL) {
+        free(a);
+        free(b);
+        return -1;
+    }
+    free(t->by_key.slot);
+    free(t->by_curve.slot);
+    t->by_key = (index_t){ a, nsize - 1 };
+    t->by_curve = (index_t){ b, nsize - 1 };
+    for (size_t i = 0; i < t->ncerts; i++) {
+        index_put(t, &t->by_key, 0, i);
+        index_put(t, &t->by_curve, 1, i);
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- offers */
@@ -115,6 +172,10 @@ trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *ad
                  TRUST_MAX_CERTS);
         v = TRUST_MALFORMED;
     }
+    if (v == TRUST_OK && index_reserve(t) != 0) {
+        snprintf(err, errlen, "certificate: out of memory");
+        v = TRUST_MALFORMED;
+    }
     if (v == TRUST_OK && t->ncerts == t->capcerts) {
         size_t cap = t->capcerts ? 2 * t->capcerts : 64;
         held_cert_t *p = realloc(t->certs, cap * sizeof *p);
@@ -136,9 +197,11 @@ trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *ad
         cert_free(&c);
         return TRUST_MALFORMED;
     }
-    t->ncerts++;
     h->cert = c;
     h->backed = 1;
+    index_put(t, &t->by_key, 0, t->ncerts);
+    index_put(t, &t->by_curve, 1, t->ncerts);
+    t->ncerts++;
     if (added)
         *added = 1;
     return TRUST_OK;
@@ -212,9 +275,13 @@ static trust_verdict_t judge(const trust_t *t, const uint8_t *curve, const uint8
     if (cert)
         *cert = NULL;
     snprintf(err, errlen, "no certificate of this key is held");
-    for (size_t i = 0; i < t->ncerts; i++) {
-        const held_cert_t *h = &t->certs[i];
-        if (curve ? memcmp(h->curve, curve, 32) != 0 : memcmp(h->cert.node_key, key, ID_PK_LEN) != 0)
+    const index_t *ix = curve ? &t->by_curve : &t->by_key;
+    const uint8_t *want = curve ? curve : key;
+    if (ix->slot == NULL)
+        return best;
+    for (size_t b = bucket(want, ix->mask); ix->slot[b] != 0; b = (b + 1) & ix->mask) {
+        const held_cert_t *h = &t->certs[ix->slot[b] - 1];
+        if (memcmp(curve ? h->curve : h->cert.node_key, want, 32) != 0)
             continue;
         trust_verdict_t v;
         if (!h->backed) {

@@ -200,3 +200,29 @@ Test(trust, charter_update_withdraws_a_removed_roots_certificates)
     cr_expect_eq(trust_charter(store)->version, 2);
     charter_free(&v2);
 }
+
+/* Enough certificates to grow the lookup index several times: each key still finds its own. */
+Test(trust, many_certificates_each_found_by_key_and_curve)
+{
+    enum { NDOM = 300 };
+    static identity_t nodes[NDOM];
+    char dom[32];
+    for (int i = 0; i < NDOM; i++) {
+        mk_id(&nodes[i]);
+        snprintf(dom, sizeof dom, "domain-%d", i);
+        certify(dom, &nodes[i], &A, &B, T0, 90);
+    }
+    cr_assert_eq(trust_cert_count(store), NDOM);
+    for (int i = 0; i < NDOM; i++) {
+        const cert_t *c = NULL;
+        snprintf(dom, sizeof dom, "domain-%d", i);
+        cr_expect_eq(trust_admit_curve(store, nodes[i].curve_pk, T0 + 1, &c, err, sizeof err), TRUST_OK,
+                     "node %d: %s", i, err);
+        cr_expect(c != NULL && strcmp(c->domain, dom) == 0, "node %d found another certificate", i);
+        cr_expect_eq(trust_entry_ok(store, dom, nodes[i].pk, T0 + 1, err, sizeof err), TRUST_OK);
+        cr_expect_eq(trust_entry_ok(store, "domain-x", nodes[i].pk, T0 + 1, err, sizeof err),
+                     TRUST_WRONG_DOMAIN);
+    }
+    cr_expect_eq(trust_admit_curve(store, M.curve_pk, T0 + 1, NULL, err, sizeof err), TRUST_UNCERTIFIED);
+    cr_expect_eq(trust_entry_ok(store, "domain-1", M.pk, T0 + 1, err, sizeof err), TRUST_UNCERTIFIED);
+}
