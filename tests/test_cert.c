@@ -499,8 +499,8 @@ Test(cert, kind_confusion_end_to_end)
     cert_free(&c);
 }
 
-/* A catalog entry signed by a root cannot pass as a certificate, and a certificate's tagged
- * signature cannot pass as a catalog entry. */
+/* A catalog entry signed by a root cannot pass as a certificate, a charter update or a
+ * revocation, and their tagged signatures cannot pass as a catalog entry. */
 Test(cert, entry_signatures_and_trust_signatures_do_not_mix)
 {
     Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
@@ -535,8 +535,51 @@ Test(cert, entry_signatures_and_trust_signatures_do_not_mix)
         cert_free(&c);
     }
     free(b);
+    /* ... nor as a charter (version update) or a revocation. */
+    charter_t x;
+    revocation_t rv;
+    env.kind = TRIB__TRUST_KIND__TRUST_CHARTER;
+    n = trib__trust_signed__get_packed_size(&env);
+    b = malloc(n);
+    trib__trust_signed__pack(&env, b);
+    cr_expect_neq(charter_verify(&ch, b, n, &x, err, sizeof err), TRUST_OK);
+    cr_expect_neq(charter_verify(NULL, b, n, &x, err, sizeof err), TRUST_OK);
+    free(b);
+    env.kind = TRIB__TRUST_KIND__TRUST_REVOKE;
+    n = trib__trust_signed__get_packed_size(&env);
+    b = malloc(n);
+    trib__trust_signed__pack(&env, b);
+    if (revocation_parse(b, n, &rv, err, sizeof err) == 0) {
+        cr_expect_neq(revocation_verify(&ch, &rv, err, sizeof err), TRUST_OK);
+        revocation_free(&rv);
+    }
+    cr_expect_eq(trust_sig_ok(TRUST_KIND_CHARTER, se->body.data, se->body.len, A.pk, se->signature.data), 0);
+    cr_expect_eq(trust_sig_ok(TRUST_KIND_REVOKE, se->body.data, se->body.len, A.pk, se->signature.data), 0);
+    free(b);
     trib__signed_entry__free_unpacked(se, NULL);
     free(se_bytes);
+
+    /* A charter's and a revocation's signature as a SignedEntry. */
+    const identity_t *ab[] = { &A, &B };
+    cr_assert_eq(revocation_issue(&ch, 1, 0, N.pk, T0, NULL, ab, 2, &rv, err, sizeof err), 0, "%s", err);
+    Trib__TrustSigned *ce = trust_envelope_parse(ch.bytes, ch.len, TRUST_KIND_CHARTER, err, sizeof err);
+    cr_assert_not_null(ce);
+    const Trib__TrustSigned *envs[] = { ce, rv.env };
+    for (size_t k = 0; k < 2; k++) {
+        Trib__SignedEntry f = TRIB__SIGNED_ENTRY__INIT;
+        f.body = envs[k]->body;
+        f.signature = envs[k]->sigs[0]->signature;
+        f.signer = envs[k]->sigs[0]->signer;
+        n = trib__signed_entry__get_packed_size(&f);
+        b = malloc(n);
+        trib__signed_entry__pack(&f, b);
+        entry_t eo;
+        cr_expect_neq(entry_verify(b, n, &eo, err, sizeof err), 0);
+        cr_expect_str_eq(err, "signature does not verify");
+        free(b);
+    }
+    trib__trust_signed__free_unpacked(ce, NULL);
+    revocation_free(&rv);
 
     /* A certificate's body and signature as a SignedEntry. */
     good_cert(&c);
