@@ -217,6 +217,49 @@ int identity_load_or_create(const char *dir, identity_t *id, int *created, char 
     return 0;
 }
 
+int identity_load_file(const char *path, identity_t *id, char *err, size_t errlen)
+{
+    memset(id, 0, sizeof *id);
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "identity: sodium_init failed");
+        return -1;
+    }
+    int r = load(path, id, err, errlen);
+    if (r == 1)
+        snprintf(err, errlen, "%s: no such key file", path);
+    if (r != 0) {
+        identity_wipe(id);
+        return -1;
+    }
+    return 0;
+}
+
+int identity_create_file(const char *path, identity_t *id, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    memset(id, 0, sizeof *id);
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "identity: sodium_init failed");
+        return -1;
+    }
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    if (dlen >= sizeof dir) {
+        snprintf(err, errlen, "%s: path too long", path);
+        return -1;
+    }
+    memcpy(dir, slash == NULL ? "." : path, dlen);
+    dir[dlen] = '\0';
+    int r = create(dir, path, id, err, errlen);
+    if (r == 1)
+        snprintf(err, errlen, "%s: already exists (refusing to overwrite a key)", path);
+    if (r != 0) {
+        identity_wipe(id);
+        return -1;
+    }
+    return 0;
+}
+
 void identity_wipe(identity_t *id)
 {
     if (id)

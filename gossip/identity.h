@@ -25,6 +25,11 @@ typedef struct {
 /* Loads DIR/identity.key or creates it (0600) when absent; *created tells which.
  * Refuses a key file that has the wrong size or is readable by group/others. */
 int identity_load_or_create(const char *dir, identity_t *id, int *created, char *err, size_t errlen);
+/* The same key file format at any path (`trib keygen`, root keys kept off the nodes):
+ * load refuses a missing file, wrong size, type or group/other mode; create refuses to
+ * overwrite (O_EXCL) and writes 0600 durably. 0 or -1 with err naming the file. */
+int identity_load_file(const char *path, identity_t *id, char *err, size_t errlen);
+int identity_create_file(const char *path, identity_t *id, char *err, size_t errlen);
 void identity_wipe(identity_t *id);                  /* sodium_memzero of the secrets */
 void identity_hex(const uint8_t pk[ID_PK_LEN], char out[ID_HEX_LEN]);
 int identity_from_hex(const char *hex, uint8_t pk[ID_PK_LEN]);      /* 0 or -1 */

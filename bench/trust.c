@@ -1,0 +1,160 @@
+/* bench/trust.c - certificate verification cost at bootstrap (issue 10, third benchmark): a node
+ * receives 1,000 domains' certificates and 10,000 manifests, beside this machine's Ed25519
+ * verify limit on one core.
+ *
+ * Usage: trust [DOMAINS [MANIFESTS]]     (defaults 1000 10000)
+ *
+ * Owns: building a charter (3 roots, threshold 2), one certificate per domain and the signed
+ * catalog entries in memory (untimed), then timing single-threaded with this thread's CPU time
+ * (CLOCK_THREAD_CPUTIME_ID: the machine is shared, and wall time mostly measures the others):
+ *  - limit: crypto_sign_verify_detached over the same entry bodies (best of 3 passes);
+ *  - bootstrap: trust_offer_cert of every certificate (2 root signatures each), then per entry
+ *    entry_verify (its signature, decode, shape) and trust_entry_ok (certificate lookup);
+ *    best of 3 fresh stores.
+ * ratio = (signatures verified at bootstrap / bootstrap time) / limit; target >= 0.8.
+ * Must not: touch the network or disk. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gossip/cert.h"
+#include "gossip/charter.h"
+#include "gossip/entry.h"
+#include "gossip/trust.h"
+
+#define T0 1800000000000LL
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *err)
+{
+    fprintf(stderr, "bench trust: %s: %s\n", what, err);
+    exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    size_t ndom = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000;
+    size_t nent = argc > 2 ? strtoul(argv[2], NULL, 10) : 10000;
+    char err[512];
+    if (ndom == 0 || nent < ndom || sodium_init() < 0)
+        die("usage", "trust [DOMAINS [MANIFESTS]], MANIFESTS >= DOMAINS >= 1");
+
+    identity_t roots[3];
+    charter_t ch;
+    memset(&ch, 0, sizeof ch);
+    randombytes_buf(ch.fed_id, FED_ID_LEN);
+    const identity_t *rp[3];
+    for (int i = 0; i < 3; i++) {
+        crypto_sign_keypair(roots[i].pk, roots[i].sk);
+        memcpy(ch.keys[i].key, roots[i].pk, ID_PK_LEN);
+        ch.keys[i].role = CHARTER_ROLE_ROOT;
+        rp[i] = &roots[i];
+    }
+    ch.nkeys = 3;
+    ch.threshold = 2;
+    ch.issued_ms = T0;
+    if (charter_sign(NULL, &ch, rp, 2, err, sizeof err) != 0)
+        die("charter", err);
+
+    identity_t *nodes = calloc(ndom, sizeof *nodes);
+    cert_t *certs = calloc(ndom, sizeof *certs);
+    uint8_t **ent = calloc(nent, sizeof *ent);
+    size_t *entlen = calloc(nent, sizeof *entlen);
+    if (!nodes || !certs || !ent || !entlen)
+        die("setup", "out of memory");
+    char dom[32], title[96];
+    for (size_t d = 0; d < ndom; d++) {
+        crypto_sign_keypair(nodes[d].pk, nodes[d].sk);
+        snprintf(dom, sizeof dom, "domain-%zu", d);
+        if (cert_issue(&ch, dom, nodes[d].pk, T0, T0 + 90 * 86400000LL, 0, rp, 2, &certs[d], err,
+                       sizeof err) != 0)
+            die("certificate", err);
+    }
+    uint8_t prev[32];
+    for (size_t i = 0; i < nent; i++) {
+        size_t d = i % ndom, seq = i / ndom + 1;
+        Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+        Trib__Manifest m = TRIB__MANIFEST__INIT;
+        snprintf(dom, sizeof dom, "domain-%zu", d);
+        snprintf(title, sizeof title, "Product %zu of %s, a realistic title", seq, dom);
+        e.domain = dom;
+        e.seq = seq;
+        e.time_ms = T0 + (int64_t)seq * 1000;
+        if (seq > 1) {     /* chain to a hash: shape only, the bench does not check the chain */
+            randombytes_buf(prev, sizeof prev);
+            e.prev_hash.data = prev;
+            e.prev_hash.len = 32;
+        }
+        m.domain = dom;
+        m.name = "product";
+        m.version = "1.0.0";
+        m.status = "active";
+        m.title = title;
+        m.purpose = "Settled card transactions of the previous day, one record per transaction.";
+        e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+        e.manifest = &m;
+        if (entry_sign(&nodes[d], &e, &ent[i], &entlen[i]) != 0)
+            die("entry", "sign failed");
+    }
+
+    /* The machine's limit: bare verifies of the same entries' bodies. */
+    double limit = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t = now_s();
+        for (size_t i = 0; i < nent; i++) {
+            Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, entlen[i], ent[i]);
+            if (!se || crypto_sign_verify_detached(se->signature.data, se->body.data, se->body.len,
+                                                   se->signer.data) != 0)
+                die("limit", "verify failed");
+            trib__signed_entry__free_unpacked(se, NULL);
+        }
+        double rate = nent / (now_s() - t);
+        if (rate > limit)
+            limit = rate;
+    }
+
+    double best = 1e9;
+    for (int pass = 0; pass < 3; pass++) {
+        trust_t *store = trust_new(&ch);
+        if (!store)
+            die("store", "out of memory");
+        double t = now_s();
+        for (size_t d = 0; d < ndom; d++)
+            if (trust_offer_cert(store, certs[d].bytes, certs[d].len, NULL, err, sizeof err) != TRUST_OK)
+                die("offer", err);
+        for (size_t i = 0; i < nent; i++) {
+            entry_t e;
+            if (entry_verify(ent[i], entlen[i], &e, err, sizeof err) != 0)
+                die("entry_verify", err);
+            if (trust_entry_ok(store, e.entry->domain, e.signed_entry->signer.data, e.entry->time_ms,
+                               err, sizeof err) != TRUST_OK)
+                die("trust_entry_ok", err);
+            entry_free(&e);
+        }
+        double el = now_s() - t;
+        if (el < best)
+            best = el;
+        trust_destroy(&store);
+    }
+    size_t sigs = 2 * ndom + nent;
+    double rate = sigs / best;
+    printf("trust bootstrap: %zu certificates + %zu manifests = %zu signatures in %.3f s: "
+           "%.0f verifies/s; Ed25519 limit %.0f verifies/s/core; ratio %.2f (target >= 0.8)\n",
+           ndom, nent, sigs, best, rate, limit, rate / limit);
+
+    for (size_t d = 0; d < ndom; d++)
+        cert_free(&certs[d]);
+    for (size_t i = 0; i < nent; i++)
+        free(ent[i]);
+    free(nodes), free(certs), free(ent), free(entlen);
+    charter_free(&ch);
+    return 0;
+}

@@ -1,0 +1,339 @@
+/* gossip/trust.c - the node's verified trust state: held charter, certificates, revocations.
+ *
+ * Owns: the in-memory store (arrays, deduplicated by body hash), verifying every offer before
+ * it is held, re-checking certificate signatures when the charter advances, and the admission
+ * and entry verdicts computed from the cached signature results.
+ * Must not: touch LMDB or the network, print, or take a lock (one owning thread). */
+#include "gossip/trust.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    cert_t cert;
+    uint8_t curve[32];     /* the node key as a CURVE key, for the ZAP lookup */
+    int backed;            /* signatures reach the held charter's threshold */
+} held_cert_t;
+
+/* Open addressing, linear probing: slot = certificate index + 1, 0 empty. Keys are public
+ * Ed25519/CURVE keys chosen by their owners, so a hostile owner could make them collide on
+ * purpose: costs are bounded by TRUST_MAX_CERTS and the table stays at most half full. */
+typedef struct {
+    uint32_t *slot;
+    size_t mask;           /* size - 1, size a power of two */
+} index_t;
+
+struct trust {
+    charter_t charter;
+    held_cert_t *certs;
+    size_t ncerts, capcerts;
+    index_t by_key, by_curve;
+    revocation_t *revs;    /* with envelopes and bytes, for gossip */
+    size_t nrevs, caprevs;
+    revset_t revset;       /* the facts, for lookups */
+};
+
+static int charter_copy(charter_t *dst, const charter_t *src)
+{
+    *dst = *src;
+    dst->bytes = malloc(src->len ? src->len : 1);
+    if (dst->bytes == NULL)
+        return -1;
+    memcpy(dst->bytes, src->bytes, src->len);
+    return 0;
+}
+
+trust_t *trust_new(const charter_t *anchor)
+{
+    trust_t *t = calloc(1, sizeof *t);
+    if (t == NULL || sodium_init() < 0 || charter_copy(&t->charter, anchor) != 0) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void trust_destroy(trust_t **tp)
+{
+    if (tp == NULL || *tp == NULL)
+        return;
+    trust_t *t = *tp;
+    for (size_t i = 0; i < t->ncerts; i++)
+        cert_free(&t->certs[i].cert);
+    for (size_t i = 0; i < t->nrevs; i++)
+        revocation_free(&t->revs[i]);
+    free(t->certs);
+    free(t->by_key.slot);
+    free(t->by_curve.slot);
+    free(t->revs);
+    revset_free(&t->revset);
+    charter_free(&t->charter);
+    free(t);
+    *tp = NULL;
+}
+
+const charter_t *trust_charter(const trust_t *t)
+{
+    return &t->charter;
+}
+
+/* ---------------------------------------------------------------- index */
+
+static size_t bucket(const uint8_t *k, size_t mask)
+{
+    uint64_t v;
+    memcpy(&v, k, sizeof v);
+    return (size_t)((v * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
+}
+
+static const uint8_t *key_of(const trust_t *t, size_t i, int curve)
+{
+    return curve ? t->certs[i].curve : t->certs[i].cert.node_key;
+}
+
+static void index_put(trust_t *t, index_t *ix, int curve, size_t i)
+{
+    size_t b = bucket(key_of(t, i, curve), ix->mask);
+    while (ix->slot[b] != 0)
+        b = (b + 1) & ix->mask;
+    ix->slot[b] = (uint32_t)i + 1;
+}
+
+/* Room for one more certificate in both indexes (rebuilt at twice the size when half full). */
+static int index_reserve(trust_t *t)
+{
+    size_t size = t->by_key.slot ? t->by_key.mask + 1 : 0;
+    if (2 * (t->ncerts + 1) <= size)
+        return 0;
+    size_t nsize = size ? 2 * size : 128;
+    uint32_t *a = calloc(nsize, sizeof *a), *b = calloc(nsize, sizeof *b);
+    if (a == NULL || b == NULL) {
+        free(a);
+        free(b);
+        return -1;
+    }
+    free(t->by_key.slot);
+    free(t->by_curve.slot);
+    t->by_key = (index_t){ a, nsize - 1 };
+    t->by_curve = (index_t){ b, nsize - 1 };
+    for (size_t i = 0; i < t->ncerts; i++) {
+        index_put(t, &t->by_key, 0, i);
+        index_put(t, &t->by_curve, 1, i);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- offers */
+
+trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+                                    size_t errlen)
+{
+    charter_t next;
+    if (added)
+        *added = 0;
+    trust_verdict_t v = charter_verify(&t->charter, b, n, &next, err, errlen);
+    if (v == TRUST_STALE_VERSION && n == t->charter.len && memcmp(b, t->charter.bytes, n) == 0)
+        return TRUST_OK;   /* the held version itself, offered again */
+    if (v != TRUST_OK)
+        return v;
+    charter_free(&t->charter);
+    t->charter = next;
+    char ignore[160];
+    for (size_t i = 0; i < t->ncerts; i++)
+        t->certs[i].backed = charter_check_sigs(&t->charter, TRUST_KIND_CERT, t->certs[i].cert.env,
+                                                NULL, NULL, ignore, sizeof ignore) == TRUST_OK;
+    if (added)
+        *added = 1;
+    return TRUST_OK;
+}
+
+trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+                                 size_t errlen)
+{
+    cert_t c;
+    if (added)
+        *added = 0;
+    if (cert_parse(b, n, &c, err, errlen) != 0)
+        return TRUST_MALFORMED;
+    for (size_t i = 0; i < t->ncerts; i++)
+        if (memcmp(t->certs[i].cert.hash, c.hash, TRUST_HASH_LEN) == 0) {
+            cert_free(&c);
+            return TRUST_OK;
+        }
+    trust_verdict_t v = TRUST_WRONG_FEDERATION;
+    if (memcmp(c.fed_id, t->charter.fed_id, FED_ID_LEN) != 0)
+        snprintf(err, errlen, "certificate for %s: issued in another federation", c.domain);
+    else
+        v = charter_check_sigs(&t->charter, TRUST_KIND_CERT, c.env, NULL, NULL, err, errlen);
+    if (v == TRUST_OK && t->ncerts == TRUST_MAX_CERTS) {
+        snprintf(err, errlen, "certificate for %s: %d certificates held already", c.domain,
+                 TRUST_MAX_CERTS);
+        v = TRUST_MALFORMED;
+    }
+    if (v == TRUST_OK && index_reserve(t) != 0) {
+        snprintf(err, errlen, "certificate: out of memory");
+        v = TRUST_MALFORMED;
+    }
+    if (v == TRUST_OK && t->ncerts == t->capcerts) {
+        size_t cap = t->capcerts ? 2 * t->capcerts : 64;
+        held_cert_t *p = realloc(t->certs, cap * sizeof *p);
+        if (p == NULL) {
+            snprintf(err, errlen, "certificate: out of memory");
+            v = TRUST_MALFORMED;
+        } else {
+            t->certs = p;
+            t->capcerts = cap;
+        }
+    }
+    if (v != TRUST_OK) {
+        cert_free(&c);
+        return v;
+    }
+    held_cert_t *h = &t->certs[t->ncerts];
+    if (crypto_sign_ed25519_pk_to_curve25519(h->curve, c.node_key) != 0) {   /* cert_parse checked */
+        snprintf(err, errlen, "certificate for %s: node key has no CURVE form", c.domain);
+        cert_free(&c);
+        return TRUST_MALFORMED;
+    }
+    h->cert = c;
+    h->backed = 1;
+    index_put(t, &t->by_key, 0, t->ncerts);
+    index_put(t, &t->by_curve, 1, t->ncerts);
+    t->ncerts++;
+    if (added)
+        *added = 1;
+    return TRUST_OK;
+}
+
+trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added,
+                                       char *err, size_t errlen)
+{
+    revocation_t r;
+    if (added)
+        *added = 0;
+    if (revocation_parse(b, n, &r, err, errlen) != 0)
+        return TRUST_MALFORMED;
+    for (size_t i = 0; i < t->nrevs; i++)
+        if (memcmp(t->revs[i].hash, r.hash, TRUST_HASH_LEN) == 0) {
+            revocation_free(&r);
+            return TRUST_OK;
+        }
+    trust_verdict_t v = revocation_verify(&t->charter, &r, err, errlen);
+    if (v == TRUST_OK && t->nrevs == TRUST_MAX_REVS) {
+        snprintf(err, errlen, "revocation: %d revocations held already", TRUST_MAX_REVS);
+        v = TRUST_MALFORMED;
+    }
+    if (v == TRUST_OK && t->nrevs == t->caprevs) {
+        size_t cap = t->caprevs ? 2 * t->caprevs : 16;
+        revocation_t *p = realloc(t->revs, cap * sizeof *p);
+        if (p == NULL) {
+            snprintf(err, errlen, "revocation: out of memory");
+            v = TRUST_MALFORMED;
+        } else {
+            t->revs = p;
+            t->caprevs = cap;
+        }
+    }
+    if (v == TRUST_OK && revset_add(&t->revset, &r) < 0) {
+        snprintf(err, errlen, "revocation: out of memory");
+        v = TRUST_MALFORMED;
+    }
+    if (v != TRUST_OK) {
+        revocation_free(&r);
+        return v;
+    }
+    t->revs[t->nrevs++] = r;
+    if (added)
+        *added = 1;
+    return TRUST_OK;
+}
+
+/* ---------------------------------------------------------------- questions */
+
+/* How telling a refusal is, to report the best one when no certificate says ok. */
+static int rank(trust_verdict_t v)
+{
+    switch (v) {
+    case TRUST_REVOKED:         return 5;
+    case TRUST_EXPIRED:
+    case TRUST_NOT_YET_VALID:   return 4;
+    case TRUST_BELOW_THRESHOLD: return 3;
+    case TRUST_WRONG_DOMAIN:    return 2;
+    default:                    return 1;
+    }
+}
+
+/* Common walk: certificates matching (curve or key); domain NULL = the certificate's own. */
+static trust_verdict_t judge(const trust_t *t, const uint8_t *curve, const uint8_t *key,
+                             const char *domain, int64_t at_ms, const cert_t **cert, char *err,
+                             size_t errlen)
+{
+    trust_verdict_t best = TRUST_UNCERTIFIED;
+    char why[320];
+    if (cert)
+        *cert = NULL;
+    snprintf(err, errlen, "no certificate of this key is held");
+    const index_t *ix = curve ? &t->by_curve : &t->by_key;
+    const uint8_t *want = curve ? curve : key;
+    if (ix->slot == NULL)
+        return best;
+    for (size_t b = bucket(want, ix->mask); ix->slot[b] != 0; b = (b + 1) & ix->mask) {
+        const held_cert_t *h = &t->certs[ix->slot[b] - 1];
+        if (memcmp(curve ? h->curve : h->cert.node_key, want, 32) != 0)
+            continue;
+        trust_verdict_t v;
+        if (!h->backed) {
+            snprintf(why, sizeof why, "certificate for %s is no longer backed by a threshold of the "
+                     "roots of charter version %llu", h->cert.domain,
+                     (unsigned long long)t->charter.version);
+            v = TRUST_BELOW_THRESHOLD;
+        } else {
+            v = cert_check_claim(&h->cert, &t->revset, domain ? domain : h->cert.domain,
+                                 h->cert.node_key, at_ms, TRUST_SKEW_MS, why, sizeof why);
+        }
+        if (v == TRUST_OK) {
+            if (cert)
+                *cert = &h->cert;
+            return TRUST_OK;
+        }
+        if (best == TRUST_UNCERTIFIED || rank(v) > rank(best)) {
+            best = v;
+            snprintf(err, errlen, "%s", why);
+        }
+    }
+    return best;
+}
+
+trust_verdict_t trust_admit_curve(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms,
+                                  const cert_t **cert, char *err, size_t errlen)
+{
+    return judge(t, curve_pk, NULL, NULL, now_ms, cert, err, errlen);
+}
+
+trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN],
+                               int64_t entry_ms, char *err, size_t errlen)
+{
+    return judge(t, NULL, signer, domain ? domain : "", entry_ms, NULL, err, errlen);
+}
+
+size_t trust_cert_count(const trust_t *t)
+{
+    return t->ncerts;
+}
+
+const cert_t *trust_cert_at(const trust_t *t, size_t i)
+{
+    return i < t->ncerts ? &t->certs[i].cert : NULL;
+}
+
+size_t trust_revocation_count(const trust_t *t)
+{
+    return t->nrevs;
+}
+
+const revocation_t *trust_revocation_at(const trust_t *t, size_t i)
+{
+    return i < t->nrevs ? &t->revs[i] : NULL;
+}

@@ -1,0 +1,65 @@
+/* gossip/trust.h - what a chartered node believes: the charter it holds and the certificates
+ * and revocations it has verified against it, and the two questions the node asks of them.
+ *
+ * Owns: taking trust objects offered as bytes (from files or peers) through verification into
+ * memory; re-checking held certificates when the charter changes; answering "may this CURVE
+ * key connect now?" (the ZAP handler) and "may this key sign this domain's entry made at this
+ * time?" (catalog acceptance) from verified state, without an Ed25519 verify per question.
+ * Must not: touch LMDB or the network (the caller persists and gossips the bytes it is given
+ * back), or lock: one thread owns a trust_t (the node's loop); share answers, not the store. */
+#ifndef TRIB_TRUST_H
+#define TRIB_TRUST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gossip/cert.h"
+#include "gossip/charter.h"
+
+#define TRUST_MAX_CERTS 65536
+#define TRUST_MAX_REVS  65536
+
+typedef struct trust trust_t;
+
+/* A store holding a copy of anchor (a verified charter, e.g. from charter_load). NULL on OOM. */
+trust_t *trust_new(const charter_t *anchor);
+void trust_destroy(trust_t **tp);
+
+const charter_t *trust_charter(const trust_t *t);
+
+/* Offers bytes as received. TRUST_OK when now held (*added 1 if new, 0 if already held); any
+ * other verdict means refused, with err saying why (count it under trust_verdict_name).
+ * A charter must be the next version of the held one; on success every held certificate is
+ * re-checked against the new roots. Certificates are kept whatever their window (old entries
+ * are judged at their own time); revocations are kept even if their signers later leave. */
+trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+                                    size_t errlen);
+trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+                                 size_t errlen);
+trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added,
+                                       char *err, size_t errlen);
+
+/* ZAP: may the peer whose CURVE public key is curve_pk connect at now_ms (TRUST_SKEW_MS)?
+ * On TRUST_OK, *cert is its certificate (valid until the store changes). Verdicts: ok,
+ * uncertified, below_threshold (only certificates the current roots no longer back), revoked,
+ * expired, not_yet_valid. */
+trust_verdict_t trust_admit_curve(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms,
+                                  const cert_t **cert, char *err, size_t errlen);
+
+/* Catalog acceptance: may signer sign an entry of domain made at entry_ms? ok when a held,
+ * charter-backed certificate of signer for domain covers entry_ms (skew allowed) and no
+ * revocation of it or its key is effective at entry_ms. Else uncertified, wrong_domain (the key
+ * is certified, for another domain: a rogue twin or a misconfigured node), below_threshold,
+ * revoked, expired, not_yet_valid. The caller still checks the entry's signature, and should
+ * refuse entry times that go backwards in a domain's log (a key may not backdate into an
+ * earlier window) or lie beyond now + skew. */
+trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN],
+                               int64_t entry_ms, char *err, size_t errlen);
+
+/* Held objects, for persisting and gossip (bytes exactly as verified). */
+size_t trust_cert_count(const trust_t *t);
+const cert_t *trust_cert_at(const trust_t *t, size_t i);
+size_t trust_revocation_count(const trust_t *t);
+const revocation_t *trust_revocation_at(const trust_t *t, size_t i);
+
+#endif
