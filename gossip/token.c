@@ -303,9 +303,15 @@ static token_reason_t decode(const char *text, size_t len, decoded_t *d, char *e
     if (len < PREFIX_LEN || memcmp(text, TOKEN_PREFIX, PREFIX_LEN) != 0)
         return errf(err, errlen, "does not start with '%s'", TOKEN_PREFIX), TOKEN_MALFORMED;
 
+    /* The alphabet first: libsodium 1.0.18 (Debian 12) reads every byte >= 0x80 as '_'. */
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *b64 = text + PREFIX_LEN;
+    for (size_t i = 0; i < len - PREFIX_LEN; i++)
+        if (b64[i] == '\0' || !strchr(alphabet, b64[i]))
+            return errf(err, errlen, "not URL-safe base64 at character %zu", PREFIX_LEN + i + 1), TOKEN_MALFORMED;
     uint8_t bin[TOKEN_MAX_TEXT];
     size_t blen = 0;
-    const char *end = NULL, *b64 = text + PREFIX_LEN;
+    const char *end = NULL;
     if (sodium_base642bin(bin, sizeof bin, b64, len - PREFIX_LEN, NULL, &blen, &end, B64V) != 0 ||
         end != text + len)
         return errf(err, errlen, "not URL-safe base64 at character %zu",
