@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
+#include <jansson.h>
 
 #include "gossip/entry.h"
 #include "gossip/identity.h"
@@ -720,5 +722,169 @@ Test(token, hundred_thousand_mutations_are_refused, .timeout = 300)
     free(m);
     free(t0);
     free(t1);
+    free(t);
+}
+
+/* ---------------------------------------------------------------- the real trib, offline */
+
+static char cli_dir[64], cli_other[64];
+
+static void cli_setup(void)
+{
+    setup();
+    int created = 0;
+    char err[256];
+    snprintf(cli_dir, sizeof cli_dir, "/tmp/trib-token-XXXXXX");
+    snprintf(cli_other, sizeof cli_other, "/tmp/trib-token-XXXXXX");
+    cr_assert_not_null(mkdtemp(cli_dir));
+    cr_assert_not_null(mkdtemp(cli_other));
+    cr_assert_eq(identity_load_or_create(cli_dir, &issuer, &created, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(identity_load_or_create(cli_other, &other, &created, err, sizeof err), 0, "%s", err);
+}
+
+static void cli_teardown(void)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/identity.key", cli_dir);
+    unlink(p);
+    rmdir(cli_dir);
+    snprintf(p, sizeof p, "%s/identity.key", cli_other);
+    unlink(p);
+    rmdir(cli_other);
+}
+
+TestSuite(token_cli, .init = cli_setup, .fini = cli_teardown);
+
+Test(token_cli, show_and_attenuate_through_the_binary)
+{
+    char *t = issue_full(&issuer, TOKEN_KIND_WRITE, "payments/*", now, now + 24 * HOUR);
+    token_claims_t want;
+    cr_assert_eq(check(t, &want), TOKEN_OK);
+    char *out = NULL, *err = NULL;
+
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, NULL), 0, "%s", err);
+    cr_assert(strstr(out, "ci@payments") && strstr(out, "payments/*") && strstr(out, "write"), "%s", out);
+    cr_assert(strstr(out, "must be checked by a node"), "%s", out);
+    cr_assert_eq(strstr(out, t), NULL, "show never prints the token");
+    free(out), free(err);
+
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, "--json", NULL), 0, "%s", err);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "valid");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "id")), want.id);
+    cr_assert(json_is_false(json_object_get(j, "issuer_checked")));
+    cr_assert_eq(json_integer_value(json_object_get(j, "blocks")), 1);
+    char rid[129];
+    token_revocation_hex(want.revocation_ids[0], rid);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "revocation_ids"), 0)), rid);
+    json_decref(j);
+    free(out), free(err);
+
+    /* with the data dir of the issuing node, and of another one */
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, "--data", cli_dir, NULL), 0, "%s", err);
+    cr_assert(strstr(out, "issuer is this node"), "%s", out);
+    free(out), free(err);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, "--data", cli_other, NULL), 1);
+    cr_assert(strstr(err, "unknown_issuer") && strstr(err, cli_other), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, "--data", "/nonexistent", NULL), 1);
+    cr_assert(strstr(err, "/nonexistent"), "%s", err);
+    free(out), free(err);
+
+    /* narrow it, through the binary; the library agrees */
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "attenuate", t, "--product", "payments/settled-*",
+                        "--ttl", "1h", "--kind", "read", NULL), 0, "%s", err);
+    char *nl = strchr(out, '\n');
+    cr_assert_not_null(nl);
+    cr_assert_eq(nl[1], '\0', "only the token on stdout");
+    *nl = '\0';
+    token_claims_t c;
+    cr_assert_eq(check(out, &c), TOKEN_OK);
+    cr_assert_eq(c.nblocks, 2);
+    cr_assert_eq(c.kind, TOKEN_KIND_READ);
+    cr_assert_str_eq(c.scope, "payments/settled-*");
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    cr_assert_leq(c.expires_ms, (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000 + HOUR);
+    cr_assert_geq(c.expires_ms, now + HOUR - 1000);
+    char *narrowed = out;
+    free(err);
+
+    /* widening through the binary: refused, exit 1, saying what */
+    static const struct { const char *opt, *val, *says; } wide[] = {
+        { "--product", "*/*", "not within" },
+        { "--product", "payments/*", "not within" },
+        { "--kind", "write", "wider" },
+        { "--ttl", "2h", "shorten" },
+    };
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) {
+        cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "attenuate", narrowed, wide[i].opt, wide[i].val, NULL),
+                     1, "%s %s", wide[i].opt, wide[i].val);
+        cr_assert(strstr(err, wide[i].says), "%s", err);
+        cr_assert_eq(out[0], '\0');
+        free(out), free(err);
+    }
+    /* usage errors: exit 2 */
+    static const char *const bad[][2] = { { "--kind", "boss" }, { "--ttl", "5x" }, { "--ttl", "0h" },
+                                          { "--product", "a/b/c" }, { "--bogus", "1" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "attenuate", narrowed, bad[i][0], bad[i][1], NULL), 2,
+                     "%s %s", bad[i][0], bad[i][1]);
+        cr_assert(strstr(err, "try 'trib token attenuate --help'"), "%s", err);
+        free(out), free(err);
+    }
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "attenuate", narrowed, NULL), 2);
+    cr_assert(strstr(err, "nothing to narrow"), "%s", err);
+    free(out), free(err);
+    free(narrowed);
+    free(t);
+}
+
+Test(token_cli, refused_tokens_stdin_and_env)
+{
+    char *t = issue(TOKEN_KIND_READ);
+    char *out = NULL, *err = NULL;
+    /* from stdin, with the newline a file has */
+    char path[] = "/tmp/trib-token-in-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char *line = malloc(strlen(t) + 2);
+    sprintf(line, "%s\n", t);
+    cr_assert_eq(h_write_file(path, line, strlen(line)), 0);
+    cr_assert_eq(h_trib(NULL, path, &out, &err, "token", "show", "-", NULL), 0, "%s", err);
+    free(out), free(err);
+    unlink(path);
+    free(line);
+    /* from $TRIB_TOKEN */
+    setenv("TRIB_TOKEN", t, 1);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", NULL), 0, "%s", err);
+    unsetenv("TRIB_TOKEN");
+    free(out), free(err);
+
+    /* a changed character: exit 1 with the reason, nothing on stdout */
+    t[strlen(t) / 3] = t[strlen(t) / 3] == 'A' ? 'B' : 'A';
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, NULL), 1);
+    cr_assert(strstr(err, "trib: token show: "), "%s", err);
+    cr_assert_eq(out[0], '\0');
+    free(out), free(err);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", "trib1.!!", "--json", NULL), 1);
+    cr_assert(strstr(out, "\"state\": \"invalid\"") && strstr(out, "\"reason\": \"malformed\""), "%s", out);
+    free(out), free(err);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "attenuate", t, "--kind", "read", NULL), 1);
+    cr_assert(strstr(err, "the token is refused"), "%s", err);
+    free(out), free(err);
+
+    /* expired: the claims are shown, the exit says no */
+    char *old = issue_full(&issuer, TOKEN_KIND_READ, NULL, now - 3 * HOUR, now - 2 * HOUR);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", old, NULL), 1);
+    cr_assert(strstr(out, "expired") && strstr(out, "ci@payments"), "%s", out);
+    cr_assert(strstr(err, "expired"), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "nope", NULL), 2);
+    free(out), free(err);
+    free(old);
     free(t);
 }
