@@ -137,7 +137,10 @@ static void sign_tagged(const char *tag, const uint8_t *body, size_t len, const 
 }
 
 /* Appends a block (kind, product, expiry; 0/NULL = unchanged) signed by `signer_sk`, or by the
- * proof's key when NULL, the way a holder would, even if it widens. */
+ * proof's key when NULL, the way a holder would, even if it widens. Its link to the previous
+ * block is raw_link when set (64 bytes), else the previous block's signature. */
+static const uint8_t *raw_link;
+
 static char *raw_block(const char *t, uint32_t kind, const char *product, int64_t expires,
                        const uint8_t *signer_sk)
 {
@@ -153,6 +156,8 @@ static char *raw_block(const char *t, uint32_t kind, const char *product, int64_
     b.expires_ms = expires;
     b.next_key = (ProtobufCBinaryData){ 32, npk };
     b.prev_signature = tok->blocks[tok->n_blocks - 1]->signature;
+    if (raw_link)
+        b.prev_signature = (ProtobufCBinaryData){ 64, (uint8_t *)raw_link };
     uint8_t body[1024];
     size_t blen = trib__token_body__pack(&b, body);
     sign_tagged(TOKEN_TAG, body, blen, signer_sk ? signer_sk : sk, sig);
@@ -394,6 +399,13 @@ Test(token, removed_reordered_resigned_blocks_are_tampered)
     tok->blocks = orig;
     trib__token__free_unpacked(tok, NULL);
 
+    /* a block signed by the right key but linked to another signature */
+    uint8_t zero[64] = { 0 };
+    raw_link = zero;
+    char *unlinked = raw_block(t1, 0, "payments/a*", 0, NULL);
+    raw_link = NULL;
+    cr_assert_eq(check(unlinked, NULL), TOKEN_TAMPERED);
+    free(unlinked);
     /* a block signed by a key the previous block did not commit */
     char *rs = raw_block(t1, 0, "payments/a*", 0, other.sk);
     cr_assert_eq(check(rs, NULL), TOKEN_TAMPERED);
