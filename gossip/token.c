@@ -4,7 +4,8 @@
  * libsodium, so one token has one text), the strict decoding of a Token and its TokenBody blocks
  * (sizes, required and forbidden fields per position, unknown fields refused: a verifier that
  * skipped a field a newer issuer meant as a restriction would widen the token), the chain of
- * signatures over "trib/token/v1\0" || body, narrowing, the glob rules and token_allows.
+ * signatures over "trib/token/v1\0" || body, the proof checked against the hash the last block
+ * committed, narrowing, the glob rules and token_allows.
  * Must not: look up whose key a domain is (token_key_fn), keep revocations, print or log a token.
  * The format is made here on libsodium because Debian 12's JOSE libraries have no EdDSA. */
 #include "gossip/token.h"
@@ -24,6 +25,8 @@
 #define SEG_MAX     64
 #define TIME_MAX_MS 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
 #define B64V        sodium_base64_VARIANT_URLSAFE_NO_PADDING
+#define PROOF_TAG   "trib/token/proof"
+#define HASH_LEN    32
 
 static const char *const reason_names[TOKEN_REASON_COUNT] = {
     "ok", "malformed", "too_large", "forged", "tampered", "widened", "unknown_issuer",
@@ -205,6 +208,16 @@ static int block_sig_ok(const ProtobufCBinaryData *body, const uint8_t *sig, con
     return ok;
 }
 
+/* The commitment to a proof seed a block carries: BLAKE2b-256 of PROOF_TAG\0 || seed. */
+static void proof_hash(const uint8_t seed[SEED_LEN], uint8_t out[HASH_LEN])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, HASH_LEN);
+    crypto_generichash_update(&st, (const uint8_t *)PROOF_TAG, sizeof PROOF_TAG);
+    crypto_generichash_update(&st, seed, SEED_LEN);
+    crypto_generichash_final(&st, out, HASH_LEN);
+}
+
 /* ---------------------------------------------------------------- text form */
 
 /* "trib1." + base64url of the packed token; malloc'd or NULL. */
@@ -260,6 +273,9 @@ static token_reason_t check_body(const Trib__TokenBody *b, size_t i, char *err, 
         return errf(err, errlen, "block %zu: version %u, expected 1", i, b->version), TOKEN_MALFORMED;
     if (b->next_key.len != ID_PK_LEN)
         return errf(err, errlen, "block %zu: next key of %zu bytes, expected 32", i, b->next_key.len),
+               TOKEN_MALFORMED;
+    if (b->proof_hash.len != HASH_LEN)
+        return errf(err, errlen, "block %zu: proof hash of %zu bytes, expected 32", i, b->proof_hash.len),
                TOKEN_MALFORMED;
     if (b->kind > TOKEN_KIND_ADMIN || (i == 0 && b->kind == 0))
         return errf(err, errlen, "block %zu: unknown kind %u", i, b->kind), TOKEN_MALFORMED;
@@ -370,10 +386,9 @@ static token_reason_t check(const decoded_t *d, int64_t now, int use_lookup, tok
             return errf(err, errlen, "block %zu is not signed by the key block %zu committed", i, i - 1),
                    TOKEN_TAMPERED;
     }
-    uint8_t pk[ID_PK_LEN], sk[ID_SK_LEN];
-    crypto_sign_seed_keypair(pk, sk, t->proof.data);
-    sodium_memzero(sk, sizeof sk);
-    if (memcmp(pk, d->body[d->n - 1]->next_key.data, ID_PK_LEN) != 0)
+    uint8_t h[HASH_LEN];
+    proof_hash(t->proof.data, h);
+    if (memcmp(h, d->body[d->n - 1]->proof_hash.data, HASH_LEN) != 0)
         return errf(err, errlen, "the proof does not match the last block (a block was removed or reordered)"),
                TOKEN_TAMPERED;
 
@@ -406,9 +421,8 @@ static token_reason_t check(const decoded_t *d, int64_t now, int use_lookup, tok
     cl.nblocks = d->n;
     for (size_t i = 0; i < d->n; i++)
         memcpy(cl.revocation_ids[i], t->blocks[i]->signature.data, TOKEN_SIG_LEN);
-    uint8_t h[16];
-    crypto_generichash(h, sizeof h, t->blocks[d->n - 1]->signature.data, TOKEN_SIG_LEN, NULL, 0);
-    sodium_bin2hex(cl.id, sizeof cl.id, h, sizeof h);
+    crypto_generichash(h, 16, t->blocks[d->n - 1]->signature.data, TOKEN_SIG_LEN, NULL, 0);
+    sodium_bin2hex(cl.id, sizeof cl.id, h, 16);
 
     if (use_lookup && (!lookup || !lookup(ctx, cl.domain, cl.issuer_key, now)))
         return errf(err, errlen, "the issuer key is not a key of domain %s", cl.domain), TOKEN_UNKNOWN_ISSUER;
@@ -495,11 +509,12 @@ int token_issue(const identity_t *issuer, const char *domain, const token_spec_t
     if (sodium_init() < 0)
         return errf(err, errlen, "sodium_init failed"), -1;
 
-    uint8_t seed[SEED_LEN], next_pk[ID_PK_LEN], next_sk[ID_SK_LEN], nonce[NONCE_LEN];
+    uint8_t seed[SEED_LEN], next_pk[ID_PK_LEN], next_sk[ID_SK_LEN], nonce[NONCE_LEN], ph[HASH_LEN];
     randombytes_buf(seed, sizeof seed);
     randombytes_buf(nonce, sizeof nonce);
     crypto_sign_seed_keypair(next_pk, next_sk, seed);
     sodium_memzero(next_sk, sizeof next_sk);
+    proof_hash(seed, ph);
 
     Trib__TokenBody body = TRIB__TOKEN_BODY__INIT;
     body.version = 1;
@@ -512,6 +527,7 @@ int token_issue(const identity_t *issuer, const char *domain, const token_spec_t
     body.issued_ms = spec->issued_ms;
     body.nonce = (ProtobufCBinaryData){ NONCE_LEN, nonce };
     body.next_key = (ProtobufCBinaryData){ ID_PK_LEN, next_pk };
+    body.proof_hash = (ProtobufCBinaryData){ HASH_LEN, ph };
 
     Trib__TokenBlock blk;
     Trib__TokenBlock *blocks[1] = { &blk };
@@ -565,11 +581,18 @@ int token_attenuate(const char *token, const token_narrow_t *n, int64_t now_ms, 
         return -1;
     }
 
-    uint8_t sk[ID_SK_LEN], pk[ID_PK_LEN], seed[SEED_LEN], next_pk[ID_PK_LEN], next_sk[ID_SK_LEN];
+    uint8_t sk[ID_SK_LEN], pk[ID_PK_LEN], seed[SEED_LEN], next_pk[ID_PK_LEN], next_sk[ID_SK_LEN], ph[HASH_LEN];
     crypto_sign_seed_keypair(pk, sk, d.tok->proof.data);
+    if (memcmp(pk, d.body[d.n - 1]->next_key.data, ID_PK_LEN) != 0) {
+        /* only the block's own signer can make this pair disagree: it sealed the token */
+        sodium_memzero(sk, sizeof sk);
+        decoded_free(&d);
+        return errf(err, errlen, "the token's proof is not the key of its last block: it cannot be narrowed"), -1;
+    }
     randombytes_buf(seed, sizeof seed);
     crypto_sign_seed_keypair(next_pk, next_sk, seed);
     sodium_memzero(next_sk, sizeof next_sk);
+    proof_hash(seed, ph);
 
     Trib__TokenBody body = TRIB__TOKEN_BODY__INIT;
     body.version = 1;
@@ -577,6 +600,7 @@ int token_attenuate(const char *token, const token_narrow_t *n, int64_t now_ms, 
     body.product = n->product ? (char *)n->product : (char *)"";
     body.expires_ms = n->expires_ms;
     body.next_key = (ProtobufCBinaryData){ ID_PK_LEN, next_pk };
+    body.proof_hash = (ProtobufCBinaryData){ HASH_LEN, ph };
     body.prev_signature = d.tok->blocks[d.n - 1]->signature;
 
     Trib__TokenBlock blk;

@@ -140,21 +140,30 @@ static void sign_tagged(const char *tag, const uint8_t *body, size_t len, const 
  * proof's key when NULL, the way a holder would, even if it widens. Its link to the previous
  * block is raw_link when set (64 bytes), else the previous block's signature. */
 static const uint8_t *raw_link;
+static int raw_sealed;   /* commit a next_key that is not the proof's: nobody can add a block */
 
 static char *raw_block(const char *t, uint32_t kind, const char *product, int64_t expires,
                        const uint8_t *signer_sk)
 {
     Trib__Token *tok = tok_decode(t);
-    uint8_t pk[32], sk[64], seed[32], npk[32], nsk[64], sig[64];
+    uint8_t pk[32], sk[64], seed[32], npk[32], nsk[64], sig[64], ph[32];
     crypto_sign_seed_keypair(pk, sk, tok->proof.data);
     randombytes_buf(seed, sizeof seed);
     crypto_sign_seed_keypair(npk, nsk, seed);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const uint8_t *)"trib/token/proof", 17);
+    crypto_generichash_update(&st, seed, 32);
+    crypto_generichash_final(&st, ph, 32);
     Trib__TokenBody b = TRIB__TOKEN_BODY__INIT;
     b.version = 1;
     b.kind = kind;
     b.product = (char *)(product ? product : "");
     b.expires_ms = expires;
+    if (raw_sealed)
+        randombytes_buf(npk, sizeof npk);
     b.next_key = (ProtobufCBinaryData){ 32, npk };
+    b.proof_hash = (ProtobufCBinaryData){ 32, ph };
     b.prev_signature = tok->blocks[tok->n_blocks - 1]->signature;
     if (raw_link)
         b.prev_signature = (ProtobufCBinaryData){ 64, (uint8_t *)raw_link };
@@ -406,6 +415,19 @@ Test(token, removed_reordered_resigned_blocks_are_tampered)
     raw_link = NULL;
     cr_assert_eq(check(unlinked, NULL), TOKEN_TAMPERED);
     free(unlinked);
+    /* a block whose next key is not the proof's: valid as it is, but it cannot be narrowed */
+    raw_sealed = 1;
+    char *sealed = raw_block(t1, 0, "payments/a*", 0, NULL);
+    raw_sealed = 0;
+    cr_assert_eq(check(sealed, NULL), TOKEN_OK);
+    char serr[256] = "", *sout = NULL;
+    token_narrow_t sn = { TOKEN_KIND_READ, NULL, 0 };
+    cr_assert_eq(token_attenuate(sealed, &sn, now, &sout, serr, sizeof serr), -1);
+    cr_assert(strstr(serr, "cannot be narrowed"), "%s", serr);
+    char *forced = raw_block(sealed, TOKEN_KIND_READ, NULL, 0, NULL);
+    cr_assert_eq(check(forced, NULL), TOKEN_TAMPERED, "a block signed by the proof's key anyway");
+    free(sealed);
+    free(forced);
     /* a block signed by a key the previous block did not commit */
     char *rs = raw_block(t1, 0, "payments/a*", 0, other.sk);
     cr_assert_eq(check(rs, NULL), TOKEN_TAMPERED);
