@@ -555,6 +555,8 @@ int token_attenuate(const char *token, const token_narrow_t *n, int64_t now_ms, 
     token_claims_t cl;
     decoded_t d;
     *out = NULL;
+    if (!n)
+        return errf(err, errlen, "nothing to narrow"), -1;
     token_reason_t r = verify(token, token ? strlen(token) : 0, now_ms, 0, NULL, NULL, &cl, &d, why, sizeof why);
     if (r != TOKEN_OK)
         return errf(err, errlen, "token refused: %s: %s", token_reason_name(r), why), -1;
