@@ -10,11 +10,17 @@
  * The format is made here on libsodium because Debian 12's JOSE libraries have no EdDSA. */
 #include "gossip/token.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gossip/entry.h"
 #include "proto/tributary.pb-c.h"
@@ -665,4 +671,95 @@ token_decision_t token_allows(const token_claims_t *c, token_op_t op, const char
         return token_glob_within(whole, c->scope) ? TOKEN_ALLOW : TOKEN_DENY_SCOPE;
     }
     return TOKEN_DENY_KIND;
+}
+
+/* ---------------------------------------------------------------- token files */
+
+int token_file_write(const char *path, const char *text, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    size_t len = text ? strlen(text) : 0;
+    if (len == 0)
+        return errf(err, errlen, "%s: no token to write", path ? path : "token file"), -1;
+    if (!path || snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return errf(err, errlen, "token file: path too long"), -1;
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return errf(err, errlen, "%s: create: %s", path, strerror(errno)), -1;
+    int rc = fchmod(fd, 0600);   /* whatever the umask */
+    for (size_t off = 0; rc == 0 && off <= len;) {
+        const char *p = off < len ? text + off : "\n";
+        ssize_t n = write(fd, p, off < len ? len - off : 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = -1;
+        else
+            off += (size_t)n;
+    }
+    if (rc == 0)
+        rc = fsync(fd);
+    if (rc != 0)
+        errf(err, errlen, "%s: write: %s", path, strerror(errno));
+    if (close(fd) != 0 && rc == 0) {
+        errf(err, errlen, "%s: close: %s", path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) {
+        unlink(path);   /* never leave half a token: the next start would refuse it */
+        return -1;
+    }
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        errf(err, errlen, "%s: fsync of its directory: %s", path, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
+    }
+    close(dfd);
+    return 0;
+}
+
+char *token_file_read(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return errf(err, errlen, "%s: open: %s", path ? path : "(none)", strerror(errno)), NULL;
+    char *t = NULL;
+    if (fstat(fd, &st) != 0) {
+        errf(err, errlen, "%s: fstat: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        errf(err, errlen, "%s: not a regular file", path);
+    } else if ((st.st_mode & 077) != 0) {
+        errf(err, errlen, "%s: mode %04o, must be 0600 (a token is a secret: chmod 600 %s)", path,
+             (unsigned)(st.st_mode & 07777), path);
+    } else if (st.st_size > TOKEN_MAX_TEXT + 2) {
+        errf(err, errlen, "%s: %lld bytes, a token file holds at most %d", path, (long long)st.st_size,
+             TOKEN_MAX_TEXT + 2);
+    } else if (!(t = malloc((size_t)st.st_size + 1))) {
+        errf(err, errlen, "%s: out of memory", path);
+    } else {
+        size_t got = 0;
+        while (got < (size_t)st.st_size) {
+            ssize_t n = read(fd, t + got, (size_t)st.st_size - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        t[got] = '\0';
+        size_t lead = strspn(t, " \t\r\n");
+        while (got > lead && strchr(" \t\r\n", t[got - 1]))
+            t[--got] = '\0';
+        memmove(t, t + lead, got - lead + 1);
+        if (t[0] == '\0') {
+            errf(err, errlen, "%s: empty", path);
+            free(t);
+            t = NULL;
+        }
+    }
+    close(fd);
+    return t;
 }

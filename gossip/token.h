@@ -8,6 +8,7 @@
  * Owns: issuing, attenuating, decoding and verifying tokens (bounded, strict), the product glob
  * and its conservative subset rule, and the per-request decision of DESIGN §13's "what needs
  * what" that depends only on the token.
+ * Also the token file (DATA/admin.token, --token-file): mode 0600, never overwritten.
  * Must not: decide whose key a domain is (the caller's token_key_fn: the catalog's bound key in
  * an open federation, a certified key in a chartered one), keep revocations or grants, touch
  * LMDB or the network, print, or log a token (only its id). Lives in gossip/ because the owner
@@ -150,6 +151,17 @@ typedef enum {
  * restricted also a grant) is the caller's. */
 token_decision_t token_allows(const token_claims_t *c, token_op_t op, const char *product_id);
 const char *token_decision_name(token_decision_t d);   /* "ok", "wrong_domain", ... */
+
+/* ---------------------------------------------------------------- token files */
+
+/* Writes text and a newline to path (DATA/admin.token, a --token-file) with mode 0600, refusing
+ * to overwrite (O_EXCL), the file and its directory fsync'd; a partial file is removed. 0 or -1
+ * with err naming the path. */
+int token_file_write(const char *path, const char *text, char *err, size_t errlen);
+/* Reads a token file: a regular file of at most TOKEN_MAX_TEXT + 2 bytes that group and others
+ * cannot read (the node refuses to start on one that they can), surrounding white space dropped.
+ * The malloc'd text, or NULL with err naming the path and what is wrong. Does not verify it. */
+char *token_file_read(const char *path, char *err, size_t errlen);
 
 /* Revocation id text: 128 lowercase hex characters of a block's signature (out: 129 bytes). */
 void token_revocation_hex(const uint8_t sig[TOKEN_SIG_LEN], char out[2 * TOKEN_SIG_LEN + 1]);

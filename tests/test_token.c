@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -920,5 +922,60 @@ Test(token_cli, refused_tokens_stdin_and_env)
     cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "nope", NULL), 2);
     free(out), free(err);
     free(old);
+    free(t);
+}
+
+Test(token_cli, token_files_are_0600_and_never_overwritten)
+{
+    char path[128], err[256] = "";
+    char *t = issue(TOKEN_KIND_ADMIN);
+    snprintf(path, sizeof path, "%s/admin.token", cli_dir);
+    mode_t old = umask(0277);   /* the file is 0600 whatever the umask (this one would make 0400) */
+    int rc = token_file_write(path, t, err, sizeof err);
+    umask(old);
+    cr_assert_eq(rc, 0, "%s", err);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0600);
+    char *back = token_file_read(path, err, sizeof err);
+    cr_assert_not_null(back, "%s", err);
+    cr_assert_str_eq(back, t);
+    free(back);
+    /* the CLI reads it through stdin like any file */
+    char *out = NULL, *e = NULL;
+    cr_assert_eq(h_trib(NULL, path, &out, &e, "token", "show", "-", NULL), 0, "%s", e);
+    free(out), free(e);
+    /* never overwritten */
+    cr_assert_eq(token_file_write(path, t, err, sizeof err), -1);
+    cr_assert(strstr(err, path) && strstr(err, "exists"), "%s", err);
+    back = token_file_read(path, err, sizeof err);
+    cr_assert_str_eq(back, t, "the first token is kept");
+    free(back);
+    /* readable by others: refused, naming the mode */
+    cr_assert_eq(chmod(path, 0644), 0);
+    cr_assert_null(token_file_read(path, err, sizeof err));
+    cr_assert(strstr(err, "0644") && strstr(err, "0600"), "%s", err);
+    cr_assert_eq(chmod(path, 0640), 0);
+    cr_assert_null(token_file_read(path, err, sizeof err));
+    unlink(path);
+    /* empty, too large, a directory, absent */
+    cr_assert_eq(token_file_write(path, "", err, sizeof err), -1);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "\n \n", 3), 3);
+    close(fd);
+    cr_assert_null(token_file_read(path, err, sizeof err));
+    cr_assert(strstr(err, "empty"), "%s", err);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    char big[TOKEN_MAX_TEXT + 8];
+    memset(big, 'A', sizeof big);
+    cr_assert_eq(write(fd, big, sizeof big), (ssize_t)sizeof big);
+    close(fd);
+    cr_assert_null(token_file_read(path, err, sizeof err));
+    cr_assert(strstr(err, "at most"), "%s", err);
+    unlink(path);
+    cr_assert_null(token_file_read(cli_dir, err, sizeof err));
+    cr_assert_null(token_file_read(path, err, sizeof err));
+    cr_assert(strstr(err, path), "%s", err);
     free(t);
 }
