@@ -1,0 +1,452 @@
+/* node/cmd_token.c - `trib token show` and `trib token attenuate`: access tokens offline.
+ *
+ * Owns: the subcommand table and help, option parsing, reading the token (argument, "-" for
+ * stdin, or $TRIB_TOKEN), the text and --json forms of a token's claims, and, with --data DIR,
+ * comparing the issuer key with that node's key. Tokens are made and checked by gossip/token.c.
+ * Must not: talk to a node (issue and revoke do, next to the node's endpoints), print a token
+ * anywhere but stdout, or print a secret key. */
+#include "node/cmd_token.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "gossip/identity.h"
+#include "gossip/token.h"
+
+enum { TK_OK = 0, TK_FAIL = 1, TK_USAGE = 2 };
+
+#define MAX_OPTS 6
+
+typedef struct {
+    const char *name;     /* without "--" */
+    const char *arg;      /* placeholder, NULL for a flag */
+    const char *help;
+} topt_t;
+
+typedef struct tcmd tcmd_t;
+
+typedef struct {
+    const tcmd_t *cmd;
+    FILE *out, *err;
+    const char *val[MAX_OPTS];
+    const char *pos;
+    int npos;
+} tctx_t;
+
+struct tcmd {
+    const char *name;
+    const char *synopsis;
+    const char *summary;
+    const char *about;
+    topt_t opts[MAX_OPTS];
+    const char *example;
+    int (*run)(tctx_t *c);
+};
+
+static int run_show(tctx_t *c);
+static int run_attenuate(tctx_t *c);
+
+#define OPT_JSON { "json", NULL, "print a JSON object (id, state, claims) instead of text" }
+
+static const tcmd_t commands[] = {
+    { "show", "[TOKEN|-] [--data DIR] [--json]",
+      "who, what, which products, until when, and whether the token holds",
+      "Decodes TOKEN (or stdin with '-', or $TRIB_TOKEN when omitted) and checks its chain of\n"
+      "signatures, that every block only narrows, and its times. Offline that is all: whether the\n"
+      "issuer key is really the domain's must be checked by a node, or, with --data DIR, against\n"
+      "the key of the node whose data dir that is. Exit 0 only when the token holds.",
+      { { "data", "DIR", "also check the issuer key is the key of the node in DIR" }, OPT_JSON },
+      "trib token show \"$TRIB_TOKEN\"", run_show },
+    { "attenuate", "[TOKEN|-] [--product GLOB] [--ttl DURATION] [--kind KIND] [--json]",
+      "narrow a token offline (fewer products, shorter life, fewer rights)",
+      "Adds a block to TOKEN that narrows it and prints the new token. Anyone holding a token can\n"
+      "do this without a node; nobody can widen one or take a block off. GLOB is DOMAIN/NAME where\n"
+      "'*' matches any run of characters within a part, and must lie within the token's products;\n"
+      "DURATION is N followed by s, m, h or d, counted from now, and must end before the token\n"
+      "does; KIND (read, write, admin) must be no more than the token's.",
+      { { "product", "GLOB", "only products matching GLOB" },
+        { "ttl", "DURATION", "expire DURATION from now" },
+        { "kind", "KIND", "read, write or admin, at most the token's kind" }, OPT_JSON },
+      "trib token attenuate \"$T\" --product 'payments/settled-*' --ttl 1h", run_attenuate },
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* ---------------------------------------------------------------- messages */
+
+static int fail(tctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(tctx_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(c->err, "trib: token %s: ", c->cmd->name);
+    va_start(ap, fmt);
+    vfprintf(c->err, fmt, ap);
+    va_end(ap);
+    fputc('\n', c->err);
+    return TK_FAIL;
+}
+
+static int usage(tctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage(tctx_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(c->err, "trib: token %s: ", c->cmd->name);
+    va_start(ap, fmt);
+    vfprintf(c->err, fmt, ap);
+    va_end(ap);
+    fprintf(c->err, "\ntry 'trib token %s --help'\n", c->cmd->name);
+    return TK_USAGE;
+}
+
+void token_cmd_usage(FILE *f)
+{
+    fprintf(f, "\nAccess tokens, offline:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  token %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+static void command_help(const tcmd_t *cmd, FILE *f)
+{
+    fprintf(f, "usage: trib token %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->synopsis, cmd->about);
+    for (const topt_t *o = cmd->opts; o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(f, "  %-20s %s\n", left, o->help);
+    }
+    fprintf(f, "\nexample:\n  %s\n", cmd->example);
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+static int opt_index(const tcmd_t *cmd, const char *name, size_t nlen)
+{
+    for (int i = 0; i < MAX_OPTS && cmd->opts[i].name; i++)
+        if (strlen(cmd->opts[i].name) == nlen && strncmp(cmd->opts[i].name, name, nlen) == 0)
+            return i;
+    return -1;
+}
+
+static int parse_args(tctx_t *c, int argc, char **argv)
+{
+    int dashdash = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!dashdash && strcmp(a, "--") == 0) {
+            dashdash = 1;
+            continue;
+        }
+        if (dashdash || a[0] != '-' || a[1] == '\0') {
+            if (c->npos++ >= 1)
+                return usage(c, "unexpected argument '%s'", a);
+            c->pos = a;
+            continue;
+        }
+        if (a[1] != '-')
+            return usage(c, "unknown option '%s'", a);
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        int k = opt_index(c->cmd, name, nlen);
+        if (k < 0)
+            return usage(c, "unknown option '--%.*s'", (int)nlen, name);
+        if (!c->cmd->opts[k].arg) {
+            if (eq)
+                return usage(c, "--%s takes no value", c->cmd->opts[k].name);
+            c->val[k] = "1";
+        } else if (eq) {
+            c->val[k] = eq + 1;
+        } else if (i + 1 < argc) {
+            c->val[k] = argv[++i];
+        } else {
+            return usage(c, "--%s needs a value (%s)", c->cmd->opts[k].name, c->cmd->opts[k].arg);
+        }
+    }
+    return TK_OK;
+}
+
+static const char *opt(const tctx_t *c, const char *name)
+{
+    int k = opt_index(c->cmd, name, strlen(name));
+    return k >= 0 ? c->val[k] : NULL;
+}
+
+/* The token text: the argument, stdin for "-", else $TRIB_TOKEN; surrounding white space
+ * dropped (a file or a $(...) often ends in a newline). malloc'd, or NULL after a message. */
+static char *read_token(tctx_t *c, int *rc)
+{
+    char *t = NULL;
+    if (c->pos && strcmp(c->pos, "-") == 0) {
+        t = malloc(TOKEN_MAX_TEXT + 2);
+        size_t n = t ? fread(t, 1, TOKEN_MAX_TEXT + 1, stdin) : 0;
+        if (!t || ferror(stdin)) {
+            free(t);
+            *rc = fail(c, "cannot read the token from stdin");
+            return NULL;
+        }
+        t[n] = '\0';
+    } else {
+        const char *src = c->pos ? c->pos : getenv("TRIB_TOKEN");
+        if (!src || !*src) {
+            *rc = usage(c, "no token: give TOKEN, '-' for stdin, or set TRIB_TOKEN");
+            return NULL;
+        }
+        t = strdup(src);
+        if (!t) {
+            *rc = fail(c, "out of memory");
+            return NULL;
+        }
+    }
+    size_t len = strlen(t);
+    while (len > 0 && strchr(" \t\r\n", t[len - 1]))
+        t[--len] = '\0';
+    size_t lead = strspn(t, " \t\r\n");
+    memmove(t, t + lead, len - lead + 1);
+    return t;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void time_text(int64_t ms, char out[32])
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* "1h" -> ms; 0 or -1. N >= 1 followed by s, m, h or d, at most 366 days. */
+static int parse_ttl(const char *s, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno || n == 0 || end[0] == '\0' || end[1] != '\0')
+        return -1;
+    long long unit = end[0] == 's' ? 1000LL : end[0] == 'm' ? 60000LL : end[0] == 'h' ? 3600000LL
+                   : end[0] == 'd' ? 86400000LL : 0;
+    if (unit == 0 || n > (unsigned long long)(TOKEN_TTL_MAX_MS / unit))
+        return -1;
+    *ms = (int64_t)n * unit;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- show */
+
+static json_t *claims_json(const token_claims_t *cl, const char *state, token_reason_t r, const char *why,
+                           int issuer_checked)
+{
+    char issuer[ID_HEX_LEN], issued[32], expires[32], rid[2 * TOKEN_SIG_LEN + 1];
+    json_t *j = json_object();
+    json_object_set_new(j, "id", cl->nblocks ? json_string(cl->id) : json_null());
+    json_object_set_new(j, "state", json_string(state));
+    json_object_set_new(j, "reason", json_string(token_reason_name(r)));
+    if (r != TOKEN_OK)
+        json_object_set_new(j, "error", json_string(why));
+    if (cl->nblocks == 0)
+        return j;
+    identity_hex(cl->issuer_key, issuer);
+    time_text(cl->issued_ms, issued);
+    time_text(cl->expires_ms, expires);
+    json_object_set_new(j, "subject", json_string(cl->subject));
+    json_object_set_new(j, "domain", json_string(cl->domain));
+    json_object_set_new(j, "issuer", json_string(issuer));
+    json_object_set_new(j, "issuer_checked", json_boolean(issuer_checked));
+    json_object_set_new(j, "kind", json_string(token_kind_name(cl->kind)));
+    json_object_set_new(j, "products", json_string(cl->scope));
+    json_object_set_new(j, "issued", json_string(issued));
+    json_object_set_new(j, "expires", json_string(expires));
+    json_object_set_new(j, "blocks", json_integer((json_int_t)cl->nblocks));
+    json_t *ids = json_array();
+    for (size_t i = 0; i < cl->nblocks; i++) {
+        token_revocation_hex(cl->revocation_ids[i], rid);
+        json_array_append_new(ids, json_string(rid));
+    }
+    json_object_set_new(j, "revocation_ids", ids);
+    return j;
+}
+
+static void print_text(FILE *f, json_t *j, const char *note)
+{
+    static const char *const keys[] = { "id", "state", "subject", "domain", "issuer", "kind", "products",
+                                        "issued", "expires", "blocks", NULL };
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *v = json_object_get(j, keys[i]);
+        if (!v || json_is_null(v))
+            continue;
+        if (json_is_integer(v))
+            fprintf(f, "%-10s %lld\n", keys[i], (long long)json_integer_value(v));
+        else
+            fprintf(f, "%-10s %s%s\n", keys[i], json_string_value(v),
+                    strcmp(keys[i], "state") == 0 && note ? note : "");
+    }
+    json_t *ids = json_object_get(j, "revocation_ids");
+    size_t i;
+    json_t *v;
+    if (json_array_size(ids))
+        fprintf(f, "revocation ids (one per block):\n");
+    json_array_foreach(ids, i, v)
+        fprintf(f, "  %zu  %s\n", i, json_string_value(v));
+}
+
+/* With --data DIR: 1 the issuer key is DIR's node key, 0 it is not, -1 error (message out). */
+static int issuer_is_node(tctx_t *c, const char *dir, const uint8_t key[ID_PK_LEN])
+{
+    char path[PATH_MAX], why[PATH_MAX + 128];
+    struct stat st;
+    identity_t id;
+    if (snprintf(path, sizeof path, "%s/identity.key", dir) >= (int)sizeof path)
+        return fail(c, "--data %s: path too long", dir), -1;
+    if (stat(path, &st) != 0)   /* identity_load_or_create would make one: only read a node's */
+        return fail(c, "--data %s: %s: %s (is it a node's data dir?)", dir, path, strerror(errno)), -1;
+    if (identity_load_or_create(dir, &id, NULL, why, sizeof why) != 0)
+        return fail(c, "--data %s: %s", dir, why), -1;
+    int same = memcmp(id.pk, key, ID_PK_LEN) == 0;
+    identity_wipe(&id);
+    return same;
+}
+
+static int run_show(tctx_t *c)
+{
+    int rc = TK_OK;
+    char *t = read_token(c, &rc);
+    if (!t)
+        return rc;
+    char why[256] = "";
+    token_claims_t cl;
+    token_reason_t r = token_inspect(t, strlen(t), now_ms(), &cl, why, sizeof why);
+    free(t);
+    int checked = 0;
+    const char *dir = opt(c, "data");
+    if (r == TOKEN_OK && dir) {
+        int k = issuer_is_node(c, dir, cl.issuer_key);
+        if (k < 0)
+            return TK_FAIL;
+        checked = 1;
+        if (!k) {
+            r = TOKEN_UNKNOWN_ISSUER;
+            snprintf(why, sizeof why, "the issuer key is not the key of the node in %s", dir);
+        }
+    }
+    const char *state = r == TOKEN_OK ? "valid" : r == TOKEN_EXPIRED ? "expired"
+                      : r == TOKEN_NOT_YET_VALID ? "not_yet_valid" : "invalid";
+    json_t *j = claims_json(&cl, state, r, why, checked);
+    if (!j)
+        return fail(c, "out of memory");
+    if (opt(c, "json")) {
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s)
+            fprintf(c->out, "%s\n", s);
+        free(s);
+    } else if (cl.nblocks) {
+        const char *note = r != TOKEN_OK ? NULL
+                         : checked ? " (signatures, times, and the issuer is this node)"
+                                   : " (signatures and times; the issuer key must be checked by a node, or --data DIR)";
+        print_text(c->out, j, note);
+    }
+    json_decref(j);
+    if (r != TOKEN_OK)
+        return fail(c, "%s: %s", token_reason_name(r), why);
+    return TK_OK;
+}
+
+/* ---------------------------------------------------------------- attenuate */
+
+static int run_attenuate(tctx_t *c)
+{
+    const char *product = opt(c, "product"), *ttl = opt(c, "ttl"), *kind = opt(c, "kind");
+    token_narrow_t n = { 0, product, 0 };
+    int64_t now = now_ms(), ttl_ms = 0;
+    if (!product && !ttl && !kind)
+        return usage(c, "nothing to narrow: give --product, --ttl or --kind");
+    if (kind && token_kind_parse(kind, &n.kind) != 0)
+        return usage(c, "--kind '%s': expected read, write or admin", kind);
+    if (product && !token_glob_valid(product))
+        return usage(c, "--product '%s': expected DOMAIN/NAME of [a-z0-9-] and '*', e.g. payments/settled-*",
+                     product);
+    if (ttl && parse_ttl(ttl, &ttl_ms) != 0)
+        return usage(c, "--ttl '%s': expected N followed by s, m, h or d (e.g. 1h), at most 366d", ttl);
+
+    int rc = TK_OK;
+    char *t = read_token(c, &rc);
+    if (!t)
+        return rc;
+    char why[256] = "", *out = NULL;
+    token_claims_t cl;
+    token_reason_t r = token_inspect(t, strlen(t), now, &cl, why, sizeof why);
+    if (r != TOKEN_OK) {
+        free(t);
+        return fail(c, "the token is refused: %s: %s", token_reason_name(r), why);
+    }
+    if (ttl) {
+        n.expires_ms = now + ttl_ms;
+        if (n.expires_ms > cl.expires_ms) {
+            char at[32];
+            time_text(cl.expires_ms, at);
+            free(t);
+            return fail(c, "--ttl %s ends after the token expires (%s): an attenuation can only shorten it",
+                        ttl, at);
+        }
+    }
+    if (token_attenuate(t, &n, now, &out, why, sizeof why) != 0) {
+        free(t);
+        return fail(c, "%s", why);
+    }
+    free(t);
+    if (opt(c, "json")) {
+        token_claims_t nc;
+        token_inspect(out, strlen(out), now, &nc, why, sizeof why);
+        json_t *j = claims_json(&nc, "valid", TOKEN_OK, why, 0);
+        json_object_set_new(j, "token", json_string(out));
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s)
+            fprintf(c->out, "%s\n", s);
+        free(s);
+        json_decref(j);
+    } else {
+        fprintf(c->out, "%s\n", out);
+    }
+    free(out);
+    return TK_OK;
+}
+
+/* ---------------------------------------------------------------- entry point */
+
+int token_cmd_run(int argc, char **argv, FILE *out, FILE *err)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        FILE *f = argc < 2 ? err : out;
+        fprintf(f, "usage: trib token COMMAND [OPTIONS] [TOKEN]\n");
+        token_cmd_usage(f);
+        fprintf(f, "\nRun 'trib token COMMAND --help' for a command's options and an example.\n");
+        return argc < 2 ? TK_USAGE : TK_OK;
+    }
+    const tcmd_t *cmd = NULL;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, argv[1]) == 0)
+            cmd = &commands[i];
+    if (!cmd) {
+        fprintf(err, "trib: token: unknown command '%s' (show, attenuate)\ntry 'trib token --help'\n", argv[1]);
+        return TK_USAGE;
+    }
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            command_help(cmd, out);
+            return TK_OK;
+        }
+    tctx_t c = { .cmd = cmd, .out = out, .err = err };
+    int rc = parse_args(&c, argc - 2, argv + 2);
+    return rc == TK_OK ? cmd->run(&c) : rc;
+}
