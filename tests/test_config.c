@@ -121,7 +121,7 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--seed", "nope", NULL}, "seed: 'nope' is not HOST:PORT"},
         {{"--data", "/x", "--probe-interval-ms", "-5", NULL}, "probe_interval_ms: '-5' is not a whole number"},
         {{"--data", "/x", "--retry-max-ms", "500", NULL}, "retry_max_ms: '500' is not a whole number in 1000.."},
-        {{"--data", "/x", "--http-threads", "2000", NULL}, "http_threads: '2000'"},
+        {{"--data", "/x", "--http-threads", "20000", NULL}, "http_threads: '20000'"},
         {{"--data", "/x", "--log-level", "loud", NULL}, "log_level: 'loud'"},
         {{"--data", "/x", "--probe-interval-ms", "200", NULL}, "probe_timeout_ms (500) must be below probe_interval_ms (200)"},
         {{"--data", "/x", "--frobnicate", "1", NULL}, "unknown option '--frobnicate'"},
