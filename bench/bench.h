@@ -237,6 +237,8 @@ static inline int bench_proc_read(bench_proc_t *p, bench_line_fn fn, void *ctx, 
         char *start = p->buf, *nl;
         while ((nl = memchr(start, '\n', p->len - (size_t)(start - p->buf)))) {
             *nl = '\0';
+            if (strstr(start, "cannot listen") || strstr(start, "in use")) /* bench/run.sh retries on it */
+                fprintf(stderr, "bench: agent %d: %s\n", (int)p->pid, start);
             if (fn)
                 fn(ctx, p, start, t_ns);
             start = nl + 1;

@@ -13,19 +13,39 @@ mkdir -p "$BUILD/bench"
 REPORT=$BUILD/bench/report.txt
 status=0
 
+# Runs one benchmark; one that stopped because a port of its block was taken after the block was
+# checked free (another program bound it meanwhile) is run again on a new block, up to 3 times.
+bench() {
+  local what=$1 err rc try; shift
+  err=$(mktemp)
+  for try in 1 2 3; do
+    "$@" 2> >(tee "$err" >&2); rc=$?
+    wait
+    [ $rc -eq 0 ] && break
+    grep -qiE 'in use|cannot listen|no free block' "$err" || break
+    echo "$what: a port was taken (try $try of 3); again on new ports" >&2
+  done
+  rm -f "$err"
+  [ $rc -eq 0 ] || { echo "$what benchmark FAILED (exit $rc)"; status=1; }
+}
+
 report() {
   echo "Tributary benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "Machine: $(nproc) cores, $(uname -sr), serf $(serf version 2>/dev/null | head -1)"
   echo "Shared and noisy: every figure and ratio below comes from this one run; none is a unit test."
   echo
-  "$BUILD/bench/fed" "$BUILD/trib" ${FED_N:-} || { echo "federation benchmark FAILED (exit $?)"; status=1; }
+  bench "federation" "$BUILD/bench/fed" "$BUILD/trib" ${FED_N:-}
   # issue 9 item 1: every node publishing at once (FED_CONC="N PER", also "20 500" where the machine allows)
-  "$BUILD/bench/fed" "$BUILD/trib" concurrent ${FED_CONC:-10 1000} || { echo "concurrent-publisher benchmark FAILED (exit $?)"; status=1; }
+  bench "concurrent-publisher" "$BUILD/bench/fed" "$BUILD/trib" concurrent ${FED_CONC:-10 1000}
   # issue 9 item 5: a node joining a catalog of DOMAINS x PER entries (FED_CATCHUP)
-  "$BUILD/bench/fed" "$BUILD/trib" catchup ${FED_CATCHUP:-100 1000} || { echo "catch-up benchmark FAILED (exit $?)"; status=1; }
-  "$BUILD/bench/data" "$BUILD/trib" "$BUILD/bench" || { echo "data benchmark FAILED (exit $?)"; status=1; }
-  "$BUILD/bench/publish" "$BUILD/trib" || { echo "publish benchmark FAILED (exit $?)"; status=1; }
-  "$BUILD/bench/http_conns" "$BUILD/trib" || { echo "HTTP idle connections benchmark FAILED (exit $?)"; status=1; }
+  bench "catch-up" "$BUILD/bench/fed" "$BUILD/trib" catchup ${FED_CATCHUP:-100 1000}
+  bench "data" "$BUILD/bench/data" "$BUILD/trib" "$BUILD/bench"
+  bench "publish" "$BUILD/bench/publish" "$BUILD/trib"
+  bench "HTTP idle connections" "$BUILD/bench/http_conns" "$BUILD/trib"
+  # issue 10 groundwork: verifying 1,000 domain certificates and 10,000 manifests at bootstrap
+  bench "trust bootstrap" "$BUILD/bench/trust"
+  # issue 11 groundwork: token verification against the Ed25519 verify rate
+  bench "token" "$BUILD/bench/token" 20000
   echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then
