@@ -31,6 +31,7 @@ typedef struct pub {
     char *err;                   /* the caller's buffer: its own error */
     size_t errlen;
     int rc, done;                /* rc 0: seq and out are set */
+    int err_no;                  /* rc -1 from a storage failure: its errno (ENOSPC: disk full) */
     uint64_t seq;
     uint8_t *out;
     size_t outlen;
@@ -276,9 +277,11 @@ static void unprepare(pub_t *p)
 /* Fails every change in ps with the same text. */
 static void fail_all(pub_t **ps, size_t n, const char *text)
 {
+    int e = store_last_errno(); /* the leader's thread: every caller learns the cause */
     for (size_t i = 0; i < n; i++) {
         snprintf(ps[i]->err, ps[i]->errlen, "%s", text);
         ps[i]->rc = -1;
+        ps[i]->err_no = e;
     }
 }
 
@@ -350,8 +353,10 @@ static void lead(catalog_t *c, pub_t **batch, size_t n)
                 p->bytes = NULL;
             } else if (!refused) {
                 refused = 1;
-                if (irc == -1)
+                if (irc == -1) {
                     snprintf(p->err, p->errlen, "%s", c->texts[i]);
+                    p->err_no = store_last_errno();
+                }
                 else
                     map_append(irc, p->v.entry, c->id.pk, p->err, p->errlen);
                 p->rc = -1;
@@ -402,6 +407,10 @@ static void publish_queued(catalog_t *c, pub_t *ps, size_t n)
     pthread_mutex_unlock(&c->mu);
 }
 
+static _Thread_local int tl_publish_errno;
+
+int catalog_publish_errno(void) { return tl_publish_errno; }
+
 int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
                     uint64_t *seq, uint8_t **out, size_t *outlen, char *err, size_t errlen)
 {
@@ -413,6 +422,7 @@ int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_na
     if (outlen)
         *outlen = 0;
     publish_queued(c, &p, 1);
+    tl_publish_errno = p.rc != 0 ? p.err_no : 0;
     if (p.rc != 0)
         return -1;
     *seq = p.seq;

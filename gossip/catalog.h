@@ -39,6 +39,9 @@ void catalog_destroy(catalog_t **cp);
  * (malloc'd) to hand to the gossip loop. */
 int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
                     uint64_t *seq, uint8_t **out, size_t *outlen, char *err, size_t errlen);
+/* After catalog_publish returned -1 on this thread: the errno of the storage failure behind it
+ * (ENOSPC: the disk is full), also when another caller's thread wrote the batch; 0 for a refusal. */
+int catalog_publish_errno(void);
 
 #define CATALOG_BATCH_MAX 128
 

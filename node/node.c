@@ -187,6 +187,12 @@ static node_code_t write_failed(void)
     return store_last_errno() == ENOSPC ? NODE_NO_SPACE : NODE_FAILED;
 }
 
+/* A publish or retire: the batch may have been written by another caller's thread. */
+static node_code_t publish_failed(void)
+{
+    return catalog_publish_errno() == ENOSPC ? NODE_NO_SPACE : NODE_FAILED;
+}
+
 static node_code_t ok(node_result_t *r)
 {
     r->code = NODE_OK;
@@ -267,7 +273,7 @@ node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(n->cat, m, NULL, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
-        fail(r, write_failed(), "publish_failed", "%s", err);
+        fail(r, publish_failed(), "publish_failed", "%s", err);
         goto out;
     }
     announce(n, signed_bytes, signed_len);
@@ -299,7 +305,7 @@ node_code_t node_retire(node_t *n, const char *id, node_result_t *r)
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(n->cat, NULL, name, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
-        return fail(r, write_failed(), "retire_failed", "%s", err);
+        return fail(r, publish_failed(), "retire_failed", "%s", err);
     announce(n, signed_bytes, signed_len);
     if (n->gossip)
         gossip_notify_append(n->gossip, id); /* remote live readers learn it ended */
