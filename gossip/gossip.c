@@ -8,12 +8,18 @@
  * Membership is never starved by catalog traffic: SWIM messages travel on a connection of their
  * own per peer (transport priority_types), are handled as soon as they are read, and catalog
  * messages (which verify and commit) wait in a bounded queue worked off in time-boxed slices, so a
- * turn never outlasts a probe timeout however much catalog traffic arrives. */
+ * turn never outlasts a probe timeout however much catalog traffic arrives.
+ *
+ * Owns: the loop thread, the callbacks given to transport, SWIM, replication and reads, the queue
+ * of local entries to push (held back in seq order), member changes saved to LMDB, the member and
+ * stats snapshots (under smu), lifecycle and the public API of gossip.h except
+ * gossip_metrics_render (gossip_metrics.c) and gossip_own_synced / gossip_forks (intake.c).
+ * Must not: verify or store received catalog entries on the loop (intake.c's worker does), wait on
+ * a client, or call the store for anything but members, meta and catalog heads. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,102 +31,17 @@
 #include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
+#include "gossip/gossip_int.h"
 #include "gossip/log.h"
-#include "gossip/prom.h"
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
 #include "gossip/transport.h"
 #include "storage/store.h"
 
-typedef struct qitem {
-    struct qitem *next;
-    size_t len;
-    uint64_t seq;                /* set by the loop (0: not decodable) */
-    uint64_t since_ms;           /* when the loop first held it back */
-    uint8_t data[];
-} qitem_t;
-
 #define QUEUE_MAX 4096           /* queued local entries beyond this are left to anti-entropy */
 #define HOLD_MS 200              /* an own entry waits this long at most for the ones before it */
-#define CATALOG_BUDGET_MS 20     /* catalog work per loop turn */
-#define OWN_SYNC_MS 10000        /* how long a starting node waits for a peer's view of its own domain */
-#define OWN_ASK_MS 500           /* how often it asks meanwhile */
-#define CATALOG_QUEUE_BYTES (16u << 20) /* received catalog messages waiting; more are dropped
-                                           (counted) and healed by gap requests / anti-entropy */
-#define CATALOG_BATCH_BYTES (4u << 20) /* entry frames verified and committed together */
 #define FRAME_MAX (256u << 10)   /* CatalogEntries body bound: one frame's verify + commit stays
                                     well inside CATALOG_BUDGET_MS-sized slices */
-
-typedef struct cmsg {
-    struct cmsg *next;
-    transport_msg_t m;
-} cmsg_t;
-
-struct gossip {
-    store_t *st;
-    catalog_t *cat;
-    identity_t id;
-    gossip_opts_t o;
-    char listen[256], advertise[256], http[256], domain[64];
-    void *zctx;
-    transport_t *tr;
-    swim_t *swim;
-    replicate_t *repl;
-    reads_t *reads;
-    pthread_t thread;
-    int efd;                     /* wakes the loop: queue or stop */
-    atomic_int stop;
-    /* queue of local entries to push (any thread -> loop) */
-    pthread_mutex_t qmu;
-    qitem_t *qhead, *qtail;
-    size_t qlen;
-    /* own entries held back until the ones before them came (loop only): concurrent publishes are
-     * committed together and announced by their threads in any order; pushed out of order they
-     * arrive as gaps, and each gap's request is answered with everything after it */
-    qitem_t **held;
-    size_t nheld, capheld;
-    uint64_t pushed_seq;         /* the last own seq pushed */
-    uint64_t queue_dropped;
-    /* received catalog messages waiting for the loop (loop only) */
-    cmsg_t *chead, *ctail;
-    size_t cbytes;
-    uint64_t catalog_dropped;
-    /* the catalog worker: verifies and stores one job of received entry frames at a time, off the
-     * loop (which meanwhile handles membership and queues more frames) */
-    pthread_t wthread;
-    int wstarted;
-    pthread_mutex_t wmu;
-    pthread_cond_t wcv;
-    repl_job_t *wjob;            /* handed to the worker (under wmu) */
-    int wdone, wstop;            /* under wmu */
-    cmsg_t *wbatch[64];          /* the job's messages (loop only) */
-    size_t nwbatch;
-    int wbusy;                   /* a job is out (loop only) */
-    /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
-    atomic_int own_synced;
-    uint64_t own_deadline, own_next_ask;
-    char own_why[200];           /* under smu */
-    /* member snapshot (loop -> any thread) */
-    pthread_mutex_t smu;
-    gossip_member_t *snap;
-    size_t nsnap;
-    int dirty;
-    /* member changes not yet in LMDB: saved together, at most once a second (SAVE_MS), so a burst
-     * of membership news costs the loop one commit, not one per change */
-    store_member_change_t *unsaved;
-    size_t nunsaved, capunsaved;
-    uint64_t self_inc;              /* incarnation to save; 0: saved */
-    /* counters read by the metrics exporter */
-    swim_stats_t swim_stats;
-    repl_stats_t repl_stats;
-    transport_stats_t tr_stats;
-    size_t counts[4];
-    int health;
-    uint64_t catalog_dropped_pub;
-    uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
-    repl_fork_t forks[REPL_FORKS_MAX];
-    size_t nforks;
-};
 
 /* ------------------------------------------------------------------ callbacks */
 
@@ -218,8 +139,7 @@ static int reads_send(void *ctx, const char *addr, int type, const uint8_t *body
     return transport_send(g->tr, addr, type, body, len);
 }
 
-static void wake(gossip_t *g);
-static void reads_wake(void *ctx) { wake(ctx); }
+static void reads_wake(void *ctx) { gossip__wake(ctx); }
 
 /* Up to gossip_nodes random alive peers: the fan-out of pushes and of forwarding. */
 static size_t fanout_peers(void *ctx, const char **addrs, size_t max)
@@ -447,224 +367,6 @@ static void drain_queue(gossip_t *g)
     g->nheld -= n;
 }
 
-/* ------------------------------------------------------------------ received catalog messages */
-
-static void catalog_enqueue(gossip_t *g, transport_msg_t *m)
-{
-    cmsg_t *c = g->cbytes + m->body_len <= CATALOG_QUEUE_BYTES ? malloc(sizeof *c) : NULL;
-    if (!c) {
-        g->catalog_dropped++;
-        transport_msg_free(m);
-        return;
-    }
-    c->next = NULL;
-    c->m = *m;                   /* takes the message */
-    memset(m, 0, sizeof *m);
-    if (g->ctail)
-        g->ctail->next = c;
-    else
-        g->chead = c;
-    g->ctail = c;
-    g->cbytes += c->m.body_len;
-}
-
-static cmsg_t *catalog_pop(gossip_t *g)
-{
-    cmsg_t *c = g->chead;
-    g->chead = c->next;
-    if (!g->chead)
-        g->ctail = NULL;
-    g->cbytes -= c->m.body_len;
-    return c;
-}
-
-static void *worker(void *arg)
-{
-    gossip_t *g = arg;
-    pthread_mutex_lock(&g->wmu);
-    for (;;) {
-        while (!g->wstop && (!g->wjob || g->wdone))
-            pthread_cond_wait(&g->wcv, &g->wmu);
-        if (g->wstop)
-            break;
-        repl_job_t *j = g->wjob;
-        pthread_mutex_unlock(&g->wmu);
-        repl_job_run(g->repl, j);
-        pthread_mutex_lock(&g->wmu);
-        g->wdone = 1;
-        pthread_cond_broadcast(&g->wcv); /* job_reap at stop waits on it */
-        wake(g);
-    }
-    pthread_mutex_unlock(&g->wmu);
-    return NULL;
-}
-
-/* Applies a finished job's outcomes on the loop. 1 when none is out any more. */
-static int job_reap(gossip_t *g, int wait)
-{
-    if (!g->wbusy)
-        return 1;
-    pthread_mutex_lock(&g->wmu);
-    while (wait && !g->wdone)
-        pthread_cond_wait(&g->wcv, &g->wmu);  /* only at stop; the loop is woken through wake() */
-    int done = g->wdone;
-    repl_job_t *j = g->wjob;
-    if (done) {
-        g->wjob = NULL;
-        g->wdone = 0;
-    }
-    pthread_mutex_unlock(&g->wmu);
-    if (!done)
-        return 0;
-    repl_job_finish(g->repl, j);
-    for (size_t i = 0; i < g->nwbatch; i++) {
-        transport_msg_free(&g->wbatch[i]->m);
-        free(g->wbatch[i]);
-    }
-    g->nwbatch = 0;
-    g->wbusy = 0;
-    return 1;
-}
-
-/* Handles queued catalog messages in arrival order, for about CATALOG_BUDGET_MS: consecutive entry
- * frames (up to CATALOG_BATCH_BYTES) go to the worker as one job (verified there and stored in one
- * durable commit) while the loop goes on; other catalog messages wait for the job's outcome (a
- * digest must see its entries stored) and are handled here. 1 = more could be done now. */
-static int catalog_work(gossip_t *g)
-{
-    enum { MAXF = 64 };
-    uint64_t end = clock_ms() + CATALOG_BUDGET_MS;
-    while (g->chead) {
-        if (!job_reap(g, 0))
-            return 0;            /* the worker wakes us when the job is done */
-        if (g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES) {
-            size_t bytes = 0;
-            const char *froms[MAXF];
-            const uint8_t *bodies[MAXF];
-            size_t lens[MAXF];
-            while (g->chead && g->nwbatch < MAXF && g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES &&
-                   (g->nwbatch == 0 || bytes + g->chead->m.body_len <= CATALOG_BATCH_BYTES)) {
-                cmsg_t *c = catalog_pop(g);
-                bytes += c->m.body_len;
-                froms[g->nwbatch] = c->m.sender_addr;
-                bodies[g->nwbatch] = c->m.body ? c->m.body : (const uint8_t *)"";
-                lens[g->nwbatch] = c->m.body_len;
-                g->wbatch[g->nwbatch++] = c;
-            }
-            repl_job_t *j = repl_job_new(g->repl, froms, bodies, lens, g->nwbatch);
-            g->wbusy = 1;
-            pthread_mutex_lock(&g->wmu);
-            g->wjob = j;
-            g->wdone = j == NULL;    /* out of memory: reaped (and dropped) at once */
-            pthread_cond_broadcast(&g->wcv);
-            pthread_mutex_unlock(&g->wmu);
-            if (!j) {
-                g->wbusy = 0;
-                for (size_t i = 0; i < g->nwbatch; i++) {
-                    transport_msg_free(&g->wbatch[i]->m);
-                    free(g->wbatch[i]);
-                }
-                g->nwbatch = 0;
-                pthread_mutex_lock(&g->wmu);
-                g->wdone = 0;
-                pthread_mutex_unlock(&g->wmu);
-            }
-            continue;
-        }
-        cmsg_t *c = catalog_pop(g);
-        repl_handle(g->repl, c->m.sender_addr, c->m.type, c->m.body, c->m.body_len);
-        transport_msg_free(&c->m);
-        free(c);
-        if (clock_ms() >= end)
-            return g->chead != NULL;
-    }
-    job_reap(g, 0);
-    return 0;
-}
-
-static void catalog_clear(gossip_t *g)
-{
-    while (g->chead) {
-        cmsg_t *c = g->chead;
-        g->chead = c->next;
-        transport_msg_free(&c->m);
-        free(c);
-    }
-    g->ctail = NULL;
-    g->cbytes = 0;
-}
-
-static void set_why(gossip_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_why(gossip_t *g, const char *fmt, ...)
-{
-    va_list ap;
-    pthread_mutex_lock(&g->smu);
-    va_start(ap, fmt);
-    vsnprintf(g->own_why, sizeof g->own_why, fmt, ap);
-    va_end(ap);
-    pthread_mutex_unlock(&g->smu);
-}
-
-/* Until a peer's digest showed our own domain no further ahead than our copy (after we fetched what
- * it had), publishing waits: a node restored from an old copy of its data must not write a
- * different entry at a seq its peers hold. With no peer answering in OWN_SYNC_MS it goes ahead
- * and says it could not check. */
-static void own_sync_step(gossip_t *g, uint64_t now)
-{
-    if (atomic_load(&g->own_synced))
-        return;
-    uint64_t peer_head, own_head;
-    size_t heard = repl_own_heard(g->repl, &peer_head, &own_head);
-    if (heard && own_head >= peer_head) {
-        atomic_store(&g->own_synced, 1);
-        log_info("catalog: own domain '%s' is current (head %" PRIu64 ", peers' highest %" PRIu64
-                 "): publishing enabled", g->domain, own_head, peer_head);
-        return;
-    }
-    if (now >= g->own_deadline) {
-        atomic_store(&g->own_synced, 1);
-        if (heard)
-            log_warn("catalog: own domain '%s': peers hold it up to seq %" PRIu64 " but this node reached only %"
-                     PRIu64 " in %d s; publishing anyway (a fork is likely: see trib status)",
-                     g->domain, peer_head, own_head, OWN_SYNC_MS / 1000);
-        else
-            log_warn("catalog: own domain '%s': no peer answered in %d s, so this node could not check that its "
-                     "copy (head %" PRIu64 ") is current; publishing anyway", g->domain, OWN_SYNC_MS / 1000,
-                     own_head);
-        return;
-    }
-    if (heard)
-        set_why(g, "this node is fetching its own domain's newer entries from its peers (it holds seq %" PRIu64
-                ", they hold %" PRIu64 "); retry shortly", own_head, peer_head);
-    if (now < g->own_next_ask)
-        return;
-    g->own_next_ask = now + OWN_ASK_MS;
-    const Trib__Member *peers[3];
-    size_t n = swim_random_alive(g->swim, 3, peers);
-    for (size_t i = 0; i < n; i++)
-        repl_ask(g->repl, peers[i]->addr);
-}
-
-int gossip_own_synced(gossip_t *g, char *why, size_t cap)
-{
-    if (atomic_load(&g->own_synced))
-        return 1;
-    pthread_mutex_lock(&g->smu);
-    snprintf(why, cap, "%s", g->own_why);
-    pthread_mutex_unlock(&g->smu);
-    return 0;
-}
-
-size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max)
-{
-    pthread_mutex_lock(&g->smu);
-    size_t n = g->nforks;
-    for (size_t i = 0; i < n && i < max; i++)
-        out[i] = g->forks[i];
-    pthread_mutex_unlock(&g->smu);
-    return n;
-}
-
 static void *loop(void *arg)
 {
     gossip_t *g = arg;
@@ -734,14 +436,14 @@ static void *loop(void *arg)
             else if (is_read_type(m.type))
                 reads_handle(g->reads, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
             else
-                catalog_enqueue(g, &m);
+                gossip__catalog_enqueue(g, &m);
             transport_msg_free(&m);
         }
-        more = catalog_work(g);
-        own_sync_step(g, clock_ms());
+        more = gossip__catalog_work(g);
+        gossip__own_sync_step(g, clock_ms());
         more |= reads_pump(g->reads, clock_ms());
     }
-    job_reap(g, 1);
+    gossip__job_reap(g, 1);
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
     swim_leave(g->swim, clock_ms());
     save_members(g);
@@ -780,7 +482,7 @@ static void destroy(gossip_t *g)
     }
     reads_shutdown(g->reads);
     reads_destroy(&g->reads);
-    catalog_clear(g);
+    gossip__catalog_clear(g);
     repl_destroy(&g->repl);
     swim_destroy(&g->swim);
     transport_destroy(&g->tr);
@@ -905,7 +607,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     snprintf(g->own_why, sizeof g->own_why,
              "this node just started and is asking its peers for its own domain's head before it publishes "
              "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
-    if (pthread_create(&g->wthread, NULL, worker, g) != 0) {
+    if (pthread_create(&g->wthread, NULL, gossip__worker, g) != 0) {
         snprintf(err, errlen, "gossip: cannot start the catalog worker");
         goto fail;
     }
@@ -930,7 +632,7 @@ void gossip_notify_append(gossip_t *g, const char *product)
         reads_notify_append(g->reads, product);
 }
 
-static void wake(gossip_t *g)
+void gossip__wake(gossip_t *g)
 {
     uint64_t one = 1;
     if (write(g->efd, &one, sizeof one) < 0 && errno != EAGAIN)
@@ -943,7 +645,7 @@ void gossip_stop(gossip_t **gp)
         return;
     gossip_t *g = *gp;
     atomic_store(&g->stop, 1);
-    wake(g);
+    gossip__wake(g);
     pthread_join(g->thread, NULL);
     destroy(g);
     *gp = NULL;
@@ -971,7 +673,7 @@ void gossip_announce(gossip_t *g, const uint8_t *entry, size_t len)
     g->qtail = q;
     g->qlen++;
     pthread_mutex_unlock(&g->qmu);
-    wake(g);
+    gossip__wake(g);
 }
 
 size_t gossip_members(gossip_t *g, gossip_member_t **out)
@@ -985,107 +687,6 @@ size_t gossip_members(gossip_t *g, gossip_member_t **out)
         n = 0;
     pthread_mutex_unlock(&g->smu);
     return n;
-}
-
-/* ------------------------------------------------------------------ metrics */
-
-static const char *type_name(int t)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&trib__msg_type__descriptor, t);
-    return v ? v->name : "unknown";
-}
-
-void gossip_metrics_render(gossip_t *g, FILE *f)
-{
-    pthread_mutex_lock(&g->smu);
-    swim_stats_t ss = g->swim_stats;
-    repl_stats_t rs = g->repl_stats;
-    transport_stats_t ts = g->tr_stats;
-    size_t counts[4];
-    memcpy(counts, g->counts, sizeof counts);
-    int health = g->health;
-    uint64_t catalog_dropped = g->catalog_dropped_pub;
-    pthread_mutex_unlock(&g->smu);
-
-    prom_family(f, "trib_members", "gauge", "Members of the federation by state, as this node sees them.");
-    for (int s = 0; s < 4; s++)
-        fprintf(f, "trib_members{state=\"%s\"} %zu\n", swim_state_name(s), counts[s]);
-    prom_family(f, "trib_gossip_messages_total", "counter", "Peer messages by direction and type.");
-    for (int t = 0; t < TRANSPORT_MAX_TYPES; t++) {
-        if (ts.msgs_in[t])
-            fprintf(f, "trib_gossip_messages_total{dir=\"in\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
-                    ts.msgs_in[t]);
-        if (ts.msgs_out[t])
-            fprintf(f, "trib_gossip_messages_total{dir=\"out\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
-                    ts.msgs_out[t]);
-    }
-    prom_family(f, "trib_gossip_bytes_total", "counter", "Peer message bytes by direction.");
-    prom_sample(f, "trib_gossip_bytes_total", "dir=\"in\"", ts.bytes_in);
-    prom_sample(f, "trib_gossip_bytes_total", "dir=\"out\"", ts.bytes_out);
-    prom_family(f, "trib_gossip_dropped_total", "counter", "Peer messages ignored, by reason.");
-    const struct {
-        const char *reason;
-        uint64_t v;
-    } drops[] = {{"oversize", ts.dropped_oversize},       {"undecodable", ts.dropped_undecodable},
-                 {"bad_version", ts.dropped_bad_version}, {"malformed", ts.dropped_malformed},
-                 {"spoofed_sender", ts.dropped_spoofed},  {"unknown_type", ts.dropped_unknown_type},
-                 {"send_dropped", ts.send_dropped},       {"zap_denied", ts.zap_denied},
-                 {"malformed_swim", ss.msgs_malformed},   {"malformed_catalog", rs.frames_malformed},
-                 {"catalog_backlog", catalog_dropped},     {"catalog_over_frame_cap", rs.entries_over_cap},
-                 {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out}};
-    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
-        fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
-    prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");
-    for (int r = 0; r < CAT_RESULT_COUNT; r++)
-        fprintf(f, "trib_catalog_entries_total{result=\"%s\"} %" PRIu64 "\n", cat_result_name((cat_result_t)r),
-                rs.entries[r]);
-    prom_counter(f, "trib_catalog_entries_sent_total", "Catalog entries sent to peers.", rs.entries_sent);
-    prom_counter(f, "trib_catalog_entries_pushed_total",
-                 "Of those, entries pushed or forwarded (not anti-entropy answers).", rs.entries_pushed);
-    prom_family(f, "trib_catalog_rounds_total", "counter",
-                "Anti-entropy rounds: opened by us, opened by a peer and already in agreement, or needing a "
-                "digest exchange.");
-    prom_sample(f, "trib_catalog_rounds_total", "kind=\"opened\"", rs.summaries_sent);
-    prom_sample(f, "trib_catalog_rounds_total", "kind=\"agreed\"", rs.summaries_same);
-    prom_sample(f, "trib_catalog_rounds_total", "kind=\"differed\"", rs.summaries_in - rs.summaries_same);
-    prom_family(f, "trib_catalog_gap_requests_total", "counter",
-                "Requests for missing entries (MSG_CATALOG_WANT).");
-    prom_sample(f, "trib_catalog_gap_requests_total", "dir=\"out\"", rs.wants_sent);
-    prom_sample(f, "trib_catalog_gap_requests_total", "dir=\"in\"", rs.wants_in);
-    prom_family(f, "trib_catalog_answers_total", "counter",
-                "Anti-entropy answers: domains left out while their entries were being pushed, answers cut at "
-                "their size bound (the peer pulls the rest).");
-    prom_sample(f, "trib_catalog_answers_total", "kind=\"deferred\"", rs.answers_deferred);
-    prom_sample(f, "trib_catalog_answers_total", "kind=\"cut\"", rs.answers_cut);
-    prom_counter(f, "trib_catalog_commits_total", "Write transactions of entries accepted from peers.", rs.batches);
-    prom_counter(f, "trib_catalog_forks_total",
-                 "Forks seen: two different entries signed by a domain's key at one seq.", rs.forks);
-    prom_gauge(f, "trib_catalog_own_synced",
-               "Whether this node's copy of its own domain is known current (publishing allowed).",
-               (uint64_t)atomic_load(&g->own_synced));
-    prom_family(f, "trib_catalog_accept_seconds_total", "counter",
-                "Time spent on entries received from peers: verifying signatures, storing.");
-    fprintf(f, "trib_catalog_accept_seconds_total{phase=\"verify\"} %.3f\n", (double)rs.verify_us / 1e6);
-    fprintf(f, "trib_catalog_accept_seconds_total{phase=\"store\"} %.3f\n", (double)rs.store_us / 1e6);
-    prom_family(f, "trib_swim_events_total", "counter", "Membership protocol events.");
-    const struct {
-        const char *ev;
-        uint64_t v;
-    } evs[] = {{"probe", ss.probes},           {"ack", ss.acks},
-               {"nack", ss.nacks},             {"indirect_probe", ss.indirect_probes},
-               {"suspect", ss.suspect_raised}, {"dead", ss.dead_declared},
-               {"refuted", ss.refuted},        {"push_pull", ss.push_pulls},
-               {"push_pull_same", ss.push_pulls_same}};
-    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
-        fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
-    prom_gauge(f, "trib_swim_local_health", "Lifeguard awareness (0 = healthy).", (uint64_t)health);
-    prom_family(f, "trib_probe_rtt_ms", "histogram", "Direct probe round-trip time.");
-    for (int i = 0; i < SWIM_RTT_BUCKETS; i++)
-        fprintf(f, "trib_probe_rtt_ms_bucket{le=\"%u\"} %" PRIu64 "\n", swim_rtt_bounds_ms[i], ss.rtt_le[i]);
-    fprintf(f, "trib_probe_rtt_ms_bucket{le=\"+Inf\"} %" PRIu64 "\ntrib_probe_rtt_ms_sum %.3f\n"
-               "trib_probe_rtt_ms_count %" PRIu64 "\n",
-            ss.rtt_count, ss.rtt_sum_ms, ss.rtt_count);
-    reads_metrics_render(g->reads, f);
 }
 
 /* ------------------------------------------------------------------ routed reads */

@@ -1,0 +1,125 @@
+/* gossip/gossip_int.h - what the parts of the federation actor share; included by gossip/gossip.c,
+ * gossip/intake.c and gossip/gossip_metrics.c only.
+ *
+ *   gossip.c          the loop thread, the callbacks it gives transport, SWIM, replication and
+ *                     reads, the member snapshot, lifecycle and the rest of gossip.h's API.
+ *   intake.c          received catalog messages: the bounded queue, the worker thread that
+ *                     verifies and stores entry frames, and own-domain sync (publishing waits);
+ *                     gossip_own_synced and gossip_forks.
+ *   gossip_metrics.c  gossip_metrics_render: the counters the loop publishes, for Prometheus.
+ *
+ * Must not: be included outside those three files; declare anything one of them could keep static. */
+#ifndef TRIB_GOSSIP_INT_H
+#define TRIB_GOSSIP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "gossip/gossip.h"
+#include "gossip/reads.h"
+#include "gossip/replicate.h"
+#include "gossip/transport.h"
+#include "storage/store.h"
+
+#define OWN_SYNC_MS 10000        /* how long a starting node waits for a peer's view of its own domain */
+
+typedef struct qitem {
+    struct qitem *next;
+    size_t len;
+    uint64_t seq;                /* set by the loop (0: not decodable) */
+    uint64_t since_ms;           /* when the loop first held it back */
+    uint8_t data[];
+} qitem_t;
+
+typedef struct cmsg {
+    struct cmsg *next;
+    transport_msg_t m;
+} cmsg_t;
+
+struct gossip {
+    store_t *st;
+    catalog_t *cat;
+    identity_t id;
+    gossip_opts_t o;
+    char listen[256], advertise[256], http[256], domain[64];
+    void *zctx;
+    transport_t *tr;
+    swim_t *swim;
+    replicate_t *repl;
+    reads_t *reads;
+    pthread_t thread;
+    int efd;                     /* wakes the loop: queue or stop */
+    atomic_int stop;
+    /* queue of local entries to push (any thread -> loop) */
+    pthread_mutex_t qmu;
+    qitem_t *qhead, *qtail;
+    size_t qlen;
+    /* own entries held back until the ones before them came (loop only): concurrent publishes are
+     * committed together and announced by their threads in any order; pushed out of order they
+     * arrive as gaps, and each gap's request is answered with everything after it */
+    qitem_t **held;
+    size_t nheld, capheld;
+    uint64_t pushed_seq;         /* the last own seq pushed */
+    uint64_t queue_dropped;
+    /* received catalog messages waiting for the loop (loop only) */
+    cmsg_t *chead, *ctail;
+    size_t cbytes;
+    uint64_t catalog_dropped;
+    /* the catalog worker: verifies and stores one job of received entry frames at a time, off the
+     * loop (which meanwhile handles membership and queues more frames) */
+    pthread_t wthread;
+    int wstarted;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    repl_job_t *wjob;            /* handed to the worker (under wmu) */
+    int wdone, wstop;            /* under wmu */
+    cmsg_t *wbatch[64];          /* the job's messages (loop only) */
+    size_t nwbatch;
+    int wbusy;                   /* a job is out (loop only) */
+    /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
+    atomic_int own_synced;
+    uint64_t own_deadline, own_next_ask;
+    char own_why[200];           /* under smu */
+    /* member snapshot (loop -> any thread) */
+    pthread_mutex_t smu;
+    gossip_member_t *snap;
+    size_t nsnap;
+    int dirty;
+    /* member changes not yet in LMDB: saved together, at most once a second (SAVE_MS), so a burst
+     * of membership news costs the loop one commit, not one per change */
+    store_member_change_t *unsaved;
+    size_t nunsaved, capunsaved;
+    uint64_t self_inc;              /* incarnation to save; 0: saved */
+    /* counters read by the metrics exporter */
+    swim_stats_t swim_stats;
+    repl_stats_t repl_stats;
+    transport_stats_t tr_stats;
+    size_t counts[4];
+    int health;
+    uint64_t catalog_dropped_pub;
+    uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
+    repl_fork_t forks[REPL_FORKS_MAX];
+    size_t nforks;
+};
+
+/* ---- gossip.c */
+/* Wakes the loop (any thread). */
+void gossip__wake(gossip_t *g);
+
+/* ---- intake.c (loop thread, except gossip__worker, which is the worker thread) */
+/* Queues a received catalog message for gossip__catalog_work; takes m (dropped, counted, when the
+ * queue is full). */
+void gossip__catalog_enqueue(gossip_t *g, transport_msg_t *m);
+/* Handles queued catalog messages for a bounded time; 1 = more could be done now. */
+int gossip__catalog_work(gossip_t *g);
+/* Applies a finished worker job's outcomes (wait: until it finished). 1 when none is out any more. */
+int gossip__job_reap(gossip_t *g, int wait);
+/* Frees the queued catalog messages. */
+void gossip__catalog_clear(gossip_t *g);
+/* The catalog worker thread (arg: the gossip_t); runs until wstop is set under wmu. */
+void *gossip__worker(void *arg);
+/* One step of own-domain sync: asks peers, and enables publishing once our head is current. */
+void gossip__own_sync_step(gossip_t *g, uint64_t now);
+
+#endif

@@ -1,0 +1,112 @@
+/* gossip/gossip_metrics.c - the federation's Prometheus metrics (gossip_metrics_render, see
+ * gossip.h): members by state, peer messages and drops, catalog replication, SWIM events and probe
+ * round trips, then the routed reads' own.
+ *
+ * Owns: the metric names, help texts and labels of those families.
+ * Must not: read live SWIM, replication or transport state (only the copies the loop publishes
+ * under smu, and own_synced), take smu while writing to f, or change any counter. */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include "gossip/gossip_int.h"
+#include "gossip/prom.h"
+
+static const char *type_name(int t)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&trib__msg_type__descriptor, t);
+    return v ? v->name : "unknown";
+}
+
+void gossip_metrics_render(gossip_t *g, FILE *f)
+{
+    pthread_mutex_lock(&g->smu);
+    swim_stats_t ss = g->swim_stats;
+    repl_stats_t rs = g->repl_stats;
+    transport_stats_t ts = g->tr_stats;
+    size_t counts[4];
+    memcpy(counts, g->counts, sizeof counts);
+    int health = g->health;
+    uint64_t catalog_dropped = g->catalog_dropped_pub;
+    pthread_mutex_unlock(&g->smu);
+
+    prom_family(f, "trib_members", "gauge", "Members of the federation by state, as this node sees them.");
+    for (int s = 0; s < 4; s++)
+        fprintf(f, "trib_members{state=\"%s\"} %zu\n", swim_state_name(s), counts[s]);
+    prom_family(f, "trib_gossip_messages_total", "counter", "Peer messages by direction and type.");
+    for (int t = 0; t < TRANSPORT_MAX_TYPES; t++) {
+        if (ts.msgs_in[t])
+            fprintf(f, "trib_gossip_messages_total{dir=\"in\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
+                    ts.msgs_in[t]);
+        if (ts.msgs_out[t])
+            fprintf(f, "trib_gossip_messages_total{dir=\"out\",type=\"%s\"} %" PRIu64 "\n", type_name(t),
+                    ts.msgs_out[t]);
+    }
+    prom_family(f, "trib_gossip_bytes_total", "counter", "Peer message bytes by direction.");
+    prom_sample(f, "trib_gossip_bytes_total", "dir=\"in\"", ts.bytes_in);
+    prom_sample(f, "trib_gossip_bytes_total", "dir=\"out\"", ts.bytes_out);
+    prom_family(f, "trib_gossip_dropped_total", "counter", "Peer messages ignored, by reason.");
+    const struct {
+        const char *reason;
+        uint64_t v;
+    } drops[] = {{"oversize", ts.dropped_oversize},       {"undecodable", ts.dropped_undecodable},
+                 {"bad_version", ts.dropped_bad_version}, {"malformed", ts.dropped_malformed},
+                 {"spoofed_sender", ts.dropped_spoofed},  {"unknown_type", ts.dropped_unknown_type},
+                 {"send_dropped", ts.send_dropped},       {"zap_denied", ts.zap_denied},
+                 {"malformed_swim", ss.msgs_malformed},   {"malformed_catalog", rs.frames_malformed},
+                 {"catalog_backlog", catalog_dropped},     {"catalog_over_frame_cap", rs.entries_over_cap},
+                 {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out}};
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
+        fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
+    prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");
+    for (int r = 0; r < CAT_RESULT_COUNT; r++)
+        fprintf(f, "trib_catalog_entries_total{result=\"%s\"} %" PRIu64 "\n", cat_result_name((cat_result_t)r),
+                rs.entries[r]);
+    prom_counter(f, "trib_catalog_entries_sent_total", "Catalog entries sent to peers.", rs.entries_sent);
+    prom_counter(f, "trib_catalog_entries_pushed_total",
+                 "Of those, entries pushed or forwarded (not anti-entropy answers).", rs.entries_pushed);
+    prom_family(f, "trib_catalog_rounds_total", "counter",
+                "Anti-entropy rounds: opened by us, opened by a peer and already in agreement, or needing a "
+                "digest exchange.");
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"opened\"", rs.summaries_sent);
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"agreed\"", rs.summaries_same);
+    prom_sample(f, "trib_catalog_rounds_total", "kind=\"differed\"", rs.summaries_in - rs.summaries_same);
+    prom_family(f, "trib_catalog_gap_requests_total", "counter",
+                "Requests for missing entries (MSG_CATALOG_WANT).");
+    prom_sample(f, "trib_catalog_gap_requests_total", "dir=\"out\"", rs.wants_sent);
+    prom_sample(f, "trib_catalog_gap_requests_total", "dir=\"in\"", rs.wants_in);
+    prom_family(f, "trib_catalog_answers_total", "counter",
+                "Anti-entropy answers: domains left out while their entries were being pushed, answers cut at "
+                "their size bound (the peer pulls the rest).");
+    prom_sample(f, "trib_catalog_answers_total", "kind=\"deferred\"", rs.answers_deferred);
+    prom_sample(f, "trib_catalog_answers_total", "kind=\"cut\"", rs.answers_cut);
+    prom_counter(f, "trib_catalog_commits_total", "Write transactions of entries accepted from peers.", rs.batches);
+    prom_counter(f, "trib_catalog_forks_total",
+                 "Forks seen: two different entries signed by a domain's key at one seq.", rs.forks);
+    prom_gauge(f, "trib_catalog_own_synced",
+               "Whether this node's copy of its own domain is known current (publishing allowed).",
+               (uint64_t)atomic_load(&g->own_synced));
+    prom_family(f, "trib_catalog_accept_seconds_total", "counter",
+                "Time spent on entries received from peers: verifying signatures, storing.");
+    fprintf(f, "trib_catalog_accept_seconds_total{phase=\"verify\"} %.3f\n", (double)rs.verify_us / 1e6);
+    fprintf(f, "trib_catalog_accept_seconds_total{phase=\"store\"} %.3f\n", (double)rs.store_us / 1e6);
+    prom_family(f, "trib_swim_events_total", "counter", "Membership protocol events.");
+    const struct {
+        const char *ev;
+        uint64_t v;
+    } evs[] = {{"probe", ss.probes},           {"ack", ss.acks},
+               {"nack", ss.nacks},             {"indirect_probe", ss.indirect_probes},
+               {"suspect", ss.suspect_raised}, {"dead", ss.dead_declared},
+               {"refuted", ss.refuted},        {"push_pull", ss.push_pulls},
+               {"push_pull_same", ss.push_pulls_same}};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
+    prom_gauge(f, "trib_swim_local_health", "Lifeguard awareness (0 = healthy).", (uint64_t)health);
+    prom_family(f, "trib_probe_rtt_ms", "histogram", "Direct probe round-trip time.");
+    for (int i = 0; i < SWIM_RTT_BUCKETS; i++)
+        fprintf(f, "trib_probe_rtt_ms_bucket{le=\"%u\"} %" PRIu64 "\n", swim_rtt_bounds_ms[i], ss.rtt_le[i]);
+    fprintf(f, "trib_probe_rtt_ms_bucket{le=\"+Inf\"} %" PRIu64 "\ntrib_probe_rtt_ms_sum %.3f\n"
+               "trib_probe_rtt_ms_count %" PRIu64 "\n",
+            ss.rtt_count, ss.rtt_sum_ms, ss.rtt_count);
+    reads_metrics_render(g->reads, f);
+}

@@ -1,0 +1,242 @@
+/* gossip/intake.c - received catalog messages (see gossip_int.h): the bounded queue the loop fills,
+ * the worker thread that verifies and stores entry frames off the loop, and own-domain sync.
+ *
+ * Owns: the queue of received catalog messages (chead/ctail/cbytes; over CATALOG_QUEUE_BYTES they
+ * are dropped and counted, healed by gap requests and anti-entropy), handing consecutive entry
+ * frames to the worker as one job and reaping its outcome, the worker thread itself, and deciding
+ * when this node's copy of its own domain is current (own_synced) so publishing may start.
+ * Must not: run on any thread but the loop (except the worker, which only runs repl_job_run and
+ * wakes the loop), block the loop on the worker except at stop, touch SWIM state beyond picking
+ * peers to ask, or handle membership or read messages. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gossip/clock.h"
+#include "gossip/gossip_int.h"
+#include "gossip/log.h"
+
+#define CATALOG_BUDGET_MS 20     /* catalog work per loop turn */
+#define OWN_ASK_MS 500           /* how often it asks meanwhile */
+#define CATALOG_QUEUE_BYTES (16u << 20) /* received catalog messages waiting; more are dropped
+                                           (counted) and healed by gap requests / anti-entropy */
+#define CATALOG_BATCH_BYTES (4u << 20) /* entry frames verified and committed together */
+
+void gossip__catalog_enqueue(gossip_t *g, transport_msg_t *m)
+{
+    cmsg_t *c = g->cbytes + m->body_len <= CATALOG_QUEUE_BYTES ? malloc(sizeof *c) : NULL;
+    if (!c) {
+        g->catalog_dropped++;
+        transport_msg_free(m);
+        return;
+    }
+    c->next = NULL;
+    c->m = *m;                   /* takes the message */
+    memset(m, 0, sizeof *m);
+    if (g->ctail)
+        g->ctail->next = c;
+    else
+        g->chead = c;
+    g->ctail = c;
+    g->cbytes += c->m.body_len;
+}
+
+static cmsg_t *catalog_pop(gossip_t *g)
+{
+    cmsg_t *c = g->chead;
+    g->chead = c->next;
+    if (!g->chead)
+        g->ctail = NULL;
+    g->cbytes -= c->m.body_len;
+    return c;
+}
+
+void *gossip__worker(void *arg)
+{
+    gossip_t *g = arg;
+    pthread_mutex_lock(&g->wmu);
+    for (;;) {
+        while (!g->wstop && (!g->wjob || g->wdone))
+            pthread_cond_wait(&g->wcv, &g->wmu);
+        if (g->wstop)
+            break;
+        repl_job_t *j = g->wjob;
+        pthread_mutex_unlock(&g->wmu);
+        repl_job_run(g->repl, j);
+        pthread_mutex_lock(&g->wmu);
+        g->wdone = 1;
+        pthread_cond_broadcast(&g->wcv); /* gossip__job_reap at stop waits on it */
+        gossip__wake(g);
+    }
+    pthread_mutex_unlock(&g->wmu);
+    return NULL;
+}
+
+/* Applies a finished job's outcomes on the loop. 1 when none is out any more. */
+int gossip__job_reap(gossip_t *g, int wait)
+{
+    if (!g->wbusy)
+        return 1;
+    pthread_mutex_lock(&g->wmu);
+    while (wait && !g->wdone)
+        pthread_cond_wait(&g->wcv, &g->wmu);  /* only at stop; the loop is woken through gossip__wake() */
+    int done = g->wdone;
+    repl_job_t *j = g->wjob;
+    if (done) {
+        g->wjob = NULL;
+        g->wdone = 0;
+    }
+    pthread_mutex_unlock(&g->wmu);
+    if (!done)
+        return 0;
+    repl_job_finish(g->repl, j);
+    for (size_t i = 0; i < g->nwbatch; i++) {
+        transport_msg_free(&g->wbatch[i]->m);
+        free(g->wbatch[i]);
+    }
+    g->nwbatch = 0;
+    g->wbusy = 0;
+    return 1;
+}
+
+/* Handles queued catalog messages in arrival order, for about CATALOG_BUDGET_MS: consecutive entry
+ * frames (up to CATALOG_BATCH_BYTES) go to the worker as one job (verified there and stored in one
+ * durable commit) while the loop goes on; other catalog messages wait for the job's outcome (a
+ * digest must see its entries stored) and are handled here. 1 = more could be done now. */
+int gossip__catalog_work(gossip_t *g)
+{
+    enum { MAXF = 64 };
+    uint64_t end = clock_ms() + CATALOG_BUDGET_MS;
+    while (g->chead) {
+        if (!gossip__job_reap(g, 0))
+            return 0;            /* the worker wakes us when the job is done */
+        if (g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES) {
+            size_t bytes = 0;
+            const char *froms[MAXF];
+            const uint8_t *bodies[MAXF];
+            size_t lens[MAXF];
+            while (g->chead && g->nwbatch < MAXF && g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES &&
+                   (g->nwbatch == 0 || bytes + g->chead->m.body_len <= CATALOG_BATCH_BYTES)) {
+                cmsg_t *c = catalog_pop(g);
+                bytes += c->m.body_len;
+                froms[g->nwbatch] = c->m.sender_addr;
+                bodies[g->nwbatch] = c->m.body ? c->m.body : (const uint8_t *)"";
+                lens[g->nwbatch] = c->m.body_len;
+                g->wbatch[g->nwbatch++] = c;
+            }
+            repl_job_t *j = repl_job_new(g->repl, froms, bodies, lens, g->nwbatch);
+            g->wbusy = 1;
+            pthread_mutex_lock(&g->wmu);
+            g->wjob = j;
+            g->wdone = j == NULL;    /* out of memory: reaped (and dropped) at once */
+            pthread_cond_broadcast(&g->wcv);
+            pthread_mutex_unlock(&g->wmu);
+            if (!j) {
+                g->wbusy = 0;
+                for (size_t i = 0; i < g->nwbatch; i++) {
+                    transport_msg_free(&g->wbatch[i]->m);
+                    free(g->wbatch[i]);
+                }
+                g->nwbatch = 0;
+                pthread_mutex_lock(&g->wmu);
+                g->wdone = 0;
+                pthread_mutex_unlock(&g->wmu);
+            }
+            continue;
+        }
+        cmsg_t *c = catalog_pop(g);
+        repl_handle(g->repl, c->m.sender_addr, c->m.type, c->m.body, c->m.body_len);
+        transport_msg_free(&c->m);
+        free(c);
+        if (clock_ms() >= end)
+            return g->chead != NULL;
+    }
+    gossip__job_reap(g, 0);
+    return 0;
+}
+
+void gossip__catalog_clear(gossip_t *g)
+{
+    while (g->chead) {
+        cmsg_t *c = g->chead;
+        g->chead = c->next;
+        transport_msg_free(&c->m);
+        free(c);
+    }
+    g->ctail = NULL;
+    g->cbytes = 0;
+}
+
+static void set_why(gossip_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_why(gossip_t *g, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&g->smu);
+    va_start(ap, fmt);
+    vsnprintf(g->own_why, sizeof g->own_why, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&g->smu);
+}
+
+/* Until a peer's digest showed our own domain no further ahead than our copy (after we fetched what
+ * it had), publishing waits: a node restored from an old copy of its data must not write a
+ * different entry at a seq its peers hold. With no peer answering in OWN_SYNC_MS it goes ahead
+ * and says it could not check. */
+void gossip__own_sync_step(gossip_t *g, uint64_t now)
+{
+    if (atomic_load(&g->own_synced))
+        return;
+    uint64_t peer_head, own_head;
+    size_t heard = repl_own_heard(g->repl, &peer_head, &own_head);
+    if (heard && own_head >= peer_head) {
+        atomic_store(&g->own_synced, 1);
+        log_info("catalog: own domain '%s' is current (head %" PRIu64 ", peers' highest %" PRIu64
+                 "): publishing enabled", g->domain, own_head, peer_head);
+        return;
+    }
+    if (now >= g->own_deadline) {
+        atomic_store(&g->own_synced, 1);
+        if (heard)
+            log_warn("catalog: own domain '%s': peers hold it up to seq %" PRIu64 " but this node reached only %"
+                     PRIu64 " in %d s; publishing anyway (a fork is likely: see trib status)",
+                     g->domain, peer_head, own_head, OWN_SYNC_MS / 1000);
+        else
+            log_warn("catalog: own domain '%s': no peer answered in %d s, so this node could not check that its "
+                     "copy (head %" PRIu64 ") is current; publishing anyway", g->domain, OWN_SYNC_MS / 1000,
+                     own_head);
+        return;
+    }
+    if (heard)
+        set_why(g, "this node is fetching its own domain's newer entries from its peers (it holds seq %" PRIu64
+                ", they hold %" PRIu64 "); retry shortly", own_head, peer_head);
+    if (now < g->own_next_ask)
+        return;
+    g->own_next_ask = now + OWN_ASK_MS;
+    const Trib__Member *peers[3];
+    size_t n = swim_random_alive(g->swim, 3, peers);
+    for (size_t i = 0; i < n; i++)
+        repl_ask(g->repl, peers[i]->addr);
+}
+
+int gossip_own_synced(gossip_t *g, char *why, size_t cap)
+{
+    if (atomic_load(&g->own_synced))
+        return 1;
+    pthread_mutex_lock(&g->smu);
+    snprintf(why, cap, "%s", g->own_why);
+    pthread_mutex_unlock(&g->smu);
+    return 0;
+}
+
+size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max)
+{
+    pthread_mutex_lock(&g->smu);
+    size_t n = g->nforks;
+    for (size_t i = 0; i < n && i < max; i++)
+        out[i] = g->forks[i];
+    pthread_mutex_unlock(&g->smu);
+    return n;
+}
