@@ -1,13 +1,13 @@
 /* gossip/swim.c - SWIM membership with Lifeguard, as a pure state machine (see swim.h).
  *
- * Owns: the member table and its hash index, the piggyback queue, the probe cycle, suspicion
- * timers, push-pull, leave, retries and reaping; decoding and checking every peer body.
+ * Owns: the protocol: state transitions, suspicion timers (Lifeguard), the probe cycle,
+ * push-pull, leave, retries and reaping; decoding and checking every peer body; the public API.
+ * The member table is in swim_table.c, encoding and piggybacking in swim_send.c (swim_int.h).
  * Must not: touch sockets, threads, clocks or real randomness; call anything but the swim_io_t
  * callbacks. The design follows HashiCorp memberlist (state.go, suspicion.go, awareness.go,
  * queue.go) with Lifeguard's local health and dynamic suspicion timeout. */
 #include "gossip/swim.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,107 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
-#define ALIVE   TRIB__MEMBER_STATE__ALIVE
-#define SUSPECT TRIB__MEMBER_STATE__SUSPECT
-#define DEAD    TRIB__MEMBER_STATE__DEAD
-#define LEFT    TRIB__MEMBER_STATE__LEFT
-#define NSTATES 4
-
-#define MAX_PIGGY        64     /* updates on one Ping/Ack we send */
-#define MAX_UPDATES_IN   1024   /* updates on one Ping/Ack we accept */
-#define MAX_RELAYS       64     /* indirect probes in flight on behalf of others */
-#define MAX_CONFIRM      16     /* suspicion confirmations tracked */
-#define MAX_GOSSIP_NODES 64
-#define MIN_ELEM_BYTES   36     /* smallest encoded Member on the wire: id + tags */
-#define VERIFY_PROBES    3      /* priority probes of a member we hold suspect on others' word */
+#include "gossip/swim_int.h"
 
 const uint32_t swim_rtt_bounds_ms[SWIM_RTT_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250};
-
-/* ================================================================ types */
-
-typedef struct {
-    uint64_t start, deadline, min_ms, max_ms;
-    uint32_t k, n;                          /* confirmations wanted, confirmations seen */
-    uint32_t nwho;
-    uint8_t who[MAX_CONFIRM + 1][SWIM_ID_LEN];   /* who[0]: the first accuser (never counted) */
-} susp_t;
-
-typedef struct {
-    Trib__Member pub;           /* what callers see; pub.id.data = id, strings owned */
-    uint8_t id[SWIM_ID_LEN];
-    uint64_t state_ms;          /* when the state last changed (for reaping, gossip to the dead) */
-    susp_t *susp;               /* while SUSPECT */
-    uint64_t retry_at;          /* DEAD/LEFT: next push-pull attempt; 0 = none */
-    uint32_t retry_backoff;
-    uint8_t verify;             /* SUSPECT: priority probes still owed to it */
-    bool queued;                /* in the piggyback queue */
-    uint32_t tx;                /* times sent since queued */
-    uint64_t picked;            /* round stamp while choosing updates */
-    uint64_t esz_inc;           /* elem_size cache, valid for this incarnation and state */
-    int esz_state;              /* (the strings change only with the incarnation) */
-    size_t esz;
-} member_t;
-
-typedef struct {
-    uint64_t seq, origin_seq, deadline;
-    uint8_t origin[SWIM_ID_LEN], target[SWIM_ID_LEN];
-    char origin_addr[SWIM_MAX_ADDR + 1];
-} relay_t;
-
-typedef struct {
-    char addr[SWIM_MAX_ADDR + 1];
-    uint64_t retry_at;
-    uint32_t backoff;
-} seed_t;
-
-typedef struct {
-    bool active, indirect_done;
-    uint64_t seq, sent, indirect_at, end;
-    uint8_t target[SWIM_ID_LEN];
-    uint32_t nrelays, nacks;
-    uint8_t relays[SWIM_MAX_INDIRECT][SWIM_ID_LEN];
-    bool nacked[SWIM_MAX_INDIRECT];
-} probe_t;
-
-struct swim {
-    swim_config_t cfg;
-    swim_io_t io;
-    uint64_t rng, hseed;
-    member_t *self;
-
-    member_t **list;            /* probe order (shuffled), self included */
-    size_t n, cap;              /* cap of list, bq, tmp and pubs */
-    size_t probe_idx;
-    member_t **tab;             /* open-addressing index by id */
-    size_t tabcap;
-    size_t count[NSTATES];
-
-    member_t **bq;              /* piggyback queue, oldest first */
-    size_t nbq;
-    uint64_t round;
-
-    member_t **tmp;             /* scratch for random picks */
-    Trib__Member **pubs;        /* scratch for push-pull bodies */
-    uint8_t *buf;               /* scratch for packing */
-    size_t bufcap;
-
-    probe_t probe;
-    relay_t relays[MAX_RELAYS];
-    size_t nrelays;
-    seed_t seeds[SWIM_MAX_SEEDS];
-    size_t nseeds;
-
-    uint64_t seq;               /* probe sequence numbers; 0 is the gossip carrier */
-    uint64_t next_probe, next_gossip, next_push_pull;
-    uint64_t next_stranger;     /* rate limit of push-pulls with unknown senders */
-    uint64_t deadline;
-    int awareness;
-    bool started, left;
-    bool remind;                /* the message being handled accused us: tell the sender */
-    swim_stats_t st;
-};
 
 /* ================================================================ small helpers */
 
@@ -128,30 +30,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_next(swim_t *s)            /* splitmix64 */
-{
-    s->rng += 0x9e3779b97f4a7c15ULL;
-    return mix64(s->rng);
-}
-
-static uint64_t rng_below(swim_t *s, uint64_t n)
-{
-    return n ? rng_next(s) % n : 0;
-}
-
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-
-static bool is_gone(int state) { return state == DEAD || state == LEFT; }
-
-static bool id_eq(const uint8_t *a, const uint8_t *b) { return memcmp(a, b, SWIM_ID_LEN) == 0; }
-
 /* Lifeguard: every timeout is scaled by (awareness + 1). */
 static uint64_t scaled(const swim_t *s, uint64_t ms) { return ms * (uint64_t)(s->awareness + 1); }
 
@@ -160,19 +38,6 @@ static void awareness_add(swim_t *s, int delta)
     int a = s->awareness + delta;
     int max = (int)s->cfg.awareness_max - 1;
     s->awareness = a < 0 ? 0 : a > max ? max : a;
-}
-
-/* ceil(log10(n + 1)) for n >= 1, without floating point. */
-static uint32_t log10_ceil(size_t n)
-{
-    uint32_t d = 0;
-    for (uint64_t p = 1; p < (uint64_t)n + 1; p *= 10) d++;
-    return d ? d : 1;
-}
-
-static uint32_t retransmit_limit(const swim_t *s)
-{
-    return s->cfg.retransmit_mult * log10_ceil(s->n);
 }
 
 /* memberlist pushPullScale: slower anti-entropy above 32 members. */
@@ -191,7 +56,6 @@ static uint64_t suspicion_min(const swim_t *s)
     if (scale < 1.0) scale = 1.0;
     return (uint64_t)floor((double)s->cfg.suspicion_mult * scale * (double)s->cfg.probe_interval_ms);
 }
-
 /* A printable, space-free string of at most max chars (empty only if allowed). */
 static bool str_ok(const char *p, size_t max, bool allow_empty)
 {
@@ -214,420 +78,6 @@ static bool member_ok(const Trib__Member *m)
 }
 
 static bool id_ok(const ProtobufCBinaryData *b) { return b->len == SWIM_ID_LEN && b->data; }
-
-static int set_str(char **dst, const char *src)
-{
-    if (*dst && strcmp(*dst, src ? src : "") == 0) return 0;
-    char *d = strdup(src ? src : "");
-    if (!d) return -1;
-    free(*dst);
-    *dst = d;
-    return 0;
-}
-
-/* ================================================================ member table */
-
-static size_t slot_of(const swim_t *s, const uint8_t *id)
-{
-    uint64_t a, b;
-    memcpy(&a, id, 8);
-    memcpy(&b, id + 8, 8);
-    return (size_t)(mix64(a ^ s->hseed) ^ mix64(b + s->hseed)) & (s->tabcap - 1);
-}
-
-static member_t *find(const swim_t *s, const uint8_t *id)
-{
-    if (!s->tabcap) return NULL;
-    for (size_t i = slot_of(s, id);; i = (i + 1) & (s->tabcap - 1)) {
-        member_t *m = s->tab[i];
-        if (!m) return NULL;
-        if (id_eq(m->id, id)) return m;
-    }
-}
-
-static void tab_put(swim_t *s, member_t *m)
-{
-    size_t i = slot_of(s, m->id);
-    while (s->tab[i]) i = (i + 1) & (s->tabcap - 1);
-    s->tab[i] = m;
-}
-
-static void tab_del(swim_t *s, member_t *m)    /* backward-shift deletion */
-{
-    size_t mask = s->tabcap - 1, i = slot_of(s, m->id);
-    while (s->tab[i] != m) i = (i + 1) & mask;
-    s->tab[i] = NULL;
-    for (size_t j = (i + 1) & mask; s->tab[j]; j = (j + 1) & mask) {
-        size_t k = slot_of(s, s->tab[j]->id);
-        bool stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
-        if (stays) continue;
-        s->tab[i] = s->tab[j];
-        s->tab[j] = NULL;
-        i = j;
-    }
-}
-
-/* Grows list, bq, tmp, pubs and the index to hold `want` members. */
-static int ensure_cap(swim_t *s, size_t want)
-{
-    if (want > s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 16;
-        while (nc < want) nc *= 2;
-        if (nc > s->cfg.max_members) nc = s->cfg.max_members;
-        member_t **l = realloc(s->list, nc * sizeof *l);
-        if (!l) return -1;
-        s->list = l;
-        member_t **q = realloc(s->bq, nc * sizeof *q);
-        if (!q) return -1;
-        s->bq = q;
-        member_t **t = realloc(s->tmp, nc * sizeof *t);
-        if (!t) return -1;
-        s->tmp = t;
-        Trib__Member **p = realloc(s->pubs, nc * sizeof *p);
-        if (!p) return -1;
-        s->pubs = p;
-        s->cap = nc;
-    }
-    if (want * 2 > s->tabcap) {
-        size_t tc = s->tabcap ? s->tabcap : 32;
-        while (want * 2 > tc) tc *= 2;
-        member_t **tab = calloc(tc, sizeof *tab);
-        if (!tab) return -1;
-        free(s->tab);
-        s->tab = tab;
-        s->tabcap = tc;
-        for (size_t i = 0; i < s->n; i++) tab_put(s, s->list[i]);
-    }
-    return 0;
-}
-
-static void member_free(member_t *m)
-{
-    if (!m) return;
-    free(m->pub.domain);
-    free(m->pub.addr);
-    free(m->pub.http);
-    free(m->susp);
-    free(m);
-}
-
-static member_t *member_new(const Trib__Member *c)
-{
-    member_t *m = calloc(1, sizeof *m);
-    if (!m) return NULL;
-    trib__member__init(&m->pub);
-    memcpy(m->id, c->id.data, SWIM_ID_LEN);
-    m->pub.id.data = m->id;
-    m->pub.id.len = SWIM_ID_LEN;
-    m->pub.domain = m->pub.addr = m->pub.http = NULL;
-    if (set_str(&m->pub.domain, c->domain) || set_str(&m->pub.addr, c->addr) ||
-        set_str(&m->pub.http, c->http)) {
-        member_free(m);
-        return NULL;
-    }
-    m->pub.incarnation = c->incarnation;
-    m->pub.state = c->state;
-    return m;
-}
-
-static void bq_remove(swim_t *s, member_t *m)
-{
-    if (!m->queued) return;
-    for (size_t i = 0; i < s->nbq; i++) {
-        if (s->bq[i] != m) continue;
-        memmove(&s->bq[i], &s->bq[i + 1], (s->nbq - i - 1) * sizeof *s->bq);
-        s->nbq--;
-        break;
-    }
-    m->queued = false;
-}
-
-/* Queues m's current state for piggybacking as the newest, never-sent update. */
-static void bq_push(swim_t *s, member_t *m)
-{
-    bq_remove(s, m);
-    assert(s->nbq < s->cap);
-    s->bq[s->nbq++] = m;
-    m->queued = true;
-    m->tx = 0;
-}
-
-/* Removes m from the table (reap or eviction). */
-static void member_remove(swim_t *s, member_t *m)
-{
-    assert(m != s->self);
-    for (size_t i = 0; i < s->n; i++) {
-        if (s->list[i] != m) continue;
-        s->list[i] = s->list[--s->n];
-        break;
-    }
-    tab_del(s, m);
-    bq_remove(s, m);
-    s->count[m->pub.state]--;
-    if (s->io.removed) s->io.removed(s->io.ctx, m->id);
-    member_free(m);
-}
-
-/* Adds a member built from claim c (validated). NULL when the table is full of live members. */
-static member_t *member_add(swim_t *s, const Trib__Member *c)
-{
-    if (s->n >= s->cfg.max_members) {            /* make room: forget the oldest dead/left */
-        member_t *victim = NULL;
-        /* Without a gone member there is nothing to evict: say so without scanning the table,
-         * or a flood of strangers costs a full scan each while the table is full. */
-        size_t gone = s->count[DEAD] + s->count[LEFT] - (is_gone(s->self->pub.state) ? 1 : 0);
-        for (size_t i = 0; gone && i < s->n; i++) {
-            member_t *o = s->list[i];
-            if (o != s->self && is_gone(o->pub.state) && (!victim || o->state_ms < victim->state_ms))
-                victim = o;
-        }
-        if (!victim) {
-            s->st.members_dropped++;
-            return NULL;
-        }
-        member_remove(s, victim);
-    }
-    member_t *m = NULL;
-    if (ensure_cap(s, s->n + 1) || !(m = member_new(c))) {
-        s->st.members_dropped++;
-        return NULL;
-    }
-    size_t pos = rng_below(s, s->n + 1);       /* random place in the probe order */
-    s->list[s->n] = s->list[pos];
-    s->list[pos] = m;
-    s->n++;
-    tab_put(s, m);
-    s->count[m->pub.state]++;
-    return m;
-}
-
-static void notify(swim_t *s, member_t *m, int old_state)
-{
-    if (s->io.changed) s->io.changed(s->io.ctx, &m->pub, old_state);
-}
-
-static void set_state(swim_t *s, member_t *m, int state, uint64_t now)
-{
-    if ((int)m->pub.state != state) {
-        s->count[m->pub.state]--;
-        s->count[state]++;
-        m->pub.state = state;
-        m->state_ms = now;
-    }
-    if (state != SUSPECT) {
-        free(m->susp);
-        m->susp = NULL;
-    }
-    if (is_gone(state)) {
-        if (!m->retry_at) {                       /* first retry after base, then doubling */
-            m->retry_at = now + s->cfg.retry_base_ms;
-            m->retry_backoff = (uint32_t)min64((uint64_t)s->cfg.retry_base_ms * 2, s->cfg.retry_max_ms);
-        }
-    } else {
-        m->retry_at = 0;
-    }
-}
-
-/* ================================================================ sending */
-
-static uint8_t *scratch(swim_t *s, size_t len)
-{
-    if (len > s->bufcap) {
-        size_t nc = s->bufcap ? s->bufcap : 2048;
-        while (nc < len) nc *= 2;
-        uint8_t *b = realloc(s->buf, nc);
-        if (!b) return NULL;
-        s->buf = b;
-        s->bufcap = nc;
-    }
-    return s->buf;
-}
-
-static void send_msg(swim_t *s, const uint8_t *to_id, const char *addr, int type,
-                     const ProtobufCMessage *msg)
-{
-    if (!addr || !*addr) return;
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *b = scratch(s, len ? len : 1);
-    if (!b) return;                               /* out of memory: the message is lost */
-    protobuf_c_message_pack(msg, b);
-    s->io.send(s->io.ctx, to_id, addr, type, b, len);
-}
-
-/* Bytes m takes as one element of a repeated Member field. */
-static size_t elem_size(member_t *m)
-{
-    if (m->esz && m->esz_inc == m->pub.incarnation && m->esz_state == (int)m->pub.state) return m->esz;
-    size_t sz = trib__member__get_packed_size(&m->pub);
-    m->esz = sz + 1 + (sz < 128 ? 1 : sz < 16384 ? 2 : 3);
-    m->esz_inc = m->pub.incarnation;
-    m->esz_state = (int)m->pub.state;
-    return m->esz;
-}
-
-/* Chooses the updates to piggyback on one message, least-sent then newest first, within the
- * byte budget, and counts one transmit for each. Three kinds of state go first, whatever the
- * queue says: ours when the message we answer accused us (so the accuser hears the refutation
- * even if its gossip missed them), `vouch`'s when we forward an ack for it, and `about`'s (the
- * receiver) when we hold it SUSPECT or DEAD, so it can refute (memberlist's buddy system). */
-static size_t bq_pick(swim_t *s, member_t *about, member_t *vouch, Trib__Member **out, size_t cap)
-{
-    size_t budget = s->cfg.max_piggyback_bytes, used = 0, n = 0;
-    uint32_t limit = retransmit_limit(s);
-    member_t *lead[3] = {s->remind && !s->left ? s->self : NULL, vouch,
-                         about && (about->pub.state == SUSPECT || about->pub.state == DEAD) ? about : NULL};
-    s->remind = false;
-    s->round++;
-    for (int i = 0; i < 3; i++) {
-        member_t *m = lead[i];
-        if (!m || m->picked == s->round) continue;
-        size_t sz = elem_size(m);
-        if (used + sz > budget) continue;
-        out[n++] = &m->pub;
-        used += sz;
-        m->picked = s->round;
-    }
-    for (uint32_t t = 0; t < limit && n < cap && budget - used >= MIN_ELEM_BYTES; t++) {
-        for (size_t i = s->nbq; i-- > 0 && n < cap;) {
-            member_t *m = s->bq[i];
-            if (m->tx != t || m->picked == s->round) continue;
-            size_t sz = elem_size(m);
-            if (used + sz > budget) continue;
-            out[n++] = &m->pub;
-            used += sz;
-            m->picked = s->round;
-        }
-    }
-    size_t w = 0;                                 /* count transmits, drop the spent ones */
-    for (size_t i = 0; i < s->nbq; i++) {
-        member_t *m = s->bq[i];
-        if (m->picked == s->round) m->tx++;
-        if (m->tx >= limit) m->queued = false;
-        else s->bq[w++] = m;
-    }
-    s->nbq = w;
-    return n;
-}
-
-static void send_ping(swim_t *s, member_t *about, const uint8_t *to_id, const char *addr,
-                      uint64_t seq, const uint8_t *origin, const char *origin_addr)
-{
-    Trib__Member *ups[MAX_PIGGY];
-    Trib__Ping p = TRIB__PING__INIT;
-    p.probe_seq = seq;
-    p.target.data = (uint8_t *)to_id;
-    p.target.len = SWIM_ID_LEN;
-    if (origin) {
-        p.origin.data = (uint8_t *)origin;
-        p.origin.len = SWIM_ID_LEN;
-        p.origin_addr = (char *)origin_addr;
-    }
-    p.n_updates = bq_pick(s, about, NULL, ups, MAX_PIGGY);
-    p.updates = ups;
-    send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_PING, &p.base);
-}
-
-static void send_ack(swim_t *s, member_t *about, member_t *vouch, const uint8_t *to_id,
-                     const char *addr, uint64_t seq, const uint8_t *target)
-{
-    Trib__Member *ups[MAX_PIGGY];
-    Trib__Ack a = TRIB__ACK__INIT;
-    a.probe_seq = seq;
-    a.target.data = (uint8_t *)target;
-    a.target.len = SWIM_ID_LEN;
-    a.n_updates = bq_pick(s, about, vouch, ups, MAX_PIGGY);
-    a.updates = ups;
-    send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_ACK, &a.base);
-}
-
-static void send_push_pull(swim_t *s, const uint8_t *to_id, const char *addr, bool join, bool reply)
-{
-    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
-    pp.join = join;
-    pp.reply = reply;
-    /* Everyone, self first and live members before gone ones, as much as fits SWIM_MAX_BODY
-     * (only a table of very long addresses near the cap gets cut; push-pull repeats). */
-    size_t n = 0, used = 8;
-    s->pubs[n++] = &s->self->pub;
-    used += elem_size(s->self);
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < s->n; i++) {
-            member_t *m = s->list[i];
-            if (m == s->self || is_gone(m->pub.state) != (pass == 1)) continue;
-            size_t sz = elem_size(m);
-            if (used + sz > SWIM_MAX_BODY) continue;
-            s->pubs[n++] = &m->pub;
-            used += sz;
-        }
-    pp.members = s->pubs;
-    pp.n_members = n;
-    send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, &pp.base);
-    if (!reply) s->st.push_pulls++;
-}
-
-#define SUMMARY_LEN 16
-
-/* An order-free hash of the member table: the XOR of BLAKE2b-128(id, incarnation, state) of each. */
-static void table_summary(const swim_t *s, uint8_t out[SUMMARY_LEN])
-{
-    memset(out, 0, SUMMARY_LEN);
-    for (size_t i = 0; i < s->n; i++) {
-        const member_t *m = s->list[i];
-        uint8_t buf[SWIM_ID_LEN + 9], h[SUMMARY_LEN];
-        memcpy(buf, m->id, SWIM_ID_LEN);
-        for (int b = 0; b < 8; b++)
-            buf[SWIM_ID_LEN + b] = (uint8_t)(m->pub.incarnation >> (56 - 8 * b));
-        buf[SWIM_ID_LEN + 8] = (uint8_t)m->pub.state;
-        crypto_generichash(h, sizeof h, buf, sizeof buf, NULL, 0);
-        for (int b = 0; b < SUMMARY_LEN; b++)
-            out[b] ^= h[b];
-    }
-}
-
-/* The periodic push-pull opens with the summary of our table only. */
-static void send_summary(swim_t *s, const uint8_t *to_id, const char *addr)
-{
-    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
-    uint8_t h[SUMMARY_LEN];
-    table_summary(s, h);
-    pp.summary.data = h;
-    pp.summary.len = sizeof h;
-    send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, &pp.base);
-    s->st.push_pulls++;
-}
-
-/* Up to k distinct random members passing `want`, other than self and `skip`. */
-static size_t pick_random(swim_t *s, bool (*want)(const swim_t *, const member_t *, uint64_t),
-                          uint64_t now, const uint8_t *skip, size_t k, member_t **out)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        member_t *m = s->list[i];
-        if (m == s->self || (skip && id_eq(m->id, skip)) || !want(s, m, now)) continue;
-        s->tmp[c++] = m;
-    }
-    size_t got = 0;
-    for (; got < k && got < c; got++) {          /* partial Fisher-Yates */
-        size_t j = got + rng_below(s, c - got);
-        member_t *t = s->tmp[j];
-        s->tmp[j] = s->tmp[got];
-        s->tmp[got] = t;
-        out[got] = t;
-    }
-    return got;
-}
-
-static bool want_alive(const swim_t *s, const member_t *m, uint64_t now)
-{
-    (void)s; (void)now;
-    return m->pub.state == ALIVE;
-}
-
-static bool want_gossip(const swim_t *s, const member_t *m, uint64_t now)
-{
-    if (!is_gone(m->pub.state)) return true;
-    return m->pub.state == DEAD && now - m->state_ms < s->cfg.gossip_to_dead_ms;
-}
 
 /* ================================================================ suspicion (Lifeguard) */
 
@@ -675,12 +125,39 @@ static bool susp_confirm(member_t *m, const uint8_t *from)
 
 /* ================================================================ state transitions */
 
+static void notify(swim_t *s, member_t *m, int old_state)
+{
+    if (s->io.changed) s->io.changed(s->io.ctx, &m->pub, old_state);
+}
+
+static void set_state(swim_t *s, member_t *m, int state, uint64_t now)
+{
+    if ((int)m->pub.state != state) {
+        s->count[m->pub.state]--;
+        s->count[state]++;
+        m->pub.state = state;
+        m->state_ms = now;
+    }
+    if (state != SUSPECT) {
+        free(m->susp);
+        m->susp = NULL;
+    }
+    if (is_gone(state)) {
+        if (!m->retry_at) {                       /* first retry after base, then doubling */
+            m->retry_at = now + s->cfg.retry_base_ms;
+            m->retry_backoff = (uint32_t)min64((uint64_t)s->cfg.retry_base_ms * 2, s->cfg.retry_max_ms);
+        }
+    } else {
+        m->retry_at = 0;
+    }
+}
+
 static void refute(swim_t *s, uint64_t accused)
 {
     member_t *me = s->self;
     uint64_t inc = me->pub.incarnation > accused ? me->pub.incarnation : accused;
     me->pub.incarnation = inc == UINT64_MAX ? inc : inc + 1;   /* never wrap to 0 */
-    bq_push(s, me);
+    swim__bq_push(s, me);
     awareness_add(s, 1);
     s->st.refuted++;
     notify(s, me, ALIVE);
@@ -708,23 +185,23 @@ static void self_claim(swim_t *s, const Trib__Member *c)
 static void apply_alive(swim_t *s, uint64_t now, member_t *m, const Trib__Member *c)
 {
     if (!m) {
-        m = member_add(s, c);
+        m = swim__member_add(s, c);
         if (!m) return;
         m->pub.state = ALIVE;
         m->state_ms = now;
-        bq_push(s, m);
+        swim__bq_push(s, m);
         notify(s, m, SWIM_NEW);
         return;
     }
     if (c->incarnation <= m->pub.incarnation) return;
     int old = m->pub.state;
     /* On allocation failure the old strings stay; the incarnation still moves on. */
-    (void)set_str(&m->pub.addr, c->addr);
-    (void)set_str(&m->pub.domain, c->domain);
-    (void)set_str(&m->pub.http, c->http);
+    (void)swim__set_str(&m->pub.addr, c->addr);
+    (void)swim__set_str(&m->pub.domain, c->domain);
+    (void)swim__set_str(&m->pub.http, c->http);
     m->pub.incarnation = c->incarnation;
     set_state(s, m, ALIVE, now);
-    bq_push(s, m);
+    swim__bq_push(s, m);
     notify(s, m, old);
 }
 
@@ -733,7 +210,7 @@ static void apply_suspect(swim_t *s, uint64_t now, member_t *m, uint64_t inc, co
     if (!m || inc < m->pub.incarnation) return;
     if (m->pub.state == SUSPECT && inc == m->pub.incarnation) {
         /* Another accuser. Only our own independent evidence is re-gossiped. */
-        if (susp_confirm(m, from) && id_eq(from, s->self->id)) bq_push(s, m);
+        if (susp_confirm(m, from) && id_eq(from, s->self->id)) swim__bq_push(s, m);
         return;
     }
     if (is_gone(m->pub.state) && inc == m->pub.incarnation) return;
@@ -742,7 +219,7 @@ static void apply_suspect(swim_t *s, uint64_t now, member_t *m, uint64_t inc, co
     set_state(s, m, SUSPECT, now);
     susp_start(s, m, now, from);
     m->verify = id_eq(from, s->self->id) ? VERIFY_PROBES - 1 : VERIFY_PROBES;
-    bq_push(s, m);
+    swim__bq_push(s, m);
     notify(s, m, old);
 }
 
@@ -755,7 +232,7 @@ static void apply_gone(swim_t *s, uint64_t now, member_t *m, uint64_t inc, int s
         return;                                   /* at equal incarnation LEFT beats DEAD */
     m->pub.incarnation = inc;
     set_state(s, m, state, now);
-    bq_push(s, m);
+    swim__bq_push(s, m);
     notify(s, m, old);
 }
 
@@ -768,7 +245,7 @@ static void apply_claim(swim_t *s, uint64_t now, const Trib__Member *c, const ui
         self_claim(s, c);
         return;
     }
-    member_t *m = find(s, c->id.data);
+    member_t *m = swim__find(s, c->id.data);
     switch (c->state) {
     case ALIVE:   apply_alive(s, now, m, c); break;
     case SUSPECT: apply_suspect(s, now, m, c->incarnation, from); break;
@@ -841,20 +318,21 @@ static void probe_start(swim_t *s, uint64_t now)
     p->indirect_at = now + scaled(s, s->cfg.probe_timeout_ms);
     p->end = now + scaled(s, s->cfg.probe_interval_ms);
     s->st.probes++;
-    send_ping(s, m, m->id, m->pub.addr, p->seq, NULL, NULL);
+    swim__send_ping(s, m, m->id, m->pub.addr, p->seq, NULL, NULL);
 }
 
 static void probe_indirect(swim_t *s, uint64_t now)
 {
     probe_t *p = &s->probe;
     p->indirect_done = true;
-    member_t *m = find(s, p->target);
+    member_t *m = swim__find(s, p->target);
     if (!m || is_gone(m->pub.state)) {
         p->active = false;                        /* learnt meanwhile; nothing to decide */
         return;
     }
     member_t *peers[SWIM_MAX_INDIRECT];
-    size_t k = pick_random(s, want_alive, now, p->target, s->cfg.indirect_checks, peers);
+    size_t k = swim__pick_random(s, swim__want_alive, now, p->target, s->cfg.indirect_checks,
+                                 peers);
     Trib__PingReq r = TRIB__PING_REQ__INIT;
     r.probe_seq = p->seq;
     r.target.data = m->id;
@@ -862,7 +340,7 @@ static void probe_indirect(swim_t *s, uint64_t now)
     r.target_addr = m->pub.addr;
     for (size_t i = 0; i < k; i++) {
         memcpy(p->relays[i], peers[i]->id, SWIM_ID_LEN);
-        send_msg(s, peers[i]->id, peers[i]->pub.addr, TRIB__MSG_TYPE__MSG_PING_REQ, &r.base);
+        swim__send_msg(s, peers[i]->id, peers[i]->pub.addr, TRIB__MSG_TYPE__MSG_PING_REQ, &r.base);
         s->st.indirect_probes++;
     }
     p->nrelays = (uint32_t)k;
@@ -874,7 +352,7 @@ static void probe_failed(swim_t *s, uint64_t now)
     p->active = false;
     /* Lifeguard: missing nacks mean the fault may be ours; without relays, any failure. */
     awareness_add(s, p->nrelays ? (int)(p->nrelays - p->nacks) : 1);
-    member_t *m = find(s, p->target);
+    member_t *m = swim__find(s, p->target);
     if (!m || is_gone(m->pub.state)) return;
     if (m->pub.state == ALIVE) s->st.suspect_raised++;
     apply_suspect(s, now, m, m->pub.incarnation, s->self->id);
@@ -892,7 +370,7 @@ static int relay_of(const probe_t *p, const uint8_t *from)
 static const char *reply_addr(const swim_t *s, const uint8_t *from, const char *from_addr)
 {
     if (from_addr && *from_addr) return from_addr;
-    const member_t *m = find(s, from);
+    const member_t *m = swim__find(s, from);
     return m ? m->pub.addr : NULL;
 }
 
@@ -906,10 +384,10 @@ static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *rad
     if (s->left) return 0;
     apply_updates(s, now, p->updates, p->n_updates, from);
     if (p->probe_seq == 0 || !id_eq(p->target.data, s->self->id)) {
-        if (s->remind && raddr) send_ping(s, find(s, from), from, raddr, 0, NULL, NULL);
+        if (s->remind && raddr) swim__send_ping(s, swim__find(s, from), from, raddr, 0, NULL, NULL);
         return 0;
     }
-    send_ack(s, find(s, from), NULL, from, raddr, p->probe_seq, s->self->id);
+    swim__send_ack(s, swim__find(s, from), NULL, from, raddr, p->probe_seq, s->self->id);
     return 0;
 }
 
@@ -918,7 +396,7 @@ static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *radd
     if (!id_ok(&a->target) || !updates_ok(a->updates, a->n_updates)) return -1;
     if (s->left) return 0;
     apply_updates(s, now, a->updates, a->n_updates, from);
-    if (s->remind && raddr) send_ping(s, find(s, from), from, raddr, 0, NULL, NULL);
+    if (s->remind && raddr) swim__send_ping(s, swim__find(s, from), from, raddr, 0, NULL, NULL);
     probe_t *p = &s->probe;
     if (p->active && a->probe_seq == p->seq && id_eq(a->target.data, p->target)) {
         bool direct = id_eq(from, p->target);
@@ -939,8 +417,8 @@ static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *radd
         relay_t *r = &s->relays[i];
         if (r->seq != a->probe_seq || !id_eq(from, r->target) || !id_eq(a->target.data, r->target))
             continue;
-        send_ack(s, find(s, r->origin), find(s, r->target), r->origin, r->origin_addr,
-                 r->origin_seq, r->target);
+        swim__send_ack(s, swim__find(s, r->origin), swim__find(s, r->target), r->origin,
+                       r->origin_addr, r->origin_seq, r->target);
         s->relays[i] = s->relays[--s->nrelays];
         break;
     }
@@ -953,7 +431,7 @@ static int on_ping_req(swim_t *s, uint64_t now, const uint8_t *from, const char 
     if (!id_ok(&q->target) || !str_ok(q->target_addr, SWIM_MAX_ADDR, false)) return -1;
     if (s->left || !raddr) return 0;
     if (id_eq(q->target.data, s->self->id)) {     /* asked to probe ourselves: we are alive */
-        send_ack(s, find(s, from), NULL, from, raddr, q->probe_seq, s->self->id);
+        swim__send_ack(s, swim__find(s, from), NULL, from, raddr, q->probe_seq, s->self->id);
         return 0;
     }
     if (s->nrelays >= MAX_RELAYS) return 0;       /* busy: the origin decides without us */
@@ -965,7 +443,8 @@ static int on_ping_req(swim_t *s, uint64_t now, const uint8_t *from, const char 
     memcpy(r->target, q->target.data, SWIM_ID_LEN);
     snprintf(r->origin_addr, sizeof r->origin_addr, "%s", raddr);
     s->st.relayed++;
-    send_ping(s, find(s, r->target), r->target, q->target_addr, r->seq, r->origin, r->origin_addr);
+    swim__send_ping(s, swim__find(s, r->target), r->target, q->target_addr, r->seq, r->origin,
+                    r->origin_addr);
     return 0;
 }
 
@@ -991,9 +470,9 @@ static int on_push_pull(swim_t *s, uint64_t now, const uint8_t *from, const char
     if (s->left) return 0;
     if (pp->summary.len) {       /* a periodic opener: a full exchange only when the tables differ */
         uint8_t h[SUMMARY_LEN];
-        table_summary(s, h);
+        swim__table_summary(s, h);
         if (pp->summary.len != SUMMARY_LEN || memcmp(h, pp->summary.data, SUMMARY_LEN) != 0) {
-            if (raddr) send_push_pull(s, from, raddr, false, false);
+            if (raddr) swim__send_push_pull(s, from, raddr, false, false);
         } else {
             s->st.push_pulls_same++;
         }
@@ -1001,7 +480,7 @@ static int on_push_pull(swim_t *s, uint64_t now, const uint8_t *from, const char
     }
     /* Merge first, so the reply already carries any refutation of what they said about us. */
     for (size_t i = 0; i < pp->n_members; i++) apply_claim(s, now, pp->members[i], from, true);
-    if (!pp->reply && raddr) send_push_pull(s, from, raddr, false, true);
+    if (!pp->reply && raddr) swim__send_push_pull(s, from, raddr, false, true);
     return 0;
 }
 
@@ -1009,9 +488,9 @@ static int on_push_pull(swim_t *s, uint64_t now, const uint8_t *from, const char
  * Exchange state with it, at most once per probe interval. */
 static void greet_stranger(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr)
 {
-    if (s->left || !raddr || now < s->next_stranger || find(s, from)) return;
+    if (s->left || !raddr || now < s->next_stranger || swim__find(s, from)) return;
     s->next_stranger = now + s->cfg.probe_interval_ms;
-    send_push_pull(s, from, raddr, false, false);
+    swim__send_push_pull(s, from, raddr, false, false);
 }
 
 /* ================================================================ timers */
@@ -1063,7 +542,7 @@ static void tick_seeds(swim_t *s, uint64_t now)
             sd->retry_at = now + s->cfg.retry_max_ms;
             continue;
         }
-        send_push_pull(s, NULL, sd->addr, true, false);
+        swim__send_push_pull(s, NULL, sd->addr, true, false);
         sd->retry_at = now + sd->backoff;
         sd->backoff = (uint32_t)min64((uint64_t)sd->backoff * 2, s->cfg.retry_max_ms);
     }
@@ -1077,16 +556,16 @@ static void tick_members(swim_t *s, uint64_t now)
         if (m->pub.state == SUSPECT && m->susp && now >= m->susp->deadline) {
             set_state(s, m, DEAD, now);           /* suspicion ran out */
             s->st.dead_declared++;
-            bq_push(s, m);
+            swim__bq_push(s, m);
             notify(s, m, SUSPECT);
         }
         if (is_gone(m->pub.state)) {
             if (now >= m->state_ms + s->cfg.reap_ms) {
-                member_remove(s, m);              /* the last one moved into slot i */
+                swim__member_remove(s, m);        /* the last one moved into slot i */
                 continue;
             }
             if (m->retry_at && now >= m->retry_at) {
-                send_push_pull(s, m->id, m->pub.addr, false, false);
+                swim__send_push_pull(s, m->id, m->pub.addr, false, false);
                 m->retry_at = now + m->retry_backoff;
                 m->retry_backoff = (uint32_t)min64((uint64_t)m->retry_backoff * 2, s->cfg.retry_max_ms);
             }
@@ -1104,7 +583,7 @@ static void tick_relays(swim_t *s, uint64_t now)
         k.probe_seq = r->origin_seq;
         k.target.data = r->target;
         k.target.len = SWIM_ID_LEN;
-        send_msg(s, r->origin, r->origin_addr, TRIB__MSG_TYPE__MSG_NACK, &k.base);
+        swim__send_msg(s, r->origin, r->origin_addr, TRIB__MSG_TYPE__MSG_NACK, &k.base);
         s->relays[i] = s->relays[--s->nrelays];
     }
 }
@@ -1114,17 +593,17 @@ static void tick_gossip(swim_t *s, uint64_t now)
     s->next_gossip = now + s->cfg.gossip_interval_ms;
     if (!s->nbq) return;
     member_t *to[MAX_GOSSIP_NODES];
-    size_t k = pick_random(s, want_gossip, now, NULL, s->cfg.gossip_nodes, to);
+    size_t k = swim__pick_random(s, swim__want_gossip, now, NULL, s->cfg.gossip_nodes, to);
     for (size_t i = 0; i < k && s->nbq; i++)
-        send_ping(s, to[i], to[i]->id, to[i]->pub.addr, 0, NULL, NULL);
+        swim__send_ping(s, to[i], to[i]->id, to[i]->pub.addr, 0, NULL, NULL);
 }
 
 static void tick_push_pull(swim_t *s, uint64_t now)
 {
     s->next_push_pull = now + push_pull_period(s);
     member_t *to[1];
-    if (pick_random(s, want_alive, now, NULL, 1, to))
-        send_summary(s, to[0]->id, to[0]->pub.addr);
+    if (swim__pick_random(s, swim__want_alive, now, NULL, 1, to))
+        swim__send_summary(s, to[0]->id, to[0]->pub.addr);
 }
 
 /* ================================================================ public API */
@@ -1200,9 +679,9 @@ swim_t *swim_new(const swim_config_t *cfg, const Trib__Member *self, const swim_
     s->hseed = rng_next(s);
     Trib__Member me = *self;
     me.state = ALIVE;
-    if (ensure_cap(s, 1) || !(s->self = member_new(&me))) goto oom;
+    if (swim__ensure_cap(s, 1) || !(s->self = swim__member_new(&me))) goto oom;
     s->list[s->n++] = s->self;
-    tab_put(s, s->self);
+    swim__tab_put(s, s->self);
     s->count[ALIVE]++;
     return s;
 oom:
@@ -1215,8 +694,8 @@ void swim_destroy(swim_t **sp)
 {
     if (!sp || !*sp) return;
     swim_t *s = *sp;
-    for (size_t i = 0; i < s->n; i++) member_free(s->list[i]);
-    if (!s->n) member_free(s->self);
+    for (size_t i = 0; i < s->n; i++) swim__member_free(s->list[i]);
+    if (!s->n) swim__member_free(s->self);
     free(s->list);
     free(s->bq);
     free(s->tmp);
@@ -1247,11 +726,11 @@ int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m)
         if (m->incarnation > s->self->pub.incarnation) s->self->pub.incarnation = m->incarnation;
         return 0;
     }
-    member_t *x = find(s, m->id.data);
+    member_t *x = swim__find(s, m->id.data);
     if (x) return 0;                              /* already known: the live view wins */
     Trib__Member c = *m;
     c.state = m->state == LEFT ? LEFT : DEAD;
-    x = member_add(s, &c);
+    x = swim__member_add(s, &c);
     if (!x) return -1;
     x->state_ms = now_ms;
     x->retry_backoff = s->cfg.retry_base_ms;
@@ -1338,7 +817,7 @@ void swim_leave(swim_t *s, uint64_t now)
     if (me->pub.incarnation < UINT64_MAX) me->pub.incarnation++;
     set_state(s, me, LEFT, now);
     me->retry_at = 0;
-    bq_push(s, me);
+    swim__bq_push(s, me);
     notify(s, me, ALIVE);
     Trib__Member *one[1] = {&me->pub};
     Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
@@ -1348,37 +827,10 @@ void swim_leave(swim_t *s, uint64_t now)
     for (size_t i = 0; i < s->n; i++) {
         member_t *m = s->list[i];
         if (m != me && !is_gone(m->pub.state))
-            send_msg(s, m->id, m->pub.addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, &pp.base);
+            swim__send_msg(s, m->id, m->pub.addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, &pp.base);
     }
     s->left = true;
     recompute_deadline(s);
-}
-
-void swim_foreach(const swim_t *s, void (*fn)(void *ctx, const Trib__Member *m), void *ctx)
-{
-    for (size_t i = 0; i < s->n; i++) fn(ctx, &s->list[i]->pub);
-}
-
-size_t swim_random_alive(swim_t *s, size_t k, const Trib__Member **out)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < s->n; i++)
-        if (s->list[i] != s->self && s->list[i]->pub.state == ALIVE) s->tmp[c++] = s->list[i];
-    size_t got = 0;
-    for (; got < k && got < c; got++) {          /* partial Fisher-Yates */
-        size_t j = got + rng_below(s, c - got);
-        member_t *t = s->tmp[j];
-        s->tmp[j] = s->tmp[got];
-        s->tmp[got] = t;
-        out[got] = &t->pub;
-    }
-    return got;
-}
-
-const Trib__Member *swim_find(const swim_t *s, const uint8_t id[SWIM_ID_LEN])
-{
-    const member_t *m = find(s, id);
-    return m ? &m->pub : NULL;
 }
 
 const Trib__Member *swim_self(const swim_t *s) { return &s->self->pub; }
