@@ -116,3 +116,23 @@ int store_products(store_t *st, const char *domain, store_product_fn fn, void *c
     }
     return store__scan_end(st, txn, cur, "products", rc) ? -1 : ret;
 }
+
+int store_products_count(store_t *st, uint64_t *out)
+{
+    if (!st || !out) {
+        store__err(NULL, 0, "store_products_count: NULL argument");
+        return -1;
+    }
+    MDB_txn *txn;
+    if (store__read_begin(st, &txn, NULL, 0) != 0)
+        return -1;
+    MDB_stat s;
+    int rc = mdb_stat(txn, st->products, &s);
+    store__read_end(st, txn);
+    if (rc != 0) {
+        store__mdb_err(st, NULL, 0, "mdb_stat(products)", rc);
+        return -1;
+    }
+    *out = (uint64_t)s.ms_entries;
+    return 0;
+}

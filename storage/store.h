@@ -130,6 +130,8 @@ int store_product_get(store_t *st, const char *id, store_product_t *out);
 /* Calls fn for every product in id order (domain == NULL) or of one domain. */
 typedef int (*store_product_fn)(void *ctx, const store_product_t *p);
 int store_products(store_t *st, const char *domain, store_product_fn fn, void *ctx);
+/* How many products the index holds (retired ones included), read from LMDB's own count: O(1). */
+int store_products_count(store_t *st, uint64_t *out);
 
 /* ---- search: see storage/search.h */
 

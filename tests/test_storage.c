@@ -297,6 +297,9 @@ Test(storage, catalog_refusals_change_nothing)
         int n = 0;
         cr_assert_eq(store_products(st, NULL, count_products, &n), 0);
         cr_expect_eq(n, 1, "%s added a product", c->what);
+        uint64_t count = 0;
+        cr_assert_eq(store_products_count(st, &count), 0);
+        cr_expect_eq(count, 1, "%s: the index's count disagrees with a scan", c->what);
     }
     /* no change: neither manifest nor tombstone */
     Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
