@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "gossip/entry.h"
+#include "storage/store.h"
 
 static int64_t now_ms(void)
 {
@@ -171,7 +172,7 @@ int cert_issue(const charter_t *ch, const char *domain, const uint8_t node_key[I
         return -1;
     }
     if (!entry_valid_name(domain)) {
-        snprintf(err, errlen, "domain '%.64s' is not a valid domain name ([a-z0-9][a-z0-9-]{0,62})",
+        snprintf(err, errlen, "domain '%.64s' is not a valid domain name (" STORE_NAME_RULE ")",
                  domain ? domain : "");
         return -1;
     }

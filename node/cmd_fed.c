@@ -21,6 +21,7 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/identity.h"
+#include "storage/store.h"
 
 enum { FED_OK = 0, FED_FAIL = 1, FED_USAGE = 2 };
 
@@ -104,7 +105,7 @@ static const fcmd_t commands[] = {
       "now for N days (default 90), signed by a threshold of the charter's roots. With\n"
       "--prev-serial it continues an earlier certificate of the domain (key rotation).",
       { OPT_CHARTER("the federation's charter.json"), OPT_ROOTS,
-        { "domain", "D", 0, "the domain ([a-z0-9][a-z0-9-]{0,62})" },
+        { "domain", "D", 0, "the domain (" STORE_NAME_RULE ")" },
         { "node", "NODE_ID", 0, "the node's id (64 hex)" },
         { "days", "N", 0, "validity in days (default 90, at most 3660)" },
         { "prev-serial", "S", 0, "serial of the certificate this one rotates from" },

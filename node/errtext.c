@@ -2,6 +2,17 @@
 #include "node/errtext.h"
 
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+int errtext_set(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
 
 void errtext_utf8(char *err)
 {

@@ -252,16 +252,6 @@ struct record_validator {
     size_t keys_cap, keys_used;
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* How much of a bad string value to quote: at most 40 bytes, cut on a UTF-8 boundary. */
 static int quote_len(const char *s, size_t n)
 {
@@ -370,12 +360,12 @@ static int prescan(const char *data, size_t len, char *err, size_t errlen)
         if (c >= 0x80) {
             size_t k = utf8_len(s + i, len - i);
             if (k == 0)
-                return fail(err, errlen, "invalid JSON: invalid UTF-8 byte 0x%02x (column %zu)", c,
+                return errtext_set(err, errlen, "invalid JSON: invalid UTF-8 byte 0x%02x (column %zu)", c,
                             column_of(data, i) + 1);
             i += k;
         } else if (c < 0x20) {
             if (c != '\t' && c != '\r' && c != '\n')
-                return fail(err, errlen, "invalid JSON: control character 0x%02x (column %zu)", c,
+                return errtext_set(err, errlen, "invalid JSON: control character 0x%02x (column %zu)", c,
                             column_of(data, i) + 1);
             i++;
         } else if (i + 1 < len && s[i + 1] == 'u') {
@@ -387,10 +377,10 @@ static int prescan(const char *data, size_t len, char *err, size_t errlen)
             if (v >= 0xD800 && v <= 0xDBFF && i + 7 < len && s[i + 6] == '\\' && s[i + 7] == 'u')
                 v2 = u_escape(s + i + 6, len - i - 6);
             if (v == 0)
-                return fail(err, errlen, "invalid JSON: \\u0000 is not allowed (column %zu)",
+                return errtext_set(err, errlen, "invalid JSON: \\u0000 is not allowed (column %zu)",
                             column_of(data, i) + 1);
             if (v >= 0xD800 && v <= 0xDFFF && (v > 0xDBFF || v2 < 0xDC00 || v2 > 0xDFFF))
-                return fail(err, errlen, "invalid JSON: unpaired surrogate '\\u%04lX' (column %zu)", v,
+                return errtext_set(err, errlen, "invalid JSON: unpaired surrogate '\\u%04lX' (column %zu)", v,
                             column_of(data, i) + 1);
             i += v2 >= 0 ? 12 : 6;
         } else {
@@ -774,7 +764,7 @@ int record_validator_check(record_validator_t *c, const char *data, size_t len, 
     yajl_handle h = c->h = yajl_alloc(&k_callbacks, NULL, c);
     if (h == NULL) {
         c->oom = 1;
-        return fail(err, errlen, "out of memory parsing a record");
+        return errtext_set(err, errlen, "out of memory parsing a record");
     }
     yajl_status st = yajl_parse(h, (const unsigned char *)data, len);
     size_t at = yajl_get_bytes_consumed(h);
@@ -790,24 +780,24 @@ int record_validator_check(record_validator_t *c, const char *data, size_t len, 
         else
             yajl_reason(h, why, sizeof why);
         yajl_free(h);
-        return fail(err, errlen, "invalid JSON: %s (column %zu)", why,
+        return errtext_set(err, errlen, "invalid JSON: %s (column %zu)", why,
                     column_of(data, at < len ? at : len));
     }
     yajl_free(h);
     c->h = NULL;
     for (size_t i = c->end; i < len; i++)
         if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n')
-            return fail(err, errlen, "invalid JSON: trailing garbage (column %zu)",
+            return errtext_set(err, errlen, "invalid JSON: trailing garbage (column %zu)",
                         column_of(data, i) + 1);
 
     if (c->top != K_OBJECT)
-        return fail(err, errlen, "expected a JSON object, got %s", k_kind_word[c->top]);
+        return errtext_set(err, errlen, "expected a JSON object, got %s", k_kind_word[c->top]);
     for (size_t i = 0; i < s->n; i++) {
         if (i == c->bad)
             return -1;   /* its message is in err already */
         const field_t *f = &s->f[i];
         if (f->required && (c->state[i] == FS_ABSENT || c->state[i] == FS_NULL))
-            return fail(err, errlen, "%s: required%s", f->name,
+            return errtext_set(err, errlen, "%s: required%s", f->name,
                         c->state[i] == FS_NULL ? ", got null" : "");
     }
     return 0;
@@ -822,7 +812,7 @@ int record_validate(const record_schema_t *s, const char *data, size_t len, char
     }
     vctx_t *c = record_validator_new(s);
     if (c == NULL)
-        return fail(err, errlen, "out of memory validating a record");
+        return errtext_set(err, errlen, "out of memory validating a record");
     int rc = record_validator_check(c, data, len, err, errlen);
     record_validator_free(&c);
     if (rc != 0)

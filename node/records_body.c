@@ -23,16 +23,6 @@ const records_limits_t records_default_limits = {
     .threads = 0,
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* ================================================================ NDJSON bodies */
 
 /* Bodies are handled in two passes so that the parses can run on several cores:
@@ -166,7 +156,7 @@ int records_split(const record_schema_t *s, const char *body, size_t len,
         len = 0;
     if (len > lim->max_body) {
         *status = 413;
-        return fail(err, errlen, "body is %zu bytes; the limit is %zu", len, lim->max_body);
+        return errtext_set(err, errlen, "body is %zu bytes; the limit is %zu", len, lim->max_body);
     }
 
     /* Pass 1: find the records; a broken limit ends the scan (status/err kept for later). */
@@ -204,7 +194,7 @@ int records_split(const record_schema_t *s, const char *body, size_t len,
             store_buf_t *nr = realloc(recs, ncap * sizeof *nr);
             if (nr == NULL) {
                 *status = 500;
-                fail(err, errlen, "out of memory splitting %zu records", count);
+                errtext_set(err, errlen, "out of memory splitting %zu records", count);
                 goto err;
             }
             recs = nr;
@@ -221,18 +211,18 @@ int records_split(const record_schema_t *s, const char *body, size_t len,
     size_t bad = count ? validate_all(s, recs, count, lim, &oom, verr, sizeof verr) : count;
     if (bad < count) {
         *status = oom ? 500 : 400;
-        fail(err, errlen, "line %zu: %s", line_of(body, recs[bad].data), verr);
+        errtext_set(err, errlen, "line %zu: %s", line_of(body, recs[bad].data), verr);
         errtext_utf8(err);
         goto err;
     }
     if (limit_status != 0) {
         *status = limit_status;
-        fail(err, errlen, "%s", limit_err);
+        errtext_set(err, errlen, "%s", limit_err);
         goto err;
     }
     if (count == 0) {
         *status = 400;
-        fail(err, errlen, "body has no records (expected NDJSON: one JSON object per line)");
+        errtext_set(err, errlen, "body has no records (expected NDJSON: one JSON object per line)");
         goto err;
     }
     *out = recs;
