@@ -12,8 +12,10 @@
 
 TestSuite(federation, .fini = h_cleanup_all, .timeout = 180);
 
-/* Fast membership timings so failure detection takes a second or two, not tens. */
-#define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "2", \
+/* Fast membership timings so failure detection takes a second or two, not tens; fast enough for quick tests, not so fast that a loaded 2-core machine (two suites at once) makes
+ * members flap: a 100 ms probe timeout with suspicion x2 kept three nodes from all seeing each other
+ * alive at one moment for 15 s once. */
+#define FAST "--probe-interval-ms", "400", "--probe-timeout-ms", "200", "--suspicion-mult", "3", \
              "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
 
 /* State of the member with domain on node n's view, or "" when not listed. */
