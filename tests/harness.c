@@ -23,6 +23,8 @@
 static struct {
     pid_t pid;
     char dir[256], log[300];
+    char url[64];           /* "http://127.0.0.1:PORT/" once started */
+    char token[4200];       /* its DATA/admin.token */
 } started[MAX_NODES];
 static int nstarted;
 
@@ -129,7 +131,21 @@ static size_t header(char *p, size_t sz, size_t n, void *ctx)
     return sz * n;
 }
 
+const char *h_token_for(const char *url)
+{
+    for (int i = 0; i < nstarted; i++)
+        if (started[i].url[0] && started[i].token[0] && !strncmp(url, started[i].url, strlen(started[i].url)))
+            return started[i].token;
+    return NULL;
+}
+
 int h_http(const char *method, const char *url, const char *ctype, const void *body, size_t len, h_resp_t *r)
+{
+    return h_http_token(method, url, ctype, body, len, h_token_for(url), r);
+}
+
+int h_http_token(const char *method, const char *url, const char *ctype, const void *body, size_t len,
+                 const char *token, h_resp_t *r)
 {
     memset(r, 0, sizeof *r);
     r->body = calloc(1, 1);
@@ -143,6 +159,11 @@ int h_http(const char *method, const char *url, const char *ctype, const void *b
         hdrs = curl_slist_append(hdrs, h);
     }
     hdrs = curl_slist_append(hdrs, "Expect:");
+    if (token && *token) {
+        char h[4300];
+        snprintf(h, sizeof h, "Authorization: Bearer %s", token);
+        hdrs = curl_slist_append(hdrs, h);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -252,6 +273,23 @@ int h_node_restart(h_node_t *n)
         return -1;
     if (!h_wait(status_ok, n, 20000) || n->pid < 0)
         return -1;
+    char path[300];
+    snprintf(path, sizeof path, "%s/admin.token", n->dir);
+    char *t = h_read_file(path, NULL);
+    n->token[0] = '\0';
+    if (t) {
+        t[strcspn(t, "\r\n")] = '\0';
+        snprintf(n->token, sizeof n->token, "%s", t);
+        free(t);
+    }
+    int i = reg_find(n->dir);
+    for (int j = 0; j < nstarted; j++) /* a port taken again by a later node: its token wins */
+        if (!strncmp(started[j].url, n->url, strlen(n->url)) && started[j].url[strlen(n->url)] == '/')
+            started[j].url[0] = '\0';
+    if (i >= 0) {
+        snprintf(started[i].url, sizeof started[i].url, "%s/", n->url);
+        snprintf(started[i].token, sizeof started[i].token, "%s", n->token);
+    }
     return 0;
 }
 
@@ -424,6 +462,8 @@ int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...)
         dup2(efd, 2);
         if (n)
             setenv("TRIB_NODE", n->url, 1);
+        if (n && n->token[0] && !getenv("TRIB_TOKEN"))
+            setenv("TRIB_TOKEN", n->token, 1);
         execv(argv[0], (char **)argv);
         _exit(127);
     }
