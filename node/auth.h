@@ -56,7 +56,8 @@ int auth_admin(node_t *n, const char *header, token_claims_t *c, auth_err_t *e);
 
 /* A read of product_id of classification cls (NULL/"" = internal) by the holder of token
  * (len bytes; NULL: none): public open; internal any valid token; confidential and restricted a
- * valid token and an active grant (restricted refusals are 404 not_found). 0 allowed. */
+ * valid token and an active grant, or a token of the product's own domain (restricted refusals
+ * are 404 not_found). The token's scope must cover the product. 0 allowed. */
 int auth_read(node_t *n, const char *token, size_t len, const char *product_id, const char *cls, auth_err_t *e);
 
 /* 1 when the caller (Authorization header value, NULL: none) may see restricted product_id in

@@ -1,0 +1,593 @@
+/* tests/test_auth.c - token enforcement against real `trib agent` processes (issue 11, DESIGN §13).
+ *
+ * Owns: DATA/admin.token (0600, refused when readable by others), writes without, with bad, with
+ * another domain's, with a read and with an out-of-scope token, hostile tokens (every byte of a
+ * token flipped in-process, a sample of them at the node, truncated, wrong prefix, expired,
+ * not-yet-valid, signed by a key not bound to the domain), revocation of a token and of a block
+ * (kept across a restart), the owner deciding on the token a relay forwards (a token revoked at
+ * the owner, unknown to the relay), reads by classification (internal needs a token, restricted
+ * is a stub and a 404), whoami, `trib token issue|revoke`, and random bytes as bearer tokens. Each
+ * refusal: its status, its code, trib_token_refused_total{reason}, and the node still serving.
+ * Must not: sleep to synchronise (polls with deadlines), or send a token where a test says none. */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "gossip/identity.h"
+#include "gossip/token.h"
+#include "node/auth.h"
+#include "tests/fixtures.h"
+#include "tests/harness.h"
+
+#define HOUR 3600000LL
+
+static void fini(void) { h_cleanup_all(); }
+TestSuite(auth, .fini = fini, .timeout = 240);
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* One request with exactly this token (NULL: none); status, and the error code into kind. */
+static long call(h_node_t *n, const char *method, const char *path, const char *ctype, const char *body,
+                 const char *token, char kind[64])
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", n->url, path);
+    h_resp_t r;
+    cr_assert_eq(h_http_token(method, url, ctype, body, body ? strlen(body) : 0, token, &r), 0, "%s %s", method,
+                 path);
+    if (kind) {
+        kind[0] = '\0';
+        json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+        const char *k = json_string_value(json_object_get(j, "error"));
+        if (k)
+            snprintf(kind, 64, "%s", k);
+        json_decref(j);
+    }
+    long st = r.status;
+    h_resp_free(&r);
+    return st;
+}
+
+static double refused(h_node_t *n, const char *reason)
+{
+    char series[128];
+    snprintf(series, sizeof series, "trib_token_refused_total{reason=\"%s\"}", reason);
+    return h_metric(n->url, series);
+}
+
+static void still_serves(h_node_t *n)
+{
+    json_t *j = h_get_json(n->url, "/v1/status", NULL);
+    cr_assert_not_null(j, "the node stopped serving");
+    json_decref(j);
+}
+
+/* Expects method path with token to be refused with status and code, counted under reason
+ * (code, unless a 404 hides it). */
+static void expect_refused(h_node_t *n, const char *method, const char *path, const char *ctype, const char *body,
+                           const char *token, long status, const char *code, const char *reason)
+{
+    double before = refused(n, reason);
+    char kind[64];
+    long st = call(n, method, path, ctype, body, token, kind);
+    cr_assert_eq(st, status, "%s %s: %ld %s, expected %ld %s", method, path, st, kind, status, code);
+    cr_assert_str_eq(kind, code, "%s %s", method, path);
+    cr_assert_eq(refused(n, reason), before + 1, "%s %s: refusal not counted as %s", method, path, reason);
+    still_serves(n);
+}
+
+static char *manifest(const char *file)
+{
+    char *m = fx_read_example(file, NULL);
+    cr_assert_not_null(m, "%s", file);
+    return m;
+}
+
+static void publish(h_node_t *n, const char *file, const char *id)
+{
+    char *m = manifest(file), path[256];
+    snprintf(path, sizeof path, "/v1/products/%s", id);
+    long st = call(n, "PUT", path, "application/yaml", m, n->token, NULL);
+    cr_assert(st == 200 || st == 201, "publish %s: %ld", id, st);
+    free(m);
+}
+
+/* A token issued by the node (POST /v1/tokens with its admin token); malloc'd. */
+static char *issue(h_node_t *n, const char *sub, const char *kind, long ttl_s, const char *product)
+{
+    char body[512], url[256];
+    if (product)
+        snprintf(body, sizeof body, "{\"sub\":\"%s\",\"kind\":\"%s\",\"ttl_s\":%ld,\"product\":\"%s\"}", sub, kind,
+                 ttl_s, product);
+    else
+        snprintf(body, sizeof body, "{\"sub\":\"%s\",\"kind\":\"%s\",\"ttl_s\":%ld}", sub, kind, ttl_s);
+    snprintf(url, sizeof url, "%s/v1/tokens", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("POST", url, "application/json", body, strlen(body), n->token, &r), 0);
+    cr_assert_eq(r.status, 201, "issue: %ld %s", r.status, r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    char *t = strdup(json_string_value(json_object_get(j, "token")));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "subject")), sub);
+    json_decref(j);
+    h_resp_free(&r);
+    return t;
+}
+
+static identity_t node_key(h_node_t *n)
+{
+    identity_t id;
+    int created = 0;
+    char err[256];
+    cr_assert_eq(identity_load_or_create(n->dir, &id, &created, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(created, 0);
+    return id;
+}
+
+#define PRODUCT "/v1/products/payments/settled-transactions"
+
+/* ------------------------------------------------------------------ admin.token */
+
+Test(auth, first_start_writes_admin_token_0600_and_the_node_refuses_one_others_can_read)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char path[400];
+    snprintf(path, sizeof path, "%s/admin.token", n.dir);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "admin.token mode %o", sb.st_mode & 0777);
+    cr_assert(!strncmp(n.token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)));
+
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/whoami", n.url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, n.token, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "subject")), "admin@payments");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "kind")), "admin");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
+    cr_assert_gt(json_integer_value(json_object_get(j, "expires_ms")), now_ms() + 300LL * 86400000LL);
+    json_decref(j);
+    h_resp_free(&r);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, NULL, 401, "token_required", "token_required");
+
+    /* The token never reaches the log; its id may. */
+    char *log = h_read_file(n.log, NULL);
+    cr_assert_not_null(log);
+    cr_assert_null(strstr(log, n.token + 6), "the admin token is in the log");
+    free(log);
+
+    char keep[4200];
+    snprintf(keep, sizeof keep, "%s", n.token);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(chmod(path, 0644), 0);
+    cr_assert_neq(h_node_restart(&n), 0, "the node started with a world-readable admin.token");
+    log = h_read_file(n.log, NULL);
+    cr_assert(log && strstr(log, "admin.token"), "the refusal does not name admin.token");
+    free(log);
+    cr_assert_eq(chmod(path, 0600), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    cr_assert_str_eq(n.token, keep, "a restart replaced the admin token");
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    h_node_cleanup(&n);
+}
+
+/* ------------------------------------------------------------------ writes */
+
+Test(auth, writes_need_a_write_token_of_the_owners_domain_in_scope)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char *m = manifest("settled-transactions.yaml");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, NULL, 401, "token_required", "token_required");
+    char *rd = issue(&n, "maria@payments", "read", 3600, NULL);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, rd, 403, "kind_insufficient", "kind_insufficient");
+    char *narrow = issue(&n, "ci@payments", "write", 3600, "payments/disputes-*");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, narrow, 403, "out_of_scope", "out_of_scope");
+    char *wr = issue(&n, "ci@payments", "write", 3600, "payments/settled-*");
+    char kind[64];
+    cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, wr, kind), 201, "%s", kind);
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    expect_refused(&n, "POST", PRODUCT "/records", "application/x-ndjson", rec, NULL, 401, "token_required",
+                   "token_required");
+    expect_refused(&n, "POST", PRODUCT "/records", "application/x-ndjson", rec, rd, 403, "kind_insufficient",
+                   "kind_insufficient");
+    cr_assert_eq(call(&n, "POST", PRODUCT "/records", "application/x-ndjson", rec, wr, kind), 201, "%s", kind);
+    /* a read token reads; a write token may not issue tokens; retire needs write */
+    cr_assert_eq(call(&n, "GET", PRODUCT "/records", NULL, NULL, rd, kind), 200, "%s", kind);
+    expect_refused(&n, "POST", "/v1/tokens", "application/json",
+                   "{\"sub\":\"x@payments\",\"kind\":\"admin\",\"ttl_s\":60}", wr, 403, "kind_insufficient",
+                   "kind_insufficient");
+    expect_refused(&n, "DELETE", PRODUCT, NULL, NULL, rd, 403, "kind_insufficient", "kind_insufficient");
+    cr_assert_eq(call(&n, "DELETE", PRODUCT, NULL, NULL, wr, kind), 200, "%s", kind);
+    free(m), free(rd), free(narrow), free(wr);
+    h_node_cleanup(&n);
+}
+
+static int knows_product(void *ctx)
+{
+    long st = 0;
+    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/payments/settled-transactions", &st);
+    json_decref(j);
+    return st == 200;
+}
+
+Test(auth, a_token_of_domain_a_never_writes_through_node_b)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    cr_assert(h_wait(knows_product, &b, 20000));
+    char *m = manifest("settled-transactions.yaml"), *g = manifest("growth-experiments.yaml");
+    /* A's admin token at B: neither A's product nor B's */
+    expect_refused(&b, "PUT", PRODUCT, "application/yaml", m, a.token, 403, "wrong_domain", "wrong_domain");
+    expect_refused(&b, "PUT", "/v1/products/growth/growth-experiments", "application/yaml", g, a.token, 403,
+                   "wrong_domain", "wrong_domain");
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    expect_refused(&b, "POST", PRODUCT "/records", "application/x-ndjson", rec, a.token, 403, "wrong_domain",
+                   "wrong_domain");
+    /* B's admin token at A */
+    expect_refused(&a, "PUT", PRODUCT, "application/yaml", m, b.token, 403, "wrong_domain", "wrong_domain");
+    free(m), free(g);
+    h_node_cleanup(&b);
+    h_node_cleanup(&a);
+}
+
+/* ------------------------------------------------------------------ hostile tokens */
+
+static int key_ok(void *ctx, const char *domain, const uint8_t key[ID_PK_LEN], int64_t t)
+{
+    (void)t;
+    const identity_t *id = ctx;
+    return !strcmp(domain, "payments") && !memcmp(key, id->pk, ID_PK_LEN);
+}
+
+Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    identity_t key = node_key(&n);
+    char *good = issue(&n, "ci@payments", "write", 3600, NULL);
+    size_t len = strlen(good);
+
+    /* Every byte flipped once, against the verifier with the node's key: none verifies. */
+    char *t = strdup(good);
+    token_claims_t c;
+    for (size_t i = 0; i < len; i++) {
+        t[i] ^= 0x01;
+        cr_assert_neq(token_verify(t, len, now_ms(), key_ok, &key, &c, NULL, 0), TOKEN_OK, "byte %zu flipped", i);
+        t[i] ^= 0x01;
+    }
+    cr_assert_eq(token_verify(t, len, now_ms(), key_ok, &key, &c, NULL, 0), TOKEN_OK);
+    /* ... and a sample of them at the node: 401 token_invalid each, counted. */
+    for (size_t i = 7; i < len; i += len / 12) {
+        t[i] ^= 0x01;
+        expect_refused(&n, "GET", PRODUCT "/records", NULL, NULL, t, 401, "token_invalid", "token_invalid");
+        t[i] ^= 0x01;
+    }
+    /* truncated, wrong prefix */
+    t[len / 2] = '\0';
+    expect_refused(&n, "GET", PRODUCT "/records", NULL, NULL, t, 401, "token_invalid", "token_invalid");
+    free(t);
+    char wrong[4200];
+    snprintf(wrong, sizeof wrong, "trib2.%s", good + 6);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, wrong, 401, "token_invalid", "token_invalid");
+
+    /* expired and not yet valid, signed by the node's own key */
+    char *m = manifest("settled-transactions.yaml"), *tok = NULL, err[256];
+    token_spec_t old = {.subject = "ci@payments", .kind = TOKEN_KIND_WRITE, .issued_ms = now_ms() - 3 * HOUR,
+                        .expires_ms = now_ms() - 2 * HOUR};
+    cr_assert_eq(token_issue(&key, "payments", &old, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_expired", "token_expired");
+    free(tok);
+    token_spec_t future = {.subject = "ci@payments", .kind = TOKEN_KIND_WRITE, .issued_ms = now_ms() + 2 * HOUR,
+                           .expires_ms = now_ms() + 3 * HOUR};
+    cr_assert_eq(token_issue(&key, "payments", &future, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_invalid", "token_invalid");
+    free(tok);
+
+    /* a well-formed token for payments signed by a key that is not payments' */
+    identity_t rogue;
+    memset(&rogue, 0, sizeof rogue);
+    crypto_sign_keypair(rogue.pk, rogue.sk);
+    token_spec_t spec = {.subject = "admin@payments", .kind = TOKEN_KIND_ADMIN, .issued_ms = now_ms(),
+                         .expires_ms = now_ms() + HOUR};
+    cr_assert_eq(token_issue(&rogue, "payments", &spec, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_invalid", "token_invalid");
+    expect_refused(&n, "POST", "/v1/tokens", "application/json",
+                   "{\"sub\":\"x@payments\",\"kind\":\"admin\",\"ttl_s\":60}", tok, 401, "token_invalid",
+                   "token_invalid");
+    free(tok);
+
+    /* an attenuation that tries to widen is refused where it is made */
+    char *narrow = NULL;
+    token_narrow_t nw = {.kind = TOKEN_KIND_READ};
+    cr_assert_eq(token_attenuate(good, &nw, now_ms(), &narrow, err, sizeof err), 0, "%s", err);
+    char *wide = NULL;
+    token_narrow_t up = {.kind = TOKEN_KIND_WRITE};
+    cr_assert_neq(token_attenuate(narrow, &up, now_ms(), &wide, err, sizeof err), 0, "read widened to write");
+    token_narrow_t longer = {.expires_ms = now_ms() + 48 * HOUR};
+    cr_assert_neq(token_attenuate(narrow, &longer, now_ms(), &wide, err, sizeof err), 0, "expiry widened");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, narrow, 403, "kind_insufficient", "kind_insufficient");
+    free(narrow);
+
+    /* the genuine token still works and the node serves */
+    char kind[64];
+    cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, good, kind), 200, "%s", kind);
+    free(m), free(good);
+    identity_wipe(&key);
+    h_node_cleanup(&n);
+}
+
+Test(auth, random_bytes_as_bearer_tokens)
+{
+    /* in-process: the header parser and the verifier on random input, bounded */
+    unsigned char buf[600];
+    for (int i = 0; i < 20000; i++) {
+        size_t l = randombytes_uniform(sizeof buf - 1);
+        randombytes_buf(buf, l);
+        if (i % 2)
+            memcpy(buf, "Bearer trib1.", l > 13 ? 13 : l);
+        buf[l] = '\0';
+        size_t tl = 0;
+        const char *t = auth_bearer((const char *)buf, &tl);
+        if (t) {
+            cr_assert_leq(tl, l);
+            token_claims_t c;
+            cr_assert_neq(token_verify(t, tl, now_ms(), NULL, NULL, &c, NULL, 0), TOKEN_OK);
+        }
+    }
+    /* at the node: base64url garbage after the prefix */
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    for (int i = 0; i < 30; i++) {
+        char tok[300] = "trib1.";
+        const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        size_t l = 1 + randombytes_uniform(250);
+        for (size_t k = 0; k < l; k++)
+            tok[6 + k] = al[randombytes_uniform(64)];
+        tok[6 + l] = '\0';
+        expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, tok, 401, "token_invalid", "token_invalid");
+    }
+    h_node_cleanup(&n);
+}
+
+/* ------------------------------------------------------------------ revocation */
+
+static void revoke_at(h_node_t *n, const char *body)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/tokens/revoke", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("POST", url, "application/json", body, strlen(body), n->token, &r), 0);
+    cr_assert_eq(r.status, 200, "revoke: %ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "\"state\":\"revoked\""), "%s", r.body);
+    h_resp_free(&r);
+}
+
+Test(auth, revoked_tokens_and_blocks_are_refused_also_after_a_restart)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    char *m = manifest("settled-transactions.yaml"), err[256], kind[64];
+    char *t = issue(&n, "ci@payments", "write", 3600, NULL), *t2 = NULL;
+    token_narrow_t nw = {.product = "payments/settled-*"};
+    cr_assert_eq(token_attenuate(t, &nw, now_ms(), &t2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, t2, kind), 200, "%s", kind); /* cached as valid */
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", t);
+    revoke_at(&n, body);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, t, 401, "token_revoked", "token_revoked");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, t2, 401, "token_revoked", "token_revoked");
+
+    /* a block by its revocation id: block 0 of another token ends its attenuations too */
+    char *u = issue(&n, "job@payments", "write", 3600, NULL), *u2 = NULL;
+    cr_assert_eq(token_attenuate(u, &nw, now_ms(), &u2, err, sizeof err), 0, "%s", err);
+    token_claims_t c;
+    cr_assert_eq(token_inspect(u2, strlen(u2), now_ms(), &c, err, sizeof err), TOKEN_OK, "%s", err);
+    char hex[2 * TOKEN_SIG_LEN + 1];
+    token_revocation_hex(c.revocation_ids[0], hex);
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", hex);
+    revoke_at(&n, body);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, u2, 401, "token_revoked", "token_revoked");
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, u, 401, "token_revoked", "token_revoked");
+
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, t, 401, "token_revoked", "token_revoked");
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, u2, 401, "token_revoked", "token_revoked");
+    cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, n.token, kind), 200, "%s", kind);
+    free(m), free(t), free(t2), free(u), free(u2);
+    h_node_cleanup(&n);
+}
+
+/* ------------------------------------------------------------------ reads, routed: the owner decides */
+
+Test(auth, the_owner_decides_on_the_token_a_relay_forwards)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    char kind[64];
+    cr_assert_eq(call(&a, "POST", PRODUCT "/records", "application/x-ndjson", rec, a.token, kind), 201, "%s", kind);
+    cr_assert(h_wait(knows_product, &b, 20000));
+
+    /* internal: no token -> the owner's 401, counted at the owner, not the relay */
+    double relay_before = refused(&b, "token_required");
+    expect_refused(&a, "GET", PRODUCT "/records", NULL, NULL, NULL, 401, "token_required", "token_required");
+    double owner_before = refused(&a, "token_required");
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, NULL, kind), 401);
+    cr_assert_str_eq(kind, "token_required");
+    cr_assert_eq(refused(&a, "token_required"), owner_before + 1, "the owner did not decide");
+    cr_assert_eq(refused(&b, "token_required"), relay_before);
+    cr_assert_eq(call(&b, "GET", PRODUCT "/stream", NULL, NULL, NULL, kind), 401);
+    cr_assert_str_eq(kind, "token_required");
+
+    /* a valid token of the relay's domain reads (any federation token reads internal) */
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, b.token, kind), 200, "%s", kind);
+    /* a tampered one is refused by the owner */
+    char *t = strdup(b.token);
+    t[strlen(t) - 3] ^= 0x01;
+    owner_before = refused(&a, "token_invalid");
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, t, kind), 401);
+    cr_assert_str_eq(kind, "token_invalid");
+    cr_assert_eq(refused(&a, "token_invalid"), owner_before + 1);
+    free(t);
+
+    /* a token the owner revoked, which the relay knows nothing of: the owner refuses it */
+    char *rd = issue(&a, "maria@payments", "read", 3600, NULL);
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, rd, kind), 200, "%s", kind);
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", rd);
+    revoke_at(&a, body);
+    owner_before = refused(&a, "token_revoked");
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, rd, kind), 401);
+    cr_assert_str_eq(kind, "token_revoked");
+    cr_assert_eq(refused(&a, "token_revoked"), owner_before + 1);
+    cr_assert_eq(call(&b, "GET", PRODUCT "/stream", NULL, NULL, rd, kind), 401);
+    cr_assert_str_eq(kind, "token_revoked");
+    /* out of scope */
+    char *other = issue(&a, "maria@payments", "read", 3600, "payments/disputes-*");
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, other, kind), 403);
+    cr_assert_str_eq(kind, "out_of_scope");
+    still_serves(&a);
+    still_serves(&b);
+    free(rd), free(other);
+    h_node_cleanup(&b);
+    h_node_cleanup(&a);
+}
+
+static int knows_funnel(void *ctx)
+{
+    long st = 0;
+    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/growth/signup-funnel", &st);
+    json_decref(j);
+    return st == 200;
+}
+
+Test(auth, restricted_products_are_stubs_and_404s_without_a_grant)
+{
+    h_node_t g, p;
+    cr_assert_eq(h_node_start(&g, "growth", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&p, "payments", "--seed", g.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&g, "signup-funnel.yaml", "growth/signup-funnel");
+    cr_assert(h_wait(knows_funnel, &p, 20000));
+    char url[256];
+    /* anyone without a grant sees a stub, in the listing and the product */
+    for (int i = 0; i < 2; i++) {
+        h_node_t *n = i ? &p : &g;
+        snprintf(url, sizeof url, "%.100s/v1/products/growth/signup-funnel", n->url);
+        h_resp_t r;
+        cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, i ? p.token : NULL, &r), 0);
+        cr_assert_eq(r.status, 200);
+        json_t *j = json_loads(r.body, 0, NULL);
+        cr_assert(json_is_true(json_object_get(j, "stub")), "not a stub: %s", r.body);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "classification")), "restricted");
+        cr_assert_null(json_object_get(j, "manifest"));
+        cr_assert_not_null(json_object_get(j, "owners"));
+        json_decref(j);
+        h_resp_free(&r);
+        snprintf(url, sizeof url, "%.100s/v1/products?q=signup", n->url);
+        cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, NULL, &r), 0);
+        cr_assert(strstr(r.body, "\"stub\":true") && !strstr(r.body, "\"tags\""), "%s", r.body);
+        h_resp_free(&r);
+    }
+    /* records: 404 to a caller without a grant, on the owner and through another node */
+    double before = refused(&g, "token_required");
+    char kind[64];
+    cr_assert_eq(call(&g, "GET", "/v1/products/growth/signup-funnel/records", NULL, NULL, NULL, kind), 404);
+    cr_assert_str_eq(kind, "not_found");
+    cr_assert_eq(refused(&g, "token_required"), before + 1);
+    before = refused(&g, "grant_required");
+    cr_assert_eq(call(&p, "GET", "/v1/products/growth/signup-funnel/records", NULL, NULL, p.token, kind), 404);
+    cr_assert_str_eq(kind, "not_found");
+    cr_assert_eq(refused(&g, "grant_required"), before + 1, "the owner did not count the missing grant");
+    /* the owner's own domain sees it whole */
+    snprintf(url, sizeof url, "%s/v1/products/growth/signup-funnel", g.url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, g.token, &r), 0);
+    cr_assert(!strstr(r.body, "\"stub\":true") && strstr(r.body, "\"manifest\""), "%s", r.body);
+    h_resp_free(&r);
+    cr_assert_eq(call(&g, "GET", "/v1/products/growth/signup-funnel/records", NULL, NULL, g.token, kind), 200, "%s",
+                 kind);
+    still_serves(&g);
+    h_node_cleanup(&p);
+    h_node_cleanup(&g);
+}
+
+/* ------------------------------------------------------------------ CLI */
+
+Test(auth, trib_token_issue_prints_only_the_token_and_revoke_ends_it)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char *out = NULL, *err = NULL;
+    int rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--sub", "ci@payments", "--kind", "write", "--ttl", "24h",
+                    NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(!strncmp(out, TOKEN_PREFIX, 6), "%s", out);
+    cr_assert_eq(strchr(out, '\n'), out + strlen(out) - 1, "more than the token on stdout: %s", out);
+    out[strlen(out) - 1] = '\0';
+    char *tok = out;
+    free(err);
+    char kind[64];
+    cr_assert_eq(call(&n, "GET", "/v1/whoami", NULL, NULL, tok, kind), 200, "%s", kind);
+
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--sub", "maria@payments", "--kind", "read", "--ttl", "1h",
+                "--product", "payments/settled-*", "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    json_t *j = json_loads(out, 0, NULL);
+    cr_assert_not_null(json_object_get(j, "id"), "%s", out);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "valid");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "scope")), "payments/settled-*");
+    json_decref(j);
+    free(out), free(err);
+
+    rc = h_trib(&n, NULL, &out, &err, "token", "revoke", tok, "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    j = json_loads(out, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "revoked", "%s", out);
+    json_decref(j);
+    free(out), free(err);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, tok, 401, "token_revoked", "token_revoked");
+
+    /* without a token the node says what is missing */
+    setenv("TRIB_TOKEN", "", 1);
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--sub", "x@payments", "--kind", "read", "--ttl", "1h", NULL);
+    cr_assert_neq(rc, 0);
+    cr_assert(strstr(err, "token_required"), "%s", err);
+    free(out), free(err);
+    /* --token-file: the admin token file itself */
+    char path[400];
+    snprintf(path, sizeof path, "%s/admin.token", n.dir);
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--token-file", path, "--sub", "x@payments", "--kind", "read",
+                "--ttl", "1h", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    free(out), free(err);
+    rc = h_trib(&n, NULL, &out, &err, "status", "--token", tok, NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    free(out), free(err);
+    unsetenv("TRIB_TOKEN");
+    free(tok);
+    h_node_cleanup(&n);
+}
