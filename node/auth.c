@@ -297,7 +297,7 @@ static int need_token(node_t *n, const char *header, const char *what, token_cla
     const char *t = auth_bearer(header, &len);
     if (!t) {
         set_err(e, 401, "token_required",
-                "%s needs a token of domain '%s' (Authorization: Bearer trib1.…; trib --token, --token-file or "
+                "%s needs a token of domain '%s' (Authorization: Bearer trib1....; trib --token, --token-file or "
                 "$TRIB_TOKEN)",
                 what, n->cfg.domain);
         return -1;
@@ -354,7 +354,7 @@ int auth_read(node_t *n, const char *token, size_t len, const char *product_id, 
     int rc = 0;
     if (!token || !len) {
         set_err(e, 401, "token_required", "%s is %s: reading its records needs a token (Authorization: Bearer "
-                                          "trib1.…)", product_id, cls && *cls ? cls : "internal");
+                                          "trib1....)", product_id, cls && *cls ? cls : "internal");
         rc = -1;
     } else if (auth_verify(n, token, len, &c, e) < 0) {
         rc = -1;

@@ -707,7 +707,7 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
     } else if (id && strlen(id) == 2 * TOKEN_SIG_LEN) {
         size_t bl = 0;
         found = sodium_hex2bin(sig, sizeof sig, id, strlen(id), NULL, &bl, NULL) == 0 && bl == TOKEN_SIG_LEN;
-        snprintf(label, sizeof label, "block %.16s…", id);
+        snprintf(label, sizeof label, "block %.16s...", id);
     } else if (id) {
         found = auth_find_id(id, sig) == 0;
         snprintf(label, sizeof label, "%.32s", id);
@@ -857,7 +857,7 @@ static int allowed(call_t *k, right_t right, auth_err_t *e)
         size_t len = 0;
         const char *t = auth_bearer(h, &len);
         if (!t) {
-            snprintf(e->detail, sizeof e->detail, "no token: send Authorization: Bearer trib1.…");
+            snprintf(e->detail, sizeof e->detail, "no token: send Authorization: Bearer trib1....");
             e->status = 401;
             snprintf(e->kind, sizeof e->kind, "token_required");
             auth_count("token_required");

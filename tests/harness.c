@@ -273,8 +273,12 @@ int h_node_restart(h_node_t *n)
         return -1;
     if (!h_wait(status_ok, n, 20000) || n->pid < 0)
         return -1;
+    const char *data = n->dir; /* --data among the extra arguments wins, as it does for the agent */
+    for (int k = 0; k + 1 < n->nextra; k++)
+        if (!strcmp(n->extra[k], "--data"))
+            data = n->extra[k + 1];
     char path[300];
-    snprintf(path, sizeof path, "%s/admin.token", n->dir);
+    snprintf(path, sizeof path, "%s/admin.token", data);
     char *t = h_read_file(path, NULL);
     n->token[0] = '\0';
     if (t) {
