@@ -77,6 +77,8 @@ int64_t auth_now_ms(void)
 /* ------------------------------------------------------------------ admin.token */
 
 static void revoked_load(node_t *n);
+static void revocations_refresh(node_t *n, int wait);
+static char own_domain_name[64]; /* set by auth_open: revocations from the file are this domain's */
 
 int auth_open(node_t *n, char *err, size_t errlen)
 {
@@ -88,7 +90,9 @@ int auth_open(node_t *n, char *err, size_t errlen)
                  (unsigned)(sb.st_mode & 0777), key);
         return -1;
     }
+    snprintf(own_domain_name, sizeof own_domain_name, "%s", n->cfg.domain);
     revoked_load(n);
+    revocations_refresh(n, 1);
     snprintf(path, sizeof path, "%s/admin.token", n->cfg.data);
     char e2[512];
     if (stat(path, &sb) == 0) {
@@ -155,41 +159,122 @@ int node_token_key(void *ctx, const char *domain, const uint8_t key[ID_PK_LEN], 
 
 /* ------------------------------------------------------------------ revocations */
 
+/* Each revocation with the domain whose log (or this node's file) holds it: a domain revokes
+ * only tokens it issued (a revocation in domain D's log never touches a token of domain E). */
 #define REVOKED_MAX 65536
+typedef struct {
+    uint8_t sig[TOKEN_SIG_LEN];
+    char domain[64];
+} revoked_t;
 static pthread_mutex_t rev_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint8_t (*revoked)[TOKEN_SIG_LEN];
+static revoked_t *revoked;
 static size_t nrevoked, caprevoked;
 
-void auth_revoke_add(const uint8_t sig[TOKEN_SIG_LEN])
+static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain)
 {
     pthread_mutex_lock(&rev_mu);
     for (size_t i = 0; i < nrevoked; i++)
-        if (!memcmp(revoked[i], sig, TOKEN_SIG_LEN)) {
+        if (!memcmp(revoked[i].sig, sig, TOKEN_SIG_LEN) && !strcmp(revoked[i].domain, domain)) {
             pthread_mutex_unlock(&rev_mu);
             return;
         }
     if (nrevoked == caprevoked && caprevoked < REVOKED_MAX) {
         size_t cap = caprevoked ? caprevoked * 2 : 64;
-        void *p = realloc(revoked, cap * TOKEN_SIG_LEN);
+        void *p = realloc(revoked, cap * sizeof *revoked);
         if (p) {
             revoked = p;
             caprevoked = cap;
         }
     }
-    if (nrevoked < caprevoked)
-        memcpy(revoked[nrevoked++], sig, TOKEN_SIG_LEN);
+    if (nrevoked < caprevoked) {
+        memcpy(revoked[nrevoked].sig, sig, TOKEN_SIG_LEN);
+        snprintf(revoked[nrevoked].domain, sizeof revoked[nrevoked].domain, "%s", domain);
+        nrevoked++;
+    }
     pthread_mutex_unlock(&rev_mu);
 }
+
+void auth_revoke_add(const uint8_t sig[TOKEN_SIG_LEN]) { revoke_add(sig, own_domain_name); }
 
 int auth_is_revoked(const token_claims_t *c)
 {
     int hit = 0;
     pthread_mutex_lock(&rev_mu);
     for (size_t i = 0; i < nrevoked && !hit; i++)
-        for (size_t b = 0; b < c->nblocks && !hit; b++)
-            hit = !memcmp(revoked[i], c->revocation_ids[b], TOKEN_SIG_LEN);
+        if (!strcmp(revoked[i].domain, c->domain))
+            for (size_t b = 0; b < c->nblocks && !hit; b++)
+                hit = !memcmp(revoked[i].sig, c->revocation_ids[b], TOKEN_SIG_LEN);
     pthread_mutex_unlock(&rev_mu);
     return hit;
+}
+
+/* ---- revocations learnt from the catalog: TokenRevocation entries of every domain's log, read
+ * incrementally (each domain from the seq after the last one read), at most every
+ * REFRESH_MS, by whichever request thread comes first (the others do not wait). */
+#define REFRESH_MS 250
+static pthread_mutex_t scan_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct scanned {
+    char domain[64];
+    uint64_t seq;
+} *scanned;
+static size_t nscanned;
+static uint64_t last_refresh;
+
+static int scan_entry(void *ctx, uint64_t seq, const uint8_t *bytes, size_t len)
+{
+    struct scanned *s = ctx;
+    s->seq = seq;
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
+    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
+    if (ce && ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE && ce->token_revoke &&
+        ce->token_revoke->revocation_id.len == TOKEN_SIG_LEN && ce->domain && !strcmp(ce->domain, s->domain))
+        revoke_add(ce->token_revoke->revocation_id.data, s->domain);
+    if (ce)
+        trib__catalog_entry__free_unpacked(ce, NULL);
+    if (se)
+        trib__signed_entry__free_unpacked(se, NULL);
+    return 0;
+}
+
+static int scan_head(void *ctx, const char *domain, const store_head_t *head)
+{
+    node_t *n = ctx;
+    struct scanned *s = NULL;
+    for (size_t i = 0; i < nscanned && !s; i++)
+        if (!strcmp(scanned[i].domain, domain))
+            s = &scanned[i];
+    if (!s) {
+        void *p = realloc(scanned, (nscanned + 1) * sizeof *scanned);
+        if (!p)
+            return 0;
+        scanned = p;
+        s = &scanned[nscanned++];
+        snprintf(s->domain, sizeof s->domain, "%s", domain);
+        s->seq = 0;
+    }
+    while (s->seq < head->seq) {
+        uint64_t before = s->seq;
+        if (store_catalog_scan(n->st, domain, s->seq + 1, 1u << 20, scan_entry, s) <= 0 || s->seq == before)
+            break;
+    }
+    return 0;
+}
+
+/* Reads the catalog's new TokenRevocation entries. */
+static void revocations_refresh(node_t *n, int wait)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    if (wait)
+        pthread_mutex_lock(&scan_mu);
+    else if (pthread_mutex_trylock(&scan_mu) != 0)
+        return;
+    if (wait || now - last_refresh >= REFRESH_MS) {
+        last_refresh = now;
+        store_catalog_heads(n->st, scan_head, n);
+    }
+    pthread_mutex_unlock(&scan_mu);
 }
 
 /* ------------------------------------------------------------------ verified-token cache */
@@ -241,6 +326,7 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
         cache[slot].used = 1;
         pthread_mutex_unlock(&cache_mu);
     }
+    revocations_refresh(n, 0);
     if (auth_is_revoked(c)) {
         set_err(e, 401, "token_revoked", "token %s of %s was revoked", c->id, c->subject);
         return -1;
@@ -485,7 +571,7 @@ int auth_find_id(const char *id, uint8_t sig[TOKEN_SIG_LEN])
     return found;
 }
 
-int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], char *err, size_t errlen)
+int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], const char *token_id, char *err, size_t errlen)
 {
     char path[600], hex[2 * TOKEN_SIG_LEN + 1];
     snprintf(path, sizeof path, "%s/revoked.tokens", n->cfg.data);
@@ -499,6 +585,21 @@ int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], char *err, size_t e
     }
     fclose(f);
     auth_revoke_add(sig);
+    /* ... and a signed entry of this domain's log, so every node learns it by gossip */
+    Trib__TokenRevocation tr = TRIB__TOKEN_REVOCATION__INIT;
+    tr.revocation_id = (ProtobufCBinaryData){TOKEN_SIG_LEN, (uint8_t *)sig};
+    tr.token_id = (char *)(token_id ? token_id : "");
+    tr.revoked_ms = auth_now_ms();
+    uint64_t seq = 0;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    if (catalog_publish_revocation(n->cat, &tr, &seq, &bytes, &len, err, errlen) < 0)
+        return -1; /* held here (the file) all the same */
+    if (n->gossip)
+        gossip_announce(n->gossip, bytes, len);
+    free(bytes);
+    log_info("token revocation %.16s... in %s's log as catalog seq %llu", hex, n->cfg.domain,
+             (unsigned long long)seq);
     return 0;
 }
 

@@ -75,16 +75,19 @@ int auth_owner_check(void *ctx, const char *product, const uint8_t *token, size_
 int auth_find_id(const char *id, uint8_t sig[TOKEN_SIG_LEN]);
 void auth_remember(const token_claims_t *c);
 
-/* Revokes block sig: held from now on and kept in DATA/revoked.tokens (loaded by auth_open).
- * 0, or -1 with err. */
-int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], char *err, size_t errlen);
+/* Revokes block sig of a token of this node's domain: held from now on, kept in
+ * DATA/revoked.tokens (loaded by auth_open), and written as a signed TokenRevocation entry into
+ * the domain's catalog log (gossiped: every node refuses the token within a second of receiving
+ * it). 0, or -1 with err (the local revocation holds even then). */
+int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], const char *token_id, char *err, size_t errlen);
 
 /* THE SEAM to the grants helper (node/grants.h grants_active): 1 when subject holds an active
  * grant on product_id. Until the grants work is merged it says no. */
 int auth_grant_active(node_t *n, const char *subject, const char *product_id);
 
-/* Revocations: adds a block signature to the set (from a TokenRevocation entry); 1 when the
- * claims' chain holds a revoked block. */
+/* Revocations: adds a block signature of this node's domain to the set; 1 when the claims' chain
+ * holds a block revoked by the token's own domain (from its log's TokenRevocation entries, read
+ * incrementally every 250 ms at most, or this node's file). */
 void auth_revoke_add(const uint8_t sig[TOKEN_SIG_LEN]);
 int auth_is_revoked(const token_claims_t *c);
 

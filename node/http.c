@@ -720,7 +720,7 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
     if (!found)
         return send_error(k->c, R_TOKENS_REVOKE, 404, "not_found",
                           "no token with id %s issued or seen by this node; revoke with the token itself", label);
-    if (auth_revoke(k->n, sig, err, sizeof err) < 0)
+    if (auth_revoke(k->n, sig, label, err, sizeof err) < 0)
         return send_error(k->c, R_TOKENS_REVOKE, 500, "storage", "%s", err);
     char hex[2 * TOKEN_SIG_LEN + 1];
     token_revocation_hex(sig, hex);
@@ -1124,6 +1124,13 @@ int http_start(node_t *a, char *err, size_t errlen)
         return -1;
     }
     listen_fd = -1; /* libmicrohttpd's now */
+    char host[128];
+    int hport;
+    if (config_split_addr(a->cfg.http, host, sizeof host, &hport) == 0 && strncmp(host, "127.", 4) != 0 &&
+        strcmp(host, "[::1]") != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0)
+        log_warn("HTTP on %s is plain HTTP beyond loopback: bearer tokens sent to it can be read on the way "
+                 "(serve it on a loopback address behind a TLS proxy)",
+                 a->cfg.http);
     log_info("HTTP: %d threads, at most %u connections, %u per address, idle ones closed after %d s", HTTP_POOL,
              conns, per_ip, HTTP_IDLE_S);
     return 0;

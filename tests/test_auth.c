@@ -138,6 +138,7 @@ static identity_t node_key(h_node_t *n)
 }
 
 #define PRODUCT "/v1/products/payments/settled-transactions"
+static int knows_funnel(void *ctx);
 
 /* ------------------------------------------------------------------ admin.token */
 
@@ -590,4 +591,58 @@ Test(auth, trib_token_issue_prints_only_the_token_and_revoke_ends_it)
     unsetenv("TRIB_TOKEN");
     free(tok);
     h_node_cleanup(&n);
+}
+
+/* ------------------------------------------------------------------ revocations travel by gossip */
+
+typedef struct {
+    h_node_t *via;
+    const char *token;
+} revoked_ctx_t;
+
+static int refused_revoked(void *ctx)
+{
+    revoked_ctx_t *r = ctx;
+    char kind[64];
+    return call(r->via, "GET", PRODUCT "/records", NULL, NULL, r->token, kind) == 401 &&
+           !strcmp(kind, "token_revoked");
+}
+
+Test(auth, a_revocation_reaches_the_owner_of_the_product_by_gossip)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    publish(&b, "growth-experiments.yaml", "growth/growth-experiments");
+    cr_assert(h_wait(knows_product, &b, 20000));
+    /* growth issues a token to its analyst, who reads payments' internal product through growth */
+    char *alice = issue(&b, "alice@growth", "read", 3600, NULL), kind[64];
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, alice, kind), 200, "%s", kind);
+    cr_assert_eq(call(&a, "GET", PRODUCT "/records", NULL, NULL, alice, kind), 200, "%s", kind);
+    /* growth revokes it: the owner, payments, learns it from growth's log and refuses it */
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", alice);
+    double before = refused(&a, "token_revoked");
+    revoke_at(&b, body);
+    revoked_ctx_t rc = {&a, alice};
+    cr_assert(h_wait(refused_revoked, &rc, 15000), "payments still accepts the token growth revoked");
+    cr_assert_gt(refused(&a, "token_revoked"), before);
+    revoked_ctx_t rb = {&b, alice};
+    cr_assert(refused_revoked(&rb), "the read through growth was not refused by the owner");
+    /* the revocation is an entry of growth's log, not a product: the catalog goes on replicating */
+    json_t *st = h_get_json(a.url, "/v1/products/growth/growth-experiments", NULL);
+    cr_assert_not_null(st, "growth's product is gone from payments' catalog");
+    json_decref(st);
+    publish(&b, "signup-funnel.yaml", "growth/signup-funnel");
+    cr_assert(h_wait(knows_funnel, &a, 20000), "growth's log stopped replicating after the revocation entry");
+    /* payments cannot revoke growth's tokens: its own revocation of a growth token is refused */
+    char *bob = issue(&b, "bob@growth", "read", 3600, NULL);
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", bob);
+    cr_assert_eq(call(&a, "POST", "/v1/tokens/revoke", "application/json", body, a.token, kind), 403);
+    cr_assert_str_eq(kind, "wrong_domain");
+    cr_assert_eq(call(&a, "GET", PRODUCT "/records", NULL, NULL, bob, kind), 200, "%s", kind);
+    free(alice), free(bob);
+    h_node_cleanup(&b);
+    h_node_cleanup(&a);
 }
