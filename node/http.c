@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1090,10 +1091,57 @@ int http_listen(node_t *a, char *err, size_t errlen)
 #define HTTP_CONNS 16384        /* connections at once (also bounded by the descriptor limit) */
 #define HTTP_PER_IP 256         /* connections at once from one address */
 
+/* A PEM file for TLS, whole (malloc'd, NUL-ended), or NULL with err. key: the file must not be
+ * readable by group or others, as the node key and admin.token. */
+static char *pem_read(const char *path, int key, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > (1 << 20)) {
+        snprintf(err, errlen, "%s: %s", path, errno ? strerror(errno) : "not a regular file of at most 1 MiB");
+        return NULL;
+    }
+    if (key && (sb.st_mode & 077)) {
+        snprintf(err, errlen, "%s is readable by group or others (mode %03o): chmod 600 %s", path,
+                 (unsigned)(sb.st_mode & 0777), path);
+        return NULL;
+    }
+    FILE *f = fopen(path, "r");
+    char *buf = f ? malloc((size_t)sb.st_size + 1) : NULL;
+    size_t n = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
+    if (f)
+        fclose(f);
+    if (!buf || n != (size_t)sb.st_size) {
+        free(buf);
+        snprintf(err, errlen, "%s: cannot read it", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static char *tls_cert_pem, *tls_key_pem; /* held while libmicrohttpd serves */
+
 int http_start(node_t *a, char *err, size_t errlen)
 {
     if (listen_fd < 0 && http_listen(a, err, errlen) < 0)
         return -1;
+    int tls = a->cfg.tls_cert[0] || a->cfg.tls_key[0];
+    if (tls) {
+        if (!a->cfg.tls_cert[0] || !a->cfg.tls_key[0]) {
+            snprintf(err, errlen, "--tls-cert and --tls-key go together");
+            return -1;
+        }
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "--tls-cert: this libmicrohttpd was built without TLS (GnuTLS)");
+            return -1;
+        }
+        if (!(tls_cert_pem = pem_read(a->cfg.tls_cert, 0, err, errlen)) ||
+            !(tls_key_pem = pem_read(a->cfg.tls_key, 1, err, errlen))) {
+            free(tls_cert_pem);
+            tls_cert_pem = NULL;
+            return -1;
+        }
+    }
     route_names_init();
     unsigned conns = HTTP_CONNS;
     struct rlimit rl;
@@ -1108,16 +1156,23 @@ int http_start(node_t *a, char *err, size_t errlen)
         return -1;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
     a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                 MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL,
                                 MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
                                 MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_END);
+                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL,
+                                /* with TLS the two PEMs; without, the list ends here */
+                                tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert_pem,
+                                MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem, MHD_OPTION_END);
     if (!a->httpd) {
-        snprintf(err, errlen, "http: cannot start serving on %s", a->cfg.http);
+        snprintf(err, errlen, "http: cannot start serving on %s%s", a->cfg.http,
+                 tls ? " (with TLS: are --tls-cert and --tls-key a matching PEM certificate and key?)" : "");
+        free(tls_cert_pem);
+        free(tls_key_pem);
+        tls_cert_pem = tls_key_pem = NULL;
         stream_stop(a);
         close(listen_fd);
         listen_fd = -1;
@@ -1126,10 +1181,10 @@ int http_start(node_t *a, char *err, size_t errlen)
     listen_fd = -1; /* libmicrohttpd's now */
     char host[128];
     int hport;
-    if (config_split_addr(a->cfg.http, host, sizeof host, &hport) == 0 && strncmp(host, "127.", 4) != 0 &&
+    if (!tls && config_split_addr(a->cfg.http, host, sizeof host, &hport) == 0 && strncmp(host, "127.", 4) != 0 &&
         strcmp(host, "[::1]") != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0)
         log_warn("HTTP on %s is plain HTTP beyond loopback: bearer tokens sent to it can be read on the way "
-                 "(serve it on a loopback address behind a TLS proxy)",
+                 "(serve it with --tls-cert/--tls-key, or on loopback behind a TLS proxy)",
                  a->cfg.http);
     log_info("HTTP: %d threads, at most %u connections, %u per address, idle ones closed after %d s", HTTP_POOL,
              conns, per_ip, HTTP_IDLE_S);
@@ -1147,5 +1202,8 @@ void http_stop(node_t *a)
         ops_drain();    /* no connection may stay suspended under MHD_stop_daemon */
         MHD_stop_daemon(a->httpd);
         a->httpd = NULL;
+        free(tls_cert_pem);
+        free(tls_key_pem);
+        tls_cert_pem = tls_key_pem = NULL;
     }
 }

@@ -646,3 +646,51 @@ Test(auth, a_revocation_reaches_the_owner_of_the_product_by_gossip)
     h_node_cleanup(&b);
     h_node_cleanup(&a);
 }
+
+/* ------------------------------------------------------------------ TLS */
+
+Test(auth, the_api_over_https_with_tls_cert_and_key)
+{
+    if (system("command -v openssl >/dev/null 2>&1") != 0)
+        cr_skip_test("openssl (to make a test certificate) is not installed");
+    char dir[] = "/tmp/trib-tls-XXXXXX", cmd[1024], cert[128], key[128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1 && chmod 600 %s",
+             key, cert, key);
+    cr_assert_eq(system(cmd), 0, "openssl could not make a certificate");
+
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", "--tls-cert", cert, "--tls-key", key, NULL), 0, "no https node");
+    cr_assert(!strncmp(n.url, "https://", 8));
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", "x", NULL, 401, "token_required", "token_required");
+    /* plain HTTP to the same port gets no answer from the API */
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/status", n.http_port);
+    h_resp_t r;
+    int rc = h_http_token("GET", url, NULL, NULL, 0, NULL, &r);
+    cr_assert(rc != 0 || r.status != 200, "plain HTTP was answered on the https port");
+    h_resp_free(&r);
+    /* the CLI with --cacert */
+    char *out = NULL, *err = NULL;
+    rc = h_trib(&n, NULL, &out, &err, "status", "--cacert", cert, NULL);
+    cr_assert_eq(rc, 0, "trib status --cacert over https: %s", err);
+    free(out), free(err);
+    rc = h_trib(&n, NULL, &out, &err, "status", NULL);
+    cr_assert_neq(rc, 0, "the CLI trusted an unknown certificate");
+    free(out), free(err);
+    /* a key file others can read: refused at start */
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(chmod(key, 0644), 0);
+    cr_assert_neq(h_node_restart(&n), 0, "started with a world-readable TLS key");
+    char *log = h_read_file(n.log, NULL);
+    cr_assert(log && strstr(log, "key.pem"), "the refusal does not name the key file");
+    free(log);
+    h_node_cleanup(&n);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
