@@ -22,6 +22,8 @@ struct ostream {
     char product[STORE_ID_MAX];
     uint64_t next_seq, remaining;   /* remaining UINT64_MAX: no limit */
     int live, waiting, dead;
+    int feed;                       /* live from the tail: a relay's shared feed (its subscribers are
+                                       checked one by one by the relay's probes, not by this token) */
     uint32_t window;
     size_t max_bytes;
     uint64_t sent, acked;
@@ -249,6 +251,7 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     s->next_seq = q->live && q->from_tail ? last + 1 : from;
     s->remaining = q->limit ? q->limit : UINT64_MAX;
     s->live = q->live;
+    s->feed = q->live && q->from_tail;
     s->window = q->credit < 1 ? 1 : q->credit > MAX_WINDOW ? MAX_WINDOW : q->credit;
     s->max_bytes = r->c.batch_bytes < r->room ? r->c.batch_bytes : r->room;
     if (q->max_bytes && q->max_bytes < s->max_bytes)
@@ -359,7 +362,7 @@ void reads__owner_tick(reads_t *r, uint64_t now, outq_t *q)
         }
         uint32_t ast;
         char akind[KIND_MAX], amsg[ERR_MAX];
-        if (s->live && now - s->last_check >= r->c.keepalive_ms) { /* a revoked or expired token ends it */
+        if (s->live && !s->feed && now - s->last_check >= r->c.keepalive_ms) { /* a revoked or expired token ends it */
             s->last_check = now;
             if (access_check(r, s->product, s->token, s->token_len, &ast, akind, amsg) < 0) {
                 reply_error_kind(r, s->peer_addr, s->id, s->sent + 1, ast, akind, amsg);

@@ -297,6 +297,7 @@ struct reads_reader {
     int live;
     char *token;                /* the consumer's token (forwarded with every session it opens) */
     size_t token_len;
+    uint64_t last_probe;        /* live: when the owner last authorised this subscriber (ms) */
     session_t *s;               /* range session: the read itself, or a live catch-up */
     feed_t *feed;               /* live */
     uint64_t next;              /* live: next seq to deliver */
@@ -484,6 +485,7 @@ static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, reads_err_t 
         pthread_mutex_lock(&r->mu);
         session_release(r, rd->s, &wake);
         rd->s = NULL;
+        rd->last_probe = clock_ms();
         for (f = r->feeds; f; f = f->next) /* the feed may have failed meanwhile */
             if (!strcmp(f->product, rd->product) && !memcmp(f->up->owner, rd->owner_id, 32))
                 break;
@@ -553,6 +555,7 @@ reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *l
         return NULL;
     }
     rd->next = o->from ? o->from : 1;
+    rd->last_probe = clock_ms(); /* the owner authorised this reader just now (its open or its probe) */
     return rd;
 }
 
@@ -579,10 +582,38 @@ static void stage_from_ring(reads_reader_t *rd, feed_t *f)
     }
 }
 
+/* Asks the owner whether rd's token still reads the product: a range read past any seq, which
+ * the owner checks and answers "done" with no records. 0 yes, -1 with e (the owner's refusal). */
+static int reader_probe(reads_reader_t *rd, reads_err_t *e)
+{
+    rd->last_probe = clock_ms();
+    if (reader_open_range(rd, UINT64_MAX - 1, 1, NULL, e) < 0)
+        return -1;
+    int wake = 0;
+    pthread_mutex_lock(&rd->r->mu);
+    session_release(rd->r, rd->s, &wake);
+    pthread_mutex_unlock(&rd->r->mu);
+    rd->s = NULL;
+    if (wake)
+        rd->r->io.wake(rd->r->io.ctx);
+    return 0;
+}
+
+#define REPROBE_MS 2000 /* a subscriber of a shared feed is authorised again this often */
+
 static long live_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, reads_err_t *e)
 {
     reads_t *r = rd->r;
     for (;;) {
+        /* The owner decides for each subscriber: a revoked or expired token (or grant) ends this
+         * subscriber's stream within REPROBE_MS while the feed goes on for the others. */
+        if (!rd->s && rd->soff >= rd->slen && clock_ms() - rd->last_probe >= REPROBE_MS &&
+            reader_probe(rd, e) < 0) {
+            if (e->status == 503)
+                snprintf(e->kind, sizeof e->kind, "owner_lost");
+            e->status = 0;
+            return READS_FAILED;
+        }
         if (rd->soff < rd->slen) {
             size_t n = rd->slen - rd->soff < cap ? rd->slen - rd->soff : cap;
             memcpy(out, rd->stage + rd->soff, n);

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -693,4 +695,125 @@ Test(auth, the_api_over_https_with_tls_cert_and_key)
     h_node_cleanup(&n);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* ------------------------------------------------------------------ shared live feed */
+
+typedef struct {
+    pid_t pid;
+    char out[64], err[64];
+    int exited, status;
+} sub_t;
+
+static void sub_start(sub_t *s, h_node_t *via, const char *token)
+{
+    snprintf(s->out, sizeof s->out, "/tmp/trib-sub-out-XXXXXX");
+    snprintf(s->err, sizeof s->err, "/tmp/trib-sub-err-XXXXXX");
+    int fd = mkstemp(s->out), efd = mkstemp(s->err);
+    cr_assert(fd >= 0 && efd >= 0);
+    s->exited = 0;
+    s->pid = fork();
+    if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(efd, 2);
+        setenv("TRIB_NODE", via->url, 1);
+        setenv("TRIB_TOKEN", token, 1);
+        execl(h_trib_path(), h_trib_path(), "subscribe", "payments/settled-transactions", "--from", "1", (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    close(efd);
+}
+
+static int sub_lines(sub_t *s)
+{
+    size_t len = 0;
+    char *b = h_read_file(s->out, &len);
+    int n = 0;
+    for (size_t i = 0; b && i < len; i++)
+        n += b[i] == '\n';
+    free(b);
+    return n;
+}
+
+static int sub_poll_exit(sub_t *s)
+{
+    if (!s->exited && waitpid(s->pid, &s->status, WNOHANG) == s->pid)
+        s->exited = 1;
+    return s->exited;
+}
+
+typedef struct {
+    sub_t *subs;
+    int n, want;
+} lines_ctx_t;
+
+static int all_have(void *ctx)
+{
+    lines_ctx_t *c = ctx;
+    for (int i = 0; i < c->n; i++)
+        if (sub_lines(&c->subs[i]) < c->want)
+            return 0;
+    return 1;
+}
+
+static int sub_exited(void *ctx) { return sub_poll_exit(ctx); }
+
+static void append(h_node_t *a, int from, int count)
+{
+    char body[4096] = "";
+    size_t off = 0;
+    for (int i = 0; i < count; i++)
+        off += (size_t)snprintf(body + off, sizeof body - off,
+                                "{\"txn_id\":\"t%d\",\"amount_minor\":%d,\"currency\":\"EUR\",\"settled_at\":"
+                                "\"2026-11-24T10:00:00Z\"}\n",
+                                from + i, from + i);
+    char kind[64];
+    cr_assert_eq(call(a, "POST", PRODUCT "/records", "application/x-ndjson", body, a->token, kind), 201, "%s", kind);
+}
+
+Test(auth, a_revoked_subscriber_leaves_a_shared_feed_while_the_others_go_on)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    cr_assert(h_wait(knows_product, &b, 20000));
+    append(&a, 1, 3);
+    char *tok[3];
+    sub_t subs[3];
+    for (int i = 0; i < 3; i++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "reader%d@payments", i);
+        tok[i] = issue(&a, sub, "read", 3600, NULL);
+        sub_start(&subs[i], &b, tok[i]);
+    }
+    lines_ctx_t lc = {subs, 3, 3};
+    cr_assert(h_wait(all_have, &lc, 20000), "the three subscribers did not get the first records");
+    /* one subscriber's token is revoked at the owner: its stream ends with token_revoked */
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok[0]);
+    revoke_at(&a, body);
+    cr_assert(h_wait(sub_exited, &subs[0], 15000), "the revoked subscriber's stream did not end");
+    cr_assert(WIFEXITED(subs[0].status) && WEXITSTATUS(subs[0].status) != 0);
+    char *err = h_read_file(subs[0].err, NULL);
+    cr_assert(err && strstr(err, "token_revoked"), "the revoked subscriber was not told why: %s", err);
+    free(err);
+    /* the other two go on */
+    append(&a, 4, 3);
+    lines_ctx_t rest = {subs + 1, 2, 6};
+    cr_assert(h_wait(all_have, &rest, 20000), "the other subscribers stopped getting records");
+    cr_assert(!sub_poll_exit(&subs[1]) && !sub_poll_exit(&subs[2]));
+    for (int i = 0; i < 3; i++) {
+        if (!subs[i].exited) {
+            kill(subs[i].pid, SIGTERM);
+            waitpid(subs[i].pid, NULL, 0);
+        }
+        unlink(subs[i].out);
+        unlink(subs[i].err);
+        free(tok[i]);
+    }
+    h_node_cleanup(&b);
+    h_node_cleanup(&a);
 }
