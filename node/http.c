@@ -451,6 +451,8 @@ static enum MHD_Result records_get(call_t *k, int live)
     stream_t *s = stream_new(a, c, id, from, limit, live, NULL);
     if (!s)
         return MHD_NO;
+    if (live) /* out of memory fails closed: the stream's first check finds no token */
+        (void)stream_set_token(s, token, tlen);
     return queue_stream(c, route, s, last);
 }
 

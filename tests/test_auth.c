@@ -817,3 +817,29 @@ Test(auth, a_revoked_subscriber_leaves_a_shared_feed_while_the_others_go_on)
     h_node_cleanup(&b);
     h_node_cleanup(&a);
 }
+
+Test(auth, a_revoked_token_ends_a_local_live_stream_on_the_owner)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    append(&a, 1, 2);
+    char *t = issue(&a, "reader@payments", "read", 3600, NULL);
+    sub_t s;
+    sub_start(&s, &a, t);
+    lines_ctx_t lc = {&s, 1, 2};
+    cr_assert(h_wait(all_have, &lc, 20000), "the subscriber did not get the first records");
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", t);
+    revoke_at(&a, body);
+    append(&a, 3, 1); /* the stream looks again at its next page */
+    cr_assert(h_wait(sub_exited, &s, 15000), "the revoked subscriber's local stream did not end");
+    char *err = h_read_file(s.err, NULL);
+    cr_assert(err && strstr(err, "token_revoked"), "not told why: %s", err);
+    cr_assert_eq(sub_lines(&s), 2, "a record was served after the revocation");
+    free(err);
+    unlink(s.out);
+    unlink(s.err);
+    free(t);
+    h_node_cleanup(&a);
+}
