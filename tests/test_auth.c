@@ -26,9 +26,13 @@
 
 #include "gossip/identity.h"
 #include "gossip/token.h"
+#include "gossip/transport.h"
+#include "proto/tributary.pb-c.h"
 #include "node/auth.h"
 #include "tests/fixtures.h"
 #include "tests/harness.h"
+#include "tests/peer_tools.h"
+#include <zmq.h>
 
 #define HOUR 3600000LL
 
@@ -841,5 +845,96 @@ Test(auth, a_revoked_token_ends_a_local_live_stream_on_the_owner)
     unlink(s.out);
     unlink(s.err);
     free(t);
+    h_node_cleanup(&a);
+}
+
+/* ------------------------------------------------------------------ a lying relay */
+
+static Trib__ReadBatch *first_batch(transport_t *t, uint64_t id)
+{
+    long deadline = h_now_ms() + 10000;
+    transport_msg_t m;
+    while (h_now_ms() < deadline && peer_wait_msg(t, (int)(deadline - h_now_ms()), &m) == 1) {
+        Trib__ReadBatch *b = m.type == TRIB__MSG_TYPE__MSG_READ_BATCH ? trib__read_batch__unpack(NULL, m.body_len, m.body)
+                                                                      : NULL;
+        transport_msg_free(&m);
+        if (b && b->stream_id == id && b->batch_no != 0)
+            return b;
+        if (b)
+            trib__read_batch__free_unpacked(b, NULL);
+    }
+    return NULL;
+}
+
+/* A relay is a peer that forwards whatever token it likes: here one made by hand on the peer
+ * transport. The owner answers each with what that token allows, whatever the relay says. */
+Test(auth, a_relay_forwarding_another_token_gets_what_that_token_allows)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    append(&a, 1, 2);
+    char *client = issue(&a, "reader@payments", "read", 3600, NULL);
+    char *revoked = issue(&a, "gone@payments", "read", 3600, NULL);
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", revoked);
+    revoke_at(&a, body);
+    char *forged = strdup(client);
+    forged[strlen(forged) - 2] ^= 0x01;
+    identity_t rogue;
+    memset(&rogue, 0, sizeof rogue);
+    crypto_sign_keypair(rogue.pk, rogue.sk);
+    char *other = NULL, err[256];
+    token_spec_t spec = {.subject = "x@payments", .kind = TOKEN_KIND_ADMIN, .issued_ms = now_ms(),
+                         .expires_ms = now_ms() + HOUR};
+    cr_assert_eq(token_issue(&rogue, "payments", &spec, &other, err, sizeof err), 0, "%s", err);
+
+    void *z = zmq_ctx_new();
+    identity_t me;
+    peer_identity(&me);
+    transport_t *t = transport_new(z, &me, "127.0.0.1:0", NULL, err, sizeof err);
+    cr_assert(t, "%s", err);
+    static const struct {
+        int which;              /* 0 none, 1 the client's, 2 forged, 3 revoked, 4 another issuer's */
+        uint32_t status;
+        const char *kind, *reason;
+    } cases[] = {
+        {0, 401, "token_required", "token_required"}, {2, 401, "token_invalid", "token_invalid"},
+        {3, 401, "token_revoked", "token_revoked"},    {4, 401, "token_invalid", "token_invalid"},
+        {1, 0, "", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *tok = cases[i].which == 1 ? client : cases[i].which == 2 ? forged
+                        : cases[i].which == 3 ? revoked : cases[i].which == 4 ? other : NULL;
+        double before = cases[i].reason ? refused(&a, cases[i].reason) : 0;
+        Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+        q.stream_id = 900 + i;
+        q.product_id = "payments/settled-transactions";
+        q.from_seq = 1;
+        q.credit = 4;
+        if (tok)
+            q.token = (ProtobufCBinaryData){strlen(tok), (uint8_t *)tok};
+        size_t len = trib__read_request__get_packed_size(&q);
+        uint8_t *buf = malloc(len + 1);
+        trib__read_request__pack(&q, buf);
+        cr_assert_eq(transport_send(t, a.peer, TRIB__MSG_TYPE__MSG_READ_REQ, buf, len), 0);
+        free(buf);
+        Trib__ReadBatch *b = first_batch(t, q.stream_id);
+        cr_assert(b, "case %zu: no answer", i);
+        cr_assert_eq(b->status, cases[i].status, "case %zu: status %u (%s)", i, b->status, b->error);
+        if (cases[i].reason) {
+            cr_assert_str_eq(b->error_kind, cases[i].kind, "case %zu", i);
+            cr_assert_eq(b->lines.len, 0, "case %zu: records sent with a refused token", i);
+            cr_assert_eq(refused(&a, cases[i].reason), before + 1, "case %zu: not counted", i);
+        } else {
+            cr_assert_gt(b->lines.len, 0, "the client's token read no records");
+        }
+        trib__read_batch__free_unpacked(b, NULL);
+    }
+    still_serves(&a);
+    transport_destroy(&t);
+    zmq_ctx_term(z);
+    free(client), free(revoked), free(forged), free(other);
+    identity_wipe(&me);
     h_node_cleanup(&a);
 }
