@@ -220,10 +220,57 @@ static struct scanned {
 static size_t nscanned;
 static uint64_t last_refresh;
 
+/* Reads a varint at *p (< end); 0 or -1. */
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* Field `want` (length-delimited) at the top level of the protobuf message m[0..len): its bytes
+ * in *out and *outlen, 1; 0 when absent or undecodable. Lets the scan skip every entry that is
+ * not a revocation without decoding its manifest. */
+int auth_pb_field(const uint8_t *m, size_t len, uint32_t want, const uint8_t **out, size_t *outlen)
+{
+    const uint8_t *p = m, *end = m + len;
+    while (p < end) {
+        uint64_t key, n;
+        if (varint(&p, end, &key) < 0)
+            return 0;
+        switch (key & 7) {
+        case 0: if (varint(&p, end, &n) < 0) return 0; break;
+        case 1: if (end - p < 8) return 0; p += 8; break;
+        case 5: if (end - p < 4) return 0; p += 4; break;
+        case 2:
+            if (varint(&p, end, &n) < 0 || n > (uint64_t)(end - p))
+                return 0;
+            if ((key >> 3) == want) {
+                *out = p;
+                *outlen = (size_t)n;
+                return 1;
+            }
+            p += n;
+            break;
+        default: return 0;
+        }
+    }
+    return 0;
+}
+
 static int scan_entry(void *ctx, uint64_t seq, const uint8_t *bytes, size_t len)
 {
     struct scanned *s = ctx;
     s->seq = seq;
+    const uint8_t *body, *rev;
+    size_t blen, rlen;
+    if (!auth_pb_field(bytes, len, 1, &body, &blen) || !auth_pb_field(body, blen, 8, &rev, &rlen))
+        return 0; /* SignedEntry.body; CatalogEntry.token_revoke = 8: not a revocation */
     Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
     Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
     if (ce && ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE && ce->token_revoke &&

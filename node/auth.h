@@ -96,6 +96,11 @@ void auth_count(const char *reason);
 /* Prometheus text: trib_token_refused_total{reason}, trib_token_cache_hits_total ... */
 void auth_metrics_render(FILE *f);
 
+/* Field `want` (length-delimited) at the top level of protobuf bytes m[0..len): 1 with its bytes
+ * (within m), 0 when absent or malformed. Used to skip catalog entries that are not revocations
+ * without decoding them; bounded, never reads outside m. */
+int auth_pb_field(const uint8_t *m, size_t len, uint32_t want, const uint8_t **out, size_t *outlen);
+
 /* Now in unix ms. */
 int64_t auth_now_ms(void);
 

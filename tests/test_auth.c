@@ -361,6 +361,33 @@ Test(auth, random_bytes_as_bearer_tokens)
             cr_assert_neq(token_verify(t, tl, now_ms(), NULL, NULL, &c, NULL, 0), TOKEN_OK);
         }
     }
+    /* the catalog scan's protobuf field walker on random bytes: in bounds or nothing */
+    for (int i = 0; i < 20000; i++) {
+        size_t l = randombytes_uniform(sizeof buf);
+        randombytes_buf(buf, l);
+        const uint8_t *f = NULL;
+        size_t fl = 0;
+        if (auth_pb_field(buf, l, 1 + randombytes_uniform(9), &f, &fl))
+            cr_assert(f >= buf && f + fl <= buf + l, "field outside the message");
+    }
+    /* ... and it finds a revocation in a real entry */
+    Trib__TokenRevocation tr = TRIB__TOKEN_REVOCATION__INIT;
+    uint8_t sig[64] = {1};
+    tr.revocation_id = (ProtobufCBinaryData){64, sig};
+    Trib__CatalogEntry ce = TRIB__CATALOG_ENTRY__INIT;
+    ce.domain = "payments";
+    ce.seq = 7;
+    ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE;
+    ce.token_revoke = &tr;
+    uint8_t packed[300];
+    size_t pl = trib__catalog_entry__pack(&ce, packed);
+    const uint8_t *f = NULL;
+    size_t fl = 0;
+    cr_assert(auth_pb_field(packed, pl, 8, &f, &fl));
+    Trib__TokenRevocation *back = trib__token_revocation__unpack(NULL, fl, f);
+    cr_assert(back && back->revocation_id.len == 64 && back->revocation_id.data[0] == 1);
+    trib__token_revocation__free_unpacked(back, NULL);
+    cr_assert_not(auth_pb_field(packed, pl, 5, &f, &fl), "a manifest found in a revocation entry");
     /* at the node: base64url garbage after the prefix */
     h_node_t n;
     cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
