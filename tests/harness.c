@@ -23,7 +23,7 @@
 static struct {
     pid_t pid;
     char dir[256], log[300];
-    char url[64];           /* "http://127.0.0.1:PORT/" (https with --tls-cert) once started */
+    char url[80];           /* "http://127.0.0.1:PORT/" (https with --tls-cert) once started */
     char cacert[160];       /* --tls-cert of the node: what h_http trusts for its https URL */
     char token[4200];       /* its DATA/admin.token */
 } started[MAX_NODES];
