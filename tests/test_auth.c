@@ -323,6 +323,13 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
                    "token_invalid");
     free(tok);
 
+    /* a token of a domain no member of this federation is (another federation's node) */
+    token_spec_t far = {.subject = "eve@stranger", .kind = TOKEN_KIND_READ, .issued_ms = now_ms(),
+                        .expires_ms = now_ms() + HOUR};
+    cr_assert_eq(token_issue(&rogue, "stranger", &far, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "GET", PRODUCT "/records", NULL, NULL, tok, 401, "token_invalid", "token_invalid");
+    free(tok);
+
     /* an attenuation that tries to widen is refused where it is made */
     char *narrow = NULL;
     token_narrow_t nw = {.kind = TOKEN_KIND_READ};
