@@ -849,7 +849,10 @@ static int allowed(call_t *k, right_t right, auth_err_t *e)
     const char *h = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization");
     k->claims = &k->req->claims;
     switch (right) {
-    case RIGHT_NONE:
+    case RIGHT_NONE: /* discovery is open (DESIGN §13) unless --require-token 1 */
+        if (k->n->cfg.require_token)
+            return allowed(k, RIGHT_TOKEN, e);
+        return 1;
     case RIGHT_READ:
         return 1;
     case RIGHT_WRITE:

@@ -249,7 +249,8 @@ static int status_ok(void *ctx)
     char url[128];
     snprintf(url, sizeof url, "%s/v1/status", n->url);
     h_resp_t r;
-    int ok = h_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200;
+    /* 401: a node started with --require-token 1 is up too */
+    int ok = h_http("GET", url, NULL, NULL, 0, &r) == 0 && (r.status == 200 || r.status == 401);
     h_resp_free(&r);
     return ok;
 }

@@ -972,3 +972,17 @@ Test(auth, a_relay_forwarding_another_token_gets_what_that_token_allows)
     identity_wipe(&me);
     h_node_cleanup(&a);
 }
+
+Test(auth, require_token_closes_discovery_too)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", "--require-token", "1", NULL), 0);
+    expect_refused(&n, "GET", "/v1/products", NULL, NULL, NULL, 401, "token_required", "token_required");
+    expect_refused(&n, "GET", "/v1/members", NULL, NULL, NULL, 401, "token_required", "token_required");
+    char kind[64];
+    cr_assert_eq(call(&n, "GET", "/v1/products", NULL, NULL, n.token, kind), 200, "%s", kind);
+    cr_assert_eq(call(&n, "GET", "/v1/status", NULL, NULL, n.token, kind), 200, "%s", kind);
+    cr_assert_eq(call(&n, "GET", "/v1/status", NULL, NULL, "trib1.AAAA", kind), 401);
+    cr_assert_str_eq(kind, "token_invalid");
+    h_node_cleanup(&n);
+}
