@@ -390,6 +390,14 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
             set_err(e, 401, "token_invalid", "the token is not valid (%s): %s", token_reason_name(r), why);
             return -1;
         }
+        /* A domain speaks only for its own people: a subject of another domain would let it use
+         * that person's grants (grants are given to a subject). */
+        const char *at = strrchr(c->subject, '@');
+        if (!at || strcmp(at + 1, c->domain) != 0) {
+            set_err(e, 401, "token_invalid", "token %s: subject '%s' is not of the issuing domain '%s'", c->id,
+                    c->subject, c->domain);
+            return -1;
+        }
         pthread_mutex_lock(&cache_mu);
         memcpy(cache[slot].hash, h, sizeof h);
         cache[slot].c = *c;

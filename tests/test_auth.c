@@ -323,6 +323,16 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
                    "token_invalid");
     free(tok);
 
+    /* payments' own key speaking for a person of another domain (whose grants it would use) */
+    token_spec_t imp = {.subject = "alice@growth", .kind = TOKEN_KIND_READ, .issued_ms = now_ms(),
+                        .expires_ms = now_ms() + HOUR};
+    cr_assert_eq(token_issue(&key, "payments", &imp, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, tok, 401, "token_invalid", "token_invalid");
+    free(tok);
+    char kind0[64];
+    cr_assert_eq(call(&n, "POST", "/v1/tokens", "application/json",
+                      "{\"sub\":\"alice@growth\",\"kind\":\"read\",\"ttl_s\":60}", n.token, kind0), 400);
+
     /* a token of a domain no member of this federation is (another federation's node) */
     token_spec_t far = {.subject = "eve@stranger", .kind = TOKEN_KIND_READ, .issued_ms = now_ms(),
                         .expires_ms = now_ms() + HOUR};
