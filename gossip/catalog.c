@@ -27,7 +27,8 @@
 /* One queued change and, once done, its result. Lives on its caller's stack until done. */
 typedef struct pub {
     const Trib__Manifest *m;     /* a publish, or */
-    const char *retire;          /* a retire */
+    const char *retire;          /* a retire, or */
+    const Trib__AccessChange *access;   /* an access request or decision (not a product change) */
     char *err;                   /* the caller's buffer: its own error */
     size_t errlen;
     int rc, done;                /* rc 0: seq and out are set */
@@ -162,7 +163,7 @@ static int batch_state(pub_t *const *prepared, size_t n, const char *name, int *
                 *retired = 1;
                 return 1;
             }
-        } else if (strcmp(e->manifest->name, name) == 0) {
+        } else if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST && strcmp(e->manifest->name, name) == 0) {
             *retired = e->manifest->status && strcmp(e->manifest->status, "retired") == 0;
             return 1;
         }
@@ -178,6 +179,8 @@ static int check_change(catalog_t *c, const pub_t *p, pub_t *const *prepared, si
     const char *retire_name = p->retire;
     char *err = p->err;
     size_t errlen = p->errlen;
+    if (p->access != NULL)
+        return m == NULL && retire_name == NULL ? 0 : -1;   /* its rules are node/grants.c's */
     if ((m == NULL) == (retire_name == NULL)) {
         snprintf(err, errlen, "catalog_publish: give a manifest or a name to retire, not %s",
                  m ? "both" : "neither");
@@ -238,7 +241,10 @@ static int prepare(catalog_t *c, pub_t *p, store_head_t *head)
         ce.prev_hash.len = STORE_HASH_LEN;
     }
     ce.time_ms = now_ms();
-    if (p->m != NULL) {
+    if (p->access != NULL) {
+        ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_ACCESS;
+        ce.access = (Trib__AccessChange *)p->access;   /* only read by pack */
+    } else if (p->m != NULL) {
         ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
         ce.manifest = (Trib__Manifest *)p->m;   /* only read by pack */
     } else {
@@ -432,6 +438,24 @@ int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_na
     } else {
         free(p.out);
     }
+    return 0;
+}
+
+int catalog_publish_access(catalog_t *c, const Trib__AccessChange *a, uint64_t *seq, uint8_t **out, size_t *outlen,
+                           char *err, size_t errlen)
+{
+    assert(c && a && seq && out && outlen);
+    char scratch[1];
+    pub_t p = {.access = a, .err = err ? err : scratch, .errlen = err ? errlen : sizeof scratch};
+    *out = NULL;
+    *outlen = 0;
+    publish_queued(c, &p, 1);
+    tl_publish_errno = p.rc != 0 ? p.err_no : 0;
+    if (p.rc != 0)
+        return -1;
+    *seq = p.seq;
+    *out = p.out;
+    *outlen = p.outlen;
     return 0;
 }
 

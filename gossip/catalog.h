@@ -43,6 +43,12 @@ int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_na
  * (ENOSPC: the disk is full), also when another caller's thread wrote the batch; 0 for a refusal. */
 int catalog_publish_errno(void);
 
+/* Appends this node's entry carrying access change a (a request, grant, denial or revocation:
+ * not a product change), as catalog_publish does; *out and *outlen are the SignedEntry bytes
+ * (malloc'd) for the gossip loop. Who may sign what is the caller's check (node/grants.c). */
+int catalog_publish_access(catalog_t *c, const Trib__AccessChange *a, uint64_t *seq, uint8_t **out, size_t *outlen,
+                           char *err, size_t errlen);
+
 #define CATALOG_BATCH_MAX 128
 
 /* Many changes at once, queued together (so they share commits), each with its own result. */

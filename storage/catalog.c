@@ -113,7 +113,7 @@ typedef struct {
     size_t dlen;
     const uint8_t *hash, *signer, *bytes;
     size_t len;
-    const char *name;            /* product the entry is about */
+    const char *name;            /* product the entry is about (NULL: not a product change) */
     int tombstone;
 } append_ctx;
 
@@ -196,7 +196,8 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
     int rc = check_head(st, txn, a, &head, err, errlen);
     if (rc != 0)
         return rc;
-    if ((rc = index_entry(st, txn, a, &p, &changed, err, errlen)) != 0)
+    changed = 0;
+    if (a->name && (rc = index_entry(st, txn, a, &p, &changed, err, errlen)) != 0)
         return rc;
 
     uint8_t kb[STORE_SEQKEY_MAX];
@@ -218,6 +219,8 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
     MDB_val hk = { a->dlen, (void *)e->domain }, hv = { sizeof hb, hb };
     if ((rc = mdb_put(txn, st->heads, &hk, &hv, 0)) != 0)
         return store__write_fail(st, err, errlen, "mdb_put(catalog_heads)", rc);
+    if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_ACCESS)
+        return store__access_apply(st, txn, e, err, errlen);
     if (!changed)
         return 0;
     if ((rc = store__product_save(st, txn, &p, err, errlen)) != 0)
@@ -257,10 +260,14 @@ static int append_prepare(append_ctx *a, const store_append_t *it, char *err, si
     } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE && entry->tombstone) {
         a->name = entry->tombstone->name;
         a->tombstone = 1;
-    } else {
+    } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST ||
+               entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE ||
+               entry->change_case == TRIB__CATALOG_ENTRY__CHANGE__NOT_SET) {
         store__err(err, errlen, "catalog %s seq %llu: entry has neither manifest nor tombstone",
                    entry->domain, (unsigned long long)entry->seq);
         return -1;
+    } else {
+        return 0;   /* not a product change (access, ...): logged, chained; no product index change */
     }
     if (!a->name || !store_valid_name(a->name, strnlen(a->name, STORE_NAME_MAX + 1))) {
         store__err(err, errlen, "catalog %s seq %llu: invalid product name",
