@@ -280,6 +280,17 @@ static int setup(CURL *h, xfer_t *x, const char *url, struct curl_slist **hdrs, 
         snprintf(line, sizeof line, "Content-Type: %s", rq->content_type);
         l = add_header(l, line, &ok);
     }
+    if (rq->authorization && *rq->authorization) {   /* grants: "Bearer trib1.…" (auth unifies at merge) */
+        char *a = NULL;
+        if (asprintf(&a, "Authorization: %s", rq->authorization) < 0 || !a)
+            ok = 0;
+        else
+            l = add_header(l, a, &ok);
+        if (a) {
+            memset(a, 0, strlen(a));
+            free(a);
+        }
+    }
     *hdrs = l;
     if (!ok)
         return -1;

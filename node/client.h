@@ -33,6 +33,7 @@ typedef struct {
     FILE *upload;                /* or a body streamed from this file (when body is NULL) */
     long long upload_len;        /* its size when known, else -1 (sent chunked) */
     const char *upload_name;     /* for read error messages ("records.ndjson", "stdin") */
+    const char *authorization;   /* optional: the Authorization header's value ("Bearer trib1.…") */
     int long_lived;              /* no overall timeout (record reads, streams, uploads) */
     client_sink_fn sink;         /* optional: receives 2xx bodies instead of the buffer */
     void *sink_ctx;
