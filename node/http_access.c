@@ -20,7 +20,7 @@
 /* Refusal reasons counted in trib_access_refused_total. */
 static const char *const reasons[] = {"token_required", "token_invalid", "token_expired", "wrong_domain",
                                       "kind_insufficient", "out_of_scope", "not_found", "already_decided",
-                                      "already_revoked", "bad_request", "other"};
+                                      "already_revoked", "bad_request", "bad_query", "bad_id", "retired", "other"};
 #define NREASONS (sizeof reasons / sizeof *reasons)
 static atomic_ullong refused[NREASONS];
 
