@@ -170,6 +170,87 @@ const char *const *grants_fields(const grant_info_t *info, const char *buf[ACCES
     return buf;
 }
 
+/* ---------------------------------------------------------------- reads */
+
+int grants_classification(node_t *n, const char *product_id, char out[16])
+{
+    out[0] = '\0';
+    store_product_t p;
+    if (store_product_get(n->st, product_id, &p) != 0)
+        return -1;
+    char dom[64];
+    snprintf(dom, sizeof dom, "%.*s", (int)strcspn(product_id, "/"), product_id);
+    Trib__SignedEntry *se = NULL;
+    Trib__CatalogEntry *ce = NULL;
+    if (view_load_manifest(n, dom, p.manifest_seq, &se, &ce) != 0 || !ce->manifest) {
+        view_free_entry(&se, &ce);
+        return -1;
+    }
+    snprintf(out, 16, "%s", ce->manifest->classification ? ce->manifest->classification : "");
+    view_free_entry(&se, &ce);
+    return 0;
+}
+
+static void audit_read_decision(node_t *n, const grants_read_t *d, uint64_t records)
+{
+    audit_event_t e = {.time_ms = wall_ms(), .subject = d->subject, .token_id = d->token_id,
+                       .grant_id = d->grant.grant_id, .product_id = d->product_id, .entry_node = d->entry_node,
+                       .action = d->action, .records = records, .allowed = d->allowed,
+                       .reason = d->allowed ? (d->grant.nfields ? "projected to the grant's fields" : "") : d->code};
+    audit_record(n, &e);
+}
+
+int grants_check_read(node_t *n, const char *classification, const char *subject, const char *token_id,
+                      const char *product_id, const char *entry_node, int live, grants_read_t *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->subject, sizeof out->subject, "%s", subject ? subject : "");
+    snprintf(out->token_id, sizeof out->token_id, "%s", token_id ? token_id : "");
+    snprintf(out->product_id, sizeof out->product_id, "%s", product_id);
+    snprintf(out->entry_node, sizeof out->entry_node, "%s", entry_node ? entry_node : n->id.hex);
+    snprintf(out->action, sizeof out->action, "%s", live ? "stream" : "read");
+    const char *c = classification ? classification : "";
+    int restricted = strcmp(c, "restricted") == 0;
+    if (!restricted && strcmp(c, "confidential") != 0) {
+        out->allowed = 1;
+        return 1;
+    }
+    out->audited = 1;
+    int rc = subject && *subject ? grants_active(n, subject, product_id, wall_ms(), &out->grant) : 0;
+    if (rc == 1) {
+        out->allowed = 1;
+        return 1;
+    }
+    if (rc < 0) {
+        out->status = 500;
+        out->code = "storage";
+        snprintf(out->detail, sizeof out->detail, "reading the grants of %s failed", product_id);
+    } else if (restricted) {
+        out->status = 404;
+        out->code = "not_found";
+        snprintf(out->detail, sizeof out->detail, "no product %s in this node's catalog", product_id);
+    } else if (!subject || !*subject) {
+        out->status = 401;
+        out->code = "token_required";
+        snprintf(out->detail, sizeof out->detail,
+                 "%s is confidential: send a token (Authorization: Bearer trib1.…) and hold a grant", product_id);
+    } else {
+        out->status = 403;
+        out->code = "grant_required";
+        snprintf(out->detail, sizeof out->detail,
+                 "%s is confidential and %s holds no active grant for it: trib access request %s --purpose …",
+                 product_id, subject, product_id);
+    }
+    audit_read_decision(n, out, 0);
+    return 0;
+}
+
+void grants_audit_served(node_t *n, const grants_read_t *d, uint64_t records)
+{
+    if (d && d->audited && d->allowed)
+        audit_read_decision(n, d, records);
+}
+
 /* ---------------------------------------------------------------- signing */
 
 /* Signs a into this node's log and hands it to the gossip loop. 0, or -1 with r set. */

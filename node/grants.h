@@ -38,6 +38,32 @@ int grants_active(node_t *n, const char *subject, const char *product_id, int64_
  * grant without an allow-list gives NULL (no projection). */
 const char *const *grants_fields(const grant_info_t *info, const char *buf[ACCESS_FIELDS_MAX + 1]);
 
+/* ---- reads of confidential and restricted products (DESIGN §13), decided on the owner */
+
+/* A read decision: what grants_check_read found, carried to the end of the read for its audit. */
+typedef struct grants_read_s {
+    int allowed;             /* 1: serve, projected to grant.fields when grant.nfields > 0 */
+    int audited;             /* confidential or restricted: the read is audited (stream.c at its end) */
+    unsigned status;         /* refused: 401, 403 or 404 (restricted is never confirmed to exist) */
+    const char *code;        /* refused: "token_required", "grant_required", "not_found", "storage" */
+    char detail[256];
+    grant_info_t grant;
+    char subject[129], token_id[33], product_id[STORE_ID_MAX], entry_node[65], action[8];
+} grants_read_t;
+
+/* The owner's decision on a read of product_id (of this node's domain) whose manifest says
+ * classification, by subject (a verified token's subject, or NULL without a token) through the node
+ * entry_node (hex id; this node's for a local read). public and internal are allowed here (whether
+ * internal needs a token is node/auth.c's); confidential and restricted need subject and an active
+ * grant: refusals are audited at once, an allowed read when it ends (grants_audit_served). Returns
+ * out->allowed. */
+int grants_check_read(node_t *n, const char *classification, const char *subject, const char *token_id,
+                      const char *product_id, const char *entry_node, int live, grants_read_t *out);
+/* Audits an allowed read that served `records` records (no-op when !d->audited). */
+void grants_audit_served(node_t *n, const grants_read_t *d, uint64_t records);
+/* The classification of product_id from its latest manifest into out ("" when unset). 0 or -1. */
+int grants_classification(node_t *n, const char *product_id, char out[16]);
+
 /* Who is asking, from a verified token (node/http_access.c fills it). */
 typedef struct {
     char subject[129];

@@ -18,9 +18,11 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/log.h"
+#include "node/grants.h"
 #include "node/metrics.h"
 #include "node/stream.h"
 #include "storage/pager.h"
+#include "storage/project.h"
 
 #define ROUTED_BUF (64 * 1024) /* what a routed stream's waiter takes from the relay at once */
 #define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
@@ -48,6 +50,8 @@ typedef struct stream {
     pthread_cond_t park_cv;
     int has_waiter, parked, quit;
     int gone;                  /* the waker saw the client close its connection */
+    grants_read_t *grant;      /* local read of confidential/restricted data: projection, audit */
+    uint64_t served;           /* records handed out (for the audit) */
 } reader_t;
 
 stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
@@ -138,6 +142,17 @@ static long page_fill(reader_t *r)
     if (r->remaining != UINT64_MAX)
         r->remaining -= (uint64_t)n;
     metrics_records_read((uint64_t)n);
+    if (r->grant) {   /* the owner projects before records leave it (node/grants.h) */
+        const char *fb[ACCESS_FIELDS_MAX + 1];
+        const char *const *f = grants_fields(&r->grant->grant, fb);
+        size_t m = f ? project_ndjson(r->buf, r->len, f) : r->len;
+        if (m == (size_t)-1) {
+            reader_error_line(r, "internal", "out of memory while projecting records to the grant's fields");
+            return 1;
+        }
+        r->len = m;
+        r->served += (uint64_t)n;
+    }
     return n;
 }
 
@@ -345,8 +360,22 @@ static void reader_free(void *cls)
         pthread_mutex_unlock(&live_mu);
     }
     gossip_read_close(&r->rd);
+    if (r->grant) {
+        grants_audit_served(r->a, r->grant, r->served);
+        free(r->grant);
+    }
     free(r->buf);
     free(r);
+}
+
+int stream_set_grant(stream_t *r, const struct grants_read_s *d)
+{
+    if (!d || !d->audited || r->rd)
+        return 0;   /* nothing to project or audit here (a routed read is projected at its owner) */
+    if (!(r->grant = malloc(sizeof *r->grant)))
+        return -1;
+    *r->grant = *d;
+    return 0;
 }
 
 
