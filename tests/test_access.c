@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "gossip/catalog.h"
 #include "gossip/entry.h"
@@ -27,6 +29,7 @@
 #include "storage/project.h"
 #include "storage/store.h"
 #include "tests/harness.h"
+#include "tests/peer_tools.h"
 
 #define DAY_MS 86400000LL
 
@@ -380,6 +383,28 @@ Test(index, read_decisions_are_audited, .init = ix_setup, .fini = ix_teardown)
     cr_assert_eq(sb.st_mode & 0777, 0600, "audit.log mode %o", sb.st_mode & 0777);
 }
 
+/* States computed when read: a grant past its expiry is "expired" in mine and in the request. */
+Test(index, expired_state_is_computed_when_read, .init = ix_setup, .fini = ix_teardown)
+{
+    size_t len;
+    free(sign_change(cgro, TRIB__ACCESS_KIND__ACCESS_REQUEST, REQ1, NULL, "alice@growth", 0, &len));
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ1, GR1, "alice@growth", wall_ms() - 1, &len));
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.st = stores[0];
+    snprintf(n.cfg.domain, sizeof n.cfg.domain, "growth");
+    grants_caller_t who = {.subject = "alice@growth", .domain = "growth", .kind = TOKEN_KIND_READ};
+    grants_result_t r;
+    grants_mine(&n, &who, &r);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(json_array_size(r.body), 2);
+    for (size_t i = 0; i < 2; i++)
+        cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r.body, i), "state")), "expired");
+    json_decref(r.body);
+    grant_info_t gi;
+    cr_assert_eq(active(stores[0], "alice@growth", wall_ms(), &gi), 0);
+}
+
 Test(index, malformed_access_entries_are_refused, .init = ix_setup, .fini = ix_teardown)
 {
     Trib__AccessChange a = TRIB__ACCESS_CHANGE__INIT;
@@ -719,6 +744,19 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     cr_assert(!strstr(out, padmin), "a token reached the audit output");
     free(out);
     free(errout);
+    /* access entries are not products: listings, search and status count the one product */
+    json_t *pl = h_get_json(B.url, "/v1/products", NULL);
+    cr_assert_eq(json_integer_value(json_object_get(pl, "total")), 1, "growth lists other than one product");
+    json_decref(pl);
+    pl = h_get_json(A.url, "/v1/products?q=settled", NULL);
+    cr_assert_eq(json_integer_value(json_object_get(pl, "total")), 1, "search on payments");
+    json_decref(pl);
+    json_t *ss = h_get_json(B.url, "/v1/status", NULL);
+    cr_assert_eq(json_integer_value(json_object_get(ss, "products")), 1);
+    cr_assert_geq(json_integer_value(json_object_get(json_object_get(ss, "digest"), "growth")), 2,
+                  "growth's log holds its two requests");
+    json_decref(ss);
+
     char *log = h_read_file(A.log, NULL);
     cr_assert(log && !strstr(log, padmin) && !strstr(log, alice), "a token reached the agent's log");
     free(log);
@@ -748,4 +786,154 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
                      "enforced on this build (node/auth.c not merged); grants_active and the projection are "
                      "covered by index/* and project/*");
     cr_assert(st == 401 || st == 403, "confidential read without a token: %ld", st);
+}
+
+/* ================================================================ hostile peers */
+
+/* The SignedEntry bytes of the grant entry with id gid in domain's log of the store in dir (the
+ * agent stopped). */
+static uint8_t *grant_entry_bytes(const char *dir, const char *domain, const char *gid, size_t *len)
+{
+    char err[256];
+    store_t *st = store_open(dir, NULL, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    store_head_t head;
+    cr_assert_eq(store_catalog_head(st, domain, &head), 0);
+    uint8_t *found = NULL;
+    for (uint64_t seq = 1; seq <= head.seq && !found; seq++) {
+        uint8_t *b = NULL;
+        size_t l = 0;
+        cr_assert_eq(store_catalog_get(st, domain, seq, &b, &l), 0);
+        entry_t v;
+        cr_assert_eq(entry_verify(b, l, &v, err, sizeof err), 0, "%s", err);
+        const Trib__CatalogEntry *e = v.entry;
+        if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_ACCESS && e->access->kind == TRIB__ACCESS_KIND__ACCESS_GRANT &&
+            !strcmp(e->access->grant_id, gid)) {
+            found = b;
+            *len = l;
+        } else {
+            free(b);
+        }
+        entry_free(&v);
+    }
+    store_close(&st);
+    cr_assert_not_null(found, "no grant entry %s in %s's log", gid, domain);
+    return found;
+}
+
+static void send_entries(peer_client_t *c, const identity_t *id, uint8_t *const *entries, const size_t *lens,
+                         size_t n)
+{
+    ProtobufCBinaryData items[4];
+    for (size_t i = 0; i < n; i++)
+        items[i] = (ProtobufCBinaryData){lens[i], entries[i]};
+    Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
+    msg.n_entries = n;
+    msg.entries = items;
+    msg.final = 1;
+    size_t blen = trib__catalog_entries__get_packed_size(&msg);
+    uint8_t *body = malloc(blen);
+    trib__catalog_entries__pack(&msg, body);
+    peer_envelope_t env;
+    peer_envelope_init(&env, id, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, blen);
+    cr_assert_eq(peer_client_send_envelope(c, &env), 0);
+    free(body);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *series;
+    double want;
+} metric_at_least_t;
+
+static int metric_at_least(void *ctx)
+{
+    metric_at_least_t *m = ctx;
+    return h_metric(m->n->url, m->series) >= m->want;
+}
+
+/* A peer replays the owner's revoked grant entry to growth's node, and signs a grant for payments'
+ * product into a log of its own: the first is a duplicate, the second is kept in its log (a signed
+ * log never stalls) but grants nothing; growth still shows the grant revoked and serves. */
+Test(flow, replayed_and_foreign_grant_entries_from_a_peer, .fini = h_cleanup_all, .timeout = 180)
+{
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
+    publish_settled(&A);
+    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
+    long st = 0;
+    json_t *j = call("POST", &B, "/v1/access/requests", alice,
+                     "{\"product\":\"payments/settled\",\"purpose\":\"p\",\"fields\":[\"txn_id\"]}", &st);
+    cr_assert_eq(st, 201, "%s", jstr(j, "detail"));
+    char rid[64], gid[64], path[256];
+    snprintf(rid, sizeof rid, "%s", jstr(j, "id"));
+    json_decref(j);
+    seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
+    snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
+    j = call("POST", &A, path, padmin, "{\"days\":2}", &st);
+    cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
+    snprintf(gid, sizeof gid, "%s", jstr(j, "id"));
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/access/grants/%s/revoke", gid);
+    j = call("POST", &A, path, padmin, "{}", &st);
+    cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
+    json_decref(j);
+    seen_t revoked = {&B, "/v1/access/mine", alice, gid, "revoked"};
+    cr_assert(h_wait(sees, &revoked, 20000), "growth never saw %s revoked", gid);
+
+    cr_assert_eq(h_node_stop(&A, SIGTERM), 0);
+    size_t glen = 0;
+    uint8_t *grant = grant_entry_bytes(A.dir, "payments", gid, &glen);
+
+    /* mallory's own log, seq 1: a grant of payments/settled to alice, with a fresh grant id */
+    identity_t mallory;
+    peer_identity(&mallory);
+    Trib__AccessChange a = TRIB__ACCESS_CHANGE__INIT;
+    a.kind = TRIB__ACCESS_KIND__ACCESS_GRANT;
+    a.request_id = "req-00000000000000ff";
+    a.grant_id = "grant-00000000000000ff";
+    a.product_id = "payments/settled";
+    a.subject = "alice@growth";
+    a.expires_ms = wall_ms() + DAY_MS;
+    Trib__CatalogEntry ce = TRIB__CATALOG_ENTRY__INIT;
+    ce.domain = "mallory";
+    ce.seq = 1;
+    ce.time_ms = wall_ms();
+    ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_ACCESS;
+    ce.access = &a;
+    uint8_t *forged = NULL;
+    size_t flen = 0;
+    cr_assert_eq(entry_sign(&mallory, &ce, &forged, &flen), 0);
+
+    double dup0 = h_metric(B.url, "trib_catalog_entries_total{result=\"duplicate\"}");
+    double ign0 = h_metric(B.url, "trib_access_entries_ignored_total");
+    double acc0 = h_metric(B.url, "trib_catalog_entries_total{result=\"accepted\"}");
+    void *z = zmq_ctx_new();
+    peer_client_t *pc = peer_client_new(z, B.peer, &mallory, NULL);
+    cr_assert_not_null(pc);
+    uint8_t *entries[] = {grant, forged};
+    size_t lens[] = {glen, flen};
+    send_entries(pc, &mallory, entries, lens, 2);
+    metric_at_least_t m1 = {&B, "trib_catalog_entries_total{result=\"duplicate\"}", dup0 + 1};
+    metric_at_least_t m2 = {&B, "trib_access_entries_ignored_total", ign0 + 1};
+    cr_assert(h_wait(metric_at_least, &m1, 15000), "the replayed grant was not counted a duplicate");
+    cr_assert(h_wait(metric_at_least, &m2, 15000), "the foreign grant was not counted ignored by the index");
+    cr_assert_geq(h_metric(B.url, "trib_catalog_entries_total{result=\"accepted\"}"), acc0 + 1,
+                  "mallory's signed log entry is kept (a signed log never stalls)");
+    peer_client_destroy(&pc);
+    zmq_ctx_term(z);
+
+    cr_assert(sees(&revoked), "the replay revived grant %s", gid);
+    seen_t foreign = {&B, "/v1/access/mine", alice, "grant-00000000000000ff", NULL};
+    cr_assert(!sees(&foreign), "a grant signed outside the product's domain is listed");
+    json_t *s = h_get_json(B.url, "/v1/products/payments/settled", NULL);
+    cr_assert_not_null(s, "growth stopped serving the catalog");
+    json_decref(s);
+    free(grant);
+    free(forged);
+    free(alice);
+    free(padmin);
 }
