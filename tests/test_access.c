@@ -22,6 +22,7 @@
 #include "gossip/catalog.h"
 #include "gossip/entry.h"
 #include "gossip/identity.h"
+#include "gossip/log.h"
 #include "gossip/token.h"
 #include "node/audit.h"
 #include "node/grants.h"
@@ -159,6 +160,7 @@ static void ix_setup(void)
 {
     char err[256] = "";
     cr_assert_geq(sodium_init(), 0);
+    log_set_level(LOG_WARN);   /* one info line per signed request otherwise */
     for (int i = 0; i < 2; i++) {
         snprintf(dirs[i], sizeof dirs[i], "/tmp/trib-access-XXXXXX");
         cr_assert_not_null(mkdtemp(dirs[i]));
@@ -403,6 +405,76 @@ Test(index, expired_state_is_computed_when_read, .init = ix_setup, .fini = ix_te
     json_decref(r.body);
     grant_info_t gi;
     cr_assert_eq(active(stores[0], "alice@growth", wall_ms(), &gi), 0);
+}
+
+/* Bounded random request bodies (mutations of valid ones, and random bytes) into the request,
+ * decision and revocation operations, in process: every answer is a known status with an error
+ * kind, or a signed entry whose object carries id and state; nothing crashes (make asan). */
+Test(index, random_request_bodies, .init = ix_setup, .fini = ix_teardown)
+{
+    Trib__SchemaProperty p1 = TRIB__SCHEMA_PROPERTY__INIT, p2 = TRIB__SCHEMA_PROPERTY__INIT;
+    p1.name = "txn_id";
+    p2.name = "amount_minor";
+    Trib__SchemaProperty *props[] = {&p1, &p2};
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    m.domain = "payments";
+    m.name = "settled";
+    m.version = "1.0.0";
+    m.status = "active";
+    m.n_schema = 2;
+    m.schema = props;
+    uint64_t seq;
+    char err[256];
+    cr_assert_eq(catalog_publish(cpay, &m, NULL, &seq, NULL, NULL, err, sizeof err), 0, "%s", err);
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.st = stores[0];
+    n.cat = cgro;
+    n.id = gro;
+    snprintf(n.cfg.domain, sizeof n.cfg.domain, "growth");
+    snprintf(n.cfg.data, sizeof n.cfg.data, "%s", dirs[0]);
+    grants_caller_t who = {.subject = "alice@growth", .domain = "growth", .kind = TOKEN_KIND_ADMIN,
+                           .scope = "growth/*", .token_id = "0123"};
+    const char *seeds[] = {
+        "{\"product\":\"payments/settled\",\"purpose\":\"p\",\"fields\":[\"txn_id\"],\"days\":3}",
+        "{\"days\":30,\"reason\":\"no\"}", "{\"product\":\"payments/settled\",\"purpose\":\"x\"}"};
+    const char alphabet[] = "{}[]\":,\\ 0123456789-.eaptxn_idmsurody\x01\xff";
+    uint32_t x = 777;
+    int created = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        char body[160];
+        size_t len;
+        x = x * 1103515245u + 12345u;
+        const char *sd = seeds[(x >> 8) % 3];
+        len = strlen(sd);
+        memcpy(body, sd, len);
+        int muts = (int)((x >> 12) % 4);
+        for (int k = 0; k < muts; k++) {
+            x = x * 1103515245u + 12345u;
+            body[(x >> 8) % len] = alphabet[(x >> 20) % (sizeof alphabet - 1)];
+        }
+        grants_result_t r;
+        int op = (int)((x >> 24) % 4);
+        if (op == 0)
+            grants_request(&n, &who, body, len, &r);
+        else if (op == 1)
+            grants_decide(&n, &who, iter % 2 ? REQ1 : "req-zz", iter % 3 == 0, body, len, &r);
+        else if (op == 2)
+            grants_revoke(&n, &who, GR1, body, len, &r);
+        else
+            grants_request(&n, &who, body, (x >> 9) % (len + 1), &r);   /* truncated */
+        cr_assert(r.status == 201 || r.status == 400 || r.status == 403 || r.status == 404 || r.status == 409,
+                  "op %d on %.*s: %u %s", op, (int)len, body, r.status, r.detail);
+        if (r.status == 201) {
+            created++;
+            cr_assert(json_is_string(json_object_get(r.body, "id")));
+            cr_assert_str_eq(json_string_value(json_object_get(r.body, "state")), "requested");
+            json_decref(r.body);
+        } else {
+            cr_assert(r.kind && *r.kind && r.detail[0], "a refusal names its kind and detail");
+        }
+    }
+    cr_assert_gt(created, 10, "the valid seeds should make requests (%d)", created);
 }
 
 Test(index, malformed_access_entries_are_refused, .init = ix_setup, .fini = ix_teardown)
