@@ -268,8 +268,6 @@ static int call(actx_t *c, const char *method, const char *path, const char *con
             fputs(": ", c->err);
             put_clean(c->err, d, 1024);
         }
-        if (rep.status == 401 && !c->token)
-            fputs(" (give --token, --token-file or $TRIB_TOKEN)", c->err);
         fputc('\n', c->err);
         json_decref(j);
         client_reply_free(&rep);
