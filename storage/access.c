@@ -15,6 +15,7 @@
 
 #define KEY_MAX (2 + 160 + 1 + STORE_ID_MAX + 1 + ACCESS_ID_MAX)
 
+/* Bumped inside the write body, which runs again after a map growth: a rare over-count, never a miss. */
 static atomic_ullong n_indexed, n_ignored;
 
 void store_access_counts(uint64_t *indexed, uint64_t *ignored)
