@@ -20,6 +20,7 @@
 
 #include "gossip/entry.h"
 #include "gossip/log.h"
+#include "storage/access.h"
 #include "storage/store.h"
 
 #define ERR_TEXT 256   /* a refusal's text */
@@ -522,6 +523,29 @@ static int held_copy(catalog_t *c, const uint8_t *bytes, size_t len, char *err, 
     return same;
 }
 
+/* Access entries a peer sent that their log keeps but the access index ignores (storage/access.h:
+ * signed in the wrong log, a replayed id, a second decision): logged at most once per 10 s. */
+static void log_ignored_access(uint64_t n)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t last;
+    static uint64_t quiet;
+    int64_t now = now_ms();
+    pthread_mutex_lock(&mu);
+    quiet += n;
+    uint64_t say = 0;
+    if (now - last >= 10000) {
+        say = quiet;
+        quiet = 0;
+        last = now;
+    }
+    pthread_mutex_unlock(&mu);
+    if (say)
+        log_warn("catalog: %llu access entries from peers kept in their logs but ignored by the access index (signed in "
+                 "the wrong domain's log, a replayed id or a second decision; trib_access_entries_ignored_total)",
+                 (unsigned long long)say);
+}
+
 size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n, cat_result_t *res, char *errs,
                            size_t errlen)
 {
@@ -559,7 +583,12 @@ size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n
     /* store_catalog_append_many checks seq, chain and key inside its own write transaction, so no
      * lock is needed here: a racing publish of our own domain gets STORE_DUP, not a fork. */
     char terr[ERR_TEXT];
+    uint64_t ign0 = 0, ign1 = 0;
+    store_access_counts(NULL, &ign0);
     long got = m ? store_catalog_append_many(c->st, items, m, texts, ERR_TEXT, terr, sizeof terr) : 0;
+    store_access_counts(NULL, &ign1);
+    if (ign1 > ign0)
+        log_ignored_access(ign1 - ign0);
     for (size_t j = 0; j < m; j++) {
         size_t i = at[j];
         char *err = errs ? errs + i * errlen : scratch;

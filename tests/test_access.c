@@ -1050,6 +1050,14 @@ static int metric_at_least(void *ctx)
     return h_metric(m->n->url, m->series) >= m->want;
 }
 
+static int log_says_ignored(void *ctx)
+{
+    char *log = h_read_file(((h_node_t *)ctx)->log, NULL);
+    int ok = log && strstr(log, "ignored by the access index");
+    free(log);
+    return ok;
+}
+
 /* A peer replays the owner's revoked grant entry to growth's node, and signs a grant for payments'
  * product into a log of its own: the first is a duplicate, the second is kept in its log (a signed
  * log never stalls) but grants nothing; growth still shows the grant revoked and serves. */
@@ -1123,6 +1131,7 @@ Test(flow, replayed_and_foreign_grant_entries_from_a_peer, .fini = h_cleanup_all
                   "mallory's signed log entry is kept (a signed log never stalls)");
     peer_client_destroy(&pc);
     zmq_ctx_term(z);
+    cr_assert(h_wait(log_says_ignored, &B, 10000), "growth did not log the ignored access entry");
 
     cr_assert(sees(&revoked), "the replay revived grant %s", gid);
     seen_t foreign = {&B, "/v1/access/mine", alice, "grant-00000000000000ff", NULL};
