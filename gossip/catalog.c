@@ -525,8 +525,13 @@ static int held_copy(catalog_t *c, const uint8_t *bytes, size_t len, char *err, 
 
 /* Access entries a peer sent that their log keeps but the access index ignores (storage/access.h:
  * signed in the wrong log, a replayed id, a second decision): logged at most once per 10 s. */
-static void log_ignored_access(uint64_t n)
+void catalog_log_ignored_access(uint64_t before)
 {
+    uint64_t after = 0;
+    store_access_counts(NULL, &after);
+    if (after <= before)
+        return;
+    uint64_t n = after - before;
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static int64_t last;
     static uint64_t quiet;
@@ -583,12 +588,10 @@ size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n
     /* store_catalog_append_many checks seq, chain and key inside its own write transaction, so no
      * lock is needed here: a racing publish of our own domain gets STORE_DUP, not a fork. */
     char terr[ERR_TEXT];
-    uint64_t ign0 = 0, ign1 = 0;
+    uint64_t ign0 = 0;
     store_access_counts(NULL, &ign0);
     long got = m ? store_catalog_append_many(c->st, items, m, texts, ERR_TEXT, terr, sizeof terr) : 0;
-    store_access_counts(NULL, &ign1);
-    if (ign1 > ign0)
-        log_ignored_access(ign1 - ign0);
+    catalog_log_ignored_access(ign0);
     for (size_t j = 0; j < m; j++) {
         size_t i = at[j];
         char *err = errs ? errs + i * errlen : scratch;

@@ -80,4 +80,8 @@ cat_result_t catalog_accept(catalog_t *c, const uint8_t *bytes, size_t len, char
 size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n, cat_result_t *res, char *errs,
                            size_t errlen);
 
+/* After storing peers' entries: when the access index ignored some since its ignored count was
+ * `before` (store_access_counts), says so in the log, at most once per 10 s. */
+void catalog_log_ignored_access(uint64_t before);
+
 #endif
