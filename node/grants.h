@@ -6,7 +6,8 @@
  * sign what (a request in the requester's home domain, decisions in the product's domain, one
  * decision per request, no revival of a revoked grant), the JSON of requests and grants with
  * their state computed at `now` (granted grants past their expiry are "expired"), and
- * grants_active for the token check of a read.
+ * grants_active for the token check of a read (node/grants.c signs and lists; node/grants_read.c
+ * answers reads).
  * Must not: parse HTTP or tokens (node/http_access.c does), or project records (storage/project.h).
  * The index these read is storage/access.c's. */
 #ifndef TRIB_GRANTS_H
@@ -52,13 +53,15 @@ typedef struct grants_read_s {
 } grants_read_t;
 
 /* The owner's decision on a read of product_id (of this node's domain) whose manifest says
- * classification, by subject (a verified token's subject, or NULL without a token) through the node
- * entry_node (hex id; this node's for a local read). public and internal are allowed here (whether
- * internal needs a token is node/auth.c's); confidential and restricted need subject and an active
- * grant: refusals are audited at once, an allowed read when it ends (grants_audit_served). Returns
- * out->allowed. */
-int grants_check_read(node_t *n, const char *classification, const char *subject, const char *token_id,
-                      const char *product_id, const char *entry_node, int live, grants_read_t *out);
+ * classification, by subject (a verified token's subject, or NULL without a token) of a token
+ * issued by issuer_domain, through the node entry_node (hex id; this node's for a local read).
+ * public and internal are allowed here (whether internal needs a token is node/auth.c's);
+ * confidential and restricted need subject, a subject of the issuer's own domain ("x@D" issued by
+ * D: another domain cannot speak for D's people) and an active grant: refusals are audited at once,
+ * an allowed read when it ends (grants_audit_served). Returns out->allowed. */
+int grants_check_read(node_t *n, const char *classification, const char *subject, const char *issuer_domain,
+                      const char *token_id, const char *product_id, const char *entry_node, int live,
+                      grants_read_t *out);
 /* Audits an allowed read that served `records` records (no-op when !d->audited). */
 void grants_audit_served(node_t *n, const grants_read_t *d, uint64_t records);
 /* The classification of product_id from its latest manifest into out ("" when unset). 0 or -1. */

@@ -341,32 +341,39 @@ Test(index, read_decisions_are_audited, .init = ix_setup, .fini = ix_teardown)
     snprintf(n.cfg.domain, sizeof n.cfg.domain, "payments");
     n.id = pay;
     grants_read_t d;
-    cr_assert_eq(grants_check_read(&n, "public", NULL, NULL, "payments/settled", NULL, 0, &d), 1);
+    cr_assert_eq(grants_check_read(&n, "public", NULL, NULL, NULL, "payments/settled", NULL, 0, &d), 1);
     cr_assert_eq(d.audited, 0, "public reads are not audited");
-    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "tid-a", "payments/settled", "relayhex", 0,
-                                   &d), 1);
+    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "growth", "tid-a", "payments/settled",
+                                   "relayhex", 0, &d), 1);
     cr_assert(d.audited && d.allowed);
     cr_assert_str_eq(d.grant.grant_id, GR1);
     const char *fb[ACCESS_FIELDS_MAX + 1];
     const char *const *f = grants_fields(&d.grant, fb);
     cr_assert(f && !strcmp(f[0], "txn_id") && !strcmp(f[1], "amount_minor") && !f[2]);
     grants_audit_served(&n, &d, 42);
-    cr_assert_eq(grants_check_read(&n, "confidential", NULL, NULL, "payments/settled", NULL, 0, &d), 0);
+    cr_assert_eq(grants_check_read(&n, "confidential", NULL, NULL, NULL, "payments/settled", NULL, 0, &d), 0);
     cr_assert_eq(d.status, 401);
     cr_assert_str_eq(d.code, "token_required");
-    cr_assert_eq(grants_check_read(&n, "confidential", "bob@growth", "tid-b", "payments/settled", NULL, 1, &d), 0);
+    cr_assert_eq(grants_check_read(&n, "confidential", "bob@growth", "growth", "tid-b", "payments/settled", NULL, 1,
+                                   &d), 0);
     cr_assert_eq(d.status, 403);
     cr_assert_str_eq(d.code, "grant_required");
-    cr_assert_eq(grants_check_read(&n, "restricted", "bob@growth", "tid-b", "payments/settled", NULL, 0, &d), 0);
+    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "payments", "tid-x", "payments/settled", NULL,
+                                   0, &d), 0, "a token of payments speaking for alice@growth rides her grant");
+    cr_assert_eq(d.status, 403);
+    cr_assert(strstr(d.detail, "issuer"), "%s", d.detail);
+    cr_assert_eq(grants_check_read(&n, "restricted", "bob@growth", "growth", "tid-b", "payments/settled", NULL, 0,
+                                   &d), 0);
     cr_assert_eq(d.status, 404, "restricted without a grant is not confirmed to exist");
     cr_assert_str_eq(d.code, "not_found");
     free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_REVOKE, REQ1, GR1, "alice@growth", 0, &len));
-    cr_assert_eq(grants_check_read(&n, "restricted", "alice@growth", "tid-a", "payments/settled", NULL, 0, &d), 0,
+    cr_assert_eq(grants_check_read(&n, "restricted", "alice@growth", "growth", "tid-a", "payments/settled", NULL, 0,
+                                   &d), 0,
                  "a revoked grant still reads");
     char err[256];
     json_t *a = audit_read(&n, 100, err, sizeof err);
     cr_assert_not_null(a, "%s", err);
-    cr_assert_eq(json_array_size(a), 5, "allowed + 4 refusals: %zu", json_array_size(a));
+    cr_assert_eq(json_array_size(a), 6, "allowed + 5 refusals: %zu", json_array_size(a));
     json_t *e0 = json_array_get(a, 0);
     cr_assert(json_is_true(json_object_get(e0, "allowed")));
     cr_assert_eq(json_integer_value(json_object_get(e0, "records")), 42);
@@ -374,6 +381,7 @@ Test(index, read_decisions_are_audited, .init = ix_setup, .fini = ix_teardown)
     cr_assert_str_eq(json_string_value(json_object_get(e0, "entry_node")), "relayhex");
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 2), "action")), "stream");
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 4), "reason")), "not_found");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 3), "subject")), "alice@growth");
     json_decref(a);
     json_t *one = audit_read(&n, 1, err, sizeof err);
     cr_assert_eq(json_array_size(one), 1, "limit keeps the newest");
