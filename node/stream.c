@@ -125,9 +125,31 @@ static void reader_error_line(reader_t *r, const char *kind, const char *detail)
 #define PAGE_RECORDS 4096
 #define PAGE_BYTES (256 * 1024)
 
+/* A read relying on a grant goes on only while the grant does: each page checks it again (a
+ * revocation on this node wakes suspended readers through node_notify), so a revoked or expired
+ * grant ends the read with an error line. 1 when it may go on. */
+static int grant_holds(reader_t *r)
+{
+    if (!r->grant || !r->grant->allowed || !r->grant->grant.grant_id[0])
+        return 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    grant_info_t gi;
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (grants_active(r->a, r->grant->subject, r->id, now, &gi) == 1)
+        return 1;
+    char detail[512];
+    snprintf(detail, sizeof detail, "grant %s of %s on %s was revoked or has expired", r->grant->grant.grant_id,
+             r->grant->subject, r->id);
+    reader_error_line(r, "grant_required", detail);
+    return 0;
+}
+
 static long page_fill(reader_t *r)
 {
     r->len = r->off = 0;
+    if (!grant_holds(r))
+        return 1;   /* the error line is in buf */
     if (r->remaining == 0)
         return 0;
     uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
