@@ -30,6 +30,7 @@ typedef struct pub {
     const Trib__Manifest *m;     /* a publish, or */
     const char *retire;          /* a retire, or */
     const Trib__AccessChange *access;   /* an access request or decision (not a product change) */
+    const Trib__TokenRevocation *rev;  /* a token revocation (not a product change) */
     char *err;                   /* the caller's buffer: its own error */
     size_t errlen;
     int rc, done;                /* rc 0: seq and out are set */
@@ -159,6 +160,9 @@ static int batch_state(pub_t *const *prepared, size_t n, const char *name, int *
 {
     for (size_t i = n; i-- > 0;) {
         const Trib__CatalogEntry *e = prepared[i]->v.entry;
+        if (e->change_case != TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE &&
+            e->change_case != TRIB__CATALOG_ENTRY__CHANGE_MANIFEST)
+            continue; /* not a product change */
         if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE) {
             if (strcmp(e->tombstone->name, name) == 0) {
                 *retired = 1;
@@ -182,6 +186,13 @@ static int check_change(catalog_t *c, const pub_t *p, pub_t *const *prepared, si
     size_t errlen = p->errlen;
     if (p->access != NULL)
         return m == NULL && retire_name == NULL ? 0 : -1;   /* its rules are node/grants.c's */
+    if (p->rev) {
+        if (m || retire_name || p->rev->revocation_id.len != 64) {
+            snprintf(err, errlen, "catalog_publish_revocation: a 64-byte revocation id, and nothing else");
+            return -1;
+        }
+        return 0;
+    }
     if ((m == NULL) == (retire_name == NULL)) {
         snprintf(err, errlen, "catalog_publish: give a manifest or a name to retire, not %s",
                  m ? "both" : "neither");
@@ -245,6 +256,9 @@ static int prepare(catalog_t *c, pub_t *p, store_head_t *head)
     if (p->access != NULL) {
         ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_ACCESS;
         ce.access = (Trib__AccessChange *)p->access;   /* only read by pack */
+    } else if (p->rev != NULL) {
+        ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE;
+        ce.token_revoke = (Trib__TokenRevocation *)p->rev;   /* only read by pack */
     } else if (p->m != NULL) {
         ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
         ce.manifest = (Trib__Manifest *)p->m;   /* only read by pack */
@@ -448,6 +462,24 @@ int catalog_publish_access(catalog_t *c, const Trib__AccessChange *a, uint64_t *
     assert(c && a && seq && out && outlen);
     char scratch[1];
     pub_t p = {.access = a, .err = err ? err : scratch, .errlen = err ? errlen : sizeof scratch};
+    *out = NULL;
+    *outlen = 0;
+    publish_queued(c, &p, 1);
+    tl_publish_errno = p.rc != 0 ? p.err_no : 0;
+    if (p.rc != 0)
+        return -1;
+    *seq = p.seq;
+    *out = p.out;
+    *outlen = p.outlen;
+    return 0;
+}
+
+int catalog_publish_revocation(catalog_t *c, const Trib__TokenRevocation *rev, uint64_t *seq, uint8_t **out,
+                               size_t *outlen, char *err, size_t errlen)
+{
+    assert(c && rev && seq && out && outlen);
+    char scratch[1];
+    pub_t p = {.rev = rev, .err = err ? err : scratch, .errlen = err ? errlen : sizeof scratch};
     *out = NULL;
     *outlen = 0;
     publish_queued(c, &p, 1);

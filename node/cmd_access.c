@@ -36,7 +36,6 @@ typedef struct {
     const char *val[MAX_OPTS];
     const char *pos;
     char node[1024];
-    char *token;
 } actx_t;
 
 struct acmd {
@@ -61,6 +60,7 @@ static int run_audit(actx_t *c);
 #define COMMON { "node", "URL", "the node to ask (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")" }, \
                { "token", "TOKEN", "the token to send (default: --token-file, else $TRIB_TOKEN)" },  \
                { "token-file", "FILE", "read the token from FILE (mode 0600)" },                       \
+               { "cacert", "FILE", "CA certificate of an https node" },                                \
                { "json", NULL, "print the node's JSON reply" }
 
 static const acmd_t commands[] = {
@@ -220,16 +220,7 @@ static int parse(actx_t *c, int argc, char **argv)
     char err[256];
     if (client_base_url(node, CLI_DEFAULT_PORT, c->node, sizeof c->node, err, sizeof err) != 0)
         return usage(c, "--node: %s", err);
-    const char *t = opt(c, "token"), *tf = opt(c, "token-file");
-    if (t) {
-        c->token = strdup(t);
-    } else if (tf) {
-        if (!(c->token = token_file_read(tf, err, sizeof err)))
-            return fail(c, "%s", err);
-    } else if (getenv("TRIB_TOKEN") && *getenv("TRIB_TOKEN")) {
-        c->token = strdup(getenv("TRIB_TOKEN"));
-    }
-    return AC_OK;
+    return AC_OK;   /* --token, --token-file, --cacert: client_auth_args took them (access_cmd_run) */
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -240,12 +231,8 @@ static int call(actx_t *c, const char *method, const char *path, const char *con
 {
     char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    char auth[TOKEN_MAX_TEXT + 32] = "";
-    if (c->token)
-        snprintf(auth, sizeof auth, "Bearer %s", c->token);
     client_req_t rq = { .method = method, .path = path, .query = query, .upload_len = -1,
-                        .content_type = b ? "application/json" : NULL, .body = b, .body_len = b ? strlen(b) : 0,
-                        .authorization = c->token ? auth : NULL };
+                        .content_type = b ? "application/json" : NULL, .body = b, .body_len = b ? strlen(b) : 0 };
     client_reply_t rep;
     char err[512];
     int rc = client_request(c->node, &rq, &rep, err, sizeof err);
@@ -516,15 +503,16 @@ static int run_cmd(const acmd_t *cmd, int argc, char **argv, FILE *out, FILE *er
             client_global_cleanup();
         }
     }
-    if (c.token) {
-        memset(c.token, 0, strlen(c.token));
-        free(c.token);
-    }
     return rc;
 }
 
 int access_cmd_run(int argc, char **argv, FILE *out, FILE *err)
 {
+    char aerr[512];   /* --token, --token-file, --cacert, $TRIB_TOKEN: node/client.c, as every command */
+    if (client_auth_args(&argc, argv, aerr, sizeof aerr) < 0) {
+        fprintf(err, "trib: %s: %s\n", argv[0], aerr);
+        return AC_USAGE;
+    }
     if (strcmp(argv[0], "audit") == 0)
         return run_cmd(&audit_cmd, argc - 1, argv + 1, out, err);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -14,11 +14,12 @@
 #include "gossip/prom.h"
 #include "gossip/token.h"
 #include "node/audit.h"
+#include "node/auth.h"
 #include "node/grants.h"
 #include "node/node.h"
 
 /* Refusal reasons counted in trib_access_refused_total. */
-static const char *const reasons[] = {"token_required", "token_invalid", "token_expired", "wrong_domain",
+static const char *const reasons[] = {"token_required", "token_invalid", "token_expired", "token_revoked", "wrong_domain",
                                       "kind_insufficient", "out_of_scope", "not_found", "already_decided",
                                       "already_revoked", "bad_request", "bad_query", "bad_id", "retired", "other"};
 #define NREASONS (sizeof reasons / sizeof *reasons)
@@ -60,46 +61,20 @@ static unsigned error(json_t **out, unsigned status, const char *kind, const cha
     return status;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The issuer key check: this node's key for its own domain, else the key the catalog bound to
- * the domain (open federation). The trust helper's certified keys replace this at merge. */
-static int key_ok(void *ctx, const char *domain, const uint8_t key[ID_PK_LEN], int64_t now_ms)
-{
-    (void)now_ms;
-    node_t *n = ctx;
-    if (strcmp(domain, n->cfg.domain) == 0)
-        return memcmp(key, n->id.pk, ID_PK_LEN) == 0;
-    store_head_t h;
-    return store_valid_name(domain, strlen(domain)) && store_catalog_head(n->st, domain, &h) == 0 &&
-           memcmp(h.key, key, ID_PK_LEN) == 0;
-}
-
-/* The caller from the Bearer token: 0, or the status with *out set. */
+/* The caller from the Bearer token, verified by node/auth.c (cache, issuer keys, revocations):
+ * 0, or the status with *out set. */
 static unsigned caller(node_t *n, struct MHD_Connection *c, grants_caller_t *who, json_t **out)
 {
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!h || !*h)
+    size_t len = 0;
+    const char *t = auth_bearer(h, &len);
+    if (!t)
         return error(out, 401, "token_required",
                      "this needs a token: send Authorization: Bearer trib1.… (trib --token, --token-file or $TRIB_TOKEN)");
-    if (strncasecmp(h, "Bearer ", 7) != 0)
-        return error(out, 401, "token_invalid", "Authorization: expected 'Bearer trib1.…'");
-    const char *t = h + 7;
-    while (*t == ' ')
-        t++;
     token_claims_t cl;
-    char why[256];
-    token_reason_t r = token_verify(t, strlen(t), wall_ms(), key_ok, n, &cl, why, sizeof why);
-    if (r != TOKEN_OK) {
-        char detail[400];
-        snprintf(detail, sizeof detail, "the token is refused: %s", why);
-        return error(out, 401, r == TOKEN_EXPIRED ? "token_expired" : "token_invalid", detail);
-    }
+    auth_err_t e;
+    if (auth_verify(n, t, len, &cl, &e) != 0)
+        return error(out, (unsigned)e.status, e.kind, e.detail);
     memset(who, 0, sizeof *who);
     snprintf(who->subject, sizeof who->subject, "%s", cl.subject);
     snprintf(who->domain, sizeof who->domain, "%s", cl.domain);

@@ -1,12 +1,10 @@
 /* node/http_access.h - the handlers of /v1/access and /v1/audit (DESIGN §13, docs/http-api.md).
  *
- * Owns: the caller's identity from "Authorization: Bearer trib1.…" (verified with
- * gossip/token.h: the issuer key is this node's own key for its domain, else the key the catalog
- * bound to the issuer's domain), refusals with their codes and counts, and mapping each route to
+ * Owns: the caller's identity from "Authorization: Bearer trib1.…", refusals with their codes and
+ * counts, and mapping each route to
  * node/grants.c and node/audit.c. node/http.c keeps only the route rows and one call.
  * Must not: sign or index anything itself, or print a token (only its id).
- * Until node/auth.h (the auth helper's token cache and revocation check) is merged, tokens are
- * verified here directly on each call; the lead unifies the two at merge. */
+ * Tokens are verified by node/auth.c (auth_verify: cache, issuer keys, revocations). */
 #ifndef TRIB_HTTP_ACCESS_H
 #define TRIB_HTTP_ACCESS_H
 

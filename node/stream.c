@@ -20,6 +20,7 @@
 #include "gossip/log.h"
 #include "node/grants.h"
 #include "node/metrics.h"
+#include "node/auth.h"
 #include "node/stream.h"
 #include "storage/pager.h"
 #include "storage/project.h"
@@ -52,6 +53,8 @@ typedef struct stream {
     int gone;                  /* the waker saw the client close its connection */
     grants_read_t *grant;      /* local read of confidential/restricted data: projection, audit */
     uint64_t served;           /* records handed out (for the audit) */
+    char *token;               /* local live: the caller's token, checked again before each page */
+    size_t token_len;
 } reader_t;
 
 stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
@@ -69,6 +72,17 @@ stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64
     r->line_start = 1;
     r->rd = rd;
     return r;
+}
+
+int stream_set_token(stream_t *s, const char *token, size_t len)
+{
+    if (!token || !len)
+        return 0;
+    if (!(s->token = malloc(len)))
+        return -1;
+    memcpy(s->token, token, len);
+    s->token_len = len;
+    return 0;
 }
 
 static int reader_suspend(reader_t *r, uint64_t gen);
@@ -202,6 +216,15 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
         if (r->live && stopping) { /* between pages, so between records: also when not caught up */
             reader_stopping(r);
             break;
+        }
+        if (r->live && !r->rd) { /* a revoked or expired token (or grant) ends a local live stream */
+            int st = 0;
+            char kind[32], detail[400];
+            if (auth_owner_check(r->a, r->id, (const uint8_t *)r->token, r->token_len, &st, kind, sizeof kind,
+                                 detail, sizeof detail) != 0) {
+                reader_error_line(r, kind, detail);
+                break;
+            }
         }
         uint64_t at = r->next;
         long n = page_fill(r);
@@ -387,6 +410,7 @@ static void reader_free(void *cls)
         free(r->grant);
     }
     free(r->buf);
+    free(r->token);
     free(r);
 }
 

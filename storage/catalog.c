@@ -113,8 +113,9 @@ typedef struct {
     size_t dlen;
     const uint8_t *hash, *signer, *bytes;
     size_t len;
-    const char *name;            /* product the entry is about (NULL: not a product change) */
+    const char *name;            /* product the entry is about */
     int tombstone;
+    int other;                   /* not a product change (a token revocation, an access change) */
 } append_ctx;
 
 /* seq, prev_hash and binding against the head; 0 when the entry is the next one. */
@@ -196,8 +197,9 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
     int rc = check_head(st, txn, a, &head, err, errlen);
     if (rc != 0)
         return rc;
-    changed = 0;
-    if (a->name && (rc = index_entry(st, txn, a, &p, &changed, err, errlen)) != 0)
+    if (a->other)
+        changed = 0;
+    else if ((rc = index_entry(st, txn, a, &p, &changed, err, errlen)) != 0)
         return rc;
 
     uint8_t kb[STORE_SEQKEY_MAX];
@@ -260,14 +262,16 @@ static int append_prepare(append_ctx *a, const store_append_t *it, char *err, si
     } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE && entry->tombstone) {
         a->name = entry->tombstone->name;
         a->tombstone = 1;
-    } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST ||
-               entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE ||
-               entry->change_case == TRIB__CATALOG_ENTRY__CHANGE__NOT_SET) {
+    } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE && entry->token_revoke) {
+        a->other = 1; /* logged and chained; no product changes (the products index ignores it) */
+        return 0;
+    } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_ACCESS && entry->access) {
+        a->other = 1; /* grants: logged and chained; the access index (access.c), not the products index */
+        return 0;
+    } else {
         store__err(err, errlen, "catalog %s seq %llu: entry has neither manifest nor tombstone",
                    entry->domain, (unsigned long long)entry->seq);
         return -1;
-    } else {
-        return 0;   /* not a product change (access, ...): logged, chained; no product index change */
     }
     if (!a->name || !store_valid_name(a->name, strnlen(a->name, STORE_NAME_MAX + 1))) {
         store__err(err, errlen, "catalog %s seq %llu: invalid product name",
