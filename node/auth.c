@@ -14,6 +14,7 @@
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/auth.h"
+#include "node/grants.h"
 #include "proto/tributary.pb-c.h"
 
 /* ------------------------------------------------------------------ metrics */
@@ -494,11 +495,8 @@ int auth_admin(node_t *n, const char *header, token_claims_t *c, auth_err_t *e)
 
 int auth_grant_active(node_t *n, const char *subject, const char *product_id)
 {
-    /* SEAM (grants helper, node/grants.h): at merge this becomes
-     *     grant_info_t g; return grants_active(n, subject, product_id, auth_now_ms(), &g);
-     * Until then nobody holds a grant. */
-    (void)n, (void)subject, (void)product_id;
-    return 0;
+    grant_info_t g; /* grants: node/grants.h (the owner's access index) */
+    return grants_active(n, subject, product_id, auth_now_ms(), &g) == 1;
 }
 
 /* 1 when the token is of product_id's own domain: its people read its data without a grant
@@ -507,6 +505,14 @@ static int own_domain(const token_claims_t *c, const char *product_id)
 {
     size_t dl = strlen(c->domain);
     return !strncmp(product_id, c->domain, dl) && product_id[dl] == '/';
+}
+
+/* grants: a grant names its subject "x@D" and D's node signed the request; only a token issued by
+ * D may speak for x@D (a token of another domain naming her must not ride her grant). */
+static int subject_of_issuer(const token_claims_t *c)
+{
+    const char *at = strrchr(c->subject, '@');
+    return at && !strcmp(at + 1, c->domain);
 }
 
 int auth_read(node_t *n, const char *token, size_t len, const char *product_id, const char *cls, auth_err_t *e)
@@ -525,7 +531,8 @@ int auth_read(node_t *n, const char *token, size_t len, const char *product_id, 
         rc = -1;
     } else if (decide(&c, TOKEN_OP_READ, product_id, e) < 0) {
         rc = -1;
-    } else if (need_grant && !own_domain(&c, product_id) && !auth_grant_active(n, c.subject, product_id)) {
+    } else if (need_grant && !own_domain(&c, product_id) &&
+               (!subject_of_issuer(&c) || !auth_grant_active(n, c.subject, product_id))) {
         set_err(e, 403, "grant_required", "%s is %s: %s holds no active grant on it (trib access request %s)",
                 product_id, cls, c.subject, product_id);
         rc = -1;

@@ -34,6 +34,7 @@
 #include "gossip/reads.h"
 #include "node/auth.h"
 #include "node/http.h"
+#include "node/http_access.h"
 #include "node/node.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
@@ -45,7 +46,8 @@
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
 typedef enum {
     R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
-    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WHOAMI, R_TOKENS, R_TOKENS_REVOKE, R_OTHER, R_COUNT
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WHOAMI, R_TOKENS, R_TOKENS_REVOKE, R_ACCESS, R_AUDIT,
+    R_OTHER, R_COUNT
 } route_t;
 
 /* What a caller must hold for a route (DESIGN §13), enforced by allowed() with node/auth.c. */
@@ -735,6 +737,22 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
                      json_pack("{s:s,s:s,s:s}", "id", label, "revocation_id", hex, "state", "revoked"));
 }
 
+/* ------------------------------------------------------------------ access (node/http_access.c) */
+
+static enum MHD_Result access_call(call_t *k, route_t route, access_op_t op)
+{
+    json_t *j = NULL;
+    unsigned status = http_access(k->n, k->c, op, k->name, k->req->body ? k->req->body : "", k->req->len, &j);
+    return j ? send_json(k->c, route, status, j) : MHD_NO;
+}
+static enum MHD_Result h_access_request(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_REQUEST); }
+static enum MHD_Result h_access_list(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_LIST); }
+static enum MHD_Result h_access_grant(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_GRANT); }
+static enum MHD_Result h_access_deny(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_DENY); }
+static enum MHD_Result h_access_revoke(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_REVOKE); }
+static enum MHD_Result h_access_mine(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_MINE); }
+static enum MHD_Result h_audit(call_t *k) { return access_call(k, R_AUDIT, ACCESS_OP_AUDIT); }
+
 /* ------------------------------------------------------------------ routing */
 
 static enum MHD_Result h_metrics(call_t *k);
@@ -768,6 +786,14 @@ static const route_row_t routes[] = {
     {"GET",    "/v1/whoami",          R_WHOAMI,         "whoami",         h_whoami,         0, RIGHT_TOKEN},
     {"POST",   "/v1/tokens",          R_TOKENS,         "tokens",         h_tokens,         1, RIGHT_ADMIN},
     {"POST",   "/v1/tokens/revoke",   R_TOKENS_REVOKE,  "tokens_revoke",  h_tokens_revoke,  1, RIGHT_ADMIN},
+    /* access requests and grants: the caller's token is checked by node/http_access.c */
+    {"POST",   "/v1/access/requests", R_ACCESS,         "access",         h_access_request, 1, RIGHT_NONE},
+    {"GET",    "/v1/access/requests", R_ACCESS,         "access",         h_access_list,    0, RIGHT_NONE},
+    {"POST",   "/v1/access/requests/{name}/grant", R_ACCESS, "access",    h_access_grant,   1, RIGHT_NONE},
+    {"POST",   "/v1/access/requests/{name}/deny",  R_ACCESS, "access",    h_access_deny,    1, RIGHT_NONE},
+    {"POST",   "/v1/access/grants/{name}/revoke",  R_ACCESS, "access",    h_access_revoke,  1, RIGHT_NONE},
+    {"GET",    "/v1/access/mine",     R_ACCESS,         "access",         h_access_mine,    0, RIGHT_NONE},
+    {"GET",    "/v1/audit",           R_AUDIT,          "audit",          h_audit,          0, RIGHT_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
