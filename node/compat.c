@@ -355,6 +355,12 @@ json_t *compat_report_json(const compat_report_t *r)
             json_decref(o);
             return NULL;
         }
+        json_t *vd = json_object();   /* the change's verdict under every mode */
+        for (size_t m = 0; vd != NULL && m < sizeof k_modes / sizeof k_modes[0]; m++)
+            json_object_set_new(vd, k_modes[m],
+                                json_boolean(!breaks((compat_mode_t)m, c->backward, c->forward)));
+        json_object_set_new(e, "verdicts", vd ? vd : json_null());
+        json_object_set_new(e, "breaking", json_boolean(c->breaking));
         if (c->from != NULL)
             json_object_set_new(e, "from", json_string(c->from));
         if (c->to != NULL)

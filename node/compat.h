@@ -117,7 +117,8 @@ int compat_version_check(const compat_report_t *r, char *err, size_t errlen);
  * is_compatible, and may be false for an accepted new major):
  * {"compatible", "mode", "from", "to", "required_bump", "version_ok", "version_error"?,
  *  "messages": [...breaking changes...], "changes": [{path, change, from?, to?, backward,
- *  forward, full, bump, severity (error|warning|info), against_versions, against_count,
+ *  forward, full, verdicts: {MODE: compatible under MODE, for every mode}, breaking (under the
+ *  report's mode), bump, severity (error|warning|info), against_versions, against_count,
  *  message}]}.
  * A new reference, or NULL when out of memory. */
 json_t *compat_report_json(const compat_report_t *r);

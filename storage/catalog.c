@@ -222,6 +222,10 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
         return 0;
     if ((rc = store__product_save(st, txn, &p, err, errlen)) != 0)
         return rc;
+    if (!a->tombstone &&
+        (rc = store__history_put(st, txn, p.id, e->seq, e->time_ms, a->signer, e->manifest->version,
+                                 err, errlen)) != 0)
+        return rc;
     return a->tombstone ? store__search_retire(st, txn, p.id, err, errlen)
                         : store__search_put(st, txn, p.id, e->manifest, p.retired, err, errlen);
 }
