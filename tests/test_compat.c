@@ -663,7 +663,18 @@ Test(compat, manifest_mode_field)
         {"compatibility: 1\n", -1, COMPAT_BACKWARD_TRANSITIVE, "compatibility: 1 is not a mode"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        Trib__Manifest *m = mk("1.0.0", ID, t[i].extra);
+        /* The parser refuses a bad mode (with its line); a manifest from a peer or an older
+         * build may still carry one in its document, which compat_manifest_mode reports. */
+        Trib__Manifest *m = mk("1.0.0", ID, t[i].rc == 0 ? t[i].extra : NULL);
+        if (t[i].rc != 0) {
+            json_t *doc = manifest_document(m);
+            json_t *v = strstr(t[i].extra, "[FULL]") ? json_pack("[s]", "FULL")
+                      : strstr(t[i].extra, ": 1") ? json_integer(1) : json_string("backward");
+            json_object_set_new(doc, "compatibility", v);
+            free(m->document_json);
+            m->document_json = json_dumps(doc, JSON_COMPACT);
+            json_decref(doc);
+        }
         compat_mode_t mode;
         char err[256] = "";
         cr_expect_eq(compat_manifest_mode(m, &mode, err, sizeof err), t[i].rc, "%s", t[i].extra);
@@ -672,6 +683,28 @@ Test(compat, manifest_mode_field)
             cr_expect(strstr(err, t[i].err) != NULL, "%s: %s", t[i].extra, err);
         manifest_free(&m);
     }
+}
+
+/* The manifest parser checks the field itself and names the line. */
+Test(compat, manifest_parser_refuses_unknown_mode)
+{
+    static const char *bad[] = {"compatibility: backward\n", "compatibility: [FULL]\n",
+                                "compatibility: 1\n", "compatibility: FULL_transitive\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024], err[512];
+        snprintf(text, sizeof text,
+                 "name: p\ndomain: payments\nversion: \"1.0.0\"\ntitle: P\n"
+                 "owners: {business: a@example.com, technical: b@example.com}\n%sschema:\n" ID, bad[i]);
+        Trib__Manifest *m = manifest_parse(text, strlen(text), NULL, err, sizeof err);
+        cr_expect_null(m, "%s accepted", bad[i]);
+        cr_expect(strncmp(err, "compatibility: ", 15) == 0 && strstr(err, "(line 6)") &&
+                  (strchr(bad[i], '[') || strstr(bad[i], ": 1") || strstr(err, "BACKWARD_TRANSITIVE")),
+                  "%s: %s", bad[i], err);
+        manifest_free(&m);
+    }
+    Trib__Manifest *m = mk("1.0.0", ID, "compatibility: FORWARD_TRANSITIVE\n");
+    cr_expect_str_eq(m->compatibility, "FORWARD_TRANSITIVE");
+    manifest_free(&m);
 }
 
 /* ---------------------------------------------------------------- the story */
