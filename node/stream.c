@@ -48,6 +48,11 @@ typedef struct stream {
     pthread_cond_t park_cv;
     int has_waiter, parked, quit;
     int gone;                  /* the waker saw the client close its connection */
+    /* local: the schema the response's X-Trib-Schema-Version names (the manifest's catalog seq,
+     * 0: records stored before schema epochs were kept); a record validated against another
+     * manifest ends the response with a "schema_changed" line (see schema_bound) */
+    uint64_t schema_mseq;
+    char schema_version[STORE_VERSION_MAX + 1];
 } reader_t;
 
 stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
@@ -121,12 +126,75 @@ static void reader_error_line(reader_t *r, const char *kind, const char *detail)
 #define PAGE_RECORDS 4096
 #define PAGE_BYTES (256 * 1024)
 
+/* Schema epochs (storage/history.c): records are stored with the manifest they were validated
+ * against, and one response carries records of one schema version only, the one its
+ * X-Trib-Schema-Version header names. */
+typedef struct {
+    uint64_t from, at_mseq;     /* the epoch holding `from` */
+    uint64_t next_start, next_mseq;   /* the first epoch starting after from (0: none) */
+    int calls;
+} epochs_t;
+
+static int epoch_cb(void *ctx, uint64_t first, uint64_t mseq)
+{
+    epochs_t *e = ctx;
+    if (e->calls++ == 0) {
+        e->at_mseq = mseq;
+        return 0;
+    }
+    e->next_start = first;
+    e->next_mseq = mseq;
+    return 1;
+}
+
+/* The version of product id's manifest at catalog seq mseq, or "unknown". */
+static void version_of(node_t *a, const char *id, uint64_t mseq, char out[STORE_VERSION_MAX + 1])
+{
+    store_version_t v;
+    if (mseq && store_history_get(a->st, id, mseq, &v) == 0)
+        snprintf(out, STORE_VERSION_MAX + 1, "%s", v.version);
+    else
+        snprintf(out, STORE_VERSION_MAX + 1, "unknown");
+}
+
+/* How many records from r->next stay in the response's schema: lim, fewer when an epoch of
+ * another manifest starts within them, 0 when r->next is in one (then r->buf holds the
+ * "schema_changed" line and the read ended). */
+static uint64_t schema_bound(reader_t *r, uint64_t lim)
+{
+    epochs_t e = {.from = r->next};
+    uint64_t last = 0;
+    if (store_records_last(r->a->st, r->id, &last) != 0 || last < r->next)
+        return lim;   /* nothing stored there yet (or the page read reports the failure) */
+    if (store_record_epochs(r->a->st, r->id, r->next, r->next + lim - 1, epoch_cb, &e) != 0)
+        return lim;
+    uint64_t at = e.at_mseq, start = r->next;
+    if (at == r->schema_mseq) {
+        if (e.next_start == 0 || e.next_mseq == r->schema_mseq)
+            return lim;
+        if (e.next_start > r->next)
+            return e.next_start - r->next;
+        at = e.next_mseq;
+        start = e.next_start;
+    }
+    char v[STORE_VERSION_MAX + 1], detail[1024];
+    version_of(r->a, r->id, at, v);
+    snprintf(detail, sizeof detail,
+             "records of %s from seq %" PRIu64 " on were validated against version %s, not %s (this "
+             "response's X-Trib-Schema-Version); read again from seq %" PRIu64 " to get them with their schema",
+             r->id, start, v, r->schema_version, start);
+    reader_error_line(r, "schema_changed", detail);
+    return 0;
+}
+
 static long page_fill(reader_t *r)
 {
     r->len = r->off = 0;
     if (r->remaining == 0)
         return 0;
     uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
+    if (!r->rd && (lim = schema_bound(r, lim)) == 0)
+        return -2;   /* the schema_changed line is in buf */
     store_page_t pg = {.buf = r->buf, .cap = r->cap};
     long n = store_page_read(r->a->st, r->id, r->next, lim, PAGE_BYTES, &pg);
     r->buf = pg.buf;
@@ -168,6 +236,8 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
         }
         uint64_t at = r->next;
         long n = page_fill(r);
+        if (n == -2)
+            break;
         if (n < 0) {
             char detail[512];
             snprintf(detail, sizeof detail, "reading records of %s at seq %" PRIu64 " failed: %s", r->id, at,
@@ -372,6 +442,18 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
     MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
     if (r->live)
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    if (!r->rd) {   /* local: the schema version the records of this response were validated against */
+        epochs_t e = {.from = r->next};
+        store_product_t p;
+        if (last >= r->next && store_record_epochs(r->a->st, r->id, r->next, r->next, epoch_cb, &e) == 0)
+            r->schema_mseq = e.at_mseq;                /* the stored record's */
+        else if (last < r->next && store_product_get(r->a->st, r->id, &p) == 0)
+            r->schema_mseq = p.manifest_seq;           /* beyond the end: what the next are checked against */
+        version_of(r->a, r->id, r->schema_mseq, r->schema_version);
+        MHD_add_response_header(resp, "X-Trib-Schema-Version", r->schema_version);
+        snprintf(hdr, sizeof hdr, "%" PRIu64, r->schema_mseq);
+        MHD_add_response_header(resp, "X-Trib-Schema-Seq", hdr);
+    }
     enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);
     return ret;
