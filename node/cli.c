@@ -105,6 +105,18 @@ static const cli_cmd_t commands[] = {
       "under and the bump it needs, and the overall verdict under V2's compatibility mode.",
       { OPT_JSON }, 3, 3,
       "trib diff payments/settled-transactions 1.0.0 2.0.0", cli_run_diff },
+    { "watch", "[--domain D] [--product ID] [--from SEQ] [--no-follow]",
+      "follow the catalog's change feed (NDJSON)",
+      "Writes the node's catalog change feed to stdout, one JSON event per line: published,\n"
+      "new_version (with its change_class), breaking, deprecated, retired, policy_changed,\n"
+      "grant_changed; from every domain, as this node's replica learns them. Each event has a\n"
+      "node-local seq: resume with --from SEQ+1. Runs until interrupted (Ctrl-C: exit 0).",
+      { { "domain", "D", "only events of domain D" },
+        { "product", "ID", "only events of product ID" },
+        { "from", "SEQ", "first event seq (default 1: everything this node logged)" },
+        { "no-follow", NULL, "stop at the last event instead of waiting for new ones" } },
+      0, 0,
+      "trib watch --domain payments --from 120", cli_run_watch },
     { "retire", "ID [--json]",
       "retire a product of the node's domain",
       "Appends a tombstone for product ID to the domain's catalog log: the product stays\n"

@@ -1,15 +1,19 @@
 /* node/cli_gov.c - the `trib` governance commands: check, history, diff (DESIGN §14).
  *
+ * watch: the change feed (GET /v1/catalog/changes) relayed line by line to stdout, as NDJSON.
  * Owns: their requests (POST .../check with the manifest, GET .../history, GET .../diff) and
  * their replies as text: one line per change with its verdict per mode and the bump it needs,
  * the overall verdict, and the exit code (check: 1 when publish would be refused).
  * Must not: speak HTTP itself (node/client.c), judge compatibility (the node does), or print
  * bytes from the node without cleaning them (cli_text_clean). */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "node/cli.h"
 #include "node/cli_internal.h"
 #include "node/cli_table.h"
 
@@ -210,5 +214,72 @@ int cli_run_diff(cli_ctx_t *c)
         free(p);
     }
     json_decref(j);
+    return rc;
+}
+
+/* ================================================================ watch */
+
+static volatile sig_atomic_t watch_stop;
+static void on_watch_signal(int sig) { (void)sig; watch_stop = 1; }
+
+typedef struct {
+    FILE *out;
+    int werr;
+} watch_sink_t;
+
+static int watch_sink(void *ctx, const char *data, size_t len)
+{
+    watch_sink_t *w = ctx;
+    if (fwrite(data, 1, len, w->out) != len || fflush(w->out) != 0) {
+        w->werr = errno;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_run_watch(cli_ctx_t *c)
+{
+    const char *from;
+    int rc = cli_arg_uint(c, "from", &from);
+    if (rc != CLI_OK)
+        return rc;
+    const char *product = cli_opt(c, "product");
+    if (product && !cli_valid_id(product))
+        return cli_usage_error(c, "--product: '%s' is not a product id (DOMAIN/NAME)", product);
+    const char *query[] = {"from", from, "domain", cli_opt(c, "domain"), "product", product,
+                           "live", cli_opt(c, "no-follow") ? "0" : NULL, NULL};
+    watch_sink_t w = {.out = c->out};
+    watch_stop = 0;
+    client_req_t rq = {.method = "GET", .path = "/v1/catalog/changes", .query = query, .upload_len = -1,
+                       .long_lived = 1, .sink = watch_sink, .sink_ctx = &w, .stop = &watch_stop};
+    int out_fd = fileno(c->out);
+    if (out_fd >= 0)
+        rq.watch_fd = &out_fd;
+    struct sigaction stop = {.sa_handler = on_watch_signal}, ign = {.sa_handler = SIG_IGN};
+    struct sigaction old_int, old_term, old_pipe;
+    sigemptyset(&stop.sa_mask);
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &stop, &old_int);
+    sigaction(SIGTERM, &stop, &old_term);
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    client_reply_t rep;
+    char err[1024];
+    int cr = client_request(c->node, &rq, &rep, err, sizeof err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    if (cr == 0 && (rep.status < 200 || rep.status > 299))
+        rc = cli_fail_http(c, &rep);
+    else if (cr == CLIENT_STOPPED || cr == CLIENT_GONE || (cr == CLIENT_SINK && w.werr == EPIPE))
+        rc = CLI_OK;
+    else if (cr == CLIENT_SINK)
+        rc = cli_fail(c, "writing output: %s", strerror(w.werr));
+    else if (cr < 0)
+        rc = cli_fail_transport(c, err);
+    else
+        rc = cli_opt(c, "no-follow") ? CLI_OK
+                                      : cli_fail(c, "the node at %s ended the feed; resume with --from the seq "
+                                                    "after the last event", c->node);
+    client_reply_free(&rep);
     return rc;
 }

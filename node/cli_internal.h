@@ -76,6 +76,7 @@ int cli_load_manifest(cli_ctx_t *c, const char *file, char **text, size_t *len, 
 int cli_run_check(cli_ctx_t *c);
 int cli_run_history(cli_ctx_t *c);
 int cli_run_diff(cli_ctx_t *c);
+int cli_run_watch(cli_ctx_t *c);
 
 /* ---- replies as text (cli_render.c): j is a 2xx reply, id the command's product or NULL */
 typedef int (*cli_render_fn)(cli_ctx_t *c, json_t *j, const char *id);

@@ -43,7 +43,7 @@
 typedef enum {
     R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
     R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS,
-    R_CHECK, R_HISTORY, R_DIFF,                             /* governance: node/http_gov.c */
+    R_CHECK, R_HISTORY, R_DIFF, R_CHANGES,                  /* governance: node/http_gov.c */
     R_OTHER, R_COUNT
 } route_t;
 
@@ -585,6 +585,7 @@ static enum MHD_Result gov(call_t *k, enum MHD_Result (*fn)(const gov_call_t *),
 static enum MHD_Result h_check(call_t *k) { return gov(k, gov_check, R_CHECK); }
 static enum MHD_Result h_history(call_t *k) { return gov(k, gov_history, R_HISTORY); }
 static enum MHD_Result h_diff(call_t *k) { return gov(k, gov_diff, R_DIFF); }
+static enum MHD_Result h_changes(call_t *k) { return gov(k, gov_changes, R_CHANGES); }
 
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must
  * form a product id. A path that matches no row is a 404; a path some row matches with another
@@ -615,6 +616,7 @@ static const route_row_t routes[] = {
     {"POST",   PRODUCT "/check",      R_CHECK,          "check",          h_check,          1, RIGHT_NONE},
     {"GET",    PRODUCT "/history",    R_HISTORY,        "history",        h_history,        0, RIGHT_NONE},
     {"GET",    PRODUCT "/diff",       R_DIFF,           "diff",           h_diff,           0, RIGHT_NONE},
+    {"GET",    "/v1/catalog/changes", R_CHANGES,        "changes",        h_changes,        0, RIGHT_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

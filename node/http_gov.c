@@ -11,6 +11,8 @@
 #include "node/gate.h"
 #include "node/http_gov.h"
 #include "node/metrics.h"
+#include "node/stream.h"
+#include "storage/store.h"
 
 static enum MHD_Result reply(const gov_call_t *g, unsigned status, json_t *j)
 {
@@ -109,4 +111,32 @@ enum MHD_Result gov_diff(const gov_call_t *g)
     if (!j)
         return error(g, (unsigned)status, status == 404 ? "not_found" : "storage", err);
     return reply(g, 200, j);
+}
+
+enum MHD_Result gov_changes(const gov_call_t *g)
+{
+    const char *f = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "from");
+    const char *lv = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "live");
+    const char *domain = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "domain");
+    const char *product = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "product");
+    uint64_t from = 1;
+    if (f && *f) {
+        char *end;
+        if (f[0] < '0' || f[0] > '9' || (from = strtoull(f, &end, 10), *end))
+            return error(g, 400, "bad_query", "from: expected a change seq (a whole number >= 0)");
+    }
+    int live = !(lv && (!strcmp(lv, "0") || !strcasecmp(lv, "false") || !strcasecmp(lv, "no")));
+    if (domain && *domain && !store_valid_name(domain, strlen(domain)))
+        return error(g, 400, "bad_query", "domain: not a domain name (" STORE_NAME_RULE ")");
+    if (product && *product && !store_valid_id(product))
+        return error(g, 400, "bad_query", "product: not a product id (domain/name, each " STORE_NAME_RULE ")");
+    uint64_t last = 0;
+    store_changes_last(g->n->st, &last);
+    stream_t *s = stream_new_feed(g->n, g->c, from, live, domain, product);
+    if (!s)
+        return MHD_NO;
+    enum MHD_Result ret = stream_queue(g->c, s, last);
+    if (ret == MHD_YES)
+        metrics_http(g->route, 200);
+    return ret;
 }

@@ -21,6 +21,8 @@ typedef struct {
 enum MHD_Result gov_check(const gov_call_t *g);      /* POST /v1/products/{id}/check */
 enum MHD_Result gov_history(const gov_call_t *g);    /* GET  /v1/products/{id}/history */
 enum MHD_Result gov_diff(const gov_call_t *g);       /* GET  /v1/products/{id}/diff?from=&to= */
+/* GET /v1/catalog/changes?from=SEQ[&live=0][&domain=D][&product=ID]: the change feed as NDJSON */
+enum MHD_Result gov_changes(const gov_call_t *g);
 
 /* The body of a refused publish whose result carries a report: {"error","detail", and the
  * report's "mode","changes","required_bump","violations",...}. A new reference (NULL: none). */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/log.h"
+#include "node/changes.h"
 #include "node/metrics.h"
 #include "node/stream.h"
 #include "storage/pager.h"
@@ -53,6 +54,9 @@ typedef struct stream {
      * manifest ends the response with a "schema_changed" line (see schema_bound) */
     uint64_t schema_mseq;
     char schema_version[STORE_VERSION_MAX + 1];
+    /* the catalog change feed (node/changes.c) instead of records: next is the feed's seq */
+    int feed;
+    char fdomain[64], fproduct[STORE_ID_MAX];
 } reader_t;
 
 stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
@@ -69,6 +73,18 @@ stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64
     r->live = live;
     r->line_start = 1;
     r->rd = rd;
+    return r;
+}
+
+stream_t *stream_new_feed(node_t *a, struct MHD_Connection *c, uint64_t from, int live, const char *domain,
+                          const char *product)
+{
+    reader_t *r = stream_new(a, c, "", from, 0, live, NULL);
+    if (!r)
+        return NULL;
+    r->feed = 1;
+    snprintf(r->fdomain, sizeof r->fdomain, "%s", domain ? domain : "");
+    snprintf(r->fproduct, sizeof r->fproduct, "%s", product ? product : "");
     return r;
 }
 
@@ -192,6 +208,12 @@ static long page_fill(reader_t *r)
     r->len = r->off = 0;
     if (r->remaining == 0)
         return 0;
+    if (r->feed) {
+        size_t len = 0;
+        long n = changes_page(r->a, r->next, 256, r->fdomain, r->fproduct, &r->buf, &len, &r->cap, &r->next);
+        r->len = n > 0 ? len : 0;
+        return n;
+    }
     uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
     if (!r->rd && (lim = schema_bound(r, lim)) == 0)
         return -2;   /* the schema_changed line is in buf */
@@ -247,14 +269,17 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             break;
         }
-        if (n > 0)
-            break;
+        if (n > 0) {
+            if (r->len > r->off)
+                break;
+            continue;   /* the feed's filters kept none of these */
+        }
         if (!r->live)
             return MHD_CONTENT_READER_END_OF_STREAM;
         /* Live and caught up: a retired product takes no new records, so the stream ends here
          * with the same error line a relay gets from the owner. */
         store_product_t p;
-        if (store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
+        if (!r->feed && store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
             char detail[512];
             snprintf(detail, sizeof detail, "%s was retired: it takes no new records", r->id);
             reader_error_line(r, "retired", detail);
@@ -442,7 +467,7 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
     MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
     if (r->live)
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    if (!r->rd) {   /* local: the schema version the records of this response were validated against */
+    if (!r->rd && !r->feed) {   /* local: the schema version the records of this response were validated against */
         epochs_t e = {.from = r->next};
         store_product_t p;
         if (last >= r->next && store_record_epochs(r->a->st, r->id, r->next, r->next, epoch_cb, &e) == 0)

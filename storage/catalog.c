@@ -218,6 +218,13 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
     MDB_val hk = { a->dlen, (void *)e->domain }, hv = { sizeof hb, hb };
     if ((rc = mdb_put(txn, st->heads, &hk, &hv, 0)) != 0)
         return store__write_fail(st, err, errlen, "mdb_put(catalog_heads)", rc);
+    char ev[512];   /* the change log: names follow the product id rule, nothing to escape */
+    int evn = snprintf(ev, sizeof ev,
+                       "{\"type\":\"catalog\",\"domain\":\"%s\",\"seq\":%llu,\"product\":\"%s/%s\","
+                       "\"tombstone\":%s,\"time_ms\":%lld}", e->domain, (unsigned long long)e->seq,
+                       e->domain, a->name, a->tombstone ? "true" : "false", (long long)e->time_ms);
+    if ((rc = store__changes_put(st, txn, ev, (size_t)evn, err, errlen)) != 0)
+        return rc;
     if (!changed)
         return 0;
     if ((rc = store__product_save(st, txn, &p, err, errlen)) != 0)

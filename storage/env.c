@@ -339,7 +339,8 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
         (rc = open_dbi(st, txn, "search_docs", &st->s_docs, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "search_ids", &st->s_ids, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "history", &st->history, err, errlen)) != 0 ||
-        (rc = open_dbi(st, txn, "record_schema", &st->rschema, err, errlen)) != 0)
+        (rc = open_dbi(st, txn, "record_schema", &st->rschema, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "changes", &st->changes, err, errlen)) != 0)
         return rc;
 
     MDB_val k = { strlen(FORMAT_KEY), (void *)FORMAT_KEY }, v;

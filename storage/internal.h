@@ -21,6 +21,7 @@ struct store {
     MDB_dbi meta, catalog, heads, products, records, members;
     MDB_dbi s_terms, s_facets, s_docs, s_ids;   /* search index (search.c) */
     MDB_dbi history, rschema;          /* version history, record schema epochs (history.c) */
+    MDB_dbi changes;                   /* the node-local change log (changes.c) */
     int search_off;                    /* store_opts_t.no_search: index not maintained */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */
@@ -97,6 +98,8 @@ int store__history_put(store_t *st, MDB_txn *txn, const char *id, uint64_t seq, 
                        size_t errlen);
 int store__epoch_note(store_t *st, MDB_txn *txn, const char *id, uint64_t first_seq,
                       uint64_t manifest_seq, char *err, size_t errlen);
+/* Adds a row to the change log inside a caller's write transaction (changes.c). */
+int store__changes_put(store_t *st, MDB_txn *txn, const void *ev, size_t len, char *err, size_t errlen);
 /* After the databases are open: fills the history from the catalog when the store has none. */
 int store__history_open(store_t *st, char *err, size_t errlen);
 

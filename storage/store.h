@@ -157,6 +157,18 @@ typedef int (*store_epoch_fn)(void *ctx, uint64_t first_seq, uint64_t manifest_s
 int store_record_epochs(store_t *st, const char *id, uint64_t from, uint64_t to,
                         store_epoch_fn fn, void *ctx);
 
+/* ---- the node-local change log (storage/changes.c): seq 1, 2, 3 ... on this node. Every
+ * catalog entry stored adds a row {"type":"catalog","domain","seq","product","tombstone",
+ * "time_ms"} in its own transaction; store_changes_append adds any other event (bytes as given,
+ * at most STORE_CHANGE_MAX). */
+#define STORE_CHANGE_MAX (64 * 1024)
+int store_changes_append(store_t *st, const void *ev, size_t len, uint64_t *seq, char *err, size_t errlen);
+int store_changes_last(store_t *st, uint64_t *last);       /* 0 when empty; 0 or -1 */
+/* Calls fn for rows with seq >= from, at most limit (0: all), in one short read transaction,
+ * stopping when fn returns non-zero. The count passed, or -1. */
+typedef int (*store_change_fn)(void *ctx, uint64_t seq, const void *ev, size_t len);
+long store_changes_read(store_t *st, uint64_t from, uint64_t limit, store_change_fn fn, void *ctx);
+
 /* ---- search: see storage/search.h */
 
 /* ---- records: product id|seq -> record bytes (a JSON document, as received) */

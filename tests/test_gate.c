@@ -521,3 +521,100 @@ Test(gate, records_are_read_with_their_schema_version)
     free(v1);
     free(v11);
 }
+
+/* ------------------------------------------------------------------ the change feed */
+
+typedef struct {
+    h_node_t *n;
+    const char *query;
+    const char *want[4];      /* substrings every one of which some line must hold, in order */
+    char *body;
+} feed_t;
+
+/* The feed (not live) holds lines with each of want, in that order. */
+static int feed_has(void *ctx)
+{
+    feed_t *f = ctx;
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/catalog/changes?live=0%s", f->n->url, f->query ? f->query : "");
+    h_resp_t r;
+    if (h_http("GET", url, NULL, NULL, 0, &r) != 0 || r.status != 200) {
+        h_resp_free(&r);
+        return 0;
+    }
+    const char *at = r.body ? r.body : "";
+    int ok = 1;
+    for (int i = 0; i < 4 && f->want[i] && ok; i++) {
+        const char *hit = strstr(at, f->want[i]);
+        ok = hit != NULL;
+        if (hit)
+            at = hit + strlen(f->want[i]);
+    }
+    free(f->body);
+    f->body = r.body;
+    r.body = NULL;
+    h_resp_free(&r);
+    return ok;
+}
+
+Test(gate, change_feed_shows_events_from_a_peer)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, FAST, NULL), 0);
+    json_t *j;
+    char *v1 = manifest("1.0.0", "integer", NULL, NULL);
+    char *v11 = manifest("1.1.0", "integer", NULL, "  - {name: mcc, logicalType: string}\n");
+    char *v2 = manifest("2.0.0", "string", NULL, "  - {name: mcc, logicalType: string}\n");
+    char *dep = manifest("2.1.0", "string", NULL, "  - {name: mcc, logicalType: string}\n");
+    char *p;
+    char *fixed = NULL;
+    p = strstr(dep, "status: active\n");
+    cr_assert_not_null(p);
+    cr_assert_gt(asprintf(&fixed, "%.*sstatus: deprecated\n%s", (int)(p - dep), dep, p + strlen("status: active\n")), 0);
+    free(dep);
+    cr_assert_eq(publish(&a, v1, NULL, &j), 201);
+    json_decref(j);
+    cr_assert_eq(publish(&a, v11, NULL, &j), 200, "%s", s_of(j, "detail"));
+    json_decref(j);
+    cr_assert_eq(publish(&a, v2, NULL, &j), 200, "%s", s_of(j, "detail"));
+    json_decref(j);
+    cr_assert_eq(publish(&a, fixed, NULL, &j), 200, "%s", s_of(j, "detail"));
+    json_decref(j);
+
+    /* growth's feed, from its own replica of payments' log. */
+    feed_t f = {.n = &b, .query = "&domain=payments",
+                .want = {"\"event\":\"published\"", "\"change_class\":\"minor\"", "\"event\":\"breaking\"",
+                         "\"event\":\"deprecated\""}};
+    int seen = h_wait(feed_has, &f, 20000);
+    cr_assert(seen, "growth's feed: %s", f.body ? f.body : "(none)");
+    cr_assert(strstr(f.body, "\"event\":\"new_version\""), "%s", f.body);
+    cr_assert(strstr(f.body, "\"previous\":\"1.1.0\""), "%s", f.body);
+    free(f.body);
+    f.body = NULL;
+
+    /* A live watcher on growth sees the retirement arrive; it resumes by seq. */
+    char *out = NULL, *err = NULL;
+    h_resp_t r;
+    char url[256];
+    snprintf(url, sizeof url, "%s" PATH, a.url);
+    cr_assert_eq(h_http("DELETE", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    h_resp_free(&r);
+    feed_t g = {.n = &b, .query = "&product=" ID "&from=4", .want = {"\"event\":\"retired\""}};
+    cr_assert(h_wait(feed_has, &g, 20000), "growth's feed lacks the retirement: %s", g.body ? g.body : "");
+    cr_assert(!strstr(g.body, "\"event\":\"published\""), "from=4 resent earlier events: %s", g.body);
+    free(g.body);
+    cr_assert_eq(h_trib(&b, NULL, &out, &err, "watch", "--no-follow", "--product", ID, NULL), 0, "%s", err);
+    cr_assert(strstr(out, "\"event\":\"retired\"") && strstr(out, "\"event\":\"published\""), "%s", out);
+    free(out);
+    free(err);
+    long status;
+    json_t *bad = h_get_json(b.url, "/v1/catalog/changes?from=x", &status);
+    cr_assert_eq(status, 400);
+    json_decref(bad);
+    free(v1);
+    free(v11);
+    free(v2);
+    free(fixed);
+}
