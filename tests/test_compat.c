@@ -228,13 +228,27 @@ static const row_t k_rows[] = {
 
 Test(compat, change_mode_table)
 {
-    static const compat_mode_t modes[] = {COMPAT_BACKWARD, COMPAT_FORWARD, COMPAT_FULL, COMPAT_NONE};
+    /* Every row under every mode: with one earlier version a _TRANSITIVE mode gives its base
+     * mode's verdict; and the gate's version rule at a minor step (1.1.0) accepts the change
+     * exactly when the mode holds (under NONE: when it is no schema change). */
+    static const compat_mode_t modes[] = {COMPAT_BACKWARD, COMPAT_FORWARD, COMPAT_FULL, COMPAT_NONE,
+                                          COMPAT_BACKWARD_TRANSITIVE, COMPAT_FORWARD_TRANSITIVE,
+                                          COMPAT_FULL_TRANSITIVE};
     for (size_t i = 0; i < sizeof k_rows / sizeof k_rows[0]; i++) {
         const row_t *w = &k_rows[i];
         Trib__Manifest *o = mk("1.0.0", w->old_schema, w->old_extra);
         Trib__Manifest *n = mk("1.0.1", w->new_schema, w->new_extra);
-        const int want[] = {w->backward, w->forward, w->full, 1};
-        for (size_t m = 0; m < 4; m++) {
+        Trib__Manifest *n_minor = mk("1.1.0", w->new_schema, w->new_extra);
+        const int want[] = {w->backward, w->forward, w->full, 1, w->backward, w->forward, w->full};
+        for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+            compat_report_t *rm = check1(o, n_minor, modes[m]);
+            char verr[512];
+            int vok = compat_version_check(rm, verr, sizeof verr) == 0;
+            int want_ok = modes[m] == COMPAT_NONE ? !(w->kind < COMPAT_DEFAULT_CHANGED) : want[m];
+            cr_expect_eq(vok, want_ok, "%s: %s: publish at 1.1.0 %s, want %s (%s)", w->what,
+                         compat_mode_name(modes[m]), vok ? "accepted" : "refused",
+                         want_ok ? "accepted" : "refused", verr);
+            compat_report_free(&rm);
             compat_report_t *r = check1(o, n, modes[m]);
             if (r->compatible != want[m])
                 dump(r);
@@ -255,6 +269,7 @@ Test(compat, change_mode_table)
         }
         manifest_free(&o);
         manifest_free(&n);
+        manifest_free(&n_minor);
     }
 }
 
