@@ -181,7 +181,7 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
         clist_t old = {0};
         const char *ver = earlier[v]->version ? earlier[v]->version : "";
         compat_side_init(&old, &os, earlier[v]);
-        compat_diff_manifests(&old, &os, &ns);
+        compat_diff_schema(&old, &os, &ns);   /* only schema changes can break the mode */
         compat_side_clear(&os);
         for (size_t i = 0; i < old.n && !old.oom && !out.oom; i++) {
             compat_change_t *c = &old.v[i];

@@ -755,13 +755,18 @@ static int skip_top(const char *k)
            !strcmp(k, "schema") || !strcmp(k, "classification") || !strcmp(k, "status");
 }
 
-void compat_diff_manifests(clist_t *l, const side_t *os, const side_t *ns)
+void compat_diff_schema(clist_t *l, const side_t *os, const side_t *ns)
 {
-    const Trib__Manifest *o = os->m, *n = ns->m;
     if (os->schema != NULL && ns->schema != NULL && !json_equal(os->schema, ns->schema)) {
         diff_props(l, "schema", os->schema, ns->schema, 0);
         diff_key_order(l, os->schema, ns->schema);
     }
+}
+
+void compat_diff_manifests(clist_t *l, const side_t *os, const side_t *ns)
+{
+    const Trib__Manifest *o = os->m, *n = ns->m;
+    compat_diff_schema(l, os, ns);
     diff_classification(l, "classification", o->classification ? o->classification : "",
                         n->classification ? n->classification : "");
     if (!compat_str_eq(o->status, n->status))

@@ -46,6 +46,9 @@ void compat_side_clear(side_t *s);
 /* Appends to l every change from os (the earlier version) to ns, with its backward and forward
  * verdicts; breaking, bump and against are left for the caller. */
 void compat_diff_manifests(clist_t *l, const side_t *os, const side_t *ns);
+/* Only the schema part of compat_diff_manifests: what can break a mode (older versions of a
+ * _TRANSITIVE check need nothing else: metadata and annotations never break one). */
+void compat_diff_schema(clist_t *l, const side_t *os, const side_t *ns);
 
 /* Two strings equal, NULL counting as "". */
 static inline int compat_str_eq(const char *a, const char *b)
