@@ -299,6 +299,8 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
     json_t *report = NULL;
     gate_check(n, id, m, o->revive, r, o->want_report ? &report : NULL);
     r->report = report;
+    if (!o->dry_run)
+        metrics_gate(r->code != NODE_OK ? r->kind : r->unchanged ? "unchanged" : NULL);
     if (r->code != NODE_OK)
         goto out;
     /* POLICY GATE (policy helper): evaluate the policy set in force here, e.g.

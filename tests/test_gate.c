@@ -131,6 +131,7 @@ Test(gate, breaking_change_needs_a_major_version)
     cr_assert_geq(json_array_size(json_object_get(j, "violations")), 1);
     json_decref(j);
     cr_assert_eq(catalog_seq(&n), 1, "a refused publish made an entry");
+    cr_assert_eq(h_metric(n.url, "trib_publish_refused_total{reason=\"incompatible\"}"), 1);
 
     /* The CLI says why and exits 1. */
     char file[512], *out = NULL, *err = NULL;
@@ -211,6 +212,7 @@ Test(gate, versions_only_go_up_and_unchanged_is_a_no_op)
     cr_assert_str_eq(s_of(j, "result"), "unchanged");
     json_decref(j);
     cr_assert_eq(catalog_seq(&n), 2, "an unchanged publish made an entry");
+    cr_assert_eq(h_metric(n.url, "trib_publish_unchanged_total"), 1);
 
     st = publish(&n, down, NULL, &j);
     cr_assert_eq(st, 422, "downgrade 1.1.0 -> 1.0.1: %ld", st);
@@ -222,6 +224,10 @@ Test(gate, versions_only_go_up_and_unchanged_is_a_no_op)
     cr_assert_str_eq(s_of(j, "error"), "version_not_increased");
     json_decref(j);
     cr_assert_eq(catalog_seq(&n), 2);
+    cr_assert_eq(h_metric(n.url, "trib_publish_refused_total{reason=\"version_not_increased\"}"), 2);
+    json_t *status = h_get_json(n.url, "/v1/status", NULL);
+    cr_assert_not_null(status, "the node stopped serving after the refusals");
+    json_decref(status);
 
     json_t *h = h_get_json(n.url, PATH "/history", NULL);
     cr_assert_eq(json_array_size(json_object_get(h, "versions")), 2);
@@ -253,6 +259,7 @@ Test(gate, retired_product_needs_revive_and_a_new_version)
     cr_assert_str_eq(s_of(j, "error"), "retired");
     cr_assert(strstr(s_of(j, "detail"), "revive"), "%s", s_of(j, "detail"));
     json_decref(j);
+    cr_assert_eq(h_metric(n.url, "trib_publish_refused_total{reason=\"retired\"}"), 1);
     st = publish(&n, v1, "?revive=1", &j);
     cr_assert_eq(st, 422, "revive at the same version: %ld", st);
     cr_assert_str_eq(s_of(j, "error"), "version_not_increased");
