@@ -102,6 +102,12 @@ typedef struct {
 compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
                               const Trib__Manifest *next, compat_mode_t mode,
                               char *err, size_t errlen);
+/* The same with the earlier versions' documents already parsed (docs[i]: manifest_document of
+ * earlier[i], borrowed, or NULL to parse it here): a caller checking against many versions
+ * keeps them (node/gate.c caches them by catalog seq; a document is never modified here). */
+compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t *const *docs, size_t n,
+                                   const Trib__Manifest *next, compat_mode_t mode,
+                                   char *err, size_t errlen);
 void compat_report_free(compat_report_t **rp);   /* accepts NULL and *rp == NULL */
 
 /* The version rule for publishing next after the report's latest version: 0, or -1 with err:

@@ -735,11 +735,17 @@ static json_t *schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
     return arr;
 }
 
-void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m)
+void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc)
 {
     s->m = m;
-    s->doc = manifest_document(m);   /* NULL without one: the Manifest's fields still count */
+    /* NULL without one: the Manifest's fields still count */
+    s->doc = doc != NULL ? json_incref(doc) : manifest_document(m);
     s->schema = schema_of(l, m, s->doc);
+}
+
+void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m)
+{
+    compat_side_init_doc(l, s, m, NULL);
 }
 
 void compat_side_clear(side_t *s)

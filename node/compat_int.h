@@ -41,6 +41,8 @@ typedef struct {
 } side_t;
 
 void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m);
+/* The same with m's document already parsed (borrowed; NULL: parse it). */
+void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc);
 void compat_side_clear(side_t *s);
 
 /* Appends to l every change from os (the earlier version) to ns, with its backward and forward

@@ -1,6 +1,7 @@
 /* node/gate.c - the governance gate of publish and the version views (gate.h).
  *
  * Sections: retained versions / the gate / history and diff views. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +37,57 @@ static int collect(void *ctx, const store_version_t *row)
     return 0;
 }
 
+/* Parsed documents of catalog entries, by (domain, seq): direct-mapped, immutable values shared
+ * by reference (jansson's reference counts are atomic; nothing modifies a cached document). */
+#define DOC_CACHE 1024
+static struct {
+    char domain[64];
+    uint64_t seq;
+    json_t *doc;
+} doc_cache[DOC_CACHE];
+static pthread_mutex_t doc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t doc_slot(const char *domain, uint64_t seq)
+{
+    uint64_t h = 1469598103934665603ull ^ seq;
+    for (const unsigned char *p = (const unsigned char *)domain; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)(h % DOC_CACHE);
+}
+
+/* The document of m (entry domain|seq): a new reference, or NULL when it has none. */
+static json_t *doc_of(const char *domain, uint64_t seq, const Trib__Manifest *m)
+{
+    size_t i = doc_slot(domain, seq);
+    json_t *d = NULL;
+    pthread_mutex_lock(&doc_mu);
+    if (doc_cache[i].doc && doc_cache[i].seq == seq && strcmp(doc_cache[i].domain, domain) == 0)
+        d = json_incref(doc_cache[i].doc);
+    pthread_mutex_unlock(&doc_mu);
+    if (d)
+        return d;
+    d = manifest_document(m);
+    if (!d)
+        return NULL;
+    pthread_mutex_lock(&doc_mu);
+    json_t *old = doc_cache[i].doc;
+    snprintf(doc_cache[i].domain, sizeof doc_cache[i].domain, "%s", domain);
+    doc_cache[i].seq = seq;
+    doc_cache[i].doc = json_incref(d);
+    pthread_mutex_unlock(&doc_mu);
+    json_decref(old);
+    return d;
+}
+
 void gate_versions_free(gate_versions_t *v)
 {
-    for (size_t i = 0; i < v->n; i++)
+    for (size_t i = 0; i < v->n; i++) {
         if (v->se && v->ce)
             view_free_entry(&v->se[i], &v->ce[i]);
+        if (v->doc)
+            json_decref(v->doc[i]);
+    }
+    free(v->doc);
     free(v->rows);
     free(v->se);
     free(v->ce);
@@ -63,7 +110,8 @@ int gate_versions_load(node_t *n, const char *id, gate_versions_t *out, char *er
     out->se = calloc(out->n, sizeof *out->se);
     out->ce = calloc(out->n, sizeof *out->ce);
     out->m = calloc(out->n, sizeof *out->m);
-    if (!out->se || !out->ce || !out->m) {
+    out->doc = calloc(out->n, sizeof *out->doc);
+    if (!out->se || !out->ce || !out->m || !out->doc) {
         snprintf(err, errlen, "out of memory loading the versions of %s", id);
         gate_versions_free(out);
         return -1;
@@ -75,6 +123,18 @@ int gate_versions_load(node_t *n, const char *id, gate_versions_t *out, char *er
             out->ce[i]->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST)
             out->m[i] = out->ce[i]->manifest;
     return 0;
+}
+
+/* The documents of the versions gate_run compares with. */
+static void load_docs(const char *id, gate_versions_t *v, const size_t *idx, size_t k)
+{
+    char domain[64];
+    snprintf(domain, sizeof domain, "%.*s", (int)strcspn(id, "/"), id);
+    for (size_t j = 0; j < k; j++) {
+        size_t i = idx[j];
+        if (v->m[i] && !v->doc[i])
+            v->doc[i] = doc_of(domain, v->rows[i].seq, v->m[i]);
+    }
 }
 
 /* ================================================================ the gate */
@@ -112,11 +172,10 @@ static void violation(json_t *rep, const char *rule, const char *path, const cha
                                     "message", message ? message : ""));
 }
 
-static int same_document(const Trib__Manifest *a, const Trib__Manifest *b)
+static int same_document(const json_t *da, const Trib__Manifest *b)
 {
-    json_t *da = manifest_document(a), *db = manifest_document(b);
+    json_t *db = manifest_document(b);
     int eq = da && db && json_equal(da, db);
-    json_decref(da);
     json_decref(db);
     return eq;
 }
@@ -155,6 +214,8 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
     node_code_t code = NODE_OK;
     compat_report_t *cr = NULL;
     const Trib__Manifest **earlier = NULL;
+    json_t **docs = NULL;
+    size_t *idx = NULL;
     const Trib__Manifest *latest = v.n ? v.m[v.n - 1] : NULL;
     json_object_set_new(rep, "latest", latest ? json_string(latest->version) : json_null());
     if (p.retired) {
@@ -166,7 +227,11 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
             violation(rep, "lifecycle.revive", "status", r->detail);
             goto out;
         }
-    } else if (latest && same_document(latest, m)) {
+    } else if (latest) {
+        size_t last = v.n - 1;
+        load_docs(id, &v, &last, 1);
+    }
+    if (!p.retired && latest && same_document(v.doc[v.n - 1], m)) {
         r->unchanged = 1;
         json_object_set_new(rep, "unchanged", json_true());
         goto out;
@@ -195,7 +260,9 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
     /* Compatibility: against the latest version, or every retained one (_TRANSITIVE). */
     size_t k = 0;
     earlier = calloc(v.n ? v.n : 1, sizeof *earlier);
-    if (!earlier) {
+    docs = calloc(v.n ? v.n : 1, sizeof *docs);
+    idx = calloc(v.n ? v.n : 1, sizeof *idx);
+    if (!earlier || !docs || !idx) {
         code = refuse(r, NODE_FAILED, "internal", "out of memory");
         goto out;
     }
@@ -210,11 +277,15 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
         if (i + 1 < v.n && line_ok &&
             (semver_parse(v.rows[i].version, &hv, err, sizeof err) != 0 || hv.major != lv.major))
             continue;
+        idx[k] = i;
         earlier[k++] = v.m[i];
     }
     if (k == 0)
         goto out;   /* nothing readable to compare with */
-    cr = compat_check(earlier, k, m, mode, err, sizeof err);
+    load_docs(id, &v, idx, k);
+    for (size_t j = 0; j < k; j++)
+        docs[j] = v.doc[idx[j]];
+    cr = compat_check_docs(earlier, docs, k, m, mode, err, sizeof err);
     if (!cr) {
         code = refuse(r, NODE_FAILED, "internal", "compatibility check: %s", err);
         goto out;
@@ -232,6 +303,8 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
 out:
     compat_report_free(&cr);
     free(earlier);
+    free(docs);
+    free(idx);
     gate_versions_free(&v);
     return code;
 }

@@ -21,6 +21,8 @@ typedef struct {
     Trib__SignedEntry **se;
     Trib__CatalogEntry **ce;
     const Trib__Manifest **m;      /* m[i] = ce[i]->manifest (NULL when unreadable) */
+    json_t **doc;                  /* m[i]'s document, parsed once per node (a cache by catalog
+                                      seq: an entry never changes); NULL when it has none */
 } gate_versions_t;
 
 /* 0, or -1 with err. A product without history has n == 0. */
