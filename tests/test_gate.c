@@ -371,6 +371,9 @@ Test(gate, bad_mode_is_refused_naming_its_line)
     json_decref(j);
     json_t *h = h_get_json(n.url, PATH "/history", NULL);
     cr_assert_str_eq(s_of(json_array_get(json_object_get(h, "versions"), 0), "mode"), "FULL");
+    json_t *prod = h_get_json(n.url, PATH, NULL);
+    cr_assert_str_eq(s_of(prod, "compatibility"), "FULL");
+    json_decref(prod);
     json_decref(h);
     free(m);
 }
