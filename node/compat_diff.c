@@ -127,8 +127,12 @@ static char *text_of(clist_t *l, const json_t *v)
         l->oom = 1;
         return NULL;
     }
-    if (strlen(s) > MAX_TEXT)
-        strcpy(s + MAX_TEXT - 3, "...");
+    if (strlen(s) > MAX_TEXT) {
+        size_t cut = MAX_TEXT - 3;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;   /* not inside a UTF-8 sequence: the text goes into JSON */
+        strcpy(s + cut, "...");
+    }
     return s;
 }
 

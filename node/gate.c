@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "gossip/identity.h"
+#include "node/errtext.h"
 #include "node/gate.h"
 #include "node/manifest.h"
 #include "node/semver.h"
@@ -160,6 +161,7 @@ static node_code_t refuse(node_result_t *r, node_code_t code, const char *kind, 
     va_start(ap, fmt);
     vsnprintf(r->detail, sizeof r->detail, fmt, ap);
     va_end(ap);
+    errtext_utf8(r->detail);   /* it quotes the manifest, and may be cut: JSON needs UTF-8 */
     r->code = code;
     r->kind = kind;
     return code;

@@ -4,10 +4,12 @@
  * same gate a publish meets, nothing stored) and the history/diff views (node/gate.c), and their
  * JSON replies and errors.
  * Must not: store anything or hold an LMDB transaction across a network write. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "node/errtext.h"
 #include "node/gate.h"
 #include "node/http_gov.h"
 #include "node/metrics.h"
@@ -42,7 +44,10 @@ static enum MHD_Result reply(const gov_call_t *g, unsigned status, json_t *j)
 
 static enum MHD_Result error(const gov_call_t *g, unsigned status, const char *kind, const char *detail)
 {
-    return reply(g, status, json_pack("{s:s,s:s}", "error", kind, "detail", detail));
+    char text[1024];   /* details quote the request (a version asked for): valid UTF-8 for JSON */
+    snprintf(text, sizeof text, "%s", detail);
+    errtext_utf8(text);
+    return reply(g, status, json_pack("{s:s,s:s}", "error", kind, "detail", text));
 }
 
 int gov_flag(struct MHD_Connection *c, const char *name)
@@ -122,7 +127,8 @@ enum MHD_Result gov_changes(const gov_call_t *g)
     uint64_t from = 1;
     if (f && *f) {
         char *end;
-        if (f[0] < '0' || f[0] > '9' || (from = strtoull(f, &end, 10), *end))
+        errno = 0;
+        if (f[0] < '0' || f[0] > '9' || (from = strtoull(f, &end, 10), *end) || errno)
             return error(g, 400, "bad_query", "from: expected a change seq (a whole number >= 0)");
     }
     int live = !(lv && (!strcmp(lv, "0") || !strcasecmp(lv, "false") || !strcasecmp(lv, "no")));

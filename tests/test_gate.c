@@ -668,3 +668,62 @@ Test(gate, change_feed_shows_events_from_a_peer)
     free(v2);
     free(fixed);
 }
+
+/* ------------------------------------------------------------------ hostile input */
+
+/* Bounded random input: mutated manifests to check and publish, junk versions to diff and junk
+ * feed parameters; every answer is a JSON refusal or a verdict, and the node keeps serving. */
+Test(gate, random_input_is_refused_and_the_node_serves)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    json_t *j;
+    char *v1 = manifest("1.0.0", "integer", NULL, NULL);
+    cr_assert_eq(publish(&n, v1, NULL, &j), 201);
+    json_decref(j);
+    char *v2 = manifest("2.0.0", "string", "compatibility: FULL\n", "  - {name: mcc, logicalType: string}\n");
+    size_t len = strlen(v2);
+    unsigned seed = 12;
+    for (int i = 0; i < 150; i++) {
+        char *m = strdup(v2);
+        cr_assert_not_null(m);
+        int flips = 1 + (int)(rand_r(&seed) % 6);
+        for (int f = 0; f < flips; f++)
+            m[rand_r(&seed) % len] = (char)(rand_r(&seed) % 256);
+        char url[256];
+        snprintf(url, sizeof url, "%s" PATH "%s", n.url, i % 2 ? "/check" : "");
+        h_resp_t r;
+        cr_assert_eq(h_http(i % 2 ? "POST" : "PUT", url, "application/yaml", m, len, &r), 0);
+        cr_assert(r.status == 200 || r.status == 201 || r.status == 400 || r.status == 403 || r.status == 422,
+                  "mutation %d: %ld %.*s", i, r.status, (int)r.len, r.body ? r.body : "");
+        json_t *body = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+        cr_assert_not_null(body, "mutation %d: not JSON: %.*s", i, (int)r.len, r.body ? r.body : "");
+        if (r.status >= 400)
+            cr_assert(json_is_string(json_object_get(body, "error")) && json_is_string(json_object_get(body, "detail")));
+        json_decref(body);
+        h_resp_free(&r);
+        free(m);
+    }
+    static const char *const junk[] = {
+        PATH "/diff?from=%00&to=1.0.0", PATH "/diff?from=" "999999999999999999999.0.0&to=1.0.0",
+        PATH "/diff?from=1.0.0&to=1.0.0-%ff%fe", PATH "/history?x=1", "/v1/products/payments/NOPE/history",
+        "/v1/catalog/changes?from=-1", "/v1/catalog/changes?from=18446744073709551616&live=0",
+        "/v1/catalog/changes?domain=Bad_Domain", "/v1/catalog/changes?product=nope",
+        "/v1/catalog/changes?from=1&live=0&product=payments/settled-transactions"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        char url[512];
+        snprintf(url, sizeof url, "%s%s", n.url, junk[i]);
+        h_resp_t r;
+        cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0, "%s", junk[i]);
+        cr_assert(r.status == 200 || r.status == 400 || r.status == 404, "%s: %ld", junk[i], r.status);
+        h_resp_free(&r);
+    }
+    json_t *st = h_get_json(n.url, "/v1/status", NULL);
+    cr_assert_not_null(st, "the node stopped serving");
+    json_decref(st);
+    json_t *h = h_get_json(n.url, PATH "/history", NULL);
+    cr_assert_not_null(h);
+    json_decref(h);
+    free(v1);
+    free(v2);
+}
