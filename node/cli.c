@@ -23,6 +23,7 @@
 #include "node/cli_table.h"
 #include "node/client.h"
 #include "node/cmd_fed.h"
+#include "node/cmd_policy.h"
 #include "node/cmd_token.h"
 #include "node/yaml.h"
 #include "storage/store.h"
@@ -130,7 +131,7 @@ static const cli_cmd_t *find_command(const char *name)
 
 int cli_is_command(const char *name)
 {
-    return find_command(name) != NULL || (name && strcmp(name, "token") == 0);
+    return find_command(name) != NULL || (name && strcmp(name, "token") == 0) || policy_cmd_is(name);
 }
 
 void cli_usage(FILE *f)
@@ -144,6 +145,7 @@ void cli_usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fed_usage(f);
     token_cmd_usage(f);
+    policy_cmd_usage(f);
     fprintf(f, "\nRun 'trib COMMAND --help' for a command's options and an example.\n");
 }
 
@@ -228,12 +230,14 @@ int cli_fail_http(cli_ctx_t *c, const client_reply_t *r)
 {
     json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
     char *text = j ? cli_error_text(j) : NULL;
-    json_decref(j);
     if (text) {
         cli_fail(c, "%ld %s", r->status, text);
+        policy_cmd_print_violations(c->err, j);   /* 422 policy_violation: every violation */
+        json_decref(j);
         free(text);
         return CLI_FAIL;
     }
+    json_decref(j);
     /* Not our JSON (a proxy's page?): the status and the start of the body. */
     char *snippet = cli_text_clean(r->body ? r->body : "", 200);
     if (snippet && *snippet)
@@ -678,6 +682,8 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
         return fed_run(argc, argv, out, err);
     if (strcmp(argv[0], "token") == 0)   /* offline: node/cmd_token.c */
         return token_cmd_run(argc, argv, out, err);
+    if (policy_cmd_is(argv[0]))          /* policy test|sign|submit|show, compliance: node/cmd_policy.c */
+        return policy_cmd_run(argc, argv, out, err);
     const cli_cmd_t *cmd = find_command(argv[0]);
     if (!cmd) {
         fprintf(err, "trib: unknown command '%s'\ntry 'trib --help'\n", argv[0]);

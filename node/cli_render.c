@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/cmd_policy.h"
 #include "node/cli_internal.h"
 #include "node/cli_table.h"
 
@@ -326,7 +327,7 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
     static const char *const shown[] = { "id", "domain", "name", "title", "version", "status",
                                          "classification", "owners", "tags", "catalog_seq",
                                          "manifest_seq", "signer", "owner_node", "updated",
-                                         "records", "manifest", NULL };
+                                         "records", "manifest", "compliance", NULL };
     if (!bad)
         bad = add_other_fields(t, j, shown) != 0;
     if (bad) {
@@ -334,6 +335,8 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
         return cli_fail(c, "out of memory");
     }
     int rc = print_table(c, t, NULL);
+    if (rc == CLI_OK)
+        policy_cmd_print_compliance(c->out, json_object_get(j, "compliance"));   /* policy set in force */
     if (rc != CLI_OK || !json_is_object(m))
         return rc;
 

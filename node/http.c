@@ -31,6 +31,7 @@
 #include "gossip/log.h"
 #include "node/http.h"
 #include "node/node.h"
+#include "node/policy_node.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/records.h"
@@ -41,7 +42,9 @@
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
 typedef enum {
     R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
-    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_OTHER, R_COUNT
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS,
+    R_POLICY_GET, R_POLICY_POST, R_COMPLIANCE,   /* policy: node/policy_node.c */
+    R_OTHER, R_COUNT
 } route_t;
 
 /* What a caller must hold for a route (DESIGN §13). The access issue enforces it in allowed();
@@ -197,6 +200,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r && r->long_timeout) /* back to the idle timeout between requests */
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_S);
     if (r) {
+        json_decref(r->res.extra);   /* a result nobody sent (the connection closed) */
         free(r->body);
         free(r);
         *con_cls = NULL;
@@ -428,13 +432,21 @@ static unsigned status_of(const node_result_t *r, unsigned ok_status)
     case NODE_TOO_LARGE: return 413;
     case NODE_NO_SPACE: return 507; /* a retry can succeed once space is freed */
     case NODE_NOT_SYNCED: return 503; /* a retry succeeds once the peers have been asked */
+    case NODE_POLICY_VIOLATION: return 422;
     case NODE_FAILED: break;
     }
     return 500;
 }
 
-static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, const node_result_t *r)
+static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, node_result_t *r)
 {
+    if (r->extra) {   /* e.g. policy_violation's "violations": every one, with rule, path, line */
+        json_t *j = json_pack("{s:s,s:s}", "error", r->kind, "detail", r->detail);
+        json_object_update(j, r->extra);
+        json_decref(r->extra);
+        r->extra = NULL;
+        return send_json(c, route, status_of(r, 500), j);
+    }
     return send_error(c, route, status_of(r, 500), r->kind, "%s", r->detail);
 }
 
@@ -525,19 +537,24 @@ static enum MHD_Result h_product_put(call_t *k)
 {
     if (!k->req->op_done && op_run(k, op_publish))
         return MHD_YES;
-    const node_result_t *r = &k->req->res;
+    node_result_t *r = &k->req->res;
     if (r->code != NODE_OK)
         return send_result(k->c, R_PRODUCT_PUT, r);
-    return send_json(k->c, R_PRODUCT_PUT, r->created ? 201 : 200,
-                     json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
-                               "signer", k->n->id.hex, "status", r->status, "created", r->created));
+    json_t *j = json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
+                          "signer", k->n->id.hex, "status", r->status, "created", r->created);
+    if (r->extra) {   /* policy warnings */
+        json_object_update(j, r->extra);
+        json_decref(r->extra);
+        r->extra = NULL;
+    }
+    return send_json(k->c, R_PRODUCT_PUT, r->created ? 201 : 200, j);
 }
 
 static enum MHD_Result h_product_delete(call_t *k)
 {
     if (!k->req->op_done && op_run(k, op_retire))
         return MHD_YES;
-    const node_result_t *r = &k->req->res;
+    node_result_t *r = &k->req->res;
     if (r->code != NODE_OK)
         return send_result(k->c, R_PRODUCT_DELETE, r);
     return send_json(k->c, R_PRODUCT_DELETE, 200,
@@ -549,7 +566,7 @@ static enum MHD_Result h_records_post(call_t *k)
 {
     if (!k->req->op_done && op_run(k, op_append))
         return MHD_YES;
-    const node_result_t *r = &k->req->res;
+    node_result_t *r = &k->req->res;
     if (r->code != NODE_OK)
         return send_result(k->c, R_RECORDS_POST, r);
     return send_json(k->c, R_RECORDS_POST, 201,
@@ -560,6 +577,22 @@ static enum MHD_Result h_records_post(call_t *k)
 /* ------------------------------------------------------------------ routing */
 
 static enum MHD_Result h_metrics(call_t *k);
+
+/* ---- policy (node/policy_node.c builds the bodies) */
+static enum MHD_Result h_policy_get(call_t *k) { return send_json(k->c, R_POLICY_GET, 200, policy_node_show(k->n)); }
+
+static enum MHD_Result h_policy_post(call_t *k)
+{
+    json_t *reply = NULL;
+    int status = policy_node_submit(k->n, k->req->body ? k->req->body : "", k->req->len, &reply);
+    return send_json(k->c, R_POLICY_POST, (unsigned)status, reply);
+}
+
+static enum MHD_Result h_compliance(call_t *k)
+{
+    const char *d = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "domain");
+    return send_json(k->c, R_COMPLIANCE, 200, policy_node_report(k->n, d && *d ? d : NULL));
+}
 
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must
  * form a product id. A path that matches no row is a 404; a path some row matches with another
@@ -587,6 +620,9 @@ static const route_row_t routes[] = {
     {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ},
     {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ},
     {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE},
+    {"GET",    "/v1/policy",          R_POLICY_GET,     "policy_get",     h_policy_get,     0, RIGHT_NONE},
+    {"POST",   "/v1/policy",          R_POLICY_POST,    "policy_post",    h_policy_post,    1, RIGHT_WRITE},
+    {"GET",    "/v1/compliance",      R_COMPLIANCE,     "compliance",     h_compliance,     0, RIGHT_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

@@ -7,6 +7,7 @@
 #include "gossip/prom.h"
 #include "node/node.h"
 #include "node/metrics.h"
+#include "node/policy_node.h"
 
 #define MAX_STATUS 600
 
@@ -58,4 +59,5 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
                (uint64_t)(time(NULL) - a->started));
     if (a->gossip)
         gossip_metrics_render(a->gossip, f);
+    policy_node_metrics(a, f);   /* trib_policy_* (node/policy_node.c) */
 }

@@ -13,6 +13,7 @@
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/node.h"
+#include "node/policy_node.h"
 #include "node/view.h"
 
 #define FORMAT_VERSION "1"
@@ -269,6 +270,8 @@ node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len
     store_product_t old;
     r->created = store_product_get(n->st, id, &old) != 0;
     if (own_synced(n, r) != NODE_OK)
+        goto out;
+    if (policy_node_check_publish(n, m, r) != NODE_OK) /* policy set in force: 422 policy_violation */
         goto out;
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;

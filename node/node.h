@@ -10,6 +10,7 @@
 #ifndef TRIB_NODE_H
 #define TRIB_NODE_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -30,6 +31,7 @@ typedef struct node {
     records_limits_t limits;
     struct gossip *gossip;          /* NULL until the federation loop runs (or without it) */
     struct MHD_Daemon *httpd;
+    struct policy_node *policy;     /* policy sets and compliance (node/policy_node.h); NULL: none */
     time_t started;
     int lock_fd;                    /* DATA/agent.lock, held for the node's life (-1: none) */
     /* Live readers wait here for appends (records or catalog) instead of polling. */
@@ -58,6 +60,7 @@ typedef enum {
     NODE_TOO_LARGE,        /* a records limit */
     NODE_NO_SPACE,         /* the disk is full; nothing was changed (a retry can succeed later) */
     NODE_NOT_SYNCED,       /* own domain's log not yet checked against the peers (restored backup?) */
+    NODE_POLICY_VIOLATION, /* the manifest breaks an error rule of the policy set in force (422) */
     NODE_FAILED,           /* storage or signing failed; nothing was changed */
 } node_code_t;
 
@@ -69,6 +72,8 @@ typedef struct {
     int created;               /* publish: the product did not exist before */
     char status[32];           /* publish: the manifest's status */
     uint64_t first_seq, last_seq, count;   /* append */
+    json_t *extra;             /* fields added to the reply ("violations", "warnings"); the HTTP layer
+                                  sends and json_decref's it */
 } node_result_t;
 
 /* Publishes (creates or updates) product id from a YAML/JSON manifest text of len bytes; the

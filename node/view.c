@@ -8,6 +8,7 @@
 #include "gossip/gossip.h"
 #include "gossip/identity.h"
 #include "node/manifest.h"
+#include "node/policy_node.h"
 #include "node/view.h"
 #include "storage/search.h"
 
@@ -145,6 +146,9 @@ json_t *view_product(node_t *a, const store_product_t *p, int full)
     if (view_load_manifest(a, domain, p->manifest_seq, &se, &ce) < 0)
         return NULL;
     json_t *j = ce->manifest ? summary(a, p, se, ce->manifest, full) : NULL;
+    json_t *compliance = j ? policy_node_compliance(a, p->id) : NULL;   /* NULL: no policy set */
+    if (compliance)
+        json_object_set_new(j, "compliance", compliance);
     if (j && full)
         json_object_set_new(j, "owner_node", owner_node(a, se));
     view_free_entry(&se, &ce);
