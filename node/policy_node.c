@@ -212,7 +212,11 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
     Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
     if (!ce)
         goto out;
-    const char *name = ce->manifest ? ce->manifest->name : ce->tombstone ? ce->tombstone->name : NULL;
+    /* change is a oneof (a union): which member is set is change_case's to say. Other kinds of
+     * entry are not product changes. */
+    int is_manifest = ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST,
+        is_tomb = ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE;
+    const char *name = is_manifest ? ce->manifest->name : is_tomb ? ce->tombstone->name : NULL;
     if (!name || !*name)
         goto out;   /* another kind of entry: not a product change */
     char id[STORE_ID_MAX];
@@ -224,7 +228,7 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
         goto out;
     }
     int existed = x->manifest_seq != 0;
-    if (ce->tombstone) {
+    if (is_tomb) {
         if (strcmp(x->status, "retired") != 0) {
             snprintf(x->status, sizeof x->status, "retired");
             x->status_ms = ce->time_ms;
@@ -385,7 +389,7 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
         Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
         Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
         free(bytes);
-        if (ce && ce->manifest) {
+        if (ce && ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST) {
             verdict_t v = { 0 };
             if (ps) {
                 s[i].ctx.prev_status = s[i].prev[0] ? s[i].prev : NULL;
