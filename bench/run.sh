@@ -46,6 +46,8 @@ report() {
   bench "trust bootstrap" "$BUILD/bench/trust"
   # issue 11 groundwork: token verification against the Ed25519 verify rate
   bench "token" "$BUILD/bench/token" 20000
+  # issue 12: publish with a 50-rule policy set beside none, and a re-check of 10,000 products (POLICY_N)
+  bench "policy" "$BUILD/bench/policy" "$BUILD/trib"
   echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then
