@@ -52,7 +52,7 @@ static const cli_cmd_t commands[] = {
       "peer address, HTTP address, SWIM state (alive, suspect, dead, left) and incarnation.",
       { OPT_JSON }, 0, 0,
       "trib members --node http://10.0.0.5:7480", run_members },
-    { "products", "[--domain D] [--tag T] [--owner O] [--status S] [--limit N] [--offset N] [--json] [QUERY...]",
+    { "products", "[--domain D] [--tag T] [--owner O] [--status S] [--compliance C] [--limit N] [--offset N] [--json] [QUERY...]",
       "list or search the catalog",
       "Lists the products in the node's replica of the whole catalog (every domain), or searches\n"
       "it: QUERY's words are looked up in names, titles, descriptions, tags, owners and schema\n"
@@ -64,6 +64,7 @@ static const cli_cmd_t commands[] = {
         { "tag", "T", "only products tagged T" },
         { "owner", "O", "only products with owner O (business or technical)" },
         { "status", "S", "only products in status S (draft, active, deprecated, retired)" },
+        { "compliance", "C", "only products the policy set in force finds C (compliant, non_compliant)" },
         { "limit", "N", "show at most N products (default 100, at most 1000)" },
         { "offset", "N", "skip the first N products of the ranking" },
         OPT_JSON },
@@ -456,7 +457,7 @@ static int run_products(cli_ctx_t *c)
         return cli_fail(c, "out of memory");
     const char *query[] = { "q", q, "domain", cli_opt(c, "domain"), "tag", cli_opt(c, "tag"),
                             "owner", cli_opt(c, "owner"), "status", cli_opt(c, "status"),
-                            "limit", limit, "offset", offset, NULL };
+                            "compliance", cli_opt(c, "compliance"), "limit", limit, "offset", offset, NULL };
     client_req_t rq = { .method = "GET", .path = "/v1/products", .query = query,
                         .upload_len = -1 };
     rc = call_and_print(c, &rq, NULL, cli_render_products);

@@ -322,6 +322,7 @@ static enum MHD_Result h_products(call_t *k)
         .tag = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tag"),
         .owner = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "owner"),
         .status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"),
+        .compliance = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "compliance"),
         .limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
         .offset = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset"),
     };

@@ -21,6 +21,7 @@
 #include "gossip/log.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
+#include "storage/search.h"
 #include "storage/store.h"
 
 #define CHUNK        128        /* products per re-check chunk; the thread yields between chunks */
@@ -40,6 +41,8 @@ typedef struct prod {
     int64_t ctx_now_ms, ctx_created_ms, ctx_prev_ms;
     char ctx_prev[16];
     int state;
+    int indexed;                  /* the state the search index's compliance facet holds */
+    int dirty;                    /* on the dirty list (state != indexed) */
     uint64_t set_version;
     char *violations;             /* JSON array text, or NULL */
     struct prod *next;
@@ -63,6 +66,8 @@ struct policy_node {
     size_t nbuckets, nprods;
     cursor_t *cursors;
     size_t ncursors;
+    prod_t **dirty;               /* verdicts not yet in the search index's compliance facet */
+    size_t ndirty, capdirty;
     uint64_t checked_gen;         /* set generation every product has been judged against */
     atomic_int rechecking;
     atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_checked, n_recheck_ms;
@@ -173,13 +178,69 @@ static void judge(const policy_set_t *ps, uint64_t version, const Trib__Manifest
     policy_report_free(&rep);
 }
 
-static void set_verdict_locked(prod_t *x, verdict_t *v)
+static void set_verdict_locked(struct policy_node *p, prod_t *x, verdict_t *v)
 {
     free(x->violations);
     x->violations = v->violations;
     x->state = v->state;
     x->set_version = v->version;
     v->violations = NULL;
+    if (x->state != x->indexed && !x->dirty) {
+        if (p->ndirty == p->capdirty) {
+            size_t cap = p->capdirty ? p->capdirty * 2 : 256;
+            prod_t **d = realloc(p->dirty, cap * sizeof *d);
+            if (!d)
+                return;   /* the facet catches up on the next change */
+            p->dirty = d;
+            p->capdirty = cap;
+        }
+        p->dirty[p->ndirty++] = x;
+        x->dirty = 1;
+    }
+}
+
+/* Writes the verdicts not yet in the search index's compliance facet, in one transaction.
+ * Products are never removed from the table, so the pointers stay valid. */
+static void flush_index(struct policy_node *p)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->ndirty;
+    const char **ids = n ? malloc(n * sizeof *ids) : NULL, **states = n ? malloc(n * sizeof *states) : NULL;
+    char (*copy)[STORE_ID_MAX] = n ? malloc(n * sizeof *copy) : NULL;
+    int *want = n ? malloc(n * sizeof *want) : NULL;
+    if (!ids || !states || !copy || !want) {
+        pthread_mutex_unlock(&p->mu);
+        free(ids), free(states), free(copy), free(want);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        prod_t *x = p->dirty[i];
+        snprintf(copy[i], STORE_ID_MAX, "%s", x->id);
+        ids[i] = copy[i];
+        want[i] = x->state;
+        states[i] = x->state == ST_NON_COMPLIANT ? "non_compliant" : x->state == ST_COMPLIANT ? "compliant" : "";
+    }
+    pthread_mutex_unlock(&p->mu);
+    char err[256];
+    int rc = store_search_set_compliance(p->n->st, ids, states, n, err, sizeof err);
+    pthread_mutex_lock(&p->mu);
+    if (rc == 0) {
+        /* drop what was written from the list; a product that changed again meanwhile stays */
+        size_t k = 0;
+        for (size_t i = 0; i < p->ndirty; i++) {
+            prod_t *x = p->dirty[i];
+            if (i < n)
+                x->indexed = want[i];
+            if (x->state != x->indexed)
+                p->dirty[k++] = x;
+            else
+                x->dirty = 0;
+        }
+        p->ndirty = k;
+    } else
+        log_warn("policy: updating the compliance facet failed: %s", err);
+    pthread_mutex_unlock(&p->mu);
+    free(ids), free(states), free(copy), free(want);
 }
 
 /* ================================================================ following the catalog */
@@ -261,7 +322,7 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
         judge(ps, version, ce->manifest, &ctx, &v);
         pthread_mutex_lock(&p->mu);
         if (x->manifest_seq == seq)
-            set_verdict_locked(x, &v);
+            set_verdict_locked(p, x, &v);
         pthread_mutex_unlock(&p->mu);
         free(v.violations);
         atomic_fetch_add(&p->n_checked, 1);
@@ -325,6 +386,7 @@ static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t 
         if (c)
             c->seq = from + bt.n - 1;
         pthread_mutex_unlock(&p->mu);
+        flush_index(p);
     }
     policy_store_put(p->store, ps);
 }
@@ -376,6 +438,7 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
     atomic_store(&p->rechecking, 1);
     for (size_t i = 0; s && i < n && !atomic_load(&p->stop); i++) {
         if (i && i % CHUNK == 0) {   /* yield: HTTP and gossip threads get the CPU */
+            flush_index(p);
             struct timespec ts = { 0, 1000000 };
             nanosleep(&ts, NULL);
         }
@@ -398,7 +461,7 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
             pthread_mutex_lock(&p->mu);
             prod_t *x = find_locked(p, s[i].id);
             if (x && x->manifest_seq == s[i].seq)
-                set_verdict_locked(x, &v);
+                set_verdict_locked(p, x, &v);
             pthread_mutex_unlock(&p->mu);
             free(v.violations);
             atomic_fetch_add(&p->n_checked, 1);
@@ -410,6 +473,7 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
     }
     free(s);
     policy_store_put(p->store, ps);
+    flush_index(p);
     pthread_mutex_lock(&p->mu);
     if (!atomic_load(&p->stop))
         p->checked_gen = gen;
@@ -551,6 +615,7 @@ void policy_node_stop(node_t *n)
         }
     free(p->buckets);
     free(p->cursors);
+    free(p->dirty);
     policy_store_close(&p->store);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->scan_mu);
@@ -797,7 +862,9 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
     }
     if (rc != 0) {
         log_warn("policy: set refused: %s", err);
-        *reply = error_body(status == 409 ? "policy_stale" : status == 403 ? "policy_unsigned" : "bad_policy", err);
+        const char *kind = strstr(err, "open mode") ? "open_mode" : status == 409 ? "policy_stale"
+                         : status == 403 ? "policy_unsigned" : "bad_policy";
+        *reply = error_body(kind, err);
         return status;
     }
     *reply = policy_node_show(n);

@@ -80,6 +80,23 @@ static long post_policy(h_node_t *n, const char *body, json_t **reply)
     return s;
 }
 
+typedef struct {
+    h_node_t *n;
+    long want;
+} facet_t;
+
+/* /v1/products?compliance=non_compliant lists want products, and the facet counts them. */
+static int facet_is(void *ctx)
+{
+    facet_t *f = ctx;
+    json_t *j = h_get_json(f->n->url, "/v1/products?compliance=non_compliant", NULL);
+    json_t *fc = json_object_get(json_object_get(json_object_get(j, "facets"), "compliance"), "non_compliant");
+    int ok = j && json_integer_value(json_object_get(j, "total")) == f->want &&
+             (f->want == 0 || json_integer_value(fc) == f->want);
+    json_decref(j);
+    return ok;
+}
+
 static int all_alive3(void *ctx)
 {
     h_node_t **ns = ctx;
@@ -156,6 +173,12 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect_null(nc, "growth has no set, so no compliance object");
     json_decref(nc);
 
+    facet_t fa = { &c, 1 };
+    cr_expect(h_wait(facet_is, &fa, 20000), "search: compliance=non_compliant does not list growth's product");
+    json_t *every = h_get_json(c.url, "/v1/products", NULL);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(json_object_get(every, "facets"), "compliance"),
+                                                    "non_compliant")), 1, "the compliance facet over every product");
+    json_decref(every);
     json_t *rep = h_get_json(c.url, "/v1/compliance", NULL);
     cr_expect_eq(json_integer_value(json_object_get(rep, "non_compliant")), 1);
     cr_expect_eq(json_array_size(json_object_get(json_object_get(rep, "domains"), "growth")), 1);
@@ -193,8 +216,11 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     json_decref(r);
     comp_t cc2 = { &c, "growth/customer-contacts", "compliant" };
     cr_assert(h_wait(has_state, &cc2, 20000), "listening did not re-check growth's product under version 2");
+    facet_t f0 = { &c, 0 };
+    cr_expect(h_wait(facet_is, &f0, 20000), "the compliance facet still lists growth's product after version 2");
     cr_expect_eq(h_trib(&c, NULL, &out, &err, "policy", "show", NULL), 0, "%s", err);
     cr_expect(out && strstr(out, "policy set version 2 in force"), "%s", out);
     free(out), free(err);
     unlink(tmp);
+    json_decref(refusal);
 }
