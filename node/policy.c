@@ -1312,6 +1312,21 @@ int policy_eval(const policy_set_t *ps, const json_t *doc, const policy_ctx_t *c
     return e.oom ? -1 : 0;
 }
 
+int policy_eval_retire(const policy_set_t *ps, const policy_ctx_t *ctx, policy_report_t *out)
+{
+    ev_t e = { .ps = ps, .ctx = ctx, .out = out };
+    json_t *doc = json_pack("{s:s}", "status", "retired");
+    if (!doc)
+        return -1;
+    for (size_t i = 0; i < ps->nrules; i++) {
+        e.r = &ps->rules[i];
+        if (e.r->type == T_TRANSITION && strcmp(e.r->to, "retired") == 0)
+            eval_rule(&e, doc);
+    }
+    json_decref(doc);
+    return e.oom ? -1 : 0;
+}
+
 int policy_eval_grant(const policy_set_t *ps, const char *classification, int64_t days, policy_report_t *out)
 {
     ev_t e = { .ps = ps, .out = out };

@@ -100,6 +100,9 @@ json_t *policy_doc_of(const Trib__Manifest *m);
  * out of memory. Grace: an error of a product created before the set's effective time, judged
  * before effective + grace, is reported as a warning with graced = 1. */
 int policy_eval(const policy_set_t *ps, const json_t *doc, const policy_ctx_t *ctx, policy_report_t *out);
+/* The `transition` rules into "retired" for a product retired by a tombstone (no manifest):
+ * ctx->prev_status is its status before. */
+int policy_eval_retire(const policy_set_t *ps, const policy_ctx_t *ctx, policy_report_t *out);
 /* The `grant` rules for a grant of days on a product of classification (the grants code calls
  * this before granting). */
 int policy_eval_grant(const policy_set_t *ps, const char *classification, int64_t days,

@@ -290,11 +290,33 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
     }
     int existed = x->manifest_seq != 0;
     if (is_tomb) {
-        if (strcmp(x->status, "retired") != 0) {
-            snprintf(x->status, sizeof x->status, "retired");
-            x->status_ms = ce->time_ms;
+        if (strcmp(x->status, "retired") == 0 || !existed) {
+            pthread_mutex_unlock(&p->mu);
+            goto out;
         }
+        /* retired by a tombstone: the transition rules into retired judge it (a re-check on a
+         * new set judges the last manifest again, the tombstone is not replayed) */
+        char prev_st[16];
+        snprintf(prev_st, sizeof prev_st, "%s", x->status);
+        policy_ctx_t rc = { .now_ms = ce->time_ms, .created_ms = x->first_ms, .prev_status = prev_st,
+                            .prev_status_since_ms = x->status_ms };
+        snprintf(x->status, sizeof x->status, "retired");
+        x->status_ms = ce->time_ms;
+        uint64_t mseq = x->manifest_seq;
         pthread_mutex_unlock(&p->mu);
+        policy_report_t rep = { 0 };
+        if (ps && policy_eval_retire(ps, &rc, &rep) == 0 && rep.n) {
+            json_t *a = policy_report_json(&rep);
+            verdict_t v = { .state = rep.nerrors ? ST_NON_COMPLIANT : ST_COMPLIANT, .version = version,
+                            .violations = a ? json_dumps(a, JSON_COMPACT) : NULL };
+            json_decref(a);
+            pthread_mutex_lock(&p->mu);
+            if (x->manifest_seq == mseq)
+                set_verdict_locked(p, x, &v);
+            pthread_mutex_unlock(&p->mu);
+            free(v.violations);
+        }
+        policy_report_free(&rep);
         goto out;
     }
     policy_ctx_t ctx = { .now_ms = ce->time_ms, .created_ms = existed ? x->first_ms : 0 };
@@ -680,6 +702,25 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
 }
 
 /* ================================================================ views */
+
+int policy_node_grant_check(node_t *n, const char *classification, int64_t days, json_t **violations)
+{
+    struct policy_node *p = n->policy;
+    *violations = NULL;
+    policy_info_t info;
+    const policy_set_t *ps = p ? policy_store_get(p->store, &info) : NULL;
+    if (!ps)
+        return 0;
+    policy_report_t rep = { 0 };
+    int rc = policy_eval_grant(ps, classification, days, &rep);
+    if (rc == 0 && rep.nerrors) {
+        *violations = policy_report_json(&rep);
+        rc = 1;
+    }
+    policy_report_free(&rep);
+    policy_store_put(p->store, ps);
+    return rc;
+}
 
 json_t *policy_node_compliance(node_t *n, const char *id)
 {

@@ -30,6 +30,11 @@ void policy_node_stop(node_t *n);
  * {"violations": [...], "policy_version": V}. NODE_OK when no set is in force. */
 node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_result_t *r);
 
+/* For the grants code, before it grants: 1 when a grant of days on a product of classification
+ * breaks an error rule of the set in force (*violations: the list, a new reference), 0 when it
+ * does not or no set is in force, -1 out of memory. */
+int policy_node_grant_check(node_t *n, const char *classification, int64_t days, json_t **violations);
+
 /* The product's "compliance" object for product JSON ({"state", "policy_version", "violations"}),
  * NULL when no set is in force. New reference. */
 json_t *policy_node_compliance(node_t *n, const char *id);

@@ -193,6 +193,24 @@ Test(policy, transition_compatibility_grant)
     policy_free(&ps);
 }
 
+Test(policy, retire_by_tombstone_judged_by_transition_rules)
+{
+    policy_set_t *ps = parse_ok(HEAD
+        "  - {id: dep, severity: error, type: transition, from: deprecated, to: retired, min_age: P60D}\n"
+        "  - {id: own, severity: error, type: required, paths: [owners.business]}\n");
+    policy_ctx_t ctx = { .now_ms = T0, .created_ms = T0 - 100 * DAY_MS, .prev_status = "active" };
+    policy_report_t r = { 0 };
+    cr_assert_eq(policy_eval_retire(ps, &ctx, &r), 0);
+    cr_expect(r.n == 1 && !strcmp(r.v[0].rule, "dep"), "only the transition rule judges a tombstone");
+    policy_report_free(&r);
+    ctx.prev_status = "deprecated";
+    ctx.prev_status_since_ms = T0 - 90 * DAY_MS;
+    cr_assert_eq(policy_eval_retire(ps, &ctx, &r), 0);
+    cr_expect_eq(r.n, 0);
+    policy_report_free(&r);
+    policy_free(&ps);
+}
+
 Test(policy, grace_turns_new_errors_into_warnings_for_existing_products)
 {
     policy_set_t *ps = parse_ok("version: 2\ngrace: P30D\neffective_from: 2027-01-15T08:00:00Z\nrules:\n"

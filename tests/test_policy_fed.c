@@ -190,6 +190,30 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect(out && strstr(out, "non_compliant under policy set version 1"), "%s", out);
     free(out), free(err);
 
+    /* retired by a tombstone straight from active: the deprecation window rule marks it */
+    const char *good = "name: experiments\ndomain: growth\nversion: 1.0.0\n"
+                       "description: {purpose: Every experiment with its arms and the metric it moves.}\n"
+                       "owners: {business: ana@example.com, technical: growth-data@example.com}\n"
+                       "schema: [{name: experiment_id, logicalType: string}]\n";
+    st = put_manifest(&b, "growth/experiments", good, &ok);
+    cr_assert_eq(st, 201);
+    json_decref(ok);
+    comp_t ce = { &c, "growth/experiments", "compliant" };
+    cr_assert(h_wait(has_state, &ce, 20000), "listening did not judge growth/experiments compliant");
+    char url[300];
+    snprintf(url, sizeof url, "%s/v1/products/growth/experiments", b.url);
+    h_resp_t dr;
+    cr_assert_eq(h_http("DELETE", url, NULL, NULL, 0, &dr), 0);
+    cr_assert_eq(dr.status, 200);
+    h_resp_free(&dr);
+    ce.state = "non_compliant";
+    cr_assert(h_wait(has_state, &ce, 20000), "a retire straight from active was not marked");
+    json_t *cr = compliance_of(&c, "growth/experiments");
+    char *vt = json_dumps(json_object_get(cr, "violations"), JSON_COMPACT);
+    cr_expect(vt && strstr(vt, "lifecycle.deprecation_window"), "the mark names the transition rule: %s", vt);
+    free(vt);
+    json_decref(cr);
+
     /* hostile and stale submissions: refused, counted, the node keeps serving */
     json_t *r = NULL;
     cr_expect_eq(post_policy(&c, "version: [\n", &r), 400);
