@@ -74,9 +74,10 @@ static const struct {
       "Sends a signed policy set (NAME.policy) to a node, which verifies it against its charter and\n"
       "puts it in force if it is newer. A node in open mode takes the YAML itself (FILE.yaml) from\n"
       "its operator instead. Every product is then re-checked in the background." },
-    { "policy show", "[--node URL] [--json] | --file NAME.policy",
+    { "policy show", "[--node URL] [--json] | --file NAME.policy [--charter charter.json]",
       "Shows the policy set in force on a node: version, signers, rules, where it came from. With\n"
-      "--file, shows a signed set file offline (signatures not checked without a charter)." },
+      "--file, shows a signed set file offline; with --charter too, verifies it as a node would\n"
+      "(exit 1 when it would be refused)." },
     { "compliance", "[--domain D] [--node URL] [--json]",
       "Lists the products that break the policy set in force, by domain, with their violations.\n"
       "Any node answers from its catalog replica." },
@@ -384,14 +385,33 @@ static int run_show(pctx_t *c)
         if (trust_file_read(c->file, TRUST_KIND_POLICY, &obj, &bytes, &len, err, sizeof err) != 0)
             return fail(c, "%s", err);
         policy_signed_t s;
-        int rc = policy_decode(bytes, len, &s, err, sizeof err);
+        charter_t ch;
+        memset(&ch, 0, sizeof ch);
+        if (c->charter && charter_load(c->charter, &ch, err, sizeof err) != TRUST_OK) {
+            free(bytes);
+            json_decref(obj);
+            return fail(c, "%s", err);
+        }
+        int rc = c->charter ? policy_verify(bytes, len, &ch, &s, err, sizeof err)
+                            : policy_decode(bytes, len, &s, err, sizeof err);
+        charter_free(&ch);
+        json_t *view = rc == 0 ? policy_signed_json(&s, bytes, len) : NULL;
         free(bytes);
+        if (rc == 0 && (!view || trust_file_matches(c->file, obj, view, err, sizeof err) != 0)) {
+            if (!view)
+                snprintf(err, sizeof err, "out of memory");
+            rc = -1;
+            policy_signed_free(&s);
+        }
+        json_decref(view);
         json_decref(obj);
         if (rc != 0)
             return fail(c, "%s: %s", c->file, err);
-        fprintf(c->out, "policy set version %llu, %zu rules, %zu tests, %zu signature%s (not checked: no charter)\n",
+        fprintf(c->out, "policy set version %llu, %zu rules, %zu tests, signed by %zu key%s (%s)\n",
                 (unsigned long long)s.info.version, policy_nrules(s.ps), policy_ntests(s.ps), s.info.nsigners,
-                s.info.nsigners == 1 ? "" : "s");
+                s.info.nsigners == 1 ? "" : "s",
+                c->charter ? "verified against the charter: governance threshold met, tests pass"
+                           : "signatures not checked: give --charter to verify");
         policy_signed_free(&s);
         return P_OK;
     }

@@ -840,8 +840,10 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
     int rc = policy_offer(p->store, bytes, len, p->ch, err, errlen);
     atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
     if (rc == 0) {
-        log_info("policy: set version %llu in force; re-checking every product", 
-                 (unsigned long long)policy_store_generation(p->store));
+        policy_info_t info = { 0 };
+        policy_store_put(p->store, policy_store_get(p->store, &info));
+        log_info("policy: signed set version %llu in force; re-checking every product",
+                 (unsigned long long)info.version);
         node_notify(n);
     }
     return rc;

@@ -248,3 +248,50 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     unlink(tmp);
     json_decref(refusal);
 }
+
+/* trib keygen, fed init with governance keys, policy sign (threshold enforced), show --file
+ * --charter (verified as a node would), and submit to a node in open mode (409 open_mode). */
+Test(policy_fed, sign_with_governance_keys_and_submit)
+{
+    char dir[] = "/tmp/trib-gov-XXXXXX", pol[512], p[16][600];
+    cr_assert_not_null(mkdtemp(dir));
+    h_repo_path("examples/policies/company.yaml", pol, sizeof pol);
+    const char *names[] = { "r1.key", "g1.key", "g2.key", "g3.key", "charter.json", "one.policy", "company.policy" };
+    for (int i = 0; i < 7; i++)
+        snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char *out = NULL, *err = NULL;
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(h_trib(&n, NULL, NULL, &err, "keygen", "--out", p[i], NULL), 0, "%s", err);
+        free(err);
+    }
+    cr_assert_eq(h_trib(&n, NULL, NULL, &err, "fed", "init", "--root", p[0], "--threshold", "1", "--governance", p[1],
+                        "--governance", p[2], "--governance", p[3], "--governance-threshold", "2", "--out", p[4], NULL),
+                 0, "%s", err);
+    free(err);
+    cr_expect_eq(h_trib(&n, NULL, NULL, &err, "policy", "sign", "--charter", p[4], "--key", p[1], pol, "--out", p[5],
+                        NULL), 1, "one governance key of a threshold of two signed");
+    cr_expect(err && strstr(err, "needs 2"), "%s", err);
+    free(err);
+    cr_expect_eq(h_trib(&n, NULL, NULL, &err, "policy", "sign", "--charter", p[4], "--key", p[1], "--key", p[0], pol,
+                        "--out", p[5], NULL), 1, "a root key counted as a governance key");
+    free(err);
+    cr_assert_eq(h_trib(&n, NULL, &out, &err, "policy", "sign", "--charter", p[4], "--key", p[1], "--key", p[3], pol,
+                        "--out", p[6], NULL), 0, "%s", err);
+    cr_expect(out && strstr(out, "version 1") && strstr(out, "2 governance keys"), "%s", out);
+    free(out), free(err);
+    cr_expect_eq(h_trib(&n, NULL, &out, &err, "policy", "show", "--file", p[6], "--charter", p[4], NULL), 0, "%s", err);
+    cr_expect(out && strstr(out, "verified against the charter"), "%s", out);
+    free(out), free(err);
+    cr_expect_eq(h_trib(&n, NULL, &out, &err, "policy", "submit", p[6], NULL), 1);
+    cr_expect(err && strstr(err, "409 open_mode"), "%s", err);
+    free(out), free(err);
+    cr_expect_eq(h_metric(n.url, "trib_policy_sets_total{result=\"refused\"}"), 1);
+    json_t *j = h_get_json(n.url, "/v1/policy", NULL);
+    cr_expect_eq(json_integer_value(json_object_get(j, "version")), 0, "nothing in force");
+    json_decref(j);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
