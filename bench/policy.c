@@ -350,8 +350,9 @@ int main(int argc, char **argv)
     fclose(f);
     free(set);
     agent_t none, with;
-    agent_start(&none, 0, NULL);
-    agent_start(&with, 1, path);
+    int swap = getenv("POLICY_SWAP") != NULL;   /* which data dir and ports each side gets */
+    agent_start(&none, swap, NULL);
+    agent_start(&with, !swap, path);
     wait_ready(&none);
     wait_ready(&with);
     publish_run(&none, 40);   /* warm-up both */

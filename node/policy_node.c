@@ -888,8 +888,6 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
         json_decref(j);
         rc = policy_node_offer(n, bytes, got, err, sizeof err);
         free(bytes);
-        status = rc == 0 ? 200 : strstr(err, "not newer") ? 409 : strstr(err, "open mode") ? 409
-               : strstr(err, "signature") || strstr(err, "governance") || strstr(err, "federation") ? 403 : 400;
     } else {
         if (p->ch) {
             *reply = error_body("signature_required", "this node is chartered: a policy set must be signed by its "
@@ -899,14 +897,19 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
         }
         rc = policy_store_set_open(p->store, body, len, "operator (open mode)", err, sizeof err);
         atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
-        status = rc == 0 ? 200 : strstr(err, "not newer") ? 409 : 400;
         if (rc == 0)
             node_notify(n);
     }
+    status = rc == 0 ? 200 : rc == POLICY_REFUSED_SIGNATURE ? 403
+           : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN ? 409 : 400;
     if (rc != 0) {
-        log_warn("policy: set refused: %s", err);
-        const char *kind = strstr(err, "open mode") ? "open_mode" : status == 409 ? "policy_stale"
-                         : status == 403 ? "policy_unsigned" : "bad_policy";
+        /* logged once per 10 s at most (a client sending garbage must not fill the log); all counted */
+        static atomic_int_fast64_t last_log_ms;
+        int64_t now = wall_ms(), last = atomic_load(&last_log_ms);
+        if (now - last >= 10000 && atomic_compare_exchange_strong(&last_log_ms, &last, now))
+            log_warn("policy: set refused (%d): %s", status, err);
+        const char *kind = rc == POLICY_REFUSED_OPEN ? "open_mode" : rc == POLICY_REFUSED_STALE ? "policy_stale"
+                         : rc == POLICY_REFUSED_SIGNATURE ? "policy_unsigned" : "bad_policy";
         *reply = error_body(kind, err);
         return status;
     }

@@ -46,7 +46,9 @@ json_t *policy_node_show(node_t *n);
 /* POST /v1/policy: body is a signed set's file (JSON, kind trib.policy) or, in open mode only,
  * the YAML. Returns the HTTP status; *reply is the body (success or {"error","detail"}). */
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply);
-/* The federation log's door for signed sets (TrustSigned bytes): 0 accepted, else -1. */
+/* The federation log's door for signed sets (TrustSigned bytes): 0 accepted, else a
+ * POLICY_REFUSED_* code (node/policy_store.h) with err. Puts a new set in force and wakes the
+ * compliance thread to re-check every product. */
 int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
 /* Prometheus lines (trib_policy_*). */

@@ -188,8 +188,9 @@ int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_
 {
     Trib__TrustSigned *env = NULL;
     char h[17], why[512];
+    int rc = POLICY_REFUSED_SIGNATURE;
     if (decode(bytes, len, out, &env, err, errlen) != 0)
-        return -1;
+        return POLICY_REFUSED_BAD;
     if (memcmp(out->fed_id, ch->fed_id, FED_ID_LEN) != 0) {
         snprintf(err, errlen, "policy set version %llu: signed for another federation",
                  (unsigned long long)out->info.version);
@@ -230,6 +231,7 @@ int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_
     if (policy_run_tests(out->ps, NULL, why, sizeof why) != 0) {
         snprintf(err, errlen, "policy set version %llu: its own tests fail on this node: %s",
                  (unsigned long long)out->info.version, why);
+        rc = POLICY_REFUSED_BAD;
         goto fail;
     }
     trib__trust_signed__free_unpacked(env, NULL);
@@ -237,7 +239,7 @@ int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_
 fail:
     trib__trust_signed__free_unpacked(env, NULL);
     policy_signed_free(out);
-    return -1;
+    return rc;
 }
 
 json_t *policy_signed_json(const policy_signed_t *s, const uint8_t *bytes, size_t len)
@@ -358,16 +360,17 @@ int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const char
     if (!ch) {
         snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified; "
                  "give the YAML with --policy FILE instead");
-        return -1;
+        return POLICY_REFUSED_OPEN;
     }
-    if (policy_verify(bytes, len, ch, &ps, err, errlen) != 0)
-        return -1;
+    int vrc = policy_verify(bytes, len, ch, &ps, err, errlen);
+    if (vrc != 0)
+        return vrc;
     uint64_t cur = current_version(s);
     if (ps.info.version <= cur) {
         snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
                  (unsigned long long)ps.info.version, (unsigned long long)cur);
         policy_signed_free(&ps);
-        return -1;
+        return POLICY_REFUSED_STALE;
     }
     if (s->path[0] && write_atomic(s->path, bytes, len, err, errlen) != 0) {
         policy_signed_free(&ps);
@@ -398,7 +401,7 @@ int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const
         snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
                  (unsigned long long)policy_version(ps), (unsigned long long)cur);
         policy_free(&ps);
-        return -1;
+        return POLICY_REFUSED_STALE;
     }
     policy_info_t info = { .version = policy_version(ps) };
     snprintf(info.source, sizeof info.source, "%s", source);

@@ -24,6 +24,15 @@
 
 typedef struct policy_store policy_store_t;
 
+/* Why a set was refused (policy_verify, policy_offer, policy_store_set_open). */
+enum {
+    POLICY_REFUSED_BAD = -1,        /* malformed, oversize, or its own tests fail (400) */
+    POLICY_REFUSED_SIGNATURE = -2,  /* a signature does not verify, below the governance threshold,
+                                       another federation (403) */
+    POLICY_REFUSED_STALE = -3,      /* not newer than the set in force (409) */
+    POLICY_REFUSED_OPEN = -4,       /* a signed set offered to a node without a charter (409) */
+};
+
 /* What is known about a set beyond its rules. */
 typedef struct {
     uint64_t version;
@@ -49,7 +58,7 @@ int policy_sign(const char *yaml, size_t len, const charter_t *ch, const identit
                 int64_t issued_ms, uint8_t **out, size_t *outlen, char *err, size_t errlen);
 /* Verifies envelope bytes against ch: kind, federation, every signature, a threshold of distinct
  * governance keys, the YAML parses, its version equals the signed one, its tests pass.
- * Fills out (free with policy_signed_free). 0 or -1 with err. */
+ * Fills out (free with policy_signed_free). 0, or POLICY_REFUSED_* with err. */
 int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_signed_t *out, char *err,
                   size_t errlen);
 /* Decodes without checking signatures (for `trib policy show FILE` without a charter). */
@@ -66,14 +75,13 @@ json_t *policy_signed_json(const policy_signed_t *s, const uint8_t *bytes, size_
 policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *err, size_t errlen);
 void policy_store_close(policy_store_t **sp);
 
-/* The one door for signed sets: refuses (-1, err; *status_out 4xx where given) a set not
- * verifying against ch, one whose version is not above the set in force, one whose tests fail;
- * otherwise persists it and puts it in force (0). ch NULL: refused (open mode has no governance
- * keys). */
+/* The one door for signed sets: refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
+ * one whose version is not above the set in force, one whose tests fail; otherwise persists it
+ * and puts it in force (0). ch NULL: POLICY_REFUSED_OPEN (open mode has no governance keys). */
 int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                  size_t errlen);
 /* Open mode: the operator's YAML (tests must pass; version above the one in force unless
- * nothing is). 0 or -1 with err. */
+ * nothing is). 0, POLICY_REFUSED_BAD or POLICY_REFUSED_STALE with err. */
 int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
                           size_t errlen);
 
