@@ -463,16 +463,21 @@ Test(policy_sig, offer_versions_only_go_up_and_persist, .init = sig_setup, .fini
     const identity_t *two[] = { &G2, &G3 };
     policy_store_t *s = policy_store_open(dir, &ch, err, sizeof err);
     cr_assert_not_null(s, "%s", err);
-    cr_expect_eq(policy_offer(s, (const uint8_t *)"junk", 4, &ch, err, sizeof err), -1);
-    cr_expect_eq(policy_offer(s, NULL, 0, NULL, err, sizeof err), -1, "open mode refuses signed sets");
+    cr_expect_eq(policy_offer(s, (const uint8_t *)"junk", 4, &ch, err, sizeof err), POLICY_REFUSED_BAD);
+    const identity_t *one[] = { &G1 };
+    size_t l0;
+    uint8_t *below = raw_signed(set_v(1), ch.fed_id, one, 1, &l0);
+    cr_expect_eq(policy_offer(s, below, l0, &ch, err, sizeof err), POLICY_REFUSED_SIGNATURE, "below threshold");
+    free(below);
+    cr_expect_eq(policy_offer(s, NULL, 0, NULL, err, sizeof err), POLICY_REFUSED_OPEN, "open mode refuses signed sets");
     size_t l1, l2, l3;
     uint8_t *v1 = raw_signed(set_v(1), ch.fed_id, two, 2, &l1), *v2 = raw_signed(set_v(2), ch.fed_id, two, 2, &l2),
             *v3 = raw_signed(set_v(3), ch.fed_id, two, 2, &l3);
     cr_assert_eq(policy_offer(s, v2, l2, &ch, err, sizeof err), 0, "%s", err);
     uint64_t g = policy_store_generation(s);
-    cr_expect_eq(policy_offer(s, v2, l2, &ch, err, sizeof err), -1, "a replay of the set in force");
+    cr_expect_eq(policy_offer(s, v2, l2, &ch, err, sizeof err), POLICY_REFUSED_STALE, "a replay of the set in force");
     cr_expect(strstr(err, "not newer"), "%s", err);
-    cr_expect_eq(policy_offer(s, v1, l1, &ch, err, sizeof err), -1, "an older set");
+    cr_expect_eq(policy_offer(s, v1, l1, &ch, err, sizeof err), POLICY_REFUSED_STALE, "an older set");
     cr_expect_eq(policy_store_generation(s), g, "a refused set changes nothing");
     policy_info_t info;
     const policy_set_t *ps = policy_store_get(s, &info);
