@@ -483,6 +483,7 @@ int cli_render_published(cli_ctx_t *c, json_t *j, const char *id)
     fprintf(c->out, "published %s: %s, catalog seq %lld\n", str_or(j, "id", id),
             json_is_true(json_object_get(j, "created")) ? "created" : "updated",
             (long long)json_integer_value(json_object_get(j, "catalog_seq")));
+    policy_cmd_print_warnings(c->out, j);   /* the policy set's warnings, stored and shown */
     return CLI_OK;
 }
 

@@ -487,6 +487,16 @@ void policy_cmd_print_compliance(FILE *out, json_t *cp)
     print_violation_lines(out, vs, "  ");
 }
 
+void policy_cmd_print_warnings(FILE *out, json_t *reply)
+{
+    json_t *ws = json_object_get(reply, "warnings");
+    if (json_array_size(ws) == 0)
+        return;
+    fprintf(out, "%zu policy warning%s (policy set version %lld):\n", json_array_size(ws),
+            json_array_size(ws) == 1 ? "" : "s", (long long)json_integer_value(json_object_get(reply, "policy_version")));
+    print_violation_lines(out, ws, "  ");
+}
+
 void policy_cmd_print_violations(FILE *err, json_t *reply)
 {
     json_t *vs = json_object_get(reply, "violations");

@@ -18,6 +18,8 @@ int policy_cmd_run(int argc, char **argv, FILE *out, FILE *err);
 void policy_cmd_usage(FILE *f);
 /* A product's "compliance" object as text lines (trib show); nothing for NULL. */
 void policy_cmd_print_compliance(FILE *out, json_t *compliance);
+/* A publish reply's "warnings" as lines (trib publish); nothing when absent. */
+void policy_cmd_print_warnings(FILE *out, json_t *reply);
 /* A refusal's "violations" as lines under the error (trib publish); nothing when absent. */
 void policy_cmd_print_violations(FILE *err, json_t *reply);
 

@@ -61,7 +61,7 @@ struct policy_node {
     int started;
     atomic_int stop;
     pthread_mutex_t mu;           /* the table and cursors */
-    pthread_mutex_t scan_mu;      /* one catch-up at a time (thread, publish) */
+    pthread_mutex_t scan_mu;      /* one catch-up batch at a time (thread, publish) */
     prod_t **buckets;
     size_t nbuckets, nprods;
     cursor_t *cursors;
@@ -382,18 +382,22 @@ static int add_head(void *ctx, const char *domain, const store_head_t *h)
     return 0;
 }
 
-/* Processes every entry of domain up to head not yet seen. Caller holds scan_mu. */
+/* Processes every entry of domain up to head not yet seen, a batch at a time under scan_mu
+ * (so a publish waiting for its own domain waits for one batch, not a whole catch-up). */
 static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t head)
 {
     policy_info_t info;
     const policy_set_t *ps = policy_store_get(p->store, &info);
     for (;;) {
+        pthread_mutex_lock(&p->scan_mu);
         pthread_mutex_lock(&p->mu);
         cursor_t *c = cursor_locked(p, domain);
         uint64_t from = c ? c->seq + 1 : 0;
         pthread_mutex_unlock(&p->mu);
-        if (!c || from > head || atomic_load(&p->stop))
+        if (!c || from > head || atomic_load(&p->stop)) {
+            pthread_mutex_unlock(&p->scan_mu);
             break;
+        }
         batch_t bt = { .n = 0 };
         long got = store_catalog_scan(p->n->st, domain, from, SCAN_BYTES, collect, &bt);
         for (size_t i = 0; i < bt.n; i++) {
@@ -401,13 +405,16 @@ static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t 
                 process_entry(p, ps, info.version, domain, bt.seq[i], bt.bytes[i], bt.len[i]);
             free(bt.bytes[i]);
         }
-        if (got <= 0 || bt.n == 0)
+        if (got <= 0 || bt.n == 0) {
+            pthread_mutex_unlock(&p->scan_mu);
             break;
+        }
         pthread_mutex_lock(&p->mu);
         c = cursor_locked(p, domain);
         if (c)
             c->seq = from + bt.n - 1;
         pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->scan_mu);
         flush_index(p);
     }
     policy_store_put(p->store, ps);
@@ -420,11 +427,9 @@ static void catch_up(struct policy_node *p, const char *only)
         free(hs.v);
         return;
     }
-    pthread_mutex_lock(&p->scan_mu);
     for (size_t i = 0; i < hs.n && !atomic_load(&p->stop); i++)
         if (!only || strcmp(only, hs.v[i].domain) == 0)
             catch_up_domain(p, hs.v[i].domain, hs.v[i].head);
-    pthread_mutex_unlock(&p->scan_mu);
     free(hs.v);
 }
 
