@@ -305,6 +305,8 @@ node_code_t node_retire(node_t *n, const char *id, node_result_t *r)
         return fail(r, NODE_ALREADY_RETIRED, "already_retired", "%s is already retired", id);
     if (own_synced(n, r) != NODE_OK)
         return r->code;
+    if (policy_node_check_retire(n, id, r) != NODE_OK) /* policy: deprecation window before retired (422) */
+        return r->code;
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(n->cat, NULL, name, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0)

@@ -708,6 +708,49 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
 
 /* ================================================================ views */
 
+node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r)
+{
+    struct policy_node *p = n->policy;
+    if (!p)
+        return NODE_OK;
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(p->store, &info);
+    if (!ps)
+        return NODE_OK;
+    char domain[64];
+    const char *slash = strchr(id, '/');
+    snprintf(domain, sizeof domain, "%.*s", slash ? (int)(slash - id) : 0, id);
+    catch_up(p, domain);
+    char prev[16] = "";
+    policy_ctx_t ctx = { .now_ms = wall_ms() };
+    pthread_mutex_lock(&p->mu);
+    prod_t *x = find_locked(p, id);
+    if (x && x->manifest_seq) {
+        snprintf(prev, sizeof prev, "%s", x->status);
+        ctx.created_ms = x->first_ms;
+        ctx.prev_status = prev;
+        ctx.prev_status_since_ms = x->status_ms;
+    }
+    pthread_mutex_unlock(&p->mu);
+    policy_report_t rep = { 0 };
+    node_code_t code = NODE_OK;
+    if (ctx.prev_status && policy_eval_retire(ps, &ctx, &rep) == 0 && rep.nerrors) {
+        size_t i = 0;
+        while (i < rep.n && rep.v[i].severity != POLICY_ERROR)
+            i++;
+        r->code = code = NODE_POLICY_VIOLATION;
+        r->kind = "policy_violation";
+        snprintf(r->detail, sizeof r->detail, "retiring %s breaks policy set version %llu: rule %s: %s", id,
+                 (unsigned long long)info.version, rep.v[i].rule, rep.v[i].message);
+        r->extra = json_pack("{s:o,s:I}", "violations", policy_report_json(&rep), "policy_version",
+                             (json_int_t)info.version);
+        atomic_fetch_add(&p->n_refused_publish, 1);
+    }
+    policy_report_free(&rep);
+    policy_store_put(p->store, ps);
+    return code;
+}
+
 int policy_node_grant_check(node_t *n, const char *classification, int64_t days, json_t **violations)
 {
     struct policy_node *p = n->policy;

@@ -35,6 +35,10 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
  * does not or no set is in force, -1 out of memory. */
 int policy_node_grant_check(node_t *n, const char *classification, int64_t days, json_t **violations);
 
+/* The check at retire (owner node): the transition rules into "retired" (e.g. deprecated for
+ * 60 days first). NODE_OK, or NODE_POLICY_VIOLATION as at publish. */
+node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r);
+
 /* The product's "compliance" object for product JSON ({"state", "policy_version", "violations"}),
  * NULL when no set is in force. New reference. */
 json_t *policy_node_compliance(node_t *n, const char *id);

@@ -139,7 +139,7 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
                 found = 1;
         cr_expect(found, "no violation of %s with a path and a line", want[k]);
     }
-    cr_expect_eq(h_metric(a.url, "trib_policy_publish_refused_total"), 1);
+    cr_expect_eq(h_metric(a.url, "trib_policy_publish_refused_total"), 1);   /* before the CLI's try below */
     json_t *none = h_get_json(a.url, "/v1/products/payments/customer-contacts", NULL);
     cr_expect_null(none, "a refused manifest was stored");
     json_decref(none);
@@ -213,6 +213,19 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect(vt && strstr(vt, "lifecycle.deprecation_window"), "the mark names the transition rule: %s", vt);
     free(vt);
     json_decref(cr);
+
+    /* the owner with the set refuses to retire straight from active (deprecated 60 days first) */
+    char ex[512], *mt = h_read_file(h_repo_path("examples/settled-transactions.yaml", ex, sizeof ex), NULL);
+    st = put_manifest(&a, "payments/settled-transactions", mt, &ok);
+    free(mt);
+    cr_assert_eq(st, 201, "the example passes the set: %ld", st);
+    json_decref(ok);
+    cr_expect_eq(h_trib(&a, NULL, &out, &err, "retire", "payments/settled-transactions", NULL), 1);
+    cr_expect(err && strstr(err, "422 policy_violation") && strstr(err, "lifecycle.deprecation_window"), "%s", err);
+    free(out), free(err);
+    json_t *still = h_get_json(a.url, "/v1/products/payments/settled-transactions", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(still, "status")), "active", "the refused retire changed it");
+    json_decref(still);
 
     /* hostile and stale submissions: refused, counted, the node keeps serving */
     json_t *r = NULL;
