@@ -81,12 +81,14 @@ typedef struct {
     bench_proc_t p;
     int http;
     char url[64];
+    char data[300];               /* its data dir: DATA/admin.token authorises writes */
 } agent_t;
 
 static void agent_start(agent_t *a, int idx, const char *policy)
 {
     char data[300], listen[32], http[32];
     snprintf(data, sizeof data, "%s/n%d", tmp, idx);
+    snprintf(a->data, sizeof a->data, "%s", data);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", base_port + idx);
     a->http = base_port + 50 + idx;
     snprintf(http, sizeof http, "127.0.0.1:%d", a->http);
@@ -115,8 +117,9 @@ static size_t on_data(char *d, size_t s, size_t n, void *ctx)
     return s * n;
 }
 
-/* One request on handle h; the status, body in *body (malloc'd) when non-NULL. */
-static long http(CURL *h, const char *method, const char *url, const char *body, char **out)
+/* One request on handle h (with tok as Bearer when non-empty); the status, body in *out
+ * (malloc'd) when non-NULL. */
+static long http_tok(CURL *h, const char *method, const char *url, const char *body, char **out, const char *tok)
 {
     sink_t k = { 0 };
     curl_easy_reset(h);
@@ -125,6 +128,7 @@ static long http(CURL *h, const char *method, const char *url, const char *body,
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &k);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    BENCH_BEARER(h, tok);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -137,6 +141,11 @@ static long http(CURL *h, const char *method, const char *url, const char *body,
     else
         free(k.b);
     return st;
+}
+
+static long http(CURL *h, const char *method, const char *url, const char *body, char **out)
+{
+    return http_tok(h, method, url, body, out, NULL);
 }
 
 static void wait_ready(agent_t *a)
@@ -205,7 +214,7 @@ static double publish_run(agent_t *a, int pubs)
         snprintf(name, sizeof name, "p%d", i % 20);
         snprintf(url, sizeof url, "%s/v1/products/bench/%s", a->url, name);
         manifest(m, sizeof m, name, i / 20);
-        long st = http(h, "PUT", url, m, NULL);
+        long st = http_tok(h, "PUT", url, m, NULL, bench_token(a->data));
         if (st != 200 && st != 201)
             bench_die("publish %d answered %ld", i, st);
         bench_proc_read(&a->p, NULL, NULL, 0);
@@ -232,7 +241,7 @@ static void *pub_thread(void *arg)
         snprintf(name, sizeof name, "q%d", i);
         snprintf(url, sizeof url, "%s/v1/products/bench/%s", j->a->url, name);
         manifest(m, sizeof m, name, 0);
-        long st = http(h, "PUT", url, m, NULL);
+        long st = http_tok(h, "PUT", url, m, NULL, bench_token(j->a->data));
         if (st != 201 && st != 200) {
             fprintf(stderr, "bench: publish %s answered %ld\n", name, st);
             break;
@@ -290,7 +299,7 @@ static void recheck(int nprod)
     CURL *s = curl_easy_init();
     http(s, "GET", status_url, NULL, NULL);   /* connect first: latency below is the request's */
     uint64_t t1 = bench_now_ns();
-    long st = http(h, "POST", url, v2, NULL);
+    long st = http_tok(h, "POST", url, v2, NULL, bench_token(a.data));
     if (st != 200)
         bench_die("version 2 of the set was refused (%ld)", st);
     int polls = 0;

@@ -45,7 +45,7 @@ report() {
   # issue 10 groundwork: verifying 1,000 domain certificates and 10,000 manifests at bootstrap
   bench "trust bootstrap" "$BUILD/bench/trust"
   # issue 11 groundwork: token verification against the Ed25519 verify rate
-  bench "token" "$BUILD/bench/token" 20000
+  bench "token" "$BUILD/bench/token" 20000 "$BUILD/trib"
   # issue 12: publish with a 50-rule policy set beside none, and a re-check of 10,000 products (POLICY_N)
   bench "policy" "$BUILD/bench/policy" "$BUILD/trib"
   echo

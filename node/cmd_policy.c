@@ -70,10 +70,11 @@ static const struct {
       "Signs the policy set in FILE (its tests must pass) with governance keys of the charter: at\n"
       "least its governance threshold of distinct keys. Writes NAME.policy (refuses to overwrite),\n"
       "which `trib policy submit` sends to any node." },
-    { "policy submit", "FILE [--node URL] [--json]",
+    { "policy submit", "FILE [--node URL] [--token T] [--json]",
       "Sends a signed policy set (NAME.policy) to a node, which verifies it against its charter and\n"
       "puts it in force if it is newer. A node in open mode takes the YAML itself (FILE.yaml) from\n"
-      "its operator instead. Every product is then re-checked in the background." },
+      "its operator instead. Needs an admin token of the node's domain (--token, --token-file,\n"
+      "$TRIB_TOKEN). Every product is then re-checked in the background." },
     { "policy show", "[--node URL] [--json] | --file NAME.policy [--charter charter.json]",
       "Shows the policy set in force on a node: version, signers, rules, where it came from. With\n"
       "--file, shows a signed set file offline; with --charter too, verifies it as a node would\n"
@@ -535,6 +536,9 @@ int policy_cmd_run(int argc, char **argv, FILE *out, FILE *err)
         first = 2;
     }
     c.cmd = cmd;
+    char aerr[512];   /* --token, --token-file, --cacert, $TRIB_TOKEN (node/client.c) */
+    if (client_auth_args(&argc, argv, aerr, sizeof aerr) < 0)
+        return usage(&c, "%s", aerr);
     int rc = parse(&c, argc - first, argv + first);
     if (rc < 0)
         return P_OK;   /* --help */

@@ -244,6 +244,14 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect_not_null(s, "listening stopped serving");
     json_decref(s);
 
+    /* no token, no new set: an admin token of the node's domain is needed */
+    char purl[300];
+    snprintf(purl, sizeof purl, "%s/v1/policy", c.url);
+    h_resp_t nt;
+    cr_assert_eq(h_http_token("POST", purl, "application/yaml", "version: 9\nrules: []\n", 21, NULL, &nt), 0);
+    cr_expect_eq(nt.status, 401, "a set without a token: %ld", nt.status);
+    h_resp_free(&nt);
+
     /* a new set without the failing rules: every product is re-checked */
     const char *v2 = "version: 2\nrules:\n"
                      "  - {id: version.semver, severity: error, type: regex, path: version, pattern: '^[0-9]+\\.[0-9]+\\.[0-9]+$'}\n"
