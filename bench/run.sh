@@ -50,6 +50,8 @@ report() {
   bench "token" "$BUILD/bench/token" 20000 "$BUILD/trib"
   # issue 11 items 4, 5: the grant lookup and field projection a confidential read adds on the owner
   bench "grants" "$BUILD/bench/grants" 10000
+  # issue 12: publish with a 50-rule policy set beside none, and a re-check of 10,000 products (POLICY_N)
+  bench "policy" "$BUILD/bench/policy" "$BUILD/trib"
   echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then

@@ -29,7 +29,10 @@
 #define TRUST_HASH_LEN    32
 #define TRUST_TIME_MAX_MS 253402300799999LL   /* 9999-12-31T23:59:59.999Z: later times are refused */
 
-typedef enum { TRUST_KIND_CHARTER = 1, TRUST_KIND_CERT = 2, TRUST_KIND_REVOKE = 3 } trust_kind_t;
+typedef enum {
+    TRUST_KIND_CHARTER = 1, TRUST_KIND_CERT = 2, TRUST_KIND_REVOKE = 3,
+    TRUST_KIND_POLICY = 4,   /* a governance policy set (node/policy.h), "trib/policy/v1" */
+} trust_kind_t;
 
 /* Why a trust object or a key was refused; trust_verdict_name gives the metric label. */
 typedef enum {
@@ -51,12 +54,12 @@ typedef enum {
 } trust_verdict_t;
 
 const char *trust_verdict_name(trust_verdict_t v);   /* "ok", "forged", ... */
-const char *trust_kind_name(trust_kind_t k);         /* "charter", "certificate", "revocation" */
+const char *trust_kind_name(trust_kind_t k);         /* "charter", "certificate", "revocation", "policy set" */
 
 /* ---------------------------------------------------------------- the signed envelope */
 
 /* The tag signed before the body, NUL included: "trib/charter/v1", "trib/cert/v1",
- * "trib/revoke/v1". *len gets the byte count signed (strlen + 1). */
+ * "trib/revoke/v1", "trib/policy/v1". *len gets the byte count signed (strlen + 1). */
 const uint8_t *trust_tag(trust_kind_t k, size_t *len);
 /* Ed25519 over TAG || body. 0 or -1. */
 int trust_sign(trust_kind_t k, const uint8_t *body, size_t len, const identity_t *id, uint8_t sig[64]);

@@ -15,6 +15,7 @@
 #include "node/agent.h"
 #include "node/http.h"
 #include "node/node.h"
+#include "node/policy_node.h"
 
 static void on_catalog(void *ctx) { node_notify(ctx); }
 
@@ -98,6 +99,8 @@ int agent_main(int argc, char **argv)
     int exit_code = 1;
     if (node_open(a, err, sizeof err) < 0)
         goto fail;
+    if (policy_node_start(a, NULL, a->cfg.policy, err, sizeof err) < 0)   /* chartered: pass the charter */
+        goto fail;
     if (http_listen(a, err, sizeof err) < 0)
         goto fail;
     if (start_gossip(a, err, sizeof err) < 0)
@@ -122,6 +125,7 @@ out:
         gossip_stop(&a->gossip); /* broadcasts LEFT first */
         log_info("left the federation");
     }
+    policy_node_stop(a);
     node_close(a);
     return exit_code;
 }

@@ -24,6 +24,7 @@
 #include "node/client.h"
 #include "node/cmd_fed.h"
 #include "node/cmd_access.h"
+#include "node/cmd_policy.h"
 #include "node/cmd_token.h"
 #include "node/yaml.h"
 #include "storage/store.h"
@@ -52,7 +53,7 @@ static const cli_cmd_t commands[] = {
       "peer address, HTTP address, SWIM state (alive, suspect, dead, left) and incarnation.",
       { OPT_JSON }, 0, 0,
       "trib members --node http://10.0.0.5:7480", run_members },
-    { "products", "[--domain D] [--tag T] [--owner O] [--status S] [--limit N] [--offset N] [--json] [QUERY...]",
+    { "products", "[--domain D] [--tag T] [--owner O] [--status S] [--compliance C] [--limit N] [--offset N] [--json] [QUERY...]",
       "list or search the catalog",
       "Lists the products in the node's replica of the whole catalog (every domain), or searches\n"
       "it: QUERY's words are looked up in names, titles, descriptions, tags, owners and schema\n"
@@ -64,6 +65,7 @@ static const cli_cmd_t commands[] = {
         { "tag", "T", "only products tagged T" },
         { "owner", "O", "only products with owner O (business or technical)" },
         { "status", "S", "only products in status S (draft, active, deprecated, retired)" },
+        { "compliance", "C", "only products the policy set in force finds C (compliant, non_compliant)" },
         { "limit", "N", "show at most N products (default 100, at most 1000)" },
         { "offset", "N", "skip the first N products of the ranking" },
         OPT_JSON },
@@ -168,7 +170,7 @@ static const cli_cmd_t *find_command(const char *name)
 
 int cli_is_command(const char *name)
 {
-    return find_command(name) != NULL ||
+    return find_command(name) != NULL || policy_cmd_is(name) ||
            (name && (strcmp(name, "token") == 0 || strcmp(name, "access") == 0 || strcmp(name, "audit") == 0));
 }
 
@@ -184,6 +186,7 @@ void cli_usage(FILE *f)
     fed_usage(f);
     token_cmd_usage(f);
     access_cmd_usage(f);
+    policy_cmd_usage(f);
     fprintf(f, "\nRun 'trib COMMAND --help' for a command's options and an example.\n");
 }
 
@@ -270,18 +273,9 @@ int cli_fail_http(cli_ctx_t *c, const client_reply_t *r)
     char *text = j ? cli_error_text(j) : NULL;
     if (text) {
         cli_fail(c, "%ld %s", r->status, text);
-        free(text);
-        size_t i;   /* a refused publish lists what it broke */
-        json_t *v, *viol = json_object_get(j, "violations");
-        json_array_foreach(viol, i, v) {
-            char *line = cli_text_clean(json_string_value(json_object_get(v, "message")), 400);
-            const char *path = json_string_value(json_object_get(v, "path"));
-            char *p = cli_text_clean(path ? path : "", 120);
-            fprintf(c->err, "  %s: %s\n", p ? p : "", line ? line : "");
-            free(line);
-            free(p);
-        }
+        policy_cmd_print_violations(c->err, j);   /* a refused publish lists what it broke */
         json_decref(j);
+        free(text);
         return CLI_FAIL;
     }
     json_decref(j);
@@ -503,7 +497,7 @@ static int run_products(cli_ctx_t *c)
         return cli_fail(c, "out of memory");
     const char *query[] = { "q", q, "domain", cli_opt(c, "domain"), "tag", cli_opt(c, "tag"),
                             "owner", cli_opt(c, "owner"), "status", cli_opt(c, "status"),
-                            "limit", limit, "offset", offset, NULL };
+                            "compliance", cli_opt(c, "compliance"), "limit", limit, "offset", offset, NULL };
     client_req_t rq = { .method = "GET", .path = "/v1/products", .query = query,
                         .upload_len = -1 };
     rc = call_and_print(c, &rq, NULL, cli_render_products);
@@ -744,6 +738,8 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
         return token_cmd_run(argc, argv, out, err);
     if (strcmp(argv[0], "access") == 0 || strcmp(argv[0], "audit") == 0)   /* node/cmd_access.c */
         return access_cmd_run(argc, argv, out, err);
+    if (policy_cmd_is(argv[0]))          /* policy test|sign|submit|show, compliance: node/cmd_policy.c */
+        return policy_cmd_run(argc, argv, out, err);
     const cli_cmd_t *cmd = find_command(argv[0]);
     if (!cmd) {
         fprintf(err, "trib: unknown command '%s'\ntry 'trib --help'\n", argv[0]);

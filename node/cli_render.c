@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/cmd_policy.h"
 #include "node/cli_internal.h"
 #include "node/cli_table.h"
 
@@ -163,7 +164,7 @@ int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
  * reply's facets (most frequent first, as the node sends them), or nothing without facets. */
 static void print_facets(cli_ctx_t *c, json_t *facets)
 {
-    static const char *const shown[] = { "domain", "status", "tag" };
+    static const char *const shown[] = { "domain", "status", "tag", "compliance" };
     enum { PER_FACET = 4 };
     int any = 0;
     for (size_t i = 0; i < sizeof shown / sizeof *shown; i++) {
@@ -194,7 +195,7 @@ int cli_render_products(cli_ctx_t *c, json_t *j, const char *id)
 {
     (void)id;
     int filtered = c->npos > 0 || cli_opt(c, "domain") || cli_opt(c, "tag") ||
-                   cli_opt(c, "owner") || cli_opt(c, "status");
+                   cli_opt(c, "owner") || cli_opt(c, "status") || cli_opt(c, "compliance");
     json_t *list = json_object_get(j, "products");
     size_t n = json_array_size(list);
     json_t *tv = json_object_get(j, "total");
@@ -326,7 +327,7 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
     static const char *const shown[] = { "id", "domain", "name", "title", "version", "status",
                                          "classification", "owners", "tags", "catalog_seq",
                                          "manifest_seq", "signer", "owner_node", "updated",
-                                         "records", "manifest", NULL };
+                                         "records", "manifest", "compliance", NULL };
     if (!bad)
         bad = add_other_fields(t, j, shown) != 0;
     if (bad) {
@@ -334,6 +335,8 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
         return cli_fail(c, "out of memory");
     }
     int rc = print_table(c, t, NULL);
+    if (rc == CLI_OK)
+        policy_cmd_print_compliance(c->out, json_object_get(j, "compliance"));   /* policy set in force */
     if (rc != CLI_OK || !json_is_object(m))
         return rc;
 
@@ -485,6 +488,7 @@ int cli_render_published(cli_ctx_t *c, json_t *j, const char *id)
     fprintf(c->out, "published %s: %s, catalog seq %lld\n", str_or(j, "id", id),
             json_is_true(json_object_get(j, "created")) ? "created" : "updated",
             (long long)json_integer_value(json_object_get(j, "catalog_seq")));
+    policy_cmd_print_warnings(c->out, j);   /* the policy set's warnings, stored and shown */
     return CLI_OK;
 }
 

@@ -798,6 +798,9 @@ static int run_show(fctx_t *c)
         if (chpath)
             v = revocation_verify(&ch, &r, why, sizeof why);
         break;
+    case TRUST_KIND_POLICY:   /* trib policy show FILE reads these (node/cmd_policy.c) */
+        rc = fail(c, "%s: a policy set; see it with trib policy show --file %s", file, file);
+        goto out;
     }
     if (view == NULL) {
         rc = fail(c, "%s: out of memory", file);

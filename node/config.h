@@ -25,6 +25,7 @@ typedef struct {
     uint64_t map_size_mb, map_max_mb;
     uint64_t max_body_mb, max_record_kb, max_records;
     uint64_t http_threads;
+    char policy[512];        /* open mode: the policy set's YAML (node/policy_node.h) */
     /* membership timings (DESIGN §5) */
     uint64_t probe_interval_ms, probe_timeout_ms, indirect_checks, suspicion_mult, suspicion_max_mult;
     uint64_t gossip_interval_ms, gossip_nodes, push_pull_interval_ms, retransmit_mult, awareness_max;

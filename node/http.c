@@ -37,6 +37,7 @@
 #include "node/http_access.h"
 #include "node/http_gov.h"
 #include "node/node.h"
+#include "node/policy_node.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/records.h"
@@ -50,6 +51,7 @@ typedef enum {
     R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WHOAMI, R_TOKENS, R_TOKENS_REVOKE,
     R_ACCESS, R_AUDIT,                                       /* access: node/http_access.c */
     R_CHECK, R_HISTORY, R_DIFF, R_CHANGES,                  /* governance: node/http_gov.c */
+    R_POLICY_GET, R_POLICY_POST, R_COMPLIANCE,   /* policy: node/policy_node.c */
     R_OTHER, R_COUNT
 } route_t;
 
@@ -356,6 +358,7 @@ static enum MHD_Result h_products(call_t *k)
         .tag = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tag"),
         .owner = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "owner"),
         .status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"),
+        .compliance = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "compliance"),
         .limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
         .offset = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset"),
     };
@@ -482,13 +485,21 @@ static unsigned status_of(const node_result_t *r, unsigned ok_status)
     case NODE_NO_SPACE: return 507; /* a retry can succeed once space is freed */
     case NODE_NOT_SYNCED: return 503; /* a retry succeeds once the peers have been asked */
     case NODE_REFUSED: return 422; /* the governance gate: incompatible, version_not_increased */
+    case NODE_POLICY_VIOLATION: return 422;
     case NODE_FAILED: break;
     }
     return 500;
 }
 
-static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, const node_result_t *r)
+static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, node_result_t *r)
 {
+    if (r->extra) {   /* e.g. policy_violation's "violations": every one, with rule, path, line */
+        json_t *j = json_pack("{s:s,s:s}", "error", r->kind, "detail", r->detail);
+        json_object_update(j, r->extra);
+        json_decref(r->extra);
+        r->extra = NULL;
+        return send_json(c, route, status_of(r, 500), j);
+    }
     return send_error(c, route, status_of(r, 500), r->kind, "%s", r->detail);
 }
 
@@ -581,26 +592,31 @@ static enum MHD_Result h_product_put(call_t *k)
     k->revive = gov_flag(k->c, "revive");
     if (!k->req->op_done && op_run(k, op_publish))
         return MHD_YES;
-    const node_result_t *r = &k->req->res;
-    json_t *refusal = r->code != NODE_OK ? gov_refusal_json(r) : NULL;
-    if (refusal)
-        return send_json(k->c, R_PRODUCT_PUT, status_of(r, 500), refusal);
-    if (r->code != NODE_OK)
-        return send_result(k->c, R_PRODUCT_PUT, r);
-    if (r->unchanged)
-        return send_json(k->c, R_PRODUCT_PUT, 200,
-                         json_pack("{s:s,s:s,s:s,s:b}", "id", k->id, "result", "unchanged", "status", r->status,
-                                   "created", 0));
-    return send_json(k->c, R_PRODUCT_PUT, r->created ? 201 : 200,
-                     json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
-                               "signer", k->n->id.hex, "status", r->status, "created", r->created));
+    node_result_t *r = &k->req->res;
+    json_t *j;
+    if (r->code != NODE_OK) {
+        if (!(j = gov_refusal_json(r)))   /* not the gate's refusal: error, detail (+ violations) */
+            return send_result(k->c, R_PRODUCT_PUT, r);
+    } else if (r->unchanged) {
+        j = json_pack("{s:s,s:s,s:s,s:b}", "id", k->id, "result", "unchanged", "status", r->status, "created", 0);
+    } else {
+        j = json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
+                      "signer", k->n->id.hex, "status", r->status, "created", r->created);
+    }
+    if (j && r->extra) {   /* the policy set's violations (a refusal) or warnings (stored) */
+        json_object_update(j, r->extra);
+        json_decref(r->extra);
+        r->extra = NULL;
+    }
+    unsigned status = r->code != NODE_OK ? status_of(r, 500) : r->created && !r->unchanged ? 201 : 200;
+    return send_json(k->c, R_PRODUCT_PUT, status, j);
 }
 
 static enum MHD_Result h_product_delete(call_t *k)
 {
     if (!k->req->op_done && op_run(k, op_retire))
         return MHD_YES;
-    const node_result_t *r = &k->req->res;
+    node_result_t *r = &k->req->res;
     if (r->code != NODE_OK)
         return send_result(k->c, R_PRODUCT_DELETE, r);
     return send_json(k->c, R_PRODUCT_DELETE, 200,
@@ -612,7 +628,7 @@ static enum MHD_Result h_records_post(call_t *k)
 {
     if (!k->req->op_done && op_run(k, op_append))
         return MHD_YES;
-    const node_result_t *r = &k->req->res;
+    node_result_t *r = &k->req->res;
     if (r->code != NODE_OK)
         return send_result(k->c, R_RECORDS_POST, r);
     return send_json(k->c, R_RECORDS_POST, 201,
@@ -783,6 +799,22 @@ static enum MHD_Result h_history(call_t *k) { return gov(k, gov_history, R_HISTO
 static enum MHD_Result h_diff(call_t *k) { return gov(k, gov_diff, R_DIFF); }
 static enum MHD_Result h_changes(call_t *k) { return gov(k, gov_changes, R_CHANGES); }
 
+/* ---- policy (node/policy_node.c builds the bodies) */
+static enum MHD_Result h_policy_get(call_t *k) { return send_json(k->c, R_POLICY_GET, 200, policy_node_show(k->n)); }
+
+static enum MHD_Result h_policy_post(call_t *k)
+{
+    json_t *reply = NULL;
+    int status = policy_node_submit(k->n, k->req->body ? k->req->body : "", k->req->len, &reply);
+    return send_json(k->c, R_POLICY_POST, (unsigned)status, reply);
+}
+
+static enum MHD_Result h_compliance(call_t *k)
+{
+    const char *d = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "domain");
+    return send_json(k->c, R_COMPLIANCE, 200, policy_node_report(k->n, d && *d ? d : NULL));
+}
+
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must
  * form a product id. A path that matches no row is a 404; a path some row matches with another
  * method is a 405 listing the methods in Allow. Only rows with body set receive a request body
@@ -824,6 +856,9 @@ static const route_row_t routes[] = {
     {"POST",   "/v1/access/grants/{name}/revoke",  R_ACCESS, "access",    h_access_revoke,  1, RIGHT_NONE},
     {"GET",    "/v1/access/mine",     R_ACCESS,         "access",         h_access_mine,    0, RIGHT_NONE},
     {"GET",    "/v1/audit",           R_AUDIT,          "audit",          h_audit,          0, RIGHT_NONE},
+    {"GET",    "/v1/policy",          R_POLICY_GET,     "policy_get",     h_policy_get,     0, RIGHT_NONE},
+    {"POST",   "/v1/policy",          R_POLICY_POST,    "policy_post",    h_policy_post,    1, RIGHT_ADMIN},
+    {"GET",    "/v1/compliance",      R_COMPLIANCE,     "compliance",     h_compliance,     0, RIGHT_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

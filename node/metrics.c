@@ -9,6 +9,7 @@
 #include "node/node.h"
 #include "node/http_access.h"
 #include "node/metrics.h"
+#include "node/policy_node.h"
 
 #define MAX_STATUS 600
 
@@ -80,4 +81,5 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     http_access_metrics(f);
     if (a->gossip)
         gossip_metrics_render(a->gossip, f);
+    policy_node_metrics(a, f);   /* trib_policy_* (node/policy_node.c) */
 }

@@ -14,6 +14,7 @@
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/node.h"
+#include "node/policy_node.h"
 #include "node/view.h"
 
 #define FORMAT_VERSION "1"
@@ -246,6 +247,8 @@ void node_result_clear(node_result_t *r)
 {
     json_decref(r->report);
     r->report = NULL;
+    json_decref(r->extra);
+    r->extra = NULL;
 }
 
 /* The stripe of pub_mu that serialises publishes of id. */
@@ -303,8 +306,10 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
         metrics_gate(r->code != NODE_OK ? r->kind : r->unchanged ? "unchanged" : NULL);
     if (r->code != NODE_OK)
         goto out;
-    /* POLICY GATE (policy helper): evaluate the policy set in force here, e.g.
-     * if (policy_check_publish(n, m, r) != NODE_OK) goto out; */
+    /* The policy set in force (node/policy_node.c): error rules refuse (422 policy_violation, every
+     * violation in r->extra), warnings ride along in r->extra; a dry run reports them too. */
+    if (!r->unchanged && policy_node_check_publish(n, m, r) != NODE_OK)
+        goto out;
     snprintf(r->status, sizeof r->status, "%s", m->status);
     if (o->dry_run || r->unchanged) {
         if (r->unchanged)
@@ -346,6 +351,8 @@ node_code_t node_retire(node_t *n, const char *id, node_result_t *r)
     if (p.retired)
         return fail(r, NODE_ALREADY_RETIRED, "already_retired", "%s is already retired", id);
     if (own_synced(n, r) != NODE_OK)
+        return r->code;
+    if (policy_node_check_retire(n, id, r) != NODE_OK) /* policy: deprecation window before retired (422) */
         return r->code;
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;

@@ -10,6 +10,7 @@
 #ifndef TRIB_NODE_H
 #define TRIB_NODE_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -33,6 +34,7 @@ typedef struct node {
     records_limits_t limits;
     struct gossip *gossip;          /* NULL until the federation loop runs (or without it) */
     struct MHD_Daemon *httpd;
+    struct policy_node *policy;     /* policy sets and compliance (node/policy_node.h); NULL: none */
     time_t started;
     int lock_fd;                    /* DATA/agent.lock, held for the node's life (-1: none) */
     /* Live readers wait here for appends (records or catalog) instead of polling. */
@@ -64,6 +66,7 @@ typedef enum {
     NODE_TOO_LARGE,        /* a records limit */
     NODE_NO_SPACE,         /* the disk is full; nothing was changed (a retry can succeed later) */
     NODE_NOT_SYNCED,       /* own domain's log not yet checked against the peers (restored backup?) */
+    NODE_POLICY_VIOLATION, /* the manifest breaks an error rule of the policy set in force (422) */
     NODE_FAILED,           /* storage or signing failed; nothing was changed */
     NODE_REFUSED,          /* publish: the governance gate refused it (422: incompatible,
                               version_not_increased, policy_violation) */
@@ -80,6 +83,8 @@ typedef struct {
     int unchanged;             /* publish: the manifest equals the latest one: no entry was made */
     struct json_t *report;     /* publish/check with node_publish_opts_t.want_report: the check
                                   report ({"ok","mode","changes",...}); the caller decrefs it */
+    json_t *extra;             /* fields added to the reply ("violations", "warnings"); the HTTP layer
+                                  sends and json_decref's it */
 } node_result_t;
 
 /* How a publish is asked for. */

@@ -9,6 +9,7 @@
 #include "gossip/identity.h"
 #include "node/compat.h"
 #include "node/manifest.h"
+#include "node/policy_node.h"
 #include "node/view.h"
 #include "storage/search.h"
 
@@ -150,6 +151,9 @@ json_t *view_product(node_t *a, const store_product_t *p, int full)
     if (view_load_manifest(a, domain, p->manifest_seq, &se, &ce) < 0)
         return NULL;
     json_t *j = ce->manifest ? summary(a, p, se, ce->manifest, full) : NULL;
+    json_t *compliance = j ? policy_node_compliance(a, p->id) : NULL;   /* NULL: no policy set */
+    if (compliance)
+        json_object_set_new(j, "compliance", compliance);
     if (j && full)
         json_object_set_new(j, "owner_node", owner_node(a, se));
     view_free_entry(&se, &ce);
@@ -185,7 +189,7 @@ static int parse_count(const char *name, const char *v, size_t def, size_t max, 
 static int to_store_query(const view_query_t *q, store_query_t *sq, char *err, size_t errlen)
 {
     *sq = (store_query_t){ .q = q->q, .domain = q->domain, .tag = q->tag, .owner = q->owner,
-                           .status = q->status, .facet_max = VIEW_FACET_MAX };
+                           .status = q->status, .compliance = q->compliance, .facet_max = VIEW_FACET_MAX };
     if (parse_count("limit", q->limit, VIEW_LIMIT_DEFAULT, VIEW_LIMIT_MAX, &sq->limit, err, errlen) != 0 ||
         parse_count("offset", q->offset, 0, VIEW_OFFSET_MAX, &sq->offset, err, errlen) != 0)
         return -1;
@@ -196,6 +200,10 @@ int view_products_check(const view_query_t *q, char *err, size_t errlen)
 {
     if (!empty(q->status) && !manifest_valid_status(q->status)) {
         snprintf(err, errlen, "status: '%.40s' is not one of draft, active, deprecated, retired", q->status);
+        return -1;
+    }
+    if (!empty(q->compliance) && strcmp(q->compliance, "compliant") && strcmp(q->compliance, "non_compliant")) {
+        snprintf(err, errlen, "compliance: '%.40s' is not compliant or non_compliant", q->compliance);
         return -1;
     }
     if (!empty(q->domain) && !entry_valid_name(q->domain)) {
@@ -211,7 +219,7 @@ int view_products_check(const view_query_t *q, char *err, size_t errlen)
 
 static json_t *facets_json(const store_result_t *r)
 {
-    static const char *const names[STORE_FACETS] = { "domain", "tag", "owner", "status" };
+    static const char *const names[STORE_FACETS] = { "domain", "tag", "owner", "status", "compliance" };
     json_t *f = json_object(), *per[STORE_FACETS];
     for (int i = 0; i < STORE_FACETS; i++) {
         per[i] = json_object();

@@ -9,6 +9,7 @@
 /* GET /v1/products: the raw query parameters (NULL or "": absent). */
 typedef struct {
     const char *q, *domain, *tag, *owner, *status;   /* search words; filters */
+    const char *compliance;                          /* filter: compliant | non_compliant */
     const char *limit, *offset;                      /* paging (VIEW_LIMIT_DEFAULT, 0) */
 } view_query_t;
 

@@ -24,17 +24,20 @@
  *   the field weight): search as you type.
  *   So more words matched beat better fields, and a document need not match every word.
  * Filters: exact value, case-insensitive (stored lowercase); a value nobody has gives no hits.
- * Facets: counts of each domain, tag, owner (business and technical) and status value over
- * all hits, highest count first (ties by value); status "retired" for retired products. */
+ * Facets: counts of each domain, tag, owner (business and technical), status and compliance value
+ * over all hits, highest count first (ties by value); status "retired" for retired products;
+ * compliance as the node's policy check last set it (store_search_set_compliance). */
 #define STORE_SEARCH_QMAX     512   /* bytes of q */
 #define STORE_SEARCH_WORDS    16    /* distinct words of q */
 #define STORE_FACET_VALUE_MAX 255   /* longer facet values are indexed cut to this (whole UTF-8 characters) */
 
-enum { STORE_FACET_DOMAIN, STORE_FACET_TAG, STORE_FACET_OWNER, STORE_FACET_STATUS, STORE_FACETS };
+enum { STORE_FACET_DOMAIN, STORE_FACET_TAG, STORE_FACET_OWNER, STORE_FACET_STATUS, STORE_FACET_COMPLIANCE,
+       STORE_FACETS };
 
 typedef struct {
     const char *q;                               /* words; NULL or "": no query (all match) */
     const char *domain, *tag, *owner, *status;   /* NULL or "": no filter */
+    const char *compliance;                      /* "compliant" | "non_compliant" (policy), NULL: any */
     size_t offset, limit;                        /* hits [offset, offset+limit) of the ranking */
     size_t facet_max;                            /* values per facet (0: all) */
 } store_query_t;
@@ -69,6 +72,13 @@ int store_search_check(const store_query_t *q, char *err, size_t errlen);
 /* The words the index makes of text, joined with single spaces into out; returns how many,
  * or -1 when out is too small. (What a query word must equal to match exactly.) */
 int store_search_tokens(const char *text, char *out, size_t cap);
+
+/* The compliance facet (DESIGN §14): sets each product ids[i]'s value to states[i]
+ * ("compliant", "non_compliant", or "" for none), in one write transaction. The value is the
+ * node's verdict, not part of the manifest: it survives re-indexing of a new manifest until set
+ * again. Unknown ids are skipped. 0, or -1 with err. */
+int store_search_set_compliance(store_t *st, const char *const *ids, const char *const *states, size_t n,
+                                char *err, size_t errlen);
 
 typedef struct { uint64_t bytes, postings, products; } store_search_size_t;
 int store_search_size(store_t *st, store_search_size_t *out);   /* index pages in bytes */

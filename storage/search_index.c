@@ -3,7 +3,7 @@
  *
  * Owns: docids (assigned in arrival order, never reused), postings of words and facets, the
  * search_docs record of each product, retiring (status facet swap), the index version marker in
- * meta, and the docid lookups queries share.
+ * meta, the docid lookups queries share, and the compliance facet the node's policy check sets.
  * Must not: decide what an entry does to the products index (catalog.c does), open transactions
  * of its own beyond store__search_open's one, or rank anything. */
 #include <assert.h>
@@ -390,3 +390,45 @@ int store__search_open(store_t *st, int disabled, char *err, size_t errlen)
     return rc;
 }
 
+
+/* ================================================================ compliance facet */
+
+typedef struct {
+    const char *const *ids, *const *states;
+    size_t n;
+} comp_ctx_t;
+
+static int set_compliance_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t errlen)
+{
+    static const char *const values[] = { "compliant", "non_compliant" };
+    comp_ctx_t *c = ctx;
+    for (size_t i = 0; i < c->n; i++) {
+        uint32_t docid;
+        int rc = search__docid_of(st, txn, c->ids[i], strlen(c->ids[i]), &docid, err, errlen);
+        if (rc == STORE_NOTFOUND)
+            continue;
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < sizeof values / sizeof *values; j++) {
+            int keep = strcmp(values[j], c->states[i]) == 0;
+            rc = facet_op(st, txn, keep ? put_posting : del_posting, 'c', values[j], strlen(values[j]), docid, err,
+                          errlen);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int store_search_set_compliance(store_t *st, const char *const *ids, const char *const *states, size_t n,
+                                char *err, size_t errlen)
+{
+    if (!st || (n && (!ids || !states))) {
+        store__err(err, errlen, "store_search_set_compliance: NULL argument");
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    comp_ctx_t c = { ids, states, n };
+    return store__write(st, set_compliance_body, &c, err, errlen) ? -1 : 0;
+}

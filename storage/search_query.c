@@ -24,7 +24,8 @@ static const struct { unsigned bit, weight; } field_weight[] = {
 #define WORD_HIT     100             /* per query word matched: more words beat better fields */
 #define EXACT_BONUS  10000           /* the query is the product's id or name */
 
-static const char facet_kind[STORE_FACETS] = { 'd', 't', 'o', 's' };
+static const char facet_kind[STORE_FACETS] = { 'd', 't', 'o', 's', 'c' };
+static const char *const compliance_values[] = { "compliant", "non_compliant" };
 
 /* ================================================================ queries */
 
@@ -292,6 +293,21 @@ static int facets_from_records(q_t *q, const uint32_t *hits, size_t n, ftable_t 
             ftable_add(t, STORE_FACET_TAG, r.tag[j], r.taglen[j], 1);
         for (size_t j = 0; j < r.nowners; j++)
             ftable_add(t, STORE_FACET_OWNER, r.owner[j], r.ownerlen[j], 1);
+        /* compliance is not in the record (the policy check sets it apart): its postings */
+        for (size_t j = 0; j < sizeof compliance_values / sizeof *compliance_values; j++) {
+            char key[32];
+            size_t kl = (size_t)snprintf(key, sizeof key, "c%s", compliance_values[j]);
+            uint8_t val[FACET_LEN];
+            be32_put(val, hits[i]);
+            MDB_val k = { kl, key }, v = { sizeof val, val };
+            int rc = mdb_cursor_get(q->facets, &k, &v, MDB_GET_BOTH);
+            if (rc == 0)
+                ftable_add(t, STORE_FACET_COMPLIANCE, compliance_values[j], strlen(compliance_values[j]), 1);
+            else if (rc != MDB_NOTFOUND) {
+                store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
+                return -1;
+            }
+        }
     }
     return t->oom ? -1 : 0;
 }
@@ -536,9 +552,9 @@ static int parse_query(const store_query_t *sq, words_t *w, char *qn, char *join
 {
     memset(w, 0, sizeof *w);
     qn[0] = joined[0] = '\0';
-    static const char *const names[] = { "domain", "tag", "owner", "status" };
-    const char *vals[] = { sq->domain, sq->tag, sq->owner, sq->status };
-    for (int i = 0; i < 4; i++)
+    static const char *const names[] = { "domain", "tag", "owner", "status", "compliance" };
+    const char *vals[] = { sq->domain, sq->tag, sq->owner, sq->status, sq->compliance };
+    for (int i = 0; i < 5; i++)
         if (vals[i] && strlen(vals[i]) > STORE_FACET_VALUE_MAX) {
             store__err(err, errlen, "%s: longer than %d bytes", names[i], STORE_FACET_VALUE_MAX);
             return -1;
@@ -600,7 +616,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
         return -1;
     }
     /* Filters: a doc must appear in every one's postings. Without query and filters: all. */
-    const char *fv[STORE_FACETS] = { sq->domain, sq->tag, sq->owner, sq->status };
+    const char *fv[STORE_FACETS] = { sq->domain, sq->tag, sq->owner, sq->status, sq->compliance };
     int nfilt = 0, has_q = !empty(sq->q);
     for (int f = 0; f < STORE_FACETS; f++) {
         if (empty(fv[f]))

@@ -1,0 +1,548 @@
+/* node/cmd_policy.c - `trib policy test|sign|submit|show` and `trib compliance`.
+ *
+ * Owns: their argument parsing (a repeatable --key for sign), reading policy files, the text
+ * forms of a test run, a set in force and a compliance report, and the lines that show a
+ * product's compliance and a publish's violations.
+ * Must not: evaluate anything itself (node/policy.c does), or print a secret key. */
+#include "node/cmd_policy.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gossip/charter.h"
+#include "gossip/identity.h"
+#include "node/cli.h"
+#include "node/client.h"
+#include "node/policy.h"
+#include "node/policy_store.h"
+
+enum { P_OK = 0, P_FAIL = 1, P_USAGE = 2 };
+
+#define MAX_KEYS 16
+#define MAX_REPLY_SHOWN 2000
+
+typedef struct {
+    const char *cmd;                 /* "policy test", "compliance", ... */
+    FILE *out, *err;
+    const char *node, *charter, *out_path, *domain, *file;
+    const char *keys[MAX_KEYS];
+    size_t nkeys;
+    int json;
+    const char *pos[4];
+    size_t npos;
+} pctx_t;
+
+static int fail(pctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(pctx_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(c->err, "trib: %s: ", c->cmd);
+    vfprintf(c->err, fmt, ap);
+    fputc('\n', c->err);
+    va_end(ap);
+    return P_FAIL;
+}
+
+static int usage(pctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage(pctx_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(c->err, "trib: %s: ", c->cmd);
+    vfprintf(c->err, fmt, ap);
+    fprintf(c->err, "\ntry 'trib %s --help'\n", c->cmd);
+    va_end(ap);
+    return P_USAGE;
+}
+
+static const struct {
+    const char *name, *synopsis, *about;
+} helps[] = {
+    { "policy test", "FILE.yaml [--json]",
+      "Parses the policy set in FILE and runs its own tests (each `manifest` with `expect: {pass:\n"
+      "true}` or `expect: {fail: [rule ids]}`) with the evaluator every node runs. Exit 1 when the\n"
+      "set is malformed (the error names the line) or a test fails." },
+    { "policy sign", "--charter charter.json --key gov1.key [--key gov2.key ...] FILE.yaml --out NAME.policy",
+      "Signs the policy set in FILE (its tests must pass) with governance keys of the charter: at\n"
+      "least its governance threshold of distinct keys. Writes NAME.policy (refuses to overwrite),\n"
+      "which `trib policy submit` sends to any node." },
+    { "policy submit", "FILE [--node URL] [--token T] [--json]",
+      "Sends a signed policy set (NAME.policy) to a node, which verifies it against its charter and\n"
+      "puts it in force if it is newer. A node in open mode takes the YAML itself (FILE.yaml) from\n"
+      "its operator instead. Needs an admin token of the node's domain (--token, --token-file,\n"
+      "$TRIB_TOKEN). Every product is then re-checked in the background." },
+    { "policy show", "[--node URL] [--json] | --file NAME.policy [--charter charter.json]",
+      "Shows the policy set in force on a node: version, signers, rules, where it came from. With\n"
+      "--file, shows a signed set file offline; with --charter too, verifies it as a node would\n"
+      "(exit 1 when it would be refused)." },
+    { "compliance", "[--domain D] [--node URL] [--json]",
+      "Lists the products that break the policy set in force, by domain, with their violations.\n"
+      "Any node answers from its catalog replica." },
+};
+
+static void help(pctx_t *c)
+{
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
+        if (strcmp(helps[i].name, c->cmd) == 0)
+            fprintf(c->out, "usage: trib %s %s\n\n%s\n", helps[i].name, helps[i].synopsis, helps[i].about);
+}
+
+void policy_cmd_usage(FILE *f)
+{
+    fprintf(f, "\nGovernance (policy sets, DESIGN §14):\n"
+               "  %-10s %s\n  %-10s %s\n",
+            "policy", "test | sign | submit | show a policy set (trib policy CMD --help)",
+            "compliance", "list products that break the policy set in force");
+}
+
+int policy_cmd_is(const char *name)
+{
+    return name && (strcmp(name, "policy") == 0 || strcmp(name, "compliance") == 0);
+}
+
+/* --opt V, --opt=V, flags; positional arguments into pos. */
+static int parse(pctx_t *c, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            help(c);
+            return -1;
+        }
+        if (strncmp(a, "--", 2) != 0 || strcmp(a, "-") == 0) {
+            if (c->npos >= 4)
+                return usage(c, "too many arguments");
+            c->pos[c->npos++] = a;
+            continue;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        char opt[32];
+        snprintf(opt, sizeof opt, "%.*s", eq ? (int)(eq - name) : (int)strlen(name), name);
+        if (strcmp(opt, "json") == 0) {
+            c->json = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+        if (!v)
+            return usage(c, "--%s needs a value", opt);
+        if (strcmp(opt, "node") == 0)
+            c->node = v;
+        else if (strcmp(opt, "charter") == 0)
+            c->charter = v;
+        else if (strcmp(opt, "out") == 0)
+            c->out_path = v;
+        else if (strcmp(opt, "domain") == 0)
+            c->domain = v;
+        else if (strcmp(opt, "file") == 0)
+            c->file = v;
+        else if (strcmp(opt, "key") == 0) {
+            if (c->nkeys >= MAX_KEYS)
+                return usage(c, "at most %d --key", MAX_KEYS);
+            c->keys[c->nkeys++] = v;
+        } else
+            return usage(c, "unknown option --%s", opt);
+    }
+    return 0;
+}
+
+static char *read_all(pctx_t *c, const char *path, size_t max, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fail(c, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    int bad = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (!buf || bad || n > max) {
+        fail(c, "%s: %s", path, !buf ? "out of memory" : bad ? "read error" : "over the size limit");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* ================================================================ test */
+
+static int run_test(pctx_t *c)
+{
+    if (c->npos != 1)
+        return usage(c, "expected one FILE");
+    size_t len;
+    char *text = read_all(c, c->pos[0], POLICY_MAX_BYTES, &len);
+    if (!text)
+        return P_FAIL;
+    char err[700];
+    policy_set_t *ps = policy_parse(text, len, err, sizeof err);
+    free(text);
+    if (!ps)
+        return fail(c, "%s: %s", c->pos[0], err);
+    json_t *results = NULL;
+    int rc = policy_run_tests(ps, &results, err, sizeof err);
+    size_t n = json_array_size(results), passed = 0;
+    for (size_t i = 0; i < n; i++)
+        passed += json_is_true(json_object_get(json_array_get(results, i), "ok"));
+    if (c->json) {
+        json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:o}", "version", (json_int_t)policy_version(ps), "rules",
+                              (json_int_t)policy_nrules(ps), "tests", (json_int_t)n, "passed", (json_int_t)passed,
+                              "results", results);
+        char *s = json_dumps(j, JSON_INDENT(2));
+        fprintf(c->out, "%s\n", s ? s : "{}");
+        free(s);
+        json_decref(j);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            json_t *r = json_array_get(results, i);
+            int ok = json_is_true(json_object_get(r, "ok"));
+            fprintf(c->out, "%s tests[%zu] (line %lld)%s%s\n", ok ? "ok  " : "FAIL", i,
+                    (long long)json_integer_value(json_object_get(r, "line")), ok ? "" : ": ",
+                    ok ? "" : json_string_value(json_object_get(r, "why")));
+        }
+        fprintf(c->out, "policy set version %llu: %zu rules, %zu tests, %zu passed\n",
+                (unsigned long long)policy_version(ps), policy_nrules(ps), n, passed);
+        json_decref(results);
+    }
+    policy_free(&ps);
+    if (rc != 0)
+        return fail(c, "%s: %s", c->pos[0], err);
+    return P_OK;
+}
+
+/* ================================================================ sign */
+
+static int run_sign(pctx_t *c)
+{
+    if (c->npos != 1 || !c->charter || !c->nkeys || !c->out_path)
+        return usage(c, "expected --charter FILE, at least one --key FILE, the policy FILE and --out FILE");
+    char err[700];
+    charter_t ch;
+    identity_t ids[MAX_KEYS];
+    const identity_t *keys[MAX_KEYS];
+    size_t nids = 0;
+    uint8_t *env = NULL;
+    size_t envlen = 0;
+    int rc = P_FAIL;
+    memset(&ch, 0, sizeof ch);
+    if (charter_load(c->charter, &ch, err, sizeof err) != TRUST_OK)
+        return fail(c, "%s", err);
+    size_t len;
+    char *text = read_all(c, c->pos[0], POLICY_MAX_BYTES, &len);
+    if (!text)
+        goto out;
+    for (; nids < c->nkeys; nids++) {
+        if (identity_load_file(c->keys[nids], &ids[nids], err, sizeof err) != 0) {
+            fail(c, "%s", err);
+            goto out;
+        }
+        keys[nids] = &ids[nids];
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (policy_sign(text, len, &ch, keys, nids, now, &env, &envlen, err, sizeof err) != 0) {
+        fail(c, "%s: %s", c->pos[0], err);
+        goto out;
+    }
+    policy_signed_t s;
+    if (policy_verify(env, envlen, &ch, &s, err, sizeof err) != 0) {
+        fail(c, "the signed set does not verify: %s", err);
+        goto out;
+    }
+    json_t *j = policy_signed_json(&s, env, envlen);
+    if (!j || trust_file_write(c->out_path, j, err, sizeof err) != 0) {
+        if (j)
+            fail(c, "%s", err);
+        else
+            fail(c, "out of memory");
+        json_decref(j);
+        policy_signed_free(&s);
+        goto out;
+    }
+    json_decref(j);
+    fprintf(c->out, "signed policy set version %llu (%zu rules) with %zu governance key%s: %s\n",
+            (unsigned long long)s.info.version, policy_nrules(s.ps), s.info.nsigners, s.info.nsigners == 1 ? "" : "s",
+            c->out_path);
+    policy_signed_free(&s);
+    rc = P_OK;
+out:
+    for (size_t i = 0; i < nids; i++)
+        identity_wipe(&ids[i]);
+    free(env);
+    free(text);
+    charter_free(&ch);
+    return rc;
+}
+
+/* ================================================================ talking to a node */
+
+static int request(pctx_t *c, const char *method, const char *path, const char *const *query, const char *body,
+                   size_t len, json_t **reply)
+{
+    char base[1024], err[512];
+    const char *node = c->node ? c->node : getenv("TRIB_NODE");
+    if (!node || !*node)
+        node = CLI_DEFAULT_NODE;
+    *reply = NULL;
+    if (client_base_url(node, 7480, base, sizeof base, err, sizeof err) != 0)
+        return usage(c, "--node %s: %s", node, err);
+    if (client_global_init(err, sizeof err) != 0)
+        return fail(c, "%s", err);
+    client_req_t rq = { .method = method, .path = path, .query = query, .body = body, .body_len = len,
+                        .content_type = body ? (body[0] == '{' ? "application/json" : "application/yaml") : NULL,
+                        .upload_len = -1 };
+    client_reply_t rep = { 0 };
+    int rc = client_request(base, &rq, &rep, err, sizeof err);
+    client_global_cleanup();
+    if (rc != 0) {
+        client_reply_free(&rep);
+        return fail(c, "%s", err);
+    }
+    json_error_t je;
+    json_t *j = json_loadb(rep.body ? rep.body : "", rep.len, 0, &je);
+    if (rep.status < 200 || rep.status >= 300) {
+        const char *kind = json_string_value(json_object_get(j, "error"));
+        const char *detail = json_string_value(json_object_get(j, "detail"));
+        if (kind)
+            fail(c, "%ld %s: %.*s", rep.status, kind, MAX_REPLY_SHOWN, detail ? detail : "");
+        else
+            fail(c, "%ld from %s", rep.status, base);
+        json_decref(j);
+        client_reply_free(&rep);
+        return P_FAIL;
+    }
+    client_reply_free(&rep);
+    if (!j)
+        return fail(c, "the node's reply is not JSON");
+    *reply = j;
+    return P_OK;
+}
+
+static int print_json(pctx_t *c, json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2));
+    fprintf(c->out, "%s\n", s ? s : "null");
+    free(s);
+    return P_OK;
+}
+
+static void print_set(pctx_t *c, json_t *j)
+{
+    long long v = (long long)json_integer_value(json_object_get(j, "version"));
+    if (v == 0) {
+        fprintf(c->out, "no policy set in force\n");
+        return;
+    }
+    fprintf(c->out, "policy set version %lld in force (%s%s%s)\n", v,
+            json_is_true(json_object_get(j, "signed")) ? "signed" : "unsigned",
+            json_string_value(json_object_get(j, "source")) ? ", " : "",
+            json_string_value(json_object_get(j, "source")) ? json_string_value(json_object_get(j, "source")) : "");
+    fprintf(c->out, "  rules      %lld\n  tests      %lld\n", (long long)json_integer_value(json_object_get(j, "rules")),
+            (long long)json_integer_value(json_object_get(j, "tests")));
+    const char *eff = json_string_value(json_object_get(j, "effective"));
+    if (eff && *eff)
+        fprintf(c->out, "  effective  %s\n", eff);
+    json_t *signers = json_object_get(j, "signers");
+    for (size_t i = 0; i < json_array_size(signers); i++)
+        fprintf(c->out, "  %-10s %s\n", i ? "" : "signed by", json_string_value(json_array_get(signers, i)));
+}
+
+static int run_submit(pctx_t *c)
+{
+    if (c->npos != 1)
+        return usage(c, "expected one FILE (NAME.policy, or the YAML for a node in open mode)");
+    size_t len;
+    char *body = read_all(c, c->pos[0], 2 * TRUST_FILE_MAX, &len);
+    if (!body)
+        return P_FAIL;
+    json_t *j = NULL;
+    int rc = request(c, "POST", "/v1/policy", NULL, body, len, &j);
+    free(body);
+    if (rc != P_OK)
+        return rc;
+    if (c->json)
+        print_json(c, j);
+    else
+        print_set(c, j);
+    json_decref(j);
+    return P_OK;
+}
+
+static int run_show(pctx_t *c)
+{
+    if (c->file) {
+        json_t *obj = NULL;
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        char err[700];
+        if (trust_file_read(c->file, TRUST_KIND_POLICY, &obj, &bytes, &len, err, sizeof err) != 0)
+            return fail(c, "%s", err);
+        policy_signed_t s;
+        charter_t ch;
+        memset(&ch, 0, sizeof ch);
+        if (c->charter && charter_load(c->charter, &ch, err, sizeof err) != TRUST_OK) {
+            free(bytes);
+            json_decref(obj);
+            return fail(c, "%s", err);
+        }
+        int rc = c->charter ? policy_verify(bytes, len, &ch, &s, err, sizeof err)
+                            : policy_decode(bytes, len, &s, err, sizeof err);
+        charter_free(&ch);
+        json_t *view = rc == 0 ? policy_signed_json(&s, bytes, len) : NULL;
+        free(bytes);
+        if (rc == 0 && (!view || trust_file_matches(c->file, obj, view, err, sizeof err) != 0)) {
+            if (!view)
+                snprintf(err, sizeof err, "out of memory");
+            rc = -1;
+            policy_signed_free(&s);
+        }
+        json_decref(view);
+        json_decref(obj);
+        if (rc != 0)
+            return fail(c, "%s: %s", c->file, err);
+        fprintf(c->out, "policy set version %llu, %zu rules, %zu tests, signed by %zu key%s (%s)\n",
+                (unsigned long long)s.info.version, policy_nrules(s.ps), policy_ntests(s.ps), s.info.nsigners,
+                s.info.nsigners == 1 ? "" : "s",
+                c->charter ? "verified against the charter: governance threshold met, tests pass"
+                           : "signatures not checked: give --charter to verify");
+        policy_signed_free(&s);
+        return P_OK;
+    }
+    json_t *j = NULL;
+    int rc = request(c, "GET", "/v1/policy", NULL, NULL, 0, &j);
+    if (rc != P_OK)
+        return rc;
+    if (c->json)
+        print_json(c, j);
+    else
+        print_set(c, j);
+    json_decref(j);
+    return P_OK;
+}
+
+static void print_violation_lines(FILE *f, json_t *list, const char *indent)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *v = json_array_get(list, i);
+        json_t *line = json_object_get(v, "line");
+        fprintf(f, "%s%-7s %s: %s: %s", indent, json_string_value(json_object_get(v, "severity")),
+                json_string_value(json_object_get(v, "rule")), json_string_value(json_object_get(v, "path")),
+                json_string_value(json_object_get(v, "message")));
+        if (json_is_integer(line))
+            fprintf(f, " (policy line %lld)", (long long)json_integer_value(line));
+        fprintf(f, "%s\n", json_is_true(json_object_get(v, "grace")) ? " [grace]" : "");
+    }
+}
+
+static int run_compliance(pctx_t *c)
+{
+    const char *query[] = { "domain", c->domain, NULL };
+    json_t *j = NULL;
+    int rc = request(c, "GET", "/v1/compliance", query, NULL, 0, &j);
+    if (rc != P_OK)
+        return rc;
+    if (c->json) {
+        print_json(c, j);
+        json_decref(j);
+        return P_OK;
+    }
+    long long v = (long long)json_integer_value(json_object_get(j, "policy_version"));
+    if (v == 0) {
+        fprintf(c->out, "no policy set in force\n");
+        json_decref(j);
+        return P_OK;
+    }
+    fprintf(c->out, "policy set version %lld: %lld of %lld products non-compliant%s\n", v,
+            (long long)json_integer_value(json_object_get(j, "non_compliant")),
+            (long long)json_integer_value(json_object_get(j, "products")),
+            json_is_true(json_object_get(j, "pending")) ? " (re-check under way)" : "");
+    const char *dom;
+    json_t *list;
+    json_object_foreach(json_object_get(j, "domains"), dom, list) {
+        fprintf(c->out, "\n%s\n", dom);
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            json_t *p = json_array_get(list, i);
+            fprintf(c->out, "  %s\n", json_string_value(json_object_get(p, "id")));
+            print_violation_lines(c->out, json_object_get(p, "violations"), "    ");
+        }
+    }
+    json_decref(j);
+    return P_OK;
+}
+
+void policy_cmd_print_compliance(FILE *out, json_t *cp)
+{
+    if (!json_is_object(cp))
+        return;
+    json_t *vs = json_object_get(cp, "violations");
+    fprintf(out, "\ncompliance\n  %s under policy set version %lld\n", json_string_value(json_object_get(cp, "state")),
+            (long long)json_integer_value(json_object_get(cp, "policy_version")));
+    print_violation_lines(out, vs, "  ");
+}
+
+void policy_cmd_print_warnings(FILE *out, json_t *reply)
+{
+    json_t *ws = json_object_get(reply, "warnings");
+    if (json_array_size(ws) == 0)
+        return;
+    fprintf(out, "%zu policy warning%s (policy set version %lld):\n", json_array_size(ws),
+            json_array_size(ws) == 1 ? "" : "s", (long long)json_integer_value(json_object_get(reply, "policy_version")));
+    print_violation_lines(out, ws, "  ");
+}
+
+void policy_cmd_print_violations(FILE *err, json_t *reply)
+{
+    json_t *vs = json_object_get(reply, "violations");
+    if (json_array_size(vs) > 0)
+        print_violation_lines(err, vs, "  ");
+}
+
+int policy_cmd_run(int argc, char **argv, FILE *out, FILE *err)
+{
+    static const struct {
+        const char *name;
+        int (*run)(pctx_t *c);
+    } subs[] = { { "test", run_test }, { "sign", run_sign }, { "submit", run_submit }, { "show", run_show } };
+    pctx_t c = { .out = out, .err = err };
+    char cmd[32];
+    int first = 1;
+    int (*run)(pctx_t *) = NULL;
+    if (strcmp(argv[0], "compliance") == 0) {
+        snprintf(cmd, sizeof cmd, "compliance");
+        run = run_compliance;
+    } else {
+        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+            fprintf(argc < 2 ? err : out, "usage: trib policy test|sign|submit|show ...\n");
+            for (size_t i = 0; i < sizeof helps / sizeof helps[0] - 1; i++)
+                fprintf(argc < 2 ? err : out, "  trib %s %s\n", helps[i].name, helps[i].synopsis);
+            return argc < 2 ? P_USAGE : P_OK;
+        }
+        for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+            if (strcmp(argv[1], subs[i].name) == 0)
+                run = subs[i].run;
+        if (!run) {
+            fprintf(err, "trib: policy: unknown command '%s' (test, sign, submit, show)\n", argv[1]);
+            return P_USAGE;
+        }
+        snprintf(cmd, sizeof cmd, "policy %s", argv[1]);
+        first = 2;
+    }
+    c.cmd = cmd;
+    char aerr[512];   /* --token, --token-file, --cacert, $TRIB_TOKEN (node/client.c) */
+    if (client_auth_args(&argc, argv, aerr, sizeof aerr) < 0)
+        return usage(&c, "%s", aerr);
+    int rc = parse(&c, argc - first, argv + first);
+    if (rc < 0)
+        return P_OK;   /* --help */
+    if (rc != 0)
+        return rc;
+    return run(&c);
+}

@@ -1,0 +1,26 @@
+/* node/cmd_policy.h - `trib policy test|sign|submit|show` and `trib compliance` (DESIGN §14).
+ *
+ * test and sign run offline (sign on the governance machine, with governance key files); submit,
+ * show and compliance ask a node (--node URL, else $TRIB_NODE, else http://127.0.0.1:7480).
+ * Exit codes as DESIGN.md §10: 0 success; 1 failure (a failing test, a refused set), one line
+ * "trib: policy CMD: ..." on stderr; 2 usage error with "try 'trib policy CMD --help'". */
+#ifndef TRIB_CMD_POLICY_H
+#define TRIB_CMD_POLICY_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+/* 1 for "policy" and "compliance". */
+int policy_cmd_is(const char *name);
+/* argv[0] is "policy" or "compliance"; returns the exit code. */
+int policy_cmd_run(int argc, char **argv, FILE *out, FILE *err);
+/* The lines for `trib --help`. */
+void policy_cmd_usage(FILE *f);
+/* A product's "compliance" object as text lines (trib show); nothing for NULL. */
+void policy_cmd_print_compliance(FILE *out, json_t *compliance);
+/* A publish reply's "warnings" as lines (trib publish); nothing when absent. */
+void policy_cmd_print_warnings(FILE *out, json_t *reply);
+/* A refusal's "violations" as lines under the error (trib publish); nothing when absent. */
+void policy_cmd_print_violations(FILE *err, json_t *reply);
+
+#endif

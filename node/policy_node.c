@@ -1,0 +1,998 @@
+/* node/policy_node.c - the policy set at work on a running node (node/policy_node.h).
+ *
+ * Owns: the compliance table (product id -> what its latest manifest was judged against and
+ * the verdict, plus what the transition and grace rules need: first publish time, status
+ * history), the thread that follows the catalog and re-checks on a new set, the check at
+ * publish, the policy endpoints' bodies and the trib_policy_* counters.
+ * Must not: refuse or drop a peer's entry (non-compliance is a mark), hold an LMDB
+ * transaction while evaluating, or block an HTTP thread on a re-check. */
+#include "node/policy_node.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "gossip/log.h"
+#include "node/policy.h"
+#include "node/policy_store.h"
+#include "storage/search.h"
+#include "storage/store.h"
+
+#define CHUNK        128        /* products per re-check chunk; the thread yields between chunks */
+#define SCAN_BATCH   256        /* catalog entries read per transaction */
+#define SCAN_BYTES   (4u << 20)
+#define NBUCKETS0    1024
+
+enum { ST_UNCHECKED = 0, ST_COMPLIANT = 1, ST_NON_COMPLIANT = 2 };
+
+typedef struct prod {
+    char id[STORE_ID_MAX];
+    uint64_t manifest_seq;
+    int64_t first_ms;             /* time of its first manifest entry */
+    char status[16];              /* status of its latest entry (retired after a tombstone) */
+    int64_t status_ms;            /* since when */
+    /* the context its latest manifest was judged in (re-checks reuse it) */
+    int64_t ctx_now_ms, ctx_created_ms, ctx_prev_ms;
+    char ctx_prev[16];
+    int state;
+    int indexed;                  /* the state the search index's compliance facet holds */
+    int dirty;                    /* on the dirty list (state != indexed) */
+    uint64_t set_version;
+    char *violations;             /* JSON array text, or NULL */
+    struct prod *next;
+} prod_t;
+
+typedef struct {
+    char domain[64];
+    uint64_t seq;                 /* entries processed: 1..seq */
+} cursor_t;
+
+struct policy_node {
+    node_t *n;
+    const charter_t *ch;
+    policy_store_t *store;
+    pthread_t th;
+    int started;
+    atomic_int stop;
+    pthread_mutex_t mu;           /* the table and cursors */
+    pthread_mutex_t scan_mu;      /* one catch-up batch at a time (thread, publish) */
+    prod_t **buckets;
+    size_t nbuckets, nprods;
+    cursor_t *cursors;
+    size_t ncursors;
+    prod_t **dirty;               /* verdicts not yet in the search index's compliance facet */
+    size_t ndirty, capdirty;
+    uint64_t checked_gen;         /* set generation every product has been judged against */
+    atomic_int rechecking;
+    atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_checked, n_recheck_ms;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ================================================================ the table */
+
+static size_t hash_id(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static prod_t *find_locked(struct policy_node *p, const char *id)
+{
+    for (prod_t *x = p->buckets[hash_id(id) & (p->nbuckets - 1)]; x; x = x->next)
+        if (strcmp(x->id, id) == 0)
+            return x;
+    return NULL;
+}
+
+static void grow_locked(struct policy_node *p)
+{
+    size_t nb = p->nbuckets * 2;
+    prod_t **b = calloc(nb, sizeof *b);
+    if (!b)
+        return;   /* longer chains, still correct */
+    for (size_t i = 0; i < p->nbuckets; i++)
+        for (prod_t *x = p->buckets[i], *next; x; x = next) {
+            next = x->next;
+            size_t k = hash_id(x->id) & (nb - 1);
+            x->next = b[k];
+            b[k] = x;
+        }
+    free(p->buckets);
+    p->buckets = b;
+    p->nbuckets = nb;
+}
+
+static prod_t *get_or_add_locked(struct policy_node *p, const char *id)
+{
+    prod_t *x = find_locked(p, id);
+    if (x)
+        return x;
+    if (p->nprods >= p->nbuckets * 2)
+        grow_locked(p);
+    if (!(x = calloc(1, sizeof *x)))
+        return NULL;
+    snprintf(x->id, sizeof x->id, "%s", id);
+    size_t k = hash_id(id) & (p->nbuckets - 1);
+    x->next = p->buckets[k];
+    p->buckets[k] = x;
+    p->nprods++;
+    return x;
+}
+
+static cursor_t *cursor_locked(struct policy_node *p, const char *domain)
+{
+    for (size_t i = 0; i < p->ncursors; i++)
+        if (strcmp(p->cursors[i].domain, domain) == 0)
+            return &p->cursors[i];
+    cursor_t *c = realloc(p->cursors, (p->ncursors + 1) * sizeof *c);
+    if (!c)
+        return NULL;
+    p->cursors = c;
+    c = &p->cursors[p->ncursors++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->domain, sizeof c->domain, "%s", domain);
+    return c;
+}
+
+/* ================================================================ judging one manifest */
+
+typedef struct {
+    int state;
+    char *violations;
+    uint64_t version;
+} verdict_t;
+
+static void judge(const policy_set_t *ps, uint64_t version, const Trib__Manifest *m, const policy_ctx_t *ctx,
+                  verdict_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->version = version;
+    json_t *doc = policy_doc_of(m);
+    policy_report_t rep = { 0 };
+    if (!doc || policy_eval(ps, doc, ctx, &rep) != 0) {
+        json_decref(doc);
+        policy_report_free(&rep);
+        return;   /* out of memory: stays unchecked */
+    }
+    json_decref(doc);
+    out->state = rep.nerrors ? ST_NON_COMPLIANT : ST_COMPLIANT;
+    if (rep.n) {
+        json_t *a = policy_report_json(&rep);
+        out->violations = a ? json_dumps(a, JSON_COMPACT) : NULL;
+        json_decref(a);
+    }
+    policy_report_free(&rep);
+}
+
+static void set_verdict_locked(struct policy_node *p, prod_t *x, verdict_t *v)
+{
+    free(x->violations);
+    x->violations = v->violations;
+    x->state = v->state;
+    x->set_version = v->version;
+    v->violations = NULL;
+    if (x->state != x->indexed && !x->dirty) {
+        if (p->ndirty == p->capdirty) {
+            size_t cap = p->capdirty ? p->capdirty * 2 : 256;
+            prod_t **d = realloc(p->dirty, cap * sizeof *d);
+            if (!d)
+                return;   /* the facet catches up on the next change */
+            p->dirty = d;
+            p->capdirty = cap;
+        }
+        p->dirty[p->ndirty++] = x;
+        x->dirty = 1;
+    }
+}
+
+/* Writes the verdicts not yet in the search index's compliance facet, in one transaction.
+ * Products are never removed from the table, so the pointers stay valid. */
+static void flush_index(struct policy_node *p)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->ndirty;
+    const char **ids = n ? malloc(n * sizeof *ids) : NULL, **states = n ? malloc(n * sizeof *states) : NULL;
+    char (*copy)[STORE_ID_MAX] = n ? malloc(n * sizeof *copy) : NULL;
+    int *want = n ? malloc(n * sizeof *want) : NULL;
+    if (!ids || !states || !copy || !want) {
+        pthread_mutex_unlock(&p->mu);
+        free(ids), free(states), free(copy), free(want);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        prod_t *x = p->dirty[i];
+        snprintf(copy[i], STORE_ID_MAX, "%s", x->id);
+        ids[i] = copy[i];
+        want[i] = x->state;
+        states[i] = x->state == ST_NON_COMPLIANT ? "non_compliant" : x->state == ST_COMPLIANT ? "compliant" : "";
+    }
+    pthread_mutex_unlock(&p->mu);
+    char err[256];
+    int rc = store_search_set_compliance(p->n->st, ids, states, n, err, sizeof err);
+    pthread_mutex_lock(&p->mu);
+    if (rc == 0) {
+        /* drop what was written from the list; a product that changed again meanwhile stays */
+        size_t k = 0;
+        for (size_t i = 0; i < p->ndirty; i++) {
+            prod_t *x = p->dirty[i];
+            if (i < n)
+                x->indexed = want[i];
+            if (x->state != x->indexed)
+                p->dirty[k++] = x;
+            else
+                x->dirty = 0;
+        }
+        p->ndirty = k;
+    } else
+        log_warn("policy: updating the compliance facet failed: %s", err);
+    pthread_mutex_unlock(&p->mu);
+    free(ids), free(states), free(copy), free(want);
+}
+
+/* ================================================================ following the catalog */
+
+typedef struct {
+    uint8_t *bytes[SCAN_BATCH];
+    size_t len[SCAN_BATCH];
+    uint64_t seq[SCAN_BATCH];
+    size_t n;
+} batch_t;
+
+static int collect(void *ctx, uint64_t seq, const uint8_t *b, size_t len)
+{
+    batch_t *bt = ctx;
+    uint8_t *copy = malloc(len);
+    if (!copy)
+        return 1;
+    memcpy(copy, b, len);
+    bt->bytes[bt->n] = copy;
+    bt->len[bt->n] = len;
+    bt->seq[bt->n++] = seq;
+    return bt->n == SCAN_BATCH;
+}
+
+/* One accepted entry of domain at seq: updates the product's history and judges a manifest. */
+static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_t version, const char *domain,
+                          uint64_t seq, const uint8_t *bytes, size_t len)
+{
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
+    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
+    if (!ce)
+        goto out;
+    /* change is a oneof (a union): which member is set is change_case's to say. Other kinds of
+     * entry are not product changes. */
+    int is_manifest = ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST,
+        is_tomb = ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE;
+    const char *name = is_manifest ? ce->manifest->name : is_tomb ? ce->tombstone->name : NULL;
+    if (!name || !*name)
+        goto out;   /* another kind of entry: not a product change */
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s/%s", domain, name);
+    pthread_mutex_lock(&p->mu);
+    prod_t *x = get_or_add_locked(p, id);
+    if (!x) {
+        pthread_mutex_unlock(&p->mu);
+        goto out;
+    }
+    int existed = x->manifest_seq != 0;
+    if (is_tomb) {
+        if (strcmp(x->status, "retired") == 0 || !existed) {
+            pthread_mutex_unlock(&p->mu);
+            goto out;
+        }
+        /* retired by a tombstone: the transition rules into retired judge it (a re-check on a
+         * new set judges the last manifest again, the tombstone is not replayed) */
+        char prev_st[16];
+        snprintf(prev_st, sizeof prev_st, "%s", x->status);
+        policy_ctx_t rc = { .now_ms = ce->time_ms, .created_ms = x->first_ms, .prev_status = prev_st,
+                            .prev_status_since_ms = x->status_ms };
+        snprintf(x->status, sizeof x->status, "retired");
+        x->status_ms = ce->time_ms;
+        uint64_t mseq = x->manifest_seq;
+        pthread_mutex_unlock(&p->mu);
+        policy_report_t rep = { 0 };
+        if (ps && policy_eval_retire(ps, &rc, &rep) == 0 && rep.n) {
+            json_t *a = policy_report_json(&rep);
+            verdict_t v = { .state = rep.nerrors ? ST_NON_COMPLIANT : ST_COMPLIANT, .version = version,
+                            .violations = a ? json_dumps(a, JSON_COMPACT) : NULL };
+            json_decref(a);
+            pthread_mutex_lock(&p->mu);
+            if (x->manifest_seq == mseq)
+                set_verdict_locked(p, x, &v);
+            pthread_mutex_unlock(&p->mu);
+            free(v.violations);
+        }
+        policy_report_free(&rep);
+        goto out;
+    }
+    policy_ctx_t ctx = { .now_ms = ce->time_ms, .created_ms = existed ? x->first_ms : 0 };
+    char prev[16];
+    snprintf(prev, sizeof prev, "%s", x->status);
+    if (existed) {
+        ctx.prev_status = prev;
+        ctx.prev_status_since_ms = x->status_ms;
+    }
+    x->ctx_now_ms = ctx.now_ms;
+    x->ctx_created_ms = ctx.created_ms;
+    snprintf(x->ctx_prev, sizeof x->ctx_prev, "%s", existed ? prev : "");
+    x->ctx_prev_ms = ctx.prev_status_since_ms;
+    if (!existed)
+        x->first_ms = ce->time_ms;
+    x->manifest_seq = seq;
+    const char *st = ce->manifest->status && *ce->manifest->status ? ce->manifest->status : "active";
+    if (strcmp(x->status, st) != 0) {
+        snprintf(x->status, sizeof x->status, "%s", st);
+        x->status_ms = ce->time_ms;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (ps) {
+        verdict_t v;
+        judge(ps, version, ce->manifest, &ctx, &v);
+        pthread_mutex_lock(&p->mu);
+        if (x->manifest_seq == seq)
+            set_verdict_locked(p, x, &v);
+        pthread_mutex_unlock(&p->mu);
+        free(v.violations);
+        atomic_fetch_add(&p->n_checked, 1);
+    }
+out:
+    if (ce)
+        trib__catalog_entry__free_unpacked(ce, NULL);
+    if (se)
+        trib__signed_entry__free_unpacked(se, NULL);
+}
+
+typedef struct {
+    char domain[64];
+    uint64_t head;
+} head_t;
+
+typedef struct {
+    head_t *v;
+    size_t n, cap;
+} heads_t;
+
+static int add_head(void *ctx, const char *domain, const store_head_t *h)
+{
+    heads_t *hs = ctx;
+    if (hs->n == hs->cap) {
+        size_t cap = hs->cap ? hs->cap * 2 : 16;
+        head_t *v = realloc(hs->v, cap * sizeof *v);
+        if (!v)
+            return 1;
+        hs->v = v;
+        hs->cap = cap;
+    }
+    snprintf(hs->v[hs->n].domain, sizeof hs->v[0].domain, "%s", domain);
+    hs->v[hs->n++].head = h->seq;
+    return 0;
+}
+
+/* Processes every entry of domain up to head not yet seen, a batch at a time under scan_mu
+ * (so a publish waiting for its own domain waits for one batch, not a whole catch-up). */
+static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t head)
+{
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(p->store, &info);
+    for (;;) {
+        pthread_mutex_lock(&p->scan_mu);
+        pthread_mutex_lock(&p->mu);
+        cursor_t *c = cursor_locked(p, domain);
+        uint64_t from = c ? c->seq + 1 : 0;
+        pthread_mutex_unlock(&p->mu);
+        if (!c || from > head || atomic_load(&p->stop)) {
+            pthread_mutex_unlock(&p->scan_mu);
+            break;
+        }
+        batch_t bt = { .n = 0 };
+        long got = store_catalog_scan(p->n->st, domain, from, SCAN_BYTES, collect, &bt);
+        for (size_t i = 0; i < bt.n; i++) {
+            if (bt.seq[i] == from + i)
+                process_entry(p, ps, info.version, domain, bt.seq[i], bt.bytes[i], bt.len[i]);
+            free(bt.bytes[i]);
+        }
+        if (got <= 0 || bt.n == 0) {
+            pthread_mutex_unlock(&p->scan_mu);
+            break;
+        }
+        pthread_mutex_lock(&p->mu);
+        c = cursor_locked(p, domain);
+        if (c)
+            c->seq = from + bt.n - 1;
+        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->scan_mu);
+        flush_index(p);
+    }
+    policy_store_put(p->store, ps);
+}
+
+static void catch_up(struct policy_node *p, const char *only)
+{
+    heads_t hs = { 0 };
+    if (store_catalog_heads(p->n->st, add_head, &hs) != 0) {
+        free(hs.v);
+        return;
+    }
+    for (size_t i = 0; i < hs.n && !atomic_load(&p->stop); i++)
+        if (!only || strcmp(only, hs.v[i].domain) == 0)
+            catch_up_domain(p, hs.v[i].domain, hs.v[i].head);
+    free(hs.v);
+}
+
+/* ================================================================ re-check on a new set */
+
+typedef struct {
+    char id[STORE_ID_MAX];
+    uint64_t seq;
+    policy_ctx_t ctx;
+    char prev[16];
+} snap_t;
+
+static void recheck_all(struct policy_node *p, uint64_t gen)
+{
+    uint64_t t0 = (uint64_t)wall_ms();
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(p->store, &info);
+    pthread_mutex_lock(&p->mu);
+    size_t n = 0;
+    snap_t *s = calloc(p->nprods ? p->nprods : 1, sizeof *s);
+    for (size_t b = 0; s && b < p->nbuckets; b++)
+        for (prod_t *x = p->buckets[b]; x; x = x->next) {
+            if (!x->manifest_seq)
+                continue;
+            snprintf(s[n].id, sizeof s[n].id, "%s", x->id);
+            s[n].seq = x->manifest_seq;
+            s[n].ctx = (policy_ctx_t){ .now_ms = x->ctx_now_ms, .created_ms = x->ctx_created_ms,
+                                       .prev_status_since_ms = x->ctx_prev_ms };
+            snprintf(s[n].prev, sizeof s[n].prev, "%s", x->ctx_prev);
+            n++;
+        }
+    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->rechecking, 1);
+    for (size_t i = 0; s && i < n && !atomic_load(&p->stop); i++) {
+        if (i && i % CHUNK == 0) {   /* yield: HTTP and gossip threads get the CPU */
+            flush_index(p);
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+        }
+        char domain[64];
+        const char *slash = strchr(s[i].id, '/');
+        snprintf(domain, sizeof domain, "%.*s", (int)(slash - s[i].id), s[i].id);
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        if (store_catalog_get(p->n->st, domain, s[i].seq, &bytes, &len) != 0)
+            continue;
+        Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
+        Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
+        free(bytes);
+        if (ce && ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST) {
+            verdict_t v = { 0 };
+            if (ps) {
+                s[i].ctx.prev_status = s[i].prev[0] ? s[i].prev : NULL;
+                judge(ps, info.version, ce->manifest, &s[i].ctx, &v);
+            }
+            pthread_mutex_lock(&p->mu);
+            prod_t *x = find_locked(p, s[i].id);
+            if (x && x->manifest_seq == s[i].seq)
+                set_verdict_locked(p, x, &v);
+            pthread_mutex_unlock(&p->mu);
+            free(v.violations);
+            atomic_fetch_add(&p->n_checked, 1);
+        }
+        if (ce)
+            trib__catalog_entry__free_unpacked(ce, NULL);
+        if (se)
+            trib__signed_entry__free_unpacked(se, NULL);
+    }
+    free(s);
+    policy_store_put(p->store, ps);
+    flush_index(p);
+    pthread_mutex_lock(&p->mu);
+    if (!atomic_load(&p->stop))
+        p->checked_gen = gen;
+    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->rechecking, 0);
+    uint64_t took = (uint64_t)wall_ms() - t0;
+    atomic_store(&p->n_recheck_ms, took);
+    log_info("policy: re-checked %zu products against policy set version %llu in %llu ms", n,
+             (unsigned long long)info.version, (unsigned long long)took);
+}
+
+static void *watch_main(void *arg)
+{
+    struct policy_node *p = arg;
+    node_t *n = p->n;
+    uint64_t seen = 0;
+    while (!atomic_load(&p->stop)) {
+        pthread_mutex_lock(&n->mu);
+        seen = n->append_gen;
+        pthread_mutex_unlock(&n->mu);
+        /* A new set first: then catch-up judges new entries with it too. */
+        uint64_t gen = policy_store_generation(p->store);
+        pthread_mutex_lock(&p->mu);
+        int stale = gen != p->checked_gen;
+        pthread_mutex_unlock(&p->mu);
+        if (stale)
+            recheck_all(p, gen);
+        catch_up(p, NULL);
+        pthread_mutex_lock(&n->mu);
+        while (n->append_gen == seen && !n->stopping && !atomic_load(&p->stop) &&
+               policy_store_generation(p->store) == gen) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += 200 * 1000000L;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&n->cv, &n->mu, &dl) == ETIMEDOUT)
+                break;
+        }
+        int stopping = n->stopping;
+        pthread_mutex_unlock(&n->mu);
+        if (stopping)
+            break;
+    }
+    return NULL;
+}
+
+/* ================================================================ start, stop */
+
+static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "--policy %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(POLICY_MAX_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, POLICY_MAX_BYTES + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad || n > POLICY_MAX_BYTES) {
+        snprintf(err, errlen, "--policy %s: %s", path, !buf ? "out of memory" : bad ? "read error"
+                 : "over the limit of 256 KiB");
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, char *err, size_t errlen)
+{
+    struct policy_node *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    p->n = n;
+    p->ch = ch;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->scan_mu, NULL);
+    p->nbuckets = NBUCKETS0;
+    p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
+    n->policy = p;
+    if (!p->buckets || !(p->store = policy_store_open(n->cfg.data, ch, err, errlen))) {
+        if (!p->buckets)
+            snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (policy_file && *policy_file) {
+        char *text = NULL, why[600];
+        size_t len = 0;
+        if (read_file(policy_file, &text, &len, err, errlen) != 0)
+            goto fail;
+        int rc = policy_store_set_open(p->store, text, len, "--policy FILE", why, sizeof why);
+        free(text);
+        if (rc != 0) {
+            snprintf(err, errlen, "--policy %s: %s", policy_file, why);
+            goto fail;
+        }
+    }
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(p->store, &info);
+    if (ps)
+        log_info("policy: set version %llu in force (%s, %zu rules)", (unsigned long long)info.version, info.source,
+                 policy_nrules(ps));
+    policy_store_put(p->store, ps);
+    p->checked_gen = 0;   /* the first pass re-checks nothing (empty table) and catches up */
+    if (pthread_create(&p->th, NULL, watch_main, p) != 0) {
+        snprintf(err, errlen, "policy: cannot start the compliance thread");
+        goto fail;
+    }
+    p->started = 1;
+    return 0;
+fail:
+    policy_node_stop(n);
+    return -1;
+}
+
+void policy_node_stop(node_t *n)
+{
+    struct policy_node *p = n ? n->policy : NULL;
+    if (!p)
+        return;
+    if (p->started) {
+        atomic_store(&p->stop, 1);
+        node_notify(n);
+        pthread_join(p->th, NULL);
+    }
+    for (size_t b = 0; p->buckets && b < p->nbuckets; b++)
+        for (prod_t *x = p->buckets[b], *next; x; x = next) {
+            next = x->next;
+            free(x->violations);
+            free(x);
+        }
+    free(p->buckets);
+    free(p->cursors);
+    free(p->dirty);
+    policy_store_close(&p->store);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->scan_mu);
+    free(p);
+    n->policy = NULL;
+}
+
+/* ================================================================ at publish */
+
+node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_result_t *r)
+{
+    struct policy_node *p = n->policy;
+    if (!p)
+        return NODE_OK;
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(p->store, &info);
+    if (!ps)
+        return NODE_OK;
+    catch_up(p, m->domain);   /* this product's history up to the last entry written here */
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s/%s", m->domain, m->name);
+    policy_ctx_t ctx = { .now_ms = wall_ms() };
+    char prev[16] = "";
+    pthread_mutex_lock(&p->mu);
+    prod_t *x = find_locked(p, id);
+    if (x && x->manifest_seq) {
+        ctx.created_ms = x->first_ms;
+        snprintf(prev, sizeof prev, "%s", x->status);
+        ctx.prev_status = prev;
+        ctx.prev_status_since_ms = x->status_ms;
+    }
+    pthread_mutex_unlock(&p->mu);
+    json_t *doc = policy_doc_of(m);
+    policy_report_t rep = { 0 };
+    node_code_t code = NODE_OK;
+    if (!doc || policy_eval(ps, doc, &ctx, &rep) != 0) {
+        r->code = NODE_FAILED;
+        r->kind = "internal";
+        snprintf(r->detail, sizeof r->detail, "policy evaluation: out of memory");
+        code = NODE_FAILED;
+    } else if (rep.nerrors) {
+        size_t i = 0;
+        while (i < rep.n && rep.v[i].severity != POLICY_ERROR)
+            i++;
+        r->code = code = NODE_POLICY_VIOLATION;
+        r->kind = "policy_violation";
+        snprintf(r->detail, sizeof r->detail, "%zu error%s under policy set version %llu; first: rule %s%s%.0d%s: "
+                 "%s: %s", rep.nerrors, rep.nerrors == 1 ? "" : "s", (unsigned long long)info.version, rep.v[i].rule,
+                 rep.v[i].line ? " (line " : "", rep.v[i].line, rep.v[i].line ? ")" : "", rep.v[i].path,
+                 rep.v[i].message);
+        r->extra = json_pack("{s:o,s:I}", "violations", policy_report_json(&rep), "policy_version",
+                             (json_int_t)info.version);
+        atomic_fetch_add(&p->n_refused_publish, 1);
+    } else if (rep.n) {
+        r->extra = json_pack("{s:o,s:I}", "warnings", policy_report_json(&rep), "policy_version",
+                             (json_int_t)info.version);
+    }
+    json_decref(doc);
+    policy_report_free(&rep);
+    policy_store_put(p->store, ps);
+    return code;
+}
+
+/* ================================================================ views */
+
+node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r)
+{
+    struct policy_node *p = n->policy;
+    if (!p)
+        return NODE_OK;
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(p->store, &info);
+    if (!ps)
+        return NODE_OK;
+    char domain[64];
+    const char *slash = strchr(id, '/');
+    snprintf(domain, sizeof domain, "%.*s", slash ? (int)(slash - id) : 0, id);
+    catch_up(p, domain);
+    char prev[16] = "";
+    policy_ctx_t ctx = { .now_ms = wall_ms() };
+    pthread_mutex_lock(&p->mu);
+    prod_t *x = find_locked(p, id);
+    if (x && x->manifest_seq) {
+        snprintf(prev, sizeof prev, "%s", x->status);
+        ctx.created_ms = x->first_ms;
+        ctx.prev_status = prev;
+        ctx.prev_status_since_ms = x->status_ms;
+    }
+    pthread_mutex_unlock(&p->mu);
+    policy_report_t rep = { 0 };
+    node_code_t code = NODE_OK;
+    if (ctx.prev_status && policy_eval_retire(ps, &ctx, &rep) == 0 && rep.nerrors) {
+        size_t i = 0;
+        while (i < rep.n && rep.v[i].severity != POLICY_ERROR)
+            i++;
+        r->code = code = NODE_POLICY_VIOLATION;
+        r->kind = "policy_violation";
+        snprintf(r->detail, sizeof r->detail, "retiring %s breaks policy set version %llu: rule %s: %s", id,
+                 (unsigned long long)info.version, rep.v[i].rule, rep.v[i].message);
+        r->extra = json_pack("{s:o,s:I}", "violations", policy_report_json(&rep), "policy_version",
+                             (json_int_t)info.version);
+        atomic_fetch_add(&p->n_refused_publish, 1);
+    }
+    policy_report_free(&rep);
+    policy_store_put(p->store, ps);
+    return code;
+}
+
+int policy_node_grant_check(node_t *n, const char *classification, int64_t days, json_t **violations)
+{
+    struct policy_node *p = n->policy;
+    *violations = NULL;
+    policy_info_t info;
+    const policy_set_t *ps = p ? policy_store_get(p->store, &info) : NULL;
+    if (!ps)
+        return 0;
+    policy_report_t rep = { 0 };
+    int rc = policy_eval_grant(ps, classification, days, &rep);
+    if (rc == 0 && rep.nerrors) {
+        *violations = policy_report_json(&rep);
+        rc = 1;
+    }
+    policy_report_free(&rep);
+    policy_store_put(p->store, ps);
+    return rc;
+}
+
+json_t *policy_node_compliance(node_t *n, const char *id)
+{
+    struct policy_node *p = n->policy;
+    if (!p)
+        return NULL;
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(p->store, &info);
+    policy_store_put(p->store, ps);
+    if (!ps)
+        return NULL;
+    pthread_mutex_lock(&p->mu);
+    prod_t *x = find_locked(p, id);
+    int state = x ? x->state : ST_UNCHECKED;
+    json_error_t je;
+    json_t *v = x && x->violations ? json_loads(x->violations, 0, &je) : NULL;
+    uint64_t ver = x ? x->set_version : 0;
+    pthread_mutex_unlock(&p->mu);
+    if (state == ST_UNCHECKED || ver != info.version) {
+        json_decref(v);
+        return json_pack("{s:s,s:I}", "state", "unchecked", "policy_version", (json_int_t)info.version);
+    }
+    return json_pack("{s:s,s:I,s:o}", "state", state == ST_NON_COMPLIANT ? "non_compliant" : "compliant",
+                     "policy_version", (json_int_t)ver, "violations", v ? v : json_array());
+}
+
+typedef struct {
+    char id[STORE_ID_MAX];
+    char *violations;
+} nc_t;
+
+static int cmp_nc(const void *a, const void *b) { return strcmp(((const nc_t *)a)->id, ((const nc_t *)b)->id); }
+
+json_t *policy_node_report(node_t *n, const char *domain)
+{
+    struct policy_node *p = n->policy;
+    policy_info_t info = { 0 };
+    const policy_set_t *ps = p ? policy_store_get(p->store, &info) : NULL;
+    if (p)
+        policy_store_put(p->store, ps);
+    json_t *domains = json_object();
+    if (!p || !ps)
+        return json_pack("{s:I,s:I,s:I,s:b,s:o}", "policy_version", (json_int_t)0, "products", (json_int_t)0,
+                         "non_compliant", (json_int_t)0, "pending", 0, "domains", domains);
+    size_t dl = domain ? strlen(domain) : 0;
+    pthread_mutex_lock(&p->mu);
+    size_t cap = 16, k = 0, total = 0, unchecked = 0;
+    nc_t *list = malloc(cap * sizeof *list);
+    for (size_t b = 0; list && b < p->nbuckets; b++)
+        for (prod_t *x = p->buckets[b]; x; x = x->next) {
+            if (!x->manifest_seq)
+                continue;
+            total++;
+            if (x->state == ST_UNCHECKED || x->set_version != info.version)
+                unchecked++;
+            if (x->state != ST_NON_COMPLIANT || x->set_version != info.version)
+                continue;
+            if (dl && (strncmp(x->id, domain, dl) != 0 || x->id[dl] != '/'))
+                continue;
+            if (k == cap) {
+                nc_t *nl = realloc(list, cap * 2 * sizeof *nl);
+                if (!nl)
+                    break;
+                list = nl;
+                cap *= 2;
+            }
+            snprintf(list[k].id, sizeof list[k].id, "%s", x->id);
+            list[k++].violations = x->violations ? strdup(x->violations) : NULL;
+        }
+    int pending = p->checked_gen != policy_store_generation(p->store) || atomic_load(&p->rechecking) || unchecked;
+    pthread_mutex_unlock(&p->mu);
+    if (list)
+        qsort(list, k, sizeof *list, cmp_nc);
+    for (size_t i = 0; list && i < k; i++) {
+        char dom[64];
+        const char *slash = strchr(list[i].id, '/');
+        snprintf(dom, sizeof dom, "%.*s", (int)(slash - list[i].id), list[i].id);
+        json_t *arr = json_object_get(domains, dom);
+        if (!arr) {
+            arr = json_array();
+            json_object_set_new(domains, dom, arr);
+        }
+        json_error_t je;
+        json_t *v = list[i].violations ? json_loads(list[i].violations, 0, &je) : NULL;
+        json_array_append_new(arr, json_pack("{s:s,s:o}", "id", list[i].id, "violations", v ? v : json_array()));
+        free(list[i].violations);
+    }
+    free(list);
+    return json_pack("{s:I,s:I,s:I,s:I,s:b,s:o}", "policy_version", (json_int_t)info.version, "products",
+                     (json_int_t)total, "non_compliant", (json_int_t)k, "unchecked", (json_int_t)unchecked,
+                     "pending", pending, "domains", domains);
+}
+
+json_t *policy_node_show(node_t *n)
+{
+    struct policy_node *p = n->policy;
+    if (!p)
+        return json_pack("{s:I,s:n}", "version", (json_int_t)0, "source");
+    json_t *j = policy_store_json(p->store);
+    if (j)
+        json_object_set_new(j, "mode", json_string(p->ch ? "chartered" : "open"));
+    return j;
+}
+
+static json_t *error_body(const char *kind, const char *detail)
+{
+    return json_pack("{s:s,s:s}", "error", kind, "detail", detail);
+}
+
+int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    struct policy_node *p = n->policy;
+    if (!p) {
+        snprintf(err, errlen, "policy is not running on this node");
+        return -1;
+    }
+    int rc = policy_offer(p->store, bytes, len, p->ch, err, errlen);
+    atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
+    if (rc == 0) {
+        policy_info_t info = { 0 };
+        policy_store_put(p->store, policy_store_get(p->store, &info));
+        log_info("policy: signed set version %llu in force; re-checking every product",
+                 (unsigned long long)info.version);
+        node_notify(n);
+    }
+    return rc;
+}
+
+int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
+{
+    struct policy_node *p = n->policy;
+    char err[700];
+    *reply = NULL;
+    if (!p) {
+        *reply = error_body("unavailable", "policy is not running on this node");
+        return 503;
+    }
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+        i++;
+    int rc, status;
+    if (i < len && body[i] == '{') {   /* a signed set's file */
+        json_error_t je;
+        json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+        const char *kind = json_string_value(json_object_get(j, "kind"));
+        const char *b64 = json_string_value(json_object_get(j, "signed"));
+        if (!j || !kind || strcmp(kind, "trib.policy") != 0 || !b64) {
+            json_decref(j);
+            *reply = error_body("bad_policy", "expected a signed policy set file: a JSON object with \"kind\": "
+                                "\"trib.policy\" and \"signed\" (made by trib policy sign)");
+            atomic_fetch_add(&p->n_offer_refused, 1);
+            return 400;
+        }
+        size_t blen = strlen(b64), cap = blen / 4 * 3 + 3, got = 0;
+        uint8_t *bytes = blen <= 2 * TRUST_MAX_BYTES ? malloc(cap) : NULL;
+        const char *end = NULL;
+        if (!bytes || sodium_base642bin(bytes, cap, b64, blen, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+            end != b64 + blen) {
+            free(bytes);
+            json_decref(j);
+            *reply = error_body("bad_policy", "\"signed\" is not base64 of at most 64 KiB");
+            atomic_fetch_add(&p->n_offer_refused, 1);
+            return 400;
+        }
+        json_decref(j);
+        rc = policy_node_offer(n, bytes, got, err, sizeof err);
+        free(bytes);
+    } else {
+        if (p->ch) {
+            *reply = error_body("signature_required", "this node is chartered: a policy set must be signed by its "
+                                "governance keys (trib policy sign), not sent as YAML");
+            atomic_fetch_add(&p->n_offer_refused, 1);
+            return 403;
+        }
+        rc = policy_store_set_open(p->store, body, len, "operator (open mode)", err, sizeof err);
+        atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
+        if (rc == 0)
+            node_notify(n);
+    }
+    status = rc == 0 ? 200 : rc == POLICY_REFUSED_SIGNATURE ? 403
+           : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN ? 409 : 400;
+    if (rc != 0) {
+        /* logged once per 10 s at most (a client sending garbage must not fill the log); all counted */
+        static atomic_int_fast64_t last_log_ms;
+        int64_t now = wall_ms(), last = atomic_load(&last_log_ms);
+        if (now - last >= 10000 && atomic_compare_exchange_strong(&last_log_ms, &last, now))
+            log_warn("policy: set refused (%d): %s", status, err);
+        const char *kind = rc == POLICY_REFUSED_OPEN ? "open_mode" : rc == POLICY_REFUSED_STALE ? "policy_stale"
+                         : rc == POLICY_REFUSED_SIGNATURE ? "policy_unsigned" : "bad_policy";
+        *reply = error_body(kind, err);
+        return status;
+    }
+    *reply = policy_node_show(n);
+    return 200;
+}
+
+struct policy_store *policy_node_store(node_t *n)
+{
+    return n->policy ? n->policy->store : NULL;
+}
+
+void policy_node_metrics(node_t *n, FILE *f)
+{
+    struct policy_node *p = n->policy;
+    if (!p)
+        return;
+    policy_info_t info = { 0 };
+    const policy_set_t *ps = policy_store_get(p->store, &info);
+    policy_store_put(p->store, ps);
+    size_t nc = 0;
+    pthread_mutex_lock(&p->mu);
+    for (size_t b = 0; b < p->nbuckets; b++)
+        for (prod_t *x = p->buckets[b]; x; x = x->next)
+            nc += x->state == ST_NON_COMPLIANT && x->set_version == info.version;
+    pthread_mutex_unlock(&p->mu);
+    fprintf(f, "# TYPE trib_policy_version gauge\ntrib_policy_version %llu\n", (unsigned long long)info.version);
+    fprintf(f, "# TYPE trib_policy_non_compliant gauge\ntrib_policy_non_compliant %zu\n", nc);
+    fprintf(f, "# TYPE trib_policy_publish_refused_total counter\ntrib_policy_publish_refused_total %llu\n",
+            (unsigned long long)atomic_load(&p->n_refused_publish));
+    fprintf(f, "# TYPE trib_policy_sets_total counter\ntrib_policy_sets_total{result=\"accepted\"} %llu\n"
+               "trib_policy_sets_total{result=\"refused\"} %llu\n",
+            (unsigned long long)atomic_load(&p->n_offer_accepted), (unsigned long long)atomic_load(&p->n_offer_refused));
+    fprintf(f, "# TYPE trib_policy_checks_total counter\ntrib_policy_checks_total %llu\n",
+            (unsigned long long)atomic_load(&p->n_checked));
+    fprintf(f, "# TYPE trib_policy_recheck_last_ms gauge\ntrib_policy_recheck_last_ms %llu\n",
+            (unsigned long long)atomic_load(&p->n_recheck_ms));
+}

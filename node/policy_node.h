@@ -1,0 +1,64 @@
+/* node/policy_node.h - the policy set at work on a running node (DESIGN §14): the check at
+ * publish, compliance of every product in the catalog replica, and the policy endpoints.
+ *
+ * A background thread follows the catalog (every domain's log, in seq order, as entries are
+ * accepted from peers or published here) and evaluates each manifest with the set in force at
+ * the entry's time (`now` = the entry's time_ms, so every node reaches the same verdict);
+ * a product with an error violation is non_compliant, never dropped. When a new set comes into
+ * force it re-checks every product in chunks, yielding between them, so the node stays
+ * answerable. Results are kept in memory and rebuilt from the catalog at start.
+ * Must not: refuse or drop a peer's entry, block the gossip loop or an HTTP thread on a
+ * re-check, or hold an LMDB transaction while evaluating. */
+#ifndef TRIB_POLICY_NODE_H
+#define TRIB_POLICY_NODE_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "gossip/charter.h"
+#include "node/node.h"
+
+/* Opens the set in force (DATA/policy.signed; verified against ch when given), applies the
+ * operator's --policy FILE (open mode; may be "" for none) and starts the compliance thread.
+ * ch (chartered mode) must outlive the node. 0 or -1 with err. */
+int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, char *err, size_t errlen);
+/* Stops the thread and frees everything; accepts a node without policy. */
+void policy_node_stop(node_t *n);
+
+/* The check at publish (owner node): NODE_OK (warnings, if any, in r->extra "warnings"), or
+ * NODE_POLICY_VIOLATION with r->kind "policy_violation", r->detail and r->extra
+ * {"violations": [...], "policy_version": V}. NODE_OK when no set is in force. */
+node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_result_t *r);
+
+/* For the grants code, before it grants: 1 when a grant of days on a product of classification
+ * breaks an error rule of the set in force (*violations: the list, a new reference), 0 when it
+ * does not or no set is in force, -1 out of memory. */
+int policy_node_grant_check(node_t *n, const char *classification, int64_t days, json_t **violations);
+
+/* The check at retire (owner node): the transition rules into "retired" (e.g. deprecated for
+ * 60 days first). NODE_OK, or NODE_POLICY_VIOLATION as at publish. */
+node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r);
+
+/* The product's "compliance" object for product JSON ({"state", "policy_version", "violations"}),
+ * NULL when no set is in force. New reference. */
+json_t *policy_node_compliance(node_t *n, const char *id);
+
+/* GET /v1/compliance[?domain=D]: non-compliant products by domain. */
+json_t *policy_node_report(node_t *n, const char *domain);
+/* GET /v1/policy: the set in force, version, signers. */
+json_t *policy_node_show(node_t *n);
+/* POST /v1/policy: body is a signed set's file (JSON, kind trib.policy) or, in open mode only,
+ * the YAML. Returns the HTTP status; *reply is the body (success or {"error","detail"}). */
+int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply);
+/* The federation log's door for signed sets (TrustSigned bytes): 0 accepted, else a
+ * POLICY_REFUSED_* code (node/policy_store.h) with err. Puts a new set in force and wakes the
+ * compliance thread to re-check every product. */
+int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+
+/* The node's store of sets (for policy_offer); NULL before policy_node_start. */
+struct policy_store *policy_node_store(node_t *n);
+
+/* Prometheus lines (trib_policy_*). */
+void policy_node_metrics(node_t *n, FILE *f);
+
+#endif

@@ -1,0 +1,547 @@
+/* node/policy_store.c - signed policy sets and the set in force (node/policy_store.h).
+ *
+ * Verification order for bytes from anywhere: bound the size and decode the envelope
+ * (trust_envelope_parse), decode the body with its sizes checked, check the federation, then
+ * every signature and the governance threshold, then parse the YAML, then the version against
+ * the set in force, then the set's own tests; only then persist and install.
+ * Must not: re-encode to verify, touch LMDB or the network, print. */
+#include "node/policy_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FILE_NAME "policy.signed"
+
+typedef struct held {
+    policy_set_t *ps;
+    policy_info_t info;
+    char *text;
+    int refs;                 /* readers + 1 while in force */
+    struct held *next;
+} held_t;
+
+struct policy_store {
+    pthread_mutex_t mu;
+    char path[600];
+    held_t *cur;              /* in force, or NULL */
+    held_t *all;              /* every holder still referenced */
+    uint64_t gen;
+};
+
+/* ================================================================ signing and verifying */
+
+static void short_hex(const uint8_t *p, char out[17]) { trust_hex(p, 8, out); }
+
+int policy_sign(const char *yaml, size_t len, const charter_t *ch, const identity_t *const *keys, size_t n,
+                int64_t issued_ms, uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+    char why[512], h[17];
+    *out = NULL;
+    *outlen = 0;
+    policy_set_t *ps = policy_parse(yaml, len, why, sizeof why);
+    if (!ps) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    int rc = -1;
+    if (policy_run_tests(ps, NULL, why, sizeof why) != 0) {
+        snprintf(err, errlen, "the set's own tests fail, so it is not signed: %s", why);
+        goto out;
+    }
+    if (ch->gov_threshold == 0) {
+        snprintf(err, errlen, "charter version %llu has no governance keys: nobody can sign a policy set",
+                 (unsigned long long)ch->version);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!charter_is_governance(ch, keys[i]->pk)) {
+            short_hex(keys[i]->pk, h);
+            snprintf(err, errlen, "key %s... is not a governance key of charter version %llu", h,
+                     (unsigned long long)ch->version);
+            goto out;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(keys[i]->pk, keys[j]->pk, ID_PK_LEN) == 0) {
+                short_hex(keys[i]->pk, h);
+                snprintf(err, errlen, "governance key %s... given twice", h);
+                goto out;
+            }
+    }
+    if (n < ch->gov_threshold) {
+        snprintf(err, errlen, "%zu governance key%s given; charter version %llu needs %u signatures", n,
+                 n == 1 ? "" : "s", (unsigned long long)ch->version, ch->gov_threshold);
+        goto out;
+    }
+    Trib__PolicySet body = TRIB__POLICY_SET__INIT;
+    body.federation_id.data = (uint8_t *)ch->fed_id;
+    body.federation_id.len = FED_ID_LEN;
+    body.version = policy_version(ps);
+    body.issued_ms = issued_ms;
+    char *text = strndup(yaml, len);
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    body.text = text;
+    size_t blen = trib__policy_set__get_packed_size(&body);
+    uint8_t *b = malloc(blen);
+    if (!b) {
+        free(text);
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    trib__policy_set__pack(&body, b);
+    free(text);
+    if (trust_envelope_make(TRUST_KIND_POLICY, b, blen, keys, n, out, outlen) != 0)
+        snprintf(err, errlen, "signing failed: the signed set would be over %u bytes", TRUST_MAX_BYTES);
+    else
+        rc = 0;
+    free(b);
+out:
+    policy_free(&ps);
+    return rc;
+}
+
+void policy_signed_free(policy_signed_t *s)
+{
+    if (!s)
+        return;
+    policy_free(&s->ps);
+    free(s->text);
+    memset(s, 0, sizeof *s);
+}
+
+/* Envelope + body + YAML, no signature check. */
+static int decode(const uint8_t *bytes, size_t len, policy_signed_t *out, Trib__TrustSigned **envp, char *err,
+                  size_t errlen)
+{
+    char why[512];
+    memset(out, 0, sizeof *out);
+    Trib__TrustSigned *env = trust_envelope_parse(bytes, len, TRUST_KIND_POLICY, err, errlen);
+    if (!env)
+        return -1;
+    Trib__PolicySet *b = trib__policy_set__unpack(NULL, env->body.len, env->body.data);
+    if (!b) {
+        snprintf(err, errlen, "policy set: the signed body is not a PolicySet");
+        goto fail;
+    }
+    if (b->federation_id.len != FED_ID_LEN || !b->text || b->version == 0) {
+        snprintf(err, errlen, "policy set: federation id %zu bytes (expected %d), version %llu, text %s",
+                 b->federation_id.len, FED_ID_LEN, (unsigned long long)b->version, b->text ? "present" : "missing");
+        goto fail;
+    }
+    memcpy(out->fed_id, b->federation_id.data, FED_ID_LEN);
+    out->info.version = b->version;
+    out->info.signed_set = 1;
+    out->info.issued_ms = b->issued_ms;
+    snprintf(out->info.source, sizeof out->info.source, "signed");
+    if (!(out->text = strdup(b->text))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    out->ps = policy_parse(out->text, strlen(out->text), why, sizeof why);
+    if (!out->ps) {
+        snprintf(err, errlen, "policy set version %llu: %s", (unsigned long long)b->version, why);
+        goto fail;
+    }
+    if (policy_version(out->ps) != b->version) {
+        snprintf(err, errlen, "policy set: signed as version %llu but its YAML says version %llu",
+                 (unsigned long long)b->version, (unsigned long long)policy_version(out->ps));
+        goto fail;
+    }
+    policy_set_effective(out->ps, b->issued_ms);
+    for (size_t i = 0; i < env->n_sigs && i < TRUST_MAX_SIGS; i++) {
+        size_t j = 0;
+        while (j < out->info.nsigners && memcmp(out->info.signers[j], env->sigs[i]->signer.data, ID_PK_LEN))
+            j++;
+        if (j == out->info.nsigners)
+            memcpy(out->info.signers[out->info.nsigners++], env->sigs[i]->signer.data, ID_PK_LEN);
+    }
+    trib__policy_set__free_unpacked(b, NULL);
+    if (envp)
+        *envp = env;
+    else
+        trib__trust_signed__free_unpacked(env, NULL);
+    return 0;
+fail:
+    if (b)
+        trib__policy_set__free_unpacked(b, NULL);
+    trib__trust_signed__free_unpacked(env, NULL);
+    policy_signed_free(out);
+    return -1;
+}
+
+int policy_decode(const uint8_t *bytes, size_t len, policy_signed_t *out, char *err, size_t errlen)
+{
+    return decode(bytes, len, out, NULL, err, errlen);
+}
+
+int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_signed_t *out, char *err,
+                  size_t errlen)
+{
+    Trib__TrustSigned *env = NULL;
+    char h[17], why[512];
+    int rc = POLICY_REFUSED_SIGNATURE;
+    if (decode(bytes, len, out, &env, err, errlen) != 0)
+        return POLICY_REFUSED_BAD;
+    if (memcmp(out->fed_id, ch->fed_id, FED_ID_LEN) != 0) {
+        snprintf(err, errlen, "policy set version %llu: signed for another federation",
+                 (unsigned long long)out->info.version);
+        goto fail;
+    }
+    if (ch->gov_threshold == 0) {
+        snprintf(err, errlen, "charter version %llu has no governance keys: no policy set can be accepted",
+                 (unsigned long long)ch->version);
+        goto fail;
+    }
+    /* Every signature must verify; only distinct governance keys count toward the threshold. */
+    size_t ngov = 0;
+    uint8_t gov[TRUST_MAX_SIGS][ID_PK_LEN];
+    for (size_t i = 0; i < env->n_sigs; i++) {
+        const uint8_t *pk = env->sigs[i]->signer.data;
+        if (!trust_sig_ok(TRUST_KIND_POLICY, env->body.data, env->body.len, pk, env->sigs[i]->signature.data)) {
+            short_hex(pk, h);
+            snprintf(err, errlen, "policy set version %llu: signature %zu (by %s...) does not verify",
+                     (unsigned long long)out->info.version, i + 1, h);
+            goto fail;
+        }
+        if (!charter_is_governance(ch, pk))
+            continue;
+        size_t j = 0;
+        while (j < ngov && memcmp(gov[j], pk, ID_PK_LEN) != 0)
+            j++;
+        if (j == ngov)
+            memcpy(gov[ngov++], pk, ID_PK_LEN);
+    }
+    if (ngov < ch->gov_threshold) {
+        snprintf(err, errlen, "policy set version %llu: signed by %zu governance key%s of charter version %llu, "
+                 "needs %u", (unsigned long long)out->info.version, ngov, ngov == 1 ? "" : "s",
+                 (unsigned long long)ch->version, ch->gov_threshold);
+        goto fail;
+    }
+    out->info.nsigners = ngov;
+    memcpy(out->info.signers, gov, ngov * ID_PK_LEN);
+    if (policy_run_tests(out->ps, NULL, why, sizeof why) != 0) {
+        snprintf(err, errlen, "policy set version %llu: its own tests fail on this node: %s",
+                 (unsigned long long)out->info.version, why);
+        rc = POLICY_REFUSED_BAD;
+        goto fail;
+    }
+    trib__trust_signed__free_unpacked(env, NULL);
+    return 0;
+fail:
+    trib__trust_signed__free_unpacked(env, NULL);
+    policy_signed_free(out);
+    return rc;
+}
+
+json_t *policy_signed_json(const policy_signed_t *s, const uint8_t *bytes, size_t len)
+{
+    char fed[2 * FED_ID_LEN + 1], when[32], key[ID_HEX_LEN];
+    trust_hex(s->fed_id, FED_ID_LEN, fed);
+    trust_time_text(s->info.issued_ms, when);
+    json_t *signers = json_array();
+    for (size_t i = 0; i < s->info.nsigners; i++) {
+        identity_hex(s->info.signers[i], key);
+        json_array_append_new(signers, json_string(key));
+    }
+    char *b64 = trust_b64(bytes, len);
+    if (!b64) {
+        json_decref(signers);
+        return NULL;
+    }
+    json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:I,s:o,s:s}", "kind", "trib.policy", "federation", fed, "version",
+                          (json_int_t)s->info.version, "issued", when, "rules", (json_int_t)policy_nrules(s->ps),
+                          "signed_by", signers, "signed", b64);
+    free(b64);
+    return j;
+}
+
+/* ================================================================ the set in force */
+
+static void held_unref_locked(policy_store_t *s, held_t *h)
+{
+    if (--h->refs > 0)
+        return;
+    for (held_t **p = &s->all; *p; p = &(*p)->next)
+        if (*p == h) {
+            *p = h->next;
+            break;
+        }
+    policy_free(&h->ps);
+    free(h->text);
+    free(h);
+}
+
+/* Takes ownership of ps and text. */
+static int install(policy_store_t *s, policy_set_t *ps, char *text, const policy_info_t *info)
+{
+    held_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        policy_free(&ps);
+        free(text);
+        return -1;
+    }
+    h->ps = ps;
+    h->text = text;
+    h->info = *info;
+    h->refs = 1;
+    pthread_mutex_lock(&s->mu);
+    h->next = s->all;
+    s->all = h;
+    held_t *old = s->cur;
+    s->cur = h;
+    s->gen++;
+    if (old)
+        held_unref_locked(s, old);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static uint64_t current_version(policy_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t v = s->cur ? s->cur->info.version : 0;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+/* Writes bytes to path atomically (temp file, fsync, rename, fsync of the dir). */
+static int write_atomic(const char *path, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, bytes + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+    int bad = off < len || fsync(fd) != 0;
+    bad |= close(fd) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+    return 0;
+}
+
+int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                 size_t errlen)
+{
+    policy_signed_t ps;
+    if (!ch) {
+        snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified; "
+                 "give the YAML with --policy FILE instead");
+        return POLICY_REFUSED_OPEN;
+    }
+    int vrc = policy_verify(bytes, len, ch, &ps, err, errlen);
+    if (vrc != 0)
+        return vrc;
+    uint64_t cur = current_version(s);
+    if (ps.info.version <= cur) {
+        snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
+                 (unsigned long long)ps.info.version, (unsigned long long)cur);
+        policy_signed_free(&ps);
+        return POLICY_REFUSED_STALE;
+    }
+    if (s->path[0] && write_atomic(s->path, bytes, len, err, errlen) != 0) {
+        policy_signed_free(&ps);
+        return -1;
+    }
+    int rc = install(s, ps.ps, ps.text, &ps.info);
+    if (rc != 0)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
+                          size_t errlen)
+{
+    char why[512];
+    policy_set_t *ps = policy_parse(yaml, len, why, sizeof why);
+    if (!ps) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (policy_run_tests(ps, NULL, why, sizeof why) != 0) {
+        snprintf(err, errlen, "the set's own tests fail: %s", why);
+        policy_free(&ps);
+        return -1;
+    }
+    uint64_t cur = current_version(s);
+    if (cur && policy_version(ps) <= cur) {
+        snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
+                 (unsigned long long)policy_version(ps), (unsigned long long)cur);
+        policy_free(&ps);
+        return POLICY_REFUSED_STALE;
+    }
+    policy_info_t info = { .version = policy_version(ps) };
+    snprintf(info.source, sizeof info.source, "%s", source);
+    char *text = strndup(yaml, len);
+    if (!text) {
+        policy_free(&ps);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (install(s, ps, text, &info) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *err, size_t errlen)
+{
+    policy_store_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    if (!dir)
+        return s;
+    snprintf(s->path, sizeof s->path, "%s/" FILE_NAME, dir);
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return s;
+        snprintf(err, errlen, "%s: %s", s->path, strerror(errno));
+        goto fail;
+    }
+    struct stat st;
+    uint8_t *buf = NULL;
+    ssize_t got = -1;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= TRUST_MAX_BYTES &&
+        (buf = malloc((size_t)st.st_size)))
+        got = read(fd, buf, (size_t)st.st_size);
+    close(fd);
+    if (got != (ssize_t)st.st_size) {
+        free(buf);
+        snprintf(err, errlen, "%s: unreadable or not a signed policy set (size %lld)", s->path,
+                 (long long)st.st_size);
+        goto fail;
+    }
+    policy_signed_t ps;
+    char why[512];
+    int rc = ch ? policy_verify(buf, (size_t)got, ch, &ps, why, sizeof why)
+                : policy_decode(buf, (size_t)got, &ps, why, sizeof why);
+    free(buf);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s (move it away to start without it)", s->path, why);
+        goto fail;
+    }
+    if (install(s, ps.ps, ps.text, &ps.info) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    return s;
+fail:
+    policy_store_close(&s);
+    return NULL;
+}
+
+void policy_store_close(policy_store_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    policy_store_t *s = *sp;
+    held_t *h = s->all;
+    while (h) {
+        held_t *next = h->next;
+        policy_free(&h->ps);
+        free(h->text);
+        free(h);
+        h = next;
+    }
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    *sp = NULL;
+}
+
+const policy_set_t *policy_store_get(policy_store_t *s, policy_info_t *info)
+{
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    held_t *h = s->cur;
+    if (h) {
+        h->refs++;
+        if (info)
+            *info = h->info;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return h ? h->ps : NULL;
+}
+
+void policy_store_put(policy_store_t *s, const policy_set_t *ps)
+{
+    if (!s || !ps)
+        return;
+    pthread_mutex_lock(&s->mu);
+    for (held_t *h = s->all; h; h = h->next)
+        if (h->ps == ps) {
+            held_unref_locked(s, h);
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t policy_store_generation(policy_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t g = s->gen;
+    pthread_mutex_unlock(&s->mu);
+    return g;
+}
+
+json_t *policy_store_json(policy_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    held_t *h = s->cur;
+    json_t *j;
+    if (!h) {
+        j = json_pack("{s:I,s:n}", "version", (json_int_t)0, "source");
+    } else {
+        char when[32], key[ID_HEX_LEN];
+        json_t *signers = json_array();
+        for (size_t i = 0; i < h->info.nsigners; i++) {
+            identity_hex(h->info.signers[i], key);
+            json_array_append_new(signers, json_string(key));
+        }
+        trust_time_text(policy_effective_ms(h->ps), when);
+        j = json_pack("{s:I,s:b,s:s,s:o,s:I,s:I,s:s,s:s}", "version", (json_int_t)h->info.version, "signed",
+                      h->info.signed_set, "source", h->info.source, "signers", signers, "rules",
+                      (json_int_t)policy_nrules(h->ps), "tests", (json_int_t)policy_ntests(h->ps), "effective",
+                      policy_effective_ms(h->ps) > 0 ? when : "", "text", h->text);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return j;
+}

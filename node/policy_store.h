@@ -1,0 +1,97 @@
+/* node/policy_store.h - the policy set in force on a node, and signed policy sets (DESIGN §14).
+ *
+ * A signed set is a TrustSigned of kind TRUST_KIND_POLICY ("trib/policy/v1") whose body is a
+ * PolicySet (federation id, version, issued time, the YAML), signed by a threshold of the
+ * charter's governance keys. Its file form is the trust file shape (gossip/charter.h): readable
+ * fields plus "signed", kind "trib.policy".
+ *
+ * Owns: signing and verifying sets, the file form, the set in force (a reference-counted
+ * snapshot readers take without blocking a new set), persisting it (DATA/policy.signed, written
+ * atomically) and policy_offer, the one door every signed set comes in by (HTTP submit, the
+ * federation log). In open mode the operator gives the YAML (--policy FILE): not persisted,
+ * given again at each start.
+ * Must not: touch LMDB or the network, print, or evaluate products (node/policy_node.c does). */
+#ifndef TRIB_POLICY_STORE_H
+#define TRIB_POLICY_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gossip/charter.h"
+#include "gossip/identity.h"
+#include "node/policy.h"
+
+typedef struct policy_store policy_store_t;
+
+/* Why a set was refused (policy_verify, policy_offer, policy_store_set_open). */
+enum {
+    POLICY_REFUSED_BAD = -1,        /* malformed, oversize, or its own tests fail (400) */
+    POLICY_REFUSED_SIGNATURE = -2,  /* a signature does not verify, below the governance threshold,
+                                       another federation (403) */
+    POLICY_REFUSED_STALE = -3,      /* not newer than the set in force (409) */
+    POLICY_REFUSED_OPEN = -4,       /* a signed set offered to a node without a charter (409) */
+};
+
+/* What is known about a set beyond its rules. */
+typedef struct {
+    uint64_t version;
+    int signed_set;                       /* 0: open mode, given by the operator */
+    int64_t issued_ms;
+    size_t nsigners;
+    uint8_t signers[TRUST_MAX_SIGS][ID_PK_LEN];
+    char source[64];                      /* "signed", "--policy FILE", "operator (open mode)" */
+} policy_info_t;
+
+/* A verified signed set. */
+typedef struct {
+    policy_set_t *ps;
+    policy_info_t info;
+    char *text;                           /* the YAML, NUL-terminated */
+    uint8_t fed_id[FED_ID_LEN];
+} policy_signed_t;
+
+/* Makes a signed set of yaml (parsed, tests run first: a set whose tests fail is not signed)
+ * for the charter's federation, signed by keys (governance keys of ch, distinct, at least its
+ * governance threshold). *out malloc'd envelope bytes. 0 or -1 with err. */
+int policy_sign(const char *yaml, size_t len, const charter_t *ch, const identity_t *const *keys, size_t n,
+                int64_t issued_ms, uint8_t **out, size_t *outlen, char *err, size_t errlen);
+/* Verifies envelope bytes against ch: kind, federation, every signature, a threshold of distinct
+ * governance keys, the YAML parses, its version equals the signed one, its tests pass.
+ * Fills out (free with policy_signed_free). 0, or POLICY_REFUSED_* with err. */
+int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_signed_t *out, char *err,
+                  size_t errlen);
+/* Decodes without checking signatures (for `trib policy show FILE` without a charter). */
+int policy_decode(const uint8_t *bytes, size_t len, policy_signed_t *out, char *err, size_t errlen);
+void policy_signed_free(policy_signed_t *s);
+
+/* File form: {"kind":"trib.policy","federation","version","issued","signed_by","signed"}. */
+json_t *policy_signed_json(const policy_signed_t *s, const uint8_t *bytes, size_t len);
+
+/* ---------------------------------------------------------------- the set in force */
+
+/* dir: the data dir (DATA/policy.signed is loaded when present, and verified against ch when
+ * ch is given). NULL with err on a broken file. */
+policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *err, size_t errlen);
+void policy_store_close(policy_store_t **sp);
+
+/* The one door for signed sets: refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
+ * one whose version is not above the set in force, one whose tests fail; otherwise persists it
+ * and puts it in force (0). ch NULL: POLICY_REFUSED_OPEN (open mode has no governance keys). */
+int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                 size_t errlen);
+/* Open mode: the operator's YAML (tests must pass; version above the one in force unless
+ * nothing is). 0, POLICY_REFUSED_BAD or POLICY_REFUSED_STALE with err. */
+int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
+                          size_t errlen);
+
+/* The set in force (NULL: none) with its info; every non-NULL result is given back with
+ * policy_store_put. Cheap (a mutex and a reference count). */
+const policy_set_t *policy_store_get(policy_store_t *s, policy_info_t *info);
+void policy_store_put(policy_store_t *s, const policy_set_t *ps);
+/* Increases each time a set comes into force. */
+uint64_t policy_store_generation(policy_store_t *s);
+/* {"version","signed","issued","signers":[hex],"source","rules","tests","text"} or {"version":0}. */
+json_t *policy_store_json(policy_store_t *s);
+
+#endif

@@ -1,0 +1,676 @@
+/* tests/test_policy.c - node/policy.c and node/policy_store.c: the evaluator per rule type,
+ * the parser's limits (hostile sets refused with the line), grace, the set's own tests,
+ * signatures against the charter's governance keys and threshold, versions only going up,
+ * persistence, determinism, and a bounded random-input run over the parser.
+ *
+ * Owns: in-memory keys and sets only (a mkdtemp dir for the store, removed after).
+ * Must not: start processes (tests/test_policy_fed.c runs real agents). */
+#include <criterion/criterion.h>
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gossip/charter.h"
+#include "node/manifest.h"
+#include "node/policy.h"
+#include "node/policy_store.h"
+#include "node/yaml.h"
+#include "tests/harness.h"
+
+#define DAY_MS 86400000LL
+#define T0     1800000000000LL
+
+static char err[1024];
+
+static policy_set_t *parse_ok(const char *yaml)
+{
+    policy_set_t *ps = policy_parse(yaml, strlen(yaml), err, sizeof err);
+    cr_assert_not_null(ps, "refused: %s\n%s", err, yaml);
+    return ps;
+}
+
+static void parse_bad(const char *yaml, const char *want)
+{
+    policy_set_t *ps = policy_parse(yaml, strlen(yaml), err, sizeof err);
+    cr_expect_null(ps, "accepted a set that should be refused (%s):\n%s", want, yaml);
+    policy_free(&ps);
+    cr_expect(strstr(err, want) != NULL, "error '%s' does not say '%s'", err, want);
+}
+
+/* Evaluates manifest (YAML) and returns the report as compact JSON text (malloc'd). */
+static char *eval_text(const policy_set_t *ps, const char *manifest, const policy_ctx_t *ctx, size_t *nerrors)
+{
+    char e2[256];
+    yaml_lines_t lines = { 0 };
+    int rl;
+    json_t *m = yaml_to_json(manifest, strlen(manifest), &lines, &rl, e2, sizeof e2);
+    yaml_lines_free(&lines);
+    cr_assert_not_null(m, "%s", e2);
+    json_t *doc = policy_doc(m);
+    json_decref(m);
+    policy_report_t r = { 0 };
+    policy_ctx_t zero = { .now_ms = T0 };
+    cr_assert_eq(policy_eval(ps, doc, ctx ? ctx : &zero, &r), 0);
+    json_decref(doc);
+    json_t *a = policy_report_json(&r);
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (nerrors)
+        *nerrors = r.nerrors;
+    policy_report_free(&r);
+    return s;
+}
+
+static int has_rule(const char *report, const char *rule)
+{
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"rule\":\"%s\"", rule);
+    return strstr(report, needle) != NULL;
+}
+
+#define HEAD "version: 3\nrules:\n"
+
+Test(policy, company_example_parses_and_its_tests_pass)
+{
+    char path[512];
+    size_t len;
+    char *text = h_read_file(h_repo_path("examples/policies/company.yaml", path, sizeof path), &len);
+    cr_assert_not_null(text);
+    policy_set_t *ps = policy_parse(text, len, err, sizeof err);
+    free(text);
+    cr_assert_not_null(ps, "%s", err);
+    cr_expect_eq(policy_version(ps), 1);
+    cr_expect_geq(policy_nrules(ps), 9);
+    cr_expect_geq(policy_ntests(ps), 5);
+    cr_expect_eq(policy_run_tests(ps, NULL, err, sizeof err), 0, "%s", err);
+    policy_free(&ps);
+}
+
+/* The shipped set against the shipped example products: each passes but signup-funnel, which
+ * has no description.purpose (owners.required). */
+Test(policy, shipped_examples_against_the_shipped_set)
+{
+    static const struct { const char *file; size_t errors; } cases[] = {
+        { "examples/settled-transactions.yaml", 0 }, { "examples/settled-transactions-v2.yaml", 0 },
+        { "examples/payment-disputes.yaml", 0 },     { "examples/growth-experiments.yaml", 0 },
+        { "examples/listening-history.yaml", 0 },    { "examples/track-plays.yaml", 0 },
+        { "examples/signup-funnel.yaml", 1 },
+    };
+    char path[512];
+    size_t len;
+    char *text = h_read_file(h_repo_path("examples/policies/company.yaml", path, sizeof path), &len);
+    policy_set_t *ps = policy_parse(text, len, err, sizeof err);
+    free(text);
+    cr_assert_not_null(ps, "%s", err);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        text = h_read_file(h_repo_path(cases[i].file, path, sizeof path), &len);
+        cr_assert_not_null(text, "%s", cases[i].file);
+        Trib__Manifest *m = manifest_parse(text, len, NULL, err, sizeof err);
+        free(text);
+        cr_assert_not_null(m, "%s: %s", cases[i].file, err);
+        json_t *doc = policy_doc_of(m);
+        policy_report_t r = { 0 };
+        policy_ctx_t ctx = { .now_ms = T0 };
+        cr_assert_eq(policy_eval(ps, doc, &ctx, &r), 0);
+        cr_expect_eq(r.nerrors, cases[i].errors, "%s: %zu errors (first: %s %s)", cases[i].file, r.nerrors,
+                     r.n ? r.v[0].rule : "-", r.n ? r.v[0].message : "");
+        policy_report_free(&r);
+        json_decref(doc);
+        manifest_free(&m);
+    }
+    policy_free(&ps);
+}
+
+Test(policy, required_with_when_and_wildcards)
+{
+    policy_set_t *ps = parse_ok(HEAD
+        "  - {id: own, severity: error, type: required, paths: [owners.business, 'schema[*].description']}\n"
+        "  - {id: sla, severity: warning, type: required, when: {status: active}, paths: [sla.freshness]}\n");
+    size_t ne;
+    char *r = eval_text(ps, "name: a\nowners: {business: ''}\nstatus: draft\n"
+                            "schema: [{name: x, description: ok}, {name: y}]\n", NULL, &ne);
+    cr_expect(strstr(r, "\"path\":\"owners.business\"") && strstr(r, "\"path\":\"schema[1].description\""), "%s", r);
+    cr_expect(!strstr(r, "schema[0]"), "%s", r);
+    cr_expect(!has_rule(r, "sla"), "draft: the sla rule does not apply: %s", r);
+    cr_expect_eq(ne, 2);
+    free(r);
+    r = eval_text(ps, "name: a\nowners: {business: b}\n", NULL, &ne);   /* status defaults to active */
+    cr_expect(has_rule(r, "sla") && ne == 0, "%s", r);
+    cr_expect(strstr(r, "\"severity\":\"warning\""), "%s", r);
+    free(r);
+    policy_free(&ps);
+}
+
+Test(policy, regex_enum_and_lines)
+{
+    policy_set_t *ps = parse_ok(HEAD
+        "  - id: name\n    severity: error\n    type: regex\n    path: name\n    pattern: '^[a-z][a-z0-9-]*$'\n"
+        "  - id: cls\n    severity: error\n    type: enum\n    path: classification\n    values: [public, internal]\n"
+        "  - id: fields\n    severity: warning\n    type: regex\n    path: 'schema[*].name'\n    pattern: '^[a-z_]+$'\n");
+    size_t ne;
+    char *r = eval_text(ps, "name: Bad_Name\nclassification: secret\nschema: [{name: ok}, {name: NotOk}]\n", NULL, &ne);
+    cr_expect_eq(ne, 2, "%s", r);
+    cr_expect(strstr(r, "\"rule\":\"name\",\"severity\":\"error\",\"path\":\"name\"") != NULL, "%s", r);
+    cr_expect(strstr(r, "\"line\":3") != NULL, "the regex rule starts on line 3: %s", r);
+    cr_expect(strstr(r, "\"line\":8") != NULL, "the enum rule starts on line 8: %s", r);
+    cr_expect(strstr(r, "schema[1].name") && !strstr(r, "schema[0].name"), "%s", r);
+    free(r);
+    r = eval_text(ps, "name: good-name\n", NULL, &ne);   /* classification defaults to internal */
+    cr_expect_eq(ne, 0, "%s", r);
+    free(r);
+    policy_free(&ps);
+}
+
+Test(policy, field_rule_pii_nested)
+{
+    policy_set_t *ps = parse_ok(HEAD
+        "  - id: pii\n    severity: error\n    type: field_rule\n"
+        "    when: {name_regex: '(email|phone|iban)'}\n    require: {tags_any: [pii], classification_min: confidential}\n");
+    size_t ne;
+    char *r = eval_text(ps, "name: a\nschema:\n  - {name: id}\n  - {name: contact, logicalType: object, properties:\n"
+                            "      [{name: Email_Address}, {name: phone, tags: [PII]}]}\n", NULL, &ne);
+    cr_expect(strstr(r, "schema[1].properties[0].tags") != NULL, "nested, case-insensitive: %s", r);
+    cr_expect(!strstr(r, "properties[1]"), "tagged PII (case-insensitive): %s", r);
+    cr_expect(strstr(r, "\"path\":\"classification\"") != NULL, "%s", r);
+    cr_expect_eq(ne, 2, "%s", r);
+    free(r);
+    r = eval_text(ps, "name: a\nclassification: restricted\nschema: [{name: email, tags: [pii]}]\n", NULL, &ne);
+    cr_expect_eq(ne, 0, "%s", r);
+    free(r);
+    policy_free(&ps);
+}
+
+Test(policy, transition_compatibility_grant)
+{
+    policy_set_t *ps = parse_ok(HEAD
+        "  - {id: dep, severity: error, type: transition, from: deprecated, to: retired, min_age: P60D}\n"
+        "  - {id: compat, severity: error, type: compatibility, mode: BACKWARD}\n"
+        "  - {id: grant, severity: error, type: grant, when: {classification: restricted}, max_days: 90}\n");
+    policy_ctx_t ctx = { .now_ms = T0, .created_ms = T0 - 400 * DAY_MS, .prev_status = "deprecated",
+                         .prev_status_since_ms = T0 - 10 * DAY_MS };
+    size_t ne;
+    char *r = eval_text(ps, "name: a\nstatus: retired\n", &ctx, &ne);
+    cr_expect(has_rule(r, "dep") && ne == 1, "%s", r);
+    free(r);
+    ctx.prev_status_since_ms = T0 - 61 * DAY_MS;
+    r = eval_text(ps, "name: a\nstatus: retired\n", &ctx, &ne);
+    cr_expect_eq(ne, 0, "%s", r);
+    free(r);
+    ctx.prev_status = "active";   /* straight from active: never deprecated */
+    r = eval_text(ps, "name: a\nstatus: retired\n", &ctx, &ne);
+    cr_expect(has_rule(r, "dep"), "%s", r);
+    free(r);
+    r = eval_text(ps, "name: a\ncompatibility: FORWARD\n", NULL, &ne);
+    cr_expect(has_rule(r, "compat"), "FORWARD does not cover BACKWARD: %s", r);
+    free(r);
+    r = eval_text(ps, "name: a\ncompatibility: FULL_TRANSITIVE\n", NULL, &ne);
+    cr_expect_eq(ne, 0, "%s", r);
+    free(r);
+    r = eval_text(ps, "name: a\n", NULL, &ne);   /* default BACKWARD_TRANSITIVE */
+    cr_expect_eq(ne, 0, "%s", r);
+    free(r);
+    cr_expect_eq(policy_mode_covers("NONE", "BACKWARD"), 0);
+    cr_expect_eq(policy_mode_covers("BACKWARD", "BACKWARD_TRANSITIVE"), 0);
+    cr_expect_eq(policy_mode_covers("bogus", "BACKWARD"), -1);
+    policy_report_t g = { 0 };
+    cr_assert_eq(policy_eval_grant(ps, "restricted", 91, &g), 0);
+    cr_expect_eq(g.nerrors, 1);
+    policy_report_free(&g);
+    cr_assert_eq(policy_eval_grant(ps, "restricted", 90, &g), 0);
+    cr_expect_eq(g.n, 0);
+    policy_report_free(&g);
+    cr_assert_eq(policy_eval_grant(ps, "confidential", 365, &g), 0);
+    cr_expect_eq(g.n, 0);
+    policy_report_free(&g);
+    policy_free(&ps);
+}
+
+Test(policy, retire_by_tombstone_judged_by_transition_rules)
+{
+    policy_set_t *ps = parse_ok(HEAD
+        "  - {id: dep, severity: error, type: transition, from: deprecated, to: retired, min_age: P60D}\n"
+        "  - {id: own, severity: error, type: required, paths: [owners.business]}\n");
+    policy_ctx_t ctx = { .now_ms = T0, .created_ms = T0 - 100 * DAY_MS, .prev_status = "active" };
+    policy_report_t r = { 0 };
+    cr_assert_eq(policy_eval_retire(ps, &ctx, &r), 0);
+    cr_expect(r.n == 1 && !strcmp(r.v[0].rule, "dep"), "only the transition rule judges a tombstone");
+    policy_report_free(&r);
+    ctx.prev_status = "deprecated";
+    ctx.prev_status_since_ms = T0 - 90 * DAY_MS;
+    cr_assert_eq(policy_eval_retire(ps, &ctx, &r), 0);
+    cr_expect_eq(r.n, 0);
+    policy_report_free(&r);
+    policy_free(&ps);
+}
+
+Test(policy, grace_turns_new_errors_into_warnings_for_existing_products)
+{
+    policy_set_t *ps = parse_ok("version: 2\ngrace: P30D\neffective_from: 2027-01-15T08:00:00Z\nrules:\n"
+                                "  - {id: own, severity: error, type: required, paths: [owners.business]}\n");
+    int64_t eff = policy_effective_ms(ps);
+    cr_assert_gt(eff, 0);
+    policy_ctx_t existing = { .now_ms = eff + 5 * DAY_MS, .created_ms = eff - 100 * DAY_MS };
+    size_t ne;
+    char *r = eval_text(ps, "name: a\n", &existing, &ne);
+    cr_expect(ne == 0 && strstr(r, "\"grace\":true") && strstr(r, "\"severity\":\"warning\""), "%s", r);
+    free(r);
+    existing.now_ms = eff + 31 * DAY_MS;   /* grace over */
+    r = eval_text(ps, "name: a\n", &existing, &ne);
+    cr_expect_eq(ne, 1, "%s", r);
+    free(r);
+    policy_ctx_t fresh = { .now_ms = eff + DAY_MS };   /* a new product gets no grace */
+    r = eval_text(ps, "name: a\n", &fresh, &ne);
+    cr_expect_eq(ne, 1, "%s", r);
+    free(r);
+    policy_free(&ps);
+}
+
+Test(policy, the_sets_own_tests)
+{
+    policy_set_t *ps = parse_ok(HEAD
+        "  - {id: own, severity: error, type: required, paths: [owners.business]}\n"
+        "tests:\n"
+        "  - manifest: {name: a, owners: {business: x@y.z}}\n    expect: {pass: true}\n"
+        "  - manifest: {name: a}\n    expect: {fail: [own]}\n");
+    cr_expect_eq(policy_run_tests(ps, NULL, err, sizeof err), 0, "%s", err);
+    policy_free(&ps);
+    ps = parse_ok(HEAD
+        "  - {id: own, severity: error, type: required, paths: [owners.business]}\n"
+        "tests:\n"
+        "  - manifest: {name: a}\n    expect: {pass: true}\n");
+    cr_expect_eq(policy_run_tests(ps, NULL, err, sizeof err), -1);
+    cr_expect(strstr(err, "tests[0] (line 5)") && strstr(err, "own"), "%s", err);
+    policy_free(&ps);
+    parse_bad(HEAD "  - {id: own, severity: error, type: required, paths: [a]}\ntests:\n"
+              "  - manifest: {name: a}\n    expect: {fail: [nope]}\n", "no rule 'nope'");
+}
+
+Test(policy, malformed_and_hostile_sets_are_refused_with_the_line)
+{
+    parse_bad("rules: []\n", "version");
+    parse_bad("version: 0\nrules: []\n", "version");
+    parse_bad(HEAD "  - {id: a, severity: fatal, type: required, paths: [x]}\n", "severity");
+    parse_bad(HEAD "  - {id: a, severity: error, type: magic}\n", "type");
+    parse_bad(HEAD "  - {id: a, severity: error, type: required, paths: [x], extra: 1}\n", "unknown key 'extra'");
+    parse_bad(HEAD "  - {id: a, severity: error, type: required, paths: [x]}\n"
+                   "  - {id: a, severity: error, type: required, paths: [y]}\n", "used twice");
+    parse_bad(HEAD "  - {id: a, severity: error, type: required, paths: [a.b.c.d.e.f.g.h.i]}\n", "more than 8 parts");
+    parse_bad(HEAD "  - {id: a, severity: error, type: required, paths: ['a[0]']}\n", "[*]");
+    parse_bad(HEAD "  - {id: a, severity: error, type: regex, path: n, pattern: '(a)\\1'}\n", "back-references");
+    parse_bad(HEAD "  - {id: a, severity: error, type: regex, path: n, pattern: '((a{0,200}){0,200})'}\n", "too complex");
+    parse_bad(HEAD "  - {id: a, severity: error, type: regex, path: n, pattern: 'a{300}'}\n", "at most 255");
+    parse_bad(HEAD "  - {id: a, severity: error, type: regex, path: n, pattern: '[a-'}\n", "line 3");
+    parse_bad(HEAD "  - {id: a, severity: error, type: transition, from: deprecated, to: retired, min_age: P1Y}\n",
+              "min_age");
+    parse_bad(HEAD "  - {id: a, severity: error, type: compatibility, mode: SIDEWAYS}\n", "mode");
+    parse_bad("version: 1\nrules: []\nsurprise: 1\n", "unknown key 'surprise'");
+    parse_bad("version: 1\nrules: [\n", "malformed YAML");
+    /* a long pattern */
+    char *big = malloc(2000);
+    int n = snprintf(big, 2000, HEAD "  - {id: a, severity: error, type: regex, path: n, pattern: '");
+    memset(big + n, 'a', 300);
+    strcpy(big + n + 300, "'}\n");
+    parse_bad(big, "over the limit of 256");
+    free(big);
+    /* thousands of rules */
+    size_t cap = 400 * 80, off = 0;
+    char *many = malloc(cap);
+    off += (size_t)snprintf(many, cap, HEAD);
+    for (int i = 0; i < POLICY_MAX_RULES + 1; i++)
+        off += (size_t)snprintf(many + off, cap - off, "  - {id: r%d, severity: error, type: required, paths: [x]}\n", i);
+    parse_bad(many, "at most 256");
+    free(many);
+    /* oversize text */
+    char *huge = malloc(POLICY_MAX_BYTES + 2);
+    memset(huge, '#', POLICY_MAX_BYTES + 1);
+    huge[POLICY_MAX_BYTES + 1] = '\0';
+    parse_bad(huge, "over the limit");
+    free(huge);
+}
+
+Test(policy, regex_matching_stays_fast_on_hostile_input)
+{
+    /* A pattern that backtracking engines take exponential time on, against a long value. */
+    policy_set_t *ps = parse_ok(HEAD "  - {id: a, severity: error, type: regex, path: d, pattern: '^(a|aa)*(a|aa)*b$'}\n");
+    size_t n = 60000;
+    char *m = malloc(n + 16);
+    memcpy(m, "d: ", 3);
+    memset(m + 3, 'a', n);
+    strcpy(m + 3 + n, "\n");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t ne;
+    char *r = eval_text(ps, m, NULL, &ne);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_expect_eq(ne, 1, "%s", r);
+    cr_expect_lt(s, 5.0, "matching took %.2f s", s);
+    free(r);
+    free(m);
+    policy_free(&ps);
+}
+
+Test(policy, deterministic)
+{
+    char path[512];
+    size_t len;
+    char *text = h_read_file(h_repo_path("examples/policies/company.yaml", path, sizeof path), &len);
+    policy_set_t *a = policy_parse(text, len, err, sizeof err), *b = policy_parse(text, len, err, sizeof err);
+    free(text);
+    cr_assert(a && b);
+    const char *m = "name: X\nversion: '1'\nowners: {business: no}\nschema: [{name: email}, {name: phone_no}]\n"
+                    "classification: secret\ncompatibility: NONE\n";
+    char *r1 = eval_text(a, m, NULL, NULL), *r2 = eval_text(b, m, NULL, NULL), *r3 = eval_text(a, m, NULL, NULL);
+    cr_expect_str_eq(r1, r2);
+    cr_expect_str_eq(r1, r3);
+    free(r1), free(r2), free(r3);
+    policy_free(&a);
+    policy_free(&b);
+}
+
+/* ================================================================ signatures and the store */
+
+static identity_t R1, R2, G1, G2, G3;
+static charter_t ch;
+
+static void mk_id(identity_t *id)
+{
+    memset(id, 0, sizeof *id);
+    crypto_sign_keypair(id->pk, id->sk);
+    identity_hex(id->pk, id->hex);
+}
+
+static void sig_setup(void)
+{
+    cr_assert_geq(sodium_init(), 0);
+    mk_id(&R1), mk_id(&R2), mk_id(&G1), mk_id(&G2), mk_id(&G3);
+    memset(&ch, 0, sizeof ch);
+    randombytes_buf(ch.fed_id, FED_ID_LEN);
+    const identity_t *roots[] = { &R1, &R2 }, *gov[] = { &G1, &G2, &G3 };
+    for (int i = 0; i < 2; i++) {
+        memcpy(ch.keys[ch.nkeys].key, roots[i]->pk, ID_PK_LEN);
+        ch.keys[ch.nkeys++].role = CHARTER_ROLE_ROOT;
+    }
+    for (int i = 0; i < 3; i++) {
+        memcpy(ch.keys[ch.nkeys].key, gov[i]->pk, ID_PK_LEN);
+        ch.keys[ch.nkeys++].role = CHARTER_ROLE_GOVERNANCE;
+    }
+    ch.threshold = 2;
+    ch.gov_threshold = 2;
+    ch.issued_ms = T0;
+    cr_assert_eq(charter_sign(NULL, &ch, roots, 2, err, sizeof err), 0, "%s", err);
+}
+
+static void sig_teardown(void) { charter_free(&ch); }
+
+static const char *set_v(int v)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf, "version: %d\nrules:\n  - {id: own, severity: error, type: required, paths: [owners.business]}\n"
+             "tests:\n  - manifest: {name: a}\n    expect: {fail: [own]}\n", v);
+    return buf;
+}
+
+/* An envelope of the set signed by exactly the given keys (bypassing policy_sign's checks). */
+static uint8_t *raw_signed(const char *yaml, const uint8_t *fed, const identity_t *const *keys, size_t n, size_t *len)
+{
+    Trib__PolicySet b = TRIB__POLICY_SET__INIT;
+    b.federation_id.data = (uint8_t *)fed;
+    b.federation_id.len = FED_ID_LEN;
+    policy_set_t *ps = parse_ok(yaml);
+    b.version = policy_version(ps);
+    policy_free(&ps);
+    b.issued_ms = T0;
+    b.text = (char *)yaml;
+    size_t blen = trib__policy_set__get_packed_size(&b);
+    uint8_t *body = malloc(blen), *env = NULL;
+    trib__policy_set__pack(&b, body);
+    cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, blen, keys, n, &env, len), 0);
+    free(body);
+    return env;
+}
+
+Test(policy_sig, threshold_of_governance_keys, .init = sig_setup, .fini = sig_teardown)
+{
+    const identity_t *two[] = { &G1, &G2 }, *one[] = { &G1 }, *root_and_gov[] = { &R1, &G1 }, *dup[] = { &G1, &G1 };
+    uint8_t *env = NULL;
+    size_t len = 0;
+    const char *y = set_v(1);
+    cr_expect_neq(policy_sign(y, strlen(y), &ch, one, 1, T0, &env, &len, err, sizeof err), 0, "one key of two signed");
+    cr_expect_neq(policy_sign(y, strlen(y), &ch, root_and_gov, 2, T0, &env, &len, err, sizeof err), 0);
+    cr_expect(strstr(err, "not a governance key"), "%s", err);
+    cr_expect_neq(policy_sign(y, strlen(y), &ch, dup, 2, T0, &env, &len, err, sizeof err), 0);
+    cr_assert_eq(policy_sign(y, strlen(y), &ch, two, 2, T0, &env, &len, err, sizeof err), 0, "%s", err);
+    policy_signed_t s;
+    cr_assert_eq(policy_verify(env, len, &ch, &s, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(s.info.version, 1);
+    cr_expect_eq(s.info.nsigners, 2);
+    cr_expect_eq(policy_effective_ms(s.ps), T0, "a signed set takes effect at its signing time");
+    policy_signed_free(&s);
+    free(env);
+
+    /* made by hand: below threshold, a root's signature counts nothing, a duplicate counts once */
+    env = raw_signed(y, ch.fed_id, one, 1, &len);
+    cr_expect_neq(policy_verify(env, len, &ch, &s, err, sizeof err), 0);
+    cr_expect(strstr(err, "needs 2"), "%s", err);
+    free(env);
+    env = raw_signed(y, ch.fed_id, root_and_gov, 2, &len);
+    cr_expect_neq(policy_verify(env, len, &ch, &s, err, sizeof err), 0);
+    free(env);
+    env = raw_signed(y, ch.fed_id, dup, 2, &len);
+    cr_expect_neq(policy_verify(env, len, &ch, &s, err, sizeof err), 0);
+    free(env);
+    /* another federation */
+    uint8_t other[FED_ID_LEN];
+    randombytes_buf(other, sizeof other);
+    env = raw_signed(y, other, two, 2, &len);
+    cr_expect_neq(policy_verify(env, len, &ch, &s, err, sizeof err), 0);
+    cr_expect(strstr(err, "another federation"), "%s", err);
+    free(env);
+    /* a forged signature: flip a byte of the last signature */
+    env = raw_signed(y, ch.fed_id, two, 2, &len);
+    env[len - 1] ^= 1;
+    cr_expect_neq(policy_verify(env, len, &ch, &s, err, sizeof err), 0);
+    cr_expect(strstr(err, "does not verify"), "%s", err);
+    free(env);
+    /* a set whose own tests fail, even when signed */
+    const char *failing = "version: 5\nrules:\n  - {id: own, severity: error, type: required, paths: [x]}\n"
+                          "tests:\n  - manifest: {name: a}\n    expect: {pass: true}\n";
+    env = raw_signed(failing, ch.fed_id, two, 2, &len);
+    cr_expect_neq(policy_verify(env, len, &ch, &s, err, sizeof err), 0);
+    cr_expect(strstr(err, "tests fail"), "%s", err);
+    free(env);
+    /* signed as another kind: the tag differs */
+    uint8_t *cenv = NULL;
+    size_t clen = 0;
+    cr_assert_eq(trust_envelope_make(TRUST_KIND_CERT, (const uint8_t *)"x", 1, two, 2, &cenv, &clen), 0);
+    cr_expect_neq(policy_verify(cenv, clen, &ch, &s, err, sizeof err), 0);
+    free(cenv);
+}
+
+Test(policy_sig, offer_versions_only_go_up_and_persist, .init = sig_setup, .fini = sig_teardown)
+{
+    char dir[] = "/tmp/trib-policy-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const identity_t *two[] = { &G2, &G3 };
+    policy_store_t *s = policy_store_open(dir, &ch, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    cr_expect_eq(policy_offer(s, (const uint8_t *)"junk", 4, &ch, err, sizeof err), POLICY_REFUSED_BAD);
+    const identity_t *one[] = { &G1 };
+    size_t l0;
+    uint8_t *below = raw_signed(set_v(1), ch.fed_id, one, 1, &l0);
+    cr_expect_eq(policy_offer(s, below, l0, &ch, err, sizeof err), POLICY_REFUSED_SIGNATURE, "below threshold");
+    free(below);
+    cr_expect_eq(policy_offer(s, NULL, 0, NULL, err, sizeof err), POLICY_REFUSED_OPEN, "open mode refuses signed sets");
+    size_t l1, l2, l3;
+    uint8_t *v1 = raw_signed(set_v(1), ch.fed_id, two, 2, &l1), *v2 = raw_signed(set_v(2), ch.fed_id, two, 2, &l2),
+            *v3 = raw_signed(set_v(3), ch.fed_id, two, 2, &l3);
+    cr_assert_eq(policy_offer(s, v2, l2, &ch, err, sizeof err), 0, "%s", err);
+    uint64_t g = policy_store_generation(s);
+    cr_expect_eq(policy_offer(s, v2, l2, &ch, err, sizeof err), POLICY_REFUSED_STALE, "a replay of the set in force");
+    cr_expect(strstr(err, "not newer"), "%s", err);
+    cr_expect_eq(policy_offer(s, v1, l1, &ch, err, sizeof err), POLICY_REFUSED_STALE, "an older set");
+    cr_expect_eq(policy_store_generation(s), g, "a refused set changes nothing");
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(s, &info);
+    cr_assert_not_null(ps);
+    cr_expect_eq(info.version, 2);
+    cr_expect_eq(info.nsigners, 2);
+    /* a reader keeps its snapshot while a newer set comes into force */
+    cr_assert_eq(policy_offer(s, v3, l3, &ch, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(policy_version(ps), 2);
+    policy_store_put(s, ps);
+    policy_store_close(&s);
+    s = policy_store_open(dir, &ch, err, sizeof err);   /* persisted */
+    cr_assert_not_null(s, "%s", err);
+    ps = policy_store_get(s, &info);
+    cr_expect_eq(info.version, 3);
+    policy_store_put(s, ps);
+    json_t *j = policy_store_json(s);
+    cr_expect_eq(json_integer_value(json_object_get(j, "version")), 3);
+    cr_expect_eq(json_array_size(json_object_get(j, "signers")), 2);
+    json_decref(j);
+    policy_store_close(&s);
+    free(v1), free(v2), free(v3);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* ================================================================ random input */
+
+static uint64_t rng = 0x2545F4914F6CDD1DULL;
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static const char *const fragments[] = {
+    "version: 1\n", "rules:\n", "  - ", "{id: a, severity: error, type: regex, path: 'x[*].y', pattern: '",
+    "(a|b)*", "{3,7}", "[[:alpha:]]", "\\1", "'}\n", "type: field_rule\n", "when: {name_regex: 'e'}\n",
+    "require: {tags_any: [pii]}\n", "tests:\n", "  - manifest: {name: a}\n", "    expect: {fail: [a]}\n",
+    "&x [1]\n", "*x\n", "<<: *x\n", "{", "}", "[", "]", ":", "\n", "'", "\"", "\t", "P30D", "\xff\xfe",
+};
+
+Test(policy_fuzz, random_sets_are_refused_or_evaluated_within_bounds, .timeout = 120)
+{
+    char path[512];
+    size_t base_len;
+    char *base = h_read_file(h_repo_path("examples/policies/company.yaml", path, sizeof path), &base_len);
+    cr_assert_not_null(base);
+    size_t cap = base_len + 4096;
+    char *buf = malloc(cap + 1);
+    json_t *doc = json_pack("{s:s,s:s,s:[{s:s},{s:s,s:[s]}],s:{s:s}}", "name", "x", "version", "1.0.0", "schema",
+                            "name", "email", "name", "phone", "tags", "pii", "owners", "business", "a@b.cd");
+    int parsed = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t len;
+        if (iter % 3 == 0) {   /* mutate the example */
+            memcpy(buf, base, base_len);
+            len = base_len;
+            int k = 1 + (int)(next() % 8);
+            for (int m = 0; m < k && len > 0; m++) {
+                size_t at = next() % len;
+                switch (next() % 4) {
+                case 0: buf[at] = (char)(next() & 0xff); break;
+                case 1: len = at; break;
+                case 2:
+                    if (len + 1 < cap) {
+                        memmove(buf + at + 1, buf + at, len - at);
+                        buf[at] = " :-[]{}'\"\n*&!|>"[next() % 16];
+                        len++;
+                    }
+                    break;
+                default: {
+                    size_t n2 = next() % 64;
+                    if (at + n2 > len)
+                        n2 = len - at;
+                    memmove(buf + at, buf + at + n2, len - at - n2);
+                    len -= n2;
+                }
+                }
+            }
+        } else {   /* splice fragments */
+            len = 0;
+            int k = 1 + (int)(next() % 24);
+            for (int m = 0; m < k; m++) {
+                const char *f = fragments[next() % (sizeof fragments / sizeof *fragments)];
+                size_t fl = strlen(f);
+                if (len + fl >= cap)
+                    break;
+                memcpy(buf + len, f, fl);
+                len += fl;
+            }
+        }
+        buf[len] = '\0';
+        policy_set_t *ps = policy_parse(buf, len, err, sizeof err);
+        if (!ps) {
+            cr_assert(err[0] != '\0', "a refusal without a reason");
+            continue;
+        }
+        parsed++;
+        policy_report_t r = { 0 };
+        policy_ctx_t ctx = { .now_ms = T0, .created_ms = T0 - DAY_MS, .prev_status = "deprecated",
+                             .prev_status_since_ms = T0 - 2 * DAY_MS };
+        cr_assert_eq(policy_eval(ps, doc, &ctx, &r), 0);
+        cr_assert_leq(r.n, POLICY_MAX_VIOLATIONS);
+        policy_report_free(&r);
+        policy_run_tests(ps, NULL, err, sizeof err);
+        policy_eval_grant(ps, "restricted", 100, &r);
+        policy_report_free(&r);
+        policy_free(&ps);
+    }
+    cr_expect_gt(parsed, 10, "the run should also reach the evaluator (%d sets parsed)", parsed);
+    json_decref(doc);
+    free(buf);
+    free(base);
+}
+
+/* Random mutations of a valid signed set: every one is refused (a signature covers every byte
+ * that matters) or, when a mutation only touched bytes outside the signed body in a way the
+ * decoder tolerates, verified; never a crash or a leak (make asan). */
+Test(policy_fuzz, mutated_signed_sets_are_refused, .init = sig_setup, .fini = sig_teardown, .timeout = 120)
+{
+    const identity_t *two[] = { &G1, &G2 };
+    size_t len;
+    uint8_t *env = raw_signed(set_v(4), ch.fed_id, two, 2, &len);
+    uint8_t *buf = malloc(len + 64);
+    int accepted = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(buf, env, len);
+        size_t n = len;
+        int k = 1 + (int)(next() % 4);
+        for (int m = 0; m < k && n > 0; m++) {
+            size_t at = next() % n;
+            switch (next() % 3) {
+            case 0: buf[at] ^= (uint8_t)(1 + next() % 255); break;
+            case 1: n = at; break;
+            default:
+                if (n + 1 < len + 64) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = (uint8_t)next();
+                    n++;
+                }
+            }
+        }
+        policy_signed_t s;
+        if (policy_verify(buf, n, &ch, &s, err, sizeof err) == 0) {
+            accepted++;
+            cr_expect_eq(s.info.version, 4);
+            policy_signed_free(&s);
+        } else
+            cr_assert(err[0], "a refusal without a reason");
+        if (policy_decode(buf, n, &s, err, sizeof err) == 0)
+            policy_signed_free(&s);
+    }
+    cr_expect_lt(accepted, 30, "%d of 3000 mutated sets verified", accepted);
+    free(buf);
+    free(env);
+}
