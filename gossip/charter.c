@@ -41,6 +41,7 @@ const char *trust_kind_name(trust_kind_t k)
     case TRUST_KIND_CHARTER: return "charter";
     case TRUST_KIND_CERT:    return "certificate";
     case TRUST_KIND_REVOKE:  return "revocation";
+    case TRUST_KIND_POLICY:  return "policy";
     }
     return "unknown";
 }
@@ -51,9 +52,12 @@ static const char *file_kind(trust_kind_t k)
     case TRUST_KIND_CHARTER: return "trib.charter";
     case TRUST_KIND_CERT:    return "trib.cert";
     case TRUST_KIND_REVOKE:  return "trib.revocation";
+    case TRUST_KIND_POLICY:  return "trib.policy";
     }
     return "";
 }
+
+const char *trust_file_kind_name(trust_kind_t k) { return file_kind(k); }
 
 void trust_hex(const uint8_t *p, size_t n, char *out)
 {
@@ -128,9 +132,9 @@ int trust_time_parse(const char *s, int64_t *ms)
 const uint8_t *trust_tag(trust_kind_t k, size_t *len)
 {
     static const char charter[] = "trib/charter/v1", cert[] = "trib/cert/v1",
-                      revoke[] = "trib/revoke/v1";
+                      revoke[] = "trib/revoke/v1", policy[] = "trib/policy/v1";
     const char *t = k == TRUST_KIND_CHARTER ? charter : k == TRUST_KIND_CERT ? cert
-                  : k == TRUST_KIND_REVOKE ? revoke : NULL;
+                  : k == TRUST_KIND_REVOKE ? revoke : k == TRUST_KIND_POLICY ? policy : NULL;
     assert(t != NULL);
     *len = strlen(t) + 1;   /* the NUL too: no tag is a prefix of another's signed bytes */
     return (const uint8_t *)t;

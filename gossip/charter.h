@@ -29,7 +29,10 @@
 #define TRUST_HASH_LEN    32
 #define TRUST_TIME_MAX_MS 253402300799999LL   /* 9999-12-31T23:59:59.999Z: later times are refused */
 
-typedef enum { TRUST_KIND_CHARTER = 1, TRUST_KIND_CERT = 2, TRUST_KIND_REVOKE = 3 } trust_kind_t;
+typedef enum {
+    TRUST_KIND_CHARTER = 1, TRUST_KIND_CERT = 2, TRUST_KIND_REVOKE = 3,
+    TRUST_KIND_POLICY = 4,   /* a global policy set, tag "trib/policy/v1" (node/policy.c checks it) */
+} trust_kind_t;
 
 /* Why a trust object or a key was refused; trust_verdict_name gives the metric label. */
 typedef enum {
@@ -51,7 +54,9 @@ typedef enum {
 } trust_verdict_t;
 
 const char *trust_verdict_name(trust_verdict_t v);   /* "ok", "forged", ... */
-const char *trust_kind_name(trust_kind_t k);         /* "charter", "certificate", "revocation" */
+const char *trust_kind_name(trust_kind_t k);         /* "charter", "certificate", "revocation", "policy" */
+/* The file form's "kind": "trib.charter", "trib.cert", "trib.revocation", "trib.policy"; "" else. */
+const char *trust_file_kind_name(trust_kind_t k);
 
 /* ---------------------------------------------------------------- the signed envelope */
 

@@ -798,6 +798,8 @@ static int run_show(fctx_t *c)
         if (chpath)
             v = revocation_verify(&ch, &r, why, sizeof why);
         break;
+    case TRUST_KIND_POLICY:    /* trust_file_kind does not name it: `trib policy show` does */
+        break;
     }
     if (view == NULL) {
         rc = fail(c, "%s: out of memory", file);

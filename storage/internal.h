@@ -20,6 +20,7 @@ struct store {
     MDB_env *env;
     MDB_dbi meta, catalog, heads, products, records, members;
     MDB_dbi s_terms, s_facets, s_docs, s_ids;   /* search index (search.c) */
+    MDB_dbi fedlog;                    /* federation log objects (fedlog.c) */
     int search_off;                    /* store_opts_t.no_search: index not maintained */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */
