@@ -34,6 +34,7 @@ static const option_t options[] = {
     S(advertise, K_STR, "", "peer address other nodes use to reach this one (default: --listen)"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL, "peer address of another node to join through (repeatable)"},
     S(federation_secret, K_STR, "tributary", "federation name shared by all nodes (derives the CURVE server key)"),
+    S(charter, K_STR, "", "chartered mode: the federation's charter.json (trust anchor; federation log)"),
     S(log_level, K_STR, "info", "error | warn | info | debug"),
     U(map_size_mb, 1, 1 << 20, "64", "initial LMDB map size in MiB (grows on demand)"),
     U(map_max_mb, 1, 1 << 30, "1048576", "largest LMDB map size in MiB"),

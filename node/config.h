@@ -19,6 +19,7 @@ typedef struct {
     char seeds[CONFIG_MAX_SEEDS][128];
     int nseeds;
     char federation_secret[128];
+    char charter[512];              /* chartered mode: the federation's charter.json (empty: open) */
     char log_level[16];
     uint64_t map_size_mb, map_max_mb;
     uint64_t max_body_mb, max_record_kb, max_records;

@@ -30,6 +30,7 @@
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/http.h"
+#include "node/http_fed.h"
 #include "node/node.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
@@ -41,7 +42,7 @@
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
 typedef enum {
     R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
-    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_OTHER, R_COUNT
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_FED_GET, R_FED_POST, R_OTHER, R_COUNT
 } route_t;
 
 /* What a caller must hold for a route (DESIGN §13). The access issue enforces it in allowed();
@@ -561,6 +562,20 @@ static enum MHD_Result h_records_post(call_t *k)
 
 static enum MHD_Result h_metrics(call_t *k);
 
+static enum MHD_Result h_fed_get(call_t *k)
+{
+    json_t *j = NULL;
+    unsigned st = http_fed_show(k->n, &j);
+    return send_json(k->c, R_FED_GET, st, j);
+}
+
+static enum MHD_Result h_fed_post(call_t *k)
+{
+    json_t *j = NULL;
+    unsigned st = http_fed_submit(k->n, k->req->body, k->req->len, &j);
+    return send_json(k->c, R_FED_POST, st, j);
+}
+
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must
  * form a product id. A path that matches no row is a 404; a path some row matches with another
  * method is a 405 listing the methods in Allow. Only rows with body set receive a request body
@@ -587,6 +602,9 @@ static const route_row_t routes[] = {
     {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ},
     {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ},
     {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE},
+    /* federation objects carry their roots' signatures: anyone may hand one in (node/http_fed.c) */
+    {"GET",    "/v1/federation",      R_FED_GET,        "federation",     h_fed_get,        0, RIGHT_NONE},
+    {"POST",   "/v1/federation/objects", R_FED_POST,    "federation_objects", h_fed_post,   1, RIGHT_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
