@@ -7,6 +7,7 @@
  * gossip/charter.c and gossip/cert.c.
  * Must not: talk to a node, overwrite a file, or print a secret key. */
 #include "node/cmd_fed.h"
+#include "node/cmd_fednode.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -197,6 +198,7 @@ void fed_usage(FILE *f)
     fprintf(f, "\nTrust (offline, on the governance machine or beside a data dir):\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fednode_usage(f);
 }
 
 /* ================================================================ arguments */
@@ -858,12 +860,14 @@ int fed_run(int argc, char **argv, FILE *out, FILE *err)
         if (argc < 2 || argv[1][0] == '-') {
             int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
             FILE *f = help ? out : err;
-            fprintf(f, "usage: trib fed init|certify|revoke|update|show ...\n");
+            fprintf(f, "usage: trib fed init|certify|revoke|update|show|submit|status ...\n");
             fed_usage(f);
             if (!help)
                 fprintf(err, "\ntrib: fed: missing subcommand\n");
             return help ? FED_OK : FED_USAGE;
         }
+        if (fednode_is_command(argv[1]))   /* these two talk to a node: node/cmd_fednode.c */
+            return fednode_run(argc - 1, argv + 1, out, err);
         snprintf(name, sizeof name, "fed %.20s", argv[1]);
         skip = 2;
     }

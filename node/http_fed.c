@@ -64,12 +64,13 @@ unsigned http_fed_submit(node_t *n, const char *body, size_t len, json_t **reply
         json_decref(j);
         return error(reply, 400, "malformed", detail);
     }
-    const char *kind = json_string_value(json_object_get(j, "kind"));
     const char *b64 = json_string_value(json_object_get(j, "signed"));
+    const char *kname = json_string_value(json_object_get(j, "kind"));
     int want = 0;
-    for (int k = TRUST_KIND_CHARTER; kind && k <= TRUST_KIND_POLICY; k++)
-        if (!strcmp(kind, trust_file_kind_name((trust_kind_t)k)))
+    for (int k = TRUST_KIND_CHARTER; kname && k <= TRUST_KIND_POLICY; k++)
+        if (!strcmp(kname, trust_file_kind_name((trust_kind_t)k)))
             want = k;
+    const char *kind = want ? trust_file_kind_name((trust_kind_t)want) : "";   /* outlives j */
     if (!want || !b64) {
         json_decref(j);
         return error(reply, 400, "malformed", !want ? "body: \"kind\" must be trib.charter, trib.cert, "
@@ -105,7 +106,7 @@ unsigned http_fed_submit(node_t *n, const char *body, size_t len, json_t **reply
     }
     const char *code;
     unsigned status = status_of(r.reason, &code);
-    snprintf(detail, sizeof detail, "%s: %s", trust_kind_name((trust_kind_t)r.kind), r.err);
+    snprintf(detail, sizeof detail, "%s", r.err);
     return error(reply, status, code, detail);
 }
 
