@@ -749,7 +749,9 @@ Test(fedlog, hostile_submissions_are_refused_counted_and_the_node_serves)
     json_dump_file(j, P("forged.cert"), 0);
     /* the certificate's bytes in a revocation file */
     json_object_set_new(j, "kind", json_string("trib.revocation"));
-    json_object_set_new(j, "signed", json_string(json_string_value(json_object_get(json_loads(txt, 0, NULL), "signed"))));
+    json_t *orig = json_loads(txt, 0, NULL);
+    json_object_set(j, "signed", json_object_get(orig, "signed"));
+    json_decref(orig);
     json_dump_file(j, P("cert-as-rev.json"), 0);
     json_decref(j);
     free(sig);
