@@ -42,6 +42,7 @@ const char *trust_kind_name(trust_kind_t k)
     case TRUST_KIND_CERT:    return "certificate";
     case TRUST_KIND_REVOKE:  return "revocation";
     case TRUST_KIND_POLICY:  return "policy";
+    case TRUST_KIND_ROTATE:  return "rotation";
     }
     return "unknown";
 }
@@ -53,6 +54,7 @@ static const char *file_kind(trust_kind_t k)
     case TRUST_KIND_CERT:    return "trib.cert";
     case TRUST_KIND_REVOKE:  return "trib.revocation";
     case TRUST_KIND_POLICY:  return "trib.policy";
+    case TRUST_KIND_ROTATE:  return "trib.rotation";
     }
     return "";
 }
@@ -132,9 +134,11 @@ int trust_time_parse(const char *s, int64_t *ms)
 const uint8_t *trust_tag(trust_kind_t k, size_t *len)
 {
     static const char charter[] = "trib/charter/v1", cert[] = "trib/cert/v1",
-                      revoke[] = "trib/revoke/v1", policy[] = "trib/policy/v1";
+                      revoke[] = "trib/revoke/v1", policy[] = "trib/policy/v1",
+                      rotate[] = "trib/rotate/v1";
     const char *t = k == TRUST_KIND_CHARTER ? charter : k == TRUST_KIND_CERT ? cert
-                  : k == TRUST_KIND_REVOKE ? revoke : k == TRUST_KIND_POLICY ? policy : NULL;
+                  : k == TRUST_KIND_REVOKE ? revoke : k == TRUST_KIND_POLICY ? policy
+                  : k == TRUST_KIND_ROTATE ? rotate : NULL;
     assert(t != NULL);
     *len = strlen(t) + 1;   /* the NUL too: no tag is a prefix of another's signed bytes */
     return (const uint8_t *)t;
@@ -786,12 +790,13 @@ fail:
 
 trust_kind_t trust_file_kind(const char *path, char *err, size_t errlen)
 {
-    static const trust_kind_t kinds[] = { TRUST_KIND_CHARTER, TRUST_KIND_CERT, TRUST_KIND_REVOKE };
+    static const trust_kind_t kinds[] = { TRUST_KIND_CHARTER, TRUST_KIND_CERT, TRUST_KIND_REVOKE,
+                                          TRUST_KIND_ROTATE };
     json_t *j = read_json(path, 0, err, errlen);
     if (j == NULL)
         return 0;
     const char *kind = json_string_value(json_object_get(j, "kind"));
-    for (size_t i = 0; kind && i < 3; i++)
+    for (size_t i = 0; kind && i < sizeof kinds / sizeof kinds[0]; i++)
         if (strcmp(kind, file_kind(kinds[i])) == 0) {
             json_decref(j);
             return kinds[i];

@@ -84,7 +84,7 @@ const char *fedlog_reason_name(int reason)
 
 static const char *kind_label(int kind)
 {
-    return kind >= 1 && kind <= 4 ? trust_kind_name((trust_kind_t)kind) : "unknown";
+    return kind >= 1 && kind < FEDLOG_KINDS ? trust_kind_name((trust_kind_t)kind) : "unknown";
 }
 
 /* ---------------------------------------------------------------- the held set */
@@ -226,6 +226,14 @@ static int verify_kind(fedlog_t *f, int kind, const uint8_t *b, size_t n, const 
             trib__trust_signed__free_unpacked(env, NULL);
         }
         return TRUST_OK;
+    case TRUST_KIND_ROTATE: {   /* a key hand-over: by the old key, certified for the domain when it signed */
+        rotation_t rot;
+        if (rotation_parse(b, n, &rot, r->err, sizeof r->err) != 0)
+            return strstr(r->err, "does not verify") ? TRUST_FORGED : TRUST_MALFORMED;
+        trust_verdict_t v = trust_entry_ok(f->t, rot.domain, rot.old_key, rot.issued_ms, r->err, sizeof r->err);
+        rotation_free(&rot);
+        return v;
+    }
     }
     snprintf(r->err, sizeof r->err, "signed object of unknown kind %d", kind);
     return FEDLOG_R_UNKNOWN_KIND;
@@ -247,7 +255,7 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
             trib__trust_signed__free_unpacked(env, NULL);
         return refuse(f, r, TRUST_MALFORMED, from);
     }
-    r->kind = env->kind >= 1 && env->kind <= 4 ? (int)env->kind : 0;
+    r->kind = env->kind >= 1 && env->kind < FEDLOG_KINDS ? (int)env->kind : 0;
     crypto_generichash(r->hash, TRUST_HASH_LEN, env->body.data, env->body.len, NULL, 0);
     uint8_t *charter_body = NULL;
     size_t charter_len = 0;
@@ -256,7 +264,8 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
         charter_len = env->body.len;
     }
     trib__trust_signed__free_unpacked(env, NULL);
-    if (held_find(f, r->hash)) {
+    const held_t *h = held_find(f, r->hash);
+    if (h && h->kind == r->kind) {   /* held: the same body under the same kind (tag) */
         free(charter_body);
         return 0;
     }
@@ -286,7 +295,7 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
     if (charter_body)
         chain_note(f, charter_body, charter_len);
     free(charter_body);
-    r->added = 1;
+    r->added = h == NULL;            /* a body held under another kind is never stored twice */
     return 0;
 }
 
@@ -376,7 +385,7 @@ static size_t offer_batch(fedlog_t *f, batch_t *items, size_t n, const char *fro
         int k = envelope_kind(items[i].b, items[i].n);
         ord[i].i = i;
         ord[i].order = k == TRUST_KIND_CHARTER ? charter_version(items[i].b, items[i].n)
-                                               : 2000000 + (k >= 1 && k <= 4 ? k : 5);
+                                               : 2000000 + (k >= 1 && k < FEDLOG_KINDS ? k : FEDLOG_KINDS);
     }
     qsort(ord, n, sizeof *ord, ord_cmp);
     size_t nst = 0;
@@ -942,10 +951,11 @@ json_t *fedlog_status_json(fedlog_t *f)
                 json_array_append_new(revs, j);
         }
     }
-    json_t *out = json_pack("{s:s,s:I,s:I,s:o,s:o,s:o,s:I}", "mode", f->t ? "chartered" : "open",
+    json_t *out = json_pack("{s:s,s:I,s:I,s:o,s:o,s:o,s:I,s:I}", "mode", f->t ? "chartered" : "open",
                             "objects", (json_int_t)f->n, "bytes", (json_int_t)f->bytes, "charter",
                             charter ? charter : json_null(), "certificates", certs, "revocations", revs,
-                            "policies", (json_int_t)f->nkind[TRUST_KIND_POLICY]);
+                            "policies", (json_int_t)f->nkind[TRUST_KIND_POLICY], "rotations",
+                            (json_int_t)f->nkind[TRUST_KIND_ROTATE]);
     pthread_mutex_unlock(&f->mu);
     return out;
 }

@@ -7,7 +7,7 @@
  *
  * Owns: taking objects offered as bytes (from an operator's file through the API, or from a
  * peer), dispatching them by kind to their verifier (trust_offer_* for kinds 1-3, the policy
- * hook for kind 4), the held set and its summary, the push queue, the anti-entropy exchange, the
+ * hook for kind 4, the old key's signature and certificate for kind 5, a key hand-over), the held set and its summary, the push queue, the anti-entropy exchange, the
  * refusal counters (trib_fedlog_refused_total{kind,reason}) and the status view.
  * Must not: open sockets (the gossip loop sends through fedlog_io_t), include anything from
  * node/, or hold its lock while sending.
@@ -31,7 +31,7 @@
 #define FEDLOG_MAX_OBJECTS 150000            /* held objects; more are refused ("full") */
 #define FEDLOG_MAX_BYTES   (256u << 20)      /* their total size */
 #define FEDLOG_MAX_CHARTERS 1024             /* charter versions held */
-#define FEDLOG_KINDS 5                       /* kind 0 (unknown) .. 4 (policy) */
+#define FEDLOG_KINDS 6                       /* kind 0 (unknown) .. 5 (key rotation hand-over) */
 
 typedef struct fedlog fedlog_t;
 

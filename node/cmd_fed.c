@@ -8,6 +8,7 @@
  * Must not: talk to a node, overwrite a file, or print a secret key. */
 #include "node/cmd_fed.h"
 #include "node/cmd_fednode.h"
+#include "node/cmd_key.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -199,6 +200,7 @@ void fed_usage(FILE *f)
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fednode_usage(f);
+    key_cmd_usage(f);
 }
 
 /* ================================================================ arguments */
@@ -802,6 +804,16 @@ static int run_show(fctx_t *c)
         break;
     case TRUST_KIND_POLICY:    /* trust_file_kind does not name it: `trib policy show` does */
         break;
+    case TRUST_KIND_ROTATE: {  /* the old key's signature is checked on load */
+        rotation_t rot;
+        if (rotation_load(file, &rot, e, sizeof e) != 0) {
+            rc = fail(c, "%s", e);
+            goto out;
+        }
+        view = rotation_to_json(&rot);
+        rotation_free(&rot);
+        break;
+    }
     }
     if (view == NULL) {
         rc = fail(c, "%s: out of memory", file);
@@ -833,7 +845,8 @@ out:
 
 int fed_is_command(const char *name)
 {
-    return name && (!strcmp(name, "keygen") || !strcmp(name, "identity") || !strcmp(name, "fed"));
+    return name && (!strcmp(name, "keygen") || !strcmp(name, "identity") || !strcmp(name, "fed") ||
+                    !strcmp(name, "key"));
 }
 
 static int wants_help(int argc, char **argv)
@@ -855,6 +868,8 @@ int fed_run(int argc, char **argv, FILE *out, FILE *err)
         fprintf(err, "trib: unknown command\ntry 'trib --help'\n");
         return FED_USAGE;
     }
+    if (!strcmp(argv[0], "key"))   /* trib key rotate: node/cmd_key.c */
+        return key_cmd_run(argc, argv, out, err);
     snprintf(name, sizeof name, "%s", argv[0]);
     if (!strcmp(argv[0], "fed")) {
         if (argc < 2 || argv[1][0] == '-') {

@@ -67,14 +67,14 @@ unsigned http_fed_submit(node_t *n, const char *body, size_t len, json_t **reply
     const char *b64 = json_string_value(json_object_get(j, "signed"));
     const char *kname = json_string_value(json_object_get(j, "kind"));
     int want = 0;
-    for (int k = TRUST_KIND_CHARTER; kname && k <= TRUST_KIND_POLICY; k++)
+    for (int k = TRUST_KIND_CHARTER; kname && k <= TRUST_KIND_ROTATE; k++)
         if (!strcmp(kname, trust_file_kind_name((trust_kind_t)k)))
             want = k;
     const char *kind = want ? trust_file_kind_name((trust_kind_t)want) : "";   /* outlives j */
     if (!want || !b64) {
         json_decref(j);
         return error(reply, 400, "malformed", !want ? "body: \"kind\" must be trib.charter, trib.cert, "
-                     "trib.revocation or trib.policy" : "body: \"signed\" (base64 of the signed bytes) is missing");
+                     "trib.revocation, trib.policy or trib.rotation" : "body: \"signed\" (base64 of the signed bytes) is missing");
     }
     size_t blen = strlen(b64), cap = blen / 4 * 3 + 3, got = 0;
     uint8_t *bytes = malloc(cap);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -802,4 +803,102 @@ Test(fedlog, hostile_submissions_are_refused_counted_and_the_node_serves)
     expect_serving(&open);
     h_node_cleanup(&n);
     h_node_cleanup(&open);
+}
+
+/* ---------------------------------------------------------------- key rotation hand-over */
+
+Test(fedlog, key_handover_is_held_only_from_a_certified_old_key)
+{
+    store_t *st = open_store("rot");
+    trust_t *t = trust_new(&ch);
+    fedlog_t *f = fedlog_new(st, t, err, sizeof err);
+    rotation_t rot;
+    cr_assert_eq(rotation_make(&N, "payments", M.pk, now_ms(), ROTATE_DEFAULT_OVERLAP_MS, &rot, err, sizeof err), 0,
+                 "%s", err);
+    fedlog_result_t r;
+    cr_expect_eq(fedlog_offer(f, rot.bytes, rot.len, NULL, &r), -1, "a hand-over by an uncertified key");
+    cr_expect_eq(r.reason, TRUST_UNCERTIFIED, "%s", fedlog_reason_name(r.reason));
+    cert_t c;
+    issue_cert(&ch, "payments", &N, &A, &B, &c);
+    cr_assert_eq(fedlog_offer(f, c.bytes, c.len, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(fedlog_offer(f, rot.bytes, rot.len, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(r.added, 1);
+    cr_expect_eq(r.kind, TRUST_KIND_ROTATE);
+    /* for another domain than the old key's certificate */
+    rotation_t other;
+    cr_assert_eq(rotation_make(&N, "growth", M.pk, now_ms(), 0, &other, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(fedlog_offer(f, other.bytes, other.len, NULL, &r), -1);
+    cr_expect_eq(r.reason, TRUST_WRONG_DOMAIN, "%s", fedlog_reason_name(r.reason));
+    /* forged; and a hand-over's signature presented as a certificate, a certificate's as a hand-over */
+    uint8_t *x = malloc(rot.len);
+    memcpy(x, rot.bytes, rot.len);
+    x[rot.len - 2] ^= 4;
+    rotation_t bad;
+    cr_expect_neq(rotation_parse(x, rot.len, &bad, err, sizeof err), 0);
+    free(x);
+    size_t xl;
+    x = as_kind(rot.bytes, rot.len, TRUST_KIND_CERT, &xl);
+    cr_expect_eq(fedlog_offer(f, x, xl, NULL, &r), -1);
+    free(x);
+    x = as_kind(c.bytes, c.len, TRUST_KIND_ROTATE, &xl);
+    cr_expect_eq(fedlog_offer(f, x, xl, NULL, &r), -1);
+    free(x);
+    /* the same key twice, and a new key equal to the old, are refused at making */
+    rotation_t same;
+    cr_expect_neq(rotation_make(&N, "payments", N.pk, now_ms(), 0, &same, err, sizeof err), 0);
+    json_t *j = fedlog_status_json(f);
+    cr_expect_eq(json_integer_value(json_object_get(j, "rotations")), 1);
+    json_decref(j);
+    rotation_free(&rot);
+    rotation_free(&other);
+    cert_free(&c);
+    fedlog_destroy(&f);
+    trust_destroy(&t);
+    store_close(&st);
+}
+
+Test(fedlog, key_rotate_prepares_the_next_key_and_the_signed_handover)
+{
+    char data[300], *o = NULL, *e = NULL, *o2 = NULL;
+    snprintf(data, sizeof data, "%s/node", tmp);
+    cr_assert_eq(h_trib(NULL, NULL, &o, &e, "identity", "--data", data, NULL), 0, "%s", e);
+    free(o);
+    free(e);
+    o = e = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, &o, &e, "key", "rotate", "--data", data, "--domain", "payments", "--out",
+                        P("rot.json"), "--overlap-hours", "48", NULL), 0, "%s", e);
+    char nextp[400];
+    snprintf(nextp, sizeof nextp, "%s/identity.next.key", data);
+    struct stat sb;
+    cr_assert_eq(stat(nextp, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0600);
+    rotation_t rot;
+    cr_assert_eq(rotation_load(P("rot.json"), &rot, err, sizeof err), 0, "%s", err);
+    char newhex[ID_HEX_LEN];
+    identity_hex(rot.new_key, newhex);
+    cr_expect(strncmp(o, newhex, 64) == 0, "printed %s, file says %s", o, newhex);
+    cr_expect_eq(rot.overlap_ms, 48LL * 3600000);
+    rotation_free(&rot);
+    free(e);
+    e = NULL;
+    /* a second run reuses the prepared key; a certificate of another key is refused */
+    cr_assert_eq(h_trib(NULL, NULL, &o2, &e, "key", "rotate", "--data", data, "--domain", "payments", "--out",
+                        P("rot2.json"), NULL), 0, "%s", e);
+    cr_expect(strncmp(o, o2, 64) == 0, "the next key changed between runs");
+    free(e);
+    e = NULL;
+    files_charter();
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "certify", "--charter", cpath, "--root", P("r1.key"), "--root",
+                        P("r2.key"), "--domain", "payments", "--node", A.hex, "--out", P("other.cert"), NULL), 0);
+    free(e);
+    e = NULL;
+    cr_expect_eq(h_trib(NULL, NULL, NULL, &e, "key", "rotate", "--data", data, "--domain", "payments", "--out",
+                        P("rot3.json"), "--cert", P("other.cert"), NULL), 1);
+    cr_expect(e && strstr(e, "not the new key"), "%s", e);
+    free(e);
+    e = NULL;
+    cr_expect_eq(h_trib(NULL, NULL, NULL, &e, "key", "rotate", "--data", data, NULL), 2);
+    free(e);
+    free(o);
+    free(o2);
 }
