@@ -22,6 +22,7 @@
 #define REFUSED_RING 256          /* hashes refused lately: not asked for again in a round */
 #define SYNC_MAX_HASHES 16384     /* hashes in one HASHES or WANT message */
 #define SYNC_MAX_FRAMES 4         /* OBJECTS frames in one answer; the rest next round */
+#define SYNC_MAX_OBJECTS 1024     /* objects in one received PUSH or OBJECTS message */
 #define PUSH_QUEUE_MAX 4096       /* queued pushes; more are left to anti-entropy */
 #define PUSH_PEERS_MAX 256
 #define BUCKET_BYTES 12           /* count (4, BE) + the first 8 bytes of the bucket's XOR */
@@ -847,6 +848,8 @@ static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, c
         return;
     }
     case STEP_OBJECTS: {
+        if (m->n_objects > SYNC_MAX_OBJECTS)
+            goto bad;               /* one message's verification stays short on the loop */
         batch_t *items = malloc((m->n_objects ? m->n_objects : 1) * sizeof *items);
         if (!items)
             return;
@@ -873,7 +876,7 @@ void fedlog_handle(fedlog_t *f, const char *from, int type, const uint8_t *body,
     pthread_mutex_unlock(&f->mu);
     if (type == TRIB__MSG_TYPE__MSG_FED_PUSH) {
         Trib__FedObjects *m = trib__fed_objects__unpack(NULL, len, body);
-        if (!m || m->n_objects > 1024) {
+        if (!m || m->n_objects > SYNC_MAX_OBJECTS) {
             pthread_mutex_lock(&f->mu);
             f->bad_msgs++;
             pthread_mutex_unlock(&f->mu);
