@@ -350,13 +350,11 @@ static int charter_version(const uint8_t *b, size_t n)
     return v;
 }
 
+/* The kind as an ordering hint only (offer_one decodes properly): protobuf-c writes field 1
+ * (kind, a varint < 128) first, as tag byte 0x08 and one byte; anything else sorts last. */
 static int envelope_kind(const uint8_t *b, size_t n)
 {
-    Trib__TrustSigned *env = n <= TRUST_MAX_BYTES ? trib__trust_signed__unpack(NULL, n, b) : NULL;
-    int k = env ? (int)env->kind : 0;
-    if (env)
-        trib__trust_signed__free_unpacked(env, NULL);
-    return k;
+    return n >= 2 && b[0] == 0x08 && b[1] < FEDLOG_KINDS ? b[1] : 0;
 }
 
 typedef struct {
@@ -430,7 +428,11 @@ static size_t offer_batch(fedlog_t *f, batch_t *items, size_t n, const char *fro
         f->accepted[it->r.kind]++;
         char hex[2 * TRUST_HASH_LEN + 1];
         trust_hex(it->r.hash, TRUST_HASH_LEN, hex);
-        log_info("fedlog: accepted %s %.16s from %s", kind_label(it->r.kind), hex, from ? from : "an operator");
+        /* every revocation and charter, and what operators hand in, at info; the bulk of a
+         * bootstrap (certificates and the rest from peers) at debug */
+        int loud = !from || it->r.kind == TRUST_KIND_REVOKE || it->r.kind == TRUST_KIND_CHARTER;
+        log_msg(loud ? LOG_INFO : LOG_DEBUG, "fedlog: accepted %s %.16s from %s", kind_label(it->r.kind), hex,
+                from ? from : "an operator");
         if (forward)
             push_queue(f, it->r.kind, it->b, it->n, from);
     }
