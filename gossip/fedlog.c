@@ -34,6 +34,15 @@ typedef struct {
     uint8_t kind;
 } held_t;
 
+/* An operator's offer made on another thread, handed to the loop (which owns the trust store). */
+typedef struct req {
+    struct req *next;
+    fedlog_result_t r;
+    int ok, done, abandoned;   /* abandoned: the caller stopped waiting; the loop frees it */
+    size_t n;
+    uint8_t data[];
+} req_t;
+
 typedef struct push {
     struct push *next;
     char from[64];                /* not pushed back to its sender */
@@ -60,6 +69,8 @@ struct fedlog {
     size_t nrefused, refused_at;
     push_t *qhead, *qtail;
     size_t qlen;
+    req_t *rhead, *rtail;      /* operators' offers waiting for the loop */
+    pthread_cond_t rcv;
     fedlog_io_t io;
     int attached;
     uint64_t accepted[FEDLOG_KINDS];
@@ -79,6 +90,7 @@ const char *fedlog_reason_name(int reason)
     case FEDLOG_R_UNKNOWN_KIND: return "unknown_kind";
     case FEDLOG_R_POLICY:       return "policy_refused";
     case FEDLOG_R_STORAGE:      return "storage";
+    case FEDLOG_R_BUSY:         return "busy";
     }
     return "unknown";
 }
@@ -441,8 +453,77 @@ static size_t offer_batch(fedlog_t *f, batch_t *items, size_t n, const char *fro
     return added;
 }
 
+#define OFFER_WAIT_S 10           /* an operator's offer waits this long for the loop */
+
+/* Runs the queued operators' offers (under the lock, on the loop or at detach). */
+static void run_requests(fedlog_t *f)
+{
+    for (req_t *q = f->rhead, *next; q; q = next) {
+        next = q->next;
+        batch_t it = {.b = q->data, .n = q->n};
+        offer_batch(f, &it, 1, NULL, 1);
+        q->r = it.r;
+        q->ok = it.ok;
+        q->done = 1;
+        if (q->abandoned)
+            free(q);
+    }
+    f->rhead = f->rtail = NULL;
+    pthread_cond_broadcast(&f->rcv);
+}
+
+/* With a loop that owns the trust store (io.own_thread), an offer from another thread is queued
+ * for it and waited for, so the trust store changes on the loop only (gossip/trust.h). */
+static int offer_via_loop(fedlog_t *f, const uint8_t *bytes, size_t len, fedlog_result_t *res)
+{
+    req_t *q = calloc(1, sizeof *q + len);
+    if (!q) {
+        memset(res, 0, sizeof *res);
+        snprintf(res->err, sizeof res->err, "out of memory");
+        res->reason = FEDLOG_R_STORAGE;
+        return -1;
+    }
+    q->n = len;
+    memcpy(q->data, bytes, len);
+    pthread_mutex_lock(&f->mu);
+    if (f->rtail)
+        f->rtail->next = q;
+    else
+        f->rhead = q;
+    f->rtail = q;
+    fedlog_io_t io = f->io;
+    pthread_mutex_unlock(&f->mu);
+    io.wake(io.ctx);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += OFFER_WAIT_S;
+    pthread_mutex_lock(&f->mu);
+    while (!q->done && pthread_cond_timedwait(&f->rcv, &f->mu, &dl) == 0)
+        ;
+    int done = q->done, ok = q->ok;
+    if (done)
+        *res = q->r;
+    else
+        q->abandoned = 1;       /* still queued: the loop frees it when it runs it */
+    pthread_mutex_unlock(&f->mu);
+    if (done) {
+        free(q);
+        return ok ? 0 : -1;
+    }
+    memset(res, 0, sizeof *res);
+    res->reason = FEDLOG_R_BUSY;
+    snprintf(res->err, sizeof res->err, "the node's gossip loop did not take the object within %d s; it may "
+             "still be taken (check GET /v1/federation)", OFFER_WAIT_S);
+    return -1;
+}
+
 int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from, fedlog_result_t *res)
 {
+    pthread_mutex_lock(&f->mu);
+    int via_loop = !from && f->attached && f->io.own_thread;
+    pthread_mutex_unlock(&f->mu);
+    if (via_loop)
+        return offer_via_loop(f, bytes, len, res);
     batch_t it = {.b = bytes, .n = len};
     pthread_mutex_lock(&f->mu);
     offer_batch(f, &it, 1, from, 1);
@@ -498,6 +579,7 @@ fedlog_t *fedlog_new(store_t *st, trust_t *t, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->rcv, NULL);
     f->st = st;
     f->t = t;
     if (t) {
@@ -557,7 +639,12 @@ void fedlog_destroy(fedlog_t **fp)
         next = p->next;
         free(p);
     }
+    for (req_t *q = f->rhead, *next; q; q = next) {   /* only abandoned ones can be left */
+        next = q->next;
+        free(q);
+    }
     free(f->held);
+    pthread_cond_destroy(&f->rcv);
     pthread_mutex_destroy(&f->mu);
     free(f);
     *fp = NULL;
@@ -596,6 +683,8 @@ trust_t *fedlog_trust(fedlog_t *f) { return f->t; }
 void fedlog_attach(fedlog_t *f, const fedlog_io_t *io)
 {
     pthread_mutex_lock(&f->mu);
+    if (!io)
+        run_requests(f);        /* the loop stops: what it did not take is taken here */
     f->attached = io != NULL;
     if (io)
         f->io = *io;
@@ -618,6 +707,8 @@ static void send_msg(const fedlog_io_t *io, const char *to, int type, const Prot
 void fedlog_tick(fedlog_t *f)
 {
     pthread_mutex_lock(&f->mu);
+    if (f->rhead)
+        run_requests(f);
     if (!f->attached || !f->qhead) {
         pthread_mutex_unlock(&f->mu);
         return;

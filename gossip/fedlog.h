@@ -13,9 +13,11 @@
  * node/, or hold its lock while sending.
  *
  * Threads: fedlog_offer, fedlog_status_json, fedlog_metrics_render and fedlog_summary from any
- * thread; fedlog_tick, fedlog_sync and fedlog_handle on the gossip loop only. The trust store
- * given to fedlog_new is changed only under the fedlog's lock: another thread that reads it
- * (the ZAP handler, catalog acceptance) takes fedlog_lock / fedlog_unlock around its question. */
+ * thread; fedlog_tick, fedlog_sync and fedlog_handle on the gossip loop only. Once attached to a
+ * loop with own_thread, the trust store given to fedlog_new is changed on the loop only (an
+ * operator's offer from an HTTP thread is run there), always under the fedlog's lock: the loop may
+ * read it freely (the ZAP handler); another thread (catalog acceptance) takes fedlog_lock /
+ * fedlog_unlock around its question. */
 #ifndef TRIB_FEDLOG_H
 #define TRIB_FEDLOG_H
 
@@ -42,6 +44,7 @@ typedef enum {
     FEDLOG_R_UNKNOWN_KIND,                     /* the envelope names no kind we know */
     FEDLOG_R_POLICY,                           /* the policy hook refused a policy set */
     FEDLOG_R_STORAGE,                          /* LMDB failed (disk full ...) */
+    FEDLOG_R_BUSY,                             /* the loop did not take an operator's offer in time */
     FEDLOG_R_COUNT
 } fedlog_reason_t;
 
@@ -54,7 +57,7 @@ typedef struct {
 } fedlog_result_t;
 
 /* The label of a reason: trust_verdict_name's, or "open_mode", "full", "unknown_kind",
- * "policy_refused", "storage". */
+ * "policy_refused", "storage", "busy". */
 const char *fedlog_reason_name(int reason);
 
 /* A federation log over st. t: the node's trust store (chartered mode), or NULL (open mode: only
@@ -94,6 +97,9 @@ typedef struct {
     size_t (*peers)(void *ctx, const char **addrs, size_t max);
     void (*wake)(void *ctx);                   /* any thread: call fedlog_tick soon */
     size_t max_frame;                          /* bytes of objects per message */
+    int own_thread;                            /* the loop is a thread of its own that owns the trust
+                                                  store: operators' offers (from NULL) made on other
+                                                  threads are run by it (fedlog_tick), and waited for */
 } fedlog_io_t;
 
 /* Connects the loop (io NULL: disconnects; queued pushes wait). */

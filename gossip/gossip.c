@@ -636,7 +636,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
              "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
     if (o->fedlog) {
         fedlog_io_t fio = {.ctx = g, .send = repl_send, .peers = all_peers, .wake = reads_wake,
-                           .max_frame = frame};
+                           .max_frame = frame, .own_thread = 1};
         fedlog_attach(o->fedlog, &fio);
     }
     if (pthread_create(&g->wthread, NULL, gossip__worker, g) != 0) {

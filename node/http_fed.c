@@ -40,6 +40,9 @@ static unsigned status_of(int reason, const char **code)
         return 507;
     case FEDLOG_R_STORAGE:
         return 500;
+    case FEDLOG_R_BUSY:
+        *code = "not_ready";
+        return 503;
     default:
         return 400;
     }
