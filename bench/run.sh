@@ -47,7 +47,7 @@ report() {
   # issue 10: a revocation submitted to one node reaches all N (REVOKE_N="N ROUNDS", 20 nodes by default)
   bench "revocation reach" "$BUILD/bench/revoke" "$BUILD/trib" ${REVOKE_N:-20 20}
   # issue 11 groundwork: token verification against the Ed25519 verify rate
-  bench "token" "$BUILD/bench/token" 20000
+  bench "token" "$BUILD/bench/token" 20000 "$BUILD/trib"
   echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then
