@@ -46,6 +46,8 @@ report() {
   bench "HTTP idle connections" "$BUILD/bench/http_conns" "$BUILD/trib"
   # issue 10 groundwork: verifying 1,000 domain certificates and 10,000 manifests at bootstrap
   bench "trust bootstrap" "$BUILD/bench/trust"
+  # issue 10: a revocation submitted to one node reaches all N (REVOKE_N="N ROUNDS", 20 nodes by default)
+  bench "revocation reach" "$BUILD/bench/revoke" "$BUILD/trib" ${REVOKE_N:-20 20}
   # issue 11 groundwork: token verification against the Ed25519 verify rate
   bench "token" "$BUILD/bench/token" 20000 "$BUILD/trib"
   # issue 11 items 4, 5: the grant lookup and field projection a confidential read adds on the owner

@@ -595,3 +595,145 @@ void revset_free(revset_t *s)
     free(s->items);
     memset(s, 0, sizeof *s);
 }
+
+/* ================================================================ key rotation hand-over */
+
+int rotation_make(const identity_t *old, const char *domain, const uint8_t new_key[ID_PK_LEN],
+                  int64_t effective_ms, int64_t overlap_ms, rotation_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!store_valid_name(domain, strlen(domain))) {
+        snprintf(err, errlen, "rotation: domain '%.64s' is not " STORE_NAME_RULE, domain);
+        return -1;
+    }
+    if (!memcmp(old->pk, new_key, ID_PK_LEN) || overlap_ms < 0 || effective_ms < 0 ||
+        effective_ms > TRUST_TIME_MAX_MS || overlap_ms > TRUST_TIME_MAX_MS) {
+        snprintf(err, errlen, "rotation: the new key must differ from the old, times in range");
+        return -1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    Trib__KeyRotation m = TRIB__KEY_ROTATION__INIT;
+    m.domain = (char *)domain;
+    m.old_key = (ProtobufCBinaryData){ID_PK_LEN, (uint8_t *)old->pk};
+    m.new_key = (ProtobufCBinaryData){ID_PK_LEN, (uint8_t *)new_key};
+    m.effective_ms = effective_ms;
+    m.overlap_ms = overlap_ms;
+    m.issued_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    size_t blen = trib__key_rotation__get_packed_size(&m);
+    uint8_t *body = malloc(blen), *env = NULL;
+    size_t envlen = 0;
+    const identity_t *const signers[] = { old };
+    if (!body)
+        return -1;
+    trib__key_rotation__pack(&m, body);
+    int rc = trust_envelope_make(TRUST_KIND_ROTATE, body, blen, signers, 1, &env, &envlen);
+    free(body);
+    if (rc != 0) {
+        snprintf(err, errlen, "rotation: signing failed");
+        return -1;
+    }
+    rc = rotation_parse(env, envlen, out, err, errlen);
+    free(env);
+    return rc;
+}
+
+int rotation_parse(const uint8_t *bytes, size_t len, rotation_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    Trib__TrustSigned *env = trust_envelope_parse(bytes, len, TRUST_KIND_ROTATE, err, errlen);
+    if (!env)
+        return -1;
+    Trib__KeyRotation *m = trib__key_rotation__unpack(NULL, env->body.len, env->body.data);
+    int rc = -1;
+    if (!m || !m->domain || !store_valid_name(m->domain, strlen(m->domain)) || m->old_key.len != ID_PK_LEN ||
+        m->new_key.len != ID_PK_LEN || m->effective_ms < 0 || m->effective_ms > TRUST_TIME_MAX_MS ||
+        m->overlap_ms < 0 || m->overlap_ms > TRUST_TIME_MAX_MS || m->issued_ms < 0 ||
+        m->issued_ms > TRUST_TIME_MAX_MS || !memcmp(m->old_key.data, m->new_key.data, ID_PK_LEN)) {
+        snprintf(err, errlen, "rotation: not a valid KeyRotation body (domain, two different 32-byte keys, "
+                 "times in range)");
+        goto out;
+    }
+    if (env->n_sigs != 1 || memcmp(env->sigs[0]->signer.data, m->old_key.data, ID_PK_LEN) != 0) {
+        snprintf(err, errlen, "rotation: must carry exactly one signature, by the old key");
+        goto out;
+    }
+    if (!trust_sig_ok(TRUST_KIND_ROTATE, env->body.data, env->body.len, m->old_key.data,
+                      env->sigs[0]->signature.data)) {
+        snprintf(err, errlen, "rotation: the old key's signature does not verify");
+        goto out;
+    }
+    snprintf(out->domain, sizeof out->domain, "%s", m->domain);
+    memcpy(out->old_key, m->old_key.data, ID_PK_LEN);
+    memcpy(out->new_key, m->new_key.data, ID_PK_LEN);
+    out->effective_ms = m->effective_ms;
+    out->overlap_ms = m->overlap_ms;
+    out->issued_ms = m->issued_ms;
+    crypto_generichash(out->hash, TRUST_HASH_LEN, env->body.data, env->body.len, NULL, 0);
+    out->bytes = malloc(len);
+    if (!out->bytes) {
+        snprintf(err, errlen, "rotation: out of memory");
+        goto out;
+    }
+    memcpy(out->bytes, bytes, len);
+    out->len = len;
+    rc = 0;
+out:
+    if (m)
+        trib__key_rotation__free_unpacked(m, NULL);
+    trib__trust_signed__free_unpacked(env, NULL);
+    return rc;
+}
+
+void rotation_free(rotation_t *r)
+{
+    if (r) {
+        free(r->bytes);
+        memset(r, 0, sizeof *r);
+    }
+}
+
+json_t *rotation_to_json(const rotation_t *r)
+{
+    char oldh[ID_HEX_LEN], newh[ID_HEX_LEN], eff[32], iss[32], hash[2 * TRUST_HASH_LEN + 1];
+    identity_hex(r->old_key, oldh);
+    identity_hex(r->new_key, newh);
+    trust_time_text(r->effective_ms, eff);
+    trust_time_text(r->issued_ms, iss);
+    trust_hex(r->hash, TRUST_HASH_LEN, hash);
+    char *b64 = trust_b64(r->bytes, r->len);
+    if (!b64)
+        return NULL;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s}", "kind", "trib.rotation", "domain", r->domain,
+                          "old_node", oldh, "new_node", newh, "effective", eff, "overlap_s",
+                          (json_int_t)(r->overlap_ms / 1000), "issued", iss, "hash", hash, "signed", b64);
+    free(b64);
+    return j;
+}
+
+int rotation_load(const char *path, rotation_t *out, char *err, size_t errlen)
+{
+    json_t *obj = NULL, *view = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    char e[400];
+    memset(out, 0, sizeof *out);
+    if (trust_file_read(path, TRUST_KIND_ROTATE, &obj, &bytes, &len, err, errlen) != 0)
+        return -1;
+    int rc = -1;
+    if (rotation_parse(bytes, len, out, e, sizeof e) != 0) {
+        snprintf(err, errlen, "%s: %s", path, e);
+        goto done;
+    }
+    view = rotation_to_json(out);
+    if (!view || trust_file_matches(path, obj, view, err, errlen) != 0) {
+        rotation_free(out);
+        goto done;
+    }
+    rc = 0;
+done:
+    json_decref(view);
+    json_decref(obj);
+    free(bytes);
+    return rc;
+}

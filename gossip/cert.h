@@ -117,4 +117,29 @@ const revocation_t *revset_find(const revset_t *s, uint64_t serial, const uint8_
                                 int64_t t_ms);
 void revset_free(revset_t *s);
 
+/* ---------------------------------------------------------------- key rotation hand-over */
+
+#define ROTATE_DEFAULT_OVERLAP_MS (24LL * 3600 * 1000)
+
+/* The old key's hand-over of its domain to a new key (TrustSigned kind 5, one signature, by
+ * old_key, over "trib/rotate/v1" || body). Roots then certify new_key with prev_serial. */
+typedef struct {
+    char domain[64];
+    uint8_t old_key[ID_PK_LEN], new_key[ID_PK_LEN];
+    int64_t effective_ms, overlap_ms, issued_ms;
+    uint8_t hash[TRUST_HASH_LEN];
+    uint8_t *bytes;
+    size_t len;
+} rotation_t;
+
+/* Makes the hand-over signed by old. 0 or -1 with err. */
+int rotation_make(const identity_t *old, const char *domain, const uint8_t new_key[ID_PK_LEN],
+                  int64_t effective_ms, int64_t overlap_ms, rotation_t *out, char *err, size_t errlen);
+/* Parses bytes (bounded, shape) AND checks the one signature is old_key's. 0 or -1 with err. */
+int rotation_parse(const uint8_t *bytes, size_t len, rotation_t *out, char *err, size_t errlen);
+void rotation_free(rotation_t *r);
+json_t *rotation_to_json(const rotation_t *r);
+/* Reads a trib.rotation file (parse + signature; readable fields must match). 0 or -1. */
+int rotation_load(const char *path, rotation_t *out, char *err, size_t errlen);
+
 #endif

@@ -41,7 +41,8 @@ const char *trust_kind_name(trust_kind_t k)
     case TRUST_KIND_CHARTER: return "charter";
     case TRUST_KIND_CERT:    return "certificate";
     case TRUST_KIND_REVOKE:  return "revocation";
-    case TRUST_KIND_POLICY:  return "policy set";
+    case TRUST_KIND_POLICY:  return "policy";
+    case TRUST_KIND_ROTATE:  return "rotation";
     }
     return "unknown";
 }
@@ -53,9 +54,12 @@ static const char *file_kind(trust_kind_t k)
     case TRUST_KIND_CERT:    return "trib.cert";
     case TRUST_KIND_REVOKE:  return "trib.revocation";
     case TRUST_KIND_POLICY:  return "trib.policy";
+    case TRUST_KIND_ROTATE:  return "trib.rotation";
     }
     return "";
 }
+
+const char *trust_file_kind_name(trust_kind_t k) { return file_kind(k); }
 
 void trust_hex(const uint8_t *p, size_t n, char *out)
 {
@@ -130,9 +134,11 @@ int trust_time_parse(const char *s, int64_t *ms)
 const uint8_t *trust_tag(trust_kind_t k, size_t *len)
 {
     static const char charter[] = "trib/charter/v1", cert[] = "trib/cert/v1",
-                      revoke[] = "trib/revoke/v1", policy[] = "trib/policy/v1";
+                      revoke[] = "trib/revoke/v1", policy[] = "trib/policy/v1",
+                      rotate[] = "trib/rotate/v1";
     const char *t = k == TRUST_KIND_CHARTER ? charter : k == TRUST_KIND_CERT ? cert
-                  : k == TRUST_KIND_REVOKE ? revoke : k == TRUST_KIND_POLICY ? policy : NULL;
+                  : k == TRUST_KIND_REVOKE ? revoke : k == TRUST_KIND_POLICY ? policy
+                  : k == TRUST_KIND_ROTATE ? rotate : NULL;
     assert(t != NULL);
     *len = strlen(t) + 1;   /* the NUL too: no tag is a prefix of another's signed bytes */
     return (const uint8_t *)t;
@@ -785,7 +791,7 @@ fail:
 trust_kind_t trust_file_kind(const char *path, char *err, size_t errlen)
 {
     static const trust_kind_t kinds[] = { TRUST_KIND_CHARTER, TRUST_KIND_CERT, TRUST_KIND_REVOKE,
-                                          TRUST_KIND_POLICY };
+                                          TRUST_KIND_POLICY, TRUST_KIND_ROTATE };
     json_t *j = read_json(path, 0, err, errlen);
     if (j == NULL)
         return 0;

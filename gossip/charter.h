@@ -31,7 +31,8 @@
 
 typedef enum {
     TRUST_KIND_CHARTER = 1, TRUST_KIND_CERT = 2, TRUST_KIND_REVOKE = 3,
-    TRUST_KIND_POLICY = 4,   /* a governance policy set (node/policy.h), "trib/policy/v1" */
+    TRUST_KIND_POLICY = 4,   /* a global policy set, tag "trib/policy/v1" (node/policy.c checks it) */
+    TRUST_KIND_ROTATE = 5,   /* a key hand-over signed by the old key, tag "trib/rotate/v1" (cert.h) */
 } trust_kind_t;
 
 /* Why a trust object or a key was refused; trust_verdict_name gives the metric label. */
@@ -54,7 +55,10 @@ typedef enum {
 } trust_verdict_t;
 
 const char *trust_verdict_name(trust_verdict_t v);   /* "ok", "forged", ... */
-const char *trust_kind_name(trust_kind_t k);         /* "charter", "certificate", "revocation", "policy set" */
+const char *trust_kind_name(trust_kind_t k);         /* "charter", "certificate", "revocation", "policy" */
+/* The file form's "kind": "trib.charter", "trib.cert", "trib.revocation", "trib.policy",
+ * "trib.rotation"; "" else. */
+const char *trust_file_kind_name(trust_kind_t k);
 
 /* ---------------------------------------------------------------- the signed envelope */
 

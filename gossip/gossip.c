@@ -30,6 +30,7 @@
 #include <zmq.h>
 #include "gossip/clock.h"
 #include "gossip/entry.h"
+#include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/gossip_int.h"
 #include "gossip/log.h"
@@ -177,6 +178,17 @@ static void push_entries(gossip_t *g, const uint8_t *const *entries, const size_
         repl_push(g->repl, entries[i], lens[i], addrs, np);
 }
 
+/* Every alive member (up to max): where federation objects are pushed. */
+static size_t all_peers(void *ctx, const char **addrs, size_t max)
+{
+    gossip_t *g = ctx;
+    const Trib__Member *peers[ORIGIN_PUSH_MAX];
+    size_t n = swim_random_alive(g->swim, max < ORIGIN_PUSH_MAX ? max : ORIGIN_PUSH_MAX, peers);
+    for (size_t i = 0; i < n; i++)
+        addrs[i] = peers[i]->addr;
+    return n;
+}
+
 static uint64_t repl_now(void *ctx)
 {
     (void)ctx;
@@ -285,6 +297,11 @@ static int is_swim_type(int t)
            t == TRIB__MSG_TYPE__MSG_NACK || t == TRIB__MSG_TYPE__MSG_PUSH_PULL;
 }
 
+static int is_fed_type(int t)
+{
+    return t == TRIB__MSG_TYPE__MSG_FED_PUSH || t == TRIB__MSG_TYPE__MSG_FED_SYNC;
+}
+
 static int is_read_type(int t)
 {
     return t == TRIB__MSG_TYPE__MSG_READ_REQ || t == TRIB__MSG_TYPE__MSG_READ_BATCH ||
@@ -382,6 +399,8 @@ static void *loop(void *arg)
             /* Not while received entries wait: our digest would ask again for what is queued. */
             if (!g->chead && swim_random_alive(g->swim, 1, &peer) == 1)
                 repl_sync(g->repl, peer->addr);
+            if (g->o.fedlog && swim_random_alive(g->swim, 1, &peer) == 1)
+                fedlog_sync(g->o.fedlog, peer->addr);
             next_ae = now + g->o.anti_entropy_ms;
         }
         if (g->dirty)
@@ -427,6 +446,8 @@ static void *loop(void *arg)
             drain_queue(g);
             reads_drain(g->reads, clock_ms());
         }
+        if (g->o.fedlog)
+            fedlog_tick(g->o.fedlog);
         /* Bounded per turn so timers keep running under a flood. */
         transport_msg_t m;
         for (int budget = 0; budget < 1024 && transport_recv(g->tr, &m) == 1; budget++) {
@@ -435,6 +456,10 @@ static void *loop(void *arg)
                 swim_handle(g->swim, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
             else if (is_read_type(m.type))
                 reads_handle(g->reads, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
+            else if (is_fed_type(m.type)) {    /* federation objects: at once, ahead of the catalog */
+                if (g->o.fedlog)
+                    fedlog_handle(g->o.fedlog, m.sender_addr, m.type, m.body, m.body_len);
+            }
             else
                 gossip__catalog_enqueue(g, &m);
             transport_msg_free(&m);
@@ -480,6 +505,8 @@ static void destroy(gossip_t *g)
         pthread_mutex_unlock(&g->wmu);
         pthread_join(g->wthread, NULL);
     }
+    if (g->o.fedlog)
+        fedlog_attach(g->o.fedlog, NULL);
     reads_shutdown(g->reads);
     reads_destroy(&g->reads);
     gossip__catalog_clear(g);
@@ -543,7 +570,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     to.advertise = g->advertise;
     to.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING | 1u << TRIB__MSG_TYPE__MSG_ACK |
                         1u << TRIB__MSG_TYPE__MSG_PING_REQ | 1u << TRIB__MSG_TYPE__MSG_NACK |
-                        1u << TRIB__MSG_TYPE__MSG_PUSH_PULL;
+                        1u << TRIB__MSG_TYPE__MSG_PUSH_PULL | 1u << TRIB__MSG_TYPE__MSG_FED_PUSH;
     to.max_peers *= 2;           /* two DEALERs per peer */
     g->tr = transport_new(g->zctx, id, g->listen, &to, err, errlen);
     if (!g->tr)
@@ -607,6 +634,11 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     snprintf(g->own_why, sizeof g->own_why,
              "this node just started and is asking its peers for its own domain's head before it publishes "
              "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
+    if (o->fedlog) {
+        fedlog_io_t fio = {.ctx = g, .send = repl_send, .peers = all_peers, .wake = reads_wake,
+                           .max_frame = frame, .own_thread = 1};
+        fedlog_attach(o->fedlog, &fio);
+    }
     if (pthread_create(&g->wthread, NULL, gossip__worker, g) != 0) {
         snprintf(err, errlen, "gossip: cannot start the catalog worker");
         goto fail;
@@ -625,6 +657,8 @@ fail:
 }
 
 void gossip_reads_shutdown(gossip_t *g) { reads_shutdown(g->reads); }
+
+struct fedlog *gossip_fedlog(gossip_t *g) { return g ? g->o.fedlog : NULL; }
 
 void gossip_notify_append(gossip_t *g, const char *product)
 {

@@ -33,6 +33,7 @@ typedef struct {
     swim_config_t swim;
     uint32_t anti_entropy_ms;       /* catalog digest exchange with one random peer */
     size_t max_msg;                 /* largest peer message */
+    struct fedlog *fedlog;          /* the federation log to replicate (gossip/fedlog.h), or NULL */
     /* Called on the loop thread when entries from peers were accepted (wake readers). */
     void (*on_catalog)(void *ctx);
     void *ctx;
@@ -40,6 +41,8 @@ typedef struct {
 
 gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const gossip_opts_t *o, char *err,
                        size_t errlen);
+/* The federation log given in the options (NULL if none). */
+struct fedlog *gossip_fedlog(gossip_t *g);
 /* Broadcasts LEFT (graceful leave), stops the thread, closes sockets. Accepts NULL. */
 void gossip_stop(gossip_t **gp);
 /* Queues a new entry of this node for immediate push. Any thread; never blocks on the network. */

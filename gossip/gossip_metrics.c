@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include "gossip/fedlog.h"
 #include "gossip/gossip_int.h"
 #include "gossip/prom.h"
 
@@ -109,4 +110,6 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                "trib_probe_rtt_ms_count %" PRIu64 "\n",
             ss.rtt_count, ss.rtt_sum_ms, ss.rtt_count);
     reads_metrics_render(g->reads, f);
+    if (g->o.fedlog)
+        fedlog_metrics_render(g->o.fedlog, f);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/entry.h"
+#include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/agent.h"
@@ -18,6 +19,35 @@
 #include "node/policy_node.h"
 
 static void on_catalog(void *ctx) { node_notify(ctx); }
+
+/* The trust store (chartered mode: --charter) and the federation log over it. */
+static trust_t *trust;
+static fedlog_t *fedlog;
+
+static int open_fedlog(node_t *a, char *err, size_t errlen)
+{
+    if (a->cfg.charter[0]) {
+        charter_t ch;
+        char why[600];
+        if (charter_load(a->cfg.charter, &ch, why, sizeof why) != TRUST_OK) {
+            snprintf(err, errlen, "--charter: %s", why);
+            return -1;
+        }
+        trust = trust_new(&ch);
+        charter_free(&ch);
+        if (!trust) {
+            snprintf(err, errlen, "--charter: out of memory");
+            return -1;
+        }
+    }
+    fedlog = fedlog_new(a->st, trust, err, errlen);
+    return fedlog ? 0 : -1;
+}
+
+static int policy_offer_from_fedlog(void *ctx, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    return policy_node_offer(ctx, bytes, len, err, errlen) == 0 ? 0 : -1;
+}
 
 static int start_gossip(node_t *a, char *err, size_t errlen)
 {
@@ -29,7 +59,7 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
         .listen = c->listen, .advertise = c->advertise, .http = c->http, .domain = c->domain,
         .federation_secret = c->federation_secret, .seeds = seeds, .nseeds = (size_t)c->nseeds,
         .anti_entropy_ms = (uint32_t)c->anti_entropy_ms, .max_msg = (size_t)c->max_msg_kb << 10,
-        .on_catalog = on_catalog, .ctx = a,
+        .on_catalog = on_catalog, .ctx = a, .fedlog = fedlog,
     };
     swim_config_default(&o.swim);
     o.swim.probe_interval_ms = (uint32_t)c->probe_interval_ms;
@@ -99,8 +129,12 @@ int agent_main(int argc, char **argv)
     int exit_code = 1;
     if (node_open(a, err, sizeof err) < 0)
         goto fail;
-    if (policy_node_start(a, NULL, a->cfg.policy, err, sizeof err) < 0)   /* chartered: pass the charter */
+    if (open_fedlog(a, err, sizeof err) < 0)
         goto fail;
+    /* chartered: policy sets are verified against the charter's governance keys */
+    if (policy_node_start(a, trust ? trust_charter(trust) : NULL, a->cfg.policy, err, sizeof err) < 0)
+        goto fail;
+    fedlog_set_policy_offer(fedlog, policy_offer_from_fedlog, a);   /* kind 4 gossiped: the set in force */
     if (http_listen(a, err, sizeof err) < 0)
         goto fail;
     if (start_gossip(a, err, sizeof err) < 0)
@@ -126,6 +160,8 @@ out:
         log_info("left the federation");
     }
     policy_node_stop(a);
+    fedlog_destroy(&fedlog);
+    trust_destroy(&trust);
     node_close(a);
     return exit_code;
 }

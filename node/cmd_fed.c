@@ -7,6 +7,8 @@
  * gossip/charter.c and gossip/cert.c.
  * Must not: talk to a node, overwrite a file, or print a secret key. */
 #include "node/cmd_fed.h"
+#include "node/cmd_fednode.h"
+#include "node/cmd_key.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -197,6 +199,8 @@ void fed_usage(FILE *f)
     fprintf(f, "\nTrust (offline, on the governance machine or beside a data dir):\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fednode_usage(f);
+    key_cmd_usage(f);
 }
 
 /* ================================================================ arguments */
@@ -801,6 +805,16 @@ static int run_show(fctx_t *c)
     case TRUST_KIND_POLICY:   /* trib policy show FILE reads these (node/cmd_policy.c) */
         rc = fail(c, "%s: a policy set; see it with trib policy show --file %s", file, file);
         goto out;
+    case TRUST_KIND_ROTATE: {  /* the old key's signature is checked on load */
+        rotation_t rot;
+        if (rotation_load(file, &rot, e, sizeof e) != 0) {
+            rc = fail(c, "%s", e);
+            goto out;
+        }
+        view = rotation_to_json(&rot);
+        rotation_free(&rot);
+        break;
+    }
     }
     if (view == NULL) {
         rc = fail(c, "%s: out of memory", file);
@@ -832,7 +846,8 @@ out:
 
 int fed_is_command(const char *name)
 {
-    return name && (!strcmp(name, "keygen") || !strcmp(name, "identity") || !strcmp(name, "fed"));
+    return name && (!strcmp(name, "keygen") || !strcmp(name, "identity") || !strcmp(name, "fed") ||
+                    !strcmp(name, "key"));
 }
 
 static int wants_help(int argc, char **argv)
@@ -854,17 +869,21 @@ int fed_run(int argc, char **argv, FILE *out, FILE *err)
         fprintf(err, "trib: unknown command\ntry 'trib --help'\n");
         return FED_USAGE;
     }
+    if (!strcmp(argv[0], "key"))   /* trib key rotate: node/cmd_key.c */
+        return key_cmd_run(argc, argv, out, err);
     snprintf(name, sizeof name, "%s", argv[0]);
     if (!strcmp(argv[0], "fed")) {
         if (argc < 2 || argv[1][0] == '-') {
             int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
             FILE *f = help ? out : err;
-            fprintf(f, "usage: trib fed init|certify|revoke|update|show ...\n");
+            fprintf(f, "usage: trib fed init|certify|revoke|update|show|submit|status ...\n");
             fed_usage(f);
             if (!help)
                 fprintf(err, "\ntrib: fed: missing subcommand\n");
             return help ? FED_OK : FED_USAGE;
         }
+        if (fednode_is_command(argv[1]))   /* these two talk to a node: node/cmd_fednode.c */
+            return fednode_run(argc - 1, argv + 1, out, err);
         snprintf(name, sizeof name, "fed %.20s", argv[1]);
         skip = 2;
     }

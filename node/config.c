@@ -34,6 +34,7 @@ static const option_t options[] = {
     S(advertise, K_STR, "", "peer address other nodes use to reach this one (default: --listen)"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL, "peer address of another node to join through (repeatable)"},
     S(federation_secret, K_STR, "tributary", "federation name shared by all nodes (derives the CURVE server key)"),
+    S(charter, K_STR, "", "chartered mode: the federation's charter.json (trust anchor; federation log)"),
     S(log_level, K_STR, "info", "error | warn | info | debug"),
     S(tls_cert, K_STR, "", "PEM certificate (chain): serve the HTTP API over HTTPS (with --tls-key)"),
     S(tls_key, K_STR, "", "PEM private key of --tls-cert (mode 0600)"),

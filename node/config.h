@@ -19,6 +19,7 @@ typedef struct {
     char seeds[CONFIG_MAX_SEEDS][128];
     int nseeds;
     char federation_secret[128];
+    char charter[512];              /* chartered mode: the federation's charter.json (empty: open) */
     char log_level[16];
     char tls_cert[512], tls_key[512];   /* PEM files: the API over HTTPS (auth, issue 11) */
     uint64_t require_token;             /* 1: status, members, metrics, search, manifests need a token too */

@@ -36,6 +36,7 @@
 #include "node/http.h"
 #include "node/http_access.h"
 #include "node/http_gov.h"
+#include "node/http_fed.h"
 #include "node/node.h"
 #include "node/policy_node.h"
 #include "node/manifest.h"
@@ -52,6 +53,7 @@ typedef enum {
     R_ACCESS, R_AUDIT,                                       /* access: node/http_access.c */
     R_CHECK, R_HISTORY, R_DIFF, R_CHANGES,                  /* governance: node/http_gov.c */
     R_POLICY_GET, R_POLICY_POST, R_COMPLIANCE,   /* policy: node/policy_node.c */
+    R_FED_GET, R_FED_POST,                      /* federation: node/http_fed.c */
     R_OTHER, R_COUNT
 } route_t;
 
@@ -815,6 +817,20 @@ static enum MHD_Result h_compliance(call_t *k)
     return send_json(k->c, R_COMPLIANCE, 200, policy_node_report(k->n, d && *d ? d : NULL));
 }
 
+static enum MHD_Result h_fed_get(call_t *k)
+{
+    json_t *j = NULL;
+    unsigned st = http_fed_show(k->n, &j);
+    return send_json(k->c, R_FED_GET, st, j);
+}
+
+static enum MHD_Result h_fed_post(call_t *k)
+{
+    json_t *j = NULL;
+    unsigned st = http_fed_submit(k->n, k->req->body, k->req->len, &j);
+    return send_json(k->c, R_FED_POST, st, j);
+}
+
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must
  * form a product id. A path that matches no row is a 404; a path some row matches with another
  * method is a 405 listing the methods in Allow. Only rows with body set receive a request body
@@ -859,6 +875,9 @@ static const route_row_t routes[] = {
     {"GET",    "/v1/policy",          R_POLICY_GET,     "policy_get",     h_policy_get,     0, RIGHT_NONE},
     {"POST",   "/v1/policy",          R_POLICY_POST,    "policy_post",    h_policy_post,    1, RIGHT_ADMIN},
     {"GET",    "/v1/compliance",      R_COMPLIANCE,     "compliance",     h_compliance,     0, RIGHT_NONE},
+    /* federation objects carry their roots' signatures: anyone may hand one in (node/http_fed.c) */
+    {"GET",    "/v1/federation",      R_FED_GET,        "federation",     h_fed_get,        0, RIGHT_NONE},
+    {"POST",   "/v1/federation/objects", R_FED_POST,    "federation_objects", h_fed_post,   1, RIGHT_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

@@ -341,7 +341,9 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
         (rc = open_dbi(st, txn, "access", &st->access, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "history", &st->history, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "record_schema", &st->rschema, err, errlen)) != 0 ||
-        (rc = open_dbi(st, txn, "changes", &st->changes, err, errlen)) != 0)
+        (rc = open_dbi(st, txn, "changes", &st->changes, err, errlen)) != 0 ||
+
+        (rc = open_dbi(st, txn, "fedlog", &st->fedlog, err, errlen)) != 0)
         return rc;
 
     MDB_val k = { strlen(FORMAT_KEY), (void *)FORMAT_KEY }, v;

@@ -23,6 +23,7 @@ struct store {
     MDB_dbi access;                    /* access requests and grants (access.c) */
     MDB_dbi history, rschema;          /* version history, record schema epochs (history.c) */
     MDB_dbi changes;                   /* the node-local change log (changes.c) */
+    MDB_dbi fedlog;                    /* federation log objects (fedlog.c) */
     int search_off;                    /* store_opts_t.no_search: index not maintained */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */

@@ -375,7 +375,8 @@ static const drop_case_t drop_cases[] = {
     {"zero key", R_SPOOFED, K_ENVELOPE, NULL, 0, 1, 32, 2, "127.0.0.1:9", 1},
     {"type 0", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 0},
     {"type 6", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 6},
-    {"type 31", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 31},
+    {"type 29", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 29},   /* unassigned (30, 31: fedlog) */
+    {"type 32", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 32},   /* TRANSPORT_MAX_TYPES */
     {"type 1000", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 1000},
     {"type -1", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", -1},
 };

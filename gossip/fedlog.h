@@ -1,0 +1,122 @@
+/* gossip/fedlog.h - the federation log (DESIGN.md §12): the set of signed federation objects a
+ * node holds (charter updates, domain certificates, revocations, policy sets), each a TrustSigned
+ * known by the BLAKE2b-256 of its body, verified before it is stored or passed on, persisted in
+ * LMDB (storage/fedlog.h) and replicated between nodes: pushed at once to every alive member
+ * (revocations first, on the priority connection), reconciled as a set by anti-entropy
+ * (proto/tributary.proto, FedSync: summary, buckets, hashes, want, objects).
+ *
+ * Owns: taking objects offered as bytes (from an operator's file through the API, or from a
+ * peer), dispatching them by kind to their verifier (trust_offer_* for kinds 1-3, the policy
+ * hook for kind 4, the old key's signature and certificate for kind 5, a key hand-over), the held set and its summary, the push queue, the anti-entropy exchange, the
+ * refusal counters (trib_fedlog_refused_total{kind,reason}) and the status view.
+ * Must not: open sockets (the gossip loop sends through fedlog_io_t), include anything from
+ * node/, or hold its lock while sending.
+ *
+ * Threads: fedlog_offer, fedlog_status_json, fedlog_metrics_render and fedlog_summary from any
+ * thread; fedlog_tick, fedlog_sync and fedlog_handle on the gossip loop only. Once attached to a
+ * loop with own_thread, the trust store given to fedlog_new is changed on the loop only (an
+ * operator's offer from an HTTP thread is run there), always under the fedlog's lock: the loop may
+ * read it freely (the ZAP handler); another thread (catalog acceptance) takes fedlog_lock /
+ * fedlog_unlock around its question. */
+#ifndef TRIB_FEDLOG_H
+#define TRIB_FEDLOG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gossip/charter.h"
+#include "gossip/trust.h"
+#include "storage/store.h"
+
+#define FEDLOG_MAX_OBJECTS 150000            /* held objects; more are refused ("full") */
+#define FEDLOG_MAX_BYTES   (256u << 20)      /* their total size */
+#define FEDLOG_MAX_CHARTERS 1024             /* charter versions held */
+#define FEDLOG_KINDS 6                       /* kind 0 (unknown) .. 5 (key rotation hand-over) */
+
+typedef struct fedlog fedlog_t;
+
+/* Reasons beyond trust_verdict_t's, for refusals the fedlog itself makes. */
+typedef enum {
+    FEDLOG_R_OPEN_MODE = TRUST_VERDICT_COUNT,  /* a charter/cert/revocation with no charter held */
+    FEDLOG_R_FULL,                             /* FEDLOG_MAX_OBJECTS or FEDLOG_MAX_BYTES reached */
+    FEDLOG_R_UNKNOWN_KIND,                     /* the envelope names no kind we know */
+    FEDLOG_R_POLICY,                           /* the policy hook refused a policy set */
+    FEDLOG_R_STORAGE,                          /* LMDB failed (disk full ...) */
+    FEDLOG_R_BUSY,                             /* the loop did not take an operator's offer in time */
+    FEDLOG_R_COUNT
+} fedlog_reason_t;
+
+typedef struct {
+    int kind;                                  /* trust_kind_t of the envelope, 0 if unknown */
+    int added;                                 /* 1: new in the set (stored, queued for push) */
+    int reason;                                /* TRUST_OK, a trust_verdict_t or a fedlog_reason_t */
+    uint8_t hash[TRUST_HASH_LEN];              /* BLAKE2b-256 of the body (when decodable) */
+    char err[400];                             /* why, when refused */
+} fedlog_result_t;
+
+/* The label of a reason: trust_verdict_name's, or "open_mode", "full", "unknown_kind",
+ * "policy_refused", "storage", "busy". */
+const char *fedlog_reason_name(int reason);
+
+/* A federation log over st. t: the node's trust store (chartered mode), or NULL (open mode: only
+ * policy sets are held). Loads the stored objects and offers them to t (charters by version,
+ * then certificates, then revocations); objects refused now stay stored (logged). NULL with err. */
+fedlog_t *fedlog_new(store_t *st, trust_t *t, char *err, size_t errlen);
+void fedlog_destroy(fedlog_t **fp);
+
+/* Kind-4 objects (policy sets) go to fn (node/policy.c's policy_offer, set by the agent): it
+ * returns 0 when it holds the set (verified) or -1 with err. Without a hook a policy set is held
+ * when it is a well-formed TrustSigned of kind 4 (signatures not checked). */
+typedef int (*fedlog_policy_fn)(void *ctx, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
+
+/* Offers bytes (a TrustSigned, at most TRUST_MAX_BYTES) as an operator's submission (from NULL)
+ * or from a peer (its address). 0 when held (res->added says whether it is new: stored and queued
+ * for push to every alive member), -1 when refused (res->reason, res->err; counted, logged at most
+ * once a second per reason). An operator's charter older than the held one is refused
+ * (stale_version); a peer's is kept as history when the held chain names its hash. */
+int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from, fedlog_result_t *res);
+
+/* Count and XOR of the held hashes (the anti-entropy summary). */
+void fedlog_summary(fedlog_t *f, uint32_t *count, uint8_t hash[TRUST_HASH_LEN]);
+/* 1 when an object with this body hash is held. */
+int fedlog_has(fedlog_t *f, const uint8_t hash[TRUST_HASH_LEN]);
+
+void fedlog_lock(fedlog_t *f);
+void fedlog_unlock(fedlog_t *f);
+/* The trust store (NULL in open mode); read it only between fedlog_lock and fedlog_unlock. */
+trust_t *fedlog_trust(fedlog_t *f);
+
+/* ---- the gossip loop */
+typedef struct {
+    void *ctx;
+    void (*send)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
+    /* Every alive member's address (up to max); the strings stay valid until the loop's next turn. */
+    size_t (*peers)(void *ctx, const char **addrs, size_t max);
+    void (*wake)(void *ctx);                   /* any thread: call fedlog_tick soon */
+    size_t max_frame;                          /* bytes of objects per message */
+    int own_thread;                            /* the loop is a thread of its own that owns the trust
+                                                  store: operators' offers (from NULL) made on other
+                                                  threads are run by it (fedlog_tick), and waited for */
+} fedlog_io_t;
+
+/* Connects the loop (io NULL: disconnects; queued pushes wait). */
+void fedlog_attach(fedlog_t *f, const fedlog_io_t *io);
+/* Sends the queued pushes: revocations first, each to every alive member but its sender. */
+void fedlog_tick(fedlog_t *f);
+/* Opens an anti-entropy round with peer (a summary). */
+void fedlog_sync(fedlog_t *f, const char *peer);
+/* A received MSG_FED_PUSH or MSG_FED_SYNC from peer. Bad messages are counted and dropped. */
+void fedlog_handle(fedlog_t *f, const char *from, int type, const uint8_t *body, size_t len);
+
+/* ---- views */
+/* {"mode","objects","bytes","charter":{...}|null,"certificates":[...],"revocations":[...],
+ *  "policies":N}. New reference, or NULL on OOM. */
+json_t *fedlog_status_json(fedlog_t *f);
+/* trib_fedlog_objects{kind}, trib_fedlog_accepted_total{kind}, trib_fedlog_refused_total{kind,
+ * reason}, trib_fedlog_pushed_total, trib_fedlog_sync_total{step}. */
+void fedlog_metrics_render(fedlog_t *f, FILE *out);
+
+#endif

@@ -1,0 +1,123 @@
+/* node/http_fed.c - POST /v1/federation/objects and GET /v1/federation (see node/http_fed.h).
+ *
+ * Owns: reading a submitted trust object file from a request body (bounded JSON, "kind" and the
+ * base64 "signed" bytes, which must be of the kind the file says), handing the bytes to the
+ * federation log, and mapping its verdict to a status and error code.
+ * Must not: verify signatures itself (gossip/fedlog.c and the trust store do) or send replies. */
+#include "node/http_fed.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gossip/charter.h"
+#include "gossip/fedlog.h"
+#include "gossip/gossip.h"
+
+static unsigned error(json_t **reply, unsigned status, const char *code, const char *detail)
+{
+    *reply = json_pack("{s:s,s:s}", "error", code, "detail", detail);
+    return status;
+}
+
+static unsigned status_of(int reason, const char **code)
+{
+    *code = fedlog_reason_name(reason);
+    switch (reason) {
+    case TRUST_FORGED:
+    case TRUST_BELOW_THRESHOLD:
+    case TRUST_WRONG_FEDERATION:
+        return 403;
+    case TRUST_STALE_VERSION:
+    case TRUST_VERSION_GAP:
+    case TRUST_BROKEN_CHAIN:
+    case FEDLOG_R_OPEN_MODE:
+        return 409;
+    case FEDLOG_R_POLICY:
+        return 422;
+    case FEDLOG_R_FULL:
+        *code = "fedlog_full";
+        return 507;
+    case FEDLOG_R_STORAGE:
+        return 500;
+    case FEDLOG_R_BUSY:
+        *code = "not_ready";
+        return 503;
+    default:
+        return 400;
+    }
+}
+
+unsigned http_fed_submit(node_t *n, const char *body, size_t len, json_t **reply)
+{
+    fedlog_t *f = gossip_fedlog(n->gossip);
+    char detail[600];
+    if (!f)
+        return error(reply, 503, "not_ready", "this node's federation log is not running yet; retry shortly");
+    if (len > TRUST_FILE_MAX) {
+        snprintf(detail, sizeof detail, "body of %zu bytes: a trust object file is at most %u bytes", len,
+                 TRUST_FILE_MAX);
+        return error(reply, 413, "too_large", detail);
+    }
+    json_error_t je;
+    json_t *j = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(j)) {
+        snprintf(detail, sizeof detail, "body: expected a trust object file (JSON object with \"kind\" and "
+                 "\"signed\"), %s at line %d column %d", j ? "not an object" : "invalid JSON", je.line, je.column);
+        json_decref(j);
+        return error(reply, 400, "malformed", detail);
+    }
+    const char *b64 = json_string_value(json_object_get(j, "signed"));
+    const char *kname = json_string_value(json_object_get(j, "kind"));
+    int want = 0;
+    for (int k = TRUST_KIND_CHARTER; kname && k <= TRUST_KIND_ROTATE; k++)
+        if (!strcmp(kname, trust_file_kind_name((trust_kind_t)k)))
+            want = k;
+    const char *kind = want ? trust_file_kind_name((trust_kind_t)want) : "";   /* outlives j */
+    if (!want || !b64) {
+        json_decref(j);
+        return error(reply, 400, "malformed", !want ? "body: \"kind\" must be trib.charter, trib.cert, "
+                     "trib.revocation, trib.policy or trib.rotation" : "body: \"signed\" (base64 of the signed bytes) is missing");
+    }
+    size_t blen = strlen(b64), cap = blen / 4 * 3 + 3, got = 0;
+    uint8_t *bytes = malloc(cap);
+    if (!bytes || sodium_base642bin(bytes, cap, b64, blen, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+        free(bytes);
+        json_decref(j);
+        return error(reply, 400, "malformed", "body: \"signed\" is not base64");
+    }
+    json_decref(j);
+    Trib__TrustSigned *env = got <= TRUST_MAX_BYTES ? trib__trust_signed__unpack(NULL, got, bytes) : NULL;
+    int got_kind = env ? (int)env->kind : 0;
+    if (env)
+        trib__trust_signed__free_unpacked(env, NULL);
+    if (env && got_kind != want) {
+        free(bytes);
+        snprintf(detail, sizeof detail, "body: the file says %s, but its signed bytes are a %s", kind,
+                 trust_kind_name((trust_kind_t)got_kind));
+        return error(reply, 400, "kind_mismatch", detail);
+    }
+    fedlog_result_t r;
+    int rc = fedlog_offer(f, bytes, got, NULL, &r);
+    free(bytes);
+    char hex[2 * TRUST_HASH_LEN + 1];
+    trust_hex(r.hash, TRUST_HASH_LEN, hex);
+    if (rc == 0) {
+        *reply = json_pack("{s:s,s:s,s:s}", "result", r.added ? "added" : "held", "kind",
+                           trust_kind_name((trust_kind_t)r.kind), "hash", hex);
+        return r.added ? 201 : 200;
+    }
+    const char *code;
+    unsigned status = status_of(r.reason, &code);
+    snprintf(detail, sizeof detail, "%s", r.err);
+    return error(reply, status, code, detail);
+}
+
+unsigned http_fed_show(node_t *n, json_t **reply)
+{
+    fedlog_t *f = gossip_fedlog(n->gossip);
+    if (!f)
+        return error(reply, 503, "not_ready", "this node's federation log is not running yet; retry shortly");
+    *reply = fedlog_status_json(f);
+    return *reply ? 200 : error(reply, 500, "internal", "out of memory");
+}

@@ -1,0 +1,935 @@
+/* tests/test_fedlog.c - the federation log (gossip/fedlog.c, storage/fedlog.c, node/http_fed.c):
+ * offers by kind with every refusal counted, persistence across a reopen, the charter chain
+ * (update, replay, removed root, history from peers), bounded random input, set reconciliation
+ * between two logs over an in-memory network, and against real `trib agent` processes:
+ * a certificate and a revocation submitted with `trib fed submit` on one node reach all three
+ * nodes' stores and trust state within seconds; hostile submissions get their status, code and
+ * metric and the node keeps serving.
+ *
+ * Owns: temp dirs under /tmp (removed), the processes it starts (stopped). */
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gossip/cert.h"
+#include "gossip/charter.h"
+#include "gossip/fedlog.h"
+#include "gossip/trust.h"
+#include "storage/fedlog.h"
+#include "storage/store.h"
+#include "tests/harness.h"
+
+#define DAY_MS 86400000LL
+
+static identity_t A, B, C, N, M;
+static charter_t ch;
+static char err[600];
+static char tmp[64];
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mk_id(identity_t *id)
+{
+    memset(id, 0, sizeof *id);
+    crypto_sign_keypair(id->pk, id->sk);
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(id->curve_pk, id->pk), 0);
+    identity_hex(id->pk, id->hex);
+}
+
+static void make_charter(charter_t *c, const identity_t *const *roots, size_t nroots, uint32_t threshold)
+{
+    memset(c, 0, sizeof *c);
+    randombytes_buf(c->fed_id, FED_ID_LEN);
+    for (size_t i = 0; i < nroots; i++) {
+        memcpy(c->keys[i].key, roots[i]->pk, ID_PK_LEN);
+        c->keys[i].role = CHARTER_ROLE_ROOT;
+    }
+    c->nkeys = nroots;
+    c->threshold = threshold;
+    c->issued_ms = now_ms();
+    cr_assert_eq(charter_sign(NULL, c, roots, threshold, err, sizeof err), 0, "%s", err);
+}
+
+static void setup(void)
+{
+    cr_assert_geq(sodium_init(), 0);
+    mk_id(&A), mk_id(&B), mk_id(&C), mk_id(&N), mk_id(&M);
+    const identity_t *roots[] = { &A, &B, &C };
+    make_charter(&ch, roots, 3, 2);
+    snprintf(tmp, sizeof tmp, "/tmp/trib-fedlog-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp));
+}
+
+static void teardown(void)
+{
+    charter_free(&ch);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(fedlog, .init = setup, .fini = teardown, .timeout = 120);
+
+static store_t *open_store(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    store_t *st = store_open(path, NULL, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    return st;
+}
+
+static void issue_cert(const charter_t *c, const char *domain, const identity_t *node, const identity_t *r1,
+                       const identity_t *r2, cert_t *out)
+{
+    const identity_t *sig[] = { r1, r2 };
+    int64_t t = now_ms();
+    cr_assert_eq(cert_issue(c, domain, node->pk, t - DAY_MS, t + 90 * DAY_MS, 0, sig, r2 ? 2 : 1, out, err,
+                            sizeof err), 0, "%s", err);
+}
+
+static void issue_rev(const charter_t *c, const identity_t *node, revocation_t *out)
+{
+    const identity_t *sig[] = { &A, &B };
+    cr_assert_eq(revocation_issue(c, 1, 0, node->pk, now_ms(), "test", sig, 2, out, err, sizeof err), 0, "%s",
+                 err);
+}
+
+/* The metrics text of f. */
+static char *metrics(fedlog_t *f)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    fedlog_metrics_render(f, m);
+    fclose(m);
+    return buf;
+}
+
+static void expect_metric(fedlog_t *f, const char *series)
+{
+    char *m = metrics(f);
+    cr_expect(strstr(m, series) != NULL, "no '%s' in\n%s", series, m);
+    free(m);
+}
+
+/* The same envelope with its last signature dropped (a signer short of the threshold). */
+static uint8_t *drop_sig(const uint8_t *b, size_t n, size_t *outlen)
+{
+    Trib__TrustSigned *env = trib__trust_signed__unpack(NULL, n, b);
+    cr_assert(env && env->n_sigs >= 2);
+    env->n_sigs--;
+    *outlen = trib__trust_signed__get_packed_size(env);
+    uint8_t *out = malloc(*outlen);
+    trib__trust_signed__pack(env, out);
+    env->n_sigs++;
+    trib__trust_signed__free_unpacked(env, NULL);
+    return out;
+}
+
+/* Re-encodes env's body and signatures under another kind: the same signatures, presented as
+ * another kind of object. */
+static uint8_t *as_kind(const uint8_t *b, size_t n, int kind, size_t *outlen)
+{
+    Trib__TrustSigned *env = trib__trust_signed__unpack(NULL, n, b);
+    cr_assert_not_null(env);
+    env->kind = (Trib__TrustKind)kind;
+    *outlen = trib__trust_signed__get_packed_size(env);
+    uint8_t *out = malloc(*outlen);
+    trib__trust_signed__pack(env, out);
+    trib__trust_signed__free_unpacked(env, NULL);
+    return out;
+}
+
+Test(fedlog, offers_by_kind_and_every_refusal_counted)
+{
+    store_t *st = open_store("a");
+    trust_t *t = trust_new(&ch);
+    fedlog_t *f = fedlog_new(st, t, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    fedlog_result_t r;
+
+    cert_t c;
+    issue_cert(&ch, "payments", &N, &A, &B, &c);
+    cr_assert_eq(fedlog_offer(f, c.bytes, c.len, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(r.added, 1);
+    cr_expect_eq(r.kind, TRUST_KIND_CERT);
+    cr_assert_eq(fedlog_offer(f, c.bytes, c.len, "127.0.0.1:1", &r), 0);
+    cr_expect_eq(r.added, 0, "the same certificate is held once");
+    fedlog_lock(f);
+    cr_expect_eq(trust_entry_ok(fedlog_trust(f), "payments", N.pk, now_ms(), err, sizeof err), TRUST_OK, "%s", err);
+    fedlog_unlock(f);
+
+    /* forged: one signature byte flipped */
+    cert_t c2;
+    issue_cert(&ch, "growth", &M, &A, &B, &c2);
+    uint8_t *forged = malloc(c2.len);
+    memcpy(forged, c2.bytes, c2.len);
+    forged[c2.len - 1] ^= 1;
+    cr_expect_eq(fedlog_offer(f, forged, c2.len, NULL, &r), -1);
+    cr_expect_eq(r.reason, TRUST_FORGED, "%s: %s", fedlog_reason_name(r.reason), r.err);
+    expect_metric(f, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"} 1");
+
+    /* below threshold: one root of a threshold of two */
+    cert_t c3;
+    issue_cert(&ch, "growth", &M, &A, &C, &c3);
+    size_t onel;
+    uint8_t *one = drop_sig(c3.bytes, c3.len, &onel);
+    cr_expect_eq(fedlog_offer(f, one, onel, NULL, &r), -1);
+    cr_expect_eq(r.reason, TRUST_BELOW_THRESHOLD, "%s", r.err);
+    free(one);
+
+    /* another federation's certificate */
+    charter_t other;
+    const identity_t *roots[] = { &A, &B, &C };
+    make_charter(&other, roots, 3, 2);
+    cert_t c4;
+    issue_cert(&other, "growth", &M, &A, &B, &c4);
+    cr_expect_eq(fedlog_offer(f, c4.bytes, c4.len, NULL, &r), -1);
+    cr_expect_eq(r.reason, TRUST_WRONG_FEDERATION, "%s", r.err);
+    expect_metric(f, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"wrong_federation\"} 1");
+
+    /* one kind presented as another: a certificate's signatures as a revocation and as a charter,
+     * a revocation's as a certificate */
+    size_t xl;
+    uint8_t *x = as_kind(c2.bytes, c2.len, TRUST_KIND_REVOKE, &xl);
+    cr_expect_eq(fedlog_offer(f, x, xl, NULL, &r), -1, "a certificate accepted as a revocation");
+    cr_expect(r.reason == TRUST_FORGED || r.reason == TRUST_MALFORMED, "%s", fedlog_reason_name(r.reason));
+    free(x);
+    x = as_kind(c2.bytes, c2.len, TRUST_KIND_CHARTER, &xl);
+    cr_expect_eq(fedlog_offer(f, x, xl, NULL, &r), -1, "a certificate accepted as a charter");
+    free(x);
+    revocation_t rv;
+    issue_rev(&ch, &N, &rv);
+    x = as_kind(rv.bytes, rv.len, TRUST_KIND_CERT, &xl);
+    cr_expect_eq(fedlog_offer(f, x, xl, NULL, &r), -1, "a revocation accepted as a certificate");
+    free(x);
+
+    /* garbage, empty, oversize, unknown kind */
+    uint8_t junk[100];
+    randombytes_buf(junk, sizeof junk);
+    cr_expect_eq(fedlog_offer(f, junk, sizeof junk, NULL, &r), -1);
+    cr_expect_eq(fedlog_offer(f, junk, 0, NULL, &r), -1);
+    cr_expect_eq(r.reason, TRUST_MALFORMED);
+    uint8_t *big = calloc(1, TRUST_MAX_BYTES + 1);
+    cr_expect_eq(fedlog_offer(f, big, TRUST_MAX_BYTES + 1, NULL, &r), -1);
+    cr_expect_eq(r.reason, TRUST_MALFORMED);
+    free(big);
+    x = as_kind(c2.bytes, c2.len, 9, &xl);
+    cr_expect_eq(fedlog_offer(f, x, xl, NULL, &r), -1);
+    cr_expect_eq(r.reason, FEDLOG_R_UNKNOWN_KIND, "%s", fedlog_reason_name(r.reason));
+    free(x);
+
+    /* a revocation is held and takes effect */
+    cr_assert_eq(fedlog_offer(f, rv.bytes, rv.len, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(r.added, 1);
+    fedlog_lock(f);
+    cr_expect_eq(trust_entry_ok(fedlog_trust(f), "payments", N.pk, now_ms() + 1000, err, sizeof err), TRUST_REVOKED);
+    fedlog_unlock(f);
+
+    /* a policy set (kind 4): held when well-formed, without the policy hook */
+    uint8_t body[] = "rules: []";
+    const identity_t *gov[] = { &A };
+    uint8_t *pol;
+    size_t pl;
+    cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
+    cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(r.added, 1);
+
+    uint32_t count;
+    uint8_t sum[TRUST_HASH_LEN];
+    fedlog_summary(f, &count, sum);
+    cr_expect_eq(count, 3, "certificate, revocation and policy set held, nothing refused held");
+    expect_metric(f, "trib_fedlog_objects{kind=\"revocation\"} 1");
+    json_t *j = fedlog_status_json(f);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "chartered");
+    cr_expect_eq(json_array_size(json_object_get(j, "certificates")), 1);
+    cr_expect_eq(json_array_size(json_object_get(j, "revocations")), 1);
+    json_decref(j);
+
+    free(pol);
+    free(forged);
+    cert_free(&c), cert_free(&c2), cert_free(&c3), cert_free(&c4);
+    revocation_free(&rv);
+    charter_free(&other);
+    fedlog_destroy(&f);
+    trust_destroy(&t);
+
+    /* reopened: the stored objects come back, into a fresh trust store too */
+    t = trust_new(&ch);
+    f = fedlog_new(st, t, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    fedlog_summary(f, &count, sum);
+    cr_expect_eq(count, 3);
+    cr_expect_eq(trust_cert_count(t), 1);
+    cr_expect_eq(trust_revocation_count(t), 1);
+    cr_expect_eq(trust_entry_ok(t, "payments", N.pk, now_ms() + 1000, err, sizeof err), TRUST_REVOKED, "%s", err);
+    fedlog_destroy(&f);
+    trust_destroy(&t);
+    store_close(&st);
+}
+
+Test(fedlog, open_mode_holds_only_policy_sets)
+{
+    store_t *st = open_store("open");
+    fedlog_t *f = fedlog_new(st, NULL, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    cert_t c;
+    issue_cert(&ch, "payments", &N, &A, &B, &c);
+    fedlog_result_t r;
+    cr_expect_eq(fedlog_offer(f, c.bytes, c.len, NULL, &r), -1);
+    cr_expect_eq(r.reason, FEDLOG_R_OPEN_MODE);
+    expect_metric(f, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"open_mode\"} 1");
+    cr_expect_eq(fedlog_offer(f, ch.bytes, ch.len, NULL, &r), -1);
+    uint8_t body[] = "rules: []";
+    const identity_t *gov[] = { &A };
+    uint8_t *pol;
+    size_t pl;
+    cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
+    cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), 0, "%s", r.err);
+    json_t *j = fedlog_status_json(f);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "open");
+    cr_expect_eq(json_integer_value(json_object_get(j, "policies")), 1);
+    json_decref(j);
+    free(pol);
+    cert_free(&c);
+    fedlog_destroy(&f);
+    store_close(&st);
+}
+
+static int hook_calls;
+static int refuse_all(void *ctx, const uint8_t *b, size_t n, char *e, size_t elen)
+{
+    (void)ctx, (void)b, (void)n;
+    hook_calls++;
+    snprintf(e, elen, "rule set not signed by a governance key");
+    return -1;
+}
+
+Test(fedlog, policy_sets_go_to_the_policy_hook)
+{
+    store_t *st = open_store("hook");
+    fedlog_t *f = fedlog_new(st, NULL, err, sizeof err);
+    fedlog_set_policy_offer(f, refuse_all, NULL);
+    uint8_t body[] = "rules: []";
+    const identity_t *gov[] = { &A };
+    uint8_t *pol;
+    size_t pl;
+    cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
+    fedlog_result_t r;
+    cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), -1);
+    cr_expect_eq(r.reason, FEDLOG_R_POLICY);
+    cr_expect_eq(hook_calls, 1);
+    expect_metric(f, "trib_fedlog_refused_total{kind=\"policy\",reason=\"policy_refused\"} 1");
+    free(pol);
+    fedlog_destroy(&f);
+    store_close(&st);
+}
+
+Test(fedlog, charter_updates_chain_and_replays_are_refused)
+{
+    store_t *st = open_store("chain");
+    trust_t *t = trust_new(&ch);
+    fedlog_t *f = fedlog_new(st, t, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    fedlog_result_t r;
+    /* v2 removes C */
+    charter_t v2 = ch;
+    v2.bytes = NULL;
+    v2.nkeys = 2;
+    const identity_t *ab[] = { &A, &B };
+    cr_assert_eq(charter_sign(&ch, &v2, ab, 2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(fedlog_offer(f, v2.bytes, v2.len, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(r.added, 1);
+    cr_expect_eq(trust_charter(t)->version, 2);
+    /* the operator replays v1: stale */
+    cr_expect_eq(fedlog_offer(f, ch.bytes, ch.len, NULL, &r), -1);
+    cr_expect_eq(r.reason, TRUST_STALE_VERSION, "%s", fedlog_reason_name(r.reason));
+    expect_metric(f, "trib_fedlog_refused_total{kind=\"charter\",reason=\"stale_version\"} 1");
+    /* a v3 signed with the removed root C (and A): only one current root signed */
+    charter_t v3 = v2;
+    v3.bytes = NULL;
+    v3.threshold = 1;
+    const identity_t *ac[] = { &A, &C };
+    charter_t fake = v2;                /* C still a root in the signer's eyes */
+    fake.bytes = NULL;
+    memcpy(fake.keys[2].key, C.pk, ID_PK_LEN);
+    fake.keys[2].role = CHARTER_ROLE_ROOT;
+    fake.nkeys = 3;
+    v3.nkeys = 3;
+    memcpy(v3.keys[2].key, C.pk, ID_PK_LEN);
+    v3.keys[2].role = CHARTER_ROLE_ROOT;
+    cr_assert_eq(charter_sign(&fake, &v3, ac, 2, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(fedlog_offer(f, v3.bytes, v3.len, NULL, &r), -1, "an update signed by a removed root");
+    cr_expect_eq(r.reason, TRUST_BELOW_THRESHOLD, "%s: %s", fedlog_reason_name(r.reason), r.err);
+    cr_expect_eq(trust_charter(t)->version, 2);
+    /* a peer's v1 is the held chain's ancestor: kept as history, not made current */
+    cr_expect_eq(fedlog_offer(f, ch.bytes, ch.len, "127.0.0.1:9", &r), 0, "%s", r.err);
+    cr_expect_eq(r.added, 1);
+    cr_expect_eq(trust_charter(t)->version, 2);
+    /* a charter of another federation is not history */
+    charter_t other;
+    const identity_t *roots[] = { &A, &B, &C };
+    make_charter(&other, roots, 3, 2);
+    cr_expect_eq(fedlog_offer(f, other.bytes, other.len, "127.0.0.1:9", &r), -1);
+    charter_free(&other);
+    charter_free(&v2);
+    charter_free(&v3);
+    fedlog_destroy(&f);
+    trust_destroy(&t);
+    store_close(&st);
+}
+
+/* Random bytes and mutated valid objects (flipped, truncated, spliced), from operators and peers,
+ * and malformed peer messages: never a crash (ASan), never a mutated object held. */
+Test(fedlog, bounded_random_input_is_refused)
+{
+    store_t *st = open_store("fuzz");
+    trust_t *t = trust_new(&ch);
+    fedlog_t *f = fedlog_new(st, t, err, sizeof err);
+    cert_t c;
+    issue_cert(&ch, "payments", &N, &A, &B, &c);
+    revocation_t rv;
+    issue_rev(&ch, &N, &rv);
+    const uint8_t *seeds[] = { c.bytes, rv.bytes, ch.bytes };
+    const size_t lens[] = { c.len, rv.len, ch.len };
+    uint8_t buf[2048];
+    fedlog_result_t r;
+    uint32_t rnd = 12345;
+    for (int i = 0; i < 20000; i++) {
+        rnd = rnd * 1103515245u + 12345u;
+        int s = (int)(rnd >> 8) % 3;
+        size_t n = lens[s] < sizeof buf ? lens[s] : sizeof buf;
+        memcpy(buf, seeds[s], n);
+        int how = (int)(rnd >> 16) % 4;
+        if (how == 0) {
+            randombytes_buf(buf, n);
+        } else if (how == 1) {
+            size_t k = 1 + randombytes_uniform(4);
+            for (size_t j = 0; j < k; j++)
+                buf[randombytes_uniform((uint32_t)n)] ^= (uint8_t)(1 + randombytes_uniform(255));
+        } else if (how == 2) {
+            n = randombytes_uniform((uint32_t)n);
+        } else {
+            size_t at = randombytes_uniform((uint32_t)n);
+            randombytes_buf(buf + at, n - at);
+        }
+        int rc = fedlog_offer(f, buf, n, i % 2 ? "127.0.0.1:1" : NULL, &r);
+        if (rc == 0)
+            cr_expect(n == lens[s] && !memcmp(buf, seeds[s], n), "a mutated object was held (iteration %d)", i);
+        fedlog_handle(f, "127.0.0.1:1", TRIB__MSG_TYPE__MSG_FED_PUSH, buf, n);
+        fedlog_handle(f, "127.0.0.1:1", TRIB__MSG_TYPE__MSG_FED_SYNC, buf, n);
+    }
+    uint32_t count;
+    uint8_t sum[TRUST_HASH_LEN];
+    fedlog_summary(f, &count, sum);
+    cr_expect_leq(count, 0, "nothing but unmutated originals may be held; held %u", count);
+    cert_free(&c);
+    revocation_free(&rv);
+    fedlog_destroy(&f);
+    trust_destroy(&t);
+    store_close(&st);
+}
+
+/* ---------------------------------------------------------------- in-memory network of two */
+
+typedef struct msg {
+    struct msg *next;
+    int to, type;
+    size_t len;
+    uint8_t body[];
+} msg_t;
+
+static msg_t *net_head, *net_tail;
+static const char *addr_of[2] = { "10.0.0.1:1", "10.0.0.2:1" };
+static int ids[2] = { 0, 1 };
+
+static void net_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)ctx;
+    msg_t *m = malloc(sizeof *m + len);
+    m->next = NULL;
+    m->to = !strcmp(addr, addr_of[0]) ? 0 : 1;
+    m->type = type;
+    m->len = len;
+    memcpy(m->body, body, len);
+    if (net_tail)
+        net_tail->next = m;
+    else
+        net_head = m;
+    net_tail = m;
+}
+
+static size_t net_peers(void *ctx, const char **addrs, size_t max)
+{
+    (void)max;
+    addrs[0] = addr_of[!*(int *)ctx];
+    return 1;
+}
+
+static void net_wake(void *ctx) { (void)ctx; }
+
+/* Delivers every queued message (and what they cause). Returns how many. */
+static int net_run(fedlog_t *logs[2])
+{
+    int n = 0;
+    while (net_head) {
+        msg_t *m = net_head;
+        net_head = m->next;
+        if (!net_head)
+            net_tail = NULL;
+        fedlog_handle(logs[m->to], addr_of[!m->to], m->type, m->body, m->len);
+        fedlog_tick(logs[0]);
+        fedlog_tick(logs[1]);
+        free(m);
+        n++;
+    }
+    return n;
+}
+
+static int same_sets(fedlog_t *logs[2])
+{
+    uint32_t c0, c1;
+    uint8_t h0[TRUST_HASH_LEN], h1[TRUST_HASH_LEN];
+    fedlog_summary(logs[0], &c0, h0);
+    fedlog_summary(logs[1], &c1, h1);
+    return c0 == c1 && !memcmp(h0, h1, TRUST_HASH_LEN);
+}
+
+Test(fedlog, anti_entropy_reconciles_two_sets)
+{
+    store_t *st[2] = { open_store("n0"), open_store("n1") };
+    trust_t *t[2] = { trust_new(&ch), trust_new(&ch) };
+    fedlog_t *logs[2];
+    for (int i = 0; i < 2; i++) {
+        logs[i] = fedlog_new(st[i], t[i], err, sizeof err);
+        cr_assert_not_null(logs[i], "%s", err);
+    }
+    /* 600 certificates on node 0, 40 others on node 1, before they are connected */
+    enum { N0 = 600, N1 = 40 };
+    static identity_t keys[N0 + N1];
+    char dom[32];
+    fedlog_result_t r;
+    for (int i = 0; i < N0 + N1; i++) {
+        mk_id(&keys[i]);
+        snprintf(dom, sizeof dom, "d-%d", i);
+        cert_t c;
+        issue_cert(&ch, dom, &keys[i], &A, &B, &c);
+        cr_assert_eq(fedlog_offer(logs[i < N0 ? 0 : 1], c.bytes, c.len, NULL, &r), 0, "%s", r.err);
+        cert_free(&c);
+    }
+    while (net_head) {               /* nothing is attached yet: nothing was sent */
+        msg_t *m = net_head;
+        net_head = m->next;
+        free(m);
+    }
+    net_tail = NULL;
+    for (int i = 0; i < 2; i++) {
+        fedlog_io_t io = { .ctx = &ids[i], .send = net_send, .peers = net_peers, .wake = net_wake,
+                           .max_frame = 64 << 10 };
+        fedlog_attach(logs[i], &io);
+    }
+    cr_expect(!same_sets(logs));
+    int rounds = 0;
+    for (; rounds < 20 && !same_sets(logs); rounds++) {
+        fedlog_sync(logs[rounds % 2], addr_of[!(rounds % 2)]);
+        net_run(logs);
+    }
+    cr_expect(same_sets(logs), "not reconciled after %d rounds", rounds);
+    cr_expect_leq(rounds, 4, "took %d rounds", rounds);
+    cr_expect_eq(trust_cert_count(t[0]), N0 + N1);
+    cr_expect_eq(trust_cert_count(t[1]), N0 + N1);
+    /* an idle round costs one summary */
+    char *m0 = metrics(logs[1]);
+    fedlog_sync(logs[0], addr_of[1]);
+    cr_expect_eq(net_run(logs), 1);
+    free(m0);
+    /* a revocation offered on node 1 is pushed to node 0 at once */
+    revocation_t rv;
+    issue_rev(&ch, &keys[3], &rv);
+    cr_assert_eq(fedlog_offer(logs[1], rv.bytes, rv.len, NULL, &r), 0, "%s", r.err);
+    fedlog_tick(logs[1]);
+    net_run(logs);
+    cr_expect_eq(trust_revocation_count(t[0]), 1);
+    cr_expect(same_sets(logs));
+    revocation_free(&rv);
+    for (int i = 0; i < 2; i++) {
+        fedlog_destroy(&logs[i]);
+        trust_destroy(&t[i]);
+        store_close(&st[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- real processes */
+
+#define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "3", \
+             "--anti-entropy-ms", "300", "--federation-secret", "fedlog-test"
+
+static char cpath[300];
+
+static const char *P(const char *name)
+{
+    static char bufs[16][300];
+    static int next;
+    char *b = bufs[next++ % 16];
+    snprintf(b, 300, "%s/%s", tmp, name);
+    return b;
+}
+
+/* Root keys and a charter as files, through the real CLI. */
+static void files_charter(void)
+{
+    cr_assert_eq(h_trib(NULL, NULL, NULL, NULL, "keygen", "--out", P("r1.key"), NULL), 0);
+    cr_assert_eq(h_trib(NULL, NULL, NULL, NULL, "keygen", "--out", P("r2.key"), NULL), 0);
+    cr_assert_eq(h_trib(NULL, NULL, NULL, NULL, "keygen", "--out", P("r3.key"), NULL), 0);
+    snprintf(cpath, sizeof cpath, "%s", P("charter.json"));
+    char *e = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "init", "--root", P("r1.key"), "--root", P("r2.key"), "--root",
+                        P("r3.key"), "--threshold", "2", "--out", cpath, NULL), 0, "%s", e);
+    free(e);
+}
+
+/* 1 when the agent answering on n's HTTP port is n itself (its node id is the key in n's data
+ * dir): with other suites running, a port probed free can be taken by another agent before ours
+ * binds it, and the harness's readiness check would then see that one. */
+static int answers_itself(h_node_t *n)
+{
+    char *o = NULL;
+    if (h_trib(NULL, NULL, &o, NULL, "identity", "--data", n->dir, NULL) != 0 || !o) {
+        free(o);
+        return 0;
+    }
+    json_t *j = h_get_json(n->url, "/v1/status", NULL);
+    const char *id = j ? json_string_value(json_object_get(j, "node_id")) : NULL;
+    int same = id && !strncmp(o, id, 64);
+    json_decref(j);
+    free(o);
+    return same;
+}
+
+/* h_node_start, again on new ports (up to 3 times) when another agent answered on ours. */
+#define START(n, ...)                                                                              \
+    do {                                                                                           \
+        int ok_ = 0;                                                                               \
+        for (int try_ = 0; try_ < 3 && !ok_; try_++) {                                             \
+            cr_assert_eq(h_node_start(n, __VA_ARGS__, NULL), 0, "the node did not start");         \
+            ok_ = answers_itself(n);                                                               \
+            if (!ok_)                                                                              \
+                h_node_cleanup(n);                                                                 \
+        }                                                                                          \
+        cr_assert(ok_, "another agent kept answering on this node's ports");                       \
+    } while (0)
+
+static void node_id(h_node_t *n, char out[65])
+{
+    json_t *j = h_get_json(n->url, "/v1/status", NULL);
+    cr_assert_not_null(j);
+    const char *id = json_string_value(json_object_get(j, "node_id"));
+    if (!id)
+        id = json_string_value(json_object_get(j, "id"));
+    cr_assert_not_null(id, "no node id in /v1/status");
+    snprintf(out, 65, "%s", id);
+    json_decref(j);
+}
+
+typedef struct {
+    h_node_t *nodes;
+    int n;
+    const char *what;   /* "certificates" or "revocations" */
+    size_t want;
+} fed_wait_t;
+
+static int all_hold(void *ctx)
+{
+    fed_wait_t *w = ctx;
+    for (int i = 0; i < w->n; i++) {
+        json_t *j = h_get_json(w->nodes[i].url, "/v1/federation", NULL);
+        size_t have = j ? json_array_size(json_object_get(j, w->what)) : 0;
+        json_decref(j);
+        if (have < w->want)
+            return 0;
+    }
+    return 1;
+}
+
+static long submit(h_node_t *n, const char *file, char *code, size_t cap)
+{
+    size_t len;
+    char *body = h_read_file(file, &len);
+    cr_assert_not_null(body, "%s", file);
+    h_resp_t r;
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/federation/objects", n->url);
+    cr_assert_eq(h_http("POST", url, "application/json", body, len, &r), 0, "POST %s to %s failed (log %s)", file,
+                 url, n->log);
+    json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    snprintf(code, cap, "%s", j ? (json_string_value(json_object_get(j, "error")) ?: "") : "");
+    json_decref(j);
+    long st = r.status;
+    h_resp_free(&r);
+    free(body);
+    return st;
+}
+
+static void expect_serving(h_node_t *n)
+{
+    long st = 0;
+    json_t *j = h_get_json(n->url, "/v1/status", &st);
+    cr_expect_eq(st, 200, "node %s stopped serving", n->domain);
+    json_decref(j);
+}
+
+Test(fedlog, revocation_reaches_three_nodes_within_seconds)
+{
+    files_charter();
+    h_node_t nodes[3];
+    START(&nodes[0], "payments", "--charter", cpath, FAST);
+    START(&nodes[1], "growth", "--charter", cpath, "--seed", nodes[0].peer, FAST);
+    START(&nodes[2], "listening", "--charter", cpath, "--seed", nodes[0].peer, FAST);
+    char id[3][65];
+    for (int i = 0; i < 3; i++)
+        node_id(&nodes[i], id[i]);
+    /* certify each node; submit every certificate on node 0 with the CLI */
+    for (int i = 0; i < 3; i++) {
+        char name[32], *e = NULL, *o = NULL;
+        snprintf(name, sizeof name, "n%d.cert", i);
+        cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "certify", "--charter", cpath, "--root", P("r1.key"), "--root",
+                            P("r2.key"), "--domain", nodes[i].domain, "--node", id[i], "--out", P(name), NULL), 0,
+                     "%s", e);
+        free(e);
+        e = NULL;
+        cr_assert_eq(h_trib(&nodes[0], NULL, &o, &e, "fed", "submit", P(name), "--node", nodes[0].url, NULL), 0,
+                     "%s", e);
+        cr_expect(strstr(o, "added certificate") != NULL, "%s", o);
+        free(o);
+        free(e);
+    }
+    fed_wait_t w = { nodes, 3, "certificates", 3 };
+    cr_assert(h_wait(all_hold, &w, 15000), "the certificates did not reach every node");
+    /* revoke node 1's key, submitted on node 2 */
+    char *e = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "revoke", "--charter", cpath, "--root", P("r2.key"), "--root",
+                        P("r3.key"), "--node", id[1], "--reason", "test", "--out", P("rev.json"), NULL), 0, "%s", e);
+    free(e);
+    long t0 = h_now_ms();
+    cr_assert_eq(h_trib(&nodes[2], NULL, NULL, NULL, "fed", "submit", P("rev.json"), "--node", nodes[2].url, NULL), 0);
+    w.what = "revocations";
+    w.want = 1;
+    cr_assert(h_wait(all_hold, &w, 10000), "the revocation did not reach every node in 10 s");
+    long took = h_now_ms() - t0;
+    cr_expect_lt(took, 5000, "the revocation took %ld ms to reach three nodes", took);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(h_metric(nodes[i].url, "trib_fedlog_accepted_total{kind=\"revocation\"}"), 1,
+                     "node %d", i);
+        json_t *j = h_get_json(nodes[i].url, "/v1/federation", NULL);
+        size_t k;
+        json_t *c;
+        json_array_foreach(json_object_get(j, "certificates"), k, c) {
+            const char *node = json_string_value(json_object_get(c, "node"));
+            const char *state = json_string_value(json_object_get(c, "state"));
+            cr_expect_str_eq(state, !strcmp(node, id[1]) ? "revoked" : "valid", "node %d, cert of %.8s", i, node);
+        }
+        json_decref(j);
+    }
+    /* trib fed status prints it */
+    char *o = NULL;
+    cr_expect_eq(h_trib(&nodes[0], NULL, &o, NULL, "fed", "status", "--node", nodes[0].url, NULL), 0);
+    cr_expect(o && strstr(o, "revoked") && strstr(o, "certificates (3)"), "%s", o);
+    free(o);
+    /* a restarted node still holds it (LMDB) */
+    h_node_stop(&nodes[1], SIGTERM);
+    cr_assert_eq(h_node_restart(&nodes[1]), 0);
+    json_t *j = h_get_json(nodes[1].url, "/v1/federation", NULL);
+    cr_expect_eq(json_array_size(json_object_get(j, "revocations")), 1);
+    json_decref(j);
+    for (int i = 0; i < 3; i++)
+        h_node_cleanup(&nodes[i]);
+}
+
+Test(fedlog, hostile_submissions_are_refused_counted_and_the_node_serves)
+{
+    files_charter();
+    h_node_t n, open;
+    START(&n, "payments", "--charter", cpath, FAST);
+    char id[65], code[64], *e = NULL;
+    node_id(&n, id);
+    /* a certificate signed by one root only (threshold 2) */
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "certify", "--charter", cpath, "--root", P("r1.key"), "--root",
+                        P("r2.key"), "--domain", "payments", "--node", id, "--out", P("good.cert"), NULL), 0, "%s", e);
+    free(e);
+    /* forged: flip one base64 character of the signed bytes near the end (a signature) */
+    size_t len;
+    char *txt = h_read_file(P("good.cert"), &len);
+    json_t *j = json_loads(txt, 0, NULL);
+    char *sig = strdup(json_string_value(json_object_get(j, "signed")));
+    size_t sl = strlen(sig);
+    sig[sl - 6] = sig[sl - 6] == 'A' ? 'B' : 'A';
+    json_object_set_new(j, "signed", json_string(sig));
+    json_dump_file(j, P("forged.cert"), 0);
+    /* the certificate's bytes in a revocation file */
+    json_object_set_new(j, "kind", json_string("trib.revocation"));
+    json_t *orig = json_loads(txt, 0, NULL);
+    json_object_set(j, "signed", json_object_get(orig, "signed"));
+    json_decref(orig);
+    json_dump_file(j, P("cert-as-rev.json"), 0);
+    json_decref(j);
+    free(sig);
+    free(txt);
+    h_write_file(P("garbage.json"), "{\"kind\": \"trib.cert\", \"signed\": \"!!!\"", 38);
+
+    cr_expect_eq(submit(&n, P("forged.cert"), code, sizeof code), 403);
+    cr_expect_str_eq(code, "forged");
+    cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"}"), 1);
+    cr_expect_eq(submit(&n, P("cert-as-rev.json"), code, sizeof code), 400);
+    cr_expect_str_eq(code, "kind_mismatch");
+    cr_expect_eq(submit(&n, P("garbage.json"), code, sizeof code), 400);
+    cr_expect_str_eq(code, "malformed");
+    expect_serving(&n);
+
+    /* charter v2 (adds nothing but a threshold change), then a replay of v1 */
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "update", "--charter", cpath, "--root", P("r1.key"), "--root",
+                        P("r2.key"), "--remove-root", P("r3.key"), "--out", P("charter-v2.json"), NULL), 0, "%s", e);
+    free(e);
+    cr_expect_eq(submit(&n, P("charter-v2.json"), code, sizeof code), 201, "%s", code);
+    cr_expect_eq(submit(&n, cpath, code, sizeof code), 409);
+    cr_expect_str_eq(code, "stale_version");
+    cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"charter\",reason=\"stale_version\"}"), 1);
+    /* a v3 made from v1 by the removed root r3 with r1: a gap/broken chain or too few current roots */
+    e = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "update", "--charter", cpath, "--root", P("r1.key"), "--root",
+                        P("r3.key"), "--threshold", "1", "--out", P("charter-r3.json"), NULL), 0, "%s", e);
+    free(e);
+    long st = submit(&n, P("charter-r3.json"), code, sizeof code);
+    cr_expect(st == 409 || st == 403, "an update signed with a removed root: %ld %s", st, code);
+    /* a certificate signed by r1 and r3 after r3 was removed: below the threshold of v2's roots */
+    e = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "certify", "--charter", cpath, "--root", P("r1.key"), "--root",
+                        P("r3.key"), "--domain", "growth", "--node", id, "--out", P("r3.cert"), NULL), 0, "%s", e);
+    free(e);
+    cr_expect_eq(submit(&n, P("r3.cert"), code, sizeof code), 403);
+    cr_expect_str_eq(code, "below_threshold");
+    json_t *fj = h_get_json(n.url, "/v1/federation", NULL);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(fj, "charter"), "version")), 2);
+    json_decref(fj);
+    expect_serving(&n);
+
+    /* an open-mode node holds no certificates */
+    START(&open, "growth", FAST);
+    cr_expect_eq(submit(&open, P("good.cert"), code, sizeof code), 409);
+    cr_expect_str_eq(code, "open_mode");
+    cr_expect_eq(h_metric(open.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"open_mode\"}"), 1);
+    expect_serving(&open);
+    h_node_cleanup(&n);
+    h_node_cleanup(&open);
+}
+
+/* ---------------------------------------------------------------- key rotation hand-over */
+
+Test(fedlog, key_handover_is_held_only_from_a_certified_old_key)
+{
+    store_t *st = open_store("rot");
+    trust_t *t = trust_new(&ch);
+    fedlog_t *f = fedlog_new(st, t, err, sizeof err);
+    rotation_t rot;
+    cr_assert_eq(rotation_make(&N, "payments", M.pk, now_ms(), ROTATE_DEFAULT_OVERLAP_MS, &rot, err, sizeof err), 0,
+                 "%s", err);
+    fedlog_result_t r;
+    cr_expect_eq(fedlog_offer(f, rot.bytes, rot.len, NULL, &r), -1, "a hand-over by an uncertified key");
+    cr_expect_eq(r.reason, TRUST_UNCERTIFIED, "%s", fedlog_reason_name(r.reason));
+    cert_t c;
+    issue_cert(&ch, "payments", &N, &A, &B, &c);
+    cr_assert_eq(fedlog_offer(f, c.bytes, c.len, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(fedlog_offer(f, rot.bytes, rot.len, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(r.added, 1);
+    cr_expect_eq(r.kind, TRUST_KIND_ROTATE);
+    /* for another domain than the old key's certificate */
+    rotation_t other;
+    cr_assert_eq(rotation_make(&N, "growth", M.pk, now_ms(), 0, &other, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(fedlog_offer(f, other.bytes, other.len, NULL, &r), -1);
+    cr_expect_eq(r.reason, TRUST_WRONG_DOMAIN, "%s", fedlog_reason_name(r.reason));
+    /* forged; and a hand-over's signature presented as a certificate, a certificate's as a hand-over */
+    uint8_t *x = malloc(rot.len);
+    memcpy(x, rot.bytes, rot.len);
+    x[rot.len - 2] ^= 4;
+    rotation_t bad;
+    cr_expect_neq(rotation_parse(x, rot.len, &bad, err, sizeof err), 0);
+    free(x);
+    size_t xl;
+    x = as_kind(rot.bytes, rot.len, TRUST_KIND_CERT, &xl);
+    cr_expect_eq(fedlog_offer(f, x, xl, NULL, &r), -1);
+    free(x);
+    x = as_kind(c.bytes, c.len, TRUST_KIND_ROTATE, &xl);
+    cr_expect_eq(fedlog_offer(f, x, xl, NULL, &r), -1);
+    free(x);
+    /* the same key twice, and a new key equal to the old, are refused at making */
+    rotation_t same;
+    cr_expect_neq(rotation_make(&N, "payments", N.pk, now_ms(), 0, &same, err, sizeof err), 0);
+    json_t *j = fedlog_status_json(f);
+    cr_expect_eq(json_integer_value(json_object_get(j, "rotations")), 1);
+    json_decref(j);
+    rotation_free(&rot);
+    rotation_free(&other);
+    cert_free(&c);
+    fedlog_destroy(&f);
+    trust_destroy(&t);
+    store_close(&st);
+}
+
+Test(fedlog, key_rotate_prepares_the_next_key_and_the_signed_handover)
+{
+    char data[300], *o = NULL, *e = NULL, *o2 = NULL;
+    snprintf(data, sizeof data, "%s/node", tmp);
+    cr_assert_eq(h_trib(NULL, NULL, &o, &e, "identity", "--data", data, NULL), 0, "%s", e);
+    free(o);
+    free(e);
+    o = e = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, &o, &e, "key", "rotate", "--data", data, "--domain", "payments", "--out",
+                        P("rot.json"), "--overlap-hours", "48", NULL), 0, "%s", e);
+    char nextp[400];
+    snprintf(nextp, sizeof nextp, "%s/identity.next.key", data);
+    struct stat sb;
+    cr_assert_eq(stat(nextp, &sb), 0);
+    cr_expect_eq(sb.st_mode & 0777, 0600);
+    rotation_t rot;
+    cr_assert_eq(rotation_load(P("rot.json"), &rot, err, sizeof err), 0, "%s", err);
+    char newhex[ID_HEX_LEN];
+    identity_hex(rot.new_key, newhex);
+    cr_expect(strncmp(o, newhex, 64) == 0, "printed %s, file says %s", o, newhex);
+    cr_expect_eq(rot.overlap_ms, 48LL * 3600000);
+    rotation_free(&rot);
+    free(e);
+    e = NULL;
+    /* a second run reuses the prepared key; a certificate of another key is refused */
+    cr_assert_eq(h_trib(NULL, NULL, &o2, &e, "key", "rotate", "--data", data, "--domain", "payments", "--out",
+                        P("rot2.json"), NULL), 0, "%s", e);
+    cr_expect(strncmp(o, o2, 64) == 0, "the next key changed between runs");
+    free(e);
+    e = NULL;
+    files_charter();
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "certify", "--charter", cpath, "--root", P("r1.key"), "--root",
+                        P("r2.key"), "--domain", "payments", "--node", A.hex, "--out", P("other.cert"), NULL), 0);
+    free(e);
+    e = NULL;
+    cr_expect_eq(h_trib(NULL, NULL, NULL, &e, "key", "rotate", "--data", data, "--domain", "payments", "--out",
+                        P("rot3.json"), "--cert", P("other.cert"), NULL), 1);
+    cr_expect(e && strstr(e, "not the new key"), "%s", e);
+    free(e);
+    e = NULL;
+    cr_expect_eq(h_trib(NULL, NULL, NULL, &e, "key", "rotate", "--data", data, NULL), 2);
+    free(e);
+    free(o);
+    free(o2);
+}
