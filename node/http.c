@@ -1068,6 +1068,7 @@ int http_listen(node_t *a, char *err, size_t errlen)
     if (auth_open(a, err, errlen) < 0)
         return -1;
     reads_set_owner_check(auth_owner_check, a);
+    reads_set_owner_fields(http_access_owner_fields);   /* grants: project routed reads */
     char host[128];
     int port;
     if (config_split_addr(a->cfg.http, host, sizeof host, &port) < 0) {
