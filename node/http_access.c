@@ -189,3 +189,17 @@ char **http_access_owner_fields(void *ctx, const char *product, const uint8_t *t
         f = calloc(1, sizeof *f);
     return f;
 }
+
+int http_access_local_grant(node_t *n, const char *product, const char *cls, const char *token, size_t len, int live,
+                            grants_read_t *out)
+{
+    token_claims_t cl;
+    auth_err_t e;
+    if (!token || !len || (strcmp(cls, "confidential") != 0 && strcmp(cls, "restricted") != 0) ||
+        auth_verify(n, token, len, &cl, &e) != 0)
+        return 0;
+    size_t dl = strlen(cl.domain);
+    if (!strncmp(product, cl.domain, dl) && product[dl] == '/')
+        return 0;   /* the product's own domain reads every field */
+    return grants_check_read(n, cls, cl.subject, cl.domain, cl.id, product, NULL, live, out) && out->audited;
+}

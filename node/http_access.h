@@ -35,6 +35,13 @@ unsigned http_access(struct node *n, struct MHD_Connection *c, access_op_t op, c
  * confidential or restricted and the token is of another domain, else NULL (every field). */
 char **http_access_owner_fields(void *ctx, const char *product, const uint8_t *token, size_t len);
 
+/* grants, a local read on the owner that node/auth.c allowed: 1 when it relies on a grant (the
+ * token is another domain's, the product confidential or restricted), with *out for
+ * stream_set_grant (projection to the grant's fields, audit with the records served); else 0. */
+struct grants_read_s;
+int http_access_local_grant(struct node *n, const char *product, const char *cls, const char *token, size_t len,
+                            int live, struct grants_read_s *out);
+
 /* Refusals by reason since start, for /metrics (trib_access_refused_total{reason}). */
 void http_access_metrics(FILE *f);
 

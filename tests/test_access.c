@@ -953,6 +953,11 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     }
     cr_assert_eq(lines, 2);
     free(body);
+    /* on the owner itself, the same token: the same two fields */
+    body = get_text(&A, rpath, alice, &st);
+    cr_assert_eq(st, 200, "alice's read on payments: %ld %s", st, body);
+    cr_assert(!strstr(body, "currency") && strstr(body, "amount_minor"), "not projected on the owner: %s", body);
+    free(body);
     body = get_text(&B, rpath, bob, &st);
     cr_assert_eq(st, 403, "bob has no grant: %ld %s", st, body);
     cr_assert(strstr(body, "grant_required"), "%s", body);
