@@ -259,6 +259,13 @@ void reads_config_default(reads_config_t *c)
 static reads_check_fn owner_check;
 static void *owner_check_ctx;
 
+static reads_fields_fn owner_fields;
+
+void reads_set_owner_fields(reads_fields_fn fn)
+{
+    owner_fields = fn;
+}
+
 void reads_set_owner_check(reads_check_fn fn, void *ctx)
 {
     owner_check = fn;
@@ -280,6 +287,7 @@ reads_t *reads_new(store_t *st, const char *domain, const reads_config_t *c, con
     r->st = st;
     r->check = owner_check;
     r->check_ctx = owner_check_ctx;
+    r->fields_fn = owner_fields;
     snprintf(r->domain, sizeof r->domain, "%s", domain);
     if (c)
         r->c = *c;

@@ -100,6 +100,11 @@ typedef int (*reads_check_fn)(void *ctx, const char *product, const uint8_t *tok
  * check every routed read they serve, on open and about once a second on a live stream (a
  * revoked or expired token ends the stream with its code). NULL fn: no check. */
 void reads_set_owner_check(reads_check_fn fn, void *ctx);
+/* grants: after the check allowed a stream, the fields its reader may receive (a grant's
+ * allow-list) as a malloc'd NULL-ended array of malloc'd strings, or NULL for every field; the
+ * owner projects each batch to them (storage/project.h). Same ctx as the check; set before the loop. */
+typedef char **(*reads_fields_fn)(void *ctx, const char *product, const uint8_t *token, size_t len);
+void reads_set_owner_fields(reads_fields_fn fn);
 
 /* ---- readers (HTTP threads) */
 typedef struct {

@@ -296,6 +296,8 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
         memcpy(s->token, q->token.data, q->token.len);
         s->token_len = q->token.len;
     }
+    if (r->fields_fn) /* grants: a grant's field allow-list, projected before records leave */
+        s->fields = r->fields_fn(r->check_ctx, pid, q->token.data, q->token.len);
     s->next = r->streams;
     r->streams = s;
     atomic_fetch_add(&r->owner_streams, 1);

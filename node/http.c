@@ -34,6 +34,7 @@
 #include "gossip/reads.h"
 #include "node/auth.h"
 #include "node/http.h"
+#include "node/grants.h"
 #include "node/http_access.h"
 #include "node/http_gov.h"
 #include "node/http_fed.h"
@@ -456,6 +457,8 @@ static enum MHD_Result records_get(call_t *k, int live)
     auth_err_t ae;
     if (auth_read(a, token, tlen, id, cls, &ae) < 0)
         return send_error(c, route, (unsigned)ae.status, ae.kind, "%s", ae.detail);
+    grants_read_t gd; /* grants: a grant's reader gets its fields only, and the read is audited */
+    int granted = http_access_local_grant(a, id, cls, token, tlen, live, &gd);
     if (live && p.retired) /* as the owner answers a relay: no record can come */
         return send_error(c, route, 410, "retired", "%s is retired: it takes no new records", id);
     uint64_t last = 0;
@@ -465,6 +468,8 @@ static enum MHD_Result records_get(call_t *k, int live)
         return MHD_NO;
     if (live) /* out of memory fails closed: the stream's first check finds no token */
         (void)stream_set_token(s, token, tlen);
+    if (granted && stream_set_grant(s, &gd) != 0)
+        return MHD_NO; /* out of memory: never unprojected */
     return queue_stream(c, route, s, last);
 }
 
@@ -1158,6 +1163,7 @@ int http_listen(node_t *a, char *err, size_t errlen)
     if (auth_open(a, err, errlen) < 0)
         return -1;
     reads_set_owner_check(auth_owner_check, a);
+    reads_set_owner_fields(http_access_owner_fields);   /* grants: project routed reads */
     char host[128];
     int port;
     if (config_split_addr(a->cfg.http, host, sizeof host, &port) < 0) {

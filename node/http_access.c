@@ -158,3 +158,48 @@ unsigned http_access(node_t *n, struct MHD_Connection *c, access_op_t op, const 
     }
     return finish(&r, out);
 }
+
+char **http_access_owner_fields(void *ctx, const char *product, const uint8_t *token, size_t len)
+{
+    node_t *n = ctx;
+    token_claims_t cl;
+    auth_err_t e;
+    store_product_t p;
+    char cls[16] = "internal";
+    if (!token || !len || auth_verify(n, (const char *)token, len, &cl, &e) != 0 ||
+        store_product_get(n->st, product, &p) != 0)
+        return NULL;   /* the owner check refused it already, or the product has no record */
+    auth_classification(n, product, p.manifest_seq, cls);
+    size_t dl = strlen(cl.domain);
+    if ((strcmp(cls, "confidential") != 0 && strcmp(cls, "restricted") != 0) ||
+        (!strncmp(product, cl.domain, dl) && product[dl] == '/'))
+        return NULL;   /* no grant needed: every field */
+    grant_info_t g;
+    if (grants_active(n, cl.subject, product, auth_now_ms(), &g) != 1 || g.nfields == 0)
+        return NULL;
+    char **f = calloc(g.nfields + 1, sizeof *f);
+    for (size_t i = 0; f && i < g.nfields; i++)
+        if (!(f[i] = strdup(g.fields[i]))) {
+            for (size_t k = 0; k < i; k++)
+                free(f[k]);
+            free(f);
+            f = NULL;
+        }
+    if (!f) /* out of memory: an empty allow-list (records project to {}) rather than every field */
+        f = calloc(1, sizeof *f);
+    return f;
+}
+
+int http_access_local_grant(node_t *n, const char *product, const char *cls, const char *token, size_t len, int live,
+                            grants_read_t *out)
+{
+    token_claims_t cl;
+    auth_err_t e;
+    if (!token || !len || (strcmp(cls, "confidential") != 0 && strcmp(cls, "restricted") != 0) ||
+        auth_verify(n, token, len, &cl, &e) != 0)
+        return 0;
+    size_t dl = strlen(cl.domain);
+    if (!strncmp(product, cl.domain, dl) && product[dl] == '/')
+        return 0;   /* the product's own domain reads every field */
+    return grants_check_read(n, cls, cl.subject, cl.domain, cl.id, product, NULL, live, out) && out->audited;
+}

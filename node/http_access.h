@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct node;
 struct MHD_Connection;
@@ -28,6 +29,18 @@ typedef enum {
  * {"error","detail"}). seg is the {id} path segment (or ""), body the request body. */
 unsigned http_access(struct node *n, struct MHD_Connection *c, access_op_t op, const char *seg, const char *body,
                      size_t len, json_t **out);
+
+/* grants, the owner side of a routed read (gossip/reads.h reads_fields_fn; ctx is the node): the
+ * field allow-list of the active grant the token's subject holds on product when the product is
+ * confidential or restricted and the token is of another domain, else NULL (every field). */
+char **http_access_owner_fields(void *ctx, const char *product, const uint8_t *token, size_t len);
+
+/* grants, a local read on the owner that node/auth.c allowed: 1 when it relies on a grant (the
+ * token is another domain's, the product confidential or restricted), with *out for
+ * stream_set_grant (projection to the grant's fields, audit with the records served); else 0. */
+struct grants_read_s;
+int http_access_local_grant(struct node *n, const char *product, const char *cls, const char *token, size_t len,
+                            int live, struct grants_read_s *out);
 
 /* Refusals by reason since start, for /metrics (trib_access_refused_total{reason}). */
 void http_access_metrics(FILE *f);
