@@ -18,6 +18,7 @@
 #include "gossip/identity.h"
 #include "gossip/replicate.h"
 #include "gossip/swim.h"
+#include "gossip/trust.h"
 #include "storage/store.h"
 
 typedef struct gossip gossip_t;
@@ -27,7 +28,15 @@ typedef struct {
     const char *advertise;          /* HOST:PORT peers reach us at (default listen) */
     const char *http;               /* our HTTP address, gossiped for humans and routing */
     const char *domain;
-    const char *federation_secret;
+    const char *federation_secret;  /* open mode only */
+    /* Chartered mode when charter is set: the anchor (verified) and this node's own certificate
+     * (TrustSigned bytes, already checked against the charter for this node's key and domain).
+     * Peers are then admitted only with certificates (gossip/zap.c), every received entry is
+     * checked with trust_entry_ok, and CURVE keys are per node: seeds are NODE_ID@HOST:PORT. */
+    const charter_t *charter;
+    const uint8_t *cert;
+    size_t cert_len;
+    /* HOST:PORT, or NODE_ID@HOST:PORT (required in chartered mode) */
     const char *const *seeds;
     size_t nseeds;
     swim_config_t swim;
@@ -51,6 +60,10 @@ typedef struct {
     uint64_t incarnation;
     int state;                      /* TRIB__MEMBER_STATE__* */
     int self;
+    /* chartered mode: a held, valid certificate of this key for this domain */
+    int verified;
+    char cert_serial[17];
+    int64_t cert_expires_ms;
 } gossip_member_t;
 
 /* 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
@@ -59,6 +72,19 @@ typedef struct {
 int gossip_own_synced(gossip_t *g, char *why, size_t cap);
 /* Forks seen (two different entries signed by a domain's key at one seq); copies up to max. */
 size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
+
+/* ---- trust (chartered mode). The node's trust store, NULL in open mode. It is shared by the
+ * loop, the catalog worker and callers of these functions, so use it only under the lock: read
+ * (trust_admit_curve, trust_entry_ok, trust_cert_at ...) between gossip_trust_rdlock and unlock,
+ * offer between gossip_trust_wrlock and unlock. gossip_trust_offer does the locking: it is where
+ * the federation log hands certificates, revocations and charter updates to the node (any
+ * thread; TRUST_OK when held, *added 1 when new). */
+trust_t *gossip_trust(gossip_t *g);
+void gossip_trust_rdlock(gossip_t *g);
+void gossip_trust_wrlock(gossip_t *g);
+void gossip_trust_unlock(gossip_t *g);
+trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t *bytes, size_t len, int *added,
+                                   char *err, size_t errlen);
 
 /* A copy of the member table (self first); *out malloc'd, returns the count. */
 size_t gossip_members(gossip_t *g, gossip_member_t **out);

@@ -19,6 +19,8 @@ typedef struct {
     char seeds[CONFIG_MAX_SEEDS][128];
     int nseeds;
     char federation_secret[128];
+    char charter[512];       /* chartered mode: the federation charter (trust anchor) */
+    char cert[512];          /* chartered mode: this node's domain certificate */
     char log_level[16];
     uint64_t map_size_mb, map_max_mb;
     uint64_t max_body_mb, max_record_kb, max_records;
@@ -37,5 +39,7 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
 void config_usage(FILE *f);
 /* Splits "HOST:PORT" (checks both); 0 or -1. */
 int config_split_addr(const char *addr, char *host, size_t hostlen, int *port);
+/* 1 when addr's host is a loopback address (127.x.y.z, localhost, [::1]). */
+int config_addr_loopback(const char *addr);
 
 #endif

@@ -1,0 +1,250 @@
+/* gossip/zap.c - a chartered node's admission decisions (DESIGN.md §12): who may connect (the
+ * transport's ZAP and per-message allow callback), which certificate hellos make a peer known,
+ * which received catalog entries may be stored (trust_entry_ok), and the trust counters and
+ * gauges of /metrics. Part of the federation actor: see gossip_int.h.
+ *
+ * Threads. The trust store (g->trust) belongs to the node; it is read by the loop (ZAP, hellos,
+ * member snapshots), by the catalog worker (entry acceptance) and written through
+ * gossip_trust_offer by the loop (hellos) or any other thread (the federation log). So every use
+ * holds g->trust_mu: a rwlock, read for questions (a hash lookup each, no signature check: never a
+ * wait worth a thread of its own), write for offers (one certificate's verify). The loop never
+ * waits on anything else here.
+ *
+ * The connection rule. A key with a certificate held and admitted now (trust_admit_curve) is
+ * admitted; a key whose certificate is held but revoked, expired, not yet valid or no longer
+ * backed by the charter is refused at the handshake; a key with no certificate held yet is
+ * admitted provisionally: only its CertHello is taken (transport.h), and it is admitted once the
+ * certificate it presents verifies and names it. A key that presented a bad certificate stays
+ * provisional: everything but another hello is dropped, and each bad hello is counted.
+ *
+ * Owns: the verdict counters (trib_trust_refused_total{kind,reason}), their rate-limited log
+ * lines, the own certificate's expiry warning and gauge.
+ * Must not: verify signatures per message or per entry (trust.c caches), hold trust_mu while
+ * logging or sending, or decide what a verdict is (trust.c does). */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gossip/clock.h"
+#include "gossip/gossip_int.h"
+#include "gossip/log.h"
+#include "gossip/prom.h"
+
+#define REFUSAL_LOG_MS 10000                       /* one line per (kind, reason) this often */
+#define EXPIRY_WARN_MS (14LL * 24 * 3600 * 1000)    /* warn this long before our certificate expires */
+#define EXPIRY_LOG_MS (6LL * 3600 * 1000)           /* and repeat the warning this often */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *kind_name(int kind) { return kind == TRUST_REFUSED_CONNECT ? "connect" : "entry"; }
+
+/* Counts a refusal and logs it unless one of its kind and reason was logged lately. */
+__attribute__((format(printf, 4, 5)))
+static void refused(gossip_t *g, int kind, trust_verdict_t v, const char *fmt, ...)
+{
+    char line[512];
+    int64_t now = (int64_t)clock_ms();
+    uint64_t since = 0;
+    int say = 0;
+    pthread_mutex_lock(&g->tcmu);
+    g->trefused[kind][v]++;
+    if (!g->tlogged[kind][v] || now - g->tlogged[kind][v] >= REFUSAL_LOG_MS) {
+        say = 1;
+        since = g->trefused[kind][v] - g->tlast[kind][v];
+        g->tlogged[kind][v] = now;
+        g->tlast[kind][v] = g->trefused[kind][v];
+    }
+    pthread_mutex_unlock(&g->tcmu);
+    if (!say)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_warn("trust: refused %s (%s): %s%s", kind_name(kind), trust_verdict_name(v), line,
+             since > 1 ? " (and more since the last such line)" : "");
+}
+
+int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    gossip_t *g = ctx;
+    char err[200] = "";
+    const cert_t *c = NULL;
+    pthread_rwlock_rdlock(&g->trust_mu);
+    trust_verdict_t v = trust_admit_curve(g->trust, curve_pk, wall_ms(), &c, err, sizeof err);
+    pthread_rwlock_unlock(&g->trust_mu);
+    if (v == TRUST_OK)
+        return TRANSPORT_ADMIT;
+    if (v == TRUST_UNCERTIFIED)
+        return TRANSPORT_PROVISIONAL; /* it may present its certificate */
+    if (connect) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, curve_pk, 32);
+        refused(g, TRUST_REFUSED_CONNECT, v, "a connection from CURVE key %.16s...: %s", hex, err);
+    }
+    return TRANSPORT_REFUSE;
+}
+
+int gossip__hello(void *ctx, const uint8_t sender[32], const char *sender_addr, const uint8_t *bytes,
+                  size_t len)
+{
+    gossip_t *g = ctx;
+    char err[300] = "", hex[ID_HEX_LEN];
+    identity_hex(sender, hex);
+    cert_t c;
+    if (cert_parse(bytes, len, &c, err, sizeof err) != 0) {
+        refused(g, TRUST_REFUSED_CONNECT, TRUST_MALFORMED, "the certificate presented by node %.16s... at %s: %s",
+                hex, sender_addr, err);
+        return 0;
+    }
+    int mine = memcmp(c.node_key, sender, ID_PK_LEN) == 0;
+    char domain[64];
+    snprintf(domain, sizeof domain, "%s", c.domain);
+    cert_free(&c);
+    if (!mine) {
+        refused(g, TRUST_REFUSED_CONNECT, TRUST_WRONG_KEY,
+                "node %.16s... at %s presented a certificate of domain '%s' for another node's key", hex,
+                sender_addr, domain);
+        return 0;
+    }
+    int added = 0;
+    uint8_t curve[32];
+    const cert_t *held = NULL;
+    trust_verdict_t v;
+    pthread_rwlock_wrlock(&g->trust_mu);
+    v = trust_offer_cert(g->trust, bytes, len, &added, err, sizeof err);
+    if (v == TRUST_OK) {
+        if (crypto_sign_ed25519_pk_to_curve25519(curve, sender) != 0)
+            v = TRUST_MALFORMED;
+        else
+            v = trust_admit_curve(g->trust, curve, wall_ms(), &held, err, sizeof err);
+    }
+    pthread_rwlock_unlock(&g->trust_mu);
+    if (v != TRUST_OK) {
+        refused(g, TRUST_REFUSED_CONNECT, v, "node %.16s... at %s claiming domain '%s': %s", hex, sender_addr,
+                domain, err);
+        return 0;
+    }
+    if (added) {
+        log_info("trust: admitted node %.16s... at %s, certified for domain '%s'", hex, sender_addr, domain);
+        g->dirty = 1; /* members show it as verified */
+    }
+    return 1;
+}
+
+int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32])
+{
+    gossip_t *g = ctx;
+    char err[300] = "";
+    pthread_rwlock_rdlock(&g->trust_mu);
+    trust_verdict_t v = trust_entry_ok(g->trust, e->domain, signer, e->time_ms, err, sizeof err);
+    pthread_rwlock_unlock(&g->trust_mu);
+    if (v == TRUST_OK)
+        return 1;
+    char hex[ID_HEX_LEN];
+    identity_hex(signer, hex);
+    refused(g, TRUST_REFUSED_ENTRY, v, "entry %s seq %" PRIu64 " signed by %.16s...: %s", e->domain, e->seq, hex,
+            err);
+    return 0;
+}
+
+void gossip__member_cert(gossip_t *g, gossip_member_t *m)
+{
+    uint8_t curve[32];
+    const cert_t *c = NULL;
+    if (!g->trust || crypto_sign_ed25519_pk_to_curve25519(curve, m->id) != 0)
+        return;
+    pthread_rwlock_rdlock(&g->trust_mu);
+    trust_verdict_t v = trust_admit_curve(g->trust, curve, wall_ms(), &c, NULL, 0);
+    if (v == TRUST_OK && c) {
+        m->verified = strcmp(c->domain, m->domain) == 0;
+        cert_serial_text(c->serial, m->cert_serial);
+        m->cert_expires_ms = c->not_after_ms;
+    }
+    pthread_rwlock_unlock(&g->trust_mu);
+}
+
+void gossip__own_cert_check(gossip_t *g)
+{
+    if (!g->trust)
+        return;
+    int64_t now = wall_ms(), left = g->own_not_after_ms - now;
+    if (left > EXPIRY_WARN_MS || (g->expiry_logged_ms && now - g->expiry_logged_ms < EXPIRY_LOG_MS))
+        return;
+    g->expiry_logged_ms = now;
+    char when[32];
+    trust_time_text(g->own_not_after_ms, when);
+    if (left <= 0)
+        log_error("trust: this node's certificate expired at %s: peers no longer admit it; get a new one "
+                  "(trib fed certify) and restart with --cert", when);
+    else
+        log_warn("trust: this node's certificate expires at %s (in %" PRId64 " h): get a new one "
+                 "(trib fed certify) before then", when, left / 3600000);
+}
+
+void gossip__trust_render(gossip_t *g, FILE *f)
+{
+    uint64_t r[2][TRUST_VERDICT_COUNT];
+    pthread_mutex_lock(&g->tcmu);
+    memcpy(r, g->trefused, sizeof r);
+    pthread_mutex_unlock(&g->tcmu);
+    prom_gauge(f, "trib_trust_chartered", "1 when this node runs in a chartered federation, 0 in open mode.",
+               g->trust ? 1 : 0);
+    prom_family(f, "trib_trust_refused_total", "counter",
+                "Peers and entries refused by the trust rules (chartered mode), by kind and reason.");
+    for (int k = 0; k < 2; k++)
+        for (int v = 1; v < TRUST_VERDICT_COUNT; v++)
+            if (r[k][v] || (k == TRUST_REFUSED_CONNECT && v == TRUST_UNCERTIFIED))
+                fprintf(f, "trib_trust_refused_total{kind=\"%s\",reason=\"%s\"} %" PRIu64 "\n", kind_name(k),
+                        trust_verdict_name((trust_verdict_t)v), r[k][v]);
+    if (g->trust) {
+        int64_t left = (g->own_not_after_ms - wall_ms()) / 1000;
+        prom_family(f, "trib_cert_expiry_seconds", "gauge",
+                    "Seconds until this node's certificate expires (negative: expired).");
+        fprintf(f, "trib_cert_expiry_seconds %" PRId64 "\n", left);
+        prom_gauge(f, "trib_cert_expiry_warning", "1 when this node's certificate expires within 14 days.",
+                   left * 1000 <= EXPIRY_WARN_MS);
+    }
+}
+
+/* ---------------------------------------------------------------- public (gossip.h) */
+
+trust_t *gossip_trust(gossip_t *g) { return g->trust; }
+
+void gossip_trust_rdlock(gossip_t *g) { pthread_rwlock_rdlock(&g->trust_mu); }
+void gossip_trust_wrlock(gossip_t *g) { pthread_rwlock_wrlock(&g->trust_mu); }
+void gossip_trust_unlock(gossip_t *g) { pthread_rwlock_unlock(&g->trust_mu); }
+
+trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t *bytes, size_t len, int *added,
+                                   char *err, size_t errlen)
+{
+    int a = 0;
+    trust_verdict_t v;
+    if (!g->trust) {
+        snprintf(err, errlen, "this node runs in open mode (no --charter): it holds no trust objects");
+        return TRUST_WRONG_FEDERATION;
+    }
+    pthread_rwlock_wrlock(&g->trust_mu);
+    if (kind == TRUST_KIND_CHARTER)
+        v = trust_offer_charter(g->trust, bytes, len, &a, err, errlen);
+    else if (kind == TRUST_KIND_CERT)
+        v = trust_offer_cert(g->trust, bytes, len, &a, err, errlen);
+    else if (kind == TRUST_KIND_REVOKE)
+        v = trust_offer_revocation(g->trust, bytes, len, &a, err, errlen);
+    else {
+        snprintf(err, errlen, "trust object kind %d is not held by the trust store", (int)kind);
+        v = TRUST_MALFORMED;
+    }
+    pthread_rwlock_unlock(&g->trust_mu);
+    if (added)
+        *added = a;
+    return v;
+}
