@@ -64,6 +64,8 @@ typedef struct {
     int verified;
     char cert_serial[17];
     int64_t cert_expires_ms;
+    /* open mode: another member claims the same domain with another key (shown, never merged) */
+    int conflict;
 } gossip_member_t;
 
 /* 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/entry.h"
+#include "gossip/charter.h"
 #include "gossip/gossip.h"
 #include "gossip/identity.h"
 #include "node/manifest.h"
@@ -296,10 +297,20 @@ json_t *view_members(node_t *a)
         for (size_t i = 0; i < n; i++) {
             char hex[ID_HEX_LEN];
             identity_hex(m[i].id, hex);
-            json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", hex, "domain",
-                                                  m[i].domain, "addr", m[i].addr, "http", m[i].http, "state",
-                                                  swim_state_name(m[i].state), "incarnation",
-                                                  (json_int_t)m[i].incarnation, "self", m[i].self));
+            json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", hex, "domain", m[i].domain, "addr",
+                                  m[i].addr, "http", m[i].http, "state", swim_state_name(m[i].state), "incarnation",
+                                  (json_int_t)m[i].incarnation, "self", m[i].self);
+            /* trust: verified = a held, valid certificate of this key for this domain (chartered) */
+            json_object_set_new(o, "verified", json_boolean(m[i].verified));
+            if (m[i].cert_serial[0]) {
+                char until[32];
+                trust_time_text(m[i].cert_expires_ms, until);
+                json_object_set_new(o, "cert_serial", json_string(m[i].cert_serial));
+                json_object_set_new(o, "cert_expires", json_string(until));
+            }
+            if (m[i].conflict)
+                json_object_set_new(o, "conflict", json_true());
+            json_array_append_new(list, o);
         }
         free(m);
         return json_pack("{s:o}", "members", list);
