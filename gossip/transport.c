@@ -715,9 +715,22 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
         bump(&t->st.send_dropped, 1);
         return -1;
     }
+    Trib__Envelope env = TRIB__ENVELOPE__INIT;        /* its size, before any connection opens */
+    env.version = TRANSPORT_PROTOCOL_VERSION;
+    env.type = (Trib__MsgType)type;
+    env.sender.data = t->my_pk;
+    env.sender.len = 32;
+    env.sender_addr = t->adv;
+    env.seq = t->seq + 1;
+    env.body.data = (uint8_t *)body;
+    env.body.len = len;
     int lane = (t->o.priority_types >> type) & 1;
-    dealer_t *d = dealer_find(t, addr, lane);
-    if (d != NULL) {
+    dealer_t *d = NULL;
+    if (trib__envelope__get_packed_size(&env) > t->o.max_msg) {
+        bump(&t->st.send_dropped, 1);
+        return -1;
+    }
+    if ((d = dealer_find(t, addr, lane)) != NULL) {
         lru_unlink(t, d);
         lru_push_front(t, d);
     } else if ((d = dealer_open(t, addr, lane)) == NULL) {
