@@ -230,6 +230,32 @@ static int self_first(const void *a, const void *b)
     return c ? c : memcmp(x->id, y->id, 32);
 }
 
+/* Open mode: two live members claiming one domain with different keys are a conflict, shown as
+ * such (never as two ordinary rows) and logged when first seen. Chartered mode needs no such
+ * rule: an uncertified twin is never admitted. */
+static void mark_conflicts(gossip_t *g, gossip_member_t *list, size_t n)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            if (strcmp(list[i].domain, list[j].domain) || !memcmp(list[i].id, list[j].id, 32) ||
+                list[i].state >= TRIB__MEMBER_STATE__DEAD || list[j].state >= TRIB__MEMBER_STATE__DEAD)
+                continue;
+            list[i].conflict = list[j].conflict = 1;
+            found++;
+            if (g->trust || found <= g->conflicts_logged)
+                continue;
+            char a[ID_HEX_LEN], b[ID_HEX_LEN];
+            identity_hex(list[i].id, a);
+            identity_hex(list[j].id, b);
+            log_warn("CONFLICT: domain '%s' is claimed by two nodes, %.16s... at %s and %.16s... at %s; the catalog "
+                     "keeps the key it saw first for this domain (open mode: trust on first use); run a chartered "
+                     "federation (--charter) to make domain ownership provable", list[i].domain, a, list[i].addr, b,
+                     list[j].addr);
+        }
+    g->conflicts_logged = found;
+}
+
 static void publish_snapshot(gossip_t *g)
 {
     size_t cap = swim_count(g->swim, -1);
@@ -238,6 +264,7 @@ static void publish_snapshot(gossip_t *g)
         return;
     swim_foreach(g->swim, snap_one, &s);
     qsort(s.list, s.n, sizeof *s.list, self_first);
+    mark_conflicts(g, s.list, s.n);
     pthread_mutex_lock(&g->smu);
     free(g->snap);
     g->snap = s.list;

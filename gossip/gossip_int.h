@@ -110,6 +110,7 @@ struct gossip {
     uint64_t trefused[2][TRUST_VERDICT_COUNT], tlast[2][TRUST_VERDICT_COUNT];
     int64_t tlogged[2][TRUST_VERDICT_COUNT];
     int64_t own_not_after_ms, expiry_logged_ms;
+    size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */

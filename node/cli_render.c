@@ -117,8 +117,8 @@ int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
     json_t *list = json_object_get(j, "members");
     size_t n = json_array_size(list);
     json_t **sorted = calloc(n ? n : 1, sizeof *sorted);
-    static const char *const hdr[] = { "DOMAIN", "NODE", "ADDRESS", "HTTP", "STATE", "INC" };
-    cli_table_t *t = cli_table_new(6, hdr);
+    static const char *const hdr[] = { "DOMAIN", "NODE", "ADDRESS", "HTTP", "STATE", "INC", "TRUST" };
+    cli_table_t *t = cli_table_new(7, hdr);
     if (!sorted || !t) {
         free(sorted);
         cli_table_destroy(&t);
@@ -139,8 +139,18 @@ int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
             snprintf(inc, sizeof inc, "%lld", (long long)json_integer_value(iv));
         else
             snprintf(inc, sizeof inc, "-");
+        /* trust: certificate serial and expiry date (chartered), a conflicting claim of the
+         * domain (open mode), or unverified (trust on first use) */
+        char trust[64];
+        const char *exp = str_or(m, "cert_expires", "");
+        if (json_is_true(json_object_get(m, "conflict")))
+            snprintf(trust, sizeof trust, "CONFLICT: domain claimed twice");
+        else if (json_is_true(json_object_get(m, "verified")))
+            snprintf(trust, sizeof trust, "cert %.16s until %.10s", str_or(m, "cert_serial", "?"), exp);
+        else
+            snprintf(trust, sizeof trust, "unverified");
         const char *row[] = { str_or(m, "domain", "-"), nodecol, str_or(m, "addr", "-"),
-                              str_or(m, "http", "-"), str_or(m, "state", "-"), inc };
+                              str_or(m, "http", "-"), str_or(m, "state", "-"), inc, trust };
         if (cli_table_add(t, row) != 0)
             bad = 1;
     }

@@ -137,6 +137,19 @@ static json_t *owner_node(node_t *a, const Trib__SignedEntry *se)
     return j ? j : json_pack("{s:s,s:s}", "node_id", hex, "state", "unknown");
 }
 
+/* 1 in chartered mode when signer was certified for domain at time_ms; 0 in open mode (unverified:
+ * trust on first use). */
+static int view_verified(node_t *a, const char *domain, const Trib__SignedEntry *se, int64_t time_ms)
+{
+    trust_t *t = a->gossip ? gossip_trust(a->gossip) : NULL;
+    if (!t || se->signer.len != ID_PK_LEN)
+        return 0;
+    gossip_trust_rdlock(a->gossip);
+    int ok = trust_entry_ok(t, domain, se->signer.data, time_ms, NULL, 0) == TRUST_OK;
+    gossip_trust_unlock(a->gossip);
+    return ok;
+}
+
 json_t *view_product(node_t *a, const store_product_t *p, int full)
 {
     char domain[64];
@@ -146,6 +159,8 @@ json_t *view_product(node_t *a, const store_product_t *p, int full)
     if (view_load_manifest(a, domain, p->manifest_seq, &se, &ce) < 0)
         return NULL;
     json_t *j = ce->manifest ? summary(a, p, se, ce->manifest, full) : NULL;
+    if (j) /* trust: chartered, and the signer held a valid certificate for the domain when it signed */
+        json_object_set_new(j, "verified", json_boolean(view_verified(a, domain, se, ce->time_ms)));
     if (j && full)
         json_object_set_new(j, "owner_node", owner_node(a, se));
     view_free_entry(&se, &ce);
@@ -278,6 +293,22 @@ json_t *view_status(node_t *a)
                           members);
     repl_fork_t forks[REPL_FORKS_MAX];  /* issue 8 B3: shown (and by trib status) only when there are any */
     size_t nf = a->gossip ? gossip_forks(a->gossip, forks, REPL_FORKS_MAX) : 0;
+    if (j) { /* trust: this node's own certificate (chartered) or unverified (open mode) */
+        gossip_member_t *list;
+        size_t n = a->gossip ? gossip_members(a->gossip, &list) : 0;
+        int verified = n && list[0].self && list[0].verified;
+        json_object_set_new(j, "trust", json_string(verified ? "verified" : "unverified"));
+        if (verified) {
+            char until[32];
+            trust_time_text(list[0].cert_expires_ms, until);
+            json_object_set_new(j, "cert_serial", json_string(list[0].cert_serial));
+            json_object_set_new(j, "cert_expires", json_string(until));
+            if (list[0].cert_expires_ms - (int64_t)time(NULL) * 1000 < 14LL * 86400000)
+                json_object_set_new(j, "cert_warning", json_string("this node's certificate expires within 14 days"));
+        }
+        if (n)
+            free(list);
+    }
     if (j && nf) {
         json_t *list = json_array();
         for (size_t i = 0; i < nf && i < REPL_FORKS_MAX; i++)

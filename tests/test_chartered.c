@@ -298,6 +298,19 @@ Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
     cr_assert_eq(rc, 0, "routed read failed: %s", eout ? eout : "");
     cr_assert(out && strstr(out, "x1") && strstr(out, "x2"), "routed read returned: %s", out ? out : "");
     free(out), free(eout);
+    /* every view says verified: members (serial and expiry), status, the product */
+    rc = h_trib(&c, NULL, &out, &eout, "members", NULL);
+    cr_assert_eq(rc, 0);
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    cr_expect(out && strstr(out, serial) && !strstr(out, "unverified"), "members: %s", out ? out : "");
+    free(out), free(eout);
+    json_t *j = h_get_json(b.url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "trust")) ?: "", "verified");
+    json_decref(j);
+    j = h_get_json(c.url, "/v1/products/payments/settled", NULL);
+    cr_expect(json_is_true(json_object_get(j, "verified")), "the product is not shown as verified");
+    json_decref(j);
     cr_expect_eq(h_metric(b.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
     cr_expect_eq(h_metric(a.url, "trib_trust_chartered"), 1);
     cr_expect_gt(h_metric(a.url, "trib_cert_expiry_seconds"), 80 * 86400.0);
@@ -635,4 +648,49 @@ Test(chartered, a_seed_with_the_wrong_node_id_fails_the_handshake_and_is_reporte
     still_serves(&a);
     still_serves(&b);
     cert_free(&ca), cert_free(&cb);
+}
+
+/* ---------------------------------------------------------------- open mode: the rogue twin is a conflict */
+
+typedef struct {
+    h_node_t *n;
+} conflict_cond_t;
+
+static int conflict_shown(void *ctx)
+{
+    conflict_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
+    json_t *arr = json_object_get(j, "members");
+    size_t i, conflicts = 0;
+    json_t *m;
+    json_array_foreach(arr, i, m)
+    {
+        conflicts += json_is_true(json_object_get(m, "conflict"));
+        cr_assert(!json_is_true(json_object_get(m, "verified")), "open mode shows a member as verified");
+    }
+    json_decref(j);
+    size_t len;
+    char *log = h_read_file(c->n->log, &len);
+    int logged = log && strstr(log, "CONFLICT: domain 'payments'");
+    free(log);
+    return conflicts == 2 && logged;
+}
+
+Test(chartered, open_mode_rogue_twin_is_shown_and_logged_as_a_conflict_on_every_node)
+{
+    h_node_t a, twin, other;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0);
+    cr_assert_eq(h_node_start(&twin, "payments", "--seed", a.peer, FAST, NULL), 0);
+    cr_assert_eq(h_node_start(&other, "growth", "--seed", a.peer, FAST, NULL), 0);
+    conflict_cond_t c = {&a};
+    cr_assert(h_wait(conflict_shown, &c, 20000), "payments does not show the conflicting claim");
+    c.n = &other;
+    cr_assert(h_wait(conflict_shown, &c, 20000), "a third node does not show the conflicting claim");
+    char *out = NULL, *eout = NULL;
+    cr_assert_eq(h_trib(&other, NULL, &out, &eout, "members", NULL), 0);
+    cr_expect(out && strstr(out, "CONFLICT"), "trib members: %s", out ? out : "");
+    free(out), free(eout);
+    json_t *j = h_get_json(other.url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "trust")) ?: "", "unverified");
+    json_decref(j);
 }
