@@ -749,6 +749,9 @@ static int hello_send(transport_t *t, dealer_t *d, int want_reply)
     h.cert.data = t->hello;
     h.cert.len = t->hello_len;
     h.want_reply = want_reply != 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     size_t n = trib__cert_hello__get_packed_size(&h);
     uint8_t *b = malloc(n);
     if (b == NULL) return -1;
@@ -961,7 +964,7 @@ static void hello_recv(transport_t *t, const Trib__Envelope *env)
     Trib__CertHello *h = trib__cert_hello__unpack(NULL, env->body.len, env->body.data);
     int ok = h != NULL && t->hello_fn != NULL &&
              t->hello_fn(t->hello_ctx, env->sender.data, env->sender_addr, h->cert.data,
-                         h->cert.len) == 1;
+                         h->cert.len, h->time_ms) == 1;
     if (!ok) {
         bump(&t->st.hellos_refused, 1);
     } else {

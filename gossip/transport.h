@@ -140,9 +140,10 @@ int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[3
 /* Certificate hello (chartered mode): cert (copied) is sent as a CertHello first on every new
  * connection, and in answer to a hello asking for it. A received hello is not delivered: it is
  * given to fn (owner's thread), which returns 1 when the certificate verified and names the
- * sender (the sender is then admitted by the allow callback), else 0 (counted in hellos_refused). */
+ * sender (the sender is then admitted by the allow callback), else 0 (counted in hellos_refused).
+ * sender_time_ms: the sender's wall clock when it sent the hello (0: not given). */
 typedef int (*transport_hello_fn)(void *ctx, const uint8_t sender[32], const char *sender_addr,
-                                  const uint8_t *cert, size_t len);
+                                  const uint8_t *cert, size_t len, int64_t sender_time_ms);
 int transport_set_hello(transport_t *t, const uint8_t *cert, size_t len, transport_hello_fn fn,
                         void *ctx);
 

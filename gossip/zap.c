@@ -93,12 +93,40 @@ int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
     return TRANSPORT_REFUSE;
 }
 
+/* A peer's clock, as its hello said: more than TRUST_SKEW_MS off ours is counted and logged (at most
+ * once per REFUSAL_LOG_MS). It changes no verdict: certificate windows already allow that much. */
+static void check_skew(gossip_t *g, const char *hex, const char *addr, int64_t sender_ms)
+{
+    if (sender_ms <= 0)
+        return;
+    int64_t d = wall_ms() - sender_ms, now = (int64_t)clock_ms();
+    if (d < 0)
+        d = -d;
+    int say = 0;
+    pthread_mutex_lock(&g->tcmu);
+    if (d > g->max_skew_ms)
+        g->max_skew_ms = d;
+    if (d > TRUST_SKEW_MS) {
+        g->skewed_peers++;
+        if (!g->skew_logged_ms || now - g->skew_logged_ms >= REFUSAL_LOG_MS) {
+            g->skew_logged_ms = now;
+            say = 1;
+        }
+    }
+    pthread_mutex_unlock(&g->tcmu);
+    if (say)
+        log_warn("trust: the clock of node %.16s... at %s differs from ours by %" PRId64 " s (more than %d s): "
+                 "certificate windows and entry times are judged with %d s of allowance; fix the clocks (NTP)",
+                 hex, addr, d / 1000, TRUST_SKEW_MS / 1000, TRUST_SKEW_MS / 1000);
+}
+
 int gossip__hello(void *ctx, const uint8_t sender[32], const char *sender_addr, const uint8_t *bytes,
-                  size_t len)
+                  size_t len, int64_t sender_time_ms)
 {
     gossip_t *g = ctx;
     char err[300] = "", hex[ID_HEX_LEN];
     identity_hex(sender, hex);
+    check_skew(g, hex, sender_addr, sender_time_ms);
     cert_t c;
     if (cert_parse(bytes, len, &c, err, sizeof err) != 0) {
         refused(g, TRUST_REFUSED_CONNECT, TRUST_MALFORMED, "the certificate presented by node %.16s... at %s: %s",
@@ -192,9 +220,12 @@ void gossip__own_cert_check(gossip_t *g)
 
 void gossip__trust_render(gossip_t *g, FILE *f)
 {
-    uint64_t r[2][TRUST_VERDICT_COUNT];
+    uint64_t r[2][TRUST_VERDICT_COUNT], skewed;
+    int64_t max_skew;
     pthread_mutex_lock(&g->tcmu);
     memcpy(r, g->trefused, sizeof r);
+    skewed = g->skewed_peers;
+    max_skew = g->max_skew_ms;
     pthread_mutex_unlock(&g->tcmu);
     prom_gauge(f, "trib_trust_chartered", "1 when this node runs in a chartered federation, 0 in open mode.",
                g->trust ? 1 : 0);
@@ -206,6 +237,11 @@ void gossip__trust_render(gossip_t *g, FILE *f)
                 fprintf(f, "trib_trust_refused_total{kind=\"%s\",reason=\"%s\"} %" PRIu64 "\n", kind_name(k),
                         trust_verdict_name((trust_verdict_t)v), r[k][v]);
     if (g->trust) {
+        prom_counter(f, "trib_clock_skew_peers_total",
+                     "Peers whose clock differed from ours by more than 60 s when they connected.", skewed);
+        prom_family(f, "trib_clock_skew_max_seconds", "gauge",
+                    "The largest clock difference with a connecting peer seen since start, seconds.");
+        fprintf(f, "trib_clock_skew_max_seconds %.3f\n", (double)max_skew / 1000.0);
         int64_t left = (g->own_not_after_ms - wall_ms()) / 1000;
         prom_family(f, "trib_cert_expiry_seconds", "gauge",
                     "Seconds until this node's certificate expires (negative: expired).");

@@ -606,6 +606,32 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
     json_t *j = h_get_json(a.url, "/v1/products/payments/settled", &status);
     json_decref(j);
     cr_expect_eq(status, 404, "a refused entry was stored");
+
+    /* 6. a certified peer whose clock is 5 minutes behind: admitted (the window allows it), but
+     * the skew is counted and logged */
+    mk_id(&gid);
+    issue(NULL, "growth", gid.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, NULL, &gc);
+    rogue_open(&r, &gid, NULL, a.peer, ia.pk);
+    cr_assert_eq(transport_set_hello(r.t, NULL, 0, NULL, NULL), 0); /* sends its own, skewed hello */
+    Trib__CertHello h = TRIB__CERT_HELLO__INIT;
+    h.cert.data = gc.bytes;
+    h.cert.len = gc.len;
+    h.time_ms = now_ms() - 300000;
+    size_t hlen = trib__cert_hello__get_packed_size(&h);
+    uint8_t *hb = malloc(hlen);
+    cr_assert_not_null(hb);
+    trib__cert_hello__pack(&h, hb);
+    transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CERT_HELLO, hb, hlen);
+    free(hb);
+    rogue_until(&r, a.url, "trib_clock_skew_peers_total", 1, "a peer 5 minutes behind");
+    cr_expect_geq(h_metric(a.url, "trib_clock_skew_max_seconds"), 299, "the skew is not reported in seconds");
+    rogue_close(&r);
+    cert_free(&gc);
+    size_t loglen;
+    char *log = h_read_file(a.log, &loglen);
+    cr_expect(log && strstr(log, "differs from ours by"), "the skew is not logged");
+    free(log);
+    still_serves(&a);
     cert_free(&ca);
 }
 
