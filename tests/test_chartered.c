@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "gossip/entry.h"
 #include "gossip/transport.h"
 #include "tests/harness.h"
+#include "tests/peer_tools.h"
 
 #define DAY_MS 86400000LL
 #define FAST "--probe-interval-ms", "400", "--probe-timeout-ms", "200", "--suspicion-mult", "3", \
@@ -719,4 +721,102 @@ Test(chartered, open_mode_rogue_twin_is_shown_and_logged_as_a_conflict_on_every_
     json_t *j = h_get_json(other.url, "/v1/status", NULL);
     cr_expect_str_eq(json_string_value(json_object_get(j, "trust")) ?: "", "unverified");
     json_decref(j);
+}
+
+/* ---------------------------------------------------------------- random hellos (in process) */
+
+static int hello_calls;
+
+/* What gossip/zap.c does first with a hello's bytes: parse them as a certificate (bounded). */
+static int parse_hello(void *ctx, const uint8_t sender[32], const char *addr, const uint8_t *cert, size_t len,
+                       int64_t t)
+{
+    (void)ctx, (void)sender, (void)addr, (void)t;
+    cert_t c;
+    char e[256];
+    hello_calls++;
+    if (cert_parse(cert, len, &c, e, sizeof e) != 0)
+        return 0;
+    cert_free(&c);
+    return 0;
+}
+
+static int refuse_all(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    (void)ctx, (void)curve_pk, (void)connect;
+    return TRANSPORT_PROVISIONAL;
+}
+
+/* 2,000 hellos of random bytes, of random CertHello fields and of mutated real certificates reach
+ * a chartered transport: each is taken as a hello (counted), refused, and nothing else is delivered. */
+Test(chartered, random_certificate_hellos_are_refused_and_counted)
+{
+    identity_t node, client;
+    mk_id(&node);
+    mk_id(&client);
+    void *zctx = zmq_ctx_new();
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.per_node_keys = 1;
+    transport_t *t = transport_new(zctx, &node, "127.0.0.1:0", &o, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    transport_set_allow(t, refuse_all, NULL);
+    static const uint8_t mine[] = {0x0a, 0x00};
+    cr_assert_eq(transport_set_hello(t, mine, sizeof mine, parse_hello, NULL), 0);
+    void *cctx = zmq_ctx_new();
+    peer_client_t *c = peer_client_new(cctx, transport_addr(t), &client, node.curve_pk);
+    cr_assert_not_null(c);
+    cert_t real;
+    int64_t now = now_ms();
+    issue(NULL, "growth", client.pk, now - DAY_MS, now + DAY_MS, two_roots, 2, 0, NULL, &real);
+    enum { N = 2000 };
+    uint8_t buf[1024];
+    for (int i = 0; i < N; i++) {
+        size_t len;
+        uint8_t *body = buf, *packed = NULL;
+        if (i % 3 == 0) {                       /* random bytes */
+            len = randombytes_uniform(sizeof buf);
+            randombytes_buf(buf, len);
+        } else {                                /* a CertHello around random or mutated cert bytes */
+            Trib__CertHello h = TRIB__CERT_HELLO__INIT;
+            uint8_t cb[600];
+            size_t cl = real.len < sizeof cb ? real.len : sizeof cb;
+            memcpy(cb, real.bytes, cl);
+            if (i % 3 == 1) {
+                for (int k = 0; k < 1 + (int)randombytes_uniform(4); k++)
+                    cb[randombytes_uniform((uint32_t)cl)] ^= (uint8_t)(1 + randombytes_uniform(255));
+            } else {
+                cl = randombytes_uniform(sizeof cb);
+                randombytes_buf(cb, cl);
+            }
+            h.cert.data = cb;
+            h.cert.len = cl;
+            h.want_reply = i & 1;
+            h.time_ms = (int64_t)randombytes_random() << 20;
+            len = trib__cert_hello__get_packed_size(&h);
+            packed = malloc(len);
+            cr_assert_not_null(packed);
+            trib__cert_hello__pack(&h, packed);
+            body = packed;
+        }
+        peer_envelope_t e;
+        peer_envelope_init(&e, &client, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CERT_HELLO, body, len);
+        cr_assert_eq(peer_client_send_envelope(c, &e), 0);
+        free(packed);
+        if (i % 100 == 99) { /* keep the queue bounded: wait for this batch */
+            int delivered = 0;
+            cr_assert(peer_wait_stat(t, offsetof(transport_stats_t, hellos_in), (uint64_t)i + 1, 10000, &delivered),
+                      "hello %d did not arrive", i);
+            cr_assert_eq(delivered, 0, "a hello was delivered as a message");
+        }
+    }
+    const transport_stats_t *st = transport_stats(t);
+    cr_expect_eq(st->hellos_in, N);
+    cr_expect_eq(st->hellos_refused, N);
+    cr_expect_leq(hello_calls, N, "the hello function ran for %d of %d hellos", hello_calls, N);
+    cert_free(&real);
+    peer_client_destroy(&c);
+    transport_destroy(&t);
+    zmq_ctx_term(cctx);
+    zmq_ctx_term(zctx);
 }
