@@ -315,6 +315,14 @@ Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
     json_decref(j);
     cr_expect_eq(h_metric(b.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
     cr_expect_eq(h_metric(a.url, "trib_trust_chartered"), 1);
+    /* a restarted node (its trust store starts again from its own certificate) is readmitted
+     * and readmits the others */
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&b), 0, "growth did not restart; see %s", b.log);
+    mc.n = &b;
+    cr_assert(h_wait(all_verified, &mc, 20000), "the restarted node does not see three verified alive members");
+    mc.n = &a;
+    cr_assert(h_wait(all_verified, &mc, 20000), "payments does not see the restarted node verified and alive");
     cr_expect_gt(h_metric(a.url, "trib_cert_expiry_seconds"), 80 * 86400.0);
     cert_free(&ca), cert_free(&cb), cert_free(&cc);
 }
