@@ -83,8 +83,15 @@ int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
     pthread_rwlock_unlock(&g->trust_mu);
     if (v == TRUST_OK)
         return TRANSPORT_ADMIT;
-    if (v == TRUST_UNCERTIFIED)
-        return TRANSPORT_PROVISIONAL; /* it may present its certificate */
+    if (v == TRUST_UNCERTIFIED) { /* it may present its certificate; until then its messages are dropped */
+        if (!connect) {
+            char hex[65];
+            sodium_bin2hex(hex, sizeof hex, curve_pk, 32);
+            refused(g, TRUST_REFUSED_CONNECT, v, "a message from CURVE key %.16s..., which has presented no valid "
+                    "certificate (it was asked for one)", hex);
+        }
+        return TRANSPORT_PROVISIONAL;
+    }
     if (connect) {
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, curve_pk, 32);

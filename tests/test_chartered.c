@@ -528,6 +528,7 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
     ping(&r, a.peer);
     rogue_until(&r, a.url, "trib_gossip_dropped_total{reason=\"uncertified\"}", unc + 1,
                 "a message of an uncertified key");
+    rogue_until(&r, a.url, REFUSED("connect", "uncertified"), 1, "a message of an uncertified key");
     rogue_close(&r);
     still_serves(&a);
 
