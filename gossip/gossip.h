@@ -68,7 +68,8 @@ typedef struct {
     int conflict;
 } gossip_member_t;
 
-/* 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
+/* Chartered: 0 (with why) while this node's own certificate is expired by its clock or revoked.
+ * 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
  * showed no later entry than it holds (after fetching them), or no peer could be asked (a first
  * node), or no peer answered within 10 s (logged). 0 meanwhile, with why (for a 503) filled. */
 int gossip_own_synced(gossip_t *g, char *why, size_t cap);

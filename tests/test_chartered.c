@@ -829,3 +829,53 @@ Test(chartered, random_certificate_hellos_are_refused_and_counted)
     zmq_ctx_term(cctx);
     zmq_ctx_term(zctx);
 }
+
+/* ---------------------------------------------------------------- own certificate expires while running */
+
+typedef struct {
+    h_node_t *n;
+    const char *manifest;
+    long status;
+    char body[600];
+} pub_cond_t;
+
+static int publish_refused(void *ctx)
+{
+    pub_cond_t *p = ctx;
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(p->n, NULL, &out, &eout, "publish", p->manifest, NULL);
+    snprintf(p->body, sizeof p->body, "%s%s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    return rc != 0 && strstr(p->body, "expired");
+}
+
+Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serving)
+{
+    char da[256], manifest[300];
+    identity_t ia;
+    cert_t ca;
+    node_dir("a", da, sizeof da, &ia);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 8000, two_roots, 2, 0, "short.cert", &ca);
+    h_node_t a;
+    start(&a, "payments", da, "short.cert", NULL);
+    snprintf(manifest, sizeof manifest, "%s/m.yaml", work);
+    const char *yaml = "name: settled\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: Settled\n"
+                       "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                       "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                       "  - {name: id, logicalType: string, required: true}\n";
+    cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
+    json_t *j = h_get_json(a.url, "/v1/status", NULL);
+    cr_expect(json_string_value(json_object_get(j, "cert_warning")) != NULL, "no expiry warning in status");
+    json_decref(j);
+    cr_expect_eq(h_metric(a.url, "trib_cert_expiry_warning"), 1);
+    pub_cond_t p = {&a, manifest, 0, ""};
+    cr_assert(h_wait(publish_refused, &p, 25000), "publishing was not refused after the certificate expired: %s",
+              p.body);
+    still_serves(&a);
+    size_t len;
+    char *log = h_read_file(a.log, &len);
+    cr_expect(log && strstr(log, "certificate expires at"), "the log did not warn of the expiry");
+    free(log);
+    cert_free(&ca);
+}
