@@ -333,10 +333,16 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
         char *cells[] = { strdup(head[i].label), value_text(v) };
         bad = table_add_owned(t, cells, 2) != 0;
     }
+    json_t *vf = json_object_get(j, "verified");   /* trust: chartered signer certified, or not */
+    if (!bad && json_is_boolean(vf)) {
+        const char *row[] = { "trust", json_is_true(vf) ? "verified (signer certified for the domain)"
+                                                        : "unverified (open mode: trust on first use)" };
+        bad = cli_table_add(t, row) != 0;
+    }
     static const char *const shown[] = { "id", "domain", "name", "title", "version", "status",
                                          "classification", "owners", "tags", "catalog_seq",
                                          "manifest_seq", "signer", "owner_node", "updated",
-                                         "records", "manifest", NULL };
+                                         "records", "manifest", "verified", NULL };
     if (!bad)
         bad = add_other_fields(t, j, shown) != 0;
     if (bad) {

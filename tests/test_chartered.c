@@ -313,6 +313,9 @@ Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
     j = h_get_json(c.url, "/v1/products/payments/settled", NULL);
     cr_expect(json_is_true(json_object_get(j, "verified")), "the product is not shown as verified");
     json_decref(j);
+    rc = h_trib(&c, NULL, &out, &eout, "show", "payments/settled", NULL);
+    cr_expect(rc == 0 && out && strstr(out, "verified (signer certified"), "trib show: %s", out ? out : "");
+    free(out), free(eout);
     cr_expect_eq(h_metric(b.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
     cr_expect_eq(h_metric(a.url, "trib_trust_chartered"), 1);
     /* a restarted node (its trust store starts again from its own certificate) is readmitted
