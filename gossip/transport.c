@@ -666,11 +666,11 @@ static const peerkey_t *peerkey_find(const transport_t *t, const char *addr)
 int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int replace)
 {
     uint8_t curve[32];
-    if (!transport_addr_valid(addr) || crypto_sign_ed25519_pk_to_curve25519(curve, node_pk) != 0)
-        return -1;
+    if (!transport_addr_valid(addr)) return -1;
     peerkey_t *p = (peerkey_t *)peerkey_find(t, addr);
+    if (p != NULL && (memcmp(p->node_pk, node_pk, 32) == 0 || !replace)) return 0;   /* the common case */
+    if (crypto_sign_ed25519_pk_to_curve25519(curve, node_pk) != 0) return -1;
     if (p != NULL) {
-        if (memcmp(p->node_pk, node_pk, 32) == 0 || !replace) return 0;
         memcpy(p->node_pk, node_pk, 32);
         memcpy(p->curve_pk, curve, 32);
         transport_forget(t, addr);         /* its DEALERs spoke to the old key */
@@ -923,18 +923,18 @@ static int zap_handle_one(transport_t *t)
 /* ------------------------------------------------------------------ receiving */
 
 /* True when the connection's ZAP User-Id (hex CURVE key) is the CURVE form of sender. */
-static int sender_authentic(zmq_msg_t *frame, const uint8_t sender[32])
+static int sender_authentic(zmq_msg_t *frame, const uint8_t sender[32], uint8_t curve[32])
 {
     const char *uid = zmq_msg_gets(frame, "User-Id");
-    uint8_t curve[32];
     char hex[65];
     if (uid == NULL || crypto_sign_ed25519_pk_to_curve25519(curve, sender) != 0) return 0;
-    sodium_bin2hex(hex, sizeof hex, curve, sizeof curve);
+    sodium_bin2hex(hex, sizeof hex, curve, 32);
     return strcmp(uid, hex) == 0;
 }
 
-/* Checks one payload frame. Returns the unpacked envelope, or NULL having counted the reason. */
-static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame)
+/* Checks one payload frame. Returns the unpacked envelope (curve: the sender's CURVE key), or
+ * NULL having counted the reason. */
+static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t curve[32])
 {
     size_t size = zmq_msg_size(frame);
     if (size > t->o.max_msg) {
@@ -950,7 +950,7 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame)
     if (env->version != TRANSPORT_PROTOCOL_VERSION) reason = &t->st.dropped_bad_version;
     else if (env->sender.len != 32 || !transport_addr_valid(env->sender_addr))
         reason = &t->st.dropped_malformed;
-    else if (!sender_authentic(frame, env->sender.data)) reason = &t->st.dropped_spoofed;
+    else if (!sender_authentic(frame, env->sender.data, curve)) reason = &t->st.dropped_spoofed;
     else if (!type_known((int)env->type)) reason = &t->st.dropped_unknown_type;
     if (reason != NULL) {
         bump(reason, 1);
@@ -1017,7 +1017,8 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
         zmq_msg_close(&frame);
         return 2;
     }
-    Trib__Envelope *env = check_frame(t, &frame);
+    uint8_t curve[32];
+    Trib__Envelope *env = check_frame(t, &frame, curve);
     zmq_msg_close(&frame);
     if (env == NULL) return 2;
     if (env->type == TRIB__MSG_TYPE__MSG_CERT_HELLO) {
@@ -1026,9 +1027,7 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
         return 2;
     }
     if (t->allow != NULL) {
-        uint8_t curve[32];
-        if (crypto_sign_ed25519_pk_to_curve25519(curve, env->sender.data) != 0 ||
-            t->allow(t->allow_ctx, curve, 0) != TRANSPORT_ADMIT) {
+        if (t->allow(t->allow_ctx, curve, 0) != TRANSPORT_ADMIT) {
             bump(&t->st.dropped_uncertified, 1);
             int64_t now = clock_ms();
             if (t->hello != NULL && now - t->last_ask_ms >= ASK_MS) {   /* who are you? */
