@@ -6,7 +6,9 @@
  * key connect now?" (the ZAP handler) and "may this key sign this domain's entry made at this
  * time?" (catalog acceptance) from verified state, without an Ed25519 verify per question.
  * Must not: touch LMDB or the network (the caller persists and gossips the bytes it is given
- * back), or lock: one thread owns a trust_t (the node's loop); share answers, not the store. */
+ * back), or lock: callers serialize. The node's store is shared by the gossip loop, the catalog
+ * worker and the federation log under one rwlock held by gossip (gossip_trust_rdlock/wrlock,
+ * gossip_trust_offer in gossip.h; see gossip/zap.c): questions read, offers write. */
 #ifndef TRIB_TRUST_H
 #define TRIB_TRUST_H
 
