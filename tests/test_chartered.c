@@ -882,3 +882,44 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
     free(log);
     cert_free(&ca);
 }
+
+/* ---------------------------------------------------------------- a real node of another federation */
+
+Test(chartered, a_node_of_another_federation_is_refused_and_neither_side_lists_the_other)
+{
+    char da[256], dx[256], seed[160], otherpath[256], cert[256];
+    identity_t ia, ix;
+    cert_t ca, cx;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("x", dx, sizeof dx, &ix);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    /* another federation: its own charter (same people as roots even), its own certificate */
+    charter_t other;
+    const identity_t *roots[] = {&R1, &R2, &R3};
+    make_charter(&other, roots, 3);
+    snprintf(otherpath, sizeof otherpath, "%s/other-charter.json", work);
+    json_t *j = charter_to_json(&other);
+    cr_assert_eq(trust_file_write(otherpath, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    issue(&other, "growth", ix.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "x.cert", &cx);
+    h_node_t a, x;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    snprintf(cert, sizeof cert, "%s/x.cert", work);
+    cr_assert_eq(h_node_start(&x, "growth", "--data", dx, "--charter", otherpath, "--cert", cert, "--seed", seed, FAST,
+                              NULL), 0, "the other federation's node did not start; see %s", x.log);
+    expect_metric(a.url, REFUSED("connect", "wrong_federation"), 1, "a node of another federation");
+    still_serves(&a);
+    members_cond_t mc = {&a, 1};
+    cr_assert(h_wait(all_verified, &mc, 5000), "payments lists the other federation's node");
+    j = h_get_json(x.url, "/v1/members", NULL);
+    size_t n = 0, i;
+    json_t *m;
+    json_array_foreach(json_object_get(j, "members"), i, m)
+        n += !strcmp(json_string_value(json_object_get(m, "state")) ?: "", "alive");
+    json_decref(j);
+    cr_expect_eq(n, 1, "the other federation's node lists %zu alive members", n);
+    charter_free(&other);
+    cert_free(&ca), cert_free(&cx);
+}
