@@ -113,14 +113,14 @@ struct gossip {
     uint64_t skewed_peers;       /* hellos whose sender's clock differed by more than TRUST_SKEW_MS (tcmu) */
     int64_t max_skew_ms;         /* the largest difference seen (tcmu) */
     int64_t skew_logged_ms;
+    int64_t claim_logged_ms;     /* a peer's "refused your certificate" last logged (tcmu) */
     size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */
 enum { TRUST_REFUSED_CONNECT = 0, TRUST_REFUSED_ENTRY = 1 };
 int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect);    /* transport_allow_fn */
-int gossip__hello(void *ctx, const uint8_t sender[32], const char *sender_addr, const uint8_t *cert,
-                  size_t len, int64_t sender_time_ms);                        /* transport_hello_fn */
+int gossip__hello(void *ctx, transport_hello_t *h);                           /* transport_hello_fn */
 int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]); /* worker */
 void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */

@@ -707,6 +707,7 @@ int transport_set_hello(transport_t *t, const uint8_t *cert, size_t len, transpo
 
 static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len);
 static int hello_send(transport_t *t, dealer_t *d, int want_reply);
+static int hello_send_why(transport_t *t, dealer_t *d, int want_reply, const char *refused);
 
 int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len)
 {
@@ -745,10 +746,11 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
     return dealer_send(t, d, type, body, len);
 }
 
-/* Sends our certificate on d. */
-static int hello_send(transport_t *t, dealer_t *d, int want_reply)
+/* Sends our certificate on d (refused: why we refused theirs, or NULL). */
+static int hello_send_why(transport_t *t, dealer_t *d, int want_reply, const char *refused)
 {
     Trib__CertHello h = TRIB__CERT_HELLO__INIT;
+    h.refused = (char *)(refused ? refused : "");
     h.cert.data = t->hello;
     h.cert.len = t->hello_len;
     h.want_reply = want_reply != 0;
@@ -764,13 +766,18 @@ static int hello_send(transport_t *t, dealer_t *d, int want_reply)
     return rc;
 }
 
+static int hello_send(transport_t *t, dealer_t *d, int want_reply)
+{
+    return hello_send_why(t, d, want_reply, NULL);
+}
+
 /* Sends a hello to addr, opening a DEALER on the lane of hellos when needed. */
-static void hello_to(transport_t *t, const char *addr, int want_reply)
+static void hello_to(transport_t *t, const char *addr, int want_reply, const char *refused)
 {
     if (t->hello == NULL) return;
     dealer_t *d = dealer_find(t, addr, 0);
     if (d == NULL && (d = dealer_open(t, addr, 0)) == NULL) return;
-    hello_send(t, d, want_reply);
+    hello_send_why(t, d, want_reply, refused);
 }
 
 /* Packs and hands one envelope to d, or holds it until the connection is up. */
@@ -960,19 +967,33 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t cur
     return env;
 }
 
-/* A certificate hello: offered to hello_fn; answered with ours when asked and accepted. */
+/* A certificate hello: offered to hello_fn; answered with ours when asked and accepted, or with
+ * ours and the reason when refused (at most once per ASK_MS, never to a hello that is itself a
+ * refusal, so two nodes that refuse each other do not bounce refusals). */
 static void hello_recv(transport_t *t, const Trib__Envelope *env)
 {
     bump(&t->st.hellos_in, 1);
     Trib__CertHello *h = trib__cert_hello__unpack(NULL, env->body.len, env->body.data);
-    int ok = h != NULL && t->hello_fn != NULL &&
-             t->hello_fn(t->hello_ctx, env->sender.data, env->sender_addr, h->cert.data,
-                         h->cert.len, h->time_ms) == 1;
+    transport_hello_t in = {.sender = env->sender.data, .sender_addr = env->sender_addr};
+    if (h != NULL) {
+        in.cert = h->cert.data;
+        in.len = h->cert.len;
+        in.sender_time_ms = h->time_ms;
+        in.refused = h->refused;
+    }
+    int ok = h != NULL && t->hello_fn != NULL && t->hello_fn(t->hello_ctx, &in) == 1;
     if (!ok) {
         bump(&t->st.hellos_refused, 1);
+        int64_t now = clock_ms();
+        if (h != NULL && (h->refused == NULL || h->refused[0] == '\0') && t->hello != NULL &&
+            now - t->last_ask_ms >= ASK_MS) {
+            t->last_ask_ms = now;
+            if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 0);
+            hello_to(t, env->sender_addr, 0, in.why[0] ? in.why : "refused");
+        }
     } else {
         if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 1);
-        if (h->want_reply) hello_to(t, env->sender_addr, 0);
+        if (h->want_reply) hello_to(t, env->sender_addr, 0, NULL);
     }
     if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
 }
@@ -1033,7 +1054,7 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
             if (t->hello != NULL && now - t->last_ask_ms >= ASK_MS) {   /* who are you? */
                 t->last_ask_ms = now;
                 if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 0);
-                hello_to(t, env->sender_addr, 1);
+                hello_to(t, env->sender_addr, 1, NULL);
             }
             trib__envelope__free_unpacked(env, NULL);
             return 2;

@@ -140,10 +140,19 @@ int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[3
 /* Certificate hello (chartered mode): cert (copied) is sent as a CertHello first on every new
  * connection, and in answer to a hello asking for it. A received hello is not delivered: it is
  * given to fn (owner's thread), which returns 1 when the certificate verified and names the
- * sender (the sender is then admitted by the allow callback), else 0 (counted in hellos_refused).
- * sender_time_ms: the sender's wall clock when it sent the hello (0: not given). */
-typedef int (*transport_hello_fn)(void *ctx, const uint8_t sender[32], const char *sender_addr,
-                                  const uint8_t *cert, size_t len, int64_t sender_time_ms);
+ * sender (the sender is then admitted by the allow callback), else 0 with why filled (counted in
+ * hellos_refused; the sender is sent our hello carrying why, at most once a second, so both sides
+ * log the reason). */
+typedef struct {
+    const uint8_t *sender;            /* Ed25519, authenticated by the connection */
+    const char *sender_addr;
+    const uint8_t *cert;
+    size_t len;
+    int64_t sender_time_ms;           /* the sender's wall clock when it sent the hello (0: not given) */
+    const char *refused;              /* non-empty: the sender says it refused our certificate, why */
+    char why[160];                    /* out: why fn refused it */
+} transport_hello_t;
+typedef int (*transport_hello_fn)(void *ctx, transport_hello_t *h);
 int transport_set_hello(transport_t *t, const uint8_t *cert, size_t len, transport_hello_fn fn,
                         void *ctx);
 

@@ -127,49 +127,77 @@ static void check_skew(gossip_t *g, const char *hex, const char *addr, int64_t s
                  hex, addr, d / 1000, TRUST_SKEW_MS / 1000, TRUST_SKEW_MS / 1000);
 }
 
-int gossip__hello(void *ctx, const uint8_t sender[32], const char *sender_addr, const uint8_t *bytes,
-                  size_t len, int64_t sender_time_ms)
+/* A peer says it refused our certificate: its claim (it may not even be of our federation), logged
+ * at most once per REFUSAL_LOG_MS so this side, too, says why it cannot join. */
+static void refused_by_peer(gossip_t *g, const char *hex, const char *addr, const char *why)
+{
+    int64_t now = (int64_t)clock_ms();
+    int say = 0;
+    pthread_mutex_lock(&g->tcmu);
+    if (!g->claim_logged_ms || now - g->claim_logged_ms >= REFUSAL_LOG_MS) {
+        g->claim_logged_ms = now;
+        say = 1;
+    }
+    pthread_mutex_unlock(&g->tcmu);
+    char safe[160];
+    size_t i = 0;
+    for (; why[i] && i + 1 < sizeof safe; i++)
+        safe[i] = why[i] >= 0x20 && why[i] < 0x7f ? why[i] : '?';
+    safe[i] = '\0';
+    if (say)
+        log_warn("trust: node %.16s... at %s refused this node's certificate: %s (its word; check that both use "
+                 "the same charter and that this node's certificate is valid)", hex, addr, safe);
+}
+
+int gossip__hello(void *ctx, transport_hello_t *h)
 {
     gossip_t *g = ctx;
     char err[300] = "", hex[ID_HEX_LEN];
-    identity_hex(sender, hex);
-    check_skew(g, hex, sender_addr, sender_time_ms);
+    identity_hex(h->sender, hex);
+    if (h->refused && h->refused[0])
+        refused_by_peer(g, hex, h->sender_addr, h->refused);
+    check_skew(g, hex, h->sender_addr, h->sender_time_ms);
     cert_t c;
-    if (cert_parse(bytes, len, &c, err, sizeof err) != 0) {
-        refused(g, TRUST_REFUSED_CONNECT, TRUST_MALFORMED, "the certificate presented by node %.16s... at %s: %s",
-                hex, sender_addr, err);
-        return 0;
-    }
-    int mine = memcmp(c.node_key, sender, ID_PK_LEN) == 0;
-    char domain[64];
-    snprintf(domain, sizeof domain, "%s", c.domain);
-    cert_free(&c);
-    if (!mine) {
-        refused(g, TRUST_REFUSED_CONNECT, TRUST_WRONG_KEY,
-                "node %.16s... at %s presented a certificate of domain '%s' for another node's key", hex,
-                sender_addr, domain);
-        return 0;
+    trust_verdict_t v = TRUST_OK;
+    char domain[64] = "?";
+    if (cert_parse(h->cert, h->len, &c, err, sizeof err) != 0) {
+        v = TRUST_MALFORMED;
+        refused(g, TRUST_REFUSED_CONNECT, v, "the certificate presented by node %.16s... at %s: %s", hex,
+                h->sender_addr, err);
+    } else {
+        int mine = memcmp(c.node_key, h->sender, ID_PK_LEN) == 0;
+        snprintf(domain, sizeof domain, "%s", c.domain);
+        cert_free(&c);
+        if (!mine) {
+            v = TRUST_WRONG_KEY;
+            snprintf(err, sizeof err, "a certificate of domain '%s' for another node's key", domain);
+            refused(g, TRUST_REFUSED_CONNECT, v, "node %.16s... at %s presented %s", hex, h->sender_addr, err);
+        }
     }
     int added = 0;
-    uint8_t curve[32];
-    const cert_t *held = NULL;
-    trust_verdict_t v;
-    pthread_rwlock_wrlock(&g->trust_mu);
-    v = trust_offer_cert(g->trust, bytes, len, &added, err, sizeof err);
     if (v == TRUST_OK) {
-        if (crypto_sign_ed25519_pk_to_curve25519(curve, sender) != 0)
-            v = TRUST_MALFORMED;
-        else
-            v = trust_admit_curve(g->trust, curve, wall_ms(), &held, err, sizeof err);
+        uint8_t curve[32];
+        const cert_t *held = NULL;
+        pthread_rwlock_wrlock(&g->trust_mu);
+        v = trust_offer_cert(g->trust, h->cert, h->len, &added, err, sizeof err);
+        if (v == TRUST_OK) {
+            if (crypto_sign_ed25519_pk_to_curve25519(curve, h->sender) != 0)
+                v = TRUST_MALFORMED;
+            else
+                v = trust_admit_curve(g->trust, curve, wall_ms(), &held, err, sizeof err);
+        }
+        pthread_rwlock_unlock(&g->trust_mu);
+        if (v != TRUST_OK)
+            refused(g, TRUST_REFUSED_CONNECT, v, "node %.16s... at %s claiming domain '%s': %s", hex, h->sender_addr,
+                    domain, err);
     }
-    pthread_rwlock_unlock(&g->trust_mu);
     if (v != TRUST_OK) {
-        refused(g, TRUST_REFUSED_CONNECT, v, "node %.16s... at %s claiming domain '%s': %s", hex, sender_addr,
-                domain, err);
+        int w = snprintf(h->why, sizeof h->why, "%s: %s", trust_verdict_name(v), err);
+        (void)w;
         return 0;
     }
     if (added) {
-        log_info("trust: admitted node %.16s... at %s, certified for domain '%s'", hex, sender_addr, domain);
+        log_info("trust: admitted node %.16s... at %s, certified for domain '%s'", hex, h->sender_addr, domain);
         g->dirty = 1; /* members show it as verified */
     }
     return 1;

@@ -740,14 +740,13 @@ Test(chartered, open_mode_rogue_twin_is_shown_and_logged_as_a_conflict_on_every_
 static int hello_calls;
 
 /* What gossip/zap.c does first with a hello's bytes: parse them as a certificate (bounded). */
-static int parse_hello(void *ctx, const uint8_t sender[32], const char *addr, const uint8_t *cert, size_t len,
-                       int64_t t)
+static int parse_hello(void *ctx, transport_hello_t *h)
 {
-    (void)ctx, (void)sender, (void)addr, (void)t;
+    (void)ctx;
     cert_t c;
     char e[256];
     hello_calls++;
-    if (cert_parse(cert, len, &c, e, sizeof e) != 0)
+    if (cert_parse(h->cert, h->len, &c, e, sizeof e) != 0)
         return 0;
     cert_free(&c);
     return 0;
@@ -911,6 +910,18 @@ Test(chartered, a_node_of_another_federation_is_refused_and_neither_side_lists_t
                               NULL), 0, "the other federation's node did not start; see %s", x.log);
     expect_metric(a.url, REFUSED("connect", "wrong_federation"), 1, "a node of another federation");
     still_serves(&a);
+    /* both sides say why: the refused node logs the refusal it was sent */
+    long deadline = h_now_ms() + 15000;
+    int said = 0;
+    while (!said && h_now_ms() < deadline) {
+        size_t len;
+        char *log = h_read_file(x.log, &len);
+        said = log && strstr(log, "refused this node's certificate: wrong_federation");
+        free(log);
+        if (!said)
+            usleep(50000);
+    }
+    cr_expect(said, "the refused node does not log why it was refused; see %s", x.log);
     members_cond_t mc = {&a, 1};
     cr_assert(h_wait(all_verified, &mc, 5000), "payments lists the other federation's node");
     j = h_get_json(x.url, "/v1/members", NULL);
