@@ -538,8 +538,8 @@ static void destroy(gossip_t *g)
     pthread_mutex_destroy(&g->wmu);
     pthread_cond_destroy(&g->wcv);
     identity_wipe(&g->id);
-    trust_destroy(&g->trust);
-    pthread_rwlock_destroy(&g->trust_mu);
+    if (g->own_trust)
+        trust_destroy(&g->trust);
     pthread_mutex_destroy(&g->tcmu);
     free(g);
 }
@@ -557,7 +557,6 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     pthread_mutex_init(&g->smu, NULL);
     pthread_mutex_init(&g->wmu, NULL);
     pthread_cond_init(&g->wcv, NULL);
-    pthread_rwlock_init(&g->trust_mu, NULL);
     pthread_mutex_init(&g->tcmu, NULL);
     g->st = st;
     g->cat = cat;
@@ -577,7 +576,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         char terr[300];
         cert_t own;
         int added;
-        if (!(g->trust = trust_new(o->charter))) {
+        g->trust = o->trust;
+        if (!g->trust && (g->own_trust = 1) && !(g->trust = trust_new(o->charter))) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }

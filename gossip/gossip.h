@@ -36,6 +36,9 @@ typedef struct {
     const charter_t *charter;
     const uint8_t *cert;
     size_t cert_len;
+    /* The store to use (shared with the federation log; not destroyed by gossip), or NULL: a new
+     * one from charter. */
+    trust_t *trust;
     /* HOST:PORT, or NODE_ID@HOST:PORT (required in chartered mode) */
     const char *const *seeds;
     size_t nseeds;
@@ -76,16 +79,13 @@ int gossip_own_synced(gossip_t *g, char *why, size_t cap);
 /* Forks seen (two different entries signed by a domain's key at one seq); copies up to max. */
 size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
 
-/* ---- trust (chartered mode). The node's trust store, NULL in open mode. It is shared by the
- * loop, the catalog worker and callers of these functions, so use it only under the lock: read
- * (trust_admit_curve, trust_entry_ok, trust_cert_at ...) between gossip_trust_rdlock and unlock,
- * offer between gossip_trust_wrlock and unlock. gossip_trust_offer does the locking: it is where
- * the federation log hands certificates, revocations and charter updates to the node (any
- * thread; TRUST_OK when held, *added 1 when new). */
+/* ---- trust (chartered mode). The node's trust store, NULL in open mode: the one the node was
+ * started with (gossip_opts_t.trust), or made by gossip_start from the charter. Every trust_* call
+ * locks the store itself (gossip/trust.h), so any thread may ask it questions; pointers into it
+ * are used between trust_read_lock and unlock. gossip_trust_offer is where the federation log
+ * hands certificates, revocations and charter updates to the node (any thread; TRUST_OK when
+ * held, *added 1 when new): connections and entries are judged by them from the next message on. */
 trust_t *gossip_trust(gossip_t *g);
-void gossip_trust_rdlock(gossip_t *g);
-void gossip_trust_wrlock(gossip_t *g);
-void gossip_trust_unlock(gossip_t *g);
 trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t *bytes, size_t len, int *added,
                                    char *err, size_t errlen);
 

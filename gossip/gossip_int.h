@@ -102,10 +102,10 @@ struct gossip {
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
-    /* chartered mode (zap.c): the trust store (NULL in open mode) under trust_mu, refusal counters
+    /* chartered mode (zap.c): the trust store (NULL in open mode; locks itself), refusal counters
      * under tcmu, this node's certificate's expiry */
     trust_t *trust;
-    pthread_rwlock_t trust_mu;
+    int own_trust;               /* gossip made the store (and destroys it) */
     pthread_mutex_t tcmu;
     uint64_t trefused[2][TRUST_VERDICT_COUNT], tlast[2][TRUST_VERDICT_COUNT];
     int64_t tlogged[2][TRUST_VERDICT_COUNT];

@@ -237,9 +237,7 @@ static int own_cert_holds(gossip_t *g, char *why, size_t cap)
                  "entries; get a new certificate (trib fed certify) and restart with --cert", g->domain, when);
         return 0;
     }
-    pthread_rwlock_rdlock(&g->trust_mu);
     trust_verdict_t v = trust_admit_curve(g->trust, g->id.curve_pk, now, NULL, err, sizeof err);
-    pthread_rwlock_unlock(&g->trust_mu);
     if (v != TRUST_OK) {
         snprintf(why, cap, "this node's certificate for domain '%s' does not hold (%s: %s): it may not sign the "
                  "domain's entries", g->domain, trust_verdict_name(v), err);

@@ -3,12 +3,12 @@
  * which received catalog entries may be stored (trust_entry_ok), and the trust counters and
  * gauges of /metrics. Part of the federation actor: see gossip_int.h.
  *
- * Threads. The trust store (g->trust) belongs to the node; it is read by the loop (ZAP, hellos,
- * member snapshots), by the catalog worker (entry acceptance) and written through
- * gossip_trust_offer by the loop (hellos) or any other thread (the federation log). So every use
- * holds g->trust_mu: a rwlock, read for questions (a hash lookup each, no signature check: never a
- * wait worth a thread of its own), write for offers (one certificate's verify). The loop never
- * waits on anything else here.
+ * Threads. The trust store (g->trust) is shared: read by the loop (ZAP, hellos, member
+ * snapshots), by the catalog worker (entry acceptance) and HTTP threads (views), written by the
+ * loop (hellos) and by the federation log (gossip_trust_offer, or its own trust_offer_* calls).
+ * The store takes its own rwlock in every call (gossip/trust.h): questions read (a hash lookup,
+ * no signature check), offers write (one certificate's verify), so the ZAP answers come from the
+ * loop without a thread or a snapshot of their own. The loop never waits on anything else here.
  *
  * The connection rule. A key with a certificate held and admitted now (trust_admit_curve) is
  * admitted; a key whose certificate is held but revoked, expired, not yet valid or no longer
@@ -19,7 +19,7 @@
  *
  * Owns: the verdict counters (trib_trust_refused_total{kind,reason}), their rate-limited log
  * lines, the own certificate's expiry warning and gauge.
- * Must not: verify signatures per message or per entry (trust.c caches), hold trust_mu while
+ * Must not: verify signatures per message or per entry (trust.c caches), hold tcmu while
  * logging or sending, or decide what a verdict is (trust.c does). */
 #include <inttypes.h>
 #include <pthread.h>
@@ -77,10 +77,7 @@ int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
 {
     gossip_t *g = ctx;
     char err[200] = "";
-    const cert_t *c = NULL;
-    pthread_rwlock_rdlock(&g->trust_mu);
-    trust_verdict_t v = trust_admit_curve(g->trust, curve_pk, wall_ms(), &c, err, sizeof err);
-    pthread_rwlock_unlock(&g->trust_mu);
+    trust_verdict_t v = trust_admit_curve(g->trust, curve_pk, wall_ms(), NULL, err, sizeof err);
     if (v == TRUST_OK)
         return TRANSPORT_ADMIT;
     if (v == TRUST_UNCERTIFIED) { /* it may present its certificate; until then its messages are dropped */
@@ -177,16 +174,13 @@ int gossip__hello(void *ctx, transport_hello_t *h)
     int added = 0;
     if (v == TRUST_OK) {
         uint8_t curve[32];
-        const cert_t *held = NULL;
-        pthread_rwlock_wrlock(&g->trust_mu);
         v = trust_offer_cert(g->trust, h->cert, h->len, &added, err, sizeof err);
         if (v == TRUST_OK) {
             if (crypto_sign_ed25519_pk_to_curve25519(curve, h->sender) != 0)
                 v = TRUST_MALFORMED;
             else
-                v = trust_admit_curve(g->trust, curve, wall_ms(), &held, err, sizeof err);
+                v = trust_admit_curve(g->trust, curve, wall_ms(), NULL, err, sizeof err);
         }
-        pthread_rwlock_unlock(&g->trust_mu);
         if (v != TRUST_OK)
             refused(g, TRUST_REFUSED_CONNECT, v, "node %.16s... at %s claiming domain '%s': %s", hex, h->sender_addr,
                     domain, err);
@@ -207,9 +201,7 @@ int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signe
 {
     gossip_t *g = ctx;
     char err[300] = "";
-    pthread_rwlock_rdlock(&g->trust_mu);
     trust_verdict_t v = trust_entry_ok(g->trust, e->domain, signer, e->time_ms, err, sizeof err);
-    pthread_rwlock_unlock(&g->trust_mu);
     if (v == TRUST_OK)
         return 1;
     char hex[ID_HEX_LEN];
@@ -222,17 +214,14 @@ int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signe
 void gossip__member_cert(gossip_t *g, gossip_member_t *m)
 {
     uint8_t curve[32];
-    const cert_t *c = NULL;
+    trust_info_t c;
     if (!g->trust || crypto_sign_ed25519_pk_to_curve25519(curve, m->id) != 0)
         return;
-    pthread_rwlock_rdlock(&g->trust_mu);
-    trust_verdict_t v = trust_admit_curve(g->trust, curve, wall_ms(), &c, NULL, 0);
-    if (v == TRUST_OK && c) {
-        m->verified = strcmp(c->domain, m->domain) == 0;
-        cert_serial_text(c->serial, m->cert_serial);
-        m->cert_expires_ms = c->not_after_ms;
+    if (trust_admit_info(g->trust, curve, wall_ms(), &c, NULL, 0) == TRUST_OK) {
+        m->verified = strcmp(c.domain, m->domain) == 0;
+        cert_serial_text(c.serial, m->cert_serial);
+        m->cert_expires_ms = c.not_after_ms;
     }
-    pthread_rwlock_unlock(&g->trust_mu);
 }
 
 void gossip__own_cert_check(gossip_t *g)
@@ -290,9 +279,6 @@ void gossip__trust_render(gossip_t *g, FILE *f)
 
 trust_t *gossip_trust(gossip_t *g) { return g->trust; }
 
-void gossip_trust_rdlock(gossip_t *g) { pthread_rwlock_rdlock(&g->trust_mu); }
-void gossip_trust_wrlock(gossip_t *g) { pthread_rwlock_wrlock(&g->trust_mu); }
-void gossip_trust_unlock(gossip_t *g) { pthread_rwlock_unlock(&g->trust_mu); }
 
 trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t *bytes, size_t len, int *added,
                                    char *err, size_t errlen)
@@ -303,7 +289,6 @@ trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t
         snprintf(err, errlen, "this node runs in open mode (no --charter): it holds no trust objects");
         return TRUST_WRONG_FEDERATION;
     }
-    pthread_rwlock_wrlock(&g->trust_mu);
     if (kind == TRUST_KIND_CHARTER)
         v = trust_offer_charter(g->trust, bytes, len, &a, err, errlen);
     else if (kind == TRUST_KIND_CERT)
@@ -314,7 +299,6 @@ trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t
         snprintf(err, errlen, "trust object kind %d is not held by the trust store", (int)kind);
         v = TRUST_MALFORMED;
     }
-    pthread_rwlock_unlock(&g->trust_mu);
     if (added)
         *added = a;
     return v;
