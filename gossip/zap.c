@@ -186,7 +186,7 @@ int gossip__hello(void *ctx, transport_hello_t *h)
                     domain, err);
     }
     if (v != TRUST_OK) {
-        int w = snprintf(h->why, sizeof h->why, "%s: %s", trust_verdict_name(v), err);
+        int w = snprintf(h->why, sizeof h->why, "%s: %.120s", trust_verdict_name(v), err);
         (void)w;
         return 0;
     }
