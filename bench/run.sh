@@ -47,7 +47,7 @@ report() {
   # issue 10 groundwork: verifying 1,000 domain certificates and 10,000 manifests at bootstrap
   bench "trust bootstrap" "$BUILD/bench/trust"
   # issue 11 groundwork: token verification against the Ed25519 verify rate
-  bench "token" "$BUILD/bench/token" 20000
+  bench "token" "$BUILD/bench/token" 20000 "$BUILD/trib"
   echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then
