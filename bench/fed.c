@@ -592,7 +592,8 @@ static void cluster_init(cluster_t *c, int sys, int n, const char *tmp)
     c->base = bench_reserve_ports(&c->lock_fd);
     if (c->base < 0)
         bench_die("no free block of 100 loopback ports in 20000..31999");
-    snprintf(c->dir, sizeof c->dir, "%s/%s-%d", tmp, sys_name[sys], n);
+    /* a chartered run gets its own dir: node identities and admin tokens (cached by dir) differ */
+    snprintf(c->dir, sizeof c->dir, "%s/%s%s-%d", tmp, sys_name[sys], chartered ? "-chartered" : "", n);
     if (mkdir(c->dir, 0700) < 0)
         bench_die("mkdir %s: %s", c->dir, strerror(errno));
     c->multi = curl_multi_init();
