@@ -48,6 +48,8 @@ report() {
   bench "trust bootstrap" "$BUILD/bench/trust"
   # issue 11 groundwork: token verification against the Ed25519 verify rate
   bench "token" "$BUILD/bench/token" 20000 "$BUILD/trib"
+  # issue 11 items 4, 5: the grant lookup and field projection a confidential read adds on the owner
+  bench "grants" "$BUILD/bench/grants" 10000
   echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then

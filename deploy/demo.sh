@@ -97,6 +97,15 @@ start listening "$PEER_payments"
 for t in payments growth listening; do eval "until_ok all_alive \$HTTP_$t"; done
 on payments trib members
 
+# Writes need a write/admin token of the product's own domain: each node wrote its admin token to
+# DATA/admin.token (0600) at first start. Without one, and with another team's, the node refuses.
+step "trib --node $HTTP_payments publish examples/settled-transactions.yaml   # no token"
+TRIB_TOKEN= "$TRIB" --node "$HTTP_payments" publish examples/settled-transactions.yaml \
+  && fail "a publish without a token was accepted"
+step "TRIB_TOKEN=\$(cat growth/admin.token) trib --node $HTTP_payments publish examples/settled-transactions.yaml"
+TRIB_TOKEN=$(cat "$work/growth/admin.token") "$TRIB" --node "$HTTP_payments" publish \
+  examples/settled-transactions.yaml && fail "growth's token published for payments"
+
 publish() { # publish TEAM PRODUCT: the manifest and its sample records, on the team's own node
   on "$1" trib publish "examples/$2.yaml"
   on "$1" trib put "$1/$2" "examples/$2.ndjson"

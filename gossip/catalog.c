@@ -20,6 +20,7 @@
 
 #include "gossip/entry.h"
 #include "gossip/log.h"
+#include "storage/access.h"
 #include "storage/store.h"
 
 #define ERR_TEXT 256   /* a refusal's text */
@@ -28,6 +29,7 @@
 typedef struct pub {
     const Trib__Manifest *m;     /* a publish, or */
     const char *retire;          /* a retire, or */
+    const Trib__AccessChange *access;   /* an access request or decision (not a product change) */
     const Trib__TokenRevocation *rev;  /* a token revocation (not a product change) */
     char *err;                   /* the caller's buffer: its own error */
     size_t errlen;
@@ -166,7 +168,7 @@ static int batch_state(pub_t *const *prepared, size_t n, const char *name, int *
                 *retired = 1;
                 return 1;
             }
-        } else if (strcmp(e->manifest->name, name) == 0) {
+        } else if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST && strcmp(e->manifest->name, name) == 0) {
             *retired = e->manifest->status && strcmp(e->manifest->status, "retired") == 0;
             return 1;
         }
@@ -182,6 +184,8 @@ static int check_change(catalog_t *c, const pub_t *p, pub_t *const *prepared, si
     const char *retire_name = p->retire;
     char *err = p->err;
     size_t errlen = p->errlen;
+    if (p->access != NULL)
+        return m == NULL && retire_name == NULL ? 0 : -1;   /* its rules are node/grants.c's */
     if (p->rev) {
         if (m || retire_name || p->rev->revocation_id.len != 64) {
             snprintf(err, errlen, "catalog_publish_revocation: a 64-byte revocation id, and nothing else");
@@ -249,7 +253,10 @@ static int prepare(catalog_t *c, pub_t *p, store_head_t *head)
         ce.prev_hash.len = STORE_HASH_LEN;
     }
     ce.time_ms = now_ms();
-    if (p->rev != NULL) {
+    if (p->access != NULL) {
+        ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_ACCESS;
+        ce.access = (Trib__AccessChange *)p->access;   /* only read by pack */
+    } else if (p->rev != NULL) {
         ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE;
         ce.token_revoke = (Trib__TokenRevocation *)p->rev;   /* only read by pack */
     } else if (p->m != NULL) {
@@ -449,6 +456,24 @@ int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_na
     return 0;
 }
 
+int catalog_publish_access(catalog_t *c, const Trib__AccessChange *a, uint64_t *seq, uint8_t **out, size_t *outlen,
+                           char *err, size_t errlen)
+{
+    assert(c && a && seq && out && outlen);
+    char scratch[1];
+    pub_t p = {.access = a, .err = err ? err : scratch, .errlen = err ? errlen : sizeof scratch};
+    *out = NULL;
+    *outlen = 0;
+    publish_queued(c, &p, 1);
+    tl_publish_errno = p.rc != 0 ? p.err_no : 0;
+    if (p.rc != 0)
+        return -1;
+    *seq = p.seq;
+    *out = p.out;
+    *outlen = p.outlen;
+    return 0;
+}
+
 int catalog_publish_revocation(catalog_t *c, const Trib__TokenRevocation *rev, uint64_t *seq, uint8_t **out,
                                size_t *outlen, char *err, size_t errlen)
 {
@@ -530,6 +555,34 @@ static int held_copy(catalog_t *c, const uint8_t *bytes, size_t len, char *err, 
     return same;
 }
 
+/* Access entries a peer sent that their log keeps but the access index ignores (storage/access.h:
+ * signed in the wrong log, a replayed id, a second decision): logged at most once per 10 s. */
+void catalog_log_ignored_access(uint64_t before)
+{
+    uint64_t after = 0;
+    store_access_counts(NULL, &after);
+    if (after <= before)
+        return;
+    uint64_t n = after - before;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t last;
+    static uint64_t quiet;
+    int64_t now = now_ms();
+    pthread_mutex_lock(&mu);
+    quiet += n;
+    uint64_t say = 0;
+    if (now - last >= 10000) {
+        say = quiet;
+        quiet = 0;
+        last = now;
+    }
+    pthread_mutex_unlock(&mu);
+    if (say)
+        log_warn("catalog: %llu access entries from peers kept in their logs but ignored by the access index (signed in "
+                 "the wrong domain's log, a replayed id or a second decision; trib_access_entries_ignored_total)",
+                 (unsigned long long)say);
+}
+
 size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n, cat_result_t *res, char *errs,
                            size_t errlen)
 {
@@ -567,7 +620,10 @@ size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n
     /* store_catalog_append_many checks seq, chain and key inside its own write transaction, so no
      * lock is needed here: a racing publish of our own domain gets STORE_DUP, not a fork. */
     char terr[ERR_TEXT];
+    uint64_t ign0 = 0;
+    store_access_counts(NULL, &ign0);
     long got = m ? store_catalog_append_many(c->st, items, m, texts, ERR_TEXT, terr, sizeof terr) : 0;
+    catalog_log_ignored_access(ign0);
     for (size_t j = 0; j < m; j++) {
         size_t i = at[j];
         char *err = errs ? errs + i * errlen : scratch;

@@ -48,6 +48,12 @@ int catalog_publish_revocation(catalog_t *c, const Trib__TokenRevocation *rev, u
  * (ENOSPC: the disk is full), also when another caller's thread wrote the batch; 0 for a refusal. */
 int catalog_publish_errno(void);
 
+/* Appends this node's entry carrying access change a (a request, grant, denial or revocation:
+ * not a product change), as catalog_publish does; *out and *outlen are the SignedEntry bytes
+ * (malloc'd) for the gossip loop. Who may sign what is the caller's check (node/grants.c). */
+int catalog_publish_access(catalog_t *c, const Trib__AccessChange *a, uint64_t *seq, uint8_t **out, size_t *outlen,
+                           char *err, size_t errlen);
+
 #define CATALOG_BATCH_MAX 128
 
 /* Many changes at once, queued together (so they share commits), each with its own result. */
@@ -78,5 +84,9 @@ cat_result_t catalog_accept(catalog_t *c, const uint8_t *bytes, size_t len, char
  * accepted. */
 size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n, cat_result_t *res, char *errs,
                            size_t errlen);
+
+/* After storing peers' entries: when the access index ignored some since its ignored count was
+ * `before` (store_access_counts), says so in the log, at most once per 10 s. */
+void catalog_log_ignored_access(uint64_t before);
 
 #endif

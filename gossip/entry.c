@@ -7,6 +7,7 @@
  * Must not: re-encode to verify, decide domain binding or sequence (store_catalog_append does),
  * touch LMDB or the network. */
 #include "gossip/entry.h"
+#include "storage/access.h"
 #include "storage/store.h"
 
 #include <assert.h>
@@ -151,6 +152,14 @@ static int check_shape(const Trib__CatalogEntry *ce, char *err, size_t errlen)
             return -1;
         }
         return 0;
+    case TRIB__CATALOG_ENTRY__CHANGE_ACCESS: {
+        char why[256];
+        if (store_access_shape(ce->access, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s seq %llu: %s", ce->domain, (unsigned long long)ce->seq, why);
+            return -1;
+        }
+        return 0;
+    }
     case TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE: /* not a product change (auth, issue 11) */
         if (ce->token_revoke == NULL || ce->token_revoke->revocation_id.len != 64) {
             snprintf(err, errlen, "%s seq %llu: token revocation: the revocation id must be 64 bytes", ce->domain,

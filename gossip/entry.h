@@ -29,7 +29,8 @@ typedef struct {
 /* Decodes bytes as a SignedEntry, checks sizes (signer 32, signature 64, body and total under
  * ENTRY_MAX_BYTES), verifies the signature over body, decodes body as a CatalogEntry and checks
  * its shape (domain id rule, seq >= 1, prev_hash empty iff seq 1 else 32 bytes, exactly one of
- * manifest/tombstone, manifest domain == entry domain). On failure returns -1 with err naming
+ * manifest/tombstone/access, manifest domain == entry domain, an access change's shape:
+ * store_access_shape). On failure returns -1 with err naming
  * what is wrong and out zeroed. */
 int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen);
 void entry_free(entry_t *e);                         /* frees both messages; accepts zeroed */

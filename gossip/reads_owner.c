@@ -12,6 +12,7 @@
 #include <string.h>
 #include "gossip/entry.h"
 #include "gossip/reads_int.h"
+#include "storage/project.h"
 
 /* One stream served by this node. */
 struct ostream {
@@ -28,10 +29,21 @@ struct ostream {
     size_t max_bytes;
     uint64_t sent, acked;
     uint64_t last_heard, last_sent;
+    char **fields;                  /* grants: a grant's field allow-list (NULL-ended, malloc'd with its
+                                       strings), set by the owner's read check; NULL: every field */
     uint8_t *token;                 /* the consumer's token as forwarded (live: checked again) */
     size_t token_len;
     uint64_t last_check;
 };
+
+static void ostream_free(ostream_t *s)
+{
+    free(s->token);
+    for (size_t i = 0; s->fields && s->fields[i]; i++)
+        free(s->fields[i]);
+    free(s->fields);
+    free(s);
+}
 
 
 /* Packs m and hands it to io.send now (loop thread, mu not held). 0 handed on, -1 dropped. */
@@ -106,6 +118,17 @@ static void ostream_kill(reads_t *r, ostream_t *s)
         atomic_fetch_sub(&r->owner_live, 1);
 }
 
+/* grants: the owner projects records to the grant's fields before they leave it (storage/project.h).
+ * 0, or -1 out of memory (the page unchanged: it must not be sent). */
+static int project_page(const ostream_t *s, store_page_t *pg)
+{
+    size_t m = project_ndjson(pg->buf, pg->len, (const char *const *)s->fields);
+    if (m == (size_t)-1)
+        return -1;
+    pg->len = m;
+    return 0;
+}
+
 /* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ. */
 static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, uint64_t last)
 {
@@ -143,6 +166,12 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     } else if (pg->len > r->room) { /* one record alone, larger than a message may carry */
         snprintf(msg, sizeof msg, "record %" PRIu64 " of %s is larger than the peer message limit", pg->first,
                  s->product);
+        b.done = 1;
+        b.status = 500;
+        b.error = msg;
+        n = 0;
+    } else if (s->fields && project_page(s, pg) != 0) {
+        snprintf(msg, sizeof msg, "out of memory projecting records of %s to the grant's fields", s->product);
         b.done = 1;
         b.status = 500;
         b.error = msg;
@@ -281,8 +310,7 @@ static void owner_sweep(reads_t *r)
         ostream_t *s = *p;
         if (s->dead) {
             *p = s->next;
-            free(s->token);
-            free(s);
+            ostream_free(s);
         } else {
             p = &s->next;
         }
@@ -392,8 +420,7 @@ void reads__owner_free(reads_t *r)
 {
     for (ostream_t *s = r->streams, *n; s; s = n) {
         n = s->next;
-        free(s->token);
-        free(s);
+        ostream_free(s);
     }
     r->streams = NULL;
     store_page_free(&r->page);

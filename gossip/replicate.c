@@ -34,6 +34,7 @@
 #include "gossip/identity.h"
 #include "gossip/log.h"
 #include "gossip/replicate.h"
+#include "storage/access.h"
 #include "proto/tributary.pb-c.h"
 
 #define MAX_DIGEST_HEADS 65536   /* a peer's digest longer than this is malformed */
@@ -812,10 +813,12 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
             j->srcf[j->nv] = f;
             j->src[j->nv++] = i;
         }
-    uint64_t t1 = mono_us();
+    uint64_t t1 = mono_us(), ignored = 0;
+    store_access_counts(NULL, &ignored);
     if (j->nv)
         j->store_rc = store_catalog_append_many(r->st, j->items, j->nv, NULL, 0, j->store_err,
                                                 sizeof j->store_err) < 0 ? -1 : 0;
+    catalog_log_ignored_access(ignored);   /* grants: access entries kept but not indexed */
     j->verify_us = t1 - t0;
     j->store_us = mono_us() - t1;
 }

@@ -14,6 +14,7 @@
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/auth.h"
+#include "node/grants.h"
 #include "proto/tributary.pb-c.h"
 
 /* ------------------------------------------------------------------ metrics */
@@ -163,36 +164,59 @@ int node_token_key(void *ctx, const char *domain, const uint8_t key[ID_PK_LEN], 
 /* ------------------------------------------------------------------ revocations */
 
 /* Each revocation with the domain whose log (or this node's file) holds it: a domain revokes
- * only tokens it issued (a revocation in domain D's log never touches a token of domain E). */
-#define REVOKED_MAX 65536
+ * only tokens it issued (a revocation in domain D's log never touches a token of domain E).
+ * An open-addressing hash set keyed by the signature (at most half full, grown by doubling), so a
+ * request's check costs one probe per block however many revocations are held. */
+#define REVOKED_MAX (1u << 20)
 typedef struct {
     uint8_t sig[TOKEN_SIG_LEN];
     char domain[64];
+    int used;
 } revoked_t;
 static pthread_mutex_t rev_mu = PTHREAD_MUTEX_INITIALIZER;
 static revoked_t *revoked;
-static size_t nrevoked, caprevoked;
+static size_t nrevoked, caprevoked; /* caprevoked: a power of two, or 0 */
+
+static size_t rev_slot(const uint8_t sig[TOKEN_SIG_LEN], size_t cap)
+{
+    uint64_t h;
+    memcpy(&h, sig, sizeof h); /* a signature's bytes are uniformly spread */
+    return (size_t)h & (cap - 1);
+}
+
+/* The slot holding (sig, domain), or the empty one where it would go (rev_mu held, cap > 0). */
+static revoked_t *rev_find(revoked_t *t, size_t cap, const uint8_t sig[TOKEN_SIG_LEN], const char *domain)
+{
+    for (size_t i = rev_slot(sig, cap);; i = (i + 1) & (cap - 1))
+        if (!t[i].used || (!memcmp(t[i].sig, sig, TOKEN_SIG_LEN) && !strcmp(t[i].domain, domain)))
+            return &t[i];
+}
 
 static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain)
 {
     pthread_mutex_lock(&rev_mu);
-    for (size_t i = 0; i < nrevoked; i++)
-        if (!memcmp(revoked[i].sig, sig, TOKEN_SIG_LEN) && !strcmp(revoked[i].domain, domain)) {
-            pthread_mutex_unlock(&rev_mu);
-            return;
-        }
-    if (nrevoked == caprevoked && caprevoked < REVOKED_MAX) {
-        size_t cap = caprevoked ? caprevoked * 2 : 64;
-        void *p = realloc(revoked, cap * sizeof *revoked);
-        if (p) {
-            revoked = p;
+    if (2 * (nrevoked + 1) > caprevoked && caprevoked < 2 * REVOKED_MAX) {
+        size_t cap = caprevoked ? caprevoked * 2 : 128;
+        revoked_t *t = calloc(cap, sizeof *t);
+        if (t) {
+            for (size_t i = 0; i < caprevoked; i++)
+                if (revoked[i].used)
+                    *rev_find(t, cap, revoked[i].sig, revoked[i].domain) = revoked[i];
+            free(revoked);
+            revoked = t;
             caprevoked = cap;
         }
     }
-    if (nrevoked < caprevoked) {
-        memcpy(revoked[nrevoked].sig, sig, TOKEN_SIG_LEN);
-        snprintf(revoked[nrevoked].domain, sizeof revoked[nrevoked].domain, "%s", domain);
-        nrevoked++;
+    if (caprevoked && 2 * (nrevoked + 1) <= caprevoked) {
+        revoked_t *e = rev_find(revoked, caprevoked, sig, domain);
+        if (!e->used) {
+            memcpy(e->sig, sig, TOKEN_SIG_LEN);
+            snprintf(e->domain, sizeof e->domain, "%s", domain);
+            e->used = 1;
+            nrevoked++;
+        }
+    } else {
+        log_warn("token revocations: %zu held, no room for more", nrevoked);
     }
     pthread_mutex_unlock(&rev_mu);
 }
@@ -203,10 +227,8 @@ int auth_is_revoked(const token_claims_t *c)
 {
     int hit = 0;
     pthread_mutex_lock(&rev_mu);
-    for (size_t i = 0; i < nrevoked && !hit; i++)
-        if (!strcmp(revoked[i].domain, c->domain))
-            for (size_t b = 0; b < c->nblocks && !hit; b++)
-                hit = !memcmp(revoked[i].sig, c->revocation_ids[b], TOKEN_SIG_LEN);
+    for (size_t b = 0; b < c->nblocks && !hit && caprevoked; b++)
+        hit = rev_find(revoked, caprevoked, c->revocation_ids[b], c->domain)->used;
     pthread_mutex_unlock(&rev_mu);
     return hit;
 }
@@ -330,9 +352,11 @@ static void revocations_refresh(node_t *n, int wait)
 /* ------------------------------------------------------------------ verified-token cache */
 
 #define CACHE_SLOTS 1024
+#define CACHE_AGE_MS 60000 /* verified again after this: whose key a domain is may change (trust) */
 typedef struct {
     uint8_t hash[32];
     int used;
+    int64_t at;            /* when verified */
     token_claims_t c;
 } cslot_t;
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -346,7 +370,7 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
     size_t slot = ((size_t)h[0] | (size_t)h[1] << 8) % CACHE_SLOTS;
     int hit = 0;
     pthread_mutex_lock(&cache_mu);
-    if (cache[slot].used && !memcmp(cache[slot].hash, h, sizeof h)) {
+    if (cache[slot].used && !memcmp(cache[slot].hash, h, sizeof h) && now - cache[slot].at < CACHE_AGE_MS) {
         *c = cache[slot].c;
         hit = 1;
     }
@@ -370,9 +394,18 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
             set_err(e, 401, "token_invalid", "the token is not valid (%s): %s", token_reason_name(r), why);
             return -1;
         }
+        /* A domain speaks only for its own people: a subject of another domain would let it use
+         * that person's grants (grants are given to a subject). */
+        const char *at = strrchr(c->subject, '@');
+        if (!at || strcmp(at + 1, c->domain) != 0) {
+            set_err(e, 401, "token_invalid", "token %s: subject '%s' is not of the issuing domain '%s'", c->id,
+                    c->subject, c->domain);
+            return -1;
+        }
         pthread_mutex_lock(&cache_mu);
         memcpy(cache[slot].hash, h, sizeof h);
         cache[slot].c = *c;
+        cache[slot].at = now;
         cache[slot].used = 1;
         pthread_mutex_unlock(&cache_mu);
     }
@@ -465,11 +498,8 @@ int auth_admin(node_t *n, const char *header, token_claims_t *c, auth_err_t *e)
 
 int auth_grant_active(node_t *n, const char *subject, const char *product_id)
 {
-    /* SEAM (grants helper, node/grants.h): at merge this becomes
-     *     grant_info_t g; return grants_active(n, subject, product_id, auth_now_ms(), &g);
-     * Until then nobody holds a grant. */
-    (void)n, (void)subject, (void)product_id;
-    return 0;
+    grant_info_t g; /* grants: node/grants.h (the owner's access index) */
+    return grants_active(n, subject, product_id, auth_now_ms(), &g) == 1;
 }
 
 /* 1 when the token is of product_id's own domain: its people read its data without a grant
@@ -478,6 +508,14 @@ static int own_domain(const token_claims_t *c, const char *product_id)
 {
     size_t dl = strlen(c->domain);
     return !strncmp(product_id, c->domain, dl) && product_id[dl] == '/';
+}
+
+/* grants: a grant names its subject "x@D" and D's node signed the request; only a token issued by
+ * D may speak for x@D (a token of another domain naming her must not ride her grant). */
+static int subject_of_issuer(const token_claims_t *c)
+{
+    const char *at = strrchr(c->subject, '@');
+    return at && !strcmp(at + 1, c->domain);
 }
 
 int auth_read(node_t *n, const char *token, size_t len, const char *product_id, const char *cls, auth_err_t *e)
@@ -496,7 +534,8 @@ int auth_read(node_t *n, const char *token, size_t len, const char *product_id, 
         rc = -1;
     } else if (decide(&c, TOKEN_OP_READ, product_id, e) < 0) {
         rc = -1;
-    } else if (need_grant && !own_domain(&c, product_id) && !auth_grant_active(n, c.subject, product_id)) {
+    } else if (need_grant && !own_domain(&c, product_id) &&
+               (!subject_of_issuer(&c) || !auth_grant_active(n, c.subject, product_id))) {
         set_err(e, 403, "grant_required", "%s is %s: %s holds no active grant on it (trib access request %s)",
                 product_id, cls, c.subject, product_id);
         rc = -1;

@@ -23,6 +23,7 @@
 #include "node/cli_table.h"
 #include "node/client.h"
 #include "node/cmd_fed.h"
+#include "node/cmd_access.h"
 #include "node/cmd_token.h"
 #include "node/yaml.h"
 #include "storage/store.h"
@@ -130,7 +131,8 @@ static const cli_cmd_t *find_command(const char *name)
 
 int cli_is_command(const char *name)
 {
-    return find_command(name) != NULL || (name && strcmp(name, "token") == 0);
+    return find_command(name) != NULL ||
+           (name && (strcmp(name, "token") == 0 || strcmp(name, "access") == 0 || strcmp(name, "audit") == 0));
 }
 
 void cli_usage(FILE *f)
@@ -144,6 +146,7 @@ void cli_usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fed_usage(f);
     token_cmd_usage(f);
+    access_cmd_usage(f);
     fprintf(f, "\nRun 'trib COMMAND --help' for a command's options and an example.\n");
 }
 
@@ -678,6 +681,8 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
         return fed_run(argc, argv, out, err);
     if (strcmp(argv[0], "token") == 0)   /* offline: node/cmd_token.c */
         return token_cmd_run(argc, argv, out, err);
+    if (strcmp(argv[0], "access") == 0 || strcmp(argv[0], "audit") == 0)   /* node/cmd_access.c */
+        return access_cmd_run(argc, argv, out, err);
     const cli_cmd_t *cmd = find_command(argv[0]);
     if (!cmd) {
         fprintf(err, "trib: unknown command '%s'\ntry 'trib --help'\n", argv[0]);

@@ -23,6 +23,7 @@ typedef struct {
     char cert[512];          /* chartered mode: this node's domain certificate */
     char log_level[16];
     char tls_cert[512], tls_key[512];   /* PEM files: the API over HTTPS (auth, issue 11) */
+    uint64_t require_token;             /* 1: status, members, metrics, search, manifests need a token too */
     uint64_t map_size_mb, map_max_mb;
     uint64_t max_body_mb, max_record_kb, max_records;
     uint64_t http_threads;

@@ -34,6 +34,7 @@
 #include "gossip/reads.h"
 #include "node/auth.h"
 #include "node/http.h"
+#include "node/http_access.h"
 #include "node/node.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
@@ -45,7 +46,8 @@
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
 typedef enum {
     R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
-    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WHOAMI, R_TOKENS, R_TOKENS_REVOKE, R_OTHER, R_COUNT
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WHOAMI, R_TOKENS, R_TOKENS_REVOKE, R_ACCESS, R_AUDIT,
+    R_OTHER, R_COUNT
 } route_t;
 
 /* What a caller must hold for a route (DESIGN §13), enforced by allowed() with node/auth.c. */
@@ -646,6 +648,9 @@ static enum MHD_Result h_tokens(call_t *k)
     if (!sub)
         ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: a subject string is required (\"ci@%s\")",
                          k->n->cfg.domain);
+    else if (!strrchr(sub, '@') || strcmp(strrchr(sub, '@') + 1, k->n->cfg.domain) != 0)
+        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: '%.128s' is not of this node's domain: local@%s",
+                         sub, k->n->cfg.domain);
     else if (!kind || token_kind_parse(kind, &tk) < 0)
         ret = send_error(k->c, R_TOKENS, 400, "bad_request", "kind: one of read, write, admin");
     else if (!json_is_integer(ttl) || json_integer_value(ttl) <= 0 ||
@@ -732,6 +737,22 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
                      json_pack("{s:s,s:s,s:s}", "id", label, "revocation_id", hex, "state", "revoked"));
 }
 
+/* ------------------------------------------------------------------ access (node/http_access.c) */
+
+static enum MHD_Result access_call(call_t *k, route_t route, access_op_t op)
+{
+    json_t *j = NULL;
+    unsigned status = http_access(k->n, k->c, op, k->name, k->req->body ? k->req->body : "", k->req->len, &j);
+    return j ? send_json(k->c, route, status, j) : MHD_NO;
+}
+static enum MHD_Result h_access_request(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_REQUEST); }
+static enum MHD_Result h_access_list(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_LIST); }
+static enum MHD_Result h_access_grant(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_GRANT); }
+static enum MHD_Result h_access_deny(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_DENY); }
+static enum MHD_Result h_access_revoke(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_REVOKE); }
+static enum MHD_Result h_access_mine(call_t *k) { return access_call(k, R_ACCESS, ACCESS_OP_MINE); }
+static enum MHD_Result h_audit(call_t *k) { return access_call(k, R_AUDIT, ACCESS_OP_AUDIT); }
+
 /* ------------------------------------------------------------------ routing */
 
 static enum MHD_Result h_metrics(call_t *k);
@@ -765,6 +786,14 @@ static const route_row_t routes[] = {
     {"GET",    "/v1/whoami",          R_WHOAMI,         "whoami",         h_whoami,         0, RIGHT_TOKEN},
     {"POST",   "/v1/tokens",          R_TOKENS,         "tokens",         h_tokens,         1, RIGHT_ADMIN},
     {"POST",   "/v1/tokens/revoke",   R_TOKENS_REVOKE,  "tokens_revoke",  h_tokens_revoke,  1, RIGHT_ADMIN},
+    /* access requests and grants: the caller's token is checked by node/http_access.c */
+    {"POST",   "/v1/access/requests", R_ACCESS,         "access",         h_access_request, 1, RIGHT_NONE},
+    {"GET",    "/v1/access/requests", R_ACCESS,         "access",         h_access_list,    0, RIGHT_NONE},
+    {"POST",   "/v1/access/requests/{name}/grant", R_ACCESS, "access",    h_access_grant,   1, RIGHT_NONE},
+    {"POST",   "/v1/access/requests/{name}/deny",  R_ACCESS, "access",    h_access_deny,    1, RIGHT_NONE},
+    {"POST",   "/v1/access/grants/{name}/revoke",  R_ACCESS, "access",    h_access_revoke,  1, RIGHT_NONE},
+    {"GET",    "/v1/access/mine",     R_ACCESS,         "access",         h_access_mine,    0, RIGHT_NONE},
+    {"GET",    "/v1/audit",           R_AUDIT,          "audit",          h_audit,          0, RIGHT_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -849,7 +878,10 @@ static int allowed(call_t *k, right_t right, auth_err_t *e)
     const char *h = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization");
     k->claims = &k->req->claims;
     switch (right) {
-    case RIGHT_NONE:
+    case RIGHT_NONE: /* discovery is open (DESIGN §13) unless --require-token 1 */
+        if (k->n->cfg.require_token)
+            return allowed(k, RIGHT_TOKEN, e);
+        return 1;
     case RIGHT_READ:
         return 1;
     case RIGHT_WRITE:

@@ -6,6 +6,7 @@
 #include "gossip/gossip.h"
 #include "gossip/prom.h"
 #include "node/node.h"
+#include "node/http_access.h"
 #include "node/metrics.h"
 
 #define MAX_STATUS 600
@@ -56,6 +57,7 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     prom_gauge(f, "trib_lmdb_map_size_bytes", "Current LMDB map size.", store_map_size(a->st));
     prom_gauge(f, "trib_uptime_seconds", "Seconds since the agent started.",
                (uint64_t)(time(NULL) - a->started));
+    http_access_metrics(f);
     if (a->gossip)
         gossip_metrics_render(a->gossip, f);
 }

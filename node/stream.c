@@ -18,10 +18,12 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/log.h"
+#include "node/grants.h"
 #include "node/metrics.h"
 #include "node/auth.h"
 #include "node/stream.h"
 #include "storage/pager.h"
+#include "storage/project.h"
 
 #define ROUTED_BUF (64 * 1024) /* what a routed stream's waiter takes from the relay at once */
 #define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
@@ -49,6 +51,8 @@ typedef struct stream {
     pthread_cond_t park_cv;
     int has_waiter, parked, quit;
     int gone;                  /* the waker saw the client close its connection */
+    grants_read_t *grant;      /* local read of confidential/restricted data: projection, audit */
+    uint64_t served;           /* records handed out (for the audit) */
     char *token;               /* local live: the caller's token, checked again before each page */
     size_t token_len;
 } reader_t;
@@ -135,9 +139,31 @@ static void reader_error_line(reader_t *r, const char *kind, const char *detail)
 #define PAGE_RECORDS 4096
 #define PAGE_BYTES (256 * 1024)
 
+/* A read relying on a grant goes on only while the grant does: each page checks it again (a
+ * revocation on this node wakes suspended readers through node_notify), so a revoked or expired
+ * grant ends the read with an error line. 1 when it may go on. */
+static int grant_holds(reader_t *r)
+{
+    if (!r->grant || !r->grant->allowed || !r->grant->grant.grant_id[0])
+        return 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    grant_info_t gi;
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (grants_active(r->a, r->grant->subject, r->id, now, &gi) == 1)
+        return 1;
+    char detail[512];
+    snprintf(detail, sizeof detail, "grant %s of %s on %s was revoked or has expired", r->grant->grant.grant_id,
+             r->grant->subject, r->id);
+    reader_error_line(r, "grant_required", detail);
+    return 0;
+}
+
 static long page_fill(reader_t *r)
 {
     r->len = r->off = 0;
+    if (!grant_holds(r))
+        return 1;   /* the error line is in buf */
     if (r->remaining == 0)
         return 0;
     uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
@@ -152,6 +178,17 @@ static long page_fill(reader_t *r)
     if (r->remaining != UINT64_MAX)
         r->remaining -= (uint64_t)n;
     metrics_records_read((uint64_t)n);
+    if (r->grant) {   /* the owner projects before records leave it (node/grants.h) */
+        const char *fb[ACCESS_FIELDS_MAX + 1];
+        const char *const *f = grants_fields(&r->grant->grant, fb);
+        size_t m = f ? project_ndjson(r->buf, r->len, f) : r->len;
+        if (m == (size_t)-1) {
+            reader_error_line(r, "internal", "out of memory while projecting records to the grant's fields");
+            return 1;
+        }
+        r->len = m;
+        r->served += (uint64_t)n;
+    }
     return n;
 }
 
@@ -368,9 +405,23 @@ static void reader_free(void *cls)
         pthread_mutex_unlock(&live_mu);
     }
     gossip_read_close(&r->rd);
+    if (r->grant) {
+        grants_audit_served(r->a, r->grant, r->served);
+        free(r->grant);
+    }
     free(r->buf);
     free(r->token);
     free(r);
+}
+
+int stream_set_grant(stream_t *r, const struct grants_read_s *d)
+{
+    if (!d || !d->audited || r->rd)
+        return 0;   /* nothing to project or audit here (a routed read is projected at its owner) */
+    if (!(r->grant = malloc(sizeof *r->grant)))
+        return -1;
+    *r->grant = *d;
+    return 0;
 }
 
 

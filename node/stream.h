@@ -28,6 +28,12 @@ int stream_set_token(stream_t *s, const char *token, size_t len);
  * {"error": KIND, "detail": ...}. */
 enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *s, uint64_t last);
 
+/* A local read of confidential or restricted data that grants_check_read allowed (node/grants.h):
+ * every page is projected to the grant's fields before it is sent, and the read is audited with
+ * the records served when it ends. Call before stream_queue. 0, or -1 out of memory. */
+struct grants_read_s;
+int stream_set_grant(stream_t *s, const struct grants_read_s *d);
+
 /* Starts the waker for n's streams (before the HTTP server serves). 0 or -1 with err. */
 int stream_start(node_t *n, char *err, size_t errlen);
 /* n is stopping: every suspended stream is resumed to send its "shutting_down" line, and live

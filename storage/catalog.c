@@ -115,7 +115,7 @@ typedef struct {
     size_t len;
     const char *name;            /* product the entry is about */
     int tombstone;
-    int other;                   /* not a product change (a token revocation): logged only */
+    int other;                   /* not a product change (a token revocation, an access change) */
 } append_ctx;
 
 /* seq, prev_hash and binding against the head; 0 when the entry is the next one. */
@@ -221,6 +221,8 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
     MDB_val hk = { a->dlen, (void *)e->domain }, hv = { sizeof hb, hb };
     if ((rc = mdb_put(txn, st->heads, &hk, &hv, 0)) != 0)
         return store__write_fail(st, err, errlen, "mdb_put(catalog_heads)", rc);
+    if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_ACCESS)
+        return store__access_apply(st, txn, e, err, errlen);
     if (!changed)
         return 0;
     if ((rc = store__product_save(st, txn, &p, err, errlen)) != 0)
@@ -262,6 +264,9 @@ static int append_prepare(append_ctx *a, const store_append_t *it, char *err, si
         a->tombstone = 1;
     } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE && entry->token_revoke) {
         a->other = 1; /* logged and chained; no product changes (the products index ignores it) */
+        return 0;
+    } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_ACCESS && entry->access) {
+        a->other = 1; /* grants: logged and chained; the access index (access.c), not the products index */
         return 0;
     } else {
         store__err(err, errlen, "catalog %s seq %llu: entry has neither manifest nor tombstone",

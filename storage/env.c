@@ -337,7 +337,8 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
         (rc = open_dbi_dup(st, txn, "search_terms", &st->s_terms, err, errlen)) != 0 ||
         (rc = open_dbi_dup(st, txn, "search_facets", &st->s_facets, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "search_docs", &st->s_docs, err, errlen)) != 0 ||
-        (rc = open_dbi(st, txn, "search_ids", &st->s_ids, err, errlen)) != 0)
+        (rc = open_dbi(st, txn, "search_ids", &st->s_ids, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "access", &st->access, err, errlen)) != 0)
         return rc;
 
     MDB_val k = { strlen(FORMAT_KEY), (void *)FORMAT_KEY }, v;
@@ -414,7 +415,7 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
         st->env = NULL;
         goto fail;
     }
-    if ((rc = mdb_env_set_maxdbs(st->env, 16)) != 0) {
+    if ((rc = mdb_env_set_maxdbs(st->env, 32)) != 0) {
         store__mdb_err(st, err, errlen, "mdb_env_set_maxdbs", rc);
         goto fail;
     }

@@ -20,6 +20,7 @@ struct store {
     MDB_env *env;
     MDB_dbi meta, catalog, heads, products, records, members;
     MDB_dbi s_terms, s_facets, s_docs, s_ids;   /* search index (search.c) */
+    MDB_dbi access;                    /* access requests and grants (access.c) */
     int search_off;                    /* store_opts_t.no_search: index not maintained */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */
@@ -88,5 +89,9 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
  * (created by an older build, or opened with no_search); with disabled, drops the marker so
  * the next open rebuilds, and leaves the index unmaintained. 0 or -1. */
 int store__search_open(store_t *st, int disabled, char *err, size_t errlen);
+
+/* ---- access index, inside the catalog append transaction (access.c): indexes entry e's
+ * AccessChange by the rules of storage/access.h. 0, MDB_MAP_FULL or -1. */
+int store__access_apply(store_t *st, MDB_txn *txn, const Trib__CatalogEntry *e, char *err, size_t errlen);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "tests/harness.h"
 #include "gossip/clock.h"
+#include "gossip/identity.h"
 
 /* Every node started, by copy: a test's h_node_t may live on its stack, gone by the time the
  * suite's .fini runs h_cleanup_all. Keyed by data dir; pid kept current by restart and stop. */
@@ -249,7 +250,28 @@ static int status_ok(void *ctx)
     char url[128];
     snprintf(url, sizeof url, "%s/v1/status", n->url);
     h_resp_t r;
-    int ok = h_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200;
+    /* 401: a node started with --require-token 1 is up too */
+    int ok = h_http("GET", url, NULL, NULL, 0, &r) == 0 && (r.status == 200 || r.status == 401);
+    if (ok && r.status == 200) {
+        /* ... and it must be this node: with tests running in parallel, another process's agent may
+         * hold the port this one failed to bind (it then exits, and the start is retried). */
+        const char *data = n->dir;
+        for (int k = 0; k + 1 < n->nextra; k++)
+            if (!strcmp(n->extra[k], "--data"))
+                data = n->extra[k + 1];
+        identity_t id;
+        int created = 0;
+        char err[256], path[300];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/identity.key", data);
+        json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+        const char *node_id = json_string_value(json_object_get(j, "node_id"));
+        if (node_id && stat(path, &sb) == 0 && identity_load_or_create(data, &id, &created, err, sizeof err) == 0) {
+            ok = !strcmp(node_id, id.hex);
+            identity_wipe(&id);
+        }
+        json_decref(j);
+    }
     h_resp_free(&r);
     return ok;
 }

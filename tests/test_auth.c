@@ -323,6 +323,23 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
                    "token_invalid");
     free(tok);
 
+    /* payments' own key speaking for a person of another domain (whose grants it would use) */
+    token_spec_t imp = {.subject = "alice@growth", .kind = TOKEN_KIND_READ, .issued_ms = now_ms(),
+                        .expires_ms = now_ms() + HOUR};
+    cr_assert_eq(token_issue(&key, "payments", &imp, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, tok, 401, "token_invalid", "token_invalid");
+    free(tok);
+    char kind0[64];
+    cr_assert_eq(call(&n, "POST", "/v1/tokens", "application/json",
+                      "{\"sub\":\"alice@growth\",\"kind\":\"read\",\"ttl_s\":60}", n.token, kind0), 400);
+
+    /* a token of a domain no member of this federation is (another federation's node) */
+    token_spec_t far = {.subject = "eve@stranger", .kind = TOKEN_KIND_READ, .issued_ms = now_ms(),
+                        .expires_ms = now_ms() + HOUR};
+    cr_assert_eq(token_issue(&rogue, "stranger", &far, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "GET", PRODUCT "/records", NULL, NULL, tok, 401, "token_invalid", "token_invalid");
+    free(tok);
+
     /* an attenuation that tries to widen is refused where it is made */
     char *narrow = NULL;
     token_narrow_t nw = {.kind = TOKEN_KIND_READ};
@@ -964,4 +981,18 @@ Test(auth, a_relay_forwarding_another_token_gets_what_that_token_allows)
     free(client), free(revoked), free(forged), free(other);
     identity_wipe(&me);
     h_node_cleanup(&a);
+}
+
+Test(auth, require_token_closes_discovery_too)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", "--require-token", "1", NULL), 0);
+    expect_refused(&n, "GET", "/v1/products", NULL, NULL, NULL, 401, "token_required", "token_required");
+    expect_refused(&n, "GET", "/v1/members", NULL, NULL, NULL, 401, "token_required", "token_required");
+    char kind[64];
+    cr_assert_eq(call(&n, "GET", "/v1/products", NULL, NULL, n.token, kind), 200, "%s", kind);
+    cr_assert_eq(call(&n, "GET", "/v1/status", NULL, NULL, n.token, kind), 200, "%s", kind);
+    cr_assert_eq(call(&n, "GET", "/v1/status", NULL, NULL, "trib1.AAAA", kind), 401);
+    cr_assert_str_eq(kind, "token_invalid");
+    h_node_cleanup(&n);
 }

@@ -1,0 +1,165 @@
+/* node/grants_read.c - the read side of grants (node/grants.h): whether a subject holds an active
+ * grant, the owner's decision on a read of confidential or restricted data, and its audit.
+ *
+ * Owns: grants_active, grants_fields, grants_check_read, grants_audit_served, grants_classification.
+ * Must not: sign anything (node/grants.c does), parse tokens, or project records itself
+ * (storage/project.h, called by node/stream.c and the owner side of routed reads). */
+#include "node/grants.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "node/audit.h"
+#include "node/view.h"
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------- grants_active */
+
+typedef struct {
+    int64_t now;
+    char sdomain[64];
+    const Trib__AccessRow *best_row;
+    grant_info_t *out;
+    int found;
+} active_ctx;
+
+static int active_cb(void *vctx, const Trib__AccessRow *g)
+{
+    active_ctx *c = vctx;
+    const Trib__AccessChange *a = g->change;
+    char pdom[64];
+    snprintf(pdom, sizeof pdom, "%.*s", (int)strcspn(a->product_id, "/"), a->product_id);
+    if (g->revoked || a->expires_ms <= c->now || strcmp(g->domain, pdom) != 0)
+        return 0;
+    if (c->found && c->out->expires_ms >= a->expires_ms)
+        return 0;
+    grant_info_t *o = c->out;
+    memset(o, 0, sizeof *o);
+    snprintf(o->grant_id, sizeof o->grant_id, "%s", a->grant_id);
+    snprintf(o->request_id, sizeof o->request_id, "%s", a->request_id);
+    o->expires_ms = a->expires_ms;
+    for (size_t i = 0; i < a->n_fields && i < ACCESS_FIELDS_MAX; i++)
+        snprintf(o->fields[o->nfields++], sizeof o->fields[0], "%s", a->fields[i]);
+    c->found = 1;
+    return 0;
+}
+
+int grants_active(node_t *n, const char *subject, const char *product_id, int64_t now_ms, grant_info_t *out)
+{
+    grant_info_t scratch;
+    active_ctx c = {.now = now_ms, .out = out ? out : &scratch};
+    if (!n || !subject || !product_id || !store_access_subject_domain(subject, c.sdomain))
+        return 0;
+    if (store_access_grants_of(n->st, subject, product_id, active_cb, &c) != 0)
+        return -1;
+    return c.found;
+}
+
+const char *const *grants_fields(const grant_info_t *info, const char *buf[ACCESS_FIELDS_MAX + 1])
+{
+    if (!info || info->nfields == 0)
+        return NULL;
+    size_t i = 0;
+    for (; i < info->nfields && i < ACCESS_FIELDS_MAX; i++)
+        buf[i] = info->fields[i];
+    buf[i] = NULL;
+    return buf;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+int grants_classification(node_t *n, const char *product_id, char out[16])
+{
+    out[0] = '\0';
+    store_product_t p;
+    if (store_product_get(n->st, product_id, &p) != 0)
+        return -1;
+    char dom[64];
+    snprintf(dom, sizeof dom, "%.*s", (int)strcspn(product_id, "/"), product_id);
+    Trib__SignedEntry *se = NULL;
+    Trib__CatalogEntry *ce = NULL;
+    if (view_load_manifest(n, dom, p.manifest_seq, &se, &ce) != 0 || !ce->manifest) {
+        view_free_entry(&se, &ce);
+        return -1;
+    }
+    snprintf(out, 16, "%s", ce->manifest->classification ? ce->manifest->classification : "");
+    view_free_entry(&se, &ce);
+    return 0;
+}
+
+static void audit_read_decision(node_t *n, const grants_read_t *d, uint64_t records)
+{
+    audit_event_t e = {.time_ms = wall_ms(), .subject = d->subject, .token_id = d->token_id,
+                       .grant_id = d->grant.grant_id, .product_id = d->product_id, .entry_node = d->entry_node,
+                       .action = d->action, .records = records, .allowed = d->allowed,
+                       .reason = d->allowed ? (d->grant.nfields ? "projected to the grant's fields" : "") : d->code};
+    audit_record(n, &e);
+}
+
+int grants_check_read(node_t *n, const char *classification, const char *subject, const char *issuer_domain,
+                      const char *token_id, const char *product_id, const char *entry_node, int live,
+                      grants_read_t *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->subject, sizeof out->subject, "%s", subject ? subject : "");
+    snprintf(out->token_id, sizeof out->token_id, "%s", token_id ? token_id : "");
+    snprintf(out->product_id, sizeof out->product_id, "%s", product_id);
+    snprintf(out->entry_node, sizeof out->entry_node, "%s", entry_node ? entry_node : n->id.hex);
+    snprintf(out->action, sizeof out->action, "%s", live ? "stream" : "read");
+    const char *c = classification ? classification : "";
+    int restricted = strcmp(c, "restricted") == 0;
+    if (!restricted && strcmp(c, "confidential") != 0) {
+        out->allowed = 1;
+        return 1;
+    }
+    out->audited = 1;
+    char sdom[64];
+    int own = subject && *subject && store_access_subject_domain(subject, sdom) && issuer_domain &&
+              strcmp(sdom, issuer_domain) == 0;
+    int rc = own ? grants_active(n, subject, product_id, wall_ms(), &out->grant) : 0;
+    if (rc == 1) {
+        out->allowed = 1;
+        return 1;
+    }
+    if (rc < 0) {
+        out->status = 500;
+        out->code = "storage";
+        snprintf(out->detail, sizeof out->detail, "reading the grants of %s failed", product_id);
+    } else if (restricted) {
+        out->status = 404;
+        out->code = "not_found";
+        snprintf(out->detail, sizeof out->detail, "no product %s in this node's catalog", product_id);
+    } else if (!subject || !*subject) {
+        out->status = 401;
+        out->code = "token_required";
+        snprintf(out->detail, sizeof out->detail,
+                 "%s is confidential: send a token (Authorization: Bearer trib1.…) and hold a grant", product_id);
+    } else if (!own) {
+        out->status = 403;
+        out->code = "grant_required";
+        snprintf(out->detail, sizeof out->detail,
+                 "%s is confidential, and token subject '%.64s' is not a subject of its issuer's domain '%.63s': "
+                 "only a subject's own domain speaks for it", product_id, subject, issuer_domain ? issuer_domain : "");
+    } else {
+        out->status = 403;
+        out->code = "grant_required";
+        snprintf(out->detail, sizeof out->detail,
+                 "%s is confidential and %s holds no active grant for it: trib access request %s --purpose …",
+                 product_id, subject, product_id);
+    }
+    audit_read_decision(n, out, 0);
+    return 0;
+}
+
+void grants_audit_served(node_t *n, const grants_read_t *d, uint64_t records)
+{
+    if (d && d->audited && d->allowed)
+        audit_read_decision(n, d, records);
+}

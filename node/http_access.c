@@ -1,0 +1,160 @@
+/* node/http_access.c - /v1/access and /v1/audit (node/http_access.h). */
+#include <stdio.h>
+#include "node/http_access.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gossip/log.h"
+#include "gossip/prom.h"
+#include "gossip/token.h"
+#include "node/audit.h"
+#include "node/auth.h"
+#include "node/grants.h"
+#include "node/node.h"
+
+/* Refusal reasons counted in trib_access_refused_total. */
+static const char *const reasons[] = {"token_required", "token_invalid", "token_expired", "token_revoked", "wrong_domain",
+                                      "kind_insufficient", "out_of_scope", "not_found", "already_decided",
+                                      "already_revoked", "bad_request", "bad_query", "bad_id", "retired", "other"};
+#define NREASONS (sizeof reasons / sizeof *reasons)
+static atomic_ullong refused[NREASONS];
+
+static void count_refusal(const char *kind)
+{
+    size_t i = 0;
+    while (i < NREASONS - 1 && strcmp(reasons[i], kind) != 0)
+        i++;
+    atomic_fetch_add(&refused[i], 1);
+}
+
+void http_access_metrics(FILE *f)
+{
+    prom_family(f, "trib_access_refused_total", "counter",
+                "Access requests, decisions, lists and audit reads refused, by reason.");
+    for (size_t i = 0; i < NREASONS; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reasons[i]);
+        prom_sample(f, "trib_access_refused_total", labels, atomic_load(&refused[i]));
+    }
+    uint64_t idx = 0, ign = 0, aw = 0, af = 0;
+    store_access_counts(&idx, &ign);
+    audit_counts(&aw, &af);
+    prom_counter(f, "trib_access_entries_indexed_total", "Access entries indexed (local and from peers).", idx);
+    prom_counter(f, "trib_access_entries_ignored_total",
+                 "Access entries kept in their log but ignored by the index (wrong log, replayed id, decided "
+                 "request, revoked or unknown grant).", ign);
+    prom_counter(f, "trib_audit_events_total", "Events appended to this node's audit log.", aw);
+    prom_counter(f, "trib_audit_failures_total", "Audit events that could not be written.", af);
+}
+
+static unsigned error(json_t **out, unsigned status, const char *kind, const char *detail)
+{
+    if (status < 500)
+        count_refusal(kind);
+    *out = json_pack("{s:s,s:s}", "error", kind, "detail", detail);
+    return status;
+}
+
+/* The caller from the Bearer token, verified by node/auth.c (cache, issuer keys, revocations):
+ * 0, or the status with *out set. */
+static unsigned caller(node_t *n, struct MHD_Connection *c, grants_caller_t *who, json_t **out)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    size_t len = 0;
+    const char *t = auth_bearer(h, &len);
+    if (!t)
+        return error(out, 401, "token_required",
+                     "this needs a token: send Authorization: Bearer trib1.… (trib --token, --token-file or $TRIB_TOKEN)");
+    token_claims_t cl;
+    auth_err_t e;
+    if (auth_verify(n, t, len, &cl, &e) != 0)
+        return error(out, (unsigned)e.status, e.kind, e.detail);
+    memset(who, 0, sizeof *who);
+    snprintf(who->subject, sizeof who->subject, "%s", cl.subject);
+    snprintf(who->domain, sizeof who->domain, "%s", cl.domain);
+    snprintf(who->scope, sizeof who->scope, "%s", cl.scope);
+    snprintf(who->token_id, sizeof who->token_id, "%s", cl.id);
+    who->kind = (int)cl.kind;
+    return 0;
+}
+
+static unsigned finish(grants_result_t *r, json_t **out)
+{
+    if (r->status >= 200 && r->status < 300) {
+        *out = r->body;
+        return r->status;
+    }
+    return error(out, r->status ? r->status : 500, r->kind ? r->kind : "internal", r->detail);
+}
+
+static unsigned audit_get(node_t *n, struct MHD_Connection *c, const grants_caller_t *who, json_t **out)
+{
+    token_claims_t cl = {0};
+    snprintf(cl.domain, sizeof cl.domain, "%s", who->domain);
+    snprintf(cl.scope, sizeof cl.scope, "%s", who->scope);
+    cl.kind = (token_kind_t)who->kind;
+    token_decision_t d = token_allows(&cl, TOKEN_OP_ADMIN, n->cfg.domain);
+    if (d != TOKEN_ALLOW) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "the audit log of '%s' is read with an admin token of that domain",
+                 n->cfg.domain);
+        return error(out, 403, token_decision_name(d), detail);
+    }
+    const char *l = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    unsigned long long limit = 100;
+    if (l && *l) {
+        char *end;
+        errno = 0;
+        limit = isdigit((unsigned char)l[0]) ? strtoull(l, &end, 10) : 0;
+        if (!isdigit((unsigned char)l[0]) || errno || *end || limit < 1 || limit > AUDIT_LIMIT_MAX) {
+            char detail[128];
+            snprintf(detail, sizeof detail, "limit: expected a whole number from 1 to %d", AUDIT_LIMIT_MAX);
+            return error(out, 400, "bad_query", detail);
+        }
+    }
+    char err[256];
+    json_t *j = audit_read(n, (size_t)limit, err, sizeof err);
+    if (!j)
+        return error(out, 500, "storage", err);
+    *out = j;
+    return 200;
+}
+
+unsigned http_access(node_t *n, struct MHD_Connection *c, access_op_t op, const char *seg, const char *body,
+                     size_t len, json_t **out)
+{
+    grants_caller_t who;
+    unsigned st = caller(n, c, &who, out);
+    if (st)
+        return st;
+    grants_result_t r;
+    switch (op) {
+    case ACCESS_OP_REQUEST:
+        grants_request(n, &who, body, len, &r);
+        break;
+    case ACCESS_OP_LIST:
+        grants_list(n, &who, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"), &r);
+        break;
+    case ACCESS_OP_GRANT:
+    case ACCESS_OP_DENY:
+        grants_decide(n, &who, seg, op == ACCESS_OP_GRANT, body, len, &r);
+        break;
+    case ACCESS_OP_REVOKE:
+        grants_revoke(n, &who, seg, body, len, &r);
+        break;
+    case ACCESS_OP_MINE:
+        grants_mine(n, &who, &r);
+        break;
+    case ACCESS_OP_AUDIT:
+        return audit_get(n, c, &who, out);
+    default:
+        return error(out, 404, "not_found", "no such access operation");
+    }
+    return finish(&r, out);
+}
