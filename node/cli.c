@@ -75,12 +75,49 @@ static const cli_cmd_t commands[] = {
       "every other field of the manifest. Any node answers from its catalog replica.",
       { OPT_JSON }, 1, 1,
       "trib show payments/settled-transactions", run_show },
-    { "publish", "FILE.yaml|- [--json]",
+    { "publish", "FILE.yaml|- [--revive] [--json]",
       "create or update a product of the node's domain",
       "Sends the manifest in FILE (YAML or JSON; '-' reads stdin) to the node, which validates\n"
-      "it, signs a catalog entry and gossips it. The manifest's domain must be the node's.",
-      { OPT_JSON }, 1, 1,
+      "it, signs a catalog entry and gossips it. The manifest's domain must be the node's.\n"
+      "The node's gate: versions only go up; the same manifest again is a no-op (unchanged);\n"
+      "a change that breaks the manifest's compatibility mode (default BACKWARD_TRANSITIVE)\n"
+      "needs a major version; a retired product comes back only with --revive. Run\n"
+      "'trib check FILE' first to see the verdict without storing anything.",
+      { { "revive", NULL, "publish over a retired product (with a higher version)" }, OPT_JSON }, 1, 1,
       "trib publish settled-transactions.yaml", run_publish },
+    { "check", "FILE.yaml|- [--revive] [--json]",
+      "dry-run a publish: validation and compatibility, nothing stored",
+      "Sends the manifest in FILE to the node's check (POST /v1/products/ID/check): the same\n"
+      "validation and compatibility gate a publish meets, nothing stored. Prints each change\n"
+      "with the modes it is compatible under, the bump it needs, and whether publish would be\n"
+      "accepted. Exit status 1 when publish would be refused.",
+      { { "revive", NULL, "check as a publish with --revive" }, OPT_JSON }, 1, 1,
+      "trib check examples/settled-transactions-v2.yaml", cli_run_check },
+    { "history", "ID [--json]",
+      "list every version of a product: time, signer, change class",
+      "Lists every version of product ID ever published, oldest first: version, time, signer\n"
+      "(node id, shortened), catalog seq, the change class against the version before\n"
+      "(patch, minor, major) and whether it broke the product's mode. Any node answers.",
+      { OPT_JSON }, 1, 1,
+      "trib history payments/settled-transactions", cli_run_history },
+    { "diff", "ID V1 V2 [--json]",
+      "show the changes between two versions and their verdicts",
+      "Compares version V2 of product ID with V1: each change with the modes it is compatible\n"
+      "under and the bump it needs, and the overall verdict under V2's compatibility mode.",
+      { OPT_JSON }, 3, 3,
+      "trib diff payments/settled-transactions 1.0.0 2.0.0", cli_run_diff },
+    { "watch", "[--domain D] [--product ID] [--from SEQ] [--no-follow]",
+      "follow the catalog's change feed (NDJSON)",
+      "Writes the node's catalog change feed to stdout, one JSON event per line: published,\n"
+      "new_version (with its change_class), breaking, deprecated, retired, policy_changed,\n"
+      "grant_changed; from every domain, as this node's replica learns them. Each event has a\n"
+      "node-local seq: resume with --from SEQ+1. Runs until interrupted (Ctrl-C: exit 0).",
+      { { "domain", "D", "only events of domain D" },
+        { "product", "ID", "only events of product ID" },
+        { "from", "SEQ", "first event seq (default 1: everything this node logged)" },
+        { "no-follow", NULL, "stop at the last event instead of waiting for new ones" } },
+      0, 0,
+      "trib watch --domain payments --from 120", cli_run_watch },
     { "retire", "ID [--json]",
       "retire a product of the node's domain",
       "Appends a tombstone for product ID to the domain's catalog log: the product stays\n"
@@ -231,12 +268,23 @@ int cli_fail_http(cli_ctx_t *c, const client_reply_t *r)
 {
     json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
     char *text = j ? cli_error_text(j) : NULL;
-    json_decref(j);
     if (text) {
         cli_fail(c, "%ld %s", r->status, text);
         free(text);
+        size_t i;   /* a refused publish lists what it broke */
+        json_t *v, *viol = json_object_get(j, "violations");
+        json_array_foreach(viol, i, v) {
+            char *line = cli_text_clean(json_string_value(json_object_get(v, "message")), 400);
+            const char *path = json_string_value(json_object_get(v, "path"));
+            char *p = cli_text_clean(path ? path : "", 120);
+            fprintf(c->err, "  %s: %s\n", p ? p : "", line ? line : "");
+            free(line);
+            free(p);
+        }
+        json_decref(j);
         return CLI_FAIL;
     }
+    json_decref(j);
     /* Not our JSON (a proxy's page?): the status and the start of the body. */
     char *snippet = cli_text_clean(r->body ? r->body : "", 200);
     if (snippet && *snippet)
@@ -373,7 +421,7 @@ int cli_arg_uint(cli_ctx_t *c, const char *name, const char **out)
 /* ================================================================ requests and JSON */
 
 /* Sends rq; on a 2xx reply parses the body as JSON into *out. Returns an exit code. */
-static int call_json(cli_ctx_t *c, const client_req_t *rq, json_t **out)
+int cli_call_json(cli_ctx_t *c, const client_req_t *rq, json_t **out)
 {
     client_reply_t rep;
     char err[1024];
@@ -406,7 +454,7 @@ static int call_and_print(cli_ctx_t *c, const client_req_t *rq, const char *id,
                           cli_render_fn render)
 {
     json_t *j;
-    int rc = call_json(c, rq, &j);
+    int rc = cli_call_json(c, rq, &j);
     if (rc != CLI_OK)
         return rc;
     rc = cli_opt(c, "json") ? cli_print_json(c, j) : render(c, j, id);
@@ -563,9 +611,9 @@ static int manifest_id(const char *text, size_t len, char *id, size_t idlen,
     return rc;
 }
 
-static int run_publish(cli_ctx_t *c)
+int cli_load_manifest(cli_ctx_t *c, const char *file, char **textp, size_t *lenp, char *id, size_t idlen,
+                      const char **ctype)
 {
-    const char *file = c->pos[0];
     int is_stdin = strcmp(file, "-") == 0;
     const char *shown = is_stdin ? "stdin" : file;
     FILE *f = is_stdin ? stdin : fopen(file, "rb");
@@ -587,18 +635,31 @@ static int run_publish(cli_ctx_t *c)
         free(text);
         return cli_fail(c, "%s is empty", shown);
     }
-    char id[128], err[512];
-    if (manifest_id(text, len, id, sizeof id, err, sizeof err) != 0) {
+    char err[512];
+    if (manifest_id(text, len, id, idlen, err, sizeof err) != 0) {
         free(text);
         return cli_fail(c, "%s: %s", shown, err);
     }
+    *textp = text;
+    *lenp = len;
+    *ctype = text[skip] == '{' ? "application/json" : "application/yaml";
+    return CLI_OK;
+}
+
+static int run_publish(cli_ctx_t *c)
+{
+    char *text = NULL, id[128];
+    size_t len = 0;
+    const char *ctype;
+    int rc = cli_load_manifest(c, c->pos[0], &text, &len, id, sizeof id, &ctype);
+    if (rc != CLI_OK)
+        return rc;
     char path[CLI_PATH_LEN];
     product_path(path, id, NULL);
-    client_req_t rq = { .method = "PUT", .path = path, .body = text, .body_len = len,
-                        .upload_len = -1,
-                        .content_type = text[skip] == '{' ? "application/json"
-                                                          : "application/yaml" };
-    int rc = call_and_print(c, &rq, id, cli_render_published);
+    const char *query[] = { "revive", cli_opt(c, "revive"), NULL };
+    client_req_t rq = { .method = "PUT", .path = path, .query = query, .body = text, .body_len = len,
+                        .upload_len = -1, .content_type = ctype };
+    rc = call_and_print(c, &rq, id, cli_render_published);
     free(text);
     return rc;
 }

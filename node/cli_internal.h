@@ -65,6 +65,19 @@ int cli_arg_id(cli_ctx_t *c, const char *suffix, const char **id, char path[CLI_
 /* A non-negative integer option (*out NULL when absent). */
 int cli_arg_uint(cli_ctx_t *c, const char *name, const char **out);
 
+/* ---- requests (cli.c): rq sent, a 2xx reply parsed as JSON into *out; the exit code */
+int cli_call_json(cli_ctx_t *c, const client_req_t *rq, json_t **out);
+/* Reads manifest FILE ('-': stdin) into *text (malloc'd), finds its id "domain/name" and the
+ * content type to send it as. The exit code; failures are printed. */
+int cli_load_manifest(cli_ctx_t *c, const char *file, char **text, size_t *len, char *id, size_t idlen,
+                      const char **ctype);
+
+/* ---- governance commands (cli_gov.c) */
+int cli_run_check(cli_ctx_t *c);
+int cli_run_history(cli_ctx_t *c);
+int cli_run_diff(cli_ctx_t *c);
+int cli_run_watch(cli_ctx_t *c);
+
 /* ---- replies as text (cli_render.c): j is a 2xx reply, id the command's product or NULL */
 typedef int (*cli_render_fn)(cli_ctx_t *c, json_t *j, const char *id);
 int cli_print_json(cli_ctx_t *c, json_t *j);               /* --json: pretty, as sent */

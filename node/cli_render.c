@@ -493,6 +493,11 @@ int cli_render_status(cli_ctx_t *c, json_t *j, const char *id)
 
 int cli_render_published(cli_ctx_t *c, json_t *j, const char *id)
 {
+    if (strcmp(str_or(j, "result", ""), "unchanged") == 0) {
+        fprintf(c->out, "published %s: unchanged (the same manifest as the latest version); no new entry\n",
+                str_or(j, "id", id));
+        return CLI_OK;
+    }
     fprintf(c->out, "published %s: %s, catalog seq %lld\n", str_or(j, "id", id),
             json_is_true(json_object_get(j, "created")) ? "created" : "updated",
             (long long)json_integer_value(json_object_get(j, "catalog_seq")));

@@ -146,6 +146,13 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
                               const Trib__Manifest *next, compat_mode_t mode,
                               char *err, size_t errlen)
 {
+    return compat_check_docs(earlier, NULL, n, next, mode, err, errlen);
+}
+
+compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t *const *docs, size_t n,
+                                   const Trib__Manifest *next, compat_mode_t mode,
+                                   char *err, size_t errlen)
+{
     if (n == 0 || earlier == NULL || next == NULL) {
         snprintf(err, errlen, "nothing to compare with: no earlier version");
         return NULL;
@@ -165,7 +172,7 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
     const Trib__Manifest *latest = earlier[n - 1];
     side_t ns, os;
     compat_side_init(&out, &ns, next);
-    compat_side_init(&out, &os, latest);
+    compat_side_init_doc(&out, &os, latest, docs ? docs[n - 1] : NULL);
     compat_diff_manifests(&out, &os, &ns);
     compat_side_clear(&os);
     for (size_t i = 0; i < out.n; i++) {
@@ -180,8 +187,8 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
     for (size_t v = n - 1; ix != NULL && v-- > 0 && !out.oom;) {
         clist_t old = {0};
         const char *ver = earlier[v]->version ? earlier[v]->version : "";
-        compat_side_init(&old, &os, earlier[v]);
-        compat_diff_manifests(&old, &os, &ns);
+        compat_side_init_doc(&old, &os, earlier[v], docs ? docs[v] : NULL);
+        compat_diff_schema(&old, &os, &ns);   /* only schema changes can break the mode */
         compat_side_clear(&os);
         for (size_t i = 0; i < old.n && !old.oom && !out.oom; i++) {
             compat_change_t *c = &old.v[i];
@@ -355,6 +362,12 @@ json_t *compat_report_json(const compat_report_t *r)
             json_decref(o);
             return NULL;
         }
+        json_t *vd = json_object();   /* the change's verdict under every mode */
+        for (size_t m = 0; vd != NULL && m < sizeof k_modes / sizeof k_modes[0]; m++)
+            json_object_set_new(vd, k_modes[m],
+                                json_boolean(!breaks((compat_mode_t)m, c->backward, c->forward)));
+        json_object_set_new(e, "verdicts", vd ? vd : json_null());
+        json_object_set_new(e, "breaking", json_boolean(c->breaking));
         if (c->from != NULL)
             json_object_set_new(e, "from", json_string(c->from));
         if (c->to != NULL)

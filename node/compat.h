@@ -102,6 +102,12 @@ typedef struct {
 compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
                               const Trib__Manifest *next, compat_mode_t mode,
                               char *err, size_t errlen);
+/* The same with the earlier versions' documents already parsed (docs[i]: manifest_document of
+ * earlier[i], borrowed, or NULL to parse it here): a caller checking against many versions
+ * keeps them (node/gate.c caches them by catalog seq; a document is never modified here). */
+compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t *const *docs, size_t n,
+                                   const Trib__Manifest *next, compat_mode_t mode,
+                                   char *err, size_t errlen);
 void compat_report_free(compat_report_t **rp);   /* accepts NULL and *rp == NULL */
 
 /* The version rule for publishing next after the report's latest version: 0, or -1 with err:
@@ -117,7 +123,8 @@ int compat_version_check(const compat_report_t *r, char *err, size_t errlen);
  * is_compatible, and may be false for an accepted new major):
  * {"compatible", "mode", "from", "to", "required_bump", "version_ok", "version_error"?,
  *  "messages": [...breaking changes...], "changes": [{path, change, from?, to?, backward,
- *  forward, full, bump, severity (error|warning|info), against_versions, against_count,
+ *  forward, full, verdicts: {MODE: compatible under MODE, for every mode}, breaking (under the
+ *  report's mode), bump, severity (error|warning|info), against_versions, against_count,
  *  message}]}.
  * A new reference, or NULL when out of memory. */
 json_t *compat_report_json(const compat_report_t *r);

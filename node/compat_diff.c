@@ -127,8 +127,12 @@ static char *text_of(clist_t *l, const json_t *v)
         l->oom = 1;
         return NULL;
     }
-    if (strlen(s) > MAX_TEXT)
-        strcpy(s + MAX_TEXT - 3, "...");
+    if (strlen(s) > MAX_TEXT) {
+        size_t cut = MAX_TEXT - 3;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;   /* not inside a UTF-8 sequence: the text goes into JSON */
+        strcpy(s + cut, "...");
+    }
     return s;
 }
 
@@ -735,11 +739,17 @@ static json_t *schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
     return arr;
 }
 
-void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m)
+void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc)
 {
     s->m = m;
-    s->doc = manifest_document(m);   /* NULL without one: the Manifest's fields still count */
+    /* NULL without one: the Manifest's fields still count */
+    s->doc = doc != NULL ? json_incref(doc) : manifest_document(m);
     s->schema = schema_of(l, m, s->doc);
+}
+
+void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m)
+{
+    compat_side_init_doc(l, s, m, NULL);
 }
 
 void compat_side_clear(side_t *s)
@@ -755,13 +765,18 @@ static int skip_top(const char *k)
            !strcmp(k, "schema") || !strcmp(k, "classification") || !strcmp(k, "status");
 }
 
-void compat_diff_manifests(clist_t *l, const side_t *os, const side_t *ns)
+void compat_diff_schema(clist_t *l, const side_t *os, const side_t *ns)
 {
-    const Trib__Manifest *o = os->m, *n = ns->m;
     if (os->schema != NULL && ns->schema != NULL && !json_equal(os->schema, ns->schema)) {
         diff_props(l, "schema", os->schema, ns->schema, 0);
         diff_key_order(l, os->schema, ns->schema);
     }
+}
+
+void compat_diff_manifests(clist_t *l, const side_t *os, const side_t *ns)
+{
+    const Trib__Manifest *o = os->m, *n = ns->m;
+    compat_diff_schema(l, os, ns);
     diff_classification(l, "classification", o->classification ? o->classification : "",
                         n->classification ? n->classification : "");
     if (!compat_str_eq(o->status, n->status))

@@ -41,11 +41,16 @@ typedef struct {
 } side_t;
 
 void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m);
+/* The same with m's document already parsed (borrowed; NULL: parse it). */
+void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc);
 void compat_side_clear(side_t *s);
 
 /* Appends to l every change from os (the earlier version) to ns, with its backward and forward
  * verdicts; breaking, bump and against are left for the caller. */
 void compat_diff_manifests(clist_t *l, const side_t *os, const side_t *ns);
+/* Only the schema part of compat_diff_manifests: what can break a mode (older versions of a
+ * _TRANSITIVE check need nothing else: metadata and annotations never break one). */
+void compat_diff_schema(clist_t *l, const side_t *os, const side_t *ns);
 
 /* Two strings equal, NULL counting as "". */
 static inline int compat_str_eq(const char *a, const char *b)

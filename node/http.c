@@ -35,6 +35,7 @@
 #include "node/auth.h"
 #include "node/http.h"
 #include "node/http_access.h"
+#include "node/http_gov.h"
 #include "node/node.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
@@ -46,7 +47,9 @@
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
 typedef enum {
     R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
-    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WHOAMI, R_TOKENS, R_TOKENS_REVOKE, R_ACCESS, R_AUDIT,
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WHOAMI, R_TOKENS, R_TOKENS_REVOKE,
+    R_ACCESS, R_AUDIT,                                       /* access: node/http_access.c */
+    R_CHECK, R_HISTORY, R_DIFF, R_CHANGES,                  /* governance: node/http_gov.c */
     R_OTHER, R_COUNT
 } route_t;
 
@@ -196,6 +199,7 @@ typedef struct {
     const char *method, *url;
     request_t *req;
     char domain[64], name[64], id[STORE_ID_MAX];   /* {domain}/{name} of the path, if any */
+    int revive;                 /* publish: ?revive=1 */
     token_claims_t *claims;                          /* the caller's verified token (RIGHT_TOKEN, _WRITE, _ADMIN) */
 } call_t;
 
@@ -207,6 +211,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r && r->long_timeout) /* back to the idle timeout between requests */
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_S);
     if (r) {
+        node_result_clear(&r->res);
         free(r->body);
         free(r);
         *con_cls = NULL;
@@ -476,6 +481,7 @@ static unsigned status_of(const node_result_t *r, unsigned ok_status)
     case NODE_TOO_LARGE: return 413;
     case NODE_NO_SPACE: return 507; /* a retry can succeed once space is freed */
     case NODE_NOT_SYNCED: return 503; /* a retry succeeds once the peers have been asked */
+    case NODE_REFUSED: return 422; /* the governance gate: incompatible, version_not_increased */
     case NODE_FAILED: break;
     }
     return 500;
@@ -559,7 +565,8 @@ static void ops_drain(void)
 
 static node_code_t op_publish(call_t *k, node_result_t *r)
 {
-    return node_publish(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, r);
+    node_publish_opts_t o = {.revive = k->revive, .want_report = 1};
+    return node_publish_ex(k->n, k->id, k->req->body ? k->req->body : "", k->req->len, &o, r);
 }
 
 static node_code_t op_retire(call_t *k, node_result_t *r) { return node_retire(k->n, k->id, r); }
@@ -571,11 +578,19 @@ static node_code_t op_append(call_t *k, node_result_t *r)
 
 static enum MHD_Result h_product_put(call_t *k)
 {
+    k->revive = gov_flag(k->c, "revive");
     if (!k->req->op_done && op_run(k, op_publish))
         return MHD_YES;
     const node_result_t *r = &k->req->res;
+    json_t *refusal = r->code != NODE_OK ? gov_refusal_json(r) : NULL;
+    if (refusal)
+        return send_json(k->c, R_PRODUCT_PUT, status_of(r, 500), refusal);
     if (r->code != NODE_OK)
         return send_result(k->c, R_PRODUCT_PUT, r);
+    if (r->unchanged)
+        return send_json(k->c, R_PRODUCT_PUT, 200,
+                         json_pack("{s:s,s:s,s:s,s:b}", "id", k->id, "result", "unchanged", "status", r->status,
+                                   "created", 0));
     return send_json(k->c, R_PRODUCT_PUT, r->created ? 201 : 200,
                      json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
                                "signer", k->n->id.hex, "status", r->status, "created", r->created));
@@ -757,6 +772,17 @@ static enum MHD_Result h_audit(call_t *k) { return access_call(k, R_AUDIT, ACCES
 
 static enum MHD_Result h_metrics(call_t *k);
 
+/* Governance (node/http_gov.c). */
+static enum MHD_Result gov(call_t *k, enum MHD_Result (*fn)(const gov_call_t *), route_t route)
+{
+    gov_call_t g = {.n = k->n, .c = k->c, .id = k->id, .body = k->req->body, .len = k->req->len, .route = route};
+    return fn(&g);
+}
+static enum MHD_Result h_check(call_t *k) { return gov(k, gov_check, R_CHECK); }
+static enum MHD_Result h_history(call_t *k) { return gov(k, gov_history, R_HISTORY); }
+static enum MHD_Result h_diff(call_t *k) { return gov(k, gov_diff, R_DIFF); }
+static enum MHD_Result h_changes(call_t *k) { return gov(k, gov_changes, R_CHANGES); }
+
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must
  * form a product id. A path that matches no row is a 404; a path some row matches with another
  * method is a 405 listing the methods in Allow. Only rows with body set receive a request body
@@ -783,6 +809,10 @@ static const route_row_t routes[] = {
     {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ},
     {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ},
     {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE},
+    {"POST",   PRODUCT "/check",      R_CHECK,          "check",          h_check,          1, RIGHT_NONE},
+    {"GET",    PRODUCT "/history",    R_HISTORY,        "history",        h_history,        0, RIGHT_NONE},
+    {"GET",    PRODUCT "/diff",       R_DIFF,           "diff",           h_diff,           0, RIGHT_NONE},
+    {"GET",    "/v1/catalog/changes", R_CHANGES,        "changes",        h_changes,        0, RIGHT_NONE},
     {"GET",    "/v1/whoami",          R_WHOAMI,         "whoami",         h_whoami,         0, RIGHT_TOKEN},
     {"POST",   "/v1/tokens",          R_TOKENS,         "tokens",         h_tokens,         1, RIGHT_ADMIN},
     {"POST",   "/v1/tokens/revoke",   R_TOKENS_REVOKE,  "tokens_revoke",  h_tokens_revoke,  1, RIGHT_ADMIN},

@@ -10,6 +10,7 @@
  * Sections: limits and small helpers / field validation / Manifest build / entry point. */
 #include "node/manifest.h"
 #include "gossip/entry.h"
+#include "node/compat.h"
 #include "node/errtext.h"
 #include "node/semver.h"
 #include "node/yaml.h"
@@ -202,7 +203,7 @@ static int v_owner(vctx_t *c, const json_t *owners, const char *key, const char 
 /* The parts of the document that become Manifest fields (borrowed from the document). */
 typedef struct {
     const char *name, *domain, *version, *status, *title, *purpose, *usage, *limitations;
-    const char *owner_business, *owner_technical, *classification;
+    const char *owner_business, *owner_technical, *classification, *compatibility;
     const json_t *tags;     /* array of strings, or NULL */
     const json_t *schema;   /* array of mappings */
 } fields_t;
@@ -374,6 +375,14 @@ static int v_document(vctx_t *c, const json_t *doc, const char *node_domain, fie
         v_enum(c, doc, "classification", k_class, "classification", "internal",
                &f->classification) != 0)
         return -1;
+    if (v_string(c, doc, "compatibility", "compatibility", 0, &f->compatibility) != 0)
+        return -1;
+    compat_mode_t mode;
+    if (f->compatibility != NULL && compat_mode_parse(f->compatibility, &mode) != 0)
+        return v_fail(c, json_object_get(doc, "compatibility"), "compatibility",
+                      "expected one of BACKWARD, FORWARD, FULL, BACKWARD_TRANSITIVE, FORWARD_TRANSITIVE, "
+                      "FULL_TRANSITIVE, NONE (default BACKWARD_TRANSITIVE)",
+                      "unknown mode '%.64s'", f->compatibility);
     if (v_string(c, doc, "title", "title", 0, &f->title) != 0 || v_description(c, doc, f) != 0 ||
         v_owners(c, doc, f) != 0 || v_tags(c, doc, f) != 0 || v_schema(c, doc, f) != 0)
         return -1;
@@ -395,7 +404,7 @@ void manifest_free(Trib__Manifest **mp)
     Trib__Manifest *m = *mp;
     char **strs[] = {&m->domain, &m->name, &m->version, &m->status, &m->title, &m->purpose,
                      &m->usage, &m->limitations, &m->owner_business, &m->owner_technical,
-                     &m->classification, &m->document_json};
+                     &m->classification, &m->document_json, &m->compatibility};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free_str(*strs[i]);
     for (size_t i = 0; i < m->n_tags; i++)
@@ -442,6 +451,7 @@ static Trib__Manifest *build(const fields_t *f, const json_t *doc)
     m->owner_business = dup_or_empty(f->owner_business, &fail);
     m->owner_technical = dup_or_empty(f->owner_technical, &fail);
     m->classification = dup_or_empty(f->classification, &fail);
+    m->compatibility = dup_or_empty(f->compatibility, &fail);
     m->document_json = json_dumps(doc, JSON_COMPACT);
     if (m->document_json == NULL)
         fail = 1;

@@ -2,6 +2,7 @@
  * shapes are gossip/prom.c's). */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include "gossip/gossip.h"
 #include "gossip/prom.h"
@@ -23,6 +24,16 @@ void metrics_records_appended(uint64_t n) { atomic_fetch_add_explicit(&records_a
 void metrics_records_read(uint64_t n) { atomic_fetch_add_explicit(&records_read, n, memory_order_relaxed); }
 void metrics_published(void) { atomic_fetch_add_explicit(&published, 1, memory_order_relaxed); }
 void metrics_retired(void) { atomic_fetch_add_explicit(&retired, 1, memory_order_relaxed); }
+/* The governance gate's refusals of publishes (node/gate.c), by reason, and no-op publishes. */
+static const char *const gate_reasons[] = {"incompatible", "version_not_increased", "retired", "unchanged"};
+#define GATE_REASONS (sizeof gate_reasons / sizeof gate_reasons[0])
+static atomic_uint_fast64_t gate_count[GATE_REASONS];
+void metrics_gate(const char *reason)
+{
+    for (size_t i = 0; reason && i < GATE_REASONS; i++)
+        if (strcmp(reason, gate_reasons[i]) == 0)
+            atomic_fetch_add_explicit(&gate_count[i], 1, memory_order_relaxed);
+}
 void metrics_bytes_in(uint64_t n) { atomic_fetch_add_explicit(&bytes_in, n, memory_order_relaxed); }
 
 static int count_product(void *ctx, const store_product_t *p)
@@ -50,6 +61,15 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     prom_counter(f, "trib_products_published_total",
                  "Publishes (create or update) accepted on this node.", atomic_load(&published));
     prom_counter(f, "trib_products_retired_total", "Retires accepted on this node.", atomic_load(&retired));
+    prom_family(f, "trib_publish_refused_total", "counter",
+                "Publishes the governance gate refused, by reason (422 incompatible, version_not_increased; 409 retired).");
+    for (size_t i = 0; i < GATE_REASONS - 1; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", gate_reasons[i]);
+        prom_sample(f, "trib_publish_refused_total", labels, atomic_load(&gate_count[i]));
+    }
+    prom_counter(f, "trib_publish_unchanged_total", "Publishes of the latest manifest again: no-ops, no entry.",
+                 atomic_load(&gate_count[GATE_REASONS - 1]));
     prom_counter(f, "trib_http_request_bytes_total", "Request body bytes received.", atomic_load(&bytes_in));
     uint64_t nproducts = 0;
     store_products(a->st, NULL, count_product, &nproducts);

@@ -16,6 +16,9 @@ void metrics_records_appended(uint64_t n);
 void metrics_records_read(uint64_t n);
 void metrics_published(void);
 void metrics_retired(void);
+/* A publish the governance gate refused ("incompatible", "version_not_increased", "retired") or
+ * found unchanged ("unchanged"); other reasons are not counted here. */
+void metrics_gate(const char *reason);
 void metrics_bytes_in(uint64_t n);
 /* Writes the whole exposition (node counters, storage, gossip) to f; route_names[r] labels the
  * requests of route id r (nroutes of them). */

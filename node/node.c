@@ -10,6 +10,7 @@
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/datalock.h"
+#include "node/gate.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/node.h"
@@ -130,6 +131,8 @@ int node_open(node_t *n, char *err, size_t errlen)
     n->lock_fd = -1;
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
+    for (size_t i = 0; i < NODE_PUB_STRIPES; i++)
+        pthread_mutex_init(&n->pub_mu[i], NULL);
     int created = 0;
     if (mkdir_p(n->cfg.data, err, errlen) < 0)
         return -1;
@@ -239,8 +242,32 @@ static node_code_t own_synced(node_t *n, node_result_t *r)
     return NODE_OK;
 }
 
+void node_result_clear(node_result_t *r)
+{
+    json_decref(r->report);
+    r->report = NULL;
+}
+
+/* The stripe of pub_mu that serialises publishes of id. */
+static pthread_mutex_t *pub_lock(node_t *n, const char *id)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return &n->pub_mu[h % NODE_PUB_STRIPES];
+}
+
 node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len, node_result_t *r)
 {
+    return node_publish_ex(n, id, text, len, NULL, r);
+}
+
+node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t len,
+                            const node_publish_opts_t *o, node_result_t *r)
+{
+    static const node_publish_opts_t none = {0};
+    if (!o)
+        o = &none;
     memset(r, 0, sizeof *r);
     char domain[64], name[64], err[1024];
     const char *nul = memchr(text, '\0', len);
@@ -251,6 +278,7 @@ node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len
     Trib__Manifest *m = manifest_parse(text, len, NULL, err, sizeof err);
     if (!m)
         return fail(r, NODE_BAD_INPUT, "bad_manifest", "%s", err);
+    pthread_mutex_t *mu = NULL;
     char body_id[STORE_ID_MAX];
     snprintf(body_id, sizeof body_id, "%s/%s", m->domain, m->name);
     if (strcmp(body_id, id) != 0) {
@@ -266,8 +294,24 @@ node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len
     }
     if (own_product(n, id, "publish", domain, name, r) != NODE_OK)
         goto out;
-    store_product_t old;
-    r->created = store_product_get(n->st, id, &old) != 0;
+    mu = pub_lock(n, id);
+    pthread_mutex_lock(mu);   /* the gate's view of the latest version holds until it is signed */
+    json_t *report = NULL;
+    gate_check(n, id, m, o->revive, r, o->want_report ? &report : NULL);
+    r->report = report;
+    if (!o->dry_run)
+        metrics_gate(r->code != NODE_OK ? r->kind : r->unchanged ? "unchanged" : NULL);
+    if (r->code != NODE_OK)
+        goto out;
+    /* POLICY GATE (policy helper): evaluate the policy set in force here, e.g.
+     * if (policy_check_publish(n, m, r) != NODE_OK) goto out; */
+    snprintf(r->status, sizeof r->status, "%s", m->status);
+    if (o->dry_run || r->unchanged) {
+        if (r->unchanged)
+            log_info("publish of %s version %s: unchanged, no new entry", id, m->version);
+        ok(r);
+        goto out;
+    }
     if (own_synced(n, r) != NODE_OK)
         goto out;
     uint8_t *signed_bytes = NULL;
@@ -279,9 +323,10 @@ node_code_t node_publish(node_t *n, const char *id, const char *text, size_t len
     announce(n, signed_bytes, signed_len);
     metrics_published();
     log_info("published %s version %s as catalog seq %" PRIu64, id, m->version, r->catalog_seq);
-    snprintf(r->status, sizeof r->status, "%s", m->status);
     ok(r);
 out:
+    if (mu)
+        pthread_mutex_unlock(mu);
     manifest_free(&m);
     return r->code;
 }
@@ -314,7 +359,9 @@ node_code_t node_retire(node_t *n, const char *id, node_result_t *r)
     return ok(r);
 }
 
-node_code_t node_append(node_t *n, const char *id, const char *body, size_t len, node_result_t *r)
+/* One try of node_append: *stale when a publish came between the check and the write. */
+static node_code_t append_try(node_t *n, const char *id, const char *body, size_t len, node_result_t *r,
+                              int *stale)
 {
     memset(r, 0, sizeof *r);
     char domain[64], name[64], err[1024];
@@ -351,8 +398,12 @@ node_code_t node_append(node_t *n, const char *id, const char *body, size_t len,
             fail(r, NODE_BAD_INPUT, "bad_record", "%s; nothing was stored", err);
         goto out;
     }
-    rc = store_records_append(n->st, id, recs, count, &first, &last, err, sizeof err);
-    if (rc == STORE_RETIRED)
+    rc = store_records_append_at(n->st, id, p.manifest_seq, recs, count, &first, &last, err, sizeof err);
+    if (rc == STORE_STALE) {
+        *stale = 1;
+        fail(r, NODE_FAILED, "retry", "%s: new versions of %s kept being published while these records were "
+             "checked; nothing was stored, send them again", err, id);
+    } else if (rc == STORE_RETIRED)
         fail(r, NODE_RETIRED, "retired", "%s is retired and takes no new records", id);
     else if (rc == STORE_NOTFOUND)
         fail(r, NODE_NOT_FOUND, "not_found", "no product %s", id);
@@ -372,4 +423,17 @@ out:
     free(recs);
     record_schema_free(&schema);
     return r->code;
+}
+
+/* Records are stored with the manifest they were validated against (storage notes the schema
+ * epoch in the same transaction); a publish in between makes the write refuse, and the batch is
+ * checked again against the new manifest. */
+node_code_t node_append(node_t *n, const char *id, const char *body, size_t len, node_result_t *r)
+{
+    for (int attempt = 0;; attempt++) {
+        int stale = 0;
+        node_code_t code = append_try(n, id, body, len, r, &stale);
+        if (!stale || attempt == 3)
+            return code;
+    }
 }

@@ -21,6 +21,9 @@
 
 struct gossip;
 struct MHD_Daemon;
+struct json_t;
+
+#define NODE_PUB_STRIPES 64
 
 typedef struct node {
     config_t cfg;
@@ -37,6 +40,9 @@ typedef struct node {
     pthread_cond_t cv;
     uint64_t append_gen;
     int stopping;
+    /* Publishes of one product run one at a time (the gate checks against the latest version,
+     * then the entry is signed): striped by product id, so other products still share commits. */
+    pthread_mutex_t pub_mu[NODE_PUB_STRIPES];
 } node_t;
 
 /* Opens n->cfg.data for n->cfg.domain (empty: the stored one): creates the dir, takes its lock
@@ -59,6 +65,8 @@ typedef enum {
     NODE_NO_SPACE,         /* the disk is full; nothing was changed (a retry can succeed later) */
     NODE_NOT_SYNCED,       /* own domain's log not yet checked against the peers (restored backup?) */
     NODE_FAILED,           /* storage or signing failed; nothing was changed */
+    NODE_REFUSED,          /* publish: the governance gate refused it (422: incompatible,
+                              version_not_increased, policy_violation) */
 } node_code_t;
 
 typedef struct {
@@ -69,11 +77,31 @@ typedef struct {
     int created;               /* publish: the product did not exist before */
     char status[32];           /* publish: the manifest's status */
     uint64_t first_seq, last_seq, count;   /* append */
+    int unchanged;             /* publish: the manifest equals the latest one: no entry was made */
+    struct json_t *report;     /* publish/check with node_publish_opts_t.want_report: the check
+                                  report ({"ok","mode","changes",...}); the caller decrefs it */
 } node_result_t;
+
+/* How a publish is asked for. */
+typedef struct {
+    int revive;                /* a retired product may come back (with a higher version) */
+    int dry_run;               /* check only: validation and compatibility; nothing is stored */
+    int want_report;           /* fill node_result_t.report (refusals and dry runs) */
+} node_publish_opts_t;
 
 /* Publishes (creates or updates) product id from a YAML/JSON manifest text of len bytes; the
  * manifest must describe id and belong to this node's domain. */
 node_code_t node_publish(node_t *n, const char *id, const char *manifest, size_t len, node_result_t *r);
+/* The same with options. The gate (DESIGN §14): the manifest's `compatibility` mode
+ * (default BACKWARD_TRANSITIVE); a retired product is refused (NODE_ALREADY_RETIRED, kind
+ * "retired") unless o->revive; a manifest equal to the latest is a no-op (NODE_OK, unchanged);
+ * the version must be above every published one (NODE_REFUSED, "version_not_increased"), by at
+ * least the bump the changes need, and a change breaking the mode (against every retained
+ * version for a _TRANSITIVE mode) needs a major bump (NODE_REFUSED, "incompatible"). */
+node_code_t node_publish_ex(node_t *n, const char *id, const char *manifest, size_t len,
+                            const node_publish_opts_t *o, node_result_t *r);
+/* Frees what a result holds (the report); r stays usable. */
+void node_result_clear(node_result_t *r);
 /* Retires product id of this node's domain. */
 node_code_t node_retire(node_t *n, const char *id, node_result_t *r);
 /* Appends an NDJSON body of records to product id of this node's domain: all or nothing. */

@@ -19,6 +19,7 @@
 #include <time.h>
 #include "gossip/log.h"
 #include "node/grants.h"
+#include "node/changes.h"
 #include "node/metrics.h"
 #include "node/auth.h"
 #include "node/stream.h"
@@ -53,6 +54,14 @@ typedef struct stream {
     int gone;                  /* the waker saw the client close its connection */
     grants_read_t *grant;      /* local read of confidential/restricted data: projection, audit */
     uint64_t served;           /* records handed out (for the audit) */
+    /* local: the schema the response's X-Trib-Schema-Version names (the manifest's catalog seq,
+     * 0: records stored before schema epochs were kept); a record validated against another
+     * manifest ends the response with a "schema_changed" line (see schema_bound) */
+    uint64_t schema_mseq;
+    char schema_version[STORE_VERSION_MAX + 1];
+    /* the catalog change feed (node/changes.c) instead of records: next is the feed's seq */
+    int feed;
+    char fdomain[64], fproduct[STORE_ID_MAX];
     char *token;               /* local live: the caller's token, checked again before each page */
     size_t token_len;
 } reader_t;
@@ -71,6 +80,18 @@ stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64
     r->live = live;
     r->line_start = 1;
     r->rd = rd;
+    return r;
+}
+
+stream_t *stream_new_feed(node_t *a, struct MHD_Connection *c, uint64_t from, int live, const char *domain,
+                          const char *product)
+{
+    reader_t *r = stream_new(a, c, "", from, 0, live, NULL);
+    if (!r)
+        return NULL;
+    r->feed = 1;
+    snprintf(r->fdomain, sizeof r->fdomain, "%s", domain ? domain : "");
+    snprintf(r->fproduct, sizeof r->fproduct, "%s", product ? product : "");
     return r;
 }
 
@@ -159,6 +180,67 @@ static int grant_holds(reader_t *r)
     return 0;
 }
 
+/* Schema epochs (storage/history.c): records are stored with the manifest they were validated
+ * against, and one response carries records of one schema version only, the one its
+ * X-Trib-Schema-Version header names. */
+typedef struct {
+    uint64_t from, at_mseq;     /* the epoch holding `from` */
+    uint64_t next_start, next_mseq;   /* the first epoch starting after from (0: none) */
+    int calls;
+} epochs_t;
+
+static int epoch_cb(void *ctx, uint64_t first, uint64_t mseq)
+{
+    epochs_t *e = ctx;
+    if (e->calls++ == 0) {
+        e->at_mseq = mseq;
+        return 0;
+    }
+    e->next_start = first;
+    e->next_mseq = mseq;
+    return 1;
+}
+
+/* The version of product id's manifest at catalog seq mseq, or "unknown". */
+static void version_of(node_t *a, const char *id, uint64_t mseq, char out[STORE_VERSION_MAX + 1])
+{
+    store_version_t v;
+    if (mseq && store_history_get(a->st, id, mseq, &v) == 0)
+        snprintf(out, STORE_VERSION_MAX + 1, "%s", v.version);
+    else
+        snprintf(out, STORE_VERSION_MAX + 1, "unknown");
+}
+
+/* How many records from r->next stay in the response's schema: lim, fewer when an epoch of
+ * another manifest starts within them, 0 when r->next is in one (then r->buf holds the
+ * "schema_changed" line and the read ended). */
+static uint64_t schema_bound(reader_t *r, uint64_t lim)
+{
+    epochs_t e = {.from = r->next};
+    uint64_t last = 0;
+    if (store_records_last(r->a->st, r->id, &last) != 0 || last < r->next)
+        return lim;   /* nothing stored there yet (or the page read reports the failure) */
+    if (store_record_epochs(r->a->st, r->id, r->next, r->next + lim - 1, epoch_cb, &e) != 0)
+        return lim;
+    uint64_t at = e.at_mseq, start = r->next;
+    if (at == r->schema_mseq) {
+        if (e.next_start == 0 || e.next_mseq == r->schema_mseq)
+            return lim;
+        if (e.next_start > r->next)
+            return e.next_start - r->next;
+        at = e.next_mseq;
+        start = e.next_start;
+    }
+    char v[STORE_VERSION_MAX + 1], detail[1024];
+    version_of(r->a, r->id, at, v);
+    snprintf(detail, sizeof detail,
+             "records of %s from seq %" PRIu64 " on were validated against version %s, not %s (this "
+             "response's X-Trib-Schema-Version); read again from seq %" PRIu64 " to get them with their schema",
+             r->id, start, v, r->schema_version, start);
+    reader_error_line(r, "schema_changed", detail);
+    return 0;
+}
+
 static long page_fill(reader_t *r)
 {
     r->len = r->off = 0;
@@ -166,7 +248,15 @@ static long page_fill(reader_t *r)
         return 1;   /* the error line is in buf */
     if (r->remaining == 0)
         return 0;
+    if (r->feed) {
+        size_t len = 0;
+        long n = changes_page(r->a, r->next, 256, r->fdomain, r->fproduct, &r->buf, &len, &r->cap, &r->next);
+        r->len = n > 0 ? len : 0;
+        return n;
+    }
     uint64_t lim = r->remaining < PAGE_RECORDS ? r->remaining : PAGE_RECORDS;
+    if (!r->rd && (lim = schema_bound(r, lim)) == 0)
+        return -2;   /* the schema_changed line is in buf */
     store_page_t pg = {.buf = r->buf, .cap = r->cap};
     long n = store_page_read(r->a->st, r->id, r->next, lim, PAGE_BYTES, &pg);
     r->buf = pg.buf;
@@ -217,7 +307,7 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
             reader_stopping(r);
             break;
         }
-        if (r->live && !r->rd) { /* a revoked or expired token (or grant) ends a local live stream */
+        if (r->live && !r->rd && !r->feed) { /* a revoked or expired token (or grant) ends a local live stream */
             int st = 0;
             char kind[32], detail[400];
             if (auth_owner_check(r->a, r->id, (const uint8_t *)r->token, r->token_len, &st, kind, sizeof kind,
@@ -228,6 +318,8 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
         }
         uint64_t at = r->next;
         long n = page_fill(r);
+        if (n == -2)
+            break;
         if (n < 0) {
             char detail[512];
             snprintf(detail, sizeof detail, "reading records of %s at seq %" PRIu64 " failed: %s", r->id, at,
@@ -237,14 +329,17 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             break;
         }
-        if (n > 0)
-            break;
+        if (n > 0) {
+            if (r->len > r->off)
+                break;
+            continue;   /* the feed's filters kept none of these */
+        }
         if (!r->live)
             return MHD_CONTENT_READER_END_OF_STREAM;
         /* Live and caught up: a retired product takes no new records, so the stream ends here
          * with the same error line a relay gets from the owner. */
         store_product_t p;
-        if (store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
+        if (!r->feed && store_product_get(r->a->st, r->id, &p) == 0 && p.retired) {
             char detail[512];
             snprintf(detail, sizeof detail, "%s was retired: it takes no new records", r->id);
             reader_error_line(r, "retired", detail);
@@ -447,6 +542,18 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
     MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
     if (r->live)
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    if (!r->rd && !r->feed) {   /* local: the schema version the records of this response were validated against */
+        epochs_t e = {.from = r->next};
+        store_product_t p;
+        if (last >= r->next && store_record_epochs(r->a->st, r->id, r->next, r->next, epoch_cb, &e) == 0)
+            r->schema_mseq = e.at_mseq;                /* the stored record's */
+        else if (last < r->next && store_product_get(r->a->st, r->id, &p) == 0)
+            r->schema_mseq = p.manifest_seq;           /* beyond the end: what the next are checked against */
+        version_of(r->a, r->id, r->schema_mseq, r->schema_version);
+        MHD_add_response_header(resp, "X-Trib-Schema-Version", r->schema_version);
+        snprintf(hdr, sizeof hdr, "%" PRIu64, r->schema_mseq);
+        MHD_add_response_header(resp, "X-Trib-Schema-Seq", hdr);
+    }
     enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -20,6 +20,10 @@ typedef struct stream stream_t;
  * records; rd: the routed read through the owner (taken), NULL for this node's products. */
 stream_t *stream_new(node_t *n, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
                      gossip_read_t *rd);
+/* The catalog change feed of node n (node/changes.h) from its seq from, events of domain and
+ * product only when given; live = keep sending new events. */
+stream_t *stream_new_feed(node_t *n, struct MHD_Connection *c, uint64_t from, int live, const char *domain,
+                          const char *product);
 /* A local live read: the caller's token (copied), checked again before each page (auth issue 11:
  * a revoked or expired token ends the stream with its error line). 0 or -1 (out of memory). */
 int stream_set_token(stream_t *s, const char *token, size_t len);

@@ -8,6 +8,7 @@
 #include "gossip/charter.h"
 #include "gossip/gossip.h"
 #include "gossip/identity.h"
+#include "node/compat.h"
 #include "node/manifest.h"
 #include "node/view.h"
 #include "storage/search.h"
@@ -109,6 +110,10 @@ static json_t *summary(node_t *a, const store_product_t *p, const Trib__SignedEn
         json_object_set_new(j, "manifest_seq", json_integer((json_int_t)p->manifest_seq));
         json_t *doc = manifest_document(m);
         json_object_set_new(j, "manifest", doc ? doc : json_object());
+        compat_mode_t mode;   /* the product's compatibility mode (DESIGN §14), default when unset */
+        char e[256];
+        compat_manifest_mode(m, &mode, e, sizeof e);
+        json_object_set_new(j, "compatibility", json_string(compat_mode_name(mode)));
     }
     return j;
 }

@@ -223,9 +223,22 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
         return store__write_fail(st, err, errlen, "mdb_put(catalog_heads)", rc);
     if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_ACCESS)
         return store__access_apply(st, txn, e, err, errlen);
+    if (a->other)
+        return 0;   /* not a product change: nothing for the change log or the indexes */
+    char ev[512];   /* the change log: names follow the product id rule, nothing to escape */
+    int evn = snprintf(ev, sizeof ev,
+                       "{\"type\":\"catalog\",\"domain\":\"%s\",\"seq\":%llu,\"product\":\"%s/%s\","
+                       "\"tombstone\":%s,\"time_ms\":%lld}", e->domain, (unsigned long long)e->seq,
+                       e->domain, a->name, a->tombstone ? "true" : "false", (long long)e->time_ms);
+    if ((rc = store__changes_put(st, txn, ev, (size_t)evn, err, errlen)) != 0)
+        return rc;
     if (!changed)
         return 0;
     if ((rc = store__product_save(st, txn, &p, err, errlen)) != 0)
+        return rc;
+    if (!a->tombstone &&
+        (rc = store__history_put(st, txn, p.id, e->seq, e->time_ms, a->signer, e->manifest->version,
+                                 err, errlen)) != 0)
         return rc;
     return a->tombstone ? store__search_retire(st, txn, p.id, err, errlen)
                         : store__search_put(st, txn, p.id, e->manifest, p.retired, err, errlen);

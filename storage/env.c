@@ -338,7 +338,10 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
         (rc = open_dbi_dup(st, txn, "search_facets", &st->s_facets, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "search_docs", &st->s_docs, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "search_ids", &st->s_ids, err, errlen)) != 0 ||
-        (rc = open_dbi(st, txn, "access", &st->access, err, errlen)) != 0)
+        (rc = open_dbi(st, txn, "access", &st->access, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "history", &st->history, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "record_schema", &st->rschema, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "changes", &st->changes, err, errlen)) != 0)
         return rc;
 
     MDB_val k = { strlen(FORMAT_KEY), (void *)FORMAT_KEY }, v;
@@ -443,7 +446,8 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
     if (st->map_size > st->map_max)
         st->map_max = st->map_size;
     if (store__write(st, open_body, NULL, err, errlen) != 0 ||
-        store__search_open(st, opts && opts->no_search, err, errlen) != 0)
+        store__search_open(st, opts && opts->no_search, err, errlen) != 0 ||
+        store__history_open(st, err, errlen) != 0)
         goto fail;
     return st;
 

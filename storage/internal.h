@@ -21,6 +21,8 @@ struct store {
     MDB_dbi meta, catalog, heads, products, records, members;
     MDB_dbi s_terms, s_facets, s_docs, s_ids;   /* search index (search.c) */
     MDB_dbi access;                    /* access requests and grants (access.c) */
+    MDB_dbi history, rschema;          /* version history, record schema epochs (history.c) */
+    MDB_dbi changes;                   /* the node-local change log (changes.c) */
     int search_off;                    /* store_opts_t.no_search: index not maintained */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */
@@ -93,5 +95,16 @@ int store__search_open(store_t *st, int disabled, char *err, size_t errlen);
 /* ---- access index, inside the catalog append transaction (access.c): indexes entry e's
  * AccessChange by the rules of storage/access.h. 0, MDB_MAP_FULL or -1. */
 int store__access_apply(store_t *st, MDB_txn *txn, const Trib__CatalogEntry *e, char *err, size_t errlen);
+/* ---- version history and record epochs, inside a caller's write transaction (history.c).
+ * Each returns 0, MDB_MAP_FULL or -1. */
+int store__history_put(store_t *st, MDB_txn *txn, const char *id, uint64_t seq, int64_t time_ms,
+                       const uint8_t signer[STORE_KEY_LEN], const char *version, char *err,
+                       size_t errlen);
+int store__epoch_note(store_t *st, MDB_txn *txn, const char *id, uint64_t first_seq,
+                      uint64_t manifest_seq, char *err, size_t errlen);
+/* Adds a row to the change log inside a caller's write transaction (changes.c). */
+int store__changes_put(store_t *st, MDB_txn *txn, const void *ev, size_t len, char *err, size_t errlen);
+/* After the databases are open: fills the history from the catalog when the store has none. */
+int store__history_open(store_t *st, char *err, size_t errlen);
 
 #endif

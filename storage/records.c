@@ -53,6 +53,7 @@ typedef struct {
     size_t ilen;
     const store_buf_t *recs;
     size_t n;
+    uint64_t manifest_seq;  /* 0: any (store_records_append), else the manifest validated against */
     uint64_t first, last;   /* outputs */
 } append_ctx;
 
@@ -69,9 +70,16 @@ static int append_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t 
         store__err(err, errlen, "records %s: product is retired", a->id);
         return STORE_RETIRED;
     }
+    if (a->manifest_seq && p.manifest_seq != a->manifest_seq) {
+        store__err(err, errlen, "records %s: the manifest changed (catalog seq %llu, validated against %llu)",
+                   a->id, (unsigned long long)p.manifest_seq, (unsigned long long)a->manifest_seq);
+        return STORE_STALE;
+    }
     uint64_t last;
     if (last_seq(st, txn, a->id, a->ilen, &last, err, errlen) != 0)
         return -1;
+    if (a->manifest_seq && (rc = store__epoch_note(st, txn, a->id, last + 1, a->manifest_seq, err, errlen)) != 0)
+        return rc;
     if (a->n > UINT64_MAX - last) {
         store__err(err, errlen, "records %s: seq would overflow", a->id);
         return -1;
@@ -97,11 +105,17 @@ static int append_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t 
 int store_records_append(store_t *st, const char *id, const store_buf_t *recs, size_t n,
                          uint64_t *first, uint64_t *last, char *err, size_t errlen)
 {
+    return store_records_append_at(st, id, 0, recs, n, first, last, err, errlen);
+}
+
+int store_records_append_at(store_t *st, const char *id, uint64_t manifest_seq, const store_buf_t *recs,
+                            size_t n, uint64_t *first, uint64_t *last, char *err, size_t errlen)
+{
     if (!st || !recs || n == 0 || !first || !last) {
         store__err(err, errlen, "store_records_append: NULL argument or no records");
         return -1;
     }
-    append_ctx a = { .id = id, .ilen = id_len(id), .recs = recs, .n = n };
+    append_ctx a = { .id = id, .ilen = id_len(id), .recs = recs, .n = n, .manifest_seq = manifest_seq };
     if (!a.ilen) {
         store__err(err, errlen, "store_records_append: invalid product id");
         return -1;

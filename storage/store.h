@@ -26,6 +26,7 @@ enum {
     STORE_BADPREV  = 4,   /* prev_hash does not match the head's hash */
     STORE_BADKEY   = 5,   /* signer is not the key bound to the domain */
     STORE_RETIRED  = 6,   /* product retired: no new records */
+    STORE_STALE    = 7,   /* records validated against a manifest that is no longer the latest */
 };
 
 #define STORE_HASH_LEN 32
@@ -133,6 +134,41 @@ int store_products(store_t *st, const char *domain, store_product_fn fn, void *c
 /* How many products the index holds (retired ones included), read from LMDB's own count: O(1). */
 int store_products_count(store_t *st, uint64_t *out);
 
+/* ---- version history (storage/history.c): every manifest entry of a product, oldest first,
+ * from this node's own log and from peers' alike. */
+#define STORE_VERSION_MAX 256          /* bytes of a version kept (node/manifest.c's limit) */
+typedef struct {
+    uint64_t seq;                      /* catalog seq of the entry holding this manifest */
+    int64_t time_ms;                   /* signed at (the entry's time) */
+    uint8_t signer[STORE_KEY_LEN];
+    char version[STORE_VERSION_MAX + 1];
+} store_version_t;
+typedef int (*store_version_fn)(void *ctx, const store_version_t *v);
+int store_history(store_t *st, const char *id, store_version_fn fn, void *ctx);   /* 0 or -1 */
+/* The history row of the manifest at catalog seq: 0, STORE_NOTFOUND or -1. */
+int store_history_get(store_t *st, const char *id, uint64_t seq, store_version_t *out);
+
+/* Schema epochs of a product's records: fn(ctx, first_seq, manifest_seq) for the epoch holding
+ * record `from` (first_seq given as `from`; manifest_seq 0 = records stored before epochs were
+ * kept: schema version unknown), then every epoch starting in (from, to], at most
+ * STORE_EPOCHS_MAX in all. 0 or -1. */
+#define STORE_EPOCHS_MAX 64
+typedef int (*store_epoch_fn)(void *ctx, uint64_t first_seq, uint64_t manifest_seq);
+int store_record_epochs(store_t *st, const char *id, uint64_t from, uint64_t to,
+                        store_epoch_fn fn, void *ctx);
+
+/* ---- the node-local change log (storage/changes.c): seq 1, 2, 3 ... on this node. Every
+ * catalog entry stored adds a row {"type":"catalog","domain","seq","product","tombstone",
+ * "time_ms"} in its own transaction; store_changes_append adds any other event (bytes as given,
+ * at most STORE_CHANGE_MAX). */
+#define STORE_CHANGE_MAX (64 * 1024)
+int store_changes_append(store_t *st, const void *ev, size_t len, uint64_t *seq, char *err, size_t errlen);
+int store_changes_last(store_t *st, uint64_t *last);       /* 0 when empty; 0 or -1 */
+/* Calls fn for rows with seq >= from, at most limit (0: all), in one short read transaction,
+ * stopping when fn returns non-zero. The count passed, or -1. */
+typedef int (*store_change_fn)(void *ctx, uint64_t seq, const void *ev, size_t len);
+long store_changes_read(store_t *st, uint64_t from, uint64_t limit, store_change_fn fn, void *ctx);
+
 /* ---- search: see storage/search.h */
 
 /* ---- records: product id|seq -> record bytes (a JSON document, as received) */
@@ -143,6 +179,11 @@ typedef struct { const void *data; size_t len; } store_buf_t;
  * On success *first and *last are the seqs given (1-based, no gaps). */
 int store_records_append(store_t *st, const char *id, const store_buf_t *recs, size_t n,
                          uint64_t *first, uint64_t *last, char *err, size_t errlen);
+/* The same, for records validated against the manifest at catalog seq manifest_seq: refused
+ * with STORE_STALE (nothing stored) when the product's manifest is no longer that one (a publish
+ * came in between: validate again), else the batch's schema epoch is noted (storage/history.c). */
+int store_records_append_at(store_t *st, const char *id, uint64_t manifest_seq, const store_buf_t *recs,
+                            size_t n, uint64_t *first, uint64_t *last, char *err, size_t errlen);
 int store_records_last(store_t *st, const char *id, uint64_t *last);  /* 0 when none */
 /* Calls fn for records with seq >= from, at most limit of them (0: no limit), in one short
  * read transaction, stopping early when fn returns non-zero. Returns the count passed to fn

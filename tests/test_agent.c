@@ -159,8 +159,16 @@ Test(agent, publish_list_show_retire_via_cli)
     free(err);
     json_decref(st);
 
-    /* Update: a second publish is catalog seq 2. */
-    publish_example(&n, "settled-transactions.yaml");
+    /* The same manifest again is a no-op: no new entry. */
+    cr_assert_eq(h_trib(&n, NULL, &out, &err, "publish", example("settled-transactions.yaml"), NULL), 0, "%s", err);
+    cr_assert(strstr(out, "unchanged"), "second publish of the same manifest: %s", out);
+    free(out);
+    free(err);
+    j = h_get_json(n.url, "/v1/products/payments/settled-transactions", NULL);
+    cr_assert_eq(json_integer_value(json_object_get(j, "catalog_seq")), 1);
+    json_decref(j);
+    /* Update: a new major version is catalog seq 2. */
+    publish_example(&n, "settled-transactions-v2.yaml");
     j = h_get_json(n.url, "/v1/products/payments/settled-transactions", NULL);
     cr_assert_eq(json_integer_value(json_object_get(j, "catalog_seq")), 2);
     json_decref(j);
@@ -244,7 +252,8 @@ Test(agent, http_endpoints)
     cr_assert_eq(st, 201, "PUT new: %ld %s", st, out);
     free(out);
     st = request(&n, "PUT", "/v1/products/payments/settled-transactions", "application/yaml", yaml, len, &out);
-    cr_assert_eq(st, 200, "PUT update: %ld %s", st, out);
+    cr_assert_eq(st, 200, "PUT unchanged: %ld %s", st, out);
+    cr_assert(strstr(out, "\"result\":\"unchanged\""), "PUT of the same manifest: %s", out);
     free(out);
     free(yaml);
 
@@ -284,7 +293,7 @@ Test(agent, http_endpoints)
     cr_assert_eq(r.status, 200);
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"records_post\",status=\"201\"} 1"), "%s", r.body);
     cr_assert(strstr(r.body, "trib_records_appended_total 20"), "%s", r.body);
-    cr_assert(strstr(r.body, "trib_products_published_total 2"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_products_published_total 1"), "%s", r.body);
     h_resp_free(&r);
 
     j = h_get_json(n.url, "/v1/members", &st);

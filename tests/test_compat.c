@@ -228,13 +228,27 @@ static const row_t k_rows[] = {
 
 Test(compat, change_mode_table)
 {
-    static const compat_mode_t modes[] = {COMPAT_BACKWARD, COMPAT_FORWARD, COMPAT_FULL, COMPAT_NONE};
+    /* Every row under every mode: with one earlier version a _TRANSITIVE mode gives its base
+     * mode's verdict; and the gate's version rule at a minor step (1.1.0) accepts the change
+     * exactly when the mode holds (under NONE: when it is no schema change). */
+    static const compat_mode_t modes[] = {COMPAT_BACKWARD, COMPAT_FORWARD, COMPAT_FULL, COMPAT_NONE,
+                                          COMPAT_BACKWARD_TRANSITIVE, COMPAT_FORWARD_TRANSITIVE,
+                                          COMPAT_FULL_TRANSITIVE};
     for (size_t i = 0; i < sizeof k_rows / sizeof k_rows[0]; i++) {
         const row_t *w = &k_rows[i];
         Trib__Manifest *o = mk("1.0.0", w->old_schema, w->old_extra);
         Trib__Manifest *n = mk("1.0.1", w->new_schema, w->new_extra);
-        const int want[] = {w->backward, w->forward, w->full, 1};
-        for (size_t m = 0; m < 4; m++) {
+        Trib__Manifest *n_minor = mk("1.1.0", w->new_schema, w->new_extra);
+        const int want[] = {w->backward, w->forward, w->full, 1, w->backward, w->forward, w->full};
+        for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+            compat_report_t *rm = check1(o, n_minor, modes[m]);
+            char verr[512];
+            int vok = compat_version_check(rm, verr, sizeof verr) == 0;
+            int want_ok = modes[m] == COMPAT_NONE ? !(w->kind < COMPAT_DEFAULT_CHANGED) : want[m];
+            cr_expect_eq(vok, want_ok, "%s: %s: publish at 1.1.0 %s, want %s (%s)", w->what,
+                         compat_mode_name(modes[m]), vok ? "accepted" : "refused",
+                         want_ok ? "accepted" : "refused", verr);
+            compat_report_free(&rm);
             compat_report_t *r = check1(o, n, modes[m]);
             if (r->compatible != want[m])
                 dump(r);
@@ -255,6 +269,7 @@ Test(compat, change_mode_table)
         }
         manifest_free(&o);
         manifest_free(&n);
+        manifest_free(&n_minor);
     }
 }
 
@@ -663,7 +678,18 @@ Test(compat, manifest_mode_field)
         {"compatibility: 1\n", -1, COMPAT_BACKWARD_TRANSITIVE, "compatibility: 1 is not a mode"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        Trib__Manifest *m = mk("1.0.0", ID, t[i].extra);
+        /* The parser refuses a bad mode (with its line); a manifest from a peer or an older
+         * build may still carry one in its document, which compat_manifest_mode reports. */
+        Trib__Manifest *m = mk("1.0.0", ID, t[i].rc == 0 ? t[i].extra : NULL);
+        if (t[i].rc != 0) {
+            json_t *doc = manifest_document(m);
+            json_t *v = strstr(t[i].extra, "[FULL]") ? json_pack("[s]", "FULL")
+                      : strstr(t[i].extra, ": 1") ? json_integer(1) : json_string("backward");
+            json_object_set_new(doc, "compatibility", v);
+            free(m->document_json);
+            m->document_json = json_dumps(doc, JSON_COMPACT);
+            json_decref(doc);
+        }
         compat_mode_t mode;
         char err[256] = "";
         cr_expect_eq(compat_manifest_mode(m, &mode, err, sizeof err), t[i].rc, "%s", t[i].extra);
@@ -672,6 +698,28 @@ Test(compat, manifest_mode_field)
             cr_expect(strstr(err, t[i].err) != NULL, "%s: %s", t[i].extra, err);
         manifest_free(&m);
     }
+}
+
+/* The manifest parser checks the field itself and names the line. */
+Test(compat, manifest_parser_refuses_unknown_mode)
+{
+    static const char *bad[] = {"compatibility: backward\n", "compatibility: [FULL]\n",
+                                "compatibility: 1\n", "compatibility: FULL_transitive\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024], err[512];
+        snprintf(text, sizeof text,
+                 "name: p\ndomain: payments\nversion: \"1.0.0\"\ntitle: P\n"
+                 "owners: {business: a@example.com, technical: b@example.com}\n%sschema:\n" ID, bad[i]);
+        Trib__Manifest *m = manifest_parse(text, strlen(text), NULL, err, sizeof err);
+        cr_expect_null(m, "%s accepted", bad[i]);
+        cr_expect(strncmp(err, "compatibility: ", 15) == 0 && strstr(err, "(line 6)") &&
+                  (strchr(bad[i], '[') || strstr(bad[i], ": 1") || strstr(err, "BACKWARD_TRANSITIVE")),
+                  "%s: %s", bad[i], err);
+        manifest_free(&m);
+    }
+    Trib__Manifest *m = mk("1.0.0", ID, "compatibility: FORWARD_TRANSITIVE\n");
+    cr_expect_str_eq(m->compatibility, "FORWARD_TRANSITIVE");
+    manifest_free(&m);
 }
 
 /* ---------------------------------------------------------------- the story */

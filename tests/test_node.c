@@ -56,10 +56,23 @@ Test(node, publish_creates_then_updates_and_wakes_readers)
     cr_assert_eq(r.catalog_seq, 1);
     cr_assert_str_eq(r.status, "active");
     cr_assert_gt(node.append_gen, gen, "local readers were not woken");
+    /* The same manifest again: a no-op (no entry), not an update. */
     cr_assert_eq(publish("payments/x", MANIFEST("payments", "x"), &r), NODE_OK, "%s", r.detail);
-    cr_assert_not(r.created);
-    cr_assert_eq(r.catalog_seq, 2);
+    cr_assert(r.unchanged);
+    cr_assert_eq(r.catalog_seq, 0);
     store_product_t p;
+    cr_assert_eq(store_product_get(node.st, "payments/x", &p), 0);
+    cr_assert_eq(p.manifest_seq, 1);
+    /* A new minor version (an optional field) updates it. */
+    const char *v11 = "name: x\ndomain: payments\nversion: 1.1.0\ntitle: T\n"
+                      "description: {purpose: p, usage: u, limitations: l}\n"
+                      "owners: {business: b@example.com, technical: t}\n"
+                      "schema:\n  - {name: id, logicalType: string, required: true}\n"
+                      "  - {name: n, logicalType: integer}\n  - {name: note, logicalType: string}\n";
+    cr_assert_eq(publish("payments/x", v11, &r), NODE_OK, "%s", r.detail);
+    cr_assert_not(r.created);
+    cr_assert_not(r.unchanged);
+    cr_assert_eq(r.catalog_seq, 2);
     cr_assert_eq(store_product_get(node.st, "payments/x", &p), 0);
     cr_assert_eq(p.manifest_seq, 2);
 }

@@ -1,0 +1,165 @@
+/* bench/gate.c - the cost of the governance gate at publish (issue 12, benchmarks): a publish
+ * whose manifest is checked for compatibility against 20 earlier versions (the default mode,
+ * BACKWARD_TRANSITIVE, checks every one of them) beside a publish with none (a new product).
+ *
+ * Usage: gate [K]    (K products of each kind, default 50)
+ *
+ * Owns: one node opened in-process on a temp data dir (no network: the catalog write and its
+ * durable commit are the same for both kinds, so the ratio is the gate's share of a publish);
+ * K products of 20 versions each (1.0.0 .. 1.19.0, each adding an optional field), then,
+ * interleaved, version 1.20.0 of each (the check against 20 versions) and a new product with the
+ * same schema (no check); also the gate alone (node_publish_ex dry run against 20 versions).
+ * Prints mean and p50 per publish and the ratios. The policy part (50 rules) is bench/policy.c's.
+ * Must not: leave its temp dir behind (bench.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "bench/bench.h"
+#include "gossip/log.h"
+#include "node/node.h"
+
+#define VERSIONS 20
+
+static node_t node;
+
+/* The manifest of name at 1.<minor>.0 with fields f0..f<nfields-1>. */
+static char *manifest(const char *name, int minor, int nfields, size_t *len)
+{
+    size_t cap = 4096 + (size_t)nfields * 96;
+    char *t = malloc(cap);
+    if (!t)
+        bench_die("out of memory");
+    int n = snprintf(t, cap,
+                     "name: %s\ndomain: bench\nversion: \"1.%d.0\"\ntitle: Bench product\n"
+                     "description: {purpose: p, usage: u, limitations: l}\n"
+                     "owners: {business: b@example.com, technical: t@example.com}\n"
+                     "tags: [bench]\nschema:\n"
+                     "  - {name: id, logicalType: string, required: true, primaryKey: true}\n"
+                     "  - {name: amount, logicalType: integer, required: true}\n"
+                     "  - {name: at, logicalType: timestamp, required: true}\n",
+                     name, minor);
+    for (int i = 0; i < nfields; i++)
+        n += snprintf(t + n, cap - (size_t)n, "  - {name: f%d, logicalType: string, required: false}\n", i);
+    *len = (size_t)n;
+    return t;
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t last_cpu;   /* CPU time of the last publish (this thread) */
+
+static uint64_t publish(const char *name, int minor, int nfields, int dry)
+{
+    size_t len;
+    char *t = manifest(name, minor, nfields, &len);
+    char id[128];
+    snprintf(id, sizeof id, "bench/%s", name);
+    node_publish_opts_t o = {.dry_run = dry};
+    node_result_t r;
+    uint64_t c0 = cpu_ns(), t0 = bench_now_ns();
+    node_code_t c = node_publish_ex(&node, id, t, len, &o, &r);
+    uint64_t dt = bench_now_ns() - t0;
+    last_cpu = cpu_ns() - c0;
+    if (c != NODE_OK || r.unchanged)
+        bench_die("publish %s 1.%d.0: %s %s", id, minor, r.kind ? r.kind : "unchanged", r.detail);
+    node_result_clear(&r);
+    free(t);
+    return dt;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void stats(uint64_t *v, int n, double *mean_us, double *p50_us)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += (double)v[i];
+    qsort(v, (size_t)n, sizeof *v, cmp_u64);
+    *mean_us = sum / n / 1e3;
+    *p50_us = (double)v[n / 2] / 1e3;
+}
+
+int main(int argc, char **argv)
+{
+    int k = argc > 1 ? atoi(argv[1]) : 50;
+    if (k < 1 || k > 10000)
+        bench_die("usage: gate [K: products of each kind, 1..10000]");
+    const char *dir = bench_init("trib-bench-gate");
+    config_defaults(&node.cfg);
+    snprintf(node.cfg.data, sizeof node.cfg.data, "%s/node", dir);
+    snprintf(node.cfg.domain, sizeof node.cfg.domain, "bench");
+    snprintf(node.cfg.log_level, sizeof node.cfg.log_level, "error");
+    node.limits = records_default_limits;
+    log_set_level(LOG_ERROR);
+    char err[512];
+    if (node_open(&node, err, sizeof err) != 0)
+        bench_die("node_open: %s", err);
+
+    uint64_t t0 = bench_now_ns();
+    for (int i = 0; i < k; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "x%d", i);
+        for (int v = 0; v < VERSIONS; v++)
+            publish(name, v, v, 0);
+    }
+    double setup_s = (double)(bench_now_ns() - t0) / 1e9;
+    enum { WITH, ONE, NONE, DRY, DRY_NEW, KINDS };
+    static const char *const what[KINDS] = {
+        "publish, checked against 20 versions (BACKWARD_TRANSITIVE)",
+        "publish, checked against 1 version",
+        "publish, new product (no check)",
+        "gate alone (dry run), against 20 versions",
+        "gate alone (dry run), new product"};
+    uint64_t *wall[KINDS], *cpu[KINDS];
+    for (int w = 0; w < KINDS; w++)
+        if (!(wall[w] = calloc((size_t)k, sizeof(uint64_t))) || !(cpu[w] = calloc((size_t)k, sizeof(uint64_t))))
+            bench_die("out of memory");
+    for (int i = 0; i < k; i++) {   /* z: one earlier version */
+        char z[32];
+        snprintf(z, sizeof z, "z%d", i);
+        publish(z, 0, VERSIONS - 1, 0);
+    }
+    for (int i = 0; i < k; i++) {   /* interleaved, so every kind sees the same machine */
+        char x[32], y[32], z[32];
+        snprintf(x, sizeof x, "x%d", i);
+        snprintf(y, sizeof y, "y%d", i);
+        snprintf(z, sizeof z, "z%d", i);
+        wall[DRY][i] = publish(x, VERSIONS, VERSIONS, 1), cpu[DRY][i] = last_cpu;
+        wall[DRY_NEW][i] = publish(y, 0, VERSIONS, 1), cpu[DRY_NEW][i] = last_cpu;
+        wall[WITH][i] = publish(x, VERSIONS, VERSIONS, 0), cpu[WITH][i] = last_cpu;
+        wall[ONE][i] = publish(z, 1, VERSIONS, 0), cpu[ONE][i] = last_cpu;
+        wall[NONE][i] = publish(y, 0, VERSIONS, 0), cpu[NONE][i] = last_cpu;
+    }
+    double wm[KINDS], wp[KINDS], cm[KINDS], cp[KINDS];
+    for (int w = 0; w < KINDS; w++) {
+        stats(wall[w], k, &wm[w], &wp[w]);
+        stats(cpu[w], k, &cm[w], &cp[w]);
+    }
+    printf("== Publish gate (issue 12): compatibility check against %d earlier versions vs none ==\n", VERSIONS);
+    printf("  in-process node, durable commits; %d products x %d versions first (%.1f s), then %d of each kind, interleaved\n",
+           k, VERSIONS, setup_s, k);
+    printf("  %-60s %10s %10s %10s %10s\n", "", "wall mean", "wall p50", "CPU mean", "CPU p50");
+    for (int w = 0; w < KINDS; w++)
+        printf("  %-60s %8.0f us %8.0f us %8.0f us %8.0f us\n", what[w], wm[w], wp[w], cm[w], cp[w]);
+    printf("  ratio checked(20) / none: wall mean %.2fx, p50 %.2fx; CPU mean %.2fx, p50 %.2fx   (issue target <= 1.5x,\n"
+           "    with the 50-rule policy part: bench/policy)\n", wm[WITH] / wm[NONE], wp[WITH] / wp[NONE],
+           cm[WITH] / cm[NONE], cp[WITH] / cp[NONE]);
+    printf("  ratio checked(20) / checked(1): wall p50 %.2fx, CPU p50 %.2fx (what the transitive check adds)\n",
+           wp[WITH] / wp[ONE], cp[WITH] / cp[ONE]);
+    for (int w = 0; w < KINDS; w++) {
+        free(wall[w]);
+        free(cpu[w]);
+    }
+    node_close(&node);
+    return 0;
+}

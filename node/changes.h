@@ -1,0 +1,31 @@
+/* node/changes.h - the catalog change feed of GET /v1/catalog/changes and `trib watch`.
+ *
+ * Owns: turning the node-local change log (storage/changes.c) into feed events - published,
+ * new_version (with its change class), breaking, deprecated, retired, and the events other parts
+ * of the node note (policy_changed, grant_changed) - and the NDJSON pages the live stream sends.
+ * Must not: write the catalog, wait, or speak HTTP (node/stream.c streams the pages). */
+#ifndef TRIB_CHANGES_H
+#define TRIB_CHANGES_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include "node/node.h"
+
+/* Adds an event to this node's feed and wakes its watchers: event is the kind ("policy_changed",
+ * "grant_changed"), product the id it is about (NULL: none; its domain is the filter's), detail
+ * any JSON object merged into the event (borrowed; NULL: none). For the policy and grants
+ * helpers. The event's local seq, or 0 when it could not be stored (logged). */
+uint64_t changes_note(node_t *n, const char *event, const char *product, json_t *detail);
+
+/* The feed event of log row seq (raw: the stored bytes), or NULL when the row cannot be read.
+ * {"seq", "event", "product"?, "domain"?, "version"?, "previous"?, "change_class"?, "breaking"?,
+ *  "catalog_seq"?, "time_ms"?, ...}. A new reference. */
+json_t *changes_event(node_t *n, uint64_t seq, const void *raw, size_t len);
+
+/* Appends to buf (*len of *cap, realloc'd) the NDJSON lines of the events from seq from on, at
+ * most max rows read, keeping those of domain and product (NULL or "": all). *next is the seq
+ * after the last row read. The rows read, or -1 (storage). */
+long changes_page(node_t *n, uint64_t from, uint64_t max, const char *domain, const char *product,
+                  char **buf, size_t *len, size_t *cap, uint64_t *next);
+
+#endif

@@ -1,0 +1,428 @@
+/* node/gate.c - the governance gate of publish and the version views (gate.h).
+ *
+ * Sections: retained versions / the gate / history and diff views. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gossip/identity.h"
+#include "node/errtext.h"
+#include "node/gate.h"
+#include "node/manifest.h"
+#include "node/semver.h"
+#include "node/view.h"
+
+/* ================================================================ retained versions */
+
+typedef struct {
+    gate_versions_t *v;
+    size_t cap;
+    int oom;
+} collect_t;
+
+static int collect(void *ctx, const store_version_t *row)
+{
+    collect_t *c = ctx;
+    if (c->v->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        store_version_t *nr = realloc(c->v->rows, cap * sizeof *nr);
+        if (!nr) {
+            c->oom = 1;
+            return 1;
+        }
+        c->v->rows = nr;
+        c->cap = cap;
+    }
+    c->v->rows[c->v->n++] = *row;
+    return 0;
+}
+
+/* Parsed documents of catalog entries, by (domain, seq): direct-mapped, immutable values shared
+ * by reference (jansson's reference counts are atomic; nothing modifies a cached document). */
+#define DOC_CACHE 1024
+static struct {
+    char domain[64];
+    uint64_t seq;
+    json_t *doc;
+} doc_cache[DOC_CACHE];
+static pthread_mutex_t doc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t doc_slot(const char *domain, uint64_t seq)
+{
+    uint64_t h = 1469598103934665603ull ^ seq;
+    for (const unsigned char *p = (const unsigned char *)domain; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)(h % DOC_CACHE);
+}
+
+/* The document of m (entry domain|seq): a new reference, or NULL when it has none. */
+static json_t *doc_of(const char *domain, uint64_t seq, const Trib__Manifest *m)
+{
+    size_t i = doc_slot(domain, seq);
+    json_t *d = NULL;
+    pthread_mutex_lock(&doc_mu);
+    if (doc_cache[i].doc && doc_cache[i].seq == seq && strcmp(doc_cache[i].domain, domain) == 0)
+        d = json_incref(doc_cache[i].doc);
+    pthread_mutex_unlock(&doc_mu);
+    if (d)
+        return d;
+    d = manifest_document(m);
+    if (!d)
+        return NULL;
+    pthread_mutex_lock(&doc_mu);
+    json_t *old = doc_cache[i].doc;
+    snprintf(doc_cache[i].domain, sizeof doc_cache[i].domain, "%s", domain);
+    doc_cache[i].seq = seq;
+    doc_cache[i].doc = json_incref(d);
+    pthread_mutex_unlock(&doc_mu);
+    json_decref(old);
+    return d;
+}
+
+void gate_versions_free(gate_versions_t *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->se && v->ce)
+            view_free_entry(&v->se[i], &v->ce[i]);
+        if (v->doc)
+            json_decref(v->doc[i]);
+    }
+    free(v->doc);
+    free(v->rows);
+    free(v->se);
+    free(v->ce);
+    free(v->m);
+    memset(v, 0, sizeof *v);
+}
+
+int gate_versions_load(node_t *n, const char *id, gate_versions_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    collect_t c = {.v = out};
+    if (store_history(n->st, id, collect, &c) != 0 || c.oom) {
+        snprintf(err, errlen, "reading the version history of %s failed: %s", id,
+                 c.oom ? "out of memory" : store_last_error());
+        gate_versions_free(out);
+        return -1;
+    }
+    if (out->n == 0)
+        return 0;
+    out->se = calloc(out->n, sizeof *out->se);
+    out->ce = calloc(out->n, sizeof *out->ce);
+    out->m = calloc(out->n, sizeof *out->m);
+    out->doc = calloc(out->n, sizeof *out->doc);
+    if (!out->se || !out->ce || !out->m || !out->doc) {
+        snprintf(err, errlen, "out of memory loading the versions of %s", id);
+        gate_versions_free(out);
+        return -1;
+    }
+    char domain[64];
+    snprintf(domain, sizeof domain, "%.*s", (int)strcspn(id, "/"), id);
+    for (size_t i = 0; i < out->n; i++)
+        if (view_load_manifest(n, domain, out->rows[i].seq, &out->se[i], &out->ce[i]) == 0 &&
+            out->ce[i]->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST)
+            out->m[i] = out->ce[i]->manifest;
+    return 0;
+}
+
+/* The documents of the versions gate_run compares with. */
+static void load_docs(const char *id, gate_versions_t *v, const size_t *idx, size_t k)
+{
+    char domain[64];
+    snprintf(domain, sizeof domain, "%.*s", (int)strcspn(id, "/"), id);
+    for (size_t j = 0; j < k; j++) {
+        size_t i = idx[j];
+        if (v->m[i] && !v->doc[i])
+            v->doc[i] = doc_of(domain, v->rows[i].seq, v->m[i]);
+    }
+}
+
+/* ================================================================ the gate */
+
+/* The mode without _TRANSITIVE: what one step between two versions is judged by. */
+static compat_mode_t base_mode(compat_mode_t m)
+{
+    switch (m) {
+    case COMPAT_BACKWARD_TRANSITIVE: return COMPAT_BACKWARD;
+    case COMPAT_FORWARD_TRANSITIVE: return COMPAT_FORWARD;
+    case COMPAT_FULL_TRANSITIVE: return COMPAT_FULL;
+    default: return m;
+    }
+}
+
+static int is_transitive(compat_mode_t m) { return base_mode(m) != m; }
+
+static node_code_t refuse(node_result_t *r, node_code_t code, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static node_code_t refuse(node_result_t *r, node_code_t code, const char *kind, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+    errtext_utf8(r->detail);   /* it quotes the manifest, and may be cut: JSON needs UTF-8 */
+    r->code = code;
+    r->kind = kind;
+    return code;
+}
+
+static void violation(json_t *rep, const char *rule, const char *path, const char *message)
+{
+    json_array_append_new(json_object_get(rep, "violations"),
+                          json_pack("{s:s,s:s,s:s?,s:s}", "rule", rule, "severity", "error", "path", path,
+                                    "message", message ? message : ""));
+}
+
+static int same_document(const json_t *da, const Trib__Manifest *b)
+{
+    json_t *db = manifest_document(b);
+    int eq = da && db && json_equal(da, db);
+    json_decref(db);
+    return eq;
+}
+
+/* Moves the compatibility report's members into rep. */
+static void merge_report(json_t *rep, const compat_report_t *cr)
+{
+    json_t *cj = compat_report_json(cr);
+    const char *k;
+    json_t *v;
+    json_object_foreach(cj, k, v)
+        if (strcmp(k, "mode") != 0)
+            json_object_set(rep, k, v);
+    json_decref(cj);
+}
+
+static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, int revive,
+                            node_result_t *r, json_t *rep)
+{
+    char err[1024];
+    compat_mode_t mode;
+    if (compat_manifest_mode(m, &mode, err, sizeof err) != 0)
+        return refuse(r, NODE_BAD_INPUT, "bad_manifest", "%s", err);
+    store_product_t p;
+    int rc = store_product_get(n->st, id, &p);
+    if (rc == STORE_NOTFOUND) {
+        r->created = 1;
+        json_object_set_new(rep, "created", json_true());
+        return NODE_OK;
+    }
+    if (rc != 0)
+        return refuse(r, NODE_FAILED, "storage", "reading product %s failed", id);
+    gate_versions_t v;
+    if (gate_versions_load(n, id, &v, err, sizeof err) != 0)
+        return refuse(r, NODE_FAILED, "storage", "%s", err);
+    node_code_t code = NODE_OK;
+    compat_report_t *cr = NULL;
+    const Trib__Manifest **earlier = NULL;
+    json_t **docs = NULL;
+    size_t *idx = NULL;
+    const Trib__Manifest *latest = v.n ? v.m[v.n - 1] : NULL;
+    json_object_set_new(rep, "latest", latest ? json_string(latest->version) : json_null());
+    if (p.retired) {
+        json_object_set_new(rep, "retired", json_true());
+        if (!revive) {
+            code = refuse(r, NODE_ALREADY_RETIRED, "retired",
+                          "%s is retired; it comes back only when asked (trib publish --revive, or "
+                          "?revive=1) with a version above %s", id, latest ? latest->version : "the last one");
+            violation(rep, "lifecycle.revive", "status", r->detail);
+            goto out;
+        }
+    } else if (latest) {
+        size_t last = v.n - 1;
+        load_docs(id, &v, &last, 1);
+    }
+    if (!p.retired && latest && same_document(v.doc[v.n - 1], m)) {
+        r->unchanged = 1;
+        json_object_set_new(rep, "unchanged", json_true());
+        goto out;
+    }
+    /* Versions only go up: above every version ever published (older builds let one go down). */
+    semver_t nv, hv, best;
+    const char *highest = NULL;
+    if (semver_parse(m->version, &nv, err, sizeof err) != 0) {
+        code = refuse(r, NODE_BAD_INPUT, "bad_manifest", "version: %s", err);
+        goto out;
+    }
+    for (size_t i = 0; i < v.n; i++)
+        if (semver_parse(v.rows[i].version, &hv, err, sizeof err) == 0 &&
+            (!highest || semver_compare(&hv, &best) > 0)) {
+            best = hv;
+            highest = v.rows[i].version;
+        }
+    if (highest && semver_compare(&nv, &best) <= 0) {
+        code = refuse(r, NODE_REFUSED, "version_not_increased",
+                      "version: %s is not above %s, the highest published version of %s; versions only go up%s",
+                      m->version, highest, id,
+                      semver_compare(&nv, &best) == 0 ? " (the same version with other content is refused)" : "");
+        violation(rep, "version.monotonic", "version", r->detail);
+        goto out;
+    }
+    /* Compatibility: against the latest version, or every retained one (_TRANSITIVE). */
+    size_t k = 0;
+    earlier = calloc(v.n ? v.n : 1, sizeof *earlier);
+    docs = calloc(v.n ? v.n : 1, sizeof *docs);
+    idx = calloc(v.n ? v.n : 1, sizeof *idx);
+    if (!earlier || !docs || !idx) {
+        code = refuse(r, NODE_FAILED, "internal", "out of memory");
+        goto out;
+    }
+    /* _TRANSITIVE: every retained version of the latest's major line. A major bump starts a
+     * new line (a new output-port version, governance-anchors C.3): 3.1.0 is checked against
+     * 3.0.0 and 3.0.1, not against the 2.x it was allowed to break. */
+    semver_t lv;
+    int line_ok = latest && semver_parse(latest->version, &lv, err, sizeof err) == 0;
+    for (size_t i = is_transitive(mode) ? 0 : (v.n ? v.n - 1 : 0); i < v.n; i++) {
+        if (!v.m[i])
+            continue;
+        if (i + 1 < v.n && line_ok &&
+            (semver_parse(v.rows[i].version, &hv, err, sizeof err) != 0 || hv.major != lv.major))
+            continue;
+        idx[k] = i;
+        earlier[k++] = v.m[i];
+    }
+    if (k == 0)
+        goto out;   /* nothing readable to compare with */
+    load_docs(id, &v, idx, k);
+    for (size_t j = 0; j < k; j++)
+        docs[j] = v.doc[idx[j]];
+    cr = compat_check_docs(earlier, docs, k, m, mode, err, sizeof err);
+    if (!cr) {
+        code = refuse(r, NODE_FAILED, "internal", "compatibility check: %s", err);
+        goto out;
+    }
+    merge_report(rep, cr);
+    if (compat_version_check(cr, err, sizeof err) != 0) {
+        const char *kind = cr->compatible ? "version_not_increased" : "incompatible";
+        code = refuse(r, NODE_REFUSED, kind, "%s", err);
+        if (cr->compatible)
+            violation(rep, "version.bump", "version", err);
+        for (size_t i = 0; i < cr->n; i++)
+            if (cr->changes[i].breaking)
+                violation(rep, "schema.compat", cr->changes[i].path, cr->changes[i].message);
+    }
+out:
+    compat_report_free(&cr);
+    free(earlier);
+    free(docs);
+    free(idx);
+    gate_versions_free(&v);
+    return code;
+}
+
+node_code_t gate_check(node_t *n, const char *id, const Trib__Manifest *m, int revive,
+                       node_result_t *r, json_t **report)
+{
+    compat_mode_t mode;
+    char err[256];
+    compat_manifest_mode(m, &mode, err, sizeof err);
+    json_t *rep = json_pack("{s:s,s:s,s:s,s:b,s:[],s:s,s:[]}", "id", id, "mode", compat_mode_name(mode),
+                            "version", m->version ? m->version : "", "ok", 1, "changes", "required_bump",
+                            "none", "violations");
+    node_code_t code = gate_run(n, id, m, revive, r, rep ? rep : json_object());
+    if (rep) {
+        json_object_set_new(rep, "ok", json_boolean(code == NODE_OK));
+        if (code != NODE_OK)
+            json_object_set_new(rep, "error", json_pack("{s:s,s:s}", "error", r->kind ? r->kind : "",
+                                                        "detail", r->detail));
+    }
+    if (report)
+        *report = rep;
+    else
+        json_decref(rep);
+    return code;
+}
+
+/* ================================================================ history and diff views */
+
+json_t *gate_history_json(node_t *n, const char *id, int *status, char *err, size_t errlen)
+{
+    gate_versions_t v;
+    *status = 500;
+    if (gate_versions_load(n, id, &v, err, errlen) != 0)
+        return NULL;
+    if (v.n == 0) {
+        *status = 404;
+        snprintf(err, errlen, "no product %s in this node's catalog", id);
+        gate_versions_free(&v);
+        return NULL;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < v.n; i++) {
+        char hex[ID_HEX_LEN];
+        identity_hex(v.rows[i].signer, hex);
+        compat_mode_t mode = COMPAT_DEFAULT_MODE;
+        char e[256];
+        if (v.m[i])
+            compat_manifest_mode(v.m[i], &mode, e, sizeof e);
+        const char *cls = "initial";
+        int breaking = 0;
+        compat_report_t *cr = NULL;
+        if (i > 0 && v.m[i] && v.m[i - 1]) {
+            cr = compat_check(&v.m[i - 1], 1, v.m[i], base_mode(mode), e, sizeof e);
+            cls = cr ? (cr->n ? compat_bump_name(cr->required) : "none") : "unknown";
+            breaking = cr && !cr->compatible;
+        } else if (i > 0) {
+            cls = "unknown";
+        }
+        json_t *row = json_pack("{s:s,s:I,s:I,s:s,s:s,s:b,s:s,s:I}", "version", v.rows[i].version, "seq",
+                                (json_int_t)v.rows[i].seq, "time_ms", (json_int_t)v.rows[i].time_ms,
+                                "signer", hex, "change_class", cls, "breaking", breaking, "mode",
+                                compat_mode_name(mode), "changes", (json_int_t)(cr ? cr->n : 0));
+        compat_report_free(&cr);
+        if (v.m[i] && v.m[i]->status)
+            json_object_set_new(row, "status", json_string(v.m[i]->status));
+        json_array_append_new(arr, row);
+    }
+    gate_versions_free(&v);
+    store_product_t p;
+    json_t *j = json_pack("{s:s,s:o}", "id", id, "versions", arr);
+    if (j && store_product_get(n->st, id, &p) == 0)
+        json_object_set_new(j, "retired", json_boolean(p.retired));
+    return j;
+}
+
+/* The last version named ver (older builds let one be published twice), or -1. */
+static long find_version(const gate_versions_t *v, const char *ver)
+{
+    for (size_t i = v->n; i-- > 0;)
+        if (strcmp(v->rows[i].version, ver) == 0 && v->m[i])
+            return (long)i;
+    return -1;
+}
+
+json_t *gate_diff_json(node_t *n, const char *id, const char *from, const char *to, int *status,
+                       char *err, size_t errlen)
+{
+    gate_versions_t v;
+    *status = 500;
+    if (gate_versions_load(n, id, &v, err, errlen) != 0)
+        return NULL;
+    json_t *j = NULL;
+    long a = -1, b = -1;
+    if (v.n == 0) {
+        *status = 404;
+        snprintf(err, errlen, "no product %s in this node's catalog", id);
+    } else if ((a = find_version(&v, from)) < 0 || (b = find_version(&v, to)) < 0) {
+        *status = 404;
+        snprintf(err, errlen, "%s has no version %s; see trib history %s", id, a < 0 ? from : to, id);
+    } else {
+        compat_mode_t mode = COMPAT_DEFAULT_MODE;
+        char e[256];
+        compat_manifest_mode(v.m[b], &mode, e, sizeof e);
+        compat_report_t *cr = compat_check(&v.m[a], 1, v.m[b], base_mode(mode), err, errlen);
+        if (cr) {
+            j = compat_report_json(cr);
+            if (j) {
+                json_object_set_new(j, "id", json_string(id));
+                json_object_set_new(j, "declared_mode", json_string(compat_mode_name(mode)));
+            }
+        }
+        compat_report_free(&cr);
+        if (!j)
+            snprintf(err, errlen, "out of memory");
+    }
+    gate_versions_free(&v);
+    return j;
+}

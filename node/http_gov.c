@@ -1,0 +1,148 @@
+/* node/http_gov.c - the governance routes of the HTTP API (http_gov.h).
+ *
+ * Owns: parsing their parameters, running the dry-run publish (node_publish_ex with dry_run: the
+ * same gate a publish meets, nothing stored) and the history/diff views (node/gate.c), and their
+ * JSON replies and errors.
+ * Must not: store anything or hold an LMDB transaction across a network write. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "node/errtext.h"
+#include "node/gate.h"
+#include "node/http_gov.h"
+#include "node/metrics.h"
+#include "node/stream.h"
+#include "storage/store.h"
+
+static enum MHD_Result reply(const gov_call_t *g, unsigned status, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s)
+        return MHD_NO;
+    size_t n = strlen(s);
+    char *body = realloc(s, n + 2);
+    if (!body) {
+        free(s);
+        return MHD_NO;
+    }
+    body[n] = '\n';
+    body[n + 1] = '\0';
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n + 1, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(g->c, status, resp);
+    MHD_destroy_response(resp);
+    metrics_http(g->route, status);
+    return ret;
+}
+
+static enum MHD_Result error(const gov_call_t *g, unsigned status, const char *kind, const char *detail)
+{
+    char text[1024];   /* details quote the request (a version asked for): valid UTF-8 for JSON */
+    snprintf(text, sizeof text, "%s", detail);
+    errtext_utf8(text);
+    return reply(g, status, json_pack("{s:s,s:s}", "error", kind, "detail", text));
+}
+
+int gov_flag(struct MHD_Connection *c, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
+json_t *gov_refusal_json(const node_result_t *r)
+{
+    if (!r->report)
+        return NULL;
+    json_t *j = json_pack("{s:s,s:s}", "error", r->kind ? r->kind : "refused", "detail", r->detail);
+    const char *k;
+    json_t *v;
+    json_object_foreach(r->report, k, v)
+        if (strcmp(k, "error") != 0 && strcmp(k, "ok") != 0)
+            json_object_set(j, k, v);
+    return j;
+}
+
+/* Statuses of the outcomes that are the caller's input, not the gate's verdict. */
+static unsigned input_status(node_code_t code)
+{
+    switch (code) {
+    case NODE_BAD_INPUT: return 400;
+    case NODE_WRONG_DOMAIN: return 403;
+    case NODE_NO_SPACE: return 507;
+    default: return 500;
+    }
+}
+
+enum MHD_Result gov_check(const gov_call_t *g)
+{
+    node_publish_opts_t o = {.dry_run = 1, .want_report = 1, .revive = gov_flag(g->c, "revive")};
+    node_result_t r;
+    node_publish_ex(g->n, g->id, g->body ? g->body : "", g->len, &o, &r);
+    if (!r.report) /* refused before the gate: the manifest itself, or its domain */
+        return error(g, input_status(r.code), r.kind ? r.kind : "internal", r.detail);
+    json_t *j = r.report;
+    r.report = NULL;
+    return reply(g, 200, j);
+}
+
+enum MHD_Result gov_history(const gov_call_t *g)
+{
+    char err[512];
+    int status;
+    json_t *j = gate_history_json(g->n, g->id, &status, err, sizeof err);
+    if (!j)
+        return error(g, (unsigned)status, status == 404 ? "not_found" : "storage", err);
+    return reply(g, 200, j);
+}
+
+enum MHD_Result gov_diff(const gov_call_t *g)
+{
+    const char *from = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "from");
+    const char *to = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "to");
+    if (!from || !*from || !to || !*to)
+        return error(g, 400, "bad_query", "from and to: give two versions, e.g. ?from=1.0.0&to=2.0.0");
+    if (strlen(from) > 256 || strlen(to) > 256)
+        return error(g, 400, "bad_query", "from, to: a version is at most 256 characters");
+    char err[512];
+    int status;
+    json_t *j = gate_diff_json(g->n, g->id, from, to, &status, err, sizeof err);
+    if (!j)
+        return error(g, (unsigned)status, status == 404 ? "not_found" : "storage", err);
+    return reply(g, 200, j);
+}
+
+enum MHD_Result gov_changes(const gov_call_t *g)
+{
+    const char *f = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "from");
+    const char *lv = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "live");
+    const char *domain = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "domain");
+    const char *product = MHD_lookup_connection_value(g->c, MHD_GET_ARGUMENT_KIND, "product");
+    uint64_t from = 1;
+    if (f && *f) {
+        char *end;
+        errno = 0;
+        if (f[0] < '0' || f[0] > '9' || (from = strtoull(f, &end, 10), *end) || errno)
+            return error(g, 400, "bad_query", "from: expected a change seq (a whole number >= 0)");
+    }
+    int live = !(lv && (!strcmp(lv, "0") || !strcasecmp(lv, "false") || !strcasecmp(lv, "no")));
+    if (domain && *domain && !store_valid_name(domain, strlen(domain)))
+        return error(g, 400, "bad_query", "domain: not a domain name (" STORE_NAME_RULE ")");
+    if (product && *product && !store_valid_id(product))
+        return error(g, 400, "bad_query", "product: not a product id (domain/name, each " STORE_NAME_RULE ")");
+    uint64_t last = 0;
+    store_changes_last(g->n->st, &last);
+    stream_t *s = stream_new_feed(g->n, g->c, from, live, domain, product);
+    if (!s)
+        return MHD_NO;
+    enum MHD_Result ret = stream_queue(g->c, s, last);
+    if (ret == MHD_YES)
+        metrics_http(g->route, 200);
+    return ret;
+}
