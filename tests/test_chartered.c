@@ -845,6 +845,15 @@ static int publish_refused(void *ctx)
 {
     pub_cond_t *p = ctx;
     char *out = NULL, *eout = NULL;
+    /* a new version each time: an unchanged manifest is answered "unchanged" and signs nothing */
+    static int patch;
+    char yaml[600];
+    int n = snprintf(yaml, sizeof yaml,
+                     "name: settled\ndomain: payments\nversion: 1.0.%d\nstatus: active\ntitle: Settled\n"
+                     "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                     "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                     "  - {name: id, logicalType: string, required: true}\n", patch++);
+    cr_assert_eq(h_write_file(p->manifest, yaml, (size_t)n), 0);
     int rc = h_trib(p->n, NULL, &out, &eout, "publish", p->manifest, NULL);
     snprintf(p->body, sizeof p->body, "%s%s", out ? out : "", eout ? eout : "");
     free(out), free(eout);
