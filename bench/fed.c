@@ -4,6 +4,8 @@
  * Usage: fed TRIB_BINARY [N...]       (default N = 5 10 20; env FED_PUBS, FED_IDLE_S)
  *        fed TRIB_BINARY concurrent [N [PER]]   (issue 9 item 1: N nodes each publish PER at once;
  *        10 x 1000 by default; Tributary only)
+ *        fed TRIB_BINARY chartered [N...]   (issue 10: Tributary open beside Tributary chartered:
+ *        join time and publish reach-all, ratio chartered/open; default N = 20, FED_IDLE_S 3)
  *        fed TRIB_BINARY catchup [DOMAINS [PER]]   (issue 9 item 5: a node joins a seed whose store
  *        holds DOMAINS x PER entries, 100 x 1000 by default, written through the library)
  *
@@ -37,6 +39,8 @@
 #include <sodium.h>
 #include <sys/wait.h>
 #include "bench/bench.h"
+#include "gossip/cert.h"
+#include "gossip/charter.h"
 #include "gossip/entry.h"
 #include "storage/store.h"
 
@@ -54,6 +58,8 @@ static const char *trib_bin;
 static int npubs = 30, idle_s = 20, poll_us = 1000;
 static int trib_poll;               /* FED_TRIB_POLL=1: time trib arrival by HTTP polling, not its log */
 static int conc_mode;               /* concurrent-publisher run: agents log at info, not debug */
+static int chartered;               /* trib nodes run with --charter/--cert, seeds NODE_ID@HOST:PORT */
+static char node0_hex[ID_HEX_LEN];
 static char nft_table[64];
 static int nft_ok;
 
@@ -365,7 +371,17 @@ static void start_node(cluster_t *c, int i)
     snprintf(http, sizeof http, "127.0.0.1:%d", c->base + 50 + i);
     snprintf(seed, sizeof seed, "127.0.0.1:%d", c->base);
     int rc;
-    if (c->sys == SYS_TRIB) {
+    if (c->sys == SYS_TRIB && chartered) {
+        char chseed[160], charter[300], cert[300];
+        snprintf(data, sizeof data, "%s/%s", c->dir, name);
+        snprintf(chseed, sizeof chseed, "%s@%s", node0_hex, seed);
+        snprintf(charter, sizeof charter, "%s/charter.json", c->dir);
+        snprintf(cert, sizeof cert, "%s/%s.cert", c->dir, name);
+        char *argv[] = {(char *)trib_bin, "agent", "--data", data, "--domain", name, "--listen", peer,
+                        "--http", http, "--charter", charter, "--cert", cert, "--log-level", "debug",
+                        i ? "--seed" : NULL, chseed, NULL};
+        rc = bench_spawn(&c->procs[i], argv, i);
+    } else if (c->sys == SYS_TRIB) {
         snprintf(data, sizeof data, "%s/%s", c->dir, name);
         char *argv[] = {(char *)trib_bin, "agent", "--data", data, "--domain", name, "--listen", peer,
                         "--http", http, "--log-level", trib_poll || conc_mode ? "info" : "debug", i ? "--seed" : NULL, seed,
@@ -576,7 +592,8 @@ static void cluster_init(cluster_t *c, int sys, int n, const char *tmp)
     c->base = bench_reserve_ports(&c->lock_fd);
     if (c->base < 0)
         bench_die("no free block of 100 loopback ports in 20000..31999");
-    snprintf(c->dir, sizeof c->dir, "%s/%s-%d", tmp, sys_name[sys], n);
+    /* a chartered run gets its own dir: node identities and admin tokens (cached by dir) differ */
+    snprintf(c->dir, sizeof c->dir, "%s/%s%s-%d", tmp, sys_name[sys], chartered ? "-chartered" : "", n);
     if (mkdir(c->dir, 0700) < 0)
         bench_die("mkdir %s: %s", c->dir, strerror(errno));
     c->multi = curl_multi_init();
@@ -669,6 +686,61 @@ static void publish_one(cluster_t *c, int k, double *lat_ms, double *put_ms, int
         }
 }
 
+/* Chartered: a charter of two roots (threshold 2) in c->dir, and for every node an identity in its
+ * data dir and a 90-day certificate for its domain, made before any clock starts. */
+static void prepare_charter(cluster_t *c)
+{
+    identity_t r1, r2;
+    char err[512], path[400];
+    memset(&r1, 0, sizeof r1), memset(&r2, 0, sizeof r2);
+    crypto_sign_keypair(r1.pk, r1.sk);
+    crypto_sign_keypair(r2.pk, r2.sk);
+    const identity_t *roots[] = {&r1, &r2};
+    charter_t ch;
+    memset(&ch, 0, sizeof ch);
+    randombytes_buf(ch.fed_id, FED_ID_LEN);
+    memcpy(ch.keys[0].key, r1.pk, 32);
+    memcpy(ch.keys[1].key, r2.pk, 32);
+    ch.keys[0].role = ch.keys[1].role = CHARTER_ROLE_ROOT;
+    ch.nkeys = 2;
+    ch.threshold = 2;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000;
+    ch.issued_ms = now;
+    if (charter_sign(NULL, &ch, roots, 2, err, sizeof err) != 0)
+        bench_die("charter: %s", err);
+    snprintf(path, sizeof path, "%s/charter.json", c->dir);
+    json_t *j = charter_to_json(&ch);
+    if (trust_file_write(path, j, err, sizeof err) != 0)
+        bench_die("%s", err);
+    json_decref(j);
+    for (int i = 0; i < c->n; i++) {
+        identity_t id;
+        int created;
+        char dom[16];
+        snprintf(dom, sizeof dom, "n%d", i);
+        snprintf(path, sizeof path, "%s/%s", c->dir, dom);
+        if (mkdir(path, 0700) < 0 || identity_load_or_create(path, &id, &created, err, sizeof err) != 0)
+            bench_die("identity %s: %s", path, err);
+        if (i == 0)
+            memcpy(node0_hex, id.hex, sizeof node0_hex);
+        cert_t cert;
+        if (cert_issue(&ch, dom, id.pk, now - 3600000, now + 90LL * 86400000, 0, roots, 2, &cert, err, sizeof err) != 0)
+            bench_die("certify %s: %s", dom, err);
+        snprintf(path, sizeof path, "%s/%s.cert", c->dir, dom);
+        j = cert_to_json(&cert);
+        if (trust_file_write(path, j, err, sizeof err) != 0)
+            bench_die("%s", err);
+        json_decref(j);
+        cert_free(&cert);
+        sodium_memzero(&id, sizeof id);
+    }
+    charter_free(&ch);
+    sodium_memzero(&r1, sizeof r1);
+    sodium_memzero(&r2, sizeof r2);
+}
+
 static void run_cluster(int sys, int n, const char *tmp, result_t *r)
 {
     cluster_t *c = calloc(1, sizeof *c);
@@ -677,7 +749,10 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
     cluster_init(c, sys, n, tmp);
     memset(r, 0, sizeof *r);
     r->wire_bps = r->app_bps = -1;
-    fprintf(stderr, "fed: N=%d %s: ports %d.., starting\n", n, sys_name[sys], c->base);
+    fprintf(stderr, "fed: N=%d %s%s: ports %d.., starting\n", n, sys_name[sys], chartered ? " chartered" : "",
+            c->base);
+    if (chartered)
+        prepare_charter(c);
 
     start_node(c, 0);
     if (!pump_until(c, node0_ready, 30))
@@ -1321,6 +1396,42 @@ int main(int argc, char **argv)
         const char *tmp = bench_init("tribbench-catchup");
         curl_global_init(CURL_GLOBAL_DEFAULT);
         run_catchup(d, per, tmp);
+        curl_global_cleanup();
+        return 0;
+    }
+    if (argc > 2 && !strcmp(argv[2], "chartered")) { /* fed TRIB chartered [N...] */
+        int ns[8] = {20}, nn = argc > 3 ? 0 : 1;
+        for (int i = 3; i < argc && nn < 8; i++)
+            if ((ns[nn++] = atoi(argv[i])) < 2 || ns[nn - 1] > MAXN)
+                bench_die("chartered: N must be 2..%d", MAXN);
+        const char *e = getenv("FED_IDLE_S");
+        idle_s = e && atoi(e) > 0 ? atoi(e) : 3;
+        if ((e = getenv("FED_PUBS")) && atoi(e) > 0)
+            npubs = atoi(e);
+        if (sodium_init() < 0)
+            bench_die("sodium_init");
+        const char *tmp = bench_init("tribbench-chartered");
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        printf("== Chartered federation (issue 10): the same N nodes open and chartered, one run ==\n"
+               "Methods as for the federation table: all-alive from forking nodes 1..N-1 until every log shows all\n"
+               "  alive; publish = PUT on node 0 until every other node's log says 'catalog: accepted' (%d, one at a\n"
+               "  time). Chartered: --charter/--cert, per-node CURVE keys, seeds NODE_ID@HOST:PORT, certificate hellos,\n"
+               "  every connection and entry checked against the trust store. Target: chartered <= 1.1x open.\n", npubs);
+        printf("  %-5s %-26s %12s %12s %8s\n", "N", "figure", "open", "chartered", "ratio");
+        for (int k = 0; k < nn; k++) {
+            result_t o, t;
+            chartered = 0;
+            run_cluster(SYS_TRIB, ns[k], tmp, &o);
+            chartered = 1;
+            run_cluster(SYS_TRIB, ns[k], tmp, &t);
+            printf("  %-5d %-26s %11.2fs %11.2fs %7.2fx\n", ns[k], "all alive", o.all_alive_s, t.all_alive_s,
+                   t.all_alive_s / o.all_alive_s);
+            printf("  %-5d %-26s %10.1fms %10.1fms %7.2fx\n", ns[k], "publish reach-all p50", o.pub_p50_ms,
+                   t.pub_p50_ms, t.pub_p50_ms / o.pub_p50_ms);
+            printf("  %-5d %-26s %10.1fms %10.1fms %7.2fx\n", ns[k], "publish reach-all p99", o.pub_p99_ms,
+                   t.pub_p99_ms, t.pub_p99_ms / o.pub_p99_ms);
+            fflush(stdout);
+        }
         curl_global_cleanup();
         return 0;
     }

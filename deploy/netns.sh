@@ -156,9 +156,13 @@ cmd_up() {
     ip -n "$(ns "$i")" addr add "$(addr "$i")/24" dev eth0
     ip -n "$(ns "$i")" link set eth0 up
   done
+  # Beyond loopback an open-mode node needs a federation secret (there is no built-in one): one
+  # random secret per run, shared by its hosts.
+  local secret
+  secret=${TRIB_FEDERATION_SECRET:-netns-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
   for ((i = 1; i <= n; i++)); do
     local args=(agent --data "$DIR/h$i" --domain "h$i" --listen "$(addr "$i"):$PEER_PORT"
-      --http "$(addr "$i"):$HTTP_PORT")
+      --http "$(addr "$i"):$HTTP_PORT" --federation-secret "$secret")
     ((i > 1)) && args+=(--seed "$(addr 1):$PEER_PORT")
     # shellcheck disable=SC2206 # TRIB_ARGS is word-split on purpose
     args+=(${TRIB_ARGS:-} "${extra[@]}")

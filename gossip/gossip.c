@@ -48,8 +48,9 @@
 
 static void swim_send(void *ctx, const uint8_t *to_id, const char *addr, int type, const uint8_t *body, size_t len)
 {
-    (void)to_id;
     gossip_t *g = ctx;
+    if (g->trust && to_id) /* chartered: the server key of addr is its node's own */
+        transport_set_peer(g->tr, addr, to_id, 0);
     transport_send(g->tr, addr, type, body, len);
 }
 
@@ -109,6 +110,8 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
                  m->incarnation);
     if (m->id.len != ID_PK_LEN)
         return;
+    if (g->trust && m->addr)
+        transport_set_peer(g->tr, m->addr, m->id.data, 0);
     if (!memcmp(m->id.data, g->id.pk, ID_PK_LEN)) {
         g->self_inc = m->incarnation ? m->incarnation : g->self_inc;
         return;
@@ -227,6 +230,7 @@ static void snap_one(void *ctx, const Trib__Member *m)
     o->incarnation = m->incarnation;
     o->state = (int)m->state;
     o->self = !memcmp(o->id, s->g->id.pk, 32);
+    gossip__member_cert(s->g, o);
 }
 
 static int self_first(const void *a, const void *b)
@@ -238,6 +242,32 @@ static int self_first(const void *a, const void *b)
     return c ? c : memcmp(x->id, y->id, 32);
 }
 
+/* Open mode: two live members claiming one domain with different keys are a conflict, shown as
+ * such (never as two ordinary rows) and logged when first seen. Chartered mode needs no such
+ * rule: an uncertified twin is never admitted. */
+static void mark_conflicts(gossip_t *g, gossip_member_t *list, size_t n)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            if (strcmp(list[i].domain, list[j].domain) || !memcmp(list[i].id, list[j].id, 32) ||
+                list[i].state >= TRIB__MEMBER_STATE__DEAD || list[j].state >= TRIB__MEMBER_STATE__DEAD)
+                continue;
+            list[i].conflict = list[j].conflict = 1;
+            found++;
+            if (g->trust || found <= g->conflicts_logged)
+                continue;
+            char a[ID_HEX_LEN], b[ID_HEX_LEN];
+            identity_hex(list[i].id, a);
+            identity_hex(list[j].id, b);
+            log_warn("CONFLICT: domain '%s' is claimed by two nodes, %.16s... at %s and %.16s... at %s; the catalog "
+                     "keeps the key it saw first for this domain (open mode: trust on first use); run a chartered "
+                     "federation (--charter) to make domain ownership provable", list[i].domain, a, list[i].addr, b,
+                     list[j].addr);
+        }
+    g->conflicts_logged = found;
+}
+
 static void publish_snapshot(gossip_t *g)
 {
     size_t cap = swim_count(g->swim, -1);
@@ -246,6 +276,7 @@ static void publish_snapshot(gossip_t *g)
         return;
     swim_foreach(g->swim, snap_one, &s);
     qsort(s.list, s.n, sizeof *s.list, self_first);
+    mark_conflicts(g, s.list, s.n);
     pthread_mutex_lock(&g->smu);
     free(g->snap);
     g->snap = s.list;
@@ -277,6 +308,7 @@ static void log_handshakes(gossip_t *g, const transport_stats_t *ts)
 static void publish_stats(gossip_t *g)
 {
     log_handshakes(g, transport_stats(g->tr));
+    gossip__own_cert_check(g);
     pthread_mutex_lock(&g->smu);
     g->swim_stats = *swim_stats(g->swim);
     g->repl_stats = *repl_stats(g->repl);
@@ -533,6 +565,9 @@ static void destroy(gossip_t *g)
     pthread_mutex_destroy(&g->wmu);
     pthread_cond_destroy(&g->wcv);
     identity_wipe(&g->id);
+    if (g->own_trust)
+        trust_destroy(&g->trust);
+    pthread_mutex_destroy(&g->tcmu);
     free(g);
 }
 
@@ -549,6 +584,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     pthread_mutex_init(&g->smu, NULL);
     pthread_mutex_init(&g->wmu, NULL);
     pthread_cond_init(&g->wcv, NULL);
+    pthread_mutex_init(&g->tcmu, NULL);
     g->st = st;
     g->cat = cat;
     g->id = *id;
@@ -563,8 +599,26 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         snprintf(err, errlen, "gossip: cannot create eventfd or ZeroMQ context: %s", strerror(errno));
         goto fail;
     }
+    if (o->charter) { /* chartered: the trust store, holding our own certificate first */
+        char terr[300];
+        cert_t own;
+        int added;
+        g->trust = o->trust;
+        if (!g->trust && (g->own_trust = 1) && !(g->trust = trust_new(o->charter))) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (!o->cert || cert_parse(o->cert, o->cert_len, &own, terr, sizeof terr) != 0 ||
+            trust_offer_cert(g->trust, o->cert, o->cert_len, &added, terr, sizeof terr) != TRUST_OK) {
+            snprintf(err, errlen, "this node's certificate is not valid under the charter: %s", o->cert ? terr : "none");
+            goto fail;
+        }
+        g->own_not_after_ms = own.not_after_ms;
+        cert_free(&own);
+    }
     transport_opts_t to;
     transport_opts_default(&to);
+    to.per_node_keys = g->trust != NULL;
     to.max_msg = o->max_msg;
     to.federation_secret = o->federation_secret;
     to.advertise = g->advertise;
@@ -575,6 +629,13 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     g->tr = transport_new(g->zctx, id, g->listen, &to, err, errlen);
     if (!g->tr)
         goto fail;
+    if (g->trust) {
+        transport_set_allow(g->tr, gossip__zap_allow, g);
+        if (transport_set_hello(g->tr, o->cert, o->cert_len, gossip__hello, g) != 0) {
+            snprintf(err, errlen, "this node's certificate (%zu bytes) is too large to present", o->cert_len);
+            goto fail;
+        }
+    }
 
     reads_config_t rcfg;
     reads_config_default(&rcfg);
@@ -604,7 +665,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     if (!g->swim)
         goto fail;
     repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
-                     .now = repl_now, .answers_final = 1};
+                     .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL};
     size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
     if (frame > FRAME_MAX)
         frame = FRAME_MAX;
@@ -616,11 +677,29 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     repl_set_own(g->repl, g->domain);
     restore_ctx_t rc = {g->swim, 0};
     store_members(st, restore_one, &rc);
-    for (size_t i = 0; i < o->nseeds; i++)
-        if (strcmp(o->seeds[i], g->advertise) != 0 && swim_add_seed(g->swim, o->seeds[i]) < 0) {
+    for (size_t i = 0; i < o->nseeds; i++) {
+        const char *at = strchr(o->seeds[i], '@'), *addr = at ? at + 1 : o->seeds[i];
+        char idhex[ID_HEX_LEN] = "";
+        uint8_t pk[ID_PK_LEN];
+        if (at && (size_t)(at - o->seeds[i]) < sizeof idhex)
+            memcpy(idhex, o->seeds[i], (size_t)(at - o->seeds[i]));
+        if (at && identity_from_hex(idhex, pk) != 0) {
+            snprintf(err, errlen, "seed '%s': '%.*s' is not a node id (64 hex characters, as 'trib identity' prints)",
+                     o->seeds[i], (int)(at - o->seeds[i]) > 80 ? 80 : (int)(at - o->seeds[i]), o->seeds[i]);
+            goto fail;
+        }
+        if (g->trust && !at) {
+            snprintf(err, errlen, "seed '%s': in a chartered federation a seed is NODE_ID@HOST:PORT (each node has its "
+                     "own CURVE key; 'trib identity --data DIR' on the seed's machine prints its NODE_ID)", o->seeds[i]);
+            goto fail;
+        }
+        if (!strcmp(addr, g->advertise))
+            continue;
+        if ((g->trust && transport_set_peer(g->tr, addr, pk, 1) != 0) || swim_add_seed(g->swim, addr) < 0) {
             snprintf(err, errlen, "seed '%s' is not a usable HOST:PORT", o->seeds[i]);
             goto fail;
         }
+    }
     publish_snapshot(g);
     publish_stats(g);
     /* Nobody to ask (a first node: no seed, no stored member), or nothing of ours held yet (a new

@@ -18,6 +18,7 @@
 #include "gossip/identity.h"
 #include "gossip/replicate.h"
 #include "gossip/swim.h"
+#include "gossip/trust.h"
 #include "storage/store.h"
 
 typedef struct gossip gossip_t;
@@ -27,7 +28,18 @@ typedef struct {
     const char *advertise;          /* HOST:PORT peers reach us at (default listen) */
     const char *http;               /* our HTTP address, gossiped for humans and routing */
     const char *domain;
-    const char *federation_secret;
+    const char *federation_secret;  /* open mode only */
+    /* Chartered mode when charter is set: the anchor (verified) and this node's own certificate
+     * (TrustSigned bytes, already checked against the charter for this node's key and domain).
+     * Peers are then admitted only with certificates (gossip/zap.c), every received entry is
+     * checked with trust_entry_ok, and CURVE keys are per node: seeds are NODE_ID@HOST:PORT. */
+    const charter_t *charter;
+    const uint8_t *cert;
+    size_t cert_len;
+    /* The store to use (shared with the federation log; not destroyed by gossip), or NULL: a new
+     * one from charter. */
+    trust_t *trust;
+    /* HOST:PORT, or NODE_ID@HOST:PORT (required in chartered mode) */
     const char *const *seeds;
     size_t nseeds;
     swim_config_t swim;
@@ -54,14 +66,31 @@ typedef struct {
     uint64_t incarnation;
     int state;                      /* TRIB__MEMBER_STATE__* */
     int self;
+    /* chartered mode: a held, valid certificate of this key for this domain */
+    int verified;
+    char cert_serial[17];
+    int64_t cert_expires_ms;
+    /* open mode: another member claims the same domain with another key (shown, never merged) */
+    int conflict;
 } gossip_member_t;
 
-/* 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
+/* Chartered: 0 (with why) while this node's own certificate is expired by its clock or revoked.
+ * 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
  * showed no later entry than it holds (after fetching them), or no peer could be asked (a first
  * node), or no peer answered within 10 s (logged). 0 meanwhile, with why (for a 503) filled. */
 int gossip_own_synced(gossip_t *g, char *why, size_t cap);
 /* Forks seen (two different entries signed by a domain's key at one seq); copies up to max. */
 size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
+
+/* ---- trust (chartered mode). The node's trust store, NULL in open mode: the one the node was
+ * started with (gossip_opts_t.trust), or made by gossip_start from the charter. Every trust_* call
+ * locks the store itself (gossip/trust.h), so any thread may ask it questions; pointers into it
+ * are used between trust_read_lock and unlock. gossip_trust_offer is where the federation log
+ * hands certificates, revocations and charter updates to the node (any thread; TRUST_OK when
+ * held, *added 1 when new): connections and entries are judged by them from the next message on. */
+trust_t *gossip_trust(gossip_t *g);
+trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t *bytes, size_t len, int *added,
+                                   char *err, size_t errlen);
 
 /* A copy of the member table (self first); *out malloc'd, returns the count. */
 size_t gossip_members(gossip_t *g, gossip_member_t **out);

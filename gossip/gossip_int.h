@@ -20,6 +20,7 @@
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
 #include "gossip/transport.h"
+#include "gossip/trust.h"
 #include "storage/store.h"
 
 #define OWN_SYNC_MS 10000        /* how long a starting node waits for a peer's view of its own domain */
@@ -101,7 +102,29 @@ struct gossip {
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
+    /* chartered mode (zap.c): the trust store (NULL in open mode; locks itself), refusal counters
+     * under tcmu, this node's certificate's expiry */
+    trust_t *trust;
+    int own_trust;               /* gossip made the store (and destroys it) */
+    pthread_mutex_t tcmu;
+    uint64_t trefused[2][TRUST_VERDICT_COUNT], tlast[2][TRUST_VERDICT_COUNT];
+    int64_t tlogged[2][TRUST_VERDICT_COUNT];
+    int64_t own_not_after_ms, expiry_logged_ms;
+    uint64_t skewed_peers;       /* hellos whose sender's clock differed by more than TRUST_SKEW_MS (tcmu) */
+    int64_t max_skew_ms;         /* the largest difference seen (tcmu) */
+    int64_t skew_logged_ms;
+    int64_t claim_logged_ms;     /* a peer's "refused your certificate" last logged (tcmu) */
+    size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
 };
+
+/* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */
+enum { TRUST_REFUSED_CONNECT = 0, TRUST_REFUSED_ENTRY = 1 };
+int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect);    /* transport_allow_fn */
+int gossip__hello(void *ctx, transport_hello_t *h);                           /* transport_hello_fn */
+int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]); /* worker */
+void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
+void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
+void gossip__trust_render(gossip_t *g, FILE *f);
 
 /* ---- gossip.c */
 /* Wakes the loop (any thread). */

@@ -56,7 +56,9 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"send_dropped", ts.send_dropped},       {"zap_denied", ts.zap_denied},
                  {"malformed_swim", ss.msgs_malformed},   {"malformed_catalog", rs.frames_malformed},
                  {"catalog_backlog", catalog_dropped},     {"catalog_over_frame_cap", rs.entries_over_cap},
-                 {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out}};
+                 {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out},
+                 {"uncertified", ts.dropped_uncertified}, {"send_no_key", ts.send_no_key},
+                 {"hello_refused", ts.hellos_refused}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
     prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");
@@ -112,4 +114,5 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     reads_metrics_render(g->reads, f);
     if (g->o.fedlog)
         fedlog_metrics_render(g->o.fedlog, f);
+    gossip__trust_render(g, f);
 }

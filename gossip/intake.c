@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "gossip/clock.h"
 #include "gossip/gossip_int.h"
 #include "gossip/log.h"
@@ -221,8 +222,34 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
         repl_ask(g->repl, peers[i]->addr);
 }
 
+/* Chartered: this node may sign its domain's entries only while its own certificate holds by its
+ * own clock (no skew allowance: peers allow 60 s, so what we sign is still accepted) and is not
+ * revoked. 1, or 0 with why. */
+static int own_cert_holds(gossip_t *g, char *why, size_t cap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    char err[200] = "", when[32];
+    if (now > g->own_not_after_ms) {
+        trust_time_text(g->own_not_after_ms, when);
+        snprintf(why, cap, "this node's certificate for domain '%s' expired at %s: it may not sign the domain's "
+                 "entries; get a new certificate (trib fed certify) and restart with --cert", g->domain, when);
+        return 0;
+    }
+    trust_verdict_t v = trust_admit_curve(g->trust, g->id.curve_pk, now, NULL, err, sizeof err);
+    if (v != TRUST_OK) {
+        snprintf(why, cap, "this node's certificate for domain '%s' does not hold (%s: %s): it may not sign the "
+                 "domain's entries", g->domain, trust_verdict_name(v), err);
+        return 0;
+    }
+    return 1;
+}
+
 int gossip_own_synced(gossip_t *g, char *why, size_t cap)
 {
+    if (g->trust && !own_cert_holds(g, why, cap))
+        return 0;
     if (atomic_load(&g->own_synced))
         return 1;
     pthread_mutex_lock(&g->smu);

@@ -726,6 +726,7 @@ struct repl_job {
     store_append_t *items;
     size_t *src, *srcf;          /* entry index and frame of each verified entry */
     size_t nbad;                 /* entries whose verification failed */
+    size_t nuntrusted;           /* verified, refused by io.entry_ok */
     size_t *bad, *badf;
     char bad_err[256];           /* the last verification failure */
     int store_rc;
@@ -801,6 +802,11 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
                 j->bad[j->nbad++] = i;
                 continue;
             }
+            if (r->io.entry_ok && !r->io.entry_ok(r->io.ctx, v->entry, v->signed_entry->signer.data)) {
+                entry_free(v);
+                j->nuntrusted++;
+                continue;
+            }
             j->items[j->nv] = (store_append_t){.entry = v->entry, .hash = v->hash,
                                                .signer = v->signed_entry->signer.data,
                                                .signed_bytes = it->data, .len = it->len};
@@ -825,6 +831,7 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
     char err[256];
     r->stats.verify_us += j->verify_us;
     r->stats.store_us += j->store_us;
+    r->stats.entries_untrusted += j->nuntrusted;
     for (size_t k = 0; k < j->nbad; k++) {
         r->stats.entries[CAT_BAD_SIGNATURE]++;
         log_refusal(r, CAT_BAD_SIGNATURE, j->fr[j->badf[k]].from, j->bad_err);

@@ -30,6 +30,10 @@ typedef struct {
      * them. Set it where pushes go to every member (repl_push_all): answers then only fill the
      * asker's own holes, and forwarding them would only duplicate pushes in flight. */
     int answers_final;
+    /* Chartered mode: may this entry (its signature verified) be stored? Called on the thread
+     * that runs repl_job_run; it counts and logs its own refusals (counted here too, in
+     * entries_untrusted). NULL: every verified entry may. */
+    int (*entry_ok)(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]);
 } repl_io_t;
 
 typedef struct {
@@ -44,6 +48,7 @@ typedef struct {
     uint64_t batches, batch_errors;       /* write transactions of accepted entries; failed ones */
     uint64_t entries_over_cap;            /* entries past a received frame's cap, ignored */
     uint64_t forks;                       /* distinct forks (domain, seq) seen */
+    uint64_t entries_untrusted;           /* verified but refused by io.entry_ok */
     uint64_t verify_us, store_us;         /* time spent verifying received entries, storing them */
 } repl_stats_t;
 

@@ -38,6 +38,15 @@ typedef struct {
     int64_t deadline_ms;
 } pend_t;
 
+typedef struct peerkey {
+    char addr[TRANSPORT_ADDR_MAX];
+    uint8_t node_pk[32], curve_pk[32];
+    struct peerkey *next;
+} peerkey_t;
+
+#define PEERKEYS_MAX 65536
+#define ASK_MS       1000               /* an unadmitted sender is asked for its certificate at most this often */
+
 typedef struct dealer {
     char addr[TRANSPORT_ADDR_MAX];
     int lane;                               /* 1: the priority types' own connection */
@@ -72,6 +81,13 @@ struct transport {
     void *rmon;                             /* the ROUTER's handshake monitor */
     uint64_t nmon;                          /* monitors made (unique inproc names) */
     transport_stats_t st;                   /* written and read on the owner thread */
+    peerkey_t **pk_buckets;                 /* chartered: node key per address (nbuckets) */
+    size_t npk;
+    uint8_t *hello;                         /* our certificate (TrustSigned bytes), or NULL */
+    size_t hello_len;
+    transport_hello_fn hello_fn;
+    void *hello_ctx;
+    int64_t last_ask_ms;
 };
 
 #define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
@@ -230,10 +246,22 @@ static void *monitor_open(transport_t *t, void *sock)
     return pair;
 }
 
+static const peerkey_t *peerkey_find(const transport_t *t, const char *addr);
+
 /* Words for a handshake failure event: what the peer would have to fix. */
-static void describe_failure(uint16_t ev, uint32_t val, char *out, size_t cap)
+static void describe_failure(const transport_t *t, const char *addr, uint16_t ev, uint32_t val,
+                             char *out, size_t cap)
 {
-    if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+    const peerkey_t *pk = t->o.per_node_keys && addr != NULL ? peerkey_find(t, addr) : NULL;
+    if (pk != NULL) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, pk->node_pk, 32);
+        hex[16] = '\0';
+        int w = snprintf(out, cap, "%s: the node there is not %s... (a wrong node id in the seed?) "
+                         "or it refused our key", ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                         ? "refused by its admission check" : "CURVE handshake failed", hex);
+        (void)w;
+    } else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
         snprintf(out, cap, "CURVE handshake failed (cryptographic error: the two sides do not share the "
                  "federation key; a different --federation-secret?)");
     else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
@@ -269,7 +297,8 @@ static int monitor_read(transport_t *t, void *pair, const char *addr, int out)
                 ok = 1;
             } else {
                 bump(out ? &t->st.handshake_failed_out : &t->st.handshake_failed_in, 1);
-                describe_failure(id, val, t->st.last_handshake_error, sizeof t->st.last_handshake_error);
+                describe_failure(t, addr, id, val, t->st.last_handshake_error,
+                                 sizeof t->st.last_handshake_error);
                 snprintf(t->st.last_handshake_peer, sizeof t->st.last_handshake_peer, "%s",
                          out ? addr : "an incoming connection");
             }
@@ -409,6 +438,15 @@ static void dealer_close(transport_t *t, dealer_t *d)
 static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
 {
     char ep[TRANSPORT_ADDR_MAX + 8];
+    const uint8_t *server_pk = t->fed_pk;
+    if (t->o.per_node_keys) {
+        const peerkey_t *pk = peerkey_find(t, addr);
+        if (pk == NULL) {
+            bump(&t->st.send_no_key, 1);
+            return NULL;
+        }
+        server_pk = pk->curve_pk;
+    }
     dealer_t *d = calloc(1, sizeof *d);
     if (d == NULL) return NULL;
     snprintf(d->addr, sizeof d->addr, "%s", addr);
@@ -418,7 +456,7 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     if (d->sock == NULL) goto err;
     if (set_common(t, d->sock, addr[0] == '[') || set_int(d->sock, ZMQ_IMMEDIATE, 1) ||
         set_int(d->sock, ZMQ_RCVHWM, 1) ||
-        zmq_setsockopt(d->sock, ZMQ_CURVE_SERVERKEY, t->fed_pk, 32) ||
+        zmq_setsockopt(d->sock, ZMQ_CURVE_SERVERKEY, server_pk, 32) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_PUBLICKEY, t->curve_pk, 32) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) ||
         zmq_connect(d->sock, ep))
@@ -508,7 +546,8 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
     for (t->nbuckets = 16; t->nbuckets < 2 * t->o.max_peers && t->nbuckets < (1u << 20);)
         t->nbuckets *= 2;
     t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
-    if (t->buckets == NULL) {
+    t->pk_buckets = calloc(t->nbuckets, sizeof *t->pk_buckets);
+    if (t->buckets == NULL || t->pk_buckets == NULL) {
         set_err(err, errlen, "transport_new: out of memory");
         goto fail;
     }
@@ -532,7 +571,8 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
     t->router = zmq_socket(zctx, ZMQ_ROUTER);
     if (t->router == NULL || set_common(t, t->router, host[0] == '[') ||
         set_int(t->router, ZMQ_CURVE_SERVER, 1) ||
-        zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, fed_sk, 32) ||
+        zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, t->o.per_node_keys ? t->curve_sk : fed_sk,
+                       32) ||
         zmq_setsockopt(t->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) ||
         zmq_setsockopt(t->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg)) {
         set_err(err, errlen, "transport_new: ROUTER socket options: %s",
@@ -581,6 +621,13 @@ void transport_destroy(transport_t **tp)
     if (t->router) zmq_close(t->router);
     if (t->zap) zmq_close(t->zap);
     free(t->buckets);
+    for (size_t b = 0; t->pk_buckets != NULL && b < t->nbuckets; b++)
+        for (peerkey_t *p = t->pk_buckets[b], *next; p != NULL; p = next) {
+            next = p->next;
+            free(p);
+        }
+    free(t->pk_buckets);
+    free(t->hello);
     sodium_memzero(t->curve_sk, sizeof t->curve_sk);
     free(t);
     *tp = NULL;
@@ -607,16 +654,138 @@ const transport_stats_t *transport_stats(const transport_t *t)
     return &t->st;
 }
 
+/* ------------------------------------------------------------------ chartered: node keys per address */
+
+static const peerkey_t *peerkey_find(const transport_t *t, const char *addr)
+{
+    for (const peerkey_t *p = t->pk_buckets[addr_hash(addr, 7) & (t->nbuckets - 1)]; p; p = p->next)
+        if (strcmp(p->addr, addr) == 0) return p;
+    return NULL;
+}
+
+int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int replace)
+{
+    uint8_t curve[32];
+    if (!transport_addr_valid(addr)) return -1;
+    peerkey_t *p = (peerkey_t *)peerkey_find(t, addr);
+    if (p != NULL && (memcmp(p->node_pk, node_pk, 32) == 0 || !replace)) return 0;   /* the common case */
+    if (crypto_sign_ed25519_pk_to_curve25519(curve, node_pk) != 0) return -1;
+    if (p != NULL) {
+        memcpy(p->node_pk, node_pk, 32);
+        memcpy(p->curve_pk, curve, 32);
+        transport_forget(t, addr);         /* its DEALERs spoke to the old key */
+        return 0;
+    }
+    if (t->npk >= PEERKEYS_MAX || (p = calloc(1, sizeof *p)) == NULL) return -1;
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    memcpy(p->node_pk, node_pk, 32);
+    memcpy(p->curve_pk, curve, 32);
+    size_t b = addr_hash(addr, 7) & (t->nbuckets - 1);
+    p->next = t->pk_buckets[b];
+    t->pk_buckets[b] = p;
+    t->npk++;
+    return 0;
+}
+
+int transport_set_hello(transport_t *t, const uint8_t *cert, size_t len, transport_hello_fn fn,
+                        void *ctx)
+{
+    uint8_t *copy = NULL;
+    if (cert != NULL && len > 0) {
+        if (len > t->o.max_msg / 2 || (copy = malloc(len)) == NULL) return -1;
+        memcpy(copy, cert, len);
+    }
+    free(t->hello);
+    t->hello = copy;
+    t->hello_len = copy != NULL ? len : 0;
+    t->hello_fn = fn;
+    t->hello_ctx = ctx;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ sending */
 
+static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len);
+static int hello_send(transport_t *t, dealer_t *d, int want_reply);
+static int hello_send_why(transport_t *t, dealer_t *d, int want_reply, const char *refused);
+
 int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    assert(t != NULL && type_known(type) && (body != NULL || len == 0));
+    if (!transport_addr_valid(addr) || len > t->o.max_msg) {
+        bump(&t->st.send_dropped, 1);
+        return -1;
+    }
+    Trib__Envelope env = TRIB__ENVELOPE__INIT;        /* its size, before any connection opens */
+    env.version = TRANSPORT_PROTOCOL_VERSION;
+    env.type = (Trib__MsgType)type;
+    env.sender.data = t->my_pk;
+    env.sender.len = 32;
+    env.sender_addr = t->adv;
+    env.seq = t->seq + 1;
+    env.body.data = (uint8_t *)body;
+    env.body.len = len;
+    int lane = (t->o.priority_types >> type) & 1;
+    dealer_t *d = NULL;
+    if (trib__envelope__get_packed_size(&env) > t->o.max_msg) {
+        bump(&t->st.send_dropped, 1);
+        return -1;
+    }
+    if ((d = dealer_find(t, addr, lane)) != NULL) {
+        lru_unlink(t, d);
+        lru_push_front(t, d);
+    } else if ((d = dealer_open(t, addr, lane)) == NULL) {
+        bump(&t->st.send_dropped, 1);
+        return -1;
+    } else if (t->hello != NULL && type != TRIB__MSG_TYPE__MSG_CERT_HELLO) {
+        /* first on the new connection: who we are; and theirs, unless we hold it already */
+        const peerkey_t *pk = peerkey_find(t, addr);
+        int known = pk != NULL && t->allow != NULL && t->allow(t->allow_ctx, pk->curve_pk, 0) == TRANSPORT_ADMIT;
+        hello_send(t, d, !known);
+    }
+    return dealer_send(t, d, type, body, len);
+}
+
+/* Sends our certificate on d (refused: why we refused theirs, or NULL). */
+static int hello_send_why(transport_t *t, dealer_t *d, int want_reply, const char *refused)
+{
+    Trib__CertHello h = TRIB__CERT_HELLO__INIT;
+    h.refused = (char *)(refused ? refused : "");
+    h.cert.data = t->hello;
+    h.cert.len = t->hello_len;
+    h.want_reply = want_reply != 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    size_t n = trib__cert_hello__get_packed_size(&h);
+    uint8_t *b = malloc(n);
+    if (b == NULL) return -1;
+    trib__cert_hello__pack(&h, b);
+    int rc = dealer_send(t, d, TRIB__MSG_TYPE__MSG_CERT_HELLO, b, n);
+    free(b);
+    return rc;
+}
+
+static int hello_send(transport_t *t, dealer_t *d, int want_reply)
+{
+    return hello_send_why(t, d, want_reply, NULL);
+}
+
+/* Sends a hello to addr, opening a DEALER on the lane of hellos when needed. */
+static void hello_to(transport_t *t, const char *addr, int want_reply, const char *refused)
+{
+    if (t->hello == NULL) return;
+    dealer_t *d = dealer_find(t, addr, 0);
+    if (d == NULL && (d = dealer_open(t, addr, 0)) == NULL) return;
+    hello_send_why(t, d, want_reply, refused);
+}
+
+/* Packs and hands one envelope to d, or holds it until the connection is up. */
+static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len)
 {
     Trib__Envelope env = TRIB__ENVELOPE__INIT;
     zmq_msg_t msg;
     int64_t now = clock_ms();
-
-    assert(t != NULL && type_known(type) && (body != NULL || len == 0));
-    if (!transport_addr_valid(addr) || len > t->o.max_msg) goto drop;
     env.version = TRANSPORT_PROTOCOL_VERSION;
     env.type = (Trib__MsgType)type;
     env.sender.data = t->my_pk;
@@ -627,15 +796,6 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
     env.body.len = len;
     size_t size = trib__envelope__get_packed_size(&env);
     if (size > t->o.max_msg) goto drop;
-
-    int lane = (t->o.priority_types >> type) & 1;
-    dealer_t *d = dealer_find(t, addr, lane);
-    if (d != NULL) {
-        lru_unlink(t, d);
-        lru_push_front(t, d);
-    } else if ((d = dealer_open(t, addr, lane)) == NULL) {
-        goto drop;
-    }
     if (zmq_msg_init_size(&msg, size) != 0) goto drop;
     trib__envelope__pack(&env, zmq_msg_data(&msg));
 
@@ -743,7 +903,7 @@ static int zap_handle_one(transport_t *t)
             status = "400"; text = "bad CURVE credentials";
         } else {
             const uint8_t *key = zmq_msg_data(&part[6]);
-            if (t->allow == NULL || t->allow(t->allow_ctx, key)) {
+            if (t->allow == NULL || t->allow(t->allow_ctx, key, 1) != TRANSPORT_REFUSE) {
                 status = "200"; text = "OK";
                 sodium_bin2hex(user, sizeof user, key, 32);
             } else {
@@ -770,18 +930,18 @@ static int zap_handle_one(transport_t *t)
 /* ------------------------------------------------------------------ receiving */
 
 /* True when the connection's ZAP User-Id (hex CURVE key) is the CURVE form of sender. */
-static int sender_authentic(zmq_msg_t *frame, const uint8_t sender[32])
+static int sender_authentic(zmq_msg_t *frame, const uint8_t sender[32], uint8_t curve[32])
 {
     const char *uid = zmq_msg_gets(frame, "User-Id");
-    uint8_t curve[32];
     char hex[65];
     if (uid == NULL || crypto_sign_ed25519_pk_to_curve25519(curve, sender) != 0) return 0;
-    sodium_bin2hex(hex, sizeof hex, curve, sizeof curve);
+    sodium_bin2hex(hex, sizeof hex, curve, 32);
     return strcmp(uid, hex) == 0;
 }
 
-/* Checks one payload frame. Returns the unpacked envelope, or NULL having counted the reason. */
-static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame)
+/* Checks one payload frame. Returns the unpacked envelope (curve: the sender's CURVE key), or
+ * NULL having counted the reason. */
+static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t curve[32])
 {
     size_t size = zmq_msg_size(frame);
     if (size > t->o.max_msg) {
@@ -797,7 +957,7 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame)
     if (env->version != TRANSPORT_PROTOCOL_VERSION) reason = &t->st.dropped_bad_version;
     else if (env->sender.len != 32 || !transport_addr_valid(env->sender_addr))
         reason = &t->st.dropped_malformed;
-    else if (!sender_authentic(frame, env->sender.data)) reason = &t->st.dropped_spoofed;
+    else if (!sender_authentic(frame, env->sender.data, curve)) reason = &t->st.dropped_spoofed;
     else if (!type_known((int)env->type)) reason = &t->st.dropped_unknown_type;
     if (reason != NULL) {
         bump(reason, 1);
@@ -805,6 +965,37 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame)
         return NULL;
     }
     return env;
+}
+
+/* A certificate hello: offered to hello_fn; answered with ours when asked and accepted, or with
+ * ours and the reason when refused (at most once per ASK_MS, never to a hello that is itself a
+ * refusal, so two nodes that refuse each other do not bounce refusals). */
+static void hello_recv(transport_t *t, const Trib__Envelope *env)
+{
+    bump(&t->st.hellos_in, 1);
+    Trib__CertHello *h = trib__cert_hello__unpack(NULL, env->body.len, env->body.data);
+    transport_hello_t in = {.sender = env->sender.data, .sender_addr = env->sender_addr};
+    if (h != NULL) {
+        in.cert = h->cert.data;
+        in.len = h->cert.len;
+        in.sender_time_ms = h->time_ms;
+        in.refused = h->refused;
+    }
+    int ok = h != NULL && t->hello_fn != NULL && t->hello_fn(t->hello_ctx, &in) == 1;
+    if (!ok) {
+        bump(&t->st.hellos_refused, 1);
+        int64_t now = clock_ms();
+        if (h != NULL && (h->refused == NULL || h->refused[0] == '\0') && t->hello != NULL &&
+            now - t->last_ask_ms >= ASK_MS) {
+            t->last_ask_ms = now;
+            if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 0);
+            hello_to(t, env->sender_addr, 0, in.why[0] ? in.why : "refused");
+        }
+    } else {
+        if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 1);
+        if (h->want_reply) hello_to(t, env->sender_addr, 0, NULL);
+    }
+    if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
 }
 
 /* Reads one message from the ROUTER. 1 valid (m filled), 2 dropped, 0 none waiting, -1 ETERM. */
@@ -847,9 +1038,29 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
         zmq_msg_close(&frame);
         return 2;
     }
-    Trib__Envelope *env = check_frame(t, &frame);
+    uint8_t curve[32];
+    Trib__Envelope *env = check_frame(t, &frame, curve);
     zmq_msg_close(&frame);
     if (env == NULL) return 2;
+    if (env->type == TRIB__MSG_TYPE__MSG_CERT_HELLO) {
+        hello_recv(t, env);
+        trib__envelope__free_unpacked(env, NULL);
+        return 2;
+    }
+    if (t->allow != NULL) {
+        if (t->allow(t->allow_ctx, curve, 0) != TRANSPORT_ADMIT) {
+            bump(&t->st.dropped_uncertified, 1);
+            int64_t now = clock_ms();
+            if (t->hello != NULL && now - t->last_ask_ms >= ASK_MS) {   /* who are you? */
+                t->last_ask_ms = now;
+                if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 0);
+                hello_to(t, env->sender_addr, 1, NULL);
+            }
+            trib__envelope__free_unpacked(env, NULL);
+            return 2;
+        }
+    }
+    if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 1);
 
     m->type = (int)env->type;
     memcpy(m->sender, env->sender.data, 32);

@@ -54,6 +54,11 @@ typedef struct {
     int pending_ms;                 /* how long a send may wait for a connection (2000) */
     int pending_max;                /* messages waiting per peer for a connection (64) */
     int close_linger_ms;            /* ZMQ_LINGER set on DEALERs by transport_destroy (500) */
+    /* Chartered mode (0): the ROUTER is a CURVE server with this node's own CURVE key instead of
+     * the federation key, and a DEALER to an address uses the node key registered for it with
+     * transport_set_peer as its server key (none registered: the send is dropped, counted in
+     * send_no_key). No key shared by the federation exists. */
+    int per_node_keys;
 } transport_opts_t;
 
 void transport_opts_default(transport_opts_t *o);
@@ -114,10 +119,42 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
 /* Closes the DEALER to addr (a dead peer); waiting messages are dropped and counted. */
 void transport_forget(transport_t *t, const char *addr);
 
-/* Admission policy for connecting peers' CURVE keys; NULL = open federation (any key). Runs on
- * the owner's thread inside transport_recv. A refused key is counted in zap_denied. */
-typedef int (*transport_allow_fn)(void *ctx, const uint8_t curve_pk[32]);
+/* Admission policy for peers' CURVE keys; NULL = open federation (any key). Runs on the owner's
+ * thread inside transport_recv: at the handshake (connect 1, the ZAP request) and again for every
+ * received message (connect 0; a key revoked or expired meanwhile stops being delivered).
+ * Returns TRANSPORT_ADMIT; TRANSPORT_REFUSE (the handshake is refused, counted in zap_denied; a
+ * message is dropped, counted in dropped_uncertified); or TRANSPORT_PROVISIONAL: a key with no
+ * certificate known yet may connect, but only its MSG_CERT_HELLO is taken until it is admitted
+ * (its other messages are dropped and counted in dropped_uncertified, and it is asked for its
+ * certificate, at most once a second). */
+enum { TRANSPORT_REFUSE = 0, TRANSPORT_ADMIT = 1, TRANSPORT_PROVISIONAL = 2 };
+typedef int (*transport_allow_fn)(void *ctx, const uint8_t curve_pk[32], int connect);
 void transport_set_allow(transport_t *t, transport_allow_fn allow, void *ctx);
+
+/* Chartered mode: the node key (Ed25519) of the node at addr, whose CURVE form is the server key
+ * of connections to addr. replace 0: only when addr has none yet. A changed key closes the
+ * DEALERs to addr. Keys are also learnt from every admitted message (its sender at its
+ * sender_addr). 0, or -1 (bad address or key, table full at 65,536 addresses). */
+int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int replace);
+
+/* Certificate hello (chartered mode): cert (copied) is sent as a CertHello first on every new
+ * connection, and in answer to a hello asking for it. A received hello is not delivered: it is
+ * given to fn (owner's thread), which returns 1 when the certificate verified and names the
+ * sender (the sender is then admitted by the allow callback), else 0 with why filled (counted in
+ * hellos_refused; the sender is sent our hello carrying why, at most once a second, so both sides
+ * log the reason). */
+typedef struct {
+    const uint8_t *sender;            /* Ed25519, authenticated by the connection */
+    const char *sender_addr;
+    const uint8_t *cert;
+    size_t len;
+    int64_t sender_time_ms;           /* the sender's wall clock when it sent the hello (0: not given) */
+    const char *refused;              /* non-empty: the sender says it refused our certificate, why */
+    char why[160];                    /* out: why fn refused it */
+} transport_hello_t;
+typedef int (*transport_hello_fn)(void *ctx, transport_hello_t *h);
+int transport_set_hello(transport_t *t, const uint8_t *cert, size_t len, transport_hello_fn fn,
+                        void *ctx);
 
 typedef struct {
     uint64_t msgs_in[TRANSPORT_MAX_TYPES];   /* delivered, by type */
@@ -127,6 +164,9 @@ typedef struct {
              dropped_spoofed, dropped_unknown_type;
     uint64_t send_dropped;                   /* sends not delivered to ZeroMQ */
     uint64_t zap_denied;                     /* connection attempts refused by the ZAP handler */
+    uint64_t dropped_uncertified;            /* messages of keys not (or no longer) admitted */
+    uint64_t send_no_key;                    /* sends to an address with no known node key */
+    uint64_t hellos_in, hellos_refused;      /* certificate hellos received; refused by fn */
     uint64_t peers_open;                     /* DEALERs open now */
     uint64_t handshake_failed_in;            /* CURVE/ZMTP handshakes of incoming connections failed */
     uint64_t handshake_failed_out;           /* ... of our connections to peers (watched until the

@@ -6,6 +6,7 @@
  * Must not: touch LMDB or the network, print, or take a lock (one owning thread). */
 #include "gossip/trust.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct trust {
     revocation_t *revs;    /* with envelopes and bytes, for gossip */
     size_t nrevs, caprevs;
     revset_t revset;       /* the facts, for lookups */
+    pthread_rwlock_t *mu;  /* offers write, questions read (a pointer: questions take a const store) */
 };
 
 static int charter_copy(charter_t *dst, const charter_t *src)
@@ -48,7 +50,16 @@ static int charter_copy(charter_t *dst, const charter_t *src)
 trust_t *trust_new(const charter_t *anchor)
 {
     trust_t *t = calloc(1, sizeof *t);
-    if (t == NULL || sodium_init() < 0 || charter_copy(&t->charter, anchor) != 0) {
+    if (t == NULL || sodium_init() < 0 || (t->mu = malloc(sizeof *t->mu)) == NULL ||
+        pthread_rwlock_init(t->mu, NULL) != 0) {
+        if (t)
+            free(t->mu);
+        free(t);
+        return NULL;
+    }
+    if (charter_copy(&t->charter, anchor) != 0) {
+        pthread_rwlock_destroy(t->mu);
+        free(t->mu);
         free(t);
         return NULL;
     }
@@ -70,6 +81,8 @@ void trust_destroy(trust_t **tp)
     free(t->revs);
     revset_free(&t->revset);
     charter_free(&t->charter);
+    pthread_rwlock_destroy(t->mu);
+    free(t->mu);
     free(t);
     *tp = NULL;
 }
@@ -127,7 +140,7 @@ static int index_reserve(trust_t *t)
 
 /* ---------------------------------------------------------------- offers */
 
-trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+static trust_verdict_t offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
                                     size_t errlen)
 {
     charter_t next;
@@ -149,7 +162,7 @@ trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int 
     return TRUST_OK;
 }
 
-trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+static trust_verdict_t offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
                                  size_t errlen)
 {
     cert_t c;
@@ -207,7 +220,7 @@ trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *ad
     return TRUST_OK;
 }
 
-trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added,
+static trust_verdict_t offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added,
                                        char *err, size_t errlen)
 {
     revocation_t r;
@@ -306,13 +319,13 @@ static trust_verdict_t judge(const trust_t *t, const uint8_t *curve, const uint8
     return best;
 }
 
-trust_verdict_t trust_admit_curve(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms,
+static trust_verdict_t admit_curve(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms,
                                   const cert_t **cert, char *err, size_t errlen)
 {
     return judge(t, curve_pk, NULL, NULL, now_ms, cert, err, errlen);
 }
 
-trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN],
+static trust_verdict_t entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN],
                                int64_t entry_ms, char *err, size_t errlen)
 {
     return judge(t, NULL, signer, domain ? domain : "", entry_ms, NULL, err, errlen);
@@ -320,7 +333,10 @@ trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8
 
 size_t trust_cert_count(const trust_t *t)
 {
-    return t->ncerts;
+    pthread_rwlock_rdlock(t->mu);
+    size_t n = t->ncerts;
+    pthread_rwlock_unlock(t->mu);
+    return n;
 }
 
 const cert_t *trust_cert_at(const trust_t *t, size_t i)
@@ -330,10 +346,81 @@ const cert_t *trust_cert_at(const trust_t *t, size_t i)
 
 size_t trust_revocation_count(const trust_t *t)
 {
-    return t->nrevs;
+    pthread_rwlock_rdlock(t->mu);
+    size_t n = t->nrevs;
+    pthread_rwlock_unlock(t->mu);
+    return n;
 }
 
 const revocation_t *trust_revocation_at(const trust_t *t, size_t i)
 {
     return i < t->nrevs ? &t->revs[i] : NULL;
 }
+
+/* ---------------------------------------------------------------- the locked public calls */
+
+trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err, size_t errlen)
+{
+    pthread_rwlock_wrlock(t->mu);
+    trust_verdict_t v = offer_charter(t, b, n, added, err, errlen);
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
+trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err, size_t errlen)
+{
+    pthread_rwlock_wrlock(t->mu);
+    trust_verdict_t v = offer_cert(t, b, n, added, err, errlen);
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
+trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+                                       size_t errlen)
+{
+    pthread_rwlock_wrlock(t->mu);
+    trust_verdict_t v = offer_revocation(t, b, n, added, err, errlen);
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
+trust_verdict_t trust_admit_curve(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms, const cert_t **cert,
+                                  char *err, size_t errlen)
+{
+    pthread_rwlock_rdlock(t->mu);
+    trust_verdict_t v = admit_curve(t, curve_pk, now_ms, cert, err, errlen);
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
+trust_verdict_t trust_admit_info(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms, trust_info_t *info,
+                                 char *err, size_t errlen)
+{
+    const cert_t *c = NULL;
+    pthread_rwlock_rdlock(t->mu);
+    trust_verdict_t v = admit_curve(t, curve_pk, now_ms, &c, err, errlen);
+    if (info) {
+        memset(info, 0, sizeof *info);
+        if (v == TRUST_OK && c) {
+            snprintf(info->domain, sizeof info->domain, "%s", c->domain);
+            memcpy(info->node_key, c->node_key, ID_PK_LEN);
+            info->serial = c->serial;
+            info->not_before_ms = c->not_before_ms;
+            info->not_after_ms = c->not_after_ms;
+        }
+    }
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
+trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN], int64_t entry_ms,
+                               char *err, size_t errlen)
+{
+    pthread_rwlock_rdlock(t->mu);
+    trust_verdict_t v = entry_ok(t, domain, signer, entry_ms, err, errlen);
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
+void trust_read_lock(const trust_t *t) { pthread_rwlock_rdlock(t->mu); }
+void trust_read_unlock(const trust_t *t) { pthread_rwlock_unlock(t->mu); }

@@ -5,8 +5,14 @@
  * memory; re-checking held certificates when the charter changes; answering "may this CURVE
  * key connect now?" (the ZAP handler) and "may this key sign this domain's entry made at this
  * time?" (catalog acceptance) from verified state, without an Ed25519 verify per question.
+ * Threads: a store may be shared (the gossip loop's ZAP and hellos, the catalog worker, the
+ * federation log, HTTP): every call below takes the store's own rwlock, offers to write, questions
+ * to read, so none needs outside locking. Pointers into the store (trust_charter, *cert of
+ * trust_admit_curve, trust_cert_at, trust_revocation_at) stay valid only while nothing is offered:
+ * a caller sharing the store copies what it needs between trust_read_lock and unlock, or asks
+ * trust_admit_info, which copies.
  * Must not: touch LMDB or the network (the caller persists and gossips the bytes it is given
- * back), or lock: one thread owns a trust_t (the node's loop); share answers, not the store. */
+ * back), or hold its lock while calling out. */
 #ifndef TRIB_TRUST_H
 #define TRIB_TRUST_H
 
@@ -46,6 +52,17 @@ trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, i
 trust_verdict_t trust_admit_curve(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms,
                                   const cert_t **cert, char *err, size_t errlen);
 
+/* trust_admit_curve, with the facts of the certificate copied out (filled on TRUST_OK; zeroed
+ * otherwise), for callers that share the store. */
+typedef struct {
+    char domain[64];
+    uint8_t node_key[ID_PK_LEN];
+    uint64_t serial;
+    int64_t not_before_ms, not_after_ms;
+} trust_info_t;
+trust_verdict_t trust_admit_info(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms, trust_info_t *info,
+                                 char *err, size_t errlen);
+
 /* Catalog acceptance: may signer sign an entry of domain made at entry_ms? ok when a held,
  * charter-backed certificate of signer for domain covers entry_ms (skew allowed) and no
  * revocation of it or its key is effective at entry_ms. Else uncertified, wrong_domain (the key
@@ -55,6 +72,11 @@ trust_verdict_t trust_admit_curve(const trust_t *t, const uint8_t curve_pk[32], 
  * earlier window) or lie beyond now + skew. */
 trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN],
                                int64_t entry_ms, char *err, size_t errlen);
+
+/* Keeps offers out while a caller uses pointers into the store (read lock; it may ask questions
+ * meanwhile, but must not offer). */
+void trust_read_lock(const trust_t *t);
+void trust_read_unlock(const trust_t *t);
 
 /* Held objects, for persisting and gossip (bytes exactly as verified). */
 size_t trust_cert_count(const trust_t *t);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,10 @@
 #include <time.h>
 #include "gossip/entry.h"
 #include "gossip/fedlog.h"
+#include "gossip/cert.h"
+#include "gossip/charter.h"
 #include "gossip/gossip.h"
+#include "gossip/transport.h"
 #include "gossip/log.h"
 #include "node/agent.h"
 #include "node/http.h"
@@ -20,22 +24,65 @@
 
 static void on_catalog(void *ctx) { node_notify(ctx); }
 
+/* Chartered mode: the charter and this node's certificate, verified at start. */
+static charter_t charter;
+static cert_t own_cert;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+__attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Loads --charter and --cert, and checks the certificate is this node's: for its key and domain,
+ * signed by a threshold of the charter's roots, valid now (no skew allowance: a node starts only
+ * on a certificate its own clock says is valid). 0, or -1 with err naming the file and why. */
+static int load_trust(node_t *a, char *err, size_t errlen)
+{
+    char why[600];
+    const config_t *c = &a->cfg;
+    if (charter_load(c->charter, &charter, why, sizeof why) != TRUST_OK) {
+        say(err, errlen, "--charter %s: %s", c->charter, why);
+        return -1;
+    }
+    if (cert_load(c->cert, &own_cert, why, sizeof why) != 0) {
+        say(err, errlen, "--cert %s: %s", c->cert, why);
+        return -1;
+    }
+    trust_verdict_t v = cert_valid_at(&charter, &own_cert, NULL, c->domain, a->id.pk, wall_ms(), 0, why, sizeof why);
+    if (v != TRUST_OK) {
+        const char *hint = v == TRUST_WRONG_KEY ? " (this node's id is the one 'trib identity --data DIR' prints)"
+                         : v == TRUST_EXPIRED || v == TRUST_NOT_YET_VALID ? " (get a certificate valid now: trib fed certify)"
+                         : v == TRUST_WRONG_FEDERATION ? " (the certificate was issued under another charter)"
+                                                       : "";
+        say(err, errlen, "--cert %s: not a valid certificate of this node (domain '%s', node %s) under --charter "
+                 "%s: %s: %s%s", c->cert, c->domain, a->id.hex, c->charter, trust_verdict_name(v), why, hint);
+        return -1;
+    }
+    char serial[17], until[32];
+    cert_serial_text(own_cert.serial, serial);
+    trust_time_text(own_cert.not_after_ms, until);
+    log_info("chartered: domain '%s' certified for this node (serial %s, valid until %s)", c->domain, serial, until);
+    return 0;
+}
+
 /* The trust store (chartered mode: --charter) and the federation log over it. */
 static trust_t *trust;
 static fedlog_t *fedlog;
 
 static int open_fedlog(node_t *a, char *err, size_t errlen)
 {
-    if (a->cfg.charter[0]) {
-        charter_t ch;
-        char why[600];
-        if (charter_load(a->cfg.charter, &ch, why, sizeof why) != TRUST_OK) {
-            snprintf(err, errlen, "--charter: %s", why);
-            return -1;
-        }
-        trust = trust_new(&ch);
-        charter_free(&ch);
-        if (!trust) {
+    if (a->cfg.charter[0]) {   /* load_trust has verified the charter and this node's certificate */
+        if (!(trust = trust_new(&charter))) {
             snprintf(err, errlen, "--charter: out of memory");
             return -1;
         }
@@ -57,9 +104,11 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
         seeds[i] = c->seeds[i];
     gossip_opts_t o = {
         .listen = c->listen, .advertise = c->advertise, .http = c->http, .domain = c->domain,
-        .federation_secret = c->federation_secret, .seeds = seeds, .nseeds = (size_t)c->nseeds,
+        .federation_secret = c->federation_secret[0] ? c->federation_secret : TRANSPORT_DEFAULT_SECRET,
+        .charter = c->charter[0] ? &charter : NULL, .cert = c->charter[0] ? own_cert.bytes : NULL,
+        .cert_len = c->charter[0] ? own_cert.len : 0, .seeds = seeds, .nseeds = (size_t)c->nseeds,
         .anti_entropy_ms = (uint32_t)c->anti_entropy_ms, .max_msg = (size_t)c->max_msg_kb << 10,
-        .on_catalog = on_catalog, .ctx = a, .fedlog = fedlog,
+        .on_catalog = on_catalog, .ctx = a, .fedlog = fedlog, .trust = trust,   /* one trust store */
     };
     swim_config_default(&o.swim);
     o.swim.probe_interval_ms = (uint32_t)c->probe_interval_ms;
@@ -129,10 +178,12 @@ int agent_main(int argc, char **argv)
     int exit_code = 1;
     if (node_open(a, err, sizeof err) < 0)
         goto fail;
+    if (a->cfg.charter[0] && load_trust(a, err, sizeof err) < 0)
+        goto fail;
     if (open_fedlog(a, err, sizeof err) < 0)
         goto fail;
     /* chartered: policy sets are verified against the charter's governance keys */
-    if (policy_node_start(a, trust ? trust_charter(trust) : NULL, a->cfg.policy, err, sizeof err) < 0)
+    if (policy_node_start(a, a->cfg.charter[0] ? &charter : NULL, a->cfg.policy, err, sizeof err) < 0)
         goto fail;
     fedlog_set_policy_offer(fedlog, policy_offer_from_fedlog, a);   /* kind 4 gossiped: the set in force */
     if (http_listen(a, err, sizeof err) < 0)
@@ -163,5 +214,7 @@ out:
     fedlog_destroy(&fedlog);
     trust_destroy(&trust);
     node_close(a);
+    cert_free(&own_cert);
+    charter_free(&charter);
     return exit_code;
 }

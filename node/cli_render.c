@@ -118,8 +118,8 @@ int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
     json_t *list = json_object_get(j, "members");
     size_t n = json_array_size(list);
     json_t **sorted = calloc(n ? n : 1, sizeof *sorted);
-    static const char *const hdr[] = { "DOMAIN", "NODE", "ADDRESS", "HTTP", "STATE", "INC" };
-    cli_table_t *t = cli_table_new(6, hdr);
+    static const char *const hdr[] = { "DOMAIN", "NODE", "ADDRESS", "HTTP", "STATE", "INC", "TRUST" };
+    cli_table_t *t = cli_table_new(7, hdr);
     if (!sorted || !t) {
         free(sorted);
         cli_table_destroy(&t);
@@ -140,8 +140,18 @@ int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
             snprintf(inc, sizeof inc, "%lld", (long long)json_integer_value(iv));
         else
             snprintf(inc, sizeof inc, "-");
+        /* trust: certificate serial and expiry date (chartered), a conflicting claim of the
+         * domain (open mode), or unverified (trust on first use) */
+        char trust[64];
+        const char *exp = str_or(m, "cert_expires", "");
+        if (json_is_true(json_object_get(m, "conflict")))
+            snprintf(trust, sizeof trust, "CONFLICT: domain claimed twice");
+        else if (json_is_true(json_object_get(m, "verified")))
+            snprintf(trust, sizeof trust, "cert %.16s until %.10s", str_or(m, "cert_serial", "?"), exp);
+        else
+            snprintf(trust, sizeof trust, "unverified");
         const char *row[] = { str_or(m, "domain", "-"), nodecol, str_or(m, "addr", "-"),
-                              str_or(m, "http", "-"), str_or(m, "state", "-"), inc };
+                              str_or(m, "http", "-"), str_or(m, "state", "-"), inc, trust };
         if (cli_table_add(t, row) != 0)
             bad = 1;
     }
@@ -324,10 +334,16 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
         char *cells[] = { strdup(head[i].label), value_text(v) };
         bad = table_add_owned(t, cells, 2) != 0;
     }
+    json_t *vf = json_object_get(j, "verified");   /* trust: chartered signer certified, or not */
+    if (!bad && json_is_boolean(vf)) {
+        const char *row[] = { "trust", json_is_true(vf) ? "verified (signer certified for the domain)"
+                                                        : "unverified (open mode: trust on first use)" };
+        bad = cli_table_add(t, row) != 0;
+    }
     static const char *const shown[] = { "id", "domain", "name", "title", "version", "status",
                                          "classification", "owners", "tags", "catalog_seq",
                                          "manifest_seq", "signer", "owner_node", "updated",
-                                         "records", "manifest", "compliance", NULL };
+                                         "records", "manifest", "compliance", "verified", NULL };
     if (!bad)
         bad = add_other_fields(t, j, shown) != 0;
     if (bad) {

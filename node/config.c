@@ -32,9 +32,12 @@ static const option_t options[] = {
     S(listen, K_ADDR, "127.0.0.1:7470", "peer (gossip) address HOST:PORT"),
     S(http, K_ADDR, "127.0.0.1:7480", "HTTP API address HOST:PORT"),
     S(advertise, K_STR, "", "peer address other nodes use to reach this one (default: --listen)"),
-    {"seed", K_SEED, 0, 0, 0, 0, NULL, "peer address of another node to join through (repeatable)"},
-    S(federation_secret, K_STR, "tributary", "federation name shared by all nodes (derives the CURVE server key)"),
-    S(charter, K_STR, "", "chartered mode: the federation's charter.json (trust anchor; federation log)"),
+    {"seed", K_SEED, 0, 0, 0, 0, NULL,
+     "another node to join through, HOST:PORT, or NODE_ID@HOST:PORT (required with --charter) (repeatable)"},
+    S(charter, K_STR, "", "chartered federation: the charter file (charter.json) every node is given"),
+    S(cert, K_STR, "", "chartered federation: this node's certificate for its key and --domain (NAME.cert)"),
+    S(federation_secret, K_STR, "", "open mode: secret shared by all nodes (derives the CURVE server key); "
+                                    "required when --listen is beyond loopback and there is no --charter"),
     S(log_level, K_STR, "info", "error | warn | info | debug"),
     S(tls_cert, K_STR, "", "PEM certificate (chain): serve the HTTP API over HTTPS (with --tls-key)"),
     S(tls_key, K_STR, "", "PEM private key of --tls-cert (mode 0600)"),
@@ -84,6 +87,15 @@ int config_split_addr(const char *addr, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+int config_addr_loopback(const char *addr)
+{
+    char host[128];
+    int port;
+    if (config_split_addr(addr, host, sizeof host, &port) < 0)
+        return 0;
+    return !strncmp(host, "127.", 4) || !strcmp(host, "localhost") || !strcmp(host, "[::1]");
+}
+
 static const option_t *find(const char *name)
 {
     for (size_t i = 0; i < NOPTS; i++) {
@@ -116,9 +128,11 @@ static int set(config_t *c, const option_t *o, const char *val, char *err, size_
         }
         strcpy(field, val);
         return 0;
-    case K_SEED:
-        if (config_split_addr(val, host, sizeof host, &port) < 0) {
-            snprintf(err, errlen, "seed: '%s' is not HOST:PORT", val);
+    case K_SEED: {
+        const char *at = strchr(val, '@'), *addr = at ? at + 1 : val;
+        if (config_split_addr(addr, host, sizeof host, &port) < 0 || (at && at - val != 64)) {
+            snprintf(err, errlen, "seed: '%s' is not HOST:PORT or NODE_ID@HOST:PORT (NODE_ID: 64 hex characters)",
+                     val);
             return -1;
         }
         if (c->nseeds >= CONFIG_MAX_SEEDS || strlen(val) >= sizeof c->seeds[0]) {
@@ -127,6 +141,7 @@ static int set(config_t *c, const option_t *o, const char *val, char *err, size_
         }
         strcpy(c->seeds[c->nseeds++], val);
         return 0;
+    }
     case K_U64: {
         char *end;
         errno = 0;
@@ -278,6 +293,22 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
     if (c->probe_timeout_ms >= c->probe_interval_ms) {
         snprintf(err, errlen, "probe_timeout_ms (%" PRIu64 ") must be below probe_interval_ms (%" PRIu64 ")",
                  c->probe_timeout_ms, c->probe_interval_ms);
+        return 2;
+    }
+    if (!c->charter[0] != !c->cert[0]) {
+        snprintf(err, errlen, "%s", c->charter[0] ? "--charter needs --cert FILE: this node's certificate"
+                                                  : "--cert needs --charter FILE: the federation charter");
+        return 2;
+    }
+    if (c->charter[0] && c->federation_secret[0]) {
+        snprintf(err, errlen, "--federation-secret is for open mode; a chartered node (--charter) has its own "
+                 "CURVE key and shares no secret");
+        return 2;
+    }
+    if (!c->charter[0] && !c->federation_secret[0] && !config_addr_loopback(c->listen)) {
+        snprintf(err, errlen, "--listen %s is beyond loopback, and there is no built-in federation secret: give "
+                 "--charter FILE --cert FILE (a chartered federation) or --federation-secret SECRET (open mode)",
+                 c->listen);
         return 2;
     }
     if (strcmp(c->log_level, "error") && strcmp(c->log_level, "warn") && strcmp(c->log_level, "info") &&

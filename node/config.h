@@ -19,7 +19,8 @@ typedef struct {
     char seeds[CONFIG_MAX_SEEDS][128];
     int nseeds;
     char federation_secret[128];
-    char charter[512];              /* chartered mode: the federation's charter.json (empty: open) */
+    char charter[512];       /* chartered mode: the federation charter (trust anchor) */
+    char cert[512];          /* chartered mode: this node's domain certificate */
     char log_level[16];
     char tls_cert[512], tls_key[512];   /* PEM files: the API over HTTPS (auth, issue 11) */
     uint64_t require_token;             /* 1: status, members, metrics, search, manifests need a token too */
@@ -41,5 +42,7 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
 void config_usage(FILE *f);
 /* Splits "HOST:PORT" (checks both); 0 or -1. */
 int config_split_addr(const char *addr, char *host, size_t hostlen, int *port);
+/* 1 when addr's host is a loopback address (127.x.y.z, localhost, [::1]). */
+int config_addr_loopback(const char *addr);
 
 #endif

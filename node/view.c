@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/entry.h"
+#include "gossip/charter.h"
 #include "gossip/gossip.h"
 #include "gossip/identity.h"
 #include "node/compat.h"
@@ -142,6 +143,16 @@ static json_t *owner_node(node_t *a, const Trib__SignedEntry *se)
     return j ? j : json_pack("{s:s,s:s}", "node_id", hex, "state", "unknown");
 }
 
+/* 1 in chartered mode when signer was certified for domain at time_ms; 0 in open mode (unverified:
+ * trust on first use). */
+static int view_verified(node_t *a, const char *domain, const Trib__SignedEntry *se, int64_t time_ms)
+{
+    trust_t *t = a->gossip ? gossip_trust(a->gossip) : NULL;
+    if (!t || se->signer.len != ID_PK_LEN)
+        return 0;
+    return trust_entry_ok(t, domain, se->signer.data, time_ms, NULL, 0) == TRUST_OK;
+}
+
 json_t *view_product(node_t *a, const store_product_t *p, int full)
 {
     char domain[64];
@@ -154,6 +165,8 @@ json_t *view_product(node_t *a, const store_product_t *p, int full)
     json_t *compliance = j ? policy_node_compliance(a, p->id) : NULL;   /* NULL: no policy set */
     if (compliance)
         json_object_set_new(j, "compliance", compliance);
+    if (j) /* trust: chartered, and the signer held a valid certificate for the domain when it signed */
+        json_object_set_new(j, "verified", json_boolean(view_verified(a, domain, se, ce->time_ms)));
     if (j && full)
         json_object_set_new(j, "owner_node", owner_node(a, se));
     view_free_entry(&se, &ce);
@@ -290,6 +303,22 @@ json_t *view_status(node_t *a)
                           members);
     repl_fork_t forks[REPL_FORKS_MAX];  /* issue 8 B3: shown (and by trib status) only when there are any */
     size_t nf = a->gossip ? gossip_forks(a->gossip, forks, REPL_FORKS_MAX) : 0;
+    if (j) { /* trust: this node's own certificate (chartered) or unverified (open mode) */
+        gossip_member_t *list;
+        size_t n = a->gossip ? gossip_members(a->gossip, &list) : 0;
+        int verified = n && list[0].self && list[0].verified;
+        json_object_set_new(j, "trust", json_string(verified ? "verified" : "unverified"));
+        if (verified) {
+            char until[32];
+            trust_time_text(list[0].cert_expires_ms, until);
+            json_object_set_new(j, "cert_serial", json_string(list[0].cert_serial));
+            json_object_set_new(j, "cert_expires", json_string(until));
+            if (list[0].cert_expires_ms - (int64_t)time(NULL) * 1000 < 14LL * 86400000)
+                json_object_set_new(j, "cert_warning", json_string("this node's certificate expires within 14 days"));
+        }
+        if (n)
+            free(list);
+    }
     if (j && nf) {
         json_t *list = json_array();
         for (size_t i = 0; i < nf && i < REPL_FORKS_MAX; i++)
@@ -309,10 +338,20 @@ json_t *view_members(node_t *a)
         for (size_t i = 0; i < n; i++) {
             char hex[ID_HEX_LEN];
             identity_hex(m[i].id, hex);
-            json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", hex, "domain",
-                                                  m[i].domain, "addr", m[i].addr, "http", m[i].http, "state",
-                                                  swim_state_name(m[i].state), "incarnation",
-                                                  (json_int_t)m[i].incarnation, "self", m[i].self));
+            json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", hex, "domain", m[i].domain, "addr",
+                                  m[i].addr, "http", m[i].http, "state", swim_state_name(m[i].state), "incarnation",
+                                  (json_int_t)m[i].incarnation, "self", m[i].self);
+            /* trust: verified = a held, valid certificate of this key for this domain (chartered) */
+            json_object_set_new(o, "verified", json_boolean(m[i].verified));
+            if (m[i].cert_serial[0]) {
+                char until[32];
+                trust_time_text(m[i].cert_expires_ms, until);
+                json_object_set_new(o, "cert_serial", json_string(m[i].cert_serial));
+                json_object_set_new(o, "cert_expires", json_string(until));
+            }
+            if (m[i].conflict)
+                json_object_set_new(o, "conflict", json_true());
+            json_array_append_new(list, o);
         }
         free(m);
         return json_pack("{s:o}", "members", list);

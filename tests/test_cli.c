@@ -551,9 +551,9 @@ Test(cli_cmd, members_table_and_json, .init = srv_start, .fini = srv_stop)
     run_t r = run("members", "--node", srv.node, NULL);
     cr_expect_eq(r.rc, 0, "%s", r.err);
     cr_expect_str_eq(r.out,
-                     "DOMAIN    NODE                 ADDRESS         HTTP            STATE    INC\n"
-                     "growth    aaaaaaaaaaaa         10.0.0.2:7470   10.0.0.2:7480   suspect  12\n"
-                     "payments  bbbbbbbbbbbb (self)  127.0.0.1:7470  127.0.0.1:7480  alive    3\n");
+                     "DOMAIN    NODE                 ADDRESS         HTTP            STATE    INC  TRUST\n"
+                     "growth    aaaaaaaaaaaa         10.0.0.2:7470   10.0.0.2:7480   suspect  12   unverified\n"
+                     "payments  bbbbbbbbbbbb (self)  127.0.0.1:7470  127.0.0.1:7480  alive    3    unverified\n");
     run_free(&r);
 
     /* --json: the node's document, pretty, full ids; --node after the flag, TRIB_NODE unused */

@@ -129,6 +129,11 @@ Test(config, bad_input_table)
         {{"--data", "/x", "stray", NULL}, "unexpected argument 'stray'"},
         {{"--data", "/x", "--config", NULL}, "--config needs a FILE"},
         {{"--data", "/x", "--config", "/nonexistent/agent.yaml", NULL}, "/nonexistent/agent.yaml: cannot read"},
+        /* trust: chartered needs both files; open mode beyond loopback needs a secret */
+        {{"--data", "/x", "--charter", "charter.json", NULL}, "--charter needs --cert FILE"},
+        {{"--data", "/x", "--cert", "a.cert", NULL}, "--cert needs --charter FILE"},
+        {{"--data", "/x", "--listen", "10.0.0.5:7470", NULL}, "there is no built-in federation secret: give --charter"},
+        {{"--data", "/x", "--seed", "abc@127.0.0.1:7470", NULL}, "NODE_ID@HOST:PORT (NODE_ID: 64 hex"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         config_t c;
@@ -159,4 +164,25 @@ Test(config, zero_http_threads_means_default_limit)
     const char *args[] = {"--data", "/x", "--http-threads", "0", NULL};
     cr_assert_eq(parse(&c, err, sizeof err, args), 0, "%s", err);
     cr_assert_eq(c.http_threads, 0);
+}
+
+Test(config, beyond_loopback_needs_a_secret_or_a_charter)
+{
+    config_t c;
+    char err[256];
+    const char *secret[] = {"--data", "/x", "--listen", "10.0.0.5:7470", "--federation-secret", "s3cret", NULL};
+    cr_expect_eq(parse(&c, err, sizeof err, secret), 0, "%s", err);
+    const char *chartered[] = {"--data", "/x", "--listen", "0.0.0.0:7470", "--charter", "c.json", "--cert", "a.cert",
+                               NULL};
+    cr_expect_eq(parse(&c, err, sizeof err, chartered), 0, "%s", err);
+    const char *both[] = {"--data", "/x", "--charter", "c.json", "--cert", "a.cert", "--federation-secret", "s", NULL};
+    cr_expect_eq(parse(&c, err, sizeof err, both), 2);
+    cr_expect(strstr(err, "--federation-secret is for open mode"), "%s", err);
+    const char *loop[] = {"--data", "/x", "--listen", "127.0.0.2:7470", NULL};
+    cr_expect_eq(parse(&c, err, sizeof err, loop), 0, "loopback stays open: %s", err);
+    char id[200];
+    snprintf(id, sizeof id, "%064d@127.0.0.1:7470", 7);
+    const char *seed[] = {"--data", "/x", "--seed", id, NULL};
+    cr_expect_eq(parse(&c, err, sizeof err, seed), 0, "%s", err);
+    cr_expect_str_eq(c.seeds[0], id);
 }

@@ -285,9 +285,10 @@ Test(transport, other_federation_cannot_reach)
     node_stop(&b);
 }
 
-static int allow_one(void *ctx, const uint8_t curve_pk[32])
+static int allow_one(void *ctx, const uint8_t curve_pk[32], int connect)
 {
-    return memcmp(ctx, curve_pk, 32) == 0;
+    (void)connect;
+    return memcmp(ctx, curve_pk, 32) == 0 ? TRANSPORT_ADMIT : TRANSPORT_REFUSE;
 }
 
 Test(transport, allow_list_refuses_other_keys)

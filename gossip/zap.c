@@ -1,0 +1,305 @@
+/* gossip/zap.c - a chartered node's admission decisions (DESIGN.md §12): who may connect (the
+ * transport's ZAP and per-message allow callback), which certificate hellos make a peer known,
+ * which received catalog entries may be stored (trust_entry_ok), and the trust counters and
+ * gauges of /metrics. Part of the federation actor: see gossip_int.h.
+ *
+ * Threads. The trust store (g->trust) is shared: read by the loop (ZAP, hellos, member
+ * snapshots), by the catalog worker (entry acceptance) and HTTP threads (views), written by the
+ * loop (hellos) and by the federation log (gossip_trust_offer, or its own trust_offer_* calls).
+ * The store takes its own rwlock in every call (gossip/trust.h): questions read (a hash lookup,
+ * no signature check), offers write (one certificate's verify), so the ZAP answers come from the
+ * loop without a thread or a snapshot of their own. The loop never waits on anything else here.
+ *
+ * The connection rule. A key with a certificate held and admitted now (trust_admit_curve) is
+ * admitted; a key whose certificate is held but revoked, expired, not yet valid or no longer
+ * backed by the charter is refused at the handshake; a key with no certificate held yet is
+ * admitted provisionally: only its CertHello is taken (transport.h), and it is admitted once the
+ * certificate it presents verifies and names it. A key that presented a bad certificate stays
+ * provisional: everything but another hello is dropped, and each bad hello is counted.
+ *
+ * Owns: the verdict counters (trib_trust_refused_total{kind,reason}), their rate-limited log
+ * lines, the own certificate's expiry warning and gauge.
+ * Must not: verify signatures per message or per entry (trust.c caches), hold tcmu while
+ * logging or sending, or decide what a verdict is (trust.c does). */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gossip/clock.h"
+#include "gossip/gossip_int.h"
+#include "gossip/log.h"
+#include "gossip/prom.h"
+
+#define REFUSAL_LOG_MS 10000                       /* one line per (kind, reason) this often */
+#define EXPIRY_WARN_MS (14LL * 24 * 3600 * 1000)    /* warn this long before our certificate expires */
+#define EXPIRY_LOG_MS (6LL * 3600 * 1000)           /* and repeat the warning this often */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *kind_name(int kind) { return kind == TRUST_REFUSED_CONNECT ? "connect" : "entry"; }
+
+/* Counts a refusal and logs it unless one of its kind and reason was logged lately. */
+__attribute__((format(printf, 4, 5)))
+static void refused(gossip_t *g, int kind, trust_verdict_t v, const char *fmt, ...)
+{
+    char line[512];
+    int64_t now = (int64_t)clock_ms();
+    uint64_t since = 0;
+    int say = 0;
+    pthread_mutex_lock(&g->tcmu);
+    g->trefused[kind][v]++;
+    if (!g->tlogged[kind][v] || now - g->tlogged[kind][v] >= REFUSAL_LOG_MS) {
+        say = 1;
+        since = g->trefused[kind][v] - g->tlast[kind][v];
+        g->tlogged[kind][v] = now;
+        g->tlast[kind][v] = g->trefused[kind][v];
+    }
+    pthread_mutex_unlock(&g->tcmu);
+    if (!say)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_warn("trust: refused %s (%s): %s%s", kind_name(kind), trust_verdict_name(v), line,
+             since > 1 ? " (and more since the last such line)" : "");
+}
+
+int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    gossip_t *g = ctx;
+    char err[200] = "";
+    trust_verdict_t v = trust_admit_curve(g->trust, curve_pk, wall_ms(), NULL, err, sizeof err);
+    if (v == TRUST_OK)
+        return TRANSPORT_ADMIT;
+    if (v == TRUST_UNCERTIFIED) { /* it may present its certificate; until then its messages are dropped */
+        if (!connect) {
+            char hex[65];
+            sodium_bin2hex(hex, sizeof hex, curve_pk, 32);
+            refused(g, TRUST_REFUSED_CONNECT, v, "a message from CURVE key %.16s..., which has presented no valid "
+                    "certificate (it was asked for one)", hex);
+        }
+        return TRANSPORT_PROVISIONAL;
+    }
+    if (connect) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, curve_pk, 32);
+        refused(g, TRUST_REFUSED_CONNECT, v, "a connection from CURVE key %.16s...: %s", hex, err);
+    }
+    return TRANSPORT_REFUSE;
+}
+
+/* A peer's clock, as its hello said: more than TRUST_SKEW_MS off ours is counted and logged (at most
+ * once per REFUSAL_LOG_MS). It changes no verdict: certificate windows already allow that much. */
+static void check_skew(gossip_t *g, const char *hex, const char *addr, int64_t sender_ms)
+{
+    if (sender_ms <= 0)
+        return;
+    int64_t d = wall_ms() - sender_ms, now = (int64_t)clock_ms();
+    if (d < 0)
+        d = -d;
+    int say = 0;
+    pthread_mutex_lock(&g->tcmu);
+    if (d > g->max_skew_ms)
+        g->max_skew_ms = d;
+    if (d > TRUST_SKEW_MS) {
+        g->skewed_peers++;
+        if (!g->skew_logged_ms || now - g->skew_logged_ms >= REFUSAL_LOG_MS) {
+            g->skew_logged_ms = now;
+            say = 1;
+        }
+    }
+    pthread_mutex_unlock(&g->tcmu);
+    if (say)
+        log_warn("trust: the clock of node %.16s... at %s differs from ours by %" PRId64 " s (more than %d s): "
+                 "certificate windows and entry times are judged with %d s of allowance; fix the clocks (NTP)",
+                 hex, addr, d / 1000, TRUST_SKEW_MS / 1000, TRUST_SKEW_MS / 1000);
+}
+
+/* A peer says it refused our certificate: its claim (it may not even be of our federation), logged
+ * at most once per REFUSAL_LOG_MS so this side, too, says why it cannot join. */
+static void refused_by_peer(gossip_t *g, const char *hex, const char *addr, const char *why)
+{
+    int64_t now = (int64_t)clock_ms();
+    int say = 0;
+    pthread_mutex_lock(&g->tcmu);
+    if (!g->claim_logged_ms || now - g->claim_logged_ms >= REFUSAL_LOG_MS) {
+        g->claim_logged_ms = now;
+        say = 1;
+    }
+    pthread_mutex_unlock(&g->tcmu);
+    char safe[160];
+    size_t i = 0;
+    for (; why[i] && i + 1 < sizeof safe; i++)
+        safe[i] = why[i] >= 0x20 && why[i] < 0x7f ? why[i] : '?';
+    safe[i] = '\0';
+    if (say)
+        log_warn("trust: node %.16s... at %s refused this node's certificate: %s (its word; check that both use "
+                 "the same charter and that this node's certificate is valid)", hex, addr, safe);
+}
+
+int gossip__hello(void *ctx, transport_hello_t *h)
+{
+    gossip_t *g = ctx;
+    char err[300] = "", hex[ID_HEX_LEN];
+    identity_hex(h->sender, hex);
+    if (h->refused && h->refused[0])
+        refused_by_peer(g, hex, h->sender_addr, h->refused);
+    check_skew(g, hex, h->sender_addr, h->sender_time_ms);
+    cert_t c;
+    trust_verdict_t v = TRUST_OK;
+    char domain[64] = "?";
+    if (cert_parse(h->cert, h->len, &c, err, sizeof err) != 0) {
+        v = TRUST_MALFORMED;
+        refused(g, TRUST_REFUSED_CONNECT, v, "the certificate presented by node %.16s... at %s: %s", hex,
+                h->sender_addr, err);
+    } else {
+        int mine = memcmp(c.node_key, h->sender, ID_PK_LEN) == 0;
+        snprintf(domain, sizeof domain, "%s", c.domain);
+        cert_free(&c);
+        if (!mine) {
+            v = TRUST_WRONG_KEY;
+            snprintf(err, sizeof err, "a certificate of domain '%s' for another node's key", domain);
+            refused(g, TRUST_REFUSED_CONNECT, v, "node %.16s... at %s presented %s", hex, h->sender_addr, err);
+        }
+    }
+    int added = 0;
+    if (v == TRUST_OK) {
+        uint8_t curve[32];
+        v = trust_offer_cert(g->trust, h->cert, h->len, &added, err, sizeof err);
+        if (v == TRUST_OK) {
+            if (crypto_sign_ed25519_pk_to_curve25519(curve, h->sender) != 0)
+                v = TRUST_MALFORMED;
+            else
+                v = trust_admit_curve(g->trust, curve, wall_ms(), NULL, err, sizeof err);
+        }
+        if (v != TRUST_OK)
+            refused(g, TRUST_REFUSED_CONNECT, v, "node %.16s... at %s claiming domain '%s': %s", hex, h->sender_addr,
+                    domain, err);
+    }
+    if (v != TRUST_OK) {
+        int w = snprintf(h->why, sizeof h->why, "%s: %.120s", trust_verdict_name(v), err);
+        (void)w;
+        return 0;
+    }
+    if (added) {
+        log_info("trust: admitted node %.16s... at %s, certified for domain '%s'", hex, h->sender_addr, domain);
+        g->dirty = 1; /* members show it as verified */
+    }
+    return 1;
+}
+
+int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32])
+{
+    gossip_t *g = ctx;
+    char err[300] = "";
+    trust_verdict_t v = trust_entry_ok(g->trust, e->domain, signer, e->time_ms, err, sizeof err);
+    if (v == TRUST_OK)
+        return 1;
+    char hex[ID_HEX_LEN];
+    identity_hex(signer, hex);
+    refused(g, TRUST_REFUSED_ENTRY, v, "entry %s seq %" PRIu64 " signed by %.16s...: %s", e->domain, e->seq, hex,
+            err);
+    return 0;
+}
+
+void gossip__member_cert(gossip_t *g, gossip_member_t *m)
+{
+    uint8_t curve[32];
+    trust_info_t c;
+    if (!g->trust || crypto_sign_ed25519_pk_to_curve25519(curve, m->id) != 0)
+        return;
+    if (trust_admit_info(g->trust, curve, wall_ms(), &c, NULL, 0) == TRUST_OK) {
+        m->verified = strcmp(c.domain, m->domain) == 0;
+        cert_serial_text(c.serial, m->cert_serial);
+        m->cert_expires_ms = c.not_after_ms;
+    }
+}
+
+void gossip__own_cert_check(gossip_t *g)
+{
+    if (!g->trust)
+        return;
+    int64_t now = wall_ms(), left = g->own_not_after_ms - now;
+    if (left > EXPIRY_WARN_MS || (g->expiry_logged_ms && now - g->expiry_logged_ms < EXPIRY_LOG_MS))
+        return;
+    g->expiry_logged_ms = now;
+    char when[32];
+    trust_time_text(g->own_not_after_ms, when);
+    if (left <= 0)
+        log_error("trust: this node's certificate expired at %s: peers no longer admit it; get a new one "
+                  "(trib fed certify) and restart with --cert", when);
+    else
+        log_warn("trust: this node's certificate expires at %s (in %" PRId64 " h): get a new one "
+                 "(trib fed certify) before then", when, left / 3600000);
+}
+
+void gossip__trust_render(gossip_t *g, FILE *f)
+{
+    uint64_t r[2][TRUST_VERDICT_COUNT], skewed;
+    int64_t max_skew;
+    pthread_mutex_lock(&g->tcmu);
+    memcpy(r, g->trefused, sizeof r);
+    skewed = g->skewed_peers;
+    max_skew = g->max_skew_ms;
+    pthread_mutex_unlock(&g->tcmu);
+    prom_gauge(f, "trib_trust_chartered", "1 when this node runs in a chartered federation, 0 in open mode.",
+               g->trust ? 1 : 0);
+    prom_family(f, "trib_trust_refused_total", "counter",
+                "Peers and entries refused by the trust rules (chartered mode), by kind and reason.");
+    for (int k = 0; k < 2; k++)
+        for (int v = 1; v < TRUST_VERDICT_COUNT; v++)
+            if (r[k][v] || (k == TRUST_REFUSED_CONNECT && v == TRUST_UNCERTIFIED))
+                fprintf(f, "trib_trust_refused_total{kind=\"%s\",reason=\"%s\"} %" PRIu64 "\n", kind_name(k),
+                        trust_verdict_name((trust_verdict_t)v), r[k][v]);
+    if (g->trust) {
+        prom_counter(f, "trib_clock_skew_peers_total",
+                     "Peers whose clock differed from ours by more than 60 s when they connected.", skewed);
+        prom_family(f, "trib_clock_skew_max_seconds", "gauge",
+                    "The largest clock difference with a connecting peer seen since start, seconds.");
+        fprintf(f, "trib_clock_skew_max_seconds %.3f\n", (double)max_skew / 1000.0);
+        int64_t left = (g->own_not_after_ms - wall_ms()) / 1000;
+        prom_family(f, "trib_cert_expiry_seconds", "gauge",
+                    "Seconds until this node's certificate expires (negative: expired).");
+        fprintf(f, "trib_cert_expiry_seconds %" PRId64 "\n", left);
+        prom_gauge(f, "trib_cert_expiry_warning", "1 when this node's certificate expires within 14 days.",
+                   left * 1000 <= EXPIRY_WARN_MS);
+    }
+}
+
+/* ---------------------------------------------------------------- public (gossip.h) */
+
+trust_t *gossip_trust(gossip_t *g) { return g->trust; }
+
+
+trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t *bytes, size_t len, int *added,
+                                   char *err, size_t errlen)
+{
+    int a = 0;
+    trust_verdict_t v;
+    if (!g->trust) {
+        snprintf(err, errlen, "this node runs in open mode (no --charter): it holds no trust objects");
+        return TRUST_WRONG_FEDERATION;
+    }
+    if (kind == TRUST_KIND_CHARTER)
+        v = trust_offer_charter(g->trust, bytes, len, &a, err, errlen);
+    else if (kind == TRUST_KIND_CERT)
+        v = trust_offer_cert(g->trust, bytes, len, &a, err, errlen);
+    else if (kind == TRUST_KIND_REVOKE)
+        v = trust_offer_revocation(g->trust, bytes, len, &a, err, errlen);
+    else {
+        snprintf(err, errlen, "trust object kind %d is not held by the trust store", (int)kind);
+        v = TRUST_MALFORMED;
+    }
+    if (added)
+        *added = a;
+    return v;
+}

@@ -1,0 +1,945 @@
+/* tests/test_chartered.c - a chartered federation against real `trib agent` processes (DESIGN §12,
+ * issue 10): chartered start and its refusals, per-node CURVE keys with NODE_ID@HOST:PORT seeds,
+ * admission of certified keys only, catalog acceptance by certificate, and open mode's refusal to
+ * listen beyond loopback without a secret. Hostile peers are played from this process with the
+ * project's own transport (tests/peer_tools.h style): a rogue twin, forged, foreign, expired, not yet
+ * valid and below-threshold certificates, a node of another federation, entries for a domain its
+ * key is not certified for. Each refusal is checked in /metrics, and the node keeps serving.
+ *
+ * Owns: the charter, roots and certificates of its tests (in memory, written to temp files).
+ * Must not: sleep as synchronisation (poll with deadlines), leave processes or files behind. */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "gossip/cert.h"
+#include "gossip/charter.h"
+#include "gossip/entry.h"
+#include "gossip/transport.h"
+#include "tests/harness.h"
+#include "tests/peer_tools.h"
+
+#define DAY_MS 86400000LL
+#define FAST "--probe-interval-ms", "400", "--probe-timeout-ms", "200", "--suspicion-mult", "3", \
+             "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
+
+static identity_t R1, R2, R3;      /* roots of the federation (threshold 2) */
+static charter_t ch;
+static char work[64], chpath[128];
+static char err[1024];
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mk_id(identity_t *id)
+{
+    memset(id, 0, sizeof *id);
+    crypto_sign_keypair(id->pk, id->sk);
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(id->curve_pk, id->pk), 0);
+    cr_assert_eq(crypto_sign_ed25519_sk_to_curve25519(id->curve_sk, id->sk), 0);
+    identity_hex(id->pk, id->hex);
+}
+
+/* A new charter with roots r[0..n), threshold 2, signed by all. */
+static void make_charter(charter_t *c, const identity_t *const *r, size_t n)
+{
+    memset(c, 0, sizeof *c);
+    randombytes_buf(c->fed_id, FED_ID_LEN);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(c->keys[i].key, r[i]->pk, ID_PK_LEN);
+        c->keys[i].role = CHARTER_ROLE_ROOT;
+    }
+    c->nkeys = n;
+    c->threshold = 2;
+    c->issued_ms = now_ms();
+    cr_assert_eq(charter_sign(NULL, c, r, n, err, sizeof err), 0, "%s", err);
+}
+
+static void setup(void)
+{
+    cr_assert_geq(sodium_init(), 0);
+    mk_id(&R1), mk_id(&R2), mk_id(&R3);
+    const identity_t *roots[] = {&R1, &R2, &R3};
+    make_charter(&ch, roots, 3);
+    snprintf(work, sizeof work, "/tmp/trib-chartered-XXXXXX");
+    cr_assert_not_null(mkdtemp(work));
+    snprintf(chpath, sizeof chpath, "%s/charter.json", work);
+    json_t *j = charter_to_json(&ch);
+    cr_assert_eq(trust_file_write(chpath, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+}
+
+static void teardown(void)
+{
+    h_cleanup_all();
+    charter_free(&ch);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+    if (work[0] && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", work);
+}
+
+TestSuite(chartered, .init = setup, .fini = teardown, .timeout = 180);
+
+/* A data dir with an identity (what `trib identity --data DIR` makes). */
+static void node_dir(const char *name, char *dir, size_t cap, identity_t *id)
+{
+    snprintf(dir, cap, "%s/%s", work, name);
+    cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s", dir);
+    int created = 0;
+    cr_assert_eq(identity_load_or_create(dir, id, &created, err, sizeof err), 0, "%s", err);
+}
+
+/* Issues a certificate under c (NULL: the federation's) for domain and key, valid [nb, na], signed
+ * by signers; with threshold1 the issuing charter is told its threshold is 1 (so a single root's
+ * signature is produced: below the real threshold). Writes it to work/FILE when file != NULL. */
+static void issue(const charter_t *c, const char *domain, const uint8_t pk[32], int64_t nb, int64_t na,
+                  const identity_t *const *signers, size_t n, int threshold1, const char *file, cert_t *out)
+{
+    charter_t tmp = *(c ? c : &ch);
+    if (threshold1)
+        tmp.threshold = 1;
+    cr_assert_eq(cert_issue(&tmp, domain, pk, nb, na, 0, signers, n, out, err, sizeof err), 0, "%s", err);
+    if (file) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", work, file);
+        json_t *j = cert_to_json(out);
+        unlink(path);
+        cr_assert_eq(trust_file_write(path, j, err, sizeof err), 0, "%s", err);
+        json_decref(j);
+    }
+}
+
+static const identity_t *const two_roots[] = {&R1, &R2};
+
+/* Starts a chartered node of domain from dir with work/certfile and (optionally) one seed. */
+static void start(h_node_t *n, const char *domain, const char *dir, const char *certfile, const char *seed)
+{
+    char cert[256];
+    snprintf(cert, sizeof cert, "%s/%s", work, certfile);
+    int rc = seed ? h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", cert, "--seed", seed, FAST,
+                                 NULL)
+                  : h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", cert, FAST, NULL);
+    cr_assert_eq(rc, 0, "chartered node %s did not start; see %s", domain, n->log);
+}
+
+/* Runs `trib agent ARGS` expecting it to refuse to start: its exit status (or -1 when it was
+ * still running after 15 s: then it is killed) and its output in out. */
+static int agent_refuses(char *out, size_t cap, const char *const *args)
+{
+    char log[128];
+    snprintf(log, sizeof log, "%s/refusal.log", work);
+    unlink(log);
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        const char *argv[40] = {h_trib_path(), "agent"};
+        int k = 2;
+        for (int i = 0; args[i] && k < 39; i++)
+            argv[k++] = args[i];
+        argv[k] = NULL;
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    cr_assert_gt(pid, 0);
+    int st = 0, rc = -1;
+    long deadline = h_now_ms() + 15000;
+    while (h_now_ms() < deadline) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+            break;
+        }
+        usleep(20000);
+    }
+    if (rc == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    size_t len = 0;
+    char *s = h_read_file(log, &len);
+    snprintf(out, cap, "%s", s ? s : "");
+    free(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- members and metrics */
+
+typedef struct {
+    h_node_t *n;
+    int want;
+} members_cond_t;
+
+/* n lists want alive members, every one verified. */
+static int all_verified(void *ctx)
+{
+    members_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
+    json_t *arr = json_is_array(j) ? j : json_object_get(j, "members");
+    size_t i, alive = 0, verified = 0;
+    json_t *m;
+    json_array_foreach(arr, i, m)
+    {
+        if (!strcmp(json_string_value(json_object_get(m, "state")) ?: "", "alive"))
+            alive++;
+        if (json_is_true(json_object_get(m, "verified")))
+            verified++;
+    }
+    json_decref(j);
+    return (int)alive == c->want && (int)verified == c->want;
+}
+
+typedef struct {
+    const char *url, *series;
+    double at_least;
+} metric_cond_t;
+
+static int metric_reached(void *ctx)
+{
+    metric_cond_t *c = ctx;
+    return h_metric(c->url, c->series) >= c->at_least;
+}
+
+static void expect_metric(const char *url, const char *series, double at_least, const char *why)
+{
+    metric_cond_t c = {url, series, at_least};
+    cr_assert(h_wait(metric_reached, &c, 15000), "%s: %s stayed at %.0f (wanted >= %.0f)", why, series,
+              h_metric(url, series), at_least);
+}
+
+static void still_serves(h_node_t *n)
+{
+    long status = 0;
+    json_t *j = h_get_json(n->url, "/v1/status", &status);
+    cr_assert_eq(status, 200, "the node stopped serving after the refusal");
+    json_decref(j);
+}
+
+/* ---------------------------------------------------------------- happy path */
+
+typedef struct {
+    h_node_t *n;
+    const char *path;
+} get_cond_t;
+
+static int get_ok(void *ctx)
+{
+    get_cond_t *c = ctx;
+    long status = 0;
+    json_t *j = h_get_json(c->n->url, c->path, &status);
+    json_decref(j);
+    return status == 200;
+}
+
+Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
+{
+    char da[256], db[256], dc[256], seed[160];
+    identity_t ia, ib, ic;
+    cert_t ca, cb, cc;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    node_dir("c", dc, sizeof dc, &ic);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
+    issue(NULL, "listening", ic.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "c.cert", &cc);
+    h_node_t a, b, c;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    start(&c, "listening", dc, "c.cert", seed);
+    members_cond_t mc = {&c, 3};
+    cr_assert(h_wait(all_verified, &mc, 20000), "listening does not see three verified alive members");
+    mc.n = &a;
+    cr_assert(h_wait(all_verified, &mc, 20000), "payments does not see three verified alive members");
+
+    char manifest[512];
+    snprintf(manifest, sizeof manifest, "%s/m.yaml", work);
+    const char *yaml = "name: settled\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: Settled\n"
+                       "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                       "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                       "  - {name: id, logicalType: string, required: true}\n";
+    cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(&a, NULL, &out, &eout, "publish", manifest, NULL);
+    cr_assert_eq(rc, 0, "publish failed: %s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    char recs[512];
+    snprintf(recs, sizeof recs, "%s/r.ndjson", work);
+    cr_assert_eq(h_write_file(recs, "{\"id\":\"x1\"}\n{\"id\":\"x2\"}\n", 24), 0);
+    rc = h_trib(&a, recs, &out, &eout, "put", "payments/settled", NULL);
+    cr_assert_eq(rc, 0, "put failed: %s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+
+    get_cond_t g = {&b, "/v1/products/payments/settled"};
+    cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to growth");
+    g.n = &c;
+    cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to listening");
+    rc = h_trib(&c, NULL, &out, &eout, "get", "payments/settled", NULL);
+    cr_assert_eq(rc, 0, "routed read failed: %s", eout ? eout : "");
+    cr_assert(out && strstr(out, "x1") && strstr(out, "x2"), "routed read returned: %s", out ? out : "");
+    free(out), free(eout);
+    /* every view says verified: members (serial and expiry), status, the product */
+    rc = h_trib(&c, NULL, &out, &eout, "members", NULL);
+    cr_assert_eq(rc, 0);
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    cr_expect(out && strstr(out, serial) && !strstr(out, "unverified"), "members: %s", out ? out : "");
+    free(out), free(eout);
+    json_t *j = h_get_json(b.url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "trust")) ?: "", "verified");
+    json_decref(j);
+    j = h_get_json(c.url, "/v1/products/payments/settled", NULL);
+    cr_expect(json_is_true(json_object_get(j, "verified")), "the product is not shown as verified");
+    json_decref(j);
+    rc = h_trib(&c, NULL, &out, &eout, "show", "payments/settled", NULL);
+    cr_expect(rc == 0 && out && strstr(out, "verified (signer certified"), "trib show: %s", out ? out : "");
+    free(out), free(eout);
+    cr_expect_eq(h_metric(b.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
+    cr_expect_eq(h_metric(a.url, "trib_trust_chartered"), 1);
+    /* a restarted node (its trust store starts again from its own certificate) is readmitted
+     * and readmits the others */
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&b), 0, "growth did not restart; see %s", b.log);
+    mc.n = &b;
+    cr_assert(h_wait(all_verified, &mc, 20000), "the restarted node does not see three verified alive members");
+    mc.n = &a;
+    cr_assert(h_wait(all_verified, &mc, 20000), "payments does not see the restarted node verified and alive");
+    cr_expect_gt(h_metric(a.url, "trib_cert_expiry_seconds"), 80 * 86400.0);
+    cert_free(&ca), cert_free(&cb), cert_free(&cc);
+}
+
+/* ---------------------------------------------------------------- start refusals */
+
+static void expect_start_refused(const char *dir, const char *domain, const char *certfile, const char *charter,
+                                 const char *want1, const char *want2)
+{
+    char cert[256], out[4096], http[32], listen[32];
+    snprintf(cert, sizeof cert, "%s/%s", work, certfile);
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", h_free_port());
+    const char *args[] = {"--data", dir, "--domain", domain, "--charter", charter ? charter : chpath, "--cert", cert,
+                          "--http", http, "--listen", listen, NULL};
+    int rc = agent_refuses(out, sizeof out, args);
+    cr_assert(rc > 0, "the agent did not refuse to start (rc %d) with %s: %s", rc, certfile, out);
+    cr_assert(strstr(out, certfile) != NULL, "the refusal does not name the file %s: %s", certfile, out);
+    cr_assert(strstr(out, want1) != NULL, "the refusal does not say '%s': %s", want1, out);
+    if (want2)
+        cr_assert(strstr(out, want2) != NULL, "the refusal does not say '%s': %s", want2, out);
+}
+
+Test(chartered, agent_refuses_to_start_without_a_valid_certificate_of_its_own)
+{
+    char d[256];
+    identity_t id, other;
+    cert_t c;
+    node_dir("n", d, sizeof d, &id);
+    mk_id(&other);
+    int64_t t = now_ms();
+    /* a rogue twin: a certificate of another key (the real payments node's) */
+    issue(NULL, "payments", other.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "other-key.cert", &c);
+    cert_free(&c);
+    expect_start_refused(d, "payments", "other-key.cert", NULL, "wrong_key", id.hex);
+    /* a certificate for another domain */
+    issue(NULL, "growth", id.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "growth.cert", &c);
+    cert_free(&c);
+    expect_start_refused(d, "payments", "growth.cert", NULL, "wrong_domain", NULL);
+    /* expired, not yet valid */
+    issue(NULL, "payments", id.pk, t - 10 * DAY_MS, t - DAY_MS, two_roots, 2, 0, "expired.cert", &c);
+    cert_free(&c);
+    expect_start_refused(d, "payments", "expired.cert", NULL, "expired", NULL);
+    issue(NULL, "payments", id.pk, t + DAY_MS, t + 10 * DAY_MS, two_roots, 2, 0, "future.cert", &c);
+    cert_free(&c);
+    expect_start_refused(d, "payments", "future.cert", NULL, "not_yet_valid", NULL);
+    /* one root where the charter needs two */
+    const identity_t *one[] = {&R1};
+    issue(NULL, "payments", id.pk, t - DAY_MS, t + DAY_MS, one, 1, 1, "below.cert", &c);
+    cert_free(&c);
+    expect_start_refused(d, "payments", "below.cert", NULL, "below_threshold", NULL);
+    /* signed by keys that are not roots of this federation (a forged certificate) */
+    identity_t f1, f2;
+    mk_id(&f1), mk_id(&f2);
+    const identity_t *fake[] = {&f1, &f2};
+    charter_t tmp = ch;
+    memcpy(tmp.keys[0].key, f1.pk, 32);
+    memcpy(tmp.keys[1].key, f2.pk, 32);
+    issue(&tmp, "payments", id.pk, t - DAY_MS, t + DAY_MS, fake, 2, 0, "forged.cert", &c);
+    cert_free(&c);
+    expect_start_refused(d, "payments", "forged.cert", NULL, "below_threshold", NULL);
+    /* a certificate of another federation */
+    charter_t other_fed;
+    const identity_t *roots[] = {&R1, &R2, &R3};
+    make_charter(&other_fed, roots, 3);
+    issue(&other_fed, "payments", id.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "otherfed.cert", &c);
+    cert_free(&c);
+    charter_free(&other_fed);
+    expect_start_refused(d, "payments", "otherfed.cert", NULL, "wrong_federation", NULL);
+}
+
+Test(chartered, open_mode_beyond_loopback_needs_a_secret_or_a_charter)
+{
+    char out[4096], http[32], d[256];
+    identity_t id;
+    node_dir("open", d, sizeof d, &id);
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    const char *args[] = {"--data", d, "--domain", "payments", "--http", http, "--listen", "10.255.255.1:7470", NULL};
+    int rc = agent_refuses(out, sizeof out, args);
+    cr_assert_eq(rc, 2, "rc %d: %s", rc, out);
+    cr_assert(strstr(out, "--federation-secret") && strstr(out, "--charter"), "the refusal does not name both "
+              "options: %s", out);
+    /* loopback stays open (tests, demo) */
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", FAST, NULL), 0);
+    still_serves(&n);
+    cr_expect_eq(h_metric(n.url, "trib_trust_chartered"), 0);
+}
+
+/* ---------------------------------------------------------------- hostile peers */
+
+/* A peer played from this process: its own transport (chartered keys), presenting cert (may be
+ * NULL: none) to the node at addr whose node key is node_pk. */
+typedef struct {
+    void *zctx;
+    transport_t *t;
+    identity_t id;
+} rogue_t;
+
+static void rogue_open(rogue_t *r, const identity_t *id, const cert_t *cert, const char *addr,
+                       const uint8_t node_pk[32])
+{
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.per_node_keys = 1;
+    r->id = *id;
+    r->zctx = zmq_ctx_new();
+    cr_assert_not_null(r->zctx);
+    r->t = transport_new(r->zctx, &r->id, "127.0.0.1:0", &o, err, sizeof err);
+    cr_assert_not_null(r->t, "%s", err);
+    cr_assert_eq(transport_set_peer(r->t, addr, node_pk, 1), 0);
+    static const uint8_t junk[] = {0x0a, 0x03, 'b', 'a', 'd'};
+    if (cert)
+        cr_assert_eq(transport_set_hello(r->t, cert->bytes, cert->len, NULL, NULL), 0);
+    else
+        cr_assert_eq(transport_set_hello(r->t, junk, sizeof junk, NULL, NULL), 0);
+}
+
+static void rogue_close(rogue_t *r)
+{
+    transport_destroy(&r->t);
+    zmq_ctx_term(r->zctx);
+}
+
+/* Polls the rogue's transport (its sends, ZAP) until cond holds or 15 s pass. */
+typedef struct {
+    rogue_t *r;
+    metric_cond_t m;
+} pump_cond_t;
+
+static int pump(void *ctx)
+{
+    pump_cond_t *p = ctx;
+    transport_msg_t m;
+    zmq_pollitem_t items[8];
+    int n = transport_pollitems(p->r->t, items, 8);
+    zmq_poll(items, n, 10);
+    while (transport_recv(p->r->t, &m) == 1)
+        transport_msg_free(&m);
+    return metric_reached(&p->m);
+}
+
+static void rogue_until(rogue_t *r, const char *url, const char *series, double at_least, const char *why)
+{
+    pump_cond_t p = {r, {url, series, at_least}};
+    cr_assert(h_wait(pump, &p, 15000), "%s: %s stayed at %.0f", why, series, h_metric(url, series));
+}
+
+/* A SignedEntry of domain (seq 1, a tombstone), signed by signer, in a CatalogEntries body. */
+static uint8_t *entries_body(const identity_t *signer, const char *domain, size_t *len)
+{
+    Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+    Trib__Tombstone tomb = TRIB__TOMBSTONE__INIT;
+    tomb.name = "settled";
+    e.domain = (char *)domain;
+    e.seq = 1;
+    e.time_ms = now_ms();
+    e.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE;
+    e.tombstone = &tomb;
+    uint8_t *signed_bytes = NULL;
+    size_t slen = 0;
+    cr_assert_eq(entry_sign(signer, &e, &signed_bytes, &slen), 0);
+    Trib__CatalogEntries ce = TRIB__CATALOG_ENTRIES__INIT;
+    ProtobufCBinaryData item = {slen, signed_bytes};
+    ce.n_entries = 1;
+    ce.entries = &item;
+    ce.final = 1;
+    *len = trib__catalog_entries__get_packed_size(&ce);
+    uint8_t *b = malloc(*len);
+    cr_assert_not_null(b);
+    trib__catalog_entries__pack(&ce, b);
+    free(signed_bytes);
+    return b;
+}
+
+static void ping(rogue_t *r, const char *addr)
+{
+    static const uint8_t empty[1];
+    transport_send(r->t, addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, empty, 0);
+}
+
+#define REFUSED(kind, reason) "trib_trust_refused_total{kind=\"" kind "\",reason=\"" reason "\"}"
+
+Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
+{
+    char da[256];
+    identity_t ia;
+    cert_t ca;
+    node_dir("a", da, sizeof da, &ia);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    h_node_t a;
+    start(&a, "payments", da, "a.cert", NULL);
+
+    /* 1. rogue twin with no certificate: its hello is garbage, its messages are dropped */
+    identity_t twin;
+    mk_id(&twin);
+    rogue_t r;
+    rogue_open(&r, &twin, NULL, a.peer, ia.pk);
+    ping(&r, a.peer);
+    rogue_until(&r, a.url, REFUSED("connect", "malformed"), 1, "a hello without a certificate");
+    double unc = h_metric(a.url, "trib_gossip_dropped_total{reason=\"uncertified\"}");
+    ping(&r, a.peer);
+    rogue_until(&r, a.url, "trib_gossip_dropped_total{reason=\"uncertified\"}", unc + 1,
+                "a message of an uncertified key");
+    rogue_until(&r, a.url, REFUSED("connect", "uncertified"), 1, "a message of an uncertified key");
+    rogue_close(&r);
+    still_serves(&a);
+
+    /* 2. rogue twin presenting the real node's certificate (for another key) */
+    rogue_open(&r, &twin, &ca, a.peer, ia.pk);
+    ping(&r, a.peer);
+    rogue_until(&r, a.url, REFUSED("connect", "wrong_key"), 1, "a certificate of another key");
+    rogue_close(&r);
+
+    /* 3. expired, not yet valid, below threshold, another federation, forged */
+    struct {
+        const char *reason;
+        int64_t nb, na;
+        int below, otherfed, forged;
+    } cases[] = {
+        {"expired", t - 10 * DAY_MS, t - 2 * DAY_MS, 0, 0, 0},
+        {"not_yet_valid", t + 2 * DAY_MS, t + 10 * DAY_MS, 0, 0, 0},
+        {"below_threshold", t - DAY_MS, t + DAY_MS, 1, 0, 0},
+        {"wrong_federation", t - DAY_MS, t + DAY_MS, 0, 1, 0},
+        {"forged", t - DAY_MS, t + DAY_MS, 0, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        identity_t rid;
+        cert_t rc;
+        mk_id(&rid);
+        charter_t other;
+        const identity_t *roots[] = {&R1, &R2, &R3};
+        const identity_t *one[] = {&R1};
+        if (cases[i].otherfed)
+            make_charter(&other, roots, 3);
+        issue(cases[i].otherfed ? &other : NULL, "growth", rid.pk, cases[i].nb, cases[i].na,
+              cases[i].below ? one : two_roots, cases[i].below ? 1 : 2, cases[i].below, NULL, &rc);
+        if (cases[i].otherfed)
+            charter_free(&other);
+        if (cases[i].forged) /* flip a bit of the last signature */
+            rc.bytes[rc.len - 3] ^= 0x01;
+        rogue_open(&r, &rid, &rc, a.peer, ia.pk);
+        ping(&r, a.peer);
+        char series[160];
+        snprintf(series, sizeof series, "trib_trust_refused_total{kind=\"connect\",reason=\"%s\"}", cases[i].reason);
+        rogue_until(&r, a.url, series, 1, cases[i].reason);
+        rogue_close(&r);
+        cert_free(&rc);
+        still_serves(&a);
+    }
+
+    /* 4. an expired key, already held, is refused at the handshake itself (ZAP) when it reconnects */
+    double denied = h_metric(a.url, "trib_gossip_dropped_total{reason=\"zap_denied\"}");
+    {
+        identity_t rid;
+        cert_t rc;
+        mk_id(&rid);
+        issue(NULL, "growth", rid.pk, t - 10 * DAY_MS, t - 2 * DAY_MS, two_roots, 2, 0, NULL, &rc);
+        rogue_open(&r, &rid, &rc, a.peer, ia.pk);
+        ping(&r, a.peer);
+        rogue_until(&r, a.url, REFUSED("connect", "expired"), 2, "the expired certificate");
+        rogue_close(&r);
+        rogue_open(&r, &rid, &rc, a.peer, ia.pk);
+        ping(&r, a.peer);
+        rogue_until(&r, a.url, "trib_gossip_dropped_total{reason=\"zap_denied\"}", denied + 1,
+                    "the handshake of a key whose certificate expired");
+        rogue_close(&r);
+        cert_free(&rc);
+    }
+
+    /* 5. a certified node of another domain pushes an entry of payments signed by itself, and one
+     * signed by an uncertified key: both refused, counted as entries */
+    identity_t gid;
+    cert_t gc;
+    mk_id(&gid);
+    issue(NULL, "growth", gid.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, NULL, &gc);
+    rogue_open(&r, &gid, &gc, a.peer, ia.pk);
+    size_t len;
+    uint8_t *body = entries_body(&gid, "payments", &len);
+    transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, len);
+    free(body);
+    rogue_until(&r, a.url, REFUSED("entry", "wrong_domain"), 1, "an entry of payments signed by growth's key");
+    body = entries_body(&twin, "payments", &len);
+    transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, len);
+    free(body);
+    rogue_until(&r, a.url, REFUSED("entry", "uncertified"), 1, "an entry signed by an uncertified key");
+    rogue_close(&r);
+    cert_free(&gc);
+    still_serves(&a);
+    long status = 0;
+    json_t *j = h_get_json(a.url, "/v1/products/payments/settled", &status);
+    json_decref(j);
+    cr_expect_eq(status, 404, "a refused entry was stored");
+
+    /* 6. a certified peer whose clock is 5 minutes behind: admitted (the window allows it), but
+     * the skew is counted and logged */
+    mk_id(&gid);
+    issue(NULL, "growth", gid.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, NULL, &gc);
+    rogue_open(&r, &gid, NULL, a.peer, ia.pk);
+    cr_assert_eq(transport_set_hello(r.t, NULL, 0, NULL, NULL), 0); /* sends its own, skewed hello */
+    Trib__CertHello h = TRIB__CERT_HELLO__INIT;
+    h.cert.data = gc.bytes;
+    h.cert.len = gc.len;
+    h.time_ms = now_ms() - 300000;
+    size_t hlen = trib__cert_hello__get_packed_size(&h);
+    uint8_t *hb = malloc(hlen);
+    cr_assert_not_null(hb);
+    trib__cert_hello__pack(&h, hb);
+    transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CERT_HELLO, hb, hlen);
+    free(hb);
+    rogue_until(&r, a.url, "trib_clock_skew_peers_total", 1, "a peer 5 minutes behind");
+    cr_expect_geq(h_metric(a.url, "trib_clock_skew_max_seconds"), 299, "the skew is not reported in seconds");
+    rogue_close(&r);
+    cert_free(&gc);
+    size_t loglen;
+    char *log = h_read_file(a.log, &loglen);
+    cr_expect(log && strstr(log, "differs from ours by"), "the skew is not logged");
+    free(log);
+    still_serves(&a);
+    cert_free(&ca);
+}
+
+Test(chartered, a_seed_with_the_wrong_node_id_fails_the_handshake_and_is_reported)
+{
+    char da[256], db[256], seed[160];
+    identity_t ia, ib, wrong;
+    cert_t ca, cb;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    mk_id(&wrong);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", ib.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "b.cert", &cb);
+    h_node_t a, b;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", wrong.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    expect_metric(b.url, "trib_gossip_dropped_total{reason=\"handshake_failed_out\"}", 1,
+                  "the connection to a seed with the wrong node id");
+    char hex16[17];
+    memcpy(hex16, wrong.hex, 16);
+    hex16[16] = '\0';
+    size_t len;
+    char *log = NULL;
+    long deadline = h_now_ms() + 15000;
+    while (h_now_ms() < deadline) {
+        free(log);
+        log = h_read_file(b.log, &len);
+        if (log && strstr(log, hex16) && strstr(log, a.peer))
+            break;
+        usleep(50000);
+    }
+    cr_assert(log && strstr(log, hex16) && strstr(log, "wrong node id"), "the log does not name the seed's node id");
+    free(log);
+    json_t *j = h_get_json(b.url, "/v1/members", NULL);
+    json_t *arr = json_is_array(j) ? j : json_object_get(j, "members");
+    cr_expect_eq(json_array_size(arr), 1, "growth joined through a seed whose key it could not verify");
+    json_decref(j);
+    still_serves(&a);
+    still_serves(&b);
+    cert_free(&ca), cert_free(&cb);
+}
+
+/* ---------------------------------------------------------------- open mode: the rogue twin is a conflict */
+
+typedef struct {
+    h_node_t *n;
+} conflict_cond_t;
+
+static int conflict_shown(void *ctx)
+{
+    conflict_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
+    json_t *arr = json_object_get(j, "members");
+    size_t i, conflicts = 0;
+    json_t *m;
+    json_array_foreach(arr, i, m)
+    {
+        conflicts += json_is_true(json_object_get(m, "conflict"));
+        cr_assert(!json_is_true(json_object_get(m, "verified")), "open mode shows a member as verified");
+    }
+    json_decref(j);
+    size_t len;
+    char *log = h_read_file(c->n->log, &len);
+    int logged = log && strstr(log, "CONFLICT: domain 'payments'");
+    free(log);
+    return conflicts == 2 && logged;
+}
+
+Test(chartered, open_mode_rogue_twin_is_shown_and_logged_as_a_conflict_on_every_node)
+{
+    h_node_t a, twin, other;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0);
+    cr_assert_eq(h_node_start(&twin, "payments", "--seed", a.peer, FAST, NULL), 0);
+    cr_assert_eq(h_node_start(&other, "growth", "--seed", a.peer, FAST, NULL), 0);
+    conflict_cond_t c = {&a};
+    cr_assert(h_wait(conflict_shown, &c, 20000), "payments does not show the conflicting claim");
+    c.n = &other;
+    cr_assert(h_wait(conflict_shown, &c, 20000), "a third node does not show the conflicting claim");
+    char *out = NULL, *eout = NULL;
+    cr_assert_eq(h_trib(&other, NULL, &out, &eout, "members", NULL), 0);
+    cr_expect(out && strstr(out, "CONFLICT"), "trib members: %s", out ? out : "");
+    free(out), free(eout);
+    json_t *j = h_get_json(other.url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "trust")) ?: "", "unverified");
+    json_decref(j);
+}
+
+/* ---------------------------------------------------------------- random hellos (in process) */
+
+static int hello_calls;
+
+/* What gossip/zap.c does first with a hello's bytes: parse them as a certificate (bounded). */
+static int parse_hello(void *ctx, transport_hello_t *h)
+{
+    (void)ctx;
+    cert_t c;
+    char e[256];
+    hello_calls++;
+    if (cert_parse(h->cert, h->len, &c, e, sizeof e) != 0)
+        return 0;
+    cert_free(&c);
+    return 0;
+}
+
+static int refuse_all(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    (void)ctx, (void)curve_pk, (void)connect;
+    return TRANSPORT_PROVISIONAL;
+}
+
+/* 2,000 hellos of random bytes, of random CertHello fields and of mutated real certificates reach
+ * a chartered transport: each is taken as a hello (counted), refused, and nothing else is delivered. */
+Test(chartered, random_certificate_hellos_are_refused_and_counted)
+{
+    identity_t node, client;
+    mk_id(&node);
+    mk_id(&client);
+    void *zctx = zmq_ctx_new();
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.per_node_keys = 1;
+    transport_t *t = transport_new(zctx, &node, "127.0.0.1:0", &o, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    transport_set_allow(t, refuse_all, NULL);
+    static const uint8_t mine[] = {0x0a, 0x00};
+    cr_assert_eq(transport_set_hello(t, mine, sizeof mine, parse_hello, NULL), 0);
+    void *cctx = zmq_ctx_new();
+    peer_client_t *c = peer_client_new(cctx, transport_addr(t), &client, node.curve_pk);
+    cr_assert_not_null(c);
+    cert_t real;
+    int64_t now = now_ms();
+    issue(NULL, "growth", client.pk, now - DAY_MS, now + DAY_MS, two_roots, 2, 0, NULL, &real);
+    enum { N = 2000 };
+    uint8_t buf[1024];
+    for (int i = 0; i < N; i++) {
+        size_t len;
+        uint8_t *body = buf, *packed = NULL;
+        if (i % 3 == 0) {                       /* random bytes */
+            len = randombytes_uniform(sizeof buf);
+            randombytes_buf(buf, len);
+        } else {                                /* a CertHello around random or mutated cert bytes */
+            Trib__CertHello h = TRIB__CERT_HELLO__INIT;
+            uint8_t cb[600];
+            size_t cl = real.len < sizeof cb ? real.len : sizeof cb;
+            memcpy(cb, real.bytes, cl);
+            if (i % 3 == 1) {
+                for (int k = 0; k < 1 + (int)randombytes_uniform(4); k++)
+                    cb[randombytes_uniform((uint32_t)cl)] ^= (uint8_t)(1 + randombytes_uniform(255));
+            } else {
+                cl = randombytes_uniform(sizeof cb);
+                randombytes_buf(cb, cl);
+            }
+            h.cert.data = cb;
+            h.cert.len = cl;
+            h.want_reply = i & 1;
+            h.time_ms = (int64_t)randombytes_random() << 20;
+            len = trib__cert_hello__get_packed_size(&h);
+            packed = malloc(len);
+            cr_assert_not_null(packed);
+            trib__cert_hello__pack(&h, packed);
+            body = packed;
+        }
+        peer_envelope_t e;
+        peer_envelope_init(&e, &client, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CERT_HELLO, body, len);
+        cr_assert_eq(peer_client_send_envelope(c, &e), 0);
+        free(packed);
+        if (i % 100 == 99) { /* keep the queue bounded: wait for this batch */
+            int delivered = 0;
+            cr_assert(peer_wait_stat(t, offsetof(transport_stats_t, hellos_in), (uint64_t)i + 1, 10000, &delivered),
+                      "hello %d did not arrive", i);
+            cr_assert_eq(delivered, 0, "a hello was delivered as a message");
+        }
+    }
+    const transport_stats_t *st = transport_stats(t);
+    cr_expect_eq(st->hellos_in, N);
+    cr_expect_eq(st->hellos_refused, N);
+    cr_expect_leq(hello_calls, N, "the hello function ran for %d of %d hellos", hello_calls, N);
+    cert_free(&real);
+    peer_client_destroy(&c);
+    transport_destroy(&t);
+    zmq_ctx_term(cctx);
+    zmq_ctx_term(zctx);
+}
+
+/* ---------------------------------------------------------------- own certificate expires while running */
+
+typedef struct {
+    h_node_t *n;
+    const char *manifest;
+    long status;
+    char body[600];
+} pub_cond_t;
+
+static int publish_refused(void *ctx)
+{
+    pub_cond_t *p = ctx;
+    char *out = NULL, *eout = NULL;
+    /* a new version each time: an unchanged manifest is answered "unchanged" and signs nothing */
+    static int patch;
+    char yaml[600];
+    int n = snprintf(yaml, sizeof yaml,
+                     "name: settled\ndomain: payments\nversion: 1.0.%d\nstatus: active\ntitle: Settled\n"
+                     "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                     "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                     "  - {name: id, logicalType: string, required: true}\n", patch++);
+    cr_assert_eq(h_write_file(p->manifest, yaml, (size_t)n), 0);
+    int rc = h_trib(p->n, NULL, &out, &eout, "publish", p->manifest, NULL);
+    snprintf(p->body, sizeof p->body, "%s%s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    return rc != 0 && strstr(p->body, "expired");
+}
+
+Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serving)
+{
+    char da[256], manifest[300];
+    identity_t ia;
+    cert_t ca;
+    node_dir("a", da, sizeof da, &ia);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 8000, two_roots, 2, 0, "short.cert", &ca);
+    h_node_t a;
+    start(&a, "payments", da, "short.cert", NULL);
+    snprintf(manifest, sizeof manifest, "%s/m.yaml", work);
+    const char *yaml = "name: settled\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: Settled\n"
+                       "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                       "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                       "  - {name: id, logicalType: string, required: true}\n";
+    cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
+    json_t *j = h_get_json(a.url, "/v1/status", NULL);
+    cr_expect(json_string_value(json_object_get(j, "cert_warning")) != NULL, "no expiry warning in status");
+    json_decref(j);
+    cr_expect_eq(h_metric(a.url, "trib_cert_expiry_warning"), 1);
+    pub_cond_t p = {&a, manifest, 0, ""};
+    cr_assert(h_wait(publish_refused, &p, 25000), "publishing was not refused after the certificate expired: %s",
+              p.body);
+    still_serves(&a);
+    size_t len;
+    char *log = h_read_file(a.log, &len);
+    cr_expect(log && strstr(log, "certificate expires at"), "the log did not warn of the expiry");
+    free(log);
+    cert_free(&ca);
+}
+
+/* ---------------------------------------------------------------- a real node of another federation */
+
+Test(chartered, a_node_of_another_federation_is_refused_and_neither_side_lists_the_other)
+{
+    char da[256], dx[256], seed[160], otherpath[256], cert[256];
+    identity_t ia, ix;
+    cert_t ca, cx;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("x", dx, sizeof dx, &ix);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    /* another federation: its own charter (same people as roots even), its own certificate */
+    charter_t other;
+    const identity_t *roots[] = {&R1, &R2, &R3};
+    make_charter(&other, roots, 3);
+    snprintf(otherpath, sizeof otherpath, "%s/other-charter.json", work);
+    json_t *j = charter_to_json(&other);
+    cr_assert_eq(trust_file_write(otherpath, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    issue(&other, "growth", ix.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "x.cert", &cx);
+    h_node_t a, x;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    snprintf(cert, sizeof cert, "%s/x.cert", work);
+    cr_assert_eq(h_node_start(&x, "growth", "--data", dx, "--charter", otherpath, "--cert", cert, "--seed", seed, FAST,
+                              NULL), 0, "the other federation's node did not start; see %s", x.log);
+    expect_metric(a.url, REFUSED("connect", "wrong_federation"), 1, "a node of another federation");
+    still_serves(&a);
+    /* both sides say why: the refused node logs the refusal it was sent */
+    long deadline = h_now_ms() + 15000;
+    int said = 0;
+    while (!said && h_now_ms() < deadline) {
+        size_t len;
+        char *log = h_read_file(x.log, &len);
+        said = log && strstr(log, "refused this node's certificate: wrong_federation");
+        free(log);
+        if (!said)
+            usleep(50000);
+    }
+    cr_expect(said, "the refused node does not log why it was refused; see %s", x.log);
+    members_cond_t mc = {&a, 1};
+    cr_assert(h_wait(all_verified, &mc, 5000), "payments lists the other federation's node");
+    j = h_get_json(x.url, "/v1/members", NULL);
+    size_t n = 0, i;
+    json_t *m;
+    json_array_foreach(json_object_get(j, "members"), i, m)
+        n += !strcmp(json_string_value(json_object_get(m, "state")) ?: "", "alive");
+    json_decref(j);
+    cr_expect_eq(n, 1, "the other federation's node lists %zu alive members", n);
+    charter_free(&other);
+    cert_free(&ca), cert_free(&cx);
+}
