@@ -36,12 +36,13 @@
 #include "node/records.h"
 #include "node/stream.h"
 #include "node/view.h"
+#include "node/web.h"
 #include "storage/store.h"
 
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
 typedef enum {
     R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
-    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_OTHER, R_COUNT
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WEB, R_OTHER, R_COUNT
 } route_t;
 
 /* What a caller must hold for a route (DESIGN §13). The access issue enforces it in allowed();
@@ -560,6 +561,7 @@ static enum MHD_Result h_records_post(call_t *k)
 /* ------------------------------------------------------------------ routing */
 
 static enum MHD_Result h_metrics(call_t *k);
+static enum MHD_Result h_web(call_t *k) { return (enum MHD_Result)web_serve(k->c, k->url, R_WEB); }
 
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must
  * form a product id. A path that matches no row is a 404; a path some row matches with another
@@ -587,6 +589,11 @@ static const route_row_t routes[] = {
     {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ},
     {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ},
     {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE},
+    {"GET",    "/",                   R_WEB,            "web",            h_web,            0, RIGHT_NONE},
+    {"GET",    "/index.html",         R_WEB,            "web",            h_web,            0, RIGHT_NONE},
+    {"GET",    "/app.js",             R_WEB,            "web",            h_web,            0, RIGHT_NONE},
+    {"GET",    "/app.css",            R_WEB,            "web",            h_web,            0, RIGHT_NONE},
+    {"GET",    "/favicon.svg",        R_WEB,            "web",            h_web,            0, RIGHT_NONE},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
