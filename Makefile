@@ -85,8 +85,11 @@ $(BENCH_BIN): $(BUILD)/bench/%: bench/%.c $(BUILD)/libtrib.a | $(BUILD)/trib
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(filter %.c %.a,$^) $(PKG_LIBS) -o $@
 
 # ---------------------------------------------------------------- targets
+# The web UI tests (tests/ui/run.sh: installs chromium and the pinned playwright-core when missing)
+# run after the Criterion binaries and count in the same closing line. UI_TESTS= leaves them out.
+UI_TESTS  ?= ./tests/ui/run.sh
 test: $(BUILD)/trib $(TEST_BIN)
-	@TRIB=$(abspath $(BUILD)/trib) ./tests/run.sh $(TEST_BIN)
+	@TRIB=$(abspath $(BUILD)/trib) UI_TESTS=$(UI_TESTS) ./tests/run.sh $(TEST_BIN)
 
 asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \

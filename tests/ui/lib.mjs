@@ -189,3 +189,43 @@ export async function withPage(t, opts, body) {
     await ctx.close();
   }
 }
+
+// ------------------------------------------------------------------ a large catalog
+
+// Publishes count small products of n's domain, conc at a time; returns the time it took (ms).
+export async function bulkPublish(n, count, conc = 64) {
+  const t0 = now();
+  let next = 0;
+  const words = ['orders', 'invoices', 'sessions', 'plays', 'refunds', 'signups', 'events', 'ledgers'];
+  async function worker() {
+    while (next < count) {
+      const i = next++;
+      const name = `p${String(i).padStart(5, "0")}`;
+      await publish(n, manifest(n.domain, name, {
+        title: `${words[i % words.length]} ${i}`, tags: [words[i % words.length], `t${i % 50}`],
+        owners: {business: `owner${i % 40}@example.com`, technical: `team-${i % 12}`},
+        schema: [{name: 'id', logicalType: 'string', required: true, primaryKey: true}, {name: `${words[(i + 3) % words.length]}_amount`, logicalType: 'number'}],
+      }));
+    }
+  }
+  await Promise.all(Array.from({length: conc}, worker));
+  return now() - t0;
+}
+
+// Opens the UI on url in a fresh page and returns the time from navigation start to the first
+// result cards in the DOM (the app's performance mark 'trib:first-results'), and then the time
+// from typing a query to its results.
+export async function firstResults(t, url, query) {
+  let out = null;
+  await withPage(t, async (page) => {
+    await page.goto(url + '/');
+    await page.waitForFunction(() => performance.getEntriesByName('trib:first-results').length > 0, null, {timeout: 30000});
+    const load = await page.evaluate(() => performance.getEntriesByName('trib:first-results')[0].startTime);
+    const cards = await page.getByTestId('card').count();
+    const t0 = now();
+    await page.getByLabel('Search data products').fill(query);
+    await page.getByTestId('card').first().filter({hasText: query}).waitFor({timeout: 30000});
+    out = {load: Math.round(load), cards, query: now() - t0};
+  });
+  return out;
+}
