@@ -1,8 +1,10 @@
 #!/bin/sh
-# Runs every Criterion test binary given (and the web UI tests when UI_TESTS is set), then prints
-# a summary for the whole suite: each binary's time and counts, every skipped test with its reason, and one closing line. Skips are read from
-# Criterion's TAP report (--tap=FILE; its synthesis line has no skip count), pass/fail/crash from
-# the synthesis line. Exit status 1 when a test failed or crashed or a binary printed no synthesis.
+# Runs every Criterion test binary given, then the web UI tests when UI_TESTS names their script
+# (tests/ui/run.sh), then prints a summary for the whole suite: each binary's time and counts,
+# every skipped test with its reason, and one closing line. Skips are read from Criterion's TAP
+# report (--tap=FILE; its synthesis line has no skip count), pass/fail/crash from the synthesis
+# line; the UI tests' counts from Node's TAP summary. Exit status 1 when a test failed or crashed
+# or a binary printed no synthesis.
 # VALGRIND=1 runs them under valgrind (Criterion needs --trace-children=yes; the agents the
 # tests start are traced too, system tools such as ip, rm and shells are not).
 set -u
