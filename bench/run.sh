@@ -47,6 +47,13 @@ report() {
   # issue 11 groundwork: token verification against the Ed25519 verify rate
   bench "token" "$BUILD/bench/token" 20000
   echo
+  echo "== Web UI (issue 13): time to first results with ${UI_PRODUCTS:-10000} products =="
+  if ./tests/ui/setup.sh; then
+    TRIB="$BUILD/trib" node tests/ui/bench.mjs || { echo "web UI benchmark FAILED (exit $?)"; status=1; }
+  else
+    echo "web UI benchmark FAILED: tests/ui/setup.sh could not install chromium or playwright-core"; status=1
+  fi
+  echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then
     "$BUILD/bench/search" || { echo "search benchmark FAILED (exit $?)"; status=1; }

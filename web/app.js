@@ -178,7 +178,7 @@ async function render() {
 // ------------------------------------------------------------------ search
 
 const FACET_LABEL = {domain: 'Domain', tag: 'Tag', owner: 'Owner', status: 'Status', classification: 'Classification', compliance: 'Compliance'};
-const PAGE = 50;
+const PAGE = 25; // cards per page: the first ones render fast on a busy machine; more on demand
 
 function words(s) {
   return String(s || '').replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
@@ -266,6 +266,7 @@ function searchView(params) {
     const list = body.products || [];
     if (!offset) results.replaceChildren();
     for (const p of list) results.append(card(p));
+    if (!offset && list.length) performance.mark('trib:first-results');
     announce(count, `${body.total} product${body.total === 1 ? '' : 's'}` + (state.get('q') ? ` for “${state.get('q')}”` : ''));
     if (!offset) renderFacets(body.facets || {});
     more.replaceChildren();
@@ -273,7 +274,6 @@ function searchView(params) {
     if (shown < body.total) {
       more.append(h('button', {type: 'button', onclick: () => load(shown)}, `Show more (${body.total - shown} left)`));
     }
-    if (!offset && list.length) performance.mark('trib:first-results');
     if (!offset && body.total === 0) {
       results.append(h('li', {class: 'empty'}, state.get('q') || [...state.keys()].length
         ? 'No product matches. Try fewer words, or remove a filter.'
@@ -601,17 +601,37 @@ async function accessTab(panel, p, man) {
   const mine = await api('/v1/access/mine');
   if (noRoute(mine) || mine.status === 404) {
     panel.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
-    return;
+  } else {
+    const list = mine.ok && Array.isArray(mine.json) ? mine.json.filter((a) => a.product === p.id) : [];
+    if (!mine.ok) panel.append(errorBox(mine, 'Your access could not be read:'));
+    panel.append(section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have no request or grant for this product.')));
   }
-  const list = mine.ok && Array.isArray(mine.json) ? mine.json.filter((a) => a.product === p.id) : [];
-  if (!mine.ok) panel.append(errorBox(mine, 'Your access could not be read:'));
-  panel.append(section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have no request or grant for this product.')));
   panel.append(section('Request access', requestForm(p, man)));
   if (me && me.domain === p.domain && (me.kind === 'admin' || me.kind === 'write')) {
-    const box = h('div');
-    panel.append(section('Pending requests (you own this product)', box));
+    const box = h('div'), granted = h('div');
+    panel.append(section('Pending requests (you own this product)', box), section('Active grants', granted));
     await pendingList(box, p.id);
+    await grantedList(granted, p.id);
   }
+}
+
+// The owner's active grants, each with a Revoke button.
+async function grantedList(box, product) {
+  const r = await api('/v1/access/requests?state=granted');
+  if (!r.ok) { box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list grants yet (404).') : errorBox(r, 'Grants could not be read:')); return; }
+  const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
+  const list = product ? all.filter((a) => a.product === product) : all;
+  if (!list.length) { box.replaceChildren(h('p', {class: 'muted'}, 'No active grant.')); return; }
+  box.replaceChildren(h('ul', {class: 'pending', 'data-testid': 'granted'}, list.map((a) => {
+    const out = h('span', {role: 'status'});
+    return h('li', {class: 'card'},
+      h('p', {}, h('strong', {}, a.subject || '?'), ' may read ', h('a', {href: '#/p/' + String(a.product || '')}, a.product || ''),
+        a.expires_ms ? ' until ' + new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
+      h('button', {type: 'button', class: 'secondary', 'aria-label': `Revoke ${a.subject || ''} on ${a.product || ''}`, onclick: async () => {
+        const rr = await api(`/v1/access/grants/${encodeURIComponent(a.grant || a.id)}/revoke`, {method: 'POST', body: {}});
+        out.replaceChildren(rr.ok ? badge('state', 'revoked') : errorBox(rr, 'Refused:'));
+      }}, 'Revoke'), ' ', out);
+  })));
 }
 
 function requestForm(p, man) {
@@ -694,8 +714,10 @@ async function accessView(m) {
   const me = who();
   if (me && (me.kind === 'admin' || me.kind === 'write')) {
     const box = h('div');
-    m.append(section(`Waiting for your decision (domain ${me.domain || '?'})`, box));
+    const granted = h('div');
+    m.append(section(`Waiting for your decision (domain ${me.domain || '?'})`, box), section('Active grants of your domain', granted));
     await pendingList(box, null);
+    await grantedList(granted, null);
   }
 }
 

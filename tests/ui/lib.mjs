@@ -167,7 +167,15 @@ export async function withPage(t, opts, body) {
   const page = await ctx.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
-  page.on('console', (m) => { if (m.type() === 'error') problems.push('console error: ' + m.text()); });
+  // Chromium logs every non-2xx fetch as a console error; an API refusal (/v1/..., 4xx/503) is an
+  // answer the UI shows to the user (no access, no such endpoint yet), so it is not a problem. Any
+  // other console error is, and so is a failed static file.
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const url = (m.location() && m.location().url) || '';
+    if (/^Failed to load resource: the server responded with a status of (40[0-9]|503)\b/.test(m.text()) && new URL(url, 'http://x').pathname.startsWith('/v1/')) return;
+    problems.push('console error: ' + m.text() + (url ? ' (' + url + ')' : ''));
+  });
   await page.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
       (window.__csp = window.__csp || []).push(`${e.violatedDirective} ${e.blockedURI}`);
@@ -228,4 +236,51 @@ export async function firstResults(t, url, query) {
     out = {load: Math.round(load), cards, query: now() - t0};
   });
   return out;
+}
+
+// ------------------------------------------------------------------ the three-node mesh of the tests
+
+export const HOSTILE_TITLE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">\u202Egnp.exe';
+export const HOSTILE_FIELD = '"><svg onload=window.__pwned=3>';
+
+// Starts payments (owner of a public product with 30 records, and of a restricted one), growth
+// (consumer) and listening (publishes a hostile manifest), and waits until payments' catalog holds
+// every product.
+export async function seedMesh() {
+  let A, B, C;
+  A = await startNode('payments');
+  B = await startNode('growth', [A.peer]);
+  C = await startNode('listening', [A.peer]);
+  await publish(A, manifest('payments', 'settled-transactions', {
+    title: 'Settled card transactions', classification: 'public', tags: ['finance', 'cards'],
+    description: {purpose: 'Every card transaction once it has settled.', usage: 'Join on txn_id; amounts are in minor units.',
+      limitations: 'Settlement lags authorisation by up to 48 hours.'},
+    owners: {business: 'maria.lopez@example.com', technical: 'payments-data@example.com'},
+    schema: [{name: 'txn_id', logicalType: 'string', required: true, primaryKey: true},
+      {name: 'amount_minor', logicalType: 'integer', required: true, description: 'Amount in minor units.'},
+      {name: 'currency', logicalType: 'string', required: true}, {name: 'settled_at', logicalType: 'timestamp', required: true}],
+    sla: {freshness: '15m', availability: '99.9%'},
+  }));
+  await append(A, 'payments/settled-transactions', Array.from({length: 30}, (_, i) =>
+    ({txn_id: `t${i + 1}`, amount_minor: 100 * (i + 1), currency: 'EUR', settled_at: '2026-11-24T10:00:00Z'})));
+  await publish(A, manifest('payments', 'payment-disputes', {title: 'Payment disputes', tags: ['finance', 'disputes']}));
+  await publish(A, manifest('payments', 'cardholder-pii', {
+    title: 'Cardholder personal data', classification: 'restricted', tags: ['pii'],
+    schema: [{name: 'holder_id', logicalType: 'string', required: true, primaryKey: true}, {name: 'email', logicalType: 'string'}],
+  }));
+  await append(A, 'payments/cardholder-pii', [{holder_id: 'h1', email: 'a@example.com'}, {holder_id: 'h2', email: 'b@example.com'}]);
+  await publish(B, manifest('growth', 'growth-experiments', {title: 'Product experiments and their exposures', tags: ['experiments'],
+    owners: {business: 'lena.koch@example.com', technical: 'growth-eng'}}));
+  await publish(B, manifest('growth', 'signup-funnel', {title: 'Signup funnel', tags: ['funnel'], status: 'draft'}));
+  await publish(C, manifest('listening', 'hostile', {
+    title: HOSTILE_TITLE,
+    description: {purpose: 'Click javascript:window.__pwned=4 or <a href="javascript:window.__pwned=5">here</a>',
+      usage: '<iframe src="javascript:window.__pwned=6"></iframe>', limitations: '\u202Edesrever si siht'},
+    owners: {business: 'javascript:window.__pwned=7//@example.com', technical: '<svg/onload=window.__pwned=8>'},
+    tags: ['hostile', '<script>window.__pwned=9</script>'],
+    schema: [{name: HOSTILE_FIELD, logicalType: 'string', description: '<img src=x onerror=window.__pwned=10>'}],
+    deprecation: {replacedBy: 'javascript:window.__pwned=11'},
+  }));
+  await waitCatalog(A, ['payments/settled-transactions', 'growth/growth-experiments', 'growth/signup-funnel', 'listening/hostile']);
+  return {A, B, C};
 }

@@ -6,47 +6,12 @@
 // Every browser test asserts zero page errors, console errors and CSP violations (lib.mjs withPage).
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {startNode, stopAll, publish, append, waitCatalog, manifest, call, adminToken, withPage, closeBrowser, waitFor} from './lib.mjs';
+import {seedMesh, HOSTILE_FIELD, stopAll, call, adminToken, withPage, closeBrowser, waitFor} from './lib.mjs';
 
 let A, B, C; // payments (owner of the restricted product), growth (consumer), listening (hostile publisher)
-const HOSTILE_TITLE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">\u202Egnp.exe';
-const HOSTILE_FIELD = '"><svg onload=window.__pwned=3>';
 
 before(async () => {
-  A = await startNode('payments');
-  B = await startNode('growth', [A.peer]);
-  C = await startNode('listening', [A.peer]);
-  await publish(A, manifest('payments', 'settled-transactions', {
-    title: 'Settled card transactions', classification: 'public', tags: ['finance', 'cards'],
-    description: {purpose: 'Every card transaction once it has settled.', usage: 'Join on txn_id; amounts are in minor units.',
-      limitations: 'Settlement lags authorisation by up to 48 hours.'},
-    owners: {business: 'maria.lopez@example.com', technical: 'payments-data@example.com'},
-    schema: [{name: 'txn_id', logicalType: 'string', required: true, primaryKey: true},
-      {name: 'amount_minor', logicalType: 'integer', required: true, description: 'Amount in minor units.'},
-      {name: 'currency', logicalType: 'string', required: true}, {name: 'settled_at', logicalType: 'timestamp', required: true}],
-    sla: {freshness: '15m', availability: '99.9%'},
-  }));
-  await append(A, 'payments/settled-transactions', Array.from({length: 30}, (_, i) =>
-    ({txn_id: `t${i + 1}`, amount_minor: 100 * (i + 1), currency: 'EUR', settled_at: '2026-11-24T10:00:00Z'})));
-  await publish(A, manifest('payments', 'payment-disputes', {title: 'Payment disputes', tags: ['finance', 'disputes']}));
-  await publish(A, manifest('payments', 'cardholder-pii', {
-    title: 'Cardholder personal data', classification: 'restricted', tags: ['pii'],
-    schema: [{name: 'holder_id', logicalType: 'string', required: true, primaryKey: true}, {name: 'email', logicalType: 'string'}],
-  }));
-  await append(A, 'payments/cardholder-pii', [{holder_id: 'h1', email: 'a@example.com'}, {holder_id: 'h2', email: 'b@example.com'}]);
-  await publish(B, manifest('growth', 'growth-experiments', {title: 'Product experiments and their exposures', tags: ['experiments'],
-    owners: {business: 'lena.koch@example.com', technical: 'growth-eng'}}));
-  await publish(B, manifest('growth', 'signup-funnel', {title: 'Signup funnel', tags: ['funnel'], status: 'draft'}));
-  await publish(C, manifest('listening', 'hostile', {
-    title: HOSTILE_TITLE,
-    description: {purpose: 'Click javascript:window.__pwned=4 or <a href="javascript:window.__pwned=5">here</a>',
-      usage: '<iframe src="javascript:window.__pwned=6"></iframe>', limitations: '\u202Edesrever si siht'},
-    owners: {business: 'javascript:window.__pwned=7//@example.com', technical: '<svg/onload=window.__pwned=8>'},
-    tags: ['hostile', '<script>window.__pwned=9</script>'],
-    schema: [{name: HOSTILE_FIELD, logicalType: 'string', description: '<img src=x onerror=window.__pwned=10>'}],
-    deprecation: {replacedBy: 'javascript:window.__pwned=11'},
-  }));
-  await waitCatalog(A, ['payments/settled-transactions', 'growth/growth-experiments', 'growth/signup-funnel', 'listening/hostile']);
+  ({A, B, C} = await seedMesh());
 });
 
 after(async () => {
@@ -338,11 +303,13 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
     await page.getByTestId('access-list').waitFor();
     assert.match(await page.getByTestId('access-list').textContent(), /granted/);
   });
-  const mine = await call(B, 'GET', '/v1/access/mine', undefined, alice);
-  const grant = mine.json.find((g) => g.product === 'payments/cardholder-pii' && g.state === 'granted');
-  assert.ok(grant, mine.text);
-  const rv = await call(A, 'POST', `/v1/access/grants/${encodeURIComponent(grant.id)}/revoke`, {});
-  assert.equal(rv.status, 200, rv.text);
+  await withPage(t, async (page) => { // the owner revokes on its own node's UI
+    await signIn(page, A, owner);
+    await page.goto(A.url + '/#/access');
+    await page.getByTestId('granted').waitFor();
+    await page.getByRole('button', {name: /^Revoke alice@growth on payments\/cardholder-pii/}).click();
+    await page.locator('[data-testid=granted] .state-revoked').waitFor();
+  });
   await withPage(t, async (page) => {
     await signIn(page, B, alice);
     await waitFor('access gone', async () => {
