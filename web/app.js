@@ -666,7 +666,7 @@ function accessTable(list, showProduct) {
       h('td', {}, a.purpose || ''),
       h('td', {}, Array.isArray(a.fields) && a.fields.length ? a.fields.join(', ') : 'all'),
       h('td', {}, a.expires_ms ? new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
-      h('td', {}, h('code', {}, shortId(a.id))))))));
+      h('td', {}, h('code', {}, a.id || '')))))));
 }
 
 async function pendingList(box, product) {
