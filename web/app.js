@@ -760,12 +760,13 @@ async function showWho(out, fresh) {
   if (r.ok && r.json) {
     sessionStorage.setItem('trib.whoami', JSON.stringify(r.json));
     const w = r.json;
-    out.replaceChildren(h('dl', {class: 'kv', 'data-testid': 'whoami'},
+    out.replaceChildren(h('dl', {class: 'kv', 'data-testid': 'whoami', tabindex: '-1'},
       h('dt', {}, 'Signed in as'), h('dd', {}, w.subject || ''),
       h('dt', {}, 'Domain'), h('dd', {}, w.domain || ''),
       h('dt', {}, 'Kind'), h('dd', {}, w.kind || ''),
       h('dt', {}, 'Scope'), h('dd', {}, w.scope || ''),
       h('dt', {}, 'Expires'), h('dd', {}, w.expires_ms ? new Date(w.expires_ms).toISOString() : 'never')));
+    if (fresh) out.firstChild.focus(); // out of the token box, so '/' and Tab go on from here
   } else if (noRoute(r) || r.status === 404) {
     out.replaceChildren(h('p', {class: 'notice'}, 'This node does not check tokens yet (GET /v1/whoami answered 404); the token is kept and sent.'));
   } else {
