@@ -351,7 +351,7 @@ function searchView(params) {
         const on = sel === v;
         const next = new URLSearchParams(state);
         if (on) next.delete(name); else next.set(name, v);
-        group.append(h('a', {class: 'chip' + (on ? ' on' : ''), href: searchHash(next), 'aria-pressed': on ? 'true' : 'false',
+        group.append(h('a', {class: 'chip' + (on ? ' on' : ''), href: searchHash(next), 'aria-current': on ? 'true' : null,
           'aria-label': `${FACET_LABEL[name] || name} ${v}, ${c} product${c === 1 ? '' : 's'}${on ? ', selected: remove filter' : ''}`},
         v, ' ', h('span', {class: 'n'}, String(c))));
       }

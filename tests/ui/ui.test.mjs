@@ -75,7 +75,7 @@ test('search -> facet -> product -> schema filter', async (t) => {
       const ids = await page.locator('[data-testid=card] .pid').allTextContents();
       return ids.length === 2 && ids.every((x) => x.startsWith('growth/'));
     }, 10000);
-    assert.equal(await page.getByRole('link', {name: /^Domain growth, 2 products, selected/}).getAttribute('aria-pressed'), 'true');
+    assert.equal(await page.getByRole('link', {name: /^Domain growth, 2 products, selected/}).getAttribute('aria-current'), 'true');
     await page.goBack();
     await page.waitForFunction(() => !location.hash.includes('domain='));
     await waitFor('every card back', async () => (await page.getByTestId('card').count()) >= 5, 10000);
@@ -103,7 +103,7 @@ test('deep links reload to the same state and the back button works', async (t) 
     await page.reload();
     await page.getByTestId('card').filter({hasText: 'growth/growth-experiments'}).waitFor();
     assert.equal(await page.getByLabel('Search data products').inputValue(), 'experiments');
-    assert.equal(await page.getByRole('link', {name: /^Domain growth, 1 product, selected/}).getAttribute('aria-pressed'), 'true');
+    assert.equal(await page.getByRole('link', {name: /^Domain growth, 1 product, selected/}).getAttribute('aria-current'), 'true');
     await page.goto(A.url + '/#/p/payments/settled-transactions/schema?q=amount');
     await page.locator('tr.hit[data-field="amount_minor"] mark').waitFor();
     await page.reload();
