@@ -36,8 +36,7 @@ static void etags_init(void)
     }
 }
 
-/* Whether the If-None-Match header value names etag (a list, or "*"; W/ prefixes compare weakly). */
-static int etag_matches(const char *inm, const char *etag)
+int web_etag_matches(const char *inm, const char *etag)
 {
     if (!inm)
         return 0;
@@ -86,7 +85,7 @@ int web_serve(struct MHD_Connection *c, const char *url, unsigned route)
         r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
         if (r)
             MHD_add_response_header(r, "Content-Type", "application/json");
-    } else if (etag_matches(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match"), etags[i])) {
+    } else if (web_etag_matches(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match"), etags[i])) {
         status = MHD_HTTP_NOT_MODIFIED;
         r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (r)

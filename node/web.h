@@ -17,6 +17,11 @@ typedef struct {
 extern const web_asset_t web_assets[];
 extern const size_t web_nassets;
 
+/* Whether an If-None-Match header value (untrusted: any bytes, NULL when absent) names etag (a
+ * quoted tag, "\"hex\""): a comma-separated list whose entries may carry W/ (compared weakly, as
+ * RFC 9110 asks for If-None-Match), or "*". Reads only up to the header's NUL. */
+int web_etag_matches(const char *inm, const char *etag);
+
 /* Answers GET url ("/" is /index.html) with the embedded file: ETag, If-None-Match -> 304,
  * Cache-Control, CSP and nosniff; 404 JSON for a file that is not there. Counts the answer under
  * route id route in the metrics. Returns libmicrohttpd's result. */
