@@ -215,7 +215,10 @@ function searchView(params) {
   const input = h('input', {id: 'q', type: 'search', name: 'q', autocomplete: 'off', spellcheck: 'false',
     placeholder: 'Search by name, field, owner, tag…', 'aria-describedby': 'q-hint'});
   const count = h('p', {id: 'count', role: 'status', 'aria-live': 'polite', class: 'count'});
-  const facets = h('div', {class: 'facets', 'aria-label': 'Filters'});
+  const facets = h('div', {class: 'facets'});
+  // Filters are open on a wide screen; on a phone they fold, so the results come first.
+  const filters = h('details', {class: 'filters', open: matchMedia('(min-width: 700px)').matches || params.has('domain') ||
+    params.has('tag') || params.has('owner') || params.has('status')}, h('summary', {}, 'Filters'), facets);
   const results = h('ol', {class: 'results', 'aria-label': 'Results', 'data-testid': 'results'});
   const more = h('div', {class: 'more'});
   m.append(
@@ -223,7 +226,7 @@ function searchView(params) {
     h('form', {role: 'search', class: 'searchbar', onsubmit: (e) => { e.preventDefault(); run(true); }},
       h('label', {for: 'q'}, 'Search data products'), input,
       h('p', {id: 'q-hint', class: 'hint'}, 'Press / to come back here. Results update as you type.')),
-    count, facets, results, more);
+    count, filters, results, more);
   let state = new URLSearchParams(params);
   input.value = state.get('q') || '';
   input.focus();
