@@ -48,6 +48,46 @@ static inline void bench_sleep_ms(long ms)
         ;
 }
 
+/* ------------------------------------------------------------------ tokens */
+
+/* The admin token a node wrote to DATA/admin.token on its first start (issue 11: writes and
+ * non-public reads need a token), read once it exists and kept; "" before. Up to 64 dirs. */
+static inline const char *bench_token(const char *data_dir)
+{
+    static struct { char dir[400]; char tok[4200]; } t[64];
+    int free_slot = -1;
+    for (int i = 0; i < 64; i++) {
+        if (t[i].dir[0] && !strcmp(t[i].dir, data_dir))
+            return t[i].tok;
+        if (!t[i].dir[0] && free_slot < 0)
+            free_slot = i;
+    }
+    char path[420];
+    snprintf(path, sizeof path, "%.400s/admin.token", data_dir);
+    FILE *f = fopen(path, "r");
+    if (!f || free_slot < 0) {
+        if (f)
+            fclose(f);
+        return "";
+    }
+    size_t n = fread(t[free_slot].tok, 1, sizeof t[free_slot].tok - 1, f);
+    fclose(f);
+    t[free_slot].tok[n] = '\0';
+    t[free_slot].tok[strcspn(t[free_slot].tok, "\r\n")] = '\0';
+    snprintf(t[free_slot].dir, sizeof t[free_slot].dir, "%.399s", data_dir);
+    return t[free_slot].tok;
+}
+
+/* Sends tok as "Authorization: Bearer" on curl handle h (a macro: bench.h does not include curl). */
+#define BENCH_BEARER(h, tok)                                                                        \
+    do {                                                                                            \
+        const char *bench_t_ = (tok);                                                               \
+        if (bench_t_ && *bench_t_) {                                                                \
+            curl_easy_setopt((h), CURLOPT_HTTPAUTH, CURLAUTH_BEARER);                               \
+            curl_easy_setopt((h), CURLOPT_XOAUTH2_BEARER, bench_t_);                                \
+        }                                                                                           \
+    } while (0)
+
 /* ------------------------------------------------------------------ cleanup registry */
 
 typedef struct {

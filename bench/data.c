@@ -109,6 +109,15 @@ static size_t body_cb(char *p, size_t sz, size_t nm, void *ud)
     return n;
 }
 
+/* The owner's admin token: writes need it, and it reads the owner's internal products through
+ * either node (issue 11). */
+static const char *owner_tok(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/owner", tmp);
+    return bench_token(dir);
+}
+
 static char *url_of(char *out, size_t cap, int node, const char *path)
 {
     snprintf(out, cap, "http://127.0.0.1:%d%s", base_port + 50 + node, path);
@@ -122,6 +131,7 @@ static long http(CURL *h, const char *method, const char *url, const char *body,
     if (!out)
         out = &dummy;
     curl_easy_setopt(h, CURLOPT_URL, url);
+    BENCH_BEARER(h, owner_tok());
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
@@ -171,6 +181,7 @@ static void start_agents(void)
     pthread_create(&drain_thread, NULL, drain_main, NULL);
     /* wait until B lists A alive and A's catalog is served */
     CURL *h = curl_easy_init();
+    BENCH_BEARER(h, owner_tok());
     char url[128];
     uint64_t end = bench_now_ns() + 30000000000u;
     for (;;) {
@@ -302,6 +313,8 @@ static ingest_t ingest(size_t size, const char *product)
     manifest_free(&man);
 
     CURL *h = curl_easy_init();
+
+    BENCH_BEARER(h, owner_tok());
     snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
     url_of(url, sizeof url, 0, path);
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
@@ -396,6 +409,7 @@ typedef struct {
 static read_t read_rate(int node, const char *product)
 {
     CURL *h = curl_easy_init();
+    BENCH_BEARER(h, owner_tok());
     char url[128], path[96];
     snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
     url_of(url, sizeof url, node, path);
@@ -428,6 +442,7 @@ static read_t read_rate(int node, const char *product)
 static double ttfb_small(int node, const char *product, size_t from)
 {
     CURL *h = curl_easy_init();
+    BENCH_BEARER(h, owner_tok());
     char url[160], path[128];
     snprintf(path, sizeof path, "/v1/products/owner/%s/records?from=%zu&limit=10", product, from);
     url_of(url, sizeof url, node, path);
@@ -450,6 +465,7 @@ static double ttfb_small(int node, const char *product, size_t from)
 static void top_up(const char *product, size_t size, size_t have, size_t want)
 {
     CURL *h = curl_easy_init();
+    BENCH_BEARER(h, owner_tok());
     char url[128], path[96];
     snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
     url_of(url, sizeof url, 0, path);
@@ -790,6 +806,7 @@ static void stream_bench(void)
         char url[128];
         url_of(url, sizeof url, i, "/v1/products/owner/live/stream?from=1");
         s->h = curl_easy_init();
+        BENCH_BEARER(s->h, owner_tok());
         curl_easy_setopt(s->h, CURLOPT_URL, url);
         curl_easy_setopt(s->h, CURLOPT_WRITEFUNCTION, sub_cb);
         curl_easy_setopt(s->h, CURLOPT_WRITEDATA, s);
@@ -799,6 +816,8 @@ static void stream_bench(void)
     pthread_create(&sub_thread, NULL, sub_main, NULL);
 
     CURL *h = curl_easy_init();
+
+    BENCH_BEARER(h, owner_tok());
     char url[128], rec[128];
     url_of(url, sizeof url, 0, "/v1/products/owner/live/records");
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson");

@@ -624,6 +624,9 @@ static void publish_one(cluster_t *c, int k, double *lat_ms, double *put_ms, int
         snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/products/n0/%s", c->base + 50, c->pub_name);
         curl_easy_setopt(c->put, CURLOPT_URL, url);
         curl_easy_setopt(c->put, CURLOPT_POSTFIELDS, c->put_body);
+        char n0[400];
+        snprintf(n0, sizeof n0, "%s/n0", c->dir);
+        BENCH_BEARER(c->put, bench_token(n0));
         c->put_status = 0;
         c->pub_active = 1;
         t0 = bench_now_ns();
@@ -763,6 +766,7 @@ typedef struct {
     int failed;
     long last_status;
     uint64_t done_ns;
+    char tok[4200];         /* the node's admin token (issue 11: writes need one) */
 } conc_pub_t;
 
 /* One client: sequential PUTs of ~1 KB manifests n<node>/c<k> on one keep-alive connection. */
@@ -777,6 +781,7 @@ static void *conc_publisher(void *arg)
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
+    BENCH_BEARER(h, p->tok);
     for (int k = p->first; k < p->first + p->count; k++) {
         snprintf(body, sizeof body,
                  "{\"name\":\"c%d\",\"domain\":\"n%d\",\"version\":\"1.0.0\",\"status\":\"active\","
@@ -929,6 +934,9 @@ static void run_concurrent(int n, int per, const char *tmp)
         for (int k = 0; k < CONC_THREADS; k++, np++) {
             pubs[np] = (conc_pub_t){.port = c->base + 50 + i, .node = i, .first = k * per / CONC_THREADS,
                                     .count = (k + 1) * per / CONC_THREADS - k * per / CONC_THREADS};
+            char dir[400];
+            snprintf(dir, sizeof dir, "%s/n%d", c->dir, i);
+            snprintf(pubs[np].tok, sizeof pubs[np].tok, "%s", bench_token(dir));
         }
     uint64_t t0 = bench_now_ns();
     for (int i = 0; i < np; i++)

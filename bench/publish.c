@@ -223,6 +223,9 @@ static void run(int runno, result_t *r)
         curl_easy_setopt(cl[i].h, CURLOPT_WRITEFUNCTION, sink);
         curl_easy_setopt(cl[i].h, CURLOPT_WRITEDATA, &cl[i]);
         curl_easy_setopt(cl[i].h, CURLOPT_TIMEOUT, 60L);
+        char n0[400]; /* publishes go to n0 with its admin token (issue 11) */
+        snprintf(n0, sizeof n0, "%s/n0", fed.dir);
+        BENCH_BEARER(cl[i].h, bench_token(n0));
         if (pthread_create(&th[i], NULL, client_main, &cl[i]) != 0)
             bench_die("pthread_create: %s", strerror(errno));
     }

@@ -45,7 +45,7 @@ report() {
   # issue 10 groundwork: verifying 1,000 domain certificates and 10,000 manifests at bootstrap
   bench "trust bootstrap" "$BUILD/bench/trust"
   # issue 11 groundwork: token verification against the Ed25519 verify rate
-  bench "token" "$BUILD/bench/token" 20000
+  bench "token" "$BUILD/bench/token" 20000 "$BUILD/trib"
   echo
   echo "== Web UI (issue 13): time to first results with ${UI_PRODUCTS:-10000} products =="
   if ./tests/ui/setup.sh; then

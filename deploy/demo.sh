@@ -54,7 +54,8 @@ on() { # on TEAM trib ARGS...: runs the CLI against TEAM's node, showing the com
   team=$1; shift; shift
   eval "url=\$HTTP_$team"
   step "trib --node $url $*"
-  "$TRIB" --node "$url" "$@"
+  # each team's own admin token (DATA/admin.token, written at first start): writes need it
+  TRIB_TOKEN=$(cat "$work/$team/admin.token") "$TRIB" --node "$url" "$@"
 }
 
 start() { # start TEAM [SEED]: a node on two fresh ports; new ports when one turns out taken
@@ -127,8 +128,18 @@ on growth trib get payments/settled-transactions --from 1 --limit 3
 # A live subscription through the listening node to a payments product: the two existing records
 # from seq 9, then two new disputes (opened today) appended on the payments node arrive as they
 # are written.
+# payment-disputes is confidential: the listening team's token alone is refused by the owner (a
+# grant is needed), while a read token the payments admin issues to its analyst reads it through
+# the listening node -- the owner checks the token the relay forwards.
+step "trib --node $HTTP_listening get payments/payment-disputes --limit 1   # listening's own token"
+TRIB_TOKEN=$(cat "$work/listening/admin.token") "$TRIB" --node "$HTTP_listening" get payments/payment-disputes \
+  --limit 1 && fail "a confidential product was served without a grant"
+step "export TRIB_TOKEN=\$(trib --node $HTTP_payments token issue --sub analyst@payments --kind read --ttl 1h)"
+analyst=$(TRIB_TOKEN=$(cat "$work/payments/admin.token") TRIB_NODE=$HTTP_payments "$TRIB" token issue \
+  --sub analyst@payments --kind read --ttl 1h) || fail "token issue failed"
 step "trib --node $HTTP_listening subscribe payments/payment-disputes --from 9 > sub.ndjson &"
-"$TRIB" --node "$HTTP_listening" subscribe payments/payment-disputes --from 9 >"$work/sub.ndjson" 2>&1 &
+TRIB_TOKEN=$analyst "$TRIB" --node "$HTTP_listening" subscribe payments/payment-disputes --from 9 \
+  >"$work/sub.ndjson" 2>&1 &
 sub=$!
 pids="$sub $pids"
 lines() { [ "$(wc -l <"$work/sub.ndjson")" -ge "$1" ]; }

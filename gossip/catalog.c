@@ -27,7 +27,8 @@
 /* One queued change and, once done, its result. Lives on its caller's stack until done. */
 typedef struct pub {
     const Trib__Manifest *m;     /* a publish, or */
-    const char *retire;          /* a retire */
+    const char *retire;          /* a retire, or */
+    const Trib__TokenRevocation *rev;  /* a token revocation (not a product change) */
     char *err;                   /* the caller's buffer: its own error */
     size_t errlen;
     int rc, done;                /* rc 0: seq and out are set */
@@ -157,6 +158,9 @@ static int batch_state(pub_t *const *prepared, size_t n, const char *name, int *
 {
     for (size_t i = n; i-- > 0;) {
         const Trib__CatalogEntry *e = prepared[i]->v.entry;
+        if (e->change_case != TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE &&
+            e->change_case != TRIB__CATALOG_ENTRY__CHANGE_MANIFEST)
+            continue; /* not a product change */
         if (e->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE) {
             if (strcmp(e->tombstone->name, name) == 0) {
                 *retired = 1;
@@ -178,6 +182,13 @@ static int check_change(catalog_t *c, const pub_t *p, pub_t *const *prepared, si
     const char *retire_name = p->retire;
     char *err = p->err;
     size_t errlen = p->errlen;
+    if (p->rev) {
+        if (m || retire_name || p->rev->revocation_id.len != 64) {
+            snprintf(err, errlen, "catalog_publish_revocation: a 64-byte revocation id, and nothing else");
+            return -1;
+        }
+        return 0;
+    }
     if ((m == NULL) == (retire_name == NULL)) {
         snprintf(err, errlen, "catalog_publish: give a manifest or a name to retire, not %s",
                  m ? "both" : "neither");
@@ -238,7 +249,10 @@ static int prepare(catalog_t *c, pub_t *p, store_head_t *head)
         ce.prev_hash.len = STORE_HASH_LEN;
     }
     ce.time_ms = now_ms();
-    if (p->m != NULL) {
+    if (p->rev != NULL) {
+        ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE;
+        ce.token_revoke = (Trib__TokenRevocation *)p->rev;   /* only read by pack */
+    } else if (p->m != NULL) {
         ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
         ce.manifest = (Trib__Manifest *)p->m;   /* only read by pack */
     } else {
@@ -432,6 +446,24 @@ int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_na
     } else {
         free(p.out);
     }
+    return 0;
+}
+
+int catalog_publish_revocation(catalog_t *c, const Trib__TokenRevocation *rev, uint64_t *seq, uint8_t **out,
+                               size_t *outlen, char *err, size_t errlen)
+{
+    assert(c && rev && seq && out && outlen);
+    char scratch[1];
+    pub_t p = {.rev = rev, .err = err ? err : scratch, .errlen = err ? errlen : sizeof scratch};
+    *out = NULL;
+    *outlen = 0;
+    publish_queued(c, &p, 1);
+    tl_publish_errno = p.rc != 0 ? p.err_no : 0;
+    if (p.rc != 0)
+        return -1;
+    *seq = p.seq;
+    *out = p.out;
+    *outlen = p.outlen;
     return 0;
 }
 

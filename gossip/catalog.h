@@ -39,6 +39,11 @@ void catalog_destroy(catalog_t **cp);
  * (malloc'd) to hand to the gossip loop. */
 int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
                     uint64_t *seq, uint8_t **out, size_t *outlen, char *err, size_t errlen);
+/* Appends this node's TokenRevocation entry (auth, issue 11: not a product change) the same way;
+ * *out and *outlen are the SignedEntry bytes for the gossip loop (malloc'd). 0 or -1 with err. */
+int catalog_publish_revocation(catalog_t *c, const Trib__TokenRevocation *rev, uint64_t *seq, uint8_t **out,
+                               size_t *outlen, char *err, size_t errlen);
+
 /* After catalog_publish returned -1 on this thread: the errno of the storage failure behind it
  * (ENOSPC: the disk is full), also when another caller's thread wrote the batch; 0 for a refusal. */
 int catalog_publish_errno(void);

@@ -151,6 +151,13 @@ static int check_shape(const Trib__CatalogEntry *ce, char *err, size_t errlen)
             return -1;
         }
         return 0;
+    case TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE: /* not a product change (auth, issue 11) */
+        if (ce->token_revoke == NULL || ce->token_revoke->revocation_id.len != 64) {
+            snprintf(err, errlen, "%s seq %llu: token revocation: the revocation id must be 64 bytes", ce->domain,
+                     (unsigned long long)ce->seq);
+            return -1;
+        }
+        return 0;
     default:
         snprintf(err, errlen, "%s seq %llu: entry carries no change (manifest or tombstone)",
                  ce->domain, (unsigned long long)ce->seq);

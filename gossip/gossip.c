@@ -727,7 +727,7 @@ static const char *member_state_now(gossip_t *g, const uint8_t id[32])
 }
 
 gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from, uint64_t limit, int live,
-                                uint64_t *last_seq, int *status, char *kind, size_t kindlen, char *err,
+                                const char *token, size_t token_len, uint64_t *last_seq, int *status, char *kind, size_t kindlen, char *err,
                                 size_t errlen)
 {
     if (!entry_valid_product_id(product)) {
@@ -756,7 +756,7 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
         return NULL;
     }
     reads_open_t o = {.product = product, .from = from, .limit = limit, .live = live, .owner_id = owner.id,
-                      .owner_addr = owner.addr, .owner_desc = desc};
+                      .owner_addr = owner.addr, .owner_desc = desc, .token = token, .token_len = token_len};
     gossip_read_t *rd = reads_reader_open(g->reads, &o, last_seq, status, kind, kindlen, err, errlen);
     if (!rd && *status == 503 && !strstr(err, "member state")) {
         size_t n = strlen(err);

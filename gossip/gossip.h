@@ -76,8 +76,10 @@ enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2 };
  * owner's last seq. NULL on failure with *status and kind: 404 not_found, 400 bad_query/bad_id,
  * 410 retired, 503 owner_unreachable (detail names the owner node id prefix, address and member
  * state), 500/502 otherwise, and the detail in err. */
+/* token (len bytes, NULL: none): the consumer's token, forwarded as it is for the owner to check
+ * (a refusal comes back with the owner's status and code: 401 token_required ...). */
 gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from, uint64_t limit, int live,
-                                uint64_t *last_seq, int *status, char *kind, size_t kindlen, char *err,
+                                const char *token, size_t token_len, uint64_t *last_seq, int *status, char *kind, size_t kindlen, char *err,
                                 size_t errlen);
 /* Copies the next NDJSON bytes (records, each followed by '\n') into out (cap > 0): returns the
  * count, 0 when nothing arrived within timeout_ms, GOSSIP_READ_END when the range is complete,

@@ -256,6 +256,15 @@ void reads_config_default(reads_config_t *c)
     };
 }
 
+static reads_check_fn owner_check;
+static void *owner_check_ctx;
+
+void reads_set_owner_check(reads_check_fn fn, void *ctx)
+{
+    owner_check = fn;
+    owner_check_ctx = ctx;
+}
+
 reads_t *reads_new(store_t *st, const char *domain, const reads_config_t *c, const reads_io_t *io)
 {
     reads_t *r = calloc(1, sizeof *r);
@@ -269,6 +278,8 @@ reads_t *reads_new(store_t *st, const char *domain, const reads_config_t *c, con
     mallopt(M_MMAP_THRESHOLD, HEAP_MAX);
     mallopt(M_TRIM_THRESHOLD, TRIM_KEEP);
     r->st = st;
+    r->check = owner_check;
+    r->check_ctx = owner_check_ctx;
     snprintf(r->domain, sizeof r->domain, "%s", domain);
     if (c)
         r->c = *c;

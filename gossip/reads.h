@@ -89,6 +89,18 @@ void reads_notify_append(reads_t *r, const char *product);
 /* Prometheus text of the read counters and gauges. */
 void reads_metrics_render(reads_t *r, FILE *f);
 
+/* ---- the owner's access check (DESIGN §13: the owner decides, never trusting the relay) */
+/* 0 when the holder of token (len bytes, as the consumer sent it; len 0: none) may read product
+ * (a product of this node's domain held in its catalog); else -1 with status (401, 403, 404),
+ * kind (the contract's code: "token_required" ...) and detail. Runs on the gossip loop: it must
+ * not block (the node's check uses its verified-token cache and one catalog read). */
+typedef int (*reads_check_fn)(void *ctx, const char *product, const uint8_t *token, size_t len, int *status,
+                              char *kind, size_t kindlen, char *detail, size_t detlen);
+/* Process-wide (one node per process), set before the gossip loop starts; reads_t made after it
+ * check every routed read they serve, on open and about once a second on a live stream (a
+ * revoked or expired token ends the stream with its code). NULL fn: no check. */
+void reads_set_owner_check(reads_check_fn fn, void *ctx);
+
 /* ---- readers (HTTP threads) */
 typedef struct {
     const char *product;          /* valid product id, owned by the owner below */
@@ -97,6 +109,8 @@ typedef struct {
     const uint8_t *owner_id;      /* 32 bytes */
     const char *owner_addr;
     const char *owner_desc;       /* "node 3f2a9c1b (payments) at 10.0.0.1:7470" for messages */
+    const char *token;            /* the consumer's token text, forwarded as it is (NULL: none) */
+    size_t token_len;
 } reads_open_t;
 
 enum { READS_END = -1, READS_FAILED = -2 };

@@ -94,6 +94,8 @@ struct reads {
     store_page_t page;              /* the batch being read from the store */
     uint64_t next_tick;
     /* counters (any thread reads them) */
+    reads_check_fn check;           /* the owner's access check (reads_set_owner_check), or NULL */
+    void *check_ctx;
     atomic_uint_fast64_t owner_streams, owner_live, batches_sent, batches_recv, records_sent, records_recv,
         streams_expired, streams_refused, fail_owner_lost, fail_refused, fail_open_timeout, keepalives_sent,
         credits_sent, overrun;

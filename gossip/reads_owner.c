@@ -22,10 +22,15 @@ struct ostream {
     char product[STORE_ID_MAX];
     uint64_t next_seq, remaining;   /* remaining UINT64_MAX: no limit */
     int live, waiting, dead;
+    int feed;                       /* live from the tail: a relay's shared feed (its subscribers are
+                                       checked one by one by the relay's probes, not by this token) */
     uint32_t window;
     size_t max_bytes;
     uint64_t sent, acked;
     uint64_t last_heard, last_sent;
+    uint8_t *token;                 /* the consumer's token as forwarded (live: checked again) */
+    size_t token_len;
+    uint64_t last_check;
 };
 
 
@@ -42,7 +47,21 @@ static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessa
     return rc;
 }
 
-/* Refuses or ends stream id of addr: a last batch 1 with status and error. */
+/* Refuses or ends stream id of addr: a last batch (batch_no) with status, error code (kind, or
+ * NULL: the relay names it from the status) and error. */
+static void reply_error_kind(reads_t *r, const char *addr, uint64_t id, uint64_t batch_no, uint32_t status,
+                             const char *kind, const char *msg)
+{
+    Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+    b.stream_id = id;
+    b.done = 1;
+    b.status = status;
+    b.error = (char *)msg;
+    b.error_kind = kind ? (char *)kind : "";
+    b.batch_no = batch_no;
+    send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base);
+}
+
 static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t status, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t status, const char *fmt, ...)
@@ -52,13 +71,21 @@ static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t stat
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
-    b.stream_id = id;
-    b.done = 1;
-    b.status = status;
-    b.error = msg;
-    b.batch_no = 1;
-    send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base);
+    reply_error_kind(r, addr, id, 1, status, NULL, msg);
+}
+
+/* The owner's access check of a stream's token: 0 allowed, else -1 with the refusal filled. */
+static int access_check(reads_t *r, const char *product, const uint8_t *token, size_t len, uint32_t *status,
+                        char kind[KIND_MAX], char msg[ERR_MAX])
+{
+    if (!r->check)
+        return 0;
+    int st = 403;
+    kind[0] = msg[0] = '\0';
+    if (r->check(r->check_ctx, product, token, len, &st, kind, KIND_MAX, msg, ERR_MAX) == 0)
+        return 0;
+    *status = st >= 400 && st <= 599 ? (uint32_t)st : 403;
+    return -1;
 }
 
 static ostream_t *ostream_find(reads_t *r, const uint8_t peer[32], uint64_t id)
@@ -166,6 +193,13 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
             reply_error(r, addr, q->stream_id, 500, "reading product %s failed on its owner", pid);
         return;
     }
+    uint32_t ast;
+    char akind[KIND_MAX], amsg[ERR_MAX];
+    if (access_check(r, pid, q->token.data, q->token.len, &ast, akind, amsg) < 0) {
+        BUMP(r, streams_refused, 1);
+        reply_error_kind(r, addr, q->stream_id, 1, ast, akind, amsg);
+        return;
+    }
     uint64_t from = q->from_seq ? q->from_seq : 1;
     if (q->live && q->limit) {
         BUMP(r, streams_refused, 1);
@@ -217,11 +251,22 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     s->next_seq = q->live && q->from_tail ? last + 1 : from;
     s->remaining = q->limit ? q->limit : UINT64_MAX;
     s->live = q->live;
+    s->feed = q->live && q->from_tail;
     s->window = q->credit < 1 ? 1 : q->credit > MAX_WINDOW ? MAX_WINDOW : q->credit;
     s->max_bytes = r->c.batch_bytes < r->room ? r->c.batch_bytes : r->room;
     if (q->max_bytes && q->max_bytes < s->max_bytes)
         s->max_bytes = q->max_bytes;
     s->last_heard = now;
+    s->last_check = now;
+    if (q->token.len) {
+        if (!(s->token = malloc(q->token.len))) {
+            free(s);
+            reply_error(r, addr, q->stream_id, 500, "out of memory on the owner");
+            return;
+        }
+        memcpy(s->token, q->token.data, q->token.len);
+        s->token_len = q->token.len;
+    }
     s->next = r->streams;
     r->streams = s;
     atomic_fetch_add(&r->owner_streams, 1);
@@ -236,6 +281,7 @@ static void owner_sweep(reads_t *r)
         ostream_t *s = *p;
         if (s->dead) {
             *p = s->next;
+            free(s->token);
             free(s);
         } else {
             p = &s->next;
@@ -312,7 +358,19 @@ void reads__owner_tick(reads_t *r, uint64_t now, outq_t *q)
         if (now - s->last_heard >= r->c.idle_expiry_ms) {
             BUMP(r, streams_expired, 1);
             ostream_kill(r, s);
-        } else if (now - s->last_sent >= r->c.keepalive_ms) {
+            continue;
+        }
+        uint32_t ast;
+        char akind[KIND_MAX], amsg[ERR_MAX];
+        if (s->live && !s->feed && now - s->last_check >= r->c.keepalive_ms) { /* a revoked or expired token ends it */
+            s->last_check = now;
+            if (access_check(r, s->product, s->token, s->token_len, &ast, akind, amsg) < 0) {
+                reply_error_kind(r, s->peer_addr, s->id, s->sent + 1, ast, akind, amsg);
+                ostream_kill(r, s);
+                continue;
+            }
+        }
+        if (now - s->last_sent >= r->c.keepalive_ms) {
             Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
             b.stream_id = s->id;
             reads__outq_add(q, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, s->id, &b.base);
@@ -334,6 +392,7 @@ void reads__owner_free(reads_t *r)
 {
     for (ostream_t *s = r->streams, *n; s; s = n) {
         n = s->next;
+        free(s->token);
         free(s);
     }
     r->streams = NULL;

@@ -76,6 +76,8 @@ struct session {
     rbatch_t *qhead, *qtail;
     size_t qlen;
     uint64_t consumed, acked_sent;
+    char *token;                    /* the consumer's token, forwarded in the ReadRequest */
+    size_t token_len;
     pthread_cond_t cv;
 };
 
@@ -156,6 +158,14 @@ static session_t *session_new(reads_t *r, const reads_open_t *o, uint64_t from, 
     snprintf(s->owner_addr, sizeof s->owner_addr, "%s", o->owner_addr);
     snprintf(s->owner_desc, sizeof s->owner_desc, "%s", o->owner_desc ? o->owner_desc : o->owner_addr);
     snprintf(s->product, sizeof s->product, "%s", o->product);
+    if (o->token && o->token_len) {
+        if (!(s->token = malloc(o->token_len))) {
+            free(s);
+            return NULL;
+        }
+        memcpy(s->token, o->token, o->token_len);
+        s->token_len = o->token_len;
+    }
     s->from = from ? from : 1;
     s->limit = limit;
     s->live = live;
@@ -193,6 +203,7 @@ static void session_release(reads_t *r, session_t *s, int *wake)
     }
     r->queued -= s->qlen;
     pthread_cond_destroy(&s->cv);
+    free(s->token);
     free(s);
 }
 
@@ -284,6 +295,9 @@ struct reads_reader {
     uint8_t owner_id[32];
     char product[STORE_ID_MAX], owner_addr[ADDR_MAX], owner_desc[DESC_MAX];
     int live;
+    char *token;                /* the consumer's token (forwarded with every session it opens) */
+    size_t token_len;
+    uint64_t last_probe;        /* live: when the owner last authorised this subscriber (ms) */
     session_t *s;               /* range session: the read itself, or a live catch-up */
     feed_t *feed;               /* live */
     uint64_t next;              /* live: next seq to deliver */
@@ -462,6 +476,26 @@ static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, reads_err_t 
         r->nfeeds++;
         wake = 1;
     }
+    int probe = !wake; /* joining a feed opened for someone else: the owner authorises this subscriber */
+    if (probe) {
+        pthread_mutex_unlock(&r->mu);
+        /* A range read past any seq: the owner checks the token and answers "done", no records. */
+        if (reader_open_range(rd, UINT64_MAX - 1, 1, NULL, e) < 0)
+            return -1;
+        pthread_mutex_lock(&r->mu);
+        session_release(r, rd->s, &wake);
+        rd->s = NULL;
+        rd->last_probe = clock_ms();
+        for (f = r->feeds; f; f = f->next) /* the feed may have failed meanwhile */
+            if (!strcmp(f->product, rd->product) && !memcmp(f->up->owner, rd->owner_id, 32))
+                break;
+        if (!f) {
+            pthread_mutex_unlock(&r->mu);
+            if (wake)
+                r->io.wake(r->io.ctx);
+            return reader_join_feed(rd, last_seq, e);
+        }
+    }
     f->nsubs++;
     r->nsubs++;
     rd->feed = f;
@@ -501,8 +535,18 @@ reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *l
     snprintf(rd->product, sizeof rd->product, "%s", o->product);
     snprintf(rd->owner_addr, sizeof rd->owner_addr, "%s", o->owner_addr);
     snprintf(rd->owner_desc, sizeof rd->owner_desc, "%s", o->owner_desc ? o->owner_desc : o->owner_addr);
+    if (o->token && o->token_len) {
+        if (!(rd->token = malloc(o->token_len))) {
+            free(rd);
+            reads__err_set(&e, 500, "internal", "out of memory");
+            err_out(&e, status, kind, kindlen, err, errlen);
+            return NULL;
+        }
+        memcpy(rd->token, o->token, o->token_len);
+        rd->token_len = o->token_len;
+    }
     rd->o = (reads_open_t){.product = rd->product, .owner_id = rd->owner_id, .owner_addr = rd->owner_addr,
-                           .owner_desc = rd->owner_desc};
+                           .owner_desc = rd->owner_desc, .token = rd->token, .token_len = rd->token_len};
     rd->live = o->live;
     int rc = o->live ? reader_join_feed(rd, last_seq, &e) : reader_open_range(rd, o->from, o->limit, last_seq, &e);
     if (rc < 0) {
@@ -511,6 +555,7 @@ reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *l
         return NULL;
     }
     rd->next = o->from ? o->from : 1;
+    rd->last_probe = clock_ms(); /* the owner authorised this reader just now (its open or its probe) */
     return rd;
 }
 
@@ -537,10 +582,38 @@ static void stage_from_ring(reads_reader_t *rd, feed_t *f)
     }
 }
 
+/* Asks the owner whether rd's token still reads the product: a range read past any seq, which
+ * the owner checks and answers "done" with no records. 0 yes, -1 with e (the owner's refusal). */
+static int reader_probe(reads_reader_t *rd, reads_err_t *e)
+{
+    rd->last_probe = clock_ms();
+    if (reader_open_range(rd, UINT64_MAX - 1, 1, NULL, e) < 0)
+        return -1;
+    int wake = 0;
+    pthread_mutex_lock(&rd->r->mu);
+    session_release(rd->r, rd->s, &wake);
+    pthread_mutex_unlock(&rd->r->mu);
+    rd->s = NULL;
+    if (wake)
+        rd->r->io.wake(rd->r->io.ctx);
+    return 0;
+}
+
+#define REPROBE_MS 2000 /* a subscriber of a shared feed is authorised again this often */
+
 static long live_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, reads_err_t *e)
 {
     reads_t *r = rd->r;
     for (;;) {
+        /* The owner decides for each subscriber: a revoked or expired token (or grant) ends this
+         * subscriber's stream within REPROBE_MS while the feed goes on for the others. */
+        if (!rd->s && rd->soff >= rd->slen && clock_ms() - rd->last_probe >= REPROBE_MS &&
+            reader_probe(rd, e) < 0) {
+            if (e->status == 503)
+                snprintf(e->kind, sizeof e->kind, "owner_lost");
+            e->status = 0;
+            return READS_FAILED;
+        }
         if (rd->soff < rd->slen) {
             size_t n = rd->slen - rd->soff < cap ? rd->slen - rd->soff : cap;
             memcpy(out, rd->stage + rd->soff, n);
@@ -630,6 +703,7 @@ void reads_reader_close(reads_reader_t **rdp)
     if (rd->cur)
         trib__read_batch__free_unpacked(rd->cur, NULL);
     free(rd->stage);
+    free(rd->token);
     free(rd);
     *rdp = NULL;
 }
@@ -675,7 +749,12 @@ static const char *batch_lines(const Trib__ReadBatch *b, uint64_t *count)
 static void session_refused(reads_t *r, session_t *s, const Trib__ReadBatch *b)
 {
     int status = b->status >= 400 && b->status <= 599 ? (int)b->status : 502;
-    const char *kind = status == 404   ? "not_found"
+    /* The owner's own code when it gave one (an access refusal: token_required ...), kept if it
+     * is a short lowercase word; else named from the status. */
+    int named = b->error_kind && *b->error_kind && strlen(b->error_kind) < KIND_MAX &&
+                strspn(b->error_kind, "abcdefghijklmnopqrstuvwxyz_") == strlen(b->error_kind);
+    const char *kind = named           ? b->error_kind
+                       : status == 404 ? "not_found"
                        : status == 400 ? "bad_query"
                        : status == 410 ? "retired"
                        : status == 503 ? (s->opened ? "owner_lost" : "owner_unreachable")
@@ -799,6 +878,7 @@ void reads__relay_drain(reads_t *r, uint64_t now, outq_t *q)
             m.live = s->live;
             m.from_tail = s->from_tail;
             m.credit = s->window;
+            m.token = (ProtobufCBinaryData){s->token_len, (uint8_t *)s->token};
             s->need_open = 0;
             s->last_sent = s->last_heard = now;
             reads__outq_add(q, s->owner_addr, TRIB__MSG_TYPE__MSG_READ_REQ, s->id, &m.base);

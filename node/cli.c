@@ -687,6 +687,11 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
         command_help(cmd, out);
         return CLI_OK;
     }
+    char aerr[512]; /* --token, --token-file, --cacert, $TRIB_TOKEN (node/client.c) */
+    if (client_auth_args(&argc, argv, aerr, sizeof aerr) < 0) {
+        fprintf(err, "trib: %s: %s\n", cmd->name, aerr);
+        return CLI_USAGE;
+    }
     cli_ctx_t *c = calloc(1, sizeof *c);
     if (!c) {
         fprintf(err, "trib: %s: out of memory\n", cmd->name);

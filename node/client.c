@@ -6,8 +6,10 @@
  * a stop flag (SIGINT during `trib subscribe`) is seen within a poll interval.
  * Must not: print, parse JSON, or know what the paths mean. */
 #include "node/client.h"
+#include "gossip/token.h"
 
 #include <curl/curl.h>
+#include <sodium.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -258,6 +260,65 @@ static char *build_url(CURL *h, const char *base, const char *path, const char *
     return url;
 }
 
+/* ---------------------------------------------------------------- credentials */
+
+static char *bearer;              /* sent with every request, or NULL */
+static const char *cacert;        /* --cacert FILE for an https node, or NULL: the system's */
+
+void client_set_token(const char *token)
+{
+    if (bearer) {
+        sodium_memzero(bearer, strlen(bearer));
+        free(bearer);
+    }
+    bearer = token && *token ? strdup(token) : NULL;
+}
+
+/* Drops argv[i] and argv[i + 1]. */
+static void drop_two(int *argc, char **argv, int i)
+{
+    for (int k = i; k + 2 <= *argc; k++)
+        argv[k] = argv[k + 2];
+    *argc -= 2;
+}
+
+int client_auth_args(int *argc, char **argv, char *err, size_t errlen)
+{
+    const char *tok = NULL, *file = NULL;
+    for (int i = 1; i < *argc;) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--"))
+            break;
+        const char **dst = !strcmp(a, "--token") ? &tok : !strcmp(a, "--token-file") ? &file
+                         : !strcmp(a, "--cacert") ? &cacert : NULL;
+        if (!dst) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= *argc) {
+            snprintf(err, errlen, "option '%s' needs a value", a);
+            return -1;
+        }
+        *dst = argv[i + 1];
+        drop_two(argc, argv, i);
+    }
+    if (tok) {
+        client_set_token(tok);
+        return 0;
+    }
+    if (file) {
+        char *t = token_file_read(file, err, errlen);
+        if (!t)
+            return -1;
+        client_set_token(t);
+        sodium_memzero(t, strlen(t));
+        free(t);
+        return 0;
+    }
+    client_set_token(getenv("TRIB_TOKEN"));
+    return 0;
+}
+
 static struct curl_slist *add_header(struct curl_slist *l, const char *h, int *ok)
 {
     struct curl_slist *n = curl_slist_append(l, h);
@@ -280,6 +341,18 @@ static int setup(CURL *h, xfer_t *x, const char *url, struct curl_slist **hdrs, 
         snprintf(line, sizeof line, "Content-Type: %s", rq->content_type);
         l = add_header(l, line, &ok);
     }
+    if (bearer) {
+        size_t bl = strlen(bearer) + 32;
+        char *auth = malloc(bl);
+        if (!auth) {
+            ok = 0;
+        } else {
+            snprintf(auth, bl, "Authorization: Bearer %s", bearer);
+            l = add_header(l, auth, &ok);
+            sodium_memzero(auth, bl);
+            free(auth);
+        }
+    }
     *hdrs = l;
     if (!ok)
         return -1;
@@ -294,6 +367,8 @@ static int setup(CURL *h, xfer_t *x, const char *url, struct curl_slist **hdrs, 
     rc |= curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     rc |= curl_easy_setopt(h, CURLOPT_TIMEOUT, rq->long_lived ? 0L : REQUEST_TIMEOUT_S);
     rc |= curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (cacert)
+        rc |= curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
     rc |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     rc |= curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     rc |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);

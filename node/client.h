@@ -55,6 +55,13 @@ typedef struct {
 int client_base_url(const char *in, int default_port, char *out, size_t outlen,
                     char *err, size_t errlen);
 
+/* Credentials (process-wide): strips "--token T", "--token-file F" and "--cacert F" from
+ * argv[1..] (before a "--") and sets the bearer token every request sends: --token, else the
+ * file's token (which must be 0600), else $TRIB_TOKEN, else none. 0, or -1 with err. */
+int client_auth_args(int *argc, char **argv, char *err, size_t errlen);
+/* Sets (a copy of) the bearer token; NULL or "" for none. */
+void client_set_token(const char *token);
+
 /* Process-wide libcurl setup; call once before any request and cleanup once at the end. */
 int client_global_init(char *err, size_t errlen);
 void client_global_cleanup(void);

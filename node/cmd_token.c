@@ -1,4 +1,6 @@
-/* node/cmd_token.c - `trib token show` and `trib token attenuate`: access tokens offline.
+/* node/cmd_token.c - `trib token show|attenuate` (offline) and `trib token issue|revoke` (asking
+ * a node: POST /v1/tokens, /v1/tokens/revoke with the admin token from --token, --token-file or
+ * $TRIB_TOKEN).
  *
  * Owns: the subcommand table and help, option parsing, reading the token (argument, "-" for
  * stdin, or $TRIB_TOKEN), the text and --json forms of a token's claims, and, with --data DIR,
@@ -18,10 +20,13 @@
 
 #include "gossip/identity.h"
 #include "gossip/token.h"
+#include "node/cli.h"
+#include "node/client.h"
+#include <sodium.h>
 
 enum { TK_OK = 0, TK_FAIL = 1, TK_USAGE = 2 };
 
-#define MAX_OPTS 6
+#define MAX_OPTS 8
 
 typedef struct {
     const char *name;     /* without "--" */
@@ -51,6 +56,8 @@ struct tcmd {
 
 static int run_show(tctx_t *c);
 static int run_attenuate(tctx_t *c);
+static int run_issue(tctx_t *c);
+static int run_revoke(tctx_t *c);
 
 #define OPT_JSON { "json", NULL, "print a JSON object (id, state, claims) instead of text" }
 
@@ -74,6 +81,25 @@ static const tcmd_t commands[] = {
         { "ttl", "DURATION", "expire DURATION from now" },
         { "kind", "KIND", "read, write or admin, at most the token's kind" }, OPT_JSON },
       "trib token attenuate \"$T\" --product 'payments/settled-*' --ttl 1h", run_attenuate },
+    { "issue", "--sub SUBJECT --kind KIND --ttl DURATION [--product GLOB] [--node URL] [--json]",
+      "a node issues a token for its domain (needs its admin token)",
+      "Asks the node (--node, else $TRIB_NODE) to issue a token of its domain, signed by its key,\n"
+      "and prints only the token (so T=$(trib token issue ...) works). The request carries the\n"
+      "admin token from --token T, --token-file F or $TRIB_TOKEN (DATA/admin.token at first).",
+      { { "sub", "SUBJECT", "who the token is for: local@domain" },
+        { "kind", "KIND", "read, write or admin" },
+        { "ttl", "DURATION", "N followed by s, m, h or d" },
+        { "product", "GLOB", "only products matching GLOB (default: all of the domain's)" },
+        { "node", "URL", "the node to ask (default $TRIB_NODE)" }, OPT_JSON },
+      "trib token issue --sub ci@payments --kind write --ttl 24h", run_issue },
+    { "revoke", "TOKEN_OR_ID [--node URL] [--json]",
+      "the issuing node revokes a token (and every token narrowed from it)",
+      "Asks the node that issued the token to revoke it: from then on it refuses the token and\n"
+      "every attenuation of it with 401 token_revoked. TOKEN_OR_ID is the token itself, its id\n"
+      "(as `trib token show` prints it; the node must have issued or seen it), or a 128-hex\n"
+      "revocation id (a block's signature). Needs the node's admin token, as issue does.",
+      { { "node", "URL", "the node to ask (default $TRIB_NODE)" }, OPT_JSON },
+      "trib token revoke \"$T\"", run_revoke },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -106,7 +132,7 @@ static int usage(tctx_t *c, const char *fmt, ...)
 
 void token_cmd_usage(FILE *f)
 {
-    fprintf(f, "\nAccess tokens, offline:\n");
+    fprintf(f, "\nAccess tokens (show, attenuate: offline):\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  token %-10s %s\n", commands[i].name, commands[i].summary);
 }
@@ -422,6 +448,113 @@ static int run_attenuate(tctx_t *c)
     return TK_OK;
 }
 
+/* ---------------------------------------------------------------- issue, revoke */
+
+/* POSTs body to path on the node; prints the reply's error and returns TK_FAIL, or TK_OK with
+ * *reply (the JSON object). */
+static int post_node(tctx_t *c, const char *path, json_t *body, json_t **reply)
+{
+    char base[512], err[512];
+    const char *node = opt(c, "node");
+    if (!node || !*node)
+        node = getenv("TRIB_NODE");
+    if (!node || !*node)
+        node = CLI_DEFAULT_NODE;
+    if (client_base_url(node, CLI_DEFAULT_PORT, base, sizeof base, err, sizeof err) != 0) {
+        json_decref(body);
+        return usage(c, "node: %s", err);
+    }
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return fail(c, "out of memory");
+    client_req_t rq = {.method = "POST", .path = path, .content_type = "application/json", .body = text,
+                       .body_len = strlen(text), .upload_len = -1};
+    client_reply_t rep;
+    int rc = client_request(base, &rq, &rep, err, sizeof err);
+    sodium_memzero(text, strlen(text));
+    free(text);
+    if (rc != 0) {
+        client_reply_free(&rep);
+        return fail(c, "%s", err);
+    }
+    json_t *j = json_loads(rep.body ? rep.body : "", 0, NULL);
+    if (rep.status < 200 || rep.status > 299) {
+        const char *kind = json_string_value(json_object_get(j, "error"));
+        const char *det = json_string_value(json_object_get(j, "detail"));
+        fail(c, "%s refused (HTTP %ld%s%s): %s", base, rep.status, kind ? " " : "", kind ? kind : "",
+             det ? det : rep.body ? rep.body : "");
+        json_decref(j);
+        client_reply_free(&rep);
+        return TK_FAIL;
+    }
+    client_reply_free(&rep);
+    if (!j)
+        return fail(c, "%s answered with a body that is not JSON", base);
+    *reply = j;
+    return TK_OK;
+}
+
+static void print_json(tctx_t *c, json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s)
+        fprintf(c->out, "%s\n", s);
+    free(s);
+}
+
+static int run_issue(tctx_t *c)
+{
+    const char *sub = opt(c, "sub"), *kind = opt(c, "kind"), *ttl = opt(c, "ttl"), *prod = opt(c, "product");
+    token_kind_t k;
+    int64_t ms = 0;
+    if (!sub)
+        return usage(c, "--sub SUBJECT is required (\"ci@payments\")");
+    if (!kind || token_kind_parse(kind, &k) != 0)
+        return usage(c, "--kind is one of read, write, admin");
+    if (!ttl || parse_ttl(ttl, &ms) != 0)
+        return usage(c, "--ttl DURATION: N followed by s, m, h or d (at most 366d)");
+    if (prod && !token_glob_valid(prod))
+        return usage(c, "--product '%s' is not a glob DOMAIN/NAME of [a-z0-9-*]", prod);
+    json_t *body = json_pack("{s:s,s:s,s:I}", "sub", sub, "kind", kind, "ttl_s", (json_int_t)(ms / 1000));
+    if (prod)
+        json_object_set_new(body, "product", json_string(prod));
+    json_t *j = NULL;
+    int rc = post_node(c, "/v1/tokens", body, &j);
+    if (rc != TK_OK)
+        return rc;
+    const char *t = json_string_value(json_object_get(j, "token"));
+    if (!t) {
+        json_decref(j);
+        return fail(c, "the node's reply carries no token");
+    }
+    if (opt(c, "json"))
+        print_json(c, j);
+    else
+        fprintf(c->out, "%s\n", t);
+    json_decref(j);
+    return TK_OK;
+}
+
+static int run_revoke(tctx_t *c)
+{
+    if (!c->pos || !*c->pos)
+        return usage(c, "give the token or its id");
+    const char *arg = c->pos;
+    json_t *body = !strncmp(arg, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) ? json_pack("{s:s}", "token", arg)
+                                                                       : json_pack("{s:s}", "id", arg);
+    json_t *j = NULL;
+    int rc = post_node(c, "/v1/tokens/revoke", body, &j);
+    if (rc != TK_OK)
+        return rc;
+    if (opt(c, "json"))
+        print_json(c, j);
+    else
+        fprintf(c->out, "revoked %s\n", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    return TK_OK;
+}
+
 /* ---------------------------------------------------------------- entry point */
 
 int token_cmd_run(int argc, char **argv, FILE *out, FILE *err)
@@ -438,7 +571,7 @@ int token_cmd_run(int argc, char **argv, FILE *out, FILE *err)
         if (strcmp(commands[i].name, argv[1]) == 0)
             cmd = &commands[i];
     if (!cmd) {
-        fprintf(err, "trib: token: unknown command '%s' (show, attenuate)\ntry 'trib token --help'\n", argv[1]);
+        fprintf(err, "trib: token: unknown command '%s' (show, attenuate, issue, revoke)\ntry 'trib token --help'\n", argv[1]);
         return TK_USAGE;
     }
     for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
@@ -447,6 +580,17 @@ int token_cmd_run(int argc, char **argv, FILE *out, FILE *err)
             return TK_OK;
         }
     tctx_t c = { .cmd = cmd, .out = out, .err = err };
+    int talks = cmd->run == run_issue || cmd->run == run_revoke;
+    char aerr[512];
+    if (talks) { /* --token, --token-file, --cacert, $TRIB_TOKEN: the credentials sent */
+        if (client_global_init(aerr, sizeof aerr) != 0 || client_auth_args(&argc, argv, aerr, sizeof aerr) < 0) {
+            fprintf(err, "trib: token %s: %s\n", cmd->name, aerr);
+            return TK_USAGE;
+        }
+    }
     int rc = parse_args(&c, argc - 2, argv + 2);
-    return rc == TK_OK ? cmd->run(&c) : rc;
+    rc = rc == TK_OK ? cmd->run(&c) : rc;
+    if (talks)
+        client_global_cleanup();
+    return rc;
 }

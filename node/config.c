@@ -35,6 +35,8 @@ static const option_t options[] = {
     {"seed", K_SEED, 0, 0, 0, 0, NULL, "peer address of another node to join through (repeatable)"},
     S(federation_secret, K_STR, "tributary", "federation name shared by all nodes (derives the CURVE server key)"),
     S(log_level, K_STR, "info", "error | warn | info | debug"),
+    S(tls_cert, K_STR, "", "PEM certificate (chain): serve the HTTP API over HTTPS (with --tls-key)"),
+    S(tls_key, K_STR, "", "PEM private key of --tls-cert (mode 0600)"),
     U(map_size_mb, 1, 1 << 20, "64", "initial LMDB map size in MiB (grows on demand)"),
     U(map_max_mb, 1, 1 << 30, "1048576", "largest LMDB map size in MiB"),
     U(max_body_mb, 1, 4096, "64", "largest request body in MiB"),

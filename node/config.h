@@ -20,6 +20,7 @@ typedef struct {
     int nseeds;
     char federation_secret[128];
     char log_level[16];
+    char tls_cert[512], tls_key[512];   /* PEM files: the API over HTTPS (auth, issue 11) */
     uint64_t map_size_mb, map_max_mb;
     uint64_t max_body_mb, max_record_kb, max_records;
     uint64_t http_threads;

@@ -17,9 +17,11 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,8 @@
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "gossip/reads.h"
+#include "node/auth.h"
 #include "node/http.h"
 #include "node/node.h"
 #include "node/manifest.h"
@@ -42,15 +46,17 @@
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
 typedef enum {
     R_STATUS, R_MEMBERS, R_PRODUCTS, R_PRODUCT_GET, R_PRODUCT_PUT, R_PRODUCT_DELETE,
-    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WEB, R_OTHER, R_COUNT
+    R_RECORDS_POST, R_RECORDS_GET, R_STREAM, R_METRICS, R_WHOAMI, R_TOKENS, R_TOKENS_REVOKE, R_WEB, R_OTHER, R_COUNT
 } route_t;
 
-/* What a caller must hold for a route (DESIGN §13). The access issue enforces it in allowed();
- * until then every right is granted, as RIGHT_NONE. */
+/* What a caller must hold for a route (DESIGN §13), enforced by allowed() with node/auth.c. */
 typedef enum {
     RIGHT_NONE,     /* status, members, metrics, catalog search and manifests */
-    RIGHT_READ,     /* records and streams: by the product's classification */
+    RIGHT_READ,     /* records and streams: by the product's classification (checked in records_get,
+                       by the owner: a routed read forwards the token) */
     RIGHT_WRITE,    /* publish, retire, append: a write/admin token of the product's own domain */
+    RIGHT_TOKEN,    /* whoami: any valid token */
+    RIGHT_ADMIN,    /* issue and revoke tokens: an admin token of this node's domain */
 } right_t;
 
 /* ------------------------------------------------------------------ requests */
@@ -72,6 +78,7 @@ typedef struct {
     int long_timeout;   /* the connection has HTTP_WRITE_S until this request is done */
     int op_done;        /* a write operation ran off the pool (ops below): its result is in res */
     node_result_t res;
+    token_claims_t claims;  /* the caller's verified token, when the route needed one */
 } request_t;
 
 static int unhex(int ch)
@@ -188,6 +195,7 @@ typedef struct {
     const char *method, *url;
     request_t *req;
     char domain[64], name[64], id[STORE_ID_MAX];   /* {domain}/{name} of the path, if any */
+    token_claims_t *claims;                          /* the caller's verified token (RIGHT_TOKEN, _WRITE, _ADMIN) */
 } call_t;
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -309,6 +317,29 @@ static enum MHD_Result h_members(call_t *k)
     return send_json(k->c, R_MEMBERS, 200, view_members(k->n));
 }
 
+/* DESIGN §13: a restricted product is a stub (id, title, owners, classification) to a caller
+ * without a grant on it; j (a product summary) is replaced in place when it must be. Returns j. */
+static json_t *stub_if_restricted(call_t *k, json_t *j)
+{
+    const char *cls = json_string_value(json_object_get(j, "classification"));
+    const char *id = json_string_value(json_object_get(j, "id"));
+    if (!cls || strcmp(cls, "restricted") != 0 || !id ||
+        auth_may_see(k->n, MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization"), id))
+        return j;
+    static const char *const keep[] = {"id", "domain", "name", "title", "status", "classification", "owners"};
+    json_t *stub = json_object();
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        json_t *v = json_object_get(j, keep[i]);
+        if (v)
+            json_object_set(stub, keep[i], v);
+    }
+    json_object_set_new(stub, "stub", json_true());
+    json_object_clear(j);
+    json_object_update(j, stub);
+    json_decref(stub);
+    return j;
+}
+
 static enum MHD_Result h_products(call_t *k)
 {
     node_t *a = k->n;
@@ -328,6 +359,10 @@ static enum MHD_Result h_products(call_t *k)
     json_t *j = view_products(a, &q, err, sizeof err);
     if (!j)
         return send_error(c, R_PRODUCTS, 500, "storage", "%s", err);
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(j, "products"), i, item)
+        stub_if_restricted(k, item);
     return send_json(c, R_PRODUCTS, 200, j);
 }
 
@@ -345,6 +380,7 @@ static enum MHD_Result h_product_get(call_t *k)
     json_t *j = view_product(a, &p, 1);
     if (!j)
         return send_error(c, R_PRODUCT_GET, 500, "storage", "catalog entry of %s is unreadable", id);
+    stub_if_restricted(k, j);
     return send_json(c, R_PRODUCT_GET, 200, j);
 }
 
@@ -358,7 +394,8 @@ static enum MHD_Result queue_stream(struct MHD_Connection *c, route_t route, str
 
 /* A product of another domain: read it through its owner. */
 static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t route, const char *id,
-                                  const char *domain, uint64_t from, uint64_t limit, int live)
+                                  const char *domain, uint64_t from, uint64_t limit, int live, const char *token,
+                                  size_t token_len)
 {
     if (!a->gossip)
         return send_error(c, route, 503, "owner_unreachable",
@@ -367,7 +404,7 @@ static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t r
     int status = 500;
     char kind[64], detail[1024];
     gossip_read_t *rd =
-        gossip_read_open(a->gossip, id, from, limit, live, &last, &status, kind, sizeof kind, detail, sizeof detail);
+        gossip_read_open(a->gossip, id, from, limit, live, token, token_len, &last, &status, kind, sizeof kind, detail, sizeof detail);
     if (!rd)
         return send_error(c, route, (unsigned)status, kind, "%s", detail);
     stream_t *s = stream_new(a, c, id, from, limit, live, rd);
@@ -399,8 +436,15 @@ static enum MHD_Result records_get(call_t *k, int live)
         return send_error(c, route, 404, "not_found", "no product %s in this node's catalog", id);
     if (rc != 0)
         return send_error(c, route, 500, "storage", "reading product %s failed", id);
-    if (strcmp(domain, a->cfg.domain) != 0)
-        return routed_get(a, c, route, id, domain, from, limit, live);
+    size_t tlen = 0;
+    const char *token = auth_bearer(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), &tlen);
+    if (strcmp(domain, a->cfg.domain) != 0) /* the owner checks the token: never this relay */
+        return routed_get(a, c, route, id, domain, from, limit, live, token, tlen);
+    char cls[16];
+    auth_classification(a, id, p.manifest_seq, cls);
+    auth_err_t ae;
+    if (auth_read(a, token, tlen, id, cls, &ae) < 0)
+        return send_error(c, route, (unsigned)ae.status, ae.kind, "%s", ae.detail);
     if (live && p.retired) /* as the owner answers a relay: no record can come */
         return send_error(c, route, 410, "retired", "%s is retired: it takes no new records", id);
     uint64_t last = 0;
@@ -408,6 +452,8 @@ static enum MHD_Result records_get(call_t *k, int live)
     stream_t *s = stream_new(a, c, id, from, limit, live, NULL);
     if (!s)
         return MHD_NO;
+    if (live) /* out of memory fails closed: the stream's first check finds no token */
+        (void)stream_set_token(s, token, tlen);
     return queue_stream(c, route, s, last);
 }
 
@@ -558,6 +604,135 @@ static enum MHD_Result h_records_post(call_t *k)
                                (json_int_t)r->last_seq, "count", (json_int_t)r->count));
 }
 
+/* ------------------------------------------------------------------ tokens */
+
+static json_t *claims_json(const token_claims_t *c)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s}", "id", c->id, "subject", c->subject, "domain", c->domain,
+                     "kind", token_kind_name(c->kind), "scope", c->scope, "expires_ms", (json_int_t)c->expires_ms,
+                     "state", auth_is_revoked(c) ? "revoked" : "valid");
+}
+
+static enum MHD_Result h_whoami(call_t *k)
+{
+    return send_json(k->c, R_WHOAMI, 200, claims_json(k->claims));
+}
+
+/* The request body as a JSON object, or NULL with a 400 sent (*ret). */
+static json_t *body_object(call_t *k, route_t route, enum MHD_Result *ret)
+{
+    json_error_t je;
+    json_t *j = json_loadb(k->req->body ? k->req->body : "", k->req->len, 0, &je);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        *ret = send_error(k->c, route, 400, "bad_request", "the body must be a JSON object: %s (line %d, column %d)",
+                          j ? "not an object" : je.text, je.line, je.column);
+        return NULL;
+    }
+    return j;
+}
+
+static enum MHD_Result h_tokens(call_t *k)
+{
+    enum MHD_Result ret;
+    json_t *j = body_object(k, R_TOKENS, &ret);
+    if (!j)
+        return ret;
+    const char *sub = json_string_value(json_object_get(j, "sub"));
+    const char *kind = json_string_value(json_object_get(j, "kind"));
+    json_t *ttl = json_object_get(j, "ttl_s"), *prod = json_object_get(j, "product");
+    token_kind_t tk;
+    char err[300];
+    ret = MHD_NO;
+    if (!sub)
+        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: a subject string is required (\"ci@%s\")",
+                         k->n->cfg.domain);
+    else if (!kind || token_kind_parse(kind, &tk) < 0)
+        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "kind: one of read, write, admin");
+    else if (!json_is_integer(ttl) || json_integer_value(ttl) <= 0 ||
+             json_integer_value(ttl) > TOKEN_TTL_MAX_MS / 1000)
+        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "ttl_s: seconds, 1 to %lld",
+                         (long long)(TOKEN_TTL_MAX_MS / 1000));
+    else if (prod && !json_is_string(prod))
+        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "product: a glob string (\"%s/settled-*\")",
+                         k->n->cfg.domain);
+    if (ret != MHD_NO || !sub || !kind) {
+        json_decref(j);
+        return ret;
+    }
+    int64_t now = auth_now_ms();
+    token_spec_t spec = {.subject = sub, .kind = tk, .product = json_string_value(prod), .issued_ms = now,
+                         .expires_ms = now + json_integer_value(ttl) * 1000};
+    char *t = NULL;
+    if (token_issue(&k->n->id, k->n->cfg.domain, &spec, &t, err, sizeof err) < 0) {
+        json_decref(j);
+        return send_error(k->c, R_TOKENS, 400, "bad_request", "%s", err);
+    }
+    json_decref(j);
+    token_claims_t c;
+    token_inspect(t, strlen(t), now, &c, NULL, 0);
+    auth_remember(&c);
+    log_info("token %s issued to %s (%s, %s) by %s", c.id, c.subject, token_kind_name(c.kind), c.scope,
+             k->claims->id);
+    json_t *out = claims_json(&c);
+    json_object_set_new(out, "token", json_string(t));
+    sodium_memzero(t, strlen(t));
+    free(t);
+    return send_json(k->c, R_TOKENS, 201, out);
+}
+
+static enum MHD_Result h_tokens_revoke(call_t *k)
+{
+    enum MHD_Result ret;
+    json_t *j = body_object(k, R_TOKENS_REVOKE, &ret);
+    if (!j)
+        return ret;
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    const char *id = json_string_value(json_object_get(j, "id"));
+    uint8_t sig[TOKEN_SIG_LEN];
+    char err[300], label[TOKEN_ID_HEX + 8] = "";
+    int found = 0;
+    if (tok) {
+        token_claims_t c;
+        token_reason_t r = token_inspect(tok, strlen(tok), auth_now_ms(), &c, err, sizeof err);
+        if (r != TOKEN_OK && r != TOKEN_EXPIRED && r != TOKEN_NOT_YET_VALID) {
+            json_decref(j);
+            return send_error(k->c, R_TOKENS_REVOKE, 400, "token_invalid", "token: %s", err);
+        }
+        if (strcmp(c.domain, k->n->cfg.domain) != 0 || memcmp(c.issuer_key, k->n->id.pk, ID_PK_LEN) != 0) {
+            json_decref(j);
+            return send_error(k->c, R_TOKENS_REVOKE, 403, "wrong_domain",
+                              "token %s was issued for domain '%s' by another key: only its issuer revokes it", c.id,
+                              c.domain);
+        }
+        memcpy(sig, c.revocation_ids[c.nblocks - 1], TOKEN_SIG_LEN);
+        snprintf(label, sizeof label, "%s", c.id);
+        found = 1;
+    } else if (id && strlen(id) == 2 * TOKEN_SIG_LEN) {
+        size_t bl = 0;
+        found = sodium_hex2bin(sig, sizeof sig, id, strlen(id), NULL, &bl, NULL) == 0 && bl == TOKEN_SIG_LEN;
+        snprintf(label, sizeof label, "block %.16s...", id);
+    } else if (id) {
+        found = auth_find_id(id, sig) == 0;
+        snprintf(label, sizeof label, "%.32s", id);
+    }
+    json_decref(j);
+    if (!tok && !id)
+        return send_error(k->c, R_TOKENS_REVOKE, 400, "bad_request",
+                          "give {\"token\": TOKEN} or {\"id\": ID} (a token id this node issued or saw, or a "
+                          "128-hex revocation id)");
+    if (!found)
+        return send_error(k->c, R_TOKENS_REVOKE, 404, "not_found",
+                          "no token with id %s issued or seen by this node; revoke with the token itself", label);
+    if (auth_revoke(k->n, sig, label, err, sizeof err) < 0)
+        return send_error(k->c, R_TOKENS_REVOKE, 500, "storage", "%s", err);
+    char hex[2 * TOKEN_SIG_LEN + 1];
+    token_revocation_hex(sig, hex);
+    log_info("token %s revoked by %s", label, k->claims->id);
+    return send_json(k->c, R_TOKENS_REVOKE, 200,
+                     json_pack("{s:s,s:s,s:s}", "id", label, "revocation_id", hex, "state", "revoked"));
+}
+
 /* ------------------------------------------------------------------ routing */
 
 static enum MHD_Result h_metrics(call_t *k);
@@ -589,6 +764,9 @@ static const route_row_t routes[] = {
     {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ},
     {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ},
     {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE},
+    {"GET",    "/v1/whoami",          R_WHOAMI,         "whoami",         h_whoami,         0, RIGHT_TOKEN},
+    {"POST",   "/v1/tokens",          R_TOKENS,         "tokens",         h_tokens,         1, RIGHT_ADMIN},
+    {"POST",   "/v1/tokens/revoke",   R_TOKENS_REVOKE,  "tokens_revoke",  h_tokens_revoke,  1, RIGHT_ADMIN},
     {"GET",    "/",                   R_WEB,            "web",            h_web,            0, RIGHT_NONE},
     {"GET",    "/index.html",         R_WEB,            "web",            h_web,            0, RIGHT_NONE},
     {"GET",    "/app.js",             R_WEB,            "web",            h_web,            0, RIGHT_NONE},
@@ -615,6 +793,7 @@ static enum MHD_Result h_metrics(call_t *k)
     if (!f)
         return MHD_NO;
     metrics_render(k->n, f, route_names, R_COUNT);
+    auth_metrics_render(f);
     fclose(f);
     return send_body(k->c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
 }
@@ -670,11 +849,34 @@ static const route_row_t *route_find(const char *method, const char *url, call_t
     return found;
 }
 
-/* Whether the caller holds right for k (the access issue plugs in here). */
-static int allowed(const call_t *k, right_t right)
+/* Whether the caller holds right for k (DESIGN §13; reads are decided in records_get, by the
+ * owner). 1, or 0 with e; k->claims is the caller's verified token when one was needed. */
+static int allowed(call_t *k, right_t right, auth_err_t *e)
 {
-    (void)k, (void)right;
-    return 1;
+    const char *h = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization");
+    k->claims = &k->req->claims;
+    switch (right) {
+    case RIGHT_NONE:
+    case RIGHT_READ:
+        return 1;
+    case RIGHT_WRITE:
+        return auth_write(k->n, h, k->id, k->claims, e) == 0;
+    case RIGHT_ADMIN:
+        return auth_admin(k->n, h, k->claims, e) == 0;
+    case RIGHT_TOKEN: {
+        size_t len = 0;
+        const char *t = auth_bearer(h, &len);
+        if (!t) {
+            snprintf(e->detail, sizeof e->detail, "no token: send Authorization: Bearer trib1....");
+            e->status = 401;
+            snprintf(e->kind, sizeof e->kind, "token_required");
+            auth_count("token_required");
+            return 0;
+        }
+        return auth_verify(k->n, t, len, k->claims, e) == 0;
+    }
+    }
+    return 0;
 }
 
 static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char *url, const char *method,
@@ -724,8 +926,10 @@ static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char 
                               k.domain[0] ? k.domain : "(too long or empty)", k.name[0] ? k.name : "(too long or empty)");
         snprintf(k.id, sizeof k.id, "%s/%s", k.domain, k.name);
     }
-    if (!allowed(&k, row->right))
-        return send_error(c, row->id, 403, "forbidden", "%s %s needs a right this caller does not hold", method, url);
+    auth_err_t ae;
+    if (!req->op_done && !allowed(&k, row->right, &ae))
+        return send_error(c, row->id, (unsigned)ae.status, ae.kind, "%s", ae.detail);
+    k.claims = &req->claims;
     if (row->body && req->too_big)
         return send_error(c, row->id, 413, "too_large", "the body is over the limit of %zu bytes (--max-body-mb)",
                           a->limits.max_body);
@@ -841,6 +1045,10 @@ static int listen_fd = -1;
 
 int http_listen(node_t *a, char *err, size_t errlen)
 {
+    /* Before the gossip loop starts: its routed reads are checked by this node from the start. */
+    if (auth_open(a, err, errlen) < 0)
+        return -1;
+    reads_set_owner_check(auth_owner_check, a);
     char host[128];
     int port;
     if (config_split_addr(a->cfg.http, host, sizeof host, &port) < 0) {
@@ -892,10 +1100,57 @@ int http_listen(node_t *a, char *err, size_t errlen)
 #define HTTP_CONNS 16384        /* connections at once (also bounded by the descriptor limit) */
 #define HTTP_PER_IP 256         /* connections at once from one address */
 
+/* A PEM file for TLS, whole (malloc'd, NUL-ended), or NULL with err. key: the file must not be
+ * readable by group or others, as the node key and admin.token. */
+static char *pem_read(const char *path, int key, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > (1 << 20)) {
+        snprintf(err, errlen, "%s: %s", path, errno ? strerror(errno) : "not a regular file of at most 1 MiB");
+        return NULL;
+    }
+    if (key && (sb.st_mode & 077)) {
+        snprintf(err, errlen, "%s is readable by group or others (mode %03o): chmod 600 %s", path,
+                 (unsigned)(sb.st_mode & 0777), path);
+        return NULL;
+    }
+    FILE *f = fopen(path, "r");
+    char *buf = f ? malloc((size_t)sb.st_size + 1) : NULL;
+    size_t n = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
+    if (f)
+        fclose(f);
+    if (!buf || n != (size_t)sb.st_size) {
+        free(buf);
+        snprintf(err, errlen, "%s: cannot read it", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static char *tls_cert_pem, *tls_key_pem; /* held while libmicrohttpd serves */
+
 int http_start(node_t *a, char *err, size_t errlen)
 {
     if (listen_fd < 0 && http_listen(a, err, errlen) < 0)
         return -1;
+    int tls = a->cfg.tls_cert[0] || a->cfg.tls_key[0];
+    if (tls) {
+        if (!a->cfg.tls_cert[0] || !a->cfg.tls_key[0]) {
+            snprintf(err, errlen, "--tls-cert and --tls-key go together");
+            return -1;
+        }
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "--tls-cert: this libmicrohttpd was built without TLS (GnuTLS)");
+            return -1;
+        }
+        if (!(tls_cert_pem = pem_read(a->cfg.tls_cert, 0, err, errlen)) ||
+            !(tls_key_pem = pem_read(a->cfg.tls_key, 1, err, errlen))) {
+            free(tls_cert_pem);
+            tls_cert_pem = NULL;
+            return -1;
+        }
+    }
     route_names_init();
     unsigned conns = HTTP_CONNS;
     struct rlimit rl;
@@ -910,22 +1165,36 @@ int http_start(node_t *a, char *err, size_t errlen)
         return -1;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
     a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                 MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL,
                                 MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
                                 MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
-                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_END);
+                                MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL,
+                                /* with TLS the two PEMs; without, the list ends here */
+                                tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert_pem,
+                                MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem, MHD_OPTION_END);
     if (!a->httpd) {
-        snprintf(err, errlen, "http: cannot start serving on %s", a->cfg.http);
+        snprintf(err, errlen, "http: cannot start serving on %s%s", a->cfg.http,
+                 tls ? " (with TLS: are --tls-cert and --tls-key a matching PEM certificate and key?)" : "");
+        free(tls_cert_pem);
+        free(tls_key_pem);
+        tls_cert_pem = tls_key_pem = NULL;
         stream_stop(a);
         close(listen_fd);
         listen_fd = -1;
         return -1;
     }
     listen_fd = -1; /* libmicrohttpd's now */
+    char host[128];
+    int hport;
+    if (!tls && config_split_addr(a->cfg.http, host, sizeof host, &hport) == 0 && strncmp(host, "127.", 4) != 0 &&
+        strcmp(host, "[::1]") != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0)
+        log_warn("HTTP on %s is plain HTTP beyond loopback: bearer tokens sent to it can be read on the way "
+                 "(serve it with --tls-cert/--tls-key, or on loopback behind a TLS proxy)",
+                 a->cfg.http);
     log_info("HTTP: %d threads, at most %u connections, %u per address, idle ones closed after %d s", HTTP_POOL,
              conns, per_ip, HTTP_IDLE_S);
     return 0;
@@ -942,5 +1211,8 @@ void http_stop(node_t *a)
         ops_drain();    /* no connection may stay suspended under MHD_stop_daemon */
         MHD_stop_daemon(a->httpd);
         a->httpd = NULL;
+        free(tls_cert_pem);
+        free(tls_key_pem);
+        tls_cert_pem = tls_key_pem = NULL;
     }
 }

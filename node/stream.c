@@ -19,6 +19,7 @@
 #include <time.h>
 #include "gossip/log.h"
 #include "node/metrics.h"
+#include "node/auth.h"
 #include "node/stream.h"
 #include "storage/pager.h"
 
@@ -48,6 +49,8 @@ typedef struct stream {
     pthread_cond_t park_cv;
     int has_waiter, parked, quit;
     int gone;                  /* the waker saw the client close its connection */
+    char *token;               /* local live: the caller's token, checked again before each page */
+    size_t token_len;
 } reader_t;
 
 stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
@@ -65,6 +68,17 @@ stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64
     r->line_start = 1;
     r->rd = rd;
     return r;
+}
+
+int stream_set_token(stream_t *s, const char *token, size_t len)
+{
+    if (!token || !len)
+        return 0;
+    if (!(s->token = malloc(len)))
+        return -1;
+    memcpy(s->token, token, len);
+    s->token_len = len;
+    return 0;
 }
 
 static int reader_suspend(reader_t *r, uint64_t gen);
@@ -165,6 +179,15 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
         if (r->live && stopping) { /* between pages, so between records: also when not caught up */
             reader_stopping(r);
             break;
+        }
+        if (r->live && !r->rd) { /* a revoked or expired token (or grant) ends a local live stream */
+            int st = 0;
+            char kind[32], detail[400];
+            if (auth_owner_check(r->a, r->id, (const uint8_t *)r->token, r->token_len, &st, kind, sizeof kind,
+                                 detail, sizeof detail) != 0) {
+                reader_error_line(r, kind, detail);
+                break;
+            }
         }
         uint64_t at = r->next;
         long n = page_fill(r);
@@ -346,6 +369,7 @@ static void reader_free(void *cls)
     }
     gossip_read_close(&r->rd);
     free(r->buf);
+    free(r->token);
     free(r);
 }
 

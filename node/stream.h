@@ -20,6 +20,9 @@ typedef struct stream stream_t;
  * records; rd: the routed read through the owner (taken), NULL for this node's products. */
 stream_t *stream_new(node_t *n, struct MHD_Connection *c, const char *id, uint64_t from, uint64_t limit, int live,
                      gossip_read_t *rd);
+/* A local live read: the caller's token (copied), checked again before each page (auth issue 11:
+ * a revoked or expired token ends the stream with its error line). 0 or -1 (out of memory). */
+int stream_set_token(stream_t *s, const char *token, size_t len);
 /* Queues the 200 NDJSON response of s (taken, also on failure) with the Trib-First-Seq and
  * Trib-Last-Seq (= last) headers. A read that fails after the 200 ends with one error line
  * {"error": KIND, "detail": ...}. */

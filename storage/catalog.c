@@ -115,6 +115,7 @@ typedef struct {
     size_t len;
     const char *name;            /* product the entry is about */
     int tombstone;
+    int other;                   /* not a product change (a token revocation): logged only */
 } append_ctx;
 
 /* seq, prev_hash and binding against the head; 0 when the entry is the next one. */
@@ -196,7 +197,9 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
     int rc = check_head(st, txn, a, &head, err, errlen);
     if (rc != 0)
         return rc;
-    if ((rc = index_entry(st, txn, a, &p, &changed, err, errlen)) != 0)
+    if (a->other)
+        changed = 0;
+    else if ((rc = index_entry(st, txn, a, &p, &changed, err, errlen)) != 0)
         return rc;
 
     uint8_t kb[STORE_SEQKEY_MAX];
@@ -257,6 +260,9 @@ static int append_prepare(append_ctx *a, const store_append_t *it, char *err, si
     } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE && entry->tombstone) {
         a->name = entry->tombstone->name;
         a->tombstone = 1;
+    } else if (entry->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE && entry->token_revoke) {
+        a->other = 1; /* logged and chained; no product changes (the products index ignores it) */
+        return 0;
     } else {
         store__err(err, errlen, "catalog %s seq %llu: entry has neither manifest nor tombstone",
                    entry->domain, (unsigned long long)entry->seq);

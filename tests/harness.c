@@ -23,6 +23,9 @@
 static struct {
     pid_t pid;
     char dir[256], log[300];
+    char url[80];           /* "http://127.0.0.1:PORT/" (https with --tls-cert) once started */
+    char cacert[160];       /* --tls-cert of the node: what h_http trusts for its https URL */
+    char token[4200];       /* its DATA/admin.token */
 } started[MAX_NODES];
 static int nstarted;
 
@@ -129,7 +132,30 @@ static size_t header(char *p, size_t sz, size_t n, void *ctx)
     return sz * n;
 }
 
+const char *h_token_for(const char *url)
+{
+    for (int i = 0; i < nstarted; i++)
+        if (started[i].url[0] && started[i].token[0] && !strncmp(url, started[i].url, strlen(started[i].url)))
+            return started[i].token;
+    return NULL;
+}
+
+/* The --tls-cert of the node this process started at url (https), or NULL. */
+static const char *cacert_for(const char *url)
+{
+    for (int i = 0; i < nstarted; i++)
+        if (started[i].url[0] && started[i].cacert[0] && !strncmp(url, started[i].url, strlen(started[i].url)))
+            return started[i].cacert;
+    return NULL;
+}
+
 int h_http(const char *method, const char *url, const char *ctype, const void *body, size_t len, h_resp_t *r)
+{
+    return h_http_token(method, url, ctype, body, len, h_token_for(url), r);
+}
+
+int h_http_token(const char *method, const char *url, const char *ctype, const void *body, size_t len,
+                 const char *token, h_resp_t *r)
 {
     memset(r, 0, sizeof *r);
     r->body = calloc(1, 1);
@@ -143,7 +169,15 @@ int h_http(const char *method, const char *url, const char *ctype, const void *b
         hdrs = curl_slist_append(hdrs, h);
     }
     hdrs = curl_slist_append(hdrs, "Expect:");
+    if (token && *token) {
+        char h[4300];
+        snprintf(h, sizeof h, "Authorization: Bearer %s", token);
+        hdrs = curl_slist_append(hdrs, h);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
+    const char *ca = cacert_for(url);
+    if (ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
@@ -252,6 +286,27 @@ int h_node_restart(h_node_t *n)
         return -1;
     if (!h_wait(status_ok, n, 20000) || n->pid < 0)
         return -1;
+    const char *data = n->dir; /* --data among the extra arguments wins, as it does for the agent */
+    for (int k = 0; k + 1 < n->nextra; k++)
+        if (!strcmp(n->extra[k], "--data"))
+            data = n->extra[k + 1];
+    char path[300];
+    snprintf(path, sizeof path, "%s/admin.token", data);
+    char *t = h_read_file(path, NULL);
+    n->token[0] = '\0';
+    if (t) {
+        t[strcspn(t, "\r\n")] = '\0';
+        snprintf(n->token, sizeof n->token, "%s", t);
+        free(t);
+    }
+    int i = reg_find(n->dir);
+    for (int j = 0; j < nstarted; j++) /* a port taken again by a later node: its token wins */
+        if (!strncmp(started[j].url, n->url, strlen(n->url)) && started[j].url[strlen(n->url)] == '/')
+            started[j].url[0] = '\0';
+    if (i >= 0) {
+        snprintf(started[i].url, sizeof started[i].url, "%s/", n->url);
+        snprintf(started[i].token, sizeof started[i].token, "%s", n->token);
+    }
     return 0;
 }
 
@@ -278,7 +333,20 @@ int h_node_start(h_node_t *n, const char *domain, ...)
     for (int attempt = 0; attempt < 5; attempt++) { /* a port can be taken between probe and bind */
         n->http_port = h_free_port();
         n->peer_port = h_free_port();
-        snprintf(n->url, sizeof n->url, "http://127.0.0.1:%d", n->http_port);
+        const char *cert = NULL; /* --tls-cert: the node serves https, trusted through that certificate */
+        for (int k = 0; k + 1 < n->nextra; k++)
+            if (!strcmp(n->extra[k], "--tls-cert"))
+                cert = n->extra[k + 1];
+        snprintf(n->url, sizeof n->url, "%s://127.0.0.1:%d", cert ? "https" : "http", n->http_port);
+        int me = reg_find(n->dir);
+        for (int j = 0; me >= 0 && j < nstarted; j++) /* the port's earlier owner no longer answers there */
+            if (j != me && !strncmp(started[j].url, n->url, strlen(n->url)) && started[j].url[strlen(n->url)] == '/')
+                started[j].url[0] = '\0';
+        if (me >= 0) {
+            snprintf(started[me].url, sizeof started[me].url, "%s/", n->url);
+            snprintf(started[me].cacert, sizeof started[me].cacert, "%s", cert ? cert : "");
+            started[me].token[0] = '\0';
+        }
         snprintf(n->peer, sizeof n->peer, "127.0.0.1:%d", n->peer_port);
         if (h_node_restart(n) == 0)
             return 0;
@@ -424,6 +492,8 @@ int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...)
         dup2(efd, 2);
         if (n)
             setenv("TRIB_NODE", n->url, 1);
+        if (n && n->token[0] && !getenv("TRIB_TOKEN"))
+            setenv("TRIB_TOKEN", n->token, 1);
         execv(argv[0], (char **)argv);
         _exit(127);
     }

@@ -19,6 +19,7 @@ typedef struct {
     char log[300];          /* the agent's stderr */
     char extra[16][160];    /* extra agent arguments, kept for restarts */
     int nextra;
+    char token[4200];       /* DATA/admin.token, read once the node answers ("" before) */
 } h_node_t;
 
 typedef struct {
@@ -37,7 +38,15 @@ int h_node_stop(h_node_t *n, int sig);              /* signal, wait (deadline), 
 void h_node_cleanup(h_node_t *n);                   /* stops if running, removes the dir */
 void h_cleanup_all(void);                           /* every node this process started */
 
+/* An HTTP call. To the URL of a node this process started, it sends that node's admin token
+ * (Authorization: Bearer) unless h_http_token says otherwise: the write path stays automatic
+ * for tests that are not about access. */
 int h_http(const char *method, const char *url, const char *ctype, const void *body, size_t len, h_resp_t *r);
+/* The same with an explicit token: NULL or "" sends none (hostile tests). */
+int h_http_token(const char *method, const char *url, const char *ctype, const void *body, size_t len,
+                 const char *token, h_resp_t *r);
+/* The admin token of the node this process started whose URL url starts with, or NULL. */
+const char *h_token_for(const char *url);
 void h_resp_free(h_resp_t *r);
 
 /* GET base+path (base: "http://127.0.0.1:PORT", e.g. n->url) as JSON (a new reference).
@@ -50,7 +59,8 @@ json_t *h_get_json(const char *base, const char *path, long *status);
  * absent counter is 0), -1 when /metrics does not answer 200. */
 double h_metric(const char *base, const char *series);
 
-/* Runs `trib ARGS...` against node n (TRIB_NODE); stdin from in_path when non-NULL.
+/* Runs `trib ARGS...` against node n (TRIB_NODE, and TRIB_TOKEN = n's admin token unless this
+ * process has TRIB_TOKEN set: "" then means none); stdin from in_path when non-NULL.
  * Returns the exit code (-1 when it could not be started); *out and *errout (malloc'd,
  * NUL-terminated) when non-NULL. */
 int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...) __attribute__((sentinel));

@@ -789,11 +789,17 @@ Test(agent, sigterm_exits_promptly_with_streams_and_idle_connections_open)
     cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
     publish_example(&a, "settled-transactions.yaml");
     cr_assert(h_wait(product_known, &b, 20000), "the catalog did not reach growth");
-    const char *stream = "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    char stream_a[4400], stream_b[4400]; /* with each node's admin token (the product is internal) */
+    snprintf(stream_a, sizeof stream_a,
+             "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n",
+             a.token);
+    snprintf(stream_b, sizeof stream_b,
+             "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n",
+             b.token);
     const char *status = "GET /v1/status HTTP/1.1\r\nHost: t\r\n\r\n";
     int fds[] = {
-        open_conn(&a, stream), open_conn(&a, NULL), open_conn(&a, status), /* local stream, idle, keep-alive */
-        open_conn(&b, stream), open_conn(&b, NULL), open_conn(&b, status), /* routed stream through b */
+        open_conn(&a, stream_a), open_conn(&a, NULL), open_conn(&a, status), /* local stream, idle, keep-alive */
+        open_conn(&b, stream_b), open_conn(&b, NULL), open_conn(&b, status), /* routed stream through b */
     };
     long relay = stop_ms(&b);
     long owner = stop_ms(&a);
@@ -858,7 +864,10 @@ Test(agent, answers_and_streams_while_one_address_holds_its_cap_of_idle_connecti
     h_node_t n;
     cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
     publish_example(&n, "settled-transactions.yaml");
-    const char *stream = "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    char stream[4400];
+    snprintf(stream, sizeof stream,
+             "GET /v1/products/payments/settled-transactions/stream HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n",
+             n.token);
     int sfd = open_conn(&n, stream);
     enum { HELD = PER_ADDRESS + 44 };
     int fds[HELD];
@@ -969,11 +978,11 @@ Test(agent, a_write_request_may_pause_longer_than_the_idle_timeout, .timeout = 1
     cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
     publish_example(&n, "settled-transactions.yaml");
     const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
-    char head[512];
+    char head[4600];
     snprintf(head, sizeof head,
              "POST /v1/products/payments/settled-transactions/records HTTP/1.1\r\nHost: t\r\n"
-             "Content-Type: application/x-ndjson\r\nContent-Length: %zu\r\n\r\n",
-             strlen(rec));
+             "Authorization: Bearer %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: %zu\r\n\r\n",
+             n.token, strlen(rec));
     int fd = open_conn(&n, NULL);
     cr_assert_eq(write(fd, head, strlen(head)), (ssize_t)strlen(head));
     cr_assert_eq(write(fd, rec, 10), 10);

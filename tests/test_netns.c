@@ -212,8 +212,14 @@ static long publish(int host, const char *domain, const char *name)
     json_decref(doc);
     char url[256];
     snprintf(url, sizeof url, "http://10.77.%d.%d:%d/v1/products/%s/%s", subnet, host, HTTP_PORT, domain, name);
+    char tpath[256]; /* the host's admin token (deploy/netns.sh: data in /tmp/PREFIX-netns/hI) */
+    snprintf(tpath, sizeof tpath, "/tmp/%s-netns/h%d/admin.token", prefix, host);
+    char *token = h_read_file(tpath, NULL);
+    if (token)
+        token[strcspn(token, "\r\n")] = '\0';
     h_resp_t r;
-    int rc = h_http("PUT", url, "application/json", body, strlen(body), &r);
+    int rc = h_http_token("PUT", url, "application/json", body, strlen(body), token, &r);
+    free(token);
     free(body);
     long status = rc == 0 ? r.status : -1;
     if (status != 201)

@@ -203,6 +203,7 @@ static void sub_start(sub_t *s, h_node_t *n, const char *from)
         dup2(fd, 1);
         dup2(efd, 2);
         setenv("TRIB_NODE", n->url, 1);
+        setenv("TRIB_TOKEN", n->token, 1);
         execl(h_trib_path(), h_trib_path(), "subscribe", PRODUCT, "--from", from, (char *)NULL);
         _exit(127);
     }
@@ -445,6 +446,11 @@ static void *live_run(void *arg)
     live_client_t *c = arg;
     CURL *h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, c->url);
+    const char *tok = h_token_for(c->url); /* the node's admin token: the product is internal */
+    if (tok) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+        curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, tok);
+    }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, live_sink);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
@@ -566,8 +572,9 @@ static int slow_connect(h_node_t *n, const char *path)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char req[512];
-    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    char req[4800]; /* with the node's admin token: the product is internal (issue 11) */
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", path,
+                       n->token);
     cr_assert_eq(write(fd, req, (size_t)len), len);
     return fd;
 }
@@ -767,8 +774,15 @@ Test(routed, bad_input_is_refused_before_the_wire)
 /* ------------------------------------------------------------------ the owner's checks, from a raw peer */
 
 /* Sends a ReadRequest from t to the owner. */
-static void ask(transport_t *t, const char *owner, const Trib__ReadRequest *q)
+/* The token these raw requests carry, as a relay forwards its client's (the owner's admin token:
+ * the owner checks it, issue 11). */
+static const char *ask_tok;
+
+static void ask(transport_t *t, const char *owner, const Trib__ReadRequest *q0)
 {
+    Trib__ReadRequest qc = *q0, *q = &qc;
+    if (!q->token.len && ask_tok)
+        q->token = (ProtobufCBinaryData){strlen(ask_tok), (uint8_t *)ask_tok};
     size_t len = trib__read_request__get_packed_size(q);
     uint8_t *buf = malloc(len + 1);
     trib__read_request__pack(q, buf);
@@ -839,6 +853,7 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
         q.limit = cases[i].limit;
         q.live = cases[i].live;
         q.credit = 4;
+        ask_tok = a.token;
         ask(t, a.peer, &q);
         Trib__ReadBatch *b = next_batch(t, q.stream_id, 5000);
         cr_assert(b, "case %zu (%s): no answer", i, cases[i].product);
@@ -867,6 +882,7 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
     q.from_seq = 1;
     q.credit = 1;
     q.max_bytes = 1;
+    ask_tok = a.token;
     ask(t, a.peer, &q);
     Trib__ReadBatch *b = next_batch(t, 7, 5000);
     cr_assert(b && batch_count(b) == 1 && b->first_seq == 1 && !b->done);
@@ -907,6 +923,7 @@ Test(routed, owner_checks_each_read_request_and_honours_credit)
     q.stream_id = 8;
     q.credit = 4;
     q.max_bytes = 0;
+    ask_tok = a.token;
     ask(t, a.peer, &q);
     b = next_batch(t, 8, 5000);
     cr_assert(b && batch_count(b) == 5 && b->done, "the owner stopped answering after garbage");
@@ -1113,6 +1130,7 @@ Test(routed, owner_batches_fit_the_peer_message_limit)
         q.product_id = PRODUCT;
         q.from_seq = 1;
         q.credit = 4;
+        ask_tok = a.token;
         ask(t, a.peer, &q);
         uint64_t next = 1;
         for (uint64_t k = 1;; k++) {

@@ -1,0 +1,107 @@
+/* node/auth.h - who may do what on this node (DESIGN §13): bearer tokens checked against the
+ * issuing domain's key, a cache of verified tokens, the revocations this node holds, and the
+ * decisions for writes, admin operations and reads by classification, with the refusal codes of
+ * the HTTP contract (401 token_required|token_invalid|token_expired|token_revoked, 403
+ * wrong_domain|kind_insufficient|out_of_scope|grant_required, 404 not_found for restricted).
+ *
+ * Owns: DATA/admin.token (written on first start, 0600; the node refuses to start when it or the
+ * key file is readable by group or others), node_token_key (whose key a domain is: open mode),
+ * the verified-token cache (keyed by a BLAKE2b hash of the token text, bounded; expiry checked on
+ * every use), the revocation set, the check a routed read's owner makes on the forwarded token,
+ * and trib_token_refused_total{reason}.
+ * Must not: log or count a token's text (only its id), parse HTTP, or decide grants (the seam
+ * auth_grant_active calls the grants helper). Process-wide state: one node per process. */
+#ifndef TRIB_AUTH_H
+#define TRIB_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "gossip/token.h"
+#include "node/node.h"
+
+/* The admin token's lifetime: the bootstrap credential, like a root password kept 0600 in the
+ * data dir. 365 days (under TOKEN_TTL_MAX_MS); a new one is written by deleting the file and
+ * restarting (the old one keeps working until it expires or is revoked). */
+#define AUTH_ADMIN_TTL_MS (365LL * 86400000LL)
+
+/* A refusal: HTTP status, contract code and a detail saying what is missing. */
+typedef struct {
+    int status;
+    char kind[32];
+    char detail[400];
+} auth_err_t;
+
+/* At start (before serving): checks DATA/identity.key's mode, writes DATA/admin.token on the
+ * first start or checks its mode. 0, or -1 with err. */
+int auth_open(node_t *n, char *err, size_t errlen);
+
+/* open mode: 1 when key may issue tokens for domain: this node's key for its own domain, else
+ * the key bound to the domain in the catalog, else (no entry of the domain held yet) the key of a
+ * live member announcing that domain. The trust helper routes this to certified keys. */
+int node_token_key(void *ctx, const char *domain, const uint8_t key[ID_PK_LEN], int64_t now_ms);
+
+/* Verifies token text (len bytes) at now: cache, then token_verify with node_token_key, then the
+ * revocation set. 0 with *c, or -1 with e (401 token_invalid|token_expired|token_revoked) and
+ * the refusal counted. */
+int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth_err_t *e);
+
+/* The token of an "Authorization" header value ("Bearer trib1.…"), or NULL when absent; *len. */
+const char *auth_bearer(const char *header, size_t *len);
+
+/* A write (publish, retire, append) of product_id presented at this node. 0 allowed. */
+int auth_write(node_t *n, const char *header, const char *product_id, token_claims_t *c, auth_err_t *e);
+/* An admin operation of this node's domain (issue, revoke). 0 allowed. */
+int auth_admin(node_t *n, const char *header, token_claims_t *c, auth_err_t *e);
+
+/* A read of product_id of classification cls (NULL/"" = internal) by the holder of token
+ * (len bytes; NULL: none): public open; internal any valid token; confidential and restricted a
+ * valid token and an active grant, or a token of the product's own domain (restricted refusals
+ * are 404 not_found). The token's scope must cover the product. 0 allowed. */
+int auth_read(node_t *n, const char *token, size_t len, const char *product_id, const char *cls, auth_err_t *e);
+
+/* 1 when the caller (Authorization header value, NULL: none) may see restricted product_id in
+ * full (a valid token and an active grant); nothing is counted as refused. */
+int auth_may_see(node_t *n, const char *header, const char *product_id);
+
+/* The classification of a product held in the catalog ("internal" when unreadable). */
+void auth_classification(node_t *n, const char *product_id, uint64_t manifest_seq, char out[16]);
+
+/* The owner's check of a routed read (reads_check_fn, gossip/reads.h); ctx is the node_t. */
+int auth_owner_check(void *ctx, const char *product, const uint8_t *token, size_t len, int *status, char *kind,
+                     size_t kindlen, char *detail, size_t detlen);
+
+/* Tokens this node issued or verified, by id: fills the last block's signature. 0 found, -1 not. */
+int auth_find_id(const char *id, uint8_t sig[TOKEN_SIG_LEN]);
+void auth_remember(const token_claims_t *c);
+
+/* Revokes block sig of a token of this node's domain: held from now on, kept in
+ * DATA/revoked.tokens (loaded by auth_open), and written as a signed TokenRevocation entry into
+ * the domain's catalog log (gossiped: every node refuses the token within a second of receiving
+ * it). 0, or -1 with err (the local revocation holds even then). */
+int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], const char *token_id, char *err, size_t errlen);
+
+/* THE SEAM to the grants helper (node/grants.h grants_active): 1 when subject holds an active
+ * grant on product_id. Until the grants work is merged it says no. */
+int auth_grant_active(node_t *n, const char *subject, const char *product_id);
+
+/* Revocations: adds a block signature of this node's domain to the set; 1 when the claims' chain
+ * holds a block revoked by the token's own domain (from its log's TokenRevocation entries, read
+ * incrementally every 250 ms at most, or this node's file). */
+void auth_revoke_add(const uint8_t sig[TOKEN_SIG_LEN]);
+int auth_is_revoked(const token_claims_t *c);
+
+/* Counts a refusal by reason (the contract code). */
+void auth_count(const char *reason);
+/* Prometheus text: trib_token_refused_total{reason}, trib_token_cache_hits_total ... */
+void auth_metrics_render(FILE *f);
+
+/* Field `want` (length-delimited) at the top level of protobuf bytes m[0..len): 1 with its bytes
+ * (within m), 0 when absent or malformed. Used to skip catalog entries that are not revocations
+ * without decoding them; bounded, never reads outside m. */
+int auth_pb_field(const uint8_t *m, size_t len, uint32_t want, const uint8_t **out, size_t *outlen);
+
+/* Now in unix ms. */
+int64_t auth_now_ms(void);
+
+#endif

@@ -1,0 +1,967 @@
+/* tests/test_auth.c - token enforcement against real `trib agent` processes (issue 11, DESIGN §13).
+ *
+ * Owns: DATA/admin.token (0600, refused when readable by others), writes without, with bad, with
+ * another domain's, with a read and with an out-of-scope token, hostile tokens (every byte of a
+ * token flipped in-process, a sample of them at the node, truncated, wrong prefix, expired,
+ * not-yet-valid, signed by a key not bound to the domain), revocation of a token and of a block
+ * (kept across a restart), the owner deciding on the token a relay forwards (a token revoked at
+ * the owner, unknown to the relay), reads by classification (internal needs a token, restricted
+ * is a stub and a 404), whoami, `trib token issue|revoke`, and random bytes as bearer tokens. Each
+ * refusal: its status, its code, trib_token_refused_total{reason}, and the node still serving.
+ * Must not: sleep to synchronise (polls with deadlines), or send a token where a test says none. */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "gossip/identity.h"
+#include "gossip/token.h"
+#include "gossip/transport.h"
+#include "proto/tributary.pb-c.h"
+#include "node/auth.h"
+#include "tests/fixtures.h"
+#include "tests/harness.h"
+#include "tests/peer_tools.h"
+#include <zmq.h>
+
+#define HOUR 3600000LL
+
+static void fini(void) { h_cleanup_all(); }
+TestSuite(auth, .fini = fini, .timeout = 240);
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* One request with exactly this token (NULL: none); status, and the error code into kind. */
+static long call(h_node_t *n, const char *method, const char *path, const char *ctype, const char *body,
+                 const char *token, char kind[64])
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", n->url, path);
+    h_resp_t r;
+    cr_assert_eq(h_http_token(method, url, ctype, body, body ? strlen(body) : 0, token, &r), 0, "%s %s", method,
+                 path);
+    if (kind) {
+        kind[0] = '\0';
+        json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+        const char *k = json_string_value(json_object_get(j, "error"));
+        if (k)
+            snprintf(kind, 64, "%s", k);
+        json_decref(j);
+    }
+    long st = r.status;
+    h_resp_free(&r);
+    return st;
+}
+
+static double refused(h_node_t *n, const char *reason)
+{
+    char series[128];
+    snprintf(series, sizeof series, "trib_token_refused_total{reason=\"%s\"}", reason);
+    return h_metric(n->url, series);
+}
+
+static void still_serves(h_node_t *n)
+{
+    json_t *j = h_get_json(n->url, "/v1/status", NULL);
+    cr_assert_not_null(j, "the node stopped serving");
+    json_decref(j);
+}
+
+/* Expects method path with token to be refused with status and code, counted under reason
+ * (code, unless a 404 hides it). */
+static void expect_refused(h_node_t *n, const char *method, const char *path, const char *ctype, const char *body,
+                           const char *token, long status, const char *code, const char *reason)
+{
+    double before = refused(n, reason);
+    char kind[64];
+    long st = call(n, method, path, ctype, body, token, kind);
+    cr_assert_eq(st, status, "%s %s: %ld %s, expected %ld %s", method, path, st, kind, status, code);
+    cr_assert_str_eq(kind, code, "%s %s", method, path);
+    cr_assert_eq(refused(n, reason), before + 1, "%s %s: refusal not counted as %s", method, path, reason);
+    still_serves(n);
+}
+
+static char *manifest(const char *file)
+{
+    char *m = fx_read_example(file, NULL);
+    cr_assert_not_null(m, "%s", file);
+    return m;
+}
+
+static void publish(h_node_t *n, const char *file, const char *id)
+{
+    char *m = manifest(file), path[256];
+    snprintf(path, sizeof path, "/v1/products/%s", id);
+    long st = call(n, "PUT", path, "application/yaml", m, n->token, NULL);
+    cr_assert(st == 200 || st == 201, "publish %s: %ld", id, st);
+    free(m);
+}
+
+/* A token issued by the node (POST /v1/tokens with its admin token); malloc'd. */
+static char *issue(h_node_t *n, const char *sub, const char *kind, long ttl_s, const char *product)
+{
+    char body[512], url[256];
+    if (product)
+        snprintf(body, sizeof body, "{\"sub\":\"%s\",\"kind\":\"%s\",\"ttl_s\":%ld,\"product\":\"%s\"}", sub, kind,
+                 ttl_s, product);
+    else
+        snprintf(body, sizeof body, "{\"sub\":\"%s\",\"kind\":\"%s\",\"ttl_s\":%ld}", sub, kind, ttl_s);
+    snprintf(url, sizeof url, "%s/v1/tokens", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("POST", url, "application/json", body, strlen(body), n->token, &r), 0);
+    cr_assert_eq(r.status, 201, "issue: %ld %s", r.status, r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    char *t = strdup(json_string_value(json_object_get(j, "token")));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "subject")), sub);
+    json_decref(j);
+    h_resp_free(&r);
+    return t;
+}
+
+static identity_t node_key(h_node_t *n)
+{
+    identity_t id;
+    int created = 0;
+    char err[256];
+    cr_assert_eq(identity_load_or_create(n->dir, &id, &created, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(created, 0);
+    return id;
+}
+
+#define PRODUCT "/v1/products/payments/settled-transactions"
+static int knows_funnel(void *ctx);
+
+/* ------------------------------------------------------------------ admin.token */
+
+Test(auth, first_start_writes_admin_token_0600_and_the_node_refuses_one_others_can_read)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char path[400];
+    snprintf(path, sizeof path, "%s/admin.token", n.dir);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "admin.token mode %o", sb.st_mode & 0777);
+    cr_assert(!strncmp(n.token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)));
+
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/whoami", n.url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, n.token, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "subject")), "admin@payments");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "kind")), "admin");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
+    cr_assert_gt(json_integer_value(json_object_get(j, "expires_ms")), now_ms() + 300LL * 86400000LL);
+    json_decref(j);
+    h_resp_free(&r);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, NULL, 401, "token_required", "token_required");
+
+    /* The token never reaches the log; its id may. */
+    char *log = h_read_file(n.log, NULL);
+    cr_assert_not_null(log);
+    cr_assert_null(strstr(log, n.token + 6), "the admin token is in the log");
+    free(log);
+
+    char keep[4200];
+    snprintf(keep, sizeof keep, "%s", n.token);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(chmod(path, 0644), 0);
+    cr_assert_neq(h_node_restart(&n), 0, "the node started with a world-readable admin.token");
+    log = h_read_file(n.log, NULL);
+    cr_assert(log && strstr(log, "admin.token"), "the refusal does not name admin.token");
+    free(log);
+    cr_assert_eq(chmod(path, 0600), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    cr_assert_str_eq(n.token, keep, "a restart replaced the admin token");
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    h_node_cleanup(&n);
+}
+
+/* ------------------------------------------------------------------ writes */
+
+Test(auth, writes_need_a_write_token_of_the_owners_domain_in_scope)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char *m = manifest("settled-transactions.yaml");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, NULL, 401, "token_required", "token_required");
+    char *rd = issue(&n, "maria@payments", "read", 3600, NULL);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, rd, 403, "kind_insufficient", "kind_insufficient");
+    char *narrow = issue(&n, "ci@payments", "write", 3600, "payments/disputes-*");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, narrow, 403, "out_of_scope", "out_of_scope");
+    char *wr = issue(&n, "ci@payments", "write", 3600, "payments/settled-*");
+    char kind[64];
+    cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, wr, kind), 201, "%s", kind);
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    expect_refused(&n, "POST", PRODUCT "/records", "application/x-ndjson", rec, NULL, 401, "token_required",
+                   "token_required");
+    expect_refused(&n, "POST", PRODUCT "/records", "application/x-ndjson", rec, rd, 403, "kind_insufficient",
+                   "kind_insufficient");
+    cr_assert_eq(call(&n, "POST", PRODUCT "/records", "application/x-ndjson", rec, wr, kind), 201, "%s", kind);
+    /* a read token reads; a write token may not issue tokens; retire needs write */
+    cr_assert_eq(call(&n, "GET", PRODUCT "/records", NULL, NULL, rd, kind), 200, "%s", kind);
+    expect_refused(&n, "POST", "/v1/tokens", "application/json",
+                   "{\"sub\":\"x@payments\",\"kind\":\"admin\",\"ttl_s\":60}", wr, 403, "kind_insufficient",
+                   "kind_insufficient");
+    expect_refused(&n, "DELETE", PRODUCT, NULL, NULL, rd, 403, "kind_insufficient", "kind_insufficient");
+    cr_assert_eq(call(&n, "DELETE", PRODUCT, NULL, NULL, wr, kind), 200, "%s", kind);
+    free(m), free(rd), free(narrow), free(wr);
+    h_node_cleanup(&n);
+}
+
+static int knows_product(void *ctx)
+{
+    long st = 0;
+    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/payments/settled-transactions", &st);
+    json_decref(j);
+    return st == 200;
+}
+
+Test(auth, a_token_of_domain_a_never_writes_through_node_b)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    cr_assert(h_wait(knows_product, &b, 20000));
+    char *m = manifest("settled-transactions.yaml"), *g = manifest("growth-experiments.yaml");
+    /* A's admin token at B: neither A's product nor B's */
+    expect_refused(&b, "PUT", PRODUCT, "application/yaml", m, a.token, 403, "wrong_domain", "wrong_domain");
+    expect_refused(&b, "PUT", "/v1/products/growth/growth-experiments", "application/yaml", g, a.token, 403,
+                   "wrong_domain", "wrong_domain");
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    expect_refused(&b, "POST", PRODUCT "/records", "application/x-ndjson", rec, a.token, 403, "wrong_domain",
+                   "wrong_domain");
+    /* B's admin token at A */
+    expect_refused(&a, "PUT", PRODUCT, "application/yaml", m, b.token, 403, "wrong_domain", "wrong_domain");
+    free(m), free(g);
+    h_node_cleanup(&b);
+    h_node_cleanup(&a);
+}
+
+/* ------------------------------------------------------------------ hostile tokens */
+
+static int key_ok(void *ctx, const char *domain, const uint8_t key[ID_PK_LEN], int64_t t)
+{
+    (void)t;
+    const identity_t *id = ctx;
+    return !strcmp(domain, "payments") && !memcmp(key, id->pk, ID_PK_LEN);
+}
+
+Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    identity_t key = node_key(&n);
+    char *good = issue(&n, "ci@payments", "write", 3600, NULL);
+    size_t len = strlen(good);
+
+    /* Every byte flipped once, against the verifier with the node's key: none verifies. */
+    char *t = strdup(good);
+    token_claims_t c;
+    for (size_t i = 0; i < len; i++) {
+        t[i] ^= 0x01;
+        cr_assert_neq(token_verify(t, len, now_ms(), key_ok, &key, &c, NULL, 0), TOKEN_OK, "byte %zu flipped", i);
+        t[i] ^= 0x01;
+    }
+    cr_assert_eq(token_verify(t, len, now_ms(), key_ok, &key, &c, NULL, 0), TOKEN_OK);
+    /* ... and a sample of them at the node: 401 token_invalid each, counted. */
+    for (size_t i = 7; i < len; i += len / 12) {
+        t[i] ^= 0x01;
+        expect_refused(&n, "GET", PRODUCT "/records", NULL, NULL, t, 401, "token_invalid", "token_invalid");
+        t[i] ^= 0x01;
+    }
+    /* truncated, wrong prefix */
+    t[len / 2] = '\0';
+    expect_refused(&n, "GET", PRODUCT "/records", NULL, NULL, t, 401, "token_invalid", "token_invalid");
+    free(t);
+    char wrong[4200];
+    snprintf(wrong, sizeof wrong, "trib2.%s", good + 6);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, wrong, 401, "token_invalid", "token_invalid");
+
+    /* expired and not yet valid, signed by the node's own key */
+    char *m = manifest("settled-transactions.yaml"), *tok = NULL, err[256];
+    token_spec_t old = {.subject = "ci@payments", .kind = TOKEN_KIND_WRITE, .issued_ms = now_ms() - 3 * HOUR,
+                        .expires_ms = now_ms() - 2 * HOUR};
+    cr_assert_eq(token_issue(&key, "payments", &old, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_expired", "token_expired");
+    free(tok);
+    token_spec_t future = {.subject = "ci@payments", .kind = TOKEN_KIND_WRITE, .issued_ms = now_ms() + 2 * HOUR,
+                           .expires_ms = now_ms() + 3 * HOUR};
+    cr_assert_eq(token_issue(&key, "payments", &future, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_invalid", "token_invalid");
+    free(tok);
+
+    /* a well-formed token for payments signed by a key that is not payments' */
+    identity_t rogue;
+    memset(&rogue, 0, sizeof rogue);
+    crypto_sign_keypair(rogue.pk, rogue.sk);
+    token_spec_t spec = {.subject = "admin@payments", .kind = TOKEN_KIND_ADMIN, .issued_ms = now_ms(),
+                         .expires_ms = now_ms() + HOUR};
+    cr_assert_eq(token_issue(&rogue, "payments", &spec, &tok, err, sizeof err), 0, "%s", err);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_invalid", "token_invalid");
+    expect_refused(&n, "POST", "/v1/tokens", "application/json",
+                   "{\"sub\":\"x@payments\",\"kind\":\"admin\",\"ttl_s\":60}", tok, 401, "token_invalid",
+                   "token_invalid");
+    free(tok);
+
+    /* an attenuation that tries to widen is refused where it is made */
+    char *narrow = NULL;
+    token_narrow_t nw = {.kind = TOKEN_KIND_READ};
+    cr_assert_eq(token_attenuate(good, &nw, now_ms(), &narrow, err, sizeof err), 0, "%s", err);
+    char *wide = NULL;
+    token_narrow_t up = {.kind = TOKEN_KIND_WRITE};
+    cr_assert_neq(token_attenuate(narrow, &up, now_ms(), &wide, err, sizeof err), 0, "read widened to write");
+    token_narrow_t longer = {.expires_ms = now_ms() + 48 * HOUR};
+    cr_assert_neq(token_attenuate(narrow, &longer, now_ms(), &wide, err, sizeof err), 0, "expiry widened");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, narrow, 403, "kind_insufficient", "kind_insufficient");
+    free(narrow);
+
+    /* the genuine token still works and the node serves */
+    char kind[64];
+    cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, good, kind), 200, "%s", kind);
+    free(m), free(good);
+    identity_wipe(&key);
+    h_node_cleanup(&n);
+}
+
+Test(auth, random_bytes_as_bearer_tokens)
+{
+    /* in-process: the header parser and the verifier on random input, bounded */
+    unsigned char buf[600];
+    for (int i = 0; i < 20000; i++) {
+        size_t l = randombytes_uniform(sizeof buf - 1);
+        randombytes_buf(buf, l);
+        if (i % 2)
+            memcpy(buf, "Bearer trib1.", l > 13 ? 13 : l);
+        buf[l] = '\0';
+        size_t tl = 0;
+        const char *t = auth_bearer((const char *)buf, &tl);
+        if (t) {
+            cr_assert_leq(tl, l);
+            token_claims_t c;
+            cr_assert_neq(token_verify(t, tl, now_ms(), NULL, NULL, &c, NULL, 0), TOKEN_OK);
+        }
+    }
+    /* the catalog scan's protobuf field walker on random bytes: in bounds or nothing */
+    for (int i = 0; i < 20000; i++) {
+        size_t l = randombytes_uniform(sizeof buf);
+        randombytes_buf(buf, l);
+        const uint8_t *f = NULL;
+        size_t fl = 0;
+        if (auth_pb_field(buf, l, 1 + randombytes_uniform(9), &f, &fl))
+            cr_assert(f >= buf && f + fl <= buf + l, "field outside the message");
+    }
+    /* ... and it finds a revocation in a real entry */
+    Trib__TokenRevocation tr = TRIB__TOKEN_REVOCATION__INIT;
+    uint8_t sig[64] = {1};
+    tr.revocation_id = (ProtobufCBinaryData){64, sig};
+    Trib__CatalogEntry ce = TRIB__CATALOG_ENTRY__INIT;
+    ce.domain = "payments";
+    ce.seq = 7;
+    ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE;
+    ce.token_revoke = &tr;
+    uint8_t packed[300];
+    size_t pl = trib__catalog_entry__pack(&ce, packed);
+    const uint8_t *f = NULL;
+    size_t fl = 0;
+    cr_assert(auth_pb_field(packed, pl, 8, &f, &fl));
+    Trib__TokenRevocation *back = trib__token_revocation__unpack(NULL, fl, f);
+    cr_assert(back && back->revocation_id.len == 64 && back->revocation_id.data[0] == 1);
+    trib__token_revocation__free_unpacked(back, NULL);
+    cr_assert_not(auth_pb_field(packed, pl, 5, &f, &fl), "a manifest found in a revocation entry");
+    /* at the node: base64url garbage after the prefix */
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    for (int i = 0; i < 30; i++) {
+        char tok[300] = "trib1.";
+        const char *al = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        size_t l = 1 + randombytes_uniform(250);
+        for (size_t k = 0; k < l; k++)
+            tok[6 + k] = al[randombytes_uniform(64)];
+        tok[6 + l] = '\0';
+        expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, tok, 401, "token_invalid", "token_invalid");
+    }
+    h_node_cleanup(&n);
+}
+
+/* ------------------------------------------------------------------ revocation */
+
+static void revoke_at(h_node_t *n, const char *body)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/tokens/revoke", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("POST", url, "application/json", body, strlen(body), n->token, &r), 0);
+    cr_assert_eq(r.status, 200, "revoke: %ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "\"state\":\"revoked\""), "%s", r.body);
+    h_resp_free(&r);
+}
+
+Test(auth, revoked_tokens_and_blocks_are_refused_also_after_a_restart)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    char *m = manifest("settled-transactions.yaml"), err[256], kind[64];
+    char *t = issue(&n, "ci@payments", "write", 3600, NULL), *t2 = NULL;
+    token_narrow_t nw = {.product = "payments/settled-*"};
+    cr_assert_eq(token_attenuate(t, &nw, now_ms(), &t2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, t2, kind), 200, "%s", kind); /* cached as valid */
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", t);
+    revoke_at(&n, body);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, t, 401, "token_revoked", "token_revoked");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, t2, 401, "token_revoked", "token_revoked");
+
+    /* a block by its revocation id: block 0 of another token ends its attenuations too */
+    char *u = issue(&n, "job@payments", "write", 3600, NULL), *u2 = NULL;
+    cr_assert_eq(token_attenuate(u, &nw, now_ms(), &u2, err, sizeof err), 0, "%s", err);
+    token_claims_t c;
+    cr_assert_eq(token_inspect(u2, strlen(u2), now_ms(), &c, err, sizeof err), TOKEN_OK, "%s", err);
+    char hex[2 * TOKEN_SIG_LEN + 1];
+    token_revocation_hex(c.revocation_ids[0], hex);
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", hex);
+    revoke_at(&n, body);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, u2, 401, "token_revoked", "token_revoked");
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, u, 401, "token_revoked", "token_revoked");
+
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, t, 401, "token_revoked", "token_revoked");
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, u2, 401, "token_revoked", "token_revoked");
+    cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, n.token, kind), 200, "%s", kind);
+    free(m), free(t), free(t2), free(u), free(u2);
+    h_node_cleanup(&n);
+}
+
+/* ------------------------------------------------------------------ reads, routed: the owner decides */
+
+Test(auth, the_owner_decides_on_the_token_a_relay_forwards)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    char kind[64];
+    cr_assert_eq(call(&a, "POST", PRODUCT "/records", "application/x-ndjson", rec, a.token, kind), 201, "%s", kind);
+    cr_assert(h_wait(knows_product, &b, 20000));
+
+    /* internal: no token -> the owner's 401, counted at the owner, not the relay */
+    double relay_before = refused(&b, "token_required");
+    expect_refused(&a, "GET", PRODUCT "/records", NULL, NULL, NULL, 401, "token_required", "token_required");
+    double owner_before = refused(&a, "token_required");
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, NULL, kind), 401);
+    cr_assert_str_eq(kind, "token_required");
+    cr_assert_eq(refused(&a, "token_required"), owner_before + 1, "the owner did not decide");
+    cr_assert_eq(refused(&b, "token_required"), relay_before);
+    cr_assert_eq(call(&b, "GET", PRODUCT "/stream", NULL, NULL, NULL, kind), 401);
+    cr_assert_str_eq(kind, "token_required");
+
+    /* a valid token of the relay's domain reads (any federation token reads internal) */
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, b.token, kind), 200, "%s", kind);
+    /* a tampered one is refused by the owner */
+    char *t = strdup(b.token);
+    t[strlen(t) - 3] ^= 0x01;
+    owner_before = refused(&a, "token_invalid");
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, t, kind), 401);
+    cr_assert_str_eq(kind, "token_invalid");
+    cr_assert_eq(refused(&a, "token_invalid"), owner_before + 1);
+    free(t);
+
+    /* a token the owner revoked, which the relay knows nothing of: the owner refuses it */
+    char *rd = issue(&a, "maria@payments", "read", 3600, NULL);
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, rd, kind), 200, "%s", kind);
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", rd);
+    revoke_at(&a, body);
+    owner_before = refused(&a, "token_revoked");
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, rd, kind), 401);
+    cr_assert_str_eq(kind, "token_revoked");
+    cr_assert_eq(refused(&a, "token_revoked"), owner_before + 1);
+    cr_assert_eq(call(&b, "GET", PRODUCT "/stream", NULL, NULL, rd, kind), 401);
+    cr_assert_str_eq(kind, "token_revoked");
+    /* out of scope */
+    char *other = issue(&a, "maria@payments", "read", 3600, "payments/disputes-*");
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, other, kind), 403);
+    cr_assert_str_eq(kind, "out_of_scope");
+    still_serves(&a);
+    still_serves(&b);
+    free(rd), free(other);
+    h_node_cleanup(&b);
+    h_node_cleanup(&a);
+}
+
+static int knows_funnel(void *ctx)
+{
+    long st = 0;
+    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/growth/signup-funnel", &st);
+    json_decref(j);
+    return st == 200;
+}
+
+Test(auth, restricted_products_are_stubs_and_404s_without_a_grant)
+{
+    h_node_t g, p;
+    cr_assert_eq(h_node_start(&g, "growth", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&p, "payments", "--seed", g.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&g, "signup-funnel.yaml", "growth/signup-funnel");
+    cr_assert(h_wait(knows_funnel, &p, 20000));
+    char url[256];
+    /* anyone without a grant sees a stub, in the listing and the product */
+    for (int i = 0; i < 2; i++) {
+        h_node_t *n = i ? &p : &g;
+        snprintf(url, sizeof url, "%.100s/v1/products/growth/signup-funnel", n->url);
+        h_resp_t r;
+        cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, i ? p.token : NULL, &r), 0);
+        cr_assert_eq(r.status, 200);
+        json_t *j = json_loads(r.body, 0, NULL);
+        cr_assert(json_is_true(json_object_get(j, "stub")), "not a stub: %s", r.body);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "classification")), "restricted");
+        cr_assert_null(json_object_get(j, "manifest"));
+        cr_assert_not_null(json_object_get(j, "owners"));
+        json_decref(j);
+        h_resp_free(&r);
+        snprintf(url, sizeof url, "%.100s/v1/products?q=signup", n->url);
+        cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, NULL, &r), 0);
+        cr_assert(strstr(r.body, "\"stub\":true") && !strstr(r.body, "\"tags\""), "%s", r.body);
+        h_resp_free(&r);
+    }
+    /* records: 404 to a caller without a grant, on the owner and through another node */
+    double before = refused(&g, "token_required");
+    char kind[64];
+    cr_assert_eq(call(&g, "GET", "/v1/products/growth/signup-funnel/records", NULL, NULL, NULL, kind), 404);
+    cr_assert_str_eq(kind, "not_found");
+    cr_assert_eq(refused(&g, "token_required"), before + 1);
+    before = refused(&g, "grant_required");
+    cr_assert_eq(call(&p, "GET", "/v1/products/growth/signup-funnel/records", NULL, NULL, p.token, kind), 404);
+    cr_assert_str_eq(kind, "not_found");
+    cr_assert_eq(refused(&g, "grant_required"), before + 1, "the owner did not count the missing grant");
+    /* the owner's own domain sees it whole */
+    snprintf(url, sizeof url, "%s/v1/products/growth/signup-funnel", g.url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, g.token, &r), 0);
+    cr_assert(!strstr(r.body, "\"stub\":true") && strstr(r.body, "\"manifest\""), "%s", r.body);
+    h_resp_free(&r);
+    cr_assert_eq(call(&g, "GET", "/v1/products/growth/signup-funnel/records", NULL, NULL, g.token, kind), 200, "%s",
+                 kind);
+    still_serves(&g);
+    h_node_cleanup(&p);
+    h_node_cleanup(&g);
+}
+
+/* ------------------------------------------------------------------ CLI */
+
+Test(auth, trib_token_issue_prints_only_the_token_and_revoke_ends_it)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char *out = NULL, *err = NULL;
+    int rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--sub", "ci@payments", "--kind", "write", "--ttl", "24h",
+                    NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_assert(!strncmp(out, TOKEN_PREFIX, 6), "%s", out);
+    cr_assert_eq(strchr(out, '\n'), out + strlen(out) - 1, "more than the token on stdout: %s", out);
+    out[strlen(out) - 1] = '\0';
+    char *tok = out;
+    free(err);
+    char kind[64];
+    cr_assert_eq(call(&n, "GET", "/v1/whoami", NULL, NULL, tok, kind), 200, "%s", kind);
+
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--sub", "maria@payments", "--kind", "read", "--ttl", "1h",
+                "--product", "payments/settled-*", "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    json_t *j = json_loads(out, 0, NULL);
+    cr_assert_not_null(json_object_get(j, "id"), "%s", out);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "valid");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "scope")), "payments/settled-*");
+    json_decref(j);
+    free(out), free(err);
+
+    rc = h_trib(&n, NULL, &out, &err, "token", "revoke", tok, "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    j = json_loads(out, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "revoked", "%s", out);
+    json_decref(j);
+    free(out), free(err);
+    expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, tok, 401, "token_revoked", "token_revoked");
+
+    /* without a token the node says what is missing */
+    setenv("TRIB_TOKEN", "", 1);
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--sub", "x@payments", "--kind", "read", "--ttl", "1h", NULL);
+    cr_assert_neq(rc, 0);
+    cr_assert(strstr(err, "token_required"), "%s", err);
+    free(out), free(err);
+    /* --token-file: the admin token file itself */
+    char path[400];
+    snprintf(path, sizeof path, "%s/admin.token", n.dir);
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--token-file", path, "--sub", "x@payments", "--kind", "read",
+                "--ttl", "1h", NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    free(out), free(err);
+    rc = h_trib(&n, NULL, &out, &err, "status", "--token", tok, NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    free(out), free(err);
+    unsetenv("TRIB_TOKEN");
+    free(tok);
+    h_node_cleanup(&n);
+}
+
+/* ------------------------------------------------------------------ revocations travel by gossip */
+
+typedef struct {
+    h_node_t *via;
+    const char *token;
+} revoked_ctx_t;
+
+static int refused_revoked(void *ctx)
+{
+    revoked_ctx_t *r = ctx;
+    char kind[64];
+    return call(r->via, "GET", PRODUCT "/records", NULL, NULL, r->token, kind) == 401 &&
+           !strcmp(kind, "token_revoked");
+}
+
+Test(auth, a_revocation_reaches_the_owner_of_the_product_by_gossip)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    publish(&b, "growth-experiments.yaml", "growth/growth-experiments");
+    cr_assert(h_wait(knows_product, &b, 20000));
+    /* growth issues a token to its analyst, who reads payments' internal product through growth */
+    char *alice = issue(&b, "alice@growth", "read", 3600, NULL), kind[64];
+    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, alice, kind), 200, "%s", kind);
+    cr_assert_eq(call(&a, "GET", PRODUCT "/records", NULL, NULL, alice, kind), 200, "%s", kind);
+    /* growth revokes it: the owner, payments, learns it from growth's log and refuses it */
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", alice);
+    double before = refused(&a, "token_revoked");
+    revoke_at(&b, body);
+    revoked_ctx_t rc = {&a, alice};
+    cr_assert(h_wait(refused_revoked, &rc, 15000), "payments still accepts the token growth revoked");
+    cr_assert_gt(refused(&a, "token_revoked"), before);
+    revoked_ctx_t rb = {&b, alice};
+    cr_assert(refused_revoked(&rb), "the read through growth was not refused by the owner");
+    /* the revocation is an entry of growth's log, not a product: the catalog goes on replicating */
+    json_t *st = h_get_json(a.url, "/v1/products/growth/growth-experiments", NULL);
+    cr_assert_not_null(st, "growth's product is gone from payments' catalog");
+    json_decref(st);
+    publish(&b, "signup-funnel.yaml", "growth/signup-funnel");
+    cr_assert(h_wait(knows_funnel, &a, 20000), "growth's log stopped replicating after the revocation entry");
+    /* payments cannot revoke growth's tokens: its own revocation of a growth token is refused */
+    char *bob = issue(&b, "bob@growth", "read", 3600, NULL);
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", bob);
+    cr_assert_eq(call(&a, "POST", "/v1/tokens/revoke", "application/json", body, a.token, kind), 403);
+    cr_assert_str_eq(kind, "wrong_domain");
+    cr_assert_eq(call(&a, "GET", PRODUCT "/records", NULL, NULL, bob, kind), 200, "%s", kind);
+    free(alice), free(bob);
+    h_node_cleanup(&b);
+    h_node_cleanup(&a);
+}
+
+/* ------------------------------------------------------------------ TLS */
+
+Test(auth, the_api_over_https_with_tls_cert_and_key)
+{
+    if (system("command -v openssl >/dev/null 2>&1") != 0)
+        cr_skip_test("openssl (to make a test certificate) is not installed");
+    char dir[] = "/tmp/trib-tls-XXXXXX", cmd[1024], cert[128], key[128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s >/dev/null 2>&1 && chmod 600 %s",
+             key, cert, key);
+    cr_assert_eq(system(cmd), 0, "openssl could not make a certificate");
+
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", "--tls-cert", cert, "--tls-key", key, NULL), 0, "no https node");
+    cr_assert(!strncmp(n.url, "https://", 8));
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    expect_refused(&n, "PUT", PRODUCT, "application/yaml", "x", NULL, 401, "token_required", "token_required");
+    /* plain HTTP to the same port gets no answer from the API */
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/status", n.http_port);
+    h_resp_t r;
+    int rc = h_http_token("GET", url, NULL, NULL, 0, NULL, &r);
+    cr_assert(rc != 0 || r.status != 200, "plain HTTP was answered on the https port");
+    h_resp_free(&r);
+    /* the CLI with --cacert */
+    char *out = NULL, *err = NULL;
+    rc = h_trib(&n, NULL, &out, &err, "status", "--cacert", cert, NULL);
+    cr_assert_eq(rc, 0, "trib status --cacert over https: %s", err);
+    free(out), free(err);
+    rc = h_trib(&n, NULL, &out, &err, "status", NULL);
+    cr_assert_neq(rc, 0, "the CLI trusted an unknown certificate");
+    free(out), free(err);
+    /* a key file others can read: refused at start */
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(chmod(key, 0644), 0);
+    cr_assert_neq(h_node_restart(&n), 0, "started with a world-readable TLS key");
+    char *log = h_read_file(n.log, NULL);
+    cr_assert(log && strstr(log, "key.pem"), "the refusal does not name the key file");
+    free(log);
+    h_node_cleanup(&n);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* ------------------------------------------------------------------ shared live feed */
+
+typedef struct {
+    pid_t pid;
+    char out[64], err[64];
+    int exited, status;
+} sub_t;
+
+static void sub_start(sub_t *s, h_node_t *via, const char *token)
+{
+    snprintf(s->out, sizeof s->out, "/tmp/trib-sub-out-XXXXXX");
+    snprintf(s->err, sizeof s->err, "/tmp/trib-sub-err-XXXXXX");
+    int fd = mkstemp(s->out), efd = mkstemp(s->err);
+    cr_assert(fd >= 0 && efd >= 0);
+    s->exited = 0;
+    s->pid = fork();
+    if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(efd, 2);
+        setenv("TRIB_NODE", via->url, 1);
+        setenv("TRIB_TOKEN", token, 1);
+        execl(h_trib_path(), h_trib_path(), "subscribe", "payments/settled-transactions", "--from", "1", (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    close(efd);
+}
+
+static int sub_lines(sub_t *s)
+{
+    size_t len = 0;
+    char *b = h_read_file(s->out, &len);
+    int n = 0;
+    for (size_t i = 0; b && i < len; i++)
+        n += b[i] == '\n';
+    free(b);
+    return n;
+}
+
+static int sub_poll_exit(sub_t *s)
+{
+    if (!s->exited && waitpid(s->pid, &s->status, WNOHANG) == s->pid)
+        s->exited = 1;
+    return s->exited;
+}
+
+typedef struct {
+    sub_t *subs;
+    int n, want;
+} lines_ctx_t;
+
+static int all_have(void *ctx)
+{
+    lines_ctx_t *c = ctx;
+    for (int i = 0; i < c->n; i++)
+        if (sub_lines(&c->subs[i]) < c->want)
+            return 0;
+    return 1;
+}
+
+static int sub_exited(void *ctx) { return sub_poll_exit(ctx); }
+
+static void append(h_node_t *a, int from, int count)
+{
+    char body[4096] = "";
+    size_t off = 0;
+    for (int i = 0; i < count; i++)
+        off += (size_t)snprintf(body + off, sizeof body - off,
+                                "{\"txn_id\":\"t%d\",\"amount_minor\":%d,\"currency\":\"EUR\",\"settled_at\":"
+                                "\"2026-11-24T10:00:00Z\"}\n",
+                                from + i, from + i);
+    char kind[64];
+    cr_assert_eq(call(a, "POST", PRODUCT "/records", "application/x-ndjson", body, a->token, kind), 201, "%s", kind);
+}
+
+Test(auth, a_revoked_subscriber_leaves_a_shared_feed_while_the_others_go_on)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    cr_assert(h_wait(knows_product, &b, 20000));
+    append(&a, 1, 3);
+    char *tok[3];
+    sub_t subs[3];
+    for (int i = 0; i < 3; i++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "reader%d@payments", i);
+        tok[i] = issue(&a, sub, "read", 3600, NULL);
+        sub_start(&subs[i], &b, tok[i]);
+    }
+    lines_ctx_t lc = {subs, 3, 3};
+    cr_assert(h_wait(all_have, &lc, 20000), "the three subscribers did not get the first records");
+    /* one subscriber's token is revoked at the owner: its stream ends with token_revoked */
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok[0]);
+    revoke_at(&a, body);
+    cr_assert(h_wait(sub_exited, &subs[0], 15000), "the revoked subscriber's stream did not end");
+    cr_assert(WIFEXITED(subs[0].status) && WEXITSTATUS(subs[0].status) != 0);
+    char *err = h_read_file(subs[0].err, NULL);
+    cr_assert(err && strstr(err, "token_revoked"), "the revoked subscriber was not told why: %s", err);
+    free(err);
+    /* the other two go on */
+    append(&a, 4, 3);
+    lines_ctx_t rest = {subs + 1, 2, 6};
+    cr_assert(h_wait(all_have, &rest, 20000), "the other subscribers stopped getting records");
+    cr_assert(!sub_poll_exit(&subs[1]) && !sub_poll_exit(&subs[2]));
+    for (int i = 0; i < 3; i++) {
+        if (!subs[i].exited) {
+            kill(subs[i].pid, SIGTERM);
+            waitpid(subs[i].pid, NULL, 0);
+        }
+        unlink(subs[i].out);
+        unlink(subs[i].err);
+        free(tok[i]);
+    }
+    h_node_cleanup(&b);
+    h_node_cleanup(&a);
+}
+
+Test(auth, a_revoked_token_ends_a_local_live_stream_on_the_owner)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    append(&a, 1, 2);
+    char *t = issue(&a, "reader@payments", "read", 3600, NULL);
+    sub_t s;
+    sub_start(&s, &a, t);
+    lines_ctx_t lc = {&s, 1, 2};
+    cr_assert(h_wait(all_have, &lc, 20000), "the subscriber did not get the first records");
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", t);
+    revoke_at(&a, body);
+    append(&a, 3, 1); /* the stream looks again at its next page */
+    cr_assert(h_wait(sub_exited, &s, 15000), "the revoked subscriber's local stream did not end");
+    char *err = h_read_file(s.err, NULL);
+    cr_assert(err && strstr(err, "token_revoked"), "not told why: %s", err);
+    cr_assert_eq(sub_lines(&s), 2, "a record was served after the revocation");
+    free(err);
+    unlink(s.out);
+    unlink(s.err);
+    free(t);
+    h_node_cleanup(&a);
+}
+
+/* ------------------------------------------------------------------ a lying relay */
+
+static Trib__ReadBatch *first_batch(transport_t *t, uint64_t id)
+{
+    long deadline = h_now_ms() + 10000;
+    transport_msg_t m;
+    while (h_now_ms() < deadline && peer_wait_msg(t, (int)(deadline - h_now_ms()), &m) == 1) {
+        Trib__ReadBatch *b = m.type == TRIB__MSG_TYPE__MSG_READ_BATCH ? trib__read_batch__unpack(NULL, m.body_len, m.body)
+                                                                      : NULL;
+        transport_msg_free(&m);
+        if (b && b->stream_id == id && b->batch_no != 0)
+            return b;
+        if (b)
+            trib__read_batch__free_unpacked(b, NULL);
+    }
+    return NULL;
+}
+
+/* A relay is a peer that forwards whatever token it likes: here one made by hand on the peer
+ * transport. The owner answers each with what that token allows, whatever the relay says. */
+Test(auth, a_relay_forwarding_another_token_gets_what_that_token_allows)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", NULL), 0);
+    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    append(&a, 1, 2);
+    char *client = issue(&a, "reader@payments", "read", 3600, NULL);
+    char *revoked = issue(&a, "gone@payments", "read", 3600, NULL);
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", revoked);
+    revoke_at(&a, body);
+    char *forged = strdup(client);
+    forged[strlen(forged) - 2] ^= 0x01;
+    identity_t rogue;
+    memset(&rogue, 0, sizeof rogue);
+    crypto_sign_keypair(rogue.pk, rogue.sk);
+    char *other = NULL, err[256];
+    token_spec_t spec = {.subject = "x@payments", .kind = TOKEN_KIND_ADMIN, .issued_ms = now_ms(),
+                         .expires_ms = now_ms() + HOUR};
+    cr_assert_eq(token_issue(&rogue, "payments", &spec, &other, err, sizeof err), 0, "%s", err);
+
+    void *z = zmq_ctx_new();
+    identity_t me;
+    peer_identity(&me);
+    transport_t *t = transport_new(z, &me, "127.0.0.1:0", NULL, err, sizeof err);
+    cr_assert(t, "%s", err);
+    static const struct {
+        int which;              /* 0 none, 1 the client's, 2 forged, 3 revoked, 4 another issuer's */
+        uint32_t status;
+        const char *kind, *reason;
+    } cases[] = {
+        {0, 401, "token_required", "token_required"}, {2, 401, "token_invalid", "token_invalid"},
+        {3, 401, "token_revoked", "token_revoked"},    {4, 401, "token_invalid", "token_invalid"},
+        {1, 0, "", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *tok = cases[i].which == 1 ? client : cases[i].which == 2 ? forged
+                        : cases[i].which == 3 ? revoked : cases[i].which == 4 ? other : NULL;
+        double before = cases[i].reason ? refused(&a, cases[i].reason) : 0;
+        Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+        q.stream_id = 900 + i;
+        q.product_id = "payments/settled-transactions";
+        q.from_seq = 1;
+        q.credit = 4;
+        if (tok)
+            q.token = (ProtobufCBinaryData){strlen(tok), (uint8_t *)tok};
+        size_t len = trib__read_request__get_packed_size(&q);
+        uint8_t *buf = malloc(len + 1);
+        trib__read_request__pack(&q, buf);
+        cr_assert_eq(transport_send(t, a.peer, TRIB__MSG_TYPE__MSG_READ_REQ, buf, len), 0);
+        free(buf);
+        Trib__ReadBatch *b = first_batch(t, q.stream_id);
+        cr_assert(b, "case %zu: no answer", i);
+        cr_assert_eq(b->status, cases[i].status, "case %zu: status %u (%s)", i, b->status, b->error);
+        if (cases[i].reason) {
+            cr_assert_str_eq(b->error_kind, cases[i].kind, "case %zu", i);
+            cr_assert_eq(b->lines.len, 0, "case %zu: records sent with a refused token", i);
+            cr_assert_eq(refused(&a, cases[i].reason), before + 1, "case %zu: not counted", i);
+        } else {
+            cr_assert_gt(b->lines.len, 0, "the client's token read no records");
+        }
+        trib__read_batch__free_unpacked(b, NULL);
+    }
+    still_serves(&a);
+    transport_destroy(&t);
+    zmq_ctx_term(z);
+    free(client), free(revoked), free(forged), free(other);
+    identity_wipe(&me);
+    h_node_cleanup(&a);
+}
