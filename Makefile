@@ -14,7 +14,7 @@ TESTPKGS  := criterion
 # `make` installed needs nothing else (`make fresh-check` proves it).
 DEBS      := libzmq3-dev libprotobuf-c-dev liblmdb-dev libsodium-dev libmicrohttpd-dev \
              libcurl4-openssl-dev libjansson-dev libfyaml-dev libyajl-dev libcriterion-dev \
-             gcc libc6-dev pkg-config protobuf-c-compiler curl iproute2 procps
+             gcc libc6-dev pkg-config protobuf-c-compiler curl iproute2 procps xxd
 
 OPT       ?= -O2 -g
 SAN       ?=
@@ -27,7 +27,10 @@ CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 PROTO_C   := $(BUILD)/proto/tributary.pb-c.c
 PROTO_H   := $(BUILD)/proto/tributary.pb-c.h
 LIB_SRC   := $(wildcard storage/*.c gossip/*.c) $(filter-out node/main.c,$(wildcard node/*.c))
-LIB_OBJ   := $(PROTO_C:%.c=%.o) $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The web UI (web/, DESIGN §15), embedded into the binary by web/embed.sh (xxd -i).
+WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
+WEB_C     := $(BUILD)/web_assets.c
+LIB_OBJ   := $(PROTO_C:%.c=%.o) $(LIB_SRC:%.c=$(BUILD)/%.o) $(WEB_C:%.c=%.o)
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELP := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
@@ -49,6 +52,14 @@ $(BUILD)/.deps-ok: deploy/deps.sh Makefile
 $(PROTO_C) $(PROTO_H) &: proto/tributary.proto | $(BUILD)/.deps-ok
 	@mkdir -p $(BUILD)/proto
 	protoc-c --c_out=$(BUILD) proto/tributary.proto
+
+# ---------------------------------------------------------------- web UI (embedded)
+$(WEB_C): web/embed.sh $(WEB_FILES) | $(BUILD)/.deps-ok
+	@mkdir -p $(BUILD)
+	./web/embed.sh $@ $(WEB_FILES)
+
+$(WEB_C:%.c=%.o): $(WEB_C)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 # ---------------------------------------------------------------- objects
 $(BUILD)/%.o: %.c $(PROTO_H) | $(BUILD)/.deps-ok
@@ -74,8 +85,11 @@ $(BENCH_BIN): $(BUILD)/bench/%: bench/%.c $(BUILD)/libtrib.a | $(BUILD)/trib
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(filter %.c %.a,$^) $(PKG_LIBS) -o $@
 
 # ---------------------------------------------------------------- targets
+# The web UI tests (tests/ui/run.sh: installs chromium and the pinned playwright-core when missing)
+# run after the Criterion binaries and count in the same closing line. UI_TESTS= leaves them out.
+UI_TESTS  ?= ./tests/ui/run.sh
 test: $(BUILD)/trib $(TEST_BIN)
-	@TRIB=$(abspath $(BUILD)/trib) ./tests/run.sh $(TEST_BIN)
+	@TRIB=$(abspath $(BUILD)/trib) UI_TESTS=$(UI_TESTS) ./tests/run.sh $(TEST_BIN)
 
 asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \

@@ -57,6 +57,13 @@ report() {
   # issue 12: publish with a 50-rule policy set beside none, and a re-check of 10,000 products (POLICY_N)
   bench "policy" "$BUILD/bench/policy" "$BUILD/trib"
   echo
+  echo "== Web UI (issue 13): time to first results with ${UI_PRODUCTS:-10000} products =="
+  if ./tests/ui/setup.sh; then
+    TRIB="$BUILD/trib" node tests/ui/bench.mjs || { echo "web UI benchmark FAILED (exit $?)"; status=1; }
+  else
+    echo "web UI benchmark FAILED: tests/ui/setup.sh could not install chromium or playwright-core"; status=1
+  fi
+  echo
   echo "== Search (issue 4): bench/search =="
   if [ -x "$BUILD/bench/search" ]; then
     "$BUILD/bench/search" || { echo "search benchmark FAILED (exit $?)"; status=1; }

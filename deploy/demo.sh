@@ -164,4 +164,10 @@ step "cat sub.ndjson   # seq 9 and 10, then the two new disputes (11, 12), deliv
 cat "$work/sub.ndjson"
 kill -INT "$sub" 2>/dev/null || true
 echo
+# The web UI (DESIGN §15) of each node: on a terminal the nodes stay up until Ctrl-C.
+echo "== the web UI: payments $HTTP_payments/  growth $HTTP_growth/  listening $HTTP_listening/"
+if [ -t 0 ] && [ -t 1 ]; then
+  echo "== open one in a browser; Ctrl-C stops the three nodes"
+  while :; do sleep 3600; done
+fi
 echo "== demo done: every node lists every team's products; stopping the three nodes"

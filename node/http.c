@@ -45,6 +45,7 @@
 #include "node/records.h"
 #include "node/stream.h"
 #include "node/view.h"
+#include "node/web.h"
 #include "storage/store.h"
 
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
@@ -55,11 +56,13 @@ typedef enum {
     R_CHECK, R_HISTORY, R_DIFF, R_CHANGES,                  /* governance: node/http_gov.c */
     R_POLICY_GET, R_POLICY_POST, R_COMPLIANCE,   /* policy: node/policy_node.c */
     R_FED_GET, R_FED_POST,                      /* federation: node/http_fed.c */
+    R_WEB,                                      /* the web UI's files: node/web.c */
     R_OTHER, R_COUNT
 } route_t;
 
 /* What a caller must hold for a route (DESIGN §13), enforced by allowed() with node/auth.c. */
 typedef enum {
+    RIGHT_PUBLIC,   /* the web UI's static files: open even with --require-token (the sign-in page) */
     RIGHT_NONE,     /* status, members, metrics, catalog search and manifests */
     RIGHT_READ,     /* records and streams: by the product's classification (checked in records_get,
                        by the owner: a routed read forwards the token) */
@@ -794,6 +797,7 @@ static enum MHD_Result h_audit(call_t *k) { return access_call(k, R_AUDIT, ACCES
 /* ------------------------------------------------------------------ routing */
 
 static enum MHD_Result h_metrics(call_t *k);
+static enum MHD_Result h_web(call_t *k) { return (enum MHD_Result)web_serve(k->c, k->url, R_WEB); }
 
 /* Governance (node/http_gov.c). */
 static enum MHD_Result gov(call_t *k, enum MHD_Result (*fn)(const gov_call_t *), route_t route)
@@ -883,6 +887,11 @@ static const route_row_t routes[] = {
     /* federation objects carry their roots' signatures: anyone may hand one in (node/http_fed.c) */
     {"GET",    "/v1/federation",      R_FED_GET,        "federation",     h_fed_get,        0, RIGHT_NONE},
     {"POST",   "/v1/federation/objects", R_FED_POST,    "federation_objects", h_fed_post,   1, RIGHT_NONE},
+    {"GET",    "/",                   R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
+    {"GET",    "/index.html",         R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
+    {"GET",    "/app.js",             R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
+    {"GET",    "/app.css",            R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
+    {"GET",    "/favicon.svg",        R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -967,6 +976,8 @@ static int allowed(call_t *k, right_t right, auth_err_t *e)
     const char *h = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization");
     k->claims = &k->req->claims;
     switch (right) {
+    case RIGHT_PUBLIC:
+        return 1;
     case RIGHT_NONE: /* discovery is open (DESIGN §13) unless --require-token 1 */
         if (k->n->cfg.require_token)
             return allowed(k, RIGHT_TOKEN, e);

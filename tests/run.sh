@@ -1,8 +1,10 @@
 #!/bin/sh
-# Runs every Criterion test binary given, then prints a summary for the whole suite: each binary's
-# time and counts, every skipped test with its reason, and one closing line. Skips are read from
-# Criterion's TAP report (--tap=FILE; its synthesis line has no skip count), pass/fail/crash from
-# the synthesis line. Exit status 1 when a test failed or crashed or a binary printed no synthesis.
+# Runs every Criterion test binary given, then the web UI tests when UI_TESTS names their script
+# (tests/ui/run.sh), then prints a summary for the whole suite: each binary's time and counts,
+# every skipped test with its reason, and one closing line. Skips are read from Criterion's TAP
+# report (--tap=FILE; its synthesis line has no skip count), pass/fail/crash from the synthesis
+# line; the UI tests' counts from Node's TAP summary. Exit status 1 when a test failed or crashed
+# or a binary printed no synthesis.
 # VALGRIND=1 runs them under valgrind (Criterion needs --trace-children=yes; the agents the
 # tests start are traced too, system tools such as ip, rm and shells are not).
 set -u
@@ -43,6 +45,32 @@ for t in "$@"; do
   if [ "${f:-0}" -gt 0 ] || [ "${c:-0}" -gt 0 ]; then rc=1; fi
   printf '  %-24s %7s s  %d passed, %d failed, %d skipped\n' "$name" "$(secs $ms)" "${p:-0}" "${f:-0}" "$s" >>"$rows"
 done
+# The web UI tests (Node's test runner, real Chromium) when UI_TESTS names their script
+# (tests/ui/run.sh): counted from the runner's TAP summary like a binary's synthesis line.
+if [ -n "${UI_TESTS:-}" ]; then
+  echo "== ui (node --test)"
+  out=$(mktemp)
+  t0=$(now_ms)
+  "$UI_TESTS" 2>&1 | tee "$out"
+  ms=$(($(now_ms) - t0))
+  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$out" | tail -n 1)
+  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$out" | tail -n 1)
+  c=$(sed -n 's/^# cancelled \([0-9]*\)$/\1/p' "$out" | tail -n 1)
+  s=$(sed -n 's/^# skipped \([0-9]*\)$/\1/p' "$out" | tail -n 1)
+  sed -n 's/^ok [0-9]* - \(.*[^ ]\) *# SKIP \(.*\)$/  skipped ui::\1: \2/p' "$out" >>"$skips"
+  rm -f "$out"
+  if [ -z "$p" ]; then
+    echo "!! ui tests printed no summary (setup failed?)"
+    printf '  %-24s %7s s  no summary (setup failed?)\n' "ui (node --test)" "$(secs $ms)" >>"$rows"
+    fail=$((fail+1)); rc=1
+  else
+    f=$((${f:-0} + ${c:-0}))
+    pass=$((pass+p)); fail=$((fail+f)); skip=$((skip+${s:-0}))
+    [ "$f" -gt 0 ] && rc=1
+    printf '  %-24s %7s s  %d passed, %d failed, %d skipped\n' "ui (node --test)" "$(secs $ms)" "$p" "$f" "${s:-0}" >>"$rows"
+  fi
+fi
+
 echo
 echo "== time per test binary"
 cat "$rows" "$skips"

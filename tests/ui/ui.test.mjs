@@ -1,0 +1,378 @@
+// tests/ui/ui.test.mjs - the web UI (issue 13) in real headless Chromium against three real nodes
+// (payments, growth, listening): static file headers, search -> facet -> product -> schema filter,
+// deep links and the back button, sample records, the restricted product, hostile content published
+// on a peer, the keyboard-only path, the mesh view, 360 px and dark mode; and the sign-in/access
+// flows, written against the brief's API contract and skipped while the node answers 404 for them.
+// Every browser test asserts zero page errors, console errors and CSP violations (lib.mjs withPage).
+import {test, before, after} from 'node:test';
+import assert from 'node:assert/strict';
+import {seedMesh, HOSTILE_FIELD, stopAll, call, adminToken, withPage, closeBrowser, waitFor, publish, manifest} from './lib.mjs';
+
+let A, B, C; // payments (owner of the restricted product), growth (consumer), listening (hostile publisher)
+
+before(async () => {
+  ({A, B, C} = await seedMesh());
+});
+
+after(async () => {
+  await closeBrowser();
+  await stopAll();
+});
+
+// ------------------------------------------------------------------ static files
+
+test('static files: types, ETag and 304, CSP, nosniff, 404 for unknown files', async () => {
+  for (const [p, type] of [['/', 'text/html'], ['/index.html', 'text/html'], ['/app.js', 'text/javascript'], ['/app.css', 'text/css'], ['/favicon.svg', 'image/svg+xml']]) {
+    const r = await fetch(A.url + p);
+    assert.equal(r.status, 200, p);
+    assert.ok(r.headers.get('content-type').startsWith(type), `${p}: ${r.headers.get('content-type')}`);
+    const csp = r.headers.get('content-security-policy');
+    assert.match(csp, /default-src 'self'/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+    assert.ok(r.headers.get('cache-control'));
+    const etag = r.headers.get('etag');
+    assert.match(etag, /^"[0-9a-f]{32}"$/);
+    await r.arrayBuffer();
+    const again = await fetch(A.url + p, {headers: {'If-None-Match': etag}});
+    assert.equal(again.status, 304, p);
+    assert.equal(again.headers.get('etag'), etag);
+    const other = await fetch(A.url + p, {headers: {'If-None-Match': '"0000"'}});
+    assert.equal(other.status, 200);
+    await other.arrayBuffer();
+  }
+  const nf = await fetch(A.url + '/nope.js');
+  assert.equal(nf.status, 404);
+  assert.equal((await nf.json()).error, 'not_found');
+});
+
+// ------------------------------------------------------------------ search and product
+
+test('search -> facet -> product -> schema filter', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/');
+    const box = page.getByLabel('Search data products');
+    await waitFor('search box focused', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'q'), 5000);
+    await box.fill('amount');
+    const card = page.getByTestId('card').filter({hasText: 'Settled card transactions'});
+    await card.waitFor();
+    await page.waitForFunction(() => location.hash === '#/search?q=amount');
+    assert.match(await page.locator('#count').textContent(), /^1 product/);
+    assert.equal(await page.locator('#count').getAttribute('aria-live'), 'polite');
+    // the field that matched comes from the manifest: the card names it
+    await card.locator('.matched mark', {hasText: 'amount_minor'}).waitFor();
+    for (const s of ['payments/settled-transactions', 'maria.lopez@example.com', 'public', 'active', '1.0.0']) {
+      assert.ok((await card.textContent()).includes(s), `card shows ${s}`);
+    }
+    // facet chips with the API's counts
+    await box.fill('');
+    await page.waitForFunction(() => location.hash === '#/search');
+    const chip = page.getByRole('link', {name: /^Domain growth, 2 products/});
+    await chip.click();
+    await page.waitForFunction(() => location.hash.includes('domain=growth'));
+    await waitFor('only growth cards', async () => {
+      const ids = await page.locator('[data-testid=card] .pid').allTextContents();
+      return ids.length === 2 && ids.every((x) => x.startsWith('growth/'));
+    }, 10000);
+    assert.equal(await page.getByRole('link', {name: /^Domain growth, 2 products, selected/}).getAttribute('aria-current'), 'true');
+    await page.goBack();
+    await page.waitForFunction(() => !location.hash.includes('domain='));
+    await waitFor('every card back', async () => (await page.getByTestId('card').count()) >= 5, 10000);
+    // open the product, then its schema, and filter
+    await box.fill('settled');
+    await page.getByRole('link', {name: 'Settled card transactions'}).click();
+    await page.getByRole('heading', {level: 1, name: 'Settled card transactions'}).waitFor();
+    assert.ok(await page.getByRole('link', {name: 'maria.lopez@example.com'}).getAttribute('href') === 'mailto:maria.lopez@example.com');
+    assert.ok((await page.getByTestId('panel-overview').textContent()).includes('trib get payments/settled-transactions'));
+    await page.getByRole('link', {name: 'Schema'}).click();
+    await page.getByTestId('schema').waitFor();
+    assert.equal(await page.locator('[data-testid=schema] tbody tr').count(), 4);
+    await page.getByLabel('Filter fields').fill('curr');
+    await waitFor('one field left', async () => (await page.locator('[data-testid=schema] tbody tr').count()) === 1, 5000);
+    assert.equal(await page.locator('[data-testid=schema] tbody tr').getAttribute('data-field'), 'currency');
+    assert.match(await page.evaluate(() => location.hash), /^#\/p\/payments\/settled-transactions\/schema\?.*f=curr/);
+  });
+});
+
+test('deep links reload to the same state and the back button works', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/search?q=experiments&domain=growth');
+    await page.getByTestId('card').filter({hasText: 'growth/growth-experiments'}).waitFor();
+    assert.equal(await page.getByLabel('Search data products').inputValue(), 'experiments');
+    await page.reload();
+    await page.getByTestId('card').filter({hasText: 'growth/growth-experiments'}).waitFor();
+    assert.equal(await page.getByLabel('Search data products').inputValue(), 'experiments');
+    assert.equal(await page.getByRole('link', {name: /^Domain growth, 1 product, selected/}).getAttribute('aria-current'), 'true');
+    await page.goto(A.url + '/#/p/payments/settled-transactions/schema?q=amount');
+    await page.locator('tr.hit[data-field="amount_minor"] mark').waitFor();
+    await page.reload();
+    await page.locator('tr.hit[data-field="amount_minor"] mark').waitFor();
+    await page.getByRole('link', {name: 'Overview'}).click();
+    await page.getByTestId('panel-overview').waitFor();
+    await page.goBack();
+    await page.getByTestId('schema').waitFor();
+    await page.goBack();
+    await page.getByTestId('card').filter({hasText: 'growth/growth-experiments'}).waitFor();
+  });
+});
+
+test('sample records: the first 20 when the product may be read', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(B.url + '/#/p/payments/settled-transactions/sample'); // routed through growth's node to the owner
+    await page.getByTestId('records').waitFor();
+    assert.equal(await page.locator('[data-testid=records] tbody tr').count(), 20);
+    assert.equal(await page.locator('[data-testid=records] tbody tr').first().locator('td').first().textContent(), 't1');
+  });
+});
+
+test('restricted product: a stub or not found, and no records for others', async (t) => {
+  const r = await call(A, 'GET', '/v1/products/payments/cardholder-pii/records?limit=1', undefined, '');
+  if (r.status === 200) {
+    t.skip('classification is not enforced on this branch yet (records of a restricted product answered 200 without a token; auth helper)');
+    return;
+  }
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/p/payments/cardholder-pii/sample');
+    const denied = page.getByTestId('no-access');
+    const notFound = page.getByText(/Not found\./);
+    await waitFor('a refusal on the page', async () => (await denied.count()) + (await notFound.count()) > 0, 10000);
+    if (await denied.count()) assert.match(await denied.textContent(), /You do not have access/);
+    assert.equal(await page.getByTestId('records').count(), 0);
+    assert.ok(!(await page.content()).includes('a@example.com'));
+  });
+});
+
+test('hostile manifest from a peer node renders as inert text', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/search?q=hostile');
+    const card = page.getByTestId('card').filter({hasText: 'listening/hostile'});
+    await card.waitFor();
+    const title = await card.locator('h2').textContent();
+    assert.ok(title.includes('<script>window.__pwned=1</script>'), title);
+    assert.ok(title.includes('[U+202E]'), 'the RTL override is shown as an escape: ' + title);
+    await card.locator('h2 a').click();
+    await page.getByTestId('panel-overview').waitFor();
+    const text = await page.locator('main').textContent();
+    for (const s of ['javascript:window.__pwned=4', '<iframe src="javascript:window.__pwned=6"></iframe>', '<svg/onload=window.__pwned=8>']) {
+      assert.ok(text.includes(s), 'shown as text: ' + s);
+    }
+    await page.getByRole('link', {name: 'Schema'}).click();
+    await page.getByTestId('schema').waitFor();
+    assert.equal(await page.locator('[data-testid=schema] tbody th').first().textContent(), HOSTILE_FIELD);
+    const dom = await page.evaluate(() => ({
+      pwned: window.__pwned,
+      scripts: document.scripts.length,
+      bad: [...document.querySelectorAll('[href],[src]')].map((e) => e.getAttribute('href') || e.getAttribute('src'))
+        .filter((u) => !/^(#\/|\/|https?:|mailto:)/.test(u)),
+      injected: document.querySelectorAll('main img, main svg, main iframe, main script, main b').length,
+    }));
+    assert.deepEqual(dom, {pwned: undefined, scripts: 1, bad: [], injected: 0});
+  });
+});
+
+test('keyboard only: search, open a product, reach the access section', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/p/payments/payment-disputes');
+    await page.getByRole('heading', {level: 1}).waitFor();
+    await page.keyboard.press('/'); // back to search, box focused
+    await waitFor('search box focused', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'q'), 5000);
+    await page.keyboard.type('settled');
+    await page.getByTestId('card').filter({hasText: 'payments/settled-transactions'}).waitFor();
+    await page.waitForFunction(() => location.hash === '#/search?q=settled');
+    const tabTo = async (pred, what, max = 40) => {
+      for (let i = 0; i < max; i++) {
+        await page.keyboard.press('Tab');
+        if (await page.evaluate(pred)) return;
+      }
+      throw new Error('Tab never reached ' + what);
+    };
+    await tabTo(() => document.activeElement.textContent === 'Settled card transactions', 'the result link');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', {level: 1, name: 'Settled card transactions'}).waitFor();
+    await tabTo(() => document.activeElement.id === 'tab-access', 'the Access tab');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('panel-access').waitFor();
+    await tabTo(() => /Sign in/.test(document.activeElement.textContent) && document.activeElement.closest('.panel'), 'the sign-in link');
+    await page.keyboard.press('Enter');
+    await waitFor('sign-in form', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'token'), 5000);
+  });
+});
+
+test('mesh view: three domains, their nodes alive, product counts', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/mesh');
+    await waitFor('three domains with alive nodes', async () => {
+      await page.reload();
+      await page.getByTestId('domain').first().waitFor();
+      const txt = await page.locator('main').textContent();
+      return (await page.getByTestId('domain').count()) === 3 && (txt.match(/alive/g) || []).length >= 3;
+    }, 20000);
+    const pay = page.getByTestId('domain').filter({hasText: 'payments'});
+    assert.match(await pay.locator('h2').textContent(), /3 products/);
+    assert.match(await page.getByTestId('this-node').textContent(), /in domain payments/);
+  });
+});
+
+test('readable at 360 px and dark by preference', async (t) => {
+  await withPage(t, {viewport: {width: 360, height: 740}, colorScheme: 'dark'}, async (page) => {
+    for (const hash of ['#/search?q=settled', '#/p/payments/settled-transactions', '#/p/payments/settled-transactions/schema', '#/mesh']) {
+      await page.goto(A.url + '/' + hash);
+      await page.locator('main h1, main .card').first().waitFor();
+      await page.waitForLoadState('networkidle');
+      const w = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(w <= 360, `${hash}: page is ${w} px wide at a 360 px viewport`);
+    }
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const [r, g, b] = bg.match(/\d+/g).map(Number);
+    assert.ok(r + g + b < 150, 'dark background: ' + bg);
+  });
+});
+
+test('versions: the history with change class, or the current version where the node keeps none', async (t) => {
+  await publish(A, manifest('payments', 'payment-disputes', {title: 'Payment disputes', tags: ['finance', 'disputes'], version: '1.1.0',
+    schema: [{name: 'id', logicalType: 'string', required: true, primaryKey: true}, {name: 'reason_code', logicalType: 'string'}]}));
+  const hist = await call(A, 'GET', '/v1/products/payments/payment-disputes/history', undefined, '');
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/p/payments/payment-disputes/versions');
+    await page.getByTestId('panel-versions').locator('table, .notice').first().waitFor();
+    if (hist.status === 404) { // GET .../history is the compat helper's: today the page says what it knows
+      assert.match(await page.getByTestId('panel-versions').textContent(), /Current version: 1\.1\.0.*answered 404/s);
+      return;
+    }
+    assert.equal(hist.status, 200, hist.text);
+    const rows = page.locator('[data-testid=versions] tbody tr');
+    await waitFor('two versions', async () => (await rows.count()) === 2, 5000);
+    assert.equal(await rows.first().locator('th').textContent(), '1.1.0'); // newest first
+    const cls = hist.json.versions.find((v) => v.version === '1.1.0').change_class;
+    assert.ok((await rows.first().textContent()).includes(cls), `the change class ${cls} is shown`);
+    assert.equal(await page.locator('[data-testid=versions] .breaking-breaking').count(), 0);
+  });
+});
+
+// ------------------------------------------------------------------ sign-in and access (contract; skipped while 404)
+
+// Skips t unless every endpoint answers something other than "no route" 404.
+async function needs(t, checks) {
+  for (const [n, method, p, body] of checks) {
+    const r = await call(n, method, p, body);
+    if (r.status === 404 && /no route/.test(r.text)) {
+      t.skip(`${method} ${p} answers 404 on this branch (the auth/grants helpers' endpoint, enabled at merge)`);
+      return false;
+    }
+  }
+  return true;
+}
+
+async function issue(n, sub, kind) {
+  const r = await call(n, 'POST', '/v1/tokens', {sub, kind, ttl_s: 3600});
+  assert.ok(r.status === 200 || r.status === 201, r.text);
+  return r.json.token;
+}
+
+async function signIn(page, n, tok) {
+  await page.goto(n.url + '/#/signin');
+  await page.getByLabel('Access token').fill(tok);
+  await page.getByRole('button', {name: 'Sign in'}).click();
+  await page.getByTestId('whoami').waitFor();
+}
+
+test('sign in by pasting a token shows who you are', async (t) => {
+  if (!await needs(t, [[B, 'GET', '/v1/whoami'], [B, 'POST', '/v1/tokens', {}]])) return;
+  const tok = await issue(B, 'alice@growth', 'read');
+  await withPage(t, async (page) => {
+    await signIn(page, B, tok);
+    assert.match(await page.getByTestId('whoami').textContent(), /alice@growth/);
+    assert.equal(await page.evaluate(() => document.cookie), '');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('trib.token')), tok);
+  });
+});
+
+test('request -> grant on the owner\'s UI -> sample visible through the consumer\'s node -> revoke', async (t) => {
+  if (!await needs(t, [[B, 'GET', '/v1/whoami'], [B, 'POST', '/v1/tokens', {}], [B, 'GET', '/v1/access/mine'],
+    [A, 'GET', '/v1/access/requests?state=requested']])) return;
+  const alice = await issue(B, 'alice@growth', 'read');
+  const owner = adminToken(A);
+  await withPage(t, async (page) => {
+    await signIn(page, B, alice);
+    await page.goto(B.url + '/#/p/payments/cardholder-pii/access');
+    await page.getByLabel('Purpose').fill('Fraud model features');
+    await page.getByLabel('For how many days').fill('7');
+    await page.getByRole('button', {name: 'Request access'}).click();
+    await page.getByTestId('request-state').waitFor();
+    assert.match(await page.getByTestId('request-state').textContent(), /requested/);
+  });
+  await withPage(t, async (page) => {
+    await signIn(page, A, owner);
+    await waitFor('the request on the owner\'s node', async () => {
+      await page.goto(A.url + '/#/access');
+      await page.getByRole('heading', {level: 1, name: 'My access'}).waitFor();
+      await page.waitForLoadState('networkidle');
+      return (await page.getByTestId('pending').count()) > 0;
+    }, 30000);
+    await page.getByRole('button', {name: 'Grant'}).first().click();
+    await page.locator('.pending .state-granted').waitFor();
+  });
+  await withPage(t, async (page) => {
+    await signIn(page, B, alice);
+    await waitFor('the sample through growth\'s node', async () => {
+      await page.goto(B.url + '/#/p/payments/cardholder-pii/sample');
+      await page.locator('[data-testid=records], [data-testid=no-access]').first().waitFor();
+      return (await page.getByTestId('records').count()) > 0;
+    }, 30000);
+    await page.goto(B.url + '/#/access');
+    await page.getByTestId('access-list').waitFor();
+    assert.match(await page.getByTestId('access-list').textContent(), /granted/);
+  });
+  await withPage(t, async (page) => { // the owner revokes on its own node's UI
+    await signIn(page, A, owner);
+    await page.goto(A.url + '/#/access');
+    await page.getByTestId('granted').waitFor();
+    await page.getByRole('button', {name: /^Revoke alice@growth on payments\/cardholder-pii/}).click();
+    await page.locator('[data-testid=granted] .state-revoked').waitFor();
+  });
+  await withPage(t, async (page) => {
+    await signIn(page, B, alice);
+    await waitFor('access gone', async () => {
+      await page.goto(B.url + '/#/p/payments/cardholder-pii/sample');
+      await page.locator('[data-testid=records], [data-testid=no-access], .notice').first().waitFor();
+      return (await page.getByTestId('records').count()) === 0;
+    }, 30000);
+  });
+});
+
+test('keyboard only: sign in, then request access from the product page', async (t) => {
+  if (!await needs(t, [[B, 'GET', '/v1/whoami'], [B, 'POST', '/v1/tokens', {}], [B, 'GET', '/v1/access/mine']])) return;
+  const bob = await issue(B, 'bob@growth', 'read');
+  await withPage(t, async (page) => {
+    const tabTo = async (pred, what, max = 60) => {
+      for (let i = 0; i < max; i++) {
+        await page.keyboard.press('Tab');
+        if (await page.evaluate(pred)) return;
+      }
+      throw new Error('Tab never reached ' + what);
+    };
+    await page.goto(B.url + '/#/signin');
+    await waitFor('token box focused', () => page.evaluate(() => document.activeElement.id === 'token'), 5000);
+    await page.keyboard.type(bob);
+    await page.keyboard.press('Enter');
+    await page.getByTestId('whoami').waitFor();
+    await page.keyboard.press('/');
+    await waitFor('search box focused', () => page.evaluate(() => document.activeElement.id === 'q'), 5000);
+    await page.keyboard.type('disputes');
+    await page.getByTestId('card').filter({hasText: 'payments/payment-disputes'}).waitFor();
+    await tabTo(() => document.activeElement.textContent === 'Payment disputes', 'the result link');
+    await page.keyboard.press('Enter');
+    await tabTo(() => document.activeElement.id === 'tab-access', 'the Access tab');
+    await page.keyboard.press('Enter');
+    await page.locator('form.request').waitFor();
+    await tabTo(() => document.activeElement.id === 'req-purpose', 'the purpose box');
+    await page.keyboard.type('Dispute trends by reason');
+    await tabTo(() => document.activeElement.id === 'req-days', 'the days box');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('10');
+    await page.keyboard.press('Enter'); // submits the form
+    await page.getByTestId('request-state').waitFor();
+    assert.match(await page.getByTestId('request-state').textContent(), /requested/);
+  });
+});

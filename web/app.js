@@ -1,0 +1,830 @@
+// web/app.js - the Tributary web UI (DESIGN §15): search, product pages, the mesh, sign-in and
+// access requests, all from the node's public HTTP API (/v1/...), with every view's state in the
+// URL hash (#/search?q=..., #/p/{domain}/{name}[/tab]).
+// Must not: put API data into the page as HTML (everything goes through text nodes; links only
+// http(s) and mailto), keep state outside the URL and sessionStorage, or load anything from
+// another origin. No framework, no build step.
+
+'use strict';
+
+// ------------------------------------------------------------------ DOM helpers (data stays text)
+
+// Bidirectional controls (U+202A-E, U+2066-9, U+200E/F) and other controls in data are shown as
+// visible escapes, so a title cannot reorder what the reader sees ("Trojan Source").
+const CONTROL_RE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function inert(s) {
+  if (s === null || s === undefined) return '';
+  return String(s).replace(CONTROL_RE, (c) => '[U+' + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0') + ']');
+}
+
+// h('a', {href: ..., class: ...}, child...): children that are strings become text nodes.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'href') {
+      const safe = safeHref(v);
+      if (safe) el.setAttribute('href', safe);
+    } else if (k.startsWith('on')) {
+      el.addEventListener(k.slice(2), v);
+    } else if (k === 'text') {
+      el.textContent = inert(v);
+    } else {
+      el.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(inert(c)));
+  }
+  return el;
+}
+
+// Only in-app hash links, http(s) and mailto are ever put in an href.
+function safeHref(v) {
+  const s = String(v);
+  if (s.startsWith('#/')) return s;
+  try {
+    const u = new URL(s, location.href);
+    if (u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 'mailto:') return u.href;
+  } catch (e) { /* not a URL */ }
+  return null;
+}
+
+const EMAIL_RE = /^[^\s@<>"'()[\]\\,;:]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/;
+function owner(o) {
+  if (!o) return h('span', {class: 'muted'}, 'none');
+  return EMAIL_RE.test(o) ? h('a', {href: 'mailto:' + o}, o) : h('span', {}, o);
+}
+
+function badge(kind, value) {
+  if (!value) return null;
+  const v = String(value).toLowerCase().replace(/[^a-z0-9_-]/g, '');
+  return h('span', {class: `badge ${kind} ${kind}-${v}`}, value);
+}
+
+function ago(iso) {
+  const t = Date.parse(iso);
+  if (!isFinite(t)) return '';
+  const s = Math.max(0, (Date.now() - t) / 1000);
+  const [n, u] = s < 60 ? [s, 'second'] : s < 3600 ? [s / 60, 'minute'] : s < 86400 ? [s / 3600, 'hour']
+    : [s / 86400, 'day'];
+  const k = Math.floor(n);
+  return `${k} ${u}${k === 1 ? '' : 's'} ago`;
+}
+
+function shortId(hex) { return hex ? String(hex).slice(0, 12) : ''; }
+
+function announce(el, text) { el.textContent = inert(text); }
+
+// ------------------------------------------------------------------ API
+
+const TOKEN_KEY = 'trib.token';
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
+
+// One call to the node's API: {status, ok, json, text, error, detail}. Never throws for HTTP errors.
+async function api(path, opts = {}) {
+  const headers = Object.assign({}, opts.headers || {});
+  const t = token();
+  if (t) headers['Authorization'] = 'Bearer ' + t;
+  if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, {
+      method: opts.method || 'GET', headers, signal: opts.signal, credentials: 'omit', cache: 'no-store',
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    return {status: 0, ok: false, error: 'network', detail: 'the node did not answer: ' + e.message};
+  }
+  const text = await res.text();
+  const out = {status: res.status, ok: res.ok, text, headers: res.headers};
+  if ((res.headers.get('Content-Type') || '').startsWith('application/json')) {
+    try { out.json = JSON.parse(text); } catch (e) { /* leave it as text */ }
+  }
+  if (!res.ok) {
+    out.error = (out.json && out.json.error) || 'http_' + res.status;
+    out.detail = (out.json && out.json.detail) || text.slice(0, 200);
+  }
+  return out;
+}
+
+// A 404 that is "no such route" (the node does not have this endpoint yet), not "no such thing".
+function noRoute(r) { return r.status === 404 && /no route/.test(r.detail || ''); }
+
+function errorBox(r, what) {
+  return h('div', {class: 'error', role: 'alert'},
+    h('strong', {}, what), ' ', h('code', {}, r.error || 'error'), ' (HTTP ' + r.status + '): ', r.detail || '');
+}
+
+const ACCESS_TEXT = {
+  token_required: 'Sign in with a token to read this product.',
+  token_invalid: 'Your token is not valid here: sign in again.',
+  token_expired: 'Your token has expired: sign in with a new one.',
+  token_revoked: 'Your token has been revoked.',
+  wrong_domain: 'Your token belongs to another domain.',
+  kind_insufficient: 'Your token does not allow this.',
+  out_of_scope: 'Your token does not cover this product.',
+  grant_required: 'Reading this product needs an access grant from its owner.',
+  not_found: 'This product is restricted or does not exist.',
+};
+
+function who() {
+  try { return JSON.parse(sessionStorage.getItem('trib.whoami') || 'null'); } catch (e) { return null; }
+}
+
+// ------------------------------------------------------------------ routing
+
+// #/search?q=..  #/p/{domain}/{name}[/tab][?f=..]  #/mesh  #/access  #/signin
+function parseRoute() {
+  const raw = location.hash.replace(/^#/, '') || '/search';
+  const qi = raw.indexOf('?');
+  const path = qi < 0 ? raw : raw.slice(0, qi);
+  const params = new URLSearchParams(qi < 0 ? '' : raw.slice(qi + 1));
+  const parts = path.split('/').filter(Boolean).map((p) => { try { return decodeURIComponent(p); } catch (e) { return p; } });
+  return {view: parts[0] || 'search', parts, params};
+}
+
+function searchHash(params) {
+  const s = params.toString();
+  return '#/search' + (s ? '?' + s : '');
+}
+
+const main = () => document.getElementById('main');
+let current = null; // {view, cleanup?}
+
+async function render() {
+  const r = parseRoute();
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === r.view || (r.view === 'p' && a.dataset.nav === 'search')) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (r.view === 'search') {
+    if (current && current.view === 'search') return current.update(r.params);
+    current = searchView(r.params);
+    return;
+  }
+  current = {view: r.view};
+  const m = main();
+  m.replaceChildren();
+  if (r.view === 'p' && r.parts.length >= 3) return productView(m, r.parts[1], r.parts[2], r.parts[3] || 'overview', r.params);
+  if (r.view === 'mesh') return meshView(m);
+  if (r.view === 'access') return accessView(m);
+  if (r.view === 'signin') return signinView(m);
+  m.append(h('h1', {}, 'Page not found'), h('p', {}, 'Nothing lives at this address. ', h('a', {href: '#/search'}, 'Search the catalog')));
+}
+
+// ------------------------------------------------------------------ search
+
+const FACET_LABEL = {domain: 'Domain', tag: 'Tag', owner: 'Owner', status: 'Status', classification: 'Classification', compliance: 'Compliance'};
+const PAGE = 25; // cards per page: the first ones render fast on a busy machine; more on demand
+
+function words(s) {
+  return String(s || '').replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+}
+
+// Which fields of a product the query's words hit (the API ranks but does not say why).
+function matchedFields(p, q, manifest) {
+  const qs = words(q);
+  if (!qs.length) return [];
+  const last = qs[qs.length - 1];
+  const hit = (text) => {
+    const ws = words(text);
+    return qs.some((w) => ws.includes(w)) || (last.length >= 3 && ws.some((w) => w.startsWith(last)));
+  };
+  const out = [];
+  if (hit(p.name)) out.push('name');
+  if (hit(p.title)) out.push('title');
+  if ((p.tags || []).some(hit)) out.push('tags');
+  if (p.owners && (hit(p.owners.business) || hit(p.owners.technical))) out.push('owners');
+  if (hit(p.domain)) out.push('domain');
+  if (manifest) {
+    const d = manifest.description || {};
+    if (['purpose', 'usage', 'limitations'].some((k) => hit(d[k]))) out.push('description');
+    for (const f of Array.isArray(manifest.schema) ? manifest.schema : []) {
+      if (f && (hit(f.name) || hit(f.description))) out.push('field ' + f.name);
+    }
+  }
+  return out;
+}
+
+function searchView(params) {
+  const m = main();
+  m.replaceChildren();
+  const input = h('input', {id: 'q', type: 'search', name: 'q', autocomplete: 'off', spellcheck: 'false',
+    placeholder: 'Search by name, field, owner, tag…', 'aria-describedby': 'q-hint'});
+  const count = h('p', {id: 'count', role: 'status', 'aria-live': 'polite', class: 'count'});
+  const facets = h('div', {class: 'facets'});
+  // Filters are open on a wide screen; on a phone they fold, so the results come first.
+  const filters = h('details', {class: 'filters', open: matchMedia('(min-width: 700px)').matches || params.has('domain') ||
+    params.has('tag') || params.has('owner') || params.has('status')}, h('summary', {}, 'Filters'), facets);
+  const results = h('ol', {class: 'results', 'aria-label': 'Results', 'data-testid': 'results'});
+  const more = h('div', {class: 'more'});
+  m.append(
+    h('h1', {class: 'sr-only'}, 'Search data products'),
+    h('form', {role: 'search', class: 'searchbar', onsubmit: (e) => { e.preventDefault(); run(true); }},
+      h('label', {for: 'q'}, 'Search data products'), input,
+      h('p', {id: 'q-hint', class: 'hint'}, 'Press / to come back here. Results update as you type.')),
+    count, filters, results, more);
+  let state = new URLSearchParams(params);
+  input.value = state.get('q') || '';
+  input.focus();
+  let timer = null, ctrl = null, gen = 0;
+  const manifests = new Map();
+
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => run(false), 150);
+  });
+
+  async function run(push) {
+    const q = input.value.trim();
+    if (q) state.set('q', q); else state.delete('q');
+    state.delete('offset');
+    const hash = searchHash(state);
+    if (hash !== location.hash) {
+      if (push) history.pushState(null, '', hash); else history.replaceState(null, '', hash);
+    }
+    await load(0);
+  }
+
+  async function load(offset) {
+    const my = ++gen;
+    if (ctrl) ctrl.abort();
+    ctrl = new AbortController();
+    const qp = new URLSearchParams();
+    for (const k of ['q', ...Object.keys(FACET_LABEL)]) if (state.get(k)) qp.set(k, state.get(k));
+    qp.set('limit', String(PAGE));
+    if (offset) qp.set('offset', String(offset));
+    let r;
+    try { r = await api('/v1/products?' + qp.toString(), {signal: ctrl.signal}); } catch (e) { return; }
+    if (my !== gen) return;
+    if (!r.ok || !r.json) {
+      announce(count, 'Search failed');
+      results.replaceChildren(h('li', {}, errorBox(r, 'Search failed:')));
+      return;
+    }
+    const body = r.json;
+    const list = body.products || [];
+    if (!offset) results.replaceChildren();
+    for (const p of list) results.append(card(p));
+    if (!offset && list.length) performance.mark('trib:first-results');
+    announce(count, `${body.total} product${body.total === 1 ? '' : 's'}` + (state.get('q') ? ` for “${state.get('q')}”` : ''));
+    if (!offset) renderFacets(body.facets || {});
+    more.replaceChildren();
+    const shown = offset + list.length;
+    if (shown < body.total) {
+      more.append(h('button', {type: 'button', onclick: () => load(shown)}, `Show more (${body.total - shown} left)`));
+    }
+    if (!offset && body.total === 0) {
+      results.append(h('li', {class: 'empty'}, state.get('q') || [...state.keys()].length
+        ? 'No product matches. Try fewer words, or remove a filter.'
+        : 'The catalog is empty: publish a product with trib publish FILE.yaml.'));
+    }
+    explain(list, my);
+  }
+
+  // Fields behind a hit that the summary does not show (description, schema): the first few
+  // cards fetch their manifest once (cached by catalog seq).
+  async function explain(list, my) {
+    const q = state.get('q');
+    if (!q) return;
+    for (const p of list.slice(0, 10)) {
+      const key = p.id + '@' + p.catalog_seq;
+      let man = manifests.get(key);
+      if (man === undefined) {
+        const r = await api('/v1/products/' + p.id);
+        if (my !== gen) return;
+        man = r.ok && r.json ? r.json.manifest || null : null;
+        manifests.set(key, man);
+      }
+      const li = results.querySelector(`[data-id="${CSS.escape(p.id)}"] .matched`);
+      if (li) fillMatched(li, p, q, man);
+    }
+  }
+
+  function fillMatched(el, p, q, man) {
+    const fs = matchedFields(p, q, man);
+    el.replaceChildren();
+    if (!fs.length) return;
+    el.append(h('span', {class: 'muted'}, 'Matched: '));
+    fs.forEach((f, i) => {
+      if (i) el.append(', ');
+      if (f.startsWith('field ')) {
+        const name = f.slice(6);
+        el.append(h('a', {href: `#/p/${p.id}/schema?f=${encodeURIComponent(name)}`}, h('mark', {}, name)));
+      } else el.append(h('mark', {}, f));
+    });
+  }
+
+  function card(p) {
+    const [d, n] = String(p.id).split('/');
+    const href = `#/p/${encodeURIComponent(d)}/${encodeURIComponent(n)}` + (state.get('q') ? '?q=' + encodeURIComponent(state.get('q')) : '');
+    const matched = h('p', {class: 'matched'});
+    fillMatched(matched, p, state.get('q'), null);
+    return h('li', {class: 'card', 'data-id': p.id, 'data-testid': 'card'},
+      h('h2', {}, h('a', {href}, p.title || p.id)),
+      h('p', {class: 'meta'},
+        h('code', {class: 'pid'}, p.id), ' ',
+        badge('status', p.status), ' ', badge('class', p.classification),
+        p.compliance && p.compliance.state ? badge('compliance', p.compliance.state) : null),
+      h('dl', {class: 'facts'},
+        h('div', {}, h('dt', {}, 'Domain'), h('dd', {}, p.domain || d)),
+        h('div', {}, h('dt', {}, 'Business owner'), h('dd', {}, owner(p.owners && p.owners.business))),
+        p.version ? h('div', {}, h('dt', {}, 'Version'), h('dd', {}, p.version)) : null,
+        p.updated ? h('div', {}, h('dt', {}, 'Updated'), h('dd', {}, h('time', {datetime: p.updated, title: p.updated}, ago(p.updated)))) : null),
+      (p.tags || []).length ? h('p', {class: 'tags'}, (p.tags || []).map((t) => h('span', {class: 'tag'}, t))) : null,
+      matched);
+  }
+
+  function renderFacets(f) {
+    facets.replaceChildren();
+    for (const [name, values] of Object.entries(f)) {
+      if (!values || typeof values !== 'object') continue;
+      const entries = Object.entries(values);
+      const sel = state.get(name);
+      if (!entries.length && !sel) continue;
+      const gid = 'facet-' + name;
+      const group = h('div', {class: 'facet', role: 'group', 'aria-labelledby': gid},
+        h('span', {id: gid, class: 'facet-name'}, FACET_LABEL[name] || name));
+      const shown = entries.slice(0, 12);
+      if (sel && !shown.some(([v]) => v === sel)) shown.unshift([sel, 0]);
+      for (const [v, c] of shown) {
+        const on = sel === v;
+        const next = new URLSearchParams(state);
+        if (on) next.delete(name); else next.set(name, v);
+        group.append(h('a', {class: 'chip' + (on ? ' on' : ''), href: searchHash(next), 'aria-current': on ? 'true' : null,
+          'aria-label': `${FACET_LABEL[name] || name} ${v}, ${c} product${c === 1 ? '' : 's'}${on ? ', selected: remove filter' : ''}`},
+        v, ' ', h('span', {class: 'n'}, String(c))));
+      }
+      facets.append(group);
+    }
+  }
+
+  load(0);
+  return {
+    view: 'search',
+    update(p) {
+      const next = new URLSearchParams(p);
+      if (next.toString() === state.toString()) return;
+      state = next;
+      if ((state.get('q') || '') !== input.value.trim()) input.value = state.get('q') || '';
+      load(0);
+    },
+  };
+}
+
+// ------------------------------------------------------------------ product page
+
+const TABS = [['overview', 'Overview'], ['schema', 'Schema'], ['sample', 'Sample records'], ['versions', 'Versions'],
+  ['access', 'Access'], ['provenance', 'Provenance']];
+
+async function productView(m, domain, name, tab, params) {
+  const id = `${domain}/${name}`;
+  const path = `/v1/products/${encodeURIComponent(domain)}/${encodeURIComponent(name)}`;
+  const title = h('h1', {tabindex: '-1'}, id);
+  m.append(h('p', {class: 'crumbs'}, h('a', {href: params.get('q') ? '#/search?q=' + encodeURIComponent(params.get('q')) : '#/search'}, '← Search')), title);
+  const r = await api(path);
+  if (!r.ok || !r.json) {
+    title.textContent = inert(id);
+    m.append(r.status === 404
+      ? h('div', {class: 'notice', role: 'alert'}, h('strong', {}, 'Not found. '),
+        'This node has no product ', h('code', {}, id), ', or it is restricted and you do not have access (',
+        h('code', {}, r.error), ').')
+      : errorBox(r, 'Could not load the product:'));
+    title.focus();
+    return;
+  }
+  const p = r.json;
+  const man = p.manifest || {};
+  title.textContent = inert(p.title || id);
+  m.append(
+    h('p', {class: 'meta'}, h('code', {class: 'pid'}, p.id), ' ', badge('status', p.status), ' ', badge('class', p.classification),
+      p.version ? h('span', {class: 'ver'}, ' v', p.version) : null,
+      p.verified === true ? badge('verified', 'verified') : p.verified === false ? badge('verified', 'unverified') : null,
+      p.compliance && p.compliance.state ? badge('compliance', p.compliance.state) : null));
+  if (man.deprecation || p.status === 'deprecated') {
+    const dep = man.deprecation || {};
+    m.append(h('div', {class: 'notice warn', role: 'note'}, 'Deprecated.',
+      dep.replacedBy ? [' Use ', h('a', {href: '#/p/' + String(dep.replacedBy)}, dep.replacedBy), ' instead.'] : null,
+      dep.sunset ? ' Sunset: ' + dep.sunset + '.' : null));
+  }
+  const base = `#/p/${encodeURIComponent(domain)}/${encodeURIComponent(name)}`;
+  const qs = params.get('q') ? '?q=' + encodeURIComponent(params.get('q')) : '';
+  const known = TABS.some(([t]) => t === tab) ? tab : 'overview';
+  m.append(h('nav', {class: 'tabs', 'aria-label': 'Product sections'},
+    h('ul', {}, TABS.map(([t, label]) => h('li', {},
+      h('a', {href: base + (t === 'overview' ? '' : '/' + t) + qs, 'aria-current': t === known ? 'page' : null, id: 'tab-' + t}, label))))));
+  const panel = h('section', {class: 'panel', 'aria-labelledby': 'tab-' + known, 'data-testid': 'panel-' + known});
+  m.append(panel);
+  const views = {overview: overviewTab, schema: schemaTab, sample: sampleTab, versions: versionsTab, access: accessTab, provenance: provenanceTab};
+  await views[known](panel, p, man, path, params, base);
+  if (!document.activeElement || document.activeElement === document.body || document.activeElement === m) title.focus();
+}
+
+function section(title, ...body) { return h('section', {class: 'block'}, h('h2', {}, title), ...body); }
+
+function copyLine(label, text) {
+  const code = h('code', {class: 'cmd'}, text);
+  const status = h('span', {class: 'copied', role: 'status'});
+  return h('div', {class: 'copyline'}, h('span', {class: 'muted'}, label), code,
+    h('button', {type: 'button', 'aria-label': 'Copy ' + label + ' command', onclick: async () => {
+      try { await navigator.clipboard.writeText(text); status.textContent = 'Copied'; } catch (e) {
+        const sel = getSelection(); const rg = document.createRange(); rg.selectNodeContents(code); sel.removeAllRanges(); sel.addRange(rg);
+        status.textContent = 'Selected: press Ctrl+C';
+      }
+    }}, 'Copy'), status);
+}
+
+function overviewTab(panel, p, man) {
+  const d = man.description || {};
+  const desc = typeof d === 'string' ? {purpose: d} : d;
+  const dl = h('dl', {class: 'kv'});
+  for (const [k, label] of [['purpose', 'Purpose'], ['usage', 'Usage'], ['limitations', 'Limitations'], ['audience', 'Audience']]) {
+    if (desc[k]) dl.append(h('dt', {}, label), h('dd', {}, String(desc[k])));
+  }
+  if (!dl.childNodes.length) dl.append(h('dt', {}, 'Description'), h('dd', {class: 'muted'}, 'The owner has not described this product.'));
+  panel.append(section('About', dl));
+  const owners = p.owners || man.owners || {};
+  panel.append(section('Owners', h('dl', {class: 'kv'},
+    h('dt', {}, 'Business owner'), h('dd', {}, owner(owners.business)),
+    h('dt', {}, 'Technical owner'), h('dd', {}, owner(owners.technical)))));
+  const sla = man.sla && typeof man.sla === 'object' ? man.sla : null;
+  if (sla) {
+    const s = h('dl', {class: 'kv'});
+    for (const [k, v] of Object.entries(sla)) s.append(h('dt', {}, k), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v)));
+    panel.append(section('Service level', s));
+  }
+  if ((p.tags || []).length) panel.append(section('Tags', h('p', {class: 'tags'}, p.tags.map((t) => h('a', {class: 'tag', href: '#/search?tag=' + encodeURIComponent(t)}, t)))));
+  const ports = Array.isArray(man.outputPorts) ? man.outputPorts : [];
+  const origin = location.origin;
+  const auth = p.classification && p.classification !== 'public' ? ' -H "Authorization: Bearer $TRIB_TOKEN"' : '';
+  const list = h('ul', {class: 'ports'});
+  for (const port of ports.length ? ports : [{name: 'records', type: 'records'}]) {
+    list.append(h('li', {}, h('h3', {}, port.name || 'port', ' ', h('span', {class: 'badge'}, port.type || '')),
+      copyLine('trib', `trib get ${p.id} --limit 20 --node ${origin}`),
+      copyLine('curl', `curl -s${auth} '${origin}/v1/products/${p.id}/records?limit=20'`)));
+  }
+  panel.append(section('Output ports', list));
+}
+
+function schemaTab(panel, p, man, path, params, base) {
+  const fields = Array.isArray(man.schema) ? man.schema : [];
+  const f0 = params.get('f') || '';
+  const hl = new Set(words(f0 || params.get('q') || ''));
+  const filter = h('input', {id: 'field-filter', type: 'search', value: f0, autocomplete: 'off'});
+  const tbody = h('tbody');
+  const count = h('p', {role: 'status', 'aria-live': 'polite', class: 'count'});
+  const table = h('table', {class: 'schema', 'data-testid': 'schema'},
+    h('caption', {class: 'sr-only'}, 'Fields of ' + p.id),
+    h('thead', {}, h('tr', {}, ['Field', 'Type', 'Required', 'Key', 'Classification', 'Description'].map((c) => h('th', {scope: 'col'}, c)))),
+    tbody);
+  panel.append(h('div', {class: 'filterbar'}, h('label', {for: 'field-filter'}, 'Filter fields'), filter), count, h('div', {class: 'tablewrap'}, table));
+  function draw() {
+    const f = filter.value.trim().toLowerCase();
+    tbody.replaceChildren();
+    let n = 0;
+    for (const fl of fields) {
+      if (!fl || typeof fl !== 'object') continue;
+      const hay = `${fl.name || ''} ${fl.description || ''} ${fl.logicalType || ''}`.toLowerCase();
+      if (f && !hay.includes(f)) continue;
+      n++;
+      const hit = words(fl.name).some((w) => hl.has(w)) || (f && String(fl.name || '').toLowerCase().includes(f));
+      tbody.append(h('tr', {class: hit ? 'hit' : null, 'data-field': String(fl.name || '')},
+        h('th', {scope: 'row'}, hit ? h('mark', {}, fl.name || '') : fl.name || ''),
+        h('td', {}, fl.logicalType || fl.type || ''),
+        h('td', {}, fl.required ? 'yes' : 'no'),
+        h('td', {}, fl.primaryKey ? 'primary' : ''),
+        h('td', {}, fl.classification || ''),
+        h('td', {}, fl.description || '')));
+    }
+    announce(count, `${n} of ${fields.length} field${fields.length === 1 ? '' : 's'}`);
+    if (!n) tbody.append(h('tr', {}, h('td', {colspan: '6', class: 'muted'}, fields.length ? 'No field matches the filter.' : 'The manifest has no schema.')));
+  }
+  filter.addEventListener('input', () => {
+    const hp = new URLSearchParams(params);
+    if (filter.value.trim()) hp.set('f', filter.value.trim()); else hp.delete('f');
+    const s = hp.toString();
+    history.replaceState(null, '', base + '/schema' + (s ? '?' + s : ''));
+    draw();
+  });
+  draw();
+}
+
+async function sampleTab(panel, p, man, path) {
+  const note = h('p', {class: 'muted'}, 'Loading the first 20 records…');
+  panel.append(note);
+  const r = await api(path + '/records?limit=20');
+  note.remove();
+  if (!r.ok) {
+    const text = ACCESS_TEXT[r.error];
+    if ([401, 403, 404].includes(r.status)) {
+      panel.append(h('div', {class: 'notice denied', role: 'alert', 'data-testid': 'no-access'},
+        h('strong', {}, 'You do not have access to these records. '), text || '',
+        ' The node answered ', h('code', {}, r.error), ` (HTTP ${r.status}). `,
+        h('a', {href: `#/p/${p.id}/access`}, 'Request access')));
+    } else panel.append(errorBox(r, 'The records could not be read:'));
+    return;
+  }
+  const rows = [];
+  for (const line of r.text.split('\n')) {
+    if (!line.trim()) continue;
+    try { rows.push(JSON.parse(line)); } catch (e) { rows.push({_line: line}); }
+  }
+  const last = r.headers && r.headers.get('Trib-Last-Seq');
+  if (!rows.length) {
+    panel.append(h('p', {class: 'notice', 'data-testid': 'no-records'}, 'You may read this product, and it has no records yet.'));
+    return;
+  }
+  const cols = [];
+  for (const row of rows) for (const k of Object.keys(row && typeof row === 'object' ? row : {})) if (!cols.includes(k) && cols.length < 20) cols.push(k);
+  const cell = (v) => v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+  panel.append(h('p', {class: 'muted'}, `The first ${rows.length} record${rows.length === 1 ? '' : 's'}` + (last ? ` of ${last}` : '') + '.'),
+    h('div', {class: 'tablewrap'}, h('table', {class: 'records', 'data-testid': 'records'},
+      h('caption', {class: 'sr-only'}, 'Sample records of ' + p.id),
+      h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))),
+      h('tbody', {}, rows.map((row) => h('tr', {}, cols.map((c) => h('td', {}, cell(row[c])))))))));
+}
+
+async function versionsTab(panel, p, man, path) {
+  const r = await api(path + '/history');
+  if (!r.ok || !r.json || !Array.isArray(r.json.versions)) {
+    panel.append(h('p', {class: 'notice'}, `Current version: ${p.version || '?'} (catalog entry ${p.catalog_seq}, updated ${p.updated || '?'}).`),
+      noRoute(r) || r.status === 404
+        ? h('p', {class: 'muted'}, 'This node does not keep a version history (GET …/history answered 404).')
+        : errorBox(r, 'The version history could not be read:'));
+    return;
+  }
+  const vs = r.json.versions.slice().reverse();
+  panel.append(h('div', {class: 'tablewrap'}, h('table', {class: 'versions', 'data-testid': 'versions'},
+    h('caption', {class: 'sr-only'}, 'Versions of ' + p.id),
+    h('thead', {}, h('tr', {}, ['Version', 'Change', 'Published', 'Catalog entry', 'Signer'].map((c) => h('th', {scope: 'col'}, c)))),
+    h('tbody', {}, vs.map((v) => h('tr', {},
+      h('th', {scope: 'row'}, v.version || ''),
+      h('td', {}, badge('change', v.change_class || 'first'), v.breaking ? [' ', badge('breaking', 'breaking')] : null),
+      h('td', {}, v.time_ms ? new Date(v.time_ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : ''),
+      h('td', {}, String(v.seq ?? '')),
+      h('td', {}, h('code', {title: v.signer || ''}, shortId(v.signer)))))))));
+}
+
+function provenanceTab(panel, p) {
+  const on = p.owner_node || {};
+  const dl = h('dl', {class: 'kv'},
+    h('dt', {}, 'Owner node'), h('dd', {}, h('code', {title: on.node_id || ''}, shortId(on.node_id) || 'unknown'), ' ', badge('state', on.state || 'unknown')),
+    on.addr ? [h('dt', {}, 'Peer address'), h('dd', {}, on.addr)] : null,
+    on.http ? [h('dt', {}, 'HTTP address'), h('dd', {}, on.http)] : null,
+    h('dt', {}, 'Signer'), h('dd', {}, h('code', {class: 'hex'}, p.signer || '')),
+    h('dt', {}, 'Signature'), h('dd', {}, p.verified === true ? badge('verified', 'verified') : p.verified === false ? badge('verified', 'unverified')
+      : h('span', {class: 'muted'}, 'unverified: this node does not report certificate verification')),
+    h('dt', {}, 'Catalog entry'), h('dd', {}, `seq ${p.catalog_seq} (manifest seq ${p.manifest_seq ?? '?'})`),
+    p.records !== undefined ? [h('dt', {}, 'Records'), h('dd', {}, String(p.records))] : null);
+  panel.append(section('Where this product comes from', dl));
+  const c = p.compliance;
+  if (!c) {
+    panel.append(section('Compliance', h('p', {class: 'muted'}, 'This node reports no compliance state for this product.')));
+    return;
+  }
+  const vs = Array.isArray(c.violations) ? c.violations : [];
+  panel.append(section('Compliance', h('p', {}, badge('compliance', c.state || 'unknown')),
+    vs.length ? h('div', {class: 'tablewrap'}, h('table', {},
+      h('thead', {}, h('tr', {}, ['Rule', 'Severity', 'Path', 'Message'].map((x) => h('th', {scope: 'col'}, x)))),
+      h('tbody', {}, vs.map((v) => h('tr', {}, h('td', {}, v.rule || ''), h('td', {}, v.severity || ''), h('td', {}, v.path || ''), h('td', {}, v.message || ''))))))
+      : null));
+}
+
+// ------------------------------------------------------------------ access
+
+async function accessTab(panel, p, man) {
+  const me = who();
+  if (!token()) {
+    panel.append(h('p', {class: 'notice'}, 'Sign in to request access or to see your grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
+    return;
+  }
+  const mine = await api('/v1/access/mine');
+  if (noRoute(mine) || mine.status === 404) {
+    panel.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
+  } else {
+    const list = mine.ok && Array.isArray(mine.json) ? mine.json.filter((a) => a.product === p.id) : [];
+    if (!mine.ok) panel.append(errorBox(mine, 'Your access could not be read:'));
+    panel.append(section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have no request or grant for this product.')));
+  }
+  panel.append(section('Request access', requestForm(p, man)));
+  if (me && me.domain === p.domain && (me.kind === 'admin' || me.kind === 'write')) {
+    const box = h('div'), granted = h('div');
+    panel.append(section('Pending requests (you own this product)', box), section('Active grants', granted));
+    await pendingList(box, p.id);
+    await grantedList(granted, p.id);
+  }
+}
+
+// The owner's active grants, each with a Revoke button.
+async function grantedList(box, product) {
+  const r = await api('/v1/access/requests?state=granted');
+  if (!r.ok) { box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list grants yet (404).') : errorBox(r, 'Grants could not be read:')); return; }
+  const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
+  const list = product ? all.filter((a) => a.product === product) : all;
+  if (!list.length) { box.replaceChildren(h('p', {class: 'muted'}, 'No active grant.')); return; }
+  box.replaceChildren(h('ul', {class: 'pending', 'data-testid': 'granted'}, list.map((a) => {
+    const out = h('span', {role: 'status'});
+    return h('li', {class: 'card'},
+      h('p', {}, h('strong', {}, a.subject || '?'), ' may read ', h('a', {href: '#/p/' + String(a.product || '')}, a.product || ''),
+        a.expires_ms ? ' until ' + new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
+      h('button', {type: 'button', class: 'secondary', 'aria-label': `Revoke ${a.subject || ''} on ${a.product || ''}`, onclick: async () => {
+        const rr = await api(`/v1/access/grants/${encodeURIComponent(a.grant || a.id)}/revoke`, {method: 'POST', body: {}});
+        out.replaceChildren(rr.ok ? badge('state', 'revoked') : errorBox(rr, 'Refused:'));
+      }}, 'Revoke'), ' ', out);
+  })));
+}
+
+function requestForm(p, man) {
+  const fields = Array.isArray(man.schema) ? man.schema.filter((f) => f && f.name) : [];
+  const out = h('div', {role: 'status', 'aria-live': 'polite'});
+  const purpose = h('textarea', {id: 'req-purpose', name: 'purpose', required: true, rows: '3'});
+  const days = h('input', {id: 'req-days', name: 'days', type: 'number', min: '1', max: '365', value: '30', required: true});
+  const boxes = fields.map((f, i) => h('label', {class: 'check'}, h('input', {type: 'checkbox', name: 'fields', value: String(f.name), id: 'req-f' + i}), ' ', f.name));
+  const form = h('form', {class: 'request', 'aria-label': 'Request access to ' + p.id, onsubmit: async (e) => {
+    e.preventDefault();
+    const body = {product: p.id, purpose: purpose.value.trim(), fields: boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => i.value),
+      days: Number(days.value)};
+    if (!body.purpose) { out.replaceChildren(h('p', {class: 'error'}, 'Say what you need the data for.')); purpose.focus(); return; }
+    const r = await api('/v1/access/requests', {method: 'POST', body});
+    out.replaceChildren(r.ok && r.json
+      ? h('p', {class: 'notice ok', 'data-testid': 'request-state'}, 'Request sent: ', h('code', {}, r.json.id || ''), ' is ', badge('state', r.json.state || 'requested'), '.')
+      : errorBox(r, 'The request was refused:'));
+  }},
+  h('label', {for: 'req-purpose'}, 'Purpose'), purpose,
+  fields.length ? h('fieldset', {}, h('legend', {}, 'Fields (leave all unchecked for every field)'), boxes) : null,
+  h('label', {for: 'req-days'}, 'For how many days'), days,
+  h('button', {type: 'submit'}, 'Request access'), out);
+  return form;
+}
+
+function accessTable(list, showProduct) {
+  return h('div', {class: 'tablewrap'}, h('table', {'data-testid': 'access-list'},
+    h('thead', {}, h('tr', {}, [showProduct ? 'Product' : null, 'State', 'Purpose', 'Fields', 'Expires', 'Id'].filter(Boolean).map((c) => h('th', {scope: 'col'}, c)))),
+    h('tbody', {}, list.map((a) => h('tr', {},
+      showProduct ? h('td', {}, h('a', {href: '#/p/' + String(a.product || '')}, a.product || '')) : null,
+      h('td', {}, badge('state', a.state || '?')),
+      h('td', {}, a.purpose || ''),
+      h('td', {}, Array.isArray(a.fields) && a.fields.length ? a.fields.join(', ') : 'all'),
+      h('td', {}, a.expires_ms ? new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
+      h('td', {}, h('code', {}, a.id || '')))))));
+}
+
+async function pendingList(box, product) {
+  const r = await api('/v1/access/requests?state=requested');
+  if (!r.ok) {
+    box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list access requests yet (404).') : errorBox(r, 'Pending requests could not be read:'));
+    return;
+  }
+  const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
+  const list = product ? all.filter((a) => a.product === product) : all;
+  if (!list.length) { box.replaceChildren(h('p', {class: 'muted', 'data-testid': 'pending-none'}, 'No request is waiting for a decision.')); return; }
+  box.replaceChildren(h('ul', {class: 'pending', 'data-testid': 'pending'}, list.map((a) => {
+    const out = h('span', {role: 'status'});
+    const days = h('input', {type: 'number', min: '1', max: '365', value: String(a.days || 30), 'aria-label': `Days to grant ${a.subject || ''} on ${a.product || ''}`});
+    const reason = h('input', {type: 'text', 'aria-label': `Reason to deny ${a.subject || ''} on ${a.product || ''}`, placeholder: 'Reason (for a denial)'});
+    const decide = async (how) => {
+      const rr = await api(`/v1/access/requests/${encodeURIComponent(a.id)}/${how}`, {method: 'POST', body: how === 'grant' ? {days: Number(days.value)} : {reason: reason.value}});
+      out.replaceChildren(rr.ok ? badge('state', how === 'grant' ? 'granted' : 'denied') : errorBox(rr, 'Refused:'));
+    };
+    return h('li', {class: 'card'},
+      h('p', {}, h('strong', {}, a.subject || '?'), ' asks for ', h('a', {href: '#/p/' + String(a.product || '')}, a.product || ''),
+        ` for ${a.days || '?'} days`, Array.isArray(a.fields) && a.fields.length ? ' (fields: ' + a.fields.join(', ') + ')' : ''),
+      h('p', {}, 'Purpose: ', a.purpose || ''),
+      h('div', {class: 'decide'}, days, h('button', {type: 'button', onclick: () => decide('grant')}, 'Grant'),
+        reason, h('button', {type: 'button', class: 'secondary', onclick: () => decide('deny')}, 'Deny'), out));
+  })));
+}
+
+async function accessView(m) {
+  const title = h('h1', {tabindex: '-1'}, 'My access');
+  m.append(title);
+  title.focus();
+  if (!token()) {
+    m.append(h('p', {class: 'notice'}, 'Sign in to see your requests and grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
+    return;
+  }
+  const r = await api('/v1/access/mine');
+  if (noRoute(r) || r.status === 404) {
+    m.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
+    return;
+  }
+  if (!r.ok) { m.append(errorBox(r, 'Your access could not be read:')); return; }
+  const list = Array.isArray(r.json) ? r.json : [];
+  m.append(section('Requests and grants', list.length ? accessTable(list, true) : h('p', {class: 'muted'}, 'You have not requested access to anything yet.')));
+  const me = who();
+  if (me && (me.kind === 'admin' || me.kind === 'write')) {
+    const box = h('div');
+    const granted = h('div');
+    m.append(section(`Waiting for your decision (domain ${me.domain || '?'})`, box), section('Active grants of your domain', granted));
+    await pendingList(box, null);
+    await grantedList(granted, null);
+  }
+}
+
+// ------------------------------------------------------------------ sign in
+
+function refreshWho() {
+  const a = document.getElementById('who');
+  const me = who();
+  a.textContent = token() ? inert(me && me.subject ? me.subject : 'Signed in') : 'Sign in';
+}
+
+async function signinView(m) {
+  const title = h('h1', {tabindex: '-1'}, token() ? 'Your session' : 'Sign in');
+  m.append(title);
+  const out = h('div', {role: 'status', 'aria-live': 'polite'});
+  const input = h('input', {id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', placeholder: 'trib1.…'});
+  m.append(h('p', {}, 'Paste an access token (', h('code', {}, 'trib token issue'), ' gives one). It is kept in this tab only and sent to this node as a bearer header.'),
+    h('form', {class: 'signin', onsubmit: async (e) => {
+      e.preventDefault();
+      const t = input.value.trim();
+      if (!t) { out.replaceChildren(h('p', {class: 'error'}, 'Paste a token first.')); return; }
+      sessionStorage.setItem(TOKEN_KEY, t);
+      sessionStorage.removeItem('trib.whoami');
+      await showWho(out, true);
+      input.value = '';
+    }}, h('label', {for: 'token'}, 'Access token'), input, h('button', {type: 'submit'}, 'Sign in')),
+    out);
+  if (token()) {
+    m.append(h('button', {type: 'button', class: 'secondary', onclick: () => {
+      sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem('trib.whoami'); refreshWho();
+      out.replaceChildren(h('p', {}, 'Signed out.'));
+    }}, 'Sign out'));
+    await showWho(out, false);
+  }
+  input.focus();
+}
+
+async function showWho(out, fresh) {
+  const r = await api('/v1/whoami');
+  if (r.ok && r.json) {
+    sessionStorage.setItem('trib.whoami', JSON.stringify(r.json));
+    const w = r.json;
+    out.replaceChildren(h('dl', {class: 'kv', 'data-testid': 'whoami', tabindex: '-1'},
+      h('dt', {}, 'Signed in as'), h('dd', {}, w.subject || ''),
+      h('dt', {}, 'Domain'), h('dd', {}, w.domain || ''),
+      h('dt', {}, 'Kind'), h('dd', {}, w.kind || ''),
+      h('dt', {}, 'Scope'), h('dd', {}, w.scope || ''),
+      h('dt', {}, 'Expires'), h('dd', {}, w.expires_ms ? new Date(w.expires_ms).toISOString() : 'never')));
+    if (fresh) out.firstChild.focus(); // out of the token box, so '/' and Tab go on from here
+  } else if (noRoute(r) || r.status === 404) {
+    out.replaceChildren(h('p', {class: 'notice'}, 'This node does not check tokens yet (GET /v1/whoami answered 404); the token is kept and sent.'));
+  } else {
+    if (fresh) sessionStorage.removeItem(TOKEN_KEY);
+    out.replaceChildren(h('div', {class: 'error', role: 'alert'}, 'The node refused the token: ', h('code', {}, r.error), '. ', ACCESS_TEXT[r.error] || r.detail || ''));
+  }
+  refreshWho();
+}
+
+// ------------------------------------------------------------------ mesh
+
+async function meshView(m) {
+  const title = h('h1', {tabindex: '-1'}, 'Domains and nodes');
+  m.append(title);
+  title.focus();
+  const [st, mem, pr] = await Promise.all([api('/v1/status'), api('/v1/members'), api('/v1/products?limit=0')]);
+  if (st.ok && st.json) {
+    const s = st.json;
+    const c = s.members || {};
+    m.append(h('p', {class: 'meta', 'data-testid': 'this-node'}, 'This node: ', h('code', {title: s.node_id}, shortId(s.node_id)),
+      ` in domain ${s.domain}, up ${s.uptime_s} s, ${s.products} products in its catalog; members alive ${c.alive ?? 0}, suspect ${c.suspect ?? 0}, dead ${c.dead ?? 0}.`));
+  } else m.append(errorBox(st, 'Status:'));
+  if (!mem.ok || !mem.json) { m.append(errorBox(mem, 'Members:')); return; }
+  const counts = (pr.ok && pr.json && pr.json.facets && pr.json.facets.domain) || {};
+  const by = new Map();
+  for (const x of mem.json.members || []) {
+    if (!by.has(x.domain)) by.set(x.domain, []);
+    by.get(x.domain).push(x);
+  }
+  for (const d of Object.keys(counts)) if (!by.has(d)) by.set(d, []);
+  for (const [d, nodes] of [...by.entries()].sort()) {
+    const n = counts[d] || 0;
+    m.append(h('section', {class: 'block domain', 'data-testid': 'domain'},
+      h('h2', {}, d, ' ', h('a', {class: 'small', href: '#/search?domain=' + encodeURIComponent(d)}, `${n} product${n === 1 ? '' : 's'}`)),
+      nodes.length ? h('div', {class: 'tablewrap'}, h('table', {},
+        h('thead', {}, h('tr', {}, ['Node', 'State', 'Peer address', 'HTTP', ''].map((c) => h('th', {scope: 'col'}, c)))),
+        h('tbody', {}, nodes.map((x) => h('tr', {},
+          h('th', {scope: 'row'}, h('code', {title: x.node_id}, shortId(x.node_id))),
+          h('td', {}, badge('state', x.state)),
+          h('td', {}, x.addr || ''),
+          h('td', {}, /^[A-Za-z0-9.:[\]-]+$/.test(x.http || '') ? h('a', {href: 'http://' + x.http + '/'}, x.http) : x.http || ''),
+          h('td', {}, x.self ? 'this node' : '')))))) : h('p', {class: 'muted'}, 'No node of this domain is in the membership view.')));
+  }
+}
+
+// ------------------------------------------------------------------ start
+
+document.addEventListener('keydown', (e) => {
+  if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
+  e.preventDefault();
+  const q = document.getElementById('q');
+  if (q) { q.focus(); q.select(); } else location.hash = '#/search';
+});
+window.addEventListener('hashchange', render);
+refreshWho();
+render();
