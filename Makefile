@@ -14,7 +14,7 @@ TESTPKGS  := criterion
 # `make` installed needs nothing else (`make fresh-check` proves it).
 DEBS      := libzmq3-dev libprotobuf-c-dev liblmdb-dev libsodium-dev libmicrohttpd-dev \
              libcurl4-openssl-dev libjansson-dev libfyaml-dev libyajl-dev libcriterion-dev \
-             gcc libc6-dev pkg-config protobuf-c-compiler curl iproute2 procps xxd
+             gcc libc6-dev pkg-config protobuf-c-compiler curl iproute2 procps xxd openssl
 
 OPT       ?= -O2 -g
 SAN       ?=

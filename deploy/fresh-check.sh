@@ -46,7 +46,7 @@ step() {
   local name=$1 cmd=$2 t0 t1 rc
   say "== $name: $cmd (log build/fresh/$name.log)"
   t0=$(date +%s.%N)
-  env -i --default-signal HOME=/root PATH=$PATH_IN LANG=C.UTF-8 TERM=dumb \
+  env -i --default-signal HOME=/root PATH=$PATH_IN LANG=C.UTF-8 TERM=dumb ${EXTRA_ENV:-} \
     chroot "$ROOT" /bin/sh -c "cd $SRC && $cmd" </dev/null 2>&1 | tee "$CACHE/$name.log" >&2
   rc=${PIPESTATUS[0]}
   t1=$(date +%s.%N)
@@ -69,6 +69,13 @@ if [[ ${1:-} == --inside ]]; then
   mkdir -p "$ROOT/run/lock" && ln -s /dev/shm "$ROOT/run/shm"
   mnt "$ROOT/tmp" -t tmpfs tmpfs -o mode=1777 || die "cannot mount /tmp"
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+  # This machine's own network: where it reaches the internet through a TLS-inspecting egress with
+  # its own CA (local certificates in /usr/local/share/ca-certificates), the root trusts the same
+  # bundle for Node/npm (apt uses http). A machine on an ordinary network has none and needs none.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null && [[ -r /etc/ssl/certs/ca-certificates.crt ]]; then
+    mkdir -p "$ROOT/etc/ssl" && cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/host-egress-ca.crt" &&
+      EXTRA_ENV="NODE_EXTRA_CA_CERTS=/etc/ssl/host-egress-ca.crt"
+  fi
   rc=0
   step install-make "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends make" ||
     exit 1
