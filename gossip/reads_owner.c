@@ -129,6 +129,28 @@ static int project_page(const ostream_t *s, store_page_t *pg)
     return 0;
 }
 
+/* The stream's projection as the relay sees it (ReadBatch.fields_key): "" every field, else "="
+ * and the allow-list joined by ','. malloc'd; NULL out of memory. */
+static char *fields_key(char **fields)
+{
+    size_t len = 2;
+    for (size_t i = 0; fields && fields[i]; i++)
+        len += strlen(fields[i]) + 1;
+    char *k = malloc(len);
+    if (!k)
+        return NULL;
+    k[0] = '\0';
+    if (fields) {
+        strcpy(k, "=");
+        for (size_t i = 0; fields[i]; i++) {
+            if (i)
+                strcat(k, ",");
+            strcat(k, fields[i]);
+        }
+    }
+    return k;
+}
+
 /* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ. */
 static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, uint64_t last)
 {
@@ -181,13 +203,26 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
         if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
             b.done = 1;
     }
-    if (first)
+    char *fkey = NULL;
+    if (first) {
         b.last_seq = last;
+        b.fields_key = fkey = fields_key(s->fields);
+        if (!fkey) { /* never let a relay guess the projection: no key, no stream */
+            snprintf(msg, sizeof msg, "out of memory on the owner");
+            b.done = 1;
+            b.status = 500;
+            b.error = msg;
+            b.lines = (ProtobufCBinaryData){0, NULL};
+            b.fields_key = "";
+            n = 0;
+        }
+    }
     b.batch_no = ++s->sent;
     if (send_now(r, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base) == 0) {
         BUMP(r, batches_sent, 1);
         BUMP(r, records_sent, (uint64_t)n);
     }
+    free(fkey);
     s->last_sent = now;
     if (n > 0) {
         s->next_seq += (uint64_t)n;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <signal.h>
 #include <unistd.h>
@@ -1002,6 +1003,149 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     json_decref(bs);
     free(alice);
     free(bob);
+    free(padmin);
+}
+
+/* ---------------------------------------------------------------- shared live feeds (grants2) */
+
+/* A grant on payments/settled for the holder of tok (a growth token) to fields (a JSON array),
+ * requested through growth and decided on payments; its grant id into gid. */
+static void grant_fields(const char *tok, const char *padmin, const char *fields, char gid[64])
+{
+    char body[256], path[256], rid[64];
+    long st = 0;
+    snprintf(body, sizeof body, "{\"product\":\"payments/settled\",\"purpose\":\"feed\",\"fields\":%s}", fields);
+    json_t *j = call("POST", &B, "/v1/access/requests", tok, body, &st);
+    cr_assert_eq(st, 201, "%s", jstr(j, "detail"));
+    snprintf(rid, sizeof rid, "%s", jstr(j, "id"));
+    json_decref(j);
+    seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
+    snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
+    j = call("POST", &A, path, padmin, "{\"days\":1}", &st);
+    cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
+    snprintf(gid, 64, "%s", jstr(j, "id"));
+    json_decref(j);
+}
+
+typedef struct {
+    pid_t pid;
+    char out[64], err[64];
+} fsub_t;
+
+/* `trib subscribe payments/settled --from 1` through node via with token, its output in files. */
+static void fsub_start(fsub_t *s, h_node_t *via, const char *token)
+{
+    snprintf(s->out, sizeof s->out, "/tmp/trib-fsub-out-XXXXXX");
+    snprintf(s->err, sizeof s->err, "/tmp/trib-fsub-err-XXXXXX");
+    int fd = mkstemp(s->out), efd = mkstemp(s->err);
+    cr_assert(fd >= 0 && efd >= 0);
+    s->pid = fork();
+    cr_assert_geq(s->pid, 0);
+    if (s->pid == 0) {
+        dup2(fd, 1);
+        dup2(efd, 2);
+        setenv("TRIB_NODE", via->url, 1);
+        setenv("TRIB_TOKEN", token, 1);
+        execl(h_trib_path(), h_trib_path(), "subscribe", "payments/settled", "--from", "1", (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    close(efd);
+}
+
+static void fsub_stop(fsub_t *s)
+{
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, NULL, 0);
+    unlink(s->out);
+    unlink(s->err);
+}
+
+typedef struct {
+    fsub_t *s;
+    int want;
+} fsub_lines_t;
+
+static int fsub_has(void *ctx)
+{
+    fsub_lines_t *c = ctx;
+    char *b = h_read_file(c->s->out, NULL);
+    int n = 0;
+    for (char *p = b; p && *p; p++)
+        n += *p == '\n';
+    free(b);
+    return n >= c->want;
+}
+
+/* Every line of s's output is a record with exactly the fields in want (NULL-ended); n lines. */
+static void fsub_projected(fsub_t *s, const char *who, const char *const *want, int n)
+{
+    char *b = h_read_file(s->out, NULL);
+    cr_assert_not_null(b);
+    int lines = 0;
+    for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        json_t *r = json_loads(line, 0, NULL);
+        cr_assert(json_is_object(r), "%s: not a record: %s", who, line);
+        size_t k = 0;
+        for (; want[k]; k++)
+            cr_assert(json_object_get(r, want[k]), "%s: record without its field %s: %s", who, want[k], line);
+        cr_assert_eq(json_object_size(r), k, "%s received fields beyond its grant: %s", who, line);
+        json_decref(r);
+    }
+    cr_assert_eq(lines, n, "%s: %d records, want %d", who, lines, n);
+    free(b);
+}
+
+/* Issue 11 "the owner decides" / field allow-lists: two growth consumers with grants on different
+ * fields stream the same confidential product through growth (one relay, so the feed would be
+ * shared): each only ever receives its own fields, in the catch-up and in the live part. */
+Test(flow, shared_feed_projects_each_subscriber_to_its_own_grant, .fini = h_cleanup_all, .timeout = 180)
+{
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    publish_settled(&A);
+    char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
+    long st = 0;
+    json_t *j = call("POST", &A, "/v1/products/payments/settled/records", padmin,
+                     "{\"txn_id\":\"t1\",\"amount_minor\":100,\"currency\":\"EUR\"}\n", &st);
+    cr_assert_eq(st, 201, "append: %ld %s", st, jstr(j, "detail"));
+    json_decref(j);
+    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
+    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char *carol = issue(&B, "carol@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char ga[64], gc[64];
+    grant_fields(alice, padmin, "[\"txn_id\",\"amount_minor\"]", ga);
+    grant_fields(carol, padmin, "[\"txn_id\",\"currency\"]", gc);
+    const char *rpath = "/v1/products/payments/settled/records";
+    status_cond_t ok_a = {&B, rpath, alice, 200}, ok_c = {&B, rpath, carol, 200};
+    cr_assert(h_wait(status_is, &ok_a, 10000) && h_wait(status_is, &ok_c, 10000), "the grants do not hold");
+
+    /* alice first: the relay's feed opens with her token; carol joins after her */
+    fsub_t sa, sc;
+    fsub_start(&sa, &B, alice);
+    fsub_lines_t la = {&sa, 1}, lc = {&sc, 1};
+    cr_assert(h_wait(fsub_has, &la, 20000), "alice's stream did not start");
+    fsub_start(&sc, &B, carol);
+    cr_assert(h_wait(fsub_has, &lc, 20000), "carol's stream did not start");
+    /* records appended now reach both through the relay's live side */
+    for (int i = 2; i <= 4; i++) {
+        char rec[128];
+        snprintf(rec, sizeof rec, "{\"txn_id\":\"t%d\",\"amount_minor\":%d,\"currency\":\"SEK\"}\n", i, i * 100);
+        j = call("POST", &A, "/v1/products/payments/settled/records", padmin, rec, &st);
+        cr_assert_eq(st, 201, "append: %ld %s", st, jstr(j, "detail"));
+        json_decref(j);
+    }
+    la.want = lc.want = 4;
+    cr_assert(h_wait(fsub_has, &la, 20000), "alice's stream stopped");
+    cr_assert(h_wait(fsub_has, &lc, 20000), "carol's stream stopped");
+    static const char *const FA[] = {"txn_id", "amount_minor", NULL}, *const FC[] = {"txn_id", "currency", NULL};
+    fsub_projected(&sa, "alice", FA, 4);
+    fsub_projected(&sc, "carol", FC, 4);
+    fsub_stop(&sa);
+    fsub_stop(&sc);
+    free(alice);
+    free(carol);
     free(padmin);
 }
 
