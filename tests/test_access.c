@@ -894,7 +894,7 @@ static int status_is(void *ctx)
  * forwarded token of a routed read with grants_check_read, projects with project_ndjson and audits;
  * a read through growth is then allowed with the grant and carries only its fields, refused
  * without one, and refused again within seconds of the revocation. Until the records route
- * enforces classification (this build: node/auth.c not merged) the test is skipped, saying so. */
+ * enforces classification the test is skipped, saying so. Each routed read is audited on the owner. */
 Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, .timeout = 180)
 {
     cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
@@ -972,32 +972,37 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     status_cond_t after = {&B, rpath, alice, 403};
     cr_assert(h_wait(status_is, &after, 10000), "alice still reads through growth 10 s after the revocation");
 
-    cr_skip_test("grant decisions and the projection hold end to end; routed reads are not yet audited on "
-                 "the owner (grants_check_read/grants_audit_served are not called from node/auth.c's owner check "
-                 "on this build), so the audit part of this test does not run");
-    /* the owner's audit: the allowed read with its records and entry node, and the refusals */
+    /* the owner's audit (grants2): each routed read decided on payments, with the entry node (growth),
+     * the subject, the grant and the records served; the refusals with their code */
     json_t *bs = h_get_json(B.url, "/v1/status", NULL);
     const char *bid = jstr(bs, "node_id");
-    json_t *au = call("GET", &A, "/v1/audit?limit=100", padmin, NULL, &st);
+    cr_assert_eq(strlen(bid), 64, "growth's node id: %s", bid);
+    json_t *au = call("GET", &A, "/v1/audit?limit=200", padmin, NULL, &st);
     cr_assert_eq(st, 200);
-    int allowed = 0, refused = 0;
+    int allowed = 0, refused = 0, revoked_seen = 0;
     size_t i;
     json_t *e;
     json_array_foreach(au, i, e)
     {
-        if (strcmp(jstr(e, "action"), "read") != 0)
+        if (strcmp(jstr(e, "action"), "read") != 0 || strcmp(jstr(e, "entry_node"), bid) != 0)
             continue;
+        cr_assert_str_eq(jstr(e, "product"), "payments/settled");
         if (json_is_true(json_object_get(e, "allowed"))) {
             allowed++;
-            cr_assert_eq(json_integer_value(json_object_get(e, "records")), 2);
+            cr_assert_eq(json_integer_value(json_object_get(e, "records")), 2, "records served: %s",
+                         json_dumps(e, 0));
             cr_assert_str_eq(jstr(e, "grant"), gid);
             cr_assert_str_eq(jstr(e, "subject"), "alice@growth");
-            cr_assert_str_eq(jstr(e, "entry_node"), bid, "the audit names the node the consumer asked");
+            cr_assert_eq(strlen(jstr(e, "token_id")), 32, "the token's id (never the token): %s", jstr(e, "token_id"));
         } else {
             refused++;
+            cr_assert_str_eq(jstr(e, "reason"), "grant_required", "%s", json_dumps(e, 0));
+            cr_assert_eq(json_integer_value(json_object_get(e, "records")), 0);
+            revoked_seen += !strcmp(jstr(e, "subject"), "alice@growth");
         }
     }
-    cr_assert_eq(allowed, 1, "allowed reads audited: %d", allowed);
+    cr_assert_geq(allowed, 1, "allowed reads through growth audited on payments: %d", allowed);
+    cr_assert_geq(revoked_seen, 1, "alice's refusals (before the grant, after the revocation) not audited");
     cr_assert_geq(refused, 2, "refused reads audited: %d", refused);
     json_decref(au);
     json_decref(bs);
