@@ -21,6 +21,8 @@
 #include <zmq.h>
 
 #include "gossip/catalog.h"
+#include "gossip/cert.h"
+#include "gossip/charter.h"
 #include "gossip/entry.h"
 #include "gossip/identity.h"
 #include "gossip/log.h"
@@ -1152,6 +1154,149 @@ Test(flow, shared_feed_projects_each_subscriber_to_its_own_grant, .fini = h_clea
     free(alice);
     free(carol);
     free(padmin);
+}
+
+/* ---------------------------------------------------------------- chartered: grants end with the certificate */
+
+/* A token of domain signed by the identity in data dir dir (a node started with --data). */
+static char *issue_in(const char *dir, const char *domain, const char *subject, token_kind_t kind, int64_t ttl_ms)
+{
+    char path[400], err[256];
+    identity_t id;
+    snprintf(path, sizeof path, "%s/identity.key", dir);
+    cr_assert_eq(identity_load_file(path, &id, err, sizeof err), 0, "%s", err);
+    int64_t now = wall_ms();
+    token_spec_t sp = {.subject = subject, .kind = kind, .issued_ms = now, .expires_ms = now + ttl_ms};
+    char *t = NULL;
+    cr_assert_eq(token_issue(&id, domain, &sp, &t, err, sizeof err), 0, "%s", err);
+    identity_wipe(&id);
+    return t;
+}
+
+/* Issue 11: "a grant never outlives its token's issuer's certificate (chartered)". payments' node
+ * certificate ends in 2 days; a 30-day grant it decides expires with the certificate, and the reply
+ * says so; the grant's entry carries that expiry to growth. */
+Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanup_all, .timeout = 180)
+{
+    char work[64] = "/tmp/trib-access-ch-XXXXXX", err[512], path[256], da[128], db[128], ca_path[160], cb_path[160];
+    cr_assert_not_null(mkdtemp(work));
+    identity_t r1, r2, ia, ib;
+    make_identity(&r1, 41);
+    make_identity(&r2, 42);
+    charter_t ch;
+    memset(&ch, 0, sizeof ch);
+    randombytes_buf(ch.fed_id, FED_ID_LEN);
+    memcpy(ch.keys[0].key, r1.pk, ID_PK_LEN);
+    memcpy(ch.keys[1].key, r2.pk, ID_PK_LEN);
+    ch.keys[0].role = ch.keys[1].role = CHARTER_ROLE_ROOT;
+    ch.nkeys = 2;
+    ch.threshold = 2;
+    ch.issued_ms = wall_ms();
+    const identity_t *roots[] = {&r1, &r2};
+    cr_assert_eq(charter_sign(NULL, &ch, roots, 2, err, sizeof err), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/charter.json", work);
+    json_t *cj = charter_to_json(&ch);
+    cr_assert_eq(trust_file_write(path, cj, err, sizeof err), 0, "%s", err);
+    json_decref(cj);
+    int created = 0;
+    snprintf(da, sizeof da, "%s/a", work);
+    snprintf(db, sizeof db, "%s/b", work);
+    cr_assert_eq(mkdir(da, 0700), 0);
+    cr_assert_eq(mkdir(db, 0700), 0);
+    cr_assert_eq(identity_load_or_create(da, &ia, &created, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(identity_load_or_create(db, &ib, &created, err, sizeof err), 0, "%s", err);
+    int64_t t = wall_ms(), a_until = t + 2 * DAY_MS;
+    cert_t ca, cb;
+    cr_assert_eq(cert_issue(&ch, "payments", ia.pk, t - DAY_MS, a_until, 0, roots, 2, &ca, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(cert_issue(&ch, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, 0, roots, 2, &cb, err, sizeof err), 0,
+                 "%s", err);
+    a_until = ca.not_after_ms;
+    snprintf(ca_path, sizeof ca_path, "%s/a.cert", work);
+    snprintf(cb_path, sizeof cb_path, "%s/b.cert", work);
+    json_t *j = cert_to_json(&ca);
+    cr_assert_eq(trust_file_write(ca_path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    j = cert_to_json(&cb);
+    cr_assert_eq(trust_file_write(cb_path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    cert_free(&ca);
+    cert_free(&cb);
+    charter_free(&ch);
+
+    cr_assert_eq(h_node_start(&A, "payments", "--data", da, "--charter", path, "--cert", ca_path, FAST, NULL), 0,
+                 "chartered payments did not start; see %s", A.log);
+    char seed[200];
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, A.peer);
+    cr_assert_eq(h_node_start(&B, "growth", "--data", db, "--charter", path, "--cert", cb_path, "--seed", seed, FAST,
+                              NULL), 0, "chartered growth did not start; see %s", B.log);
+    publish_settled(&A);
+    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    char *padmin = issue_in(da, "payments", "admin@payments", TOKEN_KIND_ADMIN, 3600000);
+    char *alice = issue_in(db, "growth", "alice@growth", TOKEN_KIND_READ, 3600000);
+    long st = 0;
+    j = call("POST", &B, "/v1/access/requests", alice,
+             "{\"product\":\"payments/settled\",\"purpose\":\"churn\",\"fields\":[\"txn_id\"],\"days\":30}", &st);
+    cr_assert_eq(st, 201, "%s", jstr(j, "detail"));
+    char rid[64], gid[64];
+    snprintf(rid, sizeof rid, "%s", jstr(j, "id"));
+    json_decref(j);
+    seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
+    char gpath[128];
+    snprintf(gpath, sizeof gpath, "/v1/access/requests/%s/grant", rid);
+    j = call("POST", &A, gpath, padmin, "{\"days\":30}", &st);
+    cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
+    snprintf(gid, sizeof gid, "%s", jstr(j, "id"));
+    cr_assert_eq(json_integer_value(json_object_get(j, "expires_ms")), a_until,
+                 "a 30-day grant outlives payments' certificate (ends %lld): expires %lld", (long long)a_until,
+                 (long long)json_integer_value(json_object_get(j, "expires_ms")));
+    cr_assert(json_is_true(json_object_get(j, "capped_by_certificate")), "the reply does not say it was capped");
+    cr_assert(strstr(jstr(j, "detail"), "certificate"), "the reply does not say why: %s", jstr(j, "detail"));
+    json_decref(j);
+    /* growth's replica of the grant carries the same expiry */
+    seen_t mine = {&B, "/v1/access/mine", alice, gid, "granted"};
+    cr_assert(h_wait(sees, &mine, 20000), "growth never learned grant %s", gid);
+    j = call("GET", &B, "/v1/access/mine", alice, NULL, &st);
+    size_t i;
+    json_t *o;
+    int found = 0;
+    json_array_foreach(j, i, o)
+    {
+        if (!strcmp(jstr(o, "id"), gid)) {
+            found = 1;
+            cr_assert_eq(json_integer_value(json_object_get(o, "expires_ms")), a_until);
+        }
+    }
+    cr_assert(found);
+    json_decref(j);
+    free(padmin);
+    free(alice);
+    h_cleanup_all();
+    snprintf(path, sizeof path, "rm -rf '%s'", work);
+    cr_assert_eq(system(path), 0);
+}
+
+/* grants_active on a chartered owner: no grant is active once the node's certificate ended, even
+ * one signed with a later expiry (before the cap existed, or by a node whose certificate was renewed
+ * shorter); its reported expiry is never beyond the certificate. */
+Test(index, grants_end_with_the_owners_certificate, .init = ix_setup, .fini = ix_teardown)
+{
+    size_t len;
+    int64_t now = wall_ms();
+    free(sign_change(cgro, TRIB__ACCESS_KIND__ACCESS_REQUEST, REQ1, NULL, "alice@growth", 0, &len));
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ1, GR1, "alice@growth", now + 30 * DAY_MS, &len));
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.st = stores[0];
+    n.cert_not_after_ms = now + DAY_MS;
+    grant_info_t gi;
+    cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now, &gi), 1);
+    cr_assert_eq(gi.expires_ms, now + DAY_MS, "the grant is reported beyond the certificate");
+    cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now + DAY_MS, &gi), 0,
+                 "a grant is active after its issuer's certificate ended");
+    n.cert_not_after_ms = 0; /* open mode: the grant's own expiry */
+    cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now + DAY_MS, &gi), 1);
 }
 
 /* ================================================================ hostile peers */
