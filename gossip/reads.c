@@ -260,6 +260,14 @@ static reads_check_fn owner_check;
 static void *owner_check_ctx;
 
 static reads_fields_fn owner_fields;
+static reads_audit_open_fn owner_audit_open;
+static reads_audit_end_fn owner_audit_end;
+
+void reads_set_owner_audit(reads_audit_open_fn open, reads_audit_end_fn end)
+{
+    owner_audit_open = open;
+    owner_audit_end = end;
+}
 
 void reads_set_owner_fields(reads_fields_fn fn)
 {
@@ -288,6 +296,8 @@ reads_t *reads_new(store_t *st, const char *domain, const reads_config_t *c, con
     r->check = owner_check;
     r->check_ctx = owner_check_ctx;
     r->fields_fn = owner_fields;
+    r->audit_open = owner_audit_open;
+    r->audit_end = owner_audit_end;
     snprintf(r->domain, sizeof r->domain, "%s", domain);
     if (c)
         r->c = *c;

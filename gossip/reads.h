@@ -105,6 +105,16 @@ void reads_set_owner_check(reads_check_fn fn, void *ctx);
  * owner projects each batch to them (storage/project.h). Same ctx as the check; set before the loop. */
 typedef char **(*reads_fields_fn)(void *ctx, const char *product, const uint8_t *token, size_t len);
 void reads_set_owner_fields(reads_fields_fn fn);
+/* grants2: the owner's audit of routed reads (DESIGN §13: decisions on confidential/restricted data
+ * are audited where they are made). open: called on every READ_REQ after the access check, with
+ * the requester's node id (the entry node: the relay the consumer asked), whether it is live, a
+ * relay's authorisation probe (no records), allowed, and the refusal's code; returns a handle the
+ * owner keeps with the stream (NULL: nothing more to audit). end: the stream ended having served
+ * records (why: "" or the code that ended it); it frees handle. Same ctx as the check. */
+typedef void *(*reads_audit_open_fn)(void *ctx, const char *product, const uint8_t *token, size_t len,
+                                     const uint8_t entry[32], int live, int probe, int allowed, const char *kind);
+typedef void (*reads_audit_end_fn)(void *ctx, void *handle, uint64_t records, const char *why);
+void reads_set_owner_audit(reads_audit_open_fn open, reads_audit_end_fn end);
 
 /* ---- readers (HTTP threads) */
 typedef struct {

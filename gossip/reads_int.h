@@ -97,6 +97,8 @@ struct reads {
     reads_check_fn check;           /* the owner's access check (reads_set_owner_check), or NULL */
     void *check_ctx;
     reads_fields_fn fields_fn;      /* grants: the reader's field allow-list (reads_set_owner_fields) */
+    reads_audit_open_fn audit_open; /* grants2: the owner's audit of routed reads (reads_set_owner_audit) */
+    reads_audit_end_fn audit_end;
     atomic_uint_fast64_t owner_streams, owner_live, batches_sent, batches_recv, records_sent, records_recv,
         streams_expired, streams_refused, fail_owner_lost, fail_refused, fail_open_timeout, keepalives_sent,
         credits_sent, overrun;

@@ -34,10 +34,15 @@ struct ostream {
     uint8_t *token;                 /* the consumer's token as forwarded (live: checked again) */
     size_t token_len;
     uint64_t last_check;
+    void *audit;                    /* grants2: the audit handle of this read (reads_set_owner_audit) */
+    uint64_t served;                /* records sent */
+    char why[KIND_MAX];             /* what ended it, when not its end ("token_revoked" ...) */
 };
 
-static void ostream_free(ostream_t *s)
+static void ostream_free(reads_t *r, ostream_t *s)
 {
+    if (s->audit && r->audit_end) /* the owner's audit: the records this read was served */
+        r->audit_end(r->check_ctx, s->audit, s->served, s->why);
     free(s->token);
     for (size_t i = 0; s->fields && s->fields[i]; i++)
         free(s->fields[i]);
@@ -129,6 +134,28 @@ static int project_page(const ostream_t *s, store_page_t *pg)
     return 0;
 }
 
+/* The stream's projection as the relay sees it (ReadBatch.fields_key): "" every field, else "="
+ * and the allow-list joined by ','. malloc'd; NULL out of memory. */
+static char *fields_key(char **fields)
+{
+    size_t len = 2;
+    for (size_t i = 0; fields && fields[i]; i++)
+        len += strlen(fields[i]) + 1;
+    char *k = malloc(len);
+    if (!k)
+        return NULL;
+    k[0] = '\0';
+    if (fields) {
+        strcpy(k, "=");
+        for (size_t i = 0; fields[i]; i++) {
+            if (i)
+                strcat(k, ",");
+            strcat(k, fields[i]);
+        }
+    }
+    return k;
+}
+
 /* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ. */
 static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, uint64_t last)
 {
@@ -181,13 +208,29 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
         if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
             b.done = 1;
     }
-    if (first)
+    char *fkey = NULL;
+    if (first) {
         b.last_seq = last;
+        b.fields_key = fkey = fields_key(s->fields);
+        if (!fkey) { /* never let a relay guess the projection: no key, no stream */
+            snprintf(msg, sizeof msg, "out of memory on the owner");
+            b.done = 1;
+            b.status = 500;
+            b.error = msg;
+            b.lines = (ProtobufCBinaryData){0, NULL};
+            b.fields_key = "";
+            n = 0;
+        }
+    }
     b.batch_no = ++s->sent;
     if (send_now(r, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base) == 0) {
         BUMP(r, batches_sent, 1);
         BUMP(r, records_sent, (uint64_t)n);
+        s->served += (uint64_t)n;
     }
+    if (b.done && b.status && !s->why[0])
+        snprintf(s->why, sizeof s->why, "error %u", (unsigned)b.status);
+    free(fkey);
     s->last_sent = now;
     if (n > 0) {
         s->next_seq += (uint64_t)n;
@@ -224,7 +267,11 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     }
     uint32_t ast;
     char akind[KIND_MAX], amsg[ERR_MAX];
+    /* a relay's authorisation probe of a feed subscriber: a range read past any seq (reads_relay.c) */
+    int probe = q->from_seq == UINT64_MAX - 1 && q->limit == 1 && !q->live;
     if (access_check(r, pid, q->token.data, q->token.len, &ast, akind, amsg) < 0) {
+        if (r->audit_open) /* the owner audits its refusal at once (no handle kept) */
+            r->audit_open(r->check_ctx, pid, q->token.data, q->token.len, sender, q->live, probe, 0, akind);
         BUMP(r, streams_refused, 1);
         reply_error_kind(r, addr, q->stream_id, 1, ast, akind, amsg);
         return;
@@ -298,6 +345,8 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     }
     if (r->fields_fn) /* grants: a grant's field allow-list, projected before records leave */
         s->fields = r->fields_fn(r->check_ctx, pid, q->token.data, q->token.len);
+    if (r->audit_open) /* grants2: audited (with its records) when it ends */
+        s->audit = r->audit_open(r->check_ctx, pid, q->token.data, q->token.len, sender, q->live, probe, 1, "");
     s->next = r->streams;
     r->streams = s;
     atomic_fetch_add(&r->owner_streams, 1);
@@ -312,7 +361,7 @@ static void owner_sweep(reads_t *r)
         ostream_t *s = *p;
         if (s->dead) {
             *p = s->next;
-            ostream_free(s);
+            ostream_free(r, s);
         } else {
             p = &s->next;
         }
@@ -395,6 +444,7 @@ void reads__owner_tick(reads_t *r, uint64_t now, outq_t *q)
         if (s->live && !s->feed && now - s->last_check >= r->c.keepalive_ms) { /* a revoked or expired token ends it */
             s->last_check = now;
             if (access_check(r, s->product, s->token, s->token_len, &ast, akind, amsg) < 0) {
+                snprintf(s->why, sizeof s->why, "%s", akind);
                 reply_error_kind(r, s->peer_addr, s->id, s->sent + 1, ast, akind, amsg);
                 ostream_kill(r, s);
                 continue;
@@ -422,7 +472,7 @@ void reads__owner_free(reads_t *r)
 {
     for (ostream_t *s = r->streams, *n; s; s = n) {
         n = s->next;
-        ostream_free(s);
+        ostream_free(r, s);
     }
     r->streams = NULL;
     store_page_free(&r->page);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sodium.h>
 #include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/reads_int.h"
@@ -78,6 +79,7 @@ struct session {
     uint64_t consumed, acked_sent;
     char *token;                    /* the consumer's token, forwarded in the ReadRequest */
     size_t token_len;
+    uint8_t fkey[16];               /* hash of the owner's ReadBatch.fields_key (from batch 1) */
     pthread_cond_t cv;
 };
 
@@ -85,6 +87,8 @@ struct session {
 struct feed {
     struct feed *next;
     char product[STORE_ID_MAX];
+    uint8_t fkey[16];               /* the projection its subscribers share (session.fkey): the owner
+                                       said each of them gets exactly these fields */
     session_t *up;
     int nsubs, linked;
     ring_rec_t *ring;
@@ -298,6 +302,7 @@ struct reads_reader {
     char *token;                /* the consumer's token (forwarded with every session it opens) */
     size_t token_len;
     uint64_t last_probe;        /* live: when the owner last authorised this subscriber (ms) */
+    uint8_t fkey[16];           /* live: the projection the owner gave this subscriber (its feed's) */
     session_t *s;               /* range session: the read itself, or a live catch-up */
     feed_t *feed;               /* live */
     uint64_t next;              /* live: next seq to deliver */
@@ -440,16 +445,48 @@ static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, 
     return 0;
 }
 
-/* Finds or opens the feed of rd's product and waits for it to be open; mu not held. */
+/* Asks the owner whether rd's token reads the product, and with which projection: a range read
+ * past any seq, which the owner checks and answers "done" with no records. 0 yes (fkey: the
+ * projection's key), -1 with e (the owner's refusal); mu not held. */
+static int reader_ask_owner(reads_reader_t *rd, uint8_t fkey[16], reads_err_t *e)
+{
+    rd->last_probe = clock_ms();
+    if (reader_open_range(rd, UINT64_MAX - 1, 1, NULL, e) < 0)
+        return -1;
+    int wake = 0;
+    pthread_mutex_lock(&rd->r->mu);
+    memcpy(fkey, rd->s->fkey, 16);
+    session_release(rd->r, rd->s, &wake);
+    pthread_mutex_unlock(&rd->r->mu);
+    rd->s = NULL;
+    if (wake)
+        rd->r->io.wake(rd->r->io.ctx);
+    return 0;
+}
+
+static feed_t *feed_find(reads_t *r, const reads_reader_t *rd, const uint8_t fkey[16])
+{
+    feed_t *f = r->feeds;
+    for (; f; f = f->next)
+        if (!strcmp(f->product, rd->product) && !memcmp(f->up->owner, rd->owner_id, 32) &&
+            !memcmp(f->fkey, fkey, 16))
+            break;
+    return f;
+}
+
+/* Finds or opens the feed of rd's product for rd's projection and waits for it to be open; mu not
+ * held. The owner authorises every subscriber first (its probe also names the fields it may
+ * read): a feed is shared only by subscribers the owner projects alike (grants2). */
 static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, reads_err_t *e)
 {
     reads_t *r = rd->r;
     int wake = 0;
+    uint8_t fkey[16];
+    if (reader_ask_owner(rd, fkey, e) < 0)
+        return -1;
+    memcpy(rd->fkey, fkey, 16);
     pthread_mutex_lock(&r->mu);
-    feed_t *f = NULL;
-    for (f = r->feeds; f; f = f->next)
-        if (!strcmp(f->product, rd->product) && !memcmp(f->up->owner, rd->owner_id, 32))
-            break;
+    feed_t *f = feed_find(r, rd, fkey);
     if (!f) {
         if (relay_refuse(r, e) < 0) {
             pthread_mutex_unlock(&r->mu);
@@ -466,6 +503,7 @@ static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, reads_err_t 
             return -1;
         }
         snprintf(f->product, sizeof f->product, "%s", rd->product);
+        memcpy(f->fkey, fkey, 16);
         f->up = s;
         s->feed = f;
         f->ring = ring;
@@ -475,26 +513,6 @@ static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, reads_err_t 
         r->feeds = f;
         r->nfeeds++;
         wake = 1;
-    }
-    int probe = !wake; /* joining a feed opened for someone else: the owner authorises this subscriber */
-    if (probe) {
-        pthread_mutex_unlock(&r->mu);
-        /* A range read past any seq: the owner checks the token and answers "done", no records. */
-        if (reader_open_range(rd, UINT64_MAX - 1, 1, NULL, e) < 0)
-            return -1;
-        pthread_mutex_lock(&r->mu);
-        session_release(r, rd->s, &wake);
-        rd->s = NULL;
-        rd->last_probe = clock_ms();
-        for (f = r->feeds; f; f = f->next) /* the feed may have failed meanwhile */
-            if (!strcmp(f->product, rd->product) && !memcmp(f->up->owner, rd->owner_id, 32))
-                break;
-        if (!f) {
-            pthread_mutex_unlock(&r->mu);
-            if (wake)
-                r->io.wake(r->io.ctx);
-            return reader_join_feed(rd, last_seq, e);
-        }
     }
     f->nsubs++;
     r->nsubs++;
@@ -582,20 +600,18 @@ static void stage_from_ring(reads_reader_t *rd, feed_t *f)
     }
 }
 
-/* Asks the owner whether rd's token still reads the product: a range read past any seq, which
- * the owner checks and answers "done" with no records. 0 yes, -1 with e (the owner's refusal). */
+/* Asks the owner whether rd's token still reads the product with the feed's projection. 0 yes,
+ * -1 with e (the owner's refusal, or "grant_changed": its fields are not the feed's any more). */
 static int reader_probe(reads_reader_t *rd, reads_err_t *e)
 {
-    rd->last_probe = clock_ms();
-    if (reader_open_range(rd, UINT64_MAX - 1, 1, NULL, e) < 0)
+    uint8_t fkey[16];
+    if (reader_ask_owner(rd, fkey, e) < 0)
         return -1;
-    int wake = 0;
-    pthread_mutex_lock(&rd->r->mu);
-    session_release(rd->r, rd->s, &wake);
-    pthread_mutex_unlock(&rd->r->mu);
-    rd->s = NULL;
-    if (wake)
-        rd->r->io.wake(rd->r->io.ctx);
+    if (memcmp(fkey, rd->fkey, 16) != 0) {
+        reads__err_set(e, 403, "grant_changed", "the fields %s lets this token read of %s changed: open the stream again",
+                       rd->owner_desc, rd->product);
+        return -1;
+    }
     return 0;
 }
 
@@ -801,6 +817,16 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
     if (!s->opened) {
         s->opened = 1;
         s->last_seq = b->last_seq;
+        const char *k = b->fields_key ? b->fields_key : "";
+        crypto_generichash(s->fkey, sizeof s->fkey, (const uint8_t *)k, strlen(k), NULL, 0);
+        if (s->feed && memcmp(s->fkey, s->feed->fkey, sizeof s->fkey) != 0) {
+            /* the grant changed between the subscriber's probe and this open: never fill the ring
+             * with records projected for anyone but the feed's subscribers */
+            session_fail(r, s, 503, "grant_changed", "the fields %s lets this token read changed: open the stream again",
+                         s->owner_desc);
+            reads__outq_cancel(q, s->owner_addr, s->id);
+            return 0;
+        }
         s->next_seq = n ? b->first_seq : expect_first;
         if (s->feed)
             s->feed->first = s->feed->end = s->next_seq;

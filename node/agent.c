@@ -72,6 +72,7 @@ static int load_trust(node_t *a, char *err, size_t errlen)
     cert_serial_text(own_cert.serial, serial);
     trust_time_text(own_cert.not_after_ms, until);
     log_info("chartered: domain '%s' certified for this node (serial %s, valid until %s)", c->domain, serial, until);
+    a->cert_not_after_ms = own_cert.not_after_ms; /* grants2: a grant never outlives it */
     return 0;
 }
 

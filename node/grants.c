@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/charter.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "gossip/token.h"
@@ -362,6 +363,7 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
     if (!j)
         return;
     Trib__AccessRow *req = NULL, *d = NULL;
+    int capped = 0;
     pthread_mutex_lock(&decide_mu);
     int rc = store_access_get(n->st, "r", request_id, &req);
     if (rc == STORE_NOTFOUND) {
@@ -410,6 +412,10 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
         a.operations = q->operations;
         a.n_operations = q->n_operations;
         a.expires_ms = wall_ms() + (int64_t)a.days * DAY_MS;
+        if (n->cert_not_after_ms > 0 && a.expires_ms > n->cert_not_after_ms) {
+            a.expires_ms = n->cert_not_after_ms; /* chartered: never beyond the issuer's certificate */
+            capped = 1;
+        }
     } else {
         if (body_text(j, "reason", &reason, r) != 0)
             goto out;
@@ -429,6 +435,14 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
             r->body = grant_json(g, wall_ms());
             trib__access_row__free_unpacked(g, NULL);
         }
+    }
+    if (r->body && capped) {
+        char until[32];
+        trust_time_text(n->cert_not_after_ms, until);
+        json_object_set_new(r->body, "capped_by_certificate", json_true());
+        json_object_set_new(r->body, "detail",
+                            json_sprintf("the grant expires at %s, when this node's certificate ends, not after %u "
+                                         "days: a grant never outlives its issuer's certificate", until, a.days));
     }
     r->status = r->body ? 200 : 500;
     if (!r->body)

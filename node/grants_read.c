@@ -57,8 +57,12 @@ int grants_active(node_t *n, const char *subject, const char *product_id, int64_
     active_ctx c = {.now = now_ms, .out = out ? out : &scratch};
     if (!n || !subject || !product_id || !store_access_subject_domain(subject, c.sdomain))
         return 0;
+    if (n->cert_not_after_ms > 0 && now_ms >= n->cert_not_after_ms)
+        return 0; /* chartered: no grant outlives this node's (its issuer's) certificate */
     if (store_access_grants_of(n->st, subject, product_id, active_cb, &c) != 0)
         return -1;
+    if (c.found && n->cert_not_after_ms > 0 && c.out->expires_ms > n->cert_not_after_ms)
+        c.out->expires_ms = n->cert_not_after_ms;
     return c.found;
 }
 

@@ -1175,6 +1175,7 @@ int http_listen(node_t *a, char *err, size_t errlen)
         return -1;
     reads_set_owner_check(auth_owner_check, a);
     reads_set_owner_fields(http_access_owner_fields);   /* grants: project routed reads */
+    reads_set_owner_audit(http_access_audit_open, http_access_audit_end);   /* grants2: audit them */
     char host[128];
     int port;
     if (config_split_addr(a->cfg.http, host, sizeof host, &port) < 0) {

@@ -5,11 +5,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "gossip/identity.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
 #include "gossip/token.h"
@@ -157,6 +160,92 @@ unsigned http_access(node_t *n, struct MHD_Connection *c, access_op_t op, const 
         return error(out, 404, "not_found", "no such access operation");
     }
     return finish(&r, out);
+}
+
+/* ------------------------------------------------------------------ routed reads: the owner's audit */
+
+#define PROBE_AUDIT_MS 600000
+#define PROBE_SLOTS 256
+static pthread_mutex_t probe_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint8_t key[16];
+    int64_t at;
+} probe_seen[PROBE_SLOTS];
+
+/* 1 when an allowed probe of (token id, entry, product) was not audited within PROBE_AUDIT_MS. */
+static int probe_first(const char *token_id, const char *entry, const char *product, int64_t now)
+{
+    uint8_t k[16];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof k);
+    crypto_generichash_update(&st, (const uint8_t *)token_id, strlen(token_id) + 1);
+    crypto_generichash_update(&st, (const uint8_t *)entry, strlen(entry) + 1);
+    crypto_generichash_update(&st, (const uint8_t *)product, strlen(product));
+    crypto_generichash_final(&st, k, sizeof k);
+    size_t slot = ((size_t)k[0] | (size_t)k[1] << 8) % PROBE_SLOTS;
+    pthread_mutex_lock(&probe_mu);
+    int first = memcmp(probe_seen[slot].key, k, sizeof k) != 0 || now - probe_seen[slot].at >= PROBE_AUDIT_MS;
+    if (first) {
+        memcpy(probe_seen[slot].key, k, sizeof k);
+        probe_seen[slot].at = now;
+    }
+    pthread_mutex_unlock(&probe_mu);
+    return first;
+}
+
+void *http_access_audit_open(void *ctx, const char *product, const uint8_t *token, size_t len, const uint8_t entry[32],
+                             int live, int probe, int allowed, const char *kind)
+{
+    node_t *n = ctx;
+    store_product_t p;
+    char cls[16] = "internal";
+    if (store_product_get(n->st, product, &p) == 0)
+        auth_classification(n, product, p.manifest_seq, cls);
+    if (strcmp(cls, "confidential") != 0 && strcmp(cls, "restricted") != 0)
+        return NULL; /* only decisions on confidential and restricted data are audited */
+    grants_read_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    token_claims_t cl;
+    auth_err_t e;
+    if (token && len && auth_verify(n, (const char *)token, len, &cl, &e) == 0) {
+        snprintf(d->subject, sizeof d->subject, "%s", cl.subject);
+        snprintf(d->token_id, sizeof d->token_id, "%s", cl.id);
+        if (allowed)
+            grants_active(n, cl.subject, product, auth_now_ms(), &d->grant);
+    }
+    snprintf(d->product_id, sizeof d->product_id, "%s", product);
+    identity_hex(entry, d->entry_node);
+    snprintf(d->action, sizeof d->action, "%s", live || probe ? "stream" : "read");
+    d->allowed = allowed;
+    d->audited = 1;
+    if (!allowed || probe) {
+        if (allowed && !probe_first(d->token_id, d->entry_node, product, auth_now_ms())) {
+            free(d);
+            return NULL;
+        }
+        audit_event_t ev = {.time_ms = auth_now_ms(), .subject = d->subject, .token_id = d->token_id,
+                            .grant_id = d->grant.grant_id, .product_id = product, .entry_node = d->entry_node,
+                            .action = d->action, .records = 0, .allowed = allowed,
+                            .reason = allowed ? "a relay's feed subscriber, authorised by the owner" : kind};
+        audit_record(n, &ev);
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void http_access_audit_end(void *ctx, void *handle, uint64_t records, const char *why)
+{
+    grants_read_t *d = handle;
+    char reason[96];
+    snprintf(reason, sizeof reason, "%s%s%s", d->grant.nfields ? "projected to the grant's fields" : "",
+             why && *why && d->grant.nfields ? "; " : "", why && *why ? why : "");
+    audit_event_t ev = {.time_ms = auth_now_ms(), .subject = d->subject, .token_id = d->token_id,
+                        .grant_id = d->grant.grant_id, .product_id = d->product_id, .entry_node = d->entry_node,
+                        .action = d->action, .records = records, .allowed = 1, .reason = reason};
+    audit_record(ctx, &ev);
+    free(d);
 }
 
 char **http_access_owner_fields(void *ctx, const char *product, const uint8_t *token, size_t len)

@@ -35,6 +35,15 @@ unsigned http_access(struct node *n, struct MHD_Connection *c, access_op_t op, c
  * confidential or restricted and the token is of another domain, else NULL (every field). */
 char **http_access_owner_fields(void *ctx, const char *product, const uint8_t *token, size_t len);
 
+/* grants2, the owner's audit of routed reads (gossip/reads.h reads_audit_open_fn / _end_fn; ctx is
+ * the node): reads of confidential and restricted products are audited with the subject, token
+ * id, grant, records served and the entry node (the relay the consumer asked); a refusal at once,
+ * an allowed read when it ends. A relay's authorisation probe of a feed subscriber is audited when
+ * refused, and when allowed once per subscriber and entry node every PROBE_AUDIT_MS. */
+void *http_access_audit_open(void *ctx, const char *product, const uint8_t *token, size_t len, const uint8_t entry[32],
+                             int live, int probe, int allowed, const char *kind);
+void http_access_audit_end(void *ctx, void *handle, uint64_t records, const char *why);
+
 /* grants, a local read on the owner that node/auth.c allowed: 1 when it relies on a grant (the
  * token is another domain's, the product confidential or restricted), with *out for
  * stream_set_grant (projection to the grant's fields, audit with the records served); else 0. */

@@ -37,6 +37,8 @@ typedef struct node {
     struct policy_node *policy;     /* policy sets and compliance (node/policy_node.h); NULL: none */
     time_t started;
     int lock_fd;                    /* DATA/agent.lock, held for the node's life (-1: none) */
+    int64_t cert_not_after_ms;      /* chartered: this node's certificate ends (0: open mode); grants
+                                       never outlive it (node/grants.c) */
     /* Live readers wait here for appends (records or catalog) instead of polling. */
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -14,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <signal.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "gossip/catalog.h"
+#include "gossip/cert.h"
+#include "gossip/charter.h"
 #include "gossip/entry.h"
 #include "gossip/identity.h"
 #include "gossip/log.h"
@@ -893,7 +896,7 @@ static int status_is(void *ctx)
  * forwarded token of a routed read with grants_check_read, projects with project_ndjson and audits;
  * a read through growth is then allowed with the grant and carries only its fields, refused
  * without one, and refused again within seconds of the revocation. Until the records route
- * enforces classification (this build: node/auth.c not merged) the test is skipped, saying so. */
+ * enforces classification the test is skipped, saying so. Each routed read is audited on the owner. */
 Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, .timeout = 180)
 {
     cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
@@ -971,38 +974,329 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     status_cond_t after = {&B, rpath, alice, 403};
     cr_assert(h_wait(status_is, &after, 10000), "alice still reads through growth 10 s after the revocation");
 
-    cr_skip_test("grant decisions and the projection hold end to end; routed reads are not yet audited on "
-                 "the owner (grants_check_read/grants_audit_served are not called from node/auth.c's owner check "
-                 "on this build), so the audit part of this test does not run");
-    /* the owner's audit: the allowed read with its records and entry node, and the refusals */
+    /* the owner's audit (grants2): each routed read decided on payments, with the entry node (growth),
+     * the subject, the grant and the records served; the refusals with their code */
     json_t *bs = h_get_json(B.url, "/v1/status", NULL);
     const char *bid = jstr(bs, "node_id");
-    json_t *au = call("GET", &A, "/v1/audit?limit=100", padmin, NULL, &st);
+    cr_assert_eq(strlen(bid), 64, "growth's node id: %s", bid);
+    json_t *au = call("GET", &A, "/v1/audit?limit=200", padmin, NULL, &st);
     cr_assert_eq(st, 200);
-    int allowed = 0, refused = 0;
+    int allowed = 0, refused = 0, revoked_seen = 0;
     size_t i;
     json_t *e;
     json_array_foreach(au, i, e)
     {
-        if (strcmp(jstr(e, "action"), "read") != 0)
+        if (strcmp(jstr(e, "action"), "read") != 0 || strcmp(jstr(e, "entry_node"), bid) != 0)
             continue;
+        cr_assert_str_eq(jstr(e, "product"), "payments/settled");
         if (json_is_true(json_object_get(e, "allowed"))) {
             allowed++;
-            cr_assert_eq(json_integer_value(json_object_get(e, "records")), 2);
+            cr_assert_eq(json_integer_value(json_object_get(e, "records")), 2, "records served: %s",
+                         json_dumps(e, 0));
             cr_assert_str_eq(jstr(e, "grant"), gid);
             cr_assert_str_eq(jstr(e, "subject"), "alice@growth");
-            cr_assert_str_eq(jstr(e, "entry_node"), bid, "the audit names the node the consumer asked");
+            cr_assert_eq(strlen(jstr(e, "token_id")), 32, "the token's id (never the token): %s", jstr(e, "token_id"));
         } else {
             refused++;
+            cr_assert_str_eq(jstr(e, "reason"), "grant_required", "%s", json_dumps(e, 0));
+            cr_assert_eq(json_integer_value(json_object_get(e, "records")), 0);
+            revoked_seen += !strcmp(jstr(e, "subject"), "alice@growth");
         }
     }
-    cr_assert_eq(allowed, 1, "allowed reads audited: %d", allowed);
+    cr_assert_geq(allowed, 1, "allowed reads through growth audited on payments: %d", allowed);
+    cr_assert_geq(revoked_seen, 1, "alice's refusals (before the grant, after the revocation) not audited");
     cr_assert_geq(refused, 2, "refused reads audited: %d", refused);
     json_decref(au);
     json_decref(bs);
     free(alice);
     free(bob);
     free(padmin);
+}
+
+/* ---------------------------------------------------------------- shared live feeds (grants2) */
+
+/* A grant on payments/settled for the holder of tok (a growth token) to fields (a JSON array),
+ * requested through growth and decided on payments; its grant id into gid. */
+static void grant_fields(const char *tok, const char *padmin, const char *fields, char gid[64])
+{
+    char body[256], path[256], rid[64];
+    long st = 0;
+    snprintf(body, sizeof body, "{\"product\":\"payments/settled\",\"purpose\":\"feed\",\"fields\":%s}", fields);
+    json_t *j = call("POST", &B, "/v1/access/requests", tok, body, &st);
+    cr_assert_eq(st, 201, "%s", jstr(j, "detail"));
+    snprintf(rid, sizeof rid, "%s", jstr(j, "id"));
+    json_decref(j);
+    seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
+    snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
+    j = call("POST", &A, path, padmin, "{\"days\":1}", &st);
+    cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
+    snprintf(gid, 64, "%s", jstr(j, "id"));
+    json_decref(j);
+}
+
+typedef struct {
+    pid_t pid;
+    char out[64], err[64];
+} fsub_t;
+
+/* `trib subscribe payments/settled --from 1` through node via with token, its output in files. */
+static void fsub_start(fsub_t *s, h_node_t *via, const char *token)
+{
+    snprintf(s->out, sizeof s->out, "/tmp/trib-fsub-out-XXXXXX");
+    snprintf(s->err, sizeof s->err, "/tmp/trib-fsub-err-XXXXXX");
+    int fd = mkstemp(s->out), efd = mkstemp(s->err);
+    cr_assert(fd >= 0 && efd >= 0);
+    s->pid = fork();
+    cr_assert_geq(s->pid, 0);
+    if (s->pid == 0) {
+        dup2(fd, 1);
+        dup2(efd, 2);
+        setenv("TRIB_NODE", via->url, 1);
+        setenv("TRIB_TOKEN", token, 1);
+        execl(h_trib_path(), h_trib_path(), "subscribe", "payments/settled", "--from", "1", (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    close(efd);
+}
+
+static void fsub_stop(fsub_t *s)
+{
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, NULL, 0);
+    unlink(s->out);
+    unlink(s->err);
+}
+
+typedef struct {
+    fsub_t *s;
+    int want;
+} fsub_lines_t;
+
+static int fsub_has(void *ctx)
+{
+    fsub_lines_t *c = ctx;
+    char *b = h_read_file(c->s->out, NULL);
+    int n = 0;
+    for (char *p = b; p && *p; p++)
+        n += *p == '\n';
+    free(b);
+    return n >= c->want;
+}
+
+/* Every line of s's output is a record with exactly the fields in want (NULL-ended); n lines. */
+static void fsub_projected(fsub_t *s, const char *who, const char *const *want, int n)
+{
+    char *b = h_read_file(s->out, NULL);
+    cr_assert_not_null(b);
+    int lines = 0;
+    for (char *line = strtok(b, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        json_t *r = json_loads(line, 0, NULL);
+        cr_assert(json_is_object(r), "%s: not a record: %s", who, line);
+        size_t k = 0;
+        for (; want[k]; k++)
+            cr_assert(json_object_get(r, want[k]), "%s: record without its field %s: %s", who, want[k], line);
+        cr_assert_eq(json_object_size(r), k, "%s received fields beyond its grant: %s", who, line);
+        json_decref(r);
+    }
+    cr_assert_eq(lines, n, "%s: %d records, want %d", who, lines, n);
+    free(b);
+}
+
+/* Issue 11 "the owner decides" / field allow-lists: two growth consumers with grants on different
+ * fields stream the same confidential product through growth (one relay, so the feed would be
+ * shared): each only ever receives its own fields, in the catch-up and in the live part. */
+Test(flow, shared_feed_projects_each_subscriber_to_its_own_grant, .fini = h_cleanup_all, .timeout = 180)
+{
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    publish_settled(&A);
+    char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
+    long st = 0;
+    json_t *j = call("POST", &A, "/v1/products/payments/settled/records", padmin,
+                     "{\"txn_id\":\"t1\",\"amount_minor\":100,\"currency\":\"EUR\"}\n", &st);
+    cr_assert_eq(st, 201, "append: %ld %s", st, jstr(j, "detail"));
+    json_decref(j);
+    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
+    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char *carol = issue(&B, "carol@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char ga[64], gc[64];
+    grant_fields(alice, padmin, "[\"txn_id\",\"amount_minor\"]", ga);
+    grant_fields(carol, padmin, "[\"txn_id\",\"currency\"]", gc);
+    const char *rpath = "/v1/products/payments/settled/records";
+    status_cond_t ok_a = {&B, rpath, alice, 200}, ok_c = {&B, rpath, carol, 200};
+    cr_assert(h_wait(status_is, &ok_a, 10000) && h_wait(status_is, &ok_c, 10000), "the grants do not hold");
+
+    /* alice first: the relay's feed opens with her token; carol joins after her */
+    fsub_t sa, sc;
+    fsub_start(&sa, &B, alice);
+    fsub_lines_t la = {&sa, 1}, lc = {&sc, 1};
+    cr_assert(h_wait(fsub_has, &la, 20000), "alice's stream did not start");
+    fsub_start(&sc, &B, carol);
+    cr_assert(h_wait(fsub_has, &lc, 20000), "carol's stream did not start");
+    /* records appended now reach both through the relay's live side */
+    for (int i = 2; i <= 4; i++) {
+        char rec[128];
+        snprintf(rec, sizeof rec, "{\"txn_id\":\"t%d\",\"amount_minor\":%d,\"currency\":\"SEK\"}\n", i, i * 100);
+        j = call("POST", &A, "/v1/products/payments/settled/records", padmin, rec, &st);
+        cr_assert_eq(st, 201, "append: %ld %s", st, jstr(j, "detail"));
+        json_decref(j);
+    }
+    la.want = lc.want = 4;
+    cr_assert(h_wait(fsub_has, &la, 20000), "alice's stream stopped");
+    cr_assert(h_wait(fsub_has, &lc, 20000), "carol's stream stopped");
+    static const char *const FA[] = {"txn_id", "amount_minor", NULL}, *const FC[] = {"txn_id", "currency", NULL};
+    fsub_projected(&sa, "alice", FA, 4);
+    fsub_projected(&sc, "carol", FC, 4);
+    fsub_stop(&sa);
+    fsub_stop(&sc);
+    free(alice);
+    free(carol);
+    free(padmin);
+}
+
+/* ---------------------------------------------------------------- chartered: grants end with the certificate */
+
+/* A token of domain signed by the identity in data dir dir (a node started with --data). */
+static char *issue_in(const char *dir, const char *domain, const char *subject, token_kind_t kind, int64_t ttl_ms)
+{
+    char path[400], err[256];
+    identity_t id;
+    snprintf(path, sizeof path, "%s/identity.key", dir);
+    cr_assert_eq(identity_load_file(path, &id, err, sizeof err), 0, "%s", err);
+    int64_t now = wall_ms();
+    token_spec_t sp = {.subject = subject, .kind = kind, .issued_ms = now, .expires_ms = now + ttl_ms};
+    char *t = NULL;
+    cr_assert_eq(token_issue(&id, domain, &sp, &t, err, sizeof err), 0, "%s", err);
+    identity_wipe(&id);
+    return t;
+}
+
+/* Issue 11: "a grant never outlives its token's issuer's certificate (chartered)". payments' node
+ * certificate ends in 2 days; a 30-day grant it decides expires with the certificate, and the reply
+ * says so; the grant's entry carries that expiry to growth. */
+Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanup_all, .timeout = 180)
+{
+    char work[64] = "/tmp/trib-access-ch-XXXXXX", err[512], path[256], da[128], db[128], ca_path[160], cb_path[160];
+    cr_assert_not_null(mkdtemp(work));
+    identity_t r1, r2, ia, ib;
+    make_identity(&r1, 41);
+    make_identity(&r2, 42);
+    charter_t ch;
+    memset(&ch, 0, sizeof ch);
+    randombytes_buf(ch.fed_id, FED_ID_LEN);
+    memcpy(ch.keys[0].key, r1.pk, ID_PK_LEN);
+    memcpy(ch.keys[1].key, r2.pk, ID_PK_LEN);
+    ch.keys[0].role = ch.keys[1].role = CHARTER_ROLE_ROOT;
+    ch.nkeys = 2;
+    ch.threshold = 2;
+    ch.issued_ms = wall_ms();
+    const identity_t *roots[] = {&r1, &r2};
+    cr_assert_eq(charter_sign(NULL, &ch, roots, 2, err, sizeof err), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/charter.json", work);
+    json_t *cj = charter_to_json(&ch);
+    cr_assert_eq(trust_file_write(path, cj, err, sizeof err), 0, "%s", err);
+    json_decref(cj);
+    int created = 0;
+    snprintf(da, sizeof da, "%s/a", work);
+    snprintf(db, sizeof db, "%s/b", work);
+    cr_assert_eq(mkdir(da, 0700), 0);
+    cr_assert_eq(mkdir(db, 0700), 0);
+    cr_assert_eq(identity_load_or_create(da, &ia, &created, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(identity_load_or_create(db, &ib, &created, err, sizeof err), 0, "%s", err);
+    int64_t t = wall_ms(), a_until = t + 2 * DAY_MS;
+    cert_t ca, cb;
+    cr_assert_eq(cert_issue(&ch, "payments", ia.pk, t - DAY_MS, a_until, 0, roots, 2, &ca, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(cert_issue(&ch, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, 0, roots, 2, &cb, err, sizeof err), 0,
+                 "%s", err);
+    a_until = ca.not_after_ms;
+    snprintf(ca_path, sizeof ca_path, "%s/a.cert", work);
+    snprintf(cb_path, sizeof cb_path, "%s/b.cert", work);
+    json_t *j = cert_to_json(&ca);
+    cr_assert_eq(trust_file_write(ca_path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    j = cert_to_json(&cb);
+    cr_assert_eq(trust_file_write(cb_path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    cert_free(&ca);
+    cert_free(&cb);
+    charter_free(&ch);
+
+    cr_assert_eq(h_node_start(&A, "payments", "--data", da, "--charter", path, "--cert", ca_path, FAST, NULL), 0,
+                 "chartered payments did not start; see %s", A.log);
+    char seed[200];
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, A.peer);
+    cr_assert_eq(h_node_start(&B, "growth", "--data", db, "--charter", path, "--cert", cb_path, "--seed", seed, FAST,
+                              NULL), 0, "chartered growth did not start; see %s", B.log);
+    publish_settled(&A);
+    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    char *padmin = issue_in(da, "payments", "admin@payments", TOKEN_KIND_ADMIN, 3600000);
+    char *alice = issue_in(db, "growth", "alice@growth", TOKEN_KIND_READ, 3600000);
+    long st = 0;
+    j = call("POST", &B, "/v1/access/requests", alice,
+             "{\"product\":\"payments/settled\",\"purpose\":\"churn\",\"fields\":[\"txn_id\"],\"days\":30}", &st);
+    cr_assert_eq(st, 201, "%s", jstr(j, "detail"));
+    char rid[64], gid[64];
+    snprintf(rid, sizeof rid, "%s", jstr(j, "id"));
+    json_decref(j);
+    seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
+    char gpath[128];
+    snprintf(gpath, sizeof gpath, "/v1/access/requests/%s/grant", rid);
+    j = call("POST", &A, gpath, padmin, "{\"days\":30}", &st);
+    cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
+    snprintf(gid, sizeof gid, "%s", jstr(j, "id"));
+    cr_assert_eq(json_integer_value(json_object_get(j, "expires_ms")), a_until,
+                 "a 30-day grant outlives payments' certificate (ends %lld): expires %lld", (long long)a_until,
+                 (long long)json_integer_value(json_object_get(j, "expires_ms")));
+    cr_assert(json_is_true(json_object_get(j, "capped_by_certificate")), "the reply does not say it was capped");
+    cr_assert(strstr(jstr(j, "detail"), "certificate"), "the reply does not say why: %s", jstr(j, "detail"));
+    json_decref(j);
+    /* growth's replica of the grant carries the same expiry */
+    seen_t mine = {&B, "/v1/access/mine", alice, gid, "granted"};
+    cr_assert(h_wait(sees, &mine, 20000), "growth never learned grant %s", gid);
+    j = call("GET", &B, "/v1/access/mine", alice, NULL, &st);
+    size_t i;
+    json_t *o;
+    int found = 0;
+    json_array_foreach(j, i, o)
+    {
+        if (!strcmp(jstr(o, "id"), gid)) {
+            found = 1;
+            cr_assert_eq(json_integer_value(json_object_get(o, "expires_ms")), a_until);
+        }
+    }
+    cr_assert(found);
+    json_decref(j);
+    free(padmin);
+    free(alice);
+    h_cleanup_all();
+    snprintf(path, sizeof path, "rm -rf '%s'", work);
+    cr_assert_eq(system(path), 0);
+}
+
+/* grants_active on a chartered owner: no grant is active once the node's certificate ended, even
+ * one signed with a later expiry (before the cap existed, or by a node whose certificate was renewed
+ * shorter); its reported expiry is never beyond the certificate. */
+Test(index, grants_end_with_the_owners_certificate, .init = ix_setup, .fini = ix_teardown)
+{
+    size_t len;
+    int64_t now = wall_ms();
+    free(sign_change(cgro, TRIB__ACCESS_KIND__ACCESS_REQUEST, REQ1, NULL, "alice@growth", 0, &len));
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ1, GR1, "alice@growth", now + 30 * DAY_MS, &len));
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.st = stores[0];
+    n.cert_not_after_ms = now + DAY_MS;
+    grant_info_t gi;
+    cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now, &gi), 1);
+    cr_assert_eq(gi.expires_ms, now + DAY_MS, "the grant is reported beyond the certificate");
+    cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now + DAY_MS, &gi), 0,
+                 "a grant is active after its issuer's certificate ended");
+    n.cert_not_after_ms = 0; /* open mode: the grant's own expiry */
+    cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now + DAY_MS, &gi), 1);
 }
 
 /* ================================================================ hostile peers */
