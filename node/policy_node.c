@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "gossip/fedlog.h"
+#include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
@@ -43,7 +45,8 @@ typedef struct prod {
     int state;
     int indexed;                  /* the state the search index's compliance facet holds */
     int dirty;                    /* on the dirty list (state != indexed) */
-    uint64_t set_version;
+    uint64_t set_version;         /* the set that judged it (0: none was in force at its time) */
+    uint64_t judged_gen;          /* the store's generation when judged */
     char *violations;             /* JSON array text, or NULL */
     struct prod *next;
 } prod_t;
@@ -153,14 +156,20 @@ static cursor_t *cursor_locked(struct policy_node *p, const char *domain)
 typedef struct {
     int state;
     char *violations;
-    uint64_t version;
+    uint64_t version, gen;
 } verdict_t;
 
-static void judge(const policy_set_t *ps, uint64_t version, const Trib__Manifest *m, const policy_ctx_t *ctx,
-                  verdict_t *out)
+/* ps NULL: no set was in force at the entry's time, nothing to break (compliant, version 0). */
+static void judge(const policy_set_t *ps, uint64_t version, uint64_t gen, const Trib__Manifest *m,
+                  const policy_ctx_t *ctx, verdict_t *out)
 {
     memset(out, 0, sizeof *out);
     out->version = version;
+    out->gen = gen;
+    if (!ps) {
+        out->state = ST_COMPLIANT;
+        return;
+    }
     json_t *doc = policy_doc_of(m);
     policy_report_t rep = { 0 };
     if (!doc || policy_eval(ps, doc, ctx, &rep) != 0) {
@@ -184,6 +193,7 @@ static void set_verdict_locked(struct policy_node *p, prod_t *x, verdict_t *v)
     x->violations = v->violations;
     x->state = v->state;
     x->set_version = v->version;
+    x->judged_gen = v->gen;
     v->violations = NULL;
     if (x->state != x->indexed && !x->dirty) {
         if (p->ndirty == p->capdirty) {
@@ -265,14 +275,18 @@ static int collect(void *ctx, uint64_t seq, const uint8_t *b, size_t len)
     return bt->n == SCAN_BATCH;
 }
 
-/* One accepted entry of domain at seq: updates the product's history and judges a manifest. */
-static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_t version, const char *domain,
-                          uint64_t seq, const uint8_t *bytes, size_t len)
+/* One accepted entry of domain at seq: updates the product's history and judges a manifest
+ * with the set in force at the entry's time. */
+static void process_entry(struct policy_node *p, const char *domain, uint64_t seq, const uint8_t *bytes, size_t len)
 {
+    const policy_set_t *ps = NULL;
+    policy_info_t info = { 0 };
+    uint64_t gen = 0;
     Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
     Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
     if (!ce)
         goto out;
+    ps = policy_store_get_at(p->store, ce->time_ms, &info, &gen);   /* gen 0: no set ever, nothing judged */
     /* change is a oneof (a union): which member is set is change_case's to say. Other kinds of
      * entry are not product changes. */
     int is_manifest = ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST,
@@ -307,8 +321,8 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
         policy_report_t rep = { 0 };
         if (ps && policy_eval_retire(ps, &rc, &rep) == 0 && rep.n) {
             json_t *a = policy_report_json(&rep);
-            verdict_t v = { .state = rep.nerrors ? ST_NON_COMPLIANT : ST_COMPLIANT, .version = version,
-                            .violations = a ? json_dumps(a, JSON_COMPACT) : NULL };
+            verdict_t v = { .state = rep.nerrors ? ST_NON_COMPLIANT : ST_COMPLIANT, .version = info.version,
+                            .gen = gen, .violations = a ? json_dumps(a, JSON_COMPACT) : NULL };
             json_decref(a);
             pthread_mutex_lock(&p->mu);
             if (x->manifest_seq == mseq)
@@ -339,9 +353,9 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
         x->status_ms = ce->time_ms;
     }
     pthread_mutex_unlock(&p->mu);
-    if (ps) {
+    if (gen) {
         verdict_t v;
-        judge(ps, version, ce->manifest, &ctx, &v);
+        judge(ps, info.version, gen, ce->manifest, &ctx, &v);
         pthread_mutex_lock(&p->mu);
         if (x->manifest_seq == seq)
             set_verdict_locked(p, x, &v);
@@ -350,6 +364,7 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
         atomic_fetch_add(&p->n_checked, 1);
     }
 out:
+    policy_store_put(p->store, ps);
     if (ce)
         trib__catalog_entry__free_unpacked(ce, NULL);
     if (se)
@@ -386,8 +401,6 @@ static int add_head(void *ctx, const char *domain, const store_head_t *h)
  * (so a publish waiting for its own domain waits for one batch, not a whole catch-up). */
 static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t head)
 {
-    policy_info_t info;
-    const policy_set_t *ps = policy_store_get(p->store, &info);
     for (;;) {
         pthread_mutex_lock(&p->scan_mu);
         pthread_mutex_lock(&p->mu);
@@ -402,7 +415,7 @@ static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t 
         long got = store_catalog_scan(p->n->st, domain, from, SCAN_BYTES, collect, &bt);
         for (size_t i = 0; i < bt.n; i++) {
             if (bt.seq[i] == from + i)
-                process_entry(p, ps, info.version, domain, bt.seq[i], bt.bytes[i], bt.len[i]);
+                process_entry(p, domain, bt.seq[i], bt.bytes[i], bt.len[i]);
             free(bt.bytes[i]);
         }
         if (got <= 0 || bt.n == 0) {
@@ -417,7 +430,6 @@ static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t 
         pthread_mutex_unlock(&p->scan_mu);
         flush_index(p);
     }
-    policy_store_put(p->store, ps);
 }
 
 static void catch_up(struct policy_node *p, const char *only)
@@ -446,7 +458,7 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
 {
     uint64_t t0 = (uint64_t)wall_ms();
     policy_info_t info;
-    const policy_set_t *ps = policy_store_get(p->store, &info);
+    policy_store_put(p->store, policy_store_get(p->store, &info));   /* for the log line */
     pthread_mutex_lock(&p->mu);
     size_t n = 0;
     snap_t *s = calloc(p->nprods ? p->nprods : 1, sizeof *s);
@@ -481,10 +493,12 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
         free(bytes);
         if (ce && ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST) {
             verdict_t v = { 0 };
-            if (ps) {
-                s[i].ctx.prev_status = s[i].prev[0] ? s[i].prev : NULL;
-                judge(ps, info.version, ce->manifest, &s[i].ctx, &v);
-            }
+            policy_info_t at;
+            uint64_t g = 0;   /* the set in force at the entry's time */
+            const policy_set_t *ps = policy_store_get_at(p->store, s[i].ctx.now_ms, &at, &g);
+            s[i].ctx.prev_status = s[i].prev[0] ? s[i].prev : NULL;
+            judge(ps, at.version, g, ce->manifest, &s[i].ctx, &v);
+            policy_store_put(p->store, ps);
             pthread_mutex_lock(&p->mu);
             prod_t *x = find_locked(p, s[i].id);
             if (x && x->manifest_seq == s[i].seq)
@@ -499,7 +513,6 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
             trib__signed_entry__free_unpacked(se, NULL);
     }
     free(s);
-    policy_store_put(p->store, ps);
     flush_index(p);
     pthread_mutex_lock(&p->mu);
     if (!atomic_load(&p->stop))
@@ -785,9 +798,9 @@ json_t *policy_node_compliance(node_t *n, const char *id)
     int state = x ? x->state : ST_UNCHECKED;
     json_error_t je;
     json_t *v = x && x->violations ? json_loads(x->violations, 0, &je) : NULL;
-    uint64_t ver = x ? x->set_version : 0;
+    uint64_t ver = x ? x->set_version : 0, jg = x ? x->judged_gen : 0;
     pthread_mutex_unlock(&p->mu);
-    if (state == ST_UNCHECKED || ver != info.version) {
+    if (state == ST_UNCHECKED || jg != policy_store_generation(p->store)) {
         json_decref(v);
         return json_pack("{s:s,s:I}", "state", "unchecked", "policy_version", (json_int_t)info.version);
     }
@@ -814,6 +827,7 @@ json_t *policy_node_report(node_t *n, const char *domain)
         return json_pack("{s:I,s:I,s:I,s:b,s:o}", "policy_version", (json_int_t)0, "products", (json_int_t)0,
                          "non_compliant", (json_int_t)0, "pending", 0, "domains", domains);
     size_t dl = domain ? strlen(domain) : 0;
+    uint64_t gen = policy_store_generation(p->store);
     pthread_mutex_lock(&p->mu);
     size_t cap = 16, k = 0, total = 0, unchecked = 0;
     nc_t *list = malloc(cap * sizeof *list);
@@ -822,9 +836,9 @@ json_t *policy_node_report(node_t *n, const char *domain)
             if (!x->manifest_seq)
                 continue;
             total++;
-            if (x->state == ST_UNCHECKED || x->set_version != info.version)
+            if (x->state == ST_UNCHECKED || x->judged_gen != gen)
                 unchecked++;
-            if (x->state != ST_NON_COMPLIANT || x->set_version != info.version)
+            if (x->state != ST_NON_COMPLIANT || x->judged_gen != gen)
                 continue;
             if (dl && (strncmp(x->id, domain, dl) != 0 || x->id[dl] != '/'))
                 continue;
@@ -897,6 +911,29 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
     return rc;
 }
 
+/* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409),
+ * then, on a chartered node, handed to the federation log as an operator's submission: it
+ * verifies it again through the policy hook (policy_node_offer: in force here), stores it and
+ * pushes it to every node. Without a federation log (not started yet) the set is put in force
+ * here only. */
+static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    struct policy_node *p = n->policy;
+    fedlog_t *f = p->ch && n->gossip ? gossip_fedlog(n->gossip) : NULL;
+    if (!f)
+        return policy_node_offer(n, bytes, len, err, errlen);
+    int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
+    if (rc != 0) {
+        atomic_fetch_add(&p->n_offer_refused, 1);
+        return rc;
+    }
+    fedlog_result_t r;
+    if (fedlog_offer(f, bytes, len, NULL, &r) == 0)
+        return 0;   /* the hook counted it */
+    snprintf(err, errlen, "%s", r.err);
+    return r.reason == FEDLOG_R_POLICY ? POLICY_REFUSED_STALE : POLICY_REFUSED_BAD;   /* raced with another set */
+}
+
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
 {
     struct policy_node *p = n->policy;
@@ -934,7 +971,7 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
             return 400;
         }
         json_decref(j);
-        rc = policy_node_offer(n, bytes, got, err, sizeof err);
+        rc = submit_signed(n, bytes, got, err, sizeof err);
         free(bytes);
     } else {
         if (p->ch) {
@@ -979,10 +1016,11 @@ void policy_node_metrics(node_t *n, FILE *f)
     const policy_set_t *ps = policy_store_get(p->store, &info);
     policy_store_put(p->store, ps);
     size_t nc = 0;
+    uint64_t gen = policy_store_generation(p->store);
     pthread_mutex_lock(&p->mu);
     for (size_t b = 0; b < p->nbuckets; b++)
         for (prod_t *x = p->buckets[b]; x; x = x->next)
-            nc += x->state == ST_NON_COMPLIANT && x->set_version == info.version;
+            nc += x->state == ST_NON_COMPLIANT && x->judged_gen == gen;
     pthread_mutex_unlock(&p->mu);
     fprintf(f, "# TYPE trib_policy_version gauge\ntrib_policy_version %llu\n", (unsigned long long)info.version);
     fprintf(f, "# TYPE trib_policy_non_compliant gauge\ntrib_policy_non_compliant %zu\n", nc);
