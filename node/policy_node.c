@@ -73,7 +73,8 @@ struct policy_node {
     size_t ndirty, capdirty;
     uint64_t checked_gen;         /* set generation every product has been judged against */
     atomic_int rechecking;
-    atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_checked, n_recheck_ms;
+    atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_offer_history, n_checked,
+        n_recheck_ms;
 };
 
 static int64_t wall_ms(void)
@@ -900,6 +901,19 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
         return -1;
     }
     int rc = policy_offer(p->store, bytes, len, p->ch, err, errlen);
+    if (rc == POLICY_REFUSED_STALE) {
+        /* an older set than the one in force (a peer's, arriving late): kept as history, so this
+         * node judges entries of its time as the others do, and held by the federation log so
+         * every node converges on the same sets. An operator's older set is refused before
+         * (submit_signed). */
+        char why[400];
+        if (policy_store_add_history(p->store, bytes, len, p->ch, why, sizeof why) == 0) {
+            atomic_fetch_add(&p->n_offer_history, 1);
+            log_info("policy: an older signed set kept as history (%s); re-checking", err);
+            node_notify(n);
+            return 0;
+        }
+    }
     atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
     if (rc == 0) {
         policy_info_t info = { 0 };
@@ -920,13 +934,13 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
 {
     struct policy_node *p = n->policy;
     fedlog_t *f = p->ch && n->gossip ? gossip_fedlog(n->gossip) : NULL;
-    if (!f)
-        return policy_node_offer(n, bytes, len, err, errlen);
     int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
     if (rc != 0) {
         atomic_fetch_add(&p->n_offer_refused, 1);
         return rc;
     }
+    if (!f)
+        return policy_node_offer(n, bytes, len, err, errlen);
     fedlog_result_t r;
     if (fedlog_offer(f, bytes, len, NULL, &r) == 0)
         return 0;   /* the hook counted it */
@@ -1027,8 +1041,10 @@ void policy_node_metrics(node_t *n, FILE *f)
     fprintf(f, "# TYPE trib_policy_publish_refused_total counter\ntrib_policy_publish_refused_total %llu\n",
             (unsigned long long)atomic_load(&p->n_refused_publish));
     fprintf(f, "# TYPE trib_policy_sets_total counter\ntrib_policy_sets_total{result=\"accepted\"} %llu\n"
-               "trib_policy_sets_total{result=\"refused\"} %llu\n",
-            (unsigned long long)atomic_load(&p->n_offer_accepted), (unsigned long long)atomic_load(&p->n_offer_refused));
+               "trib_policy_sets_total{result=\"refused\"} %llu\n"
+               "trib_policy_sets_total{result=\"history\"} %llu\n",
+            (unsigned long long)atomic_load(&p->n_offer_accepted), (unsigned long long)atomic_load(&p->n_offer_refused),
+            (unsigned long long)atomic_load(&p->n_offer_history));
     fprintf(f, "# TYPE trib_policy_checks_total counter\ntrib_policy_checks_total %llu\n",
             (unsigned long long)atomic_load(&p->n_checked));
     fprintf(f, "# TYPE trib_policy_recheck_last_ms gauge\ntrib_policy_recheck_last_ms %llu\n",

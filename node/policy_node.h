@@ -52,7 +52,9 @@ json_t *policy_node_show(node_t *n);
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply);
 /* The federation log's door for signed sets (TrustSigned bytes): 0 accepted, else a
  * POLICY_REFUSED_* code (node/policy_store.h) with err. Puts a new set in force and wakes the
- * compliance thread to re-check every product. */
+ * compliance thread to re-check every product; a verified set older than the one in force and
+ * not held yet (a peer's, arriving late) is kept as history (0), so every node judges an entry
+ * with the same set. */
 int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
 /* The node's store of sets (for policy_offer); NULL before policy_node_start. */

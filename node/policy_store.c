@@ -454,7 +454,8 @@ int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, cons
 {
     policy_signed_t ps;
     if (!ch) {
-        snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified");
+        snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified; "
+                 "give the YAML with --policy FILE instead");
         return POLICY_REFUSED_OPEN;
     }
     int rc = policy_verify(bytes, len, ch, &ps, err, errlen);
@@ -468,6 +469,56 @@ int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, cons
     }
     policy_signed_free(&ps);
     return rc;
+}
+
+int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                             size_t errlen)
+{
+    policy_signed_t ps;
+    if (!ch) {
+        snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified");
+        return POLICY_REFUSED_OPEN;
+    }
+    int rc = policy_verify(bytes, len, ch, &ps, err, errlen);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    int known = s->cur && ps.info.version >= s->cur->info.version;
+    for (size_t i = 0; !known && i < s->nhist; i++)
+        known = s->hist[i]->info.version == ps.info.version;
+    int too_old = s->nhist == POLICY_HISTORY_MAX && ps.info.version < s->hist[0]->info.version;
+    pthread_mutex_unlock(&s->mu);
+    if (known || too_old) {
+        snprintf(err, errlen, "policy set version %llu: %s", (unsigned long long)ps.info.version,
+                 known ? "already held (in force or in the history)" : "older than the history kept");
+        policy_signed_free(&ps);
+        return POLICY_REFUSED_STALE;
+    }
+    if (s->dir[0]) {
+        char hp[700];
+        snprintf(hp, sizeof hp, "%s/" HIST_FMT, s->dir, (unsigned long long)ps.info.version);
+        if (write_atomic(hp, bytes, len, err, errlen) != 0) {
+            policy_signed_free(&ps);
+            return -1;
+        }
+        prune_history_files(s);
+    }
+    held_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        policy_signed_free(&ps);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->ps = ps.ps;
+    h->text = ps.text;
+    h->info = ps.info;
+    pthread_mutex_lock(&s->mu);
+    h->next = s->all;
+    s->all = h;
+    hist_add_locked(s, h);
+    s->gen++;   /* verdicts of entries from its time may change */
+    pthread_mutex_unlock(&s->mu);
+    return 0;
 }
 
 int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,

@@ -85,6 +85,12 @@ int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const char
 /* What policy_offer would say, without installing anything: 0 or POLICY_REFUSED_* with err. */
 int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                        size_t errlen);
+/* A verified set older than the one in force, not yet held (a peer's, arriving after a newer
+ * one): added to the history only (persisted; the generation increases, so entries of its time
+ * are judged again). 0, or POLICY_REFUSED_* with err (STALE: in force or held already, or older
+ * than the whole history kept). */
+int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                             size_t errlen);
 /* Open mode: the operator's YAML (tests must pass; version above the one in force unless
  * nothing is). 0, POLICY_REFUSED_BAD or POLICY_REFUSED_STALE with err. */
 int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,

@@ -565,10 +565,36 @@ Test(policy_sig, the_set_in_force_at_a_time, .init = sig_setup, .fini = sig_tear
     cr_assert_eq(policy_offer(s, v2, l2, &ch, err, sizeof err), 0, "%s", err);
     cr_expect_eq(policy_store_check(s, v1, l1, &ch, err, sizeof err), POLICY_REFUSED_STALE, "check: older");
     cr_expect_eq(policy_store_check(s, v3, l3, &ch, err, sizeof err), 0, "check: newer: %s", err);
+    /* a set older than the one in force that arrives late is kept as history, once */
+    size_t l15;
+    raw_issued = T0 + 15 * day;
+    uint8_t *v15 = raw_signed("version: 15\nrules: []\n", ch.fed_id, two, 2, &l15);
+    raw_issued = 0;
+    cr_assert_eq(policy_offer(s, v15, l15, &ch, err, sizeof err), 0, "%s", err);   /* v15 in force */
+    cr_expect_eq(policy_store_add_history(s, v2, l2, &ch, err, sizeof err), POLICY_REFUSED_STALE, "was in force");
+    cr_assert_eq(policy_offer(s, v3, l3, &ch, err, sizeof err), POLICY_REFUSED_STALE);
+    uint64_t g0 = policy_store_generation(s);
+    cr_assert_eq(policy_store_add_history(s, v3, l3, &ch, err, sizeof err), 0, "%s", err);
+    cr_expect_gt(policy_store_generation(s), g0, "verdicts of its time must be judged again");
+    cr_expect_eq(policy_store_add_history(s, v3, l3, &ch, err, sizeof err), POLICY_REFUSED_STALE, "held already");
+    cr_expect_eq(policy_store_add_history(s, v15, l15, &ch, err, sizeof err), POLICY_REFUSED_STALE, "in force");
+    cr_expect_eq(policy_store_add_history(s, v1, 3, &ch, err, sizeof err), POLICY_REFUSED_BAD, "garbage");
+    /* now: v1 from T0+10d, v15 (effective T0+15d) over v2 and v3 (T0+20d, 30d): the highest
+     * version in effect */
+    const policy_set_t *p15 = policy_store_get_at(s, T0 + 25 * day, NULL, NULL);
+    cr_expect_eq(p15 ? policy_version(p15) : 0, 15, "the highest version in effect at a time wins");
+    policy_store_put(s, p15);
+    policy_store_close(&s);
+    s = policy_store_open(dir, &ch, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    p15 = policy_store_get_at(s, T0 + 12 * day, NULL, NULL);
+    cr_expect_eq(p15 ? policy_version(p15) : 0, 1, "the history after a reopen");
+    policy_store_put(s, p15);
+    free(v15);
     for (int round = 0; round < 2; round++) {
         const struct { int64_t t; uint64_t want; } at[] = {
-            { T0, 0 }, { T0 + 10 * day - 1, 0 }, { T0 + 10 * day, 1 }, { T0 + 15 * day, 1 },
-            { T0 + 20 * day - 1, 1 }, { T0 + 20 * day, 2 }, { T0 + 300 * day, 2 },
+            { T0, 0 }, { T0 + 10 * day - 1, 0 }, { T0 + 10 * day, 1 }, { T0 + 15 * day - 1, 1 },
+            { T0 + 15 * day, 15 }, { T0 + 300 * day, 15 },
         };
         for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
             policy_info_t info;
@@ -585,7 +611,7 @@ Test(policy_sig, the_set_in_force_at_a_time, .init = sig_setup, .fini = sig_tear
         cr_assert_not_null(s, "%s", err);
     }
     /* bounded: the oldest sets fall out */
-    for (int v = 4; v < 4 + POLICY_HISTORY_MAX; v++) {
+    for (int v = 16; v < 16 + POLICY_HISTORY_MAX; v++) {
         size_t l;
         raw_issued = T0 + (int64_t)(30 + v) * day;
         uint8_t *e = raw_signed(set_v(v), ch.fed_id, two, 2, &l);
@@ -594,7 +620,7 @@ Test(policy_sig, the_set_in_force_at_a_time, .init = sig_setup, .fini = sig_tear
     }
     raw_issued = 0;
     const policy_set_t *ps = policy_store_get_at(s, T0 + 25 * day, NULL, NULL);
-    cr_expect_null(ps, "version 2 fell out of a history of %d", POLICY_HISTORY_MAX);
+    cr_expect_null(ps, "versions 1, 2 and 15 fell out of a history of %d", POLICY_HISTORY_MAX);
     policy_store_put(s, ps);
     policy_store_close(&s);
     free(v1), free(v2), free(v3);
