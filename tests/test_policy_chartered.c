@@ -4,7 +4,9 @@
  * publish breaking an error rule is then refused 422; an entry older than the set's effective
  * time is judged by the set in force at its time (none here), not by the current one; a set
  * signed by a key that is not a governance key, and an older version, are refused with their
- * status, code and counter, and the node keeps serving.
+ * status, code and counter, and the node keeps serving; through POST /v1/federation/objects the
+ * forged set is refused 422 (counted by the log) and the older one is held as history on every
+ * node, not put in force.
  *
  * Owns: a temp dir under /tmp (removed), the processes it starts (stopped). */
 #include <criterion/criterion.h>
@@ -179,6 +181,24 @@ static void forge_set(const char *yaml, const char *keyfile, const char *out)
     charter_free(&ch);
 }
 
+typedef struct {
+    h_node_t *nodes;
+} hist_wait_t;
+
+/* Every node holds two policy sets in its federation log and counted one kept as history. */
+static int all_hold_history(void *ctx)
+{
+    hist_wait_t *w = ctx;
+    for (int i = 0; i < 3; i++) {
+        json_t *j = h_get_json(w->nodes[i].url, "/v1/federation", NULL);
+        long held = (long)json_integer_value(json_object_get(j, "policies"));
+        json_decref(j);
+        if (held != 2 || h_metric(w->nodes[i].url, "trib_policy_sets_total{result=\"history\"}") != 1)
+            return 0;
+    }
+    return 1;
+}
+
 static void expect_serving(h_node_t *n)
 {
     long st = 0;
@@ -314,6 +334,23 @@ Test(policy_chartered, submit_on_one_node_reaches_every_node_and_is_enforced)
     json_decref(r);
     cr_expect_eq(h_metric(nodes[1].url, "trib_policy_sets_total{result=\"refused\"}"), before + 3);
     expect_serving(&nodes[1]);
+
+    /* through the federation log's door: the forged set is refused there too (422, counted); the
+     * older set is held as history and carried to every node, not put in force */
+    body = h_read_file(P("evil.policy"), &len);
+    st = http_json("POST", &nodes[1], "/v1/federation/objects", "application/json", body, &r);
+    free(body);
+    cr_expect_eq(st, 422, "a forged set as a federation object: %ld", st);
+    cr_expect_str_eq(json_string_value(json_object_get(r, "error")) ?: "", "policy_refused");
+    json_decref(r);
+    cr_expect_geq(h_metric(nodes[1].url, "trib_fedlog_refused_total{kind=\"policy\",reason=\"policy_refused\"}"), 1);
+    body = h_read_file(P("company.policy"), &len);
+    st = http_json("POST", &nodes[1], "/v1/federation/objects", "application/json", body, &r);
+    free(body);
+    cr_expect_eq(st, 201, "the older set as a federation object: %ld", st);
+    json_decref(r);
+    hist_wait_t hw = { nodes };
+    cr_expect(h_wait(all_hold_history, &hw, 15000), "version 1 did not reach every node's history");
     vw.version = 2;
     cr_expect(all_have_version(&vw), "a refused set changed the set in force somewhere");
     free(yaml);
