@@ -672,13 +672,14 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
     if (!p)
         return NODE_OK;
     policy_info_t info;
-    const policy_set_t *ps = policy_store_get(p->store, &info);
+    int64_t now = wall_ms();   /* the set in effect now: the one the entry will be judged by on accept */
+    const policy_set_t *ps = policy_store_get_at(p->store, now, &info, NULL);
     if (!ps)
         return NODE_OK;
     catch_up(p, m->domain);   /* this product's history up to the last entry written here */
     char id[STORE_ID_MAX];
     snprintf(id, sizeof id, "%s/%s", m->domain, m->name);
-    policy_ctx_t ctx = { .now_ms = wall_ms() };
+    policy_ctx_t ctx = { .now_ms = now };
     char prev[16] = "";
     pthread_mutex_lock(&p->mu);
     prod_t *x = find_locked(p, id);
@@ -728,7 +729,8 @@ node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r
     if (!p)
         return NODE_OK;
     policy_info_t info;
-    const policy_set_t *ps = policy_store_get(p->store, &info);
+    int64_t now = wall_ms();
+    const policy_set_t *ps = policy_store_get_at(p->store, now, &info, NULL);
     if (!ps)
         return NODE_OK;
     char domain[64];
@@ -736,7 +738,7 @@ node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r
     snprintf(domain, sizeof domain, "%.*s", slash ? (int)(slash - id) : 0, id);
     catch_up(p, domain);
     char prev[16] = "";
-    policy_ctx_t ctx = { .now_ms = wall_ms() };
+    policy_ctx_t ctx = { .now_ms = now };
     pthread_mutex_lock(&p->mu);
     prod_t *x = find_locked(p, id);
     if (x && x->manifest_seq) {
@@ -770,7 +772,7 @@ int policy_node_grant_check(node_t *n, const char *classification, int64_t days,
     struct policy_node *p = n->policy;
     *violations = NULL;
     policy_info_t info;
-    const policy_set_t *ps = p ? policy_store_get(p->store, &info) : NULL;
+    const policy_set_t *ps = p ? policy_store_get_at(p->store, wall_ms(), &info, NULL) : NULL;
     if (!ps)
         return 0;
     policy_report_t rep = { 0 };
