@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "gossip/fedlog.h"
+#include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
@@ -43,7 +45,8 @@ typedef struct prod {
     int state;
     int indexed;                  /* the state the search index's compliance facet holds */
     int dirty;                    /* on the dirty list (state != indexed) */
-    uint64_t set_version;
+    uint64_t set_version;         /* the set that judged it (0: none was in force at its time) */
+    uint64_t judged_gen;          /* the store's generation when judged */
     char *violations;             /* JSON array text, or NULL */
     struct prod *next;
 } prod_t;
@@ -70,7 +73,8 @@ struct policy_node {
     size_t ndirty, capdirty;
     uint64_t checked_gen;         /* set generation every product has been judged against */
     atomic_int rechecking;
-    atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_checked, n_recheck_ms;
+    atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_offer_history, n_checked,
+        n_recheck_ms;
 };
 
 static int64_t wall_ms(void)
@@ -153,14 +157,20 @@ static cursor_t *cursor_locked(struct policy_node *p, const char *domain)
 typedef struct {
     int state;
     char *violations;
-    uint64_t version;
+    uint64_t version, gen;
 } verdict_t;
 
-static void judge(const policy_set_t *ps, uint64_t version, const Trib__Manifest *m, const policy_ctx_t *ctx,
-                  verdict_t *out)
+/* ps NULL: no set was in force at the entry's time, nothing to break (compliant, version 0). */
+static void judge(const policy_set_t *ps, uint64_t version, uint64_t gen, const Trib__Manifest *m,
+                  const policy_ctx_t *ctx, verdict_t *out)
 {
     memset(out, 0, sizeof *out);
     out->version = version;
+    out->gen = gen;
+    if (!ps) {
+        out->state = ST_COMPLIANT;
+        return;
+    }
     json_t *doc = policy_doc_of(m);
     policy_report_t rep = { 0 };
     if (!doc || policy_eval(ps, doc, ctx, &rep) != 0) {
@@ -184,6 +194,7 @@ static void set_verdict_locked(struct policy_node *p, prod_t *x, verdict_t *v)
     x->violations = v->violations;
     x->state = v->state;
     x->set_version = v->version;
+    x->judged_gen = v->gen;
     v->violations = NULL;
     if (x->state != x->indexed && !x->dirty) {
         if (p->ndirty == p->capdirty) {
@@ -265,14 +276,18 @@ static int collect(void *ctx, uint64_t seq, const uint8_t *b, size_t len)
     return bt->n == SCAN_BATCH;
 }
 
-/* One accepted entry of domain at seq: updates the product's history and judges a manifest. */
-static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_t version, const char *domain,
-                          uint64_t seq, const uint8_t *bytes, size_t len)
+/* One accepted entry of domain at seq: updates the product's history and judges a manifest
+ * with the set in force at the entry's time. */
+static void process_entry(struct policy_node *p, const char *domain, uint64_t seq, const uint8_t *bytes, size_t len)
 {
+    const policy_set_t *ps = NULL;
+    policy_info_t info = { 0 };
+    uint64_t gen = 0;
     Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
     Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
     if (!ce)
         goto out;
+    ps = policy_store_get_at(p->store, ce->time_ms, &info, &gen);   /* gen 0: no set ever, nothing judged */
     /* change is a oneof (a union): which member is set is change_case's to say. Other kinds of
      * entry are not product changes. */
     int is_manifest = ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST,
@@ -307,8 +322,8 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
         policy_report_t rep = { 0 };
         if (ps && policy_eval_retire(ps, &rc, &rep) == 0 && rep.n) {
             json_t *a = policy_report_json(&rep);
-            verdict_t v = { .state = rep.nerrors ? ST_NON_COMPLIANT : ST_COMPLIANT, .version = version,
-                            .violations = a ? json_dumps(a, JSON_COMPACT) : NULL };
+            verdict_t v = { .state = rep.nerrors ? ST_NON_COMPLIANT : ST_COMPLIANT, .version = info.version,
+                            .gen = gen, .violations = a ? json_dumps(a, JSON_COMPACT) : NULL };
             json_decref(a);
             pthread_mutex_lock(&p->mu);
             if (x->manifest_seq == mseq)
@@ -339,9 +354,9 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
         x->status_ms = ce->time_ms;
     }
     pthread_mutex_unlock(&p->mu);
-    if (ps) {
+    if (gen) {
         verdict_t v;
-        judge(ps, version, ce->manifest, &ctx, &v);
+        judge(ps, info.version, gen, ce->manifest, &ctx, &v);
         pthread_mutex_lock(&p->mu);
         if (x->manifest_seq == seq)
             set_verdict_locked(p, x, &v);
@@ -350,6 +365,7 @@ static void process_entry(struct policy_node *p, const policy_set_t *ps, uint64_
         atomic_fetch_add(&p->n_checked, 1);
     }
 out:
+    policy_store_put(p->store, ps);
     if (ce)
         trib__catalog_entry__free_unpacked(ce, NULL);
     if (se)
@@ -386,8 +402,6 @@ static int add_head(void *ctx, const char *domain, const store_head_t *h)
  * (so a publish waiting for its own domain waits for one batch, not a whole catch-up). */
 static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t head)
 {
-    policy_info_t info;
-    const policy_set_t *ps = policy_store_get(p->store, &info);
     for (;;) {
         pthread_mutex_lock(&p->scan_mu);
         pthread_mutex_lock(&p->mu);
@@ -402,7 +416,7 @@ static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t 
         long got = store_catalog_scan(p->n->st, domain, from, SCAN_BYTES, collect, &bt);
         for (size_t i = 0; i < bt.n; i++) {
             if (bt.seq[i] == from + i)
-                process_entry(p, ps, info.version, domain, bt.seq[i], bt.bytes[i], bt.len[i]);
+                process_entry(p, domain, bt.seq[i], bt.bytes[i], bt.len[i]);
             free(bt.bytes[i]);
         }
         if (got <= 0 || bt.n == 0) {
@@ -417,7 +431,6 @@ static void catch_up_domain(struct policy_node *p, const char *domain, uint64_t 
         pthread_mutex_unlock(&p->scan_mu);
         flush_index(p);
     }
-    policy_store_put(p->store, ps);
 }
 
 static void catch_up(struct policy_node *p, const char *only)
@@ -446,7 +459,7 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
 {
     uint64_t t0 = (uint64_t)wall_ms();
     policy_info_t info;
-    const policy_set_t *ps = policy_store_get(p->store, &info);
+    policy_store_put(p->store, policy_store_get(p->store, &info));   /* for the log line */
     pthread_mutex_lock(&p->mu);
     size_t n = 0;
     snap_t *s = calloc(p->nprods ? p->nprods : 1, sizeof *s);
@@ -481,10 +494,12 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
         free(bytes);
         if (ce && ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST) {
             verdict_t v = { 0 };
-            if (ps) {
-                s[i].ctx.prev_status = s[i].prev[0] ? s[i].prev : NULL;
-                judge(ps, info.version, ce->manifest, &s[i].ctx, &v);
-            }
+            policy_info_t at;
+            uint64_t g = 0;   /* the set in force at the entry's time */
+            const policy_set_t *ps = policy_store_get_at(p->store, s[i].ctx.now_ms, &at, &g);
+            s[i].ctx.prev_status = s[i].prev[0] ? s[i].prev : NULL;
+            judge(ps, at.version, g, ce->manifest, &s[i].ctx, &v);
+            policy_store_put(p->store, ps);
             pthread_mutex_lock(&p->mu);
             prod_t *x = find_locked(p, s[i].id);
             if (x && x->manifest_seq == s[i].seq)
@@ -499,7 +514,6 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
             trib__signed_entry__free_unpacked(se, NULL);
     }
     free(s);
-    policy_store_put(p->store, ps);
     flush_index(p);
     pthread_mutex_lock(&p->mu);
     if (!atomic_load(&p->stop))
@@ -658,13 +672,14 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
     if (!p)
         return NODE_OK;
     policy_info_t info;
-    const policy_set_t *ps = policy_store_get(p->store, &info);
+    int64_t now = wall_ms();   /* the set in effect now: the one the entry will be judged by on accept */
+    const policy_set_t *ps = policy_store_get_at(p->store, now, &info, NULL);
     if (!ps)
         return NODE_OK;
     catch_up(p, m->domain);   /* this product's history up to the last entry written here */
     char id[STORE_ID_MAX];
     snprintf(id, sizeof id, "%s/%s", m->domain, m->name);
-    policy_ctx_t ctx = { .now_ms = wall_ms() };
+    policy_ctx_t ctx = { .now_ms = now };
     char prev[16] = "";
     pthread_mutex_lock(&p->mu);
     prod_t *x = find_locked(p, id);
@@ -714,7 +729,8 @@ node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r
     if (!p)
         return NODE_OK;
     policy_info_t info;
-    const policy_set_t *ps = policy_store_get(p->store, &info);
+    int64_t now = wall_ms();
+    const policy_set_t *ps = policy_store_get_at(p->store, now, &info, NULL);
     if (!ps)
         return NODE_OK;
     char domain[64];
@@ -722,7 +738,7 @@ node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r
     snprintf(domain, sizeof domain, "%.*s", slash ? (int)(slash - id) : 0, id);
     catch_up(p, domain);
     char prev[16] = "";
-    policy_ctx_t ctx = { .now_ms = wall_ms() };
+    policy_ctx_t ctx = { .now_ms = now };
     pthread_mutex_lock(&p->mu);
     prod_t *x = find_locked(p, id);
     if (x && x->manifest_seq) {
@@ -756,7 +772,7 @@ int policy_node_grant_check(node_t *n, const char *classification, int64_t days,
     struct policy_node *p = n->policy;
     *violations = NULL;
     policy_info_t info;
-    const policy_set_t *ps = p ? policy_store_get(p->store, &info) : NULL;
+    const policy_set_t *ps = p ? policy_store_get_at(p->store, wall_ms(), &info, NULL) : NULL;
     if (!ps)
         return 0;
     policy_report_t rep = { 0 };
@@ -785,9 +801,9 @@ json_t *policy_node_compliance(node_t *n, const char *id)
     int state = x ? x->state : ST_UNCHECKED;
     json_error_t je;
     json_t *v = x && x->violations ? json_loads(x->violations, 0, &je) : NULL;
-    uint64_t ver = x ? x->set_version : 0;
+    uint64_t ver = x ? x->set_version : 0, jg = x ? x->judged_gen : 0;
     pthread_mutex_unlock(&p->mu);
-    if (state == ST_UNCHECKED || ver != info.version) {
+    if (state == ST_UNCHECKED || jg != policy_store_generation(p->store)) {
         json_decref(v);
         return json_pack("{s:s,s:I}", "state", "unchecked", "policy_version", (json_int_t)info.version);
     }
@@ -814,6 +830,7 @@ json_t *policy_node_report(node_t *n, const char *domain)
         return json_pack("{s:I,s:I,s:I,s:b,s:o}", "policy_version", (json_int_t)0, "products", (json_int_t)0,
                          "non_compliant", (json_int_t)0, "pending", 0, "domains", domains);
     size_t dl = domain ? strlen(domain) : 0;
+    uint64_t gen = policy_store_generation(p->store);
     pthread_mutex_lock(&p->mu);
     size_t cap = 16, k = 0, total = 0, unchecked = 0;
     nc_t *list = malloc(cap * sizeof *list);
@@ -822,9 +839,9 @@ json_t *policy_node_report(node_t *n, const char *domain)
             if (!x->manifest_seq)
                 continue;
             total++;
-            if (x->state == ST_UNCHECKED || x->set_version != info.version)
+            if (x->state == ST_UNCHECKED || x->judged_gen != gen)
                 unchecked++;
-            if (x->state != ST_NON_COMPLIANT || x->set_version != info.version)
+            if (x->state != ST_NON_COMPLIANT || x->judged_gen != gen)
                 continue;
             if (dl && (strncmp(x->id, domain, dl) != 0 || x->id[dl] != '/'))
                 continue;
@@ -886,6 +903,19 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
         return -1;
     }
     int rc = policy_offer(p->store, bytes, len, p->ch, err, errlen);
+    if (rc == POLICY_REFUSED_STALE) {
+        /* an older set than the one in force (a peer's, arriving late): kept as history, so this
+         * node judges entries of its time as the others do, and held by the federation log so
+         * every node converges on the same sets. An operator's older set is refused before
+         * (submit_signed). */
+        char why[400];
+        if (policy_store_add_history(p->store, bytes, len, p->ch, why, sizeof why) == 0) {
+            atomic_fetch_add(&p->n_offer_history, 1);
+            log_info("policy: an older signed set kept as history (%s); re-checking", err);
+            node_notify(n);
+            return 0;
+        }
+    }
     atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
     if (rc == 0) {
         policy_info_t info = { 0 };
@@ -895,6 +925,29 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
         node_notify(n);
     }
     return rc;
+}
+
+/* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409),
+ * then, on a chartered node, handed to the federation log as an operator's submission: it
+ * verifies it again through the policy hook (policy_node_offer: in force here), stores it and
+ * pushes it to every node. Without a federation log (not started yet) the set is put in force
+ * here only. */
+static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    struct policy_node *p = n->policy;
+    fedlog_t *f = p->ch && n->gossip ? gossip_fedlog(n->gossip) : NULL;
+    int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
+    if (rc != 0) {
+        atomic_fetch_add(&p->n_offer_refused, 1);
+        return rc;
+    }
+    if (!f)
+        return policy_node_offer(n, bytes, len, err, errlen);
+    fedlog_result_t r;
+    if (fedlog_offer(f, bytes, len, NULL, &r) == 0)
+        return 0;   /* the hook counted it */
+    snprintf(err, errlen, "%s", r.err);
+    return r.reason == FEDLOG_R_POLICY ? POLICY_REFUSED_STALE : POLICY_REFUSED_BAD;   /* raced with another set */
 }
 
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
@@ -934,7 +987,7 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
             return 400;
         }
         json_decref(j);
-        rc = policy_node_offer(n, bytes, got, err, sizeof err);
+        rc = submit_signed(n, bytes, got, err, sizeof err);
         free(bytes);
     } else {
         if (p->ch) {
@@ -979,18 +1032,21 @@ void policy_node_metrics(node_t *n, FILE *f)
     const policy_set_t *ps = policy_store_get(p->store, &info);
     policy_store_put(p->store, ps);
     size_t nc = 0;
+    uint64_t gen = policy_store_generation(p->store);
     pthread_mutex_lock(&p->mu);
     for (size_t b = 0; b < p->nbuckets; b++)
         for (prod_t *x = p->buckets[b]; x; x = x->next)
-            nc += x->state == ST_NON_COMPLIANT && x->set_version == info.version;
+            nc += x->state == ST_NON_COMPLIANT && x->judged_gen == gen;
     pthread_mutex_unlock(&p->mu);
     fprintf(f, "# TYPE trib_policy_version gauge\ntrib_policy_version %llu\n", (unsigned long long)info.version);
     fprintf(f, "# TYPE trib_policy_non_compliant gauge\ntrib_policy_non_compliant %zu\n", nc);
     fprintf(f, "# TYPE trib_policy_publish_refused_total counter\ntrib_policy_publish_refused_total %llu\n",
             (unsigned long long)atomic_load(&p->n_refused_publish));
     fprintf(f, "# TYPE trib_policy_sets_total counter\ntrib_policy_sets_total{result=\"accepted\"} %llu\n"
-               "trib_policy_sets_total{result=\"refused\"} %llu\n",
-            (unsigned long long)atomic_load(&p->n_offer_accepted), (unsigned long long)atomic_load(&p->n_offer_refused));
+               "trib_policy_sets_total{result=\"refused\"} %llu\n"
+               "trib_policy_sets_total{result=\"history\"} %llu\n",
+            (unsigned long long)atomic_load(&p->n_offer_accepted), (unsigned long long)atomic_load(&p->n_offer_refused),
+            (unsigned long long)atomic_load(&p->n_offer_history));
     fprintf(f, "# TYPE trib_policy_checks_total counter\ntrib_policy_checks_total %llu\n",
             (unsigned long long)atomic_load(&p->n_checked));
     fprintf(f, "# TYPE trib_policy_recheck_last_ms gauge\ntrib_policy_recheck_last_ms %llu\n",

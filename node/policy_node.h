@@ -27,7 +27,9 @@ void policy_node_stop(node_t *n);
 
 /* The check at publish (owner node): NODE_OK (warnings, if any, in r->extra "warnings"), or
  * NODE_POLICY_VIOLATION with r->kind "policy_violation", r->detail and r->extra
- * {"violations": [...], "policy_version": V}. NODE_OK when no set is in force. */
+ * {"violations": [...], "policy_version": V}. NODE_OK when no set is in force. The set is the one
+ * in effect now (policy_store_get_at): a set whose effective_from is still to come is not
+ * enforced yet, as on accept. The retire and grant checks do the same. */
 node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_result_t *r);
 
 /* For the grants code, before it grants: 1 when a grant of days on a product of classification
@@ -52,7 +54,9 @@ json_t *policy_node_show(node_t *n);
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply);
 /* The federation log's door for signed sets (TrustSigned bytes): 0 accepted, else a
  * POLICY_REFUSED_* code (node/policy_store.h) with err. Puts a new set in force and wakes the
- * compliance thread to re-check every product. */
+ * compliance thread to re-check every product; a verified set older than the one in force and
+ * not held yet (a peer's, arriving late) is kept as history (0), so every node judges an entry
+ * with the same set. */
 int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
 /* The node's store of sets (for policy_offer); NULL before policy_node_start. */

@@ -14,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define FILE_NAME "policy.signed"
+#define HIST_FMT  "policy.v%020llu.signed"   /* each signed set that came into force (history) */
 
 typedef struct held {
     policy_set_t *ps;
@@ -30,8 +32,12 @@ typedef struct held {
 struct policy_store {
     pthread_mutex_t mu;
     char path[600];
+    char dir[600];
     held_t *cur;              /* in force, or NULL */
     held_t *all;              /* every holder still referenced */
+    held_t *hist[POLICY_HISTORY_MAX];   /* the sets that came into force, by version ascending;
+                                           each holds a reference */
+    size_t nhist;
     uint64_t gen;
 };
 
@@ -280,6 +286,34 @@ static void held_unref_locked(policy_store_t *s, held_t *h)
     free(h);
 }
 
+/* Adds h to the history (a reference), in version order; the oldest falls out beyond
+ * POLICY_HISTORY_MAX. A version already there is replaced. */
+static void hist_add_locked(policy_store_t *s, held_t *h)
+{
+    size_t i = 0;
+    while (i < s->nhist && s->hist[i]->info.version < h->info.version)
+        i++;
+    h->refs++;
+    if (i < s->nhist && s->hist[i]->info.version == h->info.version) {
+        held_unref_locked(s, s->hist[i]);
+        s->hist[i] = h;
+        return;
+    }
+    if (s->nhist == POLICY_HISTORY_MAX) {
+        if (i == 0) {   /* older than everything kept */
+            held_unref_locked(s, h);
+            return;
+        }
+        held_unref_locked(s, s->hist[0]);
+        memmove(&s->hist[0], &s->hist[1], (s->nhist - 1) * sizeof s->hist[0]);
+        s->nhist--;
+        i--;
+    }
+    memmove(&s->hist[i + 1], &s->hist[i], (s->nhist - i) * sizeof s->hist[0]);
+    s->hist[i] = h;
+    s->nhist++;
+}
+
 /* Takes ownership of ps and text. */
 static int install(policy_store_t *s, policy_set_t *ps, char *text, const policy_info_t *info)
 {
@@ -301,6 +335,7 @@ static int install(policy_store_t *s, policy_set_t *ps, char *text, const policy
     s->gen++;
     if (old)
         held_unref_locked(s, old);
+    hist_add_locked(s, h);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -353,6 +388,139 @@ static int write_atomic(const char *path, const uint8_t *bytes, size_t len, char
     return 0;
 }
 
+/* Keeps the newest POLICY_HISTORY_MAX history files (glob sorts them: zero-padded versions). */
+static void prune_history_files(policy_store_t *s)
+{
+    char pat[700];
+    snprintf(pat, sizeof pat, "%s/policy.v*.signed", s->dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; g.gl_pathc > POLICY_HISTORY_MAX && i < g.gl_pathc - POLICY_HISTORY_MAX; i++)
+        unlink(g.gl_pathv[i]);
+    globfree(&g);
+}
+
+/* Loads the history files (verified against ch when given; a bad one is skipped) into the
+ * history, older than the set in force only. */
+static void load_history(policy_store_t *s, const charter_t *ch)
+{
+    char pat[700];
+    snprintf(pat, sizeof pat, "%s/policy.v*.signed", s->dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        int fd = open(g.gl_pathv[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        uint8_t *buf = NULL;
+        ssize_t got = -1;
+        if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= TRUST_MAX_BYTES &&
+            (buf = malloc((size_t)st.st_size)))
+            got = read(fd, buf, (size_t)st.st_size);
+        close(fd);
+        policy_signed_t ps;
+        char why[512];
+        int rc = got == (ssize_t)st.st_size ? (ch ? policy_verify(buf, (size_t)got, ch, &ps, why, sizeof why)
+                                                  : policy_decode(buf, (size_t)got, &ps, why, sizeof why)) : -1;
+        free(buf);
+        if (rc != 0)
+            continue;
+        if (s->cur && ps.info.version >= s->cur->info.version) {
+            policy_signed_free(&ps);
+            continue;
+        }
+        held_t *h = calloc(1, sizeof *h);
+        if (!h) {
+            policy_signed_free(&ps);
+            break;
+        }
+        h->ps = ps.ps;
+        h->text = ps.text;
+        h->info = ps.info;
+        pthread_mutex_lock(&s->mu);
+        h->next = s->all;
+        s->all = h;
+        hist_add_locked(s, h);   /* refs 1: the history's */
+        pthread_mutex_unlock(&s->mu);
+    }
+    globfree(&g);
+}
+
+int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                       size_t errlen)
+{
+    policy_signed_t ps;
+    if (!ch) {
+        snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified; "
+                 "give the YAML with --policy FILE instead");
+        return POLICY_REFUSED_OPEN;
+    }
+    int rc = policy_verify(bytes, len, ch, &ps, err, errlen);
+    if (rc != 0)
+        return rc;
+    uint64_t cur = current_version(s);
+    if (ps.info.version <= cur) {
+        snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
+                 (unsigned long long)ps.info.version, (unsigned long long)cur);
+        rc = POLICY_REFUSED_STALE;
+    }
+    policy_signed_free(&ps);
+    return rc;
+}
+
+int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                             size_t errlen)
+{
+    policy_signed_t ps;
+    if (!ch) {
+        snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified");
+        return POLICY_REFUSED_OPEN;
+    }
+    int rc = policy_verify(bytes, len, ch, &ps, err, errlen);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    int known = s->cur && ps.info.version >= s->cur->info.version;
+    for (size_t i = 0; !known && i < s->nhist; i++)
+        known = s->hist[i]->info.version == ps.info.version;
+    int too_old = s->nhist == POLICY_HISTORY_MAX && ps.info.version < s->hist[0]->info.version;
+    pthread_mutex_unlock(&s->mu);
+    if (known || too_old) {
+        snprintf(err, errlen, "policy set version %llu: %s", (unsigned long long)ps.info.version,
+                 known ? "already held (in force or in the history)" : "older than the history kept");
+        policy_signed_free(&ps);
+        return POLICY_REFUSED_STALE;
+    }
+    if (s->dir[0]) {
+        char hp[700];
+        snprintf(hp, sizeof hp, "%s/" HIST_FMT, s->dir, (unsigned long long)ps.info.version);
+        if (write_atomic(hp, bytes, len, err, errlen) != 0) {
+            policy_signed_free(&ps);
+            return -1;
+        }
+        prune_history_files(s);
+    }
+    held_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        policy_signed_free(&ps);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->ps = ps.ps;
+    h->text = ps.text;
+    h->info = ps.info;
+    pthread_mutex_lock(&s->mu);
+    h->next = s->all;
+    s->all = h;
+    hist_add_locked(s, h);
+    s->gen++;   /* verdicts of entries from its time may change */
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
 int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                  size_t errlen)
 {
@@ -375,6 +543,12 @@ int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const char
     if (s->path[0] && write_atomic(s->path, bytes, len, err, errlen) != 0) {
         policy_signed_free(&ps);
         return -1;
+    }
+    if (s->dir[0]) {   /* the history (a failure costs only history after a restart: logged by the caller) */
+        char hp[700], why[300];
+        snprintf(hp, sizeof hp, "%s/" HIST_FMT, s->dir, (unsigned long long)ps.info.version);
+        if (write_atomic(hp, bytes, len, why, sizeof why) == 0)
+            prune_history_files(s);
     }
     int rc = install(s, ps.ps, ps.text, &ps.info);
     if (rc != 0)
@@ -429,10 +603,13 @@ policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *er
     if (!dir)
         return s;
     snprintf(s->path, sizeof s->path, "%s/" FILE_NAME, dir);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT)
+        if (errno == ENOENT) {
+            load_history(s, ch);
             return s;
+        }
         snprintf(err, errlen, "%s: %s", s->path, strerror(errno));
         goto fail;
     }
@@ -462,6 +639,7 @@ policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *er
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    load_history(s, ch);
     return s;
 fail:
     policy_store_close(&s);
@@ -497,6 +675,29 @@ const policy_set_t *policy_store_get(policy_store_t *s, policy_info_t *info)
         if (info)
             *info = h->info;
     }
+    pthread_mutex_unlock(&s->mu);
+    return h ? h->ps : NULL;
+}
+
+const policy_set_t *policy_store_get_at(policy_store_t *s, int64_t t_ms, policy_info_t *info, uint64_t *gen)
+{
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    held_t *h = NULL;
+    for (size_t i = s->nhist; i-- > 0;)   /* the highest version in effect at t */
+        if (policy_effective_ms(s->hist[i]->ps) <= t_ms) {
+            h = s->hist[i];
+            break;
+        }
+    if (h) {
+        h->refs++;
+        if (info)
+            *info = h->info;
+    } else if (info)
+        memset(info, 0, sizeof *info);
+    if (gen)
+        *gen = s->gen;
     pthread_mutex_unlock(&s->mu);
     return h ? h->ps : NULL;
 }

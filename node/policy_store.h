@@ -24,6 +24,8 @@
 
 typedef struct policy_store policy_store_t;
 
+#define POLICY_HISTORY_MAX 32   /* sets kept to judge entries by the set in force at their time */
+
 /* Why a set was refused (policy_verify, policy_offer, policy_store_set_open). */
 enum {
     POLICY_REFUSED_BAD = -1,        /* malformed, oversize, or its own tests fail (400) */
@@ -80,6 +82,15 @@ void policy_store_close(policy_store_t **sp);
  * and puts it in force (0). ch NULL: POLICY_REFUSED_OPEN (open mode has no governance keys). */
 int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                  size_t errlen);
+/* What policy_offer would say, without installing anything: 0 or POLICY_REFUSED_* with err. */
+int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                       size_t errlen);
+/* A verified set older than the one in force, not yet held (a peer's, arriving after a newer
+ * one): added to the history only (persisted; the generation increases, so entries of its time
+ * are judged again). 0, or POLICY_REFUSED_* with err (STALE: in force or held already, or older
+ * than the whole history kept). */
+int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                             size_t errlen);
 /* Open mode: the operator's YAML (tests must pass; version above the one in force unless
  * nothing is). 0, POLICY_REFUSED_BAD or POLICY_REFUSED_STALE with err. */
 int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
@@ -89,6 +100,12 @@ int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const
  * policy_store_put. Cheap (a mutex and a reference count). */
 const policy_set_t *policy_store_get(policy_store_t *s, policy_info_t *info);
 void policy_store_put(policy_store_t *s, const policy_set_t *ps);
+/* The set in force at time t_ms (an entry's time): of the sets that came into force on this node
+ * (the last POLICY_HISTORY_MAX, kept across restarts as DATA/policy.v<version>.signed), the
+ * highest version whose effective time (effective_from, else its signing time; 0 for an open
+ * mode set without effective_from) is <= t_ms. NULL (info zeroed) when none was. *gen (may be
+ * NULL): the generation the answer belongs to. Give a non-NULL result back with policy_store_put. */
+const policy_set_t *policy_store_get_at(policy_store_t *s, int64_t t_ms, policy_info_t *info, uint64_t *gen);
 /* Increases each time a set comes into force. */
 uint64_t policy_store_generation(policy_store_t *s);
 /* {"version","signed","issued","signers":[hex],"source","rules","tests","text"} or {"version":0}. */

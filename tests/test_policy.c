@@ -415,6 +415,8 @@ static const char *set_v(int v)
     return buf;
 }
 
+static int64_t raw_issued;   /* issued_ms of raw_signed's sets (0: T0) */
+
 /* An envelope of the set signed by exactly the given keys (bypassing policy_sign's checks). */
 static uint8_t *raw_signed(const char *yaml, const uint8_t *fed, const identity_t *const *keys, size_t n, size_t *len)
 {
@@ -424,7 +426,7 @@ static uint8_t *raw_signed(const char *yaml, const uint8_t *fed, const identity_
     policy_set_t *ps = parse_ok(yaml);
     b.version = policy_version(ps);
     policy_free(&ps);
-    b.issued_ms = T0;
+    b.issued_ms = raw_issued ? raw_issued : T0;
     b.text = (char *)yaml;
     size_t blen = trib__policy_set__get_packed_size(&b);
     uint8_t *body = malloc(blen), *env = NULL;
@@ -539,6 +541,92 @@ Test(policy_sig, offer_versions_only_go_up_and_persist, .init = sig_setup, .fini
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* The set in force at an entry's time: the highest version whose effective time (its signing
+ * time here) is at or before it; none before the first; kept across a reopen. */
+Test(policy_sig, the_set_in_force_at_a_time, .init = sig_setup, .fini = sig_teardown)
+{
+    char dir[] = "/tmp/trib-policy-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const identity_t *two[] = { &G2, &G3 };
+    policy_store_t *s = policy_store_open(dir, &ch, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    const int64_t day = 86400000LL;
+    size_t l1, l2, l3;
+    raw_issued = T0 + 10 * day;
+    uint8_t *v1 = raw_signed(set_v(1), ch.fed_id, two, 2, &l1);
+    raw_issued = T0 + 20 * day;
+    uint8_t *v2 = raw_signed(set_v(2), ch.fed_id, two, 2, &l2);
+    raw_issued = T0 + 30 * day;
+    uint8_t *v3 = raw_signed(set_v(3), ch.fed_id, two, 2, &l3);
+    raw_issued = 0;
+    cr_assert_eq(policy_offer(s, v1, l1, &ch, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(policy_offer(s, v2, l2, &ch, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(policy_store_check(s, v1, l1, &ch, err, sizeof err), POLICY_REFUSED_STALE, "check: older");
+    cr_expect_eq(policy_store_check(s, v3, l3, &ch, err, sizeof err), 0, "check: newer: %s", err);
+    /* a set older than the one in force that arrives late is kept as history, once */
+    size_t l15;
+    raw_issued = T0 + 15 * day;
+    uint8_t *v15 = raw_signed("version: 15\nrules: []\n", ch.fed_id, two, 2, &l15);
+    raw_issued = 0;
+    cr_assert_eq(policy_offer(s, v15, l15, &ch, err, sizeof err), 0, "%s", err);   /* v15 in force */
+    cr_expect_eq(policy_store_add_history(s, v2, l2, &ch, err, sizeof err), POLICY_REFUSED_STALE, "was in force");
+    cr_assert_eq(policy_offer(s, v3, l3, &ch, err, sizeof err), POLICY_REFUSED_STALE);
+    uint64_t g0 = policy_store_generation(s);
+    cr_assert_eq(policy_store_add_history(s, v3, l3, &ch, err, sizeof err), 0, "%s", err);
+    cr_expect_gt(policy_store_generation(s), g0, "verdicts of its time must be judged again");
+    cr_expect_eq(policy_store_add_history(s, v3, l3, &ch, err, sizeof err), POLICY_REFUSED_STALE, "held already");
+    cr_expect_eq(policy_store_add_history(s, v15, l15, &ch, err, sizeof err), POLICY_REFUSED_STALE, "in force");
+    cr_expect_eq(policy_store_add_history(s, v1, 3, &ch, err, sizeof err), POLICY_REFUSED_BAD, "garbage");
+    /* now: v1 from T0+10d, v15 (effective T0+15d) over v2 and v3 (T0+20d, 30d): the highest
+     * version in effect */
+    const policy_set_t *p15 = policy_store_get_at(s, T0 + 25 * day, NULL, NULL);
+    cr_expect_eq(p15 ? policy_version(p15) : 0, 15, "the highest version in effect at a time wins");
+    policy_store_put(s, p15);
+    policy_store_close(&s);
+    s = policy_store_open(dir, &ch, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    p15 = policy_store_get_at(s, T0 + 12 * day, NULL, NULL);
+    cr_expect_eq(p15 ? policy_version(p15) : 0, 1, "the history after a reopen");
+    policy_store_put(s, p15);
+    free(v15);
+    for (int round = 0; round < 2; round++) {
+        const struct { int64_t t; uint64_t want; } at[] = {
+            { T0, 0 }, { T0 + 10 * day - 1, 0 }, { T0 + 10 * day, 1 }, { T0 + 15 * day - 1, 1 },
+            { T0 + 15 * day, 15 }, { T0 + 300 * day, 15 },
+        };
+        for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+            policy_info_t info;
+            uint64_t gen = 0;
+            const policy_set_t *ps = policy_store_get_at(s, at[i].t, &info, &gen);
+            cr_expect_eq(ps ? policy_version(ps) : 0, at[i].want, "round %d, t = T0%+lld ms", round,
+                         (long long)(at[i].t - T0));
+            cr_expect_eq(info.version, at[i].want);
+            cr_expect_neq(gen, 0);
+            policy_store_put(s, ps);
+        }
+        policy_store_close(&s);   /* the history is kept across a restart */
+        s = policy_store_open(dir, &ch, err, sizeof err);
+        cr_assert_not_null(s, "%s", err);
+    }
+    /* bounded: the oldest sets fall out */
+    for (int v = 16; v < 16 + POLICY_HISTORY_MAX; v++) {
+        size_t l;
+        raw_issued = T0 + (int64_t)(30 + v) * day;
+        uint8_t *e = raw_signed(set_v(v), ch.fed_id, two, 2, &l);
+        cr_assert_eq(policy_offer(s, e, l, &ch, err, sizeof err), 0, "v%d: %s", v, err);
+        free(e);
+    }
+    raw_issued = 0;
+    const policy_set_t *ps = policy_store_get_at(s, T0 + 25 * day, NULL, NULL);
+    cr_expect_null(ps, "versions 1, 2 and 15 fell out of a history of %d", POLICY_HISTORY_MAX);
+    policy_store_put(s, ps);
+    policy_store_close(&s);
+    free(v1), free(v2), free(v3);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s/policy.v*.signed | wc -l | grep -qx %d && rm -rf %s", dir, POLICY_HISTORY_MAX, dir);
+    cr_expect_eq(system(cmd), 0, "history files are bounded to %d", POLICY_HISTORY_MAX);
 }
 
 /* ================================================================ random input */

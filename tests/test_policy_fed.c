@@ -316,3 +316,58 @@ Test(policy_fed, sign_with_governance_keys_and_submit)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* The set in force at an entry's time: a set whose effective_from is still to come is not
+ * enforced at publish nor on accept (the entry is judged by no set: compliant, version 0); a
+ * later set effective for every entry (open mode, no effective_from) re-judges it. */
+Test(policy_fed, judged_by_the_set_in_force_at_the_entry_time)
+{
+    char pol[512], buf[1024], file[] = "/tmp/trib-future-XXXXXX";
+    h_repo_path("examples/policies/company.yaml", pol, sizeof pol);
+    size_t len;
+    char *yaml = h_read_file(pol, &len);
+    cr_assert_not_null(yaml);
+    char *v = strstr(yaml, "\nversion: 1\n");
+    cr_assert_not_null(v, "company.yaml has no 'version: 1' line");
+    /* company.yaml with effective_from far ahead, as version 1 */
+    size_t head = (size_t)(v - yaml) + 12;
+    char *future = malloc(len + 64);
+    snprintf(future, len + 64, "%.*seffective_from: 2099-01-01\n%s", (int)head, yaml, yaml + head);
+    int fd = mkstemp(file);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_eq(h_write_file(file, future, strlen(future)), 0);
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", "--policy", file, FAST, NULL), 0, "payments did not start");
+    json_t *r = h_get_json(a.url, "/v1/policy", NULL);
+    cr_expect_eq(json_integer_value(json_object_get(r, "version")), 1, "the set is held (in force from 2099)");
+    json_decref(r);
+    long st = put_manifest(&a, "payments/customer-contacts", bad_manifest("payments", buf, sizeof buf), &r);
+    cr_expect_eq(st, 201, "a set effective from 2099 refused a publish today: %ld", st);
+    json_decref(r);
+    comp_t c0 = { &a, "payments/customer-contacts", "compliant" };
+    cr_assert(h_wait(has_state, &c0, 20000), "the entry was not judged compliant (no set in force at its time)");
+    json_t *cp = compliance_of(&a, c0.id);
+    cr_expect_eq(json_integer_value(json_object_get(cp, "policy_version")), 0, "judged by a set not yet in force");
+    json_decref(cp);
+    /* version 2, effective for every entry: the same entry is judged again, by it */
+    v[10] = '2';
+    cr_assert_eq(post_policy(&a, yaml, &r), 200, "version 2 refused");
+    json_decref(r);
+    comp_t c1 = { &a, "payments/customer-contacts", "non_compliant" };
+    cr_assert(h_wait(has_state, &c1, 20000), "version 2 did not re-judge the entry");
+    cp = compliance_of(&a, c1.id);
+    cr_expect_eq(json_integer_value(json_object_get(cp, "policy_version")), 2);
+    json_decref(cp);
+    bad_manifest("payments", buf, sizeof buf);
+    char *ver = strstr(buf, "version: 1.0.0");
+    cr_assert_not_null(ver);
+    ver[13] = '1';   /* 1.0.1: a new version, now refused at publish */
+    st = put_manifest(&a, "payments/customer-contacts", buf, &r);
+    cr_expect_eq(st, 422, "version 2 is in effect now: %ld", st);
+    cr_expect_eq(json_integer_value(json_object_get(r, "policy_version")), 2);
+    json_decref(r);
+    unlink(file);
+    free(future), free(yaml);
+    h_node_cleanup(&a);
+}
