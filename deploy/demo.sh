@@ -43,7 +43,7 @@ pick_port() { # pick_port VAR: sets VAR (no subshell, so the next pick moves on)
 until_ok() {
   i=0
   until "$@" >/dev/null 2>&1; do
-    i=$((i + 1)); [ $i -gt 200 ] && fail "timed out waiting for: $*"
+    i=$((i + 1)); [ $i -gt 400 ] && fail "timed out waiting for: $*"
     sleep 0.05
   done
 }
@@ -163,6 +163,29 @@ until_ok lines 4
 step "cat sub.ndjson   # seq 9 and 10, then the two new disputes (11, 12), delivered live"
 cat "$work/sub.ndjson"
 kill -INT "$sub" 2>/dev/null || true
+echo
+# A listening analyst asks for access through listening's node; payments decides on its own node;
+# the owner then serves her, through any node, only the fields it granted.
+step "export TRIB_TOKEN=\$(trib --node $HTTP_listening token issue --sub ana@listening --kind read --ttl 8h)"
+ana=$(TRIB_TOKEN=$(cat "$work/listening/admin.token") "$TRIB" --node "$HTTP_listening" token issue \
+  --sub ana@listening --kind read --ttl 8h) || fail "token issue failed"
+step "trib --node $HTTP_listening access request payments/payment-disputes --purpose \"chargeback study\" --fields dispute_id,stage --days 30"
+req=$(TRIB_TOKEN=$ana "$TRIB" --node "$HTTP_listening" access request payments/payment-disputes \
+  --purpose "chargeback study" --fields dispute_id,stage --days 30 --json |
+  sed -n 's/.*"id": *"\(req-[0-9a-f]*\)".*/\1/p' | head -n 1)
+[ -n "$req" ] || fail "the access request was not made"
+echo "request $req"
+pending() { TRIB_TOKEN=$(cat "$work/payments/admin.token") "$TRIB" --node "$HTTP_payments" access pending --json | grep -q "$req"; }
+until_ok pending
+on payments trib access pending
+on payments trib access grant "$req" --days 30
+granted() { TRIB_TOKEN=$ana "$TRIB" --node "$HTTP_listening" get payments/payment-disputes --limit 1; }
+until_ok granted
+step "trib --node $HTTP_listening get payments/payment-disputes --limit 2   # as ana: only dispute_id and stage"
+TRIB_TOKEN=$ana "$TRIB" --node "$HTTP_listening" get payments/payment-disputes --limit 2 || fail "the granted read failed"
+step "trib --node $HTTP_listening access mine"
+TRIB_TOKEN=$ana "$TRIB" --node "$HTTP_listening" access mine || fail "access mine failed"
+on payments trib audit --limit 3
 echo
 # The web UI (DESIGN §15) of each node: on a terminal the nodes stay up until Ctrl-C.
 echo "== the web UI: payments $HTTP_payments/  growth $HTTP_growth/  listening $HTTP_listening/"
