@@ -56,9 +56,10 @@ test('search -> facet -> product -> schema filter', async (t) => {
     await waitFor('search box focused', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'q'), 5000);
     await box.fill('amount');
     const card = page.getByTestId('card').filter({hasText: 'Settled card transactions'});
-    await card.waitFor();
     await page.waitForFunction(() => location.hash === '#/search?q=amount');
-    assert.match(await page.locator('#count').textContent(), /^1 product/);
+    // the search is debounced: the cards on screen until it answers are the whole catalog's
+    await waitFor('the results of "amount"', async () => /^1 product/.test(await page.locator('#count').textContent()), 10000);
+    await card.waitFor();
     assert.equal(await page.locator('#count').getAttribute('aria-live'), 'polite');
     // the field that matched comes from the manifest: the card names it
     await card.locator('.matched mark', {hasText: 'amount_minor'}).waitFor();
@@ -81,6 +82,11 @@ test('search -> facet -> product -> schema filter', async (t) => {
     await waitFor('every card back', async () => (await page.getByTestId('card').count()) >= 5, 10000);
     // open the product, then its schema, and filter
     await box.fill('settled');
+    await page.waitForFunction(() => location.hash === '#/search?q=settled');
+    await waitFor('the results of "settled"', async () => {   /* not the cards from before the debounce */
+      const texts = await page.locator('[data-testid=card]').allTextContents();
+      return texts.length > 0 && texts.every((x) => /settled/i.test(x));
+    }, 10000);
     await page.getByRole('link', {name: 'Settled card transactions'}).click();
     await page.getByRole('heading', {level: 1, name: 'Settled card transactions'}).waitFor();
     assert.ok(await page.getByRole('link', {name: 'maria.lopez@example.com'}).getAttribute('href') === 'mailto:maria.lopez@example.com');
