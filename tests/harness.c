@@ -269,6 +269,8 @@ static int status_ok(void *ctx)
         if (node_id && stat(path, &sb) == 0 && identity_load_or_create(data, &id, &created, err, sizeof err) == 0) {
             ok = !strcmp(node_id, id.hex);
             identity_wipe(&id);
+        } else {
+            ok = 0;   /* no identity in its data dir yet: whoever answers is not this node */
         }
         json_decref(j);
     }
