@@ -432,7 +432,7 @@ Test(fedlog, bounded_random_input_is_refused)
         /* held only when its body is an original's: a mutation of an unsigned part of the envelope
          * that still verifies (e.g. one of the charter's three signatures spoiled, two being its
          * threshold) is the same object */
-        if (rc == 0)
+        if (rc == 0 && r.added)
             cr_expect(!memcmp(r.hash, hashes[s], TRUST_HASH_LEN), "a mutated object was held (iteration %d)", i);
         fedlog_handle(f, "127.0.0.1:1", TRIB__MSG_TYPE__MSG_FED_PUSH, buf, n);
         fedlog_handle(f, "127.0.0.1:1", TRIB__MSG_TYPE__MSG_FED_SYNC, buf, n);
