@@ -449,25 +449,36 @@ static void load_history(policy_store_t *s, const charter_t *ch)
     globfree(&g);
 }
 
-int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
-                       size_t errlen)
+/* Verifies a signed set against ch and that it is newer than the one in force: 0 with *ps filled
+ * (the caller frees it), else a POLICY_REFUSED_* code with err and nothing to free. */
+static int verify_newer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch,
+                        policy_signed_t *ps, char *err, size_t errlen)
 {
-    policy_signed_t ps;
     if (!ch) {
         snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified; "
                  "give the YAML with --policy FILE instead");
         return POLICY_REFUSED_OPEN;
     }
-    int rc = policy_verify(bytes, len, ch, &ps, err, errlen);
+    int rc = policy_verify(bytes, len, ch, ps, err, errlen);
     if (rc != 0)
         return rc;
     uint64_t cur = current_version(s);
-    if (ps.info.version <= cur) {
+    if (ps->info.version <= cur) {
         snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
-                 (unsigned long long)ps.info.version, (unsigned long long)cur);
-        rc = POLICY_REFUSED_STALE;
+                 (unsigned long long)ps->info.version, (unsigned long long)cur);
+        policy_signed_free(ps);
+        return POLICY_REFUSED_STALE;
     }
-    policy_signed_free(&ps);
+    return 0;
+}
+
+int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                       size_t errlen)
+{
+    policy_signed_t ps;
+    int rc = verify_newer(s, bytes, len, ch, &ps, err, errlen);
+    if (rc == 0)
+        policy_signed_free(&ps);
     return rc;
 }
 
@@ -525,21 +536,9 @@ int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const char
                  size_t errlen)
 {
     policy_signed_t ps;
-    if (!ch) {
-        snprintf(err, errlen, "this node runs in open mode (no --charter): a signed policy set cannot be verified; "
-                 "give the YAML with --policy FILE instead");
-        return POLICY_REFUSED_OPEN;
-    }
-    int vrc = policy_verify(bytes, len, ch, &ps, err, errlen);
+    int vrc = verify_newer(s, bytes, len, ch, &ps, err, errlen);
     if (vrc != 0)
         return vrc;
-    uint64_t cur = current_version(s);
-    if (ps.info.version <= cur) {
-        snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
-                 (unsigned long long)ps.info.version, (unsigned long long)cur);
-        policy_signed_free(&ps);
-        return POLICY_REFUSED_STALE;
-    }
     if (s->path[0] && write_atomic(s->path, bytes, len, err, errlen) != 0) {
         policy_signed_free(&ps);
         return -1;
