@@ -99,7 +99,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f);
 
 /* ---- routed reads: any thread (HTTP); each call may block its caller, never the loop. */
 typedef struct reads_reader gossip_read_t;
-enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2 };
+enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2, GOSSIP_READ_SCHEMA = -3 };
 
 /* Opens a read of product (a valid id of another domain) through its owner node, found by the
  * product's domain in the member table (the domain's bound key preferred). Waits for the owner's
@@ -119,6 +119,11 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
  * a line boundary). */
 long gossip_read_next(gossip_read_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
                       char *err, size_t errlen);
+/* GOSSIP_READ_SCHEMA from gossip_read_next: the next record (seq *at) was validated against
+ * another schema than the read's; the read ends there, as a local one. gossip_read_schema: the
+ * schema of the records the read hands out (next 0) or of those from *at on (next 1): the
+ * manifest's catalog seq (0: unknown) and version. 0, or -1 when the owner does not say. */
+int gossip_read_schema(const gossip_read_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version, size_t len);
 /* Ends a read (the owner is told); accepts NULL, nulls *rdp. Close every read before gossip_stop. */
 void gossip_read_close(gossip_read_t **rdp);
 /* Records of product (this node's) were committed: remote live readers get them now. */

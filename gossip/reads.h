@@ -128,7 +128,7 @@ typedef struct {
     size_t token_len;
 } reads_open_t;
 
-enum { READS_END = -1, READS_FAILED = -2 };
+enum { READS_END = -1, READS_FAILED = -2, READS_SCHEMA = -3 };
 
 /* Opens a read and waits (up to open_timeout_ms) for the owner's first reply. On success
  * *last_seq is the owner's last seq. NULL on failure with *status (400, 404, 410, 503, 500),
@@ -138,9 +138,16 @@ reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *l
 /* Copies the next NDJSON bytes (each record followed by '\n') into out, at most cap (> 0).
  * Returns the bytes copied (> 0), 0 when nothing came within timeout_ms, READS_END when a range
  * is complete, READS_FAILED with kind ("owner_lost" ...) and err when the read failed midway
- * (always between records). */
+ * (always between records), READS_SCHEMA when the next record was validated against another
+ * schema than the read's (reads_reader_schema): the read ends there, as a local read does. */
 long reads_reader_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
                        char *err, size_t errlen);
+/* The schema version (the manifest's catalog seq *mseq, 0: unknown, and its version text) of the
+ * records this read hands out, as the owner named it: the first record's, or beyond the last
+ * record the product's at open; next: after READS_SCHEMA, that of the records from seq *at on
+ * (at may be NULL). 0, or -1 when the owner does not say (an older build). */
+int reads_reader_schema(const reads_reader_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version,
+                        size_t len);
 /* Ends the read (the owner is told to stop); accepts NULL, nulls *rdp. */
 void reads_reader_close(reads_reader_t **rdp);
 

@@ -37,6 +37,8 @@ struct ostream {
     void *audit;                    /* grants2: the audit handle of this read (reads_set_owner_audit) */
     uint64_t served;                /* records sent */
     char why[KIND_MAX];             /* what ended it, when not its end ("token_revoked" ...) */
+    uint64_t vseq;                  /* the schema version last named (ReadBatch.schema_*): its */
+    char version[STORE_VERSION_MAX + 1];   /* manifest seq and version, looked up once per change */
 };
 
 static void ostream_free(reads_t *r, ostream_t *s)
@@ -156,8 +158,68 @@ static char *fields_key(char **fields)
     return k;
 }
 
-/* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ. */
-static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, uint64_t last)
+/* Schema epochs (storage/history.c): the records of one batch were all validated against one
+ * manifest, which the batch names (ReadBatch.schema_seq/_version), so a relay can tell its
+ * readers exactly what a local read tells (node/stream.c). */
+typedef struct {
+    uint64_t at, cut;   /* the manifest of the first record; the seq where another starts (0: none) */
+    int calls;
+} epochs_t;
+
+static int epoch_cb(void *ctx, uint64_t first, uint64_t mseq)
+{
+    epochs_t *e = ctx;
+    if (e->calls++ == 0) {
+        e->at = mseq;
+        return 0;
+    }
+    if (mseq == e->at)
+        return 0;
+    e->cut = first;
+    return 1;
+}
+
+/* Cuts page pg (n records) before the first record of another schema epoch than its first
+ * record's, and names that epoch's manifest in b. Returns the records kept (n when the epochs
+ * cannot be read: the page read reports storage failures). */
+static long schema_cut(reads_t *r, ostream_t *s, store_page_t *pg, long n, Trib__ReadBatch *b)
+{
+    epochs_t e = {0};
+    if (store_record_epochs(r->st, s->product, pg->first, pg->next - 1, epoch_cb, &e) != 0)
+        return n;
+    if (e.cut > pg->first && e.cut < pg->next) {
+        uint64_t keep = e.cut - pg->first;
+        const char *p = pg->buf;
+        for (uint64_t i = 0; i < keep; i++)
+            p = (const char *)memchr(p, '\n', pg->len - (size_t)(p - pg->buf)) + 1;
+        pg->len = (size_t)(p - pg->buf);
+        pg->n = keep;
+        pg->next = e.cut;
+        pg->full = 1;   /* more records follow */
+        n = (long)keep;
+    }
+    b->schema_seq = e.at;
+    return n;
+}
+
+/* Names manifest mseq of s's product in b (looked up when it changes). */
+static void schema_name(reads_t *r, ostream_t *s, uint64_t mseq, Trib__ReadBatch *b)
+{
+    if (!s->version[0] || s->vseq != mseq) {
+        store_version_t v;
+        if (mseq && store_history_get(r->st, s->product, mseq, &v) == 0)
+            snprintf(s->version, sizeof s->version, "%s", v.version);
+        else
+            snprintf(s->version, sizeof s->version, "unknown");   /* as node/stream.c names it */
+        s->vseq = mseq;
+    }
+    b->schema_seq = mseq;
+    b->schema_version = s->version;
+}
+
+/* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ, and
+ * head_mseq the product's manifest now (named when the batch has no records). */
+static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, uint64_t last, uint64_t head_mseq)
 {
     /* Small batches first, doubling up to max_bytes: the first bytes reach the client sooner and
      * the stages (owner, both ZeroMQ I/O threads, relay, client) start overlapping early. */
@@ -170,6 +232,8 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
     b.stream_id = s->id;
     b.first_seq = s->next_seq;
+    if (n > 0)
+        n = schema_cut(r, s, pg, n, &b);
     char msg[ERR_MAX];
     if (n < 0) {
         snprintf(msg, sizeof msg, "reading records of %s at seq %" PRIu64 " failed on the owner: %s", s->product,
@@ -204,6 +268,8 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
         b.error = msg;
         n = 0;
     } else {
+        if (n > 0 || first)
+            schema_name(r, s, n > 0 ? b.schema_seq : head_mseq, &b);
         b.lines = (ProtobufCBinaryData){pg->len, (uint8_t *)pg->buf};
         if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
             b.done = 1;
@@ -352,7 +418,7 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     atomic_fetch_add(&r->owner_streams, 1);
     if (s->live)
         atomic_fetch_add(&r->owner_live, 1);
-    ostream_pump_one(r, s, now, 1, last);
+    ostream_pump_one(r, s, now, 1, last, p.manifest_seq);
 }
 
 static void owner_sweep(reads_t *r)
@@ -417,7 +483,7 @@ int reads__owner_pump(reads_t *r, uint64_t now)
         progress = 0;
         for (ostream_t *s = r->streams; s && budget > 0; s = s->next)
             if (ostream_ready(s)) {
-                ostream_pump_one(r, s, now, 0, 0);
+                ostream_pump_one(r, s, now, 0, 0, 0);
                 budget--;
                 progress = 1;
             }

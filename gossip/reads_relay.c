@@ -21,6 +21,8 @@
 #include "gossip/reads_int.h"
 
 #define STAGE_BYTES (256u * 1024u)   /* live reader: ring bytes copied out per step */
+/* what an owner's schema version may hold: it goes into an HTTP header (X-Trib-Schema-Version) */
+#define PRINTABLE " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"
 
 static void deadline_ts(struct timespec *ts, int timeout_ms)
 {
@@ -56,6 +58,21 @@ typedef struct ring_rec {
     char *data;
 } ring_rec_t;
 
+/* The schema version records were validated against, as the owner names it (ReadBatch.schema_*). */
+typedef struct {
+    int told;                       /* 0: the owner does not say (an older build) */
+    uint64_t seq;                   /* the manifest's catalog seq (0: unknown) */
+    char version[STORE_VERSION_MAX + 1];
+} schema_t;
+
+/* A feed's ring records from `first` on were validated against schema sc (until the next
+ * segment's first: neighbours always differ). */
+typedef struct segment {
+    struct segment *next;
+    uint64_t first;
+    schema_t sc;
+} segment_t;
+
 /* One stream to an owner, seen from the relay. */
 struct session {
     struct session *next;
@@ -80,6 +97,7 @@ struct session {
     char *token;                    /* the consumer's token, forwarded in the ReadRequest */
     size_t token_len;
     uint8_t fkey[16];               /* hash of the owner's ReadBatch.fields_key (from batch 1) */
+    schema_t sc;                    /* batch 1's schema: of record `from`, or the product's now */
     pthread_cond_t cv;
 };
 
@@ -94,6 +112,7 @@ struct feed {
     ring_rec_t *ring;
     size_t cap, head, count, bytes;
     uint64_t first, end;            /* the ring holds seqs [first, end) */
+    segment_t *segs, *segs_tail;    /* the schema of the ring's records, oldest first */
 };
 
 /* ================================================================== relay sessions (mu held) */
@@ -240,6 +259,22 @@ static void ring_free(feed_t *f)
     free(f->ring);
     f->ring = NULL;
     f->count = f->bytes = 0;
+    for (segment_t *g = f->segs, *n; g; g = n) {
+        n = g->next;
+        free(g);
+    }
+    f->segs = f->segs_tail = NULL;
+}
+
+/* The segment holding seq (in the ring), or NULL when the owner named no schema. */
+static const segment_t *segment_at(const feed_t *f, uint64_t seq)
+{
+    const segment_t *g = f->segs;
+    if (!g || seq < g->first)
+        return NULL;
+    while (g->next && g->next->first <= seq)
+        g = g->next;
+    return g;
 }
 
 static void ring_drop_oldest(reads_t *r, feed_t *f)
@@ -252,6 +287,11 @@ static void ring_drop_oldest(reads_t *r, feed_t *f)
     f->count--;
     f->first++;
     r->ring_records--;
+    while (f->segs && f->segs->next && f->segs->next->first <= f->first) {
+        segment_t *g = f->segs;
+        f->segs = g->next;
+        free(g);
+    }
 }
 
 /* Appends the batch's records to the ring (they continue it, and its lines are whole: checked by
@@ -260,6 +300,21 @@ static int ring_take(reads_t *r, feed_t *f, const Trib__ReadBatch *b)
 {
     if (b->lines.len == 0)
         return 0;
+    if (b->schema_version && *b->schema_version &&
+        (!f->segs_tail || f->segs_tail->sc.seq != b->schema_seq)) {
+        segment_t *g = calloc(1, sizeof *g);
+        if (!g)
+            return -1;
+        g->first = f->end;
+        g->sc.told = 1;
+        g->sc.seq = b->schema_seq;
+        snprintf(g->sc.version, sizeof g->sc.version, "%s", b->schema_version);
+        if (f->segs_tail)
+            f->segs_tail->next = g;
+        else
+            f->segs = g;
+        f->segs_tail = g;
+    }
     const uint8_t *p = b->lines.data, *end = p + b->lines.len;
     for (const uint8_t *nl; p < end; p = nl + 1) {
         nl = memchr(p, '\n', (size_t)(end - p));
@@ -311,6 +366,9 @@ struct reads_reader {
     size_t roff;
     char *stage;                /* live: records copied from the ring, as NDJSON */
     size_t slen, soff, scap;
+    schema_t sc;                /* the schema of every record this read hands out (as a local read) */
+    schema_t next_sc;           /* after READS_SCHEMA: the schema of records from seq change_at on */
+    uint64_t change_at;
 };
 
 /* The error of a reader's open that failed on session s (refused by the owner with its status,
@@ -344,6 +402,25 @@ static size_t emit_batch(reads_reader_t *rd, char *out, size_t cap)
     return n;
 }
 
+/* The schema batch b names (its records', or with none in batch 1 the product's now). */
+static void schema_of(schema_t *sc, const Trib__ReadBatch *b)
+{
+    sc->told = b->schema_version && *b->schema_version;
+    sc->seq = sc->told ? b->schema_seq : 0;
+    snprintf(sc->version, sizeof sc->version, "%s", sc->told ? b->schema_version : "");
+}
+
+/* True when records of schema sc may not go out in rd's answer: it ends before them, as a local
+ * read does (node/stream.c), and rd->next_sc, rd->change_at say where and which. */
+static int schema_ends(reads_reader_t *rd, const schema_t *sc, uint64_t at)
+{
+    if (!rd->sc.told || !sc->told || sc->seq == rd->sc.seq)
+        return 0;
+    rd->next_sc = *sc;
+    rd->change_at = at;
+    return 1;
+}
+
 /* Next bytes of the range session rd->s. */
 static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, reads_err_t *e)
 {
@@ -366,6 +443,12 @@ static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
                 break;
         if (s->qhead) {
             rbatch_t *b = s->qhead;
+            schema_t sc;
+            schema_of(&sc, b->msg);
+            if (b->count && schema_ends(rd, &sc, b->msg->first_seq)) {
+                pthread_mutex_unlock(&r->mu);   /* the batch stays queued: the read ends here */
+                return READS_SCHEMA;
+            }
             s->qhead = b->next;
             if (!s->qhead)
                 s->qtail = NULL;
@@ -412,8 +495,10 @@ static int relay_refuse(reads_t *r, reads_err_t *e)
     return -1;
 }
 
-/* Opens a range session for rd and waits for its first reply; mu not held. */
-static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, uint64_t *last_seq, reads_err_t *e)
+/* Opens a range session for rd and waits for its first reply (sc: its schema, or NULL); mu not
+ * held. */
+static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, uint64_t *last_seq, schema_t *sc,
+                             reads_err_t *e)
 {
     reads_t *r = rd->r;
     pthread_mutex_lock(&r->mu);
@@ -440,6 +525,8 @@ static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, 
     }
     if (last_seq)
         *last_seq = s->last_seq;
+    if (sc)
+        *sc = s->sc;
     rd->s = s;
     pthread_mutex_unlock(&r->mu);
     return 0;
@@ -447,11 +534,12 @@ static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, 
 
 /* Asks the owner whether rd's token reads the product, and with which projection: a range read
  * past any seq, which the owner checks and answers "done" with no records. 0 yes (fkey: the
- * projection's key), -1 with e (the owner's refusal); mu not held. */
-static int reader_ask_owner(reads_reader_t *rd, uint8_t fkey[16], reads_err_t *e)
+ * projection's key; sc, unless NULL: the product's schema now), -1 with e (the owner's refusal);
+ * mu not held. */
+static int reader_ask_owner(reads_reader_t *rd, uint8_t fkey[16], schema_t *sc, reads_err_t *e)
 {
     rd->last_probe = clock_ms();
-    if (reader_open_range(rd, UINT64_MAX - 1, 1, NULL, e) < 0)
+    if (reader_open_range(rd, UINT64_MAX - 1, 1, NULL, sc, e) < 0)
         return -1;
     int wake = 0;
     pthread_mutex_lock(&rd->r->mu);
@@ -482,7 +570,8 @@ static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, reads_err_t 
     reads_t *r = rd->r;
     int wake = 0;
     uint8_t fkey[16];
-    if (reader_ask_owner(rd, fkey, e) < 0)
+    schema_t now;   /* the product's schema now: a reader beyond the last record is told it */
+    if (reader_ask_owner(rd, fkey, &now, e) < 0)
         return -1;
     memcpy(rd->fkey, fkey, 16);
     pthread_mutex_lock(&r->mu);
@@ -529,7 +618,20 @@ static int reader_join_feed(reads_reader_t *rd, uint64_t *last_seq, reads_err_t 
     }
     if (last_seq)
         *last_seq = f->end - 1;
+    /* The schema this answer names, as a local read: the first record's, or beyond the last
+     * record the product's now. Below the ring the catch-up's first batch says it (opened now). */
+    uint64_t end = f->first;
+    const segment_t *g = rd->next < f->end ? segment_at(f, rd->next) : NULL;
+    if (rd->next >= f->end)
+        rd->sc = now;
+    else if (g)
+        rd->sc = g->sc;
     pthread_mutex_unlock(&r->mu);
+    if (rd->next < end) {
+        if (reader_open_range(rd, rd->next, end - rd->next, NULL, &rd->sc, e) < 0)
+            return -1;
+        rd->catchup_end = end;
+    }
     return 0;
 }
 
@@ -566,22 +668,32 @@ reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *l
     rd->o = (reads_open_t){.product = rd->product, .owner_id = rd->owner_id, .owner_addr = rd->owner_addr,
                            .owner_desc = rd->owner_desc, .token = rd->token, .token_len = rd->token_len};
     rd->live = o->live;
-    int rc = o->live ? reader_join_feed(rd, last_seq, &e) : reader_open_range(rd, o->from, o->limit, last_seq, &e);
+    rd->next = o->from ? o->from : 1;
+    int rc = o->live ? reader_join_feed(rd, last_seq, &e)
+                     : reader_open_range(rd, o->from, o->limit, last_seq, &rd->sc, &e);
     if (rc < 0) {
         err_out(&e, status, kind, kindlen, err, errlen);
         reads_reader_close(&rd);
         return NULL;
     }
-    rd->next = o->from ? o->from : 1;
     rd->last_probe = clock_ms(); /* the owner authorised this reader just now (its open or its probe) */
     return rd;
 }
 
-/* Copies ring records from rd->next into the stage (mu held). */
-static void stage_from_ring(reads_reader_t *rd, feed_t *f)
+/* Copies ring records from rd->next into the stage (mu held), up to the first of another schema
+ * than rd's. 1 when that one is next: nothing was staged and the read ends (READS_SCHEMA). */
+static int stage_from_ring(reads_reader_t *rd, feed_t *f)
 {
     rd->slen = rd->soff = 0;
-    while (rd->next < f->end && rd->slen < STAGE_BYTES) {
+    uint64_t stop = f->end;
+    const segment_t *g = segment_at(f, rd->next);
+    if (g) {
+        if (schema_ends(rd, &g->sc, rd->next))
+            return 1;
+        if (g->next)
+            stop = g->next->first;
+    }
+    while (rd->next < stop && rd->slen < STAGE_BYTES) {
         const ring_rec_t *rec = &f->ring[(f->head + (rd->next - f->first)) % f->cap];
         if (rd->slen + rec->len + 1 > rd->scap) {
             size_t cap = rd->scap ? rd->scap : 64 * 1024;
@@ -589,7 +701,7 @@ static void stage_from_ring(reads_reader_t *rd, feed_t *f)
                 cap *= 2;
             char *b = realloc(rd->stage, cap);
             if (!b)
-                return; /* deliver what is staged; try again next call */
+                return 0; /* deliver what is staged; try again next call */
             rd->stage = b;
             rd->scap = cap;
         }
@@ -598,6 +710,7 @@ static void stage_from_ring(reads_reader_t *rd, feed_t *f)
         rd->stage[rd->slen++] = '\n';
         rd->next++;
     }
+    return 0;
 }
 
 /* Asks the owner whether rd's token still reads the product with the feed's projection. 0 yes,
@@ -605,7 +718,7 @@ static void stage_from_ring(reads_reader_t *rd, feed_t *f)
 static int reader_probe(reads_reader_t *rd, reads_err_t *e)
 {
     uint8_t fkey[16];
-    if (reader_ask_owner(rd, fkey, e) < 0)
+    if (reader_ask_owner(rd, fkey, NULL, e) < 0)
         return -1;
     if (memcmp(fkey, rd->fkey, 16) != 0) {
         reads__err_set(e, 403, "grant_changed", "the fields %s lets this token read of %s changed: open the stream again",
@@ -661,7 +774,7 @@ static long live_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms,
             if (rd->next < f->first) {
                 uint64_t end = f->first;
                 pthread_mutex_unlock(&r->mu);
-                if (reader_open_range(rd, rd->next, end - rd->next, NULL, e) < 0) {
+                if (reader_open_range(rd, rd->next, end - rd->next, NULL, NULL, e) < 0) {
                     if (e->status == 503)
                         snprintf(e->kind, sizeof e->kind, "owner_lost");
                     return READS_FAILED;
@@ -670,8 +783,10 @@ static long live_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms,
                 break;
             }
             if (rd->next < f->end) {
-                stage_from_ring(rd, f);
+                int ends = stage_from_ring(rd, f);
                 pthread_mutex_unlock(&r->mu);
+                if (ends)
+                    return READS_SCHEMA;
                 break;
             }
             if (s->failed) {
@@ -685,6 +800,19 @@ static long live_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms,
             }
         }
     }
+}
+
+int reads_reader_schema(const reads_reader_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version,
+                        size_t len)
+{
+    const schema_t *sc = next ? &rd->next_sc : &rd->sc;
+    if (!sc->told)
+        return -1;
+    if (at)
+        *at = rd->change_at;
+    *mseq = sc->seq;
+    snprintf(version, len, "%s", sc->version);
+    return 0;
 }
 
 long reads_reader_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
@@ -805,6 +933,10 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
                        "the stream from %s lost a batch (expected batch %" PRIu64 " seq %" PRIu64 ", got batch %" PRIu64
                        " seq %" PRIu64 ")",
                        s->owner_desc, s->expect_batch, expect_first, b->batch_no, b->first_seq);
+    } else if (b->schema_version && (strlen(b->schema_version) > STORE_VERSION_MAX ||
+                                     strspn(b->schema_version, PRINTABLE) != strlen(b->schema_version))) {
+        reads__err_set(&e, 0, "owner_lost", "%s sent a schema version that is not printable ASCII of at most %d bytes",
+                       s->owner_desc, STORE_VERSION_MAX);
     } else if (!s->feed && s->qlen >= s->window) { /* the owner may not send beyond acked + window */
         BUMP(r, overrun, 1);
         reads__err_set(&e, 0, "owner_lost", "%s sent beyond the credit given", s->owner_desc);
@@ -827,6 +959,7 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
             reads__outq_cancel(q, s->owner_addr, s->id);
             return 0;
         }
+        schema_of(&s->sc, b);
         s->next_seq = n ? b->first_seq : expect_first;
         if (s->feed)
             s->feed->first = s->feed->end = s->next_seq;

@@ -211,6 +211,18 @@ static void version_of(node_t *a, const char *id, uint64_t mseq, char out[STORE_
         snprintf(out, STORE_VERSION_MAX + 1, "unknown");
 }
 
+/* Ends the response with the "schema_changed" line: records from seq start on were validated
+ * against version v, not the one the response's header names (local and routed reads alike). */
+static void schema_changed_line(reader_t *r, uint64_t start, const char *v)
+{
+    char detail[1024];
+    snprintf(detail, sizeof detail,
+             "records of %s from seq %" PRIu64 " on were validated against version %s, not %s (this "
+             "response's X-Trib-Schema-Version); read again from seq %" PRIu64 " to get them with their schema",
+             r->id, start, v, r->schema_version, start);
+    reader_error_line(r, "schema_changed", detail);
+}
+
 /* How many records from r->next stay in the response's schema: lim, fewer when an epoch of
  * another manifest starts within them, 0 when r->next is in one (then r->buf holds the
  * "schema_changed" line and the read ended). */
@@ -231,13 +243,9 @@ static uint64_t schema_bound(reader_t *r, uint64_t lim)
         at = e.next_mseq;
         start = e.next_start;
     }
-    char v[STORE_VERSION_MAX + 1], detail[1024];
+    char v[STORE_VERSION_MAX + 1];
     version_of(r->a, r->id, at, v);
-    snprintf(detail, sizeof detail,
-             "records of %s from seq %" PRIu64 " on were validated against version %s, not %s (this "
-             "response's X-Trib-Schema-Version); read again from seq %" PRIu64 " to get them with their schema",
-             r->id, start, v, r->schema_version, start);
-    reader_error_line(r, "schema_changed", detail);
+    schema_changed_line(r, start, v);
     return 0;
 }
 
@@ -372,6 +380,13 @@ static long routed_got(reader_t *r, long n, const char *data, const char *kind, 
     } else if (n == GOSSIP_READ_FAILED) {
         log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
         reader_error_line(r, kind, detail);
+    } else if (n == GOSSIP_READ_SCHEMA) {   /* the owner's next records are of another schema */
+        uint64_t at = 0, mseq = 0;
+        char v[STORE_VERSION_MAX + 1];
+        if (gossip_read_schema(r->rd, 1, &at, &mseq, v, sizeof v) == 0)
+            schema_changed_line(r, at, v);
+        else
+            reader_error_line(r, "schema_changed", "the owner's next records are of another schema version");
     }
     return n == 0 ? 0 : -1;
 }
@@ -542,7 +557,13 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
     MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
     if (r->live)
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    if (!r->rd && !r->feed) {   /* local: the schema version the records of this response were validated against */
+    if (r->rd) {   /* routed: as the owner named it (not said by an older owner) */
+        if (gossip_read_schema(r->rd, 0, NULL, &r->schema_mseq, r->schema_version, sizeof r->schema_version) == 0) {
+            MHD_add_response_header(resp, "X-Trib-Schema-Version", r->schema_version);
+            snprintf(hdr, sizeof hdr, "%" PRIu64, r->schema_mseq);
+            MHD_add_response_header(resp, "X-Trib-Schema-Seq", hdr);
+        }
+    } else if (!r->feed) {   /* local: the schema version the records of this response were validated against */
         epochs_t e = {.from = r->next};
         store_product_t p;
         if (last >= r->next && store_record_epochs(r->a->st, r->id, r->next, r->next, epoch_cb, &e) == 0)

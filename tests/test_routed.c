@@ -1233,3 +1233,290 @@ Test(routed, relay_stopping_under_a_busy_stream_ends_it_with_a_reason)
     cr_assert(!strncmp(prev, want, strlen(want)), "record %zu: %.60s", k, prev);
     h_resp_free(&s.r);
 }
+
+/* ------------------------------------------------------------------ schema versions through a relay */
+
+/* One GET (a range, or a live stream that ends by itself) in a thread of its own: its status, the
+ * X-Trib-Schema-* headers and the body so far. */
+typedef struct {
+    char url[512];
+    pthread_t t;
+    pthread_mutex_t mu;
+    long status;
+    char version[300], seq[32];
+    int has_version;
+    char *body;
+    size_t len;
+    atomic_int done;
+} sget_t;
+
+static size_t sget_header(char *buf, size_t size, size_t n, void *ctx)
+{
+    sget_t *g = ctx;
+    size_t len = size * n;
+    static const char kv[] = "X-Trib-Schema-Version:", ks[] = "X-Trib-Schema-Seq:";
+    const char *v = NULL;
+    char *out = NULL;
+    size_t cap = 0;
+    if (len > sizeof kv - 1 && strncasecmp(buf, kv, sizeof kv - 1) == 0) {
+        v = buf + sizeof kv - 1, out = g->version, cap = sizeof g->version;
+        g->has_version = 1;
+    } else if (len > sizeof ks - 1 && strncasecmp(buf, ks, sizeof ks - 1) == 0) {
+        v = buf + sizeof ks - 1, out = g->seq, cap = sizeof g->seq;
+    }
+    if (v) {
+        while (*v == ' ')
+            v++;
+        snprintf(out, cap, "%.*s", (int)strcspn(v, "\r\n"), v);
+    }
+    return len;
+}
+
+static size_t sget_body(char *buf, size_t size, size_t n, void *ctx)
+{
+    sget_t *g = ctx;
+    size_t len = size * n;
+    pthread_mutex_lock(&g->mu);
+    char *b = realloc(g->body, g->len + len + 1);
+    if (b) {
+        memcpy(b + g->len, buf, len);
+        g->len += len;
+        b[g->len] = '\0';
+        g->body = b;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return b ? len : 0;
+}
+
+static void *sget_run(void *arg)
+{
+    sget_t *g = arg;
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, g->url);
+    const char *tok = h_token_for(g->url);
+    if (tok) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+        curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, tok);
+    }
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, sget_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, g);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sget_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, g);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &g->status);
+    curl_easy_cleanup(h);
+    atomic_store(&g->done, 1);
+    return NULL;
+}
+
+static void sget_start(sget_t *g, h_node_t *n, const char *what, uint64_t from)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->mu, NULL);
+    snprintf(g->url, sizeof g->url, "%s/v1/products/" PRODUCT "/%s?from=%" PRIu64, n->url, what, from);
+    cr_assert_eq(pthread_create(&g->t, NULL, sget_run, g), 0);
+}
+
+static int sget_lines_at_least(sget_t *g, size_t want)
+{
+    pthread_mutex_lock(&g->mu);
+    size_t n = g->body ? count_lines(g->body, g->len) : 0;
+    pthread_mutex_unlock(&g->mu);
+    return n >= want;
+}
+
+typedef struct {
+    sget_t *g;
+    size_t lines;
+} sget_cond_t;
+
+static int sget_has(void *ctx)
+{
+    sget_cond_t *c = ctx;
+    return sget_lines_at_least(c->g, c->lines);
+}
+
+static int sget_done(void *ctx) { return atomic_load(&((sget_t *)ctx)->done); }
+
+/* Waits for g's answer to end by itself and joins its thread. */
+static void sget_finish(sget_t *g, const char *what)
+{
+    int ended = h_wait(sget_done, g, 30000);
+    if (!ended) {
+        /* a stream that should have ended at the schema change did not: make it end (the node
+         * goes away with the test) before failing, so the thread never outlives this frame */
+        cr_log_error("%s: still open after 30 s with: %s", what, g->body ? g->body : "");
+    }
+    pthread_join(g->t, NULL);
+    cr_assert(ended, "%s did not end at the schema change", what);
+}
+
+/* The two answers carry the same status, schema headers and bytes. */
+static void same_answer(const sget_t *direct, const sget_t *routed, const char *what)
+{
+    cr_assert_eq(routed->status, direct->status, "%s: status %ld routed, %ld direct", what, routed->status,
+                 direct->status);
+    cr_assert(direct->has_version, "%s: the owner's answer has no X-Trib-Schema-Version", what);
+    cr_assert(routed->has_version, "%s: the relay's answer has no X-Trib-Schema-Version (direct says %s)", what,
+              direct->version);
+    cr_assert_str_eq(routed->version, direct->version, "%s: X-Trib-Schema-Version", what);
+    cr_assert_str_eq(routed->seq, direct->seq, "%s: X-Trib-Schema-Seq", what);
+    cr_assert_eq(routed->len, direct->len, "%s: %zu bytes routed, %zu direct:\nrouted: %s\ndirect: %s", what,
+                 routed->len, direct->len, routed->body ? routed->body : "", direct->body ? direct->body : "");
+    cr_assert(routed->len == 0 || memcmp(routed->body, direct->body, routed->len) == 0,
+              "%s: routed bytes differ:\nrouted: %s\ndirect: %s", what, routed->body, direct->body);
+}
+
+static void sget_free(sget_t *g)
+{
+    free(g->body);
+    pthread_mutex_destroy(&g->mu);
+}
+
+static void publish_ledger_v11(h_node_t *owner)
+{
+    const char *m = "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.1.0\",\"status\":\"active\","
+                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                    "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
+                    "{\"name\":\"pad\",\"logicalType\":\"string\"},{\"name\":\"note\",\"logicalType\":\"string\"}]}";
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, owner->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
+    cr_assert_eq(r.status, 200, "publish 1.1.0: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *version;
+} version_cond_t;
+
+static int relay_knows_version(void *ctx)
+{
+    version_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/products/" PRODUCT, NULL);
+    const char *v = json_string_value(json_object_get(j, "version"));
+    int ok = v && !strcmp(v, c->version);
+    if (!ok) { /* some views nest the manifest */
+        json_t *m = json_object_get(j, "manifest");
+        v = json_string_value(json_object_get(m, "version"));
+        ok = v && !strcmp(v, c->version);
+    }
+    json_decref(j);
+    return ok;
+}
+
+Test(routed, reads_through_a_relay_tell_the_schema_version_and_end_at_a_change_as_local_reads_do)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    post_records(&a, 1, 3, 5);
+
+    /* Live subscribers before the change, on the owner and through the relay (one shared feed:
+     * two subscribers on the relay, from the start and from the tail). */
+    /* static: a failed assertion leaves the reader threads running into these */
+    static sget_t la, lb, lb_tail;
+    sget_start(&la, &a, "stream", 1);
+    sget_start(&lb, &b, "stream", 1);
+    sget_start(&lb_tail, &b, "stream", 4);
+    sget_cond_t c3a = {&la, 3}, c3b = {&lb, 3};
+    cr_assert(h_wait(sget_has, &c3a, 15000) && h_wait(sget_has, &c3b, 15000), "live readers did not get 3 records");
+
+    publish_ledger_v11(&a);
+    version_cond_t vc = {&b, "1.1.0"};
+    cr_assert(h_wait(relay_knows_version, &vc, 10000), "the relay did not learn 1.1.0");
+    /* a subscriber beyond the last record after the change is told the product's version now */
+    static sget_t la_new, lb_new;
+    sget_start(&la_new, &a, "stream", 4);
+    sget_start(&lb_new, &b, "stream", 4);
+    metric_cond_t subs = {&b, "trib_read_feed_subscribers", 3};
+    cr_assert(h_wait(metric_at_least, &subs, 15000), "the relay's feed has not 3 subscribers");
+    post_records(&a, 4, 2, 5);
+
+    /* The subscribers from before the change end at it with the same line as on the owner. */
+    sget_finish(&la, "live on the owner from 1");
+    sget_finish(&lb, "live through the relay from 1");
+    same_answer(&la, &lb, "live from 1");
+    cr_assert_str_eq(lb.version, "1.0.0");
+    cr_assert_eq(count_lines(lb.body, lb.len), 4, "3 records and the schema_changed line: %s", lb.body);
+    cr_assert(strstr(lb.body, "\"error\":\"schema_changed\"") && strstr(lb.body, "from seq 4 on") &&
+              strstr(lb.body, "version 1.1.0, not 1.0.0"), "%s", lb.body);
+    sget_finish(&lb_tail, "live through the relay from the tail before the change");
+    cr_assert_str_eq(lb_tail.version, "1.0.0");
+    cr_assert(strstr(lb_tail.body, "\"error\":\"schema_changed\"") && count_lines(lb_tail.body, lb_tail.len) == 1,
+              "%s", lb_tail.body);
+    /* Those that came after it go on under the new version. */
+    sget_cond_t c2a = {&la_new, 2}, c2b = {&lb_new, 2};
+    cr_assert(h_wait(sget_has, &c2a, 15000) && h_wait(sget_has, &c2b, 15000), "records 4, 5 did not arrive");
+    pthread_mutex_lock(&lb_new.mu);
+    cr_assert_str_eq(lb_new.version, la_new.version);
+    cr_assert_str_eq(lb_new.version, "1.1.0");
+    cr_assert(!strstr(lb_new.body, "error"), "%s", lb_new.body);
+    cr_assert_eq(lb_new.len, la_new.len);
+    pthread_mutex_unlock(&lb_new.mu);
+
+    /* Late subscribers: from 1 (a catch-up below the feed's ring) and from 4 (in the ring). */
+    static sget_t la1, lb1, la4, lb4;
+    sget_start(&la1, &a, "stream", 1);
+    sget_start(&lb1, &b, "stream", 1);
+    sget_finish(&la1, "late live on the owner from 1");
+    sget_finish(&lb1, "late live through the relay from 1");
+    same_answer(&la1, &lb1, "late live from 1");
+    sget_start(&la4, &a, "stream", 4);
+    sget_start(&lb4, &b, "stream", 4);
+    sget_cond_t c4a = {&la4, 2}, c4b = {&lb4, 2};
+    cr_assert(h_wait(sget_has, &c4a, 15000) && h_wait(sget_has, &c4b, 15000), "late from 4: no records");
+    pthread_mutex_lock(&lb4.mu);
+    cr_assert_str_eq(lb4.version, "1.1.0");
+    cr_assert_str_eq(lb4.seq, la4.seq);
+    cr_assert_eq(lb4.len, la4.len);
+    cr_assert(memcmp(lb4.body, la4.body, la4.len) == 0);
+    pthread_mutex_unlock(&lb4.mu);
+
+    /* One-shot reads: across the change, from it (resuming where the line says), within one. */
+    static const uint64_t froms[] = {1, 2, 4, 5, 6};
+    for (size_t i = 0; i < sizeof froms / sizeof froms[0]; i++) {
+        static sget_t ra, rb;
+        char what[64];
+        snprintf(what, sizeof what, "records from %" PRIu64, froms[i]);
+        sget_start(&ra, &a, "records", froms[i]);
+        sget_start(&rb, &b, "records", froms[i]);
+        sget_finish(&ra, what);
+        sget_finish(&rb, what);
+        same_answer(&ra, &rb, what);
+        cr_assert_str_eq(rb.version, froms[i] < 4 ? "1.0.0" : "1.1.0", "%s", what);
+        cr_assert_eq(rb.body && strstr(rb.body, "schema_changed"), froms[i] < 4, "%s: %s", what, rb.body);
+        sget_free(&ra);
+        sget_free(&rb);
+    }
+
+    /* trib get through the relay shows it as on the owner: the records, then the error and where
+     * to resume, exit 1. */
+    char *oa = NULL, *ea = NULL, *ob = NULL, *eb = NULL;
+    int xa = h_trib(&a, NULL, &oa, &ea, "get", PRODUCT, NULL);
+    int xb = h_trib(&b, NULL, &ob, &eb, "get", PRODUCT, NULL);
+    cr_assert_eq(xa, 1, "trib get on the owner: %d %s", xa, ea);
+    cr_assert_eq(xb, xa, "trib get through the relay: %d %s", xb, eb);
+    cr_assert_str_eq(ob, oa);
+    cr_assert_str_eq(eb, ea);
+    cr_assert(strstr(eb, "schema_changed") && strstr(eb, "resume with --from 4"), "%s", eb);
+    free(oa);
+    free(ea);
+    free(ob);
+    free(eb);
+
+    /* every live reader still open ends with the nodes */
+    h_node_stop(&b, SIGTERM);
+    h_node_stop(&a, SIGTERM);
+    sget_t *open[] = {&la_new, &lb_new, &la4, &lb4};
+    for (size_t i = 0; i < 4; i++) {
+        pthread_join(open[i]->t, NULL);
+        sget_free(open[i]);
+    }
+    sget_t *ended[] = {&la, &lb, &lb_tail, &la1, &lb1};
+    for (size_t i = 0; i < 5; i++)
+        sget_free(ended[i]);
+}
