@@ -18,7 +18,9 @@
  *  - read: the 100-byte product is topped up (untimed) to DATA_READ records (1M); GET .../records
  *    of all of them on A (direct) and on B (routed to the owner A), median of 5 runs each, with
  *    the CPU seconds A and B spent per read (/proc/PID/stat) and the time to first byte; then the
- *    time to first byte of 10-record reads (from the middle of the log), median of 21 each way.
+ *    time to first byte of 10-record reads (from the middle of the log): DATA_TTFB_READS (300)
+ *    each way, interleaved direct / routed / one raw CURVE round trip to an echo process, p50
+ *    and p99 of each (DATA_DEBUG prints every read's).
  *  - raw CURVE: the same bytes (DATA_READ x 101 B) through one ZeroMQ CURVE connection on
  *    loopback in this process (PUSH -> PULL, 512 KiB messages as the owner's batches), the floor
  *    of what a routed read can do if encryption is what remains (routed/CURVE).
@@ -438,28 +440,8 @@ static read_t read_rate(int node, const char *product)
     return out;
 }
 
-/* Median time to first byte (ms) of 21 reads of 10 records of product on node; -1 on a failure. */
-static double ttfb_small(int node, const char *product, size_t from)
-{
-    CURL *h = curl_easy_init();
-    BENCH_BEARER(h, owner_tok());
-    char url[160], path[128];
-    snprintf(path, sizeof path, "/v1/products/owner/%s/records?from=%zu&limit=10", product, from);
-    url_of(url, sizeof url, node, path);
-    double t[21];
-    for (int i = 0; i < 21; i++) {
-        body_t b = {0};
-        if (http(h, "GET", url, NULL, 0, &b) != 200 || b.lines != 10) {
-            curl_easy_cleanup(h);
-            return -1;
-        }
-        curl_off_t st = 0;
-        curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &st);
-        t[i] = (double)st / 1e3;
-    }
-    curl_easy_cleanup(h);
-    return bench_pct(t, 21, 50);
-}
+#define TTFB_READS 300   /* reads of 10 records each way (DATA_TTFB_READS) */
+static size_t ttfb_reads = TTFB_READS;
 
 /* Appends records of size bytes to product until it holds want (untimed). */
 static void top_up(const char *product, size_t size, size_t have, size_t want)
@@ -581,71 +563,136 @@ static double curve_raw(size_t total, size_t msg)
     return (double)(t1 - t0) / 1e9;
 }
 
+/* A CURVE echo in a process of its own, as the owner is to the relay: a ROUTER that sends every
+ * message back, until it gets "q" (or its parent dies). The client side is a DEALER here. */
 typedef struct {
-    void *ctx;
-    char ep[64];
-    char sk[41];
-    int n;
+    pid_t pid;
+    void *ctx, *d;
 } echo_t;
 
-static void *curve_echo(void *arg)
+static void echo_child(const char *ep, const char *sk)
 {
-    echo_t *e = arg;
-    void *s = zmq_socket(e->ctx, ZMQ_ROUTER);
-    int one = 1, zero = 0, timeout = 10000;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_ROUTER);
+    int one = 1, zero = 0, timeout = 60000;
     zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, e->sk, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sk, 40);
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    if (zmq_bind(s, e->ep) == 0)
-        for (int i = 0; i < e->n; i++) {
+    if (zmq_bind(s, ep) == 0)
+        for (;;) {
             char id[256], msg[256];
             int il = zmq_recv(s, id, sizeof id, 0), ml = il > 0 ? zmq_recv(s, msg, sizeof msg, 0) : -1;
-            if (ml < 0 || zmq_send(s, id, (size_t)il, ZMQ_SNDMORE) < 0 || zmq_send(s, msg, (size_t)ml, 0) < 0)
+            if (ml < 0 || (ml == 1 && msg[0] == 'q'))
+                break;
+            if (zmq_send(s, id, (size_t)il, ZMQ_SNDMORE) < 0 || zmq_send(s, msg, (size_t)ml, 0) < 0)
                 break;
         }
     zmq_close(s);
-    return NULL;
+    zmq_ctx_term(ctx);
+    _exit(0);
 }
 
-/* Median round trip (ms) of a 100-byte message over one CURVE connection on loopback, thread to
- * thread: the least a routed read adds to the first byte (it also crosses the relay's loop, the
- * owner's loop and each node's ZeroMQ I/O thread). -1 when not measured. */
-static double curve_rtt(void)
+/* One round trip of a 100-byte message (ms), or -1. */
+static double echo_trip(echo_t *e)
 {
-    enum { N = 21 };
-    echo_t e = {.ctx = zmq_ctx_new(), .n = N + 1};
-    zmq_ctx_set(e.ctx, ZMQ_IO_THREADS, 2);
-    char pk[41];
-    snprintf(e.ep, sizeof e.ep, "tcp://127.0.0.1:%d", base_port + 91);
-    if (zmq_curve_keypair(pk, e.sk) != 0)
-        return -1;
-    pthread_t t;
-    pthread_create(&t, NULL, curve_echo, &e);
-    void *d = zmq_socket(e.ctx, ZMQ_DEALER);
-    char cpk[41], csk[41];
-    int zero = 0, timeout = 10000;
-    zmq_curve_keypair(cpk, csk);
-    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, pk, 40);
-    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, cpk, 40);
-    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, csk, 40);
-    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    double rt[N];
-    int n = -1;  /* the first trip connects: not counted */
     char msg[100] = {0}, back[128];
-    if (zmq_connect(d, e.ep) == 0)
-        for (; n < N; n++) {
-            uint64_t t0 = bench_now_ns();
-            if (zmq_send(d, msg, sizeof msg, 0) < 0 || zmq_recv(d, back, sizeof back, 0) != (int)sizeof msg)
+    uint64_t t0 = bench_now_ns();
+    if (zmq_send(e->d, msg, sizeof msg, 0) < 0 || zmq_recv(e->d, back, sizeof back, 0) != (int)sizeof msg)
+        return -1;
+    return bench_ms(bench_now_ns() - t0);
+}
+
+/* Starts the echo process and connects to it (the first trip, not counted). 0 or -1. */
+static int echo_start(echo_t *e)
+{
+    char pk[41], sk[41], cpk[41], csk[41], ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", base_port + 91);
+    *e = (echo_t){0};
+    if (zmq_curve_keypair(pk, sk) != 0 || zmq_curve_keypair(cpk, csk) != 0)
+        return -1;
+    fflush(NULL);
+    if ((e->pid = fork()) < 0)
+        return -1;
+    if (e->pid == 0)
+        echo_child(ep, sk);
+    e->ctx = zmq_ctx_new();
+    e->d = zmq_socket(e->ctx, ZMQ_DEALER);
+    int zero = 0, timeout = 10000;
+    zmq_setsockopt(e->d, ZMQ_CURVE_SERVERKEY, pk, 40);
+    zmq_setsockopt(e->d, ZMQ_CURVE_PUBLICKEY, cpk, 40);
+    zmq_setsockopt(e->d, ZMQ_CURVE_SECRETKEY, csk, 40);
+    zmq_setsockopt(e->d, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(e->d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    return zmq_connect(e->d, ep) == 0 && echo_trip(e) >= 0 ? 0 : -1;
+}
+
+static void echo_stop(echo_t *e)
+{
+    if (e->d) {
+        zmq_send(e->d, "q", 1, ZMQ_DONTWAIT);
+        zmq_close(e->d);
+    }
+    if (e->ctx)
+        zmq_ctx_term(e->ctx);
+    if (e->pid > 0) {
+        uint64_t dl = bench_now_ns() + 2000000000ull;
+        while (waitpid(e->pid, NULL, WNOHANG) == 0) {
+            if (bench_now_ns() > dl) {
+                kill(e->pid, SIGKILL);
+                waitpid(e->pid, NULL, 0);
                 break;
-            if (n >= 0)
-                rt[n] = bench_ms(bench_now_ns() - t0);
+            }
+            usleep(1000);
         }
-    zmq_close(d);
-    pthread_join(t, NULL);
-    zmq_ctx_term(e.ctx);
-    return n == N ? bench_pct(rt, N, 50) : -1;
+    }
+}
+
+/* Time to first byte (ms) of reads of 10 records of product from seq from: direct on A (d) and
+ * routed through B (r), ttfb_reads of each, each on its own keep-alive connection; and as many
+ * CURVE round trips to an echo process (c: the hop between relay and owner with nothing else).
+ * Interleaved (direct, routed, round trip, direct ...) so that the load of a shared machine falls
+ * on all three alike. 0, or -1 when a read failed (c[0] < 0: no round trips). */
+static int ttfb_small(const char *product, size_t from, double *d, double *r, double *c)
+{
+    CURL *h[2] = {curl_easy_init(), curl_easy_init()};
+    char url[2][160], path[128];
+    snprintf(path, sizeof path, "/v1/products/owner/%s/records?from=%zu&limit=10", product, from);
+    for (int k = 0; k < 2; k++) {
+        BENCH_BEARER(h[k], owner_tok());
+        curl_easy_setopt(h[k], CURLOPT_TCP_NODELAY, 1L);
+        url_of(url[k], sizeof url[k], k, path);
+    }
+    int rc = 0;
+    echo_t e;
+    int echo = echo_start(&e) == 0;
+    if (!echo)
+        fprintf(stderr, "data: the CURVE echo process did not answer: %s\n", zmq_strerror(zmq_errno()));
+    c[0] = -1;
+    for (size_t i = 0; i < ttfb_reads + 1 && rc == 0; i++) {  /* read 0 of each opens its connection */
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            body_t b = {0};
+            if (http(h[k], "GET", url[k], NULL, 0, &b) != 200 || b.lines != 10) {
+                rc = -1;
+                break;
+            }
+            curl_off_t st = 0;
+            curl_easy_getinfo(h[k], CURLINFO_STARTTRANSFER_TIME_T, &st);
+            if (i > 0)
+                (k ? r : d)[i - 1] = (double)st / 1e3;
+            if (i > 0 && getenv("DATA_DEBUG"))
+                fprintf(stderr, "ttfb %s %zu %.3f\n", k ? "routed" : "direct", i, (double)st / 1e3);
+        }
+        if (echo && i > 0 && (c[i - 1] = echo_trip(&e)) < 0) {
+            fprintf(stderr, "data: a CURVE round trip failed: %s\n", zmq_strerror(zmq_errno()));
+            echo = 0;
+            c[0] = -1;
+        }
+    }
+    echo_stop(&e);
+    curl_easy_cleanup(h[0]);
+    curl_easy_cleanup(h[1]);
+    return rc;
 }
 
 static void read_report(void)
@@ -671,15 +718,34 @@ static void read_report(void)
         printf("    routed/direct %.2f   target >= 0.50  %s%s\n", ratio, ratio >= 0.50 ? "PASS" : "MISS",
                r.count == d.count ? "" : "  (record count differs from direct!)");
     }
-    double td = ttfb_small(0, "rec100", nread / 2), tr = ttfb_small(1, "rec100", nread / 2);
-    double rtt = curve_rtt();
-    if (td > 0 && tr > 0)
-        printf("  time to first byte, 10 records (median of 21): direct %.2f ms, routed %.2f ms   routed/direct %.2f"
-               "   target <= 2  %s\n"
-               "    one CURVE round trip on loopback (median of 21, thread to thread): %.2f ms\n",
-               td, tr, tr / td, tr / td <= 2 ? "PASS" : "MISS", rtt);
-    else
+    double *td = calloc(ttfb_reads, sizeof *td), *tr = calloc(ttfb_reads, sizeof *tr),
+           *tc = calloc(ttfb_reads, sizeof *tc);
+    if (!td || !tr || !tc)
+        bench_die("out of memory");
+    fprintf(stderr, "data: time to first byte\n");
+    if (ttfb_small("rec100", nread / 2, td, tr, tc) == 0) {
+        size_t n = ttfb_reads;
+        double d50 = bench_pct(td, n, 50), d99 = bench_pct(td, n, 99), r50 = bench_pct(tr, n, 50),
+               r99 = bench_pct(tr, n, 99);
+        printf("  time to first byte, 10 records (%zu reads each way, interleaved with as many CURVE round trips):\n"
+               "    direct on owner A   p50 %6.3f ms   p99 %6.3f ms\n"
+               "    routed through B    p50 %6.3f ms   p99 %6.3f ms\n"
+               "    routed/direct p50 %.2f (p99 %.2f)   target <= 2  %s\n",
+               n, d50, d99, r50, r99, r50 / d50, r99 / d99, r50 / d50 <= 2 ? "PASS" : "MISS");
+        if (tc[0] >= 0) {
+            double c50 = bench_pct(tc, n, 50), c99 = bench_pct(tc, n, 99);
+            printf("    raw ZeroMQ CURVE request/reply round trip to another process (100 B): p50 %6.3f ms   p99 %6.3f ms\n"
+                   "    routed - direct p50 %.3f ms = %.2f CURVE round trips; routed/(direct + round trip) p50 %.2f\n",
+                   c50, c99, r50 - d50, (r50 - d50) / c50, r50 / (d50 + c50));
+        } else {
+            printf("    raw CURVE round trip: not measured (see stderr)\n");
+        }
+    } else {
         printf("  time to first byte, 10 records: not available (a read failed)\n");
+    }
+    free(td);
+    free(tr);
+    free(tc);
     size_t bytes = d.count * 101;
     double cs = curve_raw(bytes, 512 * 1024);
     if (cs > 0 && ratio > 0) {
@@ -919,6 +985,8 @@ int main(int argc, char **argv)
     if ((e = getenv("DATA_READ")) && atol(e) > 0)
         nread = (size_t)atol(e);
     only_read = (e = getenv("DATA_ONLY")) && !strcmp(e, "read");
+    if ((e = getenv("DATA_TTFB_READS")) && atol(e) >= 10)
+        ttfb_reads = (size_t)atol(e);
     tmp = bench_init("tribbench-data");
     curl_global_init(CURL_GLOBAL_DEFAULT);
     base_port = bench_reserve_ports(&lock_fd);

@@ -61,8 +61,14 @@ typedef struct dealer {
     struct dealer *mprev, *mnext;           /* list of monitored dealers */
 } dealer_t;
 
+#define CURVE_CACHE 16                      /* senders whose CURVE form is kept (power of 2) */
+
 struct transport {
     void *zctx;
+    struct {                                /* sender (Ed25519) -> its CURVE key and hex: the */
+        uint8_t ed[32], curve[32];          /* conversion checks the point (~50 us) and every */
+        char hex[65];                       /* message of a peer needs it (sender_authentic) */
+    } cc[CURVE_CACHE];
     void *router, *zap;
     transport_opts_t o;
     uint8_t fed_pk[32];
@@ -929,14 +935,23 @@ static int zap_handle_one(transport_t *t)
 
 /* ------------------------------------------------------------------ receiving */
 
-/* True when the connection's ZAP User-Id (hex CURVE key) is the CURVE form of sender. */
-static int sender_authentic(zmq_msg_t *frame, const uint8_t sender[32], uint8_t curve[32])
+/* True when the connection's ZAP User-Id (hex CURVE key) is the CURVE form of sender. The
+ * conversions of the last senders are kept: it is a pure function of the key. */
+static int sender_authentic(transport_t *t, zmq_msg_t *frame, const uint8_t sender[32], uint8_t curve[32])
 {
     const char *uid = zmq_msg_gets(frame, "User-Id");
-    char hex[65];
-    if (uid == NULL || crypto_sign_ed25519_pk_to_curve25519(curve, sender) != 0) return 0;
-    sodium_bin2hex(hex, sizeof hex, curve, 32);
-    return strcmp(uid, hex) == 0;
+    if (uid == NULL) return 0;
+    unsigned i = (sender[0] ^ sender[31]) & (CURVE_CACHE - 1);
+    if (!t->cc[i].hex[0] || memcmp(t->cc[i].ed, sender, 32) != 0) {
+        if (crypto_sign_ed25519_pk_to_curve25519(t->cc[i].curve, sender) != 0) {
+            t->cc[i].hex[0] = '\0';
+            return 0;
+        }
+        memcpy(t->cc[i].ed, sender, 32);
+        sodium_bin2hex(t->cc[i].hex, sizeof t->cc[i].hex, t->cc[i].curve, 32);
+    }
+    memcpy(curve, t->cc[i].curve, 32);
+    return strcmp(uid, t->cc[i].hex) == 0;
 }
 
 /* Checks one payload frame. Returns the unpacked envelope (curve: the sender's CURVE key), or
@@ -957,7 +972,7 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t cur
     if (env->version != TRANSPORT_PROTOCOL_VERSION) reason = &t->st.dropped_bad_version;
     else if (env->sender.len != 32 || !transport_addr_valid(env->sender_addr))
         reason = &t->st.dropped_malformed;
-    else if (!sender_authentic(frame, env->sender.data, curve)) reason = &t->st.dropped_spoofed;
+    else if (!sender_authentic(t, frame, env->sender.data, curve)) reason = &t->st.dropped_spoofed;
     else if (!type_known((int)env->type)) reason = &t->st.dropped_unknown_type;
     if (reason != NULL) {
         bump(reason, 1);
