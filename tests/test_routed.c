@@ -1034,20 +1034,28 @@ Test(routed, relay_bounds_what_an_owner_says)
         size_t old_records;         /* records one by one, as an older owner sent them */
         int want_status;            /* 0: the open succeeds */
         const char *want_kind, *want_err;
+        const char *schema;         /* ReadBatch.schema_version (NULL: none, as an older owner) */
     } cases[] = {
-        {0, NULL, 1, 1, "a\nb\n", 0, 0, NULL, NULL},                          /* the fake works */
-        {404, "no such", 1, 0, "", 0, 404, "not_found", "no such"},
-        {200, "not an error status", 1, 0, "", 0, 502, "owner_error", "not an error status"},
-        {70000, "huge", 1, 0, "", 0, 502, "owner_error", "huge"},
-        {1, "tiny", 1, 0, "", 0, 502, "owner_error", "tiny"},
-        {500, "bytes \xff\xfe\x01 and \xc3", 1, 0, "", 0, 500, "owner_error", "bytes ??? and ?"},
+        {0, NULL, 1, 1, "a\nb\n", 0, 0, NULL, NULL, NULL},                          /* the fake works */
+        {404, "no such", 1, 0, "", 0, 404, "not_found", "no such", NULL},
+        {200, "not an error status", 1, 0, "", 0, 502, "owner_error", "not an error status", NULL},
+        {70000, "huge", 1, 0, "", 0, 502, "owner_error", "huge", NULL},
+        {1, "tiny", 1, 0, "", 0, 502, "owner_error", "tiny", NULL},
+        {500, "bytes \xff\xfe\x01 and \xc3", 1, 0, "", 0, 500, "owner_error", "bytes ??? and ?", NULL},
         /* seqs that would wrap past the largest */
-        {0, NULL, UINT64_MAX - 1, UINT64_MAX - 1, "a\nb\nc\n", 0, 502, "owner_unreachable", "out of range"},
+        {0, NULL, UINT64_MAX - 1, UINT64_MAX - 1, "a\nb\nc\n", 0, 502, "owner_unreachable", "out of range", NULL},
         /* lines that are not whole records */
-        {0, NULL, 1, 1, "a\nb", 0, 502, "owner_unreachable", "cut short"},
-        {0, NULL, 1, 1, "a\n\nb\n", 0, 502, "owner_unreachable", "an empty record"},
-        {0, NULL, 1, 1, "\n", 0, 502, "owner_unreachable", "an empty record"},
-        {0, NULL, 1, 1, "", 2, 502, "owner_unreachable", "older owner"},
+        {0, NULL, 1, 1, "a\nb", 0, 502, "owner_unreachable", "cut short", NULL},
+        {0, NULL, 1, 1, "a\n\nb\n", 0, 502, "owner_unreachable", "an empty record", NULL},
+        {0, NULL, 1, 1, "\n", 0, 502, "owner_unreachable", "an empty record", NULL},
+        {0, NULL, 1, 1, "", 2, 502, "owner_unreachable", "older owner", NULL},
+        /* the schema version goes into an HTTP header: printable and bounded, or nothing passes */
+        {0, NULL, 1, 1, "a\nb\n", 0, 0, NULL, NULL, "2.1.0"},
+        {0, NULL, 1, 1, "a\nb\n", 0, 502, "owner_unreachable", "schema version", "1.0.0\r\nSet-Cookie: x=1"},
+        {0, NULL, 1, 1, "a\nb\n", 0, 502, "owner_unreachable", "schema version",
+         "1.0.0-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
@@ -1060,11 +1068,21 @@ Test(routed, relay_bounds_what_an_owner_says)
         b.status = cases[i].status;
         b.error = (char *)cases[i].error;
         b.last_seq = 2;
+        if (cases[i].schema) {
+            b.schema_seq = 7;
+            b.schema_version = (char *)cases[i].schema;
+        }
         opener_t o;
         open_answered(r, &f, cases[i].from, &b, &o);
         if (!cases[i].want_status) {
             cr_assert(o.rd, "case %zu: %d %s %s", i, o.status, o.kind, o.err);
             cr_assert_eq(o.last, 2);
+            uint64_t mseq = 0;
+            char ver[300];
+            int told = reads_reader_schema(o.rd, 0, NULL, &mseq, ver, sizeof ver);
+            cr_assert_eq(told, cases[i].schema ? 0 : -1, "case %zu", i);
+            if (cases[i].schema)
+                cr_assert(mseq == 7 && !strcmp(ver, cases[i].schema), "case %zu: %" PRIu64 " %s", i, mseq, ver);
             char out[16];
             char kind[32], err[512];
             cr_assert_eq(reads_reader_next(o.rd, out, sizeof out, 5000, kind, sizeof kind, err, sizeof err), 4);
