@@ -16,7 +16,7 @@
  *    store opened in this process, and through bench/lmdb_floor (a bare mdb_put loop), the
  *    three interleaved batch by batch.
  *  - read: the 100-byte product is topped up (untimed) to DATA_READ records (1M); GET .../records
- *    of all of them on A (direct) and on B (routed to the owner A), median of 5 runs each, with
+ *    of all of them on A (direct) and on B (routed to the owner A), median of 5 runs each (interleaved), with
  *    the CPU seconds A and B spent per read (/proc/PID/stat) and the time to first byte; then the
  *    time to first byte of 10-record reads (from the middle of the log): DATA_TTFB_READS (300)
  *    each way, interleaved direct / routed / one raw CURVE round trip to an echo process, p50
@@ -407,37 +407,48 @@ typedef struct {
     long status;               /* HTTP status (the first non-200 stops) */
 } read_t;
 
-/* A full read of product on node, 5 times: medians. */
-static read_t read_rate(int node, const char *product)
+/* Full reads of product, 5 on A (direct, into out[0]) and 5 on B (routed, out[1]), interleaved
+ * (direct, routed, direct ...) so that the load of a shared machine falls on both alike: medians,
+ * and the CPU seconds each node spent per read of each kind. */
+static void read_rates(const char *product, read_t out[2])
 {
-    CURL *h = curl_easy_init();
-    BENCH_BEARER(h, owner_tok());
-    char url[128], path[96];
+    CURL *h[2] = {curl_easy_init(), curl_easy_init()};
+    char url[2][128], path[96];
     snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
-    url_of(url, sizeof url, node, path);
-    double r[5], t[5];
-    int n = 0;
-    read_t out = {0};
-    double c0[2] = {cpu_s(procs[0].pid), cpu_s(procs[1].pid)};
-    for (; n < 5; n++) {
-        body_t b = {0};
-        uint64_t t0 = bench_now_ns();
-        out.status = http(h, "GET", url, NULL, 0, &b);
-        uint64_t dt = bench_now_ns() - t0;
-        out.count = b.lines;
-        if (out.status != 200)
-            break;
-        curl_off_t st = 0;
-        curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &st);
-        r[n] = (double)b.lines / ((double)dt / 1e9);
-        t[n] = (double)st / 1e3;
+    double r[2][5], t[2][5];
+    int n[2] = {0, 0};
+    memset(out, 0, 2 * sizeof *out);
+    for (int k = 0; k < 2; k++) {
+        BENCH_BEARER(h[k], owner_tok());
+        url_of(url[k], sizeof url[k], k, path);
     }
-    for (int i = 0; i < 2 && n; i++)
-        out.cpu[i] = (cpu_s(procs[i].pid) - c0[i]) / n;
-    curl_easy_cleanup(h);
-    out.rate = n ? bench_pct(r, (size_t)n, 50) : -1;
-    out.ttfb_ms = n ? bench_pct(t, (size_t)n, 50) : -1;
-    return out;
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < 2; k++) {
+            if (n[k] < i)
+                continue;   /* this path failed: no more of it */
+            double c0[2] = {cpu_s(procs[0].pid), cpu_s(procs[1].pid)};
+            body_t b = {0};
+            uint64_t t0 = bench_now_ns();
+            out[k].status = http(h[k], "GET", url[k], NULL, 0, &b);
+            uint64_t dt = bench_now_ns() - t0;
+            out[k].count = b.lines;
+            if (out[k].status != 200)
+                continue;
+            for (int j = 0; j < 2; j++)
+                out[k].cpu[j] += cpu_s(procs[j].pid) - c0[j];
+            curl_off_t st = 0;
+            curl_easy_getinfo(h[k], CURLINFO_STARTTRANSFER_TIME_T, &st);
+            r[k][n[k]] = (double)b.lines / ((double)dt / 1e9);
+            t[k][n[k]] = (double)st / 1e3;
+            n[k]++;
+        }
+    for (int k = 0; k < 2; k++) {
+        for (int j = 0; j < 2 && n[k]; j++)
+            out[k].cpu[j] /= n[k];
+        out[k].rate = n[k] ? bench_pct(r[k], (size_t)n[k], 50) : -1;
+        out[k].ttfb_ms = n[k] ? bench_pct(t[k], (size_t)n[k], 50) : -1;
+        curl_easy_cleanup(h[k]);
+    }
 }
 
 #define TTFB_READS 300   /* reads of 10 records each way (DATA_TTFB_READS) */
@@ -700,13 +711,14 @@ static void read_report(void)
     fprintf(stderr, "data: topping up owner/rec100 to %zu records\n", nread);
     top_up("rec100", 100, nbatches * batch, nread);
     fprintf(stderr, "data: read rates\n");
-    read_t d = read_rate(0, "rec100");
+    read_t both[2];
+    read_rates("rec100", both);
+    read_t d = both[0], r = both[1];
     if (d.status != 200)
         bench_die("direct read on A: HTTP %ld", d.status);
-    printf("  read %zu records of 100 B (GET .../records, all; median of 5; CPU s per read from /proc)\n", d.count);
+    printf("  read %zu records of 100 B (GET .../records, all; median of 5 each, interleaved; CPU s per read from /proc)\n", d.count);
     printf("    direct on owner A          %10.0f rec/s   first byte %7.2f ms   CPU A %.3f s\n", d.rate, d.ttfb_ms,
            d.cpu[0]);
-    read_t r = read_rate(1, "rec100");
     double ratio = -1;
     if (r.status != 200) {
         printf("    routed through B           not available (%ld)   target routed/direct >= 0.50  MISS (not available)\n",
