@@ -7,14 +7,17 @@
  * bounded bytes (a page of storage/pager.h: the records as NDJSON lines, sent as they are),
  * never more than `window` batches beyond what the requester acknowledged, on READ_REQ,
  * READ_CREDIT and local appends (reads_notify_append). Idle streams (no word from the requester
- * for idle_expiry_ms) are dropped; idle streams get a keepalive batch (batch_no 0).
+ * for idle_expiry_ms) are dropped; idle streams get a keepalive batch (batch_no 0). A batch holds
+ * records of one schema epoch only (storage/history.c) and names it (schema_seq, schema_version).
  *
  * Relay side (HTTP threads + loop): a session is one stream to an owner. The loop checks each
  * batch's lines (whole, not empty, seqs in order) and queues it on the session (at most
  * `window` of them: the owner cannot send more), the HTTP thread copies them out and returns
  * credit. A live read shares one upstream stream per product (a feed) with a bounded ring of
  * recent records; each reader is a cursor that catches up with ordinary range sessions until it
- * reaches the ring, then follows it.
+ * reaches the ring, then follows it. Like a local read (node/stream.c), every reader hands out
+ * records of one schema version, the one its answer names, and ends where the next would be of
+ * another (READS_SCHEMA), the shared feed going on for the others.
  * Sessions fail with "owner_lost" when the owner is declared dead/left (reads_peer_lost), when
  * nothing arrives from it within stall_ms, or when a batch is missing.
  *
