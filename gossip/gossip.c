@@ -268,6 +268,24 @@ static void mark_conflicts(gossip_t *g, gossip_member_t *list, size_t n)
     g->conflicts_logged = found;
 }
 
+/* Chartered mode: a member whose key handed its domain over to another member's key (a held key
+ * rotation, trust_handover) is that member's past, not a twin: it is left out of the list. */
+static size_t drop_handed_over(gossip_t *g, gossip_member_t *list, size_t n)
+{
+    if (!g->trust || trust_rotation_count(g->trust) == 0)
+        return n;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        int past = 0;
+        for (size_t j = 0; j < n && !past; j++)
+            past = j != i && !list[i].self && !strcmp(list[i].domain, list[j].domain) &&
+                   trust_handover(g->trust, list[i].domain, list[i].id, list[j].id);
+        if (!past)
+            list[kept++] = list[i];
+    }
+    return kept;
+}
+
 static void publish_snapshot(gossip_t *g)
 {
     size_t cap = swim_count(g->swim, -1);
@@ -276,6 +294,7 @@ static void publish_snapshot(gossip_t *g)
         return;
     swim_foreach(g->swim, snap_one, &s);
     qsort(s.list, s.n, sizeof *s.list, self_first);
+    s.n = drop_handed_over(g, s.list, s.n);
     mark_conflicts(g, s.list, s.n);
     pthread_mutex_lock(&g->smu);
     free(g->snap);

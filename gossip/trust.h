@@ -24,6 +24,8 @@
 
 #define TRUST_MAX_CERTS 65536
 #define TRUST_MAX_REVS  65536
+#define TRUST_MAX_ROTS  65536
+#define TRUST_HANDOVER_STEPS 16   /* rotations trust_handover follows back from a key */
 
 typedef struct trust trust_t;
 
@@ -45,10 +47,23 @@ trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *ad
 trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added,
                                        char *err, size_t errlen);
 
+/* A key hand-over (kind 5, cert.h rotation_t), held when its one signature is the old key's and
+ * the old key was certified for the domain at the hand-over's issued time (uncertified,
+ * wrong_domain, revoked ... otherwise; forged when the signature fails). Once the new key holds a
+ * certificate for the domain, the old key is refused (TRUST_ROTATED) for connections and entries
+ * after effective + overlap (+ skew); what it signed before stays valid. */
+trust_verdict_t trust_offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+                                     size_t errlen);
+/* 1 when held hand-overs of domain lead from key `from` to key `to` (directly or through at most
+ * TRUST_HANDOVER_STEPS rotations): the domain's catalog log may continue under `to` where `from`
+ * signed its head. 0 else. */
+int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_PK_LEN], const uint8_t to[ID_PK_LEN]);
+size_t trust_rotation_count(const trust_t *t);
+
 /* ZAP: may the peer whose CURVE public key is curve_pk connect at now_ms (TRUST_SKEW_MS)?
  * On TRUST_OK, *cert is its certificate (valid until the store changes). Verdicts: ok,
  * uncertified, below_threshold (only certificates the current roots no longer back), revoked,
- * expired, not_yet_valid. */
+ * expired, not_yet_valid, rotated. */
 trust_verdict_t trust_admit_curve(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms,
                                   const cert_t **cert, char *err, size_t errlen);
 
