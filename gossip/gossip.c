@@ -94,6 +94,19 @@ static void unsaved_add(gossip_t *g, const uint8_t id[ID_PK_LEN], uint8_t *membe
         save_members(g);
 }
 
+static int handover(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to)
+{
+    gossip_t *g = ctx;
+    return trust_handover(g->trust, domain, from, to);
+}
+
+static int certified_now(gossip_t *g, const uint8_t id[ID_PK_LEN])
+{
+    uint8_t curve[32];
+    return crypto_sign_ed25519_pk_to_curve25519(curve, id) == 0 &&
+           trust_admit_curve(g->trust, curve, (int64_t)time(NULL) * 1000, NULL, NULL, 0) == TRUST_OK;
+}
+
 static void member_changed(void *ctx, const Trib__Member *m, int old_state)
 {
     gossip_t *g = ctx;
@@ -110,8 +123,8 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
                  m->incarnation);
     if (m->id.len != ID_PK_LEN)
         return;
-    if (g->trust && m->addr)
-        transport_set_peer(g->tr, m->addr, m->id.data, 0);
+    if (g->trust && m->addr)   /* a certified key now alive at a known address (a rotated node) replaces it */
+        transport_set_peer(g->tr, m->addr, m->id.data, m->state == TRIB__MEMBER_STATE__ALIVE && certified_now(g, m->id.data));
     if (!memcmp(m->id.data, g->id.pk, ID_PK_LEN)) {
         g->self_inc = m->incarnation ? m->incarnation : g->self_inc;
         return;
@@ -684,7 +697,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     if (!g->swim)
         goto fail;
     repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
-                     .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL};
+                     .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL,
+                     .handover = g->trust ? handover : NULL};
     size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
     if (frame > FRAME_MAX)
         frame = FRAME_MAX;

@@ -354,12 +354,13 @@ static int rank(trust_verdict_t v)
 }
 
 /* 1 when c's key handed c's domain over to a key certified for it and the overlap ended before
- * at_ms (skew allowed), with why. */
+ * at_ms, with why. No skew allowance: the end of the overlap is the key owner's own promise (an
+ * entry's time and the hand-over's are both its clock), not a window the roots set. */
 static int retired(const trust_t *t, const cert_t *c, int64_t at_ms, char *why, size_t whylen)
 {
     for (size_t i = 0; i < t->nrots; i++) {
         const held_rot_t *r = &t->rots[i];
-        if (at_ms <= r->until_ms + TRUST_SKEW_MS || memcmp(r->old_key, c->node_key, ID_PK_LEN) != 0 ||
+        if (at_ms <= r->until_ms || memcmp(r->old_key, c->node_key, ID_PK_LEN) != 0 ||
             strcmp(r->domain, c->domain) != 0 || !certified_for(t, r->domain, r->new_key))
             continue;
         char until[32], hex[ID_HEX_LEN];

@@ -51,7 +51,8 @@ trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, i
  * the old key was certified for the domain at the hand-over's issued time (uncertified,
  * wrong_domain, revoked ... otherwise; forged when the signature fails). Once the new key holds a
  * certificate for the domain, the old key is refused (TRUST_ROTATED) for connections and entries
- * after effective + overlap (+ skew); what it signed before stays valid. */
+ * after effective + overlap (no skew allowance: the owner's promise); what it signed before
+ * stays valid. */
 trust_verdict_t trust_offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
                                      size_t errlen);
 /* 1 when held hand-overs of domain lead from key `from` to key `to` (directly or through at most

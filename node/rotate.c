@@ -108,6 +108,11 @@ static int switch_keys(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "cannot make %s the node's key: %s", next, strerror(errno));
         return -1;
     }
+    /* the admin token is the old key's: the restart issues one of the new key (copies of the old
+     * one keep working until the overlap ends) */
+    snprintf(key, sizeof key, "%s/admin.token", dir);
+    if (unlink(key) != 0 && errno != ENOENT)
+        log_warn("rotate: cannot remove %s (%s): it stops working when the overlap ends", key, strerror(errno));
     return 0;
 }
 
@@ -119,6 +124,29 @@ static unsigned offer(fedlog_t *f, const uint8_t *b, size_t len, const char *wha
     unsigned st = r.reason == TRUST_FORGED || r.reason == TRUST_BELOW_THRESHOLD || r.reason == TRUST_WRONG_FEDERATION ||
                   r.reason == TRUST_REVOKED || r.reason == TRUST_ROTATED ? 403 : r.reason == FEDLOG_R_BUSY ? 503 : 409;
     return error(reply, st, fedlog_reason_name(r.reason), "%s refused by this node's federation log: %s", what, r.err);
+}
+
+/* The current key's certificate (--cert, or DATA/identity.cert after an earlier rotation) into the
+ * federation log, stored and gossiped with the hand-over: a node that restarts, or a peer that
+ * never met this key, can then check the hand-over's signer was the domain's. */
+static unsigned offer_own(node_t *n, fedlog_t *f, json_t **reply)
+{
+    char rotated[600], e[600];
+    snprintf(rotated, sizeof rotated, "%s/" ROTATE_CERT_FILE, n->cfg.data);
+    const char *paths[] = {rotated, n->cfg.cert};
+    for (size_t i = 0; i < 2; i++) {
+        cert_t c;
+        if (cert_load(paths[i], &c, e, sizeof e) != 0)
+            continue;
+        unsigned st = 0;
+        int mine = memcmp(c.node_key, n->id.pk, ID_PK_LEN) == 0;
+        if (mine)
+            st = offer(f, c.bytes, c.len, "this node's certificate", reply);
+        cert_free(&c);
+        if (mine)
+            return st;
+    }
+    return error(reply, 409, "uncertified", "neither --cert %s nor %s is this node's certificate", n->cfg.cert, rotated);
 }
 
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
@@ -180,7 +208,7 @@ unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, s
                    have, cert.domain, next.hex, n->cfg.domain);
         goto cert_out;
     }
-    if ((st = offer(f, cert.bytes, cert.len, "the new certificate", reply)) != 0)
+    if ((st = offer_own(n, f, reply)) != 0 || (st = offer(f, cert.bytes, cert.len, "the new certificate", reply)) != 0)
         goto cert_out;
     trust_verdict_t v = trust_entry_ok(t, n->cfg.domain, next.pk, wall_ms(), e, sizeof e);
     if (v != TRUST_OK) {
