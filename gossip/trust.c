@@ -527,21 +527,42 @@ trust_verdict_t trust_offer_rotation(trust_t *t, const uint8_t *b, size_t n, int
     return v;
 }
 
+/* The key `at` continues for domain: the old key of a held hand-over to it, else the key of the
+ * certificate that a backed certificate of `at` names as its prev_serial (the roots certified it
+ * as the continuation: the lost-key case, where no hand-over can be signed). 1 found, 0 none. */
+static int predecessor(const trust_t *t, const char *domain, const uint8_t at[ID_PK_LEN], uint8_t prev[ID_PK_LEN])
+{
+    for (size_t i = 0; i < t->nrots; i++)
+        if (memcmp(t->rots[i].new_key, at, ID_PK_LEN) == 0 && strcmp(t->rots[i].domain, domain) == 0) {
+            memcpy(prev, t->rots[i].old_key, ID_PK_LEN);
+            return 1;
+        }
+    if (t->by_key.slot == NULL)
+        return 0;
+    for (size_t b = bucket(at, t->by_key.mask); t->by_key.slot[b] != 0; b = (b + 1) & t->by_key.mask) {
+        const held_cert_t *h = &t->certs[t->by_key.slot[b] - 1];
+        if (!h->backed || !h->cert.prev_serial || memcmp(h->cert.node_key, at, ID_PK_LEN) != 0 ||
+            strcmp(h->cert.domain, domain) != 0)
+            continue;
+        for (size_t i = 0; i < t->ncerts; i++)
+            if (t->certs[i].cert.serial == h->cert.prev_serial && strcmp(t->certs[i].cert.domain, domain) == 0 &&
+                memcmp(t->certs[i].cert.node_key, at, ID_PK_LEN) != 0) {
+                memcpy(prev, t->certs[i].cert.node_key, ID_PK_LEN);
+                return 1;
+            }
+    }
+    return 0;
+}
+
 int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_PK_LEN], const uint8_t to[ID_PK_LEN])
 {
-    uint8_t at[ID_PK_LEN];
+    uint8_t at[ID_PK_LEN], prev[ID_PK_LEN];
     int ok = 0;
     memcpy(at, to, ID_PK_LEN);
     pthread_rwlock_rdlock(t->mu);
-    for (int step = 0; step < TRUST_HANDOVER_STEPS && !ok; step++) {
-        const held_rot_t *r = NULL;
-        for (size_t i = 0; i < t->nrots && !r; i++)
-            if (memcmp(t->rots[i].new_key, at, ID_PK_LEN) == 0 && strcmp(t->rots[i].domain, domain) == 0)
-                r = &t->rots[i];
-        if (r == NULL)
-            break;
-        ok = memcmp(r->old_key, from, ID_PK_LEN) == 0;
-        memcpy(at, r->old_key, ID_PK_LEN);
+    for (int step = 0; step < TRUST_HANDOVER_STEPS && !ok && predecessor(t, domain, at, prev); step++) {
+        ok = memcmp(prev, from, ID_PK_LEN) == 0;
+        memcpy(at, prev, ID_PK_LEN);
     }
     pthread_rwlock_unlock(t->mu);
     return ok;

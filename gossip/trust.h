@@ -55,9 +55,11 @@ trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, i
  * stays valid. */
 trust_verdict_t trust_offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
                                      size_t errlen);
-/* 1 when held hand-overs of domain lead from key `from` to key `to` (directly or through at most
- * TRUST_HANDOVER_STEPS rotations): the domain's catalog log may continue under `to` where `from`
- * signed its head. 0 else. */
+/* 1 when domain's log may continue under key `to` where key `from` signed its head: a chain of at
+ * most TRUST_HANDOVER_STEPS steps from `to` back to `from`, each a held hand-over (rotation), or a
+ * charter-backed certificate whose prev_serial names a certificate of the earlier key (the roots
+ * certified the continuation: a lost key, which can sign no hand-over). 0 else. The caller still
+ * checks that `to` may sign the entry (trust_entry_ok): a revoked key's later entries stay refused. */
 int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_PK_LEN], const uint8_t to[ID_PK_LEN]);
 size_t trust_rotation_count(const trust_t *t);
 

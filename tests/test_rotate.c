@@ -13,7 +13,10 @@
  * Must not: sleep as synchronisation (poll with deadlines), leave processes or files behind. */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +174,32 @@ Test(rotate, trust_holds_handovers_of_certified_keys_and_retires_the_old_key_aft
     trust_destroy(&t);
 }
 
+Test(rotate, a_lost_key_s_successor_certified_with_prev_serial_continues_the_log)
+{
+    identity_t lost, neu, stranger;
+    mk_id(&lost), mk_id(&neu), mk_id(&stranger);
+    cert_t cl, cn, cs, cg;
+    issue("payments", lost.pk, 0, NULL, &cl);
+    trust_t *t = trust_new(&ch);
+    cr_assert_not_null(t);
+    int added;
+    cr_assert_eq(trust_offer_cert(t, cl.bytes, cl.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", lost.pk, neu.pk), 0, "no certificate of the new key yet");
+    issue("payments", stranger.pk, 0, NULL, &cs);   /* certified for the domain, but not as a continuation */
+    cr_assert_eq(trust_offer_cert(t, cs.bytes, cs.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", lost.pk, stranger.pk), 0);
+    issue("growth", neu.pk, cl.serial, NULL, &cg);  /* continues the serial, for another domain */
+    cr_assert_eq(trust_offer_cert(t, cg.bytes, cg.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", lost.pk, neu.pk), 0);
+    cr_expect_eq(trust_handover(t, "growth", lost.pk, neu.pk), 0, "the serial continued is of another domain");
+    issue("payments", neu.pk, cl.serial, NULL, &cn);
+    cr_assert_eq(trust_offer_cert(t, cn.bytes, cn.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", lost.pk, neu.pk), 1);
+    cr_expect_eq(trust_handover(t, "payments", neu.pk, lost.pk), 0);
+    cert_free(&cl), cert_free(&cn), cert_free(&cs), cert_free(&cg);
+    trust_destroy(&t);
+}
+
 /* ---------------------------------------------------------------- a running node */
 
 static void start(h_node_t *n, const char *domain, const char *dir, const char *certfile, const char *seed)
@@ -286,6 +315,50 @@ static void put(h_node_t *n, int from, int to)
     free(out), free(eout);
 }
 
+typedef struct {
+    h_node_t *n, *reader;
+    int from, to;
+    char last[600];
+} put_cond_t;
+
+/* 1 when record r<from> can be read through reader (a routed read: the owner has it), 0 when it
+ * cannot, -1 when the read failed (the owner is restarting: unknown). */
+static int stored(h_node_t *reader, int from)
+{
+    char *out = NULL, *eout = NULL, want[32];
+    snprintf(want, sizeof want, "\"r%03d\"", from);
+    int rc = h_trib(reader, NULL, &out, &eout, "get", "payments/settled", NULL);
+    int has = rc != 0 ? -1 : out && strstr(out, want) ? 1 : 0;
+    free(out), free(eout);
+    return has;
+}
+
+static int put_done(void *ctx)
+{
+    put_cond_t *c = ctx;
+    int has = stored(c->reader, c->from);
+    if (has != 0)
+        return has == 1;   /* 1: a try whose reply was lost had stored it; -1: ask again later */
+    char path[256], body[2048], *out = NULL, *eout = NULL;
+    size_t len = 0;
+    for (int i = c->from; i <= c->to; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len, "{\"id\":\"r%03d\"}\n", i);
+    snprintf(path, sizeof path, "%s/r-%d.ndjson", work, c->from);
+    cr_assert_eq(h_write_file(path, body, len), 0);
+    char tok[300];
+    snprintf(tok, sizeof tok, "%s/a/admin.token", work);   /* the node's current token, old or new */
+    int rc = h_trib(c->n, path, &out, &eout, "put", "payments/settled", "--token-file", tok, NULL);
+    snprintf(c->last, sizeof c->last, "%s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    return rc == 0;
+}
+
+static void put_retrying(h_node_t *n, h_node_t *reader, int from, int to)
+{
+    put_cond_t c = {n, reader, from, to, ""};
+    cr_assert(h_wait(put_done, &c, 30000), "put r%03d..r%03d was never taken: %s", from, to, c.last);
+}
+
 /* A routed read from n holds r001..r<last> each exactly once. */
 static void read_all_once(h_node_t *n, int last)
 {
@@ -303,6 +376,78 @@ static void read_all_once(h_node_t *n, int last)
     snprintf(beyond, sizeof beyond, "\"r%03d\"", last + 1);
     cr_expect(!out || !strstr(out, beyond), "a record that was never written: %s", out ? out : "");
     free(out), free(eout);
+}
+
+/* ---- a live subscriber on a peer, and a command run in the background */
+
+static pid_t spawn(const char *outp, const char *errp, const char *token, const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int o = open(outp, O_WRONLY | O_CREAT | O_APPEND, 0600), e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        if (token)
+            setenv("TRIB_TOKEN", token, 1);
+        execv(h_trib_path(), (char **)args);
+        _exit(127);
+    }
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+typedef struct {
+    h_node_t *n;
+    pid_t pid;
+    int runs, last;          /* subscriptions started; records wanted */
+    char out[300], err[300], from[32];
+} sub_t;
+
+static void sub_start(sub_t *s)
+{
+    const char *args[] = {h_trib_path(), "subscribe", "payments/settled", "--node", s->n->url, "--from", s->from, NULL};
+    s->pid = spawn(s->out, s->err, s->n->token, args);
+    s->runs++;
+}
+
+/* Every record up to s->last is in the subscriber's output. A subscription that ended (its owner
+ * restarted) is started again from the seq it says to resume from, as its user would. */
+static int sub_has_all(void *ctx)
+{
+    sub_t *s = ctx;
+    int st;
+    if (s->pid > 0 && waitpid(s->pid, &st, WNOHANG) == s->pid) {
+        s->pid = 0;
+        char *e = h_read_file(s->err, NULL);
+        const char *r = e ? strstr(e, "resume with --from ") : NULL;
+        cr_assert(r, "the subscriber ended without saying where to resume: %s", e ? e : "");
+        snprintf(s->from, sizeof s->from, "%lld", atoll(r + strlen("resume with --from ")));
+        free(e);
+        sub_start(s);
+    }
+    char *o = h_read_file(s->out, NULL);
+    int all = o != NULL;
+    for (int i = 1; all && i <= s->last; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "\"r%03d\"", i);
+        all = strstr(o, want) != NULL;
+    }
+    free(o);
+    return all;
+}
+
+static void sub_expect_once(sub_t *s, const char *when)
+{
+    cr_assert(h_wait(sub_has_all, s, 20000), "%s: the subscriber on a peer did not receive r001..r%03d", when, s->last);
+    char *o = h_read_file(s->out, NULL);
+    for (int i = 1; i <= s->last; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "\"r%03d\"", i);
+        const char *p = strstr(o, want);
+        cr_expect(p && !strstr(p + 1, want), "%s: the subscriber received r%03d %s", when, i, p ? "twice" : "never");
+    }
+    free(o);
 }
 
 Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
@@ -330,6 +475,11 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     put(&a, 1, 10);
     version_cond_t vc = {&c, "/v1/products/payments/settled", "1.0.0"};
     cr_assert(h_wait(has_version, &vc, 15000), "the product did not replicate to listening");
+    sub_t sub = {.n = &c, .last = 10, .from = "1"};
+    snprintf(sub.out, sizeof sub.out, "%s/sub.out", work);
+    snprintf(sub.err, sizeof sub.err, "%s/sub.err", work);
+    sub_start(&sub);
+    sub_expect_once(&sub, "before the rotation");
 
     /* 1. the running node makes its next key; its secret stays in the data dir */
     char *out = NULL, *eout = NULL;
@@ -358,11 +508,24 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     /* 2. the roots certify the new key as a continuation; the node completes the rotation */
     issue("payments", in.pk, ca.serial, "next.cert", &cn);
     snprintf(certp, sizeof certp, "%s/next.cert", work);
-    rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp,
-                "--overlap", "1h", NULL);
-    cr_assert_eq(rc, 0, "key rotate --cert failed: %s (see %s)", eout ? eout : "", a.log);
+    char rout[300], rerr[300];
+    snprintf(rout, sizeof rout, "%s/rotate.out", work);
+    snprintf(rerr, sizeof rerr, "%s/rotate.err", work);
+    const char *rargs[] = {h_trib_path(), "key", "rotate", "--data", da, "--node", a.url, "--cert", certp,
+                           "--overlap", "1h", NULL};
+    pid_t rot = spawn(rout, rerr, NULL, rargs);
+    /* the publisher goes on while the node rotates and restarts: each batch is retried until the
+     * node takes it (a batch whose reply was lost is first looked for, so nothing is sent twice) */
+    for (int batch = 0; batch < 4; batch++)
+        put_retrying(&a, &c, 21 + 5 * batch, 25 + 5 * batch);
+    int st = 0;
+    cr_assert_eq(waitpid(rot, &st, 0), rot);
+    out = h_read_file(rout, NULL), eout = h_read_file(rerr, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "key rotate --cert failed: %s (see %s)", eout ? eout : "", a.log);
     cr_expect(out && !strncmp(out, next, 64), "%s", out ? out : "");
     free(out), free(eout);
+    sub.last = 40;
+    sub_expect_once(&sub, "across the rotation");
     json_t *j = h_get_json(a.url, "/v1/status", NULL);
     cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", next);
     json_decref(j);
@@ -375,15 +538,15 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     cr_assert(h_wait(one_member, &nc, 20000), "listening does not list payments once, on its new key");
 
     /* 4. the domain's log continues: the next entry, signed by the new key, is accepted everywhere */
-    put(&a, 21, 30);
+    put(&a, 41, 45);
     publish(&a, "1.1.0");
     vc.version = "1.1.0";
     cr_assert(h_wait(has_version, &vc, 15000), "listening did not accept the new key's entry");
     vc.n = &b;
     cr_assert(h_wait(has_version, &vc, 15000), "growth did not accept the new key's entry");
     cr_expect_eq(h_metric(b.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
-    read_all_once(&c, 30);
-    read_all_once(&b, 30);
+    read_all_once(&c, 45);
+    read_all_once(&b, 45);
 
     /* 5. a restart comes back on the new key (its certificate is DATA/identity.cert) */
     cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
@@ -392,11 +555,18 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", next);
     json_decref(j);
     cr_assert(h_wait(one_member, &nc, 20000), "after the restart listening does not list payments once");
-    put(&a, 31, 35);
+    put(&a, 46, 50);
     publish(&a, "1.2.0");
     vc.version = "1.2.0";
     cr_assert(h_wait(has_version, &vc, 15000), "growth did not accept the restarted node's entry");
-    read_all_once(&c, 35);
+    read_all_once(&c, 50);
+    sub.last = 50;
+    sub_expect_once(&sub, "after the restart");
+    if (sub.pid > 0) {
+        kill(sub.pid, SIGTERM);
+        waitpid(sub.pid, NULL, 0);
+    }
+    cr_log_info("the subscriber ran %d time(s)", sub.runs);
 
     /* 6. a hand-over signed by a key that is not the domain's is refused and counted */
     identity_t stranger;
