@@ -216,7 +216,9 @@ int agent_main(int argc, char **argv)
         goto fail;
     log_info("serving HTTP on %s", a->cfg.http);
 
-    sigwait(&sigs, &sig);
+    do   /* a SIGUSR1 that no rotation asked for is ignored */
+        sigwait(&sigs, &sig);
+    while (sig == SIGUSR1 && !rotate_restart_requested());
     log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGUSR1");
     exit_code = 0;
     goto out;

@@ -268,6 +268,14 @@ static int has_version(void *ctx)
     return ok;
 }
 
+/* The node's admin token as it is now (a rotation re-issues it under the new key). */
+static const char *token_file(const h_node_t *n)
+{
+    static char path[300];
+    snprintf(path, sizeof path, "%s/%s/admin.token", work, !strcmp(n->domain, "payments") ? "a" : "b");
+    return path;
+}
+
 typedef struct {
     h_node_t *n;
     const char *path;
@@ -280,7 +288,7 @@ static int published(void *ctx)
 {
     pub_cond_t *c = ctx;
     char *out = NULL, *eout = NULL;
-    int rc = h_trib(c->n, NULL, &out, &eout, "publish", c->path, NULL);
+    int rc = h_trib(c->n, NULL, &out, &eout, "publish", c->path, "--token-file", token_file(c->n), NULL);
     snprintf(c->last, sizeof c->last, "%s %s", out ? out : "", eout ? eout : "");
     free(out), free(eout);
     cr_assert(rc == 0 || strstr(c->last, "not_synced"), "publish failed: %s", c->last);
@@ -310,7 +318,7 @@ static void put(h_node_t *n, int from, int to)
     snprintf(path, sizeof path, "%s/r-%d.ndjson", work, from);
     cr_assert_eq(h_write_file(path, body, len), 0);
     char *out = NULL, *eout = NULL;
-    int rc = h_trib(n, path, &out, &eout, "put", "payments/settled", NULL);
+    int rc = h_trib(n, path, &out, &eout, "put", "payments/settled", "--token-file", token_file(n), NULL);
     cr_assert_eq(rc, 0, "put r%03d..r%03d failed: %s %s", from, to, out ? out : "", eout ? eout : "");
     free(out), free(eout);
 }
@@ -376,6 +384,25 @@ static void read_all_once(h_node_t *n, int last)
     snprintf(beyond, sizeof beyond, "\"r%03d\"", last + 1);
     cr_expect(!out || !strstr(out, beyond), "a record that was never written: %s", out ? out : "");
     free(out), free(eout);
+}
+
+static int time_past(void *ctx) { return now_ms() > *(int64_t *)ctx; }
+
+typedef struct {
+    const char *url, *token;
+    long status;
+} tok_cond_t;
+
+static int old_token_refused(void *ctx)
+{
+    tok_cond_t *c = ctx;
+    char url[300];
+    snprintf(url, sizeof url, "%s/v1/whoami", c->url);
+    h_resp_t r;
+    int rc = h_http_token("GET", url, NULL, NULL, 0, c->token, &r);
+    c->status = rc == 0 ? r.status : 0;
+    h_resp_free(&r);
+    return c->status == 401;
 }
 
 /* ---- a live subscriber on a peer, and a command run in the background */
@@ -505,6 +532,10 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     cr_expect(eout && strstr(eout, "wrong_key"), "%s", eout ? eout : "");
     free(eout);
 
+    char *old_token = h_read_file(token_file(&a), NULL);   /* issued by the old key */
+    cr_assert_not_null(old_token);
+    old_token[strcspn(old_token, "\r\n")] = '\0';
+
     /* 2. the roots certify the new key as a continuation; the node completes the rotation */
     issue("payments", in.pk, ca.serial, "next.cert", &cn);
     snprintf(certp, sizeof certp, "%s/next.cert", work);
@@ -512,7 +543,7 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     snprintf(rout, sizeof rout, "%s/rotate.out", work);
     snprintf(rerr, sizeof rerr, "%s/rotate.err", work);
     const char *rargs[] = {h_trib_path(), "key", "rotate", "--data", da, "--node", a.url, "--cert", certp,
-                           "--overlap", "1h", NULL};
+                           "--overlap", "2s", NULL};
     pid_t rot = spawn(rout, rerr, NULL, rargs);
     /* the publisher goes on while the node rotates and restarts: each batch is retried until the
      * node takes it (a batch whose reply was lost is first looked for, so nothing is sent twice) */
@@ -529,6 +560,15 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     json_t *j = h_get_json(a.url, "/v1/status", NULL);
     cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", next);
     json_decref(j);
+
+    /* the old key is refused once the 2 s overlap is over: a token it issued is refused by a node
+     * that checks it afresh (a node that verified it lately keeps that verdict up to 60 s: auth.c) */
+    int64_t over = now_ms() + 2500;   /* the overlap began before the command returned */
+    cr_assert(h_wait(time_past, &over, 10000));
+    tok_cond_t tc = {b.url, old_token, 0};
+    cr_assert(h_wait(old_token_refused, &tc, 15000), "the old key's token is still taken (HTTP %ld)", tc.status);
+    cr_expect_geq(h_metric(b.url, "trib_token_refused_total{reason=\"token_invalid\"}"), 1);
+    free(old_token);
 
     /* 3. peers list one payments member: the new key, the new serial, no conflict */
     char new_serial[17];
