@@ -281,21 +281,28 @@ static void mark_conflicts(gossip_t *g, gossip_member_t *list, size_t n)
     g->conflicts_logged = found;
 }
 
-/* Chartered mode: a member whose key handed its domain over to another member's key (a held key
- * rotation, trust_handover) is that member's past, not a twin: it is left out of the list. */
+/* Chartered mode: a member whose key another member's key continues (a held key hand-over, or a
+ * certificate continuing its serial: trust_handover) is that member's past, not a twin: it is left
+ * out of the list. */
 static size_t drop_handed_over(gossip_t *g, gossip_member_t *list, size_t n)
 {
-    if (!g->trust || trust_rotation_count(g->trust) == 0)
+    if (!g->trust)
         return n;
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        int past = 0;
-        for (size_t j = 0; j < n && !past; j++)
-            past = j != i && !list[i].self && !strcmp(list[i].domain, list[j].domain) &&
-                   trust_handover(g->trust, list[i].domain, list[i].id, list[j].id);
-        if (!past)
-            list[kept++] = list[i];
+    uint8_t *past = calloc(n ? n : 1, 1), prev[TRUST_HANDOVER_STEPS][ID_PK_LEN];
+    if (!past)
+        return n;
+    for (size_t j = 0; j < n; j++) {   /* one walk per member: the keys it continues */
+        size_t k = trust_predecessors(g->trust, list[j].domain, list[j].id, prev);
+        for (size_t i = 0; i < n && k; i++)
+            for (size_t s = 0; s < k && !past[i]; s++)
+                past[i] = i != j && !list[i].self && !memcmp(list[i].id, prev[s], ID_PK_LEN) &&
+                          !strcmp(list[i].domain, list[j].domain);
     }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!past[i])
+            list[kept++] = list[i];
+    free(past);
     return kept;
 }
 

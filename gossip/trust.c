@@ -554,6 +554,17 @@ static int predecessor(const trust_t *t, const char *domain, const uint8_t at[ID
     return 0;
 }
 
+size_t trust_predecessors(const trust_t *t, const char *domain, const uint8_t key[ID_PK_LEN],
+                          uint8_t out[TRUST_HANDOVER_STEPS][ID_PK_LEN])
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(t->mu);
+    for (const uint8_t *at = key; n < TRUST_HANDOVER_STEPS && predecessor(t, domain, at, out[n]); at = out[n++])
+        ;
+    pthread_rwlock_unlock(t->mu);
+    return n;
+}
+
 int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_PK_LEN], const uint8_t to[ID_PK_LEN])
 {
     uint8_t at[ID_PK_LEN], prev[ID_PK_LEN];

@@ -61,6 +61,10 @@ trust_verdict_t trust_offer_rotation(trust_t *t, const uint8_t *b, size_t n, int
  * certified the continuation: a lost key, which can sign no hand-over). 0 else. The caller still
  * checks that `to` may sign the entry (trust_entry_ok): a revoked key's later entries stay refused. */
 int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_PK_LEN], const uint8_t to[ID_PK_LEN]);
+/* The keys trust_handover walks back through from key (nearest first, at most
+ * TRUST_HANDOVER_STEPS): the keys whose log key continues. Returns how many. */
+size_t trust_predecessors(const trust_t *t, const char *domain, const uint8_t key[ID_PK_LEN],
+                          uint8_t out[TRUST_HANDOVER_STEPS][ID_PK_LEN]);
 size_t trust_rotation_count(const trust_t *t);
 
 /* ZAP: may the peer whose CURVE public key is curve_pk connect at now_ms (TRUST_SKEW_MS)?

@@ -163,6 +163,10 @@ Test(rotate, trust_holds_handovers_of_certified_keys_and_retires_the_old_key_aft
     cr_assert_eq(rotation_make(&neu, "payments", third.pk, now, DAY_MS, &r2, err, sizeof err), 0, "%s", err);
     cr_assert_eq(trust_offer_rotation(t, r2.bytes, r2.len, &added, err, sizeof err), TRUST_OK, "%s", err);
     cr_expect_eq(trust_handover(t, "payments", old.pk, third.pk), 1);
+    uint8_t prev[TRUST_HANDOVER_STEPS][ID_PK_LEN];
+    cr_assert_eq(trust_predecessors(t, "payments", third.pk, prev), 2);
+    cr_expect(!memcmp(prev[0], neu.pk, ID_PK_LEN) && !memcmp(prev[1], old.pk, ID_PK_LEN), "nearest first");
+    cr_expect_eq(trust_predecessors(t, "payments", old.pk, prev), 0);
     cr_expect_eq(trust_admit_curve(t, neu.curve_pk, now, NULL, err, sizeof err), TRUST_OK, "in its overlap: %s", err);
     /* the retired old key can hand nothing over any more */
     rotation_t late;
