@@ -29,7 +29,7 @@ enum { K_OK = 0, K_FAIL = 1, K_USAGE = 2 };
 
 void key_cmd_usage(FILE *f)
 {
-    fprintf(f, "  %-12s %s\n", "key rotate", "prepare a node's next key and the hand-over its current key signs");
+    fprintf(f, "  %-12s %s\n", "key rotate", "rotate a running node's key (or prepare the hand-over offline)");
 }
 
 static void help(FILE *f)
