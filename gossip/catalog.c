@@ -54,6 +54,8 @@ struct catalog {
     int leading;                 /* a caller is running a batch: only one at a time, so seqs never race */
     uint64_t published, commits;
     char texts[CATALOG_BATCH_MAX][ERR_TEXT];   /* the leader's: per entry store refusals */
+    catalog_handover_fn handover;            /* may a domain's log move to another key? NULL: never */
+    void *handover_ctx;
 };
 
 
@@ -97,6 +99,12 @@ catalog_t *catalog_new(store_t *st, const identity_t *id, const char *domain)
     c->id = *id;
     snprintf(c->domain, sizeof c->domain, "%s", domain);
     return c;
+}
+
+void catalog_set_handover(catalog_t *c, catalog_handover_fn fn, void *ctx)
+{
+    c->handover = fn;
+    c->handover_ctx = ctx;
 }
 
 void catalog_destroy(catalog_t **cp)
@@ -326,7 +334,8 @@ static void lead(catalog_t *c, pub_t **batch, size_t n)
             snprintf(err, sizeof err, "%s: cannot read the catalog head", c->domain);
             fail_all(pending, npending, err);
             return;
-        } else if (sodium_memcmp(head.key, c->id.pk, ID_PK_LEN) != 0) {
+        } else if (sodium_memcmp(head.key, c->id.pk, ID_PK_LEN) != 0 &&
+                   !(c->handover && c->handover(c->handover_ctx, c->domain, head.key, c->id.pk))) {
             char hex[ID_HEX_LEN];
             identity_hex(head.key, hex);
             snprintf(err, sizeof err, "domain '%s' is bound to another node's key (%s)", c->domain, hex);
@@ -341,7 +350,8 @@ static void lead(catalog_t *c, pub_t **batch, size_t n)
                 continue;
             }
             items[nready] = (store_append_t){.entry = p->v.entry, .hash = p->v.hash, .signer = c->id.pk,
-                                             .signed_bytes = p->bytes, .len = p->len};
+                                             .signed_bytes = p->bytes, .len = p->len,
+                                             .handover = c->handover, .handover_ctx = c->handover_ctx};
             ready[nready++] = p;
         }
         npending = 0;
@@ -613,7 +623,8 @@ size_t catalog_accept_many(catalog_t *c, const ProtobufCBinaryData *in, size_t n
         } else {
             items[m] = (store_append_t){.entry = v[m].entry, .hash = v[m].hash,
                                         .signer = v[m].signed_entry->signer.data,
-                                        .signed_bytes = in[i].data, .len = in[i].len};
+                                        .signed_bytes = in[i].data, .len = in[i].len,
+                                        .handover = c->handover, .handover_ctx = c->handover_ctx};
             at[m++] = i;
         }
     }

@@ -30,6 +30,12 @@ typedef struct catalog catalog_t;
 catalog_t *catalog_new(store_t *st, const identity_t *id, const char *domain);
 void catalog_destroy(catalog_t **cp);
 
+/* Whether a domain's log, whose head `from` signed, may continue under key `to` (a held key
+ * hand-over: chartered mode's trust_handover). Set once before the catalog is shared; without it
+ * a log stays bound to the key of its first entry. Called inside store write transactions. */
+typedef int (*catalog_handover_fn)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);
+void catalog_set_handover(catalog_t *c, catalog_handover_fn fn, void *ctx);
+
 /* Appends this node's entry carrying manifest m (a publish) or a tombstone for name (a
  * retire, when m == NULL), and returns once it is durably stored. Thread-safe, by group commit:
  * concurrent callers queue and one of them appends up to CATALOG_BATCH_MAX queued entries, in

@@ -30,7 +30,7 @@ const char *trust_verdict_name(trust_verdict_t v)
     static const char *const names[TRUST_VERDICT_COUNT] = {
         "ok", "malformed", "forged", "below_threshold", "wrong_federation", "wrong_domain",
         "wrong_key", "expired", "not_yet_valid", "revoked", "stale_version", "version_gap",
-        "broken_chain", "uncertified",
+        "broken_chain", "uncertified", "rotated",
     };
     return (unsigned)v < TRUST_VERDICT_COUNT ? names[v] : "unknown";
 }

@@ -51,6 +51,7 @@ typedef enum {
     TRUST_VERSION_GAP,       /* charter version > held + 1 */
     TRUST_BROKEN_CHAIN,      /* charter prev_hash is not the held charter's hash */
     TRUST_UNCERTIFIED,       /* no certificate of this key is held */
+    TRUST_ROTATED,           /* the key handed its domain over and the overlap window has ended */
     TRUST_VERDICT_COUNT
 } trust_verdict_t;
 

@@ -239,14 +239,8 @@ static int verify_kind(fedlog_t *f, int kind, const uint8_t *b, size_t n, const 
             trib__trust_signed__free_unpacked(env, NULL);
         }
         return TRUST_OK;
-    case TRUST_KIND_ROTATE: {   /* a key hand-over: by the old key, certified for the domain when it signed */
-        rotation_t rot;
-        if (rotation_parse(b, n, &rot, r->err, sizeof r->err) != 0)
-            return strstr(r->err, "does not verify") ? TRUST_FORGED : TRUST_MALFORMED;
-        trust_verdict_t v = trust_entry_ok(f->t, rot.domain, rot.old_key, rot.issued_ms, r->err, sizeof r->err);
-        rotation_free(&rot);
-        return v;
-    }
+    case TRUST_KIND_ROTATE:    /* a key hand-over: by the old key, certified for the domain when it signed */
+        return trust_offer_rotation(f->t, b, n, &added, r->err, sizeof r->err);
     }
     snprintf(r->err, sizeof r->err, "signed object of unknown kind %d", kind);
     return FEDLOG_R_UNKNOWN_KIND;

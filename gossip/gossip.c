@@ -94,6 +94,19 @@ static void unsaved_add(gossip_t *g, const uint8_t id[ID_PK_LEN], uint8_t *membe
         save_members(g);
 }
 
+static int handover(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to)
+{
+    gossip_t *g = ctx;
+    return trust_handover(g->trust, domain, from, to);
+}
+
+static int certified_now(gossip_t *g, const uint8_t id[ID_PK_LEN])
+{
+    uint8_t curve[32];
+    return crypto_sign_ed25519_pk_to_curve25519(curve, id) == 0 &&
+           trust_admit_curve(g->trust, curve, (int64_t)time(NULL) * 1000, NULL, NULL, 0) == TRUST_OK;
+}
+
 static void member_changed(void *ctx, const Trib__Member *m, int old_state)
 {
     gossip_t *g = ctx;
@@ -110,8 +123,8 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
                  m->incarnation);
     if (m->id.len != ID_PK_LEN)
         return;
-    if (g->trust && m->addr)
-        transport_set_peer(g->tr, m->addr, m->id.data, 0);
+    if (g->trust && m->addr)   /* a certified key now alive at a known address (a rotated node) replaces it */
+        transport_set_peer(g->tr, m->addr, m->id.data, m->state == TRIB__MEMBER_STATE__ALIVE && certified_now(g, m->id.data));
     if (!memcmp(m->id.data, g->id.pk, ID_PK_LEN)) {
         g->self_inc = m->incarnation ? m->incarnation : g->self_inc;
         return;
@@ -268,6 +281,31 @@ static void mark_conflicts(gossip_t *g, gossip_member_t *list, size_t n)
     g->conflicts_logged = found;
 }
 
+/* Chartered mode: a member whose key another member's key continues (a held key hand-over, or a
+ * certificate continuing its serial: trust_handover) is that member's past, not a twin: it is left
+ * out of the list. */
+static size_t drop_handed_over(gossip_t *g, gossip_member_t *list, size_t n)
+{
+    if (!g->trust)
+        return n;
+    uint8_t *past = calloc(n ? n : 1, 1), prev[TRUST_HANDOVER_STEPS][ID_PK_LEN];
+    if (!past)
+        return n;
+    for (size_t j = 0; j < n; j++) {   /* one walk per member: the keys it continues */
+        size_t k = trust_predecessors(g->trust, list[j].domain, list[j].id, prev);
+        for (size_t i = 0; i < n && k; i++)
+            for (size_t s = 0; s < k && !past[i]; s++)
+                past[i] = i != j && !list[i].self && !memcmp(list[i].id, prev[s], ID_PK_LEN) &&
+                          !strcmp(list[i].domain, list[j].domain);
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!past[i])
+            list[kept++] = list[i];
+    free(past);
+    return kept;
+}
+
 static void publish_snapshot(gossip_t *g)
 {
     size_t cap = swim_count(g->swim, -1);
@@ -276,6 +314,7 @@ static void publish_snapshot(gossip_t *g)
         return;
     swim_foreach(g->swim, snap_one, &s);
     qsort(s.list, s.n, sizeof *s.list, self_first);
+    s.n = drop_handed_over(g, s.list, s.n);
     mark_conflicts(g, s.list, s.n);
     pthread_mutex_lock(&g->smu);
     free(g->snap);
@@ -665,7 +704,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     if (!g->swim)
         goto fail;
     repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
-                     .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL};
+                     .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL,
+                     .handover = g->trust ? handover : NULL};
     size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
     if (frame > FRAME_MAX)
         frame = FRAME_MAX;

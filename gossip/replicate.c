@@ -809,7 +809,8 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
             }
             j->items[j->nv] = (store_append_t){.entry = v->entry, .hash = v->hash,
                                                .signer = v->signed_entry->signer.data,
-                                               .signed_bytes = it->data, .len = it->len};
+                                               .signed_bytes = it->data, .len = it->len,
+                                               .handover = r->io.handover, .handover_ctx = r->io.ctx};
             j->srcf[j->nv] = f;
             j->src[j->nv++] = i;
         }

@@ -34,6 +34,9 @@ typedef struct {
      * that runs repl_job_run; it counts and logs its own refusals (counted here too, in
      * entries_untrusted). NULL: every verified entry may. */
     int (*entry_ok)(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]);
+    /* Chartered mode: may a domain's log move from the key of its head to signer (a held key
+     * hand-over)? store_append_t.handover; called inside the store's write transaction. */
+    int (*handover)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);
 } repl_io_t;
 
 typedef struct {

@@ -18,6 +18,15 @@ typedef struct {
     int backed;            /* signatures reach the held charter's threshold */
 } held_cert_t;
 
+/* A held key hand-over: old_key gave domain to new_key; old_key is retired after until_ms once
+ * new_key holds a certificate for the domain. */
+typedef struct {
+    char domain[64];
+    uint8_t old_key[ID_PK_LEN], new_key[ID_PK_LEN];
+    int64_t until_ms;                /* effective + overlap */
+    uint8_t hash[TRUST_HASH_LEN];
+} held_rot_t;
+
 /* Open addressing, linear probing: slot = certificate index + 1, 0 empty. Keys are public
  * Ed25519/CURVE keys chosen by their owners, so a hostile owner could make them collide on
  * purpose: costs are bounded by TRUST_MAX_CERTS and the table stays at most half full. */
@@ -34,6 +43,8 @@ struct trust {
     revocation_t *revs;    /* with envelopes and bytes, for gossip */
     size_t nrevs, caprevs;
     revset_t revset;       /* the facts, for lookups */
+    held_rot_t *rots;      /* key hand-overs (few: one per rotation of a certified node) */
+    size_t nrots, caprots;
     pthread_rwlock_t *mu;  /* offers write, questions read (a pointer: questions take a const store) */
 };
 
@@ -79,6 +90,7 @@ void trust_destroy(trust_t **tp)
     free(t->by_key.slot);
     free(t->by_curve.slot);
     free(t->revs);
+    free(t->rots);
     revset_free(&t->revset);
     charter_free(&t->charter);
     pthread_rwlock_destroy(t->mu);
@@ -263,19 +275,102 @@ static trust_verdict_t offer_revocation(trust_t *t, const uint8_t *b, size_t n, 
     return TRUST_OK;
 }
 
+/* 1 when some held, charter-backed certificate binds key to domain (whatever its window). */
+static int certified_for(const trust_t *t, const char *domain, const uint8_t key[ID_PK_LEN])
+{
+    if (t->by_key.slot == NULL)
+        return 0;
+    for (size_t b = bucket(key, t->by_key.mask); t->by_key.slot[b] != 0; b = (b + 1) & t->by_key.mask) {
+        const held_cert_t *h = &t->certs[t->by_key.slot[b] - 1];
+        if (h->backed && memcmp(h->cert.node_key, key, ID_PK_LEN) == 0 && strcmp(h->cert.domain, domain) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static trust_verdict_t entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN],
+                               int64_t entry_ms, char *err, size_t errlen);
+
+/* A hand-over is held when its one signature is the old key's (rotation_parse) and the old key
+ * was certified for the domain when it signed (issued_ms): a key that is not the domain's cannot
+ * give the domain away. */
+static trust_verdict_t offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+                                     size_t errlen)
+{
+    rotation_t r;
+    if (added)
+        *added = 0;
+    if (rotation_parse(b, n, &r, err, errlen) != 0)
+        return strstr(err, "does not verify") ? TRUST_FORGED : TRUST_MALFORMED;
+    trust_verdict_t v = TRUST_OK;
+    for (size_t i = 0; i < t->nrots; i++)
+        if (memcmp(t->rots[i].hash, r.hash, TRUST_HASH_LEN) == 0)
+            goto out;
+    v = entry_ok(t, r.domain, r.old_key, r.issued_ms, err, errlen);
+    if (v == TRUST_OK && t->nrots == TRUST_MAX_ROTS) {
+        snprintf(err, errlen, "hand-over: %d hand-overs held already", TRUST_MAX_ROTS);
+        v = TRUST_MALFORMED;
+    }
+    if (v == TRUST_OK && t->nrots == t->caprots) {
+        size_t cap = t->caprots ? 2 * t->caprots : 8;
+        held_rot_t *p = realloc(t->rots, cap * sizeof *p);
+        if (p == NULL) {
+            snprintf(err, errlen, "hand-over: out of memory");
+            v = TRUST_MALFORMED;
+        } else {
+            t->rots = p;
+            t->caprots = cap;
+        }
+    }
+    if (v != TRUST_OK)
+        goto out;
+    held_rot_t *h = &t->rots[t->nrots++];
+    snprintf(h->domain, sizeof h->domain, "%s", r.domain);
+    memcpy(h->old_key, r.old_key, ID_PK_LEN);
+    memcpy(h->new_key, r.new_key, ID_PK_LEN);
+    h->until_ms = r.effective_ms + r.overlap_ms;
+    memcpy(h->hash, r.hash, TRUST_HASH_LEN);
+    if (added)
+        *added = 1;
+out:
+    rotation_free(&r);
+    return v;
+}
+
 /* ---------------------------------------------------------------- questions */
 
 /* How telling a refusal is, to report the best one when no certificate says ok. */
 static int rank(trust_verdict_t v)
 {
     switch (v) {
-    case TRUST_REVOKED:         return 5;
+    case TRUST_REVOKED:
+    case TRUST_ROTATED:         return 5;
     case TRUST_EXPIRED:
     case TRUST_NOT_YET_VALID:   return 4;
     case TRUST_BELOW_THRESHOLD: return 3;
     case TRUST_WRONG_DOMAIN:    return 2;
     default:                    return 1;
     }
+}
+
+/* 1 when c's key handed c's domain over to a key certified for it and the overlap ended before
+ * at_ms, with why. No skew allowance: the end of the overlap is the key owner's own promise (an
+ * entry's time and the hand-over's are both its clock), not a window the roots set. */
+static int retired(const trust_t *t, const cert_t *c, int64_t at_ms, char *why, size_t whylen)
+{
+    for (size_t i = 0; i < t->nrots; i++) {
+        const held_rot_t *r = &t->rots[i];
+        if (at_ms <= r->until_ms || memcmp(r->old_key, c->node_key, ID_PK_LEN) != 0 ||
+            strcmp(r->domain, c->domain) != 0 || !certified_for(t, r->domain, r->new_key))
+            continue;
+        char until[32], hex[ID_HEX_LEN];
+        trust_time_text(r->until_ms, until);
+        identity_hex(r->new_key, hex);
+        snprintf(why, whylen, "this key handed domain %s over to %.16s...; its overlap window ended at %s",
+                 r->domain, hex, until);
+        return 1;
+    }
+    return 0;
 }
 
 /* Common walk: certificates matching (curve or key); domain NULL = the certificate's own. */
@@ -306,6 +401,8 @@ static trust_verdict_t judge(const trust_t *t, const uint8_t *curve, const uint8
             v = cert_check_claim(&h->cert, &t->revset, domain ? domain : h->cert.domain,
                                  h->cert.node_key, at_ms, TRUST_SKEW_MS, why, sizeof why);
         }
+        if (v == TRUST_OK && retired(t, &h->cert, at_ms, why, sizeof why))
+            v = TRUST_ROTATED;
         if (v == TRUST_OK) {
             if (cert)
                 *cert = &h->cert;
@@ -420,6 +517,74 @@ trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8
     trust_verdict_t v = entry_ok(t, domain, signer, entry_ms, err, errlen);
     pthread_rwlock_unlock(t->mu);
     return v;
+}
+
+trust_verdict_t trust_offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err, size_t errlen)
+{
+    pthread_rwlock_wrlock(t->mu);
+    trust_verdict_t v = offer_rotation(t, b, n, added, err, errlen);
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
+/* The key `at` continues for domain: the old key of a held hand-over to it, else the key of the
+ * certificate that a backed certificate of `at` names as its prev_serial (the roots certified it
+ * as the continuation: the lost-key case, where no hand-over can be signed). 1 found, 0 none. */
+static int predecessor(const trust_t *t, const char *domain, const uint8_t at[ID_PK_LEN], uint8_t prev[ID_PK_LEN])
+{
+    for (size_t i = 0; i < t->nrots; i++)
+        if (memcmp(t->rots[i].new_key, at, ID_PK_LEN) == 0 && strcmp(t->rots[i].domain, domain) == 0) {
+            memcpy(prev, t->rots[i].old_key, ID_PK_LEN);
+            return 1;
+        }
+    if (t->by_key.slot == NULL)
+        return 0;
+    for (size_t b = bucket(at, t->by_key.mask); t->by_key.slot[b] != 0; b = (b + 1) & t->by_key.mask) {
+        const held_cert_t *h = &t->certs[t->by_key.slot[b] - 1];
+        if (!h->backed || !h->cert.prev_serial || memcmp(h->cert.node_key, at, ID_PK_LEN) != 0 ||
+            strcmp(h->cert.domain, domain) != 0)
+            continue;
+        for (size_t i = 0; i < t->ncerts; i++)
+            if (t->certs[i].cert.serial == h->cert.prev_serial && strcmp(t->certs[i].cert.domain, domain) == 0 &&
+                memcmp(t->certs[i].cert.node_key, at, ID_PK_LEN) != 0) {
+                memcpy(prev, t->certs[i].cert.node_key, ID_PK_LEN);
+                return 1;
+            }
+    }
+    return 0;
+}
+
+size_t trust_predecessors(const trust_t *t, const char *domain, const uint8_t key[ID_PK_LEN],
+                          uint8_t out[TRUST_HANDOVER_STEPS][ID_PK_LEN])
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(t->mu);
+    for (const uint8_t *at = key; n < TRUST_HANDOVER_STEPS && predecessor(t, domain, at, out[n]); at = out[n++])
+        ;
+    pthread_rwlock_unlock(t->mu);
+    return n;
+}
+
+int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_PK_LEN], const uint8_t to[ID_PK_LEN])
+{
+    uint8_t at[ID_PK_LEN], prev[ID_PK_LEN];
+    int ok = 0;
+    memcpy(at, to, ID_PK_LEN);
+    pthread_rwlock_rdlock(t->mu);
+    for (int step = 0; step < TRUST_HANDOVER_STEPS && !ok && predecessor(t, domain, at, prev); step++) {
+        ok = memcmp(prev, from, ID_PK_LEN) == 0;
+        memcpy(at, prev, ID_PK_LEN);
+    }
+    pthread_rwlock_unlock(t->mu);
+    return ok;
+}
+
+size_t trust_rotation_count(const trust_t *t)
+{
+    pthread_rwlock_rdlock(t->mu);
+    size_t n = t->nrots;
+    pthread_rwlock_unlock(t->mu);
+    return n;
 }
 
 void trust_read_lock(const trust_t *t) { pthread_rwlock_rdlock(t->mu); }

@@ -24,6 +24,8 @@
 
 #define TRUST_MAX_CERTS 65536
 #define TRUST_MAX_REVS  65536
+#define TRUST_MAX_ROTS  65536
+#define TRUST_HANDOVER_STEPS 16   /* rotations trust_handover follows back from a key */
 
 typedef struct trust trust_t;
 
@@ -45,10 +47,30 @@ trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *ad
 trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added,
                                        char *err, size_t errlen);
 
+/* A key hand-over (kind 5, cert.h rotation_t), held when its one signature is the old key's and
+ * the old key was certified for the domain at the hand-over's issued time (uncertified,
+ * wrong_domain, revoked ... otherwise; forged when the signature fails). Once the new key holds a
+ * certificate for the domain, the old key is refused (TRUST_ROTATED) for connections and entries
+ * after effective + overlap (no skew allowance: the owner's promise); what it signed before
+ * stays valid. */
+trust_verdict_t trust_offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+                                     size_t errlen);
+/* 1 when domain's log may continue under key `to` where key `from` signed its head: a chain of at
+ * most TRUST_HANDOVER_STEPS steps from `to` back to `from`, each a held hand-over (rotation), or a
+ * charter-backed certificate whose prev_serial names a certificate of the earlier key (the roots
+ * certified the continuation: a lost key, which can sign no hand-over). 0 else. The caller still
+ * checks that `to` may sign the entry (trust_entry_ok): a revoked key's later entries stay refused. */
+int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_PK_LEN], const uint8_t to[ID_PK_LEN]);
+/* The keys trust_handover walks back through from key (nearest first, at most
+ * TRUST_HANDOVER_STEPS): the keys whose log key continues. Returns how many. */
+size_t trust_predecessors(const trust_t *t, const char *domain, const uint8_t key[ID_PK_LEN],
+                          uint8_t out[TRUST_HANDOVER_STEPS][ID_PK_LEN]);
+size_t trust_rotation_count(const trust_t *t);
+
 /* ZAP: may the peer whose CURVE public key is curve_pk connect at now_ms (TRUST_SKEW_MS)?
  * On TRUST_OK, *cert is its certificate (valid until the store changes). Verdicts: ok,
  * uncertified, below_threshold (only certificates the current roots no longer back), revoked,
- * expired, not_yet_valid. */
+ * expired, not_yet_valid, rotated. */
 trust_verdict_t trust_admit_curve(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms,
                                   const cert_t **cert, char *err, size_t errlen);
 

@@ -21,6 +21,7 @@
 #include "node/http.h"
 #include "node/node.h"
 #include "node/policy_node.h"
+#include "node/rotate.h"
 
 static void on_catalog(void *ctx) { node_notify(ctx); }
 
@@ -58,14 +59,26 @@ static int load_trust(node_t *a, char *err, size_t errlen)
         say(err, errlen, "--cert %s: %s", c->cert, why);
         return -1;
     }
+    const char *certp = c->cert;
     trust_verdict_t v = cert_valid_at(&charter, &own_cert, NULL, c->domain, a->id.pk, wall_ms(), 0, why, sizeof why);
+    static char rotated[600];   /* after a key rotation: DATA/identity.cert is the current key's */
+    cert_t rc;
+    snprintf(rotated, sizeof rotated, "%s/" ROTATE_CERT_FILE, c->data);
+    if (v == TRUST_WRONG_KEY && cert_load(rotated, &rc, why, sizeof why) == 0) {
+        cert_free(&own_cert);
+        own_cert = rc;
+        certp = rotated;
+        v = cert_valid_at(&charter, &own_cert, NULL, c->domain, a->id.pk, wall_ms(), 0, why, sizeof why);
+        if (v == TRUST_OK)
+            log_info("chartered: this node's key was rotated: using %s, not --cert %s", rotated, c->cert);
+    }
     if (v != TRUST_OK) {
         const char *hint = v == TRUST_WRONG_KEY ? " (this node's id is the one 'trib identity --data DIR' prints)"
                          : v == TRUST_EXPIRED || v == TRUST_NOT_YET_VALID ? " (get a certificate valid now: trib fed certify)"
                          : v == TRUST_WRONG_FEDERATION ? " (the certificate was issued under another charter)"
                                                        : "";
         say(err, errlen, "--cert %s: not a valid certificate of this node (domain '%s', node %s) under --charter "
-                 "%s: %s: %s%s", c->cert, c->domain, a->id.hex, c->charter, trust_verdict_name(v), why, hint);
+                 "%s: %s: %s%s", certp, c->domain, a->id.hex, c->charter, trust_verdict_name(v), why, hint);
         return -1;
     }
     char serial[17], until[32];
@@ -80,6 +93,11 @@ static int load_trust(node_t *a, char *err, size_t errlen)
 static trust_t *trust;
 static fedlog_t *fedlog;
 
+static int handover(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to)
+{
+    return trust_handover(ctx, domain, from, to);
+}
+
 static int open_fedlog(node_t *a, char *err, size_t errlen)
 {
     if (a->cfg.charter[0]) {   /* load_trust has verified the charter and this node's certificate */
@@ -89,6 +107,8 @@ static int open_fedlog(node_t *a, char *err, size_t errlen)
         }
     }
     fedlog = fedlog_new(a->st, trust, err, errlen);
+    if (trust)   /* a held key hand-over lets the domain's log continue under the new key */
+        catalog_set_handover(a->cat, handover, trust);
     return fedlog ? 0 : -1;
 }
 
@@ -167,6 +187,7 @@ int agent_main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGUSR1);   /* node/rotate.c: the key was rotated, restart on the new key */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -176,7 +197,7 @@ int agent_main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    int exit_code = 1;
+    int exit_code = 1, sig = 0;
     if (node_open(a, err, sizeof err) < 0)
         goto fail;
     if (a->cfg.charter[0] && load_trust(a, err, sizeof err) < 0)
@@ -195,9 +216,10 @@ int agent_main(int argc, char **argv)
         goto fail;
     log_info("serving HTTP on %s", a->cfg.http);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    do   /* a SIGUSR1 that no rotation asked for is ignored */
+        sigwait(&sigs, &sig);
+    while (sig == SIGUSR1 && !rotate_restart_requested());
+    log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGUSR1");
     exit_code = 0;
     goto out;
 fail:
@@ -217,5 +239,11 @@ out:
     node_close(a);
     cert_free(&own_cert);
     charter_free(&charter);
+    if (exit_code == 0 && sig == SIGUSR1 && rotate_restart_requested()) {
+        log_info("restarting with the rotated key");
+        rotate_reexec(err, sizeof err);   /* returns only on failure */
+        log_error("%s", err);
+        exit_code = 1;
+    }
     return exit_code;
 }

@@ -1,15 +1,18 @@
-/* node/cmd_key.c - trib key rotate --data DIR --domain D --out FILE [--overlap-hours H]
- * [--effective TIME] [--cert FILE] (see node/cmd_key.h).
+/* node/cmd_key.c - trib key rotate: on a running node (--data DIR [--node URL] [--cert FILE]
+ * [--overlap DUR]: asks the agent, POST /v1/node/key/rotate with DIR/admin.token), or offline
+ * (--data DIR --domain D --out FILE [--overlap-hours H] [--effective TIME] [--cert FILE]: the
+ * hand-over as a trib.rotation file). See node/cmd_key.h, node/rotate.h.
  *
- * Owns: preparing a node's next key (DIR/identity.next.key, 0600, made once and reused) and the
- * hand-over the CURRENT key signs (gossip/cert.h rotation_t: domain, old key, new key, effective
- * time, overlap window), written as a trib.rotation file to hand to a node with `trib fed submit`;
- * with --cert, checking that a certificate is for the prepared key and the domain.
- * Must not: change DIR/identity.key (a running agent signs with it: switching a live node's key is
- * not implemented, see docs/operators.md §6), talk to a node, or print a secret key. */
+ * Owns: the options, the offline next key (DIR/identity.next.key, 0600, made once and reused; the
+ * agent uses the same file) and offline hand-over; asking the agent and waiting for it to come
+ * back on the new key.
+ * Must not: change DIR/identity.key (the agent does, node/rotate.c), send a secret key, or print
+ * one. */
 #include "node/cmd_key.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <unistd.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,18 +22,29 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/identity.h"
+#include "node/cli.h"
+#include "node/client.h"
 
 enum { K_OK = 0, K_FAIL = 1, K_USAGE = 2 };
 
 void key_cmd_usage(FILE *f)
 {
-    fprintf(f, "  %-12s %s\n", "key rotate", "prepare a node's next key and the hand-over its current key signs");
+    fprintf(f, "  %-12s %s\n", "key rotate", "rotate a running node's key (or prepare the hand-over offline)");
 }
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: trib key rotate --data DIR --domain D --out FILE [--overlap-hours H] [--effective TIME]"
+    fprintf(f, "usage: trib key rotate --data DIR [--node URL] [--cert FILE] [--overlap DUR]   (a running node)\n"
+               "       trib key rotate --data DIR --domain D --out FILE [--overlap-hours H] [--effective TIME]"
                " [--cert FILE]\n\n"
+               "On a running chartered node (no --out): asks the agent (--node, else $TRIB_NODE, with\n"
+               "DIR/admin.token). Without --cert the agent makes its next key (DIR/identity.next.key) and\n"
+               "the new node id is printed, for `trib fed certify --node NEW --prev-serial OLD_SERIAL`.\n"
+               "With --cert NEW.cert the old key signs the hand-over, the federation holds both, the new\n"
+               "key becomes DIR/identity.key (the old one DIR/identity.prev.key) and the agent restarts\n"
+               "in place on it; both keys verify for DUR (default 24h; N followed by s, m, h or d), after\n"
+               "which peers refuse the old key. Waits until the node answers with the new key.\n\n"
+               "Offline (--out):\n"
                "Makes the node's next key (DIR/identity.next.key, mode 0600; kept and reused by later runs)\n"
                "and a hand-over signed by its current key (DIR/identity.key): domain D moves to the new key\n"
                "from TIME (default now), both keys verifying for H hours (default 24). Prints the new node\n"
@@ -39,13 +53,17 @@ static void help(FILE *f)
                "the new key and domain D. The running agent keeps its current key (docs/operators.md §6).\n\n"
                "options:\n"
                "  --data DIR               the node's data dir\n"
+               "  --node URL               the running node (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")\n"
+               "  --overlap DUR            a running node: both keys verify this long (default 24h)\n"
                "  --domain D               the node's domain\n"
                "  --out FILE               the hand-over file to create (trib.rotation)\n"
                "  --overlap-hours H        both keys verify for H hours (default 24, at most 2160)\n"
                "  --effective TIME         from when the new key signs (UTC, default now)\n"
                "  --cert FILE              check that this certificate is for the new key\n"
                "  -h, --help               show this help\n\n"
-               "example:\n  trib key rotate --data ./payments --domain payments --out payments-rotate.json\n");
+               "examples:\n  trib key rotate --data ./payments --node 127.0.0.1:7480\n"
+               "  trib key rotate --data ./payments --node 127.0.0.1:7480 --cert payments-next.cert\n"
+               "  trib key rotate --data ./payments --domain payments --out payments-rotate.json\n");
 }
 
 static int fail(FILE *err, const char *what)
@@ -53,6 +71,156 @@ static int fail(FILE *err, const char *what)
     fprintf(err, "trib: key rotate: %s\n", what);
     return K_FAIL;
 }
+
+/* ---------------------------------------------------------------- a running node */
+
+static int parse_dur(const char *s, long long *sec)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    long long mul = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400 : 0;
+    if (errno || end == s || v < 0 || !mul || end[1] || v > 90LL * 86400 / mul)
+        return -1;
+    *sec = v * mul;
+    return 0;
+}
+
+/* The admin token of the node in dir (DIR/admin.token, written by the agent, mode 0600). */
+static int read_token(const char *dir, char *tok, size_t cap, FILE *err)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/admin.token", dir);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(tok, 1, cap - 1, f) : 0;
+    if (f)
+        fclose(f);
+    while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
+        n--;
+    tok[n] = '\0';
+    if (!n) {
+        fprintf(err, "trib: key rotate: cannot read the node's admin token %s: %s\n", path,
+                f ? "empty" : strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *ask(const char *base, const char *method, const char *path, const char *body, long *status,
+                   char *e, size_t elen)
+{
+    client_req_t rq = {.method = method, .path = path, .content_type = body ? "application/json" : NULL,
+                       .body = body, .body_len = body ? strlen(body) : 0, .upload_len = -1};
+    client_reply_t rep;
+    int rc = client_request(base, &rq, &rep, e, elen);
+    json_t *j = rc == 0 ? json_loads(rep.body ? rep.body : "", 0, NULL) : NULL;
+    *status = rc == 0 ? rep.status : 0;
+    if (rc == 0 && !j)
+        snprintf(e, elen, "%s answered HTTP %ld with a body that is not JSON", base, rep.status);
+    client_reply_free(&rep);
+    return j;
+}
+
+/* Polls base's /v1/status until it says node_id want (the agent restarted on the new key). */
+static int wait_for(const char *base, const char *want)
+{
+    char e[300];
+    for (int i = 0; i < 600; i++) {   /* 60 s */
+        long st;
+        json_t *j = ask(base, "GET", "/v1/status", NULL, &st, e, sizeof e);
+        const char *id = json_string_value(json_object_get(j, "node_id"));
+        int ok = st == 200 && id && !strcmp(id, want);
+        json_decref(j);
+        if (ok)
+            return 0;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static int live(const char *data, const char *node, const char *certp, const char *dur, FILE *out, FILE *err)
+{
+    char base[512], e[700], tok[1024];
+    long long overlap = ROTATE_DEFAULT_OVERLAP_MS / 1000;
+    if (dur && parse_dur(dur, &overlap) != 0) {
+        fprintf(err, "trib: key rotate: --overlap '%s': N followed by s, m, h or d (at most 90d)\n", dur);
+        return K_USAGE;
+    }
+    if (!node || !*node)
+        node = getenv("TRIB_NODE");
+    if (client_base_url(node && *node ? node : CLI_DEFAULT_NODE, CLI_DEFAULT_PORT, base, sizeof base, e, sizeof e)) {
+        fprintf(err, "trib: key rotate: --node: %s\n", e);
+        return K_USAGE;
+    }
+    if (read_token(data, tok, sizeof tok, err) != 0)
+        return K_FAIL;
+    json_t *body = json_pack("{s:I}", "overlap_s", (json_int_t)overlap);
+    if (certp) {
+        cert_t c;
+        if (cert_load(certp, &c, e, sizeof e) != 0) {
+            json_decref(body);
+            return fail(err, e);
+        }
+        size_t cap = sodium_base64_ENCODED_LEN(c.len, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(cap);
+        if (b64)
+            sodium_bin2base64(b64, cap, c.bytes, c.len, sodium_base64_VARIANT_ORIGINAL);
+        cert_free(&c);
+        if (!b64) {
+            json_decref(body);
+            return fail(err, "out of memory");
+        }
+        json_object_set_new(body, "cert", json_string(b64));
+        free(b64);
+    }
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text || client_global_init(e, sizeof e) != 0) {
+        free(text);
+        return fail(err, text ? e : "out of memory");
+    }
+    client_set_token(tok);
+    sodium_memzero(tok, sizeof tok);
+    long st;
+    json_t *j = ask(base, "POST", "/v1/node/key/rotate", text, &st, e, sizeof e);
+    free(text);
+    int rc = K_OK;
+    const char *state = json_string_value(json_object_get(j, "state"));
+    if (!j || (st != 200 && st != 202) || !state) {
+        const char *kind = json_string_value(json_object_get(j, "error"));
+        const char *det = json_string_value(json_object_get(j, "detail"));
+        fprintf(err, "trib: key rotate: %s refused (HTTP %ld %s): %s\n", base, st, kind ? kind : "",
+                det ? det : e);
+        rc = K_FAIL;
+    } else if (!strcmp(state, "pending")) {
+        const char *nid = json_string_value(json_object_get(j, "new_node_id"));
+        const char *ser = json_string_value(json_object_get(j, "prev_serial"));
+        const char *dom = json_string_value(json_object_get(j, "domain"));
+        fprintf(out, "%s\n", nid ? nid : "");
+        fprintf(err, "the node's next key is ready (%s/identity.next.key); the line above is its node id.\n"
+                     "next: trib fed certify --charter CHARTER --root ... --domain %s --node %s --prev-serial %s"
+                     " --out NEW.cert\n      trib key rotate --data %s --node %s --cert NEW.cert\n",
+                data, dom ? dom : "?", nid ? nid : "?", ser && *ser ? ser : "OLD_SERIAL", data, base);
+    } else {
+        const char *nid = json_string_value(json_object_get(j, "node_id"));
+        const char *until = json_string_value(json_object_get(j, "overlap_until"));
+        if (!nid || wait_for(base, nid) != 0) {
+            fprintf(err, "trib: key rotate: the key was rotated, but the node at %s did not come back on it within "
+                         "60 s: see its log; starting it again makes it run with the new key\n", base);
+            rc = K_FAIL;
+        } else {
+            fprintf(out, "%s\n", nid);
+            fprintf(err, "rotated: the node runs with the key above; the old key verifies until %s\n",
+                    until ? until : "?");
+        }
+    }
+    json_decref(j);
+    client_global_cleanup();
+    return rc;
+}
+
+/* ---------------------------------------------------------------- entry */
 
 int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
 {
@@ -64,11 +232,13 @@ int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
         return h ? K_OK : K_USAGE;
     }
     const char *data = NULL, *domain = NULL, *outp = NULL, *certp = NULL, *eff = NULL, *overlap = NULL;
+    const char *node = NULL, *dur = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = !strcmp(a, "--data") ? &data : !strcmp(a, "--domain") ? &domain
                           : !strcmp(a, "--out") ? &outp : !strcmp(a, "--cert") ? &certp
-                          : !strcmp(a, "--effective") ? &eff : !strcmp(a, "--overlap-hours") ? &overlap : NULL;
+                          : !strcmp(a, "--effective") ? &eff : !strcmp(a, "--overlap-hours") ? &overlap
+                          : !strcmp(a, "--node") ? &node : !strcmp(a, "--overlap") ? &dur : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             help(out);
             return K_OK;
@@ -79,6 +249,12 @@ int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
             return K_USAGE;
         }
         *slot = argv[++i];
+    }
+    if (data && !outp && !domain && !eff && !overlap)
+        return live(data, node, certp, dur, out, err);
+    if (node || dur) {
+        fprintf(err, "trib: key rotate: --node and --overlap are for a running node (without --out)\n");
+        return K_USAGE;
     }
     if (!data || !domain || !outp) {
         fprintf(err, "trib: key rotate: --data, --domain and --out are required\ntry 'trib key rotate --help'\n");

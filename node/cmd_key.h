@@ -1,5 +1,6 @@
-/* node/cmd_key.h - trib key rotate (DESIGN.md §12, docs/operators.md §6): the offline half of a
- * key rotation. Exit codes as DESIGN.md §10. */
+/* node/cmd_key.h - trib key rotate (DESIGN.md §12, docs/operators.md §6): a running node's
+ * rotation through its agent (node/rotate.h), or the offline hand-over file. Exit codes as
+ * DESIGN.md §10. */
 #ifndef TRIB_CMD_KEY_H
 #define TRIB_CMD_KEY_H
 

@@ -43,6 +43,7 @@
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/records.h"
+#include "node/rotate.h"
 #include "node/stream.h"
 #include "node/view.h"
 #include "node/web.h"
@@ -57,6 +58,7 @@ typedef enum {
     R_POLICY_GET, R_POLICY_POST, R_COMPLIANCE,   /* policy: node/policy_node.c */
     R_FED_GET, R_FED_POST,                      /* federation: node/http_fed.c */
     R_WEB,                                      /* the web UI's files: node/web.c */
+    R_KEY_ROTATE,                               /* key rotation: node/rotate.c */
     R_OTHER, R_COUNT
 } route_t;
 
@@ -216,6 +218,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     (void)cls, (void)c, (void)toe;
     request_t *r = *con_cls;
+    rotate_done(c);   /* a key rotation's reply was sent: the agent restarts on the new key */
     if (r && r->long_timeout) /* back to the idle timeout between requests */
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)HTTP_IDLE_S);
     if (r) {
@@ -840,6 +843,13 @@ static enum MHD_Result h_fed_post(call_t *k)
     return send_json(k->c, R_FED_POST, st, j);
 }
 
+static enum MHD_Result h_key_rotate(call_t *k)
+{
+    json_t *j = NULL;
+    unsigned st = rotate_request(k->n, k->c, k->req->body, k->req->len, &j);
+    return send_json(k->c, R_KEY_ROTATE, st, j);
+}
+
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must
  * form a product id. A path that matches no row is a 404; a path some row matches with another
  * method is a 405 listing the methods in Allow. Only rows with body set receive a request body
@@ -887,6 +897,7 @@ static const route_row_t routes[] = {
     /* federation objects carry their roots' signatures: anyone may hand one in (node/http_fed.c) */
     {"GET",    "/v1/federation",      R_FED_GET,        "federation",     h_fed_get,        0, RIGHT_NONE},
     {"POST",   "/v1/federation/objects", R_FED_POST,    "federation_objects", h_fed_post,   1, RIGHT_NONE},
+    {"POST",   "/v1/node/key/rotate", R_KEY_ROTATE,     "key_rotate",     h_key_rotate,     1, RIGHT_ADMIN},
     {"GET",    "/",                   R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
     {"GET",    "/index.html",         R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
     {"GET",    "/app.js",             R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},

@@ -116,6 +116,8 @@ typedef struct {
     const char *name;            /* product the entry is about */
     int tombstone;
     int other;                   /* not a product change (a token revocation, an access change) */
+    int (*handover)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);
+    void *handover_ctx;
 } append_ctx;
 
 /* seq, prev_hash and binding against the head; 0 when the entry is the next one. */
@@ -130,10 +132,15 @@ static int check_head(store_t *st, MDB_txn *txn, const append_ctx *a, store_head
         memset(head, 0, sizeof *head);
         memcpy(head->key, a->signer, STORE_KEY_LEN);   /* seq 1 binds the domain */
     } else if (memcmp(head->key, a->signer, STORE_KEY_LEN) != 0) {
+        if (a->handover && a->handover(a->handover_ctx, e->domain, head->key, a->signer)) {
+            memcpy(head->key, a->signer, STORE_KEY_LEN);   /* a key hand-over: the log continues */
+            goto bound;
+        }
         store__err(err, errlen, "catalog %s seq %llu: signer is not the key bound to the domain",
                    e->domain, (unsigned long long)e->seq);
         return STORE_BADKEY;
     }
+bound:
     if (e->seq <= head->seq) {
         store__err(err, errlen, "catalog %s seq %llu: already held (head %llu)", e->domain,
                    (unsigned long long)e->seq, (unsigned long long)head->seq);
@@ -254,7 +261,8 @@ static int append_prepare(append_ctx *a, const store_append_t *it, char *err, si
         return -1;
     }
     *a = (append_ctx){ .entry = entry, .hash = it->hash, .signer = signer,
-                       .bytes = it->signed_bytes, .len = it->len };
+                       .bytes = it->signed_bytes, .len = it->len,
+                       .handover = it->handover, .handover_ctx = it->handover_ctx };
     a->dlen = domain_len(entry->domain);
     if (!a->dlen) {
         store__err(err, errlen, "store_catalog_append: invalid domain");

@@ -93,6 +93,12 @@ typedef struct {
     const uint8_t *signed_bytes;
     size_t len;
     int rc;                        /* out */
+    /* A signer that is not the key of the domain's head is refused (STORE_BADKEY) unless this says
+     * the log may move from that key to signer (a held key hand-over, gossip/trust.h
+     * trust_handover): then the head is bound to signer from this entry on. NULL: never. Called
+     * inside the write transaction: it must not touch the store. */
+    int (*handover)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);
+    void *handover_ctx;
 } store_append_t;
 
 /* Appends items in order in one write transaction (one durable commit), each checked as

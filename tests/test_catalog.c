@@ -559,15 +559,15 @@ Test(catalog, store_append_many_skips_a_refused_entry_and_stores_the_rest)
     }
     Trib__CatalogEntry nameless = *e[2].entry;
     nameless.change_case = TRIB__CATALOG_ENTRY__CHANGE__NOT_SET;
-#define ITEM(E, B) {(E).entry, (E).hash, pay.pk, (B), 0, 0}
+#define ITEM(E, B) {(E).entry, (E).hash, pay.pk, (B), 0, 0, NULL, NULL}
     store_append_t items[] = {
         ITEM(e[0], b[0]),
-        {e[3].entry, e[3].hash, pay.pk, b[3], len[3], 0},   /* seq 4 before 2 and 3: gap */
-        {e[1].entry, e[1].hash, pay.pk, b[1], len[1], 0},
-        {e[1].entry, e[1].hash, pay.pk, b[1], len[1], 0},   /* seq 2 again: duplicate */
-        {&nameless, e[2].hash, pay.pk, b[2], len[2], 0},    /* refused before any transaction */
-        {e[2].entry, e[2].hash, pay.pk, b[2], len[2], 0},
-        {e[3].entry, e[3].hash, pay.pk, b[3], len[3], 0},
+        {e[3].entry, e[3].hash, pay.pk, b[3], len[3], 0, NULL, NULL},   /* seq 4 before 2 and 3: gap */
+        {e[1].entry, e[1].hash, pay.pk, b[1], len[1], 0, NULL, NULL},
+        {e[1].entry, e[1].hash, pay.pk, b[1], len[1], 0, NULL, NULL},   /* seq 2 again: duplicate */
+        {&nameless, e[2].hash, pay.pk, b[2], len[2], 0, NULL, NULL},    /* refused before any transaction */
+        {e[2].entry, e[2].hash, pay.pk, b[2], len[2], 0, NULL, NULL},
+        {e[3].entry, e[3].hash, pay.pk, b[3], len[3], 0, NULL, NULL},
     };
 #undef ITEM
     items[0].len = len[0];

@@ -1,0 +1,39 @@
+/* node/rotate.h - a running chartered node's key rotation (DESIGN.md §12, docs/operators.md §6):
+ * POST /v1/node/key/rotate (admin token), and what the agent does at start and after it.
+ *
+ * The node's key files in its data dir: identity.key (the key it runs with), identity.next.key
+ * (the key it rotates to, made by the agent, never sent anywhere), identity.prev.key (the key it
+ * rotated from, kept for the overlap window), identity.cert (the certificate of identity.key once
+ * rotated: --cert names the first key's certificate).
+ * Must not: send a secret key over HTTP, or replace identity.key other than by one rename of a
+ * durably written file. */
+#ifndef TRIB_ROTATE_H
+#define TRIB_ROTATE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <microhttpd.h>
+
+#include "node/node.h"
+
+#define ROTATE_CERT_FILE "identity.cert"
+
+/* The rotate call. Body {} or {"overlap_s": N, "cert": "<base64 of the certificate's signed bytes>"}.
+ * Without cert: makes identity.next.key if absent and answers 202 {"state":"pending","node_id",
+ * "new_node_id","domain","prev_serial"}: the roots certify new_node_id with --prev-serial. With cert
+ * (for the new key and this domain, held by the federation log): the old key signs the hand-over,
+ * the node's federation log holds and pushes both, the new key becomes identity.key (the old one
+ * identity.prev.key), and 200 {"state":"rotated",...,"restarting":true}: once this reply is sent
+ * (rotate_done) the agent restarts in place with the new key. Errors: 409 open_mode, 400
+ * bad_request|wrong_key|wrong_domain, 403 and others as the federation log's verdicts, 500. */
+unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
+/* From the HTTP server's request-completed callback: the rotate reply on c was sent, so the agent
+ * may restart (SIGUSR1 to itself, taken by agent_main). */
+void rotate_done(struct MHD_Connection *c);
+/* Whether a completed rotation asked the agent to restart in place. */
+int rotate_restart_requested(void);
+/* Replaces the running process by the same command line (/proc/self/cmdline). Returns only on
+ * failure, with err. */
+int rotate_reexec(char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,638 @@
+/* tests/test_rotate.c - key rotation of a chartered node (DESIGN §12, issue 10 item 4).
+ *
+ * In process: the trust store's hand-over rules (a hand-over by an uncertified key is refused; the
+ * old key verifies during the overlap and is refused as "rotated" after it, once the new key is
+ * certified; the domain's log may move from the old key to the new, through a chain, and not back).
+ * Real processes: three chartered agents; `trib key rotate` on the running payments node makes the
+ * next key, the roots certify it as a continuation, `trib key rotate --cert` completes it and the
+ * agent restarts in place on the new key; records and catalog entries written before and after are
+ * each read once from a peer, the next catalog entry (the new signer) is accepted everywhere, the
+ * peers list one payments member with the new serial, a restart keeps the new key, and a forged
+ * hand-over submitted to a peer is refused and counted.
+ *
+ * Must not: sleep as synchronisation (poll with deadlines), leave processes or files behind. */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gossip/cert.h"
+#include "gossip/charter.h"
+#include "gossip/trust.h"
+#include "tests/harness.h"
+
+#define DAY_MS 86400000LL
+#define FAST "--probe-interval-ms", "400", "--probe-timeout-ms", "200", "--suspicion-mult", "3", \
+             "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
+
+static identity_t R1, R2, R3;
+static charter_t ch;
+static char work[64], chpath[128];
+static char err[1024];
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mk_id(identity_t *id)
+{
+    memset(id, 0, sizeof *id);
+    crypto_sign_keypair(id->pk, id->sk);
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(id->curve_pk, id->pk), 0);
+    cr_assert_eq(crypto_sign_ed25519_sk_to_curve25519(id->curve_sk, id->sk), 0);
+    identity_hex(id->pk, id->hex);
+}
+
+static const identity_t *const two_roots[] = {&R1, &R2};
+
+static void setup(void)
+{
+    cr_assert_geq(sodium_init(), 0);
+    mk_id(&R1), mk_id(&R2), mk_id(&R3);
+    const identity_t *roots[] = {&R1, &R2, &R3};
+    memset(&ch, 0, sizeof ch);
+    randombytes_buf(ch.fed_id, FED_ID_LEN);
+    for (size_t i = 0; i < 3; i++) {
+        memcpy(ch.keys[i].key, roots[i]->pk, ID_PK_LEN);
+        ch.keys[i].role = CHARTER_ROLE_ROOT;
+    }
+    ch.nkeys = 3;
+    ch.threshold = 2;
+    ch.issued_ms = now_ms();
+    cr_assert_eq(charter_sign(NULL, &ch, roots, 3, err, sizeof err), 0, "%s", err);
+    snprintf(work, sizeof work, "/tmp/trib-rotate-XXXXXX");
+    cr_assert_not_null(mkdtemp(work));
+    snprintf(chpath, sizeof chpath, "%s/charter.json", work);
+    json_t *j = charter_to_json(&ch);
+    cr_assert_eq(trust_file_write(chpath, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+}
+
+static void teardown(void)
+{
+    h_cleanup_all();
+    charter_free(&ch);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+    if (work[0] && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", work);
+}
+
+TestSuite(rotate, .init = setup, .fini = teardown, .timeout = 240);
+
+/* A certificate of domain for pk, continuing prev (0: none), valid from a day ago for 90 days;
+ * written to work/file when file != NULL. */
+static void issue(const char *domain, const uint8_t pk[32], uint64_t prev, const char *file, cert_t *out)
+{
+    int64_t t = now_ms();
+    cr_assert_eq(cert_issue(&ch, domain, pk, t - DAY_MS, t + 90 * DAY_MS, prev, two_roots, 2, out, err, sizeof err), 0,
+                 "%s", err);
+    if (file) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", work, file);
+        json_t *j = cert_to_json(out);
+        cr_assert_eq(trust_file_write(path, j, err, sizeof err), 0, "%s", err);
+        json_decref(j);
+    }
+}
+
+/* ---------------------------------------------------------------- the trust store's rules */
+
+Test(rotate, trust_holds_handovers_of_certified_keys_and_retires_the_old_key_after_the_overlap)
+{
+    identity_t old, neu, third, stranger;
+    mk_id(&old), mk_id(&neu), mk_id(&third), mk_id(&stranger);
+    cert_t co, cn, ct;
+    issue("payments", old.pk, 0, NULL, &co);
+    trust_t *t = trust_new(&ch);
+    cr_assert_not_null(t);
+    int added = 0;
+    cr_assert_eq(trust_offer_cert(t, co.bytes, co.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    int64_t now = now_ms();
+
+    /* a key that is not the domain's cannot hand the domain over */
+    rotation_t bad;
+    cr_assert_eq(rotation_make(&stranger, "payments", neu.pk, now, 0, &bad, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(trust_offer_rotation(t, bad.bytes, bad.len, &added, err, sizeof err), TRUST_UNCERTIFIED);
+    rotation_t other;   /* the domain's key, giving away a domain it is not certified for */
+    cr_assert_eq(rotation_make(&old, "growth", neu.pk, now, 0, &other, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(trust_offer_rotation(t, other.bytes, other.len, &added, err, sizeof err), TRUST_WRONG_DOMAIN);
+    bad.bytes[bad.len - 1] ^= 1;   /* a damaged signature */
+    cr_expect_neq(trust_offer_rotation(t, bad.bytes, bad.len, &added, err, sizeof err), TRUST_OK);
+    cr_expect_eq(trust_rotation_count(t), 0);
+
+    /* old -> neu, effective two minutes ago with one minute of overlap: over now */
+    rotation_t r;
+    cr_assert_eq(rotation_make(&old, "payments", neu.pk, now - 120000, 60000, &r, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(trust_offer_rotation(t, r.bytes, r.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(added, 1);
+    cr_expect_eq(trust_offer_rotation(t, r.bytes, r.len, &added, err, sizeof err), TRUST_OK);
+    cr_expect_eq(added, 0, "the same hand-over twice is held once");
+    /* until the new key is certified, the old one is not retired */
+    cr_expect_eq(trust_admit_curve(t, old.curve_pk, now, NULL, err, sizeof err), TRUST_OK, "%s", err);
+    issue("payments", neu.pk, co.serial, NULL, &cn);
+    cr_assert_eq(trust_offer_cert(t, cn.bytes, cn.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_admit_curve(t, old.curve_pk, now, NULL, err, sizeof err), TRUST_ROTATED);
+    cr_expect(strstr(err, "overlap"), "%s", err);
+    cr_expect_eq(trust_entry_ok(t, "payments", old.pk, now, err, sizeof err), TRUST_ROTATED);
+    /* what the old key signed before the end of the overlap stays valid */
+    cr_expect_eq(trust_entry_ok(t, "payments", old.pk, now - 90000, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_admit_curve(t, neu.curve_pk, now, NULL, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_entry_ok(t, "payments", neu.pk, now, err, sizeof err), TRUST_OK, "%s", err);
+
+    /* the log may move old -> neu, and through a chain old -> neu -> third, never back */
+    cr_expect_eq(trust_handover(t, "payments", old.pk, neu.pk), 1);
+    cr_expect_eq(trust_handover(t, "payments", neu.pk, old.pk), 0);
+    cr_expect_eq(trust_handover(t, "growth", old.pk, neu.pk), 0);
+    cr_expect_eq(trust_handover(t, "payments", stranger.pk, neu.pk), 0);
+    issue("payments", third.pk, cn.serial, NULL, &ct);
+    cr_assert_eq(trust_offer_cert(t, ct.bytes, ct.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    rotation_t r2;
+    cr_assert_eq(rotation_make(&neu, "payments", third.pk, now, DAY_MS, &r2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(trust_offer_rotation(t, r2.bytes, r2.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", old.pk, third.pk), 1);
+    uint8_t prev[TRUST_HANDOVER_STEPS][ID_PK_LEN];
+    cr_assert_eq(trust_predecessors(t, "payments", third.pk, prev), 2);
+    cr_expect(!memcmp(prev[0], neu.pk, ID_PK_LEN) && !memcmp(prev[1], old.pk, ID_PK_LEN), "nearest first");
+    cr_expect_eq(trust_predecessors(t, "payments", old.pk, prev), 0);
+    cr_expect_eq(trust_admit_curve(t, neu.curve_pk, now, NULL, err, sizeof err), TRUST_OK, "in its overlap: %s", err);
+    /* the retired old key can hand nothing over any more */
+    rotation_t late;
+    cr_assert_eq(rotation_make(&old, "payments", stranger.pk, now, 0, &late, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(trust_offer_rotation(t, late.bytes, late.len, &added, err, sizeof err), TRUST_ROTATED);
+
+    rotation_free(&bad), rotation_free(&other), rotation_free(&r), rotation_free(&r2), rotation_free(&late);
+    cert_free(&co), cert_free(&cn), cert_free(&ct);
+    trust_destroy(&t);
+}
+
+Test(rotate, a_lost_key_s_successor_certified_with_prev_serial_continues_the_log)
+{
+    identity_t lost, neu, stranger;
+    mk_id(&lost), mk_id(&neu), mk_id(&stranger);
+    cert_t cl, cn, cs, cg;
+    issue("payments", lost.pk, 0, NULL, &cl);
+    trust_t *t = trust_new(&ch);
+    cr_assert_not_null(t);
+    int added;
+    cr_assert_eq(trust_offer_cert(t, cl.bytes, cl.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", lost.pk, neu.pk), 0, "no certificate of the new key yet");
+    issue("payments", stranger.pk, 0, NULL, &cs);   /* certified for the domain, but not as a continuation */
+    cr_assert_eq(trust_offer_cert(t, cs.bytes, cs.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", lost.pk, stranger.pk), 0);
+    issue("growth", neu.pk, cl.serial, NULL, &cg);  /* continues the serial, for another domain */
+    cr_assert_eq(trust_offer_cert(t, cg.bytes, cg.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", lost.pk, neu.pk), 0);
+    cr_expect_eq(trust_handover(t, "growth", lost.pk, neu.pk), 0, "the serial continued is of another domain");
+    issue("payments", neu.pk, cl.serial, NULL, &cn);
+    cr_assert_eq(trust_offer_cert(t, cn.bytes, cn.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_handover(t, "payments", lost.pk, neu.pk), 1);
+    cr_expect_eq(trust_handover(t, "payments", neu.pk, lost.pk), 0);
+    cert_free(&cl), cert_free(&cn), cert_free(&cs), cert_free(&cg);
+    trust_destroy(&t);
+}
+
+/* ---------------------------------------------------------------- a running node */
+
+static void start(h_node_t *n, const char *domain, const char *dir, const char *certfile, const char *seed)
+{
+    char cert[256];
+    snprintf(cert, sizeof cert, "%s/%s", work, certfile);
+    int rc = seed ? h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", cert, "--seed", seed, FAST,
+                                 NULL)
+                  : h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", cert, FAST, NULL);
+    cr_assert_eq(rc, 0, "chartered node %s did not start; see %s", domain, n->log);
+}
+
+static void node_dir(const char *name, char *dir, size_t cap, identity_t *id)
+{
+    snprintf(dir, cap, "%s/%s", work, name);
+    cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s", dir);
+    int created = 0;
+    cr_assert_eq(identity_load_or_create(dir, id, &created, err, sizeof err), 0, "%s", err);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *domain, *node_id, *serial;   /* exactly one member of domain, with this id and serial */
+    int alive;                               /* and this many alive members in all */
+} member_cond_t;
+
+static int one_member(void *ctx)
+{
+    member_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
+    json_t *arr = json_object_get(j, "members"), *m;
+    size_t i;
+    int of_domain = 0, match = 0, alive = 0, conflict = 0;
+    json_array_foreach(arr, i, m)
+    {
+        const char *st = json_string_value(json_object_get(m, "state"));
+        alive += st && !strcmp(st, "alive");
+        conflict |= json_is_true(json_object_get(m, "conflict"));
+        if (strcmp(json_string_value(json_object_get(m, "domain")) ?: "", c->domain))
+            continue;
+        of_domain++;
+        const char *id = json_string_value(json_object_get(m, "node_id"));
+        const char *ser = json_string_value(json_object_get(m, "cert_serial"));
+        match = id && !strcmp(id, c->node_id) && json_is_true(json_object_get(m, "verified")) &&
+                (!c->serial || (ser && !strcmp(ser, c->serial)));
+    }
+    json_decref(j);
+    return of_domain == 1 && match && alive == c->alive && !conflict;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *path, *version;
+} version_cond_t;
+
+static int has_version(void *ctx)
+{
+    version_cond_t *c = ctx;
+    long st = 0;
+    json_t *j = h_get_json(c->n->url, c->path, &st);
+    const char *v = json_string_value(json_object_get(json_object_get(j, "manifest"), "version"));
+    if (!v)
+        v = json_string_value(json_object_get(j, "version"));
+    int ok = st == 200 && v && !strcmp(v, c->version);
+    json_decref(j);
+    return ok;
+}
+
+/* The node's admin token as it is now (a rotation re-issues it under the new key). */
+static const char *token_file(const h_node_t *n)
+{
+    static char path[300];
+    snprintf(path, sizeof path, "%s/%s/admin.token", work, !strcmp(n->domain, "payments") ? "a" : "b");
+    return path;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *path;
+    char last[512];
+} pub_cond_t;
+
+/* Publishes; a node that just started asks its peers for its domain's head first (503
+ * not_synced): a publisher retries that, as a client of a restarting node does. */
+static int published(void *ctx)
+{
+    pub_cond_t *c = ctx;
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(c->n, NULL, &out, &eout, "publish", c->path, "--token-file", token_file(c->n), NULL);
+    snprintf(c->last, sizeof c->last, "%s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    cr_assert(rc == 0 || strstr(c->last, "not_synced"), "publish failed: %s", c->last);
+    return rc == 0;
+}
+
+static void publish(h_node_t *n, const char *version)
+{
+    char path[256], yaml[1024];
+    snprintf(path, sizeof path, "%s/m-%s.yaml", work, version);
+    snprintf(yaml, sizeof yaml,
+             "name: settled\ndomain: payments\nversion: %s\nstatus: active\ntitle: Settled\n"
+             "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+             "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+             "  - {name: id, logicalType: string, required: true}\n", version);
+    cr_assert_eq(h_write_file(path, yaml, strlen(yaml)), 0);
+    pub_cond_t c = {n, path, ""};
+    cr_assert(h_wait(published, &c, 15000), "publish %s failed: %s", version, c.last);
+}
+
+static void put(h_node_t *n, int from, int to)
+{
+    char path[256], body[4096];
+    size_t len = 0;
+    for (int i = from; i <= to; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len, "{\"id\":\"r%03d\"}\n", i);
+    snprintf(path, sizeof path, "%s/r-%d.ndjson", work, from);
+    cr_assert_eq(h_write_file(path, body, len), 0);
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(n, path, &out, &eout, "put", "payments/settled", "--token-file", token_file(n), NULL);
+    cr_assert_eq(rc, 0, "put r%03d..r%03d failed: %s %s", from, to, out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+}
+
+typedef struct {
+    h_node_t *n, *reader;
+    int from, to;
+    char last[600];
+} put_cond_t;
+
+/* 1 when record r<from> can be read through reader (a routed read: the owner has it), 0 when it
+ * cannot, -1 when the read failed (the owner is restarting: unknown). */
+static int stored(h_node_t *reader, int from)
+{
+    char *out = NULL, *eout = NULL, want[32];
+    snprintf(want, sizeof want, "\"r%03d\"", from);
+    int rc = h_trib(reader, NULL, &out, &eout, "get", "payments/settled", NULL);
+    int has = rc != 0 ? -1 : out && strstr(out, want) ? 1 : 0;
+    free(out), free(eout);
+    return has;
+}
+
+static int put_done(void *ctx)
+{
+    put_cond_t *c = ctx;
+    int has = stored(c->reader, c->from);
+    if (has != 0)
+        return has == 1;   /* 1: a try whose reply was lost had stored it; -1: ask again later */
+    char path[256], body[2048], *out = NULL, *eout = NULL;
+    size_t len = 0;
+    for (int i = c->from; i <= c->to; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len, "{\"id\":\"r%03d\"}\n", i);
+    snprintf(path, sizeof path, "%s/r-%d.ndjson", work, c->from);
+    cr_assert_eq(h_write_file(path, body, len), 0);
+    char tok[300];
+    snprintf(tok, sizeof tok, "%s/a/admin.token", work);   /* the node's current token, old or new */
+    int rc = h_trib(c->n, path, &out, &eout, "put", "payments/settled", "--token-file", tok, NULL);
+    snprintf(c->last, sizeof c->last, "%s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    return rc == 0;
+}
+
+static void put_retrying(h_node_t *n, h_node_t *reader, int from, int to)
+{
+    put_cond_t c = {n, reader, from, to, ""};
+    cr_assert(h_wait(put_done, &c, 30000), "put r%03d..r%03d was never taken: %s", from, to, c.last);
+}
+
+/* A routed read from n holds r001..r<last> each exactly once. */
+static void read_all_once(h_node_t *n, int last)
+{
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(n, NULL, &out, &eout, "get", "payments/settled", NULL);
+    cr_assert_eq(rc, 0, "routed read failed: %s", eout ? eout : "");
+    for (int i = 1; i <= last; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "\"r%03d\"", i);
+        const char *p = out ? strstr(out, want) : NULL;
+        cr_expect(p, "record r%03d lost: %s", i, out ? out : "");
+        cr_expect(!p || !strstr(p + 1, want), "record r%03d read twice", i);
+    }
+    char beyond[32];
+    snprintf(beyond, sizeof beyond, "\"r%03d\"", last + 1);
+    cr_expect(!out || !strstr(out, beyond), "a record that was never written: %s", out ? out : "");
+    free(out), free(eout);
+}
+
+static int time_past(void *ctx) { return now_ms() > *(int64_t *)ctx; }
+
+typedef struct {
+    const char *url, *token;
+    long status;
+} tok_cond_t;
+
+static int old_token_refused(void *ctx)
+{
+    tok_cond_t *c = ctx;
+    char url[300];
+    snprintf(url, sizeof url, "%s/v1/whoami", c->url);
+    h_resp_t r;
+    int rc = h_http_token("GET", url, NULL, NULL, 0, c->token, &r);
+    c->status = rc == 0 ? r.status : 0;
+    h_resp_free(&r);
+    return c->status == 401;
+}
+
+/* ---- a live subscriber on a peer, and a command run in the background */
+
+static pid_t spawn(const char *outp, const char *errp, const char *token, const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int o = open(outp, O_WRONLY | O_CREAT | O_APPEND, 0600), e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        if (token)
+            setenv("TRIB_TOKEN", token, 1);
+        execv(h_trib_path(), (char **)args);
+        _exit(127);
+    }
+    cr_assert_gt(pid, 0);
+    return pid;
+}
+
+typedef struct {
+    h_node_t *n;
+    pid_t pid;
+    int runs, last;          /* subscriptions started; records wanted */
+    char out[300], err[300], from[32];
+} sub_t;
+
+static void sub_start(sub_t *s)
+{
+    const char *args[] = {h_trib_path(), "subscribe", "payments/settled", "--node", s->n->url, "--from", s->from, NULL};
+    s->pid = spawn(s->out, s->err, s->n->token, args);
+    s->runs++;
+}
+
+/* Every record up to s->last is in the subscriber's output. A subscription that ended (its owner
+ * restarted) is started again from the seq it says to resume from, as its user would. */
+static int sub_has_all(void *ctx)
+{
+    sub_t *s = ctx;
+    int st;
+    if (s->pid > 0 && waitpid(s->pid, &st, WNOHANG) == s->pid) {
+        s->pid = 0;
+        char *e = h_read_file(s->err, NULL);
+        const char *r = e ? strstr(e, "resume with --from ") : NULL;
+        cr_assert(r, "the subscriber ended without saying where to resume: %s", e ? e : "");
+        snprintf(s->from, sizeof s->from, "%lld", atoll(r + strlen("resume with --from ")));
+        free(e);
+        sub_start(s);
+    }
+    char *o = h_read_file(s->out, NULL);
+    int all = o != NULL;
+    for (int i = 1; all && i <= s->last; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "\"r%03d\"", i);
+        all = strstr(o, want) != NULL;
+    }
+    free(o);
+    return all;
+}
+
+static void sub_expect_once(sub_t *s, const char *when)
+{
+    cr_assert(h_wait(sub_has_all, s, 20000), "%s: the subscriber on a peer did not receive r001..r%03d", when, s->last);
+    char *o = h_read_file(s->out, NULL);
+    for (int i = 1; i <= s->last; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "\"r%03d\"", i);
+        const char *p = strstr(o, want);
+        cr_expect(p && !strstr(p + 1, want), "%s: the subscriber received r%03d %s", when, i, p ? "twice" : "never");
+    }
+    free(o);
+}
+
+Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
+{
+    char da[256], db[256], dc[256], seed[160];
+    identity_t ia, ib, ic;
+    cert_t ca, cb, cc, cn;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    node_dir("c", dc, sizeof dc, &ic);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    issue("growth", ib.pk, 0, "b.cert", &cb);
+    issue("listening", ic.pk, 0, "c.cert", &cc);
+    h_node_t a, b, c;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    start(&c, "listening", dc, "c.cert", seed);
+    char old_serial[17];
+    cert_serial_text(ca.serial, old_serial);
+    member_cond_t mc = {&c, "payments", ia.hex, old_serial, 3};
+    cr_assert(h_wait(one_member, &mc, 20000), "listening does not see payments (and three alive members)");
+
+    publish(&a, "1.0.0");
+    put(&a, 1, 10);
+    version_cond_t vc = {&c, "/v1/products/payments/settled", "1.0.0"};
+    cr_assert(h_wait(has_version, &vc, 15000), "the product did not replicate to listening");
+    sub_t sub = {.n = &c, .last = 10, .from = "1"};
+    snprintf(sub.out, sizeof sub.out, "%s/sub.out", work);
+    snprintf(sub.err, sizeof sub.err, "%s/sub.err", work);
+    sub_start(&sub);
+    sub_expect_once(&sub, "before the rotation");
+
+    /* 1. the running node makes its next key; its secret stays in the data dir */
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, NULL);
+    cr_assert_eq(rc, 0, "key rotate (pending) failed: %s", eout ? eout : "");
+    char next[ID_HEX_LEN] = "";
+    cr_assert(out && strlen(out) >= 64, "no new node id printed: %s", out ? out : "");
+    memcpy(next, out, 64);
+    cr_expect(eout && strstr(eout, old_serial), "the hint names the serial to continue: %s", eout ? eout : "");
+    free(out), free(eout);
+    char nextp[300];
+    snprintf(nextp, sizeof nextp, "%s/identity.next.key", da);
+    identity_t in;
+    cr_assert_eq(identity_load_file(nextp, &in, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(in.hex, next);
+    put(&a, 11, 20);   /* the node keeps serving on its old key meanwhile */
+
+    /* a certificate for another key is refused, and nothing changes */
+    char certp[300];
+    snprintf(certp, sizeof certp, "%s/b.cert", work);
+    rc = h_trib(NULL, NULL, NULL, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_expect_eq(rc, 1);
+    cr_expect(eout && strstr(eout, "wrong_key"), "%s", eout ? eout : "");
+    free(eout);
+
+    char *old_token = h_read_file(token_file(&a), NULL);   /* issued by the old key */
+    cr_assert_not_null(old_token);
+    old_token[strcspn(old_token, "\r\n")] = '\0';
+
+    /* 2. the roots certify the new key as a continuation; the node completes the rotation */
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    char rout[300], rerr[300];
+    snprintf(rout, sizeof rout, "%s/rotate.out", work);
+    snprintf(rerr, sizeof rerr, "%s/rotate.err", work);
+    const char *rargs[] = {h_trib_path(), "key", "rotate", "--data", da, "--node", a.url, "--cert", certp,
+                           "--overlap", "2s", NULL};
+    pid_t rot = spawn(rout, rerr, NULL, rargs);
+    /* the publisher goes on while the node rotates and restarts: each batch is retried until the
+     * node takes it (a batch whose reply was lost is first looked for, so nothing is sent twice) */
+    for (int batch = 0; batch < 4; batch++)
+        put_retrying(&a, &c, 21 + 5 * batch, 25 + 5 * batch);
+    int st = 0;
+    cr_assert_eq(waitpid(rot, &st, 0), rot);
+    out = h_read_file(rout, NULL), eout = h_read_file(rerr, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "key rotate --cert failed: %s (see %s)", eout ? eout : "", a.log);
+    cr_expect(out && !strncmp(out, next, 64), "%s", out ? out : "");
+    free(out), free(eout);
+    sub.last = 40;
+    sub_expect_once(&sub, "across the rotation");
+    json_t *j = h_get_json(a.url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", next);
+    json_decref(j);
+
+    /* the old key is refused once the 2 s overlap is over: a token it issued is refused by a node
+     * that checks it afresh (a node that verified it lately keeps that verdict up to 60 s: auth.c) */
+    int64_t over = now_ms() + 2500;   /* the overlap began before the command returned */
+    cr_assert(h_wait(time_past, &over, 10000));
+    tok_cond_t tc = {b.url, old_token, 0};
+    cr_assert(h_wait(old_token_refused, &tc, 15000), "the old key's token is still taken (HTTP %ld)", tc.status);
+    cr_expect_geq(h_metric(b.url, "trib_token_refused_total{reason=\"token_invalid\"}"), 1);
+    free(old_token);
+
+    /* 3. peers list one payments member: the new key, the new serial, no conflict */
+    char new_serial[17];
+    cert_serial_text(cn.serial, new_serial);
+    member_cond_t nb = {&b, "payments", next, new_serial, 3}, nc = {&c, "payments", next, new_serial, 3};
+    cr_assert(h_wait(one_member, &nb, 20000), "growth does not list payments once, on its new key");
+    cr_assert(h_wait(one_member, &nc, 20000), "listening does not list payments once, on its new key");
+
+    /* 4. the domain's log continues: the next entry, signed by the new key, is accepted everywhere */
+    put(&a, 41, 45);
+    publish(&a, "1.1.0");
+    vc.version = "1.1.0";
+    cr_assert(h_wait(has_version, &vc, 15000), "listening did not accept the new key's entry");
+    vc.n = &b;
+    cr_assert(h_wait(has_version, &vc, 15000), "growth did not accept the new key's entry");
+    cr_expect_eq(h_metric(b.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
+    read_all_once(&c, 45);
+    read_all_once(&b, 45);
+
+    /* 5. a restart comes back on the new key (its certificate is DATA/identity.cert) */
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&a), 0, "the rotated node did not restart; see %s", a.log);
+    j = h_get_json(a.url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", next);
+    json_decref(j);
+    cr_assert(h_wait(one_member, &nc, 20000), "after the restart listening does not list payments once");
+    put(&a, 46, 50);
+    publish(&a, "1.2.0");
+    vc.version = "1.2.0";
+    cr_assert(h_wait(has_version, &vc, 15000), "growth did not accept the restarted node's entry");
+    read_all_once(&c, 50);
+    sub.last = 50;
+    sub_expect_once(&sub, "after the restart");
+    if (sub.pid > 0) {
+        kill(sub.pid, SIGTERM);
+        waitpid(sub.pid, NULL, 0);
+    }
+    cr_log_info("the subscriber ran %d time(s)", sub.runs);
+
+    /* 6. a hand-over signed by a key that is not the domain's is refused and counted */
+    identity_t stranger;
+    mk_id(&stranger);
+    rotation_t forged;
+    cr_assert_eq(rotation_make(&stranger, "payments", ib.pk, now_ms(), 0, &forged, err,
+                               sizeof err), 0, "%s", err);
+    char fp[300];
+    snprintf(fp, sizeof fp, "%s/forged.rotation", work);
+    j = rotation_to_json(&forged);
+    cr_assert_eq(trust_file_write(fp, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    rc = h_trib(&b, NULL, NULL, &eout, "fed", "submit", fp, NULL);
+    cr_expect_neq(rc, 0, "a stranger's hand-over was accepted");
+    free(eout);
+    cr_expect_geq(h_metric(b.url, "trib_fedlog_refused_total{kind=\"rotation\",reason=\"uncertified\"}"), 1);
+    j = h_get_json(b.url, "/v1/status", NULL);
+    cr_expect_not_null(j, "growth stopped serving");
+    json_decref(j);
+    cr_assert(h_wait(one_member, &nb, 20000), "the forged hand-over changed growth's members");
+
+    rotation_free(&forged);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cb), cert_free(&cc), cert_free(&cn);
+}
