@@ -63,6 +63,15 @@ int auth_read(node_t *n, const char *token, size_t len, const char *product_id, 
 /* 1 when the caller (Authorization header value, NULL: none) may see restricted product_id in
  * full (a valid token and an active grant); nothing is counted as refused. */
 int auth_may_see(node_t *n, const char *header, const char *product_id);
+/* The same for many products (a search): the caller's token verified once by auth_viewer_init,
+ * then auth_viewer_sees(viewer, id) per product (store_query_t.sees). */
+typedef struct {
+    node_t *n;
+    int valid;
+    token_claims_t c;
+} auth_viewer_t;
+void auth_viewer_init(auth_viewer_t *v, node_t *n, const char *header);
+int auth_viewer_sees(void *viewer, const char *product_id);
 
 /* The classification of a product held in the catalog ("internal" when unreadable). */
 void auth_classification(node_t *n, const char *product_id, uint64_t manifest_seq, char out[16]);

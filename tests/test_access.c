@@ -851,6 +851,67 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     free(pread);
 }
 
+/* The facet count of value under facet in a listing reply (0: absent). */
+static json_int_t facet_of(json_t *reply, const char *facet, const char *value)
+{
+    return json_integer_value(json_object_get(json_object_get(json_object_get(reply, "facets"), facet), value));
+}
+
+/* DESIGN §13: a restricted product is a stub (id, domain, name, title, status, owners) to a caller
+ * without a grant. A search must not tell that caller more: its tags are not in the facet counts,
+ * and neither a tag filter nor the words of its tags or description find it. The product's own
+ * domain (admin or read token) sees it in full; a valid token scoped elsewhere does not; deciding
+ * a listing counts nothing as refused. */
+Test(flow, search_facets_count_a_restricted_product_as_its_stub, .fini = h_cleanup_all, .timeout = 120)
+{
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    publish_settled(&A);
+    const char *m = "{\"name\":\"deal-room\",\"domain\":\"payments\",\"version\":\"1.0.0\",\"status\":\"active\","
+                    "\"classification\":\"restricted\",\"title\":\"Deal room\","
+                    "\"description\":{\"purpose\":\"Takeover of Acme\"},\"tags\":[\"secret-merger\",\"finance\"],"
+                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                    "\"schema\":[{\"name\":\"bid_eur\",\"logicalType\":\"integer\"}]}";
+    long st = 0;
+    json_t *j = call("PUT", &A, "/v1/products/payments/deal-room", A.token, m, &st);
+    cr_assert(st == 201 || st == 200, "publish: %ld %s", st, jstr(j, "detail"));
+    json_decref(j);
+    char *pread = issue(&A, "maria@payments", TOKEN_KIND_READ, NULL, 3600000);
+    char *scoped = issue(&A, "sam@payments", TOKEN_KIND_READ, "payments/settled", 3600000);
+    double refused = h_metric(A.url, "trib_token_refused_total{reason=\"out_of_scope\"}");
+
+    const char *blind[] = {NULL, scoped}, *full[] = {A.token, pread};
+    for (int who = 0; who < 4; who++) {
+        const char *token = who < 2 ? blind[who] : full[who - 2];
+        int sees = who >= 2;
+        j = call("GET", &A, "/v1/products", token, NULL, &st);
+        cr_assert_eq(st, 200);
+        cr_expect_eq(json_integer_value(json_object_get(j, "total")), 2, "caller %d: the stub is listed", who);
+        cr_expect_eq(facet_of(j, "tag", "secret-merger"), sees ? 1 : 0, "caller %d: the restricted tag's count",
+                     who);
+        cr_expect_eq(facet_of(j, "tag", "finance"), sees ? 1 : 0, "caller %d", who);
+        cr_expect_eq(facet_of(j, "owner", "b@x.com"), 2, "caller %d: owners are in the stub", who);
+        json_decref(j);
+        const char *probes[] = {"/v1/products?tag=secret-merger", "/v1/products?q=merger", "/v1/products?q=acme",
+                                "/v1/products?q=bid_eur"};
+        for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
+            j = call("GET", &A, probes[i], token, NULL, &st);
+            cr_expect_eq(json_integer_value(json_object_get(j, "total")), sees ? 1 : 0, "caller %d: %s", who,
+                         probes[i]);
+            cr_expect_eq(facet_of(j, "tag", "secret-merger"), sees ? 1 : 0, "caller %d: %s", who, probes[i]);
+            json_decref(j);
+        }
+        j = call("GET", &A, "/v1/products?q=deal", token, NULL, &st);   /* the stub's title */
+        cr_expect_eq(json_integer_value(json_object_get(j, "total")), 1, "caller %d: found by its title", who);
+        cr_expect_eq(json_is_true(json_object_get(json_array_get(json_object_get(j, "products"), 0), "stub")),
+                     !sees, "caller %d: a stub exactly when the facets hide it", who);
+        json_decref(j);
+    }
+    cr_expect_eq(h_metric(A.url, "trib_token_refused_total{reason=\"out_of_scope\"}"), refused,
+                 "a listing refused nothing");
+    free(pread);
+    free(scoped);
+}
+
 /* GET base+path with an optional Bearer token: the body (malloc'd) and *status. */
 static char *get_text(h_node_t *n, const char *path, const char *token, long *status)
 {
