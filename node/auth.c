@@ -27,18 +27,20 @@ static const char *const reasons[] = {
 static atomic_uint_fast64_t refused[NREASONS];
 static atomic_uint_fast64_t cache_hits, cache_misses, verified_ok;
 
-void auth_count(const char *reason)
+int auth_count(const char *reason)
 {
     for (size_t i = 0; i < NREASONS; i++)
         if (!strcmp(reasons[i], reason)) {
             atomic_fetch_add(&refused[i], 1);
-            return;
+            return 1;
         }
+    return 0;
 }
 
 void auth_metrics_render(FILE *f)
 {
-    fprintf(f, "# HELP trib_token_refused_total Requests refused for their token, by reason.\n"
+    fprintf(f, "# HELP trib_token_refused_total Requests refused for want of a credential (token missing, invalid, "
+               "expired, revoked, of another domain, kind or scope, or without a grant), on any route, by reason.\n"
                "# TYPE trib_token_refused_total counter\n");
     for (size_t i = 0; i < NREASONS; i++)
         fprintf(f, "trib_token_refused_total{reason=\"%s\"} %llu\n", reasons[i],
@@ -722,6 +724,17 @@ static void revoked_load(node_t *n)
     fclose(f);
     if (k)
         log_info("holding %zu token revocations from %s", k, path);
+}
+
+int auth_claims(node_t *n, const char *text, size_t len, token_claims_t *c)
+{
+    auth_err_t e;
+    if (!text || !len)
+        return -1;
+    quiet = 1;
+    int rc = auth_verify(n, text, len, c, &e);
+    quiet = 0;
+    return rc;
 }
 
 void auth_viewer_init(auth_viewer_t *v, node_t *n, const char *header)
