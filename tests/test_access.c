@@ -6,7 +6,6 @@
  * by gossip, mine, revoke, deny, the audit log, the CLI, and hostile callers (no token, a tampered
  * token, another domain's token, a read token deciding, a second decision). */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -536,54 +535,14 @@ Test(index, malformed_access_entries_are_refused, .init = ix_setup, .fini = ix_t
 
 static h_node_t A, B;   /* payments (owner), growth (requester's home) */
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    char **buf = ud;
-    size_t old = *buf ? strlen(*buf) : 0, add = sz * n;
-    char *nb = realloc(*buf, old + add + 1);
-    if (!nb)
-        return 0;
-    memcpy(nb + old, p, add);
-    nb[old + add] = '\0';
-    *buf = nb;
-    return add;
-}
-
-/* method base+path with an optional Bearer token and JSON body; the reply as JSON (any status). */
+/* method n's path with exactly token (NULL: none) and an optional JSON body: the reply as JSON, any
+ * status (a refusal's error object too). */
 static json_t *call(const char *method, h_node_t *n, const char *path, const char *token, const char *body,
                     long *status)
 {
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", n->url, path);
-    CURL *c = curl_easy_init();
-    cr_assert_not_null(c);
-    struct curl_slist *hd = NULL;
-    char *auth = NULL;
-    if (token) {
-        cr_assert_geq(asprintf(&auth, "Authorization: Bearer %s", token), 0);
-        hd = curl_slist_append(hd, auth);
-    }
-    hd = curl_slist_append(hd, "Content-Type: application/json");
-    char *got = NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    else if (!strcmp(method, "POST"))
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    CURLcode rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(hd);
-    curl_easy_cleanup(c);
-    free(auth);
-    json_t *j = json_loads(got ? got : "", JSON_DECODE_ANY, NULL);
-    cr_assert_not_null(j, "%s %s: %ld, not JSON: %s", method, url, *status, got ? got : "");
-    free(got);
+    json_t *j = h_call(method, n->url, path, token, body, status);
+    cr_assert(*status, "%s %s%s: no reply", method, n->url, path);
+    cr_assert_not_null(j, "%s %s%s: %ld, not JSON", method, n->url, path, *status);
     return j;
 }
 
@@ -618,6 +577,21 @@ static void publish_settled(h_node_t *owner)
     h_resp_free(&r);
 }
 
+static void growth_sees_settled(void)
+{
+    cr_assert(h_wait_status(B.url, "/v1/products/payments/settled", NULL, 200, 20000),
+              "growth never saw payments/settled");
+}
+
+/* A: payments, with payments/settled published; B: growth, joined through A, which has seen it. */
+static void payments_and_growth(void)
+{
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
+    publish_settled(&A);
+    growth_sees_settled();
+}
+
 typedef struct {
     h_node_t *n;
     const char *path, *token, *id, *state;
@@ -639,14 +613,6 @@ static int sees(void *ctx)
                 (!s->state || !strcmp(json_string_value(json_object_get(o, "state")), s->state)))
                 ok = 1;
         }
-    json_decref(j);
-    return ok;
-}
-
-static int has_product(void *ctx)
-{
-    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/payments/settled", NULL);
-    int ok = j != NULL;
     json_decref(j);
     return ok;
 }
@@ -710,10 +676,7 @@ static void expect_refusal(const char *method, h_node_t *n, const char *path, co
 
 Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeout = 180)
 {
-    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
-    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
-    publish_settled(&A);
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    payments_and_growth();
 
     char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
     char *bob = issue(&B, "bob@growth", TOKEN_KIND_READ, NULL, 3600000);
@@ -947,45 +910,15 @@ Test(flow, search_facets_count_a_restricted_product_as_its_stub, .fini = h_clean
     free(scoped);
 }
 
-/* GET base+path with an optional Bearer token: the body (malloc'd) and *status. */
+/* GET n's path with exactly token (NULL: none): the body (malloc'd) and *status. */
 static char *get_text(h_node_t *n, const char *path, const char *token, long *status)
 {
     char url[512];
     snprintf(url, sizeof url, "%s%s", n->url, path);
-    CURL *c = curl_easy_init();
-    cr_assert_not_null(c);
-    struct curl_slist *hd = NULL;
-    char *auth = NULL;
-    if (token) {
-        cr_assert_geq(asprintf(&auth, "Authorization: Bearer %s", token), 0);
-        hd = curl_slist_append(hd, auth);
-    }
-    char *got = NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "GET %s", url);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(hd);
-    curl_easy_cleanup(c);
-    free(auth);
-    return got ? got : strdup("");
-}
-
-typedef struct {
-    h_node_t *n;
-    const char *path, *token;
-    long want;
-} status_cond_t;
-
-static int status_is(void *ctx)
-{
-    status_cond_t *s = ctx;
-    long st = 0;
-    free(get_text(s->n, s->path, s->token, &st));
-    return st == s->want;
+    h_resp_t r;
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, token, &r), 0, "GET %s", url);
+    *status = r.status;
+    return r.body;   /* h_resp_free frees only the body */
 }
 
 /* The read itself (issue 11 item 4 end to end): with node/auth.c merged, the owner checks the
@@ -1014,7 +947,7 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     cr_assert_eq(st, 401, "confidential read without a token: %ld", st);
 
     cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    growth_sees_settled();
     char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
     char *bob = issue(&B, "bob@growth", TOKEN_KIND_READ, NULL, 3600000);
     j = call("POST", &B, "/v1/access/requests", alice,
@@ -1027,8 +960,7 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
     cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
     const char *rpath = "/v1/products/payments/settled/records";
-    status_cond_t before = {&B, rpath, alice, 403};
-    cr_assert(h_wait(status_is, &before, 20000), "alice reads through growth before any grant");
+    cr_assert(h_wait_status(B.url, rpath, alice, 403, 20000), "alice reads through growth before any grant");
     snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
     j = call("POST", &A, path, padmin, "{\"days\":1}", &st);
     cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
@@ -1037,8 +969,7 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
 
     /* through growth: allowed now, only txn_id and amount_minor (the owner projects) */
     char *body = NULL;
-    status_cond_t granted = {&B, rpath, alice, 200};
-    cr_assert(h_wait(status_is, &granted, 10000), "alice cannot read through growth with her grant");
+    cr_assert(h_wait_status(B.url, rpath, alice, 200, 10000), "alice cannot read through growth with her grant");
     body = get_text(&B, rpath, alice, &st);
     cr_assert_eq(st, 200, "alice's read through growth: %ld %s", st, body);
     int lines = 0, projected = 1;
@@ -1067,8 +998,7 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     j = call("POST", &A, path, padmin, "{}", &st);
     cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
     json_decref(j);
-    status_cond_t after = {&B, rpath, alice, 403};
-    cr_assert(h_wait(status_is, &after, 10000), "alice still reads through growth 10 s after the revocation");
+    cr_assert(h_wait_status(B.url, rpath, alice, 403, 10000), "alice still reads through growth 10 s after the revocation");
 
     /* the owner's audit (grants2): each routed read decided on payments, with the entry node (growth),
      * the subject, the grant and the records served; the refusals with their code */
@@ -1214,15 +1144,15 @@ Test(flow, shared_feed_projects_each_subscriber_to_its_own_grant, .fini = h_clea
     cr_assert_eq(st, 201, "append: %ld %s", st, jstr(j, "detail"));
     json_decref(j);
     cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    growth_sees_settled();
     char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
     char *carol = issue(&B, "carol@growth", TOKEN_KIND_READ, NULL, 3600000);
     char ga[64], gc[64];
     grant_fields(alice, padmin, "[\"txn_id\",\"amount_minor\"]", ga);
     grant_fields(carol, padmin, "[\"txn_id\",\"currency\"]", gc);
     const char *rpath = "/v1/products/payments/settled/records";
-    status_cond_t ok_a = {&B, rpath, alice, 200}, ok_c = {&B, rpath, carol, 200};
-    cr_assert(h_wait(status_is, &ok_a, 10000) && h_wait(status_is, &ok_c, 10000), "the grants do not hold");
+    cr_assert(h_wait_status(B.url, rpath, alice, 200, 10000) && h_wait_status(B.url, rpath, carol, 200, 10000),
+              "the grants do not hold");
 
     /* alice first: the relay's feed opens with her token; carol joins after her */
     fsub_t sa, sc;
@@ -1327,7 +1257,7 @@ Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanu
     cr_assert_eq(h_node_start(&B, "growth", "--data", db, "--charter", path, "--cert", cb_path, "--seed", seed, FAST,
                               NULL), 0, "chartered growth did not start; see %s", B.log);
     publish_settled(&A);
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    growth_sees_settled();
     char *padmin = issue_in(da, "payments", "admin@payments", TOKEN_KIND_ADMIN, 3600000);
     char *alice = issue_in(db, "growth", "alice@growth", TOKEN_KIND_READ, 3600000);
     long st = 0;
@@ -1472,10 +1402,7 @@ static int log_says_ignored(void *ctx)
  * log never stalls) but grants nothing; growth still shows the grant revoked and serves. */
 Test(flow, replayed_and_foreign_grant_entries_from_a_peer, .fini = h_cleanup_all, .timeout = 180)
 {
-    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
-    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
-    publish_settled(&A);
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    payments_and_growth();
     char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
     char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
     long st = 0;
