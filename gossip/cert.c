@@ -2,7 +2,7 @@
  *
  * Owns: the DomainCert and Revocation bodies (packing them, the shape rules on decode), signing
  * them through the charter's envelope with their own tags, the validity verdict of a key for a
- * domain at a time with clock skew, the revocation set, and their JSON files.
+ * domain at a time with clock skew, the revocation set, and their JSON files (one loader for both).
  * Must not: re-encode to verify, touch LMDB or the network, print. */
 #include "gossip/cert.h"
 
@@ -307,36 +307,6 @@ json_t *cert_to_json(const cert_t *c)
     return j;
 }
 
-int cert_load(const char *path, cert_t *out, char *err, size_t errlen)
-{
-    json_t *obj = NULL, *view = NULL;
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    char why[320];
-    int rc = -1;
-
-    memset(out, 0, sizeof *out);
-    if (trust_file_read(path, TRUST_KIND_CERT, &obj, &bytes, &len, err, errlen) != 0)
-        return -1;
-    if (cert_parse(bytes, len, out, why, sizeof why) != 0) {
-        snprintf(err, errlen, "%s: %s", path, why);
-        goto out;
-    }
-    view = cert_to_json(out);
-    if (view == NULL)
-        snprintf(err, errlen, "%s: out of memory", path);
-    if (view == NULL || trust_file_matches(path, obj, view, err, errlen) != 0) {
-        cert_free(out);
-        goto out;
-    }
-    rc = 0;
-out:
-    json_decref(view);
-    json_decref(obj);
-    free(bytes);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- revocations */
 
 int revocation_parse(const uint8_t *bytes, size_t len, revocation_t *out, char *err, size_t errlen)
@@ -523,34 +493,52 @@ json_t *revocation_to_json(const revocation_t *r)
     return j;
 }
 
-int revocation_load(const char *path, revocation_t *out, char *err, size_t errlen)
+/* A certificate (kind TRUST_KIND_CERT, out a cert_t) or revocation (TRUST_KIND_REVOKE, a
+ * revocation_t) file: its signed bytes parsed, and its readable fields checked against them
+ * (a file whose text says other than what was signed is refused). out zeroed first; 0 or -1. */
+static int load_file(const char *path, int kind, void *out, char *err, size_t errlen)
 {
+    int cert = kind == TRUST_KIND_CERT;
     json_t *obj = NULL, *view = NULL;
     uint8_t *bytes = NULL;
     size_t len = 0;
     char why[320];
     int rc = -1;
 
-    memset(out, 0, sizeof *out);
-    if (trust_file_read(path, TRUST_KIND_REVOKE, &obj, &bytes, &len, err, errlen) != 0)
+    memset(out, 0, cert ? sizeof(cert_t) : sizeof(revocation_t));
+    if (trust_file_read(path, kind, &obj, &bytes, &len, err, errlen) != 0)
         return -1;
-    if (revocation_parse(bytes, len, out, why, sizeof why) != 0) {
+    rc = cert ? cert_parse(bytes, len, out, why, sizeof why) : revocation_parse(bytes, len, out, why, sizeof why);
+    if (rc != 0) {
+        rc = -1;
         snprintf(err, errlen, "%s: %s", path, why);
         goto out;
     }
-    view = revocation_to_json(out);
+    view = cert ? cert_to_json(out) : revocation_to_json(out);
     if (view == NULL)
         snprintf(err, errlen, "%s: out of memory", path);
     if (view == NULL || trust_file_matches(path, obj, view, err, errlen) != 0) {
-        revocation_free(out);
-        goto out;
+        if (cert)
+            cert_free(out);
+        else
+            revocation_free(out);
+        rc = -1;
     }
-    rc = 0;
 out:
     json_decref(view);
     json_decref(obj);
     free(bytes);
     return rc;
+}
+
+int cert_load(const char *path, cert_t *out, char *err, size_t errlen)
+{
+    return load_file(path, TRUST_KIND_CERT, out, err, errlen);
+}
+
+int revocation_load(const char *path, revocation_t *out, char *err, size_t errlen)
+{
+    return load_file(path, TRUST_KIND_REVOKE, out, err, errlen);
 }
 
 /* ---------------------------------------------------------------- revocation set */

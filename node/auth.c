@@ -27,18 +27,20 @@ static const char *const reasons[] = {
 static atomic_uint_fast64_t refused[NREASONS];
 static atomic_uint_fast64_t cache_hits, cache_misses, verified_ok;
 
-void auth_count(const char *reason)
+int auth_count(const char *reason)
 {
     for (size_t i = 0; i < NREASONS; i++)
         if (!strcmp(reasons[i], reason)) {
             atomic_fetch_add(&refused[i], 1);
-            return;
+            return 1;
         }
+    return 0;
 }
 
 void auth_metrics_render(FILE *f)
 {
-    fprintf(f, "# HELP trib_token_refused_total Requests refused for their token, by reason.\n"
+    fprintf(f, "# HELP trib_token_refused_total Requests refused for want of a credential (token missing, invalid, "
+               "expired, revoked, of another domain, kind or scope, or without a grant), on any route, by reason.\n"
                "# TYPE trib_token_refused_total counter\n");
     for (size_t i = 0; i < NREASONS; i++)
         fprintf(f, "trib_token_refused_total{reason=\"%s\"} %llu\n", reasons[i],
@@ -518,6 +520,21 @@ static int subject_of_issuer(const token_claims_t *c)
     return at && !strcmp(at + 1, c->domain);
 }
 
+/* A verified token's read of product_id: scope, and a grant where need_grant. 0 allowed. */
+static int read_decide(node_t *n, const token_claims_t *c, const char *product_id, const char *cls, int need_grant,
+                       auth_err_t *e)
+{
+    if (decide(c, TOKEN_OP_READ, product_id, e) < 0)
+        return -1;
+    if (need_grant && !own_domain(c, product_id) &&
+        (!subject_of_issuer(c) || !auth_grant_active(n, c->subject, product_id))) {
+        set_err(e, 403, "grant_required", "%s is %s: %s holds no active grant on it (trib access request %s)",
+                product_id, cls, c->subject, product_id);
+        return -1;
+    }
+    return 0;
+}
+
 int auth_read(node_t *n, const char *token, size_t len, const char *product_id, const char *cls, auth_err_t *e)
 {
     if (cls && !strcmp(cls, "public"))
@@ -530,14 +547,7 @@ int auth_read(node_t *n, const char *token, size_t len, const char *product_id, 
         set_err(e, 401, "token_required", "%s is %s: reading its records needs a token (Authorization: Bearer "
                                           "trib1....)", product_id, cls && *cls ? cls : "internal");
         rc = -1;
-    } else if (auth_verify(n, token, len, &c, e) < 0) {
-        rc = -1;
-    } else if (decide(&c, TOKEN_OP_READ, product_id, e) < 0) {
-        rc = -1;
-    } else if (need_grant && !own_domain(&c, product_id) &&
-               (!subject_of_issuer(&c) || !auth_grant_active(n, c.subject, product_id))) {
-        set_err(e, 403, "grant_required", "%s is %s: %s holds no active grant on it (trib access request %s)",
-                product_id, cls, c.subject, product_id);
+    } else if (auth_verify(n, token, len, &c, e) < 0 || read_decide(n, &c, product_id, cls, need_grant, e) < 0) {
         rc = -1;
     }
     if (rc < 0 && restricted) { /* never confirm a restricted product's records to a caller without a grant */
@@ -716,13 +726,43 @@ static void revoked_load(node_t *n)
         log_info("holding %zu token revocations from %s", k, path);
 }
 
-int auth_may_see(node_t *n, const char *header, const char *product_id)
+int auth_claims(node_t *n, const char *text, size_t len, token_claims_t *c)
+{
+    auth_err_t e;
+    if (!text || !len)
+        return -1;
+    quiet = 1;
+    int rc = auth_verify(n, text, len, c, &e);
+    quiet = 0;
+    return rc;
+}
+
+void auth_viewer_init(auth_viewer_t *v, node_t *n, const char *header)
 {
     size_t len = 0;
     const char *t = auth_bearer(header, &len);
     auth_err_t e;
+    v->n = n;
     quiet = 1;
-    int rc = auth_read(n, t, len, product_id, "restricted", &e);
+    v->valid = t && auth_verify(n, t, len, &v->c, &e) == 0;
+    quiet = 0;
+}
+
+int auth_viewer_sees(void *viewer, const char *product_id)
+{
+    auth_viewer_t *v = viewer;
+    auth_err_t e;
+    if (!v->valid)
+        return 0;
+    quiet = 1;
+    int rc = read_decide(v->n, &v->c, product_id, "restricted", 1, &e);
     quiet = 0;
     return rc == 0;
+}
+
+int auth_may_see(node_t *n, const char *header, const char *product_id)
+{
+    auth_viewer_t v;
+    auth_viewer_init(&v, n, header);
+    return auth_viewer_sees(&v, product_id);
 }

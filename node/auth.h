@@ -46,6 +46,10 @@ int node_token_key(void *ctx, const char *domain, const uint8_t key[ID_PK_LEN], 
  * the refusal counted. */
 int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth_err_t *e);
 
+/* auth_verify for a token a decision already checked (an audit's subject, a grant's fields):
+ * nothing is counted as refused. 0 with *c, -1 when the token is absent or not valid. */
+int auth_claims(node_t *n, const char *text, size_t len, token_claims_t *c);
+
 /* The token of an "Authorization" header value ("Bearer trib1.…"), or NULL when absent; *len. */
 const char *auth_bearer(const char *header, size_t *len);
 
@@ -63,6 +67,15 @@ int auth_read(node_t *n, const char *token, size_t len, const char *product_id, 
 /* 1 when the caller (Authorization header value, NULL: none) may see restricted product_id in
  * full (a valid token and an active grant); nothing is counted as refused. */
 int auth_may_see(node_t *n, const char *header, const char *product_id);
+/* The same for many products (a search): the caller's token verified once by auth_viewer_init,
+ * then auth_viewer_sees(viewer, id) per product (store_query_t.sees). */
+typedef struct {
+    node_t *n;
+    int valid;
+    token_claims_t c;
+} auth_viewer_t;
+void auth_viewer_init(auth_viewer_t *v, node_t *n, const char *header);
+int auth_viewer_sees(void *viewer, const char *product_id);
 
 /* The classification of a product held in the catalog ("internal" when unreadable). */
 void auth_classification(node_t *n, const char *product_id, uint64_t manifest_seq, char out[16]);
@@ -91,9 +104,13 @@ int auth_grant_active(node_t *n, const char *subject, const char *product_id);
 void auth_revoke_add(const uint8_t sig[TOKEN_SIG_LEN]);
 int auth_is_revoked(const token_claims_t *c);
 
-/* Counts a refusal by reason (the contract code). */
-void auth_count(const char *reason);
-/* Prometheus text: trib_token_refused_total{reason}, trib_token_cache_hits_total ... */
+/* Counts a refusal in trib_token_refused_total{reason} when reason is one of its codes
+ * (token_required, token_invalid, token_expired, token_revoked, wrong_domain, kind_insufficient,
+ * out_of_scope, grant_required): 1 counted, 0 not one of them. Every refusal for want of a
+ * credential is counted here once, whichever route refused it (node/http_access.c counts the
+ * access routes' other refusals in trib_access_refused_total). */
+int auth_count(const char *reason);
+/* Prometheus text: trib_token_refused_total{reason}, trib_token_verify_total{result} */
 void auth_metrics_render(FILE *f);
 
 /* Field `want` (length-delimited) at the top level of protobuf bytes m[0..len): 1 with its bytes

@@ -15,17 +15,10 @@
 
 #include "gossip/token.h"
 #include "node/cli.h"
+#include "node/cli_opts.h"
 #include "node/client.h"
 
 enum { AC_OK = 0, AC_FAIL = 1, AC_USAGE = 2 };
-
-#define MAX_OPTS 10
-
-typedef struct {
-    const char *name;     /* without "--" */
-    const char *arg;      /* placeholder, NULL for a flag */
-    const char *help;
-} aopt_t;
 
 typedef struct acmd acmd_t;
 
@@ -33,8 +26,7 @@ typedef struct {
     const acmd_t *cmd;
     const char *group;     /* "access" or "audit" */
     FILE *out, *err;
-    const char *val[MAX_OPTS];
-    const char *pos;
+    opts_t a;              /* options; a.pos[0] the positional argument, if any */
     char node[1024];
 } actx_t;
 
@@ -44,7 +36,7 @@ struct acmd {
     const char *summary;
     const char *about;
     int npos;              /* 0 or 1 positional argument */
-    aopt_t opts[MAX_OPTS];
+    opts_row_t opts[OPTS_MAX];
     const char *example;
     int (*run)(actx_t *c);
 };
@@ -57,11 +49,11 @@ static int run_revoke(actx_t *c);
 static int run_mine(actx_t *c);
 static int run_audit(actx_t *c);
 
-#define COMMON { "node", "URL", "the node to ask (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")" }, \
-               { "token", "TOKEN", "the token to send (default: --token-file, else $TRIB_TOKEN)" },  \
-               { "token-file", "FILE", "read the token from FILE (mode 0600)" },                       \
-               { "cacert", "FILE", "CA certificate of an https node" },                                \
-               { "json", NULL, "print the node's JSON reply" }
+#define COMMON { "node", "URL", 0, "the node to ask (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")" }, \
+               { "token", "TOKEN", 0, "the token to send (default: --token-file, else $TRIB_TOKEN)" },  \
+               { "token-file", "FILE", 0, "read the token from FILE (mode 0600)" },                       \
+               { "cacert", "FILE", 0, "CA certificate of an https node" },                                \
+               { "json", NULL, 0, "print the node's JSON reply" }
 
 static const acmd_t commands[] = {
     { "request", "ID --purpose TEXT [--fields A,B] [--days N]",
@@ -69,9 +61,9 @@ static const acmd_t commands[] = {
       "Signs an access request for product ID into your home domain's log (the node you ask must be\n"
       "your token's domain's node); it reaches the owner by gossip. --fields narrows what you ask for\n"
       "to those fields of the product's schema; --days is how long (default 30).",
-      1, { { "purpose", "TEXT", "what the data is for (required)" },
-           { "fields", "A,B", "only these fields (default: all)" },
-           { "days", "N", "for N days (1 to 366, default 30)" }, COMMON },
+      1, { { "purpose", "TEXT", 0, "what the data is for (required)" },
+           { "fields", "A,B", 0, "only these fields (default: all)" },
+           { "days", "N", 0, "for N days (1 to 366, default 30)" }, COMMON },
       "trib --node $GROWTH access request payments/settled-transactions --purpose \"churn model\" --fields txn_id,amount_minor --days 30",
       run_request },
     { "pending", "", "list the requests waiting for this node's decision",
@@ -82,15 +74,15 @@ static const acmd_t commands[] = {
       "Signs a grant of request REQ into this node's log: the requester may read the product, only\n"
       "the fields asked for, for N days (default: as asked). Needs a write or admin token of the\n"
       "product's domain, on the product's own node.",
-      1, { { "days", "N", "for N days (1 to 366; default as asked)" }, COMMON },
+      1, { { "days", "N", 0, "for N days (1 to 366; default as asked)" }, COMMON },
       "trib --node $PAYMENTS access grant req-0123456789abcdef --days 30", run_grant },
     { "deny", "REQ [--reason TEXT]", "deny request REQ (owner)",
       "Signs a denial of request REQ into this node's log, with the reason the requester will see.",
-      1, { { "reason", "TEXT", "why" }, COMMON },
+      1, { { "reason", "TEXT", 0, "why" }, COMMON },
       "trib --node $PAYMENTS access deny req-0123456789abcdef --reason \"use the aggregated product\"", run_deny },
     { "revoke", "GRANT [--reason TEXT]", "revoke grant GRANT (owner)",
       "Signs a revocation of GRANT into this node's log: reads relying on it stop on every node.",
-      1, { { "reason", "TEXT", "why" }, COMMON },
+      1, { { "reason", "TEXT", 0, "why" }, COMMON },
       "trib --node $PAYMENTS access revoke grant-0123456789abcdef", run_revoke },
     { "mine", "", "list your requests and grants, with their state and expiry",
       "Lists the requests and grants of your token's subject as the node you ask knows them (they\n"
@@ -104,7 +96,7 @@ static const acmd_t audit_cmd = {
     "Shows the newest events of this node's local audit log: time, subject, token id, grant,\n"
     "product, records served, the node asked, allowed or refused and why. Needs an admin token of\n"
     "this node's domain.",
-    0, { { "limit", "N", "the newest N events (default 100, at most 10000)" }, COMMON },
+    0, { { "limit", "N", 0, "the newest N events (default 100, at most 10000)" }, COMMON },
     "trib --node $PAYMENTS audit --limit 20", run_audit };
 
 /* ---------------------------------------------------------------- messages */
@@ -161,56 +153,21 @@ static void help(const acmd_t *cmd, FILE *f)
     int audit = cmd == &audit_cmd;
     fprintf(f, "usage: trib %s%s %s\n\n%s\n\noptions:\n", audit ? "audit" : "access ", audit ? "" : cmd->name,
             cmd->synopsis, cmd->about);
-    for (const aopt_t *o = cmd->opts; o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(f, "  %-18s %s\n", left, o->help);
-    }
+    opts_help(cmd->opts, 18, f);
     fprintf(f, "  %-18s %s\n", "-h, --help", "show this help");
     fprintf(f, "\nexample:\n  %s\n", cmd->example);
 }
 
 /* ---------------------------------------------------------------- arguments */
 
-static const char *opt(const actx_t *c, const char *name)
-{
-    for (int i = 0; i < MAX_OPTS && c->cmd->opts[i].name; i++)
-        if (strcmp(c->cmd->opts[i].name, name) == 0)
-            return c->val[i];
-    return NULL;
-}
+static const char *opt(const actx_t *c, const char *name) { return opts_get(&c->a, name); }
 
 static int parse(actx_t *c, int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) == 0 && a[2]) {
-            const char *name = a + 2, *eq = strchr(name, '=');
-            size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-            int k = -1;
-            for (int j = 0; j < MAX_OPTS && c->cmd->opts[j].name; j++)
-                if (strlen(c->cmd->opts[j].name) == nlen && strncmp(c->cmd->opts[j].name, name, nlen) == 0)
-                    k = j;
-            if (k < 0)
-                return usage(c, "unknown option '--%.*s'", (int)nlen, name);
-            if (!c->cmd->opts[k].arg) {
-                if (eq)
-                    return usage(c, "--%s takes no value", c->cmd->opts[k].name);
-                c->val[k] = "1";
-            } else if (eq) {
-                c->val[k] = eq + 1;
-            } else if (i + 1 < argc) {
-                c->val[k] = argv[++i];
-            } else {
-                return usage(c, "--%s needs a value (%s)", c->cmd->opts[k].name, c->cmd->opts[k].arg);
-            }
-            continue;
-        }
-        if (c->pos || c->cmd->npos == 0)
-            return usage(c, "unexpected argument '%.64s'", a);
-        c->pos = a;
-    }
-    if (c->cmd->npos && !c->pos)
+    char msg[256];
+    if (opts_parse(&c->a, c->cmd->opts, (size_t)c->cmd->npos, argc, argv, msg, sizeof msg) != 0)
+        return usage(c, "%s", msg);
+    if (c->cmd->npos && !c->a.pos[0])
         return usage(c, "missing argument: %s", c->cmd->synopsis);
     const char *node = opt(c, "node");
     if (!node)
@@ -377,12 +334,12 @@ static int days_opt(actx_t *c, json_t *body)
 
 static int run_request(actx_t *c)
 {
-    if (!cli_valid_id(c->pos))
-        return usage(c, "'%.128s' is not a product id (domain/name)", c->pos);
+    if (!cli_valid_id(c->a.pos[0]))
+        return usage(c, "'%.128s' is not a product id (domain/name)", c->a.pos[0]);
     const char *purpose = opt(c, "purpose");
     if (!purpose || !*purpose)
         return usage(c, "--purpose TEXT is required: say what the data is for");
-    json_t *body = json_pack("{s:s,s:s}", "product", c->pos, "purpose", purpose);
+    json_t *body = json_pack("{s:s,s:s}", "product", c->a.pos[0], "purpose", purpose);
     if (days_opt(c, body) != AC_OK) {
         json_decref(body);
         return AC_USAGE;
@@ -412,10 +369,10 @@ static int run_pending(actx_t *c)
 
 static int id_path(actx_t *c, const char *prefix, const char *kind, const char *suffix, char *path, size_t cap)
 {
-    size_t pl = strlen(prefix), n = strlen(c->pos);
-    if (strncmp(c->pos, prefix, pl) != 0 || n != pl + 16 || strspn(c->pos + pl, "0123456789abcdef") != 16)
-        return usage(c, "'%.64s' is not a %s id (%s and 16 hex characters)", c->pos, kind, prefix);
-    snprintf(path, cap, "/v1/access/%s/%s/%s", strcmp(kind, "grant") == 0 ? "grants" : "requests", c->pos, suffix);
+    size_t pl = strlen(prefix), n = strlen(c->a.pos[0]);
+    if (strncmp(c->a.pos[0], prefix, pl) != 0 || n != pl + 16 || strspn(c->a.pos[0] + pl, "0123456789abcdef") != 16)
+        return usage(c, "'%.64s' is not a %s id (%s and 16 hex characters)", c->a.pos[0], kind, prefix);
+    snprintf(path, cap, "/v1/access/%s/%s/%s", strcmp(kind, "grant") == 0 ? "grants" : "requests", c->a.pos[0], suffix);
     return AC_OK;
 }
 

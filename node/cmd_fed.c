@@ -23,30 +23,19 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/identity.h"
+#include "node/cli_opts.h"
 #include "storage/store.h"
 
 enum { FED_OK = 0, FED_FAIL = 1, FED_USAGE = 2 };
 
-#define MAX_OPTS 10
-#define MAX_VALS 16          /* values of one repeatable option */
 #define DAY_MS   86400000LL
-
-typedef struct {
-    const char *name;     /* without "--" */
-    const char *arg;      /* placeholder, NULL for a flag */
-    int repeat;           /* may be given several times */
-    const char *help;
-} fopt_t;
 
 typedef struct fcmd fcmd_t;
 
 typedef struct {
     const fcmd_t *cmd;
     FILE *out, *err;
-    const char *val[MAX_OPTS][MAX_VALS];
-    size_t nval[MAX_OPTS];
-    const char *pos[2];
-    size_t npos;
+    opts_t a;             /* options and positional arguments */
 } fctx_t;
 
 struct fcmd {
@@ -54,7 +43,7 @@ struct fcmd {
     const char *synopsis;
     const char *summary;
     const char *about;
-    fopt_t opts[MAX_OPTS];
+    opts_row_t opts[OPTS_MAX];
     size_t min_pos, max_pos;
     const char *example;
     int (*run)(fctx_t *c);
@@ -185,12 +174,8 @@ static int usage(fctx_t *c, const char *fmt, ...)
 
 static void command_help(const fcmd_t *cmd, FILE *f)
 {
-    char left[64];
     fprintf(f, "usage: trib %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->synopsis, cmd->about);
-    for (const fopt_t *o = cmd->opts; o->name; o++) {
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(f, "  %-24s %s\n", left, o->help);
-    }
+    opts_help(cmd->opts, 24, f);
     fprintf(f, "  %-24s %s\n\nexample:\n  %s\n", "-h, --help", "show this help", cmd->example);
 }
 
@@ -205,70 +190,17 @@ void fed_usage(FILE *f)
 
 /* ================================================================ arguments */
 
-static int opt_index(const fcmd_t *cmd, const char *name, size_t nlen)
-{
-    for (int k = 0; k < MAX_OPTS && cmd->opts[k].name; k++)
-        if (strlen(cmd->opts[k].name) == nlen && strncmp(cmd->opts[k].name, name, nlen) == 0)
-            return k;
-    return -1;
-}
-
 static int parse_args(fctx_t *c, int argc, char **argv)
 {
-    int only_pos = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_pos || a[0] != '-' || a[1] == '\0') {
-            if (c->npos == c->cmd->max_pos)
-                return usage(c, "unexpected argument '%s'", a);
-            c->pos[c->npos++] = a;
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-            continue;
-        }
-        const char *name = a + (a[1] == '-' ? 2 : 1), *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        int k = a[1] == '-' ? opt_index(c->cmd, name, nlen) : -1;
-        if (k < 0)
-            return usage(c, "unknown option '%s'", a);
-        const fopt_t *o = &c->cmd->opts[k];
-        const char *value = eq ? eq + 1 : NULL;
-        if (!o->arg) {
-            if (value)
-                return usage(c, "option '--%s' takes no value", o->name);
-            value = "1";
-        } else if (!value) {
-            if (i + 1 >= argc)
-                return usage(c, "option '--%s' needs a value (%s)", o->name, o->arg);
-            value = argv[++i];
-        }
-        if (c->nval[k] > 0 && !o->repeat)
-            return usage(c, "option '--%s' given twice", o->name);
-        if (c->nval[k] == MAX_VALS)
-            return usage(c, "option '--%s' given more than %d times", o->name, MAX_VALS);
-        c->val[k][c->nval[k]++] = value;
-    }
-    if (c->npos < c->cmd->min_pos)
+    char msg[256];
+    if (opts_parse(&c->a, c->cmd->opts, c->cmd->max_pos, argc, argv, msg, sizeof msg) != 0)
+        return usage(c, "%s", msg);
+    if (c->a.npos < c->cmd->min_pos)
         return usage(c, "missing argument: trib %s %s", c->cmd->name, c->cmd->synopsis);
     return FED_OK;
 }
 
-/* The option's values (count in *n), or NULL when absent. */
-static const char *const *opt_vals(const fctx_t *c, const char *name, size_t *n)
-{
-    int k = opt_index(c->cmd, name, strlen(name));
-    *n = k >= 0 ? c->nval[k] : 0;
-    return *n ? c->val[k] : NULL;
-}
-
-static const char *opt(const fctx_t *c, const char *name)
-{
-    size_t n;
-    const char *const *v = opt_vals(c, name, &n);
-    return v ? v[0] : NULL;
-}
+static const char *opt(const fctx_t *c, const char *name) { return opts_get(&c->a, name); }
 
 static int need(fctx_t *c, const char *name, const char **out)
 {
@@ -337,7 +269,7 @@ static int load_key(fctx_t *c, const char *arg, int allow_public, identity_t *id
 static int load_roots(fctx_t *c, const charter_t *ch, const char *chpath, identity_t *ids,
                       const identity_t **ptrs, size_t *n)
 {
-    const char *const *v = opt_vals(c, "root", n);
+    const char *const *v = opts_all(&c->a, "root", n);
     int secret;
     if (v == NULL)
         return usage(c, "--root is required (a threshold of the charter's root key files)");
@@ -417,8 +349,8 @@ static int run_init(fctx_t *c)
     const char *out, *thr_text;
     size_t nroot = 0, ngov = 0, nsign = 0;
     long thr, gthr;
-    identity_t ids[2 * MAX_VALS];
-    const identity_t *signers[MAX_VALS];
+    identity_t ids[2 * OPTS_VALS];
+    const identity_t *signers[OPTS_VALS];
     char e[PATH_MAX + 256];
     charter_t d;
     int secret, rc;
@@ -426,8 +358,8 @@ static int run_init(fctx_t *c)
     memset(&d, 0, sizeof d);
     if ((rc = need(c, "out", &out)) != FED_OK || (rc = need(c, "threshold", &thr_text)) != FED_OK)
         return rc;
-    const char *const *roots = opt_vals(c, "root", &nroot);
-    const char *const *gov = opt_vals(c, "governance", &ngov);
+    const char *const *roots = opts_all(&c->a, "root", &nroot);
+    const char *const *gov = opts_all(&c->a, "governance", &ngov);
     if (roots == NULL)
         return usage(c, "--root is required (at least one root key)");
     if ((rc = opt_uint(c, "threshold", 1, (long)nroot, 0, &thr)) != FED_OK)
@@ -495,8 +427,8 @@ static int load_charter(fctx_t *c, const char **path, charter_t *ch)
 static int run_certify(fctx_t *c)
 {
     const char *chpath, *domain, *node, *out, *prev = opt(c, "prev-serial");
-    identity_t ids[MAX_VALS];
-    const identity_t *ptrs[MAX_VALS];
+    identity_t ids[OPTS_VALS];
+    const identity_t *ptrs[OPTS_VALS];
     uint8_t key[ID_PK_LEN];
     uint64_t prev_serial = 0;
     size_t n = 0;
@@ -545,8 +477,8 @@ static int run_revoke(fctx_t *c)
 {
     const char *chpath, *out, *node = opt(c, "node"), *serial = opt(c, "serial");
     const char *eff = opt(c, "effective"), *reason = opt(c, "reason");
-    identity_t ids[MAX_VALS];
-    const identity_t *ptrs[MAX_VALS];
+    identity_t ids[OPTS_VALS];
+    const identity_t *ptrs[OPTS_VALS];
     uint8_t key[ID_PK_LEN] = { 0 };
     uint64_t ser = 0;
     int64_t when = now_ms();
@@ -600,7 +532,7 @@ static int edit_keys(fctx_t *c, charter_t *d, const char *optname, int add, char
 {
     size_t n;
     int secret, rc;
-    const char *const *v = opt_vals(c, optname, &n);
+    const char *const *v = opts_all(&c->a, optname, &n);
     for (size_t i = 0; i < n; i++) {
         if ((rc = load_key(c, v[i], 1, scratch, &secret)) != FED_OK)
             return rc;
@@ -631,8 +563,8 @@ static int edit_keys(fctx_t *c, charter_t *d, const char *optname, int add, char
 static int run_update(fctx_t *c)
 {
     const char *chpath, *out;
-    identity_t ids[MAX_VALS], scratch;
-    const identity_t *ptrs[MAX_VALS];
+    identity_t ids[OPTS_VALS], scratch;
+    const identity_t *ptrs[OPTS_VALS];
     size_t n = 0, nroots = 0, ngov = 0;
     long thr, gthr;
     char e[PATH_MAX + 400];
@@ -682,7 +614,7 @@ static int run_update(fctx_t *c)
     clock_gettime(CLOCK_REALTIME, &ts);
     d.issued_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 
-    const char *const *v = opt_vals(c, "root", &n);
+    const char *const *v = opts_all(&c->a, "root", &n);
     if (v == NULL) {
         rc = usage(c, "--root is required (key files of a threshold of the current and new roots)");
         goto out;
@@ -752,7 +684,7 @@ static int show_verdict(fctx_t *c, const char *file, trust_verdict_t v, const ch
 
 static int run_show(fctx_t *c)
 {
-    const char *file = c->pos[0], *chpath = opt(c, "charter");
+    const char *file = c->a.pos[0], *chpath = opt(c, "charter");
     char e[PATH_MAX + 400], why[400];
     charter_t ch, x;
     cert_t cert;

@@ -21,27 +21,18 @@
 #include "gossip/identity.h"
 #include "gossip/token.h"
 #include "node/cli.h"
+#include "node/cli_opts.h"
 #include "node/client.h"
 #include <sodium.h>
 
 enum { TK_OK = 0, TK_FAIL = 1, TK_USAGE = 2 };
-
-#define MAX_OPTS 8
-
-typedef struct {
-    const char *name;     /* without "--" */
-    const char *arg;      /* placeholder, NULL for a flag */
-    const char *help;
-} topt_t;
 
 typedef struct tcmd tcmd_t;
 
 typedef struct {
     const tcmd_t *cmd;
     FILE *out, *err;
-    const char *val[MAX_OPTS];
-    const char *pos;
-    int npos;
+    opts_t a;             /* options; a.pos[0] the token argument, if any */
 } tctx_t;
 
 struct tcmd {
@@ -49,7 +40,7 @@ struct tcmd {
     const char *synopsis;
     const char *summary;
     const char *about;
-    topt_t opts[MAX_OPTS];
+    opts_row_t opts[OPTS_MAX];
     const char *example;
     int (*run)(tctx_t *c);
 };
@@ -59,7 +50,7 @@ static int run_attenuate(tctx_t *c);
 static int run_issue(tctx_t *c);
 static int run_revoke(tctx_t *c);
 
-#define OPT_JSON { "json", NULL, "print a JSON object (id, state, claims) instead of text" }
+#define OPT_JSON { "json", NULL, 0, "print a JSON object (id, state, claims) instead of text" }
 
 static const tcmd_t commands[] = {
     { "show", "[TOKEN|-] [--data DIR] [--json]",
@@ -68,7 +59,7 @@ static const tcmd_t commands[] = {
       "signatures, that every block only narrows, and its times. Offline that is all: whether the\n"
       "issuer key is really the domain's must be checked by a node, or, with --data DIR, against\n"
       "the key of the node whose data dir that is. Exit 0 only when the token holds.",
-      { { "data", "DIR", "also check the issuer key is the key of the node in DIR" }, OPT_JSON },
+      { { "data", "DIR", 0, "also check the issuer key is the key of the node in DIR" }, OPT_JSON },
       "trib token show \"$TRIB_TOKEN\"", run_show },
     { "attenuate", "[TOKEN|-] [--product GLOB] [--ttl DURATION] [--kind KIND] [--json]",
       "narrow a token offline (fewer products, shorter life, fewer rights)",
@@ -77,20 +68,20 @@ static const tcmd_t commands[] = {
       "'*' matches any run of characters within a part, and must lie within the token's products;\n"
       "DURATION is N followed by s, m, h or d, counted from now, and must end before the token\n"
       "does; KIND (read, write, admin) must be no more than the token's.",
-      { { "product", "GLOB", "only products matching GLOB" },
-        { "ttl", "DURATION", "expire DURATION from now" },
-        { "kind", "KIND", "read, write or admin, at most the token's kind" }, OPT_JSON },
+      { { "product", "GLOB", 0, "only products matching GLOB" },
+        { "ttl", "DURATION", 0, "expire DURATION from now" },
+        { "kind", "KIND", 0, "read, write or admin, at most the token's kind" }, OPT_JSON },
       "trib token attenuate \"$T\" --product 'payments/settled-*' --ttl 1h", run_attenuate },
     { "issue", "--sub SUBJECT --kind KIND --ttl DURATION [--product GLOB] [--node URL] [--json]",
       "a node issues a token for its domain (needs its admin token)",
       "Asks the node (--node, else $TRIB_NODE) to issue a token of its domain, signed by its key,\n"
       "and prints only the token (so T=$(trib token issue ...) works). The request carries the\n"
       "admin token from --token T, --token-file F or $TRIB_TOKEN (DATA/admin.token at first).",
-      { { "sub", "SUBJECT", "who the token is for: local@domain" },
-        { "kind", "KIND", "read, write or admin" },
-        { "ttl", "DURATION", "N followed by s, m, h or d" },
-        { "product", "GLOB", "only products matching GLOB (default: all of the domain's)" },
-        { "node", "URL", "the node to ask (default $TRIB_NODE)" }, OPT_JSON },
+      { { "sub", "SUBJECT", 0, "who the token is for: local@domain" },
+        { "kind", "KIND", 0, "read, write or admin" },
+        { "ttl", "DURATION", 0, "N followed by s, m, h or d" },
+        { "product", "GLOB", 0, "only products matching GLOB (default: all of the domain's)" },
+        { "node", "URL", 0, "the node to ask (default $TRIB_NODE)" }, OPT_JSON },
       "trib token issue --sub ci@payments --kind write --ttl 24h", run_issue },
     { "revoke", "TOKEN_OR_ID [--node URL] [--json]",
       "the issuing node revokes a token (and every token narrowed from it)",
@@ -98,7 +89,7 @@ static const tcmd_t commands[] = {
       "every attenuation of it with 401 token_revoked. TOKEN_OR_ID is the token itself, its id\n"
       "(as `trib token show` prints it; the node must have issued or seen it), or a 128-hex\n"
       "revocation id (a block's signature). Needs the node's admin token, as issue does.",
-      { { "node", "URL", "the node to ask (default $TRIB_NODE)" }, OPT_JSON },
+      { { "node", "URL", 0, "the node to ask (default $TRIB_NODE)" }, OPT_JSON },
       "trib token revoke \"$T\"", run_revoke },
 };
 
@@ -140,73 +131,26 @@ void token_cmd_usage(FILE *f)
 static void command_help(const tcmd_t *cmd, FILE *f)
 {
     fprintf(f, "usage: trib token %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->synopsis, cmd->about);
-    for (const topt_t *o = cmd->opts; o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(f, "  %-20s %s\n", left, o->help);
-    }
+    opts_help(cmd->opts, 20, f);
     fprintf(f, "\nexample:\n  %s\n", cmd->example);
 }
 
 /* ---------------------------------------------------------------- arguments */
 
-static int opt_index(const tcmd_t *cmd, const char *name, size_t nlen)
-{
-    for (int i = 0; i < MAX_OPTS && cmd->opts[i].name; i++)
-        if (strlen(cmd->opts[i].name) == nlen && strncmp(cmd->opts[i].name, name, nlen) == 0)
-            return i;
-    return -1;
-}
-
 static int parse_args(tctx_t *c, int argc, char **argv)
 {
-    int dashdash = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!dashdash && strcmp(a, "--") == 0) {
-            dashdash = 1;
-            continue;
-        }
-        if (dashdash || a[0] != '-' || a[1] == '\0') {
-            if (c->npos++ >= 1)
-                return usage(c, "unexpected argument '%s'", a);
-            c->pos = a;
-            continue;
-        }
-        if (a[1] != '-')
-            return usage(c, "unknown option '%s'", a);
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        int k = opt_index(c->cmd, name, nlen);
-        if (k < 0)
-            return usage(c, "unknown option '--%.*s'", (int)nlen, name);
-        if (!c->cmd->opts[k].arg) {
-            if (eq)
-                return usage(c, "--%s takes no value", c->cmd->opts[k].name);
-            c->val[k] = "1";
-        } else if (eq) {
-            c->val[k] = eq + 1;
-        } else if (i + 1 < argc) {
-            c->val[k] = argv[++i];
-        } else {
-            return usage(c, "--%s needs a value (%s)", c->cmd->opts[k].name, c->cmd->opts[k].arg);
-        }
-    }
-    return TK_OK;
+    char msg[256];
+    return opts_parse(&c->a, c->cmd->opts, 1, argc, argv, msg, sizeof msg) ? usage(c, "%s", msg) : TK_OK;
 }
 
-static const char *opt(const tctx_t *c, const char *name)
-{
-    int k = opt_index(c->cmd, name, strlen(name));
-    return k >= 0 ? c->val[k] : NULL;
-}
+static const char *opt(const tctx_t *c, const char *name) { return opts_get(&c->a, name); }
 
 /* The token text: the argument, stdin for "-", else $TRIB_TOKEN; surrounding white space
  * dropped (a file or a $(...) often ends in a newline). malloc'd, or NULL after a message. */
 static char *read_token(tctx_t *c, int *rc)
 {
     char *t = NULL;
-    if (c->pos && strcmp(c->pos, "-") == 0) {
+    if (c->a.pos[0] && strcmp(c->a.pos[0], "-") == 0) {
         t = malloc(TOKEN_MAX_TEXT + 2);
         size_t n = t ? fread(t, 1, TOKEN_MAX_TEXT + 1, stdin) : 0;
         if (!t || ferror(stdin)) {
@@ -216,7 +160,7 @@ static char *read_token(tctx_t *c, int *rc)
         }
         t[n] = '\0';
     } else {
-        const char *src = c->pos ? c->pos : getenv("TRIB_TOKEN");
+        const char *src = c->a.pos[0] ? c->a.pos[0] : getenv("TRIB_TOKEN");
         if (!src || !*src) {
             *rc = usage(c, "no token: give TOKEN, '-' for stdin, or set TRIB_TOKEN");
             return NULL;
@@ -538,9 +482,9 @@ static int run_issue(tctx_t *c)
 
 static int run_revoke(tctx_t *c)
 {
-    if (!c->pos || !*c->pos)
+    if (!c->a.pos[0] || !*c->a.pos[0])
         return usage(c, "give the token or its id");
-    const char *arg = c->pos;
+    const char *arg = c->a.pos[0];
     json_t *body = !strncmp(arg, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) ? json_pack("{s:s}", "token", arg)
                                                                        : json_pack("{s:s}", "id", arg);
     json_t *j = NULL;

@@ -370,6 +370,7 @@ static enum MHD_Result h_products(call_t *k)
         .compliance = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "compliance"),
         .limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
         .offset = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset"),
+        .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
     };
     char err[256];
     if (view_products_check(&q, err, sizeof err) != 0)

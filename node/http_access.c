@@ -21,10 +21,10 @@
 #include "node/grants.h"
 #include "node/node.h"
 
-/* Refusal reasons counted in trib_access_refused_total. */
-static const char *const reasons[] = {"token_required", "token_invalid", "token_expired", "token_revoked", "wrong_domain",
-                                      "kind_insufficient", "out_of_scope", "not_found", "already_decided",
-                                      "already_revoked", "bad_request", "bad_query", "bad_id", "retired", "other"};
+/* Refusal reasons counted in trib_access_refused_total: the access routes' refusals that are not
+ * for want of a credential (those are trib_token_refused_total's, node/auth.c: one counter each). */
+static const char *const reasons[] = {"not_found", "already_decided", "already_revoked", "bad_request", "bad_query",
+                                      "bad_id", "retired", "other"};
 #define NREASONS (sizeof reasons / sizeof *reasons)
 static atomic_ullong refused[NREASONS];
 
@@ -39,7 +39,8 @@ static void count_refusal(const char *kind)
 void http_access_metrics(FILE *f)
 {
     prom_family(f, "trib_access_refused_total", "counter",
-                "Access requests, decisions, lists and audit reads refused, by reason.");
+                "Access requests, decisions, lists and audit reads refused for other than a credential, by "
+                "reason (credential refusals: trib_token_refused_total).");
     for (size_t i = 0; i < NREASONS; i++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", reasons[i]);
@@ -56,12 +57,18 @@ void http_access_metrics(FILE *f)
     prom_counter(f, "trib_audit_failures_total", "Audit events that could not be written.", af);
 }
 
-static unsigned error(json_t **out, unsigned status, const char *kind, const char *detail)
+static unsigned reply(json_t **out, unsigned status, const char *kind, const char *detail)
 {
-    if (status < 500)
-        count_refusal(kind);
     *out = json_pack("{s:s,s:s}", "error", kind, "detail", detail);
     return status;
+}
+
+/* A refusal, counted once: a credential's in trib_token_refused_total, any other here. */
+static unsigned error(json_t **out, unsigned status, const char *kind, const char *detail)
+{
+    if (status < 500 && !auth_count(kind))
+        count_refusal(kind);
+    return reply(out, status, kind, detail);
 }
 
 /* The caller from the Bearer token, verified by node/auth.c (cache, issuer keys, revocations):
@@ -76,8 +83,8 @@ static unsigned caller(node_t *n, struct MHD_Connection *c, grants_caller_t *who
                      "this needs a token: send Authorization: Bearer trib1.… (trib --token, --token-file or $TRIB_TOKEN)");
     token_claims_t cl;
     auth_err_t e;
-    if (auth_verify(n, t, len, &cl, &e) != 0)
-        return error(out, (unsigned)e.status, e.kind, e.detail);
+    if (auth_verify(n, t, len, &cl, &e) != 0) /* counted by auth_verify */
+        return reply(out, (unsigned)e.status, e.kind, e.detail);
     memset(who, 0, sizeof *who);
     snprintf(who->subject, sizeof who->subject, "%s", cl.subject);
     snprintf(who->domain, sizeof who->domain, "%s", cl.domain);
@@ -206,9 +213,8 @@ void *http_access_audit_open(void *ctx, const char *product, const uint8_t *toke
     grants_read_t *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
-    token_claims_t cl;
-    auth_err_t e;
-    if (token && len && auth_verify(n, (const char *)token, len, &cl, &e) == 0) {
+    token_claims_t cl; /* the owner's check decided (and counted any refusal): the subject only */
+    if (auth_claims(n, (const char *)token, len, &cl) == 0) {
         snprintf(d->subject, sizeof d->subject, "%s", cl.subject);
         snprintf(d->token_id, sizeof d->token_id, "%s", cl.id);
         if (allowed)
@@ -252,10 +258,9 @@ char **http_access_owner_fields(void *ctx, const char *product, const uint8_t *t
 {
     node_t *n = ctx;
     token_claims_t cl;
-    auth_err_t e;
     store_product_t p;
     char cls[16] = "internal";
-    if (!token || !len || auth_verify(n, (const char *)token, len, &cl, &e) != 0 ||
+    if (auth_claims(n, (const char *)token, len, &cl) != 0 ||
         store_product_get(n->st, product, &p) != 0)
         return NULL;   /* the owner check refused it already, or the product has no record */
     auth_classification(n, product, p.manifest_seq, cls);
@@ -283,9 +288,7 @@ int http_access_local_grant(node_t *n, const char *product, const char *cls, con
                             grants_read_t *out)
 {
     token_claims_t cl;
-    auth_err_t e;
-    if (!token || !len || (strcmp(cls, "confidential") != 0 && strcmp(cls, "restricted") != 0) ||
-        auth_verify(n, token, len, &cl, &e) != 0)
+    if ((strcmp(cls, "confidential") != 0 && strcmp(cls, "restricted") != 0) || auth_claims(n, token, len, &cl) != 0)
         return 0;
     size_t dl = strlen(cl.domain);
     if (!strncmp(product, cl.domain, dl) && product[dl] == '/')

@@ -8,6 +8,7 @@
 #include "gossip/charter.h"
 #include "gossip/gossip.h"
 #include "gossip/identity.h"
+#include "node/auth.h"
 #include "node/compat.h"
 #include "node/manifest.h"
 #include "node/policy_node.h"
@@ -250,6 +251,12 @@ json_t *view_products(node_t *a, const view_query_t *q, char *err, size_t errlen
     store_query_t sq;
     if (to_store_query(q, &sq, err, errlen) != 0)
         return NULL;
+    auth_viewer_t viewer;   /* the caller's token, verified once for every restricted product */
+    auth_viewer_init(&viewer, a, q->authorization);
+    if (viewer.valid) {
+        sq.sees = auth_viewer_sees;
+        sq.sees_ctx = &viewer;
+    }
     store_result_t r;
     if (store_search(a->st, &sq, &r, err, errlen) != 0)
         return NULL;

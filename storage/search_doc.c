@@ -256,6 +256,7 @@ int search__doc_from_manifest(doc_t *d, const char *id, const Trib__Manifest *m,
     memset(d, 0, sizeof *d);
     d->id = id;
     d->idlen = strlen(id);
+    d->restricted = m->classification && strcmp(m->classification, "restricted") == 0;
     const char *status = retired ? "retired" : (m->status ? m->status : "");
     search__lower_copy(d->status, status, strlen(status));
     size_t ntags = m->n_tags > 255 ? 255 : m->n_tags;
@@ -305,6 +306,7 @@ int search__doc_from_manifest(doc_t *d, const char *id, const Trib__Manifest *m,
 int search__doc_encode(const doc_t *d, buf_t *b)
 {
     buf_u8(b, REC_VERSION);
+    buf_u8(b, d->restricted ? REC_RESTRICTED : 0);
     search__buf_str(b, d->id, d->idlen);
     search__buf_str(b, d->status, strlen(d->status));
     buf_u8(b, (unsigned)d->ntags);
@@ -352,6 +354,10 @@ int search__rec_decode(const void *data, size_t len, rec_t *r)
     rd_t rd = { data, (const uint8_t *)data + len, 0 };
     if (search__rd_u8(&rd) != REC_VERSION)
         return -1;
+    unsigned flags = search__rd_u8(&rd);
+    if (flags & ~(unsigned)REC_RESTRICTED)
+        return -1;
+    r->restricted = (flags & REC_RESTRICTED) != 0;
     r->idlen = search__rd_str(&rd, &r->id);
     r->slen = search__rd_str(&rd, &r->status);
     r->ntags = search__rd_u8(&rd);

@@ -60,7 +60,8 @@ static int rec_postings(store_t *st, MDB_txn *txn, posting_op op, rec_t *r, uint
     size_t dlen = slash ? (size_t)(slash - r->id) : r->idlen;
     if ((rc = facet_op(st, txn, op, 'a', "", 0, docid, err, errlen)) != 0 ||
         (rc = facet_op(st, txn, op, 'd', r->id, dlen, docid, err, errlen)) != 0 ||
-        (rc = facet_op(st, txn, op, 's', r->status, r->slen, docid, err, errlen)) != 0)
+        (rc = facet_op(st, txn, op, 's', r->status, r->slen, docid, err, errlen)) != 0 ||
+        (r->restricted && (rc = facet_op(st, txn, op, 'r', "", 0, docid, err, errlen)) != 0))
         return rc;
     for (size_t i = 0; i < r->ntags; i++)
         if ((rc = facet_op(st, txn, op, 't', r->tag[i], r->taglen[i], docid, err, errlen)) != 0)
@@ -277,7 +278,7 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
     }
     buf_t b = { 0 };
     const uint8_t *after_status = (const uint8_t *)r.status + r.slen;
-    size_t head = (size_t)((const uint8_t *)r.status - copy) - 1;   /* version, id (before status len) */
+    size_t head = (size_t)((const uint8_t *)r.status - copy) - 1;   /* version, flags, id (before status len) */
     size_t total = (size_t)(r.terms.end - copy);
     search__buf_add(&b, copy, head);
     search__buf_str(&b, retired, sizeof retired - 1);

@@ -17,28 +17,35 @@
  *                  "=" lowercase name   -> docid(4) | F_EXACT          (exact-name lookup)
  *   search_facets  'a'                  -> docid(4)   every product
  *                  'd' domain, 't' tag, 'o' owner, 's' status (lowercase) -> docid(4)
- *   search_docs    docid                -> record: id, status, tags, owners, words+masks
+ *                  'r'                  -> docid(4)   restricted products (DESIGN §13)
+ *   search_docs    docid                -> record: flags, id, status, tags, owners, words+masks
  *                                          (what to remove when the product changes)
  *   search_ids     product id           -> docid
  * A query allocates one small slot per docid (8 bytes: 0.8 MB at 100k products) and a hit
  * bitmap, walks the postings of its words and filters, and ranks. Facet counts, and the id
  * order of tied hits, come from the hits' records when the hits are few, else from one sweep
- * of the facet postings / of search_ids, whichever the estimate says is cheaper. */
+ * of the facet postings / of search_ids, whichever the estimate says is cheaper.
+ * A restricted product is a stub (id, domain, name, title, status, owners) to a caller without a
+ * grant: to such a caller it is found only by those fields' words and filters, and counts only in
+ * those facets (store_query_t.sees). */
 #ifndef TRIB_SEARCH_INT_H
 #define TRIB_SEARCH_INT_H
 
 #include "storage/internal.h"
 #include "storage/search.h"
 
-#define SEARCH_VERSION   1u
+#define SEARCH_VERSION   2u          /* 2: the restricted flag and its 'r' postings */
 #define MARKER_KEY       "store.search"
 #define TOKEN_MAX        64          /* longer words are cut to this many bytes */
 #define DOC_TERMS_MAX    4096        /* distinct words indexed per product */
-#define REC_VERSION      1
+#define REC_VERSION      2
+#define REC_RESTRICTED   1           /* record flag: classification restricted */
 
 /* Field bits of a posting (what a query word scores for each: search_query.c). */
 enum { F_NAME = 1, F_TAG = 2, F_TITLE = 4, F_OWNER = 8, F_SCHEMA = 16, F_DOMAIN = 32, F_DESC = 64,
        F_EXACT = 128 };
+/* What a stub shows: the only fields a hidden restricted product is found by. */
+#define F_STUB (F_NAME | F_TITLE | F_OWNER | F_DOMAIN | F_EXACT)
 
 #define POST_LEN  5                  /* docid BE u32 | mask */
 #define FACET_LEN 4                  /* docid BE u32 */
@@ -68,6 +75,7 @@ typedef struct { char w[TOKEN_MAX + 1]; uint8_t len, mask; uint16_t first; } ter
 typedef struct {
     const char *id;
     size_t idlen;
+    int restricted;
     char status[STORE_FACET_VALUE_MAX + 1];
     size_t ntags, nowners, nterms, cap_terms;
     char (*tags)[STORE_FACET_VALUE_MAX + 1];
@@ -82,6 +90,7 @@ typedef struct { const uint8_t *p, *end; int bad; } rd_t;
 /* Decoded view of a record: the facet part always; the words from `terms` on demand. */
 typedef struct {
     const char *id, *status;
+    int restricted;
     size_t idlen, slen, ntags, nowners, nterms;
     const char *tag[256];
     size_t taglen[256];

@@ -25,13 +25,14 @@ static const struct { unsigned bit, weight; } field_weight[] = {
 #define EXACT_BONUS  10000           /* the query is the product's id or name */
 
 static const char facet_kind[STORE_FACETS] = { 'd', 't', 'o', 's', 'c' };
+static const int facet_in_stub[STORE_FACETS] = { 1, 0, 1, 1, 0 };   /* a restricted product's stub shows */
 static const char *const compliance_values[] = { "compliant", "non_compliant" };
 
 /* ================================================================ queries */
 
 typedef struct {
     uint16_t score, wbest;
-    uint8_t words, filt, wstamp, pad;
+    uint8_t words, filt, wstamp, hidden;     /* hidden: a restricted product this caller sees as a stub */
 } slot_t;
 
 typedef struct {
@@ -43,6 +44,7 @@ typedef struct {
     uint32_t n;                      /* docids are < n */
     uint32_t *touched;
     size_t ntouched, cap_touched;
+    size_t nhidden;
     int oom;
 } q_t;
 
@@ -85,14 +87,62 @@ static int each_page(q_t *q, MDB_cursor *cur, const void *key, size_t klen, size
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* ctx non-NULL: a filter on what a stub does not show (hidden products never pass it). */
 static void page_filter(q_t *q, const uint8_t *vals, size_t count, void *ctx)
+{
+    for (size_t i = 0; i < count; i++) {
+        uint32_t d = be32_get(vals + i * FACET_LEN);
+        if (d < q->n && !(ctx && q->slot[d].hidden))
+            q->slot[d].filt++;
+    }
+}
+
+static void page_restricted(q_t *q, const uint8_t *vals, size_t count, void *ctx)
 {
     (void)ctx;
     for (size_t i = 0; i < count; i++) {
         uint32_t d = be32_get(vals + i * FACET_LEN);
-        if (d < q->n)
-            q->slot[d].filt++;
+        if (d < q->n && !q->slot[d].hidden) {
+            q->slot[d].hidden = 1;
+            q->nhidden++;
+        }
     }
+}
+
+/* The record of a hit, decoded into r (pointing into the read transaction's pages): 0, or -1
+ * with err set (a hit's record is missing only in a damaged index). */
+static int hit_rec(q_t *q, uint32_t doc, rec_t *r, char *err, size_t errlen)
+{
+    MDB_val v;
+    int rc = search__doc_get(q->st, q->txn, doc, &v, r, err, errlen);
+    if (rc == STORE_NOTFOUND)
+        store__err(err, errlen, "search_docs: no record for doc %u (%s)", doc, q->st->path);
+    return rc ? -1 : 0;
+}
+
+/* Marks the restricted products the caller may not see in full (sq->sees says which it may). */
+static int mark_hidden(q_t *q, const store_query_t *sq, char *err, size_t errlen)
+{
+    int rc = each_page(q, q->facets, "r", 1, FACET_LEN, page_restricted, NULL);
+    if (rc) {
+        store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
+        return -1;
+    }
+    for (uint32_t d = 1; sq->sees && q->nhidden && d < q->n; d++) {
+        if (!q->slot[d].hidden)
+            continue;
+        rec_t r;
+        char id[STORE_ID_MAX];
+        if (hit_rec(q, d, &r, err, errlen) != 0)
+            return -1;
+        memcpy(id, r.id, r.idlen);
+        id[r.idlen] = '\0';
+        if (sq->sees(sq->sees_ctx, id)) {
+            q->slot[d].hidden = 0;
+            q->nhidden--;
+        }
+    }
+    return 0;
 }
 
 typedef struct { uint8_t stamp; unsigned div; } word_ctx_t;
@@ -105,8 +155,11 @@ static void page_word(q_t *q, const uint8_t *vals, size_t count, void *vctx)
         uint32_t d = be32_get(p);
         if (d >= q->n)
             continue;
-        unsigned wt = weight_of(p[4]) / w->div;
         slot_t *s = &q->slot[d];
+        unsigned mask = s->hidden ? p[4] & F_STUB : p[4];
+        if (!mask)
+            continue;   /* a word of what the stub does not show */
+        unsigned wt = weight_of(mask) / w->div;
         if (s->wstamp != w->stamp) {
             if (q->ntouched == q->cap_touched) {
                 size_t cap = q->cap_touched ? q->cap_touched * 2 : 1024;
@@ -268,17 +321,6 @@ static void ftable_add(ftable_t *t, int facet, const char *v, size_t n, size_t c
     t->used++;
 }
 
-/* The record of a hit, decoded into r (pointing into the read transaction's pages): 0, or -1
- * with err set (a hit's record is missing only in a damaged index). */
-static int hit_rec(q_t *q, uint32_t doc, rec_t *r, char *err, size_t errlen)
-{
-    MDB_val v;
-    int rc = search__doc_get(q->st, q->txn, doc, &v, r, err, errlen);
-    if (rc == STORE_NOTFOUND)
-        store__err(err, errlen, "search_docs: no record for doc %u (%s)", doc, q->st->path);
-    return rc ? -1 : 0;
-}
-
 /* Facet counts from the records of the hits (few hits). */
 static int facets_from_records(q_t *q, const uint32_t *hits, size_t n, ftable_t *t, char *err, size_t errlen)
 {
@@ -289,10 +331,12 @@ static int facets_from_records(q_t *q, const uint32_t *hits, size_t n, ftable_t 
         const char *slash = memchr(r.id, '/', r.idlen);
         ftable_add(t, STORE_FACET_DOMAIN, r.id, slash ? (size_t)(slash - r.id) : r.idlen, 1);
         ftable_add(t, STORE_FACET_STATUS, r.status, r.slen, 1);
-        for (size_t j = 0; j < r.ntags; j++)
-            ftable_add(t, STORE_FACET_TAG, r.tag[j], r.taglen[j], 1);
         for (size_t j = 0; j < r.nowners; j++)
             ftable_add(t, STORE_FACET_OWNER, r.owner[j], r.ownerlen[j], 1);
+        if (q->slot[hits[i]].hidden)
+            continue;   /* a stub: no tags, no compliance */
+        for (size_t j = 0; j < r.ntags; j++)
+            ftable_add(t, STORE_FACET_TAG, r.tag[j], r.taglen[j], 1);
         /* compliance is not in the record (the policy check sets it apart): its postings */
         for (size_t j = 0; j < sizeof compliance_values / sizeof *compliance_values; j++) {
             char key[32];
@@ -312,12 +356,15 @@ static int facets_from_records(q_t *q, const uint32_t *hits, size_t n, ftable_t 
     return t->oom ? -1 : 0;
 }
 
+typedef struct { size_t count; int stub; } count_ctx_t;   /* stub: the facet is one a stub shows */
+
 static void page_count(q_t *q, const uint8_t *vals, size_t count, void *ctx)
 {
-    size_t *c = ctx;
+    count_ctx_t *c = ctx;
     for (size_t i = 0; i < count; i++) {
-        if (is_hit(q, be32_get(vals + i * FACET_LEN)))
-            ++*c;
+        uint32_t d = be32_get(vals + i * FACET_LEN);
+        if (is_hit(q, d) && (c->stub || !q->slot[d].hidden))
+            c->count++;
     }
 }
 
@@ -335,13 +382,13 @@ static int facets_from_postings(q_t *q, ftable_t *t, char *err, size_t errlen)
                 facet = f;
         if (facet < 0)
             continue;
-        size_t count = 0;
+        count_ctx_t c = { 0, facet_in_stub[facet] || q->nhidden == 0 };
         /* each_page seeks k's own bytes (valid for the read transaction) and leaves the
          * cursor on its last duplicate: NEXT_NODUP moves on. */
-        if ((rc = each_page(q, q->facets, kd, k.mv_size, FACET_LEN, page_count, &count)) != 0)
+        if ((rc = each_page(q, q->facets, kd, k.mv_size, FACET_LEN, page_count, &c)) != 0)
             break;
-        if (count)
-            ftable_add(t, facet, kd + 1, k.mv_size - 1, count);
+        if (c.count)
+            ftable_add(t, facet, kd + 1, k.mv_size - 1, c.count);
     }
     if (rc != MDB_NOTFOUND) {
         store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
@@ -615,6 +662,8 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
         store__err(err, errlen, "search: out of memory for %u products", q->n);
         return -1;
     }
+    if (mark_hidden(q, sq, err, errlen) != 0)
+        return -1;
     /* Filters: a doc must appear in every one's postings. Without query and filters: all. */
     const char *fv[STORE_FACETS] = { sq->domain, sq->tag, sq->owner, sq->status, sq->compliance };
     int nfilt = 0, has_q = !empty(sq->q);
@@ -624,7 +673,8 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
         char key[1 + STORE_FACET_VALUE_MAX];
         key[0] = facet_kind[f];
         size_t n = search__lower_copy(key + 1, fv[f], strlen(fv[f]));
-        if ((rc = each_page(q, q->facets, key, n + 1, FACET_LEN, page_filter, NULL)) != 0)
+        void *stub_hides = facet_in_stub[f] ? NULL : q;
+        if ((rc = each_page(q, q->facets, key, n + 1, FACET_LEN, page_filter, stub_hides)) != 0)
             goto mdb_fail;
         nfilt++;
     }

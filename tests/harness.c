@@ -219,6 +219,43 @@ json_t *h_get_json(const char *base, const char *path, long *status)
     return j;
 }
 
+json_t *h_call(const char *method, const char *base, const char *path, const char *token, const char *body,
+               long *status)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    if (!body && !strcmp(method, "POST"))
+        body = "";
+    h_resp_t r;
+    int ok = h_http_token(method, url, "application/json", body, body ? strlen(body) : 0, token, &r) == 0;
+    *status = ok ? r.status : 0;
+    json_t *j = ok ? json_loadb(r.body ? r.body : "", r.len, JSON_DECODE_ANY, NULL) : NULL;
+    h_resp_free(&r);
+    return j;
+}
+
+typedef struct {
+    const char *base, *path, *token;
+    long want;
+} status_wait_t;
+
+static int answers(void *ctx)
+{
+    status_wait_t *w = ctx;
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", w->base, w->path);
+    h_resp_t r;
+    int ok = h_http_token("GET", url, NULL, NULL, 0, w->token, &r) == 0 && r.status == w->want;
+    h_resp_free(&r);
+    return ok;
+}
+
+int h_wait_status(const char *base, const char *path, const char *token, long want, int timeout_ms)
+{
+    status_wait_t w = {base, path, token, want};
+    return h_wait(answers, &w, timeout_ms);
+}
+
 double h_metric(const char *base, const char *series)
 {
     char url[512];

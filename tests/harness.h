@@ -54,6 +54,16 @@ void h_resp_free(h_resp_t *r);
  * none came). status NULL: NULL unless the reply was a 200. NULL when the body is not JSON. */
 json_t *h_get_json(const char *base, const char *path, long *status);
 
+/* method base+path with exactly token (NULL: none) and an optional JSON body (a POST without one
+ * sends an empty body): the reply as JSON, any status (a new reference; NULL when the body is not
+ * JSON or no reply came), *status its HTTP status (0 when none came). */
+json_t *h_call(const char *method, const char *base, const char *path, const char *token, const char *body,
+               long *status);
+
+/* Polls GET base+path with exactly token (NULL: none) until it answers want (200: a product has
+ * replicated; 403: a grant is gone...) or timeout_ms passes. 1 met, 0 timed out. */
+int h_wait_status(const char *base, const char *path, const char *token, long want, int timeout_ms);
+
 /* The value of the /metrics line "SERIES VALUE" of the node at base, series written exactly as
  * the node writes it ('trib_members{state="alive"}'); 0 when the node has no such line (an
  * absent counter is 0), -1 when /metrics does not answer 200. */

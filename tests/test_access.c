@@ -6,7 +6,6 @@
  * by gossip, mine, revoke, deny, the audit log, the CLI, and hostile callers (no token, a tampered
  * token, another domain's token, a read token deciding, a second decision). */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -536,54 +535,14 @@ Test(index, malformed_access_entries_are_refused, .init = ix_setup, .fini = ix_t
 
 static h_node_t A, B;   /* payments (owner), growth (requester's home) */
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    char **buf = ud;
-    size_t old = *buf ? strlen(*buf) : 0, add = sz * n;
-    char *nb = realloc(*buf, old + add + 1);
-    if (!nb)
-        return 0;
-    memcpy(nb + old, p, add);
-    nb[old + add] = '\0';
-    *buf = nb;
-    return add;
-}
-
-/* method base+path with an optional Bearer token and JSON body; the reply as JSON (any status). */
+/* method n's path with exactly token (NULL: none) and an optional JSON body: the reply as JSON, any
+ * status (a refusal's error object too). */
 static json_t *call(const char *method, h_node_t *n, const char *path, const char *token, const char *body,
                     long *status)
 {
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", n->url, path);
-    CURL *c = curl_easy_init();
-    cr_assert_not_null(c);
-    struct curl_slist *hd = NULL;
-    char *auth = NULL;
-    if (token) {
-        cr_assert_geq(asprintf(&auth, "Authorization: Bearer %s", token), 0);
-        hd = curl_slist_append(hd, auth);
-    }
-    hd = curl_slist_append(hd, "Content-Type: application/json");
-    char *got = NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    else if (!strcmp(method, "POST"))
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    CURLcode rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(hd);
-    curl_easy_cleanup(c);
-    free(auth);
-    json_t *j = json_loads(got ? got : "", JSON_DECODE_ANY, NULL);
-    cr_assert_not_null(j, "%s %s: %ld, not JSON: %s", method, url, *status, got ? got : "");
-    free(got);
+    json_t *j = h_call(method, n->url, path, token, body, status);
+    cr_assert(*status, "%s %s%s: no reply", method, n->url, path);
+    cr_assert_not_null(j, "%s %s%s: %ld, not JSON", method, n->url, path, *status);
     return j;
 }
 
@@ -618,6 +577,21 @@ static void publish_settled(h_node_t *owner)
     h_resp_free(&r);
 }
 
+static void growth_sees_settled(void)
+{
+    cr_assert(h_wait_status(B.url, "/v1/products/payments/settled", NULL, 200, 20000),
+              "growth never saw payments/settled");
+}
+
+/* A: payments, with payments/settled published; B: growth, joined through A, which has seen it. */
+static void payments_and_growth(void)
+{
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
+    publish_settled(&A);
+    growth_sees_settled();
+}
+
 typedef struct {
     h_node_t *n;
     const char *path, *token, *id, *state;
@@ -643,26 +617,49 @@ static int sees(void *ctx)
     return ok;
 }
 
-static int has_product(void *ctx)
-{
-    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/payments/settled", NULL);
-    int ok = j != NULL;
-    json_decref(j);
-    return ok;
-}
-
 static const char *jstr(json_t *j, const char *k)
 {
     const char *s = json_string_value(json_object_get(j, k));
     return s ? s : "";
 }
 
+/* The sum of every series of a counter family in n's /metrics. */
+static double family_sum(h_node_t *n, const char *family)
+{
+    char url[300], head[128];
+    snprintf(url, sizeof url, "%s/metrics", n->url);
+    snprintf(head, sizeof head, "%s{", family);
+    h_resp_t r;
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "/metrics: %ld", r.status);
+    double sum = 0;
+    for (char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (!strncmp(line, head, strlen(head)))
+            sum += strtod(strchr(line, ' ') + 1, NULL);
+    h_resp_free(&r);
+    return sum;
+}
+
+/* Refusals for want of a credential are counted in trib_token_refused_total, the access routes'
+ * other refusals in trib_access_refused_total: each refusal once, in one of them. */
+static int credential_code(const char *code)
+{
+    static const char *const codes[] = {"token_required", "token_invalid", "token_expired", "token_revoked",
+                                        "wrong_domain", "kind_insufficient", "out_of_scope", "grant_required"};
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        if (!strcmp(codes[i], code))
+            return 1;
+    return 0;
+}
+
 static void expect_refusal(const char *method, h_node_t *n, const char *path, const char *token, const char *body,
                            long want_status, const char *want_code)
 {
+    const char *family = credential_code(want_code) ? "trib_token_refused_total" : "trib_access_refused_total";
+    const char *other = credential_code(want_code) ? "trib_access_refused_total" : "trib_token_refused_total";
     char series[128];
-    snprintf(series, sizeof series, "trib_access_refused_total{reason=\"%s\"}", want_code);
-    double before = h_metric(n->url, series);
+    snprintf(series, sizeof series, "%s{reason=\"%s\"}", family, want_code);
+    double before = h_metric(n->url, series), all = family_sum(n, family), not_this = family_sum(n, other);
     long st = 0;
     json_t *j = call(method, n, path, token, body, &st);
     cr_assert_eq(st, want_status, "%s %s: %ld %s, expected %ld", method, path, st, jstr(j, "detail"), want_status);
@@ -670,6 +667,8 @@ static void expect_refusal(const char *method, h_node_t *n, const char *path, co
     cr_assert(*jstr(j, "detail"), "a refusal says what is wrong");
     json_decref(j);
     cr_assert_eq(h_metric(n->url, series), before + 1, "%s not counted", series);
+    cr_assert_eq(family_sum(n, family), all + 1, "%s %s: %s counted more than once", method, path, family);
+    cr_assert_eq(family_sum(n, other), not_this, "%s %s (%s): counted in %s too", method, path, want_code, other);
     json_t *s = h_get_json(n->url, "/v1/status", NULL);
     cr_assert_not_null(s, "the node stopped serving after a refusal");
     json_decref(s);
@@ -677,10 +676,7 @@ static void expect_refusal(const char *method, h_node_t *n, const char *path, co
 
 Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeout = 180)
 {
-    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
-    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
-    publish_settled(&A);
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    payments_and_growth();
 
     char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
     char *bob = issue(&B, "bob@growth", TOKEN_KIND_READ, NULL, 3600000);
@@ -713,6 +709,8 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     /* pending on the owner, by gossip */
     seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
     cr_assert(h_wait(sees, &pend, 20000), "payments never listed request %s as pending", rid);
+    /* a read without the grant yet: one grant refusal, counted once */
+    expect_refusal("GET", &A, "/v1/products/payments/settled/records", alice, NULL, 403, "grant_required");
 
     /* hostile decisions: another domain's admin token, a read token of the owner's domain */
     char path[256];
@@ -851,45 +849,76 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     free(pread);
 }
 
-/* GET base+path with an optional Bearer token: the body (malloc'd) and *status. */
+/* The facet count of value under facet in a listing reply (0: absent). */
+static json_int_t facet_of(json_t *reply, const char *facet, const char *value)
+{
+    return json_integer_value(json_object_get(json_object_get(json_object_get(reply, "facets"), facet), value));
+}
+
+/* DESIGN §13: a restricted product is a stub (id, domain, name, title, status, owners) to a caller
+ * without a grant. A search must not tell that caller more: its tags are not in the facet counts,
+ * and neither a tag filter nor the words of its tags or description find it. The product's own
+ * domain (admin or read token) sees it in full; a valid token scoped elsewhere does not; deciding
+ * a listing counts nothing as refused. */
+Test(flow, search_facets_count_a_restricted_product_as_its_stub, .fini = h_cleanup_all, .timeout = 120)
+{
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    publish_settled(&A);
+    const char *m = "{\"name\":\"deal-room\",\"domain\":\"payments\",\"version\":\"1.0.0\",\"status\":\"active\","
+                    "\"classification\":\"restricted\",\"title\":\"Deal room\","
+                    "\"description\":{\"purpose\":\"Takeover of Acme\"},\"tags\":[\"secret-merger\",\"finance\"],"
+                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                    "\"schema\":[{\"name\":\"bid_eur\",\"logicalType\":\"integer\"}]}";
+    long st = 0;
+    json_t *j = call("PUT", &A, "/v1/products/payments/deal-room", A.token, m, &st);
+    cr_assert(st == 201 || st == 200, "publish: %ld %s", st, jstr(j, "detail"));
+    json_decref(j);
+    char *pread = issue(&A, "maria@payments", TOKEN_KIND_READ, NULL, 3600000);
+    char *scoped = issue(&A, "sam@payments", TOKEN_KIND_READ, "payments/settled", 3600000);
+    double refused = h_metric(A.url, "trib_token_refused_total{reason=\"out_of_scope\"}");
+
+    const char *blind[] = {NULL, scoped}, *full[] = {A.token, pread};
+    for (int who = 0; who < 4; who++) {
+        const char *token = who < 2 ? blind[who] : full[who - 2];
+        int sees = who >= 2;
+        j = call("GET", &A, "/v1/products", token, NULL, &st);
+        cr_assert_eq(st, 200);
+        cr_expect_eq(json_integer_value(json_object_get(j, "total")), 2, "caller %d: the stub is listed", who);
+        cr_expect_eq(facet_of(j, "tag", "secret-merger"), sees ? 1 : 0, "caller %d: the restricted tag's count",
+                     who);
+        cr_expect_eq(facet_of(j, "tag", "finance"), sees ? 1 : 0, "caller %d", who);
+        cr_expect_eq(facet_of(j, "owner", "b@x.com"), 2, "caller %d: owners are in the stub", who);
+        json_decref(j);
+        const char *probes[] = {"/v1/products?tag=secret-merger", "/v1/products?q=merger", "/v1/products?q=acme",
+                                "/v1/products?q=bid_eur"};
+        for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
+            j = call("GET", &A, probes[i], token, NULL, &st);
+            cr_expect_eq(json_integer_value(json_object_get(j, "total")), sees ? 1 : 0, "caller %d: %s", who,
+                         probes[i]);
+            cr_expect_eq(facet_of(j, "tag", "secret-merger"), sees ? 1 : 0, "caller %d: %s", who, probes[i]);
+            json_decref(j);
+        }
+        j = call("GET", &A, "/v1/products?q=deal", token, NULL, &st);   /* the stub's title */
+        cr_expect_eq(json_integer_value(json_object_get(j, "total")), 1, "caller %d: found by its title", who);
+        cr_expect_eq(json_is_true(json_object_get(json_array_get(json_object_get(j, "products"), 0), "stub")),
+                     !sees, "caller %d: a stub exactly when the facets hide it", who);
+        json_decref(j);
+    }
+    cr_expect_eq(h_metric(A.url, "trib_token_refused_total{reason=\"out_of_scope\"}"), refused,
+                 "a listing refused nothing");
+    free(pread);
+    free(scoped);
+}
+
+/* GET n's path with exactly token (NULL: none): the body (malloc'd) and *status. */
 static char *get_text(h_node_t *n, const char *path, const char *token, long *status)
 {
     char url[512];
     snprintf(url, sizeof url, "%s%s", n->url, path);
-    CURL *c = curl_easy_init();
-    cr_assert_not_null(c);
-    struct curl_slist *hd = NULL;
-    char *auth = NULL;
-    if (token) {
-        cr_assert_geq(asprintf(&auth, "Authorization: Bearer %s", token), 0);
-        hd = curl_slist_append(hd, auth);
-    }
-    char *got = NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
-    cr_assert_eq(curl_easy_perform(c), CURLE_OK, "GET %s", url);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(hd);
-    curl_easy_cleanup(c);
-    free(auth);
-    return got ? got : strdup("");
-}
-
-typedef struct {
-    h_node_t *n;
-    const char *path, *token;
-    long want;
-} status_cond_t;
-
-static int status_is(void *ctx)
-{
-    status_cond_t *s = ctx;
-    long st = 0;
-    free(get_text(s->n, s->path, s->token, &st));
-    return st == s->want;
+    h_resp_t r;
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, token, &r), 0, "GET %s", url);
+    *status = r.status;
+    return r.body;   /* h_resp_free frees only the body */
 }
 
 /* The read itself (issue 11 item 4 end to end): with node/auth.c merged, the owner checks the
@@ -918,7 +947,7 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     cr_assert_eq(st, 401, "confidential read without a token: %ld", st);
 
     cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    growth_sees_settled();
     char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
     char *bob = issue(&B, "bob@growth", TOKEN_KIND_READ, NULL, 3600000);
     j = call("POST", &B, "/v1/access/requests", alice,
@@ -931,8 +960,7 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
     cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
     const char *rpath = "/v1/products/payments/settled/records";
-    status_cond_t before = {&B, rpath, alice, 403};
-    cr_assert(h_wait(status_is, &before, 20000), "alice reads through growth before any grant");
+    cr_assert(h_wait_status(B.url, rpath, alice, 403, 20000), "alice reads through growth before any grant");
     snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
     j = call("POST", &A, path, padmin, "{\"days\":1}", &st);
     cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
@@ -941,8 +969,7 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
 
     /* through growth: allowed now, only txn_id and amount_minor (the owner projects) */
     char *body = NULL;
-    status_cond_t granted = {&B, rpath, alice, 200};
-    cr_assert(h_wait(status_is, &granted, 10000), "alice cannot read through growth with her grant");
+    cr_assert(h_wait_status(B.url, rpath, alice, 200, 10000), "alice cannot read through growth with her grant");
     body = get_text(&B, rpath, alice, &st);
     cr_assert_eq(st, 200, "alice's read through growth: %ld %s", st, body);
     int lines = 0, projected = 1;
@@ -971,8 +998,7 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     j = call("POST", &A, path, padmin, "{}", &st);
     cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
     json_decref(j);
-    status_cond_t after = {&B, rpath, alice, 403};
-    cr_assert(h_wait(status_is, &after, 10000), "alice still reads through growth 10 s after the revocation");
+    cr_assert(h_wait_status(B.url, rpath, alice, 403, 10000), "alice still reads through growth 10 s after the revocation");
 
     /* the owner's audit (grants2): each routed read decided on payments, with the entry node (growth),
      * the subject, the grant and the records served; the refusals with their code */
@@ -1118,15 +1144,15 @@ Test(flow, shared_feed_projects_each_subscriber_to_its_own_grant, .fini = h_clea
     cr_assert_eq(st, 201, "append: %ld %s", st, jstr(j, "detail"));
     json_decref(j);
     cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    growth_sees_settled();
     char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
     char *carol = issue(&B, "carol@growth", TOKEN_KIND_READ, NULL, 3600000);
     char ga[64], gc[64];
     grant_fields(alice, padmin, "[\"txn_id\",\"amount_minor\"]", ga);
     grant_fields(carol, padmin, "[\"txn_id\",\"currency\"]", gc);
     const char *rpath = "/v1/products/payments/settled/records";
-    status_cond_t ok_a = {&B, rpath, alice, 200}, ok_c = {&B, rpath, carol, 200};
-    cr_assert(h_wait(status_is, &ok_a, 10000) && h_wait(status_is, &ok_c, 10000), "the grants do not hold");
+    cr_assert(h_wait_status(B.url, rpath, alice, 200, 10000) && h_wait_status(B.url, rpath, carol, 200, 10000),
+              "the grants do not hold");
 
     /* alice first: the relay's feed opens with her token; carol joins after her */
     fsub_t sa, sc;
@@ -1231,7 +1257,7 @@ Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanu
     cr_assert_eq(h_node_start(&B, "growth", "--data", db, "--charter", path, "--cert", cb_path, "--seed", seed, FAST,
                               NULL), 0, "chartered growth did not start; see %s", B.log);
     publish_settled(&A);
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    growth_sees_settled();
     char *padmin = issue_in(da, "payments", "admin@payments", TOKEN_KIND_ADMIN, 3600000);
     char *alice = issue_in(db, "growth", "alice@growth", TOKEN_KIND_READ, 3600000);
     long st = 0;
@@ -1376,10 +1402,7 @@ static int log_says_ignored(void *ctx)
  * log never stalls) but grants nothing; growth still shows the grant revoked and serves. */
 Test(flow, replayed_and_foreign_grant_entries_from_a_peer, .fini = h_cleanup_all, .timeout = 180)
 {
-    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
-    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, FAST, NULL), 0, "growth did not start");
-    publish_settled(&A);
-    cr_assert(h_wait(has_product, &B, 20000), "growth never saw payments/settled");
+    payments_and_growth();
     char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
     char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
     long st = 0;

@@ -144,7 +144,28 @@ static identity_t node_key(h_node_t *n)
 }
 
 #define PRODUCT "/v1/products/payments/settled-transactions"
-static int knows_funnel(void *ctx);
+
+/* payments (a), the owner of PRODUCT, published; growth (b) joined through it. */
+static void owner_and_relay(h_node_t *a, h_node_t *b)
+{
+    cr_assert_eq(h_node_start(a, "payments", "--anti-entropy-ms", "200", NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(b, "growth", "--seed", a->peer, "--anti-entropy-ms", "200", NULL), 0,
+                 "growth did not start");
+    publish(a, "settled-transactions.yaml", "payments/settled-transactions");
+}
+
+/* A read of path through relay via refused with status and code: the owner decided (and counted). */
+static void expect_owner_refuses(h_node_t *owner, h_node_t *via, const char *path, const char *token, long status,
+                                 const char *code)
+{
+    double owner_before = refused(owner, code), via_before = refused(via, code);
+    char kind[64];
+    cr_assert_eq(call(via, "GET", path, NULL, NULL, token, kind), status, "GET %s via %s: %s", path, via->domain,
+                 kind);
+    cr_assert_str_eq(kind, code, "GET %s via %s", path, via->domain);
+    cr_assert_eq(refused(owner, code), owner_before + 1, "GET %s: the owner did not decide", path);
+    cr_assert_eq(refused(via, code), via_before, "GET %s: the relay counted the owner's refusal", path);
+}
 
 /* ------------------------------------------------------------------ admin.token */
 
@@ -226,21 +247,11 @@ Test(auth, writes_need_a_write_token_of_the_owners_domain_in_scope)
     h_node_cleanup(&n);
 }
 
-static int knows_product(void *ctx)
-{
-    long st = 0;
-    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/payments/settled-transactions", &st);
-    json_decref(j);
-    return st == 200;
-}
-
 Test(auth, a_token_of_domain_a_never_writes_through_node_b)
 {
     h_node_t a, b;
-    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
-    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
-    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
-    cr_assert(h_wait(knows_product, &b, 20000));
+    owner_and_relay(&a, &b);
+    cr_assert(h_wait_status(b.url, PRODUCT, NULL, 200, 20000));
     char *m = manifest("settled-transactions.yaml"), *g = manifest("growth-experiments.yaml");
     /* A's admin token at B: neither A's product nor B's */
     expect_refused(&b, "PUT", PRODUCT, "application/yaml", m, a.token, 403, "wrong_domain", "wrong_domain");
@@ -475,22 +486,15 @@ Test(auth, revoked_tokens_and_blocks_are_refused_also_after_a_restart)
 Test(auth, the_owner_decides_on_the_token_a_relay_forwards)
 {
     h_node_t a, b;
-    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
-    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
-    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    owner_and_relay(&a, &b);
     const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
     char kind[64];
     cr_assert_eq(call(&a, "POST", PRODUCT "/records", "application/x-ndjson", rec, a.token, kind), 201, "%s", kind);
-    cr_assert(h_wait(knows_product, &b, 20000));
+    cr_assert(h_wait_status(b.url, PRODUCT, NULL, 200, 20000));
 
     /* internal: no token -> the owner's 401, counted at the owner, not the relay */
-    double relay_before = refused(&b, "token_required");
     expect_refused(&a, "GET", PRODUCT "/records", NULL, NULL, NULL, 401, "token_required", "token_required");
-    double owner_before = refused(&a, "token_required");
-    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, NULL, kind), 401);
-    cr_assert_str_eq(kind, "token_required");
-    cr_assert_eq(refused(&a, "token_required"), owner_before + 1, "the owner did not decide");
-    cr_assert_eq(refused(&b, "token_required"), relay_before);
+    expect_owner_refuses(&a, &b, PRODUCT "/records", NULL, 401, "token_required");
     cr_assert_eq(call(&b, "GET", PRODUCT "/stream", NULL, NULL, NULL, kind), 401);
     cr_assert_str_eq(kind, "token_required");
 
@@ -499,10 +503,7 @@ Test(auth, the_owner_decides_on_the_token_a_relay_forwards)
     /* a tampered one is refused by the owner */
     char *t = strdup(b.token);
     t[strlen(t) - 3] ^= 0x01;
-    owner_before = refused(&a, "token_invalid");
-    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, t, kind), 401);
-    cr_assert_str_eq(kind, "token_invalid");
-    cr_assert_eq(refused(&a, "token_invalid"), owner_before + 1);
+    expect_owner_refuses(&a, &b, PRODUCT "/records", t, 401, "token_invalid");
     free(t);
 
     /* a token the owner revoked, which the relay knows nothing of: the owner refuses it */
@@ -511,29 +512,17 @@ Test(auth, the_owner_decides_on_the_token_a_relay_forwards)
     char body[4400];
     snprintf(body, sizeof body, "{\"token\":\"%s\"}", rd);
     revoke_at(&a, body);
-    owner_before = refused(&a, "token_revoked");
-    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, rd, kind), 401);
-    cr_assert_str_eq(kind, "token_revoked");
-    cr_assert_eq(refused(&a, "token_revoked"), owner_before + 1);
+    expect_owner_refuses(&a, &b, PRODUCT "/records", rd, 401, "token_revoked");
     cr_assert_eq(call(&b, "GET", PRODUCT "/stream", NULL, NULL, rd, kind), 401);
     cr_assert_str_eq(kind, "token_revoked");
     /* out of scope */
     char *other = issue(&a, "maria@payments", "read", 3600, "payments/disputes-*");
-    cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, other, kind), 403);
-    cr_assert_str_eq(kind, "out_of_scope");
+    expect_owner_refuses(&a, &b, PRODUCT "/records", other, 403, "out_of_scope");
     still_serves(&a);
     still_serves(&b);
     free(rd), free(other);
     h_node_cleanup(&b);
     h_node_cleanup(&a);
-}
-
-static int knows_funnel(void *ctx)
-{
-    long st = 0;
-    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/products/growth/signup-funnel", &st);
-    json_decref(j);
-    return st == 200;
 }
 
 Test(auth, restricted_products_are_stubs_and_404s_without_a_grant)
@@ -542,7 +531,7 @@ Test(auth, restricted_products_are_stubs_and_404s_without_a_grant)
     cr_assert_eq(h_node_start(&g, "growth", "--anti-entropy-ms", "200", NULL), 0);
     cr_assert_eq(h_node_start(&p, "payments", "--seed", g.peer, "--anti-entropy-ms", "200", NULL), 0);
     publish(&g, "signup-funnel.yaml", "growth/signup-funnel");
-    cr_assert(h_wait(knows_funnel, &p, 20000));
+    cr_assert(h_wait_status(p.url, "/v1/products/growth/signup-funnel", NULL, 200, 20000));
     char url[256];
     /* anyone without a grant sees a stub, in the listing and the product */
     for (int i = 0; i < 2; i++) {
@@ -661,11 +650,9 @@ static int refused_revoked(void *ctx)
 Test(auth, a_revocation_reaches_the_owner_of_the_product_by_gossip)
 {
     h_node_t a, b;
-    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
-    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
-    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
+    owner_and_relay(&a, &b);
     publish(&b, "growth-experiments.yaml", "growth/growth-experiments");
-    cr_assert(h_wait(knows_product, &b, 20000));
+    cr_assert(h_wait_status(b.url, PRODUCT, NULL, 200, 20000));
     /* growth issues a token to its analyst, who reads payments' internal product through growth */
     char *alice = issue(&b, "alice@growth", "read", 3600, NULL), kind[64];
     cr_assert_eq(call(&b, "GET", PRODUCT "/records", NULL, NULL, alice, kind), 200, "%s", kind);
@@ -685,7 +672,8 @@ Test(auth, a_revocation_reaches_the_owner_of_the_product_by_gossip)
     cr_assert_not_null(st, "growth's product is gone from payments' catalog");
     json_decref(st);
     publish(&b, "signup-funnel.yaml", "growth/signup-funnel");
-    cr_assert(h_wait(knows_funnel, &a, 20000), "growth's log stopped replicating after the revocation entry");
+    cr_assert(h_wait_status(a.url, "/v1/products/growth/signup-funnel", NULL, 200, 20000),
+              "growth's log stopped replicating after the revocation entry");
     /* payments cannot revoke growth's tokens: its own revocation of a growth token is refused */
     char *bob = issue(&b, "bob@growth", "read", 3600, NULL);
     snprintf(body, sizeof body, "{\"token\":\"%s\"}", bob);
@@ -824,10 +812,8 @@ static void append(h_node_t *a, int from, int count)
 Test(auth, a_revoked_subscriber_leaves_a_shared_feed_while_the_others_go_on)
 {
     h_node_t a, b;
-    cr_assert_eq(h_node_start(&a, "payments", "--anti-entropy-ms", "200", NULL), 0);
-    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--anti-entropy-ms", "200", NULL), 0);
-    publish(&a, "settled-transactions.yaml", "payments/settled-transactions");
-    cr_assert(h_wait(knows_product, &b, 20000));
+    owner_and_relay(&a, &b);
+    cr_assert(h_wait_status(b.url, PRODUCT, NULL, 200, 20000));
     append(&a, 1, 3);
     char *tok[3];
     sub_t subs[3];

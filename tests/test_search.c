@@ -120,7 +120,8 @@ static int append_entry(Trib__CatalogEntry *e)
     return rc;
 }
 
-static void publish(const prod_t *p)
+/* Publishes p with classification cls (NULL: none, which is internal). */
+static void publish_as(const prod_t *p, const char *cls)
 {
     char domain[64], name[64];
     const char *slash = strchr(p->id, '/');
@@ -139,6 +140,7 @@ static void publish(const prod_t *p)
     m.purpose = (char *)(p->purpose ? p->purpose : "");
     m.owner_business = (char *)(p->business ? p->business : "owner@example.com");
     m.owner_technical = (char *)(p->technical ? p->technical : "team-data");
+    m.classification = (char *)(cls ? cls : "");
     m.n_tags = split(p->tags, tagbuf, sizeof tagbuf, tags, 32);
     m.tags = tags;
     m.n_schema = split(p->schema, schemabuf, sizeof schemabuf, props, 32);
@@ -158,6 +160,8 @@ static void publish(const prod_t *p)
     int rc = append_entry(&e);
     cr_assert_eq(rc, 0, "publish %s: rc %d %s", p->id, rc, err);
 }
+
+static void publish(const prod_t *p) { publish_as(p, NULL); }
 
 static int retire(const char *id)
 {
@@ -429,6 +433,107 @@ Test(search, facet_counts_many_and_few_hits)
         cr_expect_eq(facet_count(&r, STORE_FACET_DOMAIN, "d2"), d2, "query %zu", c);
         store_result_free(&r);
     }
+}
+
+/* ---------------------------------------------------------------- restricted products */
+
+static int sees_none(void *ctx, const char *id) { (void)ctx, (void)id; return 0; }
+static int sees_all(void *ctx, const char *id) { (void)ctx, (void)id; return 1; }
+static int sees_one(void *ctx, const char *id) { return strcmp(ctx, id) == 0; }
+
+static store_result_t run_as(const query_t *qq, const char *compliance, int (*sees)(void *, const char *),
+                             void *ctx)
+{
+    store_query_t q = { .q = qq->q, .domain = qq->domain, .tag = qq->tag, .owner = qq->owner,
+                        .status = qq->status, .compliance = compliance, .limit = 10, .sees = sees, .sees_ctx = ctx };
+    store_result_t r;
+    cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "search '%s': %s", qq->q ? qq->q : "", err);
+    return r;
+}
+
+/* DESIGN §13: a restricted product is a stub (id, domain, name, title, status, owners) to a caller
+ * who may not see it in full. Such a caller must learn nothing else of it from a search: not its
+ * tags or compliance from the facet counts, nor from a tag or compliance filter, nor from the
+ * words of its tags, schema or description matching. Both ways of counting facets (many hits:
+ * the postings sweep; few: the hits' records); a caller who may see it (sees) gets it all. */
+Test(search, restricted_products_count_as_their_stub)
+{
+    char id[64], title[64], tags[64];
+    const char *ids[60], *states[60];
+    char idbuf[60][64];
+    for (int i = 0; i < 600; i++) {
+        int r = i % 10 == 0;
+        snprintf(id, sizeof id, "d%d/p%03d", i % 5, i);
+        snprintf(title, sizeof title, "product %d", i);
+        snprintf(tags, sizeof tags, "%s,all", r ? "secret-merger" : "open");
+        publish_as(&(prod_t){ id, title, r ? "takeover of acme" : "", tags, "a@x", NULL, NULL,
+                              r ? "dealroom" : "txn_id" }, r ? "restricted" : "internal");
+        if (r) {
+            snprintf(idbuf[i / 10], sizeof idbuf[0], "%s", id);
+            ids[i / 10] = idbuf[i / 10];
+            states[i / 10] = "non_compliant";
+        }
+    }
+    cr_assert_eq(store_search_set_compliance(st, ids, states, 60, err, sizeof err), 0, "%s", err);
+    static const query_t queries[] = {
+        { .q = "product" },                   /* 600 hits: sweep */
+        { .q = "product", .domain = "d0" },   /* 120 hits, 60 of them restricted: records */
+    };
+    for (size_t c = 0; c < 2; c++) {
+        size_t total = c ? 120 : 600, restricted = 60;
+        store_result_t r = run_as(&queries[c], NULL, NULL, NULL);   /* no sees: no restricted product in full */
+        cr_expect_eq(r.total, total, "query %zu: a stub is found by its title", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), 0, "query %zu: a stub's tag counted", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "all"), total - restricted, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_COMPLIANCE, "non_compliant"), 0, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_OWNER, "a@x"), total, "query %zu: owners are in the stub", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "active"), total, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_DOMAIN, "d0"), c ? total : 120, "query %zu", c);
+        store_result_free(&r);
+        r = run_as(&queries[c], NULL, sees_none, NULL);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), 0, "query %zu: sees none", c);
+        store_result_free(&r);
+        r = run_as(&queries[c], NULL, sees_all, NULL);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), restricted, "query %zu: sees all", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "all"), total, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_COMPLIANCE, "non_compliant"), restricted, "query %zu", c);
+        store_result_free(&r);
+        r = run_as(&queries[c], NULL, sees_one, "d0/p010");
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), 1, "query %zu: sees one", c);
+        store_result_free(&r);
+    }
+    /* Words and filters of what a stub does not show find nothing; what it shows still does. */
+    static const query_t hidden[] = {
+        { .q = "secret" }, { .q = "merger" }, { .q = "acme" }, { .q = "dealroom" }, { .tag = "secret-merger" },
+    };
+    for (size_t c = 0; c < sizeof hidden / sizeof *hidden; c++) {
+        store_result_t r = run_as(&hidden[c], NULL, NULL, NULL);
+        cr_expect_eq(r.total, 0, "case %zu: %zu hits through what the stub hides", c, r.total);
+        store_result_free(&r);
+        r = run_as(&hidden[c], NULL, sees_all, NULL);
+        cr_expect_eq(r.total, 60, "case %zu: a caller who may see them", c);
+        store_result_free(&r);
+        r = run_as(&hidden[c], NULL, sees_one, "d0/p590");
+        cr_expect_eq(r.total, 1, "case %zu: the one the caller may see", c);
+        store_result_free(&r);
+    }
+    store_result_t r = run_as(&(query_t){ 0 }, "non_compliant", NULL, NULL);
+    cr_expect_eq(r.total, 0, "the compliance filter finds stubs");
+    store_result_free(&r);
+    r = run_as(&(query_t){ .q = "p010" }, NULL, NULL, NULL);
+    cr_expect_eq(r.total, 1, "a stub is found by its name");
+    store_result_free(&r);
+    r = run_as(&(query_t){ .q = "d0/p010" }, NULL, NULL, NULL);
+    cr_expect(r.nhits && !strcmp(r.hits[0].id, "d0/p010") && r.hits[0].score >= 10000, "and by its id");
+    store_result_free(&r);
+
+    /* No longer restricted: found and counted in full by anyone. */
+    publish_as(&(prod_t){ "d0/p010", "product 10", "takeover of acme", "secret-merger", "a@x", NULL, NULL, NULL },
+               "confidential");
+    r = run_as(&(query_t){ .tag = "secret-merger" }, NULL, NULL, NULL);
+    cr_expect_eq(r.total, 1, "reclassified: the tag filter finds it");
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), 1);
+    store_result_free(&r);
 }
 
 /* ---------------------------------------------------------------- updates */
