@@ -61,6 +61,13 @@ typedef struct dealer {
     struct dealer *mprev, *mnext;           /* list of monitored dealers */
 } dealer_t;
 
+/* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
+ * signature check, and every received message needs it. */
+typedef struct {
+    uint8_t ed[32], curve[32];
+    char hex[65];                           /* "" = empty slot */
+} curve_slot_t;
+
 struct transport {
     void *zctx;
     void *router, *zap;
@@ -88,6 +95,7 @@ struct transport {
     transport_hello_fn hello_fn;
     void *hello_ctx;
     int64_t last_ask_ms;
+    curve_slot_t curve_cache[64];           /* sender keys seen: sender_authentic */
 };
 
 #define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
@@ -930,13 +938,21 @@ static int zap_handle_one(transport_t *t)
 /* ------------------------------------------------------------------ receiving */
 
 /* True when the connection's ZAP User-Id (hex CURVE key) is the CURVE form of sender. */
-static int sender_authentic(zmq_msg_t *frame, const uint8_t sender[32], uint8_t curve[32])
+static int sender_authentic(transport_t *t, zmq_msg_t *frame, const uint8_t sender[32], uint8_t curve[32])
 {
     const char *uid = zmq_msg_gets(frame, "User-Id");
-    char hex[65];
-    if (uid == NULL || crypto_sign_ed25519_pk_to_curve25519(curve, sender) != 0) return 0;
-    sodium_bin2hex(hex, sizeof hex, curve, 32);
-    return strcmp(uid, hex) == 0;
+    if (uid == NULL) return 0;
+    curve_slot_t *c = &t->curve_cache[(sender[0] ^ sender[31]) % 64];
+    if (!c->hex[0] || memcmp(c->ed, sender, 32) != 0) {
+        if (crypto_sign_ed25519_pk_to_curve25519(c->curve, sender) != 0) {
+            c->hex[0] = '\0';
+            return 0;
+        }
+        memcpy(c->ed, sender, 32);
+        sodium_bin2hex(c->hex, sizeof c->hex, c->curve, 32);
+    }
+    memcpy(curve, c->curve, 32);
+    return strcmp(uid, c->hex) == 0;
 }
 
 /* Checks one payload frame. Returns the unpacked envelope (curve: the sender's CURVE key), or
@@ -957,7 +973,7 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t cur
     if (env->version != TRANSPORT_PROTOCOL_VERSION) reason = &t->st.dropped_bad_version;
     else if (env->sender.len != 32 || !transport_addr_valid(env->sender_addr))
         reason = &t->st.dropped_malformed;
-    else if (!sender_authentic(frame, env->sender.data, curve)) reason = &t->st.dropped_spoofed;
+    else if (!sender_authentic(t, frame, env->sender.data, curve)) reason = &t->st.dropped_spoofed;
     else if (!type_known((int)env->type)) reason = &t->st.dropped_unknown_type;
     if (reason != NULL) {
         bump(reason, 1);
