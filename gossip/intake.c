@@ -210,6 +210,15 @@ static void set_why(gossip_t *g, const char *fmt, ...)
     pthread_mutex_unlock(&g->smu);
 }
 
+/* The entries of our own domain fetched from peers (up to the peers' head) are theirs already: the
+ * loop's push of our committed entries (push_committed) starts after them. */
+static void skip_fetched(gossip_t *g, uint64_t peer_head, uint64_t own_head)
+{
+    uint64_t fetched = peer_head < own_head ? peer_head : own_head;
+    if (fetched > g->pushed_seq)
+        g->pushed_seq = fetched;
+}
+
 /* Until a peer's digest showed our own domain no further ahead than our copy (after we fetched what
  * it had), publishing waits: a node restored from an old copy of its data must not write a
  * different entry at a seq its peers hold. With no peer answering in OWN_SYNC_MS it goes ahead
@@ -221,14 +230,14 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
     uint64_t peer_head, own_head;
     size_t heard = repl_own_heard(g->repl, &peer_head, &own_head);
     if (heard && own_head >= peer_head) {
-        g->pushed_seq = own_head;    /* what we fetched of our own domain came from peers: not ours to push */
+        skip_fetched(g, peer_head, own_head);
         atomic_store(&g->own_synced, 1);
         log_info("catalog: own domain '%s' is current (head %" PRIu64 ", peers' highest %" PRIu64
                  "): publishing enabled", g->domain, own_head, peer_head);
         return;
     }
     if (now >= g->own_deadline) {
-        g->pushed_seq = own_head;
+        skip_fetched(g, peer_head, own_head);
         atomic_store(&g->own_synced, 1);
         if (heard)
             log_warn("catalog: own domain '%s': peers hold it up to seq %" PRIu64 " but this node reached only %"
