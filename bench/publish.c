@@ -272,10 +272,9 @@ static size_t grab(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* trib_catalog_products of node i from its /metrics, or -1. */
-static long products_of(CURL *h, int i)
+/* Node i's /metrics into buf (cap 65536), or -1. */
+static int metrics_of(CURL *h, int i, char *buf)
 {
-    static char buf[65536];
     char url[96];
     buf[0] = '\0';
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", fed.base + 50 + i);
@@ -283,10 +282,53 @@ static long products_of(CURL *h, int i)
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, grab);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)buf);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
-    if (curl_easy_perform(h) != CURLE_OK)
+    return curl_easy_perform(h) == CURLE_OK ? 0 : -1;
+}
+
+/* The value of the sample named exactly name (with its labels) in a /metrics text, or 0. */
+static double metric(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; (p = strstr(p, name)); p += n)
+        if ((p == text || p[-1] == '\n') && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return 0;
+}
+
+/* trib_catalog_products of node i from its /metrics, or -1. */
+static long products_of(CURL *h, int i)
+{
+    static char buf[65536];
+    if (metrics_of(h, i, buf) < 0)
         return -1;
     const char *m = strstr(buf, "\ntrib_catalog_products ");
     return m ? strtol(m + 23, NULL, 10) : -1;
+}
+
+/* What the peers did, summed over all of them (from their /metrics and /proc). */
+typedef struct {
+    double accepted, duplicates, commits, frames, verify_s, store_s, cpu_s, wants, differed;
+} peers_t;
+
+static void peers_now(peers_t *p)
+{
+    static char buf[65536];
+    CURL *h = curl_easy_init();
+    memset(p, 0, sizeof *p);
+    for (int i = 1; i < fed.n; i++) {
+        p->cpu_s += cpu_s(fed.procs[i].pid);
+        if (metrics_of(h, i, buf) < 0)
+            continue;
+        p->accepted += metric(buf, "trib_catalog_entries_total{result=\"accepted\"}");
+        p->duplicates += metric(buf, "trib_catalog_entries_total{result=\"duplicate\"}");
+        p->commits += metric(buf, "trib_catalog_commits_total");
+        p->frames += metric(buf, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_CATALOG_ENTRIES\"}");
+        p->verify_s += metric(buf, "trib_catalog_accept_seconds_total{phase=\"verify\"}");
+        p->store_s += metric(buf, "trib_catalog_accept_seconds_total{phase=\"store\"}");
+        p->wants += metric(buf, "trib_catalog_gap_requests_total{dir=\"out\"}");
+        p->differed += metric(buf, "trib_catalog_rounds_total{kind=\"differed\"}");
+    }
+    curl_easy_cleanup(h);
 }
 
 /* Seconds from now until every peer holds want products (of all domains), or -1. */
@@ -381,9 +423,15 @@ int main(int argc, char **argv)
     long have = (long)alone.total - alone.failed;
     if (npeers > 0 && spread(have) < 0)
         fprintf(stderr, "publish: the peers did not catch up with the first run within %d s\n", SPREAD_TIMEOUT_S);
+    peers_t pa, pb;
+    peers_now(&pa);
+    if (debug || getenv("PUB_PIDS"))  /* e.g. for perf record -p on n0 and a peer during this run */
+        fprintf(stderr, "publish: run with peers starts: n0 pid %d, n1 pid %d\n", (int)fed.procs[0].pid,
+                npeers ? (int)fed.procs[1].pid : 0);
     run(1, &with);
     if (npeers > 0)
         with.spread_s = spread(have + with.total - with.failed);
+    peers_now(&pb);
     char what[48];
     snprintf(what, sizeof what, "with %d peers", npeers);
     row(what, &with);
@@ -392,6 +440,17 @@ int main(int argc, char **argv)
             printf("  every peer held all of n0's products: NOT within %d s of the last answer\n", SPREAD_TIMEOUT_S);
         else
             printf("  every peer held all of n0's products %.2f s after the last answer\n", with.spread_s);
+    }
+    if (npeers > 0) {
+        double acc = pb.accepted - pa.accepted, cpu = pb.cpu_s - pa.cpu_s, commits = pb.commits - pa.commits;
+        printf("  peers, from the start of the run until they held everything: %.0f entries accepted, %.0f "
+               "duplicates, %.0f entry frames received, %.0f commits (%.1f entries per commit)\n", acc,
+               pb.duplicates - pa.duplicates, pb.frames - pa.frames, commits, commits > 0 ? acc / commits : 0);
+        printf("  peer CPU per accepted entry %.0f us (of it, wall time in the accept worker: verify %.0f us, "
+               "store %.0f us)\n", acc > 0 ? cpu * 1e6 / acc : 0, acc > 0 ? (pb.verify_s - pa.verify_s) * 1e6 / acc : 0,
+               acc > 0 ? (pb.store_s - pa.store_s) * 1e6 / acc : 0);
+        printf("  peers' gap requests %.0f, anti-entropy rounds that differed %.0f\n", pb.wants - pa.wants,
+               pb.differed - pa.differed);
     }
     double ratio = alone.rate > 0 ? with.rate / alone.rate : 0;
     printf("  target: alone >= 1000/s: %s; with peers / alone = %.2f (>= 0.50): %s\n",

@@ -2,20 +2,21 @@
  *
  * One thread, one zmq_poll: the ROUTER (and ZAP) sockets of the transport plus an eventfd that
  * other threads signal. Each turn: run due SWIM timers, start an anti-entropy round when due,
- * dispatch received messages by type (membership -> swim, reads -> reads, at once), push queued
- * local entries, handle queued catalog messages for at most CATALOG_BUDGET_MS, pump routed read
- * streams (bounded per turn), then publish a fresh member snapshot if anything changed.
+ * dispatch received messages by type (membership -> swim, reads -> reads, at once), push this
+ * node's newly committed entries, handle queued catalog messages for at most CATALOG_BUDGET_MS,
+ * pump routed read streams (bounded per turn), then publish a fresh member snapshot if anything
+ * changed.
  * Membership is never starved by catalog traffic: SWIM messages travel on a connection of their
  * own per peer (transport priority_types), are handled as soon as they are read, and catalog
  * messages (which verify and commit) wait in a bounded queue worked off in time-boxed slices, so a
  * turn never outlasts a probe timeout however much catalog traffic arrives.
  *
- * Owns: the loop thread, the callbacks given to transport, SWIM, replication and reads, the queue
- * of local entries to push (held back in seq order), member changes saved to LMDB, the member and
- * stats snapshots (under smu), lifecycle and the public API of gossip.h except
+ * Owns: the loop thread, the callbacks given to transport, SWIM, replication and reads, pushing
+ * this node's committed entries in seq order (push_committed), member changes saved to LMDB, the
+ * member and stats snapshots (under smu), lifecycle and the public API of gossip.h except
  * gossip_metrics_render (gossip_metrics.c) and gossip_own_synced / gossip_forks (intake.c).
  * Must not: verify or store received catalog entries on the loop (intake.c's worker does), wait on
- * a client, or call the store for anything but members, meta and catalog heads. */
+ * a client, or call the store for anything but members, meta, catalog heads and its own new entries. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -39,8 +40,9 @@
 #include "gossip/transport.h"
 #include "storage/store.h"
 
-#define QUEUE_MAX 4096           /* queued local entries beyond this are left to anti-entropy */
-#define HOLD_MS 200              /* an own entry waits this long at most for the ones before it */
+#define PUSH_BATCH 256           /* own entries per push (frames are cut by size in replicate.c) */
+#define PUSH_BYTES (4u << 20)    /* ... and bytes */
+#define PUSH_ROUNDS 4            /* pushes per loop turn; more continue on the next turn */
 #define FRAME_MAX (256u << 10)   /* CatalogEntries body bound: one frame's verify + commit stays
                                     well inside CATALOG_BUDGET_MS-sized slices */
 
@@ -211,13 +213,13 @@ static uint64_t repl_now(void *ctx)
     return clock_ms();
 }
 
-/* Entries from peers were accepted (replicate forwards them itself): wake readers. */
+/* An entry from a peer was accepted (replicate forwards it itself): readers are woken once per
+ * job of entries, when it is reaped (intake.c), not once per entry. */
 static void entry_accepted(void *ctx, const uint8_t *entry, size_t len)
 {
     gossip_t *g = ctx;
     (void)entry, (void)len;
-    if (g->o.on_catalog)
-        g->o.on_catalog(g->o.ctx);
+    g->accepted_new = 1;
 }
 
 /* ------------------------------------------------------------------ snapshot */
@@ -379,80 +381,50 @@ static int is_read_type(int t)
            t == TRIB__MSG_TYPE__MSG_READ_CREDIT || t == TRIB__MSG_TYPE__MSG_READ_CANCEL;
 }
 
-static uint64_t entry_seq(const uint8_t *bytes, size_t len)
+/* Entries read from the store for one push: copies, in seq order. */
+typedef struct {
+    uint8_t *entries[PUSH_BATCH];
+    size_t lens[PUSH_BATCH], n;
+    uint64_t last;
+} push_read_t;
+
+static int push_read(void *ctx, uint64_t seq, const uint8_t *bytes, size_t len)
 {
-    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
-    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
-    uint64_t seq = ce ? ce->seq : 0;
-    if (ce)
-        trib__catalog_entry__free_unpacked(ce, NULL);
-    if (se)
-        trib__signed_entry__free_unpacked(se, NULL);
-    return seq;
+    push_read_t *p = ctx;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return 1;
+    memcpy(copy, bytes, len);
+    p->entries[p->n] = copy;
+    p->lens[p->n++] = len;
+    p->last = seq;
+    return p->n == PUSH_BATCH;
 }
 
-static int by_seq(const void *a, const void *b)
+/* Pushes this node's entries committed since the last push, in seq order, read from the store (an
+ * announcement only rings the bell): concurrent publishes are committed together and announced by
+ * their threads in any order, some late when a thread waits for a CPU; reading the committed head
+ * pushes every entry once, in order and together (one frame per group commit, not one per thread),
+ * and never as a gap its receivers would have to ask for again. */
+static void push_committed(gossip_t *g)
 {
-    const qitem_t *x = *(qitem_t *const *)a, *y = *(qitem_t *const *)b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Pushes queued own entries in seq order: the run that continues the last pushed seq goes now; the
- * rest waits for the entries before it, at most HOLD_MS (then it goes anyway: the receivers' gap
- * requests fill what is missing). */
-static void drain_queue(gossip_t *g)
-{
-    pthread_mutex_lock(&g->qmu);
-    qitem_t *q = g->qhead;
-    g->qhead = g->qtail = NULL;
-    g->qlen = 0;
-    pthread_mutex_unlock(&g->qmu);
-    uint64_t now = clock_ms();
-    for (; q; q = q->next) {
-        if (g->nheld == g->capheld) {
-            size_t cap = g->capheld ? 2 * g->capheld : 64;
-            qitem_t **p = realloc(g->held, cap * sizeof *p);
-            if (!p)
-                break;           /* the rest is lost to pushing; anti-entropy carries it */
-            g->held = p;
-            g->capheld = cap;
+    for (int round = 0; round < PUSH_ROUNDS; round++) {
+        store_head_t h;
+        if (store_catalog_head(g->st, g->domain, &h) != 0 || h.seq <= g->pushed_seq)
+            return;
+        push_read_t p = {.n = 0};
+        store_catalog_scan(g->st, g->domain, g->pushed_seq + 1, PUSH_BYTES, push_read, &p);
+        if (p.n) {
+            push_entries(g, (const uint8_t *const *)p.entries, p.lens, p.n);
+            g->pushed_seq = p.last;
         }
-        q->seq = entry_seq(q->data, q->len);
-        q->since_ms = now;
-        g->held[g->nheld++] = q;
+        for (size_t i = 0; i < p.n; i++)
+            free(p.entries[i]);
+        if (!p.n)
+            return;              /* unreadable: anti-entropy carries them */
     }
-    for (qitem_t *rest; q; q = rest) {
-        rest = q->next;
-        free(q);
-    }
-    if (!g->nheld)
-        return;
-    qsort(g->held, g->nheld, sizeof *g->held, by_seq);
-    size_t n = 0;
-    while (n < g->nheld && (g->held[n]->seq <= g->pushed_seq + 1 || g->held[n]->seq == 0))
-        n++;
-    int stale = 0;
-    for (size_t i = n; i < g->nheld; i++)
-        stale |= now - g->held[i]->since_ms >= HOLD_MS;
-    if (stale)
-        n = g->nheld;
-    enum { BATCH = 256 };
-    const uint8_t *entries[BATCH];
-    size_t lens[BATCH];
-    for (size_t i = 0; i < n; i += BATCH) {
-        size_t k = n - i < BATCH ? n - i : BATCH;
-        for (size_t j = 0; j < k; j++) {
-            entries[j] = g->held[i + j]->data;
-            lens[j] = g->held[i + j]->len;
-            if (g->held[i + j]->seq > g->pushed_seq)
-                g->pushed_seq = g->held[i + j]->seq;
-        }
-        push_entries(g, entries, lens, k);
-    }
-    for (size_t i = 0; i < n; i++)
-        free(g->held[i]);
-    memmove(g->held, g->held + n, (g->nheld - n) * sizeof *g->held);
-    g->nheld -= n;
+    atomic_store(&g->announced, 1);  /* more: the next turn goes on, after membership's messages */
+    gossip__wake(g);
 }
 
 static void *loop(void *arg)
@@ -484,11 +456,7 @@ static void *loop(void *arg)
             save_members(g);
             next_save = now + SAVE_MS;
         }
-        if (g->nheld && now >= g->held[0]->since_ms + HOLD_MS)
-            drain_queue(g);
         uint64_t deadline = swim_next_deadline(g->swim);
-        if (g->nheld && g->held[0]->since_ms + HOLD_MS < deadline)
-            deadline = g->held[0]->since_ms + HOLD_MS;
         if (!atomic_load(&g->own_synced) && g->own_next_ask < deadline)
             deadline = g->own_next_ask;
         if (next_ae < deadline)
@@ -499,6 +467,8 @@ static void *loop(void *arg)
             deadline = next_save;
         if (reads_next_deadline(g->reads) < deadline)
             deadline = reads_next_deadline(g->reads);
+        if (gossip__catalog_deadline(g) < deadline)
+            deadline = gossip__catalog_deadline(g);
         now = clock_ms();
         long timeout = more || deadline <= now ? 0 : (long)(deadline - now);
         int n = transport_pollitems(g->tr, items, 7);
@@ -514,7 +484,8 @@ static void *loop(void *arg)
             uint64_t v;
             if (read(g->efd, &v, sizeof v) < 0 && errno != EAGAIN)
                 log_warn("gossip: eventfd read: %s", strerror(errno));
-            drain_queue(g);
+            if (atomic_exchange(&g->announced, 0))
+                push_committed(g);
             reads_drain(g->reads, clock_ms());
         }
         if (g->o.fedlog)
@@ -588,18 +559,10 @@ static void destroy(gossip_t *g)
         zmq_ctx_term(g->zctx);
     if (g->efd >= 0)
         close(g->efd);
-    for (qitem_t *q = g->qhead, *next; q; q = next) {
-        next = q->next;
-        free(q);
-    }
-    for (size_t i = 0; i < g->nheld; i++)
-        free(g->held[i]);
-    free(g->held);
     free(g->snap);
     for (size_t i = 0; i < g->nunsaved; i++) /* the loop saved them when it ran */
         free((void *)g->unsaved[i].member);
     free(g->unsaved);
-    pthread_mutex_destroy(&g->qmu);
     pthread_mutex_destroy(&g->smu);
     pthread_mutex_destroy(&g->wmu);
     pthread_cond_destroy(&g->wcv);
@@ -619,7 +582,6 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         return NULL;
     }
     g->efd = -1;
-    pthread_mutex_init(&g->qmu, NULL);
     pthread_mutex_init(&g->smu, NULL);
     pthread_mutex_init(&g->wmu, NULL);
     pthread_cond_init(&g->wcv, NULL);
@@ -806,26 +768,8 @@ void gossip_stop(gossip_t **gp)
 
 void gossip_announce(gossip_t *g, const uint8_t *entry, size_t len)
 {
-    qitem_t *q = malloc(sizeof *q + len);
-    if (!q)
-        return;
-    q->next = NULL;
-    q->len = len;
-    memcpy(q->data, entry, len);
-    pthread_mutex_lock(&g->qmu);
-    if (g->qlen >= QUEUE_MAX) { /* anti-entropy will carry it */
-        g->queue_dropped++;
-        pthread_mutex_unlock(&g->qmu);
-        free(q);
-        return;
-    }
-    if (g->qtail)
-        g->qtail->next = q;
-    else
-        g->qhead = q;
-    g->qtail = q;
-    g->qlen++;
-    pthread_mutex_unlock(&g->qmu);
+    (void)entry, (void)len;      /* committed: the loop reads it from the store (push_committed) */
+    atomic_store(&g->announced, 1);
     gossip__wake(g);
 }
 

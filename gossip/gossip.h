@@ -1,8 +1,8 @@
 /* gossip/gossip.h - the federation actor: one thread that owns the peer transport, SWIM membership
  * and catalog replication, driven by one zmq_poll loop whose timeout is the next timer deadline.
  *
- * Other threads talk to it only through the calls below: gossip_announce queues a new local entry
- * (the loop pushes it to peers), gossip_members copies a snapshot of the member table,
+ * Other threads talk to it only through the calls below: gossip_announce says a new local entry
+ * was committed (the loop pushes it to peers), gossip_members copies a snapshot of the member table,
  * gossip_metrics_render reads counters, gossip_read_* read products owned by other nodes through
  * their owner (gossip/reads.h has the protocol) and gossip_notify_append tells the loop that local
  * records were committed (live streams of other nodes follow them). The loop never waits on a
@@ -57,7 +57,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
 struct fedlog *gossip_fedlog(gossip_t *g);
 /* Broadcasts LEFT (graceful leave), stops the thread, closes sockets. Accepts NULL. */
 void gossip_stop(gossip_t **gp);
-/* Queues a new entry of this node for immediate push. Any thread; never blocks on the network. */
+/* A new entry of this node was committed: the loop pushes it (with every other entry committed
+ * since its last push, read from the store, in seq order). Any thread; never blocks. */
 void gossip_announce(gossip_t *g, const uint8_t *entry, size_t len);
 
 typedef struct {

@@ -25,14 +25,6 @@
 
 #define OWN_SYNC_MS 10000        /* how long a starting node waits for a peer's view of its own domain */
 
-typedef struct qitem {
-    struct qitem *next;
-    size_t len;
-    uint64_t seq;                /* set by the loop (0: not decodable) */
-    uint64_t since_ms;           /* when the loop first held it back */
-    uint8_t data[];
-} qitem_t;
-
 typedef struct cmsg {
     struct cmsg *next;
     transport_msg_t m;
@@ -52,17 +44,9 @@ struct gossip {
     pthread_t thread;
     int efd;                     /* wakes the loop: queue or stop */
     atomic_int stop;
-    /* queue of local entries to push (any thread -> loop) */
-    pthread_mutex_t qmu;
-    qitem_t *qhead, *qtail;
-    size_t qlen;
-    /* own entries held back until the ones before them came (loop only): concurrent publishes are
-     * committed together and announced by their threads in any order; pushed out of order they
-     * arrive as gaps, and each gap's request is answered with everything after it */
-    qitem_t **held;
-    size_t nheld, capheld;
+    /* this node's entries: announced (any thread -> loop), pushed up to pushed_seq (loop only) */
+    atomic_int announced;
     uint64_t pushed_seq;         /* the last own seq pushed */
-    uint64_t queue_dropped;
     /* received catalog messages waiting for the loop (loop only) */
     cmsg_t *chead, *ctail;
     size_t cbytes;
@@ -78,6 +62,9 @@ struct gossip {
     cmsg_t *wbatch[64];          /* the job's messages (loop only) */
     size_t nwbatch;
     int wbusy;                   /* a job is out (loop only) */
+    int accepted_new;            /* the job reaped accepted entries: wake readers (loop only) */
+    uint64_t wstart_ms, wnext_ms; /* when the last job started; the next starts no sooner than
+                                     wnext_ms (loop only; intake.c) */
     /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
     atomic_int own_synced;
     uint64_t own_deadline, own_next_ask;
@@ -138,6 +125,8 @@ void gossip__catalog_enqueue(gossip_t *g, transport_msg_t *m);
 int gossip__catalog_work(gossip_t *g);
 /* Applies a finished worker job's outcomes (wait: until it finished). 1 when none is out any more. */
 int gossip__job_reap(gossip_t *g, int wait);
+/* When gossip__catalog_work has queued entry frames to start on (UINT64_MAX: none waiting). */
+uint64_t gossip__catalog_deadline(const gossip_t *g);
 /* Frees the queued catalog messages. */
 void gossip__catalog_clear(gossip_t *g);
 /* The catalog worker thread (arg: the gossip_t); runs until wstop is set under wmu. */

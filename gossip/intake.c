@@ -25,6 +25,12 @@
 #define CATALOG_QUEUE_BYTES (16u << 20) /* received catalog messages waiting; more are dropped
                                            (counted) and healed by gap requests / anti-entropy */
 #define CATALOG_BATCH_BYTES (4u << 20) /* entry frames verified and committed together */
+#define COMMIT_GAP_FACTOR 4      /* the next job starts no sooner than this many times the last */
+#define COMMIT_GAP_MAX_MS 100    /* one's duration after it started (at most this long): while entries
+                                    stream in faster than commits complete, the frames that arrive
+                                    meanwhile wait and go in one durable commit, so the worker commits
+                                    at most about 1/(1+factor) of the time however slow the disk or
+                                    busy the CPU; an entry after a quiet spell goes at once */
 
 void gossip__catalog_enqueue(gossip_t *g, transport_msg_t *m)
 {
@@ -53,6 +59,14 @@ static cmsg_t *catalog_pop(gossip_t *g)
         g->ctail = NULL;
     g->cbytes -= c->m.body_len;
     return c;
+}
+
+/* Local readers learn of entries accepted since the last call, once for all of them. */
+static void wake_readers(gossip_t *g)
+{
+    if (g->accepted_new && g->o.on_catalog)
+        g->o.on_catalog(g->o.ctx);
+    g->accepted_new = 0;
 }
 
 void *gossip__worker(void *arg)
@@ -93,7 +107,11 @@ int gossip__job_reap(gossip_t *g, int wait)
     pthread_mutex_unlock(&g->wmu);
     if (!done)
         return 0;
+    uint64_t took = clock_ms() - g->wstart_ms;
+    g->wnext_ms = g->wstart_ms + (took * COMMIT_GAP_FACTOR < COMMIT_GAP_MAX_MS ? took * COMMIT_GAP_FACTOR
+                                                                              : COMMIT_GAP_MAX_MS);
     repl_job_finish(g->repl, j);
+    wake_readers(g);
     for (size_t i = 0; i < g->nwbatch; i++) {
         transport_msg_free(&g->wbatch[i]->m);
         free(g->wbatch[i]);
@@ -115,6 +133,9 @@ int gossip__catalog_work(gossip_t *g)
         if (!gossip__job_reap(g, 0))
             return 0;            /* the worker wakes us when the job is done */
         if (g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES) {
+            if (clock_ms() < g->wnext_ms && g->cbytes < CATALOG_BATCH_BYTES)
+                return 0;        /* gossip__catalog_deadline wakes the loop for it */
+            g->wstart_ms = clock_ms();
             size_t bytes = 0;
             const char *froms[MAXF];
             const uint8_t *bodies[MAXF];
@@ -150,6 +171,7 @@ int gossip__catalog_work(gossip_t *g)
         }
         cmsg_t *c = catalog_pop(g);
         repl_handle(g->repl, c->m.sender_addr, c->m.type, c->m.body, c->m.body_len);
+        wake_readers(g);
         transport_msg_free(&c->m);
         free(c);
         if (clock_ms() >= end)
@@ -157,6 +179,12 @@ int gossip__catalog_work(gossip_t *g)
     }
     gossip__job_reap(g, 0);
     return 0;
+}
+
+uint64_t gossip__catalog_deadline(const gossip_t *g)
+{
+    return !g->wbusy && g->chead && g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES ? g->wnext_ms
+                                                                                            : UINT64_MAX;
 }
 
 void gossip__catalog_clear(gossip_t *g)
@@ -182,6 +210,15 @@ static void set_why(gossip_t *g, const char *fmt, ...)
     pthread_mutex_unlock(&g->smu);
 }
 
+/* The entries of our own domain fetched from peers (up to the peers' head) are theirs already: the
+ * loop's push of our committed entries (push_committed) starts after them. */
+static void skip_fetched(gossip_t *g, uint64_t peer_head, uint64_t own_head)
+{
+    uint64_t fetched = peer_head < own_head ? peer_head : own_head;
+    if (fetched > g->pushed_seq)
+        g->pushed_seq = fetched;
+}
+
 /* Until a peer's digest showed our own domain no further ahead than our copy (after we fetched what
  * it had), publishing waits: a node restored from an old copy of its data must not write a
  * different entry at a seq its peers hold. With no peer answering in OWN_SYNC_MS it goes ahead
@@ -193,12 +230,14 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
     uint64_t peer_head, own_head;
     size_t heard = repl_own_heard(g->repl, &peer_head, &own_head);
     if (heard && own_head >= peer_head) {
+        skip_fetched(g, peer_head, own_head);
         atomic_store(&g->own_synced, 1);
         log_info("catalog: own domain '%s' is current (head %" PRIu64 ", peers' highest %" PRIu64
                  "): publishing enabled", g->domain, own_head, peer_head);
         return;
     }
     if (now >= g->own_deadline) {
+        skip_fetched(g, peer_head, own_head);
         atomic_store(&g->own_synced, 1);
         if (heard)
             log_warn("catalog: own domain '%s': peers hold it up to seq %" PRIu64 " but this node reached only %"

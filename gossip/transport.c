@@ -61,14 +61,15 @@ typedef struct dealer {
     struct dealer *mprev, *mnext;           /* list of monitored dealers */
 } dealer_t;
 
-#define CURVE_CACHE 16                      /* senders whose CURVE form is kept (power of 2) */
+/* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
+ * signature check, and every received message needs it. */
+typedef struct {
+    uint8_t ed[32], curve[32];
+    char hex[65];                           /* "" = empty slot */
+} curve_slot_t;
 
 struct transport {
     void *zctx;
-    struct {                                /* sender (Ed25519) -> its CURVE key and hex: the */
-        uint8_t ed[32], curve[32];          /* conversion checks the point (~50 us) and every */
-        char hex[65];                       /* message of a peer needs it (sender_authentic) */
-    } cc[CURVE_CACHE];
     void *router, *zap;
     transport_opts_t o;
     uint8_t fed_pk[32];
@@ -94,6 +95,7 @@ struct transport {
     transport_hello_fn hello_fn;
     void *hello_ctx;
     int64_t last_ask_ms;
+    curve_slot_t curve_cache[64];           /* sender keys seen: sender_authentic */
 };
 
 #define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
@@ -935,23 +937,22 @@ static int zap_handle_one(transport_t *t)
 
 /* ------------------------------------------------------------------ receiving */
 
-/* True when the connection's ZAP User-Id (hex CURVE key) is the CURVE form of sender. The
- * conversions of the last senders are kept: it is a pure function of the key. */
+/* True when the connection's ZAP User-Id (hex CURVE key) is the CURVE form of sender. */
 static int sender_authentic(transport_t *t, zmq_msg_t *frame, const uint8_t sender[32], uint8_t curve[32])
 {
     const char *uid = zmq_msg_gets(frame, "User-Id");
     if (uid == NULL) return 0;
-    unsigned i = (sender[0] ^ sender[31]) & (CURVE_CACHE - 1);
-    if (!t->cc[i].hex[0] || memcmp(t->cc[i].ed, sender, 32) != 0) {
-        if (crypto_sign_ed25519_pk_to_curve25519(t->cc[i].curve, sender) != 0) {
-            t->cc[i].hex[0] = '\0';
+    curve_slot_t *c = &t->curve_cache[(sender[0] ^ sender[31]) % 64];
+    if (!c->hex[0] || memcmp(c->ed, sender, 32) != 0) {
+        if (crypto_sign_ed25519_pk_to_curve25519(c->curve, sender) != 0) {
+            c->hex[0] = '\0';
             return 0;
         }
-        memcpy(t->cc[i].ed, sender, 32);
-        sodium_bin2hex(t->cc[i].hex, sizeof t->cc[i].hex, t->cc[i].curve, 32);
+        memcpy(c->ed, sender, 32);
+        sodium_bin2hex(c->hex, sizeof c->hex, c->curve, 32);
     }
-    memcpy(curve, t->cc[i].curve, 32);
-    return strcmp(uid, t->cc[i].hex) == 0;
+    memcpy(curve, c->curve, 32);
+    return strcmp(uid, c->hex) == 0;
 }
 
 /* Checks one payload frame. Returns the unpacked envelope (curve: the sender's CURVE key), or
