@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -144,9 +145,13 @@ int node_open(node_t *n, char *err, size_t errlen)
     if (identity_load_or_create(n->cfg.data, &n->id, &created, err, errlen) < 0)
         return -1;
     store_opts_t so = {.map_size = (size_t)n->cfg.map_size_mb << 20, .map_max = (size_t)n->cfg.map_max_mb << 20};
+    uint64_t t0 = clock_ms();
     n->st = store_open(n->cfg.data, &so, err, errlen);
     if (!n->st)
         return -1;
+    if (store_changes_backfilled(n->st))
+        log_info("change feed: %llu catalog entries stored before the change log existed added to it in %lld ms",
+                 (unsigned long long)store_changes_backfilled(n->st), (long long)(clock_ms() - t0));
     if (check_domain(n, err, errlen) < 0)
         return -1;
     n->cat = catalog_new(n->st, &n->id, n->cfg.domain);
