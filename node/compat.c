@@ -277,16 +277,12 @@ int compat_version_check(const compat_report_t *r, char *err, size_t errlen)
                  r->to_version, r->from_version);
         return -1;
     }
-    if (cmp == 0) {
-        if (r->n == 0)
-            return 0;   /* unchanged */
-        snprintf(err, errlen, "version: %s is already published with different content; raise "
-                 "the version (%zu change%s, %s bump needed)", r->from_version, r->n,
-                 r->n == 1 ? "" : "s", compat_bump_name(r->required ? r->required : 1));
-        return -1;
-    }
-    int step = semver_step(&a, &b);
+    if (cmp == 0 && r->n == 0)
+        return 0;   /* unchanged */
+    int step = cmp == 0 ? 0 : semver_step(&a, &b);   /* the same version: no step at all */
     int need = (int)r->required;   /* none 0, patch 1, minor 2, major 3 */
+    if (need == 0)
+        need = 1;   /* changes, even none needing a bump, are a new version */
     if (need == 3 && a.major == 0 && step >= 2)
         need = 2;   /* semver §4: anything may change while the major is 0 */
     if (step >= need)
@@ -304,7 +300,10 @@ int compat_version_check(const compat_report_t *r, char *err, size_t errlen)
     const char *what = need < 3 ? "change" : r->mode == COMPAT_NONE
                      ? "schema change under NONE (nothing is checked, so every one is major)"
                      : "breaking change under ";
-    snprintf(err, errlen, "version: %s%s (%s: %s) needs a %s version, e.g. %s, not %s", what,
+    char same[160] = "";
+    if (cmp == 0)
+        snprintf(same, sizeof same, "%.96s is already published with different content: ", r->from_version);
+    snprintf(err, errlen, "version: %s%s%s (%s: %s) needs a %s version, e.g. %s, not %s", same, what,
              need == 3 && r->mode != COMPAT_NONE ? compat_mode_name(r->mode) : "",
              c && c->path ? c->path : "?", c ? compat_kind_name(c->kind) : "?",
              compat_bump_name((compat_bump_t)need), next, r->to_version);

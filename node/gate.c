@@ -194,6 +194,33 @@ static void merge_report(json_t *rep, const compat_report_t *cr)
     json_decref(cj);
 }
 
+/* The refusal of a version not above the highest published one (hv, text highest); with the
+ * report, it names the first change needing the largest bump and a version that would do. */
+static node_code_t refuse_not_above(node_result_t *r, const char *version, const char *highest, const semver_t *hv,
+                                    const char *id, int same, const compat_report_t *cr)
+{
+    char need[320] = "";
+    const compat_change_t *c = NULL;
+    for (size_t i = 0; cr && i < cr->n && !c; i++)
+        if (cr->changes[i].bump == cr->required)
+            c = &cr->changes[i];
+    if (c) {
+        unsigned long long M = hv->major, mi = hv->minor, pa = hv->patch;
+        char next[96];
+        if (cr->required == COMPAT_BUMP_MAJOR && M > 0)
+            snprintf(next, sizeof next, "%llu.0.0", M + 1);
+        else if (cr->required >= COMPAT_BUMP_MINOR)
+            snprintf(next, sizeof next, "%llu.%llu.0", M, mi + 1);
+        else
+            snprintf(next, sizeof next, "%llu.%llu.%llu", M, mi, pa + 1);
+        snprintf(need, sizeof need, "; change (%s: %s)%s needs a %s version, e.g. %s", c->path ? c->path : "?",
+                 compat_kind_name(c->kind), cr->n > 1 ? " and others" : "", compat_bump_name(cr->required), next);
+    }
+    return refuse(r, NODE_REFUSED, "version_not_increased",
+                  "version: %s is not above %s, the highest published version of %s; versions only go up%s%s", version,
+                  highest, id, same ? " (the same version with other content is refused)" : "", need);
+}
+
 static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, int revive,
                             node_result_t *r, json_t *rep)
 {
@@ -251,14 +278,8 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
             best = hv;
             highest = v.rows[i].version;
         }
-    if (highest && semver_compare(&nv, &best) <= 0) {
-        code = refuse(r, NODE_REFUSED, "version_not_increased",
-                      "version: %s is not above %s, the highest published version of %s; versions only go up%s",
-                      m->version, highest, id,
-                      semver_compare(&nv, &best) == 0 ? " (the same version with other content is refused)" : "");
-        violation(rep, "version.monotonic", "version", r->detail);
-        goto out;
-    }
+    /* not above: refused below, with the report of what changed and the bump it needs */
+    int not_above = highest && semver_compare(&nv, &best) <= 0;
     /* Compatibility: against the latest version, or every retained one (_TRANSITIVE). */
     size_t k = 0;
     earlier = calloc(v.n ? v.n : 1, sizeof *earlier);
@@ -282,17 +303,24 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
         idx[k] = i;
         earlier[k++] = v.m[i];
     }
-    if (k == 0)
-        goto out;   /* nothing readable to compare with */
-    load_docs(id, &v, idx, k);
-    for (size_t j = 0; j < k; j++)
-        docs[j] = v.doc[idx[j]];
-    cr = compat_check_docs(earlier, docs, k, m, mode, err, sizeof err);
-    if (!cr) {
-        code = refuse(r, NODE_FAILED, "internal", "compatibility check: %s", err);
+    if (k > 0) {
+        load_docs(id, &v, idx, k);
+        for (size_t j = 0; j < k; j++)
+            docs[j] = v.doc[idx[j]];
+        cr = compat_check_docs(earlier, docs, k, m, mode, err, sizeof err);
+        if (!cr) {
+            code = refuse(r, NODE_FAILED, "internal", "compatibility check: %s", err);
+            goto out;
+        }
+        merge_report(rep, cr);
+    }
+    if (not_above) {
+        code = refuse_not_above(r, m->version, highest, &best, id, semver_compare(&nv, &best) == 0, cr);
+        violation(rep, "version.monotonic", "version", r->detail);
         goto out;
     }
-    merge_report(rep, cr);
+    if (!cr)
+        goto out;   /* nothing readable to compare with */
     if (compat_version_check(cr, err, sizeof err) != 0) {
         const char *kind = cr->compatible ? "version_not_increased" : "incompatible";
         code = refuse(r, NODE_REFUSED, kind, "%s", err);

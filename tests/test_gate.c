@@ -355,6 +355,58 @@ Test(gate, check_is_a_dry_run_with_exit_status)
     cr_assert_eq(catalog_seq(&n), 1, "check made an entry");
 }
 
+/* The manifest at version with status instead of active. */
+static char *with_status(const char *version, const char *status)
+{
+    char *m = manifest(version, "integer", NULL, NULL), *p = strstr(m, "status: active\n"), *t = NULL;
+    cr_assert_not_null(p);
+    cr_assert_gt(asprintf(&t, "%.*sstatus: %s\n%s", (int)(p - m), m, status, p + strlen("status: active\n")), 0);
+    free(m);
+    return t;
+}
+
+/* A lifecycle status change is a minor change (governance-anchors C.2): a patch bump, or none, is
+ * refused 422 with the report naming the change and the bump; trib check shows it and exits 1. */
+Test(gate, status_change_needs_a_minor_version)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    json_t *j;
+    char *v1 = manifest("1.0.0", "integer", NULL, NULL);
+    cr_assert_eq(publish(&n, v1, NULL, &j), 201, "%s", s_of(j, "detail"));
+    json_decref(j);
+    static const char *const refused[] = {"1.0.1", "1.0.0"};
+    for (size_t i = 0; i < 2; i++) {
+        char *dep = with_status(refused[i], "deprecated");
+        cr_assert_eq(publish(&n, dep, NULL, &j), 422, "deprecated at %s accepted", refused[i]);
+        cr_expect_str_eq(s_of(j, "error"), "version_not_increased");
+        cr_expect(strstr(s_of(j, "detail"), "(status: metadata_changed)") &&
+                  strstr(s_of(j, "detail"), "minor version, e.g. 1.1.0"), "%s", s_of(j, "detail"));
+        cr_expect_str_eq(s_of(j, "required_bump"), "minor", "at %s", refused[i]);
+        json_t *c = change_of(j, "status", "metadata_changed");
+        cr_expect_not_null(c, "the report names the status change (at %s)", refused[i]);
+        cr_expect_str_eq(s_of(c, "bump"), "minor");
+        cr_expect_str_eq(s_of(c, "from"), "active");
+        cr_expect_str_eq(s_of(c, "to"), "deprecated");
+        json_decref(j);
+        char file[512], *out = NULL, *err = NULL;
+        snprintf(file, sizeof file, "%s/dep.yaml", n.dir);
+        cr_assert_eq(h_write_file(file, dep, strlen(dep)), 0);
+        cr_expect_eq(h_trib(&n, NULL, &out, &err, "check", file, NULL), 1, "%s %s", out, err);
+        cr_expect(out && strstr(out, "status") && strstr(out, "metadata_changed") && strstr(out, "minor") &&
+                  strstr(out, "publish would be refused: version_not_increased"), "%s", out ? out : "");
+        free(out);
+        free(err);
+        free(dep);
+    }
+    cr_expect_eq(catalog_seq(&n), 1, "a refused publish made an entry");
+    char *ok = with_status("1.1.0", "deprecated");
+    cr_assert_eq(publish(&n, ok, NULL, &j), 200, "%s", s_of(j, "detail"));
+    json_decref(j);
+    free(ok);
+    free(v1);
+}
+
 Test(gate, bad_mode_is_refused_naming_its_line)
 {
     h_node_t n;
