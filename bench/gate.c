@@ -239,6 +239,21 @@ int main(int argc, char **argv)
             publish_on(&node, "new", 0, VERSIONS, 1);
         printf("GATE_PROFILE: %d dry runs (new product, no policy): %.0f us CPU each\n", reps,
                (double)(cpu_ns() - p0) / 1e3 / reps);
+        const char *kind[3] = {"publish policy + versions", "publish versions, no policy", "publish new, no policy"};
+        for (int w = 0; w < 3; w++) {
+            p0 = cpu_ns();
+            for (int i = 0; i < reps / 10; i++) {
+                char nm[32];
+                snprintf(nm, sizeof nm, "n%d", i);
+                if (w == 0)
+                    publish_on(&pnode, "x1", VERSIONS + i, VERSIONS, 0);
+                else if (w == 1)
+                    publish_on(&node, "x1", VERSIONS + i, VERSIONS, 0);
+                else
+                    publish_on(&node, nm, 0, VERSIONS, 0);
+            }
+            printf("GATE_PROFILE: %d %s: %.0f us CPU each\n", reps / 10, kind[w], (double)(cpu_ns() - p0) / 1e3 / (reps / 10));
+        }
         policy_node_stop(&pnode);
         node_close(&pnode);
         node_close(&node);

@@ -707,7 +707,7 @@ static void diff_key_order(clist_t *l, const json_t *os, const json_t *ns)
  * for a manifest node/manifest.c parsed), else one built from the Manifest's fields (name,
  * logicalType, required, primaryKey, description), which are what records are validated
  * against. */
-static json_t *schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
+json_t *compat_schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
 {
     json_t *arr = json_array(), *ds = json_object_get(doc, "schema");
     if (arr == NULL) {
@@ -739,12 +739,22 @@ static json_t *schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
     return arr;
 }
 
-void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc)
+void compat_side_init_prepared(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc, json_t *schema)
 {
     s->m = m;
+    if (schema != NULL && (m == NULL || doc != NULL)) {   /* prepared: nothing to parse or build */
+        s->doc = doc != NULL ? json_incref(doc) : NULL;
+        s->schema = json_incref(schema);
+        return;
+    }
     /* NULL without one: the Manifest's fields still count */
     s->doc = doc != NULL ? json_incref(doc) : manifest_document(m);
-    s->schema = schema_of(l, m, s->doc);
+    s->schema = schema != NULL ? json_incref(schema) : compat_schema_of(l, m, s->doc);
+}
+
+void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc)
+{
+    compat_side_init_prepared(l, s, m, doc, NULL);
 }
 
 void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m)

@@ -43,6 +43,10 @@ typedef struct {
 void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m);
 /* The same with m's document already parsed (borrowed; NULL: parse it). */
 void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc);
+/* The same with the schema too (borrowed; NULL: built from m and doc). m may be NULL with a schema
+ * (an older version of a transitive check, compared on its schema only). */
+void compat_side_init_prepared(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc, json_t *schema);
+json_t *compat_schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc);
 void compat_side_clear(side_t *s);
 
 /* Appends to l every change from os (the earlier version) to ns, with its backward and forward

@@ -666,7 +666,7 @@ void policy_node_stop(node_t *n)
 
 /* ================================================================ at publish */
 
-node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_result_t *r)
+node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const json_t *raw, node_result_t *r)
 {
     struct policy_node *p = n->policy;
     if (!p)
@@ -676,9 +676,21 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
     const policy_set_t *ps = policy_store_get_at(p->store, now, &info, NULL);
     if (!ps)
         return NODE_OK;
-    catch_up(p, m->domain);   /* this product's history up to the last entry written here */
     char id[STORE_ID_MAX];
     snprintf(id, sizeof id, "%s/%s", m->domain, m->name);
+    /* this product's history up to the last entry written here: the compliance thread usually
+     * has it already (its latest entry, a manifest, judged), and a new product has none; else
+     * the publish catches the domain's log up itself */
+    store_product_t sp;
+    int rc = store_product_get(n->st, id, &sp), known = rc == STORE_NOTFOUND;
+    if (rc == 0 && sp.last_seq == sp.manifest_seq) {
+        pthread_mutex_lock(&p->mu);
+        prod_t *k = find_locked(p, id);
+        known = k && k->manifest_seq == sp.manifest_seq;
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (!known)
+        catch_up(p, m->domain);
     policy_ctx_t ctx = { .now_ms = now };
     char prev[16] = "";
     pthread_mutex_lock(&p->mu);
@@ -690,7 +702,7 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
         ctx.prev_status_since_ms = x->status_ms;
     }
     pthread_mutex_unlock(&p->mu);
-    json_t *doc = policy_doc_of(m);
+    json_t *doc = raw ? policy_doc_from(m, raw) : policy_doc_of(m);
     policy_report_t rep = { 0 };
     node_code_t code = NODE_OK;
     if (!doc || policy_eval(ps, doc, &ctx, &rep) != 0) {
