@@ -239,6 +239,16 @@ int main(int argc, char **argv)
             publish_on(&node, "new", 0, VERSIONS, 1);
         printf("GATE_PROFILE: %d dry runs (new product, no policy): %.0f us CPU each\n", reps,
                (double)(cpu_ns() - p0) / 1e3 / reps);
+        for (int w = 0; w < 2; w++) {   /* each product once: version 1.20.0 */
+            p0 = cpu_ns();
+            for (int i = 0; i < k; i++) {
+                char x[32];
+                snprintf(x, sizeof x, "x%d", i);
+                publish_on(w ? &node : &pnode, x, VERSIONS, VERSIONS, 0);
+            }
+            printf("GATE_PROFILE: %d products at 1.20.0, %s: %.0f us CPU each\n", k, w ? "no policy" : "policy",
+                   (double)(cpu_ns() - p0) / 1e3 / k);
+        }
         const char *kind[3] = {"publish policy + versions", "publish versions, no policy", "publish new, no policy"};
         for (int w = 0; w < 3; w++) {
             p0 = cpu_ns();

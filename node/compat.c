@@ -175,7 +175,7 @@ json_t *compat_schema(const Trib__Manifest *m, json_t *doc)
 {
     clist_t l = {0};
     json_t *own = doc != NULL ? NULL : manifest_document(m);
-    json_t *s = m != NULL ? compat_schema_of(&l, m, doc != NULL ? doc : own) : NULL;
+    json_t *s = m != NULL ? compat_prepare(&l, m, doc != NULL ? doc : own) : NULL;
     json_decref(own);
     if (l.oom) {
         json_decref(s);

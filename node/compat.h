@@ -114,15 +114,15 @@ typedef struct {
     const Trib__Manifest *m;   /* required for the latest; an older one may be NULL when schema is given */
     const char *version;       /* NULL: m->version */
     json_t *doc;               /* m's manifest_document, borrowed, or NULL to parse it here */
-    json_t *schema;            /* compat_schema of it, borrowed, or NULL to build it here */
+    json_t *schema;            /* compat_schema of it (opaque), borrowed, or NULL to build it here */
 } compat_version_t;
 
 /* compat_check_docs with prepared versions, and next's document already parsed (next_doc,
  * borrowed; NULL: parse it). */
 compat_report_t *compat_check_versions(const compat_version_t *earlier, size_t n, const Trib__Manifest *next,
                                        json_t *next_doc, compat_mode_t mode, char *err, size_t errlen);
-/* The schema a check compares for m (doc: its document, or NULL): a new reference, NULL when out
- * of memory. For callers caching prepared versions. */
+/* What a check compares of m (doc: its document, or NULL): its schema, prepared (an opaque JSON
+ * value), a new reference, NULL when out of memory. For callers caching prepared versions. */
 json_t *compat_schema(const Trib__Manifest *m, json_t *doc);
 void compat_report_free(compat_report_t **rp);   /* accepts NULL and *rp == NULL */
 
