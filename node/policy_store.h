@@ -85,8 +85,10 @@ policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *er
 void policy_store_close(policy_store_t **sp);
 
 /* The one door for signed sets: refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
- * one whose version is not above the set in force, one whose tests fail; otherwise persists it
- * and puts it in force (0). ch NULL: POLICY_REFUSED_OPEN (open mode has no governance keys). */
+ * one whose version is not above the set in force (STALE; CONFLICT for another body of that
+ * version losing the tie), one whose tests fail; otherwise persists it and puts it in force (0:
+ * also another body of the version in force winning the tie). ch NULL: POLICY_REFUSED_OPEN (open
+ * mode has no governance keys). */
 int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                  size_t errlen);
 /* What policy_offer would say, without installing anything: 0 or POLICY_REFUSED_* with err. */
@@ -94,8 +96,9 @@ int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, cons
                        size_t errlen);
 /* A verified set older than the one in force, not yet held (a peer's, arriving after a newer
  * one): added to the history only (persisted; the generation increases, so entries of its time
- * are judged again). 0, or POLICY_REFUSED_* with err (STALE: in force or held already, or older
- * than the whole history kept). */
+ * are judged again); another body of a version held there replaces it when it wins the tie.
+ * 0, or POLICY_REFUSED_* with err (STALE: in force or held already, or older than the whole
+ * history kept; CONFLICT: another body of a held version, losing the tie). */
 int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                              size_t errlen);
 /* Open mode: the operator's YAML (tests must pass; version above the one in force unless
