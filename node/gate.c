@@ -151,6 +151,14 @@ done:
     pthread_mutex_unlock(&cache_mu);
 }
 
+void gate_published(node_t *n, const char *id, uint64_t seq, const Trib__Manifest *m, json_t *doc)
+{
+    json_t *sc = doc ? compat_schema(m, doc) : NULL;
+    if (sc)
+        cache_put(n->cache_id, id, seq, doc, sc);
+    json_decref(sc);
+}
+
 /* The document and schema of m (id's entry at seq), cached: 0 with new references, -1 when m has
  * no document or memory ran out. */
 static int prepared_of(uint64_t node, const char *id, uint64_t seq, const Trib__Manifest *m, json_t **doc,

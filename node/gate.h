@@ -39,6 +39,10 @@ void gate_versions_free(gate_versions_t *v);
 node_code_t gate_check(node_t *n, const char *id, const Trib__Manifest *m, json_t *doc, int revive,
                        node_result_t *r, json_t **report);
 
+/* Manifest m (doc: its document, borrowed) was just stored as id's entry at catalog seq: the next
+ * check of id compares with it without reading or parsing it again. */
+void gate_published(node_t *n, const char *id, uint64_t seq, const Trib__Manifest *m, json_t *doc);
+
 /* GET /v1/products/{id}/history: {"id","versions":[{"version","seq","time_ms","signer",
  * "change_class","breaking","mode"}]} (change_class: initial|patch|minor|major against the
  * version before). NULL with *status (404/500) and err. */

@@ -335,6 +335,7 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
         fail(r, publish_failed(), "publish_failed", "%s", err);
         goto out;
     }
+    gate_published(n, id, r->catalog_seq, m, doc);
     announce(n, signed_bytes, signed_len);
     metrics_published();
     log_info("published %s version %s as catalog seq %" PRIu64, id, m->version, r->catalog_seq);
