@@ -3,8 +3,8 @@
  * Usage: policy TRIB_BINARY     (env POLICY_N products for the re-check, default 10000;
  *                                POLICY_PUBS publishes per side of the ratio, default 400)
  *
- * Owns: a generated 50-rule set (required, regex, enum, field_rule, compatibility, transition
- * rules over a realistic manifest), and three measurements, each printed as a figure with what
+ * Owns: three measurements of the generated 50-rule set (bench/policyset.h, shared with
+ * bench/gate.c's combined mode), each printed as a figure with what
  * it is beside:
  *   1. in process: one evaluation of a manifest against the 50 rules (microseconds);
  *   2. publish with the 50-rule set beside publish with none: two real agents, the same
@@ -20,50 +20,15 @@
 #include <stdatomic.h>
 
 #include "bench/bench.h"
+#include "bench/policyset.h"
 #include "node/policy.h"
 
-#define NRULES 50
 #define CLIENTS 8
 
 static const char *trib_bin, *tmp;
 static int base_port, lock_fd;
 
 /* ------------------------------------------------------------------ the set and manifests */
-
-static char *make_set(int version)
-{
-    size_t cap = 64 << 10, off = 0;
-    char *s = malloc(cap);
-    off += (size_t)snprintf(s + off, cap - off, "version: %d\nrules:\n", version);
-    static const char *const req[] = { "owners.business", "owners.technical", "description.purpose", "title",
-                                       "version", "schema", "tags", "classification" };
-    int r = 0;
-    for (; r < 16; r++)
-        off += (size_t)snprintf(s + off, cap - off, "  - {id: req%d, severity: %s, type: required, paths: [%s]}\n", r,
-                                r % 2 ? "warning" : "error", req[r % 8]);
-    for (; r < 32; r++)
-        off += (size_t)snprintf(s + off, cap - off,
-                                "  - {id: re%d, severity: warning, type: regex, path: '%s', pattern: '%s'}\n", r,
-                                r % 2 ? "schema[*].name" : "owners.*",
-                                r % 2 ? "^[a-z][a-z0-9_]{0,62}$" : "^[A-Za-z0-9._%%+-]+@[A-Za-z0-9.-]+\\.[a-z]{2,}$");
-    for (; r < 40; r++)
-        off += (size_t)snprintf(s + off, cap - off,
-                                "  - {id: en%d, severity: error, type: enum, path: classification, "
-                                "values: [public, internal, confidential, restricted]}\n", r);
-    for (; r < 46; r++)
-        off += (size_t)snprintf(s + off, cap - off,
-                                "  - {id: fr%d, severity: warning, type: field_rule, when: {name_regex: '(email|phone|iban)'}, "
-                                "require: {tags_any: [pii], classification_min: confidential}}\n", r);
-    for (; r < 48; r++)
-        off += (size_t)snprintf(s + off, cap - off,
-                                "  - {id: tr%d, severity: error, type: transition, from: deprecated, to: retired, "
-                                "min_age: P60D}\n", r);
-    for (; r < NRULES; r++)
-        off += (size_t)snprintf(s + off, cap - off, "  - {id: co%d, severity: error, type: compatibility, mode: %s}\n",
-                                r, version > 1 ? "BACKWARD" : "NONE");
-    snprintf(s + off, cap - off, "tests:\n  - manifest: {name: x}\n    expect: {fail: [req0]}\n");
-    return s;
-}
 
 static int manifest(char *out, size_t cap, const char *name, int minor)
 {

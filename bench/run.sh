@@ -43,7 +43,8 @@ report() {
   bench "chartered" "$BUILD/bench/fed" "$BUILD/trib" chartered ${FED_CHARTER_N:-20}
   bench "data" "$BUILD/bench/data" "$BUILD/trib" "$BUILD/bench"
   bench "publish" "$BUILD/bench/publish" "$BUILD/trib"
-  # issue 12: publish with a compatibility check against 20 earlier versions beside one with none
+  # issue 12: publish with a compatibility check against 20 earlier versions beside one with none; COMBINED:
+  # with the 50-rule policy set too, in the same run (target <= 1.5x); the change log fill at open
   bench "publish gate" "$BUILD/bench/gate" ${GATE_K:-50}
   bench "HTTP idle connections" "$BUILD/bench/http_conns" "$BUILD/trib"
   # issue 10 groundwork: verifying 1,000 domain certificates and 10,000 manifests at bootstrap

@@ -143,6 +143,8 @@ json_t *changes_event(node_t *n, uint64_t seq, const void *raw, size_t len)
         }
         catalog_event(n, ev, domain, (uint64_t)json_integer_value(json_object_get(row, "seq")), product,
                       json_is_true(json_object_get(row, "tombstone")));
+        if (json_is_true(json_object_get(row, "backfill")))   /* recorded at open, after the fact */
+            json_object_set_new(ev, "backfilled", json_true());
     } else {
         json_object_update_missing(ev, row);
         json_object_del(ev, "type");

@@ -19,7 +19,8 @@ uint64_t changes_note(node_t *n, const char *event, const char *product, json_t 
 
 /* The feed event of log row seq (raw: the stored bytes), or NULL when the row cannot be read.
  * {"seq", "event", "product"?, "domain"?, "version"?, "previous"?, "change_class"?, "breaking"?,
- *  "catalog_seq"?, "time_ms"?, ...}. A new reference. */
+ *  "catalog_seq"?, "time_ms"?, "backfilled"? (true: a row store_open added for an entry stored
+ *  before the log existed, after the rows it had), ...}. A new reference. */
 json_t *changes_event(node_t *n, uint64_t seq, const void *raw, size_t len);
 
 /* Appends to buf (*len of *cap, realloc'd) the NDJSON lines of the events from seq from on, at

@@ -39,8 +39,15 @@ int compat_mode_parse(const char *s, compat_mode_t *out)
 
 int compat_manifest_mode(const Trib__Manifest *m, compat_mode_t *out, char *err, size_t errlen)
 {
-    *out = COMPAT_DEFAULT_MODE;
     json_t *doc = manifest_document(m);
+    int rc = compat_doc_mode(doc, out, err, errlen);
+    json_decref(doc);
+    return rc;
+}
+
+int compat_doc_mode(const json_t *doc, compat_mode_t *out, char *err, size_t errlen)
+{
+    *out = COMPAT_DEFAULT_MODE;
     const json_t *v = json_object_get(doc, "compatibility");
     int rc = 0;
     if (v != NULL && !json_is_null(v) &&
@@ -53,7 +60,6 @@ int compat_manifest_mode(const Trib__Manifest *m, compat_mode_t *out, char *err,
         *out = COMPAT_DEFAULT_MODE;
         rc = -1;
     }
-    json_decref(doc);
     return rc;
 }
 
@@ -153,6 +159,39 @@ compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t 
                                    const Trib__Manifest *next, compat_mode_t mode,
                                    char *err, size_t errlen)
 {
+    compat_version_t *ev = calloc(n ? n : 1, sizeof *ev);
+    if (ev == NULL) {
+        snprintf(err, errlen, "out of memory comparing manifests");
+        return NULL;
+    }
+    for (size_t i = 0; earlier != NULL && i < n; i++)
+        ev[i] = (compat_version_t){.m = earlier[i], .doc = docs ? docs[i] : NULL};
+    compat_report_t *r = compat_check_versions(earlier ? ev : NULL, n, next, NULL, mode, err, errlen);
+    free(ev);
+    return r;
+}
+
+json_t *compat_schema(const Trib__Manifest *m, json_t *doc)
+{
+    clist_t l = {0};
+    json_t *own = doc != NULL ? NULL : manifest_document(m);
+    json_t *s = m != NULL ? compat_prepare(&l, m, doc != NULL ? doc : own) : NULL;
+    json_decref(own);
+    if (l.oom) {
+        json_decref(s);
+        return NULL;
+    }
+    return s;
+}
+
+static const char *version_of(const compat_version_t *v)
+{
+    return v->version ? v->version : v->m && v->m->version ? v->m->version : "";
+}
+
+compat_report_t *compat_check_versions(const compat_version_t *earlier, size_t n, const Trib__Manifest *next,
+                                       json_t *next_doc, compat_mode_t mode, char *err, size_t errlen)
+{
     if (n == 0 || earlier == NULL || next == NULL) {
         snprintf(err, errlen, "nothing to compare with: no earlier version");
         return NULL;
@@ -162,22 +201,23 @@ compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t 
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        if (earlier[i] == NULL || !compat_str_eq(earlier[i]->domain, next->domain) ||
-            !compat_str_eq(earlier[i]->name, next->name)) {
+        if ((earlier[i].m == NULL && (i + 1 == n || earlier[i].schema == NULL)) ||
+            (earlier[i].m != NULL && (!compat_str_eq(earlier[i].m->domain, next->domain) ||
+                                      !compat_str_eq(earlier[i].m->name, next->name)))) {
             snprintf(err, errlen, "earlier version %zu is not %s/%s", i,
                      next->domain ? next->domain : "", next->name ? next->name : "");
             return NULL;
         }
     clist_t out = {0};
-    const Trib__Manifest *latest = earlier[n - 1];
+    const compat_version_t *latest = &earlier[n - 1];
     side_t ns, os;
-    compat_side_init(&out, &ns, next);
-    compat_side_init_doc(&out, &os, latest, docs ? docs[n - 1] : NULL);
+    compat_side_init_doc(&out, &ns, next, next_doc);
+    compat_side_init_prepared(&out, &os, latest->m, latest->doc, latest->schema);
     compat_diff_manifests(&out, &os, &ns);
     compat_side_clear(&os);
     for (size_t i = 0; i < out.n; i++) {
         out.v[i].breaking = breaks(mode, out.v[i].backward, out.v[i].forward);
-        add_against(&out, &out.v[i], latest->version ? latest->version : "");
+        add_against(&out, &out.v[i], version_of(latest));
     }
     json_t *ix = is_transitive(mode) ? json_object() : NULL;   /* change key -> index in out */
     if (is_transitive(mode) && ix == NULL)
@@ -186,8 +226,8 @@ compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t 
         index_put(&out, ix, i);
     for (size_t v = n - 1; ix != NULL && v-- > 0 && !out.oom;) {
         clist_t old = {0};
-        const char *ver = earlier[v]->version ? earlier[v]->version : "";
-        compat_side_init_doc(&old, &os, earlier[v], docs ? docs[v] : NULL);
+        const char *ver = version_of(&earlier[v]);
+        compat_side_init_prepared(&old, &os, earlier[v].m, earlier[v].doc, earlier[v].schema);
         compat_diff_schema(&old, &os, &ns);   /* only schema changes can break the mode */
         compat_side_clear(&os);
         for (size_t i = 0; i < old.n && !old.oom && !out.oom; i++) {
@@ -224,7 +264,7 @@ compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t 
         r->compatible = 1;
         r->changes = out.v;
         r->n = out.n;
-        r->from_version = clist_strdup(&out, latest->version ? latest->version : "");
+        r->from_version = clist_strdup(&out, version_of(latest));
         r->to_version = clist_strdup(&out, next->version ? next->version : "");
         for (size_t i = 0; i < r->n; i++) {
             compat_change_t *c = &r->changes[i];
@@ -277,16 +317,12 @@ int compat_version_check(const compat_report_t *r, char *err, size_t errlen)
                  r->to_version, r->from_version);
         return -1;
     }
-    if (cmp == 0) {
-        if (r->n == 0)
-            return 0;   /* unchanged */
-        snprintf(err, errlen, "version: %s is already published with different content; raise "
-                 "the version (%zu change%s, %s bump needed)", r->from_version, r->n,
-                 r->n == 1 ? "" : "s", compat_bump_name(r->required ? r->required : 1));
-        return -1;
-    }
-    int step = semver_step(&a, &b);
+    if (cmp == 0 && r->n == 0)
+        return 0;   /* unchanged */
+    int step = cmp == 0 ? 0 : semver_step(&a, &b);   /* the same version: no step at all */
     int need = (int)r->required;   /* none 0, patch 1, minor 2, major 3 */
+    if (need == 0)
+        need = 1;   /* changes, even none needing a bump, are a new version */
     if (need == 3 && a.major == 0 && step >= 2)
         need = 2;   /* semver §4: anything may change while the major is 0 */
     if (step >= need)
@@ -304,7 +340,10 @@ int compat_version_check(const compat_report_t *r, char *err, size_t errlen)
     const char *what = need < 3 ? "change" : r->mode == COMPAT_NONE
                      ? "schema change under NONE (nothing is checked, so every one is major)"
                      : "breaking change under ";
-    snprintf(err, errlen, "version: %s%s (%s: %s) needs a %s version, e.g. %s, not %s", what,
+    char same[160] = "";
+    if (cmp == 0)
+        snprintf(same, sizeof same, "%.96s is already published with different content: ", r->from_version);
+    snprintf(err, errlen, "version: %s%s%s (%s: %s) needs a %s version, e.g. %s, not %s", same, what,
              need == 3 && r->mode != COMPAT_NONE ? compat_mode_name(r->mode) : "",
              c && c->path ? c->path : "?", c ? compat_kind_name(c->kind) : "?",
              compat_bump_name((compat_bump_t)need), next, r->to_version);

@@ -108,6 +108,22 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
 compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t *const *docs, size_t n,
                                    const Trib__Manifest *next, compat_mode_t mode,
                                    char *err, size_t errlen);
+/* One earlier version as a caller may have prepared it (node/gate.c caches doc and schema by
+ * catalog seq: an entry never changes; nothing given is modified here). */
+typedef struct {
+    const Trib__Manifest *m;   /* required for the latest; an older one may be NULL when schema is given */
+    const char *version;       /* NULL: m->version */
+    json_t *doc;               /* m's manifest_document, borrowed, or NULL to parse it here */
+    json_t *schema;            /* compat_schema of it (opaque), borrowed, or NULL to build it here */
+} compat_version_t;
+
+/* compat_check_docs with prepared versions, and next's document already parsed (next_doc,
+ * borrowed; NULL: parse it). */
+compat_report_t *compat_check_versions(const compat_version_t *earlier, size_t n, const Trib__Manifest *next,
+                                       json_t *next_doc, compat_mode_t mode, char *err, size_t errlen);
+/* What a check compares of m (doc: its document, or NULL): its schema, prepared (an opaque JSON
+ * value), a new reference, NULL when out of memory. For callers caching prepared versions. */
+json_t *compat_schema(const Trib__Manifest *m, json_t *doc);
 void compat_report_free(compat_report_t **rp);   /* accepts NULL and *rp == NULL */
 
 /* The version rule for publishing next after the report's latest version: 0, or -1 with err:
@@ -137,6 +153,8 @@ const char *compat_mode_name(compat_mode_t m);
  * COMPAT_DEFAULT_MODE when it has none. -1 with err (and *out the default) for anything else:
  * "compatibility: \"backward\" is not a mode; expected one of BACKWARD, ...". */
 int compat_manifest_mode(const Trib__Manifest *m, compat_mode_t *out, char *err, size_t errlen);
+/* The same from the manifest's document already parsed (NULL: none, the default). */
+int compat_doc_mode(const json_t *doc, compat_mode_t *out, char *err, size_t errlen);
 const char *compat_bump_name(compat_bump_t b);   /* "none" "patch" "minor" "major" */
 const char *compat_kind_name(compat_kind_t k);   /* "field_added_optional", "type_changed" ... */
 

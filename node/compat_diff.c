@@ -586,11 +586,12 @@ static void field_removed(clist_t *l, const char *path, const json_t *p)
 }
 
 /* Two property lists (arrays of mappings; anything else counts as empty), matched by name. */
-static void diff_props(clist_t *l, const char *prefix, const json_t *oa, const json_t *na,
-                       int depth)
+/* diff_props with the two lists' indexes given (borrowed; NULL: built here). */
+static void diff_props_ix(clist_t *l, const char *prefix, const json_t *oa, const json_t *na, json_t *oix,
+                          json_t *nix, int depth)
 {
-    json_t *oi = prop_index(l, json_is_array(oa) ? oa : NULL);
-    json_t *ni = prop_index(l, json_is_array(na) ? na : NULL);
+    json_t *oi = oix ? json_incref(oix) : prop_index(l, json_is_array(oa) ? oa : NULL);
+    json_t *ni = nix ? json_incref(nix) : prop_index(l, json_is_array(na) ? na : NULL);
     if (oi == NULL || ni == NULL)
         goto out;
     size_t i;
@@ -625,6 +626,12 @@ static void diff_props(clist_t *l, const char *prefix, const json_t *oa, const j
 out:
     json_decref(oi);
     json_decref(ni);
+}
+
+static void diff_props(clist_t *l, const char *prefix, const json_t *oa, const json_t *na,
+                       int depth)
+{
+    diff_props_ix(l, prefix, oa, na, NULL, NULL, depth);
 }
 
 /* The key's fields in key order ("a, b"): by primaryKeyPosition where given (ODCS counts from
@@ -707,7 +714,7 @@ static void diff_key_order(clist_t *l, const json_t *os, const json_t *ns)
  * for a manifest node/manifest.c parsed), else one built from the Manifest's fields (name,
  * logicalType, required, primaryKey, description), which are what records are validated
  * against. */
-static json_t *schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
+json_t *compat_schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
 {
     json_t *arr = json_array(), *ds = json_object_get(doc, "schema");
     if (arr == NULL) {
@@ -739,12 +746,41 @@ static json_t *schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
     return arr;
 }
 
-void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc)
+void compat_side_init_prepared(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc, json_t *prep)
 {
     s->m = m;
+    s->index = NULL;
+    if (prep != NULL && (m == NULL || doc != NULL)) {   /* prepared: nothing to parse or build */
+        s->doc = doc != NULL ? json_incref(doc) : NULL;
+        s->schema = json_incref(json_object_get(prep, "schema"));
+        s->index = json_incref(json_object_get(prep, "index"));
+        return;
+    }
     /* NULL without one: the Manifest's fields still count */
     s->doc = doc != NULL ? json_incref(doc) : manifest_document(m);
-    s->schema = schema_of(l, m, s->doc);
+    s->schema = prep != NULL ? json_incref(json_object_get(prep, "schema")) : compat_schema_of(l, m, s->doc);
+    s->index = prep != NULL ? json_incref(json_object_get(prep, "index")) : NULL;
+    if (s->index == NULL && json_is_array(s->schema))   /* built once: a check diffs it many times */
+        s->index = prop_index(l, s->schema);
+}
+
+json_t *compat_prepare(clist_t *l, const Trib__Manifest *m, const json_t *doc)
+{
+    json_t *schema = compat_schema_of(l, m, doc), *ix = schema ? prop_index(l, schema) : NULL;
+    json_t *p = schema && ix ? json_pack("{s:o,s:o}", "schema", schema, "index", ix) : NULL;
+    if (p == NULL) {
+        if (!schema || !ix) {
+            json_decref(schema);
+            json_decref(ix);
+        }
+        l->oom = 1;
+    }
+    return p;
+}
+
+void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc)
+{
+    compat_side_init_prepared(l, s, m, doc, NULL);
 }
 
 void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m)
@@ -756,6 +792,7 @@ void compat_side_clear(side_t *s)
 {
     json_decref(s->doc);
     json_decref(s->schema);
+    json_decref(s->index);
     memset(s, 0, sizeof *s);
 }
 
@@ -768,7 +805,7 @@ static int skip_top(const char *k)
 void compat_diff_schema(clist_t *l, const side_t *os, const side_t *ns)
 {
     if (os->schema != NULL && ns->schema != NULL && !json_equal(os->schema, ns->schema)) {
-        diff_props(l, "schema", os->schema, ns->schema, 0);
+        diff_props_ix(l, "schema", os->schema, ns->schema, os->index, ns->index, 0);
         diff_key_order(l, os->schema, ns->schema);
     }
 }

@@ -38,11 +38,20 @@ void compat_change_clear(compat_change_t *c);    /* frees its strings and zeroes
 typedef struct {
     const Trib__Manifest *m;
     json_t *doc, *schema;
+    json_t *index;       /* the schema's properties by name, built once (prepared sides bring it) */
 } side_t;
 
 void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m);
 /* The same with m's document already parsed (borrowed; NULL: parse it). */
 void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc);
+/* The same with the prepared schema too (prep: compat_prepare's, borrowed; NULL: built from m and
+ * doc). m may be NULL with prep (an older version of a transitive check, compared on its schema
+ * only). */
+void compat_side_init_prepared(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc, json_t *prep);
+/* {"schema": the schema as compared, "index": its properties by name}: what compat_schema gives
+ * callers to cache. NULL (l->oom) when out of memory. */
+json_t *compat_prepare(clist_t *l, const Trib__Manifest *m, const json_t *doc);
+json_t *compat_schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc);
 void compat_side_clear(side_t *s);
 
 /* Appends to l every change from os (the earlier version) to ns, with its backward and forward

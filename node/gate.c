@@ -38,46 +38,144 @@ static int collect(void *ctx, const store_version_t *row)
     return 0;
 }
 
-/* Parsed documents of catalog entries, by (domain, seq): direct-mapped, immutable values shared
- * by reference (jansson's reference counts are atomic; nothing modifies a cached document). */
-#define DOC_CACHE 1024
+/* The versions of recently checked products as a check compares them: each entry's parsed
+ * document and schema (compat_schema), by product and catalog seq. Values are immutable and
+ * shared by reference (jansson's reference counts are atomic; nothing modifies a cached value).
+ * A publish checked against 20 earlier versions then neither reads nor parses the older ones
+ * again. Bounded: CACHE_PRODUCTS products in all, the newest CACHE_VERSIONS versions of each,
+ * CACHE_NODE_VERSIONS versions per node (a domain of 100 products of 20 versions fits; the
+ * least recently checked product leaves first). */
+#define CACHE_PRODUCTS 256
+#define CACHE_VERSIONS 64
+#define CACHE_NODE_VERSIONS 2048
 static struct {
-    char domain[64];
-    uint64_t seq;
-    json_t *doc;
-} doc_cache[DOC_CACHE];
-static pthread_mutex_t doc_mu = PTHREAD_MUTEX_INITIALIZER;
+    uint64_t node;                 /* node_t.cache_id: nodes in one process do not share entries */
+    char id[STORE_ID_MAX];
+    uint64_t used;                 /* cache_clock when last looked at */
+    size_t n;
+    struct {
+        uint64_t seq;
+        json_t *doc, *schema;
+    } v[CACHE_VERSIONS];           /* ascending seq */
+} cache[CACHE_PRODUCTS];
+static uint64_t cache_clock;
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static size_t doc_slot(const char *domain, uint64_t seq)
+/* The slot of node's product id, or -1. */
+static int cache_find_locked(uint64_t node, const char *id)
 {
-    uint64_t h = 1469598103934665603ull ^ seq;
-    for (const unsigned char *p = (const unsigned char *)domain; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return (size_t)(h % DOC_CACHE);
+    for (int i = 0; i < CACHE_PRODUCTS; i++)
+        if (cache[i].used && cache[i].node == node && strcmp(cache[i].id, id) == 0)
+            return i;
+    return -1;
 }
 
-/* The document of m (entry domain|seq): a new reference, or NULL when it has none. */
-static json_t *doc_of(const char *domain, uint64_t seq, const Trib__Manifest *m)
+/* The cached document and schema of id's entry at seq (new references): 1, or 0 when not cached. */
+static int cache_get(uint64_t node, const char *id, uint64_t seq, json_t **doc, json_t **schema)
 {
-    size_t i = doc_slot(domain, seq);
-    json_t *d = NULL;
-    pthread_mutex_lock(&doc_mu);
-    if (doc_cache[i].doc && doc_cache[i].seq == seq && strcmp(doc_cache[i].domain, domain) == 0)
-        d = json_incref(doc_cache[i].doc);
-    pthread_mutex_unlock(&doc_mu);
-    if (d)
-        return d;
-    d = manifest_document(m);
-    if (!d)
-        return NULL;
-    pthread_mutex_lock(&doc_mu);
-    json_t *old = doc_cache[i].doc;
-    snprintf(doc_cache[i].domain, sizeof doc_cache[i].domain, "%s", domain);
-    doc_cache[i].seq = seq;
-    doc_cache[i].doc = json_incref(d);
-    pthread_mutex_unlock(&doc_mu);
-    json_decref(old);
-    return d;
+    int hit = 0;
+    pthread_mutex_lock(&cache_mu);
+    int p = cache_find_locked(node, id);
+    if (p >= 0) {
+        cache[p].used = ++cache_clock;
+        for (size_t i = 0; i < cache[p].n && !hit; i++)
+            if (cache[p].v[i].seq == seq) {
+                *doc = json_incref(cache[p].v[i].doc);
+                *schema = json_incref(cache[p].v[i].schema);
+                hit = 1;
+            }
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return hit;
+}
+
+static void cache_empty_locked(int p)
+{
+    for (size_t i = 0; i < cache[p].n; i++) {
+        json_decref(cache[p].v[i].doc);
+        json_decref(cache[p].v[i].schema);
+    }
+    cache[p].n = 0;
+    cache[p].used = 0;
+}
+
+static void cache_put(uint64_t node, const char *id, uint64_t seq, json_t *doc, json_t *schema)
+{
+    pthread_mutex_lock(&cache_mu);
+    size_t held = 0;   /* node's versions: over its budget, its least recently used products leave */
+    for (int i = 0; i < CACHE_PRODUCTS; i++)
+        held += cache[i].used && cache[i].node == node ? cache[i].n : 0;
+    while (held >= CACHE_NODE_VERSIONS) {
+        int lru = -1;
+        for (int i = 0; i < CACHE_PRODUCTS; i++)
+            if (cache[i].used && cache[i].node == node && strcmp(cache[i].id, id) != 0 &&
+                (lru < 0 || cache[i].used < cache[lru].used))
+                lru = i;
+        if (lru < 0)
+            break;
+        held -= cache[lru].n;
+        cache_empty_locked(lru);
+    }
+    int p = cache_find_locked(node, id);
+    if (p < 0) {   /* a free slot, else the least recently used one, emptied */
+        p = 0;
+        for (int i = 1; i < CACHE_PRODUCTS; i++)
+            if (cache[i].used < cache[p].used)
+                p = i;
+        cache_empty_locked(p);
+        cache[p].node = node;
+        snprintf(cache[p].id, sizeof cache[p].id, "%s", id);
+    }
+    cache[p].used = ++cache_clock;
+    size_t at = cache[p].n;
+    while (at > 0 && cache[p].v[at - 1].seq > seq)
+        at--;
+    int dup = at > 0 && cache[p].v[at - 1].seq == seq;
+    if (!dup && cache[p].n == CACHE_VERSIONS) {   /* full: the oldest leaves, unless it is this one */
+        if (at == 0)
+            goto done;
+        json_decref(cache[p].v[0].doc);
+        json_decref(cache[p].v[0].schema);
+        memmove(&cache[p].v[0], &cache[p].v[1], (CACHE_VERSIONS - 1) * sizeof cache[p].v[0]);
+        cache[p].n--;
+        at--;
+    }
+    if (!dup) {
+        memmove(&cache[p].v[at + 1], &cache[p].v[at], (cache[p].n - at) * sizeof cache[p].v[0]);
+        cache[p].v[at].seq = seq;
+        cache[p].v[at].doc = json_incref(doc);
+        cache[p].v[at].schema = json_incref(schema);
+        cache[p].n++;
+    }
+done:
+    pthread_mutex_unlock(&cache_mu);
+}
+
+void gate_published(node_t *n, const char *id, uint64_t seq, const Trib__Manifest *m, json_t *doc)
+{
+    json_t *sc = doc ? compat_schema(m, doc) : NULL;
+    if (sc)
+        cache_put(n->cache_id, id, seq, doc, sc);
+    json_decref(sc);
+}
+
+/* The document and schema of m (id's entry at seq), cached: 0 with new references, -1 when m has
+ * no document or memory ran out. */
+static int prepared_of(uint64_t node, const char *id, uint64_t seq, const Trib__Manifest *m, json_t **doc,
+                       json_t **schema)
+{
+    if (cache_get(node, id, seq, doc, schema))
+        return 0;
+    json_t *d = manifest_document(m), *sc = d ? compat_schema(m, d) : NULL;
+    if (!d || !sc) {
+        json_decref(d);
+        json_decref(sc);
+        return -1;
+    }
+    cache_put(node, id, seq, d, sc);
+    *doc = d;
+    *schema = sc;
+    return 0;
 }
 
 void gate_versions_free(gate_versions_t *v)
@@ -87,8 +185,11 @@ void gate_versions_free(gate_versions_t *v)
             view_free_entry(&v->se[i], &v->ce[i]);
         if (v->doc)
             json_decref(v->doc[i]);
+        if (v->schema)
+            json_decref(v->schema[i]);
     }
     free(v->doc);
+    free(v->schema);
     free(v->rows);
     free(v->se);
     free(v->ce);
@@ -96,7 +197,8 @@ void gate_versions_free(gate_versions_t *v)
     memset(v, 0, sizeof *v);
 }
 
-int gate_versions_load(node_t *n, const char *id, gate_versions_t *out, char *err, size_t errlen)
+/* The history rows of id and room for the rest, nothing loaded yet. 0, or -1 with err. */
+static int versions_rows(node_t *n, const char *id, gate_versions_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     collect_t c = {.v = out};
@@ -112,30 +214,49 @@ int gate_versions_load(node_t *n, const char *id, gate_versions_t *out, char *er
     out->ce = calloc(out->n, sizeof *out->ce);
     out->m = calloc(out->n, sizeof *out->m);
     out->doc = calloc(out->n, sizeof *out->doc);
-    if (!out->se || !out->ce || !out->m || !out->doc) {
+    out->schema = calloc(out->n, sizeof *out->schema);
+    if (!out->se || !out->ce || !out->m || !out->doc || !out->schema) {
         snprintf(err, errlen, "out of memory loading the versions of %s", id);
         gate_versions_free(out);
         return -1;
     }
-    char domain[64];
-    snprintf(domain, sizeof domain, "%.*s", (int)strcspn(id, "/"), id);
-    for (size_t i = 0; i < out->n; i++)
-        if (view_load_manifest(n, domain, out->rows[i].seq, &out->se[i], &out->ce[i]) == 0 &&
-            out->ce[i]->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST)
-            out->m[i] = out->ce[i]->manifest;
     return 0;
 }
 
-/* The documents of the versions gate_run compares with. */
-static void load_docs(const char *id, gate_versions_t *v, const size_t *idx, size_t k)
+/* Loads version i's entry (v->m[i] stays NULL when it is unreadable). */
+static void load_one(node_t *n, const char *domain, gate_versions_t *v, size_t i)
 {
+    if (v->m[i] || v->se[i])
+        return;
+    if (view_load_manifest(n, domain, v->rows[i].seq, &v->se[i], &v->ce[i]) == 0 &&
+        v->ce[i]->change_case == TRIB__CATALOG_ENTRY__CHANGE_MANIFEST)
+        v->m[i] = v->ce[i]->manifest;
+}
+
+/* Version i prepared for a check: its document and schema from the cache, else from its entry
+ * (loaded). full: its manifest is needed too (the latest). 0, or -1 when it is unreadable. */
+static int prepare_one(node_t *n, const char *id, const char *domain, gate_versions_t *v, size_t i, int full)
+{
+    if (!v->doc[i])
+        cache_get(n->cache_id, id, v->rows[i].seq, &v->doc[i], &v->schema[i]);
+    if (full || !v->doc[i])
+        load_one(n, domain, v, i);
+    if (full && !v->m[i])
+        return -1;
+    if (!v->doc[i] && (!v->m[i] || prepared_of(n->cache_id, id, v->rows[i].seq, v->m[i], &v->doc[i], &v->schema[i]) != 0))
+        return -1;
+    return 0;
+}
+
+int gate_versions_load(node_t *n, const char *id, gate_versions_t *out, char *err, size_t errlen)
+{
+    if (versions_rows(n, id, out, err, errlen) != 0)
+        return -1;
     char domain[64];
     snprintf(domain, sizeof domain, "%.*s", (int)strcspn(id, "/"), id);
-    for (size_t j = 0; j < k; j++) {
-        size_t i = idx[j];
-        if (v->m[i] && !v->doc[i])
-            v->doc[i] = doc_of(domain, v->rows[i].seq, v->m[i]);
-    }
+    for (size_t i = 0; i < out->n; i++)
+        load_one(n, domain, out, i);
+    return 0;
 }
 
 /* ================================================================ the gate */
@@ -174,12 +295,9 @@ static void violation(json_t *rep, const char *rule, const char *path, const cha
                                     "message", message ? message : ""));
 }
 
-static int same_document(const json_t *da, const Trib__Manifest *b)
+static int same_document(const json_t *da, const json_t *db)
 {
-    json_t *db = manifest_document(b);
-    int eq = da && db && json_equal(da, db);
-    json_decref(db);
-    return eq;
+    return da && db && json_equal(da, db);
 }
 
 /* Moves the compatibility report's members into rep. */
@@ -194,12 +312,39 @@ static void merge_report(json_t *rep, const compat_report_t *cr)
     json_decref(cj);
 }
 
-static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, int revive,
+/* The refusal of a version not above the highest published one (hv, text highest); with the
+ * report, it names the first change needing the largest bump and a version that would do. */
+static node_code_t refuse_not_above(node_result_t *r, const char *version, const char *highest, const semver_t *hv,
+                                    const char *id, int same, const compat_report_t *cr)
+{
+    char need[320] = "";
+    const compat_change_t *c = NULL;
+    for (size_t i = 0; cr && i < cr->n && !c; i++)
+        if (cr->changes[i].bump == cr->required)
+            c = &cr->changes[i];
+    if (c) {
+        unsigned long long M = hv->major, mi = hv->minor, pa = hv->patch;
+        char next[96];
+        if (cr->required == COMPAT_BUMP_MAJOR && M > 0)
+            snprintf(next, sizeof next, "%llu.0.0", M + 1);
+        else if (cr->required >= COMPAT_BUMP_MINOR)
+            snprintf(next, sizeof next, "%llu.%llu.0", M, mi + 1);
+        else
+            snprintf(next, sizeof next, "%llu.%llu.%llu", M, mi, pa + 1);
+        snprintf(need, sizeof need, "; change (%s: %s)%s needs a %s version, e.g. %s", c->path ? c->path : "?",
+                 compat_kind_name(c->kind), cr->n > 1 ? " and others" : "", compat_bump_name(cr->required), next);
+    }
+    return refuse(r, NODE_REFUSED, "version_not_increased",
+                  "version: %s is not above %s, the highest published version of %s; versions only go up%s%s", version,
+                  highest, id, same ? " (the same version with other content is refused)" : "", need);
+}
+
+static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, json_t *doc, int revive,
                             node_result_t *r, json_t *rep)
 {
     char err[1024];
     compat_mode_t mode;
-    if (compat_manifest_mode(m, &mode, err, sizeof err) != 0)
+    if (compat_doc_mode(doc, &mode, err, sizeof err) != 0)
         return refuse(r, NODE_BAD_INPUT, "bad_manifest", "%s", err);
     store_product_t p;
     int rc = store_product_get(n->st, id, &p);
@@ -211,13 +356,17 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
     if (rc != 0)
         return refuse(r, NODE_FAILED, "storage", "reading product %s failed", id);
     gate_versions_t v;
-    if (gate_versions_load(n, id, &v, err, sizeof err) != 0)
+    if (versions_rows(n, id, &v, err, sizeof err) != 0)
         return refuse(r, NODE_FAILED, "storage", "%s", err);
+    char domain[64];
+    snprintf(domain, sizeof domain, "%.*s", (int)strcspn(id, "/"), id);
     node_code_t code = NODE_OK;
     compat_report_t *cr = NULL;
-    const Trib__Manifest **earlier = NULL;
-    json_t **docs = NULL;
-    size_t *idx = NULL;
+    compat_version_t *earlier = NULL;
+    /* the latest in full (its manifest is diffed whole); older ones only as a transitive check
+     * needs them: version and schema, from the cache when it has them */
+    if (v.n)
+        prepare_one(n, id, domain, &v, v.n - 1, 1);
     const Trib__Manifest *latest = v.n ? v.m[v.n - 1] : NULL;
     json_object_set_new(rep, "latest", latest ? json_string(latest->version) : json_null());
     if (p.retired) {
@@ -229,11 +378,8 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
             violation(rep, "lifecycle.revive", "status", r->detail);
             goto out;
         }
-    } else if (latest) {
-        size_t last = v.n - 1;
-        load_docs(id, &v, &last, 1);
     }
-    if (!p.retired && latest && same_document(v.doc[v.n - 1], m)) {
+    if (!p.retired && latest && same_document(v.doc[v.n - 1], doc)) {
         r->unchanged = 1;
         json_object_set_new(rep, "unchanged", json_true());
         goto out;
@@ -251,20 +397,12 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
             best = hv;
             highest = v.rows[i].version;
         }
-    if (highest && semver_compare(&nv, &best) <= 0) {
-        code = refuse(r, NODE_REFUSED, "version_not_increased",
-                      "version: %s is not above %s, the highest published version of %s; versions only go up%s",
-                      m->version, highest, id,
-                      semver_compare(&nv, &best) == 0 ? " (the same version with other content is refused)" : "");
-        violation(rep, "version.monotonic", "version", r->detail);
-        goto out;
-    }
+    /* not above: refused below, with the report of what changed and the bump it needs */
+    int not_above = highest && semver_compare(&nv, &best) <= 0;
     /* Compatibility: against the latest version, or every retained one (_TRANSITIVE). */
     size_t k = 0;
     earlier = calloc(v.n ? v.n : 1, sizeof *earlier);
-    docs = calloc(v.n ? v.n : 1, sizeof *docs);
-    idx = calloc(v.n ? v.n : 1, sizeof *idx);
-    if (!earlier || !docs || !idx) {
+    if (!earlier) {
         code = refuse(r, NODE_FAILED, "internal", "out of memory");
         goto out;
     }
@@ -274,25 +412,30 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
     semver_t lv;
     int line_ok = latest && semver_parse(latest->version, &lv, err, sizeof err) == 0;
     for (size_t i = is_transitive(mode) ? 0 : (v.n ? v.n - 1 : 0); i < v.n; i++) {
-        if (!v.m[i])
-            continue;
         if (i + 1 < v.n && line_ok &&
             (semver_parse(v.rows[i].version, &hv, err, sizeof err) != 0 || hv.major != lv.major))
             continue;
-        idx[k] = i;
-        earlier[k++] = v.m[i];
+        /* (with the latest unreadable, the newest readable one is compared in full instead) */
+        if (i + 1 == v.n ? !latest : prepare_one(n, id, domain, &v, i, !latest) != 0)
+            continue;   /* unreadable */
+        earlier[k++] = (compat_version_t){.m = v.m[i], .version = v.rows[i].version, .doc = v.doc[i],
+                                          .schema = v.schema[i]};
     }
-    if (k == 0)
-        goto out;   /* nothing readable to compare with */
-    load_docs(id, &v, idx, k);
-    for (size_t j = 0; j < k; j++)
-        docs[j] = v.doc[idx[j]];
-    cr = compat_check_docs(earlier, docs, k, m, mode, err, sizeof err);
-    if (!cr) {
-        code = refuse(r, NODE_FAILED, "internal", "compatibility check: %s", err);
+    if (k > 0) {
+        cr = compat_check_versions(earlier, k, m, doc, mode, err, sizeof err);
+        if (!cr) {
+            code = refuse(r, NODE_FAILED, "internal", "compatibility check: %s", err);
+            goto out;
+        }
+        merge_report(rep, cr);
+    }
+    if (not_above) {
+        code = refuse_not_above(r, m->version, highest, &best, id, semver_compare(&nv, &best) == 0, cr);
+        violation(rep, "version.monotonic", "version", r->detail);
         goto out;
     }
-    merge_report(rep, cr);
+    if (!cr)
+        goto out;   /* nothing readable to compare with */
     if (compat_version_check(cr, err, sizeof err) != 0) {
         const char *kind = cr->compatible ? "version_not_increased" : "incompatible";
         code = refuse(r, NODE_REFUSED, kind, "%s", err);
@@ -305,22 +448,23 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
 out:
     compat_report_free(&cr);
     free(earlier);
-    free(docs);
-    free(idx);
     gate_versions_free(&v);
     return code;
 }
 
-node_code_t gate_check(node_t *n, const char *id, const Trib__Manifest *m, int revive,
+node_code_t gate_check(node_t *n, const char *id, const Trib__Manifest *m, json_t *doc, int revive,
                        node_result_t *r, json_t **report)
 {
+    json_t *own = doc ? NULL : manifest_document(m);
+    if (!doc)
+        doc = own;
     compat_mode_t mode;
     char err[256];
-    compat_manifest_mode(m, &mode, err, sizeof err);
+    compat_doc_mode(doc, &mode, err, sizeof err);
     json_t *rep = json_pack("{s:s,s:s,s:s,s:b,s:[],s:s,s:[]}", "id", id, "mode", compat_mode_name(mode),
                             "version", m->version ? m->version : "", "ok", 1, "changes", "required_bump",
                             "none", "violations");
-    node_code_t code = gate_run(n, id, m, revive, r, rep ? rep : json_object());
+    node_code_t code = gate_run(n, id, m, doc, revive, r, rep ? rep : json_object());
     if (rep) {
         json_object_set_new(rep, "ok", json_boolean(code == NODE_OK));
         if (code != NODE_OK)
@@ -331,6 +475,7 @@ node_code_t gate_check(node_t *n, const char *id, const Trib__Manifest *m, int r
         *report = rep;
     else
         json_decref(rep);
+    json_decref(own);
     return code;
 }
 

@@ -23,18 +23,25 @@ typedef struct {
     const Trib__Manifest **m;      /* m[i] = ce[i]->manifest (NULL when unreadable) */
     json_t **doc;                  /* m[i]'s document, parsed once per node (a cache by catalog
                                       seq: an entry never changes); NULL when it has none */
+    json_t **schema;               /* the schema a check compares (compat_schema), cached alike */
 } gate_versions_t;
 
 /* 0, or -1 with err. A product without history has n == 0. */
 int gate_versions_load(node_t *n, const char *id, gate_versions_t *out, char *err, size_t errlen);
 void gate_versions_free(gate_versions_t *v);
 
-/* The gate for manifest m of product id (its domain this node's). Fills r on a refusal and
+/* The gate for manifest m of product id (its domain this node's; doc: m's manifest_document,
+ * borrowed, parsed once by the caller for the gate and the policy check, or NULL to parse it
+ * here). Fills r on a refusal and
  * returns its code; NODE_OK with r->unchanged when m equals the latest manifest. *report (when
  * report != NULL) receives the check report {"ok","mode","id","version","latest","created",
  * "changes","required_bump","violations",...}. */
-node_code_t gate_check(node_t *n, const char *id, const Trib__Manifest *m, int revive,
+node_code_t gate_check(node_t *n, const char *id, const Trib__Manifest *m, json_t *doc, int revive,
                        node_result_t *r, json_t **report);
+
+/* Manifest m (doc: its document, borrowed) was just stored as id's entry at catalog seq: the next
+ * check of id compares with it without reading or parsing it again. */
+void gate_published(node_t *n, const char *id, uint64_t seq, const Trib__Manifest *m, json_t *doc);
 
 /* GET /v1/products/{id}/history: {"id","versions":[{"version","seq","time_ms","signer",
  * "change_class","breaking","mode"}]} (change_class: initial|patch|minor|major against the

@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -144,9 +146,15 @@ int node_open(node_t *n, char *err, size_t errlen)
     if (identity_load_or_create(n->cfg.data, &n->id, &created, err, errlen) < 0)
         return -1;
     store_opts_t so = {.map_size = (size_t)n->cfg.map_size_mb << 20, .map_max = (size_t)n->cfg.map_max_mb << 20};
+    static atomic_uint_fast64_t next_cache_id;
+    n->cache_id = atomic_fetch_add(&next_cache_id, 1) + 1;
+    uint64_t t0 = clock_ms();
     n->st = store_open(n->cfg.data, &so, err, errlen);
     if (!n->st)
         return -1;
+    if (store_changes_backfilled(n->st))
+        log_info("change feed: %llu catalog entries stored before the change log existed added to it in %lld ms",
+                 (unsigned long long)store_changes_backfilled(n->st), (long long)(clock_ms() - t0));
     if (check_domain(n, err, errlen) < 0)
         return -1;
     n->cat = catalog_new(n->st, &n->id, n->cfg.domain);
@@ -282,6 +290,7 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
     if (!m)
         return fail(r, NODE_BAD_INPUT, "bad_manifest", "%s", err);
     pthread_mutex_t *mu = NULL;
+    json_t *doc = NULL;   /* m's document, parsed once for the gate and the policy check */
     char body_id[STORE_ID_MAX];
     snprintf(body_id, sizeof body_id, "%s/%s", m->domain, m->name);
     if (strcmp(body_id, id) != 0) {
@@ -300,7 +309,8 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
     mu = pub_lock(n, id);
     pthread_mutex_lock(mu);   /* the gate's view of the latest version holds until it is signed */
     json_t *report = NULL;
-    gate_check(n, id, m, o->revive, r, o->want_report ? &report : NULL);
+    doc = manifest_document(m);
+    gate_check(n, id, m, doc, o->revive, r, o->want_report ? &report : NULL);
     r->report = report;
     if (!o->dry_run)
         metrics_gate(r->code != NODE_OK ? r->kind : r->unchanged ? "unchanged" : NULL);
@@ -308,7 +318,7 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
         goto out;
     /* The policy set in force (node/policy_node.c): error rules refuse (422 policy_violation, every
      * violation in r->extra), warnings ride along in r->extra; a dry run reports them too. */
-    if (!r->unchanged && policy_node_check_publish(n, m, r) != NODE_OK)
+    if (!r->unchanged && policy_node_check_publish(n, m, doc, r) != NODE_OK)
         goto out;
     snprintf(r->status, sizeof r->status, "%s", m->status);
     if (o->dry_run || r->unchanged) {
@@ -325,6 +335,7 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
         fail(r, publish_failed(), "publish_failed", "%s", err);
         goto out;
     }
+    gate_published(n, id, r->catalog_seq, m, doc);
     announce(n, signed_bytes, signed_len);
     metrics_published();
     log_info("published %s version %s as catalog seq %" PRIu64, id, m->version, r->catalog_seq);
@@ -332,6 +343,7 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
 out:
     if (mu)
         pthread_mutex_unlock(mu);
+    json_decref(doc);
     manifest_free(&m);
     return r->code;
 }

@@ -47,6 +47,7 @@ typedef struct node {
     /* Publishes of one product run one at a time (the gate checks against the latest version,
      * then the entry is signed): striped by product id, so other products still share commits. */
     pthread_mutex_t pub_mu[NODE_PUB_STRIPES];
+    uint64_t cache_id;              /* this node in process-wide caches keyed by entry (node/gate.c); set at open */
 } node_t;
 
 /* Opens n->cfg.data for n->cfg.domain (empty: the stored one): creates the dir, takes its lock

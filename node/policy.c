@@ -958,8 +958,14 @@ json_t *policy_doc_of(const Trib__Manifest *m)
 {
     json_error_t je;
     json_t *raw = m->document_json && *m->document_json ? json_loads(m->document_json, 0, &je) : NULL;
-    json_t *d = policy_doc(raw);
+    json_t *d = policy_doc_from(m, raw);
     json_decref(raw);
+    return d;
+}
+
+json_t *policy_doc_from(const Trib__Manifest *m, const json_t *raw)
+{
+    json_t *d = policy_doc(raw);
     if (!d)
         return NULL;
     /* The parsed manifest is what was signed: its own fields win over a document that disagrees. */

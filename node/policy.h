@@ -94,6 +94,8 @@ int64_t policy_grace_ms(const policy_set_t *ps);
  * (active) and `classification` (internal) defaulted as node/manifest.c does. New reference. */
 json_t *policy_doc(const json_t *manifest_doc);
 json_t *policy_doc_of(const Trib__Manifest *m);
+/* The same with m's document already parsed (raw: manifest_document(m), borrowed, or NULL). */
+json_t *policy_doc_from(const Trib__Manifest *m, const json_t *raw);
 
 /* Evaluates every rule but `grant` on doc (a policy_doc) in rule order: deterministic (same
  * doc, set and ctx = same report). out starts zeroed; free with policy_report_free. 0, or -1

@@ -666,7 +666,7 @@ void policy_node_stop(node_t *n)
 
 /* ================================================================ at publish */
 
-node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_result_t *r)
+node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const json_t *raw, node_result_t *r)
 {
     struct policy_node *p = n->policy;
     if (!p)
@@ -676,9 +676,21 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
     const policy_set_t *ps = policy_store_get_at(p->store, now, &info, NULL);
     if (!ps)
         return NODE_OK;
-    catch_up(p, m->domain);   /* this product's history up to the last entry written here */
     char id[STORE_ID_MAX];
     snprintf(id, sizeof id, "%s/%s", m->domain, m->name);
+    /* this product's history up to the last entry written here: the compliance thread usually
+     * has it already (its latest entry, a manifest, judged), and a new product has none; else
+     * the publish catches the domain's log up itself */
+    store_product_t sp;
+    int rc = store_product_get(n->st, id, &sp), known = rc == STORE_NOTFOUND;
+    if (rc == 0 && sp.last_seq == sp.manifest_seq) {
+        pthread_mutex_lock(&p->mu);
+        prod_t *k = find_locked(p, id);
+        known = k && k->manifest_seq == sp.manifest_seq;
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (!known)
+        catch_up(p, m->domain);
     policy_ctx_t ctx = { .now_ms = now };
     char prev[16] = "";
     pthread_mutex_lock(&p->mu);
@@ -690,7 +702,7 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, node_r
         ctx.prev_status_since_ms = x->status_ms;
     }
     pthread_mutex_unlock(&p->mu);
-    json_t *doc = policy_doc_of(m);
+    json_t *doc = raw ? policy_doc_from(m, raw) : policy_doc_of(m);
     policy_report_t rep = { 0 };
     node_code_t code = NODE_OK;
     if (!doc || policy_eval(ps, doc, &ctx, &rep) != 0) {
@@ -902,6 +914,7 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
         snprintf(err, errlen, "policy is not running on this node");
         return -1;
     }
+    uint64_t conflicts = policy_store_conflicts(p->store);
     int rc = policy_offer(p->store, bytes, len, p->ch, err, errlen);
     if (rc == POLICY_REFUSED_STALE) {
         /* an older set than the one in force (a peer's, arriving late): kept as history, so this
@@ -909,13 +922,31 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
          * every node converges on the same sets. An operator's older set is refused before
          * (submit_signed). */
         char why[400];
-        if (policy_store_add_history(p->store, bytes, len, p->ch, why, sizeof why) == 0) {
+        int hrc = policy_store_add_history(p->store, bytes, len, p->ch, why, sizeof why);
+        if (hrc == 0) {
             atomic_fetch_add(&p->n_offer_history, 1);
             log_info("policy: an older signed set kept as history (%s); re-checking", err);
+            if (policy_store_conflicts(p->store) != conflicts)
+                log_warn("policy: two different signed sets of one version met in the history; the one with the "
+                         "higher body hash replaced the other (as on every node)");
             node_notify(n);
             return 0;
         }
+        if (hrc == POLICY_REFUSED_CONFLICT) {
+            rc = hrc;
+            snprintf(err, errlen, "%s", why);
+        }
     }
+    if (rc == POLICY_REFUSED_CONFLICT) {
+        /* governance signed two sets with one version: the tie-break (policy_store.h) keeps the
+         * one held here on every node; this one stays held by the federation log (0), so the
+         * logs of all nodes agree and nobody offers it again and again */
+        log_warn("policy: %s", err);
+        return 0;
+    }
+    if (rc == 0 && policy_store_conflicts(p->store) != conflicts)
+        log_warn("policy: two different signed sets of one version; the one with the higher body hash is now in "
+                 "force here (as on every node): sign the intended set as a new version");
     atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
     if (rc == 0) {
         policy_info_t info = { 0 };
@@ -1002,7 +1033,7 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
             node_notify(n);
     }
     status = rc == 0 ? 200 : rc == POLICY_REFUSED_SIGNATURE ? 403
-           : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN ? 409 : 400;
+           : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN || rc == POLICY_REFUSED_CONFLICT ? 409 : 400;
     if (rc != 0) {
         /* logged once per 10 s at most (a client sending garbage must not fill the log); all counted */
         static atomic_int_fast64_t last_log_ms;
@@ -1010,6 +1041,7 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
         if (now - last >= 10000 && atomic_compare_exchange_strong(&last_log_ms, &last, now))
             log_warn("policy: set refused (%d): %s", status, err);
         const char *kind = rc == POLICY_REFUSED_OPEN ? "open_mode" : rc == POLICY_REFUSED_STALE ? "policy_stale"
+                         : rc == POLICY_REFUSED_CONFLICT ? "policy_conflict"
                          : rc == POLICY_REFUSED_SIGNATURE ? "policy_unsigned" : "bad_policy";
         *reply = error_body(kind, err);
         return status;
@@ -1044,9 +1076,11 @@ void policy_node_metrics(node_t *n, FILE *f)
             (unsigned long long)atomic_load(&p->n_refused_publish));
     fprintf(f, "# TYPE trib_policy_sets_total counter\ntrib_policy_sets_total{result=\"accepted\"} %llu\n"
                "trib_policy_sets_total{result=\"refused\"} %llu\n"
-               "trib_policy_sets_total{result=\"history\"} %llu\n",
+               "trib_policy_sets_total{result=\"history\"} %llu\n"
+               "trib_policy_sets_total{result=\"conflict\"} %llu\n",
             (unsigned long long)atomic_load(&p->n_offer_accepted), (unsigned long long)atomic_load(&p->n_offer_refused),
-            (unsigned long long)atomic_load(&p->n_offer_history));
+            (unsigned long long)atomic_load(&p->n_offer_history),
+            (unsigned long long)policy_store_conflicts(p->store));
     fprintf(f, "# TYPE trib_policy_checks_total counter\ntrib_policy_checks_total %llu\n",
             (unsigned long long)atomic_load(&p->n_checked));
     fprintf(f, "# TYPE trib_policy_recheck_last_ms gauge\ntrib_policy_recheck_last_ms %llu\n",

@@ -39,6 +39,7 @@ struct policy_store {
                                            each holds a reference */
     size_t nhist;
     uint64_t gen;
+    uint64_t conflicts;       /* same version, another body: seen (policy_store_conflicts) */
 };
 
 /* ================================================================ signing and verifying */
@@ -144,6 +145,7 @@ static int decode(const uint8_t *bytes, size_t len, policy_signed_t *out, Trib__
         goto fail;
     }
     memcpy(out->fed_id, b->federation_id.data, FED_ID_LEN);
+    crypto_generichash(out->info.hash, sizeof out->info.hash, env->body.data, env->body.len, NULL, 0);
     out->info.version = b->version;
     out->info.signed_set = 1;
     out->info.issued_ms = b->issued_ms;
@@ -449,9 +451,40 @@ static void load_history(policy_store_t *s, const charter_t *ch)
     globfree(&g);
 }
 
-/* Verifies a signed set against ch and that it is newer than the one in force: 0 with *ps filled
- * (the caller frees it), else a POLICY_REFUSED_* code with err and nothing to free. */
-static int verify_newer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch,
+/* Two sets of one version: which stays (policy_store.h). > 0: a's body hash is higher. */
+static int tie_break(const policy_info_t *a, const policy_info_t *b)
+{
+    return memcmp(a->hash, b->hash, sizeof a->hash);
+}
+
+/* Counts a meeting of two sets of one version (count: 0 for a check that installs nothing). */
+static void count_conflict(policy_store_t *s, int count)
+{
+    pthread_mutex_lock(&s->mu);
+    s->conflicts += count != 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The refusal of ps, which lost the tie to held (same version, another body). */
+static int conflict_lost(policy_store_t *s, policy_signed_t *ps, const policy_info_t *held, int count, char *err,
+                         size_t errlen)
+{
+    char a[17], b[17];
+    short_hex(ps->info.hash, a);
+    short_hex(held->hash, b);
+    snprintf(err, errlen, "policy set version %llu conflicts with the version %llu held here: another set signed "
+             "with the same version (body %s... vs %s...); every node keeps the one with the higher body hash, "
+             "%s...; sign the intended set as a new version", (unsigned long long)ps->info.version,
+             (unsigned long long)held->version, a, b, b);
+    count_conflict(s, count);
+    policy_signed_free(ps);
+    return POLICY_REFUSED_CONFLICT;
+}
+
+/* Verifies a signed set against ch and that it is newer than the one in force, or of its version
+ * and winning the tie (policy_store.h): 0 with *ps filled (the caller frees it), else a
+ * POLICY_REFUSED_* code with err and nothing to free. */
+static int verify_newer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, int count,
                         policy_signed_t *ps, char *err, size_t errlen)
 {
     if (!ch) {
@@ -462,7 +495,18 @@ static int verify_newer(policy_store_t *s, const uint8_t *bytes, size_t len, con
     int rc = policy_verify(bytes, len, ch, ps, err, errlen);
     if (rc != 0)
         return rc;
-    uint64_t cur = current_version(s);
+    policy_info_t held = { 0 };
+    pthread_mutex_lock(&s->mu);
+    if (s->cur)
+        held = s->cur->info;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t cur = held.version;
+    if (ps->info.version == cur && held.signed_set && tie_break(&ps->info, &held) != 0) {
+        if (tie_break(&ps->info, &held) < 0)
+            return conflict_lost(s, ps, &held, count, err, errlen);
+        count_conflict(s, count);   /* it wins: it replaces the set in force */
+        return 0;
+    }
     if (ps->info.version <= cur) {
         snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
                  (unsigned long long)ps->info.version, (unsigned long long)cur);
@@ -476,7 +520,7 @@ int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, cons
                        size_t errlen)
 {
     policy_signed_t ps;
-    int rc = verify_newer(s, bytes, len, ch, &ps, err, errlen);
+    int rc = verify_newer(s, bytes, len, ch, 0, &ps, err, errlen);
     if (rc == 0)
         policy_signed_free(&ps);
     return rc;
@@ -495,10 +539,19 @@ int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len
         return rc;
     pthread_mutex_lock(&s->mu);
     int known = s->cur && ps.info.version >= s->cur->info.version;
+    policy_info_t same = { 0 };   /* a held set of its version, when there is one */
     for (size_t i = 0; !known && i < s->nhist; i++)
-        known = s->hist[i]->info.version == ps.info.version;
+        if (s->hist[i]->info.version == ps.info.version) {
+            same = s->hist[i]->info;
+            known = !same.signed_set || tie_break(&ps.info, &same) == 0;
+        }
     int too_old = s->nhist == POLICY_HISTORY_MAX && ps.info.version < s->hist[0]->info.version;
     pthread_mutex_unlock(&s->mu);
+    if (!known && same.version) {   /* another body of a version in the history: the tie-break */
+        if (tie_break(&ps.info, &same) < 0)
+            return conflict_lost(s, &ps, &same, 1, err, errlen);
+        count_conflict(s, 1);   /* it wins: hist_add_locked below replaces the held one */
+    }
     if (known || too_old) {
         snprintf(err, errlen, "policy set version %llu: %s", (unsigned long long)ps.info.version,
                  known ? "already held (in force or in the history)" : "older than the history kept");
@@ -536,7 +589,7 @@ int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const char
                  size_t errlen)
 {
     policy_signed_t ps;
-    int vrc = verify_newer(s, bytes, len, ch, &ps, err, errlen);
+    int vrc = verify_newer(s, bytes, len, ch, 1, &ps, err, errlen);
     if (vrc != 0)
         return vrc;
     if (s->path[0] && write_atomic(s->path, bytes, len, err, errlen) != 0) {
@@ -722,6 +775,14 @@ uint64_t policy_store_generation(policy_store_t *s)
     return g;
 }
 
+uint64_t policy_store_conflicts(policy_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t c = s->conflicts;
+    pthread_mutex_unlock(&s->mu);
+    return c;
+}
+
 json_t *policy_store_json(policy_store_t *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -737,10 +798,13 @@ json_t *policy_store_json(policy_store_t *s)
             json_array_append_new(signers, json_string(key));
         }
         trust_time_text(policy_effective_ms(h->ps), when);
-        j = json_pack("{s:I,s:b,s:s,s:o,s:I,s:I,s:s,s:s}", "version", (json_int_t)h->info.version, "signed",
+        char hash[2 * TRUST_HASH_LEN + 1] = "";
+        if (h->info.signed_set)
+            trust_hex(h->info.hash, TRUST_HASH_LEN, hash);
+        j = json_pack("{s:I,s:b,s:s,s:o,s:I,s:I,s:s,s:s,s:s}", "version", (json_int_t)h->info.version, "signed",
                       h->info.signed_set, "source", h->info.source, "signers", signers, "rules",
                       (json_int_t)policy_nrules(h->ps), "tests", (json_int_t)policy_ntests(h->ps), "effective",
-                      policy_effective_ms(h->ps) > 0 ? when : "", "text", h->text);
+                      policy_effective_ms(h->ps) > 0 ? when : "", "hash", hash, "text", h->text);
     }
     pthread_mutex_unlock(&s->mu);
     return j;

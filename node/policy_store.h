@@ -33,7 +33,13 @@ enum {
                                        another federation (403) */
     POLICY_REFUSED_STALE = -3,      /* not newer than the set in force (409) */
     POLICY_REFUSED_OPEN = -4,       /* a signed set offered to a node without a charter (409) */
+    POLICY_REFUSED_CONFLICT = -5,   /* another set with the same version is held and wins the tie (409) */
 };
+
+/* Two different signed sets with one version (governance signed twice by mistake): whichever
+ * arrives first, every node keeps the one whose body hash (BLAKE2b-256 of the signed PolicySet) is
+ * higher, bytewise; the other is refused as POLICY_REFUSED_CONFLICT. Each such meeting is counted
+ * (policy_store_conflicts). The same body under other signatures is the same set. */
 
 /* What is known about a set beyond its rules. */
 typedef struct {
@@ -43,6 +49,7 @@ typedef struct {
     size_t nsigners;
     uint8_t signers[TRUST_MAX_SIGS][ID_PK_LEN];
     char source[64];                      /* "signed", "--policy FILE", "operator (open mode)" */
+    uint8_t hash[TRUST_HASH_LEN];         /* signed: BLAKE2b-256 of the body (the tie-break); open: 0 */
 } policy_info_t;
 
 /* A verified signed set. */
@@ -78,8 +85,10 @@ policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *er
 void policy_store_close(policy_store_t **sp);
 
 /* The one door for signed sets: refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
- * one whose version is not above the set in force, one whose tests fail; otherwise persists it
- * and puts it in force (0). ch NULL: POLICY_REFUSED_OPEN (open mode has no governance keys). */
+ * one whose version is not above the set in force (STALE; CONFLICT for another body of that
+ * version losing the tie), one whose tests fail; otherwise persists it and puts it in force (0:
+ * also another body of the version in force winning the tie). ch NULL: POLICY_REFUSED_OPEN (open
+ * mode has no governance keys). */
 int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                  size_t errlen);
 /* What policy_offer would say, without installing anything: 0 or POLICY_REFUSED_* with err. */
@@ -87,8 +96,9 @@ int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, cons
                        size_t errlen);
 /* A verified set older than the one in force, not yet held (a peer's, arriving after a newer
  * one): added to the history only (persisted; the generation increases, so entries of its time
- * are judged again). 0, or POLICY_REFUSED_* with err (STALE: in force or held already, or older
- * than the whole history kept). */
+ * are judged again); another body of a version held there replaces it when it wins the tie.
+ * 0, or POLICY_REFUSED_* with err (STALE: in force or held already, or older than the whole
+ * history kept; CONFLICT: another body of a held version, losing the tie). */
 int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                              size_t errlen);
 /* Open mode: the operator's YAML (tests must pass; version above the one in force unless
@@ -108,7 +118,11 @@ void policy_store_put(policy_store_t *s, const policy_set_t *ps);
 const policy_set_t *policy_store_get_at(policy_store_t *s, int64_t t_ms, policy_info_t *info, uint64_t *gen);
 /* Increases each time a set comes into force. */
 uint64_t policy_store_generation(policy_store_t *s);
-/* {"version","signed","issued","signers":[hex],"source","rules","tests","text"} or {"version":0}. */
+/* How many times a signed set met another of the same version with a different body (either side
+ * of the tie), since the store was opened. */
+uint64_t policy_store_conflicts(policy_store_t *s);
+/* {"version","signed","issued","signers":[hex],"source","rules","tests","hash"(signed: hex of the body
+ * hash),"text"} or {"version":0}. */
 json_t *policy_store_json(policy_store_t *s);
 
 #endif

@@ -81,6 +81,11 @@ int store_changes_last(store_t *st, uint64_t *last)
     return rc;
 }
 
+uint64_t store_changes_backfilled(store_t *st)
+{
+    return st ? st->changes_filled : 0;
+}
+
 long store_changes_read(store_t *st, uint64_t from, uint64_t limit, store_change_fn fn, void *ctx)
 {
     if (!st || !fn) {

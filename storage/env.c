@@ -449,7 +449,8 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
         st->map_max = st->map_size;
     if (store__write(st, open_body, NULL, err, errlen) != 0 ||
         store__search_open(st, opts && opts->no_search, err, errlen) != 0 ||
-        store__history_open(st, err, errlen) != 0)
+        store__history_open(st, err, errlen) != 0 ||
+        store__changes_open(st, &st->changes_filled, err, errlen) != 0)
         goto fail;
     return st;
 

@@ -24,6 +24,7 @@ struct store {
     MDB_dbi history, rschema;          /* version history, record schema epochs (history.c) */
     MDB_dbi changes;                   /* the node-local change log (changes.c) */
     MDB_dbi fedlog;                    /* federation log objects (fedlog.c) */
+    uint64_t changes_filled;           /* change-log rows filled from the catalog at open (changes_fill.c) */
     int search_off;                    /* store_opts_t.no_search: index not maintained */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */
@@ -107,5 +108,8 @@ int store__epoch_note(store_t *st, MDB_txn *txn, const char *id, uint64_t first_
 int store__changes_put(store_t *st, MDB_txn *txn, const void *ev, size_t len, char *err, size_t errlen);
 /* After the databases are open: fills the history from the catalog when the store has none. */
 int store__history_open(store_t *st, char *err, size_t errlen);
+/* After the databases are open: adds the change-log rows the catalog's entries lack, once, in
+ * bounded transactions (changes_fill.c); *filled: how many. 0 or -1. */
+int store__changes_open(store_t *st, uint64_t *filled, char *err, size_t errlen);
 
 #endif

@@ -170,6 +170,10 @@ int store_record_epochs(store_t *st, const char *id, uint64_t from, uint64_t to,
 #define STORE_CHANGE_MAX (64 * 1024)
 int store_changes_append(store_t *st, const void *ev, size_t len, uint64_t *seq, char *err, size_t errlen);
 int store_changes_last(store_t *st, uint64_t *last);       /* 0 when empty; 0 or -1 */
+/* Rows store_open added for catalog entries the log lacked (a store made before the log, or by a
+ * build without this fill): appended after the rows it had, in catalog order (entry time across
+ * domains, seq within one), with "backfill":true; done once per store. */
+uint64_t store_changes_backfilled(store_t *st);
 /* Calls fn for rows with seq >= from, at most limit (0: all), in one short read transaction,
  * stopping when fn returns non-zero. The count passed, or -1. */
 typedef int (*store_change_fn)(void *ctx, uint64_t seq, const void *ev, size_t len);

@@ -224,6 +224,12 @@ static const row_t k_rows[] = {
     {"owner and SLA change", ID, ID, "sla: {freshness: 15m}\n",
      "sla: {freshness: 1h}\nsupport: '#payments'\n", 1, 1, 1, COMPAT_BUMP_MINOR,
      COMPAT_METADATA_CHANGED, "sla.freshness"},
+    {"status active -> deprecated (lifecycle: minor)", ID, ID, "status: active\n", "status: deprecated\n", 1, 1,
+     1, COMPAT_BUMP_MINOR, COMPAT_METADATA_CHANGED, "status"},
+    {"status draft -> active", ID, ID, "status: draft\n", "status: active\n", 1, 1, 1, COMPAT_BUMP_MINOR,
+     COMPAT_METADATA_CHANGED, "status"},
+    {"status deprecated -> active (undeprecated)", ID, ID, "status: deprecated\n", "", 1, 1, 1,
+     COMPAT_BUMP_MINOR, COMPAT_METADATA_CHANGED, "status"},
 };
 
 Test(compat, change_mode_table)
@@ -630,6 +636,47 @@ Test(compat, version_rule)
             cr_expect(rc == -1 && strstr(err, t->want) != NULL, "%s -> %s: got \"%s\", want \"%s\"",
                       t->from, t->to, err, t->want);
         compat_report_free(&r);
+        manifest_free(&o);
+        manifest_free(&n);
+    }
+}
+
+/* A lifecycle status change (research C.2: metadata, MINOR) is refused with a patch bump or none,
+ * naming the change and a version that would do, like any other under-bumped change. */
+Test(compat, status_change_needs_a_minor_version)
+{
+    static const struct { const char *from_status, *to_status, *to, *want; } t[] = {
+        {"active", "deprecated", "1.0.1", "change (status: metadata_changed) needs a minor version, e.g. 1.1.0, not 1.0.1"},
+        {"active", "deprecated", "1.0.0",
+         "1.0.0 is already published with different content: change (status: metadata_changed) needs a minor "
+         "version, e.g. 1.1.0"},
+        {"active", "deprecated", "1.0.0+b2", "needs a minor version, e.g. 1.1.0"},
+        {"active", "deprecated", "1.1.0", NULL},
+        {"active", "deprecated", "2.0.0", NULL},
+        {"deprecated", "retired", "1.0.1", "(status: metadata_changed) needs a minor version"},
+        {"draft", "active", "1.0.1", "(status: metadata_changed) needs a minor version"},
+        {"active", "active", "1.0.1", NULL},   /* no change: a re-release */
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "status: %s\n", t[i].from_status);
+        snprintf(b, sizeof b, "status: %s\n", t[i].to_status);
+        Trib__Manifest *o = mk("1.0.0", ID, a), *n = mk(t[i].to, ID, b);
+        for (int mode = COMPAT_BACKWARD; mode <= COMPAT_NONE; mode++) {
+            compat_report_t *r = check1(o, n, (compat_mode_t)mode);
+            cr_expect_eq(r->required, strcmp(a, b) ? COMPAT_BUMP_MINOR : COMPAT_BUMP_NONE, "%s: %s -> %s",
+                         compat_mode_name((compat_mode_t)mode), t[i].from_status, t[i].to_status);
+            cr_expect(r->compatible, "a status change breaks no mode");
+            char err[512] = "";
+            int rc = compat_version_check(r, err, sizeof err);
+            if (!t[i].want)
+                cr_expect_eq(rc, 0, "%s -> %s at %s refused: %s", t[i].from_status, t[i].to_status, t[i].to, err);
+            else
+                cr_expect(rc == -1 && strstr(err, t[i].want), "%s -> %s at %s under %s: got \"%s\", want \"%s\"",
+                          t[i].from_status, t[i].to_status, t[i].to, compat_mode_name((compat_mode_t)mode), err,
+                          t[i].want);
+            compat_report_free(&r);
+        }
         manifest_free(&o);
         manifest_free(&n);
     }

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
+#include <lmdb.h>
 #include "tests/harness.h"
 
 TestSuite(gate, .fini = h_cleanup_all, .timeout = 120);
@@ -353,6 +355,58 @@ Test(gate, check_is_a_dry_run_with_exit_status)
     cr_assert_eq(catalog_seq(&n), 1, "check made an entry");
 }
 
+/* The manifest at version with status instead of active. */
+static char *with_status(const char *version, const char *status)
+{
+    char *m = manifest(version, "integer", NULL, NULL), *p = strstr(m, "status: active\n"), *t = NULL;
+    cr_assert_not_null(p);
+    cr_assert_gt(asprintf(&t, "%.*sstatus: %s\n%s", (int)(p - m), m, status, p + strlen("status: active\n")), 0);
+    free(m);
+    return t;
+}
+
+/* A lifecycle status change is a minor change (governance-anchors C.2): a patch bump, or none, is
+ * refused 422 with the report naming the change and the bump; trib check shows it and exits 1. */
+Test(gate, status_change_needs_a_minor_version)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    json_t *j;
+    char *v1 = manifest("1.0.0", "integer", NULL, NULL);
+    cr_assert_eq(publish(&n, v1, NULL, &j), 201, "%s", s_of(j, "detail"));
+    json_decref(j);
+    static const char *const refused[] = {"1.0.1", "1.0.0"};
+    for (size_t i = 0; i < 2; i++) {
+        char *dep = with_status(refused[i], "deprecated");
+        cr_assert_eq(publish(&n, dep, NULL, &j), 422, "deprecated at %s accepted", refused[i]);
+        cr_expect_str_eq(s_of(j, "error"), "version_not_increased");
+        cr_expect(strstr(s_of(j, "detail"), "(status: metadata_changed)") &&
+                  strstr(s_of(j, "detail"), "minor version, e.g. 1.1.0"), "%s", s_of(j, "detail"));
+        cr_expect_str_eq(s_of(j, "required_bump"), "minor", "at %s", refused[i]);
+        json_t *c = change_of(j, "status", "metadata_changed");
+        cr_expect_not_null(c, "the report names the status change (at %s)", refused[i]);
+        cr_expect_str_eq(s_of(c, "bump"), "minor");
+        cr_expect_str_eq(s_of(c, "from"), "active");
+        cr_expect_str_eq(s_of(c, "to"), "deprecated");
+        json_decref(j);
+        char file[512], *out = NULL, *err = NULL;
+        snprintf(file, sizeof file, "%s/dep.yaml", n.dir);
+        cr_assert_eq(h_write_file(file, dep, strlen(dep)), 0);
+        cr_expect_eq(h_trib(&n, NULL, &out, &err, "check", file, NULL), 1, "%s %s", out, err);
+        cr_expect(out && strstr(out, "status") && strstr(out, "metadata_changed") && strstr(out, "minor") &&
+                  strstr(out, "publish would be refused: version_not_increased"), "%s", out ? out : "");
+        free(out);
+        free(err);
+        free(dep);
+    }
+    cr_expect_eq(catalog_seq(&n), 1, "a refused publish made an entry");
+    char *ok = with_status("1.1.0", "deprecated");
+    cr_assert_eq(publish(&n, ok, NULL, &j), 200, "%s", s_of(j, "detail"));
+    json_decref(j);
+    free(ok);
+    free(v1);
+}
+
 Test(gate, bad_mode_is_refused_naming_its_line)
 {
     h_node_t n;
@@ -673,6 +727,122 @@ Test(gate, change_feed_shows_events_from_a_peer)
 
 /* Bounded random input: mutated manifests to check and publish, junk versions to diff and junk
  * feed parameters; every answer is a JSON refusal or a verdict, and the node keeps serving. */
+/* The feed of a node, read to its end (live=0): the NDJSON body (malloc'd). */
+static char *feed_all(h_node_t *n)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/catalog/changes?live=0", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%ld %.*s", r.status, (int)r.len, r.body ? r.body : "");
+    char *b = strndup(r.body ? r.body : "", r.len);
+    h_resp_free(&r);
+    return b;
+}
+
+/* Makes n's stopped data dir look as a build before the change log left it: the log's rows from
+ * seq `from` up to `to` deleted (to == 0: the whole database dropped) and the fill's mark gone. */
+static void forget_changes(h_node_t *n, uint64_t from, uint64_t to)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi log, meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+    cr_assert_eq(mdb_env_open(env, n->dir, 0, 0600), 0, "open %s", n->dir);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "changes", 0, &log), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    if (to == 0)
+        cr_assert_eq(mdb_drop(txn, log, 1), 0);
+    for (uint64_t s = from; to && s <= to; s++) {
+        uint8_t kb[8];
+        for (int i = 0; i < 8; i++)
+            kb[i] = (uint8_t)(s >> (56 - 8 * i));
+        MDB_val k = {8, kb};
+        cr_assert_eq(mdb_del(txn, log, &k, NULL), 0, "row %llu", (unsigned long long)s);
+    }
+    MDB_val mk = {strlen("store.changes"), "store.changes"};
+    int rc = mdb_del(txn, meta, &mk, NULL);
+    cr_assert(rc == 0 || rc == MDB_NOTFOUND);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* Where needle is in hay, as an offset (cr_assert: present). */
+static long at(const char *hay, const char *needle)
+{
+    const char *p = strstr(hay, needle);
+    cr_assert_not_null(p, "%s not in: %s", needle, hay);
+    return (long)(p - hay);
+}
+
+Test(gate, change_feed_is_filled_for_a_data_dir_made_before_it)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", NULL), 0);
+    json_t *j;
+    char *v1 = manifest("1.0.0", "integer", NULL, NULL);
+    char *v11 = manifest("1.1.0", "integer", NULL, "  - {name: mcc, logicalType: string}\n");
+    cr_assert_eq(publish(&a, v1, NULL, &j), 201, "%s", s_of(j, "detail"));
+    json_decref(j);
+    cr_assert_eq(publish(&a, v11, NULL, &j), 200, "%s", s_of(j, "detail"));
+    json_decref(j);
+    h_resp_t r;
+    char url[256];
+    snprintf(url, sizeof url, "%s" PATH, a.url);
+    cr_assert_eq(h_http("DELETE", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    h_resp_free(&r);
+
+    /* no change log at all (a build before it): the three entries are listed after a restart,
+     * in catalog order, as the events they are */
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    forget_changes(&a, 0, 0);
+    cr_assert_eq(h_node_restart(&a), 0);
+    char *f = feed_all(&a);
+    long p1 = at(f, "\"seq\":1,"), p2 = at(f, "\"seq\":2,"), p3 = at(f, "\"seq\":3,");
+    cr_assert(p1 < p2 && p2 < p3, "%s", f);
+    cr_assert(!strstr(f, "\"seq\":4,"), "a row too many: %s", f);
+    cr_expect(at(f, "\"event\":\"published\"") < at(f, "\"event\":\"new_version\"") &&
+              at(f, "\"event\":\"new_version\"") < at(f, "\"event\":\"retired\""), "%s", f);
+    cr_expect(strstr(f, "\"change_class\":\"minor\"") && strstr(f, "\"backfilled\":true"), "%s", f);
+    char *log = h_read_file(a.log, NULL);
+    cr_expect(log && strstr(log, "3 catalog entries stored before the change log existed"), "the fill is logged");
+    free(log);
+
+    /* once: a second start adds nothing */
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&a), 0);
+    char *g = feed_all(&a);
+    cr_expect_str_eq(g, f, "a restart filled again");
+    free(g);
+    free(f);
+
+    /* a log behind the catalog (rows of the first two entries gone: a build that kept the log
+     * from some day on): the missing entries come after the rows it has, the rest not twice */
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    forget_changes(&a, 1, 2);
+    cr_assert_eq(h_node_restart(&a), 0);
+    f = feed_all(&a);
+    cr_expect(!strstr(f, "\"seq\":1,") && !strstr(f, "\"seq\":6,"), "%s", f);
+    cr_expect(at(f, "\"seq\":3,") < at(f, "\"seq\":4,") && at(f, "\"seq\":4,") < at(f, "\"seq\":5,"), "%s", f);
+    cr_expect(at(f, "\"event\":\"retired\"") < at(f, "\"event\":\"published\"") &&
+              at(f, "\"event\":\"published\"") < at(f, "\"event\":\"new_version\""), "%s", f);
+    free(f);
+
+    /* what is published after is recorded once, as before */
+    char *v2 = manifest("2.0.0", "integer", NULL, "  - {name: mcc, logicalType: string}\n");
+    cr_assert_eq(publish(&a, v2, "?revive=1", &j), 200, "%s", s_of(j, "detail"));
+    json_decref(j);
+    f = feed_all(&a);
+    cr_expect(strstr(f, "\"seq\":6,") && !strstr(f, "\"seq\":7,"), "%s", f);
+    free(f);
+    free(v1), free(v11), free(v2);
+    h_node_cleanup(&a);
+}
+
 Test(gate, random_input_is_refused_and_the_node_serves)
 {
     h_node_t n;

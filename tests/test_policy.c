@@ -629,6 +629,118 @@ Test(policy_sig, the_set_in_force_at_a_time, .init = sig_setup, .fini = sig_tear
     cr_expect_eq(system(cmd), 0, "history files are bounded to %d", POLICY_HISTORY_MAX);
 }
 
+/* Two different sets signed with one version: every node ends with the same one in force
+ * whichever arrives first (the higher body hash, computed here independently of the store), the
+ * other refused as a conflict and counted; the same body under other signatures is no conflict;
+ * the winner is what a reopen finds; a history version follows the same rule. */
+static uint8_t *raw_signed_hash(const char *yaml, const identity_t *const *keys, size_t n, size_t *len,
+                                uint8_t hash[32])
+{
+    uint8_t *env = raw_signed(yaml, ch.fed_id, keys, n, len);
+    Trib__TrustSigned *t = trib__trust_signed__unpack(NULL, *len, env);
+    cr_assert_not_null(t);
+    crypto_generichash(hash, 32, t->body.data, t->body.len, NULL, 0);
+    trib__trust_signed__free_unpacked(t, NULL);
+    return env;
+}
+
+static const char *set_named(int v, const char *rule)
+{
+    static char buf[2][512];
+    static int k;
+    char *b = buf[k++ % 2];
+    snprintf(b, 512, "version: %d\nrules:\n  - {id: %s, severity: error, type: required, paths: [owners.business]}\n"
+             "tests:\n  - manifest: {name: a}\n    expect: {fail: [%s]}\n", v, rule, rule);
+    return b;
+}
+
+static uint64_t in_force_hash(policy_store_t *s, uint8_t out[32])
+{
+    policy_info_t info;
+    const policy_set_t *ps = policy_store_get(s, &info);
+    cr_assert_not_null(ps);
+    policy_store_put(s, ps);
+    memcpy(out, info.hash, 32);
+    return info.version;
+}
+
+Test(policy_sig, same_version_sets_resolve_alike_on_every_node, .init = sig_setup, .fini = sig_teardown)
+{
+    const identity_t *g12[] = { &G1, &G2 }, *g23[] = { &G2, &G3 };
+    size_t lx, ly, lx2, l6;
+    uint8_t hx[32], hy[32], hx2[32], h6[32], got[32];
+    uint8_t *x = raw_signed_hash(set_named(5, "own_x"), g12, 2, &lx, hx);
+    uint8_t *y = raw_signed_hash(set_named(5, "own_y"), g12, 2, &ly, hy);
+    uint8_t *x2 = raw_signed_hash(set_named(5, "own_x"), g23, 2, &lx2, hx2);   /* x's body, other signers */
+    uint8_t *v6 = raw_signed_hash(set_v(6), g12, 2, &l6, h6);
+    cr_assert_eq(memcmp(hx, hx2, 32), 0, "the same body hashes alike");
+    cr_assert_neq(memcmp(hx, hy, 32), 0);
+    int x_wins = memcmp(hx, hy, 32) > 0;
+    const uint8_t *win = x_wins ? hx : hy;
+    char dirs[2][32] = { "/tmp/trib-policy-XXXXXX", "/tmp/trib-policy-XXXXXX" };
+    for (int order = 0; order < 2; order++) {   /* node A gets x first, node B y first */
+        cr_assert_not_null(mkdtemp(dirs[order]));
+        policy_store_t *s = policy_store_open(dirs[order], &ch, err, sizeof err);
+        cr_assert_not_null(s, "%s", err);
+        uint8_t *first = order ? y : x, *second = order ? x : y;
+        size_t l1 = order ? ly : lx, l2 = order ? lx : ly;
+        int second_wins = order ? x_wins : !x_wins;
+        cr_assert_eq(policy_offer(s, first, l1, &ch, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(policy_store_conflicts(s), 0);
+        uint64_t g = policy_store_generation(s);
+        cr_expect_eq(policy_store_check(s, second, l2, &ch, err, sizeof err),
+                     second_wins ? 0 : POLICY_REFUSED_CONFLICT, "order %d: check: %s", order, err);
+        cr_expect_eq(policy_store_conflicts(s), 0, "a check counts nothing");
+        int rc = policy_offer(s, second, l2, &ch, err, sizeof err);
+        cr_expect_eq(rc, second_wins ? 0 : POLICY_REFUSED_CONFLICT, "order %d: %s", order, err);
+        if (rc)
+            cr_expect(strstr(err, "same version") && strstr(err, "higher body hash"), "%s", err);
+        cr_expect_eq(policy_store_conflicts(s), 1, "order %d: the meeting is counted", order);
+        cr_expect_eq(policy_store_generation(s) > g, second_wins, "a new set in force, or nothing changed");
+        cr_expect_eq(in_force_hash(s, got), 5);
+        cr_expect_eq(memcmp(got, win, 32), 0, "order %d: the higher body hash is in force", order);
+        /* x's body signed by other keys is the same set: not newer, no conflict */
+        cr_expect_eq(policy_offer(s, x2, lx2, &ch, err, sizeof err),
+                     x_wins ? POLICY_REFUSED_STALE : POLICY_REFUSED_CONFLICT, "%s", err);
+        cr_expect_eq(policy_store_conflicts(s), 1 + !x_wins);
+        policy_store_close(&s);
+        s = policy_store_open(dirs[order], &ch, err, sizeof err);   /* what a restart finds */
+        cr_assert_not_null(s, "%s", err);
+        cr_expect_eq(in_force_hash(s, got), 5);
+        cr_expect_eq(memcmp(got, win, 32), 0, "order %d: persisted", order);
+        /* the history: version 6 comes into force, then the loser of version 5 arrives late */
+        cr_assert_eq(policy_offer(s, v6, l6, &ch, err, sizeof err), 0, "%s", err);
+        const policy_set_t *at = policy_store_get_at(s, T0 + 1, NULL, NULL);
+        cr_expect_eq(at ? policy_version(at) : 0, 6);
+        policy_store_put(s, at);
+        policy_store_close(&s);
+    }
+    /* a node that held only the loser as history: the winner replaces it there too */
+    char hdir[] = "/tmp/trib-policy-XXXXXX";
+    cr_assert_not_null(mkdtemp(hdir));
+    policy_store_t *s = policy_store_open(hdir, &ch, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    cr_assert_eq(policy_offer(s, v6, l6, &ch, err, sizeof err), 0, "%s", err);
+    uint8_t *lose = x_wins ? y : x, *winb = x_wins ? x : y;
+    size_t llose = x_wins ? ly : lx, lwin = x_wins ? lx : ly;
+    cr_assert_eq(policy_store_add_history(s, lose, llose, &ch, err, sizeof err), 0, "%s", err);
+    uint64_t g = policy_store_generation(s);
+    cr_expect_eq(policy_store_add_history(s, winb, lwin, &ch, err, sizeof err), 0, "%s", err);
+    cr_expect_gt(policy_store_generation(s), g, "entries of its time are judged again");
+    cr_expect_eq(policy_store_add_history(s, lose, llose, &ch, err, sizeof err), POLICY_REFUSED_CONFLICT, "%s", err);
+    cr_expect_eq(policy_store_conflicts(s), 2);
+    policy_store_close(&s);
+    s = policy_store_open(hdir, &ch, err, sizeof err);
+    cr_assert_not_null(s, "%s", err);
+    cr_expect_eq(policy_store_add_history(s, winb, lwin, &ch, err, sizeof err), POLICY_REFUSED_STALE,
+                 "the winner is the history file a reopen loads: %s", err);
+    policy_store_close(&s);
+    free(x), free(y), free(x2), free(v6);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", dirs[0], dirs[1], hdir);
+    cr_expect_eq(system(cmd), 0);
+}
+
 /* ================================================================ random input */
 
 static uint64_t rng = 0x2545F4914F6CDD1DULL;
