@@ -220,20 +220,46 @@ export async function bulkPublish(n, count, conc = 64) {
   return now() - t0;
 }
 
-// Opens the UI on url in a fresh page and returns the time from navigation start to the first
-// result cards in the DOM (the app's performance mark 'trib:first-results'), and then the time
-// from typing a query to its results.
+// Opens the UI on url in a fresh page and returns, in ms from navigation start: load (the first
+// result cards are in the page: the app's mark 'trib:first-results'), painted (the first card's
+// title on screen: its Element Timing entry), and of the first search request (Resource Timing):
+// sent, answered (its last byte), server (the handler's own time: the Server-Timing header);
+// app (app.js's last byte), preloaded (the search came from index.html's preload: one request).
+// Then query: the time from typing a query to its results. The page is not touched until the
+// first results are painted: Playwright's waiting helpers (waitForFunction, locators) would run
+// its injected script on the page's main thread while the page loads, and be measured with it.
 export async function firstResults(t, url, query) {
   let out = null;
   await withPage(t, async (page) => {
     await page.goto(url + '/');
-    await page.waitForFunction(() => performance.getEntriesByName('trib:first-results').length > 0, null, {timeout: 30000});
-    const load = await page.evaluate(() => performance.getEntriesByName('trib:first-results')[0].startTime);
+    const d = await page.evaluate(() => new Promise((resolve, reject) => {
+      let load = null, painted = null;
+      const done = () => {
+        if (load === null || painted === null) return;
+        const res = performance.getEntriesByType('resource');
+        const s = res.filter((e) => new URL(e.name).pathname === '/v1/products');
+        const app = res.find((e) => new URL(e.name).pathname === '/app.js');
+        const st = s.length && s[0].serverTiming.find((x) => x.name === 'app');
+        resolve({load, painted, searches: s.length, sent: s.length ? s[0].startTime : NaN, answered: s.length ? s[0].responseEnd : NaN,
+          server: st ? st.duration : NaN, app: app ? app.responseEnd : NaN});
+      };
+      new PerformanceObserver((l, o) => {
+        const e = l.getEntries().find((x) => x.name === 'trib:first-results');
+        if (e) { load = e.startTime; o.disconnect(); done(); }
+      }).observe({type: 'mark', buffered: true});
+      new PerformanceObserver((l, o) => {
+        const e = l.getEntries().find((x) => x.identifier === 'trib:first-card');
+        if (e) { painted = e.renderTime || e.loadTime; o.disconnect(); done(); }
+      }).observe({type: 'element', buffered: true});
+      setTimeout(() => reject(new Error(`no first results after 30 s (mark ${load}, paint ${painted})`)), 30000);
+    }));
     const cards = await page.getByTestId('card').count();
     const t0 = now();
     await page.getByLabel('Search data products').fill(query);
     await page.getByTestId('card').first().filter({hasText: query}).waitFor({timeout: 30000});
-    out = {load: Math.round(load), cards, query: now() - t0};
+    const r = (x) => Math.round(x * 10) / 10;
+    out = {load: r(d.load), painted: r(d.painted), sent: r(d.sent), answered: r(d.answered), server: r(d.server), app: r(d.app),
+      preloaded: d.searches === 1, cards, query: now() - t0};
   });
   return out;
 }

@@ -20,6 +20,9 @@ test(`${COUNT} products: first results render, a typed query answers`, async (t)
   const i = Math.floor(COUNT * 0.43) - (Math.floor(COUNT * 0.43) % 8) + 4; // a 'refunds' product
   const r = await firstResults(t, N.url, `refunds ${i}`);
   assert.equal(r.cards, 25); // the first page
-  console.log(`ui: ${COUNT} products published in ${publishMs} ms; first results ${r.load} ms after navigation start; ` +
+  assert.ok(r.preloaded, 'the first search took index.html\'s preloaded answer (one /v1/products request)');
+  assert.ok(Number.isFinite(r.server), 'the search answer carries its Server-Timing');
+  console.log(`ui: ${COUNT} products published in ${publishMs} ms; first results ${r.load} ms after navigation start ` +
+    `(painted ${r.painted}; search sent ${r.sent}, answered ${r.answered}, node ${r.server}); ` +
     `query typed -> its results ${r.query} ms (measured, not asserted; make bench reports against 300 ms)`);
 });

@@ -149,6 +149,22 @@ test('restricted product: a stub or not found, and no records for others', async
   });
 });
 
+// index.html preloads the first search anonymously; a signed-in tab must not show that answer.
+test('the first search of a signed-in tab is made with its token, not the anonymous preload', async (t) => {
+  await withPage(t, async (page) => {
+    const card = page.getByTestId('card').filter({hasText: 'Cardholder personal data'});
+    await page.goto(A.url + '/');
+    await card.waitFor();
+    assert.equal(await card.getByText('Version').count(), 0, 'anonymous: the restricted product is a stub');
+    await page.evaluate((tok) => sessionStorage.setItem('trib.token', tok), adminToken(A));
+    await page.reload();
+    await card.waitFor();
+    await waitFor('the signed-in search', async () => (await card.getByText('Version').count()) === 1, 10000);
+    assert.ok(await page.evaluate(() => performance.getEntriesByType('resource')
+      .filter((e) => new URL(e.name).pathname === '/v1/products').length >= 2), 'the preload and the search with the token');
+  });
+});
+
 test('hostile manifest from a peer node renders as inert text', async (t) => {
   await withPage(t, async (page) => {
     await page.goto(A.url + '/#/search?q=hostile');
