@@ -8,6 +8,7 @@
  * gossip/transport.h. */
 #include "gossip/transport.h"
 #include "gossip/clock.h"
+#include "gossip/edcurve.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -934,7 +935,7 @@ static int sender_authentic(zmq_msg_t *frame, const uint8_t sender[32], uint8_t 
 {
     const char *uid = zmq_msg_gets(frame, "User-Id");
     char hex[65];
-    if (uid == NULL || crypto_sign_ed25519_pk_to_curve25519(curve, sender) != 0) return 0;
+    if (uid == NULL || edcurve_pk(curve, sender) != 0) return 0;
     sodium_bin2hex(hex, sizeof hex, curve, 32);
     return strcmp(uid, hex) == 0;
 }

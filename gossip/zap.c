@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "gossip/clock.h"
+#include "gossip/edcurve.h"
 #include "gossip/gossip_int.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
@@ -176,7 +177,7 @@ int gossip__hello(void *ctx, transport_hello_t *h)
         uint8_t curve[32];
         v = trust_offer_cert(g->trust, h->cert, h->len, &added, err, sizeof err);
         if (v == TRUST_OK) {
-            if (crypto_sign_ed25519_pk_to_curve25519(curve, h->sender) != 0)
+            if (edcurve_pk(curve, h->sender) != 0)
                 v = TRUST_MALFORMED;
             else
                 v = trust_admit_curve(g->trust, curve, wall_ms(), NULL, err, sizeof err);
@@ -215,7 +216,7 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
 {
     uint8_t curve[32];
     trust_info_t c;
-    if (!g->trust || crypto_sign_ed25519_pk_to_curve25519(curve, m->id) != 0)
+    if (!g->trust || edcurve_pk(curve, m->id) != 0)
         return;
     if (trust_admit_info(g->trust, curve, wall_ms(), &c, NULL, 0) == TRUST_OK) {
         m->verified = strcmp(c.domain, m->domain) == 0;
