@@ -29,9 +29,13 @@ static int alive_seen[MAXN];
 static char want[40];                /* "accepted revocation HASH16" of the round */
 static uint64_t arrive[MAXN], t0;
 
+static FILE *trace[MAXN];            /* REVOKE_TRACE=DIR: every agent line with its arrival time */
+
 static void on_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t_ns)
 {
     (void)ctx;
+    if (trace[p->tag])
+        fprintf(trace[p->tag], "%.3f %s\n", bench_ms(t_ns), line);
     if (strstr(line, "Assertion failed") || strstr(line, "Aborted"))
         bench_die("agent %d: %s", p->tag, line);
     if (strstr(line, "-> alive"))
@@ -99,16 +103,44 @@ int main(int argc, char **argv)
         bench_die("charter: %s", err);
     json_decref(cj);
 
-    char seed[64];
-    snprintf(seed, sizeof seed, "127.0.0.1:%d", base);
-    for (int i = 0; i < n; i++) {
-        char data[600], dom[32], listen[64], http[64];
+    char seed[200];
+    for (int i = 0; i < n; i++) {     /* every node's identity and certificate, before any clock starts */
+        char data[600], dom[32];
+        identity_t id;
+        int created;
+        cert_t cert;
         snprintf(data, sizeof data, "%s/n%d", tmp, i);
+        snprintf(dom, sizeof dom, "d%d", i);
+        if (mkdir(data, 0700) < 0 || identity_load_or_create(data, &id, &created, err, sizeof err) != 0)
+            bench_die("identity %s: %s", data, err);
+        if (i == 0)
+            snprintf(seed, sizeof seed, "%s@127.0.0.1:%d", id.hex, base);
+        if (cert_issue(&ch, dom, id.pk, ch.issued_ms - 3600000, ch.issued_ms + 90LL * 86400000, 0, rp, 2, &cert,
+                       err, sizeof err) != 0)
+            bench_die("certify %s: %s", dom, err);
+        snprintf(data, sizeof data, "%s/n%d.cert", tmp, i);
+        json_t *j = cert_to_json(&cert);
+        if (!j || trust_file_write(data, j, err, sizeof err) != 0)
+            bench_die("certificate %s: %s", data, err);
+        json_decref(j);
+        cert_free(&cert);
+        sodium_memzero(&id, sizeof id);
+    }
+    for (int i = 0; i < n && getenv("REVOKE_TRACE"); i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/n%d.log", getenv("REVOKE_TRACE"), i);
+        if (!(trace[i] = fopen(path, "w")))
+            bench_die("REVOKE_TRACE: %s: %s", path, strerror(errno));
+    }
+    for (int i = 0; i < n; i++) {
+        char data[600], cfile[600], dom[32], listen[64], http[64];
+        snprintf(data, sizeof data, "%s/n%d", tmp, i);
+        snprintf(cfile, sizeof cfile, "%s/n%d.cert", tmp, i);
         snprintf(dom, sizeof dom, "d%d", i);
         snprintf(listen, sizeof listen, "127.0.0.1:%d", base + i);
         snprintf(http, sizeof http, "127.0.0.1:%d", base + 50 + i);
-        char *av[] = {(char *)trib, "agent", "--data", data, "--domain", dom, "--charter", cpath, "--listen", listen,
-                      "--http", http, "--federation-secret", "bench-revoke", "--log-level", "info",
+        char *av[] = {(char *)trib, "agent", "--data", data, "--domain", dom, "--charter", cpath, "--cert", cfile,
+                      "--listen", listen, "--http", http, "--log-level", getenv("REVOKE_LOG") ? getenv("REVOKE_LOG") : "info",
                       i ? "--seed" : NULL, seed, NULL};
         if (bench_spawn(&procs[i], av, i) != 0)
             bench_die("cannot start agent %d", i);
@@ -152,6 +184,9 @@ int main(int argc, char **argv)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
         t0 = bench_now_ns();
+        for (int i = 0; i < n; i++)
+            if (trace[i])
+                fprintf(trace[i], "%.3f ROUND %d %s wall %lld\n", bench_ms(t0), r, want, (long long)time(NULL));
         CURLcode cc = curl_easy_perform(c);
         long status = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -197,6 +232,9 @@ int main(int argc, char **argv)
     printf("  method: POST on node 0 -> each agent's log line 'fedlog: accepted revocation H' (verified, stored),"
            " read from its pipe; CLOCK_MONOTONIC in this process\n");
     bench_stop_all(procs, n, SIGTERM, 5000);
+    for (int i = 0; i < n; i++)
+        if (trace[i])
+            fclose(trace[i]);
     free(reach);
     free(each);
     charter_free(&ch);
