@@ -741,7 +741,8 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
     } else if (t->hello != NULL && type != TRIB__MSG_TYPE__MSG_CERT_HELLO) {
         /* first on the new connection: who we are; and theirs, unless we hold it already */
         const peerkey_t *pk = peerkey_find(t, addr);
-        int known = pk != NULL && t->allow != NULL && t->allow(t->allow_ctx, pk->curve_pk, 0) == TRANSPORT_ADMIT;
+        int known = pk != NULL && t->allow != NULL &&
+                    t->allow(t->allow_ctx, pk->curve_pk, TRANSPORT_ASK) == TRANSPORT_ADMIT;
         hello_send(t, d, !known);
     }
     return dealer_send(t, d, type, body, len);

@@ -82,7 +82,7 @@ int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
     if (v == TRUST_OK)
         return TRANSPORT_ADMIT;
     if (v == TRUST_UNCERTIFIED) { /* it may present its certificate; until then its messages are dropped */
-        if (!connect) {
+        if (connect == 0) {
             char hex[65];
             sodium_bin2hex(hex, sizeof hex, curve_pk, 32);
             refused(g, TRUST_REFUSED_CONNECT, v, "a message from CURVE key %.16s..., which has presented no valid "
@@ -90,7 +90,7 @@ int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
         }
         return TRANSPORT_PROVISIONAL;
     }
-    if (connect) {
+    if (connect == 1) {
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, curve_pk, 32);
         refused(g, TRUST_REFUSED_CONNECT, v, "a connection from CURVE key %.16s...: %s", hex, err);

@@ -317,6 +317,13 @@ Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
     cr_expect(rc == 0 && out && strstr(out, "verified (signer certified"), "trib show: %s", out ? out : "");
     free(out), free(eout);
     cr_expect_eq(h_metric(b.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
+    /* a refusal counted is a message dropped: asking whether a peer's certificate is held, before
+     * the hello on a new connection, is not a refusal (it was counted and logged on every join) */
+    h_node_t *all[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(h_metric(all[i]->url, "trib_trust_refused_total{kind=\"connect\",reason=\"uncertified\"}"),
+                     h_metric(all[i]->url, "trib_gossip_dropped_total{reason=\"uncertified\"}"),
+                     "%s counts uncertified refusals that dropped nothing", all[i]->domain);
     cr_expect_eq(h_metric(a.url, "trib_trust_chartered"), 1);
     /* a restarted node (its trust store starts again from its own certificate) is readmitted
      * and readmits the others */
