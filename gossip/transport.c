@@ -60,6 +60,7 @@ typedef struct dealer {
     int pend_head, pend_count;
     void *mon;                              /* handshake monitor until the first handshake succeeds */
     struct dealer *mprev, *mnext;           /* list of monitored dealers */
+    int rehello;                            /* our hello expired unsent: send it before the next */
 } dealer_t;
 
 struct transport {
@@ -398,12 +399,20 @@ static void pend_drop_all(transport_t *t, dealer_t *d)
     plist_remove(t, d);
 }
 
-/* Hands waiting messages to ZeroMQ in order until one would block; drops expired ones. */
+/* Hands waiting messages to ZeroMQ in order until one would block; drops expired ones. A
+ * connection's first message, our certificate hello, lives as long as the newest message behind
+ * it, and one that expires is sent again before the next message: dropped alone, it let the
+ * messages after it through to a peer that drops them all as uncertified (a slow CURVE handshake
+ * on a busy machine outlasts pending_ms). */
 static void pend_flush(transport_t *t, dealer_t *d, int64_t now)
 {
     while (d->pend_count > 0) {
         pend_t *p = &d->pend[d->pend_head];
         size_t size = zmq_msg_size(&p->msg);
+        if (p->type == TRIB__MSG_TYPE__MSG_CERT_HELLO && d->pend_count > 1) {
+            const pend_t *newest = &d->pend[(d->pend_head + d->pend_count - 1) % t->o.pending_max];
+            if (newest->deadline_ms > p->deadline_ms) p->deadline_ms = newest->deadline_ms;
+        }
         if (p->deadline_ms > now) {
             if (zmq_msg_send(&p->msg, d->sock, ZMQ_DONTWAIT) >= 0) {
                 bump(&t->st.msgs_out[p->type], 1);
@@ -413,6 +422,7 @@ static void pend_flush(transport_t *t, dealer_t *d, int64_t now)
             }
             if (errno == EAGAIN || errno == EINTR) break;
         }
+        if (p->type == TRIB__MSG_TYPE__MSG_CERT_HELLO) d->rehello = 1;
         zmq_msg_close(&p->msg);                  /* expired, or ZeroMQ refused it for good */
         pend_pop(d, t->o.pending_max);
         bump(&t->st.send_dropped, 1);
@@ -788,6 +798,10 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
     Trib__Envelope env = TRIB__ENVELOPE__INIT;
     zmq_msg_t msg;
     int64_t now = clock_ms();
+    if (d->rehello && type != TRIB__MSG_TYPE__MSG_CERT_HELLO && t->hello != NULL) {
+        d->rehello = 0;
+        hello_send(t, d, 1);
+    }
     env.version = TRANSPORT_PROTOCOL_VERSION;
     env.type = (Trib__MsgType)type;
     env.sender.data = t->my_pk;
