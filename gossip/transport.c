@@ -783,12 +783,13 @@ static int hello_send(transport_t *t, dealer_t *d, int want_reply)
     return hello_send_why(t, d, want_reply, NULL);
 }
 
-/* Sends a hello to addr, opening a DEALER on the lane of hellos when needed. */
+/* Sends a hello to addr on the priority lane, where the membership messages that follow a hello
+ * go: an answer on the other lane opened a third connection per pair while a federation joined. */
 static void hello_to(transport_t *t, const char *addr, int want_reply, const char *refused)
 {
     if (t->hello == NULL) return;
-    dealer_t *d = dealer_find(t, addr, 0);
-    if (d == NULL && (d = dealer_open(t, addr, 0)) == NULL) return;
+    dealer_t *d = dealer_find(t, addr, 1);
+    if (d == NULL && (d = dealer_open(t, addr, 1)) == NULL) return;
     hello_send_why(t, d, want_reply, refused);
 }
 
