@@ -117,9 +117,12 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
         return;
     }
     /* A member (back) in sight may have missed pushes (a revocation): compare federation logs now,
-     * not at the next anti-entropy round (one summary message when they agree). */
+     * not at the next anti-entropy round (one summary message when they agree). Only a node that
+     * holds something starts it: a join of empty logs opens no extra connections. */
+    uint32_t held = 0;
+    uint8_t sum[TRUST_HASH_LEN];
     if (g->o.fedlog && m->addr && m->state == TRIB__MEMBER_STATE__ALIVE && old_state != (int)m->state &&
-        old_state != TRIB__MEMBER_STATE__SUSPECT)
+        old_state != TRIB__MEMBER_STATE__SUSPECT && (fedlog_summary(g->o.fedlog, &held, sum), held > 0))
         fedlog_sync(g->o.fedlog, m->addr);
     size_t len = trib__member__get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
