@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/edcurve.h"
 #include "gossip/entry.h"
 #include "storage/store.h"
 
@@ -28,10 +29,11 @@ static int time_ok(int64_t ms)
     return ms >= 0 && ms <= TRUST_TIME_MAX_MS;
 }
 
-static int key_ok(const uint8_t *k, size_t len)
+/* A node key that decodes to a curve point (gossip/edcurve.h: not the subgroup check, which cost
+ * as much as a signature verify per certificate received); curve gets its CURVE form. */
+static int key_ok(const uint8_t *k, size_t len, uint8_t curve[32])
 {
-    uint8_t curve[32];
-    return len == ID_PK_LEN && crypto_sign_ed25519_pk_to_curve25519(curve, k) == 0;
+    return len == ID_PK_LEN && edcurve_pk(curve, k) == 0;
 }
 
 static uint64_t fresh_serial(void)
@@ -103,7 +105,7 @@ int cert_parse(const uint8_t *bytes, size_t len, cert_t *out, char *err, size_t 
         snprintf(err, errlen, "certificate: domain is not a valid domain name");
         goto fail;
     }
-    if (!key_ok(m->node_key.data, m->node_key.len)) {
+    if (!key_ok(m->node_key.data, m->node_key.len, out->curve)) {
         snprintf(err, errlen, "certificate for %s: node key is not a 32-byte Ed25519 public key",
                  m->domain);
         goto fail;
@@ -142,6 +144,7 @@ fail:
     if (m)
         trib__domain_cert__free_unpacked(m, NULL);
     trib__trust_signed__free_unpacked(env, NULL);
+    memset(out, 0, sizeof *out);
     return -1;
 }
 
@@ -174,6 +177,11 @@ int cert_issue(const charter_t *ch, const char *domain, const uint8_t node_key[I
     if (!entry_valid_name(domain)) {
         snprintf(err, errlen, "domain '%.64s' is not a valid domain name (" STORE_NAME_RULE ")",
                  domain ? domain : "");
+        return -1;
+    }
+    uint8_t curve[32];   /* roots certify only a key of the prime-order subgroup (the full check) */
+    if (crypto_sign_ed25519_pk_to_curve25519(curve, node_key) != 0) {
+        snprintf(err, errlen, "certificate for %s: node key is not a valid Ed25519 public key", domain);
         return -1;
     }
     if (charter_roots_can_sign(ch, roots, n, err, errlen) != 0)

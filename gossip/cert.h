@@ -31,6 +31,7 @@ typedef struct {
     Trib__TrustSigned *env;               /* the envelope, signatures not yet trusted */
     uint8_t *bytes;                       /* the TrustSigned as made or received */
     size_t len;
+    uint8_t curve[32];                    /* node_key's CURVE (X25519) form, by cert_parse */
 } cert_t;
 
 typedef struct {

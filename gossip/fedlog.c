@@ -374,77 +374,109 @@ static int ord_cmp(const void *a, const void *b)
     return x->order != y->order ? (x->order < y->order ? -1 : 1) : (x->i < y->i ? -1 : x->i > y->i);
 }
 
-/* Offers objects (charters first by version, then certificates, revocations, policy sets, so one
- * frame may carry a charter update and what it signs), stores the new ones in one commit, adds
- * them to the set and queues pushes when forward. Under the lock. Returns how many were new. */
-static size_t offer_batch(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
+/* One offer of objects between its two steps (verify, then commit). */
+typedef struct {
+    batch_t *items;
+    size_t n;
+    const char *from;
+    int forward;
+    ord_t *ord;                   /* items in verification order */
+    store_fedlog_item_t *st;      /* the new ones, to store */
+    size_t nst;
+} offer_t;
+
+/* Step 1, under the lock: offers the objects (charters first by version, then certificates,
+ * revocations, policy sets, so one frame may carry a charter update and what it signs) and, when
+ * forward, queues the new ones' pushes at once: a verified object is in force here (the trust
+ * store holds it) and goes on before the durable commit, which is not on the path from node to
+ * node. -1 (nothing offered) when out of memory. */
+static int offer_verify(fedlog_t *f, offer_t *o)
 {
-    ord_t *ord = malloc((n ? n : 1) * sizeof *ord);
-    store_fedlog_item_t *st = malloc((n ? n : 1) * sizeof *st);
-    if (!ord || !st) {
-        free(ord);
-        free(st);
-        return 0;
+    size_t n = o->n;
+    o->ord = malloc((n ? n : 1) * sizeof *o->ord);
+    o->st = malloc((n ? n : 1) * sizeof *o->st);
+    o->nst = 0;
+    if (!o->ord || !o->st) {
+        free(o->ord);
+        free(o->st);
+        o->ord = NULL, o->st = NULL;
+        return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        int k = envelope_kind(items[i].b, items[i].n);
-        ord[i].i = i;
-        ord[i].order = k == TRUST_KIND_CHARTER ? charter_version(items[i].b, items[i].n)
-                                               : 2000000 + (k >= 1 && k < FEDLOG_KINDS ? k : FEDLOG_KINDS);
+        int k = envelope_kind(o->items[i].b, o->items[i].n);
+        o->ord[i].i = i;
+        o->ord[i].order = k == TRUST_KIND_CHARTER ? charter_version(o->items[i].b, o->items[i].n)
+                                                  : 2000000 + (k >= 1 && k < FEDLOG_KINDS ? k : FEDLOG_KINDS);
     }
-    qsort(ord, n, sizeof *ord, ord_cmp);
-    size_t nst = 0;
+    qsort(o->ord, n, sizeof *o->ord, ord_cmp);
     for (size_t j = 0; j < n; j++) {
-        batch_t *it = &items[ord[j].i];
-        it->ok = offer_one(f, it->b, it->n, from, &it->r) == 0;
+        batch_t *it = &o->items[o->ord[j].i];
+        it->ok = offer_one(f, it->b, it->n, o->from, &it->r) == 0;
         if (!it->ok || !it->r.added)
             continue;
         int dup = 0;     /* the same object twice in one frame */
-        for (size_t k = 0; k < nst; k++)
-            dup |= !memcmp(st[k].hash, it->r.hash, TRUST_HASH_LEN);
+        for (size_t k = 0; k < o->nst; k++)
+            dup |= !memcmp(o->st[k].hash, it->r.hash, TRUST_HASH_LEN);
         if (dup) {
             it->r.added = 0;
             continue;
         }
-        memcpy(st[nst].hash, it->r.hash, TRUST_HASH_LEN);
-        st[nst].kind = it->r.kind;
-        st[nst].bytes = it->b;
-        st[nst].len = it->n;
-        nst++;
+        memcpy(o->st[o->nst].hash, it->r.hash, TRUST_HASH_LEN);
+        o->st[o->nst].kind = it->r.kind;
+        o->st[o->nst].bytes = it->b;
+        o->st[o->nst].len = it->n;
+        o->nst++;
+        if (o->forward)
+            push_queue(f, it->r.kind, it->b, it->n, o->from);
     }
-    size_t added = 0;
-    if (nst && store_fedlog_put(f->st, st, nst, NULL) != 0) {
+    return 0;
+}
+
+/* Step 2, under the lock: stores the new objects in one commit and adds them to the set.
+ * Returns how many were new. */
+static size_t offer_commit(fedlog_t *f, offer_t *o)
+{
+    size_t added = 0, nst = o->nst;
+    if (!o->ord)
+        return 0;
+    if (nst && store_fedlog_put(f->st, o->st, nst, NULL) != 0) {
         log_error("fedlog: storing %zu object(s) failed: %s (held in memory until restart; peers resend)",
                   nst, store_last_error());
-        for (size_t j = 0; j < n; j++)
-            if (items[j].ok && items[j].r.added) {
-                items[j].ok = 0;
-                snprintf(items[j].r.err, sizeof items[j].r.err, "storing failed: %s", store_last_error());
-                refuse(f, &items[j].r, FEDLOG_R_STORAGE, from);
+        for (size_t j = 0; j < o->n; j++)
+            if (o->items[j].ok && o->items[j].r.added) {
+                o->items[j].ok = 0;
+                snprintf(o->items[j].r.err, sizeof o->items[j].r.err, "storing failed: %s", store_last_error());
+                refuse(f, &o->items[j].r, FEDLOG_R_STORAGE, o->from);
             }
         nst = 0;
     }
-    for (size_t j = 0; j < n && nst; j++) {
-        batch_t *it = &items[ord[j].i];
+    for (size_t j = 0; j < o->n && nst; j++) {
+        batch_t *it = &o->items[o->ord[j].i];
         if (!it->ok || !it->r.added)
             continue;
-        if (held_add(f, it->r.hash, it->r.kind, it->n) != 0)
-            continue;
+        if (held_find(f, it->r.hash) || held_add(f, it->r.hash, it->r.kind, it->n) != 0)
+            continue;             /* held meanwhile: another thread's offer between the steps */
         added++;
         f->accepted[it->r.kind]++;
         char hex[2 * TRUST_HASH_LEN + 1];
         trust_hex(it->r.hash, TRUST_HASH_LEN, hex);
         /* every revocation and charter, and what operators hand in, at info; the bulk of a
          * bootstrap (certificates and the rest from peers) at debug */
-        int loud = !from || it->r.kind == TRUST_KIND_REVOKE || it->r.kind == TRUST_KIND_CHARTER;
+        int loud = !o->from || it->r.kind == TRUST_KIND_REVOKE || it->r.kind == TRUST_KIND_CHARTER;
         log_msg(loud ? LOG_INFO : LOG_DEBUG, "fedlog: accepted %s %.16s from %s", kind_label(it->r.kind), hex,
-                from ? from : "an operator");
-        if (forward)
-            push_queue(f, it->r.kind, it->b, it->n, from);
+                o->from ? o->from : "an operator");
     }
-    free(ord);
-    free(st);
+    free(o->ord);
+    free(o->st);
+    o->ord = NULL, o->st = NULL;
     return added;
+}
+
+/* Both steps at once (no send between them). Under the lock. Returns how many were new. */
+static size_t offer_batch(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
+{
+    offer_t o = {.items = items, .n = n, .from = from, .forward = forward};
+    return offer_verify(f, &o) == 0 ? offer_commit(f, &o) : 0;
 }
 
 #define OFFER_WAIT_S 10           /* an operator's offer waits this long for the loop */
@@ -698,11 +730,10 @@ static void send_msg(const fedlog_io_t *io, const char *to, int type, const Prot
     free(buf);
 }
 
-void fedlog_tick(fedlog_t *f)
+/* Sends the queued pushes to every peer (but an object's sender). Not under the lock. */
+static void send_pushes(fedlog_t *f)
 {
     pthread_mutex_lock(&f->mu);
-    if (f->rhead)
-        run_requests(f);
     if (!f->attached || !f->qhead) {
         pthread_mutex_unlock(&f->mu);
         return;
@@ -731,6 +762,43 @@ void fedlog_tick(fedlog_t *f)
     pthread_mutex_lock(&f->mu);
     f->pushed += pushed;
     pthread_mutex_unlock(&f->mu);
+}
+
+/* Offers items from a peer (forward: pushes the new ones on, before they are committed). */
+static void offer_and_push(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
+{
+    offer_t o = {.items = items, .n = n, .from = from, .forward = forward};
+    pthread_mutex_lock(&f->mu);
+    int ok = offer_verify(f, &o) == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (ok && forward)
+        send_pushes(f);
+    pthread_mutex_lock(&f->mu);
+    offer_commit(f, &o);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void fedlog_tick(fedlog_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->rhead) {          /* operators' offers, one at a time: verified, pushed, committed */
+        req_t *q = f->rhead;
+        f->rhead = q->next;
+        if (!f->rhead)
+            f->rtail = NULL;
+        batch_t it = {.b = q->data, .n = q->n};
+        pthread_mutex_unlock(&f->mu);
+        offer_and_push(f, &it, 1, NULL, 1);
+        pthread_mutex_lock(&f->mu);
+        q->r = it.r;
+        q->ok = it.ok;
+        q->done = 1;
+        if (q->abandoned)
+            free(q);
+        pthread_cond_broadcast(&f->rcv);
+    }
+    pthread_mutex_unlock(&f->mu);
+    send_pushes(f);
 }
 
 /* ---------------------------------------------------------------- the loop: anti-entropy */
@@ -975,9 +1043,7 @@ void fedlog_handle(fedlog_t *f, const char *from, int type, const uint8_t *body,
         if (items) {
             for (size_t i = 0; i < m->n_objects; i++)
                 items[i] = (batch_t){.b = m->objects[i].data, .n = m->objects[i].len};
-            pthread_mutex_lock(&f->mu);
-            offer_batch(f, items, m->n_objects, from, 1);
-            pthread_mutex_unlock(&f->mu);
+            offer_and_push(f, items, m->n_objects, from, 1);
             free(items);
         }
         trib__fed_objects__free_unpacked(m, NULL);

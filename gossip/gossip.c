@@ -131,6 +131,14 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
         g->self_inc = m->incarnation ? m->incarnation : g->self_inc;
         return;
     }
+    /* A member (back) in sight may have missed pushes (a revocation): compare federation logs now,
+     * not at the next anti-entropy round (one summary message when they agree). Only a node that
+     * holds something starts it: a join of empty logs opens no extra connections. */
+    uint32_t held = 0;
+    uint8_t sum[TRUST_HASH_LEN];
+    if (g->o.fedlog && m->addr && m->state == TRIB__MEMBER_STATE__ALIVE && old_state != (int)m->state &&
+        old_state != TRIB__MEMBER_STATE__SUSPECT && (fedlog_summary(g->o.fedlog, &held, sum), held > 0))
+        fedlog_sync(g->o.fedlog, m->addr);
     size_t len = trib__member__get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
@@ -197,14 +205,28 @@ static void push_entries(gossip_t *g, const uint8_t *const *entries, const size_
 }
 
 /* Every alive member (up to max): where federation objects are pushed. */
+/* The federation log's pushes (revocations first) go to every alive or suspect member: a member
+ * a busy moment made suspect is most likely alive, and skipping it left it to anti-entropy. */
+typedef struct {
+    const gossip_t *g;
+    const char **addrs;
+    size_t n, max;
+} peers_ctx_t;
+
+static void reachable_one(void *ctx, const Trib__Member *m)
+{
+    peers_ctx_t *p = ctx;
+    if (p->n < p->max && m->addr && m->id.len == ID_PK_LEN && memcmp(m->id.data, p->g->id.pk, ID_PK_LEN) &&
+        (m->state == TRIB__MEMBER_STATE__ALIVE || m->state == TRIB__MEMBER_STATE__SUSPECT))
+        p->addrs[p->n++] = m->addr;
+}
+
 static size_t all_peers(void *ctx, const char **addrs, size_t max)
 {
     gossip_t *g = ctx;
-    const Trib__Member *peers[ORIGIN_PUSH_MAX];
-    size_t n = swim_random_alive(g->swim, max < ORIGIN_PUSH_MAX ? max : ORIGIN_PUSH_MAX, peers);
-    for (size_t i = 0; i < n; i++)
-        addrs[i] = peers[i]->addr;
-    return n;
+    peers_ctx_t p = {.g = g, .addrs = addrs, .max = max};
+    swim_foreach(g->swim, reachable_one, &p);
+    return p.n;
 }
 
 static uint64_t repl_now(void *ctx)

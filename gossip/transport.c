@@ -59,6 +59,7 @@ typedef struct dealer {
     int pend_head, pend_count;
     void *mon;                              /* handshake monitor until the first handshake succeeds */
     struct dealer *mprev, *mnext;           /* list of monitored dealers */
+    int rehello;                            /* our hello expired unsent: send it before the next */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -405,12 +406,20 @@ static void pend_drop_all(transport_t *t, dealer_t *d)
     plist_remove(t, d);
 }
 
-/* Hands waiting messages to ZeroMQ in order until one would block; drops expired ones. */
+/* Hands waiting messages to ZeroMQ in order until one would block; drops expired ones. A
+ * connection's first message, our certificate hello, lives as long as the newest message behind
+ * it, and one that expires is sent again before the next message: dropped alone, it let the
+ * messages after it through to a peer that drops them all as uncertified (a slow CURVE handshake
+ * on a busy machine outlasts pending_ms). */
 static void pend_flush(transport_t *t, dealer_t *d, int64_t now)
 {
     while (d->pend_count > 0) {
         pend_t *p = &d->pend[d->pend_head];
         size_t size = zmq_msg_size(&p->msg);
+        if (p->type == TRIB__MSG_TYPE__MSG_CERT_HELLO && d->pend_count > 1) {
+            const pend_t *newest = &d->pend[(d->pend_head + d->pend_count - 1) % t->o.pending_max];
+            if (newest->deadline_ms > p->deadline_ms) p->deadline_ms = newest->deadline_ms;
+        }
         if (p->deadline_ms > now) {
             if (zmq_msg_send(&p->msg, d->sock, ZMQ_DONTWAIT) >= 0) {
                 bump(&t->st.msgs_out[p->type], 1);
@@ -420,6 +429,7 @@ static void pend_flush(transport_t *t, dealer_t *d, int64_t now)
             }
             if (errno == EAGAIN || errno == EINTR) break;
         }
+        if (p->type == TRIB__MSG_TYPE__MSG_CERT_HELLO) d->rehello = 1;
         zmq_msg_close(&p->msg);                  /* expired, or ZeroMQ refused it for good */
         pend_pop(d, t->o.pending_max);
         bump(&t->st.send_dropped, 1);
@@ -748,7 +758,8 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
     } else if (t->hello != NULL && type != TRIB__MSG_TYPE__MSG_CERT_HELLO) {
         /* first on the new connection: who we are; and theirs, unless we hold it already */
         const peerkey_t *pk = peerkey_find(t, addr);
-        int known = pk != NULL && t->allow != NULL && t->allow(t->allow_ctx, pk->curve_pk, 0) == TRANSPORT_ADMIT;
+        int known = pk != NULL && t->allow != NULL &&
+                    t->allow(t->allow_ctx, pk->curve_pk, TRANSPORT_ASK) == TRANSPORT_ADMIT;
         hello_send(t, d, !known);
     }
     return dealer_send(t, d, type, body, len);
@@ -779,12 +790,13 @@ static int hello_send(transport_t *t, dealer_t *d, int want_reply)
     return hello_send_why(t, d, want_reply, NULL);
 }
 
-/* Sends a hello to addr, opening a DEALER on the lane of hellos when needed. */
+/* Sends a hello to addr on the priority lane, where the membership messages that follow a hello
+ * go: an answer on the other lane opened a third connection per pair while a federation joined. */
 static void hello_to(transport_t *t, const char *addr, int want_reply, const char *refused)
 {
     if (t->hello == NULL) return;
-    dealer_t *d = dealer_find(t, addr, 0);
-    if (d == NULL && (d = dealer_open(t, addr, 0)) == NULL) return;
+    dealer_t *d = dealer_find(t, addr, 1);
+    if (d == NULL && (d = dealer_open(t, addr, 1)) == NULL) return;
     hello_send_why(t, d, want_reply, refused);
 }
 
@@ -794,6 +806,10 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
     Trib__Envelope env = TRIB__ENVELOPE__INIT;
     zmq_msg_t msg;
     int64_t now = clock_ms();
+    if (d->rehello && type != TRIB__MSG_TYPE__MSG_CERT_HELLO && t->hello != NULL) {
+        d->rehello = 0;
+        hello_send(t, d, 1);
+    }
     env.version = TRANSPORT_PROTOCOL_VERSION;
     env.type = (Trib__MsgType)type;
     env.sender.data = t->my_pk;

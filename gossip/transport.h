@@ -126,8 +126,10 @@ void transport_forget(transport_t *t, const char *addr);
  * message is dropped, counted in dropped_uncertified); or TRANSPORT_PROVISIONAL: a key with no
  * certificate known yet may connect, but only its MSG_CERT_HELLO is taken until it is admitted
  * (its other messages are dropped and counted in dropped_uncertified, and it is asked for its
- * certificate, at most once a second). */
+ * certificate, at most once a second). connect TRANSPORT_ASK: a question before sending (do we
+ * hold its certificate, or do we ask for it in our hello?): nothing was refused, nothing counts. */
 enum { TRANSPORT_REFUSE = 0, TRANSPORT_ADMIT = 1, TRANSPORT_PROVISIONAL = 2 };
+#define TRANSPORT_ASK 2
 typedef int (*transport_allow_fn)(void *ctx, const uint8_t curve_pk[32], int connect);
 void transport_set_allow(transport_t *t, transport_allow_fn allow, void *ctx);
 

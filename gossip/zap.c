@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "gossip/clock.h"
+#include "gossip/edcurve.h"
 #include "gossip/gossip_int.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
@@ -81,7 +82,7 @@ int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
     if (v == TRUST_OK)
         return TRANSPORT_ADMIT;
     if (v == TRUST_UNCERTIFIED) { /* it may present its certificate; until then its messages are dropped */
-        if (!connect) {
+        if (connect == 0) {
             char hex[65];
             sodium_bin2hex(hex, sizeof hex, curve_pk, 32);
             refused(g, TRUST_REFUSED_CONNECT, v, "a message from CURVE key %.16s..., which has presented no valid "
@@ -89,7 +90,7 @@ int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
         }
         return TRANSPORT_PROVISIONAL;
     }
-    if (connect) {
+    if (connect == 1) {
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, curve_pk, 32);
         refused(g, TRUST_REFUSED_CONNECT, v, "a connection from CURVE key %.16s...: %s", hex, err);
@@ -176,7 +177,7 @@ int gossip__hello(void *ctx, transport_hello_t *h)
         uint8_t curve[32];
         v = trust_offer_cert(g->trust, h->cert, h->len, &added, err, sizeof err);
         if (v == TRUST_OK) {
-            if (crypto_sign_ed25519_pk_to_curve25519(curve, h->sender) != 0)
+            if (edcurve_pk(curve, h->sender) != 0)
                 v = TRUST_MALFORMED;
             else
                 v = trust_admit_curve(g->trust, curve, wall_ms(), NULL, err, sizeof err);
@@ -215,7 +216,7 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
 {
     uint8_t curve[32];
     trust_info_t c;
-    if (!g->trust || crypto_sign_ed25519_pk_to_curve25519(curve, m->id) != 0)
+    if (!g->trust || edcurve_pk(curve, m->id) != 0)
         return;
     if (trust_admit_info(g->trust, curve, wall_ms(), &c, NULL, 0) == TRUST_OK) {
         m->verified = strcmp(c.domain, m->domain) == 0;

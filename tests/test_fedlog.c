@@ -23,6 +23,7 @@
 #include "gossip/charter.h"
 #include "gossip/fedlog.h"
 #include "gossip/trust.h"
+#include "proto/tributary.pb-c.h"
 #include "storage/fedlog.h"
 #include "storage/store.h"
 #include "tests/harness.h"
@@ -577,10 +578,81 @@ Test(fedlog, anti_entropy_reconciles_two_sets)
     }
 }
 
+/* A node forwarding a pushed revocation: sends are recorded with what the node held then. */
+static store_t *fwd_store;
+static trust_t *fwd_trust;
+static const uint8_t *fwd_hash;
+static int fwd_sent, fwd_in_force, fwd_stored, fwd_to_sender;
+
+static void fwd_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)ctx, (void)body, (void)len;
+    if (type != TRIB__MSG_TYPE__MSG_FED_PUSH)
+        return;
+    fwd_sent++;
+    fwd_to_sender += !strcmp(addr, addr_of[0]);
+    fwd_in_force = trust_revocation_count(fwd_trust);
+    int kind;
+    uint8_t *b = NULL;
+    size_t n;
+    fwd_stored = store_fedlog_get(fwd_store, fwd_hash, &kind, &b, &n) == 0;
+    free(b);
+}
+
+static size_t fwd_peers(void *ctx, const char **addrs, size_t max)
+{
+    (void)ctx;
+    cr_assert_geq(max, 2);
+    addrs[0] = addr_of[0];        /* the sender */
+    addrs[1] = "10.0.0.3:1";
+    return 2;
+}
+
+/* A revocation goes on as soon as it is verified and in force here, before the durable commit
+ * (an fsync that took up to 160 ms per hop on a busy machine), and is then stored. */
+Test(fedlog, a_pushed_revocation_is_forwarded_before_it_is_committed)
+{
+    fwd_store = open_store("fwd");
+    fwd_trust = trust_new(&ch);
+    fedlog_t *f = fedlog_new(fwd_store, fwd_trust, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    fedlog_io_t io = { .ctx = NULL, .send = fwd_send, .peers = fwd_peers, .wake = net_wake };
+    fedlog_attach(f, &io);
+    revocation_t rv;
+    issue_rev(&ch, &N, &rv);
+    fwd_hash = rv.hash;
+    ProtobufCBinaryData item = { rv.len, rv.bytes };
+    Trib__FedObjects m = TRIB__FED_OBJECTS__INIT;
+    m.n_objects = 1;
+    m.objects = &item;
+    size_t len = trib__fed_objects__get_packed_size(&m);
+    uint8_t *buf = malloc(len);
+    trib__fed_objects__pack(&m, buf);
+    fedlog_handle(f, addr_of[0], TRIB__MSG_TYPE__MSG_FED_PUSH, buf, len);
+    cr_expect_eq(fwd_sent, 1, "pushed %d times (not back to its sender)", fwd_sent);
+    cr_expect_eq(fwd_to_sender, 0);
+    cr_expect_eq(fwd_in_force, 1, "not in force here when pushed on");
+    cr_expect_eq(fwd_stored, 0, "pushed on only after the durable commit");
+    cr_expect(fedlog_has(f, rv.hash), "not held after the push was handled");
+    int kind;
+    uint8_t *b = NULL;
+    size_t n;
+    cr_expect_eq(store_fedlog_get(fwd_store, rv.hash, &kind, &b, &n), 0, "not stored after the push was handled");
+    free(b);
+    /* the same push again: held, not pushed on twice */
+    fedlog_handle(f, addr_of[1], TRIB__MSG_TYPE__MSG_FED_PUSH, buf, len);
+    cr_expect_eq(fwd_sent, 1);
+    free(buf);
+    revocation_free(&rv);
+    fedlog_destroy(&f);
+    trust_destroy(&fwd_trust);
+    store_close(&fwd_store);
+}
+
 /* ---------------------------------------------------------------- real processes */
 
-#define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "3", \
-             "--anti-entropy-ms", "300"
+#define PROBES "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "3"
+#define FAST PROBES, "--anti-entropy-ms", "300"
 
 static char cpath[300];
 
@@ -639,6 +711,9 @@ static int answers_itself(h_node_t *n)
         cr_assert(ok_, "another agent kept answering on this node's ports");                       \
     } while (0)
 
+static const char *ae_ms = "300";   /* --anti-entropy-ms of the nodes start_chartered starts (the
+                                     * harness keeps 16 extra arguments: PROBES, not FAST, and this) */
+
 /* A chartered node as an operator makes one: a data dir with its identity (`trib identity`), a
  * certificate for it signed by roots r1 and r2 (`trib fed certify`, written to NAME.cert), then
  * `trib agent --charter --cert`, joining through seed (NODE_ID@HOST:PORT) when given. id gets the
@@ -661,9 +736,10 @@ static void start_chartered(h_node_t *n, const char *domain, const char *name, c
     free(e);
     start_data = dir;
     if (seed)
-        START(n, domain, "--data", dir, "--charter", cpath, "--cert", cert, "--seed", seed, FAST);
+        START(n, domain, "--data", dir, "--charter", cpath, "--cert", cert, "--seed", seed, PROBES,
+              "--anti-entropy-ms", ae_ms);
     else
-        START(n, domain, "--data", dir, "--charter", cpath, "--cert", cert, FAST);
+        START(n, domain, "--data", dir, "--charter", cpath, "--cert", cert, PROBES, "--anti-entropy-ms", ae_ms);
     start_data = NULL;
 }
 
@@ -792,6 +868,35 @@ Test(fedlog, revocation_reaches_three_nodes_within_seconds)
     cr_expect_eq(json_array_size(json_object_get(j, "revocations")), 1);
     json_decref(j);
     for (int i = 0; i < 3; i++)
+        h_node_cleanup(&nodes[i]);
+}
+
+/* A node that comes into sight compares federation logs at once: one that joins after a
+ * revocation holds it long before an anti-entropy round (an hour here) would have brought it. */
+Test(fedlog, a_node_joining_after_a_revocation_holds_it_without_waiting_for_anti_entropy)
+{
+    files_charter();
+    ae_ms = "3600000";
+    h_node_t nodes[2];
+    char id[2][65], seed[200], *e = NULL, *o = NULL;
+    start_chartered(&nodes[0], "payments", "n0", NULL, id[0]);
+    cr_assert_eq(h_trib(NULL, NULL, &o, &e, "keygen", "--out", P("gone.key"), NULL), 0, "%s", e);
+    char gone[65];
+    cr_assert(o && strlen(o) >= 64, "trib keygen printed no public key: %s", o ? o : "");
+    snprintf(gone, sizeof gone, "%.64s", o);     /* its first line: the public key */
+    free(o), free(e);
+    o = e = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "revoke", "--charter", cpath, "--root", P("r1.key"), "--root",
+                        P("r2.key"), "--node", gone, "--reason", "test", "--out", P("rev.json"), NULL), 0, "%s", e);
+    free(e);
+    char code[64];
+    cr_assert_eq(submit(&nodes[0], P("rev.json"), code, sizeof code), 201, "%s", code);
+    snprintf(seed, sizeof seed, "%s@%s", id[0], nodes[0].peer);
+    start_chartered(&nodes[1], "growth", "n1", seed, id[1]);
+    fed_wait_t w = { nodes, 2, "revocations", 1 };
+    cr_expect(h_wait(all_hold, &w, 15000), "the node that joined later did not get the revocation in 15 s");
+    ae_ms = "300";
+    for (int i = 0; i < 2; i++)
         h_node_cleanup(&nodes[i]);
 }
 
