@@ -318,7 +318,7 @@ static void probe_start(swim_t *s, uint64_t now)
     p->indirect_at = now + scaled(s, s->cfg.probe_timeout_ms);
     p->end = now + scaled(s, s->cfg.probe_interval_ms);
     s->st.probes++;
-    swim__send_ping(s, m, m->id, m->pub.addr, p->seq, NULL, NULL);
+    swim__send_probe(s, m, p->seq);
 }
 
 static void probe_indirect(swim_t *s, uint64_t now)
@@ -379,7 +379,8 @@ static const char *reply_addr(const swim_t *s, const uint8_t *from, const char *
 static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr, const Trib__Ping *p)
 {
     if (!id_ok(&p->target) || (p->origin.len && !id_ok(&p->origin)) ||
-        !str_ok(p->origin_addr, SWIM_MAX_ADDR, true) || !updates_ok(p->updates, p->n_updates))
+        !str_ok(p->origin_addr, SWIM_MAX_ADDR, true) || !updates_ok(p->updates, p->n_updates) ||
+        p->rider.len > SWIM_MAX_RIDER)
         return -1;
     if (s->left) return 0;
     apply_updates(s, now, p->updates, p->n_updates, from);
@@ -388,6 +389,7 @@ static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *rad
         return 0;
     }
     swim__send_ack(s, swim__find(s, from), NULL, from, raddr, p->probe_seq, s->self->id);
+    if (p->rider.len && raddr && s->io.rider_in) s->io.rider_in(s->io.ctx, from, raddr, p->rider.data, p->rider.len);
     return 0;
 }
 
