@@ -395,12 +395,13 @@ static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *rad
 
 static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr, const Trib__Ack *a)
 {
-    if (!id_ok(&a->target) || !updates_ok(a->updates, a->n_updates)) return -1;
+    if ((a->target.len && !id_ok(&a->target)) || !updates_ok(a->updates, a->n_updates)) return -1;
+    const uint8_t *target = a->target.len ? a->target.data : from;   /* none: the sender acks itself */
     if (s->left) return 0;
     apply_updates(s, now, a->updates, a->n_updates, from);
     if (s->remind && raddr) swim__send_ping(s, swim__find(s, from), from, raddr, 0, NULL, NULL);
     probe_t *p = &s->probe;
-    if (p->active && a->probe_seq == p->seq && id_eq(a->target.data, p->target)) {
+    if (p->active && a->probe_seq == p->seq && id_eq(target, p->target)) {
         bool direct = id_eq(from, p->target);
         if (!direct && relay_of(p, from) < 0) return 0;   /* not someone we asked */
         p->active = false;
@@ -417,7 +418,7 @@ static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *radd
     }
     for (size_t i = 0; i < s->nrelays; i++) {
         relay_t *r = &s->relays[i];
-        if (r->seq != a->probe_seq || !id_eq(from, r->target) || !id_eq(a->target.data, r->target))
+        if (r->seq != a->probe_seq || !id_eq(from, r->target) || !id_eq(target, r->target))
             continue;
         swim__send_ack(s, swim__find(s, r->origin), swim__find(s, r->target), r->origin,
                        r->origin_addr, r->origin_seq, r->target);

@@ -15,7 +15,8 @@
  *             silent); its rider, if any, goes to io.rider_in after the Ack. probe_seq == 0:
  *             a gossip carrier, its updates applied, never answered.
  *             A relay's Ping carries origin/origin_addr (informational).
- *   Ack       target = who acknowledges. A relay forwards the target's Ack to the origin.
+ *   Ack       target = who acknowledges, left out when that is the sender (a direct Ack). A
+ *             relay forwards the target's Ack to the origin, naming the target.
  *   PingReq   "probe target at target_addr for me": the relay pings, then forwards the Ack, or
  *             sends a Nack when the target is silent for one probe timeout.
  *   PushPull  the full member list. join/periodic requests are answered once (reply = true);

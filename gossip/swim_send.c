@@ -147,8 +147,10 @@ void swim__send_ack(swim_t *s, member_t *about, member_t *vouch, const uint8_t *
     Trib__Member *ups[MAX_PIGGY];
     Trib__Ack a = TRIB__ACK__INIT;
     a.probe_seq = seq;
-    a.target.data = (uint8_t *)target;
-    a.target.len = SWIM_ID_LEN;
+    if (!id_eq(target, s->self->id)) {            /* our own ack names us by its sender alone */
+        a.target.data = (uint8_t *)target;
+        a.target.len = SWIM_ID_LEN;
+    }
     a.n_updates = bq_pick(s, about, vouch, ups, MAX_PIGGY);
     a.updates = ups;
     swim__send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_ACK, &a.base);

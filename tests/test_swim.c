@@ -389,8 +389,9 @@ Test(swim_unit, malformed_bodies_are_counted_and_ignored)
     }
     p.n_updates = 0;
     Trib__Ack a = TRIB__ACK__INIT;
-    cases[nc++] = enc("ack without target", T_ACK, &a.base);
     a.target.data = r.self_id;
+    a.target.len = 31;
+    cases[nc++] = enc("ack with a short target", T_ACK, &a.base);
     a.target.len = 32;
     for (size_t i = 0; i < sizeof bads / sizeof *bads; i++) {
         Trib__Member *one[1] = {bads[i]};
@@ -1813,5 +1814,49 @@ Test(swim_unit, probe_pings_carry_riders)
             cr_assert_eq(q->rider.len, 0);
             trib__ping__free_unpacked(q, NULL);
         }
+    rig_free(&r);
+}
+
+/* A direct Ack leaves its target out (the sender names itself); it still completes the probe of
+ * its sender, and only of its sender: an Ack without target from a relay is not the target's. A
+ * relay's forwarded Ack names the target. */
+Test(swim_unit, direct_acks_name_their_sender_by_the_envelope)
+{
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    rig_t r;
+    rig_init(&r, &cfg, 3);
+    Trib__Ping p = TRIB__PING__INIT;
+    p.probe_seq = 5;
+    p.target.data = r.self_id;
+    p.target.len = 32;
+    rig_clear(&r);
+    cr_assert_eq(rig_handle(&r, 1, T_PING, &p.base), 0);
+    cr_assert_eq(r.nout, 1);
+    Trib__Ack *a = trib__ack__unpack(NULL, r.out[0].len, r.out[0].body);
+    cr_assert_not_null(a);
+    cr_assert_eq(a->probe_seq, 5);
+    cr_assert_eq(a->target.len, 0, "our own Ack leaves the target out");
+    trib__ack__free_unpacked(a, NULL);
+
+    /* Our probe: an Ack without target from someone else does not end it; the target's does. */
+    rig_clear(&r);
+    rig_advance(&r, r.now + cfg.probe_interval_ms);
+    int k = -1;
+    uint64_t seq = 0;
+    for (size_t i = 0; i < r.nout && k < 0; i++)
+        if (r.out[i].type == T_PING) {
+            Trib__Ping *q = trib__ping__unpack(NULL, r.out[i].len, r.out[i].body);
+            if (q->probe_seq) k = fake_of(&r, r.out[i].to_id), seq = q->probe_seq;
+            trib__ping__free_unpacked(q, NULL);
+        }
+    cr_assert_gt(k, 0, "a probe went out");
+    uint64_t acks = swim_stats(r.s)->acks;
+    Trib__Ack ack = TRIB__ACK__INIT;
+    ack.probe_seq = seq;
+    cr_assert_eq(rig_handle(&r, k == 1 ? 2 : 1, T_ACK, &ack.base), 0);
+    cr_assert_eq(swim_stats(r.s)->acks, acks, "an Ack without target from another member is not the target's");
+    cr_assert_eq(rig_handle(&r, k, T_ACK, &ack.base), 0);
+    cr_assert_eq(swim_stats(r.s)->acks, acks + 1, "the target's own Ack without target ends the probe");
     rig_free(&r);
 }
