@@ -812,21 +812,41 @@ static void send_sync(fedlog_t *f, const fedlog_io_t *io, const char *to, Trib__
     pthread_mutex_unlock(&f->mu);
 }
 
+/* The summary step: what we hold, as count and XOR. 0, or -1 when not attached. */
+static int sync_summary(fedlog_t *f, Trib__FedSync *m, uint8_t hash[TRUST_HASH_LEN], fedlog_io_t *io)
+{
+    pthread_mutex_lock(&f->mu);
+    int attached = f->attached;
+    *io = f->io;
+    m->count = (uint32_t)f->n;
+    memcpy(hash, f->xor_all, TRUST_HASH_LEN);
+    pthread_mutex_unlock(&f->mu);
+    m->step = STEP_SUMMARY;
+    m->hash = (ProtobufCBinaryData){TRUST_HASH_LEN, hash};
+    return attached ? 0 : -1;
+}
+
 void fedlog_sync(fedlog_t *f, const char *peer)
 {
     Trib__FedSync m = TRIB__FED_SYNC__INIT;
     uint8_t hash[TRUST_HASH_LEN];
+    fedlog_io_t io;
+    if (sync_summary(f, &m, hash, &io) == 0)
+        send_sync(f, &io, peer, &m);
+}
+
+size_t fedlog_sync_opener(fedlog_t *f, uint8_t *buf, size_t cap)
+{
+    Trib__FedSync m = TRIB__FED_SYNC__INIT;
+    uint8_t hash[TRUST_HASH_LEN];
+    fedlog_io_t io;
+    if (sync_summary(f, &m, hash, &io) != 0 || trib__fed_sync__get_packed_size(&m) > cap)
+        return 0;
+    size_t len = trib__fed_sync__pack(&m, buf);
     pthread_mutex_lock(&f->mu);
-    int attached = f->attached;
-    fedlog_io_t io = f->io;
-    m.count = (uint32_t)f->n;
-    memcpy(hash, f->xor_all, TRUST_HASH_LEN);
+    f->sync_out[STEP_SUMMARY]++;
     pthread_mutex_unlock(&f->mu);
-    if (!attached)
-        return;
-    m.step = STEP_SUMMARY;
-    m.hash = (ProtobufCBinaryData){TRUST_HASH_LEN, hash};
-    send_sync(f, &io, peer, &m);
+    return len;
 }
 
 /* Sends the objects named by hashes (held here) to peer, in frames under io->max_frame, at most

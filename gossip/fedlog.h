@@ -108,6 +108,9 @@ void fedlog_attach(fedlog_t *f, const fedlog_io_t *io);
 void fedlog_tick(fedlog_t *f);
 /* Opens an anti-entropy round with peer (a summary). */
 void fedlog_sync(fedlog_t *f, const char *peer);
+/* fedlog_sync without the sending: the MSG_FED_SYNC summary body into buf (cap >= 64 is enough)
+ * for the caller to carry. Its length, or 0 when not attached. */
+size_t fedlog_sync_opener(fedlog_t *f, uint8_t *buf, size_t cap);
 /* A received MSG_FED_PUSH or MSG_FED_SYNC from peer. Bad messages are counted and dropped. */
 void fedlog_handle(fedlog_t *f, const char *from, int type, const uint8_t *body, size_t len);
 

@@ -86,6 +86,9 @@ struct gossip {
     size_t counts[4];
     int health;
     uint64_t catalog_dropped_pub;
+    /* anti-entropy rides on probes (loop only): a round is due, waiting for the next probe */
+    int ae_due;
+    uint64_t riders_malformed, riders_malformed_pub;   /* undecodable AntiEntropy riders */
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;

@@ -28,7 +28,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     size_t counts[4];
     memcpy(counts, g->counts, sizeof counts);
     int health = g->health;
-    uint64_t catalog_dropped = g->catalog_dropped_pub;
+    uint64_t catalog_dropped = g->catalog_dropped_pub, riders_malformed = g->riders_malformed_pub;
     pthread_mutex_unlock(&g->smu);
 
     prom_family(f, "trib_members", "gauge", "Members of the federation by state, as this node sees them.");
@@ -58,7 +58,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"catalog_backlog", catalog_dropped},     {"catalog_over_frame_cap", rs.entries_over_cap},
                  {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out},
                  {"uncertified", ts.dropped_uncertified}, {"send_no_key", ts.send_no_key},
-                 {"hello_refused", ts.hellos_refused}};
+                 {"hello_refused", ts.hellos_refused},    {"malformed_rider", riders_malformed}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
     prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");

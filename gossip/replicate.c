@@ -395,28 +395,35 @@ static int summary(replicate_t *r, uint8_t out[SUMMARY_LEN], uint32_t *domains)
 
 void repl_ask(replicate_t *r, const char *addr) { send_digest(r, addr, 0); }
 
-void repl_sync(replicate_t *r, const char *addr)
+size_t repl_sync_opener(replicate_t *r, const char *addr, uint8_t *buf, size_t cap)
 {
     r->nwants = 0; /* a request lost before this round gets asked again */
     if (!r->io.now)
         memset(r->pulls, 0, sizeof r->pulls); /* no clock: a lost pull is retried by this round */
     else if (pull_find(r, addr) >= 0)
-        return;    /* the pull in progress is this round */
+        return 0;  /* the pull in progress is this round */
     uint8_t h[SUMMARY_LEN];
     Trib__CatalogSummary msg = TRIB__CATALOG_SUMMARY__INIT;
     if (summary(r, h, &msg.domains) != 0) {
         send_digest(r, addr, 0);
-        return;
+        return 0;
     }
     msg.hash.data = h;
     msg.hash.len = sizeof h;
-    uint8_t buf[64];
     size_t len = trib__catalog_summary__get_packed_size(&msg);
-    if (len > sizeof buf)
-        return;
+    if (len > cap)
+        return 0;
     trib__catalog_summary__pack(&msg, buf);
-    r->io.send(r->io.ctx, addr, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, buf, len);
     r->stats.summaries_sent++;
+    return len;
+}
+
+void repl_sync(replicate_t *r, const char *addr)
+{
+    uint8_t buf[64];
+    size_t len = repl_sync_opener(r, addr, buf, sizeof buf);
+    if (len)
+        r->io.send(r->io.ctx, addr, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, buf, len);
 }
 
 /* A round's opener: nothing to do when our digests agree, else our digest starts the exchange. */

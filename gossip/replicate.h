@@ -69,6 +69,10 @@ void repl_push_all(replicate_t *r, const uint8_t *const *entries, const size_t *
                    const char *const *addrs, size_t naddrs);
 /* Starts an anti-entropy round with one peer: sends it a summary (hash) of our digest. */
 void repl_sync(replicate_t *r, const char *addr);
+/* repl_sync without the sending: the MSG_CATALOG_SUMMARY body into buf (cap >= 64 is enough), for
+ * the caller to carry to addr some other way. Its length, or 0 when there is nothing to carry
+ * (the pull in progress with addr is this round, or our digest went to addr itself). */
+size_t repl_sync_opener(replicate_t *r, const char *addr, uint8_t *buf, size_t cap);
 /* Handles a MSG_CATALOG_* message (DIGEST, ENTRIES, WANT or SUMMARY). Returns 0, or -1 when the body is malformed (counted). */
 int repl_handle(replicate_t *r, const char *from_addr, int type, const uint8_t *body, size_t len);
 /* Handles n MSG_CATALOG_ENTRIES bodies (from froms[i]) as one: every entry verified, the verified

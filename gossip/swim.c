@@ -318,7 +318,7 @@ static void probe_start(swim_t *s, uint64_t now)
     p->indirect_at = now + scaled(s, s->cfg.probe_timeout_ms);
     p->end = now + scaled(s, s->cfg.probe_interval_ms);
     s->st.probes++;
-    swim__send_ping(s, m, m->id, m->pub.addr, p->seq, NULL, NULL);
+    swim__send_probe(s, m, p->seq);
 }
 
 static void probe_indirect(swim_t *s, uint64_t now)
@@ -379,7 +379,8 @@ static const char *reply_addr(const swim_t *s, const uint8_t *from, const char *
 static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr, const Trib__Ping *p)
 {
     if (!id_ok(&p->target) || (p->origin.len && !id_ok(&p->origin)) ||
-        !str_ok(p->origin_addr, SWIM_MAX_ADDR, true) || !updates_ok(p->updates, p->n_updates))
+        !str_ok(p->origin_addr, SWIM_MAX_ADDR, true) || !updates_ok(p->updates, p->n_updates) ||
+        p->rider.len > SWIM_MAX_RIDER)
         return -1;
     if (s->left) return 0;
     apply_updates(s, now, p->updates, p->n_updates, from);
@@ -388,17 +389,19 @@ static int on_ping(swim_t *s, uint64_t now, const uint8_t *from, const char *rad
         return 0;
     }
     swim__send_ack(s, swim__find(s, from), NULL, from, raddr, p->probe_seq, s->self->id);
+    if (p->rider.len && raddr && s->io.rider_in) s->io.rider_in(s->io.ctx, from, raddr, p->rider.data, p->rider.len);
     return 0;
 }
 
 static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *raddr, const Trib__Ack *a)
 {
-    if (!id_ok(&a->target) || !updates_ok(a->updates, a->n_updates)) return -1;
+    if ((a->target.len && !id_ok(&a->target)) || !updates_ok(a->updates, a->n_updates)) return -1;
+    const uint8_t *target = a->target.len ? a->target.data : from;   /* none: the sender acks itself */
     if (s->left) return 0;
     apply_updates(s, now, a->updates, a->n_updates, from);
     if (s->remind && raddr) swim__send_ping(s, swim__find(s, from), from, raddr, 0, NULL, NULL);
     probe_t *p = &s->probe;
-    if (p->active && a->probe_seq == p->seq && id_eq(a->target.data, p->target)) {
+    if (p->active && a->probe_seq == p->seq && id_eq(target, p->target)) {
         bool direct = id_eq(from, p->target);
         if (!direct && relay_of(p, from) < 0) return 0;   /* not someone we asked */
         p->active = false;
@@ -415,7 +418,7 @@ static int on_ack(swim_t *s, uint64_t now, const uint8_t *from, const char *radd
     }
     for (size_t i = 0; i < s->nrelays; i++) {
         relay_t *r = &s->relays[i];
-        if (r->seq != a->probe_seq || !id_eq(from, r->target) || !id_eq(a->target.data, r->target))
+        if (r->seq != a->probe_seq || !id_eq(from, r->target) || !id_eq(target, r->target))
             continue;
         swim__send_ack(s, swim__find(s, r->origin), swim__find(s, r->target), r->origin,
                        r->origin_addr, r->origin_seq, r->target);

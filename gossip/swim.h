@@ -12,9 +12,11 @@
  * Wire (proto/tributary.proto, bodies only; the caller wraps them in an Envelope):
  *   Ping      probe_seq > 0: a probe, answered by Ack{probe_seq, target = own id}, only when
  *             target is our id (a restarted node at the same address with another id stays
- *             silent). probe_seq == 0: a gossip carrier, its updates applied, never answered.
+ *             silent); its rider, if any, goes to io.rider_in after the Ack. probe_seq == 0:
+ *             a gossip carrier, its updates applied, never answered.
  *             A relay's Ping carries origin/origin_addr (informational).
- *   Ack       target = who acknowledges. A relay forwards the target's Ack to the origin.
+ *   Ack       target = who acknowledges, left out when that is the sender (a direct Ack). A
+ *             relay forwards the target's Ack to the origin, naming the target.
  *   PingReq   "probe target at target_addr for me": the relay pings, then forwards the Ack, or
  *             sends a Nack when the target is silent for one probe timeout.
  *   PushPull  the full member list. join/periodic requests are answered once (reply = true);
@@ -48,6 +50,7 @@
 #define SWIM_MAX_SEEDS      64
 #define SWIM_MAX_INDIRECT   16          /* cap on indirect_checks */
 #define SWIM_RTT_BUCKETS    8
+#define SWIM_MAX_RIDER      512         /* Ping.rider longer than this is malformed */
 #define SWIM_NEW            (-1)        /* old_state passed to changed() for a newly learnt member */
 
 typedef struct swim swim_t;
@@ -98,6 +101,14 @@ typedef struct {
     void (*changed)(void *ctx, const Trib__Member *m, int old_state);
     /* A dead/left member was reaped (forgotten), or evicted to make room. Optional. */
     void (*removed)(void *ctx, const uint8_t id[SWIM_ID_LEN]);
+    /* The probe Ping about to go to to_id (an ALIVE member) may carry a rider: up to cap bytes
+     * written into buf, opaque to SWIM. Returns the length, 0 for none. Optional. What rides
+     * costs the bytes only, not a message (and TCP segment and ACK) of its own. */
+    size_t (*rider_out)(void *ctx, const uint8_t *to_id, const char *addr, uint8_t *buf, size_t cap);
+    /* A probe Ping addressed to us carried a rider (1..SWIM_MAX_RIDER bytes), after its Ack
+     * went out. Optional; must not call back into the swim_t. b is valid only during the call. */
+    void (*rider_in)(void *ctx, const uint8_t from[SWIM_ID_LEN], const char *from_addr, const uint8_t *b,
+                     size_t len);
 } swim_io_t;
 
 typedef struct {

@@ -171,6 +171,8 @@ void swim__send_msg(swim_t *s, const uint8_t *to_id, const char *addr, int type,
                     const ProtobufCMessage *msg);
 void swim__send_ping(swim_t *s, member_t *about, const uint8_t *to_id, const char *addr,
                      uint64_t seq, const uint8_t *origin, const char *origin_addr);
+/* A probe Ping of our own, carrying what io.rider_out gives for an ALIVE target. */
+void swim__send_probe(swim_t *s, member_t *m, uint64_t seq);
 void swim__send_ack(swim_t *s, member_t *about, member_t *vouch, const uint8_t *to_id,
                     const char *addr, uint64_t seq, const uint8_t *target);
 void swim__send_push_pull(swim_t *s, const uint8_t *to_id, const char *addr, bool join, bool reply);

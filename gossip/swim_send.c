@@ -2,9 +2,9 @@
  *
  * Owns: packing a body into the scratch buffer and handing it to io.send, choosing the updates
  * piggybacked on each Ping and Ack (least-sent, newest first, within the byte budget, with the
- * retransmit limit), and building Ping, Ack and push-pull bodies.
+ * retransmit limit), and building Ping (with a probe's rider), Ack and push-pull bodies.
  * Must not: apply any claim or change a member's state, decide whom to probe, or call an io
- * callback but io.send; touch sockets, threads, clocks or real randomness. */
+ * callback but io.send and io.rider_out; touch sockets, threads, clocks or real randomness. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,11 +104,13 @@ static size_t bq_pick(swim_t *s, member_t *about, member_t *vouch, Trib__Member 
     return n;
 }
 
-void swim__send_ping(swim_t *s, member_t *about, const uint8_t *to_id, const char *addr,
-                      uint64_t seq, const uint8_t *origin, const char *origin_addr)
+static void send_ping(swim_t *s, member_t *about, const uint8_t *to_id, const char *addr, uint64_t seq,
+                      const uint8_t *origin, const char *origin_addr, const uint8_t *rider, size_t rider_len)
 {
     Trib__Member *ups[MAX_PIGGY];
     Trib__Ping p = TRIB__PING__INIT;
+    p.rider.data = (uint8_t *)rider;
+    p.rider.len = rider_len;
     p.probe_seq = seq;
     p.target.data = (uint8_t *)to_id;
     p.target.len = SWIM_ID_LEN;
@@ -122,14 +124,33 @@ void swim__send_ping(swim_t *s, member_t *about, const uint8_t *to_id, const cha
     swim__send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_PING, &p.base);
 }
 
+void swim__send_ping(swim_t *s, member_t *about, const uint8_t *to_id, const char *addr,
+                      uint64_t seq, const uint8_t *origin, const char *origin_addr)
+{
+    send_ping(s, about, to_id, addr, seq, origin, origin_addr, NULL, 0);
+}
+
+void swim__send_probe(swim_t *s, member_t *m, uint64_t seq)
+{
+    uint8_t rider[SWIM_MAX_RIDER];
+    size_t n = 0;
+    if (s->io.rider_out && m->pub.state == ALIVE) {
+        n = s->io.rider_out(s->io.ctx, m->id, m->pub.addr, rider, sizeof rider);
+        if (n > sizeof rider) n = 0;
+    }
+    send_ping(s, m, m->id, m->pub.addr, seq, NULL, NULL, rider, n);
+}
+
 void swim__send_ack(swim_t *s, member_t *about, member_t *vouch, const uint8_t *to_id,
                      const char *addr, uint64_t seq, const uint8_t *target)
 {
     Trib__Member *ups[MAX_PIGGY];
     Trib__Ack a = TRIB__ACK__INIT;
     a.probe_seq = seq;
-    a.target.data = (uint8_t *)target;
-    a.target.len = SWIM_ID_LEN;
+    if (!id_eq(target, s->self->id)) {            /* our own ack names us by its sender alone */
+        a.target.data = (uint8_t *)target;
+        a.target.len = SWIM_ID_LEN;
+    }
     a.n_updates = bq_pick(s, about, vouch, ups, MAX_PIGGY);
     a.updates = ups;
     swim__send_msg(s, to_id, addr, TRIB__MSG_TYPE__MSG_ACK, &a.base);

@@ -29,6 +29,14 @@
 #define RECV_BATCH     256              /* frames read per transport_recv call */
 #define ZAP_BATCH      64               /* ZAP requests answered per transport_recv call */
 #define HANDSHAKE_MS   10000
+/* A DEALER's routing id, sent once per connection in the (CURVE-encrypted) ZMTP handshake:
+ * RID_MARK, our node id (32), a random nonce (8, so two DEALERs of ours never share one), our
+ * advertised address. The ROUTER hands it over with every message, so envelopes on such a
+ * connection leave sender and sender_addr out (51 bytes of a ~100-byte SWIM message); the
+ * receiver checks the id against the connection's CURVE key exactly as it checks an envelope's.
+ * Auto-generated routing ids start with a zero byte, so a peer without one is told apart. */
+#define RID_MARK       'T'
+#define RID_FIXED      (1 + 32 + 8)
 
 /* ------------------------------------------------------------------ types */
 
@@ -50,6 +58,7 @@ typedef struct peerkey {
 typedef struct dealer {
     char addr[TRANSPORT_ADDR_MAX];
     int lane;                               /* 1: the priority types' own connection */
+    int slim;                               /* our routing id names us: envelopes omit sender, sender_addr */
     void *sock;
     struct dealer *hnext;                   /* hash chain */
     struct dealer *lprev, *lnext;           /* LRU list, most recent first */
@@ -472,6 +481,14 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     snprintf(ep, sizeof ep, "tcp://%s", addr);
     d->sock = zmq_socket(t->zctx, ZMQ_DEALER);
     if (d->sock == NULL) goto err;
+    uint8_t rid[RID_FIXED + TRANSPORT_ADDR_MAX];
+    size_t alen = strlen(t->adv);
+    rid[0] = RID_MARK;
+    memcpy(rid + 1, t->my_pk, 32);
+    randombytes_buf(rid + 33, 8);
+    memcpy(rid + RID_FIXED, t->adv, alen);
+    d->slim = alen > 0 && RID_FIXED + alen <= 255 &&
+              zmq_setsockopt(d->sock, ZMQ_ROUTING_ID, rid, RID_FIXED + alen) == 0;
     if (set_common(t, d->sock, addr[0] == '[') || set_int(d->sock, ZMQ_IMMEDIATE, 1) ||
         set_int(d->sock, ZMQ_RCVHWM, 1) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_SERVERKEY, server_pk, 32) ||
@@ -588,7 +605,7 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
     else snprintf(ep + strlen(ep), sizeof ep - strlen(ep), "%ld", port);
     t->router = zmq_socket(zctx, ZMQ_ROUTER);
     if (t->router == NULL || set_common(t, t->router, host[0] == '[') ||
-        set_int(t->router, ZMQ_CURVE_SERVER, 1) ||
+        set_int(t->router, ZMQ_CURVE_SERVER, 1) || set_int(t->router, ZMQ_ROUTER_HANDOVER, 1) ||
         zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, t->o.per_node_keys ? t->curve_sk : fed_sk,
                        32) ||
         zmq_setsockopt(t->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) ||
@@ -812,9 +829,11 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
     }
     env.version = TRANSPORT_PROTOCOL_VERSION;
     env.type = (Trib__MsgType)type;
-    env.sender.data = t->my_pk;
-    env.sender.len = 32;
-    env.sender_addr = t->adv;
+    if (!d->slim) {
+        env.sender.data = t->my_pk;
+        env.sender.len = 32;
+        env.sender_addr = t->adv;
+    }
     env.seq = ++t->seq;
     env.body.data = (uint8_t *)body;
     env.body.len = len;
@@ -971,9 +990,33 @@ static int sender_authentic(transport_t *t, zmq_msg_t *frame, const uint8_t send
     return strcmp(uid, c->hex) == 0;
 }
 
-/* Checks one payload frame. Returns the unpacked envelope (curve: the sender's CURVE key), or
- * NULL having counted the reason. */
-static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t curve[32])
+/* Who sent a message: from the envelope, else from the connection's routing id. */
+typedef struct {
+    const uint8_t *pk;                      /* NULL when neither names a 32-byte id */
+    const char *addr;
+    uint8_t rid_pk[32];                     /* copies: the routing id is closed before use */
+    char rid_addr[TRANSPORT_ADDR_MAX];
+} from_t;
+
+/* The id and address a routing id of ours (RID_MARK...) names, into f; nothing for others. */
+static void from_rid(zmq_msg_t *rid, from_t *f)
+{
+    const uint8_t *r = zmq_msg_data(rid);
+    size_t n = zmq_msg_size(rid);
+    f->pk = NULL;
+    f->addr = f->rid_addr;
+    f->rid_addr[0] = '\0';
+    if (n <= RID_FIXED || n - RID_FIXED >= TRANSPORT_ADDR_MAX || r[0] != RID_MARK) return;
+    memcpy(f->rid_pk, r + 1, 32);
+    f->pk = f->rid_pk;
+    memcpy(f->rid_addr, r + RID_FIXED, n - RID_FIXED);
+    f->rid_addr[n - RID_FIXED] = '\0';
+}
+
+/* Checks one payload frame. Returns the unpacked envelope (curve: the sender's CURVE key; f: the
+ * sender, the envelope's fields where given, else the routing id's), or NULL having counted the
+ * reason. */
+static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t curve[32], from_t *f)
 {
     size_t size = zmq_msg_size(frame);
     if (size > t->o.max_msg) {
@@ -986,10 +1029,12 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t cur
         return NULL;
     }
     uint64_t *reason = NULL;
+    if (env->sender.len) f->pk = env->sender.len == 32 ? env->sender.data : NULL;
+    if (env->sender_addr && env->sender_addr[0]) f->addr = env->sender_addr;
     if (env->version != TRANSPORT_PROTOCOL_VERSION) reason = &t->st.dropped_bad_version;
-    else if (env->sender.len != 32 || !transport_addr_valid(env->sender_addr))
+    else if (f->pk == NULL || !transport_addr_valid(f->addr))
         reason = &t->st.dropped_malformed;
-    else if (!sender_authentic(t, frame, env->sender.data, curve)) reason = &t->st.dropped_spoofed;
+    else if (!sender_authentic(t, frame, f->pk, curve)) reason = &t->st.dropped_spoofed;
     else if (!type_known((int)env->type)) reason = &t->st.dropped_unknown_type;
     if (reason != NULL) {
         bump(reason, 1);
@@ -1002,11 +1047,11 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t cur
 /* A certificate hello: offered to hello_fn; answered with ours when asked and accepted, or with
  * ours and the reason when refused (at most once per ASK_MS, never to a hello that is itself a
  * refusal, so two nodes that refuse each other do not bounce refusals). */
-static void hello_recv(transport_t *t, const Trib__Envelope *env)
+static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *f)
 {
     bump(&t->st.hellos_in, 1);
     Trib__CertHello *h = trib__cert_hello__unpack(NULL, env->body.len, env->body.data);
-    transport_hello_t in = {.sender = env->sender.data, .sender_addr = env->sender_addr};
+    transport_hello_t in = {.sender = f->pk, .sender_addr = f->addr};
     if (h != NULL) {
         in.cert = h->cert.data;
         in.len = h->cert.len;
@@ -1020,12 +1065,12 @@ static void hello_recv(transport_t *t, const Trib__Envelope *env)
         if (h != NULL && (h->refused == NULL || h->refused[0] == '\0') && t->hello != NULL &&
             now - t->last_ask_ms >= ASK_MS) {
             t->last_ask_ms = now;
-            if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 0);
-            hello_to(t, env->sender_addr, 0, in.why[0] ? in.why : "refused");
+            if (t->o.per_node_keys) transport_set_peer(t, f->addr, f->pk, 0);
+            hello_to(t, f->addr, 0, in.why[0] ? in.why : "refused");
         }
     } else {
-        if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 1);
-        if (h->want_reply) hello_to(t, env->sender_addr, 0, NULL);
+        if (t->o.per_node_keys) transport_set_peer(t, f->addr, f->pk, 1);
+        if (h->want_reply) hello_to(t, f->addr, 0, NULL);
     }
     if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
 }
@@ -1041,6 +1086,8 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
         return e == ETERM ? -1 : 0;
     }
     int more = zmq_msg_more(&rid);
+    from_t f;
+    from_rid(&rid, &f);
     zmq_msg_close(&rid);
     if (!more) {                               /* a ROUTER always prefixes the routing id */
         bump(&t->st.dropped_malformed, 1);
@@ -1071,11 +1118,11 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
         return 2;
     }
     uint8_t curve[32];
-    Trib__Envelope *env = check_frame(t, &frame, curve);
+    Trib__Envelope *env = check_frame(t, &frame, curve, &f);
     zmq_msg_close(&frame);
     if (env == NULL) return 2;
     if (env->type == TRIB__MSG_TYPE__MSG_CERT_HELLO) {
-        hello_recv(t, env);
+        hello_recv(t, env, &f);
         trib__envelope__free_unpacked(env, NULL);
         return 2;
     }
@@ -1085,18 +1132,18 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
             int64_t now = clock_ms();
             if (t->hello != NULL && now - t->last_ask_ms >= ASK_MS) {   /* who are you? */
                 t->last_ask_ms = now;
-                if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 0);
-                hello_to(t, env->sender_addr, 1, NULL);
+                if (t->o.per_node_keys) transport_set_peer(t, f.addr, f.pk, 0);
+                hello_to(t, f.addr, 1, NULL);
             }
             trib__envelope__free_unpacked(env, NULL);
             return 2;
         }
     }
-    if (t->o.per_node_keys) transport_set_peer(t, env->sender_addr, env->sender.data, 1);
+    if (t->o.per_node_keys) transport_set_peer(t, f.addr, f.pk, 1);
 
     m->type = (int)env->type;
-    memcpy(m->sender, env->sender.data, 32);
-    snprintf(m->sender_addr, sizeof m->sender_addr, "%s", env->sender_addr);
+    memcpy(m->sender, f.pk, 32);
+    snprintf(m->sender_addr, sizeof m->sender_addr, "%s", f.addr);
     m->seq = env->seq;
     m->body = env->body.len > 0 ? env->body.data : NULL;
     m->body_len = env->body.len;

@@ -442,3 +442,32 @@ Test(federation, restored_backup_without_peers_goes_ahead_and_the_fork_is_report
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", bak);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* Anti-entropy rounds ride on SWIM probes: they are opened (and agree) while the catalog summary
+ * and the federation-log summary rarely travel as messages of their own (only when no probe went
+ * out within an anti-entropy period). On the old code every round was its own message. */
+typedef struct {
+    h_node_t *n;
+    double opened, alone_cat, alone_fed;
+} riders_t;
+
+static int rounds_ride(void *ctx)
+{
+    riders_t *r = ctx;
+    r->opened = h_metric(r->n->url, "trib_catalog_rounds_total{kind=\"opened\"}");
+    r->alone_cat = h_metric(r->n->url, "trib_gossip_messages_total{dir=\"out\",type=\"MSG_CATALOG_SUMMARY\"}");
+    r->alone_fed = h_metric(r->n->url, "trib_gossip_messages_total{dir=\"out\",type=\"MSG_FED_SYNC\"}");
+    return r->opened >= 4 && r->opened - r->alone_cat >= 3 && r->opened - r->alone_fed >= 3;
+}
+
+Test(federation, anti_entropy_rides_on_probes)
+{
+    h_node_t a, b, c;
+    start3(&a, &b, &c);
+    riders_t r = {.n = &a};
+    cr_assert(h_wait(rounds_ride, &r, 30000),
+              "rounds opened %.0f, catalog summaries sent alone %.0f, federation-log summaries alone %.0f",
+              r.opened, r.alone_cat, r.alone_fed);
+    cr_assert(h_wait(rounds_agree, &b, 10000), "no round reached growth and agreed");
+    cr_assert_eq(h_metric(a.url, "trib_gossip_dropped_total{reason=\"malformed_rider\"}"), 0);
+}

@@ -79,6 +79,12 @@ typedef struct {
     uint8_t no_ack_for[32];       /* a peer that never acks (when set) */
     bool has_no_ack;
     int changes;
+    size_t rider_len;             /* what rider_out gives (bytes 'R'), 0: none */
+    int riders_asked;
+    uint8_t rider_in[SWIM_MAX_RIDER + 1];
+    size_t rider_in_len;
+    int riders_in, rider_from;    /* riders received, from which fake peer */
+    size_t acks_before_rider;     /* messages sent when the last rider came in */
 } rig_t;
 
 static void rig_send(void *ctx, const uint8_t *to_id, const char *addr, int type,
@@ -106,6 +112,30 @@ static void rig_changed(void *ctx, const Trib__Member *m, int old)
 {
     (void)m; (void)old;
     ((rig_t *)ctx)->changes++;
+}
+
+static int fake_of(const rig_t *r, const uint8_t *id);
+
+static size_t rig_rider_out(void *ctx, const uint8_t *to_id, const char *addr, uint8_t *buf, size_t cap)
+{
+    rig_t *r = ctx;
+    (void)to_id; (void)addr;
+    r->riders_asked++;
+    size_t n = r->rider_len < cap ? r->rider_len : cap;
+    memset(buf, 'R', n);
+    return n;
+}
+
+static void rig_rider_in(void *ctx, const uint8_t *from, const char *from_addr, const uint8_t *b, size_t len)
+{
+    rig_t *r = ctx;
+    (void)from_addr;
+    cr_assert_leq(len, SWIM_MAX_RIDER);
+    memcpy(r->rider_in, b, len);
+    r->rider_in_len = len;
+    r->riders_in++;
+    r->rider_from = fake_of(r, from);
+    r->acks_before_rider = r->nout;
 }
 
 static void rig_clear(rig_t *r)
@@ -141,7 +171,8 @@ static void rig_init(rig_t *r, const swim_config_t *cfg, int npeers)
         snprintf(r->faddr[k], sizeof r->faddr[k], "peer%d:7470", k);
     }
     Trib__Member self = mk_member(r->self_id, "self:7470", 0, ALIVE);
-    swim_io_t io = {.ctx = r, .send = rig_send, .changed = rig_changed};
+    swim_io_t io = {.ctx = r, .send = rig_send, .changed = rig_changed, .rider_out = rig_rider_out,
+                    .rider_in = rig_rider_in};
     char err[200] = "";
     r->s = swim_new(cfg, &self, &io, 42, err, sizeof err);
     cr_assert_not_null(r->s, "%s", err);
@@ -358,8 +389,9 @@ Test(swim_unit, malformed_bodies_are_counted_and_ignored)
     }
     p.n_updates = 0;
     Trib__Ack a = TRIB__ACK__INIT;
-    cases[nc++] = enc("ack without target", T_ACK, &a.base);
     a.target.data = r.self_id;
+    a.target.len = 31;
+    cases[nc++] = enc("ack with a short target", T_ACK, &a.base);
     a.target.len = 32;
     for (size_t i = 0; i < sizeof bads / sizeof *bads; i++) {
         Trib__Member *one[1] = {bads[i]};
@@ -1697,4 +1729,134 @@ Test(swim_cluster, lifeguard_raises_health_of_a_deaf_node_only)
     run_for(c, 60000);
     for (size_t i = 0; i < N; i++) cr_assert_eq(swim_health(c->nodes[i].s), 0, "node %zu", i);
     cluster_free(c);
+}
+
+/* ---------------------------------------------------------------- riders (anti-entropy on probes) */
+
+/* Anti-entropy openers ride on probe Pings: what io.rider_out gives goes on the probe, only on
+ * probes (never on a gossip carrier or a relay's ping), and a receiver hands it to io.rider_in
+ * only for a probe addressed to it, after its Ack went out; an oversize rider is malformed. */
+Test(swim_unit, probe_pings_carry_riders)
+{
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    rig_t r;
+    rig_init(&r, &cfg, 3);
+    r.respond = 1;
+    r.rider_len = 40;
+    rig_clear(&r);
+    rig_advance(&r, r.now + 3 * cfg.probe_interval_ms);
+    int probes = 0, with = 0, carriers_with = 0;
+    for (size_t i = 0; i < r.nout; i++) {
+        if (r.out[i].type != T_PING) continue;
+        Trib__Ping *p = trib__ping__unpack(NULL, r.out[i].len, r.out[i].body);
+        cr_assert_not_null(p);
+        if (p->probe_seq) {
+            probes++;
+            with += p->rider.len == 40 && p->rider.data[0] == 'R' && p->rider.data[39] == 'R';
+        } else
+            carriers_with += p->rider.len > 0;
+        trib__ping__free_unpacked(p, NULL);
+    }
+    cr_assert_geq(probes, 3, "%d probes in 3 intervals", probes);
+    cr_assert_eq(with, probes, "every probe carries the rider (%d of %d)", with, probes);
+    cr_assert_eq(carriers_with, 0);
+    cr_assert_eq(r.riders_asked, probes);
+
+    /* Receiving: a probe for us with a rider -> Ack first, then rider_in with the bytes. */
+    uint8_t rider[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    Trib__Ping p = TRIB__PING__INIT;
+    p.probe_seq = 77;
+    p.target.data = r.self_id;
+    p.target.len = 32;
+    p.rider.data = rider;
+    p.rider.len = sizeof rider;
+    rig_clear(&r);
+    cr_assert_eq(rig_handle(&r, 2, T_PING, &p.base), 0);
+    cr_assert_eq(r.riders_in, 1);
+    cr_assert_eq(r.rider_from, 2);
+    cr_assert_eq(r.rider_in_len, sizeof rider);
+    cr_assert_arr_eq(r.rider_in, rider, sizeof rider);
+    cr_assert_geq(r.acks_before_rider, 1, "the Ack goes out before the rider is handled");
+    cr_assert_eq(r.out[0].type, T_ACK);
+
+    /* Not for us (another target), or a gossip carrier: the rider is not handed on. */
+    uint8_t other[32];
+    make_id(other, 99, 0);
+    p.target.data = other;
+    cr_assert_eq(rig_handle(&r, 2, T_PING, &p.base), 0);
+    p.target.data = r.self_id;
+    p.probe_seq = 0;
+    cr_assert_eq(rig_handle(&r, 2, T_PING, &p.base), 0);
+    cr_assert_eq(r.riders_in, 1);
+
+    /* Oversize: malformed, nothing applied, no Ack, no rider. */
+    uint8_t *big = calloc(1, SWIM_MAX_RIDER + 1);
+    p.probe_seq = 78;
+    p.rider.data = big;
+    p.rider.len = SWIM_MAX_RIDER + 1;
+    rig_clear(&r);
+    cr_assert_eq(rig_handle(&r, 2, T_PING, &p.base), -1);
+    cr_assert_eq(r.nout, 0);
+    cr_assert_eq(r.riders_in, 1);
+    p.rider.len = SWIM_MAX_RIDER;   /* the bound itself is fine */
+    cr_assert_eq(rig_handle(&r, 2, T_PING, &p.base), 0);
+    cr_assert_eq(r.riders_in, 2);
+    free(big);
+
+    /* A node that gives no rider sends bare probes. */
+    r.rider_len = 0;
+    rig_clear(&r);
+    rig_advance(&r, r.now + 2 * cfg.probe_interval_ms);
+    for (size_t i = 0; i < r.nout; i++)
+        if (r.out[i].type == T_PING) {
+            Trib__Ping *q = trib__ping__unpack(NULL, r.out[i].len, r.out[i].body);
+            cr_assert_eq(q->rider.len, 0);
+            trib__ping__free_unpacked(q, NULL);
+        }
+    rig_free(&r);
+}
+
+/* A direct Ack leaves its target out (the sender names itself); it still completes the probe of
+ * its sender, and only of its sender: an Ack without target from a relay is not the target's. A
+ * relay's forwarded Ack names the target. */
+Test(swim_unit, direct_acks_name_their_sender_by_the_envelope)
+{
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    rig_t r;
+    rig_init(&r, &cfg, 3);
+    Trib__Ping p = TRIB__PING__INIT;
+    p.probe_seq = 5;
+    p.target.data = r.self_id;
+    p.target.len = 32;
+    rig_clear(&r);
+    cr_assert_eq(rig_handle(&r, 1, T_PING, &p.base), 0);
+    cr_assert_eq(r.nout, 1);
+    Trib__Ack *a = trib__ack__unpack(NULL, r.out[0].len, r.out[0].body);
+    cr_assert_not_null(a);
+    cr_assert_eq(a->probe_seq, 5);
+    cr_assert_eq(a->target.len, 0, "our own Ack leaves the target out");
+    trib__ack__free_unpacked(a, NULL);
+
+    /* Our probe: an Ack without target from someone else does not end it; the target's does. */
+    rig_clear(&r);
+    rig_advance(&r, r.now + cfg.probe_interval_ms);
+    int k = -1;
+    uint64_t seq = 0;
+    for (size_t i = 0; i < r.nout && k < 0; i++)
+        if (r.out[i].type == T_PING) {
+            Trib__Ping *q = trib__ping__unpack(NULL, r.out[i].len, r.out[i].body);
+            if (q->probe_seq) k = fake_of(&r, r.out[i].to_id), seq = q->probe_seq;
+            trib__ping__free_unpacked(q, NULL);
+        }
+    cr_assert_gt(k, 0, "a probe went out");
+    uint64_t acks = swim_stats(r.s)->acks;
+    Trib__Ack ack = TRIB__ACK__INIT;
+    ack.probe_seq = seq;
+    cr_assert_eq(rig_handle(&r, k == 1 ? 2 : 1, T_ACK, &ack.base), 0);
+    cr_assert_eq(swim_stats(r.s)->acks, acks, "an Ack without target from another member is not the target's");
+    cr_assert_eq(rig_handle(&r, k, T_ACK, &ack.base), 0);
+    cr_assert_eq(swim_stats(r.s)->acks, acks + 1, "the target's own Ack without target ends the probe");
+    rig_free(&r);
 }

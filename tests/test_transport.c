@@ -360,26 +360,26 @@ static const drop_case_t drop_cases[] = {
     {"truncated varint", R_UNDECODABLE, K_RAW, "\x08\x80", 2, 0, 0, 0, NULL, 0},
     {"length overrun", R_UNDECODABLE, K_RAW, "\x1a\x10" "abc", 5, 0, 0, 0, NULL, 0},
     {"empty frame = version 0", R_BAD_VERSION, K_RAW, "", 0, 0, 0, 0, NULL, 0},
-    {"version 2", R_BAD_VERSION, K_ENVELOPE, NULL, 0, 2, 32, 0, "127.0.0.1:9", 1},
-    {"version 2 beats bad sender", R_BAD_VERSION, K_ENVELOPE, NULL, 0, 2, 5, 0, "", 1},
-    {"sender 31 bytes", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 31, 0, "127.0.0.1:9", 1},
-    {"sender 33 bytes", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 33, 0, "127.0.0.1:9", 1},
-    {"no sender", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 0, 0, "127.0.0.1:9", 1},
-    {"no sender_addr", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0, "", 1},
-    {"sender_addr no port", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1", 1},
-    {"sender_addr port 0", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0, "h:0", 1},
-    {"sender_addr port 65536", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0, "h:65536", 1},
-    {"sender_addr too long", R_MALFORMED, K_ENVELOPE, NULL, 0, 1, 32, 0,
+    {"another version", R_BAD_VERSION, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION + 1, 32, 0, "127.0.0.1:9", 1},
+    {"another version beats bad sender", R_BAD_VERSION, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION + 1, 5, 0, "", 1},
+    {"sender 31 bytes", R_MALFORMED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 31, 0, "127.0.0.1:9", 1},
+    {"sender 33 bytes", R_MALFORMED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 33, 0, "127.0.0.1:9", 1},
+    {"no sender", R_MALFORMED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 0, 0, "127.0.0.1:9", 1},
+    {"no sender_addr", R_MALFORMED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "", 1},
+    {"sender_addr no port", R_MALFORMED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "127.0.0.1", 1},
+    {"sender_addr port 0", R_MALFORMED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "h:0", 1},
+    {"sender_addr port 65536", R_MALFORMED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "h:65536", 1},
+    {"sender_addr too long", R_MALFORMED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0,
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1", 1},
     {"two frames", R_MALFORMED, K_PARTS, NULL, 0, 0, 0, 0, NULL, 0},
-    {"another node's key", R_SPOOFED, K_ENVELOPE, NULL, 0, 1, 32, 1, "127.0.0.1:9", 1},
-    {"zero key", R_SPOOFED, K_ENVELOPE, NULL, 0, 1, 32, 2, "127.0.0.1:9", 1},
-    {"type 0", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 0},
-    {"type 6", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 6},
-    {"type 29", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 29},   /* unassigned (30, 31: fedlog) */
-    {"type 32", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 32},   /* TRANSPORT_MAX_TYPES */
-    {"type 1000", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", 1000},
-    {"type -1", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, 1, 32, 0, "127.0.0.1:9", -1},
+    {"another node's key", R_SPOOFED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 1, "127.0.0.1:9", 1},
+    {"zero key", R_SPOOFED, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 2, "127.0.0.1:9", 1},
+    {"type 0", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "127.0.0.1:9", 0},
+    {"type 6", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "127.0.0.1:9", 6},
+    {"type 29", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "127.0.0.1:9", 29},   /* unassigned (30, 31: fedlog) */
+    {"type 32", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "127.0.0.1:9", 32},   /* TRANSPORT_MAX_TYPES */
+    {"type 1000", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "127.0.0.1:9", 1000},
+    {"type -1", R_UNKNOWN_TYPE, K_ENVELOPE, NULL, 0, TRANSPORT_PROTOCOL_VERSION, 32, 0, "127.0.0.1:9", -1},
 };
 
 static void send_case(peer_client_t *c, const identity_t *me, const drop_case_t *k)
@@ -673,4 +673,103 @@ Test(transport, ipv6_loopback)
     transport_destroy(&b);
     zmq_ctx_term(ca);
     zmq_ctx_term(cb);
+}
+
+/* ------------------------------------------------------------------ slim envelopes */
+
+/* A CURVE DEALER as `as`, whose routing id claims node id `claim` at addr (the transport's own
+ * format: 'T', id, 8-byte nonce, address). */
+static void *rid_client(void *cctx, const char *to, const identity_t *as, const uint8_t claim[32], const char *addr)
+{
+    uint8_t fed_pk[32], rid[128];
+    transport_federation_keys(TRANSPORT_DEFAULT_SECRET, fed_pk, NULL);
+    void *s = zmq_socket(cctx, ZMQ_DEALER);
+    cr_assert_not_null(s);
+    int zero = 0;
+    size_t n = strlen(addr);
+    rid[0] = 'T';
+    memcpy(rid + 1, claim, 32);
+    randombytes_buf(rid + 33, 8);
+    memcpy(rid + 41, addr, n);
+    char ep[128];
+    snprintf(ep, sizeof ep, "tcp://%s", to);
+    cr_assert_eq(zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero), 0);
+    cr_assert_eq(zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, 41 + n), 0);
+    cr_assert_eq(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, fed_pk, 32), 0);
+    cr_assert_eq(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, as->curve_pk, 32), 0);
+    cr_assert_eq(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, as->curve_sk, 32), 0);
+    cr_assert_eq(zmq_connect(s, ep), 0);
+    return s;
+}
+
+/* An envelope without sender and sender_addr (what a DEALER with our routing id sends). */
+static void send_slim(void *s, int type, uint64_t seq)
+{
+    Trib__Envelope env = TRIB__ENVELOPE__INIT;
+    env.version = TRANSPORT_PROTOCOL_VERSION;
+    env.type = (Trib__MsgType)type;
+    env.seq = seq;
+    uint8_t buf[64];
+    size_t n = trib__envelope__pack(&env, buf);
+    cr_assert_eq(zmq_send(s, buf, n, 0), (int)n);
+}
+
+/* Between two transports the envelope carries neither sender (32 bytes) nor sender_addr: the
+ * DEALER's routing id, sent once per connection in the encrypted handshake, names both, and the
+ * receiver checks the id against the connection's CURVE key as it checks an envelope's. A routing
+ * id claiming someone else's id is a spoofed sender; a slim envelope on a connection that names
+ * nobody (an auto-generated routing id) is malformed. Old-style envelopes still arrive. */
+Test(transport, slim_envelopes_name_the_sender_by_the_connection)
+{
+    node_t a, b;
+    transport_msg_t m;
+    node_start(&a, NULL);
+    node_start(&b, NULL);
+    cr_assert_eq(transport_send(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"hello", 5), 0);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives A's ping");
+    cr_expect_eq(memcmp(m.sender, a.id.pk, 32), 0);
+    cr_expect_str_eq(m.sender_addr, transport_advertised(a.t));
+    transport_msg_free(&m);
+    transport_stats_t sa = stats_of(a.t);
+    /* version 2 + type 2 + seq 2 + body 2+5: no 34-byte sender, no sender_addr */
+    cr_expect_leq(sa.bytes_out, 5 + 12, "a 5-byte body took %llu bytes", (unsigned long long)sa.bytes_out);
+
+    void *cctx = zmq_ctx_new();
+    identity_t evil, victim;
+    peer_identity(&evil);
+    peer_identity(&victim);
+    transport_stats_t before = stats_of(b.t);
+    void *liar = rid_client(cctx, transport_addr(b.t), &evil, victim.pk, "127.0.0.1:9");
+    send_slim(liar, TRIB__MSG_TYPE__MSG_PING, 1);
+    cr_assert(peer_wait_stat(b.t, offsetof(transport_stats_t, dropped_spoofed), before.dropped_spoofed + 1,
+                             ARRIVE_MS, NULL), "a routing id naming another node is a spoofed sender");
+
+    void *honest = rid_client(cctx, transport_addr(b.t), &evil, evil.pk, "127.0.0.1:9");
+    send_slim(honest, TRIB__MSG_TYPE__MSG_NACK, 7);
+    cr_assert_eq(peer_wait_msg(b.t, ARRIVE_MS, &m), 1, "a slim envelope under an honest routing id arrives");
+    cr_expect_eq(memcmp(m.sender, evil.pk, 32), 0);
+    cr_expect_str_eq(m.sender_addr, "127.0.0.1:9");
+    cr_expect_eq(m.seq, 7);
+    transport_msg_free(&m);
+
+    peer_client_t *plain = peer_client_new(cctx, transport_addr(b.t), &evil, NULL);
+    cr_assert_not_null(plain);
+    before = stats_of(b.t);
+    send_slim(peer_client_socket(plain), TRIB__MSG_TYPE__MSG_PING, 8);
+    cr_assert(peer_wait_stat(b.t, offsetof(transport_stats_t, dropped_malformed), before.dropped_malformed + 1,
+                             ARRIVE_MS, NULL), "a slim envelope from a connection that names nobody is malformed");
+    peer_envelope_t e;
+    peer_envelope_init(&e, &evil, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_NACK, NULL, 0);
+    e.seq = 9;
+    cr_assert_eq(peer_client_send_envelope(plain, &e), 0);
+    cr_assert_eq(peer_wait_msg(b.t, ARRIVE_MS, &m), 1, "a full envelope still arrives");
+    cr_expect_eq(m.seq, 9);
+    transport_msg_free(&m);
+
+    zmq_close(liar);
+    zmq_close(honest);
+    peer_client_destroy(&plain);
+    zmq_ctx_term(cctx);
+    node_stop(&a);
+    node_stop(&b);
 }
