@@ -22,7 +22,7 @@ for md in "$@"; do
     {
         echo 'set -e'
         # stop every agent this guide started, also when a block fails
-        echo 'trap '\''s=$?; for p in $(jobs -p); do kill $p 2>/dev/null; done; wait; exit $s'\'' EXIT'
+        echo 'trap '\''s=$?; for p in $(jobs -p); do kill $p 2>/dev/null || true; done; wait; exit $s'\'' EXIT'
         awk -v f="$md" '
             /^```sh[[:space:]]*$/ { inb = 1; printf "echo \"--- %s:%d\" >&2\n", f, NR; next }
             /^```/ && inb        { inb = 0; next }
