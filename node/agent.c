@@ -107,9 +107,18 @@ static int open_fedlog(node_t *a, char *err, size_t errlen)
         }
     }
     fedlog = fedlog_new(a->st, trust, err, errlen);
-    if (trust)   /* a held key hand-over lets the domain's log continue under the new key */
+    if (!fedlog)
+        return -1;
+    if (trust) {   /* a held key hand-over lets the domain's log continue under the new key */
         catalog_set_handover(a->cat, handover, trust);
-    return fedlog ? 0 : -1;
+        /* this node's certificate into the federation log (stored, gossiped): a node that joins
+         * after this one is gone still checks the domain's entries; without it that node refuses
+         * them (uncertified) and a new key of the domain forks its log at seq 1 */
+        fedlog_result_t r;
+        if (fedlog_offer(fedlog, own_cert.bytes, own_cert.len, NULL, &r) != 0)
+            log_warn("chartered: the federation log did not take this node's certificate: %s", r.err);
+    }
+    return 0;
 }
 
 static int policy_offer_from_fedlog(void *ctx, const uint8_t *bytes, size_t len, char *err, size_t errlen)

@@ -337,6 +337,72 @@ Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
     cert_free(&ca), cert_free(&cb), cert_free(&cc);
 }
 
+typedef struct {
+    h_node_t *n;
+    long want;
+} fed_cond_t;
+
+static int fed_objects(void *ctx)
+{
+    fed_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/federation", NULL);
+    long got = (long)json_integer_value(json_object_get(j, "objects"));
+    json_decref(j);
+    return got >= c->want;
+}
+
+/* A node that joins after a domain's node is gone has never met that node's key: it learns the
+ * key's certificate from the federation log, where every chartered node puts its own at start.
+ * Without it the newcomer refuses the domain's entries as uncertified (and a new key of the domain,
+ * certified with --prev-serial, then forks the domain's log at seq 1). */
+Test(chartered, a_node_joining_after_the_publisher_is_gone_accepts_its_entries)
+{
+    char da[256], db[256], dc[256], seed[160];
+    identity_t ia, ib, ic;
+    cert_t ca, cb, cc;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    node_dir("c", dc, sizeof dc, &ic);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
+    issue(NULL, "listening", ic.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "c.cert", &cc);
+    h_node_t a, b, c;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    members_cond_t mc = {&a, 2};
+    cr_assert(h_wait(all_verified, &mc, 20000), "payments does not see two verified alive members");
+
+    char manifest[512];
+    snprintf(manifest, sizeof manifest, "%s/g.yaml", work);
+    const char *yaml = "name: funnel\ndomain: growth\nversion: 1.0.0\nstatus: active\ntitle: Funnel\n"
+                       "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                       "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                       "  - {name: id, logicalType: string, required: true}\n";
+    cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(&b, NULL, &out, &eout, "publish", manifest, NULL);
+    cr_assert_eq(rc, 0, "publish failed: %s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    get_cond_t g = {&a, "/v1/products/growth/funnel"};
+    cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to payments");
+    /* both certificates in payments' federation log (anti-entropy brings growth's), then growth goes */
+    fed_cond_t fc = {&a, 2};
+    cr_assert(h_wait(fed_objects, &fc, 15000), "growth's certificate did not reach payments' federation log");
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+
+    start(&c, "listening", dc, "c.cert", seed);
+    g.n = &c;
+    cr_assert(h_wait(get_ok, &g, 15000), "a node joining after growth left does not hold growth's entry: see %s",
+              c.log);
+    cr_expect_eq(h_metric(c.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
+    json_t *j = h_get_json(c.url, "/v1/products/growth/funnel", NULL);
+    cr_expect(json_is_true(json_object_get(j, "verified")), "the product is not shown as verified");
+    json_decref(j);
+    cert_free(&ca), cert_free(&cb), cert_free(&cc);
+}
+
 /* ---------------------------------------------------------------- start refusals */
 
 static void expect_start_refused(const char *dir, const char *domain, const char *certfile, const char *charter,
