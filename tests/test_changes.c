@@ -5,15 +5,20 @@
  * each on the owner and on the requester's node (replicated), none more after a restart and a
  * resync; grant events name the product and the action only, never the subject, the fields or the
  * purpose, to a caller without a token; `trib watch` prints them and resumes from a seq after a
- * restart, the seqs going on where they were. Signed sets replicated between chartered nodes:
+ * restart, the seqs going on where they were; a live `trib watch` whose node stops says the
+ * --from to resume with. Signed sets replicated between chartered nodes:
  * tests/test_policy_chartered.c.
  * Must not: sleep to synchronise (h_wait with deadlines), leave processes behind. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/harness.h"
 
@@ -365,4 +370,79 @@ Test(changes, grant_changes_once_each_on_the_owner_and_its_peer)
     }
     free(out), free(err);
     free(alice);
+}
+
+/* ------------------------------------------------------------------ a live watch over a restart */
+
+typedef struct {
+    const char *path, *want;
+} file_has_t;
+
+static int file_has(void *ctx)
+{
+    file_has_t *f = ctx;
+    char *s = h_read_file(f->path, NULL);
+    int ok = s && strstr(s, f->want);
+    free(s);
+    return ok;
+}
+
+typedef struct {
+    pid_t pid;
+    int status;
+} child_t;
+
+static int child_exited(void *ctx)
+{
+    child_t *c = ctx;
+    return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
+}
+
+/* A live `trib watch` ends when its node stops, printing the node's shutting_down line and saying
+ * on stderr the --from to resume with; resumed there after the restart, it misses nothing and
+ * repeats nothing. */
+Test(changes, live_watch_ends_at_a_restart_saying_where_to_resume)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", NULL), 0, "payments did not start");
+    char out[300], errp[300];
+    snprintf(out, sizeof out, "%s.watch.out", a.dir);
+    snprintf(errp, sizeof errp, "%s.watch.err", a.dir);
+    child_t w = {.pid = fork()};
+    cr_assert_geq(w.pid, 0);
+    if (w.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+            _exit(127);
+        setenv("TRIB_NODE", a.url, 1);
+        setenv("TRIB_TOKEN", a.token, 1);
+        execl(h_trib_path(), "trib", "watch", (char *)NULL);
+        _exit(127);
+    }
+    publish(&a, "payments/settled", SETTLED);
+    file_has_t seen = {out, "\"event\":\"published\""};
+    cr_assert(h_wait(file_has, &seen, 20000), "the live watch never printed the publish");
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    int exited = h_wait(child_exited, &w, 20000);
+    if (!exited) {
+        kill(w.pid, SIGKILL);
+        waitpid(w.pid, &w.status, 0);
+    }
+    cr_assert(exited, "trib watch outlived its node");
+    cr_assert(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 1, "trib watch: status %d", w.status);
+    char *o = h_read_file(out, NULL), *e = h_read_file(errp, NULL);
+    cr_assert(o && strstr(o, "\"error\":\"shutting_down\"") && strstr(o, "last event"), "%s", o ? o : "");
+    cr_assert(e && strstr(e, "ended the feed after seq 1; resume with --from 2"), "%s", e ? e : "");
+    free(o), free(e);
+    unlink(out);
+    unlink(errp);
+
+    cr_assert_eq(h_node_restart(&a), 0, "payments did not restart");
+    publish(&a, "payments/deal-room", DEAL);
+    char *o2 = NULL, *e2 = NULL;
+    cr_assert_eq(h_trib(&a, NULL, &o2, &e2, "watch", "--no-follow", "--from", "2", NULL), 0, "%s", e2);
+    cr_assert(strncmp(o2, "{\"seq\":2,", 9) == 0 && strstr(o2, "payments/deal-room"), "%s", o2);
+    cr_assert_eq(strchr(o2, '\n'), o2 + strlen(o2) - 1, "more than the one new event: %s", o2);
+    free(o2), free(e2);
 }
