@@ -238,8 +238,9 @@ long changes_page(node_t *n, uint64_t from, uint64_t max, const char *domain, co
             continue;
         const char *d = json_string_value(json_object_get(ev, "domain"));
         const char *pr = json_string_value(json_object_get(ev, "product"));
-        int keep = (!domain || !*domain || (d && strcmp(d, domain) == 0)) &&
-                   (!product || !*product || (pr && strcmp(pr, product) == 0));
+        int keep = (!d && !pr) ||   /* about every product (policy_changed): under any filter */
+                   ((!domain || !*domain || (d && strcmp(d, domain) == 0)) &&
+                    (!product || !*product || (pr && strcmp(pr, product) == 0)));
         char *line = keep ? json_dumps(ev, JSON_COMPACT) : NULL;
         json_decref(ev);
         if (keep && (!line || put_line(buf, len, cap, line) != 0)) {

@@ -26,7 +26,8 @@ uint64_t changes_note(node_t *n, const char *event, const char *product, json_t 
 json_t *changes_event(node_t *n, uint64_t seq, const void *raw, size_t len);
 
 /* Appends to buf (*len of *cap, realloc'd) the NDJSON lines of the events from seq from on, at
- * most max rows read, keeping those of domain and product (NULL or "": all). *next is the seq
+ * most max rows read, keeping those of domain and product (NULL or "": all) and those about no
+ * product or domain in particular (policy_changed: every product's concern). *next is the seq
  * after the last row read. The rows read, or -1 (storage). */
 long changes_page(node_t *n, uint64_t from, uint64_t max, const char *domain, const char *product,
                   char **buf, size_t *len, size_t *cap, uint64_t *next);

@@ -191,6 +191,9 @@ Test(changes, policy_changed_once_per_set_in_force_and_watch_resumes_after_a_res
     cr_assert_eq(json_integer_value(json_object_get(ev, "previous")), 1, "%s", f.body);
     json_int_t last = last_seq(&f);
     feed_free(&f);
+    feed_read(&a, "&domain=growth&product=growth/x", &f);   /* a set is every product's concern */
+    cr_assert_eq(count(&f, "policy_changed", NULL), 2, "%s", f.body);
+    feed_free(&f);
 
     /* `trib watch` prints them */
     out = err = NULL;
