@@ -93,7 +93,8 @@ int store_changes_append_once(store_t *st, const char *key, const void *mark, si
 {
     if (!st || !key || !*key || strncmp(key, "store.", 6) == 0 || !mark || marklen == 0 || marklen > 1024 || !ev ||
         len == 0 || len > STORE_CHANGE_MAX) {
-        store__err(err, errlen, "store_changes_append_once: %s", len > STORE_CHANGE_MAX ? "event too large" : "bad argument");
+        store__err(err, errlen, "store_changes_append_once: %s",
+                   len > STORE_CHANGE_MAX ? "event too large" : "bad argument");
         return -1;
     }
     put_ctx p = { .ev = ev, .len = len, .key = key, .mark = mark, .marklen = marklen };

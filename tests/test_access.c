@@ -249,7 +249,8 @@ static int action_cb(void *ctx, uint64_t seq, const void *ev, size_t len)
     const char *type = json_string_value(json_object_get(j, "type"));
     if (type && !strcmp(type, "grant")) {
         cr_assert_str_eq(json_string_value(json_object_get(j, "product")), "payments/settled");
-        cr_assert_null(json_object_get(j, "subject"), "a grant row names its subject: %.*s", (int)len, (const char *)ev);
+        cr_assert_null(json_object_get(j, "subject"), "a grant row names its subject: %.*s", (int)len,
+                       (const char *)ev);
         size_t n = strlen(a->buf);
         snprintf(a->buf + n, sizeof a->buf - n, "%s%s", n ? "," : "", json_string_value(json_object_get(j, "action")));
     }

@@ -237,7 +237,8 @@ Test(changes, policy_changed_once_per_set_in_force_and_watch_resumes_after_a_res
              "\"classification\":\"restricted\",\"title\":\"Deal room\"," \
              "\"description\":{\"purpose\":\"Takeover of Acme\"},\"tags\":[\"secret-merger\"]," \
              "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"}," \
-             "\"schema\":[{\"name\":\"bid_eur\",\"logicalType\":\"integer\"},{\"name\":\"target\",\"logicalType\":\"string\"}]}"
+             "\"schema\":[{\"name\":\"bid_eur\",\"logicalType\":\"integer\"}," \
+             "{\"name\":\"target\",\"logicalType\":\"string\"}]}"
 
 /* POST base+path with token and body: the reply, which must have status want; *field copied to out. */
 static void post(h_node_t *n, const char *path, const char *token, const char *body, long want, const char *field,
