@@ -4,8 +4,9 @@
  * or a manifest with status retired is "retired"; a manifest moving to status deprecated is
  * "deprecated"; the first manifest of a product is "published"; a later one is "breaking" when
  * it breaks the product's mode against the version before, else "new_version"; each with its
- * change class (patch|minor|major, from node/compat.c). Every node derives the same kinds from
- * the same catalog, so a watcher may follow any node. */
+ * change class (patch|minor|major, from node/compat.c). An access change is "grant_changed" with
+ * its action (requested|granted|denied|revoked) and the product, nothing more. Every node derives
+ * the same kinds from the same catalog, so a watcher may follow any node. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 #include "node/compat.h"
 #include "node/view.h"
 
-uint64_t changes_note(node_t *n, const char *event, const char *product, json_t *detail)
+uint64_t changes_note(node_t *n, const char *event, const char *product, json_t *detail, const char *once)
 {
     json_t *j = json_pack("{s:s,s:s,s:I}", "type", "note", "event", event ? event : "note", "time_ms",
                           (json_int_t)((int64_t)time(NULL) * 1000));
@@ -28,8 +29,12 @@ uint64_t changes_note(node_t *n, const char *event, const char *product, json_t 
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     uint64_t seq = 0;
-    char err[256];
-    if (!s || store_changes_append(n->st, s, strlen(s), &seq, err, sizeof err) != 0) {
+    char err[256], key[96];
+    snprintf(key, sizeof key, "changes.%s", event ? event : "note");
+    int rc = !s ? -1
+           : once ? store_changes_append_once(n->st, key, once, strlen(once), s, strlen(s), &seq, err, sizeof err)
+                  : store_changes_append(n->st, s, strlen(s), &seq, err, sizeof err);
+    if (rc != 0) {
         log_warn("change feed: could not note %s: %s", event ? event : "event", s ? err : "out of memory");
         seq = 0;
     }
@@ -134,7 +139,20 @@ json_t *changes_event(node_t *n, uint64_t seq, const void *raw, size_t len)
     json_t *t = json_object_get(row, "time_ms");
     if (t)
         json_object_set(ev, "time_ms", t);
-    if (type && strcmp(type, "catalog") == 0) {
+    if (type && strcmp(type, "grant") == 0) {
+        /* Named fields only, the same to every caller: the product (a restricted product's stub
+         * shows its id too) and what happened; never who, which fields or why (the access
+         * routes show those to the owner and the subject). */
+        const char *action = json_string_value(json_object_get(row, "action"));
+        if (!product || !action) {
+            json_decref(row);
+            json_decref(ev);
+            return NULL;
+        }
+        json_object_set_new(ev, "event", json_string("grant_changed"));
+        json_object_set_new(ev, "action", json_string(action));
+        json_object_set_new(ev, "domain", json_stringn(product, strcspn(product, "/")));
+    } else if (type && strcmp(type, "catalog") == 0) {
         const char *domain = json_string_value(json_object_get(row, "domain"));
         if (!domain || !product) {
             json_decref(row);
@@ -220,8 +238,9 @@ long changes_page(node_t *n, uint64_t from, uint64_t max, const char *domain, co
             continue;
         const char *d = json_string_value(json_object_get(ev, "domain"));
         const char *pr = json_string_value(json_object_get(ev, "product"));
-        int keep = (!domain || !*domain || (d && strcmp(d, domain) == 0)) &&
-                   (!product || !*product || (pr && strcmp(pr, product) == 0));
+        int keep = (!d && !pr) ||   /* about every product (policy_changed): under any filter */
+                   ((!domain || !*domain || (d && strcmp(d, domain) == 0)) &&
+                    (!product || !*product || (pr && strcmp(pr, product) == 0)));
         char *line = keep ? json_dumps(ev, JSON_COMPACT) : NULL;
         json_decref(ev);
         if (keep && (!line || put_line(buf, len, cap, line) != 0)) {

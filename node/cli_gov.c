@@ -225,6 +225,9 @@ static void on_watch_signal(int sig) { (void)sig; watch_stop = 1; }
 typedef struct {
     FILE *out;
     int werr;
+    char head[32];            /* the start of the line being received */
+    size_t hlen;
+    unsigned long long last;  /* the seq of the last event received (0: none) */
 } watch_sink_t;
 
 static int watch_sink(void *ctx, const char *data, size_t len)
@@ -233,6 +236,17 @@ static int watch_sink(void *ctx, const char *data, size_t len)
     if (fwrite(data, 1, len, w->out) != len || fflush(w->out) != 0) {
         w->werr = errno;
         return -1;
+    }
+    for (size_t i = 0; i < len; i++) {   /* an event line starts {"seq":N (node/changes.c) */
+        if (data[i] != '\n') {
+            if (w->hlen < sizeof w->head - 1)
+                w->head[w->hlen++] = data[i];
+            continue;
+        }
+        w->head[w->hlen] = '\0';
+        if (strncmp(w->head, "{\"seq\":", 7) == 0)
+            w->last = strtoull(w->head + 7, NULL, 10);
+        w->hlen = 0;
     }
     return 0;
 }
@@ -276,10 +290,13 @@ int cli_run_watch(cli_ctx_t *c)
         rc = cli_fail(c, "writing output: %s", strerror(w.werr));
     else if (cr < 0)
         rc = cli_fail_transport(c, err);
+    else if (cli_opt(c, "no-follow"))
+        rc = CLI_OK;
+    else if (w.last)
+        rc = cli_fail(c, "the node at %s ended the feed after seq %llu; resume with --from %llu", c->node, w.last,
+                      w.last + 1);
     else
-        rc = cli_opt(c, "no-follow") ? CLI_OK
-                                      : cli_fail(c, "the node at %s ended the feed; resume with --from the seq "
-                                                    "after the last event", c->node);
+        rc = cli_fail(c, "the node at %s ended the feed; resume with --from the seq after the last event", c->node);
     client_reply_free(&rep);
     return rc;
 }

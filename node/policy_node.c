@@ -21,6 +21,7 @@
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "node/changes.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
 #include "storage/search.h"
@@ -65,6 +66,7 @@ struct policy_node {
     atomic_int stop;
     pthread_mutex_t mu;           /* the table and cursors */
     pthread_mutex_t scan_mu;      /* one catch-up batch at a time (thread, publish) */
+    pthread_mutex_t note_mu;      /* the set in force read and noted in the change feed as one step */
     prod_t **buckets;
     size_t nbuckets, nprods;
     cursor_t *cursors;
@@ -564,6 +566,42 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
+/* ================================================================ the change feed */
+
+/* Notes "policy_changed" in the change feed when the set in force is not the one it last noted:
+ * the mark is its version and the BLAKE2b-256 of its YAML, so a restart (the same policy.signed,
+ * the same --policy FILE), a replayed offer or a set kept only as history adds nothing, and a set
+ * that came into force just before a crash is noted at the next start. The set is read at the
+ * time of noting, under note_mu: two sets installed at once are noted in the order they took
+ * force, or only the later one. */
+static void note_policy(struct policy_node *p)
+{
+    pthread_mutex_lock(&p->note_mu);
+    json_t *j = policy_store_json(p->store);
+    json_int_t version = json_integer_value(json_object_get(j, "version"));
+    const char *text = json_string_value(json_object_get(j, "text"));
+    if (version > 0 && text) {
+        uint8_t h[32];
+        char hex[65], mark[96], prev[96] = "";
+        crypto_generichash(h, sizeof h, (const uint8_t *)text, strlen(text), NULL, 0);
+        sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+        snprintf(mark, sizeof mark, "%lld %s", (long long)version, hex);
+        size_t plen = 0;
+        if (store_meta_get(p->n->st, "changes.policy_changed", prev, sizeof prev - 1, &plen) == 0)
+            prev[plen] = '\0';
+        json_t *d = json_pack("{s:I,s:I,s:O,s:O,s:O,s:O,s:O,s:s}", "version", version, "previous",
+                              (json_int_t)strtoll(prev, NULL, 10), "signed", json_object_get(j, "signed"),
+                              "source", json_object_get(j, "source"), "signers", json_object_get(j, "signers"),
+                              "rules", json_object_get(j, "rules"), "effective", json_object_get(j, "effective"),
+                              "text_hash", hex);
+        if (d && changes_note(p->n, "policy_changed", NULL, d, mark))
+            log_info("change feed: policy set version %lld noted", (long long)version);
+        json_decref(d);
+    }
+    json_decref(j);
+    pthread_mutex_unlock(&p->note_mu);
+}
+
 /* ================================================================ start, stop */
 
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
@@ -600,6 +638,7 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
     p->ch = ch;
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->scan_mu, NULL);
+    pthread_mutex_init(&p->note_mu, NULL);
     p->nbuckets = NBUCKETS0;
     p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
     n->policy = p;
@@ -626,6 +665,7 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
         log_info("policy: set version %llu in force (%s, %zu rules)", (unsigned long long)info.version, info.source,
                  policy_nrules(ps));
     policy_store_put(p->store, ps);
+    note_policy(p);   /* a set not yet in the feed (first start, or a crash before it was noted) */
     p->checked_gen = 0;   /* the first pass re-checks nothing (empty table) and catches up */
     if (pthread_create(&p->th, NULL, watch_main, p) != 0) {
         snprintf(err, errlen, "policy: cannot start the compliance thread");
@@ -660,6 +700,7 @@ void policy_node_stop(node_t *n)
     policy_store_close(&p->store);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->scan_mu);
+    pthread_mutex_destroy(&p->note_mu);
     free(p);
     n->policy = NULL;
 }
@@ -929,6 +970,7 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
             if (policy_store_conflicts(p->store) != conflicts)
                 log_warn("policy: two different signed sets of one version met in the history; the one with the "
                          "higher body hash replaced the other (as on every node)");
+            note_policy(p);   /* nothing unless that replaced the set in force */
             node_notify(n);
             return 0;
         }
@@ -953,6 +995,7 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
         policy_store_put(p->store, policy_store_get(p->store, &info));
         log_info("policy: signed set version %llu in force; re-checking every product",
                  (unsigned long long)info.version);
+        note_policy(p);
         node_notify(n);
     }
     return rc;
@@ -1029,8 +1072,10 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
         }
         rc = policy_store_set_open(p->store, body, len, "operator (open mode)", err, sizeof err);
         atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
-        if (rc == 0)
+        if (rc == 0) {
+            note_policy(p);
             node_notify(n);
+        }
     }
     status = rc == 0 ? 200 : rc == POLICY_REFUSED_SIGNATURE ? 403
            : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN || rc == POLICY_REFUSED_CONFLICT ? 409 : 400;

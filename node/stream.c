@@ -294,8 +294,9 @@ static long page_fill(reader_t *r)
  * the data to a client that then does not resume. */
 static void reader_stopping(reader_t *r)
 {
-    reader_error_line(r, "shutting_down",
-                      "this node is shutting down; resume with from = the seq after the last record received");
+    reader_error_line(r, "shutting_down", r->feed
+                      ? "this node is shutting down; resume with from = the seq after the last event received"
+                      : "this node is shutting down; resume with from = the seq after the last record received");
 }
 
 static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)

@@ -1,8 +1,9 @@
 /* storage/access.c - the access index (storage/access.h): rows built from AccessChange entries
  * inside the catalog append transaction, and reading them back.
  *
- * Owns: the "access" database, its key layout, the indexing rules of access.h, and the shape
- * check of an AccessChange (shared with gossip/entry.c).
+ * Owns: the "access" database, its key layout, the indexing rules of access.h, the change-log
+ * row of each change indexed (storage/changes.c), and the shape check of an AccessChange
+ * (shared with gossip/entry.c).
  * Must not: verify signatures, decide who may ask (node/grants.c), or read the clock: expiry is
  * the reader's. */
 #include "storage/access.h"
@@ -290,6 +291,18 @@ int store__access_apply(store_t *st, MDB_txn *txn, const Trib__CatalogEntry *e, 
     default:
         return ignore();
     }
+    /* The change feed's row, in this transaction: one per change indexed, none for one ignored
+     * (a replay, a second decision). Only the kind of change and the product: who asked, what was
+     * granted and why are for the access routes (node/changes.c shows no more to anyone). */
+    static const char *const action[] = {
+        [TRIB__ACCESS_KIND__ACCESS_REQUEST] = "requested", [TRIB__ACCESS_KIND__ACCESS_GRANT] = "granted",
+        [TRIB__ACCESS_KIND__ACCESS_DENY] = "denied", [TRIB__ACCESS_KIND__ACCESS_REVOKE] = "revoked",
+    };
+    char ev[256];   /* product_id follows the id rule (store_access_shape): nothing to escape */
+    int evn = snprintf(ev, sizeof ev, "{\"type\":\"grant\",\"action\":\"%s\",\"product\":\"%s\",\"time_ms\":%lld}",
+                       action[a->kind], a->product_id, (long long)e->time_ms);
+    if ((rc = store__changes_put(st, txn, ev, (size_t)evn, err, errlen)) != 0)
+        return rc;
     atomic_fetch_add(&n_indexed, 1);
     return 0;
 }

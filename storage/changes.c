@@ -3,7 +3,9 @@
  * Owns: the changes database (BE64 local seq -> event bytes, seq 1, 2, 3 ... on this node only):
  * one row per catalog entry this node stores (its own and its peers', written in the catalog
  * append transaction by catalog.c, so a change is in the log exactly when it is in the catalog),
- * and rows other parts of the node add (policy or grant changes) in their own transaction.
+ * one row per access change the access index takes (storage/access.c, in the same transaction),
+ * and rows other parts of the node add (a policy set coming into force) in their own transaction,
+ * once per mark (store_changes_append_once: the mark, kept in meta, commits with the row).
  * Must not: interpret events (node/changes.c turns a row into the feed's JSON) or trim the log. */
 #include <stdio.h>
 #include <string.h>
@@ -46,12 +48,27 @@ int store__changes_put(store_t *st, MDB_txn *txn, const void *ev, size_t len, ch
 typedef struct {
     const void *ev;
     size_t len;
+    const char *key;          /* meta key of the mark, or NULL */
+    const void *mark;
+    size_t marklen;
     uint64_t seq;
 } put_ctx;
 
 static int put_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t errlen)
 {
     put_ctx *p = vctx;
+    p->seq = 0;
+    if (p->key) {   /* once per mark: the row and the mark commit together, or neither */
+        MDB_val k = { strlen(p->key), (void *)p->key }, v;
+        int rc = mdb_get(txn, st->meta, &k, &v);
+        if (rc == 0 && v.mv_size == p->marklen && memcmp(v.mv_data, p->mark, p->marklen) == 0)
+            return 0;   /* already noted */
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return store__write_fail(st, err, errlen, "mdb_get(meta, change mark)", rc);
+        v = (MDB_val){ p->marklen, (void *)p->mark };
+        if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
+            return store__write_fail(st, err, errlen, "mdb_put(meta, change mark)", rc);
+    }
     int rc = store__changes_put(st, txn, p->ev, p->len, err, errlen);
     if (rc == 0 && last_key(st, txn, &p->seq) != 0)
         return -1;
@@ -65,6 +82,22 @@ int store_changes_append(store_t *st, const void *ev, size_t len, uint64_t *seq,
         return -1;
     }
     put_ctx p = { .ev = ev, .len = len };
+    int rc = store__write(st, put_body, &p, err, errlen);
+    if (rc == 0 && seq)
+        *seq = p.seq;
+    return rc;
+}
+
+int store_changes_append_once(store_t *st, const char *key, const void *mark, size_t marklen, const void *ev,
+                              size_t len, uint64_t *seq, char *err, size_t errlen)
+{
+    if (!st || !key || !*key || strncmp(key, "store.", 6) == 0 || !mark || marklen == 0 || marklen > 1024 || !ev ||
+        len == 0 || len > STORE_CHANGE_MAX) {
+        store__err(err, errlen, "store_changes_append_once: %s",
+                   len > STORE_CHANGE_MAX ? "event too large" : "bad argument");
+        return -1;
+    }
+    put_ctx p = { .ev = ev, .len = len, .key = key, .mark = mark, .marklen = marklen };
     int rc = store__write(st, put_body, &p, err, errlen);
     if (rc == 0 && seq)
         *seq = p.seq;

@@ -165,10 +165,16 @@ int store_record_epochs(store_t *st, const char *id, uint64_t from, uint64_t to,
 
 /* ---- the node-local change log (storage/changes.c): seq 1, 2, 3 ... on this node. Every
  * catalog entry stored adds a row {"type":"catalog","domain","seq","product","tombstone",
- * "time_ms"} in its own transaction; store_changes_append adds any other event (bytes as given,
- * at most STORE_CHANGE_MAX). */
+ * "time_ms"} in its own transaction, and every access change the access index takes (storage/
+ * access.h) a row {"type":"grant","action":"requested|granted|denied|revoked","product","time_ms"}
+ * (one indexed, never one ignored: a replay adds none); store_changes_append adds any other event
+ * (bytes as given, at most STORE_CHANGE_MAX). */
 #define STORE_CHANGE_MAX (64 * 1024)
 int store_changes_append(store_t *st, const void *ev, size_t len, uint64_t *seq, char *err, size_t errlen);
+/* The same, once per mark: appends ev and sets meta key (not "store.*") to mark (1..1024 bytes) in one
+ * transaction, unless key already holds mark (then nothing is written and *seq is 0). */
+int store_changes_append_once(store_t *st, const char *key, const void *mark, size_t marklen, const void *ev,
+                              size_t len, uint64_t *seq, char *err, size_t errlen);
 int store_changes_last(store_t *st, uint64_t *last);       /* 0 when empty; 0 or -1 */
 /* Rows store_open added for catalog entries the log lacked (a store made before the log, or by a
  * build without this fill): appended after the rows it had, in catalog order (entry time across

@@ -236,6 +236,35 @@ static void keep(held_t *h, uint8_t *b, const size_t *len)   /* len read after s
     h->len[h->n++] = *len;
 }
 
+/* The actions of the change log's grant rows, in order, comma-separated, into buf. */
+typedef struct {
+    char buf[512];
+} actions_t;
+
+static int action_cb(void *ctx, uint64_t seq, const void *ev, size_t len)
+{
+    (void)seq;
+    actions_t *a = ctx;
+    json_t *j = json_loadb(ev, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (type && !strcmp(type, "grant")) {
+        cr_assert_str_eq(json_string_value(json_object_get(j, "product")), "payments/settled");
+        cr_assert_null(json_object_get(j, "subject"), "a grant row names its subject: %.*s", (int)len,
+                       (const char *)ev);
+        size_t n = strlen(a->buf);
+        snprintf(a->buf + n, sizeof a->buf - n, "%s%s", n ? "," : "", json_string_value(json_object_get(j, "action")));
+    }
+    json_decref(j);
+    return 0;
+}
+
+static const char *grant_actions(store_t *st, actions_t *a)
+{
+    a->buf[0] = '\0';
+    cr_assert_geq(store_changes_read(st, 1, 0, action_cb, a), 0);
+    return a->buf;
+}
+
 #define REQ1 "req-00000000000000a1"
 #define REQ2 "req-00000000000000a2"
 #define GR1 "grant-00000000000000b1"
@@ -299,6 +328,9 @@ Test(index, lifecycle_rules_and_replay, .init = ix_setup, .fini = ix_teardown)
     cr_assert_eq(idx - idx0, 3, "indexed: request, grant, revoke (%llu)", (unsigned long long)(idx - idx0));
     cr_assert_eq(ign - ign0, 6, "ignored: dup request, foreign subject, foreign grant, second decision, two "
                  "replays (%llu)", (unsigned long long)(ign - ign0));
+    /* the change feed: one row per change indexed, in the same transaction; none for the ignored */
+    actions_t acts;
+    cr_assert_str_eq(grant_actions(stores[0], &acts), "requested,granted,revoked");
 
     /* a replica that receives the same entries (by gossip) builds the same index; every entry a
      * second time is a duplicate and changes nothing */
@@ -322,6 +354,8 @@ Test(index, lifecycle_rules_and_replay, .init = ix_setup, .fini = ix_teardown)
     cr_assert(row->revoked, "the replica's grant is not revoked");
     trib__access_row__free_unpacked(row, NULL);
     cr_assert_eq(store_access_get(stores[1], "r", REQ2, &row), STORE_NOTFOUND);
+    cr_assert_str_eq(grant_actions(stores[1], &acts), "requested,granted,revoked",
+                     "the replica's feed, after every entry twice and a replay");
     catalog_destroy(&rep);
     for (int i = 0; i < h.n; i++)
         free(h.bytes[i]);

@@ -220,6 +220,28 @@ static void expect_serving(h_node_t *n)
     json_decref(j);
 }
 
+/* The policy_changed events of n's change feed (live=0): how many, and the version of the last. */
+static int policy_events(h_node_t *n, json_int_t *version)
+{
+    char url[300];
+    snprintf(url, sizeof url, "%s/v1/catalog/changes?live=0", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "%s: %ld", url, r.status);
+    int c = 0;
+    *version = 0;
+    for (char *line = r.body ? r.body : "", *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        json_t *ev = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        if (!strcmp(json_string_value(json_object_get(ev, "event")) ?: "", "policy_changed")) {
+            c++;
+            *version = json_integer_value(json_object_get(ev, "version"));
+        }
+        json_decref(ev);
+    }
+    h_resp_free(&r);
+    return c;
+}
+
 Test(policy_chartered, submit_on_one_node_reaches_every_node_and_is_enforced)
 {
     snprintf(tmp, sizeof tmp, "/tmp/trib-polch-XXXXXX");
@@ -366,6 +388,13 @@ Test(policy_chartered, submit_on_one_node_reaches_every_node_and_is_enforced)
     cr_expect(h_wait(all_hold_history, &hw, 15000), "version 1 did not reach every node's history");
     vw.version = 2;
     cr_expect(all_have_version(&vw), "a refused set changed the set in force somewhere");
+    /* the change feed of every node: one policy_changed, version 2, signed; the refused sets and
+     * version 1 kept as history added none */
+    for (int i = 0; i < 3; i++) {
+        json_int_t pv;
+        cr_expect_eq(policy_events(&nodes[i], &pv), 1, "node %d: policy_changed events", i);
+        cr_expect_eq(pv, 2, "node %d: the event's version", i);
+    }
     free(yaml);
     for (int i = 0; i < 3; i++)
         h_node_cleanup(&nodes[i]);
