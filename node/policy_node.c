@@ -654,7 +654,10 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
             goto fail;
         int rc = policy_store_set_open(p->store, text, len, "--policy FILE", why, sizeof why);
         free(text);
-        if (rc != 0) {
+        if (rc == POLICY_REFUSED_STALE) {
+            /* an operator's newer set, kept from before this start, stays in force */
+            log_warn("policy: --policy %s not taken: %s (the newer set stays in force)", policy_file, why);
+        } else if (rc != 0) {
             snprintf(err, errlen, "--policy %s: %s", policy_file, why);
             goto fail;
         }

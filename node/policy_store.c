@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #define FILE_NAME "policy.signed"
+#define OPEN_NAME "policy.open.yaml"      /* open mode: the operator's set in force, kept */
 #define HIST_FMT  "policy.v%020llu.signed"   /* each signed set that came into force (history) */
 
 typedef struct held {
@@ -637,11 +638,38 @@ int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    /* Kept before it takes force, so a restart never goes back to an older set. */
+    char path[700];
+    snprintf(path, sizeof path, "%s/" OPEN_NAME, s->dir);
+    if (s->dir[0] && write_atomic(path, (const uint8_t *)yaml, len, err, errlen) != 0) {
+        policy_free(&ps);
+        free(text);
+        return -1;
+    }
     if (install(s, ps, text, &info) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
+}
+
+/* Open mode: the set an operator put in force before this start (OPEN_NAME), if any. */
+static int load_open(policy_store_t *s, char *err, size_t errlen)
+{
+    char path[700], why[512];
+    snprintf(path, sizeof path, "%s/" OPEN_NAME, s->dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1);
+    char *buf = malloc(TRUST_MAX_BYTES + 1);
+    size_t len = buf ? fread(buf, 1, TRUST_MAX_BYTES + 1, f) : 0;
+    int bad = !buf || ferror(f) || len > TRUST_MAX_BYTES;
+    fclose(f);
+    int rc = bad ? -1 : policy_store_set_open(s, buf, len, "operator (open mode, kept)", why, sizeof why);
+    free(buf);
+    if (rc != 0)
+        snprintf(err, errlen, "%s: %s (move it away to start without it)", path, bad ? "unreadable or too large" : why);
+    return rc == 0 ? 0 : -1;
 }
 
 policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *err, size_t errlen)
@@ -660,7 +688,7 @@ policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *er
     if (fd < 0) {
         if (errno == ENOENT) {
             load_history(s, ch);
-            return s;
+            return ch || load_open(s, err, errlen) == 0 ? s : (policy_store_close(&s), NULL);
         }
         snprintf(err, errlen, "%s: %s", s->path, strerror(errno));
         goto fail;

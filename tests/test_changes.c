@@ -202,12 +202,16 @@ Test(changes, policy_changed_once_per_set_in_force_and_watch_resumes_after_a_res
     free(out), free(err);
 
     /* resume after a restart: from the seq after the last event seen, nothing is sent again, and
-     * the next event takes the next seq (the log's seqs go on where they were). Open mode keeps no
-     * submitted set across a restart, so the operator's file now holds version 2 (else version 1
-     * would come back into force: an event, rightly) */
-    write_policy(dir, "v1.yaml", 2, p1, sizeof p1);
+     * the next event takes the next seq (the log's seqs go on where they were). The submitted set
+     * is kept across the restart: --policy still names version 1, which is not taken (a set never
+     * goes back), so version 2 stays in force and no event is written */
     cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
     cr_assert_eq(h_node_restart(&a), 0, "payments did not restart");
+    long st = 0;
+    json_t *pol = h_get_json(a.url, "/v1/policy", &st);
+    cr_assert(st == 200 && pol, "GET /v1/policy: %ld", st);
+    cr_assert_eq(json_integer_value(json_object_get(pol, "version")), 2, "the submitted set was lost on a restart");
+    json_decref(pol);
     char from[32];
     snprintf(from, sizeof from, "%lld", (long long)last + 1);
     out = err = NULL;
