@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "gossip/trust.h"
 #include "node/auth.h"
 #include "node/grants.h"
 #include "proto/tributary.pb-c.h"
@@ -382,6 +383,17 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
         if (now > c->expires_ms + TOKEN_SKEW_MS) {
             set_err(e, 401, "token_expired", "token %s of %s expired at %lld (unix ms)", c->id, c->subject,
                     (long long)c->expires_ms);
+            return -1;
+        }
+        /* chartered: the issuing node's key may have been revoked or rotated out since it was cached */
+        trust_t *t = n->gossip ? gossip_trust(n->gossip) : NULL;
+        char why[320];
+        trust_verdict_t v = t ? trust_entry_ok(t, c->domain, c->issuer_key, now, why, sizeof why) : TRUST_OK;
+        if (v != TRUST_OK) {
+            char hex[ID_HEX_LEN];
+            identity_hex(c->issuer_key, hex);
+            set_err(e, 401, "token_invalid", "token %s: its issuing key %.16s... no longer speaks for domain %s (%s: %s)",
+                    c->id, hex, c->domain, trust_verdict_name(v), why);
             return -1;
         }
     } else {
