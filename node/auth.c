@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "gossip/trust.h"
 #include "node/auth.h"
 #include "node/grants.h"
 #include "proto/tributary.pb-c.h"
@@ -384,6 +385,17 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
                     (long long)c->expires_ms);
             return -1;
         }
+        /* chartered: the issuing node's key may have been revoked or rotated out since it was cached */
+        trust_t *t = n->gossip ? gossip_trust(n->gossip) : NULL;
+        char why[320];
+        trust_verdict_t v = t ? trust_entry_ok(t, c->domain, c->issuer_key, now, why, sizeof why) : TRUST_OK;
+        if (v != TRUST_OK) {
+            char hex[ID_HEX_LEN];
+            identity_hex(c->issuer_key, hex);
+            set_err(e, 401, "token_invalid", "token %s: its issuing key %.16s... no longer speaks for domain %s (%s: %s)",
+                    c->id, hex, c->domain, trust_verdict_name(v), why);
+            return -1;
+        }
     } else {
         atomic_fetch_add(&cache_misses, 1);
         char why[300];
@@ -741,11 +753,7 @@ void auth_viewer_init(auth_viewer_t *v, node_t *n, const char *header)
 {
     size_t len = 0;
     const char *t = auth_bearer(header, &len);
-    auth_err_t e;
-    v->n = n;
-    quiet = 1;
-    v->valid = t && auth_verify(n, t, len, &v->c, &e) == 0;
-    quiet = 0;
+    auth_viewer_token(v, n, t, len);
 }
 
 int auth_viewer_sees(void *viewer, const char *product_id)
@@ -758,6 +766,43 @@ int auth_viewer_sees(void *viewer, const char *product_id)
     int rc = read_decide(v->n, &v->c, product_id, "restricted", 1, &e);
     quiet = 0;
     return rc == 0;
+}
+
+void auth_viewer_token(auth_viewer_t *v, node_t *n, const char *token, size_t len)
+{
+    auth_err_t e;
+    v->n = n;
+    quiet = 1;
+    v->valid = token && len && auth_verify(n, token, len, &v->c, &e) == 0;
+    quiet = 0;
+}
+
+/* 1 when product_id is restricted in this node's catalog (its latest manifest). */
+static int is_restricted(node_t *n, const char *product_id)
+{
+    store_product_t p;
+    char cls[16];
+    if (store_product_get(n->st, product_id, &p) != 0)
+        return 0;
+    auth_classification(n, product_id, p.manifest_seq, cls);
+    return !strcmp(cls, "restricted");
+}
+
+int auth_viewer_hides(auth_viewer_t *v, const char *product_id)
+{
+    return product_id && is_restricted(v->n, product_id) && !auth_viewer_sees(v, product_id);
+}
+
+int auth_product_view(node_t *n, const char *header, const char *product_id, const char *what, auth_err_t *e)
+{
+    if (!is_restricted(n, product_id))
+        return 0;
+    size_t len = 0;
+    const char *t = auth_bearer(header, &len);
+    if (auth_read(n, t, len, product_id, "restricted", e) == 0)
+        return 0;
+    snprintf(e->detail, sizeof e->detail, "no %s of %s for this caller", what, product_id);
+    return -1;
 }
 
 int auth_may_see(node_t *n, const char *header, const char *product_id)

@@ -6,8 +6,9 @@
  *
  * Owns: DATA/admin.token (written on first start, 0600; the node refuses to start when it or the
  * key file is readable by group or others), node_token_key (whose key a domain is: open mode),
- * the verified-token cache (keyed by a BLAKE2b hash of the token text, bounded; expiry checked on
- * every use), the revocation set, the check a routed read's owner makes on the forwarded token,
+ * the verified-token cache (keyed by a BLAKE2b hash of the token text, bounded; expiry, and on a
+ * chartered node the issuer key's standing in the trust store, checked on every use), the
+ * revocation set, the check a routed read's owner makes on the forwarded token,
  * and trib_token_refused_total{reason}.
  * Must not: log or count a token's text (only its id), parse HTTP, or decide grants (the seam
  * auth_grant_active calls the grants helper). Process-wide state: one node per process. */
@@ -75,7 +76,16 @@ typedef struct {
     token_claims_t c;
 } auth_viewer_t;
 void auth_viewer_init(auth_viewer_t *v, node_t *n, const char *header);
+void auth_viewer_token(auth_viewer_t *v, node_t *n, const char *token, size_t len); /* the token itself */
 int auth_viewer_sees(void *viewer, const char *product_id);
+/* 1 when product_id is restricted in this node's catalog and the viewer may not see it in full
+ * (a listing or feed then shows only its stub); nothing is counted as refused. */
+int auth_viewer_hides(auth_viewer_t *v, const char *product_id);
+
+/* A per-product view beyond the stub (history, diff, a publish's dry run) by the caller holding
+ * header: 0 when the product is not restricted here or the caller may see it in full; else -1 with
+ * e = 404 not_found "no <what> of <id> for this caller", the refusal counted as for a read. */
+int auth_product_view(node_t *n, const char *header, const char *product_id, const char *what, auth_err_t *e);
 
 /* The classification of a product held in the catalog ("internal" when unreadable). */
 void auth_classification(node_t *n, const char *product_id, uint64_t manifest_seq, char out[16]);

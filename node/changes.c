@@ -214,8 +214,27 @@ static int put_line(char **buf, size_t *len, size_t *cap, const char *line)
     return 0;
 }
 
+/* ev as its product's stub (changes_page): what the stub shows, and when. */
+static json_t *stub_event(json_t *ev)
+{
+    static const char *const keep[] = {"seq", "product", "domain", "catalog_seq", "status", "time_ms", "backfilled"};
+    json_t *s = json_object();
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        json_t *v = json_object_get(ev, keep[i]);
+        if (v)
+            json_object_set(s, keep[i], v);
+    }
+    const char *kind = json_string_value(json_object_get(ev, "event"));
+    if (kind && (!strcmp(kind, "new_version") || !strcmp(kind, "breaking")))
+        kind = "changed";
+    json_object_set_new(s, "event", json_string(kind ? kind : "changed"));
+    json_object_set_new(s, "stub", json_true());
+    json_decref(ev);
+    return s;
+}
+
 long changes_page(node_t *n, uint64_t from, uint64_t max, const char *domain, const char *product,
-                  char **buf, size_t *len, size_t *cap, uint64_t *next)
+                  changes_hides_fn hides, void *hides_ctx, char **buf, size_t *len, size_t *cap, uint64_t *next)
 {
     long count = 0;
     *next = from ? from : 1;
@@ -241,7 +260,9 @@ long changes_page(node_t *n, uint64_t from, uint64_t max, const char *domain, co
         int keep = (!d && !pr) ||   /* about every product (policy_changed): under any filter */
                    ((!domain || !*domain || (d && strcmp(d, domain) == 0)) &&
                     (!product || !*product || (pr && strcmp(pr, product) == 0)));
-        char *line = keep ? json_dumps(ev, JSON_COMPACT) : NULL;
+        if (keep && pr && hides && hides(hides_ctx, pr))
+            ev = stub_event(ev);
+        char *line = keep && ev ? json_dumps(ev, JSON_COMPACT) : NULL;
         json_decref(ev);
         if (keep && (!line || put_line(buf, len, cap, line) != 0)) {
             free(line);

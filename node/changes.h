@@ -27,9 +27,13 @@ json_t *changes_event(node_t *n, uint64_t seq, const void *raw, size_t len);
 
 /* Appends to buf (*len of *cap, realloc'd) the NDJSON lines of the events from seq from on, at
  * most max rows read, keeping those of domain and product (NULL or "": all) and those about no
- * product or domain in particular (policy_changed: every product's concern). *next is the seq
- * after the last row read. The rows read, or -1 (storage). */
+ * product or domain in particular (policy_changed: every product's concern). An event of a
+ * product hides(ctx, product) says 1 for (a restricted product the caller may not see in full;
+ * hides NULL: none) is its stub: seq, event (new_version and breaking read "changed"), product,
+ * domain, catalog_seq, status, time_ms, backfilled, "stub": true. *next is the seq after the
+ * last row read. The rows read, or -1 (storage). */
+typedef int (*changes_hides_fn)(void *ctx, const char *product);
 long changes_page(node_t *n, uint64_t from, uint64_t max, const char *domain, const char *product,
-                  char **buf, size_t *len, size_t *cap, uint64_t *next);
+                  changes_hides_fn hides, void *hides_ctx, char **buf, size_t *len, size_t *cap, uint64_t *next);
 
 #endif

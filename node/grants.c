@@ -279,10 +279,19 @@ void grants_request(node_t *n, const grants_caller_t *who, const char *body, siz
         fail(r, 400, "bad_request", "fields: %zu names, at most %d", json_array_size(f), ACCESS_FIELDS_MAX);
         goto out;
     }
+    /* A restricted product's schema is not shown to a requester who may not see it in full (its
+     * stub, issue 11): its field names are not checked against it, or the refusal would tell
+     * which names it has (a granted unknown name projects to nothing). */
+    char cls[16];
+    grant_info_t gi;
+    size_t sdl = strlen(who->domain);
+    int blind = grants_classification(n, pid, cls) == 0 && !strcmp(cls, "restricted") &&
+                !(strncmp(pid, who->domain, sdl) == 0 && pid[sdl] == '/') &&
+                grants_active(n, who->subject, pid, wall_ms(), &gi) != 1;
     for (size_t i = 0; i < json_array_size(f); i++) {
         json_t *v = json_array_get(f, i);
         const char *name = json_string_value(v);
-        if (!name || !*name || json_string_length(v) > 64 || !in_schema(ce->manifest, name)) {
+        if (!name || !*name || json_string_length(v) > 64 || (!blind && !in_schema(ce->manifest, name))) {
             fail(r, 400, "bad_request", "fields[%zu]: %s%.64s%s is not a field of %s's schema", i, name ? "'" : "",
                  name ? name : "not a string", name ? "'" : "", pid);
             goto out;

@@ -853,7 +853,25 @@ static enum MHD_Result h_policy_post(call_t *k)
 static enum MHD_Result h_compliance(call_t *k)
 {
     const char *d = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "domain");
-    return send_json(k->c, R_COMPLIANCE, 200, policy_node_report(k->n, d && *d ? d : NULL));
+    json_t *j = policy_node_report(k->n, d && *d ? d : NULL);
+    /* a restricted product's compliance is not in its stub (issue 11): a caller who may not see it
+     * in full is not told of it, nor of its violations (they name its fields) */
+    auth_viewer_t v;
+    auth_viewer_init(&v, k->n, MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization"));
+    json_t *domains = json_object_get(j, "domains"), *arr, *nc = json_object_get(j, "non_compliant");
+    const char *dom;
+    void *tmp;
+    json_object_foreach_safe(domains, tmp, dom, arr) {
+        for (size_t i = json_array_size(arr); i-- > 0;)
+            if (auth_viewer_hides(&v, json_string_value(json_object_get(json_array_get(arr, i), "id")))) {
+                json_array_remove(arr, i);
+                if (json_is_integer(nc))
+                    json_integer_set(nc, json_integer_value(nc) - 1);
+            }
+        if (!json_array_size(arr))
+            json_object_del(domains, dom);
+    }
+    return send_json(k->c, R_COMPLIANCE, 200, j);
 }
 
 static enum MHD_Result h_fed_get(call_t *k)

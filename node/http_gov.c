@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "node/auth.h"
 #include "node/errtext.h"
 #include "node/gate.h"
 #include "node/http_gov.h"
@@ -69,6 +70,19 @@ json_t *gov_refusal_json(const node_result_t *r)
     return j;
 }
 
+/* A restricted product beyond its stub (its history, a diff, a dry run against its versions) is
+ * only for a caller who may see it in full: 1 with the 404 sent (*ret) for anyone else, the
+ * refusal counted as a read's (docs/http-api.md, Tokens). */
+static int hidden(const gov_call_t *g, const char *what, enum MHD_Result *ret)
+{
+    auth_err_t e;
+    const char *h = MHD_lookup_connection_value(g->c, MHD_HEADER_KIND, "Authorization");
+    if (auth_product_view(g->n, h, g->id, what, &e) == 0)
+        return 0;
+    *ret = error(g, (unsigned)e.status, e.kind, e.detail);
+    return 1;
+}
+
 /* Statuses of the outcomes that are the caller's input, not the gate's verdict. */
 static unsigned input_status(node_code_t code)
 {
@@ -82,6 +96,9 @@ static unsigned input_status(node_code_t code)
 
 enum MHD_Result gov_check(const gov_call_t *g)
 {
+    enum MHD_Result ret;
+    if (hidden(g, "versions", &ret))
+        return ret;
     node_publish_opts_t o = {.dry_run = 1, .want_report = 1, .revive = gov_flag(g->c, "revive")};
     node_result_t r;
     node_publish_ex(g->n, g->id, g->body ? g->body : "", g->len, &o, &r);
@@ -96,6 +113,9 @@ enum MHD_Result gov_history(const gov_call_t *g)
 {
     char err[512];
     int status;
+    enum MHD_Result ret;
+    if (hidden(g, "history", &ret))
+        return ret;
     json_t *j = gate_history_json(g->n, g->id, &status, err, sizeof err);
     if (!j)
         return error(g, (unsigned)status, status == 404 ? "not_found" : "storage", err);
@@ -112,6 +132,9 @@ enum MHD_Result gov_diff(const gov_call_t *g)
         return error(g, 400, "bad_query", "from, to: a version is at most 256 characters");
     char err[512];
     int status;
+    enum MHD_Result ret;
+    if (hidden(g, "versions", &ret))
+        return ret;
     json_t *j = gate_diff_json(g->n, g->id, from, to, &status, err, sizeof err);
     if (!j)
         return error(g, (unsigned)status, status == 404 ? "not_found" : "storage", err);
@@ -141,6 +164,11 @@ enum MHD_Result gov_changes(const gov_call_t *g)
     stream_t *s = stream_new_feed(g->n, g->c, from, live, domain, product);
     if (!s)
         return MHD_NO;
+    /* who sees a restricted product's events in full, decided per page; out of memory fails
+     * closed (no token: its events are stubs) */
+    size_t tlen = 0;
+    const char *token = auth_bearer(MHD_lookup_connection_value(g->c, MHD_HEADER_KIND, "Authorization"), &tlen);
+    (void)stream_set_token(s, token, tlen);
     enum MHD_Result ret = stream_queue(g->c, s, last);
     if (ret == MHD_YES)
         metrics_http(g->route, 200);

@@ -249,6 +249,8 @@ static uint64_t schema_bound(reader_t *r, uint64_t lim)
     return 0;
 }
 
+static int feed_hides(void *viewer, const char *product) { return auth_viewer_hides(viewer, product); }
+
 static long page_fill(reader_t *r)
 {
     r->len = r->off = 0;
@@ -258,7 +260,10 @@ static long page_fill(reader_t *r)
         return 0;
     if (r->feed) {
         size_t len = 0;
-        long n = changes_page(r->a, r->next, 256, r->fdomain, r->fproduct, &r->buf, &len, &r->cap, &r->next);
+        auth_viewer_t v;   /* verified again each page: a token expires, a grant ends */
+        auth_viewer_token(&v, r->a, r->token, r->token_len);
+        long n = changes_page(r->a, r->next, 256, r->fdomain, r->fproduct, feed_hides, &v, &r->buf, &len, &r->cap,
+                              &r->next);
         r->len = n > 0 ? len : 0;
         return n;
     }

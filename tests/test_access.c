@@ -1514,3 +1514,206 @@ Test(flow, replayed_and_foreign_grant_entries_from_a_peer, .fini = h_cleanup_all
     free(alice);
     free(padmin);
 }
+
+/* ---------------------------------------------------------------- restricted beyond the stub (issue 11) */
+
+/* Words of the restricted product below that only a caller who may see it in full may learn: field
+ * names, description, tags. */
+static const char *const SECRETS[] = {"acme_board_vote", "bid_eur", "Takeover", "secret-merger", NULL};
+
+static const char *secret_in(const char *text)
+{
+    for (size_t i = 0; text && SECRETS[i]; i++)
+        if (strstr(text, SECRETS[i]))
+            return SECRETS[i];
+    return NULL;
+}
+
+/* method path at n with token (NULL: none) and body: the status, and the raw body (malloc'd). */
+static char *raw_call(const char *method, h_node_t *n, const char *path, const char *token, const char *body,
+                      long *status)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", n->url, path);
+    h_resp_t r;
+    cr_assert_eq(h_http_token(method, url, body ? "application/json" : NULL, body, body ? strlen(body) : 0, token, &r),
+                 0, "%s %s", method, url);
+    *status = r.status;
+    return r.body ? r.body : strdup("");
+}
+
+#define DEAL "{\"name\":\"deal-room\",\"domain\":\"payments\",\"version\":\"%s\",\"status\":\"active\"," \
+             "\"classification\":\"restricted\",\"title\":\"Deal room\",\"compatibility\":\"NONE\","         \
+             "\"description\":{\"purpose\":\"Takeover of Acme\"},\"tags\":[\"secret-merger\"],"            \
+             "\"owners\":{\"business\":\"nobody\",\"technical\":\"t@x.com\"},\"schema\":[%s]}"
+
+typedef struct {
+    h_node_t *n;
+    const char *path, *token, *want;   /* want: a string the 200 body holds (NULL: any) */
+} ok_wait_t;
+
+static int answers_200(void *ctx)
+{
+    ok_wait_t *w = ctx;
+    long st = 0;
+    char *b = raw_call("GET", w->n, w->path, w->token, NULL, &st);
+    int ok = st == 200 && (!w->want || strstr(b, w->want));
+    free(b);
+    return ok;
+}
+
+static int compliance_lists_deal_room(void *ctx)
+{
+    h_node_t *n = ctx;
+    long st = 0;
+    char *b = raw_call("GET", n, "/v1/compliance", A.token, NULL, &st);   /* the product's own domain */
+    int ok = st == 200 && strstr(b, "payments/deal-room") != NULL;
+    free(b);
+    return ok;
+}
+
+/* A restricted product is its stub to a caller who may not see it in full, on every route and
+ * every node: its history, a diff of two versions and a publish's dry run are 404 not_found
+ * (counted as refused reads, as a read of its records); its events in the change feed and its
+ * compliance are stubs or absent (a listing: nothing counted); an access request's fields are not
+ * checked against its schema. Callers without sight: none, a token of another domain, a token of
+ * its domain scoped to another product. With sight: its domain's admin and read tokens, and a
+ * reader of another domain holding a grant. The product's field names, description and tags never
+ * reach the former; the latter get the full answers. Fails on the code before this commit: the
+ * diff named acme_board_vote to anyone. */
+Test(flow, governance_routes_show_a_restricted_product_only_to_who_may_see_it, .fini = h_cleanup_all,
+     .timeout = 180)
+{
+    char pol[512], body[2048];
+    h_repo_path("examples/policies/company.yaml", pol, sizeof pol);
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&B, "growth", "--seed", A.peer, "--policy", pol, FAST, NULL), 0, "growth did not start");
+    publish_settled(&A);
+    long st = 0;
+    snprintf(body, sizeof body, DEAL, "1.0.0", "{\"name\":\"bid_eur\",\"logicalType\":\"integer\"}");
+    json_t *j = call("PUT", &A, "/v1/products/payments/deal-room", A.token, body, &st);
+    cr_assert(st == 201, "publish 1.0.0: %ld %s", st, jstr(j, "detail"));
+    json_decref(j);
+    snprintf(body, sizeof body, DEAL, "2.0.0",
+             "{\"name\":\"bid_eur\",\"logicalType\":\"integer\"},{\"name\":\"acme_board_vote\",\"logicalType\":\"string\"}");
+    j = call("PUT", &A, "/v1/products/payments/deal-room", A.token, body, &st);
+    cr_assert(st == 200 || st == 201, "publish 2.0.0: %ld %s", st, jstr(j, "detail"));
+    json_decref(j);
+    ok_wait_t both = {&B, "/v1/products/payments/deal-room/history", A.token, "\"2.0.0\""};
+    cr_assert(h_wait(answers_200, &both, 20000), "growth never held deal-room 2.0.0");
+    cr_assert(h_wait(compliance_lists_deal_room, &B, 20000), "growth never judged deal-room under its policy set");
+
+    char *gtok = issue(&B, "gail@growth", TOKEN_KIND_READ, NULL, 3600000);      /* another domain */
+    char *scoped = issue(&A, "sam@payments", TOKEN_KIND_READ, "payments/settled", 3600000);
+    char *pread = issue(&A, "maria@payments", TOKEN_KIND_READ, NULL, 3600000);
+    char *granted = issue(&B, "gina@growth", TOKEN_KIND_READ, NULL, 3600000);
+
+    /* an access request's fields tell nothing of the schema to a requester who may not see it */
+    const char *probe[] = {"{\"product\":\"payments/deal-room\",\"purpose\":\"probe\",\"fields\":[\"acme_board_vote\"]}",
+                           "{\"product\":\"payments/deal-room\",\"purpose\":\"probe\",\"fields\":[\"no_such_field\"]}"};
+    for (int i = 0; i < 2; i++) {
+        j = call("POST", &B, "/v1/access/requests", gtok, probe[i], &st);
+        cr_expect_eq(st, 201, "request %d: %ld %s (a known and an unknown name answer alike)", i, st, jstr(j, "detail"));
+        json_decref(j);
+    }
+    /* gina asks for the whole product and payments grants it */
+    j = call("POST", &B, "/v1/access/requests", granted, "{\"product\":\"payments/deal-room\",\"purpose\":\"audit\"}",
+             &st);
+    cr_assert_eq(st, 201, "%s", jstr(j, "detail"));
+    char rid[64], path[256];
+    snprintf(rid, sizeof rid, "%s", jstr(j, "id"));
+    json_decref(j);
+    seen_t pend = {&A, "/v1/access/requests?state=requested", A.token, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
+    snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
+    j = call("POST", &A, path, A.token, "{\"days\":1}", &st);
+    cr_assert_eq(st, 200, "%s", jstr(j, "detail"));
+    json_decref(j);
+    ok_wait_t gw = {&B, "/v1/products/payments/deal-room/history", granted, NULL};
+    cr_assert(h_wait(answers_200, &gw, 20000), "growth never let the grant's holder see deal-room's history");
+
+    const char *check = "{\"name\":\"deal-room\",\"domain\":\"payments\",\"version\":\"3.0.0\",\"status\":\"active\","
+                        "\"classification\":\"restricted\",\"title\":\"Deal room\",\"compatibility\":\"NONE\","
+                        "\"owners\":{\"business\":\"nobody\",\"technical\":\"t@x.com\"},"
+                        "\"schema\":[{\"name\":\"x\",\"logicalType\":\"string\"}]}";
+    const char *blind[] = {NULL, gtok, scoped}, *full[] = {A.token, pread, granted};
+    const char *reason[] = {"token_required", "grant_required", "out_of_scope"};
+    h_node_t *nodes[] = {&A, &B};
+    for (int who = 0; who < 6; who++) {
+        int sees_it = who >= 3;
+        const char *token = sees_it ? full[who - 3] : blind[who];
+        for (int ni = 0; ni < 2; ni++) {
+            h_node_t *n = nodes[ni];
+            struct {
+                const char *method, *path, *body;
+            } routes[] = {
+                {"GET", "/v1/products/payments/deal-room/diff?from=1.0.0&to=2.0.0", NULL},
+                {"GET", "/v1/products/payments/deal-room/history", NULL},
+                {"POST", "/v1/products/payments/deal-room/check", check},   /* the owner's node only */
+            };
+            for (size_t r = 0; r < sizeof routes / sizeof *routes; r++) {
+                if (r == 2 && n != &A)
+                    continue;
+                char series[128];
+                snprintf(series, sizeof series, "trib_token_refused_total{reason=\"%s\"}", reason[who % 3]);
+                double before = sees_it ? 0 : h_metric(n->url, series);
+                char *b = raw_call(routes[r].method, n, routes[r].path, token, routes[r].body, &st);
+                if (sees_it) {
+                    cr_expect_eq(st, 200, "caller %d at %s: %s %ld %s", who, n->domain, routes[r].path, st, b);
+                    const char *want = r == 1 ? "\"2.0.0\"" : "acme_board_vote";   /* history: versions, counts */
+                    cr_expect(strstr(b, want), "caller %d at %s: %s: %s", who, n->domain, routes[r].path, b);
+                } else {
+                    cr_expect_eq(st, 404, "caller %d at %s: %s %ld %s", who, n->domain, routes[r].path, st, b);
+                    cr_expect(strstr(b, "\"not_found\""), "caller %d: %s", who, b);
+                    cr_expect_null(secret_in(b), "caller %d at %s: %s names %s: %s", who, n->domain, routes[r].path,
+                                   secret_in(b), b);
+                    cr_expect_eq(h_metric(n->url, series), before + 1, "caller %d at %s: %s not counted in %s", who,
+                                 n->domain, routes[r].path, series);
+                }
+                free(b);
+            }
+            /* a listing decides, refusing nothing: the feed and the compliance report */
+            double refused = family_sum(n, "trib_token_refused_total");
+            char *b = raw_call("GET", n, "/v1/catalog/changes?live=0&product=payments/deal-room", token, NULL, &st);
+            cr_expect_eq(st, 200, "caller %d at %s: feed %ld", who, n->domain, st);
+            int lines = 0;
+            for (char *line = b; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                json_t *ev = json_loadb(line, strcspn(line, "\n"), 0, NULL);
+                cr_assert_not_null(ev, "feed line: %s", line);
+                lines++;
+                cr_expect_eq(json_is_true(json_object_get(ev, "stub")), !sees_it, "caller %d at %s: %s", who,
+                             n->domain, line);
+                cr_expect_eq(json_object_get(ev, "version") != NULL, sees_it, "caller %d at %s: %s", who, n->domain,
+                             line);
+                cr_expect_eq(json_object_get(ev, "change_class") != NULL, sees_it && json_object_get(ev, "previous"),
+                             "caller %d at %s: %s", who, n->domain, line);
+                json_decref(ev);
+            }
+            cr_expect_geq(lines, 2, "caller %d at %s: deal-room's events are in the feed: %s", who, n->domain, b);
+            free(b);
+            if (n == &B) {   /* the node with the policy set */
+                b = raw_call("GET", n, "/v1/compliance", token, NULL, &st);
+                cr_expect_eq(st, 200);
+                cr_expect_eq(strstr(b, "payments/deal-room") != NULL, sees_it, "caller %d: compliance: %s", who, b);
+                if (!sees_it)
+                    cr_expect_null(secret_in(b), "caller %d: compliance names %s: %s", who, secret_in(b), b);
+                else
+                    cr_expect(strstr(b, "bid_eur") || strstr(b, "owners"), "caller %d: violations: %s", who, b);
+                free(b);
+            }
+            cr_expect_eq(family_sum(n, "trib_token_refused_total"), refused,
+                         "caller %d at %s: a listing counted a refusal", who, n->domain);
+            /* the manifest route: the stub, as before */
+            b = raw_call("GET", n, "/v1/products/payments/deal-room", token, NULL, &st);
+            cr_expect_eq(st, 200);
+            cr_expect_eq(strstr(b, "\"stub\":true") != NULL, !sees_it, "caller %d at %s: %s", who, n->domain, b);
+            if (!sees_it)
+                cr_expect_null(secret_in(b), "caller %d at %s: the stub names %s", who, n->domain, secret_in(b));
+            free(b);
+        }
+    }
+    free(gtok);
+    free(scoped);
+    free(pread);
+    free(granted);
+}

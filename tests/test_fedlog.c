@@ -22,6 +22,8 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/fedlog.h"
+#include "gossip/identity.h"
+#include "gossip/token.h"
 #include "gossip/trust.h"
 #include "proto/tributary.pb-c.h"
 #include "storage/fedlog.h"
@@ -1074,4 +1076,81 @@ Test(fedlog, key_rotate_prepares_the_next_key_and_the_signed_handover)
     free(e);
     free(o);
     free(o2);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *what;
+} holds_t;
+
+static int holds_one(void *ctx)
+{
+    holds_t *w = ctx;
+    json_t *j = h_get_json(w->n->url, "/v1/federation", NULL);
+    size_t have = j ? json_array_size(json_object_get(j, w->what)) : 0;
+    json_decref(j);
+    return have >= 1;
+}
+
+/* A token is cached for up to 60 s once verified; the issuing node's certificate revoked, the
+ * cached token is refused at its next use, at once (401 token_invalid naming the key and the
+ * verdict, counted), not when the cache entry ages out. Fails on the code before: the cached token
+ * kept answering 200 for up to a minute. */
+Test(fedlog, a_cached_token_of_a_revoked_issuer_is_refused_at_once)
+{
+    files_charter();
+    h_node_t nodes[2];
+    char id[2][65], seed[200], path[400];
+    start_chartered(&nodes[0], "payments", "n0", NULL, id[0]);
+    snprintf(seed, sizeof seed, "%s@%s", id[0], nodes[0].peer);
+    start_chartered(&nodes[1], "growth", "n1", seed, id[1]);
+    char *e = NULL;
+    cr_assert_eq(h_trib(&nodes[0], NULL, NULL, &e, "fed", "submit", P("n1.cert"), "--node", nodes[0].url, NULL), 0,
+                 "%s", e);
+    free(e);
+    holds_t certs = {&nodes[0], "certificates"};
+    cr_assert(h_wait(holds_one, &certs, 15000), "payments never held growth's certificate");
+
+    /* a read token of growth, signed by growth's node key */
+    identity_t gid;
+    char *tok = NULL;
+    snprintf(path, sizeof path, "%s/identity.key", P("n1"));
+    cr_assert_eq(identity_load_file(path, &gid, err, sizeof err), 0, "%s", err);
+    int64_t now = now_ms();
+    token_spec_t sp = {.subject = "gail@growth", .kind = TOKEN_KIND_READ, .issued_ms = now,
+                       .expires_ms = now + 3600000};
+    cr_assert_eq(token_issue(&gid, "growth", &sp, &tok, err, sizeof err), 0, "%s", err);
+    identity_wipe(&gid);
+    char url[300];
+    snprintf(url, sizeof url, "%s/v1/whoami", nodes[0].url);
+    h_resp_t r;
+    for (int i = 0; i < 2; i++) {   /* verified, then from the cache */
+        cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, tok, &r), 0);
+        cr_assert_eq(r.status, 200, "whoami %d at payments: %ld %s", i, r.status, r.body);
+        h_resp_free(&r);
+    }
+    cr_assert_geq(h_metric(nodes[0].url, "trib_token_verify_total{result=\"cache_hit\"}"), 1);
+
+    /* the roots revoke growth's node; payments holds the revocation */
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "revoke", "--charter", cpath, "--root", P("r2.key"), "--root",
+                        P("r3.key"), "--node", id[1], "--reason", "test", "--out", P("rev.json"), NULL), 0, "%s", e);
+    free(e);
+    cr_assert_eq(h_trib(&nodes[0], NULL, NULL, NULL, "fed", "submit", P("rev.json"), "--node", nodes[0].url, NULL), 0);
+    holds_t revs = {&nodes[0], "revocations"};
+    cr_assert(h_wait(holds_one, &revs, 10000), "payments never held the revocation");
+    const char *series = "trib_token_refused_total{reason=\"token_invalid\"}";
+    double before = h_metric(nodes[0].url, series);
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, tok, &r), 0);
+    json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    const char *code = json_string_value(json_object_get(j, "error")), *det = json_string_value(json_object_get(j, "detail"));
+    cr_expect_eq(r.status, 401, "the cached token of a revoked issuer: %ld %s", r.status, r.body);
+    cr_expect(code && !strcmp(code, "token_invalid"), "%s", r.body);
+    cr_expect(det && strstr(det, "revoked") && strstr(det, "growth"), "the detail says why: %s", r.body);
+    json_decref(j);
+    h_resp_free(&r);
+    cr_expect_eq(h_metric(nodes[0].url, series), before + 1, "%s not counted", series);
+    expect_serving(&nodes[0]);
+    free(tok);
+    for (int i = 0; i < 2; i++)
+        h_node_cleanup(&nodes[i]);
 }
