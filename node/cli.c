@@ -53,18 +53,21 @@ static const cli_cmd_t commands[] = {
       "peer address, HTTP address, SWIM state (alive, suspect, dead, left) and incarnation.",
       { OPT_JSON }, 0, 0,
       "trib members --node http://10.0.0.5:7480", run_members },
-    { "products", "[--domain D] [--tag T] [--owner O] [--status S] [--compliance C] [--limit N] [--offset N] [--json] [QUERY...]",
+    { "products", "[--domain D] [--tag T] [--owner O] [--status S] [--classification C] [--compliance C] [--limit N] "
+      "[--offset N] [--json] [QUERY...]",
       "list or search the catalog",
       "Lists the products in the node's replica of the whole catalog (every domain), or searches\n"
       "it: QUERY's words are looked up in names, titles, descriptions, tags, owners and schema\n"
       "field names (snake_case, kebab-case and dotted names split into words; the last word also\n"
       "matches as a prefix). Best matches first: the exact id or name, then products matching\n"
       "more of the words, name and tag matches before descriptions. Filters narrow the hits;\n"
-      "the line under the table counts the hits per domain, status and tag (--json: all facets).",
+      "the line under the table counts the hits per domain, status, classification and tag (--json:\n"
+      "all facets).",
       { { "domain", "D", "only products of domain D" },
         { "tag", "T", "only products tagged T" },
         { "owner", "O", "only products with owner O (business or technical)" },
         { "status", "S", "only products in status S (draft, active, deprecated, retired)" },
+        { "classification", "C", "only products classified C (public, internal, confidential, restricted)" },
         { "compliance", "C", "only products the policy set in force finds C (compliant, non_compliant)" },
         { "limit", "N", "show at most N products (default 100, at most 1000)" },
         { "offset", "N", "skip the first N products of the ranking" },
@@ -194,13 +197,20 @@ static void command_help(const cli_cmd_t *cmd, FILE *f)
 {
     fprintf(f, "usage: trib %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->synopsis, cmd->about);
     char left[64];
-    for (const cli_opt_t *o = cmd->opts; o->name; o++) {
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(f, "  %-14s %s\n", left, o->help);
+    int w = 14;   /* the left column: as wide as the widest option */
+    for (size_t i = 0; i < CLI_MAX_OPTS && cmd->opts[i].name; i++) {
+        const cli_opt_t *o = &cmd->opts[i];
+        int n = snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        w = n > w ? n : w;
     }
-    fprintf(f, "  %-14s %s\n", "--node URL",
+    for (size_t i = 0; i < CLI_MAX_OPTS && cmd->opts[i].name; i++) {
+        const cli_opt_t *o = &cmd->opts[i];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(f, "  %-*s %s\n", w, left, o->help);
+    }
+    fprintf(f, "  %-*s %s\n", w, "--node URL",
             "the node to ask (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")");
-    fprintf(f, "  %-14s %s\n", "-h, --help", "show this help");
+    fprintf(f, "  %-*s %s\n", w, "-h, --help", "show this help");
     fprintf(f, "\nexample:\n  %s\n", cmd->example);
 }
 /* ================================================================ messages */
@@ -497,7 +507,7 @@ static int run_products(cli_ctx_t *c)
         return cli_fail(c, "out of memory");
     const char *query[] = { "q", q, "domain", cli_opt(c, "domain"), "tag", cli_opt(c, "tag"),
                             "owner", cli_opt(c, "owner"), "status", cli_opt(c, "status"),
-                            "compliance", cli_opt(c, "compliance"), "limit", limit, "offset", offset, NULL };
+                            "classification", cli_opt(c, "classification"), "compliance", cli_opt(c, "compliance"), "limit", limit, "offset", offset, NULL };
     client_req_t rq = { .method = "GET", .path = "/v1/products", .query = query,
                         .upload_len = -1 };
     rc = call_and_print(c, &rq, NULL, cli_render_products);

@@ -18,7 +18,7 @@
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
-#define CLI_MAX_OPTS     8
+#define CLI_MAX_OPTS     10
 #define CLI_MAX_POS      64
 #define CLI_NODE_URL_MAX 1024
 #define CLI_PATH_LEN     256            /* "/v1/products/" + a product id + a suffix */

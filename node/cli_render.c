@@ -170,11 +170,11 @@ int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
 
 /* ================================================================ products */
 
-/* "domain: payments 3, growth 2 | status: active 4 | tag: cards 3, finance 2, ..." from the
+/* "domain: payments 3, growth 2 | status: active 4 | classification: internal 4 | tag: cards 3, ..." from the
  * reply's facets (most frequent first, as the node sends them), or nothing without facets. */
 static void print_facets(cli_ctx_t *c, json_t *facets)
 {
-    static const char *const shown[] = { "domain", "status", "tag", "compliance" };
+    static const char *const shown[] = { "domain", "status", "classification", "tag", "compliance" };
     enum { PER_FACET = 4 };
     int any = 0;
     for (size_t i = 0; i < sizeof shown / sizeof *shown; i++) {
@@ -205,7 +205,8 @@ int cli_render_products(cli_ctx_t *c, json_t *j, const char *id)
 {
     (void)id;
     int filtered = c->npos > 0 || cli_opt(c, "domain") || cli_opt(c, "tag") ||
-                   cli_opt(c, "owner") || cli_opt(c, "status") || cli_opt(c, "compliance");
+                   cli_opt(c, "owner") || cli_opt(c, "status") || cli_opt(c, "classification") ||
+                   cli_opt(c, "compliance");
     json_t *list = json_object_get(j, "products");
     size_t n = json_array_size(list);
     json_t *tv = json_object_get(j, "total");

@@ -381,6 +381,31 @@ static json_t *stub_if_restricted(call_t *k, json_t *j)
     return j;
 }
 
+/* GET /v1/products takes these parameters, each at most once: another one, or one given twice,
+ * is a 400 naming it (a filter the node does not know would else be silently ignored). */
+static const char *const k_products_params[] = {"q", "domain", "tag", "owner", "status", "classification",
+                                                "compliance", "limit", "offset"};
+#define N_PRODUCTS_PARAMS (sizeof k_products_params / sizeof k_products_params[0])
+
+typedef struct { unsigned seen[N_PRODUCTS_PARAMS]; char err[200]; } params_check_t;
+
+static enum MHD_Result check_products_param(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind, (void)value;
+    params_check_t *pc = ctx;
+    for (size_t i = 0; i < N_PRODUCTS_PARAMS; i++)
+        if (strcmp(key, k_products_params[i]) == 0) {
+            if (pc->seen[i]++ == 0)
+                return MHD_YES;
+            snprintf(pc->err, sizeof pc->err, "%s: given more than once (each parameter takes one value)", key);
+            return MHD_NO;
+        }
+    snprintf(pc->err, sizeof pc->err,
+             "%.40s: unknown parameter (known: q, domain, tag, owner, status, classification, compliance, "
+             "limit, offset)", key);
+    return MHD_NO;
+}
+
 static enum MHD_Result h_products(call_t *k)
 {
     struct timespec t0;   /* the search's own time goes out as Server-Timing (tests/ui/bench.mjs) */
@@ -394,10 +419,15 @@ static enum MHD_Result h_products(call_t *k)
         .owner = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "owner"),
         .status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status"),
         .compliance = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "compliance"),
+        .classification = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "classification"),
         .limit = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit"),
         .offset = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset"),
         .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
     };
+    params_check_t pc = { {0}, "" };
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_products_param, &pc);
+    if (pc.err[0])
+        return send_error(c, R_PRODUCTS, 400, "bad_query", "%s", pc.err);
     char err[256];
     if (view_products_check(&q, err, sizeof err) != 0)
         return send_error(c, R_PRODUCTS, 400, "bad_query", "%s", err);

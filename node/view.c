@@ -203,7 +203,8 @@ static int parse_count(const char *name, const char *v, size_t def, size_t max, 
 static int to_store_query(const view_query_t *q, store_query_t *sq, char *err, size_t errlen)
 {
     *sq = (store_query_t){ .q = q->q, .domain = q->domain, .tag = q->tag, .owner = q->owner,
-                           .status = q->status, .compliance = q->compliance, .facet_max = VIEW_FACET_MAX };
+                           .status = q->status, .compliance = q->compliance,
+                           .classification = q->classification, .facet_max = VIEW_FACET_MAX };
     if (parse_count("limit", q->limit, VIEW_LIMIT_DEFAULT, VIEW_LIMIT_MAX, &sq->limit, err, errlen) != 0 ||
         parse_count("offset", q->offset, 0, VIEW_OFFSET_MAX, &sq->offset, err, errlen) != 0)
         return -1;
@@ -220,6 +221,11 @@ int view_products_check(const view_query_t *q, char *err, size_t errlen)
         snprintf(err, errlen, "compliance: '%.40s' is not compliant or non_compliant", q->compliance);
         return -1;
     }
+    if (!empty(q->classification) && !manifest_valid_classification(q->classification)) {
+        snprintf(err, errlen, "classification: '%.40s' is not one of public, internal, confidential, restricted",
+                 q->classification);
+        return -1;
+    }
     if (!empty(q->domain) && !entry_valid_name(q->domain)) {
         snprintf(err, errlen, "domain: '%.70s' is not a valid domain name (" STORE_NAME_RULE ")",
                  q->domain);
@@ -233,7 +239,8 @@ int view_products_check(const view_query_t *q, char *err, size_t errlen)
 
 static json_t *facets_json(const store_result_t *r)
 {
-    static const char *const names[STORE_FACETS] = { "domain", "tag", "owner", "status", "compliance" };
+    static const char *const names[STORE_FACETS] = { "domain", "tag", "owner", "status", "compliance",
+                                                     "classification" };
     json_t *f = json_object(), *per[STORE_FACETS];
     for (int i = 0; i < STORE_FACETS; i++) {
         per[i] = json_object();

@@ -10,6 +10,7 @@
 typedef struct {
     const char *q, *domain, *tag, *owner, *status;   /* search words; filters */
     const char *compliance;                          /* filter: compliant | non_compliant */
+    const char *classification;                      /* filter: public | internal | confidential | restricted */
     const char *limit, *offset;                      /* paging (VIEW_LIMIT_DEFAULT, 0) */
     const char *authorization;                       /* the caller's header (NULL: none): a restricted
                                                         product it may not see matches and counts as
@@ -27,7 +28,7 @@ json_t *view_members(node_t *a);
 int view_products_check(const view_query_t *q, char *err, size_t errlen);
 /* Ranked search over the node's catalog replica (storage's search index): {"products": [summary
  * + "score", in rank order], "total", "offset", "limit", "facets": {"domain": {value: count},
- * "tag", "owner", "status", "compliance"}}. q must have passed view_products_check; NULL on a storage error. */
+ * "tag", "owner", "status", "compliance", "classification"}}. q must have passed view_products_check; NULL on a storage error. */
 json_t *view_products(node_t *a, const view_query_t *q, char *err, size_t errlen);
 /* Summary of p; full adds the manifest document and, on the owner, the last record seq. */
 json_t *view_product(node_t *a, const store_product_t *p, int full);

@@ -24,25 +24,26 @@
  *   the field weight): search as you type.
  *   So more words matched beat better fields, and a document need not match every word.
  * Filters: exact value, case-insensitive (stored lowercase); a value nobody has gives no hits.
- * Facets: counts of each domain, tag, owner (business and technical), status and compliance value
- * over all hits, highest count first (ties by value); status "retired" for retired products;
- * compliance as the node's policy check last set it (store_search_set_compliance).
+ * Facets: counts of each domain, tag, owner (business and technical), status, compliance and
+ * classification value over all hits, highest count first (ties by value); status "retired" for
+ * retired products; compliance as the node's policy check last set it (store_search_set_compliance).
  * Restricted products (DESIGN §13) are stubs to a caller who may not see them in full: to that
  * caller such a product matches only by the words of its name, title, owners and domain (and its
- * exact id or name), passes only the domain, owner and status filters, and counts only in the
- * domain, owner and status facets. Whether the caller sees one is asked of sees(sees_ctx, id)
+ * exact id or name), passes only the domain, owner, status and classification filters, and counts
+ * only in the domain, owner, status and classification facets (what its stub shows). Whether the caller sees one is asked of sees(sees_ctx, id)
  * once per restricted product per query; sees NULL: the caller sees none in full. */
 #define STORE_SEARCH_QMAX     512   /* bytes of q */
 #define STORE_SEARCH_WORDS    16    /* distinct words of q */
 #define STORE_FACET_VALUE_MAX 255   /* longer facet values are indexed cut to this (whole UTF-8 characters) */
 
 enum { STORE_FACET_DOMAIN, STORE_FACET_TAG, STORE_FACET_OWNER, STORE_FACET_STATUS, STORE_FACET_COMPLIANCE,
-       STORE_FACETS };
+       STORE_FACET_CLASSIFICATION, STORE_FACETS };
 
 typedef struct {
     const char *q;                               /* words; NULL or "": no query (all match) */
     const char *domain, *tag, *owner, *status;   /* NULL or "": no filter */
     const char *compliance;                      /* "compliant" | "non_compliant" (policy), NULL: any */
+    const char *classification;                  /* the manifest's classification, NULL or "": any */
     size_t offset, limit;                        /* hits [offset, offset+limit) of the ranking */
     size_t facet_max;                            /* values per facet (0: all) */
     int (*sees)(void *ctx, const char *id);      /* 1: restricted id shown in full (NULL: none is) */

@@ -259,6 +259,8 @@ int search__doc_from_manifest(doc_t *d, const char *id, const Trib__Manifest *m,
     d->restricted = m->classification && strcmp(m->classification, "restricted") == 0;
     const char *status = retired ? "retired" : (m->status ? m->status : "");
     search__lower_copy(d->status, status, strlen(status));
+    const char *cls = m->classification ? m->classification : "";
+    search__lower_copy(d->classification, cls, strlen(cls));
     size_t ntags = m->n_tags > 255 ? 255 : m->n_tags;
     if (ntags && !(d->tags = calloc(ntags, sizeof *d->tags)))
         return -1;
@@ -309,6 +311,7 @@ int search__doc_encode(const doc_t *d, buf_t *b)
     buf_u8(b, d->restricted ? REC_RESTRICTED : 0);
     search__buf_str(b, d->id, d->idlen);
     search__buf_str(b, d->status, strlen(d->status));
+    search__buf_str(b, d->classification, strlen(d->classification));
     buf_u8(b, (unsigned)d->ntags);
     for (size_t i = 0; i < d->ntags; i++)
         search__buf_str(b, d->tags[i], strlen(d->tags[i]));
@@ -360,6 +363,7 @@ int search__rec_decode(const void *data, size_t len, rec_t *r)
     r->restricted = (flags & REC_RESTRICTED) != 0;
     r->idlen = search__rd_str(&rd, &r->id);
     r->slen = search__rd_str(&rd, &r->status);
+    r->clen = search__rd_str(&rd, &r->cls);
     r->ntags = search__rd_u8(&rd);
     for (size_t i = 0; i < r->ntags; i++)
         r->taglen[i] = search__rd_str(&rd, &r->tag[i]);

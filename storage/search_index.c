@@ -61,6 +61,7 @@ static int rec_postings(store_t *st, MDB_txn *txn, posting_op op, rec_t *r, uint
     if ((rc = facet_op(st, txn, op, 'a', "", 0, docid, err, errlen)) != 0 ||
         (rc = facet_op(st, txn, op, 'd', r->id, dlen, docid, err, errlen)) != 0 ||
         (rc = facet_op(st, txn, op, 's', r->status, r->slen, docid, err, errlen)) != 0 ||
+        (r->clen && (rc = facet_op(st, txn, op, 'k', r->cls, r->clen, docid, err, errlen)) != 0) ||
         (r->restricted && (rc = facet_op(st, txn, op, 'r', "", 0, docid, err, errlen)) != 0))
         return rc;
     for (size_t i = 0; i < r->ntags; i++)

@@ -16,16 +16,19 @@
  *   search_terms   word                 -> docid(4) | field mask(1)
  *                  "=" lowercase name   -> docid(4) | F_EXACT          (exact-name lookup)
  *   search_facets  'a'                  -> docid(4)   every product
- *                  'd' domain, 't' tag, 'o' owner, 's' status (lowercase) -> docid(4)
+ *                  'd' domain, 't' tag, 'o' owner, 's' status, 'k' classification (lowercase)
+ *                                       -> docid(4)
  *                  'r'                  -> docid(4)   restricted products (DESIGN §13)
- *   search_docs    docid                -> record: flags, id, status, tags, owners, words+masks
+ *   search_docs    docid                -> record: flags, id, status, classification, tags, owners,
+ *                                          words+masks
  *                                          (what to remove when the product changes)
  *   search_ids     product id           -> docid
  * A query allocates one small slot per docid (8 bytes: 0.8 MB at 100k products) and a hit
  * bitmap, walks the postings of its words and filters, and ranks. Facet counts, and the id
  * order of tied hits, come from the hits' records when the hits are few, else from one sweep
  * of the facet postings / of search_ids, whichever the estimate says is cheaper.
- * A restricted product is a stub (id, domain, name, title, status, owners) to a caller without a
+ * A restricted product is a stub (id, domain, name, title, status, classification, owners) to a
+ * caller without a
  * grant: to such a caller it is found only by those fields' words and filters, and counts only in
  * those facets (store_query_t.sees). */
 #ifndef TRIB_SEARCH_INT_H
@@ -34,11 +37,11 @@
 #include "storage/internal.h"
 #include "storage/search.h"
 
-#define SEARCH_VERSION   2u          /* 2: the restricted flag and its 'r' postings */
+#define SEARCH_VERSION   3u          /* 2: the restricted flag and its 'r' postings; 3: classification */
 #define MARKER_KEY       "store.search"
 #define TOKEN_MAX        64          /* longer words are cut to this many bytes */
 #define DOC_TERMS_MAX    4096        /* distinct words indexed per product */
-#define REC_VERSION      2
+#define REC_VERSION      3           /* 3: classification after status */
 #define REC_RESTRICTED   1           /* record flag: classification restricted */
 
 /* Field bits of a posting (what a query word scores for each: search_query.c). */
@@ -77,6 +80,7 @@ typedef struct {
     size_t idlen;
     int restricted;
     char status[STORE_FACET_VALUE_MAX + 1];
+    char classification[STORE_FACET_VALUE_MAX + 1];
     size_t ntags, nowners, nterms, cap_terms;
     char (*tags)[STORE_FACET_VALUE_MAX + 1];
     char owners[2][STORE_FACET_VALUE_MAX + 1];
@@ -89,9 +93,9 @@ typedef struct { const uint8_t *p, *end; int bad; } rd_t;
 
 /* Decoded view of a record: the facet part always; the words from `terms` on demand. */
 typedef struct {
-    const char *id, *status;
+    const char *id, *status, *cls;
     int restricted;
-    size_t idlen, slen, ntags, nowners, nterms;
+    size_t idlen, slen, clen, ntags, nowners, nterms;
     const char *tag[256];
     size_t taglen[256];
     const char *owner[2];

@@ -24,8 +24,8 @@ static const struct { unsigned bit, weight; } field_weight[] = {
 #define WORD_HIT     100             /* per query word matched: more words beat better fields */
 #define EXACT_BONUS  10000           /* the query is the product's id or name */
 
-static const char facet_kind[STORE_FACETS] = { 'd', 't', 'o', 's', 'c' };
-static const int facet_in_stub[STORE_FACETS] = { 1, 0, 1, 1, 0 };   /* a restricted product's stub shows */
+static const char facet_kind[STORE_FACETS] = { 'd', 't', 'o', 's', 'c', 'k' };
+static const int facet_in_stub[STORE_FACETS] = { 1, 0, 1, 1, 0, 1 };   /* a restricted product's stub shows */
 static const char *const compliance_values[] = { "compliant", "non_compliant" };
 
 /* ================================================================ queries */
@@ -331,6 +331,8 @@ static int facets_from_records(q_t *q, const uint32_t *hits, size_t n, ftable_t 
         const char *slash = memchr(r.id, '/', r.idlen);
         ftable_add(t, STORE_FACET_DOMAIN, r.id, slash ? (size_t)(slash - r.id) : r.idlen, 1);
         ftable_add(t, STORE_FACET_STATUS, r.status, r.slen, 1);
+        if (r.clen)
+            ftable_add(t, STORE_FACET_CLASSIFICATION, r.cls, r.clen, 1);
         for (size_t j = 0; j < r.nowners; j++)
             ftable_add(t, STORE_FACET_OWNER, r.owner[j], r.ownerlen[j], 1);
         if (q->slot[hits[i]].hidden)
@@ -599,9 +601,11 @@ static int parse_query(const store_query_t *sq, words_t *w, char *qn, char *join
 {
     memset(w, 0, sizeof *w);
     qn[0] = joined[0] = '\0';
-    static const char *const names[] = { "domain", "tag", "owner", "status", "compliance" };
-    const char *vals[] = { sq->domain, sq->tag, sq->owner, sq->status, sq->compliance };
-    for (int i = 0; i < 5; i++)
+    static const char *const names[STORE_FACETS] = { "domain", "tag", "owner", "status", "compliance",
+                                                     "classification" };
+    const char *vals[STORE_FACETS] = { sq->domain, sq->tag, sq->owner, sq->status, sq->compliance,
+                                       sq->classification };
+    for (int i = 0; i < STORE_FACETS; i++)
         if (vals[i] && strlen(vals[i]) > STORE_FACET_VALUE_MAX) {
             store__err(err, errlen, "%s: longer than %d bytes", names[i], STORE_FACET_VALUE_MAX);
             return -1;
@@ -665,7 +669,8 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     if (mark_hidden(q, sq, err, errlen) != 0)
         return -1;
     /* Filters: a doc must appear in every one's postings. Without query and filters: all. */
-    const char *fv[STORE_FACETS] = { sq->domain, sq->tag, sq->owner, sq->status, sq->compliance };
+    const char *fv[STORE_FACETS] = { sq->domain, sq->tag, sq->owner, sq->status, sq->compliance,
+                                     sq->classification };
     int nfilt = 0, has_q = !empty(sq->q);
     for (int f = 0; f < STORE_FACETS; f++) {
         if (empty(fv[f]))

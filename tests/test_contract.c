@@ -119,6 +119,7 @@ Test(contract, unknown_filter_values_match_nothing_malformed_ones_are_400, .init
     static const char *const none[] = {
         "/v1/products?tag=nosuchtag", "/v1/products?domain=nosuchdomain",
         "/v1/products?owner=nobody@example.com", "/v1/products?status=deprecated",
+        "/v1/products?classification=restricted", "/v1/products?classification=public",
     };
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
         h_resp_t r;
@@ -134,11 +135,19 @@ Test(contract, unknown_filter_values_match_nothing_malformed_ones_are_400, .init
         { "/v1/products?status=actve", "status" },
         { "/v1/products?domain=Payments", "domain" },
         { NULL, "tag" },
+        { "/v1/products?classification=secret", "classification: 'secret' is not one of public, internal, "
+                                                "confidential, restricted" },
+        { "/v1/products?classification=Internal", "classification" },
+        { "/v1/products?classificaton=internal", "classificaton: unknown parameter" },
+        { "/v1/products?q=x&colour=red", "colour: unknown parameter (known: q, domain, tag, owner, status, "
+                                         "classification, compliance, limit, offset)" },
+        { "/v1/products?status=active&status=draft", "status: given more than once" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *path = bad[i].path ? bad[i].path : longtag;
         h_resp_t r;
         cr_expect_eq(get(path, &r), 400, "%.60s: %ld", path, r.status);
+        cr_expect(strstr(r.body, "\"bad_query\""), "%.60s: %s", path, r.body);
         json_t *j = json_loads(r.body, 0, NULL);
         const char *d = json_string_value(json_object_get(j, "detail"));
         cr_expect(d && strncmp(d, bad[i].param, strlen(bad[i].param)) == 0, "%.60s: %s", path,
@@ -151,4 +160,31 @@ Test(contract, unknown_filter_values_match_nothing_malformed_ones_are_400, .init
     cr_expect_eq(h_trib(&node, NULL, NULL, &err, "products", "--status", "actve", NULL), 1);
     cr_expect(err && strstr(err, "400") && strstr(err, "status: 'actve'"), "%s", err ? err : "");
     free(err);
+    err = NULL;
+    cr_expect_eq(h_trib(&node, NULL, NULL, &err, "products", "--classification", "secret", NULL), 1);
+    cr_expect(err && strstr(err, "400") && strstr(err, "classification: 'secret'"), "%s", err ? err : "");
+    free(err);
+}
+
+/* The classification facet counts the hits per classification, and its filter keeps one. */
+Test(contract, classification_facet_counts_and_filters, .init = start)
+{
+    h_resp_t r;
+    cr_assert_eq(get("/v1/products?classification=internal", &r), 200, "%s", r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    cr_expect_eq(json_integer_value(json_object_get(j, "total")), 1, "%s", r.body);
+    json_t *f = json_object_get(json_object_get(j, "facets"), "classification");
+    cr_expect(json_is_object(f) && json_object_size(f) == 1, "%s", r.body);
+    cr_expect_eq(json_integer_value(json_object_get(f, "internal")), 1, "%s", r.body);
+    json_decref(j);
+    h_resp_free(&r);
+    char *out = NULL;
+    cr_expect_eq(h_trib(&node, NULL, &out, NULL, "products", "--classification", "internal", NULL), 0);
+    cr_expect(out && strstr(out, "payments/settled-transactions") && strstr(out, "classification: internal 1"),
+              "%s", out ? out : "");
+    free(out);
+    out = NULL;
+    cr_expect_eq(h_trib(&node, NULL, &out, NULL, "products", "--classification", "public", NULL), 0);
+    cr_expect(out && strstr(out, "no products match"), "%s", out ? out : "");
+    free(out);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <lmdb.h>
 #include "storage/search.h"
 
 /* ---------------------------------------------------------------- fixture */
@@ -183,13 +184,13 @@ static int retire(const char *id)
 /* ---------------------------------------------------------------- queries */
 
 typedef struct {
-    const char *q, *domain, *tag, *owner, *status;
+    const char *q, *domain, *tag, *owner, *status, *classification;
 } query_t;
 
 static store_result_t run(const query_t *qq, size_t limit)
 {
     store_query_t q = { .q = qq->q, .domain = qq->domain, .tag = qq->tag, .owner = qq->owner,
-                        .status = qq->status, .limit = limit };
+                        .status = qq->status, .classification = qq->classification, .limit = limit };
     store_result_t r;
     int rc = store_search(st, &q, &r, err, sizeof err);
     cr_assert_eq(rc, 0, "search '%s': %s", qq->q ? qq->q : "", err);
@@ -445,7 +446,8 @@ static store_result_t run_as(const query_t *qq, const char *compliance, int (*se
                              void *ctx)
 {
     store_query_t q = { .q = qq->q, .domain = qq->domain, .tag = qq->tag, .owner = qq->owner,
-                        .status = qq->status, .compliance = compliance, .limit = 10, .sees = sees, .sees_ctx = ctx };
+                        .status = qq->status, .classification = qq->classification, .compliance = compliance,
+                        .limit = 10, .sees = sees, .sees_ctx = ctx };
     store_result_t r;
     cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "search '%s': %s", qq->q ? qq->q : "", err);
     return r;
@@ -489,6 +491,9 @@ Test(search, restricted_products_count_as_their_stub)
         cr_expect_eq(facet_count(&r, STORE_FACET_OWNER, "a@x"), total, "query %zu: owners are in the stub", c);
         cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "active"), total, "query %zu", c);
         cr_expect_eq(facet_count(&r, STORE_FACET_DOMAIN, "d0"), c ? total : 120, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "restricted"), restricted,
+                     "query %zu: the stub shows its classification", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "internal"), total - restricted, "query %zu", c);
         store_result_free(&r);
         r = run_as(&queries[c], NULL, sees_none, NULL);
         cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), 0, "query %zu: sees none", c);
@@ -520,6 +525,18 @@ Test(search, restricted_products_count_as_their_stub)
     store_result_t r = run_as(&(query_t){ 0 }, "non_compliant", NULL, NULL);
     cr_expect_eq(r.total, 0, "the compliance filter finds stubs");
     store_result_free(&r);
+    /* The classification filter passes a stub (it shows its classification), not with what it hides. */
+    r = run_as(&(query_t){ .classification = "restricted" }, NULL, NULL, NULL);
+    cr_expect_eq(r.total, 60, "the classification filter finds stubs");
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), 0);
+    cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "restricted"), 60);
+    store_result_free(&r);
+    r = run_as(&(query_t){ .classification = "restricted", .tag = "secret-merger" }, NULL, NULL, NULL);
+    cr_expect_eq(r.total, 0, "nor with a filter of what the stub hides");
+    store_result_free(&r);
+    r = run_as(&(query_t){ .classification = "restricted", .tag = "secret-merger" }, NULL, sees_all, NULL);
+    cr_expect_eq(r.total, 60);
+    store_result_free(&r);
     r = run_as(&(query_t){ .q = "p010" }, NULL, NULL, NULL);
     cr_expect_eq(r.total, 1, "a stub is found by its name");
     store_result_free(&r);
@@ -533,6 +550,60 @@ Test(search, restricted_products_count_as_their_stub)
     r = run_as(&(query_t){ .tag = "secret-merger" }, NULL, NULL, NULL);
     cr_expect_eq(r.total, 1, "reclassified: the tag filter finds it");
     cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), 1);
+    cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "confidential"), 1);
+    cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "restricted"), 0);
+    store_result_free(&r);
+    r = run_as(&(query_t){ .classification = "restricted" }, NULL, NULL, NULL);
+    cr_expect_eq(r.total, 59, "reclassified: no longer restricted");
+    store_result_free(&r);
+}
+
+/* The classification facet counts the manifests' classifications (none: no value) over all hits,
+ * on both counting paths, and the filter keeps one; an update or a retirement moves or keeps it. */
+Test(search, classification_facet_and_filter)
+{
+    static const char *const cls[] = { "public", "internal", "confidential", "public", "" };
+    char id[64];
+    for (int i = 0; i < 500; i++) {
+        snprintf(id, sizeof id, "d%d/p%03d", i % 2, i);
+        publish_as(&(prod_t){ .id = id, .title = "product", .tags = i < 5 ? "few" : "many" }, cls[i % 5]);
+    }
+    static const query_t queries[] = { { .q = "product" }, { .tag = "few" } };   /* sweep, records */
+    for (size_t c = 0; c < 2; c++) {
+        size_t per = c ? 1 : 100;
+        store_result_t r = run(&queries[c], 10);
+        cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "public"), 2 * per, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "internal"), per, "query %zu", c);
+        cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "confidential"), per, "query %zu", c);
+        cr_expect_eq(facet_values(&r, STORE_FACET_CLASSIFICATION), 3, "query %zu: no value for none", c);
+        cr_expect_eq(r.nfacets && r.facets[0].facet == STORE_FACET_DOMAIN, 1, "grouped by facet");
+        store_result_free(&r);
+    }
+    static const struct { query_t q; size_t total; } cases[] = {
+        { { .classification = "public" }, 200 }, { { .classification = "PUBLIC" }, 200 },
+        { { .classification = "confidential", .domain = "d0" }, 50 },
+        { { .classification = "confidential", .tag = "few", .domain = "d1" }, 0 },
+        { { .classification = "restricted" }, 0 },   /* well-formed, nobody has it */
+        { { .classification = "internal", .tag = "few" }, 1 },
+        { { .q = "product", .classification = "internal" }, 100 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        store_result_t r = run(&cases[i].q, 10);
+        cr_expect_eq(r.total, cases[i].total, "case %zu: %zu hits", i, r.total);
+        if (r.total)
+            cr_expect_eq(facet_values(&r, STORE_FACET_CLASSIFICATION), 1, "case %zu: the filtered value only", i);
+        store_result_free(&r);
+    }
+    publish_as(&(prod_t){ .id = "d0/p000", .title = "product", .tags = "few" }, "restricted");   /* was public */
+    cr_assert_eq(retire("d1/p001"), 0, "%s", err);                              /* internal, retired */
+    store_result_t r = run_as(&(query_t){ .tag = "few" }, NULL, sees_all, NULL);
+    cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "public"), 1);
+    cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "restricted"), 1);
+    cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "internal"), 1, "a retired product keeps it");
+    cr_expect_eq(facet_count(&r, STORE_FACET_STATUS, "retired"), 1);
+    store_result_free(&r);
+    r = run(&(query_t){ .classification = "public" }, 10);
+    cr_expect_eq(r.total, 199, "the old value's posting is gone");
     store_result_free(&r);
 }
 
@@ -680,6 +751,7 @@ Test(search, bad_queries_name_the_parameter)
         { { .owner = big }, "owner:" },
         { { .domain = big }, "domain:" },
         { { .status = big }, "status:" },
+        { { .classification = big }, "classification:" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         store_result_t r;
@@ -750,6 +822,44 @@ Test(search, older_store_is_indexed_on_open)
     cr_expect_eq(sz.products, 8);
     cr_expect_gt(sz.bytes, 0);
     cr_expect_gt(sz.postings, 8);
+}
+
+/* A data dir whose index an older build wrote (marker version 2: no classification postings)
+ * is rebuilt on open, so the classification facet and filter work on it at once. */
+Test(search, index_of_an_older_version_is_rebuilt_on_open)
+{
+    publish_as(&(prod_t){ .id = "payments/tx", .title = "tx" }, "confidential");
+    publish_as(&(prod_t){ .id = "payments/refunds", .title = "refunds" }, "public");
+    store_close(&st);
+    /* What version 2 left: the marker at 2 and no 'k' postings. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, facets;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 32), 0);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "search_facets", MDB_DUPSORT | MDB_DUPFIXED, &facets), 0);
+    uint8_t v2[4] = { 0, 0, 0, 2 };
+    MDB_val k = { strlen("store.search"), "store.search" }, v = { 4, v2 };
+    cr_assert_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    static const char *const keys[] = { "kconfidential", "kpublic" };
+    for (size_t i = 0; i < 2; i++) {
+        MDB_val fk = { strlen(keys[i]), (void *)keys[i] };
+        cr_assert_eq(mdb_del(txn, facets, &fk, NULL), 0, "%s", keys[i]);
+    }
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    st = open_store(0, 1);
+    store_result_t r = run(&(query_t){ 0 }, 10);
+    cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "confidential"), 1, "rebuilt on open");
+    cr_expect_eq(facet_count(&r, STORE_FACET_CLASSIFICATION, "public"), 1);
+    store_result_free(&r);
+    r = run(&(query_t){ .classification = "public" }, 10);
+    cr_expect_eq(r.total, 1);
+    store_result_free(&r);
 }
 
 /* ---------------------------------------------------------------- input bounds */

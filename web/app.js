@@ -230,8 +230,8 @@ function searchView(params, first) {
   const count = h('p', {id: 'count', role: 'status', 'aria-live': 'polite', class: 'count'});
   const facets = h('div', {class: 'facets'});
   // Filters are open on a wide screen; on a phone they fold, so the results come first.
-  const filters = h('details', {class: 'filters', open: matchMedia('(min-width: 700px)').matches || params.has('domain') ||
-    params.has('tag') || params.has('owner') || params.has('status')}, h('summary', {}, 'Filters'), facets);
+  const filters = h('details', {class: 'filters', open: matchMedia('(min-width: 700px)').matches ||
+    Object.keys(FACET_LABEL).some((k) => params.has(k))}, h('summary', {}, 'Filters'), facets);
   const results = h('ol', {class: 'results', 'aria-label': 'Results', 'data-testid': 'results'});
   const more = h('div', {class: 'more'});
   const view = [
@@ -368,7 +368,10 @@ function searchView(params, first) {
 
   function renderFacets(f) {
     facets.replaceChildren();
-    for (const [name, values] of Object.entries(f)) {
+    // FACET_LABEL's order (the API's facets, classification among them), then any the UI does not know
+    const names = [...Object.keys(FACET_LABEL), ...Object.keys(f).filter((k) => !(k in FACET_LABEL))];
+    for (const name of names) {
+      const values = f[name];
       if (!values || typeof values !== 'object') continue;
       const entries = Object.entries(values);
       const sel = state.get(name);

@@ -80,6 +80,27 @@ test('search -> facet -> product -> schema filter', async (t) => {
     await page.goBack();
     await page.waitForFunction(() => !location.hash.includes('domain='));
     await waitFor('every card back', async () => (await page.getByTestId('card').count()) >= 5, 10000);
+    // classification chips count as the API does (the restricted product as its stub: it shows its classification)
+    const facets = (await (await fetch(A.url + '/v1/products?limit=0')).json()).facets;
+    assert.deepEqual(facets.classification, {internal: 4, public: 1, restricted: 1});
+    await page.getByRole('link', {name: /^Classification restricted, 1 product$/}).waitFor();
+    await page.getByRole('link', {name: /^Classification internal, 4 products$/}).waitFor();
+    await page.getByRole('link', {name: /^Classification public, 1 product$/}).click();
+    await page.waitForFunction(() => location.hash === '#/search?classification=public');
+    await waitFor('only the public card', async () => {
+      const ids = await page.locator('[data-testid=card] .pid').allTextContents();
+      return ids.length === 1 && ids[0] === 'payments/settled-transactions';
+    }, 10000);
+    assert.match(await page.locator('#count').textContent(), /^1 product/);
+    assert.equal(await page.getByRole('link', {name: /^Classification public, 1 product, selected/}).getAttribute('aria-current'), 'true');
+    await page.reload();   // the URL carries the filter
+    await waitFor('the public card after a reload', async () => {
+      const ids = await page.locator('[data-testid=card] .pid').allTextContents();
+      return ids.length === 1 && ids[0] === 'payments/settled-transactions';
+    }, 10000);
+    await page.goBack();
+    await page.waitForFunction(() => !location.hash.includes('classification='));
+    await waitFor('every card back', async () => (await page.getByTestId('card').count()) >= 5, 10000);
     // open the product, then its schema, and filter
     await box.fill('settled');
     await page.waitForFunction(() => location.hash === '#/search?q=settled');
