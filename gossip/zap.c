@@ -30,6 +30,7 @@
 #include <string.h>
 #include "gossip/clock.h"
 #include "gossip/edcurve.h"
+#include "gossip/fedlog.h"
 #include "gossip/gossip_int.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
@@ -194,6 +195,12 @@ int gossip__hello(void *ctx, transport_hello_t *h)
     if (added) {
         log_info("trust: admitted node %.16s... at %s, certified for domain '%s'", hex, h->sender_addr, domain);
         g->dirty = 1; /* members show it as verified */
+        /* and into the federation log (stored, gossiped): a node joining after this one is gone
+         * still checks the domain's entries. Held by the trust store now, so not verified again. */
+        fedlog_result_t r;
+        if (g->o.fedlog && fedlog_offer(g->o.fedlog, h->cert, h->len, h->sender_addr, &r) != 0)
+            log_warn("trust: the federation log did not take the certificate of node %.16s... at %s: %s", hex,
+                     h->sender_addr, r.err);
     }
     return 1;
 }
