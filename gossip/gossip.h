@@ -71,6 +71,9 @@ typedef struct {
     int verified;
     char cert_serial[17];
     int64_t cert_expires_ms;
+    /* chartered mode, not verified: why the key is not admitted now (trust_verdict_name: revoked,
+     * expired, uncertified ...); empty when verified or in open mode */
+    char refused[24];
     /* open mode: another member claims the same domain with another key (shown, never merged) */
     int conflict;
 } gossip_member_t;
@@ -80,6 +83,10 @@ typedef struct {
  * showed no later entry than it holds (after fetching them), or no peer could be asked (a first
  * node), or no peer answered within 10 s (logged). 0 meanwhile, with why (for a 503) filled. */
 int gossip_own_synced(gossip_t *g, char *why, size_t cap);
+/* Chartered: whether this node's own certificate holds now by its clock: TRUST_OK, or the verdict
+ * (TRUST_REVOKED, TRUST_EXPIRED ...) with why (naming the revocation's serial and time when
+ * revoked). TRUST_OK in open mode. Any thread. */
+trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap);
 /* Forks seen (two different entries signed by a domain's key at one seq); copies up to max. */
 size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
 

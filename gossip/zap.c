@@ -30,6 +30,7 @@
 #include <string.h>
 #include "gossip/clock.h"
 #include "gossip/edcurve.h"
+#include "gossip/fedlog.h"
 #include "gossip/gossip_int.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
@@ -194,6 +195,12 @@ int gossip__hello(void *ctx, transport_hello_t *h)
     if (added) {
         log_info("trust: admitted node %.16s... at %s, certified for domain '%s'", hex, h->sender_addr, domain);
         g->dirty = 1; /* members show it as verified */
+        /* and into the federation log (stored, gossiped): a node joining after this one is gone
+         * still checks the domain's entries. Held by the trust store now, so not verified again. */
+        fedlog_result_t r;
+        if (g->o.fedlog && fedlog_offer(g->o.fedlog, h->cert, h->len, h->sender_addr, &r) != 0)
+            log_warn("trust: the federation log did not take the certificate of node %.16s... at %s: %s", hex,
+                     h->sender_addr, r.err);
     }
     return 1;
 }
@@ -218,10 +225,42 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
     trust_info_t c;
     if (!g->trust || edcurve_pk(curve, m->id) != 0)
         return;
-    if (trust_admit_info(g->trust, curve, wall_ms(), &c, NULL, 0) == TRUST_OK) {
+    trust_verdict_t v = trust_admit_info(g->trust, curve, wall_ms(), &c, NULL, 0);
+    if (v == TRUST_OK) {
         m->verified = strcmp(c.domain, m->domain) == 0;
         cert_serial_text(c.serial, m->cert_serial);
         m->cert_expires_ms = c.not_after_ms;
+    }
+    snprintf(m->refused, sizeof m->refused, "%s", v == TRUST_OK ? (m->verified ? "" : "wrong_domain")
+                                                                : trust_verdict_name(v));
+}
+
+trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)
+{
+    if (!g->trust)
+        return TRUST_OK;
+    char err[200] = "";
+    trust_verdict_t v = trust_admit_curve(g->trust, g->id.curve_pk, wall_ms(), NULL, err, sizeof err);
+    if (v != TRUST_OK)
+        snprintf(why, cap, "this node's certificate for domain '%s' does not hold (%s): %s", g->domain,
+                 trust_verdict_name(v), err);
+    return v;
+}
+
+/* A revocation newly held re-shows the members (a revoked one reads as such at once); this
+ * node's own key revoked is said once, at error. */
+static void revocations_check(gossip_t *g)
+{
+    size_t n = trust_revocation_count(g->trust);
+    if (n == g->revs_seen)
+        return;
+    g->revs_seen = n;
+    g->dirty = 1;
+    char why[320];
+    if (!g->own_revoked_logged && gossip_own_trust(g, why, sizeof why) == TRUST_REVOKED) {
+        g->own_revoked_logged = 1;
+        log_error("trust: %s; peers refuse this node and its writes are refused (node_revoked): certify a new "
+                  "key for the domain (trib fed certify --prev-serial) and start a node with it", why);
     }
 }
 
@@ -229,6 +268,7 @@ void gossip__own_cert_check(gossip_t *g)
 {
     if (!g->trust)
         return;
+    revocations_check(g);
     int64_t now = wall_ms(), left = g->own_not_after_ms - now;
     if (left > EXPIRY_WARN_MS || (g->expiry_logged_ms && now - g->expiry_logged_ms < EXPIRY_LOG_MS))
         return;

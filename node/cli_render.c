@@ -141,13 +141,16 @@ int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
         else
             snprintf(inc, sizeof inc, "-");
         /* trust: certificate serial and expiry date (chartered), a conflicting claim of the
-         * domain (open mode), or unverified (trust on first use) */
+         * domain (open mode), why a chartered member's key is refused now (revoked, expired ...),
+         * or unverified (trust on first use, or no certificate held) */
         char trust[64];
         const char *exp = str_or(m, "cert_expires", "");
         if (json_is_true(json_object_get(m, "conflict")))
             snprintf(trust, sizeof trust, "CONFLICT: domain claimed twice");
         else if (json_is_true(json_object_get(m, "verified")))
             snprintf(trust, sizeof trust, "cert %.16s until %.10s", str_or(m, "cert_serial", "?"), exp);
+        else if (json_is_string(json_object_get(m, "trust_refused")) && strcmp(str_or(m, "trust_refused", ""), "uncertified"))
+            snprintf(trust, sizeof trust, "%s", str_or(m, "trust_refused", "")); /* revoked, expired ... */
         else
             snprintf(trust, sizeof trust, "unverified");
         const char *row[] = { str_or(m, "domain", "-"), nodecol, str_or(m, "addr", "-"),

@@ -33,7 +33,8 @@ static const option_t options[] = {
     S(http, K_ADDR, "127.0.0.1:7480", "HTTP API address HOST:PORT"),
     S(advertise, K_STR, "", "peer address other nodes use to reach this one (default: --listen)"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL,
-     "another node to join through, HOST:PORT, or NODE_ID@HOST:PORT (required with --charter) (repeatable)"},
+     "another node to join through, HOST:PORT; with --charter it must be NODE_ID@HOST:PORT "
+     "(the first node of a federation needs none) (repeatable)"},
     S(charter, K_STR, "", "chartered federation: the charter file (charter.json) every node is given"),
     S(cert, K_STR, "", "chartered federation: this node's certificate for its key and --domain (NAME.cert)"),
     S(federation_secret, K_STR, "", "open mode: secret shared by all nodes (derives the CURVE server key); "

@@ -321,7 +321,13 @@ json_t *view_status(node_t *a)
         gossip_member_t *list;
         size_t n = a->gossip ? gossip_members(a->gossip, &list) : 0;
         int verified = n && list[0].self && list[0].verified;
-        json_object_set_new(j, "trust", json_string(verified ? "verified" : "unverified"));
+        char why[320] = "";
+        trust_verdict_t own = a->gossip ? gossip_own_trust(a->gossip, why, sizeof why) : TRUST_OK;
+        /* chartered, and this node's own certificate no longer holds: say which way (revoked ...) */
+        json_object_set_new(j, "trust", json_string(own != TRUST_OK ? trust_verdict_name(own)
+                                                    : verified ? "verified" : "unverified"));
+        if (own != TRUST_OK)
+            json_object_set_new(j, "trust_reason", json_string(why));
         if (verified) {
             char until[32];
             trust_time_text(list[0].cert_expires_ms, until);
@@ -365,6 +371,8 @@ json_t *view_members(node_t *a)
             }
             if (m[i].conflict)
                 json_object_set_new(o, "conflict", json_true());
+            if (m[i].refused[0])   /* chartered: why its key is not admitted now (revoked, expired ...) */
+                json_object_set_new(o, "trust_refused", json_string(m[i].refused));
             json_array_append_new(list, o);
         }
         free(m);

@@ -119,6 +119,9 @@ Test(agent, usage_errors_exit_2)
     char *out = NULL;
     cr_assert_eq(h_trib(NULL, NULL, &out, NULL, "agent", "--help", NULL), 0);
     cr_assert(strstr(out, "--seed"), "%s", out);
+    /* chartered: the NODE_ID@ form is what is required, not a seed (the first node has none) */
+    cr_expect(strstr(out, "with --charter it must be NODE_ID@HOST:PORT") && !strstr(out, "required with --charter"),
+              "%s", out);
     free(out);
 }
 

@@ -580,6 +580,49 @@ static void ping(rogue_t *r, const char *addr)
     transport_send(r->t, addr, TRIB__MSG_TYPE__MSG_PUSH_PULL, empty, 0);
 }
 
+/* A certificate a peer presents in its hello goes into the federation log (stored, gossiped), not
+ * only into the trust store: when that peer is gone before it could hand its own log over, a node
+ * joining later still learns its key. The peer here is played from this process and has no
+ * federation log at all, so the certificate can reach the newcomer only through node a. */
+Test(chartered, a_certificate_met_in_a_hello_reaches_a_node_that_joins_later)
+{
+    char da[256], dc[256], seed[160];
+    identity_t ia, ic, peer;
+    cert_t ca, cc, cp;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("c", dc, sizeof dc, &ic);
+    mk_id(&peer);
+    int64_t t = now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "listening", ic.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "c.cert", &cc);
+    issue(NULL, "growth", peer.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &cp);
+    h_node_t a, c;
+    start(&a, "payments", da, "a.cert", NULL);
+    rogue_t r;
+    rogue_open(&r, &peer, &cp, a.peer, ia.pk);
+    ping(&r, a.peer);
+    rogue_until(&r, a.url, "trib_fedlog_objects{kind=\"certificate\"}", 2,
+                "the certificate of a peer met in a hello is not in the federation log");
+    rogue_close(&r);
+
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&c, "listening", dc, "c.cert", seed);
+    metric_cond_t m = {c.url, "trib_fedlog_objects{kind=\"certificate\"}", 3};
+    cr_assert(h_wait(metric_reached, &m, 15000), "the node that joined later holds %.0f certificates, not 3: see %s",
+              h_metric(c.url, m.series), c.log);
+    json_t *j = h_get_json(c.url, "/v1/federation", NULL);
+    char hex[ID_HEX_LEN];
+    identity_hex(peer.pk, hex);
+    int found = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(j, "certificates"), i, o)
+        found |= !strcmp(json_string_value(json_object_get(o, "node")) ?: "", hex);
+    json_decref(j);
+    cr_expect(found, "the peer's certificate is not among the newcomer's");
+    cert_free(&ca), cert_free(&cc), cert_free(&cp);
+}
+
 #define REFUSED(kind, reason) "trib_trust_refused_total{kind=\"" kind "\",reason=\"" reason "\"}"
 
 Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)

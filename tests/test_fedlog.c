@@ -781,6 +781,30 @@ static int refuse_revoked(void *ctx)
     return 1;
 }
 
+typedef struct {
+    h_node_t *nodes;
+    int n;
+    const char *id;   /* the revoked node's id */
+} members_wait_t;
+
+/* Every node's `trib members` shows the revoked node (still alive) with TRUST revoked. */
+static int shown_revoked(void *ctx)
+{
+    members_wait_t *w = ctx;
+    for (int i = 0; i < w->n; i++) {
+        char *o = NULL;
+        int rc = h_trib(&w->nodes[i], NULL, &o, NULL, "members", "--node", w->nodes[i].url, NULL);
+        char line[300] = "";
+        const char *at = o ? strstr(o, "growth") : NULL;   /* the revoked node's domain */
+        if (at)
+            snprintf(line, sizeof line, "%.*s", (int)strcspn(at, "\n"), at);
+        free(o);
+        if (rc != 0 || !strstr(line, "revoked") || strstr(line, "cert "))
+            return 0;
+    }
+    return 1;
+}
+
 static long submit(h_node_t *n, const char *file, char *code, size_t cap)
 {
     size_t len;
@@ -858,6 +882,24 @@ Test(fedlog, revocation_reaches_three_nodes_within_seconds)
     /* end to end: the other nodes now refuse the revoked key (admission re-checks every message) */
     revoked_wait_t rw = { nodes, 3, 1 };
     cr_expect(h_wait(refuse_revoked, &rw, 10000), "nodes 0 and 2 did not refuse the revoked node's messages in 10 s");
+    /* the revoked node reads as revoked at once, on every node (not as certified until it is dead) */
+    members_wait_t mw = { nodes, 3, id[1] };
+    cr_expect(h_wait(shown_revoked, &mw, 5000), "trib members does not show the revoked node as revoked everywhere");
+    /* the revoked node itself says so, and refuses its own writes saying why (not token_invalid) */
+    json_t *st = h_get_json(nodes[1].url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(st, "trust")) ?: "", "revoked");
+    const char *why = json_string_value(json_object_get(st, "trust_reason"));
+    cr_expect(why && strstr(why, "revoked from"), "trust_reason: %s", why ? why : "(none)");
+    json_decref(st);
+    const char *yaml = "name: funnel\ndomain: growth\nversion: 1.0.0\nstatus: active\ntitle: Funnel\n"
+                       "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                       "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                       "  - {name: id, logicalType: string, required: true}\n";
+    cr_assert_eq(h_write_file(P("g.yaml"), yaml, strlen(yaml)), 0);
+    char *po = NULL, *pe = NULL;
+    cr_expect_neq(h_trib(&nodes[1], NULL, &po, &pe, "publish", P("g.yaml"), NULL), 0, "a revoked node published");
+    cr_expect(pe && strstr(pe, "node_revoked"), "publish on the revoked node: %s %s", po ?: "", pe ?: "");
+    free(po), free(pe);
     /* trib fed status prints it */
     char *o = NULL;
     cr_expect_eq(h_trib(&nodes[0], NULL, &o, NULL, "fed", "status", "--node", nodes[0].url, NULL), 0);
