@@ -67,8 +67,8 @@ fedlog_t *fedlog_new(store_t *st, trust_t *t, char *err, size_t errlen);
 void fedlog_destroy(fedlog_t **fp);
 
 /* Kind-4 objects (policy sets) go to fn (node/policy.c's policy_offer, set by the agent): it
- * returns 0 when it holds the set (verified) or -1 with err. Without a hook a policy set is held
- * when it is a well-formed TrustSigned of kind 4 (signatures not checked). */
+ * returns 0 when it holds the set (verified) or -1 with err. Without a hook a policy set is refused
+ * (policy_refused): nothing else can check its signatures. */
 typedef int (*fedlog_policy_fn)(void *ctx, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
 

@@ -157,6 +157,14 @@ static uint8_t *as_kind(const uint8_t *b, size_t n, int kind, size_t *outlen)
     return out;
 }
 
+/* A policy hook standing for the node's policy store: holds every set, counting the calls. */
+static int policy_holds(void *ctx, const uint8_t *bytes, size_t len, char *e, size_t elen)
+{
+    (void)bytes, (void)len, (void)e, (void)elen;
+    ++*(int *)ctx;
+    return 0;
+}
+
 Test(fedlog, offers_by_kind_and_every_refusal_counted)
 {
     store_t *st = open_store("a");
@@ -243,14 +251,20 @@ Test(fedlog, offers_by_kind_and_every_refusal_counted)
     cr_expect_eq(trust_entry_ok(fedlog_trust(f), "payments", N.pk, now_ms() + 1000, err, sizeof err), TRUST_REVOKED);
     fedlog_unlock(f);
 
-    /* a policy set (kind 4): held when well-formed, without the policy hook */
+    /* a policy set (kind 4): refused without the policy hook (nothing else can verify it), held
+     * when the hook (the node's policy store) holds it */
     uint8_t body[] = "rules: []";
     const identity_t *gov[] = { &A };
     uint8_t *pol;
     size_t pl;
     cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
+    cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), -1, "a policy set held unverified");
+    cr_expect_eq(r.reason, FEDLOG_R_POLICY, "%s", fedlog_reason_name(r.reason));
+    int hook_calls = 0;
+    fedlog_set_policy_offer(f, policy_holds, &hook_calls);
     cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), 0, "%s", r.err);
     cr_expect_eq(r.added, 1);
+    cr_expect_eq(hook_calls, 1);
 
     uint32_t count;
     uint8_t sum[TRUST_HASH_LEN];
@@ -302,6 +316,8 @@ Test(fedlog, open_mode_holds_only_policy_sets)
     uint8_t *pol;
     size_t pl;
     cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
+    int hook_calls = 0;
+    fedlog_set_policy_offer(f, policy_holds, &hook_calls);
     cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), 0, "%s", r.err);
     json_t *j = fedlog_status_json(f);
     cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "open");
