@@ -210,6 +210,18 @@ static int all_verified(void *ctx)
     return (int)alive == c->want && (int)verified == c->want;
 }
 
+/* n's /v1/members as text, for a failure's message (static: one at a time). */
+static const char *members_text(h_node_t *n)
+{
+    static char text[4096];
+    json_t *j = h_get_json(n->url, "/v1/members", NULL);
+    char *d = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    snprintf(text, sizeof text, "%s", d ? d : "(no answer)");
+    free(d);
+    json_decref(j);
+    return text;
+}
+
 typedef struct {
     const char *url, *series;
     double at_least;
@@ -270,9 +282,11 @@ Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
     start(&b, "growth", db, "b.cert", seed);
     start(&c, "listening", dc, "c.cert", seed);
     members_cond_t mc = {&c, 3};
-    cr_assert(h_wait(all_verified, &mc, 20000), "listening does not see three verified alive members");
+    if (!h_wait(all_verified, &mc, 20000))
+        cr_assert_fail("listening does not see three verified alive members: %s", members_text(&c));
     mc.n = &a;
-    cr_assert(h_wait(all_verified, &mc, 20000), "payments does not see three verified alive members");
+    if (!h_wait(all_verified, &mc, 20000))
+        cr_assert_fail("payments does not see three verified alive members: %s", members_text(&a));
 
     char manifest[512];
     snprintf(manifest, sizeof manifest, "%s/m.yaml", work);
