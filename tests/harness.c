@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -91,6 +92,28 @@ const char *h_repo_path(const char *rel, char *buf, size_t cap)
 #define PORT_LO 10000
 #define PORT_SPAN 10000
 
+/* Claims port for this process's life (a lock file under /tmp/trib-test-ports, held open): another
+ * test process, of this suite or of a parallel one, skips it even while no node listens on it, as
+ * between a node's SIGKILL and its restart on the same ports. 1 claimed, 0 someone else's. */
+static int port_claim(int port)
+{
+    static const char dir[] = "/tmp/trib-test-ports";
+    char path[64];
+    snprintf(path, sizeof path, "%s/%d", dir, port);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0 && errno == ENOENT && (mkdir(dir, 0777) == 0 || errno == EEXIST)) {
+        chmod(dir, 01777);   /* shared by every user's tests, as /tmp */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    }
+    if (fd < 0)
+        return 1;   /* no lock to be had: the bind test alone decides, as before */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return 0;
+    }
+    return 1;       /* fd stays open: the lock goes with this process */
+}
+
 int h_free_port(void)
 {
     static int next = -1, tried;
@@ -99,6 +122,8 @@ int h_free_port(void)
     for (; tried < PORT_SPAN; tried++) {
         int port = PORT_LO + next;
         next = (next + 1) % PORT_SPAN;
+        if (!port_claim(port))
+            continue;
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return -1;
