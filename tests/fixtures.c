@@ -1,9 +1,14 @@
-/* tests/fixtures.c - test helpers: the repository's sample files under examples/.
- * Owns: finding and reading them (through the harness's path and file helpers).
+/* tests/fixtures.c - test helpers: the repository's sample files under examples/, fresh node
+ * identities, the wall clock.
+ * Owns: finding and reading the samples (through the harness's path and file helpers).
  * Must not: be linked into the library, or assert (callers check the result). */
 #include "tests/fixtures.h"
 
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include "tests/harness.h"
 
 char *fx_read_example(const char *name, size_t *len)
@@ -11,4 +16,21 @@ char *fx_read_example(const char *name, size_t *len)
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "examples/%s", name);
     return h_read_file(h_repo_path(rel, path, sizeof path), len);
+}
+
+void fx_identity(identity_t *id)
+{
+    memset(id, 0, sizeof *id);
+    crypto_sign_keypair(id->pk, id->sk);
+    if (crypto_sign_ed25519_pk_to_curve25519(id->curve_pk, id->pk) != 0 ||
+        crypto_sign_ed25519_sk_to_curve25519(id->curve_sk, id->sk) != 0)
+        abort();
+    identity_hex(id->pk, id->hex);
+}
+
+int64_t fx_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

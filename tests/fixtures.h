@@ -1,12 +1,22 @@
-/* tests/fixtures.h - test helpers: the repository's sample files under examples/.
+/* tests/fixtures.h - test helpers: the repository's sample files under examples/, fresh node
+ * identities and the wall clock that certificates and tokens are dated by.
  * Must not: be linked into the library, or assert (callers check the result). */
 #ifndef TRIB_FIXTURES_H
 #define TRIB_FIXTURES_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include "gossip/identity.h"
 
 /* examples/<name> (found through h_repo_path) read whole, NUL-terminated, its length in *len
  * (may be NULL); malloc'd, or NULL when it cannot be read. */
 char *fx_read_example(const char *name, size_t *len);
+
+/* A fresh identity (Ed25519 pair, its CURVE pair and hex id), as `trib identity` makes; aborts
+ * only if libsodium cannot convert a key it just made. */
+void fx_identity(identity_t *id);
+
+/* Wall-clock milliseconds (CLOCK_REALTIME): what certificates, tokens and entries are dated by. */
+int64_t fx_now_ms(void);
 
 #endif

@@ -39,13 +39,6 @@
 static void fini(void) { h_cleanup_all(); }
 TestSuite(auth, .fini = fini, .timeout = 240);
 
-static int64_t now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* One request with exactly this token (NULL: none); status, and the error code into kind. */
 static long call(h_node_t *n, const char *method, const char *path, const char *ctype, const char *body,
                  const char *token, char kind[64])
@@ -189,7 +182,7 @@ Test(auth, first_start_writes_admin_token_0600_and_the_node_refuses_one_others_c
     cr_assert_str_eq(json_string_value(json_object_get(j, "subject")), "admin@payments");
     cr_assert_str_eq(json_string_value(json_object_get(j, "kind")), "admin");
     cr_assert_str_eq(json_string_value(json_object_get(j, "domain")), "payments");
-    cr_assert_gt(json_integer_value(json_object_get(j, "expires_ms")), now_ms() + 300LL * 86400000LL);
+    cr_assert_gt(json_integer_value(json_object_get(j, "expires_ms")), fx_now_ms() + 300LL * 86400000LL);
     json_decref(j);
     h_resp_free(&r);
     expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, NULL, 401, "token_required", "token_required");
@@ -290,10 +283,10 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
     token_claims_t c;
     for (size_t i = 0; i < len; i++) {
         t[i] ^= 0x01;
-        cr_assert_neq(token_verify(t, len, now_ms(), key_ok, &key, &c, NULL, 0), TOKEN_OK, "byte %zu flipped", i);
+        cr_assert_neq(token_verify(t, len, fx_now_ms(), key_ok, &key, &c, NULL, 0), TOKEN_OK, "byte %zu flipped", i);
         t[i] ^= 0x01;
     }
-    cr_assert_eq(token_verify(t, len, now_ms(), key_ok, &key, &c, NULL, 0), TOKEN_OK);
+    cr_assert_eq(token_verify(t, len, fx_now_ms(), key_ok, &key, &c, NULL, 0), TOKEN_OK);
     /* ... and a sample of them at the node: 401 token_invalid each, counted. */
     for (size_t i = 7; i < len; i += len / 12) {
         t[i] ^= 0x01;
@@ -310,13 +303,13 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
 
     /* expired and not yet valid, signed by the node's own key */
     char *m = manifest("settled-transactions.yaml"), *tok = NULL, err[256];
-    token_spec_t old = {.subject = "ci@payments", .kind = TOKEN_KIND_WRITE, .issued_ms = now_ms() - 3 * HOUR,
-                        .expires_ms = now_ms() - 2 * HOUR};
+    token_spec_t old = {.subject = "ci@payments", .kind = TOKEN_KIND_WRITE, .issued_ms = fx_now_ms() - 3 * HOUR,
+                        .expires_ms = fx_now_ms() - 2 * HOUR};
     cr_assert_eq(token_issue(&key, "payments", &old, &tok, err, sizeof err), 0, "%s", err);
     expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_expired", "token_expired");
     free(tok);
-    token_spec_t future = {.subject = "ci@payments", .kind = TOKEN_KIND_WRITE, .issued_ms = now_ms() + 2 * HOUR,
-                           .expires_ms = now_ms() + 3 * HOUR};
+    token_spec_t future = {.subject = "ci@payments", .kind = TOKEN_KIND_WRITE, .issued_ms = fx_now_ms() + 2 * HOUR,
+                           .expires_ms = fx_now_ms() + 3 * HOUR};
     cr_assert_eq(token_issue(&key, "payments", &future, &tok, err, sizeof err), 0, "%s", err);
     expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_invalid", "token_invalid");
     free(tok);
@@ -325,8 +318,8 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
     identity_t rogue;
     memset(&rogue, 0, sizeof rogue);
     crypto_sign_keypair(rogue.pk, rogue.sk);
-    token_spec_t spec = {.subject = "admin@payments", .kind = TOKEN_KIND_ADMIN, .issued_ms = now_ms(),
-                         .expires_ms = now_ms() + HOUR};
+    token_spec_t spec = {.subject = "admin@payments", .kind = TOKEN_KIND_ADMIN, .issued_ms = fx_now_ms(),
+                         .expires_ms = fx_now_ms() + HOUR};
     cr_assert_eq(token_issue(&rogue, "payments", &spec, &tok, err, sizeof err), 0, "%s", err);
     expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, tok, 401, "token_invalid", "token_invalid");
     expect_refused(&n, "POST", "/v1/tokens", "application/json",
@@ -335,8 +328,8 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
     free(tok);
 
     /* payments' own key speaking for a person of another domain (whose grants it would use) */
-    token_spec_t imp = {.subject = "alice@growth", .kind = TOKEN_KIND_READ, .issued_ms = now_ms(),
-                        .expires_ms = now_ms() + HOUR};
+    token_spec_t imp = {.subject = "alice@growth", .kind = TOKEN_KIND_READ, .issued_ms = fx_now_ms(),
+                        .expires_ms = fx_now_ms() + HOUR};
     cr_assert_eq(token_issue(&key, "payments", &imp, &tok, err, sizeof err), 0, "%s", err);
     expect_refused(&n, "GET", "/v1/whoami", NULL, NULL, tok, 401, "token_invalid", "token_invalid");
     free(tok);
@@ -345,8 +338,8 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
                       "{\"sub\":\"alice@growth\",\"kind\":\"read\",\"ttl_s\":60}", n.token, kind0), 400);
 
     /* a token of a domain no member of this federation is (another federation's node) */
-    token_spec_t far = {.subject = "eve@stranger", .kind = TOKEN_KIND_READ, .issued_ms = now_ms(),
-                        .expires_ms = now_ms() + HOUR};
+    token_spec_t far = {.subject = "eve@stranger", .kind = TOKEN_KIND_READ, .issued_ms = fx_now_ms(),
+                        .expires_ms = fx_now_ms() + HOUR};
     cr_assert_eq(token_issue(&rogue, "stranger", &far, &tok, err, sizeof err), 0, "%s", err);
     expect_refused(&n, "GET", PRODUCT "/records", NULL, NULL, tok, 401, "token_invalid", "token_invalid");
     free(tok);
@@ -354,12 +347,12 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
     /* an attenuation that tries to widen is refused where it is made */
     char *narrow = NULL;
     token_narrow_t nw = {.kind = TOKEN_KIND_READ};
-    cr_assert_eq(token_attenuate(good, &nw, now_ms(), &narrow, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(token_attenuate(good, &nw, fx_now_ms(), &narrow, err, sizeof err), 0, "%s", err);
     char *wide = NULL;
     token_narrow_t up = {.kind = TOKEN_KIND_WRITE};
-    cr_assert_neq(token_attenuate(narrow, &up, now_ms(), &wide, err, sizeof err), 0, "read widened to write");
-    token_narrow_t longer = {.expires_ms = now_ms() + 48 * HOUR};
-    cr_assert_neq(token_attenuate(narrow, &longer, now_ms(), &wide, err, sizeof err), 0, "expiry widened");
+    cr_assert_neq(token_attenuate(narrow, &up, fx_now_ms(), &wide, err, sizeof err), 0, "read widened to write");
+    token_narrow_t longer = {.expires_ms = fx_now_ms() + 48 * HOUR};
+    cr_assert_neq(token_attenuate(narrow, &longer, fx_now_ms(), &wide, err, sizeof err), 0, "expiry widened");
     expect_refused(&n, "PUT", PRODUCT, "application/yaml", m, narrow, 403, "kind_insufficient", "kind_insufficient");
     free(narrow);
 
@@ -386,7 +379,7 @@ Test(auth, random_bytes_as_bearer_tokens)
         if (t) {
             cr_assert_leq(tl, l);
             token_claims_t c;
-            cr_assert_neq(token_verify(t, tl, now_ms(), NULL, NULL, &c, NULL, 0), TOKEN_OK);
+            cr_assert_neq(token_verify(t, tl, fx_now_ms(), NULL, NULL, &c, NULL, 0), TOKEN_OK);
         }
     }
     /* the catalog scan's protobuf field walker on random bytes: in bounds or nothing */
@@ -452,7 +445,7 @@ Test(auth, revoked_tokens_and_blocks_are_refused_also_after_a_restart)
     char *m = manifest("settled-transactions.yaml"), err[256], kind[64];
     char *t = issue(&n, "ci@payments", "write", 3600, NULL), *t2 = NULL;
     token_narrow_t nw = {.product = "payments/settled-*"};
-    cr_assert_eq(token_attenuate(t, &nw, now_ms(), &t2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(token_attenuate(t, &nw, fx_now_ms(), &t2, err, sizeof err), 0, "%s", err);
     cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, t2, kind), 200, "%s", kind); /* cached as valid */
     char body[4400];
     snprintf(body, sizeof body, "{\"token\":\"%s\"}", t);
@@ -462,9 +455,9 @@ Test(auth, revoked_tokens_and_blocks_are_refused_also_after_a_restart)
 
     /* a block by its revocation id: block 0 of another token ends its attenuations too */
     char *u = issue(&n, "job@payments", "write", 3600, NULL), *u2 = NULL;
-    cr_assert_eq(token_attenuate(u, &nw, now_ms(), &u2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(token_attenuate(u, &nw, fx_now_ms(), &u2, err, sizeof err), 0, "%s", err);
     token_claims_t c;
-    cr_assert_eq(token_inspect(u2, strlen(u2), now_ms(), &c, err, sizeof err), TOKEN_OK, "%s", err);
+    cr_assert_eq(token_inspect(u2, strlen(u2), fx_now_ms(), &c, err, sizeof err), TOKEN_OK, "%s", err);
     char hex[2 * TOKEN_SIG_LEN + 1];
     token_revocation_hex(c.revocation_ids[0], hex);
     snprintf(body, sizeof body, "{\"id\":\"%s\"}", hex);
@@ -915,8 +908,8 @@ Test(auth, a_relay_forwarding_another_token_gets_what_that_token_allows)
     memset(&rogue, 0, sizeof rogue);
     crypto_sign_keypair(rogue.pk, rogue.sk);
     char *other = NULL, err[256];
-    token_spec_t spec = {.subject = "x@payments", .kind = TOKEN_KIND_ADMIN, .issued_ms = now_ms(),
-                         .expires_ms = now_ms() + HOUR};
+    token_spec_t spec = {.subject = "x@payments", .kind = TOKEN_KIND_ADMIN, .issued_ms = fx_now_ms(),
+                         .expires_ms = fx_now_ms() + HOUR};
     cr_assert_eq(token_issue(&rogue, "payments", &spec, &other, err, sizeof err), 0, "%s", err);
 
     void *z = zmq_ctx_new();

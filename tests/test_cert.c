@@ -15,6 +15,7 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/entry.h"
+#include "tests/fixtures.h"
 
 #define DAY_MS  86400000LL
 #define T0      1800000000000LL      /* 2027-01-15, a fixed "now" */
@@ -22,13 +23,6 @@
 static identity_t A, B, C, D, N, M;  /* roots A B C, D a non-root, N and M node keys */
 static charter_t ch;                  /* roots A B C, threshold 2, governance D, threshold 1 */
 static char err[512];
-
-static void mk_id(identity_t *id)
-{
-    memset(id, 0, sizeof *id);
-    crypto_sign_keypair(id->pk, id->sk);
-    identity_hex(id->pk, id->hex);
-}
 
 static void draft_of(charter_t *d, const identity_t *const *roots, size_t nroots, uint32_t thr,
                      const identity_t *gov)
@@ -51,7 +45,7 @@ static void draft_of(charter_t *d, const identity_t *const *roots, size_t nroots
 static void setup(void)
 {
     cr_assert_geq(sodium_init(), 0);
-    mk_id(&A), mk_id(&B), mk_id(&C), mk_id(&D), mk_id(&N), mk_id(&M);
+    fx_identity(&A), fx_identity(&B), fx_identity(&C), fx_identity(&D), fx_identity(&N), fx_identity(&M);
     const identity_t *roots[] = { &A, &B, &C };
     draft_of(&ch, roots, 3, 2, &D);
     const identity_t *sig[] = { &A, &B };

@@ -28,6 +28,7 @@
 #include "gossip/charter.h"
 #include "gossip/entry.h"
 #include "gossip/transport.h"
+#include "tests/fixtures.h"
 #include "tests/harness.h"
 #include "tests/peer_tools.h"
 
@@ -40,22 +41,6 @@ static charter_t ch;
 static char work[64], chpath[128];
 static char err[1024];
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void mk_id(identity_t *id)
-{
-    memset(id, 0, sizeof *id);
-    crypto_sign_keypair(id->pk, id->sk);
-    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(id->curve_pk, id->pk), 0);
-    cr_assert_eq(crypto_sign_ed25519_sk_to_curve25519(id->curve_sk, id->sk), 0);
-    identity_hex(id->pk, id->hex);
-}
-
 /* A new charter with roots r[0..n), threshold 2, signed by all. */
 static void make_charter(charter_t *c, const identity_t *const *r, size_t n)
 {
@@ -67,14 +52,14 @@ static void make_charter(charter_t *c, const identity_t *const *r, size_t n)
     }
     c->nkeys = n;
     c->threshold = 2;
-    c->issued_ms = now_ms();
+    c->issued_ms = fx_now_ms();
     cr_assert_eq(charter_sign(NULL, c, r, n, err, sizeof err), 0, "%s", err);
 }
 
 static void setup(void)
 {
     cr_assert_geq(sodium_init(), 0);
-    mk_id(&R1), mk_id(&R2), mk_id(&R3);
+    fx_identity(&R1), fx_identity(&R2), fx_identity(&R3);
     const identity_t *roots[] = {&R1, &R2, &R3};
     make_charter(&ch, roots, 3);
     snprintf(work, sizeof work, "/tmp/trib-chartered-XXXXXX");
@@ -272,7 +257,7 @@ Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
     node_dir("a", da, sizeof da, &ia);
     node_dir("b", db, sizeof db, &ib);
     node_dir("c", dc, sizeof dc, &ic);
-    int64_t t = now_ms();
+    int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
     issue(NULL, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
     issue(NULL, "listening", ic.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "c.cert", &cc);
@@ -377,7 +362,7 @@ Test(chartered, a_node_joining_after_the_publisher_is_gone_accepts_its_entries)
     node_dir("a", da, sizeof da, &ia);
     node_dir("b", db, sizeof db, &ib);
     node_dir("c", dc, sizeof dc, &ic);
-    int64_t t = now_ms();
+    int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
     issue(NULL, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
     issue(NULL, "listening", ic.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "c.cert", &cc);
@@ -442,8 +427,8 @@ Test(chartered, agent_refuses_to_start_without_a_valid_certificate_of_its_own)
     identity_t id, other;
     cert_t c;
     node_dir("n", d, sizeof d, &id);
-    mk_id(&other);
-    int64_t t = now_ms();
+    fx_identity(&other);
+    int64_t t = fx_now_ms();
     /* a rogue twin: a certificate of another key (the real payments node's) */
     issue(NULL, "payments", other.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "other-key.cert", &c);
     cert_free(&c);
@@ -466,7 +451,7 @@ Test(chartered, agent_refuses_to_start_without_a_valid_certificate_of_its_own)
     expect_start_refused(d, "payments", "below.cert", NULL, "below_threshold", NULL);
     /* signed by keys that are not roots of this federation (a forged certificate) */
     identity_t f1, f2;
-    mk_id(&f1), mk_id(&f2);
+    fx_identity(&f1), fx_identity(&f2);
     const identity_t *fake[] = {&f1, &f2};
     charter_t tmp = ch;
     memcpy(tmp.keys[0].key, f1.pk, 32);
@@ -569,7 +554,7 @@ static uint8_t *entries_body(const identity_t *signer, const char *domain, size_
     tomb.name = "settled";
     e.domain = (char *)domain;
     e.seq = 1;
-    e.time_ms = now_ms();
+    e.time_ms = fx_now_ms();
     e.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE;
     e.tombstone = &tomb;
     uint8_t *signed_bytes = NULL;
@@ -605,8 +590,8 @@ Test(chartered, a_certificate_met_in_a_hello_reaches_a_node_that_joins_later)
     cert_t ca, cc, cp;
     node_dir("a", da, sizeof da, &ia);
     node_dir("c", dc, sizeof dc, &ic);
-    mk_id(&peer);
-    int64_t t = now_ms();
+    fx_identity(&peer);
+    int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
     issue(NULL, "listening", ic.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "c.cert", &cc);
     issue(NULL, "growth", peer.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &cp);
@@ -645,14 +630,14 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
     identity_t ia;
     cert_t ca;
     node_dir("a", da, sizeof da, &ia);
-    int64_t t = now_ms();
+    int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
     h_node_t a;
     start(&a, "payments", da, "a.cert", NULL);
 
     /* 1. rogue twin with no certificate: its hello is garbage, its messages are dropped */
     identity_t twin;
-    mk_id(&twin);
+    fx_identity(&twin);
     rogue_t r;
     rogue_open(&r, &twin, NULL, a.peer, ia.pk);
     ping(&r, a.peer);
@@ -686,7 +671,7 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         identity_t rid;
         cert_t rc;
-        mk_id(&rid);
+        fx_identity(&rid);
         charter_t other;
         const identity_t *roots[] = {&R1, &R2, &R3};
         const identity_t *one[] = {&R1};
@@ -713,7 +698,7 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
     {
         identity_t rid;
         cert_t rc;
-        mk_id(&rid);
+        fx_identity(&rid);
         issue(NULL, "growth", rid.pk, t - 10 * DAY_MS, t - 2 * DAY_MS, two_roots, 2, 0, NULL, &rc);
         rogue_open(&r, &rid, &rc, a.peer, ia.pk);
         ping(&r, a.peer);
@@ -731,7 +716,7 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
      * signed by an uncertified key: both refused, counted as entries */
     identity_t gid;
     cert_t gc;
-    mk_id(&gid);
+    fx_identity(&gid);
     issue(NULL, "growth", gid.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, NULL, &gc);
     rogue_open(&r, &gid, &gc, a.peer, ia.pk);
     size_t len;
@@ -753,14 +738,14 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
 
     /* 6. a certified peer whose clock is 5 minutes behind: admitted (the window allows it), but
      * the skew is counted and logged */
-    mk_id(&gid);
+    fx_identity(&gid);
     issue(NULL, "growth", gid.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, NULL, &gc);
     rogue_open(&r, &gid, NULL, a.peer, ia.pk);
     cr_assert_eq(transport_set_hello(r.t, NULL, 0, NULL, NULL), 0); /* sends its own, skewed hello */
     Trib__CertHello h = TRIB__CERT_HELLO__INIT;
     h.cert.data = gc.bytes;
     h.cert.len = gc.len;
-    h.time_ms = now_ms() - 300000;
+    h.time_ms = fx_now_ms() - 300000;
     size_t hlen = trib__cert_hello__get_packed_size(&h);
     uint8_t *hb = malloc(hlen);
     cr_assert_not_null(hb);
@@ -786,8 +771,8 @@ Test(chartered, a_seed_with_the_wrong_node_id_fails_the_handshake_and_is_reporte
     cert_t ca, cb;
     node_dir("a", da, sizeof da, &ia);
     node_dir("b", db, sizeof db, &ib);
-    mk_id(&wrong);
-    int64_t t = now_ms();
+    fx_identity(&wrong);
+    int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "a.cert", &ca);
     issue(NULL, "growth", ib.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "b.cert", &cb);
     h_node_t a, b;
@@ -893,8 +878,8 @@ static int refuse_all(void *ctx, const uint8_t curve_pk[32], int connect)
 Test(chartered, random_certificate_hellos_are_refused_and_counted)
 {
     identity_t node, client;
-    mk_id(&node);
-    mk_id(&client);
+    fx_identity(&node);
+    fx_identity(&client);
     void *zctx = zmq_ctx_new();
     transport_opts_t o;
     transport_opts_default(&o);
@@ -908,7 +893,7 @@ Test(chartered, random_certificate_hellos_are_refused_and_counted)
     peer_client_t *c = peer_client_new(cctx, transport_addr(t), &client, node.curve_pk);
     cr_assert_not_null(c);
     cert_t real;
-    int64_t now = now_ms();
+    int64_t now = fx_now_ms();
     issue(NULL, "growth", client.pk, now - DAY_MS, now + DAY_MS, two_roots, 2, 0, NULL, &real);
     enum { N = 2000 };
     uint8_t buf[1024];
@@ -992,8 +977,8 @@ static int pump_pair(transport_t *a, transport_t *b, size_t field, uint64_t want
 Test(chartered, a_hello_that_expired_unsent_goes_before_the_next_message)
 {
     identity_t ia, ib;
-    mk_id(&ia);
-    mk_id(&ib);
+    fx_identity(&ia);
+    fx_identity(&ib);
     void *zctx = zmq_ctx_new(), *bctx = zmq_ctx_new();
     transport_opts_t o;
     transport_opts_default(&o);
@@ -1048,8 +1033,8 @@ static int admit_hello(void *ctx, transport_hello_t *h)
 Test(chartered, a_hello_answer_and_the_reply_after_it_share_one_connection)
 {
     identity_t ia, ib;
-    mk_id(&ia);
-    mk_id(&ib);
+    fx_identity(&ia);
+    fx_identity(&ib);
     void *actx = zmq_ctx_new(), *bctx = zmq_ctx_new();
     transport_opts_t o;
     transport_opts_default(&o);
@@ -1110,7 +1095,7 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
     identity_t ia;
     cert_t ca;
     node_dir("a", da, sizeof da, &ia);
-    int64_t t = now_ms();
+    int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + 8000, two_roots, 2, 0, "short.cert", &ca);
     h_node_t a;
     start(&a, "payments", da, "short.cert", NULL);
@@ -1144,7 +1129,7 @@ Test(chartered, a_node_of_another_federation_is_refused_and_neither_side_lists_t
     cert_t ca, cx;
     node_dir("a", da, sizeof da, &ia);
     node_dir("x", dx, sizeof dx, &ix);
-    int64_t t = now_ms();
+    int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "a.cert", &ca);
     /* another federation: its own charter (same people as roots even), its own certificate */
     charter_t other;

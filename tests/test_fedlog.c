@@ -28,6 +28,7 @@
 #include "proto/tributary.pb-c.h"
 #include "storage/fedlog.h"
 #include "storage/store.h"
+#include "tests/fixtures.h"
 #include "tests/harness.h"
 
 #define DAY_MS 86400000LL
@@ -36,21 +37,6 @@ static identity_t A, B, C, N, M;
 static charter_t ch;
 static char err[600];
 static char tmp[64];
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void mk_id(identity_t *id)
-{
-    memset(id, 0, sizeof *id);
-    crypto_sign_keypair(id->pk, id->sk);
-    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(id->curve_pk, id->pk), 0);
-    identity_hex(id->pk, id->hex);
-}
 
 static void make_charter(charter_t *c, const identity_t *const *roots, size_t nroots, uint32_t threshold)
 {
@@ -62,14 +48,14 @@ static void make_charter(charter_t *c, const identity_t *const *roots, size_t nr
     }
     c->nkeys = nroots;
     c->threshold = threshold;
-    c->issued_ms = now_ms();
+    c->issued_ms = fx_now_ms();
     cr_assert_eq(charter_sign(NULL, c, roots, threshold, err, sizeof err), 0, "%s", err);
 }
 
 static void setup(void)
 {
     cr_assert_geq(sodium_init(), 0);
-    mk_id(&A), mk_id(&B), mk_id(&C), mk_id(&N), mk_id(&M);
+    fx_identity(&A), fx_identity(&B), fx_identity(&C), fx_identity(&N), fx_identity(&M);
     const identity_t *roots[] = { &A, &B, &C };
     make_charter(&ch, roots, 3, 2);
     snprintf(tmp, sizeof tmp, "/tmp/trib-fedlog-XXXXXX");
@@ -99,7 +85,7 @@ static void issue_cert(const charter_t *c, const char *domain, const identity_t 
                        const identity_t *r2, cert_t *out)
 {
     const identity_t *sig[] = { r1, r2 };
-    int64_t t = now_ms();
+    int64_t t = fx_now_ms();
     cr_assert_eq(cert_issue(c, domain, node->pk, t - DAY_MS, t + 90 * DAY_MS, 0, sig, r2 ? 2 : 1, out, err,
                             sizeof err), 0, "%s", err);
 }
@@ -107,7 +93,7 @@ static void issue_cert(const charter_t *c, const char *domain, const identity_t 
 static void issue_rev(const charter_t *c, const identity_t *node, revocation_t *out)
 {
     const identity_t *sig[] = { &A, &B };
-    cr_assert_eq(revocation_issue(c, 1, 0, node->pk, now_ms(), "test", sig, 2, out, err, sizeof err), 0, "%s",
+    cr_assert_eq(revocation_issue(c, 1, 0, node->pk, fx_now_ms(), "test", sig, 2, out, err, sizeof err), 0, "%s",
                  err);
 }
 
@@ -181,7 +167,7 @@ Test(fedlog, offers_by_kind_and_every_refusal_counted)
     cr_assert_eq(fedlog_offer(f, c.bytes, c.len, "127.0.0.1:1", &r), 0);
     cr_expect_eq(r.added, 0, "the same certificate is held once");
     fedlog_lock(f);
-    cr_expect_eq(trust_entry_ok(fedlog_trust(f), "payments", N.pk, now_ms(), err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_entry_ok(fedlog_trust(f), "payments", N.pk, fx_now_ms(), err, sizeof err), TRUST_OK, "%s", err);
     fedlog_unlock(f);
 
     /* forged: one signature byte flipped */
@@ -248,7 +234,7 @@ Test(fedlog, offers_by_kind_and_every_refusal_counted)
     cr_assert_eq(fedlog_offer(f, rv.bytes, rv.len, NULL, &r), 0, "%s", r.err);
     cr_expect_eq(r.added, 1);
     fedlog_lock(f);
-    cr_expect_eq(trust_entry_ok(fedlog_trust(f), "payments", N.pk, now_ms() + 1000, err, sizeof err), TRUST_REVOKED);
+    cr_expect_eq(trust_entry_ok(fedlog_trust(f), "payments", N.pk, fx_now_ms() + 1000, err, sizeof err), TRUST_REVOKED);
     fedlog_unlock(f);
 
     /* a policy set (kind 4): refused without the policy hook (nothing else can verify it), held
@@ -293,7 +279,7 @@ Test(fedlog, offers_by_kind_and_every_refusal_counted)
     cr_expect_eq(count, 3);
     cr_expect_eq(trust_cert_count(t), 1);
     cr_expect_eq(trust_revocation_count(t), 1);
-    cr_expect_eq(trust_entry_ok(t, "payments", N.pk, now_ms() + 1000, err, sizeof err), TRUST_REVOKED, "%s", err);
+    cr_expect_eq(trust_entry_ok(t, "payments", N.pk, fx_now_ms() + 1000, err, sizeof err), TRUST_REVOKED, "%s", err);
     fedlog_destroy(&f);
     trust_destroy(&t);
     store_close(&st);
@@ -547,7 +533,7 @@ Test(fedlog, anti_entropy_reconciles_two_sets)
     char dom[32];
     fedlog_result_t r;
     for (int i = 0; i < N0 + N1; i++) {
-        mk_id(&keys[i]);
+        fx_identity(&keys[i]);
         snprintf(dom, sizeof dom, "d-%d", i);
         cert_t c;
         issue_cert(&ch, dom, &keys[i], &A, &B, &c);
@@ -1045,7 +1031,7 @@ Test(fedlog, key_handover_is_held_only_from_a_certified_old_key)
     trust_t *t = trust_new(&ch);
     fedlog_t *f = fedlog_new(st, t, err, sizeof err);
     rotation_t rot;
-    cr_assert_eq(rotation_make(&N, "payments", M.pk, now_ms(), ROTATE_DEFAULT_OVERLAP_MS, &rot, err, sizeof err), 0,
+    cr_assert_eq(rotation_make(&N, "payments", M.pk, fx_now_ms(), ROTATE_DEFAULT_OVERLAP_MS, &rot, err, sizeof err), 0,
                  "%s", err);
     fedlog_result_t r;
     cr_expect_eq(fedlog_offer(f, rot.bytes, rot.len, NULL, &r), -1, "a hand-over by an uncertified key");
@@ -1058,7 +1044,7 @@ Test(fedlog, key_handover_is_held_only_from_a_certified_old_key)
     cr_expect_eq(r.kind, TRUST_KIND_ROTATE);
     /* for another domain than the old key's certificate */
     rotation_t other;
-    cr_assert_eq(rotation_make(&N, "growth", M.pk, now_ms(), 0, &other, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rotation_make(&N, "growth", M.pk, fx_now_ms(), 0, &other, err, sizeof err), 0, "%s", err);
     cr_expect_eq(fedlog_offer(f, other.bytes, other.len, NULL, &r), -1);
     cr_expect_eq(r.reason, TRUST_WRONG_DOMAIN, "%s", fedlog_reason_name(r.reason));
     /* forged; and a hand-over's signature presented as a certificate, a certificate's as a hand-over */
@@ -1077,7 +1063,7 @@ Test(fedlog, key_handover_is_held_only_from_a_certified_old_key)
     free(x);
     /* the same key twice, and a new key equal to the old, are refused at making */
     rotation_t same;
-    cr_expect_neq(rotation_make(&N, "payments", N.pk, now_ms(), 0, &same, err, sizeof err), 0);
+    cr_expect_neq(rotation_make(&N, "payments", N.pk, fx_now_ms(), 0, &same, err, sizeof err), 0);
     json_t *j = fedlog_status_json(f);
     cr_expect_eq(json_integer_value(json_object_get(j, "rotations")), 1);
     json_decref(j);
@@ -1174,7 +1160,7 @@ Test(fedlog, a_cached_token_of_a_revoked_issuer_is_refused_at_once)
     char *tok = NULL;
     snprintf(path, sizeof path, "%s/identity.key", P("n1"));
     cr_assert_eq(identity_load_file(path, &gid, err, sizeof err), 0, "%s", err);
-    int64_t now = now_ms();
+    int64_t now = fx_now_ms();
     token_spec_t sp = {.subject = "gail@growth", .kind = TOKEN_KIND_READ, .issued_ms = now,
                        .expires_ms = now + 3600000};
     cr_assert_eq(token_issue(&gid, "growth", &sp, &tok, err, sizeof err), 0, "%s", err);

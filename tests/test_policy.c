@@ -19,6 +19,7 @@
 #include "node/policy.h"
 #include "node/policy_store.h"
 #include "node/yaml.h"
+#include "tests/fixtures.h"
 #include "tests/harness.h"
 
 #define DAY_MS 86400000LL
@@ -377,17 +378,10 @@ Test(policy, deterministic)
 static identity_t R1, R2, G1, G2, G3;
 static charter_t ch;
 
-static void mk_id(identity_t *id)
-{
-    memset(id, 0, sizeof *id);
-    crypto_sign_keypair(id->pk, id->sk);
-    identity_hex(id->pk, id->hex);
-}
-
 static void sig_setup(void)
 {
     cr_assert_geq(sodium_init(), 0);
-    mk_id(&R1), mk_id(&R2), mk_id(&G1), mk_id(&G2), mk_id(&G3);
+    fx_identity(&R1), fx_identity(&R2), fx_identity(&G1), fx_identity(&G2), fx_identity(&G3);
     memset(&ch, 0, sizeof ch);
     randombytes_buf(ch.fed_id, FED_ID_LEN);
     const identity_t *roots[] = { &R1, &R2 }, *gov[] = { &G1, &G2, &G3 };

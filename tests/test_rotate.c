@@ -28,6 +28,7 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/trust.h"
+#include "tests/fixtures.h"
 #include "tests/harness.h"
 
 #define DAY_MS 86400000LL
@@ -39,28 +40,12 @@ static charter_t ch;
 static char work[64], chpath[128];
 static char err[1024];
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void mk_id(identity_t *id)
-{
-    memset(id, 0, sizeof *id);
-    crypto_sign_keypair(id->pk, id->sk);
-    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(id->curve_pk, id->pk), 0);
-    cr_assert_eq(crypto_sign_ed25519_sk_to_curve25519(id->curve_sk, id->sk), 0);
-    identity_hex(id->pk, id->hex);
-}
-
 static const identity_t *const two_roots[] = {&R1, &R2};
 
 static void setup(void)
 {
     cr_assert_geq(sodium_init(), 0);
-    mk_id(&R1), mk_id(&R2), mk_id(&R3);
+    fx_identity(&R1), fx_identity(&R2), fx_identity(&R3);
     const identity_t *roots[] = {&R1, &R2, &R3};
     memset(&ch, 0, sizeof ch);
     randombytes_buf(ch.fed_id, FED_ID_LEN);
@@ -70,7 +55,7 @@ static void setup(void)
     }
     ch.nkeys = 3;
     ch.threshold = 2;
-    ch.issued_ms = now_ms();
+    ch.issued_ms = fx_now_ms();
     cr_assert_eq(charter_sign(NULL, &ch, roots, 3, err, sizeof err), 0, "%s", err);
     snprintf(work, sizeof work, "/tmp/trib-rotate-XXXXXX");
     cr_assert_not_null(mkdtemp(work));
@@ -96,7 +81,7 @@ TestSuite(rotate, .init = setup, .fini = teardown, .timeout = 240);
  * written to work/file when file != NULL. */
 static void issue(const char *domain, const uint8_t pk[32], uint64_t prev, const char *file, cert_t *out)
 {
-    int64_t t = now_ms();
+    int64_t t = fx_now_ms();
     cr_assert_eq(cert_issue(&ch, domain, pk, t - DAY_MS, t + 90 * DAY_MS, prev, two_roots, 2, out, err, sizeof err), 0,
                  "%s", err);
     if (file) {
@@ -113,14 +98,14 @@ static void issue(const char *domain, const uint8_t pk[32], uint64_t prev, const
 Test(rotate, trust_holds_handovers_of_certified_keys_and_retires_the_old_key_after_the_overlap)
 {
     identity_t old, neu, third, stranger;
-    mk_id(&old), mk_id(&neu), mk_id(&third), mk_id(&stranger);
+    fx_identity(&old), fx_identity(&neu), fx_identity(&third), fx_identity(&stranger);
     cert_t co, cn, ct;
     issue("payments", old.pk, 0, NULL, &co);
     trust_t *t = trust_new(&ch);
     cr_assert_not_null(t);
     int added = 0;
     cr_assert_eq(trust_offer_cert(t, co.bytes, co.len, &added, err, sizeof err), TRUST_OK, "%s", err);
-    int64_t now = now_ms();
+    int64_t now = fx_now_ms();
 
     /* a key that is not the domain's cannot hand the domain over */
     rotation_t bad;
@@ -181,7 +166,7 @@ Test(rotate, trust_holds_handovers_of_certified_keys_and_retires_the_old_key_aft
 Test(rotate, a_lost_key_s_successor_certified_with_prev_serial_continues_the_log)
 {
     identity_t lost, neu, stranger;
-    mk_id(&lost), mk_id(&neu), mk_id(&stranger);
+    fx_identity(&lost), fx_identity(&neu), fx_identity(&stranger);
     cert_t cl, cn, cs, cg;
     issue("payments", lost.pk, 0, NULL, &cl);
     trust_t *t = trust_new(&ch);
@@ -409,7 +394,7 @@ static void read_all_once(h_node_t *n, int last)
     free(out);
 }
 
-static int time_past(void *ctx) { return now_ms() > *(int64_t *)ctx; }
+static int time_past(void *ctx) { return fx_now_ms() > *(int64_t *)ctx; }
 
 typedef struct {
     const char *url, *token;
@@ -586,7 +571,7 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
 
     /* the old key is refused once the 2 s overlap is over: a token it issued is refused by a node
      * that checks it afresh (a node that verified it lately keeps that verdict up to 60 s: auth.c) */
-    int64_t over = now_ms() + 2500;   /* the overlap began before the command returned */
+    int64_t over = fx_now_ms() + 2500;   /* the overlap began before the command returned */
     cr_assert(h_wait(time_past, &over, 10000));
     tok_cond_t tc = {b.url, old_token, 0};
     cr_assert(h_wait(old_token_refused, &tc, 15000), "the old key's token is still taken (HTTP %ld)", tc.status);
@@ -633,9 +618,9 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
 
     /* 6. a hand-over signed by a key that is not the domain's is refused and counted */
     identity_t stranger;
-    mk_id(&stranger);
+    fx_identity(&stranger);
     rotation_t forged;
-    cr_assert_eq(rotation_make(&stranger, "payments", ib.pk, now_ms(), 0, &forged, err,
+    cr_assert_eq(rotation_make(&stranger, "payments", ib.pk, fx_now_ms(), 0, &forged, err,
                                sizeof err), 0, "%s", err);
     char fp[300];
     snprintf(fp, sizeof fp, "%s/forged.rotation", work);

@@ -12,6 +12,7 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/trust.h"
+#include "tests/fixtures.h"
 
 #define DAY_MS 86400000LL
 #define T0     1800000000000LL
@@ -21,18 +22,10 @@ static charter_t ch;
 static trust_t *store;
 static char err[512];
 
-static void mk_id(identity_t *id)
-{
-    memset(id, 0, sizeof *id);
-    crypto_sign_keypair(id->pk, id->sk);
-    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(id->curve_pk, id->pk), 0);
-    identity_hex(id->pk, id->hex);
-}
-
 static void setup(void)
 {
     cr_assert_geq(sodium_init(), 0);
-    mk_id(&A), mk_id(&B), mk_id(&C), mk_id(&N), mk_id(&M);
+    fx_identity(&A), fx_identity(&B), fx_identity(&C), fx_identity(&N), fx_identity(&M);
     memset(&ch, 0, sizeof ch);
     randombytes_buf(ch.fed_id, FED_ID_LEN);
     const identity_t *roots[] = { &A, &B, &C };
@@ -208,7 +201,7 @@ Test(trust, many_certificates_each_found_by_key_and_curve)
     static identity_t nodes[NDOM];
     char dom[32];
     for (int i = 0; i < NDOM; i++) {
-        mk_id(&nodes[i]);
+        fx_identity(&nodes[i]);
         snprintf(dom, sizeof dom, "domain-%d", i);
         certify(dom, &nodes[i], &A, &B, T0, 90);
     }
