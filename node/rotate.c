@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,7 +150,21 @@ static unsigned offer_own(node_t *n, fedlog_t *f, json_t **reply)
     return error(reply, 409, "uncertified", "neither --cert %s nor %s is this node's certificate", n->cfg.cert, rotated);
 }
 
+static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
+
+/* One rotation at a time: two at once would both switch keys, and the second would keep the new
+ * key as identity.prev.key, losing the old one. */
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    if (pthread_mutex_trylock(&mu) != 0)
+        return error(reply, 409, "busy", "a key rotation is already under way on this node");
+    unsigned st = rotate_locked(n, c, body, len, reply);
+    pthread_mutex_unlock(&mu);
+    return st;
+}
+
+static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
 {
     fedlog_t *f = n->gossip ? gossip_fedlog(n->gossip) : NULL;
     trust_t *t = f ? fedlog_trust(f) : NULL;
@@ -230,9 +245,10 @@ unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, s
     json_decref(cj);
     int bad = !text || write_durable(n->cfg.data, ROTATE_CERT_FILE, text, e, sizeof e) != 0 ||
               switch_keys(n->cfg.data, e, sizeof e) != 0;
+    int oom = !text;
     free(text);
     if (bad) {
-        st = error(reply, 500, "storage", "%s", text ? e : "out of memory");
+        st = error(reply, 500, "storage", "%s", oom ? "out of memory" : e);
         goto cert_out;
     }
     char until[32];
