@@ -190,8 +190,12 @@ static long schema_cut(reads_t *r, ostream_t *s, store_page_t *pg, long n, Trib_
     if (e.cut > pg->first && e.cut < pg->next) {
         uint64_t keep = e.cut - pg->first;
         const char *p = pg->buf;
-        for (uint64_t i = 0; i < keep; i++)
-            p = (const char *)memchr(p, '\n', pg->len - (size_t)(p - pg->buf)) + 1;
+        for (uint64_t i = 0; i < keep; i++) {
+            const char *nl = memchr(p, '\n', pg->len - (size_t)(p - pg->buf));
+            if (!nl)
+                return n;   /* fewer lines than records: leave the page whole */
+            p = nl + 1;
+        }
         pg->len = (size_t)(p - pg->buf);
         pg->n = keep;
         pg->next = e.cut;

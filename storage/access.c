@@ -301,6 +301,10 @@ int store__access_apply(store_t *st, MDB_txn *txn, const Trib__CatalogEntry *e, 
     char ev[256];   /* product_id follows the id rule (store_access_shape): nothing to escape */
     int evn = snprintf(ev, sizeof ev, "{\"type\":\"grant\",\"action\":\"%s\",\"product\":\"%s\",\"time_ms\":%lld}",
                        action[a->kind], a->product_id, (long long)e->time_ms);
+    if (evn < 0 || (size_t)evn >= sizeof ev) {
+        snprintf(err, errlen, "access change for product '%.64s': its change-feed row is too long", a->product_id);
+        return -1;
+    }
     if ((rc = store__changes_put(st, txn, ev, (size_t)evn, err, errlen)) != 0)
         return rc;
     atomic_fetch_add(&n_indexed, 1);
