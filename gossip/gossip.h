@@ -93,12 +93,10 @@ size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
 /* ---- trust (chartered mode). The node's trust store, NULL in open mode: the one the node was
  * started with (gossip_opts_t.trust), or made by gossip_start from the charter. Every trust_* call
  * locks the store itself (gossip/trust.h), so any thread may ask it questions; pointers into it
- * are used between trust_read_lock and unlock. gossip_trust_offer is where the federation log
- * hands certificates, revocations and charter updates to the node (any thread; TRUST_OK when
- * held, *added 1 when new): connections and entries are judged by them from the next message on. */
+ * are used between trust_read_lock and unlock. The federation log offers it certificates,
+ * revocations, charter updates and hand-overs: connections and entries are judged by them from the
+ * next message on. */
 trust_t *gossip_trust(gossip_t *g);
-trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t *bytes, size_t len, int *added,
-                                   char *err, size_t errlen);
 
 /* A copy of the member table (self first); *out malloc'd, returns the count. */
 size_t gossip_members(gossip_t *g, gossip_member_t **out);

@@ -5,7 +5,7 @@
  *
  * Threads. The trust store (g->trust) is shared: read by the loop (ZAP, hellos, member
  * snapshots), by the catalog worker (entry acceptance) and HTTP threads (views), written by the
- * loop (hellos) and by the federation log (gossip_trust_offer, or its own trust_offer_* calls).
+ * loop (hellos) and by the federation log (its own trust_offer_* calls).
  * The store takes its own rwlock in every call (gossip/trust.h): questions read (a hash lookup,
  * no signature check), offers write (one certificate's verify), so the ZAP answers come from the
  * loop without a thread or a snapshot of their own. The loop never waits on anything else here.
@@ -326,27 +326,3 @@ void gossip__trust_render(gossip_t *g, FILE *f)
 
 trust_t *gossip_trust(gossip_t *g) { return g->trust; }
 
-
-trust_verdict_t gossip_trust_offer(gossip_t *g, trust_kind_t kind, const uint8_t *bytes, size_t len, int *added,
-                                   char *err, size_t errlen)
-{
-    int a = 0;
-    trust_verdict_t v;
-    if (!g->trust) {
-        snprintf(err, errlen, "this node runs in open mode (no --charter): it holds no trust objects");
-        return TRUST_WRONG_FEDERATION;
-    }
-    if (kind == TRUST_KIND_CHARTER)
-        v = trust_offer_charter(g->trust, bytes, len, &a, err, errlen);
-    else if (kind == TRUST_KIND_CERT)
-        v = trust_offer_cert(g->trust, bytes, len, &a, err, errlen);
-    else if (kind == TRUST_KIND_REVOKE)
-        v = trust_offer_revocation(g->trust, bytes, len, &a, err, errlen);
-    else {
-        snprintf(err, errlen, "trust object kind %d is not held by the trust store", (int)kind);
-        v = TRUST_MALFORMED;
-    }
-    if (added)
-        *added = a;
-    return v;
-}

@@ -1098,11 +1098,6 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
     return 200;
 }
 
-struct policy_store *policy_node_store(node_t *n)
-{
-    return n->policy ? n->policy->store : NULL;
-}
-
 void policy_node_metrics(node_t *n, FILE *f)
 {
     struct policy_node *p = n->policy;

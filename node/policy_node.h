@@ -60,8 +60,6 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply);
  * with the same set. */
 int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
-/* The node's store of sets (for policy_offer); NULL before policy_node_start. */
-struct policy_store *policy_node_store(node_t *n);
 
 /* Prometheus lines (trib_policy_*). */
 void policy_node_metrics(node_t *n, FILE *f);
