@@ -34,7 +34,8 @@ report() {
   echo "Machine: $(nproc) cores, $(uname -sr), serf $(serf version 2>/dev/null | head -1)"
   echo "Shared and noisy: every figure and ratio below comes from this one run; none is a unit test."
   echo
-  bench "federation" "$BUILD/bench/fed" "$BUILD/trib" ${FED_N:-}
+  # issue 9 item 6: idle traffic flat across N = 5, 10, 20, 30 and wire vs Serf at N = 20 (FED_N)
+  bench "federation" "$BUILD/bench/fed" "$BUILD/trib" ${FED_N:-5 10 20 30}
   # issue 9 item 1: every node publishing at once (FED_CONC="N PER", also "20 500" where the machine allows)
   bench "concurrent-publisher" "$BUILD/bench/fed" "$BUILD/trib" concurrent ${FED_CONC:-10 1000}
   # issue 9 item 5: a node joining a catalog of DOMAINS x PER entries (FED_CATCHUP)
