@@ -609,8 +609,23 @@ int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const char
     return rc;
 }
 
+static int set_open_locked(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
+                           size_t errlen);
+
+/* One operator set at a time, from the version check to the set in force: two at once could put
+ * v5 in force (and in policy.open.yaml) after v6. */
 int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
                           size_t errlen)
+{
+    static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&one);
+    int rc = set_open_locked(s, yaml, len, source, err, errlen);
+    pthread_mutex_unlock(&one);
+    return rc;
+}
+
+static int set_open_locked(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
+                           size_t errlen)
 {
     char why[512];
     policy_set_t *ps = policy_parse(yaml, len, why, sizeof why);
