@@ -936,6 +936,8 @@ long gossip_read_next(gossip_read_t *rd, char *out, size_t cap, int timeout_ms, 
 
 void gossip_read_close(gossip_read_t **rdp) { reads_reader_close(rdp); }
 
+uint64_t gossip_read_records(const gossip_read_t *rd) { return reads_reader_records(rd); }
+
 int gossip_read_schema(const gossip_read_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version, size_t len)
 {
     return reads_reader_schema(rd, next, at, mseq, version, len);

@@ -132,6 +132,8 @@ long gossip_read_next(gossip_read_t *rd, char *out, size_t cap, int timeout_ms, 
 int gossip_read_schema(const gossip_read_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version, size_t len);
 /* Ends a read (the owner is told); accepts NULL, nulls *rdp. Close every read before gossip_stop. */
 void gossip_read_close(gossip_read_t **rdp);
+/* Records gossip_read_next has handed out so far (counted per batch: callers need not scan). */
+uint64_t gossip_read_records(const gossip_read_t *rd);
 /* Records of product (this node's) were committed: remote live readers get them now. */
 void gossip_notify_append(gossip_t *g, const char *product);
 /* The node is stopping: every relayed read ends now with "shutting_down" (waking the HTTP

@@ -151,6 +151,9 @@ long reads_reader_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
  * (at may be NULL). 0, or -1 when the owner does not say (an older build). */
 int reads_reader_schema(const reads_reader_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version,
                         size_t len);
+/* Records handed out so far, counted as reads_reader_next takes them (a batch when its first
+ * bytes are copied out), so that callers need not count newlines. */
+uint64_t reads_reader_records(const reads_reader_t *rd);
 /* Ends the read (the owner is told to stop); accepts NULL, nulls *rdp. */
 void reads_reader_close(reads_reader_t **rdp);
 

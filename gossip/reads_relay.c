@@ -369,6 +369,7 @@ struct reads_reader {
     schema_t sc;                /* the schema of every record this read hands out (as a local read) */
     schema_t next_sc;           /* after READS_SCHEMA: the schema of records from seq change_at on */
     uint64_t change_at;
+    uint64_t records;           /* records handed out (whole batches taken, ring records staged) */
 };
 
 /* The error of a reader's open that failed on session s (refused by the owner with its status,
@@ -455,8 +456,11 @@ static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
             s->qlen--;
             r->queued--;
             s->consumed++;
-            uint64_t half = s->window / 2 ? s->window / 2 : 1;
-            if (!s->done && s->consumed - s->acked_sent >= half) {
+            /* Credit once a quarter of the window is consumed (not half): on a loaded machine the
+             * credit's round trip (eight thread hand-offs) is long, and the owner must never wait
+             * with the queue here running dry. */
+            uint64_t quarter = s->window / 4 ? s->window / 4 : 1;
+            if (!s->done && s->consumed - s->acked_sent >= quarter) {
                 s->credit_due = 1;
                 r->dirty = 1;
                 wake = 1;
@@ -466,6 +470,7 @@ static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
                 r->io.wake(r->io.ctx);
             rd->cur = b->msg;
             rd->roff = 0;
+            rd->records += b->count;
             if (rd->live && b->count)
                 rd->next = b->msg->first_seq + b->count;
             free(b);
@@ -709,6 +714,7 @@ static int stage_from_ring(reads_reader_t *rd, feed_t *f)
         rd->slen += rec->len;
         rd->stage[rd->slen++] = '\n';
         rd->next++;
+        rd->records++;
     }
     return 0;
 }
@@ -801,6 +807,8 @@ static long live_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms,
         }
     }
 }
+
+uint64_t reads_reader_records(const reads_reader_t *rd) { return rd->records; }
 
 int reads_reader_schema(const reads_reader_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version,
                         size_t len)

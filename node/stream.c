@@ -54,6 +54,7 @@ typedef struct stream {
     int gone;                  /* the waker saw the client close its connection */
     grants_read_t *grant;      /* local read of confidential/restricted data: projection, audit */
     uint64_t served;           /* records handed out (for the audit) */
+    uint64_t routed_records;   /* routed: the relay's record count already added to the metrics */
     /* local: the schema the response's X-Trib-Schema-Version names (the manifest's catalog seq,
      * 0: records stored before schema epochs were kept); a record validated against another
      * manifest ends the response with a "schema_changed" line (see schema_bound) */
@@ -373,10 +374,9 @@ static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
 static long routed_got(reader_t *r, long n, const char *data, const char *kind, const char *detail)
 {
     if (n > 0) {
-        uint64_t lines = 0;
-        for (const char *p = data, *end = data + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-            lines++;
-        metrics_records_read(lines);
+        uint64_t taken = gossip_read_records(r->rd);   /* counted per batch by the relay: no scan here */
+        metrics_records_read(taken - r->routed_records);
+        r->routed_records = taken;
         r->line_start = data[n - 1] == '\n';
         return n;
     }
