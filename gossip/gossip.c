@@ -52,7 +52,7 @@ static void swim_send(void *ctx, const uint8_t *to_id, const char *addr, int typ
 {
     gossip_t *g = ctx;
     if (g->trust && to_id) /* chartered: the server key of addr is its node's own */
-        transport_set_peer(g->tr, addr, to_id, 0);
+        transport_set_peer(g->tr, addr, to_id, TRANSPORT_PEER_CLAIM);
     transport_send(g->tr, addr, type, body, len);
 }
 
@@ -141,13 +141,6 @@ static int handover(void *ctx, const char *domain, const uint8_t *from, const ui
     return trust_handover(g->trust, domain, from, to);
 }
 
-static int certified_now(gossip_t *g, const uint8_t id[ID_PK_LEN])
-{
-    uint8_t curve[32];
-    return crypto_sign_ed25519_pk_to_curve25519(curve, id) == 0 &&
-           trust_admit_curve(g->trust, curve, (int64_t)time(NULL) * 1000, NULL, NULL, 0) == TRUST_OK;
-}
-
 static void member_changed(void *ctx, const Trib__Member *m, int old_state)
 {
     gossip_t *g = ctx;
@@ -164,8 +157,10 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
                  m->incarnation);
     if (m->id.len != ID_PK_LEN)
         return;
-    if (g->trust && m->addr)   /* a certified key now alive at a known address (a rotated node) replaces it */
-        transport_set_peer(g->tr, m->addr, m->id.data, m->state == TRIB__MEMBER_STATE__ALIVE && certified_now(g, m->id.data));
+    /* a member entry is a claim, as anyone may gossip it: it binds an address with no key, and
+     * replaces one only as transport_set_peer allows (a rotated node: gossip__rebind) */
+    if (g->trust && m->addr && m->state == TRIB__MEMBER_STATE__ALIVE)
+        transport_set_peer(g->tr, m->addr, m->id.data, TRANSPORT_PEER_CLAIM);
     if (!memcmp(m->id.data, g->id.pk, ID_PK_LEN)) {
         g->self_inc = m->incarnation ? m->incarnation : g->self_inc;
         return;
@@ -407,9 +402,24 @@ static void log_handshakes(gossip_t *g, const transport_stats_t *ts)
              ts->last_handshake_error);
 }
 
+/* Refused claims of a peer's address (another node's key there) are logged at most once per
+ * HANDSHAKE_LOG_MS, with the count since the last line. */
+static void log_key_claims(gossip_t *g, const transport_stats_t *ts)
+{
+    uint64_t n = ts->peer_key_refused - g->claims_logged, now = clock_ms();
+    if (!n || (g->claims_log_ms && now - g->claims_log_ms < HANDSHAKE_LOG_MS))
+        return;
+    g->claims_log_ms = now;
+    g->claims_logged = ts->peer_key_refused;
+    log_warn("peer transport: refused %" PRIu64 " claim(s) of a peer address held by another node's key (the "
+             "address keeps its key; a certified peer advertising an address not its own?); the last: %s", n,
+             ts->last_key_claim);
+}
+
 static void publish_stats(gossip_t *g)
 {
     log_handshakes(g, transport_stats(g->tr));
+    log_key_claims(g, transport_stats(g->tr));
     gossip__own_cert_check(g);
     pthread_mutex_lock(&g->smu);
     g->swim_stats = *swim_stats(g->swim);
@@ -696,6 +706,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         goto fail;
     if (g->trust) {
         transport_set_allow(g->tr, gossip__zap_allow, g);
+        transport_set_rebind(g->tr, gossip__rebind, g);
         if (transport_set_hello(g->tr, o->cert, o->cert_len, gossip__hello, g) != 0) {
             snprintf(err, errlen, "this node's certificate (%zu bytes) is too large to present", o->cert_len);
             goto fail;
@@ -762,7 +773,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         }
         if (!strcmp(addr, g->advertise))
             continue;
-        if ((g->trust && transport_set_peer(g->tr, addr, pk, 1) != 0) || swim_add_seed(g->swim, addr) < 0) {
+        if ((g->trust && transport_set_peer(g->tr, addr, pk, TRANSPORT_PEER_PROVEN) != 0) ||
+            swim_add_seed(g->swim, addr) < 0) {
             snprintf(err, errlen, "seed '%s' is not a usable HOST:PORT", o->seeds[i]);
             goto fail;
         }
