@@ -708,6 +708,33 @@ void transport_destroy(transport_t **tp)
     *tp = NULL;
 }
 
+int transport_rekey(transport_t *t, const identity_t *id, char *err, size_t errlen)
+{
+    char ep[TRANSPORT_ADDR_MAX + 8];
+    assert(t != NULL && id != NULL);
+    memcpy(t->my_pk, id->pk, 32);
+    memcpy(t->curve_pk, id->curve_pk, 32);
+    memcpy(t->curve_sk, id->curve_sk, 32);
+    while (t->lru_head != NULL) dealer_close(t, t->lru_head);    /* they spoke as the old key */
+    if (!t->o.per_node_keys) return 0;                          /* the ROUTER's key is the federation's */
+    /* A listener takes the socket's options when it binds: bind again under the new key. Its
+     * connections end with it, and their peers dial again (with the new key once they hold the
+     * hand-over: transport_set_rebind). */
+    snprintf(ep, sizeof ep, "tcp://%s", t->addr);
+    if (zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) != 0 || zmq_unbind(t->router, ep) != 0) {
+        set_err(err, errlen, "transport_rekey: unbind %s: %s", ep, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    for (int i = 0; zmq_bind(t->router, ep) != 0; i++) {      /* the old listener closes asynchronously */
+        if (zmq_errno() != EADDRINUSE || i >= 100) {
+            set_err(err, errlen, "transport_rekey: bind %s again: %s", ep, zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        zmq_poll(NULL, 0, 10);
+    }
+    return 0;
+}
+
 const char *transport_addr(const transport_t *t)
 {
     return t->addr;

@@ -85,6 +85,13 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
  * owner terminates zctx afterwards. */
 void transport_destroy(transport_t **tp);
 
+/* A key rotation, in process: from now on the node is id. Every DEALER closes (its routing id and
+ * client key were the old key's; waiting messages are dropped and counted) and, with per-node keys,
+ * the ROUTER binds its address again as the CURVE server of id's key: connections made under the
+ * old key end, and peers dial again with the new one (waiting up to 1 s for the old listener to
+ * let go of the port). 0, or -1 with err: the ROUTER may then be unbound. */
+int transport_rekey(transport_t *t, const identity_t *id, char *err, size_t errlen);
+
 /* The address actually bound, "HOST:PORT" (port resolved when 0 was asked). */
 const char *transport_addr(const transport_t *t);
 /* The address put in sent envelopes as sender_addr (opts advertise, else transport_addr). */

@@ -262,6 +262,85 @@ Test(peerkeys, each_unadmitted_sender_is_asked_for_its_certificate)
     tr_close(&y);
 }
 
+typedef struct {
+    tr_t *to;
+    const uint8_t *sender;
+    int got;
+} from_cond_t;
+
+/* to delivered a message whose authenticated sender is sender (other messages are dropped). */
+static int got_from(void *ctx)
+{
+    from_cond_t *c = ctx;
+    transport_msg_t m;
+    while (!c->got && transport_recv(c->to->t, &m) == 1) {
+        c->got = !memcmp(m.sender, c->sender, 32);
+        transport_msg_free(&m);
+    }
+    return c->got;
+}
+
+/* Polls a and b until b delivers a message from c->sender (a's messages are read and dropped). */
+static int pump_to(tr_t *a, tr_t *b, from_cond_t *c, int timeout_ms)
+{
+    int64_t end = peer_now_ms() + timeout_ms;
+    while (peer_now_ms() < end) {
+        if (got_from(c))
+            return 1;
+        zmq_pollitem_t items[16];
+        int k = transport_pollitems(a->t, items, 8);
+        k += transport_pollitems(b->t, items + k, 8);
+        zmq_poll(items, k, 20);
+        transport_msg_t m;
+        while (transport_recv(a->t, &m) == 1)
+            transport_msg_free(&m);
+    }
+    return got_from(c);
+}
+
+Test(peerkeys, a_rekeyed_transport_serves_its_new_key_on_the_same_address)
+{
+    tr_t a, b;
+    tr_open(&a, 0);
+    tr_open(&b, 0);
+    identity_t k2;
+    fx_identity(&k2);
+    char addr[TRANSPORT_ADDR_MAX], baddr[TRANSPORT_ADDR_MAX];
+    snprintf(addr, sizeof addr, "%s", transport_addr(a.t));
+    snprintf(baddr, sizeof baddr, "%s", transport_addr(b.t));
+    cr_assert_eq(transport_set_peer(b.t, addr, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(transport_set_peer(a.t, baddr, b.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    from_cond_t c = {&a, b.id.pk, 0};
+    cr_assert_eq(ping(&b, addr), 0);
+    cr_assert(pump_to(&b, &a, &c, 15000), "a did not hear b before the rekey");
+
+    cr_assert_eq(transport_rekey(a.t, &k2, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(transport_addr(a.t), addr, "the address changed");
+    /* b, told the new key (a hand-over would), reaches a on the same address */
+    cr_assert_eq(transport_set_peer(b.t, addr, k2.pk, TRANSPORT_PEER_PROVEN), 0);
+    c.got = 0;
+    cr_assert_eq(ping(&b, addr), 0);
+    cr_assert(pump_to(&b, &a, &c, 15000), "b could not reach a under its new key");
+    proven_cond_t pc = {b.t, addr};
+    tr_t *both[] = {&a, &b};
+    cr_assert(pump(both, 2, key_proven, &pc, 15000), "the new key's handshake did not succeed");
+    /* and a now speaks as the new key */
+    from_cond_t back = {&b, k2.pk, 0};
+    cr_assert_eq(ping(&a, baddr), 0);
+    cr_assert(pump_to(&a, &b, &back, 15000), "a's messages do not come from its new key");
+    /* the old key no longer opens a connection there */
+    tr_t c3;
+    tr_open(&c3, 0);
+    cr_assert_eq(transport_set_peer(c3.t, addr, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(ping(&c3, addr), 0);
+    tr_t *three[] = {&a, &c3};
+    stat_cond_t failed = {c3.t, offsetof(transport_stats_t, handshake_failed_out), 1};
+    cr_expect(pump(three, 2, stat_reached, &failed, 15000), "a dial with the old key still succeeds");
+    tr_close(&c3);
+    tr_close(&a);
+    tr_close(&b);
+}
+
 /* ---------------------------------------------------------------- real processes */
 
 static identity_t R1, R2;
