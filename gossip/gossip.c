@@ -499,6 +499,71 @@ static void push_committed(gossip_t *g)
     gossip__wake(g);
 }
 
+/* A rotation asked by gossip_rekey, on the loop: the transport, membership and our own id move to
+ * the new key together. */
+static void rekey_step(gossip_t *g)
+{
+    pthread_mutex_lock(&g->rkmu);
+    if (!g->rk_pending) {
+        pthread_mutex_unlock(&g->rkmu);
+        return;
+    }
+    char err[200] = "";
+    cert_t c;
+    int rc = -1;
+    if (cert_parse(g->rk_cert, g->rk_len, &c, err, sizeof err) != 0)
+        goto out;
+    if (transport_set_hello(g->tr, g->rk_cert, g->rk_len, gossip__hello, g) != 0) {
+        snprintf(err, sizeof err, "the new certificate is too large to present");
+        cert_free(&c);
+        goto out;
+    }
+    identity_t old = g->id;
+    g->id = *g->rk_id;              /* first: the old self's change below is a member's, saved as such */
+    if (swim_rekey(g->swim, g->id.pk, clock_ms()) != 0 || transport_rekey(g->tr, &g->id, err, sizeof err) != 0) {
+        if (!err[0])
+            snprintf(err, sizeof err, "out of memory");
+        log_error("gossip: the key rotation stopped halfway (%s): restart the agent, it starts on the new key", err);
+    } else
+        rc = 0;
+    g->own_not_after_ms = c.not_after_ms;
+    cert_free(&c);
+    identity_wipe(&old);
+    g->dirty = 1;
+    log_info("gossip: now speaking as %.16s... on %s", g->id.hex, g->advertise);
+out:
+    g->rk_rc = rc;
+    snprintf(g->rk_err, sizeof g->rk_err, "%s", err);
+    g->rk_pending = 0;
+    g->rk_done = 1;
+    pthread_cond_broadcast(&g->rkcv);
+    pthread_mutex_unlock(&g->rkmu);
+}
+
+int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, char *err, size_t errlen)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    pthread_mutex_lock(&g->rkmu);
+    g->rk_id = id;
+    g->rk_cert = cert;
+    g->rk_len = len;
+    g->rk_done = 0;
+    g->rk_pending = 1;
+    gossip__wake(g);
+    while (!g->rk_done && pthread_cond_timedwait(&g->rkcv, &g->rkmu, &dl) == 0)
+        ;
+    int rc = g->rk_done ? g->rk_rc : -1;
+    if (!g->rk_done) {
+        g->rk_pending = 0;          /* not taken: nothing changed */
+        snprintf(err, errlen, "the gossip loop did not take the new key within 5 s");
+    } else if (rc != 0)
+        snprintf(err, errlen, "%s", g->rk_err);
+    pthread_mutex_unlock(&g->rkmu);
+    return rc;
+}
+
 static void *loop(void *arg)
 {
     gossip_t *g = arg;
@@ -560,6 +625,7 @@ static void *loop(void *arg)
                 log_warn("gossip: eventfd read: %s", strerror(errno));
             if (atomic_exchange(&g->announced, 0))
                 push_committed(g);
+            rekey_step(g);
             reads_drain(g->reads, clock_ms());
         }
         if (g->o.fedlog)
@@ -644,6 +710,8 @@ static void destroy(gossip_t *g)
     if (g->own_trust)
         trust_destroy(&g->trust);
     pthread_mutex_destroy(&g->tcmu);
+    pthread_mutex_destroy(&g->rkmu);
+    pthread_cond_destroy(&g->rkcv);
     free(g);
 }
 
@@ -660,6 +728,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     pthread_mutex_init(&g->wmu, NULL);
     pthread_cond_init(&g->wcv, NULL);
     pthread_mutex_init(&g->tcmu, NULL);
+    pthread_mutex_init(&g->rkmu, NULL);
+    pthread_cond_init(&g->rkcv, NULL);
     g->st = st;
     g->cat = cat;
     g->id = *id;

@@ -91,6 +91,14 @@ struct gossip {
     uint64_t riders_malformed, riders_malformed_pub;   /* undecodable AntiEntropy riders */
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     uint64_t claims_logged, claims_log_ms; /* refused address claims already logged; when */
+    /* a key rotation asked of the loop (gossip_rekey): under rkmu, done signalled on rkcv */
+    pthread_mutex_t rkmu;
+    pthread_cond_t rkcv;
+    const identity_t *rk_id;
+    const uint8_t *rk_cert;
+    size_t rk_len;
+    int rk_pending, rk_done, rk_rc;
+    char rk_err[200];
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
     /* chartered mode (zap.c): the trust store (NULL in open mode; locks itself), refusal counters

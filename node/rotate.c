@@ -2,9 +2,10 @@
  *
  * Owns: the pending next key (made here, on the node: its secret never crosses HTTP), checking
  * the new certificate, the hand-over the current key signs, the durable key switch in the data
- * dir (write, fsync, rename, fsync the dir), and the in-place restart after the reply.
- * Must not: verify signatures itself (the federation log and trust store do), or switch keys in
- * the running process (the restart does: transport, membership and catalog start on the new key).
+ * dir (write, fsync, rename, fsync the dir), and switching the running node to the new key (the
+ * gossip loop rebinds its peer address under it: gossip_rekey; the catalog signs with it); an
+ * in-place restart only when that fails.
+ * Must not: verify signatures itself (the federation log and trust store do).
  *
  * Crash safety of the switch. Files in the order written, each durably (tmp, fsync, rename, fsync
  * the dir): identity.next.key (identity_create_file, at the pending step); identity.prev.cert (the
@@ -35,6 +36,7 @@
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "node/auth.h"
 
 #define ROTATE_MAX_OVERLAP_S (90LL * 24 * 3600)
 
@@ -232,6 +234,25 @@ void rotate_offer_pending(fedlog_t *f, const char *dir)
     rotation_free(&rot);
 }
 
+/* The running node takes the new key (its files switched already): the gossip loop (transport,
+ * membership), the catalog's signer, the node's id, and an admin token of the new key. HTTP, the
+ * store and local streams go on untouched. 0, or -1 with err (the caller restarts the agent). */
+static int switch_live(node_t *n, const identity_t *next, const cert_t *cert, char *err, size_t errlen)
+{
+    if (!n->gossip || gossip_rekey(n->gossip, next, cert->bytes, cert->len, err, errlen) != 0)
+        return -1;
+    catalog_set_identity(n->cat, next);
+    /* HTTP threads read n->id without a lock: a reader at this instant may see the old key or the
+     * new one, both certified during the overlap (tokens, the status page) */
+    identity_t old = n->id;
+    n->id = *next;
+    identity_wipe(&old);
+    n->cert_not_after_ms = cert->not_after_ms;
+    if (auth_open(n, err, errlen) != 0)     /* admin.token, removed by switch_keys, issued again */
+        log_warn("rotate: %s (the old key's admin token verifies until the overlap ends)", err);
+    return 0;
+}
+
 static unsigned offer(fedlog_t *f, const uint8_t *b, size_t len, const char *what, json_t **reply)
 {
     fedlog_result_t r;
@@ -365,14 +386,22 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
         log_error("rotate: the key was switched, but the federation log did not take the hand-over now (%s); it "
                   "is offered again when the agent starts on the new key", fr.err);
     rotation_free(&rot);
-    char until[32];
+    char until[32], old_hex[ID_HEX_LEN];
     trust_time_text(now + (int64_t)overlap_s * 1000, until);
-    log_warn("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s); restarting "
-             "with the new key", n->cfg.domain, n->id.hex, next.hex, until);
+    snprintf(old_hex, sizeof old_hex, "%s", n->id.hex);
+    int live = switch_live(n, &next, &cert, e, sizeof e) == 0;
+    if (live)
+        log_warn("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s); running "
+                 "on the new key", n->cfg.domain, old_hex, next.hex, until);
+    else
+        log_error("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s), but the "
+                  "running node could not take the new key (%s): restarting with it", n->cfg.domain, old_hex,
+                  next.hex, until, e);
     *reply = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "state", "rotated", "node_id", next.hex, "old_node_id",
-                       n->id.hex, "domain", n->cfg.domain, "overlap_until", until, "restarting", 1);
+                       old_hex, "domain", n->cfg.domain, "overlap_until", until, "restarting", !live);
     st = 200;
-    atomic_store(&reply_conn, c);
+    if (!live)
+        atomic_store(&reply_conn, c);
 cert_out:
     cert_free(&cert);
     free(bytes);

@@ -26,9 +26,10 @@
  * Without cert: makes identity.next.key if absent and answers 202 {"state":"pending","node_id",
  * "new_node_id","domain","prev_serial"}: the roots certify new_node_id with --prev-serial. With cert
  * (for the new key and this domain, held by the federation log): the old key signs the hand-over,
- * the node's federation log holds and pushes both, the new key becomes identity.key (the old one
- * identity.prev.key), and 200 {"state":"rotated",...,"restarting":true}: once this reply is sent
- * (rotate_done) the agent restarts in place with the new key. Errors: 409 open_mode, 400
+ * the new key becomes identity.key (the old one identity.prev.key), the node's federation log holds
+ * and pushes both, the running node switches to the new key (gossip_rekey, catalog_set_identity, a
+ * new admin.token), and 200 {"state":"rotated",...,"restarting":false}; "restarting":true when the
+ * live switch failed: once this reply is sent (rotate_done) the agent restarts in place with it. Errors: 409 open_mode, 400
  * bad_request|wrong_key|wrong_domain, 403 and others as the federation log's verdicts, 500. */
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
 /* At start, before the node's key is loaded: finishes a key switch a stop interrupted after its

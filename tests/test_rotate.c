@@ -436,13 +436,14 @@ typedef struct {
     h_node_t *n;
     pid_t pid;
     int runs, last;          /* subscriptions started; records wanted */
+    const char *token;       /* NULL: the node's admin token */
     char out[300], err[300], from[32];
 } sub_t;
 
 static void sub_start(sub_t *s)
 {
     const char *args[] = {h_trib_path(), "subscribe", "payments/settled", "--node", s->n->url, "--from", s->from, NULL};
-    s->pid = spawn(s->out, s->err, s->n->token, args);
+    s->pid = spawn(s->out, s->err, s->token ? s->token : s->n->token, args);
     s->runs++;
 }
 
@@ -515,6 +516,14 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     snprintf(sub.err, sizeof sub.err, "%s/sub.err", work);
     sub_start(&sub);
     sub_expect_once(&sub, "before the rotation");
+    /* a live subscriber on the rotating node itself, with a token the rotation leaves valid (one of
+     * its own old key stops verifying when the overlap ends, and a live stream checks it again) */
+    sub_t local = {.n = &a, .last = 10, .from = "1", .token = c.token};
+    snprintf(local.out, sizeof local.out, "%s/local.out", work);
+    snprintf(local.err, sizeof local.err, "%s/local.err", work);
+    sub_start(&local);
+    sub_expect_once(&local, "before the rotation (local)");
+    pid_t apid = a.pid;
 
     /* 1. the running node makes its next key; its secret stays in the data dir */
     char *out = NULL, *eout = NULL;
@@ -568,6 +577,16 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     json_t *j = h_get_json(a.url, "/v1/status", NULL);
     cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", next);
     json_decref(j);
+    /* live: the same process, its HTTP server and its local stream went on */
+    cr_expect_eq(a.pid, apid);
+    cr_expect_eq(kill(apid, 0), 0, "the node's process is gone");
+    local.last = 40;
+    sub_expect_once(&local, "across the rotation (local)");
+    cr_expect_eq(local.runs, 1, "the local subscription ended during the rotation (it ran %d times)", local.runs);
+    char *alog = h_read_file(a.log, NULL);
+    cr_expect(alog && strstr(alog, "running on the new key") && !strstr(alog, "restarting with the rotated key"),
+              "the rotation was not live: see %s", a.log);
+    free(alog);
 
     /* the old key is refused once the 2 s overlap is over: a token it issued is refused by a node
      * that checks it afresh (a node that verified it lately keeps that verdict up to 60 s: auth.c) */
@@ -613,6 +632,10 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     if (sub.pid > 0) {
         kill(sub.pid, SIGTERM);
         waitpid(sub.pid, NULL, 0);
+    }
+    if (local.pid > 0) {
+        kill(local.pid, SIGTERM);
+        waitpid(local.pid, NULL, 0);
     }
     cr_log_info("the subscriber ran %d time(s)", sub.runs);
 
