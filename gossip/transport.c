@@ -1204,7 +1204,7 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t cur
 static int ask_due(transport_t *t, const uint8_t pk[32])
 {
     int64_t now = clock_ms();
-    ask_slot_t *a = &t->asks[(pk[0] | (unsigned)pk[1] << 8) % ASK_SLOTS];
+    ask_slot_t *a = &t->asks[pk[0] % ASK_SLOTS];
     int same = memcmp(a->pk, pk, 32) == 0;
     if (same && now - a->ms < ASK_MS) return 0;
     if (now - t->ask_window_ms >= 1000) {
