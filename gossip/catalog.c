@@ -101,6 +101,16 @@ catalog_t *catalog_new(store_t *st, const identity_t *id, const char *domain)
     return c;
 }
 
+void catalog_set_identity(catalog_t *c, const identity_t *id)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->leading)                   /* a batch being signed finishes under the old key */
+        pthread_cond_wait(&c->cv, &c->mu);
+    identity_wipe(&c->id);
+    c->id = *id;
+    pthread_mutex_unlock(&c->mu);
+}
+
 void catalog_set_handover(catalog_t *c, catalog_handover_fn fn, void *ctx)
 {
     c->handover = fn;

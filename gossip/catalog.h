@@ -35,6 +35,9 @@ void catalog_destroy(catalog_t **cp);
  * a log stays bound to the key of its first entry. Called inside store write transactions. */
 typedef int (*catalog_handover_fn)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);
 void catalog_set_handover(catalog_t *c, catalog_handover_fn fn, void *ctx);
+/* A key rotation: entries are signed by id (copied) from the next batch on; a batch being signed
+ * finishes under the old key first. Any thread. */
+void catalog_set_identity(catalog_t *c, const identity_t *id);
 
 /* Appends this node's entry carrying manifest m (a publish) or a tombstone for name (a
  * retire, when m == NULL), and returns once it is durably stored. Thread-safe, by group commit:

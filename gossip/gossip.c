@@ -52,7 +52,7 @@ static void swim_send(void *ctx, const uint8_t *to_id, const char *addr, int typ
 {
     gossip_t *g = ctx;
     if (g->trust && to_id) /* chartered: the server key of addr is its node's own */
-        transport_set_peer(g->tr, addr, to_id, 0);
+        transport_set_peer(g->tr, addr, to_id, TRANSPORT_PEER_CLAIM);
     transport_send(g->tr, addr, type, body, len);
 }
 
@@ -141,13 +141,6 @@ static int handover(void *ctx, const char *domain, const uint8_t *from, const ui
     return trust_handover(g->trust, domain, from, to);
 }
 
-static int certified_now(gossip_t *g, const uint8_t id[ID_PK_LEN])
-{
-    uint8_t curve[32];
-    return crypto_sign_ed25519_pk_to_curve25519(curve, id) == 0 &&
-           trust_admit_curve(g->trust, curve, (int64_t)time(NULL) * 1000, NULL, NULL, 0) == TRUST_OK;
-}
-
 static void member_changed(void *ctx, const Trib__Member *m, int old_state)
 {
     gossip_t *g = ctx;
@@ -164,8 +157,10 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
                  m->incarnation);
     if (m->id.len != ID_PK_LEN)
         return;
-    if (g->trust && m->addr)   /* a certified key now alive at a known address (a rotated node) replaces it */
-        transport_set_peer(g->tr, m->addr, m->id.data, m->state == TRIB__MEMBER_STATE__ALIVE && certified_now(g, m->id.data));
+    /* a member entry is a claim, as anyone may gossip it: it binds an address with no key, and
+     * replaces one only as transport_set_peer allows (a rotated node: gossip__rebind) */
+    if (g->trust && m->addr && m->state == TRIB__MEMBER_STATE__ALIVE)
+        transport_set_peer(g->tr, m->addr, m->id.data, TRANSPORT_PEER_CLAIM);
     if (!memcmp(m->id.data, g->id.pk, ID_PK_LEN)) {
         g->self_inc = m->incarnation ? m->incarnation : g->self_inc;
         return;
@@ -407,9 +402,24 @@ static void log_handshakes(gossip_t *g, const transport_stats_t *ts)
              ts->last_handshake_error);
 }
 
+/* Refused claims of a peer's address (another node's key there) are logged at most once per
+ * HANDSHAKE_LOG_MS, with the count since the last line. */
+static void log_key_claims(gossip_t *g, const transport_stats_t *ts)
+{
+    uint64_t n = ts->peer_key_refused - g->claims_logged, now = clock_ms();
+    if (!n || (g->claims_log_ms && now - g->claims_log_ms < HANDSHAKE_LOG_MS))
+        return;
+    g->claims_log_ms = now;
+    g->claims_logged = ts->peer_key_refused;
+    log_warn("peer transport: refused %" PRIu64 " claim(s) of a peer address held by another node's key (the "
+             "address keeps its key; a certified peer advertising an address not its own?); the last: %s", n,
+             ts->last_key_claim);
+}
+
 static void publish_stats(gossip_t *g)
 {
     log_handshakes(g, transport_stats(g->tr));
+    log_key_claims(g, transport_stats(g->tr));
     gossip__own_cert_check(g);
     pthread_mutex_lock(&g->smu);
     g->swim_stats = *swim_stats(g->swim);
@@ -489,6 +499,71 @@ static void push_committed(gossip_t *g)
     gossip__wake(g);
 }
 
+/* A rotation asked by gossip_rekey, on the loop: the transport, membership and our own id move to
+ * the new key together. */
+static void rekey_step(gossip_t *g)
+{
+    pthread_mutex_lock(&g->rkmu);
+    if (!g->rk_pending) {
+        pthread_mutex_unlock(&g->rkmu);
+        return;
+    }
+    char err[200] = "";
+    cert_t c;
+    int rc = -1;
+    if (cert_parse(g->rk_cert, g->rk_len, &c, err, sizeof err) != 0)
+        goto out;
+    if (transport_set_hello(g->tr, g->rk_cert, g->rk_len, gossip__hello, g) != 0) {
+        snprintf(err, sizeof err, "the new certificate is too large to present");
+        cert_free(&c);
+        goto out;
+    }
+    identity_t old = g->id;
+    g->id = *g->rk_id;              /* first: the old self's change below is a member's, saved as such */
+    if (swim_rekey(g->swim, g->id.pk, clock_ms()) != 0 || transport_rekey(g->tr, &g->id, err, sizeof err) != 0) {
+        if (!err[0])
+            snprintf(err, sizeof err, "out of memory");
+        log_error("gossip: the key rotation stopped halfway (%s): restart the agent, it starts on the new key", err);
+    } else
+        rc = 0;
+    g->own_not_after_ms = c.not_after_ms;
+    cert_free(&c);
+    identity_wipe(&old);
+    g->dirty = 1;
+    log_info("gossip: now speaking as %.16s... on %s", g->id.hex, g->advertise);
+out:
+    g->rk_rc = rc;
+    snprintf(g->rk_err, sizeof g->rk_err, "%s", err);
+    g->rk_pending = 0;
+    g->rk_done = 1;
+    pthread_cond_broadcast(&g->rkcv);
+    pthread_mutex_unlock(&g->rkmu);
+}
+
+int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, char *err, size_t errlen)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    pthread_mutex_lock(&g->rkmu);
+    g->rk_id = id;
+    g->rk_cert = cert;
+    g->rk_len = len;
+    g->rk_done = 0;
+    g->rk_pending = 1;
+    gossip__wake(g);
+    while (!g->rk_done && pthread_cond_timedwait(&g->rkcv, &g->rkmu, &dl) == 0)
+        ;
+    int rc = g->rk_done ? g->rk_rc : -1;
+    if (!g->rk_done) {
+        g->rk_pending = 0;          /* not taken: nothing changed */
+        snprintf(err, errlen, "the gossip loop did not take the new key within 5 s");
+    } else if (rc != 0)
+        snprintf(err, errlen, "%s", g->rk_err);
+    pthread_mutex_unlock(&g->rkmu);
+    return rc;
+}
+
 static void *loop(void *arg)
 {
     gossip_t *g = arg;
@@ -550,6 +625,7 @@ static void *loop(void *arg)
                 log_warn("gossip: eventfd read: %s", strerror(errno));
             if (atomic_exchange(&g->announced, 0))
                 push_committed(g);
+            rekey_step(g);
             reads_drain(g->reads, clock_ms());
         }
         if (g->o.fedlog)
@@ -634,6 +710,8 @@ static void destroy(gossip_t *g)
     if (g->own_trust)
         trust_destroy(&g->trust);
     pthread_mutex_destroy(&g->tcmu);
+    pthread_mutex_destroy(&g->rkmu);
+    pthread_cond_destroy(&g->rkcv);
     free(g);
 }
 
@@ -650,6 +728,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     pthread_mutex_init(&g->wmu, NULL);
     pthread_cond_init(&g->wcv, NULL);
     pthread_mutex_init(&g->tcmu, NULL);
+    pthread_mutex_init(&g->rkmu, NULL);
+    pthread_cond_init(&g->rkcv, NULL);
     g->st = st;
     g->cat = cat;
     g->id = *id;
@@ -696,6 +776,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         goto fail;
     if (g->trust) {
         transport_set_allow(g->tr, gossip__zap_allow, g);
+        transport_set_rebind(g->tr, gossip__rebind, g);
         if (transport_set_hello(g->tr, o->cert, o->cert_len, gossip__hello, g) != 0) {
             snprintf(err, errlen, "this node's certificate (%zu bytes) is too large to present", o->cert_len);
             goto fail;
@@ -762,7 +843,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         }
         if (!strcmp(addr, g->advertise))
             continue;
-        if ((g->trust && transport_set_peer(g->tr, addr, pk, 1) != 0) || swim_add_seed(g->swim, addr) < 0) {
+        if ((g->trust && transport_set_peer(g->tr, addr, pk, TRANSPORT_PEER_PROVEN) != 0) ||
+            swim_add_seed(g->swim, addr) < 0) {
             snprintf(err, errlen, "seed '%s' is not a usable HOST:PORT", o->seeds[i]);
             goto fail;
         }

@@ -98,6 +98,12 @@ size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
  * next message on. */
 trust_t *gossip_trust(gossip_t *g);
 
+/* A key rotation, live (chartered): the loop presents cert (this key's certificate, TrustSigned
+ * bytes, already held by the trust store) from now on, announces the old key as left and the new
+ * one alive at the same address, and speaks and listens as id (transport_rekey). Waits for the loop
+ * (5 s at most). 0, or -1 with err. Call once the switch is durable and the hand-over offered. */
+int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, char *err, size_t errlen);
+
 /* A copy of the member table (self first); *out malloc'd, returns the count. */
 size_t gossip_members(gossip_t *g, gossip_member_t **out);
 /* Prometheus text: members by state, messages and bytes, entries by outcome, probe RTT, reads. */

@@ -90,6 +90,15 @@ struct gossip {
     int ae_due;
     uint64_t riders_malformed, riders_malformed_pub;   /* undecodable AntiEntropy riders */
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
+    uint64_t claims_logged, claims_log_ms; /* refused address claims already logged; when */
+    /* a key rotation asked of the loop (gossip_rekey): under rkmu, done signalled on rkcv */
+    pthread_mutex_t rkmu;
+    pthread_cond_t rkcv;
+    const identity_t *rk_id;
+    const uint8_t *rk_cert;
+    size_t rk_len;
+    int rk_pending, rk_done, rk_rc;
+    char rk_err[200];
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
     /* chartered mode (zap.c): the trust store (NULL in open mode; locks itself), refusal counters
@@ -114,6 +123,7 @@ struct gossip {
 enum { TRUST_REFUSED_CONNECT = 0, TRUST_REFUSED_ENTRY = 1 };
 int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect);    /* transport_allow_fn */
 int gossip__hello(void *ctx, transport_hello_t *h);                           /* transport_hello_fn */
+int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const uint8_t claimed[32]); /* transport_rebind_fn */
 int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]); /* worker */
 void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */

@@ -61,6 +61,14 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"hello_refused", ts.hellos_refused},    {"malformed_rider", riders_malformed}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
+    prom_counter(f, "trib_peer_key_refused_total",
+                 "Claims of a peer address whose node key is another node's (chartered), refused: the dials "
+                 "to that address keep the key they had.", ts.peer_key_refused);
+    prom_family(f, "trib_peer_keys_total", "counter",
+                "Node keys of peer addresses replaced (a seed, a hand-over, a failed or unadmitted key) or "
+                "forgotten at the table's cap.");
+    prom_sample(f, "trib_peer_keys_total", "event=\"replaced\"", ts.peer_keys_replaced);
+    prom_sample(f, "trib_peer_keys_total", "event=\"evicted\"", ts.peer_keys_evicted);
     prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");
     for (int r = 0; r < CAT_RESULT_COUNT; r++)
         fprintf(f, "trib_catalog_entries_total{result=\"%s\"} %" PRIu64 "\n", cat_result_name((cat_result_t)r),

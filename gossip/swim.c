@@ -836,6 +836,29 @@ void swim_leave(swim_t *s, uint64_t now)
     recompute_deadline(s);
 }
 
+int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now)
+{
+    member_t *old = s->self, *m = swim__find(s, id);
+    if (m == old) return 0;
+    if (m) swim__member_remove(s, m);            /* a stale entry of the new key */
+    Trib__Member me = old->pub;
+    me.id.data = (uint8_t *)id;
+    me.id.len = SWIM_ID_LEN;
+    me.state = ALIVE;
+    if (!(m = swim__member_add(s, &me))) return -1;
+    s->self = m;
+    /* the old key leaves (announced like swim_leave's), the new one is alive at the address */
+    if (old->pub.incarnation < UINT64_MAX) old->pub.incarnation++;
+    set_state(s, old, LEFT, now);
+    old->retry_at = UINT64_MAX;
+    swim__bq_push(s, old);
+    notify(s, old, ALIVE);
+    swim__bq_push(s, m);
+    notify(s, m, SWIM_NEW);
+    recompute_deadline(s);
+    return 0;
+}
+
 const Trib__Member *swim_self(const swim_t *s) { return &s->self->pub; }
 
 size_t swim_count(const swim_t *s, int state)

@@ -161,6 +161,9 @@ void swim_foreach(const swim_t *s, void (*fn)(void *ctx, const Trib__Member *m),
 /* Up to k distinct random ALIVE members other than self, into out; returns how many. */
 size_t swim_random_alive(swim_t *s, size_t k, const Trib__Member **out);
 const Trib__Member *swim_find(const swim_t *s, const uint8_t id[SWIM_ID_LEN]);
+/* A key rotation: this node is id from now on, at the same address. Its old id is announced as
+ * left (peers drop it), the new one as alive. 0, or -1 (out of memory: nothing changed). */
+int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now_ms);
 const Trib__Member *swim_self(const swim_t *s);
 size_t swim_count(const swim_t *s, int state);         /* members in state; all when state < 0 */
 int swim_health(const swim_t *s);                      /* Lifeguard awareness, 0 = healthy */

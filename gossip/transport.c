@@ -46,14 +46,33 @@ typedef struct {
     int64_t deadline_ms;
 } pend_t;
 
+/* Chartered mode: the node key an address is dialled with. A binding is PK_NEW until a dial
+ * settles it: PK_PROVEN once a CURVE handshake with that server key at that address succeeded
+ * (only the key's holder can complete it), PK_FAILED once one failed for another reason than the
+ * peer's admission check. A claim (a message's sender address, a member entry) binds an address
+ * with no key, or replaces a failed one; a key already there, new or proven, is replaced only by
+ * an operator's seed or by what the owner's rebind callback accepts (a signed hand-over from the
+ * held key, or a held key no longer admitted). So a certified peer that claims another node's
+ * address is refused and counted, and the dials to that address keep the right key. */
+enum { PK_NEW, PK_PROVEN, PK_FAILED };
+
 typedef struct peerkey {
     char addr[TRANSPORT_ADDR_MAX];
     uint8_t node_pk[32], curve_pk[32];
-    struct peerkey *next;
+    int state;
+    struct peerkey *next;                   /* hash chain */
+    struct peerkey *lprev, *lnext;          /* LRU list, most recent first */
 } peerkey_t;
 
-#define PEERKEYS_MAX 65536
+#define EVICT_SCAN   32                 /* from the LRU tail: an unproven binding is evicted first */
 #define ASK_MS       1000               /* an unadmitted sender is asked for its certificate at most this often */
+#define ASK_SLOTS    256                /* ... per sender key (a direct-mapped table of the last asks) */
+#define ASK_BURST    64                 /* and all of them together at most this many per second */
+
+typedef struct {
+    uint8_t pk[32];
+    int64_t ms;
+} ask_slot_t;
 
 typedef struct dealer {
     char addr[TRANSPORT_ADDR_MAX];
@@ -69,6 +88,7 @@ typedef struct dealer {
     void *mon;                              /* handshake monitor until the first handshake succeeds */
     struct dealer *mprev, *mnext;           /* list of monitored dealers */
     int rehello;                            /* our hello expired unsent: send it before the next */
+    uint8_t server_pk[32];                  /* the CURVE server key it dials with */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -100,11 +120,16 @@ struct transport {
     transport_stats_t st;                   /* written and read on the owner thread */
     peerkey_t **pk_buckets;                 /* chartered: node key per address (nbuckets) */
     size_t npk;
+    peerkey_t *pk_head, *pk_tail;           /* their LRU list */
+    transport_rebind_fn rebind;
+    void *rebind_ctx;
     uint8_t *hello;                         /* our certificate (TrustSigned bytes), or NULL */
     size_t hello_len;
     transport_hello_fn hello_fn;
     void *hello_ctx;
-    int64_t last_ask_ms;
+    ask_slot_t asks[ASK_SLOTS];             /* the last certificate ask per sender key */
+    int64_t ask_window_ms;                  /* asks counted in the current second (ASK_BURST) */
+    int asks_in_window;
     curve_slot_t curve_cache[64];           /* sender keys seen: sender_authentic */
 };
 
@@ -206,6 +231,7 @@ void transport_opts_default(transport_opts_t *o)
     o->pending_ms = 2000;
     o->pending_max = 64;
     o->close_linger_ms = 500;
+    o->max_peer_keys = 65536;
 }
 
 void transport_federation_keys(const char *secret, uint8_t pk[32], uint8_t sk[32])
@@ -265,6 +291,7 @@ static void *monitor_open(transport_t *t, void *sock)
 }
 
 static const peerkey_t *peerkey_find(const transport_t *t, const char *addr);
+static void peerkey_touch(transport_t *t, peerkey_t *p);
 
 /* Words for a handshake failure event: what the peer would have to fix. */
 static void describe_failure(const transport_t *t, const char *addr, uint16_t ev, uint32_t val,
@@ -292,10 +319,19 @@ static void describe_failure(const transport_t *t, const char *addr, uint16_t ev
                  "different --federation-secret, or not a Tributary peer?)", zmq_strerror((int)val));
 }
 
-/* Reads what the monitor pair has. Returns 1 when a handshake succeeded (the watch can end). */
-static int monitor_read(transport_t *t, void *pair, const char *addr, int out)
+/* A dial's outcome settles the binding it was made with (still the address's binding). */
+static void peerkey_settle(transport_t *t, const dealer_t *d, int state)
 {
-    int ok = 0;
+    peerkey_t *p = (peerkey_t *)peerkey_find(t, d->addr);
+    if (p != NULL && memcmp(p->curve_pk, d->server_pk, 32) == 0) p->state = state;
+}
+
+/* Reads what the monitor pair of d (NULL: the ROUTER's) has. Returns 1 when a handshake
+ * succeeded (the watch can end). */
+static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
+{
+    const char *addr = d != NULL ? d->addr : NULL;
+    int ok = 0, out = d != NULL;
     for (int i = 0; i < 64; i++) {
         zmq_msg_t ev, ep;
         zmq_msg_init(&ev);
@@ -306,14 +342,17 @@ static int monitor_read(transport_t *t, void *pair, const char *addr, int out)
         zmq_msg_init(&ep);
         if (zmq_msg_more(&ev)) zmq_msg_recv(&ep, pair, ZMQ_DONTWAIT);
         if (zmq_msg_size(&ev) >= 6) {
-            const uint8_t *d = zmq_msg_data(&ev);
+            const uint8_t *b = zmq_msg_data(&ev);
             uint16_t id;
             uint32_t val;
-            memcpy(&id, d, 2);
-            memcpy(&val, d + 2, 4);
+            memcpy(&id, b, 2);
+            memcpy(&val, b + 2, 4);
             if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 ok = 1;
+                if (d != NULL) peerkey_settle(t, d, PK_PROVEN);
             } else {
+                /* refused by its admission check: it holds the key (it read our initiate) */
+                if (d != NULL && id != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) peerkey_settle(t, d, PK_FAILED);
                 bump(out ? &t->st.handshake_failed_out : &t->st.handshake_failed_in, 1);
                 describe_failure(t, addr, id, val, t->st.last_handshake_error,
                                  sizeof t->st.last_handshake_error);
@@ -341,10 +380,10 @@ static void mlist_remove(transport_t *t, dealer_t *d)
 /* Reads every monitor; a dealer's watch ends at its first successful handshake. */
 static void monitors_poll(transport_t *t)
 {
-    if (t->rmon) monitor_read(t, t->rmon, NULL, 0);
+    if (t->rmon) monitor_read(t, t->rmon, NULL);
     for (dealer_t *d = t->mlist, *next; d; d = next) {
         next = d->mnext;
-        if (monitor_read(t, d->mon, d->addr, 1)) mlist_remove(t, d);
+        if (monitor_read(t, d->mon, d)) mlist_remove(t, d);
     }
 }
 
@@ -467,15 +506,17 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     char ep[TRANSPORT_ADDR_MAX + 8];
     const uint8_t *server_pk = t->fed_pk;
     if (t->o.per_node_keys) {
-        const peerkey_t *pk = peerkey_find(t, addr);
+        peerkey_t *pk = (peerkey_t *)peerkey_find(t, addr);
         if (pk == NULL) {
             bump(&t->st.send_no_key, 1);
             return NULL;
         }
+        peerkey_touch(t, pk);
         server_pk = pk->curve_pk;
     }
     dealer_t *d = calloc(1, sizeof *d);
     if (d == NULL) return NULL;
+    memcpy(d->server_pk, server_pk, 32);
     snprintf(d->addr, sizeof d->addr, "%s", addr);
     d->lane = lane;
     snprintf(ep, sizeof ep, "tcp://%s", addr);
@@ -556,9 +597,9 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
     if (o != NULL) t->o = *o; else transport_opts_default(&t->o);
     if (t->o.max_msg < 64 || t->o.max_msg > (1u << 30) || t->o.hwm < 1 || t->o.max_peers < 1 ||
         t->o.keepalive_s < 0 || t->o.keepalive_s > 86400 || t->o.pending_ms < 0 ||
-        t->o.pending_max < 0 || t->o.close_linger_ms < 0) {
+        t->o.pending_max < 0 || t->o.close_linger_ms < 0 || t->o.max_peer_keys < 1) {
         set_err(err, errlen, "transport_new: option out of range (max_msg 64..1GiB, hwm >= 1, "
-                "max_peers >= 1, keepalive_s 0..86400, pending and linger >= 0)");
+                "max_peers >= 1, keepalive_s 0..86400, pending and linger >= 0, max_peer_keys >= 1)");
         goto fail;
     }
     if (t->o.advertise != NULL && t->o.advertise[0] == '\0') t->o.advertise = NULL;
@@ -656,16 +697,42 @@ void transport_destroy(transport_t **tp)
     if (t->router) zmq_close(t->router);
     if (t->zap) zmq_close(t->zap);
     free(t->buckets);
-    for (size_t b = 0; t->pk_buckets != NULL && b < t->nbuckets; b++)
-        for (peerkey_t *p = t->pk_buckets[b], *next; p != NULL; p = next) {
-            next = p->next;
-            free(p);
-        }
+    for (peerkey_t *p = t->pk_head, *next; p != NULL; p = next) {
+        next = p->lnext;
+        free(p);
+    }
     free(t->pk_buckets);
     free(t->hello);
     sodium_memzero(t->curve_sk, sizeof t->curve_sk);
     free(t);
     *tp = NULL;
+}
+
+int transport_rekey(transport_t *t, const identity_t *id, char *err, size_t errlen)
+{
+    char ep[TRANSPORT_ADDR_MAX + 8];
+    assert(t != NULL && id != NULL);
+    memcpy(t->my_pk, id->pk, 32);
+    memcpy(t->curve_pk, id->curve_pk, 32);
+    memcpy(t->curve_sk, id->curve_sk, 32);
+    while (t->lru_head != NULL) dealer_close(t, t->lru_head);    /* they spoke as the old key */
+    if (!t->o.per_node_keys) return 0;                          /* the ROUTER's key is the federation's */
+    /* A listener takes the socket's options when it binds: bind again under the new key. Its
+     * connections end with it, and their peers dial again (with the new key once they hold the
+     * hand-over: transport_set_rebind). */
+    snprintf(ep, sizeof ep, "tcp://%s", t->addr);
+    if (zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) != 0 || zmq_unbind(t->router, ep) != 0) {
+        set_err(err, errlen, "transport_rekey: unbind %s: %s", ep, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    for (int i = 0; zmq_bind(t->router, ep) != 0; i++) {      /* the old listener closes asynchronously */
+        if (zmq_errno() != EADDRINUSE || i >= 100) {
+            set_err(err, errlen, "transport_rekey: bind %s again: %s", ep, zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        zmq_poll(NULL, 0, 10);
+    }
+    return 0;
 }
 
 const char *transport_addr(const transport_t *t)
@@ -698,28 +765,116 @@ static const peerkey_t *peerkey_find(const transport_t *t, const char *addr)
     return NULL;
 }
 
-int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int replace)
+static void pk_unlink(transport_t *t, peerkey_t *p)
+{
+    if (p->lprev) p->lprev->lnext = p->lnext; else t->pk_head = p->lnext;
+    if (p->lnext) p->lnext->lprev = p->lprev; else t->pk_tail = p->lprev;
+    p->lprev = p->lnext = NULL;
+}
+
+static void pk_push_front(transport_t *t, peerkey_t *p)
+{
+    p->lprev = NULL;
+    p->lnext = t->pk_head;
+    if (t->pk_head) t->pk_head->lprev = p; else t->pk_tail = p;
+    t->pk_head = p;
+}
+
+static void peerkey_touch(transport_t *t, peerkey_t *p)
+{
+    if (t->pk_head == p) return;
+    pk_unlink(t, p);
+    pk_push_front(t, p);
+}
+
+static void peerkey_free(transport_t *t, peerkey_t *p)
+{
+    peerkey_t **pp = &t->pk_buckets[addr_hash(p->addr, 7) & (t->nbuckets - 1)];
+    while (*pp != p) pp = &(*pp)->next;
+    *pp = p->next;
+    pk_unlink(t, p);
+    free(p);
+    t->npk--;
+}
+
+/* Makes room for one binding: the least recently used unproven one among the EVICT_SCAN oldest,
+ * else the oldest. Its address is learnt again from the next claim or member entry. */
+static void peerkey_evict(transport_t *t)
+{
+    peerkey_t *victim = t->pk_tail;
+    int i = 0;
+    for (peerkey_t *p = t->pk_tail; p != NULL && i < EVICT_SCAN; p = p->lprev, i++)
+        if (p->state != PK_PROVEN) {
+            victim = p;
+            break;
+        }
+    if (victim == NULL) return;
+    peerkey_free(t, victim);
+    bump(&t->st.peer_keys_evicted, 1);
+}
+
+/* Records a refused claim for the owner's log line (transport_stats_t.last_key_claim). */
+static void claim_refused(transport_t *t, const char *addr, const uint8_t held[32], const uint8_t claimed[32])
+{
+    char h[65], c[65];
+    sodium_bin2hex(h, sizeof h, held, 32);
+    sodium_bin2hex(c, sizeof c, claimed, 32);
+    bump(&t->st.peer_key_refused, 1);
+    int w = snprintf(t->st.last_key_claim, sizeof t->st.last_key_claim,
+                     "node %.16s... claimed address %s, which is node %.16s...'s", c, addr, h);
+    (void)w;
+}
+
+int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int how)
 {
     uint8_t curve[32];
     if (!transport_addr_valid(addr)) return -1;
     peerkey_t *p = (peerkey_t *)peerkey_find(t, addr);
-    if (p != NULL && (memcmp(p->node_pk, node_pk, 32) == 0 || !replace)) return 0;   /* the common case */
+    if (p != NULL && memcmp(p->node_pk, node_pk, 32) == 0) {      /* the common case */
+        peerkey_touch(t, p);
+        return 0;
+    }
+    if (p != NULL && how != TRANSPORT_PEER_PROVEN && p->state != PK_FAILED &&
+        (t->rebind == NULL || t->rebind(t->rebind_ctx, addr, p->node_pk, node_pk) != 1)) {
+        claim_refused(t, addr, p->node_pk, node_pk);
+        return 1;
+    }
     if (crypto_sign_ed25519_pk_to_curve25519(curve, node_pk) != 0) return -1;
     if (p != NULL) {
         memcpy(p->node_pk, node_pk, 32);
         memcpy(p->curve_pk, curve, 32);
+        p->state = PK_NEW;
+        peerkey_touch(t, p);
+        bump(&t->st.peer_keys_replaced, 1);
         transport_forget(t, addr);         /* its DEALERs spoke to the old key */
         return 0;
     }
-    if (t->npk >= PEERKEYS_MAX || (p = calloc(1, sizeof *p)) == NULL) return -1;
+    while (t->npk >= t->o.max_peer_keys && t->pk_tail != NULL) peerkey_evict(t);
+    if ((p = calloc(1, sizeof *p)) == NULL) return -1;
     snprintf(p->addr, sizeof p->addr, "%s", addr);
     memcpy(p->node_pk, node_pk, 32);
     memcpy(p->curve_pk, curve, 32);
+    p->state = PK_NEW;
     size_t b = addr_hash(addr, 7) & (t->nbuckets - 1);
     p->next = t->pk_buckets[b];
     t->pk_buckets[b] = p;
+    pk_push_front(t, p);
     t->npk++;
     return 0;
+}
+
+int transport_peer_key(const transport_t *t, const char *addr, uint8_t node_pk[32])
+{
+    const peerkey_t *p = transport_addr_valid(addr) ? peerkey_find(t, addr) : NULL;
+    if (p == NULL) return -1;
+    memcpy(node_pk, p->node_pk, 32);
+    return p->state == PK_PROVEN;
+}
+
+void transport_set_rebind(transport_t *t, transport_rebind_fn fn, void *ctx)
+{
+    t->rebind = fn;
+    t->rebind_ctx = ctx;
 }
 
 int transport_set_hello(transport_t *t, const uint8_t *cert, size_t len, transport_hello_fn fn,
@@ -1044,6 +1199,26 @@ static Trib__Envelope *check_frame(transport_t *t, zmq_msg_t *frame, uint8_t cur
     return env;
 }
 
+/* Whether sender may be asked for its certificate now: once per ASK_MS per sender key, and at most
+ * ASK_BURST asks a second in all (a flood of new keys makes no flood of hellos). */
+static int ask_due(transport_t *t, const uint8_t pk[32])
+{
+    int64_t now = clock_ms();
+    ask_slot_t *a = &t->asks[pk[0] % ASK_SLOTS];
+    int same = memcmp(a->pk, pk, 32) == 0;
+    if (same && now - a->ms < ASK_MS) return 0;
+    if (now - t->ask_window_ms >= 1000) {
+        t->ask_window_ms = now;
+        t->asks_in_window = 0;
+    }
+    if (t->asks_in_window >= ASK_BURST) return 0;
+    t->asks_in_window++;
+    memcpy(a->pk, pk, 32);
+    a->ms = now;
+    bump(&t->st.cert_asks, 1);
+    return 1;
+}
+
 /* A certificate hello: offered to hello_fn; answered with ours when asked and accepted, or with
  * ours and the reason when refused (at most once per ASK_MS, never to a hello that is itself a
  * refusal, so two nodes that refuse each other do not bounce refusals). */
@@ -1061,15 +1236,14 @@ static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *
     int ok = h != NULL && t->hello_fn != NULL && t->hello_fn(t->hello_ctx, &in) == 1;
     if (!ok) {
         bump(&t->st.hellos_refused, 1);
-        int64_t now = clock_ms();
         if (h != NULL && (h->refused == NULL || h->refused[0] == '\0') && t->hello != NULL &&
-            now - t->last_ask_ms >= ASK_MS) {
-            t->last_ask_ms = now;
-            if (t->o.per_node_keys) transport_set_peer(t, f->addr, f->pk, 0);
+            ask_due(t, f->pk)) {
+            if (t->o.per_node_keys) transport_set_peer(t, f->addr, f->pk, TRANSPORT_PEER_CLAIM);
             hello_to(t, f->addr, 0, in.why[0] ? in.why : "refused");
         }
     } else {
-        if (t->o.per_node_keys) transport_set_peer(t, f->addr, f->pk, 1);
+        /* our reply goes to its address only when that is its key's (hello_to dials the binding) */
+        if (t->o.per_node_keys) transport_set_peer(t, f->addr, f->pk, TRANSPORT_PEER_CLAIM);
         if (h->want_reply) hello_to(t, f->addr, 0, NULL);
     }
     if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
@@ -1129,17 +1303,15 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
     if (t->allow != NULL) {
         if (t->allow(t->allow_ctx, curve, 0) != TRANSPORT_ADMIT) {
             bump(&t->st.dropped_uncertified, 1);
-            int64_t now = clock_ms();
-            if (t->hello != NULL && now - t->last_ask_ms >= ASK_MS) {   /* who are you? */
-                t->last_ask_ms = now;
-                if (t->o.per_node_keys) transport_set_peer(t, f.addr, f.pk, 0);
+            if (t->hello != NULL && ask_due(t, f.pk)) {   /* who are you? */
+                if (t->o.per_node_keys) transport_set_peer(t, f.addr, f.pk, TRANSPORT_PEER_CLAIM);
                 hello_to(t, f.addr, 1, NULL);
             }
             trib__envelope__free_unpacked(env, NULL);
             return 2;
         }
     }
-    if (t->o.per_node_keys) transport_set_peer(t, f.addr, f.pk, 1);
+    if (t->o.per_node_keys) transport_set_peer(t, f.addr, f.pk, TRANSPORT_PEER_CLAIM);
 
     m->type = (int)env->type;
     memcpy(m->sender, f.pk, 32);

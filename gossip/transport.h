@@ -62,6 +62,8 @@ typedef struct {
      * transport_set_peer as its server key (none registered: the send is dropped, counted in
      * send_no_key). No key shared by the federation exists. */
     int per_node_keys;
+    size_t max_peer_keys;           /* node keys held per address; the least recently used unproven
+                                       one (else the oldest) is forgotten beyond this (65536) */
 } transport_opts_t;
 
 void transport_opts_default(transport_opts_t *o);
@@ -82,6 +84,13 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
 /* Closes every socket (DEALERs get close_linger_ms to flush); accepts NULL, nulls *tp. The
  * owner terminates zctx afterwards. */
 void transport_destroy(transport_t **tp);
+
+/* A key rotation, in process: from now on the node is id. Every DEALER closes (its routing id and
+ * client key were the old key's; waiting messages are dropped and counted) and, with per-node keys,
+ * the ROUTER binds its address again as the CURVE server of id's key: connections made under the
+ * old key end, and peers dial again with the new one (waiting up to 1 s for the old listener to
+ * let go of the port). 0, or -1 with err: the ROUTER may then be unbound. */
+int transport_rekey(transport_t *t, const identity_t *id, char *err, size_t errlen);
 
 /* The address actually bound, "HOST:PORT" (port resolved when 0 was asked). */
 const char *transport_addr(const transport_t *t);
@@ -129,7 +138,7 @@ void transport_forget(transport_t *t, const char *addr);
  * message is dropped, counted in dropped_uncertified); or TRANSPORT_PROVISIONAL: a key with no
  * certificate known yet may connect, but only its MSG_CERT_HELLO is taken until it is admitted
  * (its other messages are dropped and counted in dropped_uncertified, and it is asked for its
- * certificate, at most once a second). connect TRANSPORT_ASK: a question before sending (do we
+ * certificate, at most once a second per key). connect TRANSPORT_ASK: a question before sending (do we
  * hold its certificate, or do we ask for it in our hello?): nothing was refused, nothing counts. */
 enum { TRANSPORT_REFUSE = 0, TRANSPORT_ADMIT = 1, TRANSPORT_PROVISIONAL = 2 };
 #define TRANSPORT_ASK 2
@@ -137,16 +146,30 @@ typedef int (*transport_allow_fn)(void *ctx, const uint8_t curve_pk[32], int con
 void transport_set_allow(transport_t *t, transport_allow_fn allow, void *ctx);
 
 /* Chartered mode: the node key (Ed25519) of the node at addr, whose CURVE form is the server key
- * of connections to addr. replace 0: only when addr has none yet. A changed key closes the
- * DEALERs to addr. Keys are also learnt from every admitted message (its sender at its
- * sender_addr). 0, or -1 (bad address or key, table full at 65,536 addresses). */
-int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int replace);
+ * of connections to addr. An address's key is proven once a CURVE handshake with it there
+ * succeeded, failed once one failed (other than by the peer's admission check).
+ * how TRANSPORT_PEER_CLAIM (what a message or member entry says): binds an address with no key
+ * or a failed one; another key held there is replaced only when the rebind callback accepts the
+ * new one, else the claim is refused (counted in peer_key_refused, described in last_key_claim).
+ * Every admitted message claims its sender's address this way. TRANSPORT_PEER_PROVEN (an
+ * operator's seed NODE_ID@HOST:PORT): replaces any key. A replaced key closes the DEALERs to
+ * addr. 0 bound (or already), 1 refused, -1 bad address or key. */
+enum { TRANSPORT_PEER_CLAIM = 0, TRANSPORT_PEER_PROVEN = 1 };
+int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int how);
+/* The node key held for addr into node_pk: 1 proven, 0 not (yet), -1 none held. */
+int transport_peer_key(const transport_t *t, const char *addr, uint8_t node_pk[32]);
+/* May claimed replace held as addr's key, though held is not known to have failed there? 1 yes
+ * (the owner holds a hand-over signed by held to claimed, or held is no longer admitted), 0 no.
+ * Owner's thread, inside transport_set_peer and transport_recv. */
+typedef int (*transport_rebind_fn)(void *ctx, const char *addr, const uint8_t held[32], const uint8_t claimed[32]);
+void transport_set_rebind(transport_t *t, transport_rebind_fn fn, void *ctx);
 
 /* Certificate hello (chartered mode): cert (copied) is sent as a CertHello first on every new
- * connection, and in answer to a hello asking for it. A received hello is not delivered: it is
+ * connection, and in answer to a hello asking for it (an unadmitted sender is asked at most once
+ * a second per key, and at most 64 times a second in all). A received hello is not delivered: it is
  * given to fn (owner's thread), which returns 1 when the certificate verified and names the
  * sender (the sender is then admitted by the allow callback), else 0 with why filled (counted in
- * hellos_refused; the sender is sent our hello carrying why, at most once a second, so both sides
+ * hellos_refused; the sender is sent our hello carrying why, at most once a second per key, so both sides
  * log the reason). */
 typedef struct {
     const uint8_t *sender;            /* Ed25519, authenticated by the connection */
@@ -178,6 +201,11 @@ typedef struct {
                                                 first one to a peer succeeds) */
     char last_handshake_error[200];          /* the last failure, in words */
     char last_handshake_peer[TRANSPORT_ADDR_MAX + 24];
+    uint64_t peer_key_refused;               /* claims of an address held by another node's key */
+    uint64_t peer_keys_replaced;             /* an address's key replaced (seed, hand-over, failure) */
+    uint64_t peer_keys_evicted;              /* bindings forgotten at max_peer_keys */
+    char last_key_claim[200];                /* the last refused claim, in words */
+    uint64_t cert_asks;                      /* unadmitted senders asked for their certificate */
 } transport_stats_t;
 
 /* The live counters. Owner's thread only: to show them elsewhere (metrics), copy the struct on

@@ -207,12 +207,16 @@ int agent_main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     int exit_code = 1, sig = 0;
+    if (rotate_recover(a->cfg.data, err, sizeof err) < 0)   /* a key switch a stop interrupted */
+        goto fail;
     if (node_open(a, err, sizeof err) < 0)
         goto fail;
     if (a->cfg.charter[0] && load_trust(a, err, sizeof err) < 0)
         goto fail;
     if (open_fedlog(a, err, sizeof err) < 0)
         goto fail;
+    if (trust)
+        rotate_offer_pending(fedlog, a->cfg.data);   /* the last hand-over, in case it was not gossiped */
     /* chartered: policy sets are verified against the charter's governance keys */
     if (policy_node_start(a, a->cfg.charter[0] ? &charter : NULL, a->cfg.policy, err, sizeof err) < 0)
         goto fail;

@@ -2,15 +2,20 @@
  *
  * Owns: the pending next key (made here, on the node: its secret never crosses HTTP), checking
  * the new certificate, the hand-over the current key signs, the durable key switch in the data
- * dir (write, fsync, rename, fsync the dir), and the in-place restart after the reply.
- * Must not: verify signatures itself (the federation log and trust store do), or switch keys in
- * the running process (the restart does: transport, membership and catalog start on the new key).
+ * dir (write, fsync, rename, fsync the dir), and switching the running node to the new key (the
+ * gossip loop rebinds its peer address under it: gossip_rekey; the catalog signs with it); an
+ * in-place restart only when that fails.
+ * Must not: verify signatures itself (the federation log and trust store do).
  *
- * Crash safety of the switch: identity.next.key is complete and fsynced before anything else
- * (identity_create_file); identity.cert is written to a temporary file, fsynced and renamed;
- * identity.key is hard-linked to identity.prev.key, then identity.next.key is renamed over
- * identity.key, and the dir fsynced after each. A crash leaves identity.key either the old key
- * (with identity.next.key still there: run the rotation again) or the new one. */
+ * Crash safety of the switch. Files in the order written, each durably (tmp, fsync, rename, fsync
+ * the dir): identity.next.key (identity_create_file, at the pending step); identity.prev.cert (the
+ * current key's certificate) and identity.handover (the hand-over it signed); identity.next.cert
+ * (the new key's certificate): written, it is the commit point. Then identity.key is hard-linked
+ * to identity.prev.key, identity.next.key renamed over identity.key, identity.next.cert renamed to
+ * identity.cert. Only then is the hand-over given to the federation log, which gossips it: peers
+ * never hear of a switch this node could lose. A crash before the commit point leaves the old key
+ * in force (run the rotation again); after it, the agent's next start finishes the switch
+ * (rotate_recover) and offers the hand-over again (rotate_offer_pending). */
 #include "node/rotate.h"
 
 #include <errno.h>
@@ -31,6 +36,7 @@
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "node/auth.h"
 
 #define ROTATE_MAX_OVERLAP_S (90LL * 24 * 3600)
 
@@ -114,6 +120,136 @@ static int switch_keys(const char *dir, char *err, size_t errlen)
     snprintf(key, sizeof key, "%s/admin.token", dir);
     if (unlink(key) != 0 && errno != ENOENT)
         log_warn("rotate: cannot remove %s (%s): it stops working when the overlap ends", key, strerror(errno));
+    return 0;
+}
+
+/* Writes j (taken; NULL: out of memory) to dir/name durably. */
+static int write_json(const char *dir, const char *name, json_t *j, char *err, size_t errlen)
+{
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!text) {
+        snprintf(err, errlen, "cannot write %s/%s: out of memory", dir, name);
+        return -1;
+    }
+    int rc = write_durable(dir, name, text, err, errlen);
+    free(text);
+    return rc;
+}
+
+/* After the commit point: the keys switched, identity.next.cert renamed to identity.cert. */
+static int finish_switch(const char *dir, char *err, size_t errlen)
+{
+    char from[540], to[540];
+    snprintf(from, sizeof from, "%s/" ROTATE_NEXT_CERT_FILE, dir);
+    snprintf(to, sizeof to, "%s/" ROTATE_CERT_FILE, dir);
+    if (switch_keys(dir, err, errlen) != 0)
+        return -1;
+    if (rename(from, to) != 0 || fsync_dir(dir) != 0) {
+        snprintf(err, errlen, "cannot make %s the node's certificate: %s", from, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The current key's certificate as JSON: DATA/identity.cert after an earlier rotation, else
+ * --cert (NULL when neither is this key's). */
+static json_t *own_cert_json(node_t *n)
+{
+    char rotated[600], e[600];
+    snprintf(rotated, sizeof rotated, "%s/" ROTATE_CERT_FILE, n->cfg.data);
+    const char *paths[] = {rotated, n->cfg.cert};
+    for (size_t i = 0; i < 2; i++) {
+        cert_t c;
+        if (cert_load(paths[i], &c, e, sizeof e) != 0)
+            continue;
+        json_t *j = memcmp(c.node_key, n->id.pk, ID_PK_LEN) == 0 ? cert_to_json(&c) : NULL;
+        cert_free(&c);
+        if (j)
+            return j;
+    }
+    return NULL;
+}
+
+int rotate_recover(const char *dir, char *err, size_t errlen)
+{
+    char path[540], e[600];
+    snprintf(path, sizeof path, "%s/" ROTATE_NEXT_CERT_FILE, dir);
+    cert_t c;
+    if (access(path, F_OK) != 0)
+        return 0;                                   /* no switch was committed */
+    if (cert_load(path, &c, e, sizeof e) != 0) {
+        snprintf(err, errlen, "a key switch was committed but %s cannot be read: %s", path, e);
+        return -1;
+    }
+    identity_t next, cur;
+    char kp[540], np[540];
+    snprintf(kp, sizeof kp, "%s/identity.key", dir);
+    snprintf(np, sizeof np, "%s/identity.next.key", dir);
+    int rc = 0;
+    if (identity_load_file(np, &next, e, sizeof e) == 0 && !memcmp(next.pk, c.node_key, ID_PK_LEN)) {
+        rc = finish_switch(dir, err, errlen);      /* stopped before identity.key was replaced */
+        identity_wipe(&next);
+    } else if (identity_load_file(kp, &cur, e, sizeof e) == 0 && !memcmp(cur.pk, c.node_key, ID_PK_LEN)) {
+        char to[540];                              /* stopped between the key and the certificate */
+        snprintf(to, sizeof to, "%s/" ROTATE_CERT_FILE, dir);
+        if (rename(path, to) != 0 || fsync_dir(dir) != 0) {
+            snprintf(err, errlen, "cannot make %s the node's certificate: %s", path, strerror(errno));
+            rc = -1;
+        }
+        identity_wipe(&cur);
+    } else {
+        snprintf(err, errlen, "%s certifies neither identity.key nor identity.next.key of %s: remove it (a key "
+                 "rotation's leftover) or put back the key it certifies", path, dir);
+        rc = -1;
+    }
+    if (rc == 0)
+        log_warn("rotate: finished the key switch a stop had interrupted (%s): the node runs with the new key",
+                 dir);
+    cert_free(&c);
+    return rc;
+}
+
+void rotate_offer_pending(fedlog_t *f, const char *dir)
+{
+    char path[540], e[600];
+    snprintf(path, sizeof path, "%s/" ROTATE_HANDOVER_FILE, dir);
+    rotation_t rot;
+    if (!f || access(path, F_OK) != 0)
+        return;
+    if (rotation_load(path, &rot, e, sizeof e) != 0) {
+        log_warn("rotate: %s: %s", path, e);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/" ROTATE_PREV_CERT_FILE, dir);
+    cert_t c;
+    fedlog_result_t r;
+    if (cert_load(path, &c, e, sizeof e) == 0) {   /* the signer's certificate first */
+        if (fedlog_offer(f, c.bytes, c.len, NULL, &r) != 0)
+            log_warn("rotate: the federation log did not take the previous key's certificate: %s", r.err);
+        cert_free(&c);
+    }
+    if (fedlog_offer(f, rot.bytes, rot.len, NULL, &r) != 0)
+        log_warn("rotate: the federation log did not take this node's key hand-over: %s", r.err);
+    rotation_free(&rot);
+}
+
+/* The running node takes the new key (its files switched already): the gossip loop (transport,
+ * membership), the catalog's signer, the node's id, and an admin token of the new key. HTTP, the
+ * store and local streams go on untouched. 0, or -1 with err (the caller restarts the agent). */
+static int switch_live(node_t *n, const identity_t *next, const cert_t *cert, char *err, size_t errlen)
+{
+    if (!n->gossip || gossip_rekey(n->gossip, next, cert->bytes, cert->len, err, errlen) != 0)
+        return -1;
+    catalog_set_identity(n->cat, next);
+    /* HTTP threads read n->id without a lock: a reader at this instant may see the old key or the
+     * new one, both certified during the overlap (tokens, the status page) */
+    identity_t old = n->id;
+    n->id = *next;
+    identity_wipe(&old);
+    n->cert_not_after_ms = cert->not_after_ms;
+    if (auth_open(n, err, errlen) != 0)     /* admin.token, removed by switch_keys, issued again */
+        log_warn("rotate: %s (the old key's admin token verifies until the overlap ends)", err);
     return 0;
 }
 
@@ -236,29 +372,36 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
         st = error(reply, 500, "failed", "%s", e);
         goto cert_out;
     }
-    st = offer(f, rot.bytes, rot.len, "the hand-over", reply);
-    rotation_free(&rot);
-    if (st != 0)
-        goto cert_out;
-    json_t *cj = cert_to_json(&cert);
-    char *text = cj ? json_dumps(cj, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(cj);
-    int bad = !text || write_durable(n->cfg.data, ROTATE_CERT_FILE, text, e, sizeof e) != 0 ||
-              switch_keys(n->cfg.data, e, sizeof e) != 0;
-    int oom = !text;
-    free(text);
-    if (bad) {
-        st = error(reply, 500, "storage", "%s", oom ? "out of memory" : e);
+    /* durable first (the commit point is identity.next.cert), gossiped after */
+    if (write_json(n->cfg.data, ROTATE_PREV_CERT_FILE, own_cert_json(n), e, sizeof e) != 0 ||
+        write_json(n->cfg.data, ROTATE_HANDOVER_FILE, rotation_to_json(&rot), e, sizeof e) != 0 ||
+        write_json(n->cfg.data, ROTATE_NEXT_CERT_FILE, cert_to_json(&cert), e, sizeof e) != 0 ||
+        finish_switch(n->cfg.data, e, sizeof e) != 0) {
+        rotation_free(&rot);
+        st = error(reply, 500, "storage", "%s", e);
         goto cert_out;
     }
-    char until[32];
+    fedlog_result_t fr;
+    if (fedlog_offer(f, rot.bytes, rot.len, NULL, &fr) != 0)   /* switched already: the restart offers it again */
+        log_error("rotate: the key was switched, but the federation log did not take the hand-over now (%s); it "
+                  "is offered again when the agent starts on the new key", fr.err);
+    rotation_free(&rot);
+    char until[32], old_hex[ID_HEX_LEN];
     trust_time_text(now + (int64_t)overlap_s * 1000, until);
-    log_warn("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s); restarting "
-             "with the new key", n->cfg.domain, n->id.hex, next.hex, until);
+    snprintf(old_hex, sizeof old_hex, "%s", n->id.hex);
+    int live = switch_live(n, &next, &cert, e, sizeof e) == 0;
+    if (live)
+        log_warn("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s); running "
+                 "on the new key", n->cfg.domain, old_hex, next.hex, until);
+    else
+        log_error("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s), but the "
+                  "running node could not take the new key (%s): restarting with it", n->cfg.domain, old_hex,
+                  next.hex, until, e);
     *reply = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "state", "rotated", "node_id", next.hex, "old_node_id",
-                       n->id.hex, "domain", n->cfg.domain, "overlap_until", until, "restarting", 1);
+                       old_hex, "domain", n->cfg.domain, "overlap_until", until, "restarting", !live);
     st = 200;
-    atomic_store(&reply_conn, c);
+    if (!live)
+        atomic_store(&reply_conn, c);
 cert_out:
     cert_free(&cert);
     free(bytes);

@@ -4,7 +4,8 @@
  * The node's key files in its data dir: identity.key (the key it runs with), identity.next.key
  * (the key it rotates to, made by the agent, never sent anywhere), identity.prev.key (the key it
  * rotated from, kept for the overlap window), identity.cert (the certificate of identity.key once
- * rotated: --cert names the first key's certificate).
+ * rotated: --cert names the first key's certificate); during a switch identity.next.cert,
+ * identity.prev.cert and identity.handover (node/rotate.c: the order that survives a crash).
  * Must not: send a secret key over HTTP, or replace identity.key other than by one rename of a
  * durably written file. */
 #ifndef TRIB_ROTATE_H
@@ -17,16 +18,28 @@
 #include "node/node.h"
 
 #define ROTATE_CERT_FILE "identity.cert"
+#define ROTATE_NEXT_CERT_FILE "identity.next.cert"      /* the new key's, until the switch is done */
+#define ROTATE_PREV_CERT_FILE "identity.prev.cert"      /* the old key's, which signed the hand-over */
+#define ROTATE_HANDOVER_FILE "identity.handover"        /* the last hand-over (trib.rotation) */
 
 /* The rotate call. Body {} or {"overlap_s": N, "cert": "<base64 of the certificate's signed bytes>"}.
  * Without cert: makes identity.next.key if absent and answers 202 {"state":"pending","node_id",
  * "new_node_id","domain","prev_serial"}: the roots certify new_node_id with --prev-serial. With cert
  * (for the new key and this domain, held by the federation log): the old key signs the hand-over,
- * the node's federation log holds and pushes both, the new key becomes identity.key (the old one
- * identity.prev.key), and 200 {"state":"rotated",...,"restarting":true}: once this reply is sent
- * (rotate_done) the agent restarts in place with the new key. Errors: 409 open_mode, 400
+ * the new key becomes identity.key (the old one identity.prev.key), the node's federation log holds
+ * and pushes both, the running node switches to the new key (gossip_rekey, catalog_set_identity, a
+ * new admin.token), and 200 {"state":"rotated",...,"restarting":false}; "restarting":true when the
+ * live switch failed: once this reply is sent (rotate_done) the agent restarts in place with it. Errors: 409 open_mode, 400
  * bad_request|wrong_key|wrong_domain, 403 and others as the federation log's verdicts, 500. */
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
+/* At start, before the node's key is loaded: finishes a key switch a stop interrupted after its
+ * commit point (identity.next.cert written): identity.key becomes the key it certifies. 0 (also
+ * when there was none), or -1 with err when the files contradict each other. */
+int rotate_recover(const char *data_dir, char *err, size_t errlen);
+/* Once the federation log is open: offers it the last hand-over (and its signer's certificate),
+ * in case the stop came before it was gossiped. Held already: nothing happens. */
+struct fedlog;
+void rotate_offer_pending(struct fedlog *f, const char *data_dir);
 /* From the HTTP server's request-completed callback: the rotate reply on c was sent, so the agent
  * may restart (SIGUSR1 to itself, taken by agent_main). */
 void rotate_done(struct MHD_Connection *c);

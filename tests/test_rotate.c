@@ -436,13 +436,14 @@ typedef struct {
     h_node_t *n;
     pid_t pid;
     int runs, last;          /* subscriptions started; records wanted */
+    const char *token;       /* NULL: the node's admin token */
     char out[300], err[300], from[32];
 } sub_t;
 
 static void sub_start(sub_t *s)
 {
     const char *args[] = {h_trib_path(), "subscribe", "payments/settled", "--node", s->n->url, "--from", s->from, NULL};
-    s->pid = spawn(s->out, s->err, s->n->token, args);
+    s->pid = spawn(s->out, s->err, s->token ? s->token : s->n->token, args);
     s->runs++;
 }
 
@@ -515,6 +516,14 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     snprintf(sub.err, sizeof sub.err, "%s/sub.err", work);
     sub_start(&sub);
     sub_expect_once(&sub, "before the rotation");
+    /* a live subscriber on the rotating node itself, with a token the rotation leaves valid (one of
+     * its own old key stops verifying when the overlap ends, and a live stream checks it again) */
+    sub_t local = {.n = &a, .last = 10, .from = "1", .token = c.token};
+    snprintf(local.out, sizeof local.out, "%s/local.out", work);
+    snprintf(local.err, sizeof local.err, "%s/local.err", work);
+    sub_start(&local);
+    sub_expect_once(&local, "before the rotation (local)");
+    pid_t apid = a.pid;
 
     /* 1. the running node makes its next key; its secret stays in the data dir */
     char *out = NULL, *eout = NULL;
@@ -568,6 +577,16 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     json_t *j = h_get_json(a.url, "/v1/status", NULL);
     cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", next);
     json_decref(j);
+    /* live: the same process, its HTTP server and its local stream went on */
+    cr_expect_eq(a.pid, apid);
+    cr_expect_eq(kill(apid, 0), 0, "the node's process is gone");
+    local.last = 40;
+    sub_expect_once(&local, "across the rotation (local)");
+    cr_expect_eq(local.runs, 1, "the local subscription ended during the rotation (it ran %d times)", local.runs);
+    char *alog = h_read_file(a.log, NULL);
+    cr_expect(alog && strstr(alog, "running on the new key") && !strstr(alog, "restarting with the rotated key"),
+              "the rotation was not live: see %s", a.log);
+    free(alog);
 
     /* the old key is refused once the 2 s overlap is over: a token it issued is refused by a node
      * that checks it afresh (a node that verified it lately keeps that verdict up to 60 s: auth.c) */
@@ -614,6 +633,10 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
         kill(sub.pid, SIGTERM);
         waitpid(sub.pid, NULL, 0);
     }
+    if (local.pid > 0) {
+        kill(local.pid, SIGTERM);
+        waitpid(local.pid, NULL, 0);
+    }
     cr_log_info("the subscriber ran %d time(s)", sub.runs);
 
     /* 6. a hand-over signed by a key that is not the domain's is refused and counted */
@@ -639,4 +662,121 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     rotation_free(&forged);
     identity_wipe(&in);
     cert_free(&ca), cert_free(&cb), cert_free(&cc), cert_free(&cn);
+}
+
+/* ---------------------------------------------------------------- a stop in the middle of a switch */
+
+static int file_exists(const char *dir, const char *name)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+static void write_json_file(const char *dir, const char *name, json_t *j)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    cr_assert_not_null(j);
+    cr_assert_eq(trust_file_write(p, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+}
+
+static void expect_key(const char *dir, const char *name, const identity_t *want, const char *what)
+{
+    char p[400];
+    identity_t got;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    cr_assert_eq(identity_load_file(p, &got, err, sizeof err), 0, "%s: %s", what, err);
+    cr_expect_str_eq(got.hex, want->hex, "%s", what);
+    identity_wipe(&got);
+}
+
+static void expect_node_id(h_node_t *n, const char *hex, const char *when)
+{
+    json_t *j = h_get_json(n->url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", hex, "%s", when);
+    json_decref(j);
+}
+
+static int handover_held(void *ctx)
+{
+    json_t *j = h_get_json(((h_node_t *)ctx)->url, "/v1/federation", NULL);
+    int ok = json_integer_value(json_object_get(j, "rotations")) >= 1;
+    json_decref(j);
+    return ok;
+}
+
+/* A switch is committed once the new key's certificate is written (identity.next.cert; the
+ * hand-over and the old certificate before it): a stop after that point and before the switch is
+ * done leaves it to the next start, which finishes it and offers the hand-over to the federation
+ * log (it may never have been gossiped). The old order wrote identity.cert before the key rename
+ * and gossiped the hand-over first: a stop between left the node on the old key, which its peers
+ * retire when the overlap ends. */
+Test(rotate, a_key_switch_a_stop_interrupted_is_finished_at_the_next_start)
+{
+    char da[256], db[256], p[400];
+    identity_t ia, ib, na, nb;
+    cert_t ca, cb, cna, cnb;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    issue("growth", ib.pk, 0, "b.cert", &cb);
+    snprintf(p, sizeof p, "%s/identity.next.key", da);
+    cr_assert_eq(identity_create_file(p, &na, err, sizeof err), 0, "%s", err);
+    snprintf(p, sizeof p, "%s/identity.next.key", db);
+    cr_assert_eq(identity_create_file(p, &nb, err, sizeof err), 0, "%s", err);
+    issue("payments", na.pk, ca.serial, NULL, &cna);
+    issue("growth", nb.pk, cb.serial, NULL, &cnb);
+    rotation_t ra, rb;
+    int64_t now = fx_now_ms();
+    cr_assert_eq(rotation_make(&ia, "payments", na.pk, now, DAY_MS, &ra, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rotation_make(&ib, "growth", nb.pk, now, DAY_MS, &rb, err, sizeof err), 0, "%s", err);
+
+    /* a: stopped at the commit point, before identity.key was touched */
+    write_json_file(da, "identity.prev.cert", cert_to_json(&ca));
+    write_json_file(da, "identity.handover", rotation_to_json(&ra));
+    write_json_file(da, "identity.next.cert", cert_to_json(&cna));
+    /* b: stopped after the key rename, before the certificate's */
+    char from[400], to[400];
+    snprintf(from, sizeof from, "%s/identity.key", db);
+    snprintf(to, sizeof to, "%s/identity.prev.key", db);
+    cr_assert_eq(link(from, to), 0);
+    snprintf(from, sizeof from, "%s/identity.next.key", db);
+    snprintf(to, sizeof to, "%s/identity.key", db);
+    cr_assert_eq(rename(from, to), 0);
+    write_json_file(db, "identity.prev.cert", cert_to_json(&cb));
+    write_json_file(db, "identity.handover", rotation_to_json(&rb));
+    write_json_file(db, "identity.next.cert", cert_to_json(&cnb));
+
+    h_node_t a, b;
+    start(&a, "payments", da, "a.cert", NULL);   /* --cert still names the first key's certificate */
+    expect_node_id(&a, na.hex, "a stop before the key switch: the start did not finish it");
+    cr_expect(file_exists(da, "identity.cert") && !file_exists(da, "identity.next.cert") &&
+              !file_exists(da, "identity.next.key"), "the switch's files were not put in place");
+    expect_key(da, "identity.key", &na, "identity.key");
+    expect_key(da, "identity.prev.key", &ia, "identity.prev.key");
+    cr_assert(h_wait(handover_held, &a, 15000), "the hand-over was not offered to the federation log again");
+    char *log = h_read_file(a.log, NULL);
+    cr_expect(log && strstr(log, "finished the key switch"), "the start does not say it finished the switch");
+    free(log);
+
+    char seed[160];
+    snprintf(seed, sizeof seed, "%s@%s", na.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    expect_node_id(&b, nb.hex, "a stop between the key and the certificate: the start did not finish it");
+    cr_expect(file_exists(db, "identity.cert") && !file_exists(db, "identity.next.cert"));
+    expect_key(db, "identity.prev.key", &ib, "identity.prev.key");
+    /* both run on their new keys, certified: each lists the other verified */
+    member_cond_t mb = {&b, "payments", na.hex, NULL, 2}, ma = {&a, "growth", nb.hex, NULL, 2};
+    cr_assert(h_wait(one_member, &mb, 20000), "growth does not list payments on its new key");
+    cr_assert(h_wait(one_member, &ma, 20000), "payments does not list growth on its new key");
+    /* a later start has nothing to finish and starts as it is */
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&a), 0, "the recovered node did not restart; see %s", a.log);
+    expect_node_id(&a, na.hex, "after a second start");
+
+    rotation_free(&ra), rotation_free(&rb);
+    identity_wipe(&na), identity_wipe(&nb);
+    cert_free(&ca), cert_free(&cb), cert_free(&cna), cert_free(&cnb);
 }

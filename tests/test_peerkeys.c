@@ -1,0 +1,544 @@
+/* tests/test_peerkeys.c - which node key a chartered node dials an address with (DESIGN §12, issue
+ * 10: per-node CURVE keys), and who may change it.
+ *
+ * In process, with the project's transport: a claim (what a message or member entry says) binds an
+ * address with no key and replaces one whose dial failed, but never a key there that is not known
+ * to have failed, proven or not: only an operator's seed or the owner's rebind callback (a signed
+ * hand-over) does; the table of keys forgets the least recently used unproven binding at its cap;
+ * each unadmitted sender is asked for its certificate (the limit is per sender, not one for all).
+ * Real processes: a certified peer that advertises another node's address is refused and counted,
+ * logged, and cuts nobody off.
+ *
+ * Must not: sleep as synchronisation (poll with deadlines), leave processes or files behind. */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "gossip/cert.h"
+#include "gossip/charter.h"
+#include "gossip/transport.h"
+#include "gossip/trust.h"
+#include "proto/tributary.pb-c.h"
+#include "tests/fixtures.h"
+#include "tests/harness.h"
+#include "tests/peer_tools.h"
+
+#define DAY_MS 86400000LL
+#define FAST "--probe-interval-ms", "400", "--probe-timeout-ms", "200", "--suspicion-mult", "3", \
+             "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
+
+static char err[1024];
+
+static void setup(void) { cr_assert_geq(sodium_init(), 0); }
+
+static void teardown(void) { h_cleanup_all(); }
+
+TestSuite(peerkeys, .init = setup, .fini = teardown, .timeout = 180);
+
+/* ---------------------------------------------------------------- in process */
+
+typedef struct {
+    void *zctx;
+    transport_t *t;
+    identity_t id;
+} tr_t;
+
+static void tr_open(tr_t *x, size_t max_keys)
+{
+    fx_identity(&x->id);
+    x->zctx = zmq_ctx_new();
+    cr_assert_not_null(x->zctx);
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.per_node_keys = 1;
+    if (max_keys)
+        o.max_peer_keys = max_keys;
+    x->t = transport_new(x->zctx, &x->id, "127.0.0.1:0", &o, err, sizeof err);
+    cr_assert_not_null(x->t, "%s", err);
+}
+
+static void tr_close(tr_t *x)
+{
+    transport_destroy(&x->t);
+    zmq_ctx_term(x->zctx);
+}
+
+/* Polls every transport of list (n of them) until cond holds or timeout_ms passes. 1 met. */
+static int pump(tr_t *const *list, int n, int (*cond)(void *), void *ctx, int timeout_ms)
+{
+    int64_t end = peer_now_ms() + timeout_ms;
+    for (;;) {
+        if (cond(ctx))
+            return 1;
+        if (peer_now_ms() > end)
+            return 0;
+        zmq_pollitem_t items[32];
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            k += transport_pollitems(list[i]->t, items + k, 8);
+        zmq_poll(items, k, 20);
+        for (int i = 0; i < n; i++) {
+            transport_msg_t m;
+            while (transport_recv(list[i]->t, &m) == 1)
+                transport_msg_free(&m);
+        }
+    }
+}
+
+typedef struct {
+    const transport_t *t;
+    size_t field;
+    uint64_t want;
+} stat_cond_t;
+
+static int stat_reached(void *ctx)
+{
+    stat_cond_t *c = ctx;
+    const transport_stats_t *s = transport_stats(c->t);
+    return *(const uint64_t *)((const char *)s + c->field) >= c->want;
+}
+
+typedef struct {
+    const transport_t *t;
+    const char *addr;
+} proven_cond_t;
+
+static int key_proven(void *ctx)
+{
+    proven_cond_t *c = ctx;
+    uint8_t pk[32];
+    return transport_peer_key(c->t, c->addr, pk) == 1;
+}
+
+static int ping(tr_t *from, const char *addr)
+{
+    return transport_send(from->t, addr, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1);
+}
+
+static const uint8_t *rebind_to;   /* the one key rebind_some accepts */
+
+static int rebind_some(void *ctx, const char *addr, const uint8_t held[32], const uint8_t claimed[32])
+{
+    (void)ctx, (void)addr, (void)held;
+    return rebind_to && !memcmp(claimed, rebind_to, 32);
+}
+
+Test(peerkeys, a_claim_replaces_only_a_key_that_failed_and_never_one_the_address_proved)
+{
+    tr_t a, b;
+    identity_t wrong, mallory, heir;
+    tr_open(&a, 0);
+    tr_open(&b, 0);
+    fx_identity(&wrong), fx_identity(&mallory), fx_identity(&heir);
+    tr_t *both[] = {&a, &b};
+    char addr[TRANSPORT_ADDR_MAX];
+    snprintf(addr, sizeof addr, "%s", transport_addr(b.t));
+    uint8_t held[32];
+    cr_assert_eq(transport_peer_key(a.t, addr, held), -1);
+
+    /* an operator's seed with the wrong node id: held, not proven; a claim cannot replace it
+     * before a dial shows it wrong */
+    cr_assert_eq(transport_set_peer(a.t, addr, wrong.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_expect_eq(transport_peer_key(a.t, addr, held), 0);
+    cr_expect_eq(transport_set_peer(a.t, addr, b.id.pk, TRANSPORT_PEER_CLAIM), 1);
+    cr_expect_eq(transport_stats(a.t)->peer_key_refused, 1);
+    cr_expect(strstr(transport_stats(a.t)->last_key_claim, addr), "%s", transport_stats(a.t)->last_key_claim);
+    cr_assert_eq(ping(&a, addr), 0);
+    stat_cond_t failed = {a.t, offsetof(transport_stats_t, handshake_failed_out), 1};
+    cr_assert(pump(both, 2, stat_reached, &failed, 15000), "the dial with the wrong key did not fail");
+
+    /* failed: the claim of the key that is there now replaces it, and the next dial proves it */
+    cr_assert_eq(transport_set_peer(a.t, addr, b.id.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_expect_eq(transport_stats(a.t)->peer_keys_replaced, 1);
+    cr_assert_eq(ping(&a, addr), 0);
+    stat_cond_t got = {b.t, offsetof(transport_stats_t, msgs_in) + TRIB__MSG_TYPE__MSG_PING * sizeof(uint64_t), 1};
+    cr_assert(pump(both, 2, stat_reached, &got, 15000), "the ping with the right key did not arrive");
+    proven_cond_t pc = {a.t, addr};
+    cr_assert(pump(both, 2, key_proven, &pc, 15000), "a successful handshake did not prove the key");
+
+    /* proven: another certified node's claim of the address is refused, the dials keep the key */
+    cr_expect_eq(transport_set_peer(a.t, addr, mallory.pk, TRANSPORT_PEER_CLAIM), 1);
+    cr_expect_eq(transport_stats(a.t)->peer_key_refused, 2);
+    cr_expect_eq(transport_peer_key(a.t, addr, held), 1);
+    cr_expect(!memcmp(held, b.id.pk, 32), "the address changed key");
+    cr_assert_eq(ping(&a, addr), 0);
+    got.want = 2;
+    cr_assert(pump(both, 2, stat_reached, &got, 15000), "after the refused claim, the address was cut off");
+
+    /* what the owner accepts (a hand-over signed by the held key) replaces it, and only that */
+    transport_set_rebind(a.t, rebind_some, NULL);
+    rebind_to = heir.pk;
+    cr_expect_eq(transport_set_peer(a.t, addr, mallory.pk, TRANSPORT_PEER_CLAIM), 1);
+    cr_expect_eq(transport_set_peer(a.t, addr, heir.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_expect_eq(transport_peer_key(a.t, addr, held), 0, "a new key is not proven before its dial");
+    cr_expect(!memcmp(held, heir.pk, 32));
+    cr_expect_eq(transport_stats(a.t)->peer_keys_replaced, 2);
+    rebind_to = NULL;
+    tr_close(&a);
+    tr_close(&b);
+}
+
+Test(peerkeys, the_key_table_forgets_the_least_recently_used_unproven_binding_at_its_cap)
+{
+    tr_t a, b;
+    tr_open(&a, 3);
+    tr_open(&b, 0);
+    tr_t *both[] = {&a, &b};
+    char addr[TRANSPORT_ADDR_MAX];
+    snprintf(addr, sizeof addr, "%s", transport_addr(b.t));
+    cr_assert_eq(transport_set_peer(a.t, addr, b.id.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_assert_eq(ping(&a, addr), 0);
+    proven_cond_t pc = {a.t, addr};
+    cr_assert(pump(both, 2, key_proven, &pc, 15000), "the dial did not prove the key");
+
+    identity_t k[4];
+    char fake[4][32];
+    uint8_t held[32];
+    for (int i = 0; i < 4; i++) {
+        fx_identity(&k[i]);
+        snprintf(fake[i], sizeof fake[i], "127.0.0.1:%d", 1001 + i);
+    }
+    cr_assert_eq(transport_set_peer(a.t, fake[0], k[0].pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_assert_eq(transport_set_peer(a.t, fake[1], k[1].pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_expect_eq(transport_stats(a.t)->peer_keys_evicted, 0);
+    /* full (3): the proven key is the oldest, yet the oldest unproven one goes */
+    cr_assert_eq(transport_set_peer(a.t, fake[2], k[2].pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_expect_eq(transport_stats(a.t)->peer_keys_evicted, 1);
+    cr_expect_eq(transport_peer_key(a.t, fake[0], held), -1, "the least recently used unproven key is kept");
+    cr_expect_eq(transport_peer_key(a.t, addr, held), 1, "the proven key was forgotten");
+    /* a use makes a binding recent: fake[1] used, fake[2] goes next */
+    cr_assert_eq(transport_set_peer(a.t, fake[1], k[1].pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_assert_eq(transport_set_peer(a.t, fake[3], k[3].pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_expect_eq(transport_stats(a.t)->peer_keys_evicted, 2);
+    cr_expect_eq(transport_peer_key(a.t, fake[2], held), -1);
+    cr_expect_eq(transport_peer_key(a.t, fake[1], held), 0);
+    cr_expect_eq(transport_peer_key(a.t, fake[3], held), 0);
+    tr_close(&a);
+    tr_close(&b);
+}
+
+static int provisional_all(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    (void)ctx, (void)curve_pk, (void)connect;
+    return TRANSPORT_PROVISIONAL;
+}
+
+Test(peerkeys, each_unadmitted_sender_is_asked_for_its_certificate)
+{
+    tr_t a, x, y;
+    tr_open(&a, 0);
+    tr_open(&x, 0);
+    tr_open(&y, 0);
+    transport_set_allow(a.t, provisional_all, NULL);
+    static const uint8_t mine[] = {0x0a, 0x00};
+    cr_assert_eq(transport_set_hello(a.t, mine, sizeof mine, NULL, NULL), 0);
+    char addr[TRANSPORT_ADDR_MAX];
+    snprintf(addr, sizeof addr, "%s", transport_addr(a.t));
+    cr_assert_eq(transport_set_peer(x.t, addr, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(transport_set_peer(y.t, addr, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    /* both senders' messages are dropped as uncertified in one stretch: each is asked (one
+     * limit for all asked only the first, and a hostile sender kept every other unasked) */
+    cr_assert_eq(ping(&x, addr), 0);
+    cr_assert_eq(ping(&y, addr), 0);
+    tr_t *all[] = {&a, &x, &y};
+    stat_cond_t dropped = {a.t, offsetof(transport_stats_t, dropped_uncertified), 2};
+    cr_assert(pump(all, 3, stat_reached, &dropped, 15000), "the two pings did not arrive");
+    cr_expect_eq(transport_stats(a.t)->cert_asks, 2, "asked %llu of the 2 senders",
+                 (unsigned long long)transport_stats(a.t)->cert_asks);
+    /* and each asker's hello reaches its sender */
+    stat_cond_t hx = {x.t, offsetof(transport_stats_t, hellos_in), 1}, hy = {y.t, offsetof(transport_stats_t, hellos_in), 1};
+    cr_expect(pump(all, 3, stat_reached, &hx, 15000), "x was not asked");
+    cr_expect(pump(all, 3, stat_reached, &hy, 15000), "y was not asked");
+    tr_close(&a);
+    tr_close(&x);
+    tr_close(&y);
+}
+
+typedef struct {
+    tr_t *to;
+    const uint8_t *sender;
+    int got;
+} from_cond_t;
+
+/* to delivered a message whose authenticated sender is sender (other messages are dropped). */
+static int got_from(void *ctx)
+{
+    from_cond_t *c = ctx;
+    transport_msg_t m;
+    while (!c->got && transport_recv(c->to->t, &m) == 1) {
+        c->got = !memcmp(m.sender, c->sender, 32);
+        transport_msg_free(&m);
+    }
+    return c->got;
+}
+
+/* Polls a and b until b delivers a message from c->sender (a's messages are read and dropped). */
+static int pump_to(tr_t *a, tr_t *b, from_cond_t *c, int timeout_ms)
+{
+    int64_t end = peer_now_ms() + timeout_ms;
+    while (peer_now_ms() < end) {
+        if (got_from(c))
+            return 1;
+        zmq_pollitem_t items[16];
+        int k = transport_pollitems(a->t, items, 8);
+        k += transport_pollitems(b->t, items + k, 8);
+        zmq_poll(items, k, 20);
+        transport_msg_t m;
+        while (transport_recv(a->t, &m) == 1)
+            transport_msg_free(&m);
+    }
+    return got_from(c);
+}
+
+Test(peerkeys, a_rekeyed_transport_serves_its_new_key_on_the_same_address)
+{
+    tr_t a, b;
+    tr_open(&a, 0);
+    tr_open(&b, 0);
+    identity_t k2;
+    fx_identity(&k2);
+    char addr[TRANSPORT_ADDR_MAX], baddr[TRANSPORT_ADDR_MAX];
+    snprintf(addr, sizeof addr, "%s", transport_addr(a.t));
+    snprintf(baddr, sizeof baddr, "%s", transport_addr(b.t));
+    cr_assert_eq(transport_set_peer(b.t, addr, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(transport_set_peer(a.t, baddr, b.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    from_cond_t c = {&a, b.id.pk, 0};
+    cr_assert_eq(ping(&b, addr), 0);
+    cr_assert(pump_to(&b, &a, &c, 15000), "a did not hear b before the rekey");
+
+    cr_assert_eq(transport_rekey(a.t, &k2, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(transport_addr(a.t), addr, "the address changed");
+    /* b, told the new key (a hand-over would), reaches a on the same address */
+    cr_assert_eq(transport_set_peer(b.t, addr, k2.pk, TRANSPORT_PEER_PROVEN), 0);
+    c.got = 0;
+    cr_assert_eq(ping(&b, addr), 0);
+    cr_assert(pump_to(&b, &a, &c, 15000), "b could not reach a under its new key");
+    proven_cond_t pc = {b.t, addr};
+    tr_t *both[] = {&a, &b};
+    cr_assert(pump(both, 2, key_proven, &pc, 15000), "the new key's handshake did not succeed");
+    /* and a now speaks as the new key */
+    from_cond_t back = {&b, k2.pk, 0};
+    cr_assert_eq(ping(&a, baddr), 0);
+    cr_assert(pump_to(&a, &b, &back, 15000), "a's messages do not come from its new key");
+    /* the old key no longer opens a connection there */
+    tr_t c3;
+    tr_open(&c3, 0);
+    cr_assert_eq(transport_set_peer(c3.t, addr, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(ping(&c3, addr), 0);
+    tr_t *three[] = {&a, &c3};
+    stat_cond_t failed = {c3.t, offsetof(transport_stats_t, handshake_failed_out), 1};
+    cr_expect(pump(three, 2, stat_reached, &failed, 15000), "a dial with the old key still succeeds");
+    tr_close(&c3);
+    tr_close(&a);
+    tr_close(&b);
+}
+
+/* ---------------------------------------------------------------- real processes */
+
+static identity_t R1, R2;
+static charter_t ch;
+static char work[64], chpath[128];
+
+static void fed_setup(void)
+{
+    setup();
+    fx_identity(&R1), fx_identity(&R2);
+    const identity_t *roots[] = {&R1, &R2};
+    memset(&ch, 0, sizeof ch);
+    randombytes_buf(ch.fed_id, FED_ID_LEN);
+    for (size_t i = 0; i < 2; i++) {
+        memcpy(ch.keys[i].key, roots[i]->pk, ID_PK_LEN);
+        ch.keys[i].role = CHARTER_ROLE_ROOT;
+    }
+    ch.nkeys = 2;
+    ch.threshold = 2;
+    ch.issued_ms = fx_now_ms();
+    cr_assert_eq(charter_sign(NULL, &ch, roots, 2, err, sizeof err), 0, "%s", err);
+    snprintf(work, sizeof work, "/tmp/trib-peerkeys-XXXXXX");
+    cr_assert_not_null(mkdtemp(work));
+    snprintf(chpath, sizeof chpath, "%s/charter.json", work);
+    json_t *j = charter_to_json(&ch);
+    cr_assert_eq(trust_file_write(chpath, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+}
+
+static void fed_teardown(void)
+{
+    h_cleanup_all();
+    charter_free(&ch);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+    if (work[0] && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", work);
+}
+
+/* A data dir with an identity and a certificate of domain for it (work/NAME.cert). */
+static void certified(const char *name, const char *domain, char *dir, size_t cap, identity_t *id)
+{
+    snprintf(dir, cap, "%s/%s", work, name);
+    cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s", dir);
+    int created = 0;
+    cr_assert_eq(identity_load_or_create(dir, id, &created, err, sizeof err), 0, "%s", err);
+    const identity_t *const roots[] = {&R1, &R2};
+    cert_t c;
+    int64_t t = fx_now_ms();
+    cr_assert_eq(cert_issue(&ch, domain, id->pk, t - DAY_MS, t + 90 * DAY_MS, 0, roots, 2, &c, err, sizeof err), 0,
+                 "%s", err);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.cert", work, name);
+    json_t *j = cert_to_json(&c);
+    cr_assert_eq(trust_file_write(path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    cert_free(&c);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *id, *state;
+} member_cond_t;
+
+/* n lists the member id in state (verified). */
+static int member_in(void *ctx)
+{
+    member_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL), *m;
+    size_t i;
+    int ok = 0;
+    json_array_foreach(json_object_get(j, "members"), i, m)
+    ok |= !strcmp(json_string_value(json_object_get(m, "node_id")) ?: "", c->id) &&
+          !strcmp(json_string_value(json_object_get(m, "state")) ?: "", c->state) &&
+          json_is_true(json_object_get(m, "verified"));
+    json_decref(j);
+    return ok;
+}
+
+typedef struct {
+    const char *url, *series;
+    double at_least;
+} metric_cond_t;
+
+static int metric_reached(void *ctx)
+{
+    metric_cond_t *c = ctx;
+    return h_metric(c->url, c->series) >= c->at_least;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *path, *version;
+} version_cond_t;
+
+static int has_version(void *ctx)
+{
+    version_cond_t *c = ctx;
+    long st = 0;
+    json_t *j = h_get_json(c->n->url, c->path, &st);
+    const char *v = json_string_value(json_object_get(json_object_get(j, "manifest"), "version"));
+    if (!v)
+        v = json_string_value(json_object_get(j, "version"));
+    int ok = st == 200 && v && !strcmp(v, c->version);
+    json_decref(j);
+    return ok;
+}
+
+static void publish(h_node_t *n, const char *version)
+{
+    char path[256], yaml[1024];
+    snprintf(path, sizeof path, "%s/m-%s.yaml", work, version);
+    snprintf(yaml, sizeof yaml,
+             "name: settled\ndomain: payments\nversion: %s\nstatus: active\ntitle: Settled\n"
+             "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+             "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+             "  - {name: id, logicalType: string, required: true}\n", version);
+    cr_assert_eq(h_write_file(path, yaml, strlen(yaml)), 0);
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(n, NULL, &out, &eout, "publish", path, NULL);
+    cr_assert_eq(rc, 0, "publish %s failed: %s %s", version, out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+}
+
+static void start(h_node_t *n, const char *name, const char *domain, const char *dir, const char *seed,
+                  const char *advertise)
+{
+    char cert[256];
+    snprintf(cert, sizeof cert, "%s/%s.cert", work, name);
+    int rc = advertise ? h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", cert, "--seed", seed,
+                                      "--advertise", advertise, FAST, NULL)
+             : seed    ? h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", cert, "--seed", seed,
+                                      FAST, NULL)
+                       : h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", cert, FAST, NULL);
+    cr_assert_eq(rc, 0, "chartered node %s did not start; see %s", domain, n->log);
+}
+
+Test(peerkeys, a_certified_peer_claiming_another_node_s_address_is_refused_and_cuts_nobody_off,
+     .init = fed_setup, .fini = fed_teardown)
+{
+    char da[256], db[256], dm[256], seed[200];
+    identity_t ia, ib, im;
+    certified("a", "payments", da, sizeof da, &ia);
+    certified("b", "growth", db, sizeof db, &ib);
+    certified("m", "evil", dm, sizeof dm, &im);
+    h_node_t a, b, m;
+    start(&a, "a", "payments", da, NULL, NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "b", "growth", db, seed, NULL);
+    member_cond_t ma = {&b, ia.hex, "alive"};
+    cr_assert(h_wait(member_in, &ma, 20000), "growth does not see payments alive and verified");
+    publish(&a, "1.0.0");
+    version_cond_t vc = {&b, "/v1/products/payments/settled", "1.0.0"};
+    cr_assert(h_wait(has_version, &vc, 15000), "the product did not replicate to growth");
+
+    /* mallory, certified for its own domain, advertises payments' address as its own: every
+     * message it sends, its hello and its member entry claim that address */
+    snprintf(seed, sizeof seed, "%s@%s", ib.hex, b.peer);
+    start(&m, "m", "evil", dm, seed, a.peer);
+    metric_cond_t mc = {b.url, "trib_peer_key_refused_total", 20};
+    cr_assert(h_wait(metric_reached, &mc, 20000), "growth refused %.0f claims of payments' address (wanted 20)",
+              h_metric(b.url, "trib_peer_key_refused_total"));
+
+    /* growth still reaches payments at its address, with its key: a new entry of payments
+     * replicates, a routed read goes through, and payments is alive */
+    cr_assert(h_wait(member_in, &ma, 20000), "growth no longer sees payments alive");
+    publish(&a, "1.1.0");
+    vc.version = "1.1.0";
+    cr_assert(h_wait(has_version, &vc, 15000), "payments' new entry did not reach growth");
+    char recs[256], *out = NULL, *eout = NULL;
+    snprintf(recs, sizeof recs, "%s/r.ndjson", work);
+    cr_assert_eq(h_write_file(recs, "{\"id\":\"x1\"}\n", 12), 0);
+    cr_assert_eq(h_trib(&a, recs, &out, &eout, "put", "payments/settled", NULL), 0, "put: %s", eout ? eout : "");
+    free(out), free(eout);
+    int rc = h_trib(&b, NULL, &out, &eout, "get", "payments/settled", NULL);
+    cr_expect(rc == 0 && out && strstr(out, "x1"), "a routed read through growth failed: %s %s", out ? out : "",
+              eout ? eout : "");
+    free(out), free(eout);
+    cr_expect(member_in(&ma), "growth lost payments");
+    /* logged on growth, rate-limited, naming the address */
+    size_t len = 0;
+    char *log = NULL;
+    long deadline = h_now_ms() + 15000;
+    while (h_now_ms() < deadline) {
+        free(log);
+        log = h_read_file(b.log, &len);
+        if (log && strstr(log, "claim(s) of a peer address"))
+            break;
+        usleep(50000);
+    }
+    cr_expect(log && strstr(log, "claim(s) of a peer address") && strstr(log, a.peer), "growth did not log the refusal");
+    size_t lines = 0;
+    for (const char *p = log; p && (p = strstr(p, "claim(s) of a peer address")); p++)
+        lines++;
+    cr_expect_lt(lines, (size_t)h_metric(b.url, "trib_peer_key_refused_total"), "one line per refusal: not limited");
+    free(log);
+    long status = 0;
+    json_t *j = h_get_json(b.url, "/v1/status", &status);
+    cr_expect_eq(status, 200, "growth stopped serving");
+    json_decref(j);
+}
