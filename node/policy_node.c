@@ -1004,6 +1004,19 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
     return rc;
 }
 
+int policy_node_check(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    struct policy_node *p = n->policy;
+    if (!p) {
+        snprintf(err, errlen, "policy is not running on this node");
+        return -1;
+    }
+    int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
+    /* verified, and older or of the version in force: policy_node_offer keeps it as history or
+     * lets the tie-break decide, and the federation log holds it either way */
+    return rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_CONFLICT ? 0 : rc;
+}
+
 /* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409),
  * then, on a chartered node, handed to the federation log as an operator's submission: it
  * verifies it again through the policy hook (policy_node_offer: in force here), stores it and
