@@ -34,6 +34,8 @@
 #include "tests/harness.h"
 
 #define DAY_MS 86400000LL
+#define FED_SUBMIT_RATE_TEST 5.0    /* node/http_fed.h's FED_SUBMIT_RATE, _BURST */
+#define FED_SUBMIT_BURST_TEST 30.0
 
 static identity_t A, B, C, N, M;
 static charter_t ch;
@@ -1210,6 +1212,58 @@ Test(fedlog, hostile_submissions_are_refused_counted_and_the_node_serves)
     expect_serving(&open);
     h_node_cleanup(&n);
     h_node_cleanup(&open);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* POST /v1/federation/objects is anonymous: one client address gets a burst, then its rate; past
+ * it 429 rate_limited, counted and logged, before anything is parsed; the node keeps serving. The
+ * bound is checked against the time the requests took, so a slow machine only lets more through. */
+Test(fedlog, anonymous_submissions_are_rate_limited_per_client)
+{
+    h_node_t n;
+    START(&n, "growth", FAST);
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/federation/objects", n.url);
+    const char *junk = "{\"kind\": \"trib.cert\", \"signed\": \"!!!\"}";
+    int passed = 0, limited = 0, other = 0;
+    uint64_t t0 = mono_ms();
+    for (int i = 0; i < 1000 && !limited; i++) {
+        h_resp_t r;
+        cr_assert_eq(h_http("POST", url, "application/json", junk, strlen(junk), &r), 0, "POST failed (log %s)", n.log);
+        if (r.status == 429) {
+            limited++;
+            json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+            cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "rate_limited");
+            json_decref(j);
+        } else {
+            passed += r.status == 400;
+            other += r.status != 400;
+        }
+        h_resp_free(&r);
+    }
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    cr_expect_eq(limited, 1, "never limited after %d requests in %.1f s", passed, secs);
+    cr_expect_eq(other, 0, "%d answers neither 400 nor 429", other);
+    cr_expect_geq(passed, (int)FED_SUBMIT_BURST_TEST, "limited within the burst: %d passed", passed);
+    cr_expect_leq(passed, (int)(FED_SUBMIT_BURST_TEST + FED_SUBMIT_RATE_TEST * secs) + 1,
+                  "%d passed in %.1f s: over the burst and rate", passed, secs);
+    cr_expect_geq(h_metric(n.url, "trib_fed_submit_rate_limited_total"), 1);
+    cr_expect_geq(h_metric(n.url, "trib_http_requests_total{route=\"federation_objects\",status=\"429\"}"), 1);
+    size_t ll;
+    char *log = h_read_file(n.log, &ll);
+    cr_expect(log && strstr(log, "refused: over 5 per second"), "not logged");
+    free(log);
+    expect_serving(&n);
+    json_t *fj = h_get_json(n.url, "/v1/federation", NULL);   /* other endpoints are not limited */
+    cr_expect_not_null(fj);
+    json_decref(fj);
+    h_node_cleanup(&n);
 }
 
 /* ---------------------------------------------------------------- key rotation hand-over */
