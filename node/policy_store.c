@@ -7,6 +7,7 @@
  * the set in force, then the set's own tests; only then persist and install.
  * Must not: re-encode to verify, touch LMDB or the network, print. */
 #include "node/policy_store.h"
+#include "gossip/durable.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -370,44 +371,10 @@ static uint64_t current_version(policy_store_t *s)
     return v;
 }
 
-/* Writes bytes to path atomically (temp file, fsync, rename, fsync of the dir). */
+/* Writes bytes to path atomically and durably (gossip/durable.h). */
 static int write_atomic(const char *path, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
-    char tmp[700];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, bytes + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            break;
-        off += (size_t)w;
-    }
-    int bad = off < len || fsync(fd) != 0;
-    bad |= close(fd) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    char dir[700];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = '\0';
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
-    return 0;
+    return durable_write(path, bytes, len, 0600, DURABLE_REPLACE, err, errlen) == 0 ? 0 : -1;
 }
 
 /* Keeps the newest POLICY_HISTORY_MAX history files (glob sorts them: zero-padded versions). */
