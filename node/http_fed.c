@@ -7,7 +7,6 @@
  * Must not: verify signatures itself (gossip/fedlog.c and the trust store do) or send replies. */
 #include "node/http_fed.h"
 
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,27 +101,27 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *body, size_t
         json_decref(j);
         return error(reply, 400, "malformed", detail);
     }
-    const char *b64 = json_string_value(json_object_get(j, "signed"));
     const char *kname = json_string_value(json_object_get(j, "kind"));
     int want = 0;
     for (int k = TRUST_KIND_CHARTER; kname && k <= TRUST_KIND_ROTATE; k++)
         if (!strcmp(kname, trust_file_kind_name((trust_kind_t)k)))
             want = k;
     const char *kind = want ? trust_file_kind_name((trust_kind_t)want) : "";   /* outlives j */
-    if (!want || !b64) {
+    if (!want) {
         json_decref(j);
-        return error(reply, 400, "malformed", !want ? "body: \"kind\" must be trib.charter, trib.cert, "
-                     "trib.revocation, trib.policy or trib.rotation" : "body: \"signed\" (base64 of the signed bytes) is missing");
+        return error(reply, 400, "malformed", "body: \"kind\" must be trib.charter, trib.cert, "
+                     "trib.revocation, trib.policy or trib.rotation");
     }
-    size_t blen = strlen(b64), cap = blen / 4 * 3 + 3, got = 0;
-    uint8_t *bytes = malloc(cap);
-    if (!bytes || sodium_base642bin(bytes, cap, b64, blen, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
-        free(bytes);
-        json_decref(j);
-        return error(reply, 400, "malformed", "body: \"signed\" is not base64");
-    }
+    uint8_t *bytes;
+    size_t got;
+    char why[200];
+    int bad = trust_signed_decode(j, &bytes, &got, why, sizeof why);
     json_decref(j);
-    Trib__TrustSigned *env = got <= TRUST_MAX_BYTES ? trib__trust_signed__unpack(NULL, got, bytes) : NULL;
+    if (bad) {
+        snprintf(detail, sizeof detail, "body: %s", why);
+        return error(reply, 400, "malformed", detail);
+    }
+    Trib__TrustSigned *env = trib__trust_signed__unpack(NULL, got, bytes);
     int got_kind = env ? (int)env->kind : 0;
     if (env)
         trib__trust_signed__free_unpacked(env, NULL);

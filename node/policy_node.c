@@ -1057,26 +1057,22 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
         json_error_t je;
         json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         const char *kind = json_string_value(json_object_get(j, "kind"));
-        const char *b64 = json_string_value(json_object_get(j, "signed"));
-        if (!j || !kind || strcmp(kind, "trib.policy") != 0 || !b64) {
+        if (!j || !kind || strcmp(kind, "trib.policy") != 0 || !json_object_get(j, "signed")) {
             json_decref(j);
             *reply = error_body("bad_policy", "expected a signed policy set file: a JSON object with \"kind\": "
                                 "\"trib.policy\" and \"signed\" (made by trib policy sign)");
             atomic_fetch_add(&p->n_offer_refused, 1);
             return 400;
         }
-        size_t blen = strlen(b64), cap = blen / 4 * 3 + 3, got = 0;
-        uint8_t *bytes = blen <= 2 * TRUST_MAX_BYTES ? malloc(cap) : NULL;
-        const char *end = NULL;
-        if (!bytes || sodium_base642bin(bytes, cap, b64, blen, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-            end != b64 + blen) {
-            free(bytes);
-            json_decref(j);
-            *reply = error_body("bad_policy", "\"signed\" is not base64 of at most 64 KiB");
+        uint8_t *bytes;
+        size_t got;
+        int bad = trust_signed_decode(j, &bytes, &got, err, sizeof err);
+        json_decref(j);
+        if (bad) {
+            *reply = error_body("bad_policy", err);
             atomic_fetch_add(&p->n_offer_refused, 1);
             return 400;
         }
-        json_decref(j);
         rc = submit_signed(n, bytes, got, err, sizeof err);
         free(bytes);
     } else {
