@@ -958,6 +958,17 @@ static int all_hold(void *ctx)
     return 1;
 }
 
+/* Every node stored (committed durably) the revocation: in force comes first, the commit just
+ * after, off the loop. */
+static int all_stored_revocation(void *ctx)
+{
+    fed_wait_t *w = ctx;
+    for (int i = 0; i < w->n; i++)
+        if (h_metric(w->nodes[i].url, "trib_fedlog_accepted_total{kind=\"revocation\"}") < 1)
+            return 0;
+    return 1;
+}
+
 typedef struct {
     h_node_t *nodes;
     int n, revoked;   /* index of the revoked node */
@@ -1059,6 +1070,7 @@ Test(fedlog, revocation_reaches_three_nodes_within_seconds)
     cr_assert(h_wait(all_hold, &w, 10000), "the revocation did not reach every node in 10 s");
     long took = h_now_ms() - t0;
     cr_expect_lt(took, 5000, "the revocation took %ld ms to reach three nodes", took);
+    cr_expect(h_wait(all_stored_revocation, &w, 10000), "the revocation was not stored on every node in 10 s");
     for (int i = 0; i < 3; i++) {
         cr_expect_eq(h_metric(nodes[i].url, "trib_fedlog_accepted_total{kind=\"revocation\"}"), 1,
                      "node %d", i);
