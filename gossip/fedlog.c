@@ -2,9 +2,11 @@
  *
  * Owns: the held set (hashes sorted, with per-bucket counts and XORs for the summary), verifying
  * offers by kind (offer_one: the one dispatch, where policy sets go to the policy hook), the
- * persisted objects (storage/fedlog.h), the push queue (revocations at its head), the FedSync
- * exchange and the counters.
- * Must not: send while holding the lock, trust an object it did not verify, or include node/. */
+ * persisted objects (storage/fedlog.h) and the commit worker that makes them durable off the
+ * loop (pending until then: see fedlog.h, Durability), the push queue (revocations at its head),
+ * the FedSync exchange and the counters.
+ * Must not: send while holding the lock, trust an object it did not verify, include node/, or
+ * commit (fsync) on the loop when attached with own_thread. */
 #include "gossip/fedlog.h"
 
 #include <inttypes.h>
