@@ -8,6 +8,7 @@
  * sizes, check cheap fields (federation, version, chain), then signatures, then accept.
  * Must not: re-encode to verify, touch LMDB or the network, print. */
 #include "gossip/charter.h"
+#include "gossip/durable.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -853,31 +854,11 @@ int trust_file_write(const char *path, json_t *obj, char *err, size_t errlen)
     }
     size_t n = strlen(text);
     text[n++] = '\n';   /* json_dumps' NUL becomes the final newline */
-    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path,
-                 errno == EEXIST ? "already exists (refusing to overwrite)" : strerror(errno));
-        free(text);
-        return -1;
-    }
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, text + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            break;
-        off += (size_t)w;
-    }
-    int bad = off < n || fsync(fd) != 0;
-    bad |= close(fd) != 0;
+    int rc = durable_write(path, text, n, 0644, DURABLE_EXCL, err, errlen);
     free(text);
-    if (bad) {
-        snprintf(err, errlen, "%s: write: %s", path, strerror(errno));
-        unlink(path);
-        return -1;
-    }
-    return 0;
+    if (rc == 1)
+        snprintf(err, errlen, "%s: already exists (refusing to overwrite)", path);
+    return rc == 0 ? 0 : -1;
 }
 
 trust_verdict_t charter_load(const char *path, charter_t *out, char *err, size_t errlen)
