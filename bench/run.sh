@@ -72,6 +72,9 @@ report() {
   else
     echo "  not built (bench/search.c is not there yet)"
   fi
+  echo
+  echo "== Federation burst vs the gossip loop (durable commits off the loop): bench/fedcommit =="
+  "$BUILD/bench/fedcommit" 500 3 2>/dev/null || { echo "fedcommit benchmark FAILED (exit $?)"; status=1; }
   return $status
 }
 

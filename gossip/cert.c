@@ -501,35 +501,41 @@ json_t *revocation_to_json(const revocation_t *r)
     return j;
 }
 
-/* A certificate (kind TRUST_KIND_CERT, out a cert_t) or revocation (TRUST_KIND_REVOKE, a
- * revocation_t) file: its signed bytes parsed, and its readable fields checked against them
- * (a file whose text says other than what was signed is refused). out zeroed first; 0 or -1. */
+/* A certificate (kind TRUST_KIND_CERT, out a cert_t), revocation (TRUST_KIND_REVOKE, a
+ * revocation_t) or key hand-over (TRUST_KIND_ROTATE, a rotation_t) file: its signed bytes parsed,
+ * and its readable fields checked against them (a file whose text says other than what was
+ * signed is refused). out zeroed first; 0 or -1. */
 static int load_file(const char *path, int kind, void *out, char *err, size_t errlen)
 {
-    int cert = kind == TRUST_KIND_CERT;
     json_t *obj = NULL, *view = NULL;
     uint8_t *bytes = NULL;
     size_t len = 0;
-    char why[320];
+    char why[400];
     int rc = -1;
 
-    memset(out, 0, cert ? sizeof(cert_t) : sizeof(revocation_t));
+    memset(out, 0, kind == TRUST_KIND_CERT ? sizeof(cert_t) : kind == TRUST_KIND_REVOKE ? sizeof(revocation_t)
+                                                                                        : sizeof(rotation_t));
     if (trust_file_read(path, kind, &obj, &bytes, &len, err, errlen) != 0)
         return -1;
-    rc = cert ? cert_parse(bytes, len, out, why, sizeof why) : revocation_parse(bytes, len, out, why, sizeof why);
+    rc = kind == TRUST_KIND_CERT     ? cert_parse(bytes, len, out, why, sizeof why)
+       : kind == TRUST_KIND_REVOKE   ? revocation_parse(bytes, len, out, why, sizeof why)
+                                     : rotation_parse(bytes, len, out, why, sizeof why);
     if (rc != 0) {
         rc = -1;
         snprintf(err, errlen, "%s: %s", path, why);
         goto out;
     }
-    view = cert ? cert_to_json(out) : revocation_to_json(out);
+    view = kind == TRUST_KIND_CERT ? cert_to_json(out) : kind == TRUST_KIND_REVOKE ? revocation_to_json(out)
+                                                                                 : rotation_to_json(out);
     if (view == NULL)
         snprintf(err, errlen, "%s: out of memory", path);
     if (view == NULL || trust_file_matches(path, obj, view, err, errlen) != 0) {
-        if (cert)
+        if (kind == TRUST_KIND_CERT)
             cert_free(out);
-        else
+        else if (kind == TRUST_KIND_REVOKE)
             revocation_free(out);
+        else
+            rotation_free(out);
         rc = -1;
     }
 out:
@@ -709,27 +715,5 @@ json_t *rotation_to_json(const rotation_t *r)
 
 int rotation_load(const char *path, rotation_t *out, char *err, size_t errlen)
 {
-    json_t *obj = NULL, *view = NULL;
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    char e[400];
-    memset(out, 0, sizeof *out);
-    if (trust_file_read(path, TRUST_KIND_ROTATE, &obj, &bytes, &len, err, errlen) != 0)
-        return -1;
-    int rc = -1;
-    if (rotation_parse(bytes, len, out, e, sizeof e) != 0) {
-        snprintf(err, errlen, "%s: %s", path, e);
-        goto done;
-    }
-    view = rotation_to_json(out);
-    if (!view || trust_file_matches(path, obj, view, err, errlen) != 0) {
-        rotation_free(out);
-        goto done;
-    }
-    rc = 0;
-done:
-    json_decref(view);
-    json_decref(obj);
-    free(bytes);
-    return rc;
+    return load_file(path, TRUST_KIND_ROTATE, out, err, errlen);
 }

@@ -8,6 +8,7 @@
  * sizes, check cheap fields (federation, version, chain), then signatures, then accept.
  * Must not: re-encode to verify, touch LMDB or the network, print. */
 #include "gossip/charter.h"
+#include "gossip/durable.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -741,6 +742,35 @@ static json_t *read_json(const char *path, trust_kind_t want, char *err, size_t 
     return j;
 }
 
+int trust_signed_decode(const json_t *obj, uint8_t **bytes, size_t *len, char *why, size_t whylen)
+{
+    *bytes = NULL;
+    *len = 0;
+    const char *b64 = json_string_value(json_object_get(obj, "signed"));
+    if (b64 == NULL) {
+        snprintf(why, whylen, "\"signed\" missing or not a string");
+        return -1;
+    }
+    size_t blen = strlen(b64);
+    if (blen > sodium_base64_ENCODED_LEN(TRUST_MAX_BYTES, sodium_base64_VARIANT_ORIGINAL)) {
+        snprintf(why, whylen, "\"signed\" is over the limit of %u bytes", TRUST_MAX_BYTES);
+        return -1;
+    }
+    size_t cap = blen / 4 * 3 + 3, got = 0;
+    uint8_t *buf = malloc(cap);
+    const char *end = NULL;
+    if (buf == NULL || sodium_base642bin(buf, cap, b64, blen, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        end != b64 + blen || got > TRUST_MAX_BYTES) {
+        int oom = buf == NULL;
+        free(buf);
+        snprintf(why, whylen, oom ? "out of memory" : "\"signed\" is not base64 of at most %u bytes", TRUST_MAX_BYTES);
+        return -1;
+    }
+    *bytes = buf;
+    *len = got;
+    return 0;
+}
+
 int trust_file_read(const char *path, trust_kind_t want, json_t **obj, uint8_t **bytes, size_t *len,
                     char *err, size_t errlen)
 {
@@ -758,30 +788,12 @@ int trust_file_read(const char *path, trust_kind_t want, json_t **obj, uint8_t *
                  file_kind(want), trust_kind_name(want));
         goto fail;
     }
-    const char *b64 = json_string_value(json_object_get(j, "signed"));
-    if (b64 == NULL) {
-        snprintf(err, errlen, "%s: \"signed\" missing or not a string", path);
-        goto fail;
-    }
-    size_t blen = strlen(b64);
-    if (blen > sodium_base64_ENCODED_LEN(TRUST_MAX_BYTES, sodium_base64_VARIANT_ORIGINAL)) {
-        snprintf(err, errlen, "%s: \"signed\" is over the limit of %u bytes", path, TRUST_MAX_BYTES);
-        goto fail;
-    }
-    size_t cap = blen / 4 * 3 + 3;
-    uint8_t *buf = malloc(cap);
-    size_t got = 0;
-    const char *end = NULL;
-    if (buf == NULL || sodium_base642bin(buf, cap, b64, blen, NULL, &got, &end,
-                                         sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        end != b64 + blen) {
-        free(buf);
-        snprintf(err, errlen, "%s: \"signed\" is not base64", path);
+    char why[200];
+    if (trust_signed_decode(j, bytes, len, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
         goto fail;
     }
     *obj = j;
-    *bytes = buf;
-    *len = got;
     return 0;
 fail:
     json_decref(j);
@@ -842,31 +854,11 @@ int trust_file_write(const char *path, json_t *obj, char *err, size_t errlen)
     }
     size_t n = strlen(text);
     text[n++] = '\n';   /* json_dumps' NUL becomes the final newline */
-    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path,
-                 errno == EEXIST ? "already exists (refusing to overwrite)" : strerror(errno));
-        free(text);
-        return -1;
-    }
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, text + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            break;
-        off += (size_t)w;
-    }
-    int bad = off < n || fsync(fd) != 0;
-    bad |= close(fd) != 0;
+    int rc = durable_write(path, text, n, 0644, DURABLE_EXCL, err, errlen);
     free(text);
-    if (bad) {
-        snprintf(err, errlen, "%s: write: %s", path, strerror(errno));
-        unlink(path);
-        return -1;
-    }
-    return 0;
+    if (rc == 1)
+        snprintf(err, errlen, "%s: already exists (refusing to overwrite)", path);
+    return rc == 0 ? 0 : -1;
 }
 
 trust_verdict_t charter_load(const char *path, charter_t *out, char *err, size_t errlen)

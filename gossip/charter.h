@@ -156,6 +156,9 @@ trust_verdict_t charter_load(const char *path, charter_t *out, char *err, size_t
  * object (new reference). 0 or -1 with err naming the file. */
 int trust_file_read(const char *path, trust_kind_t want, json_t **obj, uint8_t **bytes, size_t *len,
                     char *err, size_t errlen);
+/* The base64 "signed" member of a trust object file's JSON (at most TRUST_MAX_BYTES decoded,
+ * strictly base64: nothing after it), malloc'd into *bytes. 0 or -1 with why (no file name). */
+int trust_signed_decode(const json_t *obj, uint8_t **bytes, size_t *len, char *why, size_t whylen);
 /* Reads only the "kind" of a trust file: the kind, or 0 with err. */
 trust_kind_t trust_file_kind(const char *path, char *err, size_t errlen);
 /* 0 when the loaded object equals view (the readable form rebuilt from the signed bytes); else

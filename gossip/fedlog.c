@@ -2,9 +2,11 @@
  *
  * Owns: the held set (hashes sorted, with per-bucket counts and XORs for the summary), verifying
  * offers by kind (offer_one: the one dispatch, where policy sets go to the policy hook), the
- * persisted objects (storage/fedlog.h), the push queue (revocations at its head), the FedSync
- * exchange and the counters.
- * Must not: send while holding the lock, trust an object it did not verify, or include node/. */
+ * persisted objects (storage/fedlog.h) and the commit worker that makes them durable off the
+ * loop (pending until then: see fedlog.h, Durability), the push queue (revocations at its head),
+ * the FedSync exchange and the counters.
+ * Must not: send while holding the lock, trust an object it did not verify, include node/, or
+ * commit (fsync) on the loop when attached with own_thread. */
 #include "gossip/fedlog.h"
 
 #include <inttypes.h>
@@ -43,6 +45,26 @@ typedef struct req {
     uint8_t data[];
 } req_t;
 
+/* A verified new object waiting for its durable commit (pending: not in the held set yet). */
+typedef struct citem {
+    struct citem *pnext;          /* the pending chain of its bucket */
+    store_fedlog_item_t st;       /* hash, kind, bytes (a copy, owned), len */
+    fedlog_result_t *r;           /* the result a failed commit changes (a waiting caller's), or NULL */
+    int *ok;
+} citem_t;
+
+/* One offer's new objects, committed together (with every job queued at the time). */
+typedef struct cjob {
+    struct cjob *next;
+    char from[64];
+    int from_op;                  /* an operator's (from NULL) */
+    req_t *q;                     /* the operator waiting for this commit, or NULL */
+    size_t n;
+    citem_t items[];
+} cjob_t;
+
+#define PENDING_BUCKETS 1024
+
 typedef struct push {
     struct push *next;
     char from[64];                /* not pushed back to its sender */
@@ -71,6 +93,15 @@ struct fedlog {
     size_t qlen;
     req_t *rhead, *rtail;      /* operators' offers waiting for the loop */
     pthread_cond_t rcv;
+    citem_t *pending[PENDING_BUCKETS];   /* verified, in force, not durable yet, by hash */
+    size_t npending;
+    uint64_t pending_bytes;
+    cjob_t *jhead, *jtail;     /* jobs for the commit worker */
+    pthread_t worker;
+    pthread_cond_t wcv;        /* the worker: work queued; its waiters: work done */
+    int async;                 /* commits run on the worker (attached to a loop with own_thread) */
+    int wstarted, wstop, wbusy;
+    uint64_t commits, commit_objects;
     fedlog_io_t io;
     int attached;
     uint64_t accepted[FEDLOG_KINDS];
@@ -147,6 +178,39 @@ static int held_add(fedlog_t *f, const uint8_t hash[TRUST_HASH_LEN], int kind, s
     f->bcount[hash[0]]++;
     xor_into(f->bxor[hash[0]], hash);
     return 0;
+}
+
+static size_t pending_bucket(const uint8_t hash[TRUST_HASH_LEN])
+{
+    return ((size_t)hash[1] << 8 | hash[2]) % PENDING_BUCKETS;   /* hash[0] is the sync bucket */
+}
+
+static citem_t *pending_find(const fedlog_t *f, const uint8_t hash[TRUST_HASH_LEN])
+{
+    for (citem_t *c = f->pending[pending_bucket(hash)]; c; c = c->pnext)
+        if (!memcmp(c->st.hash, hash, TRUST_HASH_LEN))
+            return c;
+    return NULL;
+}
+
+static void pending_add(fedlog_t *f, citem_t *c)
+{
+    citem_t **head = &f->pending[pending_bucket(c->st.hash)];
+    c->pnext = *head;
+    *head = c;
+    f->npending++;
+    f->pending_bytes += c->st.len;
+}
+
+static void pending_remove(fedlog_t *f, citem_t *c)
+{
+    for (citem_t **p = &f->pending[pending_bucket(c->st.hash)]; *p; p = &(*p)->pnext)
+        if (*p == c) {
+            *p = c->pnext;
+            f->npending--;
+            f->pending_bytes -= c->st.len;
+            return;
+        }
 }
 
 static int refused_recently(const fedlog_t *f, const uint8_t hash[TRUST_HASH_LEN])
@@ -231,7 +295,7 @@ static int verify_kind(fedlog_t *f, int kind, const uint8_t *b, size_t n, const 
         return trust_offer_revocation(f->t, b, n, &added, r->err, sizeof r->err);
     case TRUST_KIND_POLICY:
         if (f->policy)
-            return f->policy(f->policy_ctx, b, n, r->err, sizeof r->err) == 0 ? TRUST_OK : FEDLOG_R_POLICY;
+            return f->policy(f->policy_ctx, b, n, 0, r->err, sizeof r->err) == 0 ? TRUST_OK : FEDLOG_R_POLICY;
         /* nothing here can check its signatures: never held unverified */
         snprintf(r->err, sizeof r->err, "a policy set, and no policy store on this node to verify it");
         return FEDLOG_R_POLICY;
@@ -242,8 +306,8 @@ static int verify_kind(fedlog_t *f, int kind, const uint8_t *b, size_t n, const 
     return FEDLOG_R_UNKNOWN_KIND;
 }
 
-/* Verifies one object under the lock. 0 held (r->added: new, to be stored by the caller, who
- * then calls commit_one), -1 refused (counted). */
+/* Verifies one object under the lock. 0 held (r->added: new, to be committed by the caller;
+ * an object pending its commit counts as held), -1 refused (counted). */
 static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, fedlog_result_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -268,7 +332,8 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
     }
     trib__trust_signed__free_unpacked(env, NULL);
     const held_t *h = held_find(f, r->hash);
-    if (h && h->kind == r->kind) {   /* held: the same body under the same kind (tag) */
+    const citem_t *p = h ? NULL : pending_find(f, r->hash);
+    if ((h && h->kind == r->kind) || (p && p->st.kind == r->kind)) {   /* held: the same body, kind (tag) */
         free(charter_body);
         return 0;
     }
@@ -283,7 +348,7 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
                  trust_kind_name((trust_kind_t)r->kind));
         return refuse(f, r, FEDLOG_R_OPEN_MODE, from);
     }
-    if (f->n >= FEDLOG_MAX_OBJECTS || f->bytes + n > FEDLOG_MAX_BYTES ||
+    if (f->n + f->npending >= FEDLOG_MAX_OBJECTS || f->bytes + f->pending_bytes + n > FEDLOG_MAX_BYTES ||
         (r->kind == TRUST_KIND_CHARTER && f->nkind[TRUST_KIND_CHARTER] >= FEDLOG_MAX_CHARTERS)) {
         free(charter_body);
         snprintf(r->err, sizeof r->err, "the federation log is full (%zu objects, %" PRIu64 " bytes)", f->n,
@@ -298,7 +363,7 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
     if (charter_body)
         chain_note(f, charter_body, charter_len);
     free(charter_body);
-    r->added = h == NULL;            /* a body held under another kind is never stored twice */
+    r->added = !h && !p;             /* a body held under another kind is never stored twice */
     return 0;
 }
 
@@ -370,132 +435,265 @@ static int ord_cmp(const void *a, const void *b)
     return x->order != y->order ? (x->order < y->order ? -1 : 1) : (x->i < y->i ? -1 : x->i > y->i);
 }
 
-/* One offer of objects between its two steps (verify, then commit). */
-typedef struct {
-    batch_t *items;
-    size_t n;
-    const char *from;
-    int forward;
-    ord_t *ord;                   /* items in verification order */
-    store_fedlog_item_t *st;      /* the new ones, to store */
-    size_t nst;
-} offer_t;
-
 /* Step 1, under the lock: offers the objects (charters first by version, then certificates,
  * revocations, policy sets, so one frame may carry a charter update and what it signs) and, when
  * forward, queues the new ones' pushes at once: a verified object is in force here (the trust
  * store holds it) and goes on before the durable commit, which is not on the path from node to
- * node. -1 (nothing offered) when out of memory. */
-static int offer_verify(fedlog_t *f, offer_t *o)
+ * node. The new ones are pending (held for offers, not in the set) until step 2 commits them.
+ * Returns their job (results pointing at items), or NULL when there is none or out of memory
+ * (then nothing was offered). */
+static cjob_t *offer_verify(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
 {
-    size_t n = o->n;
-    o->ord = malloc((n ? n : 1) * sizeof *o->ord);
-    o->st = malloc((n ? n : 1) * sizeof *o->st);
-    o->nst = 0;
-    if (!o->ord || !o->st) {
-        free(o->ord);
-        free(o->st);
-        o->ord = NULL, o->st = NULL;
-        return -1;
+    ord_t *ord = malloc((n ? n : 1) * sizeof *ord);
+    cjob_t *j = calloc(1, sizeof *j + (n ? n : 1) * sizeof *j->items);
+    if (!ord || !j) {
+        free(ord);
+        free(j);
+        return NULL;
     }
+    snprintf(j->from, sizeof j->from, "%s", from ? from : "");
+    j->from_op = from == NULL;
     for (size_t i = 0; i < n; i++) {
-        int k = envelope_kind(o->items[i].b, o->items[i].n);
-        o->ord[i].i = i;
-        o->ord[i].order = k == TRUST_KIND_CHARTER ? charter_version(o->items[i].b, o->items[i].n)
-                                                  : 2000000 + (k >= 1 && k < FEDLOG_KINDS ? k : FEDLOG_KINDS);
+        int k = envelope_kind(items[i].b, items[i].n);
+        ord[i].i = i;
+        ord[i].order = k == TRUST_KIND_CHARTER ? charter_version(items[i].b, items[i].n)
+                                               : 2000000 + (k >= 1 && k < FEDLOG_KINDS ? k : FEDLOG_KINDS);
     }
-    qsort(o->ord, n, sizeof *o->ord, ord_cmp);
-    for (size_t j = 0; j < n; j++) {
-        batch_t *it = &o->items[o->ord[j].i];
-        it->ok = offer_one(f, it->b, it->n, o->from, &it->r) == 0;
+    qsort(ord, n, sizeof *ord, ord_cmp);
+    for (size_t o = 0; o < n; o++) {
+        batch_t *it = &items[ord[o].i];
+        it->ok = offer_one(f, it->b, it->n, from, &it->r) == 0;
         if (!it->ok || !it->r.added)
             continue;
-        int dup = 0;     /* the same object twice in one frame */
-        for (size_t k = 0; k < o->nst; k++)
-            dup |= !memcmp(o->st[k].hash, it->r.hash, TRUST_HASH_LEN);
-        if (dup) {
-            it->r.added = 0;
+        citem_t *c = &j->items[j->n];
+        uint8_t *copy = malloc(it->n);
+        if (!copy) {
+            it->ok = 0;
+            snprintf(it->r.err, sizeof it->r.err, "out of memory");
+            refuse(f, &it->r, FEDLOG_R_STORAGE, from);
             continue;
         }
-        memcpy(o->st[o->nst].hash, it->r.hash, TRUST_HASH_LEN);
-        o->st[o->nst].kind = it->r.kind;
-        o->st[o->nst].bytes = it->b;
-        o->st[o->nst].len = it->n;
-        o->nst++;
-        if (o->forward)
-            push_queue(f, it->r.kind, it->b, it->n, o->from);
+        memcpy(copy, it->b, it->n);
+        memcpy(c->st.hash, it->r.hash, TRUST_HASH_LEN);
+        c->st.kind = it->r.kind;
+        c->st.bytes = copy;
+        c->st.len = it->n;
+        c->r = &it->r;
+        c->ok = &it->ok;
+        pending_add(f, c);        /* the same object again (in this frame too) is held from now on */
+        j->n++;
+        if (forward)
+            push_queue(f, it->r.kind, it->b, it->n, from);
     }
-    return 0;
+    free(ord);
+    if (j->n == 0) {
+        free(j);
+        return NULL;
+    }
+    return j;
 }
 
-/* Step 2, under the lock: stores the new objects in one commit and adds them to the set.
- * Returns how many were new. */
-static size_t offer_commit(fedlog_t *f, offer_t *o)
+static void req_done_locked(fedlog_t *f, req_t *q)
 {
-    size_t added = 0, nst = o->nst;
-    if (!o->ord)
-        return 0;
-    if (nst && store_fedlog_put(f->st, o->st, nst, NULL) != 0) {
-        log_error("fedlog: storing %zu object(s) failed: %s (held in memory until restart; peers resend)",
-                  nst, store_last_error());
-        for (size_t j = 0; j < o->n; j++)
-            if (o->items[j].ok && o->items[j].r.added) {
-                o->items[j].ok = 0;
-                snprintf(o->items[j].r.err, sizeof o->items[j].r.err, "storing failed: %s", store_last_error());
-                refuse(f, &o->items[j].r, FEDLOG_R_STORAGE, o->from);
+    q->done = 1;
+    if (q->abandoned)
+        free(q);
+    pthread_cond_broadcast(&f->rcv);
+}
+
+/* Step 2, not under the lock: makes the jobs' objects durable, all in one commit (a policy set
+ * first through the policy hook, which writes its files and puts it in force), then, under the
+ * lock, adds them to the held set (what the summary and anti-entropy offer is always stored) and
+ * tells a waiting operator. A failed commit refuses the objects (counted): they stay in force in
+ * memory until restart, and peers send them again. */
+static void commit_jobs(fedlog_t *f, cjob_t *jobs)
+{
+    size_t total = 0, nst = 0;
+    for (cjob_t *j = jobs; j; j = j->next)
+        total += j->n;
+    pthread_mutex_lock(&f->mu);
+    fedlog_policy_fn policy = f->policy;
+    void *pctx = f->policy_ctx;
+    pthread_mutex_unlock(&f->mu);
+    store_fedlog_item_t *st = malloc((total ? total : 1) * sizeof *st);
+    int *why = calloc(total ? total : 1, sizeof *why);   /* 0, or the reason it is refused */
+    char (*errs)[200] = calloc(total ? total : 1, sizeof *errs);
+    size_t i = 0;
+    for (cjob_t *j = jobs; j; j = j->next)
+        for (size_t k = 0; k < j->n; k++, i++) {
+            citem_t *c = &j->items[k];
+            if (!st || !why || !errs)
+                continue;
+            if (c->st.kind == TRUST_KIND_POLICY &&
+                (!policy || policy(pctx, c->st.bytes, c->st.len, 1, errs[i], sizeof errs[i]) != 0)) {
+                why[i] = FEDLOG_R_POLICY;
+                continue;
             }
-        nst = 0;
+            st[nst++] = c->st;
+        }
+    int stored = st && why && errs && (nst == 0 || store_fedlog_put(f->st, st, nst, NULL) == 0);
+    if (!stored)
+        log_error("fedlog: storing %zu object(s) failed: %s (held in memory until restart; peers resend)",
+                  nst, st && why && errs ? store_last_error() : "out of memory");
+    pthread_mutex_lock(&f->mu);
+    i = 0;
+    for (cjob_t *j = jobs; j; j = j->next) {
+        const char *from = j->from_op ? NULL : j->from;
+        for (size_t k = 0; k < j->n; k++, i++) {
+            citem_t *c = &j->items[k];
+            pending_remove(f, c);
+            int reason = !stored ? FEDLOG_R_STORAGE : why[i];
+            if (reason) {
+                fedlog_result_t local = {.kind = c->st.kind, .added = 1}, *r = c->r ? c->r : &local;
+                memcpy(local.hash, c->st.hash, TRUST_HASH_LEN);
+                if (reason == FEDLOG_R_STORAGE)
+                    snprintf(r->err, sizeof r->err, "storing failed: %s",
+                             st && why && errs ? store_last_error() : "out of memory");
+                else
+                    snprintf(r->err, sizeof r->err, "%s", errs[i]);
+                refuse(f, r, reason, from);
+                if (c->ok)
+                    *c->ok = 0;
+                continue;
+            }
+            if (held_find(f, c->st.hash) || held_add(f, c->st.hash, c->st.kind, c->st.len) != 0)
+                continue;
+            f->accepted[c->st.kind]++;
+            f->commit_objects++;
+            char hex[2 * TRUST_HASH_LEN + 1];
+            trust_hex(c->st.hash, TRUST_HASH_LEN, hex);
+            /* every revocation and charter, and what operators hand in, at info; the bulk of a
+             * bootstrap (certificates and the rest from peers) at debug */
+            int loud = !from || c->st.kind == TRUST_KIND_REVOKE || c->st.kind == TRUST_KIND_CHARTER;
+            log_msg(loud ? LOG_INFO : LOG_DEBUG, "fedlog: accepted %s %.16s from %s", kind_label(c->st.kind), hex,
+                    from ? from : "an operator");
+        }
+        if (j->q)
+            req_done_locked(f, j->q);
     }
-    for (size_t j = 0; j < o->n && nst; j++) {
-        batch_t *it = &o->items[o->ord[j].i];
-        if (!it->ok || !it->r.added)
-            continue;
-        if (held_find(f, it->r.hash) || held_add(f, it->r.hash, it->r.kind, it->n) != 0)
-            continue;             /* held meanwhile: another thread's offer between the steps */
-        added++;
-        f->accepted[it->r.kind]++;
-        char hex[2 * TRUST_HASH_LEN + 1];
-        trust_hex(it->r.hash, TRUST_HASH_LEN, hex);
-        /* every revocation and charter, and what operators hand in, at info; the bulk of a
-         * bootstrap (certificates and the rest from peers) at debug */
-        int loud = !o->from || it->r.kind == TRUST_KIND_REVOKE || it->r.kind == TRUST_KIND_CHARTER;
-        log_msg(loud ? LOG_INFO : LOG_DEBUG, "fedlog: accepted %s %.16s from %s", kind_label(it->r.kind), hex,
-                o->from ? o->from : "an operator");
+    f->commits += nst > 0 && stored;
+    pthread_mutex_unlock(&f->mu);
+    while (jobs) {
+        cjob_t *next = jobs->next;
+        for (size_t k = 0; k < jobs->n; k++)
+            free((void *)jobs->items[k].st.bytes);
+        free(jobs);
+        jobs = next;
     }
-    free(o->ord);
-    free(o->st);
-    o->ord = NULL, o->st = NULL;
-    return added;
+    free(st);
+    free(why);
+    free(errs);
 }
 
-/* Both steps at once (no send between them). Under the lock. Returns how many were new. */
-static size_t offer_batch(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
+/* Step 2 for one job: queued for the worker (1) when commits run there, q (may be NULL) told when
+ * it is done; else run here (0: the caller's results are final). No job: 0. */
+static int commit_or_queue(fedlog_t *f, cjob_t *j, req_t *q)
 {
-    offer_t o = {.items = items, .n = n, .from = from, .forward = forward};
-    return offer_verify(f, &o) == 0 ? offer_commit(f, &o) : 0;
+    if (!j)
+        return 0;
+    pthread_mutex_lock(&f->mu);
+    if (!f->async) {
+        pthread_mutex_unlock(&f->mu);
+        commit_jobs(f, j);
+        return 0;
+    }
+    for (size_t k = 0; k < j->n; k++) {   /* the caller does not wait: results go to q or nowhere */
+        j->items[k].r = q ? &q->r : NULL;
+        j->items[k].ok = q ? &q->ok : NULL;
+    }
+    j->q = q;
+    if (f->jtail)
+        f->jtail->next = j;
+    else
+        f->jhead = j;
+    f->jtail = j;
+    pthread_cond_broadcast(&f->wcv);
+    pthread_mutex_unlock(&f->mu);
+    return 1;
+}
+
+/* The commit worker: takes every job queued and commits them together, so a burst costs one
+ * fsync per round however many objects it brings. Drains the queue before it stops. */
+static void *commit_worker(void *arg)
+{
+    fedlog_t *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->jhead && !f->wstop)
+            pthread_cond_wait(&f->wcv, &f->mu);
+        if (!f->jhead)
+            break;
+        cjob_t *jobs = f->jhead;
+        f->jhead = f->jtail = NULL;
+        f->wbusy = 1;
+        pthread_mutex_unlock(&f->mu);
+        commit_jobs(f, jobs);
+        pthread_mutex_lock(&f->mu);
+        f->wbusy = 0;
+        pthread_cond_broadcast(&f->wcv);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+void fedlog_flush(fedlog_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->jhead || f->wbusy)
+        pthread_cond_wait(&f->wcv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Stops the worker after it committed everything queued; commits run on the caller from then on. */
+static void worker_stop(fedlog_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int started = f->wstarted;
+    f->async = 0;
+    f->wstop = 1;
+    pthread_cond_broadcast(&f->wcv);
+    pthread_mutex_unlock(&f->mu);
+    if (started)
+        pthread_join(f->worker, NULL);
+    pthread_mutex_lock(&f->mu);
+    f->wstarted = f->wstop = 0;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Both steps (no send between them), the commit on the caller or the worker. Not under the lock. */
+static void offer_items(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
+{
+    pthread_mutex_lock(&f->mu);
+    cjob_t *j = offer_verify(f, items, n, from, forward);
+    pthread_mutex_unlock(&f->mu);
+    commit_or_queue(f, j, NULL);
 }
 
 #define OFFER_WAIT_S 10           /* an operator's offer waits this long for the loop */
 
-/* Runs the queued operators' offers (under the lock, on the loop or at detach). */
+/* Runs the queued operators' offers here (the loop stopped; the worker too). */
 static void run_requests(fedlog_t *f)
 {
-    for (req_t *q = f->rhead, *next; q; q = next) {
-        next = q->next;
+    pthread_mutex_lock(&f->mu);
+    while (f->rhead) {
+        req_t *q = f->rhead;
+        f->rhead = q->next;
+        if (!f->rhead)
+            f->rtail = NULL;
+        pthread_mutex_unlock(&f->mu);
         batch_t it = {.b = q->data, .n = q->n};
-        offer_batch(f, &it, 1, NULL, 1);
+        offer_items(f, &it, 1, NULL, 1);
+        pthread_mutex_lock(&f->mu);
         q->r = it.r;
         q->ok = it.ok;
-        q->done = 1;
-        if (q->abandoned)
-            free(q);
+        req_done_locked(f, q);
     }
-    f->rhead = f->rtail = NULL;
-    pthread_cond_broadcast(&f->rcv);
+    pthread_mutex_unlock(&f->mu);
 }
 
 /* With a loop that owns the trust store (io.own_thread), an offer from another thread is queued
- * for it and waited for, so the trust store changes on the loop only (gossip/trust.h). */
+ * for it and waited for (verified there, committed by the worker), so the trust store changes on
+ * the loop only (gossip/trust.h) and the answer comes once the object is durable. */
 static int offer_via_loop(fedlog_t *f, const uint8_t *bytes, size_t len, fedlog_result_t *res)
 {
     req_t *q = calloc(1, sizeof *q + len);
@@ -526,7 +724,7 @@ static int offer_via_loop(fedlog_t *f, const uint8_t *bytes, size_t len, fedlog_
     if (done)
         *res = q->r;
     else
-        q->abandoned = 1;       /* still queued: the loop frees it when it runs it */
+        q->abandoned = 1;       /* still queued: whoever completes it frees it */
     pthread_mutex_unlock(&f->mu);
     if (done) {
         free(q);
@@ -547,8 +745,8 @@ int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from
     if (via_loop)
         return offer_via_loop(f, bytes, len, res);
     batch_t it = {.b = bytes, .n = len};
+    offer_items(f, &it, 1, from, 1);
     pthread_mutex_lock(&f->mu);
-    offer_batch(f, &it, 1, from, 1);
     int wake = f->qlen && f->attached;
     fedlog_io_t io = f->io;
     pthread_mutex_unlock(&f->mu);
@@ -557,7 +755,6 @@ int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from
     *res = it.r;
     return it.ok ? 0 : -1;
 }
-
 /* ---------------------------------------------------------------- lifecycle */
 
 typedef struct {
@@ -602,6 +799,7 @@ fedlog_t *fedlog_new(store_t *st, trust_t *t, char *err, size_t errlen)
     }
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->rcv, NULL);
+    pthread_cond_init(&f->wcv, NULL);
     f->st = st;
     f->t = t;
     if (t) {
@@ -657,6 +855,7 @@ void fedlog_destroy(fedlog_t **fp)
     if (!fp || !*fp)
         return;
     fedlog_t *f = *fp;
+    worker_stop(f);             /* commits what it holds */
     for (push_t *p = f->qhead, *next; p; p = next) {
         next = p->next;
         free(p);
@@ -666,6 +865,7 @@ void fedlog_destroy(fedlog_t **fp)
         free(q);
     }
     free(f->held);
+    pthread_cond_destroy(&f->wcv);
     pthread_cond_destroy(&f->rcv);
     pthread_mutex_destroy(&f->mu);
     free(f);
@@ -704,14 +904,21 @@ trust_t *fedlog_trust(fedlog_t *f) { return f->t; }
 
 void fedlog_attach(fedlog_t *f, const fedlog_io_t *io)
 {
-    pthread_mutex_lock(&f->mu);
-    if (!io)
-        run_requests(f);        /* the loop stops: what it did not take is taken here */
-    f->attached = io != NULL;
-    if (io)
-        f->io = *io;
-    else
+    if (!io) {                  /* the loop stops: commits and what it did not take are done here */
+        pthread_mutex_lock(&f->mu);
+        f->attached = 0;
         memset(&f->io, 0, sizeof f->io);
+        pthread_mutex_unlock(&f->mu);
+        worker_stop(f);
+        run_requests(f);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->attached = 1;
+    f->io = *io;
+    if (io->own_thread && !f->wstarted && pthread_create(&f->worker, NULL, commit_worker, f) == 0)
+        f->wstarted = 1;        /* else commits stay on the loop */
+    f->async = f->wstarted;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -760,18 +967,16 @@ static void send_pushes(fedlog_t *f)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Offers items from a peer (forward: pushes the new ones on, before they are committed). */
-static void offer_and_push(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
+/* Verifies items from a peer or an operator (forward: pushes the new ones on, before they are
+ * committed). Returns their job, not committed yet. */
+static cjob_t *offer_and_push(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
 {
-    offer_t o = {.items = items, .n = n, .from = from, .forward = forward};
     pthread_mutex_lock(&f->mu);
-    int ok = offer_verify(f, &o) == 0;
+    cjob_t *j = offer_verify(f, items, n, from, forward);
     pthread_mutex_unlock(&f->mu);
-    if (ok && forward)
+    if (forward)
         send_pushes(f);
-    pthread_mutex_lock(&f->mu);
-    offer_commit(f, &o);
-    pthread_mutex_unlock(&f->mu);
+    return j;
 }
 
 void fedlog_tick(fedlog_t *f)
@@ -784,14 +989,18 @@ void fedlog_tick(fedlog_t *f)
             f->rtail = NULL;
         batch_t it = {.b = q->data, .n = q->n};
         pthread_mutex_unlock(&f->mu);
-        offer_and_push(f, &it, 1, NULL, 1);
+        cjob_t *j = offer_and_push(f, &it, 1, NULL, 1);
         pthread_mutex_lock(&f->mu);
         q->r = it.r;
         q->ok = it.ok;
-        q->done = 1;
-        if (q->abandoned)
-            free(q);
-        pthread_cond_broadcast(&f->rcv);
+        pthread_mutex_unlock(&f->mu);
+        int queued = commit_or_queue(f, j, q);   /* the operator hears once it is durable */
+        pthread_mutex_lock(&f->mu);
+        if (!queued) {
+            q->r = it.r;
+            q->ok = it.ok;
+            req_done_locked(f, q);
+        }
     }
     pthread_mutex_unlock(&f->mu);
     send_pushes(f);
@@ -984,7 +1193,7 @@ static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, c
                 memcpy(give[ngive++], f->held[i].hash, TRUST_HASH_LEN);
         }
         for (size_t i = 0; want && i < n; i++)
-            if (!held_find(f, theirs[i]) && !refused_recently(f, theirs[i]))
+            if (!held_find(f, theirs[i]) && !pending_find(f, theirs[i]) && !refused_recently(f, theirs[i]))
                 want[nwant++] = (ProtobufCBinaryData){TRUST_HASH_LEN, theirs[i]};
         pthread_mutex_unlock(&f->mu);
         if (want && nwant) {
@@ -1026,9 +1235,7 @@ static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, c
             return;
         for (size_t i = 0; i < m->n_objects; i++)
             items[i] = (batch_t){.b = m->objects[i].data, .n = m->objects[i].len};
-        pthread_mutex_lock(&f->mu);
-        offer_batch(f, items, m->n_objects, from, 0);
-        pthread_mutex_unlock(&f->mu);
+        offer_items(f, items, m->n_objects, from, 0);
         free(items);
         return;
     }
@@ -1059,7 +1266,7 @@ void fedlog_handle(fedlog_t *f, const char *from, int type, const uint8_t *body,
         if (items) {
             for (size_t i = 0; i < m->n_objects; i++)
                 items[i] = (batch_t){.b = m->objects[i].data, .n = m->objects[i].len};
-            offer_and_push(f, items, m->n_objects, from, 1);
+            commit_or_queue(f, offer_and_push(f, items, m->n_objects, from, 1), NULL);
             free(items);
         }
         trib__fed_objects__free_unpacked(m, NULL);
@@ -1154,6 +1361,10 @@ void fedlog_metrics_render(fedlog_t *f, FILE *out)
     fprintf(out, "# HELP trib_fedlog_bad_messages_total Federation log messages dropped as malformed.\n"
                  "# TYPE trib_fedlog_bad_messages_total counter\ntrib_fedlog_bad_messages_total %" PRIu64 "\n",
             f->bad_msgs);
+    fprintf(out, "# HELP trib_fedlog_pending Federation objects verified and in force, not yet durable.\n"
+                 "# TYPE trib_fedlog_pending gauge\ntrib_fedlog_pending %zu\n", f->npending);
+    fprintf(out, "# HELP trib_fedlog_commits_total Durable commits of federation objects (one or more each).\n"
+                 "# TYPE trib_fedlog_commits_total counter\ntrib_fedlog_commits_total %" PRIu64 "\n", f->commits);
     static const char *const steps[STEP_COUNT] = {"", "summary", "buckets", "hashes", "want", "objects"};
     fprintf(out, "# HELP trib_fedlog_sync_total Federation log anti-entropy messages, by step and direction.\n"
                  "# TYPE trib_fedlog_sync_total counter\n");

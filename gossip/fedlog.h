@@ -66,15 +66,20 @@ const char *fedlog_reason_name(int reason);
 fedlog_t *fedlog_new(store_t *st, trust_t *t, char *err, size_t errlen);
 void fedlog_destroy(fedlog_t **fp);
 
-/* Kind-4 objects (policy sets) go to fn (node/policy.c's policy_offer, set by the agent): it
- * returns 0 when it holds the set (verified) or -1 with err. Without a hook a policy set is refused
- * (policy_refused): nothing else can check its signatures. */
-typedef int (*fedlog_policy_fn)(void *ctx, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+/* Kind-4 objects (policy sets) go to fn (node/policy_node.c, set by the agent), twice: with
+ * commit 0 when offered (under the fedlog's lock, on the loop: verify only, 0 when the set would be
+ * held, -1 with err), then with commit 1 just before the durable commit (on the commit worker, no
+ * lock held: verify again, persist, put in force; 0 or -1 with err, and the set is not stored).
+ * Without a hook a policy set is refused (policy_refused): nothing else can check its signatures. */
+typedef int (*fedlog_policy_fn)(void *ctx, const uint8_t *bytes, size_t len, int commit, char *err,
+                                size_t errlen);
 void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
 
 /* Offers bytes (a TrustSigned, at most TRUST_MAX_BYTES) as an operator's submission (from NULL)
- * or from a peer (its address). 0 when held (res->added says whether it is new: stored and queued
- * for push to every alive member), -1 when refused (res->reason, res->err; counted, logged at most
+ * or from a peer (its address). 0 when held (res->added says whether it is new: queued for push to
+ * every alive member and stored; an operator's answer comes once it is durable, a peer's offer on
+ * a loop with own_thread returns once it is verified and in force, its commit left to the worker),
+ * -1 when refused (res->reason, res->err; counted, logged at most
  * once a second per reason). An operator's charter older than the held one is refused
  * (stale_version); a peer's is kept as history when the held chain names its hash. */
 int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from, fedlog_result_t *res);
@@ -102,10 +107,22 @@ typedef struct {
                                                   threads are run by it (fedlog_tick), and waited for */
 } fedlog_io_t;
 
-/* Connects the loop (io NULL: disconnects; queued pushes wait). */
+/* Durability. The fsync of a commit never runs on the gossip loop: with io.own_thread the new
+ * objects of an offer are committed by a worker thread of the fedlog (every job queued then in one
+ * LMDB commit; a policy set's files written first, by the policy hook). Until committed an object
+ * is pending: in force (trust store, policy set), pushed on, held as far as offers go (not
+ * verified twice), but not in the held set, so the summary, anti-entropy and GET /v1/federation
+ * count only what is stored. An operator waits until its object is durable; a peer gets no answer
+ * and after a crash anti-entropy brings back what was lost. Without own_thread commits run on the
+ * caller (tests, tools). */
+
+/* Connects the loop (io NULL: disconnects; queued pushes wait; commits still queued are done and
+ * the worker stops). */
 void fedlog_attach(fedlog_t *f, const fedlog_io_t *io);
 /* Sends the queued pushes: revocations first, each to every alive member but its sender. */
 void fedlog_tick(fedlog_t *f);
+/* Waits until every queued commit is done (tests; any thread but the worker). */
+void fedlog_flush(fedlog_t *f);
 /* Opens an anti-entropy round with peer (a summary). */
 void fedlog_sync(fedlog_t *f, const char *peer);
 /* fedlog_sync without the sending: the MSG_FED_SYNC summary body into buf (cap >= 64 is enough)
@@ -119,7 +136,8 @@ void fedlog_handle(fedlog_t *f, const char *from, int type, const uint8_t *body,
  *  "policies":N}. New reference, or NULL on OOM. */
 json_t *fedlog_status_json(fedlog_t *f);
 /* trib_fedlog_objects{kind}, trib_fedlog_accepted_total{kind}, trib_fedlog_refused_total{kind,
- * reason}, trib_fedlog_pushed_total, trib_fedlog_sync_total{step}. */
+ * reason}, trib_fedlog_pushed_total, trib_fedlog_sync_total{step}, trib_fedlog_pending (verified, not yet
+ * durable), trib_fedlog_commits_total (durable commits, each of one or more objects). */
 void fedlog_metrics_render(fedlog_t *f, FILE *out);
 
 #endif

@@ -6,6 +6,7 @@
  * form of node ids.
  * Must not: touch LMDB or the network, or print anything (errors go to the caller's buffer). */
 #include "gossip/identity.h"
+#include "gossip/durable.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,21 +20,6 @@
 #define KEY_FILE "identity.key"
 
 /* ---------------------------------------------------------------- file helpers */
-
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* Reads exactly len bytes; -1 with errno on error, -2 on a short file. */
 static int read_all(int fd, uint8_t *p, size_t len)
@@ -50,22 +36,6 @@ static int read_all(int fd, uint8_t *p, size_t len)
         p += n;
         len -= (size_t)n;
     }
-    return 0;
-}
-
-static int fsync_dir(const char *dir, char *err, size_t errlen)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: open: %s", dir, strerror(errno));
-        return -1;
-    }
-    if (fsync(fd) != 0) {
-        snprintf(err, errlen, "%s: fsync: %s", dir, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    close(fd);
     return 0;
 }
 
@@ -143,38 +113,13 @@ fail:
     return -1;
 }
 
-/* 0 created, 1 someone else created it first (EEXIST), -1 error. */
-static int create(const char *dir, const char *path, identity_t *id, char *err, size_t errlen)
+/* 0 created, 1 someone else created it first (EEXIST), -1 error. Written whole or not at all
+ * (gossip/durable.h): a crash never leaves a partial key that the next start would refuse. */
+static int create(const char *path, identity_t *id, char *err, size_t errlen)
 {
     crypto_sign_keypair(id->pk, id->sk);
-    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return 1;
-        snprintf(err, errlen, "%s: create: %s", path, strerror(errno));
-        return -1;
-    }
-    if (write_all(fd, id->sk, ID_SK_LEN) != 0) {
-        snprintf(err, errlen, "%s: write: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (fsync(fd) != 0) {
-        snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        snprintf(err, errlen, "%s: close: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (fsync_dir(dir, err, errlen) != 0)
-        return -1;
-    return derive(id, path, err, errlen);
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(path);   /* never leave a partial key behind: the next start would refuse it */
-    return -1;
+    int r = durable_write(path, id->sk, ID_SK_LEN, 0600, DURABLE_EXCL, err, errlen);
+    return r != 0 ? r : derive(id, path, err, errlen);
 }
 
 int identity_load_or_create(const char *dir, identity_t *id, int *created, char *err, size_t errlen)
@@ -200,7 +145,7 @@ int identity_load_or_create(const char *dir, identity_t *id, int *created, char 
 
     int r = load(path, id, err, errlen);
     if (r == 1) {
-        r = create(dir, path, id, err, errlen);
+        r = create(path, id, err, errlen);
         if (r == 0 && created)
             *created = 1;
         else if (r == 1)    /* lost a creation race: the other file is the identity */
@@ -236,21 +181,12 @@ int identity_load_file(const char *path, identity_t *id, char *err, size_t errle
 
 int identity_create_file(const char *path, identity_t *id, char *err, size_t errlen)
 {
-    char dir[PATH_MAX];
     memset(id, 0, sizeof *id);
     if (sodium_init() < 0) {
         snprintf(err, errlen, "identity: sodium_init failed");
         return -1;
     }
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
-    if (dlen >= sizeof dir) {
-        snprintf(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    memcpy(dir, slash == NULL ? "." : path, dlen);
-    dir[dlen] = '\0';
-    int r = create(dir, path, id, err, errlen);
+    int r = create(path, id, err, errlen);
     if (r == 1)
         snprintf(err, errlen, "%s: already exists (refusing to overwrite a key)", path);
     if (r != 0) {

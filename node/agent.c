@@ -121,9 +121,10 @@ static int open_fedlog(node_t *a, char *err, size_t errlen)
     return 0;
 }
 
-static int policy_offer_from_fedlog(void *ctx, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+static int policy_offer_from_fedlog(void *ctx, const uint8_t *bytes, size_t len, int commit, char *err,
+                                    size_t errlen)
 {
-    return policy_node_offer(ctx, bytes, len, err, errlen) == 0 ? 0 : -1;
+    return (commit ? policy_node_offer : policy_node_check)(ctx, bytes, len, err, errlen) == 0 ? 0 : -1;
 }
 
 static int start_gossip(node_t *a, char *err, size_t errlen)

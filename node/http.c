@@ -914,7 +914,12 @@ static enum MHD_Result h_fed_get(call_t *k)
 static enum MHD_Result h_fed_post(call_t *k)
 {
     json_t *j = NULL;
-    unsigned st = http_fed_submit(k->n, k->req->body, k->req->len, &j);
+    char client[NI_MAXHOST] = "?";   /* the rate limit's key: the client's address */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr)
+        getnameinfo(ci->client_addr, ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                    : sizeof(struct sockaddr_in), client, sizeof client, NULL, 0, NI_NUMERICHOST);
+    unsigned st = http_fed_submit(k->n, client, k->req->body, k->req->len, &j);
     return send_json(k->c, R_FED_POST, st, j);
 }
 

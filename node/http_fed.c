@@ -2,17 +2,49 @@
  *
  * Owns: reading a submitted trust object file from a request body (bounded JSON, "kind" and the
  * base64 "signed" bytes, which must be of the kind the file says), handing the bytes to the
- * federation log, and mapping its verdict to a status and error code.
+ * federation log, and mapping its verdict to a status and error code; the per-client rate limit
+ * of this anonymous endpoint (node/ratelimit.h) and its counter.
  * Must not: verify signatures itself (gossip/fedlog.c and the trust store do) or send replies. */
 #include "node/http_fed.h"
 
-#include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gossip/charter.h"
 #include "gossip/fedlog.h"
+#include "gossip/clock.h"
 #include "gossip/gossip.h"
+#include "gossip/log.h"
+#include "gossip/prom.h"
+#include "node/ratelimit.h"
+
+static ratelimit_t limit = RATELIMIT_INIT(FED_SUBMIT_RATE, FED_SUBMIT_BURST);
+static atomic_uint_fast64_t limited, limited_logged_ms, limited_unlogged;
+
+/* A client over its rate: counted, logged at most once every 10 s (with how many went unlogged). */
+static unsigned rate_limited(const char *client, json_t **reply)
+{
+    atomic_fetch_add(&limited, 1);
+    uint64_t now = clock_ms(), last = atomic_load(&limited_logged_ms);
+    if (now - last >= 10000 && atomic_compare_exchange_strong(&limited_logged_ms, &last, now))
+        log_warn("federation: POST /v1/federation/objects from %s refused: over %.0f per second (burst %.0f)%s",
+                 client, FED_SUBMIT_RATE, FED_SUBMIT_BURST,
+                 atomic_exchange(&limited_unlogged, 0) ? " (and more refusals since the last line)" : "");
+    else
+        atomic_fetch_add(&limited_unlogged, 1);
+    char detail[200];
+    snprintf(detail, sizeof detail, "too many submissions from %s: at most %.0f per second after a burst of %.0f; "
+             "retry in a second", client, FED_SUBMIT_RATE, FED_SUBMIT_BURST);
+    *reply = json_pack("{s:s,s:s}", "error", "rate_limited", "detail", detail);
+    return 429;
+}
+
+void http_fed_metrics(FILE *f)
+{
+    prom_counter(f, "trib_fed_submit_rate_limited_total",
+                 "POST /v1/federation/objects refused (429) for a client over its rate.", atomic_load(&limited));
+}
 
 static unsigned error(json_t **reply, unsigned status, const char *code, const char *detail)
 {
@@ -48,10 +80,12 @@ static unsigned status_of(int reason, const char **code)
     }
 }
 
-unsigned http_fed_submit(node_t *n, const char *body, size_t len, json_t **reply)
+unsigned http_fed_submit(node_t *n, const char *client, const char *body, size_t len, json_t **reply)
 {
     fedlog_t *f = gossip_fedlog(n->gossip);
     char detail[600];
+    if (!ratelimit_take(&limit, client, clock_ms()))   /* before anything is parsed or verified */
+        return rate_limited(client ? client : "?", reply);
     if (!f)
         return error(reply, 503, "not_ready", "this node's federation log is not running yet; retry shortly");
     if (len > TRUST_FILE_MAX) {
@@ -67,27 +101,27 @@ unsigned http_fed_submit(node_t *n, const char *body, size_t len, json_t **reply
         json_decref(j);
         return error(reply, 400, "malformed", detail);
     }
-    const char *b64 = json_string_value(json_object_get(j, "signed"));
     const char *kname = json_string_value(json_object_get(j, "kind"));
     int want = 0;
     for (int k = TRUST_KIND_CHARTER; kname && k <= TRUST_KIND_ROTATE; k++)
         if (!strcmp(kname, trust_file_kind_name((trust_kind_t)k)))
             want = k;
     const char *kind = want ? trust_file_kind_name((trust_kind_t)want) : "";   /* outlives j */
-    if (!want || !b64) {
+    if (!want) {
         json_decref(j);
-        return error(reply, 400, "malformed", !want ? "body: \"kind\" must be trib.charter, trib.cert, "
-                     "trib.revocation, trib.policy or trib.rotation" : "body: \"signed\" (base64 of the signed bytes) is missing");
+        return error(reply, 400, "malformed", "body: \"kind\" must be trib.charter, trib.cert, "
+                     "trib.revocation, trib.policy or trib.rotation");
     }
-    size_t blen = strlen(b64), cap = blen / 4 * 3 + 3, got = 0;
-    uint8_t *bytes = malloc(cap);
-    if (!bytes || sodium_base642bin(bytes, cap, b64, blen, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
-        free(bytes);
-        json_decref(j);
-        return error(reply, 400, "malformed", "body: \"signed\" is not base64");
-    }
+    uint8_t *bytes;
+    size_t got;
+    char why[200];
+    int bad = trust_signed_decode(j, &bytes, &got, why, sizeof why);
     json_decref(j);
-    Trib__TrustSigned *env = got <= TRUST_MAX_BYTES ? trib__trust_signed__unpack(NULL, got, bytes) : NULL;
+    if (bad) {
+        snprintf(detail, sizeof detail, "body: %s", why);
+        return error(reply, 400, "malformed", detail);
+    }
+    Trib__TrustSigned *env = trib__trust_signed__unpack(NULL, got, bytes);
     int got_kind = env ? (int)env->kind : 0;
     if (env)
         trib__trust_signed__free_unpacked(env, NULL);

@@ -8,6 +8,7 @@
 #include "gossip/prom.h"
 #include "node/node.h"
 #include "node/http_access.h"
+#include "node/http_fed.h"
 #include "node/metrics.h"
 #include "node/policy_node.h"
 
@@ -79,6 +80,7 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     prom_gauge(f, "trib_uptime_seconds", "Seconds since the agent started.",
                (uint64_t)(time(NULL) - a->started));
     http_access_metrics(f);
+    http_fed_metrics(f);
     if (a->gossip)
         gossip_metrics_render(a->gossip, f);
     policy_node_metrics(a, f);   /* trib_policy_* (node/policy_node.c) */

@@ -1004,6 +1004,19 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
     return rc;
 }
 
+int policy_node_check(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    struct policy_node *p = n->policy;
+    if (!p) {
+        snprintf(err, errlen, "policy is not running on this node");
+        return -1;
+    }
+    int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
+    /* verified, and older or of the version in force: policy_node_offer keeps it as history or
+     * lets the tie-break decide, and the federation log holds it either way */
+    return rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_CONFLICT ? 0 : rc;
+}
+
 /* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409),
  * then, on a chartered node, handed to the federation log as an operator's submission: it
  * verifies it again through the policy hook (policy_node_offer: in force here), stores it and
@@ -1044,26 +1057,22 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
         json_error_t je;
         json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
         const char *kind = json_string_value(json_object_get(j, "kind"));
-        const char *b64 = json_string_value(json_object_get(j, "signed"));
-        if (!j || !kind || strcmp(kind, "trib.policy") != 0 || !b64) {
+        if (!j || !kind || strcmp(kind, "trib.policy") != 0 || !json_object_get(j, "signed")) {
             json_decref(j);
             *reply = error_body("bad_policy", "expected a signed policy set file: a JSON object with \"kind\": "
                                 "\"trib.policy\" and \"signed\" (made by trib policy sign)");
             atomic_fetch_add(&p->n_offer_refused, 1);
             return 400;
         }
-        size_t blen = strlen(b64), cap = blen / 4 * 3 + 3, got = 0;
-        uint8_t *bytes = blen <= 2 * TRUST_MAX_BYTES ? malloc(cap) : NULL;
-        const char *end = NULL;
-        if (!bytes || sodium_base642bin(bytes, cap, b64, blen, NULL, &got, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-            end != b64 + blen) {
-            free(bytes);
-            json_decref(j);
-            *reply = error_body("bad_policy", "\"signed\" is not base64 of at most 64 KiB");
+        uint8_t *bytes;
+        size_t got;
+        int bad = trust_signed_decode(j, &bytes, &got, err, sizeof err);
+        json_decref(j);
+        if (bad) {
+            *reply = error_body("bad_policy", err);
             atomic_fetch_add(&p->n_offer_refused, 1);
             return 400;
         }
-        json_decref(j);
         rc = submit_signed(n, bytes, got, err, sizeof err);
         free(bytes);
     } else {

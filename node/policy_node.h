@@ -59,6 +59,11 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply);
  * not held yet (a peer's, arriving late) is kept as history (0), so every node judges an entry
  * with the same set. */
 int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+/* What policy_node_offer would say of a set offered now, without persisting or installing
+ * anything (the federation log's check on its loop; the offer follows on its commit worker):
+ * 0 when its signatures verify and it is newer than the set in force, or older (history) or of
+ * the same version (the tie-break), else a POLICY_REFUSED_* code with err. */
+int policy_node_check(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 
 
 /* Prometheus lines (trib_policy_*). */

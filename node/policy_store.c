@@ -2,10 +2,12 @@
  *
  * Verification order for bytes from anywhere: bound the size and decode the envelope
  * (trust_envelope_parse), decode the body with its sizes checked, check the federation, then
- * every signature and the governance threshold, then parse the YAML, then the version against
+ * every signature and the governance threshold, then (only then: a forged set never reaches the
+ * YAML parser) parse the YAML, then the version against
  * the set in force, then the set's own tests; only then persist and install.
  * Must not: re-encode to verify, touch LMDB or the network, print. */
 #include "node/policy_store.h"
+#include "gossip/durable.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -126,11 +128,12 @@ void policy_signed_free(policy_signed_t *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Envelope + body + YAML, no signature check. */
-static int decode(const uint8_t *bytes, size_t len, policy_signed_t *out, Trib__TrustSigned **envp, char *err,
-                  size_t errlen)
+/* Envelope and body (sizes, federation id, version, signers), no signature check and no YAML:
+ * untrusted text reaches the YAML parser only through parse_text, after whatever check the
+ * caller makes. */
+static int decode_body(const uint8_t *bytes, size_t len, policy_signed_t *out, Trib__TrustSigned **envp,
+                       char *err, size_t errlen)
 {
-    char why[512];
     memset(out, 0, sizeof *out);
     Trib__TrustSigned *env = trust_envelope_parse(bytes, len, TRUST_KIND_POLICY, err, errlen);
     if (!env)
@@ -155,17 +158,6 @@ static int decode(const uint8_t *bytes, size_t len, policy_signed_t *out, Trib__
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    out->ps = policy_parse(out->text, strlen(out->text), why, sizeof why);
-    if (!out->ps) {
-        snprintf(err, errlen, "policy set version %llu: %s", (unsigned long long)b->version, why);
-        goto fail;
-    }
-    if (policy_version(out->ps) != b->version) {
-        snprintf(err, errlen, "policy set: signed as version %llu but its YAML says version %llu",
-                 (unsigned long long)b->version, (unsigned long long)policy_version(out->ps));
-        goto fail;
-    }
-    policy_set_effective(out->ps, b->issued_ms);
     for (size_t i = 0; i < env->n_sigs && i < TRUST_MAX_SIGS; i++) {
         size_t j = 0;
         while (j < out->info.nsigners && memcmp(out->info.signers[j], env->sigs[i]->signer.data, ID_PK_LEN))
@@ -174,10 +166,7 @@ static int decode(const uint8_t *bytes, size_t len, policy_signed_t *out, Trib__
             memcpy(out->info.signers[out->info.nsigners++], env->sigs[i]->signer.data, ID_PK_LEN);
     }
     trib__policy_set__free_unpacked(b, NULL);
-    if (envp)
-        *envp = env;
-    else
-        trib__trust_signed__free_unpacked(env, NULL);
+    *envp = env;
     return 0;
 fail:
     if (b)
@@ -187,9 +176,36 @@ fail:
     return -1;
 }
 
+/* Parses out->text (its version must be the signed one) and sets its effective time. 0, or -1
+ * with err (out is left for the caller to free). */
+static int parse_text(policy_signed_t *out, char *err, size_t errlen)
+{
+    char why[512];
+    out->ps = policy_parse(out->text, strlen(out->text), why, sizeof why);
+    if (!out->ps) {
+        snprintf(err, errlen, "policy set version %llu: %s", (unsigned long long)out->info.version, why);
+        return -1;
+    }
+    if (policy_version(out->ps) != out->info.version) {
+        snprintf(err, errlen, "policy set: signed as version %llu but its YAML says version %llu",
+                 (unsigned long long)out->info.version, (unsigned long long)policy_version(out->ps));
+        return -1;
+    }
+    policy_set_effective(out->ps, out->info.issued_ms);
+    return 0;
+}
+
 int policy_decode(const uint8_t *bytes, size_t len, policy_signed_t *out, char *err, size_t errlen)
 {
-    return decode(bytes, len, out, NULL, err, errlen);
+    Trib__TrustSigned *env = NULL;
+    if (decode_body(bytes, len, out, &env, err, errlen) != 0)
+        return -1;
+    trib__trust_signed__free_unpacked(env, NULL);
+    if (parse_text(out, err, errlen) != 0) {
+        policy_signed_free(out);
+        return -1;
+    }
+    return 0;
 }
 
 int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_signed_t *out, char *err,
@@ -198,7 +214,7 @@ int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_
     Trib__TrustSigned *env = NULL;
     char h[17], why[512];
     int rc = POLICY_REFUSED_SIGNATURE;
-    if (decode(bytes, len, out, &env, err, errlen) != 0)
+    if (decode_body(bytes, len, out, &env, err, errlen) != 0)
         return POLICY_REFUSED_BAD;
     if (memcmp(out->fed_id, ch->fed_id, FED_ID_LEN) != 0) {
         snprintf(err, errlen, "policy set version %llu: signed for another federation",
@@ -237,6 +253,10 @@ int policy_verify(const uint8_t *bytes, size_t len, const charter_t *ch, policy_
     }
     out->info.nsigners = ngov;
     memcpy(out->info.signers, gov, ngov * ID_PK_LEN);
+    if (parse_text(out, err, errlen) != 0) {   /* only now: signed by the federation's governance */
+        rc = POLICY_REFUSED_BAD;
+        goto fail;
+    }
     if (policy_run_tests(out->ps, NULL, why, sizeof why) != 0) {
         snprintf(err, errlen, "policy set version %llu: its own tests fail on this node: %s",
                  (unsigned long long)out->info.version, why);
@@ -351,44 +371,10 @@ static uint64_t current_version(policy_store_t *s)
     return v;
 }
 
-/* Writes bytes to path atomically (temp file, fsync, rename, fsync of the dir). */
+/* Writes bytes to path atomically and durably (gossip/durable.h). */
 static int write_atomic(const char *path, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
-    char tmp[700];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, bytes + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            break;
-        off += (size_t)w;
-    }
-    int bad = off < len || fsync(fd) != 0;
-    bad |= close(fd) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    char dir[700];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = '\0';
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
-    return 0;
+    return durable_write(path, bytes, len, 0600, DURABLE_REPLACE, err, errlen) == 0 ? 0 : -1;
 }
 
 /* Keeps the newest POLICY_HISTORY_MAX history files (glob sorts them: zero-padded versions). */

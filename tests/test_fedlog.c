@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -27,11 +28,14 @@
 #include "gossip/trust.h"
 #include "proto/tributary.pb-c.h"
 #include "storage/fedlog.h"
+#include "storage/internal.h"
 #include "storage/store.h"
 #include "tests/fixtures.h"
 #include "tests/harness.h"
 
 #define DAY_MS 86400000LL
+#define FED_SUBMIT_RATE_TEST 5.0    /* node/http_fed.h's FED_SUBMIT_RATE, _BURST */
+#define FED_SUBMIT_BURST_TEST 30.0
 
 static identity_t A, B, C, N, M;
 static charter_t ch;
@@ -98,7 +102,7 @@ static void issue_rev(const charter_t *c, const identity_t *node, revocation_t *
 }
 
 /* The metrics text of f. */
-static char *metrics(fedlog_t *f)
+__attribute__((noinline)) static char *metrics(fedlog_t *f)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -143,11 +147,12 @@ static uint8_t *as_kind(const uint8_t *b, size_t n, int kind, size_t *outlen)
     return out;
 }
 
-/* A policy hook standing for the node's policy store: holds every set, counting the calls. */
-static int policy_holds(void *ctx, const uint8_t *bytes, size_t len, char *e, size_t elen)
+/* A policy hook standing for the node's policy store: holds every set, counting the calls by
+ * phase (ctx: int[2], [0] checks on offer, [1] commits). */
+static int policy_holds(void *ctx, const uint8_t *bytes, size_t len, int commit, char *e, size_t elen)
 {
     (void)bytes, (void)len, (void)e, (void)elen;
-    ++*(int *)ctx;
+    ++((int *)ctx)[commit != 0];
     return 0;
 }
 
@@ -246,11 +251,12 @@ Test(fedlog, offers_by_kind_and_every_refusal_counted)
     cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
     cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), -1, "a policy set held unverified");
     cr_expect_eq(r.reason, FEDLOG_R_POLICY, "%s", fedlog_reason_name(r.reason));
-    int hook_calls = 0;
-    fedlog_set_policy_offer(f, policy_holds, &hook_calls);
+    int hook_calls[2] = { 0, 0 };
+    fedlog_set_policy_offer(f, policy_holds, hook_calls);
     cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), 0, "%s", r.err);
     cr_expect_eq(r.added, 1);
-    cr_expect_eq(hook_calls, 1);
+    cr_expect_eq(hook_calls[0], 1, "checked %d times on offer", hook_calls[0]);
+    cr_expect_eq(hook_calls[1], 1, "put in force %d times at the commit", hook_calls[1]);
 
     uint32_t count;
     uint8_t sum[TRUST_HASH_LEN];
@@ -302,8 +308,8 @@ Test(fedlog, open_mode_holds_only_policy_sets)
     uint8_t *pol;
     size_t pl;
     cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
-    int hook_calls = 0;
-    fedlog_set_policy_offer(f, policy_holds, &hook_calls);
+    int hook_calls[2] = { 0, 0 };
+    fedlog_set_policy_offer(f, policy_holds, hook_calls);
     cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), 0, "%s", r.err);
     json_t *j = fedlog_status_json(f);
     cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "open");
@@ -316,9 +322,9 @@ Test(fedlog, open_mode_holds_only_policy_sets)
 }
 
 static int hook_calls;
-static int refuse_all(void *ctx, const uint8_t *b, size_t n, char *e, size_t elen)
+static int refuse_all(void *ctx, const uint8_t *b, size_t n, int commit, char *e, size_t elen)
 {
-    (void)ctx, (void)b, (void)n;
+    (void)ctx, (void)b, (void)n, (void)commit;
     hook_calls++;
     snprintf(e, elen, "rule set not signed by a governance key");
     return -1;
@@ -338,6 +344,42 @@ Test(fedlog, policy_sets_go_to_the_policy_hook)
     cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), -1);
     cr_expect_eq(r.reason, FEDLOG_R_POLICY);
     cr_expect_eq(hook_calls, 1);
+    expect_metric(f, "trib_fedlog_refused_total{kind=\"policy\",reason=\"policy_refused\"} 1");
+    free(pol);
+    fedlog_destroy(&f);
+    store_close(&st);
+}
+
+/* Checks on offer, refuses at the commit (its files could not be written, or a newer set came in
+ * force meanwhile). */
+static int refuse_at_commit(void *ctx, const uint8_t *b, size_t n, int commit, char *e, size_t elen)
+{
+    (void)ctx, (void)b, (void)n;
+    if (commit)
+        snprintf(e, elen, "policy.signed: No space left on device");
+    return commit ? -1 : 0;
+}
+
+Test(fedlog, a_policy_set_the_hook_cannot_put_in_force_is_not_stored)
+{
+    store_t *st = open_store("hook2");
+    fedlog_t *f = fedlog_new(st, NULL, err, sizeof err);
+    fedlog_set_policy_offer(f, refuse_at_commit, NULL);
+    uint8_t body[] = "rules: []";
+    const identity_t *gov[] = { &A };
+    uint8_t *pol;
+    size_t pl;
+    cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
+    fedlog_result_t r;
+    cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), -1, "an operator told it holds a set it could not keep");
+    cr_expect_eq(r.reason, FEDLOG_R_POLICY, "%s", fedlog_reason_name(r.reason));
+    cr_expect(strstr(r.err, "No space") != NULL, "%s", r.err);
+    cr_expect_not(fedlog_has(f, r.hash));
+    int kind;
+    uint8_t *b = NULL;
+    size_t len;
+    cr_expect_eq(store_fedlog_get(st, r.hash, &kind, &b, &len), STORE_NOTFOUND);
+    free(b);
     expect_metric(f, "trib_fedlog_refused_total{kind=\"policy\",reason=\"policy_refused\"} 1");
     free(pol);
     fedlog_destroy(&f);
@@ -653,6 +695,155 @@ Test(fedlog, a_pushed_revocation_is_forwarded_before_it_is_committed)
     store_close(&fwd_store);
 }
 
+/* ---------------------------------------------------------------- the commit is off the loop */
+
+/* A writer holding the store's only write transaction until told: a disk that does not answer. */
+static pthread_mutex_t stuck_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stuck_cv = PTHREAD_COND_INITIALIZER;
+static int stuck_in, stuck_release;
+static store_t *stuck_store;
+
+static int stuck_body(store_t *st, MDB_txn *txn, void *ctx, char *e, size_t elen)
+{
+    (void)st, (void)txn, (void)ctx, (void)e, (void)elen;
+    pthread_mutex_lock(&stuck_mu);
+    stuck_in = 1;
+    pthread_cond_broadcast(&stuck_cv);
+    while (!stuck_release)
+        pthread_cond_wait(&stuck_cv, &stuck_mu);
+    pthread_mutex_unlock(&stuck_mu);
+    return 0;
+}
+
+static void *stuck_writer(void *arg)
+{
+    (void)arg;
+    store__write(stuck_store, stuck_body, NULL, NULL, 0);
+    return NULL;
+}
+
+/* Waits for *flag under stuck_mu, at most s seconds. Its value then. */
+static int stuck_wait(int *flag, int s)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += s;
+    pthread_mutex_lock(&stuck_mu);
+    while (!*flag && pthread_cond_timedwait(&stuck_cv, &stuck_mu, &dl) == 0)
+        ;
+    int v = *flag;
+    pthread_mutex_unlock(&stuck_mu);
+    return v;
+}
+
+enum { BURST = 200 };
+static fedlog_t *burst_log;
+static uint8_t *burst_msgs[BURST];
+static size_t burst_lens[BURST];
+static int burst_done, burst_sent;
+
+static void burst_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)ctx, (void)addr, (void)body, (void)len;
+    burst_sent += type == TRIB__MSG_TYPE__MSG_FED_PUSH;   /* the loop's thread only */
+}
+
+/* The gossip loop's part: every push handled, as gossip.c's loop does. */
+static void *burst_loop(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BURST; i++) {
+        fedlog_handle(burst_log, addr_of[0], TRIB__MSG_TYPE__MSG_FED_PUSH, burst_msgs[i], burst_lens[i]);
+        fedlog_tick(burst_log);
+    }
+    pthread_mutex_lock(&stuck_mu);
+    burst_done = 1;
+    pthread_cond_broadcast(&stuck_cv);
+    pthread_mutex_unlock(&stuck_mu);
+    return NULL;
+}
+
+/* With a loop of its own (own_thread), the durable commit runs on the fedlog's worker: a burst of
+ * pushed certificates is verified, put in force and pushed on by the loop while the store cannot
+ * commit at all (its write transaction held), and is stored, in one or a few commits, once it can.
+ * Before the worker the loop stopped at the first object until the disk answered. */
+Test(fedlog, a_stuck_commit_does_not_stop_the_loop)
+{
+    stuck_store = open_store("stuck");
+    trust_t *t = trust_new(&ch);
+    burst_log = fedlog_new(stuck_store, t, err, sizeof err);
+    cr_assert_not_null(burst_log, "%s", err);
+    fedlog_io_t io = { .ctx = NULL, .send = burst_send, .peers = fwd_peers, .wake = net_wake, .own_thread = 1 };
+    fedlog_attach(burst_log, &io);
+    static uint8_t hashes[BURST][TRUST_HASH_LEN];
+    for (int i = 0; i < BURST; i++) {
+        identity_t k;
+        char dom[32];
+        cert_t c;
+        fx_identity(&k);
+        snprintf(dom, sizeof dom, "burst-%d", i);
+        issue_cert(&ch, dom, &k, &A, &B, &c);
+        memcpy(hashes[i], c.hash, TRUST_HASH_LEN);
+        ProtobufCBinaryData item = { c.len, c.bytes };
+        Trib__FedObjects m = TRIB__FED_OBJECTS__INIT;
+        m.n_objects = 1;
+        m.objects = &item;
+        burst_lens[i] = trib__fed_objects__get_packed_size(&m);
+        burst_msgs[i] = malloc(burst_lens[i]);
+        trib__fed_objects__pack(&m, burst_msgs[i]);
+        cert_free(&c);
+    }
+    pthread_t w, loop;
+    cr_assert_eq(pthread_create(&w, NULL, stuck_writer, NULL), 0);
+    cr_assert(stuck_wait(&stuck_in, 10), "the blocking writer did not start");
+    cr_assert_eq(pthread_create(&loop, NULL, burst_loop, NULL), 0);
+    int done_while_stuck = stuck_wait(&burst_done, 30);
+    char *m = metrics(burst_log);
+    size_t certs = trust_cert_count(t);
+    int held0 = fedlog_has(burst_log, hashes[0]);
+    pthread_mutex_lock(&stuck_mu);   /* the disk answers */
+    stuck_release = 1;
+    pthread_cond_broadcast(&stuck_cv);
+    pthread_mutex_unlock(&stuck_mu);
+    pthread_join(w, NULL);
+    pthread_join(loop, NULL);
+    cr_expect(done_while_stuck, "the loop waited for the durable commit");
+    cr_expect_eq(certs, BURST, "%zu of %d certificates in force while the commit was stuck", certs, BURST);
+    cr_expect_eq(burst_sent, BURST, "%d of %d pushed on while the commit was stuck", burst_sent, BURST);
+    cr_expect_not(held0, "held (offered to peers by anti-entropy) before it was stored");
+    cr_expect(strstr(m, "\ntrib_fedlog_pending 200\n") != NULL, "not pending while stuck:\n%s", m);
+    cr_expect(strstr(m, "\ntrib_fedlog_commits_total 0\n") != NULL, "committed while stuck:\n%s", m);
+    free(m);
+    fedlog_flush(burst_log);
+    uint32_t count;
+    uint8_t sum[TRUST_HASH_LEN];
+    fedlog_summary(burst_log, &count, sum);
+    cr_expect_eq(count, BURST, "held %u after the commit", count);
+    int stored = 0;
+    for (int i = 0; i < BURST; i++) {
+        int kind;
+        uint8_t *b = NULL;
+        size_t n;
+        stored += store_fedlog_get(stuck_store, hashes[i], &kind, &b, &n) == 0;
+        free(b);
+    }
+    cr_expect_eq(stored, BURST);
+    m = metrics(burst_log);
+    cr_expect(strstr(m, "\ntrib_fedlog_pending 0\n") != NULL, "%s", m);
+    unsigned long long commits = 0;
+    size_t at = strstr(m, "\ntrib_fedlog_commits_total ") ? (size_t)(strstr(m, "\ntrib_fedlog_commits_total ") - m) : 0;
+    if (at)
+        sscanf(m + at, "\ntrib_fedlog_commits_total %llu", &commits);
+    cr_expect(commits >= 1 && commits < BURST / 4, "%llu commits for %d objects: not grouped", commits, BURST);
+    free(m);
+    fedlog_attach(burst_log, NULL);
+    for (int i = 0; i < BURST; i++)
+        free(burst_msgs[i]);
+    fedlog_destroy(&burst_log);
+    trust_destroy(&t);
+    store_close(&stuck_store);
+}
+
 /* ---------------------------------------------------------------- real processes */
 
 #define PROBES "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "3"
@@ -767,6 +958,17 @@ static int all_hold(void *ctx)
     return 1;
 }
 
+/* Every node stored (committed durably) the revocation: in force comes first, the commit just
+ * after, off the loop. */
+static int all_stored_revocation(void *ctx)
+{
+    fed_wait_t *w = ctx;
+    for (int i = 0; i < w->n; i++)
+        if (h_metric(w->nodes[i].url, "trib_fedlog_accepted_total{kind=\"revocation\"}") < 1)
+            return 0;
+    return 1;
+}
+
 typedef struct {
     h_node_t *nodes;
     int n, revoked;   /* index of the revoked node */
@@ -868,6 +1070,7 @@ Test(fedlog, revocation_reaches_three_nodes_within_seconds)
     cr_assert(h_wait(all_hold, &w, 10000), "the revocation did not reach every node in 10 s");
     long took = h_now_ms() - t0;
     cr_expect_lt(took, 5000, "the revocation took %ld ms to reach three nodes", took);
+    cr_expect(h_wait(all_stored_revocation, &w, 10000), "the revocation was not stored on every node in 10 s");
     for (int i = 0; i < 3; i++) {
         cr_expect_eq(h_metric(nodes[i].url, "trib_fedlog_accepted_total{kind=\"revocation\"}"), 1,
                      "node %d", i);
@@ -1021,6 +1224,58 @@ Test(fedlog, hostile_submissions_are_refused_counted_and_the_node_serves)
     expect_serving(&open);
     h_node_cleanup(&n);
     h_node_cleanup(&open);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* POST /v1/federation/objects is anonymous: one client address gets a burst, then its rate; past
+ * it 429 rate_limited, counted and logged, before anything is parsed; the node keeps serving. The
+ * bound is checked against the time the requests took, so a slow machine only lets more through. */
+Test(fedlog, anonymous_submissions_are_rate_limited_per_client)
+{
+    h_node_t n;
+    START(&n, "growth", FAST);
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/federation/objects", n.url);
+    const char *junk = "{\"kind\": \"trib.cert\", \"signed\": \"!!!\"}";
+    int passed = 0, limited = 0, other = 0;
+    uint64_t t0 = mono_ms();
+    for (int i = 0; i < 1000 && !limited; i++) {
+        h_resp_t r;
+        cr_assert_eq(h_http("POST", url, "application/json", junk, strlen(junk), &r), 0, "POST failed (log %s)", n.log);
+        if (r.status == 429) {
+            limited++;
+            json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+            cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "rate_limited");
+            json_decref(j);
+        } else {
+            passed += r.status == 400;
+            other += r.status != 400;
+        }
+        h_resp_free(&r);
+    }
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    cr_expect_eq(limited, 1, "never limited after %d requests in %.1f s", passed, secs);
+    cr_expect_eq(other, 0, "%d answers neither 400 nor 429", other);
+    cr_expect_geq(passed, (int)FED_SUBMIT_BURST_TEST, "limited within the burst: %d passed", passed);
+    cr_expect_leq(passed, (int)(FED_SUBMIT_BURST_TEST + FED_SUBMIT_RATE_TEST * secs) + 1,
+                  "%d passed in %.1f s: over the burst and rate", passed, secs);
+    cr_expect_geq(h_metric(n.url, "trib_fed_submit_rate_limited_total"), 1);
+    cr_expect_geq(h_metric(n.url, "trib_http_requests_total{route=\"federation_objects\",status=\"429\"}"), 1);
+    size_t ll;
+    char *log = h_read_file(n.log, &ll);
+    cr_expect(log && strstr(log, "refused: over 5 per second"), "not logged");
+    free(log);
+    expect_serving(&n);
+    json_t *fj = h_get_json(n.url, "/v1/federation", NULL);   /* other endpoints are not limited */
+    cr_expect_not_null(fj);
+    json_decref(fj);
+    h_node_cleanup(&n);
 }
 
 /* ---------------------------------------------------------------- key rotation hand-over */

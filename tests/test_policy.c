@@ -488,6 +488,63 @@ Test(policy_sig, threshold_of_governance_keys, .init = sig_setup, .fini = sig_te
     free(cenv);
 }
 
+/* An envelope whose body carries text as it is (no YAML check), signed by exactly keys. */
+static uint8_t *raw_text_signed(const char *text, uint64_t version, const uint8_t *fed, const identity_t *const *keys,
+                                size_t n, size_t *len)
+{
+    Trib__PolicySet b = TRIB__POLICY_SET__INIT;
+    b.federation_id.data = (uint8_t *)fed;
+    b.federation_id.len = FED_ID_LEN;
+    b.version = version;
+    b.issued_ms = T0;
+    b.text = (char *)text;
+    size_t blen = trib__policy_set__get_packed_size(&b);
+    uint8_t *body = malloc(blen), *env = NULL;
+    trib__policy_set__pack(&b, body);
+    cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, blen, keys, n, &env, len), 0);
+    free(body);
+    return env;
+}
+
+/* The YAML of a set is untrusted text until its signatures verify: a forged, under-signed or
+ * foreign set is refused for that (403), never for what its YAML says, so its text never
+ * reached the YAML parser; a properly signed set with broken YAML is refused for the YAML (400). */
+Test(policy_sig, yaml_is_parsed_only_after_the_signatures_verify, .init = sig_setup, .fini = sig_teardown)
+{
+    const identity_t *two[] = { &G1, &G2 }, *one[] = { &G1 };
+    const char *broken = "version: 1\nrules: [ {id: x, severity: error\n  - : : unclosed [\n";
+    policy_signed_t s;
+    size_t len;
+    uint8_t *env = raw_text_signed(broken, 1, ch.fed_id, two, 2, &len);
+    cr_expect_eq(policy_verify(env, len, &ch, &s, err, sizeof err), POLICY_REFUSED_BAD, "%s", err);
+    cr_expect(strstr(err, "version 1:") != NULL, "signed: refused for its YAML: %s", err);
+    env[len - 1] ^= 1;   /* the last signature forged */
+    cr_expect_eq(policy_verify(env, len, &ch, &s, err, sizeof err), POLICY_REFUSED_SIGNATURE, "%s", err);
+    cr_expect(strstr(err, "does not verify") != NULL, "%s", err);
+    free(env);
+    env = raw_text_signed(broken, 1, ch.fed_id, one, 1, &len);
+    cr_expect_eq(policy_verify(env, len, &ch, &s, err, sizeof err), POLICY_REFUSED_SIGNATURE, "%s", err);
+    cr_expect(strstr(err, "needs 2") != NULL, "%s", err);
+    free(env);
+    uint8_t other[FED_ID_LEN];
+    randombytes_buf(other, sizeof other);
+    env = raw_text_signed(broken, 1, other, two, 2, &len);
+    cr_expect_eq(policy_verify(env, len, &ch, &s, err, sizeof err), POLICY_REFUSED_SIGNATURE, "%s", err);
+    cr_expect(strstr(err, "another federation") != NULL, "%s", err);
+    free(env);
+    /* the version the YAML claims is checked after the signatures too */
+    env = raw_text_signed(set_v(2), 1, ch.fed_id, one, 1, &len);
+    cr_expect_eq(policy_verify(env, len, &ch, &s, err, sizeof err), POLICY_REFUSED_SIGNATURE, "%s", err);
+    free(env);
+    /* the offer door says the same */
+    policy_store_t *st = policy_store_open(NULL, &ch, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    env = raw_text_signed(broken, 1, ch.fed_id, one, 1, &len);
+    cr_expect_eq(policy_offer(st, env, len, &ch, err, sizeof err), POLICY_REFUSED_SIGNATURE, "%s", err);
+    free(env);
+    policy_store_close(&st);
+}
+
 Test(policy_sig, offer_versions_only_go_up_and_persist, .init = sig_setup, .fini = sig_teardown)
 {
     char dir[] = "/tmp/trib-policy-XXXXXX";
