@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "gossip/cert.h"
+#include "gossip/durable.h"
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -63,41 +64,19 @@ static unsigned error(json_t **reply, unsigned status, const char *code, const c
     return status;
 }
 
+/* fsyncs dir after a rename, link or unlink in it (0 or -1, errno kept for the caller's message) */
 static int fsync_dir(const char *dir)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+    char e[64];
+    return durable_sync_dir(dir, e, sizeof e);
 }
 
-/* Writes text to dir/name durably: a temporary file, fsync, rename, fsync of the dir. */
+/* Writes text to dir/name durably (gossip/durable.h). */
 static int write_durable(const char *dir, const char *name, const char *text, char *err, size_t errlen)
 {
-    char tmp[540], path[540];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    char path[540];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-    size_t n = strlen(text), off = 0;
-    while (fd >= 0 && off < n) {
-        ssize_t w = write(fd, text + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    int bad = fd < 0 || off < n || fsync(fd) != 0;
-    if (fd >= 0)
-        close(fd);
-    if (bad || rename(tmp, path) != 0 || fsync_dir(dir) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return durable_write(path, text, strlen(text), 0644, DURABLE_REPLACE, err, errlen) == 0 ? 0 : -1;
 }
 
 /* identity.key -> identity.prev.key (a hard link), identity.next.key -> identity.key (a rename). */
