@@ -548,7 +548,7 @@ int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from
         return offer_via_loop(f, bytes, len, res);
     batch_t it = {.b = bytes, .n = len};
     pthread_mutex_lock(&f->mu);
-    offer_batch(f, &it, 1, from, 1);
+    offer_batch(f, &it, 1, from, from == NULL);
     int wake = f->qlen && f->attached;
     fedlog_io_t io = f->io;
     pthread_mutex_unlock(&f->mu);
