@@ -5,7 +5,8 @@
  *        fed TRIB_BINARY concurrent [N [PER]]   (issue 9 item 1: N nodes each publish PER at once;
  *        10 x 1000 by default; Tributary only)
  *        fed TRIB_BINARY chartered [N...]   (issue 10: Tributary open beside Tributary chartered:
- *        join time and publish reach-all, ratio chartered/open; default N = 20, FED_IDLE_S 3)
+ *        join time and publish reach-all, ratio chartered/open; default N = 20; FED_CHARTER_ROUNDS
+ *        rounds, 3 by default, alternating which mode goes first; median and range)
  *        fed TRIB_BINARY catchup [DOMAINS [PER]]   (issue 9 item 5: a node joins a seed whose store
  *        holds DOMAINS x PER entries, 100 x 1000 by default, written through the library)
  *
@@ -59,6 +60,7 @@ static int npubs = 30, idle_s = 20, poll_us = 1000;
 static int trib_poll;               /* FED_TRIB_POLL=1: time trib arrival by HTTP polling, not its log */
 static int conc_mode;               /* concurrent-publisher run: agents log at info, not debug */
 static int chartered;               /* trib nodes run with --charter/--cert, seeds NODE_ID@HOST:PORT */
+static int join_cmp;                /* the chartered comparison: join figures, no idle window, no kill */
 static char node0_hex[ID_HEX_LEN];
 static char nft_table[64];
 static int nft_ok;
@@ -74,7 +76,28 @@ typedef struct {
     double wire_bps;        /* per node, -1 when not measured */
     double wire_pps;        /* packets per second per node */
     double app_bps;         /* trib only: trib_gossip_bytes_total out per node */
+    /* join_cmp: per node, from its fork to holding full membership and node 0's catalog entry */
+    double join_p50_s, join_max_s;
+    double member_p50_s;    /* the same, membership alone (without the catalog entry) */
+    double jc[8];           /* join counters summed over the nodes when the last one joined (JC_*) */
+    double join_cpu_s;      /* CPU seconds (user + system) of all nodes when the last one joined */
 } result_t;
+
+/* Counters read from every node's /metrics the moment the last node joined (join_cmp). */
+static const char *jc_key[] = {
+    "trib_gossip_messages_total{dir=\"out\",type=\"MSG_CERT_HELLO\"}",
+    "trib_gossip_dropped_total{reason=\"hello_refused\"}",
+    "trib_gossip_dropped_total{reason=\"uncertified\"}",
+    "trib_gossip_dropped_total{reason=\"zap_denied\"}",
+    "trib_gossip_dropped_total{reason=\"send_dropped\"}",
+    "trib_gossip_dropped_total{reason=\"handshake_failed_out\"}",
+    "trib_fedlog_accepted_total{kind=\"certificate\"}",
+    "trib_gossip_messages_total{dir=\"in\",type=\"MSG_FED_PUSH\"}",
+};
+static const char *jc_label[] = {"hellos sent", "hellos refused", "msgs dropped uncertified", "ZAP denied",
+                                 "sends dropped", "handshakes failed (out)", "fedlog certs accepted",
+                                 "fed pushes received"};
+#define JC_N (int)(sizeof jc_key / sizeof jc_key[0])
 
 typedef struct {
     CURL *h;
@@ -90,6 +113,9 @@ typedef struct {
     bench_proc_t procs[MAXN];
     unsigned char state[MAXN][MAXN];    /* [observer][member] */
     int ready[MAXN];
+    uint64_t forked[MAXN];              /* join_cmp: when node i was forked */
+    uint64_t full_t[MAXN];              /* when node i's log first showed every other node alive */
+    uint64_t cat_t[MAXN];               /* when node i's log showed node 0's pre-join entry (seq 1) */
     /* publish in progress */
     int pub_active;
     char pub_name[32];
@@ -141,6 +167,10 @@ static void trib_line(cluster_t *c, int obs, const char *line, uint64_t t)
         snprintf(c->abort_line, sizeof c->abort_line, "n%d: %.200s", obs, line);
         c->abort_lines++;
     }
+    if (join_cmp && !c->cat_t[obs] && strstr(line, "catalog: accepted n0 seq 1 ")) {
+        c->cat_t[obs] = t; /* node 0's entry published before the joins */
+        return;
+    }
     if (c->pub_active && !trib_poll && !c->arrive[obs] && strstr(line, c->pub_seq)) {
         c->arrive[obs] = t; /* the agent logs (debug) each peer entry it verified and stored */
         return;
@@ -163,6 +193,13 @@ static void trib_line(cluster_t *c, int obs, const char *line, uint64_t t)
     int st = state_of(arrow + 4);
     c->suspect_lines += st == ST_SUSPECT && c->state[obs][who] != ST_SUSPECT;
     c->state[obs][who] = (unsigned char)st;
+    if (st == ST_ALIVE && !c->full_t[obs]) {
+        int all = 1;
+        for (int j = 0; j < c->n && all; j++)
+            all = j == obs || c->state[obs][j] == ST_ALIVE;
+        if (all)
+            c->full_t[obs] = t;
+    }
 }
 
 /* "    2026/11/24 19:42:01 [INFO] serf: EventMemberJoin: n1 127.0.0.1" */
@@ -349,6 +386,15 @@ static int victim_dead(cluster_t *c)
     int v = c->n - 1;
     for (int i = 0; i < v; i++)
         if (c->state[i][v] != ST_DEAD)
+            return 0;
+    return 1;
+}
+
+/* join_cmp: every node holds full membership and (but node 0) node 0's pre-join entry */
+static int all_joined(cluster_t *c)
+{
+    for (int i = 0; i < c->n; i++)
+        if (!c->full_t[i] || (i && !c->cat_t[i]))
             return 0;
     return 1;
 }
@@ -593,7 +639,8 @@ static void cluster_init(cluster_t *c, int sys, int n, const char *tmp)
     if (c->base < 0)
         bench_die("no free block of 100 loopback ports in 20000..31999");
     /* a chartered run gets its own dir: node identities and admin tokens (cached by dir) differ */
-    snprintf(c->dir, sizeof c->dir, "%s/%s%s-%d", tmp, sys_name[sys], chartered ? "-chartered" : "", n);
+    static int runs; /* a run's own dir also when the same N runs again (join_cmp rounds) */
+    snprintf(c->dir, sizeof c->dir, "%s/%s%s-%d-%d", tmp, sys_name[sys], chartered ? "-chartered" : "", n, runs++);
     if (mkdir(c->dir, 0700) < 0)
         bench_die("mkdir %s: %s", c->dir, strerror(errno));
     c->multi = curl_multi_init();
@@ -741,6 +788,27 @@ static void prepare_charter(cluster_t *c)
     sodium_memzero(&r2, sizeof r2);
 }
 
+static char *metrics_text(cluster_t *c, int i);
+
+/* CPU seconds (user + system) a process has used, from /proc/PID/stat; 0 when unreadable. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+static double metric_of(const char *text, const char *key);
+
 static void run_cluster(int sys, int n, const char *tmp, result_t *r)
 {
     cluster_t *c = calloc(1, sizeof *c);
@@ -757,13 +825,47 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
     start_node(c, 0);
     if (!pump_until(c, node0_ready, 30))
         bench_die("%s node 0 did not start (port %d)", sys_name[sys], c->base);
+    if (join_cmp) { /* one entry in node 0's catalog (seq 1): joining means receiving it too */
+        double lat, put;
+        int late = 0, n_all = c->n;
+        c->n = 1;
+        publish_one(c, 1000, &lat, &put, &late);
+        c->n = n_all;
+    }
     uint64_t t0 = bench_now_ns();
-    for (int i = 1; i < n; i++)
+    for (int i = 1; i < n; i++) {
+        c->forked[i] = bench_now_ns();
         start_node(c, i);
-    uint64_t t1 = pump_until(c, all_alive, JOIN_TIMEOUT_S);
+    }
+    c->forked[0] = t0;
+    uint64_t t1 = pump_until(c, join_cmp ? all_joined : all_alive, JOIN_TIMEOUT_S);
     if (!t1)
-        bench_die("%s N=%d: not all alive after %d s", sys_name[sys], n, JOIN_TIMEOUT_S);
-    r->all_alive_s = (double)(t1 - t0) / 1e9;
+        bench_die("%s N=%d: not all %s after %d s", sys_name[sys], n, join_cmp ? "joined" : "alive", JOIN_TIMEOUT_S);
+    if (join_cmp) {
+        double js[MAXN], ms[MAXN];
+        uint64_t last_full = 0;
+        for (int i = 0; i < n; i++) {
+            uint64_t done = c->full_t[i] > c->cat_t[i] ? c->full_t[i] : c->cat_t[i];
+            js[i] = (double)(done - c->forked[i]) / 1e9;
+            ms[i] = (double)(c->full_t[i] - c->forked[i]) / 1e9;
+            if (c->full_t[i] > last_full)
+                last_full = c->full_t[i];
+        }
+        r->all_alive_s = (double)(last_full - t0) / 1e9;
+        r->join_p50_s = bench_pct(js + 1, (size_t)n - 1, 50);
+        r->join_max_s = bench_pct(js + 1, (size_t)n - 1, 100);
+        r->member_p50_s = bench_pct(ms + 1, (size_t)n - 1, 50);
+        for (int i = 0; i < n; i++)
+            r->join_cpu_s += proc_cpu_s(c->procs[i].pid);
+        for (int i = 0; i < n; i++) {
+            char *m = metrics_text(c, i);
+            for (int k = 0; m && k < JC_N; k++)
+                r->jc[k] += metric_of(m, jc_key[k]);
+            free(m);
+        }
+    } else {
+        r->all_alive_s = (double)(t1 - t0) / 1e9;
+    }
 
     if (sys == SYS_SERF)
         rpc_handshake(c);
@@ -772,8 +874,10 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
      * (N probe intervals of 1 s) beyond 3 s: the first round after a join opens each node's
      * connections to the others (TCP and CURVE handshakes, ~1.5 KB a pair, once), which Serf's UDP
      * probes do not pay; the window measures the steady state SWIM promises flat in N. */
-    pump_for(c, 3000 + (conc_mode || chartered ? 0 : n * 1000));
+    pump_for(c, 3000 + (conc_mode || chartered || join_cmp ? 0 : n * 1000));
     char cname[32];
+    if (join_cmp)
+        goto publishes;
     nft_add(c, cname, sizeof cname);
     double p0, p1;
     double w0 = nft_bytes(cname, &p0), a0 = sys == SYS_TRIB ? trib_app_bytes(c) : -1;
@@ -799,6 +903,7 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
                 sys_name[sys], n);
 
     /* publishes, one at a time */
+publishes:;
     double *lat = calloc((size_t)npubs + 1, sizeof *lat), *put = calloc((size_t)npubs + 1, sizeof *put);
     if (!lat || !put)
         bench_die("out of memory");
@@ -824,6 +929,11 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
     free(lat);
     free(put);
 
+    if (join_cmp) { /* the comparison reports no failure detection */
+        cluster_free(c);
+        free(c);
+        return;
+    }
     /* failure detection */
     fprintf(stderr, "fed: N=%d %s: killing n%d\n", n, sys_name[sys], n - 1);
     uint64_t k0 = bench_now_ns();
@@ -1417,6 +1527,46 @@ static void idle_flat(const int *ns, const result_t *ts, int nn)
     }
 }
 
+/* "load average 1.23 0.98 0.80" from /proc/loadavg (static buffer). */
+static const char *bench_loadavg_text(void)
+{
+    static char buf[64];
+    double l[3] = {0, 0, 0};
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f || fscanf(f, "%lf %lf %lf", &l[0], &l[1], &l[2]) != 3)
+        l[0] = -1;
+    if (f)
+        fclose(f);
+    snprintf(buf, sizeof buf, "load average %.2f %.2f %.2f", l[0], l[1], l[2]);
+    return buf;
+}
+
+/* The median of v[0..n) (sorts v; the mean of the middle two when n is even). */
+static double median(double *v, int n)
+{
+    bench_pct(v, (size_t)n, 50);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One row of the chartered comparison: median [min..max] of a result field over rounds, each mode,
+ * and the ratio of the medians with the range of the per-round ratios. */
+static void join_row(const char *what, const result_t *o, const result_t *t, int rounds, size_t off, int secs)
+{
+    double a[16] = {0}, b[16] = {0}, q[16] = {0};
+    for (int r = 0; r < rounds; r++) {
+        a[r] = *(const double *)((const char *)&o[r] + off);
+        b[r] = *(const double *)((const char *)&t[r] + off);
+        q[r] = a[r] > 0 ? b[r] / a[r] : 0;
+    }
+    double am = median(a, rounds), bm = median(b, rounds);
+    char ta[64], tb[64];
+    const char *f = secs ? "%.2f [%.2f..%.2f]" : "%.1f [%.1f..%.1f]";
+    snprintf(ta, sizeof ta, f, am, a[0], a[rounds - 1]); /* median() sorted them */
+    snprintf(tb, sizeof tb, f, bm, b[0], b[rounds - 1]);
+    median(q, rounds);
+    printf("  %-26s %24s %24s %6.2fx [%.2f..%.2f]\n", what, ta, tb, am > 0 ? bm / am : 0, q[0], q[rounds - 1]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1447,24 +1597,47 @@ int main(int argc, char **argv)
             bench_die("sodium_init");
         const char *tmp = bench_init("tribbench-chartered");
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        printf("== Chartered federation (issue 10): the same N nodes open and chartered, one run ==\n"
-               "Methods as for the federation table: all-alive from forking nodes 1..N-1 until every log shows all\n"
-               "  alive; publish = PUT on node 0 until every other node's log says 'catalog: accepted' (%d, one at a\n"
-               "  time). Chartered: --charter/--cert, per-node CURVE keys, seeds NODE_ID@HOST:PORT, certificate hellos,\n"
-               "  every connection and entry checked against the trust store. Target: chartered <= 1.1x open.\n", npubs);
-        printf("  %-5s %-26s %12s %12s %8s\n", "N", "figure", "open", "chartered", "ratio");
+        int rounds = (e = getenv("FED_CHARTER_ROUNDS")) && atoi(e) > 0 ? atoi(e) : 3;
+        if (rounds > 16)
+            rounds = 16;
+        join_cmp = 1;
+        printf("== Chartered federation (issue 10): the same N nodes open and chartered, %d rounds in one run ==\n"
+               "Join (per node) = from forking it until its own log shows every other node alive AND node 0's entry\n"
+               "  published before the joins ('catalog: accepted n0 seq 1'): p50 and max over nodes 1..N-1 (membership\n"
+               "  alone: without the entry, which waits for an anti-entropy round in both modes). All alive =\n"
+               "  from forking nodes 1..N-1 until every log shows all alive. Publish = PUT on node 0 until every other\n"
+               "  node's log says 'catalog: accepted' (%d, one at a time). Chartered: --charter/--cert, per-node CURVE\n"
+               "  keys, seeds NODE_ID@HOST:PORT, certificate hellos, every connection and entry checked against the trust\n"
+               "  store. Rounds alternate the order (open first, then chartered first). Shown: median [min..max] over\n"
+               "  rounds; ratio = chartered/open of the medians [min..max of the per-round ratios].\n"
+               "  Target: chartered join <= 1.1x open.\n", rounds, npubs);
         for (int k = 0; k < nn; k++) {
-            result_t o, t;
-            chartered = 0;
-            run_cluster(SYS_TRIB, ns[k], tmp, &o);
-            chartered = 1;
-            run_cluster(SYS_TRIB, ns[k], tmp, &t);
-            printf("  %-5d %-26s %11.2fs %11.2fs %7.2fx\n", ns[k], "all alive", o.all_alive_s, t.all_alive_s,
-                   t.all_alive_s / o.all_alive_s);
-            printf("  %-5d %-26s %10.1fms %10.1fms %7.2fx\n", ns[k], "publish reach-all p50", o.pub_p50_ms,
-                   t.pub_p50_ms, t.pub_p50_ms / o.pub_p50_ms);
-            printf("  %-5d %-26s %10.1fms %10.1fms %7.2fx\n", ns[k], "publish reach-all p99", o.pub_p99_ms,
-                   t.pub_p99_ms, t.pub_p99_ms / o.pub_p99_ms);
+            result_t o[16], t[16];
+            for (int r = 0; r < rounds; r++) {
+                for (int half = 0; half < 2; half++) {
+                    chartered = (r & 1) ? !half : half;
+                    run_cluster(SYS_TRIB, ns[k], tmp, chartered ? &t[r] : &o[r]);
+                }
+                fprintf(stderr, "fed: chartered N=%d round %d: join p50 open %.2f s chartered %.2f s\n", ns[k], r + 1,
+                        o[r].join_p50_s, t[r].join_p50_s);
+            }
+            printf("  N = %d (%s)\n", ns[k], bench_loadavg_text());
+            printf("  %-26s %24s %24s %21s\n", "figure", "open", "chartered", "ratio");
+            join_row("join p50 (s)", o, t, rounds, offsetof(result_t, join_p50_s), 1);
+            join_row("join max (s)", o, t, rounds, offsetof(result_t, join_max_s), 1);
+            join_row("membership alone p50 (s)", o, t, rounds, offsetof(result_t, member_p50_s), 1);
+            join_row("all alive (s)", o, t, rounds, offsetof(result_t, all_alive_s), 1);
+            join_row("CPU of all nodes, join (s)", o, t, rounds, offsetof(result_t, join_cpu_s), 1);
+            join_row("publish reach-all p50 (ms)", o, t, rounds, offsetof(result_t, pub_p50_ms), 0);
+            join_row("publish reach-all p99 (ms)", o, t, rounds, offsetof(result_t, pub_p99_ms), 0);
+            printf("  counters at the last join, summed over nodes, median of rounds (open / chartered):\n   ");
+            for (int j = 0; j < JC_N; j++) {
+                double a[16] = {0}, b2[16] = {0};
+                for (int r = 0; r < rounds; r++)
+                    a[r] = o[r].jc[j], b2[r] = t[r].jc[j];
+                printf(" %s %.0f / %.0f%s", jc_label[j], median(a, rounds), median(b2, rounds),
+                       j + 1 < JC_N ? ";" : "\n");
+            }
             fflush(stdout);
         }
         curl_global_cleanup();

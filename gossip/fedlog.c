@@ -745,7 +745,7 @@ int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from
     if (via_loop)
         return offer_via_loop(f, bytes, len, res);
     batch_t it = {.b = bytes, .n = len};
-    offer_items(f, &it, 1, from, 1);
+    offer_items(f, &it, 1, from, from == NULL);
     pthread_mutex_lock(&f->mu);
     int wake = f->qlen && f->attached;
     fedlog_io_t io = f->io;

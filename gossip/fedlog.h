@@ -76,10 +76,11 @@ typedef int (*fedlog_policy_fn)(void *ctx, const uint8_t *bytes, size_t len, int
 void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
 
 /* Offers bytes (a TrustSigned, at most TRUST_MAX_BYTES) as an operator's submission (from NULL)
- * or from a peer (its address). 0 when held (res->added says whether it is new: queued for push to
- * every alive member and stored; an operator's answer comes once it is durable, a peer's offer on
- * a loop with own_thread returns once it is verified and in force, its commit left to the worker),
- * -1 when refused (res->reason, res->err; counted, logged at most
+ * or from a peer's hello (its address). 0 when held (res->added says whether it is new: stored,
+ * and an operator's queued for push to every alive member; a hello's is not pushed: each node
+ * presents its own, and anti-entropy carries it; an operator's answer comes once it is durable, a
+ * peer's offer on a loop with own_thread returns once it is verified and in force, its commit left
+ * to the worker), -1 when refused (res->reason, res->err; counted, logged at most
  * once a second per reason). An operator's charter older than the held one is refused
  * (stale_version); a peer's is kept as history when the held chain names its hash. */
 int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from, fedlog_result_t *res);

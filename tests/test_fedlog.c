@@ -844,6 +844,46 @@ Test(fedlog, a_stuck_commit_does_not_stop_the_loop)
     store_close(&stuck_store);
 }
 
+/* A certificate a peer presented in its hello is held and stored, not pushed on: every node hears
+ * it in that node's own hello, or by anti-entropy (a member turning alive starts a comparison).
+ * Pushed from every node that admitted its sender, each certificate of a federation of N nodes
+ * joining at once went out ~N^2 times, the join's largest cost (bench/fed.c chartered). What an
+ * operator hands in is still pushed. */
+Test(fedlog, a_certificate_from_a_hello_is_stored_not_pushed)
+{
+    fwd_store = open_store("hello");
+    fwd_trust = trust_new(&ch);
+    fedlog_t *f = fedlog_new(fwd_store, fwd_trust, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    fedlog_io_t io = { .ctx = NULL, .send = fwd_send, .peers = fwd_peers, .wake = net_wake };
+    fedlog_attach(f, &io);
+    fedlog_result_t r;
+    cert_t c, op;
+    issue_cert(&ch, "payments", &N, &A, &B, &c);
+    issue_cert(&ch, "orders", &M, &A, &B, &op);
+    fwd_sent = 0;
+    cr_assert_eq(fedlog_offer(f, c.bytes, c.len, "10.0.0.3:1", &r), 0, "%s", r.err);
+    cr_expect_eq(r.added, 1);
+    fwd_hash = r.hash;
+    fedlog_tick(f);
+    cr_expect_eq(fwd_sent, 0, "a hello's certificate was pushed to %d peer(s)", fwd_sent);
+    cr_expect(fedlog_has(f, r.hash), "a hello's certificate is not held");
+    int kind;
+    uint8_t *b = NULL;
+    size_t n;
+    cr_expect_eq(store_fedlog_get(fwd_store, r.hash, &kind, &b, &n), 0, "a hello's certificate is not stored");
+    free(b);
+    cr_assert_eq(fedlog_offer(f, op.bytes, op.len, NULL, &r), 0, "%s", r.err);
+    fwd_hash = r.hash;
+    fedlog_tick(f);
+    cr_expect_eq(fwd_sent, 2, "an operator's certificate was pushed to %d peer(s), not 2", fwd_sent);
+    cert_free(&c);
+    cert_free(&op);
+    fedlog_destroy(&f);
+    trust_destroy(&fwd_trust);
+    store_close(&fwd_store);
+}
+
 /* ---------------------------------------------------------------- real processes */
 
 #define PROBES "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "3"
