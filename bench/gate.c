@@ -224,12 +224,15 @@ int main(int argc, char **argv)
     double setup_s = (double)(bench_now_ns() - t0) / 1e9;
     if (getenv("GATE_PROFILE")) {   /* for perf: the combined dry run only, over and over */
         int reps = atoi(getenv("GATE_PROFILE"));
+        fprintf(stderr, "GATE_PROFILE: phase 1 starts at %.6f s\n", (double)bench_now_ns() / 1e9);
         uint64_t p0 = cpu_ns();
         for (int i = 0; i < reps; i++) {   /* every product in turn: what a check reads is cold */
             char x[32];
             snprintf(x, sizeof x, "x%d", i % k);
             publish_on(&pnode, x, VERSIONS, VERSIONS, 1);
         }
+        fprintf(stderr, "GATE_PROFILE: phase 1 ends at %.6f s (CLOCK_MONOTONIC: perf record -k CLOCK_MONOTONIC)\n",
+                (double)bench_now_ns() / 1e9);
         printf("GATE_PROFILE: %d dry runs (policy + 20 versions, %d products in turn): %.0f us CPU each\n", reps, k,
                (double)(cpu_ns() - p0) / 1e3 / reps);
         p0 = cpu_ns();
