@@ -802,7 +802,10 @@ static void diff_props_prep(clist_t *l, const compat_prep_t *o, const compat_pre
         const struct compat_prop *np = &n->prop[j];
         if (np->name == NULL || !np->first)
             continue;
-        long i = compat_prep_find(o, np->name);
+        /* versions mostly append: the property at the same place, when it is the first of this
+         * name there, is the one a lookup finds */
+        long i = j < o->n && o->prop[j].first && o->prop[j].hash == np->hash && !strcmp(o->prop[j].name, np->name)
+                     ? (long)j : compat_prep_find(o, np->name);
         const json_t *op = i >= 0 ? json_array_get(o->schema, (size_t)i) : NULL,
                      *nj = json_array_get(n->schema, j);
         if (op != NULL && (compat_prep_same(o, (size_t)i, n, j) || json_equal(op, nj)))
@@ -818,7 +821,9 @@ static void diff_props_prep(clist_t *l, const compat_prep_t *o, const compat_pre
     }
     for (size_t i = 0; i < o->n; i++) {
         const struct compat_prop *op = &o->prop[i];
-        if (op->name == NULL || !op->first || compat_prep_find(n, op->name) >= 0)
+        if (op->name == NULL || !op->first ||
+            (i < n->n && n->prop[i].first && n->prop[i].hash == op->hash && !strcmp(n->prop[i].name, op->name)) ||
+            compat_prep_find(n, op->name) >= 0)
             continue;
         char *path = join(l, "schema", op->name);
         if (path == NULL)
