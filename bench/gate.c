@@ -13,7 +13,10 @@
  * second in-process node with the 50-rule set of bench/policyset.h in force (open mode, its
  * compliance thread running) publishes version 1.20.0 of products of 20 versions, beside the
  * new product on the node without a set; interleaved with the rest. Then the change log fill at
- * open (GATE_FILL_N products, default 10000). GATE_PROFILE=N: only N dry runs of each kind (perf).
+ * open (GATE_FILL_N products, default 10000). GATE_PROFILE=N: only N dry runs of each kind (perf),
+ * first over every product in turn (their versions cold, as the timed loop's combined case meets
+ * them), then of one product over and over (warm); it prints the first phase's bounds in
+ * CLOCK_MONOTONIC for `perf record -k CLOCK_MONOTONIC`.
  * Must not: leave its temp dir behind (bench.h). */
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,8 @@
  *   node/compat_diff.c  two manifests -> a change list: the kinds and their verdicts, the change
  *                       list and its helpers, the schema and manifest diff;
  *   node/compat.c       the modes, the report against the earlier versions (transitive too), the
- *                       version rule and the JSON report.
+ *                       version rule and the JSON report;
+ *   node/compat_prep.c  a version's schema prepared once for many comparisons (encodings, names).
  *
  * Must not: grow into a second public API; everything here exists for those two files. */
 #ifndef TRIB_COMPAT_INT_H
