@@ -108,20 +108,76 @@ void compat_report_free(compat_report_t **rp)
     *rp = NULL;
 }
 
-/* A change's identity across versions: kind, path, from, to. */
-static char *change_key(clist_t *l, const compat_change_t *c)
+/* A change's identity across versions: kind, path, from, to ("kind US path US from US to", a
+ * missing from/to as RS), written into buf when it fits (the usual case: no allocation), else
+ * malloc'd. NULL (l->oom) when out of memory; free it when it is not buf. */
+static char *change_key(clist_t *l, const compat_change_t *c, char *buf, size_t cap)
 {
-    return clist_printf(l, "%d\x1f%s\x1f%s\x1f%s", (int)c->kind, c->path ? c->path : "",
-                   c->from ? c->from : "\x1e", c->to ? c->to : "\x1e");
+    char kind[24];   /* the kind in decimal (a small enum, never negative) */
+    int nk = 0;
+    for (unsigned v = (unsigned)c->kind, d = 1; ; d *= 10)
+        if (v / d < 10) {
+            for (; d; d /= 10)
+                kind[nk++] = (char)('0' + v / d % 10);
+            break;
+        }
+    const char *part[4] = {kind, c->path ? c->path : "", c->from ? c->from : "\x1e", c->to ? c->to : "\x1e"};
+    size_t len[4], total = 4;   /* three separators and the NUL */
+    for (int i = 0; i < 4; i++)
+        total += len[i] = i == 0 ? (size_t)nk : strlen(part[i]);
+    char *k = total <= cap ? buf : malloc(total);
+    if (k == NULL) {
+        l->oom = 1;
+        return NULL;
+    }
+    char *w = k;
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            *w++ = '\x1f';
+        memcpy(w, part[i], len[i]);
+        w += len[i];
+    }
+    *w = '\0';
+    return k;
 }
 
 /* Remembers that out->v[i] has the identity of that change. */
 static void index_put(clist_t *out, json_t *ix, size_t i)
 {
-    char *k = change_key(out, &out->v[i]);
+    char buf[256], *k = change_key(out, &out->v[i], buf, sizeof buf);
     if (k == NULL || json_object_set_new(ix, k, json_integer((json_int_t)i)) != 0)
         out->oom = 1;
-    free(k);
+    if (k != buf)
+        free(k);
+}
+
+/* The changes from an older version of a transitive check: every change seen against the latest
+ * one too (its against list grows) and every break; the rest is dropped before it is built. A
+ * break not yet in ix is noted in brk (it will be when processed: a later change of the same
+ * identity in this version is kept too, as when every change was built). */
+typedef struct {
+    compat_mode_t mode;
+    json_t *ix, *brk;
+    clist_t *out;
+} older_t;
+
+static int breaks(compat_mode_t m, int bw, int fw);
+
+static int keep_older(void *ctx, const compat_change_t *c)
+{
+    older_t *o = ctx;
+    char buf[256], *k = change_key(o->out, c, buf, sizeof buf);
+    if (k == NULL)
+        return 1;   /* out of memory (noted in out): kept, as before */
+    int keep = json_object_get(o->ix, k) != NULL || (o->brk != NULL && json_object_get(o->brk, k) != NULL);
+    if (!keep && breaks(o->mode, c->backward, c->forward)) {
+        keep = 1;
+        if ((o->brk == NULL && (o->brk = json_object()) == NULL) || json_object_set_new(o->brk, k, json_true()) != 0)
+            o->out->oom = 1;
+    }
+    if (k != buf)
+        free(k);
+    return keep;
 }
 
 /* Appends version to c->against ("1.1.0, 1.0.0"), naming at most COMPAT_MAX_AGAINST: a product
@@ -171,19 +227,6 @@ compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t 
     return r;
 }
 
-json_t *compat_schema(const Trib__Manifest *m, json_t *doc)
-{
-    clist_t l = {0};
-    json_t *own = doc != NULL ? NULL : manifest_document(m);
-    json_t *s = m != NULL ? compat_prepare(&l, m, doc != NULL ? doc : own) : NULL;
-    json_decref(own);
-    if (l.oom) {
-        json_decref(s);
-        return NULL;
-    }
-    return s;
-}
-
 static const char *version_of(const compat_version_t *v)
 {
     return v->version ? v->version : v->m && v->m->version ? v->m->version : "";
@@ -201,7 +244,7 @@ compat_report_t *compat_check_versions(const compat_version_t *earlier, size_t n
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        if ((earlier[i].m == NULL && (i + 1 == n || earlier[i].schema == NULL)) ||
+        if ((earlier[i].m == NULL && (i + 1 == n || earlier[i].prep == NULL)) ||
             (earlier[i].m != NULL && (!compat_str_eq(earlier[i].m->domain, next->domain) ||
                                       !compat_str_eq(earlier[i].m->name, next->name)))) {
             snprintf(err, errlen, "earlier version %zu is not %s/%s", i,
@@ -211,8 +254,8 @@ compat_report_t *compat_check_versions(const compat_version_t *earlier, size_t n
     clist_t out = {0};
     const compat_version_t *latest = &earlier[n - 1];
     side_t ns, os;
-    compat_side_init_doc(&out, &ns, next, next_doc);
-    compat_side_init_prepared(&out, &os, latest->m, latest->doc, latest->schema);
+    compat_side_init_prepared(&out, &ns, next, next_doc, NULL);
+    compat_side_init_prepared(&out, &os, latest->m, latest->doc, latest->prep);
     compat_diff_manifests(&out, &os, &ns);
     compat_side_clear(&os);
     for (size_t i = 0; i < out.n; i++) {
@@ -225,17 +268,20 @@ compat_report_t *compat_check_versions(const compat_version_t *earlier, size_t n
     for (size_t i = 0; ix != NULL && i < out.n; i++)
         index_put(&out, ix, i);
     for (size_t v = n - 1; ix != NULL && v-- > 0 && !out.oom;) {
-        clist_t old = {0};
+        older_t keep = {.mode = mode, .ix = ix, .out = &out};
+        clist_t old = {.keep = keep_older, .keep_ctx = &keep};
         const char *ver = version_of(&earlier[v]);
-        compat_side_init_prepared(&old, &os, earlier[v].m, earlier[v].doc, earlier[v].schema);
+        compat_side_init_prepared(&old, &os, earlier[v].m, earlier[v].doc, earlier[v].prep);
         compat_diff_schema(&old, &os, &ns);   /* only schema changes can break the mode */
         compat_side_clear(&os);
+        json_decref(keep.brk);
         for (size_t i = 0; i < old.n && !old.oom && !out.oom; i++) {
             compat_change_t *c = &old.v[i];
             int brk = breaks(mode, c->backward, c->forward);
-            char *k = change_key(&old, c);
+            char buf[256], *k = change_key(&old, c, buf, sizeof buf);
             json_t *at = k ? json_object_get(ix, k) : NULL;
-            free(k);
+            if (k != buf)
+                free(k);
             if (at != NULL) {
                 compat_change_t *d = &out.v[json_integer_value(at)];
                 d->breaking |= brk;

@@ -108,22 +108,30 @@ compat_report_t *compat_check(const Trib__Manifest *const *earlier, size_t n,
 compat_report_t *compat_check_docs(const Trib__Manifest *const *earlier, json_t *const *docs, size_t n,
                                    const Trib__Manifest *next, compat_mode_t mode,
                                    char *err, size_t errlen);
-/* One earlier version as a caller may have prepared it (node/gate.c caches doc and schema by
+/* What a check compares of a version, prepared once (node/compat_prep.c): its schema, each
+ * property's canonical encoding and a table of names, so a property unchanged between two
+ * versions is seen without walking either. Immutable and shared between threads by reference. */
+typedef struct compat_prep compat_prep_t;
+
+/* m's prepared schema (doc: m's document, borrowed, or NULL to parse it): a new reference, NULL
+ * when out of memory. */
+compat_prep_t *compat_prepare(const Trib__Manifest *m, json_t *doc);
+compat_prep_t *compat_prep_ref(const compat_prep_t *p);   /* a new reference to p (NULL: NULL) */
+void compat_prep_unref(compat_prep_t **p);                /* accepts NULL and *p == NULL */
+
+/* One earlier version as a caller may have prepared it (node/gate.c caches doc and prep by
  * catalog seq: an entry never changes; nothing given is modified here). */
 typedef struct {
-    const Trib__Manifest *m;   /* required for the latest; an older one may be NULL when schema is given */
+    const Trib__Manifest *m;   /* required for the latest; an older one may be NULL when prep is given */
     const char *version;       /* NULL: m->version */
     json_t *doc;               /* m's manifest_document, borrowed, or NULL to parse it here */
-    json_t *schema;            /* compat_schema of it (opaque), borrowed, or NULL to build it here */
+    const compat_prep_t *prep; /* compat_prepare of it, borrowed, or NULL to build it here */
 } compat_version_t;
 
 /* compat_check_docs with prepared versions, and next's document already parsed (next_doc,
  * borrowed; NULL: parse it). */
 compat_report_t *compat_check_versions(const compat_version_t *earlier, size_t n, const Trib__Manifest *next,
                                        json_t *next_doc, compat_mode_t mode, char *err, size_t errlen);
-/* What a check compares of m (doc: its document, or NULL): its schema, prepared (an opaque JSON
- * value), a new reference, NULL when out of memory. For callers caching prepared versions. */
-json_t *compat_schema(const Trib__Manifest *m, json_t *doc);
 void compat_report_free(compat_report_t **rp);   /* accepts NULL and *rp == NULL */
 
 /* The version rule for publishing next after the report's latest version: 0, or -1 with err:

@@ -167,6 +167,15 @@ compat_change_t *clist_push(clist_t *l)
 /* Appends a change; takes ownership of from and to (either may be NULL). */
 static void add(clist_t *l, const char *path, compat_kind_t k, int bw, int fw, char *from, char *to)
 {
+    if (l->keep != NULL) {
+        compat_change_t probe = {.path = (char *)path, .kind = k, .from = from, .to = to, .backward = bw,
+                                 .forward = fw};
+        if (!l->keep(l->keep_ctx, &probe)) {
+            free(from);
+            free(to);
+            return;
+        }
+    }
     compat_change_t *c = clist_push(l);
     if (c == NULL) {
         free(from);
@@ -192,7 +201,16 @@ static void add_table(clist_t *l, const char *path, compat_kind_t k, char *from,
 
 static char *join(clist_t *l, const char *a, const char *b)
 {
-    return clist_printf(l, "%s.%s", a, b);
+    size_t na = strlen(a), nb = strlen(b);
+    char *s = malloc(na + nb + 2);
+    if (s == NULL) {
+        l->oom = 1;
+        return NULL;
+    }
+    memcpy(s, a, na);
+    s[na] = '.';
+    memcpy(s + na + 1, b, nb + 1);
+    return s;
 }
 
 /* ================================================================ schema diff */
@@ -586,12 +604,10 @@ static void field_removed(clist_t *l, const char *path, const json_t *p)
 }
 
 /* Two property lists (arrays of mappings; anything else counts as empty), matched by name. */
-/* diff_props with the two lists' indexes given (borrowed; NULL: built here). */
-static void diff_props_ix(clist_t *l, const char *prefix, const json_t *oa, const json_t *na, json_t *oix,
-                          json_t *nix, int depth)
+static void diff_props(clist_t *l, const char *prefix, const json_t *oa, const json_t *na, int depth)
 {
-    json_t *oi = oix ? json_incref(oix) : prop_index(l, json_is_array(oa) ? oa : NULL);
-    json_t *ni = nix ? json_incref(nix) : prop_index(l, json_is_array(na) ? na : NULL);
+    json_t *oi = prop_index(l, json_is_array(oa) ? oa : NULL);
+    json_t *ni = prop_index(l, json_is_array(na) ? na : NULL);
     if (oi == NULL || ni == NULL)
         goto out;
     size_t i;
@@ -628,15 +644,9 @@ out:
     json_decref(ni);
 }
 
-static void diff_props(clist_t *l, const char *prefix, const json_t *oa, const json_t *na,
-                       int depth)
-{
-    diff_props_ix(l, prefix, oa, na, NULL, NULL, depth);
-}
-
 /* The key's fields in key order ("a, b"): by primaryKeyPosition where given (ODCS counts from
  * 1, -1 = none), else schema order. */
-static char *key_order(clist_t *l, const json_t *schema)
+char *compat_key_order(clist_t *l, const json_t *schema)
 {
     size_t n = json_array_size(schema), k = 0;
     const json_t **v = calloc(n ? n : 1, sizeof *v);
@@ -679,10 +689,13 @@ static char *key_order(clist_t *l, const json_t *schema)
     return s;
 }
 
-/* Same set of key fields in another order: a key change of its own. */
-static void diff_key_order(clist_t *l, const json_t *os, const json_t *ns)
+/* Same set of key fields in another order: a key change of its own. ka, kb: the key orders of
+ * os and ns when known (prepared), else NULL. */
+static void diff_key_order(clist_t *l, const json_t *os, const json_t *ns, const char *ka, const char *kb)
 {
-    char *a = key_order(l, os), *b = key_order(l, ns);
+    if (ka != NULL && kb != NULL && strcmp(ka, kb) == 0)
+        return;
+    char *a = compat_key_order(l, os), *b = compat_key_order(l, ns);
     if (a == NULL || b == NULL || strcmp(a, b) == 0) {
         free(a);
         free(b);
@@ -746,53 +759,19 @@ json_t *compat_schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc)
     return arr;
 }
 
-void compat_side_init_prepared(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc, json_t *prep)
+void compat_side_init_prepared(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc,
+                               const compat_prep_t *prep)
 {
     s->m = m;
-    s->index = NULL;
-    if (prep != NULL && (m == NULL || doc != NULL)) {   /* prepared: nothing to parse or build */
-        s->doc = doc != NULL ? json_incref(doc) : NULL;
-        s->schema = json_incref(json_object_get(prep, "schema"));
-        s->index = json_incref(json_object_get(prep, "index"));
-        return;
-    }
     /* NULL without one: the Manifest's fields still count */
-    s->doc = doc != NULL ? json_incref(doc) : manifest_document(m);
-    s->schema = prep != NULL ? json_incref(json_object_get(prep, "schema")) : compat_schema_of(l, m, s->doc);
-    s->index = prep != NULL ? json_incref(json_object_get(prep, "index")) : NULL;
-    if (s->index == NULL && json_is_array(s->schema))   /* built once: a check diffs it many times */
-        s->index = prop_index(l, s->schema);
-}
-
-json_t *compat_prepare(clist_t *l, const Trib__Manifest *m, const json_t *doc)
-{
-    json_t *schema = compat_schema_of(l, m, doc), *ix = schema ? prop_index(l, schema) : NULL;
-    json_t *p = schema && ix ? json_pack("{s:o,s:o}", "schema", schema, "index", ix) : NULL;
-    if (p == NULL) {
-        if (!schema || !ix) {
-            json_decref(schema);
-            json_decref(ix);
-        }
-        l->oom = 1;
-    }
-    return p;
-}
-
-void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc)
-{
-    compat_side_init_prepared(l, s, m, doc, NULL);
-}
-
-void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m)
-{
-    compat_side_init_doc(l, s, m, NULL);
+    s->doc = doc != NULL ? json_incref(doc) : m != NULL ? manifest_document(m) : NULL;
+    s->prep = prep != NULL ? compat_prep_ref(prep) : m != NULL ? compat_prep_build(l, m, s->doc) : NULL;
 }
 
 void compat_side_clear(side_t *s)
 {
     json_decref(s->doc);
-    json_decref(s->schema);
-    json_decref(s->index);
+    compat_prep_unref(&s->prep);
     memset(s, 0, sizeof *s);
 }
 
@@ -802,11 +781,63 @@ static int skip_top(const char *k)
            !strcmp(k, "schema") || !strcmp(k, "classification") || !strcmp(k, "status");
 }
 
+/* json_equal of the two schemas, from the encodings where they decide it. */
+static int same_schema(const compat_prep_t *o, const compat_prep_t *n)
+{
+    if (o->n != n->n)
+        return 0;
+    for (size_t i = 0; i < o->n; i++)
+        if (!compat_prep_same(o, i, n, i))
+            return json_equal(o->schema, n->schema);
+    return 1;
+}
+
+/* diff_props_ix of the top-level property lists, the two schemas prepared: a property with the
+ * same encoding on both sides is equal without walking it (the usual case: most properties of
+ * a version are those of the one before), and names are looked up in the prepared tables. The
+ * same changes in the same order. */
+static void diff_props_prep(clist_t *l, const compat_prep_t *o, const compat_prep_t *n)
+{
+    for (size_t j = 0; j < n->n; j++) {   /* in the new schema's order, then removals */
+        const struct compat_prop *np = &n->prop[j];
+        if (np->name == NULL || !np->first)
+            continue;
+        /* versions mostly append: the property at the same place, when it is the first of this
+         * name there, is the one a lookup finds */
+        long i = j < o->n && o->prop[j].first && o->prop[j].hash == np->hash && !strcmp(o->prop[j].name, np->name)
+                     ? (long)j : compat_prep_find(o, np->name);
+        const json_t *op = i >= 0 ? json_array_get(o->schema, (size_t)i) : NULL,
+                     *nj = json_array_get(n->schema, j);
+        if (op != NULL && (compat_prep_same(o, (size_t)i, n, j) || json_equal(op, nj)))
+            continue;
+        char *path = join(l, "schema", np->name);
+        if (path == NULL)
+            break;
+        if (op == NULL)
+            field_added(l, path, nj);
+        else
+            diff_node(l, path, op, nj, flag_of(op, "primaryKey") || flag_of(nj, "primaryKey"), 0);
+        free(path);
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        const struct compat_prop *op = &o->prop[i];
+        if (op->name == NULL || !op->first ||
+            (i < n->n && n->prop[i].first && n->prop[i].hash == op->hash && !strcmp(n->prop[i].name, op->name)) ||
+            compat_prep_find(n, op->name) >= 0)
+            continue;
+        char *path = join(l, "schema", op->name);
+        if (path == NULL)
+            break;
+        field_removed(l, path, json_array_get(o->schema, i));
+        free(path);
+    }
+}
+
 void compat_diff_schema(clist_t *l, const side_t *os, const side_t *ns)
 {
-    if (os->schema != NULL && ns->schema != NULL && !json_equal(os->schema, ns->schema)) {
-        diff_props_ix(l, "schema", os->schema, ns->schema, os->index, ns->index, 0);
-        diff_key_order(l, os->schema, ns->schema);
+    if (os->prep != NULL && ns->prep != NULL && !same_schema(os->prep, ns->prep)) {
+        diff_props_prep(l, os->prep, ns->prep);
+        diff_key_order(l, os->prep->schema, ns->prep->schema, os->prep->key_order, ns->prep->key_order);
     }
 }
 

@@ -4,13 +4,16 @@
  *   node/compat_diff.c  two manifests -> a change list: the kinds and their verdicts, the change
  *                       list and its helpers, the schema and manifest diff;
  *   node/compat.c       the modes, the report against the earlier versions (transitive too), the
- *                       version rule and the JSON report.
+ *                       version rule and the JSON report;
+ *   node/compat_prep.c  a version's schema prepared once for many comparisons (encodings, names).
  *
  * Must not: grow into a second public API; everything here exists for those two files. */
 #ifndef TRIB_COMPAT_INT_H
 #define TRIB_COMPAT_INT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <jansson.h>
 
@@ -22,11 +25,15 @@ enum { COMPAT_CLASS_SCHEMA, COMPAT_CLASS_METADATA, COMPAT_CLASS_ANNOTATION };
 int compat_kind_class(compat_kind_t k);
 
 /* A growing list of changes; oom is set by whatever failed to allocate, and the list stays
- * usable (what could not be stored is missing). */
+ * usable (what could not be stored is missing). keep (optional): asked about each change before
+ * it is stored (c's strings borrowed); 0 drops it (a transitive check's older versions keep only
+ * what can matter: node/compat.c). */
 typedef struct {
     compat_change_t *v;
     size_t n, cap;
     int oom;
+    int (*keep)(void *ctx, const compat_change_t *c);
+    void *keep_ctx;
 } clist_t;
 
 char *clist_strdup(clist_t *l, const char *s);                 /* NULL for NULL */
@@ -34,23 +41,45 @@ char *clist_printf(clist_t *l, const char *fmt, ...) __attribute__((format(print
 compat_change_t *clist_push(clist_t *l);         /* a new zeroed slot at the end, or NULL */
 void compat_change_clear(compat_change_t *c);    /* frees its strings and zeroes it */
 
-/* A manifest prepared for diffing: its document and schema, built once per check. */
+/* A prepared schema (node/compat_prep.c), immutable once built but for refs. */
+struct compat_prop {
+    const char *name;            /* in schema; NULL: not a mapping with a string name */
+    uint32_t hash;               /* of name, when first */
+    int first;                   /* the first mapping of its name (the one compared) */
+    const unsigned char *enc;    /* canonical encoding (in pool), NULL when none */
+    size_t enc_len;
+};
+struct compat_prep {
+    atomic_uint refs;
+    json_t *schema;              /* compat_schema_of */
+    char *key_order;             /* compat_key_order of schema */
+    size_t n;                    /* json_array_size(schema) */
+    struct compat_prop *prop;    /* [n] */
+    int32_t *slots;              /* names: open addressing, index into prop or -1 */
+    size_t nslots;               /* a power of two */
+    unsigned char *pool;
+};
+
+compat_prep_t *compat_prep_build(clist_t *l, const Trib__Manifest *m, const json_t *doc);
+/* The index of the first mapping named name, or -1. */
+long compat_prep_find(const compat_prep_t *p, const char *name);
+/* a's property i and b's property j have the same encoding (so are json_equal). */
+int compat_prep_same(const compat_prep_t *a, size_t i, const compat_prep_t *b, size_t j);
+/* The key's fields in key order ("a, b"), malloc'd; NULL (l->oom) when out of memory. */
+char *compat_key_order(clist_t *l, const json_t *schema);
+
+/* A manifest prepared for diffing: its document and prepared schema, built once per check. */
 typedef struct {
     const Trib__Manifest *m;
-    json_t *doc, *schema;
-    json_t *index;       /* the schema's properties by name, built once (prepared sides bring it) */
+    json_t *doc;
+    compat_prep_t *prep;
 } side_t;
 
-void compat_side_init(clist_t *l, side_t *s, const Trib__Manifest *m);
-/* The same with m's document already parsed (borrowed; NULL: parse it). */
-void compat_side_init_doc(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc);
-/* The same with the prepared schema too (prep: compat_prepare's, borrowed; NULL: built from m and
- * doc). m may be NULL with prep (an older version of a transitive check, compared on its schema
- * only). */
-void compat_side_init_prepared(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc, json_t *prep);
-/* {"schema": the schema as compared, "index": its properties by name}: what compat_schema gives
- * callers to cache. NULL (l->oom) when out of memory. */
-json_t *compat_prepare(clist_t *l, const Trib__Manifest *m, const json_t *doc);
+/* s for m (doc: m's document, borrowed, NULL: parsed here unless prep is given and m is NULL;
+ * prep: borrowed, NULL: built from m). m may be NULL with prep (an older version of a
+ * transitive check, compared on its schema only). */
+void compat_side_init_prepared(clist_t *l, side_t *s, const Trib__Manifest *m, json_t *doc,
+                               const compat_prep_t *prep);
 json_t *compat_schema_of(clist_t *l, const Trib__Manifest *m, const json_t *doc);
 void compat_side_clear(side_t *s);
 

@@ -39,7 +39,7 @@ static int collect(void *ctx, const store_version_t *row)
 }
 
 /* The versions of recently checked products as a check compares them: each entry's parsed
- * document and schema (compat_schema), by product and catalog seq. Values are immutable and
+ * document and prepared schema (compat_prepare), by product and catalog seq. Values are immutable and
  * shared by reference (jansson's reference counts are atomic; nothing modifies a cached value).
  * A publish checked against 20 earlier versions then neither reads nor parses the older ones
  * again. Bounded: CACHE_PRODUCTS products in all, the newest CACHE_VERSIONS versions of each,
@@ -55,7 +55,8 @@ static struct {
     size_t n;
     struct {
         uint64_t seq;
-        json_t *doc, *schema;
+        json_t *doc;
+        compat_prep_t *prep;
     } v[CACHE_VERSIONS];           /* ascending seq */
 } cache[CACHE_PRODUCTS];
 static uint64_t cache_clock;
@@ -70,8 +71,9 @@ static int cache_find_locked(uint64_t node, const char *id)
     return -1;
 }
 
-/* The cached document and schema of id's entry at seq (new references): 1, or 0 when not cached. */
-static int cache_get(uint64_t node, const char *id, uint64_t seq, json_t **doc, json_t **schema)
+/* The cached document and prepared schema of id's entry at seq (new references): 1, or 0 when
+ * not cached. */
+static int cache_get(uint64_t node, const char *id, uint64_t seq, json_t **doc, compat_prep_t **prep)
 {
     int hit = 0;
     pthread_mutex_lock(&cache_mu);
@@ -81,7 +83,7 @@ static int cache_get(uint64_t node, const char *id, uint64_t seq, json_t **doc, 
         for (size_t i = 0; i < cache[p].n && !hit; i++)
             if (cache[p].v[i].seq == seq) {
                 *doc = json_incref(cache[p].v[i].doc);
-                *schema = json_incref(cache[p].v[i].schema);
+                *prep = compat_prep_ref(cache[p].v[i].prep);
                 hit = 1;
             }
     }
@@ -93,13 +95,13 @@ static void cache_empty_locked(int p)
 {
     for (size_t i = 0; i < cache[p].n; i++) {
         json_decref(cache[p].v[i].doc);
-        json_decref(cache[p].v[i].schema);
+        compat_prep_unref(&cache[p].v[i].prep);
     }
     cache[p].n = 0;
     cache[p].used = 0;
 }
 
-static void cache_put(uint64_t node, const char *id, uint64_t seq, json_t *doc, json_t *schema)
+static void cache_put(uint64_t node, const char *id, uint64_t seq, json_t *doc, const compat_prep_t *prep)
 {
     pthread_mutex_lock(&cache_mu);
     size_t held = 0;   /* node's versions: over its budget, its least recently used products leave */
@@ -135,7 +137,7 @@ static void cache_put(uint64_t node, const char *id, uint64_t seq, json_t *doc, 
         if (at == 0)
             goto done;
         json_decref(cache[p].v[0].doc);
-        json_decref(cache[p].v[0].schema);
+        compat_prep_unref(&cache[p].v[0].prep);
         memmove(&cache[p].v[0], &cache[p].v[1], (CACHE_VERSIONS - 1) * sizeof cache[p].v[0]);
         cache[p].n--;
         at--;
@@ -144,7 +146,7 @@ static void cache_put(uint64_t node, const char *id, uint64_t seq, json_t *doc, 
         memmove(&cache[p].v[at + 1], &cache[p].v[at], (cache[p].n - at) * sizeof cache[p].v[0]);
         cache[p].v[at].seq = seq;
         cache[p].v[at].doc = json_incref(doc);
-        cache[p].v[at].schema = json_incref(schema);
+        cache[p].v[at].prep = compat_prep_ref(prep);
         cache[p].n++;
     }
 done:
@@ -153,28 +155,29 @@ done:
 
 void gate_published(node_t *n, const char *id, uint64_t seq, const Trib__Manifest *m, json_t *doc)
 {
-    json_t *sc = doc ? compat_schema(m, doc) : NULL;
+    compat_prep_t *sc = doc ? compat_prepare(m, doc) : NULL;
     if (sc)
         cache_put(n->cache_id, id, seq, doc, sc);
-    json_decref(sc);
+    compat_prep_unref(&sc);
 }
 
-/* The document and schema of m (id's entry at seq), cached: 0 with new references, -1 when m has
- * no document or memory ran out. */
+/* The document and prepared schema of m (id's entry at seq), cached: 0 with new references, -1
+ * when m has no document or memory ran out. */
 static int prepared_of(uint64_t node, const char *id, uint64_t seq, const Trib__Manifest *m, json_t **doc,
-                       json_t **schema)
+                       compat_prep_t **prep)
 {
-    if (cache_get(node, id, seq, doc, schema))
+    if (cache_get(node, id, seq, doc, prep))
         return 0;
-    json_t *d = manifest_document(m), *sc = d ? compat_schema(m, d) : NULL;
+    json_t *d = manifest_document(m);
+    compat_prep_t *sc = d ? compat_prepare(m, d) : NULL;
     if (!d || !sc) {
         json_decref(d);
-        json_decref(sc);
+        compat_prep_unref(&sc);
         return -1;
     }
     cache_put(node, id, seq, d, sc);
     *doc = d;
-    *schema = sc;
+    *prep = sc;
     return 0;
 }
 
@@ -185,11 +188,11 @@ void gate_versions_free(gate_versions_t *v)
             view_free_entry(&v->se[i], &v->ce[i]);
         if (v->doc)
             json_decref(v->doc[i]);
-        if (v->schema)
-            json_decref(v->schema[i]);
+        if (v->prep)
+            compat_prep_unref(&v->prep[i]);
     }
     free(v->doc);
-    free(v->schema);
+    free(v->prep);
     free(v->rows);
     free(v->se);
     free(v->ce);
@@ -214,8 +217,8 @@ static int versions_rows(node_t *n, const char *id, gate_versions_t *out, char *
     out->ce = calloc(out->n, sizeof *out->ce);
     out->m = calloc(out->n, sizeof *out->m);
     out->doc = calloc(out->n, sizeof *out->doc);
-    out->schema = calloc(out->n, sizeof *out->schema);
-    if (!out->se || !out->ce || !out->m || !out->doc || !out->schema) {
+    out->prep = calloc(out->n, sizeof *out->prep);
+    if (!out->se || !out->ce || !out->m || !out->doc || !out->prep) {
         snprintf(err, errlen, "out of memory loading the versions of %s", id);
         gate_versions_free(out);
         return -1;
@@ -233,17 +236,17 @@ static void load_one(node_t *n, const char *domain, gate_versions_t *v, size_t i
         v->m[i] = v->ce[i]->manifest;
 }
 
-/* Version i prepared for a check: its document and schema from the cache, else from its entry
+/* Version i prepared for a check: its document and prepared schema from the cache, else from its entry
  * (loaded). full: its manifest is needed too (the latest). 0, or -1 when it is unreadable. */
 static int prepare_one(node_t *n, const char *id, const char *domain, gate_versions_t *v, size_t i, int full)
 {
     if (!v->doc[i])
-        cache_get(n->cache_id, id, v->rows[i].seq, &v->doc[i], &v->schema[i]);
+        cache_get(n->cache_id, id, v->rows[i].seq, &v->doc[i], &v->prep[i]);
     if (full || !v->doc[i])
         load_one(n, domain, v, i);
     if (full && !v->m[i])
         return -1;
-    if (!v->doc[i] && (!v->m[i] || prepared_of(n->cache_id, id, v->rows[i].seq, v->m[i], &v->doc[i], &v->schema[i]) != 0))
+    if (!v->doc[i] && (!v->m[i] || prepared_of(n->cache_id, id, v->rows[i].seq, v->m[i], &v->doc[i], &v->prep[i]) != 0))
         return -1;
     return 0;
 }
@@ -419,7 +422,7 @@ static node_code_t gate_run(node_t *n, const char *id, const Trib__Manifest *m, 
         if (i + 1 == v.n ? !latest : prepare_one(n, id, domain, &v, i, !latest) != 0)
             continue;   /* unreadable */
         earlier[k++] = (compat_version_t){.m = v.m[i], .version = v.rows[i].version, .doc = v.doc[i],
-                                          .schema = v.schema[i]};
+                                          .prep = v.prep[i]};
     }
     if (k > 0) {
         cr = compat_check_versions(earlier, k, m, doc, mode, err, sizeof err);

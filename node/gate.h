@@ -23,7 +23,7 @@ typedef struct {
     const Trib__Manifest **m;      /* m[i] = ce[i]->manifest (NULL when unreadable) */
     json_t **doc;                  /* m[i]'s document, parsed once per node (a cache by catalog
                                       seq: an entry never changes); NULL when it has none */
-    json_t **schema;               /* the schema a check compares (compat_schema), cached alike */
+    compat_prep_t **prep;          /* the schema a check compares (compat_prepare), cached alike */
 } gate_versions_t;
 
 /* 0, or -1 with err. A product without history has n == 0. */

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "node/policy_memo.h"
 #include "node/yaml.h"
 
 #define COND_MAX   8
@@ -80,6 +81,7 @@ struct policy_set {
     size_t nrules;
     test_t *tests;
     size_t ntests;
+    policy_memo_t *memo;          /* the regexes' verdicts so far (NULL: none kept) */
 };
 
 /* ================================================================ small helpers */
@@ -819,6 +821,7 @@ void policy_free(policy_set_t **psp)
         free_strs(ps->tests[i].fail, ps->tests[i].nfail);
     }
     free(ps->tests);
+    policy_memo_destroy(&ps->memo);
     free(ps);
     *psp = NULL;
 }
@@ -849,7 +852,7 @@ policy_set_t *policy_parse(const char *text, size_t len, char *err, size_t errle
     }
     if (check_keys(&c, doc, "policy set", top) != 0)
         goto fail;
-    if (!(ps = calloc(1, sizeof *ps))) {
+    if (!(ps = calloc(1, sizeof *ps)) || !(ps->memo = policy_memo_new())) {
         snprintf(err, errlen, "policy set: out of memory");
         goto fail;
     }
@@ -1063,6 +1066,31 @@ json_t *policy_report_json(const policy_report_t *r)
  * then ends with the rest of the requested path). */
 typedef void (*visit_fn)(ev_t *e, const json_t *v, const char *path);
 
+/* snprintf(cur + len, cap - len, "%s%.*s", a, bmax, b)'s effect and the length walk keeps after it
+ * (cut at cap - 1), without printf: walk appends a segment per value it visits. */
+static size_t app(char *cur, size_t len, size_t cap, const char *a, const char *b, size_t bmax)
+{
+    size_t na = strlen(a), nb = strnlen(b, bmax), room = cap - len - 1;
+    size_t ca = na < room ? na : room, cb = nb < room - ca ? nb : room - ca;
+    memcpy(cur + len, a, ca);
+    memcpy(cur + len + ca, b, cb);
+    cur[len + ca + cb] = '\0';
+    return len + na + nb < cap ? len + na + nb : cap - 1;
+}
+
+/* "[k]" */
+static size_t app_index(char *cur, size_t len, size_t cap, size_t k)
+{
+    char d[24], *w = d + sizeof d;
+    *--w = '\0';
+    *--w = ']';
+    do
+        *--w = (char)('0' + k % 10);
+    while (k /= 10);
+    *--w = '[';
+    return app(cur, len, cap, w, "", 0);
+}
+
 static void walk(ev_t *e, const json_t *v, const path_t *p, int i, char *cur, size_t curlen, visit_fn fn)
 {
     size_t cap = POLICY_PATH_MAX + 32;
@@ -1075,8 +1103,7 @@ static void walk(ev_t *e, const json_t *v, const path_t *p, int i, char *cur, si
     if (strcmp(p->seg[i], "*") == 0) {
         if (json_is_array(v)) {
             for (size_t k = 0; k < json_array_size(v) && !e->out->truncated; k++) {
-                int w = snprintf(cur + curlen, cap - curlen, "[%zu]", k);
-                walk(e, json_array_get(v, k), p, i + 1, cur, curlen + (size_t)w < cap ? curlen + (size_t)w : cap - 1, fn);
+                walk(e, json_array_get(v, k), p, i + 1, cur, app_index(cur, curlen, cap, k), fn);
                 cur[curlen] = '\0';
             }
             return;
@@ -1085,8 +1112,7 @@ static void walk(ev_t *e, const json_t *v, const path_t *p, int i, char *cur, si
             const char *k;
             json_t *x;
             json_object_foreach((json_t *)v, k, x) {
-                int w = snprintf(cur + curlen, cap - curlen, "%s%.40s", curlen ? "." : "", k);
-                walk(e, x, p, i + 1, cur, curlen + (size_t)w < cap ? curlen + (size_t)w : cap - 1, fn);
+                walk(e, x, p, i + 1, cur, app(cur, curlen, cap, curlen ? "." : "", k, 40), fn);
                 cur[curlen] = '\0';
                 if (e->out->truncated)
                     break;
@@ -1096,8 +1122,7 @@ static void walk(ev_t *e, const json_t *v, const path_t *p, int i, char *cur, si
     } else if (json_is_object(v)) {
         json_t *x = json_object_get(v, p->seg[i]);
         if (x && !json_is_null(x)) {
-            int w = snprintf(cur + curlen, cap - curlen, "%s%s", curlen ? "." : "", p->seg[i]);
-            walk(e, x, p, i + 1, cur, curlen + (size_t)w < cap ? curlen + (size_t)w : cap - 1, fn);
+            walk(e, x, p, i + 1, cur, app(cur, curlen, cap, curlen ? "." : "", p->seg[i], SIZE_MAX), fn);
             cur[curlen] = '\0';
             return;
         }
@@ -1144,6 +1169,12 @@ static void visit_required(ev_t *e, const json_t *v, const char *path)
         add_v(e, path, "%s is required%s", path, v ? " and is empty" : "");
 }
 
+/* The rule's regex matches s (its verdict remembered by the set: policy_memo.h). */
+static int rx_match(const ev_t *e, const char *s)
+{
+    return policy_memo_match(e->ps->memo, (unsigned)(e->r - e->ps->rules), &e->r->re, s);
+}
+
 static void visit_regex(ev_t *e, const json_t *v, const char *path)
 {
     if (!v)
@@ -1158,7 +1189,7 @@ static void visit_regex(ev_t *e, const json_t *v, const char *path)
         add_v(e, path, "the value is over %u bytes or holds a NUL byte: not matched", POLICY_REGEX_INPUT);
         return;
     }
-    if (regexec(&e->r->re, s, 0, NULL, 0) != 0)
+    if (!rx_match(e, s))
         add_v(e, path, "'%s' does not match the required pattern", shown(s, sh));
 }
 
@@ -1220,9 +1251,13 @@ static void field_walk(ev_t *e, const json_t *list, const char *base, int depth,
         return;
     for (size_t i = 0; i < json_array_size(list) && !e->out->truncated; i++) {
         json_t *f = json_array_get(list, i);
-        snprintf(path, sizeof path, "%.*s[%zu]", POLICY_PATH_MAX, base, i);
         const char *name = json_string_value(json_object_get(f, "name"));
-        if (name && strlen(name) <= 255 && regexec(&e->r->re, name, 0, NULL, 0) == 0) {
+        int hit = name && strlen(name) <= 255 && rx_match(e, name);
+        json_t *props = json_object_get(f, "properties"), *items = json_object_get(f, "items");
+        if (!hit && !props && !(json_is_object(items) && json_object_get(items, "properties")))
+            continue;   /* nothing to say about it, nothing below it: no path to name */
+        snprintf(path, sizeof path, "%.*s[%zu]", POLICY_PATH_MAX, base, i);
+        if (hit) {
             if (e->r->nvalues && !has_tag(f, e->r->values, e->r->nvalues)) {
                 char tp[POLICY_PATH_MAX + 40];
                 snprintf(tp, sizeof tp, "%s.tags", path);
@@ -1235,7 +1270,6 @@ static void field_walk(ev_t *e, const json_t *list, const char *base, int depth,
                       shown(name, sh), classes[e->r->class_min], cls ? cls : "nothing");
             }
         }
-        json_t *props = json_object_get(f, "properties"), *items = json_object_get(f, "items");
         if (props) {
             char sub[POLICY_PATH_MAX + 32];
             snprintf(sub, sizeof sub, "%.*s.properties", POLICY_PATH_MAX, path);

@@ -1087,3 +1087,152 @@ Test(compat, random_schemas_keep_the_invariants, .timeout = 120)
     cr_expect_gt(broken, PAIRS / 4);
     cr_expect_lt(broken, PAIRS);
 }
+
+/* ---------------------------------------------------------------- prepared versions */
+
+/* The changes a transitive check must report, built the slow way from one pairwise check per
+ * earlier version (every change built, nothing dropped early): the latest's changes, then per
+ * older version (newest first) each schema change of the same identity adds that version to the
+ * change's list, and a break not seen yet is added. */
+typedef struct {
+    compat_kind_t kind;
+    char path[256], from[256], to[256];
+    int breaking;
+    char against[512];
+    size_t n_against;
+} ref_t;
+
+static void ref_against(ref_t *c, const char *ver)
+{
+    if (c->n_against++ >= COMPAT_MAX_AGAINST)
+        return;
+    size_t n = strlen(c->against);
+    snprintf(c->against + n, sizeof c->against - n, "%s%s", n ? ", " : "", ver);
+}
+
+static int ref_same(const ref_t *r, const compat_change_t *c)
+{
+    return r->kind == c->kind && !strcmp(r->path, c->path ? c->path : "") &&
+           !strcmp(r->from, c->from ? c->from : "\x1e") && !strcmp(r->to, c->to ? c->to : "\x1e");
+}
+
+static void ref_set(ref_t *r, const compat_change_t *c)
+{
+    memset(r, 0, sizeof *r);
+    r->kind = c->kind;
+    snprintf(r->path, sizeof r->path, "%s", c->path ? c->path : "");
+    snprintf(r->from, sizeof r->from, "%s", c->from ? c->from : "\x1e");
+    snprintf(r->to, sizeof r->to, "%s", c->to ? c->to : "\x1e");
+    r->breaking = c->breaking;
+}
+
+static size_t ref_transitive(const Trib__Manifest *const *hist, size_t n, const Trib__Manifest *next,
+                             compat_mode_t base, ref_t *out, size_t cap)
+{
+    size_t k = 0;
+    compat_report_t *r = chk(&hist[n - 1], 1, next, base);
+    for (size_t i = 0; i < r->n; i++) {
+        cr_assert_lt(k, cap);
+        ref_set(&out[k], &r->changes[i]);
+        ref_against(&out[k++], hist[n - 1]->version);
+    }
+    compat_report_free(&r);
+    for (size_t v = n - 1; v-- > 0;) {
+        r = chk(&hist[v], 1, next, base);
+        for (size_t i = 0; i < r->n; i++) {
+            const compat_change_t *c = &r->changes[i];
+            if (strncmp(c->path, "schema.", 7) != 0)
+                continue;   /* older versions: only the schema can break a mode */
+            long at = -1;
+            for (size_t j = 0; j < k; j++)
+                if (ref_same(&out[j], c))
+                    at = (long)j;   /* the last of that identity, as an index keeps it */
+            if (at >= 0) {
+                out[at].breaking |= c->breaking;
+                ref_against(&out[at], hist[v]->version);
+            } else if (c->breaking) {
+                cr_assert_lt(k, cap);
+                ref_set(&out[k], c);
+                ref_against(&out[k++], hist[v]->version);
+            }
+        }
+        compat_report_free(&r);
+    }
+    return k;
+}
+
+/* A transitive check drops an older version's changes that cannot matter before building them,
+ * and compares prepared schemas by their encodings: the report is the one every change built
+ * and compared in full gives, change for change, with the same lists of versions. */
+Test(compat, transitive_report_equals_the_pairwise_merge, .timeout = 120)
+{
+    enum { CASES = 150, VERS = 5 };
+    static ref_t ref[512];
+    static const compat_mode_t modes[][2] = {
+        {COMPAT_BACKWARD, COMPAT_BACKWARD_TRANSITIVE},
+        {COMPAT_FORWARD, COMPAT_FORWARD_TRANSITIVE},
+        {COMPAT_FULL, COMPAT_FULL_TRANSITIVE}};
+    size_t seen = 0;
+    for (int i = 0; i < CASES; i++) {
+        Trib__Manifest *h[VERS], *next = gen_manifest();
+        for (int v = 0; v < VERS; v++)
+            h[v] = gen_manifest();
+        for (int m = 0; m < 3; m++) {
+            size_t k = ref_transitive((const Trib__Manifest *const *)h, VERS, next, modes[m][0], ref,
+                                      sizeof ref / sizeof ref[0]);
+            compat_report_t *r = chk((const Trib__Manifest *const *)h, VERS, next, modes[m][1]);
+            cr_assert_eq(r->n, k, "case %d %s: %zu changes, the pairwise merge has %zu", i,
+                         compat_mode_name(modes[m][1]), r->n, k);
+            for (size_t j = 0; j < k; j++) {
+                const compat_change_t *c = &r->changes[j];
+                cr_assert(ref_same(&ref[j], c), "case %d change %zu: %s %s, expected %s %s", i, j, c->path,
+                          compat_kind_name(c->kind), ref[j].path, compat_kind_name(ref[j].kind));
+                cr_assert_eq(c->breaking, ref[j].breaking, "case %d change %zu (%s)", i, j, c->path);
+                cr_assert_eq(c->n_against, ref[j].n_against, "case %d change %zu (%s)", i, j, c->path);
+                cr_assert_str_eq(c->against ? c->against : "", ref[j].against, "case %d change %zu", i, j);
+            }
+            seen += k;
+            compat_report_free(&r);
+        }
+        for (int v = 0; v < VERS; v++)
+            manifest_free(&h[v]);
+        manifest_free(&next);
+    }
+    cr_assert_gt(seen, CASES, "the generator made too few changes to test anything");
+}
+
+/* Two properties are equal when their encodings are (key order aside); where the encodings differ
+ * but the values are still equal (0.0 and -0.0) the trees decide, as before; 1 and 1.0 differ. */
+Test(compat, prepared_schemas_compare_as_the_values_do)
+{
+    static const struct {
+        const char *a, *b;
+        int changes;
+    } rows[] = {
+        {"  - {name: x, logicalType: number, required: true, default: 0.0}\n",
+         "  - {name: x, logicalType: number, required: true, default: -0.0}\n", 0},
+        {"  - {name: x, logicalType: integer, required: true, default: 1}\n",
+         "  - {name: x, logicalType: integer, required: true, default: 1.0}\n", 1},
+        {"  - {name: x, logicalType: string, logicalTypeOptions: {minLength: 1, maxLength: 9}}\n",
+         "  - {logicalTypeOptions: {maxLength: 9, minLength: 1}, logicalType: string, name: x}\n", 0},
+        {"  - {name: x, logicalType: string, logicalTypeOptions: {maxLength: 9}}\n",
+         "  - {name: x, logicalType: string, logicalTypeOptions: {maxLength: 8}}\n", 1},
+        {"  - {name: x, logicalType: string}\n  - {name: y, logicalType: string}\n",
+         "  - {name: y, logicalType: string}\n  - {name: x, logicalType: string}\n", 0},
+        {"  - {name: x, logicalType: string}\n",
+         "  - {name: xy, logicalType: string}\n  - {name: x, logicalType: string}\n", 1},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        Trib__Manifest *a = mk("1.0.0", rows[i].a, NULL), *b = mk("1.1.0", rows[i].b, NULL);
+        for (int t = 0; t < 2; t++) {   /* alone and as an older version of a transitive check */
+            const Trib__Manifest *h[] = {a, a};
+            compat_report_t *r = chk(h, t ? 2 : 1, b, t ? COMPAT_FULL_TRANSITIVE : COMPAT_FULL);
+            if ((int)r->n != rows[i].changes)
+                dump(r);
+            cr_assert_eq((int)r->n, rows[i].changes, "row %zu: %zu changes", i, r->n);
+            compat_report_free(&r);
+        }
+        manifest_free(&a);
+        manifest_free(&b);
+    }
+}

@@ -7,6 +7,8 @@
  * Must not: start processes (tests/test_policy_fed.c runs real agents). */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
+#include <regex.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include "gossip/charter.h"
 #include "node/manifest.h"
 #include "node/policy.h"
+#include "node/policy_memo.h"
 #include "node/policy_store.h"
 #include "node/yaml.h"
 #include "tests/fixtures.h"
@@ -371,6 +374,127 @@ Test(policy, deterministic)
     free(r1), free(r2), free(r3);
     policy_free(&a);
     policy_free(&b);
+}
+
+/* ================================================================ remembered regex verdicts */
+
+/* The memo answers what regexec answers, for each regex apart (the same string, two slots), keeps
+ * at most POLICY_MEMO_ENTRIES verdicts (emptied when full, then right again), and leaves strings
+ * over POLICY_MEMO_STR bytes to regexec every time. */
+Test(policy_memo, answers_as_regexec_and_stays_bounded)
+{
+    regex_t re[2];
+    cr_assert_eq(regcomp(&re[0], "^[a-z][a-z0-9_]{0,62}$", REG_EXTENDED | REG_NOSUB), 0);
+    cr_assert_eq(regcomp(&re[1], "(email|phone|iban)", REG_EXTENDED | REG_NOSUB | REG_ICASE), 0);
+    policy_memo_t *m = policy_memo_new();
+    cr_assert_not_null(m);
+    uint64_t rng = 0x2545F4914F6CDD1Du, hits, misses, emptied;
+    size_t held;
+    static const char alpha[] = "abcEMAILphone_iban9Z-";
+    char s[96];
+    for (int round = 0; round < 2; round++)   /* the same strings twice: the second time from the memo */
+        for (int i = 0; i < 3 * POLICY_MEMO_ENTRIES; i++) {
+            uint64_t x = rng + (uint64_t)i * 0x9E3779B97F4A7C15u;   /* string i, the same in both rounds */
+            size_t len = (size_t)(x >> 58);   /* 0..63: some over POLICY_MEMO_STR */
+            for (size_t k = 0; k < len; k++, x = x * 6364136223846793005u + 1442695040888963407u)
+                s[k] = alpha[(x >> 33) % (sizeof alpha - 1)];
+            s[len] = '\0';
+            for (unsigned slot = 0; slot < 2; slot++)
+                cr_assert_eq(policy_memo_match(m, slot, &re[slot], s), regexec(&re[slot], s, 0, NULL, 0) == 0,
+                             "slot %u, '%s'", slot, s);
+            policy_memo_stats(m, &hits, &misses, &held, &emptied);
+            cr_assert_leq(held, POLICY_MEMO_ENTRIES);
+        }
+    policy_memo_stats(m, &hits, &misses, &held, &emptied);
+    cr_expect_gt(emptied, 0, "more distinct strings than it holds: it must have been emptied");
+    cr_expect_gt(hits, 0);
+    cr_expect_gt(misses, POLICY_MEMO_ENTRIES);
+    /* a short string asked again is answered from the memo; a long one is not counted */
+    policy_memo_match(m, 0, &re[0], "id");
+    policy_memo_stats(m, &hits, &misses, &held, &emptied);
+    uint64_t h0 = hits, m0 = misses;
+    cr_expect_eq(policy_memo_match(m, 0, &re[0], "id"), 1);
+    cr_expect_eq(policy_memo_match(m, 1, &re[1], "id"), 0, "another slot, another verdict");
+    memset(s, 'a', 60), s[60] = '\0';
+    cr_expect_eq(policy_memo_match(m, 0, &re[0], s), 1);
+    policy_memo_stats(m, &hits, &misses, &held, &emptied);
+    cr_expect_eq(hits, h0 + 1);
+    cr_expect_eq(misses, m0 + 1, "only the other slot's first question is a miss");
+    cr_expect_eq(policy_memo_match(NULL, 0, &re[0], "Id"), 0, "no memo: regexec");
+    policy_memo_destroy(&m);
+    policy_memo_destroy(&m);   /* accepts NULL */
+    regfree(&re[0]);
+    regfree(&re[1]);
+}
+
+#define MEMO_SET(pat) HEAD \
+    "  - {id: fields, severity: error, type: regex, path: 'schema[*].name', pattern: '" pat "'}\n" \
+    "  - {id: pii, severity: error, type: field_rule, when: {name_regex: '(email|phone)'}, require: {tags_any: [pii]}}\n"
+#define MEMO_DOC "name: a\nschema: [{name: ok_1}, {name: Bad}, {name: email}, {name: phone, tags: [pii]}]\n"
+
+/* A set remembers its own regexes' verdicts: evaluated again (from the memo) it says what a fresh
+ * copy of the set says, and a new set - another pattern under the same rule id - starts from
+ * nothing (the memo lives and dies with its set). */
+Test(policy_memo, a_set_judges_alike_from_its_memo_and_a_new_set_starts_afresh)
+{
+    policy_set_t *a = parse_ok(MEMO_SET("^[a-z][a-z0-9_]*$"));
+    char *first = eval_text(a, MEMO_DOC, NULL, NULL);
+    cr_expect(has_rule(first, "fields") && strstr(first, "schema[1].name") && !strstr(first, "schema[0].name"),
+              "%s", first);
+    cr_expect(strstr(first, "schema[2].tags") && !strstr(first, "schema[3].tags"), "%s", first);
+    for (int i = 0; i < 3; i++) {
+        char *again = eval_text(a, MEMO_DOC, NULL, NULL);
+        cr_expect_str_eq(again, first);
+        free(again);
+    }
+    policy_set_t *b = parse_ok(MEMO_SET("^[A-Z][a-z]*$"));   /* a later set: Bad passes, ok_1 does not */
+    char *other = eval_text(b, MEMO_DOC, NULL, NULL);
+    cr_expect(strstr(other, "schema[0].name") && !strstr(other, "schema[1].name"), "%s", other);
+    policy_set_t *a2 = parse_ok(MEMO_SET("^[a-z][a-z0-9_]*$"));
+    char *fresh = eval_text(a2, MEMO_DOC, NULL, NULL);
+    cr_expect_str_eq(fresh, first);
+    free(first), free(other), free(fresh);
+    policy_free(&a);
+    policy_free(&b);
+    policy_free(&a2);
+}
+
+typedef struct {
+    const policy_set_t *ps;
+    const char *want;
+    int bad;
+} memo_thread_t;
+
+static void *memo_thread(void *arg)
+{
+    memo_thread_t *t = arg;
+    for (int i = 0; i < 300 && !t->bad; i++) {
+        char *r = eval_text(t->ps, MEMO_DOC, NULL, NULL);
+        t->bad = strcmp(r, t->want) != 0;
+        free(r);
+    }
+    return NULL;
+}
+
+/* Publishes and the compliance thread evaluate one set at once: the memo is shared safely. */
+Test(policy_memo, threads_sharing_a_set_get_the_same_verdicts)
+{
+    policy_set_t *ps = parse_ok(MEMO_SET("^[a-z][a-z0-9_]*$"));
+    policy_set_t *fresh = parse_ok(MEMO_SET("^[a-z][a-z0-9_]*$"));
+    char *want = eval_text(fresh, MEMO_DOC, NULL, NULL);
+    memo_thread_t t[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        t[i] = (memo_thread_t){ .ps = ps, .want = want };
+        cr_assert_eq(pthread_create(&th[i], NULL, memo_thread, &t[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        cr_expect_eq(t[i].bad, 0, "thread %d saw another report", i);
+    }
+    free(want);
+    policy_free(&ps);
+    policy_free(&fresh);
 }
 
 /* ================================================================ signatures and the store */
