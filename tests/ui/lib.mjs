@@ -5,6 +5,7 @@
 // screenshot when a test fails.
 // Must not: sleep as synchronisation (poll a condition with a deadline), leave a process running.
 import {spawn} from 'node:child_process';
+import {createRequire} from 'node:module';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -148,10 +149,26 @@ export function manifest(domain, name, over = {}) {
 
 // ------------------------------------------------------------------ browser
 
+// Every fresh context is a new headless browser window, and Chromium preloads that window's omnibox
+// popup (a WebUI page, chrome://omnibox-popup.top-chrome/, ~150 module requests in a renderer of
+// its own) while the page under test loads: 200-500 ms of CPU beside the page's ~250 ms on this
+// 2-core machine (Chromium trace, tests/ui/bench.mjs), on every fresh page of every test. A user's
+// browser has its window long before a page loads, so the tests turn it off. Chromium keeps only
+// the last --disable-features, so ours repeats Playwright's own list (read from the installed
+// playwright-core, whose version package-lock.json pins) and adds the popup's features.
+const BROWSER_UI_OFF = ['WebUIOmniboxPopup', 'WebUIOmniboxFullPopup', 'WebUIOmniboxAimPopup'];
+function disabledFeatures() {
+  const file = createRequire(import.meta.url).resolve('playwright-core/lib/coreBundle');
+  const m = /\bdisabledFeatures = \[([^\]]*)\]/.exec(fs.readFileSync(file, 'utf8'));
+  if (!m) throw new Error(`${file}: Playwright's list of disabled Chromium features not found (a new playwright-core?): update lib.mjs`);
+  return [...m[1].matchAll(/"([A-Za-z0-9]+)"/g)].map((x) => x[1]).concat(BROWSER_UI_OFF);
+}
+
 let browser = null;
 export async function launch() {
   if (!browser) {
-    browser = await chromium.launch({executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage']});
+    browser = await chromium.launch({executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+      '--disable-features=' + disabledFeatures().join(',')]});
   }
   return browser;
 }
