@@ -65,6 +65,7 @@ struct gossip {
     int accepted_new;            /* the job reaped accepted entries: wake readers (loop only) */
     uint64_t wstart_ms, wnext_ms; /* when the last job started; the next starts no sooner than
                                      wnext_ms (loop only; intake.c) */
+    uint64_t wready_ms;          /* ... or wready_ms once enough waits (intake.c) */
     /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
     atomic_int own_synced;
     uint64_t own_deadline, own_next_ask;
