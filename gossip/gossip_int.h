@@ -47,6 +47,8 @@ struct gossip {
     /* this node's entries: announced (any thread -> loop), pushed up to pushed_seq (loop only) */
     atomic_int announced;
     uint64_t pushed_seq;         /* the last own seq pushed */
+    int push_due;                /* announced, not pushed yet (loop only) */
+    uint64_t push_next_ms;       /* paced: the next push no sooner (loop only; gossip.c PUSH_PACE_MS) */
     /* received catalog messages waiting for the loop (loop only) */
     cmsg_t *chead, *ctail;
     size_t cbytes;
