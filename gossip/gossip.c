@@ -43,6 +43,14 @@
 #define PUSH_BATCH 256           /* own entries per push (frames are cut by size in replicate.c) */
 #define PUSH_BYTES (4u << 20)    /* ... and bytes */
 #define PUSH_ROUNDS 4            /* pushes per loop turn; more continue on the next turn */
+#define PUSH_PACE_MS 100         /* while publishers are concurrent (the last push carried more than
+                                    one entry: group commit joined several publishes), the next push
+                                    goes no sooner than this after it, with everything committed
+                                    meanwhile: one frame per member per 100 ms instead of one per
+                                    group commit (each frame costs every member a wake-up, a CURVE
+                                    box, a poll and a hand-over to its accept worker, and the origin
+                                    as much per member). A push of one entry is never paced: a lone
+                                    publish, or one publisher after another, goes out at once. */
 #define FRAME_MAX (256u << 10)   /* CatalogEntries body bound: one frame's verify + commit stays
                                     well inside CATALOG_BUDGET_MS-sized slices */
 
@@ -476,26 +484,36 @@ static int push_read(void *ctx, uint64_t seq, const uint8_t *bytes, size_t len)
 /* Pushes this node's entries committed since the last push, in seq order, read from the store (an
  * announcement only rings the bell): concurrent publishes are committed together and announced by
  * their threads in any order, some late when a thread waits for a CPU; reading the committed head
- * pushes every entry once, in order and together (one frame per group commit, not one per thread),
- * and never as a gap its receivers would have to ask for again. */
+ * pushes every entry once, in order and together (one frame per push, not one per thread), and
+ * never as a gap its receivers would have to ask for again. The loop calls it when announced, but
+ * after a push of several entries not before push_next_ms (PUSH_PACE_MS). */
 static void push_committed(gossip_t *g)
 {
-    for (int round = 0; round < PUSH_ROUNDS; round++) {
+    size_t pushed = 0;
+    int round;
+    g->push_due = 0;
+    for (round = 0; round < PUSH_ROUNDS; round++) {
         store_head_t h;
         if (store_catalog_head(g->st, g->domain, &h) != 0 || h.seq <= g->pushed_seq)
-            return;
+            break;
         push_read_t p = {.n = 0};
         store_catalog_scan(g->st, g->domain, g->pushed_seq + 1, PUSH_BYTES, push_read, &p);
         if (p.n) {
             push_entries(g, (const uint8_t *const *)p.entries, p.lens, p.n);
             g->pushed_seq = p.last;
+            pushed += p.n;
         }
         for (size_t i = 0; i < p.n; i++)
             free(p.entries[i]);
         if (!p.n)
-            return;              /* unreadable: anti-entropy carries them */
+            break;               /* unreadable: anti-entropy carries them */
     }
-    atomic_store(&g->announced, 1);  /* more: the next turn goes on, after membership's messages */
+    if (pushed)
+        g->push_next_ms = pushed > 1 ? clock_ms() + PUSH_PACE_MS : 0;
+    if (round < PUSH_ROUNDS)
+        return;
+    g->push_next_ms = 0;             /* more: the next turn goes on, after membership's messages */
+    atomic_store(&g->announced, 1);
     gossip__wake(g);
 }
 
@@ -608,6 +626,8 @@ static void *loop(void *arg)
             deadline = reads_next_deadline(g->reads);
         if (gossip__catalog_deadline(g) < deadline)
             deadline = gossip__catalog_deadline(g);
+        if (g->push_due && g->push_next_ms < deadline)
+            deadline = g->push_next_ms;
         now = clock_ms();
         long timeout = more || deadline <= now ? 0 : (long)(deadline - now);
         int n = transport_pollitems(g->tr, items, 7);
@@ -624,10 +644,12 @@ static void *loop(void *arg)
             if (read(g->efd, &v, sizeof v) < 0 && errno != EAGAIN)
                 log_warn("gossip: eventfd read: %s", strerror(errno));
             if (atomic_exchange(&g->announced, 0))
-                push_committed(g);
+                g->push_due = 1;
             rekey_step(g);
             reads_drain(g->reads, clock_ms());
         }
+        if (g->push_due && clock_ms() >= g->push_next_ms)
+            push_committed(g);
         if (g->o.fedlog)
             fedlog_tick(g->o.fedlog);
         /* Bounded per turn so timers keep running under a flood. */

@@ -47,6 +47,8 @@ struct gossip {
     /* this node's entries: announced (any thread -> loop), pushed up to pushed_seq (loop only) */
     atomic_int announced;
     uint64_t pushed_seq;         /* the last own seq pushed */
+    int push_due;                /* announced, not pushed yet (loop only) */
+    uint64_t push_next_ms;       /* paced: the next push no sooner (loop only; gossip.c PUSH_PACE_MS) */
     /* received catalog messages waiting for the loop (loop only) */
     cmsg_t *chead, *ctail;
     size_t cbytes;
@@ -65,6 +67,7 @@ struct gossip {
     int accepted_new;            /* the job reaped accepted entries: wake readers (loop only) */
     uint64_t wstart_ms, wnext_ms; /* when the last job started; the next starts no sooner than
                                      wnext_ms (loop only; intake.c) */
+    uint64_t wready_ms;          /* ... or wready_ms once enough waits (intake.c) */
     /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
     atomic_int own_synced;
     uint64_t own_deadline, own_next_ask;

@@ -913,6 +913,8 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
     return bad;
 }
 
+size_t repl_job_entries(const repl_job_t *j) { return j->n; }
+
 /* Unpacks, verifies, stores and finishes the frames on this thread. Malformed ones are counted. */
 static int handle_entries_many(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
                                const size_t *lens, size_t n)

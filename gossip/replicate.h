@@ -91,6 +91,8 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
                          const size_t *lens, size_t n);
 void repl_job_run(replicate_t *r, repl_job_t *j);
 int repl_job_finish(replicate_t *r, repl_job_t *j);
+/* The entries the job's frames hold (as unpacked by repl_job_new). */
+size_t repl_job_entries(const repl_job_t *j);
 const repl_stats_t *repl_stats(const replicate_t *r);
 
 /* ---- own domain: is this node's copy of its own log current? (a node restored from a backup
