@@ -212,6 +212,8 @@ int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signe
     trust_verdict_t v = trust_entry_ok(g->trust, e->domain, signer, e->time_ms, err, sizeof err);
     if (v == TRUST_OK)
         return 1;
+    if (v == TRUST_UNCERTIFIED && strcmp(e->domain, g->domain) == 0)
+        gossip__own_uncertified(g, e->seq);   /* our own log goes on under a key we cannot check yet */
     char hex[ID_HEX_LEN];
     identity_hex(signer, hex);
     refused(g, TRUST_REFUSED_ENTRY, v, "entry %s seq %" PRIu64 " signed by %.16s...: %s", e->domain, e->seq, hex,
