@@ -66,6 +66,58 @@ int grants_active(node_t *n, const char *subject, const char *product_id, int64_
     return c.found;
 }
 
+typedef struct {
+    int64_t now;
+    char (*ids)[STORE_ID_MAX];
+    size_t n, cap;
+    int oom;
+} products_ctx;
+
+static int product_cb(void *vctx, const Trib__AccessRow *g)
+{
+    products_ctx *c = vctx;
+    const Trib__AccessChange *a = g->change;
+    char pdom[64];
+    snprintf(pdom, sizeof pdom, "%.*s", (int)strcspn(a->product_id, "/"), a->product_id);
+    if (g->revoked || a->expires_ms <= c->now || strcmp(g->domain, pdom) != 0 || strlen(a->product_id) >= STORE_ID_MAX)
+        return 0;   /* as active_cb */
+    if (c->n && strcmp(c->ids[c->n - 1], a->product_id) == 0)
+        return 0;   /* another grant on the same product (rows come in product order) */
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        char (*ids)[STORE_ID_MAX] = realloc(c->ids, cap * sizeof *ids);
+        if (!ids) {
+            c->oom = 1;
+            return 1;
+        }
+        c->ids = ids;
+        c->cap = cap;
+    }
+    snprintf(c->ids[c->n++], STORE_ID_MAX, "%s", a->product_id);
+    return 0;
+}
+
+static int id_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+long grants_active_products(node_t *n, const char *subject, int64_t now_ms, char (**out)[STORE_ID_MAX])
+{
+    products_ctx c = {.now = now_ms};
+    char sdomain[64];
+    *out = NULL;
+    if (!n || !subject || !store_access_subject_domain(subject, sdomain))
+        return 0;
+    if (n->cert_not_after_ms > 0 && now_ms >= n->cert_not_after_ms)
+        return 0; /* as grants_active */
+    if (store_access_grants_of(n->st, subject, NULL, product_cb, &c) != 0 || c.oom) {
+        free(c.ids);
+        return -1;
+    }
+    if (c.n)
+        qsort(c.ids, c.n, sizeof *c.ids, id_cmp);
+    *out = c.ids;
+    return (long)c.n;
+}
+
 const char *const *grants_fields(const grant_info_t *info, const char *buf[ACCESS_FIELDS_MAX + 1])
 {
     if (!info || info->nfields == 0)

@@ -261,11 +261,14 @@ json_t *view_products(node_t *a, const view_query_t *q, char *err, size_t errlen
     auth_viewer_t viewer;   /* the caller's token, verified once for every restricted product */
     auth_viewer_init(&viewer, a, q->authorization);
     if (viewer.valid) {
+        auth_viewer_grants(&viewer);   /* one grant lookup per search, not one per restricted product */
         sq.sees = auth_viewer_sees;
         sq.sees_ctx = &viewer;
     }
     store_result_t r;
-    if (store_search(a->st, &sq, &r, err, errlen) != 0)
+    int rc = store_search(a->st, &sq, &r, err, errlen);
+    auth_viewer_done(&viewer);
+    if (rc != 0)
         return NULL;
     json_t *list = json_array();
     for (size_t i = 0; i < r.nhits; i++) {
