@@ -135,7 +135,4 @@ void auth_metrics_render(FILE *f);
  * without decoding them; bounded, never reads outside m. */
 int auth_pb_field(const uint8_t *m, size_t len, uint32_t want, const uint8_t **out, size_t *outlen);
 
-/* Now in unix ms. */
-int64_t auth_now_ms(void);
-
 #endif

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "gossip/charter.h"
+#include "gossip/clock.h"
 #include "gossip/identity.h"
 #include "node/cli.h"
 #include "node/client.h"
@@ -245,10 +246,7 @@ static int run_sign(pctx_t *c)
         }
         keys[nids] = &ids[nids];
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (policy_sign(text, len, &ch, keys, nids, now, &env, &envlen, err, sizeof err) != 0) {
+    if (policy_sign(text, len, &ch, keys, nids, clock_wall_ms(), &env, &envlen, err, sizeof err) != 0) {
         fail(c, "%s: %s", c->pos[0], err);
         goto out;
     }

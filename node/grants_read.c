@@ -10,15 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/clock.h"
 #include "node/audit.h"
 #include "node/view.h"
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------------- grants_active */
 
@@ -152,7 +146,7 @@ int grants_classification(node_t *n, const char *product_id, char out[16])
 
 static void audit_read_decision(node_t *n, const grants_read_t *d, uint64_t records)
 {
-    audit_event_t e = {.time_ms = wall_ms(), .subject = d->subject, .token_id = d->token_id,
+    audit_event_t e = {.time_ms = clock_wall_ms(), .subject = d->subject, .token_id = d->token_id,
                        .grant_id = d->grant.grant_id, .product_id = d->product_id, .entry_node = d->entry_node,
                        .action = d->action, .records = records, .allowed = d->allowed,
                        .reason = d->allowed ? (d->grant.nfields ? "projected to the grant's fields" : "") : d->code};
@@ -179,7 +173,7 @@ int grants_check_read(node_t *n, const char *classification, const char *subject
     char sdom[64];
     int own = subject && *subject && store_access_subject_domain(subject, sdom) && issuer_domain &&
               strcmp(sdom, issuer_domain) == 0;
-    int rc = own ? grants_active(n, subject, product_id, wall_ms(), &out->grant) : 0;
+    int rc = own ? grants_active(n, subject, product_id, clock_wall_ms(), &out->grant) : 0;
     if (rc == 1) {
         out->allowed = 1;
         return 1;
