@@ -288,9 +288,7 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
  * revoked. 1, or 0 with why. */
 static int own_cert_holds(gossip_t *g, char *why, size_t cap)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = clock_wall_ms();
     char err[200] = "", when[32];
     if (now > g->own_not_after_ms) {
         trust_time_text(g->own_not_after_ms, when);
