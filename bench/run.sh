@@ -58,6 +58,9 @@ report() {
   bench "grants" "$BUILD/bench/grants" 10000
   # issue 12: publish with a 50-rule policy set beside none, and a re-check of 10,000 products (POLICY_N)
   bench "policy" "$BUILD/bench/policy" "$BUILD/trib"
+  # loopcost: a member snapshot on the gossip loop (MEMBERS CERTS); a search with a token over restricted products
+  bench "member snapshot" "$BUILD/bench/roster" 1000 10000
+  bench "restricted search" "$BUILD/bench/hidden" 10000 2000 20
   echo
   echo "== Web UI (issue 13): time to first results with ${UI_PRODUCTS:-10000} products =="
   if ./tests/ui/setup.sh; then

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/log.h"
 #include "storage/access.h"
@@ -165,13 +166,6 @@ static cat_result_t map_append(int rc, const Trib__CatalogEntry *ce, const uint8
 
 /* ---------------------------------------------------------------- publish: checks */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Whether the batch being built already holds an entry about product name: 1 and *retired set
  * from the latest one, or 0. (Its entries are not stored yet, so the store cannot tell.) */
 static int batch_state(pub_t *const *prepared, size_t n, const char *name, int *retired)
@@ -270,7 +264,7 @@ static int prepare(catalog_t *c, pub_t *p, store_head_t *head)
         ce.prev_hash.data = head->hash;
         ce.prev_hash.len = STORE_HASH_LEN;
     }
-    ce.time_ms = now_ms();
+    ce.time_ms = clock_wall_ms();
     if (p->access != NULL) {
         ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_ACCESS;
         ce.access = (Trib__AccessChange *)p->access;   /* only read by pack */
@@ -587,7 +581,7 @@ void catalog_log_ignored_access(uint64_t before)
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static int64_t last;
     static uint64_t quiet;
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     pthread_mutex_lock(&mu);
     quiet += n;
     uint64_t say = 0;

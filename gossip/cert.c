@@ -13,16 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/clock.h"
 #include "gossip/edcurve.h"
 #include "gossip/entry.h"
 #include "storage/store.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int time_ok(int64_t ms)
 {
@@ -197,7 +191,7 @@ int cert_issue(const charter_t *ch, const char *domain, const uint8_t node_key[I
     m.not_before_ms = not_before_ms;
     m.not_after_ms = not_after_ms;
     m.prev_serial = prev_serial;
-    m.issued_ms = now_ms();
+    m.issued_ms = clock_wall_ms();
     size_t blen = trib__domain_cert__get_packed_size(&m);
     uint8_t *body = malloc(blen);
     if (body == NULL) {
@@ -453,7 +447,7 @@ int revocation_issue(const charter_t *ch, int by_key, uint64_t serial,
     }
     m.effective_ms = effective_ms;
     m.reason = (char *)(reason ? reason : "");
-    m.issued_ms = now_ms();
+    m.issued_ms = clock_wall_ms();
     size_t blen = trib__revocation__get_packed_size(&m);
     uint8_t *body = malloc(blen);
     if (body == NULL) {

@@ -37,6 +37,7 @@
 #include "gossip/log.h"
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
+#include "gossip/roster.h"
 #include "gossip/transport.h"
 #include "storage/store.h"
 
@@ -312,64 +313,19 @@ static void snap_one(void *ctx, const Trib__Member *m)
     gossip__member_cert(s->g, o);
 }
 
-static int self_first(const void *a, const void *b)
+/* Open mode: a conflicting domain claim is logged when first seen (chartered mode never admits an
+ * uncertified twin). */
+static void log_conflict(void *ctx, size_t nth, const gossip_member_t *x, const gossip_member_t *y)
 {
-    const gossip_member_t *x = a, *y = b;
-    if (x->self != y->self)
-        return y->self - x->self;
-    int c = strcmp(x->domain, y->domain);
-    return c ? c : memcmp(x->id, y->id, 32);
-}
-
-/* Open mode: two live members claiming one domain with different keys are a conflict, shown as
- * such (never as two ordinary rows) and logged when first seen. Chartered mode needs no such
- * rule: an uncertified twin is never admitted. */
-static void mark_conflicts(gossip_t *g, gossip_member_t *list, size_t n)
-{
-    size_t found = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++) {
-            if (strcmp(list[i].domain, list[j].domain) || !memcmp(list[i].id, list[j].id, 32) ||
-                list[i].state >= TRIB__MEMBER_STATE__DEAD || list[j].state >= TRIB__MEMBER_STATE__DEAD)
-                continue;
-            list[i].conflict = list[j].conflict = 1;
-            found++;
-            if (g->trust || found <= g->conflicts_logged)
-                continue;
-            char a[ID_HEX_LEN], b[ID_HEX_LEN];
-            identity_hex(list[i].id, a);
-            identity_hex(list[j].id, b);
-            log_warn("CONFLICT: domain '%s' is claimed by two nodes, %.16s... at %s and %.16s... at %s; the catalog "
-                     "keeps the key it saw first for this domain (open mode: trust on first use); run a chartered "
-                     "federation (--charter) to make domain ownership provable", list[i].domain, a, list[i].addr, b,
-                     list[j].addr);
-        }
-    g->conflicts_logged = found;
-}
-
-/* Chartered mode: a member whose key another member's key continues (a held key hand-over, or a
- * certificate continuing its serial: trust_handover) is that member's past, not a twin: it is left
- * out of the list. */
-static size_t drop_handed_over(gossip_t *g, gossip_member_t *list, size_t n)
-{
-    if (!g->trust)
-        return n;
-    uint8_t *past = calloc(n ? n : 1, 1), prev[TRUST_HANDOVER_STEPS][ID_PK_LEN];
-    if (!past)
-        return n;
-    for (size_t j = 0; j < n; j++) {   /* one walk per member: the keys it continues */
-        size_t k = trust_predecessors(g->trust, list[j].domain, list[j].id, prev);
-        for (size_t i = 0; i < n && k; i++)
-            for (size_t s = 0; s < k && !past[i]; s++)
-                past[i] = i != j && !list[i].self && !memcmp(list[i].id, prev[s], ID_PK_LEN) &&
-                          !strcmp(list[i].domain, list[j].domain);
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!past[i])
-            list[kept++] = list[i];
-    free(past);
-    return kept;
+    gossip_t *g = ctx;
+    if (g->trust || nth <= g->conflicts_logged)
+        return;
+    char a[ID_HEX_LEN], b[ID_HEX_LEN];
+    identity_hex(x->id, a);
+    identity_hex(y->id, b);
+    log_warn("CONFLICT: domain '%s' is claimed by two nodes, %.16s... at %s and %.16s... at %s; the catalog "
+             "keeps the key it saw first for this domain (open mode: trust on first use); run a chartered "
+             "federation (--charter) to make domain ownership provable", x->domain, a, x->addr, b, y->addr);
 }
 
 static void publish_snapshot(gossip_t *g)
@@ -379,9 +335,9 @@ static void publish_snapshot(gossip_t *g)
     if (!s.list)
         return;
     swim_foreach(g->swim, snap_one, &s);
-    qsort(s.list, s.n, sizeof *s.list, self_first);
-    s.n = drop_handed_over(g, s.list, s.n);
-    mark_conflicts(g, s.list, s.n);
+    roster_sort(s.list, s.n);
+    s.n = roster_drop_handed_over(g->trust, s.list, s.n);
+    g->conflicts_logged = roster_mark_conflicts(s.list, s.n, log_conflict, g);
     pthread_mutex_lock(&g->smu);
     free(g->snap);
     g->snap = s.list;

@@ -120,6 +120,11 @@ struct gossip {
     int64_t skew_logged_ms;
     int64_t claim_logged_ms;     /* a peer's "refused your certificate" last logged (tcmu) */
     size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
+    /* chartered: the highest seq of an entry of our own domain refused as uncertified (worker
+     * writes, loop reads): peers hold our log beyond it under a key we hold no certificate of yet,
+     * so publishing must wait for that certificate even past OWN_SYNC_MS (intake.c) */
+    _Atomic uint64_t own_uncertified_seq;
+    int own_wait_logged;         /* the wait past OWN_SYNC_MS was logged (loop only) */
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */
@@ -150,6 +155,8 @@ uint64_t gossip__catalog_deadline(const gossip_t *g);
 void gossip__catalog_clear(gossip_t *g);
 /* The catalog worker thread (arg: the gossip_t); runs until wstop is set under wmu. */
 void *gossip__worker(void *arg);
+/* Notes an entry of our own domain at seq refused as uncertified (the worker: gossip__entry_ok). */
+void gossip__own_uncertified(gossip_t *g, uint64_t seq);
 /* One step of own-domain sync: asks peers, and enables publishing once our head is current. */
 void gossip__own_sync_step(gossip_t *g, uint64_t now);
 

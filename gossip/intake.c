@@ -234,16 +234,26 @@ static void skip_fetched(gossip_t *g, uint64_t peer_head, uint64_t own_head)
         g->pushed_seq = fetched;
 }
 
+void gossip__own_uncertified(gossip_t *g, uint64_t seq)
+{
+    uint64_t was = atomic_load(&g->own_uncertified_seq);
+    while (seq > was && !atomic_compare_exchange_weak(&g->own_uncertified_seq, &was, seq))
+        ;
+}
+
 /* Until a peer's digest showed our own domain no further ahead than our copy (after we fetched what
  * it had), publishing waits: a node restored from an old copy of its data must not write a
  * different entry at a seq its peers hold. With no peer answering in OWN_SYNC_MS it goes ahead
- * and says it could not check. */
+ * and says it could not check; but never while entries of our domain beyond our head were refused
+ * as uncertified (chartered: signed by a key whose certificate has not reached us yet, e.g. after a
+ * rotation): those are our log's next entries, and writing now would fork it. */
 void gossip__own_sync_step(gossip_t *g, uint64_t now)
 {
     if (atomic_load(&g->own_synced))
         return;
     uint64_t peer_head, own_head;
     size_t heard = repl_own_heard(g->repl, &peer_head, &own_head);
+    uint64_t refused = atomic_load(&g->own_uncertified_seq);
     if (heard && own_head >= peer_head) {
         skip_fetched(g, peer_head, own_head);
         atomic_store(&g->own_synced, 1);
@@ -251,7 +261,7 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
                  "): publishing enabled", g->domain, own_head, peer_head);
         return;
     }
-    if (now >= g->own_deadline) {
+    if (now >= g->own_deadline && refused <= own_head) {
         skip_fetched(g, peer_head, own_head);
         atomic_store(&g->own_synced, 1);
         if (heard)
@@ -264,9 +274,21 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
                      own_head);
         return;
     }
-    if (heard)
+    if (refused > own_head) {
+        set_why(g, "own domain: this node holds seq %" PRIu64 ", and its entries up to seq %" PRIu64 " were refused as "
+                "uncertified (no certificate of their key held yet); publishing waits for it, else the log would fork",
+                own_head, refused);
+        if (now >= g->own_deadline && !g->own_wait_logged) {
+            g->own_wait_logged = 1;
+            log_warn("catalog: own domain '%s': entries up to seq %" PRIu64 " (this node holds %" PRIu64 ") were "
+                     "refused as uncertified; publishing waits past %d s until their key's certificate arrives "
+                     "(trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"} counts them)",
+                     g->domain, refused, own_head, OWN_SYNC_MS / 1000);
+        }
+    } else if (heard) {
         set_why(g, "this node is fetching its own domain's newer entries from its peers (it holds seq %" PRIu64
                 ", they hold %" PRIu64 "); retry shortly", own_head, peer_head);
+    }
     if (now < g->own_next_ask)
         return;
     g->own_next_ask = now + OWN_ASK_MS;
@@ -281,9 +303,7 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
  * revoked. 1, or 0 with why. */
 static int own_cert_holds(gossip_t *g, char *why, size_t cap)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = clock_wall_ms();
     char err[200] = "", when[32];
     if (now > g->own_not_after_ms) {
         trust_time_text(g->own_not_after_ms, when);

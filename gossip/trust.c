@@ -39,7 +39,7 @@ struct trust {
     charter_t charter;
     held_cert_t *certs;
     size_t ncerts, capcerts;
-    index_t by_key, by_curve;
+    index_t by_key, by_curve, by_serial;   /* by_serial: predecessor's prev_serial lookup */
     revocation_t *revs;    /* with envelopes and bytes, for gossip */
     size_t nrevs, caprevs;
     revset_t revset;       /* the facts, for lookups */
@@ -89,6 +89,7 @@ void trust_destroy(trust_t **tp)
     free(t->certs);
     free(t->by_key.slot);
     free(t->by_curve.slot);
+    free(t->by_serial.slot);
     free(t->revs);
     free(t->rots);
     revset_free(&t->revset);
@@ -113,14 +114,18 @@ static size_t bucket(const uint8_t *k, size_t mask)
     return (size_t)((v * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
 }
 
-static const uint8_t *key_of(const trust_t *t, size_t i, int curve)
+enum { BY_KEY, BY_CURVE, BY_SERIAL };
+
+static const uint8_t *key_of(const trust_t *t, size_t i, int which)
 {
-    return curve ? t->certs[i].curve : t->certs[i].cert.node_key;
+    return which == BY_CURVE  ? t->certs[i].curve
+         : which == BY_SERIAL ? (const uint8_t *)&t->certs[i].cert.serial
+                              : t->certs[i].cert.node_key;
 }
 
-static void index_put(trust_t *t, index_t *ix, int curve, size_t i)
+static void index_put(trust_t *t, index_t *ix, int which, size_t i)
 {
-    size_t b = bucket(key_of(t, i, curve), ix->mask);
+    size_t b = bucket(key_of(t, i, which), ix->mask);
     while (ix->slot[b] != 0)
         b = (b + 1) & ix->mask;
     ix->slot[b] = (uint32_t)i + 1;
@@ -133,19 +138,23 @@ static int index_reserve(trust_t *t)
     if (2 * (t->ncerts + 1) <= size)
         return 0;
     size_t nsize = size ? 2 * size : 128;
-    uint32_t *a = calloc(nsize, sizeof *a), *b = calloc(nsize, sizeof *b);
-    if (a == NULL || b == NULL) {
+    uint32_t *a = calloc(nsize, sizeof *a), *b = calloc(nsize, sizeof *b), *c = calloc(nsize, sizeof *c);
+    if (a == NULL || b == NULL || c == NULL) {
         free(a);
         free(b);
+        free(c);
         return -1;
     }
     free(t->by_key.slot);
     free(t->by_curve.slot);
+    free(t->by_serial.slot);
     t->by_key = (index_t){ a, nsize - 1 };
     t->by_curve = (index_t){ b, nsize - 1 };
+    t->by_serial = (index_t){ c, nsize - 1 };
     for (size_t i = 0; i < t->ncerts; i++) {
-        index_put(t, &t->by_key, 0, i);
-        index_put(t, &t->by_curve, 1, i);
+        index_put(t, &t->by_key, BY_KEY, i);
+        index_put(t, &t->by_curve, BY_CURVE, i);
+        index_put(t, &t->by_serial, BY_SERIAL, i);
     }
     return 0;
 }
@@ -220,8 +229,9 @@ static trust_verdict_t offer_cert(trust_t *t, const uint8_t *b, size_t n, int *a
     memcpy(h->curve, c.curve, sizeof h->curve);    /* cert_parse mapped the node key */
     h->cert = c;
     h->backed = 1;
-    index_put(t, &t->by_key, 0, t->ncerts);
-    index_put(t, &t->by_curve, 1, t->ncerts);
+    index_put(t, &t->by_key, BY_KEY, t->ncerts);
+    index_put(t, &t->by_curve, BY_CURVE, t->ncerts);
+    index_put(t, &t->by_serial, BY_SERIAL, t->ncerts);
     t->ncerts++;
     if (added)
         *added = 1;
@@ -540,12 +550,16 @@ static int predecessor(const trust_t *t, const char *domain, const uint8_t at[ID
         if (!h->backed || !h->cert.prev_serial || memcmp(h->cert.node_key, at, ID_PK_LEN) != 0 ||
             strcmp(h->cert.domain, domain) != 0)
             continue;
-        for (size_t i = 0; i < t->ncerts; i++)
-            if (t->certs[i].cert.serial == h->cert.prev_serial && strcmp(t->certs[i].cert.domain, domain) == 0 &&
-                memcmp(t->certs[i].cert.node_key, at, ID_PK_LEN) != 0) {
-                memcpy(prev, t->certs[i].cert.node_key, ID_PK_LEN);
+        const index_t *sx = &t->by_serial;   /* the certificate it continues: by serial, not a scan */
+        for (size_t s = bucket((const uint8_t *)&h->cert.prev_serial, sx->mask); sx->slot[s] != 0;
+             s = (s + 1) & sx->mask) {
+            const cert_t *p = &t->certs[sx->slot[s] - 1].cert;
+            if (p->serial == h->cert.prev_serial && strcmp(p->domain, domain) == 0 &&
+                memcmp(p->node_key, at, ID_PK_LEN) != 0) {
+                memcpy(prev, p->node_key, ID_PK_LEN);
                 return 1;
             }
+        }
     }
     return 0;
 }

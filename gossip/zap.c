@@ -39,13 +39,6 @@
 #define EXPIRY_WARN_MS (14LL * 24 * 3600 * 1000)    /* warn this long before our certificate expires */
 #define EXPIRY_LOG_MS (6LL * 3600 * 1000)           /* and repeat the warning this often */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *kind_name(int kind) { return kind == TRUST_REFUSED_CONNECT ? "connect" : "entry"; }
 
 /* Counts a refusal and logs it unless one of its kind and reason was logged lately. */
@@ -79,7 +72,7 @@ int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
 {
     gossip_t *g = ctx;
     char err[200] = "";
-    trust_verdict_t v = trust_admit_curve(g->trust, curve_pk, wall_ms(), NULL, err, sizeof err);
+    trust_verdict_t v = trust_admit_curve(g->trust, curve_pk, clock_wall_ms(), NULL, err, sizeof err);
     if (v == TRUST_OK)
         return TRANSPORT_ADMIT;
     if (v == TRUST_UNCERTIFIED) { /* it may present its certificate; until then its messages are dropped */
@@ -105,7 +98,7 @@ static void check_skew(gossip_t *g, const char *hex, const char *addr, int64_t s
 {
     if (sender_ms <= 0)
         return;
-    int64_t d = wall_ms() - sender_ms, now = (int64_t)clock_ms();
+    int64_t d = clock_wall_ms() - sender_ms, now = (int64_t)clock_ms();
     if (d < 0)
         d = -d;
     int say = 0;
@@ -181,7 +174,7 @@ int gossip__hello(void *ctx, transport_hello_t *h)
             if (edcurve_pk(curve, h->sender) != 0)
                 v = TRUST_MALFORMED;
             else
-                v = trust_admit_curve(g->trust, curve, wall_ms(), NULL, err, sizeof err);
+                v = trust_admit_curve(g->trust, curve, clock_wall_ms(), NULL, err, sizeof err);
         }
         if (v != TRUST_OK)
             refused(g, TRUST_REFUSED_CONNECT, v, "node %.16s... at %s claiming domain '%s': %s", hex, h->sender_addr,
@@ -233,6 +226,8 @@ int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signe
     trust_verdict_t v = trust_entry_ok(g->trust, e->domain, signer, e->time_ms, err, sizeof err);
     if (v == TRUST_OK)
         return 1;
+    if (v == TRUST_UNCERTIFIED && strcmp(e->domain, g->domain) == 0)
+        gossip__own_uncertified(g, e->seq);   /* our own log goes on under a key we cannot check yet */
     char hex[ID_HEX_LEN];
     identity_hex(signer, hex);
     refused(g, TRUST_REFUSED_ENTRY, v, "entry %s seq %" PRIu64 " signed by %.16s...: %s", e->domain, e->seq, hex,
@@ -246,7 +241,7 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
     trust_info_t c;
     if (!g->trust || edcurve_pk(curve, m->id) != 0)
         return;
-    trust_verdict_t v = trust_admit_info(g->trust, curve, wall_ms(), &c, NULL, 0);
+    trust_verdict_t v = trust_admit_info(g->trust, curve, clock_wall_ms(), &c, NULL, 0);
     if (v == TRUST_OK) {
         m->verified = strcmp(c.domain, m->domain) == 0;
         cert_serial_text(c.serial, m->cert_serial);
@@ -261,7 +256,7 @@ trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)
     if (!g->trust)
         return TRUST_OK;
     char err[200] = "";
-    trust_verdict_t v = trust_admit_curve(g->trust, g->id.curve_pk, wall_ms(), NULL, err, sizeof err);
+    trust_verdict_t v = trust_admit_curve(g->trust, g->id.curve_pk, clock_wall_ms(), NULL, err, sizeof err);
     if (v != TRUST_OK)
         snprintf(why, cap, "this node's certificate for domain '%s' does not hold (%s): %s", g->domain,
                  trust_verdict_name(v), err);
@@ -296,7 +291,7 @@ void gossip__own_cert_check(gossip_t *g)
     if (!g->trust)
         return;
     revocations_check(g);
-    int64_t now = wall_ms(), left = g->own_not_after_ms - now;
+    int64_t now = clock_wall_ms(), left = g->own_not_after_ms - now;
     if (left > EXPIRY_WARN_MS || (g->expiry_logged_ms && now - g->expiry_logged_ms < EXPIRY_LOG_MS))
         return;
     g->expiry_logged_ms = now;
@@ -334,7 +329,7 @@ void gossip__trust_render(gossip_t *g, FILE *f)
         prom_family(f, "trib_clock_skew_max_seconds", "gauge",
                     "The largest clock difference with a connecting peer seen since start, seconds.");
         fprintf(f, "trib_clock_skew_max_seconds %.3f\n", (double)max_skew / 1000.0);
-        int64_t left = (g->own_not_after_ms - wall_ms()) / 1000;
+        int64_t left = (g->own_not_after_ms - clock_wall_ms()) / 1000;
         prom_family(f, "trib_cert_expiry_seconds", "gauge",
                     "Seconds until this node's certificate expires (negative: expired).");
         fprintf(f, "trib_cert_expiry_seconds %" PRId64 "\n", left);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/fedlog.h"
 #include "gossip/cert.h"
@@ -28,13 +29,6 @@ static void on_catalog(void *ctx) { node_notify(ctx); }
 /* Chartered mode: the charter and this node's certificate, verified at start. */
 static charter_t charter;
 static cert_t own_cert;
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 __attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -60,7 +54,7 @@ static int load_trust(node_t *a, char *err, size_t errlen)
         return -1;
     }
     const char *certp = c->cert;
-    trust_verdict_t v = cert_valid_at(&charter, &own_cert, NULL, c->domain, a->id.pk, wall_ms(), 0, why, sizeof why);
+    trust_verdict_t v = cert_valid_at(&charter, &own_cert, NULL, c->domain, a->id.pk, clock_wall_ms(), 0, why, sizeof why);
     static char rotated[600];   /* after a key rotation: DATA/identity.cert is the current key's */
     cert_t rc;
     snprintf(rotated, sizeof rotated, "%s/" ROTATE_CERT_FILE, c->data);
@@ -68,7 +62,7 @@ static int load_trust(node_t *a, char *err, size_t errlen)
         cert_free(&own_cert);
         own_cert = rc;
         certp = rotated;
-        v = cert_valid_at(&charter, &own_cert, NULL, c->domain, a->id.pk, wall_ms(), 0, why, sizeof why);
+        v = cert_valid_at(&charter, &own_cert, NULL, c->domain, a->id.pk, clock_wall_ms(), 0, why, sizeof why);
         if (v == TRUST_OK)
             log_info("chartered: this node's key was rotated: using %s, not --cert %s", rotated, c->cert);
     }

@@ -74,9 +74,16 @@ typedef struct {
     node_t *n;
     int valid;
     token_claims_t c;
+    char (*granted)[STORE_ID_MAX];   /* auth_viewer_grants: the products the caller holds grants on */
+    long ngranted;                   /* -1: not loaded (a grant lookup per product asked) */
 } auth_viewer_t;
 void auth_viewer_init(auth_viewer_t *v, node_t *n, const char *header);
 void auth_viewer_token(auth_viewer_t *v, node_t *n, const char *token, size_t len); /* the token itself */
+/* For a viewer about to ask of many products (a search): its active grants looked up once, now,
+ * instead of once per product asked; auth_viewer_done frees them. A storage error leaves the
+ * lookup per product. */
+void auth_viewer_grants(auth_viewer_t *v);
+void auth_viewer_done(auth_viewer_t *v);
 int auth_viewer_sees(void *viewer, const char *product_id);
 /* 1 when product_id is restricted in this node's catalog and the viewer may not see it in full
  * (a listing or feed then shows only its stub); nothing is counted as refused. */
@@ -127,8 +134,5 @@ void auth_metrics_render(FILE *f);
  * (within m), 0 when absent or malformed. Used to skip catalog entries that are not revocations
  * without decoding them; bounded, never reads outside m. */
 int auth_pb_field(const uint8_t *m, size_t len, uint32_t want, const uint8_t **out, size_t *outlen);
-
-/* Now in unix ms. */
-int64_t auth_now_ms(void);
 
 #endif

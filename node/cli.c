@@ -44,7 +44,7 @@ static int run_get(cli_ctx_t *c);
 static int run_subscribe(cli_ctx_t *c);
 static int run_status(cli_ctx_t *c);
 
-#define OPT_JSON { "json", NULL, "print the node's JSON reply (pretty) instead of text" }
+#define OPT_JSON { "json", NULL, 0, "print the node's JSON reply (pretty) instead of text" }
 
 static const cli_cmd_t commands[] = {
     { "members", "[--json]",
@@ -63,14 +63,14 @@ static const cli_cmd_t commands[] = {
       "more of the words, name and tag matches before descriptions. Filters narrow the hits;\n"
       "the line under the table counts the hits per domain, status, classification and tag (--json:\n"
       "all facets).",
-      { { "domain", "D", "only products of domain D" },
-        { "tag", "T", "only products tagged T" },
-        { "owner", "O", "only products with owner O (business or technical)" },
-        { "status", "S", "only products in status S (draft, active, deprecated, retired)" },
-        { "classification", "C", "only products classified C (public, internal, confidential, restricted)" },
-        { "compliance", "C", "only products the policy set in force finds C (compliant, non_compliant)" },
-        { "limit", "N", "show at most N products (default 100, at most 1000)" },
-        { "offset", "N", "skip the first N products of the ranking" },
+      { { "domain", "D", 0, "only products of domain D" },
+        { "tag", "T", 0, "only products tagged T" },
+        { "owner", "O", 0, "only products with owner O (business or technical)" },
+        { "status", "S", 0, "only products in status S (draft, active, deprecated, retired)" },
+        { "classification", "C", 0, "only products classified C (public, internal, confidential, restricted)" },
+        { "compliance", "C", 0, "only products the policy set in force finds C (compliant, non_compliant)" },
+        { "limit", "N", 0, "show at most N products (default 100, at most 1000)" },
+        { "offset", "N", 0, "skip the first N products of the ranking" },
         OPT_JSON },
       0, CLI_MAX_POS,
       "trib products --domain payments --tag finance settled", run_products },
@@ -88,7 +88,7 @@ static const cli_cmd_t commands[] = {
       "a change that breaks the manifest's compatibility mode (default BACKWARD_TRANSITIVE)\n"
       "needs a major version; a retired product comes back only with --revive. Run\n"
       "'trib check FILE' first to see the verdict without storing anything.",
-      { { "revive", NULL, "publish over a retired product (with a higher version)" }, OPT_JSON }, 1, 1,
+      { { "revive", NULL, 0, "publish over a retired product (with a higher version)" }, OPT_JSON }, 1, 1,
       "trib publish settled-transactions.yaml", run_publish },
     { "check", "FILE.yaml|- [--revive] [--json]",
       "dry-run a publish: validation and compatibility, nothing stored",
@@ -96,7 +96,7 @@ static const cli_cmd_t commands[] = {
       "validation and compatibility gate a publish meets, nothing stored. Prints each change\n"
       "with the modes it is compatible under, the bump it needs, and whether publish would be\n"
       "accepted. Exit status 1 when publish would be refused.",
-      { { "revive", NULL, "check as a publish with --revive" }, OPT_JSON }, 1, 1,
+      { { "revive", NULL, 0, "check as a publish with --revive" }, OPT_JSON }, 1, 1,
       "trib check examples/settled-transactions-v2.yaml", cli_run_check },
     { "history", "ID [--json]",
       "list every version of a product: time, signer, change class",
@@ -117,10 +117,10 @@ static const cli_cmd_t commands[] = {
       "new_version (with its change_class), breaking, deprecated, retired, policy_changed,\n"
       "grant_changed; from every domain, as this node's replica learns them. Each event has a\n"
       "node-local seq: resume with --from SEQ+1. Runs until interrupted (Ctrl-C: exit 0).",
-      { { "domain", "D", "only events of domain D" },
-        { "product", "ID", "only events of product ID" },
-        { "from", "SEQ", "first event seq (default 1: everything this node logged)" },
-        { "no-follow", NULL, "stop at the last event instead of waiting for new ones" } },
+      { { "domain", "D", 0, "only events of domain D" },
+        { "product", "ID", 0, "only events of product ID" },
+        { "from", "SEQ", 0, "first event seq (default 1: everything this node logged)" },
+        { "no-follow", NULL, 0, "stop at the last event instead of waiting for new ones" } },
       0, 0,
       "trib watch --domain payments --from 120", cli_run_watch },
     { "retire", "ID [--json]",
@@ -141,8 +141,8 @@ static const cli_cmd_t commands[] = {
       "they arrive. Any node answers; a node that does not own ID relays from the owner.\n"
       "The seq to resume from goes to stderr: with the error if the read fails midway, and\n"
       "at the end when stderr is a terminal (\"last seq 1234; resume with --from 1235\").",
-      { { "from", "SEQ", "first record seq to read (default 1)" },
-        { "limit", "N", "read at most N records (default or 0: all)" } },
+      { { "from", "SEQ", 0, "first record seq to read (default 1)" },
+        { "limit", "N", 0, "read at most N records (default or 0: all)" } },
       1, 1,
       "trib get payments/settled-transactions --from 100 --limit 10", run_get },
     { "subscribe", "ID [--from SEQ]",
@@ -150,7 +150,7 @@ static const cli_cmd_t commands[] = {
       "Writes product ID's records to stdout as NDJSON, then every new record as it is\n"
       "appended, until interrupted (Ctrl-C exits with status 0). The seq to resume from\n"
       "goes to stderr, as for get.",
-      { { "from", "SEQ", "first record seq to send (default 1: all, then new ones)" } },
+      { { "from", "SEQ", 0, "first record seq to send (default 1: all, then new ones)" } },
       1, 1,
       "trib subscribe payments/settled-transactions --from 1", run_subscribe },
     { "status", "[--json]",
@@ -199,15 +199,11 @@ static void command_help(const cli_cmd_t *cmd, FILE *f)
     char left[64];
     int w = 14;   /* the left column: as wide as the widest option */
     for (size_t i = 0; i < CLI_MAX_OPTS && cmd->opts[i].name; i++) {
-        const cli_opt_t *o = &cmd->opts[i];
+        const opts_row_t *o = &cmd->opts[i];
         int n = snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         w = n > w ? n : w;
     }
-    for (size_t i = 0; i < CLI_MAX_OPTS && cmd->opts[i].name; i++) {
-        const cli_opt_t *o = &cmd->opts[i];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(f, "  %-*s %s\n", w, left, o->help);
-    }
+    opts_help(cmd->opts, w, f);
     fprintf(f, "  %-*s %s\n", w, "--node URL",
             "the node to ask (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")");
     fprintf(f, "  %-*s %s\n", w, "-h, --help", "show this help");
@@ -302,10 +298,7 @@ int cli_fail_http(cli_ctx_t *c, const client_reply_t *r)
 
 const char *cli_opt(const cli_ctx_t *c, const char *name)
 {
-    for (size_t i = 0; i < CLI_MAX_OPTS && c->cmd->opts[i].name; i++)
-        if (strcmp(c->cmd->opts[i].name, name) == 0)
-            return c->val[i];
-    return NULL;
+    return opts_get(&c->o, name);
 }
 
 static int wants_help(int argc, char **argv)
@@ -319,59 +312,21 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
+/* The command's rows and --node, parsed by node/cli_opts.c. */
 static int parse_args(cli_ctx_t *c, int argc, char **argv)
 {
-    const char *node = NULL;
-    int only_pos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_pos || a[0] != '-' || a[1] == '\0') {   /* "-" is stdin: positional */
-            if (c->npos == CLI_MAX_POS)
-                return cli_usage_error(c, "too many arguments");
-            c->pos[c->npos++] = a;
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-            continue;
-        }
-        if (a[1] != '-')
-            return cli_usage_error(c, "unknown option '%s'", a);
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const char *value = eq ? eq + 1 : NULL;
-        const char *arg = NULL;
-        int idx = -1;
-        if (nlen == 4 && strncmp(name, "node", 4) == 0) {
-            arg = "URL";
-        } else {
-            for (int k = 0; k < CLI_MAX_OPTS && c->cmd->opts[k].name; k++)
-                if (strlen(c->cmd->opts[k].name) == nlen &&
-                    strncmp(c->cmd->opts[k].name, name, nlen) == 0)
-                    idx = k;
-            if (idx < 0)
-                return cli_usage_error(c, "unknown option '--%.*s'", (int)nlen, name);
-            arg = c->cmd->opts[idx].arg;
-        }
-        if (!arg) {
-            if (value)
-                return cli_usage_error(c, "option '--%.*s' takes no value", (int)nlen, name);
-            value = "1";
-        } else if (!value) {
-            if (i + 1 >= argc)
-                return cli_usage_error(c, "option '--%.*s' needs a value (%s)", (int)nlen, name,
-                                   arg);
-            value = argv[++i];
-        }
-        if (idx < 0)
-            node = value;
-        else
-            c->val[idx] = value;
-    }
+    size_t k = 0;
+    for (; k < CLI_MAX_OPTS && c->cmd->opts[k].name; k++)
+        c->rows[k] = c->cmd->opts[k];
+    c->rows[k] = (opts_row_t){ "node", "URL", 0, "the node to ask" };
+    char msg[256];
+    if (opts_parse(&c->o, c->rows, c->cmd->max_pos, argc - 1, argv + 1, msg, sizeof msg) != 0)
+        return cli_usage_error(c, "%s", msg);
+    const char *node = opts_get(&c->o, "node");
+    for (c->npos = 0; c->npos < c->o.npos; c->npos++)
+        c->pos[c->npos] = c->o.pos[c->npos];
     if (c->npos < c->cmd->min_pos)
         return cli_usage_error(c, "missing argument: trib %s %s", c->cmd->name, c->cmd->synopsis);
-    if (c->npos > c->cmd->max_pos)
-        return cli_usage_error(c, "unexpected argument '%s'", c->pos[c->cmd->max_pos]);
 
     const char *from = "--node";
     if (!node) {

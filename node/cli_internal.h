@@ -14,20 +14,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "node/cli_opts.h"
 #include "node/client.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
-#define CLI_MAX_OPTS     10
-#define CLI_MAX_POS      64
+#define CLI_MAX_OPTS     (OPTS_MAX - 1)   /* a command's options; --node is every command's */
+#define CLI_MAX_POS      OPTS_POS
 #define CLI_NODE_URL_MAX 1024
 #define CLI_PATH_LEN     256            /* "/v1/products/" + a product id + a suffix */
-
-typedef struct {
-    const char *name;     /* without "--" */
-    const char *arg;      /* placeholder for its value, NULL for a flag */
-    const char *help;
-} cli_opt_t;
 
 typedef struct cli_cmd cli_cmd_t;
 
@@ -36,7 +31,8 @@ typedef struct {
     const cli_cmd_t *cmd;
     FILE *out, *err;
     char node[CLI_NODE_URL_MAX];          /* normalised base URL of the node asked */
-    const char *val[CLI_MAX_OPTS];        /* by index into cmd->opts; "1" for a set flag */
+    opts_row_t rows[OPTS_MAX];            /* cmd->opts and --node */
+    opts_t o;                             /* the options given (node/cli_opts.h) */
     const char *pos[CLI_MAX_POS];
     size_t npos;
 } cli_ctx_t;
@@ -46,7 +42,7 @@ struct cli_cmd {
     const char *synopsis;             /* after "trib NAME" */
     const char *summary;              /* one line for the command list */
     const char *about;                /* a paragraph for NAME --help */
-    cli_opt_t opts[CLI_MAX_OPTS];     /* ends at name == NULL */
+    opts_row_t opts[CLI_MAX_OPTS];    /* ends at name == NULL (every row: repeat 0) */
     size_t min_pos, max_pos;
     const char *example;
     int (*run)(cli_ctx_t *c);

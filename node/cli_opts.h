@@ -1,5 +1,5 @@
 /* node/cli_opts.h - the option tables of the trib subcommands that keep their own command table
- * (trib access, audit, token, fed): the option rows, parsing argv against them, the values, and
+ * (trib access, audit, token, fed, policy): the option rows, parsing argv against them, the values, and
  * the option lines of a command's --help.
  *
  * Must not: print anything but help lines (a parse error comes back as text for the caller's
@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define OPTS_MAX  10     /* rows per command */
+#define OPTS_MAX  11     /* rows per command (node/cli.c: up to 10 of a command and --node) */
 #define OPTS_VALS 16     /* values of one repeatable option */
-#define OPTS_POS  4      /* positional arguments kept */
+#define OPTS_POS  64     /* positional arguments kept (trib products QUERY...) */
 
 typedef struct {
     const char *name;    /* without "--"; NULL ends a table */

@@ -22,6 +22,7 @@
 
 #include "gossip/cert.h"
 #include "gossip/charter.h"
+#include "gossip/clock.h"
 #include "gossip/identity.h"
 #include "node/cli_opts.h"
 #include "storage/store.h"
@@ -227,13 +228,6 @@ static int opt_uint(fctx_t *c, const char *name, long lo, long hi, long def, lon
     return FED_OK;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "2026-12-05T10:00:00Z" or with ".mmm" before the Z. */
 static int parse_time(const char *s, int64_t *ms)
 {
@@ -392,7 +386,7 @@ static int run_init(fctx_t *c)
     randombytes_buf(d.fed_id, FED_ID_LEN);
     d.threshold = (uint32_t)thr;
     d.gov_threshold = (uint32_t)gthr;
-    d.issued_ms = now_ms();
+    d.issued_ms = clock_wall_ms();
     if (charter_sign(NULL, &d, signers, nsign, e, sizeof e) != 0) {
         rc = fail(c, "%s", e);
         goto out;
@@ -452,7 +446,7 @@ static int run_certify(fctx_t *c)
         return rc;
     if ((rc = load_roots(c, &ch, chpath, ids, ptrs, &n)) != FED_OK)
         goto out;
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     if (cert_issue(&ch, domain, key, now, now + days * DAY_MS, prev_serial, ptrs, n, &cert, e,
                    sizeof e) != 0) {
         rc = fail(c, "%s", e);
@@ -481,7 +475,7 @@ static int run_revoke(fctx_t *c)
     const identity_t *ptrs[OPTS_VALS];
     uint8_t key[ID_PK_LEN] = { 0 };
     uint64_t ser = 0;
-    int64_t when = now_ms();
+    int64_t when = clock_wall_ms();
     size_t n = 0;
     char e[PATH_MAX + 400];
     charter_t ch;
@@ -610,9 +604,7 @@ static int run_update(fctx_t *c)
     }
     d.threshold = (uint32_t)thr;
     d.gov_threshold = (uint32_t)gthr;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    d.issued_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    d.issued_ms = clock_wall_ms();
 
     const char *const *v = opts_all(&c->a, "root", &n);
     if (v == NULL) {
@@ -722,7 +714,7 @@ static int run_show(fctx_t *c)
         }
         view = cert_to_json(&cert);
         if (chpath)
-            v = cert_valid_at(&ch, &cert, NULL, cert.domain, cert.node_key, now_ms(), TRUST_SKEW_MS,
+            v = cert_valid_at(&ch, &cert, NULL, cert.domain, cert.node_key, clock_wall_ms(), TRUST_SKEW_MS,
                               why, sizeof why);
         break;
     case TRUST_KIND_REVOKE:

@@ -1,7 +1,7 @@
 /* node/cmd_policy.c - `trib policy test|sign|submit|show` and `trib compliance`.
  *
- * Owns: their argument parsing (a repeatable --key for sign), reading policy files, the text
- * forms of a test run, a set in force and a compliance report, and the lines that show a
+ * Owns: their option table (parsed by node/cli_opts.c; a repeatable --key for sign), reading policy
+ * files, the text forms of a test run, a set in force and a compliance report, and the lines that show a
  * product's compliance and a publish's violations.
  * Must not: evaluate anything itself (node/policy.c does), or print a secret key. */
 #include "node/cmd_policy.h"
@@ -13,15 +13,17 @@
 #include <time.h>
 
 #include "gossip/charter.h"
+#include "gossip/clock.h"
 #include "gossip/identity.h"
 #include "node/cli.h"
+#include "node/cli_opts.h"
 #include "node/client.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
 
 enum { P_OK = 0, P_FAIL = 1, P_USAGE = 2 };
 
-#define MAX_KEYS 16
+#define MAX_KEYS OPTS_VALS         /* --key given at most this often */
 #define MAX_REPLY_SHOWN 2000
 
 typedef struct {
@@ -104,48 +106,40 @@ int policy_cmd_is(const char *name)
     return name && (strcmp(name, "policy") == 0 || strcmp(name, "compliance") == 0);
 }
 
-/* --opt V, --opt=V, flags; positional arguments into pos. */
+static const opts_row_t options[] = {
+    { "node", "URL", 0, "the node to ask (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")" },
+    { "charter", "FILE", 0, "the federation's charter" },
+    { "key", "FILE", 1, "a governance key to sign with (repeatable)" },
+    { "out", "FILE", 0, "where to write the signed set" },
+    { "file", "FILE", 0, "a signed set file to show" },
+    { "domain", "D", 0, "only products of domain D" },
+    { "json", NULL, 0, "print JSON" },
+    { NULL, NULL, 0, NULL },
+};
+
+/* The options (node/cli_opts.c's parser) into c; -h/--help before "--" prints the help (-1). */
 static int parse(pctx_t *c, int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             help(c);
             return -1;
         }
-        if (strncmp(a, "--", 2) != 0 || strcmp(a, "-") == 0) {
-            if (c->npos >= 4)
-                return usage(c, "too many arguments");
-            c->pos[c->npos++] = a;
-            continue;
-        }
-        const char *name = a + 2, *eq = strchr(name, '=');
-        char opt[32];
-        snprintf(opt, sizeof opt, "%.*s", eq ? (int)(eq - name) : (int)strlen(name), name);
-        if (strcmp(opt, "json") == 0) {
-            c->json = 1;
-            continue;
-        }
-        const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
-        if (!v)
-            return usage(c, "--%s needs a value", opt);
-        if (strcmp(opt, "node") == 0)
-            c->node = v;
-        else if (strcmp(opt, "charter") == 0)
-            c->charter = v;
-        else if (strcmp(opt, "out") == 0)
-            c->out_path = v;
-        else if (strcmp(opt, "domain") == 0)
-            c->domain = v;
-        else if (strcmp(opt, "file") == 0)
-            c->file = v;
-        else if (strcmp(opt, "key") == 0) {
-            if (c->nkeys >= MAX_KEYS)
-                return usage(c, "at most %d --key", MAX_KEYS);
-            c->keys[c->nkeys++] = v;
-        } else
-            return usage(c, "unknown option --%s", opt);
-    }
+    opts_t o;
+    char msg[256];
+    if (opts_parse(&o, options, 4, argc, argv, msg, sizeof msg) != 0)
+        return usage(c, "%s", msg);
+    c->node = opts_get(&o, "node");
+    c->charter = opts_get(&o, "charter");
+    c->out_path = opts_get(&o, "out");
+    c->domain = opts_get(&o, "domain");
+    c->file = opts_get(&o, "file");
+    c->json = opts_get(&o, "json") != NULL;
+    const char *const *keys = opts_all(&o, "key", &c->nkeys);
+    for (size_t i = 0; i < c->nkeys; i++)
+        c->keys[i] = keys[i];
+    for (c->npos = 0; c->npos < o.npos; c->npos++)
+        c->pos[c->npos] = o.pos[c->npos];
     return 0;
 }
 
@@ -245,10 +239,7 @@ static int run_sign(pctx_t *c)
         }
         keys[nids] = &ids[nids];
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (policy_sign(text, len, &ch, keys, nids, now, &env, &envlen, err, sizeof err) != 0) {
+    if (policy_sign(text, len, &ch, keys, nids, clock_wall_ms(), &env, &envlen, err, sizeof err) != 0) {
         fail(c, "%s: %s", c->pos[0], err);
         goto out;
     }

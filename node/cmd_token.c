@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "gossip/clock.h"
 #include "gossip/identity.h"
 #include "gossip/token.h"
 #include "node/cli.h"
@@ -179,13 +180,6 @@ static char *read_token(tctx_t *c, int *rc)
     return t;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void time_text(int64_t ms, char out[32])
 {
     time_t s = (time_t)(ms / 1000);
@@ -296,7 +290,7 @@ static int run_show(tctx_t *c)
         return rc;
     char why[256] = "";
     token_claims_t cl;
-    token_reason_t r = token_inspect(t, strlen(t), now_ms(), &cl, why, sizeof why);
+    token_reason_t r = token_inspect(t, strlen(t), clock_wall_ms(), &cl, why, sizeof why);
     free(t);
     int checked = 0;
     const char *dir = opt(c, "data");
@@ -338,7 +332,7 @@ static int run_attenuate(tctx_t *c)
 {
     const char *product = opt(c, "product"), *ttl = opt(c, "ttl"), *kind = opt(c, "kind");
     token_narrow_t n = { 0, product, 0 };
-    int64_t now = now_ms(), ttl_ms = 0;
+    int64_t now = clock_wall_ms(), ttl_ms = 0;
     if (!product && !ttl && !kind)
         return usage(c, "nothing to narrow: give --product, --ttl or --kind");
     if (kind && token_kind_parse(kind, &n.kind) != 0)

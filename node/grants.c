@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "gossip/charter.h"
+#include "gossip/clock.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "gossip/token.h"
@@ -25,13 +26,6 @@
 /* Decisions on this node run one at a time: "not decided yet" is checked and the decision signed
  * under this lock, so two concurrent grants of one request cannot both be answered as made. */
 static pthread_mutex_t decide_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void fail(grants_result_t *r, unsigned status, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -287,7 +281,7 @@ void grants_request(node_t *n, const grants_caller_t *who, const char *body, siz
     size_t sdl = strlen(who->domain);
     int blind = grants_classification(n, pid, cls) == 0 && !strcmp(cls, "restricted") &&
                 !(strncmp(pid, who->domain, sdl) == 0 && pid[sdl] == '/') &&
-                grants_active(n, who->subject, pid, wall_ms(), &gi) != 1;
+                grants_active(n, who->subject, pid, clock_wall_ms(), &gi) != 1;
     for (size_t i = 0; i < json_array_size(f); i++) {
         json_t *v = json_array_get(f, i);
         const char *name = json_string_value(v);
@@ -319,7 +313,7 @@ void grants_request(node_t *n, const grants_caller_t *who, const char *body, siz
     log_info("access request %s by %s for %s (token %s)", rid, who->subject, pid, who->token_id);
     Trib__AccessRow *row = NULL;
     if (store_access_get(n->st, "r", rid, &row) == 0) {
-        r->body = request_json(n, row, wall_ms());
+        r->body = request_json(n, row, clock_wall_ms());
         trib__access_row__free_unpacked(row, NULL);
     }
     r->status = r->body ? 201 : 500;
@@ -356,7 +350,7 @@ static int may_decide(node_t *n, const grants_caller_t *who, const char *pid, gr
 static void audit_decision(node_t *n, const grants_caller_t *who, const char *what, const char *product,
                            const char *grant, const char *why)
 {
-    audit_event_t e = {.time_ms = wall_ms(), .subject = who->subject, .token_id = who->token_id, .grant_id = grant,
+    audit_event_t e = {.time_ms = clock_wall_ms(), .subject = who->subject, .token_id = who->token_id, .grant_id = grant,
                        .product_id = product, .entry_node = n->id.hex, .action = what, .allowed = 1,
                        .reason = why};
     audit_record(n, &e);
@@ -420,7 +414,7 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
         a.n_fields = q->n_fields;
         a.operations = q->operations;
         a.n_operations = q->n_operations;
-        a.expires_ms = wall_ms() + (int64_t)a.days * DAY_MS;
+        a.expires_ms = clock_wall_ms() + (int64_t)a.days * DAY_MS;
         if (n->cert_not_after_ms > 0 && a.expires_ms > n->cert_not_after_ms) {
             a.expires_ms = n->cert_not_after_ms; /* chartered: never beyond the issuer's certificate */
             capped = 1;
@@ -436,12 +430,12 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
     audit_decision(n, who, grant ? "grant" : "deny", q->product_id, gid, grant ? q->purpose : reason);
     log_info("access request %s %s by %s (token %s)%s%s", request_id, grant ? "granted" : "denied", who->subject,
              who->token_id, grant ? " as " : "", gid);
-    r->body = request_json(n, req, wall_ms());
+    r->body = request_json(n, req, clock_wall_ms());
     if (r->body && grant) {   /* the grant's object: its id, and the request it answers */
         Trib__AccessRow *g = NULL;
         if (store_access_get(n->st, "g", gid, &g) == 0) {
             json_decref(r->body);
-            r->body = grant_json(g, wall_ms());
+            r->body = grant_json(g, clock_wall_ms());
             trib__access_row__free_unpacked(g, NULL);
         }
     }
@@ -513,7 +507,7 @@ void grants_revoke(node_t *n, const grants_caller_t *who, const char *grant_id, 
     trib__access_row__free_unpacked(g, NULL);
     g = NULL;
     if (store_access_get(n->st, "g", grant_id, &g) == 0)
-        r->body = grant_json(g, wall_ms());
+        r->body = grant_json(g, clock_wall_ms());
     r->status = r->body ? 200 : 500;
     if (!r->body)
         fail(r, 500, "storage", "grant %s was revoked but cannot be read back", grant_id);
@@ -584,7 +578,7 @@ void grants_list(node_t *n, const grants_caller_t *who, const char *state, grant
     if (strcmp(who->domain, n->cfg.domain) != 0 || who->kind < TOKEN_KIND_WRITE)
         return fail(r, 403, strcmp(who->domain, n->cfg.domain) != 0 ? "wrong_domain" : "kind_insufficient",
                     "the requests for '%s' are listed to a write or admin token of that domain", n->cfg.domain);
-    list_ctx c = {.n = n, .now = wall_ms(), .state = state && *state ? state : NULL, .domain = n->cfg.domain,
+    list_ctx c = {.n = n, .now = clock_wall_ms(), .state = state && *state ? state : NULL, .domain = n->cfg.domain,
                   .out = json_array()};
     if (store_access_scan(n->st, "r", list_request_cb, &c) != 0) {
         json_decref(c.out);
@@ -597,7 +591,7 @@ void grants_list(node_t *n, const grants_caller_t *who, const char *state, grant
 void grants_mine(node_t *n, const grants_caller_t *who, grants_result_t *r)
 {
     memset(r, 0, sizeof *r);
-    list_ctx c = {.n = n, .now = wall_ms(), .subject = who->subject, .out = json_array()};
+    list_ctx c = {.n = n, .now = clock_wall_ms(), .subject = who->subject, .out = json_array()};
     if (store_access_scan(n->st, "r", list_request_cb, &c) != 0 ||
         store_access_scan(n->st, "g", mine_grant_cb, &c) != 0) {
         json_decref(c.out);

@@ -35,6 +35,11 @@ typedef struct {
  * the owner side of routed reads). */
 int grants_active(node_t *n, const char *subject, const char *product_id, int64_t now_ms, grant_info_t *out);
 
+/* The products subject holds an active grant on at now_ms, by grants_active's rule for each, for a
+ * caller asking about many products at once (a search): *out (malloc'd; free it) gets them sorted
+ * by strcmp, one id per STORE_ID_MAX bytes. Returns how many, or -1 on a storage error. */
+long grants_active_products(node_t *n, const char *subject, int64_t now_ms, char (**out)[STORE_ID_MAX]);
+
 /* The fields of info as a NULL-ended array of pointers into info (for storage/project.h); a
  * grant without an allow-list gives NULL (no projection). */
 const char *const *grants_fields(const grant_info_t *info, const char *buf[ACCESS_FIELDS_MAX + 1]);

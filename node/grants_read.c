@@ -10,15 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/clock.h"
 #include "node/audit.h"
 #include "node/view.h"
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------------- grants_active */
 
@@ -66,6 +60,58 @@ int grants_active(node_t *n, const char *subject, const char *product_id, int64_
     return c.found;
 }
 
+typedef struct {
+    int64_t now;
+    char (*ids)[STORE_ID_MAX];
+    size_t n, cap;
+    int oom;
+} products_ctx;
+
+static int product_cb(void *vctx, const Trib__AccessRow *g)
+{
+    products_ctx *c = vctx;
+    const Trib__AccessChange *a = g->change;
+    char pdom[64];
+    snprintf(pdom, sizeof pdom, "%.*s", (int)strcspn(a->product_id, "/"), a->product_id);
+    if (g->revoked || a->expires_ms <= c->now || strcmp(g->domain, pdom) != 0 || strlen(a->product_id) >= STORE_ID_MAX)
+        return 0;   /* as active_cb */
+    if (c->n && strcmp(c->ids[c->n - 1], a->product_id) == 0)
+        return 0;   /* another grant on the same product (rows come in product order) */
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        char (*ids)[STORE_ID_MAX] = realloc(c->ids, cap * sizeof *ids);
+        if (!ids) {
+            c->oom = 1;
+            return 1;
+        }
+        c->ids = ids;
+        c->cap = cap;
+    }
+    snprintf(c->ids[c->n++], STORE_ID_MAX, "%s", a->product_id);
+    return 0;
+}
+
+static int id_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+long grants_active_products(node_t *n, const char *subject, int64_t now_ms, char (**out)[STORE_ID_MAX])
+{
+    products_ctx c = {.now = now_ms};
+    char sdomain[64];
+    *out = NULL;
+    if (!n || !subject || !store_access_subject_domain(subject, sdomain))
+        return 0;
+    if (n->cert_not_after_ms > 0 && now_ms >= n->cert_not_after_ms)
+        return 0; /* as grants_active */
+    if (store_access_grants_of(n->st, subject, NULL, product_cb, &c) != 0 || c.oom) {
+        free(c.ids);
+        return -1;
+    }
+    if (c.n)
+        qsort(c.ids, c.n, sizeof *c.ids, id_cmp);
+    *out = c.ids;
+    return (long)c.n;
+}
+
 const char *const *grants_fields(const grant_info_t *info, const char *buf[ACCESS_FIELDS_MAX + 1])
 {
     if (!info || info->nfields == 0)
@@ -100,7 +146,7 @@ int grants_classification(node_t *n, const char *product_id, char out[16])
 
 static void audit_read_decision(node_t *n, const grants_read_t *d, uint64_t records)
 {
-    audit_event_t e = {.time_ms = wall_ms(), .subject = d->subject, .token_id = d->token_id,
+    audit_event_t e = {.time_ms = clock_wall_ms(), .subject = d->subject, .token_id = d->token_id,
                        .grant_id = d->grant.grant_id, .product_id = d->product_id, .entry_node = d->entry_node,
                        .action = d->action, .records = records, .allowed = d->allowed,
                        .reason = d->allowed ? (d->grant.nfields ? "projected to the grant's fields" : "") : d->code};
@@ -127,7 +173,7 @@ int grants_check_read(node_t *n, const char *classification, const char *subject
     char sdom[64];
     int own = subject && *subject && store_access_subject_domain(subject, sdom) && issuer_domain &&
               strcmp(sdom, issuer_domain) == 0;
-    int rc = own ? grants_active(n, subject, product_id, wall_ms(), &out->grant) : 0;
+    int rc = own ? grants_active(n, subject, product_id, clock_wall_ms(), &out->grant) : 0;
     if (rc == 1) {
         out->allowed = 1;
         return 1;

@@ -765,7 +765,7 @@ static enum MHD_Result h_tokens(call_t *k)
         json_decref(j);
         return ret;
     }
-    int64_t now = auth_now_ms();
+    int64_t now = clock_wall_ms();
     token_spec_t spec = {.subject = sub, .kind = tk, .product = json_string_value(prod), .issued_ms = now,
                          .expires_ms = now + json_integer_value(ttl) * 1000};
     char *t = NULL;
@@ -799,7 +799,7 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
     int found = 0;
     if (tok) {
         token_claims_t c;
-        token_reason_t r = token_inspect(tok, strlen(tok), auth_now_ms(), &c, err, sizeof err);
+        token_reason_t r = token_inspect(tok, strlen(tok), clock_wall_ms(), &c, err, sizeof err);
         if (r != TOKEN_OK && r != TOKEN_EXPIRED && r != TOKEN_NOT_YET_VALID) {
             json_decref(j);
             return send_error(k->c, R_TOKENS_REVOKE, 400, "token_invalid", "token: %s", err);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/clock.h"
 #include "gossip/identity.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
@@ -218,7 +219,7 @@ void *http_access_audit_open(void *ctx, const char *product, const uint8_t *toke
         snprintf(d->subject, sizeof d->subject, "%s", cl.subject);
         snprintf(d->token_id, sizeof d->token_id, "%s", cl.id);
         if (allowed)
-            grants_active(n, cl.subject, product, auth_now_ms(), &d->grant);
+            grants_active(n, cl.subject, product, clock_wall_ms(), &d->grant);
     }
     snprintf(d->product_id, sizeof d->product_id, "%s", product);
     identity_hex(entry, d->entry_node);
@@ -226,11 +227,11 @@ void *http_access_audit_open(void *ctx, const char *product, const uint8_t *toke
     d->allowed = allowed;
     d->audited = 1;
     if (!allowed || probe) {
-        if (allowed && !probe_first(d->token_id, d->entry_node, product, auth_now_ms())) {
+        if (allowed && !probe_first(d->token_id, d->entry_node, product, clock_wall_ms())) {
             free(d);
             return NULL;
         }
-        audit_event_t ev = {.time_ms = auth_now_ms(), .subject = d->subject, .token_id = d->token_id,
+        audit_event_t ev = {.time_ms = clock_wall_ms(), .subject = d->subject, .token_id = d->token_id,
                             .grant_id = d->grant.grant_id, .product_id = product, .entry_node = d->entry_node,
                             .action = d->action, .records = 0, .allowed = allowed,
                             .reason = allowed ? "a relay's feed subscriber, authorised by the owner" : kind};
@@ -247,7 +248,7 @@ void http_access_audit_end(void *ctx, void *handle, uint64_t records, const char
     char reason[96];
     snprintf(reason, sizeof reason, "%s%s%s", d->grant.nfields ? "projected to the grant's fields" : "",
              why && *why && d->grant.nfields ? "; " : "", why && *why ? why : "");
-    audit_event_t ev = {.time_ms = auth_now_ms(), .subject = d->subject, .token_id = d->token_id,
+    audit_event_t ev = {.time_ms = clock_wall_ms(), .subject = d->subject, .token_id = d->token_id,
                         .grant_id = d->grant.grant_id, .product_id = d->product_id, .entry_node = d->entry_node,
                         .action = d->action, .records = records, .allowed = 1, .reason = reason};
     audit_record(ctx, &ev);
@@ -269,7 +270,7 @@ char **http_access_owner_fields(void *ctx, const char *product, const uint8_t *t
         (!strncmp(product, cl.domain, dl) && product[dl] == '/'))
         return NULL;   /* no grant needed: every field */
     grant_info_t g;
-    if (grants_active(n, cl.subject, product, auth_now_ms(), &g) != 1 || g.nfields == 0)
+    if (grants_active(n, cl.subject, product, clock_wall_ms(), &g) != 1 || g.nfields == 0)
         return NULL;
     char **f = calloc(g.nfields + 1, sizeof *f);
     for (size_t i = 0; f && i < g.nfields; i++)

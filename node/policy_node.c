@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "gossip/clock.h"
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
@@ -78,13 +79,6 @@ struct policy_node {
     atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_offer_history, n_checked,
         n_recheck_ms;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ================================================================ the table */
 
@@ -459,7 +453,7 @@ typedef struct {
 
 static void recheck_all(struct policy_node *p, uint64_t gen)
 {
-    uint64_t t0 = (uint64_t)wall_ms();
+    uint64_t t0 = (uint64_t)clock_wall_ms();
     policy_info_t info;
     policy_store_put(p->store, policy_store_get(p->store, &info));   /* for the log line */
     pthread_mutex_lock(&p->mu);
@@ -522,7 +516,7 @@ static void recheck_all(struct policy_node *p, uint64_t gen)
         p->checked_gen = gen;
     pthread_mutex_unlock(&p->mu);
     atomic_store(&p->rechecking, 0);
-    uint64_t took = (uint64_t)wall_ms() - t0;
+    uint64_t took = (uint64_t)clock_wall_ms() - t0;
     atomic_store(&p->n_recheck_ms, took);
     log_info("policy: re-checked %zu products against policy set version %llu in %llu ms", n,
              (unsigned long long)info.version, (unsigned long long)took);
@@ -716,7 +710,7 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const 
     if (!p)
         return NODE_OK;
     policy_info_t info;
-    int64_t now = wall_ms();   /* the set in effect now: the one the entry will be judged by on accept */
+    int64_t now = clock_wall_ms();   /* the set in effect now: the one the entry will be judged by on accept */
     const policy_set_t *ps = policy_store_get_at(p->store, now, &info, NULL);
     if (!ps)
         return NODE_OK;
@@ -785,7 +779,7 @@ node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r
     if (!p)
         return NODE_OK;
     policy_info_t info;
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     const policy_set_t *ps = policy_store_get_at(p->store, now, &info, NULL);
     if (!ps)
         return NODE_OK;
@@ -828,7 +822,7 @@ int policy_node_grant_check(node_t *n, const char *classification, int64_t days,
     struct policy_node *p = n->policy;
     *violations = NULL;
     policy_info_t info;
-    const policy_set_t *ps = p ? policy_store_get_at(p->store, wall_ms(), &info, NULL) : NULL;
+    const policy_set_t *ps = p ? policy_store_get_at(p->store, clock_wall_ms(), &info, NULL) : NULL;
     if (!ps)
         return 0;
     policy_report_t rep = { 0 };
@@ -1094,7 +1088,7 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
     if (rc != 0) {
         /* logged once per 10 s at most (a client sending garbage must not fill the log); all counted */
         static atomic_int_fast64_t last_log_ms;
-        int64_t now = wall_ms(), last = atomic_load(&last_log_ms);
+        int64_t now = clock_wall_ms(), last = atomic_load(&last_log_ms);
         if (now - last >= 10000 && atomic_compare_exchange_strong(&last_log_ms, &last, now))
             log_warn("policy: set refused (%d): %s", status, err);
         const char *kind = rc == POLICY_REFUSED_OPEN ? "open_mode" : rc == POLICY_REFUSED_STALE ? "policy_stale"

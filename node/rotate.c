@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "gossip/cert.h"
+#include "gossip/clock.h"
 #include "gossip/durable.h"
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
@@ -43,13 +44,6 @@
 
 static _Atomic(struct MHD_Connection *) reply_conn;   /* the rotated reply still being sent */
 static atomic_int restart;
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static unsigned error(json_t **reply, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -312,7 +306,7 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
         log_info("rotate: made the next key %s (%s)", next.hex, path);
     trust_info_t own;
     char serial[17] = "";
-    if (trust_admit_info(t, n->id.curve_pk, wall_ms(), &own, NULL, 0) == TRUST_OK)
+    if (trust_admit_info(t, n->id.curve_pk, clock_wall_ms(), &own, NULL, 0) == TRUST_OK)
         cert_serial_text(own.serial, serial);
     unsigned st = 0;
     if (!b64) {
@@ -340,13 +334,13 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
     }
     if ((st = offer_own(n, f, reply)) != 0 || (st = offer(f, cert.bytes, cert.len, "the new certificate", reply)) != 0)
         goto cert_out;
-    trust_verdict_t v = trust_entry_ok(t, n->cfg.domain, next.pk, wall_ms(), e, sizeof e);
+    trust_verdict_t v = trust_entry_ok(t, n->cfg.domain, next.pk, clock_wall_ms(), e, sizeof e);
     if (v != TRUST_OK) {
         st = error(reply, 403, trust_verdict_name(v), "the new certificate is not valid now: %s", e);
         goto cert_out;
     }
     rotation_t rot;
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     if (rotation_make(&n->id, n->cfg.domain, next.pk, now, (int64_t)overlap_s * 1000, &rot, e, sizeof e) != 0) {
         st = error(reply, 500, "failed", "%s", e);
         goto cert_out;

@@ -261,11 +261,20 @@ json_t *view_products(node_t *a, const view_query_t *q, char *err, size_t errlen
     auth_viewer_t viewer;   /* the caller's token, verified once for every restricted product */
     auth_viewer_init(&viewer, a, q->authorization);
     if (viewer.valid) {
+        auth_viewer_grants(&viewer);   /* one grant lookup per search, not one per restricted product */
         sq.sees = auth_viewer_sees;
         sq.sees_ctx = &viewer;
+        if (viewer.ngranted >= 0) {    /* it can see its own domain's and its granted ones only */
+            sq.sees_only = 1;
+            sq.sees_domain = viewer.c.domain;
+            sq.sees_ids = (const char (*)[STORE_ID_MAX])viewer.granted;
+            sq.nsees_ids = (size_t)viewer.ngranted;
+        }
     }
     store_result_t r;
-    if (store_search(a->st, &sq, &r, err, errlen) != 0)
+    int rc = store_search(a->st, &sq, &r, err, errlen);
+    auth_viewer_done(&viewer);
+    if (rc != 0)
         return NULL;
     json_t *list = json_array();
     for (size_t i = 0; i < r.nhits; i++) {

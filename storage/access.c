@@ -149,6 +149,8 @@ static size_t subject_key(uint8_t out[KEY_MAX], const char *subject, const char 
     memcpy(out + n, subject, l);
     n += l;
     out[n++] = 0;
+    if (!product)
+        return n;   /* every product of subject: the prefix "s/<subject>\0" */
     l = strnlen(product, STORE_ID_MAX);
     memcpy(out + n, product, l);
     n += l;
@@ -360,7 +362,7 @@ int store_access_scan(store_t *st, const char *kind, store_access_fn fn, void *c
 
 int store_access_grants_of(store_t *st, const char *subject, const char *product_id, store_access_fn fn, void *ctx)
 {
-    if (!st || !subject || !product_id || !fn || strlen(subject) > 160 || strlen(product_id) >= STORE_ID_MAX) {
+    if (!st || !subject || !fn || strlen(subject) > 160 || (product_id && strlen(product_id) >= STORE_ID_MAX)) {
         store__err(NULL, 0, "store_access_grants_of: bad argument");
         return -1;
     }
@@ -376,10 +378,18 @@ int store_access_grants_of(store_t *st, const char *subject, const char *product
         if (k.mv_size <= plen || memcmp(k.mv_data, pb, plen) != 0)
             break;
         char gid[ACCESS_ID_MAX];
+        const char *g = (const char *)k.mv_data + plen;
         size_t gl = k.mv_size - plen;
+        if (!product_id) {   /* the key goes on "<product>\0<grant id>" */
+            const char *z = memchr(g, 0, gl);
+            if (!z)
+                continue;
+            gl -= (size_t)(z + 1 - g);
+            g = z + 1;
+        }
         if (gl >= sizeof gid)
             continue;
-        memcpy(gid, (const char *)k.mv_data + plen, gl);
+        memcpy(gid, g, gl);
         gid[gl] = '\0';
         Trib__AccessRow *row = NULL;
         if (get_row(st, txn, "g", gid, &row, NULL, 0) != 0)

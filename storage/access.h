@@ -45,7 +45,8 @@ int store_access_get(store_t *st, const char *kind, const char *id, Trib__Access
 typedef int (*store_access_fn)(void *ctx, const Trib__AccessRow *row);
 int store_access_scan(store_t *st, const char *kind, store_access_fn fn, void *ctx);
 
-/* Calls fn for each grant row of subject on product_id (both exact). 0 or -1. */
+/* Calls fn for each grant row of subject on product_id (both exact; product_id NULL: on every
+ * product, in product order). 0 or -1. */
 int store_access_grants_of(store_t *st, const char *subject, const char *product_id, store_access_fn fn, void *ctx);
 
 /* Entries indexed and entries ignored by the rules above, since the process started. */

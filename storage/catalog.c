@@ -232,11 +232,12 @@ static int append_one(store_t *st, MDB_txn *txn, const append_ctx *a, char *err,
         return store__access_apply(st, txn, e, err, errlen);
     if (a->other)
         return 0;   /* not a product change: nothing for the change log or the indexes */
-    char ev[512];   /* the change log: names follow the product id rule, nothing to escape */
-    int evn = snprintf(ev, sizeof ev,
-                       "{\"type\":\"catalog\",\"domain\":\"%s\",\"seq\":%llu,\"product\":\"%s/%s\","
-                       "\"tombstone\":%s,\"time_ms\":%lld}", e->domain, (unsigned long long)e->seq,
-                       e->domain, a->name, a->tombstone ? "true" : "false", (long long)e->time_ms);
+    char ev[512];   /* the change log */
+    int evn = store__changes_catalog_row(ev, sizeof ev, e->domain, e->seq, a->name, a->tombstone, e->time_ms, 0);
+    if (evn < 0) {   /* names are checked before: never */
+        store__err(err, errlen, "catalog %s seq %llu: change log row does not fit", e->domain, (unsigned long long)e->seq);
+        return -1;
+    }
     if ((rc = store__changes_put(st, txn, ev, (size_t)evn, err, errlen)) != 0)
         return rc;
     if (!changed)

@@ -45,6 +45,30 @@ int store__changes_put(store_t *st, MDB_txn *txn, const void *ev, size_t len, ch
     return rc ? store__write_fail(st, err, errlen, "mdb_put(changes)", rc) : 0;
 }
 
+/* A catalog row: names follow the product id rule, nothing to escape. */
+int store__changes_catalog_row(char *out, size_t cap, const char *domain, uint64_t seq, const char *name,
+                               int tombstone, int64_t time_ms, int backfill)
+{
+    int n = snprintf(out, cap,
+                     "{\"type\":\"catalog\",\"domain\":\"%s\",\"seq\":%llu,\"product\":\"%s/%s\","
+                     "\"tombstone\":%s,\"time_ms\":%lld%s}", domain, (unsigned long long)seq, domain, name,
+                     tombstone ? "true" : "false", (long long)time_ms, backfill ? ",\"backfill\":true" : "");
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+int store__changes_catalog_of(const void *row, size_t len, char domain[STORE_NAME_MAX + 1], uint64_t *seq)
+{
+    char text[160];   /* the row's start holds both: its domain is at most STORE_NAME_MAX */
+    unsigned long long s;
+    size_t n = len < sizeof text - 1 ? len : sizeof text - 1;
+    memcpy(text, row, n);
+    text[n] = '\0';
+    if (sscanf(text, "{\"type\":\"catalog\",\"domain\":\"%63[^\"]\",\"seq\":%llu", domain, &s) != 2)
+        return 0;
+    *seq = s;
+    return 1;
+}
+
 typedef struct {
     const void *ev;
     size_t len;

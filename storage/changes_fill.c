@@ -6,7 +6,8 @@
  * "backfill":true, in the catalog's order: across domains by entry time (then domain, then seq),
  * each domain's entries in seq order.
  *
- * Which entries lack a row: since the log exists, catalog.c writes a row in the transaction of
+ * Which entries lack a row (rows: store__changes_catalog_row, read back by store__changes_catalog_of):
+ * since the log exists, catalog.c writes a row in the transaction of
  * every product entry, and a domain's entries arrive in seq order, so the rows of a domain start
  * at some seq and cover every product entry from there; the entries below the first seq the log
  * names (every entry, when it names none) are the missing ones.
@@ -175,12 +176,9 @@ static int plan_make(store_t *st, MDB_txn *txn, plan_t *p, char *err, size_t err
         return store__write_fail(st, err, errlen, "mdb_cursor_open(changes)", rc);
     size_t found = 0;
     for (rc = mdb_cursor_get(lc, &k, &v, MDB_FIRST); rc == 0 && found < p->n; rc = mdb_cursor_get(lc, &k, &v, MDB_NEXT)) {
-        char row[160], domain[STORE_NAME_MAX + 1];
-        unsigned long long seq;
-        size_t n = v.mv_size < sizeof row - 1 ? v.mv_size : sizeof row - 1;
-        memcpy(row, v.mv_data, n);
-        row[n] = '\0';
-        if (sscanf(row, "{\"type\":\"catalog\",\"domain\":\"%63[^\"]\",\"seq\":%llu", domain, &seq) != 2)
+        char domain[STORE_NAME_MAX + 1];
+        uint64_t seq;
+        if (!store__changes_catalog_of(v.mv_data, v.mv_size, domain, &seq))
             continue;
         for (size_t i = 0; i < p->n; i++)
             if (strcmp(p->d[i].domain, domain) == 0) {
@@ -296,12 +294,12 @@ static int batch_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t er
     dom_t *d;
     while (rc == 0 && p->rows < FILL_BATCH && (d = first_of(p)) != NULL) {
         char ev[512];
-        int evn = snprintf(ev, sizeof ev,
-                           "{\"type\":\"catalog\",\"domain\":\"%s\",\"seq\":%llu,\"product\":\"%s/%s\","
-                           "\"tombstone\":%s,\"time_ms\":%lld,\"backfill\":true}", d->domain,
-                           (unsigned long long)d->seq, d->domain, d->name, d->tombstone ? "true" : "false",
-                           (long long)d->time_ms);
-        if ((rc = store__changes_put(st, txn, ev, (size_t)evn, err, errlen)) == 0) {
+        int evn = store__changes_catalog_row(ev, sizeof ev, d->domain, d->seq, d->name, d->tombstone, d->time_ms, 1);
+        if (evn < 0) {
+            store__err(err, errlen, "change log fill: the row of %s seq %llu does not fit", d->domain,
+                       (unsigned long long)d->seq);
+            rc = -1;
+        } else if ((rc = store__changes_put(st, txn, ev, (size_t)evn, err, errlen)) == 0) {
             p->rows++;
             rc = load_next(st, cur, d, err, errlen);
         }

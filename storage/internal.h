@@ -111,5 +111,11 @@ int store__history_open(store_t *st, char *err, size_t errlen);
 /* After the databases are open: adds the change-log rows the catalog's entries lack, once, in
  * bounded transactions (changes_fill.c); *filled: how many. 0 or -1. */
 int store__changes_open(store_t *st, uint64_t *filled, char *err, size_t errlen);
+/* The change-log row of a product entry of the catalog (changes.c), written by catalog.c at append and
+ * by changes_fill.c (backfill 1) when it fills the log: its length in out, or -1 when it does not fit. */
+int store__changes_catalog_row(char *out, size_t cap, const char *domain, uint64_t seq, const char *name,
+                               int tombstone, int64_t time_ms, int backfill);
+/* The domain and catalog seq of such a row: 1, or 0 when the row is not one. */
+int store__changes_catalog_of(const void *row, size_t len, char domain[STORE_NAME_MAX + 1], uint64_t *seq);
 
 #endif

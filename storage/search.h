@@ -31,7 +31,8 @@
  * caller such a product matches only by the words of its name, title, owners and domain (and its
  * exact id or name), passes only the domain, owner, status and classification filters, and counts
  * only in the domain, owner, status and classification facets (what its stub shows). Whether the caller sees one is asked of sees(sees_ctx, id)
- * once per restricted product per query; sees NULL: the caller sees none in full. */
+ * once per restricted product per query (with sees_only, once per candidate); sees NULL: the caller sees none
+ * in full. */
 #define STORE_SEARCH_QMAX     512   /* bytes of q */
 #define STORE_SEARCH_WORDS    16    /* distinct words of q */
 #define STORE_FACET_VALUE_MAX 255   /* longer facet values are indexed cut to this (whole UTF-8 characters) */
@@ -48,6 +49,13 @@ typedef struct {
     size_t facet_max;                            /* values per facet (0: all) */
     int (*sees)(void *ctx, const char *id);      /* 1: restricted id shown in full (NULL: none is) */
     void *sees_ctx;
+    /* With sees, when sees_only is 1: sees can say 1 only of restricted products of domain
+     * sees_domain (NULL: of none) and of the nsees_ids ids in sees_ids, so it is asked of those
+     * alone (the others are stubs without a record read or a question each). */
+    int sees_only;
+    const char *sees_domain;
+    const char (*sees_ids)[STORE_ID_MAX];
+    size_t nsees_ids;
 } store_query_t;
 
 typedef struct {

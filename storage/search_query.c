@@ -120,7 +120,48 @@ static int hit_rec(q_t *q, uint32_t doc, rec_t *r, char *err, size_t errlen)
     return rc ? -1 : 0;
 }
 
-/* Marks the restricted products the caller may not see in full (sq->sees says which it may). */
+/* Keeps the hidden docs of a page in q->touched: the candidates sees is asked about. */
+static void page_candidate(q_t *q, const uint8_t *vals, size_t count, void *ctx)
+{
+    (void)ctx;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t d = be32_get(vals + i * FACET_LEN);
+        if (d >= q->n || !q->slot[d].hidden)
+            continue;
+        if (q->ntouched == q->cap_touched) {
+            size_t cap = q->cap_touched ? q->cap_touched * 2 : 1024;
+            uint32_t *t = realloc(q->touched, cap * sizeof *t);
+            if (!t) {
+                q->oom = 1;
+                return;
+            }
+            q->touched = t;
+            q->cap_touched = cap;
+        }
+        q->touched[q->ntouched++] = d;
+    }
+}
+
+/* Asks sees about hidden doc d; shows it in full when it says 1. 0, or -1 with err set. */
+static int ask(q_t *q, const store_query_t *sq, uint32_t d, char *err, size_t errlen)
+{
+    if (!q->slot[d].hidden)
+        return 0;
+    rec_t r;
+    char id[STORE_ID_MAX];
+    if (hit_rec(q, d, &r, err, errlen) != 0)
+        return -1;
+    memcpy(id, r.id, r.idlen);
+    id[r.idlen] = '\0';
+    if (sq->sees(sq->sees_ctx, id)) {
+        q->slot[d].hidden = 0;
+        q->nhidden--;
+    }
+    return 0;
+}
+
+/* Marks the restricted products the caller may not see in full (sq->sees says which it may; with
+ * sq->sees_only, only the candidates it names are asked about). */
 static int mark_hidden(q_t *q, const store_query_t *sq, char *err, size_t errlen)
 {
     int rc = each_page(q, q->facets, "r", 1, FACET_LEN, page_restricted, NULL);
@@ -128,20 +169,43 @@ static int mark_hidden(q_t *q, const store_query_t *sq, char *err, size_t errlen
         store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
         return -1;
     }
-    for (uint32_t d = 1; sq->sees && q->nhidden && d < q->n; d++) {
-        if (!q->slot[d].hidden)
-            continue;
-        rec_t r;
-        char id[STORE_ID_MAX];
-        if (hit_rec(q, d, &r, err, errlen) != 0)
+    if (!sq->sees || !q->nhidden)
+        return 0;
+    if (!sq->sees_only) {
+        for (uint32_t d = 1; q->nhidden && d < q->n; d++)
+            if (ask(q, sq, d, err, errlen) != 0)
+                return -1;
+        return 0;
+    }
+    q->ntouched = 0;
+    if (sq->sees_domain && *sq->sees_domain) {
+        char key[1 + STORE_FACET_VALUE_MAX];
+        key[0] = 'd';
+        size_t n = search__lower_copy(key + 1, sq->sees_domain, strnlen(sq->sees_domain, STORE_FACET_VALUE_MAX));
+        if ((rc = each_page(q, q->facets, key, n + 1, FACET_LEN, page_candidate, NULL)) != 0) {
+            store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
             return -1;
-        memcpy(id, r.id, r.idlen);
-        id[r.idlen] = '\0';
-        if (sq->sees(sq->sees_ctx, id)) {
-            q->slot[d].hidden = 0;
-            q->nhidden--;
         }
     }
+    for (size_t i = 0; i < sq->nsees_ids && sq->sees_ids; i++) {
+        uint32_t d;
+        rc = search__docid_of(q->st, q->txn, sq->sees_ids[i], strnlen(sq->sees_ids[i], STORE_ID_MAX), &d, err, errlen);
+        if (rc == STORE_NOTFOUND)
+            continue;
+        if (rc != 0)
+            return -1;
+        uint8_t be[FACET_LEN];
+        be32_put(be, d);
+        page_candidate(q, be, 1, NULL);
+    }
+    if (q->oom) {
+        store__err(err, errlen, "search: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < q->ntouched; i++)
+        if (ask(q, sq, q->touched[i], err, errlen) != 0)
+            return -1;
+    q->ntouched = 0;
     return 0;
 }
 

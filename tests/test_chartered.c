@@ -546,14 +546,17 @@ static void rogue_until(rogue_t *r, const char *url, const char *series, double 
     cr_assert(h_wait(pump, &p, 15000), "%s: %s stayed at %.0f", why, series, h_metric(url, series));
 }
 
-/* A SignedEntry of domain (seq 1, a tombstone), signed by signer, in a CatalogEntries body. */
-static uint8_t *entries_body(const identity_t *signer, const char *domain, size_t *len)
+/* A SignedEntry of domain at seq (a tombstone), signed by signer, in a CatalogEntries body. */
+static uint8_t *entries_body_at(const identity_t *signer, const char *domain, uint64_t seq, size_t *len)
 {
     Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
     Trib__Tombstone tomb = TRIB__TOMBSTONE__INIT;
     tomb.name = "settled";
     e.domain = (char *)domain;
-    e.seq = 1;
+    uint8_t prev[32] = {0};   /* seq > 1 chains on some entry (a refusal by trust comes before the chain check) */
+    e.seq = seq;
+    if (seq > 1)
+        e.prev_hash = (ProtobufCBinaryData){sizeof prev, prev};
     e.time_ms = fx_now_ms();
     e.change_case = TRIB__CATALOG_ENTRY__CHANGE_TOMBSTONE;
     e.tombstone = &tomb;
@@ -571,6 +574,11 @@ static uint8_t *entries_body(const identity_t *signer, const char *domain, size_
     trib__catalog_entries__pack(&ce, b);
     free(signed_bytes);
     return b;
+}
+
+static uint8_t *entries_body(const identity_t *signer, const char *domain, size_t *len)
+{
+    return entries_body_at(signer, domain, 1, len);
 }
 
 static void ping(rogue_t *r, const char *addr)
@@ -762,6 +770,110 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
     free(log);
     still_serves(&a);
     cert_free(&ca);
+}
+
+/* ---------------------------------------------------------------- own-domain sync and trust */
+
+typedef struct {
+    rogue_t *r;
+    const char *log;
+} log_cond_t;
+
+/* The node's log says how its own-domain wait past OWN_SYNC_MS ended: it waits on, or it went
+ * ahead (pumping the rogue's transport meanwhile). */
+static int own_wait_decided(void *ctx)
+{
+    log_cond_t *c = ctx;
+    transport_msg_t m;
+    zmq_pollitem_t items[8];
+    int n = transport_pollitems(c->r->t, items, 8);
+    zmq_poll(items, n, 10);
+    while (transport_recv(c->r->t, &m) == 1)
+        transport_msg_free(&m);
+    size_t len = 0;
+    char *s = h_read_file(c->log, &len);
+    int done = s && (strstr(s, "publishing waits past") || strstr(s, "publishing anyway"));
+    free(s);
+    return done;
+}
+
+/* A node restarted with its own domain's log at seq 1 hears that the log goes on (a digest at 3,
+ * and seq 2 signed by a key it holds no certificate of: say the domain's key was re-certified and
+ * that certificate has not reached this node). Publishing now would put a second entry at seq 2:
+ * the not_synced gate must stay shut past its 10 s deadline, saying why. */
+Test(chartered, own_entries_refused_as_uncertified_keep_publishing_shut_past_the_deadline)
+{
+    char da[256], db[256], seed[160];
+    identity_t ia, ib, rid, next;
+    cert_t ca, cb, rc;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    fx_identity(&rid);
+    fx_identity(&next);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
+    issue(NULL, "listening", rid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &rc);
+    h_node_t a, b;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    members_cond_t mc = {&a, 2};
+    cr_assert(h_wait(all_verified, &mc, 20000), "payments does not see two verified alive members: %s",
+              members_text(&a));
+    char manifest[512];
+    snprintf(manifest, sizeof manifest, "%s/p.yaml", work);
+    const char *yaml = "name: settled\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: Settled\n"
+                       "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                       "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                       "  - {name: id, logicalType: string, required: true}\n";
+    cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
+    char *out = NULL, *eout = NULL;
+    int rcode = h_trib(&a, NULL, &out, &eout, "publish", manifest, NULL);
+    cr_assert_eq(rcode, 0, "publish failed: %s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    get_cond_t g = {&b, "/v1/products/payments/settled"};
+    cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to growth");
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&a), 0);   /* holds seq 1 and a stored member: publishing waits */
+
+    rogue_t r;
+    rogue_open(&r, &rid, &rc, a.peer, ia.pk);
+    Trib__DomainHead head = TRIB__DOMAIN_HEAD__INIT, *heads[] = {&head};
+    head.domain = "payments";
+    head.seq = 3;
+    Trib__CatalogDigest d = TRIB__CATALOG_DIGEST__INIT;
+    d.heads = heads;
+    d.n_heads = 1;
+    size_t len = trib__catalog_digest__get_packed_size(&d);
+    uint8_t *body = malloc(len);
+    cr_assert_not_null(body);
+    trib__catalog_digest__pack(&d, body);
+    transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CATALOG_DIGEST, body, len);
+    free(body);
+    body = entries_body_at(&next, "payments", 2, &len);
+    transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, len);
+    free(body);
+    rogue_until(&r, a.url, REFUSED("entry", "uncertified"), 1, "payments' seq 2 signed by a key without a certificate");
+
+    log_cond_t lc = {&r, a.log};
+    cr_assert(h_wait(own_wait_decided, &lc, 30000), "payments neither waited on nor went ahead in 30 s: see %s",
+              a.log);
+    yaml = "name: refunds\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: Refunds\n"
+           "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+           "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+           "  - {name: id, logicalType: string, required: true}\n";
+    cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
+    rcode = h_trib(&a, NULL, &out, &eout, "publish", manifest, NULL);
+    cr_assert_neq(rcode, 0, "payments published past the deadline although its log goes on beyond its head "
+                  "(a fork): %s", out ? out : "");
+    cr_assert(eout && strstr(eout, "not_synced") && strstr(eout, "uncertified"),
+              "the refusal does not say why: %s", eout ? eout : "");
+    free(out), free(eout);
+    rogue_close(&r);
+    still_serves(&a);
+    cert_free(&ca), cert_free(&cb), cert_free(&rc);
 }
 
 Test(chartered, a_seed_with_the_wrong_node_id_fails_the_handshake_and_is_reported)

@@ -929,3 +929,42 @@ Test(search, long_facet_value_cut_at_a_character)
     cr_expect_eq(r.total, 1);
     store_result_free(&r);
 }
+
+static int sees_counting(void *ctx, const char *id)
+{
+    (void)id;
+    ++*(int *)ctx;
+    return 1;
+}
+
+/* With sees_only, sees is asked about the caller's candidates alone (its domain's restricted
+ * products and the ids it names), so every other restricted product stays a stub however sees
+ * would answer: what view_products relies on to ask nothing per product the caller cannot see. */
+Test(search, sees_only_asks_about_the_candidates_alone)
+{
+    char id[64], title[64];
+    for (int i = 0; i < 200; i++) {
+        int r = i % 10 == 0;   /* all in d0 (i % 5 == 0) */
+        snprintf(id, sizeof id, "d%d/p%03d", i % 5, i);
+        snprintf(title, sizeof title, "product %d", i);
+        publish_as(&(prod_t){ id, title, "", r ? "secret-merger,all" : "open,all", "a@x", NULL, NULL, "txn_id" },
+                   r ? "restricted" : "internal");
+    }
+    static const char granted[3][STORE_ID_MAX] = {"d0/p010", "d0/p020", "d3/p003"};   /* the last is not restricted */
+    struct {
+        const char *domain;
+        size_t nids;
+        size_t shown, asked;
+    } cases[] = { { "d1", 3, 2, 2 }, { "d0", 0, 20, 20 }, { NULL, 0, 0, 0 }, { "d0", 3, 20, 20 } };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int asked = 0;
+        store_query_t q = { .q = "product", .limit = 10, .sees = sees_counting, .sees_ctx = &asked, .sees_only = 1,
+                            .sees_domain = cases[c].domain, .sees_ids = granted, .nsees_ids = cases[c].nids };
+        store_result_t r;
+        cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(r.total, 200);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "secret-merger"), cases[c].shown, "case %zu: shown in full", c);
+        cr_expect_eq((size_t)asked, cases[c].asked, "case %zu: sees asked %d times", c, asked);
+        store_result_free(&r);
+    }
+}
