@@ -208,13 +208,13 @@ int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const ui
     gossip_t *g = ctx;
     (void)addr;
     uint8_t curve[32];
-    if (edcurve_pk(curve, held) != 0 || trust_admit_curve(g->trust, curve, wall_ms(), NULL, NULL, 0) != TRUST_OK)
+    if (edcurve_pk(curve, held) != 0 || trust_admit_curve(g->trust, curve, clock_wall_ms(), NULL, NULL, 0) != TRUST_OK)
         return 1;
     const Trib__Member *m = swim_find(g->swim, held);
     if (m && (m->state == TRIB__MEMBER_STATE__DEAD || m->state == TRIB__MEMBER_STATE__LEFT))
         return 1;
     trust_info_t info;
-    if (edcurve_pk(curve, claimed) != 0 || trust_admit_info(g->trust, curve, wall_ms(), &info, NULL, 0) != TRUST_OK)
+    if (edcurve_pk(curve, claimed) != 0 || trust_admit_info(g->trust, curve, clock_wall_ms(), &info, NULL, 0) != TRUST_OK)
         return 0;
     return trust_handover(g->trust, info.domain, held, claimed) == 1;
 }
