@@ -6,8 +6,9 @@
  * The federation: MEMBERS members, one key per member; every tenth domain rotated its key once, so
  * its old key (dead) and its new key are both members; every key holds a chain of renewals
  * (certificates naming the one before as prev_serial) up to CERTS in all, and every rotation a
- * hand-over. Also the per-member certificate lookup a snapshot makes (CURVE conversion and
- * trust_admit_info), for scale. Thread CPU time, median of ROUNDS; printed, never asserted.
+ * hand-over. Also the per-member certificate lookup a snapshot makes (gossip__member_cert: CURVE
+ * conversion and trust_admit_info), with the conversion done every time (as before) and
+ * remembered across snapshots (gossip/curvememo.h, as now), and the conversion alone. Thread CPU time, median of ROUNDS; printed, never asserted.
  * Usage: bench/roster [MEMBERS [CERTS]] (default 1000 10000). */
 #include <inttypes.h>
 #include <sodium.h>
@@ -18,6 +19,7 @@
 
 #include "gossip/cert.h"
 #include "gossip/charter.h"
+#include "gossip/curvememo.h"
 #include "gossip/edcurve.h"
 #include "gossip/roster.h"
 #include "gossip/trust.h"
@@ -115,7 +117,10 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "bench/roster: %zu certificates held, %ld domains\n", trust_cert_count(t), ndom);
 
-    uint64_t drop[ROUNDS], conf[ROUNDS], sort[ROUNDS], look[ROUNDS];
+    curvememo_t *memo = curvememo_new();
+    if (!memo)
+        return 1;
+    uint64_t drop[ROUNDS], conf[ROUNDS], sort[ROUNDS], look[ROUNDS], memo_look[ROUNDS], conv[ROUNDS];
     size_t kept = 0, pairs = 0;
     for (int r = 0; r < ROUNDS; r++) {
         memcpy(work, list, (size_t)members * sizeof *work);
@@ -131,14 +136,26 @@ int main(int argc, char **argv)
         uint64_t c2 = cpu_ns();
         pairs = roster_mark_conflicts(work, (size_t)members, NULL, NULL);
         uint64_t d = cpu_ns();
-        for (long m = 0; m < members; m++) {   /* what gossip__member_cert does per member */
+        for (long m = 0; m < members; m++) {   /* what gossip__member_cert did per member */
             uint8_t curve[32];
             trust_info_t info;
             if (edcurve_pk(curve, list[m].id) == 0)
                 trust_admit_info(t, curve, t0, &info, NULL, 0);
         }
         uint64_t e = cpu_ns();
-        sort[r] = b - a, drop[r] = c - b, conf[r] = d - c2, look[r] = e - d;
+        for (long m = 0; m < members; m++) {   /* what it does now: the memo is kept across snapshots */
+            uint8_t curve[32];
+            trust_info_t info;
+            if (curvememo_pk(memo, curve, list[m].id) == 0)
+                trust_admit_info(t, curve, t0, &info, NULL, 0);
+        }
+        uint64_t f = cpu_ns();
+        for (long m = 0; m < members; m++) {
+            uint8_t curve[32];
+            edcurve_pk(curve, list[m].id);
+        }
+        uint64_t g = cpu_ns();
+        sort[r] = b - a, drop[r] = c - b, conf[r] = d - c2, look[r] = e - d, memo_look[r] = f - e, conv[r] = g - f;
     }
     printf("== Member snapshot on the gossip loop: bench/roster %ld %ld ==\n", members, certs);
     printf("  %ld members (%ld domains, %zu kept: every tenth domain's rotated-away key dropped), %zu certificates\n",
@@ -146,8 +163,13 @@ int main(int argc, char **argv)
     printf("  roster_drop_handed_over: %.0f us per snapshot (median of %d)\n", median_us(drop, ROUNDS), ROUNDS);
     printf("  roster_mark_conflicts:   %.0f us (open mode, both keys of a pair alive: %zu conflicting pairs)\n", median_us(conf, ROUNDS), pairs);
     printf("  roster_sort:             %.0f us\n", median_us(sort, ROUNDS));
-    printf("  for scale, the certificate lookup per member (CURVE conversion + trust_admit_info): %.0f us\n",
-           median_us(look, ROUNDS));
+    uint64_t hits, misses;
+    curvememo_counts(memo, &hits, &misses);
+    printf("  certificate lookup of every member (gossip__member_cert): %.0f us converting every key "
+           "(before), %.0f us with the conversions remembered (now; %" PRIu64 " conversions in %d rounds)\n",
+           median_us(look, ROUNDS), median_us(memo_look, ROUNDS), misses, ROUNDS);
+    printf("    of which the CURVE conversion of every key (edcurve_pk): %.0f us\n", median_us(conv, ROUNDS));
+    curvememo_free(&memo);
     free(list);
     free(work);
     trust_destroy(&t);

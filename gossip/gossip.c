@@ -687,6 +687,7 @@ static void destroy(gossip_t *g)
     identity_wipe(&g->id);
     if (g->own_trust)
         trust_destroy(&g->trust);
+    curvememo_free(&g->curvememo);
     pthread_mutex_destroy(&g->tcmu);
     pthread_mutex_destroy(&g->rkmu);
     pthread_cond_destroy(&g->rkcv);
@@ -738,6 +739,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         }
         g->own_not_after_ms = own.not_after_ms;
         cert_free(&own);
+        g->curvememo = curvememo_new();   /* NULL (out of memory): every conversion done again */
     }
     transport_opts_t to;
     transport_opts_default(&to);

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "gossip/curvememo.h"
 #include "gossip/gossip.h"
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
@@ -108,6 +109,7 @@ struct gossip {
      * under tcmu, this node's certificate's expiry */
     trust_t *trust;
     int own_trust;               /* gossip made the store (and destroys it) */
+    curvememo_t *curvememo;      /* members' CURVE keys for gossip__member_cert (loop only) */
     pthread_mutex_t tcmu;
     uint64_t trefused[2][TRUST_VERDICT_COUNT], tlast[2][TRUST_VERDICT_COUNT];
     int64_t tlogged[2][TRUST_VERDICT_COUNT];

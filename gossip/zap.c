@@ -239,7 +239,7 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
 {
     uint8_t curve[32];
     trust_info_t c;
-    if (!g->trust || edcurve_pk(curve, m->id) != 0)
+    if (!g->trust || curvememo_pk(g->curvememo, curve, m->id) != 0)   /* the conversion only is remembered */
         return;
     trust_verdict_t v = trust_admit_info(g->trust, curve, clock_wall_ms(), &c, NULL, 0);
     if (v == TRUST_OK) {
