@@ -47,6 +47,7 @@
 #include "node/stream.h"
 #include "node/view.h"
 #include "node/web.h"
+#include "node/workpool.h"
 #include "storage/store.h"
 
 /* Route ids: the metrics label of each row of routes[] below ("other": no route). */
@@ -286,7 +287,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, route_t route, unsign
     return send_json_timed(c, route, status, j, NULL);
 }
 
-/* A 500 or 507 is the node failing, not the client: logged at once, then at most one line per
+/* A 500 or 507 is the node failing, not the client (a 503 busy: the node overloaded): logged at once, then at most one line per
  * LOG_FAIL_EVERY_S seconds saying how many more there were (a full disk fails every write). */
 #define LOG_FAIL_EVERY_S 10
 static void log_failure(unsigned status, const char *kind, const char *detail)
@@ -573,13 +574,18 @@ static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, node
     return send_error(c, route, status_of(r, 500), r->kind, "%s", r->detail);
 }
 
-/* Write operations run off the pool, one thread each: a pool thread is bound to its connections
- * (libmicrohttpd hands each connection to one of them), so a publish waiting there for its
- * durable commit would hold up the others on that thread and keep concurrent writers from
- * sharing one commit. The connection is suspended meanwhile and resumed when the result is in
- * req->res; the handler is then called again and answers. At most OPS_MAX run at once (beyond,
- * one runs on its pool thread). */
-#define OPS_MAX 256
+/* Write operations run off the pool: a pool thread is bound to its connections (libmicrohttpd
+ * hands each connection to one of them), so a publish waiting there for its durable commit would
+ * hold up the others on that thread and keep concurrent writers from sharing one commit. They
+ * run on OPS_WORKERS threads of their own (node/workpool.c, started with the server; a thread
+ * per operation spent ~10% of a publishing node's CPU creating threads), each waiting for its
+ * commit, so up to OPS_WORKERS writers share one. The connection is suspended meanwhile and
+ * resumed when the result is in req->res; the handler is then called again and answers. At most
+ * OPS_QUEUE wait for a worker; beyond, or while the server stops, the request is answered 503
+ * busy with Retry-After (never held on the pool thread). */
+#define OPS_WORKERS 32
+#define OPS_QUEUE 512
+#define OPS_RETRY_S "1"
 
 typedef node_code_t (*op_fn)(call_t *k, node_result_t *r);
 typedef struct {
@@ -587,61 +593,59 @@ typedef struct {
     op_fn fn;
 } op_t;
 
-static pthread_mutex_t ops_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ops_cv = PTHREAD_COND_INITIALIZER;
-static int ops_running;
+static pthread_mutex_t ops_mu = PTHREAD_MUTEX_INITIALIZER;   /* orders a suspension before its resumption */
+static workpool_t *ops;      /* set before the server starts, freed after it stopped */
 
-static void *op_main(void *arg)
+static void op_main(void *arg)
 {
     op_t *o = arg;
     o->fn(&o->k, &o->k.req->res);
     pthread_mutex_lock(&ops_mu);
     o->k.req->op_done = 1;
-    ops_running--;
-    pthread_cond_broadcast(&ops_cv);
     MHD_resume_connection(o->k.c); /* after its suspension: that happened under ops_mu */
     pthread_mutex_unlock(&ops_mu);
     free(o);
-    return NULL;
 }
 
-/* Runs fn for k: 1 when started off the pool (the handler returns MHD_YES and is called again
- * with the result), 0 when it ran here (the result is in k->req->res). */
+/* Runs fn for k: 1 when queued for a worker (the handler returns MHD_YES and is called again
+ * with the result), 0 when it ran here (no workers: the result is in k->req->res), -1 when the
+ * workers are all busy and the queue full, or the server is stopping (answer with send_busy). */
 static int op_run(call_t *k, op_fn fn)
 {
-    op_t *o = malloc(sizeof *o);
-    pthread_attr_t at;
-    pthread_t th;
-    pthread_mutex_lock(&ops_mu);
-    if (o && ops_running < OPS_MAX && pthread_attr_init(&at) == 0) {
+    if (ops) {
+        op_t *o = malloc(sizeof *o);
+        if (!o)
+            return -1;
         *o = (op_t){.k = *k, .fn = fn};
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &at, op_main, o);
-        pthread_attr_destroy(&at);
-        if (rc == 0) {
-            ops_running++;
+        pthread_mutex_lock(&ops_mu);
+        int rc = workpool_submit(ops, op_main, o);
+        if (rc == 0)
             MHD_suspend_connection(k->c);
-            pthread_mutex_unlock(&ops_mu);
+        pthread_mutex_unlock(&ops_mu);
+        if (rc == 0)
             return 1;
-        }
+        free(o);
+        return -1;
     }
-    pthread_mutex_unlock(&ops_mu);
-    free(o);
     fn(k, &k->req->res);
     k->req->op_done = 1;
     return 0;
 }
 
-/* The node is stopping: waits (10 s at most) for the write operations under way. */
-static void ops_drain(void)
+static enum MHD_Result send_busy(struct MHD_Connection *c, route_t route)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 10;
-    pthread_mutex_lock(&ops_mu);
-    while (ops_running > 0 && pthread_cond_timedwait(&ops_cv, &ops_mu, &dl) == 0)
-        ;
-    pthread_mutex_unlock(&ops_mu);
+    static const char body[] = "{\"error\":\"busy\",\"detail\":\"every write worker is busy and " /* */
+                               "the queue is full (or the node is stopping): retry shortly\"}\n";
+    struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Retry-After", OPS_RETRY_S);
+    log_failure(503, "busy", "write operations queue full or node stopping");
+    enum MHD_Result ret = MHD_queue_response(c, 503, resp);
+    MHD_destroy_response(resp);
+    metrics_http(route, 503);
+    return ret;
 }
 
 static node_code_t op_publish(call_t *k, node_result_t *r)
@@ -660,8 +664,11 @@ static node_code_t op_append(call_t *k, node_result_t *r)
 static enum MHD_Result h_product_put(call_t *k)
 {
     k->revive = gov_flag(k->c, "revive");
-    if (!k->req->op_done && op_run(k, op_publish))
-        return MHD_YES;
+    if (!k->req->op_done) {
+        int q = op_run(k, op_publish);
+        if (q)
+            return q > 0 ? MHD_YES : send_busy(k->c, R_PRODUCT_PUT);
+    }
     node_result_t *r = &k->req->res;
     json_t *j;
     if (r->code != NODE_OK) {
@@ -684,8 +691,11 @@ static enum MHD_Result h_product_put(call_t *k)
 
 static enum MHD_Result h_product_delete(call_t *k)
 {
-    if (!k->req->op_done && op_run(k, op_retire))
-        return MHD_YES;
+    if (!k->req->op_done) {
+        int q = op_run(k, op_retire);
+        if (q)
+            return q > 0 ? MHD_YES : send_busy(k->c, R_PRODUCT_DELETE);
+    }
     node_result_t *r = &k->req->res;
     if (r->code != NODE_OK)
         return send_result(k->c, R_PRODUCT_DELETE, r);
@@ -696,8 +706,11 @@ static enum MHD_Result h_product_delete(call_t *k)
 
 static enum MHD_Result h_records_post(call_t *k)
 {
-    if (!k->req->op_done && op_run(k, op_append))
-        return MHD_YES;
+    if (!k->req->op_done) {
+        int q = op_run(k, op_append);
+        if (q)
+            return q > 0 ? MHD_YES : send_busy(k->c, R_RECORDS_POST);
+    }
     node_result_t *r = &k->req->res;
     if (r->code != NODE_OK)
         return send_result(k->c, R_RECORDS_POST, r);
@@ -1386,6 +1399,9 @@ int http_start(node_t *a, char *err, size_t errlen)
         listen_fd = -1;
         return -1;
     }
+    char perr[200];
+    if (!(ops = workpool_new(OPS_WORKERS, OPS_QUEUE, perr, sizeof perr)))   /* writes then run on the pool threads */
+        log_warn("http: write operations run on the serving threads (%s)", perr);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
     a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -1401,6 +1417,7 @@ int http_start(node_t *a, char *err, size_t errlen)
     if (!a->httpd) {
         snprintf(err, errlen, "http: cannot start serving on %s%s", a->cfg.http,
                  tls ? " (with TLS: are --tls-cert and --tls-key a matching PEM certificate and key?)" : "");
+        workpool_free(&ops);
         free(tls_cert_pem);
         free(tls_key_pem);
         tls_cert_pem = tls_key_pem = NULL;
@@ -1417,8 +1434,9 @@ int http_start(node_t *a, char *err, size_t errlen)
         log_warn("HTTP on %s is plain HTTP beyond loopback: bearer tokens sent to it can be read on the way "
                  "(serve it with --tls-cert/--tls-key, or on loopback behind a TLS proxy)",
                  a->cfg.http);
-    log_info("HTTP: %d threads, at most %u connections, %u per address, idle ones closed after %d s", HTTP_POOL,
-             conns, per_ip, HTTP_IDLE_S);
+    log_info("HTTP: %d threads (and %d for writes, %d queued at most), at most %u connections, %u per address, "
+             "idle ones closed after %d s", HTTP_POOL, ops ? OPS_WORKERS : 0, ops ? OPS_QUEUE : 0, conns, per_ip,
+             HTTP_IDLE_S);
     return 0;
 }
 
@@ -1430,9 +1448,11 @@ void http_stop(node_t *a)
     }
     if (a->httpd) {
         stream_stop(a); /* streams end with their last line first */
-        ops_drain();    /* no connection may stay suspended under MHD_stop_daemon */
+        if (ops)        /* no connection may stay suspended under MHD_stop_daemon: the accepted */
+            workpool_stop(ops);   /* operations end and resume theirs; new ones are answered 503 */
         MHD_stop_daemon(a->httpd);
         a->httpd = NULL;
+        workpool_free(&ops);
         free(tls_cert_pem);
         free(tls_key_pem);
         tls_cert_pem = tls_key_pem = NULL;
