@@ -738,6 +738,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
             goto fail;
         }
         g->own_not_after_ms = own.not_after_ms;
+        g->own_replaces = own.prev_serial != 0;
         cert_free(&own);
         g->curvememo = curvememo_new();   /* NULL (out of memory): every conversion done again */
     }
@@ -832,16 +833,24 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     publish_snapshot(g);
     publish_stats(g);
     /* Nobody to ask (a first node: no seed, no stored member), or nothing of ours held yet (a new
-     * node): nothing of ours can be ahead of us. */
+     * node): nothing of ours can be ahead of us. Except a replacement key (chartered, prev_serial)
+     * holding nothing: it takes over a domain whose log its peers may hold, and waits for them. */
     store_head_t own;
     int have_own = store_catalog_head(st, g->domain, &own) == 0;
     g->pushed_seq = have_own ? own.seq : 0;
-    int alone = (o->nseeds == 0 && rc.restored == 0) || !have_own;
+    g->own_replaces = g->own_replaces && !have_own;
+    int alone = !g->own_replaces && ((o->nseeds == 0 && rc.restored == 0) || !have_own);
     atomic_store(&g->own_synced, alone);
-    g->own_deadline = clock_ms() + OWN_SYNC_MS;
-    snprintf(g->own_why, sizeof g->own_why,
-             "this node just started and is asking its peers for its own domain's head before it publishes "
-             "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
+    g->own_deadline = g->own_replaces ? UINT64_MAX : clock_ms() + OWN_SYNC_MS;
+    if (g->own_replaces)
+        snprintf(g->own_why, sizeof g->own_why,
+                 "this node's certificate replaces an earlier key of domain '%s' and it holds none of its log: "
+                 "publishing waits until a peer answers with the domain's head and it has fetched it (seq 1 now "
+                 "would fork the log); no peer has answered yet", g->domain);
+    else
+        snprintf(g->own_why, sizeof g->own_why,
+                 "this node just started and is asking its peers for its own domain's head before it publishes "
+                 "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
     if (o->fedlog) {
         fedlog_io_t fio = {.ctx = g, .send = repl_send, .peers = all_peers, .wake = reads_wake,
                            .max_frame = frame, .own_thread = 1};

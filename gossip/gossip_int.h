@@ -72,7 +72,7 @@ struct gossip {
     /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
     atomic_int own_synced;
     uint64_t own_deadline, own_next_ask;
-    char own_why[200];           /* under smu */
+    char own_why[400];           /* under smu */
     /* member snapshot (loop -> any thread) */
     pthread_mutex_t smu;
     gossip_member_t *snap;
@@ -127,6 +127,12 @@ struct gossip {
      * so publishing must wait for that certificate even past OWN_SYNC_MS (intake.c) */
     _Atomic uint64_t own_uncertified_seq;
     int own_wait_logged;         /* the wait past OWN_SYNC_MS was logged (loop only) */
+    /* chartered: this node's certificate continues an earlier key's serial (prev_serial) and it
+     * started holding none of its domain's log: it takes over a domain whose log may exist, so it
+     * never publishes before a peer has answered (own_deadline is UINT64_MAX until one has) and
+     * never opens at once on a digest that knows nothing of the domain (intake.c) */
+    int own_replaces;
+    _Atomic uint64_t own_dismissed; /* uncertified claims outlived OWN_UNCERT_MS: publishing went on */
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */

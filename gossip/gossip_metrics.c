@@ -97,6 +97,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     prom_gauge(f, "trib_catalog_own_synced",
                "Whether this node's copy of its own domain is known current (publishing allowed).",
                (uint64_t)atomic_load(&g->own_synced));
+    prom_counter(f, "trib_catalog_own_claims_dismissed_total",
+                 "Times publishing went ahead although entries of this node's own domain beyond its head had been "
+                 "refused as uncertified: no certificate of their key came in the bounded wait (unproven claims).",
+                 (uint64_t)atomic_load(&g->own_dismissed));
     prom_family(f, "trib_catalog_accept_seconds_total", "counter",
                 "Time spent on entries received from peers: verifying signatures, storing.");
     fprintf(f, "trib_catalog_accept_seconds_total{phase=\"verify\"} %.3f\n", (double)rs.verify_us / 1e6);

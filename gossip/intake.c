@@ -17,11 +17,14 @@
 #include <string.h>
 #include <time.h>
 #include "gossip/clock.h"
+#include "gossip/fedlog.h"
 #include "gossip/gossip_int.h"
 #include "gossip/log.h"
 
 #define CATALOG_BUDGET_MS 20     /* catalog work per loop turn */
 #define OWN_ASK_MS 500           /* how often it asks meanwhile */
+#define OWN_UNCERT_MS 30000      /* uncertified entries of our domain beyond our head keep publishing
+                                    shut at most this long past OWN_SYNC_MS (own_sync_step) */
 #define CATALOG_QUEUE_BYTES (16u << 20) /* received catalog messages waiting; more are dropped
                                            (counted) and healed by gap requests / anti-entropy */
 #define CATALOG_BATCH_BYTES (4u << 20) /* entry frames verified and committed together */
@@ -244,9 +247,20 @@ void gossip__own_uncertified(gossip_t *g, uint64_t seq)
 /* Until a peer's digest showed our own domain no further ahead than our copy (after we fetched what
  * it had), publishing waits: a node restored from an old copy of its data must not write a
  * different entry at a seq its peers hold. With no peer answering in OWN_SYNC_MS it goes ahead
- * and says it could not check; but never while entries of our domain beyond our head were refused
- * as uncertified (chartered: signed by a key whose certificate has not reached us yet, e.g. after a
- * rotation): those are our log's next entries, and writing now would fork it. */
+ * and says it could not check.
+ *
+ * Chartered, two more rules:
+ * - Entries of our domain beyond our head refused as uncertified (signed by a key whose certificate
+ *   has not reached us, e.g. after a rotation) are our log's next entries if genuine: publishing
+ *   waits for their key's certificate past OWN_SYNC_MS, asking the peers it asks for the log for
+ *   their federation log too. But a relay of a genuine entry accepted it, so holds the certificate,
+ *   and the federation log brings it within a few rounds: claims no certificate came for in
+ *   OWN_UNCERT_MS more are unproven (any certified peer can push entries under a made-up key), and
+ *   publishing goes on (counted, logged). Not renewable: more such entries later change nothing.
+ * - A replacement key (own_replaces: prev_serial, nothing of the domain held) has no deadline
+ *   until a peer has answered: seq 1 from it would fork an existing log. Its OWN_SYNC_MS starts at
+ *   the first answer; a digest not knowing the domain does not open at once (that peer may not
+ *   have learnt it yet); at the deadline with still no peer knowing it, it starts the log. */
 void gossip__own_sync_step(gossip_t *g, uint64_t now)
 {
     if (atomic_load(&g->own_synced))
@@ -254,17 +268,33 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
     uint64_t peer_head, own_head;
     size_t heard = repl_own_heard(g->repl, &peer_head, &own_head);
     uint64_t refused = atomic_load(&g->own_uncertified_seq);
-    if (heard && own_head >= peer_head) {
+    if (heard && g->own_deadline == UINT64_MAX)
+        g->own_deadline = now + OWN_SYNC_MS;
+    int unknown = g->own_replaces && peer_head == 0;   /* nobody that answered knows our domain */
+    if (heard && own_head >= peer_head && !unknown) {
         skip_fetched(g, peer_head, own_head);
         atomic_store(&g->own_synced, 1);
         log_info("catalog: own domain '%s' is current (head %" PRIu64 ", peers' highest %" PRIu64
                  "): publishing enabled", g->domain, own_head, peer_head);
         return;
     }
-    if (now >= g->own_deadline && refused <= own_head) {
+    int claims = refused > own_head;
+    int unproven = claims && g->own_deadline != UINT64_MAX && now >= g->own_deadline + OWN_UNCERT_MS;
+    if (now >= g->own_deadline && (!claims || unproven)) {
         skip_fetched(g, peer_head, own_head);
         atomic_store(&g->own_synced, 1);
-        if (heard)
+        if (unproven) {
+            atomic_fetch_add(&g->own_dismissed, 1);
+            log_warn("catalog: own domain '%s': entries up to seq %" PRIu64 " (this node holds %" PRIu64 ") were refused "
+                     "as uncertified and no certificate of their key came in %d s more, though peers were asked for "
+                     "their federation log: taken as unproven claims, publishing goes on (if they were genuine the "
+                     "log forks: see trib status; trib_catalog_own_claims_dismissed_total counts this)",
+                     g->domain, refused, own_head, OWN_UNCERT_MS / 1000);
+        } else if (unknown && heard)
+            log_warn("catalog: own domain '%s': this node's key replaces an earlier one, and none of the %zu peer "
+                     "answer(s) in %d s knew the domain's log: it starts the log at seq %" PRIu64, g->domain, heard,
+                     OWN_SYNC_MS / 1000, own_head + 1);
+        else if (heard)
             log_warn("catalog: own domain '%s': peers hold it up to seq %" PRIu64 " but this node reached only %"
                      PRIu64 " in %d s; publishing anyway (a fork is likely: see trib status)",
                      g->domain, peer_head, own_head, OWN_SYNC_MS / 1000);
@@ -274,17 +304,21 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
                      own_head);
         return;
     }
-    if (refused > own_head) {
+    if (claims) {
         set_why(g, "own domain: this node holds seq %" PRIu64 ", and its entries up to seq %" PRIu64 " were refused as "
                 "uncertified (no certificate of their key held yet); publishing waits for it, else the log would fork",
                 own_head, refused);
         if (now >= g->own_deadline && !g->own_wait_logged) {
             g->own_wait_logged = 1;
             log_warn("catalog: own domain '%s': entries up to seq %" PRIu64 " (this node holds %" PRIu64 ") were "
-                     "refused as uncertified; publishing waits past %d s until their key's certificate arrives "
-                     "(trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"} counts them)",
-                     g->domain, refused, own_head, OWN_SYNC_MS / 1000);
+                     "refused as uncertified; publishing waits past %d s until their key's certificate arrives, at "
+                     "most %d s more (trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"} counts them)",
+                     g->domain, refused, own_head, OWN_SYNC_MS / 1000, OWN_UNCERT_MS / 1000);
         }
+    } else if (unknown && heard) {
+        set_why(g, "this node's key replaces an earlier one of domain '%s' and no peer that answered knows the "
+                "domain's log yet: it waits up to %d s after the first answer for one that does; retry shortly",
+                g->domain, OWN_SYNC_MS / 1000);
     } else if (heard) {
         set_why(g, "this node is fetching its own domain's newer entries from its peers (it holds seq %" PRIu64
                 ", they hold %" PRIu64 "); retry shortly", own_head, peer_head);
@@ -294,8 +328,11 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
     g->own_next_ask = now + OWN_ASK_MS;
     const Trib__Member *peers[3];
     size_t n = swim_random_alive(g->swim, 3, peers);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         repl_ask(g->repl, peers[i]->addr);
+        if (claims && g->o.fedlog)      /* the certificate of the claims' key, if a peer holds it */
+            fedlog_sync(g->o.fedlog, peers[i]->addr);
+    }
 }
 
 /* Chartered: this node may sign its domain's entries only while its own certificate holds by its

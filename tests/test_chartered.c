@@ -797,52 +797,63 @@ static int own_wait_decided(void *ctx)
     return done;
 }
 
-/* A node restarted with its own domain's log at seq 1 hears that the log goes on (a digest at 3,
- * and seq 2 signed by a key it holds no certificate of: say the domain's key was re-certified and
- * that certificate has not reached this node). Publishing now would put a second entry at seq 2:
- * the not_synced gate must stay shut past its 10 s deadline, saying why. */
-Test(chartered, own_entries_refused_as_uncertified_keep_publishing_shut_past_the_deadline)
+/* Publishes product NAME of payments on n: trib's exit status, its stderr in *eout (free it). */
+static int publish_try(h_node_t *n, const char *name, char **eout)
 {
-    char da[256], db[256], seed[160];
-    identity_t ia, ib, rid, next;
-    cert_t ca, cb, rc;
-    node_dir("a", da, sizeof da, &ia);
-    node_dir("b", db, sizeof db, &ib);
-    fx_identity(&rid);
-    fx_identity(&next);
-    int64_t t = fx_now_ms();
-    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
-    issue(NULL, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
-    issue(NULL, "listening", rid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &rc);
-    h_node_t a, b;
-    start(&a, "payments", da, "a.cert", NULL);
-    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
-    start(&b, "growth", db, "b.cert", seed);
-    members_cond_t mc = {&a, 2};
-    cr_assert(h_wait(all_verified, &mc, 20000), "payments does not see two verified alive members: %s",
-              members_text(&a));
-    char manifest[512];
-    snprintf(manifest, sizeof manifest, "%s/p.yaml", work);
-    const char *yaml = "name: settled\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: Settled\n"
-                       "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
-                       "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
-                       "  - {name: id, logicalType: string, required: true}\n";
+    char manifest[512], yaml[1024];
+    snprintf(manifest, sizeof manifest, "%s/%s.yaml", work, name);
+    snprintf(yaml, sizeof yaml,
+             "name: %s\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: T\n"
+             "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+             "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+             "  - {name: id, logicalType: string, required: true}\n", name);
     cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
-    char *out = NULL, *eout = NULL;
-    int rcode = h_trib(&a, NULL, &out, &eout, "publish", manifest, NULL);
-    cr_assert_eq(rcode, 0, "publish failed: %s %s", out ? out : "", eout ? eout : "");
-    free(out), free(eout);
-    get_cond_t g = {&b, "/v1/products/payments/settled"};
-    cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to growth");
-    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
-    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
-    cr_assert_eq(h_node_restart(&a), 0);   /* holds seq 1 and a stored member: publishing waits */
+    char *out = NULL;
+    *eout = NULL;
+    int rc = h_trib(n, NULL, &out, eout, "publish", manifest, NULL);
+    free(out);
+    return rc;
+}
 
-    rogue_t r;
-    rogue_open(&r, &rid, &rc, a.peer, ia.pk);
+static void publish_ok(h_node_t *n, const char *name)
+{
+    char *eout = NULL;
+    int rc = publish_try(n, name, &eout);
+    cr_assert_eq(rc, 0, "publish of %s failed: %s", name, eout ? eout : "");
+    free(eout);
+}
+
+/* payments (node a, key ia, certificate ca in work/a.cert) publishes 'settled', which replicates to
+ * growth (node b); both stop. */
+static void payments_with_one_entry(h_node_t *a, h_node_t *b, char *da, identity_t *ia, cert_t *ca, identity_t *ib)
+{
+    char db[256], seed[160];
+    cert_t cb;
+    node_dir("a", da, 256, ia);
+    node_dir("b", db, sizeof db, ib);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia->pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", ca);
+    issue(NULL, "growth", ib->pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
+    start(a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia->hex, a->peer);
+    start(b, "growth", db, "b.cert", seed);
+    members_cond_t mc = {a, 2};
+    cr_assert(h_wait(all_verified, &mc, 20000), "payments does not see two verified alive members: %s",
+              members_text(a));
+    publish_ok(a, "settled");
+    get_cond_t g = {b, "/v1/products/payments/settled"};
+    cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to growth");
+    cr_assert_eq(h_node_stop(b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(a, SIGTERM), 0);
+    cert_free(&cb);
+}
+
+/* Sends payments' digest at head to the node at addr from the rogue. */
+static void send_digest_at(rogue_t *r, const char *addr, uint64_t seq)
+{
     Trib__DomainHead head = TRIB__DOMAIN_HEAD__INIT, *heads[] = {&head};
     head.domain = "payments";
-    head.seq = 3;
+    head.seq = seq;
     Trib__CatalogDigest d = TRIB__CATALOG_DIGEST__INIT;
     d.heads = heads;
     d.n_heads = 1;
@@ -850,9 +861,32 @@ Test(chartered, own_entries_refused_as_uncertified_keep_publishing_shut_past_the
     uint8_t *body = malloc(len);
     cr_assert_not_null(body);
     trib__catalog_digest__pack(&d, body);
-    transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CATALOG_DIGEST, body, len);
+    transport_send(r->t, addr, TRIB__MSG_TYPE__MSG_CATALOG_DIGEST, body, len);
     free(body);
-    body = entries_body_at(&next, "payments", 2, &len);
+}
+
+/* A node restarted with its own domain's log at seq 1 hears that the log goes on (a digest at 3,
+ * and seq 2 signed by a key it holds no certificate of: say the domain's key was re-certified and
+ * that certificate has not reached this node). Publishing now would put a second entry at seq 2:
+ * the not_synced gate must stay shut past its 10 s deadline, saying why. */
+Test(chartered, own_entries_refused_as_uncertified_keep_publishing_shut_past_the_deadline)
+{
+    char da[256];
+    identity_t ia, ib, rid, next;
+    cert_t ca, rc;
+    h_node_t a, b;
+    payments_with_one_entry(&a, &b, da, &ia, &ca, &ib);
+    fx_identity(&rid);
+    fx_identity(&next);
+    int64_t t = fx_now_ms();
+    issue(NULL, "listening", rid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &rc);
+    cr_assert_eq(h_node_restart(&a), 0);   /* holds seq 1 and a stored member: publishing waits */
+
+    rogue_t r;
+    rogue_open(&r, &rid, &rc, a.peer, ia.pk);
+    send_digest_at(&r, a.peer, 3);
+    size_t len;
+    uint8_t *body = entries_body_at(&next, "payments", 2, &len);
     transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, len);
     free(body);
     rogue_until(&r, a.url, REFUSED("entry", "uncertified"), 1, "payments' seq 2 signed by a key without a certificate");
@@ -860,20 +894,146 @@ Test(chartered, own_entries_refused_as_uncertified_keep_publishing_shut_past_the
     log_cond_t lc = {&r, a.log};
     cr_assert(h_wait(own_wait_decided, &lc, 30000), "payments neither waited on nor went ahead in 30 s: see %s",
               a.log);
-    yaml = "name: refunds\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: Refunds\n"
-           "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
-           "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
-           "  - {name: id, logicalType: string, required: true}\n";
-    cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
-    rcode = h_trib(&a, NULL, &out, &eout, "publish", manifest, NULL);
+    char *eout = NULL;
+    int rcode = publish_try(&a, "refunds", &eout);
     cr_assert_neq(rcode, 0, "payments published past the deadline although its log goes on beyond its head "
-                  "(a fork): %s", out ? out : "");
+                  "(a fork)");
     cr_assert(eout && strstr(eout, "not_synced") && strstr(eout, "uncertified"),
               "the refusal does not say why: %s", eout ? eout : "");
-    free(out), free(eout);
+    free(eout);
     rogue_close(&r);
     still_serves(&a);
-    cert_free(&ca), cert_free(&cb), cert_free(&rc);
+    cert_free(&ca), cert_free(&rc);
+}
+
+/* The hostile side of the rule above: a certified peer (of another domain) pushes entries of
+ * payments beyond its head, each under a made-up key, and never stops. The gate stays shut only for
+ * the bounded wait (OWN_SYNC_MS + OWN_UNCERT_MS, 10 + 30 s) in which a genuine key's certificate
+ * would have come through the federation log; then publishing goes on, counted in /metrics and
+ * logged once, the refusals counted and logged rate-limited, and reads are served throughout. */
+Test(chartered, a_peer_pushing_uncertified_entries_of_our_domain_keeps_publishing_shut_only_for_a_bounded_time,
+     .timeout = 240)
+{
+    char da[256];
+    identity_t ia, ib, rid;
+    cert_t ca, rc;
+    h_node_t a, b;
+    payments_with_one_entry(&a, &b, da, &ia, &ca, &ib);
+    fx_identity(&rid);
+    int64_t t = fx_now_ms();
+    issue(NULL, "listening", rid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &rc);
+    long restarted = h_now_ms();
+    cr_assert_eq(h_node_restart(&a), 0);
+
+    rogue_t r;
+    rogue_open(&r, &rid, &rc, a.peer, ia.pk);
+    uint64_t seq = 2;
+    int refusals = 0, published = 0;
+    long shut_until = 0, deadline = h_now_ms() + 120000, next_try = h_now_ms() + 2000;
+    while (!published && h_now_ms() < deadline) {
+        identity_t made_up;
+        fx_identity(&made_up);
+        size_t len;
+        uint8_t *body = entries_body_at(&made_up, "payments", seq++, &len);
+        send_digest_at(&r, a.peer, seq);
+        transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, len);
+        free(body);
+        pump_cond_t p = {&r, {a.url, "trib_never_a_series", 1}};
+        h_wait(pump, &p, 300);                      /* sends, answers; 300 ms between pushes */
+        if (h_now_ms() < next_try)
+            continue;
+        next_try = h_now_ms() + 2000;
+        char *eout = NULL;
+        if (publish_try(&a, "refunds", &eout) == 0)
+            published = 1;
+        else {
+            cr_assert(eout && strstr(eout, "not_synced"), "publish refused for another reason: %s", eout ? eout : "");
+            refusals++;
+            shut_until = h_now_ms();
+            get_cond_t g = {&a, "/v1/products/payments/settled"};
+            cr_assert(get_ok(&g), "reads are not served while publishing waits");
+        }
+        free(eout);
+    }
+    cr_assert(published, "payments never published: a peer pushing uncertified entries of its domain keeps it shut "
+              "forever (see %s)", a.log);
+    cr_expect_geq(refusals, 1, "publishing was never shut while the claims were fresh");
+    cr_expect_geq(shut_until - restarted, 30000, "publishing opened at %ld ms, before the bounded wait ran out",
+                  shut_until - restarted);
+    cr_expect_eq(h_metric(a.url, "trib_catalog_own_claims_dismissed_total"), 1);
+    cr_expect_geq(h_metric(a.url, REFUSED("entry", "uncertified")), 10, "the pushed entries are not counted");
+    size_t loglen = 0;
+    char *log = h_read_file(a.log, &loglen);
+    const char *at = log ? strstr(log, "taken as unproven claims") : NULL;
+    cr_expect(at && !strstr(at + 1, "taken as unproven claims"), "the going ahead is not logged exactly once");
+    size_t lines = 0;
+    for (const char *l = log; l && (l = strstr(l, "trust: refused entry (uncertified)")); l++)
+        lines++;
+    cr_expect(lines >= 1 && lines * 5 < (size_t)h_metric(a.url, REFUSED("entry", "uncertified")),
+              "the refusals are not logged rate-limited: %zu lines", lines);
+    free(log);
+    rogue_close(&r);
+    still_serves(&a);
+    cert_free(&ca), cert_free(&rc);
+}
+
+/* A replacement key (certified with --prev-serial, taking over payments after its key was lost) on
+ * a brand-new data dir holds none of the domain's log. Publishing at once would write seq 1 over
+ * the log growth holds: with no peer to ask it stays shut, saying why; with a seed it fetches the
+ * log first, and its first publish is seq 2, which growth accepts (no fork). */
+Test(chartered, a_replacement_key_on_a_new_data_dir_publishes_only_after_fetching_its_domain_log)
+{
+    char da[256], dn[256], seed[160];
+    identity_t ia, ib, in;
+    cert_t ca, cn;
+    h_node_t a, b, n, n2;
+    payments_with_one_entry(&a, &b, da, &ia, &ca, &ib);
+    cr_assert_eq(h_node_restart(&b), 0);
+    node_dir("a2", dn, sizeof dn, &in);
+    int64_t t = fx_now_ms();
+    cr_assert_eq(cert_issue(&ch, "payments", in.pk, t - DAY_MS, t + 90 * DAY_MS, ca.serial, two_roots, 2, &cn, err,
+                            sizeof err), 0, "%s", err);
+    char path[256];
+    snprintf(path, sizeof path, "%s/a2.cert", work);
+    json_t *j = cert_to_json(&cn);
+    cr_assert_eq(trust_file_write(path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+
+    /* no peer to ask: shut, saying why, also past the 10 s an ordinary node waits */
+    start(&n, "payments", dn, "a2.cert", NULL);
+    char *eout = NULL;
+    long until = h_now_ms() + 12000;
+    do {
+        cr_assert_neq(publish_try(&n, "refunds", &eout), 0, "a replacement key published seq 1 with nobody to ask");
+        cr_assert(eout && strstr(eout, "not_synced") && strstr(eout, "replaces"), "the refusal does not say why: %s",
+                  eout ? eout : "");
+        free(eout);
+        metric_cond_t m = {n.url, "trib_catalog_own_synced", 1};
+        cr_assert(!h_wait(metric_reached, &m, 1000), "the replacement key's gate opened with nobody to ask");
+    } while (h_now_ms() < until);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+
+    /* with growth as its seed: it fetches seq 1 first */
+    snprintf(seed, sizeof seed, "%s@%s", ib.hex, b.peer);
+    start(&n2, "payments", dn, "a2.cert", seed);
+    long deadline = h_now_ms() + 40000;
+    int rc;
+    while ((rc = publish_try(&n2, "refunds", &eout)) != 0 && h_now_ms() < deadline) {
+        cr_assert(eout && strstr(eout, "not_synced"), "publish refused for another reason: %s", eout ? eout : "");
+        free(eout);
+        eout = NULL;
+        metric_cond_t m = {n2.url, "trib_catalog_own_synced", 1};
+        h_wait(metric_reached, &m, 1000);
+    }
+    cr_assert_eq(rc, 0, "the replacement key never published: %s (see %s)", eout ? eout : "", n2.log);
+    free(eout);
+    get_cond_t g = {&n2, "/v1/products/payments/settled"};
+    cr_assert(get_ok(&g), "the replacement key published before it held its domain's seq 1");
+    g = (get_cond_t){&b, "/v1/products/payments/refunds"};
+    cr_assert(h_wait(get_ok, &g, 15000), "growth did not accept the replacement key's first entry (a fork at seq 1?): "
+              "see %s and %s", n2.log, b.log);
+    cr_expect_eq(h_metric(b.url, "trib_catalog_forks_total"), 0);
+    cert_free(&ca), cert_free(&cn);
 }
 
 Test(chartered, a_seed_with_the_wrong_node_id_fails_the_handshake_and_is_reported)
