@@ -28,7 +28,7 @@ PROTO_C   := $(BUILD)/proto/tributary.pb-c.c
 PROTO_H   := $(BUILD)/proto/tributary.pb-c.h
 LIB_SRC   := $(wildcard storage/*.c gossip/*.c) $(filter-out node/main.c,$(wildcard node/*.c))
 # The web UI (web/, DESIGN §15), embedded into the binary by web/embed.sh (xxd -i).
-WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
+WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.png))
 WEB_C     := $(BUILD)/web_assets.c
 LIB_OBJ   := $(PROTO_C:%.c=%.o) $(LIB_SRC:%.c=$(BUILD)/%.o) $(WEB_C:%.c=%.o)
 TEST_SRC  := $(wildcard tests/test_*.c)

@@ -995,7 +995,7 @@ static const route_row_t routes[] = {
     {"GET",    "/index.html",         R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
     {"GET",    "/app.js",             R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
     {"GET",    "/app.css",            R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
-    {"GET",    "/favicon.svg",        R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
+    {"GET",    "/favicon.png",        R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

@@ -148,8 +148,8 @@ Test(web, agent_serves_the_ui)
 {
     h_node_t A;
     cr_assert_eq(h_node_start(&A, "payments", NULL), 0, "the agent did not start");
-    const char *paths[] = {"/", "/index.html", "/app.js", "/app.css", "/favicon.svg"};
-    const char *types[] = {"text/html", "text/html", "text/javascript", "text/css", "image/svg+xml"};
+    const char *paths[] = {"/", "/index.html", "/app.js", "/app.css", "/favicon.png"};
+    const char *types[] = {"text/html", "text/html", "text/javascript", "text/css", "image/png"};
     char url[128], v[512], etag[80];
     got_t g;
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {

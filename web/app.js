@@ -161,6 +161,11 @@ function searchHash(params) {
 }
 
 const main = () => document.getElementById('main');
+
+// Runs fn once the frame after this task has been produced (the first results on screen).
+function afterFirstPaint(fn) {
+  requestAnimationFrame(() => setTimeout(fn, 0));
+}
 let current = null; // {view, update?}
 let firstRender = true; // the page's first view (autofocus instead of focus(), see searchView)
 
@@ -243,13 +248,22 @@ function searchView(params, first) {
   // The page's first view enters the page with its first results (one layout and paint instead of
   // one of an empty view and then one more), or after HOLD_MS when they are slow.
   let held = !!first;
-  const show = () => { if (held) { held = false; m.append(...view); } };
+  const show = () => {
+    if (!held) return;
+    held = false;
+    m.append(...view);
+    afterFirstPaint(() => {
+      const a = document.activeElement;
+      if (!a || a === document.body || a === m) input.focus();
+    });
+  };
   if (held) setTimeout(show, HOLD_MS); else m.append(...view);
   let state = new URLSearchParams(params);
   input.value = state.get('q') || '';
-  // On the page's first view the box is focused by autofocus, at the first frame: focus() here
-  // would lay out the still empty page once more before the first results (tens of ms when busy).
-  if (first) input.autofocus = true; else input.focus();
+  // On the page's first view the box is focused right after the first results are painted
+  // (afterFirstPaint): focus() or autofocus before would lay out the page once more on the way to
+  // that first frame. Not when the user has already put the focus somewhere.
+  if (!first) input.focus();
   let timer = null, ctrl = null, gen = 0, firstLoad = !!first;
   const manifests = new Map();
 
@@ -298,6 +312,7 @@ function searchView(params, first) {
       performance.mark('trib:first-results');
       results.firstChild.querySelector('h2').setAttribute('elementtiming', 'trib:first-card');
     }
+
     announce(count, `${body.total} product${body.total === 1 ? '' : 's'}` + (state.get('q') ? ` for “${state.get('q')}”` : ''));
     if (!offset) renderFacets(body.facets || {});
     more.replaceChildren();

@@ -22,7 +22,7 @@ after(async () => {
 // ------------------------------------------------------------------ static files
 
 test('static files: types, ETag and 304, CSP, nosniff, 404 for unknown files', async () => {
-  for (const [p, type] of [['/', 'text/html'], ['/index.html', 'text/html'], ['/app.js', 'text/javascript'], ['/app.css', 'text/css'], ['/favicon.svg', 'image/svg+xml']]) {
+  for (const [p, type] of [['/', 'text/html'], ['/index.html', 'text/html'], ['/app.js', 'text/javascript'], ['/app.css', 'text/css'], ['/favicon.png', 'image/png']]) {
     const r = await fetch(A.url + p);
     assert.equal(r.status, 200, p);
     assert.ok(r.headers.get('content-type').startsWith(type), `${p}: ${r.headers.get('content-type')}`);
