@@ -168,6 +168,7 @@ function afterFirstPaint(fn) {
 }
 let current = null; // {view, update?}
 let firstRender = true; // the page's first view (autofocus instead of focus(), see searchView)
+let views = 0; // counts views made: a held first search view enters the page only while it is current
 
 async function render() {
   const r = parseRoute();
@@ -179,9 +180,11 @@ async function render() {
   }
   if (r.view === 'search') {
     if (current && current.view === 'search') return current.update(r.params);
+    views++;
     current = searchView(r.params, first);
     return;
   }
+  views++;
   current = {view: r.view};
   const m = main();
   m.replaceChildren();
@@ -248,8 +251,9 @@ function searchView(params, first) {
   // The page's first view enters the page with its first results (one layout and paint instead of
   // one of an empty view and then one more), or after HOLD_MS when they are slow.
   let held = !!first;
+  const mine = views;
   const show = () => {
-    if (!held) return;
+    if (!held || mine !== views) return;   // the user went elsewhere before the first results
     held = false;
     m.append(...view);
     afterFirstPaint(() => {

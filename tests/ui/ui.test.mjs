@@ -257,6 +257,23 @@ test('mesh view: three domains, their nodes alive, product counts', async (t) =>
   });
 });
 
+test('leaving the first search view before its results arrive leaves no search box in the next view', async (t) => {
+  await withPage(t, async (page) => {
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await page.route(/\/v1\/products\?limit=25$/, async (route) => { await held; await route.continue(); });
+    await page.goto(A.url + '/#/search');
+    await page.evaluate(() => { location.hash = '#/mesh'; });
+    await page.getByTestId('domain').first().waitFor();
+    // the held view's own timer (HOLD_MS = 400, scheduled before this one) has fired by then
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 401)));
+    release();
+    await page.waitForFunction(() => performance.getEntriesByName('trib:first-results').length > 0);
+    assert.equal(await page.locator('#q').count(), 0, 'the search view was appended into the mesh view');
+    assert.ok(await page.getByTestId('domain').count() >= 1);
+  });
+});
+
 test('readable at 360 px and dark by preference', async (t) => {
   await withPage(t, {viewport: {width: 360, height: 740}, colorScheme: 'dark'}, async (page) => {
     for (const hash of ['#/search?q=settled', '#/p/payments/settled-transactions', '#/p/payments/settled-transactions/schema', '#/mesh']) {
