@@ -152,6 +152,7 @@ void reads_tick(reads_t *r, uint64_t now)
     r->next_tick = now + (r->c.keepalive_ms / 4 ? r->c.keepalive_ms / 4 : 1);
     outq_t q = {0};
     reads__owner_tick(r, now, &q);
+    reads__relay_follow(r, now, &q);
     reads__relay_tick(r, now, &q);
     reads__send_all(r, &q);
 }
@@ -332,6 +333,7 @@ void reads_destroy(reads_t **rp)
         free(c);
     }
     reads__owner_free(r);
+    reads__relay_free(r);
     pthread_mutex_destroy(&r->mu);
     free(r);
     *rp = NULL;
