@@ -342,6 +342,72 @@ static void expect_whole(const char *out, const char *eout, int rc)
     }
 }
 
+#define READS_MAX 400
+
+/* A child running routed one-shot reads through n one after another (READS_MAX at most) until
+ * work/reads.stop exists: read i's output, errors and exit code go to work/rd.i.{out,err,rc}. */
+static pid_t reads_start(h_node_t *n)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid > 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char stop[128];
+    snprintf(stop, sizeof stop, "%s/reads.stop", work);
+    for (int i = 0; i < READS_MAX && access(stop, F_OK) != 0; i++) {
+        char o[128], e[128], r[128];
+        snprintf(o, sizeof o, "%s/rd.%d.out", work, i);
+        snprintf(e, sizeof e, "%s/rd.%d.err", work, i);
+        snprintf(r, sizeof r, "%s/rd.%d.rc", work, i);
+        pid_t p = fork();
+        if (p == 0) {
+            int of = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0600), ef = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            dup2(of, 1);
+            dup2(ef, 2);
+            setenv("TRIB_NODE", n->url, 1);
+            setenv("TRIB_TOKEN", n->token, 1);
+            execl(h_trib_path(), h_trib_path(), "get", "payments/settled", (char *)NULL);
+            _exit(127);
+        }
+        int st = 0;
+        if (p < 0 || waitpid(p, &st, 0) != p)
+            _exit(1);
+        char rc[16];
+        int len = snprintf(rc, sizeof rc, "%d", WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+        int fd = open(r, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || write(fd, rc, (size_t)len) != len)
+            _exit(1);
+        close(fd);
+    }
+    _exit(0);
+}
+
+/* Stops the reads of reads_start and checks each: whole, or failed with a reason. */
+static void reads_check(pid_t pid)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/reads.stop", work);
+    cr_assert_eq(h_write_file(p, "", 0), 0);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the reads' child failed");
+    int n = 0;
+    for (; n < READS_MAX; n++) {
+        snprintf(p, sizeof p, "%s/rd.%d.rc", work, n);
+        char *rc = h_read_file(p, NULL);
+        if (!rc)
+            break;
+        snprintf(p, sizeof p, "%s/rd.%d.out", work, n);
+        char *o = h_read_file(p, NULL);
+        snprintf(p, sizeof p, "%s/rd.%d.err", work, n);
+        char *e = h_read_file(p, NULL);
+        expect_whole(o, e, atoi(rc));
+        free(rc), free(o), free(e);
+    }
+    cr_expect_geq(n, 2, "too few routed reads were made during the rotation to say anything");
+}
+
 /* 1 when record r<from> can be read through reader (a routed read: the owner has it), 0 when it
  * cannot, -1 when the read failed (the owner is restarting: unknown). */
 static int stored(h_node_t *reader, int from)
@@ -586,13 +652,15 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     snprintf(rerr, sizeof rerr, "%s/rotate.err", work);
     const char *rargs[] = {h_trib_path(), "key", "rotate", "--data", da, "--node", a.url, "--cert", certp,
                            "--overlap", "2s", NULL};
+    pid_t readers = reads_start(&c);   /* routed one-shot reads through listening, one after another */
     pid_t rot = spawn(rout, rerr, NULL, rargs);
-    /* the publisher goes on while the node rotates and restarts: each batch is retried until the
-     * node takes it (a batch whose reply was lost is first looked for, so nothing is sent twice) */
+    /* the publisher goes on while the node rotates: each batch is retried until the node takes it
+     * (a batch whose reply was lost is first looked for, so nothing is sent twice) */
     for (int batch = 0; batch < 4; batch++)
         put_retrying(&a, &c, 21 + 5 * batch, 25 + 5 * batch);
     int st = 0;
     cr_assert_eq(waitpid(rot, &st, 0), rot);
+    reads_check(readers);
     out = h_read_file(rout, NULL), eout = h_read_file(rerr, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "key rotate --cert failed: %s (see %s)", eout ? eout : "", a.log);
     cr_expect(out && !strncmp(out, next, 64), "%s", out ? out : "");
