@@ -105,7 +105,7 @@ struct reads {
     reads_audit_end_fn audit_end;
     atomic_uint_fast64_t owner_streams, owner_live, batches_sent, batches_recv, records_sent, records_recv,
         streams_expired, streams_refused, fail_owner_lost, fail_refused, fail_open_timeout, keepalives_sent,
-        credits_sent, overrun;
+        credits_sent, overrun, followed;
 };
 
 #define BUMP(r, field, n) atomic_fetch_add_explicit(&(r)->field, (n), memory_order_relaxed)

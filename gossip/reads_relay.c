@@ -1209,6 +1209,7 @@ static void session_reattach(reads_t *r, session_t *s, const move_t *m, uint64_t
     snprintf(s->owner_desc, sizeof s->owner_desc, "%s", m->desc);
     s->id = r->next_id++;
     s->moving = 0;
+    BUMP(r, followed, 1);
     if (s->opened) {
         if (s->feed) {
             s->resume = 1;
