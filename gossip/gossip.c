@@ -211,6 +211,46 @@ static int reads_send(void *ctx, const char *addr, int type, const uint8_t *body
 
 static void reads_wake(void *ctx) { gossip__wake(ctx); }
 
+/* The alive member of domain whose key old handed the domain over to (chartered: a held hand-over
+ * or a continuing certificate), out of the latest snapshot. 1 found, 0 none (yet). */
+static int successor_of(gossip_t *g, const char *domain, const uint8_t old[32], gossip_member_t *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&g->smu);
+    for (size_t i = 0; i < g->nsnap && !found; i++) {
+        const gossip_member_t *m = &g->snap[i];
+        if (m->self || m->state != TRIB__MEMBER_STATE__ALIVE || strcmp(m->domain, domain) != 0 ||
+            !memcmp(m->id, old, 32) || trust_handover(g->trust, domain, old, m->id) != 1)
+            continue;
+        *out = *m;
+        found = 1;
+    }
+    pthread_mutex_unlock(&g->smu);
+    return found;
+}
+
+/* reads_io_t.successor: routed reads follow an owner's live key rotation (gossip/reads.h). */
+static int reads_successor(void *ctx, const char *domain, const uint8_t old[32], uint8_t next[32], char *addr,
+                           size_t addrlen, char *desc, size_t desclen)
+{
+    gossip_t *g = ctx;
+    gossip_member_t m;
+    const Trib__Member *back = swim_find(g->swim, old);   /* the loop's own view, not the snapshot */
+    if (back && back->state == TRIB__MEMBER_STATE__ALIVE && back->addr) {   /* it left and came back */
+        memcpy(m.id, old, 32);
+        snprintf(m.domain, sizeof m.domain, "%s", domain);
+        snprintf(m.addr, sizeof m.addr, "%s", back->addr);
+    } else if (!successor_of(g, domain, old, &m)) {
+        return 0;
+    }
+    char hex[ID_HEX_LEN];
+    identity_hex(m.id, hex);
+    memcpy(next, m.id, 32);
+    snprintf(addr, addrlen, "%s", m.addr);
+    snprintf(desc, desclen, "owner node %.12s (domain %s) at %s", hex, m.domain, m.addr);
+    return 1;
+}
+
 /* Up to gossip_nodes random alive peers: the fan-out of pushes and of forwarding. */
 static size_t fanout_peers(void *ctx, const char **addrs, size_t max)
 {
@@ -767,7 +807,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     reads_config_t rcfg;
     reads_config_default(&rcfg);
     rcfg.max_msg = o->max_msg;
-    reads_io_t reio = {.ctx = g, .send = reads_send, .wake = reads_wake};
+    reads_io_t reio = {.ctx = g, .send = reads_send, .wake = reads_wake, .successor = g->trust ? reads_successor : NULL};
     g->reads = reads_new(st, g->domain, &rcfg, &reio);
     if (!g->reads) {
         snprintf(err, errlen, "out of memory");
@@ -945,6 +985,12 @@ static int find_owner(gossip_t *g, const char *domain, gossip_member_t *out)
             break;
     }
     pthread_mutex_unlock(&g->smu);
+    /* the bound key left, having handed the domain over (a live key rotation, before the new key
+     * signs an entry): the member that continues it owns the domain now */
+    gossip_member_t next;
+    if (found == 2 && g->trust && (out->state == TRIB__MEMBER_STATE__LEFT || out->state == TRIB__MEMBER_STATE__DEAD) &&
+        successor_of(g, domain, out->id, &next))
+        *out = next;
     return found ? 0 : -1;
 }
 

@@ -152,6 +152,7 @@ void reads_tick(reads_t *r, uint64_t now)
     r->next_tick = now + (r->c.keepalive_ms / 4 ? r->c.keepalive_ms / 4 : 1);
     outq_t q = {0};
     reads__owner_tick(r, now, &q);
+    reads__relay_follow(r, now, &q);
     reads__relay_tick(r, now, &q);
     reads__send_all(r, &q);
 }
@@ -226,11 +227,13 @@ void reads_metrics_render(reads_t *r, FILE *f)
             "trib_read_events_total{event=\"open_timeout\"} %" PRIu64 "\n"
             "trib_read_events_total{event=\"keepalive_sent\"} %" PRIu64 "\n"
             "trib_read_events_total{event=\"credit_sent\"} %" PRIu64 "\n"
-            "trib_read_events_total{event=\"credit_overrun\"} %" PRIu64 "\n",
+            "trib_read_events_total{event=\"credit_overrun\"} %" PRIu64 "\n"
+            "trib_read_events_total{event=\"owner_key_followed\"} %" PRIu64 "\n",
             (uint64_t)atomic_load(&r->streams_expired), (uint64_t)atomic_load(&r->streams_refused),
             (uint64_t)atomic_load(&r->fail_owner_lost), (uint64_t)atomic_load(&r->fail_refused),
             (uint64_t)atomic_load(&r->fail_open_timeout), (uint64_t)atomic_load(&r->keepalives_sent),
-            (uint64_t)atomic_load(&r->credits_sent), (uint64_t)atomic_load(&r->overrun));
+            (uint64_t)atomic_load(&r->credits_sent), (uint64_t)atomic_load(&r->overrun),
+            (uint64_t)atomic_load(&r->followed));
 }
 
 /* ================================================================== lifecycle */
@@ -332,6 +335,7 @@ void reads_destroy(reads_t **rp)
         free(c);
     }
     reads__owner_free(r);
+    reads__relay_free(r);
     pthread_mutex_destroy(&r->mu);
     free(r);
     *rp = NULL;

@@ -19,7 +19,11 @@
  * records of one schema version, the one its answer names, and ends where the next would be of
  * another (READS_SCHEMA), the shared feed going on for the others.
  * Sessions fail with "owner_lost" when the owner is declared dead/left (reads_peer_lost), when
- * nothing arrives from it within stall_ms, or when a batch is missing.
+ * nothing arrives from it within stall_ms, or when a batch is missing. An owner that left because
+ * it handed its domain over to a new key (a live key rotation: io.successor finds the new key
+ * within stall_ms) is followed instead: its sessions re-attach to the new key, each a new stream
+ * from the next seq it had not received (a feed resumes at its ring's end), and readers see
+ * nothing of it but a pause: no record lost or repeated, no stream ended.
  *
  * Must not: block the loop (sends go through io.send, which never blocks), hold a lock across a
  * send or a store call made for a remote reader, or parse records (they are opaque bytes). */
@@ -40,6 +44,12 @@ typedef struct {
     int (*send)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
     /* Makes the loop call reads_drain soon. Any thread. */
     void (*wake)(void *ctx);
+    /* The member that continues owner `old` of domain after a key hand-over (its new key, alive,
+     * that old handed the domain over to; or old itself, alive again): its id, address and a
+     * description for messages. 1 found, 0 not (yet). NULL: never (open mode). Loop thread,
+     * reads.mu not held. */
+    int (*successor)(void *ctx, const char *domain, const uint8_t old[32], uint8_t next[32], char *addr,
+                     size_t addrlen, char *desc, size_t desclen);
 } reads_io_t;
 
 typedef struct {

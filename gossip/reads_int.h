@@ -60,6 +60,8 @@ void reads__send_all(reads_t *r, outq_t *q);
 typedef struct session session_t;
 typedef struct feed feed_t;
 
+typedef struct move move_t;         /* an owner's key hand-over the relay follows (reads_relay.c) */
+
 typedef struct cancel {
     struct cancel *next;
     char addr[ADDR_MAX];
@@ -82,6 +84,8 @@ struct reads {
     feed_t *feeds;
     size_t nfeeds, nsubs;
     cancel_t *cancels;
+    move_t *moves;                  /* owners that left: being followed to their new key, or followed */
+    size_t nmoves;
     uint64_t next_id;
     int dirty;                      /* a session wants an open or credit sent */
     int shutting_down;
@@ -101,7 +105,7 @@ struct reads {
     reads_audit_end_fn audit_end;
     atomic_uint_fast64_t owner_streams, owner_live, batches_sent, batches_recv, records_sent, records_recv,
         streams_expired, streams_refused, fail_owner_lost, fail_refused, fail_open_timeout, keepalives_sent,
-        credits_sent, overrun;
+        credits_sent, overrun, followed;
 };
 
 #define BUMP(r, field, n) atomic_fetch_add_explicit(&(r)->field, (n), memory_order_relaxed)
@@ -127,8 +131,15 @@ void reads__relay_batch(reads_t *r, uint64_t now, const uint8_t sender[32], cons
 void reads__relay_drain(reads_t *r, uint64_t now, outq_t *q);
 /* Stall detection and credit keepalives into q. */
 void reads__relay_tick(reads_t *r, uint64_t now, outq_t *q);
-/* Sessions to owner id fail: it was declared dead or left (state). */
+/* Sessions to owner id fail: it was declared dead or left (state). One that left may have handed
+ * its domain over to a new key: with io.successor, its sessions wait (stall_ms at most) for
+ * reads__relay_follow to find that key, and re-attach to it. */
 void reads__relay_peer_lost(reads_t *r, const uint8_t id[32], const char *state);
+/* Asks io.successor about owners that left, re-attaches their sessions or fails them once
+ * stall_ms is over (loop thread, mu not held; messages into q). */
+void reads__relay_follow(reads_t *r, uint64_t now, outq_t *q);
+/* Frees the moves (reads_destroy). */
+void reads__relay_free(reads_t *r);
 /* Every session fails with "shutting_down" and no new one opens. */
 void reads__relay_shutdown(reads_t *r);
 /* Session stream_id could not be opened: it fails with "owner_unreachable". */

@@ -394,7 +394,7 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     snprintf(s->peer_addr, sizeof s->peer_addr, "%s", addr);
     s->id = q->stream_id;
     snprintf(s->product, sizeof s->product, "%s", pid);
-    s->next_seq = q->live && q->from_tail ? last + 1 : from;
+    s->next_seq = q->live && q->from_tail && !q->resume ? last + 1 : from;   /* resume: a re-attached feed */
     s->remaining = q->limit ? q->limit : UINT64_MAX;
     s->live = q->live;
     s->feed = q->live && q->from_tail;

@@ -98,8 +98,25 @@ struct session {
     size_t token_len;
     uint8_t fkey[16];               /* hash of the owner's ReadBatch.fields_key (from batch 1) */
     schema_t sc;                    /* batch 1's schema: of record `from`, or the product's now */
+    int moving;                     /* its owner left: waiting for its successor (nothing sent meanwhile) */
+    int resume;                     /* a feed's upstream re-attached: the open resumes at from */
+    int fresh;                      /* re-attached: the next batch is the new stream's first */
+    uint64_t open_by;               /* ms: a reader waiting for the first reply waits until then */
     pthread_cond_t cv;
 };
+
+/* An owner that left, followed to the key it handed its domain over to (found), or waited for
+ * (stall_ms at most). Found moves are kept (MOVES_MAX, oldest dropped): a reader's later
+ * sessions name the old key. */
+struct move {
+    struct move *next;
+    uint8_t old[32], to[32];
+    char domain[64], addr[ADDR_MAX], desc[DESC_MAX];
+    int found;
+    uint64_t since;                 /* ms: when the old key left */
+};
+
+#define MOVES_MAX 16
 
 /* One shared live upstream per product on this relay, with a ring of recent records. */
 struct feed {
@@ -116,6 +133,51 @@ struct feed {
 };
 
 /* ================================================================== relay sessions (mu held) */
+
+static move_t *move_find(reads_t *r, const uint8_t old[32])
+{
+    for (move_t *m = r->moves; m; m = m->next)
+        if (!memcmp(m->old, old, 32))
+            return m;
+    return NULL;
+}
+
+static void move_remove(reads_t *r, move_t *m)
+{
+    for (move_t **p = &r->moves; *p; p = &(*p)->next)
+        if (*p == m) {
+            *p = m->next;
+            r->nmoves--;
+            free(m);
+            return;
+        }
+}
+
+/* Starts waiting for the successor of owner old (of product's domain); NULL when no room. */
+static move_t *move_add(reads_t *r, const uint8_t old[32], const char *product, uint64_t now)
+{
+    move_t *m = move_find(r, old);
+    if (m)
+        return m->found ? NULL : m;   /* a key that moved once does not move again: fail */
+    if (r->nmoves >= MOVES_MAX) {     /* drop the oldest move already followed */
+        move_t *drop = NULL;
+        for (move_t *x = r->moves; x; x = x->next)
+            if (x->found)
+                drop = x;
+        if (!drop)
+            return NULL;
+        move_remove(r, drop);
+    }
+    if (!(m = calloc(1, sizeof *m)))
+        return NULL;
+    memcpy(m->old, old, 32);
+    snprintf(m->domain, sizeof m->domain, "%.*s", (int)strcspn(product, "/"), product);
+    m->since = now;
+    m->next = r->moves;
+    r->moves = m;
+    r->nmoves++;
+    return m;
+}
 
 static session_t *session_find(reads_t *r, uint64_t id)
 {
@@ -197,6 +259,21 @@ static session_t *session_new(reads_t *r, const reads_open_t *o, uint64_t from, 
     s->need_open = 1;
     s->expect_batch = 1;
     s->last_heard = s->last_sent = clock_ms();
+    s->open_by = s->last_heard + r->c.open_timeout_ms;
+    /* an owner key that moved (a reader opened with it before): its successor, or wait for it */
+    for (int i = 0; i < MOVES_MAX && !s->moving; i++) {
+        const move_t *m = move_find(r, s->owner);
+        if (!m)
+            break;
+        if (!m->found) {
+            s->moving = 1;
+            s->open_by += r->c.stall_ms;
+            break;
+        }
+        memcpy(s->owner, m->to, 32);
+        snprintf(s->owner_addr, sizeof s->owner_addr, "%s", m->addr);
+        snprintf(s->owner_desc, sizeof s->owner_desc, "%s", m->desc);
+    }
     cond_init_mono(&s->cv);
     s->next = r->sessions;
     r->sessions = s;
@@ -234,11 +311,16 @@ static void session_release(reads_t *r, session_t *s, int *wake)
  * or timed out (then s is failed with the reason). */
 static int session_wait_open(reads_t *r, session_t *s, int timeout_ms)
 {
-    struct timespec ts;
-    deadline_ts(&ts, timeout_ms);
-    while (!s->opened && !s->failed)
-        if (pthread_cond_timedwait(&s->cv, &r->mu, &ts) == ETIMEDOUT)
+    uint64_t until = clock_ms() + (uint64_t)timeout_ms;
+    while (!s->opened && !s->failed) {
+        /* a session whose owner is handing over to a new key (or was) is given the time to */
+        uint64_t now = clock_ms(), end = until > s->open_by ? until : s->open_by;
+        if (now >= end)
             break;
+        struct timespec ts;
+        deadline_ts(&ts, (int)(end - now));
+        pthread_cond_timedwait(&s->cv, &r->mu, &ts);
+    }
     if (s->opened && !s->failed)
         return 0;
     if (!s->failed) {
@@ -462,6 +544,10 @@ static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
             uint64_t quarter = s->window / 4 ? s->window / 4 : 1;
             if (!s->done && s->consumed - s->acked_sent >= quarter) {
                 s->credit_due = 1;
+                r->dirty = 1;
+                wake = 1;
+            }
+            if (!s->qhead && s->need_open && s->opened) { /* re-attached: its open waited for this */
                 r->dirty = 1;
                 wake = 1;
             }
@@ -954,6 +1040,18 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
         reads__outq_cancel(q, s->owner_addr, s->id);
         return 0;
     }
+    if (s->fresh) { /* re-attached: the new key's stream must project as the old one did */
+        s->fresh = 0;
+        uint8_t k[16];
+        const char *fk = b->fields_key ? b->fields_key : "";
+        crypto_generichash(k, sizeof k, (const uint8_t *)fk, strlen(fk), NULL, 0);
+        if (memcmp(k, s->fkey, sizeof k) != 0) {
+            session_fail(r, s, 0, "grant_changed", "the fields %s lets this token read changed: open the stream again",
+                         s->owner_desc);
+            reads__outq_cancel(q, s->owner_addr, s->id);
+            return 0;
+        }
+    }
     if (!s->opened) {
         s->opened = 1;
         s->last_seq = b->last_seq;
@@ -1034,9 +1132,16 @@ void reads__relay_drain(reads_t *r, uint64_t now, outq_t *q)
         return;
     r->dirty = 0;
     for (session_t *s = r->sessions; s; s = s->next) {
-        if (s->failed || s->done)
+        if (s->failed || s->done || s->moving)
             continue;
+        if (s->need_open && s->qhead)
+            continue;   /* re-attached: opens once its reader took what the old stream sent */
         if (s->need_open) {
+            /* a new stream (or the new key's, re-attached): batches and credit count from 0 */
+            s->expect_batch = 1;
+            s->consumed = s->acked_sent = 0;
+            s->credit_due = 0;
+            s->open_by = now + r->c.open_timeout_ms;
             Trib__ReadRequest m = TRIB__READ_REQUEST__INIT;
             m.stream_id = s->id;
             m.product_id = s->product;
@@ -1044,6 +1149,7 @@ void reads__relay_drain(reads_t *r, uint64_t now, outq_t *q)
             m.limit = s->limit;
             m.live = s->live;
             m.from_tail = s->from_tail;
+            m.resume = s->resume;
             m.credit = s->window;
             m.token = (ProtobufCBinaryData){s->token_len, (uint8_t *)s->token};
             s->need_open = 0;
@@ -1059,7 +1165,7 @@ void reads__relay_tick(reads_t *r, uint64_t now, outq_t *q)
 {
     pthread_mutex_lock(&r->mu);
     for (session_t *s = r->sessions; s; s = s->next) {
-        if (s->failed || s->done || s->need_open)
+        if (s->failed || s->done || s->need_open || s->moving)
             continue;
         if (now - s->last_heard >= r->c.stall_ms) {
             session_fail(r, s, 503, "owner_lost", "no word from %s for %" PRIu64 " ms", s->owner_desc,
@@ -1074,11 +1180,117 @@ void reads__relay_tick(reads_t *r, uint64_t now, outq_t *q)
 
 void reads__relay_peer_lost(reads_t *r, const uint8_t id[32], const char *state)
 {
+    uint64_t now = clock_ms();
+    int follow = r->io.successor && !strcmp(state, "left");   /* a crash (dead) hands nothing over */
     pthread_mutex_lock(&r->mu);
-    for (session_t *s = r->sessions; s; s = s->next)
-        if (!memcmp(s->owner, id, 32))
+    for (session_t *s = r->sessions; s; s = s->next) {
+        if (memcmp(s->owner, id, 32) || s->failed || s->done)
+            continue;
+        if (follow && move_add(r, id, s->product, now)) {
+            s->moving = 1;
+            if (s->open_by < now + r->c.stall_ms + r->c.open_timeout_ms)
+                s->open_by = now + r->c.stall_ms + r->c.open_timeout_ms;
+        } else {
             session_fail(r, s, 503, "owner_lost", "%s is unreachable: its member state is %s", s->owner_desc, state);
+        }
+    }
     pthread_mutex_unlock(&r->mu);
+}
+
+/* s's owner handed its domain over to m->to (mu held): s goes on as a new stream to that key, from
+ * the first record it has not received (a feed from its ring's end), under a new stream id: the
+ * old one (the same process, at the same address) is told to stop. */
+static void session_reattach(reads_t *r, session_t *s, const move_t *m, uint64_t now, outq_t *q)
+{
+    if (!s->need_open)
+        reads__outq_cancel(q, s->owner_addr, s->id);
+    memcpy(s->owner, m->to, 32);
+    snprintf(s->owner_addr, sizeof s->owner_addr, "%s", m->addr);
+    snprintf(s->owner_desc, sizeof s->owner_desc, "%s", m->desc);
+    s->id = r->next_id++;
+    s->moving = 0;
+    BUMP(r, followed, 1);
+    if (s->opened) {
+        if (s->feed) {
+            s->resume = 1;
+        } else if (s->limit) {
+            uint64_t got = s->next_seq - s->from;
+            if (got >= s->limit) { /* all received: only the last batch's "done" was lost */
+                s->done = 1;
+                pthread_cond_broadcast(&s->cv);
+                return;
+            }
+            s->limit -= got;
+        }
+        s->from = s->next_seq;
+        s->fresh = 1;
+    }
+    s->need_open = 1;
+    s->last_heard = s->last_sent = now;
+    s->open_by = now + r->c.open_timeout_ms;
+    r->dirty = 1;
+    pthread_cond_broadcast(&s->cv);
+}
+
+void reads__relay_follow(reads_t *r, uint64_t now, outq_t *q)
+{
+    if (!r->io.successor)
+        return;
+    struct {
+        uint8_t old[32];
+        char domain[64];
+    } ask[MOVES_MAX];
+    int n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (const move_t *m = r->moves; m && n < MOVES_MAX; m = m->next)
+        if (!m->found) {
+            memcpy(ask[n].old, m->old, 32);
+            snprintf(ask[n].domain, sizeof ask[n].domain, "%s", m->domain);
+            n++;
+        }
+    pthread_mutex_unlock(&r->mu);
+    int wake = 0;
+    for (int i = 0; i < n; i++) {
+        uint8_t to[32];
+        char addr[ADDR_MAX], desc[DESC_MAX];
+        int found = r->io.successor(r->io.ctx, ask[i].domain, ask[i].old, to, addr, sizeof addr, desc, sizeof desc) == 1;
+        pthread_mutex_lock(&r->mu);
+        move_t *m = move_find(r, ask[i].old);
+        if (m && !m->found && found) {
+            m->found = 1;
+            memcpy(m->to, to, 32);
+            snprintf(m->addr, sizeof m->addr, "%s", addr);
+            snprintf(m->desc, sizeof m->desc, "%s", desc);
+            for (session_t *s = r->sessions; s; s = s->next)
+                if (s->moving && !memcmp(s->owner, m->old, 32))
+                    session_reattach(r, s, m, now, q);
+            if (!memcmp(to, m->old, 32))   /* the same key, back (a quick restart): nothing moved */
+                move_remove(r, m);
+            wake = 1;
+        } else if (m && !m->found && now - m->since >= r->c.stall_ms) {
+            for (session_t *s = r->sessions; s; s = s->next)
+                if (s->moving && !memcmp(s->owner, m->old, 32)) {
+                    s->moving = 0;
+                    s->need_open = 0;
+                    session_fail(r, s, 503, "owner_lost", "%s is unreachable: its member state is left",
+                                 s->owner_desc);
+                }
+            move_remove(r, m);
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+    if (wake)
+        r->io.wake(r->io.ctx);
+}
+
+void reads__relay_free(reads_t *r)
+{
+    for (move_t *m = r->moves, *n; m; m = n) {
+        n = m->next;
+        free(m);
+    }
+    r->moves = NULL;
+    r->nmoves = 0;
 }
 
 void reads__relay_shutdown(reads_t *r)

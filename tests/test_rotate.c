@@ -318,6 +318,97 @@ typedef struct {
     char last[600];
 } put_cond_t;
 
+static int routed_reads, routed_failed;   /* one-shot routed reads made while putting, and those that failed */
+
+/* A routed one-shot read's output holds r001..rN, each once and in order, and nothing else: a
+ * read issued during the owner's key switch succeeds whole or fails (exit != 0) saying why, its
+ * output whole records still. */
+static void expect_whole(const char *out, const char *eout, int rc)
+{
+    routed_reads++;
+    if (rc != 0) {
+        routed_failed++;
+        cr_expect(eout && !strncmp(eout, "trib: ", 6) && strlen(eout) > 16, "a failed routed read says nothing: %s",
+                  eout ? eout : "");
+    }
+    int n = 0;
+    for (const char *p = out ? out : ""; *p; n++) {
+        char want[32];
+        int len = snprintf(want, sizeof want, "{\"id\":\"r%03d\"}\n", n + 1);
+        if (strncmp(p, want, (size_t)len) != 0) {
+            cr_expect_fail("a routed read (exit %d) is not r001..r%03d whole (at record %d): %s", rc, n, n + 1, out);
+            return;
+        }
+        p += len;
+    }
+}
+
+#define READS_MAX 400
+
+/* A child running routed one-shot reads through n one after another (READS_MAX at most) until
+ * work/reads.stop exists: read i's output, errors and exit code go to work/rd.i.{out,err,rc}. */
+static pid_t reads_start(h_node_t *n)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid > 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char stop[128];
+    snprintf(stop, sizeof stop, "%s/reads.stop", work);
+    for (int i = 0; i < READS_MAX && access(stop, F_OK) != 0; i++) {
+        char o[128], e[128], r[128];
+        snprintf(o, sizeof o, "%s/rd.%d.out", work, i);
+        snprintf(e, sizeof e, "%s/rd.%d.err", work, i);
+        snprintf(r, sizeof r, "%s/rd.%d.rc", work, i);
+        pid_t p = fork();
+        if (p == 0) {
+            int of = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0600), ef = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            dup2(of, 1);
+            dup2(ef, 2);
+            setenv("TRIB_NODE", n->url, 1);
+            setenv("TRIB_TOKEN", n->token, 1);
+            execl(h_trib_path(), h_trib_path(), "get", "payments/settled", (char *)NULL);
+            _exit(127);
+        }
+        int st = 0;
+        if (p < 0 || waitpid(p, &st, 0) != p)
+            _exit(1);
+        char rc[16];
+        int len = snprintf(rc, sizeof rc, "%d", WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+        int fd = open(r, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || write(fd, rc, (size_t)len) != len)
+            _exit(1);
+        close(fd);
+    }
+    _exit(0);
+}
+
+/* Stops the reads of reads_start and checks each: whole, or failed with a reason. */
+static void reads_check(pid_t pid)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/reads.stop", work);
+    cr_assert_eq(h_write_file(p, "", 0), 0);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the reads' child failed");
+    int n = 0;
+    for (; n < READS_MAX; n++) {
+        snprintf(p, sizeof p, "%s/rd.%d.rc", work, n);
+        char *rc = h_read_file(p, NULL);
+        if (!rc)
+            break;
+        snprintf(p, sizeof p, "%s/rd.%d.out", work, n);
+        char *o = h_read_file(p, NULL);
+        snprintf(p, sizeof p, "%s/rd.%d.err", work, n);
+        char *e = h_read_file(p, NULL);
+        expect_whole(o, e, atoi(rc));
+        free(rc), free(o), free(e);
+    }
+    cr_expect_geq(n, 2, "too few routed reads were made during the rotation to say anything");
+}
+
 /* 1 when record r<from> can be read through reader (a routed read: the owner has it), 0 when it
  * cannot, -1 when the read failed (the owner is restarting: unknown). */
 static int stored(h_node_t *reader, int from)
@@ -325,6 +416,7 @@ static int stored(h_node_t *reader, int from)
     char *out = NULL, *eout = NULL, want[32];
     snprintf(want, sizeof want, "\"r%03d\"", from);
     int rc = h_trib(reader, NULL, &out, &eout, "get", "payments/settled", NULL);
+    expect_whole(out, eout, rc);
     int has = rc != 0 ? -1 : out && strstr(out, want) ? 1 : 0;
     free(out), free(eout);
     return has;
@@ -561,19 +653,28 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     snprintf(rerr, sizeof rerr, "%s/rotate.err", work);
     const char *rargs[] = {h_trib_path(), "key", "rotate", "--data", da, "--node", a.url, "--cert", certp,
                            "--overlap", "2s", NULL};
+    pid_t readers = reads_start(&c);   /* routed one-shot reads through listening, one after another */
     pid_t rot = spawn(rout, rerr, NULL, rargs);
-    /* the publisher goes on while the node rotates and restarts: each batch is retried until the
-     * node takes it (a batch whose reply was lost is first looked for, so nothing is sent twice) */
+    /* the publisher goes on while the node rotates: each batch is retried until the node takes it
+     * (a batch whose reply was lost is first looked for, so nothing is sent twice) */
     for (int batch = 0; batch < 4; batch++)
         put_retrying(&a, &c, 21 + 5 * batch, 25 + 5 * batch);
     int st = 0;
     cr_assert_eq(waitpid(rot, &st, 0), rot);
+    reads_check(readers);
     out = h_read_file(rout, NULL), eout = h_read_file(rerr, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "key rotate --cert failed: %s (see %s)", eout ? eout : "", a.log);
     cr_expect(out && !strncmp(out, next, 64), "%s", out ? out : "");
     free(out), free(eout);
     sub.last = 40;
     sub_expect_once(&sub, "across the rotation");
+    /* routed: the relay's live stream follows the owner's hand-over to its new key, and the
+     * subscriber's stream never ends (issue 10 item 4: no resume with --from needed) */
+    cr_expect_eq(sub.runs, 1, "the routed subscription ended during the rotation (it ran %d times): %s", sub.runs,
+                 sub.err);
+    cr_log_info("routed one-shot reads during the rotation: %d, failed cleanly: %d", routed_reads, routed_failed);
+    cr_expect_geq(h_metric(c.url, "trib_read_events_total{event=\"owner_key_followed\"}"), 1,
+                  "listening's relay did not follow the owner's new key");
     json_t *j = h_get_json(a.url, "/v1/status", NULL);
     cr_expect_str_eq(json_string_value(json_object_get(j, "node_id")) ?: "", next);
     json_decref(j);
