@@ -183,7 +183,7 @@ int rotate_recover(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-void rotate_offer_pending(fedlog_t *f, const char *dir)
+void rotate_offer_pending(fedlog_t *f, const char *dir, const uint8_t key[ID_PK_LEN])
 {
     char path[540], e[600];
     snprintf(path, sizeof path, "%s/" ROTATE_HANDOVER_FILE, dir);
@@ -192,6 +192,10 @@ void rotate_offer_pending(fedlog_t *f, const char *dir)
         return;
     if (rotation_load(path, &rot, e, sizeof e) != 0) {
         log_warn("rotate: %s: %s", path, e);
+        return;
+    }
+    if (memcmp(rot.new_key, key, ID_PK_LEN) != 0) {   /* written before a switch that never committed */
+        rotation_free(&rot);
         return;
     }
     snprintf(path, sizeof path, "%s/" ROTATE_PREV_CERT_FILE, dir);
