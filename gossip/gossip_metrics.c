@@ -58,7 +58,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"catalog_backlog", catalog_dropped},     {"catalog_over_frame_cap", rs.entries_over_cap},
                  {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out},
                  {"uncertified", ts.dropped_uncertified}, {"send_no_key", ts.send_no_key},
-                 {"hello_refused", ts.hellos_refused},    {"malformed_rider", riders_malformed}};
+                 {"hello_refused", ts.hellos_refused},    {"malformed_rider", riders_malformed},
+                 {"claimed_address", ts.dropped_claimed_addr}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
     prom_counter(f, "trib_peer_key_refused_total",

@@ -1311,7 +1311,17 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
             return 2;
         }
     }
-    if (t->o.per_node_keys) transport_set_peer(t, f.addr, f.pk, TRANSPORT_PEER_CLAIM);
+    if (t->o.per_node_keys && transport_set_peer(t, f.addr, f.pk, TRANSPORT_PEER_CLAIM) == 1) {
+        /* refused: the address is another node's, and nothing may reply to it or act on it. Signed
+         * federation objects verify themselves (a rotated peer's hand-over comes this way): they go
+         * on without the address; the rest is dropped. */
+        if (env->type != TRIB__MSG_TYPE__MSG_FED_PUSH) {
+            bump(&t->st.dropped_claimed_addr, 1);
+            trib__envelope__free_unpacked(env, NULL);
+            return 2;
+        }
+        f.addr = "";
+    }
 
     m->type = (int)env->type;
     memcpy(m->sender, f.pk, 32);

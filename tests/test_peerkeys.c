@@ -225,6 +225,72 @@ Test(peerkeys, the_key_table_forgets_the_least_recently_used_unproven_binding_at
     tr_close(&b);
 }
 
+typedef struct {
+    tr_t *x;
+    const uint8_t *from;
+    int ping, push;
+    char push_addr[TRANSPORT_ADDR_MAX];
+    uint64_t dropped;
+} claim_rx_t;
+
+/* Reads x until from's ping and push were accounted for (delivered, or dropped and counted). */
+static int claims_settled(void *ctx)
+{
+    claim_rx_t *c = ctx;
+    transport_msg_t m;
+    while (transport_recv(c->x->t, &m) == 1) {
+        if (!memcmp(m.sender, c->from, 32) && m.type == TRIB__MSG_TYPE__MSG_PING)
+            c->ping++;
+        if (!memcmp(m.sender, c->from, 32) && m.type == TRIB__MSG_TYPE__MSG_FED_PUSH) {
+            c->push++;
+            snprintf(c->push_addr, sizeof c->push_addr, "%s", m.sender_addr);
+        }
+        transport_msg_free(&m);
+    }
+    c->dropped = transport_stats(c->x->t)->dropped_claimed_addr;
+    return c->push + c->ping + (int)c->dropped >= 2;
+}
+
+/* A message whose sender address is refused (another node's) is not delivered under that address:
+ * nothing replies to the victim or acts on its address. A federation push (signed objects) goes
+ * on with no address. */
+Test(peerkeys, a_message_claiming_another_node_s_address_is_not_delivered_under_it)
+{
+    tr_t a, b;
+    identity_t mallory;
+    tr_open(&a, 0);
+    tr_open(&b, 0);
+    peer_identity(&mallory);
+    char baddr[TRANSPORT_ADDR_MAX];
+    snprintf(baddr, sizeof baddr, "%s", transport_addr(b.t));
+    cr_assert_eq(transport_set_peer(a.t, baddr, b.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    peer_client_t *pc = peer_client_new(a.zctx, transport_addr(a.t), &mallory, a.id.curve_pk);
+    cr_assert_not_null(pc);
+    peer_envelope_t e;
+    peer_envelope_init(&e, &mallory, baddr, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1);
+    cr_assert_eq(peer_client_send_envelope(pc, &e), 0);
+    peer_envelope_init(&e, &mallory, baddr, TRIB__MSG_TYPE__MSG_FED_PUSH, NULL, 0);
+    cr_assert_eq(peer_client_send_envelope(pc, &e), 0);
+    claim_rx_t c = {&a, mallory.pk, 0, 0, "", 0};
+    int64_t end = peer_now_ms() + 15000;
+    while (!claims_settled(&c) && peer_now_ms() < end) {
+        zmq_pollitem_t items[8];
+        zmq_poll(items, transport_pollitems(a.t, items, 8), 20);
+    }
+    cr_assert(claims_settled(&c), "the two messages were neither delivered nor dropped");
+    cr_expect_eq(transport_stats(a.t)->peer_key_refused, 2);
+    cr_expect_eq(c.ping, 0, "the ping claiming b's address was delivered");
+    cr_expect_eq(c.dropped, 1);
+    cr_expect_eq(c.push, 1, "the federation push was dropped");
+    cr_expect_str_eq(c.push_addr, "", "the push was delivered under b's address");
+    uint8_t held[32];
+    cr_expect_geq(transport_peer_key(a.t, baddr, held), 0);
+    cr_expect(!memcmp(held, b.id.pk, 32), "b's address changed key");
+    peer_client_destroy(&pc);
+    tr_close(&a);
+    tr_close(&b);
+}
+
 static int provisional_all(void *ctx, const uint8_t curve_pk[32], int connect)
 {
     (void)ctx, (void)curve_pk, (void)connect;
