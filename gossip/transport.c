@@ -48,8 +48,9 @@ typedef struct {
 
 /* Chartered mode: the node key an address is dialled with. A binding is PK_NEW until a dial
  * settles it: PK_PROVEN once a CURVE handshake with that server key at that address succeeded
- * (only the key's holder can complete it), PK_FAILED once one failed for another reason than the
- * peer's admission check. A claim (a message's sender address, a member entry) binds an address
+ * (only the key's holder can complete it), PK_FAILED once one failed with a cryptographic error,
+ * or PK_FAIL_MAX in a row failed for another reason than the peer's admission check (a reset or a
+ * timeout alone does not show the key wrong: anyone on the path can cause one). A claim (a message's sender address, a member entry) binds an address
  * with no key, or replaces a failed one; a key already there, new or proven, is replaced only by
  * an operator's seed or by what the owner's rebind callback accepts (a signed hand-over from the
  * held key, or a held key no longer admitted). So a certified peer that claims another node's
@@ -60,10 +61,12 @@ typedef struct peerkey {
     char addr[TRANSPORT_ADDR_MAX];
     uint8_t node_pk[32], curve_pk[32];
     int state;
+    int fails;                              /* handshakes failed in a row, without detail */
     struct peerkey *next;                   /* hash chain */
     struct peerkey *lprev, *lnext;          /* LRU list, most recent first */
 } peerkey_t;
 
+#define PK_FAIL_MAX  3                  /* handshakes failed in a row (no detail) that show a key wrong */
 #define EVICT_SCAN   32                 /* from the LRU tail: an unproven binding is evicted first */
 #define ASK_MS       1000               /* an unadmitted sender is asked for its certificate at most this often */
 #define ASK_SLOTS    256                /* ... per sender key (a direct-mapped table of the last asks) */
@@ -319,11 +322,19 @@ static void describe_failure(const transport_t *t, const char *addr, uint16_t ev
                  "different --federation-secret, or not a Tributary peer?)", zmq_strerror((int)val));
 }
 
-/* A dial's outcome settles the binding it was made with (still the address's binding). */
-static void peerkey_settle(transport_t *t, const dealer_t *d, int state)
+/* A dial's outcome (a ZMQ_EVENT_HANDSHAKE_* event) settles the binding it was made with (still
+ * the address's binding). Refused by the peer's admission check: it holds the key (it read our
+ * initiate), nothing changes. */
+static void peerkey_settle(transport_t *t, const dealer_t *d, uint16_t ev, uint32_t val)
 {
     peerkey_t *p = (peerkey_t *)peerkey_find(t, d->addr);
-    if (p != NULL && memcmp(p->curve_pk, d->server_pk, 32) == 0) p->state = state;
+    if (p == NULL || memcmp(p->curve_pk, d->server_pk, 32) != 0 || ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return;
+    if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        p->state = PK_PROVEN;
+        p->fails = 0;
+    } else if ((ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC) ||
+               ++p->fails >= PK_FAIL_MAX)
+        p->state = PK_FAILED;
 }
 
 /* Reads what the monitor pair of d (NULL: the ROUTER's) has. Returns 1 when a handshake
@@ -349,10 +360,9 @@ static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
             memcpy(&val, b + 2, 4);
             if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 ok = 1;
-                if (d != NULL) peerkey_settle(t, d, PK_PROVEN);
+                if (d != NULL) peerkey_settle(t, d, id, val);
             } else {
-                /* refused by its admission check: it holds the key (it read our initiate) */
-                if (d != NULL && id != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) peerkey_settle(t, d, PK_FAILED);
+                if (d != NULL) peerkey_settle(t, d, id, val);
                 bump(out ? &t->st.handshake_failed_out : &t->st.handshake_failed_in, 1);
                 describe_failure(t, addr, id, val, t->st.last_handshake_error,
                                  sizeof t->st.last_handshake_error);
@@ -844,6 +854,7 @@ int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[3
         memcpy(p->node_pk, node_pk, 32);
         memcpy(p->curve_pk, curve, 32);
         p->state = PK_NEW;
+        p->fails = 0;
         peerkey_touch(t, p);
         bump(&t->st.peer_keys_replaced, 1);
         transport_forget(t, addr);         /* its DEALERs spoke to the old key */

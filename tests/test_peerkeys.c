@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -152,8 +155,8 @@ Test(peerkeys, a_claim_replaces_only_a_key_that_failed_and_never_one_the_address
     cr_expect_eq(transport_stats(a.t)->peer_key_refused, 1);
     cr_expect(strstr(transport_stats(a.t)->last_key_claim, addr), "%s", transport_stats(a.t)->last_key_claim);
     cr_assert_eq(ping(&a, addr), 0);
-    stat_cond_t failed = {a.t, offsetof(transport_stats_t, handshake_failed_out), 1};
-    cr_assert(pump(both, 2, stat_reached, &failed, 15000), "the dial with the wrong key did not fail");
+    stat_cond_t failed = {a.t, offsetof(transport_stats_t, handshake_failed_out), 3};
+    cr_assert(pump(both, 2, stat_reached, &failed, 15000), "the dial with the wrong key did not fail (3 times)");
 
     /* failed: the claim of the key that is there now replaces it, and the next dial proves it */
     cr_assert_eq(transport_set_peer(a.t, addr, b.id.pk, TRANSPORT_PEER_CLAIM), 0);
@@ -223,6 +226,64 @@ Test(peerkeys, the_key_table_forgets_the_least_recently_used_unproven_binding_at
     cr_expect_eq(transport_peer_key(a.t, fake[3], held), 0);
     tr_close(&a);
     tr_close(&b);
+}
+
+/* A listener that takes every connection and closes it at once: each dial to it fails its
+ * handshake with no detail, as a reset or a timeout on the path would. */
+static int closer_open(char *addr, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    snprintf(addr, cap, "127.0.0.1:%d", ntohs(sa.sin_port));
+    return fd;
+}
+
+typedef struct {
+    tr_t *x;
+    int fd;
+    uint64_t want;
+} closer_cond_t;
+
+/* Closes what fd accepted; holds once x counted want failed handshakes out. */
+static int closer_failed(void *ctx)
+{
+    closer_cond_t *c = ctx;
+    for (int s; (s = accept(c->fd, NULL, NULL)) >= 0;)
+        close(s);
+    return transport_stats(c->x->t)->handshake_failed_out >= c->want;
+}
+
+/* A dial that fails without detail (a reset, a timeout: anyone on the path can cause one) does
+ * not show the key wrong: a claim of another key is still refused. Only several in a row do. */
+Test(peerkeys, a_handshake_reset_does_not_open_an_address_to_any_claim)
+{
+    tr_t a;
+    identity_t right, mallory;
+    tr_open(&a, 0);
+    fx_identity(&right), fx_identity(&mallory);
+    char addr[TRANSPORT_ADDR_MAX];
+    int fd = closer_open(addr, sizeof addr);
+    cr_assert_eq(transport_set_peer(a.t, addr, right.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_assert_eq(ping(&a, addr), 0);
+    closer_cond_t c = {&a, fd, 1};
+    tr_t *one[] = {&a};
+    cr_assert(pump(one, 1, closer_failed, &c, 15000), "the dial to the closing listener did not fail");
+    cr_expect_eq(transport_set_peer(a.t, addr, mallory.pk, TRANSPORT_PEER_CLAIM), 1,
+                 "one reset opened the address to another key's claim");
+    uint8_t held[32];
+    cr_expect_eq(transport_peer_key(a.t, addr, held), 0);
+    cr_expect(!memcmp(held, right.pk, 32), "the address changed key");
+    /* several in a row: the key is taken for wrong (a node restarted with a new key) */
+    c.want = 3;
+    cr_assert(pump(one, 1, closer_failed, &c, 15000), "the dials to the closing listener did not fail again");
+    cr_expect_eq(transport_set_peer(a.t, addr, mallory.pk, TRANSPORT_PEER_CLAIM), 0);
+    close(fd);
+    tr_close(&a);
 }
 
 typedef struct {
