@@ -67,9 +67,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  "to that address keep the key they had.", ts.peer_key_refused);
     prom_family(f, "trib_peer_keys_total", "counter",
                 "Node keys of peer addresses replaced (a seed, a hand-over, a failed or unadmitted key) or "
-                "forgotten at the table's cap.");
+                "forgotten at the table's cap, or claims not held (the table full of proven keys).");
     prom_sample(f, "trib_peer_keys_total", "event=\"replaced\"", ts.peer_keys_replaced);
     prom_sample(f, "trib_peer_keys_total", "event=\"evicted\"", ts.peer_keys_evicted);
+    prom_sample(f, "trib_peer_keys_total", "event=\"refused_table_full\"", ts.peer_key_table_full);
     prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");
     for (int r = 0; r < CAT_RESULT_COUNT; r++)
         fprintf(f, "trib_catalog_entries_total{result=\"%s\"} %" PRIu64 "\n", cat_result_name((cat_result_t)r),

@@ -352,6 +352,47 @@ Test(peerkeys, a_message_claiming_another_node_s_address_is_not_delivered_under_
     tr_close(&b);
 }
 
+/* A flood of claims must not push out the keys the node's dials proved: with the table full of
+ * proven bindings, a claim of a new address is not held (counted); an operator's seed still is. */
+Test(peerkeys, a_claim_never_evicts_a_proven_binding)
+{
+    tr_t a, b, c;
+    tr_open(&a, 2);
+    tr_open(&b, 0);
+    tr_open(&c, 0);
+    tr_t *all[] = {&a, &b, &c};
+    char baddr[TRANSPORT_ADDR_MAX], caddr[TRANSPORT_ADDR_MAX];
+    snprintf(baddr, sizeof baddr, "%s", transport_addr(b.t));
+    snprintf(caddr, sizeof caddr, "%s", transport_addr(c.t));
+    cr_assert_eq(transport_set_peer(a.t, baddr, b.id.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_assert_eq(transport_set_peer(a.t, caddr, c.id.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_assert_eq(ping(&a, baddr), 0);
+    cr_assert_eq(ping(&a, caddr), 0);
+    proven_cond_t pb = {a.t, baddr}, pc = {a.t, caddr};
+    cr_assert(pump(all, 3, key_proven, &pb, 15000), "the dial to b did not prove its key");
+    cr_assert(pump(all, 3, key_proven, &pc, 15000), "the dial to c did not prove its key");
+
+    identity_t k;
+    fx_identity(&k);
+    uint8_t held[32];
+    cr_expect_eq(transport_set_peer(a.t, "127.0.0.1:1001", k.pk, TRANSPORT_PEER_CLAIM), -1,
+                 "a claim was held in a table full of proven keys");
+    cr_expect_eq(transport_stats(a.t)->peer_key_table_full, 1);
+    cr_expect_eq(transport_stats(a.t)->peer_keys_evicted, 0, "a proven key was forgotten for a claim");
+    cr_expect_eq(transport_peer_key(a.t, baddr, held), 1);
+    cr_expect_eq(transport_peer_key(a.t, caddr, held), 1);
+    cr_expect_eq(transport_peer_key(a.t, "127.0.0.1:1001", held), -1);
+    /* an operator's seed makes room: the least recently used proven key (b: c is used now) goes */
+    cr_assert_eq(transport_set_peer(a.t, caddr, c.id.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_expect_eq(transport_set_peer(a.t, "127.0.0.1:1002", k.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_expect_eq(transport_stats(a.t)->peer_keys_evicted, 1);
+    cr_expect_eq(transport_peer_key(a.t, baddr, held), -1);
+    cr_expect_eq(transport_peer_key(a.t, caddr, held), 1);
+    tr_close(&a);
+    tr_close(&b);
+    tr_close(&c);
+}
+
 static int provisional_all(void *ctx, const uint8_t curve_pk[32], int connect)
 {
     (void)ctx, (void)curve_pk, (void)connect;
