@@ -219,11 +219,10 @@ static int switch_live(node_t *n, const identity_t *next, const cert_t *cert, ch
     if (!n->gossip || gossip_rekey(n->gossip, next, cert->bytes, cert->len, err, errlen) != 0)
         return -1;
     catalog_set_identity(n->cat, next);
-    /* HTTP threads read n->id without a lock: a reader at this instant may see the old key or the
-     * new one, both certified during the overlap (tokens, the status page) */
-    identity_t old = n->id;
-    n->id = *next;
-    identity_wipe(&old);
+    /* HTTP threads sign with a copy taken under the same lock (node_identity): old or new key
+     * whole, both certified during the overlap. What only shows n->id (status pages) may read
+     * it unlocked for an instant. */
+    node_set_identity(n, next);
     n->cert_not_after_ms = cert->not_after_ms;
     if (auth_open(n, err, errlen) != 0)     /* admin.token, removed by switch_keys, issued again */
         log_warn("rotate: %s (the old key's admin token verifies until the overlap ends)", err);
