@@ -50,8 +50,9 @@ typedef struct {
  * settles it: PK_PROVEN once a CURVE handshake with that server key at that address succeeded
  * (only the key's holder can complete it), PK_FAILED once one failed with a cryptographic error,
  * or PK_FAIL_MAX in a row failed for another reason than the peer's admission check (a reset or a
- * timeout alone does not show the key wrong: anyone on the path can cause one). A claim (a message's sender address, a member entry) binds an address
- * with no key, or replaces a failed one; a key already there, new or proven, is replaced only by
+ * timeout alone does not show the key wrong: anyone on the path can cause one). A claim (a
+ * message's sender address, a member entry) binds an address with no key, or replaces a failed
+ * one; a key already there, new or proven, is replaced only by
  * an operator's seed or by what the owner's rebind callback accepts (a signed hand-over from the
  * held key, or a held key no longer admitted). So a certified peer that claims another node's
  * address is refused and counted, and the dials to that address keep the right key. */
