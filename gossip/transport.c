@@ -48,9 +48,11 @@ typedef struct {
 
 /* Chartered mode: the node key an address is dialled with. A binding is PK_NEW until a dial
  * settles it: PK_PROVEN once a CURVE handshake with that server key at that address succeeded
- * (only the key's holder can complete it), PK_FAILED once one failed for another reason than the
- * peer's admission check. A claim (a message's sender address, a member entry) binds an address
- * with no key, or replaces a failed one; a key already there, new or proven, is replaced only by
+ * (only the key's holder can complete it), PK_FAILED once one failed with a cryptographic error,
+ * or PK_FAIL_MAX in a row failed for another reason than the peer's admission check (a reset or a
+ * timeout alone does not show the key wrong: anyone on the path can cause one). A claim (a
+ * message's sender address, a member entry) binds an address with no key, or replaces a failed
+ * one; a key already there, new or proven, is replaced only by
  * an operator's seed or by what the owner's rebind callback accepts (a signed hand-over from the
  * held key, or a held key no longer admitted). So a certified peer that claims another node's
  * address is refused and counted, and the dials to that address keep the right key. */
@@ -60,11 +62,13 @@ typedef struct peerkey {
     char addr[TRANSPORT_ADDR_MAX];
     uint8_t node_pk[32], curve_pk[32];
     int state;
+    int fails;                              /* handshakes failed in a row, without detail */
     struct peerkey *next;                   /* hash chain */
+    int list;                               /* which LRU list: 1 the proven ones, 0 the others */
     struct peerkey *lprev, *lnext;          /* LRU list, most recent first */
 } peerkey_t;
 
-#define EVICT_SCAN   32                 /* from the LRU tail: an unproven binding is evicted first */
+#define PK_FAIL_MAX  3                  /* handshakes failed in a row (no detail) that show a key wrong */
 #define ASK_MS       1000               /* an unadmitted sender is asked for its certificate at most this often */
 #define ASK_SLOTS    256                /* ... per sender key (a direct-mapped table of the last asks) */
 #define ASK_BURST    64                 /* and all of them together at most this many per second */
@@ -120,7 +124,7 @@ struct transport {
     transport_stats_t st;                   /* written and read on the owner thread */
     peerkey_t **pk_buckets;                 /* chartered: node key per address (nbuckets) */
     size_t npk;
-    peerkey_t *pk_head, *pk_tail;           /* their LRU list */
+    peerkey_t *pk_head[2], *pk_tail[2];     /* their LRU lists: [1] proven, [0] the others */
     transport_rebind_fn rebind;
     void *rebind_ctx;
     uint8_t *hello;                         /* our certificate (TrustSigned bytes), or NULL */
@@ -292,6 +296,7 @@ static void *monitor_open(transport_t *t, void *sock)
 
 static const peerkey_t *peerkey_find(const transport_t *t, const char *addr);
 static void peerkey_touch(transport_t *t, peerkey_t *p);
+static void peerkey_state(transport_t *t, peerkey_t *p, int state);
 
 /* Words for a handshake failure event: what the peer would have to fix. */
 static void describe_failure(const transport_t *t, const char *addr, uint16_t ev, uint32_t val,
@@ -319,11 +324,19 @@ static void describe_failure(const transport_t *t, const char *addr, uint16_t ev
                  "different --federation-secret, or not a Tributary peer?)", zmq_strerror((int)val));
 }
 
-/* A dial's outcome settles the binding it was made with (still the address's binding). */
-static void peerkey_settle(transport_t *t, const dealer_t *d, int state)
+/* A dial's outcome (a ZMQ_EVENT_HANDSHAKE_* event) settles the binding it was made with (still
+ * the address's binding). Refused by the peer's admission check: it holds the key (it read our
+ * initiate), nothing changes. */
+static void peerkey_settle(transport_t *t, const dealer_t *d, uint16_t ev, uint32_t val)
 {
     peerkey_t *p = (peerkey_t *)peerkey_find(t, d->addr);
-    if (p != NULL && memcmp(p->curve_pk, d->server_pk, 32) == 0) p->state = state;
+    if (p == NULL || memcmp(p->curve_pk, d->server_pk, 32) != 0 || ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return;
+    if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        peerkey_state(t, p, PK_PROVEN);
+        p->fails = 0;
+    } else if ((ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC) ||
+               ++p->fails >= PK_FAIL_MAX)
+        peerkey_state(t, p, PK_FAILED);
 }
 
 /* Reads what the monitor pair of d (NULL: the ROUTER's) has. Returns 1 when a handshake
@@ -349,10 +362,9 @@ static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
             memcpy(&val, b + 2, 4);
             if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 ok = 1;
-                if (d != NULL) peerkey_settle(t, d, PK_PROVEN);
+                if (d != NULL) peerkey_settle(t, d, id, val);
             } else {
-                /* refused by its admission check: it holds the key (it read our initiate) */
-                if (d != NULL && id != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) peerkey_settle(t, d, PK_FAILED);
+                if (d != NULL) peerkey_settle(t, d, id, val);
                 bump(out ? &t->st.handshake_failed_out : &t->st.handshake_failed_in, 1);
                 describe_failure(t, addr, id, val, t->st.last_handshake_error,
                                  sizeof t->st.last_handshake_error);
@@ -697,10 +709,11 @@ void transport_destroy(transport_t **tp)
     if (t->router) zmq_close(t->router);
     if (t->zap) zmq_close(t->zap);
     free(t->buckets);
-    for (peerkey_t *p = t->pk_head, *next; p != NULL; p = next) {
-        next = p->lnext;
-        free(p);
-    }
+    for (int l = 0; l < 2; l++)
+        for (peerkey_t *p = t->pk_head[l], *next; p != NULL; p = next) {
+            next = p->lnext;
+            free(p);
+        }
     free(t->pk_buckets);
     free(t->hello);
     sodium_memzero(t->curve_sk, sizeof t->curve_sk);
@@ -767,23 +780,32 @@ static const peerkey_t *peerkey_find(const transport_t *t, const char *addr)
 
 static void pk_unlink(transport_t *t, peerkey_t *p)
 {
-    if (p->lprev) p->lprev->lnext = p->lnext; else t->pk_head = p->lnext;
-    if (p->lnext) p->lnext->lprev = p->lprev; else t->pk_tail = p->lprev;
+    if (p->lprev) p->lprev->lnext = p->lnext; else t->pk_head[p->list] = p->lnext;
+    if (p->lnext) p->lnext->lprev = p->lprev; else t->pk_tail[p->list] = p->lprev;
     p->lprev = p->lnext = NULL;
 }
 
 static void pk_push_front(transport_t *t, peerkey_t *p)
 {
+    p->list = p->state == PK_PROVEN;
     p->lprev = NULL;
-    p->lnext = t->pk_head;
-    if (t->pk_head) t->pk_head->lprev = p; else t->pk_tail = p;
-    t->pk_head = p;
+    p->lnext = t->pk_head[p->list];
+    if (t->pk_head[p->list]) t->pk_head[p->list]->lprev = p; else t->pk_tail[p->list] = p;
+    t->pk_head[p->list] = p;
 }
 
 static void peerkey_touch(transport_t *t, peerkey_t *p)
 {
-    if (t->pk_head == p) return;
+    if (t->pk_head[p->list] == p) return;
     pk_unlink(t, p);
+    pk_push_front(t, p);
+}
+
+/* A binding changes state: into the LRU list of its new state, as its most recent. */
+static void peerkey_state(transport_t *t, peerkey_t *p, int state)
+{
+    pk_unlink(t, p);
+    p->state = state;
     pk_push_front(t, p);
 }
 
@@ -797,20 +819,17 @@ static void peerkey_free(transport_t *t, peerkey_t *p)
     t->npk--;
 }
 
-/* Makes room for one binding: the least recently used unproven one among the EVICT_SCAN oldest,
- * else the oldest. Its address is learnt again from the next claim or member entry. */
-static void peerkey_evict(transport_t *t)
+/* Makes room for one binding: the least recently used unproven one; a proven one only for an
+ * operator's seed (how), never for a claim (a flood of claims must not push out the keys the
+ * node's dials proved). Its address is learnt again from the next claim or member entry. 0, or -1
+ * when none may go. */
+static int peerkey_evict(transport_t *t, int how)
 {
-    peerkey_t *victim = t->pk_tail;
-    int i = 0;
-    for (peerkey_t *p = t->pk_tail; p != NULL && i < EVICT_SCAN; p = p->lprev, i++)
-        if (p->state != PK_PROVEN) {
-            victim = p;
-            break;
-        }
-    if (victim == NULL) return;
+    peerkey_t *victim = t->pk_tail[0] != NULL ? t->pk_tail[0] : how == TRANSPORT_PEER_PROVEN ? t->pk_tail[1] : NULL;
+    if (victim == NULL) return -1;
     peerkey_free(t, victim);
     bump(&t->st.peer_keys_evicted, 1);
+    return 0;
 }
 
 /* Records a refused claim for the owner's log line (transport_stats_t.last_key_claim). */
@@ -843,13 +862,17 @@ int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[3
     if (p != NULL) {
         memcpy(p->node_pk, node_pk, 32);
         memcpy(p->curve_pk, curve, 32);
-        p->state = PK_NEW;
-        peerkey_touch(t, p);
+        peerkey_state(t, p, PK_NEW);
+        p->fails = 0;
         bump(&t->st.peer_keys_replaced, 1);
         transport_forget(t, addr);         /* its DEALERs spoke to the old key */
         return 0;
     }
-    while (t->npk >= t->o.max_peer_keys && t->pk_tail != NULL) peerkey_evict(t);
+    while (t->npk >= t->o.max_peer_keys)
+        if (peerkey_evict(t, how) != 0) {        /* full of proven keys: the claim is not held */
+            bump(&t->st.peer_key_table_full, 1);
+            return -1;
+        }
     if ((p = calloc(1, sizeof *p)) == NULL) return -1;
     snprintf(p->addr, sizeof p->addr, "%s", addr);
     memcpy(p->node_pk, node_pk, 32);
@@ -1311,7 +1334,17 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
             return 2;
         }
     }
-    if (t->o.per_node_keys) transport_set_peer(t, f.addr, f.pk, TRANSPORT_PEER_CLAIM);
+    if (t->o.per_node_keys && transport_set_peer(t, f.addr, f.pk, TRANSPORT_PEER_CLAIM) == 1) {
+        /* refused: the address is another node's, and nothing may reply to it or act on it. Signed
+         * federation objects verify themselves (a rotated peer's hand-over comes this way): they go
+         * on without the address; the rest is dropped. */
+        if (env->type != TRIB__MSG_TYPE__MSG_FED_PUSH) {
+            bump(&t->st.dropped_claimed_addr, 1);
+            trib__envelope__free_unpacked(env, NULL);
+            return 2;
+        }
+        f.addr = "";
+    }
 
     m->type = (int)env->type;
     memcpy(m->sender, f.pk, 32);

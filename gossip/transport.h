@@ -63,7 +63,8 @@ typedef struct {
      * send_no_key). No key shared by the federation exists. */
     int per_node_keys;
     size_t max_peer_keys;           /* node keys held per address; the least recently used unproven
-                                       one (else the oldest) is forgotten beyond this (65536) */
+                                       one is forgotten beyond this (65536); a proven one only for
+                                       an operator's seed, else the claim is refused */
 } transport_opts_t;
 
 void transport_opts_default(transport_opts_t *o);
@@ -151,9 +152,12 @@ void transport_set_allow(transport_t *t, transport_allow_fn allow, void *ctx);
  * how TRANSPORT_PEER_CLAIM (what a message or member entry says): binds an address with no key
  * or a failed one; another key held there is replaced only when the rebind callback accepts the
  * new one, else the claim is refused (counted in peer_key_refused, described in last_key_claim).
- * Every admitted message claims its sender's address this way. TRANSPORT_PEER_PROVEN (an
+ * Every admitted message claims its sender's address this way; one whose claim is refused is
+ * dropped (dropped_claimed_addr), but for a federation push, delivered with an empty
+ * sender_addr (its objects verify themselves). TRANSPORT_PEER_PROVEN (an
  * operator's seed NODE_ID@HOST:PORT): replaces any key. A replaced key closes the DEALERs to
- * addr. 0 bound (or already), 1 refused, -1 bad address or key. */
+ * addr. 0 bound (or already), 1 refused, -1 bad address or key, or a claim with no room (every
+ * binding held is proven: peer_key_table_full). */
 enum { TRANSPORT_PEER_CLAIM = 0, TRANSPORT_PEER_PROVEN = 1 };
 int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int how);
 /* The node key held for addr into node_pk: 1 proven, 0 not (yet), -1 none held. */
@@ -206,6 +210,10 @@ typedef struct {
     uint64_t peer_keys_evicted;              /* bindings forgotten at max_peer_keys */
     char last_key_claim[200];                /* the last refused claim, in words */
     uint64_t cert_asks;                      /* unadmitted senders asked for their certificate */
+    uint64_t dropped_claimed_addr;           /* messages whose sender address claim was refused (a
+                                                federation push goes on with no address) */
+    uint64_t peer_key_table_full;            /* claims of a new address refused: every binding held
+                                                was proven (those are not forgotten for a claim) */
 } transport_stats_t;
 
 /* The live counters. Owner's thread only: to show them elsewhere (metrics), copy the struct on

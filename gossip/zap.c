@@ -199,19 +199,18 @@ int gossip__hello(void *ctx, transport_hello_t *h)
 }
 
 /* May claimed become addr's key in place of held (transport_rebind_fn)? Yes when held no longer
- * holds (revoked, expired, rotated past its overlap, or its member is dead or gone), or when the
- * held key handed the claimed key's domain over to it (a signed hand-over, or a certificate
- * continuing held's serial: trust_handover). Else no: another certified node may not take the
- * address over. */
+ * holds (revoked, expired, rotated past its overlap), or when the held key handed the claimed
+ * key's domain over to it (a signed hand-over, or a certificate continuing held's serial:
+ * trust_handover). Else no: another certified node may not take the address over. Not because
+ * held's member is dead or gone: member updates are not signed, so any admitted peer could say
+ * so. A node restarted with a new key is bound again once our dial with the old key fails, or
+ * by an operator's seed (transport_set_peer). */
 int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const uint8_t claimed[32])
 {
     gossip_t *g = ctx;
     (void)addr;
     uint8_t curve[32];
     if (edcurve_pk(curve, held) != 0 || trust_admit_curve(g->trust, curve, clock_wall_ms(), NULL, NULL, 0) != TRUST_OK)
-        return 1;
-    const Trib__Member *m = swim_find(g->swim, held);
-    if (m && (m->state == TRIB__MEMBER_STATE__DEAD || m->state == TRIB__MEMBER_STATE__LEFT))
         return 1;
     trust_info_t info;
     if (edcurve_pk(curve, claimed) != 0 || trust_admit_info(g->trust, curve, clock_wall_ms(), &info, NULL, 0) != TRUST_OK)

@@ -211,7 +211,7 @@ int agent_main(int argc, char **argv)
     if (open_fedlog(a, err, sizeof err) < 0)
         goto fail;
     if (trust)
-        rotate_offer_pending(fedlog, a->cfg.data);   /* the last hand-over, in case it was not gossiped */
+        rotate_offer_pending(fedlog, a->cfg.data, a->id.pk);   /* the last hand-over, in case it was not gossiped */
     /* chartered: policy sets are verified against the charter's governance keys */
     if (policy_node_start(a, a->cfg.charter[0] ? &charter : NULL, a->cfg.policy, err, sizeof err) < 0)
         goto fail;

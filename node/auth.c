@@ -113,7 +113,11 @@ int auth_open(node_t *n, char *err, size_t errlen)
     token_spec_t spec = {.subject = sub, .kind = TOKEN_KIND_ADMIN, .product = NULL, .issued_ms = now,
                          .expires_ms = now + AUTH_ADMIN_TTL_MS};
     char *t = NULL;
-    if (token_issue(&n->id, n->cfg.domain, &spec, &t, e2, sizeof e2) < 0) {
+    identity_t me;
+    node_identity(n, &me);
+    int ok = token_issue(&me, n->cfg.domain, &spec, &t, e2, sizeof e2) == 0;
+    identity_wipe(&me);
+    if (!ok) {
         snprintf(err, errlen, "issuing the admin token: %s", e2);
         return -1;
     }

@@ -782,7 +782,11 @@ static enum MHD_Result h_tokens(call_t *k)
     token_spec_t spec = {.subject = sub, .kind = tk, .product = json_string_value(prod), .issued_ms = now,
                          .expires_ms = now + json_integer_value(ttl) * 1000};
     char *t = NULL;
-    if (token_issue(&k->n->id, k->n->cfg.domain, &spec, &t, err, sizeof err) < 0) {
+    identity_t me;
+    node_identity(k->n, &me);
+    int issued = token_issue(&me, k->n->cfg.domain, &spec, &t, err, sizeof err);
+    identity_wipe(&me);
+    if (issued < 0) {
         json_decref(j);
         return send_error(k->c, R_TOKENS, 400, "bad_request", "%s", err);
     }

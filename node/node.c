@@ -1,5 +1,6 @@
 /* node/node.c - the running node: opening its data dir, and its write operations (node.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -165,6 +166,24 @@ int node_open(node_t *n, char *err, size_t errlen)
     log_info("%s identity %s for domain '%s' in %s", created ? "created" : "loaded", n->id.hex, n->cfg.domain,
              n->cfg.data);
     return 0;
+}
+
+static pthread_mutex_t id_mu = PTHREAD_MUTEX_INITIALIZER;   /* n->id while a rotation replaces it */
+
+void node_identity(const node_t *n, identity_t *out)
+{
+    pthread_mutex_lock(&id_mu);
+    *out = n->id;
+    pthread_mutex_unlock(&id_mu);
+}
+
+void node_set_identity(node_t *n, const identity_t *id)
+{
+    pthread_mutex_lock(&id_mu);
+    identity_t old = n->id;
+    n->id = *id;
+    pthread_mutex_unlock(&id_mu);
+    identity_wipe(&old);
 }
 
 void node_close(node_t *n)

@@ -57,6 +57,11 @@ typedef struct node {
  * node_close undoes a partial open too. */
 int node_open(node_t *n, char *err, size_t errlen);
 void node_close(node_t *n);
+/* n->id copied whole (wipe the copy after use): a live key rotation replaces n->id while HTTP
+ * threads run, so what signs (tokens) takes this copy, never n->id's seed and key read apart. */
+void node_identity(const node_t *n, identity_t *out);
+/* Replaces n->id under the lock node_identity takes (the rotation's switch). */
+void node_set_identity(node_t *n, const identity_t *id);
 
 /* Outcome of an operation; node/http.c maps each to a status. */
 typedef enum {

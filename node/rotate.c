@@ -183,7 +183,7 @@ int rotate_recover(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-void rotate_offer_pending(fedlog_t *f, const char *dir)
+void rotate_offer_pending(fedlog_t *f, const char *dir, const uint8_t key[ID_PK_LEN])
 {
     char path[540], e[600];
     snprintf(path, sizeof path, "%s/" ROTATE_HANDOVER_FILE, dir);
@@ -192,6 +192,10 @@ void rotate_offer_pending(fedlog_t *f, const char *dir)
         return;
     if (rotation_load(path, &rot, e, sizeof e) != 0) {
         log_warn("rotate: %s: %s", path, e);
+        return;
+    }
+    if (memcmp(rot.new_key, key, ID_PK_LEN) != 0) {   /* written before a switch that never committed */
+        rotation_free(&rot);
         return;
     }
     snprintf(path, sizeof path, "%s/" ROTATE_PREV_CERT_FILE, dir);
@@ -215,11 +219,10 @@ static int switch_live(node_t *n, const identity_t *next, const cert_t *cert, ch
     if (!n->gossip || gossip_rekey(n->gossip, next, cert->bytes, cert->len, err, errlen) != 0)
         return -1;
     catalog_set_identity(n->cat, next);
-    /* HTTP threads read n->id without a lock: a reader at this instant may see the old key or the
-     * new one, both certified during the overlap (tokens, the status page) */
-    identity_t old = n->id;
-    n->id = *next;
-    identity_wipe(&old);
+    /* HTTP threads sign with a copy taken under the same lock (node_identity): old or new key
+     * whole, both certified during the overlap. What only shows n->id (status pages) may read
+     * it unlocked for an instant. */
+    node_set_identity(n, next);
     n->cert_not_after_ms = cert->not_after_ms;
     if (auth_open(n, err, errlen) != 0)     /* admin.token, removed by switch_keys, issued again */
         log_warn("rotate: %s (the old key's admin token verifies until the overlap ends)", err);

@@ -37,9 +37,10 @@ unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, s
  * when there was none), or -1 with err when the files contradict each other. */
 int rotate_recover(const char *data_dir, char *err, size_t errlen);
 /* Once the federation log is open: offers it the last hand-over (and its signer's certificate),
- * in case the stop came before it was gossiped. Held already: nothing happens. */
+ * in case the stop came before it was gossiped; only when the hand-over's new key is key (the
+ * node's loaded key: the switch committed). Held already: nothing happens. */
 struct fedlog;
-void rotate_offer_pending(struct fedlog *f, const char *data_dir);
+void rotate_offer_pending(struct fedlog *f, const char *data_dir, const uint8_t key[32]);
 /* From the HTTP server's request-completed callback: the rotate reply on c was sent, so the agent
  * may restart (SIGUSR1 to itself, taken by agent_main). */
 void rotate_done(struct MHD_Connection *c);

@@ -881,3 +881,33 @@ Test(rotate, a_key_switch_a_stop_interrupted_is_finished_at_the_next_start)
     identity_wipe(&na), identity_wipe(&nb);
     cert_free(&ca), cert_free(&cb), cert_free(&cna), cert_free(&cnb);
 }
+
+/* The hand-over is written before the commit point (identity.next.cert): a stop between leaves a
+ * hand-over of a switch that never happened. The next start runs on the old key and must not offer
+ * it (peers would retire the key the node still runs on once the overlap ends). */
+Test(rotate, a_hand_over_of_a_switch_that_never_committed_is_not_offered)
+{
+    char da[256], p[400];
+    identity_t ia, na;
+    cert_t ca;
+    node_dir("a", da, sizeof da, &ia);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    snprintf(p, sizeof p, "%s/identity.next.key", da);
+    cr_assert_eq(identity_create_file(p, &na, err, sizeof err), 0, "%s", err);
+    rotation_t ra;
+    cr_assert_eq(rotation_make(&ia, "payments", na.pk, fx_now_ms(), DAY_MS, &ra, err, sizeof err), 0, "%s", err);
+    write_json_file(da, "identity.prev.cert", cert_to_json(&ca));
+    write_json_file(da, "identity.handover", rotation_to_json(&ra));   /* and no identity.next.cert */
+
+    h_node_t a;
+    start(&a, "payments", da, "a.cert", NULL);
+    expect_node_id(&a, ia.hex, "a switch that never committed was finished");
+    /* offered (or not) before HTTP serves: nothing to wait for */
+    json_t *j = h_get_json(a.url, "/v1/federation", NULL);
+    cr_expect_eq(json_integer_value(json_object_get(j, "rotations")), 0,
+                 "the uncommitted hand-over was offered to the federation log");
+    json_decref(j);
+    rotation_free(&ra);
+    identity_wipe(&na);
+    cert_free(&ca);
+}
