@@ -48,6 +48,9 @@ typedef struct {
     struct fedlog *fedlog;          /* the federation log to replicate (gossip/fedlog.h), or NULL */
     /* Called on the loop thread when entries from peers were accepted (wake readers). */
     void (*on_catalog)(void *ctx);
+    /* Chartered: called on the loop thread when the federation log holds a certificate it did not
+     * at the last check (also once at start); must not block (node/rotate.c posts it elsewhere). */
+    void (*on_certs)(void *ctx);
     void *ctx;
 } gossip_opts_t;
 

@@ -263,14 +263,17 @@ trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)
 }
 
 /* A revocation or certificate newly held re-shows the members (a revoked one reads as such at
- * once; one whose certificate came by the federation log before its hello reads as verified);
- * this node's own key revoked is said once, at error. */
+ * once; one whose certificate came by the federation log before its hello reads as verified, and
+ * the node is told: o.on_certs, a pending key rotation may complete); this node's own key revoked
+ * is said once, at error. */
 static void revocations_check(gossip_t *g)
 {
     size_t certs = trust_cert_count(g->trust);
     if (certs != g->certs_seen) {
         g->certs_seen = certs;
         g->dirty = 1;
+        if (g->o.on_certs)
+            g->o.on_certs(g->o.ctx);
     }
     size_t n = trust_revocation_count(g->trust);
     if (n == g->revs_seen)

@@ -25,6 +25,7 @@
 #include "node/rotate.h"
 
 static void on_catalog(void *ctx) { node_notify(ctx); }
+static void on_certs(void *ctx) { (void)ctx; rotate_post_certs(); }
 
 /* Chartered mode: the charter and this node's certificate, verified at start. */
 static charter_t charter;
@@ -133,7 +134,7 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
         .charter = c->charter[0] ? &charter : NULL, .cert = c->charter[0] ? own_cert.bytes : NULL,
         .cert_len = c->charter[0] ? own_cert.len : 0, .seeds = seeds, .nseeds = (size_t)c->nseeds,
         .anti_entropy_ms = (uint32_t)c->anti_entropy_ms, .max_msg = (size_t)c->max_msg_kb << 10,
-        .on_catalog = on_catalog, .ctx = a, .fedlog = fedlog, .trust = trust,   /* one trust store */
+        .on_catalog = on_catalog, .on_certs = on_certs, .ctx = a, .fedlog = fedlog, .trust = trust,   /* one trust store */
     };
     swim_config_default(&o.swim);
     o.swim.probe_interval_ms = (uint32_t)c->probe_interval_ms;
@@ -224,9 +225,13 @@ int agent_main(int argc, char **argv)
         goto fail;
     log_info("serving HTTP on %s", a->cfg.http);
 
-    do   /* a SIGUSR1 that no rotation asked for is ignored */
+    for (;;) {   /* SIGUSR1: a certificate newly held (a pending rotation may complete), or a restart */
         sigwait(&sigs, &sig);
-    while (sig == SIGUSR1 && !rotate_restart_requested());
+        if (sig == SIGUSR1 && rotate_certs_posted())
+            rotate_from_fedlog(a);
+        if (sig != SIGUSR1 || rotate_restart_requested())
+            break;
+    }
     log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGUSR1");
     exit_code = 0;
     goto out;

@@ -264,16 +264,99 @@ static unsigned offer_own(node_t *n, fedlog_t *f, json_t **reply)
 
 static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
 
+/* A cert given with no rotation pending: the switch happened already when it is the running key's
+ * (the federation log brought the certificate first: rotate_from_fedlog), 200 as then; else 409.
+ * No next key is made. */
+static unsigned already_rotated(node_t *n, const char *b64, json_t **reply)
+{
+    size_t blen = strlen(b64), got = 0;
+    uint8_t *bytes = malloc(blen ? blen : 1);
+    cert_t cert;
+    char e[300];
+    if (!bytes || sodium_base642bin(bytes, blen, b64, blen, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        cert_parse(bytes, got, &cert, e, sizeof e) != 0) {
+        free(bytes);
+        return error(reply, 400, "bad_request", "cert: not the base64 of a certificate's signed bytes");
+    }
+    unsigned st = memcmp(cert.node_key, n->id.pk, ID_PK_LEN) == 0 && strcmp(cert.domain, n->cfg.domain) == 0
+                      ? (*reply = json_pack("{s:s,s:s,s:s,s:b}", "state", "rotated", "node_id", n->id.hex, "domain",
+                                            n->cfg.domain, "restarting", 0)) ? 200 : 500
+                      : error(reply, 409, "not_pending", "no key rotation is pending on this node (no "
+                              "identity.next.key) and the certificate is not its running key's: start one without "
+                              "--cert first");
+    cert_free(&cert);
+    free(bytes);
+    return st;
+}
+
 /* One rotation at a time: two at once would both switch keys, and the second would keep the new
  * key as identity.prev.key, losing the old one. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int certs_posted;
+
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
 {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     if (pthread_mutex_trylock(&mu) != 0)
         return error(reply, 409, "busy", "a key rotation is already under way on this node");
     unsigned st = rotate_locked(n, c, body, len, reply);
     pthread_mutex_unlock(&mu);
     return st;
+}
+
+void rotate_post_certs(void)
+{
+    atomic_store(&certs_posted, 1);
+    kill(getpid(), SIGUSR1);
+}
+
+int rotate_certs_posted(void) { return atomic_exchange(&certs_posted, 0); }
+
+/* The base64 of the signed bytes of a held certificate for key and domain (malloc'd), or NULL. */
+static char *held_cert_b64(fedlog_t *f, const uint8_t key[ID_PK_LEN], const char *domain)
+{
+    char *b64 = NULL;
+    fedlog_lock(f);
+    trust_t *t = fedlog_trust(f);
+    size_t n = t ? trust_cert_count(t) : 0;
+    for (size_t i = 0; i < n && !b64; i++) {
+        const cert_t *c = trust_cert_at(t, i);
+        if (!c || memcmp(c->node_key, key, ID_PK_LEN) != 0 || strcmp(c->domain, domain) != 0)
+            continue;
+        size_t cap = sodium_base64_ENCODED_LEN(c->len, sodium_base64_VARIANT_ORIGINAL);
+        if ((b64 = malloc(cap)) != NULL)
+            sodium_bin2base64(b64, cap, c->bytes, c->len, sodium_base64_VARIANT_ORIGINAL);
+    }
+    fedlog_unlock(f);
+    return b64;
+}
+
+void rotate_from_fedlog(node_t *n)
+{
+    fedlog_t *f = n->gossip ? gossip_fedlog(n->gossip) : NULL;
+    char path[600], e[700];
+    identity_t next;
+    snprintf(path, sizeof path, "%s/identity.next.key", n->cfg.data);
+    if (!f || !n->cfg.charter[0] || access(path, F_OK) != 0)
+        return;                                     /* no rotation pending */
+    pthread_mutex_lock(&mu);
+    char *b64 = identity_load_file(path, &next, e, sizeof e) == 0 ? held_cert_b64(f, next.pk, n->cfg.domain) : NULL;
+    identity_wipe(&next);
+    json_t *body = b64 ? json_pack("{s:s}", "cert", b64) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_t *reply = NULL;
+    unsigned st = text ? rotate_locked(n, NULL, text, strlen(text), &reply) : 0;
+    pthread_mutex_unlock(&mu);
+    if (st == 200 && json_is_true(json_object_get(reply, "restarting"))) {
+        atomic_store(&restart, 1);
+        kill(getpid(), SIGUSR1);
+    } else if (st && st != 200)
+        log_error("rotate: the federation log holds the certificate of the pending next key, but the switch "
+                  "failed: %s: %s", json_string_value(json_object_get(reply, "error")),
+                  json_string_value(json_object_get(reply, "detail")));
+    json_decref(reply);
+    free(text);
+    json_decref(body);
+    free(b64);
 }
 
 static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
@@ -301,6 +384,11 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
     snprintf(path, sizeof path, "%s/identity.next.key", n->cfg.data);
     struct stat sb;
     int made = stat(path, &sb) != 0;
+    if (made && b64) {
+        unsigned st = already_rotated(n, b64, reply);
+        json_decref(in);
+        return st;
+    }
     if ((made ? identity_create_file(path, &next, e, sizeof e) : identity_load_file(path, &next, e, sizeof e)) != 0) {
         json_decref(in);
         return error(reply, 500, "storage", "%s", e);

@@ -29,7 +29,9 @@
  * the new key becomes identity.key (the old one identity.prev.key), the node's federation log holds
  * and pushes both, the running node switches to the new key (gossip_rekey, catalog_set_identity, a
  * new admin.token), and 200 {"state":"rotated",...,"restarting":false}; "restarting":true when the
- * live switch failed: once this reply is sent (rotate_done) the agent restarts in place with it. Errors: 409 open_mode, 400
+ * live switch failed: once this reply is sent (rotate_done) the agent restarts in place with it. A cert
+ * with no rotation pending: 200 {"state":"rotated","node_id","domain"} when it is the running key's
+ * (rotate_from_fedlog switched already), else 409 not_pending. Errors: 409 open_mode, 400
  * bad_request|wrong_key|wrong_domain, 403 and others as the federation log's verdicts, 500. */
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
 /* At start, before the node's key is loaded: finishes a key switch a stop interrupted after its
@@ -44,6 +46,14 @@ void rotate_offer_pending(struct fedlog *f, const char *data_dir, const uint8_t 
 /* From the HTTP server's request-completed callback: the rotate reply on c was sent, so the agent
  * may restart (SIGUSR1 to itself, taken by agent_main). */
 void rotate_done(struct MHD_Connection *c);
+/* The gossip loop's on_certs (never blocks): posts a check to the agent's main thread (SIGUSR1),
+ * which takes it with rotate_certs_posted (1 once per post) and runs rotate_from_fedlog. */
+void rotate_post_certs(void);
+int rotate_certs_posted(void);
+/* A pending rotation (identity.next.key) whose certificate (that key, this domain) the federation
+ * log now holds completes as the rotate call with that cert would: same checks, durable order,
+ * live switch (or the in-place restart). Nothing pending or no such certificate: nothing happens. */
+void rotate_from_fedlog(node_t *n);
 /* Whether a completed rotation asked the agent to restart in place. */
 int rotate_restart_requested(void);
 /* Replaces the running process by the same command line (/proc/self/cmdline). Returns only on

@@ -911,3 +911,76 @@ Test(rotate, a_hand_over_of_a_switch_that_never_committed_is_not_offered)
     identity_wipe(&na);
     cert_free(&ca);
 }
+
+typedef struct {
+    h_node_t *n;
+    const char *hex;
+} id_cond_t;
+
+static int runs_as(void *ctx)
+{
+    id_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/status", NULL);
+    int ok = !strcmp(json_string_value(json_object_get(j, "node_id")) ?: "", c->hex);
+    json_decref(j);
+    return ok;
+}
+
+/* Issue 10 item 4: a pending rotation completes when the new key's certificate reaches the node
+ * through the federation log (submitted on another node), without `trib key rotate --cert`. */
+Test(rotate, a_pending_rotation_completes_when_its_certificate_arrives_by_gossip)
+{
+    char da[256], db[256], seed[160];
+    identity_t ia, ib;
+    cert_t ca, cb, cn;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    issue("growth", ib.pk, 0, "b.cert", &cb);
+    h_node_t a, b;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    member_cond_t mc = {&b, "payments", ia.hex, NULL, 2};
+    cr_assert(h_wait(one_member, &mc, 20000), "growth does not see payments");
+
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, NULL);
+    cr_assert_eq(rc, 0, "key rotate (pending) failed: %s", eout ? eout : "");
+    free(out), free(eout);
+    char nextp[300];
+    snprintf(nextp, sizeof nextp, "%s/identity.next.key", da);
+    identity_t in;
+    cr_assert_eq(identity_load_file(nextp, &in, err, sizeof err), 0, "%s", err);
+    expect_node_id(&a, ia.hex, "pending: the node still runs on its old key");
+
+    /* the roots' certificate for the next key, submitted on the OTHER node */
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    char certp[300];
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    out = eout = NULL;
+    rc = h_trib(&b, NULL, &out, &eout, "fed", "submit", certp, "--node", b.url, NULL);
+    cr_assert_eq(rc, 0, "fed submit on growth failed: %s", eout ? eout : "");
+    free(out), free(eout);
+
+    id_cond_t ic = {&a, in.hex};
+    cr_assert(h_wait(runs_as, &ic, 20000), "payments did not switch to its new key when the certificate arrived; "
+              "see %s", a.log);
+    cr_expect(!file_exists(da, "identity.next.key"), "identity.next.key is still there");
+    expect_key(da, "identity.key", &in, "identity.key is the new key");
+    expect_key(da, "identity.prev.key", &ia, "identity.prev.key is the old key");
+    /* step 3 run anyway, after the switch: it says so, and starts no new rotation */
+    out = eout = NULL;
+    rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_expect_eq(rc, 0, "key rotate --cert after the switch failed: %s", eout ? eout : "");
+    cr_expect(out && !strncmp(out, in.hex, 64), "%s", out ? out : "");
+    cr_expect(!file_exists(da, "identity.next.key"), "key rotate --cert after the switch made a next key");
+    free(out), free(eout);
+    cr_assert(h_wait(handover_held, &b, 20000), "growth never held the hand-over");
+    member_cond_t nc = {&b, "payments", in.hex, NULL, 2};
+    cr_expect(h_wait(one_member, &nc, 20000), "growth does not list payments under its new key");
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cb), cert_free(&cn);
+}
