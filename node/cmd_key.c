@@ -34,7 +34,7 @@ void key_cmd_usage(FILE *f)
 
 static void help(FILE *f)
 {
-    fprintf(f, "usage: trib key rotate --data DIR [--node URL] [--cert FILE] [--overlap DUR]   (a running node)\n"
+    fprintf(f, "usage: trib key rotate --data DIR [--node URL] [--cert FILE | --wait] [--overlap DUR]   (a running node)\n"
                "       trib key rotate --data DIR --domain D --out FILE [--overlap-hours H] [--effective TIME]"
                " [--cert FILE]\n\n"
                "On a running chartered node (no --out): asks the agent (--node, else $TRIB_NODE, with\n"
@@ -44,7 +44,10 @@ static void help(FILE *f)
                "key becomes DIR/identity.key (the old one DIR/identity.prev.key) and the running agent\n"
                "switches to it live (HTTP, streams and writes go on; it restarts in place only if the\n"
                "switch fails); both keys verify for DUR (default 24h; N followed by s, m, h or d), after\n"
-               "which peers refuse the old key. Waits until the node answers with the new key.\n\n"
+               "which peers refuse the old key. Waits until the node answers with the new key.\n"
+               "Without --cert the switch also happens by itself (default overlap) once the node's\n"
+               "federation log holds the new certificate (`trib fed submit NEW.cert` on any node);\n"
+               "--wait then polls until the node runs on the new key (Ctrl-C stops waiting only).\n\n"
                "Offline (--out):\n"
                "Makes the node's next key (DIR/identity.next.key, mode 0600; kept and reused by later runs)\n"
                "and a hand-over signed by its current key (DIR/identity.key): domain D moves to the new key\n"
@@ -56,6 +59,7 @@ static void help(FILE *f)
                "  --data DIR               the node's data dir\n"
                "  --node URL               the running node (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")\n"
                "  --overlap DUR            a running node: both keys verify this long (default 24h)\n"
+               "  --wait                   a running node, no --cert: wait until it runs on the new key\n"
                "  --domain D               the node's domain\n"
                "  --out FILE               the hand-over file to create (trib.rotation)\n"
                "  --overlap-hours H        both keys verify for H hours (default 24, at most 2160)\n"
@@ -123,10 +127,10 @@ static json_t *ask(const char *base, const char *method, const char *path, const
 }
 
 /* Polls base's /v1/status until it says node_id want (the agent restarted on the new key). */
-static int wait_for(const char *base, const char *want)
+static int wait_for(const char *base, const char *want, int forever)
 {
     char e[300];
-    for (int i = 0; i < 600; i++) {   /* 60 s */
+    for (int i = 0; forever || i < 600; i++) {   /* 60 s */
         long st;
         json_t *j = ask(base, "GET", "/v1/status", NULL, &st, e, sizeof e);
         const char *id = json_string_value(json_object_get(j, "node_id"));
@@ -140,7 +144,8 @@ static int wait_for(const char *base, const char *want)
     return -1;
 }
 
-static int live(const char *data, const char *node, const char *certp, const char *dur, FILE *out, FILE *err)
+static int live(const char *data, const char *node, const char *certp, const char *dur, int wait, FILE *out,
+                FILE *err)
 {
     char base[512], e[700], tok[1024];
     long long overlap = ROTATE_DEFAULT_OVERLAP_MS / 1000;
@@ -203,10 +208,17 @@ static int live(const char *data, const char *node, const char *certp, const cha
                      "next: trib fed certify --charter CHARTER --root ... --domain %s --node %s --prev-serial %s"
                      " --out NEW.cert\n      trib key rotate --data %s --node %s --cert NEW.cert\n",
                 data, dom ? dom : "?", nid ? nid : "?", ser && *ser ? ser : "OLD_SERIAL", data, base);
+        if (wait && nid) {
+            fflush(out);
+            fprintf(err, "waiting until the node runs on it (its certificate submitted anywhere completes the "
+                         "rotation; Ctrl-C stops waiting, the rotation stays pending)...\n");
+            wait_for(base, nid, 1);
+            fprintf(err, "rotated: the node runs with the key above\n");
+        }
     } else {
         const char *nid = json_string_value(json_object_get(j, "node_id"));
         const char *until = json_string_value(json_object_get(j, "overlap_until"));
-        if (!nid || wait_for(base, nid) != 0) {
+        if (!nid || wait_for(base, nid, 0) != 0) {
             fprintf(err, "trib: key rotate: the key was rotated, but the node at %s did not come back on it within "
                          "60 s: see its log; starting it again makes it run with the new key\n", base);
             rc = K_FAIL;
@@ -234,8 +246,13 @@ int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
     }
     const char *data = NULL, *domain = NULL, *outp = NULL, *certp = NULL, *eff = NULL, *overlap = NULL;
     const char *node = NULL, *dur = NULL;
+    int wait = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--wait")) {
+            wait = 1;
+            continue;
+        }
         const char **slot = !strcmp(a, "--data") ? &data : !strcmp(a, "--domain") ? &domain
                           : !strcmp(a, "--out") ? &outp : !strcmp(a, "--cert") ? &certp
                           : !strcmp(a, "--effective") ? &eff : !strcmp(a, "--overlap-hours") ? &overlap
@@ -251,8 +268,12 @@ int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
         }
         *slot = argv[++i];
     }
+    if (wait && (certp || outp)) {
+        fprintf(err, "trib: key rotate: --wait is for a running node's pending rotation (without --cert, --out)\n");
+        return K_USAGE;
+    }
     if (data && !outp && !domain && !eff && !overlap)
-        return live(data, node, certp, dur, out, err);
+        return live(data, node, certp, dur, wait, out, err);
     if (node || dur) {
         fprintf(err, "trib: key rotate: --node and --overlap are for a running node (without --out)\n");
         return K_USAGE;

@@ -926,6 +926,22 @@ static int runs_as(void *ctx)
     return ok;
 }
 
+static int next_key_made(void *path) { return access(path, F_OK) == 0; }
+
+typedef struct {
+    pid_t pid;
+    int status;   /* -1 while running */
+} wait_cmd_t;
+
+static int cmd_done(void *ctx)
+{
+    wait_cmd_t *c = ctx;
+    int st;
+    if (c->status == -1 && waitpid(c->pid, &st, WNOHANG) == c->pid)
+        c->status = st;
+    return c->status != -1;
+}
+
 /* Issue 10 item 4: a pending rotation completes when the new key's certificate reaches the node
  * through the federation log (submitted on another node), without `trib key rotate --cert`. */
 Test(rotate, a_pending_rotation_completes_when_its_certificate_arrives_by_gossip)
@@ -944,22 +960,27 @@ Test(rotate, a_pending_rotation_completes_when_its_certificate_arrives_by_gossip
     member_cond_t mc = {&b, "payments", ia.hex, NULL, 2};
     cr_assert(h_wait(one_member, &mc, 20000), "growth does not see payments");
 
-    char *out = NULL, *eout = NULL;
-    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, NULL);
-    cr_assert_eq(rc, 0, "key rotate (pending) failed: %s", eout ? eout : "");
-    free(out), free(eout);
+    /* step 1 with --wait, in the background: it prints the new id, then waits for the switch */
+    char wout[300], werr[300];
+    snprintf(wout, sizeof wout, "%s/wait.out", work);
+    snprintf(werr, sizeof werr, "%s/wait.err", work);
+    const char *wargs[] = {h_trib_path(), "key", "rotate", "--data", da, "--node", a.url, "--wait", NULL};
+    wait_cmd_t wc = {spawn(wout, werr, NULL, wargs), -1};
     char nextp[300];
     snprintf(nextp, sizeof nextp, "%s/identity.next.key", da);
+    cr_assert(h_wait(next_key_made, nextp, 20000), "key rotate --wait made no next key: see %s", werr);
     identity_t in;
     cr_assert_eq(identity_load_file(nextp, &in, err, sizeof err), 0, "%s", err);
     expect_node_id(&a, ia.hex, "pending: the node still runs on its old key");
+    cr_expect(!cmd_done(&wc), "key rotate --wait returned before the switch: %s", werr);
+    char *out = NULL, *eout = NULL;
 
     /* the roots' certificate for the next key, submitted on the OTHER node */
     issue("payments", in.pk, ca.serial, "next.cert", &cn);
     char certp[300];
     snprintf(certp, sizeof certp, "%s/next.cert", work);
     out = eout = NULL;
-    rc = h_trib(&b, NULL, &out, &eout, "fed", "submit", certp, "--node", b.url, NULL);
+    int rc = h_trib(&b, NULL, &out, &eout, "fed", "submit", certp, "--node", b.url, NULL);
     cr_assert_eq(rc, 0, "fed submit on growth failed: %s", eout ? eout : "");
     free(out), free(eout);
 
@@ -967,6 +988,15 @@ Test(rotate, a_pending_rotation_completes_when_its_certificate_arrives_by_gossip
     cr_assert(h_wait(runs_as, &ic, 20000), "payments did not switch to its new key when the certificate arrived; "
               "see %s", a.log);
     cr_expect(!file_exists(da, "identity.next.key"), "identity.next.key is still there");
+    if (!h_wait(cmd_done, &wc, 20000)) {
+        kill(wc.pid, SIGKILL);
+        waitpid(wc.pid, NULL, 0);
+        cr_assert_fail("key rotate --wait did not return after the switch: %s", werr);
+    }
+    cr_expect(WIFEXITED(wc.status) && WEXITSTATUS(wc.status) == 0, "key rotate --wait failed: %s", werr);
+    out = h_read_file(wout, NULL);
+    cr_expect(out && !strncmp(out, in.hex, 64), "key rotate --wait printed: %s", out ? out : "");
+    free(out);
     expect_key(da, "identity.key", &in, "identity.key is the new key");
     expect_key(da, "identity.prev.key", &ia, "identity.prev.key is the old key");
     /* step 3 run anyway, after the switch: it says so, and starts no new rotation */
