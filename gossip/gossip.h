@@ -84,7 +84,9 @@ typedef struct {
 /* Chartered: 0 (with why) while this node's own certificate is expired by its clock or revoked.
  * 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
  * showed no later entry than it holds (after fetching them), or no peer could be asked (a first
- * node), or no peer answered within 10 s (logged). 0 meanwhile, with why (for a 503) filled. */
+ * node), or no peer answered within 10 s (logged). 0 meanwhile, with why (for a 503) filled:
+ * GOSSIP_WHY_MAX bytes hold every reason. */
+enum { GOSSIP_WHY_MAX = 400 };
 int gossip_own_synced(gossip_t *g, char *why, size_t cap);
 /* Chartered: whether this node's own certificate holds now by its clock: TRUST_OK, or the verdict
  * (TRUST_REVOKED, TRUST_EXPIRED ...) with why (naming the revocation's serial and time when

@@ -72,7 +72,7 @@ struct gossip {
     /* own domain: publishing waits until a peer confirmed our head (or OWN_SYNC_MS passed) */
     atomic_int own_synced;
     uint64_t own_deadline, own_next_ask;
-    char own_why[400];           /* under smu */
+    char own_why[GOSSIP_WHY_MAX];           /* under smu */
     /* member snapshot (loop -> any thread) */
     pthread_mutex_t smu;
     gossip_member_t *snap;

@@ -119,7 +119,7 @@ static json_t *request_json(node_t *n, const Trib__AccessRow *row, int64_t now)
 /* Signs a into this node's log and hands it to the gossip loop. 0, or -1 with r set. */
 static int publish(node_t *n, const Trib__AccessChange *a, grants_result_t *r)
 {
-    char why[256];
+    char why[GOSSIP_WHY_MAX];
     if (n->gossip && !gossip_own_synced(n->gossip, why, sizeof why)) {
         fail(r, 503, "not_synced", "%s", why);
         return -1;

@@ -264,7 +264,7 @@ static void announce(node_t *n, uint8_t *signed_entry, size_t len)
  * until the gossip loop has compared its own domain's head with a peer's, writes wait. */
 static node_code_t own_synced(node_t *n, node_result_t *r)
 {
-    char why[256];
+    char why[GOSSIP_WHY_MAX];
     if (n->gossip && !gossip_own_synced(n->gossip, why, sizeof why))
         return fail(r, NODE_NOT_SYNCED, "not_synced", "%s", why);
     return NODE_OK;
