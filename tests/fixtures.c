@@ -1,5 +1,5 @@
 /* tests/fixtures.c - test helpers: the repository's sample files under examples/, fresh node
- * identities, the wall clock.
+ * identities, the wall clock, a signed charter.
  * Owns: finding and reading the samples (through the harness's path and file helpers).
  * Must not: be linked into the library, or assert (callers check the result). */
 #include "tests/fixtures.h"
@@ -33,4 +33,18 @@ int64_t fx_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fx_charter(charter_t *c, const identity_t *const *roots, size_t n, uint32_t threshold, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    randombytes_buf(c->fed_id, FED_ID_LEN);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(c->keys[i].key, roots[i]->pk, ID_PK_LEN);
+        c->keys[i].role = CHARTER_ROLE_ROOT;
+    }
+    c->nkeys = n;
+    c->threshold = threshold;
+    c->issued_ms = fx_now_ms();
+    return charter_sign(NULL, c, roots, n, err, errlen);
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "gossip/charter.h"
 #include "gossip/identity.h"
 
 /* examples/<name> (found through h_repo_path) read whole, NUL-terminated, its length in *len
@@ -18,5 +19,9 @@ void fx_identity(identity_t *id);
 
 /* Wall-clock milliseconds (CLOCK_REALTIME): what certificates, tokens and entries are dated by. */
 int64_t fx_now_ms(void);
+
+/* A new charter *c of a random federation whose roots are roots[0..n), with threshold, issued now
+ * and signed by every root. 0, or -1 with err. */
+int fx_charter(charter_t *c, const identity_t *const *roots, size_t n, uint32_t threshold, char *err, size_t errlen);
 
 #endif

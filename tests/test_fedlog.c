@@ -44,16 +44,7 @@ static char tmp[64];
 
 static void make_charter(charter_t *c, const identity_t *const *roots, size_t nroots, uint32_t threshold)
 {
-    memset(c, 0, sizeof *c);
-    randombytes_buf(c->fed_id, FED_ID_LEN);
-    for (size_t i = 0; i < nroots; i++) {
-        memcpy(c->keys[i].key, roots[i]->pk, ID_PK_LEN);
-        c->keys[i].role = CHARTER_ROLE_ROOT;
-    }
-    c->nkeys = nroots;
-    c->threshold = threshold;
-    c->issued_ms = fx_now_ms();
-    cr_assert_eq(charter_sign(NULL, c, roots, threshold, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(fx_charter(c, roots, nroots, threshold, err, sizeof err), 0, "%s", err);
 }
 
 static void setup(void)

@@ -47,16 +47,7 @@ static void setup(void)
     cr_assert_geq(sodium_init(), 0);
     fx_identity(&R1), fx_identity(&R2), fx_identity(&R3);
     const identity_t *roots[] = {&R1, &R2, &R3};
-    memset(&ch, 0, sizeof ch);
-    randombytes_buf(ch.fed_id, FED_ID_LEN);
-    for (size_t i = 0; i < 3; i++) {
-        memcpy(ch.keys[i].key, roots[i]->pk, ID_PK_LEN);
-        ch.keys[i].role = CHARTER_ROLE_ROOT;
-    }
-    ch.nkeys = 3;
-    ch.threshold = 2;
-    ch.issued_ms = fx_now_ms();
-    cr_assert_eq(charter_sign(NULL, &ch, roots, 3, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(fx_charter(&ch, roots, 3, 2, err, sizeof err), 0, "%s", err);
     snprintf(work, sizeof work, "/tmp/trib-rotate-XXXXXX");
     cr_assert_not_null(mkdtemp(work));
     snprintf(chpath, sizeof chpath, "%s/charter.json", work);
