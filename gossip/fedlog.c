@@ -2,12 +2,12 @@
  *
  * Owns: the held set (hashes sorted, with per-bucket counts and XORs for the summary), verifying
  * offers by kind (offer_one: the one dispatch, where policy sets go to the policy hook), the
- * persisted objects (storage/fedlog.h) and the commit worker that makes them durable off the
- * loop (pending until then: see fedlog.h, Durability), the push queue (revocations at its head),
- * the FedSync exchange and the counters.
+ * persisted objects (storage/fedlog.h) as far as loading and settling them go (the commit itself,
+ * and the pending set until then, are gossip/fedlog_commit.c's: see fedlog.h, Durability), the
+ * push queue (revocations at its head), the FedSync exchange and the counters.
  * Must not: send while holding the lock, trust an object it did not verify, include node/, or
  * commit (fsync) on the loop when attached with own_thread. */
-#include "gossip/fedlog.h"
+#include "gossip/fedlog_int.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -19,9 +19,7 @@
 #include "gossip/clock.h"
 #include "gossip/log.h"
 #include "proto/tributary.pb-c.h"
-#include "storage/fedlog.h"
 
-#define REFUSED_RING 256          /* hashes refused lately: not asked for again in a round */
 #define SYNC_MAX_HASHES 16384     /* hashes in one HASHES or WANT message */
 #define SYNC_MAX_FRAMES 4         /* OBJECTS frames in one answer; the rest next round */
 #define SYNC_MAX_OBJECTS 1024     /* objects in one received PUSH or OBJECTS message */
@@ -29,87 +27,6 @@
 #define PUSH_PEERS_MAX 256
 #define BUCKET_BYTES 12           /* count (4, BE) + the first 8 bytes of the bucket's XOR */
 
-enum { STEP_SUMMARY = 1, STEP_BUCKETS, STEP_HASHES, STEP_WANT, STEP_OBJECTS, STEP_COUNT };
-
-typedef struct {
-    uint8_t hash[TRUST_HASH_LEN];
-    uint8_t kind;
-} held_t;
-
-/* An operator's offer made on another thread, handed to the loop (which owns the trust store). */
-typedef struct req {
-    struct req *next;
-    fedlog_result_t r;
-    int ok, done, abandoned;   /* abandoned: the caller stopped waiting; the loop frees it */
-    size_t n;
-    uint8_t data[];
-} req_t;
-
-/* A verified new object waiting for its durable commit (pending: not in the held set yet). */
-typedef struct citem {
-    struct citem *pnext;          /* the pending chain of its bucket */
-    store_fedlog_item_t st;       /* hash, kind, bytes (a copy, owned), len */
-    fedlog_result_t *r;           /* the result a failed commit changes (a waiting caller's), or NULL */
-    int *ok;
-} citem_t;
-
-/* One offer's new objects, committed together (with every job queued at the time). */
-typedef struct cjob {
-    struct cjob *next;
-    char from[64];
-    int from_op;                  /* an operator's (from NULL) */
-    req_t *q;                     /* the operator waiting for this commit, or NULL */
-    size_t n;
-    citem_t items[];
-} cjob_t;
-
-#define PENDING_BUCKETS 1024
-
-typedef struct push {
-    struct push *next;
-    char from[64];                /* not pushed back to its sender */
-    size_t len;
-    uint8_t data[];
-} push_t;
-
-struct fedlog {
-    pthread_mutex_t mu;
-    store_t *st;
-    trust_t *t;
-    fedlog_policy_fn policy;
-    void *policy_ctx;
-    held_t *held;                 /* sorted by hash */
-    size_t n, cap;
-    uint64_t bytes;
-    size_t nkind[FEDLOG_KINDS];
-    uint8_t xor_all[TRUST_HASH_LEN];
-    uint32_t bcount[256];
-    uint8_t bxor[256][TRUST_HASH_LEN];
-    uint8_t chain[FEDLOG_MAX_CHARTERS][TRUST_HASH_LEN];   /* prev_hash of every charter held */
-    size_t nchain;
-    uint8_t refused[REFUSED_RING][TRUST_HASH_LEN];
-    size_t nrefused, refused_at;
-    push_t *qhead, *qtail;
-    size_t qlen;
-    req_t *rhead, *rtail;      /* operators' offers waiting for the loop */
-    pthread_cond_t rcv;
-    citem_t *pending[PENDING_BUCKETS];   /* verified, in force, not durable yet, by hash */
-    size_t npending;
-    uint64_t pending_bytes;
-    cjob_t *jhead, *jtail;     /* jobs for the commit worker */
-    pthread_t worker;
-    pthread_cond_t wcv;        /* the worker: work queued; its waiters: work done */
-    int async;                 /* commits run on the worker (attached to a loop with own_thread) */
-    int wstarted, wstop, wbusy;
-    uint64_t commits, commit_objects;
-    fedlog_io_t io;
-    int attached;
-    uint64_t accepted[FEDLOG_KINDS];
-    uint64_t refusals[FEDLOG_KINDS][FEDLOG_R_COUNT];
-    uint64_t pushed, push_dropped, bad_msgs;
-    uint64_t sync_in[STEP_COUNT], sync_out[STEP_COUNT];
-    uint64_t logged_ms[FEDLOG_R_COUNT], unlogged[FEDLOG_R_COUNT];
-};
 
 const char *fedlog_reason_name(int reason)
 {
@@ -178,39 +95,6 @@ static int held_add(fedlog_t *f, const uint8_t hash[TRUST_HASH_LEN], int kind, s
     f->bcount[hash[0]]++;
     xor_into(f->bxor[hash[0]], hash);
     return 0;
-}
-
-static size_t pending_bucket(const uint8_t hash[TRUST_HASH_LEN])
-{
-    return ((size_t)hash[1] << 8 | hash[2]) % PENDING_BUCKETS;   /* hash[0] is the sync bucket */
-}
-
-static citem_t *pending_find(const fedlog_t *f, const uint8_t hash[TRUST_HASH_LEN])
-{
-    for (citem_t *c = f->pending[pending_bucket(hash)]; c; c = c->pnext)
-        if (!memcmp(c->st.hash, hash, TRUST_HASH_LEN))
-            return c;
-    return NULL;
-}
-
-static void pending_add(fedlog_t *f, citem_t *c)
-{
-    citem_t **head = &f->pending[pending_bucket(c->st.hash)];
-    c->pnext = *head;
-    *head = c;
-    f->npending++;
-    f->pending_bytes += c->st.len;
-}
-
-static void pending_remove(fedlog_t *f, citem_t *c)
-{
-    for (citem_t **p = &f->pending[pending_bucket(c->st.hash)]; *p; p = &(*p)->pnext)
-        if (*p == c) {
-            *p = c->pnext;
-            f->npending--;
-            f->pending_bytes -= c->st.len;
-            return;
-        }
 }
 
 static int refused_recently(const fedlog_t *f, const uint8_t hash[TRUST_HASH_LEN])
@@ -332,7 +216,7 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
     }
     trib__trust_signed__free_unpacked(env, NULL);
     const held_t *h = held_find(f, r->hash);
-    const citem_t *p = h ? NULL : pending_find(f, r->hash);
+    const citem_t *p = h ? NULL : fedlog__pending_find(f, r->hash);
     if ((h && h->kind == r->kind) || (p && p->st.kind == r->kind)) {   /* held: the same body, kind (tag) */
         free(charter_body);
         return 0;
@@ -480,7 +364,7 @@ static cjob_t *offer_verify(fedlog_t *f, batch_t *items, size_t n, const char *f
         c->st.len = it->n;
         c->r = &it->r;
         c->ok = &it->ok;
-        pending_add(f, c);        /* the same object again (in this frame too) is held from now on */
+        fedlog__pending_add(f, c);        /* the same object again (in this frame too) is held from now on */
         j->n++;
         if (forward)
             push_queue(f, it->r.kind, it->b, it->n, from);
@@ -493,7 +377,7 @@ static cjob_t *offer_verify(fedlog_t *f, batch_t *items, size_t n, const char *f
     return j;
 }
 
-static void req_done_locked(fedlog_t *f, req_t *q)
+void fedlog__req_done(fedlog_t *f, req_t *q)
 {
     q->done = 1;
     if (q->abandoned)
@@ -501,163 +385,28 @@ static void req_done_locked(fedlog_t *f, req_t *q)
     pthread_cond_broadcast(&f->rcv);
 }
 
-/* Step 2, not under the lock: makes the jobs' objects durable, all in one commit (a policy set
- * first through the policy hook, which writes its files and puts it in force), then, under the
- * lock, adds them to the held set (what the summary and anti-entropy offer is always stored) and
- * tells a waiting operator. A failed commit refuses the objects (counted): they stay in force in
- * memory until restart, and peers send them again. */
-static void commit_jobs(fedlog_t *f, cjob_t *jobs)
+void fedlog__settle(fedlog_t *f, const char *from, citem_t *c, int why, const char *err)
 {
-    size_t total = 0, nst = 0;
-    for (cjob_t *j = jobs; j; j = j->next)
-        total += j->n;
-    pthread_mutex_lock(&f->mu);
-    fedlog_policy_fn policy = f->policy;
-    void *pctx = f->policy_ctx;
-    pthread_mutex_unlock(&f->mu);
-    store_fedlog_item_t *st = malloc((total ? total : 1) * sizeof *st);
-    int *why = calloc(total ? total : 1, sizeof *why);   /* 0, or the reason it is refused */
-    char (*errs)[200] = calloc(total ? total : 1, sizeof *errs);
-    size_t i = 0;
-    for (cjob_t *j = jobs; j; j = j->next)
-        for (size_t k = 0; k < j->n; k++, i++) {
-            citem_t *c = &j->items[k];
-            if (!st || !why || !errs)
-                continue;
-            if (c->st.kind == TRUST_KIND_POLICY &&
-                (!policy || policy(pctx, c->st.bytes, c->st.len, 1, errs[i], sizeof errs[i]) != 0)) {
-                why[i] = FEDLOG_R_POLICY;
-                continue;
-            }
-            st[nst++] = c->st;
-        }
-    int stored = st && why && errs && (nst == 0 || store_fedlog_put(f->st, st, nst, NULL) == 0);
-    if (!stored)
-        log_error("fedlog: storing %zu object(s) failed: %s (held in memory until restart; peers resend)",
-                  nst, st && why && errs ? store_last_error() : "out of memory");
-    pthread_mutex_lock(&f->mu);
-    i = 0;
-    for (cjob_t *j = jobs; j; j = j->next) {
-        const char *from = j->from_op ? NULL : j->from;
-        for (size_t k = 0; k < j->n; k++, i++) {
-            citem_t *c = &j->items[k];
-            pending_remove(f, c);
-            int reason = !stored ? FEDLOG_R_STORAGE : why[i];
-            if (reason) {
-                fedlog_result_t local = {.kind = c->st.kind, .added = 1}, *r = c->r ? c->r : &local;
-                memcpy(local.hash, c->st.hash, TRUST_HASH_LEN);
-                if (reason == FEDLOG_R_STORAGE)
-                    snprintf(r->err, sizeof r->err, "storing failed: %s",
-                             st && why && errs ? store_last_error() : "out of memory");
-                else
-                    snprintf(r->err, sizeof r->err, "%s", errs[i]);
-                refuse(f, r, reason, from);
-                if (c->ok)
-                    *c->ok = 0;
-                continue;
-            }
-            if (held_find(f, c->st.hash) || held_add(f, c->st.hash, c->st.kind, c->st.len) != 0)
-                continue;
-            f->accepted[c->st.kind]++;
-            f->commit_objects++;
-            char hex[2 * TRUST_HASH_LEN + 1];
-            trust_hex(c->st.hash, TRUST_HASH_LEN, hex);
-            /* every revocation and charter, and what operators hand in, at info; the bulk of a
-             * bootstrap (certificates and the rest from peers) at debug */
-            int loud = !from || c->st.kind == TRUST_KIND_REVOKE || c->st.kind == TRUST_KIND_CHARTER;
-            log_msg(loud ? LOG_INFO : LOG_DEBUG, "fedlog: accepted %s %.16s from %s", kind_label(c->st.kind), hex,
-                    from ? from : "an operator");
-        }
-        if (j->q)
-            req_done_locked(f, j->q);
+    if (why) {
+        fedlog_result_t local = {.kind = c->st.kind, .added = 1}, *r = c->r ? c->r : &local;
+        memcpy(local.hash, c->st.hash, TRUST_HASH_LEN);
+        snprintf(r->err, sizeof r->err, "%s", err);
+        refuse(f, r, why, from);
+        if (c->ok)
+            *c->ok = 0;
+        return;
     }
-    f->commits += nst > 0 && stored;
-    pthread_mutex_unlock(&f->mu);
-    while (jobs) {
-        cjob_t *next = jobs->next;
-        for (size_t k = 0; k < jobs->n; k++)
-            free((void *)jobs->items[k].st.bytes);
-        free(jobs);
-        jobs = next;
-    }
-    free(st);
-    free(why);
-    free(errs);
-}
-
-/* Step 2 for one job: queued for the worker (1) when commits run there, q (may be NULL) told when
- * it is done; else run here (0: the caller's results are final). No job: 0. */
-static int commit_or_queue(fedlog_t *f, cjob_t *j, req_t *q)
-{
-    if (!j)
-        return 0;
-    pthread_mutex_lock(&f->mu);
-    if (!f->async) {
-        pthread_mutex_unlock(&f->mu);
-        commit_jobs(f, j);
-        return 0;
-    }
-    for (size_t k = 0; k < j->n; k++) {   /* the caller does not wait: results go to q or nowhere */
-        j->items[k].r = q ? &q->r : NULL;
-        j->items[k].ok = q ? &q->ok : NULL;
-    }
-    j->q = q;
-    if (f->jtail)
-        f->jtail->next = j;
-    else
-        f->jhead = j;
-    f->jtail = j;
-    pthread_cond_broadcast(&f->wcv);
-    pthread_mutex_unlock(&f->mu);
-    return 1;
-}
-
-/* The commit worker: takes every job queued and commits them together, so a burst costs one
- * fsync per round however many objects it brings. Drains the queue before it stops. */
-static void *commit_worker(void *arg)
-{
-    fedlog_t *f = arg;
-    pthread_mutex_lock(&f->mu);
-    for (;;) {
-        while (!f->jhead && !f->wstop)
-            pthread_cond_wait(&f->wcv, &f->mu);
-        if (!f->jhead)
-            break;
-        cjob_t *jobs = f->jhead;
-        f->jhead = f->jtail = NULL;
-        f->wbusy = 1;
-        pthread_mutex_unlock(&f->mu);
-        commit_jobs(f, jobs);
-        pthread_mutex_lock(&f->mu);
-        f->wbusy = 0;
-        pthread_cond_broadcast(&f->wcv);
-    }
-    pthread_mutex_unlock(&f->mu);
-    return NULL;
-}
-
-void fedlog_flush(fedlog_t *f)
-{
-    pthread_mutex_lock(&f->mu);
-    while (f->jhead || f->wbusy)
-        pthread_cond_wait(&f->wcv, &f->mu);
-    pthread_mutex_unlock(&f->mu);
-}
-
-/* Stops the worker after it committed everything queued; commits run on the caller from then on. */
-static void worker_stop(fedlog_t *f)
-{
-    pthread_mutex_lock(&f->mu);
-    int started = f->wstarted;
-    f->async = 0;
-    f->wstop = 1;
-    pthread_cond_broadcast(&f->wcv);
-    pthread_mutex_unlock(&f->mu);
-    if (started)
-        pthread_join(f->worker, NULL);
-    pthread_mutex_lock(&f->mu);
-    f->wstarted = f->wstop = 0;
-    pthread_mutex_unlock(&f->mu);
+    if (held_find(f, c->st.hash) || held_add(f, c->st.hash, c->st.kind, c->st.len) != 0)
+        return;
+    f->accepted[c->st.kind]++;
+    f->commit_objects++;
+    char hex[2 * TRUST_HASH_LEN + 1];
+    trust_hex(c->st.hash, TRUST_HASH_LEN, hex);
+    /* every revocation and charter, and what operators hand in, at info; the bulk of a bootstrap
+     * (certificates and the rest from peers) at debug */
+    int loud = !from || c->st.kind == TRUST_KIND_REVOKE || c->st.kind == TRUST_KIND_CHARTER;
+    log_msg(loud ? LOG_INFO : LOG_DEBUG, "fedlog: accepted %s %.16s from %s", kind_label(c->st.kind), hex,
+            from ? from : "an operator");
 }
 
 /* Both steps (no send between them), the commit on the caller or the worker. Not under the lock. */
@@ -666,7 +415,7 @@ static void offer_items(fedlog_t *f, batch_t *items, size_t n, const char *from,
     pthread_mutex_lock(&f->mu);
     cjob_t *j = offer_verify(f, items, n, from, forward);
     pthread_mutex_unlock(&f->mu);
-    commit_or_queue(f, j, NULL);
+    fedlog__commit_or_queue(f, j, NULL);
 }
 
 #define OFFER_WAIT_S 10           /* an operator's offer waits this long for the loop */
@@ -686,7 +435,7 @@ static void run_requests(fedlog_t *f)
         pthread_mutex_lock(&f->mu);
         q->r = it.r;
         q->ok = it.ok;
-        req_done_locked(f, q);
+        fedlog__req_done(f, q);
     }
     pthread_mutex_unlock(&f->mu);
 }
@@ -855,7 +604,7 @@ void fedlog_destroy(fedlog_t **fp)
     if (!fp || !*fp)
         return;
     fedlog_t *f = *fp;
-    worker_stop(f);             /* commits what it holds */
+    fedlog__worker_stop(f);             /* commits what it holds */
     for (push_t *p = f->qhead, *next; p; p = next) {
         next = p->next;
         free(p);
@@ -909,16 +658,17 @@ void fedlog_attach(fedlog_t *f, const fedlog_io_t *io)
         f->attached = 0;
         memset(&f->io, 0, sizeof f->io);
         pthread_mutex_unlock(&f->mu);
-        worker_stop(f);
+        fedlog__worker_stop(f);
         run_requests(f);
         return;
     }
     pthread_mutex_lock(&f->mu);
     f->attached = 1;
     f->io = *io;
-    if (io->own_thread && !f->wstarted && pthread_create(&f->worker, NULL, commit_worker, f) == 0)
-        f->wstarted = 1;        /* else commits stay on the loop */
-    f->async = f->wstarted;
+    if (io->own_thread)
+        fedlog__worker_start(f);
+    else
+        f->async = f->wstarted;
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -994,12 +744,12 @@ void fedlog_tick(fedlog_t *f)
         q->r = it.r;
         q->ok = it.ok;
         pthread_mutex_unlock(&f->mu);
-        int queued = commit_or_queue(f, j, q);   /* the operator hears once it is durable */
+        int queued = fedlog__commit_or_queue(f, j, q);   /* the operator hears once it is durable */
         pthread_mutex_lock(&f->mu);
         if (!queued) {
             q->r = it.r;
             q->ok = it.ok;
-            req_done_locked(f, q);
+            fedlog__req_done(f, q);
         }
     }
     pthread_mutex_unlock(&f->mu);
@@ -1193,7 +943,7 @@ static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, c
                 memcpy(give[ngive++], f->held[i].hash, TRUST_HASH_LEN);
         }
         for (size_t i = 0; want && i < n; i++)
-            if (!held_find(f, theirs[i]) && !pending_find(f, theirs[i]) && !refused_recently(f, theirs[i]))
+            if (!held_find(f, theirs[i]) && !fedlog__pending_find(f, theirs[i]) && !refused_recently(f, theirs[i]))
                 want[nwant++] = (ProtobufCBinaryData){TRUST_HASH_LEN, theirs[i]};
         pthread_mutex_unlock(&f->mu);
         if (want && nwant) {
@@ -1266,7 +1016,7 @@ void fedlog_handle(fedlog_t *f, const char *from, int type, const uint8_t *body,
         if (items) {
             for (size_t i = 0; i < m->n_objects; i++)
                 items[i] = (batch_t){.b = m->objects[i].data, .n = m->objects[i].len};
-            commit_or_queue(f, offer_and_push(f, items, m->n_objects, from, 1), NULL);
+            fedlog__commit_or_queue(f, offer_and_push(f, items, m->n_objects, from, 1), NULL);
             free(items);
         }
         trib__fed_objects__free_unpacked(m, NULL);

@@ -1,0 +1,200 @@
+/* gossip/fedlog_commit.c - the federation log's durability (see gossip/fedlog.h, Durability, and
+ * gossip/fedlog_int.h).
+ *
+ * Owns: the pending set (objects verified and in force, not stored yet: held as far as offers
+ * go, not in the held set), commit jobs (one offer's new objects each), the worker thread that
+ * takes every job queued and makes them durable in one LMDB commit (a policy set's files written
+ * first, by the policy hook), and fedlog_flush. What a commit means for the held set, the
+ * counters and a waiting operator is fedlog.c's (fedlog__settle, fedlog__req_done).
+ * Must not: verify objects, send, or commit (fsync) on the gossip loop when attached with
+ * own_thread. */
+#include "gossip/fedlog_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gossip/log.h"
+
+/* ---------------------------------------------------------------- the pending set */
+
+static size_t pending_bucket(const uint8_t hash[TRUST_HASH_LEN])
+{
+    return ((size_t)hash[1] << 8 | hash[2]) % PENDING_BUCKETS;   /* hash[0] is the sync bucket */
+}
+
+citem_t *fedlog__pending_find(const fedlog_t *f, const uint8_t hash[TRUST_HASH_LEN])
+{
+    for (citem_t *c = f->pending[pending_bucket(hash)]; c; c = c->pnext)
+        if (!memcmp(c->st.hash, hash, TRUST_HASH_LEN))
+            return c;
+    return NULL;
+}
+
+void fedlog__pending_add(fedlog_t *f, citem_t *c)
+{
+    citem_t **head = &f->pending[pending_bucket(c->st.hash)];
+    c->pnext = *head;
+    *head = c;
+    f->npending++;
+    f->pending_bytes += c->st.len;
+}
+
+static void pending_remove(fedlog_t *f, citem_t *c)
+{
+    for (citem_t **p = &f->pending[pending_bucket(c->st.hash)]; *p; p = &(*p)->pnext)
+        if (*p == c) {
+            *p = c->pnext;
+            f->npending--;
+            f->pending_bytes -= c->st.len;
+            return;
+        }
+}
+
+/* ---------------------------------------------------------------- commits */
+
+/* Not under the lock: makes the jobs' objects durable, all in one commit (a policy set first
+ * through the policy hook, which writes its files and puts it in force), then, under the lock,
+ * settles them (fedlog__settle: what the summary and anti-entropy offer is always stored) and
+ * tells a waiting operator. A failed commit refuses the objects (counted): they stay in force in
+ * memory until restart, and peers send them again. Frees the jobs. */
+static void commit_jobs(fedlog_t *f, cjob_t *jobs)
+{
+    size_t total = 0, nst = 0;
+    for (cjob_t *j = jobs; j; j = j->next)
+        total += j->n;
+    pthread_mutex_lock(&f->mu);
+    fedlog_policy_fn policy = f->policy;
+    void *pctx = f->policy_ctx;
+    pthread_mutex_unlock(&f->mu);
+    store_fedlog_item_t *st = malloc((total ? total : 1) * sizeof *st);
+    int *why = calloc(total ? total : 1, sizeof *why);   /* 0, or the reason it is refused */
+    char (*errs)[200] = calloc(total ? total : 1, sizeof *errs);
+    int mem = st && why && errs;
+    size_t i = 0;
+    for (cjob_t *j = jobs; j; j = j->next)
+        for (size_t k = 0; k < j->n; k++, i++) {
+            citem_t *c = &j->items[k];
+            if (!mem)
+                continue;
+            if (c->st.kind == TRUST_KIND_POLICY &&
+                (!policy || policy(pctx, c->st.bytes, c->st.len, 1, errs[i], sizeof errs[i]) != 0)) {
+                why[i] = FEDLOG_R_POLICY;
+                continue;
+            }
+            st[nst++] = c->st;
+        }
+    int stored = mem && (nst == 0 || store_fedlog_put(f->st, st, nst, NULL) == 0);
+    char serr[sizeof ((fedlog_result_t *)0)->err] = "";
+    if (!stored) {
+        const char *cause = mem ? store_last_error() : "out of memory";   /* this thread's */
+        log_error("fedlog: storing %zu object(s) failed: %s (held in memory until restart; peers resend)", nst,
+                  cause);
+        snprintf(serr, sizeof serr, "storing failed: %s", cause);
+    }
+    pthread_mutex_lock(&f->mu);
+    i = 0;
+    for (cjob_t *j = jobs; j; j = j->next) {
+        const char *from = j->from_op ? NULL : j->from;
+        for (size_t k = 0; k < j->n; k++, i++) {
+            citem_t *c = &j->items[k];
+            pending_remove(f, c);
+            int reason = !stored ? FEDLOG_R_STORAGE : why[i];
+            fedlog__settle(f, from, c, reason, !stored ? serr : reason ? errs[i] : "");
+        }
+        if (j->q)
+            fedlog__req_done(f, j->q);
+    }
+    f->commits += nst > 0 && stored;
+    pthread_mutex_unlock(&f->mu);
+    while (jobs) {
+        cjob_t *next = jobs->next;
+        for (size_t k = 0; k < jobs->n; k++)
+            free((void *)jobs->items[k].st.bytes);
+        free(jobs);
+        jobs = next;
+    }
+    free(st);
+    free(why);
+    free(errs);
+}
+
+int fedlog__commit_or_queue(fedlog_t *f, cjob_t *j, req_t *q)
+{
+    if (!j)
+        return 0;
+    pthread_mutex_lock(&f->mu);
+    if (!f->async) {
+        pthread_mutex_unlock(&f->mu);
+        commit_jobs(f, j);
+        return 0;
+    }
+    for (size_t k = 0; k < j->n; k++) {   /* the caller does not wait: results go to q or nowhere */
+        j->items[k].r = q ? &q->r : NULL;
+        j->items[k].ok = q ? &q->ok : NULL;
+    }
+    j->q = q;
+    if (f->jtail)
+        f->jtail->next = j;
+    else
+        f->jhead = j;
+    f->jtail = j;
+    pthread_cond_broadcast(&f->wcv);
+    pthread_mutex_unlock(&f->mu);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- the worker */
+
+/* Takes every job queued and commits them together, so a burst costs one fsync per round however
+ * many objects it brings. Drains the queue before it stops. */
+static void *commit_worker(void *arg)
+{
+    fedlog_t *f = arg;
+    pthread_mutex_lock(&f->mu);
+    for (;;) {
+        while (!f->jhead && !f->wstop)
+            pthread_cond_wait(&f->wcv, &f->mu);
+        if (!f->jhead)
+            break;
+        cjob_t *jobs = f->jhead;
+        f->jhead = f->jtail = NULL;
+        f->wbusy = 1;
+        pthread_mutex_unlock(&f->mu);
+        commit_jobs(f, jobs);
+        pthread_mutex_lock(&f->mu);
+        f->wbusy = 0;
+        pthread_cond_broadcast(&f->wcv);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+void fedlog__worker_start(fedlog_t *f)
+{
+    if (!f->wstarted && pthread_create(&f->worker, NULL, commit_worker, f) == 0)
+        f->wstarted = 1;        /* else commits stay on the loop */
+    f->async = f->wstarted;
+}
+
+void fedlog__worker_stop(fedlog_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int started = f->wstarted;
+    f->async = 0;
+    f->wstop = 1;
+    pthread_cond_broadcast(&f->wcv);
+    pthread_mutex_unlock(&f->mu);
+    if (started)
+        pthread_join(f->worker, NULL);
+    pthread_mutex_lock(&f->mu);
+    f->wstarted = f->wstop = 0;
+    pthread_mutex_unlock(&f->mu);
+}
+
+void fedlog_flush(fedlog_t *f)
+{
+    pthread_mutex_lock(&f->mu);
+    while (f->jhead || f->wbusy)
+        pthread_cond_wait(&f->wcv, &f->mu);
+    pthread_mutex_unlock(&f->mu);
+}
