@@ -320,10 +320,13 @@ static int ord_cmp(const void *a, const void *b)
 }
 
 /* Step 1, under the lock: offers the objects (charters first by version, then certificates,
- * revocations, policy sets, so one frame may carry a charter update and what it signs) and, when
- * forward, queues the new ones' pushes at once: a verified object is in force here (the trust
- * store holds it) and goes on before the durable commit, which is not on the path from node to
- * node. The new ones are pending (held for offers, not in the set) until step 2 commits them.
+ * revocations, policy sets, so one frame may carry a charter update and what it signs). When
+ * forward, the new ones are pushed on to every alive member: a peer's at once (queued here), as
+ * it is verified and in force here, before its durable commit, which is then not on the path
+ * from node to node (an fsync per hop; the object is in the federation already: its sender holds
+ * it); an operator's once it is stored (fedlog__settle), so an object whose commit fails, and
+ * which the operator is told was refused, never reaches a peer. The new ones are pending (held
+ * for offers, not in the set) until step 2 commits them.
  * Returns their job (results pointing at items), or NULL when there is none or out of memory
  * (then nothing was offered). */
 static cjob_t *offer_verify(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
@@ -337,6 +340,7 @@ static cjob_t *offer_verify(fedlog_t *f, batch_t *items, size_t n, const char *f
     }
     snprintf(j->from, sizeof j->from, "%s", from ? from : "");
     j->from_op = from == NULL;
+    j->push_durable = forward && !from;
     for (size_t i = 0; i < n; i++) {
         int k = envelope_kind(items[i].b, items[i].n);
         ord[i].i = i;
@@ -366,7 +370,7 @@ static cjob_t *offer_verify(fedlog_t *f, batch_t *items, size_t n, const char *f
         c->ok = &it->ok;
         fedlog__pending_add(f, c);        /* the same object again (in this frame too) is held from now on */
         j->n++;
-        if (forward)
+        if (forward && from)
             push_queue(f, it->r.kind, it->b, it->n, from);
     }
     free(ord);
@@ -385,7 +389,7 @@ void fedlog__req_done(fedlog_t *f, req_t *q)
     pthread_cond_broadcast(&f->rcv);
 }
 
-void fedlog__settle(fedlog_t *f, const char *from, citem_t *c, int why, const char *err)
+int fedlog__settle(fedlog_t *f, const char *from, citem_t *c, int push, int why, const char *err)
 {
     if (why) {
         fedlog_result_t local = {.kind = c->st.kind, .added = 1}, *r = c->r ? c->r : &local;
@@ -394,10 +398,12 @@ void fedlog__settle(fedlog_t *f, const char *from, citem_t *c, int why, const ch
         refuse(f, r, why, from);
         if (c->ok)
             *c->ok = 0;
-        return;
+        return 0;
     }
+    if (push)                     /* stored: an operator's object goes out now */
+        push_queue(f, c->st.kind, c->st.bytes, c->st.len, from);
     if (held_find(f, c->st.hash) || held_add(f, c->st.hash, c->st.kind, c->st.len) != 0)
-        return;
+        return push;
     f->accepted[c->st.kind]++;
     f->commit_objects++;
     char hex[2 * TRUST_HASH_LEN + 1];
@@ -407,6 +413,7 @@ void fedlog__settle(fedlog_t *f, const char *from, citem_t *c, int why, const ch
     int loud = !from || c->st.kind == TRUST_KIND_REVOKE || c->st.kind == TRUST_KIND_CHARTER;
     log_msg(loud ? LOG_INFO : LOG_DEBUG, "fedlog: accepted %s %.16s from %s", kind_label(c->st.kind), hex,
             from ? from : "an operator");
+    return push;
 }
 
 /* Both steps (no send between them), the commit on the caller or the worker. Not under the lock. */
@@ -717,30 +724,27 @@ static void send_pushes(fedlog_t *f)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Verifies items from a peer or an operator (forward: pushes the new ones on, before they are
- * committed). Returns their job, not committed yet. */
-static cjob_t *offer_and_push(fedlog_t *f, batch_t *items, size_t n, const char *from, int forward)
+/* Verifies items pushed by peer `from` and pushes the new ones on at once, before they are
+ * committed (offer_verify says why). Returns their job, not committed yet. */
+static cjob_t *offer_and_push(fedlog_t *f, batch_t *items, size_t n, const char *from)
 {
     pthread_mutex_lock(&f->mu);
-    cjob_t *j = offer_verify(f, items, n, from, forward);
+    cjob_t *j = offer_verify(f, items, n, from, 1);
     pthread_mutex_unlock(&f->mu);
-    if (forward)
-        send_pushes(f);
+    send_pushes(f);
     return j;
 }
 
 void fedlog_tick(fedlog_t *f)
 {
     pthread_mutex_lock(&f->mu);
-    while (f->rhead) {          /* operators' offers, one at a time: verified, pushed, committed */
+    while (f->rhead) {          /* operators' offers, one at a time: verified, committed, pushed */
         req_t *q = f->rhead;
         f->rhead = q->next;
         if (!f->rhead)
             f->rtail = NULL;
         batch_t it = {.b = q->data, .n = q->n};
-        pthread_mutex_unlock(&f->mu);
-        cjob_t *j = offer_and_push(f, &it, 1, NULL, 1);
-        pthread_mutex_lock(&f->mu);
+        cjob_t *j = offer_verify(f, &it, 1, NULL, 1);   /* pushed once stored */
         q->r = it.r;
         q->ok = it.ok;
         pthread_mutex_unlock(&f->mu);
@@ -1016,7 +1020,7 @@ void fedlog_handle(fedlog_t *f, const char *from, int type, const uint8_t *body,
         if (items) {
             for (size_t i = 0; i < m->n_objects; i++)
                 items[i] = (batch_t){.b = m->objects[i].data, .n = m->objects[i].len};
-            fedlog__commit_or_queue(f, offer_and_push(f, items, m->n_objects, from, 1), NULL);
+            fedlog__commit_or_queue(f, offer_and_push(f, items, m->n_objects, from), NULL);
             free(items);
         }
         trib__fed_objects__free_unpacked(m, NULL);

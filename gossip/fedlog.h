@@ -77,11 +77,11 @@ void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
 
 /* Offers bytes (a TrustSigned, at most TRUST_MAX_BYTES) as an operator's submission (from NULL)
  * or from a peer's hello (its address). 0 when held (res->added says whether it is new: stored,
- * and an operator's queued for push to every alive member; a hello's is not pushed: each node
- * presents its own, and anti-entropy carries it; an operator's answer comes once it is durable, a
- * peer's offer on a loop with own_thread returns once it is verified and in force, its commit left
- * to the worker), -1 when refused (res->reason, res->err; counted, logged at most
- * once a second per reason). An operator's charter older than the held one is refused
+ * and an operator's pushed to every alive member once stored, never before; a hello's is not
+ * pushed: each node presents its own, and anti-entropy carries it; an operator's answer comes
+ * once it is durable, a peer's offer on a loop with own_thread returns once it is verified and in
+ * force, its commit left to the worker), -1 when refused (res->reason, res->err; counted, logged
+ * at most once a second per reason). An operator's charter older than the held one is refused
  * (stale_version); a peer's is kept as history when the held chain names its hash. */
 int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from, fedlog_result_t *res);
 
@@ -111,11 +111,13 @@ typedef struct {
 /* Durability. The fsync of a commit never runs on the gossip loop: with io.own_thread the new
  * objects of an offer are committed by a worker thread of the fedlog (every job queued then in one
  * LMDB commit; a policy set's files written first, by the policy hook). Until committed an object
- * is pending: in force (trust store, policy set), pushed on, held as far as offers go (not
- * verified twice), but not in the held set, so the summary, anti-entropy and GET /v1/federation
- * count only what is stored. An operator waits until its object is durable; a peer gets no answer
- * and after a crash anti-entropy brings back what was lost. Without own_thread commits run on the
- * caller (tests, tools). */
+ * is pending: in force (trust store, policy set), held as far as offers go (not verified twice),
+ * but not in the held set, so the summary, anti-entropy and GET /v1/federation count only what is
+ * stored. A peer's pushed object is pushed on while pending (an fsync per hop is not on the path
+ * from node to node; its sender holds it already); an operator's only once it is stored, so one
+ * whose commit failed (the operator told so) reaches no peer. An operator waits until its object
+ * is durable; a peer gets no answer and after a crash anti-entropy brings back what was lost.
+ * Without own_thread commits run on the caller (tests, tools). */
 
 /* Connects the loop (io NULL: disconnects; queued pushes wait; commits still queued are done and
  * the worker stops). */

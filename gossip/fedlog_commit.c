@@ -54,8 +54,8 @@ static void pending_remove(fedlog_t *f, citem_t *c)
 
 /* Not under the lock: makes the jobs' objects durable, all in one commit (a policy set first
  * through the policy hook, which writes its files and puts it in force), then, under the lock,
- * settles them (fedlog__settle: what the summary and anti-entropy offer is always stored) and
- * tells a waiting operator. A failed commit refuses the objects (counted): they stay in force in
+ * settles them (fedlog__settle: what the summary and anti-entropy offer is always stored, and an
+ * operator's object is pushed on only now) and tells a waiting operator. A failed commit refuses the objects (counted): they stay in force in
  * memory until restart, and peers send them again. Frees the jobs. */
 static void commit_jobs(fedlog_t *f, cjob_t *jobs)
 {
@@ -92,6 +92,7 @@ static void commit_jobs(fedlog_t *f, cjob_t *jobs)
         snprintf(serr, sizeof serr, "storing failed: %s", cause);
     }
     pthread_mutex_lock(&f->mu);
+    int pushes = 0;
     i = 0;
     for (cjob_t *j = jobs; j; j = j->next) {
         const char *from = j->from_op ? NULL : j->from;
@@ -99,13 +100,17 @@ static void commit_jobs(fedlog_t *f, cjob_t *jobs)
             citem_t *c = &j->items[k];
             pending_remove(f, c);
             int reason = !stored ? FEDLOG_R_STORAGE : why[i];
-            fedlog__settle(f, from, c, reason, !stored ? serr : reason ? errs[i] : "");
+            pushes += fedlog__settle(f, from, c, j->push_durable, reason, !stored ? serr : reason ? errs[i] : "");
         }
         if (j->q)
             fedlog__req_done(f, j->q);
     }
     f->commits += nst > 0 && stored;
+    fedlog_io_t io = f->io;
+    int wake = pushes && f->attached && io.wake;
     pthread_mutex_unlock(&f->mu);
+    if (wake)                     /* the loop sends what was stored just now (fedlog_tick) */
+        io.wake(io.ctx);
     while (jobs) {
         cjob_t *next = jobs->next;
         for (size_t k = 0; k < jobs->n; k++)

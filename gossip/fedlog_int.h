@@ -51,6 +51,7 @@ typedef struct cjob {
     struct cjob *next;
     char from[64];
     int from_op;                  /* an operator's (from NULL) */
+    int push_durable;             /* push the items on once they are stored (an operator's) */
     req_t *q;                     /* the operator waiting for this commit, or NULL */
     size_t n;
     citem_t items[];
@@ -122,9 +123,11 @@ void fedlog__worker_stop(fedlog_t *f);
 
 /* ---- fedlog.c */
 /* Settles item c of a job from `from` (NULL: an operator) once its commit is done, under the
- * lock (c is no longer pending): stored when why is 0 (added to the held set, counted, logged),
- * else refused with reason why and text err (counted, logged, its caller's result changed). */
-void fedlog__settle(fedlog_t *f, const char *from, citem_t *c, int why, const char *err);
+ * lock (c is no longer pending): stored when why is 0 (added to the held set, counted, logged,
+ * and when push, queued for a push to every alive member), else refused with reason why and text
+ * err (counted, logged, its caller's result changed). 1 when it queued a push (the loop sends it:
+ * wake it), else 0. */
+int fedlog__settle(fedlog_t *f, const char *from, citem_t *c, int push, int why, const char *err);
 /* Tells the operator waiting on q that its offer is done (q freed when it stopped waiting).
  * Under the lock. */
 void fedlog__req_done(fedlog_t *f, req_t *q);

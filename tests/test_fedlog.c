@@ -9,14 +9,17 @@
  * Owns: temp dirs under /tmp (removed), the processes it starts (stopped). */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -636,6 +639,12 @@ static void fwd_send(void *ctx, const char *addr, int type, const uint8_t *body,
     free(b);
 }
 
+static void fwd_send_any(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)ctx, (void)addr, (void)body, (void)len;
+    fwd_sent += type == TRIB__MSG_TYPE__MSG_FED_PUSH;
+}
+
 static size_t fwd_peers(void *ctx, const char **addrs, size_t max)
 {
     (void)ctx;
@@ -872,6 +881,223 @@ Test(fedlog, a_certificate_from_a_hello_is_stored_not_pushed)
     cert_free(&op);
     fedlog_destroy(&f);
     trust_destroy(&fwd_trust);
+    store_close(&fwd_store);
+}
+
+/* ---------------------------------------------------------------- an operator's offer goes out once stored */
+
+/* The disk failing under LMDB: while disk_fails is set, the process's fdatasync and fsync (which
+ * liblmdb calls through the PLT, so these definitions take their place) fail with EIO, as a
+ * failing disk's do; a commit then fails and is aborted, and the store works again once the flag
+ * is cleared. Criterion runs each test in a process of its own. */
+static atomic_int disk_fails;
+
+int fdatasync(int fd)
+{
+    if (atomic_load(&disk_fails)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+    if (atomic_load(&disk_fails)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+/* The gossip loop as gossip.c runs it (own_thread): ticks when woken, else every 50 ms, and
+ * records the pushes it sends (of op_objs[0], op_objs[1]) with whether the object was stored in
+ * op_store when it went out. */
+static pthread_mutex_t op_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t op_cv = PTHREAD_COND_INITIALIZER;
+static fedlog_t *op_log;
+static store_t *op_store;
+static int op_stop, op_woken;
+static unsigned op_ticks;
+static const revocation_t *op_objs[2];
+static int op_pushed[2], op_unstored[2], op_other;
+
+static void op_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)ctx, (void)addr;
+    if (type != TRIB__MSG_TYPE__MSG_FED_PUSH)
+        return;
+    Trib__FedObjects *m = trib__fed_objects__unpack(NULL, len, body);
+    cr_assert(m && m->n_objects == 1, "a push of one object");
+    int which = -1;
+    for (int i = 0; i < 2; i++)
+        if (op_objs[i] && m->objects[0].len == op_objs[i]->len &&
+            !memcmp(m->objects[0].data, op_objs[i]->bytes, op_objs[i]->len))
+            which = i;
+    trib__fed_objects__free_unpacked(m, NULL);
+    pthread_mutex_lock(&op_mu);
+    if (which < 0) {
+        op_other++;
+    } else {
+        int kind;
+        uint8_t *b = NULL;
+        size_t n;
+        op_pushed[which]++;
+        op_unstored[which] += store_fedlog_get(op_store, op_objs[which]->hash, &kind, &b, &n) != 0;
+        free(b);
+    }
+    pthread_mutex_unlock(&op_mu);
+}
+
+static void op_wake(void *ctx)
+{
+    (void)ctx;
+    pthread_mutex_lock(&op_mu);
+    op_woken = 1;
+    pthread_cond_broadcast(&op_cv);
+    pthread_mutex_unlock(&op_mu);
+}
+
+static void *op_loop(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&op_mu);
+    while (!op_stop) {
+        op_woken = 0;
+        pthread_mutex_unlock(&op_mu);
+        fedlog_tick(op_log);
+        pthread_mutex_lock(&op_mu);
+        op_ticks++;
+        pthread_cond_broadcast(&op_cv);
+        if (!op_woken && !op_stop) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += 50 * 1000000L;
+            if (dl.tv_nsec >= 1000000000L)
+                dl.tv_sec++, dl.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&op_cv, &op_mu, &dl);
+        }
+    }
+    pthread_mutex_unlock(&op_mu);
+    return NULL;
+}
+
+/* Returns once the loop ran a whole turn begun after the call (at most 10 s: 0 then). */
+static int op_turn(void)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    pthread_mutex_lock(&op_mu);
+    unsigned want = op_ticks + 2;
+    op_woken = 1;
+    pthread_cond_broadcast(&op_cv);
+    while (op_ticks < want && pthread_cond_timedwait(&op_cv, &op_mu, &dl) == 0)
+        ;
+    int ok = op_ticks >= want;
+    pthread_mutex_unlock(&op_mu);
+    return ok;
+}
+
+/* Waits (at most 10 s) until op_pushed[i] reaches n. Its value then. */
+static int op_wait_pushed(int i, int n)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10;
+    pthread_mutex_lock(&op_mu);
+    while (op_pushed[i] < n && pthread_cond_timedwait(&op_cv, &op_mu, &dl) == 0)
+        ;
+    int v = op_pushed[i];
+    pthread_mutex_unlock(&op_mu);
+    return v;
+}
+
+/* A revocation submitted by an operator (POST /v1/federation/objects: an HTTP thread, the loop
+ * verifying it, the worker committing it) goes out to the peers only once it is stored; when the
+ * disk fails its commit, the operator is told so and no peer receives it, now or later (it is
+ * not in the held set anti-entropy offers); once the disk works again the same submission is
+ * stored and pushed. Before, an operator's object was pushed as soon as it was verified, and the
+ * federation held an object its operator was told had failed. */
+Test(fedlog, an_operators_revocation_goes_out_only_once_stored)
+{
+    op_store = open_store("op");
+    trust_t *t = trust_new(&ch);
+    op_log = fedlog_new(op_store, t, err, sizeof err);
+    cr_assert_not_null(op_log, "%s", err);
+    fedlog_io_t io = { .ctx = NULL, .send = op_send, .peers = fwd_peers, .wake = op_wake, .own_thread = 1 };
+    fedlog_attach(op_log, &io);
+    pthread_t loop;
+    cr_assert_eq(pthread_create(&loop, NULL, op_loop, NULL), 0);
+    revocation_t ok, failed;
+    issue_rev(&ch, &N, &ok);
+    issue_rev(&ch, &M, &failed);
+    op_objs[0] = &ok, op_objs[1] = &failed;
+    fedlog_result_t r;
+    /* the disk works: stored, then pushed to both peers (an operator's object has no sender) */
+    cr_assert_eq(fedlog_offer(op_log, ok.bytes, ok.len, NULL, &r), 0, "%s", r.err);
+    cr_expect_eq(op_wait_pushed(0, 2), 2, "an operator's stored revocation was not pushed to both peers");
+    /* the disk fails: refused, and nobody hears of it */
+    atomic_store(&disk_fails, 1);
+    cr_expect_eq(fedlog_offer(op_log, failed.bytes, failed.len, NULL, &r), -1, "the operator was told it is held");
+    cr_expect_eq(r.reason, FEDLOG_R_STORAGE, "%s: %s", fedlog_reason_name(r.reason), r.err);
+    cr_expect(strstr(r.err, "storing failed") != NULL, "%s", r.err);
+    cr_assert(op_turn() && op_turn(), "the loop stopped turning");
+    atomic_store(&disk_fails, 0);
+    pthread_mutex_lock(&op_mu);
+    int pushed_failed = op_pushed[1], unstored_ok = op_unstored[0], other = op_other;
+    pthread_mutex_unlock(&op_mu);
+    cr_expect_eq(pushed_failed, 0, "a revocation whose commit failed was pushed to %d peer(s)", pushed_failed);
+    cr_expect_eq(unstored_ok, 0, "%d push(es) went out before the object was stored", unstored_ok);
+    cr_expect_eq(other, 0);
+    cr_expect_not(fedlog_has(op_log, failed.hash), "held (offered by anti-entropy) though not stored");
+    uint32_t count;
+    uint8_t sum[TRUST_HASH_LEN];
+    fedlog_summary(op_log, &count, sum);
+    cr_expect_eq(count, 1, "the summary counts %u objects", count);
+    expect_metric(op_log, "trib_fedlog_refused_total{kind=\"revocation\",reason=\"storage\"} 1");
+    /* the disk works again: the operator's retry is stored and pushed */
+    cr_expect_eq(fedlog_offer(op_log, failed.bytes, failed.len, NULL, &r), 0, "retry: %s", r.err);
+    cr_expect_eq(r.added, 1);
+    cr_expect_eq(op_wait_pushed(1, 2), 2, "the retried revocation was not pushed to both peers");
+    pthread_mutex_lock(&op_mu);
+    cr_expect_eq(op_unstored[1], 0, "the retried revocation went out before it was stored");
+    op_stop = 1;
+    pthread_cond_broadcast(&op_cv);
+    pthread_mutex_unlock(&op_mu);
+    pthread_join(loop, NULL);
+    fedlog_attach(op_log, NULL);
+    revocation_free(&ok);
+    revocation_free(&failed);
+    fedlog_destroy(&op_log);
+    trust_destroy(&t);
+    store_close(&op_store);
+}
+
+/* Without a loop of its own (commits on the caller): a policy set whose files cannot be written
+ * (the policy hook fails at commit) is refused and never pushed, though it was verified. */
+Test(fedlog, an_operators_object_whose_commit_fails_is_not_pushed)
+{
+    fwd_store = open_store("opsync");
+    fwd_trust = NULL;
+    fedlog_t *f = fedlog_new(fwd_store, NULL, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    fedlog_set_policy_offer(f, refuse_at_commit, NULL);
+    fedlog_io_t io = { .ctx = NULL, .send = fwd_send_any, .peers = fwd_peers, .wake = net_wake };
+    fedlog_attach(f, &io);
+    uint8_t body[] = "rules: []";
+    const identity_t *gov[] = { &A };
+    uint8_t *pol;
+    size_t pl;
+    cr_assert_eq(trust_envelope_make(TRUST_KIND_POLICY, body, sizeof body, gov, 1, &pol, &pl), 0);
+    fwd_sent = 0;
+    fedlog_result_t r;
+    cr_expect_eq(fedlog_offer(f, pol, pl, NULL, &r), -1, "an operator told it holds a set it could not keep");
+    fedlog_tick(f);
+    fedlog_tick(f);
+    cr_expect_eq(fwd_sent, 0, "a policy set that was not stored was pushed to %d peer(s)", fwd_sent);
+    free(pol);
+    fedlog_destroy(&f);
     store_close(&fwd_store);
 }
 
