@@ -928,6 +928,32 @@ static enum MHD_Result h_fed_get(call_t *k)
     return send_json(k->c, R_FED_GET, st, j);
 }
 
+/* send_json for a 429: with Retry-After (seconds). */
+static enum MHD_Result send_json_retry(struct MHD_Connection *c, route_t route, unsigned status, json_t *j,
+                                       unsigned retry_s)
+{
+    char *s = json_dumps(j, JSON_COMPACT), v[16];
+    json_decref(j);
+    size_t n = s ? strlen(s) : 0;
+    char *body = s ? realloc(s, n + 2) : NULL;
+    struct MHD_Response *resp = NULL;
+    if (body) {
+        memcpy(body + n, "\n", 2);   /* end with a newline for curl users */
+        resp = MHD_create_response_from_buffer(n + 1, body, MHD_RESPMEM_MUST_FREE);
+    }
+    if (!resp) {
+        free(body ? body : s);
+        return MHD_NO;
+    }
+    snprintf(v, sizeof v, "%u", retry_s ? retry_s : 1);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Retry-After", v);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    metrics_http(route, status);
+    return ret;
+}
+
 static enum MHD_Result h_fed_post(call_t *k)
 {
     json_t *j = NULL;
@@ -936,8 +962,9 @@ static enum MHD_Result h_fed_post(call_t *k)
     if (ci && ci->client_addr)
         getnameinfo(ci->client_addr, ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                     : sizeof(struct sockaddr_in), client, sizeof client, NULL, 0, NI_NUMERICHOST);
-    unsigned st = http_fed_submit(k->n, client, k->req->body, k->req->len, &j);
-    return send_json(k->c, R_FED_POST, st, j);
+    unsigned retry_s;
+    unsigned st = http_fed_submit(k->n, client, k->req->body, k->req->len, &j, &retry_s);
+    return st == 429 ? send_json_retry(k->c, R_FED_POST, st, j, retry_s) : send_json(k->c, R_FED_POST, st, j);
 }
 
 static enum MHD_Result h_key_rotate(call_t *k)

@@ -2,8 +2,8 @@
  *
  * Owns: reading a submitted trust object file from a request body (bounded JSON, "kind" and the
  * base64 "signed" bytes, which must be of the kind the file says), handing the bytes to the
- * federation log, and mapping its verdict to a status and error code; the per-client rate limit
- * of this anonymous endpoint (node/ratelimit.h) and its counter.
+ * federation log, and mapping its verdict to a status and error code; the rate limits of this
+ * anonymous endpoint (per client and for all clients: node/ratelimit.h) and their counter.
  * Must not: verify signatures itself (gossip/fedlog.c and the trust store do) or send replies. */
 #include "node/http_fed.h"
 
@@ -19,31 +19,50 @@
 #include "gossip/prom.h"
 #include "node/ratelimit.h"
 
-static ratelimit_t limit = RATELIMIT_INIT(FED_SUBMIT_RATE, FED_SUBMIT_BURST);
-static atomic_uint_fast64_t limited, limited_logged_ms, limited_unlogged;
+static ratelimit_t limit = RATELIMIT_INIT(FED_SUBMIT_RATE, FED_SUBMIT_BURST, FED_SUBMIT_ALL_RATE, FED_SUBMIT_ALL_BURST);
+static atomic_uint_fast64_t limited[2], limited_logged_ms, limited_unlogged;   /* [0] client, [1] all */
 
-/* A client over its rate: counted, logged at most once every 10 s (with how many went unlogged). */
-static unsigned rate_limited(const char *client, json_t **reply)
+/* A submission over a rate (which: RATELIMIT_CLIENT or RATELIMIT_ALL): counted, logged at most
+ * once every 10 s (with how many went unlogged), answered 429 with when to retry. */
+static unsigned rate_limited(const char *client, int which, uint64_t retry_ms, json_t **reply, unsigned *retry_s)
 {
-    atomic_fetch_add(&limited, 1);
+    int all = which == RATELIMIT_ALL;
+    char key[RATELIMIT_KEY], who[RATELIMIT_KEY + 80];
+    ratelimit_key(client, key);
+    if (strcmp(key, client) != 0)
+        snprintf(who, sizeof who, "%s (its bucket: %s)", client, key);
+    else
+        snprintf(who, sizeof who, "%s", client);
+    atomic_fetch_add(&limited[all], 1);
     uint64_t now = clock_ms(), last = atomic_load(&limited_logged_ms);
     if (now - last >= 10000 && atomic_compare_exchange_strong(&limited_logged_ms, &last, now))
-        log_warn("federation: POST /v1/federation/objects from %s refused: over %.0f per second (burst %.0f)%s",
-                 client, FED_SUBMIT_RATE, FED_SUBMIT_BURST,
+        log_warn("federation: POST /v1/federation/objects from %s refused: %sover %.0f per second (burst %.0f)%s",
+                 who, all ? "all clients together " : "", all ? FED_SUBMIT_ALL_RATE : FED_SUBMIT_RATE,
+                 all ? FED_SUBMIT_ALL_BURST : FED_SUBMIT_BURST,
                  atomic_exchange(&limited_unlogged, 0) ? " (and more refusals since the last line)" : "");
     else
         atomic_fetch_add(&limited_unlogged, 1);
-    char detail[200];
-    snprintf(detail, sizeof detail, "too many submissions from %s: at most %.0f per second after a burst of %.0f; "
-             "retry in a second", client, FED_SUBMIT_RATE, FED_SUBMIT_BURST);
-    *reply = json_pack("{s:s,s:s}", "error", "rate_limited", "detail", detail);
+    *retry_s = (unsigned)((retry_ms + 999) / 1000);
+    char detail[300];
+    if (all)
+        snprintf(detail, sizeof detail, "this node takes at most %.0f submissions per second from all clients "
+                 "together (after a burst of %.0f), and that is used up; retry in %u s", FED_SUBMIT_ALL_RATE,
+                 FED_SUBMIT_ALL_BURST, *retry_s);
+    else
+        snprintf(detail, sizeof detail, "too many submissions from %s: at most %.0f per second after a burst of "
+                 "%.0f; retry in %u s", who, FED_SUBMIT_RATE, FED_SUBMIT_BURST, *retry_s);
+    *reply = json_pack("{s:s,s:s,s:s,s:I}", "error", "rate_limited", "bucket", all ? "all" : "client", "detail",
+                       detail, "retry_after_s", (json_int_t)*retry_s);
     return 429;
 }
 
 void http_fed_metrics(FILE *f)
 {
-    prom_counter(f, "trib_fed_submit_rate_limited_total",
-                 "POST /v1/federation/objects refused (429) for a client over its rate.", atomic_load(&limited));
+    prom_family(f, "trib_fed_submit_rate_limited_total", "counter",
+                "POST /v1/federation/objects refused (429), by bucket: a client's (an IPv4 address, an IPv6 /64) "
+                "or all clients'.");
+    prom_sample(f, "trib_fed_submit_rate_limited_total", "bucket=\"client\"", atomic_load(&limited[0]));
+    prom_sample(f, "trib_fed_submit_rate_limited_total", "bucket=\"all\"", atomic_load(&limited[1]));
 }
 
 static unsigned error(json_t **reply, unsigned status, const char *code, const char *detail)
@@ -80,12 +99,16 @@ static unsigned status_of(int reason, const char **code)
     }
 }
 
-unsigned http_fed_submit(node_t *n, const char *client, const char *body, size_t len, json_t **reply)
+unsigned http_fed_submit(node_t *n, const char *client, const char *body, size_t len, json_t **reply,
+                         unsigned *retry_after_s)
 {
     fedlog_t *f = gossip_fedlog(n->gossip);
     char detail[600];
-    if (!ratelimit_take(&limit, client, clock_ms()))   /* before anything is parsed or verified */
-        return rate_limited(client ? client : "?", reply);
+    uint64_t retry_ms = 0;
+    *retry_after_s = 0;
+    int lim = ratelimit_take(&limit, client, clock_ms(), &retry_ms);   /* before anything is parsed */
+    if (lim != RATELIMIT_OK)
+        return rate_limited(client ? client : "?", lim, retry_ms, reply, retry_after_s);
     if (!f)
         return error(reply, 503, "not_ready", "this node's federation log is not running yet; retry shortly");
     if (len > TRUST_FILE_MAX) {

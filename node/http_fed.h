@@ -10,17 +10,23 @@
 #include "node/node.h"
 
 /* A trust object file (as written by `trib fed certify|revoke|update`, or a policy set) submitted
- * to this node by client (its address: the rate limit's key, FED_SUBMIT_RATE per second after a
- * burst of FED_SUBMIT_BURST; beyond it 429 rate_limited, counted and logged at most every 10 s):
- * verified, stored and gossiped. Returns the HTTP status; *reply a new reference:
+ * to this node by client (its address, as getnameinfo writes it), rate limited before anything is
+ * parsed: FED_SUBMIT_RATE per second after a burst of FED_SUBMIT_BURST per client (an IPv4
+ * address, an IPv6 /64: node/ratelimit.h), and FED_SUBMIT_ALL_RATE after FED_SUBMIT_ALL_BURST for
+ * all clients together; beyond either 429 rate_limited with *retry_after_s (seconds, for the
+ * Retry-After header; 0 on every other answer), counted by bucket and logged at most every 10 s.
+ * Then verified, stored and gossiped. Returns the HTTP status; *reply a new reference:
  * 201 {"result":"added","kind","hash"}, 200 {"result":"held",...}, or an error object
  * {"error","detail"} with 400 malformed|kind_mismatch|unknown_kind, 403 forged|below_threshold|
  * wrong_federation, 409 stale_version|version_gap|broken_chain|open_mode, 422 policy_refused,
  * 413 too_large, 429 rate_limited, 507 fedlog_full, 503 not_ready, 500 storage. */
 #define FED_SUBMIT_RATE 5.0
 #define FED_SUBMIT_BURST 30.0
-unsigned http_fed_submit(node_t *n, const char *client, const char *body, size_t len, json_t **reply);
-/* trib_fed_submit_rate_limited_total. */
+#define FED_SUBMIT_ALL_RATE 50.0
+#define FED_SUBMIT_ALL_BURST 200.0
+unsigned http_fed_submit(node_t *n, const char *client, const char *body, size_t len, json_t **reply,
+                         unsigned *retry_after_s);
+/* trib_fed_submit_rate_limited_total{bucket="client"|"all"}. */
 void http_fed_metrics(FILE *f);
 /* The node's federation view: mode, charter, certificates, revocations, counts. */
 unsigned http_fed_show(node_t *n, json_t **reply);

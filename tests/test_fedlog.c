@@ -9,6 +9,7 @@
  * Owns: temp dirs under /tmp (removed), the processes it starts (stopped). */
 #include <criterion/criterion.h>
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -39,6 +41,8 @@
 #define DAY_MS 86400000LL
 #define FED_SUBMIT_RATE_TEST 5.0    /* node/http_fed.h's FED_SUBMIT_RATE, _BURST */
 #define FED_SUBMIT_BURST_TEST 30.0
+#define FED_SUBMIT_ALL_RATE_TEST 50.0    /* FED_SUBMIT_ALL_RATE, _BURST */
+#define FED_SUBMIT_ALL_BURST_TEST 200.0
 
 static identity_t A, B, C, N, M;
 static charter_t ch;
@@ -1491,7 +1495,8 @@ static uint64_t mono_ms(void)
 }
 
 /* POST /v1/federation/objects is anonymous: one client address gets a burst, then its rate; past
- * it 429 rate_limited, counted and logged, before anything is parsed; the node keeps serving. The
+ * it 429 rate_limited with Retry-After and a detail naming the client and when to retry, counted
+ * by bucket and logged, before anything is parsed; the node keeps serving. The
  * bound is checked against the time the requests took, so a slow machine only lets more through. */
 Test(fedlog, anonymous_submissions_are_rate_limited_per_client)
 {
@@ -1509,6 +1514,12 @@ Test(fedlog, anonymous_submissions_are_rate_limited_per_client)
             limited++;
             json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
             cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "rate_limited");
+            cr_expect_str_eq(json_string_value(json_object_get(j, "bucket")), "client");
+            const char *d = json_string_value(json_object_get(j, "detail"));
+            cr_expect(d && strstr(d, "too many submissions from 127.0.0.1") && strstr(d, "retry in 1 s"), "%s",
+                      d ? d : "no detail");
+            cr_expect_str_eq(r.retry_after, "1", "Retry-After: '%s'", r.retry_after);
+            cr_expect_eq(json_integer_value(json_object_get(j, "retry_after_s")), 1);
             json_decref(j);
         } else {
             passed += r.status == 400;
@@ -1522,7 +1533,8 @@ Test(fedlog, anonymous_submissions_are_rate_limited_per_client)
     cr_expect_geq(passed, (int)FED_SUBMIT_BURST_TEST, "limited within the burst: %d passed", passed);
     cr_expect_leq(passed, (int)(FED_SUBMIT_BURST_TEST + FED_SUBMIT_RATE_TEST * secs) + 1,
                   "%d passed in %.1f s: over the burst and rate", passed, secs);
-    cr_expect_geq(h_metric(n.url, "trib_fed_submit_rate_limited_total"), 1);
+    cr_expect_geq(h_metric(n.url, "trib_fed_submit_rate_limited_total{bucket=\"client\"}"), 1);
+    cr_expect_eq(h_metric(n.url, "trib_fed_submit_rate_limited_total{bucket=\"all\"}"), 0);
     cr_expect_geq(h_metric(n.url, "trib_http_requests_total{route=\"federation_objects\",status=\"429\"}"), 1);
     size_t ll;
     char *log = h_read_file(n.log, &ll);
@@ -1532,6 +1544,113 @@ Test(fedlog, anonymous_submissions_are_rate_limited_per_client)
     json_t *fj = h_get_json(n.url, "/v1/federation", NULL);   /* other endpoints are not limited */
     cr_expect_not_null(fj);
     json_decref(fj);
+    h_node_cleanup(&n);
+}
+
+typedef struct {
+    char *buf;
+    size_t len;
+    char retry_after[16];
+} post_from_t;
+
+static size_t post_body(char *p, size_t sz, size_t n, void *ctx)
+{
+    post_from_t *o = ctx;
+    char *b = realloc(o->buf, o->len + sz * n + 1);
+    cr_assert_not_null(b);
+    memcpy(b + o->len, p, sz * n);
+    o->len += sz * n;
+    b[o->len] = '\0';
+    o->buf = b;
+    return sz * n;
+}
+
+static size_t post_header(char *p, size_t sz, size_t n, void *ctx)
+{
+    post_from_t *o = ctx;
+    if (!strncasecmp(p, "Retry-After:", 12))
+        sscanf(p + 12, " %15s", o->retry_after);
+    return sz * n;
+}
+
+/* POSTs body to url from the loopback address src (127.x.y.z: another client). The status. */
+static long post_from(const char *src, const char *url, const char *body, post_from_t *o)
+{
+    memset(o, 0, sizeof *o);
+    CURL *c = curl_easy_init();
+    cr_assert_not_null(c);
+    char iface[64];
+    snprintf(iface, sizeof iface, "host!%s", src);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_INTERFACE, iface);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, post_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, o);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, post_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, o);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    cr_assert_eq(rc, CURLE_OK, "POST from %s: %s", src, curl_easy_strerror(rc));
+    return status;
+}
+
+/* Many clients together (16 loopback addresses taking turns, so each stays within its own burst
+ * and rate however slow the machine: 16 x 5/s is over the global 50/s) are bounded by the node's
+ * global bucket: past its burst of 200, 429 rate_limited for the bucket "all", with Retry-After
+ * and a detail saying so, counted; the node keeps serving. Before, every new client address got
+ * a fresh bucket and nothing bounded their sum. */
+Test(fedlog, many_clients_together_are_bounded_by_the_global_rate)
+{
+    h_node_t n;
+    START(&n, "growth", FAST);
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/federation/objects", n.url);
+    const char *junk = "{\"kind\": \"trib.cert\", \"signed\": \"!!!\"}";
+    enum { CLIENTS = 16, MAX_POSTS = 4000 };
+    int passed = 0, all = 0, other = 0;
+    uint64_t t0 = mono_ms();
+    for (int i = 0; i < MAX_POSTS && !all && mono_ms() - t0 < 60000; i++) {
+        int k = i % CLIENTS;
+        char src[32];
+        snprintf(src, sizeof src, "127.0.%d.%d", 10 + k, 2 + k);
+        post_from_t o;
+        long st = post_from(src, url, junk, &o);
+        if (st == 429) {
+            json_t *j = json_loadb(o.buf ? o.buf : "", o.len, 0, NULL);
+            const char *b = json_string_value(json_object_get(j, "bucket"));
+            const char *d = json_string_value(json_object_get(j, "detail"));
+            cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "rate_limited");
+            all += b && !strcmp(b, "all");
+            other += !b || strcmp(b, "all") != 0;
+            cr_expect(d && strstr(d, "all clients together"), "%s", d ? d : "no detail");
+            cr_expect_neq(atoi(o.retry_after), 0, "Retry-After: '%s'", o.retry_after);
+            json_decref(j);
+        } else {
+            passed += st == 400;
+            other += st != 400;
+        }
+        free(o.buf);
+    }
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    cr_expect_geq(all, 1, "%d passed in %.1f s, never limited for all clients", passed, secs);
+    cr_expect_eq(other, 0, "%d answers neither 400 nor 429 for all clients", other);
+    cr_expect_leq(passed, (int)(FED_SUBMIT_ALL_BURST_TEST + FED_SUBMIT_ALL_RATE_TEST * secs) + 1,
+                  "%d passed in %.1f s: over the global burst and rate", passed, secs);
+    cr_expect_geq(h_metric(n.url, "trib_fed_submit_rate_limited_total{bucket=\"all\"}"), 1);
+    cr_expect_eq(h_metric(n.url, "trib_fed_submit_rate_limited_total{bucket=\"client\"}"), 0);
+    size_t ll;
+    char *log = h_read_file(n.log, &ll);
+    cr_expect(log && strstr(log, "refused: all clients together over 50 per second"), "not logged");
+    free(log);
+    expect_serving(&n);
     h_node_cleanup(&n);
 }
 
