@@ -562,6 +562,7 @@ static void rekey_step(gossip_t *g)
     cert_free(&c);
     g->dirty = 1;
     rc = 0;
+    reads_rekeyed(g->reads, clock_ms());   /* streams the old key opened at their owners */
     if (swim_rekey(g->swim, g->id.pk, clock_ms()) != 0) {   /* out of memory: the restart makes it whole */
         snprintf(err, sizeof err, "out of memory announcing the new key");
         rc = -2;

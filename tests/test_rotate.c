@@ -10,7 +10,8 @@
  * peers list one payments member with the new serial, a restart keeps the new key, and a forged
  * hand-over submitted to a peer is refused and counted. A switch whose commit point cannot be
  * written leaves the node whole on its old key and says so; a certificate not valid yet completes
- * the rotation when it becomes valid; the automatic switch keeps the --overlap asked for.
+ * the rotation when it becomes valid; the automatic switch keeps the --overlap asked for; a node
+ * relaying routed reads for others keeps them going when it rotates.
  *
  * Must not: sleep as synchronisation (poll with deadlines), leave processes or files behind. */
 #include <criterion/criterion.h>
@@ -1242,4 +1243,69 @@ Test(rotate, a_pending_rotation_switches_with_the_overlap_it_was_started_with)
     cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
     identity_wipe(&in);
     cert_free(&ca), cert_free(&cn);
+}
+
+/* Issue 10 item 4, the relay side: a node that relays routed reads for others (listening, reading
+ * payments' product for its clients) rotates its own key. Its streams at the owner were opened by
+ * its old key; the owner keys its streams by the requester, so the relay's credits under the new
+ * key matched none, and each session stalled and failed (stall_ms, 3.5 s) and its subscriber had
+ * to resume. Now its live subscriber's stream goes on, each record once, and one-shot reads made
+ * meanwhile end whole or fail saying why. */
+Test(rotate, a_relay_that_rotates_its_key_keeps_its_readers_going)
+{
+    char da[256], dc[256], seed[160];
+    identity_t ia, ic, in;
+    cert_t ca, cc, cn;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("c", dc, sizeof dc, &ic);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    issue("listening", ic.pk, 0, "c.cert", &cc);
+    h_node_t a, c;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&c, "listening", dc, "c.cert", seed);
+    member_cond_t mc = {&c, "payments", ia.hex, NULL, 2};
+    cr_assert(h_wait(one_member, &mc, 20000), "listening does not see payments");
+    publish(&a, "1.0.0");
+    put(&a, 1, 10);
+    version_cond_t vc = {&c, "/v1/products/payments/settled", "1.0.0"};
+    cr_assert(h_wait(has_version, &vc, 15000), "the product did not replicate to listening");
+    sub_t sub = {.n = &c, .last = 10, .from = "1"};
+    snprintf(sub.out, sizeof sub.out, "%s/sub.out", work);
+    snprintf(sub.err, sizeof sub.err, "%s/sub.err", work);
+    sub_start(&sub);
+    sub_expect_once(&sub, "before the relay's rotation");
+
+    rotate_pending(&c, dc, NULL, &in);
+    issue("listening", in.pk, cc.serial, "next.cert", &cn);
+    char certp[300];
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    pid_t readers = reads_start(&c);
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", dc, "--node", c.url, "--cert", certp, NULL);
+    cr_assert_eq(rc, 0, "key rotate --cert on the relay failed: %s (see %s)", eout ? eout : "", c.log);
+    free(out), free(eout);
+    expect_node_id(&c, in.hex, "the relay after its rotation");
+    /* records appended after the switch reach the relay's subscriber, past the stall time */
+    for (int batch = 0; batch < 4; batch++)
+        put_retrying(&a, &c, 11 + 5 * batch, 15 + 5 * batch);
+    int64_t past = fx_now_ms() + 4000;   /* beyond stall_ms (3.5 s) after the switch */
+    cr_assert(h_wait(time_past, &past, 10000));
+    put_retrying(&a, &c, 31, 35);
+    reads_check(readers);
+    sub.last = 35;
+    sub_expect_once(&sub, "across the relay's rotation");
+    cr_expect_eq(sub.runs, 1, "the subscription through the relay ended when it rotated (it ran %d times): %s",
+                 sub.runs, sub.err);
+    cr_log_info("routed one-shot reads during the relay's rotation: %d, failed cleanly: %d", routed_reads,
+                routed_failed);
+    read_all_once(&c, 35);
+    if (sub.pid > 0) {
+        kill(sub.pid, SIGTERM);
+        waitpid(sub.pid, NULL, 0);
+    }
+    cr_assert_eq(h_node_stop(&c, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cc), cert_free(&cn);
 }
