@@ -513,8 +513,11 @@ static void push_committed(gossip_t *g)
     gossip__wake(g);
 }
 
-/* A rotation asked by gossip_rekey, on the loop: the transport, membership and our own id move to
- * the new key together. */
+/* A rotation asked by gossip_rekey, on the loop, in one turn (no message goes out meanwhile):
+ * first what can fail, each undone if a later one fails: the certificate presented (the previous
+ * one is kept for that), the listener (transport_rekey restores the old key itself), the caller's
+ * commit. Only then membership (the old key left, the new one alive: peers hear of the new key
+ * from here on) and our own id. */
 static void rekey_step(gossip_t *g)
 {
     pthread_mutex_lock(&g->rkmu);
@@ -522,30 +525,60 @@ static void rekey_step(gossip_t *g)
         pthread_mutex_unlock(&g->rkmu);
         return;
     }
-    char err[200] = "";
+    char err[300] = "", e2[200];
     cert_t c;
     int rc = -1;
-    if (cert_parse(g->rk_cert, g->rk_len, &c, err, sizeof err) != 0)
-        goto out;
-    if (transport_set_hello(g->tr, g->rk_cert, g->rk_len, gossip__hello, g) != 0) {
-        snprintf(err, sizeof err, "the new certificate is too large to present");
-        cert_free(&c);
-        goto out;
-    }
+    const uint8_t *prev = g->rk_hello ? g->rk_hello : g->o.cert;   /* presented until now */
+    size_t prev_len = g->rk_hello ? g->rk_hello_len : g->o.cert_len;
+    uint8_t *copy = malloc(g->rk_len ? g->rk_len : 1);
     identity_t old = g->id;
-    g->id = *g->rk_id;              /* first: the old self's change below is a member's, saved as such */
-    if (swim_rekey(g->swim, g->id.pk, clock_ms()) != 0 || transport_rekey(g->tr, &g->id, err, sizeof err) != 0) {
+    if (!copy || cert_parse(g->rk_cert, g->rk_len, &c, err, sizeof err) != 0) {
         if (!err[0])
             snprintf(err, sizeof err, "out of memory");
-        log_error("gossip: the key rotation stopped halfway (%s): restart the agent, it starts on the new key", err);
-    } else
-        rc = 0;
+        free(copy);
+        goto out;
+    }
+    if (transport_set_hello(g->tr, g->rk_cert, g->rk_len, gossip__hello, g) != 0) {
+        snprintf(err, sizeof err, "the new certificate is too large to present");
+        goto undo;
+    }
+    if ((rc = transport_rekey(g->tr, g->rk_id, err, sizeof err)) != 0)
+        goto undo_hello;            /* -2: not listening at all */
+    if (g->rk_commit && g->rk_commit(g->rk_ctx, err, sizeof err) != 0) {
+        rc = -1;
+        if (transport_rekey(g->tr, &old, e2, sizeof e2) != 0) {   /* on neither key whole */
+            size_t n = strlen(err);
+            snprintf(err + n, sizeof err - n, "; back to the old key: %s", e2);
+            rc = -2;
+        }
+        goto undo_hello;
+    }
+    g->id = *g->rk_id;              /* committed */
+    memcpy(copy, g->rk_cert, g->rk_len);
+    free(g->rk_hello);
+    g->rk_hello = copy;
+    g->rk_hello_len = g->rk_len;
     g->own_not_after_ms = c.not_after_ms;
     cert_free(&c);
-    identity_wipe(&old);
     g->dirty = 1;
+    rc = 0;
+    reads_rekeyed(g->reads, clock_ms());   /* streams the old key opened at their owners */
+    if (swim_rekey(g->swim, g->id.pk, clock_ms()) != 0) {   /* out of memory: the restart makes it whole */
+        snprintf(err, sizeof err, "out of memory announcing the new key");
+        rc = -2;
+    }
     log_info("gossip: now speaking as %.16s... on %s", g->id.hex, g->advertise);
+    goto out;
+undo_hello:
+    if (transport_set_hello(g->tr, prev, prev_len, gossip__hello, g) != 0)
+        log_error("gossip: undoing a key rotation: cannot present the previous certificate again (out of memory)");
+undo:
+    log_error("gossip: the key rotation to %.16s... was not made (%s): still speaking as %.16s...", g->rk_id->hex,
+              err, g->id.hex);
+    cert_free(&c);
+    free(copy);
 out:
+    identity_wipe(&old);
     g->rk_rc = rc;
     snprintf(g->rk_err, sizeof g->rk_err, "%s", err);
     g->rk_pending = 0;
@@ -554,7 +587,8 @@ out:
     pthread_mutex_unlock(&g->rkmu);
 }
 
-int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, char *err, size_t errlen)
+int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, gossip_commit_fn commit,
+                 void *ctx, char *err, size_t errlen)
 {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
@@ -563,6 +597,8 @@ int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t 
     g->rk_id = id;
     g->rk_cert = cert;
     g->rk_len = len;
+    g->rk_commit = commit;
+    g->rk_ctx = ctx;
     g->rk_done = 0;
     g->rk_pending = 1;
     gossip__wake(g);
@@ -731,6 +767,7 @@ static void destroy(gossip_t *g)
     pthread_mutex_destroy(&g->tcmu);
     pthread_mutex_destroy(&g->rkmu);
     pthread_cond_destroy(&g->rkcv);
+    free(g->rk_hello);
     free(g);
 }
 

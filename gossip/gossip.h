@@ -103,11 +103,17 @@ size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
  * next message on. */
 trust_t *gossip_trust(gossip_t *g);
 
-/* A key rotation, live (chartered): the loop presents cert (this key's certificate, TrustSigned
- * bytes, already held by the trust store) from now on, announces the old key as left and the new
- * one alive at the same address, and speaks and listens as id (transport_rekey). Waits for the loop
- * (5 s at most). 0, or -1 with err. Call once the switch is durable and the hand-over offered. */
-int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, char *err, size_t errlen);
+/* A key rotation, live (chartered), in one turn of the loop: it presents cert (this key's
+ * certificate, TrustSigned bytes, already held by the trust store) and listens as id
+ * (transport_rekey), then calls commit (the caller's point of no return: 0, or -1 with err), then
+ * announces the old key as left and the new one alive at the same address and speaks as id.
+ * Waits for the loop (5 s at most). All or nothing: 0 switched; -1 with err, the loop still on its
+ * previous key and certificate and commit failed or never called; -2 with err when the loop could
+ * not be made whole either way (not listening, or out of memory after commit): the caller
+ * restarts the agent. */
+typedef int (*gossip_commit_fn)(void *ctx, char *err, size_t errlen);
+int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, gossip_commit_fn commit,
+                 void *ctx, char *err, size_t errlen);
 
 /* A copy of the member table (self first); *out malloc'd, returns the count. */
 size_t gossip_members(gossip_t *g, gossip_member_t **out);

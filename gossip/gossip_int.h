@@ -101,8 +101,12 @@ struct gossip {
     const identity_t *rk_id;
     const uint8_t *rk_cert;
     size_t rk_len;
+    gossip_commit_fn rk_commit;
+    void *rk_ctx;
     int rk_pending, rk_done, rk_rc;
-    char rk_err[200];
+    char rk_err[300];
+    uint8_t *rk_hello;           /* the certificate presented since the last rotation (NULL: o.cert) */
+    size_t rk_hello_len;
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
     /* chartered mode (zap.c): the trust store (NULL in open mode; locks itself), refusal counters

@@ -159,6 +159,15 @@ void reads_tick(reads_t *r, uint64_t now)
 
 uint64_t reads_next_deadline(const reads_t *r) { return r->next_tick; }
 
+void reads_rekeyed(reads_t *r, uint64_t now)
+{
+    outq_t q = {0};
+    pthread_mutex_lock(&r->mu);
+    reads__relay_rekeyed(r, now, &q);
+    pthread_mutex_unlock(&r->mu);
+    reads__send_all(r, &q);
+}
+
 void reads_peer_lost(reads_t *r, const uint8_t id[32], const char *state)
 {
     reads__owner_peer_lost(r, id);

@@ -93,6 +93,9 @@ int reads_pump(reads_t *r, uint64_t now_ms);
 void reads_tick(reads_t *r, uint64_t now_ms);
 /* When reads_tick wants to run next (ms, same clock). */
 uint64_t reads_next_deadline(const reads_t *r);
+/* This node now speaks as another key (a live key rotation, on the loop): the reads it relays go
+ * on under it (each a new stream from the first record not received). */
+void reads_rekeyed(reads_t *r, uint64_t now_ms);
 /* A member was declared dead or left: fail sessions to it, drop its streams. state: "dead"... */
 void reads_peer_lost(reads_t *r, const uint8_t id[32], const char *state);
 

@@ -138,6 +138,10 @@ void reads__relay_peer_lost(reads_t *r, const uint8_t id[32], const char *state)
 /* Asks io.successor about owners that left, re-attaches their sessions or fails them once
  * stall_ms is over (loop thread, mu not held; messages into q). */
 void reads__relay_follow(reads_t *r, uint64_t now, outq_t *q);
+/* This node's own key changed (a live key rotation; mu held): its streams at their owners were
+ * opened by the old key, and an owner keys streams by their requester, so each session goes on as
+ * a new stream to the same owner from the first record it has not received. */
+void reads__relay_rekeyed(reads_t *r, uint64_t now, outq_t *q);
 /* Frees the moves (reads_destroy). */
 void reads__relay_free(reads_t *r);
 /* Every session fails with "shutting_down" and no new one opens. */

@@ -1209,7 +1209,6 @@ static void session_reattach(reads_t *r, session_t *s, const move_t *m, uint64_t
     snprintf(s->owner_desc, sizeof s->owner_desc, "%s", m->desc);
     s->id = r->next_id++;
     s->moving = 0;
-    BUMP(r, followed, 1);
     if (s->opened) {
         if (s->feed) {
             s->resume = 1;
@@ -1262,8 +1261,10 @@ void reads__relay_follow(reads_t *r, uint64_t now, outq_t *q)
             snprintf(m->addr, sizeof m->addr, "%s", addr);
             snprintf(m->desc, sizeof m->desc, "%s", desc);
             for (session_t *s = r->sessions; s; s = s->next)
-                if (s->moving && !memcmp(s->owner, m->old, 32))
+                if (s->moving && !memcmp(s->owner, m->old, 32)) {
+                    BUMP(r, followed, 1);
                     session_reattach(r, s, m, now, q);
+                }
             if (!memcmp(to, m->old, 32))   /* the same key, back (a quick restart): nothing moved */
                 move_remove(r, m);
             wake = 1;
@@ -1281,6 +1282,19 @@ void reads__relay_follow(reads_t *r, uint64_t now, outq_t *q)
     }
     if (wake)
         r->io.wake(r->io.ctx);
+}
+
+void reads__relay_rekeyed(reads_t *r, uint64_t now, outq_t *q)
+{
+    for (session_t *s = r->sessions; s; s = s->next) {
+        if (s->failed || s->done || s->moving || s->need_open)
+            continue;                       /* a move re-opens it anyway; an open not sent goes as the new key */
+        move_t same = {.found = 1};
+        memcpy(same.to, s->owner, 32);
+        snprintf(same.addr, sizeof same.addr, "%s", s->owner_addr);
+        snprintf(same.desc, sizeof same.desc, "%s", s->owner_desc);
+        session_reattach(r, s, &same, now, q);
+    }
 }
 
 void reads__relay_free(reads_t *r)

@@ -721,23 +721,18 @@ void transport_destroy(transport_t **tp)
     *tp = NULL;
 }
 
-int transport_rekey(transport_t *t, const identity_t *id, char *err, size_t errlen)
+/* The listener bound again with the socket's current secret key: *bound says whether it still
+ * listens (an unbind that failed leaves the old listener). */
+static int rebind(transport_t *t, int *bound, char *err, size_t errlen)
 {
     char ep[TRANSPORT_ADDR_MAX + 8];
-    assert(t != NULL && id != NULL);
-    memcpy(t->my_pk, id->pk, 32);
-    memcpy(t->curve_pk, id->curve_pk, 32);
-    memcpy(t->curve_sk, id->curve_sk, 32);
-    while (t->lru_head != NULL) dealer_close(t, t->lru_head);    /* they spoke as the old key */
-    if (!t->o.per_node_keys) return 0;                          /* the ROUTER's key is the federation's */
-    /* A listener takes the socket's options when it binds: bind again under the new key. Its
-     * connections end with it, and their peers dial again (with the new key once they hold the
-     * hand-over: transport_set_rebind). */
     snprintf(ep, sizeof ep, "tcp://%s", t->addr);
-    if (zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) != 0 || zmq_unbind(t->router, ep) != 0) {
+    if (zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) != 0 ||
+        (*bound && zmq_unbind(t->router, ep) != 0)) {
         set_err(err, errlen, "transport_rekey: unbind %s: %s", ep, zmq_strerror(zmq_errno()));
         return -1;
     }
+    *bound = 0;
     for (int i = 0; zmq_bind(t->router, ep) != 0; i++) {      /* the old listener closes asynchronously */
         if (zmq_errno() != EADDRINUSE || i >= 100) {
             set_err(err, errlen, "transport_rekey: bind %s again: %s", ep, zmq_strerror(zmq_errno()));
@@ -745,7 +740,42 @@ int transport_rekey(transport_t *t, const identity_t *id, char *err, size_t errl
         }
         zmq_poll(NULL, 0, 10);
     }
+    *bound = 1;
     return 0;
+}
+
+int transport_rekey(transport_t *t, const identity_t *id, char *err, size_t errlen)
+{
+    uint8_t old[3][32];
+    assert(t != NULL && id != NULL);
+    memcpy(old[0], t->my_pk, 32);
+    memcpy(old[1], t->curve_pk, 32);
+    memcpy(old[2], t->curve_sk, 32);
+    memcpy(t->my_pk, id->pk, 32);
+    memcpy(t->curve_pk, id->curve_pk, 32);
+    memcpy(t->curve_sk, id->curve_sk, 32);
+    while (t->lru_head != NULL) dealer_close(t, t->lru_head);    /* they spoke as the old key */
+    int bound = 1, rc = 0;
+    /* Per-node keys: a listener takes the socket's options when it binds: bind again under the
+     * new key. Its connections end with it, and their peers dial again (with the new key once
+     * they hold the hand-over: transport_set_rebind). Failed: the old key back, listening. */
+    if (t->o.per_node_keys && (rc = rebind(t, &bound, err, errlen)) != 0) {
+        char e2[200];
+        memcpy(t->my_pk, old[0], 32);
+        memcpy(t->curve_pk, old[1], 32);
+        memcpy(t->curve_sk, old[2], 32);
+        if (bound)      /* the unbind failed: the old listener was never touched */
+            zmq_setsockopt(t->router, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32);
+        else if (rebind(t, &bound, e2, sizeof e2) != 0) {
+            size_t n = err ? strlen(err) : 0;
+            if (err && n < errlen)
+                snprintf(err + n, errlen - n, "; listening under the old key again failed too (%s): not listening",
+                         e2);
+            rc = -2;
+        }
+    }
+    sodium_memzero(old, sizeof old);
+    return rc;
 }
 
 const char *transport_addr(const transport_t *t)

@@ -224,9 +224,11 @@ int agent_main(int argc, char **argv)
     if (http_start(a, err, sizeof err) < 0)
         goto fail;
     log_info("serving HTTP on %s", a->cfg.http);
+    if (trust)
+        rotate_post_certs();   /* a pending rotation whose certificate is held already completes */
 
     for (;;) {   /* SIGUSR1: a certificate newly held (a pending rotation may complete), or a restart */
-        sigwait(&sigs, &sig);
+        sig = rotate_sigwait(&sigs);   /* also: a waiting certificate became valid */
         if (sig == SIGUSR1 && rotate_certs_posted())
             rotate_from_fedlog(a);
         if (sig != SIGUSR1 || rotate_restart_requested())

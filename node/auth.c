@@ -107,17 +107,22 @@ int auth_open(node_t *n, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    char sub[TOKEN_SUBJECT_MAX + 1];
+    identity_t me;
+    node_identity(n, &me);
+    int rc = auth_write_admin_token(n, &me, path, err, errlen);
+    identity_wipe(&me);
+    return rc;
+}
+
+int auth_write_admin_token(node_t *n, const identity_t *id, const char *path, char *err, size_t errlen)
+{
+    char sub[TOKEN_SUBJECT_MAX + 1], e2[512];
     snprintf(sub, sizeof sub, "admin@%s", n->cfg.domain);
     int64_t now = clock_wall_ms();
     token_spec_t spec = {.subject = sub, .kind = TOKEN_KIND_ADMIN, .product = NULL, .issued_ms = now,
                          .expires_ms = now + AUTH_ADMIN_TTL_MS};
     char *t = NULL;
-    identity_t me;
-    node_identity(n, &me);
-    int ok = token_issue(&me, n->cfg.domain, &spec, &t, e2, sizeof e2) == 0;
-    identity_wipe(&me);
-    if (!ok) {
+    if (token_issue(id, n->cfg.domain, &spec, &t, e2, sizeof e2) != 0) {
         snprintf(err, errlen, "issuing the admin token: %s", e2);
         return -1;
     }

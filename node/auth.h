@@ -36,6 +36,9 @@ typedef struct {
 /* At start (before serving): checks DATA/identity.key's mode, writes DATA/admin.token on the
  * first start or checks its mode. 0, or -1 with err. */
 int auth_open(node_t *n, char *err, size_t errlen);
+/* Issues an admin token of this node's domain signed by id (the node's key, or the key a rotation
+ * switches to) and writes it to path (mode 0600; path must not exist). 0, or -1 with err. */
+int auth_write_admin_token(node_t *n, const identity_t *id, const char *path, char *err, size_t errlen);
 
 /* open mode: 1 when key may issue tokens for domain: this node's key for its own domain, else
  * the key bound to the domain in the catalog, else (no entry of the domain held yet) the key of a

@@ -44,10 +44,13 @@ static void help(FILE *f)
                "key becomes DIR/identity.key (the old one DIR/identity.prev.key) and the running agent\n"
                "switches to it live (HTTP, streams and writes go on; it restarts in place only if the\n"
                "switch fails); both keys verify for DUR (default 24h; N followed by s, m, h or d), after\n"
-               "which peers refuse the old key. Waits until the node answers with the new key.\n"
-               "Without --cert the switch also happens by itself (default overlap) once the node's\n"
-               "federation log holds the new certificate (`trib fed submit NEW.cert` on any node);\n"
-               "--wait then polls until the node runs on the new key (Ctrl-C stops waiting only).\n\n"
+               "which peers refuse the old key. Waits until the node answers with the new key. A switch\n"
+               "that fails leaves the node on its old key, the rotation pending (run it again).\n"
+               "Without --cert the switch also happens by itself once the node's federation log holds\n"
+               "the new certificate (`trib fed submit NEW.cert` on any node), with the --overlap given\n"
+               "when the rotation was started (kept in DIR/identity.next.json), or when the certificate\n"
+               "becomes valid if it is not yet; --wait then polls until the node runs on the new key\n"
+               "(Ctrl-C stops waiting only).\n\n"
                "Offline (--out):\n"
                "Makes the node's next key (DIR/identity.next.key, mode 0600; kept and reused by later runs)\n"
                "and a hand-over signed by its current key (DIR/identity.key): domain D moves to the new key\n"
@@ -58,7 +61,8 @@ static void help(FILE *f)
                "options:\n"
                "  --data DIR               the node's data dir\n"
                "  --node URL               the running node (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")\n"
-               "  --overlap DUR            a running node: both keys verify this long (default 24h)\n"
+               "  --overlap DUR            a running node: both keys verify this long (default: the one\n"
+               "                           given when the rotation started, else 24h)\n"
                "  --wait                   a running node, no --cert: wait until it runs on the new key\n"
                "  --domain D               the node's domain\n"
                "  --out FILE               the hand-over file to create (trib.rotation)\n"
@@ -161,7 +165,8 @@ static int live(const char *data, const char *node, const char *certp, const cha
     }
     if (read_token(data, tok, sizeof tok, err) != 0)
         return K_FAIL;
-    json_t *body = json_pack("{s:I}", "overlap_s", (json_int_t)overlap);
+    /* --overlap given: the agent keeps it with the pending rotation; else it uses the one kept */
+    json_t *body = dur ? json_pack("{s:I}", "overlap_s", (json_int_t)overlap) : json_object();
     if (certp) {
         cert_t c;
         if (cert_load(certp, &c, e, sizeof e) != 0) {

@@ -11,6 +11,7 @@
 #include "node/http_fed.h"
 #include "node/metrics.h"
 #include "node/policy_node.h"
+#include "node/rotate.h"
 
 #define MAX_STATUS 600
 
@@ -84,4 +85,5 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     if (a->gossip)
         gossip_metrics_render(a->gossip, f);
     policy_node_metrics(a, f);   /* trib_policy_* (node/policy_node.c) */
+    rotate_metrics(a, f);        /* trib_key_rotation_* (node/rotate.c) */
 }

@@ -7,15 +7,27 @@
  * in-place restart only when that fails.
  * Must not: verify signatures itself (the federation log and trust store do).
  *
- * Crash safety of the switch. Files in the order written, each durably (tmp, fsync, rename, fsync
- * the dir): identity.next.key (identity_create_file, at the pending step); identity.prev.cert (the
- * current key's certificate) and identity.handover (the hand-over it signed); identity.next.cert
- * (the new key's certificate): written, it is the commit point. Then identity.key is hard-linked
- * to identity.prev.key, identity.next.key renamed over identity.key, identity.next.cert renamed to
- * identity.cert. Only then is the hand-over given to the federation log, which gossips it: peers
- * never hear of a switch this node could lose. A crash before the commit point leaves the old key
- * in force (run the rotation again); after it, the agent's next start finishes the switch
- * (rotate_recover) and offers the hand-over again (rotate_offer_pending). */
+ * The switch is all or nothing. What can fail is prepared first, out of sight: identity.prev.cert
+ * (the current key's certificate), identity.handover (the hand-over it signed), the new key's
+ * certificate staged as identity.next.cert.new and an admin token of the new key as
+ * admin.token.next (each durably: tmp, fsync, rename, fsync the dir). Then the gossip loop moves
+ * to the new key (gossip_rekey: all or nothing itself). Then the commit point: identity.next.cert.new
+ * renamed to identity.next.cert (and the dir fsynced); if that fails the loop is moved back to the
+ * old key. After it nothing fails the switch: identity.key is hard-linked to identity.prev.key,
+ * identity.next.key renamed over identity.key, identity.next.cert to identity.cert,
+ * admin.token.next to admin.token; the catalog and the node's id take the new key; the hand-over
+ * goes to the federation log, which gossips it. A failure before the commit point leaves the node
+ * serving on its old key, the rotation pending, and says so (log, /metrics, trib status): run
+ * `trib key rotate --cert` again. Only if moving the loop back fails too does the agent restart in
+ * place (on the old key: the files never switched).
+ * A crash before the commit point leaves the old key in force (run the rotation again); after it,
+ * the agent's next start finishes the switch (rotate_recover) and offers the hand-over again
+ * (rotate_offer_pending).
+ *
+ * A pending rotation keeps the operator's overlap in identity.next.json (durably, before the next
+ * key is made), for the switch made later when the certificate arrives. A certificate that is
+ * not valid yet (its not_before more than TRUST_SKEW_MS ahead) is tried again when it becomes
+ * valid (rotate_sigwait's timer). */
 #include "node/rotate.h"
 
 #include <errno.h>
@@ -38,24 +50,50 @@
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "gossip/prom.h"
 #include "node/auth.h"
 
 #define ROTATE_MAX_OVERLAP_S (90LL * 24 * 3600)
+#define STAGED_CERT_FILE ROTATE_NEXT_CERT_FILE ".new"   /* the new key's certificate, before the commit */
+#define NEXT_TOKEN_FILE "admin.token.next"               /* the new key's admin token, before the commit */
+#define RETRY_MARGIN_MS 200                              /* past the moment a certificate becomes valid */
 
-static _Atomic(struct MHD_Connection *) reply_conn;   /* the rotated reply still being sent */
+static _Atomic(struct MHD_Connection *) reply_conn;   /* the reply still being sent before a restart */
 static atomic_int restart;
+static atomic_llong retry_at_ms;                      /* wall ms a not-yet-valid certificate is tried again; 0 */
+static atomic_int certs_posted;
+static atomic_uint_fast64_t failures;                 /* switches that failed (trib_key_rotation_failures_total) */
+/* the last failed switch, for trib status (cleared by a switch made) */
+static pthread_mutex_t fail_mu = PTHREAD_MUTEX_INITIALIZER;
+static char fail_text[600];
+/* after a failed switch the federation log's certificate does not start another by itself: the
+ * operator's next rotate call does (each failure would else be tried again at once) */
+static atomic_int auto_held;
 
 static unsigned error(json_t **reply, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static unsigned error(json_t **reply, unsigned status, const char *code, const char *fmt, ...)
 {
-    char detail[700];
+    char detail[900];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
     *reply = json_pack("{s:s,s:s}", "error", code, "detail", detail);
     return status;
+}
+
+/* A switch failed: counted, logged, and shown by trib status until one is made. */
+static void failed(const char *why)
+{
+    char when[32];
+    trust_time_text(clock_wall_ms(), when);
+    atomic_fetch_add(&failures, 1);
+    pthread_mutex_lock(&fail_mu);
+    snprintf(fail_text, sizeof fail_text, "the switch to the next key failed at %s: %s", when, why);
+    pthread_mutex_unlock(&fail_mu);
+    log_error("rotate: the switch to the next key failed: %s", why);
+    atomic_store(&auto_held, 1);
 }
 
 /* fsyncs dir after a rename, link or unlink in it (0 or -1, errno kept for the caller's message) */
@@ -65,35 +103,17 @@ static int fsync_dir(const char *dir)
     return durable_sync_dir(dir, e, sizeof e);
 }
 
+static void path_of(char *out, size_t cap, const char *dir, const char *name)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
 /* Writes text to dir/name durably (gossip/durable.h). */
 static int write_durable(const char *dir, const char *name, const char *text, char *err, size_t errlen)
 {
     char path[540];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    path_of(path, sizeof path, dir, name);
     return durable_write(path, text, strlen(text), 0644, DURABLE_REPLACE, err, errlen) == 0 ? 0 : -1;
-}
-
-/* identity.key -> identity.prev.key (a hard link), identity.next.key -> identity.key (a rename). */
-static int switch_keys(const char *dir, char *err, size_t errlen)
-{
-    char key[540], prev[540], next[540];
-    snprintf(key, sizeof key, "%s/identity.key", dir);
-    snprintf(prev, sizeof prev, "%s/identity.prev.key", dir);
-    snprintf(next, sizeof next, "%s/identity.next.key", dir);
-    if ((unlink(prev) != 0 && errno != ENOENT) || link(key, prev) != 0 || fsync_dir(dir) != 0) {
-        snprintf(err, errlen, "cannot keep the old key as %s: %s", prev, strerror(errno));
-        return -1;
-    }
-    if (rename(next, key) != 0 || fsync_dir(dir) != 0) {
-        snprintf(err, errlen, "cannot make %s the node's key: %s", next, strerror(errno));
-        return -1;
-    }
-    /* the admin token is the old key's: the restart issues one of the new key (copies of the old
-     * one keep working until the overlap ends) */
-    snprintf(key, sizeof key, "%s/admin.token", dir);
-    if (unlink(key) != 0 && errno != ENOENT)
-        log_warn("rotate: cannot remove %s (%s): it stops working when the overlap ends", key, strerror(errno));
-    return 0;
 }
 
 /* Writes j (taken; NULL: out of memory) to dir/name durably. */
@@ -110,65 +130,129 @@ static int write_json(const char *dir, const char *name, json_t *j, char *err, s
     return rc;
 }
 
-/* After the commit point: the keys switched, identity.next.cert renamed to identity.cert. */
+/* Removes dir/name, if there (the leftovers of a switch that was not made). */
+static void remove_file(const char *dir, const char *name)
+{
+    char path[540];
+    path_of(path, sizeof path, dir, name);
+    if (unlink(path) != 0 && errno != ENOENT)
+        log_warn("rotate: cannot remove %s: %s", path, strerror(errno));
+}
+
+/* The overlap the operator asked for with the pending rotation (identity.next.json), else the
+ * default. */
+static json_int_t pending_overlap_s(const char *dir)
+{
+    char path[540];
+    path_of(path, sizeof path, dir, ROTATE_PENDING_FILE);
+    json_t *j = json_load_file(path, 0, NULL);
+    json_t *o = json_object_get(j, "overlap_s");
+    json_int_t v = json_is_integer(o) ? json_integer_value(o) : -1;
+    json_decref(j);
+    if (j && (v < 0 || v > ROTATE_MAX_OVERLAP_S))
+        log_warn("rotate: %s: overlap_s is not seconds from 0 to %lld: the default overlap is used", path,
+                 ROTATE_MAX_OVERLAP_S);
+    return v >= 0 && v <= ROTATE_MAX_OVERLAP_S ? v : ROTATE_DEFAULT_OVERLAP_MS / 1000;
+}
+
+/* identity.key -> identity.prev.key (a hard link), identity.next.key -> identity.key (a rename). */
+static int switch_keys(const char *dir, char *err, size_t errlen)
+{
+    char key[540], prev[540], next[540];
+    path_of(key, sizeof key, dir, "identity.key");
+    path_of(prev, sizeof prev, dir, "identity.prev.key");
+    path_of(next, sizeof next, dir, "identity.next.key");
+    if ((unlink(prev) != 0 && errno != ENOENT) || link(key, prev) != 0 || fsync_dir(dir) != 0) {
+        snprintf(err, errlen, "cannot keep the old key as %s: %s", prev, strerror(errno));
+        return -1;
+    }
+    if (rename(next, key) != 0 || fsync_dir(dir) != 0) {
+        snprintf(err, errlen, "cannot make %s the node's key: %s", next, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The admin token becomes the new key's: admin.token.next when the switch prepared one, else
+ * admin.token is removed and the next start issues one (copies of the old one verify until the
+ * overlap ends). */
+static void switch_token(const char *dir)
+{
+    char tok[540], next[540];
+    path_of(tok, sizeof tok, dir, "admin.token");
+    path_of(next, sizeof next, dir, NEXT_TOKEN_FILE);
+    if (rename(next, tok) == 0)
+        fsync_dir(dir);
+    else if (unlink(tok) != 0 && errno != ENOENT)
+        log_warn("rotate: cannot remove %s (%s): it stops working when the overlap ends", tok, strerror(errno));
+}
+
+/* After the commit point: the keys switched, identity.next.cert renamed to identity.cert, the new
+ * admin token in place, the pending overlap removed. */
 static int finish_switch(const char *dir, char *err, size_t errlen)
 {
     char from[540], to[540];
-    snprintf(from, sizeof from, "%s/" ROTATE_NEXT_CERT_FILE, dir);
-    snprintf(to, sizeof to, "%s/" ROTATE_CERT_FILE, dir);
+    path_of(from, sizeof from, dir, ROTATE_NEXT_CERT_FILE);
+    path_of(to, sizeof to, dir, ROTATE_CERT_FILE);
     if (switch_keys(dir, err, errlen) != 0)
         return -1;
     if (rename(from, to) != 0 || fsync_dir(dir) != 0) {
         snprintf(err, errlen, "cannot make %s the node's certificate: %s", from, strerror(errno));
         return -1;
     }
+    switch_token(dir);
+    remove_file(dir, ROTATE_PENDING_FILE);
     return 0;
 }
 
-/* The current key's certificate as JSON: DATA/identity.cert after an earlier rotation, else
- * --cert (NULL when neither is this key's). */
-static json_t *own_cert_json(node_t *n)
+/* The current key's certificate: DATA/identity.cert after an earlier rotation, else --cert. 0, or
+ * -1 when neither is this key's. */
+static int own_cert(node_t *n, cert_t *out)
 {
     char rotated[600], e[600];
     snprintf(rotated, sizeof rotated, "%s/" ROTATE_CERT_FILE, n->cfg.data);
     const char *paths[] = {rotated, n->cfg.cert};
     for (size_t i = 0; i < 2; i++) {
-        cert_t c;
-        if (cert_load(paths[i], &c, e, sizeof e) != 0)
+        if (cert_load(paths[i], out, e, sizeof e) != 0)
             continue;
-        json_t *j = memcmp(c.node_key, n->id.pk, ID_PK_LEN) == 0 ? cert_to_json(&c) : NULL;
-        cert_free(&c);
-        if (j)
-            return j;
+        if (memcmp(out->node_key, n->id.pk, ID_PK_LEN) == 0)
+            return 0;
+        cert_free(out);
     }
-    return NULL;
+    return -1;
 }
 
 int rotate_recover(const char *dir, char *err, size_t errlen)
 {
     char path[540], e[600];
-    snprintf(path, sizeof path, "%s/" ROTATE_NEXT_CERT_FILE, dir);
+    path_of(path, sizeof path, dir, ROTATE_NEXT_CERT_FILE);
     cert_t c;
-    if (access(path, F_OK) != 0)
-        return 0;                                   /* no switch was committed */
+    if (access(path, F_OK) != 0) {                 /* no switch was committed: its staged files go */
+        remove_file(dir, STAGED_CERT_FILE);
+        remove_file(dir, NEXT_TOKEN_FILE);
+        return 0;
+    }
     if (cert_load(path, &c, e, sizeof e) != 0) {
         snprintf(err, errlen, "a key switch was committed but %s cannot be read: %s", path, e);
         return -1;
     }
     identity_t next, cur;
     char kp[540], np[540];
-    snprintf(kp, sizeof kp, "%s/identity.key", dir);
-    snprintf(np, sizeof np, "%s/identity.next.key", dir);
+    path_of(kp, sizeof kp, dir, "identity.key");
+    path_of(np, sizeof np, dir, "identity.next.key");
     int rc = 0;
     if (identity_load_file(np, &next, e, sizeof e) == 0 && !memcmp(next.pk, c.node_key, ID_PK_LEN)) {
         rc = finish_switch(dir, err, errlen);      /* stopped before identity.key was replaced */
         identity_wipe(&next);
     } else if (identity_load_file(kp, &cur, e, sizeof e) == 0 && !memcmp(cur.pk, c.node_key, ID_PK_LEN)) {
         char to[540];                              /* stopped between the key and the certificate */
-        snprintf(to, sizeof to, "%s/" ROTATE_CERT_FILE, dir);
+        path_of(to, sizeof to, dir, ROTATE_CERT_FILE);
         if (rename(path, to) != 0 || fsync_dir(dir) != 0) {
             snprintf(err, errlen, "cannot make %s the node's certificate: %s", path, strerror(errno));
             rc = -1;
+        } else {
+            switch_token(dir);
+            remove_file(dir, ROTATE_PENDING_FILE);
         }
         identity_wipe(&cur);
     } else {
@@ -186,7 +270,7 @@ int rotate_recover(const char *dir, char *err, size_t errlen)
 void rotate_offer_pending(fedlog_t *f, const char *dir, const uint8_t key[ID_PK_LEN])
 {
     char path[540], e[600];
-    snprintf(path, sizeof path, "%s/" ROTATE_HANDOVER_FILE, dir);
+    path_of(path, sizeof path, dir, ROTATE_HANDOVER_FILE);
     rotation_t rot;
     if (!f || access(path, F_OK) != 0)
         return;
@@ -198,7 +282,7 @@ void rotate_offer_pending(fedlog_t *f, const char *dir, const uint8_t key[ID_PK_
         rotation_free(&rot);
         return;
     }
-    snprintf(path, sizeof path, "%s/" ROTATE_PREV_CERT_FILE, dir);
+    path_of(path, sizeof path, dir, ROTATE_PREV_CERT_FILE);
     cert_t c;
     fedlog_result_t r;
     if (cert_load(path, &c, e, sizeof e) == 0) {   /* the signer's certificate first */
@@ -211,24 +295,6 @@ void rotate_offer_pending(fedlog_t *f, const char *dir, const uint8_t key[ID_PK_
     rotation_free(&rot);
 }
 
-/* The running node takes the new key (its files switched already): the gossip loop (transport,
- * membership), the catalog's signer, the node's id, and an admin token of the new key. HTTP, the
- * store and local streams go on untouched. 0, or -1 with err (the caller restarts the agent). */
-static int switch_live(node_t *n, const identity_t *next, const cert_t *cert, char *err, size_t errlen)
-{
-    if (!n->gossip || gossip_rekey(n->gossip, next, cert->bytes, cert->len, err, errlen) != 0)
-        return -1;
-    catalog_set_identity(n->cat, next);
-    /* HTTP threads sign with a copy taken under the same lock (node_identity): old or new key
-     * whole, both certified during the overlap. What only shows n->id (status pages) may read
-     * it unlocked for an instant. */
-    node_set_identity(n, next);
-    n->cert_not_after_ms = cert->not_after_ms;
-    if (auth_open(n, err, errlen) != 0)     /* admin.token, removed by switch_keys, issued again */
-        log_warn("rotate: %s (the old key's admin token verifies until the overlap ends)", err);
-    return 0;
-}
-
 static unsigned offer(fedlog_t *f, const uint8_t *b, size_t len, const char *what, json_t **reply)
 {
     fedlog_result_t r;
@@ -239,27 +305,15 @@ static unsigned offer(fedlog_t *f, const uint8_t *b, size_t len, const char *wha
     return error(reply, st, fedlog_reason_name(r.reason), "%s refused by this node's federation log: %s", what, r.err);
 }
 
-/* The current key's certificate (--cert, or DATA/identity.cert after an earlier rotation) into the
- * federation log, stored and gossiped with the hand-over: a node that restarts, or a peer that
- * never met this key, can then check the hand-over's signer was the domain's. */
-static unsigned offer_own(node_t *n, fedlog_t *f, json_t **reply)
+/* The current key's certificate into the federation log, stored and gossiped with the hand-over:
+ * a node that restarts, or a peer that never met this key, can then check the hand-over's signer
+ * was the domain's. */
+static unsigned offer_own(node_t *n, fedlog_t *f, const cert_t *own, json_t **reply)
 {
-    char rotated[600], e[600];
-    snprintf(rotated, sizeof rotated, "%s/" ROTATE_CERT_FILE, n->cfg.data);
-    const char *paths[] = {rotated, n->cfg.cert};
-    for (size_t i = 0; i < 2; i++) {
-        cert_t c;
-        if (cert_load(paths[i], &c, e, sizeof e) != 0)
-            continue;
-        unsigned st = 0;
-        int mine = memcmp(c.node_key, n->id.pk, ID_PK_LEN) == 0;
-        if (mine)
-            st = offer(f, c.bytes, c.len, "this node's certificate", reply);
-        cert_free(&c);
-        if (mine)
-            return st;
-    }
-    return error(reply, 409, "uncertified", "neither --cert %s nor %s is this node's certificate", n->cfg.cert, rotated);
+    if (!own)
+        return error(reply, 409, "uncertified", "neither --cert %s nor %s/" ROTATE_CERT_FILE " is this node's "
+                     "certificate", n->cfg.cert, n->cfg.data);
+    return offer(f, own->bytes, own->len, "this node's certificate", reply);
 }
 
 static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
@@ -292,12 +346,12 @@ static unsigned already_rotated(node_t *n, const char *b64, json_t **reply)
 /* One rotation at a time: two at once would both switch keys, and the second would keep the new
  * key as identity.prev.key, losing the old one. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static atomic_int certs_posted;
 
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
 {
     if (pthread_mutex_trylock(&mu) != 0)
         return error(reply, 409, "busy", "a key rotation is already under way on this node");
+    atomic_store(&auto_held, 0);   /* the operator's call: the automatic switch may go on again */
     unsigned st = rotate_locked(n, c, body, len, reply);
     pthread_mutex_unlock(&mu);
     return st;
@@ -310,6 +364,32 @@ void rotate_post_certs(void)
 }
 
 int rotate_certs_posted(void) { return atomic_exchange(&certs_posted, 0); }
+
+int rotate_sigwait(const sigset_t *sigs)
+{
+    for (;;) {
+        long long at = atomic_load(&retry_at_ms), wait = at - clock_wall_ms();
+        int sig = 0;
+        if (!at) {
+            if (sigwait(sigs, &sig) == 0)
+                return sig;
+            continue;
+        }
+        if (wait > 0) {   /* at most a minute at a time: a clock set forward is noticed within one */
+            wait = wait > 60000 ? 60000 : wait;
+            struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
+            if ((sig = sigtimedwait(sigs, NULL, &ts)) > 0)
+                return sig;
+            continue;
+        }
+        long long want = at;
+        if (atomic_compare_exchange_strong(&retry_at_ms, &want, 0)) {
+            log_info("rotate: the pending next key's certificate is valid now: trying the switch again");
+            atomic_store(&certs_posted, 1);
+            return SIGUSR1;
+        }
+    }
+}
 
 /* The base64 of the signed bytes of a held certificate for key and domain (malloc'd), or NULL. */
 static char *held_cert_b64(fedlog_t *f, const uint8_t key[ID_PK_LEN], const char *domain)
@@ -339,24 +419,101 @@ void rotate_from_fedlog(node_t *n)
     if (!f || !n->cfg.charter[0] || access(path, F_OK) != 0)
         return;                                     /* no rotation pending */
     pthread_mutex_lock(&mu);
+    if (atomic_load(&auto_held)) {                  /* a switch failed: the operator runs it again */
+        pthread_mutex_unlock(&mu);
+        return;
+    }
     char *b64 = identity_load_file(path, &next, e, sizeof e) == 0 ? held_cert_b64(f, next.pk, n->cfg.domain) : NULL;
     identity_wipe(&next);
-    json_t *body = b64 ? json_pack("{s:s}", "cert", b64) : NULL;
+    json_t *body = b64 ? json_pack("{s:s}", "cert", b64) : NULL;   /* the overlap: the one kept */
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_t *reply = NULL;
     unsigned st = text ? rotate_locked(n, NULL, text, strlen(text), &reply) : 0;
     pthread_mutex_unlock(&mu);
-    if (st == 200 && json_is_true(json_object_get(reply, "restarting"))) {
-        atomic_store(&restart, 1);
-        kill(getpid(), SIGUSR1);
-    } else if (st && st != 200)
+    const char *code = json_string_value(json_object_get(reply, "error"));
+    if (st && st != 200 && !(code && !strcmp(code, "not_yet_valid")))   /* that one waits: logged when found */
         log_error("rotate: the federation log holds the certificate of the pending next key, but the switch "
-                  "failed: %s: %s", json_string_value(json_object_get(reply, "error")),
-                  json_string_value(json_object_get(reply, "detail")));
+                  "was not made: %s: %s", code, json_string_value(json_object_get(reply, "detail")));
     json_decref(reply);
     free(text);
     json_decref(body);
     free(b64);
+}
+
+/* The commit point, called by the gossip loop once it listens under the new key (gossip_rekey):
+ * the staged certificate of the new key becomes identity.next.cert. */
+static int commit(void *ctx, char *err, size_t errlen)
+{
+    const char *dir = ctx;
+    char from[540], to[540];
+    path_of(from, sizeof from, dir, STAGED_CERT_FILE);
+    path_of(to, sizeof to, dir, ROTATE_NEXT_CERT_FILE);
+    if (rename(from, to) == 0 && fsync_dir(dir) == 0)
+        return 0;
+    snprintf(err, errlen, "cannot commit the switch: renaming %.300s to " ROTATE_NEXT_CERT_FILE ": %s", from,
+             strerror(errno));
+    if (access(to, F_OK) == 0 && unlink(to) == 0)   /* renamed, the dir not synced: not committed */
+        fsync_dir(dir);
+    return -1;
+}
+
+/* The running node takes the new key, all or nothing; the files are staged, not switched. The
+ * gossip loop moves first, committing in its turn (commit) and undoing its own steps when that
+ * fails; after it nothing fails: the key files, the catalog's signer, the node's id. 0 switched;
+ * -1 with err and the node on its old key; -2 with err, not committed, and the loop not whole
+ * (the agent must restart, on its old key); 1 with err, committed but the loop not whole (the
+ * agent must restart, on its new key). */
+static int switch_live(node_t *n, const identity_t *next, const cert_t *cert, char *err, size_t errlen)
+{
+    char path[540], e2[600];
+    if (!n->gossip)
+        return snprintf(err, errlen, "no gossip loop"), -1;
+    int rc = gossip_rekey(n->gossip, next, cert->bytes, cert->len, commit, n->cfg.data, err, errlen);
+    path_of(path, sizeof path, n->cfg.data, ROTATE_NEXT_CERT_FILE);
+    if (rc == -1 || (rc == -2 && access(path, F_OK) != 0))
+        return rc;
+    if (finish_switch(n->cfg.data, e2, sizeof e2) != 0)   /* committed: the next start finishes it */
+        log_error("rotate: the switch is committed, but %s: the agent finishes it when it starts again", e2);
+    catalog_set_identity(n->cat, next);
+    /* HTTP threads sign with a copy taken under the same lock (node_identity): old or new key
+     * whole, both certified during the overlap. What only shows n->id (status pages) may read
+     * it unlocked for an instant. */
+    node_set_identity(n, next);
+    n->cert_not_after_ms = cert->not_after_ms;
+    return rc == 0 ? 0 : 1;
+}
+
+/* The agent restarts in place once the reply on c is sent (rotate_done), or now (no c). */
+static void restart_after(struct MHD_Connection *c)
+{
+    if (c)
+        atomic_store(&reply_conn, c);
+    else {
+        atomic_store(&restart, 1);
+        kill(getpid(), SIGUSR1);
+    }
+}
+
+/* The staged files of a switch that was not made. */
+static void unstage(const char *dir)
+{
+    remove_file(dir, STAGED_CERT_FILE);
+    remove_file(dir, NEXT_TOKEN_FILE);
+}
+
+/* The new certificate is not valid yet: the switch is tried again once it is (rotate_sigwait). */
+static unsigned not_yet_valid(const cert_t *cert, const char *why, json_t **reply)
+{
+    char from[32];
+    int64_t at = cert->not_before_ms - TRUST_SKEW_MS + RETRY_MARGIN_MS;
+    trust_time_text(cert->not_before_ms, from);
+    if (atomic_exchange(&retry_at_ms, (long long)at) != at)
+        log_warn("rotate: the certificate of the next key is valid from %s (%s): the switch is tried again then",
+                 from, why);
+    kill(getpid(), SIGUSR1);   /* the agent's wait takes the new deadline */
+    return error(reply, 403, "not_yet_valid", "the new certificate is not valid yet (%s): the node switches to the "
+                 "new key by itself when it is (%s, less the %d s clock skew allowed); trib status shows it", why,
+                 from, TRUST_SKEW_MS / 1000);
 }
 
 static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
@@ -374,7 +531,7 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
     }
     json_t *jo = json_object_get(in, "overlap_s");
     const char *b64 = json_string_value(json_object_get(in, "cert"));
-    json_int_t overlap_s = jo ? json_integer_value(jo) : ROTATE_DEFAULT_OVERLAP_MS / 1000;
+    json_int_t overlap_s = jo ? json_integer_value(jo) : pending_overlap_s(n->cfg.data);
     if ((jo && !json_is_integer(jo)) || overlap_s < 0 || overlap_s > ROTATE_MAX_OVERLAP_S) {
         json_decref(in);
         return error(reply, 400, "bad_request", "overlap_s: seconds from 0 to %lld", ROTATE_MAX_OVERLAP_S);
@@ -388,6 +545,13 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
         unsigned st = already_rotated(n, b64, reply);
         json_decref(in);
         return st;
+    }
+    /* the overlap asked for goes with the pending rotation (before its key: a crash between the
+     * two leaves an overlap without a rotation, which the next one replaces) */
+    json_t *pend = jo ? json_pack("{s:I}", "overlap_s", overlap_s) : NULL;
+    if (jo && write_json(n->cfg.data, ROTATE_PENDING_FILE, pend, e, sizeof e) != 0) {
+        json_decref(in);
+        return error(reply, 500, "storage", "%s", e);
     }
     if ((made ? identity_create_file(path, &next, e, sizeof e) : identity_load_file(path, &next, e, sizeof e)) != 0) {
         json_decref(in);
@@ -408,12 +572,13 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
     }
     size_t blen = strlen(b64), got = 0;
     uint8_t *bytes = malloc(blen ? blen : 1);
-    cert_t cert;
+    cert_t cert, old_cert;
+    int have_old = own_cert(n, &old_cert) == 0;
     if (!bytes || sodium_base642bin(bytes, blen, b64, blen, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
         cert_parse(bytes, got, &cert, e, sizeof e) != 0) {
         free(bytes);
         st = error(reply, 400, "bad_request", "cert: not the base64 of a certificate's signed bytes");
-        goto out;
+        goto old_out;
     }
     if (memcmp(cert.node_key, next.pk, ID_PK_LEN) != 0 || strcmp(cert.domain, n->cfg.domain) != 0) {
         char have[ID_HEX_LEN];
@@ -423,52 +588,80 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
                    have, cert.domain, next.hex, n->cfg.domain);
         goto cert_out;
     }
-    if ((st = offer_own(n, f, reply)) != 0 || (st = offer(f, cert.bytes, cert.len, "the new certificate", reply)) != 0)
+    if ((st = offer_own(n, f, have_old ? &old_cert : NULL, reply)) != 0 ||
+        (st = offer(f, cert.bytes, cert.len, "the new certificate", reply)) != 0)
         goto cert_out;
     trust_verdict_t v = trust_entry_ok(t, n->cfg.domain, next.pk, clock_wall_ms(), e, sizeof e);
+    if (v == TRUST_NOT_YET_VALID) {
+        st = not_yet_valid(&cert, e, reply);
+        goto cert_out;
+    }
     if (v != TRUST_OK) {
         st = error(reply, 403, trust_verdict_name(v), "the new certificate is not valid now: %s", e);
         goto cert_out;
     }
+    atomic_store(&retry_at_ms, 0);   /* valid: no retry waits any more */
     rotation_t rot;
     int64_t now = clock_wall_ms();
     if (rotation_make(&n->id, n->cfg.domain, next.pk, now, (int64_t)overlap_s * 1000, &rot, e, sizeof e) != 0) {
         st = error(reply, 500, "failed", "%s", e);
         goto cert_out;
     }
-    /* durable first (the commit point is identity.next.cert), gossiped after */
-    if (write_json(n->cfg.data, ROTATE_PREV_CERT_FILE, own_cert_json(n), e, sizeof e) != 0 ||
+    /* prepared out of sight first: what can fail (durable files, the new admin token) */
+    char tokp[600];
+    snprintf(tokp, sizeof tokp, "%s/" NEXT_TOKEN_FILE, n->cfg.data);
+    unstage(n->cfg.data);
+    if (write_json(n->cfg.data, ROTATE_PREV_CERT_FILE, cert_to_json(&old_cert), e, sizeof e) != 0 ||
         write_json(n->cfg.data, ROTATE_HANDOVER_FILE, rotation_to_json(&rot), e, sizeof e) != 0 ||
-        write_json(n->cfg.data, ROTATE_NEXT_CERT_FILE, cert_to_json(&cert), e, sizeof e) != 0 ||
-        finish_switch(n->cfg.data, e, sizeof e) != 0) {
+        write_json(n->cfg.data, STAGED_CERT_FILE, cert_to_json(&cert), e, sizeof e) != 0 ||
+        auth_write_admin_token(n, &next, tokp, e, sizeof e) != 0) {
+        unstage(n->cfg.data);
         rotation_free(&rot);
-        st = error(reply, 500, "storage", "%s", e);
+        failed(e);
+        st = error(reply, 500, "storage", "%s (the node runs on its old key; the rotation stays pending)", e);
         goto cert_out;
     }
-    fedlog_result_t fr;
-    if (fedlog_offer(f, rot.bytes, rot.len, NULL, &fr) != 0)   /* switched already: the restart offers it again */
-        log_error("rotate: the key was switched, but the federation log did not take the hand-over now (%s); it "
-                  "is offered again when the agent starts on the new key", fr.err);
-    rotation_free(&rot);
     char until[32], old_hex[ID_HEX_LEN];
     trust_time_text(now + (int64_t)overlap_s * 1000, until);
     snprintf(old_hex, sizeof old_hex, "%s", n->id.hex);
-    int live = switch_live(n, &next, &cert, e, sizeof e) == 0;
-    if (live)
-        log_warn("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s); running "
-                 "on the new key", n->cfg.domain, old_hex, next.hex, until);
-    else
-        log_error("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s), but the "
-                  "running node could not take the new key (%s): restarting with it", n->cfg.domain, old_hex,
-                  next.hex, until, e);
+    int live = switch_live(n, &next, &cert, e, sizeof e);
+    if (live < 0) {
+        unstage(n->cfg.data);
+        rotation_free(&rot);
+        char why[800];
+        snprintf(why, sizeof why, "%.500s; %s", e, live == -2 ? "restarting the agent on its old key (its files "
+                 "never switched): run `trib key rotate --cert` again after it" : "the node runs on its old key, the "
+                 "rotation stays pending: run `trib key rotate --cert` again");
+        failed(why);
+        st = error(reply, 500, "switch_failed", "%s", why);
+        if (live == -2)
+            restart_after(c);
+        goto cert_out;
+    }
+    /* switched: peers hear of it only now */
+    fedlog_result_t fr;
+    if (fedlog_offer(f, rot.bytes, rot.len, NULL, &fr) != 0)
+        log_error("rotate: the key was switched, but the federation log did not take the hand-over now (%s); it "
+                  "is offered again when the agent starts on the new key", fr.err);
+    rotation_free(&rot);
+    pthread_mutex_lock(&fail_mu);
+    fail_text[0] = '\0';
+    pthread_mutex_unlock(&fail_mu);
+    log_warn("rotate: domain '%s' handed over from %.16s... to %.16s... (both keys verify until %s); running on the "
+             "new key", n->cfg.domain, old_hex, next.hex, until);
+    if (live == 1) {
+        log_error("rotate: the running node could not take the new key whole (%s): restarting with it", e);
+        restart_after(c);
+    }
     *reply = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b}", "state", "rotated", "node_id", next.hex, "old_node_id",
-                       old_hex, "domain", n->cfg.domain, "overlap_until", until, "restarting", !live);
+                       old_hex, "domain", n->cfg.domain, "overlap_until", until, "restarting", live == 1);
     st = 200;
-    if (!live)
-        atomic_store(&reply_conn, c);
 cert_out:
     cert_free(&cert);
     free(bytes);
+old_out:
+    if (have_old)
+        cert_free(&old_cert);
 out:
     identity_wipe(&next);
     json_decref(in);
@@ -485,6 +678,40 @@ void rotate_done(struct MHD_Connection *c)
 }
 
 int rotate_restart_requested(void) { return atomic_load(&restart); }
+
+void rotate_status(node_t *n, json_t *j)
+{
+    char text[700] = "", path[600];
+    pthread_mutex_lock(&fail_mu);
+    snprintf(text, sizeof text, "%s", fail_text);
+    pthread_mutex_unlock(&fail_mu);
+    long long at = atomic_load(&retry_at_ms);
+    snprintf(path, sizeof path, "%s/identity.next.key", n->cfg.data);
+    int pending = access(path, F_OK) == 0;
+    if (!text[0] && at && pending) {
+        char when[32];
+        trust_time_text(at - RETRY_MARGIN_MS + TRUST_SKEW_MS, when);
+        snprintf(text, sizeof text, "pending: the next key's certificate is held but not valid until %s; the "
+                 "switch is tried again then", when);
+    } else if (!text[0] && pending)
+        snprintf(text, sizeof text, "pending: the next key (%s) waits for its certificate", path);
+    if (text[0] && j)
+        json_object_set_new(j, "key_rotation", json_string(text));
+}
+
+void rotate_metrics(node_t *n, FILE *f)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/identity.next.key", n->cfg.data);
+    prom_counter(f, "trib_key_rotation_failures_total",
+                 "Key switches that failed (the node went on with its old key; trib status says why).",
+                 atomic_load(&failures));
+    prom_gauge(f, "trib_key_rotation_pending", "1 while a key rotation waits for (or retries) its switch.",
+               access(path, F_OK) == 0);
+    prom_gauge(f, "trib_key_rotation_retry_at_seconds",
+               "When a held but not yet valid certificate of the next key is tried again (Unix time; 0: none).",
+               (uint64_t)(atomic_load(&retry_at_ms) / 1000));
+}
 
 int rotate_reexec(char *err, size_t errlen)
 {

@@ -4,14 +4,18 @@
  * The node's key files in its data dir: identity.key (the key it runs with), identity.next.key
  * (the key it rotates to, made by the agent, never sent anywhere), identity.prev.key (the key it
  * rotated from, kept for the overlap window), identity.cert (the certificate of identity.key once
- * rotated: --cert names the first key's certificate); during a switch identity.next.cert,
- * identity.prev.cert and identity.handover (node/rotate.c: the order that survives a crash).
+ * rotated: --cert names the first key's certificate); while a rotation is pending
+ * identity.next.json (the overlap asked for); during a switch identity.next.cert.new and
+ * admin.token.next (staged), identity.next.cert (the commit point), identity.prev.cert and
+ * identity.handover (node/rotate.c: all or nothing, and the order that survives a crash).
  * Must not: send a secret key over HTTP, or replace identity.key other than by one rename of a
  * durably written file. */
 #ifndef TRIB_ROTATE_H
 #define TRIB_ROTATE_H
 
 #include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <microhttpd.h>
 
@@ -21,16 +25,19 @@
 #define ROTATE_NEXT_CERT_FILE "identity.next.cert"      /* the new key's, until the switch is done */
 #define ROTATE_PREV_CERT_FILE "identity.prev.cert"      /* the old key's, which signed the hand-over */
 #define ROTATE_HANDOVER_FILE "identity.handover"        /* the last hand-over (trib.rotation) */
+#define ROTATE_PENDING_FILE "identity.next.json"        /* {"overlap_s": N} asked for the pending rotation */
 
 /* The rotate call. Body {} or {"overlap_s": N, "cert": "<base64 of the certificate's signed bytes>"}.
- * Without cert: makes identity.next.key if absent and answers 202 {"state":"pending","node_id",
- * "new_node_id","domain","prev_serial"}: the roots certify new_node_id with --prev-serial. With cert
- * (for the new key and this domain, held by the federation log): the old key signs the hand-over,
- * the new key becomes identity.key (the old one identity.prev.key), the node's federation log holds
- * and pushes both, the running node switches to the new key (gossip_rekey, catalog_set_identity, a
- * new admin.token), and 200 {"state":"rotated",...,"restarting":false}; "restarting":true when the
- * live switch failed: once this reply is sent (rotate_done) the agent restarts in place with it. A cert
- * with no rotation pending: 200 {"state":"rotated","node_id","domain"} when it is the running key's
+ * overlap_s given is kept with the pending rotation (ROTATE_PENDING_FILE); absent, the kept one
+ * (else 24 h) is used. Without cert: makes identity.next.key if absent and answers 202 {"state":
+ * "pending","node_id","new_node_id","domain","prev_serial"}: the roots certify new_node_id with
+ * --prev-serial. With cert (for the new key and this domain, held by the federation log): the old
+ * key signs the hand-over and the running node switches to the new key, all or nothing (see
+ * node/rotate.c): 200 {"state":"rotated",...,"restarting":false}. A switch that failed leaves the
+ * node on its old key, the rotation pending: 500 switch_failed (or storage), "restarting" only
+ * when the agent must restart (rotate_done) to be whole again. A certificate not valid yet: 403
+ * not_yet_valid, and the switch is tried again when it is (rotate_sigwait). A cert with no
+ * rotation pending: 200 {"state":"rotated","node_id","domain"} when it is the running key's
  * (rotate_from_fedlog switched already), else 409 not_pending. Errors: 409 open_mode, 400
  * bad_request|wrong_key|wrong_domain, 403 and others as the federation log's verdicts, 500. */
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
@@ -54,7 +61,16 @@ int rotate_certs_posted(void);
  * log now holds completes as the rotate call with that cert would: same checks, durable order,
  * live switch (or the in-place restart). Nothing pending or no such certificate: nothing happens. */
 void rotate_from_fedlog(node_t *n);
-/* Whether a completed rotation asked the agent to restart in place. */
+/* The agent's wait for its signals (sigwait on sigs), which also returns SIGUSR1 with a check
+ * posted (rotate_certs_posted) when a held, not yet valid certificate of the pending next key
+ * becomes valid. */
+int rotate_sigwait(const sigset_t *sigs);
+/* trib status: "key_rotation" in j when a rotation is pending, waits for its certificate to become
+ * valid, or its switch failed (why; the node runs on its old key). */
+void rotate_status(node_t *n, json_t *j);
+/* Prometheus: trib_key_rotation_failures_total, _pending, _retry_at_seconds. */
+void rotate_metrics(node_t *n, FILE *f);
+/* Whether the agent must restart in place (a switch that could not be undone live). */
 int rotate_restart_requested(void);
 /* Replaces the running process by the same command line (/proc/self/cmdline). Returns only on
  * failure, with err. */

@@ -13,6 +13,7 @@
 #include "node/manifest.h"
 #include "node/policy_node.h"
 #include "node/view.h"
+#include "node/rotate.h"
 #include "storage/search.h"
 
 #define VERSION "0.1.0"
@@ -348,6 +349,7 @@ json_t *view_status(node_t *a)
         if (n)
             free(list);
     }
+    rotate_status(a, j);   /* a pending or failed key rotation (node/rotate.c) */
     if (j && nf) {
         json_t *list = json_array();
         for (size_t i = 0; i < nf && i < REPL_FORKS_MAX; i++)

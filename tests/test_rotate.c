@@ -8,7 +8,10 @@
  * agent restarts in place on the new key; records and catalog entries written before and after are
  * each read once from a peer, the next catalog entry (the new signer) is accepted everywhere, the
  * peers list one payments member with the new serial, a restart keeps the new key, and a forged
- * hand-over submitted to a peer is refused and counted.
+ * hand-over submitted to a peer is refused and counted. A switch whose commit point cannot be
+ * written leaves the node whole on its old key and says so; a certificate not valid yet completes
+ * the rotation when it becomes valid; the automatic switch keeps the --overlap asked for; a node
+ * relaying routed reads for others keeps them going when it rotates.
  *
  * Must not: sleep as synchronisation (poll with deadlines), leave processes or files behind. */
 #include <criterion/criterion.h>
@@ -1004,4 +1007,305 @@ Test(rotate, a_pending_rotation_completes_when_its_certificate_arrives_by_gossip
     cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
     identity_wipe(&in);
     cert_free(&ca), cert_free(&cb), cert_free(&cn);
+}
+
+/* ---------------------------------------------------------------- a switch that fails; a certificate not valid yet */
+
+/* A certificate of domain for pk continuing prev, valid from not_before for 90 days, at work/file. */
+static void issue_from(const char *domain, const uint8_t pk[32], uint64_t prev, int64_t not_before, const char *file,
+                       cert_t *out)
+{
+    char path[256];
+    cr_assert_eq(cert_issue(&ch, domain, pk, not_before, not_before + 90 * DAY_MS, prev, two_roots, 2, out, err,
+                            sizeof err), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/%s", work, file);
+    json_t *j = cert_to_json(out);
+    cr_assert_eq(trust_file_write(path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+}
+
+/* `trib key rotate` (pending) on n: the next key, loaded into *in. */
+static void rotate_pending(h_node_t *n, const char *dir, const char *overlap, identity_t *in)
+{
+    char *out = NULL, *eout = NULL, nextp[300];
+    int rc = overlap ? h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", dir, "--node", n->url, "--overlap",
+                              overlap, NULL)
+                     : h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", dir, "--node", n->url, NULL);
+    cr_assert_eq(rc, 0, "key rotate (pending) failed: %s", eout ? eout : "");
+    free(out), free(eout);
+    snprintf(nextp, sizeof nextp, "%s/identity.next.key", dir);
+    cr_assert_eq(identity_load_file(nextp, in, err, sizeof err), 0, "%s", err);
+}
+
+/* The node's trib status field key_rotation holds want (NULL: has none). */
+typedef struct {
+    h_node_t *n;
+    const char *want;
+    char last[700];
+} rot_status_t;
+
+static int rotation_status_is(void *ctx)
+{
+    rot_status_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/status", NULL);
+    const char *s = json_string_value(json_object_get(j, "key_rotation"));
+    snprintf(c->last, sizeof c->last, "%s", s ? s : "(none)");
+    int ok = j && (c->want ? s && strstr(s, c->want) != NULL : s == NULL);
+    json_decref(j);
+    return ok;
+}
+
+/* Issue 10 item 4, a switch that fails after the node began it: the commit point (the new key's
+ * certificate renamed into place) is made to fail for real, by a directory where the file goes.
+ * The gossip loop had moved to the new key by then (the listener bound again under it): it must
+ * move back, and the node go on whole on its old key: peers list it once, alive, on the old key;
+ * it publishes (its catalog signs with a key they take); trib status, /metrics and the log say
+ * what failed; nothing of the switch is left in the data dir; run again, the rotation completes.
+ * The old code wrote the certificate before moving anything and said nothing but the 500: no
+ * status, no counter. */
+Test(rotate, a_switch_that_fails_leaves_the_node_whole_on_its_old_key)
+{
+    char da[256], db[256], seed[160], p[400];
+    identity_t ia, ib, in;
+    cert_t ca, cb, cn;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    issue("growth", ib.pk, 0, "b.cert", &cb);
+    h_node_t a, b;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    member_cond_t mc = {&b, "payments", ia.hex, NULL, 2};
+    cr_assert(h_wait(one_member, &mc, 20000), "growth does not see payments");
+    publish(&a, "1.0.0");
+    version_cond_t vc = {&b, "/v1/products/payments/settled", "1.0.0"};
+    cr_assert(h_wait(has_version, &vc, 15000), "the product did not replicate to growth");
+
+    rotate_pending(&a, da, NULL, &in);
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    char certp[300];
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    snprintf(p, sizeof p, "%s/identity.next.cert", da);
+    cr_assert_eq(mkdir(p, 0700), 0, "mkdir %s", p);   /* the commit point cannot be written */
+
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_expect_neq(rc, 0, "key rotate --cert succeeded with its commit point blocked: %s", out ? out : "");
+    cr_expect(eout && strstr(eout, "switch_failed") && strstr(eout, "old key"), "%s", eout ? eout : "");
+    free(out), free(eout);
+
+    /* whole on the old key: its id, its peers' view, its listener (a peer reaches it), its signer */
+    expect_node_id(&a, ia.hex, "after the failed switch");
+    rot_status_t rs = {&a, "failed", ""};
+    cr_expect(h_wait(rotation_status_is, &rs, 5000), "trib status does not say the switch failed: %s", rs.last);
+    cr_expect(strstr(rs.last, "cannot commit"), "trib status does not say why: %s", rs.last);
+    cr_expect_eq(h_metric(a.url, "trib_key_rotation_failures_total"), 1);
+    cr_expect_eq(h_metric(a.url, "trib_key_rotation_pending"), 1);
+    char *alog = h_read_file(a.log, NULL);
+    cr_expect(alog && strstr(alog, "the switch to the next key failed") && strstr(alog, "was not made"),
+              "the log does not say the switch failed and was undone: see %s", a.log);
+    cr_expect(alog && !strstr(alog, "restarting with the rotated key"), "the agent restarted: see %s", a.log);
+    free(alog);
+    cr_expect(!file_exists(da, "identity.next.cert.new") && !file_exists(da, "admin.token.next"),
+              "the staged files of the failed switch are left in %s", da);
+    expect_key(da, "identity.key", &ia, "identity.key is still the old key");
+    member_cond_t still = {&b, "payments", ia.hex, NULL, 2};
+    cr_expect(h_wait(one_member, &still, 20000), "growth does not list payments once, alive, on its old key");
+    publish(&a, "1.1.0");   /* with the token of the old key, which the node still signs with */
+    version_cond_t v2 = {&b, "/v1/products/payments/settled", "1.1.0"};
+    cr_expect(h_wait(has_version, &v2, 15000), "a publish after the failed switch did not reach growth");
+    cr_assert(h_wait(one_member, &still, 5000), "growth lost payments on its old key");
+
+    /* run again with the way clear: the rotation completes, live */
+    cr_assert_eq(rmdir(p), 0);
+    out = eout = NULL;
+    rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_assert_eq(rc, 0, "key rotate --cert failed the second time: %s (see %s)", eout ? eout : "", a.log);
+    free(out), free(eout);
+    expect_node_id(&a, in.hex, "after the rotation run again");
+    rot_status_t clear = {&a, NULL, ""};
+    cr_expect(h_wait(rotation_status_is, &clear, 5000), "trib status still shows: %s", clear.last);
+    member_cond_t nb = {&b, "payments", in.hex, NULL, 2};
+    cr_expect(h_wait(one_member, &nb, 20000), "growth does not list payments on its new key");
+    publish(&a, "1.2.0");
+    version_cond_t v3 = {&b, "/v1/products/payments/settled", "1.2.0"};
+    cr_expect(h_wait(has_version, &v3, 15000), "a publish under the new key did not reach growth");
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cb), cert_free(&cn);
+}
+
+/* Two nodes, payments (a) seeding growth (b), each certified; growth sees payments. */
+static void two_nodes(h_node_t *a, h_node_t *b, char *da, char *db, identity_t *ia, cert_t *ca)
+{
+    char seed[160];
+    identity_t ib;
+    cert_t cb;
+    node_dir("a", da, 256, ia);
+    node_dir("b", db, 256, &ib);
+    issue("payments", ia->pk, 0, "a.cert", ca);
+    issue("growth", ib.pk, 0, "b.cert", &cb);
+    start(a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia->hex, a->peer);
+    start(b, "growth", db, "b.cert", seed);
+    member_cond_t mc = {b, "payments", ia->hex, NULL, 2};
+    cr_assert(h_wait(one_member, &mc, 20000), "growth does not see payments");
+    identity_wipe(&ib);
+    cert_free(&cb);
+}
+
+/* `trib fed submit` of work/file on n. */
+static void submit(h_node_t *n, const char *file)
+{
+    char certp[300], *out = NULL, *eout = NULL;
+    snprintf(certp, sizeof certp, "%s/%s", work, file);
+    int rc = h_trib(n, NULL, &out, &eout, "fed", "submit", certp, "--node", n->url, NULL);
+    cr_assert_eq(rc, 0, "fed submit on %s failed: %s", n->domain, eout ? eout : "");
+    free(out), free(eout);
+}
+
+/* The overlap of the hand-over the node in dir signed (DIR/identity.handover), in ms. */
+static int64_t handover_overlap_ms(const char *dir)
+{
+    rotation_t rot;
+    char hp[300];
+    snprintf(hp, sizeof hp, "%s/identity.handover", dir);
+    cr_assert_eq(rotation_load(hp, &rot, err, sizeof err), 0, "%s", err);
+    int64_t v = rot.overlap_ms;
+    rotation_free(&rot);
+    return v;
+}
+
+/* Issue 10 item 4, a pending rotation whose certificate reaches the node by gossip before it is
+ * valid (not_before beyond the 60 s skew allowance): trib status and /metrics say when the switch
+ * is tried again, and at that moment it is made. The old code logged the refusal once and never
+ * tried again. */
+Test(rotate, a_certificate_not_valid_yet_completes_the_rotation_when_it_becomes_valid)
+{
+    char da[256], db[256];
+    identity_t ia, in;
+    cert_t ca, cn;
+    h_node_t a, b;
+    two_nodes(&a, &b, da, db, &ia, &ca);
+    rotate_pending(&a, da, NULL, &in);
+    rot_status_t rs = {&a, "pending", ""};
+    cr_expect(h_wait(rotation_status_is, &rs, 5000), "trib status does not show the pending rotation: %s", rs.last);
+
+    /* valid 4 s after the skew allowance ends: submitted on the other node */
+    int64_t nb_ms = fx_now_ms() + TRUST_SKEW_MS + 4000;
+    issue_from("payments", in.pk, ca.serial, nb_ms, "next.cert", &cn);
+    submit(&b, "next.cert");
+    rot_status_t wait = {&a, "not valid until", ""};
+    cr_expect(h_wait(rotation_status_is, &wait, 3500), "trib status does not say the switch waits: %s", wait.last);
+    cr_expect_gt(h_metric(a.url, "trib_key_rotation_retry_at_seconds"), 0);
+    expect_node_id(&a, ia.hex, "before the certificate is valid");
+
+    id_cond_t ic = {&a, in.hex};
+    cr_assert(h_wait(runs_as, &ic, 20000), "payments did not switch when its new certificate became valid; see %s",
+              a.log);
+    cr_expect_geq(fx_now_ms(), nb_ms - TRUST_SKEW_MS, "switched before the certificate was valid");
+    rot_status_t clear = {&a, NULL, ""};
+    cr_expect(h_wait(rotation_status_is, &clear, 5000), "trib status still shows: %s", clear.last);
+    cr_expect_eq(h_metric(a.url, "trib_key_rotation_retry_at_seconds"), 0);
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cn);
+}
+
+/* Issue 10 item 4, the overlap: a rotation started with --overlap 7m, the agent restarted since,
+ * completes by itself when its certificate arrives by gossip: the hand-over it signs carries the
+ * 7 min asked, not the default 24 h (the old code's), and the kept overlap goes with the switch. */
+Test(rotate, a_pending_rotation_switches_with_the_overlap_it_was_started_with)
+{
+    char da[256], db[256];
+    identity_t ia, in;
+    cert_t ca, cn;
+    h_node_t a, b;
+    two_nodes(&a, &b, da, db, &ia, &ca);
+    rotate_pending(&a, da, "7m", &in);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);   /* the overlap asked for is kept across a restart */
+    cr_assert_eq(h_node_restart(&a), 0, "payments did not start again; see %s", a.log);
+    member_cond_t mc = {&b, "payments", ia.hex, NULL, 2};
+    cr_assert(h_wait(one_member, &mc, 20000), "growth does not see payments after its restart");
+
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    submit(&b, "next.cert");
+    id_cond_t ic = {&a, in.hex};
+    cr_assert(h_wait(runs_as, &ic, 20000), "payments did not switch when its certificate arrived; see %s", a.log);
+    int64_t ov = handover_overlap_ms(da);
+    cr_expect_eq(ov, 7 * 60000LL, "the automatic switch used an overlap of %lld ms, not the 7 min asked",
+                 (long long)ov);
+    cr_expect(!file_exists(da, "identity.next.json"), "the kept overlap outlived the switch");
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cn);
+}
+
+/* Issue 10 item 4, the relay side: a node that relays routed reads for others (listening, reading
+ * payments' product for its clients) rotates its own key. Its streams at the owner were opened by
+ * its old key; the owner keys its streams by the requester, so the relay's credits under the new
+ * key matched none, and each session stalled and failed (stall_ms, 3.5 s) and its subscriber had
+ * to resume. Now its live subscriber's stream goes on, each record once, and one-shot reads made
+ * meanwhile end whole or fail saying why. */
+Test(rotate, a_relay_that_rotates_its_key_keeps_its_readers_going)
+{
+    char da[256], dc[256], seed[160];
+    identity_t ia, ic, in;
+    cert_t ca, cc, cn;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("c", dc, sizeof dc, &ic);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    issue("listening", ic.pk, 0, "c.cert", &cc);
+    h_node_t a, c;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&c, "listening", dc, "c.cert", seed);
+    member_cond_t mc = {&c, "payments", ia.hex, NULL, 2};
+    cr_assert(h_wait(one_member, &mc, 20000), "listening does not see payments");
+    publish(&a, "1.0.0");
+    put(&a, 1, 10);
+    version_cond_t vc = {&c, "/v1/products/payments/settled", "1.0.0"};
+    cr_assert(h_wait(has_version, &vc, 15000), "the product did not replicate to listening");
+    sub_t sub = {.n = &c, .last = 10, .from = "1"};
+    snprintf(sub.out, sizeof sub.out, "%s/sub.out", work);
+    snprintf(sub.err, sizeof sub.err, "%s/sub.err", work);
+    sub_start(&sub);
+    sub_expect_once(&sub, "before the relay's rotation");
+
+    rotate_pending(&c, dc, NULL, &in);
+    issue("listening", in.pk, cc.serial, "next.cert", &cn);
+    char certp[300];
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    pid_t readers = reads_start(&c);
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", dc, "--node", c.url, "--cert", certp, NULL);
+    cr_assert_eq(rc, 0, "key rotate --cert on the relay failed: %s (see %s)", eout ? eout : "", c.log);
+    free(out), free(eout);
+    expect_node_id(&c, in.hex, "the relay after its rotation");
+    /* records appended after the switch reach the relay's subscriber, past the stall time */
+    for (int batch = 0; batch < 4; batch++)
+        put_retrying(&a, &c, 11 + 5 * batch, 15 + 5 * batch);
+    int64_t past = fx_now_ms() + 4000;   /* beyond stall_ms (3.5 s) after the switch */
+    cr_assert(h_wait(time_past, &past, 10000));
+    put_retrying(&a, &c, 31, 35);
+    reads_check(readers);
+    sub.last = 35;
+    sub_expect_once(&sub, "across the relay's rotation");
+    cr_expect_eq(sub.runs, 1, "the subscription through the relay ended when it rotated (it ran %d times): %s",
+                 sub.runs, sub.err);
+    cr_log_info("routed one-shot reads during the relay's rotation: %d, failed cleanly: %d", routed_reads,
+                routed_failed);
+    read_all_once(&c, 35);
+    if (sub.pid > 0) {
+        kill(sub.pid, SIGTERM);
+        waitpid(sub.pid, NULL, 0);
+    }
+    cr_assert_eq(h_node_stop(&c, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cc), cert_free(&cn);
 }
