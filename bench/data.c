@@ -715,10 +715,19 @@ static void read_rates(const char *product, read_t out[3])
     }
     rss_stop = 1;
     pthread_join(rss, NULL);
+    if (threads) {
+        thr_report(read_rounds);
+        /* the credit window: how full the relay's queue got, how often credit went back */
+        body_t m = {.keep = 1};
+        if (http(h[1], "GET", url_of(url[1], sizeof url[1], 1, "/metrics"), NULL, 0, &m) == 200 && m.buf)
+            for (char *l = strtok(m.buf, "\n"); l; l = strtok(NULL, "\n"))
+                if (!strncmp(l, "trib_read_relay_queued_batches_max", 34) || !strncmp(l, "trib_read_batches_total", 23) ||
+                    strstr(l, "credit_"))
+                    fprintf(stderr, "  B %s\n", l);
+        free(m.buf);
+    }
     curl_easy_cleanup(h[0]);
     curl_easy_cleanup(h[1]);
-    if (threads)
-        thr_report(read_rounds);
 }
 
 #define TTFB_READS 300   /* reads of 10 records each way (DATA_TTFB_READS) */
