@@ -3,8 +3,8 @@
  * and live stream delivery latency to a subscriber on another node.
  *
  * Usage: data TRIB_BINARY BENCH_DIR    (BENCH_DIR holds lmdb_floor; env DATA_BATCHES,
- *        DATA_BATCH, DATA_STREAM, DATA_READ, DATA_DEBUG; DATA_ONLY=read skips the 1 KiB ingest and
- *        the stream)
+ *        DATA_BATCH, DATA_STREAM, DATA_READ, DATA_READ_ROUNDS (5), DATA_THREADS, DATA_DEBUG; DATA_ONLY=read skips
+ *        the 1 KiB ingest and the stream)
  *
  * Owns: a 2-node federation (A owns domain "owner", B "relay" seeded with A), the workloads
  * and their timing with CLOCK_MONOTONIC in this one process, and the report on stdout.
@@ -31,6 +31,7 @@
  *    "n"; arrival is timestamped when curl hands the bytes to us (one reader thread, curl multi).
  * Must not: leave a process or a temp dir behind (atexit + signals). */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <malloc.h>
 #include <math.h>
@@ -47,7 +48,7 @@
 
 static const char *trib_bin, *bench_dir, *tmp;
 static size_t nbatches = 20, batch = 10000, nstream = 10000, nread = 1000000;
-static int only_read;
+static int only_read, threads;
 static int base_port, lock_fd;
 static bench_proc_t procs[2];
 
@@ -515,17 +516,128 @@ static double curve_raw(size_t total, size_t msg, double *cpu)
     return (double)(t1 - t0) / 1e9;
 }
 
+/* ---- CPU by thread (DATA_THREADS=1): /proc/PID/task/TID/schedstat (ns on the CPU) of A's and B's
+ * threads and of this one (the client: curl counting lines) summed over the reads of each kind,
+ * printed per read: where each process spends its CPU on a direct and on a routed read. */
+#define THR_MAX 64
+typedef struct {
+    int tid[THR_MAX];
+    char comm[THR_MAX][20];
+    double ns[THR_MAX];
+    int n;
+} thr_t;
+
+static double thr_ns(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    unsigned long long ns = 0;
+    if (f) {
+        if (fscanf(f, "%llu", &ns) != 1)
+            ns = 0;
+        fclose(f);
+    }
+    return (double)ns;
+}
+
+/* Adds sign * each thread's CPU ns of pid (0: this thread) into t. */
+static void thr_add(thr_t *t, pid_t pid, double sign)
+{
+    char path[128];
+    int tids[THR_MAX], n = 0;
+    if (pid == 0) {
+        tids[n++] = (int)gettid();
+        pid = getpid();
+    } else {
+        snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+        DIR *d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d)) && n < THR_MAX;)
+            if (e->d_name[0] != '.')
+                tids[n++] = atoi(e->d_name);
+        if (d)
+            closedir(d);
+    }
+    for (int i = 0; i < n; i++) {
+        int k = 0;
+        while (k < t->n && t->tid[k] != tids[i])
+            k++;
+        if (k == t->n) {
+            if (t->n == THR_MAX)
+                continue;
+            t->n++;
+            t->tid[k] = tids[i];
+            t->ns[k] = 0;
+            snprintf(path, sizeof path, "/proc/%d/task/%d/comm", (int)pid, tids[i]);
+            FILE *f = fopen(path, "r");
+            if (!f || !fgets(t->comm[k], sizeof t->comm[k], f))
+                snprintf(t->comm[k], sizeof t->comm[k], "?");
+            t->comm[k][strcspn(t->comm[k], "\n")] = '\0';
+            if (f)
+                fclose(f);
+        }
+        snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, tids[i]);
+        t->ns[k] += sign * thr_ns(path);
+    }
+}
+
+static thr_t thr[2][3];
+
+/* Memory of A and B while the routed reads run: RssAnon and VmRSS (kB), the most seen, sampled
+ * every 5 ms by a thread of this process (rss_on: a routed read is running). */
+static volatile int rss_on, rss_stop;
+static long rss_max[2][2];
+
+static void *rss_main(void *arg)
+{
+    (void)arg;
+    while (!rss_stop) {
+        for (int j = 0; j < 2 && rss_on; j++) {
+            long a = bench_proc_kb(procs[j].pid, "status", "RssAnon"), v = bench_rss_kb(procs[j].pid);
+            rss_max[j][0] = a > rss_max[j][0] ? a : rss_max[j][0];
+            rss_max[j][1] = v > rss_max[j][1] ? v : rss_max[j][1];
+        }
+        bench_sleep_ms(5);
+    }
+    return NULL;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}   /* [direct, routed][A, B, client] */
+
+static void thr_report(int reads)
+{
+    const char *who[3] = {"A (owner)", "B (relay)", "client"};
+    for (int k = 0; k < 2; k++) {
+        fprintf(stderr, "  CPU by thread per %s read (ms, %d reads):\n", k ? "routed" : "direct", reads);
+        for (int j = 0; j < 3; j++) {
+            double sum = 0;
+            fprintf(stderr, "    %-10s", who[j]);
+            for (int i = 0; i < thr[k][j].n; i++)
+                if (thr[k][j].ns[i] / reads >= 1e5) {   /* 0.1 ms or more */
+                    fprintf(stderr, " %s/%d %.1f", thr[k][j].comm[i], thr[k][j].tid[i], thr[k][j].ns[i] / reads / 1e6);
+                    sum += thr[k][j].ns[i];
+                }
+            fprintf(stderr, "  = %.1f\n", sum / reads / 1e6);
+        }
+    }
+}
+
 typedef struct {
     double rate;               /* records/s, median */
     double ttfb_ms;            /* time to first byte, median */
     double cpu[2];             /* CPU seconds of A and B per read (raw CURVE: of this process) */
+    double client;             /* CPU seconds of this thread (curl, counting lines) per read */
     size_t count;              /* lines of the last run */
     long status;               /* HTTP status (the first non-200 stops) */
 } read_t;
 
-#define READ_ROUNDS 5
+#define READ_ROUNDS_MAX 50
+static int read_rounds = 5;   /* DATA_READ_ROUNDS: more of them give a profiler time to watch */
 
-/* Full reads of product, READ_ROUNDS on A (direct, into out[0]) and on B (routed, out[1]), and as
+/* Full reads of product, read_rounds on A (direct, into out[0]) and on B (routed, out[1]), and as
  * many raw CURVE transfers of the direct read's bytes (out[2], status 200 when measured),
  * interleaved (direct, routed, CURVE, direct ...) so that the load of a shared machine falls on all
  * three alike: medians, and the CPU seconds each spent per read of each kind. */
@@ -534,15 +646,17 @@ static void read_rates(const char *product, read_t out[3])
     CURL *h[2] = {curl_easy_init(), curl_easy_init()};
     char url[2][128], path[96];
     snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
-    double r[3][READ_ROUNDS], t[3][READ_ROUNDS];
+    double r[3][READ_ROUNDS_MAX], t[3][READ_ROUNDS_MAX];
     int n[3] = {0, 0, 0};
+    pthread_t rss;
+    pthread_create(&rss, NULL, rss_main, NULL);
     size_t bytes = 0;
     memset(out, 0, 3 * sizeof *out);
     for (int k = 0; k < 2; k++) {
         BENCH_BEARER(h[k], owner_tok());
         url_of(url[k], sizeof url[k], k, path);
     }
-    for (int i = 0; i < READ_ROUNDS; i++)
+    for (int i = 0; i < read_rounds; i++)
         for (int k = 0; k < 3; k++) {
             if (n[k] < i)
                 continue;   /* this path failed: no more of it */
@@ -562,14 +676,25 @@ static void read_rates(const char *product, read_t out[3])
             }
             double c0[2] = {cpu_s(procs[0].pid), cpu_s(procs[1].pid)};
             body_t b = {0};
+            if (threads)
+                for (int j = 0; j < 3; j++)
+                    thr_add(&thr[k][j], j < 2 ? procs[j].pid : 0, -1);
+            double cc = thread_cpu_s();
+            rss_on = k == 1;
             uint64_t t0 = bench_now_ns();
             out[k].status = http(h[k], "GET", url[k], NULL, 0, &b);
             uint64_t dt = bench_now_ns() - t0;
+            rss_on = 0;
+            cc = thread_cpu_s() - cc;
+            if (threads)
+                for (int j = 0; j < 3; j++)
+                    thr_add(&thr[k][j], j < 2 ? procs[j].pid : 0, 1);
             out[k].count = b.lines;
             if (out[k].status != 200)
                 continue;
             for (int j = 0; j < 2; j++)
                 out[k].cpu[j] += cpu_s(procs[j].pid) - c0[j];
+            out[k].client += cc;
             curl_off_t st = 0;
             curl_easy_getinfo(h[k], CURLINFO_STARTTRANSFER_TIME_T, &st);
             r[k][n[k]] = (double)b.lines / ((double)dt / 1e9);
@@ -584,8 +709,22 @@ static void read_rates(const char *product, read_t out[3])
     for (int k = 0; k < 3; k++) {
         for (int j = 0; j < 2 && n[k]; j++)
             out[k].cpu[j] /= n[k];
+        out[k].client /= n[k] ? n[k] : 1;
         out[k].rate = n[k] ? bench_pct(r[k], (size_t)n[k], 50) : -1;
         out[k].ttfb_ms = n[k] ? bench_pct(t[k], (size_t)n[k], 50) : -1;
+    }
+    rss_stop = 1;
+    pthread_join(rss, NULL);
+    if (threads) {
+        thr_report(read_rounds);
+        /* the credit window: how full the relay's queue got, how often credit went back */
+        body_t m = {.keep = 1};
+        if (http(h[1], "GET", url_of(url[1], sizeof url[1], 1, "/metrics"), NULL, 0, &m) == 200 && m.buf)
+            for (char *l = strtok(m.buf, "\n"); l; l = strtok(NULL, "\n"))
+                if (!strncmp(l, "trib_read_relay_queued_batches_max", 34) || !strncmp(l, "trib_read_batches_total", 23) ||
+                    strstr(l, "credit_"))
+                    fprintf(stderr, "  B %s\n", l);
+        free(m.buf);
     }
     curl_easy_cleanup(h[0]);
     curl_easy_cleanup(h[1]);
@@ -764,7 +903,7 @@ static void read_report(void)
     if (d.status != 200)
         bench_die("direct read on A: HTTP %ld", d.status);
     printf("  read %zu records of 100 B (GET .../records, all; median of %d each, interleaved with as many raw CURVE\n"
-           "  transfers of the same bytes; CPU s per read from /proc)\n", d.count, READ_ROUNDS);
+           "  transfers of the same bytes; CPU s per read from /proc)\n", d.count, read_rounds);
     printf("    direct on owner A          %10.0f rec/s   first byte %7.2f ms   CPU A %.3f s\n", d.rate, d.ttfb_ms,
            d.cpu[0]);
     double ratio = -1;
@@ -777,6 +916,9 @@ static void read_report(void)
                r.ttfb_ms, r.cpu[0], r.cpu[1]);
         printf("    routed/direct %.2f   target >= 0.50  %s%s\n", ratio, ratio >= 0.50 ? "PASS" : "MISS",
                r.count == d.count ? "" : "  (record count differs from direct!)");
+        printf("    memory during the routed reads, max: relay B RssAnon %.1f MiB (VmRSS %.1f), owner A RssAnon "
+               "%.1f MiB (VmRSS %.1f)\n", rss_max[1][0] / 1024.0, rss_max[1][1] / 1024.0, rss_max[0][0] / 1024.0,
+               rss_max[0][1] / 1024.0);
     }
     if (cv.status == 200 && ratio > 0) {
         /* one process, two ZeroMQ I/O threads (one encrypts, one decrypts), PUSH -> PULL on
@@ -791,6 +933,12 @@ static void read_report(void)
         double sum = d.cpu[0] + cv.cpu[0], rc = r.cpu[0] + r.cpu[1];
         printf("    CPU: routed A + B %.3f s   direct A + raw CURVE %.3f s   routed/(direct + CURVE) %.2f   "
                "relay overhead beyond both %.3f s\n", rc, sum, rc / sum, rc - sum);
+        /* With the machine busy every process gets its share of the CPU and a read's rate follows
+         * the CPU all its processes spend on it, the client's (curl) included: the ratio a read
+         * could reach at best if only CPU counted. */
+        printf("    CPU with the client: direct A + client %.3f s   routed A + B + client %.3f s   ratio %.2f   "
+               "raw CURVE/(routed A + B + client) %.2f\n", d.cpu[0] + d.client, rc + r.client,
+               (d.cpu[0] + d.client) / (rc + r.client), cv.cpu[0] / (rc + r.client));
     } else {
         printf("    raw CURVE: not measured (see stderr)\n");
     }
@@ -1050,6 +1198,9 @@ int main(int argc, char **argv)
     if ((e = getenv("DATA_READ")) && atol(e) > 0)
         nread = (size_t)atol(e);
     only_read = (e = getenv("DATA_ONLY")) && !strcmp(e, "read");
+    threads = getenv("DATA_THREADS") != NULL;
+    if ((e = getenv("DATA_READ_ROUNDS")) && atoi(e) >= 1 && atoi(e) <= READ_ROUNDS_MAX)
+        read_rounds = atoi(e);
     if ((e = getenv("DATA_TTFB_READS")) && atol(e) >= 10)
         ttfb_reads = (size_t)atol(e);
     tmp = bench_init("tribbench-data");

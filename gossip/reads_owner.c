@@ -66,6 +66,39 @@ static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessa
     return rc;
 }
 
+/* Room kept in front of a page's records for the rest of its batch: ids, seqs and the schema version
+ * (STORE_VERSION_MAX) fit; a longer fields key or an error's text go the way of send_now. */
+#define PAGE_HEAD 512
+
+/* Sends batch b, whose lines are page pg's records, without copying them: b's other fields are
+ * packed into the page's head and the lines field (9) follows them, right in front of the records
+ * (protobuf takes fields in any order). 0 handed on, -1 dropped. */
+static int send_batch(reads_t *r, const char *addr, Trib__ReadBatch *b, store_page_t *pg)
+{
+    ProtobufCBinaryData lines = b->lines;
+    if (lines.len == 0 || lines.data != (uint8_t *)pg->buf + pg->head)
+        return send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base);
+    uint8_t key[11];   /* field 9, wire type 2 (length-delimited), then the length as a varint */
+    size_t klen = 0;
+    key[klen++] = 9 << 3 | 2;
+    for (uint64_t v = lines.len; v; v >>= 7)
+        key[klen++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+    b->lines = (ProtobufCBinaryData){0, NULL};
+    size_t hlen = protobuf_c_message_get_packed_size(&b->base);
+    int rc;
+    if (hlen + klen <= pg->head) {
+        uint8_t *msg = lines.data - klen - hlen;
+        protobuf_c_message_pack(&b->base, msg);
+        memcpy(msg + hlen, key, klen);
+        rc = r->io.send(r->io.ctx, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, msg, hlen + klen + lines.len);
+    } else {
+        b->lines = lines;
+        rc = send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base);
+    }
+    b->lines = lines;
+    return rc;
+}
+
 /* Refuses or ends stream id of addr: a last batch (batch_no) with status, error code (kind, or
  * NULL: the relay names it from the status) and error. */
 static void reply_error_kind(reads_t *r, const char *addr, uint64_t id, uint64_t batch_no, uint32_t status,
@@ -129,7 +162,7 @@ static void ostream_kill(reads_t *r, ostream_t *s)
  * 0, or -1 out of memory (the page unchanged: it must not be sent). */
 static int project_page(const ostream_t *s, store_page_t *pg)
 {
-    size_t m = project_ndjson(pg->buf, pg->len, (const char *const *)s->fields);
+    size_t m = project_ndjson(pg->buf + pg->head, pg->len, (const char *const *)s->fields);
     if (m == (size_t)-1)
         return -1;
     pg->len = m;
@@ -189,14 +222,14 @@ static long schema_cut(reads_t *r, ostream_t *s, store_page_t *pg, long n, Trib_
         return n;
     if (e.cut > pg->first && e.cut < pg->next) {
         uint64_t keep = e.cut - pg->first;
-        const char *p = pg->buf;
+        const char *lines = pg->buf + pg->head, *p = lines;
         for (uint64_t i = 0; i < keep; i++) {
-            const char *nl = memchr(p, '\n', pg->len - (size_t)(p - pg->buf));
+            const char *nl = memchr(p, '\n', pg->len - (size_t)(p - lines));
             if (!nl)
                 return n;   /* fewer lines than records: leave the page whole */
             p = nl + 1;
         }
-        pg->len = (size_t)(p - pg->buf);
+        pg->len = (size_t)(p - lines);
         pg->n = keep;
         pg->next = e.cut;
         pg->full = 1;   /* more records follow */
@@ -232,6 +265,7 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     if (s->remaining != UINT64_MAX && s->remaining < lim)
         lim = s->remaining;
     store_page_t *pg = &r->page;
+    pg->head = PAGE_HEAD;
     long n = store_page_read(r->st, s->product, s->next_seq, lim, ramp < s->max_bytes ? ramp : s->max_bytes, pg);
     Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
     b.stream_id = s->id;
@@ -274,7 +308,7 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     } else {
         if (n > 0 || first)
             schema_name(r, s, n > 0 ? b.schema_seq : head_mseq, &b);
-        b.lines = (ProtobufCBinaryData){pg->len, (uint8_t *)pg->buf};
+        b.lines = (ProtobufCBinaryData){pg->len, (uint8_t *)pg->buf + pg->head};
         if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
             b.done = 1;
     }
@@ -293,7 +327,7 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
         }
     }
     b.batch_no = ++s->sent;
-    if (send_now(r, s->peer_addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base) == 0) {
+    if (send_batch(r, s->peer_addr, &b, pg) == 0) {
         BUMP(r, batches_sent, 1);
         BUMP(r, records_sent, (uint64_t)n);
         s->served += (uint64_t)n;

@@ -519,9 +519,11 @@ static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
         session_t *s = rd->s;
         int wake = 0;
         struct timespec ts;
-        deadline_ts(&ts, timeout_ms);
+        if (timeout_ms > 0)
+            deadline_ts(&ts, timeout_ms);
         pthread_mutex_lock(&r->mu);
-        while (!s->qhead && !s->failed && !s->done)
+        /* timeout 0 (an HTTP thread that never waits): no futex call for an empty queue */
+        while (timeout_ms > 0 && !s->qhead && !s->failed && !s->done)
             if (pthread_cond_timedwait(&s->cv, &r->mu, &ts) == ETIMEDOUT)
                 break;
         if (s->qhead) {

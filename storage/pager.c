@@ -22,9 +22,10 @@ static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
         pg->full = 1;   /* this record opens the next page */
         return 1;
     }
-    if (pg->len + len + 1 > pg->cap) {
+    size_t need = pg->head + pg->len + len + 1;
+    if (need > pg->cap) {
         size_t cap = pg->cap ? pg->cap : 64 * 1024;
-        while (cap < pg->len + len + 1)
+        while (cap < need)
             cap *= 2;
         char *b = realloc(pg->buf, cap);
         if (!b) {
@@ -34,9 +35,10 @@ static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
         pg->buf = b;
         pg->cap = cap;
     }
-    memcpy(pg->buf + pg->len, data, len);
-    pg->len += len;
-    pg->buf[pg->len++] = '\n';
+    char *out = pg->buf + pg->head + pg->len;
+    memcpy(out, data, len);
+    out[len] = '\n';
+    pg->len += len + 1;
     if (pg->n++ == 0)
         pg->first = seq;
     pg->next = seq + 1;

@@ -12,8 +12,10 @@
 #include "storage/store.h"
 
 typedef struct {
-    char *buf;              /* NDJSON; reused from page to page, freed by store_page_free */
-    size_t len, cap;
+    char *buf;              /* reused from page to page, freed by store_page_free */
+    size_t head;            /* set by the caller: bytes kept free at the front of buf (a message
+                               header goes there, and no copy of the records is made to send them) */
+    size_t len, cap;        /* the NDJSON is len bytes at buf + head; cap: buf's size */
     size_t n;               /* records in the page */
     uint64_t first, next;   /* seq of the first record; seq after the last (from, when none) */
     int full;               /* the page ended at max_bytes: more records may follow */

@@ -3,7 +3,8 @@
  *
  * Covers: NDJSON lines of whole records, the record and byte bounds (a record that would pass the
  * byte bound opens the next page; a first record larger than the bound is alone in its page), the
- * seq a page ends at, full, the end of the log, an unknown product, and buffer reuse.
+ * seq a page ends at, full, the end of the log, an unknown product, buffer reuse, and the head a
+ * caller keeps free in front of the records (the owner of a routed read packs its message there).
  * Must not: depend on gossip/ or node/. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -74,7 +75,7 @@ static void check_lines(const store_page_t *pg, size_t n, size_t len, uint64_t f
     cr_assert_eq(pg->n, n);
     cr_assert_eq(pg->len, n * (len + 1), "page of %zu bytes for %zu records of %zu", pg->len, n, len);
     for (size_t i = 0; i < n; i++) {
-        const char *l = pg->buf + i * (len + 1);
+        const char *l = pg->buf + pg->head + i * (len + 1);
         char want[32];
         snprintf(want, sizeof want, "{\"s\":%llu,", (unsigned long long)(first + i));
         cr_assert(!strncmp(l, want, strlen(want)), "line %zu: %.20s", i, l);
@@ -134,4 +135,28 @@ Test(pager, a_record_larger_than_the_byte_bound_is_alone_in_its_page)
     /* The buffer grew for the big record and is reused, not reallocated per page. */
     cr_assert_geq(pg.cap, 5001);
     store_page_free(&pg);
+}
+
+Test(pager, the_head_in_front_of_the_records_is_kept_free_and_the_bounds_count_records_only)
+{
+    put(10, 99);
+    store_page_t pg = {.head = 64};
+    /* The buffer grows from nothing with room for the head; the byte bound is the records' alone. */
+    cr_assert_eq(store_page_read(st, "payments/ledger", 1, 100, 350, &pg), 3);
+    check_lines(&pg, 3, 99, 1);
+    cr_assert_eq(pg.full, 1);
+    cr_assert_geq(pg.cap, 64 + 300);
+    /* What the caller wrote in the head survives the next page (into the same buffer, grown). */
+    memset(pg.buf, 'H', 64);
+    cr_assert_eq(store_page_read(st, "payments/ledger", 4, 100, 1 << 20, &pg), 7);
+    check_lines(&pg, 7, 99, 4);
+    for (size_t i = 0; i < 64; i++)
+        cr_assert_eq(pg.buf[i], 'H', "head byte %zu overwritten", i);
+    /* A head that grows between pages moves the records, not the bounds. */
+    pg.head = 4096;
+    cr_assert_eq(store_page_read(st, "payments/ledger", 1, 2, 1 << 20, &pg), 2);
+    check_lines(&pg, 2, 99, 1);
+    cr_assert_geq(pg.cap, 4096 + 200);
+    store_page_free(&pg);
+    cr_assert_eq(pg.head, 0);
 }
