@@ -677,8 +677,10 @@ static enum MHD_Result h_product_put(call_t *k)
     } else if (r->unchanged) {
         j = json_pack("{s:s,s:s,s:s,s:b}", "id", k->id, "result", "unchanged", "status", r->status, "created", 0);
     } else {
+        char signer[ID_HEX_LEN];
+        node_id_hex(k->n, signer);
         j = json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
-                      "signer", k->n->id.hex, "status", r->status, "created", r->created);
+                      "signer", signer, "status", r->status, "created", r->created);
     }
     if (j && r->extra) {   /* the policy set's violations (a refusal) or warnings (stored) */
         json_object_update(j, r->extra);
@@ -821,7 +823,7 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
             json_decref(j);
             return send_error(k->c, R_TOKENS_REVOKE, 400, "token_invalid", "token: %s", err);
         }
-        if (strcmp(c.domain, k->n->cfg.domain) != 0 || memcmp(c.issuer_key, k->n->id.pk, ID_PK_LEN) != 0) {
+        if (strcmp(c.domain, k->n->cfg.domain) != 0 || !node_own_key(k->n, c.issuer_key)) {
             json_decref(j);
             return send_error(k->c, R_TOKENS_REVOKE, 403, "wrong_domain",
                               "token %s was issued for domain '%s' by another key: only its issuer revokes it", c.id,
