@@ -155,6 +155,8 @@ static size_t header(char *p, size_t sz, size_t n, void *ctx)
     h_resp_t *r = ctx;
     if (!strncasecmp(p, "Trib-First-Seq:", 15))
         sscanf(p + 15, " %31s", r->first_seq);
+    else if (!strncasecmp(p, "Retry-After:", 12))
+        sscanf(p + 12, " %15s", r->retry_after);
     return sz * n;
 }
 

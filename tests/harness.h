@@ -27,6 +27,7 @@ typedef struct {
     char *body;
     size_t len;
     char first_seq[32];     /* Trib-First-Seq header, if any */
+    char retry_after[16];   /* Retry-After header, if any */
 } h_resp_t;
 
 const char *h_trib_path(void);                      /* $TRIB or build/trib */
