@@ -149,7 +149,7 @@ int node_token_key(void *ctx, const char *domain, const uint8_t key[ID_PK_LEN], 
     if (t)
         return trust_entry_ok(t, domain, key, now_ms, NULL, 0) == TRUST_OK;
     if (!strcmp(domain, n->cfg.domain))
-        return !memcmp(key, n->id.pk, ID_PK_LEN);
+        return node_own_key(n, key);
     store_head_t h;
     if (store_catalog_head(n->st, domain, &h) == 0)
         return !memcmp(key, h.key, ID_PK_LEN);

@@ -49,6 +49,8 @@ static const option_t options[] = {
     U(max_record_kb, 1, 65536, "1024", "largest record in KiB"),
     U(max_records, 1, 10000000, "100000", "most records in one request"),
     U(http_threads, 0, 16384, "0", "most concurrent HTTP connections (0: 16384, less when the descriptor limit is lower)"),
+    U(write_workers, 1, 1024, "32", "write requests (publish, append, retire) run at once, sharing durable commits; "
+                                    "16 per worker more wait, and a write beyond them is answered 503 busy"),
     S(policy, K_STR, "", "open mode: the policy set (YAML) every publish is checked against (trib policy test FILE)"),
     /* SWIM timings: their defaults are gossip/swim.h's */
     U(probe_interval_ms, 10, 600000, SWIM_DEF(PROBE_INTERVAL_MS), "SWIM probe interval"),

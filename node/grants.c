@@ -350,8 +350,10 @@ static int may_decide(node_t *n, const grants_caller_t *who, const char *pid, gr
 static void audit_decision(node_t *n, const grants_caller_t *who, const char *what, const char *product,
                            const char *grant, const char *why)
 {
+    char me[ID_HEX_LEN];
+    node_id_hex(n, me);
     audit_event_t e = {.time_ms = clock_wall_ms(), .subject = who->subject, .token_id = who->token_id, .grant_id = grant,
-                       .product_id = product, .entry_node = n->id.hex, .action = what, .allowed = 1,
+                       .product_id = product, .entry_node = me, .action = what, .allowed = 1,
                        .reason = why};
     audit_record(n, &e);
 }

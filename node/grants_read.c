@@ -161,7 +161,10 @@ int grants_check_read(node_t *n, const char *classification, const char *subject
     snprintf(out->subject, sizeof out->subject, "%s", subject ? subject : "");
     snprintf(out->token_id, sizeof out->token_id, "%s", token_id ? token_id : "");
     snprintf(out->product_id, sizeof out->product_id, "%s", product_id);
-    snprintf(out->entry_node, sizeof out->entry_node, "%s", entry_node ? entry_node : n->id.hex);
+    if (entry_node)
+        snprintf(out->entry_node, sizeof out->entry_node, "%s", entry_node);
+    else
+        node_id_hex(n, out->entry_node);
     snprintf(out->action, sizeof out->action, "%s", live ? "stream" : "read");
     const char *c = classification ? classification : "";
     int restricted = strcmp(c, "restricted") == 0;

@@ -577,14 +577,14 @@ static enum MHD_Result send_result(struct MHD_Connection *c, route_t route, node
 /* Write operations run off the pool: a pool thread is bound to its connections (libmicrohttpd
  * hands each connection to one of them), so a publish waiting there for its durable commit would
  * hold up the others on that thread and keep concurrent writers from sharing one commit. They
- * run on OPS_WORKERS threads of their own (node/workpool.c, started with the server; a thread
- * per operation spent ~10% of a publishing node's CPU creating threads), each waiting for its
- * commit, so up to OPS_WORKERS writers share one. The connection is suspended meanwhile and
+ * run on --write-workers threads of their own (32; node/workpool.c, started with the server; a
+ * thread per operation spent ~10% of a publishing node's CPU creating threads), each waiting for
+ * its commit, so up to that many writers share one. The connection is suspended meanwhile and
  * resumed when the result is in req->res; the handler is then called again and answers. At most
- * OPS_QUEUE wait for a worker; beyond, or while the server stops, the request is answered 503
- * busy with Retry-After (never held on the pool thread). */
-#define OPS_WORKERS 32
-#define OPS_QUEUE 512
+ * OPS_QUEUE_PER_WORKER per worker wait for one; beyond, or while the server stops, the request is
+ * answered 503 busy with Retry-After (never held on the pool thread), counted in
+ * trib_http_busy_total. */
+#define OPS_QUEUE_PER_WORKER 16
 #define OPS_RETRY_S "1"
 
 typedef node_code_t (*op_fn)(call_t *k, node_result_t *r);
@@ -645,6 +645,7 @@ static enum MHD_Result send_busy(struct MHD_Connection *c, route_t route)
     enum MHD_Result ret = MHD_queue_response(c, 503, resp);
     MHD_destroy_response(resp);
     metrics_http(route, 503);
+    metrics_http_busy();
     return ret;
 }
 
@@ -677,8 +678,10 @@ static enum MHD_Result h_product_put(call_t *k)
     } else if (r->unchanged) {
         j = json_pack("{s:s,s:s,s:s,s:b}", "id", k->id, "result", "unchanged", "status", r->status, "created", 0);
     } else {
+        char signer[ID_HEX_LEN];
+        node_id_hex(k->n, signer);
         j = json_pack("{s:s,s:I,s:s,s:s,s:b}", "id", k->id, "catalog_seq", (json_int_t)r->catalog_seq,
-                      "signer", k->n->id.hex, "status", r->status, "created", r->created);
+                      "signer", signer, "status", r->status, "created", r->created);
     }
     if (j && r->extra) {   /* the policy set's violations (a refusal) or warnings (stored) */
         json_object_update(j, r->extra);
@@ -821,7 +824,7 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
             json_decref(j);
             return send_error(k->c, R_TOKENS_REVOKE, 400, "token_invalid", "token: %s", err);
         }
-        if (strcmp(c.domain, k->n->cfg.domain) != 0 || memcmp(c.issuer_key, k->n->id.pk, ID_PK_LEN) != 0) {
+        if (strcmp(c.domain, k->n->cfg.domain) != 0 || !node_own_key(k->n, c.issuer_key)) {
             json_decref(j);
             return send_error(k->c, R_TOKENS_REVOKE, 403, "wrong_domain",
                               "token %s was issued for domain '%s' by another key: only its issuer revokes it", c.id,
@@ -1431,7 +1434,9 @@ int http_start(node_t *a, char *err, size_t errlen)
         return -1;
     }
     char perr[200];
-    if (!(ops = workpool_new(OPS_WORKERS, OPS_QUEUE, perr, sizeof perr)))   /* writes then run on the pool threads */
+    int workers = (int)a->cfg.write_workers;   /* 1-1024 (node/config.c) */
+    size_t queued = (size_t)workers * OPS_QUEUE_PER_WORKER;
+    if (!(ops = workpool_new(workers, queued, perr, sizeof perr)))   /* writes then run on the pool threads */
         log_warn("http: write operations run on the serving threads (%s)", perr);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
@@ -1466,7 +1471,7 @@ int http_start(node_t *a, char *err, size_t errlen)
                  "(serve it with --tls-cert/--tls-key, or on loopback behind a TLS proxy)",
                  a->cfg.http);
     log_info("HTTP: %d threads (and %d for writes, %d queued at most), at most %u connections, %u per address, "
-             "idle ones closed after %d s", HTTP_POOL, ops ? OPS_WORKERS : 0, ops ? OPS_QUEUE : 0, conns, per_ip,
+             "idle ones closed after %d s", HTTP_POOL, ops ? workers : 0, ops ? (int)queued : 0, conns, per_ip,
              HTTP_IDLE_S);
     return 0;
 }

@@ -16,7 +16,7 @@
 #define MAX_STATUS 600
 
 static atomic_uint_fast64_t http_req[METRICS_ROUTES_MAX][MAX_STATUS];
-static atomic_uint_fast64_t records_appended, records_read, published, retired, bytes_in;
+static atomic_uint_fast64_t records_appended, records_read, published, retired, bytes_in, http_busy;
 
 void metrics_http(unsigned r, unsigned status)
 {
@@ -38,6 +38,7 @@ void metrics_gate(const char *reason)
             atomic_fetch_add_explicit(&gate_count[i], 1, memory_order_relaxed);
 }
 void metrics_bytes_in(uint64_t n) { atomic_fetch_add_explicit(&bytes_in, n, memory_order_relaxed); }
+void metrics_http_busy(void) { atomic_fetch_add_explicit(&http_busy, 1, memory_order_relaxed); }
 
 static int count_product(void *ctx, const store_product_t *p)
 {
@@ -74,6 +75,9 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     prom_counter(f, "trib_publish_unchanged_total", "Publishes of the latest manifest again: no-ops, no entry.",
                  atomic_load(&gate_count[GATE_REASONS - 1]));
     prom_counter(f, "trib_http_request_bytes_total", "Request body bytes received.", atomic_load(&bytes_in));
+    prom_counter(f, "trib_http_busy_total",
+                 "Write requests answered 503 busy: every write worker busy and their queue full (--write-workers).",
+                 atomic_load(&http_busy));
     uint64_t nproducts = 0;
     store_products(a->st, NULL, count_product, &nproducts);
     prom_gauge(f, "trib_catalog_products", "Products in this node's catalog replica.", nproducts);

@@ -186,6 +186,21 @@ void node_set_identity(node_t *n, const identity_t *id)
     identity_wipe(&old);
 }
 
+void node_id_hex(const node_t *n, char out[ID_HEX_LEN])
+{
+    pthread_mutex_lock(&id_mu);
+    memcpy(out, n->id.hex, ID_HEX_LEN);
+    pthread_mutex_unlock(&id_mu);
+}
+
+int node_own_key(const node_t *n, const uint8_t key[ID_PK_LEN])
+{
+    pthread_mutex_lock(&id_mu);
+    int same = memcmp(key, n->id.pk, ID_PK_LEN) == 0;
+    pthread_mutex_unlock(&id_mu);
+    return same;
+}
+
 void node_close(node_t *n)
 {
     catalog_destroy(&n->cat);

@@ -29,7 +29,8 @@ struct json_t;
 typedef struct node {
     config_t cfg;
     store_t *st;
-    identity_t id;
+    identity_t id;                  /* replaced live by a key rotation (node_set_identity): other threads read
+                                       it through node_identity, node_id_hex, node_own_key */
     catalog_t *cat;
     records_limits_t limits;
     struct gossip *gossip;          /* NULL until the federation loop runs (or without it) */
@@ -62,6 +63,11 @@ void node_close(node_t *n);
 void node_identity(const node_t *n, identity_t *out);
 /* Replaces n->id under the lock node_identity takes (the rotation's switch). */
 void node_set_identity(node_t *n, const identity_t *id);
+/* n->id.hex copied under that lock: what shows the node's id (logs, status, members, audit, a
+ * publish's signer) reads it here, never n->id.hex, which a rotation may be rewriting. */
+void node_id_hex(const node_t *n, char out[ID_HEX_LEN]);
+/* 1 when key is the node's own key now (n->id.pk compared under that lock), else 0. */
+int node_own_key(const node_t *n, const uint8_t key[ID_PK_LEN]);
 
 /* Outcome of an operation; node/http.c maps each to a status. */
 typedef enum {

@@ -129,7 +129,7 @@ static json_t *owner_node(node_t *a, const Trib__SignedEntry *se)
     if (se->signer.len != ID_PK_LEN)
         return json_null();
     identity_hex(se->signer.data, hex);
-    if (!memcmp(se->signer.data, a->id.pk, ID_PK_LEN))
+    if (node_own_key(a, se->signer.data))
         return json_pack("{s:s,s:s,s:s,s:s}", "node_id", hex, "addr", a->cfg.advertise[0] ? a->cfg.advertise :
                          a->cfg.listen, "http", a->cfg.http, "state", "alive");
     json_t *j = NULL;
@@ -321,7 +321,9 @@ json_t *view_status(node_t *a)
     }
     json_t *members = json_pack("{s:I,s:I,s:I,s:I}", "alive", counts[0], "suspect", counts[1], "dead", counts[2],
                                 "left", counts[3]);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:o}", "node_id", a->id.hex, "domain", a->cfg.domain,
+    char me[ID_HEX_LEN];
+    node_id_hex(a, me);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:o}", "node_id", me, "domain", a->cfg.domain,
                           "version", VERSION, "http", a->cfg.http, "listen", a->cfg.listen, "uptime_s",
                           (json_int_t)(time(NULL) - a->started), "products", (json_int_t)products, "digest", digest, "members",
                           members);
@@ -389,7 +391,9 @@ json_t *view_members(node_t *a)
         free(m);
         return json_pack("{s:o}", "members", list);
     }
-    json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", a->id.hex, "domain",
+    char me[ID_HEX_LEN];
+    node_id_hex(a, me);
+    json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", me, "domain",
                                           a->cfg.domain, "addr", a->cfg.listen, "http", a->cfg.http, "state",
                                           "alive", "incarnation", (json_int_t)0, "self", 1));
     return json_pack("{s:o}", "members", list);

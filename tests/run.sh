@@ -3,8 +3,8 @@
 # (tests/ui/run.sh), then prints a summary for the whole suite: each binary's time and counts,
 # every skipped test with its reason, and one closing line. Skips are read from Criterion's TAP
 # report (--tap=FILE; its synthesis line has no skip count), pass/fail/crash from the synthesis
-# line; the UI tests' counts from Node's TAP summary. Exit status 1 when a test failed or crashed
-# or a binary printed no synthesis.
+# line; the UI tests' counts from Node's TAP summary. Exit status 1 when a test failed or crashed,
+# a sanitizer reported in a binary's output (make asan), or a binary printed no synthesis.
 # VALGRIND=1 runs them under valgrind (Criterion needs --trace-children=yes; the agents the
 # tests start are traced too, system tools such as ip, rm and shells are not).
 set -u
@@ -29,6 +29,9 @@ for t in "$@"; do
   ms=$(($(now_ms) - t0))
   # tee hides the test's exit code; read the synthesis line instead.
   line=$(grep -a 'Synthesis: Tested:' "$out" | tail -n 1)
+  # A sanitizer's report (make asan) fails the binary even when its tests passed: a leak is
+  # reported as a test process exits, after Criterion counted the test.
+  san=$(grep -ac 'ERROR: LeakSanitizer\|ERROR: AddressSanitizer\|runtime error:' "$out")
   # TAP: "ok - suite::test  # SKIP reason" for a test that called cr_skip_test (or is disabled).
   s=$(grep -ac '^ok - .*# SKIP' "$tap")
   sed -n 's/^ok - \(.*[^ ]\) *# SKIP \(.*\)$/  skipped \1: \2/p' "$tap" >>"$skips"
@@ -42,8 +45,10 @@ for t in "$@"; do
   f=$(echo "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
   c=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
   pass=$((pass+${p:-0})); fail=$((fail+${f:-0})); skip=$((skip+s))
-  if [ "${f:-0}" -gt 0 ] || [ "${c:-0}" -gt 0 ]; then rc=1; fi
-  printf '  %-24s %7s s  %d passed, %d failed, %d skipped\n' "$name" "$(secs $ms)" "${p:-0}" "${f:-0}" "$s" >>"$rows"
+  if [ "${f:-0}" -gt 0 ] || [ "${c:-0}" -gt 0 ] || [ "$san" -gt 0 ]; then rc=1; fi
+  [ "$san" -gt 0 ] && fail=$((fail+1))
+  printf '  %-24s %7s s  %d passed, %d failed, %d skipped%s\n' "$name" "$(secs $ms)" "${p:-0}" "${f:-0}" "$s" \
+    "$([ "$san" -gt 0 ] && echo ", $san sanitizer report(s)")" >>"$rows"
 done
 # The web UI tests (Node's test runner, real Chromium) when UI_TESTS names their script
 # (tests/ui/run.sh): counted from the runner's TAP summary like a binary's synthesis line.

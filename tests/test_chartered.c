@@ -1378,7 +1378,10 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
     still_serves(&a);
     size_t len;
     char *log = h_read_file(a.log, &len);
-    cr_expect(log && strstr(log, "certificate expires at"), "the log did not warn of the expiry");
+    /* "expires at" when the first check ran before the 8 s were over, "expired at" when a slow start
+     * (a loaded machine, a sanitizer build) let them pass first: either warns of it */
+    cr_expect(log && (strstr(log, "certificate expires at") || strstr(log, "certificate expired at")),
+              "the log did not warn of the expiry");
     free(log);
     cert_free(&ca);
 }

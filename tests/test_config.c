@@ -62,6 +62,7 @@ Test(config, defaults_are_memberlist_lan_like)
     cr_assert_eq(c.probe_timeout_ms, 500);
     cr_assert_eq(c.suspicion_mult, 4);
     cr_assert_eq(c.http_threads, 0);
+    cr_assert_eq(c.write_workers, 32);
     cr_assert_eq(c.nseeds, 0);
     /* Every SWIM timing an operator can set defaults to what the membership layer itself uses
      * (both come from gossip/swim.h). */
@@ -122,6 +123,7 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--probe-interval-ms", "-5", NULL}, "probe_interval_ms: '-5' is not a whole number"},
         {{"--data", "/x", "--retry-max-ms", "500", NULL}, "retry_max_ms: '500' is not a whole number in 1000.."},
         {{"--data", "/x", "--http-threads", "20000", NULL}, "http_threads: '20000'"},
+        {{"--data", "/x", "--write-workers", "0", NULL}, "write_workers: '0' is not a whole number in 1..1024"},
         {{"--data", "/x", "--log-level", "loud", NULL}, "log_level: 'loud'"},
         {{"--data", "/x", "--probe-interval-ms", "200", NULL}, "probe_timeout_ms (500) must be below probe_interval_ms (200)"},
         {{"--data", "/x", "--frobnicate", "1", NULL}, "unknown option '--frobnicate'"},
