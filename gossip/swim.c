@@ -881,8 +881,7 @@ int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], const uint8_t *sk, uint
 {
     member_t *old = s->self, *m = swim__find(s, id);
     if (m == old) return 0;
-    uint8_t pk[SWIM_ID_LEN];
-    if (s->signing && (!sk || crypto_sign_ed25519_sk_to_pk(pk, sk) != 0 || !id_eq(pk, id))) return -1;
+    if (s->signing && (!sk || !swim__key_ok(sk, id))) return -1;
     if (m) swim__member_remove(s, m);            /* a stale entry of the new key */
     Trib__Member me = old->pub;
     me.id.data = (uint8_t *)id;

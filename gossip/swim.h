@@ -98,7 +98,8 @@ typedef struct {
     uint32_t awareness_max;         /* 8: timeouts are scaled by (awareness + 1), awareness < max */
     uint32_t retry_base_ms;         /* 1000: first retry of a dead/left member or a seed */
     uint32_t retry_max_ms;          /* 60000: backoff doubles up to this */
-    uint32_t max_piggyback_bytes;   /* 1400: byte budget of the updates on one Ping/Ack */
+    uint32_t max_piggyback_bytes;   /* 1400: byte budget of the updates on one Ping/Ack (their
+                                       signatures, 66 bytes each, ride on top: swim_send.c) */
     uint32_t max_members;           /* 4096: member table cap (self included) */
     uint32_t gossip_to_dead_ms;     /* 30000: dead members still get gossip this long */
     uint64_t reap_ms;               /* 24 h: dead/left members are forgotten after this */

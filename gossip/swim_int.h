@@ -56,6 +56,7 @@ typedef struct {
     uint64_t esz_inc;           /* elem_size cache, valid for this incarnation and state */
     int esz_state;              /* (the strings change only with the incarnation) */
     size_t esz;
+    size_t bsz;                 /* of it, what counts against the piggyback budget (no signature) */
     bool has_sig;               /* pub.sig = sig: the member's own signature of what we hold */
     uint8_t sig[64];
 } member_t;
@@ -183,8 +184,10 @@ void swim__sign(swim_t *s, member_t *m, const uint8_t sk[64]);
  * and reports the refusal. Always true when not signing. Ask only about news (one verify per
  * fact per node). */
 bool swim__proven(swim_t *s, const Trib__Member *c, int kind);
-/* Takes claim c's signature (proven) as m's, with the facts it covers. */
+/* Takes claim c's signature (if any) as m's; the caller takes the facts it covers. */
 void swim__take_sig(member_t *m, const Trib__Member *c);
+/* True when sk signs for id (a signature made with it verifies against id). */
+bool swim__key_ok(const uint8_t sk[64], const uint8_t id[SWIM_ID_LEN]);
 
 /* ================================================================ sending (swim_send.c) */
 

@@ -92,10 +92,18 @@ void swim__take_sig(member_t *m, const Trib__Member *c)
     m->esz = 0;
 }
 
+bool swim__key_ok(const uint8_t sk[64], const uint8_t id[SWIM_ID_LEN])
+{
+    /* sk's public half may be pasted on: a signature is the proof (once per key, at setup) */
+    static const uint8_t probe[] = TAG " key check";
+    uint8_t sig[64];
+    return sodium_init() >= 0 && crypto_sign_detached(sig, NULL, probe, sizeof probe, sk) == 0 &&
+           crypto_sign_verify_detached(sig, probe, sizeof probe, id) == 0;
+}
+
 int swim_sign_with(swim_t *s, const uint8_t sk[64])
 {
-    uint8_t pk[SWIM_ID_LEN];
-    if (sodium_init() < 0 || crypto_sign_ed25519_sk_to_pk(pk, sk) != 0 || !id_eq(pk, s->self->id)) return -1;
+    if (!swim__key_ok(sk, s->self->id)) return -1;
     memcpy(s->sk, sk, sizeof s->sk);
     s->signing = true;
     swim__sign(s, s->self, s->sk);

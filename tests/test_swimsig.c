@@ -580,6 +580,10 @@ Test(swimsig, sign_with_refuses_a_key_that_is_not_self_s)
     swim_t *s = swim_new(NULL, &self, &io, 1, NULL, 0);
     cr_assert_not_null(s);
     cr_expect_eq(swim_sign_with(s, b.sk), -1);
+    uint8_t pasted[64];                 /* another key's secret half with our id pasted on */
+    memcpy(pasted, b.sk, 32);
+    memcpy(pasted + 32, a.pk, 32);
+    cr_expect_eq(swim_sign_with(s, pasted), -1);
     cr_expect_eq(swim_self(s)->sig.len, 0);
     cr_expect_eq(swim_sign_with(s, a.sk), 0);
     cr_expect(self_signed(swim_self(s)));
