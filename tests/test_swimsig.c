@@ -8,7 +8,8 @@
  * signature intact; hearsay (SUSPECT, DEAD) only at an incarnation the member announced, so its
  * refutation always wins; claims about us need our own signature to move our incarnation; a key
  * rotation's LEFT is signed by the old key; another kind's signature is not a member's; random
- * claims never leave a fact we hold without its member's valid signature.
+ * claims (and garbled bodies carrying them) never leave a fact we hold without its member's valid
+ * signature.
  * Real processes (suite swimsig_fed): a certified member gossips a forged LEFT, a forged ALIVE at
  * another address and an unsigned DEAD at the highest incarnation about a third node: the others
  * keep showing it alive at its real address, count and log the refusals, keep serving; its own
@@ -628,15 +629,26 @@ Test(swimsig, random_claims_never_leave_a_fact_without_its_member_s_signature)
             mp[k] = &ms[k];
         }
         int from = 1 + (int)(NEXT() % NPEERS);
-        if (NEXT() % 3 == 0) {
-            Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
-            pp.reply = true;
-            pp.members = mp;
-            pp.n_members = n;
-            cr_assert_eq(rig_handle(&r, from, T_PUSH_PULL, &pp.base), 0);
-        } else {
-            cr_assert_eq(rig_gossip(&r, from, mp, n), 0);
-        }
+        Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+        pp.reply = true;
+        pp.members = mp;
+        pp.n_members = n;
+        Trib__Ping p = TRIB__PING__INIT;
+        p.target.data = r.self.pk;
+        p.target.len = 32;
+        p.updates = mp;
+        p.n_updates = n;
+        bool push = NEXT() % 3 == 0;
+        const ProtobufCMessage *msg = push ? &pp.base : &p.base;
+        uint8_t body[4096];
+        size_t len = protobuf_c_message_get_packed_size(msg);
+        cr_assert_leq(len, sizeof body);
+        protobuf_c_message_pack(msg, body);
+        bool garbled = NEXT() % 4 == 0;           /* a few bytes changed, or cut short */
+        for (int k = 0; garbled && k < 3; k++) body[NEXT() % len] ^= (uint8_t)(1 + NEXT() % 255);
+        if (garbled && NEXT() % 2) len = NEXT() % len;
+        int rc = swim_handle(r.s, r.now, r.peer[from].pk, r.paddr[from], push ? T_PUSH_PULL : T_PING, body, len);
+        cr_assert(rc == 0 || (garbled && rc == -1), "a well-formed body refused (%d)", rc);
         assert_all_self_signed(&r, "random claims");
         if (it % 50 == 0) {
             rig_advance(&r, r.now + 300);
