@@ -190,6 +190,28 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
     unsaved_add(g, m->id.data, buf, len);
 }
 
+/* A member claim refused for want of its member's signature: one line a second at most (a
+ * hostile peer cannot flood the log; trib_swim_claims_refused_total counts every one). */
+static void member_claim_refused(void *ctx, const uint8_t *from, const Trib__Member *c, int reason)
+{
+    gossip_t *g = ctx;
+    uint64_t now = clock_ms();
+    if (g->swim_refused_ms && now - g->swim_refused_ms < 1000) {
+        g->swim_refused_unlogged++;
+        return;
+    }
+    char fhex[ID_HEX_LEN], chex[ID_HEX_LEN];
+    identity_hex(from, fhex);
+    identity_hex(c->id.data, chex);
+    log_warn("gossip: refused a member claim from %.16s...: %s %.16s... (%s) at %s, incarnation %" PRIu64
+             ": %s signature of the member (and %" PRIu64 " more refused since the last such line)",
+             fhex, swim_state_name((int)c->state), chex, c->domain, c->addr, c->incarnation,
+             reason == SWIM_REFUSED_UNSIGNED ? "no" : reason == SWIM_REFUSED_FORGED ? "not the" : "unchecked, after a forged",
+             g->swim_refused_unlogged);
+    g->swim_refused_ms = now ? now : 1;
+    g->swim_refused_unlogged = 0;
+}
+
 static void member_removed(void *ctx, const uint8_t id[SWIM_ID_LEN])
 {
     gossip_t *g = ctx;
@@ -563,7 +585,7 @@ static void rekey_step(gossip_t *g)
     g->dirty = 1;
     rc = 0;
     reads_rekeyed(g->reads, clock_ms());   /* streams the old key opened at their owners */
-    if (swim_rekey(g->swim, g->id.pk, clock_ms()) != 0) {   /* out of memory: the restart makes it whole */
+    if (swim_rekey(g->swim, g->id.pk, g->id.sk, clock_ms()) != 0) {   /* out of memory: the restart makes it whole */
         snprintf(err, sizeof err, "out of memory announcing the new key");
         rc = -2;
     }
@@ -863,12 +885,18 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     self.http = g->http;
     self.incarnation = strtoull(inc, NULL, 10);
     swim_io_t sio = {.ctx = g, .send = swim_send, .changed = member_changed, .removed = member_removed,
-                     .rider_out = swim_rider_out, .rider_in = swim_rider_in};
+                     .rider_out = swim_rider_out, .rider_in = swim_rider_in, .refused = member_claim_refused};
     uint64_t seed;
     randombytes_buf(&seed, sizeof seed);
     g->swim = swim_new(&o->swim, &self, &sio, seed, err, errlen);
     if (!g->swim)
         goto fail;
+    /* Members sign what they say of themselves, in both modes (swim.h): one signature per
+     * incarnation, one verify per fact per node. */
+    if (swim_sign_with(g->swim, id->sk) != 0) {
+        snprintf(err, errlen, "the node key cannot sign membership updates");
+        goto fail;
+    }
     repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
                      .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL,
                      .handover = g->trust ? handover : NULL};

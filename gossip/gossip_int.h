@@ -137,6 +137,7 @@ struct gossip {
      * never opens at once on a digest that knows nothing of the domain (intake.c) */
     int own_replaces;
     _Atomic uint64_t own_dismissed; /* uncertified claims outlived OWN_UNCERT_MS: publishing went on */
+    uint64_t swim_refused_ms, swim_refused_unlogged;   /* refused member claims: last logged, since (loop only) */
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */

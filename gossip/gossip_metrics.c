@@ -115,9 +115,16 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                {"nack", ss.nacks},             {"indirect_probe", ss.indirect_probes},
                {"suspect", ss.suspect_raised}, {"dead", ss.dead_declared},
                {"refuted", ss.refuted},        {"push_pull", ss.push_pulls},
-               {"push_pull_same", ss.push_pulls_same}};
+               {"push_pull_same", ss.push_pulls_same}, {"signed", ss.sigs_made},
+               {"verified", ss.sigs_verified}};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
+    prom_family(f, "trib_swim_claims_refused_total", "counter",
+                "Membership claims about a member that needed its own signature (alive, left, a newer "
+                "incarnation) and were refused: none, a forged one, or later in a message that carried a forgery.");
+    for (int r = 0; r < SWIM_REFUSED_COUNT; r++)
+        fprintf(f, "trib_swim_claims_refused_total{reason=\"%s\"} %" PRIu64 "\n", swim_refused_name(r),
+                ss.claims_refused[r]);
     prom_gauge(f, "trib_swim_local_health", "Lifeguard awareness (0 = healthy).", (uint64_t)health);
     prom_family(f, "trib_probe_rtt_ms", "histogram", "Direct probe round-trip time.");
     for (int i = 0; i < SWIM_RTT_BUCKETS; i++)

@@ -2,7 +2,8 @@
  *
  * Owns: the protocol: state transitions, suspicion timers (Lifeguard), the probe cycle,
  * push-pull, leave, retries and reaping; decoding and checking every peer body; the public API.
- * The member table is in swim_table.c, encoding and piggybacking in swim_send.c (swim_int.h).
+ * The member table is in swim_table.c, encoding and piggybacking in swim_send.c, signatures in
+ * swim_sig.c (swim_int.h).
  * Must not: touch sockets, threads, clocks or real randomness; call anything but the swim_io_t
  * callbacks. The design follows HashiCorp memberlist (state.go, suspicion.go, awareness.go,
  * queue.go) with Lifeguard's local health and dynamic suspicion timeout. */
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "gossip/swim_int.h"
 
@@ -74,7 +77,7 @@ static bool member_ok(const Trib__Member *m)
            str_ok(m->addr, SWIM_MAX_ADDR, false) &&
            str_ok(m->domain, SWIM_MAX_DOMAIN, true) &&
            str_ok(m->http, SWIM_MAX_ADDR, true) &&
-           (int)m->state >= ALIVE && (int)m->state <= LEFT;
+           (int)m->state >= ALIVE && (int)m->state <= LEFT && (m->sig.len == 0 || m->sig.len == 64);
 }
 
 static bool id_ok(const ProtobufCBinaryData *b) { return b->len == SWIM_ID_LEN && b->data; }
@@ -157,6 +160,7 @@ static void refute(swim_t *s, uint64_t accused)
     member_t *me = s->self;
     uint64_t inc = me->pub.incarnation > accused ? me->pub.incarnation : accused;
     me->pub.incarnation = inc == UINT64_MAX ? inc : inc + 1;   /* never wrap to 0 */
+    swim__sign(s, me, s->sk);
     swim__bq_push(s, me);
     awareness_add(s, 1);
     s->st.refuted++;
@@ -169,44 +173,65 @@ static bool same_meta(const member_t *m, const Trib__Member *c)
            strcmp(m->pub.http, c->http) == 0;
 }
 
+static int kind_of(int state) { return state == LEFT ? LEFT : ALIVE; }
+
+/* Signed mode: a claim about us above our incarnation, or other facts at it, must carry our own
+ * signature (from an earlier life of this node); a forgery of it is refused by every node, so it
+ * is ignored rather than refuted (refuting would let anyone push our incarnation up). */
 static void self_claim(swim_t *s, const Trib__Member *c)
 {
     uint64_t mine = s->self->pub.incarnation;
     if (s->left) return;
-    if (c->state != ALIVE) s->remind = true;      /* even a stale accusation: the sender is behind */
-    if (c->state == ALIVE) {
-        if (c->incarnation > mine || (c->incarnation == mine && !same_meta(s->self, c)))
-            refute(s, c->incarnation);
-    } else if (c->incarnation >= mine) {
-        refute(s, c->incarnation);
+    bool alive = c->state == ALIVE;
+    bool news = alive ? c->incarnation > mine || (c->incarnation == mine && !same_meta(s->self, c))
+                      : c->incarnation >= mine;
+    if (news && (alive || c->incarnation > mine) && !swim__proven(s, c, kind_of((int)c->state)))
+        return;
+    if (!alive) s->remind = true;                 /* even a stale accusation: the sender is behind */
+    if (news) refute(s, c->incarnation);
+}
+
+/* m takes proven claim c's incarnation and, in signed mode, the facts its signature covers and
+ * the signature (so what we repeat verifies); unsigned, a non-ALIVE claim moves only the
+ * incarnation. On allocation failure the old strings stay. */
+static void take_claim(swim_t *s, member_t *m, const Trib__Member *c)
+{
+    if (s->signing || c->state == ALIVE) {
+        (void)swim__set_str(&m->pub.addr, c->addr);
+        (void)swim__set_str(&m->pub.domain, c->domain);
+        (void)swim__set_str(&m->pub.http, c->http);
     }
+    m->pub.incarnation = c->incarnation;
+    if (s->signing) swim__take_sig(m, c);
 }
 
 static void apply_alive(swim_t *s, uint64_t now, member_t *m, const Trib__Member *c)
 {
     if (!m) {
+        if (!swim__proven(s, c, ALIVE)) return;
         m = swim__member_add(s, c);
         if (!m) return;
+        if (s->signing) swim__take_sig(m, c);
         m->pub.state = ALIVE;
         m->state_ms = now;
         swim__bq_push(s, m);
         notify(s, m, SWIM_NEW);
         return;
     }
-    if (c->incarnation <= m->pub.incarnation) return;
+    if (c->incarnation <= m->pub.incarnation || !swim__proven(s, c, ALIVE)) return;
     int old = m->pub.state;
-    /* On allocation failure the old strings stay; the incarnation still moves on. */
-    (void)swim__set_str(&m->pub.addr, c->addr);
-    (void)swim__set_str(&m->pub.domain, c->domain);
-    (void)swim__set_str(&m->pub.http, c->http);
-    m->pub.incarnation = c->incarnation;
+    take_claim(s, m, c);
     set_state(s, m, ALIVE, now);
     swim__bq_push(s, m);
     notify(s, m, old);
 }
 
-static void apply_suspect(swim_t *s, uint64_t now, member_t *m, uint64_t inc, const uint8_t *from)
+/* c: the claim, NULL for our own suspicion (at the incarnation we hold). A claim above the held
+ * incarnation must prove it (the member's ALIVE signature at it): hearsay may accuse, but only at
+ * an incarnation the member itself announced, so its refutation always outbids it. */
+static void apply_suspect(swim_t *s, uint64_t now, member_t *m, const Trib__Member *c, const uint8_t *from)
 {
+    uint64_t inc = c ? c->incarnation : m ? m->pub.incarnation : 0;
     if (!m || inc < m->pub.incarnation) return;
     if (m->pub.state == SUSPECT && inc == m->pub.incarnation) {
         /* Another accuser. Only our own independent evidence is re-gossiped. */
@@ -214,8 +239,9 @@ static void apply_suspect(swim_t *s, uint64_t now, member_t *m, uint64_t inc, co
         return;
     }
     if (is_gone(m->pub.state) && inc == m->pub.incarnation) return;
+    if (c && inc > m->pub.incarnation && !swim__proven(s, c, ALIVE)) return;
     int old = m->pub.state;
-    m->pub.incarnation = inc;
+    if (c && inc > m->pub.incarnation) take_claim(s, m, c);
     set_state(s, m, SUSPECT, now);
     susp_start(s, m, now, from);
     m->verify = id_eq(from, s->self->id) ? VERIFY_PROBES - 1 : VERIFY_PROBES;
@@ -223,14 +249,20 @@ static void apply_suspect(swim_t *s, uint64_t now, member_t *m, uint64_t inc, co
     notify(s, m, old);
 }
 
-static void apply_gone(swim_t *s, uint64_t now, member_t *m, uint64_t inc, int state)
+/* A DEAD above the held incarnation proves it as apply_suspect does; a LEFT is always the
+ * member's own word (signed LEFT), or a departure could be faked. */
+static void apply_gone(swim_t *s, uint64_t now, member_t *m, const Trib__Member *c)
 {
+    uint64_t inc = c->incarnation;
+    int state = (int)c->state;
     if (!m || inc < m->pub.incarnation) return;
     int old = m->pub.state;
     if (inc == m->pub.incarnation &&
         (old == LEFT || (old == DEAD && state == DEAD)))
         return;                                   /* at equal incarnation LEFT beats DEAD */
-    m->pub.incarnation = inc;
+    bool higher = inc > m->pub.incarnation;
+    if ((state == LEFT || higher) && !swim__proven(s, c, kind_of(state))) return;
+    if (state == LEFT || higher) take_claim(s, m, c);
     set_state(s, m, state, now);
     swim__bq_push(s, m);
     notify(s, m, old);
@@ -248,12 +280,12 @@ static void apply_claim(swim_t *s, uint64_t now, const Trib__Member *c, const ui
     member_t *m = swim__find(s, c->id.data);
     switch (c->state) {
     case ALIVE:   apply_alive(s, now, m, c); break;
-    case SUSPECT: apply_suspect(s, now, m, c->incarnation, from); break;
+    case SUSPECT: apply_suspect(s, now, m, c, from); break;
     case DEAD:
-        if (push_pull) apply_suspect(s, now, m, c->incarnation, from);
-        else apply_gone(s, now, m, c->incarnation, DEAD);
+        if (push_pull) apply_suspect(s, now, m, c, from);
+        else apply_gone(s, now, m, c);
         break;
-    case LEFT:    apply_gone(s, now, m, c->incarnation, LEFT); break;
+    case LEFT:    apply_gone(s, now, m, c); break;
     default:      break;                          /* checked before */
     }
 }
@@ -355,7 +387,7 @@ static void probe_failed(swim_t *s, uint64_t now)
     member_t *m = swim__find(s, p->target);
     if (!m || is_gone(m->pub.state)) return;
     if (m->pub.state == ALIVE) s->st.suspect_raised++;
-    apply_suspect(s, now, m, m->pub.incarnation, s->self->id);
+    apply_suspect(s, now, m, NULL, s->self->id);
 }
 
 static int relay_of(const probe_t *p, const uint8_t *from)
@@ -699,6 +731,7 @@ void swim_destroy(swim_t **sp)
     swim_t *s = *sp;
     for (size_t i = 0; i < s->n; i++) swim__member_free(s->list[i]);
     if (!s->n) swim__member_free(s->self);
+    sodium_memzero(s->sk, sizeof s->sk);
     free(s->list);
     free(s->bq);
     free(s->tmp);
@@ -726,7 +759,10 @@ int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m)
 {
     if (!member_ok(m)) return -1;
     if (id_eq(m->id.data, s->self->id)) {
-        if (m->incarnation > s->self->pub.incarnation) s->self->pub.incarnation = m->incarnation;
+        if (m->incarnation > s->self->pub.incarnation) {
+            s->self->pub.incarnation = m->incarnation;
+            swim__sign(s, s->self, s->sk);
+        }
         return 0;
     }
     member_t *x = swim__find(s, m->id.data);
@@ -735,6 +771,7 @@ int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m)
     c.state = m->state == LEFT ? LEFT : DEAD;
     x = swim__member_add(s, &c);
     if (!x) return -1;
+    if (s->signing) swim__take_sig(x, m);         /* our own store: what the member signed */
     x->state_ms = now_ms;
     x->retry_backoff = s->cfg.retry_base_ms;
     x->retry_at = now_ms;                         /* at the next tick */
@@ -797,6 +834,8 @@ int swim_handle(swim_t *s, uint64_t now, const uint8_t from[SWIM_ID_LEN], const 
     ProtobufCMessage *msg = desc ? protobuf_c_message_unpack(desc, NULL, len, body ? body : empty) : NULL;
     if (!msg) goto out;
     const char *raddr = reply_addr(s, from, from_addr);
+    s->from = from;
+    s->forged = false;
     switch (msg_type) {
     case TRIB__MSG_TYPE__MSG_PING:      rc = on_ping(s, now, from, raddr, (const Trib__Ping *)msg); break;
     case TRIB__MSG_TYPE__MSG_ACK:       rc = on_ack(s, now, from, raddr, (const Trib__Ack *)msg); break;
@@ -806,6 +845,7 @@ int swim_handle(swim_t *s, uint64_t now, const uint8_t from[SWIM_ID_LEN], const 
     }
     protobuf_c_message_free_unpacked(msg, NULL);
     s->remind = false;
+    s->from = NULL;
     if (rc == 0 && msg_type != TRIB__MSG_TYPE__MSG_PUSH_PULL) greet_stranger(s, now, from, raddr);
     recompute_deadline(s);
 out:
@@ -819,6 +859,7 @@ void swim_leave(swim_t *s, uint64_t now)
     member_t *me = s->self;
     if (me->pub.incarnation < UINT64_MAX) me->pub.incarnation++;
     set_state(s, me, LEFT, now);
+    swim__sign(s, me, s->sk);
     me->retry_at = 0;
     swim__bq_push(s, me);
     notify(s, me, ALIVE);
@@ -836,10 +877,11 @@ void swim_leave(swim_t *s, uint64_t now)
     recompute_deadline(s);
 }
 
-int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now)
+int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], const uint8_t *sk, uint64_t now)
 {
     member_t *old = s->self, *m = swim__find(s, id);
     if (m == old) return 0;
+    if (s->signing && (!sk || !swim__key_ok(sk, id))) return -1;
     if (m) swim__member_remove(s, m);            /* a stale entry of the new key */
     Trib__Member me = old->pub;
     me.id.data = (uint8_t *)id;
@@ -847,9 +889,13 @@ int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now)
     me.state = ALIVE;
     if (!(m = swim__member_add(s, &me))) return -1;
     s->self = m;
-    /* the old key leaves (announced like swim_leave's), the new one is alive at the address */
+    /* the old key leaves (announced like swim_leave's, signed by the old key), the new one is
+     * alive at the address */
     if (old->pub.incarnation < UINT64_MAX) old->pub.incarnation++;
     set_state(s, old, LEFT, now);
+    swim__sign(s, old, s->sk);
+    if (s->signing) memcpy(s->sk, sk, sizeof s->sk);
+    swim__sign(s, m, s->sk);
     old->retry_at = UINT64_MAX;
     swim__bq_push(s, old);
     notify(s, old, ALIVE);

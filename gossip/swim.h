@@ -35,7 +35,22 @@
  *  - a message from an unknown sender starts a push-pull with it (at most one per probe
  *    interval), so a node that missed a join learns it without waiting for anti-entropy.
  * Suspicion confirmations count distinct authenticated senders of the SUSPECT claim: Member
- * carries no "accuser" field, so a relay of someone else's suspicion counts as a confirmer. */
+ * carries no "accuser" field, so a relay of someone else's suspicion counts as a confirmer.
+ *
+ * Signed membership (swim_sign_with; the agent turns it on in both modes): what a member says
+ * of itself is signed by its own key (its id is its Ed25519 public key), so a peer can repeat
+ * it but not invent it. Member.sig is the member's signature over its facts (id, incarnation,
+ * domain, addr, http) as ALIVE, or as LEFT on a LEFT claim; a SUSPECT or DEAD claim carries the
+ * member's ALIVE signature at that incarnation. A claim that would change what we hold about
+ * another member is applied only when proven: ALIVE and LEFT always, SUSPECT and DEAD when they
+ * name an incarnation above the one we hold (at the held one they are hearsay, as SWIM allows:
+ * anyone may suspect, and the member refutes with a signed ALIVE at a higher incarnation, which
+ * beats them). So nobody but X can make X "left", move X's address, or push X's incarnation out
+ * of X's reach. An unproven claim about us is ignored, not refuted. A claim we already hold is
+ * not verified again, so each fact costs one Ed25519 verify per node; after a forgery, the rest
+ * of that message's claims that need proof are refused unverified. Refusals are counted by
+ * reason and reported through io.refused. Without swim_sign_with, sig is neither made nor
+ * checked (the simulations of test_swim.c). */
 #ifndef TRIB_SWIM_H
 #define TRIB_SWIM_H
 
@@ -83,7 +98,8 @@ typedef struct {
     uint32_t awareness_max;         /* 8: timeouts are scaled by (awareness + 1), awareness < max */
     uint32_t retry_base_ms;         /* 1000: first retry of a dead/left member or a seed */
     uint32_t retry_max_ms;          /* 60000: backoff doubles up to this */
-    uint32_t max_piggyback_bytes;   /* 1400: byte budget of the updates on one Ping/Ack */
+    uint32_t max_piggyback_bytes;   /* 1400: byte budget of the updates on one Ping/Ack (their
+                                       signatures, 66 bytes each, ride on top: swim_send.c) */
     uint32_t max_members;           /* 4096: member table cap (self included) */
     uint32_t gossip_to_dead_ms;     /* 30000: dead members still get gossip this long */
     uint64_t reap_ms;               /* 24 h: dead/left members are forgotten after this */
@@ -109,7 +125,19 @@ typedef struct {
      * went out. Optional; must not call back into the swim_t. b is valid only during the call. */
     void (*rider_in)(void *ctx, const uint8_t from[SWIM_ID_LEN], const char *from_addr, const uint8_t *b,
                      size_t len);
+    /* Signed mode: a claim from `from` about member c was refused (reason: swim_refused_name).
+     * Optional; for the caller's (rate-limited) log, the count is in swim_stats. */
+    void (*refused)(void *ctx, const uint8_t from[SWIM_ID_LEN], const Trib__Member *c, int reason);
 } swim_io_t;
+
+/* Why a claim was refused in signed mode (the label of trib_swim_claims_refused_total). */
+enum {
+    SWIM_REFUSED_UNSIGNED = 0,   /* needs the member's signature and carries none */
+    SWIM_REFUSED_FORGED,         /* its signature does not verify against the member's id */
+    SWIM_REFUSED_AFTER_FORGERY,  /* needs proof, in a message that already carried a forgery */
+    SWIM_REFUSED_COUNT
+};
+const char *swim_refused_name(int reason);     /* "unsigned" "forged" "after_forgery" */
 
 typedef struct {
     uint64_t probes;            /* probes started by us */
@@ -124,6 +152,9 @@ typedef struct {
     uint64_t push_pulls_same;   /* periodic openers received whose summary matched our table */
     uint64_t msgs_malformed;    /* bodies refused by swim_handle */
     uint64_t members_dropped;   /* new members not stored: table full of live members */
+    uint64_t sigs_made;         /* signed mode: our own facts signed (one per incarnation) */
+    uint64_t sigs_verified;     /* signed mode: Ed25519 verifies of others' claims */
+    uint64_t claims_refused[SWIM_REFUSED_COUNT];
     uint64_t rtt_count;                     /* direct acks measured */
     double rtt_sum_ms;
     uint64_t rtt_le[SWIM_RTT_BUCKETS];      /* cumulative: RTTs <= swim_rtt_bounds_ms[i] */
@@ -161,9 +192,14 @@ void swim_foreach(const swim_t *s, void (*fn)(void *ctx, const Trib__Member *m),
 /* Up to k distinct random ALIVE members other than self, into out; returns how many. */
 size_t swim_random_alive(swim_t *s, size_t k, const Trib__Member **out);
 const Trib__Member *swim_find(const swim_t *s, const uint8_t id[SWIM_ID_LEN]);
+/* Signed mode from now on: sk is the Ed25519 secret key whose public half is our id (copied,
+ * wiped by swim_destroy). Call before the first tick. 0, or -1 when sk is not our id's key. */
+int swim_sign_with(swim_t *s, const uint8_t sk[64]);
 /* A key rotation: this node is id from now on, at the same address. Its old id is announced as
- * left (peers drop it), the new one as alive. 0, or -1 (out of memory: nothing changed). */
-int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now_ms);
+ * left (peers drop it; in signed mode the old key signs it), the new one as alive, signed by sk
+ * (id's secret key; NULL only when not signing). 0, or -1 (out of memory, or sk not id's key:
+ * nothing changed). */
+int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], const uint8_t *sk, uint64_t now_ms);
 const Trib__Member *swim_self(const swim_t *s);
 size_t swim_count(const swim_t *s, int state);         /* members in state; all when state < 0 */
 int swim_health(const swim_t *s);                      /* Lifeguard awareness, 0 = healthy */

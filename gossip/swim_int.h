@@ -6,6 +6,8 @@
  *                 queue, random picks, the table summary and the read-only snapshots.
  *   swim_send.c   encoding: packing a body and handing it to io.send, choosing the updates
  *                 piggybacked on a Ping or Ack, push-pull bodies.
+ *   swim_sig.c    signed membership: signing our own facts, proving others' claims (verify
+ *                 once per fact), the refusal counts.
  *
  * Must not: be included outside gossip/swim*.c; declare anything one part could keep static. */
 #ifndef TRIB_SWIM_INT_H
@@ -54,6 +56,9 @@ typedef struct {
     uint64_t esz_inc;           /* elem_size cache, valid for this incarnation and state */
     int esz_state;              /* (the strings change only with the incarnation) */
     size_t esz;
+    size_t bsz;                 /* of it, what counts against the piggyback budget (no signature) */
+    bool has_sig;               /* pub.sig = sig: the member's own signature of what we hold */
+    uint8_t sig[64];
 } member_t;
 
 typedef struct {
@@ -112,6 +117,10 @@ struct swim {
     int awareness;
     bool started, left;
     bool remind;                /* the message being handled accused us: tell the sender */
+    bool signing;               /* signed mode (swim_sign_with) */
+    bool forged;                /* the message being handled carried a forgery */
+    const uint8_t *from;        /* its sender (for io.refused) */
+    uint8_t sk[64];             /* our Ed25519 secret key in signed mode */
     swim_stats_t st;
 };
 
@@ -164,6 +173,21 @@ bool swim__want_alive(const swim_t *s, const member_t *m, uint64_t now);
 bool swim__want_gossip(const swim_t *s, const member_t *m, uint64_t now);
 /* An order-free hash of the member table. */
 void swim__table_summary(const swim_t *s, uint8_t out[SUMMARY_LEN]);
+
+/* ================================================================ signatures (swim_sig.c) */
+
+/* Signs m's current facts (as LEFT when it is LEFT, else ALIVE) with sk into m->sig. m is self
+ * (or the old self in a rekey). No-op when not signing. */
+void swim__sign(swim_t *s, member_t *m, const uint8_t sk[64]);
+/* In signed mode: may claim c, which would change what we hold, be applied? True when it
+ * carries its member's valid signature of its facts as `kind` (ALIVE or LEFT); false counts
+ * and reports the refusal. Always true when not signing. Ask only about news (one verify per
+ * fact per node). */
+bool swim__proven(swim_t *s, const Trib__Member *c, int kind);
+/* Takes claim c's signature (if any) as m's; the caller takes the facts it covers. */
+void swim__take_sig(member_t *m, const Trib__Member *c);
+/* True when sk signs for id (a signature made with it verifies against id). */
+bool swim__key_ok(const uint8_t sk[64], const uint8_t id[SWIM_ID_LEN]);
 
 /* ================================================================ sending (swim_send.c) */
 

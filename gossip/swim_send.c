@@ -49,19 +49,31 @@ void swim__send_msg(swim_t *s, const uint8_t *to_id, const char *addr, int type,
     s->io.send(s->io.ctx, to_id, addr, type, b, len);
 }
 
+static size_t as_elem(size_t sz) { return sz + 1 + (sz < 128 ? 1 : sz < 16384 ? 2 : 3); }
+
 /* Bytes m takes as one element of a repeated Member field. */
 static size_t elem_size(member_t *m)
 {
     if (m->esz && m->esz_inc == m->pub.incarnation && m->esz_state == (int)m->pub.state) return m->esz;
     size_t sz = trib__member__get_packed_size(&m->pub);
-    m->esz = sz + 1 + (sz < 128 ? 1 : sz < 16384 ? 2 : 3);
+    m->esz = as_elem(sz);
+    m->bsz = as_elem(m->has_sig ? sz - (2 + sizeof m->sig) : sz);
     m->esz_inc = m->pub.incarnation;
     m->esz_state = (int)m->pub.state;
     return m->esz;
 }
 
+/* What m costs of the piggyback budget: its facts. A signature (66 bytes on the wire) rides on
+ * top, so signed membership carries as many updates per message as unsigned and spreads news as
+ * fast; a Ping or Ack is then at most about twice the budget. */
+static size_t budget_size(member_t *m)
+{
+    elem_size(m);
+    return m->bsz;
+}
+
 /* Chooses the updates to piggyback on one message, least-sent then newest first, within the
- * byte budget, and counts one transmit for each. Three kinds of state go first, whatever the
+ * byte budget (budget_size), and counts one transmit for each. Three kinds of state go first, whatever the
  * queue says: ours when the message we answer accused us (so the accuser hears the refutation
  * even if its gossip missed them), `vouch`'s when we forward an ack for it, and `about`'s (the
  * receiver) when we hold it SUSPECT or DEAD, so it can refute (memberlist's buddy system). */
@@ -76,7 +88,7 @@ static size_t bq_pick(swim_t *s, member_t *about, member_t *vouch, Trib__Member 
     for (int i = 0; i < 3; i++) {
         member_t *m = lead[i];
         if (!m || m->picked == s->round) continue;
-        size_t sz = elem_size(m);
+        size_t sz = budget_size(m);
         if (used + sz > budget) continue;
         out[n++] = &m->pub;
         used += sz;
@@ -86,7 +98,7 @@ static size_t bq_pick(swim_t *s, member_t *about, member_t *vouch, Trib__Member 
         for (size_t i = s->nbq; i-- > 0 && n < cap;) {
             member_t *m = s->bq[i];
             if (m->tx != t || m->picked == s->round) continue;
-            size_t sz = elem_size(m);
+            size_t sz = budget_size(m);
             if (used + sz > budget) continue;
             out[n++] = &m->pub;
             used += sz;

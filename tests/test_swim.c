@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "gossip/swim.h"
 #include "tests/sim_net.h"
 
@@ -1265,6 +1267,7 @@ Test(swim_unit, piggyback_respects_budget_and_retransmit_limit)
 /* ================================================================ cluster rig on sim_net */
 
 #define MAXN 256
+#define MIN_SIGNED_ELEM 36      /* an update's bytes counted against the budget, at least (swim_int.h) */
 
 typedef struct cluster cluster_t;
 typedef struct {
@@ -1287,6 +1290,7 @@ struct cluster {
     uint64_t false_dead, curve_drops, suspects[MAXN];
     size_t max_probe_body;
     uint64_t idle_bytes;        /* every message body sent, for the idle-traffic test */
+    bool sign;                  /* signed membership: ids are Ed25519 keys (swim_sign_with) */
 };
 
 static node_t *node_by_addr(cluster_t *c, const char *addr)
@@ -1318,6 +1322,8 @@ static void c_changed(void *ctx, const Trib__Member *m, int old)
     cluster_t *c = me->c;
     uint32_t idx;
     memcpy(&idx, m->id.data, 4);
+    if (c->sign)                                  /* a key says nothing of its index */
+        for (idx = 0; idx < c->n && memcmp(c->nodes[idx].id, m->id.data, 32) != 0; idx++) {}
     if (idx >= c->n || memcmp(c->nodes[idx].id, m->id.data, 32) != 0) return;
     if (m->state == SUSPECT) c->suspects[idx]++;
     if (getenv("SWIM_TRACE") && idx == (uint32_t)atoi(getenv("SWIM_TRACE")))   /* debugging aid */
@@ -1356,6 +1362,9 @@ static void node_start(cluster_t *c, size_t i, uint64_t inc)
     nd->idx = i;
     nd->left = false;
     make_id(nd->id, (uint32_t)i, nd->gen);
+    uint8_t sk[64], kseed[32];
+    memcpy(kseed, nd->id, sizeof kseed);
+    if (c->sign) cr_assert_eq(crypto_sign_seed_keypair(nd->id, sk, kseed), 0);   /* deterministic */
     snprintf(nd->addr, sizeof nd->addr, "node%zu:7470", i);
     char dom[16];
     snprintf(dom, sizeof dom, "team%zu", i);
@@ -1366,16 +1375,18 @@ static void node_start(cluster_t *c, size_t i, uint64_t inc)
     char err[200] = "";
     nd->s = swim_new(&c->cfg, &self, &io, mix(c->seed * 1000003u + i * 7919u + nd->gen), err, sizeof err);
     cr_assert_not_null(nd->s, "%s", err);
+    if (c->sign) cr_assert_eq(swim_sign_with(nd->s, sk), 0);
     sim_net_set_up(c->net, i, 1);
     sim_net_set_wake(c->net, i, sim_net_now(c->net));
 }
 
-static cluster_t *cluster_new(size_t n, const swim_config_t *cfg, uint64_t seed)
+static cluster_t *cluster_make(size_t n, const swim_config_t *cfg, uint64_t seed, bool sign)
 {
     cr_assert_leq(n, MAXN);
     cluster_t *c = calloc(1, sizeof *c);
     cr_assert_not_null(c);
     c->n = n;
+    c->sign = sign;
     /* SWIM_SEED=k explores other (still deterministic) runs of every cluster test. */
     c->seed = getenv("SWIM_SEED") ? seed ^ mix(strtoull(getenv("SWIM_SEED"), NULL, 10)) : seed;
     if (cfg) c->cfg = *cfg;
@@ -1385,6 +1396,11 @@ static cluster_t *cluster_new(size_t n, const swim_config_t *cfg, uint64_t seed)
     cr_assert_not_null(c->net);
     for (size_t i = 0; i < n; i++) node_start(c, i, 0);
     return c;
+}
+
+static cluster_t *cluster_new(size_t n, const swim_config_t *cfg, uint64_t seed)
+{
+    return cluster_make(n, cfg, seed, false);
 }
 
 static void cluster_join(cluster_t *c, size_t seed)
@@ -1470,9 +1486,9 @@ static bool p_alive_everywhere(cluster_t *c, size_t x) { return views(c, x, ALIV
 
 /* ---------------------------------------------------------------- convergence */
 
-static uint64_t join_time(size_t n, uint64_t seed, sim_net_stats_t *st)
+static uint64_t join_time_of(size_t n, uint64_t seed, bool sign, sim_net_stats_t *st)
 {
-    cluster_t *c = cluster_new(n, NULL, seed);
+    cluster_t *c = cluster_make(n, NULL, seed, sign);
     cluster_join(c, 0);
     uint64_t t = run_until(c, p_converged, n, 60000);
     if (st) *st = *sim_net_stats(c->net);
@@ -1480,12 +1496,19 @@ static uint64_t join_time(size_t n, uint64_t seed, sim_net_stats_t *st)
         fprintf(stderr, "%zu nodes: converged after %llu ms, %llu messages, %llu bytes\n", n,
                 (unsigned long long)t, (unsigned long long)sim_net_stats(c->net)->sent,
                 (unsigned long long)sim_net_stats(c->net)->bytes);
-    cr_expect_leq(c->max_probe_body, c->cfg.max_piggyback_bytes + 120,
-                  "a ping/ack body of %zu bytes", c->max_probe_body);
+    /* signatures ride on top of the budget (swim_send.c budget_size): at most one per update */
+    size_t most = c->cfg.max_piggyback_bytes + 120;
+    cr_expect_leq(c->max_probe_body, sign ? most + most / MIN_SIGNED_ELEM * 66 : most, "a ping/ack body of %zu bytes",
+                  c->max_probe_body);
     cr_expect_eq(c->curve_drops, 0);
+    for (size_t i = 0; sign && i < n; i++)
+        cr_expect_eq(swim_stats(c->nodes[i].s)->claims_refused[SWIM_REFUSED_FORGED] +
+                     swim_stats(c->nodes[i].s)->claims_refused[SWIM_REFUSED_UNSIGNED], 0, "node %zu refused claims", i);
     cluster_free(c);
     return t;
 }
+
+static uint64_t join_time(size_t n, uint64_t seed, sim_net_stats_t *st) { return join_time_of(n, seed, false, st); }
 
 /* Body bytes per node per second of a settled, idle cluster of n over 300 s (ten push-pull periods). */
 static double idle_bytes_per_node(size_t n, uint64_t seed)
@@ -1515,6 +1538,34 @@ Test(swim_cluster, hundred_nodes_join_through_one_seed)
 {
     uint64_t t = join_time(100, 1, NULL);
     cr_assert_lt(t, 30000, "100 nodes converged after %llu ms", (unsigned long long)t);
+}
+
+/* Signed membership (swim_sig.c) costs a 66-byte signature on every member entry sent, outside
+ * the piggyback budget (swim_send.c budget_size), so the same join, signed, sends as many messages
+ * and converges as fast; only the bytes grow. No node refuses a claim (join_time_of). */
+Test(swim_cluster, hundred_signed_nodes_join_through_one_seed_about_as_fast)
+{
+    sim_net_stats_t su, ss;
+    uint64_t tu = join_time_of(100, 1, false, &su), ts = join_time_of(100, 1, true, &ss);
+    cr_log_info("100 nodes join: unsigned %llu ms, %llu messages, %llu bytes; signed %llu ms, %llu messages, %llu bytes",
+                (unsigned long long)tu, (unsigned long long)su.sent, (unsigned long long)su.bytes,
+                (unsigned long long)ts, (unsigned long long)ss.sent, (unsigned long long)ss.bytes);
+    cr_assert_lt(ts, 30000, "100 signed nodes converged after %llu ms", (unsigned long long)ts);
+    cr_expect_leq(ts, tu + 200, "signed join %llu ms, unsigned %llu ms", (unsigned long long)ts, (unsigned long long)tu);
+    cr_expect_leq(ss.sent, su.sent + su.sent / 20, "signed join: %llu messages, unsigned %llu",
+                  (unsigned long long)ss.sent, (unsigned long long)su.sent);
+}
+
+Test(swim_cluster, signed_leave_is_seen_everywhere)
+{
+    cluster_t *c = cluster_make(20, NULL, 5, true);
+    cluster_join(c, 0);
+    cr_assert_lt(run_until(c, p_converged, 20, 60000), 60000);
+    swim_leave(c->nodes[7].s, sim_net_now(c->net));
+    c->nodes[7].left = true;
+    uint64_t t = run_until(c, p_left_everywhere, 7, 10000);
+    cr_assert_leq(t, 100, "the signed LEFT took %llu ms", (unsigned long long)t);
+    cluster_free(c);
 }
 
 Test(swim_cluster, two_hundred_fifty_six_nodes_join_through_one_seed)
