@@ -92,6 +92,7 @@ struct gossip {
     uint64_t catalog_dropped_pub;
     /* anti-entropy rides on probes (loop only): a round is due, waiting for the next probe */
     int ae_due;
+    uint64_t fed_new_sync_ms;       /* when a member first in sight last started a federation-log round */
     uint64_t riders_malformed, riders_malformed_pub;   /* undecodable AntiEntropy riders */
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     uint64_t claims_logged, claims_log_ms; /* refused address claims already logged; when */
