@@ -437,6 +437,7 @@ static void publish_stats(gossip_t *g)
     log_handshakes(g, transport_stats(g->tr));
     log_key_claims(g, transport_stats(g->tr));
     gossip__own_cert_check(g);
+    gossip__hello_store(g, atomic_load(&g->stop));
     pthread_mutex_lock(&g->smu);
     g->swim_stats = *swim_stats(g->swim);
     g->repl_stats = *repl_stats(g->repl);
@@ -717,6 +718,8 @@ static void destroy(gossip_t *g)
         pthread_mutex_unlock(&g->wmu);
         pthread_join(g->wthread, NULL);
     }
+    for (int i = 0; i < g->nhcert; i++)   /* queued if the loop never stopped cleanly */
+        free(g->hcert[i]);
     if (g->o.fedlog)
         fedlog_attach(g->o.fedlog, NULL);
     reads_shutdown(g->reads);
