@@ -75,6 +75,8 @@ typedef struct peerkey {
 #define ASK_MS       1000               /* an unadmitted sender is asked for its certificate at most this often */
 #define ASK_SLOTS    256                /* ... per sender key (a direct-mapped table of the last asks) */
 #define ASK_BURST    64                 /* and all of them together at most this many per second */
+#define CROSS_MS     2000               /* a hello asking for ours, this soon after ours went its way
+                                           on the priority lane, crossed it: ours answers it */
 
 typedef struct {
     uint8_t pk[32];
@@ -96,6 +98,7 @@ typedef struct dealer {
     struct dealer *mprev, *mnext;           /* list of monitored dealers */
     int rehello;                            /* our hello expired unsent: send it before the next */
     uint8_t server_pk[32];                  /* the CURVE server key it dials with */
+    int64_t hello_ms;                       /* when our hello was last queued on it (0: never) */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -985,6 +988,7 @@ static int hello_send_why(transport_t *t, dealer_t *d, int want_reply, const cha
     trib__cert_hello__pack(&h, b);
     int rc = dealer_send(t, d, TRIB__MSG_TYPE__MSG_CERT_HELLO, b, n);
     free(b);
+    if (rc == 0) d->hello_ms = clock_ms();
     return rc;
 }
 
@@ -1279,7 +1283,11 @@ static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *
             /* asking for ours, or saying it refused ours: it does not hold it */
             if (p != NULL) p->knows_us = !h->want_reply && (h->refused == NULL || h->refused[0] == '\0');
         }
-        if (h->want_reply) hello_to(t, f->addr, 0, NULL);
+        /* two nodes meeting at once each ask for the other's certificate in their first hellos:
+         * ours, on its way, answers (an answer too doubled the hellos of a join) */
+        const dealer_t *d = h->want_reply ? dealer_find(t, f->addr, 1) : NULL;
+        if (h->want_reply && !(d && d->hello_ms && clock_ms() - d->hello_ms < CROSS_MS))
+            hello_to(t, f->addr, 0, NULL);
     }
     if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
 }

@@ -555,6 +555,54 @@ Test(peerkeys, a_second_connection_to_a_node_that_holds_our_certificate_opens_wi
     tr_close(&b);
 }
 
+/* Two nodes meeting at once: each first hello asks for the other's certificate, and each is
+ * answered by the other's own first hello, already on its way: two hellos, not four; both admitted. */
+Test(peerkeys, two_nodes_meeting_at_once_exchange_one_hello_each)
+{
+    tr_t a, b;
+    mini_trust_t ta = {0}, tb = {0};
+    tr_t *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        fx_identity(&both[i]->id);
+        both[i]->zctx = zmq_ctx_new();
+        transport_opts_t o;
+        transport_opts_default(&o);
+        o.per_node_keys = 1;
+        o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING | 1u << TRIB__MSG_TYPE__MSG_ACK;
+        both[i]->t = transport_new(both[i]->zctx, &both[i]->id, "127.0.0.1:0", &o, err, sizeof err);
+        cr_assert_not_null(both[i]->t, "%s", err);
+    }
+    static const uint8_t cert[] = {0x0a, 0x00};
+    transport_set_allow(a.t, mini_allow, &ta);
+    transport_set_allow(b.t, mini_allow, &tb);
+    cr_assert_eq(transport_set_hello(a.t, cert, sizeof cert, mini_hello, &ta), 0);
+    cr_assert_eq(transport_set_hello(b.t, cert, sizeof cert, mini_hello, &tb), 0);
+    char aa[TRANSPORT_ADDR_MAX], ba[TRANSPORT_ADDR_MAX];
+    snprintf(aa, sizeof aa, "%s", transport_addr(a.t));
+    snprintf(ba, sizeof ba, "%s", transport_addr(b.t));
+    cr_assert_eq(transport_set_peer(a.t, ba, b.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(transport_set_peer(b.t, aa, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(ping(&a, ba), 0);          /* both before either reads: their hellos cross */
+    cr_assert_eq(ping(&b, aa), 0);
+    stat_cond_t ha = {a.t, offsetof(transport_stats_t, msgs_in[TRIB__MSG_TYPE__MSG_PING]), 1};
+    stat_cond_t hb = {b.t, offsetof(transport_stats_t, msgs_in[TRIB__MSG_TYPE__MSG_PING]), 1};
+    cr_assert(pump(both, 2, stat_reached, &ha, 15000), "a did not take b's ping");
+    cr_assert(pump(both, 2, stat_reached, &hb, 15000), "b did not take a's ping");
+    /* each has read the other's hello, and queued any answer ahead of its second ping on the same
+     * connection: once that ping is in, so is the answer */
+    cr_assert_eq(ping(&a, ba), 0);
+    cr_assert_eq(ping(&b, aa), 0);
+    ha.want = hb.want = 2;
+    cr_assert(pump(both, 2, stat_reached, &ha, 15000), "a did not take b's second ping");
+    cr_assert(pump(both, 2, stat_reached, &hb, 15000), "b did not take a's second ping");
+    cr_expect_eq(transport_stats(a.t)->hellos_in, 1, "a got %llu hellos", (unsigned long long)transport_stats(a.t)->hellos_in);
+    cr_expect_eq(transport_stats(b.t)->hellos_in, 1, "b got %llu hellos", (unsigned long long)transport_stats(b.t)->hellos_in);
+    cr_expect_eq(ta.n, 1, "a did not admit b");
+    cr_expect_eq(tb.n, 1, "b did not admit a");
+    tr_close(&a);
+    tr_close(&b);
+}
+
 typedef struct {
     tr_t *to;
     const uint8_t *sender;
