@@ -79,6 +79,7 @@ typedef struct {
     /* join_cmp: per node, from its fork to holding full membership and node 0's catalog entry */
     double join_p50_s, join_max_s;
     double member_p50_s;    /* the same, membership alone (without the catalog entry) */
+    double listen_p50_s, listen_max_s; /* from its fork until its log says it listens (start-up alone) */
     double jc[8];           /* join counters summed over the nodes when the last one joined (JC_*) */
     double join_cpu_s;      /* CPU seconds (user + system) of all nodes when the last one joined */
 } result_t;
@@ -94,6 +95,49 @@ static const char *jc_key[] = {
     "trib_fedlog_accepted_total{kind=\"certificate\"}",
     "trib_gossip_messages_total{dir=\"in\",type=\"MSG_FED_PUSH\"}",
 };
+/* FED_METRICS=1 (diagnosis): every sample of these families, summed over the nodes at the last
+ * join, printed open beside chartered after each round. */
+#define DM_MAX 400
+static const char *dm_prefix[] = {"trib_gossip_", "trib_swim_", "trib_peer", "trib_trust_", "trib_probe_rtt_ms_",
+                                  "trib_fedlog_"};
+static char dm_name[DM_MAX][160];
+static double dm_val[DM_MAX][2];
+static int dm_n;
+
+static void dm_add(const char *text, int mode)
+{
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (*p == '#')
+            continue;
+        int want = 0;
+        for (size_t k = 0; k < sizeof dm_prefix / sizeof dm_prefix[0] && !want; k++)
+            want = !strncmp(p, dm_prefix[k], strlen(dm_prefix[k]));
+        const char *sp = strchr(p, ' '), *nl = strchr(p, '\n');
+        if (!want || !sp || (nl && sp > nl) || (size_t)(sp - p) >= sizeof dm_name[0])
+            continue;
+        int i = 0;
+        while (i < dm_n && (strncmp(dm_name[i], p, (size_t)(sp - p)) || dm_name[i][sp - p]))
+            i++;
+        if (i == dm_n) {
+            if (dm_n == DM_MAX)
+                continue;
+            memcpy(dm_name[i], p, (size_t)(sp - p));
+            dm_name[i][sp - p] = '\0';
+            dm_val[i][0] = dm_val[i][1] = 0;
+            dm_n++;
+        }
+        dm_val[i][mode] += strtod(sp + 1, NULL);
+    }
+}
+
+static void dm_print(void)
+{
+    for (int i = 0; i < dm_n; i++)
+        if (dm_val[i][0] || dm_val[i][1])
+            fprintf(stderr, "  %-90s %10.0f %10.0f\n", dm_name[i], dm_val[i][0], dm_val[i][1]);
+    dm_n = 0;
+}
+
 static const char *jc_label[] = {"hellos sent", "hellos refused", "msgs dropped uncertified", "ZAP denied",
                                  "sends dropped", "handshakes failed (out)", "fedlog certs accepted",
                                  "fed pushes received"};
@@ -116,6 +160,7 @@ typedef struct {
     uint64_t forked[MAXN];              /* join_cmp: when node i was forked */
     uint64_t full_t[MAXN];              /* when node i's log first showed every other node alive */
     uint64_t cat_t[MAXN];               /* when node i's log showed node 0's pre-join entry (seq 1) */
+    uint64_t ready_t[MAXN];             /* when node i's log said it listens ("gossip on") */
     /* publish in progress */
     int pub_active;
     char pub_name[32];
@@ -177,6 +222,7 @@ static void trib_line(cluster_t *c, int obs, const char *line, uint64_t t)
     }
     if (strstr(line, "gossip on ")) {
         c->ready[obs] = 1;
+        c->ready_t[obs] = t;
         return;
     }
     const char *m = strstr(line, " member ");
@@ -842,12 +888,13 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
     if (!t1)
         bench_die("%s N=%d: not all %s after %d s", sys_name[sys], n, join_cmp ? "joined" : "alive", JOIN_TIMEOUT_S);
     if (join_cmp) {
-        double js[MAXN], ms[MAXN];
+        double js[MAXN], ms[MAXN], ls[MAXN];
         uint64_t last_full = 0;
         for (int i = 0; i < n; i++) {
             uint64_t done = c->full_t[i] > c->cat_t[i] ? c->full_t[i] : c->cat_t[i];
             js[i] = (double)(done - c->forked[i]) / 1e9;
             ms[i] = (double)(c->full_t[i] - c->forked[i]) / 1e9;
+            ls[i] = (double)(c->ready_t[i] - c->forked[i]) / 1e9;
             if (c->full_t[i] > last_full)
                 last_full = c->full_t[i];
         }
@@ -855,12 +902,16 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
         r->join_p50_s = bench_pct(js + 1, (size_t)n - 1, 50);
         r->join_max_s = bench_pct(js + 1, (size_t)n - 1, 100);
         r->member_p50_s = bench_pct(ms + 1, (size_t)n - 1, 50);
+        r->listen_p50_s = bench_pct(ls + 1, (size_t)n - 1, 50);
+        r->listen_max_s = bench_pct(ls + 1, (size_t)n - 1, 100);
         for (int i = 0; i < n; i++)
             r->join_cpu_s += proc_cpu_s(c->procs[i].pid);
         for (int i = 0; i < n; i++) {
             char *m = metrics_text(c, i);
             for (int k = 0; m && k < JC_N; k++)
                 r->jc[k] += metric_of(m, jc_key[k]);
+            if (m && getenv("FED_METRICS"))
+                dm_add(m, chartered);
             free(m);
         }
     } else {
@@ -1605,7 +1656,8 @@ int main(int argc, char **argv)
                "Join (per node) = from forking it until its own log shows every other node alive AND node 0's entry\n"
                "  published before the joins ('catalog: accepted n0 seq 1'): p50 and max over nodes 1..N-1 (membership\n"
                "  alone: without the entry, which waits for an anti-entropy round in both modes). All alive =\n"
-               "  from forking nodes 1..N-1 until every log shows all alive. Publish = PUT on node 0 until every other\n"
+               "  from forking nodes 1..N-1 until every log shows all alive. Start-up = from forking a node until its log\n"
+               "  says it listens ('gossip on'). Publish = PUT on node 0 until every other\n"
                "  node's log says 'catalog: accepted' (%d, one at a time). Chartered: --charter/--cert, per-node CURVE\n"
                "  keys, seeds NODE_ID@HOST:PORT, certificate hellos, every connection and entry checked against the trust\n"
                "  store. Rounds alternate the order (open first, then chartered first). Shown: median [min..max] over\n"
@@ -1614,12 +1666,21 @@ int main(int argc, char **argv)
         for (int k = 0; k < nn; k++) {
             result_t o[16], t[16];
             for (int r = 0; r < rounds; r++) {
+                const char *only = getenv("FED_ONLY"); /* diagnosis: "open" or "chartered" alone (perf) */
                 for (int half = 0; half < 2; half++) {
                     chartered = (r & 1) ? !half : half;
+                    if (only && strcmp(only, chartered ? "chartered" : "open")) {
+                        *(chartered ? &t[r] : &o[r]) = (result_t){.all_alive_s = 1};
+                        continue;
+                    }
                     run_cluster(SYS_TRIB, ns[k], tmp, chartered ? &t[r] : &o[r]);
                 }
                 fprintf(stderr, "fed: chartered N=%d round %d: join p50 open %.2f s chartered %.2f s\n", ns[k], r + 1,
                         o[r].join_p50_s, t[r].join_p50_s);
+                if (getenv("FED_METRICS")) {
+                    fprintf(stderr, "  %-90s %10s %10s\n", "metrics summed over nodes at the last join", "open", "chartered");
+                    dm_print();
+                }
             }
             printf("  N = %d (%s)\n", ns[k], bench_loadavg_text());
             printf("  %-26s %24s %24s %21s\n", "figure", "open", "chartered", "ratio");
@@ -1627,6 +1688,8 @@ int main(int argc, char **argv)
             join_row("join max (s)", o, t, rounds, offsetof(result_t, join_max_s), 1);
             join_row("membership alone p50 (s)", o, t, rounds, offsetof(result_t, member_p50_s), 1);
             join_row("all alive (s)", o, t, rounds, offsetof(result_t, all_alive_s), 1);
+            join_row("start-up p50 (s)", o, t, rounds, offsetof(result_t, listen_p50_s), 1);
+            join_row("start-up max (s)", o, t, rounds, offsetof(result_t, listen_max_s), 1);
             join_row("CPU of all nodes, join (s)", o, t, rounds, offsetof(result_t, join_cpu_s), 1);
             join_row("publish reach-all p50 (ms)", o, t, rounds, offsetof(result_t, pub_p50_ms), 0);
             join_row("publish reach-all p99 (ms)", o, t, rounds, offsetof(result_t, pub_p99_ms), 0);

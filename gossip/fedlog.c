@@ -511,6 +511,16 @@ int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from
     *res = it.r;
     return it.ok ? 0 : -1;
 }
+void fedlog_offer_peers(fedlog_t *f, const uint8_t *const *bytes, const size_t *lens, size_t n, const char *from)
+{
+    batch_t *items = malloc((n ? n : 1) * sizeof *items);
+    if (!items)
+        return;                 /* out of memory: not stored now; anti-entropy or the next hello brings them */
+    for (size_t i = 0; i < n; i++)
+        items[i] = (batch_t){.b = bytes[i], .n = lens[i]};
+    offer_items(f, items, n, from ? from : "peers", 0);
+    free(items);
+}
 /* ---------------------------------------------------------------- lifecycle */
 
 typedef struct {

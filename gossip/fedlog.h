@@ -84,6 +84,10 @@ void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
  * at most once a second per reason). An operator's charter older than the held one is refused
  * (stale_version); a peer's is kept as history when the held chain names its hash. */
 int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from, fedlog_result_t *res);
+/* Objects from peers (the certificates their hellos presented), offered together: each as
+ * fedlog_offer from a peer, but in one job, so one durable commit for all (a join brought one commit,
+ * and its fsync, per certificate). from names them in log lines. Refusals are counted and logged. */
+void fedlog_offer_peers(fedlog_t *f, const uint8_t *const *bytes, const size_t *lens, size_t n, const char *from);
 
 /* Count and XOR of the held hashes (the anti-entropy summary). */
 void fedlog_summary(fedlog_t *f, uint32_t *count, uint8_t hash[TRUST_HASH_LEN]);

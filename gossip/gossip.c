@@ -176,12 +176,24 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
     }
     /* A member (back) in sight may have missed pushes (a revocation): compare federation logs now,
      * not at the next anti-entropy round (one summary message when they agree). Only a node that
-     * holds something starts it: a join of empty logs opens no extra connections. */
+     * holds something starts it: a join of empty logs opens no extra connections. Members first in
+     * sight start at most one round per anti-entropy period: a joiner learns the whole table at
+     * once from its seed (the seed first), and one round with any settled member brings it the
+     * log; a round with each of them, and each of them with it, made a chartered federation of N
+     * nodes joining at once exchange ~5 N^2 sync messages (every log holds its node's own
+     * certificate, so every pair differed) on as many extra connections, and its probes timed out. */
     uint32_t held = 0;
     uint8_t sum[TRUST_HASH_LEN];
+    uint64_t now = clock_ms();
+    int first = old_state == SWIM_NEW;
     if (g->o.fedlog && m->addr && m->state == TRIB__MEMBER_STATE__ALIVE && old_state != (int)m->state &&
-        old_state != TRIB__MEMBER_STATE__SUSPECT && (fedlog_summary(g->o.fedlog, &held, sum), held > 0))
+        old_state != TRIB__MEMBER_STATE__SUSPECT &&
+        (!first || !g->fed_new_sync_ms || now - g->fed_new_sync_ms >= g->o.anti_entropy_ms) &&
+        (fedlog_summary(g->o.fedlog, &held, sum), held > 0)) {
+        if (first)
+            g->fed_new_sync_ms = now;
         fedlog_sync(g->o.fedlog, m->addr);
+    }
     size_t len = trib__member__get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
@@ -447,6 +459,7 @@ static void publish_stats(gossip_t *g)
     log_handshakes(g, transport_stats(g->tr));
     log_key_claims(g, transport_stats(g->tr));
     gossip__own_cert_check(g);
+    gossip__hello_store(g, atomic_load(&g->stop));
     pthread_mutex_lock(&g->smu);
     g->swim_stats = *swim_stats(g->swim);
     g->repl_stats = *repl_stats(g->repl);
@@ -763,6 +776,8 @@ static void destroy(gossip_t *g)
         pthread_mutex_unlock(&g->wmu);
         pthread_join(g->wthread, NULL);
     }
+    for (int i = 0; i < g->nhcert; i++)   /* queued if the loop never stopped cleanly */
+        free(g->hcert[i]);
     if (g->o.fedlog)
         fedlog_attach(g->o.fedlog, NULL);
     reads_shutdown(g->reads);

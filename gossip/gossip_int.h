@@ -31,6 +31,8 @@ typedef struct cmsg {
     transport_msg_t m;
 } cmsg_t;
 
+#define GOSSIP_HELLO_STORE_MAX 64  /* certificates from hellos queued for the federation log at most */
+
 struct gossip {
     store_t *st;
     catalog_t *cat;
@@ -92,6 +94,12 @@ struct gossip {
     uint64_t catalog_dropped_pub;
     /* anti-entropy rides on probes (loop only): a round is due, waiting for the next probe */
     int ae_due;
+    uint64_t fed_new_sync_ms;       /* when a member first in sight last started a federation-log round */
+    /* certificates newly admitted from hellos, waiting to go into the federation log together (zap.c) */
+    uint8_t *hcert[GOSSIP_HELLO_STORE_MAX];
+    size_t hcert_len[GOSSIP_HELLO_STORE_MAX];
+    int nhcert;
+    uint64_t hcert_ms;              /* when the first of them was queued */
     uint64_t riders_malformed, riders_malformed_pub;   /* undecodable AntiEntropy riders */
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     uint64_t claims_logged, claims_log_ms; /* refused address claims already logged; when */
@@ -148,6 +156,7 @@ int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const ui
 int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]); /* worker */
 void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
+void gossip__hello_store(gossip_t *g, int force);                              /* loop: queued hello certs */
 void gossip__trust_render(gossip_t *g, FILE *f);
 
 /* ---- gossip.c */

@@ -63,6 +63,9 @@ typedef struct peerkey {
     uint8_t node_pk[32], curve_pk[32];
     int state;
     int fails;                              /* handshakes failed in a row, without detail */
+    int knows_us;                           /* the node there said it holds our certificate (its
+                                               accepted hello asked for none): a new connection to
+                                               it opens without our hello */
     struct peerkey *next;                   /* hash chain */
     int list;                               /* which LRU list: 1 the proven ones, 0 the others */
     struct peerkey *lprev, *lnext;          /* LRU list, most recent first */
@@ -72,6 +75,8 @@ typedef struct peerkey {
 #define ASK_MS       1000               /* an unadmitted sender is asked for its certificate at most this often */
 #define ASK_SLOTS    256                /* ... per sender key (a direct-mapped table of the last asks) */
 #define ASK_BURST    64                 /* and all of them together at most this many per second */
+#define CROSS_MS     2000               /* a hello asking for ours, this soon after ours went its way
+                                           on the priority lane, crossed it: ours answers it */
 
 typedef struct {
     uint8_t pk[32];
@@ -93,6 +98,7 @@ typedef struct dealer {
     struct dealer *mprev, *mnext;           /* list of monitored dealers */
     int rehello;                            /* our hello expired unsent: send it before the next */
     uint8_t server_pk[32];                  /* the CURVE server key it dials with */
+    int64_t hello_ms;                       /* when our hello was last queued on it (0: never) */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -755,6 +761,8 @@ int transport_rekey(transport_t *t, const identity_t *id, char *err, size_t errl
     memcpy(t->curve_pk, id->curve_pk, 32);
     memcpy(t->curve_sk, id->curve_sk, 32);
     while (t->lru_head != NULL) dealer_close(t, t->lru_head);    /* they spoke as the old key */
+    for (int l = 0; l < 2; l++)                                 /* and hold the old key's certificate */
+        for (peerkey_t *p = t->pk_head[l]; p != NULL; p = p->lnext) p->knows_us = 0;
     int bound = 1, rc = 0;
     /* Per-node keys: a listener takes the socket's options when it binds: bind again under the
      * new key. Its connections end with it, and their peers dial again (with the new key once
@@ -894,6 +902,7 @@ int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[3
         memcpy(p->curve_pk, curve, 32);
         peerkey_state(t, p, PK_NEW);
         p->fails = 0;
+        p->knows_us = 0;
         bump(&t->st.peer_keys_replaced, 1);
         transport_forget(t, addr);         /* its DEALERs spoke to the old key */
         return 0;
@@ -981,11 +990,13 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
         bump(&t->st.send_dropped, 1);
         return -1;
     } else if (t->hello != NULL && type != TRIB__MSG_TYPE__MSG_CERT_HELLO) {
-        /* first on the new connection: who we are; and theirs, unless we hold it already */
+        /* first on the new connection: who we are, unless the node there said it holds our
+         * certificate (one hello per pair, not one per connection); and theirs, unless we hold it */
         const peerkey_t *pk = peerkey_find(t, addr);
         int known = pk != NULL && t->allow != NULL &&
                     t->allow(t->allow_ctx, pk->curve_pk, TRANSPORT_ASK) == TRANSPORT_ADMIT;
-        hello_send(t, d, !known);
+        if (!known || !pk->knows_us || memcmp(pk->curve_pk, d->server_pk, 32) != 0)
+            hello_send(t, d, !known);
     }
     return dealer_send(t, d, type, body, len);
 }
@@ -1007,6 +1018,7 @@ static int hello_send_why(transport_t *t, dealer_t *d, int want_reply, const cha
     trib__cert_hello__pack(&h, b);
     int rc = dealer_send(t, d, TRIB__MSG_TYPE__MSG_CERT_HELLO, b, n);
     free(b);
+    if (rc == 0) d->hello_ms = clock_ms();
     return rc;
 }
 
@@ -1296,8 +1308,16 @@ static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *
         }
     } else {
         /* our reply goes to its address only when that is its key's (hello_to dials the binding) */
-        if (t->o.per_node_keys) transport_set_peer(t, f->addr, f->pk, TRANSPORT_PEER_CLAIM);
-        if (h->want_reply) hello_to(t, f->addr, 0, NULL);
+        if (t->o.per_node_keys && transport_set_peer(t, f->addr, f->pk, TRANSPORT_PEER_CLAIM) == 0) {
+            peerkey_t *p = (peerkey_t *)peerkey_find(t, f->addr);
+            /* asking for ours, or saying it refused ours: it does not hold it */
+            if (p != NULL) p->knows_us = !h->want_reply && (h->refused == NULL || h->refused[0] == '\0');
+        }
+        /* two nodes meeting at once each ask for the other's certificate in their first hellos:
+         * ours, on its way, answers (an answer too doubled the hellos of a join) */
+        const dealer_t *d = h->want_reply ? dealer_find(t, f->addr, 1) : NULL;
+        if (h->want_reply && !(d && d->hello_ms && clock_ms() - d->hello_ms < CROSS_MS))
+            hello_to(t, f->addr, 0, NULL);
     }
     if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
 }

@@ -169,7 +169,9 @@ typedef int (*transport_rebind_fn)(void *ctx, const char *addr, const uint8_t he
 void transport_set_rebind(transport_t *t, transport_rebind_fn fn, void *ctx);
 
 /* Certificate hello (chartered mode): cert (copied) is sent as a CertHello first on every new
- * connection, and in answer to a hello asking for it (an unadmitted sender is asked at most once
+ * connection but one to a node whose accepted hello said it holds ours (asked for none; so one hello
+ * per pair, not one per connection: a node that lost it drops the message and asks), and in answer
+ * to a hello asking for it (an unadmitted sender is asked at most once
  * a second per key, and at most 64 times a second in all). A received hello is not delivered: it is
  * given to fn (owner's thread), which returns 1 when the certificate verified and names the
  * sender (the sender is then admitted by the allow callback), else 0 with why filled (counted in

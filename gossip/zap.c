@@ -189,13 +189,37 @@ int gossip__hello(void *ctx, transport_hello_t *h)
         log_info("trust: admitted node %.16s... at %s, certified for domain '%s'", hex, h->sender_addr, domain);
         g->dirty = 1; /* members show it as verified */
         /* and into the federation log (stored, gossiped): a node joining after this one is gone
-         * still checks the domain's entries. Held by the trust store now, so not verified again. */
-        fedlog_result_t r;
-        if (g->o.fedlog && fedlog_offer(g->o.fedlog, h->cert, h->len, h->sender_addr, &r) != 0)
-            log_warn("trust: the federation log did not take the certificate of node %.16s... at %s: %s", hex,
-                     h->sender_addr, r.err);
+         * still checks the domain's entries. Held by the trust store now, so not verified again;
+         * queued, so the certificates of a join go in with one commit (gossip__hello_store). */
+        uint8_t *copy = g->o.fedlog ? malloc(h->len) : NULL;
+        if (copy) {
+            memcpy(copy, h->cert, h->len);
+            if (!g->nhcert)
+                g->hcert_ms = clock_ms();
+            g->hcert[g->nhcert] = copy;
+            g->hcert_len[g->nhcert++] = h->len;
+            if (g->nhcert == GOSSIP_HELLO_STORE_MAX)
+                gossip__hello_store(g, 1);
+        }
     }
     return 1;
+}
+
+#define HELLO_STORE_MS 1000   /* queued certificates from hellos go into the federation log this often */
+
+/* Offers the queued certificates from hellos to the federation log together (one durable commit
+ * for the lot: a join of N nodes made ~N commits, and as many fsyncs, on every node), when the
+ * first waited HELLO_STORE_MS, or now. Until then they are held by the trust store (admission,
+ * entries) but not stored: a crash loses them, and the peers' next hellos or anti-entropy bring
+ * them again. */
+void gossip__hello_store(gossip_t *g, int force)
+{
+    if (!g->nhcert || (!force && clock_ms() - g->hcert_ms < HELLO_STORE_MS))
+        return;
+    fedlog_offer_peers(g->o.fedlog, (const uint8_t *const *)g->hcert, g->hcert_len, (size_t)g->nhcert, "hellos");
+    for (int i = 0; i < g->nhcert; i++)
+        free(g->hcert[i]);
+    g->nhcert = 0;
 }
 
 /* May claimed become addr's key in place of held (transport_rebind_fn)? Yes when held no longer

@@ -106,14 +106,25 @@ static int open_fedlog(node_t *a, char *err, size_t errlen)
         return -1;
     if (trust) {   /* a held key hand-over lets the domain's log continue under the new key */
         catalog_set_handover(a->cat, handover, trust);
-        /* this node's certificate into the federation log (stored, gossiped): a node that joins
-         * after this one is gone still checks the domain's entries; without it that node refuses
-         * them (uncertified) and a new key of the domain forks its log at seq 1 */
-        fedlog_result_t r;
-        if (fedlog_offer(fedlog, own_cert.bytes, own_cert.len, NULL, &r) != 0)
-            log_warn("chartered: the federation log did not take this node's certificate: %s", r.err);
+        /* this node's certificate in force now (verified by load_trust; stored by store_own_cert) */
+        char why[300];
+        if (trust_offer_cert(trust, own_cert.bytes, own_cert.len, NULL, why, sizeof why) != TRUST_OK)
+            log_warn("chartered: the trust store did not take this node's certificate: %s", why);
     }
     return 0;
+}
+
+/* This node's certificate into the federation log (stored, gossiped by anti-entropy): a node that
+ * joins after this one is gone still checks the domain's entries; without it that node refuses
+ * them (uncertified) and a new key of the domain forks its log at seq 1. Once gossip runs (on a
+ * first start the commit's fsync, 19 nodes starting at once, held each back from listening), and
+ * as a peer's offer: in force already (open_fedlog), not pushed (every peer gets it in our hello),
+ * the commit left to the fedlog's worker. */
+static void store_own_cert(void)
+{
+    fedlog_result_t r;
+    if (trust && fedlog_offer(fedlog, own_cert.bytes, own_cert.len, "this node", &r) != 0)
+        log_warn("chartered: the federation log did not take this node's certificate: %s", r.err);
 }
 
 static int policy_offer_from_fedlog(void *ctx, const uint8_t *bytes, size_t len, int commit, char *err,
@@ -226,6 +237,7 @@ int agent_main(int argc, char **argv)
     log_info("serving HTTP on %s", a->cfg.http);
     if (trust)
         rotate_post_certs();   /* a pending rotation whose certificate is held already completes */
+    store_own_cert();
 
     for (;;) {   /* SIGUSR1: a certificate newly held (a pending rotation may complete), or a restart */
         sig = rotate_sigwait(&sigs);   /* also: a waiting certificate became valid */

@@ -1105,6 +1105,49 @@ Test(fedlog, an_operators_object_whose_commit_fails_is_not_pushed)
     store_close(&fwd_store);
 }
 
+/* The certificates of a join's hellos go into the log together: every one held and stored, not
+ * pushed, in one durable commit (one fsync), where each alone made its own. */
+Test(fedlog, certificates_from_hellos_offered_together_take_one_commit)
+{
+    fwd_store = open_store("hellos");
+    fwd_trust = trust_new(&ch);
+    fedlog_t *f = fedlog_new(fwd_store, fwd_trust, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    fedlog_io_t io = { .ctx = NULL, .send = fwd_send, .peers = fwd_peers, .wake = net_wake };
+    fedlog_attach(f, &io);
+    cert_t c[3];
+    issue_cert(&ch, "payments", &N, &A, &B, &c[0]);
+    issue_cert(&ch, "orders", &M, &A, &B, &c[1]);
+    issue_cert(&ch, "growth", &C, &A, &B, &c[2]);
+    const uint8_t *bytes[4] = {c[0].bytes, c[1].bytes, c[2].bytes, c[0].bytes};  /* one twice */
+    size_t lens[4] = {c[0].len, c[1].len, c[2].len, c[0].len};
+    fwd_sent = 0;
+    fedlog_offer_peers(f, bytes, lens, 4, "hellos");
+    fedlog_flush(f);
+    fedlog_tick(f);
+    cr_expect_eq(fwd_sent, 0, "certificates from hellos were pushed to %d peer(s)", fwd_sent);
+    uint32_t count;
+    uint8_t sum[TRUST_HASH_LEN];
+    fedlog_summary(f, &count, sum);
+    cr_expect_eq(count, 3, "held %u of 3", count);
+    for (int i = 0; i < 3; i++) {
+        int kind;
+        uint8_t *b = NULL;
+        size_t n;
+        cr_expect(fedlog_has(f, c[i].hash), "certificate %d is not held", i);
+        cr_expect_eq(store_fedlog_get(fwd_store, c[i].hash, &kind, &b, &n), 0, "certificate %d is not stored", i);
+        free(b);
+    }
+    char *m = metrics(f);
+    cr_expect(strstr(m, "\ntrib_fedlog_commits_total 1\n") != NULL, "not one commit:\n%s", m);
+    free(m);
+    for (int i = 0; i < 3; i++)
+        cert_free(&c[i]);
+    fedlog_destroy(&f);
+    trust_destroy(&fwd_trust);
+    store_close(&fwd_store);
+}
+
 /* ---------------------------------------------------------------- real processes */
 
 #define PROBES "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "3"

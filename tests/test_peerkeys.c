@@ -430,6 +430,179 @@ Test(peerkeys, each_unadmitted_sender_is_asked_for_its_certificate)
     tr_close(&y);
 }
 
+/* A trust store of one transport, in miniature: a key is admitted once its hello came (any
+ * certificate verifies here) and until it is forgotten. */
+typedef struct {
+    uint8_t curve[4][32];
+    int n;
+} mini_trust_t;
+
+static int mini_allow(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    mini_trust_t *m = ctx;
+    (void)connect;
+    for (int i = 0; i < m->n; i++)
+        if (!memcmp(m->curve[i], curve_pk, 32))
+            return TRANSPORT_ADMIT;
+    return TRANSPORT_PROVISIONAL;
+}
+
+static int mini_hello(void *ctx, transport_hello_t *h)
+{
+    mini_trust_t *m = ctx;
+    uint8_t c[32];
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(c, h->sender), 0);
+    if (mini_allow(m, c, 0) != TRANSPORT_ADMIT && m->n < 4)
+        memcpy(m->curve[m->n++], c, 32);
+    return 1;
+}
+
+/* The next message delivered by x (others are read and dropped on the way), of type type. */
+typedef struct {
+    tr_t *x;
+    int type, got;
+} type_cond_t;
+
+static int got_type(void *ctx)
+{
+    type_cond_t *c = ctx;
+    transport_msg_t m;
+    while (!c->got && transport_recv(c->x->t, &m) == 1) {
+        c->got = m.type == c->type;
+        transport_msg_free(&m);
+    }
+    return c->got;
+}
+
+static int pump_type(tr_t *a, tr_t *b, type_cond_t *c, int timeout_ms)
+{
+    int64_t end = peer_now_ms() + timeout_ms;
+    while (peer_now_ms() < end) {
+        if (got_type(c))
+            return 1;
+        zmq_pollitem_t items[16];
+        int k = transport_pollitems(a->t, items, 8);
+        k += transport_pollitems(b->t, items + k, 8);
+        zmq_poll(items, k, 20);
+        transport_msg_t m;
+        tr_t *other = c->x == a ? b : a;
+        while (transport_recv(other->t, &m) == 1)
+            transport_msg_free(&m);
+    }
+    return got_type(c);
+}
+
+/* One hello per pair: a's second connection to b (the other lane) opens without a hello once b's
+ * accepted hello said it holds a's certificate; and when b no longer holds it, a's message is
+ * dropped, b asks, and a's answer admits it again (nothing else lets it in). */
+Test(peerkeys, a_second_connection_to_a_node_that_holds_our_certificate_opens_without_a_hello)
+{
+    tr_t a, b;
+    mini_trust_t ta = {0}, tb = {0};
+    tr_t *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        fx_identity(&both[i]->id);
+        both[i]->zctx = zmq_ctx_new();
+        transport_opts_t o;
+        transport_opts_default(&o);
+        o.per_node_keys = 1;
+        o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING | 1u << TRIB__MSG_TYPE__MSG_ACK;
+        both[i]->t = transport_new(both[i]->zctx, &both[i]->id, "127.0.0.1:0", &o, err, sizeof err);
+        cr_assert_not_null(both[i]->t, "%s", err);
+    }
+    static const uint8_t cert[] = {0x0a, 0x00};
+    transport_set_allow(a.t, mini_allow, &ta);
+    transport_set_allow(b.t, mini_allow, &tb);
+    cr_assert_eq(transport_set_hello(a.t, cert, sizeof cert, mini_hello, &ta), 0);
+    cr_assert_eq(transport_set_hello(b.t, cert, sizeof cert, mini_hello, &tb), 0);
+    char aa[TRANSPORT_ADDR_MAX], ba[TRANSPORT_ADDR_MAX];
+    snprintf(aa, sizeof aa, "%s", transport_addr(a.t));
+    snprintf(ba, sizeof ba, "%s", transport_addr(b.t));
+    cr_assert_eq(transport_set_peer(a.t, ba, b.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(transport_set_peer(b.t, aa, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+
+    /* the first connection (priority lane): a's hello asks for b's, b's answer says it holds a's */
+    cr_assert_eq(ping(&a, ba), 0);
+    type_cond_t pinged = {&b, TRIB__MSG_TYPE__MSG_PING, 0};
+    cr_assert(pump_type(&a, &b, &pinged, 15000), "b did not take a's ping");
+    stat_cond_t answered = {a.t, offsetof(transport_stats_t, hellos_in), 1};
+    cr_assert(pump(both, 2, stat_reached, &answered, 15000), "b did not answer a's hello");
+    cr_assert_eq(transport_stats(b.t)->hellos_in, 1);
+
+    /* the second connection (the other lane): no hello, and the message is taken */
+    static const uint8_t body[] = {0x08, 0x01};
+    cr_assert_eq(transport_send(a.t, ba, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, body, sizeof body), 0);
+    type_cond_t summary = {&b, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, 0};
+    cr_assert(pump_type(&a, &b, &summary, 15000), "b did not take a's message on the second connection");
+    cr_expect_eq(transport_stats(b.t)->hellos_in, 1, "%llu hellos for one pair",
+                 (unsigned long long)transport_stats(b.t)->hellos_in);
+    cr_expect_eq(transport_stats(a.t)->msgs_out[TRIB__MSG_TYPE__MSG_CERT_HELLO], 1);
+
+    /* b forgets a: a's next new connection carries no hello, its message is dropped, b asks, and a's
+     * answer admits it again */
+    tb.n = 0;
+    transport_forget(a.t, ba);
+    cr_assert_eq(transport_send(a.t, ba, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, body, sizeof body), 0);
+    stat_cond_t dropped = {b.t, offsetof(transport_stats_t, dropped_uncertified), 1};
+    cr_assert(pump(both, 2, stat_reached, &dropped, 15000), "b took a message of a key it does not hold");
+    stat_cond_t hello_again = {b.t, offsetof(transport_stats_t, hellos_in), 2};
+    cr_assert(pump(both, 2, stat_reached, &hello_again, 15000), "a did not answer b's ask");
+    cr_expect_eq(transport_stats(b.t)->cert_asks, 1);
+    cr_assert_eq(transport_send(a.t, ba, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, body, sizeof body), 0);
+    type_cond_t again = {&b, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, 0};
+    cr_expect(pump_type(&a, &b, &again, 15000), "b did not take a's message once a answered");
+    tr_close(&a);
+    tr_close(&b);
+}
+
+/* Two nodes meeting at once: each first hello asks for the other's certificate, and each is
+ * answered by the other's own first hello, already on its way: two hellos, not four; both admitted. */
+Test(peerkeys, two_nodes_meeting_at_once_exchange_one_hello_each)
+{
+    tr_t a, b;
+    mini_trust_t ta = {0}, tb = {0};
+    tr_t *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        fx_identity(&both[i]->id);
+        both[i]->zctx = zmq_ctx_new();
+        transport_opts_t o;
+        transport_opts_default(&o);
+        o.per_node_keys = 1;
+        o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING | 1u << TRIB__MSG_TYPE__MSG_ACK;
+        both[i]->t = transport_new(both[i]->zctx, &both[i]->id, "127.0.0.1:0", &o, err, sizeof err);
+        cr_assert_not_null(both[i]->t, "%s", err);
+    }
+    static const uint8_t cert[] = {0x0a, 0x00};
+    transport_set_allow(a.t, mini_allow, &ta);
+    transport_set_allow(b.t, mini_allow, &tb);
+    cr_assert_eq(transport_set_hello(a.t, cert, sizeof cert, mini_hello, &ta), 0);
+    cr_assert_eq(transport_set_hello(b.t, cert, sizeof cert, mini_hello, &tb), 0);
+    char aa[TRANSPORT_ADDR_MAX], ba[TRANSPORT_ADDR_MAX];
+    snprintf(aa, sizeof aa, "%s", transport_addr(a.t));
+    snprintf(ba, sizeof ba, "%s", transport_addr(b.t));
+    cr_assert_eq(transport_set_peer(a.t, ba, b.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(transport_set_peer(b.t, aa, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
+    cr_assert_eq(ping(&a, ba), 0);          /* both before either reads: their hellos cross */
+    cr_assert_eq(ping(&b, aa), 0);
+    stat_cond_t ha = {a.t, offsetof(transport_stats_t, msgs_in[TRIB__MSG_TYPE__MSG_PING]), 1};
+    stat_cond_t hb = {b.t, offsetof(transport_stats_t, msgs_in[TRIB__MSG_TYPE__MSG_PING]), 1};
+    cr_assert(pump(both, 2, stat_reached, &ha, 15000), "a did not take b's ping");
+    cr_assert(pump(both, 2, stat_reached, &hb, 15000), "b did not take a's ping");
+    /* each has read the other's hello, and queued any answer ahead of its second ping on the same
+     * connection: once that ping is in, so is the answer */
+    cr_assert_eq(ping(&a, ba), 0);
+    cr_assert_eq(ping(&b, aa), 0);
+    ha.want = hb.want = 2;
+    cr_assert(pump(both, 2, stat_reached, &ha, 15000), "a did not take b's second ping");
+    cr_assert(pump(both, 2, stat_reached, &hb, 15000), "b did not take a's second ping");
+    cr_expect_eq(transport_stats(a.t)->hellos_in, 1, "a got %llu hellos", (unsigned long long)transport_stats(a.t)->hellos_in);
+    cr_expect_eq(transport_stats(b.t)->hellos_in, 1, "b got %llu hellos", (unsigned long long)transport_stats(b.t)->hellos_in);
+    cr_expect_eq(ta.n, 1, "a did not admit b");
+    cr_expect_eq(tb.n, 1, "b did not admit a");
+    tr_close(&a);
+    tr_close(&b);
+}
+
 typedef struct {
     tr_t *to;
     const uint8_t *sender;
