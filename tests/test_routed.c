@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -610,6 +611,35 @@ static void expect_503_naming_owner(h_node_t *relay, h_node_t *owner, const char
     free(body);
 }
 
+/* Every thread of pid stopped (state T in /proc/PID/task/TID/stat): kill() only queues SIGSTOP,
+ * and a thread already running on the other core may still answer a request meanwhile. */
+static int all_stopped(void *ctx)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", *(pid_t *)ctx);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int running = 0, seen = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[400], buf[512];
+        snprintf(sp, sizeof sp, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(sp, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *st = strrchr(buf, ')');    /* the state follows the command name */
+        seen++;
+        running += !(st && st[1] == ' ' && st[2] == 'T');
+    }
+    closedir(d);
+    return seen > 0 && running == 0;
+}
+
 Test(routed, owner_down_gives_a_quick_503_naming_the_owner_and_its_state)
 {
     h_node_t a, b;
@@ -621,6 +651,7 @@ Test(routed, owner_down_gives_a_quick_503_naming_the_owner_and_its_state)
     json_decref(s);
 
     kill(a.pid, SIGSTOP); /* alive to the kernel, silent to everyone */
+    cr_assert(h_wait(all_stopped, &a.pid, 10000), "the owner did not stop");
     expect_503_naming_owner(&b, &a, hex, 3000, "state");
     char *err = NULL;
     long t0 = h_now_ms();
