@@ -273,16 +273,16 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
     int unknown = g->own_replaces && peer_head == 0;   /* nobody that answered knows our domain */
     if (heard && own_head >= peer_head && !unknown) {
         skip_fetched(g, peer_head, own_head);
-        atomic_store(&g->own_synced, 1);
         log_info("catalog: own domain '%s' is current (head %" PRIu64 ", peers' highest %" PRIu64
                  "): publishing enabled", g->domain, own_head, peer_head);
+        atomic_store(&g->own_synced, 1);
         return;
     }
     int claims = refused > own_head;
     int unproven = claims && g->own_deadline != UINT64_MAX && now >= g->own_deadline + OWN_UNCERT_MS;
     if (now >= g->own_deadline && (!claims || unproven)) {
         skip_fetched(g, peer_head, own_head);
-        atomic_store(&g->own_synced, 1);
+        /* logged before publishing opens: whoever sees a publish succeed finds the reason in the log */
         if (unproven) {
             atomic_fetch_add(&g->own_dismissed, 1);
             log_warn("catalog: own domain '%s': entries up to seq %" PRIu64 " (this node holds %" PRIu64 ") were refused "
@@ -302,6 +302,7 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
             log_warn("catalog: own domain '%s': no peer answered in %d s, so this node could not check that its "
                      "copy (head %" PRIu64 ") is current; publishing anyway", g->domain, OWN_SYNC_MS / 1000,
                      own_head);
+        atomic_store(&g->own_synced, 1);
         return;
     }
     if (claims) {

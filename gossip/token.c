@@ -677,15 +677,19 @@ token_decision_t token_allows(const token_claims_t *c, token_op_t op, const char
 
 int token_file_write(const char *path, const char *text, char *err, size_t errlen)
 {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], tmp[PATH_MAX];
     size_t len = text ? strlen(text) : 0;
     if (len == 0)
         return errf(err, errlen, "%s: no token to write", path ? path : "token file"), -1;
-    if (!path || snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+    if (!path || snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir ||
+        snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp)
         return errf(err, errlen, "token file: path too long"), -1;
-    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* Written whole under a temporary name, then linked into place: a reader (the CLI, a script
+     * polling for the file) never sees it empty or half written, and link() refuses to overwrite
+     * (EEXIST) as O_EXCL did. */
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
-        return errf(err, errlen, "%s: create: %s", path, strerror(errno)), -1;
+        return errf(err, errlen, "%s: create: %s", tmp, strerror(errno)), -1;
     int rc = fchmod(fd, 0600);   /* whatever the umask */
     for (size_t off = 0; rc == 0 && off <= len;) {
         const char *p = off < len ? text + off : "\n";
@@ -700,15 +704,18 @@ int token_file_write(const char *path, const char *text, char *err, size_t errle
     if (rc == 0)
         rc = fsync(fd);
     if (rc != 0)
-        errf(err, errlen, "%s: write: %s", path, strerror(errno));
+        errf(err, errlen, "%s: write: %s", tmp, strerror(errno));
     if (close(fd) != 0 && rc == 0) {
-        errf(err, errlen, "%s: close: %s", path, strerror(errno));
+        errf(err, errlen, "%s: close: %s", tmp, strerror(errno));
         rc = -1;
     }
-    if (rc != 0) {
-        unlink(path);   /* never leave half a token: the next start would refuse it */
-        return -1;
+    if (rc == 0 && link(tmp, path) != 0) {
+        errf(err, errlen, "%s: create: %s", path, strerror(errno));
+        rc = -1;
     }
+    unlink(tmp);   /* never leave half a token, nor a second name of it */
+    if (rc != 0)
+        return -1;
     int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fsync(dfd) != 0) {
         errf(err, errlen, "%s: fsync of its directory: %s", path, strerror(errno));

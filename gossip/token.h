@@ -155,8 +155,8 @@ const char *token_decision_name(token_decision_t d);   /* "ok", "wrong_domain", 
 /* ---------------------------------------------------------------- token files */
 
 /* Writes text and a newline to path (DATA/admin.token, a --token-file) with mode 0600, refusing
- * to overwrite (O_EXCL), the file and its directory fsync'd; a partial file is removed. 0 or -1
- * with err naming the path. */
+ * to overwrite, the file and its directory fsync'd. Atomic: path appears whole or not at all (a
+ * reader never sees it empty or partial). 0 or -1 with err naming the path. */
 int token_file_write(const char *path, const char *text, char *err, size_t errlen);
 /* Reads a token file: a regular file of at most TOKEN_MAX_TEXT + 2 bytes that group and others
  * cannot read (the node refuses to start on one that they can), surrounding white space dropped.

@@ -16,8 +16,22 @@
 
 #define KEY_MAX (2 + 160 + 1 + STORE_ID_MAX + 1 + ACCESS_ID_MAX)
 
-/* Bumped inside the write body, which runs again after a map growth: a rare over-count, never a miss. */
+/* Counted once the write transaction commits (store__access_settle): the body runs again after a
+ * map growth or a failed item, and a reader of the counts (the metric, the log line that follows
+ * it) sees an entry only once it is stored. The pending counts are the writing thread's own. */
 static atomic_ullong n_indexed, n_ignored;
+static _Thread_local uint64_t tl_indexed, tl_ignored;
+
+void store__access_settle(int committed)
+{
+    if (committed) {
+        if (tl_indexed)
+            atomic_fetch_add(&n_indexed, tl_indexed);
+        if (tl_ignored)
+            atomic_fetch_add(&n_ignored, tl_ignored);
+    }
+    tl_indexed = tl_ignored = 0;
+}
 
 void store_access_counts(uint64_t *indexed, uint64_t *ignored)
 {
@@ -221,7 +235,7 @@ static void product_domain(const char *id, char d[64])
 
 static int ignore(void)
 {
-    atomic_fetch_add(&n_ignored, 1);
+    tl_ignored++;
     return 0;
 }
 
@@ -309,7 +323,7 @@ int store__access_apply(store_t *st, MDB_txn *txn, const Trib__CatalogEntry *e, 
     }
     if ((rc = store__changes_put(st, txn, ev, (size_t)evn, err, errlen)) != 0)
         return rc;
-    atomic_fetch_add(&n_indexed, 1);
+    tl_indexed++;
     return 0;
 }
 

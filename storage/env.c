@@ -278,6 +278,7 @@ int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_
         if (rc == 0) {
             rc = mdb_txn_commit(txn);          /* frees txn, also on failure */
             if (rc != 0 && rc != MDB_MAP_FULL) {
+                store__access_settle(0);
                 unlock_shared(st);
                 commit_fail(st, err, errlen, rc);
                 return -1;
@@ -285,6 +286,7 @@ int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_
         } else {
             mdb_txn_abort(txn);
         }
+        store__access_settle(rc == 0);   /* the access index's counts: only what was committed */
         unlock_shared(st);
         if (rc != MDB_MAP_FULL) {
             assert(rc == 0 || rc == -1 || (rc >= STORE_NOTFOUND && rc <= STORE_RETIRED));

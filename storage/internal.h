@@ -97,6 +97,9 @@ int store__search_open(store_t *st, int disabled, char *err, size_t errlen);
 /* ---- access index, inside the catalog append transaction (access.c): indexes entry e's
  * AccessChange by the rules of storage/access.h. 0, MDB_MAP_FULL or -1. */
 int store__access_apply(store_t *st, MDB_txn *txn, const Trib__CatalogEntry *e, char *err, size_t errlen);
+/* Ends the calling thread's write transaction for the access counts (store_access_counts): what
+ * store__access_apply indexed or ignored in it is counted if it committed, forgotten if not. */
+void store__access_settle(int committed);
 /* ---- version history and record epochs, inside a caller's write transaction (history.c).
  * Each returns 0, MDB_MAP_FULL or -1. */
 int store__history_put(store_t *st, MDB_txn *txn, const char *id, uint64_t seq, int64_t time_ms,

@@ -1423,6 +1423,27 @@ static int metric_at_least(void *ctx)
     return h_metric(m->n->url, m->series) >= m->want;
 }
 
+typedef struct {
+    h_node_t *n;
+    const char *series;
+    double v;
+} metric_read_t;
+
+static int metric_read(void *ctx)
+{
+    metric_read_t *m = ctx;
+    return (m->v = h_metric(m->n->url, m->series)) >= 0;
+}
+
+/* series at n now: h_metric answers -1 when /metrics does not (a loaded node), and a baseline of
+ * -1 would let every "rose by one" wait below pass before anything was sent. */
+static double metric_now(h_node_t *n, const char *series)
+{
+    metric_read_t m = {n, series, -1};
+    cr_assert(h_wait(metric_read, &m, 15000), "%s/metrics did not answer for %s", n->url, series);
+    return m.v;
+}
+
 static int log_says_ignored(void *ctx)
 {
     char *log = h_read_file(((h_node_t *)ctx)->log, NULL);
@@ -1484,9 +1505,9 @@ Test(flow, replayed_and_foreign_grant_entries_from_a_peer, .fini = h_cleanup_all
     size_t flen = 0;
     cr_assert_eq(entry_sign(&mallory, &ce, &forged, &flen), 0);
 
-    double dup0 = h_metric(B.url, "trib_catalog_entries_total{result=\"duplicate\"}");
-    double ign0 = h_metric(B.url, "trib_access_entries_ignored_total");
-    double acc0 = h_metric(B.url, "trib_catalog_entries_total{result=\"accepted\"}");
+    double dup0 = metric_now(&B, "trib_catalog_entries_total{result=\"duplicate\"}");
+    double ign0 = metric_now(&B, "trib_access_entries_ignored_total");
+    double acc0 = metric_now(&B, "trib_catalog_entries_total{result=\"accepted\"}");
     void *z = zmq_ctx_new();
     peer_client_t *pc = peer_client_new(z, B.peer, &mallory, NULL);
     cr_assert_not_null(pc);

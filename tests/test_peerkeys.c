@@ -865,7 +865,9 @@ Test(peerkeys, a_certified_peer_claiming_another_node_s_address_is_refused_and_c
             break;
         usleep(50000);
     }
-    cr_expect(log && strstr(log, "claim(s) of a peer address") && strstr(log, a.peer), "growth did not log the refusal");
+    cr_expect(log && strstr(log, "claim(s) of a peer address") && strstr(log, a.peer),
+              "growth did not log the refusal (%.0f refused; %s ends: %s)", h_metric(b.url, "trib_peer_key_refused_total"),
+              b.log, log ? log + (len > 1500 ? len - 1500 : 0) : "(unreadable)");
     size_t lines = 0;
     for (const char *p = log; p && (p = strstr(p, "claim(s) of a peer address")); p++)
         lines++;

@@ -1550,6 +1550,10 @@ Test(routed, reads_through_a_relay_tell_the_schema_version_and_end_at_a_change_a
     sget_start(&lb_tail, &b, "stream", 4);
     sget_cond_t c3a = {&la, 3}, c3b = {&lb, 3};
     cr_assert(h_wait(sget_has, &c3a, 15000) && h_wait(sget_has, &c3b, 15000), "live readers did not get 3 records");
+    /* the tail subscriber has no record to wait for: wait until the relay follows the feed for it
+     * too, else (a loaded machine) its request may reach the relay only after the change */
+    metric_cond_t before = {&b, "trib_read_feed_subscribers", 2};
+    cr_assert(h_wait(metric_at_least, &before, 15000), "the relay's feed has not the 2 subscribers from before the change");
 
     publish_ledger_v11(&a);
     version_cond_t vc = {&b, "1.1.0"};

@@ -8,6 +8,7 @@
  * library, so the verifier is tested against tokens its own attenuate would refuse to make.
  * Must not: depend on a running node (the issuer lookup is a function here). */
 #include <criterion/criterion.h>
+#include <glob.h>
 
 #include <sodium.h>
 #include <stdint.h>
@@ -948,6 +949,11 @@ Test(token_cli, token_files_are_0600_and_never_overwritten)
     /* never overwritten */
     cr_assert_eq(token_file_write(path, t, err, sizeof err), -1);
     cr_assert(strstr(err, path) && strstr(err, "exists"), "%s", err);
+    glob_t left;   /* written under a temporary name and linked into place: none is left behind */
+    char pat[160];
+    snprintf(pat, sizeof pat, "%s.*", path);
+    cr_assert_eq(glob(pat, 0, NULL, &left), GLOB_NOMATCH, "a temporary file was left: %s",
+                 left.gl_pathc ? left.gl_pathv[0] : "");
     back = token_file_read(path, err, sizeof err);
     cr_assert_str_eq(back, t, "the first token is kept");
     free(back);
