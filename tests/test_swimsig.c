@@ -116,6 +116,7 @@ typedef struct {
     out_t *out;
     size_t nout, cap;
     int refused[SWIM_REFUSED_COUNT];        /* io.refused calls by reason */
+    int told_dead;                          /* io.changed calls with a member DEAD */
     uint8_t refused_from[32];
 } rig_t;
 
@@ -142,6 +143,13 @@ static void rig_refused(void *ctx, const uint8_t *from, const Trib__Member *c, i
     cr_assert(reason >= 0 && reason < SWIM_REFUSED_COUNT);
     r->refused[reason]++;
     memcpy(r->refused_from, from, 32);
+}
+
+static void rig_changed(void *ctx, const Trib__Member *m, int old_state)
+{
+    rig_t *r = ctx;
+    (void)old_state;
+    if (m->state == DEAD) r->told_dead++;
 }
 
 static void rig_clear(rig_t *r)
@@ -185,7 +193,7 @@ static void rig_init(rig_t *r)
     cr_assert_geq(sodium_init(), 0);
     fx_identity(&r->self);
     Trib__Member self = claim(&r->self, "self:7470", 0, ALIVE);
-    swim_io_t io = {.ctx = r, .send = rig_send, .refused = rig_refused};
+    swim_io_t io = {.ctx = r, .send = rig_send, .changed = rig_changed, .refused = rig_refused};
     char err[200] = "";
     r->s = swim_new(NULL, &self, &io, 7, err, sizeof err);
     cr_assert_not_null(r->s, "%s", err);
@@ -454,9 +462,9 @@ Test(swimsig, hearsay_accuses_only_at_a_proven_incarnation_and_refutation_wins)
     cr_expect_eq((int)swim_find(r.s, x.pk)->state, ALIVE);
     cr_expect_eq(swim_find(r.s, x.pk)->incarnation, 3);
 
-    /* at the incarnation we hold, hearsay is SWIM: DEAD needs no signature of x's */
+    /* at the incarnation we hold, hearsay accuses: an unsigned DEAD is only a suspicion */
     cr_assert_eq(rig_gossip1(&r, 2, claim(&x, "x:7470", 3, DEAD)), 0);
-    cr_expect_eq((int)swim_find(r.s, x.pk)->state, DEAD);
+    cr_expect_eq((int)swim_find(r.s, x.pk)->state, SUSPECT);
     assert_all_self_signed(&r, "dead at the held incarnation");
     /* x refutes with its signed ALIVE at 4: it wins */
     Trib__Member r4 = claim(&x, "x:7470", 4, ALIVE);
@@ -491,6 +499,47 @@ Test(swimsig, hearsay_accuses_only_at_a_proven_incarnation_and_refutation_wins)
     cr_expect_eq((int)swim_find(r.s, x.pk)->state, ALIVE);
     cr_expect_eq(swim_find(r.s, x.pk)->incarnation, 6);
     assert_all_self_signed(&r, "refuted");
+    rig_free(&r);
+}
+
+/* A certified member re-sends "x DEAD" at whatever incarnation x last refuted with: each time
+ * it is only a suspicion (never DEAD, never told upwards as DEAD), and x's refutation wins. */
+Test(swimsig, a_repeated_dead_by_gossip_only_suspects_and_each_refutation_wins)
+{
+    rig_t r;
+    rig_init(&r);
+    identity_t x;
+    fx_identity(&x);
+    uint8_t sig[64];
+    Trib__Member a = claim(&x, "x:7470", 1, ALIVE);
+    sign_as(&a, &x, "trib/member/v1", ALIVE, sig);
+    cr_assert_eq(rig_gossip1(&r, 1, a), 0);
+    for (uint64_t inc = 1; inc <= 4; inc++) {
+        /* the forged DEAD at the incarnation x last announced, unsigned and with x's own ALIVE
+         * signature at it: both only suspect */
+        cr_assert_eq(rig_gossip1(&r, 2, claim(&x, "x:7470", inc, DEAD)), 0);
+        Trib__Member d = claim(&x, "x:7470", inc, DEAD);
+        d.sig = a.sig;
+        cr_assert_eq(rig_gossip1(&r, 3, d), 0);
+        cr_expect_eq((int)swim_find(r.s, x.pk)->state, SUSPECT, "at %llu", (unsigned long long)inc);
+        cr_expect_eq(r.told_dead, 0, "told DEAD at %llu", (unsigned long long)inc);
+        /* x refutes at inc + 1 */
+        a = claim(&x, "x:7470", inc + 1, ALIVE);
+        sign_as(&a, &x, "trib/member/v1", ALIVE, sig);
+        cr_assert_eq(rig_gossip1(&r, 4, a), 0);
+        cr_expect_eq((int)swim_find(r.s, x.pk)->state, ALIVE, "x's refutation at %llu lost",
+                     (unsigned long long)(inc + 1));
+        cr_expect_eq(swim_find(r.s, x.pk)->incarnation, inc + 1);
+    }
+    /* a DEAD at a higher incarnation x announced (its signature) is also only a suspicion */
+    Trib__Member hi = claim(&x, "x:7470", 9, ALIVE);
+    uint8_t s9[64];
+    sign_as(&hi, &x, "trib/member/v1", ALIVE, s9);
+    hi.state = DEAD;
+    cr_assert_eq(rig_gossip1(&r, 2, hi), 0);
+    cr_expect_eq((int)swim_find(r.s, x.pk)->state, SUSPECT);
+    cr_expect_eq(r.told_dead, 0);
+    assert_all_self_signed(&r, "after the forged deaths");
     rig_free(&r);
 }
 
