@@ -208,6 +208,10 @@ static void take_claim(swim_t *s, member_t *m, const Trib__Member *c)
 static void apply_alive(swim_t *s, uint64_t now, member_t *m, const Trib__Member *c)
 {
     if (!m) {
+        if (!swim__room(s)) {                     /* before the signature check: it costs */
+            s->st.members_dropped++;
+            return;
+        }
         if (!swim__proven(s, c, ALIVE)) return;
         m = swim__member_add(s, c);
         if (!m) return;
@@ -839,6 +843,7 @@ int swim_handle(swim_t *s, uint64_t now, const uint8_t from[SWIM_ID_LEN], const 
     const char *raddr = reply_addr(s, from, from_addr);
     s->from = from;
     s->forged = false;
+    s->verifies = 0;
     switch (msg_type) {
     case TRIB__MSG_TYPE__MSG_PING:      rc = on_ping(s, now, from, raddr, (const Trib__Ping *)msg); break;
     case TRIB__MSG_TYPE__MSG_ACK:       rc = on_ack(s, now, from, raddr, (const Trib__Ack *)msg); break;

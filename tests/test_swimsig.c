@@ -620,6 +620,74 @@ Test(swimsig, rekey_the_old_key_signs_its_left_and_the_new_its_alive)
     rig_free(&r);
 }
 
+/* ---------------------------------------------------------------- the cost of checking */
+
+/* A push-pull of many fresh keys, each with its own valid ALIVE: one message costs at most
+ * SWIM_VERIFY_BUDGET signature checks (the rest are refused as over_budget and learnt from the
+ * next message); with the table full of live members, none at all. */
+Test(swimsig, one_message_costs_at_most_the_verify_budget)
+{
+    enum { N = 3 * SWIM_VERIFY_BUDGET + 10 };
+    static identity_t ks[N];
+    static Trib__Member ms[N];
+    static Trib__Member *mp[N];
+    static uint8_t sigs[N][64];
+    static char addrs[N][32];
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(crypto_sign_keypair(ks[i].pk, ks[i].sk), 0);
+        snprintf(addrs[i], sizeof addrs[i], "n%d:7470", i);
+        ms[i] = claim(&ks[i], addrs[i], 1, ALIVE);
+        sign_as(&ms[i], &ks[i], "trib/member/v1", ALIVE, sigs[i]);
+        mp[i] = &ms[i];
+    }
+    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+    pp.members = mp;
+    pp.n_members = N;
+
+    rig_t r;
+    rig_init(&r);
+    uint64_t v0 = swim_stats(r.s)->sigs_verified;
+    size_t n0 = (size_t)swim_count(r.s, -1);
+    cr_assert_eq(rig_handle(&r, 1, T_PUSH_PULL, &pp.base), 0);
+    cr_expect_eq(swim_stats(r.s)->sigs_verified - v0, SWIM_VERIFY_BUDGET);
+    cr_expect_eq(swim_stats(r.s)->claims_refused[SWIM_REFUSED_OVER_BUDGET], N - SWIM_VERIFY_BUDGET);
+    cr_expect_eq(r.refused[SWIM_REFUSED_OVER_BUDGET], N - SWIM_VERIFY_BUDGET);
+    cr_expect_eq((size_t)swim_count(r.s, -1), n0 + SWIM_VERIFY_BUDGET);
+    /* the same body again, and again: the rest are learnt, the budget at a time */
+    for (int k = 0; k < 3; k++) cr_assert_eq(rig_handle(&r, 2, T_PUSH_PULL, &pp.base), 0);
+    cr_expect_eq((size_t)swim_count(r.s, -1), n0 + N);
+    cr_expect_eq(swim_stats(r.s)->sigs_verified - v0, N);
+    assert_all_self_signed(&r, "after the budgeted push-pulls");
+    rig_free(&r);
+
+    /* a full table of live members: strangers are dropped before any check */
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    cfg.max_members = 8;
+    identity_t me;
+    fx_identity(&me);
+    Trib__Member self = claim(&me, "self:7470", 0, ALIVE);
+    rig_t q = {0};
+    swim_io_t io = {.ctx = &q, .send = rig_send, .refused = rig_refused};
+    swim_t *s = swim_new(&cfg, &self, &io, 3, NULL, 0);
+    cr_assert_not_null(s);
+    cr_assert_eq(swim_sign_with(s, me.sk), 0);
+    size_t len = protobuf_c_message_get_packed_size(&pp.base);
+    uint8_t *b = malloc(len);
+    protobuf_c_message_pack(&pp.base, b);
+    cr_assert_eq(swim_handle(s, 1000, ks[0].pk, addrs[0], T_PUSH_PULL, b, len), 0);
+    cr_assert_eq(swim_count(s, ALIVE), 8);
+    uint64_t v1 = swim_stats(s)->sigs_verified, d1 = swim_stats(s)->members_dropped;
+    cr_assert_eq(swim_handle(s, 1000, ks[1].pk, addrs[1], T_PUSH_PULL, b, len), 0);
+    cr_expect_eq(swim_stats(s)->sigs_verified, v1, "%llu checks with the table full",
+                 (unsigned long long)(swim_stats(s)->sigs_verified - v1));
+    cr_expect_eq(swim_stats(s)->members_dropped - d1, N - 7);
+    free(b);
+    swim_destroy(&s);
+    rig_clear(&q);
+    free(q.out);
+}
+
 Test(swimsig, sign_with_refuses_a_key_that_is_not_self_s)
 {
     identity_t a, b;
