@@ -505,7 +505,8 @@ static void unstage(const char *dir)
 static unsigned not_yet_valid(const cert_t *cert, const char *why, json_t **reply)
 {
     char from[32];
-    int64_t at = cert->not_before_ms - TRUST_SKEW_MS + RETRY_MARGIN_MS;
+    int64_t at = cert->not_before_ms - TRUST_SKEW_MS + RETRY_MARGIN_MS, soonest = clock_wall_ms() + 1000;
+    if (at < soonest) at = soonest;   /* the verdict may be another held cert's: never retry in a loop */
     trust_time_text(cert->not_before_ms, from);
     if (atomic_exchange(&retry_at_ms, (long long)at) != at)
         log_warn("rotate: the certificate of the next key is valid from %s (%s): the switch is tried again then",
