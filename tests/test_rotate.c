@@ -1245,6 +1245,29 @@ Test(rotate, a_pending_rotation_switches_with_the_overlap_it_was_started_with)
     cert_free(&ca), cert_free(&cn);
 }
 
+/* A rotation started with --overlap and abandoned (its next key removed, as after a failure)
+ * leaves identity.next.json behind: a later rotation without --overlap makes a new next key and
+ * must not inherit that overlap (the old code kept the file until a switch). */
+Test(rotate, a_new_rotation_without_overlap_drops_an_abandoned_one_s_overlap)
+{
+    char da[256], db[256], path[300];
+    identity_t ia, in, in2;
+    cert_t ca;
+    h_node_t a, b;
+    two_nodes(&a, &b, da, db, &ia, &ca);
+    rotate_pending(&a, da, "90d", &in);
+    cr_assert(file_exists(da, "identity.next.json"), "--overlap was not kept");
+    snprintf(path, sizeof path, "%s/identity.next.key", da);
+    cr_assert_eq(unlink(path), 0);
+    rotate_pending(&a, da, NULL, &in2);
+    cr_expect(memcmp(in.pk, in2.pk, sizeof in.pk) != 0, "no new next key was made");
+    cr_expect(!file_exists(da, "identity.next.json"), "the abandoned rotation's overlap went with the new one");
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in), identity_wipe(&in2);
+    cert_free(&ca);
+}
+
 /* Issue 10 item 4, the relay side: a node that relays routed reads for others (listening, reading
  * payments' product for its clients) rotates its own key. Its streams at the owner were opened by
  * its old key; the owner keys its streams by the requester, so the relay's credits under the new
