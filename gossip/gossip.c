@@ -624,6 +624,15 @@ out:
     pthread_mutex_unlock(&g->rkmu);
 }
 
+void gossip__own_key(gossip_t *g, uint8_t curve_pk[32], int64_t *not_after_ms)
+{
+    pthread_mutex_lock(&g->rkmu);
+    memcpy(curve_pk, g->id.curve_pk, 32);
+    if (not_after_ms)
+        *not_after_ms = g->own_not_after_ms;
+    pthread_mutex_unlock(&g->rkmu);
+}
+
 int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, gossip_commit_fn commit,
                  void *ctx, char *err, size_t errlen)
 {
