@@ -218,7 +218,9 @@ static void member_claim_refused(void *ctx, const uint8_t *from, const Trib__Mem
     log_warn("gossip: refused a member claim from %.16s...: %s %.16s... (%s) at %s, incarnation %" PRIu64
              ": %s signature of the member (and %" PRIu64 " more refused since the last such line)",
              fhex, swim_state_name((int)c->state), chex, c->domain, c->addr, c->incarnation,
-             reason == SWIM_REFUSED_UNSIGNED ? "no" : reason == SWIM_REFUSED_FORGED ? "not the" : "unchecked, after a forged",
+             reason == SWIM_REFUSED_UNSIGNED ? "no" : reason == SWIM_REFUSED_FORGED ? "not the"
+             : reason == SWIM_REFUSED_OVER_BUDGET ? "unchecked (over the per-message budget)"
+                                                  : "unchecked, after a forged",
              g->swim_refused_unlogged);
     g->swim_refused_ms = now ? now : 1;
     g->swim_refused_unlogged = 0;
@@ -619,6 +621,15 @@ out:
     g->rk_pending = 0;
     g->rk_done = 1;
     pthread_cond_broadcast(&g->rkcv);
+    pthread_mutex_unlock(&g->rkmu);
+}
+
+void gossip__own_key(gossip_t *g, uint8_t curve_pk[32], int64_t *not_after_ms)
+{
+    pthread_mutex_lock(&g->rkmu);
+    memcpy(curve_pk, g->id.curve_pk, 32);
+    if (not_after_ms)
+        *not_after_ms = g->own_not_after_ms;
     pthread_mutex_unlock(&g->rkmu);
 }
 

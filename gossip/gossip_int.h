@@ -162,6 +162,9 @@ void gossip__trust_render(gossip_t *g, FILE *f);
 /* ---- gossip.c */
 /* Wakes the loop (any thread). */
 void gossip__wake(gossip_t *g);
+/* This node's CURVE key and certificate end as a key rotation (rekey_step, under rkmu) leaves them:
+ * for any thread but the loop inside rekey_step. */
+void gossip__own_key(gossip_t *g, uint8_t curve_pk[32], int64_t *not_after_ms);
 
 /* ---- intake.c (loop thread, except gossip__worker, which is the worker thread) */
 /* Queues a received catalog message for gossip__catalog_work; takes m (dropped, counted, when the

@@ -121,7 +121,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
         fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
     prom_family(f, "trib_swim_claims_refused_total", "counter",
                 "Membership claims about a member that needed its own signature (alive, left, a newer "
-                "incarnation) and were refused: none, a forged one, or later in a message that carried a forgery.");
+                "incarnation) and were refused: none, a forged one, later in a message that carried a forgery, or "
+                "over the budget of signature checks per message (learnt later).");
     for (int r = 0; r < SWIM_REFUSED_COUNT; r++)
         fprintf(f, "trib_swim_claims_refused_total{reason=\"%s\"} %" PRIu64 "\n", swim_refused_name(r),
                 ss.claims_refused[r]);

@@ -341,15 +341,17 @@ void gossip__own_sync_step(gossip_t *g, uint64_t now)
  * revoked. 1, or 0 with why. */
 static int own_cert_holds(gossip_t *g, char *why, size_t cap)
 {
-    int64_t now = clock_wall_ms();
+    int64_t now = clock_wall_ms(), not_after;
     char err[200] = "", when[32];
-    if (now > g->own_not_after_ms) {
-        trust_time_text(g->own_not_after_ms, when);
+    uint8_t own[32];
+    gossip__own_key(g, own, &not_after);   /* HTTP threads: a key rotation rewrites both */
+    if (now > not_after) {
+        trust_time_text(not_after, when);
         snprintf(why, cap, "this node's certificate for domain '%s' expired at %s: it may not sign the domain's "
                  "entries; get a new certificate (trib fed certify) and restart with --cert", g->domain, when);
         return 0;
     }
-    trust_verdict_t v = trust_admit_curve(g->trust, g->id.curve_pk, now, NULL, err, sizeof err);
+    trust_verdict_t v = trust_admit_curve(g->trust, own, now, NULL, err, sizeof err);
     if (v != TRUST_OK) {
         snprintf(why, cap, "this node's certificate for domain '%s' does not hold (%s: %s): it may not sign the "
                  "domain's entries", g->domain, trust_verdict_name(v), err);

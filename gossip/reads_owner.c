@@ -308,7 +308,7 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     } else {
         if (n > 0 || first)
             schema_name(r, s, n > 0 ? b.schema_seq : head_mseq, &b);
-        b.lines = (ProtobufCBinaryData){pg->len, (uint8_t *)pg->buf + pg->head};
+        b.lines = (ProtobufCBinaryData){pg->len, pg->buf ? (uint8_t *)pg->buf + pg->head : NULL};
         if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
             b.done = 1;
     }

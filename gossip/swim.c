@@ -208,6 +208,10 @@ static void take_claim(swim_t *s, member_t *m, const Trib__Member *c)
 static void apply_alive(swim_t *s, uint64_t now, member_t *m, const Trib__Member *c)
 {
     if (!m) {
+        if (!swim__room(s)) {                     /* before the signature check: it costs */
+            s->st.members_dropped++;
+            return;
+        }
         if (!swim__proven(s, c, ALIVE)) return;
         m = swim__member_add(s, c);
         if (!m) return;
@@ -249,8 +253,9 @@ static void apply_suspect(swim_t *s, uint64_t now, member_t *m, const Trib__Memb
     notify(s, m, old);
 }
 
-/* A DEAD above the held incarnation proves it as apply_suspect does; a LEFT is always the
- * member's own word (signed LEFT), or a departure could be faked. */
+/* A LEFT is always the member's own word (signed LEFT), or a departure could be faked. An
+ * unsigned node's DEAD above the held incarnation proves it as apply_suspect does (signed, a DEAD
+ * never comes here: apply_claim). */
 static void apply_gone(swim_t *s, uint64_t now, member_t *m, const Trib__Member *c)
 {
     uint64_t inc = c->incarnation;
@@ -268,8 +273,8 @@ static void apply_gone(swim_t *s, uint64_t now, member_t *m, const Trib__Member 
     notify(s, m, old);
 }
 
-/* One claim from the authenticated sender `from`. In a push-pull a DEAD is only suspected, so
- * the accused gets a chance to refute (memberlist mergeState). */
+/* One claim from the authenticated sender `from`. In a push-pull (and always in signed mode) a
+ * DEAD is only suspected, so the accused gets a chance to refute (memberlist mergeState). */
 static void apply_claim(swim_t *s, uint64_t now, const Trib__Member *c, const uint8_t *from,
                         bool push_pull)
 {
@@ -282,7 +287,9 @@ static void apply_claim(swim_t *s, uint64_t now, const Trib__Member *c, const ui
     case ALIVE:   apply_alive(s, now, m, c); break;
     case SUSPECT: apply_suspect(s, now, m, c, from); break;
     case DEAD:
-        if (push_pull) apply_suspect(s, now, m, c, from);
+        /* Signed, a DEAD is hearsay nobody can prove (x's signature at i only says x was
+         * alive at i): only our own suspicion timer declares x DEAD, so x's refutation wins. */
+        if (push_pull || s->signing) apply_suspect(s, now, m, c, from);
         else apply_gone(s, now, m, c);
         break;
     case LEFT:    apply_gone(s, now, m, c); break;
@@ -836,6 +843,7 @@ int swim_handle(swim_t *s, uint64_t now, const uint8_t from[SWIM_ID_LEN], const 
     const char *raddr = reply_addr(s, from, from_addr);
     s->from = from;
     s->forged = false;
+    s->verifies = 0;
     switch (msg_type) {
     case TRIB__MSG_TYPE__MSG_PING:      rc = on_ping(s, now, from, raddr, (const Trib__Ping *)msg); break;
     case TRIB__MSG_TYPE__MSG_ACK:       rc = on_ack(s, now, from, raddr, (const Trib__Ack *)msg); break;

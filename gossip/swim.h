@@ -135,9 +135,13 @@ enum {
     SWIM_REFUSED_UNSIGNED = 0,   /* needs the member's signature and carries none */
     SWIM_REFUSED_FORGED,         /* its signature does not verify against the member's id */
     SWIM_REFUSED_AFTER_FORGERY,  /* needs proof, in a message that already carried a forgery */
+    SWIM_REFUSED_OVER_BUDGET,    /* needs proof, after SWIM_VERIFY_BUDGET checks in its message */
     SWIM_REFUSED_COUNT
 };
-const char *swim_refused_name(int reason);     /* "unsigned" "forged" "after_forgery" */
+const char *swim_refused_name(int reason);     /* "unsigned" "forged" "after_forgery" "over_budget" */
+/* Signature checks one message may cost (a push-pull of thousands of fresh keys would hold the
+ * loop for ~0.5 s); the claims past it are learnt later, from gossip or the next push-pull. */
+#define SWIM_VERIFY_BUDGET 64
 
 typedef struct {
     uint64_t probes;            /* probes started by us */

@@ -119,6 +119,7 @@ struct swim {
     bool remind;                /* the message being handled accused us: tell the sender */
     bool signing;               /* signed mode (swim_sign_with) */
     bool forged;                /* the message being handled carried a forgery */
+    uint32_t verifies;          /* signature checks the message being handled cost */
     const uint8_t *from;        /* its sender (for io.refused) */
     uint8_t sk[64];             /* our Ed25519 secret key in signed mode */
     swim_stats_t st;
@@ -158,6 +159,8 @@ void swim__tab_put(swim_t *s, member_t *m);
 int swim__ensure_cap(swim_t *s, size_t want);
 member_t *swim__member_new(const Trib__Member *c);
 void swim__member_free(member_t *m);
+/* Whether swim__member_add has room (a free slot, or a dead/left member to evict). */
+bool swim__room(const swim_t *s);
 /* Adds a member built from claim c (validated). NULL when the table is full of live members. */
 member_t *swim__member_add(swim_t *s, const Trib__Member *c);
 /* Removes m from the table (reap or eviction). */

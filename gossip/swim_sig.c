@@ -71,6 +71,11 @@ bool swim__proven(swim_t *s, const Trib__Member *c, int kind)
         refuse(s, c, SWIM_REFUSED_AFTER_FORGERY);
         return false;
     }
+    if (s->verifies >= SWIM_VERIFY_BUDGET) {
+        refuse(s, c, SWIM_REFUSED_OVER_BUDGET);
+        return false;
+    }
+    s->verifies++;
     uint8_t msg[MSG_MAX];
     size_t n = facts(msg, c, kind);
     s->st.sigs_verified++;
@@ -116,6 +121,7 @@ const char *swim_refused_name(int reason)
     case SWIM_REFUSED_UNSIGNED:      return "unsigned";
     case SWIM_REFUSED_FORGED:        return "forged";
     case SWIM_REFUSED_AFTER_FORGERY: return "after_forgery";
+    case SWIM_REFUSED_OVER_BUDGET:   return "over_budget";
     default:                         return "unknown";
     }
 }

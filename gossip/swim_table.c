@@ -167,6 +167,12 @@ void swim__member_remove(swim_t *s, member_t *m)
     swim__member_free(m);
 }
 
+bool swim__room(const swim_t *s)
+{
+    size_t gone = s->count[DEAD] + s->count[LEFT] - (is_gone(s->self->pub.state) ? 1 : 0);
+    return s->n < s->cfg.max_members || gone;
+}
+
 /* Adds a member built from claim c (validated). NULL when the table is full of live members. */
 member_t *swim__member_add(swim_t *s, const Trib__Member *c)
 {

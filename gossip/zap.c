@@ -279,7 +279,9 @@ trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)
     if (!g->trust)
         return TRUST_OK;
     char err[200] = "";
-    trust_verdict_t v = trust_admit_curve(g->trust, g->id.curve_pk, clock_wall_ms(), NULL, err, sizeof err);
+    uint8_t own[32];
+    gossip__own_key(g, own, NULL);   /* HTTP threads: a key rotation rewrites g->id */
+    trust_verdict_t v = trust_admit_curve(g->trust, own, clock_wall_ms(), NULL, err, sizeof err);
     if (v != TRUST_OK)
         snprintf(why, cap, "this node's certificate for domain '%s' does not hold (%s): %s", g->domain,
                  trust_verdict_name(v), err);

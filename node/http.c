@@ -966,7 +966,8 @@ static enum MHD_Result h_fed_post(call_t *k)
         getnameinfo(ci->client_addr, ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                     : sizeof(struct sockaddr_in), client, sizeof client, NULL, 0, NI_NUMERICHOST);
     unsigned retry_s;
-    unsigned st = http_fed_submit(k->n, client, k->req->body, k->req->len, &j, &retry_s);
+    const char *authz = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization");
+    unsigned st = http_fed_submit(k->n, client, authz, k->req->body, k->req->len, &j, &retry_s);
     return st == 429 ? send_json_retry(k->c, R_FED_POST, st, j, retry_s) : send_json(k->c, R_FED_POST, st, j);
 }
 

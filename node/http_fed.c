@@ -17,6 +17,7 @@
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
+#include "node/auth.h"
 #include "node/ratelimit.h"
 
 static ratelimit_t limit = RATELIMIT_INIT(FED_SUBMIT_RATE, FED_SUBMIT_BURST, FED_SUBMIT_ALL_RATE, FED_SUBMIT_ALL_BURST);
@@ -99,14 +100,35 @@ static unsigned status_of(int reason, const char **code)
     }
 }
 
-unsigned http_fed_submit(node_t *n, const char *client, const char *body, size_t len, json_t **reply,
-                         unsigned *retry_after_s)
+/* This host's own address (what `trib fed submit` on the node's host comes from), or an admin
+ * token of this node's domain: an operator. Other 127/8 addresses are not (tests and local fan-out
+ * stand for distinct clients with them). */
+static int operator_request(node_t *n, const char *client, const char *authz)
+{
+    if (client && (!strcmp(client, "127.0.0.1") || !strcmp(client, "::1") || !strcmp(client, "::ffff:127.0.0.1")))
+        return 1;
+    token_claims_t c;
+    auth_err_t e;
+    return authz && auth_admin(n, authz, &c, &e) == 0;
+}
+
+unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const char *body, size_t len,
+                         json_t **reply, unsigned *retry_after_s)
 {
     fedlog_t *f = gossip_fedlog(n->gossip);
     char detail[600];
-    uint64_t retry_ms = 0;
+    uint64_t retry_ms = 0, now = clock_ms();
     *retry_after_s = 0;
-    int lim = ratelimit_take(&limit, client, clock_ms(), &retry_ms);   /* before anything is parsed */
+    int lim = ratelimit_take(&limit, client, now, &retry_ms);   /* before anything is parsed */
+    if (lim == RATELIMIT_ALL) {   /* an operator's request still passes, on its own bucket (which also
+                                   * bounds the token checks of those who only claim to be one) */
+        uint64_t own_ms = 0;
+        int own = ratelimit_take_own(&limit, client, now, &own_ms);
+        if (own != RATELIMIT_OK)
+            lim = own, retry_ms = own_ms;
+        else if (operator_request(n, client, authz))
+            lim = RATELIMIT_OK;
+    }
     if (lim != RATELIMIT_OK)
         return rate_limited(client ? client : "?", lim, retry_ms, reply, retry_after_s);
     if (!f)

@@ -13,7 +13,9 @@
  * to this node by client (its address, as getnameinfo writes it), rate limited before anything is
  * parsed: FED_SUBMIT_RATE per second after a burst of FED_SUBMIT_BURST per client (an IPv4
  * address, an IPv6 /64: node/ratelimit.h), and FED_SUBMIT_ALL_RATE after FED_SUBMIT_ALL_BURST for
- * all clients together; beyond either 429 rate_limited with *retry_after_s (seconds, for the
+ * all clients together (an operator's request skips the latter: from this host's 127.0.0.1 or ::1,
+ * or with authz, its Authorization header, holding a valid admin token of this node's domain; a
+ * flood of many clients cannot hold back a revocation); beyond either 429 rate_limited with *retry_after_s (seconds, for the
  * Retry-After header; 0 on every other answer), counted by bucket and logged at most every 10 s.
  * Then verified, stored and gossiped. Returns the HTTP status; *reply a new reference:
  * 201 {"result":"added","kind","hash"}, 200 {"result":"held",...}, or an error object
@@ -24,8 +26,8 @@
 #define FED_SUBMIT_BURST 30.0
 #define FED_SUBMIT_ALL_RATE 50.0
 #define FED_SUBMIT_ALL_BURST 200.0
-unsigned http_fed_submit(node_t *n, const char *client, const char *body, size_t len, json_t **reply,
-                         unsigned *retry_after_s);
+unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const char *body, size_t len,
+                         json_t **reply, unsigned *retry_after_s);
 /* trib_fed_submit_rate_limited_total{bucket="client"|"all"}. */
 void http_fed_metrics(FILE *f);
 /* The node's federation view: mode, charter, certificates, revocations, counts. */

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <math.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,22 +89,33 @@ static ratelimit_slot_t *slot_of(ratelimit_t *r, const char *k)
     return victim;
 }
 
-int ratelimit_take(ratelimit_t *r, const char *client, uint64_t now_ms, uint64_t *retry_ms)
+static int take(ratelimit_t *r, const char *client, uint64_t now_ms, uint64_t *retry_ms, bool global)
 {
     char k[RATELIMIT_KEY];
     ratelimit_key(client, k);
     pthread_mutex_lock(&r->mu);
     ratelimit_slot_t *s = slot_of(r, k);
+    global = global && r->all_rate > 0;
     double mine = refill(&s->b, r->rate, r->burst, now_ms);
-    double all = r->all_rate > 0 ? refill(&r->all, r->all_rate, r->all_burst, now_ms) : 1.0;
+    double all = global ? refill(&r->all, r->all_rate, r->all_burst, now_ms) : 1.0;
     int rc = mine < 1.0 ? RATELIMIT_CLIENT : all < 1.0 ? RATELIMIT_ALL : RATELIMIT_OK;
     if (rc == RATELIMIT_OK) {
         s->b.tokens -= 1.0;
-        if (r->all_rate > 0)
+        if (global)
             r->all.tokens -= 1.0;
     } else if (retry_ms) {
         *retry_ms = rc == RATELIMIT_CLIENT ? wait_ms(mine, r->rate) : wait_ms(all, r->all_rate);
     }
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+int ratelimit_take(ratelimit_t *r, const char *client, uint64_t now_ms, uint64_t *retry_ms)
+{
+    return take(r, client, now_ms, retry_ms, true);
+}
+
+int ratelimit_take_own(ratelimit_t *r, const char *client, uint64_t now_ms, uint64_t *retry_ms)
+{
+    return take(r, client, now_ms, retry_ms, false);
 }

@@ -61,4 +61,8 @@ enum {
  * token, at least 1). */
 int ratelimit_take(ratelimit_t *r, const char *client, uint64_t now_ms, uint64_t *retry_ms);
 
+/* ratelimit_take for a request that skips the global bucket (an operator's): the client's bucket
+ * only. */
+int ratelimit_take_own(ratelimit_t *r, const char *client, uint64_t now_ms, uint64_t *retry_ms);
+
 #endif

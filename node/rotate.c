@@ -505,7 +505,8 @@ static void unstage(const char *dir)
 static unsigned not_yet_valid(const cert_t *cert, const char *why, json_t **reply)
 {
     char from[32];
-    int64_t at = cert->not_before_ms - TRUST_SKEW_MS + RETRY_MARGIN_MS;
+    int64_t at = cert->not_before_ms - TRUST_SKEW_MS + RETRY_MARGIN_MS, soonest = clock_wall_ms() + 1000;
+    if (at < soonest) at = soonest;   /* the verdict may be another held cert's: never retry in a loop */
     trust_time_text(cert->not_before_ms, from);
     if (atomic_exchange(&retry_at_ms, (long long)at) != at)
         log_warn("rotate: the certificate of the next key is valid from %s (%s): the switch is tried again then",
@@ -529,18 +530,20 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
         json_decref(in);
         return error(reply, 400, "bad_request", "body: a JSON object {\"cert\": BASE64, \"overlap_s\": N} (both optional)");
     }
-    json_t *jo = json_object_get(in, "overlap_s");
-    const char *b64 = json_string_value(json_object_get(in, "cert"));
-    json_int_t overlap_s = jo ? json_integer_value(jo) : pending_overlap_s(n->cfg.data);
-    if ((jo && !json_is_integer(jo)) || overlap_s < 0 || overlap_s > ROTATE_MAX_OVERLAP_S) {
-        json_decref(in);
-        return error(reply, 400, "bad_request", "overlap_s: seconds from 0 to %lld", ROTATE_MAX_OVERLAP_S);
-    }
     char path[600], e[700];
     identity_t next;
     snprintf(path, sizeof path, "%s/identity.next.key", n->cfg.data);
     struct stat sb;
     int made = stat(path, &sb) != 0;
+    json_t *jo = json_object_get(in, "overlap_s");
+    const char *b64 = json_string_value(json_object_get(in, "cert"));
+    if (made && !b64 && !jo)   /* a new rotation: a failed earlier one's overlap is not its own */
+        remove_file(n->cfg.data, ROTATE_PENDING_FILE);
+    json_int_t overlap_s = jo ? json_integer_value(jo) : pending_overlap_s(n->cfg.data);
+    if ((jo && !json_is_integer(jo)) || overlap_s < 0 || overlap_s > ROTATE_MAX_OVERLAP_S) {
+        json_decref(in);
+        return error(reply, 400, "bad_request", "overlap_s: seconds from 0 to %lld", ROTATE_MAX_OVERLAP_S);
+    }
     if (made && b64) {
         unsigned st = already_rotated(n, b64, reply);
         json_decref(in);

@@ -172,3 +172,26 @@ Test(ratelimit, a_refusal_takes_no_token)
         ok += take(&r, "10.0.0.3", 2000);
     cr_expect_eq(ok, 30, "%d passed: its bucket lost a token to a refusal", ok);
 }
+
+/* An operator's request (ratelimit_take_own) skips the global bucket, not its own, and takes
+ * nothing from the global one. */
+Test(ratelimit, take_own_skips_only_the_global_bucket)
+{
+    static ratelimit_t r = RATELIMIT_INIT(0.001, 5.0, 0.001, 10.0);   /* nothing comes back */
+    char a[32];
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        snprintf(a, sizeof a, "10.3.0.%d", i);
+        ok += take(&r, a, 1000);
+    }
+    cr_expect_eq(ok, 10, "%d passed: the global burst is 10", ok);
+    cr_expect_eq(ratelimit_take(&r, "10.3.1.1", 1000, NULL), RATELIMIT_ALL);
+    ok = 0;
+    for (int i = 0; i < 10; i++)
+        ok += ratelimit_take_own(&r, "10.3.1.1", 1000, NULL) == RATELIMIT_OK;
+    cr_expect_eq(ok, 5, "%d passed: its own burst is 5", ok);
+    uint64_t retry = 0;
+    cr_expect_eq(ratelimit_take_own(&r, "10.3.1.1", 1000, &retry), RATELIMIT_CLIENT);
+    cr_expect_gt(retry, 0);
+    cr_expect_eq(ratelimit_take(&r, "10.3.1.2", 1000, NULL), RATELIMIT_ALL, "the global bucket refilled");
+}

@@ -116,6 +116,7 @@ typedef struct {
     out_t *out;
     size_t nout, cap;
     int refused[SWIM_REFUSED_COUNT];        /* io.refused calls by reason */
+    int told_dead;                          /* io.changed calls with a member DEAD */
     uint8_t refused_from[32];
 } rig_t;
 
@@ -142,6 +143,13 @@ static void rig_refused(void *ctx, const uint8_t *from, const Trib__Member *c, i
     cr_assert(reason >= 0 && reason < SWIM_REFUSED_COUNT);
     r->refused[reason]++;
     memcpy(r->refused_from, from, 32);
+}
+
+static void rig_changed(void *ctx, const Trib__Member *m, int old_state)
+{
+    rig_t *r = ctx;
+    (void)old_state;
+    if (m->state == DEAD) r->told_dead++;
 }
 
 static void rig_clear(rig_t *r)
@@ -185,7 +193,7 @@ static void rig_init(rig_t *r)
     cr_assert_geq(sodium_init(), 0);
     fx_identity(&r->self);
     Trib__Member self = claim(&r->self, "self:7470", 0, ALIVE);
-    swim_io_t io = {.ctx = r, .send = rig_send, .refused = rig_refused};
+    swim_io_t io = {.ctx = r, .send = rig_send, .changed = rig_changed, .refused = rig_refused};
     char err[200] = "";
     r->s = swim_new(NULL, &self, &io, 7, err, sizeof err);
     cr_assert_not_null(r->s, "%s", err);
@@ -454,9 +462,9 @@ Test(swimsig, hearsay_accuses_only_at_a_proven_incarnation_and_refutation_wins)
     cr_expect_eq((int)swim_find(r.s, x.pk)->state, ALIVE);
     cr_expect_eq(swim_find(r.s, x.pk)->incarnation, 3);
 
-    /* at the incarnation we hold, hearsay is SWIM: DEAD needs no signature of x's */
+    /* at the incarnation we hold, hearsay accuses: an unsigned DEAD is only a suspicion */
     cr_assert_eq(rig_gossip1(&r, 2, claim(&x, "x:7470", 3, DEAD)), 0);
-    cr_expect_eq((int)swim_find(r.s, x.pk)->state, DEAD);
+    cr_expect_eq((int)swim_find(r.s, x.pk)->state, SUSPECT);
     assert_all_self_signed(&r, "dead at the held incarnation");
     /* x refutes with its signed ALIVE at 4: it wins */
     Trib__Member r4 = claim(&x, "x:7470", 4, ALIVE);
@@ -491,6 +499,47 @@ Test(swimsig, hearsay_accuses_only_at_a_proven_incarnation_and_refutation_wins)
     cr_expect_eq((int)swim_find(r.s, x.pk)->state, ALIVE);
     cr_expect_eq(swim_find(r.s, x.pk)->incarnation, 6);
     assert_all_self_signed(&r, "refuted");
+    rig_free(&r);
+}
+
+/* A certified member re-sends "x DEAD" at whatever incarnation x last refuted with: each time
+ * it is only a suspicion (never DEAD, never told upwards as DEAD), and x's refutation wins. */
+Test(swimsig, a_repeated_dead_by_gossip_only_suspects_and_each_refutation_wins)
+{
+    rig_t r;
+    rig_init(&r);
+    identity_t x;
+    fx_identity(&x);
+    uint8_t sig[64];
+    Trib__Member a = claim(&x, "x:7470", 1, ALIVE);
+    sign_as(&a, &x, "trib/member/v1", ALIVE, sig);
+    cr_assert_eq(rig_gossip1(&r, 1, a), 0);
+    for (uint64_t inc = 1; inc <= 4; inc++) {
+        /* the forged DEAD at the incarnation x last announced, unsigned and with x's own ALIVE
+         * signature at it: both only suspect */
+        cr_assert_eq(rig_gossip1(&r, 2, claim(&x, "x:7470", inc, DEAD)), 0);
+        Trib__Member d = claim(&x, "x:7470", inc, DEAD);
+        d.sig = a.sig;
+        cr_assert_eq(rig_gossip1(&r, 3, d), 0);
+        cr_expect_eq((int)swim_find(r.s, x.pk)->state, SUSPECT, "at %llu", (unsigned long long)inc);
+        cr_expect_eq(r.told_dead, 0, "told DEAD at %llu", (unsigned long long)inc);
+        /* x refutes at inc + 1 */
+        a = claim(&x, "x:7470", inc + 1, ALIVE);
+        sign_as(&a, &x, "trib/member/v1", ALIVE, sig);
+        cr_assert_eq(rig_gossip1(&r, 4, a), 0);
+        cr_expect_eq((int)swim_find(r.s, x.pk)->state, ALIVE, "x's refutation at %llu lost",
+                     (unsigned long long)(inc + 1));
+        cr_expect_eq(swim_find(r.s, x.pk)->incarnation, inc + 1);
+    }
+    /* a DEAD at a higher incarnation x announced (its signature) is also only a suspicion */
+    Trib__Member hi = claim(&x, "x:7470", 9, ALIVE);
+    uint8_t s9[64];
+    sign_as(&hi, &x, "trib/member/v1", ALIVE, s9);
+    hi.state = DEAD;
+    cr_assert_eq(rig_gossip1(&r, 2, hi), 0);
+    cr_expect_eq((int)swim_find(r.s, x.pk)->state, SUSPECT);
+    cr_expect_eq(r.told_dead, 0);
+    assert_all_self_signed(&r, "after the forged deaths");
     rig_free(&r);
 }
 
@@ -569,6 +618,74 @@ Test(swimsig, rekey_the_old_key_signs_its_left_and_the_new_its_alive)
     cr_expect_eq((int)swim_find(o.s, next.pk)->state, ALIVE);
     rig_free(&o);
     rig_free(&r);
+}
+
+/* ---------------------------------------------------------------- the cost of checking */
+
+/* A push-pull of many fresh keys, each with its own valid ALIVE: one message costs at most
+ * SWIM_VERIFY_BUDGET signature checks (the rest are refused as over_budget and learnt from the
+ * next message); with the table full of live members, none at all. */
+Test(swimsig, one_message_costs_at_most_the_verify_budget)
+{
+    enum { N = 3 * SWIM_VERIFY_BUDGET + 10 };
+    static identity_t ks[N];
+    static Trib__Member ms[N];
+    static Trib__Member *mp[N];
+    static uint8_t sigs[N][64];
+    static char addrs[N][32];
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(crypto_sign_keypair(ks[i].pk, ks[i].sk), 0);
+        snprintf(addrs[i], sizeof addrs[i], "n%d:7470", i);
+        ms[i] = claim(&ks[i], addrs[i], 1, ALIVE);
+        sign_as(&ms[i], &ks[i], "trib/member/v1", ALIVE, sigs[i]);
+        mp[i] = &ms[i];
+    }
+    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+    pp.members = mp;
+    pp.n_members = N;
+
+    rig_t r;
+    rig_init(&r);
+    uint64_t v0 = swim_stats(r.s)->sigs_verified;
+    size_t n0 = (size_t)swim_count(r.s, -1);
+    cr_assert_eq(rig_handle(&r, 1, T_PUSH_PULL, &pp.base), 0);
+    cr_expect_eq(swim_stats(r.s)->sigs_verified - v0, SWIM_VERIFY_BUDGET);
+    cr_expect_eq(swim_stats(r.s)->claims_refused[SWIM_REFUSED_OVER_BUDGET], N - SWIM_VERIFY_BUDGET);
+    cr_expect_eq(r.refused[SWIM_REFUSED_OVER_BUDGET], N - SWIM_VERIFY_BUDGET);
+    cr_expect_eq((size_t)swim_count(r.s, -1), n0 + SWIM_VERIFY_BUDGET);
+    /* the same body again, and again: the rest are learnt, the budget at a time */
+    for (int k = 0; k < 3; k++) cr_assert_eq(rig_handle(&r, 2, T_PUSH_PULL, &pp.base), 0);
+    cr_expect_eq((size_t)swim_count(r.s, -1), n0 + N);
+    cr_expect_eq(swim_stats(r.s)->sigs_verified - v0, N);
+    assert_all_self_signed(&r, "after the budgeted push-pulls");
+    rig_free(&r);
+
+    /* a full table of live members: strangers are dropped before any check */
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    cfg.max_members = 8;
+    identity_t me;
+    fx_identity(&me);
+    Trib__Member self = claim(&me, "self:7470", 0, ALIVE);
+    rig_t q = {0};
+    swim_io_t io = {.ctx = &q, .send = rig_send, .refused = rig_refused};
+    swim_t *s = swim_new(&cfg, &self, &io, 3, NULL, 0);
+    cr_assert_not_null(s);
+    cr_assert_eq(swim_sign_with(s, me.sk), 0);
+    size_t len = protobuf_c_message_get_packed_size(&pp.base);
+    uint8_t *b = malloc(len);
+    protobuf_c_message_pack(&pp.base, b);
+    cr_assert_eq(swim_handle(s, 1000, ks[0].pk, addrs[0], T_PUSH_PULL, b, len), 0);
+    cr_assert_eq(swim_count(s, ALIVE), 8);
+    uint64_t v1 = swim_stats(s)->sigs_verified, d1 = swim_stats(s)->members_dropped;
+    cr_assert_eq(swim_handle(s, 1000, ks[1].pk, addrs[1], T_PUSH_PULL, b, len), 0);
+    cr_expect_eq(swim_stats(s)->sigs_verified, v1, "%llu checks with the table full",
+                 (unsigned long long)(swim_stats(s)->sigs_verified - v1));
+    cr_expect_eq(swim_stats(s)->members_dropped - d1, N - 7);
+    free(b);
+    swim_destroy(&s);
+    rig_clear(&q);
+    free(q.out);
 }
 
 Test(swimsig, sign_with_refuses_a_key_that_is_not_self_s)
