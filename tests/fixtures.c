@@ -1,5 +1,5 @@
 /* tests/fixtures.c - test helpers: the repository's sample files under examples/, fresh node
- * identities, the wall clock, a signed charter.
+ * identities, the wall clock, a signed charter and a work dir holding it.
  * Owns: finding and reading the samples (through the harness's path and file helpers).
  * Must not: be linked into the library, or assert (callers check the result). */
 #include "tests/fixtures.h"
@@ -47,4 +47,33 @@ int fx_charter(charter_t *c, const identity_t *const *roots, size_t n, uint32_t 
     c->threshold = threshold;
     c->issued_ms = fx_now_ms();
     return charter_sign(NULL, c, roots, n, err, errlen);
+}
+
+int fx_charter_dir(const charter_t *c, const char *name, char *work, size_t wcap, char *chpath, size_t ccap,
+                   char *err, size_t errlen)
+{
+    if ((size_t)snprintf(work, wcap, "/tmp/trib-%s-XXXXXX", name) >= wcap || !mkdtemp(work)) {
+        snprintf(err, errlen, "fx_charter_dir: cannot make a work dir for %s", name);
+        work[0] = '\0';
+        return -1;
+    }
+    if ((size_t)snprintf(chpath, ccap, "%s/charter.json", work) >= ccap) {
+        snprintf(err, errlen, "fx_charter_dir: %s/charter.json is too long", work);
+        return -1;
+    }
+    json_t *j = charter_to_json(c);
+    int rc = j ? trust_file_write(chpath, j, err, errlen) : -1;
+    if (!j)
+        snprintf(err, errlen, "fx_charter_dir: the charter does not encode");
+    json_decref(j);
+    return rc;
+}
+
+void fx_rmdir(const char *dir)
+{
+    char cmd[300];
+    if (!dir[0] || (size_t)snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) >= sizeof cmd)
+        return;
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
 }

@@ -24,4 +24,12 @@ int64_t fx_now_ms(void);
  * and signed by every root. 0, or -1 with err. */
 int fx_charter(charter_t *c, const identity_t *const *roots, size_t n, uint32_t threshold, char *err, size_t errlen);
 
+/* A fresh work dir /tmp/trib-NAME-XXXXXX (into work, cap >= 64) holding c as charter.json (its path
+ * into chpath): what a suite of chartered nodes starts from. 0, or -1 with err. */
+int fx_charter_dir(const charter_t *c, const char *name, char *work, size_t wcap, char *chpath, size_t ccap,
+                   char *err, size_t errlen);
+
+/* Removes dir and everything in it (a work dir of fx_charter_dir); nothing for "". */
+void fx_rmdir(const char *dir);
+
 #endif

@@ -53,22 +53,15 @@ static void setup(void)
     fx_identity(&R1), fx_identity(&R2), fx_identity(&R3);
     const identity_t *roots[] = {&R1, &R2, &R3};
     make_charter(&ch, roots, 3);
-    snprintf(work, sizeof work, "/tmp/trib-chartered-XXXXXX");
-    cr_assert_not_null(mkdtemp(work));
-    snprintf(chpath, sizeof chpath, "%s/charter.json", work);
-    json_t *j = charter_to_json(&ch);
-    cr_assert_eq(trust_file_write(chpath, j, err, sizeof err), 0, "%s", err);
-    json_decref(j);
+    cr_assert_eq(fx_charter_dir(&ch, "chartered", work, sizeof work, chpath, sizeof chpath, err, sizeof err), 0, "%s",
+                 err);
 }
 
 static void teardown(void)
 {
     h_cleanup_all();
     charter_free(&ch);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
-    if (work[0] && system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", work);
+    fx_rmdir(work);
 }
 
 TestSuite(chartered, .init = setup, .fini = teardown, .timeout = 180);

@@ -51,22 +51,15 @@ static void setup(void)
     fx_identity(&R1), fx_identity(&R2), fx_identity(&R3);
     const identity_t *roots[] = {&R1, &R2, &R3};
     cr_assert_eq(fx_charter(&ch, roots, 3, 2, err, sizeof err), 0, "%s", err);
-    snprintf(work, sizeof work, "/tmp/trib-rotate-XXXXXX");
-    cr_assert_not_null(mkdtemp(work));
-    snprintf(chpath, sizeof chpath, "%s/charter.json", work);
-    json_t *j = charter_to_json(&ch);
-    cr_assert_eq(trust_file_write(chpath, j, err, sizeof err), 0, "%s", err);
-    json_decref(j);
+    cr_assert_eq(fx_charter_dir(&ch, "rotate", work, sizeof work, chpath, sizeof chpath, err, sizeof err), 0, "%s",
+                 err);
 }
 
 static void teardown(void)
 {
     h_cleanup_all();
     charter_free(&ch);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
-    if (work[0] && system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", work);
+    fx_rmdir(work);
 }
 
 TestSuite(rotate, .init = setup, .fini = teardown, .timeout = 240);
