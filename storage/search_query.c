@@ -120,6 +120,23 @@ static int hit_rec(q_t *q, uint32_t doc, rec_t *r, char *err, size_t errlen)
     return rc ? -1 : 0;
 }
 
+/* Appends doc d to q->touched. 0, or -1 out of memory (q->oom set). */
+static int touch(q_t *q, uint32_t d)
+{
+    if (q->ntouched == q->cap_touched) {
+        size_t cap = q->cap_touched ? q->cap_touched * 2 : 1024;
+        uint32_t *t = realloc(q->touched, cap * sizeof *t);
+        if (!t) {
+            q->oom = 1;
+            return -1;
+        }
+        q->touched = t;
+        q->cap_touched = cap;
+    }
+    q->touched[q->ntouched++] = d;
+    return 0;
+}
+
 /* Keeps the hidden docs of a page in q->touched: the candidates sees is asked about. */
 static void page_candidate(q_t *q, const uint8_t *vals, size_t count, void *ctx)
 {
@@ -128,17 +145,8 @@ static void page_candidate(q_t *q, const uint8_t *vals, size_t count, void *ctx)
         uint32_t d = be32_get(vals + i * FACET_LEN);
         if (d >= q->n || !q->slot[d].hidden)
             continue;
-        if (q->ntouched == q->cap_touched) {
-            size_t cap = q->cap_touched ? q->cap_touched * 2 : 1024;
-            uint32_t *t = realloc(q->touched, cap * sizeof *t);
-            if (!t) {
-                q->oom = 1;
-                return;
-            }
-            q->touched = t;
-            q->cap_touched = cap;
-        }
-        q->touched[q->ntouched++] = d;
+        if (touch(q, d) != 0)
+            return;
     }
 }
 
@@ -225,17 +233,8 @@ static void page_word(q_t *q, const uint8_t *vals, size_t count, void *vctx)
             continue;   /* a word of what the stub does not show */
         unsigned wt = weight_of(mask) / w->div;
         if (s->wstamp != w->stamp) {
-            if (q->ntouched == q->cap_touched) {
-                size_t cap = q->cap_touched ? q->cap_touched * 2 : 1024;
-                uint32_t *t = realloc(q->touched, cap * sizeof *t);
-                if (!t) {
-                    q->oom = 1;
-                    return;
-                }
-                q->touched = t;
-                q->cap_touched = cap;
-            }
-            q->touched[q->ntouched++] = d;
+            if (touch(q, d) != 0)
+                return;
             s->wstamp = w->stamp;
             s->wbest = (uint16_t)wt;
         } else if (wt > s->wbest) {
