@@ -1085,6 +1085,11 @@ static int find_owner(gossip_t *g, const char *domain, gossip_member_t *out)
     return found ? 0 : -1;
 }
 
+int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out)
+{
+    return g && domain ? find_owner(g, domain, out) : -1;
+}
+
 static const char *member_state_now(gossip_t *g, const uint8_t id[32])
 {
     const char *state = "unknown (no longer listed)";

@@ -124,6 +124,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f);
 typedef struct reads_reader gossip_read_t;
 enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2, GOSSIP_READ_SCHEMA = -3 };
 
+/* The member a routed read of domain's products goes to (the one gossip_read_open picks: the
+ * domain's bound key preferred, its successor during a key rotation), copied into *out as the
+ * member table holds it now. 0, or -1 when no member of domain is known. Any thread. */
+int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out);
 /* Opens a read of product (a valid id of another domain) through its owner node, found by the
  * product's domain in the member table (the domain's bound key preferred). Waits for the owner's
  * first reply (2 s at most). from 0 = 1; limit 0 = all; live = follow new records (limit 0), over

@@ -140,7 +140,8 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
     for (int i = 0; i < c->nseeds; i++)
         seeds[i] = c->seeds[i];
     gossip_opts_t o = {
-        .listen = c->listen, .advertise = c->advertise, .http = c->http, .domain = c->domain,
+        .listen = c->listen, .advertise = c->advertise,
+        .http = c->http_advertise[0] ? c->http_advertise : c->http, .domain = c->domain,
         .federation_secret = c->federation_secret[0] ? c->federation_secret : TRANSPORT_DEFAULT_SECRET,
         .charter = c->charter[0] ? &charter : NULL, .cert = c->charter[0] ? own_cert.bytes : NULL,
         .cert_len = c->charter[0] ? own_cert.len : 0, .seeds = seeds, .nseeds = (size_t)c->nseeds,

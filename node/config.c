@@ -32,6 +32,8 @@ static const option_t options[] = {
     S(listen, K_ADDR, "127.0.0.1:7470", "peer (gossip) address HOST:PORT"),
     S(http, K_ADDR, "127.0.0.1:7480", "HTTP API address HOST:PORT"),
     S(advertise, K_STR, "", "peer address other nodes use to reach this one (default: --listen)"),
+    S(http_advertise, K_STR, "", "HTTP address HOST:PORT clients are sent to when another node redirects a read "
+                                 "here, and that members list (default: --http)"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL,
      "another node to join through, HOST:PORT; with --charter it must be NODE_ID@HOST:PORT "
      "(the first node of a federation needs none) (repeatable)"},
@@ -291,6 +293,10 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
     int port;
     if (c->advertise[0] && config_split_addr(c->advertise, host, sizeof host, &port) < 0) {
         snprintf(err, errlen, "advertise: '%s' is not HOST:PORT", c->advertise);
+        return 2;
+    }
+    if (c->http_advertise[0] && config_split_addr(c->http_advertise, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "http_advertise: '%s' is not HOST:PORT", c->http_advertise);
         return 2;
     }
     if (c->probe_timeout_ms >= c->probe_interval_ms) {

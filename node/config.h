@@ -33,6 +33,7 @@ typedef struct {
     uint64_t probe_interval_ms, probe_timeout_ms, indirect_checks, suspicion_mult, suspicion_max_mult;
     uint64_t gossip_interval_ms, gossip_nodes, push_pull_interval_ms, retransmit_mult, awareness_max;
     uint64_t anti_entropy_ms, retry_max_ms, max_msg_kb;
+    char http_advertise[128];  /* HTTP address gossiped to members (a read's redirect goes there); "": http */
 } config_t;
 
 void config_defaults(config_t *c);

@@ -43,6 +43,7 @@
 #include "node/manifest.h"
 #include "node/metrics.h"
 #include "node/records.h"
+#include "node/redirect.h"
 #include "node/rotate.h"
 #include "node/stream.h"
 #include "node/view.h"
@@ -94,6 +95,7 @@ typedef struct {
     int op_done;        /* a write operation ran off the pool (ops below): its result is in res */
     node_result_t res;
     token_claims_t claims;  /* the caller's verified token, when the route needed one */
+    char *uri;              /* the request target as sent (path and query): a redirect's Location */
 } request_t;
 
 static int unhex(int ch)
@@ -200,6 +202,8 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
         refuse(req, 414, "uri_too_long", "the request URI is %zu bytes, over the limit of %d", len, HTTP_URI_MAX);
     else if (uri_check(uri, req->bad, sizeof req->bad) < 0)
         refuse(req, 400, "bad_request", "%s", req->bad);
+    else
+        req->uri = strdup(uri);   /* NULL (out of memory): a read is relayed, never redirected */
     return req;
 }
 
@@ -225,6 +229,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r) {
         node_result_clear(&r->res);
         free(r->body);
+        free(r->uri);
         free(r);
         *con_cls = NULL;
     }
@@ -514,8 +519,16 @@ static enum MHD_Result records_get(call_t *k, int live)
         return send_error(c, route, 500, "storage", "reading product %s failed", id);
     size_t tlen = 0;
     const char *token = auth_bearer(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), &tlen);
-    if (strcmp(domain, a->cfg.domain) != 0) /* the owner checks the token: never this relay */
+    if (strcmp(domain, a->cfg.domain) != 0) { /* the owner checks the token: never this relay */
+        struct MHD_Response *to = live ? NULL : redirect_to_owner(a, c, id, k->req->uri);
+        if (to) { /* asked for, and possible: the client reads from the owner itself */
+            enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_TEMPORARY_REDIRECT, to);
+            MHD_destroy_response(to);
+            metrics_http(route, MHD_HTTP_TEMPORARY_REDIRECT);
+            return ret;
+        }
         return routed_get(a, c, route, id, domain, from, limit, live, token, tlen);
+    }
     char cls[16];
     auth_classification(a, id, p.manifest_seq, cls);
     auth_err_t ae;

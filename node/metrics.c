@@ -11,6 +11,7 @@
 #include "node/http_fed.h"
 #include "node/metrics.h"
 #include "node/policy_node.h"
+#include "node/redirect.h"
 #include "node/rotate.h"
 
 #define MAX_STATUS 600
@@ -86,6 +87,7 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
                (uint64_t)(time(NULL) - a->started));
     http_access_metrics(f);
     http_fed_metrics(f);
+    redirect_metrics(f);         /* trib_http_redirect* (node/redirect.c) */
     if (a->gossip)
         gossip_metrics_render(a->gossip, f);
     policy_node_metrics(a, f);   /* trib_policy_* (node/policy_node.c) */

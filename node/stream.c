@@ -22,6 +22,7 @@
 #include "node/changes.h"
 #include "node/metrics.h"
 #include "node/auth.h"
+#include "node/redirect.h"
 #include "node/stream.h"
 #include "storage/pager.h"
 #include "storage/project.h"
@@ -563,6 +564,8 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
     MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
     if (r->live)
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    if (r->rd && !r->live)   /* relayed: asked with Prefer: redirect=owner it could have been a 307 */
+        redirect_vary(resp);
     if (r->rd) {   /* routed: as the owner named it (not said by an older owner) */
         if (gossip_read_schema(r->rd, 0, NULL, &r->schema_mseq, r->schema_version, sizeof r->schema_version) == 0) {
             MHD_add_response_header(resp, "X-Trib-Schema-Version", r->schema_version);
