@@ -33,6 +33,7 @@ typedef struct {
     size_t held_len;
     int write_errno;           /* set when writing to out failed */
     long long lines;           /* complete lines written to out: the records relayed */
+    long long bytes;           /* body bytes received (0: nothing reached out yet) */
 } relay_t;
 
 static int relay_write(relay_t *r, const char *data, size_t len)
@@ -91,6 +92,7 @@ static int relay_line(relay_t *r, const char *line, size_t len)
 static int relay_sink(void *ctx, const char *data, size_t len)
 {
     relay_t *r = ctx;
+    r->bytes += (long long)len;
     while (len > 0) {
         const char *nl = memchr(data, '\n', len);
         size_t seg = nl ? (size_t)(nl - data) + 1 : len;
@@ -169,6 +171,12 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
     relay_t r = { .out = c->out };
     client_req_t rq = { .method = "GET", .path = path, .query = query, .upload_len = -1,
                         .long_lived = 1, .sink = relay_sink, .sink_ctx = &r };
+    /* A read (not a live stream) asks the node to send us to the product's owner: the records
+     * then come from the owner, never through the node's relay (docs/http-api.md). */
+    if (!live) {
+        rq.prefer = "redirect=owner";
+        rq.follow = 1;
+    }
     /* Notice a reader that went away (`trib subscribe X | head -1`) even while no record
      * arrives to fail a write. */
     int out_fd = fileno(c->out);
@@ -191,6 +199,15 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
     client_reply_t rep;
     char err[1024];
     int cr = client_request(c->node, &rq, &rep, err, sizeof err);
+    if (cr < 0 && rep.location[0] && r.bytes == 0) {
+        /* The owner the node named is not reachable from here (an address only its own network
+         * knows): nothing was written, so ask the node again to relay the read. */
+        fprintf(c->err, "trib: %s: %s; reading through %s instead\n", c->cmd->name, err, c->node);
+        client_reply_free(&rep);
+        rq.prefer = NULL;
+        rq.follow = 0;
+        cr = client_request(c->node, &rq, &rep, err, sizeof err);
+    }
     if (live) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);

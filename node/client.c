@@ -353,6 +353,10 @@ static int setup(CURL *h, xfer_t *x, const char *url, struct curl_slist **hdrs, 
             free(auth);
         }
     }
+    if (rq->prefer) {
+        snprintf(line, sizeof line, "Prefer: %s", rq->prefer);
+        l = add_header(l, line, &ok);
+    }
     *hdrs = l;
     if (!ok)
         return -1;
@@ -369,6 +373,12 @@ static int setup(CURL *h, xfer_t *x, const char *url, struct curl_slist **hdrs, 
     rc |= curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     if (cacert)
         rc |= curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
+    if (rq->follow) {   /* one hop, to http or https, the token with it (libcurl drops it on a new host) */
+        rc |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        rc |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, 1L);
+        rc |= curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        rc |= curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 1L);
+    }
     rc |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     rc |= curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     rc |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -462,7 +472,8 @@ static int run_multi(CURL *h, const client_req_t *rq, CURLcode *res, char *err, 
     return rc;
 }
 
-static void describe_failure(CURL *h, const xfer_t *x, CURLcode res, const char *base,
+/* hint: what to check when base cannot be reached ("" for none). */
+static void describe_failure(CURL *h, const xfer_t *x, CURLcode res, const char *base, const char *hint,
                              const char *errbuf, char *err, size_t errlen)
 {
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(res);
@@ -471,18 +482,18 @@ static void describe_failure(CURL *h, const xfer_t *x, CURLcode res, const char 
     case CURLE_COULDNT_CONNECT:
         curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         snprintf(err, errlen, "cannot reach node at %s: %s %s", base,
-                 os_errno ? strerror((int)os_errno) : why, CONNECT_HINT);
+                 os_errno ? strerror((int)os_errno) : why, hint);
         return;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
-        snprintf(err, errlen, "cannot reach node at %s: %s %s", base, why, CONNECT_HINT);
+        snprintf(err, errlen, "cannot reach node at %s: %s %s", base, why, hint);
         return;
     case CURLE_OPERATION_TIMEDOUT: {
         curl_off_t connected = 0;
         curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connected);
         if (connected == 0)
             snprintf(err, errlen, "cannot reach node at %s: connection timed out after %ld s %s",
-                     base, CONNECT_TIMEOUT_S, CONNECT_HINT);
+                     base, CONNECT_TIMEOUT_S, hint);
         else
             snprintf(err, errlen, "node at %s did not answer within %ld s", base,
                      REQUEST_TIMEOUT_S);
@@ -505,6 +516,7 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
 {
     rep->status = 0;
     rep->first_seq = -1;
+    rep->location[0] = '\0';
     rep->body = NULL;
     rep->len = 0;
     xfer_t x = { .rq = rq, .rep = rep };
@@ -535,6 +547,11 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
     CURLcode res = CURLE_OK;
     int mr = run_multi(h, rq, &res, err, errlen);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rep->status);
+    long hops = 0;
+    char *at = NULL;
+    curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &hops);
+    if (hops > 0 && curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &at) == CURLE_OK && at)
+        snprintf(rep->location, sizeof rep->location, "%s", at);
     if (mr == CLIENT_STOPPED || mr == CLIENT_GONE) {
         rc = mr;
     } else if (mr < 0) {
@@ -550,7 +567,8 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
     } else if (x.oom) {
         snprintf(err, errlen, "out of memory reading the reply from %s", base_url);
     } else if (res != CURLE_OK) {
-        describe_failure(h, &x, res, base_url, errbuf, err, errlen);
+        describe_failure(h, &x, res, rep->location[0] ? rep->location : base_url,
+                         rep->location[0] ? "(the owner's address the node redirected to)" : CONNECT_HINT, errbuf, err, errlen);
     } else {
         rc = 0;
     }

@@ -39,6 +39,9 @@ typedef struct {
     volatile sig_atomic_t *stop; /* optional: the transfer ends soon after *stop != 0 */
     const int *watch_fd;         /* optional: the transfer ends soon after this fd (the
                                     output pipe) reports POLLERR/POLLHUP, even while idle */
+    const char *prefer;          /* optional: sent as "Prefer: <value>" (RFC 7240) */
+    int follow;                  /* follow one redirect (http/https), sending the bearer token
+                                    to its Location too: the node asked names where to read */
 } client_req_t;
 
 typedef struct {
@@ -46,6 +49,8 @@ typedef struct {
     long long first_seq;         /* the Trib-First-Seq header (seq of a read's first line), or -1 */
     char *body;                  /* NUL-terminated buffered body (empty if it went to the sink) */
     size_t len;
+    char location[512];          /* the redirect followed (rq->follow), "" when none: status,
+                                    body and a transport failure are then the Location's */
 } client_reply_t;
 
 /* Normalises a node address for client_request: "HOST:PORT", "HOST" (port default_port),
