@@ -1,0 +1,516 @@
+/* tests/test_redirect.c - a read asked of a node that does not own the product, sent to the owner
+ * when the client asks (Prefer: redirect=owner, node/redirect.c), as real `trib agent` processes
+ * on loopback: the 307 names the owner's advertised HTTP address and the request target as sent,
+ * the owner serves the same bytes the relay does, nothing crosses the peer transport; no redirect
+ * without the preference, at the owner itself, to an owner that is not alive or has no usable
+ * address; the same answer with and without the preference to a caller who may not see the
+ * product; `trib get` follows it and falls back to the relay when the owner cannot be reached.
+ * And the preference parser on RFC 7240 lists and random bytes. */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <signal.h>
+#include "gossip/identity.h"
+#include "gossip/token.h"
+#include "node/redirect.h"
+#include "tests/fixtures.h"
+#include "tests/harness.h"
+
+TestSuite(redirect, .fini = h_cleanup_all, .timeout = 180);
+
+#define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "2", \
+             "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
+#define LEDGER "/v1/products/payments/ledger"
+#define REDIRECTS "trib_http_redirects_total{route=\"records_get\"}"
+#define SENT "trib_read_batches_total{dir=\"sent\"}"
+
+/* ------------------------------------------------------------------ helpers */
+
+typedef struct {
+    long status;
+    char location[700], applied[64], vary[64], first_seq[32];
+    char *body;
+    size_t len;
+} resp_t;
+
+static size_t body_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+    resp_t *r = ud;
+    size_t n = sz * nm;
+    char *b = realloc(r->body, r->len + n + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, p, n);
+    r->body = b;
+    r->len += n;
+    b[r->len] = '\0';
+    return n;
+}
+
+static void keep_header(const char *line, size_t n, const char *name, char *out, size_t cap)
+{
+    size_t k = strlen(name);
+    if (n <= k || strncasecmp(line, name, k) != 0)
+        return;
+    line += k, n -= k;
+    while (n && (*line == ' ' || *line == '\t'))
+        line++, n--;
+    while (n && (line[n - 1] == '\r' || line[n - 1] == '\n'))
+        n--;
+    snprintf(out, cap, "%.*s", (int)n, line);
+}
+
+static size_t hdr_cb(char *line, size_t sz, size_t nm, void *ud)
+{
+    resp_t *r = ud;
+    size_t n = sz * nm;
+    keep_header(line, n, "Location:", r->location, sizeof r->location);
+    keep_header(line, n, "Preference-Applied:", r->applied, sizeof r->applied);
+    keep_header(line, n, "Vary:", r->vary, sizeof r->vary);
+    keep_header(line, n, "Trib-First-Seq:", r->first_seq, sizeof r->first_seq);
+    return n;
+}
+
+/* GET url with exactly token (NULL: none) and Prefer: prefer (NULL: none), never following. */
+static void fetch(const char *url, const char *token, const char *prefer, resp_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->body = strdup("");
+    CURL *h = curl_easy_init();
+    cr_assert(h && r->body);
+    struct curl_slist *l = NULL;
+    char line[4400];
+    if (token) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", token);
+        l = curl_slist_append(l, line);
+    }
+    if (prefer) {
+        snprintf(line, sizeof line, "Prefer: %s", prefer);
+        l = curl_slist_append(l, line);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, hdr_cb);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(h);
+    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(l);
+    curl_easy_cleanup(h);
+}
+
+static void fetch_at(h_node_t *n, const char *path, const char *token, const char *prefer, resp_t *r)
+{
+    char url[700];
+    snprintf(url, sizeof url, "%s%s", n->url, path);
+    fetch(url, token, prefer, r);
+}
+
+static void resp_free(resp_t *r) { free(r->body); }
+
+/* The "error" of a JSON error body ("" when it is not one). */
+static void error_kind(const resp_t *r, char out[64])
+{
+    json_t *j = json_loads(r->body, 0, NULL);
+    snprintf(out, 64, "%s", j && json_is_string(json_object_get(j, "error")) ?
+             json_string_value(json_object_get(j, "error")) : "");
+    json_decref(j);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *domain, *state, *product, *http;
+} node_cond_t;
+
+static int sees_member(void *ctx)
+{
+    node_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
+    json_t *m;
+    size_t i;
+    int ok = 0;
+    json_array_foreach(json_object_get(j, "members"), i, m) {
+        const char *d = json_string_value(json_object_get(m, "domain")),
+                   *st = json_string_value(json_object_get(m, "state")),
+                   *http = json_string_value(json_object_get(m, "http"));
+        if (d && st && !strcmp(d, c->domain) && !strcmp(st, c->state) && (!c->http || (http && !strcmp(http, c->http))))
+            ok = 1;
+    }
+    json_decref(j);
+    return ok;
+}
+
+static int has_product(void *ctx)
+{
+    node_cond_t *c = ctx;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/products/%s", c->product);
+    json_t *j = h_get_json(c->n->url, path, NULL);
+    int ok = j != NULL;
+    json_decref(j);
+    return ok;
+}
+
+static void wait_member(h_node_t *n, const char *domain, const char *state, const char *http)
+{
+    node_cond_t c = {.n = n, .domain = domain, .state = state, .http = http};
+    cr_assert(h_wait(sees_member, &c, 20000), "%s does not see %s %s%s%s", n->domain, domain, state,
+              http ? " at " : "", http ? http : "");
+}
+
+static void wait_product(h_node_t *n, const char *product)
+{
+    node_cond_t c = {.n = n, .product = product};
+    cr_assert(h_wait(has_product, &c, 20000), "%s did not learn %s", n->domain, product);
+}
+
+static void publish(h_node_t *owner, const char *name, const char *classification)
+{
+    char m[1024], url[256];
+    snprintf(m, sizeof m,
+             "{\"name\":\"%s\",\"domain\":\"payments\",\"version\":\"1.0.0\",\"status\":\"active\","
+             "\"classification\":\"%s\",\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+             "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
+             "{\"name\":\"pad\",\"logicalType\":\"string\"}]}", name, classification);
+    snprintf(url, sizeof url, "%s/v1/products/payments/%s", owner->url, name);
+    h_resp_t r;
+    cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
+    cr_assert_eq(r.status, 201, "publish %s: %ld %s", name, r.status, r.body);
+    h_resp_free(&r);
+}
+
+/* Appends records id = 1..n to payments/name, each with some padding. */
+static void post_records(h_node_t *owner, const char *name, long n)
+{
+    size_t cap = (size_t)n * 96 + 1, len = 0;
+    char *body = malloc(cap), url[256];
+    cr_assert(body);
+    for (long i = 1; i <= n; i++)
+        len += (size_t)snprintf(body + len, cap - len, "{\"id\":%ld,\"pad\":\"record %ld of %s\"}\n", i, i, name);
+    snprintf(url, sizeof url, "%s/v1/products/payments/%s/records", owner->url, name);
+    h_resp_t r;
+    cr_assert_eq(h_http("POST", url, "application/x-ndjson", body, len, &r), 0);
+    cr_assert_eq(r.status, 201, "append: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    free(body);
+}
+
+/* payments (owner a, extra args a_extra..., up to 4) and growth (b) seeded with it; the ledger
+ * published with n records and known to b. */
+static void federation(h_node_t *a, h_node_t *b, long n, const char *a_opt, const char *a_val)
+{
+    if (a_opt)
+        cr_assert_eq(h_node_start(a, "payments", a_opt, a_val, FAST, NULL), 0, "payments did not start");
+    else
+        cr_assert_eq(h_node_start(a, "payments", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(b, "growth", "--seed", a->peer, FAST, NULL), 0, "growth did not start");
+    wait_member(b, "payments", "alive", NULL);
+    publish(a, "ledger", "internal");
+    post_records(a, "ledger", n);
+    wait_product(b, "payments/ledger");
+}
+
+/* A token of n's domain for subject, signed with n's key (a reader of another domain). */
+static char *issue(h_node_t *n, const char *subject)
+{
+    char path[400], err[256];
+    identity_t id;
+    snprintf(path, sizeof path, "%s/identity.key", n->dir);
+    cr_assert_eq(identity_load_file(path, &id, err, sizeof err), 0, "%s", err);
+    int64_t now = fx_now_ms();
+    token_spec_t sp = {.subject = subject, .kind = TOKEN_KIND_READ, .issued_ms = now, .expires_ms = now + 3600000};
+    char *t = NULL;
+    cr_assert_eq(token_issue(&id, n->domain, &sp, &t, err, sizeof err), 0, "%s", err);
+    identity_wipe(&id);
+    return t;
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* ------------------------------------------------------------------ the redirect */
+
+/* With the preference a non-owner answers 307 naming the owner's HTTP address and the request
+ * target exactly as sent (a percent-encoded value stays so), Preference-Applied and Vary, without
+ * a byte crossing the peer transport; the owner serves at that Location the bytes the relay
+ * serves without the preference (200, Vary: Prefer). Another value of the preference, or none,
+ * is relayed; the owner itself never redirects. Fails on the code before this commit: B relayed. */
+Test(redirect, a_non_owner_asked_sends_the_client_to_the_owner_which_serves_the_relayed_bytes)
+{
+    h_node_t a, b;
+    federation(&a, &b, 1000, NULL, NULL);
+    const char *path = LEDGER "/records?from=%35&limit=300";
+    double sent = h_metric(a.url, SENT);
+
+    resp_t r;
+    fetch_at(&b, path, a.token, "respond-async; wait=5, redirect=owner", &r);
+    cr_assert_eq(r.status, 307, "asked with the preference: %ld %s", r.status, r.body);
+    char want[700];
+    snprintf(want, sizeof want, "%s%s", a.url, path);
+    cr_expect_str_eq(r.location, want, "Location: the owner's address and the target as sent");
+    cr_expect_str_eq(r.applied, "redirect=owner");
+    cr_expect(strstr(r.vary, "Prefer"), "Vary: %s", r.vary);
+    json_t *j = json_loads(r.body, 0, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "redirect")), want, "body: %s", r.body);
+    json_decref(j);
+    cr_expect_eq(h_metric(a.url, SENT), sent, "the redirect crossed the peer transport");
+
+    resp_t owner, relayed, direct;
+    fetch(r.location, a.token, NULL, &owner);
+    cr_assert_eq(owner.status, 200, "at the Location: %ld %s", owner.status, owner.body);
+    cr_expect_eq(h_metric(a.url, SENT), sent, "the redirected read crossed the peer transport");
+    cr_expect_eq(count_lines(owner.body), 300);
+    cr_expect(strstr(owner.body, "{\"id\":5,") == owner.body, "from=%%35 is seq 5: %.40s", owner.body);
+    fetch_at(&b, path, a.token, NULL, &relayed);
+    cr_assert_eq(relayed.status, 200, "relayed: %ld %s", relayed.status, relayed.body);
+    cr_expect(strstr(relayed.vary, "Prefer"), "a relayed answer varies with Prefer: '%s'", relayed.vary);
+    cr_expect(h_metric(a.url, SENT) > sent, "the relayed read did not use the peer transport");
+    cr_expect_eq(owner.len, relayed.len);
+    cr_expect(owner.len == relayed.len && !memcmp(owner.body, relayed.body, owner.len), "the owner's bytes differ");
+    cr_expect_str_eq(owner.first_seq, relayed.first_seq);
+    fetch_at(&a, path, a.token, NULL, &direct);
+    cr_expect(direct.len == owner.len && !memcmp(direct.body, owner.body, owner.len));
+    resp_free(&owner);
+    resp_free(&relayed);
+    resp_free(&direct);
+    resp_free(&r);
+
+    const char *relay_prefs[] = {"redirect=none", "return=minimal", "redirect=none, redirect=owner", "redirects=owner"};
+    for (size_t i = 0; i < sizeof relay_prefs / sizeof *relay_prefs; i++) {
+        fetch_at(&b, path, a.token, relay_prefs[i], &r);
+        cr_expect_eq(r.status, 200, "Prefer: %s: %ld", relay_prefs[i], r.status);
+        cr_expect_str_eq(r.applied, "", "Prefer: %s", relay_prefs[i]);
+        resp_free(&r);
+    }
+    fetch_at(&a, path, a.token, "redirect=owner", &r);
+    cr_expect_eq(r.status, 200, "the owner itself: %ld %s", r.status, r.location);
+    cr_expect_str_eq(r.applied, "");
+    cr_expect_eq(count_lines(r.body), 300);
+    resp_free(&r);
+    cr_expect_eq(h_metric(b.url, REDIRECTS), 1);
+    cr_expect_eq(h_metric(a.url, REDIRECTS), 0);
+}
+
+/* An owner that is not alive is never redirected to: once B holds it dead, the answer with the
+ * preference is the relay's (503 owner_unreachable naming it), counted as declined. Fails on the
+ * code before this commit: no 307 while the owner was alive. */
+Test(redirect, an_owner_not_alive_is_never_redirected_to)
+{
+    h_node_t a, b;
+    federation(&a, &b, 10, NULL, NULL);
+    resp_t r, plain;
+    fetch_at(&b, LEDGER "/records", a.token, "redirect=owner", &r);
+    cr_assert_eq(r.status, 307, "alive: %ld %s", r.status, r.body);
+    resp_free(&r);
+    h_node_stop(&a, SIGKILL);
+    wait_member(&b, "payments", "dead", NULL);
+    fetch_at(&b, LEDGER "/records", a.token, "redirect=owner", &r);
+    fetch_at(&b, LEDGER "/records", a.token, NULL, &plain);
+    char k1[64], k2[64];
+    error_kind(&r, k1);
+    error_kind(&plain, k2);
+    cr_expect_eq(r.status, 503, "dead owner, asked: %ld %s", r.status, r.body);
+    cr_expect_eq(r.status, plain.status);
+    cr_expect_str_eq(k1, "owner_unreachable");
+    cr_expect_str_eq(k1, k2);
+    cr_expect_str_eq(r.location, "");
+    cr_expect_str_eq(r.applied, "");
+    cr_expect_eq(h_metric(b.url, "trib_http_redirect_declined_total{reason=\"owner_not_alive\"}"), 1);
+    resp_free(&r);
+    resp_free(&plain);
+}
+
+/* A caller who may not see a restricted product gets the answer it gets without the preference
+ * (the owner's 404 through the relay), so a redirect tells nothing of the product; one who may
+ * see it is redirected. A confidential product's manifest is public, so a caller without a grant
+ * is redirected, and the owner refuses it there as it does through the relay (403
+ * grant_required); at the owner a read without a grant is refused. Fails on the code before this
+ * commit: no redirect for the admin. */
+Test(redirect, a_caller_who_may_not_see_a_product_learns_nothing_more_with_the_preference)
+{
+    h_node_t a, b;
+    federation(&a, &b, 1, NULL, NULL);
+    publish(&a, "vault", "restricted");
+    publish(&a, "settled", "confidential");
+    post_records(&a, "vault", 5);
+    post_records(&a, "settled", 5);
+    wait_product(&b, "payments/vault");
+    wait_product(&b, "payments/settled");
+    char *gtok = issue(&b, "gail@growth");   /* a reader of another domain, no grant */
+    double hidden = h_metric(b.url, "trib_http_redirect_declined_total{reason=\"hidden\"}");
+
+    const char *vault = "/v1/products/payments/vault/records", *settled = "/v1/products/payments/settled/records";
+    const char *blind[] = {NULL, gtok};
+    for (int i = 0; i < 2; i++) {
+        resp_t with, without;
+        fetch_at(&b, vault, blind[i], "redirect=owner", &with);
+        fetch_at(&b, vault, blind[i], NULL, &without);
+        cr_expect_eq(with.status, 404, "caller %d: %ld %s", i, with.status, with.body);
+        cr_expect_eq(with.status, without.status, "caller %d", i);
+        cr_expect(with.len == without.len && !memcmp(with.body, without.body, with.len),
+                  "caller %d: '%s' vs '%s'", i, with.body, without.body);
+        cr_expect_str_eq(with.location, "");
+        resp_free(&with);
+        resp_free(&without);
+    }
+    cr_expect_eq(h_metric(b.url, REDIRECTS), 0, "a hidden product was redirected");
+    cr_expect_eq(h_metric(b.url, "trib_http_redirect_declined_total{reason=\"hidden\"}"), hidden + 2);
+
+    resp_t r, at;
+    fetch_at(&b, vault, a.token, "redirect=owner", &r);   /* its own domain's admin sees it */
+    cr_expect_eq(r.status, 307, "a caller who may see it: %ld %s", r.status, r.body);
+    fetch(r.location, a.token, NULL, &at);
+    cr_expect_eq(at.status, 200);
+    cr_expect_eq(count_lines(at.body), 5);
+    resp_free(&at);
+    fetch(r.location, gtok, NULL, &at);   /* the Location is no key: the owner decides */
+    cr_expect_eq(at.status, 404, "restricted at the owner without a grant: %ld %s", at.status, at.body);
+    resp_free(&at);
+    resp_free(&r);
+
+    resp_t relayed;
+    fetch_at(&b, settled, gtok, "redirect=owner", &r);
+    cr_assert_eq(r.status, 307, "confidential: %ld %s", r.status, r.body);
+    fetch(r.location, gtok, NULL, &at);
+    fetch_at(&b, settled, gtok, NULL, &relayed);
+    char k1[64], k2[64];
+    error_kind(&at, k1);
+    error_kind(&relayed, k2);
+    cr_expect_eq(at.status, 403, "the owner without a grant: %ld %s", at.status, at.body);
+    cr_expect_eq(at.status, relayed.status);
+    cr_expect_str_eq(k1, "grant_required");
+    cr_expect_str_eq(k1, k2);
+    resp_free(&at);
+    resp_free(&relayed);
+    resp_free(&r);
+    free(gtok);
+}
+
+/* An owner whose advertised HTTP address no client can use (a wildcard) is relayed to, counted.
+ * Fails on the code before this commit: --http-advertise did not exist. */
+Test(redirect, an_owner_without_a_usable_address_is_relayed)
+{
+    h_node_t a, b;
+    char wild[32];
+    snprintf(wild, sizeof wild, "0.0.0.0:%d", h_free_port());
+    federation(&a, &b, 3, "--http-advertise", wild);
+    wait_member(&b, "payments", "alive", wild);
+    resp_t r;
+    fetch_at(&b, LEDGER "/records", a.token, "redirect=owner", &r);
+    cr_expect_eq(r.status, 200, "%ld %s", r.status, r.location);
+    cr_expect_eq(count_lines(r.body), 3);
+    cr_expect_eq(h_metric(b.url, "trib_http_redirect_declined_total{reason=\"no_address\"}"), 1);
+    resp_free(&r);
+}
+
+/* ------------------------------------------------------------------ trib get */
+
+/* `trib get` through a non-owner is redirected to the owner and prints what the relay and the
+ * owner print; the records come from the owner (its records_get counted, no peer batch sent).
+ * Fails on the code before this commit: B relayed. */
+Test(redirect, trib_get_through_a_non_owner_reads_from_the_owner)
+{
+    h_node_t a, b;
+    federation(&a, &b, 2000, NULL, NULL);
+    resp_t relayed;
+    fetch_at(&b, LEDGER "/records?from=3", a.token, NULL, &relayed);
+    cr_assert_eq(relayed.status, 200);
+    double sent = h_metric(a.url, SENT);
+    double served = h_metric(a.url, "trib_http_requests_total{route=\"records_get\",status=\"200\"}");
+    char *out = NULL, *err = NULL;
+    int rc = h_trib(&b, NULL, &out, &err, "get", "payments/ledger", "--from", "3", "--token", a.token, NULL);
+    cr_assert_eq(rc, 0, "trib get: %s", err);
+    cr_expect_str_eq(err, "", "nothing on stderr");
+    cr_expect_eq(strlen(out), relayed.len);
+    cr_expect_str_eq(out, relayed.body, "trib get prints what the relay serves");
+    cr_expect_eq(count_lines(out), 1998);
+    cr_expect_eq(h_metric(b.url, REDIRECTS), 1);
+    cr_expect_eq(h_metric(a.url, "trib_http_requests_total{route=\"records_get\",status=\"200\"}"), served + 1,
+                 "the owner served the read");
+    cr_expect_eq(h_metric(a.url, SENT), sent, "the read crossed the peer transport");
+    free(out);
+    free(err);
+    resp_free(&relayed);
+}
+
+/* When the owner's address cannot be reached from the client (here: it advertises a port no one
+ * listens on), `trib get` says so once on stderr and asks its node again to relay: the same
+ * records, exit 0. Fails on the code before this commit: --http-advertise did not exist. */
+Test(redirect, trib_get_falls_back_to_the_relay_when_the_owner_cannot_be_reached)
+{
+    h_node_t a, b;
+    char nowhere[32];
+    snprintf(nowhere, sizeof nowhere, "127.0.0.1:%d", h_free_port());
+    federation(&a, &b, 500, "--http-advertise", nowhere);
+    wait_member(&b, "payments", "alive", nowhere);
+    resp_t direct;
+    fetch_at(&a, LEDGER "/records", a.token, NULL, &direct);
+    char *out = NULL, *err = NULL;
+    int rc = h_trib(&b, NULL, &out, &err, "get", "payments/ledger", "--token", a.token, NULL);
+    cr_assert_eq(rc, 0, "trib get: %s", err);
+    cr_expect_str_eq(out, direct.body, "the relayed records");
+    const char *said = strstr(err, "reading through");
+    cr_expect(said && strstr(err, nowhere), "stderr names the owner's address and the relay: %s", err);
+    cr_expect(said && !strstr(said + 1, "reading through"), "said once: %s", err);
+    cr_expect_eq(count_lines(err), 1, "one line: %s", err);
+    cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"307\"}"), 1);
+    cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"200\"}"), 1,
+                 "the node relayed the second ask");
+    free(out);
+    free(err);
+    resp_free(&direct);
+}
+
+/* ------------------------------------------------------------------ the preference */
+
+/* RFC 7240 lists: the first "redirect" preference decides, names and values case-insensitive, a
+ * quoted value unquoted, parameters ignored, commas inside quotes not separators; and random
+ * bytes never crash it (ASan) nor hide a trailing redirect=owner after quote-free noise. */
+Test(redirect, prefer_parser_reads_rfc7240_lists_and_survives_random_bytes, .timeout = 60)
+{
+    static const struct { const char *v; int want; } cases[] = {
+        {"redirect=owner", 1}, {"REDIRECT=Owner", 1}, {"redirect=\"owner\"", 1}, {"redirect = owner", 1},
+        {"respond-async, wait=10, redirect=owner", 1}, {"redirect=owner;why=bulk", 1},
+        {"  ,, redirect=owner ,", 1}, {"return=minimal; a=\"x,y\", redirect=\"ow\\ner\"", 1},
+        {"redirect=none, redirect=owner", 0}, {"redirect", 0}, {"redirect=", 0}, {"redirect=ownerx", 0},
+        {"redirect=\"owner, x\"", 0}, {"redirect;x=owner", 0},
+        {"", -1}, {"redirects=owner", -1}, {"xredirect=owner", -1}, {"respond-async", -1},
+        {"a=\"redirect=owner\"", -1}, {"a=\"x, redirect=owner", -1}, {"=redirect=owner", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        cr_expect_eq(redirect_prefer_parse(cases[i].v), cases[i].want, "'%s'", cases[i].v);
+    cr_expect_eq(redirect_prefer_parse(NULL), -1);
+
+    static const char alpha[] = "redirectowneREDIRECTOWNER=;, \t\"\\-_.!x1";
+    char buf[160];
+    srand(7);
+    for (int i = 0; i < 200000; i++) {
+        size_t n = (size_t)(rand() % 64);
+        int raw = i % 2;
+        for (size_t k = 0; k < n; k++)
+            buf[k] = raw ? (char)(1 + rand() % 255) : alpha[rand() % (sizeof alpha - 1)];
+        buf[n] = '\0';
+        int r = redirect_prefer_parse(buf);
+        cr_assert(r >= -1 && r <= 1, "'%s': %d", buf, r);
+        /* noise without quotes, backslashes or a "redirect", then the preference: found */
+        int plain = 1;
+        for (size_t k = 0; k < n; k++)
+            if (buf[k] == '"' || buf[k] == '\\')
+                plain = 0;
+        if (plain && !strcasestr(buf, "redirect")) {
+            snprintf(buf + n, sizeof buf - n, ",redirect=owner");
+            cr_assert_eq(redirect_prefer_parse(buf), 1, "'%s'", buf);
+        }
+    }
+}
