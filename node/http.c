@@ -520,7 +520,7 @@ static enum MHD_Result records_get(call_t *k, int live)
     size_t tlen = 0;
     const char *token = auth_bearer(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), &tlen);
     if (strcmp(domain, a->cfg.domain) != 0) { /* the owner checks the token: never this relay */
-        struct MHD_Response *to = live ? NULL : redirect_to_owner(a, c, id, k->req->uri);
+        struct MHD_Response *to = live ? NULL : redirect_to_owner(a, c, id, p.manifest_seq, k->req->uri);
         if (to) { /* asked for, and possible: the client reads from the owner itself */
             enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_TEMPORARY_REDIRECT, to);
             MHD_destroy_response(to);

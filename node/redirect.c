@@ -191,7 +191,8 @@ static int target_ok(const char *uri)
     return 1;
 }
 
-struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, const char *id, const char *uri)
+struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, const char *id, uint64_t manifest_seq,
+                                       const char *uri)
 {
     prefer_t pref = {0};
     MHD_get_connection_values(c, MHD_HEADER_KIND, each_prefer, &pref);
@@ -201,12 +202,17 @@ struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, cons
      * it may not see is relayed (the owner answers 404, as without the preference), and with
      * --require-token the owner's address goes only to a caller whose token this node accepts
      * (as /v1/members does). Everything else the owner decides, as for a direct read. */
-    auth_viewer_t v;
-    auth_viewer_init(&v, n, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
-    int hidden = auth_viewer_hides(&v, id) || (n->cfg.require_token && !v.valid);
-    auth_viewer_done(&v);
-    if (hidden)
-        return decline(D_HIDDEN);
+    char cls[16];
+    auth_classification(n, id, manifest_seq, cls);   /* cached by manifest */
+    int restricted = !strcmp(cls, "restricted");
+    if (restricted || n->cfg.require_token) {
+        auth_viewer_t v;
+        auth_viewer_init(&v, n, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"));
+        int hidden = !v.valid || (restricted && !auth_viewer_sees(&v, id));
+        auth_viewer_done(&v);
+        if (hidden)
+            return decline(D_HIDDEN);
+    }
     char domain[64];
     snprintf(domain, sizeof domain, "%.*s", (int)strcspn(id, "/"), id);
     gossip_member_t owner;

@@ -14,6 +14,7 @@
 #define TRIB_REDIRECT_H
 
 #include <microhttpd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include "node/node.h"
 
@@ -26,11 +27,13 @@
  * header is then asked). Case-insensitive; a quoted value is unquoted. Never reads past NUL. */
 int redirect_prefer_parse(const char *value);
 
-/* A read of product id (of another domain: this node is not its owner) at c, whose raw request
- * target (path and query, as sent) is uri: when c asks for the redirect and it may be given,
+/* A read of product id (of another domain: this node is not its owner; its manifest at
+ * manifest_seq in this node's catalog) at c, whose raw request target (path and query, as sent)
+ * is uri: when c asks for the redirect and it may be given,
  * returns a 307 response for the caller to queue (and count), else NULL: relay as without the
  * preference (the reason counted in trib_http_redirect_declined_total). */
-struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, const char *id, const char *uri);
+struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, const char *id, uint64_t manifest_seq,
+                                       const char *uri);
 
 /* Marks r (a relayed answer to a read that could have been redirected) as varying by Prefer. */
 void redirect_vary(struct MHD_Response *r);
