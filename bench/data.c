@@ -19,8 +19,11 @@
  *    of all of them on A (direct) and on B (routed to the owner A), median of 5 runs each (interleaved), with
  *    the CPU seconds A and B spent per read (/proc/PID/stat) and the time to first byte; then the
  *    time to first byte of 10-record reads (from the middle of the log): DATA_TTFB_READS (300)
- *    each way, interleaved direct / routed / one raw CURVE round trip to an echo process, p50
- *    and p99 of each (DATA_DEBUG prints every read's).
+ *    each way, interleaved direct / routed / redirected / one raw CURVE round trip to an echo
+ *    process, p50 and p99 of each (DATA_DEBUG prints every read's).
+ *  - redirected: the same reads asked of B with Prefer: redirect=owner; B answers 307 to A and curl
+ *    follows it with the token (node/redirect.c): issue 9 item 7 for a client that can reach the
+ *    owner. Interleaved with the others; the routed rows stay (the answer for one that cannot).
  *  - raw CURVE: the direct read's bytes through one ZeroMQ CURVE connection on loopback in this
  *    process (PUSH -> PULL, two I/O threads, messages of the owner's batch sizes: 64 KiB, 256 KiB,
  *    then 512 KiB), once per round of the read rates, between the direct and the routed reads: the
