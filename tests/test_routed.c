@@ -322,12 +322,12 @@ Test(routed, get_through_non_owner_equals_direct_for_100k_records)
         free(direct);
         free(routed);
     }
-    /* The CLI against the relay prints the same bytes. */
+    /* The CLI against the relay prints the same bytes (it asks to be sent to the owner: the relay
+     * redirects it and relays nothing, tests/test_redirect.c). */
     char *out = NULL, *err = NULL;
     cr_assert_eq(h_trib(&b, NULL, &out, &err, "get", PRODUCT, "--from", "99001", NULL), 0, "%s", err);
     char *direct = get_body(&a, "/v1/products/" PRODUCT "/records?from=99001", NULL, NULL, NULL);
     cr_assert_str_eq(out, direct, "trib get through the relay differs from the direct read");
-    relayed += count_lines(out, strlen(out));
     cr_assert_eq(h_metric(b.url, "trib_records_read_total") - read0, (double)relayed,
                  "the relay counted %.0f records read, its answers held %zu",
                  h_metric(b.url, "trib_records_read_total") - read0, relayed);
