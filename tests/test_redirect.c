@@ -6,8 +6,11 @@
  * address; the same answer with and without the preference to a caller who may not see the
  * product; `trib get` follows it and falls back to the relay when the owner cannot be reached.
  * And the preference parser on RFC 7240 lists and random bytes. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +77,8 @@ static size_t hdr_cb(char *line, size_t sz, size_t nm, void *ud)
     return n;
 }
 
+static const char *source_addr;   /* non-NULL: fetch connects from this local address */
+
 /* GET url with exactly token (NULL: none) and Prefer: prefer (NULL: none), never following. */
 static void fetch(const char *url, const char *token, const char *prefer, resp_t *r)
 {
@@ -98,6 +103,8 @@ static void fetch(const char *url, const char *token, const char *prefer, resp_t
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, hdr_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    if (source_addr)
+        curl_easy_setopt(h, CURLOPT_INTERFACE, source_addr);
     CURLcode rc = curl_easy_perform(h);
     cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -411,6 +418,47 @@ Test(redirect, an_owner_without_a_usable_address_is_relayed)
     cr_expect_eq(r.status, 200, "%ld %s", r.status, r.location);
     cr_expect_eq(count_lines(r.body), 3);
     cr_expect_eq(h_metric(b.url, "trib_http_redirect_declined_total{reason=\"no_address\"}"), 1);
+    resp_free(&r);
+}
+
+/* An IPv4 address of this machine beyond loopback into out, 0; -1 when it has none. */
+static int local_address(char out[INET_ADDRSTRLEN])
+{
+    struct ifaddrs *ifs = NULL, *i;
+    int rc = -1;
+    if (getifaddrs(&ifs) != 0)
+        return -1;
+    for (i = ifs; i && rc < 0; i = i->ifa_next)
+        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET) {
+            const struct in_addr *a = &((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
+            if ((ntohl(a->s_addr) >> 24) != 127 && inet_ntop(AF_INET, a, out, INET_ADDRSTRLEN))
+                rc = 0;
+        }
+    freeifaddrs(ifs);
+    return rc;
+}
+
+/* An owner that advertises a loopback address is named only to a client on this machine's
+ * loopback: a client connecting from another address (here: this machine's own, as the source of
+ * a connection to B's loopback port) is relayed to, counted. Fails on the code before this
+ * commit: no redirect from loopback. */
+Test(redirect, an_owner_on_loopback_is_named_to_loopback_clients_only)
+{
+    char here[INET_ADDRSTRLEN];
+    if (local_address(here) < 0)
+        cr_skip_test("this machine has no IPv4 address beyond loopback");
+    h_node_t a, b;
+    federation(&a, &b, 3, NULL, NULL);
+    resp_t r;
+    fetch_at(&b, LEDGER "/records", a.token, "redirect=owner", &r);
+    cr_expect_eq(r.status, 307, "from loopback: %ld", r.status);
+    resp_free(&r);
+    source_addr = here;
+    fetch_at(&b, LEDGER "/records", a.token, "redirect=owner", &r);
+    source_addr = NULL;
+    cr_expect_eq(r.status, 200, "from %s: %ld %s", here, r.status, r.location);
+    cr_expect_eq(count_lines(r.body), 3);
+    cr_expect_eq(h_metric(b.url, "trib_http_redirect_declined_total{reason=\"loopback\"}"), 1);
     resp_free(&r);
 }
 
