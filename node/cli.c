@@ -138,7 +138,8 @@ static const cli_cmd_t commands[] = {
     { "get", "ID [--from SEQ] [--limit N]",
       "read a product's records as NDJSON",
       "Writes product ID's records to stdout as NDJSON, one record per line in seq order, as\n"
-      "they arrive. Any node answers; a node that does not own ID relays from the owner.\n"
+      "they arrive. Any node answers; a node that does not own ID sends the read on to the\n"
+      "owner's HTTP address, or relays it when the owner cannot be reached from here.\n"
       "The seq to resume from goes to stderr: with the error if the read fails midway, and\n"
       "at the end when stderr is a terminal (\"last seq 1234; resume with --from 1235\").",
       { { "from", "SEQ", 0, "first record seq to read (default 1)" },

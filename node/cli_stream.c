@@ -6,8 +6,9 @@
  * next line shows it was a record, at most HOLD_MAX bytes), telling a read that failed midway
  * from one that finished, the seq a reader resumes from (on stderr: with the error of a read
  * that failed midway, and after one that ended well when stderr is a terminal),
- * SIGPIPE/SIGINT/SIGTERM handling while a transfer runs, and noticing a reader that went away
- * (`trib subscribe X | head -1`).
+ * SIGPIPE/SIGINT/SIGTERM handling while a transfer runs, noticing a reader that went away
+ * (`trib subscribe X | head -1`), and for `get` asking to be sent to the owner (Prefer:
+ * redirect=owner), falling back to the node's relay when the owner cannot be reached.
  * Must not: change a record's bytes, or write anything but records to c->out (messages go to
  * c->err), so stdout stays pure NDJSON for the next program in the pipe. */
 #include <errno.h>

@@ -2,7 +2,8 @@
  *
  * Owns: the libcurl easy/multi handles of one request, URL building with escaped query
  * values, body upload (memory or streamed from a FILE), reply buffering or sinking, and
- * turning libcurl failures into one readable line. The transfer runs on a multi handle so
+ * turning libcurl failures into one readable line, and (when asked) a Prefer header and
+ * following one redirect with the bearer token. The transfer runs on a multi handle so
  * a stop flag (SIGINT during `trib subscribe`) is seen within a poll interval.
  * Must not: print, parse JSON, or know what the paths mean. */
 #include "node/client.h"
