@@ -16,6 +16,9 @@
 #include <string.h>
 #include <strings.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include "gossip/cert.h"
+#include "gossip/charter.h"
 #include "gossip/identity.h"
 #include "gossip/token.h"
 #include "node/redirect.h"
@@ -460,6 +463,96 @@ Test(redirect, an_owner_on_loopback_is_named_to_loopback_clients_only)
     cr_expect_eq(count_lines(r.body), 3);
     cr_expect_eq(h_metric(b.url, "trib_http_redirect_declined_total{reason=\"loopback\"}"), 1);
     resp_free(&r);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *domain;
+} verified_cond_t;
+
+static int sees_verified(void *ctx)
+{
+    verified_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
+    json_t *m;
+    size_t i;
+    int ok = 0;
+    json_array_foreach(json_object_get(j, "members"), i, m) {
+        const char *d = json_string_value(json_object_get(m, "domain")),
+                   *st = json_string_value(json_object_get(m, "state"));
+        if (d && st && !strcmp(d, c->domain) && !strcmp(st, "alive") && json_is_true(json_object_get(m, "verified")))
+            ok = 1;
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* A chartered node of domain in work/name with a certificate signed by both roots of ch. */
+static void chartered_node(h_node_t *n, const charter_t *ch, const identity_t *const *roots, const char *work,
+                           const char *chpath, const char *name, const char *domain, const char *seed, identity_t *id)
+{
+    char dir[128], certpath[160], err[1024];
+    snprintf(dir, sizeof dir, "%s/%s", work, name);
+    cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s", dir);
+    int created = 0;
+    cr_assert_eq(identity_load_or_create(dir, id, &created, err, sizeof err), 0, "%s", err);
+    cert_t c;
+    int64_t t = fx_now_ms();
+    cr_assert_eq(cert_issue(ch, domain, id->pk, t - 86400000LL, t + 86400000LL, 0, roots, 2, &c, err, sizeof err), 0,
+                 "%s", err);
+    snprintf(certpath, sizeof certpath, "%s/%s.cert", work, name);
+    json_t *j = cert_to_json(&c);
+    cr_assert_eq(trust_file_write(certpath, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    cert_free(&c);
+    int rc = seed ? h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", certpath, "--seed", seed, FAST,
+                                 NULL)
+                  : h_node_start(n, domain, "--data", dir, "--charter", chpath, "--cert", certpath, FAST, NULL);
+    cr_assert_eq(rc, 0, "chartered %s did not start; see %s", domain, n->log);
+}
+
+/* In a chartered federation the address named is the one in the owner's signed member claim,
+ * of a member whose certificate the node holds: B redirects to A once it holds A verified, and A
+ * serves the read there. Fails on the code before this commit: B relayed. */
+Test(redirect, a_chartered_node_names_its_certified_owner)
+{
+    identity_t r1, r2, ia, ib;
+    fx_identity(&r1), fx_identity(&r2);
+    const identity_t *roots[] = {&r1, &r2};
+    charter_t ch;
+    char err[1024], work[64], chpath[128], seed[200];
+    cr_assert_eq(fx_charter(&ch, roots, 2, 2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(fx_charter_dir(&ch, "redirect", work, sizeof work, chpath, sizeof chpath, err, sizeof err), 0, "%s",
+                 err);
+    h_node_t a, b;
+    chartered_node(&a, &ch, roots, work, chpath, "a", "payments", NULL, &ia);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    chartered_node(&b, &ch, roots, work, chpath, "b", "growth", seed, &ib);
+    verified_cond_t vc = {&b, "payments"};
+    cr_assert(h_wait(sees_verified, &vc, 20000), "growth does not hold payments verified and alive");
+    publish(&a, "ledger", "internal");
+    post_records(&a, "ledger", 5);
+    wait_product(&b, "payments/ledger");
+
+    resp_t r, at;
+    fetch_at(&b, LEDGER "/records", a.token, "redirect=owner", &r);
+    cr_expect_eq(r.status, 307, "%ld %s", r.status, r.body);
+    char want[300];
+    snprintf(want, sizeof want, "%s" LEDGER "/records", a.url);
+    cr_expect_str_eq(r.location, want);
+    if (r.status == 307) {
+        fetch(r.location, a.token, NULL, &at);
+        cr_expect_eq(at.status, 200);
+        cr_expect_eq(count_lines(at.body), 5);
+        resp_free(&at);
+    }
+    resp_free(&r);
+    h_node_stop(&b, SIGTERM);
+    h_node_stop(&a, SIGTERM);
+    h_cleanup_all();
+    identity_wipe(&ia), identity_wipe(&ib), identity_wipe(&r1), identity_wipe(&r2);
+    charter_free(&ch);
+    fx_rmdir(work);
 }
 
 /* ------------------------------------------------------------------ trib get */
