@@ -1056,8 +1056,8 @@ size_t gossip_members(gossip_t *g, gossip_member_t **out)
 /* ------------------------------------------------------------------ routed reads */
 
 /* The member that owns domain: the one holding the domain's bound key, else any other member
- * announcing the domain. 0 found, -1 none. */
-static int find_owner(gossip_t *g, const char *domain, gossip_member_t *out)
+ * announcing the domain. 2 found the bound key (or its successor), 1 only another member, 0 none. */
+static int owner_lookup(gossip_t *g, const char *domain, gossip_member_t *out)
 {
     store_head_t head;
     int have_key = store_catalog_head(g->st, domain, &head) == 0;
@@ -1082,12 +1082,20 @@ static int find_owner(gossip_t *g, const char *domain, gossip_member_t *out)
     if (found == 2 && g->trust && (out->state == TRIB__MEMBER_STATE__LEFT || out->state == TRIB__MEMBER_STATE__DEAD) &&
         successor_of(g, domain, out->id, &next))
         *out = next;
-    return found ? 0 : -1;
+    return found;
+}
+
+static int find_owner(gossip_t *g, const char *domain, gossip_member_t *out)
+{
+    return owner_lookup(g, domain, out) ? 0 : -1;
 }
 
 int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out)
 {
-    return g && domain ? find_owner(g, domain, out) : -1;
+    if (!g || !domain)
+        return -1;
+    int found = owner_lookup(g, domain, out);
+    return found == 2 ? 0 : found == 1 ? -2 : -1;
 }
 
 static const char *member_state_now(gossip_t *g, const uint8_t id[32])

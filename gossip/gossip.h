@@ -124,9 +124,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f);
 typedef struct reads_reader gossip_read_t;
 enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2, GOSSIP_READ_SCHEMA = -3 };
 
-/* The member a routed read of domain's products goes to (the one gossip_read_open picks: the
- * domain's bound key preferred, its successor during a key rotation), copied into *out as the
- * member table holds it now. 0, or -1 when no member of domain is known. Any thread. */
+/* The member holding domain's bound key (its successor during a live key rotation), copied into
+ * *out as the member table holds it now: 0. -2 when only other members announce domain (the
+ * relay would pick one; in open mode anyone may announce any domain, so never name it to a
+ * client), -1 when no member of domain is known. Any thread. */
 int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out);
 /* Opens a read of product (a valid id of another domain) through its owner node, found by the
  * product's domain in the member table (the domain's bound key preferred). Waits for the owner's

@@ -1,10 +1,13 @@
 /* node/config.c - agent options as a table (name, kind, bounds, default, help), applied from the
  * --config YAML file (libfyaml) and then from the command line. Validation lives here, once. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "node/config.h"
 #include "gossip/swim.h"
 #include "node/yaml.h"
@@ -98,7 +101,18 @@ int config_addr_loopback(const char *addr)
     int port;
     if (config_split_addr(addr, host, sizeof host, &port) < 0)
         return 0;
-    return !strncmp(host, "127.", 4) || !strcmp(host, "localhost") || !strcmp(host, "[::1]");
+    if (!strncmp(host, "127.", 4) || !strcasecmp(host, "localhost"))
+        return 1;
+    size_t l = strlen(host);
+    struct in6_addr a;
+    if (host[0] != '[' || l < 3 || l - 2 >= INET6_ADDRSTRLEN)
+        return 0;
+    char v6[INET6_ADDRSTRLEN];
+    memcpy(v6, host + 1, l - 2);
+    v6[l - 2] = '\0';
+    /* [::1] in any spelling, and an IPv4 loopback address mapped to IPv6 ([::ffff:127.0.0.1]) */
+    return inet_pton(AF_INET6, v6, &a) == 1 &&
+           (IN6_IS_ADDR_LOOPBACK(&a) || (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127));
 }
 
 static const option_t *find(const char *name)
@@ -297,6 +311,11 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
     }
     if (c->http_advertise[0] && config_split_addr(c->http_advertise, host, sizeof host, &port) < 0) {
         snprintf(err, errlen, "http_advertise: '%s' is not HOST:PORT", c->http_advertise);
+        return 2;
+    }
+    if (c->http_advertise[0] && host[0] != '[' && strchr(host, ':')) {   /* clients read it as a URL's host */
+        snprintf(err, errlen, "http_advertise: '%s': an IPv6 address goes in brackets, [ADDRESS]:PORT",
+                 c->http_advertise);
         return 2;
     }
     if (c->probe_timeout_ms >= c->probe_interval_ms) {

@@ -44,7 +44,8 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen);
 void config_usage(FILE *f);
 /* Splits "HOST:PORT" (checks both); 0 or -1. */
 int config_split_addr(const char *addr, char *host, size_t hostlen, int *port);
-/* 1 when addr's host is a loopback address (127.x.y.z, localhost, [::1]). */
+/* 1 when addr's host is a loopback address (127.x.y.z, localhost, [::1] in any spelling, an IPv4
+ * loopback address mapped to IPv6 as [::ffff:127.0.0.1]). */
 int config_addr_loopback(const char *addr);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include "gossip/clock.h"
 #include "gossip/gossip.h"
 #include "gossip/prom.h"
 #include "node/auth.h"
@@ -75,6 +76,10 @@ int redirect_prefer_parse(const char *value)
         while (is_ows(*s) || *s == ',')
             s++;
         char name[16], val[16];
+        if (*s == '"') {   /* a preference's name is a token: "redirect"=owner is none */
+            skip_rest(&s);
+            continue;
+        }
         word(&s, name, sizeof name);
         if (strcasecmp(name, "redirect") == 0 && (is_ows(*s) || *s == '=' || *s == ';' || *s == ',' || !*s)) {
             while (is_ows(*s))
@@ -112,9 +117,11 @@ static enum MHD_Result each_prefer(void *ctx, enum MHD_ValueKind kind, const cha
 
 static atomic_uint_fast64_t redirects;
 /* Why a read that asked was relayed instead: indexes of k_declined. */
-enum { D_HIDDEN, D_NO_OWNER, D_NOT_ALIVE, D_UNCERTIFIED, D_NO_ADDRESS, D_LOOPBACK, D_COUNT };
+enum { D_HIDDEN, D_NO_OWNER, D_NOT_ALIVE, D_UNCERTIFIED, D_NO_ADDRESS, D_LOOPBACK, D_NOT_BOUND, D_CONFLICT,
+       D_CERT_EXPIRED, D_BAD_TARGET, D_INTERNAL, D_COUNT };
 static const char *const k_declined[D_COUNT] = {"hidden", "no_owner", "owner_not_alive", "uncertified",
-                                                "no_address", "loopback"};
+                                                "no_address", "loopback", "not_bound_key", "conflict",
+                                                "cert_expired", "bad_target", "internal"};
 static atomic_uint_fast64_t declined[D_COUNT];
 
 static struct MHD_Response *decline(int why)
@@ -140,12 +147,6 @@ void redirect_metrics(FILE *f)
 
 /* ------------------------------------------------------------------ the decision */
 
-/* 1 when host (of a HOST:PORT, IPv6 bracketed) is only reachable from this machine. */
-static int host_loopback(const char *host)
-{
-    return !strncmp(host, "127.", 4) || !strcasecmp(host, "localhost") || !strcmp(host, "[::1]");
-}
-
 /* 1 when addr is a HOST:PORT a client can connect to: a host of name or address characters that
  * is not a wildcard (a node listening on 0.0.0.0 advertises nothing a client can use). */
 static int usable(const char *addr, int *loopback)
@@ -160,7 +161,7 @@ static int usable(const char *addr, int *loopback)
             return 0;
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]") || !strcmp(host, "[0:0:0:0:0:0:0:0]"))
         return 0;
-    *loopback = host_loopback(host);
+    *loopback = config_addr_loopback(addr);
     return 1;
 }
 
@@ -216,18 +217,26 @@ struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, cons
     char domain[64];
     snprintf(domain, sizeof domain, "%.*s", (int)strcspn(id, "/"), id);
     gossip_member_t owner;
-    if (!target_ok(uri))   /* http.c refused such a target already: never copied into a header */
-        return NULL;
-    if (!n->gossip || gossip_read_owner(n->gossip, domain, &owner) < 0)
+    if (!target_ok(uri))   /* http.c refused such a target already (or its copy failed): never copied into a header */
+        return decline(D_BAD_TARGET);
+    int found = n->gossip ? gossip_read_owner(n->gossip, domain, &owner) : -1;
+    if (found == -2)   /* only members that do not hold the domain's bound key: in open mode anyone may say so */
+        return decline(D_NOT_BOUND);
+    if (found < 0)
         return decline(D_NO_OWNER);
     if (owner.state != TRIB__MEMBER_STATE__ALIVE)   /* suspect, dead or left: the relay says which */
         return decline(D_NOT_ALIVE);
-    /* Open mode: the address is the one the owner signed into its member claim (gossip/swim_sig.c)
-     * under the federation's shared CURVE key. Chartered: the claim is signed by a key the
-     * federation certified for this domain, and we send clients only to a member whose
-     * certificate we hold and which holds now. */
+    if (owner.conflict)   /* another key claims the domain too: the relay picks, as without the preference */
+        return decline(D_CONFLICT);
+    /* Open mode: the member holding the key bound to the domain by its first catalog entry, at the
+     * address it signed into its member claim (gossip/swim_sig.c) under the federation's shared
+     * CURVE key. Chartered: besides, a key the federation certified for this domain whose
+     * certificate we hold and which holds now (verified is computed when the member table
+     * changes: the expiry is checked against the clock here). */
     if (gossip_trust(n->gossip) && !owner.verified)
         return decline(D_UNCERTIFIED);
+    if (gossip_trust(n->gossip) && owner.cert_expires_ms <= clock_wall_ms())
+        return decline(D_CERT_EXPIRED);
     int loop = 0;
     if (!usable(owner.http, &loop) || !strcmp(owner.http, n->cfg.http) ||
         (n->cfg.http_advertise[0] && !strcmp(owner.http, n->cfg.http_advertise)))
@@ -235,6 +244,8 @@ struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, cons
     if (loop && !client_loopback(c))   /* an owner on loopback is no use to a client elsewhere */
         return decline(D_LOOPBACK);
 
+    /* Every node of a federation is assumed to serve the scheme this one serves (docs/http-api.md):
+     * the Location's scheme is the request's own, so an https request is never sent to http. */
     char location[4500], hex[ID_HEX_LEN];
     snprintf(location, sizeof location, "%s://%s%s", n->cfg.tls_cert[0] ? "https" : "http", owner.http, uri);
     identity_hex(owner.id, hex);
@@ -244,12 +255,12 @@ struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, cons
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!body)
-        return NULL;
+        return decline(D_INTERNAL);
     size_t len = strlen(body);
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
-        return NULL;
+        return decline(D_INTERNAL);
     }
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Location", location);

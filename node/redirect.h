@@ -24,7 +24,8 @@
 /* 1 when the value of one Prefer header (RFC 7240 §2: comma-separated preferences, each a token,
  * an optional =word and ;parameters) holds redirect=owner as the first "redirect" preference;
  * 0 when it holds another value for it, -1 when it names no "redirect" at all (the next Prefer
- * header is then asked). Case-insensitive; a quoted value is unquoted. Never reads past NUL. */
+ * header is then asked). Case-insensitive; a quoted value is unquoted; a quoted name is no name.
+ * Never reads past NUL. */
 int redirect_prefer_parse(const char *value);
 
 /* A read of product id (of another domain: this node is not its owner; its manifest at
