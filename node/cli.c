@@ -135,15 +135,19 @@ static const cli_cmd_t commands[] = {
       "absent) to product ID, all or nothing, and prints the seqs they were given.",
       { OPT_JSON }, 1, 2,
       "trib put payments/settled-transactions batch.ndjson", run_put },
-    { "get", "ID [--from SEQ] [--limit N]",
+    { "get", "ID [--from SEQ] [--limit N] [--relay]",
       "read a product's records as NDJSON",
       "Writes product ID's records to stdout as NDJSON, one record per line in seq order, as\n"
       "they arrive. Any node answers; a node that does not own ID sends the read on to the\n"
-      "owner's HTTP address, or relays it when the owner cannot be reached from here.\n"
+      "owner's HTTP address (307), or relays it. The token goes to that address only over\n"
+      "https, on this machine, or when the node itself is asked over plain http from afar;\n"
+      "otherwise, or when the owner's address cannot be reached or does not answer with\n"
+      "records, the node is asked again to relay (one line on stderr says why).\n"
       "The seq to resume from goes to stderr: with the error if the read fails midway, and\n"
       "at the end when stderr is a terminal (\"last seq 1234; resume with --from 1235\").",
       { { "from", "SEQ", 0, "first record seq to read (default 1)" },
-        { "limit", "N", 0, "read at most N records (default or 0: all)" } },
+        { "limit", "N", 0, "read at most N records (default or 0: all)" },
+        { "relay", NULL, 0, "read through the node asked, never sent on to the owner" } },
       1, 1,
       "trib get payments/settled-transactions --from 100 --limit 10", run_get },
     { "subscribe", "ID [--from SEQ]",

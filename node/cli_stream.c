@@ -8,7 +8,9 @@
  * that failed midway, and after one that ended well when stderr is a terminal),
  * SIGPIPE/SIGINT/SIGTERM handling while a transfer runs, noticing a reader that went away
  * (`trib subscribe X | head -1`), and for `get` asking to be sent to the owner (Prefer:
- * redirect=owner), falling back to the node's relay when the owner cannot be reached.
+ * redirect=owner) and reading there once when the redirect is one the node applied and safe for
+ * the token, falling back to the node's relay when it is not, or the owner's address cannot be
+ * reached or does not answer with records (--relay: never asked).
  * Must not: change a record's bytes, or write anything but records to c->out (messages go to
  * c->err), so stdout stays pure NDJSON for the next program in the pipe. */
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "node/cli_internal.h"
@@ -162,6 +165,43 @@ static void resume_hint(const client_reply_t *rep, const relay_t *r, char *out, 
         snprintf(out, len, "no record received; resume with --from %lld", first);
 }
 
+/* The node at c->node answered *rep: 307 to the owner, as asked (Preference-Applied). Reads
+ * from the owner once (the token with it only where client_redirect_allowed says), and takes its
+ * answer when it is a records answer (or a transfer that failed midway, or stopped). Otherwise
+ * nothing was written: says why once on stderr and asks the node again, to relay; the node's
+ * answer is the one given, as without the preference (the owner decides access either way).
+ * Returns client_request's result, with *rep the answer given. */
+static int follow_owner(cli_ctx_t *c, client_req_t *rq, client_reply_t *rep, relay_t *r, char *err, size_t errlen)
+{
+    char why[1100], at[sizeof rep->location];
+    snprintf(at, sizeof at, "%s", rep->location);
+    int cr = -1;
+    if (client_redirect_allowed(c->node, at, why, sizeof why)) {
+        client_req_t to = *rq;
+        to.path = "";
+        to.query = NULL;      /* the Location holds the target as sent */
+        to.prefer = NULL;     /* one hop */
+        to.records_only = 1;
+        to.hint = "(the owner's address the node named)";
+        client_reply_free(rep);
+        cr = client_request(at, &to, rep, err, errlen);
+        if (cr == CLIENT_STOPPED || cr == CLIENT_GONE || cr == CLIENT_SINK || r->bytes > 0 ||
+            (cr == 0 && rep->status >= 200 && rep->status <= 299 && rep->records))
+            return cr;
+        if (cr < 0)
+            snprintf(why, sizeof why, "%s", err);
+        else if (rep->status >= 200 && rep->status <= 299)
+            snprintf(why, sizeof why, "the owner's address %s answered %ld, not a Tributary records answer", at,
+                     rep->status);
+        else
+            snprintf(why, sizeof why, "the owner's address %s answered %ld", at, rep->status);
+    }
+    fprintf(c->err, "trib: %s: %s; reading through %s instead\n", c->cmd->name, why, c->node);
+    client_reply_free(rep);
+    rq->prefer = NULL;
+    return client_request(c->node, rq, rep, err, errlen);
+}
+
 int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *query, int live)
 {
     const char *id;
@@ -173,11 +213,10 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
     client_req_t rq = { .method = "GET", .path = path, .query = query, .upload_len = -1,
                         .long_lived = 1, .sink = relay_sink, .sink_ctx = &r };
     /* A read (not a live stream) asks the node to send us to the product's owner: the records
-     * then come from the owner, never through the node's relay (docs/http-api.md). */
-    if (!live) {
+     * then come from the owner, never through the node's relay (docs/http-api.md); --relay reads
+     * through the node asked. */
+    if (!live && !cli_opt(c, "relay"))
         rq.prefer = "redirect=owner";
-        rq.follow = 1;
-    }
     /* Notice a reader that went away (`trib subscribe X | head -1`) even while no record
      * arrives to fail a write. */
     int out_fd = fileno(c->out);
@@ -200,15 +239,8 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
     client_reply_t rep;
     char err[1024];
     int cr = client_request(c->node, &rq, &rep, err, sizeof err);
-    if (cr < 0 && rep.location[0] && r.bytes == 0) {
-        /* The owner the node named is not reachable from here (an address only its own network
-         * knows): nothing was written, so ask the node again to relay the read. */
-        fprintf(c->err, "trib: %s: %s; reading through %s instead\n", c->cmd->name, err, c->node);
-        client_reply_free(&rep);
-        rq.prefer = NULL;
-        rq.follow = 0;
-        cr = client_request(c->node, &rq, &rep, err, sizeof err);
-    }
+    if (rq.prefer && cr == 0 && rep.status == 307 && !strcasecmp(rep.applied, "redirect=owner") && rep.location[0])
+        cr = follow_owner(c, &rq, &rep, &r, err, sizeof err);
     if (live) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);

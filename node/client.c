@@ -2,12 +2,14 @@
  *
  * Owns: the libcurl easy/multi handles of one request, URL building with escaped query
  * values, body upload (memory or streamed from a FILE), reply buffering or sinking, and
- * turning libcurl failures into one readable line, and (when asked) a Prefer header and
- * following one redirect with the bearer token. The transfer runs on a multi handle so
+ * turning libcurl failures into one readable line, a Prefer header when asked, and whether a
+ * redirect may carry the bearer token (client_redirect_allowed; redirects are never followed
+ * here: the caller decides). The transfer runs on a multi handle so
  * a stop flag (SIGINT during `trib subscribe`) is seen within a poll interval.
  * Must not: print, parse JSON, or know what the paths mean. */
 #include "node/client.h"
 #include "gossip/token.h"
+#include "node/config.h"
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -183,7 +185,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
         return 0;
     long code = 0;
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
-    if (x->rq->sink && code >= 200 && code < 300) {
+    if (x->rq->sink && code >= 200 && code < 300 && (!x->rq->records_only || x->rep->records)) {
         if (x->rq->sink(x->rq->sink_ctx, ptr, n) != 0) {
             x->sink_failed = 1;
             return 0;
@@ -193,12 +195,38 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     return buf_append(x, ptr, n) == 0 ? n : 0;
 }
 
-/* Keeps the one reply header the CLI uses: Trib-First-Seq, the seq of a read's first line. */
+/* The value of header name in line (n bytes) into out, trimmed; 0, or -1 when line is another. */
+static int header_value(const char *line, size_t n, const char *name, char *out, size_t cap)
+{
+    size_t k = strlen(name);
+    if (n < k || strncasecmp(line, name, k) != 0)
+        return -1;
+    line += k, n -= k;
+    while (n && (*line == ' ' || *line == '\t'))
+        line++, n--;
+    while (n && (line[n - 1] == '\r' || line[n - 1] == '\n' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+        n--;
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), line);
+    return 0;
+}
+
+/* Keeps the reply headers the CLI uses: Trib-First-Seq (the seq of a read's first line),
+ * Trib-Last-Seq (set on every records answer), Location and Preference-Applied. */
 static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 {
     xfer_t *x = ud;
     size_t n = size * nitems;
     static const char name[] = "Trib-First-Seq:";
+    char tmp[8];
+    if (n > 5 && !strncmp(line, "HTTP/", 5)) {   /* a new response (after a 100 Continue): its own headers */
+        x->rep->location[0] = x->rep->applied[0] = '\0';
+        x->rep->records = 0;
+        x->rep->first_seq = -1;
+    }
+    header_value(line, n, "Location:", x->rep->location, sizeof x->rep->location);
+    header_value(line, n, "Preference-Applied:", x->rep->applied, sizeof x->rep->applied);
+    if (header_value(line, n, "Trib-Last-Seq:", tmp, sizeof tmp) == 0)
+        x->rep->records = 1;
     if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
         char v[32];
         size_t k = n - (sizeof name - 1);
@@ -374,12 +402,6 @@ static int setup(CURL *h, xfer_t *x, const char *url, struct curl_slist **hdrs, 
     rc |= curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     if (cacert)
         rc |= curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
-    if (rq->follow) {   /* one hop, to http or https, the token with it (libcurl drops it on a new host) */
-        rc |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-        rc |= curl_easy_setopt(h, CURLOPT_MAXREDIRS, 1L);
-        rc |= curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        rc |= curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 1L);
-    }
     rc |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     rc |= curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     rc |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -517,7 +539,8 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
 {
     rep->status = 0;
     rep->first_seq = -1;
-    rep->location[0] = '\0';
+    rep->location[0] = rep->applied[0] = '\0';
+    rep->records = 0;
     rep->body = NULL;
     rep->len = 0;
     xfer_t x = { .rq = rq, .rep = rep };
@@ -548,11 +571,6 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
     CURLcode res = CURLE_OK;
     int mr = run_multi(h, rq, &res, err, errlen);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rep->status);
-    long hops = 0;
-    char *at = NULL;
-    curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &hops);
-    if (hops > 0 && curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &at) == CURLE_OK && at)
-        snprintf(rep->location, sizeof rep->location, "%s", at);
     if (mr == CLIENT_STOPPED || mr == CLIENT_GONE) {
         rc = mr;
     } else if (mr < 0) {
@@ -568,8 +586,7 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
     } else if (x.oom) {
         snprintf(err, errlen, "out of memory reading the reply from %s", base_url);
     } else if (res != CURLE_OK) {
-        describe_failure(h, &x, res, rep->location[0] ? rep->location : base_url,
-                         rep->location[0] ? "(the owner's address the node redirected to)" : CONNECT_HINT, errbuf, err, errlen);
+        describe_failure(h, &x, res, base_url, rq->hint ? rq->hint : CONNECT_HINT, errbuf, err, errlen);
     } else {
         rc = 0;
     }
@@ -578,4 +595,47 @@ out:
     curl_easy_cleanup(h);
     free(url);
     return rc;
+}
+
+/* ---------------------------------------------------------------- redirects */
+
+/* scheme and "host:1" (for config_addr_loopback) of url; 0 or -1. */
+static int url_scheme_host(const char *url, char *scheme, size_t slen, char *hostport, size_t hlen)
+{
+    CURLU *u = curl_url();
+    char *sc = NULL, *host = NULL;
+    int rc = -1;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &sc, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        strlen(sc) < slen && strlen(host) + 3 <= hlen) {
+        snprintf(scheme, slen, "%s", sc);
+        snprintf(hostport, hlen, "%s:1", host);
+        rc = 0;
+    }
+    curl_free(sc);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int client_redirect_allowed(const char *base, const char *location, char *why, size_t whylen)
+{
+    char bs[16], bh[300], ls[16], lh[300];
+    if (url_scheme_host(base, bs, sizeof bs, bh, sizeof bh) < 0 ||
+        url_scheme_host(location, ls, sizeof ls, lh, sizeof lh) < 0 ||
+        (strcmp(ls, "http") != 0 && strcmp(ls, "https") != 0)) {
+        snprintf(why, whylen, "the owner's address '%.300s' is not an http(s) URL", location);
+        return 0;
+    }
+    int from_https = !strcmp(bs, "https"), to_https = !strcmp(ls, "https");
+    if (from_https && !to_https) {
+        snprintf(why, whylen, "the owner's address %.300s is plain http, asked over https", location);
+        return 0;
+    }
+    if (bearer && !to_https && !config_addr_loopback(lh) && (from_https || config_addr_loopback(bh))) {
+        snprintf(why, whylen, "the owner's address %.300s is plain http beyond this machine: the token "
+                 "is not sent there in clear text", location);
+        return 0;
+    }
+    return 1;
 }

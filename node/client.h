@@ -40,8 +40,10 @@ typedef struct {
     const int *watch_fd;         /* optional: the transfer ends soon after this fd (the
                                     output pipe) reports POLLERR/POLLHUP, even while idle */
     const char *prefer;          /* optional: sent as "Prefer: <value>" (RFC 7240) */
-    int follow;                  /* follow one redirect (http/https), sending the bearer token
-                                    to its Location too: the node asked names where to read */
+    const char *hint;            /* optional: what to check when the node cannot be reached
+                                    (default: is trib agent running?) */
+    int records_only;            /* the sink gets a 2xx body only when it is a Tributary records
+                                    answer (Trib-Last-Seq set); anything else is buffered */
 } client_req_t;
 
 typedef struct {
@@ -49,9 +51,15 @@ typedef struct {
     long long first_seq;         /* the Trib-First-Seq header (seq of a read's first line), or -1 */
     char *body;                  /* NUL-terminated buffered body (empty if it went to the sink) */
     size_t len;
-    char location[512];          /* the redirect followed (rq->follow), "" when none: status,
-                                    body and a transport failure are then the Location's */
+    char location[512];          /* the Location header of a 3xx reply, "" when none (never followed) */
+    char applied[32];            /* the Preference-Applied header, "" when none */
+    int records;                 /* 1 when the reply is a records answer (Trib-Last-Seq set) */
 } client_reply_t;
+
+/* 1 when the bearer token (if any) may go to location, a redirect a node at base answered: never
+ * https -> http; with a token, only to https, to a loopback host, or when base itself is plain
+ * http beyond loopback (the token already crosses the network in clear text). 0 with why. */
+int client_redirect_allowed(const char *base, const char *location, char *why, size_t whylen);
 
 /* Normalises a node address for client_request: "HOST:PORT", "HOST" (port default_port),
  * ":PORT" (host 127.0.0.1) or an http/https URL (kept, minus a trailing '/'; a URL without
