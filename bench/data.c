@@ -22,8 +22,9 @@
  *    each way, interleaved direct / routed / redirected / one raw CURVE round trip to an echo
  *    process, p50 and p99 of each (DATA_DEBUG prints every read's).
  *  - redirected: the same reads asked of B with Prefer: redirect=owner; B answers 307 to A and curl
- *    follows it with the token (node/redirect.c): issue 9 item 7 for a client that can reach the
- *    owner. Interleaved with the others; the routed rows stay (the answer for one that cannot).
+ *    follows it with the token (node/redirect.c): a client that can reach the owner, reported
+ *    beside item 7 of issue 9, not as it: the item as written is a read through a second node,
+ *    which the routed rows measure (and which keep their MISS). Interleaved with the others.
  *  - raw CURVE: the direct read's bytes through one ZeroMQ CURVE connection on loopback in this
  *    process (PUSH -> PULL, two I/O threads, messages of the owner's batch sizes: 64 KiB, 256 KiB,
  *    then 512 KiB), once per round of the read rates, between the direct and the routed reads: the
@@ -997,7 +998,7 @@ static void read_report(void)
     } else {
         printf("    raw CURVE: not measured (see stderr)\n");
     }
-    /* Issue 9 item 7 answered by the redirect: B names the owner (307), the client reads from A. */
+    /* The redirect: B names the owner (307), the client reads from A (beside item 7, not it). */
     double xratio = -1;
     if (x.status != 200) {
         printf("    redirected by B to A       not available (%s)\n", x.status < 0 ? "B relayed it" : "HTTP error");
@@ -1005,8 +1006,8 @@ static void read_report(void)
         xratio = x.rate / d.rate;
         printf("    redirected by B to A       %10.0f rec/s   first byte %7.2f ms   CPU A %.3f s  B %.3f s   "
                "(Prefer: redirect=owner, curl follows the 307)\n", x.rate, x.ttfb_ms, x.cpu[0], x.cpu[1]);
-        printf("    redirected/direct %.2f   target >= 0.50  %s%s\n", xratio, xratio >= 0.50 ? "PASS" : "MISS",
-               x.count == d.count ? "" : "  (record count differs from direct!)");
+        printf("    redirected/direct %.2f   (not the item's target as written: the records do not go through B)%s\n",
+               xratio, x.count == d.count ? "" : "  (record count differs from direct!)");
     }
     size_t nt = ttfb_reads;
     double *tt[3], *tf[3], *tc = calloc(nt, sizeof *tc);
@@ -1016,7 +1017,7 @@ static void read_report(void)
     if (!tc)
         bench_die("out of memory");
     double *td = tt[0], *tr = tt[1];
-    double x50 = -1;
+    double x50 = -1, rt50 = -1;
     fprintf(stderr, "data: time to first byte\n");
     if (ttfb_small("rec100", nread / 2, tt, tf, tc) == 0) {
         size_t n = nt;
@@ -1028,9 +1029,10 @@ static void read_report(void)
                "    routed through B    p50 %6.3f ms   p99 %6.3f ms\n"
                "    routed/direct p50 %.2f (p99 %.2f)   target <= 2  %s\n"
                "    redirected by B     p50 %6.3f ms   p99 %6.3f ms   (307 from B, then A: two requests)\n"
-               "    redirected/direct p50 %.2f (p99 %.2f)   target <= 2  %s\n",
+               "    redirected/direct p50 %.2f (p99 %.2f)   (not the item's target as written: the records do not go through B)\n",
                n, d50, d99, r50, r99, r50 / d50, r99 / d99, r50 / d50 <= 2 ? "PASS" : "MISS", x50, x99, x50 / d50,
-               x99 / d99, x50 / d50 <= 2 ? "PASS" : "MISS");
+               x99 / d99);
+        rt50 = r50 / d50;
         double f50[3], f99[3];
         for (int k = 0; k < 3; k++)
             f50[k] = bench_pct(tf[k], n, 50), f99[k] = bench_pct(tf[k], n, 99);
@@ -1049,9 +1051,20 @@ static void read_report(void)
     } else {
         printf("  time to first byte, 10 records: not available (a read failed)\n");
     }
-    printf("  issue 9 item 7, for a client that can reach the owner's HTTP address: the redirected rows (rate %s, "
-           "time to first byte %s); for one that cannot, the routed rows above\n",
-           xratio < 0 ? "n/a" : xratio >= 0.5 ? "PASS" : "MISS", x50 < 0 ? "n/a" : x50 <= 2 ? "PASS" : "MISS");
+    /* Item 7 as written is a read through a second node: the routed (relayed) rows answer it. The
+     * redirected rows are a different read (the client reaches the owner), reported as such. */
+    char rate[16] = "n/a", ttfb[16] = "n/a";
+    if (ratio >= 0)
+        snprintf(rate, sizeof rate, "%s", ratio >= 0.5 ? "PASS" : "MISS");
+    if (rt50 >= 0)
+        snprintf(ttfb, sizeof ttfb, "%s", rt50 <= 2 ? "PASS" : "MISS");
+    printf("  issue 9 item 7 as written (read through a second node, relayed): rate %s, time to first byte %s\n", rate,
+           ttfb);
+    if (xratio >= 0 && x50 >= 0)
+        printf("  redirected (client reaches the owner): rate %.2fx direct, TTFB %.2fx direct — %s the item's figures by "
+               "the DESIGN §8 change proposed\n", xratio, x50, xratio >= 0.5 && x50 <= 2 ? "meets" : "does not meet");
+    else
+        printf("  redirected (client reaches the owner): not available\n");
     for (int k = 0; k < 3; k++) {
         free(tt[k]);
         free(tf[k]);
