@@ -279,8 +279,10 @@ Test(chartered, three_certified_nodes_join_publish_replicate_and_read_routed)
     cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to growth");
     g.n = &c;
     cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to listening");
-    rc = h_trib(&c, NULL, &out, &eout, "get", "payments/settled", NULL);
+    double relayed = h_metric(c.url, "trib_read_batches_total{dir=\"received\"}");
+    rc = h_trib(&c, NULL, &out, &eout, "get", "payments/settled", "--relay", NULL);
     cr_assert_eq(rc, 0, "routed read failed: %s", eout ? eout : "");
+    cr_expect_gt(h_metric(c.url, "trib_read_batches_total{dir=\"received\"}"), relayed, "not read through the relay");
     cr_assert(out && strstr(out, "x1") && strstr(out, "x2"), "routed read returned: %s", out ? out : "");
     free(out), free(eout);
     /* every view says verified: members (serial and expiry), status, the product */

@@ -842,9 +842,11 @@ Test(peerkeys, a_certified_peer_claiming_another_node_s_address_is_refused_and_c
     cr_assert_eq(h_write_file(recs, "{\"id\":\"x1\"}\n", 12), 0);
     cr_assert_eq(h_trib(&a, recs, &out, &eout, "put", "payments/settled", NULL), 0, "put: %s", eout ? eout : "");
     free(out), free(eout);
-    int rc = h_trib(&b, NULL, &out, &eout, "get", "payments/settled", NULL);
+    double relayed = h_metric(b.url, "trib_read_batches_total{dir=\"received\"}");
+    int rc = h_trib(&b, NULL, &out, &eout, "get", "payments/settled", "--relay", NULL);
     cr_expect(rc == 0 && out && strstr(out, "x1"), "a routed read through growth failed: %s %s", out ? out : "",
               eout ? eout : "");
+    cr_expect_gt(h_metric(b.url, "trib_read_batches_total{dir=\"received\"}"), relayed, "not read through the relay");
     free(out), free(eout);
     cr_expect(member_in(&ma), "growth lost payments");
     /* logged on growth, rate-limited, naming the address */

@@ -355,7 +355,7 @@ static pid_t reads_start(h_node_t *n)
             dup2(ef, 2);
             setenv("TRIB_NODE", n->url, 1);
             setenv("TRIB_TOKEN", n->token, 1);
-            execl(h_trib_path(), h_trib_path(), "get", "payments/settled", (char *)NULL);
+            execl(h_trib_path(), h_trib_path(), "get", "payments/settled", "--relay", (char *)NULL);
             _exit(127);
         }
         int st = 0;
@@ -402,7 +402,7 @@ static int stored(h_node_t *reader, int from)
 {
     char *out = NULL, *eout = NULL, want[32];
     snprintf(want, sizeof want, "\"r%03d\"", from);
-    int rc = h_trib(reader, NULL, &out, &eout, "get", "payments/settled", NULL);
+    int rc = h_trib(reader, NULL, &out, &eout, "get", "payments/settled", "--relay", NULL);
     expect_whole(out, eout, rc);
     int has = rc != 0 ? -1 : out && strstr(out, want) ? 1 : 0;
     free(out), free(eout);
@@ -442,9 +442,10 @@ static void read_all_once(h_node_t *n, int last)
 {
     char *out = NULL, from[24] = "1";
     size_t olen = 0;
+    double relayed = h_metric(n->url, "trib_read_batches_total{dir=\"received\"}");
     for (int part = 0;; part++) {
         char *o = NULL, *eout = NULL;
-        int rc = h_trib(n, NULL, &o, &eout, "get", "payments/settled", "--from", from, NULL);
+        int rc = h_trib(n, NULL, &o, &eout, "get", "payments/settled", "--from", from, "--relay", NULL);
         const char *r = eout ? strstr(eout, "resume with --from ") : NULL;
         cr_assert(rc == 0 || (rc == 1 && r && eout && strstr(eout, "schema_changed") && part < 8),
                   "routed read failed: %s", eout ? eout : "");
@@ -470,6 +471,8 @@ static void read_all_once(h_node_t *n, int last)
     char beyond[32];
     snprintf(beyond, sizeof beyond, "\"r%03d\"", last + 1);
     cr_expect(!out || !strstr(out, beyond), "a record that was never written: %s", out ? out : "");
+    cr_expect_gt(h_metric(n->url, "trib_read_batches_total{dir=\"received\"}"), relayed,
+                 "the read did not go through %s's relay", n->url);
     free(out);
 }
 

@@ -322,12 +322,13 @@ Test(routed, get_through_non_owner_equals_direct_for_100k_records)
         free(direct);
         free(routed);
     }
-    /* The CLI against the relay prints the same bytes (it asks to be sent to the owner: the relay
-     * redirects it and relays nothing, tests/test_redirect.c). */
+    /* The CLI against the relay prints the same bytes (--relay: never sent on to the owner,
+     * tests/test_redirect.c has the redirect). */
     char *out = NULL, *err = NULL;
-    cr_assert_eq(h_trib(&b, NULL, &out, &err, "get", PRODUCT, "--from", "99001", NULL), 0, "%s", err);
+    cr_assert_eq(h_trib(&b, NULL, &out, &err, "get", PRODUCT, "--from", "99001", "--relay", NULL), 0, "%s", err);
     char *direct = get_body(&a, "/v1/products/" PRODUCT "/records?from=99001", NULL, NULL, NULL);
     cr_assert_str_eq(out, direct, "trib get through the relay differs from the direct read");
+    relayed += count_lines(out, strlen(out));
     cr_assert_eq(h_metric(b.url, "trib_records_read_total") - read0, (double)relayed,
                  "the relay counted %.0f records read, its answers held %zu",
                  h_metric(b.url, "trib_records_read_total") - read0, relayed);
@@ -655,7 +656,7 @@ Test(routed, owner_down_gives_a_quick_503_naming_the_owner_and_its_state)
     expect_503_naming_owner(&b, &a, hex, 3000, "state");
     char *err = NULL;
     long t0 = h_now_ms();
-    cr_assert_eq(h_trib(&b, NULL, NULL, &err, "get", PRODUCT, NULL), 1);
+    cr_assert_eq(h_trib(&b, NULL, NULL, &err, "get", PRODUCT, "--relay", NULL), 1);
     cr_assert(strstr(err, "owner") && strstr(err, a.peer), "trib get: %s", err);
     cr_assert(h_now_ms() - t0 < 3000);
     free(err);
@@ -1626,8 +1627,10 @@ Test(routed, reads_through_a_relay_tell_the_schema_version_and_end_at_a_change_a
     /* trib get through the relay shows it as on the owner: the records, then the error and where
      * to resume, exit 1. */
     char *oa = NULL, *ea = NULL, *ob = NULL, *eb = NULL;
+    double relayed = h_metric(b.url, "trib_read_batches_total{dir=\"received\"}");
     int xa = h_trib(&a, NULL, &oa, &ea, "get", PRODUCT, NULL);
-    int xb = h_trib(&b, NULL, &ob, &eb, "get", PRODUCT, NULL);
+    int xb = h_trib(&b, NULL, &ob, &eb, "get", PRODUCT, "--relay", NULL);
+    cr_expect_gt(h_metric(b.url, "trib_read_batches_total{dir=\"received\"}"), relayed, "not read through the relay");
     cr_assert_eq(xa, 1, "trib get on the owner: %d %s", xa, ea);
     cr_assert_eq(xb, xa, "trib get through the relay: %d %s", xb, eb);
     cr_assert_str_eq(ob, oa);
