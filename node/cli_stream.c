@@ -171,6 +171,8 @@ static void resume_hint(const client_reply_t *rep, const relay_t *r, char *out, 
  * nothing was written: says why once on stderr and asks the node again, to relay; the node's
  * answer is the one given, as without the preference (the owner decides access either way).
  * Returns client_request's result, with *rep the answer given. */
+#define OWNER_ANSWER_S 10   /* an owner that has not begun its answer by then is asked through the node */
+
 static int follow_owner(cli_ctx_t *c, client_req_t *rq, client_reply_t *rep, relay_t *r, char *err, size_t errlen)
 {
     char why[1100], at[sizeof rep->location];
@@ -183,6 +185,8 @@ static int follow_owner(cli_ctx_t *c, client_req_t *rq, client_reply_t *rep, rel
         to.prefer = NULL;     /* one hop */
         to.records_only = 1;
         to.hint = "(the owner's address the node named)";
+        /* the node saw the owner alive; a frozen one accepts and stays silent: relay instead */
+        to.answer_s = OWNER_ANSWER_S;
         client_reply_free(rep);
         cr = client_request(at, &to, rep, err, errlen);
         if (cr == CLIENT_STOPPED || cr == CLIENT_GONE || cr == CLIENT_SINK || r->bytes > 0 ||

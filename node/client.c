@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 #include <errno.h>
+#include <time.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -459,7 +460,9 @@ static int run_multi(CURL *h, const client_req_t *rq, CURLcode *res, char *err, 
         return -1;
     }
     int rc = 0, running = 1;
-    int poll_ms = rq->stop || rq->watch_fd ? POLL_MS_STOPPABLE : POLL_MS_DEFAULT;
+    int poll_ms = rq->stop || rq->watch_fd || rq->answer_s ? POLL_MS_STOPPABLE : POLL_MS_DEFAULT;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         mc = curl_multi_perform(m, &running);
         if (mc != CURLM_OK || !running)
@@ -471,6 +474,18 @@ static int run_multi(CURL *h, const client_req_t *rq, CURLcode *res, char *err, 
         if (rq->watch_fd && fd_gone(*rq->watch_fd)) {
             rc = CLIENT_GONE;
             break;
+        }
+        if (rq->answer_s > 0) {
+            long code = 0;
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+            if (code == 0 && (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >=
+                                 (long)rq->answer_s * 1000) {
+                snprintf(err, errlen, "no answer within %d s", rq->answer_s);
+                rc = -1;
+                break;
+            }
         }
         mc = curl_multi_poll(m, NULL, 0, poll_ms, NULL);
         if (mc != CURLM_OK)
@@ -574,6 +589,11 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
     if (mr == CLIENT_STOPPED || mr == CLIENT_GONE) {
         rc = mr;
     } else if (mr < 0) {
+        if (rq->answer_s > 0 && rep->status == 0 && !strncmp(err, "no answer within", 16)) {
+            char what[64];
+            snprintf(what, sizeof what, "%s", err);
+            snprintf(err, errlen, "%s gave %s", base_url, what);
+        }
         rc = -1;
     } else if (x.sink_failed) {
         rc = CLIENT_SINK;

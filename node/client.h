@@ -44,6 +44,9 @@ typedef struct {
                                     (default: is trib agent running?) */
     int records_only;            /* the sink gets a 2xx body only when it is a Tributary records
                                     answer (Trib-Last-Seq set); anything else is buffered */
+    int answer_s;                /* optional: fails (-1) when no reply has begun this many seconds
+                                    after the request started (a peer that accepts the connection
+                                    and stays silent: a frozen process), however long_lived */
 } client_req_t;
 
 typedef struct {

@@ -852,6 +852,46 @@ Test(redirect, trib_get_falls_back_to_the_relay_when_the_owners_address_answers_
     fake_stop(&f);
 }
 
+/* An owner's address that accepts the connection and never answers (a frozen process: the node
+ * asked still holds it alive) is given up after OWNER_ANSWER_S (10 s, node/cli_stream.c), and
+ * the read goes through the node, which relays. Here the address is a socket that listens and
+ * never accepts: the kernel completes the connection, nothing answers. Fails on the code before
+ * this commit: trib get waited for ever (a record read has no overall timeout). */
+Test(redirect, trib_get_gives_up_on_an_owners_address_that_never_answers)
+{
+    int port = h_free_port();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(port > 0 && fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    char silent[32];
+    snprintf(silent, sizeof silent, "127.0.0.1:%d", port);
+    h_node_t a, b;
+    federation(&a, &b, 50, "--http-advertise", silent);
+    wait_member(&b, "payments", "alive", silent);
+    resp_t direct;
+    fetch_at(&a, LEDGER "/records", a.token, NULL, &direct);
+    char *out = NULL, *err = NULL;
+    long t0 = h_now_ms();
+    int rc = h_trib(&b, NULL, &out, &err, "get", "payments/ledger", "--token", a.token, NULL);
+    long took = h_now_ms() - t0;
+    cr_expect_eq(rc, 0, "trib get: %s", err);
+    cr_expect_str_eq(out, direct.body, "the relayed records");
+    cr_expect(strstr(err, silent) && strstr(err, "no answer within") && strstr(err, "reading through"),
+              "stderr names the silent address: %s", err);
+    cr_expect_eq(count_lines(err), 1, "one line: %s", err);
+    cr_expect(took >= 10000, "gave up after %ld ms, before its 10 s", took);
+    cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"200\"}"), 1,
+                 "the node relayed the second ask");
+    free(out);
+    free(err);
+    resp_free(&direct);
+    h_cleanup_all();
+    close(fd);
+}
+
 /* A node (or whatever answers at its address: an ingress, an SSO gateway) answering a redirect
  * that is not the node's 307 to the owner (Preference-Applied: redirect=owner) is not followed:
  * the token goes nowhere else and trib get fails on the unexpected status, as before redirects.
