@@ -80,7 +80,7 @@ typedef struct {
     double join_p50_s, join_max_s;
     double member_p50_s;    /* the same, membership alone (without the catalog entry) */
     double listen_p50_s, listen_max_s; /* from its fork until its log says it listens (start-up alone) */
-    double jc[8];           /* join counters summed over the nodes when the last one joined (JC_*) */
+    double jc[12];          /* join counters summed over the nodes when the last one joined (JC_*) */
     double join_cpu_s;      /* CPU seconds (user + system) of all nodes when the last one joined */
 } result_t;
 
@@ -94,6 +94,10 @@ static const char *jc_key[] = {
     "trib_gossip_dropped_total{reason=\"handshake_failed_out\"}",
     "trib_fedlog_accepted_total{kind=\"certificate\"}",
     "trib_gossip_messages_total{dir=\"in\",type=\"MSG_FED_PUSH\"}",
+    "trib_gossip_connections_total{lane=\"priority\"}",
+    "trib_gossip_connections_total{lane=\"bulk\"}",
+    "trib_gossip_messages_total{dir=\"out\",type=\"MSG_FED_SYNC\"}",
+    "trib_fedlog_commits_total",
 };
 /* FED_METRICS=1 (diagnosis): every sample of these families, summed over the nodes at the last
  * join, printed open beside chartered after each round. */
@@ -140,8 +144,11 @@ static void dm_print(void)
 
 static const char *jc_label[] = {"hellos sent", "hellos refused", "msgs dropped uncertified", "ZAP denied",
                                  "sends dropped", "handshakes failed (out)", "fedlog certs accepted",
-                                 "fed pushes received"};
+                                 "fed pushes received", "connections (priority)", "connections (bulk)",
+                                 "fed syncs sent", "fedlog commits"};
 #define JC_N (int)(sizeof jc_key / sizeof jc_key[0])
+_Static_assert(sizeof jc_key / sizeof jc_key[0] == sizeof jc_label / sizeof jc_label[0] &&
+               sizeof jc_key / sizeof jc_key[0] <= sizeof ((result_t *)0)->jc / sizeof(double), "join counters");
 
 typedef struct {
     CURL *h;

@@ -26,6 +26,8 @@
 #define PUSH_QUEUE_MAX 4096       /* queued pushes; more are left to anti-entropy */
 #define PUSH_PEERS_MAX 256
 #define BUCKET_BYTES 12           /* count (4, BE) + the first 8 bytes of the bucket's XOR */
+#define SYNC_SMALL 64             /* a summary that differs from a set of at most this many is answered
+                                     with the set's hashes (2.2 KiB at most), not its buckets (3 KiB) */
 
 
 const char *fedlog_reason_name(int reason)
@@ -869,6 +871,49 @@ static void make_buckets(const fedlog_t *f, uint8_t out[256 * BUCKET_BYTES])
 
 static int hash_cmp(const void *a, const void *b) { return memcmp(a, b, TRUST_HASH_LEN); }
 
+/* The hashes step: our hashes in every bucket that differs from theirs (the peer's buckets, 256 x
+ * BUCKET_BYTES), or in every bucket (theirs NULL: answering a summary), with the mask of the
+ * buckets covered; a bucket that would pass SYNC_MAX_HASHES waits for the next round. */
+static void send_hashes(fedlog_t *f, const fedlog_io_t *io, const char *to, const uint8_t *theirs)
+{
+    uint8_t ours[256 * BUCKET_BYTES], mask[32] = {0};
+    size_t cap = SYNC_MAX_HASHES, k = 0;
+    ProtobufCBinaryData *hl = malloc(cap * sizeof *hl);
+    uint8_t (*hs)[TRUST_HASH_LEN] = malloc(cap * TRUST_HASH_LEN);
+    if (!hl || !hs) {
+        free(hl);
+        free(hs);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    if (theirs)
+        make_buckets(f, ours);
+    size_t i = 0;
+    for (int b = 0; b < 256; b++) {
+        while (i < f->n && f->held[i].hash[0] < b)
+            i++;
+        if (theirs && !memcmp(ours + b * BUCKET_BYTES, theirs + b * BUCKET_BYTES, BUCKET_BYTES))
+            continue;
+        if (k + f->bcount[b] > cap)
+            continue;                   /* next round */
+        mask[b / 8] |= (uint8_t)(1u << (b % 8));
+        for (size_t j = i; j < f->n && f->held[j].hash[0] == b; j++) {
+            memcpy(hs[k], f->held[j].hash, TRUST_HASH_LEN);
+            hl[k] = (ProtobufCBinaryData){TRUST_HASH_LEN, hs[k]};
+            k++;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    Trib__FedSync r = TRIB__FED_SYNC__INIT;
+    r.step = STEP_HASHES;
+    r.bucket_mask = (ProtobufCBinaryData){sizeof mask, mask};
+    r.n_hashes = k;
+    r.hashes = hl;
+    send_sync(f, io, to, &r);
+    free(hl);
+    free(hs);
+}
+
 static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, const fedlog_io_t *io)
 {
     switch (m->step) {
@@ -878,11 +923,16 @@ static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, c
         uint8_t buckets[256 * BUCKET_BYTES];
         pthread_mutex_lock(&f->mu);
         int same = m->count == f->n && !memcmp(m->hash.data, f->xor_all, TRUST_HASH_LEN);
-        if (!same)
+        int small = f->n <= SYNC_SMALL;
+        if (!same && !small)
             make_buckets(f, buckets);
         pthread_mutex_unlock(&f->mu);
         if (same)
             return;
+        if (small) {          /* the hashes step at once, for every bucket: one round trip less */
+            send_hashes(f, io, from, NULL);
+            return;
+        }
         Trib__FedSync r = TRIB__FED_SYNC__INIT;
         r.step = STEP_BUCKETS;
         r.buckets = (ProtobufCBinaryData){sizeof buckets, buckets};
@@ -892,41 +942,7 @@ static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, c
     case STEP_BUCKETS: {
         if (m->buckets.len != 256 * BUCKET_BYTES)
             goto bad;
-        uint8_t ours[256 * BUCKET_BYTES], mask[32] = {0};
-        size_t cap = SYNC_MAX_HASHES, k = 0;
-        ProtobufCBinaryData *hl = malloc(cap * sizeof *hl);
-        uint8_t (*hs)[TRUST_HASH_LEN] = malloc(cap * TRUST_HASH_LEN);
-        if (!hl || !hs) {
-            free(hl);
-            free(hs);
-            return;
-        }
-        pthread_mutex_lock(&f->mu);
-        make_buckets(f, ours);
-        size_t i = 0;
-        for (int b = 0; b < 256; b++) {
-            while (i < f->n && f->held[i].hash[0] < b)
-                i++;
-            if (!memcmp(ours + b * BUCKET_BYTES, m->buckets.data + b * BUCKET_BYTES, BUCKET_BYTES))
-                continue;
-            if (k + f->bcount[b] > cap)
-                continue;                   /* next round */
-            mask[b / 8] |= (uint8_t)(1u << (b % 8));
-            for (size_t j = i; j < f->n && f->held[j].hash[0] == b; j++) {
-                memcpy(hs[k], f->held[j].hash, TRUST_HASH_LEN);
-                hl[k] = (ProtobufCBinaryData){TRUST_HASH_LEN, hs[k]};
-                k++;
-            }
-        }
-        pthread_mutex_unlock(&f->mu);
-        Trib__FedSync r = TRIB__FED_SYNC__INIT;
-        r.step = STEP_HASHES;
-        r.bucket_mask = (ProtobufCBinaryData){sizeof mask, mask};
-        r.n_hashes = k;
-        r.hashes = hl;
-        send_sync(f, io, from, &r);
-        free(hl);
-        free(hs);
+        send_hashes(f, io, from, m->buckets.data);
         return;
     }
     case STEP_HASHES: {

@@ -3,7 +3,8 @@
  * known by the BLAKE2b-256 of its body, verified before it is stored or passed on, persisted in
  * LMDB (storage/fedlog.h) and replicated between nodes: pushed at once to every alive member
  * (revocations first, on the priority connection), reconciled as a set by anti-entropy
- * (proto/tributary.proto, FedSync: summary, buckets, hashes, want, objects).
+ * (proto/tributary.proto, FedSync: summary, buckets, hashes, want, objects; a summary that differs
+ * from a set of at most 64 objects is answered with its hashes at once, skipping the buckets).
  *
  * Owns: taking objects offered as bytes (from an operator's file through the API, or from a
  * peer), dispatching them by kind to their verifier (trust_offer_* for kinds 1-3, the policy

@@ -52,6 +52,8 @@
                                     box, a poll and a hand-over to its accept worker, and the origin
                                     as much per member). A push of one entry is never paced: a lone
                                     publish, or one publisher after another, goes out at once. */
+#define FED_LIGHT_MAX (8u << 10) /* a FedSync body up to this travels on the priority lane: the buckets
+                                    (3 KiB), ~240 hashes, ~25 certificates */
 #define FRAME_MAX (256u << 10)   /* CatalogEntries body bound: one frame's verify + commit stays
                                     well inside CATALOG_BUDGET_MS-sized slices */
 
@@ -876,6 +878,12 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     to.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING | 1u << TRIB__MSG_TYPE__MSG_ACK |
                         1u << TRIB__MSG_TYPE__MSG_PING_REQ | 1u << TRIB__MSG_TYPE__MSG_NACK |
                         1u << TRIB__MSG_TYPE__MSG_PUSH_PULL | 1u << TRIB__MSG_TYPE__MSG_FED_PUSH;
+    /* A federation-log sync step goes with them when small (a summary, the buckets, a few hashes or
+     * certificates): while a federation joins, each sync otherwise opened the pair's second
+     * connection in both directions. A few KiB at most, one reply per message received, so the
+     * membership messages behind it wait microseconds; object batches above it take the bulk lane. */
+    to.light_types = 1u << TRIB__MSG_TYPE__MSG_FED_SYNC;
+    to.light_max = FED_LIGHT_MAX;
     to.max_peers *= 2;           /* two DEALERs per peer */
     g->tr = transport_new(g->zctx, id, g->listen, &to, err, errlen);
     if (!g->tr)

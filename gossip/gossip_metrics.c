@@ -62,6 +62,11 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"claimed_address", ts.dropped_claimed_addr}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
+    prom_family(f, "trib_gossip_connections_total", "counter",
+                "Connections dialled to peers (DEALERs opened), by lane: the priority one (membership, "
+                "hellos, small federation-log syncs) and the bulk one (catalog, reads, the rest).");
+    prom_sample(f, "trib_gossip_connections_total", "lane=\"priority\"", ts.dealers_opened[1]);
+    prom_sample(f, "trib_gossip_connections_total", "lane=\"bulk\"", ts.dealers_opened[0]);
     prom_counter(f, "trib_peer_key_refused_total",
                  "Claims of a peer address whose node key is another node's (chartered), refused: the dials "
                  "to that address keep the key they had.", ts.peer_key_refused);

@@ -53,6 +53,10 @@ typedef struct {
     uint32_t priority_types;        /* bit t set: messages of type t travel on a connection of
                                        their own per peer (a second DEALER), so they never queue
                                        behind the other types' bulk in ZeroMQ or TCP (0) */
+    uint32_t light_types;           /* bit t set: a message of type t whose body is at most light_max
+                                       bytes goes on the priority connection too, unless the peer's
+                                       other connection is open and its priority one is not (0) */
+    size_t light_max;               /* bytes (0: none is light) */
     const char *advertise;          /* HOST:PORT peers reply to; NULL = the bound address */
     int pending_ms;                 /* how long a send may wait for a connection (2000) */
     int pending_max;                /* messages waiting per peer for a connection (64) */
@@ -171,7 +175,9 @@ void transport_set_rebind(transport_t *t, transport_rebind_fn fn, void *ctx);
 /* Certificate hello (chartered mode): cert (copied) is sent as a CertHello first on every new
  * connection but one to a node whose accepted hello said it holds ours (asked for none; so one hello
  * per pair, not one per connection: a node that lost it drops the message and asks), and in answer
- * to a hello asking for it (an unadmitted sender is asked at most once
+ * to a hello asking for it when a connection of ours to its sender is open (with none, nothing of
+ * ours waits there: our first message to it opens one, our hello first; none is opened for an
+ * answer alone) (an unadmitted sender is asked at most once
  * a second per key, and at most 64 times a second in all). A received hello is not delivered: it is
  * given to fn (owner's thread), which returns 1 when the certificate verified and names the
  * sender (the sender is then admitted by the allow callback), else 0 with why filled (counted in
@@ -202,6 +208,8 @@ typedef struct {
     uint64_t send_no_key;                    /* sends to an address with no known node key */
     uint64_t hellos_in, hellos_refused;      /* certificate hellos received; refused by fn */
     uint64_t peers_open;                     /* DEALERs open now */
+    uint64_t dealers_opened[2];              /* DEALERs opened (connections dialled), by lane: [0] the
+                                                bulk one, [1] the priority types' */
     uint64_t handshake_failed_in;            /* CURVE/ZMTP handshakes of incoming connections failed */
     uint64_t handshake_failed_out;           /* ... of our connections to peers (watched until the
                                                 first one to a peer succeeds) */

@@ -622,6 +622,71 @@ Test(fedlog, anti_entropy_reconciles_two_sets)
     }
 }
 
+/* Two small sets differing by one object each (a federation joining: every log holds its node's own
+ * certificate): the summary is answered with the hashes at once, not with the 3 KiB of buckets and a
+ * round trip more; one round of five messages settles both. */
+Test(fedlog, a_small_difference_is_settled_without_the_buckets_step)
+{
+    store_t *st[2] = { open_store("s0"), open_store("s1") };
+    trust_t *t[2] = { trust_new(&ch), trust_new(&ch) };
+    fedlog_t *logs[2];
+    for (int i = 0; i < 2; i++) {
+        logs[i] = fedlog_new(st[i], t[i], err, sizeof err);
+        cr_assert_not_null(logs[i], "%s", err);
+    }
+    enum { SHARED = 20 };
+    static identity_t keys[SHARED + 2];
+    char dom[32];
+    fedlog_result_t r;
+    for (int i = 0; i < SHARED + 2; i++) {
+        fx_identity(&keys[i]);
+        snprintf(dom, sizeof dom, "s-%d", i);
+        cert_t c;
+        issue_cert(&ch, dom, &keys[i], &A, &B, &c);
+        for (int n = 0; n < 2; n++)             /* the shared ones on both, then one on each */
+            if (i < SHARED || i - SHARED == n)
+                cr_assert_eq(fedlog_offer(logs[n], c.bytes, c.len, NULL, &r), 0, "%s", r.err);
+        cert_free(&c);
+    }
+    while (net_head) {
+        msg_t *m = net_head;
+        net_head = m->next;
+        free(m);
+    }
+    net_tail = NULL;
+    for (int i = 0; i < 2; i++) {
+        fedlog_io_t io = { .ctx = &ids[i], .send = net_send, .peers = net_peers, .wake = net_wake,
+                           .max_frame = 64 << 10 };
+        fedlog_attach(logs[i], &io);
+        fedlog_tick(logs[i]);                    /* the operators' pushes, lost on the way */
+    }
+    while (net_head) {
+        msg_t *m = net_head;
+        net_head = m->next;
+        free(m);
+    }
+    net_tail = NULL;
+    cr_assert(!same_sets(logs));
+    fedlog_sync(logs[0], addr_of[1]);
+    int sent = net_run(logs);
+    cr_expect(same_sets(logs), "one round did not settle a difference of one object each");
+    cr_expect_eq(trust_cert_count(t[0]), SHARED + 2);
+    cr_expect_eq(trust_cert_count(t[1]), SHARED + 2);
+    /* summary, hashes, what 1 lacks, what 0 lacks (want), what 0 asked for */
+    cr_expect_eq(sent, 5, "%d messages", sent);
+    for (int i = 0; i < 2; i++) {
+        char *m = metrics(logs[i]);
+        cr_expect(strstr(m, "trib_fedlog_sync_total{step=\"buckets\",dir=\"out\"} 0\n") != NULL,
+                  "node %d sent buckets:\n%s", i, m);
+        free(m);
+    }
+    for (int i = 0; i < 2; i++) {
+        fedlog_destroy(&logs[i]);
+        trust_destroy(&t[i]);
+        store_close(&st[i]);
+    }
+}
+
 /* A node forwarding a pushed revocation: sends are recorded with what the node held then. */
 static store_t *fwd_store;
 static trust_t *fwd_trust;

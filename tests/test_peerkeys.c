@@ -521,12 +521,14 @@ Test(peerkeys, a_second_connection_to_a_node_that_holds_our_certificate_opens_wi
     cr_assert_eq(transport_set_peer(a.t, ba, b.id.pk, TRANSPORT_PEER_PROVEN), 0);
     cr_assert_eq(transport_set_peer(b.t, aa, a.id.pk, TRANSPORT_PEER_PROVEN), 0);
 
-    /* the first connection (priority lane): a's hello asks for b's, b's answer says it holds a's */
+    /* the first connection (priority lane): a's hello asks for b's; b's, first on b's reply, says it
+     * holds a's */
     cr_assert_eq(ping(&a, ba), 0);
     type_cond_t pinged = {&b, TRIB__MSG_TYPE__MSG_PING, 0};
     cr_assert(pump_type(&a, &b, &pinged, 15000), "b did not take a's ping");
+    cr_assert_eq(transport_send(b.t, aa, TRIB__MSG_TYPE__MSG_ACK, (const uint8_t *)"a", 1), 0);
     stat_cond_t answered = {a.t, offsetof(transport_stats_t, hellos_in), 1};
-    cr_assert(pump(both, 2, stat_reached, &answered, 15000), "b did not answer a's hello");
+    cr_assert(pump(both, 2, stat_reached, &answered, 15000), "b's reply did not bring its hello");
     cr_assert_eq(transport_stats(b.t)->hellos_in, 1);
 
     /* the second connection (the other lane): no hello, and the message is taken */

@@ -578,6 +578,49 @@ Test(transport, dealers_are_capped_lru_and_forgettable)
     node_stop(&n);
 }
 
+/* A light message (a small one of a light type: a federation-log sync step) goes on the priority
+ * connection, where the membership messages go, unless only the other connection to that peer is
+ * open; a large one of the same type, and every other type, on the bulk connection. While a
+ * chartered federation joined, each small sync opened the pair's bulk connection both ways. */
+Test(transport, a_small_message_of_a_light_type_goes_on_the_priority_connection)
+{
+    node_t n;
+    transport_opts_t o;
+    char free1[TRANSPORT_ADDR_MAX], a1[TRANSPORT_ADDR_MAX], a2[TRANSPORT_ADDR_MAX];
+    static uint8_t body[300];
+    transport_opts_default(&o);
+    o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING;
+    o.light_types = 1u << TRIB__MSG_TYPE__MSG_FED_SYNC;
+    o.light_max = 100;
+    node_start(&n, &o);
+    free_addr(free1, sizeof free1);              /* nobody listens: sends wait, connections stay open */
+    const char *port = strrchr(free1, ':') + 1;
+    snprintf(a1, sizeof a1, "127.0.0.1:%s", port);
+    snprintf(a2, sizeof a2, "127.0.0.2:%s", port);
+
+    cr_assert_eq(transport_send(n.t, a1, TRIB__MSG_TYPE__MSG_FED_SYNC, body, 100), 0);
+    transport_stats_t st = stats_of(n.t);
+    cr_expect_eq(st.dealers_opened[1], 1, "a small sync opened no priority connection");
+    cr_expect_eq(st.dealers_opened[0], 0, "a small sync opened the bulk connection");
+    cr_assert_eq(transport_send(n.t, a1, TRIB__MSG_TYPE__MSG_PING, body, 10), 0);
+    cr_expect_eq(stats_of(n.t).dealers_opened[1], 1, "the ping did not share the sync's connection");
+    cr_assert_eq(transport_send(n.t, a1, TRIB__MSG_TYPE__MSG_FED_SYNC, body, 101), 0);
+    st = stats_of(n.t);
+    cr_expect_eq(st.dealers_opened[0], 1, "a large sync did not take the bulk connection");
+    cr_expect_eq(st.dealers_opened[1], 1);
+    cr_assert_eq(transport_send(n.t, a1, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, body, 10), 0);
+    cr_expect_eq(stats_of(n.t).dealers_opened[0], 1, "a small message of a type not light left the bulk lane");
+
+    /* only the bulk connection open: a small sync takes it rather than open a second one */
+    cr_assert_eq(transport_send(n.t, a2, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, body, 10), 0);
+    cr_assert_eq(transport_send(n.t, a2, TRIB__MSG_TYPE__MSG_FED_SYNC, body, 10), 0);
+    st = stats_of(n.t);
+    cr_expect_eq(st.dealers_opened[0], 2);
+    cr_expect_eq(st.dealers_opened[1], 1, "a small sync opened a priority connection beside an open bulk one");
+    cr_expect_eq(st.peers_open, 3);
+    node_stop(&n);
+}
+
 Test(transport, pollitems_lists_router_zap_and_waiting_dealers)
 {
     node_t n;
