@@ -8,7 +8,6 @@
  * gossip/transport.h. */
 #include "gossip/transport.h"
 #include "gossip/clock.h"
-#include "gossip/edcurve.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -898,9 +897,7 @@ int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[3
         claim_refused(t, addr, p->node_pk, node_pk);
         return 1;
     }
-    /* the map alone (gossip/edcurve.h), not libsodium's subgroup check (a scalar multiplication, 4x
-     * the cost): the key is only dialled, and a handshake with it proves its secret */
-    if (edcurve_pk(curve, node_pk) != 0) return -1;
+    if (crypto_sign_ed25519_pk_to_curve25519(curve, node_pk) != 0) return -1;
     if (p != NULL) {
         memcpy(p->node_pk, node_pk, 32);
         memcpy(p->curve_pk, curve, 32);
