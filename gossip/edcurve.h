@@ -6,9 +6,11 @@
  * certificate verification at bootstrap (bench/trust). The map itself is one inversion.
  * Owns: the map u = (1 + y) / (1 - y), refusing what does not decode to a curve point (y not
  * below p, no x) and the small-order points. A key with a small-order component is mapped, not
- * refused: it is used only to compare against a CURVE handshake's key (which proves the secret)
- * or against keys the charter's roots signed. Equal to libsodium's result on every key libsodium
- * accepts (tests/test_edcurve.c). */
+ * refused, and a CURVE handshake cannot tell its u from the key's own (X25519 clamps the
+ * small-order part away, so the holder of the key's secret completes either): it is used only to
+ * compare against keys the charter's roots signed, never to bind an address to a node id
+ * (transport_set_peer keeps libsodium's conversion: tests/test_peerkeys.c). Equal to libsodium's
+ * result on every key libsodium accepts (tests/test_edcurve.c). */
 #ifndef TRIB_EDCURVE_H
 #define TRIB_EDCURVE_H
 

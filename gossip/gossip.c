@@ -52,8 +52,11 @@
                                     box, a poll and a hand-over to its accept worker, and the origin
                                     as much per member). A push of one entry is never paced: a lone
                                     publish, or one publisher after another, goes out at once. */
-#define FED_LIGHT_MAX (8u << 10) /* a FedSync body up to this travels on the priority lane: the buckets
-                                    (3 KiB), ~240 hashes, ~25 certificates */
+#define FED_LIGHT_MAX (4u << 10) /* a FedSync body up to this travels on the priority lane: the buckets
+                                    (3 KiB), a summary answered with every hash of a small set (2.2 KiB
+                                    at most), a want, a handful of certificates; a larger object
+                                    batch goes bulk, so a revocation push never queues behind more
+                                    than one such message per sync step */
 #define FRAME_MAX (256u << 10)   /* CatalogEntries body bound: one frame's verify + commit stays
                                     well inside CATALOG_BUDGET_MS-sized slices */
 

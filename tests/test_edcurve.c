@@ -82,7 +82,9 @@ Test(edcurve, refuses_what_is_not_a_usable_point, .init = setup)
 }
 
 /* The difference from libsodium, on purpose: a key plus a point of order 8 is mapped (to another
- * u than the key's own), not refused; its u is no CURVE key anyone holds the secret of. */
+ * u than the key's own), not refused. A handshake with that u is completed by the holder of the
+ * key's own secret (X25519 clamps the small-order part away), so the map is used only against
+ * keys the charter's roots signed, never to bind an address (peerkeys::a_node_id_off_by_...). */
 Test(edcurve, maps_a_key_with_a_small_order_component_to_another_u, .init = setup)
 {
     uint8_t pk[32], sk[64], t8[32], mixed[32], u[32], um[32], tmp[32];

@@ -941,3 +941,29 @@ Test(peerkeys, a_node_that_left_does_not_free_its_address_for_another_key, .init
     zmq_ctx_term(z);
     cert_free(&mc);
 }
+
+/* A node id that is a node's real key plus a point of order 8 (one of its seven "siblings") is
+ * not that node's id: no certificate names it, and CURVE's key exchange, which multiplies by a
+ * multiple of 8, would give the same shared secret as the real key's, so a dial to it would
+ * "prove" it. transport_set_peer refuses it, as libsodium's conversion (with its subgroup check)
+ * does: a seed given so is refused at start. Fails with the conversion by the map alone
+ * (gossip/edcurve.h): the binding was made and proven by b's handshake. */
+Test(peerkeys, a_node_id_off_by_a_small_order_point_is_refused)
+{
+    tr_t a, b;
+    tr_open(&a, 0);
+    tr_open(&b, 0);
+    char addr[TRANSPORT_ADDR_MAX];
+    snprintf(addr, sizeof addr, "%s", transport_addr(b.t));
+    uint8_t t8[32], sib[32], held[32];
+    /* a point of order 8 on edwards25519 (libsodium's list of small-order points) */
+    cr_assert_eq(sodium_hex2bin(t8, 32, "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", 64, NULL,
+                                NULL, NULL), 0);
+    cr_assert_eq(crypto_core_ed25519_add(sib, b.id.pk, t8), 0);
+    cr_assert_neq(memcmp(sib, b.id.pk, 32), 0);
+    cr_expect_eq(transport_set_peer(a.t, addr, sib, TRANSPORT_PEER_PROVEN), -1, "the sibling key was taken");
+    cr_expect_neq(transport_peer_key(a.t, addr, held), 1, "an address bound to the sibling key");
+    cr_expect_eq(transport_set_peer(a.t, addr, b.id.pk, TRANSPORT_PEER_PROVEN), 0, "b's own key");
+    tr_close(&a);
+    tr_close(&b);
+}
