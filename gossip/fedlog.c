@@ -877,7 +877,13 @@ static int hash_cmp(const void *a, const void *b) { return memcmp(a, b, TRUST_HA
 static void send_hashes(fedlog_t *f, const fedlog_io_t *io, const char *to, const uint8_t *theirs)
 {
     uint8_t ours[256 * BUCKET_BYTES], mask[32] = {0};
-    size_t cap = SYNC_MAX_HASHES, k = 0;
+    /* room for what we hold (not SYNC_MAX_HASHES: 768 KiB to answer a summary of a dozen); a
+     * bucket grown past it meanwhile waits for the next round, as one past SYNC_MAX_HASHES does */
+    pthread_mutex_lock(&f->mu);
+    size_t cap = f->n < SYNC_MAX_HASHES ? f->n : SYNC_MAX_HASHES, k = 0;
+    pthread_mutex_unlock(&f->mu);
+    if (cap == 0)
+        cap = 1;
     ProtobufCBinaryData *hl = malloc(cap * sizeof *hl);
     uint8_t (*hs)[TRUST_HASH_LEN] = malloc(cap * TRUST_HASH_LEN);
     if (!hl || !hs) {
