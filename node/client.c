@@ -217,8 +217,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
 {
     xfer_t *x = ud;
     size_t n = size * nitems;
-    static const char name[] = "Trib-First-Seq:";
-    char tmp[8];
+    char v[32];
     if (n > 5 && !strncmp(line, "HTTP/", 5)) {   /* a new response (after a 100 Continue): its own headers */
         x->rep->location[0] = x->rep->applied[0] = '\0';
         x->rep->records = 0;
@@ -226,15 +225,9 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *ud)
     }
     header_value(line, n, "Location:", x->rep->location, sizeof x->rep->location);
     header_value(line, n, "Preference-Applied:", x->rep->applied, sizeof x->rep->applied);
-    if (header_value(line, n, "Trib-Last-Seq:", tmp, sizeof tmp) == 0)
+    if (header_value(line, n, "Trib-Last-Seq:", v, sizeof v) == 0)
         x->rep->records = 1;
-    if (n > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
-        char v[32];
-        size_t k = n - (sizeof name - 1);
-        if (k >= sizeof v)
-            k = sizeof v - 1;
-        memcpy(v, line + sizeof name - 1, k);
-        v[k] = '\0';
+    if (header_value(line, n, "Trib-First-Seq:", v, sizeof v) == 0) {
         char *end;
         errno = 0;
         long long seq = strtoll(v, &end, 10);
@@ -444,8 +437,10 @@ static int fd_gone(int fd)
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL));
 }
 
+#define NO_ANSWER (-2)   /* run_multi: no reply begun within rq->answer_s */
+
 /* Runs h to completion on a multi handle, watching *stop and *watch_fd. Returns 0 with *res
- * set, CLIENT_STOPPED, CLIENT_GONE, or -1 on a multi error (message in err). */
+ * set, CLIENT_STOPPED, CLIENT_GONE, NO_ANSWER, or -1 on a multi error (message in err). */
 static int run_multi(CURL *h, const client_req_t *rq, CURLcode *res, char *err, size_t errlen)
 {
     CURLM *m = curl_multi_init();
@@ -482,8 +477,7 @@ static int run_multi(CURL *h, const client_req_t *rq, CURLcode *res, char *err, 
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
             if (code == 0 && (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >=
                                  (long)rq->answer_s * 1000) {
-                snprintf(err, errlen, "no answer within %d s", rq->answer_s);
-                rc = -1;
+                rc = NO_ANSWER;
                 break;
             }
         }
@@ -588,12 +582,9 @@ int client_request(const char *base_url, const client_req_t *rq, client_reply_t 
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rep->status);
     if (mr == CLIENT_STOPPED || mr == CLIENT_GONE) {
         rc = mr;
+    } else if (mr == NO_ANSWER) {
+        snprintf(err, errlen, "%s gave no answer within %d s", base_url, rq->answer_s);
     } else if (mr < 0) {
-        if (rq->answer_s > 0 && rep->status == 0 && !strncmp(err, "no answer within", 16)) {
-            char what[64];
-            snprintf(what, sizeof what, "%s", err);
-            snprintf(err, errlen, "%s gave %s", base_url, what);
-        }
         rc = -1;
     } else if (x.sink_failed) {
         rc = CLIENT_SINK;
