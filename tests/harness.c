@@ -246,6 +246,33 @@ json_t *h_get_json(const char *base, const char *path, long *status)
     return j;
 }
 
+typedef struct {
+    const char *base, *domain, *state, *http;
+} member_cond_t;
+
+static int sees_member(void *ctx)
+{
+    const member_cond_t *c = ctx;
+    json_t *j = h_get_json(c->base, "/v1/members", NULL), *m;
+    size_t i;
+    int ok = 0;
+    json_array_foreach(json_object_get(j, "members"), i, m) {
+        const char *d = json_string_value(json_object_get(m, "domain")),
+                   *st = json_string_value(json_object_get(m, "state")),
+                   *http = json_string_value(json_object_get(m, "http"));
+        if (d && st && !strcmp(d, c->domain) && !strcmp(st, c->state) && (!c->http || (http && !strcmp(http, c->http))))
+            ok = 1;
+    }
+    json_decref(j);
+    return ok;
+}
+
+int h_wait_member(const char *base, const char *domain, const char *state, const char *http, int timeout_ms)
+{
+    member_cond_t c = {base, domain, state, http};
+    return h_wait(sees_member, &c, timeout_ms);
+}
+
 json_t *h_call(const char *method, const char *base, const char *path, const char *token, const char *body,
                long *status)
 {

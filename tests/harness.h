@@ -65,6 +65,10 @@ json_t *h_call(const char *method, const char *base, const char *path, const cha
  * replicated; 403: a grant is gone...) or timeout_ms passes. 1 met, 0 timed out. */
 int h_wait_status(const char *base, const char *path, const char *token, long want, int timeout_ms);
 
+/* Polls GET base/v1/members until it lists a member of domain in state ("alive", "dead"...), at
+ * http when http is non-NULL, or timeout_ms passes. 1 met, 0 timed out. */
+int h_wait_member(const char *base, const char *domain, const char *state, const char *http, int timeout_ms);
+
 /* The value of the /metrics line "SERIES VALUE" of the node at base, series written exactly as
  * the node writes it ('trib_members{state="alive"}'); 0 when the node has no such line (an
  * absent counter is 0), -1 when /metrics does not answer 200. */

@@ -139,51 +139,17 @@ static void error_kind(const resp_t *r, char out[64])
     json_decref(j);
 }
 
-typedef struct {
-    h_node_t *n;
-    const char *domain, *state, *product, *http;
-} node_cond_t;
-
-static int sees_member(void *ctx)
-{
-    node_cond_t *c = ctx;
-    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
-    json_t *m;
-    size_t i;
-    int ok = 0;
-    json_array_foreach(json_object_get(j, "members"), i, m) {
-        const char *d = json_string_value(json_object_get(m, "domain")),
-                   *st = json_string_value(json_object_get(m, "state")),
-                   *http = json_string_value(json_object_get(m, "http"));
-        if (d && st && !strcmp(d, c->domain) && !strcmp(st, c->state) && (!c->http || (http && !strcmp(http, c->http))))
-            ok = 1;
-    }
-    json_decref(j);
-    return ok;
-}
-
-static int has_product(void *ctx)
-{
-    node_cond_t *c = ctx;
-    char path[256];
-    snprintf(path, sizeof path, "/v1/products/%s", c->product);
-    json_t *j = h_get_json(c->n->url, path, NULL);
-    int ok = j != NULL;
-    json_decref(j);
-    return ok;
-}
-
 static void wait_member(h_node_t *n, const char *domain, const char *state, const char *http)
 {
-    node_cond_t c = {.n = n, .domain = domain, .state = state, .http = http};
-    cr_assert(h_wait(sees_member, &c, 20000), "%s does not see %s %s%s%s", n->domain, domain, state,
+    cr_assert(h_wait_member(n->url, domain, state, http, 20000), "%s does not see %s %s%s%s", n->domain, domain, state,
               http ? " at " : "", http ? http : "");
 }
 
 static void wait_product(h_node_t *n, const char *product)
 {
-    node_cond_t c = {.n = n, .product = product};
-    cr_assert(h_wait(has_product, &c, 20000), "%s did not learn %s", n->domain, product);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/products/%s", product);
+    cr_assert(h_wait_status(n->url, path, NULL, 200, 20000), "%s did not learn %s", n->domain, product);
 }
 
 static void publish(h_node_t *owner, const char *name, const char *classification)
@@ -792,32 +758,45 @@ Test(redirect, trib_get_through_a_non_owner_reads_from_the_owner)
     resp_free(&relayed);
 }
 
-/* When the owner's address cannot be reached from the client (here: it advertises a port no one
- * listens on), `trib get` says so once on stderr and asks its node again to relay: the same
- * records, exit 0. Fails on the code before this commit: --http-advertise did not exist. */
-Test(redirect, trib_get_falls_back_to_the_relay_when_the_owner_cannot_be_reached)
+/* The owner A advertises adv (nrec records in its ledger); `trib get` through B must fall back
+ * to the relay: exit 0, exactly the direct read's records, one line on stderr naming adv and the
+ * relay, and B relays the second ask. Returns that stderr line (freed by the caller) and, in
+ * *took_ms, how long trib get ran. */
+static char *falls_back(const char *adv, long nrec, long *took_ms)
 {
     h_node_t a, b;
-    char nowhere[32];
-    snprintf(nowhere, sizeof nowhere, "127.0.0.1:%d", h_free_port());
-    federation(&a, &b, 500, "--http-advertise", nowhere);
-    wait_member(&b, "payments", "alive", nowhere);
+    federation(&a, &b, nrec, "--http-advertise", adv);
+    wait_member(&b, "payments", "alive", adv);
     resp_t direct;
     fetch_at(&a, LEDGER "/records", a.token, NULL, &direct);
     char *out = NULL, *err = NULL;
+    long t0 = h_now_ms();
     int rc = h_trib(&b, NULL, &out, &err, "get", "payments/ledger", "--token", a.token, NULL);
+    if (took_ms)
+        *took_ms = h_now_ms() - t0;
     cr_assert_eq(rc, 0, "trib get: %s", err);
     cr_expect_str_eq(out, direct.body, "the relayed records");
     const char *said = strstr(err, "reading through");
-    cr_expect(said && strstr(err, nowhere), "stderr names the owner's address and the relay: %s", err);
+    cr_expect(said && strstr(err, adv), "stderr names the owner's address and the relay: %s", err);
     cr_expect(said && !strstr(said + 1, "reading through"), "said once: %s", err);
     cr_expect_eq(count_lines(err), 1, "one line: %s", err);
     cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"307\"}"), 1);
     cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"200\"}"), 1,
                  "the node relayed the second ask");
     free(out);
-    free(err);
     resp_free(&direct);
+    h_cleanup_all();
+    return err;
+}
+
+/* When the owner's address cannot be reached from the client (here: it advertises a port no one
+ * listens on), `trib get` says so once on stderr and asks its node again to relay: the same
+ * records, exit 0. Fails on the code before this commit: --http-advertise did not exist. */
+Test(redirect, trib_get_falls_back_to_the_relay_when_the_owner_cannot_be_reached)
+{
+    char nowhere[32];
+    snprintf(nowhere, sizeof nowhere, "127.0.0.1:%d", h_free_port());
+    free(falls_back(nowhere, 500, NULL));
 }
 
 /* An owner's address that answers an error (whatever listens there: here a 404) is no answer:
@@ -830,25 +809,10 @@ Test(redirect, trib_get_falls_back_to_the_relay_when_the_owners_address_answers_
     fake_start(&f, "127.0.0.1", NOT_FOUND, NULL);
     char adv[32];
     snprintf(adv, sizeof adv, "127.0.0.1:%d", f.port);
-    h_node_t a, b;
-    federation(&a, &b, 50, "--http-advertise", adv);
-    wait_member(&b, "payments", "alive", adv);
-    resp_t direct;
-    fetch_at(&a, LEDGER "/records", a.token, NULL, &direct);
-    char *out = NULL, *err = NULL;
-    int rc = h_trib(&b, NULL, &out, &err, "get", "payments/ledger", "--token", a.token, NULL);
-    cr_expect_eq(rc, 0, "trib get: %s", err);
-    cr_expect_str_eq(out, direct.body, "the relayed records");
-    cr_expect(strstr(err, adv) && strstr(err, "404") && strstr(err, "reading through"),
-              "stderr names the address and what it answered: %s", err);
-    cr_expect_eq(count_lines(err), 1, "one line: %s", err);
+    char *err = falls_back(adv, 50, NULL);
+    cr_expect(strstr(err, "404"), "stderr names what the address answered: %s", err);
     cr_expect_eq(atomic_load(&f.hits), 1, "the owner's address asked once");
-    cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"200\"}"), 1,
-                 "the node relayed the second ask");
-    free(out);
     free(err);
-    resp_free(&direct);
-    h_cleanup_all();
     fake_stop(&f);
 }
 
@@ -868,27 +832,11 @@ Test(redirect, trib_get_gives_up_on_an_owners_address_that_never_answers)
     cr_assert_eq(listen(fd, 16), 0);
     char silent[32];
     snprintf(silent, sizeof silent, "127.0.0.1:%d", port);
-    h_node_t a, b;
-    federation(&a, &b, 50, "--http-advertise", silent);
-    wait_member(&b, "payments", "alive", silent);
-    resp_t direct;
-    fetch_at(&a, LEDGER "/records", a.token, NULL, &direct);
-    char *out = NULL, *err = NULL;
-    long t0 = h_now_ms();
-    int rc = h_trib(&b, NULL, &out, &err, "get", "payments/ledger", "--token", a.token, NULL);
-    long took = h_now_ms() - t0;
-    cr_expect_eq(rc, 0, "trib get: %s", err);
-    cr_expect_str_eq(out, direct.body, "the relayed records");
-    cr_expect(strstr(err, silent) && strstr(err, "no answer within") && strstr(err, "reading through"),
-              "stderr names the silent address: %s", err);
-    cr_expect_eq(count_lines(err), 1, "one line: %s", err);
+    long took = 0;
+    char *err = falls_back(silent, 50, &took);
+    cr_expect(strstr(err, "no answer within"), "stderr says the address did not answer: %s", err);
     cr_expect(took >= 10000, "gave up after %ld ms, before its 10 s", took);
-    cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"200\"}"), 1,
-                 "the node relayed the second ask");
-    free(out);
     free(err);
-    resp_free(&direct);
-    h_cleanup_all();
     close(fd);
 }
 

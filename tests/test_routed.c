@@ -78,50 +78,16 @@ static int metric_at_least(void *ctx)
     return h_metric(c->n->url, c->series) >= c->want;
 }
 
-typedef struct {
-    h_node_t *n;
-    const char *domain, *state;
-    const char *product;
-} node_cond_t;
-
-static int sees_state(void *ctx)
-{
-    node_cond_t *c = ctx;
-    json_t *j = h_get_json(c->n->url, "/v1/members", NULL);
-    json_t *m;
-    size_t i;
-    int ok = 0;
-    json_array_foreach(json_object_get(j, "members"), i, m)
-    {
-        if (!strcmp(json_string_value(json_object_get(m, "domain")), c->domain) &&
-            !strcmp(json_string_value(json_object_get(m, "state")), c->state))
-            ok = 1;
-    }
-    json_decref(j);
-    return ok;
-}
-
-static int has_product(void *ctx)
-{
-    node_cond_t *c = ctx;
-    char path[256];
-    snprintf(path, sizeof path, "/v1/products/%s", c->product);
-    json_t *j = h_get_json(c->n->url, path, NULL);
-    int ok = j != NULL;
-    json_decref(j);
-    return ok;
-}
-
 static void wait_state(h_node_t *n, const char *domain, const char *state, int ms)
 {
-    node_cond_t c = {.n = n, .domain = domain, .state = state};
-    cr_assert(h_wait(sees_state, &c, ms), "%s does not see %s %s", n->domain, domain, state);
+    cr_assert(h_wait_member(n->url, domain, state, NULL, ms), "%s does not see %s %s", n->domain, domain, state);
 }
 
 static void wait_product(h_node_t *n, const char *product)
 {
-    node_cond_t c = {.n = n, .product = product};
-    cr_assert(h_wait(has_product, &c, 10000), "%s did not learn %s", n->domain, product);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/products/%s", product);
+    cr_assert(h_wait_status(n->url, path, NULL, 200, 10000), "%s did not learn %s", n->domain, product);
 }
 
 static void publish_ledger(h_node_t *owner)
