@@ -1,0 +1,97 @@
+/* gossip/link.h - the data link: a direct TCP connection between two nodes, secured by the Noise
+ * IK handshake (Noise_IK_25519_ChaChaPoly_SHA256 on libsodium, gossip/noise.c), then carrying
+ * length-prefixed encrypted frames. Routed reads use it (the relay's HTTP thread talks to a thread
+ * of the owner's, with no ZeroMQ I/O thread and no gossip loop between them); membership and the
+ * catalog stay on the ZeroMQ transport.
+ *
+ * Wire. The initiator sends the 8 bytes "TRIBLNK1", then the handshake's two messages, each as a
+ * 2-byte big-endian length + the Noise message; then frames, each a 4-byte big-endian length of
+ * the ciphertext (plaintext + 16) + the ciphertext, under the Noise transport keys of its
+ * direction (nonce = frame count; a frame replayed, reordered, cut or altered fails to decrypt).
+ * The prologue (32 bytes both ends must agree on: which federation) is mixed into the handshake
+ * hash, so a peer of another federation, or one not knowing the open federation's secret, fails
+ * the handshake. Message 1 carries the initiator's static key (encrypted) and a payload (the
+ * caller's: e.g. its node id); the responder's allow callback decides after it decrypts both.
+ *
+ * Keys are X25519 (a node's identity_t curve_pk/curve_sk: its Ed25519 node key converted). The
+ * initiator must know the responder's static key (the owner's node id, converted): a responder
+ * with another key cannot complete the handshake.
+ *
+ * A link owns its descriptor (non-blocking once given; closed by link_close and by a failed
+ * dial/accept). Timeouts are in ms: -1 waits forever, 0 does not wait. A link belongs to one
+ * thread at a time. */
+#ifndef TRIB_LINK_H
+#define TRIB_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LINK_MAGIC "TRIBLNK1"
+#define LINK_HELLO_MAX 256          /* payload bytes in message 1 and 2 at most */
+
+typedef struct link link_t;
+
+typedef struct {
+    uint8_t pk[32], sk[32];        /* this end's static X25519 key pair */
+    uint8_t prologue[32];          /* the federation both ends belong to */
+} link_keys_t;
+
+/* Why a link call failed: the label of trib_link_refused_total{reason} and friends. */
+typedef enum {
+    LINK_OK = 0,
+    LINK_TIMEOUT,      /* nothing (more) within the timeout */
+    LINK_CLOSED,       /* the peer closed the connection at a frame boundary */
+    LINK_IO,           /* a socket error, or the connection closed inside a frame/message */
+    LINK_GARBAGE,      /* not a Tributary link: bad magic or malformed handshake message */
+    LINK_HANDSHAKE,    /* the handshake did not authenticate: wrong key, wrong prologue, tampered */
+    LINK_DECRYPT,      /* a frame did not decrypt: altered, replayed, reordered */
+    LINK_OVERSIZE,     /* a frame longer than max_frame was announced or asked for */
+    LINK_REFUSED,      /* the allow callback refused the initiator */
+    LINK_NOMEM,
+    LINK_NREASONS
+} link_reason_t;
+
+const char *link_reason_name(link_reason_t r);   /* "timeout", "closed", ... (metrics labels) */
+
+/* The initiator's side on a connected socket fd: sends the magic and message 1 (with payload
+ * hello, hello_len <= LINK_HELLO_MAX), reads message 2. server_pk: the responder's static key.
+ * The responder's payload (if any) is copied to reply/reply_len (may be NULL). NULL on failure
+ * with *why and err ("handshake with 10.0.0.1:7471: ..."); fd is closed then. */
+link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], const uint8_t *hello,
+                  size_t hello_len, size_t max_frame, int timeout_ms, link_reason_t *why, char *err,
+                  size_t errlen);
+
+/* The responder's decision on an initiator: its static key and its payload, both authenticated.
+ * 0 admits; else -1 with err (sent nowhere: the initiator only sees the connection close). */
+typedef int (*link_allow_fn)(void *ctx, const uint8_t client_pk[32], const uint8_t *hello, size_t hello_len,
+                             char *err, size_t errlen);
+
+/* The responder's side on an accepted socket fd: reads the magic and message 1, asks allow, sends
+ * message 2 (with payload reply, reply_len <= LINK_HELLO_MAX; may be NULL). NULL on failure with
+ * *why and err; fd is closed then. The whole handshake must arrive within timeout_ms. */
+link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx, const uint8_t *reply,
+                    size_t reply_len, size_t max_frame, int timeout_ms, link_reason_t *why, char *err,
+                    size_t errlen);
+
+/* Room for a frame of len plaintext bytes inside the link, valid until the next call on l: fill
+ * it, then link_send_frame(l, len, ...). Saves a copy of large frames. NULL: len > max_frame
+ * (*why LINK_OVERSIZE) or out of memory. */
+uint8_t *link_frame(link_t *l, size_t len, link_reason_t *why);
+/* Encrypts the len bytes written at link_frame(l, len) and sends them as one frame, waiting up to
+ * timeout_ms for the socket to take all of it. 0 sent; -1 failed (*why); the link is then unusable. */
+int link_send_frame(link_t *l, size_t len, int timeout_ms, link_reason_t *why);
+/* link_frame + copy + link_send_frame. */
+int link_send(link_t *l, const void *buf, size_t len, int timeout_ms, link_reason_t *why);
+
+/* The next frame: 1 with *frame and *len pointing into l (valid until the next call on l), 0 when
+ * no whole frame arrived within timeout_ms (bytes of a partial one are kept), -1 failed (*why;
+ * LINK_CLOSED: the peer closed between frames). Reads in large chunks: frames already received
+ * are returned without a system call. */
+int link_recv(link_t *l, const uint8_t **frame, size_t *len, int timeout_ms, link_reason_t *why);
+
+int link_fd(const link_t *l);                  /* to poll for POLLIN (check link_buffered first) */
+int link_buffered(const link_t *l);            /* 1: a whole frame is already held (link_recv won't wait) */
+const uint8_t *link_peer_pk(const link_t *l);  /* the peer's static key (authenticated) */
+void link_close(link_t **lp);                  /* accepts NULL; nulls *lp; closes the descriptor */
+
+#endif
