@@ -34,8 +34,10 @@
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/gossip_int.h"
+#include "gossip/linkserve.h"
 #include "gossip/log.h"
 #include "gossip/reads.h"
+#include "gossip/reads_link.h"
 #include "gossip/replicate.h"
 #include "gossip/roster.h"
 #include "gossip/transport.h"
@@ -388,6 +390,7 @@ static void snap_one(void *ctx, const Trib__Member *m)
     snprintf(o->domain, sizeof o->domain, "%s", m->domain ? m->domain : "");
     snprintf(o->addr, sizeof o->addr, "%s", m->addr ? m->addr : "");
     snprintf(o->http, sizeof o->http, "%s", m->http ? m->http : "");
+    snprintf(o->link, sizeof o->link, "%s", m->link ? m->link : "");
     o->incarnation = m->incarnation;
     o->state = (int)m->state;
     o->self = !memcmp(o->id, s->g->id.pk, 32);
@@ -605,6 +608,7 @@ static void rekey_step(gossip_t *g)
     g->dirty = 1;
     rc = 0;
     reads_rekeyed(g->reads, clock_ms());   /* streams the old key opened at their owners */
+    linkpool_flush(g->pool);               /* links made as the old key (new ones dial as this one) */
     if (swim_rekey(g->swim, g->id.pk, g->id.sk, clock_ms()) != 0) {   /* out of memory: the restart makes it whole */
         snprintf(err, sizeof err, "out of memory announcing the new key");
         rc = -2;
@@ -764,6 +768,58 @@ static void *loop(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------ data links */
+
+/* This node's static key pair now, for the link server's handshakes (a rotation changes it). */
+static void owner_keys(void *ctx, uint8_t pk[32], uint8_t sk[32])
+{
+    gossip_t *g = ctx;
+    pthread_mutex_lock(&g->rkmu);
+    memcpy(pk, g->id.curve_pk, 32);
+    memcpy(sk, g->id.curve_sk, 32);
+    pthread_mutex_unlock(&g->rkmu);
+}
+
+/* ... and its node id, for the links the relay dials. */
+static void relay_keys(void *ctx, uint8_t id[32], uint8_t pk[32], uint8_t sk[32])
+{
+    gossip_t *g = ctx;
+    pthread_mutex_lock(&g->rkmu);
+    memcpy(id, g->id.pk, 32);
+    memcpy(pk, g->id.curve_pk, 32);
+    memcpy(sk, g->id.curve_sk, 32);
+    pthread_mutex_unlock(&g->rkmu);
+}
+
+/* The relay's link pool, and the owner's link server unless off; g->link: what we gossip. */
+static int start_links(gossip_t *g, const gossip_opts_t *o, const reads_config_t *rc, char *err, size_t errlen)
+{
+    linkpool_opts_t po = {.keys = relay_keys, .ctx = g, .open_timeout_ms = rc->open_timeout_ms,
+                          .stall_ms = rc->stall_ms};
+    if (o->charter)
+        link_prologue_charter(o->charter->fed_id, po.prologue);
+    else
+        link_prologue_open(o->federation_secret, po.prologue);
+    if (!(g->pool = linkpool_new(&po))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (!o->link_listen || !*o->link_listen || !strcmp(o->link_listen, "off"))
+        return 0;
+    linkserve_opts_t so = {.listen = o->link_listen, .max_links = o->link_max, .trust = g->trust,
+                           .keys = owner_keys, .ctx = g, .reads = g->reads};
+    memcpy(so.prologue, po.prologue, 32);
+    if (!(g->links = linkserve_start(&so, err, errlen)))
+        return -1;
+    if (o->link_advertise && *o->link_advertise)
+        snprintf(g->link, sizeof g->link, "%s", o->link_advertise);
+    else   /* the advertised peer host, the bound port */
+        snprintf(g->link, sizeof g->link, "%.*s:%d", (int)(strrchr(g->advertise, ':') - g->advertise), g->advertise,
+                 linkserve_port(g->links));
+    log_info("link: serving routed reads on %s (advertised as %s)", o->link_listen, g->link);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ lifecycle */
 
 typedef struct {
@@ -796,8 +852,11 @@ static void destroy(gossip_t *g)
         free(g->hcert[i]);
     if (g->o.fedlog)
         fedlog_attach(g->o.fedlog, NULL);
+    linkserve_stop(&g->links);   /* before the reads its threads serve from */
     reads_shutdown(g->reads);
+    linkpool_shutdown(g->pool);
     reads_destroy(&g->reads);
+    linkpool_free(&g->pool);
     gossip__catalog_clear(g);
     repl_destroy(&g->repl);
     swim_destroy(&g->swim);
@@ -909,6 +968,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (start_links(g, o, &rcfg, err, errlen) != 0)
+        goto fail;
 
     char inc[24] = "0";
     size_t inclen = 0;
@@ -920,6 +981,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     self.domain = g->domain;
     self.addr = g->advertise;
     self.http = g->http;
+    self.link = g->link;
     self.incarnation = strtoull(inc, NULL, 10);
     swim_io_t sio = {.ctx = g, .send = swim_send, .changed = member_changed, .removed = member_removed,
                      .rider_out = swim_rider_out, .rider_in = swim_rider_in, .refused = member_claim_refused};
@@ -1015,7 +1077,13 @@ fail:
     return NULL;
 }
 
-void gossip_reads_shutdown(gossip_t *g) { reads_shutdown(g->reads); }
+void gossip_reads_shutdown(gossip_t *g)
+{
+    reads_shutdown(g->reads);
+    linkpool_shutdown(g->pool);
+}
+
+const char *gossip_link_addr(gossip_t *g) { return g ? g->link : ""; }
 
 struct fedlog *gossip_fedlog(gossip_t *g) { return g ? g->o.fedlog : NULL; }
 
@@ -1065,6 +1133,12 @@ size_t gossip_members(gossip_t *g, gossip_member_t **out)
 }
 
 /* ------------------------------------------------------------------ routed reads */
+
+/* A routed read: over a data link (l) or the peer transport (z). */
+struct gossip_read {
+    lread_t *l;
+    reads_reader_t *z;
+};
 
 /* The member that owns domain: the one holding the domain's bound key, else any other member
  * announcing the domain. 2 found the bound key (or its successor), 1 only another member, 0 none. */
@@ -1151,11 +1225,27 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     }
     reads_open_t o = {.product = product, .from = from, .limit = limit, .live = live, .owner_id = owner.id,
                       .owner_addr = owner.addr, .owner_desc = desc, .token = token, .token_len = token_len};
-    gossip_read_t *rd = reads_reader_open(g->reads, &o, last_seq, status, kind, kindlen, err, errlen);
-    if (!rd && *status == 503 && !strstr(err, "member state")) {
-        size_t n = strlen(err);
-        if (n < errlen)
-            snprintf(err + n, errlen - n, "; its member state is %s", member_state_now(g, owner.id));
+    gossip_read_t *rd = calloc(1, sizeof *rd);
+    if (!rd) {
+        *status = 500;
+        snprintf(kind, kindlen, "internal");
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int rc = live ? 0 : lread_open(g->pool, &o, owner.link, &rd->l, last_seq, status, kind, kindlen, err, errlen);
+    if (rc == 0) {               /* no link: over the peer transport */
+        if (!live)
+            linkpool_count_relay(g->pool);
+        rd->z = reads_reader_open(g->reads, &o, last_seq, status, kind, kindlen, err, errlen);
+    }
+    if (!rd->z && !rd->l) {
+        free(rd);
+        rd = NULL;
+        if (*status == 503 && !strstr(err, "member state")) {
+            size_t n = strlen(err);
+            if (n < errlen)
+                snprintf(err + n, errlen - n, "; its member state is %s", member_state_now(g, owner.id));
+        }
     }
     return rd;
 }
@@ -1163,14 +1253,27 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
 long gossip_read_next(gossip_read_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
                       char *err, size_t errlen)
 {
-    return reads_reader_next(rd, out, cap, timeout_ms, kind, kindlen, err, errlen);
+    return rd->l ? lread_next(rd->l, out, cap, timeout_ms, kind, kindlen, err, errlen)
+                 : reads_reader_next(rd->z, out, cap, timeout_ms, kind, kindlen, err, errlen);
 }
 
-void gossip_read_close(gossip_read_t **rdp) { reads_reader_close(rdp); }
+void gossip_read_close(gossip_read_t **rdp)
+{
+    if (!rdp || !*rdp)
+        return;
+    lread_close(&(*rdp)->l);
+    reads_reader_close(&(*rdp)->z);
+    free(*rdp);
+    *rdp = NULL;
+}
 
-uint64_t gossip_read_records(const gossip_read_t *rd) { return reads_reader_records(rd); }
+uint64_t gossip_read_records(const gossip_read_t *rd)
+{
+    return rd->l ? lread_records(rd->l) : reads_reader_records(rd->z);
+}
 
 int gossip_read_schema(const gossip_read_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version, size_t len)
 {
-    return reads_reader_schema(rd, next, at, mseq, version, len);
+    return rd->l ? lread_schema(rd->l, next, at, mseq, version, len)
+                 : reads_reader_schema(rd->z, next, at, mseq, version, len);
 }

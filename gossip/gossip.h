@@ -29,6 +29,12 @@ typedef struct {
     const char *http;               /* our HTTP address, gossiped for humans and routing */
     const char *domain;
     const char *federation_secret;  /* open mode only */
+    /* The data link (gossip/linkserve.h): HOST:PORT to serve routed range reads on (port 0: a free
+     * one), NULL or "off": none (relays read over the peer transport); link_advertise: the address
+     * gossiped in our member claim (default: advertise's host and the bound port); link_max: links
+     * served at once (0: 256). */
+    const char *link_listen, *link_advertise;
+    unsigned link_max;
     /* Chartered mode when charter is set: the anchor (verified) and this node's own certificate
      * (TrustSigned bytes, already checked against the charter for this node's key and domain).
      * Peers are then admitted only with certificates (gossip/zap.c), every received entry is
@@ -67,6 +73,7 @@ void gossip_announce(gossip_t *g, const uint8_t *entry, size_t len);
 typedef struct {
     uint8_t id[32];
     char domain[64], addr[256], http[256];
+    char link[256];                 /* its data link address (gossip/linkserve.c), "" none */
     uint64_t incarnation;
     int state;                      /* TRIB__MEMBER_STATE__* */
     int self;
@@ -115,13 +122,15 @@ typedef int (*gossip_commit_fn)(void *ctx, char *err, size_t errlen);
 int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, gossip_commit_fn commit,
                  void *ctx, char *err, size_t errlen);
 
+/* The data link address this node gossips ("" when it serves none). */
+const char *gossip_link_addr(gossip_t *g);
 /* A copy of the member table (self first); *out malloc'd, returns the count. */
 size_t gossip_members(gossip_t *g, gossip_member_t **out);
 /* Prometheus text: members by state, messages and bytes, entries by outcome, probe RTT, reads. */
 void gossip_metrics_render(gossip_t *g, FILE *f);
 
 /* ---- routed reads: any thread (HTTP); each call may block its caller, never the loop. */
-typedef struct reads_reader gossip_read_t;
+typedef struct gossip_read gossip_read_t;
 enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2, GOSSIP_READ_SCHEMA = -3 };
 
 /* The member holding domain's bound key (its successor during a live key rotation), copied into
@@ -130,8 +139,9 @@ enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2, GOSSIP_READ_SCHEMA = -3 };
  * client), -1 when no member of domain is known. Any thread. */
 int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out);
 /* Opens a read of product (a valid id of another domain) through its owner node, found by the
- * product's domain in the member table (the domain's bound key preferred). Waits for the owner's
- * first reply (2 s at most). from 0 = 1; limit 0 = all; live = follow new records (limit 0), over
+ * product's domain in the member table (the domain's bound key preferred). A range read goes over
+ * a data link to the owner when its member claim names one (gossip/reads_link.h), else, or when
+ * the link cannot be had, over the peer transport. Waits for the owner's first reply (2 s at most). from 0 = 1; limit 0 = all; live = follow new records (limit 0), over
  * one upstream per product shared by this node's live readers. On success *last_seq is the
  * owner's last seq. NULL on failure with *status and kind: 404 not_found, 400 bad_query/bad_id,
  * 410 retired, 503 owner_unreachable (detail names the owner node id prefix, address and member

@@ -44,6 +44,9 @@ struct gossip {
     swim_t *swim;
     replicate_t *repl;
     reads_t *reads;
+    struct linkserve *links;     /* the owner's link server (NULL: off) */
+    struct linkpool *pool;       /* the relay's links to owners */
+    char link[256];              /* the link address we gossip ("" none) */
     pthread_t thread;
     int efd;                     /* wakes the loop: queue or stop */
     atomic_int stop;

@@ -11,6 +11,8 @@
 #include <string.h>
 #include "gossip/fedlog.h"
 #include "gossip/gossip_int.h"
+#include "gossip/linkserve.h"
+#include "gossip/reads_link.h"
 #include "gossip/prom.h"
 
 static const char *type_name(int t)
@@ -139,6 +141,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                "trib_probe_rtt_ms_count %" PRIu64 "\n",
             ss.rtt_count, ss.rtt_sum_ms, ss.rtt_count);
     reads_metrics_render(g->reads, f);
+    linkpool_metrics(g->pool, f);
+    linkserve_metrics(g->links, f);
     if (g->o.fedlog)
         fedlog_metrics_render(g->o.fedlog, f);
     gossip__trust_render(g, f);

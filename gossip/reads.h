@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "proto/tributary.pb-c.h"
+#include "storage/pager.h"
 #include "storage/store.h"
 
 typedef struct reads reads_t;
@@ -131,6 +133,19 @@ typedef void *(*reads_audit_open_fn)(void *ctx, const char *product, const uint8
                                      const uint8_t entry[32], int live, int probe, int allowed, const char *kind);
 typedef void (*reads_audit_end_fn)(void *ctx, void *handle, uint64_t records, const char *why);
 void reads_set_owner_audit(reads_audit_open_fn open, reads_audit_end_fn end);
+
+/* ---- the owner over a data link (gossip/linkserve.c): any thread */
+/* Sends batch b (a ReadBatch; its lines valid during the call) to the requester. 0 sent, -1 the
+ * link is lost. */
+typedef int (*reads_emit_fn)(void *ctx, const Trib__ReadBatch *b);
+/* Serves range request q of requester (its node id: the entry node the audit names) on the calling
+ * thread, exactly as a READ_REQ on the peer transport is served (the same checks, refusals, schema
+ * epochs, projection and audit), every batch at once: the link's own flow control (a blocking
+ * send) paces it. Live requests are refused (400). Batches carry up to max_bytes of records (0:
+ * the configured batch_bytes); pg is the caller's page buffer (reused across calls). One short
+ * read transaction per batch. 0 served (or refused), -1 the link was lost meanwhile. */
+int reads_serve(reads_t *r, const uint8_t requester[32], const Trib__ReadRequest *q, size_t max_bytes,
+                store_page_t *pg, reads_emit_fn emit, void *ctx);
 
 /* ---- readers (HTTP threads) */
 typedef struct {

@@ -37,6 +37,24 @@ typedef struct {
 void reads__err_set(reads_err_t *e, int status, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The schema version records were validated against, as the owner names it (ReadBatch.schema_*). */
+typedef struct {
+    int told;                       /* 0: the owner does not say (an older build) */
+    uint64_t seq;                   /* the manifest's catalog seq (0: unknown) */
+    char version[STORE_VERSION_MAX + 1];
+} schema_t;
+
+/* ---- the relay's checks of an owner's batches, on either path (reads_relay.c; no state) */
+/* The schema batch b names (its records', or with none in batch 1 the product's now). */
+void reads__schema_of(schema_t *sc, const Trib__ReadBatch *b);
+/* NULL when b (not a refusal) may follow batch expect_batch - 1 of a stream whose next record is
+ * expect_first, with *count its records; else what is wrong, in e (owner_lost, naming desc). */
+const char *reads__batch_check(const Trib__ReadBatch *b, uint64_t expect_batch, uint64_t expect_first,
+                               const char *desc, uint64_t *count, reads_err_t *e);
+/* The error of an owner's refusal b (done with a status): before the read opened (opened 0) the
+ * HTTP status and the code, after it a kind with status 0. */
+void reads__refusal(const Trib__ReadBatch *b, int opened, const char *desc, reads_err_t *e);
+
 /* ---- messages sent once the mutex is released (reads.c) */
 typedef struct outmsg {
     struct outmsg *next;

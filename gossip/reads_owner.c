@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/reads_int.h"
 #include "storage/project.h"
@@ -53,6 +54,14 @@ static void ostream_free(reads_t *r, ostream_t *s)
 }
 
 
+/* Where a stream's batches go: the requester's address on the peer transport (the loop), or a
+ * data link's emitter (reads_serve, any thread). */
+typedef struct {
+    const char *addr;
+    reads_emit_fn emit;
+    void *ctx;
+} sink_t;
+
 /* Packs m and hands it to io.send now (loop thread, mu not held). 0 handed on, -1 dropped. */
 static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessage *m)
 {
@@ -76,6 +85,8 @@ static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessa
 static int send_batch(reads_t *r, const char *addr, Trib__ReadBatch *b, store_page_t *pg)
 {
     ProtobufCBinaryData lines = b->lines;
+    if (!pg)
+        return send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base);
     if (lines.len == 0 || lines.data != (uint8_t *)pg->buf + pg->head)
         return send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base);
     uint8_t key[11];   /* field 9, wire type 2 (length-delimited), then the length as a varint */
@@ -99,9 +110,15 @@ static int send_batch(reads_t *r, const char *addr, Trib__ReadBatch *b, store_pa
     return rc;
 }
 
-/* Refuses or ends stream id of addr: a last batch (batch_no) with status, error code (kind, or
+/* Batch b (its lines in page pg, or pg NULL) to sink k. 0 handed on, -1 dropped (a link: lost). */
+static int sink_send(reads_t *r, const sink_t *k, Trib__ReadBatch *b, store_page_t *pg)
+{
+    return k->emit ? k->emit(k->ctx, b) : send_batch(r, k->addr, b, pg);
+}
+
+/* Refuses or ends stream id of sink k: a last batch (batch_no) with status, error code (kind, or
  * NULL: the relay names it from the status) and error. */
-static void reply_error_kind(reads_t *r, const char *addr, uint64_t id, uint64_t batch_no, uint32_t status,
+static void reply_error_kind(reads_t *r, const sink_t *k, uint64_t id, uint64_t batch_no, uint32_t status,
                              const char *kind, const char *msg)
 {
     Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
@@ -111,19 +128,19 @@ static void reply_error_kind(reads_t *r, const char *addr, uint64_t id, uint64_t
     b.error = (char *)msg;
     b.error_kind = kind ? (char *)kind : "";
     b.batch_no = batch_no;
-    send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b.base);
+    sink_send(r, k, &b, NULL);
 }
 
-static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t status, const char *fmt, ...)
+static void reply_error(reads_t *r, const sink_t *k, uint64_t id, uint32_t status, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-static void reply_error(reads_t *r, const char *addr, uint64_t id, uint32_t status, const char *fmt, ...)
+static void reply_error(reads_t *r, const sink_t *k, uint64_t id, uint32_t status, const char *fmt, ...)
 {
     char msg[ERR_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    reply_error_kind(r, addr, id, 1, status, NULL, msg);
+    reply_error_kind(r, k, id, 1, status, NULL, msg);
 }
 
 /* The owner's access check of a stream's token: 0 allowed, else -1 with the refusal filled. */
@@ -256,7 +273,8 @@ static void schema_name(reads_t *r, ostream_t *s, uint64_t mseq, Trib__ReadBatch
 
 /* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ, and
  * head_mseq the product's manifest now (named when the batch has no records). */
-static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, uint64_t last, uint64_t head_mseq)
+static int ostream_pump_one(reads_t *r, ostream_t *s, store_page_t *pg, const sink_t *k, uint64_t now, int first,
+                            uint64_t last, uint64_t head_mseq)
 {
     /* Small batches first, doubling up to max_bytes: the first bytes reach the client sooner and
      * the stages (owner, both ZeroMQ I/O threads, relay, client) start overlapping early. */
@@ -264,7 +282,6 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     uint64_t lim = r->c.batch_records;
     if (s->remaining != UINT64_MAX && s->remaining < lim)
         lim = s->remaining;
-    store_page_t *pg = &r->page;
     pg->head = PAGE_HEAD;
     long n = store_page_read(r->st, s->product, s->next_seq, lim, ramp < s->max_bytes ? ramp : s->max_bytes, pg);
     Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
@@ -290,7 +307,7 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
             b.error = msg;
         } else {
             s->waiting = 1;
-            return;
+            return 0;
         }
     } else if (pg->len > r->room) { /* one record alone, larger than a message may carry */
         snprintf(msg, sizeof msg, "record %" PRIu64 " of %s is larger than the peer message limit", pg->first,
@@ -327,7 +344,8 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
         }
     }
     b.batch_no = ++s->sent;
-    if (send_batch(r, s->peer_addr, &b, pg) == 0) {
+    int rc = sink_send(r, k, &b, pg);
+    if (rc == 0) {
         BUMP(r, batches_sent, 1);
         BUMP(r, records_sent, (uint64_t)n);
         s->served += (uint64_t)n;
@@ -343,31 +361,36 @@ static void ostream_pump_one(reads_t *r, ostream_t *s, uint64_t now, int first, 
     }
     if (b.done)
         ostream_kill(r, s);
+    return rc;
 }
 
-void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const char *addr, const Trib__ReadRequest *q)
+/* Checks request q of sender and makes its stream (not linked into r->streams), or refuses it to
+ * k (NULL). *last: the product's last seq; *head_mseq its manifest now. Any thread (store reads
+ * only; the owner's check, fields and audit callbacks are thread-safe). */
+static ostream_t *owner_admit(reads_t *r, uint64_t now, const uint8_t sender[32], const sink_t *k,
+                              const Trib__ReadRequest *q, uint64_t *last_out, uint64_t *head_mseq)
 {
     const char *pid = q->product_id ? q->product_id : "";
     if (!entry_valid_product_id(pid)) {
         BUMP(r, streams_refused, 1);
-        reply_error(r, addr, q->stream_id, 400, "not a product id");
-        return;
+        reply_error(r, k, q->stream_id, 400, "not a product id");
+        return NULL;
     }
     size_t dlen = (size_t)(strchr(pid, '/') - pid);
     if (dlen != strlen(r->domain) || memcmp(pid, r->domain, dlen) != 0) {
         BUMP(r, streams_refused, 1);
-        reply_error(r, addr, q->stream_id, 404, "%s is not owned by this node (domain '%s')", pid, r->domain);
-        return;
+        reply_error(r, k, q->stream_id, 404, "%s is not owned by this node (domain '%s')", pid, r->domain);
+        return NULL;
     }
     store_product_t p;
     int rc = store_product_get(r->st, pid, &p);
     if (rc != 0) {
         BUMP(r, streams_refused, 1);
         if (rc == STORE_NOTFOUND)
-            reply_error(r, addr, q->stream_id, 404, "no product %s on its owner", pid);
+            reply_error(r, k, q->stream_id, 404, "no product %s on its owner", pid);
         else
-            reply_error(r, addr, q->stream_id, 500, "reading product %s failed on its owner", pid);
-        return;
+            reply_error(r, k, q->stream_id, 500, "reading product %s failed on its owner", pid);
+        return NULL;
     }
     uint32_t ast;
     char akind[KIND_MAX], amsg[ERR_MAX];
@@ -377,25 +400,25 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
         if (r->audit_open) /* the owner audits its refusal at once (no handle kept) */
             r->audit_open(r->check_ctx, pid, q->token.data, q->token.len, sender, q->live, probe, 0, akind);
         BUMP(r, streams_refused, 1);
-        reply_error_kind(r, addr, q->stream_id, 1, ast, akind, amsg);
-        return;
+        reply_error_kind(r, k, q->stream_id, 1, ast, akind, amsg);
+        return NULL;
     }
     uint64_t from = q->from_seq ? q->from_seq : 1;
     if (q->live && q->limit) {
         BUMP(r, streams_refused, 1);
-        reply_error(r, addr, q->stream_id, 400, "limit: not supported on a live stream");
-        return;
+        reply_error(r, k, q->stream_id, 400, "limit: not supported on a live stream");
+        return NULL;
     }
     if (q->limit && from - 1 > UINT64_MAX - q->limit) {
         BUMP(r, streams_refused, 1);
-        reply_error(r, addr, q->stream_id, 400, "from %" PRIu64 " + limit %" PRIu64 " is beyond the last seq",
+        reply_error(r, k, q->stream_id, 400, "from %" PRIu64 " + limit %" PRIu64 " is beyond the last seq",
                     from, q->limit);
-        return;
+        return NULL;
     }
     if (ostream_find(r, sender, q->stream_id)) {
         BUMP(r, streams_refused, 1);
-        reply_error(r, addr, q->stream_id, 400, "stream %" PRIu64 " is already open", q->stream_id);
-        return;
+        reply_error(r, k, q->stream_id, 400, "stream %" PRIu64 " is already open", q->stream_id);
+        return NULL;
     }
     size_t total = 0, mine = 0;
     for (ostream_t *s = r->streams; s; s = s->next)
@@ -405,27 +428,27 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
         }
     if (total >= r->c.max_streams || mine >= r->c.max_streams_per_peer) {
         BUMP(r, streams_refused, 1);
-        reply_error(r, addr, q->stream_id, 503, "the owner serves too many streams (%zu, %zu from this node)", total,
+        reply_error(r, k, q->stream_id, 503, "the owner serves too many streams (%zu, %zu from this node)", total,
                     mine);
-        return;
+        return NULL;
     }
     uint64_t last = 0;
     if (store_records_last(r->st, pid, &last) < 0) {
-        reply_error(r, addr, q->stream_id, 500, "reading records of %s failed on its owner", pid);
-        return;
+        reply_error(r, k, q->stream_id, 500, "reading records of %s failed on its owner", pid);
+        return NULL;
     }
     if (q->live && q->from_tail && p.retired) {
         BUMP(r, streams_refused, 1);
-        reply_error(r, addr, q->stream_id, 410, "%s is retired: it takes no new records", pid);
-        return;
+        reply_error(r, k, q->stream_id, 410, "%s is retired: it takes no new records", pid);
+        return NULL;
     }
     ostream_t *s = calloc(1, sizeof *s);
     if (!s) {
-        reply_error(r, addr, q->stream_id, 500, "out of memory on the owner");
-        return;
+        reply_error(r, k, q->stream_id, 500, "out of memory on the owner");
+        return NULL;
     }
     memcpy(s->peer, sender, 32);
-    snprintf(s->peer_addr, sizeof s->peer_addr, "%s", addr);
+    snprintf(s->peer_addr, sizeof s->peer_addr, "%s", k->addr ? k->addr : "");
     s->id = q->stream_id;
     snprintf(s->product, sizeof s->product, "%s", pid);
     s->next_seq = q->live && q->from_tail && !q->resume ? last + 1 : from;   /* resume: a re-attached feed */
@@ -441,8 +464,8 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     if (q->token.len) {
         if (!(s->token = malloc(q->token.len))) {
             free(s);
-            reply_error(r, addr, q->stream_id, 500, "out of memory on the owner");
-            return;
+            reply_error(r, k, q->stream_id, 500, "out of memory on the owner");
+            return NULL;
         }
         memcpy(s->token, q->token.data, q->token.len);
         s->token_len = q->token.len;
@@ -451,12 +474,49 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
         s->fields = r->fields_fn(r->check_ctx, pid, q->token.data, q->token.len);
     if (r->audit_open) /* grants2: audited (with its records) when it ends */
         s->audit = r->audit_open(r->check_ctx, pid, q->token.data, q->token.len, sender, q->live, probe, 1, "");
-    s->next = r->streams;
-    r->streams = s;
     atomic_fetch_add(&r->owner_streams, 1);
     if (s->live)
         atomic_fetch_add(&r->owner_live, 1);
-    ostream_pump_one(r, s, now, 1, last, p.manifest_seq);
+    *last_out = last;
+    *head_mseq = p.manifest_seq;
+    return s;
+}
+
+void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const char *addr, const Trib__ReadRequest *q)
+{
+    sink_t k = {.addr = addr};
+    uint64_t last, head;
+    ostream_t *s = owner_admit(r, now, sender, &k, q, &last, &head);
+    if (!s)
+        return;
+    s->next = r->streams;
+    r->streams = s;
+    ostream_pump_one(r, s, &r->page, &k, now, 1, last, head);
+}
+
+int reads_serve(reads_t *r, const uint8_t requester[32], const Trib__ReadRequest *q, size_t max_bytes,
+                store_page_t *pg, reads_emit_fn emit, void *ctx)
+{
+    sink_t k = {.emit = emit, .ctx = ctx};
+    uint64_t now = clock_ms(), last, head;
+    if (q->live) {
+        BUMP(r, streams_refused, 1);
+        reply_error(r, &k, q->stream_id, 400, "live: not served on a data link (the peer transport carries streams)");
+        return 0;
+    }
+    ostream_t *s = owner_admit(r, now, requester, &k, q, &last, &head);
+    if (!s)
+        return 0;
+    if (max_bytes && (!q->max_bytes || max_bytes < q->max_bytes))
+        s->max_bytes = max_bytes < r->room ? max_bytes : r->room;
+    int rc = ostream_pump_one(r, s, pg, &k, now, 1, last, head);
+    while (rc == 0 && !s->dead)
+        rc = ostream_pump_one(r, s, pg, &k, clock_ms(), 0, 0, 0);
+    if (rc != 0 && !s->why[0])
+        snprintf(s->why, sizeof s->why, "link lost");
+    ostream_kill(r, s);
+    ostream_free(r, s);
+    return rc;
 }
 
 static void owner_sweep(reads_t *r)
@@ -478,7 +538,7 @@ void reads__owner_credit(reads_t *r, uint64_t now, const uint8_t sender[32], con
 {
     ostream_t *s = ostream_find(r, sender, m->stream_id);
     if (!s) {
-        reply_error(r, addr, m->stream_id, 503, "the owner has no such stream (restarted, or the stream expired)");
+        reply_error(r, &(sink_t){.addr = addr}, m->stream_id, 503, "the owner has no such stream (restarted, or the stream expired)");
         return;
     }
     s->last_heard = now;
@@ -521,7 +581,7 @@ int reads__owner_pump(reads_t *r, uint64_t now)
         progress = 0;
         for (ostream_t *s = r->streams; s && budget > 0; s = s->next)
             if (ostream_ready(s)) {
-                ostream_pump_one(r, s, now, 0, 0, 0);
+                ostream_pump_one(r, s, &r->page, &(sink_t){.addr = s->peer_addr}, now, 0, 0, 0);
                 budget--;
                 progress = 1;
             }
@@ -549,7 +609,7 @@ void reads__owner_tick(reads_t *r, uint64_t now, outq_t *q)
             s->last_check = now;
             if (access_check(r, s->product, s->token, s->token_len, &ast, akind, amsg) < 0) {
                 snprintf(s->why, sizeof s->why, "%s", akind);
-                reply_error_kind(r, s->peer_addr, s->id, s->sent + 1, ast, akind, amsg);
+                reply_error_kind(r, &(sink_t){.addr = s->peer_addr}, s->id, s->sent + 1, ast, akind, amsg);
                 ostream_kill(r, s);
                 continue;
             }

@@ -58,13 +58,6 @@ typedef struct ring_rec {
     char *data;
 } ring_rec_t;
 
-/* The schema version records were validated against, as the owner names it (ReadBatch.schema_*). */
-typedef struct {
-    int told;                       /* 0: the owner does not say (an older build) */
-    uint64_t seq;                   /* the manifest's catalog seq (0: unknown) */
-    char version[STORE_VERSION_MAX + 1];
-} schema_t;
-
 /* A feed's ring records from `first` on were validated against schema sc (until the next
  * segment's first: neighbours always differ). */
 typedef struct segment {
@@ -485,8 +478,7 @@ static size_t emit_batch(reads_reader_t *rd, char *out, size_t cap)
     return n;
 }
 
-/* The schema batch b names (its records', or with none in batch 1 the product's now). */
-static void schema_of(schema_t *sc, const Trib__ReadBatch *b)
+void reads__schema_of(schema_t *sc, const Trib__ReadBatch *b)
 {
     sc->told = b->schema_version && *b->schema_version;
     sc->seq = sc->told ? b->schema_seq : 0;
@@ -529,7 +521,7 @@ static long range_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms
         if (s->qhead) {
             rbatch_t *b = s->qhead;
             schema_t sc;
-            schema_of(&sc, b->msg);
+            reads__schema_of(&sc, b->msg);
             if (b->count && schema_ends(rd, &sc, b->msg->first_seq)) {
                 pthread_mutex_unlock(&r->mu);   /* the batch stays queued: the read ends here */
                 return READS_SCHEMA;
@@ -984,9 +976,7 @@ static const char *batch_lines(const Trib__ReadBatch *b, uint64_t *count)
     return NULL;
 }
 
-/* The owner ended s with an error status (mu held): the status becomes the HTTP status of the
- * refused read when s was not open yet; only a 4xx/5xx is taken as is. */
-static void session_refused(reads_t *r, session_t *s, const Trib__ReadBatch *b)
+void reads__refusal(const Trib__ReadBatch *b, int opened, const char *desc, reads_err_t *e)
 {
     int status = b->status >= 400 && b->status <= 599 ? (int)b->status : 502;
     /* The owner's own code when it gave one (an access refusal: token_required ...), kept if it
@@ -997,14 +987,43 @@ static void session_refused(reads_t *r, session_t *s, const Trib__ReadBatch *b)
                        : status == 404 ? "not_found"
                        : status == 400 ? "bad_query"
                        : status == 410 ? "retired"
-                       : status == 503 ? (s->opened ? "owner_lost" : "owner_unreachable")
+                       : status == 503 ? (opened ? "owner_lost" : "owner_unreachable")
                                        : "owner_error";
-    if (s->opened) {
-        session_fail(r, s, 0, kind, "%s: %s", s->owner_desc, b->error ? b->error : "error");
-    } else {
+    if (opened)
+        reads__err_set(e, 0, kind, "%s: %s", desc, b->error ? b->error : "error");
+    else
+        reads__err_set(e, status, kind, "%s", b->error ? b->error : "refused by the owner");
+}
+
+const char *reads__batch_check(const Trib__ReadBatch *b, uint64_t expect_batch, uint64_t expect_first,
+                               const char *desc, uint64_t *count, reads_err_t *e)
+{
+    const char *bad = batch_lines(b, count);
+    if (bad)
+        reads__err_set(e, 0, "owner_lost", "%s sent %s", desc, bad);
+    else if (b->batch_no != expect_batch || (*count && b->first_seq != expect_first))
+        reads__err_set(e, 0, "owner_lost",
+                       "the stream from %s lost a batch (expected batch %" PRIu64 " seq %" PRIu64 ", got batch %" PRIu64
+                       " seq %" PRIu64 ")",
+                       desc, expect_batch, expect_first, b->batch_no, b->first_seq);
+    else if (b->schema_version && (strlen(b->schema_version) > STORE_VERSION_MAX ||
+                                   strspn(b->schema_version, PRINTABLE) != strlen(b->schema_version)))
+        reads__err_set(e, 0, "owner_lost", "%s sent a schema version that is not printable ASCII of at most %d bytes",
+                       desc, STORE_VERSION_MAX);
+    else
+        return NULL;
+    return e->detail;
+}
+
+/* The owner ended s with an error status (mu held): the status becomes the HTTP status of the
+ * refused read when s was not open yet; only a 4xx/5xx is taken as is. */
+static void session_refused(reads_t *r, session_t *s, const Trib__ReadBatch *b)
+{
+    reads_err_t e = {0};
+    reads__refusal(b, s->opened, s->owner_desc, &e);
+    if (!s->opened)
         BUMP(r, fail_refused, 1);
-        session_fail(r, s, status, kind, "%s", b->error ? b->error : "refused by the owner");
-    }
+    session_fail(r, s, e.status, e.kind, "%s", e.detail);
     s->need_open = 0;
     s->done = 1; /* the owner ended the stream: no cancel */
 }
@@ -1020,19 +1039,8 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
     }
     reads_err_t e = {0};
     uint64_t n;
-    const char *bad = batch_lines(b, &n);
     uint64_t expect_first = s->opened ? s->next_seq : s->from_tail ? b->first_seq : s->from;
-    if (bad) {
-        reads__err_set(&e, 0, "owner_lost", "%s sent %s", s->owner_desc, bad);
-    } else if (b->batch_no != s->expect_batch || (n && b->first_seq != expect_first)) {
-        reads__err_set(&e, 0, "owner_lost",
-                       "the stream from %s lost a batch (expected batch %" PRIu64 " seq %" PRIu64 ", got batch %" PRIu64
-                       " seq %" PRIu64 ")",
-                       s->owner_desc, s->expect_batch, expect_first, b->batch_no, b->first_seq);
-    } else if (b->schema_version && (strlen(b->schema_version) > STORE_VERSION_MAX ||
-                                     strspn(b->schema_version, PRINTABLE) != strlen(b->schema_version))) {
-        reads__err_set(&e, 0, "owner_lost", "%s sent a schema version that is not printable ASCII of at most %d bytes",
-                       s->owner_desc, STORE_VERSION_MAX);
+    if (reads__batch_check(b, s->expect_batch, expect_first, s->owner_desc, &n, &e)) {
     } else if (!s->feed && s->qlen >= s->window) { /* the owner may not send beyond acked + window */
         BUMP(r, overrun, 1);
         reads__err_set(&e, 0, "owner_lost", "%s sent beyond the credit given", s->owner_desc);
@@ -1067,7 +1075,7 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
             reads__outq_cancel(q, s->owner_addr, s->id);
             return 0;
         }
-        schema_of(&s->sc, b);
+        reads__schema_of(&s->sc, b);
         s->next_seq = n ? b->first_seq : expect_first;
         if (s->feed)
             s->feed->first = s->feed->end = s->next_seq;

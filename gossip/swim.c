@@ -76,7 +76,7 @@ static bool member_ok(const Trib__Member *m)
     return m && m->id.len == SWIM_ID_LEN && m->id.data &&
            str_ok(m->addr, SWIM_MAX_ADDR, false) &&
            str_ok(m->domain, SWIM_MAX_DOMAIN, true) &&
-           str_ok(m->http, SWIM_MAX_ADDR, true) &&
+           str_ok(m->http, SWIM_MAX_ADDR, true) && str_ok(m->link, SWIM_MAX_ADDR, true) &&
            (int)m->state >= ALIVE && (int)m->state <= LEFT && (m->sig.len == 0 || m->sig.len == 64);
 }
 
@@ -170,7 +170,7 @@ static void refute(swim_t *s, uint64_t accused)
 static bool same_meta(const member_t *m, const Trib__Member *c)
 {
     return strcmp(m->pub.addr, c->addr) == 0 && strcmp(m->pub.domain, c->domain) == 0 &&
-           strcmp(m->pub.http, c->http) == 0;
+           strcmp(m->pub.http, c->http) == 0 && strcmp(m->pub.link, c->link) == 0;
 }
 
 static int kind_of(int state) { return state == LEFT ? LEFT : ALIVE; }
@@ -200,6 +200,7 @@ static void take_claim(swim_t *s, member_t *m, const Trib__Member *c)
         (void)swim__set_str(&m->pub.addr, c->addr);
         (void)swim__set_str(&m->pub.domain, c->domain);
         (void)swim__set_str(&m->pub.http, c->http);
+        (void)swim__set_str(&m->pub.link, c->link);
     }
     m->pub.incarnation = c->incarnation;
     if (s->signing) swim__take_sig(m, c);
@@ -708,7 +709,8 @@ swim_t *swim_new(const swim_config_t *cfg, const Trib__Member *self, const swim_
         return NULL;
     }
     if (!self || !id_ok(&self->id) || !str_ok(self->addr, SWIM_MAX_ADDR, false) ||
-        !str_ok(self->domain, SWIM_MAX_DOMAIN, true) || !str_ok(self->http, SWIM_MAX_ADDR, true)) {
+        !str_ok(self->domain, SWIM_MAX_DOMAIN, true) || !str_ok(self->http, SWIM_MAX_ADDR, true) ||
+        !str_ok(self->link, SWIM_MAX_ADDR, true)) {
         set_err(err, errlen, "swim_new: self needs a 32-byte id and a printable addr (<= %d chars)",
                 SWIM_MAX_ADDR);
         return NULL;

@@ -14,7 +14,7 @@
 #include "gossip/swim_int.h"
 
 #define TAG "trib/member/v1"   /* signed with its NUL */
-#define MSG_MAX (sizeof TAG + SWIM_ID_LEN + 8 + 1 + 3 + SWIM_MAX_DOMAIN + 2 * SWIM_MAX_ADDR)
+#define MSG_MAX (sizeof TAG + SWIM_ID_LEN + 8 + 1 + 4 + SWIM_MAX_DOMAIN + 3 * SWIM_MAX_ADDR)
 
 static size_t put_str(uint8_t *p, const char *str)
 {
@@ -24,7 +24,7 @@ static size_t put_str(uint8_t *p, const char *str)
     return n + 1;
 }
 
-/* TAG || id || incarnation (big-endian) || kind || domain, addr, http (each length-prefixed). */
+/* TAG || id || incarnation (big-endian) || kind || domain, addr, http, link (each length-prefixed). */
 static size_t facts(uint8_t out[MSG_MAX], const Trib__Member *m, int kind)
 {
     size_t n = sizeof TAG;
@@ -36,6 +36,7 @@ static size_t facts(uint8_t out[MSG_MAX], const Trib__Member *m, int kind)
     n += put_str(out + n, m->domain);
     n += put_str(out + n, m->addr);
     n += put_str(out + n, m->http);
+    n += put_str(out + n, m->link);
     return n;
 }
 

@@ -106,6 +106,7 @@ void swim__member_free(member_t *m)
     free(m->pub.domain);
     free(m->pub.addr);
     free(m->pub.http);
+    free(m->pub.link);
     free(m->susp);
     free(m);
 }
@@ -118,9 +119,9 @@ member_t *swim__member_new(const Trib__Member *c)
     memcpy(m->id, c->id.data, SWIM_ID_LEN);
     m->pub.id.data = m->id;
     m->pub.id.len = SWIM_ID_LEN;
-    m->pub.domain = m->pub.addr = m->pub.http = NULL;
+    m->pub.domain = m->pub.addr = m->pub.http = m->pub.link = NULL;
     if (swim__set_str(&m->pub.domain, c->domain) || swim__set_str(&m->pub.addr, c->addr) ||
-        swim__set_str(&m->pub.http, c->http)) {
+        swim__set_str(&m->pub.http, c->http) || swim__set_str(&m->pub.link, c->link)) {
         swim__member_free(m);
         return NULL;
     }

@@ -30,8 +30,11 @@
 
 /* 2: envelopes on a connection whose routing id names the sender leave sender and sender_addr
  * out, and a direct Ack its target; a version-1 node would take both for malformed, so the two
- * refuse each other by version (counted as bad_version) instead. */
-#define TRANSPORT_PROTOCOL_VERSION 2
+ * refuse each other by version (counted as bad_version) instead.
+ * 3: the signed member claim covers its data link address (Member.link, gossip/swim_sig.c); a
+ * version-2 node would find every new claim's signature forged, so the two refuse each other by
+ * version as well. */
+#define TRANSPORT_PROTOCOL_VERSION 3
 #define TRANSPORT_ADDR_MAX         64          /* "HOST:PORT" + NUL */
 #define TRANSPORT_MAX_TYPES        32          /* message types are < this (proto MsgType) */
 #define TRANSPORT_DEFAULT_SECRET   "tributary"

@@ -139,7 +139,13 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
     static const char *seeds[CONFIG_MAX_SEEDS];
     for (int i = 0; i < c->nseeds; i++)
         seeds[i] = c->seeds[i];
+    char link[160];   /* default: the peer listener's host, any free port */
+    if (c->link_listen[0])
+        snprintf(link, sizeof link, "%s", c->link_listen);
+    else
+        snprintf(link, sizeof link, "%.*s:0", (int)(strrchr(c->listen, ':') - c->listen), c->listen);
     gossip_opts_t o = {
+        .link_listen = link, .link_advertise = c->link_advertise, .link_max = (unsigned)c->link_max,
         .listen = c->listen, .advertise = c->advertise,
         .http = c->http_advertise[0] ? c->http_advertise : c->http, .domain = c->domain,
         .federation_secret = c->federation_secret[0] ? c->federation_secret : TRANSPORT_DEFAULT_SECRET,

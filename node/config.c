@@ -37,6 +37,11 @@ static const option_t options[] = {
     S(advertise, K_STR, "", "peer address other nodes use to reach this one (default: --listen)"),
     S(http_advertise, K_STR, "", "HTTP address HOST:PORT clients are sent to when another node redirects a read "
                                  "here, and that members list (default: --http)"),
+    S(link_listen, K_STR, "", "data link address HOST:PORT owners serve routed reads on, straight to the relay "
+                              "(default: --listen's host, a free port; a fixed port for firewalls; off: none)"),
+    S(link_advertise, K_STR, "", "data link address other nodes dial (default: --advertise's host and the link's "
+                                 "bound port)"),
+    U(link_max, 1, 65536, "256", "data links served at once (more are refused as busy)"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL,
      "another node to join through, HOST:PORT; with --charter it must be NODE_ID@HOST:PORT "
      "(the first node of a federation needs none) (repeatable)"},
@@ -316,6 +321,17 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
     if (c->http_advertise[0] && host[0] != '[' && strchr(host, ':')) {   /* clients read it as a URL's host */
         snprintf(err, errlen, "http_advertise: '%s': an IPv6 address goes in brackets, [ADDRESS]:PORT",
                  c->http_advertise);
+        return 2;
+    }
+    size_t ll = strlen(c->link_listen);   /* port 0: a free one */
+    if (c->link_listen[0] && strcmp(c->link_listen, "off") != 0 &&
+        config_split_addr(c->link_listen, host, sizeof host, &port) < 0 &&
+        !(ll > 2 && !strcmp(c->link_listen + ll - 2, ":0") && c->link_listen[ll - 3] != ':')) {
+        snprintf(err, errlen, "link_listen: '%s' is not HOST:PORT (or off)", c->link_listen);
+        return 2;
+    }
+    if (c->link_advertise[0] && config_split_addr(c->link_advertise, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "link_advertise: '%s' is not HOST:PORT", c->link_advertise);
         return 2;
     }
     if (c->probe_timeout_ms >= c->probe_interval_ms) {

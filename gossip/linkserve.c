@@ -1,0 +1,413 @@
+/* gossip/linkserve.c - the owner's link server (see linkserve.h).
+ *
+ * Owns: the listening socket and its acceptor thread, one thread per link (a slot each, joined
+ * by the acceptor when done and at stop), the handshake's admission (hello = node id, chartered:
+ * admitted now), the request loop of a link, and the link counters with their rate-limited log.
+ * Must not: serve a live read, call the gossip loop, or keep a lock while a link reads or sends. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include "gossip/clock.h"
+#include "gossip/link.h"
+#include "gossip/linkserve.h"
+#include "gossip/log.h"
+
+#define LOG_EVERY_MS 10000   /* a refusal of one reason is logged at most this often */
+
+/* Refusal reasons: link_reason_t's, then ours. */
+enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_BAD_FRAME, R_COUNT };
+
+typedef struct slot {
+    pthread_t th;
+    int used, done;
+    int fd;                      /* accepted, handshake under way (the thread owns it) */
+    link_t *l;                   /* established (shut down at stop) */
+    struct linkserve *s;
+} slot_t;
+
+struct linkserve {
+    linkserve_opts_t o;
+    int lfd, port;
+    int wake[2];                 /* stop: the acceptor's poll wakes */
+    pthread_t acceptor;
+    int started;
+    pthread_mutex_t mu;
+    int stopping;                /* mu */
+    slot_t *slots;               /* o.max_links of them (mu) */
+    unsigned active;             /* mu */
+    atomic_uint_fast64_t accepted, requests, lost, refused[R_COUNT];
+    atomic_int_fast64_t logged[R_COUNT];   /* clock_ms of the last line */
+    atomic_uint_fast64_t since_log[R_COUNT];
+};
+
+static const char *reason_name(int r)
+{
+    switch (r) {
+    case R_SPOOFED:      return "spoofed";
+    case R_NOT_ADMITTED: return "not_admitted";
+    case R_BUSY:         return "busy";
+    case R_BAD_FRAME:    return "bad_frame";
+    default:             return link_reason_name((link_reason_t)r);
+    }
+}
+
+/* Counts a refusal and logs it unless one of its reason was logged lately. */
+__attribute__((format(printf, 3, 4)))
+static void refused(linkserve_t *s, int reason, const char *fmt, ...)
+{
+    atomic_fetch_add(&s->refused[reason], 1);
+    atomic_fetch_add(&s->since_log[reason], 1);
+    int64_t now = (int64_t)clock_ms(), last = atomic_load(&s->logged[reason]);
+    if (last && now - last < LOG_EVERY_MS)
+        return;
+    if (!atomic_compare_exchange_strong(&s->logged[reason], &last, now ? now : 1))
+        return;   /* another thread logs it */
+    uint64_t n = atomic_exchange(&s->since_log[reason], 0);
+    char line[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_warn("link: refused a link (%s): %s%s", reason_name(reason), line,
+             n > 1 ? " (and more since the last such line)" : "");
+}
+
+void link_prologue_open(const char *secret, uint8_t out[32])
+{
+    static const char tag[] = "tributary-link:";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const uint8_t *)tag, strlen(tag));
+    if (!secret)
+        secret = "tributary";   /* TRANSPORT_DEFAULT_SECRET */
+    crypto_generichash_update(&st, (const uint8_t *)secret, strlen(secret));
+    crypto_generichash_final(&st, out, 32);
+}
+
+void link_prologue_charter(const uint8_t fed_id[16], uint8_t out[32])
+{
+    static const char tag[] = "tributary-link-charter:";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const uint8_t *)tag, strlen(tag));
+    crypto_generichash_update(&st, fed_id, 16);
+    crypto_generichash_final(&st, out, 32);
+}
+
+int link_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':'), *h = addr;
+    if (!colon || !colon[1])
+        return -1;
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+        h = addr + 1;
+        hl -= 2;
+    }
+    if (hl >= sizeof host)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return -1;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+    if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai) != 0 || !ai)
+        return -1;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ one link */
+
+typedef struct {
+    linkserve_t *s;
+    int reason;                  /* why allow refused (R_SPOOFED, R_NOT_ADMITTED) */
+    uint8_t id[32];              /* the initiator's node id, once allowed */
+} admit_t;
+
+static int allow(void *ctx, const uint8_t client_pk[32], const uint8_t *hello, size_t hello_len, char *err,
+                 size_t errlen)
+{
+    admit_t *a = ctx;
+    uint8_t curve[32];
+    if (hello_len != 32 || crypto_sign_ed25519_pk_to_curve25519(curve, hello) != 0 ||
+        sodium_memcmp(curve, client_pk, 32) != 0) {
+        a->reason = R_SPOOFED;
+        snprintf(err, errlen, "its hello (%zu bytes) is not the node id of the key it proved", hello_len);
+        return -1;
+    }
+    if (a->s->o.trust) {
+        trust_info_t info;
+        char why[200] = "";
+        trust_verdict_t v = trust_admit_info(a->s->o.trust, client_pk, clock_wall_ms(), &info, why, sizeof why);
+        if (v != TRUST_OK) {
+            a->reason = R_NOT_ADMITTED;
+            snprintf(err, errlen, "%s: %s", trust_verdict_name(v), why);
+            return -1;
+        }
+    }
+    memcpy(a->id, hello, 32);
+    return 0;
+}
+
+typedef struct {
+    link_t *l;
+    uint32_t send_ms;
+    link_reason_t why;
+} emit_t;
+
+static int emit(void *ctx, const Trib__ReadBatch *b)
+{
+    emit_t *e = ctx;
+    size_t n = trib__read_batch__get_packed_size(b);
+    uint8_t *p = link_frame(e->l, n + 1, &e->why);
+    if (!p)
+        return -1;
+    p[0] = LINK_BATCH;
+    trib__read_batch__pack(b, p + 1);
+    return link_send_frame(e->l, n + 1, (int)e->send_ms, &e->why);
+}
+
+/* Requests on l, one after another, until it closes, idles or fails. */
+static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
+{
+    store_page_t pg = {0};
+    emit_t e = {.l = l, .send_ms = s->o.send_ms};
+    for (;;) {
+        const uint8_t *f;
+        size_t len;
+        link_reason_t why = LINK_OK;
+        int rc = link_recv(l, &f, &len, (int)s->o.idle_ms, &why);
+        if (rc <= 0)
+            break;   /* idle (0), closed or failed */
+        Trib__ReadRequest *q = len > 1 && f[0] == LINK_REQ ? trib__read_request__unpack(NULL, len - 1, f + 1) : NULL;
+        if (!q) {
+            char hex[17];
+            sodium_bin2hex(hex, sizeof hex, peer, 8);
+            refused(s, R_BAD_FRAME, "node %s... sent a frame that is not a read request (%zu bytes)", hex, len);
+            break;
+        }
+        atomic_fetch_add(&s->requests, 1);
+        rc = reads_serve(s->o.reads, peer, q, LINK_BATCH_BYTES, &pg, emit, &e);
+        trib__read_request__free_unpacked(q, NULL);
+        if (rc < 0) {
+            atomic_fetch_add(&s->lost, 1);
+            log_debug("link: a relay's link was lost while serving it (%s)", link_reason_name(e.why));
+            break;
+        }
+    }
+    store_page_free(&pg);
+}
+
+static void *link_thread(void *arg)
+{
+    slot_t *sl = arg;
+    linkserve_t *s = sl->s;
+    admit_t a = {.s = s, .reason = -1};
+    link_keys_t k;
+    s->o.keys(s->o.ctx, k.pk, k.sk);   /* the key now: a rotation's new key from its next handshake */
+    memcpy(k.prologue, s->o.prologue, 32);
+    link_reason_t why = LINK_OK;
+    char err[300] = "";
+    link_t *l = link_accept(sl->fd, &k, allow, &a, NULL, 0, LINK_MAX_FRAME, (int)s->o.handshake_ms, &why, err,
+                            sizeof err);
+    sodium_memzero(k.sk, sizeof k.sk);
+    pthread_mutex_lock(&s->mu);
+    sl->fd = -1;                 /* link_accept owns it now: closed, or l's */
+    int stopping = s->stopping;
+    if (l && !stopping)
+        sl->l = l;
+    pthread_mutex_unlock(&s->mu);
+    if (!l) {
+        refused(s, why == LINK_REFUSED && a.reason >= 0 ? a.reason : (int)why, "%s", err[0] ? err : "handshake failed");
+    } else if (!stopping) {
+        atomic_fetch_add(&s->accepted, 1);
+        serve_link(s, l, a.id);
+        pthread_mutex_lock(&s->mu);
+        sl->l = NULL;
+        pthread_mutex_unlock(&s->mu);
+    }
+    link_close(&l);
+    pthread_mutex_lock(&s->mu);
+    sl->done = 1;
+    s->active--;
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Joins the threads of finished slots (mu held). */
+static void reap(linkserve_t *s)
+{
+    for (unsigned i = 0; i < s->o.max_links; i++)
+        if (s->slots[i].used && s->slots[i].done) {
+            pthread_join(s->slots[i].th, NULL);
+            s->slots[i].used = s->slots[i].done = 0;
+        }
+}
+
+static void *acceptor(void *arg)
+{
+    linkserve_t *s = arg;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN}, {.fd = s->wake[0], .events = POLLIN}};
+        if (poll(p, 2, 1000) < 0 && errno != EINTR)
+            break;
+        pthread_mutex_lock(&s->mu);
+        int stop = s->stopping;
+        reap(s);
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+        if (!(p[0].revents & POLLIN))
+            continue;
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        pthread_mutex_lock(&s->mu);
+        slot_t *sl = NULL;
+        for (unsigned i = 0; i < s->o.max_links && !sl; i++)
+            if (!s->slots[i].used)
+                sl = &s->slots[i];
+        if (sl) {
+            *sl = (slot_t){.used = 1, .fd = fd, .s = s};
+            if (pthread_create(&sl->th, NULL, link_thread, sl) != 0)
+                sl->used = 0;
+            else
+                s->active++;
+        }
+        int busy = !sl || !sl->used;
+        pthread_mutex_unlock(&s->mu);
+        if (busy) {
+            close(fd);
+            refused(s, R_BUSY, "%u links are served already (--link-max)", s->o.max_links);
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (link_resolve(o->listen, &ss, &sl) != 0) {
+        snprintf(err, errlen, "link: '%s' is not a usable HOST:PORT to listen on", o->listen);
+        return NULL;
+    }
+    linkserve_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->o = *o;
+    s->o.listen = NULL;          /* not kept */
+    if (!s->o.max_links)
+        s->o.max_links = 256;
+    if (!s->o.idle_ms)
+        s->o.idle_ms = 30000;
+    if (!s->o.handshake_ms)
+        s->o.handshake_ms = 2000;
+    if (!s->o.send_ms)
+        s->o.send_ms = 10000;
+    s->wake[0] = s->wake[1] = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    s->slots = calloc(s->o.max_links, sizeof *s->slots);
+    s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (!s->slots || s->lfd < 0 || setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(s->lfd, (struct sockaddr *)&ss, sl) != 0 || listen(s->lfd, 128) != 0 ||
+        pipe2(s->wake, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "link: cannot listen on %s: %s", o->listen, strerror(errno));
+        linkserve_stop(&s);
+        return NULL;
+    }
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    getsockname(s->lfd, (struct sockaddr *)&bound, &bl);
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    if (pthread_create(&s->acceptor, NULL, acceptor, s) != 0) {
+        snprintf(err, errlen, "link: cannot start the acceptor thread");
+        linkserve_stop(&s);
+        return NULL;
+    }
+    s->started = 1;
+    return s;
+}
+
+int linkserve_port(const linkserve_t *s) { return s ? s->port : 0; }
+
+void linkserve_stop(linkserve_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    linkserve_t *s = *sp;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    for (unsigned i = 0; s->slots && i < s->o.max_links; i++)
+        if (s->slots[i].l)
+            shutdown(link_fd(s->slots[i].l), SHUT_RDWR);   /* wakes its thread */
+    pthread_mutex_unlock(&s->mu);
+    if (s->started) {
+        if (write(s->wake[1], "x", 1) < 0)
+            log_warn("link: waking the acceptor: %s", strerror(errno));
+        pthread_join(s->acceptor, NULL);
+    }
+    for (unsigned i = 0; s->slots && i < s->o.max_links; i++)   /* handshakes end within handshake_ms */
+        if (s->slots[i].used)
+            pthread_join(s->slots[i].th, NULL);
+    if (s->lfd >= 0)
+        close(s->lfd);
+    for (int i = 0; i < 2; i++)
+        if (s->wake[i] >= 0)
+            close(s->wake[i]);
+    free(s->slots);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    *sp = NULL;
+}
+
+void linkserve_metrics(linkserve_t *s, FILE *f)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    unsigned active = s->active;
+    pthread_mutex_unlock(&s->mu);
+    fprintf(f,
+            "# HELP trib_link_open Data links this node serves now (as owner).\n# TYPE trib_link_open gauge\n"
+            "trib_link_open %u\n"
+            "# HELP trib_link_accepted_total Data links accepted (handshake completed and admitted).\n"
+            "# TYPE trib_link_accepted_total counter\ntrib_link_accepted_total %" PRIu64 "\n"
+            "# HELP trib_link_requests_total Read requests served on data links.\n"
+            "# TYPE trib_link_requests_total counter\ntrib_link_requests_total %" PRIu64 "\n"
+            "# HELP trib_link_lost_total Data links lost while a read was served on them.\n"
+            "# TYPE trib_link_lost_total counter\ntrib_link_lost_total %" PRIu64 "\n"
+            "# HELP trib_link_refused_total Data links refused or dropped before they served, by reason.\n"
+            "# TYPE trib_link_refused_total counter\n",
+            active, (uint64_t)atomic_load(&s->accepted), (uint64_t)atomic_load(&s->requests),
+            (uint64_t)atomic_load(&s->lost));
+    for (int r = 1; r < R_COUNT; r++)
+        if (r != LINK_OK)
+            fprintf(f, "trib_link_refused_total{reason=\"%s\"} %" PRIu64 "\n", reason_name(r),
+                    (uint64_t)atomic_load(&s->refused[r]));
+}

@@ -1,0 +1,59 @@
+/* gossip/linkserve.h - the owner's side of the data link (gossip/link.h): a TCP listener whose
+ * links each get a thread of their own, serving routed range reads straight from the store
+ * (reads_serve), with no ZeroMQ I/O thread and no gossip loop on the way.
+ *
+ * A link's initiator says who it is in the handshake's hello: its Ed25519 node id, whose X25519
+ * form must be the static key it proved (else "spoofed"); in a chartered federation that key must
+ * be admitted now (trust_admit_info; else "not_admitted"). The prologue binds the federation: the
+ * open federation's secret, or the charter's federation id. On a link, one request after another:
+ * a frame is a type byte and a packed protobuf, LINK_REQ (ReadRequest, never live) answered by
+ * LINK_BATCH frames (ReadBatch, the last one done) as the peer transport's owner answers. TCP is
+ * the flow control; a link that sends no request for idle_ms is closed.
+ * Must not: touch the gossip loop or its sockets, hold a lock while serving, or serve more than
+ * max_links links at once (more are accepted and closed at once: "busy"). */
+#ifndef TRIB_LINKSERVE_H
+#define TRIB_LINKSERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include "gossip/reads.h"
+#include "gossip/trust.h"
+
+enum { LINK_REQ = 1, LINK_BATCH = 2 };       /* a frame's first byte */
+#define LINK_MAX_FRAME ((size_t)8 << 20)     /* both ends: a batch (up to the peer message size) fits */
+#define LINK_BATCH_BYTES ((size_t)1 << 20)   /* record bytes per batch on a link */
+
+typedef struct linkserve linkserve_t;
+
+typedef struct {
+    const char *listen;          /* HOST:PORT; port 0: a free one */
+    unsigned max_links;          /* served at once (256) */
+    uint8_t prologue[32];        /* link_prologue_open / _charter */
+    trust_t *trust;              /* chartered: initiators must be admitted; NULL: open */
+    /* This node's static key pair now (its identity's CURVE keys; a live key rotation changes it:
+     * each handshake asks). Any thread. */
+    void (*keys)(void *ctx, uint8_t pk[32], uint8_t sk[32]);
+    void *ctx;
+    reads_t *reads;
+    uint32_t idle_ms;            /* close a link without a request this long (30000) */
+    uint32_t handshake_ms;       /* the whole handshake within (2000) */
+    uint32_t send_ms;            /* a batch must leave within (10000): a relay that stops reading loses it */
+} linkserve_opts_t;
+
+/* NULL with err when the address cannot be bound. */
+linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen);
+int linkserve_port(const linkserve_t *s);                 /* the bound port */
+void linkserve_metrics(linkserve_t *s, FILE *f);          /* trib_link_accepted_total ... */
+/* Closes the listener and every link, joins their threads. Accepts NULL, nulls *sp. */
+void linkserve_stop(linkserve_t **sp);
+
+/* The prologue of an open federation (from its secret, NULL: the default one) or of a chartered
+ * one (from its federation id). */
+void link_prologue_open(const char *secret, uint8_t out[32]);
+void link_prologue_charter(const uint8_t fed_id[16], uint8_t out[32]);
+/* HOST:PORT (a bracketed IPv6 host allowed) resolved to a socket address; 0, or -1. */
+int link_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
+
+#endif

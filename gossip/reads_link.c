@@ -1,0 +1,615 @@
+/* gossip/reads_link.c - routed range reads over a data link, the relay's side (see reads_link.h).
+ *
+ * Owns: the pool of idle links (per owner id and address, LINKS_IDLE_MAX each, dropped after
+ * LINKS_IDLE_MS), dialling (a non-blocking connect within LINKS_CONNECT_MS, then the handshake),
+ * the owners whose link failed lately (LINKS_BACKOFF_MS), the readers (one link each, on the
+ * caller's thread) and the counters trib_read_routed_total{path} and
+ * trib_link_dial_failed_total{reason}.
+ * Must not: hold pool.mu during I/O, or accept a batch the peer transport's relay would refuse
+ * (the checks are reads_relay.c's). */
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "gossip/clock.h"
+#include "gossip/link.h"
+#include "gossip/linkserve.h"
+#include "gossip/log.h"
+#include "gossip/reads_int.h"
+#include "gossip/reads_link.h"
+
+#define LINKS_IDLE_MAX 8           /* idle links kept per owner */
+#define LINKS_POOL_MAX 64          /* ... and in all */
+#define LINKS_IDLE_MS 20000        /* an idle link older than this is closed (the owner closes at 30 s) */
+#define LINKS_CONNECT_MS 1000
+#define LINKS_BACKOFF_MS 10000     /* an owner whose link failed is read over the peer transport meanwhile */
+#define BACKOFF_MAX 64
+
+/* Why a dial failed: link_reason_t's, then ours. */
+enum { D_RESOLVE = LINK_NREASONS, D_CONNECT, D_CONNECT_TIMEOUT, D_BAD_KEY, D_NO_ANSWER, D_COUNT };
+
+typedef struct {
+    uint8_t owner[32];
+    char addr[ADDR_MAX];
+    link_t *l;
+    uint64_t since;              /* ms: pooled at */
+} idle_t;
+
+typedef struct {
+    uint8_t owner[32];
+    char addr[ADDR_MAX];
+    uint64_t until;              /* ms */
+} backoff_t;
+
+struct lread {
+    linkpool_t *p;
+    struct lread *next, *prev;   /* active readers (pool.mu) */
+    link_t *l;
+    uint8_t owner[32];
+    char addr[ADDR_MAX], desc[DESC_MAX];
+    uint64_t id;                 /* the stream id sent */
+    uint64_t expect_batch, next_seq, records;
+    Trib__ReadBatch *cur;        /* batch being copied out, from roff */
+    size_t roff;
+    uint64_t cur_count;          /* records in cur */
+    schema_t sc, next_sc;
+    uint64_t change_at;
+    int done, failed, schema_end, clean;
+    reads_err_t e;
+    uint64_t wait_since;         /* ms: waiting for a frame since (0: not waiting) */
+};
+
+struct linkpool {
+    linkpool_opts_t o;
+    pthread_mutex_t mu;
+    idle_t idle[LINKS_POOL_MAX];
+    size_t nidle;
+    backoff_t backoff[BACKOFF_MAX];
+    lread_t *active;
+    int shutting_down;
+    uint64_t next_id;
+    atomic_uint_fast64_t via_link, via_relay, pooled_used, dial_failed[D_COUNT];
+};
+
+static const char *dial_reason(int r)
+{
+    switch (r) {
+    case D_RESOLVE:         return "resolve";
+    case D_CONNECT:         return "connect";
+    case D_CONNECT_TIMEOUT: return "connect_timeout";
+    case D_BAD_KEY:         return "bad_key";
+    case D_NO_ANSWER:       return "no_answer";
+    default:                return link_reason_name((link_reason_t)r);
+    }
+}
+
+/* ================================================================== the pool */
+
+linkpool_t *linkpool_new(const linkpool_opts_t *o)
+{
+    linkpool_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->o = *o;
+    if (!p->o.open_timeout_ms)
+        p->o.open_timeout_ms = 2000;
+    if (!p->o.stall_ms)
+        p->o.stall_ms = 3500;
+    pthread_mutex_init(&p->mu, NULL);
+    randombytes_buf(&p->next_id, sizeof p->next_id);
+    p->next_id >>= 1;
+    return p;
+}
+
+/* Closes the idle links matching (all: every one; else older than LINKS_IDLE_MS), mu held. */
+static void idle_drop(linkpool_t *p, int all, uint64_t now)
+{
+    for (size_t i = 0; i < p->nidle;) {
+        if (all || now - p->idle[i].since >= LINKS_IDLE_MS) {
+            link_close(&p->idle[i].l);
+            p->idle[i] = p->idle[--p->nidle];
+        } else {
+            i++;
+        }
+    }
+}
+
+void linkpool_shutdown(linkpool_t *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->shutting_down = 1;
+    idle_drop(p, 1, 0);
+    for (lread_t *rd = p->active; rd; rd = rd->next)
+        if (rd->l)
+            shutdown(link_fd(rd->l), SHUT_RDWR);   /* its reader wakes and ends */
+    pthread_mutex_unlock(&p->mu);
+}
+
+void linkpool_flush(linkpool_t *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    idle_drop(p, 1, 0);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void linkpool_free(linkpool_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    linkpool_t *p = *pp;
+    pthread_mutex_lock(&p->mu);
+    idle_drop(p, 1, 0);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    *pp = NULL;
+}
+
+void linkpool_count_relay(linkpool_t *p)
+{
+    if (p)
+        atomic_fetch_add(&p->via_relay, 1);
+}
+
+void linkpool_metrics(linkpool_t *p, FILE *f)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    size_t idle = p->nidle;
+    pthread_mutex_unlock(&p->mu);
+    fprintf(f,
+            "# HELP trib_read_routed_total Routed range reads this node opened, by the path the records took: a "
+            "data link to the owner, or the peer transport's relay.\n# TYPE trib_read_routed_total counter\n"
+            "trib_read_routed_total{path=\"link\"} %" PRIu64 "\ntrib_read_routed_total{path=\"relay\"} %" PRIu64 "\n"
+            "# HELP trib_link_pooled Idle data links to owners kept for the next read.\n"
+            "# TYPE trib_link_pooled gauge\ntrib_link_pooled %zu\n"
+            "# HELP trib_link_reused_total Routed reads that took an idle data link from the pool.\n"
+            "# TYPE trib_link_reused_total counter\ntrib_link_reused_total %" PRIu64 "\n"
+            "# HELP trib_link_dial_failed_total Data links to owners that could not be made, by reason (the read "
+            "went over the peer transport).\n# TYPE trib_link_dial_failed_total counter\n",
+            (uint64_t)atomic_load(&p->via_link), (uint64_t)atomic_load(&p->via_relay), idle,
+            (uint64_t)atomic_load(&p->pooled_used));
+    for (int r = 1; r < D_COUNT; r++)
+        if (r != LINK_REFUSED && r != LINK_NOMEM && r != LINK_OVERSIZE && r != LINK_DECRYPT)
+            fprintf(f, "trib_link_dial_failed_total{reason=\"%s\"} %" PRIu64 "\n", dial_reason(r),
+                    (uint64_t)atomic_load(&p->dial_failed[r]));
+}
+
+/* An idle link to owner at addr, or NULL. */
+static link_t *pool_take(linkpool_t *p, const uint8_t owner[32], const char *addr)
+{
+    link_t *l = NULL;
+    pthread_mutex_lock(&p->mu);
+    idle_drop(p, 0, clock_ms());
+    for (size_t i = p->nidle; i-- > 0 && !l;)   /* the newest first */
+        if (!memcmp(p->idle[i].owner, owner, 32) && !strcmp(p->idle[i].addr, addr)) {
+            l = p->idle[i].l;
+            p->idle[i] = p->idle[--p->nidle];
+        }
+    pthread_mutex_unlock(&p->mu);
+    return l;
+}
+
+static void pool_put(linkpool_t *p, const uint8_t owner[32], const char *addr, link_t **lp)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t mine = 0;
+    for (size_t i = 0; i < p->nidle; i++)
+        mine += !memcmp(p->idle[i].owner, owner, 32) && !strcmp(p->idle[i].addr, addr);
+    if (!p->shutting_down && mine < LINKS_IDLE_MAX && p->nidle < LINKS_POOL_MAX) {
+        idle_t *it = &p->idle[p->nidle++];
+        memcpy(it->owner, owner, 32);
+        snprintf(it->addr, sizeof it->addr, "%s", addr);
+        it->l = *lp;
+        it->since = clock_ms();
+        *lp = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    link_close(lp);
+}
+
+static int backed_off(linkpool_t *p, const uint8_t owner[32], const char *addr)
+{
+    uint64_t now = clock_ms();
+    int off = 0;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < BACKOFF_MAX && !off; i++)
+        off = p->backoff[i].until > now && !memcmp(p->backoff[i].owner, owner, 32) && !strcmp(p->backoff[i].addr, addr);
+    pthread_mutex_unlock(&p->mu);
+    return off;
+}
+
+/* The owner's link failed (reason): counted, and not tried again for LINKS_BACKOFF_MS. */
+static void back_off(linkpool_t *p, const uint8_t owner[32], const char *addr, int reason, const char *err)
+{
+    atomic_fetch_add(&p->dial_failed[reason], 1);
+    uint64_t now = clock_ms();
+    pthread_mutex_lock(&p->mu);
+    backoff_t *slot = &p->backoff[0];
+    for (int i = 0; i < BACKOFF_MAX; i++) {
+        backoff_t *b = &p->backoff[i];
+        if (!memcmp(b->owner, owner, 32) && !strcmp(b->addr, addr)) {
+            slot = b;
+            break;
+        }
+        if (b->until < slot->until)
+            slot = b;   /* the oldest (or an unused one) */
+    }
+    memcpy(slot->owner, owner, 32);
+    snprintf(slot->addr, sizeof slot->addr, "%s", addr);
+    slot->until = now + LINKS_BACKOFF_MS;
+    pthread_mutex_unlock(&p->mu);
+    char hex[17];
+    sodium_bin2hex(hex, sizeof hex, owner, 8);
+    log_info("link: no data link to owner %s... at %s (%s: %s): its reads go over the peer transport for %d s", hex,
+             addr, dial_reason(reason), err, LINKS_BACKOFF_MS / 1000);
+}
+
+/* A new link to owner at addr, or NULL with *reason and err. */
+static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, int *reason, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    uint8_t spk[32];
+    if (crypto_sign_ed25519_pk_to_curve25519(spk, owner) != 0) {
+        *reason = D_BAD_KEY;
+        snprintf(err, errlen, "the owner's node id is not a usable key");
+        return NULL;
+    }
+    if (link_resolve(addr, &ss, &sl) != 0) {
+        *reason = D_RESOLVE;
+        snprintf(err, errlen, "'%s' is not a usable HOST:PORT", addr);
+        return NULL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *reason = D_CONNECT;
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+        int e = errno;
+        if (e == EINPROGRESS) {
+            struct pollfd pf = {.fd = fd, .events = POLLOUT};
+            int rc;
+            while ((rc = poll(&pf, 1, LINKS_CONNECT_MS)) < 0 && errno == EINTR)
+                ;
+            socklen_t elen = sizeof e;
+            if (rc == 0) {
+                close(fd);
+                *reason = D_CONNECT_TIMEOUT;
+                snprintf(err, errlen, "connect: no answer within %d ms", LINKS_CONNECT_MS);
+                return NULL;
+            }
+            if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0)
+                e = errno;
+        }
+        if (e) {
+            close(fd);
+            *reason = D_CONNECT;
+            snprintf(err, errlen, "connect: %s", strerror(e));
+            return NULL;
+        }
+    }
+    link_keys_t k;
+    uint8_t id[32];
+    p->o.keys(p->o.ctx, id, k.pk, k.sk);
+    memcpy(k.prologue, p->o.prologue, 32);
+    link_reason_t why = LINK_OK;
+    link_t *l = link_dial(fd, &k, spk, id, 32, LINK_MAX_FRAME, (int)p->o.open_timeout_ms, &why, err, errlen);
+    sodium_memzero(k.sk, sizeof k.sk);
+    if (!l)
+        *reason = (int)why;
+    return l;
+}
+
+/* ================================================================== readers */
+
+static void rd_fail(lread_t *rd, int status, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void rd_fail(lread_t *rd, int status, const char *kind, const char *fmt, ...)
+{
+    if (rd->failed)
+        return;
+    rd->failed = 1;
+    char detail[ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    reads__err_set(&rd->e, status, kind, "%s", detail);
+}
+
+static int sending_request(lread_t *rd, const reads_open_t *o, link_reason_t *why)
+{
+    Trib__ReadRequest m = TRIB__READ_REQUEST__INIT;
+    m.stream_id = rd->id;
+    m.product_id = (char *)o->product;
+    m.from_seq = o->from ? o->from : 1;
+    m.limit = o->limit;
+    m.credit = 1;
+    m.token = (ProtobufCBinaryData){o->token ? o->token_len : 0, (uint8_t *)o->token};
+    size_t n = trib__read_request__get_packed_size(&m);
+    uint8_t *f = link_frame(rd->l, n + 1, why);
+    if (!f)
+        return -1;
+    f[0] = LINK_REQ;
+    trib__read_request__pack(&m, f + 1);
+    return link_send_frame(rd->l, n + 1, (int)rd->p->o.open_timeout_ms, why);
+}
+
+/* The next frame of rd's link as a batch of its stream: 1 (*out), 0 nothing within timeout_ms,
+ * -1 the link failed (*why) or sent what is not a batch of this stream (*why LINK_GARBAGE). */
+static int next_batch(lread_t *rd, int timeout_ms, Trib__ReadBatch **out, link_reason_t *why)
+{
+    const uint8_t *f;
+    size_t len;
+    int rc = link_recv(rd->l, &f, &len, timeout_ms, why);
+    if (rc <= 0)
+        return rc;
+    Trib__ReadBatch *b = len > 1 && f[0] == LINK_BATCH ? trib__read_batch__unpack(NULL, len - 1, f + 1) : NULL;
+    if (!b || b->stream_id != rd->id) {
+        if (b)
+            trib__read_batch__free_unpacked(b, NULL);
+        *why = LINK_GARBAGE;
+        return -1;
+    }
+    *out = b;
+    return 1;
+}
+
+/* Takes batch b (checked like the relay's session_take); frees it unless it becomes rd->cur. */
+static void take(lread_t *rd, Trib__ReadBatch *b)
+{
+    if (b->done && b->status) {
+        reads__refusal(b, 1, rd->desc, &rd->e);
+        rd->failed = 1;
+        rd->clean = 1;           /* the owner ended it: the link is between requests again */
+        trib__read_batch__free_unpacked(b, NULL);
+        return;
+    }
+    uint64_t n;
+    reads_err_t e = {0};
+    if (reads__batch_check(b, rd->expect_batch, rd->next_seq, rd->desc, &n, &e)) {
+        rd_fail(rd, 0, e.kind, "%s", e.detail);
+        trib__read_batch__free_unpacked(b, NULL);
+        return;
+    }
+    rd->expect_batch++;
+    rd->next_seq += n;
+    if (b->done) {
+        rd->done = 1;
+        rd->clean = 1;
+    }
+    rd->cur = b;
+    rd->roff = 0;
+    rd->cur_count = n;
+}
+
+static void active_add(lread_t *rd)
+{
+    linkpool_t *p = rd->p;
+    pthread_mutex_lock(&p->mu);
+    rd->next = p->active;
+    if (p->active)
+        p->active->prev = rd;
+    p->active = rd;
+    pthread_mutex_unlock(&p->mu);
+}
+
+int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lread_t **out, uint64_t *last_seq,
+               int *status, char *kind, size_t kindlen, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!p || !link_addr || !*link_addr || o->live || backed_off(p, o->owner_id, link_addr))
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    int stopping = p->shutting_down;
+    uint64_t id = p->next_id++;
+    pthread_mutex_unlock(&p->mu);
+    if (stopping)
+        return 0;                /* the relay answers "shutting_down" */
+    lread_t *rd = calloc(1, sizeof *rd);
+    if (!rd)
+        return 0;
+    rd->p = p;
+    rd->id = id;
+    memcpy(rd->owner, o->owner_id, 32);
+    snprintf(rd->addr, sizeof rd->addr, "%s", link_addr);
+    snprintf(rd->desc, sizeof rd->desc, "%s", o->owner_desc ? o->owner_desc : o->owner_addr);
+    rd->expect_batch = 1;
+    rd->next_seq = o->from ? o->from : 1;
+    char derr[300] = "";
+    int reason = 0;
+    Trib__ReadBatch *b = NULL;
+    /* a pooled link may have been closed by the owner meanwhile: then once more on a new one */
+    for (int attempt = 0; attempt < 2 && !b; attempt++) {
+        int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr)) != NULL;
+        if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, &reason, derr, sizeof derr)))
+            break;
+        active_add(rd);
+        link_reason_t why = LINK_OK;
+        int rc = sending_request(rd, o, &why) == 0 ? next_batch(rd, (int)p->o.open_timeout_ms, &b, &why) : -1;
+        if (rc == 1) {
+            if (pooled)
+                atomic_fetch_add(&p->pooled_used, 1);
+            break;
+        }
+        pthread_mutex_lock(&p->mu);
+        if (rd->prev)
+            rd->prev->next = rd->next;
+        else
+            p->active = rd->next;
+        if (rd->next)
+            rd->next->prev = rd->prev;
+        rd->next = rd->prev = NULL;
+        stopping = p->shutting_down;
+        pthread_mutex_unlock(&p->mu);
+        link_close(&rd->l);
+        if (stopping) {
+            free(rd);
+            return 0;
+        }
+        if (rc == 0) {           /* connected, and no answer: the owner is slow, not the link */
+            *status = 503;
+            snprintf(kind, kindlen, "owner_unreachable");
+            snprintf(err, errlen, "%s did not answer within %u ms", rd->desc, (unsigned)p->o.open_timeout_ms);
+            free(rd);
+            return -1;
+        }
+        if (!pooled) {
+            reason = why == LINK_CLOSED || why == LINK_IO ? D_NO_ANSWER : (int)why;
+            snprintf(derr, sizeof derr, "the link closed before the owner answered (%s)", link_reason_name(why));
+            break;
+        }
+    }
+    if (!b) {
+        back_off(p, rd->owner, rd->addr, reason, derr);
+        free(rd);
+        return 0;
+    }
+    atomic_fetch_add(&p->via_link, 1);
+    if (b->done && b->status) {  /* refused: the status the client gets, and the link goes back */
+        reads__refusal(b, 0, rd->desc, &rd->e);
+        trib__read_batch__free_unpacked(b, NULL);
+        *status = rd->e.status;
+        snprintf(kind, kindlen, "%s", rd->e.kind);
+        snprintf(err, errlen, "%s", rd->e.detail);
+        rd->clean = 1;
+        lread_close(&rd);
+        return -1;
+    }
+    *last_seq = b->last_seq;
+    reads__schema_of(&rd->sc, b);
+    take(rd, b);
+    if (rd->failed) {            /* a first batch the relay would not take either */
+        *status = 502;
+        snprintf(kind, kindlen, "owner_unreachable");
+        snprintf(err, errlen, "%s", rd->e.detail);
+        lread_close(&rd);
+        return -1;
+    }
+    *out = rd;
+    return 1;
+}
+
+long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen, char *err,
+                size_t errlen)
+{
+    for (;;) {
+        if (rd->cur) {
+            const ProtobufCBinaryData *l = &rd->cur->lines;
+            size_t n = l->len - rd->roff < cap ? l->len - rd->roff : cap;
+            if (n > 0) {
+                if (rd->roff == 0)    /* counted as the relay counts: a batch when its first bytes go */
+                    rd->records += rd->cur_count;
+                memcpy(out, l->data + rd->roff, n);
+                rd->roff += n;
+                return (long)n;
+            }
+            trib__read_batch__free_unpacked(rd->cur, NULL);
+            rd->cur = NULL;
+        }
+        if (rd->schema_end)
+            return READS_SCHEMA;
+        if (rd->failed) {
+            snprintf(kind, kindlen, "%s", rd->e.kind);
+            snprintf(err, errlen, "%s", rd->e.detail);
+            return READS_FAILED;
+        }
+        if (rd->done)
+            return READS_END;
+        Trib__ReadBatch *b = NULL;
+        link_reason_t why = LINK_OK;
+        int rc = next_batch(rd, timeout_ms, &b, &why);
+        uint64_t now = clock_ms();
+        if (rc == 0) {
+            if (!rd->wait_since)
+                rd->wait_since = now;
+            if (now - rd->wait_since < rd->p->o.stall_ms)
+                return 0;
+            rd_fail(rd, 0, "owner_lost", "no word from %s for %" PRIu64 " ms", rd->desc, now - rd->wait_since);
+            continue;
+        }
+        rd->wait_since = 0;
+        if (rc < 0) {
+            pthread_mutex_lock(&rd->p->mu);
+            int stopping = rd->p->shutting_down;
+            pthread_mutex_unlock(&rd->p->mu);
+            if (stopping)
+                rd_fail(rd, 0, "shutting_down", "this node is shutting down");
+            else if (why == LINK_GARBAGE)
+                rd_fail(rd, 0, "owner_lost", "%s sent a frame that is not a batch of this read", rd->desc);
+            else
+                rd_fail(rd, 0, "owner_lost", "the data link to %s failed (%s)", rd->desc, link_reason_name(why));
+            continue;
+        }
+        if (b->batch_no == 0) {  /* a keepalive */
+            trib__read_batch__free_unpacked(b, NULL);
+            continue;
+        }
+        schema_t sc;
+        reads__schema_of(&sc, b);
+        if (b->lines.len && rd->sc.told && sc.told && sc.seq != rd->sc.seq && !(b->done && b->status)) {
+            rd->next_sc = sc;    /* the read ends before these records, as a local one does */
+            rd->change_at = b->first_seq;
+            rd->schema_end = 1;
+            trib__read_batch__free_unpacked(b, NULL);
+            return READS_SCHEMA;
+        }
+        take(rd, b);
+    }
+}
+
+int lread_schema(const lread_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version, size_t len)
+{
+    const schema_t *sc = next ? &rd->next_sc : &rd->sc;
+    if (!sc->told)
+        return -1;
+    if (at)
+        *at = rd->change_at;
+    *mseq = sc->seq;
+    snprintf(version, len, "%s", sc->version);
+    return 0;
+}
+
+uint64_t lread_records(const lread_t *rd) { return rd->records; }
+
+void lread_close(lread_t **rdp)
+{
+    if (!rdp || !*rdp)
+        return;
+    lread_t *rd = *rdp;
+    linkpool_t *p = rd->p;
+    pthread_mutex_lock(&p->mu);
+    if (rd->prev)
+        rd->prev->next = rd->next;
+    else if (p->active == rd)
+        p->active = rd->next;
+    if (rd->next)
+        rd->next->prev = rd->prev;
+    pthread_mutex_unlock(&p->mu);
+    if (rd->cur)
+        trib__read_batch__free_unpacked(rd->cur, NULL);
+    if (rd->l && rd->clean && !rd->schema_end)
+        pool_put(p, rd->owner, rd->addr, &rd->l);   /* the owner finished: the link is between requests */
+    link_close(&rd->l);
+    free(rd);
+    *rdp = NULL;
+}
