@@ -313,8 +313,8 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
     const uint8_t *p = l->rbuf + l->rpos;
     if (have && memcmp(p, LINK_MAGIC, have < MAGIC_LEN ? have : MAGIC_LEN) != 0) {
         char first[16] = "";
-        for (size_t i = 0; i < have && i < 4; i++)
-            snprintf(first + 3 * i, sizeof first - 3 * i, i ? " %02x" : "%02x", p[i]);
+        for (size_t i = 0, at = 0; i < have && i < 4; i++)
+            at += (size_t)snprintf(first + at, sizeof first - at, i ? " %02x" : "%02x", p[i]);
         return refuse(l, fd, NULL, LINK_GARBAGE, why, err, errlen,
                       "link from %s: not a Tributary link (first bytes %s)", peer, first);
     }
