@@ -55,8 +55,8 @@ const char *link_reason_name(link_reason_t r);   /* "timeout", "closed", ... (me
 
 /* The initiator's side on a connected socket fd: sends the magic and message 1 (with payload
  * hello, hello_len <= LINK_HELLO_MAX), reads message 2. server_pk: the responder's static key.
- * The responder's payload (if any) is copied to reply/reply_len (may be NULL). NULL on failure
- * with *why and err ("handshake with 10.0.0.1:7471: ..."); fd is closed then. */
+ * The responder's payload (if any) is link_peer_hello's afterwards. NULL on failure with *why
+ * and err ("handshake with 10.0.0.1:7471: ..."); fd is closed then. */
 link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], const uint8_t *hello,
                   size_t hello_len, size_t max_frame, int timeout_ms, link_reason_t *why, char *err,
                   size_t errlen);
@@ -92,6 +92,9 @@ int link_recv(link_t *l, const uint8_t **frame, size_t *len, int timeout_ms, lin
 int link_fd(const link_t *l);                  /* to poll for POLLIN (check link_buffered first) */
 int link_buffered(const link_t *l);            /* 1: a whole frame is already held (link_recv won't wait) */
 const uint8_t *link_peer_pk(const link_t *l);  /* the peer's static key (authenticated) */
+/* The peer's handshake payload (authenticated): the initiator's hello at the responder, the
+ * responder's reply at the initiator; *len 0 when there was none. */
+const uint8_t *link_peer_hello(const link_t *l, size_t *len);
 void link_close(link_t **lp);                  /* accepts NULL; nulls *lp; closes the descriptor */
 
 #endif

@@ -1,0 +1,718 @@
+/* tests/test_link.c - gossip/link: the handshake and frames over socketpairs, loopback TCP (a
+ * port chosen by the kernel) and a man in the middle that copies, alters, replays and reorders.
+ *
+ * Owns: frames of every edge size both ways, frames already received returned with no system
+ * call, partial frames across calls, each handshake refusal with its reason (key, prologue,
+ * allow, magic, length, deadline), each frame refusal (altered, replayed, reordered, oversize,
+ * closed between and inside frames), and bounded random input to link_accept and link_recv.
+ * Must not: sleep to synchronise (every wait is link's own deadline, a join, or a blocking read
+ * of bytes already promised). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gossip/clock.h"
+#include "gossip/link.h"
+#include "gossip/noise.h"
+
+#define MAXF     (1024 * 1024)
+#define WAIT_MS  5000           /* generous: sanitizer builds are slow */
+
+static link_keys_t ck, sk;      /* client and server keys, one federation */
+
+static void setup(void)
+{
+    cr_assert_geq(sodium_init(), 0);
+    crypto_box_keypair(ck.pk, ck.sk);
+    crypto_box_keypair(sk.pk, sk.sk);
+    randombytes_buf(ck.prologue, 32);
+    memcpy(sk.prologue, ck.prologue, 32);
+}
+
+/* ---------------------------------------------------------------- a server thread */
+typedef struct {
+    int fd;
+    link_keys_t keys;
+    int refuse;                 /* the allow callback says no */
+    int timeout_ms;
+    link_t *l;
+    link_reason_t why;
+    char err[300];
+    uint8_t seen_pk[32], seen_hello[LINK_HELLO_MAX];
+    size_t seen_len;
+    pthread_t t;
+} server_t;
+
+static int allow(void *ctx, const uint8_t pk[32], const uint8_t *hello, size_t len, char *err, size_t errlen)
+{
+    server_t *s = ctx;
+    memcpy(s->seen_pk, pk, 32);
+    memcpy(s->seen_hello, hello, len);
+    s->seen_len = len;
+    if (s->refuse) {
+        snprintf(err, errlen, "node not a member");
+        return -1;
+    }
+    return 0;
+}
+
+static void *serve(void *arg)
+{
+    server_t *s = arg;
+    s->l = link_accept(s->fd, &s->keys, allow, s, (const uint8_t *)"welcome", 7, MAXF, s->timeout_ms,
+                       &s->why, s->err, sizeof s->err);
+    return NULL;
+}
+
+static void server_start(server_t *s, int fd, const link_keys_t *keys)
+{
+    memset(s, 0, sizeof *s);
+    s->fd = fd;
+    s->keys = *keys;
+    s->timeout_ms = WAIT_MS;
+    cr_assert_eq(pthread_create(&s->t, NULL, serve, s), 0);
+}
+
+static void server_join(server_t *s) { pthread_join(s->t, NULL); }
+
+/* A handshake over a socketpair: *c the client's link, *s the server's. */
+static void pair(link_t **c, link_t **s)
+{
+    int fds[2];
+    server_t srv;
+    char err[300];
+    link_reason_t why;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    server_start(&srv, fds[1], &sk);
+    *c = link_dial(fds[0], &ck, sk.pk, (const uint8_t *)"node-b", 6, MAXF, WAIT_MS, &why, err, sizeof err);
+    server_join(&srv);
+    cr_assert_not_null(*c, "dial: %s", err);
+    cr_assert_not_null(srv.l, "accept: %s", srv.err);
+    *s = srv.l;
+}
+
+/* ---------------------------------------------------------------- handshake */
+Test(link, handshake_exchanges_keys_and_payloads, .init = setup)
+{
+    int fds[2];
+    server_t srv;
+    char err[300];
+    link_reason_t why;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    server_start(&srv, fds[1], &sk);
+    link_t *c = link_dial(fds[0], &ck, sk.pk, (const uint8_t *)"node-b", 6, MAXF, WAIT_MS, &why, err, sizeof err);
+    server_join(&srv);
+    cr_assert_not_null(c, "dial: %s", err);
+    cr_assert_not_null(srv.l, "accept: %s", srv.err);
+    cr_assert_eq(memcmp(srv.seen_pk, ck.pk, 32), 0, "allow sees the client's static key");
+    cr_assert_eq(srv.seen_len, 6);
+    cr_assert_eq(memcmp(srv.seen_hello, "node-b", 6), 0);
+    cr_assert_eq(memcmp(link_peer_pk(srv.l), ck.pk, 32), 0);
+    cr_assert_eq(memcmp(link_peer_pk(c), sk.pk, 32), 0);
+    size_t len;
+    const uint8_t *h = link_peer_hello(c, &len);
+    cr_assert_eq(len, 7);
+    cr_assert_eq(memcmp(h, "welcome", 7), 0);
+    h = link_peer_hello(srv.l, &len);
+    cr_assert_eq(len, 6);
+    cr_assert_eq(memcmp(h, "node-b", 6), 0);
+    link_close(&c);
+    link_close(&srv.l);
+    cr_assert_null(c);
+    link_close(&c);   /* NULL is fine */
+}
+
+static void refused_case(const link_keys_t *client, const uint8_t *server_pk, int refuse,
+                         link_reason_t at_client, link_reason_t at_server, const char *server_text)
+{
+    int fds[2];
+    server_t srv;
+    char err[300] = "";
+    link_reason_t why;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    server_start(&srv, fds[1], &sk);
+    srv.refuse = refuse;
+    link_t *c = link_dial(fds[0], client, server_pk, NULL, 0, MAXF, WAIT_MS, &why, err, sizeof err);
+    server_join(&srv);
+    cr_assert_null(c);
+    cr_assert_null(srv.l);
+    cr_assert_eq(why, at_client, "client: %s (%s)", link_reason_name(why), err);
+    cr_assert_eq(srv.why, at_server, "server: %s (%s)", link_reason_name(srv.why), srv.err);
+    cr_assert(strstr(srv.err, server_text), "server text: %s", srv.err);
+    cr_assert(strstr(err, "handshake with "), "client text: %s", err);
+    cr_assert_eq(fcntl(fds[0], F_GETFD), -1, "the client's descriptor is closed");
+    cr_assert_eq(fcntl(fds[1], F_GETFD), -1, "the server's descriptor is closed");
+}
+
+Test(link, another_server_key_fails_the_handshake, .init = setup)
+{
+    uint8_t other_pk[32], other_sk[32];
+    crypto_box_keypair(other_pk, other_sk);
+    refused_case(&ck, other_pk, 0, LINK_HANDSHAKE, LINK_HANDSHAKE, "not made for this node's key");
+}
+
+Test(link, another_prologue_fails_at_the_responder, .init = setup)
+{
+    link_keys_t other = ck;
+    other.prologue[0] ^= 1;
+    refused_case(&other, sk.pk, 0, LINK_HANDSHAKE, LINK_HANDSHAKE, "another federation");
+}
+
+Test(link, allow_refusing_gives_refused_with_its_text, .init = setup)
+{
+    refused_case(&ck, sk.pk, 1, LINK_HANDSHAKE, LINK_REFUSED, "refused: node not a member");
+}
+
+/* The server side alone, fed raw bytes then end of file (or not). */
+static void accept_raw(const void *bytes, size_t len, int close_after, int timeout_ms, server_t *srv)
+{
+    int fds[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    server_start(srv, fds[1], &sk);
+    srv->timeout_ms = timeout_ms;
+    if (len)
+        cr_assert_eq(send(fds[0], bytes, len, MSG_NOSIGNAL), (ssize_t)len);
+    if (close_after)
+        shutdown(fds[0], SHUT_WR);
+    server_join(srv);
+    close(fds[0]);
+}
+
+Test(link, an_http_request_is_garbage_with_its_first_bytes, .init = setup)
+{
+    server_t srv;
+    accept_raw("GET / HTTP/1.1\r\n\r\n", 18, 0, WAIT_MS, &srv);
+    cr_assert_null(srv.l);
+    cr_assert_eq(srv.why, LINK_GARBAGE);
+    cr_assert(strstr(srv.err, "not a Tributary link (first bytes 47 45 54 20)"), "%s", srv.err);
+    cr_assert(strstr(srv.err, "link from "), "%s", srv.err);
+}
+
+Test(link, a_message_longer_than_the_pattern_allows_is_garbage, .init = setup)
+{
+    server_t srv;
+    uint8_t m[10] = "TRIBLNK1";
+    size_t too_long = NOISE_MSG1_MIN + LINK_HELLO_MAX + 1;
+    m[8] = (uint8_t)(too_long >> 8), m[9] = (uint8_t)too_long;
+    accept_raw(m, 10, 0, WAIT_MS, &srv);   /* not closed: it must not wait for the body */
+    cr_assert_eq(srv.why, LINK_GARBAGE, "%s", srv.err);
+    m[8] = 0, m[9] = NOISE_MSG1_MIN - 1;
+    accept_raw(m, 10, 0, WAIT_MS, &srv);
+    cr_assert_eq(srv.why, LINK_GARBAGE, "%s", srv.err);
+}
+
+Test(link, accept_with_nothing_coming_times_out_within_its_deadline, .init = setup)
+{
+    server_t srv;
+    uint64_t t0 = clock_ms();
+    accept_raw(NULL, 0, 0, 300, &srv);
+    uint64_t took = clock_ms() - t0;
+    cr_assert_eq(srv.why, LINK_TIMEOUT, "%s", srv.err);
+    cr_assert_geq(took, 300);
+    cr_assert_lt(took, 300 + WAIT_MS, "took %llu ms", (unsigned long long)took);
+    accept_raw(NULL, 0, 1, WAIT_MS, &srv);   /* connected, then closed */
+    cr_assert_eq(srv.why, LINK_CLOSED, "%s", srv.err);
+}
+
+/* A slowloris: the valid handshake, one byte every 20 ms. The deadline is for the whole handshake,
+ * not for each read. (The pause is the attack's pace, not a synchronisation.) */
+typedef struct {
+    int fd;
+    const uint8_t *bytes;
+    size_t len;
+} drip_t;
+
+static void *drip(void *arg)
+{
+    drip_t *d = arg;
+    for (size_t i = 0; i < d->len; i++) {
+        if (send(d->fd, d->bytes + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000}, NULL);
+    }
+    return NULL;
+}
+
+static size_t make_msg1(uint8_t *out, const link_keys_t *client, const uint8_t *hello, size_t hello_len)
+{
+    noise_hs_t hs;
+    size_t len;
+    memcpy(out, LINK_MAGIC, 8);
+    noise_init(&hs, 1, client->pk, client->sk, sk.pk, client->prologue, 32);
+    cr_assert_eq(noise_write(&hs, hello, hello_len, out + 10, &len), NOISE_OK);
+    out[8] = (uint8_t)(len >> 8), out[9] = (uint8_t)len;
+    return 10 + len;
+}
+
+Test(link, a_slowloris_gets_a_timeout_for_the_whole_handshake, .init = setup)
+{
+    int fds[2];
+    uint8_t m[512];
+    size_t len = make_msg1(m, &ck, NULL, 0);   /* ~106 bytes: 2 s at 20 ms each */
+    server_t srv;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    drip_t d = {.fd = fds[0], .bytes = m, .len = len};
+    pthread_t t;
+    uint64_t t0 = clock_ms();
+    server_start(&srv, fds[1], &sk);
+    srv.timeout_ms = 300;
+    cr_assert_eq(pthread_create(&t, NULL, drip, &d), 0);
+    server_join(&srv);
+    uint64_t took = clock_ms() - t0;
+    shutdown(fds[0], SHUT_RDWR);
+    pthread_join(t, NULL);
+    close(fds[0]);
+    cr_assert_eq(srv.why, LINK_TIMEOUT, "%s: %s", link_reason_name(srv.why), srv.err);
+    cr_assert_lt(took, 1500, "took %llu ms of a 300 ms deadline", (unsigned long long)took);
+}
+
+/* ---------------------------------------------------------------- frames */
+typedef struct {
+    link_t *l;
+    int frames;
+} echo_t;
+
+static void *echo(void *arg)
+{
+    echo_t *e = arg;
+    const uint8_t *f;
+    size_t len;
+    link_reason_t why;
+    while (link_recv(e->l, &f, &len, WAIT_MS, &why) == 1) {
+        uint8_t *out = link_frame(e->l, len, &why);
+        if (!out)
+            break;
+        memcpy(out, f, len);   /* f stays valid: link_frame does not touch the receive buffer */
+        if (link_send_frame(e->l, len, WAIT_MS, &why) != 0)
+            break;
+        e->frames++;
+    }
+    return NULL;
+}
+
+static void round_trips(link_t *c, link_t *s)
+{
+    static const size_t sizes[] = {0, 1, 65535, 65536, MAXF, 100, MAXF - 1};
+    echo_t e = {.l = s};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, echo, &e), 0);
+    uint8_t *want = malloc(MAXF);
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        link_reason_t why;
+        randombytes_buf(want, sizes[i]);
+        cr_assert_eq(link_send(c, want, sizes[i], WAIT_MS, &why), 0, "send %zu: %s", sizes[i], link_reason_name(why));
+        const uint8_t *f;
+        size_t len;
+        cr_assert_eq(link_recv(c, &f, &len, WAIT_MS, &why), 1, "recv %zu: %s", sizes[i], link_reason_name(why));
+        cr_assert_eq(len, sizes[i]);
+        cr_assert_eq(memcmp(f, want, len), 0, "frame of %zu bytes came back different", sizes[i]);
+    }
+    link_close(&c);
+    pthread_join(t, NULL);
+    cr_assert_eq(e.frames, (int)(sizeof sizes / sizeof *sizes));
+    link_close(&s);
+    free(want);
+}
+
+Test(link, frames_of_every_edge_size_go_both_ways, .init = setup)
+{
+    link_t *c, *s;
+    pair(&c, &s);
+    round_trips(c, s);
+}
+
+Test(link, frames_go_both_ways_over_loopback_tcp, .init = setup)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);   /* port 0: the kernel's choice */
+    cr_assert_eq(listen(lfd, 4), 0);
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_eq(connect(cfd, (struct sockaddr *)&a, sizeof a), 0);
+    int afd = accept(lfd, NULL, NULL);
+    cr_assert_geq(afd, 0);
+    close(lfd);
+    server_t srv;
+    char err[300];
+    link_reason_t why;
+    server_start(&srv, afd, &sk);
+    link_t *c = link_dial(cfd, &ck, sk.pk, NULL, 0, MAXF, WAIT_MS, &why, err, sizeof err);
+    server_join(&srv);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_not_null(srv.l, "%s", srv.err);
+    round_trips(c, srv.l);
+}
+
+Test(link, frames_already_received_come_without_a_system_call, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why;
+    pair(&c, &s);
+    for (int i = 0; i < 100; i++) {   /* a socketpair send lands in the peer's buffer at once */
+        uint8_t b[16];
+        memset(b, i, sizeof b);
+        cr_assert_eq(link_send(c, b, (size_t)i % 17, WAIT_MS, &why), 0);
+    }
+    const uint8_t *f;
+    size_t len;
+    cr_assert_eq(link_buffered(s), 0, "nothing read yet");
+    cr_assert_eq(link_recv(s, &f, &len, WAIT_MS, &why), 1);
+    cr_assert_eq(len, 0);
+    /* From here every read of the descriptor fails: frames 1-99 must come from the buffer. */
+    int devnull = open("/dev/null", O_RDONLY);
+    cr_assert_eq(dup2(devnull, link_fd(s)), link_fd(s));
+    close(devnull);
+    for (int i = 1; i < 100; i++) {
+        cr_assert_eq(link_buffered(s), 1, "frame %d buffered", i);
+        cr_assert_eq(link_recv(s, &f, &len, 0, &why), 1, "frame %d: %s", i, link_reason_name(why));
+        cr_assert_eq(len, (size_t)i % 17);
+        for (size_t j = 0; j < len; j++)
+            cr_assert_eq(f[j], (uint8_t)i);
+    }
+    cr_assert_eq(link_buffered(s), 0);
+    cr_assert_eq(link_recv(s, &f, &len, 0, &why), -1, "the next read reaches the descriptor");
+    cr_assert_eq(why, LINK_IO);
+    link_close(&c);
+    link_close(&s);
+}
+
+/* ---------------------------------------------------------------- a man in the middle */
+typedef struct {
+    link_t *c, *s;
+    int cw, sw;     /* the middle's ends: cw faces the client, sw the server (blocking) */
+} mitm_t;
+
+typedef struct {
+    int fd;
+    link_t *l;
+    char err[300];
+} dialer_t;
+
+static void *dial_thread(void *arg)
+{
+    dialer_t *d = arg;
+    link_reason_t why;
+    d->l = link_dial(d->fd, &ck, sk.pk, NULL, 0, MAXF, WAIT_MS, &why, d->err, sizeof d->err);
+    return NULL;
+}
+
+static void read_exact(int fd, uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t r = recv(fd, p, n, 0);
+        cr_assert_gt(r, 0, "the middle lost the stream");
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+    cr_assert_eq(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/* Copies the handshake through: the middle sees and passes every byte. */
+static void mitm(mitm_t *m)
+{
+    int a[2], b[2];
+    uint8_t buf[512];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+    m->cw = a[1], m->sw = b[0];
+    dialer_t d = {.fd = a[0]};
+    server_t srv;
+    pthread_t t;
+    server_start(&srv, b[1], &sk);
+    cr_assert_eq(pthread_create(&t, NULL, dial_thread, &d), 0);
+    read_exact(m->cw, buf, 10);
+    size_t len = (size_t)buf[8] << 8 | buf[9];
+    read_exact(m->cw, buf + 10, len);
+    write_all(m->sw, buf, 10 + len);
+    read_exact(m->sw, buf, 2);
+    len = (size_t)buf[0] << 8 | buf[1];
+    read_exact(m->sw, buf + 2, len);
+    write_all(m->cw, buf, 2 + len);
+    pthread_join(t, NULL);
+    server_join(&srv);
+    cr_assert_not_null(d.l, "%s", d.err);
+    cr_assert_not_null(srv.l, "%s", srv.err);
+    m->c = d.l, m->s = srv.l;
+}
+
+static void mitm_close(mitm_t *m)
+{
+    link_close(&m->c);
+    link_close(&m->s);
+    close(m->cw);
+    close(m->sw);
+}
+
+/* The client sends text as a frame; the middle takes its wire bytes. */
+static size_t wire_frame(mitm_t *m, const char *text, uint8_t *out)
+{
+    link_reason_t why;
+    size_t len = strlen(text);
+    cr_assert_eq(link_send(m->c, text, len, WAIT_MS, &why), 0);
+    read_exact(m->cw, out, 4 + len + NOISE_TAG);
+    return 4 + len + NOISE_TAG;
+}
+
+Test(link, a_frame_arriving_byte_by_byte_comes_out_whole, .init = setup)
+{
+    mitm_t m;
+    uint8_t w[128];
+    const uint8_t *f;
+    size_t len;
+    link_reason_t why;
+    mitm(&m);
+    size_t n = wire_frame(&m, "partial frames are kept", w);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(link_buffered(m.s), 0);
+        cr_assert_eq(link_recv(m.s, &f, &len, 0, &why), 0, "byte %zu of %zu", i, n);
+        write_all(m.sw, w + i, 1);
+    }
+    cr_assert_eq(link_recv(m.s, &f, &len, WAIT_MS, &why), 1, "%s", link_reason_name(why));
+    cr_assert_eq(len, 23);
+    cr_assert_eq(memcmp(f, "partial frames are kept", 23), 0);
+    mitm_close(&m);
+}
+
+static link_reason_t deliver(mitm_t *m, const uint8_t *w, size_t n, int expect_frames)
+{
+    const uint8_t *f;
+    size_t len;
+    link_reason_t why = LINK_OK;
+    write_all(m->sw, w, n);
+    for (int i = 0; i < expect_frames; i++)
+        cr_assert_eq(link_recv(m->s, &f, &len, WAIT_MS, &why), 1, "frame %d: %s", i, link_reason_name(why));
+    cr_assert_eq(link_recv(m->s, &f, &len, WAIT_MS, &why), -1);
+    return why;
+}
+
+Test(link, a_frame_altered_on_the_wire_does_not_decrypt, .init = setup)
+{
+    for (size_t at = 4; at < 4 + 5 + NOISE_TAG; at += 3) {   /* the ciphertext and the tag */
+        mitm_t m;
+        uint8_t w[64];
+        mitm(&m);
+        size_t n = wire_frame(&m, "hello", w);
+        w[at] ^= 0x80;
+        cr_assert_eq(deliver(&m, w, n, 0), LINK_DECRYPT, "byte %zu altered", at);
+        const uint8_t *f;
+        size_t len;
+        link_reason_t why;
+        cr_assert_eq(link_recv(m.s, &f, &len, 0, &why), -1, "a failed link stays failed");
+        cr_assert_eq(why, LINK_DECRYPT);
+        mitm_close(&m);
+    }
+}
+
+Test(link, a_replayed_frame_does_not_decrypt, .init = setup)
+{
+    mitm_t m;
+    uint8_t w[128];
+    mitm(&m);
+    size_t n = wire_frame(&m, "transfer 10", w);
+    memcpy(w + n, w, n);
+    cr_assert_eq(deliver(&m, w, 2 * n, 1), LINK_DECRYPT);
+    mitm_close(&m);
+}
+
+Test(link, reordered_frames_do_not_decrypt, .init = setup)
+{
+    mitm_t m;
+    uint8_t w1[64], w2[64], both[128];
+    mitm(&m);
+    size_t n1 = wire_frame(&m, "first", w1);
+    size_t n2 = wire_frame(&m, "second", w2);
+    memcpy(both, w2, n2);
+    memcpy(both + n2, w1, n1);
+    cr_assert_eq(deliver(&m, both, n1 + n2, 0), LINK_DECRYPT);
+    mitm_close(&m);
+}
+
+Test(link, a_length_past_max_frame_is_oversize_before_any_body, .init = setup)
+{
+    static const uint32_t lens[] = {MAXF + NOISE_TAG + 1, 0xffffffffu, 0x80000000u};
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        mitm_t m;
+        uint8_t h[4] = {(uint8_t)(lens[i] >> 24), (uint8_t)(lens[i] >> 16), (uint8_t)(lens[i] >> 8), (uint8_t)lens[i]};
+        mitm(&m);
+        /* only the 4 bytes, the connection left open: waiting for the body would time out */
+        cr_assert_eq(deliver(&m, h, 4, 0), LINK_OVERSIZE, "length %u", lens[i]);
+        mitm_close(&m);
+    }
+    mitm_t m;   /* a frame shorter than a tag cannot be one */
+    mitm(&m);
+    cr_assert_eq(deliver(&m, (const uint8_t[]){0, 0, 0, 15}, 4, 0), LINK_DECRYPT);
+    mitm_close(&m);
+}
+
+Test(link, sending_more_than_max_frame_is_refused_and_nothing_sent, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why;
+    pair(&c, &s);
+    cr_assert_null(link_frame(c, MAXF + 1, &why));
+    cr_assert_eq(why, LINK_OVERSIZE);
+    cr_assert_eq(link_send_frame(c, MAXF + 1, WAIT_MS, &why), -1);
+    cr_assert_eq(why, LINK_OVERSIZE);
+    cr_assert_eq(link_send(c, "ok", 2, WAIT_MS, &why), 0, "the link still works");
+    const uint8_t *f;
+    size_t len;
+    cr_assert_eq(link_recv(s, &f, &len, WAIT_MS, &why), 1);
+    cr_assert_eq(len, 2);
+    link_close(&c);
+    link_close(&s);
+}
+
+Test(link, closed_between_frames_is_closed_inside_one_is_io, .init = setup)
+{
+    mitm_t m;
+    uint8_t w[64];
+    const uint8_t *f;
+    size_t len;
+    link_reason_t why;
+    mitm(&m);
+    size_t n = wire_frame(&m, "last", w);
+    write_all(m.sw, w, n);
+    shutdown(m.sw, SHUT_WR);
+    cr_assert_eq(link_recv(m.s, &f, &len, WAIT_MS, &why), 1);
+    cr_assert_eq(link_recv(m.s, &f, &len, WAIT_MS, &why), -1);
+    cr_assert_eq(why, LINK_CLOSED);
+    mitm_close(&m);
+
+    for (size_t cut = 1; cut < n; cut += 5) {
+        mitm(&m);
+        n = wire_frame(&m, "last", w);
+        write_all(m.sw, w, cut);
+        shutdown(m.sw, SHUT_WR);
+        cr_assert_eq(link_recv(m.s, &f, &len, WAIT_MS, &why), -1);
+        cr_assert_eq(why, LINK_IO, "cut after %zu bytes: %s", cut, link_reason_name(why));
+        mitm_close(&m);
+    }
+}
+
+Test(link, recv_with_nothing_coming_returns_0_at_its_deadline, .init = setup)
+{
+    link_t *c, *s;
+    const uint8_t *f;
+    size_t len;
+    link_reason_t why;
+    pair(&c, &s);
+    cr_assert_eq(link_recv(s, &f, &len, 0, &why), 0);
+    uint64_t t0 = clock_ms();
+    cr_assert_eq(link_recv(s, &f, &len, 100, &why), 0);
+    cr_assert_geq(clock_ms() - t0, 100);
+    cr_assert_eq(link_send(c, "x", 1, WAIT_MS, &why), 0, "a timeout leaves the link usable");
+    cr_assert_eq(link_recv(s, &f, &len, WAIT_MS, &why), 1);
+    link_close(&c);
+    link_close(&s);
+}
+
+Test(link, a_send_to_a_closed_peer_fails_without_sigpipe, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why;
+    pair(&c, &s);
+    link_close(&s);
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++)   /* the first may still be taken by the buffer */
+        rc = link_send(c, "anyone?", 7, WAIT_MS, &why);
+    cr_assert_eq(rc, -1);
+    cr_assert(why == LINK_CLOSED || why == LINK_IO, "%s", link_reason_name(why));
+    link_close(&c);
+}
+
+/* ---------------------------------------------------------------- bounded random input */
+Test(link, random_and_garbled_handshakes_are_refused_with_a_reason, .init = setup)
+{
+    uint8_t good[512], m[600];
+    size_t glen = make_msg1(good, &ck, (const uint8_t *)"id", 2);
+    for (int i = 0; i < 1500; i++) {
+        size_t len;
+        uint32_t kind = randombytes_uniform(4);
+        if (kind == 0) {
+            len = randombytes_uniform(500);
+            randombytes_buf(m, len);
+        } else {
+            len = glen;
+            memcpy(m, good, len);
+            if (kind == 1 || kind == 3)
+                m[randombytes_uniform((uint32_t)len)] ^= (uint8_t)(1 + randombytes_uniform(255));
+            if (kind >= 2)
+                len = randombytes_uniform((uint32_t)len);   /* cut short */
+            if (kind == 3 && len > 10)
+                m[8] = (uint8_t)randombytes_uniform(256), m[9] = (uint8_t)randombytes_uniform(256);
+        }
+        server_t srv;
+        accept_raw(m, len, 1, WAIT_MS, &srv);
+        cr_assert_null(srv.l, "garbled handshake %d accepted", i);
+        cr_assert(srv.why == LINK_GARBAGE || srv.why == LINK_HANDSHAKE || srv.why == LINK_CLOSED ||
+                      srv.why == LINK_IO,
+                  "case %d: %s", i, link_reason_name(srv.why));
+        cr_assert_neq(srv.err[0], '\0', "case %d: no text", i);
+    }
+}
+
+Test(link, random_and_garbled_frames_are_refused_with_a_reason, .init = setup)
+{
+    uint8_t *m = malloc(70000);
+    for (int i = 0; i < 600; i++) {
+        link_t *c, *s;
+        link_reason_t why;
+        pair(&c, &s);
+        size_t len;
+        uint32_t kind = randombytes_uniform(3);
+        if (kind == 0) {   /* random bytes */
+            len = randombytes_uniform(3000);
+            randombytes_buf(m, len);
+        } else {           /* a real frame, taken off the wire, then altered or cut */
+            size_t plen = randombytes_uniform(kind == 1 ? 65536 : 300);
+            uint8_t *p = link_frame(c, plen, &why);
+            randombytes_buf(p, plen);
+            cr_assert_eq(link_send_frame(c, plen, WAIT_MS, &why), 0);
+            len = 4 + plen + NOISE_TAG;
+            size_t got = 0;
+            while (got < len) {
+                ssize_t r = recv(link_fd(s), m + got, len - got, 0);
+                cr_assert_gt(r, 0);
+                got += (size_t)r;
+            }
+            if (randombytes_uniform(2))
+                m[randombytes_uniform((uint32_t)len)] ^= (uint8_t)(1 + randombytes_uniform(255));
+            else
+                len = randombytes_uniform((uint32_t)len);
+        }
+        size_t at = 0;
+        while (at < len) {   /* the server reads as it goes: the socket buffer is finite */
+            ssize_t w = send(link_fd(c), m + at, len - at, MSG_NOSIGNAL);
+            if (w > 0)
+                at += (size_t)w;
+            else
+                break;   /* the server gave up and closed: fine */
+        }
+        shutdown(link_fd(c), SHUT_WR);
+        const uint8_t *f;
+        size_t flen;
+        int rc, frames = 0;
+        while ((rc = link_recv(s, &f, &flen, WAIT_MS, &why)) == 1)
+            frames++;
+        cr_assert_eq(rc, -1, "case %d", i);
+        cr_assert(why == LINK_DECRYPT || why == LINK_OVERSIZE || why == LINK_IO || why == LINK_CLOSED,
+                  "case %d: %s", i, link_reason_name(why));
+        cr_assert_eq(frames, 0, "case %d: a garbled frame decrypted", i);
+        link_close(&c);
+        link_close(&s);
+    }
+    free(m);
+}
