@@ -1134,6 +1134,8 @@ size_t gossip_members(gossip_t *g, gossip_member_t **out)
 
 /* ------------------------------------------------------------------ routed reads */
 
+#define READ_OPEN_MS 2000   /* reads_config_t.open_timeout_ms's default: the whole wait for a first reply */
+
 /* A routed read: over a data link (l) or the peer transport (z). */
 struct gossip_read {
     lread_t *l;
@@ -1232,10 +1234,15 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    uint64_t t0 = clock_ms();
     int rc = live ? 0 : lread_open(g->pool, &o, owner.link, &rd->l, last_seq, status, kind, kindlen, err, errlen);
     if (rc == 0) {               /* no link: over the peer transport */
         if (!live)
             linkpool_count_relay(g->pool);
+        /* within the same wait for the owner's first reply: a link that took long to fail (an owner
+         * that accepts and never answers) leaves the relay the rest, but never less than a second */
+        uint64_t spent = clock_ms() - t0;
+        o.open_timeout_ms = spent + 1000 < READ_OPEN_MS ? (uint32_t)(READ_OPEN_MS - spent) : 1000;
         rd->z = reads_reader_open(g->reads, &o, last_seq, status, kind, kindlen, err, errlen);
     }
     if (!rd->z && !rd->l) {

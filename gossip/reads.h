@@ -157,11 +157,13 @@ typedef struct {
     const char *owner_desc;       /* "node 3f2a9c1b (payments) at 10.0.0.1:7470" for messages */
     const char *token;            /* the consumer's token text, forwarded as it is (NULL: none) */
     size_t token_len;
+    uint32_t open_timeout_ms;     /* range: wait this long for the first reply (0, or more than the
+                                     configured open_timeout_ms: the configured) */
 } reads_open_t;
 
 enum { READS_END = -1, READS_FAILED = -2, READS_SCHEMA = -3 };
 
-/* Opens a read and waits (up to open_timeout_ms) for the owner's first reply. On success
+/* Opens a read and waits (up to open_timeout_ms, or o->open_timeout_ms) for the owner's first reply. On success
  * *last_seq is the owner's last seq. NULL on failure with *status (400, 404, 410, 503, 500),
  * kind ("not_found", "owner_unreachable" ...) and a detail in err. */
 reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *last_seq, int *status, char *kind,

@@ -31,6 +31,7 @@
 #define LINKS_POOL_MAX 64          /* ... and in all */
 #define LINKS_IDLE_MS 20000        /* an idle link older than this is closed (the owner closes at 30 s) */
 #define LINKS_CONNECT_MS 1000
+#define LINKS_HANDSHAKE_MS 1000    /* the owner answers a handshake at once; a frozen one costs this much */
 #define LINKS_BACKOFF_MS 10000     /* an owner whose link failed is read over the peer transport meanwhile */
 #define BACKOFF_MAX 64
 
@@ -312,7 +313,7 @@ static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, in
     p->o.keys(p->o.ctx, id, k.pk, k.sk);
     memcpy(k.prologue, p->o.prologue, 32);
     link_reason_t why = LINK_OK;
-    link_t *l = link_dial(fd, &k, spk, id, 32, LINK_MAX_FRAME, (int)p->o.open_timeout_ms, &why, err, errlen);
+    link_t *l = link_dial(fd, &k, spk, id, 32, LINK_MAX_FRAME, LINKS_HANDSHAKE_MS, &why, err, errlen);
     sodium_memzero(k.sk, sizeof k.sk);
     if (!l)
         *reason = (int)why;

@@ -95,6 +95,7 @@ struct session {
     int resume;                     /* a feed's upstream re-attached: the open resumes at from */
     int fresh;                      /* re-attached: the next batch is the new stream's first */
     uint64_t open_by;               /* ms: a reader waiting for the first reply waits until then */
+    uint32_t open_ms;               /* the wait for the first reply (reads_open_t.open_timeout_ms) */
     pthread_cond_t cv;
 };
 
@@ -252,7 +253,9 @@ static session_t *session_new(reads_t *r, const reads_open_t *o, uint64_t from, 
     s->need_open = 1;
     s->expect_batch = 1;
     s->last_heard = s->last_sent = clock_ms();
-    s->open_by = s->last_heard + r->c.open_timeout_ms;
+    s->open_ms = o->open_timeout_ms && o->open_timeout_ms < r->c.open_timeout_ms ? o->open_timeout_ms
+                                                                                 : r->c.open_timeout_ms;
+    s->open_by = s->last_heard + s->open_ms;
     /* an owner key that moved (a reader opened with it before): its successor, or wait for it */
     for (int i = 0; i < MOVES_MAX && !s->moving; i++) {
         const move_t *m = move_find(r, s->owner);
@@ -600,7 +603,7 @@ static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, 
     r->io.wake(r->io.ctx);
     int wake = 0;
     pthread_mutex_lock(&r->mu);
-    if (session_wait_open(r, s, (int)r->c.open_timeout_ms) < 0) {
+    if (session_wait_open(r, s, (int)s->open_ms) < 0) {
         open_err(e, s, 502);
         session_release(r, s, &wake);
         pthread_mutex_unlock(&r->mu);
@@ -751,7 +754,8 @@ reads_reader_t *reads_reader_open(reads_t *r, const reads_open_t *o, uint64_t *l
         rd->token_len = o->token_len;
     }
     rd->o = (reads_open_t){.product = rd->product, .owner_id = rd->owner_id, .owner_addr = rd->owner_addr,
-                           .owner_desc = rd->owner_desc, .token = rd->token, .token_len = rd->token_len};
+                           .owner_desc = rd->owner_desc, .token = rd->token, .token_len = rd->token_len,
+                           .open_timeout_ms = o->live ? 0 : o->open_timeout_ms};
     rd->live = o->live;
     rd->next = o->from ? o->from : 1;
     int rc = o->live ? reader_join_feed(rd, last_seq, &e)
@@ -1151,7 +1155,7 @@ void reads__relay_drain(reads_t *r, uint64_t now, outq_t *q)
             s->expect_batch = 1;
             s->consumed = s->acked_sent = 0;
             s->credit_due = 0;
-            s->open_by = now + r->c.open_timeout_ms;
+            s->open_by = now + s->open_ms;
             Trib__ReadRequest m = TRIB__READ_REQUEST__INIT;
             m.stream_id = s->id;
             m.product_id = s->product;

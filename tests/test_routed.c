@@ -711,7 +711,9 @@ static int owner_settled(void *ctx)
 Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_error_line)
 {
     h_node_t a, b;
-    cr_assert_eq(h_node_start(&a, "payments", STEADY, NULL), 0, "payments did not start");
+    /* the peer transport's relay and its credit (a range read goes over the data link unless the
+     * owner serves none: tests/test_linkread.c has the link's own) */
+    cr_assert_eq(h_node_start(&a, "payments", STEADY, "--link-listen", "off", NULL), 0, "payments did not start");
     cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, STEADY, NULL), 0, "growth did not start");
     wait_state(&b, "payments", "alive", 15000);
     publish_ledger(&a);
@@ -824,9 +826,12 @@ Test(routed, bad_input_is_refused_before_the_wire)
     long st;
     free(get_body(&b, "/v1/products/" PRODUCT "/records?from=2&limit=2", &st, NULL, NULL));
     cr_assert_eq(st, 200);
-    metric_cond_t one = {&a, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}", 1};
+    /* (a range read goes over the data link: its requests are counted there) */
+    metric_cond_t one = {&a, "trib_link_requests_total", 1};
     cr_assert(h_wait(metric_is, &one, 5000), "the owner saw %g read requests, want 1",
-              h_metric(a.url, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"));
+              h_metric(a.url, "trib_link_requests_total") +
+                  h_metric(a.url, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"));
+    cr_assert_eq(h_metric(a.url, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"), 0);
 
     /* Retired: a routed read still serves the records; a routed stream is refused (410). */
     char url[256];
@@ -1593,10 +1598,10 @@ Test(routed, reads_through_a_relay_tell_the_schema_version_and_end_at_a_change_a
     /* trib get through the relay shows it as on the owner: the records, then the error and where
      * to resume, exit 1. */
     char *oa = NULL, *ea = NULL, *ob = NULL, *eb = NULL;
-    double relayed = h_metric(b.url, "trib_read_batches_total{dir=\"received\"}");
+    double relayed = h_metric(b.url, "trib_read_routed_total{path=\"link\"}");
     int xa = h_trib(&a, NULL, &oa, &ea, "get", PRODUCT, NULL);
     int xb = h_trib(&b, NULL, &ob, &eb, "get", PRODUCT, "--relay", NULL);
-    cr_expect_gt(h_metric(b.url, "trib_read_batches_total{dir=\"received\"}"), relayed, "not read through the relay");
+    cr_expect_gt(h_metric(b.url, "trib_read_routed_total{path=\"link\"}"), relayed, "not read through the relay");
     cr_assert_eq(xa, 1, "trib get on the owner: %d %s", xa, ea);
     cr_assert_eq(xb, xa, "trib get through the relay: %d %s", xb, eb);
     cr_assert_str_eq(ob, oa);
