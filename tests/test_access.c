@@ -1017,6 +1017,9 @@ Test(flow, read_through_relay_projected_to_grant_fields, .fini = h_cleanup_all, 
     }
     cr_assert_eq(lines, 2);
     free(body);
+    /* ... over the data link (gossip/linkserve.c): the owner's check, projection and audit on that path */
+    cr_assert_gt(h_metric(B.url, "trib_read_routed_total{path=\"link\"}"), 0, "growth did not read over the link");
+    cr_assert_eq(h_metric(B.url, "trib_read_routed_total{path=\"relay\"}"), 0, "growth fell back to the relay");
     /* on the owner itself, the same token: the same two fields */
     body = get_text(&A, rpath, alice, &st);
     cr_assert_eq(st, 200, "alice's read on payments: %ld %s", st, body);

@@ -47,8 +47,8 @@
 /* ================================================================ what a member signs */
 
 /* The wire format of swim_sig.c, written out independently: "trib/member/v1\0" || id ||
- * incarnation (8 bytes, big-endian) || kind (ALIVE or LEFT) || domain, addr, http, each prefixed
- * by its length in one byte. The tag is what keeps another kind's signature out. */
+ * incarnation (8 bytes, big-endian) || kind (ALIVE or LEFT) || domain, addr, http, link, each
+ * prefixed by its length in one byte. The tag is what keeps another kind's signature out. */
 static size_t member_facts(uint8_t *out, const char *tag, const Trib__Member *m, int kind)
 {
     size_t n = strlen(tag) + 1;
@@ -57,8 +57,8 @@ static size_t member_facts(uint8_t *out, const char *tag, const Trib__Member *m,
     n += 32;
     for (int i = 7; i >= 0; i--) out[n++] = (uint8_t)(m->incarnation >> (8 * i));
     out[n++] = (uint8_t)kind;
-    const char *strs[] = {m->domain, m->addr, m->http};
-    for (int i = 0; i < 3; i++) {
+    const char *strs[] = {m->domain, m->addr, m->http, m->link};
+    for (int i = 0; i < 4; i++) {
         size_t l = strs[i] ? strlen(strs[i]) : 0;
         out[n++] = (uint8_t)l;
         memcpy(out + n, strs[i] ? strs[i] : "", l);
@@ -95,6 +95,7 @@ static Trib__Member claim(const identity_t *who, const char *addr, uint64_t inc,
     m.domain = "d";
     m.addr = (char *)addr;
     m.http = "127.0.0.1:8080";
+    m.link = "127.0.0.1:8090";
     m.incarnation = inc;
     m.state = state;
     return m;
@@ -390,6 +391,28 @@ Test(swimsig, a_forged_left_or_alive_about_another_member_is_refused_and_counted
 static void count_left(const Trib__Member *m, void *ctx)
 {
     if (m->state == LEFT) ++*(int *)ctx;
+}
+
+Test(swimsig, a_claim_with_another_link_address_pasted_in_is_forged)
+{
+    rig_t r;
+    rig_init(&r);
+    identity_t x;
+    fx_identity(&x);
+    uint8_t sx[64];
+    Trib__Member ax = claim(&x, "x:7470", 3, ALIVE);
+    sign_as(&ax, &x, "trib/member/v1", ALIVE, sx);
+    cr_assert_eq(rig_gossip1(&r, 1, ax), 0);
+    /* the data link address is a signed fact: a relay must never be sent to dial an address the
+     * member did not say (its records would be asked of whoever listens there) */
+    Trib__Member f = claim(&x, "x:7470", 9, ALIVE);
+    f.link = "evil:7471";
+    f.sig = ax.sig;
+    cr_assert_eq(rig_gossip1(&r, 2, f), 0);
+    cr_expect_eq(swim_stats(r.s)->claims_refused[SWIM_REFUSED_FORGED], 1);
+    cr_expect_str_eq(swim_find(r.s, x.pk)->link, "127.0.0.1:8090");
+    identity_wipe(&x);
+    rig_free(&r);
 }
 
 Test(swimsig, a_member_s_own_claims_are_relayed_intact_and_verified_once)
