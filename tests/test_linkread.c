@@ -1,0 +1,545 @@
+/* tests/test_linkread.c - routed range reads over the data link (gossip/linkserve.c on the owner,
+ * gossip/reads_link.c on the relay), as real `trib agent` processes on loopback: the bytes and
+ * headers of a direct read, the owner's refusals, the peer transport when the owner serves no
+ * link or its link cannot be reached (counted), the owner lost mid-read, and hostile links (not a
+ * link, another federation, a spoofed hello, an uncertified key, a silent connection, too many at
+ * once), each refused, counted, and the node serving on. Test-side clients speak gossip/link.h. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "gossip/cert.h"
+#include "gossip/charter.h"
+#include "gossip/identity.h"
+#include "gossip/link.h"
+#include "gossip/linkserve.h"
+#include "gossip/token.h"
+#include "gossip/trust.h"
+#include "tests/fixtures.h"
+#include "tests/harness.h"
+
+TestSuite(linkread, .fini = h_cleanup_all, .timeout = 180);
+
+#define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "3", \
+             "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
+#define PRODUCT "payments/ledger"
+#define RECORDS_PATH "/v1/products/" PRODUCT "/records"
+#define DAY_MS 86400000LL
+
+/* ------------------------------------------------------------------ helpers */
+
+static void publish_ledger(h_node_t *owner)
+{
+    const char *m = "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.0.0\",\"status\":\"active\","
+                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                    "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
+                    "{\"name\":\"pad\",\"logicalType\":\"string\"}]}";
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, owner->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
+    cr_assert_eq(r.status, 201, "publish: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+}
+
+/* Appends records id = first .. first+n-1, each with pad bytes of padding. */
+static void post_records(h_node_t *owner, long first, long n, size_t pad)
+{
+    size_t cap = (size_t)n * (pad + 48) + 1;
+    char *body = malloc(cap), *padding = malloc(pad + 1);
+    cr_assert(body && padding);
+    for (size_t i = 0; i < pad; i++)
+        padding[i] = (char)('a' + i % 26);
+    padding[pad] = '\0';
+    size_t len = 0;
+    for (long i = 0; i < n; i++)
+        len += (size_t)snprintf(body + len, cap - len, "{\"id\":%ld,\"pad\":\"%s\"}\n", first + i, padding);
+    char url[256];
+    snprintf(url, sizeof url, "%s" RECORDS_PATH, owner->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("POST", url, "application/x-ndjson", body, len, &r), 0);
+    cr_assert_eq(r.status, 201, "append: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    free(body);
+    free(padding);
+}
+
+/* Owner payments (with extra args, NULL-ended, at most 6) and relay growth; the ledger published,
+ * nrec records of 100 bytes appended, growth knowing both. */
+static void pair(h_node_t *a, h_node_t *b, long nrec, const char *x1, const char *x2, const char *x3,
+                 const char *x4)
+{
+    int rc = x3 ? h_node_start(a, "payments", x1, x2, x3, x4, FAST, NULL)
+             : x1 ? h_node_start(a, "payments", x1, x2, FAST, NULL)
+                  : h_node_start(a, "payments", FAST, NULL);
+    cr_assert_eq(rc, 0, "payments did not start");
+    cr_assert_eq(h_node_start(b, "growth", "--seed", a->peer, FAST, NULL), 0, "growth did not start");
+    cr_assert(h_wait_member(b->url, "payments", "alive", NULL, 15000), "growth does not see payments");
+    publish_ledger(a);
+    if (nrec)
+        post_records(a, 1, nrec, 80);
+    cr_assert(h_wait_status(b->url, "/v1/products/" PRODUCT, NULL, 200, 15000), "growth did not learn the ledger");
+}
+
+/* A raw HTTP/1.0 GET (with token, NULL: none): the status, the named headers' lines (in *hdrs,
+ * in order, "" for a missing one) and the body. */
+typedef struct {
+    long status;
+    char hdrs[512];
+    char *body;
+    size_t len;
+} raw_t;
+
+static void raw_get(h_node_t *n, const char *path, const char *token, raw_t *out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char req[4800];
+    int len = token ? snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", path,
+                               token)
+                    : snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    size_t cap = 1 << 20, got = 0;
+    char *b = malloc(cap);
+    for (ssize_t r; (r = read(fd, b + got, cap - got - 1)) > 0;) {
+        got += (size_t)r;
+        if (cap - got < 65536)
+            b = realloc(b, cap *= 2);
+    }
+    close(fd);
+    b[got] = '\0';
+    char *end = strstr(b, "\r\n\r\n");
+    cr_assert(end, "no HTTP header in %zu bytes", got);
+    *end = '\0';
+    out->status = strtol(b + 9, NULL, 10);
+    out->hdrs[0] = '\0';
+    static const char *const names[] = {"Content-Type:", "Trib-First-Seq:", "Trib-Last-Seq:",
+                                        "X-Trib-Schema-Version:", "X-Trib-Schema-Seq:"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *h = strcasestr(b, names[i]);
+        size_t l = h ? strcspn(h, "\r") : 0;
+        size_t o = strlen(out->hdrs);
+        snprintf(out->hdrs + o, sizeof out->hdrs - o, "%.*s|", (int)l, h ? h : "");
+    }
+    out->len = got - (size_t)(end + 4 - b);
+    out->body = malloc(out->len + 1);
+    memcpy(out->body, end + 4, out->len);
+    out->body[out->len] = '\0';
+    free(b);
+}
+
+static double metric(h_node_t *n, const char *series) { return h_metric(n->url, series); }
+
+#define LINK_READS "trib_read_routed_total{path=\"link\"}"
+#define RELAY_READS "trib_read_routed_total{path=\"relay\"}"
+
+/* A routed read through b equals the direct read on a, bytes and headers. */
+static void same_as_direct(h_node_t *a, h_node_t *b, const char *path)
+{
+    raw_t d, r;
+    raw_get(a, path, a->token, &d);
+    raw_get(b, path, b->token, &r);
+    cr_assert_eq(d.status, 200, "direct: %ld %s", d.status, d.body);
+    cr_assert_eq(r.status, 200, "routed: %ld %s", r.status, r.body);
+    cr_assert_str_eq(r.hdrs, d.hdrs, "%s: headers differ", path);
+    cr_assert_eq(r.len, d.len, "%s: %zu bytes routed, %zu direct", path, r.len, d.len);
+    cr_assert(memcmp(r.body, d.body, d.len) == 0, "%s: bytes differ", path);
+    free(d.body);
+    free(r.body);
+}
+
+/* The node answers and a routed read through relay works (bytes as direct). */
+static void still_serves(h_node_t *owner, h_node_t *relay)
+{
+    json_t *s = h_get_json(owner->url, "/v1/status", NULL);
+    cr_assert_not_null(s, "the owner stopped serving");
+    json_decref(s);
+    same_as_direct(owner, relay, RECORDS_PATH "?from=3&limit=5");
+}
+
+static void node_id(h_node_t *n, uint8_t id[32])
+{
+    json_t *s = h_get_json(n->url, "/v1/status", NULL);
+    cr_assert_not_null(s);
+    cr_assert_eq(identity_from_hex(json_string_value(json_object_get(s, "node_id")), id), 0);
+    json_decref(s);
+}
+
+static int tcp_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect to the link port %d", port);
+    return fd;
+}
+
+/* A test-side link to the owner (server id) at port as identity me, with hello and prologue. */
+static link_t *dial_as(int port, const uint8_t server_id[32], const identity_t *me, const uint8_t *hello,
+                       size_t hello_len, const uint8_t prologue[32], link_reason_t *why, char *err, size_t errlen)
+{
+    link_keys_t k;
+    memcpy(k.pk, me->curve_pk, 32);
+    memcpy(k.sk, me->curve_sk, 32);
+    memcpy(k.prologue, prologue, 32);
+    uint8_t spk[32];
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(spk, server_id), 0);
+    return link_dial(tcp_to(port), &k, spk, hello, hello_len, LINK_MAX_FRAME, 3000, why, err, errlen);
+}
+
+/* After a refused handshake the owner closes the connection: the dialler sees it end. */
+static int closed_by_peer(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char buf[256];
+    long until = h_now_ms() + ms;
+    while (h_now_ms() < until) {
+        if (poll(&p, 1, 100) > 0) {
+            ssize_t r = read(fd, buf, sizeof buf);
+            if (r <= 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *series;
+    double want;
+} at_least_t;
+
+static int reached(void *ctx)
+{
+    at_least_t *c = ctx;
+    return h_metric(c->n->url, c->series) >= c->want;
+}
+
+static void wait_metric(h_node_t *n, const char *series, double want, int ms)
+{
+    at_least_t c = {n, series, want};
+    cr_assert(h_wait(reached, &c, ms), "%s: %s is %g, want >= %g", n->domain, series, h_metric(n->url, series), want);
+}
+
+/* ------------------------------------------------------------------ the path */
+
+Test(linkread, a_routed_read_goes_over_the_link_with_the_direct_reads_bytes_and_headers)
+{
+    h_node_t a, b;
+    pair(&a, &b, 20000, NULL, NULL, NULL, NULL);
+    same_as_direct(&a, &b, RECORDS_PATH);
+    cr_assert_eq(metric(&b, LINK_READS), 1, "the read did not go over the link");
+    cr_assert_eq(metric(&b, RELAY_READS), 0);
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 1);
+    cr_assert_eq(metric(&a, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"), 0,
+                 "a request went over the peer transport");
+    /* ranges, an empty one, beyond the end: each as direct; the link is reused from the pool */
+    static const char *const paths[] = {RECORDS_PATH "?from=19990", RECORDS_PATH "?from=5&limit=7",
+                                        RECORDS_PATH "?from=20001", RECORDS_PATH "?from=99999&limit=3",
+                                        RECORDS_PATH "?limit=1"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+        same_as_direct(&a, &b, paths[i]);
+    cr_assert_eq(metric(&b, LINK_READS), 6);
+    cr_assert_geq(metric(&b, "trib_link_reused_total"), 5, "each read dialled anew");
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 1, "each read dialled anew");
+    /* live streams stay on the peer transport */
+    cr_assert_eq(metric(&b, "trib_link_dial_failed_total{reason=\"connect\"}"), 0);
+}
+
+Test(linkread, the_owners_refusals_come_over_the_link_as_on_the_owner)
+{
+    h_node_t a, b;
+    pair(&a, &b, 10, NULL, NULL, NULL, NULL);
+    char path[400], err[256];
+    identity_t bid;
+    snprintf(path, sizeof path, "%s/identity.key", b.dir);
+    cr_assert_eq(identity_load_file(path, &bid, err, sizeof err), 0, "%s", err);
+    int64_t now = fx_now_ms();
+    token_spec_t sp = {.subject = "eve@growth", .kind = TOKEN_KIND_READ, .product = "payments/other",
+                       .issued_ms = now, .expires_ms = now + 3600000};
+    char *scoped = NULL;
+    cr_assert_eq(token_issue(&bid, "growth", &sp, &scoped, err, sizeof err), 0, "%s", err);
+    identity_wipe(&bid);
+    const char *tokens[] = {NULL, "trib1.garbage", scoped};
+    int seen403 = 0, seen401 = 0;
+    double links = metric(&b, LINK_READS);
+    for (size_t i = 0; i < sizeof tokens / sizeof *tokens; i++) {
+        raw_t d, r;
+        raw_get(&a, RECORDS_PATH, tokens[i], &d);
+        raw_get(&b, RECORDS_PATH, tokens[i], &r);
+        cr_assert(d.status == 401 || d.status == 403, "direct with token %zu: %ld %s", i, d.status, d.body);
+        cr_assert_eq(r.status, d.status, "token %zu: routed %ld (%s), direct %ld (%s)", i, r.status, r.body, d.status,
+                     d.body);
+        json_t *jd = json_loads(d.body, 0, NULL), *jr = json_loads(r.body, 0, NULL);
+        cr_assert_str_eq(json_string_value(json_object_get(jr, "error")),
+                         json_string_value(json_object_get(jd, "error")), "token %zu", i);
+        seen401 += d.status == 401;
+        seen403 += d.status == 403;
+        json_decref(jd), json_decref(jr);
+        free(d.body), free(r.body);
+    }
+    free(scoped);
+    cr_assert(seen401 && seen403, "the cases did not cover 401 and 403");
+    cr_assert_eq(metric(&b, LINK_READS), links + 3, "the refusals did not come over the link");
+    cr_assert_eq(metric(&b, RELAY_READS), 0);
+    cr_assert_eq(metric(&b, "trib_link_reused_total"), 2, "a refused read does not leave its link unusable");
+    still_serves(&a, &b);
+}
+
+Test(linkread, with_the_owners_link_off_reads_go_over_the_peer_transport)
+{
+    h_node_t a, b;
+    pair(&a, &b, 3000, "--link-listen", "off", NULL, NULL);
+    same_as_direct(&a, &b, RECORDS_PATH);
+    same_as_direct(&a, &b, RECORDS_PATH "?from=10&limit=10");
+    cr_assert_eq(metric(&b, RELAY_READS), 2);
+    cr_assert_eq(metric(&b, LINK_READS), 0);
+    wait_metric(&a, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}", 2, 5000);
+    cr_assert(strstr(h_read_file(a.log, NULL), "link: serving") == NULL, "the owner serves a link");
+}
+
+Test(linkread, an_unreachable_link_falls_back_to_the_peer_transport_and_is_counted)
+{
+    h_node_t a, b;
+    int dead = h_free_port();   /* nothing listens there */
+    char adv[64];
+    snprintf(adv, sizeof adv, "127.0.0.1:%d", dead);
+    pair(&a, &b, 3000, "--link-advertise", adv, NULL, NULL);
+    same_as_direct(&a, &b, RECORDS_PATH);
+    cr_assert_eq(metric(&b, "trib_link_dial_failed_total{reason=\"connect\"}"), 1);
+    cr_assert_eq(metric(&b, RELAY_READS), 1);
+    cr_assert_eq(metric(&b, LINK_READS), 0);
+    /* not tried again at once: the next read goes straight over the peer transport */
+    same_as_direct(&a, &b, RECORDS_PATH "?from=7&limit=3");
+    cr_assert_eq(metric(&b, "trib_link_dial_failed_total{reason=\"connect\"}"), 1, "dialled again at once");
+    cr_assert_eq(metric(&b, RELAY_READS), 2);
+}
+
+/* ------------------------------------------------------------------ the owner lost */
+
+Test(linkread, the_owner_killed_mid_read_ends_the_read_with_owner_lost)
+{
+    h_node_t a, b;
+    pair(&a, &b, 0, NULL, NULL, NULL, NULL);
+    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
+        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b.http_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[4800];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", RECORDS_PATH,
+                       b.token);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    wait_metric(&a, "trib_link_requests_total", 1, 10000);   /* the owner is serving it */
+    cr_assert_eq(h_node_stop(&a, SIGKILL), 128 + SIGKILL);
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t cap = 64 << 20, got = 0;
+    char *body = malloc(cap);
+    long t0 = h_now_ms();
+    for (ssize_t r; (r = read(fd, body + got, cap - got - 1)) > 0;)
+        got += (size_t)r;
+    close(fd);
+    body[got] = '\0';
+    cr_assert(h_now_ms() - t0 < 25000, "the read hung after the owner died");
+    char *last = got > 1 ? body + got - 2 : body;
+    while (last > body && *last != '\n')
+        last--;
+    cr_assert(strstr(last, "owner_lost"), "the read did not end with an owner_lost line: ...%.300s", last);
+    cr_assert_eq(metric(&b, LINK_READS), 1);
+    free(body);
+}
+
+/* ------------------------------------------------------------------ hostile links */
+
+Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeout = 240)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 100, "--link-listen", listen, "--link-max", "3");
+    uint8_t aid[32], open_prologue[32], other[32];
+    node_id(&a, aid);
+    link_prologue_open("tributary", open_prologue);   /* the tests' federation: the default secret */
+    link_prologue_open("another federation", other);
+    still_serves(&a, &b);
+
+    /* not a link at all */
+    int fd = tcp_to(port);
+    const char junk[] = "GET / HTTP/1.0\r\n\r\n\x01\x02\x03 not a link";
+    cr_assert_eq(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+    cr_assert(closed_by_peer(fd, 5000), "garbage: the owner kept the connection");
+    close(fd);
+    wait_metric(&a, "trib_link_refused_total{reason=\"garbage\"}", 1, 5000);
+    still_serves(&a, &b);
+
+    /* another federation's prologue */
+    identity_t me;
+    fx_identity(&me);
+    link_reason_t why;
+    char err[300];
+    link_t *l = dial_as(port, aid, &me, me.pk, 32, other, &why, err, sizeof err);
+    cr_assert_null(l, "a handshake of another federation completed");
+    wait_metric(&a, "trib_link_refused_total{reason=\"handshake\"}", 1, 5000);
+    still_serves(&a, &b);
+
+    /* a hello naming another node than the key proven (growth's id, our key) */
+    uint8_t bid[32];
+    node_id(&b, bid);
+    l = dial_as(port, aid, &me, bid, 32, open_prologue, &why, err, sizeof err);
+    if (l) {   /* the initiator may finish its half before the refusal: the owner closes at once */
+        cr_assert(closed_by_peer(link_fd(l), 5000), "spoofed: the owner kept the link");
+        link_close(&l);
+    }
+    wait_metric(&a, "trib_link_refused_total{reason=\"spoofed\"}", 1, 5000);
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 1, "a spoofed hello was admitted");
+    still_serves(&a, &b);
+
+    /* the same key saying who it is: admitted (the control) */
+    l = dial_as(port, aid, &me, me.pk, 32, open_prologue, &why, err, sizeof err);
+    cr_assert_not_null(l, "an honest stranger of the federation: %s", err);
+    link_close(&l);
+    wait_metric(&a, "trib_link_accepted_total", 2, 5000);
+
+    /* silent connections hold a slot for the handshake deadline only; beyond --link-max (3, one of
+     * them growth's pooled link perhaps): busy, closed at once */
+    double busy = metric(&a, "trib_link_refused_total{reason=\"busy\"}");
+    double timeouts = metric(&a, "trib_link_refused_total{reason=\"timeout\"}");
+    int silent[4], nsilent = 0, refused_at_once = 0;
+    for (int i = 0; i < 4 && !refused_at_once; i++) {
+        int s = tcp_to(port);
+        if (i >= 2 && closed_by_peer(s, 1000)) {
+            refused_at_once = 1;
+            close(s);
+        } else {
+            silent[nsilent++] = s;
+        }
+    }
+    cr_assert(refused_at_once, "beyond --link-max: not closed at once");
+    wait_metric(&a, "trib_link_refused_total{reason=\"busy\"}", busy + 1, 5000);
+    still_serves(&a, &b);   /* meanwhile reads go on (over the peer transport if no link is free) */
+    long t0 = h_now_ms();
+    for (int i = 0; i < nsilent; i++) {
+        cr_assert(closed_by_peer(silent[i], 10000), "a silent connection was not closed");
+        close(silent[i]);
+    }
+    cr_assert(h_now_ms() - t0 < 8000, "silent connections held for %ld ms", h_now_ms() - t0);
+    wait_metric(&a, "trib_link_refused_total{reason=\"timeout\"}", timeouts + nsilent, 5000);
+    double links = metric(&b, LINK_READS);
+    still_serves(&a, &b);
+    cr_assert_eq(metric(&b, LINK_READS), links + 1, "reads no longer go over the link");
+    identity_wipe(&me);
+}
+
+/* ------------------------------------------------------------------ chartered */
+
+static identity_t R1, R2;
+static charter_t ch;
+static char work[64], chpath[128];
+
+static void fed_setup(void)
+{
+    char err[300];
+    cr_assert_geq(sodium_init(), 0);
+    fx_identity(&R1), fx_identity(&R2);
+    const identity_t *roots[] = {&R1, &R2};
+    cr_assert_eq(fx_charter(&ch, roots, 2, 2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(fx_charter_dir(&ch, "linkread", work, sizeof work, chpath, sizeof chpath, err, sizeof err), 0, "%s",
+                 err);
+}
+
+static void fed_teardown(void)
+{
+    h_cleanup_all();
+    charter_free(&ch);
+    fx_rmdir(work);
+}
+
+/* A data dir with an identity and a certificate of domain for it (work/NAME.cert). */
+static void certified(const char *name, const char *domain, char *dir, size_t cap, identity_t *id)
+{
+    char err[300];
+    snprintf(dir, cap, "%s/%s", work, name);
+    cr_assert_eq(mkdir(dir, 0700), 0, "mkdir %s", dir);
+    int created = 0;
+    cr_assert_eq(identity_load_or_create(dir, id, &created, err, sizeof err), 0, "%s", err);
+    const identity_t *const roots[] = {&R1, &R2};
+    cert_t c;
+    int64_t t = fx_now_ms();
+    cr_assert_eq(cert_issue(&ch, domain, id->pk, t - DAY_MS, t + 90 * DAY_MS, 0, roots, 2, &c, err, sizeof err), 0,
+                 "%s", err);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s.cert", work, name);
+    json_t *j = cert_to_json(&c);
+    cr_assert_eq(trust_file_write(path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    cert_free(&c);
+}
+
+Test(linkread, chartered_links_admit_certified_keys_only, .init = fed_setup, .fini = fed_teardown, .timeout = 240)
+{
+    char da[256], db[256], ca[300], cb[300], listen[64];
+    identity_t ia, ib;
+    certified("a", "payments", da, sizeof da, &ia);
+    certified("b", "growth", db, sizeof db, &ib);
+    snprintf(ca, sizeof ca, "%s/a.cert", work);
+    snprintf(cb, sizeof cb, "%s/b.cert", work);
+    int port = h_free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--data", da, "--charter", chpath, "--cert", ca, "--link-listen", listen,
+                              FAST, NULL),
+                 0, "payments did not start; see %s", a.log);
+    char seed[200];
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    cr_assert_eq(h_node_start(&b, "growth", "--data", db, "--charter", chpath, "--cert", cb, "--seed", seed, FAST,
+                              NULL),
+                 0, "growth did not start; see %s", b.log);
+    cr_assert(h_wait_member(b.url, "payments", "alive", NULL, 20000), "growth does not see payments");
+    publish_ledger(&a);
+    post_records(&a, 1, 500, 80);
+    cr_assert(h_wait_status(b.url, "/v1/products/" PRODUCT, NULL, 200, 20000), "growth did not learn the ledger");
+    same_as_direct(&a, &b, RECORDS_PATH);
+    cr_assert_eq(metric(&b, LINK_READS), 1, "a chartered routed read did not go over the link");
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 1);
+
+    /* a key the roots never certified, saying who it is, in the charter's federation */
+    identity_t me;
+    fx_identity(&me);
+    uint8_t fed[32], open_prologue[32];
+    link_prologue_charter(ch.fed_id, fed);
+    link_prologue_open(NULL, open_prologue);
+    link_reason_t why;
+    char err[300];
+    link_t *l = dial_as(port, ia.pk, &me, me.pk, 32, fed, &why, err, sizeof err);
+    if (l) {
+        cr_assert(closed_by_peer(link_fd(l), 5000), "not admitted: the owner kept the link");
+        link_close(&l);
+    }
+    wait_metric(&a, "trib_link_refused_total{reason=\"not_admitted\"}", 1, 5000);
+    /* the open federation's prologue does not open a chartered owner's link */
+    l = dial_as(port, ia.pk, &me, me.pk, 32, open_prologue, &why, err, sizeof err);
+    cr_assert_null(l, "an open-mode handshake completed with a chartered owner");
+    wait_metric(&a, "trib_link_refused_total{reason=\"handshake\"}", 1, 5000);
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 1, "a stranger was admitted");
+    still_serves(&a, &b);
+    cr_assert_eq(metric(&b, LINK_READS), 2);
+    identity_wipe(&me), identity_wipe(&ia), identity_wipe(&ib);
+}
