@@ -6,14 +6,14 @@
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
-PKGS      := libzmq libprotobuf-c lmdb libsodium libmicrohttpd libcurl jansson libfyaml yajl
+PKGS      := libzmq libprotobuf-c lmdb libsodium libmicrohttpd libcurl jansson libfyaml yajl libcrypto
 TESTPKGS  := criterion
 # Debian packages that provide the pkg-config names above (same order), then the tools: the C
 # compiler and C library headers, pkg-config and protoc-c for the build, and what the tests and the
 # demo call (curl; ip and sysctl for the network-namespace test). A bare Debian 12 root with only
 # `make` installed needs nothing else (`make fresh-check` proves it).
 DEBS      := libzmq3-dev libprotobuf-c-dev liblmdb-dev libsodium-dev libmicrohttpd-dev \
-             libcurl4-openssl-dev libjansson-dev libfyaml-dev libyajl-dev libcriterion-dev \
+             libcurl4-openssl-dev libssl-dev libjansson-dev libfyaml-dev libyajl-dev libcriterion-dev \
              gcc libc6-dev pkg-config protobuf-c-compiler curl iproute2 procps xxd openssl
 
 OPT       ?= -O2 -g
