@@ -172,16 +172,30 @@ typedef struct {
     link_reason_t why;
 } emit_t;
 
+/* A batch frame: the type, the batch's other fields, then its lines as the last field (protobuf
+ * takes fields in any order): the relay hands them out from the frame as they are (link_split). */
 static int emit(void *ctx, const Trib__ReadBatch *b)
 {
     emit_t *e = ctx;
-    size_t n = trib__read_batch__get_packed_size(b);
-    uint8_t *p = link_frame(e->l, n + 1, &e->why);
+    Trib__ReadBatch h = *b;
+    h.lines = (ProtobufCBinaryData){0, NULL};
+    size_t hlen = trib__read_batch__get_packed_size(&h), klen = 0;
+    uint8_t key[11];   /* field 9, wire type 2 (length-delimited), then the length as a varint */
+    if (b->lines.len) {
+        key[klen++] = 9 << 3 | 2;
+        for (uint64_t v = b->lines.len; v; v >>= 7)
+            key[klen++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+    }
+    size_t n = 1 + hlen + klen + b->lines.len;
+    uint8_t *p = link_frame(e->l, n, &e->why);
     if (!p)
         return -1;
     p[0] = LINK_BATCH;
-    trib__read_batch__pack(b, p + 1);
-    return link_send_frame(e->l, n + 1, (int)e->send_ms, &e->why);
+    trib__read_batch__pack(&h, p + 1);
+    memcpy(p + 1 + hlen, key, klen);
+    if (b->lines.len)
+        memcpy(p + 1 + hlen + klen, b->lines.data, b->lines.len);
+    return link_send_frame(e->l, n, (int)e->send_ms, &e->why);
 }
 
 /* Requests on l, one after another, until it closes, idles or fails. */

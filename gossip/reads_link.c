@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -320,6 +321,67 @@ static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, in
     return l;
 }
 
+/* ================================================================== frames */
+
+/* One varint at p (end: its bound) into *v; the bytes it took, or 0 when malformed. */
+static size_t varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (size_t i = 0; i < 10 && p + i < end; i++) {
+        *v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80))
+            return i + 1;
+    }
+    return 0;
+}
+
+int link_split(const uint8_t *msg, size_t len, size_t *hdr_len, size_t *lines_off)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    while (p < end) {
+        const uint8_t *field = p;
+        uint64_t key, v;
+        size_t n = varint(p, end, &key);
+        if (!n || (key >> 3) == 0)
+            return -1;
+        p += n;
+        switch (key & 7) {
+        case 0:
+            if (!(n = varint(p, end, &v)))
+                return -1;
+            p += n;
+            break;
+        case 1:
+            if (end - p < 8)
+                return -1;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        case 2:
+            if (!(n = varint(p, end, &v)) || v > (uint64_t)(end - p - (ptrdiff_t)n))
+                return -1;
+            p += n;
+            if (key >> 3 == 9) {   /* the lines: the last field, and the only one */
+                if (p + v != end)
+                    return -1;
+                *hdr_len = (size_t)(field - msg);
+                *lines_off = (size_t)(p - msg);
+                return 0;
+            }
+            p += v;
+            break;
+        default:
+            return -1;
+        }
+    }
+    *hdr_len = *lines_off = len;   /* no lines */
+    return 0;
+}
+
 /* ================================================================== readers */
 
 static void rd_fail(lread_t *rd, int status, const char *kind, const char *fmt, ...)
@@ -355,6 +417,13 @@ static int sending_request(lread_t *rd, const reads_open_t *o, link_reason_t *wh
     return link_send_frame(rd->l, n + 1, (int)rd->p->o.open_timeout_ms, why);
 }
 
+/* Frees b, whose lines point into the link's frame (next_batch), not into b. */
+static void batch_free(Trib__ReadBatch *b)
+{
+    b->lines = (ProtobufCBinaryData){0, NULL};
+    trib__read_batch__free_unpacked(b, NULL);
+}
+
 /* The next frame of rd's link as a batch of its stream: 1 (*out), 0 nothing within timeout_ms,
  * -1 the link failed (*why) or sent what is not a batch of this stream (*why LINK_GARBAGE). */
 static int next_batch(lread_t *rd, int timeout_ms, Trib__ReadBatch **out, link_reason_t *why)
@@ -364,10 +433,15 @@ static int next_batch(lread_t *rd, int timeout_ms, Trib__ReadBatch **out, link_r
     int rc = link_recv(rd->l, &f, &len, timeout_ms, why);
     if (rc <= 0)
         return rc;
-    Trib__ReadBatch *b = len > 1 && f[0] == LINK_BATCH ? trib__read_batch__unpack(NULL, len - 1, f + 1) : NULL;
+    Trib__ReadBatch *b = NULL;
+    size_t hlen, off;
+    /* the lines stay in the frame (valid until the next call on the link: rd->cur is used up first) */
+    if (len > 1 && f[0] == LINK_BATCH && link_split(f + 1, len - 1, &hlen, &off) == 0 &&
+        (b = trib__read_batch__unpack(NULL, hlen, f + 1)) != NULL && off < len - 1)
+        b->lines = (ProtobufCBinaryData){len - 1 - off, (uint8_t *)f + 1 + off};
     if (!b || b->stream_id != rd->id) {
         if (b)
-            trib__read_batch__free_unpacked(b, NULL);
+            batch_free(b);
         *why = LINK_GARBAGE;
         return -1;
     }
@@ -382,14 +456,14 @@ static void take(lread_t *rd, Trib__ReadBatch *b)
         reads__refusal(b, 1, rd->desc, &rd->e);
         rd->failed = 1;
         rd->clean = 1;           /* the owner ended it: the link is between requests again */
-        trib__read_batch__free_unpacked(b, NULL);
+        batch_free(b);
         return;
     }
     uint64_t n;
     reads_err_t e = {0};
     if (reads__batch_check(b, rd->expect_batch, rd->next_seq, rd->desc, &n, &e)) {
         rd_fail(rd, 0, e.kind, "%s", e.detail);
-        trib__read_batch__free_unpacked(b, NULL);
+        batch_free(b);
         return;
     }
     rd->expect_batch++;
@@ -488,7 +562,7 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     atomic_fetch_add(&p->via_link, 1);
     if (b->done && b->status) {  /* refused: the status the client gets, and the link goes back */
         reads__refusal(b, 0, rd->desc, &rd->e);
-        trib__read_batch__free_unpacked(b, NULL);
+        batch_free(b);
         *status = rd->e.status;
         snprintf(kind, kindlen, "%s", rd->e.kind);
         snprintf(err, errlen, "%s", rd->e.detail);
@@ -524,7 +598,7 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
                 rd->roff += n;
                 return (long)n;
             }
-            trib__read_batch__free_unpacked(rd->cur, NULL);
+            batch_free(rd->cur);
             rd->cur = NULL;
         }
         if (rd->schema_end)
@@ -562,7 +636,7 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
             continue;
         }
         if (b->batch_no == 0) {  /* a keepalive */
-            trib__read_batch__free_unpacked(b, NULL);
+            batch_free(b);
             continue;
         }
         schema_t sc;
@@ -571,7 +645,7 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
             rd->next_sc = sc;    /* the read ends before these records, as a local one does */
             rd->change_at = b->first_seq;
             rd->schema_end = 1;
-            trib__read_batch__free_unpacked(b, NULL);
+            batch_free(b);
             return READS_SCHEMA;
         }
         take(rd, b);
@@ -607,7 +681,7 @@ void lread_close(lread_t **rdp)
         rd->next->prev = rd->prev;
     pthread_mutex_unlock(&p->mu);
     if (rd->cur)
-        trib__read_batch__free_unpacked(rd->cur, NULL);
+        batch_free(rd->cur);
     if (rd->l && rd->clean && !rd->schema_end)
         pool_put(p, rd->owner, rd->addr, &rd->l);   /* the owner finished: the link is between requests */
     link_close(&rd->l);

@@ -33,6 +33,12 @@ void linkpool_shutdown(linkpool_t *p);
 /* Links made as our previous key are not reused (a live key rotation). */
 void linkpool_flush(linkpool_t *p);
 void linkpool_free(linkpool_t **pp);   /* every lread closed first */
+/* A batch frame's packed ReadBatch (after its type byte) split without copying: its other fields
+ * are msg[0, *hdr_len), its lines (field 9, which must be the last field and the only one of its
+ * number) msg[*lines_off, len); without lines both are len. 0, or -1 when msg is not such a
+ * message (malformed, or lines elsewhere). */
+int link_split(const uint8_t *msg, size_t len, size_t *hdr_len, size_t *lines_off);
+
 /* A routed read went over the peer transport instead (trib_read_routed_total{path="relay"}). */
 void linkpool_count_relay(linkpool_t *p);
 void linkpool_metrics(linkpool_t *p, FILE *f);

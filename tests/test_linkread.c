@@ -22,8 +22,10 @@
 #include "gossip/identity.h"
 #include "gossip/link.h"
 #include "gossip/linkserve.h"
+#include "gossip/reads_link.h"
 #include "gossip/token.h"
 #include "gossip/trust.h"
+#include "proto/tributary.pb-c.h"
 #include "tests/fixtures.h"
 #include "tests/harness.h"
 
@@ -542,4 +544,115 @@ Test(linkread, chartered_links_admit_certified_keys_only, .init = fed_setup, .fi
     still_serves(&a, &b);
     cr_assert_eq(metric(&b, LINK_READS), 2);
     identity_wipe(&me), identity_wipe(&ia), identity_wipe(&ib);
+}
+
+/* ------------------------------------------------------------------ link_split (untrusted bytes) */
+
+/* A batch frame's message as the owner's link server builds it: the other fields, then the lines. */
+static size_t pack_lines_last(const Trib__ReadBatch *b, uint8_t *out)
+{
+    Trib__ReadBatch h = *b;
+    h.lines = (ProtobufCBinaryData){0, NULL};
+    size_t n = trib__read_batch__pack(&h, out);
+    if (b->lines.len) {
+        out[n++] = 9 << 3 | 2;
+        for (uint64_t v = b->lines.len; v; v >>= 7)
+            out[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+        memcpy(out + n, b->lines.data, b->lines.len);
+        n += b->lines.len;
+    }
+    return n;
+}
+
+Test(linksplit, batches_as_owners_send_them_split_into_their_fields_and_lines)
+{
+    static uint8_t lines[300000], msg[400000];
+    for (size_t i = 0; i < sizeof lines; i++)
+        lines[i] = i % 50 == 49 ? '\n' : (uint8_t)('a' + i % 26);
+    size_t sizes[] = {0, 1, 50, 127, 128, 16383, 16384, 300000};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+        b.stream_id = 77 + i;
+        b.first_seq = 1000 * i;
+        b.batch_no = i + 1;
+        b.done = i & 1;
+        b.schema_version = "1.2.3";
+        b.schema_seq = 9;
+        b.fields_key = i & 2 ? "=a,b" : "";
+        b.lines = (ProtobufCBinaryData){sizes[i], lines};
+        size_t n = pack_lines_last(&b, msg), hlen, off;
+        cr_assert_eq(link_split(msg, n, &hlen, &off), 0, "size %zu", sizes[i]);
+        cr_assert_eq(n - off, sizes[i]);
+        cr_assert(memcmp(msg + off, lines, sizes[i]) == 0);
+        Trib__ReadBatch *h = trib__read_batch__unpack(NULL, hlen, msg);
+        cr_assert_not_null(h);
+        cr_assert_eq(h->stream_id, b.stream_id);
+        cr_assert_eq(h->batch_no, b.batch_no);
+        cr_assert_eq(h->first_seq, b.first_seq);
+        cr_assert_eq(h->done, b.done);
+        cr_assert_str_eq(h->schema_version, "1.2.3");
+        cr_assert_str_eq(h->fields_key, b.fields_key);
+        cr_assert_eq(h->lines.len, 0);
+        trib__read_batch__free_unpacked(h, NULL);
+    }
+    /* lines not last (protobuf-c's own order puts fields 10..13 after them): refused, not misread */
+    Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+    b.lines = (ProtobufCBinaryData){10, lines};
+    b.schema_version = "1.0.0";
+    size_t n = trib__read_batch__pack(&b, msg), hlen, off;
+    cr_assert_eq(link_split(msg, n, &hlen, &off), -1);
+}
+
+/* Random bytes, and owners' batches with random damage: link_split never reads outside msg, and
+ * whatever it accepts, protobuf-c reads alike (the other fields from the header, the lines as the
+ * span), whenever protobuf-c takes the whole message at all. */
+Test(linksplit, random_input)
+{
+    static uint8_t msg[4096];
+    uint8_t lines[600];
+    for (size_t i = 0; i < sizeof lines; i++)
+        lines[i] = i % 30 == 29 ? '\n' : 'x';
+    uint32_t accepted = 0, checked = 0;
+    for (int iter = 0; iter < 200000; iter++) {
+        size_t n;
+        if (iter & 1) {
+            n = randombytes_uniform(sizeof msg);
+            randombytes_buf(msg, n);
+        } else {
+            Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+            b.stream_id = randombytes_random();
+            b.batch_no = randombytes_uniform(5);
+            b.schema_version = "2.0.0";
+            b.lines = (ProtobufCBinaryData){randombytes_uniform(sizeof lines), lines};
+            n = pack_lines_last(&b, msg);
+            for (uint32_t k = randombytes_uniform(4); k > 0; k--)   /* damage: flip, cut */
+                msg[randombytes_uniform((uint32_t)n)] ^= (uint8_t)(1 + randombytes_uniform(255));
+            if (randombytes_uniform(4) == 0)
+                n = randombytes_uniform((uint32_t)n + 1);
+        }
+        /* a copy of exactly n bytes on the heap: ASan sees any read past it */
+        uint8_t *m = malloc(n ? n : 1);
+        memcpy(m, msg, n);
+        size_t hlen = 12345, off = 12345;
+        if (link_split(m, n, &hlen, &off) == 0) {
+            accepted++;
+            cr_assert(hlen <= off && off <= n, "hlen %zu off %zu n %zu", hlen, off, n);
+            Trib__ReadBatch *full = trib__read_batch__unpack(NULL, n, m);
+            if (full) {
+                checked++;
+                Trib__ReadBatch *h = trib__read_batch__unpack(NULL, hlen, m);
+                cr_assert_not_null(h, "protobuf-c takes the whole but not its header");
+                cr_assert_eq(full->lines.len, n - off);
+                cr_assert(n == off || memcmp(full->lines.data, m + off, n - off) == 0);
+                cr_assert_eq(h->stream_id, full->stream_id);
+                cr_assert_eq(h->batch_no, full->batch_no);
+                cr_assert_eq(h->first_seq, full->first_seq);
+                cr_assert_eq(h->lines.len, 0);
+                trib__read_batch__free_unpacked(h, NULL);
+                trib__read_batch__free_unpacked(full, NULL);
+            }
+        }
+        free(m);
+    }
+    cr_assert_gt(checked, 1000, "the damaged batches rarely parse: %u accepted, %u checked", accepted, checked);
 }
