@@ -16,7 +16,9 @@
  *    store opened in this process, and through bench/lmdb_floor (a bare mdb_put loop), the
  *    three interleaved batch by batch.
  *  - read: the 100-byte product is topped up (untimed) to DATA_READ records (1M); GET .../records
- *    of all of them on A (direct) and on B (routed to the owner A), median of 5 runs each (interleaved), with
+ *    of all of them on A (direct) and on B (routed to the owner A: over the data link, or the peer
+ *    transport when B cannot have one; the row says which, from B's trib_read_routed_total{path}),
+ *    median of 5 runs each (interleaved), with
  *    the CPU seconds A and B spent per read (/proc/PID/stat) and the time to first byte; then the
  *    time to first byte of 10-record reads (from the middle of the log): DATA_TTFB_READS (300)
  *    each way, interleaved direct / routed / redirected / one raw CURVE round trip to an echo
@@ -948,13 +950,52 @@ static int ttfb_small(const char *product, size_t from, double *t[3], double *f[
     return rc;
 }
 
+/* B's routed range reads so far by the path their records took (trib_read_routed_total{path}):
+ * p[0] over a data link to A, p[1] over the peer transport's relay. -1 each when unreadable. */
+static void b_paths(double p[2])
+{
+    p[0] = p[1] = -1;
+    CURL *h = curl_easy_init();
+    BENCH_BEARER(h, owner_tok());
+    char url[128];
+    body_t m = {.keep = 1};
+    if (http(h, "GET", url_of(url, sizeof url, 1, "/metrics"), NULL, 0, &m) == 200 && m.buf) {
+        char *l;
+        if ((l = strstr(m.buf, "trib_read_routed_total{path=\"link\"} ")))
+            p[0] = strtod(strchr(l, ' ') + 1, NULL);
+        if ((l = strstr(m.buf, "trib_read_routed_total{path=\"relay\"} ")))
+            p[1] = strtod(strchr(l, ' ') + 1, NULL);
+    }
+    free(m.buf);
+    curl_easy_cleanup(h);
+}
+
+/* "over the data link" / "over the peer transport (relay)" / both, from b_paths before and after. */
+static const char *path_said(const double a[2], const double b[2], char *out, size_t cap)
+{
+    double l = b[0] - a[0], r = b[1] - a[1];
+    if (a[0] < 0 || b[0] < 0)
+        snprintf(out, cap, "B's path unknown");
+    else if (r <= 0)
+        snprintf(out, cap, "B: over the data link");
+    else if (l <= 0)
+        snprintf(out, cap, "B: over the peer transport (relay)");
+    else
+        snprintf(out, cap, "B: %.0f over the data link, %.0f over the peer transport", l, r);
+    return out;
+}
+
 static void read_report(void)
 {
     fprintf(stderr, "data: topping up owner/rec100 to %zu records\n", nread);
     top_up("rec100", 100, nbatches * batch, nread);
     fprintf(stderr, "data: read rates\n");
     read_t all[RD_KINDS];
+    double pa[2], pb[2];
+    char said[96];
+    b_paths(pa);
     read_rates("rec100", all);
+    b_paths(pb);
     read_t d = all[RD_DIRECT], r = all[RD_ROUTED], cv = all[RD_CURVE], x = all[RD_REDIRECTED];
     if (d.status != 200)
         bench_die("direct read on A: HTTP %ld", d.status);
@@ -968,8 +1009,8 @@ static void read_report(void)
                r.status);
     } else {
         ratio = r.rate / d.rate;
-        printf("    routed through B           %10.0f rec/s   first byte %7.2f ms   CPU A %.3f s  B %.3f s\n", r.rate,
-               r.ttfb_ms, r.cpu[0], r.cpu[1]);
+        printf("    routed through B           %10.0f rec/s   first byte %7.2f ms   CPU A %.3f s  B %.3f s   (%s)\n",
+               r.rate, r.ttfb_ms, r.cpu[0], r.cpu[1], path_said(pa, pb, said, sizeof said));
         printf("    routed/direct %.2f   target >= 0.50  %s%s\n", ratio, ratio >= 0.50 ? "PASS" : "MISS",
                r.count == d.count ? "" : "  (record count differs from direct!)");
         printf("    memory during the routed reads, max: relay B RssAnon %.1f MiB (VmRSS %.1f), owner A RssAnon "
@@ -1019,18 +1060,21 @@ static void read_report(void)
     double *td = tt[0], *tr = tt[1];
     double x50 = -1, rt50 = -1;
     fprintf(stderr, "data: time to first byte\n");
-    if (ttfb_small("rec100", nread / 2, tt, tf, tc) == 0) {
+    b_paths(pa);
+    int trc = ttfb_small("rec100", nread / 2, tt, tf, tc);
+    b_paths(pb);
+    if (trc == 0) {
         size_t n = nt;
         double d50 = bench_pct(td, n, 50), d99 = bench_pct(td, n, 99), r50 = bench_pct(tr, n, 50),
                r99 = bench_pct(tr, n, 99), x99 = bench_pct(tt[2], n, 99);
         x50 = bench_pct(tt[2], n, 50);
         printf("  time to first byte, 10 records (%zu reads each way, interleaved with as many CURVE round trips):\n"
                "    direct on owner A   p50 %6.3f ms   p99 %6.3f ms\n"
-               "    routed through B    p50 %6.3f ms   p99 %6.3f ms\n"
+               "    routed through B    p50 %6.3f ms   p99 %6.3f ms   (%s)\n"
                "    routed/direct p50 %.2f (p99 %.2f)   target <= 2  %s\n"
                "    redirected by B     p50 %6.3f ms   p99 %6.3f ms   (307 from B, then A: two requests)\n"
                "    redirected/direct p50 %.2f (p99 %.2f)   (not the item's target as written: the records do not go through B)\n",
-               n, d50, d99, r50, r99, r50 / d50, r99 / d99, r50 / d50 <= 2 ? "PASS" : "MISS", x50, x99, x50 / d50,
+               n, d50, d99, r50, r99, path_said(pa, pb, said, sizeof said), r50 / d50, r99 / d99, r50 / d50 <= 2 ? "PASS" : "MISS", x50, x99, x50 / d50,
                x99 / d99);
         rt50 = r50 / d50;
         double f50[3], f99[3];
