@@ -207,6 +207,11 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
         const uint8_t *f;
         size_t len;
         link_reason_t why = LINK_OK;
+        /* asleep in poll until a request comes (link_recv would first try a read that finds nothing:
+         * a system call per request saved, and system calls are dear in a VM) */
+        struct pollfd p = {.fd = link_fd(l), .events = POLLIN};
+        if (!link_buffered(l) && poll(&p, 1, (int)s->o.idle_ms) == 0)
+            break;   /* idle */
         int rc = link_recv(l, &f, &len, (int)s->o.idle_ms, &why);
         if (rc <= 0)
             break;   /* idle (0), closed or failed */

@@ -68,6 +68,7 @@ struct lread {
     int done, failed, schema_end, clean;
     reads_err_t e;
     uint64_t wait_since;         /* ms: waiting for a frame since (0: not waiting) */
+    int asked;                   /* the request just went: the answer cannot be there yet */
 };
 
 struct linkpool {
@@ -414,6 +415,7 @@ static int sending_request(lread_t *rd, const reads_open_t *o, link_reason_t *wh
         return -1;
     f[0] = LINK_REQ;
     trib__read_request__pack(&m, f + 1);
+    rd->asked = 1;
     return link_send_frame(rd->l, n + 1, (int)rd->p->o.open_timeout_ms, why);
 }
 
@@ -430,6 +432,12 @@ static int next_batch(lread_t *rd, int timeout_ms, Trib__ReadBatch **out, link_r
 {
     const uint8_t *f;
     size_t len;
+    if (rd->asked && timeout_ms != 0 && !link_buffered(rd->l)) {
+        /* just asked: nothing can be there yet, so poll first (one read that finds nothing saved) */
+        struct pollfd p = {.fd = link_fd(rd->l), .events = POLLIN};
+        poll(&p, 1, timeout_ms);
+    }
+    rd->asked = 0;
     int rc = link_recv(rd->l, &f, &len, timeout_ms, why);
     if (rc <= 0)
         return rc;

@@ -28,6 +28,8 @@
 #include "storage/project.h"
 
 #define ROUTED_BUF (64 * 1024) /* what a routed stream's waiter takes from the relay at once */
+#define ROUTED_BLOCK (256 * 1024) /* a routed response's chunks: the relay's batches are up to 1 MiB
+                                     (a data link's), and each chunk is a callback and a send */
 #define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
 
 /* NDJSON reader state: pages of records copied out of short read transactions (local), or a
@@ -550,7 +552,7 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
         r->counted = 1;
         pthread_mutex_unlock(&live_mu);
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, r->rd ? ROUTED_BLOCK : 64 * 1024,
                                                                   r->rd ? routed_cb : reader_cb, r, reader_free);
     if (!resp) {
         reader_free(r);
