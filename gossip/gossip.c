@@ -795,7 +795,7 @@ static void relay_keys(void *ctx, uint8_t id[32], uint8_t pk[32], uint8_t sk[32]
 static int start_links(gossip_t *g, const gossip_opts_t *o, const reads_config_t *rc, char *err, size_t errlen)
 {
     linkpool_opts_t po = {.keys = relay_keys, .ctx = g, .open_timeout_ms = rc->open_timeout_ms,
-                          .stall_ms = rc->stall_ms};
+                          .stall_ms = rc->stall_ms, .reads = g->reads};
     if (o->charter)
         link_prologue_charter(o->charter->fed_id, po.prologue);
     else

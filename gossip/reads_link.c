@@ -392,6 +392,8 @@ static void rd_fail(lread_t *rd, int status, const char *kind, const char *fmt, 
     if (rd->failed)
         return;
     rd->failed = 1;
+    if (!strcmp(kind, "owner_lost") && rd->p->o.reads)
+        BUMP(rd->p->o.reads, fail_owner_lost, 1);
     char detail[ERR_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -476,6 +478,10 @@ static void take(lread_t *rd, Trib__ReadBatch *b)
     }
     rd->expect_batch++;
     rd->next_seq += n;
+    if (rd->p->o.reads) {
+        BUMP(rd->p->o.reads, batches_recv, 1);
+        BUMP(rd->p->o.reads, records_recv, n);
+    }
     if (b->done) {
         rd->done = 1;
         rd->clean = 1;

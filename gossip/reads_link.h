@@ -25,6 +25,7 @@ typedef struct {
     uint8_t prologue[32];
     uint32_t open_timeout_ms;    /* the owner's first batch within (2000) */
     uint32_t stall_ms;           /* no frame for this long while waiting: owner_lost (3500) */
+    reads_t *reads;              /* its read counters count link reads too (batches, records, owner_lost) */
 } linkpool_opts_t;
 
 linkpool_t *linkpool_new(const linkpool_opts_t *o);
