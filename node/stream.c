@@ -28,8 +28,11 @@
 #include "storage/project.h"
 
 #define ROUTED_BUF (64 * 1024) /* what a routed stream's waiter takes from the relay at once */
-#define ROUTED_BLOCK (256 * 1024) /* a routed response's chunks: the relay's batches are up to 1 MiB
-                                     (a data link's), and each chunk is a callback and a send */
+#define ROUTED_BLOCK (256 * 1024) /* a large routed response's chunks: the relay's batches are up to
+                                     1 MiB (a data link's), and each chunk is a callback and a send;
+                                     libmicrohttpd zeroes the block for every response, so a small
+                                     read (a limit of at most SMALL_READ) keeps 64 KiB */
+#define SMALL_READ 1000
 #define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
 
 /* NDJSON reader state: pages of records copied out of short read transactions (local), or a
@@ -552,7 +555,8 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
         r->counted = 1;
         pthread_mutex_unlock(&live_mu);
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, r->rd ? ROUTED_BLOCK : 64 * 1024,
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, r->rd && (r->live || r->remaining > SMALL_READ) ? ROUTED_BLOCK : 64 * 1024,
                                                                   r->rd ? routed_cb : reader_cb, r, reader_free);
     if (!resp) {
         reader_free(r);
