@@ -93,9 +93,11 @@ static int fill(link_t *l, size_t need, uint64_t deadline, link_reason_t *why)
         if (l->rpos == l->rlen)
             l->rpos = l->rlen = 0;
         if (l->rcap - l->rlen < RECV_ROOM || l->rcap - l->rpos < need) {
-            memmove(l->rbuf, l->rbuf + l->rpos, l->rlen - l->rpos);
-            l->rlen -= l->rpos;
-            l->rpos = 0;
+            if (l->rpos) {
+                memmove(l->rbuf, l->rbuf + l->rpos, l->rlen - l->rpos);
+                l->rlen -= l->rpos;
+                l->rpos = 0;
+            }
             size_t chunk = l->max_frame + 4 + NOISE_TAG < RECV_CHUNK ? l->max_frame + 4 + NOISE_TAG : RECV_CHUNK;
             size_t want = need > chunk ? need : chunk;
             if (l->rcap < want) {
