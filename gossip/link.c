@@ -38,10 +38,12 @@
 #define NEVER       UINT64_MAX
 #define MSG1_MAX    (NOISE_MSG1_MIN + LINK_HELLO_MAX)
 #define MSG2_MAX    (NOISE_MSG2_MIN + LINK_HELLO_MAX)
+#define HELLO_BUF   512u             /* > MAGIC_LEN + 2 + MSG1_MAX: a handshake message in one read */
 
 struct link {
     int fd;
     link_reason_t broken;            /* LINK_OK until a failure leaves the link unusable */
+    int ready;                       /* the handshake is done */
     size_t max_frame;
     noise_cipher_t tx, rx;
     uint8_t peer_pk[32], hello[LINK_HELLO_MAX];
@@ -99,6 +101,8 @@ static int fill(link_t *l, size_t need, uint64_t deadline, link_reason_t *why)
                 l->rpos = 0;
             }
             size_t chunk = l->max_frame + 4 + NOISE_TAG < RECV_CHUNK ? l->max_frame + 4 + NOISE_TAG : RECV_CHUNK;
+            if (!l->ready)
+                chunk = HELLO_BUF;   /* a connection still in its handshake holds little */
             size_t want = need > chunk ? need : chunk;
             if (l->rcap < want) {
                 uint8_t *nb = realloc(l->rbuf, want);
@@ -286,6 +290,7 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
                       "or it belongs to another federation", peer);
     l->rpos += 2 + len;
     noise_split(&hs, &l->tx, &l->rx);
+    l->ready = 1;
     memcpy(l->peer_pk, server_pk, 32);
     memcpy(l->hello, payload, plen);
     l->hello_len = plen;
@@ -359,6 +364,7 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
     memcpy(l->hello, payload, plen);
     l->hello_len = plen;
     noise_split(&hs, &l->tx, &l->rx);
+    l->ready = 1;
     *why = LINK_OK;
     return l;
 }
