@@ -314,6 +314,7 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
         return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
                       "link from %s: a reply of %zu bytes (at most %d)", peer, reply_len, LINK_HELLO_MAX);
 
+    noise_init(&hs, 0, k->pk, k->sk, NULL, k->prologue, sizeof k->prologue);   /* keygen while waiting */
     errno = 0;
     int got = fill(l, MAGIC_LEN + 2, deadline, &r);
     size_t have = l->rlen - l->rpos;
@@ -322,25 +323,24 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
         char first[16] = "";
         for (size_t i = 0, at = 0; i < have && i < 4; i++)
             at += (size_t)snprintf(first + at, sizeof first - at, i ? " %02x" : "%02x", p[i]);
-        return refuse(l, fd, NULL, LINK_GARBAGE, why, err, errlen,
+        return refuse(l, fd, &hs, LINK_GARBAGE, why, err, errlen,
                       "link from %s: not a Tributary link (first bytes %s)", peer, first);
     }
     if (got <= 0)
-        return refuse(l, fd, NULL, r, why, err, errlen, "link from %s: no handshake: %s", peer,
+        return refuse(l, fd, &hs, r, why, err, errlen, "link from %s: no handshake: %s", peer,
                       r == LINK_TIMEOUT ? "none within the timeout" : io_text(r));
     size_t len = (size_t)p[MAGIC_LEN] << 8 | p[MAGIC_LEN + 1];
     if (len < NOISE_MSG1_MIN || len > MSG1_MAX)
-        return refuse(l, fd, NULL, LINK_GARBAGE, why, err, errlen,
+        return refuse(l, fd, &hs, LINK_GARBAGE, why, err, errlen,
                       "link from %s: not a Tributary link (a first message of %zu bytes; %d to %d expected)",
                       peer, len, NOISE_MSG1_MIN, MSG1_MAX);
     errno = 0;
     if (fill(l, MAGIC_LEN + 2 + len, deadline, &r) <= 0)
-        return refuse(l, fd, NULL, r, why, err, errlen, "link from %s: reading the handshake: %s", peer,
+        return refuse(l, fd, &hs, r, why, err, errlen, "link from %s: reading the handshake: %s", peer,
                       r == LINK_TIMEOUT ? "not all of it within the timeout" : io_text(r));
 
     uint8_t payload[LINK_HELLO_MAX];
     size_t plen;
-    noise_init(&hs, 0, k->pk, k->sk, NULL, k->prologue, sizeof k->prologue);
     if (noise_read(&hs, l->rbuf + l->rpos + MAGIC_LEN + 2, len, payload, sizeof payload, &plen) != NOISE_OK)
         return refuse(l, fd, &hs, LINK_HANDSHAKE, why, err, errlen,
                       "link from %s: handshake failed: it was not made for this node's key, or it comes "
