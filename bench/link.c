@@ -272,15 +272,17 @@ int main(int argc, char **argv)
     printf("== Data link (gossip/link.h, Noise IK + ChaChaPoly) vs plain TCP, loopback, two processes ==\n");
     printf("  %zu MB in %d KiB frames; %d round trips of a %d-byte frame; %d handshakes; %d rounds\n",
            total / 1000000, FRAME / 1024, RTT_N, SMALL, HS_N, rounds);
-    printf("  round  tcp MB/s  link MB/s  ratio | rtt p50 tcp/link us  p99 tcp/link us | handshake p50 us (tcp connect)\n");
+    printf("  round  tcp MB/s  link MB/s  ratio | rtt p50 tcp/link us  p99 tcp/link us"
+           " | handshake p50 us (tcp connect)\n");
     double rmin = 1e9, rmax = 0;
     for (int r = 0; r < rounds; r++) {
         round_t o;
         parent_round(total, &o);
         double ratio = o.link_mbs / o.tcp_mbs;
         rmin = ratio < rmin ? ratio : rmin, rmax = ratio > rmax ? ratio : rmax;
-        printf("  %5d  %8.0f  %9.0f  %5.2f | %8.1f / %-8.1f  %6.1f / %-8.1f | %8.1f (%.1f)\n", r + 1, o.tcp_mbs,
-               o.link_mbs, ratio, o.tcp_p50, o.link_p50, o.tcp_p99, o.link_p99, o.hs_p50, o.conn_p50);
+        printf("  %5d  %8.0f  %9.0f  %5.2f | %8.1f / %-8.1f  %6.1f / %-8.1f | %8.1f (%.1f)\n", r + 1,
+               o.tcp_mbs, o.link_mbs, ratio, o.tcp_p50, o.link_p50, o.tcp_p99, o.link_p99, o.hs_p50,
+               o.conn_p50);
         fflush(stdout);
     }
     printf("  link/tcp throughput ratio over %d rounds: %.2f-%.2f\n", rounds, rmin, rmax);

@@ -100,7 +100,9 @@ static int fill(link_t *l, size_t need, uint64_t deadline, link_reason_t *why)
                 l->rlen -= l->rpos;
                 l->rpos = 0;
             }
-            size_t chunk = l->max_frame + 4 + NOISE_TAG < RECV_CHUNK ? l->max_frame + 4 + NOISE_TAG : RECV_CHUNK;
+            size_t chunk = l->max_frame + 4 + NOISE_TAG;
+            if (chunk > RECV_CHUNK)
+                chunk = RECV_CHUNK;
             if (!l->ready)
                 chunk = HELLO_BUF;   /* a connection still in its handshake holds little */
             size_t want = need > chunk ? need : chunk;
@@ -251,7 +253,8 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
     memcpy(peer, l->peer, sizeof peer);
     if (hello_len > LINK_HELLO_MAX)
         return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
-                      "handshake with %s: a hello of %zu bytes (at most %d)", peer, hello_len, LINK_HELLO_MAX);
+                      "handshake with %s: a hello of %zu bytes (at most %d)", peer, hello_len,
+                      LINK_HELLO_MAX);
 
     uint8_t out[MAGIC_LEN + 2 + MSG1_MAX];
     size_t mlen;
