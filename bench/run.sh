@@ -44,6 +44,8 @@ report() {
   # 9 rounds here: at 3 the median of membership alone swung 1.01-1.28x between runs on an idle machine
   FED_CHARTER_ROUNDS=${FED_CHARTER_ROUNDS:-9} bench "chartered" "$BUILD/bench/fed" "$BUILD/trib" chartered ${FED_CHARTER_N:-20}
   bench "data" "$BUILD/bench/data" "$BUILD/trib" "$BUILD/bench"
+  # issue 9 item 7 groundwork: the data link (Noise IK + ChaChaPoly frames) beside plain TCP on loopback (LINK_MB, LINK_ROUNDS)
+  bench "data link" "$BUILD/bench/link" ${LINK_MB:-100} ${LINK_ROUNDS:-3}
   bench "publish" "$BUILD/bench/publish" "$BUILD/trib"
   # issue 12: publish with a compatibility check against 20 earlier versions beside one with none; COMBINED:
   # with the 50-rule policy set too, in the same run (target <= 1.5x); the change log fill at open

@@ -38,10 +38,12 @@
 #define NEVER       UINT64_MAX
 #define MSG1_MAX    (NOISE_MSG1_MIN + LINK_HELLO_MAX)
 #define MSG2_MAX    (NOISE_MSG2_MIN + LINK_HELLO_MAX)
+#define HELLO_BUF   512u             /* > MAGIC_LEN + 2 + MSG1_MAX: a handshake message in one read */
 
 struct link {
     int fd;
     link_reason_t broken;            /* LINK_OK until a failure leaves the link unusable */
+    int ready;                       /* the handshake is done */
     size_t max_frame;
     noise_cipher_t tx, rx;
     uint8_t peer_pk[32], hello[LINK_HELLO_MAX];
@@ -93,10 +95,16 @@ static int fill(link_t *l, size_t need, uint64_t deadline, link_reason_t *why)
         if (l->rpos == l->rlen)
             l->rpos = l->rlen = 0;
         if (l->rcap - l->rlen < RECV_ROOM || l->rcap - l->rpos < need) {
-            memmove(l->rbuf, l->rbuf + l->rpos, l->rlen - l->rpos);
-            l->rlen -= l->rpos;
-            l->rpos = 0;
-            size_t chunk = l->max_frame + 4 + NOISE_TAG < RECV_CHUNK ? l->max_frame + 4 + NOISE_TAG : RECV_CHUNK;
+            if (l->rpos) {
+                memmove(l->rbuf, l->rbuf + l->rpos, l->rlen - l->rpos);
+                l->rlen -= l->rpos;
+                l->rpos = 0;
+            }
+            size_t chunk = l->max_frame + 4 + NOISE_TAG;
+            if (chunk > RECV_CHUNK)
+                chunk = RECV_CHUNK;
+            if (!l->ready)
+                chunk = HELLO_BUF;   /* a connection still in its handshake holds little */
             size_t want = need > chunk ? need : chunk;
             if (l->rcap < want) {
                 uint8_t *nb = realloc(l->rbuf, want);
@@ -245,7 +253,8 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
     memcpy(peer, l->peer, sizeof peer);
     if (hello_len > LINK_HELLO_MAX)
         return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
-                      "handshake with %s: a hello of %zu bytes (at most %d)", peer, hello_len, LINK_HELLO_MAX);
+                      "handshake with %s: a hello of %zu bytes (at most %d)", peer, hello_len,
+                      LINK_HELLO_MAX);
 
     uint8_t out[MAGIC_LEN + 2 + MSG1_MAX];
     size_t mlen;
@@ -284,6 +293,7 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
                       "or it belongs to another federation", peer);
     l->rpos += 2 + len;
     noise_split(&hs, &l->tx, &l->rx);
+    l->ready = 1;
     memcpy(l->peer_pk, server_pk, 32);
     memcpy(l->hello, payload, plen);
     l->hello_len = plen;
@@ -307,6 +317,7 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
         return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
                       "link from %s: a reply of %zu bytes (at most %d)", peer, reply_len, LINK_HELLO_MAX);
 
+    noise_init(&hs, 0, k->pk, k->sk, NULL, k->prologue, sizeof k->prologue);   /* keygen while waiting */
     errno = 0;
     int got = fill(l, MAGIC_LEN + 2, deadline, &r);
     size_t have = l->rlen - l->rpos;
@@ -315,25 +326,24 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
         char first[16] = "";
         for (size_t i = 0, at = 0; i < have && i < 4; i++)
             at += (size_t)snprintf(first + at, sizeof first - at, i ? " %02x" : "%02x", p[i]);
-        return refuse(l, fd, NULL, LINK_GARBAGE, why, err, errlen,
+        return refuse(l, fd, &hs, LINK_GARBAGE, why, err, errlen,
                       "link from %s: not a Tributary link (first bytes %s)", peer, first);
     }
     if (got <= 0)
-        return refuse(l, fd, NULL, r, why, err, errlen, "link from %s: no handshake: %s", peer,
+        return refuse(l, fd, &hs, r, why, err, errlen, "link from %s: no handshake: %s", peer,
                       r == LINK_TIMEOUT ? "none within the timeout" : io_text(r));
     size_t len = (size_t)p[MAGIC_LEN] << 8 | p[MAGIC_LEN + 1];
     if (len < NOISE_MSG1_MIN || len > MSG1_MAX)
-        return refuse(l, fd, NULL, LINK_GARBAGE, why, err, errlen,
+        return refuse(l, fd, &hs, LINK_GARBAGE, why, err, errlen,
                       "link from %s: not a Tributary link (a first message of %zu bytes; %d to %d expected)",
                       peer, len, NOISE_MSG1_MIN, MSG1_MAX);
     errno = 0;
     if (fill(l, MAGIC_LEN + 2 + len, deadline, &r) <= 0)
-        return refuse(l, fd, NULL, r, why, err, errlen, "link from %s: reading the handshake: %s", peer,
+        return refuse(l, fd, &hs, r, why, err, errlen, "link from %s: reading the handshake: %s", peer,
                       r == LINK_TIMEOUT ? "not all of it within the timeout" : io_text(r));
 
     uint8_t payload[LINK_HELLO_MAX];
     size_t plen;
-    noise_init(&hs, 0, k->pk, k->sk, NULL, k->prologue, sizeof k->prologue);
     if (noise_read(&hs, l->rbuf + l->rpos + MAGIC_LEN + 2, len, payload, sizeof payload, &plen) != NOISE_OK)
         return refuse(l, fd, &hs, LINK_HANDSHAKE, why, err, errlen,
                       "link from %s: handshake failed: it was not made for this node's key, or it comes "
@@ -357,6 +367,7 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
     memcpy(l->hello, payload, plen);
     l->hello_len = plen;
     noise_split(&hs, &l->tx, &l->rx);
+    l->ready = 1;
     *why = LINK_OK;
     return l;
 }

@@ -62,7 +62,8 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
                   size_t errlen);
 
 /* The responder's decision on an initiator: its static key and its payload, both authenticated.
- * 0 admits; else -1 with err (sent nowhere: the initiator only sees the connection close). */
+ * 0 admits; else -1 with err (sent nowhere: the initiator only sees the connection close). A NULL
+ * allow admits every initiator that completes the handshake. */
 typedef int (*link_allow_fn)(void *ctx, const uint8_t client_pk[32], const uint8_t *hello, size_t hello_len,
                              char *err, size_t errlen);
 

@@ -1,6 +1,6 @@
 /* gossip/noise.h - Noise_IK_25519_ChaChaPoly_SHA256 (Noise spec revision 34) on libsodium: the
  * handshake state machine and the transport cipher of gossip/link.c, and nothing else (no other
- * pattern, no I/O, no clock, no global state; an ephemeral key comes from randombytes_buf).
+ * pattern, no I/O, no clock, no global state; ephemeral keys come from libsodium's generator).
  *
  *   <- s
  *   ...

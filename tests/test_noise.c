@@ -1,9 +1,11 @@
 /* tests/test_noise.c - gossip/noise: Noise_IK_25519_ChaChaPoly_SHA256 against the cacophony test
  * vector, and the handshake's refusals.
  *
- * Owns: byte-for-byte equality with the vector "Noise_IK_25519_ChaChaPoly_SHA256" of cacophony's
- * vectors/cacophony.txt (github.com/haskell-cryptography/cacophony, the vectors noise-c and
- * snow also check against: messages 1 and 2 and four transport messages), the refusals (another
+ * Owns: byte-for-byte equality with the vectors "Noise_IK_25519_ChaChaPoly_SHA256" of two
+ * independent implementations: cacophony's vectors/cacophony.txt (github.com/haskell-cryptography/
+ * cacophony, which noise-c and snow check against too) and noise-c's own
+ * tests/vector/noise-c-basic.txt (github.com/rweather/noise-c; another prologue, and the
+ * handshake hash): messages 1 and 2 and four transport messages; the refusals (another
  * responder key, another prologue, any byte of message 1 or 2 altered, out of turn), what a
  * replayed message 1 gives an attacker (nothing it can use), and a bounded random-input test of
  * noise_read and noise_open.
@@ -24,27 +26,50 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
     return len;
 }
 
-/* cacophony.txt, "Noise_IK_25519_ChaChaPoly_SHA256" (messages alternate initiator, responder). */
-#define V_PROLOGUE   "4a6f686e2047616c74"
+/* The keys of both vectors (the Noise project's usual test keys). */
 #define V_INIT_S     "e61ef9919cde45dd5f82166404bd08e38bceb5dfdfded0a34c8df7ed542214d1"
 #define V_INIT_E     "893e28b9dc6ca8d611ab664754b8ceb7bac5117349a4439a6b0569da977c464a"
 #define V_INIT_RS    "31e0303fd6418d2f8c0e78b91f22e8caed0fbe48656dcf4767e4834f701b8f62"
 #define V_RESP_S     "4a3acbfdb163dec651dfa3194dece676d437029c62a408b4c5ea9114246e4893"
 #define V_RESP_E     "bbdb4cdbd309f1a1f2e1456967fe288cadd6f712d65dc7b7793d5e63da6b375b"
-static const char *const V_MSG[6][2] = {
-    {"4c756477696720766f6e204d69736573",
-     "ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c7944718da798efbcd91528520204f904"
-     "b9bd6c7413dccdc214d951e15253e39987f18146e8cd0873654207148333479d4d16c289f0294b29960a72f48e0b"
-     "7bba2e89083169825e59642148d492020664ccf7"},
-    {"4d757272617920526f746862617264",
-     "95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f1448088435361e70b2ed446e6c9ec387d1d6b"
-     "3b840f194e373979d241b203c4acafccf5"},
-    {"462e20412e20486179656b", "050e9f3c8fac16b68dbce8f8c4bfbf6617c897f9ada4aa29aa19c8"},
-    {"4361726c204d656e676572", "344233a6cabb7141d80f3da2fedc311d9646bbb0f505afe403a667"},
-    {"4a65616e2d426170746973746520536179",
-     "62cdeeb172ad7ade7aa7d9e069da5790f12331bfa00177787a1d0810c67dc3b2b4"},
-    {"457567656e2042f6686d20766f6e2042617765726b",
-     "029bead1b40992327044d409d9a1f3ad8f36c3c452775d557e18bbeb2e8dfcead32d514024"},
+
+typedef struct {
+    const char *source, *prologue, *handshake_hash;   /* hash: NULL when the source gives none */
+    const char *msg[6][2];                             /* payload, ciphertext; alternating sides */
+} vector_t;
+
+/* Messages 3-6 are the same in both: the transport keys come from ck, which the prologue (mixed
+ * into h only) does not touch; messages 1 and 2 differ (h is their associated data). */
+static const vector_t VECTORS[] = {
+    {"haskell-cryptography/cacophony vectors/cacophony.txt", "4a6f686e2047616c74", NULL,
+     {{"4c756477696720766f6e204d69736573",
+       "ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c7944718da798efbcd91528520204f904"
+       "b9bd6c7413dccdc214d951e15253e39987f18146e8cd0873654207148333479d4d16c289f0294b29960a72f48e0b"
+       "7bba2e89083169825e59642148d492020664ccf7"},
+      {"4d757272617920526f746862617264",
+       "95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f1448088435361e70b2ed446e6c9ec387d1d6b"
+       "3b840f194e373979d241b203c4acafccf5"},
+      {"462e20412e20486179656b", "050e9f3c8fac16b68dbce8f8c4bfbf6617c897f9ada4aa29aa19c8"},
+      {"4361726c204d656e676572", "344233a6cabb7141d80f3da2fedc311d9646bbb0f505afe403a667"},
+      {"4a65616e2d426170746973746520536179",
+       "62cdeeb172ad7ade7aa7d9e069da5790f12331bfa00177787a1d0810c67dc3b2b4"},
+      {"457567656e2042f6686d20766f6e2042617765726b",
+       "029bead1b40992327044d409d9a1f3ad8f36c3c452775d557e18bbeb2e8dfcead32d514024"}}},
+    {"rweather/noise-c tests/vector/noise-c-basic.txt", "50726f6c6f677565313233",
+     "3d8748e8f966293aeab5cd9a2e42ad0e8d0ebd83fa78957c4664bc6718613eeb",
+     {{"4c756477696720766f6e204d69736573",
+       "ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c7944718da798efbcd91528520204f904"
+       "b9bd6c7413dccdc214d951e15253e39987f1508bfd10ad143e921328082a3c3b9e50c289f0294b29960a72f48e0b"
+       "7bba2e89f20d17ed0e4dcf718749c95a941a620e"},
+      {"4d757272617920526f746862617264",
+       "95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f1448088435361e70b2ed446e6c9ec387d1d6b"
+       "3b3380e00f0055bd7b310e12947fbab8e7"},
+      {"462e20412e20486179656b", "050e9f3c8fac16b68dbce8f8c4bfbf6617c897f9ada4aa29aa19c8"},
+      {"4361726c204d656e676572", "344233a6cabb7141d80f3da2fedc311d9646bbb0f505afe403a667"},
+      {"4a65616e2d426170746973746520536179",
+       "62cdeeb172ad7ade7aa7d9e069da5790f12331bfa00177787a1d0810c67dc3b2b4"},
+      {"457567656e2042f6686d20766f6e2042617765726b",
+       "029bead1b40992327044d409d9a1f3ad8f36c3c452775d557e18bbeb2e8dfcead32d514024"}}},
 };
 
 typedef struct {
@@ -52,7 +77,7 @@ typedef struct {
     size_t prologue_len;
 } keys_t;
 
-static void vector_keys(keys_t *k)
+static void vector_keys(keys_t *k, const vector_t *v)
 {
     uint8_t expect_rs[32];
     unhex(V_INIT_S, k->is_sk, 32);
@@ -61,7 +86,7 @@ static void vector_keys(keys_t *k)
     crypto_scalarmult_base(k->rs_pk, k->rs_sk);
     unhex(V_INIT_RS, expect_rs, 32);
     cr_assert_eq(memcmp(k->rs_pk, expect_rs, 32), 0, "the vector's responder key");
-    k->prologue_len = unhex(V_PROLOGUE, k->prologue, sizeof k->prologue);
+    k->prologue_len = unhex(v->prologue, k->prologue, sizeof k->prologue);
 }
 
 static void vector_start(const keys_t *k, noise_hs_t *ini, noise_hs_t *resp)
@@ -75,48 +100,60 @@ static void vector_start(const keys_t *k, noise_hs_t *ini, noise_hs_t *resp)
     noise_set_ephemeral(resp, e);
 }
 
-Test(noise, the_cacophony_ik_vector_byte_for_byte, .init = setup)
+static void check_vector(const vector_t *v)
 {
     keys_t k;
     noise_hs_t ini, resp;
     uint8_t payload[64], expect[256], msg[256], got[64];
     size_t plen, elen, mlen, glen;
-    vector_keys(&k);
+    vector_keys(&k, v);
     vector_start(&k, &ini, &resp);
 
-    plen = unhex(V_MSG[0][0], payload, sizeof payload);
-    elen = unhex(V_MSG[0][1], expect, sizeof expect);
+    plen = unhex(v->msg[0][0], payload, sizeof payload);
+    elen = unhex(v->msg[0][1], expect, sizeof expect);
     cr_assert_eq(noise_write(&ini, payload, plen, msg, &mlen), NOISE_OK);
     cr_assert_eq(mlen, elen);
-    cr_assert_eq(memcmp(msg, expect, elen), 0, "message 1 differs from the vector");
+    cr_assert_eq(memcmp(msg, expect, elen), 0, "%s: message 1 differs", v->source);
     cr_assert_eq(noise_read(&resp, msg, mlen, got, sizeof got, &glen), NOISE_OK);
     cr_assert_eq(glen, plen);
     cr_assert_eq(memcmp(got, payload, plen), 0);
     cr_assert_eq(memcmp(resp.rs, k.is_pk, 32), 0, "the responder learns the initiator's key");
 
-    plen = unhex(V_MSG[1][0], payload, sizeof payload);
-    elen = unhex(V_MSG[1][1], expect, sizeof expect);
+    plen = unhex(v->msg[1][0], payload, sizeof payload);
+    elen = unhex(v->msg[1][1], expect, sizeof expect);
     cr_assert_eq(noise_write(&resp, payload, plen, msg, &mlen), NOISE_OK);
     cr_assert_eq(mlen, elen);
-    cr_assert_eq(memcmp(msg, expect, elen), 0, "message 2 differs from the vector");
+    cr_assert_eq(memcmp(msg, expect, elen), 0, "%s: message 2 differs", v->source);
     cr_assert_eq(noise_read(&ini, msg, mlen, got, sizeof got, &glen), NOISE_OK);
     cr_assert_eq(glen, plen);
     cr_assert_eq(memcmp(got, payload, plen), 0);
+    if (v->handshake_hash) {
+        uint8_t hh[32];
+        unhex(v->handshake_hash, hh, 32);
+        cr_assert_eq(memcmp(ini.h, hh, 32), 0, "%s: the handshake hash differs", v->source);
+        cr_assert_eq(memcmp(resp.h, hh, 32), 0);
+    }
 
     noise_cipher_t tx[2], rx[2];   /* [0] initiator, [1] responder */
     noise_split(&ini, &tx[0], &rx[0]);
     noise_split(&resp, &tx[1], &rx[1]);
     for (int i = 2; i < 6; i++) {
         int from = i % 2;   /* 0: the initiator sends */
-        plen = unhex(V_MSG[i][0], payload, sizeof payload);
-        elen = unhex(V_MSG[i][1], expect, sizeof expect);
+        plen = unhex(v->msg[i][0], payload, sizeof payload);
+        elen = unhex(v->msg[i][1], expect, sizeof expect);
         memcpy(msg, payload, plen);
         cr_assert_eq(noise_seal(&tx[from], msg, plen), NOISE_OK);
         cr_assert_eq(plen + NOISE_TAG, elen);
-        cr_assert_eq(memcmp(msg, expect, elen), 0, "transport message %d differs", i + 1);
+        cr_assert_eq(memcmp(msg, expect, elen), 0, "%s: transport message %d differs", v->source, i + 1);
         cr_assert_eq(noise_open(&rx[1 - from], msg, elen), NOISE_OK);
         cr_assert_eq(memcmp(msg, payload, plen), 0);
     }
+}
+
+Test(noise, the_cacophony_and_noise_c_ik_vectors_byte_for_byte, .init = setup)
+{
+    for (size_t i = 0; i < sizeof VECTORS / sizeof *VECTORS; i++)
+        check_vector(&VECTORS[i]);
 }
 
 /* A fresh key pair and a handshake between two random parties. */
@@ -163,6 +200,10 @@ Test(noise, message_1_for_another_key_or_prologue_does_not_read, .init = setup)
     cr_assert_eq(read1(&p, m, len), NOISE_AUTH, "written for another responder key");
     len = msg1(&p, p.rpk, other_prologue, m);
     cr_assert_eq(read1(&p, m, len), NOISE_AUTH, "written under another prologue");
+    party_t q = p;   /* a responder with another key reads a message made for p's */
+    memcpy(q.rpk, other_pk, 32), memcpy(q.rsk, other_sk, 32);
+    len = msg1(&p, p.rpk, p.prologue, m);
+    cr_assert_eq(read1(&q, m, len), NOISE_AUTH, "read by another responder key");
     cr_assert_eq(read1(&p, m, NOISE_MSG1_MIN - 1), NOISE_MALFORMED, "too short");
 }
 
