@@ -703,8 +703,14 @@ Test(rotate, a_running_node_rotates_its_key_and_its_domain_log_continues)
     vc.n = &b;
     cr_assert(h_wait(has_version, &vc, 15000), "growth did not accept the new key's entry");
     cr_expect_eq(h_metric(b.url, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}"), 0);
+    double links = h_metric(c.url, "trib_read_routed_total{path=\"link\"}");
     read_all_once(&c, 45);
     read_all_once(&b, 45);
+    /* over the data link to the new key: the owner's link server answers new handshakes as the key it
+     * speaks as now (answering as the old one, the relay's handshake to the new id would fail and the
+     * read would go over the peer transport) */
+    cr_expect_gt(h_metric(c.url, "trib_read_routed_total{path=\"link\"}"), links,
+                 "listening's reads of the rotated owner did not go over the data link");
 
     /* 5. a restart comes back on the new key (its certificate is DATA/identity.cert) */
     cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
