@@ -251,6 +251,10 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
     if (!l)
         return refuse(NULL, fd, NULL, LINK_NOMEM, why, err, errlen, "handshake: out of memory");
     memcpy(peer, l->peer, sizeof peer);
+    if (max_frame > LINK_FRAME_MAX)
+        return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
+                      "handshake with %s: frames of %zu bytes asked for (at most %zu)", peer, max_frame,
+                      LINK_FRAME_MAX);
     if (hello_len > LINK_HELLO_MAX)
         return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
                       "handshake with %s: a hello of %zu bytes (at most %d)", peer, hello_len,
@@ -313,6 +317,10 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
     if (!l)
         return refuse(NULL, fd, NULL, LINK_NOMEM, why, err, errlen, "link: out of memory");
     memcpy(peer, l->peer, sizeof peer);
+    if (max_frame > LINK_FRAME_MAX)
+        return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
+                      "link from %s: frames of %zu bytes asked for (at most %zu)", peer, max_frame,
+                      LINK_FRAME_MAX);
     if (reply_len > LINK_HELLO_MAX)
         return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
                       "link from %s: a reply of %zu bytes (at most %d)", peer, reply_len, LINK_HELLO_MAX);

@@ -28,6 +28,8 @@
 
 #define LINK_MAGIC "TRIBLNK1"
 #define LINK_HELLO_MAX 256          /* payload bytes in message 1 and 2 at most */
+#define LINK_FRAME_MAX ((size_t)1 << 30)   /* max_frame at most (dial and accept refuse more: the
+                                              4-byte length and the size arithmetic stay exact) */
 
 typedef struct link link_t;
 
@@ -56,7 +58,8 @@ const char *link_reason_name(link_reason_t r);   /* "timeout", "closed", ... (me
 /* The initiator's side on a connected socket fd: sends the magic and message 1 (with payload
  * hello, hello_len <= LINK_HELLO_MAX), reads message 2. server_pk: the responder's static key.
  * The responder's payload (if any) is link_peer_hello's afterwards. NULL on failure with *why
- * and err ("handshake with 10.0.0.1:7471: ..."); fd is closed then. */
+ * and err ("handshake with 10.0.0.1:7471: ..."); fd is closed then. max_frame: the largest frame's
+ * plaintext either way, at most LINK_FRAME_MAX (more: LINK_OVERSIZE, nothing sent). */
 link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], const uint8_t *hello,
                   size_t hello_len, size_t max_frame, int timeout_ms, link_reason_t *why, char *err,
                   size_t errlen);

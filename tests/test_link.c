@@ -722,3 +722,27 @@ Test(link, random_and_garbled_frames_are_refused_with_a_reason, .init = setup)
     }
     free(m);
 }
+
+/* ---------------------------------------------------------------- bounds of the API */
+Test(link, a_max_frame_past_link_frame_max_is_refused_at_dial_and_accept, .init = setup)
+{
+    static const size_t bad[] = {LINK_FRAME_MAX + 1, SIZE_MAX - 10, SIZE_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int fds[2];
+        char err[300] = "";
+        link_reason_t why = LINK_OK;
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+        link_t *c = link_dial(fds[0], &ck, sk.pk, NULL, 0, bad[i], WAIT_MS, &why, err, sizeof err);
+        cr_assert_null(c, "dial with max_frame %zu", bad[i]);
+        cr_assert_eq(why, LINK_OVERSIZE, "%s: %s", link_reason_name(why), err);
+        cr_assert(strstr(err, "at most"), "%s", err);
+        uint8_t b;
+        cr_assert_eq(recv(fds[1], &b, 1, 0), 0, "nothing sent, the descriptor closed");
+        close(fds[1]);
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+        link_t *s = link_accept(fds[1], &sk, NULL, NULL, NULL, 0, bad[i], WAIT_MS, &why, err, sizeof err);
+        cr_assert_null(s, "accept with max_frame %zu", bad[i]);
+        cr_assert_eq(why, LINK_OVERSIZE, "%s: %s", link_reason_name(why), err);
+        close(fds[0]);
+    }
+}
