@@ -121,7 +121,8 @@ static int fill(link_t *l, size_t need, uint64_t deadline, link_reason_t *why)
             l->rlen += (size_t)n;
             continue;
         }
-        if (n == 0) {
+        if (n == 0) {   /* errno 0: no stale EAGAIN in the text (io_text: "closed in the middle") */
+            errno = 0;
             *why = l->rlen == l->rpos ? LINK_CLOSED : LINK_IO;
             return -1;
         }

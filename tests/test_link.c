@@ -5,8 +5,8 @@
  * call, partial frames across calls, each handshake refusal with its reason (key, prologue,
  * allow, magic, length, deadline), each frame refusal (altered, replayed, reordered, oversize,
  * closed between and inside frames), and bounded random input to link_accept and link_recv.
- * Must not: sleep to synchronise (every wait is link's own deadline, a join, or a blocking read
- * of bytes already promised). */
+ * Must not: sleep to synchronise (every wait is link's own deadline, a join, a blocking read
+ * of bytes already promised, or a condition polled with a deadline). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +49,7 @@ typedef struct {
     uint8_t seen_pk[32], seen_hello[LINK_HELLO_MAX];
     size_t seen_len;
     pthread_t t;
+    _Atomic pid_t tid;          /* the server thread's, once it runs */
 } server_t;
 
 static int allow(void *ctx, const uint8_t pk[32], const uint8_t *hello, size_t len, char *err, size_t errlen)
@@ -66,6 +68,7 @@ static int allow(void *ctx, const uint8_t pk[32], const uint8_t *hello, size_t l
 static void *serve(void *arg)
 {
     server_t *s = arg;
+    s->tid = gettid();
     s->l = link_accept(s->fd, &s->keys, allow, s, (const uint8_t *)"welcome", 7, MAXF, s->timeout_ms,
                        &s->why, s->err, sizeof s->err);
     return NULL;
@@ -745,4 +748,87 @@ Test(link, a_max_frame_past_link_frame_max_is_refused_at_dial_and_accept, .init 
         cr_assert_eq(why, LINK_OVERSIZE, "%s: %s", link_reason_name(why), err);
         close(fds[0]);
     }
+}
+
+/* ---------------------------------------------------------------- error texts */
+
+/* Waits (with a deadline) until thread tid has read every byte queued on fd and sleeps: its only
+ * sleep is link's poll, so its next read is after a wait (an EAGAIN behind it). */
+static void wait_reader_asleep(_Atomic pid_t *tid, int fd)
+{
+    uint64_t until = clock_ms() + WAIT_MS;
+    for (;;) {
+        int queued = -1;
+        char path[64], stat[256] = "";
+        pid_t t = *tid;
+        if (t && ioctl(fd, FIONREAD, &queued) == 0 && queued == 0) {
+            snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)t);
+            FILE *f = fopen(path, "r");
+            if (f) {
+                if (!fgets(stat, sizeof stat, f))
+                    stat[0] = '\0';
+                fclose(f);
+            }
+            const char *end = strrchr(stat, ')');
+            if (end && end[1] == ' ' && end[2] == 'S')
+                return;
+        }
+        cr_assert_lt(clock_ms(), until, "the reader never waited for more");
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);   /* polling a condition */
+    }
+}
+
+Test(link, a_handshake_cut_in_the_middle_says_so_not_a_stale_errno, .init = setup)
+{
+    int fds[2];
+    server_t srv;
+    uint8_t m[512];
+    make_msg1(m, &ck, NULL, 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    server_start(&srv, fds[1], &sk);
+    write_all(fds[0], m, 30);                  /* the magic, the length, 20 bytes of message 1 */
+    wait_reader_asleep(&srv.tid, fds[1]);
+    shutdown(fds[0], SHUT_WR);
+    server_join(&srv);
+    close(fds[0]);
+    cr_assert_null(srv.l);
+    cr_assert_eq(srv.why, LINK_IO, "%s: %s", link_reason_name(srv.why), srv.err);
+    cr_assert(strstr(srv.err, "closed in the middle of a message"), "accept: %s", srv.err);
+}
+
+typedef struct {
+    int fd;
+    link_t *l;
+    link_reason_t why;
+    char err[300];
+    _Atomic pid_t tid;
+} raw_dial_t;
+
+static void *raw_dial(void *arg)
+{
+    raw_dial_t *d = arg;
+    d->tid = gettid();
+    d->l = link_dial(d->fd, &ck, sk.pk, NULL, 0, MAXF, WAIT_MS, &d->why, d->err, sizeof d->err);
+    return NULL;
+}
+
+Test(link, an_answer_cut_in_the_middle_says_so_not_a_stale_errno, .init = setup)
+{
+    int fds[2];
+    uint8_t m[512];
+    pthread_t t;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    raw_dial_t d = {.fd = fds[0]};
+    cr_assert_eq(pthread_create(&t, NULL, raw_dial, &d), 0);
+    read_exact(fds[1], m, 10);                 /* message 1, taken off the wire */
+    read_exact(fds[1], m + 10, (size_t)m[8] << 8 | m[9]);
+    uint8_t answer[12] = {0, NOISE_MSG2_MIN};  /* a length, then 10 bytes of the 48 announced */
+    write_all(fds[1], answer, sizeof answer);
+    wait_reader_asleep(&d.tid, fds[0]);
+    shutdown(fds[1], SHUT_WR);
+    pthread_join(t, NULL);
+    close(fds[1]);
+    cr_assert_null(d.l);
+    cr_assert_eq(d.why, LINK_IO, "%s: %s", link_reason_name(d.why), d.err);
+    cr_assert(strstr(d.err, "closed in the middle of a message"), "dial: %s", d.err);
 }
