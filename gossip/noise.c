@@ -2,7 +2,8 @@
  *
  * Owns: the symmetric state (ck, h, k, n), the two IK messages, Split, and the transport
  * cipher's nonce. Written from the spec's sections 5 (processing rules), 7.5 (IK) and 12.
- * Must not: do I/O, read a clock, keep global state, accept an all-zero DH result, leave a
+ * Must not: do I/O, read a clock, keep global state, accept an all-zero DH result or an
+ * initiator's static key with bit 255 set (another spelling of a key), leave a
  * secret behind in a state it wipes. Test vectors: tests/test_noise.c. */
 #include "gossip/aead.h"
 #include "gossip/noise.h"
@@ -153,6 +154,8 @@ noise_err_t noise_read(noise_hs_t *hs, const uint8_t *msg, size_t len, uint8_t *
     if (!hs->initiator) {  /* e, es, s, ss */
         if (mix_dh(hs, hs->s_sk, hs->re) != 0 || decrypt_and_hash(hs, msg + at, 48, hs->rs) != 0)
             return NOISE_AUTH;
+        if (hs->rs[31] & 0x80)   /* not canonical: X25519 ignores bit 255, so two byte strings */
+            return NOISE_AUTH;   /* would name one key (and the allow callback sees the bytes) */
         at += 48;
         if (mix_dh(hs, hs->s_sk, hs->rs) != 0)
             return NOISE_AUTH;

@@ -25,7 +25,8 @@
 typedef enum {
     NOISE_OK = 0,
     NOISE_MALFORMED = -1,   /* too short, or a payload longer than the caller's room */
-    NOISE_AUTH = -2,        /* did not decrypt, or a DH gave all zeros (a small-order key) */
+    NOISE_AUTH = -2,        /* did not decrypt, a DH gave all zeros (a small-order key), or the
+                               initiator's static key is not canonical (bit 255 set) */
     NOISE_STATE = -3        /* called out of turn, or the nonce ran out */
 } noise_err_t;
 

@@ -303,6 +303,33 @@ Test(noise, transport_refuses_altered_replayed_and_reordered_messages, .init = s
     cr_assert_eq(noise_seal(&tx, a, 1), NOISE_STATE, "the last nonce is never used");
 }
 
+/* Message 1 of an initiator that claims static key claim_pk while holding own_sk; read by p's
+ * responder, whose view of the initiator's key goes to rs_out. */
+static noise_err_t claim(const party_t *p, const uint8_t claim_pk[32], const uint8_t own_sk[32], uint8_t rs_out[32])
+{
+    noise_hs_t ini, resp;
+    uint8_t m[256], pl[256];
+    size_t len, plen;
+    noise_init(&ini, 1, claim_pk, own_sk, p->rpk, p->prologue, 32);
+    cr_assert_eq(noise_write(&ini, (const uint8_t *)"x", 1, m, &len), NOISE_OK);
+    noise_init(&resp, 0, p->rpk, p->rsk, NULL, p->prologue, 32);
+    noise_err_t e = noise_read(&resp, m, len, pl, sizeof pl, &plen);
+    memcpy(rs_out, resp.rs, 32);
+    return e;
+}
+
+Test(noise, an_initiators_static_key_with_bit_255_set_is_refused, .init = setup)
+{
+    party_t p;
+    uint8_t pk2[32], rs[32];
+    parties(&p);
+    cr_assert_eq(claim(&p, p.ipk, p.isk, rs), NOISE_OK, "the control");
+    cr_assert_eq(memcmp(rs, p.ipk, 32), 0);
+    memcpy(pk2, p.ipk, 32);
+    pk2[31] ^= 0x80;   /* the same X25519 key (bit 255 is ignored), other bytes */
+    cr_assert_eq(claim(&p, pk2, p.isk, rs), NOISE_AUTH, "a non-canonical static key was read");
+}
+
 /* What an attacker with no secret at all would send: e = s = a point of small order (0, 1), so
  * every DH the responder does with them (es, ss) is all zeros, which the attacker can compute
  * too; only the prologue and the responder's public key are needed. The responder must refuse
