@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -831,4 +833,100 @@ Test(link, an_answer_cut_in_the_middle_says_so_not_a_stale_errno, .init = setup)
     cr_assert_null(d.l);
     cr_assert_eq(d.why, LINK_IO, "%s: %s", link_reason_name(d.why), d.err);
     cr_assert(strstr(d.err, "closed in the middle of a message"), "dial: %s", d.err);
+}
+
+/* ---------------------------------------------------------------- deadlines and signals */
+Test(link, a_send_to_a_peer_that_never_reads_times_out_and_the_link_is_unusable_after, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why = LINK_OK;
+    pair(&c, &s);
+    uint64_t t0 = 0;
+    int rc = 0, i;
+    for (i = 0; i < 1000 && rc == 0; i++) {   /* the socket buffers take a few; then one waits */
+        uint8_t *p = link_frame(c, MAXF, &why);
+        cr_assert_not_null(p);
+        memset(p, i, MAXF);
+        t0 = clock_ms();
+        rc = link_send_frame(c, MAXF, 300, &why);
+    }
+    uint64_t took = clock_ms() - t0;
+    cr_assert_eq(rc, -1, "%d frames of 1 MiB taken by a peer that reads nothing", i);
+    cr_assert_eq(why, LINK_TIMEOUT, "%s", link_reason_name(why));
+    cr_assert_geq(took, 300);
+    cr_assert_lt(took, 300 + WAIT_MS, "took %llu ms", (unsigned long long)took);
+    cr_assert_eq(link_send(c, "x", 1, 0, &why), -1, "a frame cut by the deadline: the link is unusable");
+    cr_assert_eq(why, LINK_TIMEOUT);
+    link_close(&c);
+    link_close(&s);
+}
+
+Test(link, a_dial_to_a_silent_responder_times_out_within_its_deadline, .init = setup)
+{
+    int fds[2];
+    char err[300] = "";
+    link_reason_t why;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    uint64_t t0 = clock_ms();
+    link_t *c = link_dial(fds[0], &ck, sk.pk, NULL, 0, MAXF, 300, &why, err, sizeof err);
+    uint64_t took = clock_ms() - t0;
+    cr_assert_null(c);
+    cr_assert_eq(why, LINK_TIMEOUT, "%s: %s", link_reason_name(why), err);
+    cr_assert(strstr(err, "timed out"), "%s", err);
+    cr_assert_geq(took, 300);
+    cr_assert_lt(took, 300 + WAIT_MS, "took %llu ms", (unsigned long long)took);
+    close(fds[1]);
+}
+
+Test(link, a_frame_reflected_to_its_sender_does_not_decrypt, .init = setup)
+{
+    mitm_t m;
+    uint8_t w[64];
+    const uint8_t *f;
+    size_t len;
+    link_reason_t why;
+    mitm(&m);
+    size_t n = wire_frame(&m, "hello", w);   /* the client's frame, sent back to the client */
+    write_all(m.cw, w, n);
+    cr_assert_eq(link_recv(m.c, &f, &len, WAIT_MS, &why), -1);
+    cr_assert_eq(why, LINK_DECRYPT, "%s", link_reason_name(why));
+    mitm_close(&m);
+}
+
+/* Signals without SA_RESTART every 2 ms at the thread in link_recv: each poll and recv returns
+ * EINTR; the deadline holds (not restarted from scratch, not cut short) and frames still come. */
+static atomic_int signals;
+static void on_signal(int sig) { (void)sig; atomic_fetch_add(&signals, 1); }
+
+Test(link, a_storm_of_signals_keeps_link_recvs_deadline_and_frames, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why;
+    const uint8_t *f;
+    size_t len;
+    pair(&c, &s);
+    struct sigaction sa = {.sa_handler = on_signal};   /* sa_flags 0: no SA_RESTART */
+    cr_assert_eq(sigaction(SIGRTMIN, &sa, NULL), 0);
+    timer_t tm;
+    struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGRTMIN};
+    ev._sigev_un._tid = gettid();
+    cr_assert_eq(timer_create(CLOCK_MONOTONIC, &ev, &tm), 0);
+    struct itimerspec every = {.it_interval = {.tv_nsec = 2000000}, .it_value = {.tv_nsec = 2000000}};
+    cr_assert_eq(timer_settime(tm, 0, &every, NULL), 0);
+    uint64_t t0 = clock_ms();
+    int rc = link_recv(s, &f, &len, 500, &why);
+    uint64_t took = clock_ms() - t0;
+    int during = atomic_load(&signals);
+    cr_assert_eq(link_send(c, "storm", 5, WAIT_MS, &why), 0);
+    int rc2 = link_recv(s, &f, &len, WAIT_MS, &why);
+    timer_delete(tm);
+    cr_assert_eq(rc, 0, "%s", link_reason_name(why));
+    cr_assert_geq(took, 500);
+    cr_assert_lt(took, 500 + WAIT_MS, "took %llu ms", (unsigned long long)took);
+    cr_assert_geq(during, 3, "only %d signals arrived: no storm", during);
+    cr_assert_eq(rc2, 1, "%s", link_reason_name(why));
+    cr_assert_eq(len, 5);
+    cr_assert_eq(memcmp(f, "storm", 5), 0);
+    link_close(&c);
+    link_close(&s);
 }

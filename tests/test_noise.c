@@ -301,6 +301,14 @@ Test(noise, transport_refuses_altered_replayed_and_reordered_messages, .init = s
     cr_assert_eq(noise_open(&r, b, NOISE_TAG - 1), NOISE_MALFORMED);
     tx.n = UINT64_MAX;
     cr_assert_eq(noise_seal(&tx, a, 1), NOISE_STATE, "the last nonce is never used");
+    noise_cipher_t last = tx, lastr = tx;   /* a message sealed at 2^64-2 opens; at 2^64-1 nothing does */
+    last.n = lastr.n = UINT64_MAX - 1;
+    memcpy(copy, "z", 1);
+    cr_assert_eq(noise_seal(&last, copy, 1), NOISE_OK);
+    cr_assert_eq(noise_open(&lastr, copy, 1 + NOISE_TAG), NOISE_OK);
+    cr_assert_eq(lastr.n, UINT64_MAX);
+    cr_assert_eq(noise_open(&lastr, copy, 1 + NOISE_TAG), NOISE_STATE, "open at n = 2^64-1");
+    cr_assert_eq(lastr.n, UINT64_MAX);
 }
 
 /* Message 1 of an initiator that claims static key claim_pk while holding own_sk; read by p's
@@ -328,6 +336,16 @@ Test(noise, an_initiators_static_key_with_bit_255_set_is_refused, .init = setup)
     memcpy(pk2, p.ipk, 32);
     pk2[31] ^= 0x80;   /* the same X25519 key (bit 255 is ignored), other bytes */
     cr_assert_eq(claim(&p, pk2, p.isk, rs), NOISE_AUTH, "a non-canonical static key was read");
+}
+
+Test(noise, an_initiator_claiming_a_static_key_it_does_not_hold_is_refused, .init = setup)
+{
+    party_t p;
+    uint8_t vpk[32], vsk[32], rs[32];
+    parties(&p);
+    crypto_box_keypair(vpk, vsk);   /* the victim's key; the initiator holds only its own */
+    cr_assert_eq(claim(&p, vpk, p.isk, rs), NOISE_AUTH, "ss with another secret still read");
+    cr_assert_eq(claim(&p, vpk, vsk, rs), NOISE_OK, "the control: the holder of the key");
 }
 
 /* What an attacker with no secret at all would send: e = s = a point of small order (0, 1), so
