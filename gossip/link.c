@@ -9,8 +9,9 @@
  * Must not: allocate for a length before checking it against its bound (a handshake message's
  * by the pattern and LINK_HELLO_MAX, a frame's by max_frame), grow a buffer past what a frame
  * needs (max_frame + 20) or what the handshake needs, wait past a deadline, raise SIGPIPE, use
- * a link again after a failure, or print. The Noise prologue is the 32 bytes of
- * link_keys_t.prologue alone (the magic is not mixed in: it is a constant, checked first). */
+ * a link again after a failure, or print. The Noise prologue is the magic followed by the 32
+ * bytes of link_keys_t.prologue: the magic (the wire's version) is in the transcript, so a man in
+ * the middle who rewrites it (a downgrade to another version's magic) fails the handshake. */
 #include "gossip/link.h"
 
 #include <arpa/inet.h>
@@ -39,6 +40,7 @@
 #define MSG1_MAX    (NOISE_MSG1_MIN + LINK_HELLO_MAX)
 #define MSG2_MAX    (NOISE_MSG2_MIN + LINK_HELLO_MAX)
 #define HELLO_BUF   512u             /* > MAGIC_LEN + 2 + MSG1_MAX: a handshake message in one read */
+#define PROLOGUE_LEN (MAGIC_LEN + 32)
 
 struct link {
     int fd;
@@ -230,6 +232,14 @@ static link_t *refuse(link_t *l, int fd, noise_hs_t *hs, link_reason_t r, link_r
     return NULL;
 }
 
+/* The Noise prologue of k: the magic, then the federation's 32 bytes. */
+static const uint8_t *prologue_of(const link_keys_t *k, uint8_t out[PROLOGUE_LEN])
+{
+    memcpy(out, LINK_MAGIC, MAGIC_LEN);
+    memcpy(out + MAGIC_LEN, k->prologue, 32);
+    return out;
+}
+
 static const char *io_text(link_reason_t r)
 {
     switch (r) {
@@ -264,7 +274,8 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
     uint8_t out[MAGIC_LEN + 2 + MSG1_MAX];
     size_t mlen;
     memcpy(out, LINK_MAGIC, MAGIC_LEN);
-    noise_init(&hs, 1, k->pk, k->sk, server_pk, k->prologue, sizeof k->prologue);
+    uint8_t pro[PROLOGUE_LEN];
+    noise_init(&hs, 1, k->pk, k->sk, server_pk, prologue_of(k, pro), sizeof pro);
     if (noise_write(&hs, hello, hello_len, out + MAGIC_LEN + 2, &mlen) != NOISE_OK)
         return refuse(l, fd, &hs, LINK_HANDSHAKE, why, err, errlen,
                       "handshake with %s: the server key is not a usable X25519 key", peer);
@@ -326,7 +337,8 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
         return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
                       "link from %s: a reply of %zu bytes (at most %d)", peer, reply_len, LINK_HELLO_MAX);
 
-    noise_init(&hs, 0, k->pk, k->sk, NULL, k->prologue, sizeof k->prologue);   /* keygen while waiting */
+    uint8_t pro[PROLOGUE_LEN];
+    noise_init(&hs, 0, k->pk, k->sk, NULL, prologue_of(k, pro), sizeof pro);   /* keygen while waiting */
     errno = 0;
     int got = fill(l, MAGIC_LEN + 2, deadline, &r);
     size_t have = l->rlen - l->rpos;

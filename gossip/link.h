@@ -8,9 +8,10 @@
  * 2-byte big-endian length + the Noise message; then frames, each a 4-byte big-endian length of
  * the ciphertext (plaintext + 16) + the ciphertext, under the Noise transport keys of its
  * direction (nonce = frame count; a frame replayed, reordered, cut or altered fails to decrypt).
- * The prologue (32 bytes both ends must agree on: which federation) is mixed into the handshake
- * hash, so a peer of another federation, or one not knowing the open federation's secret, fails
- * the handshake. Message 1 carries the initiator's static key (encrypted) and a payload (the
+ * The Noise prologue is the magic followed by link_keys_t.prologue (32 bytes both ends must agree
+ * on: which federation): both are mixed into the handshake hash, so a peer of another federation,
+ * one not knowing the open federation's secret, or a magic rewritten on the way (another
+ * version's) fails the handshake. Message 1 carries the initiator's static key (encrypted) and a payload (the
  * caller's: e.g. its node id); the responder's allow callback decides after it decrypts both.
  *
  * Keys are X25519 (a node's identity_t curve_pk/curve_sk: its Ed25519 node key converted). The

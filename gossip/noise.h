@@ -7,8 +7,8 @@
  *   -> e, es, s, ss   (message 1: 32 + 48 + payload + 16 bytes)
  *   <- e, ee, se      (message 2: 32 + payload + 16 bytes)
  *
- * The prologue is the caller's bytes as given (gossip/link.c passes the 32-byte federation
- * prologue alone), mixed into h before the responder's static key. The handshake hash h is the
+ * The prologue is the caller's bytes as given (gossip/link.c passes its magic "TRIBLNK1" and
+ * the 32-byte federation prologue), mixed into h before the responder's static key. The handshake hash h is the
  * associated data of every handshake encryption; transport messages have none. Nonces: 4 zero
  * bytes || the 64-bit little-endian message count; the count 2^64-1 is never used. */
 #ifndef TRIB_NOISE_H

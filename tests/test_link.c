@@ -246,15 +246,26 @@ static void *drip(void *arg)
     return NULL;
 }
 
-static size_t make_msg1(uint8_t *out, const link_keys_t *client, const uint8_t *hello, size_t hello_len)
+/* Message 1 as link_dial writes it: the Noise prologue is the magic, then the federation's bytes
+ * (bind_magic 0: the federation's bytes alone, the magic left out of the transcript). */
+static size_t make_msg1_as(uint8_t *out, const link_keys_t *client, const uint8_t *hello, size_t hello_len,
+                           int bind_magic)
 {
     noise_hs_t hs;
     size_t len;
+    uint8_t pro[8 + 32];
+    memcpy(pro, LINK_MAGIC, 8);
+    memcpy(pro + 8, client->prologue, 32);
     memcpy(out, LINK_MAGIC, 8);
-    noise_init(&hs, 1, client->pk, client->sk, sk.pk, client->prologue, 32);
+    noise_init(&hs, 1, client->pk, client->sk, sk.pk, bind_magic ? pro : pro + 8, bind_magic ? 40 : 32);
     cr_assert_eq(noise_write(&hs, hello, hello_len, out + 10, &len), NOISE_OK);
     out[8] = (uint8_t)(len >> 8), out[9] = (uint8_t)len;
     return 10 + len;
+}
+
+static size_t make_msg1(uint8_t *out, const link_keys_t *client, const uint8_t *hello, size_t hello_len)
+{
+    return make_msg1_as(out, client, hello, hello_len, 1);
 }
 
 Test(link, a_slowloris_gets_a_timeout_for_the_whole_handshake, .init = setup)
@@ -929,4 +940,25 @@ Test(link, a_storm_of_signals_keeps_link_recvs_deadline_and_frames, .init = setu
     cr_assert_eq(memcmp(f, "storm", 5), 0);
     link_close(&c);
     link_close(&s);
+}
+
+/* The magic is in the transcript: a message 1 whose Noise prologue left it out (as a peer would
+ * whose magic a man in the middle rewrote to ours) does not read; with it, it does. */
+Test(link, the_magic_is_bound_into_the_handshake, .init = setup)
+{
+    uint8_t m[512];
+    server_t srv;
+    size_t len = make_msg1_as(m, &ck, NULL, 0, 0);
+    accept_raw(m, len, 1, WAIT_MS, &srv);
+    cr_assert_null(srv.l, "a transcript without the magic was accepted");
+    cr_assert_eq(srv.why, LINK_HANDSHAKE, "%s: %s", link_reason_name(srv.why), srv.err);
+    len = make_msg1_as(m, &ck, NULL, 0, 1);
+    int fds[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    server_start(&srv, fds[1], &sk);
+    write_all(fds[0], m, len);
+    server_join(&srv);
+    cr_assert_not_null(srv.l, "the magic and the federation as the prologue: %s", srv.err);
+    link_close(&srv.l);
+    close(fds[0]);
 }
