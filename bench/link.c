@@ -2,7 +2,7 @@
  * plain TCP, on loopback between two processes: the throughput of 100 MB in 256 KiB frames, the
  * round trip of a 100-byte frame (p50, p99), and the time of a handshake (p50).
  *
- * Owns: a listening socket on 127.0.0.1 (port chosen by the kernel), a child process that
+ * Owns: a listening socket on 127.0.0.1 (in a block of bench_reserve_ports), a child process that
  * receives and echoes, the parent that sends and times, ROUNDS rounds each measuring plain TCP
  * then the link, and printing figures and ratios (per round and their range). Figures are
  * printed, never asserted. Must not: share a process between the two ends (each end is what one
@@ -254,11 +254,13 @@ int main(int argc, char **argv)
     randombytes_buf(ck.prologue, 32);
     memcpy(sk.prologue, ck.prologue, 32);
 
-    socklen_t alen = sizeof addr;
-    addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ports_lock = -1, port = bench_reserve_ports(&ports_lock);   /* the house's port blocks */
+    if (port < 0)
+        return fprintf(stderr, "bench/link: no free block of loopback ports\n"), 1;
+    addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 64) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&addr, &alen) != 0)
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 64) != 0)
         die("listen on 127.0.0.1");
     signal(SIGPIPE, SIG_IGN);
     pid_t pid = fork();
@@ -289,5 +291,6 @@ int main(int argc, char **argv)
     int status = 0;
     waitpid(pid, &status, 0);
     close(lfd);
+    close(ports_lock);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }

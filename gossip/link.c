@@ -161,7 +161,7 @@ static int send_all(link_t *l, const uint8_t *p, size_t n, uint64_t deadline, li
             *why = r == 0 ? LINK_TIMEOUT : LINK_IO;
             return -1;
         }
-        *why = w < 0 && (errno == EPIPE || errno == ECONNRESET) ? LINK_CLOSED : LINK_IO;
+        *why = LINK_IO;   /* a peer gone (EPIPE, ECONNRESET) is an error here: a frame was cut */
         return -1;
     }
     return 0;
@@ -342,7 +342,7 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
     errno = 0;
     int got = fill(l, MAGIC_LEN + 2, deadline, &r);
     size_t have = l->rlen - l->rpos;
-    const uint8_t *p = l->rbuf + l->rpos;
+    const uint8_t *p = have ? l->rbuf + l->rpos : NULL;   /* rbuf is NULL when nothing was read */
     if (have && memcmp(p, LINK_MAGIC, have < MAGIC_LEN ? have : MAGIC_LEN) != 0) {
         char first[16] = "";
         for (size_t i = 0, at = 0; i < have && i < 4; i++)

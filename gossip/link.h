@@ -8,6 +8,8 @@
  * 2-byte big-endian length + the Noise message; then frames, each a 4-byte big-endian length of
  * the ciphertext (plaintext + 16) + the ciphertext, under the Noise transport keys of its
  * direction (nonce = frame count; a frame replayed, reordered, cut or altered fails to decrypt).
+ * Frames above 65535 bytes are our own framing, beyond the Noise spec's message limit (its
+ * 2-byte lengths): one AEAD call per frame, as the spec's cipher functions allow.
  * The Noise prologue is the magic followed by link_keys_t.prologue (32 bytes both ends must agree
  * on: which federation): both are mixed into the handshake hash, so a peer of another federation,
  * one not knowing the open federation's secret, or a magic rewritten on the way (another
@@ -43,8 +45,9 @@ typedef struct {
 typedef enum {
     LINK_OK = 0,
     LINK_TIMEOUT,      /* nothing (more) within the timeout */
-    LINK_CLOSED,       /* the peer closed the connection at a frame boundary */
-    LINK_IO,           /* a socket error, or the connection closed inside a frame/message */
+    LINK_CLOSED,       /* the peer closed the connection at a frame boundary (receiving) */
+    LINK_IO,           /* a socket error, the connection closed inside a frame/message, or
+                          the peer gone while sending */
     LINK_GARBAGE,      /* not a Tributary link: bad magic or malformed handshake message */
     LINK_HANDSHAKE,    /* the handshake did not authenticate: wrong key, wrong prologue, tampered */
     LINK_DECRYPT,      /* a frame did not decrypt: altered, replayed, reordered */
@@ -83,7 +86,9 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
  * (*why LINK_OVERSIZE) or out of memory. */
 uint8_t *link_frame(link_t *l, size_t len, link_reason_t *why);
 /* Encrypts the len bytes written at link_frame(l, len) and sends them as one frame, waiting up to
- * timeout_ms for the socket to take all of it. 0 sent; -1 failed (*why); the link is then unusable. */
+ * timeout_ms for the socket to take all of it. 0 sent; -1 failed (*why): LINK_OVERSIZE (len past
+ * max_frame or past the room link_frame gave) sends nothing and leaves the link usable; any other
+ * failure leaves it unusable (part of a frame may have left). */
 int link_send_frame(link_t *l, size_t len, int timeout_ms, link_reason_t *why);
 /* link_frame + copy + link_send_frame. */
 int link_send(link_t *l, const void *buf, size_t len, int timeout_ms, link_reason_t *why);
