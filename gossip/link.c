@@ -8,7 +8,9 @@
  * two transport ciphers, and the error text of every handshake failure.
  * Must not: allocate for a length before checking it against its bound (a handshake message's
  * by the pattern and LINK_HELLO_MAX, a frame's by max_frame), grow a buffer past what a frame
- * needs (max_frame + 20) or what the handshake needs, wait past a deadline, raise SIGPIPE, use
+ * needs (max_frame + 20) or what the handshake needs, keep a buffer grown for a large frame
+ * once that frame is gone (the receive buffer shrinks to its chunk when empty, the send buffer
+ * is freed after a frame larger than a chunk: a pooled link holds a chunk), wait past a deadline, raise SIGPIPE, use
  * a link again after a failure, or print. The Noise prologue is the magic followed by the 32
  * bytes of link_keys_t.prologue: the magic (the wire's version) is in the transcript, so a man in
  * the middle who rewrites it (a downgrade to another version's magic) fails the handshake. */
@@ -88,25 +90,36 @@ static int wait_fd(int fd, short events, uint64_t deadline)
     }
 }
 
+/* The receive buffer's normal size: the handshake's, or a chunk (less when frames are smaller). */
+static size_t chunk_of(const link_t *l)
+{
+    size_t chunk = l->max_frame + 4 + NOISE_TAG;
+    if (!l->ready)
+        return HELLO_BUF;   /* a connection still in its handshake holds little */
+    return chunk < RECV_CHUNK ? chunk : RECV_CHUNK;
+}
+
 /* Makes rbuf[rpos, rlen) hold at least need bytes, reading as much as the buffer takes each time.
  * 1 done; 0 deadline (*why LINK_TIMEOUT; the bytes stay); -1 failed (*why: LINK_CLOSED when the
  * peer closed with nothing pending, LINK_IO when inside something, LINK_NOMEM). */
 static int fill(link_t *l, size_t need, uint64_t deadline, link_reason_t *why)
 {
+    size_t chunk = chunk_of(l);
     while (l->rlen - l->rpos < need) {
-        if (l->rpos == l->rlen)
+        if (l->rpos == l->rlen) {
             l->rpos = l->rlen = 0;
+            if (l->rcap > chunk) {   /* a large frame went: back to the normal size, empty */
+                uint8_t *nb = realloc(l->rbuf, chunk);
+                if (nb)
+                    l->rbuf = nb, l->rcap = chunk;
+            }
+        }
         if (l->rcap - l->rlen < RECV_ROOM || l->rcap - l->rpos < need) {
             if (l->rpos) {
                 memmove(l->rbuf, l->rbuf + l->rpos, l->rlen - l->rpos);
                 l->rlen -= l->rpos;
                 l->rpos = 0;
             }
-            size_t chunk = l->max_frame + 4 + NOISE_TAG;
-            if (chunk > RECV_CHUNK)
-                chunk = RECV_CHUNK;
-            if (!l->ready)
-                chunk = HELLO_BUF;   /* a connection still in its handshake holds little */
             size_t want = need > chunk ? need : chunk;
             if (l->rcap < want) {
                 uint8_t *nb = realloc(l->rbuf, want);
@@ -439,6 +452,11 @@ int link_send_frame(link_t *l, size_t len, int timeout_ms, link_reason_t *why)
     link_reason_t r;
     if (send_all(l, l->wbuf, 4 + len + NOISE_TAG, deadline_of(timeout_ms), &r) != 0)
         return broke(l, r, why);
+    if (l->wcap > 4 + RECV_CHUNK + NOISE_TAG) {   /* a large frame went: its room is not kept */
+        free(l->wbuf);
+        l->wbuf = NULL;
+        l->wcap = 0;
+    }
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +47,7 @@ typedef struct {
     link_keys_t keys;
     int refuse;                 /* the allow callback says no */
     int timeout_ms;
+    size_t max_frame;           /* 0: MAXF */
     link_t *l;
     link_reason_t why;
     char err[300];
@@ -72,7 +74,8 @@ static void *serve(void *arg)
 {
     server_t *s = arg;
     s->tid = gettid();
-    s->l = link_accept(s->fd, &s->keys, allow, s, (const uint8_t *)"welcome", 7, MAXF, s->timeout_ms,
+    s->l = link_accept(s->fd, &s->keys, allow, s, (const uint8_t *)"welcome", 7, s->max_frame ? s->max_frame : MAXF,
+                       s->timeout_ms,
                        &s->why, s->err, sizeof s->err);
     return NULL;
 }
@@ -962,4 +965,77 @@ Test(link, the_magic_is_bound_into_the_handshake, .init = setup)
     cr_assert_not_null(srv.l, "the magic and the federation as the prologue: %s", srv.err);
     link_close(&srv.l);
     close(fds[0]);
+}
+
+/* ---------------------------------------------------------------- memory */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();   /* every arena: the threads' too */
+    return mi.uordblks + mi.hblkhd;
+}
+
+typedef struct {
+    link_t *l;
+    size_t len;
+    int rc;
+} big_send_t;
+
+static void *send_big(void *arg)
+{
+    big_send_t *b = arg;
+    link_reason_t why;
+    uint8_t *p = link_frame(b->l, b->len, &why);
+    b->rc = -1;
+    if (p) {
+        memset(p, 0x5a, b->len);
+        b->rc = link_send_frame(b->l, b->len, WAIT_MS, &why);
+    }
+    return NULL;
+}
+
+/* A link that carried an 8 MiB frame each way holds its normal buffers afterwards, not 8 MiB
+ * more on each side (a pooled link would keep them for as long as it idles). */
+Test(link, buffers_grown_for_a_large_frame_shrink_back_once_it_is_gone, .init = setup)
+{
+    enum { BIG = 8 << 20 };
+    int fds[2];
+    server_t srv;
+    char err[300];
+    link_reason_t why;
+    const uint8_t *f;
+    size_t len;
+    link_t *a, *b;   /* both ends with 16 MiB frames */
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    srv = (server_t){.fd = fds[1], .keys = sk, .timeout_ms = WAIT_MS, .max_frame = 16 << 20};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, serve, &srv), 0);
+    a = link_dial(fds[0], &ck, sk.pk, NULL, 0, 16 << 20, WAIT_MS, &why, err, sizeof err);
+    pthread_join(t, NULL);
+    b = srv.l;
+    cr_assert_not_null(a, "%s", err);
+    cr_assert_not_null(b, "%s", srv.err);
+    cr_assert_eq(link_send(a, "warm", 4, WAIT_MS, &why), 0);   /* every buffer at its normal size */
+    cr_assert_eq(link_recv(b, &f, &len, WAIT_MS, &why), 1);
+    cr_assert_eq(link_send(b, "warm", 4, WAIT_MS, &why), 0);
+    cr_assert_eq(link_recv(a, &f, &len, WAIT_MS, &why), 1);
+    size_t base = heap_in_use();
+    for (int dir = 0; dir < 2; dir++) {
+        big_send_t bs = {.l = dir ? b : a, .len = BIG};
+        link_t *rx = dir ? a : b;
+        cr_assert_eq(pthread_create(&t, NULL, send_big, &bs), 0);
+        cr_assert_eq(link_recv(rx, &f, &len, WAIT_MS, &why), 1, "%s", link_reason_name(why));
+        cr_assert_eq(len, BIG);
+        cr_assert_eq(f[0], 0x5a);
+        cr_assert_eq(f[BIG - 1], 0x5a);
+        pthread_join(t, NULL);
+        cr_assert_eq(bs.rc, 0);
+        cr_assert_eq(link_send(dir ? a : b, "ack", 3, WAIT_MS, &why), 0);   /* the receiver's next */
+        cr_assert_eq(link_recv(dir ? b : a, &f, &len, WAIT_MS, &why), 1);  /* read empties it */
+        cr_assert_eq(link_recv(rx, &f, &len, 0, &why), 0);
+    }
+    size_t after = heap_in_use();
+    cr_assert_lt(after, base + (1 << 20), "the links hold %zu bytes more after two frames of %d",
+                 after > base ? after - base : 0, BIG);
+    link_close(&a);
+    link_close(&b);
 }
