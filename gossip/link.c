@@ -8,9 +8,9 @@
  * two transport ciphers, and the error text of every handshake failure.
  * Must not: allocate for a length before checking it against its bound (a handshake message's
  * by the pattern and LINK_HELLO_MAX, a frame's by max_frame), grow a buffer past what a frame
- * needs (max_frame + 20) or what the handshake needs, keep a buffer grown for a large frame
- * once that frame is gone (the receive buffer shrinks to its chunk when empty, the send buffer
- * is freed after a frame larger than a chunk: a pooled link holds a chunk), wait past a deadline, raise SIGPIPE, use
+ * needs (max_frame + 20) or what the handshake needs, keep a buffer grown past KEEP_MAX for a
+ * large frame once that frame is gone (the receive buffer shrinks to its chunk when empty, the
+ * send buffer is freed after the frame), wait past a deadline, raise SIGPIPE, use
  * a link again after a failure, or print. The Noise prologue is the magic followed by the 32
  * bytes of link_keys_t.prologue: the magic (the wire's version) is in the transcript, so a man in
  * the middle who rewrites it (a downgrade to another version's magic) fails the handshake. */
@@ -38,6 +38,11 @@
 #define MAGIC_LEN   8
 #define RECV_CHUNK  (256u * 1024u)   /* the receive buffer's size when frames are smaller */
 #define RECV_ROOM   4096u            /* less room than this at the end: move the rest to the front */
+/* A buffer grown past this for a frame is freed once that frame is gone (a link that carried an
+ * 8 MiB frame, pooled, would hold it). Room for a batch (linkserve.h: 1 MiB of records) is kept:
+ * freeing it after every frame costs an allocation and its page faults per frame while a read
+ * streams (bench/link with 1 MiB frames: the first round 6x slower). */
+#define KEEP_MAX    ((size_t)2 << 20)
 #define NEVER       UINT64_MAX
 #define MSG1_MAX    (NOISE_MSG1_MIN + LINK_HELLO_MAX)
 #define MSG2_MAX    (NOISE_MSG2_MIN + LINK_HELLO_MAX)
@@ -108,10 +113,10 @@ static int fill(link_t *l, size_t need, uint64_t deadline, link_reason_t *why)
     while (l->rlen - l->rpos < need) {
         if (l->rpos == l->rlen) {
             l->rpos = l->rlen = 0;
-            if (l->rcap > chunk) {   /* a large frame went: back to the normal size, empty */
-                uint8_t *nb = realloc(l->rbuf, chunk);
-                if (nb)
-                    l->rbuf = nb, l->rcap = chunk;
+            if (l->rcap > KEEP_MAX) {   /* an outsized frame went: back to the normal size */
+                free(l->rbuf);
+                l->rbuf = malloc(chunk);
+                l->rcap = l->rbuf ? chunk : 0;
             }
         }
         if (l->rcap - l->rlen < RECV_ROOM || l->rcap - l->rpos < need) {
@@ -452,7 +457,7 @@ int link_send_frame(link_t *l, size_t len, int timeout_ms, link_reason_t *why)
     link_reason_t r;
     if (send_all(l, l->wbuf, 4 + len + NOISE_TAG, deadline_of(timeout_ms), &r) != 0)
         return broke(l, r, why);
-    if (l->wcap > 4 + RECV_CHUNK + NOISE_TAG) {   /* a large frame went: its room is not kept */
+    if (l->wcap > KEEP_MAX) {   /* an outsized frame went: its room is not kept */
         free(l->wbuf);
         l->wbuf = NULL;
         l->wcap = 0;
