@@ -7,10 +7,11 @@
  * buffer (room for the length and the tag around the frame, so one send() carries a frame), its
  * two transport ciphers, and the error text of every handshake failure.
  * Must not: allocate for a length before checking it against its bound (a handshake message's
- * by the pattern and LINK_HELLO_MAX, a frame's by max_frame), grow a buffer past what a frame
- * needs (max_frame + 20) or what the handshake needs, keep a buffer grown past KEEP_MAX for a
- * large frame once that frame is gone (the receive buffer shrinks to its chunk when empty, the
- * send buffer is freed after the frame), wait past a deadline, raise SIGPIPE, use
+ * by the pattern and LINK_HELLO_MAX, a frame's by max_frame or the receive limit), grow a
+ * buffer past what a frame needs (its limit + 20) or what the handshake needs, keep a buffer
+ * grown past KEEP_MAX for a large frame once that frame is gone (the receive buffer shrinks to
+ * its chunk when empty, the send buffer is freed after the frame), wait past a deadline, raise
+ * SIGPIPE, use
  * a link again after a failure, or print. The Noise prologue is the magic followed by the 32
  * bytes of link_keys_t.prologue: the magic (the wire's version) is in the transcript, so a man in
  * the middle who rewrites it (a downgrade to another version's magic) fails the handshake. */
@@ -53,7 +54,8 @@ struct link {
     int fd;
     link_reason_t broken;            /* LINK_OK until a failure leaves the link unusable */
     int ready;                       /* the handshake is done */
-    size_t max_frame;
+    size_t max_frame;                /* the largest frame sent */
+    size_t recv_max;                 /* the largest frame received (max_frame, or link_set_recv_max) */
     noise_cipher_t tx, rx;
     uint8_t peer_pk[32], hello[LINK_HELLO_MAX];
     size_t hello_len;
@@ -98,7 +100,7 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 /* The receive buffer's normal size: the handshake's, or a chunk (less when frames are smaller). */
 static size_t chunk_of(const link_t *l)
 {
-    size_t chunk = l->max_frame + 4 + NOISE_TAG;
+    size_t chunk = l->recv_max + 4 + NOISE_TAG;
     if (!l->ready)
         return HELLO_BUF;   /* a connection still in its handshake holds little */
     return chunk < RECV_CHUNK ? chunk : RECV_CHUNK;
@@ -220,7 +222,7 @@ static link_t *link_new(int fd, size_t max_frame)
     if (!l)
         return NULL;
     l->fd = fd;
-    l->max_frame = max_frame;
+    l->max_frame = l->recv_max = max_frame;
     int flags = fcntl(fd, F_GETFL);
     if (flags >= 0)
         fcntl(fd, F_SETFL, flags | O_NONBLOCK);
@@ -489,7 +491,7 @@ int link_recv(link_t *l, const uint8_t **frame, size_t *len, int timeout_ms, lin
         return got == 0 ? 0 : broke(l, r, why);
     }
     size_t clen = get32(l->rbuf + l->rpos);
-    if (clen > l->max_frame + NOISE_TAG)
+    if (clen > l->recv_max + NOISE_TAG)
         return broke(l, LINK_OVERSIZE, why);
     if (clen < NOISE_TAG)
         return broke(l, LINK_DECRYPT, why);
@@ -521,7 +523,12 @@ int link_buffered(const link_t *l)
     if (have < 4)
         return 0;
     size_t clen = get32(l->rbuf + l->rpos);
-    return clen > l->max_frame + NOISE_TAG || clen < NOISE_TAG || have >= 4 + clen;
+    return clen > l->recv_max + NOISE_TAG || clen < NOISE_TAG || have >= 4 + clen;
+}
+
+void link_set_recv_max(link_t *l, size_t max)
+{
+    l->recv_max = max < LINK_FRAME_MAX ? max : LINK_FRAME_MAX;
 }
 
 const uint8_t *link_peer_pk(const link_t *l)

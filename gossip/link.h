@@ -99,6 +99,12 @@ int link_send(link_t *l, const void *buf, size_t len, int timeout_ms, link_reaso
  * are returned without a system call. */
 int link_recv(link_t *l, const uint8_t **frame, size_t *len, int timeout_ms, link_reason_t *why);
 
+/* Lowers (or raises, up to LINK_FRAME_MAX) the largest frame l accepts from its peer; max_frame
+ * stays the largest it sends. For an end that takes small requests and answers with large frames
+ * (the owner: a relay could otherwise make each of its links hold a max_frame buffer). A frame
+ * announced longer: link_recv fails with LINK_OVERSIZE, before its body is read. */
+void link_set_recv_max(link_t *l, size_t max);
+
 int link_fd(const link_t *l);                  /* to poll for POLLIN (check link_buffered first) */
 int link_buffered(const link_t *l);            /* 1: a whole frame is already held (link_recv won't wait) */
 const uint8_t *link_peer_pk(const link_t *l);  /* the peer's static key (authenticated) */

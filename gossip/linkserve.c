@@ -213,6 +213,12 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
         if (!link_buffered(l) && poll(&p, 1, (int)s->o.idle_ms) == 0)
             break;   /* idle */
         int rc = link_recv(l, &f, &len, (int)s->o.idle_ms, &why);
+        if (rc < 0 && why == LINK_OVERSIZE) {
+            char hex[17];
+            sodium_bin2hex(hex, sizeof hex, peer, 8);
+            refused(s, LINK_OVERSIZE, "node %s... announced a frame of more than %zu bytes (requests are smaller)",
+                    hex, LINK_REQ_MAX);
+        }
         if (rc <= 0)
             break;   /* idle (0), closed or failed */
         Trib__ReadRequest *q = len > 1 && f[0] == LINK_REQ ? trib__read_request__unpack(NULL, len - 1, f + 1) : NULL;
@@ -256,6 +262,7 @@ static void *link_thread(void *arg)
     if (!l) {
         refused(s, why == LINK_REFUSED && a.reason >= 0 ? a.reason : (int)why, "%s", err[0] ? err : "handshake failed");
     } else if (!stopping) {
+        link_set_recv_max(l, LINK_REQ_MAX);   /* requests are small; batches go out up to LINK_MAX_FRAME */
         atomic_fetch_add(&s->accepted, 1);
         serve_link(s, l, a.id);
         pthread_mutex_lock(&s->mu);

@@ -24,6 +24,8 @@
 enum { LINK_REQ = 1, LINK_BATCH = 2 };       /* a frame's first byte */
 #define LINK_MAX_FRAME ((size_t)8 << 20)     /* both ends: a batch (up to the peer message size) fits */
 #define LINK_BATCH_BYTES ((size_t)1 << 20)   /* record bytes per batch on a link */
+#define LINK_REQ_MAX ((size_t)64 << 10)      /* a request frame at most (a ReadRequest and its token): the
+                                                owner's links take no more (else "oversize") */
 
 typedef struct linkserve linkserve_t;
 

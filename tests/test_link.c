@@ -1039,3 +1039,29 @@ Test(link, buffers_grown_for_a_large_frame_shrink_back_once_it_is_gone, .init = 
     link_close(&a);
     link_close(&b);
 }
+
+/* An end that takes small frames and sends large ones (the owner): a frame announced past its
+ * receive limit is refused before its body, while it still sends frames up to max_frame. */
+Test(link, a_receive_limit_refuses_larger_frames_and_sending_keeps_max_frame, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why;
+    const uint8_t *f;
+    size_t len;
+    pair(&c, &s);
+    link_set_recv_max(s, 1000);
+    echo_t e = {.l = c};   /* the client echoes whatever the server sends */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, echo, &e), 0);
+    cr_assert_eq(link_send(s, "q", 1, WAIT_MS, &why), 0);
+    cr_assert_eq(link_recv(s, &f, &len, WAIT_MS, &why), 1, "%s", link_reason_name(why));
+    uint8_t *p = link_frame(s, MAXF, &why);   /* a large frame out is fine */
+    cr_assert_not_null(p);
+    memset(p, 1, MAXF);
+    cr_assert_eq(link_send_frame(s, MAXF, WAIT_MS, &why), 0, "%s", link_reason_name(why));
+    cr_assert_eq(link_recv(s, &f, &len, WAIT_MS, &why), -1, "its echo is past the receive limit");
+    cr_assert_eq(why, LINK_OVERSIZE, "%s", link_reason_name(why));
+    link_close(&s);   /* the echo's send fails now: nobody reads the rest of it */
+    pthread_join(t, NULL);
+    link_close(&c);
+}

@@ -453,6 +453,39 @@ Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeou
     identity_wipe(&me);
 }
 
+/* A relay's request frame past the owner's receive limit (LINK_REQ_MAX: requests are small; an
+ * admitted relay could otherwise make every owner link hold a LINK_MAX_FRAME buffer): refused
+ * before its body is read, counted, and the node serves on. */
+Test(linkread, a_request_frame_past_the_owners_limit_is_refused_and_counted)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 10, "--link-listen", listen, NULL, NULL);
+    uint8_t aid[32], prologue[32];
+    node_id(&a, aid);
+    link_prologue_open("tributary", prologue);
+    identity_t me;
+    fx_identity(&me);
+    link_reason_t why;
+    char err[300];
+    link_t *l = dial_as(port, aid, &me, me.pk, 32, prologue, &why, err, sizeof err);
+    cr_assert_not_null(l, "%s", err);
+    size_t n = LINK_REQ_MAX + 1;
+    uint8_t *p = link_frame(l, n, &why);
+    cr_assert_not_null(p);
+    memset(p, 0, n);
+    p[0] = LINK_REQ;
+    link_send_frame(l, n, 3000, &why);   /* the owner may close before it took all of it */
+    cr_assert(closed_by_peer(link_fd(l), 5000), "oversize: the owner kept the link");
+    link_close(&l);
+    wait_metric(&a, "trib_link_refused_total{reason=\"oversize\"}", 1, 5000);
+    cr_assert_eq(metric(&a, "trib_link_refused_total{reason=\"bad_frame\"}"), 0, "its body was read");
+    still_serves(&a, &b);
+    identity_wipe(&me);
+}
+
 /* ------------------------------------------------------------------ chartered */
 
 static identity_t R1, R2;
