@@ -16,6 +16,12 @@
  * version's) fails the handshake. Message 1 carries the initiator's static key (encrypted) and a payload (the
  * caller's: e.g. its node id); the responder's allow callback decides after it decrypts both.
  *
+ * Replays. IK's message 1 carries no proof of freshness: a recorded message 1 replayed makes
+ * link_accept return a link, with the victim's static key and hello, on which the replayer can
+ * never send a frame (it lacks the ephemeral secret the transport keys need). The initiator is
+ * proven live only when its first frame decrypts: a responder should count and log a link as
+ * accepted only then, and give the first frame a short deadline.
+ *
  * Keys are X25519 (a node's identity_t curve_pk/curve_sk: its Ed25519 node key converted). The
  * initiator must know the responder's static key (the owner's node id, converted): a responder
  * with another key cannot complete the handshake.

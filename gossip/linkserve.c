@@ -26,7 +26,7 @@
 #define LOG_EVERY_MS 10000   /* a refusal of one reason is logged at most this often */
 
 /* Refusal reasons: link_reason_t's, then ours. */
-enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_BAD_FRAME, R_COUNT };
+enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_BAD_FRAME, R_NO_REQUEST, R_COUNT };
 
 typedef struct slot {
     pthread_t th;
@@ -45,7 +45,7 @@ struct linkserve {
     pthread_mutex_t mu;
     int stopping;                /* mu */
     slot_t *slots;               /* o.max_links of them (mu) */
-    unsigned active;             /* mu */
+    atomic_uint open;            /* links whose first frame decrypted, served now */
     atomic_uint_fast64_t accepted, requests, lost, refused[R_COUNT];
     atomic_int_fast64_t logged[R_COUNT];   /* clock_ms of the last line */
     atomic_uint_fast64_t since_log[R_COUNT];
@@ -58,6 +58,7 @@ static const char *reason_name(int r)
     case R_NOT_ADMITTED: return "not_admitted";
     case R_BUSY:         return "busy";
     case R_BAD_FRAME:    return "bad_frame";
+    case R_NO_REQUEST:   return "no_request";
     default:             return link_reason_name((link_reason_t)r);
     }
 }
@@ -198,33 +199,54 @@ static int emit(void *ctx, const Trib__ReadBatch *b)
     return link_send_frame(e->l, n, (int)e->send_ms, &e->why);
 }
 
-/* Requests on l, one after another, until it closes, idles or fails. */
+/* Requests on l, one after another, until it closes, idles or fails. The first must come within
+ * handshake_ms: until a frame of the initiator's decrypts it is not proven live (a replayed
+ * message 1 completes the handshake too, and then sends nothing that decrypts), so the link is
+ * counted accepted (and open) only then; without one it is refused as no_request. */
 static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
 {
     store_page_t pg = {0};
     emit_t e = {.l = l, .send_ms = s->o.send_ms};
+    char hex[17];
+    sodium_bin2hex(hex, sizeof hex, peer, 8);
+    int first = 1;
+    uint64_t first_by = clock_ms() + s->o.handshake_ms;
     for (;;) {
         const uint8_t *f;
         size_t len;
         link_reason_t why = LINK_OK;
+        uint64_t now = clock_ms();
+        int wait_ms = !first ? (int)s->o.idle_ms : now < first_by ? (int)(first_by - now) : 0;
         /* asleep in poll until a request comes (link_recv would first try a read that finds nothing:
          * a system call per request saved, and system calls are dear in a VM) */
         struct pollfd p = {.fd = link_fd(l), .events = POLLIN};
-        if (!link_buffered(l) && poll(&p, 1, (int)s->o.idle_ms) == 0)
-            break;   /* idle */
-        int rc = link_recv(l, &f, &len, (int)s->o.idle_ms, &why);
-        if (rc < 0 && why == LINK_OVERSIZE) {
-            char hex[17];
-            sodium_bin2hex(hex, sizeof hex, peer, 8);
+        int rc = !link_buffered(l) && poll(&p, 1, wait_ms) == 0 ? 0 : -2;
+        if (rc == -2) {
+            now = clock_ms();
+            wait_ms = !first ? (int)s->o.idle_ms : now < first_by ? (int)(first_by - now) : 0;
+            rc = link_recv(l, &f, &len, wait_ms, &why);
+        }
+        if (first && rc <= 0) {
+            if (rc == 0 || why == LINK_CLOSED)
+                refused(s, R_NO_REQUEST, "node %s... (so its hello says; a replayed first message says the same) "
+                        "sent no request within %u ms of its handshake", hex, (unsigned)s->o.handshake_ms);
+            else
+                refused(s, (int)why, "node %s... (so its hello says): its first frame: %s", hex,
+                        link_reason_name(why));
+            break;
+        }
+        if (rc < 0 && why == LINK_OVERSIZE)
             refused(s, LINK_OVERSIZE, "node %s... announced a frame of more than %zu bytes (requests are smaller)",
                     hex, LINK_REQ_MAX);
-        }
         if (rc <= 0)
             break;   /* idle (0), closed or failed */
+        if (first) {             /* a frame of the initiator's decrypted: it is live */
+            first = 0;
+            atomic_fetch_add(&s->accepted, 1);
+            atomic_fetch_add(&s->open, 1);
+        }
         Trib__ReadRequest *q = len > 1 && f[0] == LINK_REQ ? trib__read_request__unpack(NULL, len - 1, f + 1) : NULL;
         if (!q) {
-            char hex[17];
-            sodium_bin2hex(hex, sizeof hex, peer, 8);
             refused(s, R_BAD_FRAME, "node %s... sent a frame that is not a read request (%zu bytes)", hex, len);
             break;
         }
@@ -237,6 +259,8 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
             break;
         }
     }
+    if (!first)
+        atomic_fetch_sub(&s->open, 1);
     store_page_free(&pg);
 }
 
@@ -263,7 +287,6 @@ static void *link_thread(void *arg)
         refused(s, why == LINK_REFUSED && a.reason >= 0 ? a.reason : (int)why, "%s", err[0] ? err : "handshake failed");
     } else if (!stopping) {
         link_set_recv_max(l, LINK_REQ_MAX);   /* requests are small; batches go out up to LINK_MAX_FRAME */
-        atomic_fetch_add(&s->accepted, 1);
         serve_link(s, l, a.id);
         pthread_mutex_lock(&s->mu);
         sl->l = NULL;
@@ -272,7 +295,6 @@ static void *link_thread(void *arg)
     link_close(&l);
     pthread_mutex_lock(&s->mu);
     sl->done = 1;
-    s->active--;
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
@@ -316,8 +338,6 @@ static void *acceptor(void *arg)
             *sl = (slot_t){.used = 1, .fd = fd, .s = s};
             if (pthread_create(&sl->th, NULL, link_thread, sl) != 0)
                 sl->used = 0;
-            else
-                s->active++;
         }
         int busy = !sl || !sl->used;
         pthread_mutex_unlock(&s->mu);
@@ -416,13 +436,12 @@ void linkserve_metrics(linkserve_t *s, FILE *f)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&s->mu);
-    unsigned active = s->active;
-    pthread_mutex_unlock(&s->mu);
+    unsigned open = atomic_load(&s->open);
     fprintf(f,
-            "# HELP trib_link_open Data links this node serves now (as owner).\n# TYPE trib_link_open gauge\n"
-            "trib_link_open %u\n"
-            "# HELP trib_link_accepted_total Data links accepted (handshake completed and admitted).\n"
+            "# HELP trib_link_open Data links this node serves now (as owner; their first frame decrypted).\n"
+            "# TYPE trib_link_open gauge\ntrib_link_open %u\n"
+            "# HELP trib_link_accepted_total Data links accepted (handshake completed, admitted, and a first "
+            "frame decrypted: the initiator is live).\n"
             "# TYPE trib_link_accepted_total counter\ntrib_link_accepted_total %" PRIu64 "\n"
             "# HELP trib_link_requests_total Read requests served on data links.\n"
             "# TYPE trib_link_requests_total counter\ntrib_link_requests_total %" PRIu64 "\n"
@@ -430,7 +449,7 @@ void linkserve_metrics(linkserve_t *s, FILE *f)
             "# TYPE trib_link_lost_total counter\ntrib_link_lost_total %" PRIu64 "\n"
             "# HELP trib_link_refused_total Data links refused or dropped before they served, by reason.\n"
             "# TYPE trib_link_refused_total counter\n",
-            active, (uint64_t)atomic_load(&s->accepted), (uint64_t)atomic_load(&s->requests),
+            open, (uint64_t)atomic_load(&s->accepted), (uint64_t)atomic_load(&s->requests),
             (uint64_t)atomic_load(&s->lost));
     for (int r = 1; r < R_COUNT; r++)
         if (r != LINK_OK)

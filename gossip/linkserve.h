@@ -8,7 +8,10 @@
  * open federation's secret, or the charter's federation id. On a link, one request after another:
  * a frame is a type byte and a packed protobuf, LINK_REQ (ReadRequest, never live) answered by
  * LINK_BATCH frames (ReadBatch, the last one done) as the peer transport's owner answers. TCP is
- * the flow control; a link that sends no request for idle_ms is closed.
+ * the flow control; a link that sends no request for idle_ms is closed. The first request must
+ * come within handshake_ms of the handshake, else the link is refused as "no_request" (a replayed
+ * message 1 completes a handshake but can send nothing that decrypts): a link counts as accepted
+ * (trib_link_accepted_total, trib_link_open) once its first frame decrypted.
  * Must not: touch the gossip loop or its sockets, hold a lock while serving, or serve more than
  * max_links links at once (more are accepted and closed at once: "busy"). */
 #ifndef TRIB_LINKSERVE_H
@@ -40,7 +43,7 @@ typedef struct {
     void *ctx;
     reads_t *reads;
     uint32_t idle_ms;            /* close a link without a request this long (30000) */
-    uint32_t handshake_ms;       /* the whole handshake within (2000) */
+    uint32_t handshake_ms;       /* the whole handshake within (2000); the first request as long after */
     uint32_t send_ms;            /* a batch must leave within (60000): a relay that stops reading loses
                                     it. Not shorter: a relay stops reading while its client does (a
                                     pager, a slow pipeline), which the peer transport's credit lets

@@ -218,6 +218,30 @@ static int closed_by_peer(int fd, int ms)
     return 0;
 }
 
+/* A request on a test-side link (the ledger, no token): the owner answers with its refusal, a
+ * done batch with a status. Proves the link live to the owner (its first frame decrypts). */
+static void request_on(link_t *l)
+{
+    Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+    q.stream_id = 1;
+    q.product_id = PRODUCT;
+    size_t n = 1 + trib__read_request__get_packed_size(&q);
+    link_reason_t why;
+    uint8_t *p = link_frame(l, n, &why);
+    cr_assert_not_null(p);
+    p[0] = LINK_REQ;
+    trib__read_request__pack(&q, p + 1);
+    cr_assert_eq(link_send_frame(l, n, 3000, &why), 0, "%s", link_reason_name(why));
+    const uint8_t *f;
+    size_t len;
+    cr_assert_eq(link_recv(l, &f, &len, 10000, &why), 1, "no answer: %s", link_reason_name(why));
+    cr_assert(len > 1 && f[0] == LINK_BATCH, "not a batch");
+    Trib__ReadBatch *b = trib__read_batch__unpack(NULL, len - 1, f + 1);
+    cr_assert_not_null(b);
+    cr_assert(b->done && b->status, "a read without a token was not refused");
+    trib__read_batch__free_unpacked(b, NULL);
+}
+
 typedef struct {
     h_node_t *n;
     const char *series;
@@ -417,9 +441,10 @@ Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeou
     cr_assert_eq(metric(&a, "trib_link_accepted_total"), 1, "a spoofed hello was admitted");
     still_serves(&a, &b);
 
-    /* the same key saying who it is: admitted (the control) */
+    /* the same key saying who it is: admitted (the control), accepted once its request decrypts */
     l = dial_as(port, aid, &me, me.pk, 32, open_prologue, &why, err, sizeof err);
     cr_assert_not_null(l, "an honest stranger of the federation: %s", err);
+    request_on(l);
     link_close(&l);
     wait_metric(&a, "trib_link_accepted_total", 2, 5000);
 
@@ -451,6 +476,52 @@ Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeou
     still_serves(&a, &b);
     cr_assert_eq(metric(&b, LINK_READS), links + 1, "reads no longer go over the link");
     identity_wipe(&me);
+}
+
+/* An attacker replays a recorded message 1 (growth's... here a stranger's, captured off the wire):
+ * link_accept completes (IK cannot tell), but the replayer can send no frame that decrypts. The
+ * owner gives the first request the handshake deadline (2 s), not the 30 s idle, then frees the
+ * slot, counts no_request, and never counts the link accepted. */
+Test(linkread, a_replayed_message_1_frees_its_slot_within_the_handshake_deadline_and_is_counted)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 10, "--link-listen", listen, NULL, NULL);
+    uint8_t aid[32], prologue[32], spk[32];
+    node_id(&a, aid);
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(spk, aid), 0);
+    link_prologue_open("tributary", prologue);
+    identity_t victim;
+    fx_identity(&victim);
+    /* the victim's message 1, captured: its dial to a socket nobody answers times out */
+    int fds[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    link_keys_t k;
+    memcpy(k.pk, victim.curve_pk, 32), memcpy(k.sk, victim.curve_sk, 32), memcpy(k.prologue, prologue, 32);
+    link_reason_t why;
+    char err[300];
+    cr_assert_null(link_dial(fds[0], &k, spk, victim.pk, 32, LINK_MAX_FRAME, 100, &why, err, sizeof err));
+    uint8_t m1[600];
+    ssize_t n = read(fds[1], m1, sizeof m1);
+    close(fds[1]);
+    cr_assert_gt(n, 10, "nothing captured");
+    double accepted = metric(&a, "trib_link_accepted_total");
+    for (int rep = 1; rep <= 2; rep++) {   /* the attacker has only the bytes */
+        int fd = tcp_to(port);
+        long t0 = h_now_ms();
+        cr_assert_eq(write(fd, m1, (size_t)n), n);
+        cr_assert(closed_by_peer(fd, 20000), "replay %d: the owner kept the link", rep);
+        long took = h_now_ms() - t0;
+        close(fd);
+        cr_assert_lt(took, 2000 + 4000, "replay %d: the slot was held %ld ms (handshake deadline 2000)", rep, took);
+        wait_metric(&a, "trib_link_refused_total{reason=\"no_request\"}", rep, 5000);
+    }
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), accepted, "a replayed message 1 was counted accepted");
+    cr_assert_eq(metric(&a, "trib_link_open"), 0);
+    still_serves(&a, &b);
+    identity_wipe(&victim);
 }
 
 /* A relay's request frame past the owner's receive limit (LINK_REQ_MAX: requests are small; an
