@@ -147,13 +147,15 @@ static int allow(void *ctx, const uint8_t client_pk[32], const uint8_t *hello, s
 {
     admit_t *a = ctx;
     uint8_t curve[32];
-    if (hello_len != 32 || crypto_sign_ed25519_pk_to_curve25519(curve, hello) != 0 ||
-        sodium_memcmp(curve, client_pk, 32) != 0) {
+    if (hello_len != 32) {
         a->reason = R_SPOOFED;
-        snprintf(err, errlen, "its hello (%zu bytes) is not the node id of the key it proved", hello_len);
+        snprintf(err, errlen, "its hello (%zu bytes) is not a node id", hello_len);
         return -1;
     }
     if (a->s->o.trust) {
+        /* Chartered: the node id certified for the key proven, byte for byte. Converting the hello
+         * would not do: an Ed25519 id with its sign bit flipped converts to the same X25519 key, and
+         * the id goes on to the audit as the entry node. */
         trust_info_t info;
         char why[200] = "";
         trust_verdict_t v = trust_admit_info(a->s->o.trust, client_pk, clock_wall_ms(), &info, why, sizeof why);
@@ -162,6 +164,20 @@ static int allow(void *ctx, const uint8_t client_pk[32], const uint8_t *hello, s
             snprintf(err, errlen, "%s: %s", trust_verdict_name(v), why);
             return -1;
         }
+        if (sodium_memcmp(info.node_key, hello, 32) != 0) {
+            a->reason = R_SPOOFED;
+            snprintf(err, errlen, "its hello is not the node id certified for the key it proved");
+            return -1;
+        }
+        memcpy(a->id, info.node_key, 32);
+        return 0;
+    }
+    /* Open: no identity binding beyond the federation secret (any holder of it may make any key and
+     * call itself by it): the hello must only be the Ed25519 form of the key proven. */
+    if (crypto_sign_ed25519_pk_to_curve25519(curve, hello) != 0 || sodium_memcmp(curve, client_pk, 32) != 0) {
+        a->reason = R_SPOOFED;
+        snprintf(err, errlen, "its hello is not the node id of the key it proved");
+        return -1;
     }
     memcpy(a->id, hello, 32);
     return 0;

@@ -2,9 +2,11 @@
  * links each get a thread of their own, serving routed range reads straight from the store
  * (reads_serve), with no ZeroMQ I/O thread and no gossip loop on the way.
  *
- * A link's initiator says who it is in the handshake's hello: its Ed25519 node id, whose X25519
- * form must be the static key it proved (else "spoofed"); in a chartered federation that key must
- * be admitted now (trust_admit_info; else "not_admitted"). The prologue binds the federation: the
+ * A link's initiator says who it is in the handshake's hello: its Ed25519 node id. Chartered, the
+ * static key it proved must be admitted now (trust_admit_info; else "not_admitted") and the hello
+ * must be the node id certified for that key, byte for byte (else "spoofed"). Open, the hello's
+ * X25519 form must be the key proven (else "spoofed"); there is no identity binding beyond the
+ * federation secret. The prologue binds the federation: the
  * open federation's secret, or the charter's federation id. On a link, one request after another:
  * a frame is a type byte and a packed protobuf, LINK_REQ (ReadRequest, never live) answered by
  * LINK_BATCH frames (ReadBatch, the last one done) as the peer transport's owner answers. TCP is

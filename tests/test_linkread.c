@@ -643,6 +643,17 @@ Test(linkread, chartered_links_admit_certified_keys_only, .init = fed_setup, .fi
         link_close(&l);
     }
     wait_metric(&a, "trib_link_refused_total{reason=\"not_admitted\"}", 1, 5000);
+    /* a certified key (growth's) naming itself by its id with the sign bit flipped: the same X25519
+     * key, another id (it would go to the audit as the entry node) */
+    uint8_t flipped[32];
+    memcpy(flipped, ib.pk, 32);
+    flipped[31] ^= 0x80;
+    l = dial_as(port, ia.pk, &ib, flipped, 32, fed, &why, err, sizeof err);
+    if (l) {
+        cr_assert(closed_by_peer(link_fd(l), 5000), "a flipped id: the owner kept the link");
+        link_close(&l);
+    }
+    wait_metric(&a, "trib_link_refused_total{reason=\"spoofed\"}", 1, 5000);
     /* the open federation's prologue does not open a chartered owner's link */
     l = dial_as(port, ia.pk, &me, me.pk, 32, open_prologue, &why, err, sizeof err);
     cr_assert_null(l, "an open-mode handshake completed with a chartered owner");
