@@ -2,7 +2,7 @@
  * sessions, and the relay's shared live feeds. Internal to gossip/: gossip.c drives the loop side
  * and exposes the reader side to HTTP threads as gossip_read_* (gossip.h).
  *
- * Owner side (loop thread only): a table of streams {requester, stream id, product, next seq,
+ * Owner side (loop thread only, but for reads_serve below): a table of streams {requester, stream id, product, next seq,
  * remaining, live, batches sent, acked, window}. A stream is pumped from LMDB in batches of
  * bounded bytes (a page of storage/pager.h: the records as NDJSON lines, sent as they are),
  * never more than `window` batches beyond what the requester acknowledged, on READ_REQ,
@@ -139,11 +139,14 @@ void reads_set_owner_audit(reads_audit_open_fn open, reads_audit_end_fn end);
  * link is lost. */
 typedef int (*reads_emit_fn)(void *ctx, const Trib__ReadBatch *b);
 /* Serves range request q of requester (its node id: the entry node the audit names) on the calling
- * thread, exactly as a READ_REQ on the peer transport is served (the same checks, refusals, schema
- * epochs, projection and audit), every batch at once: the link's own flow control (a blocking
+ * thread, exactly as a READ_REQ on the peer transport is served (the same access checks, refusals,
+ * schema epochs, projection and audit), every batch at once: the link's own flow control (a blocking
  * send) paces it. Live requests are refused (400). Batches carry up to max_bytes of records (0:
  * the configured batch_bytes); pg is the caller's page buffer (reused across calls). One short
- * read transaction per batch. 0 served (or refused), -1 the link was lost meanwhile. */
+ * read transaction per batch. It never touches the loop's stream table: no duplicate-id check (a
+ * link carries one request at a time) and no per-requester stream limit (the caller bounds its
+ * links per requester); the owner's total (max_streams) counts these streams too. 0 served (or
+ * refused), -1 the link was lost meanwhile. */
 int reads_serve(reads_t *r, const uint8_t requester[32], const Trib__ReadRequest *q, size_t max_bytes,
                 store_page_t *pg, reads_emit_fn emit, void *ctx);
 

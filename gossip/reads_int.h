@@ -3,7 +3,8 @@
  *   reads.c        dispatch and lifecycle: messages in (reads_handle), the loop's turns (drain, pump,
  *                  tick), peer loss, append notices, metrics, new/shutdown/destroy, and the queue of
  *                  messages to send once the mutex is released.
- *   reads_owner.c  the owner side: streams this node serves from LMDB. Loop thread only, no mutex.
+ *   reads_owner.c  the owner side: streams this node serves from LMDB. Loop thread only, no mutex
+ *                  (reads_serve: link threads, on a stream of their own, never r->streams).
  *   reads_relay.c  the relay side: sessions to owners, shared live feeds and their rings, and the
  *                  readers on HTTP threads. Every field of it is under reads.mu.
  *

@@ -4,8 +4,13 @@
  * Owns: the stream table (open, credit, cancel, idle expiry, keepalives), reading a batch from the
  * store (one short read transaction per batch) and the refusals an owner sends (a last batch 1
  * with a status).
- * Must not: run on any thread but the gossip loop, take reads.mu or touch the relay's sessions,
- * keep an LMDB transaction beyond one batch, or serve a product of another domain. */
+ * Threads: everything here runs on the gossip loop, which alone owns the stream table
+ * (r->streams, r->page), except reads_serve and what it calls (owner_admit, the pump of one
+ * stream, ostream_free), which run on the link server's threads on a stream of their own that is
+ * never linked into the table: they read only the configuration, the store, the owner's
+ * thread-safe callbacks and the atomic counters (owner_streams is the total over both paths).
+ * Must not: touch r->streams or r->page off the loop, take reads.mu or touch the relay's
+ * sessions, keep an LMDB transaction beyond one batch, or serve a product of another domain. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -365,8 +370,11 @@ static int ostream_pump_one(reads_t *r, ostream_t *s, store_page_t *pg, const si
 }
 
 /* Checks request q of sender and makes its stream (not linked into r->streams), or refuses it to
- * k (NULL). *last: the product's last seq; *head_mseq its manifest now. Any thread (store reads
- * only; the owner's check, fields and audit callbacks are thread-safe). */
+ * k (NULL). *last: the product's last seq; *head_mseq its manifest now. On the loop (k->addr) it
+ * also refuses a duplicate stream id and more than max_streams_per_peer of the sender's streams
+ * (it walks r->streams); on a link thread (k->emit) it does neither (the link server bounds links
+ * per peer). The total is owner_streams on both. Otherwise store reads only; the owner's check,
+ * fields and audit callbacks are thread-safe. */
 static ostream_t *owner_admit(reads_t *r, uint64_t now, const uint8_t sender[32], const sink_t *k,
                               const Trib__ReadRequest *q, uint64_t *last_out, uint64_t *head_mseq)
 {
@@ -415,36 +423,40 @@ static ostream_t *owner_admit(reads_t *r, uint64_t now, const uint8_t sender[32]
                     from, q->limit);
         return NULL;
     }
-    if (ostream_find(r, sender, q->stream_id)) {
-        BUMP(r, streams_refused, 1);
-        reply_error(r, k, q->stream_id, 400, "stream %" PRIu64 " is already open", q->stream_id);
-        return NULL;
-    }
-    size_t total = 0, mine = 0;
-    for (ostream_t *s = r->streams; s; s = s->next)
-        if (!s->dead) {
-            total++;
-            mine += !memcmp(s->peer, sender, 32);
+    /* A data link (k->emit) carries one request at a time, so it has no duplicate ids, and its
+     * streams per relay are bounded by the link server's links per peer: r->streams is the loop's
+     * (walked and freed there), so a link thread must not read it. */
+    size_t mine = 0;
+    if (!k->emit) {
+        if (ostream_find(r, sender, q->stream_id)) {
+            BUMP(r, streams_refused, 1);
+            reply_error(r, k, q->stream_id, 400, "stream %" PRIu64 " is already open", q->stream_id);
+            return NULL;
         }
+        for (ostream_t *s = r->streams; s; s = s->next)
+            mine += !s->dead && !memcmp(s->peer, sender, 32);
+    }
+    /* the total over both paths: owner_streams, taken here (given back by ostream_kill, or below) */
+    uint64_t total = atomic_fetch_add(&r->owner_streams, 1);
     if (total >= r->c.max_streams || mine >= r->c.max_streams_per_peer) {
+        atomic_fetch_sub(&r->owner_streams, 1);
         BUMP(r, streams_refused, 1);
-        reply_error(r, k, q->stream_id, 503, "the owner serves too many streams (%zu, %zu from this node)", total,
-                    mine);
+        reply_error(r, k, q->stream_id, 503, "the owner serves too many streams (%" PRIu64 ", %zu from this node)",
+                    total, mine);
         return NULL;
     }
     uint64_t last = 0;
+    ostream_t *s = NULL;
     if (store_records_last(r->st, pid, &last) < 0) {
         reply_error(r, k, q->stream_id, 500, "reading records of %s failed on its owner", pid);
-        return NULL;
-    }
-    if (q->live && q->from_tail && p.retired) {
+    } else if (q->live && q->from_tail && p.retired) {
         BUMP(r, streams_refused, 1);
         reply_error(r, k, q->stream_id, 410, "%s is retired: it takes no new records", pid);
-        return NULL;
-    }
-    ostream_t *s = calloc(1, sizeof *s);
-    if (!s) {
+    } else if (!(s = calloc(1, sizeof *s))) {
         reply_error(r, k, q->stream_id, 500, "out of memory on the owner");
+    }
+    if (!s) {
+        atomic_fetch_sub(&r->owner_streams, 1);
         return NULL;
     }
     memcpy(s->peer, sender, 32);
@@ -464,6 +476,7 @@ static ostream_t *owner_admit(reads_t *r, uint64_t now, const uint8_t sender[32]
     if (q->token.len) {
         if (!(s->token = malloc(q->token.len))) {
             free(s);
+            atomic_fetch_sub(&r->owner_streams, 1);
             reply_error(r, k, q->stream_id, 500, "out of memory on the owner");
             return NULL;
         }
@@ -474,7 +487,6 @@ static ostream_t *owner_admit(reads_t *r, uint64_t now, const uint8_t sender[32]
         s->fields = r->fields_fn(r->check_ctx, pid, q->token.data, q->token.len);
     if (r->audit_open) /* grants2: audited (with its records) when it ends */
         s->audit = r->audit_open(r->check_ctx, pid, q->token.data, q->token.len, sender, q->live, probe, 1, "");
-    atomic_fetch_add(&r->owner_streams, 1);
     if (s->live)
         atomic_fetch_add(&r->owner_live, 1);
     *last_out = last;
