@@ -215,6 +215,22 @@ static int emit(void *ctx, const Trib__ReadBatch *b)
     return link_send_frame(e->l, n, (int)e->send_ms, &e->why);
 }
 
+/* Chartered: the trust store is asked again before every request, as the peer transport asks it
+ * for every message (zap): a relay revoked, or whose certificate expired, while it held a link
+ * reads no more over it. 1 still admitted (as the node id it proved at the handshake), else 0
+ * (refused, counted as not_admitted). */
+static int still_admitted(linkserve_t *s, link_t *l, const uint8_t peer[32], const char *hex)
+{
+    trust_info_t info;
+    char why[200] = "";
+    trust_verdict_t v = trust_admit_info(s->o.trust, link_peer_pk(l), clock_wall_ms(), &info, why, sizeof why);
+    if (v == TRUST_OK && sodium_memcmp(info.node_key, peer, 32) == 0)
+        return 1;
+    refused(s, R_NOT_ADMITTED, "node %s... is no longer admitted (%s: %s): its link is closed", hex,
+            v == TRUST_OK ? "another node id" : trust_verdict_name(v), v == TRUST_OK ? "its key is certified for another node" : why);
+    return 0;
+}
+
 /* Requests on l, one after another, until it closes, idles or fails. The first must come within
  * handshake_ms: until a frame of the initiator's decrypts it is not proven live (a replayed
  * message 1 completes the handshake too, and then sends nothing that decrypts), so the link is
@@ -261,6 +277,8 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
             atomic_fetch_add(&s->accepted, 1);
             atomic_fetch_add(&s->open, 1);
         }
+        if (s->o.trust && !still_admitted(s, l, peer, hex))
+            break;
         Trib__ReadRequest *q = len > 1 && f[0] == LINK_REQ ? trib__read_request__unpack(NULL, len - 1, f + 1) : NULL;
         if (!q) {
             refused(s, R_BAD_FRAME, "node %s... sent a frame that is not a read request (%zu bytes)", hex, len);

@@ -13,7 +13,9 @@
  * the flow control; a link that sends no request for idle_ms is closed. The first request must
  * come within handshake_ms of the handshake, else the link is refused as "no_request" (a replayed
  * message 1 completes a handshake but can send nothing that decrypts): a link counts as accepted
- * (trib_link_accepted_total, trib_link_open) once its first frame decrypted.
+ * (trib_link_accepted_total, trib_link_open) once its first frame decrypted. Chartered, the
+ * initiator's key is asked about again before every request: revoked (or no longer certified as
+ * the same node id), its link is closed ("not_admitted").
  * Must not: touch the gossip loop or its sockets, hold a lock while serving, or serve more than
  * max_links links at once (more are accepted and closed at once: "busy"). */
 #ifndef TRIB_LINKSERVE_H

@@ -43,6 +43,7 @@ typedef struct {
     uint8_t owner[32];
     char addr[ADDR_MAX];
     link_t *l;
+    uint64_t gen;                /* the pool's key generation it was dialled under */
     uint64_t since;              /* ms: pooled at */
 } idle_t;
 
@@ -56,6 +57,7 @@ struct lread {
     linkpool_t *p;
     struct lread *next, *prev;   /* active readers (pool.mu) */
     link_t *l;
+    uint64_t gen;                /* the key generation l was dialled under (pool_put refuses another) */
     uint8_t owner[32];
     char addr[ADDR_MAX], desc[DESC_MAX];
     uint64_t id;                 /* the stream id sent */
@@ -79,6 +81,7 @@ struct linkpool {
     backoff_t backoff[BACKOFF_MAX];
     lread_t *active;
     int shutting_down;
+    uint64_t gen;                /* this node's key generation: linkpool_flush (a rotation) adds one */
     uint64_t next_id;
     atomic_uint_fast64_t via_link, via_relay, pooled_used, dial_failed[D_COUNT];
 };
@@ -145,6 +148,7 @@ void linkpool_flush(linkpool_t *p)
         return;
     pthread_mutex_lock(&p->mu);
     idle_drop(p, 1, 0);
+    p->gen++;                    /* links in use now go back to no pool */
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -192,32 +196,36 @@ void linkpool_metrics(linkpool_t *p, FILE *f)
                     (uint64_t)atomic_load(&p->dial_failed[r]));
 }
 
-/* An idle link to owner at addr, or NULL. */
-static link_t *pool_take(linkpool_t *p, const uint8_t owner[32], const char *addr)
+/* An idle link to owner at addr dialled under this node's key now (*gen its generation), or NULL. */
+static link_t *pool_take(linkpool_t *p, const uint8_t owner[32], const char *addr, uint64_t *gen)
 {
     link_t *l = NULL;
     pthread_mutex_lock(&p->mu);
     idle_drop(p, 0, clock_ms());
     for (size_t i = p->nidle; i-- > 0 && !l;)   /* the newest first */
-        if (!memcmp(p->idle[i].owner, owner, 32) && !strcmp(p->idle[i].addr, addr)) {
+        if (p->idle[i].gen == p->gen && !memcmp(p->idle[i].owner, owner, 32) && !strcmp(p->idle[i].addr, addr)) {
             l = p->idle[i].l;
+            *gen = p->idle[i].gen;
             p->idle[i] = p->idle[--p->nidle];
         }
     pthread_mutex_unlock(&p->mu);
     return l;
 }
 
-static void pool_put(linkpool_t *p, const uint8_t owner[32], const char *addr, link_t **lp)
+/* Pools *lp (dialled under key generation gen), or closes it: a link made as a key this node no
+ * longer has (a rotation since) speaks as that key to the owner, and is never reused. */
+static void pool_put(linkpool_t *p, const uint8_t owner[32], const char *addr, uint64_t gen, link_t **lp)
 {
     pthread_mutex_lock(&p->mu);
     size_t mine = 0;
     for (size_t i = 0; i < p->nidle; i++)
         mine += !memcmp(p->idle[i].owner, owner, 32) && !strcmp(p->idle[i].addr, addr);
-    if (!p->shutting_down && mine < LINKS_IDLE_MAX && p->nidle < LINKS_POOL_MAX) {
+    if (!p->shutting_down && gen == p->gen && mine < LINKS_IDLE_MAX && p->nidle < LINKS_POOL_MAX) {
         idle_t *it = &p->idle[p->nidle++];
         memcpy(it->owner, owner, 32);
         snprintf(it->addr, sizeof it->addr, "%s", addr);
         it->l = *lp;
+        it->gen = gen;
         it->since = clock_ms();
         *lp = NULL;
     }
@@ -262,8 +270,10 @@ static void back_off(linkpool_t *p, const uint8_t owner[32], const char *addr, i
              addr, dial_reason(reason), err, LINKS_BACKOFF_MS / 1000);
 }
 
-/* A new link to owner at addr, or NULL with *reason and err. */
-static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, int *reason, char *err, size_t errlen)
+/* A new link to owner at addr (*gen: the key generation it is dialled under), or NULL with
+ * *reason and err. */
+static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, uint64_t *gen, int *reason, char *err,
+                    size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -312,6 +322,9 @@ static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, in
     }
     link_keys_t k;
     uint8_t id[32];
+    pthread_mutex_lock(&p->mu);
+    *gen = p->gen;               /* before the keys: a rotation after this makes the link stale */
+    pthread_mutex_unlock(&p->mu);
     p->o.keys(p->o.ctx, id, k.pk, k.sk);
     memcpy(k.prologue, p->o.prologue, 32);
     link_reason_t why = LINK_OK;
@@ -529,8 +542,8 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     Trib__ReadBatch *b = NULL;
     /* a pooled link may have been closed by the owner meanwhile: then once more on a new one */
     for (int attempt = 0; attempt < 2 && !b; attempt++) {
-        int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr)) != NULL;
-        if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, &reason, derr, sizeof derr)))
+        int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
+        if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, &rd->gen, &reason, derr, sizeof derr)))
             break;
         active_add(rd);
         link_reason_t why = LINK_OK;
@@ -697,7 +710,7 @@ void lread_close(lread_t **rdp)
     if (rd->cur)
         batch_free(rd->cur);
     if (rd->l && rd->clean && !rd->schema_end)
-        pool_put(p, rd->owner, rd->addr, &rd->l);   /* the owner finished: the link is between requests */
+        pool_put(p, rd->owner, rd->addr, rd->gen, &rd->l);   /* the owner finished: the link is between requests */
     link_close(&rd->l);
     free(rd);
     *rdp = NULL;

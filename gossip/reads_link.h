@@ -31,7 +31,8 @@ typedef struct {
 linkpool_t *linkpool_new(const linkpool_opts_t *o);
 /* Every link read ends now with "shutting_down" (a blocked reader wakes); no new one opens. */
 void linkpool_shutdown(linkpool_t *p);
-/* Links made as our previous key are not reused (a live key rotation). */
+/* Links made as our previous key are not reused (a live key rotation): the idle ones are closed,
+ * and those in use now are closed when their reads end instead of going back to the pool. */
 void linkpool_flush(linkpool_t *p);
 void linkpool_free(linkpool_t **pp);   /* every lread closed first */
 /* A batch frame's packed ReadBatch (after its type byte) split without copying: its other fields

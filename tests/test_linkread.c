@@ -664,6 +664,91 @@ Test(linkread, chartered_links_admit_certified_keys_only, .init = fed_setup, .fi
     identity_wipe(&me), identity_wipe(&ia), identity_wipe(&ib);
 }
 
+/* A relay revoked while it holds a link reads no more over it: the owner asks its trust store
+ * again before every request (as the peer transport's zap does for every message), closes the
+ * link and counts not_admitted; the relay's later reads get no records over any link. */
+Test(linkread, a_relay_revoked_while_holding_a_link_reads_no_more_over_it, .init = fed_setup, .fini = fed_teardown,
+     .timeout = 240)
+{
+    char da[256], db[256], ca[300], cb[300], listen[64], err[300];
+    identity_t ia, ib;
+    certified("a", "payments", da, sizeof da, &ia);
+    certified("b", "growth", db, sizeof db, &ib);
+    snprintf(ca, sizeof ca, "%s/a.cert", work);
+    snprintf(cb, sizeof cb, "%s/b.cert", work);
+    int port = h_free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--data", da, "--charter", chpath, "--cert", ca, "--link-listen", listen,
+                              FAST, NULL), 0, "payments did not start");
+    char seed[200];
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    cr_assert_eq(h_node_start(&b, "growth", "--data", db, "--charter", chpath, "--cert", cb, "--seed", seed, FAST,
+                              NULL), 0, "growth did not start");
+    cr_assert(h_wait_member(b.url, "payments", "alive", NULL, 20000), "growth does not see payments");
+    publish_ledger(&a);
+    post_records(&a, 1, 50, 80);
+    cr_assert(h_wait_status(b.url, "/v1/products/" PRODUCT, NULL, 200, 20000), "growth did not learn the ledger");
+    raw_t r;
+    raw_get(&b, RECORDS_PATH "?limit=5", a.token, &r);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    free(r.body);
+    cr_assert_eq(metric(&b, LINK_READS), 1);
+    cr_assert_eq(metric(&b, "trib_link_pooled"), 1, "growth's link did not go back to its pool");
+    /* growth's key holds a second link of its own, admitted before the revocation */
+    uint8_t fed[32];
+    link_prologue_charter(ch.fed_id, fed);
+    link_reason_t why;
+    link_t *held = dial_as(port, ia.pk, &ib, ib.pk, 32, fed, &why, err, sizeof err);
+    cr_assert_not_null(held, "growth's own link before the revocation: %s", err);
+    request_on(held);            /* live, and served: a refusal (no token) */
+    const identity_t *roots[] = {&R1, &R2};
+    revocation_t rv;
+    cr_assert_eq(revocation_issue(&ch, 1, 0, ib.pk, fx_now_ms(), "test", roots, 2, &rv, err, sizeof err), 0, "%s", err);
+    char path[300];
+    snprintf(path, sizeof path, "%s/rev.json", work);
+    json_t *j = revocation_to_json(&rv);
+    cr_assert_eq(trust_file_write(path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    revocation_free(&rv);
+    char *o = NULL, *e = NULL;
+    cr_assert_eq(h_trib(&a, NULL, &o, &e, "fed", "submit", path, "--node", a.url, NULL), 0, "%s %s", o, e);
+    free(o), free(e);
+    wait_metric(&a, "trib_trust_refused_total{kind=\"connect\",reason=\"revoked\"}", 1, 15000);
+    double req0 = metric(&a, "trib_link_requests_total");
+    /* a request on the held link: no batch of records comes back, the link closes */
+    Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+    q.stream_id = 77;
+    q.product_id = PRODUCT;
+    q.from_seq = 1;
+    q.limit = 5;
+    q.credit = 1;
+    q.token = (ProtobufCBinaryData){strlen(a.token), (uint8_t *)a.token};
+    size_t n = 1 + trib__read_request__get_packed_size(&q);
+    uint8_t *f = link_frame(held, n, &why);
+    cr_assert_not_null(f);
+    f[0] = LINK_REQ;
+    trib__read_request__pack(&q, f + 1);
+    cr_assert_eq(link_send_frame(held, n, 3000, &why), 0, "send: %s", link_reason_name(why));
+    const uint8_t *fr;
+    size_t len;
+    int rc = link_recv(held, &fr, &len, 10000, &why);
+    cr_assert_eq(rc, -1, "the owner answered a revoked relay's request on its held link (rc %d, %zu bytes)", rc, len);
+    link_close(&held);
+    wait_metric(&a, "trib_link_refused_total{reason=\"not_admitted\"}", 1, 5000);
+    /* growth's pooled link and any new one: no records for it */
+    for (int i = 0; i < 2; i++) {
+        raw_get(&b, RECORDS_PATH "?limit=5", a.token, &r);
+        cr_assert_neq(r.status, 200, "read %d after the revocation was served: %.200s", i, r.body);
+        free(r.body);
+    }
+    cr_assert_eq(metric(&a, "trib_link_requests_total"), req0, "the owner served a revoked relay over a link");
+    raw_get(&a, RECORDS_PATH "?limit=5", a.token, &r);
+    cr_assert_eq(r.status, 200, "the owner stopped serving: %ld", r.status);
+    free(r.body);
+    identity_wipe(&ia), identity_wipe(&ib);
+}
+
 /* ------------------------------------------------------------------ link_split (untrusted bytes) */
 
 /* A batch frame's message as the owner's link server builds it: the other fields, then the lines. */
