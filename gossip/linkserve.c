@@ -26,13 +26,15 @@
 #define LOG_EVERY_MS 10000   /* a refusal of one reason is logged at most this often */
 
 /* Refusal reasons: link_reason_t's, then ours. */
-enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_BAD_FRAME, R_NO_REQUEST, R_COUNT };
+enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_PER_PEER, R_BAD_FRAME, R_NO_REQUEST, R_COUNT };
 
 typedef struct slot {
     pthread_t th;
     int used, done;
     int fd;                      /* accepted, handshake under way (the thread owns it) */
     link_t *l;                   /* established (shut down at stop) */
+    int admitted;                /* counted in links, its initiator's id in id */
+    uint8_t id[32];
     struct linkserve *s;
 } slot_t;
 
@@ -44,7 +46,9 @@ struct linkserve {
     int started;
     pthread_mutex_t mu;
     int stopping;                /* mu */
-    slot_t *slots;               /* o.max_links of them (mu) */
+    slot_t *slots;               /* o.max_links + o.max_handshakes of them (mu) */
+    unsigned nslots;
+    unsigned handshakes, links;  /* slots with a handshake under way; admitted links (mu) */
     atomic_uint open;            /* links whose first frame decrypted, served now */
     atomic_uint_fast64_t accepted, requests, lost, refused[R_COUNT];
     atomic_int_fast64_t logged[R_COUNT];   /* clock_ms of the last line */
@@ -57,6 +61,7 @@ static const char *reason_name(int r)
     case R_SPOOFED:      return "spoofed";
     case R_NOT_ADMITTED: return "not_admitted";
     case R_BUSY:         return "busy";
+    case R_PER_PEER:     return "per_peer";
     case R_BAD_FRAME:    return "bad_frame";
     case R_NO_REQUEST:   return "no_request";
     default:             return link_reason_name((link_reason_t)r);
@@ -313,17 +318,36 @@ static void *link_thread(void *arg)
     sodium_memzero(k.sk, sizeof k.sk);
     pthread_mutex_lock(&s->mu);
     sl->fd = -1;                 /* link_accept owns it now: closed, or l's */
-    int stopping = s->stopping;
-    if (l && !stopping)
-        sl->l = l;
+    s->handshakes--;
+    int stopping = s->stopping, over = 0;
+    unsigned mine = 0;
+    if (l && !stopping) {        /* admitted links: max_links in all, max_per_peer of one node id */
+        for (unsigned i = 0; i < s->nslots; i++)
+            mine += s->slots[i].admitted && !memcmp(s->slots[i].id, a.id, 32);
+        over = s->links >= s->o.max_links ? R_BUSY : mine >= s->o.max_per_peer ? R_PER_PEER : 0;
+        if (!over) {
+            sl->l = l;
+            sl->admitted = 1;
+            memcpy(sl->id, a.id, 32);
+            s->links++;
+        }
+    }
     pthread_mutex_unlock(&s->mu);
+    char hex[17];
+    sodium_bin2hex(hex, sizeof hex, a.id, 8);
     if (!l) {
         refused(s, why == LINK_REFUSED && a.reason >= 0 ? a.reason : (int)why, "%s", err[0] ? err : "handshake failed");
+    } else if (over == R_BUSY) {
+        refused(s, R_BUSY, "%u links are served already (--link-max)", s->o.max_links);
+    } else if (over) {
+        refused(s, R_PER_PEER, "node %s... holds %u links already", hex, mine);
     } else if (!stopping) {
         link_set_recv_max(l, LINK_REQ_MAX);   /* requests are small; batches go out up to LINK_MAX_FRAME */
         serve_link(s, l, a.id);
         pthread_mutex_lock(&s->mu);
         sl->l = NULL;
+        sl->admitted = 0;
+        s->links--;
         pthread_mutex_unlock(&s->mu);
     }
     link_close(&l);
@@ -336,7 +360,7 @@ static void *link_thread(void *arg)
 /* Joins the threads of finished slots (mu held). */
 static void reap(linkserve_t *s)
 {
-    for (unsigned i = 0; i < s->o.max_links; i++)
+    for (unsigned i = 0; i < s->nslots; i++)
         if (s->slots[i].used && s->slots[i].done) {
             pthread_join(s->slots[i].th, NULL);
             s->slots[i].used = s->slots[i].done = 0;
@@ -363,21 +387,26 @@ static void *acceptor(void *arg)
             continue;
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* a thread for the handshake, if fewer than max_handshakes are under way: an unproven
+         * connection holds one for handshake_ms at most, and never an admitted link's place */
         pthread_mutex_lock(&s->mu);
         slot_t *sl = NULL;
-        for (unsigned i = 0; i < s->o.max_links && !sl; i++)
+        for (unsigned i = 0; i < s->nslots && !sl && s->handshakes < s->o.max_handshakes; i++)
             if (!s->slots[i].used)
                 sl = &s->slots[i];
         if (sl) {
             *sl = (slot_t){.used = 1, .fd = fd, .s = s};
             if (pthread_create(&sl->th, NULL, link_thread, sl) != 0)
                 sl->used = 0;
+            else
+                s->handshakes++;
         }
         int busy = !sl || !sl->used;
+        unsigned hs = s->handshakes;
         pthread_mutex_unlock(&s->mu);
         if (busy) {
             close(fd);
-            refused(s, R_BUSY, "%u links are served already (--link-max)", s->o.max_links);
+            refused(s, R_BUSY, "%u handshakes are under way already (%u links served)", hs, s->o.max_links);
         }
     }
     return NULL;
@@ -402,6 +431,11 @@ linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen
     s->o.listen = NULL;          /* not kept */
     if (!s->o.max_links)
         s->o.max_links = 256;
+    if (!s->o.max_handshakes)
+        s->o.max_handshakes = 32;
+    if (!s->o.max_per_peer)
+        s->o.max_per_peer = 64;
+    s->nslots = s->o.max_links + s->o.max_handshakes;
     if (!s->o.idle_ms)
         s->o.idle_ms = 30000;
     if (!s->o.handshake_ms)
@@ -410,7 +444,7 @@ linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen
         s->o.send_ms = 60000;
     s->wake[0] = s->wake[1] = -1;
     pthread_mutex_init(&s->mu, NULL);
-    s->slots = calloc(s->o.max_links, sizeof *s->slots);
+    s->slots = calloc(s->nslots, sizeof *s->slots);
     s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (!s->slots || s->lfd < 0 || setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
@@ -443,7 +477,7 @@ void linkserve_stop(linkserve_t **sp)
     linkserve_t *s = *sp;
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
-    for (unsigned i = 0; s->slots && i < s->o.max_links; i++)
+    for (unsigned i = 0; s->slots && i < s->nslots; i++)
         if (s->slots[i].l)
             shutdown(link_fd(s->slots[i].l), SHUT_RDWR);   /* wakes its thread */
     pthread_mutex_unlock(&s->mu);
@@ -452,7 +486,7 @@ void linkserve_stop(linkserve_t **sp)
             log_warn("link: waking the acceptor: %s", strerror(errno));
         pthread_join(s->acceptor, NULL);
     }
-    for (unsigned i = 0; s->slots && i < s->o.max_links; i++)   /* handshakes end within handshake_ms */
+    for (unsigned i = 0; s->slots && i < s->nslots; i++)   /* handshakes end within handshake_ms */
         if (s->slots[i].used)
             pthread_join(s->slots[i].th, NULL);
     if (s->lfd >= 0)

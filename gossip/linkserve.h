@@ -17,7 +17,8 @@
  * initiator's key is asked about again before every request: revoked (or no longer certified as
  * the same node id), its link is closed ("not_admitted").
  * Must not: touch the gossip loop or its sockets, hold a lock while serving, or serve more than
- * max_links links at once (more are accepted and closed at once: "busy"). */
+ * max_links links at once, max_per_peer of one node id, or hold more than max_handshakes
+ * unproven connections (more are closed at once: "busy", "per_peer"). */
 #ifndef TRIB_LINKSERVE_H
 #define TRIB_LINKSERVE_H
 
@@ -38,7 +39,11 @@ typedef struct linkserve linkserve_t;
 
 typedef struct {
     const char *listen;          /* HOST:PORT; port 0: a free one */
-    unsigned max_links;          /* served at once (256) */
+    unsigned max_links;          /* admitted links served at once (256; more: "busy") */
+    unsigned max_handshakes;     /* connections in their handshake at once, apart from the links (32;
+                                    more are closed at accept: "busy") */
+    unsigned max_per_peer;       /* admitted links of one node id at once (64; more: "per_peer"): each
+                                    holds a thread, and reads_serve leaves the per-requester bound to us */
     uint8_t prologue[32];        /* link_prologue_open / _charter */
     trust_t *trust;              /* chartered: initiators must be admitted; NULL: open */
     /* This node's static key pair now (its identity's CURVE keys; a live key rotation changes it:

@@ -218,6 +218,27 @@ static int closed_by_peer(int fd, int ms)
     return 0;
 }
 
+/* 1 when the owner answers a request on l (a refusal: no token), 0 when it closes l instead. */
+static int served(link_t *l)
+{
+    Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+    q.stream_id = 1;
+    q.product_id = PRODUCT;
+    size_t n = 1 + trib__read_request__get_packed_size(&q);
+    link_reason_t why;
+    uint8_t *p = link_frame(l, n, &why);
+    cr_assert_not_null(p);
+    p[0] = LINK_REQ;
+    trib__read_request__pack(&q, p + 1);
+    if (link_send_frame(l, n, 3000, &why) != 0)
+        return 0;
+    const uint8_t *f;
+    size_t len;
+    int rc = link_recv(l, &f, &len, 10000, &why);
+    cr_assert_neq(rc, 0, "neither an answer nor a close within 10 s");
+    return rc == 1 && len > 1 && f[0] == LINK_BATCH;
+}
+
 /* A request on a test-side link (the ledger, no token): the owner answers with its refusal, a
  * done batch with a status. Proves the link live to the owner (its first frame decrypts). */
 static void request_on(link_t *l)
@@ -448,23 +469,22 @@ Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeou
     link_close(&l);
     wait_metric(&a, "trib_link_accepted_total", 2, 5000);
 
-    /* silent connections hold a slot for the handshake deadline only; beyond --link-max (3, one of
-     * them growth's pooled link perhaps): busy, closed at once */
+    /* silent connections: at most 32 handshakes under way, apart from the links; beyond, closed
+     * at once. Each holds its place for the handshake deadline only */
     double busy = metric(&a, "trib_link_refused_total{reason=\"busy\"}");
     double timeouts = metric(&a, "trib_link_refused_total{reason=\"timeout\"}");
-    int silent[4], nsilent = 0, refused_at_once = 0;
-    for (int i = 0; i < 4 && !refused_at_once; i++) {
+    int silent[34], nsilent = 0, refused_at_once = 0;
+    for (int i = 0; i < 34 && !refused_at_once; i++) {
         int s = tcp_to(port);
-        if (i >= 2 && closed_by_peer(s, 1000)) {
+        if (i >= 32 && closed_by_peer(s, 1000)) {
             refused_at_once = 1;
             close(s);
         } else {
             silent[nsilent++] = s;
         }
     }
-    cr_assert(refused_at_once, "beyond --link-max: not closed at once");
+    cr_assert(refused_at_once, "beyond 32 handshakes under way: not closed at once");
     wait_metric(&a, "trib_link_refused_total{reason=\"busy\"}", busy + 1, 5000);
-    still_serves(&a, &b);   /* meanwhile reads go on (over the peer transport if no link is free) */
     long t0 = h_now_ms();
     for (int i = 0; i < nsilent; i++) {
         cr_assert(closed_by_peer(silent[i], 10000), "a silent connection was not closed");
@@ -475,7 +495,57 @@ Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeou
     double links = metric(&b, LINK_READS);
     still_serves(&a, &b);
     cr_assert_eq(metric(&b, LINK_READS), links + 1, "reads no longer go over the link");
+
+    /* admitted links beyond --link-max (3, one of them growth's pooled link perhaps): busy */
+    busy = metric(&a, "trib_link_refused_total{reason=\"busy\"}");
+    link_t *held[4] = {0};
+    int n = 0, over = 0;
+    for (; n < 4 && !over; n++) {
+        held[n] = dial_as(port, aid, &me, me.pk, 32, open_prologue, &why, err, sizeof err);
+        over = !held[n] || !served(held[n]);
+    }
+    cr_assert(over, "more than --link-max links were served");
+    wait_metric(&a, "trib_link_refused_total{reason=\"busy\"}", busy + 1, 5000);
+    for (int i = 0; i < n; i++)
+        link_close(&held[i]);
+    still_serves(&a, &b);
     identity_wipe(&me);
+}
+
+/* One node id holds 64 admitted links at most (each a thread of the owner's; the owner leaves
+ * the per-requester bound of link reads to the link server): the 65th is closed, counted
+ * per_peer; another node's link is served meanwhile. */
+Test(linkread, one_node_holds_64_links_at_most)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64], err[300];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 10, "--link-listen", listen, NULL, NULL);
+    uint8_t aid[32], prologue[32];
+    node_id(&a, aid);
+    link_prologue_open("tributary", prologue);
+    identity_t me, other;
+    fx_identity(&me), fx_identity(&other);
+    link_reason_t why;
+    enum { N = 65 };
+    link_t *held[N] = {0};
+    for (int i = 0; i < N - 1; i++) {
+        held[i] = dial_as(port, aid, &me, me.pk, 32, prologue, &why, err, sizeof err);
+        cr_assert_not_null(held[i], "link %d: %s", i, err);
+        cr_assert(served(held[i]), "link %d of one node was not served", i);
+    }
+    held[N - 1] = dial_as(port, aid, &me, me.pk, 32, prologue, &why, err, sizeof err);
+    cr_assert(!held[N - 1] || !served(held[N - 1]), "a 65th link of one node was served");
+    wait_metric(&a, "trib_link_refused_total{reason=\"per_peer\"}", 1, 5000);
+    link_t *l = dial_as(port, aid, &other, other.pk, 32, prologue, &why, err, sizeof err);
+    cr_assert_not_null(l, "another node: %s", err);
+    cr_assert(served(l), "another node's link was not served");
+    link_close(&l);
+    for (int i = 0; i < N; i++)
+        link_close(&held[i]);
+    still_serves(&a, &b);
+    identity_wipe(&me), identity_wipe(&other);
 }
 
 /* An attacker replays a recorded message 1 (growth's... here a stranger's, captured off the wire):
