@@ -24,9 +24,10 @@
 #include "gossip/log.h"
 
 #define LOG_EVERY_MS 10000   /* a refusal of one reason is logged at most this often */
+#define ACCEPT_PAUSE_MS 100  /* out of descriptors (or memory): the acceptor waits this long */
 
 /* Refusal reasons: link_reason_t's, then ours. */
-enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_PER_PEER, R_BAD_FRAME, R_NO_REQUEST, R_COUNT };
+enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_PER_PEER, R_BAD_FRAME, R_NO_REQUEST, R_ACCEPT, R_COUNT };
 
 typedef struct slot {
     pthread_t th;
@@ -62,6 +63,7 @@ static const char *reason_name(int r)
     case R_NOT_ADMITTED: return "not_admitted";
     case R_BUSY:         return "busy";
     case R_PER_PEER:     return "per_peer";
+    case R_ACCEPT:       return "accept";
     case R_BAD_FRAME:    return "bad_frame";
     case R_NO_REQUEST:   return "no_request";
     default:             return link_reason_name((link_reason_t)r);
@@ -383,8 +385,17 @@ static void *acceptor(void *arg)
         if (!(p[0].revents & POLLIN))
             continue;
         int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            /* out of descriptors: the connection stays queued and poll says so again at once, so
+             * wait (counted, logged rate-limited) rather than spin */
+            int e = errno;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                refused(s, R_ACCEPT, "accept: %s (waiting %d ms)", strerror(e), ACCEPT_PAUSE_MS);
+                struct pollfd w = {.fd = s->wake[0], .events = POLLIN};
+                poll(&w, 1, ACCEPT_PAUSE_MS);
+            }
             continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         /* a thread for the handshake, if fewer than max_handshakes are under way: an unproven

@@ -6,6 +6,7 @@
  * once), each refused, counted, and the node serving on. Test-side clients speak gossip/link.h. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -14,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "gossip/cert.h"
 #include "gossip/charter.h"
@@ -625,6 +628,57 @@ Test(linkread, a_request_frame_past_the_owners_limit_is_refused_and_counted)
     cr_assert_eq(metric(&a, "trib_link_refused_total{reason=\"bad_frame\"}"), 0, "its body was read");
     still_serves(&a, &b);
     identity_wipe(&me);
+}
+
+/* CPU seconds (user + system) process pid has used, in clock ticks. */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *st = h_read_file(path, NULL);
+    cr_assert_not_null(st);
+    const char *p = strrchr(st, ')');
+    long ut = 0, sy = 0;
+    cr_assert(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &sy) == 2);
+    free(st);
+    return ut + sy;
+}
+
+/* Out of descriptors (EMFILE), the acceptor waits instead of spinning on a connection it cannot
+ * take: counted (accept), and once descriptors are back the link serves again. */
+Test(linkread, an_owner_out_of_descriptors_does_not_spin_and_serves_again_after)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 10, "--link-listen", listen, NULL, NULL);
+    /* the lowest descriptor number free in the owner: its limit, so that nothing more opens */
+    char path[64];
+    int lowest = 0;
+    for (;; lowest++) {
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)a.pid, lowest);
+        if (access(path, F_OK) != 0)
+            break;
+    }
+    struct rlimit old, low = {.rlim_cur = (rlim_t)lowest, .rlim_max = RLIM_INFINITY};
+    cr_assert_eq(prlimit(a.pid, RLIMIT_NOFILE, NULL, &old), 0);
+    low.rlim_max = old.rlim_max;
+    cr_assert_eq(prlimit(a.pid, RLIMIT_NOFILE, &low, NULL), 0, "prlimit: %s", strerror(errno));
+    int fd = tcp_to(port);       /* queued: the owner cannot accept it */
+    long c0 = cpu_ticks(a.pid), t0 = h_now_ms();
+    struct timespec ts = {1, 500000000};
+    nanosleep(&ts, NULL);        /* a measuring window, not a synchronisation */
+    long used = cpu_ticks(a.pid) - c0, ms = h_now_ms() - t0;
+    cr_assert_eq(prlimit(a.pid, RLIMIT_NOFILE, &old, NULL), 0);
+    long hz = sysconf(_SC_CLK_TCK);
+    cr_assert_lt(used * 1000 / hz, ms / 2, "the owner used %ld ms of CPU in %ld ms out of descriptors", used * 1000 / hz,
+                 ms);
+    close(fd);
+    wait_metric(&a, "trib_link_refused_total{reason=\"accept\"}", 1, 5000);
+    double links = metric(&b, LINK_READS);
+    still_serves(&a, &b);
+    cr_assert_eq(metric(&b, LINK_READS), links + 1, "reads no longer go over the link");
 }
 
 /* ------------------------------------------------------------------ chartered */
