@@ -504,15 +504,21 @@ static void take(lread_t *rd, Trib__ReadBatch *b)
     rd->cur_count = n;
 }
 
-static void active_add(lread_t *rd)
+/* Lists rd among the active readers (linkpool_shutdown wakes them): 0, or -1 when the pool is
+ * shutting down (its shutdown ran while rd dialled, and would not wake it: not listed). */
+static int active_add(lread_t *rd)
 {
     linkpool_t *p = rd->p;
     pthread_mutex_lock(&p->mu);
-    rd->next = p->active;
-    if (p->active)
-        p->active->prev = rd;
-    p->active = rd;
+    int stopping = p->shutting_down;
+    if (!stopping) {
+        rd->next = p->active;
+        if (p->active)
+            p->active->prev = rd;
+        p->active = rd;
+    }
     pthread_mutex_unlock(&p->mu);
+    return stopping ? -1 : 0;
 }
 
 int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lread_t **out, uint64_t *last_seq,
@@ -545,7 +551,14 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
         int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
         if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, &rd->gen, &reason, derr, sizeof derr)))
             break;
-        active_add(rd);
+        if (active_add(rd) != 0) {
+            link_close(&rd->l);  /* dialled while the node shut down: no read may start after it */
+            free(rd);
+            *status = 503;
+            snprintf(kind, kindlen, "shutting_down");
+            snprintf(err, errlen, "this node is shutting down");
+            return -1;
+        }
         link_reason_t why = LINK_OK;
         int rc = sending_request(rd, o, &why) == 0 ? next_batch(rd, (int)p->o.open_timeout_ms, &b, &why) : -1;
         if (rc == 1) {
@@ -566,7 +579,10 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
         link_close(&rd->l);
         if (stopping) {
             free(rd);
-            return 0;
+            *status = 503;
+            snprintf(kind, kindlen, "shutting_down");
+            snprintf(err, errlen, "this node is shutting down");
+            return -1;
         }
         if (rc == 0) {           /* connected, and no answer: the owner is slow, not the link */
             *status = 503;

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -871,6 +872,88 @@ Test(linkread, a_relay_revoked_while_holding_a_link_reads_no_more_over_it, .init
     cr_assert_eq(r.status, 200, "the owner stopped serving: %ld", r.status);
     free(r.body);
     identity_wipe(&ia), identity_wipe(&ib);
+}
+
+/* ------------------------------------------------------------------ the relay's pool, in process */
+
+typedef struct {
+    int lfd;
+    link_keys_t keys;
+    link_t *l;
+} responder_t;
+
+static int allow_any(void *ctx, const uint8_t pk[32], const uint8_t *hello, size_t len, char *err, size_t errlen)
+{
+    (void)ctx, (void)pk, (void)hello, (void)len, (void)err, (void)errlen;
+    return 0;
+}
+
+/* Takes one connection and completes its handshake; answers nothing. */
+static void *respond(void *arg)
+{
+    responder_t *r = arg;
+    int fd = accept(r->lfd, NULL, NULL);
+    link_reason_t why;
+    char err[200];
+    r->l = fd < 0 ? NULL : link_accept(fd, &r->keys, allow_any, NULL, NULL, 0, LINK_MAX_FRAME, 5000, &why, err, sizeof err);
+    return NULL;
+}
+
+static linkpool_t *shut_pool;
+static identity_t relay_id;
+
+/* The relay's keys, asked for in the middle of its dial: the node shuts down right then. */
+static void keys_then_shutdown(void *ctx, uint8_t id[32], uint8_t pk[32], uint8_t sk[32])
+{
+    (void)ctx;
+    memcpy(id, relay_id.pk, 32);
+    memcpy(pk, relay_id.curve_pk, 32);
+    memcpy(sk, relay_id.curve_sk, 32);
+    linkpool_shutdown(shut_pool);
+}
+
+/* linkpool_shutdown while a reader dials does not reach it (it is not active yet): once its link is
+ * up the reader must see the shutdown and fail, not send its request and start streaming. */
+Test(linkpool, a_reader_dialling_while_the_node_shuts_down_fails_with_shutting_down)
+{
+    cr_assert_geq(sodium_init(), 0);
+    identity_t owner;
+    fx_identity(&owner), fx_identity(&relay_id);
+    uint8_t prologue[32];
+    link_prologue_open(NULL, prologue);
+    int port = h_free_port();
+    responder_t r = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int one = 1;
+    setsockopt(r.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    cr_assert_eq(bind(r.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(r.lfd, 4), 0);
+    memcpy(r.keys.pk, owner.curve_pk, 32);
+    memcpy(r.keys.sk, owner.curve_sk, 32);
+    memcpy(r.keys.prologue, prologue, 32);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, respond, &r), 0);
+    linkpool_opts_t po = {.keys = keys_then_shutdown, .open_timeout_ms = 1000, .stall_ms = 1000};
+    memcpy(po.prologue, prologue, 32);
+    shut_pool = linkpool_new(&po);
+    cr_assert_not_null(shut_pool);
+    reads_open_t o = {.product = PRODUCT, .owner_id = owner.pk, .owner_addr = "test", .owner_desc = "the test owner"};
+    char addr[64], kind[32] = "", err[300] = "";
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    lread_t *rd = NULL;
+    uint64_t last;
+    int status = 0;
+    int rc = lread_open(shut_pool, &o, addr, &rd, &last, &status, kind, sizeof kind, err, sizeof err);
+    pthread_join(t, NULL);
+    cr_assert_not_null(r.l, "the test's responder did not complete the handshake");
+    cr_assert_eq(rc, -1, "the read opened (%d) after the shutdown", rc);
+    cr_assert_str_eq(kind, "shutting_down", "%d %s: %s", status, kind, err);
+    cr_assert_eq(status, 503);
+    link_close(&r.l);
+    close(r.lfd);
+    linkpool_free(&shut_pool);
+    identity_wipe(&owner), identity_wipe(&relay_id);
 }
 
 /* ------------------------------------------------------------------ link_split (untrusted bytes) */
