@@ -7,6 +7,7 @@
  * trib_link_dial_failed_total{reason}.
  * Must not: hold pool.mu during I/O, or accept a batch the peer transport's relay would refuse
  * (the checks are reads_relay.c's). */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -27,6 +28,7 @@
 #include "gossip/log.h"
 #include "gossip/reads_int.h"
 #include "gossip/reads_link.h"
+#include "gossip/swim.h"
 
 #define LINKS_IDLE_MAX 8           /* idle links kept per owner */
 #define LINKS_POOL_MAX 64          /* ... and in all */
@@ -35,13 +37,15 @@
 #define LINKS_HANDSHAKE_MS 1000    /* the owner answers a handshake at once; a frozen one costs this much */
 #define LINKS_BACKOFF_MS 10000     /* an owner whose link failed is read over the peer transport meanwhile */
 #define BACKOFF_MAX 64
+#define LINK_ADDR_MAX (SWIM_MAX_ADDR + 1)   /* a link address as a member claim may carry it */
 
 /* Why a dial failed: link_reason_t's, then ours. */
-enum { D_RESOLVE = LINK_NREASONS, D_CONNECT, D_CONNECT_TIMEOUT, D_BAD_KEY, D_NO_ANSWER, D_COUNT };
+enum { D_RESOLVE = LINK_NREASONS, D_CONNECT, D_CONNECT_TIMEOUT, D_BAD_KEY, D_NO_ANSWER, D_BAD_ADDR, D_LOOPBACK,
+       D_COUNT };
 
 typedef struct {
     uint8_t owner[32];
-    char addr[ADDR_MAX];
+    char addr[LINK_ADDR_MAX];
     link_t *l;
     uint64_t gen;                /* the pool's key generation it was dialled under */
     uint64_t since;              /* ms: pooled at */
@@ -49,7 +53,7 @@ typedef struct {
 
 typedef struct {
     uint8_t owner[32];
-    char addr[ADDR_MAX];
+    char addr[LINK_ADDR_MAX];
     uint64_t until;              /* ms */
 } backoff_t;
 
@@ -59,7 +63,7 @@ struct lread {
     link_t *l;
     uint64_t gen;                /* the key generation l was dialled under (pool_put refuses another) */
     uint8_t owner[32];
-    char addr[ADDR_MAX], desc[DESC_MAX];
+    char addr[LINK_ADDR_MAX], desc[DESC_MAX];
     uint64_t id;                 /* the stream id sent */
     uint64_t expect_batch, next_seq, records;
     Trib__ReadBatch *cur;        /* batch being copied out, from roff */
@@ -94,6 +98,8 @@ static const char *dial_reason(int r)
     case D_CONNECT_TIMEOUT: return "connect_timeout";
     case D_BAD_KEY:         return "bad_key";
     case D_NO_ANSWER:       return "no_answer";
+    case D_BAD_ADDR:        return "bad_addr";
+    case D_LOOPBACK:        return "loopback";
     default:                return link_reason_name((link_reason_t)r);
     }
 }
@@ -270,10 +276,48 @@ static void back_off(linkpool_t *p, const uint8_t owner[32], const char *addr, i
              addr, dial_reason(reason), err, LINKS_BACKOFF_MS / 1000);
 }
 
+/* 1 when a is HOST:PORT as a link address must be: HOST a name or IPv4 ([A-Za-z0-9.-]) or a
+ * bracketed IPv6 literal ([0-9A-Fa-f:.]), PORT decimal 1..65535, shorter than LINK_ADDR_MAX. */
+int link_addr_ok(const char *a)
+{
+    size_t n = strnlen(a, LINK_ADDR_MAX);
+    const char *colon = n < LINK_ADDR_MAX ? strrchr(a, ':') : NULL;
+    if (!colon || colon == a)
+        return 0;
+    const char *h = a, *he = colon;
+    int v6 = *a == '[';
+    if (v6) {
+        if (he - h < 3 || he[-1] != ']')
+            return 0;
+        h++, he--;
+    }
+    for (const char *p = h; p < he; p++)
+        if (!(v6 ? isxdigit((unsigned char)*p) || *p == ':' || *p == '.'
+                 : isalnum((unsigned char)*p) || *p == '.' || *p == '-'))
+            return 0;
+    long port = 0;
+    const char *p = colon + 1;
+    for (; *p >= '0' && *p <= '9' && port <= 65535; p++)
+        port = port * 10 + (*p - '0');
+    return !*p && p > colon + 1 && port >= 1 && port <= 65535;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 /* A new link to owner at addr (*gen: the key generation it is dialled under), or NULL with
  * *reason and err. */
-static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, uint64_t *gen, int *reason, char *err,
-                    size_t errlen)
+static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, const char *peer_addr, uint64_t *gen,
+                    int *reason, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -286,6 +330,15 @@ static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, ui
     if (link_resolve(addr, &ss, &sl) != 0) {
         *reason = D_RESOLVE;
         snprintf(err, errlen, "'%s' is not a usable HOST:PORT", addr);
+        return NULL;
+    }
+    /* a claim naming this machine's loopback would have the relay dial itself (or whatever listens
+     * there): only an owner whose peer address is loopback too (all on one host) is dialled so */
+    struct sockaddr_storage ps;
+    socklen_t psl;
+    if (is_loopback(&ss) && !(peer_addr && link_resolve(peer_addr, &ps, &psl) == 0 && is_loopback(&ps))) {
+        *reason = D_LOOPBACK;
+        snprintf(err, errlen, "a loopback address, and the owner's peer address is not one");
         return NULL;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -525,7 +578,13 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
                int *status, char *kind, size_t kindlen, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!p || !link_addr || !*link_addr || o->live || backed_off(p, o->owner_id, link_addr))
+    if (!p || !link_addr || !*link_addr || o->live)
+        return 0;
+    if (!link_addr_ok(link_addr)) {   /* a claim's bytes: never dialled, nor kept (they may be long) */
+        atomic_fetch_add(&p->dial_failed[D_BAD_ADDR], 1);
+        return 0;
+    }
+    if (backed_off(p, o->owner_id, link_addr))
         return 0;
     pthread_mutex_lock(&p->mu);
     int stopping = p->shutting_down;
@@ -549,7 +608,7 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     /* a pooled link may have been closed by the owner meanwhile: then once more on a new one */
     for (int attempt = 0; attempt < 2 && !b; attempt++) {
         int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
-        if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, &rd->gen, &reason, derr, sizeof derr)))
+        if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, o->owner_addr, &rd->gen, &reason, derr, sizeof derr)))
             break;
         if (active_add(rd) != 0) {
             link_close(&rd->l);  /* dialled while the node shut down: no read may start after it */

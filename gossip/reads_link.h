@@ -41,12 +41,18 @@ void linkpool_free(linkpool_t **pp);   /* every lread closed first */
  * message (malformed, or lines elsewhere). */
 int link_split(const uint8_t *msg, size_t len, size_t *hdr_len, size_t *lines_off);
 
+/* 1 when a is a link address a relay dials: HOST:PORT (HOST a name, IPv4 or bracketed IPv6;
+ * PORT 1..65535), 255 characters at most. */
+int link_addr_ok(const char *a);
+
 /* A routed read went over the peer transport instead (trib_read_routed_total{path="relay"}). */
 void linkpool_count_relay(linkpool_t *p);
 void linkpool_metrics(linkpool_t *p, FILE *f);
 
 /* Opens o (a range read) over a link to the owner's link_addr. 1 opened (*out; *last_seq, the
- * schema as reads_reader_open); 0 the link could not be used: read over the peer transport;
+ * schema as reads_reader_open); 0 the link could not be used: read over the peer transport (also
+ * when link_addr is not link_addr_ok, or names a loopback address while o->owner_addr does not:
+ * never dialled, counted as bad_addr, loopback);
  * -1 the owner refused or failed the read: *status, kind and err as reads_reader_open. */
 int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lread_t **out, uint64_t *last_seq,
                int *status, char *kind, size_t kindlen, char *err, size_t errlen);

@@ -35,7 +35,8 @@ typedef struct {
     uint64_t anti_entropy_ms, retry_max_ms, max_msg_kb;
     char http_advertise[128];  /* HTTP address gossiped to members (a read's redirect goes there); "": http */
     char link_listen[128];     /* the data link's HOST:PORT ("": listen's host, port 0; "off": none) */
-    char link_advertise[128];  /* the data link address gossiped ("": advertise's host, the bound port) */
+    char link_advertise[256];  /* the data link address gossiped ("": advertise's host, the bound port):
+                                  255 at most, what a member claim carries (SWIM_MAX_ADDR) */
     uint64_t link_max;         /* data links served at once */
 } config_t;
 

@@ -974,6 +974,93 @@ Test(linkpool, a_reader_dialling_while_the_node_shuts_down_fails_with_shutting_d
     identity_wipe(&owner), identity_wipe(&relay_id);
 }
 
+/* A member claim's link address is checked before it is dialled: HOST:PORT only (counted bad_addr),
+ * and a loopback address only for an owner whose peer address is loopback too (counted loopback):
+ * a claim must not make relays dial their own machine. */
+Test(linkpool, claimed_link_addresses_are_checked_before_any_dial)
+{
+    cr_assert(link_addr_ok("10.0.0.1:7471"));
+    cr_assert(link_addr_ok("[::1]:7471"));
+    cr_assert(link_addr_ok("a-rather-long-host-name.of-a-pod.in-a-namespace.svc.cluster.local:7471"));
+    char longest[300];
+    memset(longest, 'a', 249);
+    strcpy(longest + 249, ":7471");   /* 254 characters */
+    cr_assert(link_addr_ok(longest));
+    memset(longest, 'a', 251);
+    strcpy(longest + 251, ":7471");   /* 256 */
+    cr_assert(!link_addr_ok(longest));
+    const char *bad[] = {"", "host", ":7471", "host:", "host:0", "host:65536", "host:12x", "a b:7471", "a/b:7471",
+                         "[::1:7471", "[]:7471", "[g::1]:7471", "host:7471\n", "h\x01:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert(!link_addr_ok(bad[i]), "'%s' taken as a link address", bad[i]);
+
+    cr_assert_geq(sodium_init(), 0);
+    identity_t owner;
+    fx_identity(&owner), fx_identity(&relay_id);
+    int port = h_free_port();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(lfd, 4), 0);
+    shut_pool = NULL;            /* keys_then_shutdown shuts nothing down */
+    linkpool_opts_t po = {.keys = keys_then_shutdown, .open_timeout_ms = 500, .stall_ms = 500};
+    linkpool_t *p = linkpool_new(&po);
+    cr_assert_not_null(p);
+    char addr[64], kind[32], err[300];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    lread_t *rd = NULL;
+    uint64_t last;
+    int status;
+    reads_open_t o = {.product = PRODUCT, .owner_id = owner.pk, .owner_addr = "10.0.0.1:7470", .owner_desc = "owner"};
+    cr_assert_eq(lread_open(p, &o, addr, &rd, &last, &status, kind, sizeof kind, err, sizeof err), 0);
+    cr_assert_eq(lread_open(p, &o, "not an address", &rd, &last, &status, kind, sizeof kind, err, sizeof err), 0);
+    cr_assert_lt(accept(lfd, NULL, NULL), 0, "a loopback link address was dialled for an owner that is not local");
+    char *m = NULL;
+    size_t mlen = 0;
+    FILE *f = open_memstream(&m, &mlen);
+    linkpool_metrics(p, f);
+    fclose(f);
+    int counted = strstr(m, "reason=\"loopback\"} 1") && strstr(m, "reason=\"bad_addr\"} 1");
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", m);
+    free(m);
+    cr_assert(counted, "not counted: %s", copy);
+    /* an owner on this host (its peer address loopback): dialled */
+    linkpool_free(&p);
+    p = linkpool_new(&po);
+    o.owner_addr = "127.0.0.1:7470";
+    lread_open(p, &o, addr, &rd, &last, &status, kind, sizeof kind, err, sizeof err);   /* no handshake answers */
+    int fd = accept(lfd, NULL, NULL);
+    cr_assert_geq(fd, 0, "a local owner's loopback link was not dialled");
+    close(fd);
+    linkpool_free(&p);
+    close(lfd);
+    identity_wipe(&owner), identity_wipe(&relay_id);
+}
+
+/* A link address as long as a claim carries (70 characters here) reaches the relay whole. */
+Test(linkread, a_long_link_address_reaches_the_relay_whole)
+{
+    h_node_t a, b;
+    const char *adv = "a-rather-long-host-name.of-a-pod.in-a-namespace.svc.cluster.local:7471";   /* 70 chars */
+    pair(&a, &b, 10, "--link-advertise", adv, NULL, NULL);
+    raw_t r;
+    raw_get(&b, RECORDS_PATH "?limit=3", b.token, &r);
+    free(r.body);
+    cr_assert_eq(r.status, 200, "the read did not fall back to the peer transport");
+    char *log = h_read_file(b.log, NULL);
+    const char *l = log ? strstr(log, "link: no data link") : NULL;
+    char line[400] = "";
+    if (l)
+        snprintf(line, sizeof line, "%.*s", (int)strcspn(l, "\n"), l);
+    int whole = l && strstr(line, adv) != NULL;
+    free(log);
+    cr_assert(whole, "the relay dialled another address than the one advertised: %s", line);
+}
+
 /* ------------------------------------------------------------------ link_split (untrusted bytes) */
 
 /* A batch frame's message as the owner's link server builds it: the other fields, then the lines. */
