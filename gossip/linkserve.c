@@ -452,7 +452,7 @@ linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen
     if (!s->o.handshake_ms)
         s->o.handshake_ms = 2000;
     if (!s->o.send_ms)
-        s->o.send_ms = 60000;
+        s->o.send_ms = 600000;
     s->wake[0] = s->wake[1] = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->slots = calloc(s->nslots, sizeof *s->slots);

@@ -53,10 +53,11 @@ typedef struct {
     reads_t *reads;
     uint32_t idle_ms;            /* close a link without a request this long (30000) */
     uint32_t handshake_ms;       /* the whole handshake within (2000); the first request as long after */
-    uint32_t send_ms;            /* a batch must leave within (60000): a relay that stops reading loses
-                                    it. Not shorter: a relay stops reading while its client does (a
-                                    pager, a slow pipeline), which the peer transport's credit lets
-                                    wait indefinitely */
+    uint32_t send_ms;            /* a batch must leave within (600000, --link-send-ms): a relay that
+                                    stops reading loses it. Long: a relay stops reading while its
+                                    client does (a pager, a slow pipeline), which the peer transport's
+                                    credit lets wait indefinitely; a paused read pins a thread here,
+                                    and max_per_peer bounds those of one relay */
 } linkserve_opts_t;
 
 /* NULL with err when the address cannot be bound. */

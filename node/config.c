@@ -42,6 +42,8 @@ static const option_t options[] = {
     S(link_advertise, K_STR, "", "data link address other nodes dial (default: --advertise's host and the link's "
                                  "bound port)"),
     U(link_max, 1, 65536, "256", "data links served at once (more are refused as busy)"),
+    U(link_send_ms, 1000, 86400000, "600000", "a batch on a data link must leave the owner within this (ms): a "
+                                             "client paused longer loses its read"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL,
      "another node to join through, HOST:PORT; with --charter it must be NODE_ID@HOST:PORT "
      "(the first node of a federation needs none) (repeatable)"},

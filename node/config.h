@@ -38,6 +38,7 @@ typedef struct {
     char link_advertise[256];  /* the data link address gossiped ("": advertise's host, the bound port):
                                   255 at most, what a member claim carries (SWIM_MAX_ADDR) */
     uint64_t link_max;         /* data links served at once */
+    uint64_t link_send_ms;     /* a batch on a data link leaves the owner within this (ms) */
 } config_t;
 
 void config_defaults(config_t *c);

@@ -438,6 +438,71 @@ Test(linkread, the_owner_killed_mid_read_ends_the_read_with_owner_lost)
     cr_assert_eq(metric(&b, LINK_READS), 1);
 }
 
+/* Over a link TCP is the flow control: a client that pauses stops the owner's thread in its send.
+ * Within --link-send-ms (4 s here; 10 min by default) the read goes on whole once the client
+ * reads again; paused beyond it, the read ends with owner_lost and the owner counts the link lost. */
+static char *read_rest(int fd, size_t *len)
+{
+    size_t cap = 64 << 20, n = 0;
+    char *b = malloc(cap);
+    cr_assert_not_null(b);
+    for (ssize_t r; (r = read(fd, b + n, cap - n - 1)) > 0;)
+        n += (size_t)r;
+    b[n] = '\0';
+    *len = n;
+    return b;
+}
+
+static int paused_get(h_node_t *b)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b->http_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[4800];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+                       RECORDS_PATH, b->token);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout_and_loses_it_beyond)
+{
+    h_node_t a, b;
+    pair(&a, &b, 0, "--link-send-ms", "4000", NULL, NULL);
+    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
+        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    /* paused 1 s (a quarter of the timeout), then read: whole */
+    int fd = paused_get(&b);
+    wait_metric(&a, "trib_link_requests_total", 1, 10000);
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);        /* the client's pause: the scenario, not a synchronisation */
+    size_t len;
+    char *resp = read_rest(fd, &len);
+    close(fd);
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += resp[i] == '\n';
+    int whole = len > 2 && strstr(resp, "\r\n\r\n") && !strstr(resp, "owner_lost");
+    free(resp);
+    cr_assert(whole, "a client paused 1 s lost its read");
+    cr_assert_geq(lines, 32000, "%zu lines", lines);
+    cr_assert_eq(metric(&a, "trib_link_lost_total"), 0);
+    /* paused until the owner gave up its send (4 s): the read ends with owner_lost */
+    fd = paused_get(&b);
+    wait_metric(&a, "trib_link_lost_total", 1, 30000);
+    resp = read_rest(fd, &len);
+    close(fd);
+    int lost = strstr(resp, "owner_lost") != NULL;
+    free(resp);
+    cr_assert(lost, "a read paused beyond --link-send-ms did not end with owner_lost");
+    cr_assert_eq(metric(&b, LINK_READS), 2);
+}
+
 /* ------------------------------------------------------------------ hostile links */
 
 Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeout = 240)
