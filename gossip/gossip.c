@@ -794,6 +794,7 @@ static void relay_keys(void *ctx, uint8_t id[32], uint8_t pk[32], uint8_t sk[32]
 /* The relay's link pool, and the owner's link server unless off; g->link: what we gossip. */
 static int start_links(gossip_t *g, const gossip_opts_t *o, const reads_config_t *rc, char *err, size_t errlen)
 {
+    g->read_open_ms = rc->open_timeout_ms;
     linkpool_opts_t po = {.keys = relay_keys, .ctx = g, .open_timeout_ms = rc->open_timeout_ms,
                           .stall_ms = rc->stall_ms, .reads = g->reads};
     if (o->charter)
@@ -1135,7 +1136,6 @@ size_t gossip_members(gossip_t *g, gossip_member_t **out)
 
 /* ------------------------------------------------------------------ routed reads */
 
-#define READ_OPEN_MS 2000   /* reads_config_t.open_timeout_ms's default: the whole wait for a first reply */
 
 /* A routed read: over a data link (l) or the peer transport (z). */
 struct gossip_read {
@@ -1243,7 +1243,7 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
         /* within the same wait for the owner's first reply: a link that took long to fail (an owner
          * that accepts and never answers) leaves the relay the rest, but never less than a second */
         uint64_t spent = clock_ms() - t0;
-        o.open_timeout_ms = spent + 1000 < READ_OPEN_MS ? (uint32_t)(READ_OPEN_MS - spent) : 1000;
+        o.open_timeout_ms = spent + 1000 < g->read_open_ms ? (uint32_t)(g->read_open_ms - spent) : 1000;
         rd->z = reads_reader_open(g->reads, &o, last_seq, status, kind, kindlen, err, errlen);
     }
     if (!rd->z && !rd->l) {

@@ -46,6 +46,7 @@ struct gossip {
     reads_t *reads;
     struct linkserve *links;     /* the owner's link server (NULL: off) */
     struct linkpool *pool;       /* the relay's links to owners */
+    uint32_t read_open_ms;       /* reads_config_t.open_timeout_ms: a routed read's whole wait for a first reply */
     char link[256];              /* the link address we gossip ("" none) */
     pthread_t thread;
     int efd;                     /* wakes the loop: queue or stop */
