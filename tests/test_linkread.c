@@ -503,6 +503,59 @@ Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout_and_loses_
     cr_assert_eq(metric(&b, LINK_READS), 2);
 }
 
+/* A client that goes away mid-read leaves the relay's link half-read: the relay closes it (the
+ * owner's send fails: counted lost) rather than pooling it, and the next read dials anew. */
+Test(linkread, a_client_closing_early_closes_the_link_instead_of_pooling_it)
+{
+    h_node_t a, b;
+    pair(&a, &b, 0, NULL, NULL, NULL, NULL);
+    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
+        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    int fd = paused_get(&b);
+    char buf[4096];
+    cr_assert_gt(read(fd, buf, sizeof buf), 0, "no answer");
+    close(fd);                   /* gone, mid-read */
+    wait_metric(&a, "trib_link_lost_total", 1, 20000);
+    cr_assert_eq(metric(&b, "trib_link_pooled"), 0, "a half-read link went back to the pool");
+    double reused = metric(&b, "trib_link_reused_total");
+    same_as_direct(&a, &b, RECORDS_PATH "?from=3&limit=5");
+    cr_assert_eq(metric(&b, "trib_link_reused_total"), reused, "a half-read link was reused");
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 2, "the next read did not dial anew");
+}
+
+/* Live reads share a feed over the peer transport: a /stream read never opens a link, and is
+ * counted on neither path of trib_read_routed_total (a range read's). */
+Test(linkread, a_live_read_does_not_use_the_link)
+{
+    h_node_t a, b;
+    pair(&a, &b, 20, NULL, NULL, NULL, NULL);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b.http_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[4800];
+    int len = snprintf(req, sizeof req, "GET /v1/products/" PRODUCT "/stream?from=1 HTTP/1.0\r\nHost: x\r\n"
+                       "Authorization: Bearer %s\r\n\r\n", b.token);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    static char got[1 << 20];
+    size_t n = 0;
+    while (n < sizeof got - 1 && !strstr(got, "\"id\":20,")) {   /* the 20 records so far, live */
+        ssize_t r = read(fd, got + n, sizeof got - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        got[n] = '\0';
+    }
+    close(fd);
+    cr_assert(strstr(got, "\"id\":20,"), "the live read did not deliver: %.200s", got);
+    cr_assert_eq(metric(&b, LINK_READS), 0, "a live read went over the link");
+    cr_assert_eq(metric(&b, RELAY_READS), 0, "a live read counted as a routed range read");
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 0, "a live read opened a link");
+    cr_assert_eq(metric(&a, "trib_link_requests_total"), 0);
+}
+
 /* ------------------------------------------------------------------ hostile links */
 
 Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeout = 240)
