@@ -302,14 +302,18 @@ int link_addr_ok(const char *a)
     return !*p && p > colon + 1 && port >= 1 && port <= 65535;
 }
 
+/* 1 for an address that reaches this host: loopback (127/8, ::1) and, as connect() treats them
+ * the same, the unspecified ones (0/8, ::), either v4 family also v4-mapped */
 static int is_loopback(const struct sockaddr_storage *ss)
 {
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24;
+        return a == 127 || a == 0;
+    }
     if (ss->ss_family == AF_INET6) {
         const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) ||
-               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && (a->s6_addr[12] == 127 || a->s6_addr[12] == 0));
     }
     return 0;
 }
@@ -336,7 +340,8 @@ static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, co
      * there): only an owner whose peer address is loopback too (all on one host) is dialled so */
     struct sockaddr_storage ps;
     socklen_t psl;
-    if (is_loopback(&ss) && !(peer_addr && link_resolve(peer_addr, &ps, &psl) == 0 && is_loopback(&ps))) {
+    int local_ok = peer_addr && link_resolve(peer_addr, &ps, &psl) == 0 && is_loopback(&ps);
+    if (is_loopback(&ss) && !local_ok) {
         *reason = D_LOOPBACK;
         snprintf(err, errlen, "a loopback address, and the owner's peer address is not one");
         return NULL;
@@ -372,6 +377,15 @@ static link_t *dial(linkpool_t *p, const uint8_t owner[32], const char *addr, co
             snprintf(err, errlen, "connect: %s", strerror(e));
             return NULL;
         }
+    }
+    /* where it went, not what it was called: a name may resolve to this host too */
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof got;
+    if (!local_ok && (getpeername(fd, (struct sockaddr *)&got, &gl) != 0 || is_loopback(&got))) {
+        close(fd);
+        *reason = D_LOOPBACK;
+        snprintf(err, errlen, "connected to this host, and the owner's peer address is not on it");
+        return NULL;
     }
     link_keys_t k;
     uint8_t id[32];
