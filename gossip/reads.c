@@ -203,7 +203,7 @@ void reads_metrics_render(reads_t *r, FILE *f)
             "# HELP trib_read_owner_streams Routed read streams this node serves as owner, by kind.\n"
             "# TYPE trib_read_owner_streams gauge\n"
             "trib_read_owner_streams{kind=\"range\"} %" PRIu64 "\ntrib_read_owner_streams{kind=\"live\"} %" PRIu64 "\n",
-            os - ol, ol);
+            os > ol ? os - ol : 0, ol);   /* two loads, not one snapshot: never below 0 */
     fprintf(f,
             "# HELP trib_read_relay_sessions Routed range reads this node relays from an owner.\n"
             "# TYPE trib_read_relay_sessions gauge\ntrib_read_relay_sessions %zu\n"

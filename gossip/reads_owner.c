@@ -175,9 +175,9 @@ static void ostream_kill(reads_t *r, ostream_t *s)
     if (s->dead)
         return;
     s->dead = 1;
-    atomic_fetch_sub(&r->owner_streams, 1);
-    if (s->live)
+    if (s->live)                 /* live first: a scrape between the two sees live <= the total */
         atomic_fetch_sub(&r->owner_live, 1);
+    atomic_fetch_sub(&r->owner_streams, 1);
 }
 
 /* grants: the owner projects records to the grant's fields before they leave it (storage/project.h).
