@@ -413,11 +413,17 @@ static void *acceptor(void *arg)
                 s->handshakes++;
         }
         int busy = !sl || !sl->used;
-        unsigned hs = s->handshakes;
+        unsigned hs = s->handshakes, links = s->links;
         pthread_mutex_unlock(&s->mu);
         if (busy) {
             close(fd);
-            refused(s, R_BUSY, "%u handshakes are under way already (%u links served)", hs, s->o.max_links);
+            if (hs >= s->o.max_handshakes)
+                refused(s, R_BUSY, "%u handshakes are under way already (the handshake limit)", hs);
+            else if (sl)
+                refused(s, R_BUSY, "no thread for a handshake (%u under way, %u links)", hs, links);
+            else
+                refused(s, R_BUSY, "every link slot is taken (%u links, %u handshakes under way: --link-max)",
+                        links, hs);
         }
     }
     return NULL;
