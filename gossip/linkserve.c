@@ -25,6 +25,7 @@
 
 #define LOG_EVERY_MS 10000   /* a refusal of one reason is logged at most this often */
 #define ACCEPT_PAUSE_MS 100  /* out of descriptors (or memory): the acceptor waits this long */
+#define ADMIT_RECHECK_MS 1000 /* chartered: a read in progress asks the trust store again this often */
 
 /* Refusal reasons: link_reason_t's, then ours. */
 enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_PER_PEER, R_BAD_FRAME, R_NO_REQUEST, R_ACCEPT, R_COUNT };
@@ -194,13 +195,28 @@ typedef struct {
     link_t *l;
     uint32_t send_ms;
     link_reason_t why;
+    linkserve_t *s;              /* chartered (s->o.trust): asked again while a read goes on */
+    const uint8_t *peer;
+    const char *hex;
+    uint64_t check_at;           /* clock_ms of the next such check */
+    int revoked;                 /* the read ended as its relay is no longer admitted */
 } emit_t;
+
+static int still_admitted(linkserve_t *s, link_t *l, const uint8_t peer[32], const char *hex);
 
 /* A batch frame: the type, the batch's other fields, then its lines as the last field (protobuf
  * takes fields in any order): the relay hands them out from the frame as they are (link_split). */
 static int emit(void *ctx, const Trib__ReadBatch *b)
 {
     emit_t *e = ctx;
+    /* a long read is asked about again once a second: a relay revoked mid-read gets no more */
+    if (e->s->o.trust && clock_ms() >= e->check_at) {
+        if (!still_admitted(e->s, e->l, e->peer, e->hex)) {
+            e->revoked = 1;
+            return -1;
+        }
+        e->check_at = clock_ms() + ADMIT_RECHECK_MS;
+    }
     Trib__ReadBatch h = *b;
     h.lines = (ProtobufCBinaryData){0, NULL};
     size_t hlen = trib__read_batch__get_packed_size(&h), klen = 0;
@@ -245,8 +261,8 @@ static int still_admitted(linkserve_t *s, link_t *l, const uint8_t peer[32], con
 static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
 {
     store_page_t pg = {0};
-    emit_t e = {.l = l, .send_ms = s->o.send_ms};
     char hex[17];
+    emit_t e = {.l = l, .send_ms = s->o.send_ms, .s = s, .peer = peer, .hex = hex};
     sodium_bin2hex(hex, sizeof hex, peer, 8);
     int first = 1;
     uint64_t first_by = clock_ms() + s->o.handshake_ms;
@@ -292,8 +308,11 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
             break;
         }
         atomic_fetch_add(&s->requests, 1);
+        e.check_at = clock_ms() + ADMIT_RECHECK_MS;   /* just asked */
         rc = reads_serve(s->o.reads, peer, q, LINK_BATCH_BYTES, &pg, emit, &e);
         trib__read_request__free_unpacked(q, NULL);
+        if (rc < 0 && e.revoked)
+            break;               /* refused (counted, logged) in emit: the link is closed */
         if (rc < 0) {
             atomic_fetch_add(&s->lost, 1);
             log_debug("link: a relay's link was lost while serving it (%s)", link_reason_name(e.why));

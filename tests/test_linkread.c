@@ -925,9 +925,29 @@ Test(linkread, chartered_links_admit_certified_keys_only, .init = fed_setup, .fi
     identity_wipe(&me), identity_wipe(&ia), identity_wipe(&ib);
 }
 
+/* A range request on l for the ledger from its first record, as many as there are (token: the
+ * consumer's), sent whole. */
+static void send_range(link_t *l, uint64_t stream_id, const char *token)
+{
+    Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+    q.stream_id = stream_id;
+    q.product_id = PRODUCT;
+    q.from_seq = 1;
+    q.credit = 1;
+    q.token = (ProtobufCBinaryData){strlen(token), (uint8_t *)token};
+    link_reason_t why;
+    size_t n = 1 + trib__read_request__get_packed_size(&q);
+    uint8_t *f = link_frame(l, n, &why);
+    cr_assert_not_null(f);
+    f[0] = LINK_REQ;
+    trib__read_request__pack(&q, f + 1);
+    cr_assert_eq(link_send_frame(l, n, 3000, &why), 0, "send: %s", link_reason_name(why));
+}
+
 /* A relay revoked while it holds a link reads no more over it: the owner asks its trust store
- * again before every request (as the peer transport's zap does for every message), closes the
- * link and counts not_admitted; the relay's later reads get no records over any link. */
+ * again before every request (as the peer transport's zap does for every message) and once a second
+ * while a read goes on, closes the link and counts not_admitted; a read under way ends, and the
+ * relay's later reads get no records over any link. */
 Test(linkread, a_relay_revoked_while_holding_a_link_reads_no_more_over_it, .init = fed_setup, .fini = fed_teardown,
      .timeout = 240)
 {
@@ -963,6 +983,16 @@ Test(linkread, a_relay_revoked_while_holding_a_link_reads_no_more_over_it, .init
     link_t *held = dial_as(port, ia.pk, &ib, ib.pk, 32, fed, &why, err, sizeof err);
     cr_assert_not_null(held, "growth's own link before the revocation: %s", err);
     request_on(held);            /* live, and served: a refusal (no token) */
+    /* and a third with a read under way when the revocation lands: a range far larger than the
+     * sockets hold (~32 MiB), not read on until the owner knows of the revocation */
+    for (int i = 0; i < 4; i++)
+        post_records(&a, 51 + i * 8000L, 8000, 1000);
+    link_t *mid = dial_as(port, ia.pk, &ib, ib.pk, 32, fed, &why, err, sizeof err);
+    cr_assert_not_null(mid, "growth's third link before the revocation: %s", err);
+    send_range(mid, 78, a.token);
+    const uint8_t *fr;
+    size_t len;
+    cr_assert_eq(link_recv(mid, &fr, &len, 10000, &why), 1, "the long read did not start: %s", link_reason_name(why));
     const identity_t *roots[] = {&R1, &R2};
     revocation_t rv;
     cr_assert_eq(revocation_issue(&ch, 1, 0, ib.pk, fx_now_ms(), "test", roots, 2, &rv, err, sizeof err), 0, "%s", err);
@@ -976,27 +1006,29 @@ Test(linkread, a_relay_revoked_while_holding_a_link_reads_no_more_over_it, .init
     cr_assert_eq(h_trib(&a, NULL, &o, &e, "fed", "submit", path, "--node", a.url, NULL), 0, "%s %s", o, e);
     free(o), free(e);
     wait_metric(&a, "trib_trust_refused_total{kind=\"connect\",reason=\"revoked\"}", 1, 15000);
+    /* the read under way ends within seconds (what the sockets held, a batch more), not whole */
+    long t0 = h_now_ms();
+    int rc, done = 0;
+    size_t got = 0;
+    while (!done && (rc = link_recv(mid, &fr, &len, 10000, &why)) == 1) {
+        Trib__ReadBatch *bt = len > 1 && fr[0] == LINK_BATCH ? trib__read_batch__unpack(NULL, len - 1, fr + 1) : NULL;
+        cr_assert_not_null(bt, "not a batch (%zu bytes)", len);
+        done = bt->done;
+        got += bt->lines.len;
+        trib__read_batch__free_unpacked(bt, NULL);
+    }
+    cr_assert(!done, "a revoked relay's read under way was served whole (%zu bytes)", got);
+    cr_assert_eq(rc, -1, "the owner kept a revoked relay's read open (rc %d, %zu bytes so far)", rc, got);
+    cr_assert_lt(h_now_ms() - t0, 8000, "a revoked relay's read went on for %ld ms", h_now_ms() - t0);
+    link_close(&mid);
+    wait_metric(&a, "trib_link_refused_total{reason=\"not_admitted\"}", 1, 5000);
     double req0 = metric(&a, "trib_link_requests_total");
     /* a request on the held link: no batch of records comes back, the link closes */
-    Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
-    q.stream_id = 77;
-    q.product_id = PRODUCT;
-    q.from_seq = 1;
-    q.limit = 5;
-    q.credit = 1;
-    q.token = (ProtobufCBinaryData){strlen(a.token), (uint8_t *)a.token};
-    size_t n = 1 + trib__read_request__get_packed_size(&q);
-    uint8_t *f = link_frame(held, n, &why);
-    cr_assert_not_null(f);
-    f[0] = LINK_REQ;
-    trib__read_request__pack(&q, f + 1);
-    cr_assert_eq(link_send_frame(held, n, 3000, &why), 0, "send: %s", link_reason_name(why));
-    const uint8_t *fr;
-    size_t len;
-    int rc = link_recv(held, &fr, &len, 10000, &why);
+    send_range(held, 77, a.token);
+    rc = link_recv(held, &fr, &len, 10000, &why);
     cr_assert_eq(rc, -1, "the owner answered a revoked relay's request on its held link (rc %d, %zu bytes)", rc, len);
     link_close(&held);
-    wait_metric(&a, "trib_link_refused_total{reason=\"not_admitted\"}", 1, 5000);
+    wait_metric(&a, "trib_link_refused_total{reason=\"not_admitted\"}", 2, 5000);
     /* growth's pooled link and any new one: no records for it */
     for (int i = 0; i < 2; i++) {
         raw_get(&b, RECORDS_PATH "?limit=5", a.token, &r);
