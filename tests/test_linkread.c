@@ -439,7 +439,7 @@ Test(linkread, the_owner_killed_mid_read_ends_the_read_with_owner_lost)
 }
 
 /* Over a link TCP is the flow control: a client that pauses stops the owner's thread in its send.
- * Within --link-send-ms (4 s here; 10 min by default) the read goes on whole once the client
+ * Within --link-send-ms (8 s here; 10 min by default) the read goes on whole once the client
  * reads again; paused beyond it, the read ends with owner_lost and the owner counts the link lost. */
 static char *read_rest(int fd, size_t *len)
 {
@@ -473,10 +473,10 @@ static int paused_get(h_node_t *b)
 Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout_and_loses_it_beyond)
 {
     h_node_t a, b;
-    pair(&a, &b, 0, "--link-send-ms", "4000", NULL, NULL);
+    pair(&a, &b, 0, "--link-send-ms", "8000", NULL, NULL);
     for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
         post_records(&a, 1 + i * 8000L, 8000, 1000);
-    /* paused 1 s (a quarter of the timeout), then read: whole */
+    /* paused 1 s (an eighth of the timeout: margin for a loaded machine), then read: whole */
     int fd = paused_get(&b);
     wait_metric(&a, "trib_link_requests_total", 1, 10000);
     struct timespec ts = {1, 0};
@@ -492,7 +492,7 @@ Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout_and_loses_
     cr_assert(whole, "a client paused 1 s lost its read");
     cr_assert_geq(lines, 32000, "%zu lines", lines);
     cr_assert_eq(metric(&a, "trib_link_lost_total"), 0);
-    /* paused until the owner gave up its send (4 s): the read ends with owner_lost */
+    /* paused until the owner gave up its send (8 s): the read ends with owner_lost */
     fd = paused_get(&b);
     wait_metric(&a, "trib_link_lost_total", 1, 30000);
     resp = read_rest(fd, &len);
@@ -610,28 +610,26 @@ Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeou
     wait_metric(&a, "trib_link_accepted_total", 2, 5000);
 
     /* silent connections: at most 32 handshakes under way, apart from the links; beyond, closed
-     * at once. Each holds its place for the handshake deadline only */
+     * at once (busy). Each holds its place for the handshake deadline (2 s) only, so under load
+     * early ones may time out before the later ones are accepted: 48 in a burst, and what is
+     * asserted is that some were refused as busy, at most 16, and every one was refused */
     double busy = metric(&a, "trib_link_refused_total{reason=\"busy\"}");
     double timeouts = metric(&a, "trib_link_refused_total{reason=\"timeout\"}");
-    int silent[34], nsilent = 0, refused_at_once = 0;
-    for (int i = 0; i < 34 && !refused_at_once; i++) {
-        int s = tcp_to(port);
-        if (i >= 32 && closed_by_peer(s, 1000)) {
-            refused_at_once = 1;
-            close(s);
-        } else {
-            silent[nsilent++] = s;
-        }
-    }
-    cr_assert(refused_at_once, "beyond 32 handshakes under way: not closed at once");
-    wait_metric(&a, "trib_link_refused_total{reason=\"busy\"}", busy + 1, 5000);
+    enum { NSILENT = 48 };
+    int silent[NSILENT];
+    for (int i = 0; i < NSILENT; i++)
+        silent[i] = tcp_to(port);
+    wait_metric(&a, "trib_link_refused_total{reason=\"busy\"}", busy + 1, 10000);
     long t0 = h_now_ms();
-    for (int i = 0; i < nsilent; i++) {
+    for (int i = 0; i < NSILENT; i++) {
         cr_assert(closed_by_peer(silent[i], 10000), "a silent connection was not closed");
         close(silent[i]);
     }
     cr_assert(h_now_ms() - t0 < 8000, "silent connections held for %ld ms", h_now_ms() - t0);
-    wait_metric(&a, "trib_link_refused_total{reason=\"timeout\"}", timeouts + nsilent, 5000);
+    double nbusy = metric(&a, "trib_link_refused_total{reason=\"busy\"}") - busy;
+    cr_assert_leq(nbusy, NSILENT - 32, "%g of %d refused as busy: fewer than 32 handshakes were let be", nbusy,
+                  (int)NSILENT);
+    wait_metric(&a, "trib_link_refused_total{reason=\"timeout\"}", timeouts + NSILENT - nbusy, 5000);
     double links = metric(&b, LINK_READS);
     still_serves(&a, &b);
     cr_assert_eq(metric(&b, LINK_READS), links + 1, "reads no longer go over the link");
