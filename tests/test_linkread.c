@@ -32,12 +32,13 @@
 #include "proto/tributary.pb-c.h"
 #include "tests/fixtures.h"
 #include "tests/harness.h"
+#include "tests/ledger.h"
 
 TestSuite(linkread, .fini = h_cleanup_all, .timeout = 180);
 
 #define FAST "--probe-interval-ms", "200", "--probe-timeout-ms", "100", "--suspicion-mult", "3", \
              "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
-#define PRODUCT "payments/ledger"
+#define PRODUCT LEDGER_ID
 #define RECORDS_PATH "/v1/products/" PRODUCT "/records"
 #define DAY_MS 86400000LL
 
@@ -45,38 +46,15 @@ TestSuite(linkread, .fini = h_cleanup_all, .timeout = 180);
 
 static void publish_ledger(h_node_t *owner)
 {
-    const char *m = "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.0.0\",\"status\":\"active\","
-                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
-                    "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
-                    "{\"name\":\"pad\",\"logicalType\":\"string\"}]}";
-    char url[256];
-    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, owner->url);
-    h_resp_t r;
-    cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
-    cr_assert_eq(r.status, 201, "publish: %ld %s", r.status, r.body);
-    h_resp_free(&r);
+    char err[512];
+    cr_assert_eq(ledger_publish(owner->url, err, sizeof err), 0, "%s", err);
 }
 
 /* Appends records id = first .. first+n-1, each with pad bytes of padding. */
 static void post_records(h_node_t *owner, long first, long n, size_t pad)
 {
-    size_t cap = (size_t)n * (pad + 48) + 1;
-    char *body = malloc(cap), *padding = malloc(pad + 1);
-    cr_assert(body && padding);
-    for (size_t i = 0; i < pad; i++)
-        padding[i] = (char)('a' + i % 26);
-    padding[pad] = '\0';
-    size_t len = 0;
-    for (long i = 0; i < n; i++)
-        len += (size_t)snprintf(body + len, cap - len, "{\"id\":%ld,\"pad\":\"%s\"}\n", first + i, padding);
-    char url[256];
-    snprintf(url, sizeof url, "%s" RECORDS_PATH, owner->url);
-    h_resp_t r;
-    cr_assert_eq(h_http("POST", url, "application/x-ndjson", body, len, &r), 0);
-    cr_assert_eq(r.status, 201, "append: %ld %s", r.status, r.body);
-    h_resp_free(&r);
-    free(body);
-    free(padding);
+    char err[512];
+    cr_assert_eq(ledger_append(owner->url, first, n, pad, err, sizeof err), 0, "%s", err);
 }
 
 /* Owner payments (with extra args, NULL-ended, at most 6) and relay growth; the ledger published,
