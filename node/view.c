@@ -123,6 +123,10 @@ static json_t *summary(node_t *a, const store_product_t *p, const Trib__SignedEn
 
 /* The node that owns the product: the member whose id is the key that signed it (a domain's
  * entries are signed by its node's key). State "unknown" when this node has not met it. */
+/* This node's addresses as its member claim gives them to the others (--advertise, --http-advertise). */
+static const char *peer_shown(const node_t *a) { return a->cfg.advertise[0] ? a->cfg.advertise : a->cfg.listen; }
+static const char *http_shown(const node_t *a) { return a->cfg.http_advertise[0] ? a->cfg.http_advertise : a->cfg.http; }
+
 static json_t *owner_node(node_t *a, const Trib__SignedEntry *se)
 {
     char hex[ID_HEX_LEN] = "";
@@ -130,8 +134,8 @@ static json_t *owner_node(node_t *a, const Trib__SignedEntry *se)
         return json_null();
     identity_hex(se->signer.data, hex);
     if (node_own_key(a, se->signer.data))
-        return json_pack("{s:s,s:s,s:s,s:s}", "node_id", hex, "addr", a->cfg.advertise[0] ? a->cfg.advertise :
-                         a->cfg.listen, "http", a->cfg.http, "state", "alive");
+        return json_pack("{s:s,s:s,s:s,s:s}", "node_id", hex, "addr", peer_shown(a), "http", http_shown(a), "state",
+                         "alive");
     json_t *j = NULL;
     if (a->gossip) {
         gossip_member_t *m;
@@ -394,7 +398,7 @@ json_t *view_members(node_t *a)
     char me[ID_HEX_LEN];
     node_id_hex(a, me);
     json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "node_id", me, "domain",
-                                          a->cfg.domain, "addr", a->cfg.listen, "http", a->cfg.http, "state",
+                                          a->cfg.domain, "addr", peer_shown(a), "http", http_shown(a), "state",
                                           "alive", "incarnation", (json_int_t)0, "self", 1));
     return json_pack("{s:o}", "members", list);
 }

@@ -506,6 +506,29 @@ Test(redirect, an_owner_without_a_usable_address_is_relayed)
     resp_free(&r);
 }
 
+/* A node names its own products' node by the addresses its member claim gives (--http-advertise),
+ * as every other node names it. Fails on the code before this commit: it named its --http. */
+Test(redirect, a_node_names_itself_by_its_advertised_http_address)
+{
+    h_node_t a, b;
+    char adv[32];
+    snprintf(adv, sizeof adv, "127.0.0.1:%d", h_free_port());
+    federation(&a, &b, 1, "--http-advertise", adv);
+    wait_member(&b, "payments", "alive", adv);
+    h_node_t *at[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        resp_t r;
+        fetch_at(at[i], LEDGER, a.token, NULL, &r);
+        cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+        json_t *j = json_loads(r.body, 0, NULL);
+        const char *http = json_string_value(json_object_get(json_object_get(j, "owner_node"), "http"));
+        cr_expect(http && !strcmp(http, adv), "%s names the owner's HTTP address %s, not %s",
+                  i ? "growth" : "payments itself", http ? http : "(none)", adv);
+        json_decref(j);
+        resp_free(&r);
+    }
+}
+
 /* Open mode: anyone may announce any domain. A member announcing payments with its own key (an
  * impostor, advertising an HTTP address of its choosing) is never named to a client: only the
  * member holding the key bound to payments by its catalog is. Here the impostor joined the owner
