@@ -48,6 +48,10 @@ typedef struct {
 /* ---- the relay's checks of an owner's batches, on either path (reads_relay.c; no state) */
 /* The schema batch b names (its records', or with none in batch 1 the product's now). */
 void reads__schema_of(schema_t *sc, const Trib__ReadBatch *b);
+/* A reader's schema answer (reads_reader_schema, lread_schema): sc, or next_sc from change_at on
+ * when next. 0, or -1 when the owner did not say. */
+int reads__schema_out(const schema_t *sc, const schema_t *next_sc, uint64_t change_at, int next, uint64_t *at,
+                      uint64_t *mseq, char *version, size_t len);
 /* NULL when b (not a refusal) may follow batch expect_batch - 1 of a stream whose next record is
  * expect_first, with *count its records; else what is wrong, in e (owner_lost, naming desc). */
 const char *reads__batch_check(const Trib__ReadBatch *b, uint64_t expect_batch, uint64_t expect_first,

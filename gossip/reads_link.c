@@ -770,14 +770,7 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
 
 int lread_schema(const lread_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version, size_t len)
 {
-    const schema_t *sc = next ? &rd->next_sc : &rd->sc;
-    if (!sc->told)
-        return -1;
-    if (at)
-        *at = rd->change_at;
-    *mseq = sc->seq;
-    snprintf(version, len, "%s", sc->version);
-    return 0;
+    return reads__schema_out(&rd->sc, &rd->next_sc, rd->change_at, next, at, mseq, version, len);
 }
 
 uint64_t lread_records(const lread_t *rd) { return rd->records; }

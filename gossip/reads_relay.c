@@ -488,6 +488,19 @@ void reads__schema_of(schema_t *sc, const Trib__ReadBatch *b)
     snprintf(sc->version, sizeof sc->version, "%s", sc->told ? b->schema_version : "");
 }
 
+int reads__schema_out(const schema_t *sc, const schema_t *next_sc, uint64_t change_at, int next, uint64_t *at,
+                      uint64_t *mseq, char *version, size_t len)
+{
+    const schema_t *s = next ? next_sc : sc;
+    if (!s->told)
+        return -1;
+    if (at)
+        *at = change_at;
+    *mseq = s->seq;
+    snprintf(version, len, "%s", s->version);
+    return 0;
+}
+
 /* True when records of schema sc may not go out in rd's answer: it ends before them, as a local
  * read does (node/stream.c), and rd->next_sc, rd->change_at say where and which. */
 static int schema_ends(reads_reader_t *rd, const schema_t *sc, uint64_t at)
@@ -897,14 +910,7 @@ uint64_t reads_reader_records(const reads_reader_t *rd) { return rd->records; }
 int reads_reader_schema(const reads_reader_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version,
                         size_t len)
 {
-    const schema_t *sc = next ? &rd->next_sc : &rd->sc;
-    if (!sc->told)
-        return -1;
-    if (at)
-        *at = rd->change_at;
-    *mseq = sc->seq;
-    snprintf(version, len, "%s", sc->version);
-    return 0;
+    return reads__schema_out(&rd->sc, &rd->next_sc, rd->change_at, next, at, mseq, version, len);
 }
 
 long reads_reader_next(reads_reader_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen,
