@@ -7,7 +7,6 @@
  * trib_link_dial_failed_total{reason}.
  * Must not: hold pool.mu during I/O, or accept a batch the peer transport's relay would refuse
  * (the checks are reads_relay.c's). */
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -29,6 +28,7 @@
 #include "gossip/reads_int.h"
 #include "gossip/reads_link.h"
 #include "gossip/swim.h"
+#include "gossip/transport.h"
 
 #define LINKS_IDLE_MAX 8           /* idle links kept per owner */
 #define LINKS_POOL_MAX 64          /* ... and in all */
@@ -280,26 +280,7 @@ static void back_off(linkpool_t *p, const uint8_t owner[32], const char *addr, i
  * bracketed IPv6 literal ([0-9A-Fa-f:.]), PORT decimal 1..65535, shorter than LINK_ADDR_MAX. */
 int link_addr_ok(const char *a)
 {
-    size_t n = strnlen(a, LINK_ADDR_MAX);
-    const char *colon = n < LINK_ADDR_MAX ? strrchr(a, ':') : NULL;
-    if (!colon || colon == a)
-        return 0;
-    const char *h = a, *he = colon;
-    int v6 = *a == '[';
-    if (v6) {
-        if (he - h < 3 || he[-1] != ']')
-            return 0;
-        h++, he--;
-    }
-    for (const char *p = h; p < he; p++)
-        if (!(v6 ? isxdigit((unsigned char)*p) || *p == ':' || *p == '.'
-                 : isalnum((unsigned char)*p) || *p == '.' || *p == '-'))
-            return 0;
-    long port = 0;
-    const char *p = colon + 1;
-    for (; *p >= '0' && *p <= '9' && port <= 65535; p++)
-        port = port * 10 + (*p - '0');
-    return !*p && p > colon + 1 && port >= 1 && port <= 65535;
+    return transport_addr_valid_max(a, LINK_ADDR_MAX);
 }
 
 /* 1 for an address that reaches this host: loopback (127/8, ::1) and, as connect() treats them

@@ -172,11 +172,11 @@ static int is_hex_or(char ch, const char *also)
 
 /* Splits "HOST:PORT". listen allows port 0 / "*" and host "*". Writes host (NUL-terminated) and
  * port; *wild tells whether host is a wildcard. 0 or -1. */
-static int addr_parse(const char *s, int listen, char *host, size_t hostlen, long *port, int *wild)
+static int addr_parse_max(const char *s, size_t max, int listen, char *host, size_t hostlen, long *port, int *wild)
 {
     if (s == NULL) return -1;
-    size_t n = strnlen(s, TRANSPORT_ADDR_MAX);
-    if (n == 0 || n >= TRANSPORT_ADDR_MAX) return -1;
+    size_t n = strnlen(s, max);
+    if (n == 0 || n >= max) return -1;
     const char *colon = strrchr(s, ':');
     if (colon == NULL || colon == s) return -1;
     size_t hl = (size_t)(colon - s);
@@ -223,9 +223,19 @@ static int addr_parse(const char *s, int listen, char *host, size_t hostlen, lon
     return 0;
 }
 
+static int addr_parse(const char *s, int listen, char *host, size_t hostlen, long *port, int *wild)
+{
+    return addr_parse_max(s, TRANSPORT_ADDR_MAX, listen, host, hostlen, port, wild);
+}
+
 int transport_addr_valid(const char *s)
 {
     return addr_parse(s, 0, NULL, 0, NULL, NULL) == 0;
+}
+
+int transport_addr_valid_max(const char *s, size_t max)
+{
+    return addr_parse_max(s, max, 0, NULL, 0, NULL, NULL) == 0;
 }
 
 void transport_opts_default(transport_opts_t *o)

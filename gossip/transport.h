@@ -83,6 +83,8 @@ void transport_federation_keys(const char *secret, uint8_t pk[32], uint8_t sk[32
 /* True when s is a plausible peer address: HOST:PORT, shorter than TRANSPORT_ADDR_MAX, HOST a
  * name/IPv4 ([A-Za-z0-9.-]) or a bracketed IPv6 literal, PORT decimal 1..65535. */
 int transport_addr_valid(const char *s);
+/* The same rule for an address of up to max - 1 characters (a member claim's link address). */
+int transport_addr_valid_max(const char *s, size_t max);
 
 /* Binds the ROUTER on listen_addr (HOST:PORT; port 0 or "*" takes a free port, see
  * transport_addr) and the ZAP handler in zctx. o NULL = defaults. NULL with err set on failure.
