@@ -62,6 +62,54 @@ static void free_addr(char *out, size_t len)
 
 /* ------------------------------------------------------------------ pure functions */
 
+/* A member claim's address (peer or link) is untrusted: random strings up to 300 bytes, drawn from
+ * the bytes that matter to the rule and from all bytes, never crash it, and one it takes is always
+ * HOST:PORT as the rule says (an independent check of what it accepted). */
+static int addr_oracle(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    const char *colon = strrchr(s, ':');
+    if (n == 0 || n >= max || !colon || colon == s)
+        return 0;
+    size_t pl = strlen(colon + 1);
+    if (pl == 0 || pl > 5 || strspn(colon + 1, "0123456789") != pl || atol(colon + 1) < 1 || atol(colon + 1) > 65535)
+        return 0;
+    size_t hl = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (hl < 4 || s[hl - 1] != ']')
+            return 0;
+        size_t colons = 0;
+        for (size_t i = 1; i + 1 < hl; i++) {
+            if (!strchr("0123456789abcdefABCDEF:.", s[i]))
+                return 0;
+            colons += s[i] == ':';
+        }
+        return colons >= 2;
+    }
+    for (size_t i = 0; i < hl; i++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-", s[i]))
+            return 0;
+    return 1;
+}
+
+Test(transport, addr_valid_random_input)
+{
+    static const char alphabet[] = "ab1:[].-9*0 \n\x7f";
+    char s[301];
+    size_t taken = 0;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = randombytes_uniform(i % 2 ? 300 : 24);
+        for (size_t k = 0; k < n; k++)
+            s[k] = i % 3 ? alphabet[randombytes_uniform(sizeof alphabet - 1)] : (char)(1 + randombytes_uniform(255));
+        s[n] = '\0';
+        size_t max = i % 4 ? TRANSPORT_ADDR_MAX : 256;
+        int got = transport_addr_valid_max(s, max);
+        cr_assert_eq(got, addr_oracle(s, max), "'%s' (max %zu): the rule says %d", s, max, got);
+        taken += (size_t)got;
+    }
+    cr_expect_gt(taken, 0, "no random address was accepted: the test exercised only refusals");
+}
+
 Test(transport, addr_valid_table)
 {
     static const struct { const char *s; int ok; } cases[] = {
