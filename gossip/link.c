@@ -62,12 +62,13 @@ struct link {
     uint8_t *rbuf, *wbuf;            /* rbuf[rpos, rlen): received, not yet handed out */
     size_t rcap, rpos, rlen, wcap;
     char peer[64];                   /* "10.0.0.1:7471", for error texts */
+    uint64_t floor_rate, floor_allow, owed;   /* link_send_floor: bytes/s; allowance and debt in bytes */
 };
 
 const char *link_reason_name(link_reason_t r)
 {
     static const char *const names[LINK_NREASONS] = {
-        "ok", "timeout", "closed", "io", "garbage", "handshake", "decrypt", "oversize", "refused", "nomem",
+        "ok", "timeout", "closed", "io", "garbage", "handshake", "decrypt", "oversize", "refused", "nomem", "slow",
     };
     return (unsigned)r < LINK_NREASONS ? names[r] : "unknown";
 }
@@ -168,6 +169,7 @@ static int send_all(link_t *l, const uint8_t *p, size_t n, uint64_t deadline, li
     while (n) {
         ssize_t w = send(l->fd, p, n, MSG_NOSIGNAL);
         if (w > 0) {
+            l->owed = l->owed > (uint64_t)w ? l->owed - (uint64_t)w : 0;   /* taken: paid back */
             p += w;
             n -= (size_t)w;
             continue;
@@ -175,8 +177,18 @@ static int send_all(link_t *l, const uint8_t *p, size_t n, uint64_t deadline, li
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int r = wait_fd(l->fd, POLLOUT, deadline);
-            if (r > 0)
+            uint64_t until = deadline, t0 = clock_ms();
+            if (l->floor_rate) {   /* waiting is owed: wake when the allowance would be used up */
+                uint64_t left = (l->floor_allow - l->owed) * 1000 / l->floor_rate + 1;
+                if (deadline > t0 && left < deadline - t0)
+                    until = t0 + left;
+            }
+            int r = wait_fd(l->fd, POLLOUT, until);
+            if (l->floor_rate && (l->owed += (clock_ms() - t0) * l->floor_rate / 1000) > l->floor_allow) {
+                *why = LINK_SLOW;
+                return -1;
+            }
+            if (r > 0 || (r == 0 && until < deadline))
                 continue;
             *why = r == 0 ? LINK_TIMEOUT : LINK_IO;
             return -1;
@@ -524,6 +536,30 @@ int link_buffered(const link_t *l)
         return 0;
     size_t clen = get32(l->rbuf + l->rpos);
     return clen > l->recv_max + NOISE_TAG || clen < NOISE_TAG || have >= 4 + clen;
+}
+
+void link_send_floor(link_t *l, uint32_t allow_ms, uint32_t min_rate)
+{
+    l->floor_rate = min_rate;
+    l->floor_allow = (uint64_t)allow_ms * min_rate / 1000;
+    l->owed = 0;
+}
+
+void link_idle(link_t *l)
+{
+    free(l->wbuf);
+    l->wbuf = NULL;
+    l->wcap = 0;
+    if (l->rpos == l->rlen) {
+        free(l->rbuf);
+        l->rbuf = NULL;
+        l->rcap = l->rpos = l->rlen = 0;
+    }
+}
+
+size_t link_held(const link_t *l)
+{
+    return l->rcap + l->wcap;
 }
 
 void link_set_recv_max(link_t *l, size_t max)

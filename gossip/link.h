@@ -60,6 +60,7 @@ typedef enum {
     LINK_OVERSIZE,     /* a frame longer than max_frame was announced or asked for */
     LINK_REFUSED,      /* the allow callback refused the initiator */
     LINK_NOMEM,
+    LINK_SLOW,         /* the peer fell behind link_send_floor's rate by more than its allowance */
     LINK_NREASONS
 } link_reason_t;
 
@@ -104,6 +105,20 @@ int link_send(link_t *l, const void *buf, size_t len, int timeout_ms, link_reaso
  * LINK_CLOSED: the peer closed between frames). Reads in large chunks: frames already received
  * are returned without a system call. */
 int link_recv(link_t *l, const uint8_t **frame, size_t *len, int timeout_ms, link_reason_t *why);
+
+/* A floor under the peer's reading, for the end that sends much (the owner): while a send waits
+ * for the peer to take bytes, the time waited is owed, and every min_rate bytes the peer takes pay
+ * back a second of it; owing more than allow_ms, the send fails with LINK_SLOW (the link unusable).
+ * What is owed carries across frames (a peer slow one frame at a time cannot reset it); a peer that
+ * keeps up owes nothing and banks nothing. A paused peer owes a second a second: allow_ms is the
+ * pause it is given, and a trickle below min_rate gets little more. Each call starts afresh;
+ * min_rate 0: no floor (the default). The send's own timeout still applies. */
+void link_send_floor(link_t *l, uint32_t allow_ms, uint32_t min_rate);
+
+/* Frees the buffers of a link between requests (a pooled or idle link holds no frame's room): the
+ * send buffer, and the receive buffer when it holds nothing. The next frame allocates again. */
+void link_idle(link_t *l);
+size_t link_held(const link_t *l);             /* bytes its buffers hold now (receive and send) */
 
 /* Lowers (or raises, up to LINK_FRAME_MAX) the largest frame l accepts from its peer; max_frame
  * stays the largest it sends. For an end that takes small requests and answers with large frames
