@@ -809,7 +809,7 @@ static int start_links(gossip_t *g, const gossip_opts_t *o, const reads_config_t
         return 0;
     linkserve_opts_t so = {.listen = o->link_listen, .max_links = o->link_max, .trust = g->trust,
                            .max_per_peer = rc->max_streams_per_peer, .send_ms = o->link_send_ms,
-                           .keys = owner_keys, .ctx = g, .reads = g->reads};
+                           .min_rate = o->link_min_rate, .keys = owner_keys, .ctx = g, .reads = g->reads};
     memcpy(so.prologue, po.prologue, 32);
     if (!(g->links = linkserve_start(&so, err, errlen)))
         return -1;

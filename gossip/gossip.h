@@ -32,10 +32,11 @@ typedef struct {
     /* The data link (gossip/linkserve.h): HOST:PORT to serve routed range reads on (port 0: a free
      * one), NULL or "off": none (relays read over the peer transport); link_advertise: the address
      * gossiped in our member claim (default: advertise's host and the bound port); link_max: links
-     * served at once (0: 256); link_send_ms: a batch must leave within (0: 10 min). */
+     * served at once (0: 256); link_send_ms, link_min_rate: a read's relay may fall link_send_ms behind
+     * taking it at link_min_rate bytes/s (0: 10 min, 64 KiB/s; linkserve_opts_t). */
     const char *link_listen, *link_advertise;
     unsigned link_max;
-    uint32_t link_send_ms;
+    uint32_t link_send_ms, link_min_rate;
     /* Chartered mode when charter is set: the anchor (verified) and this node's own certificate
      * (TrustSigned bytes, already checked against the charter for this node's key and domain).
      * Peers are then admitted only with certificates (gossip/zap.c), every received entry is

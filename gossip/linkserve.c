@@ -36,6 +36,7 @@ typedef struct slot {
     int fd;                      /* accepted, handshake under way (the thread owns it) */
     link_t *l;                   /* established (shut down at stop) */
     int admitted;                /* counted in links, its initiator's id in id */
+    atomic_size_t held;          /* bytes its link's and page's buffers hold between requests */
     uint8_t id[32];
     struct linkserve *s;
 } slot_t;
@@ -142,6 +143,23 @@ int link_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
     return 0;
 }
 
+void link_refusal(uint8_t out[LINK_REFUSE_LEN], int reason, uint32_t retry_ms)
+{
+    out[0] = LINK_REFUSE;
+    out[1] = (uint8_t)reason;
+    out[2] = (uint8_t)(retry_ms >> 24), out[3] = (uint8_t)(retry_ms >> 16);
+    out[4] = (uint8_t)(retry_ms >> 8), out[5] = (uint8_t)retry_ms;
+}
+
+int link_refusal_parse(const uint8_t *f, size_t len, int *reason, uint32_t *retry_ms)
+{
+    if (len != LINK_REFUSE_LEN || f[0] != LINK_REFUSE || (f[1] != LINK_REFUSE_BUSY && f[1] != LINK_REFUSE_PER_PEER))
+        return -1;
+    *reason = f[1];
+    *retry_ms = (uint32_t)f[2] << 24 | (uint32_t)f[3] << 16 | (uint32_t)f[4] << 8 | f[5];
+    return 0;
+}
+
 /* ------------------------------------------------------------------ one link */
 
 typedef struct {
@@ -193,7 +211,6 @@ static int allow(void *ctx, const uint8_t client_pk[32], const uint8_t *hello, s
 
 typedef struct {
     link_t *l;
-    uint32_t send_ms;
     link_reason_t why;
     linkserve_t *s;              /* chartered (s->o.trust): asked again while a read goes on */
     const uint8_t *peer;
@@ -235,7 +252,7 @@ static int emit(void *ctx, const Trib__ReadBatch *b)
     memcpy(p + 1 + hlen, key, klen);
     if (b->lines.len)
         memcpy(p + 1 + hlen + klen, b->lines.data, b->lines.len);
-    return link_send_frame(e->l, n, (int)e->send_ms, &e->why);
+    return link_send_frame(e->l, n, -1, &e->why);   /* bounded by the link's floor (serve_link) */
 }
 
 /* Chartered: the trust store is asked again before every request, as the peer transport asks it
@@ -258,11 +275,11 @@ static int still_admitted(linkserve_t *s, link_t *l, const uint8_t peer[32], con
  * handshake_ms: until a frame of the initiator's decrypts it is not proven live (a replayed
  * message 1 completes the handshake too, and then sends nothing that decrypts), so the link is
  * counted accepted (and open) only then; without one it is refused as no_request. */
-static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
+static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32], atomic_size_t *held)
 {
     store_page_t pg = {0};
     char hex[17];
-    emit_t e = {.l = l, .send_ms = s->o.send_ms, .s = s, .peer = peer, .hex = hex};
+    emit_t e = {.l = l, .s = s, .peer = peer, .hex = hex};
     sodium_bin2hex(hex, sizeof hex, peer, 8);
     int first = 1;
     uint64_t first_by = clock_ms() + s->o.handshake_ms;
@@ -308,20 +325,49 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32])
             break;
         }
         atomic_fetch_add(&s->requests, 1);
+        atomic_store(held, 0);   /* in use: a read's buffers */
         e.check_at = clock_ms() + ADMIT_RECHECK_MS;   /* just asked */
+        link_send_floor(l, s->o.send_ms, s->o.min_rate);   /* each read its own allowance */
         rc = reads_serve(s->o.reads, peer, q, LINK_BATCH_BYTES, &pg, emit, &e);
         trib__read_request__free_unpacked(q, NULL);
         if (rc < 0 && e.revoked)
             break;               /* refused (counted, logged) in emit: the link is closed */
         if (rc < 0) {
             atomic_fetch_add(&s->lost, 1);
-            log_debug("link: a relay's link was lost while serving it (%s)", link_reason_name(e.why));
+            if (e.why == LINK_SLOW)
+                refused(s, LINK_SLOW, "node %s... took its read at less than %u bytes/s, %u ms behind in all "
+                        "(--link-min-rate, --link-send-ms): its link is closed", hex, (unsigned)s->o.min_rate,
+                        (unsigned)s->o.send_ms);
+            else
+                log_debug("link: a relay's link was lost while serving it (%s)", link_reason_name(e.why));
             break;
         }
+        link_idle(l);            /* between requests no batch's room is kept, in the link nor in pg */
+        store_page_free(&pg);    /* (each up to a MiB: 256 idle links would hold half a GiB) */
+        atomic_store(held, link_held(l) + pg.cap);
     }
+    atomic_store(held, 0);
     if (!first)
         atomic_fetch_sub(&s->open, 1);
     store_page_free(&pg);
+}
+
+/* A link over a limit (over: R_BUSY or R_PER_PEER) is told so, sealed under its keys, so that the
+ * relay counts the real reason and dials again after LINK_RETRY_MS, not as after a failure. The
+ * answer goes to its first request, read first (within handshake_ms: a request left unread when
+ * the link closes would reset the connection, and the relay might lose the answer); a link that
+ * sends none (a replayed message 1) gets nothing. */
+static void answer_refusal(linkserve_t *s, link_t *l, int over)
+{
+    const uint8_t *f;
+    size_t len;
+    link_reason_t why;
+    uint8_t out[LINK_REFUSE_LEN];
+    link_set_recv_max(l, LINK_REQ_MAX);
+    if (link_recv(l, &f, &len, (int)s->o.handshake_ms, &why) != 1)
+        return;
+    link_refusal(out, over == R_BUSY ? LINK_REFUSE_BUSY : LINK_REFUSE_PER_PEER, LINK_RETRY_MS);
+    link_send(l, out, sizeof out, (int)s->o.handshake_ms, &why);
 }
 
 static void *link_thread(void *arg)
@@ -339,32 +385,39 @@ static void *link_thread(void *arg)
     sodium_memzero(k.sk, sizeof k.sk);
     pthread_mutex_lock(&s->mu);
     sl->fd = -1;                 /* link_accept owns it now: closed, or l's */
-    s->handshakes--;
     int stopping = s->stopping, over = 0;
     unsigned mine = 0;
     if (l && !stopping) {        /* admitted links: max_links in all, max_per_peer of one node id */
         for (unsigned i = 0; i < s->nslots; i++)
             mine += s->slots[i].admitted && !memcmp(s->slots[i].id, a.id, 32);
         over = s->links >= s->o.max_links ? R_BUSY : mine >= s->o.max_per_peer ? R_PER_PEER : 0;
+        sl->l = l;               /* stop shuts it down (a refused one too, while it is answered) */
         if (!over) {
-            sl->l = l;
             sl->admitted = 1;
             memcpy(sl->id, a.id, 32);
             s->links++;
         }
     }
+    if (!over)
+        s->handshakes--;         /* one refused over a limit keeps its place until it is answered */
     pthread_mutex_unlock(&s->mu);
     char hex[17];
     sodium_bin2hex(hex, sizeof hex, a.id, 8);
     if (!l) {
         refused(s, why == LINK_REFUSED && a.reason >= 0 ? a.reason : (int)why, "%s", err[0] ? err : "handshake failed");
-    } else if (over == R_BUSY) {
-        refused(s, R_BUSY, "%u links are served already (--link-max)", s->o.max_links);
     } else if (over) {
-        refused(s, R_PER_PEER, "node %s... holds %u links already", hex, mine);
+        if (over == R_BUSY)
+            refused(s, R_BUSY, "%u links are served already (--link-max)", s->o.max_links);
+        else
+            refused(s, R_PER_PEER, "node %s... holds %u links already", hex, mine);
+        answer_refusal(s, l, over);
+        pthread_mutex_lock(&s->mu);
+        sl->l = NULL;
+        s->handshakes--;
+        pthread_mutex_unlock(&s->mu);
     } else if (!stopping) {
         link_set_recv_max(l, LINK_REQ_MAX);   /* requests are small; batches go out up to LINK_MAX_FRAME */
-        serve_link(s, l, a.id);
+        serve_link(s, l, a.id, &sl->held);
         pthread_mutex_lock(&s->mu);
         sl->l = NULL;
         sl->admitted = 0;
@@ -478,6 +531,8 @@ linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen
         s->o.handshake_ms = 2000;
     if (!s->o.send_ms)
         s->o.send_ms = 600000;
+    if (!s->o.min_rate)
+        s->o.min_rate = 65536;
     s->wake[0] = s->wake[1] = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->slots = calloc(s->nslots, sizeof *s->slots);
@@ -541,9 +596,16 @@ void linkserve_metrics(linkserve_t *s, FILE *f)
     if (!s)
         return;
     unsigned open = atomic_load(&s->open);
+    size_t held = 0;
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = 0; i < s->nslots; i++)
+        held += s->slots[i].used ? atomic_load(&s->slots[i].held) : 0;
+    pthread_mutex_unlock(&s->mu);
     fprintf(f,
             "# HELP trib_link_open Data links this node serves now (as owner; their first frame decrypted).\n"
             "# TYPE trib_link_open gauge\ntrib_link_open %u\n"
+            "# HELP trib_link_idle_buffer_bytes Bytes the buffers of the data links this node serves hold "
+            "between requests.\n# TYPE trib_link_idle_buffer_bytes gauge\ntrib_link_idle_buffer_bytes %zu\n"
             "# HELP trib_link_accepted_total Data links accepted (handshake completed, admitted, and a first "
             "frame decrypted: the initiator is live).\n"
             "# TYPE trib_link_accepted_total counter\ntrib_link_accepted_total %" PRIu64 "\n"
@@ -551,9 +613,9 @@ void linkserve_metrics(linkserve_t *s, FILE *f)
             "# TYPE trib_link_requests_total counter\ntrib_link_requests_total %" PRIu64 "\n"
             "# HELP trib_link_lost_total Data links lost while a read was served on them.\n"
             "# TYPE trib_link_lost_total counter\ntrib_link_lost_total %" PRIu64 "\n"
-            "# HELP trib_link_refused_total Data links refused or dropped before they served, by reason.\n"
+            "# HELP trib_link_refused_total Data links refused, or closed by this node, by reason.\n"
             "# TYPE trib_link_refused_total counter\n",
-            open, (uint64_t)atomic_load(&s->accepted), (uint64_t)atomic_load(&s->requests),
+            open, held, (uint64_t)atomic_load(&s->accepted), (uint64_t)atomic_load(&s->requests),
             (uint64_t)atomic_load(&s->lost));
     for (int r = 1; r < R_COUNT; r++)
         if (r != LINK_OK)

@@ -29,7 +29,15 @@
 #include "gossip/reads.h"
 #include "gossip/trust.h"
 
-enum { LINK_REQ = 1, LINK_BATCH = 2 };       /* a frame's first byte */
+enum { LINK_REQ = 1, LINK_BATCH = 2, LINK_REFUSE = 3 };   /* a frame's first byte */
+/* LINK_REFUSE: the owner's answer to the first request of a link it will not serve, being over a
+ * limit: the type, the reason (LINK_REFUSE_BUSY: --link-max; LINK_REFUSE_PER_PEER: the relay holds
+ * max_per_peer links already) and the milliseconds after which to dial again (4 bytes, big-endian);
+ * then the owner closes the link. Sealed under the link's keys like every frame: only the owner can
+ * have made it (a refusal before the handshake is a plain close, which anyone on the path can fake). */
+enum { LINK_REFUSE_BUSY = 1, LINK_REFUSE_PER_PEER = 2 };
+#define LINK_REFUSE_LEN 6
+#define LINK_RETRY_MS 1000u                  /* the owner's retry-after: a link frees when a read ends */
 #define LINK_MAX_FRAME ((size_t)8 << 20)     /* both ends: a batch (up to the peer message size) fits */
 #define LINK_BATCH_BYTES ((size_t)1 << 20)   /* record bytes per batch on a link */
 #define LINK_REQ_MAX ((size_t)64 << 10)      /* a request frame at most (a ReadRequest and its token): the
@@ -53,12 +61,20 @@ typedef struct {
     reads_t *reads;
     uint32_t idle_ms;            /* close a link without a request this long (30000) */
     uint32_t handshake_ms;       /* the whole handshake within (2000); the first request as long after */
-    uint32_t send_ms;            /* a batch must leave within (600000, --link-send-ms): a relay that
-                                    stops reading loses it. Long: a relay stops reading while its
-                                    client does (a pager, a slow pipeline), which the peer transport's
-                                    credit lets wait indefinitely; a paused read pins a thread here,
-                                    and max_per_peer bounds those of one relay */
+    /* A relay must take a read's batches at min_rate bytes/s (65536, --link-min-rate) on average,
+     * and may fall behind that by send_ms in all (600000, --link-send-ms; link_send_floor): a relay
+     * stops reading while its client does (a pager, a slow pipeline), which the peer transport's
+     * credit lets wait indefinitely; over a link a paused read pins a thread here and its batch's
+     * buffer, so a pause is given send_ms, and a relay that trickles (a slow network, or a member
+     * holding threads on purpose) gets little more. Further behind, its link is closed, counted
+     * "slow" (and lost). max_per_peer bounds the threads of one relay meanwhile. */
+    uint32_t send_ms;
+    uint32_t min_rate;
 } linkserve_opts_t;
+
+/* A LINK_REFUSE frame; and its reading: 0 with *reason and *retry_ms, -1 when f is not one. */
+void link_refusal(uint8_t out[LINK_REFUSE_LEN], int reason, uint32_t retry_ms);
+int link_refusal_parse(const uint8_t *f, size_t len, int *reason, uint32_t *retry_ms);
 
 /* NULL with err when the address cannot be bound. */
 linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen);

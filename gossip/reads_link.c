@@ -36,12 +36,14 @@
 #define LINKS_CONNECT_MS 1000
 #define LINKS_HANDSHAKE_MS 1000    /* the owner answers a handshake at once; a frozen one costs this much */
 #define LINKS_BACKOFF_MS 10000     /* an owner whose link failed is read over the peer transport meanwhile */
+#define RETRY_MIN_MS 100           /* an owner's retry-after (an authenticated refusal) taken within these */
+#define RETRY_MAX_MS 60000
 #define BACKOFF_MAX 64
 #define LINK_ADDR_MAX (SWIM_MAX_ADDR + 1)   /* a link address as a member claim may carry it */
 
 /* Why a dial failed: link_reason_t's, then ours. */
 enum { D_RESOLVE = LINK_NREASONS, D_CONNECT, D_CONNECT_TIMEOUT, D_BAD_KEY, D_NO_ANSWER, D_BAD_ADDR, D_LOOPBACK,
-       D_COUNT };
+       D_BUSY, D_PER_PEER, D_COUNT };
 
 typedef struct {
     uint8_t owner[32];
@@ -75,6 +77,8 @@ struct lread {
     reads_err_t e;
     uint64_t wait_since;         /* ms: waiting for a frame since (0: not waiting) */
     int asked;                   /* the request just went: the answer cannot be there yet */
+    int refusal;                 /* the owner's LINK_REFUSE reason (0: none), and its retry-after */
+    uint32_t retry_ms;
 };
 
 struct linkpool {
@@ -88,6 +92,7 @@ struct linkpool {
     uint64_t gen;                /* this node's key generation: linkpool_flush (a rotation) adds one */
     uint64_t next_id;
     atomic_uint_fast64_t via_link, via_relay, pooled_used, dial_failed[D_COUNT];
+    atomic_uint_fast64_t logged[D_COUNT];   /* clock_ms of the last line of an owner's refusal */
 };
 
 static const char *dial_reason(int r)
@@ -100,6 +105,8 @@ static const char *dial_reason(int r)
     case D_NO_ANSWER:       return "no_answer";
     case D_BAD_ADDR:        return "bad_addr";
     case D_LOOPBACK:        return "loopback";
+    case D_BUSY:            return "busy";
+    case D_PER_PEER:        return "per_peer";
     default:                return link_reason_name((link_reason_t)r);
     }
 }
@@ -182,7 +189,9 @@ void linkpool_metrics(linkpool_t *p, FILE *f)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    size_t idle = p->nidle;
+    size_t idle = p->nidle, held = 0;
+    for (size_t i = 0; i < p->nidle; i++)
+        held += link_held(p->idle[i].l);
     pthread_mutex_unlock(&p->mu);
     fprintf(f,
             "# HELP trib_read_routed_total Routed range reads this node opened, by the path the records took: a "
@@ -190,14 +199,16 @@ void linkpool_metrics(linkpool_t *p, FILE *f)
             "trib_read_routed_total{path=\"link\"} %" PRIu64 "\ntrib_read_routed_total{path=\"relay\"} %" PRIu64 "\n"
             "# HELP trib_link_pooled Idle data links to owners kept for the next read.\n"
             "# TYPE trib_link_pooled gauge\ntrib_link_pooled %zu\n"
+            "# HELP trib_link_pooled_buffer_bytes Bytes the buffers of the idle data links kept hold.\n"
+            "# TYPE trib_link_pooled_buffer_bytes gauge\ntrib_link_pooled_buffer_bytes %zu\n"
             "# HELP trib_link_reused_total Routed reads that took an idle data link from the pool.\n"
             "# TYPE trib_link_reused_total counter\ntrib_link_reused_total %" PRIu64 "\n"
             "# HELP trib_link_dial_failed_total Data links to owners that could not be made, by reason (the read "
             "went over the peer transport).\n# TYPE trib_link_dial_failed_total counter\n",
-            (uint64_t)atomic_load(&p->via_link), (uint64_t)atomic_load(&p->via_relay), idle,
+            (uint64_t)atomic_load(&p->via_link), (uint64_t)atomic_load(&p->via_relay), idle, held,
             (uint64_t)atomic_load(&p->pooled_used));
     for (int r = 1; r < D_COUNT; r++)
-        if (r != LINK_REFUSED && r != LINK_NOMEM && r != LINK_OVERSIZE && r != LINK_DECRYPT)
+        if (r != LINK_REFUSED && r != LINK_NOMEM && r != LINK_OVERSIZE && r != LINK_DECRYPT && r != LINK_SLOW)
             fprintf(f, "trib_link_dial_failed_total{reason=\"%s\"} %" PRIu64 "\n", dial_reason(r),
                     (uint64_t)atomic_load(&p->dial_failed[r]));
 }
@@ -228,6 +239,7 @@ static void pool_put(linkpool_t *p, const uint8_t owner[32], const char *addr, u
         mine += !memcmp(p->idle[i].owner, owner, 32) && !strcmp(p->idle[i].addr, addr);
     if (!p->shutting_down && gen == p->gen && mine < LINKS_IDLE_MAX && p->nidle < LINKS_POOL_MAX) {
         idle_t *it = &p->idle[p->nidle++];
+        link_idle(*lp);          /* pooled: no batch's room kept (a MiB a link) */
         memcpy(it->owner, owner, 32);
         snprintf(it->addr, sizeof it->addr, "%s", addr);
         it->l = *lp;
@@ -250,8 +262,10 @@ static int backed_off(linkpool_t *p, const uint8_t owner[32], const char *addr)
     return off;
 }
 
-/* The owner's link failed (reason): counted, and not tried again for LINKS_BACKOFF_MS. */
-static void back_off(linkpool_t *p, const uint8_t owner[32], const char *addr, int reason, const char *err)
+/* The owner's link failed or was refused (reason): counted, and not tried again for ms. An owner's
+ * refusal (busy, per_peer: it may come every second) is logged at most once per LINKS_BACKOFF_MS. */
+static void back_off(linkpool_t *p, const uint8_t owner[32], const char *addr, int reason, uint32_t ms,
+                     const char *err)
 {
     atomic_fetch_add(&p->dial_failed[reason], 1);
     uint64_t now = clock_ms();
@@ -268,12 +282,17 @@ static void back_off(linkpool_t *p, const uint8_t owner[32], const char *addr, i
     }
     memcpy(slot->owner, owner, 32);
     snprintf(slot->addr, sizeof slot->addr, "%s", addr);
-    slot->until = now + LINKS_BACKOFF_MS;
+    slot->until = now + ms;
     pthread_mutex_unlock(&p->mu);
+    if (reason == D_BUSY || reason == D_PER_PEER) {
+        uint64_t last = atomic_load(&p->logged[reason]);
+        if ((last && now - last < LINKS_BACKOFF_MS) || !atomic_compare_exchange_strong(&p->logged[reason], &last, now))
+            return;
+    }
     char hex[17];
     sodium_bin2hex(hex, sizeof hex, owner, 8);
-    log_info("link: no data link to owner %s... at %s (%s: %s): its reads go over the peer transport for %d s", hex,
-             addr, dial_reason(reason), err, LINKS_BACKOFF_MS / 1000);
+    log_info("link: no data link to owner %s... at %s (%s: %s): its reads go over the peer transport for %u ms", hex,
+             addr, dial_reason(reason), err, (unsigned)ms);
 }
 
 /* 1 when a is HOST:PORT as a link address must be: HOST a name or IPv4 ([A-Za-z0-9.-]) or a
@@ -504,6 +523,10 @@ static int next_batch(lread_t *rd, int timeout_ms, Trib__ReadBatch **out, link_r
     int rc = link_recv(rd->l, &f, &len, timeout_ms, why);
     if (rc <= 0)
         return rc;
+    if (link_refusal_parse(f, len, &rd->refusal, &rd->retry_ms) == 0) {
+        *why = LINK_REFUSED;     /* the owner's word, sealed: over one of its limits */
+        return -1;
+    }
     Trib__ReadBatch *b = NULL;
     size_t hlen, off;
     /* the lines stay in the frame (valid until the next call on the link: rd->cur is used up first) */
@@ -599,6 +622,7 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     rd->next_seq = o->from ? o->from : 1;
     char derr[300] = "";
     int reason = 0;
+    uint32_t backoff_ms = LINKS_BACKOFF_MS;
     Trib__ReadBatch *b = NULL;
     /* a pooled link may have been closed by the owner meanwhile: then once more on a new one */
     for (int attempt = 0; attempt < 2 && !b; attempt++) {
@@ -645,6 +669,14 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
             free(rd);
             return -1;
         }
+        if (why == LINK_REFUSED && rd->refusal) {   /* the owner said why, and when to come again */
+            reason = rd->refusal == LINK_REFUSE_BUSY ? D_BUSY : D_PER_PEER;
+            backoff_ms = rd->retry_ms < RETRY_MIN_MS ? RETRY_MIN_MS : rd->retry_ms > RETRY_MAX_MS ? RETRY_MAX_MS
+                                                                                                 : rd->retry_ms;
+            snprintf(derr, sizeof derr, "the owner is over its %s", reason == D_BUSY ? "link limit (--link-max)"
+                                                                                    : "limit of links per node");
+            break;
+        }
         if (!pooled) {
             reason = why == LINK_CLOSED || why == LINK_IO ? D_NO_ANSWER : (int)why;
             snprintf(derr, sizeof derr, "the link closed before the owner answered (%s)", link_reason_name(why));
@@ -652,7 +684,7 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
         }
     }
     if (!b) {
-        back_off(p, rd->owner, rd->addr, reason, derr);
+        back_off(p, rd->owner, rd->addr, reason, backoff_ms, derr);
         free(rd);
         return 0;
     }

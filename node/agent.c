@@ -146,7 +146,7 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
         snprintf(link, sizeof link, "%.*s:0", (int)(strrchr(c->listen, ':') - c->listen), c->listen);
     gossip_opts_t o = {
         .link_listen = link, .link_advertise = c->link_advertise, .link_max = (unsigned)c->link_max,
-        .link_send_ms = (uint32_t)c->link_send_ms,
+        .link_send_ms = (uint32_t)c->link_send_ms, .link_min_rate = (uint32_t)c->link_min_rate,
         .listen = c->listen, .advertise = c->advertise,
         .http = c->http_advertise[0] ? c->http_advertise : c->http, .domain = c->domain,
         .federation_secret = c->federation_secret[0] ? c->federation_secret : TRANSPORT_DEFAULT_SECRET,

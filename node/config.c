@@ -42,8 +42,10 @@ static const option_t options[] = {
     S(link_advertise, K_STR, "", "data link address other nodes dial (default: --advertise's host and the link's "
                                  "bound port)"),
     U(link_max, 1, 65536, "256", "data links served at once (more are refused as busy)"),
-    U(link_send_ms, 1000, 86400000, "600000", "a batch on a data link must leave the owner within this (ms): a "
-                                             "client paused longer loses its read"),
+    U(link_send_ms, 1000, 86400000, "600000", "a read on a data link may fall this far behind --link-min-rate in "
+                                             "all (ms): a client paused longer loses its read"),
+    U(link_min_rate, 1024, 1073741824, "65536", "bytes/s a relay must take a read on a data link at, on average, "
+                                                "beyond --link-send-ms of slack (slower: its link is closed, \"slow\")"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL,
      "another node to join through, HOST:PORT; with --charter it must be NODE_ID@HOST:PORT "
      "(the first node of a federation needs none) (repeatable)"},

@@ -38,7 +38,8 @@ typedef struct {
     char link_advertise[256];  /* the data link address gossiped ("": advertise's host, the bound port):
                                   255 at most, what a member claim carries (SWIM_MAX_ADDR) */
     uint64_t link_max;         /* data links served at once */
-    uint64_t link_send_ms;     /* a batch on a data link leaves the owner within this (ms) */
+    uint64_t link_send_ms;     /* a read on a data link may fall this far behind link_min_rate (ms) */
+    uint64_t link_min_rate;    /* bytes/s a relay takes a read on a data link at, on average */
 } config_t;
 
 void config_defaults(config_t *c);

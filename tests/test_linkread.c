@@ -743,6 +743,199 @@ Test(linkread, a_request_frame_past_the_owners_limit_is_refused_and_counted)
     identity_wipe(&me);
 }
 
+/* A range request on l for the ledger from its first record, as many as there are (token: the
+ * consumer's), sent whole. */
+static void send_range(link_t *l, uint64_t stream_id, const char *token)
+{
+    Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+    q.stream_id = stream_id;
+    q.product_id = PRODUCT;
+    q.from_seq = 1;
+    q.credit = 1;
+    q.token = (ProtobufCBinaryData){strlen(token), (uint8_t *)token};
+    link_reason_t why;
+    size_t n = 1 + trib__read_request__get_packed_size(&q);
+    uint8_t *f = link_frame(l, n, &why);
+    cr_assert_not_null(f);
+    f[0] = LINK_REQ;
+    trib__read_request__pack(&q, f + 1);
+    cr_assert_eq(link_send_frame(l, n, 3000, &why), 0, "send: %s", link_reason_name(why));
+}
+
+/* ------------------------------------------------------------------ slow relays, refusals, idle links */
+
+/* A test-side link whose socket takes little at a time (a receive buffer of 4 KiB), to read slowly. */
+static link_t *dial_small_window(int port, const uint8_t server_id[32], const identity_t *me)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);   /* before connect: the window */
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    link_keys_t k;
+    memcpy(k.pk, me->curve_pk, 32), memcpy(k.sk, me->curve_sk, 32);
+    link_prologue_open("tributary", k.prologue);
+    uint8_t spk[32];
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(spk, server_id), 0);
+    link_reason_t why;
+    char err[300];
+    link_t *l = link_dial(fd, &k, spk, me->pk, 32, LINK_MAX_FRAME, 3000, &why, err, sizeof err);
+    cr_assert_not_null(l, "%s", err);
+    return l;
+}
+
+/* A relay (here an admitted stranger) that takes a long read at ~400 KiB/s, 4 KiB every 10 ms, fast
+ * enough that every 1 MiB batch leaves within --link-send-ms (8 s: what alone bounded a read before,
+ * so such a trickle held the owner's thread for as long as it liked), but below --link-min-rate
+ * (1 MiB/s here): it falls behind by a second every ~2.5 s, and once 8 s behind its link is closed,
+ * counted slow (and lost), logged; not before 8 s (the allowance a paused client is given), and the
+ * node serves a normal read on. */
+Test(linkread, a_relay_trickling_below_the_min_rate_loses_its_link_as_slow, .timeout = 240)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    cr_assert_eq(h_node_start(&a, "payments", "--link-listen", listen, "--link-send-ms", "8000", "--link-min-rate",
+                              "1048576", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, FAST, NULL), 0, "growth did not start");
+    cr_assert(h_wait_member(b.url, "payments", "alive", NULL, 15000), "growth does not see payments");
+    publish_ledger(&a);
+    for (int i = 0; i < 4; i++)   /* ~32 MiB: 80 s at the trickle's rate */
+        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    cr_assert(h_wait_status(b.url, "/v1/products/" PRODUCT, NULL, 200, 15000), "growth did not learn the ledger");
+    uint8_t aid[32];
+    node_id(&a, aid);
+    identity_t me;
+    fx_identity(&me);
+    link_t *l = dial_small_window(port, aid, &me);
+    long t0 = h_now_ms();
+    send_range(l, 5, a.token);
+    static char buf[4096];
+    size_t got = 0;
+    int closed = 0;
+    struct timespec tick = {0, 10 * 1000000L};   /* the trickle's pace: the scenario, not a synchronisation */
+    while (!closed && h_now_ms() - t0 < 45000) {
+        nanosleep(&tick, NULL);
+        ssize_t r = recv(link_fd(l), buf, sizeof buf, 0);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            closed = 1;
+    }
+    long took = h_now_ms() - t0;
+    link_close(&l);
+    cr_assert(closed, "a relay taking its read at %zu bytes/s held its link for %ld ms (%zu bytes)",
+              got * 1000 / (size_t)took, took, got);
+    cr_assert_geq(took, 8000, "the link was closed after %ld ms, before the 8 s allowance", took);
+    cr_assert_lt(got, (size_t)30 << 20, "the read was served whole (%zu bytes)", got);
+    wait_metric(&a, "trib_link_refused_total{reason=\"slow\"}", 1, 5000);
+    cr_assert_geq(metric(&a, "trib_link_lost_total"), 1);
+    char *log = h_read_file(a.log, NULL);
+    int logged = log && strstr(log, "refused a link (slow)");
+    free(log);
+    cr_assert(logged, "the slow relay was not logged");
+    still_serves(&a, &b);
+    cr_assert_eq(metric(&a, "trib_link_refused_total{reason=\"slow\"}"), 1, "a normal read counted slow");
+    identity_wipe(&me);
+}
+
+/* An owner over --link-max answers the relay's request with its refusal, sealed under the link's
+ * keys: the relay counts busy (not a failed dial), reads over the peer transport meanwhile, and
+ * dials again after the owner's retry-after (1 s), not after the 10 s a failure costs. */
+Test(linkread, an_owner_at_its_link_limit_says_busy_and_the_relay_comes_back_after_its_retry_after)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64], err[300];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 20, "--link-listen", listen, "--link-max", "1");
+    uint8_t aid[32], prologue[32];
+    node_id(&a, aid);
+    link_prologue_open("tributary", prologue);
+    identity_t me;
+    fx_identity(&me);
+    link_reason_t why;
+    link_t *held = dial_as(port, aid, &me, me.pk, 32, prologue, &why, err, sizeof err);   /* the only slot */
+    cr_assert_not_null(held, "%s", err);
+    request_on(held);
+    same_as_direct(&a, &b, RECORDS_PATH "?from=3&limit=5");   /* over the peer transport */
+    long refused_at = h_now_ms();
+    cr_assert_eq(metric(&b, "trib_link_dial_failed_total{reason=\"busy\"}"), 1, "the relay did not count busy");
+    cr_assert_eq(metric(&b, "trib_link_dial_failed_total{reason=\"no_answer\"}"), 0);
+    cr_assert_eq(metric(&b, "trib_link_dial_failed_total{reason=\"handshake\"}"), 0);
+    cr_assert_eq(metric(&b, LINK_READS), 0);
+    cr_assert_eq(metric(&b, RELAY_READS), 1);
+    wait_metric(&a, "trib_link_refused_total{reason=\"busy\"}", 1, 5000);
+    link_close(&held);           /* the slot frees */
+    wait_metric(&a, "trib_link_open", 0, 5000);
+    while (metric(&b, LINK_READS) == 0 && h_now_ms() - refused_at < 8000) {
+        struct timespec ts = {0, 200 * 1000000L};   /* a read every 200 ms: the client's pace */
+        nanosleep(&ts, NULL);
+        same_as_direct(&a, &b, RECORDS_PATH "?from=3&limit=5");
+    }
+    long back = h_now_ms() - refused_at;
+    cr_assert_eq(metric(&b, LINK_READS), 1, "no read went over the link within %ld ms of the owner's busy", back);
+    cr_assert_eq(metric(&b, "trib_link_dial_failed_total{reason=\"busy\"}"), 1);
+    identity_wipe(&me);
+}
+
+/* Idle links hold no batch's room, on either end: 24 links that each read ~3 MiB (1 MiB batches)
+ * and then idle hold less than 4 KiB of buffers each on the owner (each kept its batch's frame and
+ * page before: ~2 MiB a link, half a GiB at --link-max), and the relay's pooled link after a routed
+ * read of the same holds less than 4 KiB (it kept its receive buffer, a batch's size, before). */
+Test(linkread, idle_links_keep_no_batch_buffers_on_either_end, .timeout = 240)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64], err[300];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 0, "--link-listen", listen, NULL, NULL);
+    post_records(&a, 1, 3000, 1000);
+    uint8_t aid[32], prologue[32];
+    node_id(&a, aid);
+    link_prologue_open("tributary", prologue);
+    identity_t me;
+    fx_identity(&me);
+    link_reason_t why;
+    enum { N = 24 };
+    link_t *l[N];
+    for (int i = 0; i < N; i++) {
+        l[i] = dial_as(port, aid, &me, me.pk, 32, prologue, &why, err, sizeof err);
+        cr_assert_not_null(l[i], "link %d: %s", i, err);
+        send_range(l[i], 10 + (uint64_t)i, a.token);
+        int done = 0, batches = 0;
+        while (!done) {
+            const uint8_t *f;
+            size_t len;
+            cr_assert_eq(link_recv(l[i], &f, &len, 10000, &why), 1, "link %d: %s", i, link_reason_name(why));
+            Trib__ReadBatch *bt = len > 1 && f[0] == LINK_BATCH ? trib__read_batch__unpack(NULL, len - 1, f + 1) : NULL;
+            cr_assert_not_null(bt);
+            cr_assert_eq(bt->status, 0, "link %d: refused", i);
+            done = bt->done;
+            batches += bt->batch_no != 0;
+            trib__read_batch__free_unpacked(bt, NULL);
+        }
+        cr_assert_geq(batches, 3, "link %d: %d batches", i, batches);
+    }
+    wait_metric(&a, "trib_link_open", N, 5000);
+    double held = metric(&a, "trib_link_idle_buffer_bytes");
+    cr_assert_lt(held, N * 4096.0, "%d idle links hold %.0f bytes of buffers on the owner", N, held);
+    for (int i = 0; i < N; i++)
+        link_close(&l[i]);
+    raw_t r;
+    raw_get(&b, RECORDS_PATH, b.token, &r);
+    cr_assert_eq(r.status, 200);
+    cr_assert_gt(r.len, (size_t)2 << 20, "%zu bytes", r.len);
+    free(r.body);
+    cr_assert_eq(metric(&b, LINK_READS), 1);
+    cr_assert_eq(metric(&b, "trib_link_pooled"), 1, "the relay's link did not go back to its pool");
+    held = metric(&b, "trib_link_pooled_buffer_bytes");
+    cr_assert_lt(held, 4096.0, "the relay's pooled link holds %.0f bytes of buffers", held);
+    identity_wipe(&me);
+}
+
 /* CPU seconds (user + system) process pid has used, in clock ticks. */
 static long cpu_ticks(pid_t pid)
 {
@@ -899,25 +1092,6 @@ Test(linkread, chartered_links_admit_certified_keys_only, .init = fed_setup, .fi
     still_serves(&a, &b);
     cr_assert_eq(metric(&b, LINK_READS), 2);
     identity_wipe(&me), identity_wipe(&ia), identity_wipe(&ib);
-}
-
-/* A range request on l for the ledger from its first record, as many as there are (token: the
- * consumer's), sent whole. */
-static void send_range(link_t *l, uint64_t stream_id, const char *token)
-{
-    Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
-    q.stream_id = stream_id;
-    q.product_id = PRODUCT;
-    q.from_seq = 1;
-    q.credit = 1;
-    q.token = (ProtobufCBinaryData){strlen(token), (uint8_t *)token};
-    link_reason_t why;
-    size_t n = 1 + trib__read_request__get_packed_size(&q);
-    uint8_t *f = link_frame(l, n, &why);
-    cr_assert_not_null(f);
-    f[0] = LINK_REQ;
-    trib__read_request__pack(&q, f + 1);
-    cr_assert_eq(link_send_frame(l, n, 3000, &why), 0, "send: %s", link_reason_name(why));
 }
 
 /* A relay revoked while it holds a link reads no more over it: the owner asks its trust store
