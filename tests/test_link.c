@@ -1065,3 +1065,97 @@ Test(link, a_receive_limit_refuses_larger_frames_and_sending_keeps_max_frame, .i
     pthread_join(t, NULL);
     link_close(&c);
 }
+
+/* ---------------------------------------------------------------- the send floor */
+
+/* A peer that takes nothing owes a second a second: with a floor of 300 ms at 4 MiB/s and no
+ * timeout of its own, the send fails LINK_SLOW, not before the 300 ms, and the link is unusable. */
+Test(link, a_send_floor_fails_a_peer_that_reads_nothing_after_its_allowance, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why = LINK_OK;
+    pair(&c, &s);
+    link_send_floor(c, 300, 4 << 20);
+    uint64_t t0 = clock_ms();
+    int rc = 0, i;
+    for (i = 0; i < 1000 && rc == 0; i++) {   /* the socket buffers take a few; then one waits */
+        uint8_t *p = link_frame(c, MAXF, &why);
+        cr_assert_not_null(p);
+        memset(p, i, MAXF);
+        rc = link_send_frame(c, MAXF, -1, &why);
+    }
+    uint64_t took = clock_ms() - t0;
+    cr_assert_eq(rc, -1, "%d frames of 1 MiB taken by a peer that reads nothing", i);
+    cr_assert_eq(why, LINK_SLOW, "%s", link_reason_name(why));
+    cr_assert_geq(took, 300);
+    cr_assert_lt(took, 300 + WAIT_MS, "took %llu ms", (unsigned long long)took);
+    cr_assert_eq(link_send(c, "x", 1, 0, &why), -1, "a frame cut by the floor: the link is unusable");
+    link_close(&c);
+    link_close(&s);
+}
+
+typedef struct {
+    link_t *l;
+    int n, got;
+} drain_t;
+
+static void *drain(void *arg)
+{
+    drain_t *d = arg;
+    const uint8_t *f;
+    size_t len;
+    link_reason_t why;
+    while (d->got < d->n && link_recv(d->l, &f, &len, WAIT_MS, &why) == 1)
+        d->got++;
+    return NULL;
+}
+
+/* A peer that keeps up owes nothing: 32 frames of 1 MiB under a floor of 1 MiB/s with 2 s of
+ * allowance all go (the sender waits on the reader now and then; every MiB taken pays a second). */
+Test(link, a_send_floor_spares_a_peer_that_keeps_up, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why = LINK_OK;
+    pair(&c, &s);
+    link_send_floor(c, 2000, 1 << 20);
+    drain_t d = {.l = s, .n = 32};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, drain, &d), 0);
+    for (int i = 0; i < d.n; i++) {
+        uint8_t *p = link_frame(c, MAXF, &why);
+        cr_assert_not_null(p);
+        memset(p, i, MAXF);
+        cr_assert_eq(link_send_frame(c, MAXF, -1, &why), 0, "frame %d: %s", i, link_reason_name(why));
+    }
+    pthread_join(t, NULL);
+    cr_assert_eq(d.got, d.n);
+    link_close(&c);
+    link_close(&s);
+}
+
+/* Between requests a link holds no frame's room (link_idle), on either end, and works on after. */
+Test(link, an_idle_link_holds_no_buffers_and_works_on, .init = setup)
+{
+    link_t *c, *s;
+    link_reason_t why = LINK_OK;
+    const uint8_t *f;
+    size_t len;
+    pair(&c, &s);
+    for (int dir = 0; dir < 2; dir++) {   /* a frame of MAXF / 2 each way */
+        big_send_t bs = {.l = dir ? s : c, .len = MAXF / 2};
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, send_big, &bs), 0);
+        cr_assert_eq(link_recv(dir ? c : s, &f, &len, WAIT_MS, &why), 1, "%s", link_reason_name(why));
+        pthread_join(t, NULL);
+        cr_assert_eq(bs.rc, 0);
+    }
+    cr_assert_geq(link_held(c) + link_held(s), (size_t)MAXF, "the frames' room: %zu + %zu", link_held(c),
+                  link_held(s));
+    size_t heap = heap_in_use();
+    link_idle(c);
+    link_idle(s);
+    cr_assert_eq(link_held(c), 0);
+    cr_assert_eq(link_held(s), 0);
+    cr_assert_lt(heap_in_use() + MAXF, heap, "the heap did not shrink by the frames' room");
+    round_trips(c, s);           /* closes both */
+}
