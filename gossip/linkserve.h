@@ -18,7 +18,8 @@
  * the same node id), its link is closed ("not_admitted").
  * Must not: touch the gossip loop or its sockets, hold a lock while serving, or serve more than
  * max_links links at once, max_per_peer of one node id, or hold more than max_handshakes
- * unproven connections (more are closed at once: "busy", "per_peer"). */
+ * unproven connections (more handshakes are closed at once, "busy"; a link over the others is
+ * answered with LINK_REFUSE, "busy" or "per_peer"), or keep a read's buffers on an idle link. */
 #ifndef TRIB_LINKSERVE_H
 #define TRIB_LINKSERVE_H
 

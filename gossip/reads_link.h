@@ -6,7 +6,8 @@
  *
  * Range reads only (live reads share a feed on the peer transport). A link that cannot be had
  * (no route, refused, handshake failed) is never the client's error: the read falls back to the
- * peer transport and the owner's link is not tried again for LINKS_BACKOFF_MS.
+ * peer transport and the owner's link is not tried again for LINKS_BACKOFF_MS, or, when the owner
+ * refused it over a limit (LINK_REFUSE, sealed: its own word), for the retry-after it gave.
  * Must not: call the gossip loop, hold the pool's lock across I/O, or hand a link to two readers. */
 #ifndef TRIB_READS_LINK_H
 #define TRIB_READS_LINK_H
