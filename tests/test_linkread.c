@@ -1489,3 +1489,46 @@ Test(linksplit, random_input)
     }
     cr_assert_gt(checked, 1000, "the damaged batches rarely parse: %u accepted, %u checked", accepted, checked);
 }
+
+/* ------------------------------------------------------------------ LINK_REFUSE frames (a frame's bytes) */
+
+/* The owner's refusal frames read back as made; random and damaged frames (short, long, another
+ * type, another reason) are refused, never read past their length, and only well-formed ones taken. */
+Test(linkrefuse, refusals_read_back_and_random_frames_are_refused)
+{
+    static const int reasons[] = {LINK_REFUSE_BUSY, LINK_REFUSE_PER_PEER};
+    static const uint32_t retries[] = {0, 1, LINK_RETRY_MS, 0x01020304u, UINT32_MAX};
+    for (size_t i = 0; i < 2; i++)
+        for (size_t j = 0; j < sizeof retries / sizeof *retries; j++) {
+            uint8_t f[LINK_REFUSE_LEN];
+            link_refusal(f, reasons[i], retries[j]);
+            int reason = 0;
+            uint32_t retry = 7;
+            cr_assert_eq(link_refusal_parse(f, sizeof f, &reason, &retry), 0);
+            cr_assert_eq(reason, reasons[i]);
+            cr_assert_eq(retry, retries[j]);
+            cr_assert_eq(link_refusal_parse(f, sizeof f - 1, &reason, &retry), -1, "a cut refusal was taken");
+        }
+    uint32_t taken = 0;
+    for (int iter = 0; iter < 200000; iter++) {
+        size_t n = randombytes_uniform(12);
+        uint8_t *f = malloc(n ? n : 1);   /* exactly n bytes on the heap: ASan sees any read past it */
+        randombytes_buf(f, n);
+        if (n && randombytes_uniform(2))
+            f[0] = LINK_REFUSE;
+        if (n > 1 && randombytes_uniform(2))
+            f[1] = (uint8_t)(1 + randombytes_uniform(3));
+        int reason = -1;
+        uint32_t retry = 0;
+        int ok = link_refusal_parse(f, n, &reason, &retry) == 0;
+        int want = n == LINK_REFUSE_LEN && f[0] == LINK_REFUSE && (f[1] == LINK_REFUSE_BUSY || f[1] == LINK_REFUSE_PER_PEER);
+        cr_assert_eq(ok, want, "%zu bytes, type %d reason %d: taken %d", n, n ? f[0] : -1, n > 1 ? f[1] : -1, ok);
+        if (ok) {
+            taken++;
+            cr_assert_eq(reason, f[1]);
+            cr_assert_eq(retry, (uint32_t)f[2] << 24 | (uint32_t)f[3] << 16 | (uint32_t)f[4] << 8 | f[5]);
+        }
+        free(f);
+    }
+    cr_assert_gt(taken, 1000, "well-formed refusals rarely drawn: %u", taken);
+}
