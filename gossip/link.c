@@ -78,6 +78,13 @@ static uint64_t deadline_of(int timeout_ms)
     return timeout_ms < 0 ? NEVER : clock_ms() + (uint64_t)timeout_ms;
 }
 
+static uint64_t clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* 1: fd is ready for events (or has an error to report); 0: the deadline passed; -1: poll failed. */
 static int wait_fd(int fd, short events, uint64_t deadline)
 {
@@ -177,14 +184,16 @@ static int send_all(link_t *l, const uint8_t *p, size_t n, uint64_t deadline, li
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            uint64_t until = deadline, t0 = clock_ms();
+            uint64_t until = deadline, t0 = clock_ms(), u0 = clock_us();
             if (l->floor_rate) {   /* waiting is owed: wake when the allowance would be used up */
                 uint64_t left = (l->floor_allow - l->owed) * 1000 / l->floor_rate + 1;
                 if (deadline > t0 && left < deadline - t0)
                     until = t0 + left;
             }
             int r = wait_fd(l->fd, POLLOUT, until);
-            if (l->floor_rate && (l->owed += (clock_ms() - t0) * l->floor_rate / 1000) > l->floor_allow) {
+            /* owed by the microsecond: waits shorter than a millisecond add up too */
+            if (l->floor_rate &&
+                (l->owed += (uint64_t)((double)(clock_us() - u0) * (double)l->floor_rate / 1e6)) > l->floor_allow) {
                 *why = LINK_SLOW;
                 return -1;
             }
