@@ -37,6 +37,12 @@ typedef struct {
     /* Chartered mode: may a domain's log move from the key of its head to signer (a held key
      * hand-over)? store_append_t.handover; called inside the store's write transaction. */
     int (*handover)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);
+    /* The answers' budget (a peer must not get megabytes for a few bytes as often as it asks):
+     * may the peer whose message is being handled (its reply address addr) be answered now? 1 yes,
+     * 0 no (it counts and logs the refusal). Asked before answering a summary, digest or gap
+     * request; answered is then told the bytes each message of the answer took. NULL: always. */
+    int (*answer_ok)(void *ctx, const char *addr);
+    void (*answered)(void *ctx, const char *addr, size_t bytes);
 } repl_io_t;
 
 typedef struct {
@@ -48,6 +54,8 @@ typedef struct {
     uint64_t summaries_sent, summaries_in, summaries_same;  /* round openers; same = nothing to do */
     uint64_t answers_deferred;            /* domains left out of a digest answer: pushes in flight */
     uint64_t answers_cut;                 /* answers cut at their size bound (the peer pulls the rest) */
+    uint64_t answers_refused;             /* summaries, digests and gap requests not answered: the
+                                             asker's budget (io.answer_ok) was spent */
     uint64_t batches, batch_errors;       /* write transactions of accepted entries; failed ones */
     uint64_t entries_over_cap;            /* entries past a received frame's cap, ignored */
     uint64_t forks;                       /* distinct forks (domain, seq) seen */
