@@ -4,7 +4,9 @@
  * offers by kind (offer_one: the one dispatch, where policy sets go to the policy hook), the
  * persisted objects (storage/fedlog.h) as far as loading and settling them go (the commit itself,
  * and the pending set until then, are gossip/fedlog_commit.c's: see fedlog.h, Durability), the
- * push queue (revocations at its head), the FedSync exchange and the counters.
+ * push queue (revocations at its head), the FedSync exchange and the counters. Answers of the
+ * exchange (buckets, hashes, objects) go only while the asker has budget (io.answer_ok) and are
+ * charged to it (io.answered): a want of held hashes, sent again and again, costs a bounded rate.
  * Must not: send while holding the lock, trust an object it did not verify, include node/, or
  * commit (fsync) on the loop when attached with own_thread. */
 #include "gossip/fedlog_int.h"
@@ -964,7 +966,8 @@ static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, c
         Trib__FedSync r = TRIB__FED_SYNC__INIT;
         r.step = STEP_BUCKETS;
         r.buckets = (ProtobufCBinaryData){sizeof buckets, buckets};
-        send_sync(f, io, from, &r);
+        if (answer_ok(io, from))
+            send_answer(f, io, from, &r);
         return;
     }
     case STEP_BUCKETS: {
