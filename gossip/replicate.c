@@ -241,14 +241,11 @@ static int is_active(replicate_t *r, const char *domain)
 
 /* ------------------------------------------------------------------ the answers' budget */
 
-/* Whether the peer whose message is being handled may be answered now (io.answer_ok); a refusal
- * is counted here and by the hook. */
+/* Whether the peer whose message is being handled may be answered now (io.answer_ok, which counts
+ * and logs a refusal). */
 static int answer_ok(replicate_t *r, const char *addr)
 {
-    if (!r->io.answer_ok || r->io.answer_ok(r->io.ctx, addr))
-        return 1;
-    r->stats.answers_refused++;
-    return 0;
+    return !r->io.answer_ok || r->io.answer_ok(r->io.ctx, addr);
 }
 
 static void answered(replicate_t *r, const char *addr, size_t bytes)

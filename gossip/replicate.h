@@ -54,8 +54,6 @@ typedef struct {
     uint64_t summaries_sent, summaries_in, summaries_same;  /* round openers; same = nothing to do */
     uint64_t answers_deferred;            /* domains left out of a digest answer: pushes in flight */
     uint64_t answers_cut;                 /* answers cut at their size bound (the peer pulls the rest) */
-    uint64_t answers_refused;             /* summaries, digests and gap requests not answered: the
-                                             asker's budget (io.answer_ok) was spent */
     uint64_t batches, batch_errors;       /* write transactions of accepted entries; failed ones */
     uint64_t entries_over_cap;            /* entries past a received frame's cap, ignored */
     uint64_t forks;                       /* distinct forks (domain, seq) seen */
