@@ -66,7 +66,7 @@ Test(budget, the_least_recently_used_peer_is_forgotten_for_a_new_one)
 {
     budget_t *b = budget_new(1000, 2000, 3);
     for (int i = 0; i < 3; i++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof k, "p%d", i);
         budget_take(b, k, 2000, 0);                    /* every one spent */
     }
