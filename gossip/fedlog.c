@@ -4,7 +4,9 @@
  * offers by kind (offer_one: the one dispatch, where policy sets go to the policy hook), the
  * persisted objects (storage/fedlog.h) as far as loading and settling them go (the commit itself,
  * and the pending set until then, are gossip/fedlog_commit.c's: see fedlog.h, Durability), the
- * push queue (revocations at its head), the FedSync exchange and the counters.
+ * push queue (revocations at its head), the FedSync exchange and the counters. Answers of the
+ * exchange (buckets, hashes, objects) go only while the asker has budget (io.answer_ok) and are
+ * charged to it (io.answered): a want of held hashes, sent again and again, costs a bounded rate.
  * Must not: send while holding the lock, trust an object it did not verify, include node/, or
  * commit (fsync) on the loop when attached with own_thread. */
 #include "gossip/fedlog_int.h"
@@ -691,15 +693,17 @@ void fedlog_attach(fedlog_t *f, const fedlog_io_t *io)
     pthread_mutex_unlock(&f->mu);
 }
 
-static void send_msg(const fedlog_io_t *io, const char *to, int type, const ProtobufCMessage *m)
+/* Packs and sends m; returns its length (0: out of memory, not sent). */
+static size_t send_msg(const fedlog_io_t *io, const char *to, int type, const ProtobufCMessage *m)
 {
     size_t len = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
-        return;
+        return 0;
     protobuf_c_message_pack(m, buf);
     io->send(io->ctx, to, type, buf, len);
     free(buf);
+    return len;
 }
 
 /* Sends the queued pushes to every peer (but an object's sender). Not under the lock. */
@@ -774,13 +778,29 @@ void fedlog_tick(fedlog_t *f)
 
 /* ---------------------------------------------------------------- the loop: anti-entropy */
 
-static void send_sync(fedlog_t *f, const fedlog_io_t *io, const char *to, Trib__FedSync *m)
+/* Sends m; returns its length (0: not sent). */
+static size_t send_sync(fedlog_t *f, const fedlog_io_t *io, const char *to, Trib__FedSync *m)
 {
-    send_msg(io, to, TRIB__MSG_TYPE__MSG_FED_SYNC, &m->base);
+    size_t len = send_msg(io, to, TRIB__MSG_TYPE__MSG_FED_SYNC, &m->base);
     pthread_mutex_lock(&f->mu);
     if (m->step < STEP_COUNT)
         f->sync_out[m->step]++;
     pthread_mutex_unlock(&f->mu);
+    return len;
+}
+
+/* An answer of hashes or objects to `to`: may it go (io->answer_ok)? */
+static int answer_ok(const fedlog_io_t *io, const char *to)
+{
+    return !io->answer_ok || io->answer_ok(io->ctx, to);
+}
+
+/* Sends m as (part of) an answer to `to`, charged to its budget. */
+static void send_answer(fedlog_t *f, const fedlog_io_t *io, const char *to, Trib__FedSync *m)
+{
+    size_t len = send_sync(f, io, to, m);
+    if (io->answered)
+        io->answered(io->ctx, to, len);
 }
 
 /* The summary step: what we hold, as count and XOR. 0, or -1 when not attached. */
@@ -821,11 +841,13 @@ size_t fedlog_sync_opener(fedlog_t *f, uint8_t *buf, size_t cap)
 }
 
 /* Sends the objects named by hashes (held here) to peer, in frames under io->max_frame, at most
- * SYNC_MAX_FRAMES frames. Not under the lock (reads LMDB). */
+ * SYNC_MAX_FRAMES frames, while the peer has budget (io->answer_ok). Not under the lock (reads LMDB). */
 static void send_objects(fedlog_t *f, const fedlog_io_t *io, const char *to, uint8_t (*hashes)[TRUST_HASH_LEN],
                          size_t n)
 {
     size_t frame = io->max_frame ? io->max_frame : (1u << 20), frames = 0;
+    if (!answer_ok(io, to))
+        return;
     ProtobufCBinaryData *items = malloc((n ? n : 1) * sizeof *items);
     if (!items)
         return;
@@ -841,7 +863,7 @@ static void send_objects(fedlog_t *f, const fedlog_io_t *io, const char *to, uin
             m.step = STEP_OBJECTS;
             m.n_objects = k;
             m.objects = items;
-            send_sync(f, io, to, &m);
+            send_answer(f, io, to, &m);
             frames++;
             for (size_t j = 0; j < k; j++)
                 free(items[j].data);
@@ -877,6 +899,8 @@ static int hash_cmp(const void *a, const void *b) { return memcmp(a, b, TRUST_HA
 static void send_hashes(fedlog_t *f, const fedlog_io_t *io, const char *to, const uint8_t *theirs)
 {
     uint8_t ours[256 * BUCKET_BYTES], mask[32] = {0};
+    if (!answer_ok(io, to))
+        return;
     /* room for what we hold (not SYNC_MAX_HASHES: 768 KiB to answer a summary of a dozen); a
      * bucket grown past it meanwhile waits for the next round, as one past SYNC_MAX_HASHES does */
     pthread_mutex_lock(&f->mu);
@@ -915,7 +939,7 @@ static void send_hashes(fedlog_t *f, const fedlog_io_t *io, const char *to, cons
     r.bucket_mask = (ProtobufCBinaryData){sizeof mask, mask};
     r.n_hashes = k;
     r.hashes = hl;
-    send_sync(f, io, to, &r);
+    send_answer(f, io, to, &r);
     free(hl);
     free(hs);
 }
@@ -942,7 +966,8 @@ static void handle_sync(fedlog_t *f, const char *from, const Trib__FedSync *m, c
         Trib__FedSync r = TRIB__FED_SYNC__INIT;
         r.step = STEP_BUCKETS;
         r.buckets = (ProtobufCBinaryData){sizeof buckets, buckets};
-        send_sync(f, io, from, &r);
+        if (answer_ok(io, from))
+            send_answer(f, io, from, &r);
         return;
     }
     case STEP_BUCKETS: {

@@ -111,6 +111,11 @@ typedef struct {
     int own_thread;                            /* the loop is a thread of its own that owns the trust
                                                   store: operators' offers (from NULL) made on other
                                                   threads are run by it (fedlog_tick), and waited for */
+    /* The answers' budget: may the peer whose sync message is being handled (reply address addr)
+     * be sent hashes or objects now? 1 yes, 0 no (the hook counts and logs it). answered is told the
+     * bytes of each message of such an answer. NULL: always. */
+    int (*answer_ok)(void *ctx, const char *addr);
+    void (*answered)(void *ctx, const char *addr, size_t bytes);
 } fedlog_io_t;
 
 /* Durability. The fsync of a commit never runs on the gossip loop: with io.own_thread the new

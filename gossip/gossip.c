@@ -103,11 +103,13 @@ static void swim_rider_in(void *ctx, const uint8_t *from, const char *from_addr,
         return;
     }
     /* A catalog summary waits for nothing queued: dropped while entries wait (the next round asks again). */
+    g->asker = from;             /* answers are charged to it (answers.c) */
     if (ae->catalog_summary.len && !g->chead && !g->wbusy)
         repl_handle(g->repl, from_addr, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, ae->catalog_summary.data,
                     ae->catalog_summary.len);
     if (ae->fed_sync.len && g->o.fedlog)
         fedlog_handle(g->o.fedlog, from_addr, TRIB__MSG_TYPE__MSG_FED_SYNC, ae->fed_sync.data, ae->fed_sync.len);
+    g->asker = NULL;
     trib__anti_entropy__free_unpacked(ae, NULL);
 }
 
@@ -748,8 +750,10 @@ static void *loop(void *arg)
             else if (is_read_type(m.type))
                 reads_handle(g->reads, t, m.sender, m.sender_addr, m.type, m.body, m.body_len);
             else if (is_fed_type(m.type)) {    /* federation objects: at once, ahead of the catalog */
+                g->asker = m.sender;
                 if (g->o.fedlog)
                     fedlog_handle(g->o.fedlog, m.sender_addr, m.type, m.body, m.body_len);
+                g->asker = NULL;
             }
             else
                 gossip__catalog_enqueue(g, &m);
@@ -861,6 +865,7 @@ static void destroy(gossip_t *g)
     linkpool_free(&g->pool);
     gossip__catalog_clear(g);
     repl_destroy(&g->repl);
+    gossip__answers_free(g);
     swim_destroy(&g->swim);
     transport_destroy(&g->tr);
     if (g->zctx)
@@ -1000,12 +1005,13 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     }
     repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
                      .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL,
-                     .handover = g->trust ? handover : NULL};
+                     .handover = g->trust ? handover : NULL, .answer_ok = gossip__answer_ok_catalog,
+                     .answered = gossip__answered_catalog};
     size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
     if (frame > FRAME_MAX)
         frame = FRAME_MAX;
     g->repl = repl_new(st, cat, frame, &rio);
-    if (!g->repl) {
+    if (!g->repl || gossip__answers_init(g, o->answer_rate) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1059,7 +1065,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
                  "(at most %d s); retry shortly", OWN_SYNC_MS / 1000);
     if (o->fedlog) {
         fedlog_io_t fio = {.ctx = g, .send = repl_send, .peers = all_peers, .wake = reads_wake,
-                           .max_frame = frame, .own_thread = 1};
+                           .max_frame = frame, .own_thread = 1, .answer_ok = gossip__answer_ok_trust,
+                           .answered = gossip__answered_trust};
         fedlog_attach(o->fedlog, &fio);
     }
     if (pthread_create(&g->wthread, NULL, gossip__worker, g) != 0) {

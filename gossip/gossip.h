@@ -53,6 +53,10 @@ typedef struct {
     swim_config_t swim;
     uint32_t anti_entropy_ms;       /* catalog digest exchange with one random peer */
     size_t max_msg;                 /* largest peer message */
+    /* Bytes per second of answers (catalog entries, federation-log hashes and objects) one peer may
+     * ask for, burst 2 s of it (gossip/answers.c); a peer past it is not answered until it refills.
+     * 0: no budget. */
+    double answer_rate;
     struct fedlog *fedlog;          /* the federation log to replicate (gossip/fedlog.h), or NULL */
     /* Called on the loop thread when entries from peers were accepted (wake readers). */
     void (*on_catalog)(void *ctx);

@@ -7,8 +7,10 @@
  *                     verifies and stores entry frames, and own-domain sync (publishing waits);
  *                     gossip_own_synced and gossip_forks.
  *   gossip_metrics.c  gossip_metrics_render: the counters the loop publishes, for Prometheus.
+ *   answers.c         the answer budget: the hooks replication and the federation log call before
+ *                     and after answering a peer.
  *
- * Must not: be included outside those three files; declare anything one of them could keep static. */
+ * Must not: be included outside those four files; declare anything one of them could keep static. */
 #ifndef TRIB_GOSSIP_INT_H
 #define TRIB_GOSSIP_INT_H
 
@@ -16,6 +18,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "gossip/curvememo.h"
 #include "gossip/gossip.h"
 #include "gossip/reads.h"
@@ -150,6 +153,10 @@ struct gossip {
     int own_replaces;
     _Atomic uint64_t own_dismissed; /* uncertified claims outlived OWN_UNCERT_MS: publishing went on */
     uint64_t swim_refused_ms, swim_refused_unlogged;   /* refused member claims: last logged, since (loop only) */
+    /* the answer budget (answers.c): NULL when there is none (answer_rate 0) */
+    struct budget *budget;
+    const uint8_t *asker;        /* node key of the peer whose message the loop is handling (NULL: none) */
+    _Atomic uint64_t answers_refused[2], answer_bytes[2];   /* by kind: catalog, trust */
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */
@@ -162,6 +169,19 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /*
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
 void gossip__hello_store(gossip_t *g, int force);                              /* loop: queued hello certs */
 void gossip__trust_render(gossip_t *g, FILE *f);
+
+/* ---- answers.c (loop thread, but the init, free and render) */
+#define ANSWER_BURST_S 2         /* a peer's burst of answer bytes: this many seconds of its rate */
+#define ANSWER_PEERS 1024        /* peers whose budget is remembered (the least recently used is forgotten) */
+enum { ANSWER_CATALOG, ANSWER_TRUST, ANSWER_KINDS };
+/* Makes the budget (rate bytes/s; <= 0: none). 0, or -1 out of memory. */
+int gossip__answers_init(gossip_t *g, double rate);
+void gossip__answers_free(gossip_t *g);
+int gossip__answer_ok_catalog(void *ctx, const char *addr);        /* repl_io_t.answer_ok */
+int gossip__answer_ok_trust(void *ctx, const char *addr);          /* fedlog_io_t.answer_ok */
+void gossip__answered_catalog(void *ctx, const char *addr, size_t bytes);
+void gossip__answered_trust(void *ctx, const char *addr, size_t bytes);
+void gossip__answers_render(gossip_t *g, FILE *f);
 
 /* ---- gossip.c */
 /* Wakes the loop (any thread). */

@@ -146,4 +146,5 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     if (g->o.fedlog)
         fedlog_metrics_render(g->o.fedlog, f);
     gossip__trust_render(g, f);
+    gossip__answers_render(g, f);
 }

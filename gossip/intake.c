@@ -187,7 +187,9 @@ int gossip__catalog_work(gossip_t *g)
             continue;
         }
         cmsg_t *c = catalog_pop(g);
+        g->asker = c->m.sender;  /* answers are charged to it (answers.c) */
         repl_handle(g->repl, c->m.sender_addr, c->m.type, c->m.body, c->m.body_len);
+        g->asker = NULL;
         wake_readers(g);
         transport_msg_free(&c->m);
         free(c);

@@ -23,7 +23,11 @@
  * (MSG_CATALOG_WANT, answered with entries only). While a request for a domain at a given head is
  * outstanding no other is sent; it is forgotten when the head moves or at the next anti-entropy
  * round, so a lost request is retried. Gaps are re-requested, never skipped, and the cost of
- * healing stays linear in what is missing. */
+ * healing stays linear in what is missing.
+ * Budget: an answer (to a summary, digest or gap request) is sent only while the asker has budget
+ * left (io.answer_ok: gossip/budget.h, a token bucket of bytes per peer), and the bytes it took are
+ * charged (io.answered); a peer that asks again and again is refused until its bucket refills.
+ * Refused, an honest puller's chain stops: its pull expires (PULL_MS) and its next round asks again. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +239,21 @@ static int is_active(replicate_t *r, const char *domain)
     return a->at_ms && !strcmp(a->domain, domain) && r->io.now(r->io.ctx) - a->at_ms < ACTIVE_MS;
 }
 
+/* ------------------------------------------------------------------ the answers' budget */
+
+/* Whether the peer whose message is being handled may be answered now (io.answer_ok, which counts
+ * and logs a refusal). */
+static int answer_ok(replicate_t *r, const char *addr)
+{
+    return !r->io.answer_ok || r->io.answer_ok(r->io.ctx, addr);
+}
+
+static void answered(replicate_t *r, const char *addr, size_t bytes)
+{
+    if (r->io.answered)
+        r->io.answered(r->io.ctx, addr, bytes);
+}
+
 /* ------------------------------------------------------------------ frames of entries */
 
 typedef struct {
@@ -260,6 +279,7 @@ static void frame_flush(frame_t *f)
     if (buf) {
         trib__catalog_entries__pack(&msg, buf);
         f->r->io.send(f->r->io.ctx, f->addr, TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, buf, len);
+        answered(f->r, f->addr, len);
         f->r->stats.entries_sent += f->n;
         free(buf);
     }
@@ -332,8 +352,10 @@ static int digest_add(void *ctx, const char *domain, const store_head_t *h)
     return 0;
 }
 
-static void send_digest(replicate_t *r, const char *addr, int reply)
+/* Sends addr our digest; returns its length (0: none sent). */
+static size_t send_digest(replicate_t *r, const char *addr, int reply)
 {
+    size_t sent = 0;
     digest_t d = {0};
     store_catalog_heads(r->st, digest_add, &d);
     d.ptrs = calloc(d.n ? d.n : 1, sizeof *d.ptrs);
@@ -353,12 +375,14 @@ static void send_digest(replicate_t *r, const char *addr, int reply)
         trib__catalog_digest__pack(&msg, buf);
         r->io.send(r->io.ctx, addr, TRIB__MSG_TYPE__MSG_CATALOG_DIGEST, buf, len);
         r->stats.digests_sent++;
+        sent = len;
         free(buf);
     }
 out:
     free(d.ptrs);
     free(d.heads);
     free(d.names);
+    return sent;
 }
 
 #define SUMMARY_LEN 16
@@ -439,8 +463,8 @@ static int handle_summary(replicate_t *r, const char *from, const uint8_t *body,
         r->stats.summaries_in++;
         if (summary(r, h, &domains) == 0 && domains == msg->domains && !memcmp(h, msg->hash.data, SUMMARY_LEN))
             r->stats.summaries_same++;
-        else if (pull_find(r, from) < 0) /* else the pull in progress is this round */
-            send_digest(r, from, 0);
+        else if (pull_find(r, from) < 0 && answer_ok(r, from)) /* else the pull in progress is this round */
+            answered(r, from, send_digest(r, from, 0));
     }
     trib__catalog_summary__free_unpacked(msg, NULL);
     return bad ? -1 : 0;
@@ -516,12 +540,15 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
         if (hit && (*hit)->seq > r->own_peer_head)
             r->own_peer_head = (*hit)->seq;
     }
-    frame_t f = {.r = r, .addr = from};
-    lack_t l = {r, msg, &f};
-    store_catalog_heads(r->st, send_lacking, &l);
-    frame_finish(&f);
-    if (!msg->reply && pull_find(r, from) < 0) /* else the pull in progress brings it */
-        send_digest(r, from, 1);
+    /* What the digest told us of our own domain is kept above; the answer waits for the budget */
+    if (answer_ok(r, from)) {
+        frame_t f = {.r = r, .addr = from};
+        lack_t l = {r, msg, &f};
+        store_catalog_heads(r->st, send_lacking, &l);
+        frame_finish(&f);
+        if (!msg->reply && pull_find(r, from) < 0) /* else the pull in progress brings it */
+            answered(r, from, send_digest(r, from, 1));
+    }
     trib__catalog_digest__free_unpacked(msg, NULL);
     return 0;
 }
@@ -949,7 +976,8 @@ static int handle_want(replicate_t *r, const char *from, const uint8_t *body, si
         return -1;
     r->stats.wants_in++;
     frame_t f = {.r = r, .addr = from};
-    for (size_t i = 0; i < msg->n_heads && !f.cut; i++) {
+    size_t n = answer_ok(r, from) ? msg->n_heads : 0;
+    for (size_t i = 0; i < n && !f.cut; i++) {
         const char *domain = msg->heads[i]->domain;
         store_head_t h;
         if (!domain || store_catalog_head(r->st, domain, &h) != 0 || h.seq <= msg->heads[i]->seq)

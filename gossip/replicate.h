@@ -37,6 +37,12 @@ typedef struct {
     /* Chartered mode: may a domain's log move from the key of its head to signer (a held key
      * hand-over)? store_append_t.handover; called inside the store's write transaction. */
     int (*handover)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);
+    /* The answers' budget (a peer must not get megabytes for a few bytes as often as it asks):
+     * may the peer whose message is being handled (its reply address addr) be answered now? 1 yes,
+     * 0 no (it counts and logs the refusal). Asked before answering a summary, digest or gap
+     * request; answered is then told the bytes each message of the answer took. NULL: always. */
+    int (*answer_ok)(void *ctx, const char *addr);
+    void (*answered)(void *ctx, const char *addr, size_t bytes);
 } repl_io_t;
 
 typedef struct {

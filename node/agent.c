@@ -153,6 +153,7 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
         .charter = c->charter[0] ? &charter : NULL, .cert = c->charter[0] ? own_cert.bytes : NULL,
         .cert_len = c->charter[0] ? own_cert.len : 0, .seeds = seeds, .nseeds = (size_t)c->nseeds,
         .anti_entropy_ms = (uint32_t)c->anti_entropy_ms, .max_msg = (size_t)c->max_msg_kb << 10,
+        .answer_rate = c->peer_answer_rate * (1 << 20),
         .on_catalog = on_catalog, .on_certs = on_certs, .ctx = a, .fedlog = fedlog, .trust = trust,   /* one trust store */
     };
     swim_config_default(&o.swim);

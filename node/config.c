@@ -12,7 +12,7 @@
 #include "gossip/swim.h"
 #include "node/yaml.h"
 
-enum kind { K_STR, K_ADDR, K_SEED, K_U64 };
+enum kind { K_STR, K_ADDR, K_SEED, K_U64, K_MIBS };   /* K_MIBS: a decimal number of MiB/s (a double) */
 
 typedef struct {
     const char *name;
@@ -80,6 +80,9 @@ static const option_t options[] = {
     U(anti_entropy_ms, 10, 3600000, "2000", "catalog anti-entropy interval"),
     U(retry_max_ms, 1000, 86400000, SWIM_DEF(RETRY_MAX_MS), "longest backoff when retrying dead members and seeds"),
     U(max_msg_kb, 64, 65536, "4096", "largest peer message in KiB"),
+    {"peer_answer_rate", K_MIBS, offsetof(config_t, peer_answer_rate), 0, 0, 65536, "32",
+     "MiB/s of answers (catalog entries, federation-log objects) one peer may ask for, in bursts of up to "
+     "2 s of it; a peer past it is not answered until it refills (decimals allowed; 0: no limit)"},
 };
 #define NOPTS (sizeof options / sizeof options[0])
 
@@ -180,6 +183,19 @@ static int set(config_t *c, const option_t *o, const char *val, char *err, size_
             return -1;
         }
         *(uint64_t *)(void *)field = v;
+        return 0;
+    }
+    case K_MIBS: {
+        /* digits with at most one '.': no sign, exponent, hex, inf or nan for strtod to take */
+        size_t digits = strspn(val, "0123456789"), frac = val[digits] == '.' ? strspn(val + digits + 1, "0123456789") : 0;
+        size_t len = digits + (val[digits] == '.' ? 1 + frac : 0);
+        double v = digits + frac && !val[len] ? strtod(val, NULL) : -1;
+        if (v < 0 || (v > 0 && v < 0.01) || v > (double)o->max) {
+            snprintf(err, errlen, "%s: '%s' is not a number of MiB/s in 0.01..%" PRIu64 " (or 0: no limit)", o->name,
+                     val, o->max);
+            return -1;
+        }
+        *(double *)(void *)field = v;
         return 0;
     }
     }

@@ -33,6 +33,7 @@ typedef struct {
     uint64_t probe_interval_ms, probe_timeout_ms, indirect_checks, suspicion_mult, suspicion_max_mult;
     uint64_t gossip_interval_ms, gossip_nodes, push_pull_interval_ms, retransmit_mult, awareness_max;
     uint64_t anti_entropy_ms, retry_max_ms, max_msg_kb;
+    double peer_answer_rate;   /* MiB/s of answers one peer may ask for (gossip/answers.c); 0: no limit */
     char http_advertise[128];  /* HTTP address gossiped to members (a read's redirect goes there); "": http */
     char link_listen[128];     /* the data link's HOST:PORT ("": listen's host, port 0; "off": none) */
     char link_advertise[256];  /* the data link address gossiped ("": advertise's host, the bound port):
