@@ -24,32 +24,27 @@ static EVP_CIPHER_CTX *ctx_get(void)
     return c;
 }
 
-/* The text is buf[0..head) then body[0..len) (body NULL: len 0), in buf[0..head + len) after: the
- * cipher streams, so the second part is encrypted as it is copied (one pass over it). */
-static int run(int enc, const uint8_t key[32], const uint8_t nonce[12], uint8_t *buf, size_t head,
-               const uint8_t *body, size_t len)
+static int run(int enc, const uint8_t key[32], const uint8_t nonce[12], uint8_t *buf, size_t len)
 {
     EVP_CIPHER_CTX *c = ctx_get();
-    int out = 0, more = 0, fin = 0;
-    if (!c || head > INT_MAX || len > INT_MAX - head)
+    int out = 0, fin = 0;
+    if (!c || len > INT_MAX)
         return -1;
     int ok = EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, key, nonce, enc) == 1 &&
-             (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, buf + head + len) == 1) &&
-             (head == 0 || EVP_CipherUpdate(c, buf, &out, buf, (int)head) == 1) &&
-             (len == 0 || EVP_CipherUpdate(c, buf + out, &more, body, (int)len) == 1) &&
-             EVP_CipherFinal_ex(c, buf + out + more, &fin) == 1 &&
-             (!enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, buf + head + len) == 1);
+             (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, buf + len) == 1) &&
+             (len == 0 || EVP_CipherUpdate(c, buf, &out, buf, (int)len) == 1) &&
+             EVP_CipherFinal_ex(c, buf + out, &fin) == 1 &&
+             (!enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, buf + len) == 1);
     EVP_CIPHER_CTX_reset(c);   /* no key left behind */
     return ok ? 0 : -1;
 }
 
-int aead_seal(const uint8_t key[32], const uint8_t nonce[12], uint8_t *buf, size_t head, const uint8_t *body,
-              size_t len)
+int aead_seal(const uint8_t key[32], const uint8_t nonce[12], uint8_t *buf, size_t len)
 {
-    return run(1, key, nonce, buf, head, body, len);
+    return run(1, key, nonce, buf, len);
 }
 
 int aead_open(const uint8_t key[32], const uint8_t nonce[12], uint8_t *buf, size_t len)
 {
-    return run(0, key, nonce, buf, len, NULL, 0);
+    return run(0, key, nonce, buf, len);
 }

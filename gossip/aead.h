@@ -9,12 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Encrypts buf[0..head) in place, then body[0..len) into buf + head (body NULL when len is 0; it
- * must not overlap buf), as one text of head + len bytes, and writes the 16-byte tag after it: the
- * same bytes as the text whole at buf sealed in place, with no copy of body made first. 0, or -1
- * (out of memory). */
-int aead_seal(const uint8_t key[32], const uint8_t nonce[12], uint8_t *buf, size_t head, const uint8_t *body,
-              size_t len);
+/* Encrypts buf[0..len) in place and writes the 16-byte tag at buf + len. 0, or -1 (out of memory). */
+int aead_seal(const uint8_t key[32], const uint8_t nonce[12], uint8_t *buf, size_t len);
 /* Decrypts buf[0..len) in place, checking the tag at buf + len. 0, or -1 (forged, or out of memory:
  * buf is then garbage). */
 int aead_open(const uint8_t key[32], const uint8_t nonce[12], uint8_t *buf, size_t len);

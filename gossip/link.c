@@ -445,23 +445,16 @@ uint8_t *link_frame(link_t *l, size_t len, link_reason_t *why)
 
 int link_send_frame(link_t *l, size_t len, int timeout_ms, link_reason_t *why)
 {
-    return link_send_frame_from(l, len, NULL, 0, timeout_ms, why);
-}
-
-int link_send_frame_from(link_t *l, size_t head, const void *body, size_t body_len, int timeout_ms,
-                         link_reason_t *why)
-{
     if (l->broken) {
         *why = l->broken;
         return -1;
     }
-    if (head > l->max_frame || body_len > l->max_frame - head || l->wcap < 4 + head + body_len + NOISE_TAG) {
+    if (len > l->max_frame || l->wcap < 4 + len + NOISE_TAG) {
         *why = LINK_OVERSIZE;   /* not room from link_frame: nothing sent, the link still usable */
         return -1;
     }
-    size_t len = head + body_len;
     put32(l->wbuf, (uint32_t)(len + NOISE_TAG));
-    if (noise_seal_from(&l->tx, l->wbuf + 4, head, body, body_len) != NOISE_OK)
+    if (noise_seal(&l->tx, l->wbuf + 4, len) != NOISE_OK)
         return broke(l, LINK_DECRYPT, why);
     link_reason_t r;
     if (send_all(l, l->wbuf, 4 + len + NOISE_TAG, deadline_of(timeout_ms), &r) != 0)
@@ -476,9 +469,12 @@ int link_send_frame_from(link_t *l, size_t head, const void *body, size_t body_l
 
 int link_send(link_t *l, const void *buf, size_t len, int timeout_ms, link_reason_t *why)
 {
-    if (!link_frame(l, len, why))
+    uint8_t *p = link_frame(l, len, why);
+    if (!p)
         return -1;
-    return link_send_frame_from(l, 0, buf, len, timeout_ms, why);
+    if (len)
+        memcpy(p, buf, len);
+    return link_send_frame(l, len, timeout_ms, why);
 }
 
 int link_recv(link_t *l, const uint8_t **frame, size_t *len, int timeout_ms, link_reason_t *why)

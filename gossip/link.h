@@ -96,12 +96,7 @@ uint8_t *link_frame(link_t *l, size_t len, link_reason_t *why);
  * max_frame or past the room link_frame gave) sends nothing and leaves the link usable; any other
  * failure leaves it unusable (part of a frame may have left). */
 int link_send_frame(link_t *l, size_t len, int timeout_ms, link_reason_t *why);
-/* link_send_frame of a frame whose first head bytes were written at link_frame(l, head + body_len)
- * and whose body_len others are at body (outside l): they are encrypted from there into the frame,
- * one pass, no copy first (the owner's records go from its page straight into the frame). */
-int link_send_frame_from(link_t *l, size_t head, const void *body, size_t body_len, int timeout_ms,
-                         link_reason_t *why);
-/* link_frame(l, len) + link_send_frame_from(l, 0, buf, len): buf (not inside l) sent as a frame. */
+/* link_frame + copy + link_send_frame. */
 int link_send(link_t *l, const void *buf, size_t len, int timeout_ms, link_reason_t *why);
 
 /* The next frame: 1 with *frame and *len pointing into l (valid until the next call on l), 0 when

@@ -233,8 +233,9 @@ static int emit(void *ctx, const Trib__ReadBatch *b)
     p[0] = LINK_BATCH;
     trib__read_batch__pack(&h, p + 1);
     memcpy(p + 1 + hlen, key, klen);
-    /* the lines are encrypted from the page into the frame: no copy of them first */
-    return link_send_frame_from(e->l, 1 + hlen + klen, b->lines.data, b->lines.len, (int)e->send_ms, &e->why);
+    if (b->lines.len)
+        memcpy(p + 1 + hlen + klen, b->lines.data, b->lines.len);
+    return link_send_frame(e->l, n, (int)e->send_ms, &e->why);
 }
 
 /* Chartered: the trust store is asked again before every request, as the peer transport asks it

@@ -184,16 +184,11 @@ void noise_split(noise_hs_t *hs, noise_cipher_t *send, noise_cipher_t *recv)
 
 noise_err_t noise_seal(noise_cipher_t *c, uint8_t *buf, size_t len)
 {
-    return noise_seal_from(c, buf, len, NULL, 0);
-}
-
-noise_err_t noise_seal_from(noise_cipher_t *c, uint8_t *buf, size_t head, const uint8_t *body, size_t len)
-{
     uint8_t nonce[12];
     if (c->n == UINT64_MAX)
         return NOISE_STATE;
     nonce_of(nonce, c->n++);
-    if (aead_seal(c->k, nonce, buf, head, body, len) != 0)   /* out of memory: the frame is lost, as a link error */
+    if (aead_seal(c->k, nonce, buf, len) != 0)   /* out of memory: the frame is lost, as a link error */
         return NOISE_STATE;
     return NOISE_OK;
 }

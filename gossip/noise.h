@@ -62,9 +62,6 @@ void noise_split(noise_hs_t *hs, noise_cipher_t *send, noise_cipher_t *recv);
 
 /* Transport: encrypts len bytes at buf in place and writes the tag at buf + len. */
 noise_err_t noise_seal(noise_cipher_t *c, uint8_t *buf, size_t len);
-/* The same message as head + len bytes at buf sealed by noise_seal, when its first head bytes are
- * at buf and the len others at body (not overlapping): encrypted from there into buf + head. */
-noise_err_t noise_seal_from(noise_cipher_t *c, uint8_t *buf, size_t head, const uint8_t *body, size_t len);
 /* Decrypts len (>= NOISE_TAG) bytes at buf in place: the plaintext is the first len - 16. */
 noise_err_t noise_open(noise_cipher_t *c, uint8_t *buf, size_t len);
 

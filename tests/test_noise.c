@@ -458,32 +458,3 @@ Test(noise, random_and_garbled_input_is_refused, .init = setup)
         cr_assert_neq(noise_open(&c, m, len), NOISE_OK);
     }
 }
-
-/* noise_seal_from (the owner's batch frames: the head in the frame, the records encrypted from its
- * page) gives the very bytes noise_seal gives for the whole text in place, split anywhere (inside a
- * 64-byte ChaCha20 block and a 16-byte Poly1305 block, or at either end), and they open. */
-Test(noise, sealing_a_text_in_two_parts_gives_the_bytes_of_sealing_it_whole, .init = setup)
-{
-    enum { MAX = 3000 };
-    static uint8_t text[MAX], whole[MAX + NOISE_TAG], parts[MAX + NOISE_TAG], body[MAX];
-    noise_cipher_t tx = {.n = 0};
-    randombytes_buf(tx.k, 32);
-    for (int i = 0; i < 400; i++) {
-        size_t len = i < 8 ? (size_t)i : randombytes_uniform(MAX + 1);
-        size_t head = i % 5 == 0 ? 0 : i % 5 == 1 ? len : randombytes_uniform((uint32_t)len + 1);
-        randombytes_buf(text, len);
-        noise_cipher_t a = tx, b = tx, rx = tx;
-        memcpy(whole, text, len);
-        cr_assert_eq(noise_seal(&a, whole, len), NOISE_OK);
-        memset(parts, 0xee, sizeof parts);
-        memcpy(parts, text, head);
-        memcpy(body, text + head, len - head);
-        cr_assert_eq(noise_seal_from(&b, parts, head, len > head ? body : NULL, len - head), NOISE_OK);
-        cr_assert_eq(memcmp(whole, parts, len + NOISE_TAG), 0, "%zu bytes split at %zu: other bytes", len, head);
-        cr_assert_eq(memcmp(body, text + head, len - head), 0, "the body is left as it was");
-        cr_assert_eq(a.n, b.n);
-        cr_assert_eq(noise_open(&rx, parts, len + NOISE_TAG), NOISE_OK);
-        cr_assert_eq(memcmp(parts, text, len), 0);
-        tx.n++;
-    }
-}
