@@ -205,8 +205,7 @@ typedef struct {
 static int still_admitted(linkserve_t *s, link_t *l, const uint8_t peer[32], const char *hex);
 
 /* A batch frame: the type, the batch's other fields, then its lines as the last field (protobuf
- * takes fields in any order): the relay hands them out from the frame as they are (link_split).
- * Batch 0 is a head-first read's admission (reads_serve sends no keepalive): a LINK_ADMIT frame. */
+ * takes fields in any order): the relay hands them out from the frame as they are (link_split). */
 static int emit(void *ctx, const Trib__ReadBatch *b)
 {
     emit_t *e = ctx;
@@ -231,7 +230,7 @@ static int emit(void *ctx, const Trib__ReadBatch *b)
     uint8_t *p = link_frame(e->l, n, &e->why);
     if (!p)
         return -1;
-    p[0] = b->batch_no ? LINK_BATCH : LINK_ADMIT;
+    p[0] = LINK_BATCH;
     trib__read_batch__pack(&h, p + 1);
     memcpy(p + 1 + hlen, key, klen);
     if (b->lines.len)

@@ -9,13 +9,7 @@
  * federation secret. The prologue binds the federation: the
  * open federation's secret, or the charter's federation id. On a link, one request after another:
  * a frame is a type byte and a packed protobuf, LINK_REQ (ReadRequest, never live) answered by
- * LINK_BATCH frames (ReadBatch, the last one done) as the peer transport's owner answers. A request
- * with head_first set is answered first, once the read is admitted and before any record is read,
- * by one LINK_ADMIT frame: a ReadBatch with batch_no 0, no records, no status, carrying what the
- * relay's HTTP head needs (last_seq; schema_seq/_version of the first record, or with none the
- * product's manifest now), so the relay sends its head as a direct read does; every refusal comes
- * before it (a LINK_BATCH, done, with its status), a failure after it ends the read as one after
- * batch 1 does. TCP is
+ * LINK_BATCH frames (ReadBatch, the last one done) as the peer transport's owner answers. TCP is
  * the flow control; a link that sends no request for idle_ms is closed. The first request must
  * come within handshake_ms of the handshake, else the link is refused as "no_request" (a replayed
  * message 1 completes a handshake but can send nothing that decrypts): a link counts as accepted
@@ -35,7 +29,7 @@
 #include "gossip/reads.h"
 #include "gossip/trust.h"
 
-enum { LINK_REQ = 1, LINK_BATCH = 2, LINK_ADMIT = 3 };   /* a frame's first byte */
+enum { LINK_REQ = 1, LINK_BATCH = 2 };       /* a frame's first byte */
 #define LINK_MAX_FRAME ((size_t)8 << 20)     /* both ends: a batch (up to the peer message size) fits */
 #define LINK_BATCH_BYTES ((size_t)1 << 20)   /* record bytes per batch on a link */
 #define LINK_REQ_MAX ((size_t)64 << 10)      /* a request frame at most (a ReadRequest and its token): the

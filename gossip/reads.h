@@ -145,10 +145,8 @@ typedef int (*reads_emit_fn)(void *ctx, const Trib__ReadBatch *b);
  * the configured batch_bytes); pg is the caller's page buffer (reused across calls). One short
  * read transaction per batch. It never touches the loop's stream table: no duplicate-id check (a
  * link carries one request at a time) and no per-requester stream limit (the caller bounds its
- * links per requester); the owner's total (max_streams) counts these streams too. With
- * q->head_first the first batch emitted, once the read is admitted and before any record is read,
- * is a batch 0 (no records, no status: last_seq and the schema batch 1 names), then batch 1 on. 0
- * served (or refused), -1 the link was lost meanwhile. */
+ * links per requester); the owner's total (max_streams) counts these streams too. 0 served (or
+ * refused), -1 the link was lost meanwhile. */
 int reads_serve(reads_t *r, const uint8_t requester[32], const Trib__ReadRequest *q, size_t max_bytes,
                 store_page_t *pg, reads_emit_fn emit, void *ctx);
 

@@ -75,8 +75,6 @@ struct lread {
     reads_err_t e;
     uint64_t wait_since;         /* ms: waiting for a frame since (0: not waiting) */
     int asked;                   /* the request just went: the answer cannot be there yet */
-    int opening;                 /* lread_open waits for the answer: a LINK_ADMIT frame may come */
-    uint64_t first_by;           /* admitted head first: batch 1 is due by then (ms; 0: it came) */
 };
 
 struct linkpool {
@@ -474,7 +472,6 @@ static int sending_request(lread_t *rd, const reads_open_t *o, link_reason_t *wh
     m.limit = o->limit;
     m.credit = 1;
     m.token = (ProtobufCBinaryData){o->token ? o->token_len : 0, (uint8_t *)o->token};
-    m.head_first = 1;            /* the head leaves once the owner admits the read, as a direct read's */
     size_t n = trib__read_request__get_packed_size(&m);
     uint8_t *f = link_frame(rd->l, n + 1, why);
     if (!f)
@@ -492,9 +489,8 @@ static void batch_free(Trib__ReadBatch *b)
     trib__read_batch__free_unpacked(b, NULL);
 }
 
-/* The next frame of rd's link as a batch of its stream: 1 (*out), 2 (*out) an admission (LINK_ADMIT,
- * only while rd->opening), 0 nothing within timeout_ms, -1 the link failed (*why) or sent what is
- * not a batch of this stream (*why LINK_GARBAGE). */
+/* The next frame of rd's link as a batch of its stream: 1 (*out), 0 nothing within timeout_ms,
+ * -1 the link failed (*why) or sent what is not a batch of this stream (*why LINK_GARBAGE). */
 static int next_batch(lread_t *rd, int timeout_ms, Trib__ReadBatch **out, link_reason_t *why)
 {
     const uint8_t *f;
@@ -511,8 +507,7 @@ static int next_batch(lread_t *rd, int timeout_ms, Trib__ReadBatch **out, link_r
     Trib__ReadBatch *b = NULL;
     size_t hlen, off;
     /* the lines stay in the frame (valid until the next call on the link: rd->cur is used up first) */
-    int admit = len > 1 && f[0] == LINK_ADMIT && rd->opening;
-    if (len > 1 && (f[0] == LINK_BATCH || admit) && link_split(f + 1, len - 1, &hlen, &off) == 0 &&
+    if (len > 1 && f[0] == LINK_BATCH && link_split(f + 1, len - 1, &hlen, &off) == 0 &&
         (b = trib__read_batch__unpack(NULL, hlen, f + 1)) != NULL && off < len - 1)
         b->lines = (ProtobufCBinaryData){len - 1 - off, (uint8_t *)f + 1 + off};
     if (!b || b->stream_id != rd->id) {
@@ -522,7 +517,7 @@ static int next_batch(lread_t *rd, int timeout_ms, Trib__ReadBatch **out, link_r
         return -1;
     }
     *out = b;
-    return admit ? 2 : 1;
+    return 1;
 }
 
 /* Takes batch b (checked like the relay's session_take); frees it unless it becomes rd->cur. */
@@ -605,7 +600,6 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     char derr[300] = "";
     int reason = 0;
     Trib__ReadBatch *b = NULL;
-    int rc = 0;
     /* a pooled link may have been closed by the owner meanwhile: then once more on a new one */
     for (int attempt = 0; attempt < 2 && !b; attempt++) {
         int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
@@ -620,11 +614,8 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
             return -1;
         }
         link_reason_t why = LINK_OK;
-        rd->opening = 1;
-        rd->first_by = clock_ms() + p->o.open_timeout_ms;
-        rc = sending_request(rd, o, &why) == 0 ? next_batch(rd, (int)p->o.open_timeout_ms, &b, &why) : -1;
-        rd->opening = 0;
-        if (rc >= 1) {
+        int rc = sending_request(rd, o, &why) == 0 ? next_batch(rd, (int)p->o.open_timeout_ms, &b, &why) : -1;
+        if (rc == 1) {
             if (pooled)
                 atomic_fetch_add(&p->pooled_used, 1);
             break;
@@ -666,28 +657,6 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
         return 0;
     }
     atomic_fetch_add(&p->via_link, 1);
-    if (rc == 2) {               /* admitted head first: batch 1 follows (lread_next waits for it) */
-        uint64_t n = 0;
-        reads_err_t e = {0};
-        int bad = b->done || b->status || b->lines.len || reads__batch_check(b, 0, rd->next_seq, rd->desc, &n, &e);
-        *last_seq = b->last_seq;
-        reads__schema_of(&rd->sc, b);
-        batch_free(b);
-        if (bad) {
-            *status = 502;
-            snprintf(kind, kindlen, "owner_unreachable");
-            if (e.detail[0])
-                snprintf(err, errlen, "%s", e.detail);
-            else
-                snprintf(err, errlen, "%s admitted the read with a frame that is not an admission (done, a status "
-                         "or records)", rd->desc);
-            lread_close(&rd);
-            return -1;
-        }
-        rd->asked = 1;           /* nothing more can be there yet, unless it came with the admission */
-        *out = rd;
-        return 1;
-    }
     if (b->done && b->status) {  /* refused: the status the client gets, and the link goes back */
         reads__refusal(b, 0, rd->desc, &rd->e);
         batch_free(b);
@@ -700,7 +669,6 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     }
     *last_seq = b->last_seq;
     reads__schema_of(&rd->sc, b);
-    rd->first_by = 0;
     take(rd, b);
     if (rd->failed) {            /* a first batch the relay would not take either */
         *status = 502;
@@ -741,20 +709,8 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
             return READS_END;
         Trib__ReadBatch *b = NULL;
         link_reason_t why = LINK_OK;
-        int wait = timeout_ms;
-        if (rd->first_by) {      /* admitted head first: batch 1 is waited for here, as lread_open did */
-            uint64_t t = clock_ms();
-            wait = t < rd->first_by ? (int)(rd->first_by - t) : 0;
-        }
-        int rc = next_batch(rd, wait, &b, &why);
+        int rc = next_batch(rd, timeout_ms, &b, &why);
         uint64_t now = clock_ms();
-        if (rc == 0 && rd->first_by) {
-            if (now < rd->first_by)
-                continue;
-            rd_fail(rd, 0, "owner_lost", "%s admitted the read and sent no records within %u ms", rd->desc,
-                    (unsigned)rd->p->o.open_timeout_ms);
-            continue;
-        }
         if (rc == 0) {
             if (!rd->wait_since)
                 rd->wait_since = now;
@@ -780,7 +736,6 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
             batch_free(b);
             continue;
         }
-        rd->first_by = 0;
         schema_t sc;
         reads__schema_of(&sc, b);
         if (b->lines.len && rd->sc.told && sc.told && sc.seq != rd->sc.seq && !(b->done && b->status)) {

@@ -50,15 +50,13 @@ void linkpool_count_relay(linkpool_t *p);
 void linkpool_metrics(linkpool_t *p, FILE *f);
 
 /* Opens o (a range read) over a link to the owner's link_addr. 1 opened (*out; *last_seq, the
- * schema as reads_reader_open), on the owner's admission (LINK_ADMIT) or its batch 1; 0 the link could not be used: read over the peer transport (also
+ * schema as reads_reader_open); 0 the link could not be used: read over the peer transport (also
  * when link_addr is not link_addr_ok, or names a loopback address while o->owner_addr does not:
  * never dialled, counted as bad_addr, loopback);
  * -1 the owner refused or failed the read: *status, kind and err as reads_reader_open. */
 int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lread_t **out, uint64_t *last_seq,
                int *status, char *kind, size_t kindlen, char *err, size_t errlen);
-/* As reads_reader_next / _schema / _records / _close. Opened head first (the owner admitted the
- * read before reading records), the first lread_next waits for batch 1 up to the open timeout
- * from the request, whatever timeout_ms says (none: owner_lost). */
+/* As reads_reader_next / _schema / _records / _close. */
 long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen, char *err,
                 size_t errlen);
 int lread_schema(const lread_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version, size_t len);

@@ -506,25 +506,6 @@ void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const
     ostream_pump_one(r, s, &r->page, &k, now, 1, last, head);
 }
 
-/* Head first (a data link's request asks for it): the read is admitted, and before any record is
- * read the relay gets what its answer's head needs, as a direct read sends its head before its
- * records: a batch 0 (the link's LINK_ADMIT frame) with last_seq and the schema batch 1 will name
- * (its first record's epoch, as schema_cut finds it; with no record there the manifest now). 0
- * sent, -1 the link is lost. */
-static int send_admission(reads_t *r, ostream_t *s, const sink_t *k, uint64_t last, uint64_t head_mseq)
-{
-    Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
-    b.stream_id = s->id;
-    b.first_seq = s->next_seq;
-    b.last_seq = last;
-    epochs_t e = {0};
-    uint64_t mseq = head_mseq;
-    if (last >= s->next_seq)
-        mseq = store_record_epochs(r->st, s->product, s->next_seq, s->next_seq, epoch_cb, &e) == 0 ? e.at : 0;
-    schema_name(r, s, mseq, &b);
-    return sink_send(r, k, &b, NULL);
-}
-
 int reads_serve(reads_t *r, const uint8_t requester[32], const Trib__ReadRequest *q, size_t max_bytes,
                 store_page_t *pg, reads_emit_fn emit, void *ctx)
 {
@@ -540,9 +521,7 @@ int reads_serve(reads_t *r, const uint8_t requester[32], const Trib__ReadRequest
         return 0;
     if (max_bytes && (!q->max_bytes || max_bytes < q->max_bytes))
         s->max_bytes = max_bytes < r->room ? max_bytes : r->room;
-    int rc = q->head_first ? send_admission(r, s, &k, last, head) : 0;
-    if (rc == 0)
-        rc = ostream_pump_one(r, s, pg, &k, now, 1, last, head);
+    int rc = ostream_pump_one(r, s, pg, &k, now, 1, last, head);
     while (rc == 0 && !s->dead)
         rc = ostream_pump_one(r, s, pg, &k, clock_ms(), 0, 0, 0);
     if (rc != 0 && !s->why[0])

@@ -485,9 +485,7 @@ static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
         char kind[64] = "", detail[1024] = "";
         /* Never waits on a pool thread: with nothing there the stream is parked with its waiter;
          * only once stopping, when nobody parks any more, does it wait a little for the relay's
-         * "shutting_down". The one wait: a data link read opened head first waits here for the
-         * owner's batch 1, within the open's timeout, as the open itself waited for it before the
-         * head (reads_link.h), not to hand the first records to another thread. */
+         * "shutting_down". */
         long n = gossip_read_next(r->rd, out, max, wait_closed_now() ? 50 : 0, kind, sizeof kind, detail,
                                   sizeof detail);
         long got = routed_got(r, n, out, kind, detail);
