@@ -436,9 +436,18 @@ int h_node_start(h_node_t *n, const char *domain, ...)
     va_list ap;
     va_start(ap, domain);
     const char *a;
-    while ((a = va_arg(ap, const char *)) && n->nextra < 16)
-        snprintf(n->extra[n->nextra++], sizeof n->extra[0], "%s", a);
+    int dropped = 0;   /* a test's options are all passed, or the start fails: none left out unseen */
+    while ((a = va_arg(ap, const char *)))
+        if (n->nextra < H_EXTRA_MAX)
+            snprintf(n->extra[n->nextra++], sizeof n->extra[0], "%s", a);
+        else
+            dropped++;
     va_end(ap);
+    if (dropped) {
+        fprintf(stderr, "h_node_start: %d agent arguments beyond the %d the harness keeps\n", dropped, H_EXTRA_MAX);
+        rmdir(n->dir);
+        return -1;
+    }
     if (nstarted < MAX_NODES) {
         started[nstarted].pid = -1;
         snprintf(started[nstarted].dir, sizeof started[0].dir, "%s", n->dir);

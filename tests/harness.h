@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#define H_EXTRA_MAX 32      /* extra agent arguments h_node_start takes; more is an error */
+
 typedef struct {
     pid_t pid;
     int http_port, peer_port;
@@ -17,7 +19,7 @@ typedef struct {
     char url[64];           /* http://127.0.0.1:PORT */
     char peer[64];          /* 127.0.0.1:PORT */
     char log[300];          /* the agent's stderr */
-    char extra[16][160];    /* extra agent arguments, kept for restarts */
+    char extra[H_EXTRA_MAX][160]; /* extra agent arguments, kept for restarts */
     int nextra;
     char token[4200];       /* DATA/admin.token, read once the node answers ("" before) */
 } h_node_t;

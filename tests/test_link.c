@@ -80,13 +80,22 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static void server_start(server_t *s, int fd, const link_keys_t *keys)
+/* A server's settings are set between server_init and server_run: its thread reads them as it
+ * starts (a deadline set after the thread was created raced with link_accept reading it). */
+static void server_init(server_t *s, int fd, const link_keys_t *keys)
 {
     memset(s, 0, sizeof *s);
     s->fd = fd;
     s->keys = *keys;
     s->timeout_ms = WAIT_MS;
-    cr_assert_eq(pthread_create(&s->t, NULL, serve, s), 0);
+}
+
+static void server_run(server_t *s) { cr_assert_eq(pthread_create(&s->t, NULL, serve, s), 0); }
+
+static void server_start(server_t *s, int fd, const link_keys_t *keys)
+{
+    server_init(s, fd, keys);
+    server_run(s);
 }
 
 static void server_join(server_t *s) { pthread_join(s->t, NULL); }
@@ -147,8 +156,9 @@ static void refused_case(const link_keys_t *client, const uint8_t *server_pk, in
     char err[300] = "";
     link_reason_t why;
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    server_start(&srv, fds[1], &sk);
+    server_init(&srv, fds[1], &sk);
     srv.refuse = refuse;
+    server_run(&srv);
     link_t *c = link_dial(fds[0], client, server_pk, NULL, 0, MAXF, WAIT_MS, &why, err, sizeof err);
     server_join(&srv);
     cr_assert_null(c);
@@ -185,8 +195,9 @@ static void accept_raw(const void *bytes, size_t len, int close_after, int timeo
 {
     int fds[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    server_start(srv, fds[1], &sk);
+    server_init(srv, fds[1], &sk);
     srv->timeout_ms = timeout_ms;
+    server_run(srv);
     if (len)
         cr_assert_eq(send(fds[0], bytes, len, MSG_NOSIGNAL), (ssize_t)len);
     if (close_after)
@@ -282,8 +293,9 @@ Test(link, a_slowloris_gets_a_timeout_for_the_whole_handshake, .init = setup)
     drip_t d = {.fd = fds[0], .bytes = m, .len = len};
     pthread_t t;
     uint64_t t0 = clock_ms();
-    server_start(&srv, fds[1], &sk);
+    server_init(&srv, fds[1], &sk);
     srv.timeout_ms = 300;
+    server_run(&srv);
     cr_assert_eq(pthread_create(&t, NULL, drip, &d), 0);
     server_join(&srv);
     uint64_t took = clock_ms() - t0;

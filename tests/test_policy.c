@@ -345,14 +345,14 @@ Test(policy, regex_matching_stays_fast_on_hostile_input)
     memcpy(m, "d: ", 3);
     memset(m + 3, 'a', n);
     strcpy(m + 3 + n, "\n");
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct timespec t0, t1;   /* this thread's CPU time: what the matcher spends, whatever the load */
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     size_t ne;
     char *r = eval_text(ps, m, NULL, &ne);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     cr_expect_eq(ne, 1, "%s", r);
-    cr_expect_lt(s, 5.0, "matching took %.2f s", s);
+    cr_expect_lt(s, 5.0, "matching took %.2f s of CPU", s);
     free(r);
     free(m);
     policy_free(&ps);

@@ -50,6 +50,13 @@ static int metric_above(void *ctx)
     return h_metric(a->url, a->name) > a->floor;
 }
 
+/* The owner at url serves no range read: every batch of the reads it served is counted (it counts
+ * a batch once its send returned, then ends the stream; a client may hold the last batch before). */
+static int owner_done(void *ctx)
+{
+    return h_metric(ctx, "trib_read_owner_streams{kind=\"range\"}") == 0;
+}
+
 /* ------------------------------------------------------------------ helpers */
 
 typedef struct {
@@ -776,6 +783,7 @@ Test(redirect, trib_get_through_a_non_owner_reads_from_the_owner)
     resp_t relayed;
     fetch_at(&b, LEDGER "/records?from=3", a.token, NULL, &relayed);
     cr_assert_eq(relayed.status, 200);
+    cr_assert(h_wait(owner_done, a.url, 10000), "the owner still serves the relayed read");
     double sent = h_metric(a.url, SENT);
     double served = h_metric(a.url, "trib_http_requests_total{route=\"records_get\",status=\"200\"}");
     char *out = NULL, *err = NULL;
