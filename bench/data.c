@@ -6,8 +6,9 @@
  *        DATA_BATCH, DATA_STREAM, DATA_READ, DATA_READ_ROUNDS (5), DATA_THREADS, DATA_DEBUG; DATA_ONLY=read skips
  *        the 1 KiB ingest and the stream)
  *
- * Owns: a 2-node federation (A owns domain "owner", B "relay" seeded with A), the workloads
- * and their timing with CLOCK_MONOTONIC in this one process, and the report on stdout.
+ * Owns: a 2-node federation (A owns domain "owner", B "relay" seeded with A), a child process at
+ * the far end of one raw data link, the workloads and their timing with CLOCK_MONOTONIC in this
+ * one process, and the report on stdout.
  * Methods (also in README.md):
  *  - ingest: POST of DATA_BATCH records per request (NDJSON, schema-validated by the agent,
  *    committed durably), sequential on one keep-alive connection; records/s = records / summed
@@ -21,17 +22,20 @@
  *    median of 5 runs each (interleaved), with
  *    the CPU seconds A and B spent per read (/proc/PID/stat) and the time to first byte; then the
  *    time to first byte of 10-record reads (from the middle of the log): DATA_TTFB_READS (300)
- *    each way, interleaved direct / routed / redirected / one raw CURVE round trip to an echo
- *    process, p50 and p99 of each (DATA_DEBUG prints every read's).
+ *    each way, interleaved direct / routed / redirected / one round trip of a 100-byte frame over
+ *    the raw data link, p50 and p99 of each (DATA_DEBUG prints every read's).
  *  - redirected: the same reads asked of B with Prefer: redirect=owner; B answers 307 to A and curl
  *    follows it with the token (node/redirect.c): a client that can reach the owner, reported
  *    beside item 7 of issue 9, not as it: the item as written is a read through a second node,
  *    which the routed rows measure (and which keep their MISS). Interleaved with the others.
- *  - raw CURVE: the direct read's bytes through one ZeroMQ CURVE connection on loopback in this
- *    process (PUSH -> PULL, two I/O threads, messages of the owner's batch sizes: 64 KiB, 256 KiB,
- *    then 512 KiB), once per round of the read rates, between the direct and the routed reads: the
- *    floor of what a routed read can do if encryption is what remains (routed/CURVE), with the
- *    CPU seconds it costs (beside the CPU the two nodes spend on a routed read).
+ *  - raw data link: what a routed read now crosses between relay and owner (gossip/link.h: Noise
+ *    IK, ChaCha20-Poly1305 frames), with nothing else on it: one link on loopback to a child
+ *    process forked at start (the owner's end: it seals and sends; this process is the relay's:
+ *    it receives and opens). Per round of the read rates, between the routed and the redirected
+ *    reads, the direct read's bytes in frames of the owner's batch sizes (64 KiB, 256 KiB, then
+ *    1 MiB), timed from the request to the last byte opened, with both ends' CPU seconds: the
+ *    floor of a routed read's rate if the link is what remains (routed/link, the analogue of
+ *    item 7's routed/CURVE clause). Its 100-byte round trips are the first-byte reads' floor.
  *  - stream: subscribers on A's own /stream (local) and on B's /stream (routed), started before
  *    the first append; DATA_STREAM records POSTed to A one per request, each carrying its number
  *    "n"; arrival is timestamped when curl hands the bytes to us (one reader thread, curl multi).
@@ -956,7 +960,7 @@ static void read_report(void)
 {
     fprintf(stderr, "data: topping up owner/rec100 to %zu records\n", nread);
     top_up("rec100", 100, nbatches * batch, nread);
-    fprintf(stderr, "data: read rates\n");
+    fprintf(stderr, "data: read rates (direct, routed, raw data link, redirected)\n");
     read_t all[RD_KINDS];
     double pa[2], pb[2];
     char said[96];
@@ -1031,7 +1035,7 @@ static void read_report(void)
         bench_die("out of memory");
     double *td = tt[0], *tr = tt[1];
     double x50 = -1, rt50 = -1;
-    fprintf(stderr, "data: time to first byte\n");
+    fprintf(stderr, "data: time to first byte (direct, routed, redirected, data link round trip)\n");
     b_paths(pa);
     int trc = ttfb_small("rec100", nread / 2, tt, tf, tc);
     b_paths(pb);
