@@ -38,6 +38,7 @@
 #include "gossip/identity.h"
 #include "gossip/log.h"
 #include "gossip/replicate.h"
+#include "gossip/verifymany.h"
 #include "storage/access.h"
 #include "proto/tributary.pb-c.h"
 
@@ -757,6 +758,7 @@ struct repl_job {
     size_t nfr, n, nv;
     int malformed;
     entry_t *v;                  /* verified entries, in arrival order */
+    const ProtobufCBinaryData **its;  /* every entry, in arrival order (verify_many's input) */
     store_append_t *items;
     size_t *src, *srcf;          /* entry index and frame of each verified entry */
     size_t nbad;                 /* entries whose verification failed */
@@ -815,27 +817,37 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
     j->srcf = calloc(n1, sizeof *j->srcf);
     j->bad = calloc(n1, sizeof *j->bad);
     j->badf = calloc(n1, sizeof *j->badf);
-    if (!j->v || !j->items || !j->src || !j->srcf || !j->bad || !j->badf) {
+    j->its = calloc(n1, sizeof *j->its);
+    if (!j->v || !j->items || !j->src || !j->srcf || !j->bad || !j->badf || !j->its) {
         r->stats.entries[CAT_ERROR] += j->n;
         j->n = 0;                /* nothing verified: the frames are still finished and freed */
     }
     return j;
 }
 
-/* Verifies every entry of the frames, then stores the verified ones of all of them in one write
- * transaction (in arrival order, each checked against the head the ones before it left). */
+/* Verifies every entry of the frames (a large job on several threads: verify_many), then, in arrival
+ * order on this thread, asks io.entry_ok and stores the verified ones of all of them in one write
+ * transaction (each checked against the head the ones before it left). */
 void repl_job_run(replicate_t *r, repl_job_t *j)
 {
     uint64_t t0 = mono_us();
+    const ProtobufCBinaryData **its = j->its;
+    size_t m = 0;
+    for (size_t f = 0; f < j->nfr && j->n; f++)
+        for (size_t i = 0; i < j->fr[f].n; i++)
+            its[m++] = &j->fr[f].msg->entries[i];
+    verify_many(its, m, j->v, j->bad_err, sizeof j->bad_err);  /* j->v[k]: entry k, or zeroed */
+    m = 0;
     for (size_t f = 0; f < j->nfr && j->n; f++)
         for (size_t i = 0; i < j->fr[f].n; i++) {
-            const ProtobufCBinaryData *it = &j->fr[f].msg->entries[i];
+            const ProtobufCBinaryData *it = its[m];
             entry_t *v = &j->v[j->nv];
-            if (entry_verify(it->data, it->len, v, j->bad_err, sizeof j->bad_err) != 0) {
+            if (!j->v[m++].entry) {
                 j->badf[j->nbad] = f;
                 j->bad[j->nbad++] = i;
                 continue;
             }
+            *v = j->v[m - 1];    /* compacted in place: j->nv <= m - 1 */
             if (r->io.entry_ok && !r->io.entry_ok(r->io.ctx, v->entry, v->signed_entry->signer.data)) {
                 entry_free(v);
                 j->nuntrusted++;
@@ -934,6 +946,7 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
     free(j->srcf);
     free(j->bad);
     free(j->badf);
+    free(j->its);
     free(j->fr);
     free(j);
     r->stats.frames_malformed += (uint64_t)bad;
