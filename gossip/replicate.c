@@ -104,6 +104,7 @@ replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_
 void repl_destroy(replicate_t **rp)
 {
     if (rp && *rp) {
+        verify_many_stop();      /* the helpers repl_job_run may have started */
         free(*rp);
         *rp = NULL;
     }

@@ -46,7 +46,11 @@ static void setup(void)
     log_set_level(-1);      /* the refusals are counted; their logs are not under test */
 }
 
-static void teardown(void) { verify_many_set_threads(0); }
+static void teardown(void)
+{
+    verify_many_set_threads(0);
+    verify_many_stop();
+}
 
 TestSuite(replicate_verify, .init = setup, .fini = teardown);
 
@@ -158,7 +162,10 @@ Test(replicate_verify, verify_many_flags_exactly_the_failures_on_any_thread_coun
     const ProtobufCBinaryData *items[N];
     for (size_t i = 0; i < N; i++)
         items[i] = &in.e[i];
+    for (int round = 0; round < 2; round++)      /* the second after the helpers were stopped */
     for (int k = 1; k <= VERIFY_THREADS_MAX; k++) {
+        if (k == 1)
+            verify_many_stop();
         verify_many_set_threads(k);
         entry_t out[N];
         char err[256] = "";
