@@ -35,6 +35,7 @@ static struct {
     size_t pending;              /* helpers' parts not done yet */
     uint64_t gen;                /* batches handed out */
     int stop;
+    pid_t pid;                   /* the process the helpers run in (a forked child has none) */
 } pool = {.call = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
           .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
@@ -81,9 +82,19 @@ static void *helper(void *arg)
     return NULL;
 }
 
+/* A forked child inherits the pool's state but not its threads (pool.call held). */
+static void forget_forked(void)
+{
+    if (pool.pid != getpid()) {
+        pool.nhelpers = 0;
+        pool.pid = getpid();
+    }
+}
+
 /* Starts helpers up to k - 1 (pool.call held); how many parts the batch can have. */
 static size_t helpers_up_to(size_t k)
 {
+    forget_forked();
     while (pool.nhelpers + 1 < k) {
         pthread_t t;
         pthread_mutex_lock(&pool.mu);
@@ -101,6 +112,7 @@ static size_t helpers_up_to(size_t k)
 void verify_many_stop(void)
 {
     pthread_mutex_lock(&pool.call);
+    forget_forked();
     pthread_mutex_lock(&pool.mu);
     pool.stop = 1;
     pthread_cond_broadcast(&pool.go);
