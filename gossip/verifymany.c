@@ -127,13 +127,11 @@ void verify_many_stop(void)
 size_t verify_many(const ProtobufCBinaryData *const *items, size_t n, entry_t *out, char *err, size_t errlen)
 {
     size_t k = n < VERIFY_SPLIT_MIN ? 1 : threads();
-    if (k > 1 && pthread_mutex_trylock(&pool.call) != 0)
-        k = 1;                   /* another caller has the helpers */
+    int held = k > 1 && pthread_mutex_trylock(&pool.call) == 0;  /* else another caller has them */
     part_t one, *parts = &one;
-    if (k > 1) {
-        k = helpers_up_to(k);
+    k = held ? helpers_up_to(k) : 1;
+    if (held)
         parts = pool.parts;
-    }
     for (size_t t = 0; t < k; t++) {
         parts[t] = (part_t){.items = items, .from = n * t / k, .to = n * (t + 1) / k, .out = out};
         parts[t].err[0] = '\0';
@@ -160,7 +158,7 @@ size_t verify_many(const ProtobufCBinaryData *const *items, size_t n, entry_t *o
         if (parts[t].nbad)
             snprintf(err, errlen, "%s", parts[t].err);   /* the last part with a failure wins */
     }
-    if (k > 1)
+    if (held)
         pthread_mutex_unlock(&pool.call);
     return nbad;
 }

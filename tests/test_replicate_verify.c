@@ -4,11 +4,13 @@
  * flags exactly the failing entries and keeps the last failure's text, and repl_handle_entries on a
  * job mixing good entries, forged signatures, garbage, wrong keys, gaps, duplicates, a broken chain
  * and untrusted entries gives the same counts, accepted order, messages sent and stored logs with
- * 1, 2, 3 and 4 verify threads, and the counts its construction implies.
+ * 1, 2, 3 and 4 verify threads, and the counts its construction implies; two callers at once (one
+ * gets the helpers, the other verifies alone) both verify every entry.
  * Must not: use the network, or leave its temp dirs behind. */
 #include <criterion/criterion.h>
 
 #include <ftw.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,5 +387,63 @@ Test(replicate_verify, a_large_job_has_the_same_outcome_on_one_and_on_several_th
         free(a[i].data);
     for (size_t i = 0; i < NBETA; i++)
         free(b[i].data);
+    list_free(&in);
+}
+
+/* ---------------------------------------------------------------- two callers at once */
+
+typedef struct {
+    const ProtobufCBinaryData *const *items;
+    size_t n, bad;
+    entry_t *out;
+} caller_t;
+
+static void *call_verify(void *arg)
+{
+    caller_t *c = arg;
+    char err[256] = "";
+    for (int round = 0; round < 5; round++) {
+        c->bad = verify_many(c->items, c->n, c->out, err, sizeof err);
+        if (round < 4)
+            for (size_t i = 0; i < c->n; i++)
+                entry_free(&c->out[i]);
+    }
+    return NULL;
+}
+
+Test(replicate_verify, two_callers_at_once_both_verify_every_entry)
+{
+    enum { N = 600 };
+    static ProtobufCBinaryData good[N];
+    static uint8_t hashes[N][32];
+    static entry_t out[2][N];
+    chain(&alice, "alpha", N, good, hashes);
+    list_t in = {0};
+    for (size_t i = 0; i < N; i++) {
+        if (i % 7 == 3)
+            add_forged(&in, &good[i]);
+        else
+            add_copy(&in, &good[i]);
+    }
+    const ProtobufCBinaryData *items[N];
+    for (size_t i = 0; i < N; i++)
+        items[i] = &in.e[i];
+    verify_many_set_threads(2);
+    caller_t c[2] = {{.items = items, .n = N, .out = out[0]}, {.items = items, .n = N, .out = out[1]}};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, call_verify, &c[1]), 0);
+    call_verify(&c[0]);
+    pthread_join(t, NULL);
+    for (int w = 0; w < 2; w++) {
+        cr_assert_eq(c[w].bad, (N + 3) / 7, "caller %d: %zu failures", w, c[w].bad);
+        for (size_t i = 0; i < N; i++) {
+            cr_assert_eq(out[w][i].entry == NULL, i % 7 == 3, "caller %d: entry %zu", w, i);
+            if (out[w][i].entry)
+                cr_assert_arr_eq(out[w][i].hash, hashes[i], 32);
+            entry_free(&out[w][i]);
+        }
+    }
+    for (size_t i = 0; i < N; i++)
+        free(good[i].data);
     list_free(&in);
 }
