@@ -4,12 +4,15 @@
  * Must not: be linked into the library, or assert (callers check the result). */
 #include "tests/fixtures.h"
 
+#include <criterion/criterion.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "tests/harness.h"
+#include "gossip/entry.h"
+#include "proto/tributary.pb-c.h"
 
 char *fx_read_example(const char *name, size_t *len)
 {
@@ -76,4 +79,38 @@ void fx_rmdir(const char *dir)
         return;
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
+}
+
+uint8_t *fx_manifest_entry(const identity_t *id, const char *domain, const char *name, const char *title,
+                           uint64_t seq, const uint8_t *prev, size_t *len)
+{
+    Trib__SchemaProperty prop = TRIB__SCHEMA_PROPERTY__INIT;
+    prop.name = "id";
+    prop.logical_type = "string";
+    Trib__SchemaProperty *props[] = {&prop};
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    m.domain = (char *)domain;
+    m.name = (char *)name;
+    m.version = "1.0.0";
+    m.status = "active";
+    m.title = (char *)title;
+    m.owner_business = "a@example.com";
+    m.owner_technical = "b@example.com";
+    m.classification = "internal";
+    m.n_schema = 1;
+    m.schema = props;
+    m.document_json = "{}";
+    Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+    e.domain = (char *)domain;
+    e.seq = seq;
+    if (prev) {
+        e.prev_hash.data = (uint8_t *)prev;
+        e.prev_hash.len = 32;
+    }
+    e.time_ms = 1;
+    e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+    e.manifest = &m;
+    uint8_t *out = NULL;
+    cr_assert_eq(entry_sign(id, &e, &out, len), 0, "signing %s seq %llu", domain, (unsigned long long)seq);
+    return out;
 }

@@ -29,6 +29,12 @@ int fx_charter(charter_t *c, const identity_t *const *roots, size_t n, uint32_t 
 int fx_charter_dir(const charter_t *c, const char *name, char *work, size_t wcap, char *chpath, size_t ccap,
                    char *err, size_t errlen);
 
+/* A signed CatalogEntry of domain at seq: a manifest of product name (title, "1.0.0", active,
+ * internal, owners, one string property "id"), chained on prev (NULL at seq 1), signed by id. The
+ * entry's bytes (malloc'd) and their length in *len; asserts on failure. */
+uint8_t *fx_manifest_entry(const identity_t *id, const char *domain, const char *name, const char *title,
+                           uint64_t seq, const uint8_t *prev, size_t *len);
+
 /* Removes dir and everything in it (a work dir of fx_charter_dir); nothing for "". */
 void fx_rmdir(const char *dir);
 

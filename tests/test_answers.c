@@ -58,35 +58,7 @@ static uint8_t *make_entry(const identity_t *id, const char *domain, uint64_t se
     snprintf(name, sizeof name, "p%llu", (unsigned long long)seq);
     memset(title, 't', sizeof title - 1);
     title[sizeof title - 1] = 0;
-    Trib__SchemaProperty prop = TRIB__SCHEMA_PROPERTY__INIT;
-    prop.name = "id";
-    prop.logical_type = "string";
-    Trib__SchemaProperty *props[] = {&prop};
-    Trib__Manifest m = TRIB__MANIFEST__INIT;
-    m.domain = (char *)domain;
-    m.name = name;
-    m.version = "1.0.0";
-    m.status = "active";
-    m.title = title;
-    m.owner_business = "a@example.com";
-    m.owner_technical = "b@example.com";
-    m.classification = "internal";
-    m.n_schema = 1;
-    m.schema = props;
-    m.document_json = "{}";
-    Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
-    e.domain = (char *)domain;
-    e.seq = seq;
-    if (prev) {
-        e.prev_hash.data = (uint8_t *)prev;
-        e.prev_hash.len = 32;
-    }
-    e.time_ms = 1;
-    e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
-    e.manifest = &m;
-    uint8_t *out = NULL;
-    cr_assert_eq(entry_sign(id, &e, &out, len), 0);
-    return out;
+    return fx_manifest_entry(id, domain, name, title, seq, prev, len);
 }
 
 static void send_msg(peer_client_t *to, const identity_t *id, int type, const uint8_t *body, size_t len)

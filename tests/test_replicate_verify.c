@@ -22,6 +22,7 @@
 #include "gossip/replicate.h"
 #include "gossip/verifymany.h"
 #include "proto/tributary.pb-c.h"
+#include "tests/fixtures.h"
 
 #define NALPHA 700               /* alice's chain of domain alpha */
 #define NBETA 40                 /* bob's chain of domain beta */
@@ -92,24 +93,8 @@ static void list_free(list_t *l)
 static ProtobufCBinaryData sign(const identity_t *id, const char *domain, uint64_t seq, const uint8_t *prev,
                                 const char *name)
 {
-    Trib__CatalogEntry ce = TRIB__CATALOG_ENTRY__INIT;
-    Trib__Manifest m = TRIB__MANIFEST__INIT;
-    m.domain = (char *)domain;
-    m.name = (char *)name;
-    m.version = "1.0.0";
-    m.status = "active";
-    m.title = (char *)name;
-    ce.domain = (char *)domain;
-    ce.seq = seq;
-    if (prev) {
-        ce.prev_hash.data = (uint8_t *)prev;
-        ce.prev_hash.len = 32;
-    }
-    ce.time_ms = 1;
-    ce.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
-    ce.manifest = &m;
     ProtobufCBinaryData b;
-    cr_assert_eq(entry_sign(id, &ce, &b.data, &b.len), 0);
+    b.data = fx_manifest_entry(id, domain, name, name, seq, prev, &b.len);
     return b;
 }
 
