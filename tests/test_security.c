@@ -69,7 +69,7 @@ static uint8_t *make_entry(const identity_t *id, const char *domain, const char 
 }
 
 /* CatalogEntries{entry} inside an envelope from id. */
-static void send_entry(peer_client_t *c, const identity_t *id, const uint8_t *entry, size_t len)
+static int try_send_entry(peer_client_t *c, const identity_t *id, const uint8_t *entry, size_t len)
 {
     ProtobufCBinaryData item = {len, (uint8_t *)entry};
     Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
@@ -80,8 +80,14 @@ static void send_entry(peer_client_t *c, const identity_t *id, const uint8_t *en
     trib__catalog_entries__pack(&msg, body);
     peer_envelope_t env;
     peer_envelope_init(&env, id, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, blen);
-    cr_assert_eq(peer_client_send_envelope(c, &env), 0);
+    int rc = peer_client_send_envelope(c, &env);
     free(body);
+    return rc;
+}
+
+static void send_entry(peer_client_t *c, const identity_t *id, const uint8_t *entry, size_t len)
+{
+    cr_assert_eq(try_send_entry(c, id, entry, len), 0);
 }
 
 static void start_node(h_node_t *n)
@@ -224,7 +230,9 @@ Test(security, client_without_curve_cannot_talk)
     cr_assert(plain);
     size_t len;
     uint8_t *e = make_entry(&evil, "plainevil", "x", 1, NULL, &len);
-    send_entry(plain, &evil, e, len);
+    /* not asserted: once the node has refused the plain handshake ZeroMQ may have no pipe left to
+     * queue it on (EAGAIN), which is the refusal this test is about */
+    (void)try_send_entry(plain, &evil, e, len);
     free(e);
     /* A marker over CURVE, sent after: once it is in, the plain one had every chance. */
     peer_client_t *curve = peer_client_new(zctx, n.peer, &evil, NULL);
