@@ -9,14 +9,18 @@
  * Membership is never starved by catalog traffic: SWIM messages travel on a connection of their
  * own per peer (transport priority_types), are handled as soon as they are read, and catalog
  * messages (which verify and commit) wait in a bounded queue worked off in time-boxed slices, so a
- * turn never outlasts a probe timeout however much catalog traffic arrives.
+ * turn never outlasts a probe timeout however much catalog traffic arrives. Nor by the store: the
+ * loop never writes LMDB (member changes go to the saver, membersave.c; entries to intake.c's
+ * worker; federation objects to fedlog_commit.c's), so another thread's write transaction or a
+ * slow fsync never holds a probe's answer.
  *
  * Owns: the loop thread, the callbacks given to transport, SWIM, replication and reads, pushing
- * this node's committed entries in seq order (push_committed), member changes saved to LMDB, the
+ * this node's committed entries in seq order (push_committed), collecting member changes for the
+ * saver (membersave.c, which writes them and the incarnation to LMDB on its own thread), the
  * member and stats snapshots (under smu), lifecycle and the public API of gossip.h except
  * gossip_metrics_render (gossip_metrics.c) and gossip_own_synced / gossip_forks (intake.c).
  * Must not: verify or store received catalog entries on the loop (intake.c's worker does), wait on
- * a client, or call the store for anything but members, meta, catalog heads and its own new entries. */
+ * a client, write LMDB, or read it for anything but catalog heads and its own new entries. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -36,6 +40,7 @@
 #include "gossip/gossip_int.h"
 #include "gossip/linkserve.h"
 #include "gossip/log.h"
+#include "gossip/membersave.h"
 #include "gossip/reads.h"
 #include "gossip/reads_link.h"
 #include "gossip/replicate.h"
@@ -114,32 +119,80 @@ static void swim_rider_in(void *ctx, const uint8_t *from, const char *from_addr,
 }
 
 #define SAVE_MS 1000
-#define UNSAVED_MAX 8192             /* a longer backlog is saved at once */
+#define UNSAVED_MAX 8192             /* changes collected at most: a longer backlog is handed over at
+                                        once, or, while the saver still saves the previous batch,
+                                        kept to the newest change of each member (unsaved_compact) */
 
-/* Writes the member changes and our incarnation collected since the last save. */
-static void save_members(gossip_t *g)
+/* Hands the member changes and our incarnation collected since the last hand-over to the saver
+ * (membersave.c), which writes them off the loop; while it still saves the previous batch they
+ * stay, and what comes meanwhile joins them: one batch out at a time, so the store never holds an
+ * earlier change of a member over a later one. Never waits, but at stop (wait). */
+static void save_members(gossip_t *g, int wait)
 {
-    if (g->nunsaved && store_members_save(g->st, g->unsaved, g->nunsaved) != 0)
-        log_warn("gossip: saving %zu member change(s) failed: %s", g->nunsaved, store_last_error());
-    for (size_t i = 0; i < g->nunsaved; i++)
-        free((void *)g->unsaved[i].member);
-    g->nunsaved = 0;
-    if (g->self_inc) {
-        char inc[24];
-        int n = snprintf(inc, sizeof inc, "%" PRIu64, g->self_inc);
-        store_meta_put(g->st, "incarnation", inc, (size_t)n);
-        g->self_inc = 0;
-    }
+    if ((!g->nunsaved && !g->self_inc) || !membersave_offer(g->saver, g->unsaved, g->nunsaved, g->self_inc, wait))
+        return;
+    g->unsaved = NULL;
+    g->nunsaved = g->capunsaved = g->ncompacted = 0;
+    g->self_inc = 0;
+}
+
+static int by_id_then_order(const void *a, const void *b, void *ctx)
+{
+    const store_member_change_t *ch = ctx;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = memcmp(ch[x].id, ch[y].id, ID_PK_LEN);
+    return c ? c : x < y ? -1 : x > y;
+}
+
+/* Keeps the newest change of each member (in its place; the order between members does not
+ * matter, each is a key of its own). */
+static void unsaved_compact(gossip_t *g)
+{
+    size_t n = g->nunsaved, *ix = malloc(n * sizeof *ix);
+    if (!ix)
+        return;
+    for (size_t i = 0; i < n; i++)
+        ix[i] = i;
+    qsort_r(ix, n, sizeof *ix, by_id_then_order, g->unsaved);
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!memcmp(g->unsaved[ix[i]].id, g->unsaved[ix[i + 1]].id, ID_PK_LEN)) {   /* a newer one follows */
+            free((void *)g->unsaved[ix[i]].member);
+            g->unsaved[ix[i]].len = SIZE_MAX;                                       /* dropped below */
+        }
+    free(ix);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (g->unsaved[i].len != SIZE_MAX)
+            g->unsaved[kept++] = g->unsaved[i];
+    g->nunsaved = g->ncompacted = kept;
 }
 
 /* Queues one change (member NULL: a removal); takes member. */
 static void unsaved_add(gossip_t *g, const uint8_t id[ID_PK_LEN], uint8_t *member, size_t len)
 {
+    if (g->nunsaved >= UNSAVED_MAX)
+        save_members(g, 0);
+    if (g->nunsaved >= UNSAVED_MAX && g->nunsaved > g->ncompacted)
+        unsaved_compact(g);
+    if (g->nunsaved >= UNSAVED_MAX) {   /* as many members changed while the saver was held: a change
+                                           of one of them replaces its last, any other is lost */
+        for (size_t i = 0; i < g->nunsaved; i++)
+            if (!memcmp(g->unsaved[i].id, id, ID_PK_LEN)) {
+                free((void *)g->unsaved[i].member);
+                g->unsaved[i].member = member;
+                g->unsaved[i].len = len;
+                return;
+            }
+        free(member);
+        g->members_unsaved++;
+        return;
+    }
     if (g->nunsaved == g->capunsaved) {
         size_t cap = g->capunsaved ? g->capunsaved * 2 : 64;
         store_member_change_t *p = realloc(g->unsaved, cap * sizeof *p);
         if (!p) {
             free(member);
+            g->members_unsaved++;
             return;
         }
         g->unsaved = p;
@@ -149,8 +202,6 @@ static void unsaved_add(gossip_t *g, const uint8_t id[ID_PK_LEN], uint8_t *membe
     memcpy(c->id, id, ID_PK_LEN);
     c->member = member;
     c->len = len;
-    if (g->nunsaved >= UNSAVED_MAX)
-        save_members(g);
 }
 
 static int handover(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to)
@@ -482,6 +533,8 @@ static void publish_stats(gossip_t *g)
     g->catalog_dropped_pub = g->catalog_dropped;
     g->riders_malformed_pub = g->riders_malformed;
     g->nforks = repl_forks(g->repl, g->forks, REPL_FORKS_MAX);
+    membersave_stats(g->saver, &g->msave_stats);
+    g->members_unsaved_pub = g->members_unsaved;
     pthread_mutex_unlock(&g->smu);
 }
 
@@ -699,7 +752,7 @@ static void *loop(void *arg)
             next_stats = now + 250;
         }
         if (now >= next_save) {
-            save_members(g);
+            save_members(g, 0);
             next_save = now + SAVE_MS;
         }
         uint64_t deadline = swim_next_deadline(g->swim);
@@ -766,7 +819,7 @@ static void *loop(void *arg)
     gossip__job_reap(g, 1);
     /* Graceful leave: tell everyone, give the sockets a moment to flush. */
     swim_leave(g->swim, clock_ms());
-    save_members(g);
+    save_members(g, 1);          /* destroy() waits until the saver has saved it */
     publish_snapshot(g);
     publish_stats(g);
     return NULL;
@@ -872,8 +925,9 @@ static void destroy(gossip_t *g)
         zmq_ctx_term(g->zctx);
     if (g->efd >= 0)
         close(g->efd);
+    membersave_destroy(&g->saver);   /* before the store closes: saves the last batch */
     free(g->snap);
-    for (size_t i = 0; i < g->nunsaved; i++) /* the loop saved them when it ran */
+    for (size_t i = 0; i < g->nunsaved; i++) /* the loop handed them over when it ran */
         free((void *)g->unsaved[i].member);
     free(g->unsaved);
     pthread_mutex_destroy(&g->smu);
@@ -917,6 +971,10 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     g->zctx = zmq_ctx_new();
     if (g->efd < 0 || !g->zctx) {
         snprintf(err, errlen, "gossip: cannot create eventfd or ZeroMQ context: %s", strerror(errno));
+        goto fail;
+    }
+    if (!(g->saver = membersave_new(st))) {   /* first: restoring members may queue changes */
+        snprintf(err, errlen, "gossip: cannot start the member saver");
         goto fail;
     }
     if (o->charter) { /* chartered: the trust store, holding our own certificate first */

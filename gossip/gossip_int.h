@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include "gossip/curvememo.h"
 #include "gossip/gossip.h"
+#include "gossip/membersave.h"
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
 #include "gossip/transport.h"
@@ -87,11 +88,15 @@ struct gossip {
     gossip_member_t *snap;
     size_t nsnap;
     int dirty;
-    /* member changes not yet in LMDB: saved together, at most once a second (SAVE_MS), so a burst
-     * of membership news costs the loop one commit, not one per change */
+    /* member changes not handed to the saver yet: handed over together, at most once a second
+     * (SAVE_MS), and saved off the loop (membersave.c), so a burst of membership news costs one
+     * commit, and the loop never waits for it (loop only) */
+    membersave_t *saver;
     store_member_change_t *unsaved;
     size_t nunsaved, capunsaved;
-    uint64_t self_inc;              /* incarnation to save; 0: saved */
+    size_t ncompacted;              /* nunsaved after the last compaction (none since the hand-over: 0) */
+    uint64_t self_inc;              /* incarnation to save; 0: handed over */
+    uint64_t members_unsaved;       /* changes lost: no memory, or too many members changed while a save was held */
     /* counters read by the metrics exporter */
     swim_stats_t swim_stats;
     repl_stats_t repl_stats;
@@ -99,6 +104,8 @@ struct gossip {
     size_t counts[4];
     int health;
     uint64_t catalog_dropped_pub;
+    membersave_stats_t msave_stats; /* the saver's counters */
+    uint64_t members_unsaved_pub;
     /* anti-entropy rides on probes (loop only): a round is due, waiting for the next probe */
     int ae_due;
     uint64_t fed_new_sync_ms;       /* when a member first in sight last started a federation-log round */

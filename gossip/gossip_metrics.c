@@ -31,11 +31,23 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     memcpy(counts, g->counts, sizeof counts);
     int health = g->health;
     uint64_t catalog_dropped = g->catalog_dropped_pub, riders_malformed = g->riders_malformed_pub;
+    membersave_stats_t ms = g->msave_stats;
+    uint64_t members_unsaved = g->members_unsaved_pub;
     pthread_mutex_unlock(&g->smu);
 
     prom_family(f, "trib_members", "gauge", "Members of the federation by state, as this node sees them.");
     for (int s = 0; s < 4; s++)
         fprintf(f, "trib_members{state=\"%s\"} %zu\n", swim_state_name(s), counts[s]);
+    prom_family(f, "trib_member_saves_total", "counter",
+                "Write transactions of member changes and this node's incarnation, made off the gossip loop.");
+    prom_sample(f, "trib_member_saves_total", "result=\"ok\"", ms.ok);
+    prom_sample(f, "trib_member_saves_total", "result=\"failed\"", ms.failed);
+    prom_family(f, "trib_member_save_longest_seconds", "gauge",
+                "The longest member save, its wait for the store's write lock and its fsync included.");
+    fprintf(f, "trib_member_save_longest_seconds %.3f\n", (double)ms.longest_ms / 1e3);
+    prom_counter(f, "trib_member_changes_unsaved_total",
+                 "Member changes never saved: out of memory, or more members changed than the bound while a save "
+                 "was held (the members are relearnt from peers).", members_unsaved);
     prom_family(f, "trib_gossip_messages_total", "counter", "Peer messages by direction and type.");
     for (int t = 0; t < TRANSPORT_MAX_TYPES; t++) {
         if (ts.msgs_in[t])

@@ -1,0 +1,173 @@
+/* gossip/membersave.c - the member saver: writes the gossip loop's member changes and this node's
+ * incarnation to the store on a thread of its own, so the loop, which answers probes, never waits
+ * for LMDB's write lock (held by a group commit of publishes or a replication batch) or an fsync.
+ *
+ * One batch at a time: the loop offers a batch, the saver takes it only when it has saved the one
+ * before, and saves it in one write transaction (the incarnation in a second one). While it saves,
+ * the loop keeps collecting (gossip.c, unsaved_add) and offers everything collected meanwhile as the
+ * next batch, so a later change of a member always commits after an earlier one.
+ *
+ * Owns: the thread, the batch handed over, the save counters, rate-limited logging of failed saves.
+ * Must not: decide what a batch holds or decode members (gossip.c does), or ever block an offer
+ * without wait. */
+#include "gossip/membersave.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gossip/clock.h"
+#include "gossip/log.h"
+
+#define LOG_GAP_MS 1000          /* one line about failed saves a second at most */
+
+struct membersave {
+    store_t *st;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* under mu */
+    store_member_change_t *ch;   /* the batch handed over */
+    size_t n;
+    uint64_t inc;
+    int full;                    /* a batch is handed over and not saved yet */
+    int stop;
+    membersave_stats_t stats;
+    /* the saver thread only */
+    uint64_t logged_ms, unlogged;
+};
+
+/* A failed save: a line now, or counted into the next one. */
+static void log_failure(membersave_t *s, const char *what)
+{
+    uint64_t now = clock_ms();
+    if (s->logged_ms && now - s->logged_ms < LOG_GAP_MS) {
+        s->unlogged++;
+        return;
+    }
+    log_warn("gossip: saving %s failed: %s (and %" PRIu64 " more failed saves since the last such line)", what,
+             store_last_error(), s->unlogged);
+    s->logged_ms = now ? now : 1;
+    s->unlogged = 0;
+}
+
+/* Not under mu: saves and frees one batch. */
+static void save(membersave_t *s, store_member_change_t *ch, size_t n, uint64_t inc)
+{
+    uint64_t t0 = clock_ms();
+    int ok = 0, failed = 0;
+    if (n) {
+        char what[64];
+        snprintf(what, sizeof what, "%zu member change(s)", n);
+        if (store_members_save(s->st, ch, n) == 0) {
+            ok++;
+        } else {
+            failed++;
+            log_failure(s, what);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free((void *)ch[i].member);
+    free(ch);
+    if (inc) {
+        char v[24];
+        int len = snprintf(v, sizeof v, "%" PRIu64, inc);
+        if (store_meta_put(s->st, "incarnation", v, (size_t)len) == 0) {
+            ok++;
+        } else {
+            failed++;
+            log_failure(s, "this node's incarnation");
+        }
+    }
+    uint64_t took = clock_ms() - t0;
+    pthread_mutex_lock(&s->mu);
+    s->stats.ok += (uint64_t)ok;
+    s->stats.failed += (uint64_t)failed;
+    if (took > s->stats.longest_ms)
+        s->stats.longest_ms = took;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Saves each batch handed over; the last one before it stops too. */
+static void *run(void *arg)
+{
+    membersave_t *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->full && !s->stop)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->full)
+            break;
+        store_member_change_t *ch = s->ch;
+        size_t n = s->n;
+        uint64_t inc = s->inc;
+        pthread_mutex_unlock(&s->mu);
+        save(s, ch, n, inc);
+        pthread_mutex_lock(&s->mu);
+        s->ch = NULL;
+        s->n = 0;
+        s->inc = 0;
+        s->full = 0;
+        pthread_cond_broadcast(&s->cv);   /* an offer with wait */
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+membersave_t *membersave_new(store_t *st)
+{
+    membersave_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->st = st;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->thread, NULL, run, s) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int membersave_offer(membersave_t *s, store_member_change_t *ch, size_t n, uint64_t inc, int wait)
+{
+    pthread_mutex_lock(&s->mu);
+    while (wait && s->full)
+        pthread_cond_wait(&s->cv, &s->mu);
+    int taken = !s->full;
+    if (taken) {
+        s->ch = ch;
+        s->n = n;
+        s->inc = inc;
+        s->full = 1;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return taken;
+}
+
+void membersave_stats(membersave_t *s, membersave_stats_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void membersave_destroy(membersave_t **sp)
+{
+    if (!sp || !*sp)
+        return;
+    membersave_t *s = *sp;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+    *sp = NULL;
+}
