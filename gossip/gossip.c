@@ -121,7 +121,7 @@ static void swim_rider_in(void *ctx, const uint8_t *from, const char *from_addr,
 #define SAVE_MS 1000
 #define UNSAVED_MAX 8192             /* changes collected at most: a longer backlog is handed over at
                                         once, or, while the saver still saves the previous batch,
-                                        kept to the newest change of each member (unsaved_compact) */
+                                        kept to the newest change of each member (membersave_compact) */
 
 /* Hands the member changes and our incarnation collected since the last hand-over to the saver
  * (membersave.c), which writes them off the loop; while it still saves the previous batch they
@@ -136,44 +136,13 @@ static void save_members(gossip_t *g, int wait)
     g->self_inc = 0;
 }
 
-static int by_id_then_order(const void *a, const void *b, void *ctx)
-{
-    const store_member_change_t *ch = ctx;
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = memcmp(ch[x].id, ch[y].id, ID_PK_LEN);
-    return c ? c : x < y ? -1 : x > y;
-}
-
-/* Keeps the newest change of each member (in its place; the order between members does not
- * matter, each is a key of its own). */
-static void unsaved_compact(gossip_t *g)
-{
-    size_t n = g->nunsaved, *ix = malloc(n * sizeof *ix);
-    if (!ix)
-        return;
-    for (size_t i = 0; i < n; i++)
-        ix[i] = i;
-    qsort_r(ix, n, sizeof *ix, by_id_then_order, g->unsaved);
-    for (size_t i = 0; i + 1 < n; i++)
-        if (!memcmp(g->unsaved[ix[i]].id, g->unsaved[ix[i + 1]].id, ID_PK_LEN)) {   /* a newer one follows */
-            free((void *)g->unsaved[ix[i]].member);
-            g->unsaved[ix[i]].len = SIZE_MAX;                                       /* dropped below */
-        }
-    free(ix);
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++)
-        if (g->unsaved[i].len != SIZE_MAX)
-            g->unsaved[kept++] = g->unsaved[i];
-    g->nunsaved = g->ncompacted = kept;
-}
-
 /* Queues one change (member NULL: a removal); takes member. */
 static void unsaved_add(gossip_t *g, const uint8_t id[ID_PK_LEN], uint8_t *member, size_t len)
 {
     if (g->nunsaved >= UNSAVED_MAX)
         save_members(g, 0);
     if (g->nunsaved >= UNSAVED_MAX && g->nunsaved > g->ncompacted)
-        unsaved_compact(g);
+        g->nunsaved = g->ncompacted = membersave_compact(g->unsaved, g->nunsaved);
     if (g->nunsaved >= UNSAVED_MAX) {   /* as many members changed while the saver was held: a change
                                            of one of them replaces its last, any other is lost */
         for (size_t i = 0; i < g->nunsaved; i++)

@@ -7,15 +7,17 @@
  * the loop keeps collecting (gossip.c, unsaved_add) and offers everything collected meanwhile as the
  * next batch, so a later change of a member always commits after an earlier one.
  *
- * Owns: the thread, the batch handed over, the save counters, rate-limited logging of failed saves.
- * Must not: decide what a batch holds or decode members (gossip.c does), or ever block an offer
- * without wait. */
+ * Owns: the thread, the batch handed over, the save counters, rate-limited logging of failed saves,
+ * compacting a backlog to each member's newest change.
+ * Must not: decide when a batch is offered or decode members (gossip.c does), or ever block an
+ * offer without wait. */
 #include "gossip/membersave.h"
 
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gossip/clock.h"
 #include "gossip/log.h"
@@ -113,6 +115,36 @@ static void *run(void *arg)
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+static int by_id_then_order(const void *a, const void *b, void *ctx)
+{
+    const store_member_change_t *ch = ctx;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = memcmp(ch[x].id, ch[y].id, STORE_KEY_LEN);
+    return c ? c : x < y ? -1 : x > y;
+}
+
+size_t membersave_compact(store_member_change_t *ch, size_t n)
+{
+    size_t *ix = n > 1 ? malloc(n * sizeof *ix) : NULL;
+    if (!ix)
+        return n;
+    for (size_t i = 0; i < n; i++)
+        ix[i] = i;
+    qsort_r(ix, n, sizeof *ix, by_id_then_order, ch);
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!memcmp(ch[ix[i]].id, ch[ix[i + 1]].id, STORE_KEY_LEN)) {   /* a newer one follows */
+            free((void *)ch[ix[i]].member);
+            ch[ix[i]].member = NULL;
+            ch[ix[i]].len = SIZE_MAX;                                     /* dropped below */
+        }
+    free(ix);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ch[i].len != SIZE_MAX)
+            ch[kept++] = ch[i];
+    return kept;
 }
 
 membersave_t *membersave_new(store_t *st)

@@ -23,6 +23,11 @@ membersave_t *membersave_new(store_t *st);
  * wait it waits until the saver is free instead (at stop) and always takes the batch. */
 int membersave_offer(membersave_t *s, store_member_change_t *ch, size_t n, uint64_t inc, int wait);
 
+/* Keeps the newest change of each member in ch[0..n), in place (the order between members does
+ * not matter: each is a key of its own), and frees the bytes of those dropped. Returns how many
+ * are kept (n when out of memory: nothing changed). */
+size_t membersave_compact(store_member_change_t *ch, size_t n);
+
 void membersave_stats(membersave_t *s, membersave_stats_t *out);
 
 /* Saves the batch handed over last (waits for it), stops and joins the thread, frees; NULL is fine. */

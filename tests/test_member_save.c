@@ -6,7 +6,9 @@
  * member change to save and cannot save it. Meanwhile X answers probes: neither peer shows X other
  * than alive over several probe rounds of each, and X's /v1/status answers. Once the lock is
  * released the change reaches X's members table; a change made just before X stops reaches it at
- * shutdown. No test hook in the node, no sleep. */
+ * shutdown. No test hook in the node, no sleep.
+ * And the bound on a backlog kept while a save is held: membersave_compact keeps each member's
+ * newest change. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <lmdb.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "gossip/membersave.h"
 #include "proto/tributary.pb-c.h"
 #include "tests/harness.h"
 
@@ -28,6 +31,80 @@
 #define SAVE_MS 1000             /* gossip.c: x hands its changes to the saver this often */
 
 TestSuite(member_save, .fini = h_cleanup_all, .timeout = 180);
+
+/* A change of member `who` (a removal when tag is 0), its bytes saying tag. */
+static store_member_change_t change(uint8_t who, uint8_t tag)
+{
+    store_member_change_t c = {.member = NULL, .len = 0};
+    memset(c.id, 0, sizeof c.id);
+    c.id[0] = who;
+    c.id[31] = (uint8_t)(who * 7);
+    if (tag) {
+        uint8_t *b = malloc(1);
+        cr_assert_not_null(b);
+        b[0] = tag;
+        c.member = b;
+        c.len = 1;
+    }
+    return c;
+}
+
+static void free_changes(store_member_change_t *ch, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((void *)ch[i].member);
+}
+
+Test(member_save, compact_keeps_each_members_newest_change_removals_included)
+{
+    /* a:1, b:1, a:2, c:1, b removed, a:3, c removed, d:1 */
+    store_member_change_t ch[] = {change(1, 1), change(2, 1), change(1, 2), change(3, 1),
+                                  change(2, 0), change(1, 3), change(3, 0), change(4, 1)};
+    size_t n = membersave_compact(ch, sizeof ch / sizeof ch[0]);
+    cr_assert_eq(n, 4);
+    /* the newest of each, in the order they came: b removed, a:3, c removed, d:1 */
+    const uint8_t who[] = {2, 1, 3, 4}, tag[] = {0, 3, 0, 1};
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(ch[i].id[0], who[i], "kept #%zu is member %d", i, ch[i].id[0]);
+        cr_assert_eq(ch[i].member ? ch[i].member[0] : 0, tag[i], "member %d kept the wrong change", who[i]);
+        cr_assert_eq(ch[i].len, tag[i] ? 1u : 0u);
+    }
+    free_changes(ch, n);
+    cr_assert_eq(membersave_compact(ch, 0), 0);
+    store_member_change_t one = change(9, 5);
+    cr_assert_eq(membersave_compact(&one, 1), 1);
+    cr_assert_eq(one.member[0], 5);
+    free_changes(&one, 1);
+}
+
+Test(member_save, compact_of_random_backlogs_matches_the_last_change_of_each_member)
+{
+    srand(7);
+    enum { N = 4000, IDS = 50 };
+    static store_member_change_t ch[N];
+    for (int round = 0; round < 20; round++) {
+        int last[IDS];   /* the tag of each member's newest change; -1 none */
+        for (int i = 0; i < IDS; i++)
+            last[i] = -1;
+        size_t n = 1 + (size_t)rand() % N;
+        int ids = 1 + rand() % IDS;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t who = (uint8_t)(rand() % ids), tag = (uint8_t)(rand() % 4);   /* 0: a removal */
+            ch[i] = change(who, tag);
+            last[who] = tag;
+        }
+        size_t kept = membersave_compact(ch, n), expect = 0;
+        for (int i = 0; i < IDS; i++)
+            expect += last[i] >= 0;
+        cr_assert_eq(kept, expect, "round %d: %zu kept of %zu, %zu members changed", round, kept, n, expect);
+        for (size_t i = 0; i < kept; i++) {
+            uint8_t who = ch[i].id[0];
+            cr_assert_eq(ch[i].member ? ch[i].member[0] : 0, last[who], "round %d: member %d", round, who);
+            last[who] = -2;   /* kept once */
+        }
+        free_changes(ch, kept);
+    }
+}
 
 /* The member of domain in n's view: its state into state ("" when not listed), its node id into id. */
 static void member_of(const h_node_t *n, const char *domain, char state[32], char id[80])
