@@ -888,7 +888,9 @@ static int resume(lread_t *rd, int timeout_ms, Trib__ReadBatch **b)
     }
     if ((*b)->done && (*b)->status) {   /* the owner refused it now (a token revoked ...): the read ends so */
         atomic_fetch_add(&p->resume_failed[RF_REFUSED], 1);
-        return 1;
+        take(rd, *b);            /* the refusal, as after a first batch; the link goes back */
+        *b = NULL;
+        return -1;
     }
     uint8_t k[16];
     fields_hash(*b, k);

@@ -417,6 +417,7 @@ Test(linkresume, the_owners_refusal_of_the_resumed_read_ends_it_with_the_refusal
     cr_assert_eq(o.end, READS_FAILED);
     cr_assert_str_eq(o.kind, "token_revoked", "%s: %s", o.kind, o.err);
     cr_assert_eq(o.records, 10);
+    cr_assert_eq(metric_of("trib_link_pooled"), 1, "the owner ended the stream: its link goes back to the pool");
     cr_assert_eq(metric_of(FAILED("refused")), 1);
     cr_assert_eq(metric_of(RESUMED), 0);
     stop();
