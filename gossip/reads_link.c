@@ -3,8 +3,9 @@
  * Owns: the pool of idle links (per owner id and address, LINKS_IDLE_MAX each, dropped after
  * LINKS_IDLE_MS), dialling (a non-blocking connect within LINKS_CONNECT_MS, then the handshake),
  * the owners whose link failed lately (LINKS_BACKOFF_MS), the readers (one link each, on the
- * caller's thread) and the counters trib_read_routed_total{path} and
- * trib_link_dial_failed_total{reason}.
+ * caller's thread; a link lost mid-read replaced, RESUMES_MAX times at most) and the counters
+ * trib_read_routed_total{path}, trib_link_dial_failed_total{reason},
+ * trib_read_link_resumed_total and trib_read_link_resume_failed_total{reason}.
  * Must not: hold pool.mu during I/O, or accept a batch the peer transport's relay would refuse
  * (the checks are reads_relay.c's). */
 #include <errno.h>
@@ -39,11 +40,18 @@
 #define RETRY_MIN_MS 100           /* an owner's retry-after (an authenticated refusal) taken within these */
 #define RETRY_MAX_MS 60000
 #define BACKOFF_MAX 64
+#define RESUMES_MAX 3              /* a read's link lost mid-read is replaced this often at most */
+#define RESUME_GAP_MS 1000         /* ... and not again within this long */
+#define LOG_EVERY_MS 10000         /* a resumed read is logged at most this often */
 #define LINK_ADDR_MAX (SWIM_MAX_ADDR + 1)   /* a link address as a member claim may carry it */
 
 /* Why a dial failed: link_reason_t's, then ours. */
 enum { D_RESOLVE = LINK_NREASONS, D_CONNECT, D_CONNECT_TIMEOUT, D_BAD_KEY, D_NO_ANSWER, D_BAD_ADDR, D_LOOPBACK,
        D_BUSY, D_PER_PEER, D_COUNT };
+
+/* Why a read whose link was lost mid-read could not go on: trib_read_link_resume_failed_total{reason}. */
+enum { RF_LIMIT, RF_LINK, RF_REFUSED, RF_COUNT };
+static const char *const rf_names[RF_COUNT] = {"limit", "link", "refused"};
 
 typedef struct {
     uint8_t owner[32];
@@ -79,6 +87,17 @@ struct lread {
     int asked;                   /* the request just went: the answer cannot be there yet */
     int refusal;                 /* the owner's LINK_REFUSE reason (0: none), and its retry-after */
     uint32_t retry_ms;
+    /* the request, asked again from next_seq when the link is lost mid-read (resume) */
+    char product[STORE_ID_MAX];
+    char peer_addr[LINK_ADDR_MAX];   /* the owner's peer address (dial: a loopback link address) */
+    uint64_t from, limit;        /* the read's first seq and its limit (0: none) */
+    uint8_t fkey[16];            /* hash of the owner's fields key (batch 1): a resumed read must project alike */
+    int lost;                    /* the link was lost mid-read (lost_why): resume at the next call that may wait */
+    link_reason_t lost_why;
+    int resumes;                 /* links lost mid-read so far */
+    uint64_t resume_at;          /* ms: not resumed again before */
+    size_t token_len;
+    uint8_t token[];             /* the client's token, as forwarded */
 };
 
 struct linkpool {
@@ -93,6 +112,8 @@ struct linkpool {
     uint64_t next_id;
     atomic_uint_fast64_t via_link, via_relay, pooled_used, dial_failed[D_COUNT];
     atomic_uint_fast64_t logged[D_COUNT];   /* clock_ms of the last line of an owner's refusal */
+    atomic_uint_fast64_t resumed, resume_failed[RF_COUNT];
+    atomic_uint_fast64_t resume_logged, resume_unlogged;   /* clock_ms of the last line; reads since */
 };
 
 static const char *dial_reason(int r)
@@ -211,6 +232,18 @@ void linkpool_metrics(linkpool_t *p, FILE *f)
         if (r != LINK_REFUSED && r != LINK_NOMEM && r != LINK_OVERSIZE && r != LINK_DECRYPT && r != LINK_SLOW)
             fprintf(f, "trib_link_dial_failed_total{reason=\"%s\"} %" PRIu64 "\n", dial_reason(r),
                     (uint64_t)atomic_load(&p->dial_failed[r]));
+    fprintf(f,
+            "# HELP trib_read_link_resumed_total Data links lost in the middle of a routed read (the owner cut "
+            "a slow read, restarted, or the connection broke) and replaced: the read went on from its next record "
+            "over a new link.\n# TYPE trib_read_link_resumed_total counter\ntrib_read_link_resumed_total %" PRIu64
+            "\n# HELP trib_read_link_resume_failed_total Routed reads whose data link was lost mid-read and that "
+            "ended instead of going on, by reason: limit (lost more than %d times), link (no new link, or no answer "
+            "on it), refused (the owner refused the read asked again, or its projection changed).\n"
+            "# TYPE trib_read_link_resume_failed_total counter\n",
+            (uint64_t)atomic_load(&p->resumed), RESUMES_MAX);
+    for (int r = 0; r < RF_COUNT; r++)
+        fprintf(f, "trib_read_link_resume_failed_total{reason=\"%s\"} %" PRIu64 "\n", rf_names[r],
+                (uint64_t)atomic_load(&p->resume_failed[r]));
 }
 
 /* An idle link to owner at addr dialled under this node's key now (*gen its generation), or NULL. */
@@ -482,15 +515,16 @@ static void rd_fail(lread_t *rd, int status, const char *kind, const char *fmt, 
     reads__err_set(&rd->e, status, kind, "%s", detail);
 }
 
-static int sending_request(lread_t *rd, const reads_open_t *o, link_reason_t *why)
+/* Sends rd's request as stream rd->id: its records from rd->next_seq, as many as its limit leaves. */
+static int sending_request(lread_t *rd, link_reason_t *why)
 {
     Trib__ReadRequest m = TRIB__READ_REQUEST__INIT;
     m.stream_id = rd->id;
-    m.product_id = (char *)o->product;
-    m.from_seq = o->from ? o->from : 1;
-    m.limit = o->limit;
+    m.product_id = rd->product;
+    m.from_seq = rd->next_seq;
+    m.limit = rd->limit ? rd->limit - (rd->next_seq - rd->from) : 0;   /* resume: none taken at the limit */
     m.credit = 1;
-    m.token = (ProtobufCBinaryData){o->token ? o->token_len : 0, (uint8_t *)o->token};
+    m.token = (ProtobufCBinaryData){rd->token_len, rd->token};
     size_t n = trib__read_request__get_packed_size(&m);
     uint8_t *f = link_frame(rd->l, n + 1, why);
     if (!f)
@@ -592,6 +626,79 @@ static int active_add(lread_t *rd)
     return stopping ? -1 : 0;
 }
 
+/* Takes rd off the active readers (when listed): 1 when the pool is shutting down. */
+static int active_remove(lread_t *rd)
+{
+    linkpool_t *p = rd->p;
+    pthread_mutex_lock(&p->mu);
+    if (rd->prev)
+        rd->prev->next = rd->next;
+    else if (p->active == rd)
+        p->active = rd->next;
+    if (rd->next)
+        rd->next->prev = rd->prev;
+    rd->next = rd->prev = NULL;
+    int stopping = p->shutting_down;
+    pthread_mutex_unlock(&p->mu);
+    return stopping;
+}
+
+enum { ASK_OK, ASK_NO_LINK, ASK_SILENT, ASK_STOPPING };
+
+/* Gets rd a link to its owner, an idle one or else a new one, lists rd among the active readers,
+ * sends its request and waits open_timeout_ms for the first answer (a pooled link may have been
+ * closed by the owner meanwhile: then once more on a new one). ASK_OK: *b, on rd->l. Else rd->l
+ * is closed and rd not listed: ASK_NO_LINK with back_off's reason, derr and (when the owner said
+ * when to come again) *backoff_ms; ASK_SILENT, connected and no answer (the owner is slow, not the
+ * link); ASK_STOPPING, the node shuts down. */
+static int ask(lread_t *rd, Trib__ReadBatch **b, int *reason, uint32_t *backoff_ms, char *derr, size_t dlen)
+{
+    linkpool_t *p = rd->p;
+    rd->refusal = 0;
+    for (int attempt = 0;; attempt++) {
+        int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
+        if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, rd->peer_addr, &rd->gen, reason, derr, dlen)))
+            return ASK_NO_LINK;
+        if (active_add(rd) != 0) {
+            link_close(&rd->l);  /* dialled while the node shut down: no read may start after it */
+            return ASK_STOPPING;
+        }
+        link_reason_t why = LINK_OK;
+        int rc = sending_request(rd, &why) == 0 ? next_batch(rd, (int)p->o.open_timeout_ms, b, &why) : -1;
+        if (rc == 1) {
+            if (pooled)
+                atomic_fetch_add(&p->pooled_used, 1);
+            return ASK_OK;
+        }
+        int stopping = active_remove(rd);
+        link_close(&rd->l);
+        if (stopping)
+            return ASK_STOPPING;
+        if (rc == 0)
+            return ASK_SILENT;
+        if (why == LINK_REFUSED && rd->refusal) {   /* the owner said why, and when to come again */
+            *reason = rd->refusal == LINK_REFUSE_BUSY ? D_BUSY : D_PER_PEER;
+            *backoff_ms = rd->retry_ms < RETRY_MIN_MS ? RETRY_MIN_MS : rd->retry_ms > RETRY_MAX_MS ? RETRY_MAX_MS
+                                                                                                  : rd->retry_ms;
+            snprintf(derr, dlen, "the owner is over its %s", *reason == D_BUSY ? "link limit (--link-max)"
+                                                                               : "limit of links per node");
+            return ASK_NO_LINK;
+        }
+        if (!pooled) {
+            *reason = why == LINK_CLOSED || why == LINK_IO ? D_NO_ANSWER : (int)why;
+            snprintf(derr, dlen, "the link closed before the owner answered (%s)", link_reason_name(why));
+            return ASK_NO_LINK;
+        }
+    }
+}
+
+/* The hash of the projection batch b (a stream's first) names: a resumed read must project alike. */
+static void fields_hash(const Trib__ReadBatch *b, uint8_t out[16])
+{
+    const char *k = b->fields_key ? b->fields_key : "";
+    crypto_generichash(out, 16, (const uint8_t *)k, strlen(k), NULL, 0);
+}
+
 int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lread_t **out, uint64_t *last_seq,
                int *status, char *kind, size_t kindlen, char *err, size_t errlen)
 {
@@ -610,80 +717,41 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     pthread_mutex_unlock(&p->mu);
     if (stopping)
         return 0;                /* the relay answers "shutting_down" */
-    lread_t *rd = calloc(1, sizeof *rd);
+    size_t tlen = o->token ? o->token_len : 0;
+    lread_t *rd = strlen(o->product) < STORE_ID_MAX ? calloc(1, sizeof *rd + tlen) : NULL;
     if (!rd)
         return 0;
     rd->p = p;
     rd->id = id;
     memcpy(rd->owner, o->owner_id, 32);
     snprintf(rd->addr, sizeof rd->addr, "%s", link_addr);
+    snprintf(rd->peer_addr, sizeof rd->peer_addr, "%s", o->owner_addr ? o->owner_addr : "");
     snprintf(rd->desc, sizeof rd->desc, "%s", o->owner_desc ? o->owner_desc : o->owner_addr);
+    snprintf(rd->product, sizeof rd->product, "%s", o->product);
+    rd->from = rd->next_seq = o->from ? o->from : 1;
+    rd->limit = o->limit;
+    rd->token_len = tlen;
+    if (tlen)
+        memcpy(rd->token, o->token, tlen);
     rd->expect_batch = 1;
-    rd->next_seq = o->from ? o->from : 1;
     char derr[300] = "";
     int reason = 0;
     uint32_t backoff_ms = LINKS_BACKOFF_MS;
     Trib__ReadBatch *b = NULL;
-    /* a pooled link may have been closed by the owner meanwhile: then once more on a new one */
-    for (int attempt = 0; attempt < 2 && !b; attempt++) {
-        int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
-        if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, o->owner_addr, &rd->gen, &reason, derr, sizeof derr)))
-            break;
-        if (active_add(rd) != 0) {
-            link_close(&rd->l);  /* dialled while the node shut down: no read may start after it */
-            free(rd);
-            *status = 503;
+    int rc = ask(rd, &b, &reason, &backoff_ms, derr, sizeof derr);
+    if (rc == ASK_STOPPING || rc == ASK_SILENT) {
+        *status = 503;
+        if (rc == ASK_STOPPING) {
             snprintf(kind, kindlen, "shutting_down");
             snprintf(err, errlen, "this node is shutting down");
-            return -1;
-        }
-        link_reason_t why = LINK_OK;
-        int rc = sending_request(rd, o, &why) == 0 ? next_batch(rd, (int)p->o.open_timeout_ms, &b, &why) : -1;
-        if (rc == 1) {
-            if (pooled)
-                atomic_fetch_add(&p->pooled_used, 1);
-            break;
-        }
-        pthread_mutex_lock(&p->mu);
-        if (rd->prev)
-            rd->prev->next = rd->next;
-        else
-            p->active = rd->next;
-        if (rd->next)
-            rd->next->prev = rd->prev;
-        rd->next = rd->prev = NULL;
-        stopping = p->shutting_down;
-        pthread_mutex_unlock(&p->mu);
-        link_close(&rd->l);
-        if (stopping) {
-            free(rd);
-            *status = 503;
-            snprintf(kind, kindlen, "shutting_down");
-            snprintf(err, errlen, "this node is shutting down");
-            return -1;
-        }
-        if (rc == 0) {           /* connected, and no answer: the owner is slow, not the link */
-            *status = 503;
+        } else {                 /* connected, and no answer: the owner is slow, not the link */
             snprintf(kind, kindlen, "owner_unreachable");
             snprintf(err, errlen, "%s did not answer within %u ms", rd->desc, (unsigned)p->o.open_timeout_ms);
-            free(rd);
-            return -1;
         }
-        if (why == LINK_REFUSED && rd->refusal) {   /* the owner said why, and when to come again */
-            reason = rd->refusal == LINK_REFUSE_BUSY ? D_BUSY : D_PER_PEER;
-            backoff_ms = rd->retry_ms < RETRY_MIN_MS ? RETRY_MIN_MS : rd->retry_ms > RETRY_MAX_MS ? RETRY_MAX_MS
-                                                                                                 : rd->retry_ms;
-            snprintf(derr, sizeof derr, "the owner is over its %s", reason == D_BUSY ? "link limit (--link-max)"
-                                                                                    : "limit of links per node");
-            break;
-        }
-        if (!pooled) {
-            reason = why == LINK_CLOSED || why == LINK_IO ? D_NO_ANSWER : (int)why;
-            snprintf(derr, sizeof derr, "the link closed before the owner answered (%s)", link_reason_name(why));
-            break;
-        }
+        free(rd);
+        return -1;
     }
-    if (!b) {
+    if (rc == ASK_NO_LINK) {
         back_off(p, rd->owner, rd->addr, reason, backoff_ms, derr);
         free(rd);
         return 0;
@@ -701,6 +769,7 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     }
     *last_seq = b->last_seq;
     reads__schema_of(&rd->sc, b);
+    fields_hash(b, rd->fkey);
     take(rd, b);
     if (rd->failed) {            /* a first batch the relay would not take either */
         *status = 502;
@@ -710,6 +779,132 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
         return -1;
     }
     *out = rd;
+    return 1;
+}
+
+/* ================================================================== a link lost mid-read */
+
+/* rd's link failed mid-read (why): it is closed, and the read goes on over a new one (resume). */
+static void lose(lread_t *rd, link_reason_t why)
+{
+    active_remove(rd);           /* linkpool_shutdown has no link of rd's to wake meanwhile */
+    link_close(&rd->l);
+    rd->lost = 1;
+    rd->lost_why = why;
+}
+
+/* Ends rd, whose link was lost mid-read and not replaced (why: fmt), with owner_lost naming the
+ * seq the client reads again from; counted by reason. */
+static void resume_fail(lread_t *rd, int reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void resume_fail(lread_t *rd, int reason, const char *fmt, ...)
+{
+    atomic_fetch_add(&rd->p->resume_failed[reason], 1);
+    char why[ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    /* the seq first: the detail is cut at ERR_MAX, and the owner's description may be long */
+    rd_fail(rd, 0, "owner_lost", "read again from seq %" PRIu64 ": the data link to %s was lost %d time%s (the "
+            "last: %s) and %s", rd->next_seq, rd->desc, rd->resumes, rd->resumes == 1 ? "" : "s",
+            link_reason_name(rd->lost_why), why);
+}
+
+/* A read went on over a new link: logged at most once per LOG_EVERY_MS, with how many did since. */
+static void resume_log(lread_t *rd)
+{
+    linkpool_t *p = rd->p;
+    uint64_t now = clock_ms(), last = atomic_load(&p->resume_logged);
+    if ((last && now - last < LOG_EVERY_MS) || !atomic_compare_exchange_strong(&p->resume_logged, &last, now)) {
+        atomic_fetch_add(&p->resume_unlogged, 1);
+        return;
+    }
+    uint64_t more = atomic_exchange(&p->resume_unlogged, 0);
+    char also[80] = "";
+    if (more)
+        snprintf(also, sizeof also, " (and %" PRIu64 " more reads since the last such line)", more);
+    log_info("link: the data link to %s was lost in the middle of a read of %s (%s): the read goes on over a new "
+             "link from seq %" PRIu64 "%s", rd->desc, rd->product, link_reason_name(rd->lost_why), rd->next_seq, also);
+}
+
+/* rd's link was lost mid-read (rd->lost): the read goes on over another, pooled or dialled as
+ * lread_open's (an owner backed off is not dialled), as a new stream (a new id, its batches from 1)
+ * asking for the records from rd->next_seq, as many as the limit leaves, with the same token; at
+ * most RESUMES_MAX times a read, RESUME_GAP_MS apart. As next_batch: 1 with *b, the new stream's
+ * first batch (the caller checks its schema as any batch's); 0 not now (a caller that may not
+ * wait, or within the gap); -1 the read ended (rd->failed, or rd->done). */
+static int resume(lread_t *rd, int timeout_ms, Trib__ReadBatch **b)
+{
+    linkpool_t *p = rd->p;
+    if (timeout_ms == 0)
+        return 0;                /* a dial may take seconds: not on a caller that may not wait */
+    pthread_mutex_lock(&p->mu);
+    int stopping = p->shutting_down;
+    pthread_mutex_unlock(&p->mu);
+    if (stopping) {
+        rd_fail(rd, 0, "shutting_down", "this node is shutting down");
+        return -1;
+    }
+    uint64_t now = clock_ms();
+    if (now < rd->resume_at) {
+        uint64_t w = rd->resume_at - now;
+        poll(NULL, 0, timeout_ms > 0 && w > (uint64_t)timeout_ms ? timeout_ms : (int)w);
+        if (clock_ms() < rd->resume_at)
+            return 0;
+    }
+    rd->lost = 0;
+    if (++rd->resumes > RESUMES_MAX) {
+        resume_fail(rd, RF_LIMIT, "is replaced %d times a read at most", RESUMES_MAX);
+        return -1;
+    }
+    if (rd->limit && rd->next_seq - rd->from >= rd->limit) {
+        rd->done = 1;            /* all taken: only the last batch's "done" was lost */
+        return -1;
+    }
+    rd->resume_at = clock_ms() + RESUME_GAP_MS;
+    if (backed_off(p, rd->owner, rd->addr)) {
+        resume_fail(rd, RF_LINK, "no new one is dialled now (the owner's link failed or was refused lately)");
+        return -1;
+    }
+    pthread_mutex_lock(&p->mu);
+    rd->id = p->next_id++;       /* a new stream: its batches count from 1 */
+    pthread_mutex_unlock(&p->mu);
+    rd->expect_batch = 1;
+    char derr[300] = "";
+    int reason = 0;
+    uint32_t backoff_ms = LINKS_BACKOFF_MS;
+    int rc = ask(rd, b, &reason, &backoff_ms, derr, sizeof derr);
+    if (rc == ASK_STOPPING) {
+        rd_fail(rd, 0, "shutting_down", "this node is shutting down");
+        return -1;
+    }
+    if (rc == ASK_NO_LINK)
+        back_off(p, rd->owner, rd->addr, reason, backoff_ms, derr);
+    if (rc != ASK_OK) {
+        if (rc == ASK_SILENT)
+            snprintf(derr, sizeof derr, "the owner did not answer within %u ms", (unsigned)p->o.open_timeout_ms);
+        resume_fail(rd, RF_LINK, "no new one could be had: %s", derr);
+        return -1;
+    }
+    if ((*b)->done && (*b)->status) {   /* the owner refused it now (a token revoked ...): the read ends so */
+        atomic_fetch_add(&p->resume_failed[RF_REFUSED], 1);
+        take(rd, *b);            /* the refusal, as after a first batch; the link goes back */
+        *b = NULL;
+        return -1;
+    }
+    uint8_t k[16];
+    fields_hash(*b, k);
+    if (memcmp(k, rd->fkey, sizeof k) != 0) {
+        atomic_fetch_add(&p->resume_failed[RF_REFUSED], 1);
+        rd_fail(rd, 0, "grant_changed", "the fields %s lets this token read changed while its data link was "
+                "replaced: read again from seq %" PRIu64, rd->desc, rd->next_seq);
+        batch_free(*b);
+        *b = NULL;
+        return -1;
+    }
+    atomic_fetch_add(&p->resumed, 1);
+    if (rd->resumes == 1)
+        resume_log(rd);
     return 1;
 }
 
@@ -741,9 +936,11 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
             return READS_END;
         Trib__ReadBatch *b = NULL;
         link_reason_t why = LINK_OK;
-        int rc = next_batch(rd, timeout_ms, &b, &why);
+        int rc = rd->lost ? resume(rd, timeout_ms, &b) : next_batch(rd, timeout_ms, &b, &why);
         uint64_t now = clock_ms();
         if (rc == 0) {
+            if (rd->lost)
+                return 0;        /* resumed at a later call (not a stall: no link is waited on) */
             if (!rd->wait_since)
                 rd->wait_since = now;
             if (now - rd->wait_since < rd->p->o.stall_ms)
@@ -753,6 +950,8 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
         }
         rd->wait_since = 0;
         if (rc < 0) {
+            if (rd->failed || rd->done)
+                continue;        /* resume ended the read */
             pthread_mutex_lock(&rd->p->mu);
             int stopping = rd->p->shutting_down;
             pthread_mutex_unlock(&rd->p->mu);
@@ -760,6 +959,8 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
                 rd_fail(rd, 0, "shutting_down", "this node is shutting down");
             else if (why == LINK_GARBAGE)
                 rd_fail(rd, 0, "owner_lost", "%s sent a frame that is not a batch of this read", rd->desc);
+            else if (why == LINK_CLOSED || why == LINK_IO)
+                lose(rd, why);   /* mid-read (the owner cut a slow read, restarted, a reset): resumed */
             else
                 rd_fail(rd, 0, "owner_lost", "the data link to %s failed (%s)", rd->desc, link_reason_name(why));
             continue;
@@ -794,14 +995,7 @@ void lread_close(lread_t **rdp)
         return;
     lread_t *rd = *rdp;
     linkpool_t *p = rd->p;
-    pthread_mutex_lock(&p->mu);
-    if (rd->prev)
-        rd->prev->next = rd->next;
-    else if (p->active == rd)
-        p->active = rd->next;
-    if (rd->next)
-        rd->next->prev = rd->prev;
-    pthread_mutex_unlock(&p->mu);
+    active_remove(rd);
     if (rd->cur)
         batch_free(rd->cur);
     if (rd->l && rd->clean && !rd->schema_end)

@@ -8,6 +8,10 @@
  * (no route, refused, handshake failed) is never the client's error: the read falls back to the
  * peer transport and the owner's link is not tried again for LINKS_BACKOFF_MS, or, when the owner
  * refused it over a limit (LINK_REFUSE, sealed: its own word), for the retry-after it gave.
+ * A link lost mid-read (closed or broken: the owner cut a slow read, restarted, a reset) is not
+ * the client's error either: the read goes on over another link, asking as a new stream for the
+ * records after the last received (3 times a read at most, 1 s apart); the owner's refusal then,
+ * another schema or another projection end it as they would a new read.
  * Must not: call the gossip loop, hold the pool's lock across I/O, or hand a link to two readers. */
 #ifndef TRIB_READS_LINK_H
 #define TRIB_READS_LINK_H
@@ -57,7 +61,8 @@ void linkpool_metrics(linkpool_t *p, FILE *f);
  * -1 the owner refused or failed the read: *status, kind and err as reads_reader_open. */
 int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lread_t **out, uint64_t *last_seq,
                int *status, char *kind, size_t kindlen, char *err, size_t errlen);
-/* As reads_reader_next / _schema / _records / _close. */
+/* As reads_reader_next / _schema / _records / _close. A lost link is replaced only in a call that
+ * may wait (timeout_ms not 0: a dial may take seconds); one that may not returns 0 meanwhile. */
 long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, size_t kindlen, char *err,
                 size_t errlen);
 int lread_schema(const lread_t *rd, int next, uint64_t *at, uint64_t *mseq, char *version, size_t len);

@@ -263,6 +263,47 @@ static void wait_metric(h_node_t *n, const char *series, double want, int ms)
     cr_assert(h_wait(reached, &c, ms), "%s: %s is %g, want >= %g", n->domain, series, h_metric(n->url, series), want);
 }
 
+/* A response's records: 1 when its body is records {"id": first, ...} one after another, each
+ * once, then at most one error line (its kind in kind, its detail in detail; "" without one); *n
+ * the records, *next the id after the last. 0 (why in detail) when it is not. */
+static int records_then(const char *resp, size_t len, long first, long *n, long *next, char *kind, size_t kindlen,
+                        char *detail, size_t detlen)
+{
+    *n = 0;
+    *next = first;
+    kind[0] = detail[0] = '\0';
+    const char *p = strstr(resp, "\r\n\r\n"), *end = resp + len;
+    if (!p || strncmp(resp + 9, "200", 3) != 0) {
+        snprintf(detail, detlen, "no 200 header: %.80s", resp);
+        return 0;
+    }
+    for (p += 4; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            snprintf(detail, detlen, "a line cut short after id %ld", *next - 1);
+            return 0;
+        }
+        if (kind[0]) {
+            snprintf(detail, detlen, "a line after the error line");
+            return 0;
+        }
+        if (!strncmp(p, "{\"error\"", 8)) {
+            json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
+            snprintf(kind, kindlen, "%s", j ? json_string_value(json_object_get(j, "error")) : "?");
+            snprintf(detail, detlen, "%s", j ? json_string_value(json_object_get(j, "detail")) : "?");
+            json_decref(j);
+        } else if (strncmp(p, "{\"id\":", 6) != 0 || strtol(p + 6, NULL, 10) != *next) {
+            snprintf(detail, detlen, "after id %ld: %.60s", *next - 1, p);
+            return 0;
+        } else {
+            ++*n;
+            ++*next;
+        }
+        p = nl + 1;
+    }
+    return 1;
+}
+
 /* ------------------------------------------------------------------ the path */
 
 Test(linkread, a_routed_read_goes_over_the_link_with_the_direct_reads_bytes_and_headers)
@@ -404,15 +445,18 @@ Test(linkread, the_owner_killed_mid_read_ends_the_read_with_owner_lost)
     close(fd);
     body[got] = '\0';
     long took = h_now_ms() - t0;
-    char *last = got > 1 ? body + got - 2 : body;
-    while (last > body && *last != '\n')
-        last--;
-    char tail[320];
-    snprintf(tail, sizeof tail, "%.300s", last);
-    int lost = strstr(last, "owner_lost") != NULL;
+    long n, next;
+    char kind[64], detail[600];
+    int ok = records_then(body, got, 1, &n, &next, kind, sizeof kind, detail, sizeof detail);
     free(body);
     cr_assert(took < 25000, "the read hung after the owner died");
-    cr_assert(lost, "the read did not end with an owner_lost line: ...%s", tail);
+    cr_assert(ok, "%s", detail);
+    cr_assert_str_eq(kind, "owner_lost", "the read did not end with an owner_lost line: '%s' %s", kind, detail);
+    /* its link lost, the relay asked for a new one (the port refuses): the line says where to go on */
+    char again[64];
+    snprintf(again, sizeof again, "read again from seq %ld:", next);
+    cr_assert(strstr(detail, again) && strstr(detail, "lost 1 time "), "%s (after %ld records)", detail, n);
+    cr_assert_eq(metric(&b, "trib_read_link_resume_failed_total{reason=\"link\"}"), 1);
     cr_assert_eq(metric(&b, LINK_READS), 1);
 }
 
@@ -431,7 +475,7 @@ static char *read_rest(int fd, size_t *len)
     return b;
 }
 
-static int paused_get(h_node_t *b)
+static int paused_get_as(h_node_t *b, const char *token)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int rcv = 4096;
@@ -441,14 +485,17 @@ static int paused_get(h_node_t *b)
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     char req[4800];
     int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
-                       RECORDS_PATH, b->token);
+                       RECORDS_PATH, token);
     cr_assert_eq(write(fd, req, (size_t)len), len);
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
 }
 
-Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout_and_loses_it_beyond)
+static int paused_get(h_node_t *b) { return paused_get_as(b, b->token); }
+
+
+Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout)
 {
     h_node_t a, b;
     pair(&a, &b, 0, "--link-send-ms", "8000", NULL, NULL);
@@ -470,21 +517,80 @@ Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout_and_loses_
     cr_assert(whole, "a client paused 1 s lost its read");
     cr_assert_geq(lines, 32000, "%zu lines", lines);
     cr_assert_eq(metric(&a, "trib_link_lost_total"), 0);
-    /* the first read's link is back in the relay's pool before the second read asks: the relay
-     * pools it as the HTTP response is freed, which may be after the client saw the end, and a
-     * new dial's handshake may outlast the relay's bound on a loaded machine; the read then goes
-     * over the peer transport for 10 s, where a paused client is held by credit, never lost */
-    wait_metric(&b, "trib_link_pooled", 1, 10000);
-    /* paused until the owner gave up its send (8 s): the read ends with owner_lost */
-    fd = paused_get(&b);
-    wait_metric(&a, "trib_link_requests_total", 2, 10000);   /* over the link */
-    wait_metric(&a, "trib_link_lost_total", 1, 30000);
-    resp = read_rest(fd, &len);
+    cr_assert_eq(metric(&b, "trib_read_link_resumed_total"), 0, "the link was replaced");
+}
+
+/* Paused beyond --link-send-ms (2 s here) the owner cuts the read's link ("slow"), and the relay,
+ * once its client reads on, asks for the rest over a new link, from the record after the last it
+ * got: the client gets every record once, in order, with no error line. */
+Test(linkread, a_client_paused_beyond_the_send_timeout_gets_its_read_whole_over_a_new_link)
+{
+    h_node_t a, b;
+    pair(&a, &b, 0, "--link-send-ms", "2000", NULL, NULL);
+    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
+        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    int fd = paused_get(&b);
+    wait_metric(&a, "trib_link_requests_total", 1, 10000);   /* over the link */
+    /* paused until the owner gave up its send */
+    wait_metric(&a, "trib_link_refused_total{reason=\"slow\"}", 1, 30000);
+    size_t len;
+    char *resp = read_rest(fd, &len);
     close(fd);
-    int lost = strstr(resp, "owner_lost") != NULL;
+    long n, next;
+    char kind[64], detail[600];
+    int ok = records_then(resp, len, 1, &n, &next, kind, sizeof kind, detail, sizeof detail);
     free(resp);
-    cr_assert(lost, "a read paused beyond --link-send-ms did not end with owner_lost");
-    cr_assert_eq(metric(&b, LINK_READS), 2);
+    cr_assert(ok, "%s", detail);
+    cr_assert_str_eq(kind, "", "the read ended with %s: %s (after %ld records)", kind, detail, n);
+    cr_assert_eq(n, 32000, "%ld records", n);
+    cr_assert_geq(metric(&b, "trib_read_link_resumed_total"), 1, "the read was not resumed");
+    cr_assert_geq(metric(&a, "trib_link_requests_total"), 2, "not asked again over a new link");
+    cr_assert_eq(metric(&b, LINK_READS), 1, "a resume counted as another read");
+    cr_assert_eq(metric(&b, RELAY_READS), 0);
+}
+
+/* A token revoked between the owner's cut and the relay's new request: the owner refuses it, and
+ * the read ends with the refusal after the records it had, never goes on silently. */
+Test(linkread, a_token_revoked_before_the_resume_ends_the_read_with_the_refusal)
+{
+    h_node_t a, b;
+    pair(&a, &b, 0, "--link-send-ms", "2000", NULL, NULL);
+    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
+        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    char path[400], err[256];
+    identity_t bid;
+    snprintf(path, sizeof path, "%s/identity.key", b.dir);
+    cr_assert_eq(identity_load_file(path, &bid, err, sizeof err), 0, "%s", err);
+    int64_t now = fx_now_ms();
+    token_spec_t sp = {.subject = "eve@growth", .kind = TOKEN_KIND_READ, .product = PRODUCT,
+                       .issued_ms = now, .expires_ms = now + 3600000};
+    char *tok = NULL;
+    cr_assert_eq(token_issue(&bid, "growth", &sp, &tok, err, sizeof err), 0, "%s", err);
+    identity_wipe(&bid);
+    int fd = paused_get_as(&b, tok);
+    wait_metric(&a, "trib_link_requests_total", 1, 10000);
+    wait_metric(&a, "trib_link_refused_total{reason=\"slow\"}", 1, 30000);
+    /* cut; revoked at its issuer, and the owner knows it, before the client reads on */
+    char body[4400];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok);
+    long st = 0;
+    json_t *j = h_call("POST", b.url, "/v1/tokens/revoke", b.token, body, &st);
+    json_decref(j);
+    cr_assert_eq(st, 200, "revoke: %ld", st);
+    cr_assert(h_wait_status(a.url, RECORDS_PATH "?limit=1", tok, 401, 20000), "the owner did not learn the revocation");
+    size_t len;
+    char *resp = read_rest(fd, &len);
+    close(fd);
+    free(tok);
+    long n, next;
+    char kind[64], detail[600];
+    int ok = records_then(resp, len, 1, &n, &next, kind, sizeof kind, detail, sizeof detail);
+    free(resp);
+    cr_assert(ok, "%s", detail);
+    cr_assert_str_eq(kind, "token_revoked", "the read ended with '%s': %s (after %ld records)", kind, detail, n);
+    cr_assert_lt(n, 32000, "the revoked read was served whole");
+    cr_assert_eq(metric(&b, "trib_read_link_resume_failed_total{reason=\"refused\"}"), 1);
+    cr_assert_eq(metric(&b, "trib_read_link_resumed_total"), 0);
 }
 
 /* A client that goes away mid-read leaves the relay's link half-read: the relay closes it (the
