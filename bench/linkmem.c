@@ -339,8 +339,8 @@ int main(int argc, char **argv)
         double secs, via0 = metric(1, "trib_read_routed_total{path=\"link\"}");
         int ok = read_round(&peak, &secs);
         double via = metric(1, "trib_read_routed_total{path=\"link\"}") - via0;
-        printf("  round %d: %d of %d reads whole in %.1f s, %.0f over a data link; A served %.0f links at once "
-               "after\n", r, ok, readers, secs, via, metric(0, "trib_link_open"));
+        printf("  round %d: %d of %d reads whole in %.1f s, %.0f over a data link; A still serves %.0f links (B pools "
+               "them)\n", r, ok, readers, secs, via, metric(0, "trib_link_open"));
         mem_row("peak, during the reads", peak);
         bench_sleep_ms(3000);
         after = mem_now();
