@@ -46,6 +46,8 @@ report() {
   bench "data" "$BUILD/bench/data" "$BUILD/trib" "$BUILD/bench"
   # issue 9 item 7 groundwork: the data link (Noise IK + ChaChaPoly frames) beside plain TCP on loopback (LINK_MB, LINK_ROUNDS)
   bench "data link" "$BUILD/bench/link" ${LINK_MB:-100} ${LINK_ROUNDS:-3}
+  # issue 9 item 1: an owner that served 60 data links at once gives the memory back once they idle (RssAnon)
+  bench "link memory" "$BUILD/bench/linkmem" "$BUILD/trib"
   bench "publish" "$BUILD/bench/publish" "$BUILD/trib"
   # issue 12: publish with a compatibility check against 20 earlier versions beside one with none; COMBINED:
   # with the 50-rule policy set too, in the same run (target <= 1.5x); the change log fill at open

@@ -1,0 +1,370 @@
+/* bench/linkmem.c - does an owner that served many data links give the memory back? Two real
+ * `trib agent`s on loopback (A owns the product, B relays); LINKMEM_READERS (60) concurrent routed
+ * reads through B of a product of LINKMEM_MB (20) MB in ~1 KiB records, so that A serves one link
+ * per reader, each building full 1 MiB batches (LINK_BATCH_BYTES) on its own thread.
+ *
+ * Usage: linkmem TRIB_BINARY     (env LINKMEM_READERS, LINKMEM_MB, LINKMEM_ROUNDS (2), LINKMEM_DEBUG=1
+ *        echoes the agents' logs, LINKMEM_PAUSE=S keeps them S seconds at the end to be looked at)
+ *
+ * Owns: the two agents, the reads (curl multi, one thread, bodies counted not kept), and the
+ * report: RssAnon and VmRSS of A and B from /proc/PID/status at idle before the first read, the
+ * most seen during the reads (sampled every 20 ms), after the reads once their links are idle
+ * (3 s; the relay's pool keeps 8 and closes the rest at once, so A's threads for those end), and
+ * after every link has closed (A's trib_link_open is 0: the owner closes an idle link after 30 s).
+ * Each round repeats the reads on the same agents (memory that is held but reused does not grow
+ * from round to round). Target (issue 9 item 1, RSS = RssAnon): A's RssAnon once its links closed
+ * within 16 MiB of its idle figure, printed PASS/MISS; never asserted.
+ * Must not: leave a process or a temp dir behind (atexit + signals). */
+#include <curl/curl.h>
+#include <poll.h>
+#include <pthread.h>
+#include "bench/bench.h"
+
+#define MAX_READERS 200
+#define RECORD 1000          /* bytes per record */
+#define SAMPLE_MS 20
+#define TARGET_KIB (16 * 1024)
+
+static const char *trib_bin, *tmp;
+static int base_port, lock_fd, readers = 60, rounds = 2;
+static size_t mb = 20;
+static bench_proc_t procs[2];
+
+/* ------------------------------------------------------------------ agents */
+
+static pthread_t drain_thread;
+static volatile int drain_stop;
+
+static void drain_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t)
+{
+    (void)ctx, (void)t;
+    if (getenv("LINKMEM_DEBUG"))
+        fprintf(stderr, "[%s] %s\n", p->tag ? "B" : "A", line);
+}
+
+static void *drain_main(void *arg)
+{
+    (void)arg;
+    while (!drain_stop) {
+        struct pollfd pf[2];
+        int n = 0;
+        for (int i = 0; i < 2; i++)
+            if (procs[i].fd >= 0)
+                pf[n++] = (struct pollfd){.fd = procs[i].fd, .events = POLLIN};
+        poll(pf, (nfds_t)n, 100);
+        for (int i = 0; i < 2; i++)
+            bench_proc_read(&procs[i], drain_line, NULL, 0);
+    }
+    return NULL;
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} body_t;
+
+static size_t keep_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+    body_t *b = ud;
+    size_t n = sz * nm;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *nb = realloc(b->buf, cap);
+        if (!nb)
+            return 0;
+        b->buf = nb, b->cap = cap;
+    }
+    memcpy(b->buf + b->len, p, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+    return n;
+}
+
+static size_t count_cb(char *p, size_t sz, size_t nm, void *ud)
+{
+    (void)p;
+    *(size_t *)ud += sz * nm;
+    return sz * nm;
+}
+
+static const char *owner_tok(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/owner", tmp);
+    return bench_token(dir);
+}
+
+static char *url_of(char *out, size_t cap, int node, const char *path)
+{
+    snprintf(out, cap, "http://127.0.0.1:%d%s", base_port + 50 + node, path);
+    return out;
+}
+
+/* One request; the HTTP status (0: transport error); the body in out when given. */
+static long http(CURL *h, const char *method, const char *url, const char *body, size_t len, body_t *out)
+{
+    body_t dummy = {0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    BENCH_BEARER(h, owner_tok());
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out ? out : &dummy);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+    long status = 0;
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    free(dummy.buf);
+    return status;
+}
+
+/* A metric of node's /metrics (the first line starting with name and a space), or -1. */
+static double metric(int node, const char *name)
+{
+    CURL *h = curl_easy_init();
+    char url[128];
+    body_t b = {0};
+    double v = -1;
+    if (http(h, "GET", url_of(url, sizeof url, node, "/metrics"), NULL, 0, &b) == 200 && b.buf) {
+        size_t nl = strlen(name);
+        for (char *p = b.buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+            if (!strncmp(p, name, nl) && p[nl] == ' ') {
+                v = strtod(p + nl + 1, NULL);
+                break;
+            }
+    }
+    free(b.buf);
+    curl_easy_cleanup(h);
+    return v;
+}
+
+static void start_agents(void)
+{
+    char data[2][300], peer[2][32], httpa[2][32], seed[32];
+    const char *dom[2] = {"owner", "relay"};
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", base_port);
+    for (int i = 0; i < 2; i++) {
+        snprintf(data[i], sizeof data[i], "%s/%s", tmp, dom[i]);
+        snprintf(peer[i], sizeof peer[i], "127.0.0.1:%d", base_port + i);
+        snprintf(httpa[i], sizeof httpa[i], "127.0.0.1:%d", base_port + 50 + i);
+        char *argv[] = {(char *)trib_bin, "agent", "--data", data[i], "--domain", (char *)dom[i],
+                        "--listen", peer[i], "--http", httpa[i], i ? "--seed" : NULL, seed, NULL};
+        if (bench_spawn(&procs[i], argv, i) < 0)
+            bench_die("cannot start trib agent: %s", strerror(errno));
+    }
+    pthread_create(&drain_thread, NULL, drain_main, NULL);
+    CURL *h = curl_easy_init();
+    char url[128];
+    uint64_t end = bench_now_ns() + 30000000000u;
+    for (;;) {
+        bench_check_interrupt();
+        body_t b = {0};
+        long st = http(h, "GET", url_of(url, sizeof url, 1, "/v1/members"), NULL, 0, &b);
+        int ok = st == 200 && b.buf && strstr(b.buf, "\"domain\":\"owner\"") && strstr(b.buf, "alive");
+        free(b.buf);
+        if (ok)
+            break;
+        if (bench_now_ns() > end)
+            bench_die("agents did not form a federation within 30 s (ports %d..)", base_port);
+        bench_sleep_ms(20);
+    }
+    char m[2048];
+    snprintf(m, sizeof m,
+             "{\"name\":\"big\",\"domain\":\"owner\",\"version\":\"1.0.0\",\"status\":\"active\","
+             "\"title\":\"linkmem\",\"description\":\"link memory benchmark product\","
+             "\"owners\":{\"business\":\"bench@example.com\",\"technical\":\"bench@example.com\"},"
+             "\"schema\":" BENCH_SCHEMA "}");
+    long st = http(h, "PUT", url_of(url, sizeof url, 0, "/v1/products/owner/big"), m, strlen(m), NULL);
+    if (st != 201 && st != 200)
+        bench_die("publishing owner/big answered HTTP %ld", st);
+    /* the records, in batches of 5,000 (untimed) */
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
+    hdr = curl_slist_append(hdr, "Expect:");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    size_t want = mb * 1000000 / (RECORD + 1), per = 5000;
+    for (size_t have = 0; have < want;) {
+        bench_check_interrupt();
+        size_t n = want - have < per ? want - have : per;
+        char *text = bench_batch(RECORD, (unsigned long)have + 1, n);
+        if (!text)
+            bench_die("out of memory");
+        st = http(h, "POST", url_of(url, sizeof url, 0, "/v1/products/owner/big/records"), text, n * (RECORD + 1),
+                  NULL);
+        free(text);
+        if (st != 201)
+            bench_die("appending records: HTTP %ld", st);
+        have += n;
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdr);
+    end = bench_now_ns() + 30000000000u;
+    for (;;) {   /* B must know the product before it routes reads of it */
+        bench_check_interrupt();
+        if (http(h, "GET", url_of(url, sizeof url, 1, "/v1/products/owner/big"), NULL, 0, NULL) == 200)
+            break;
+        if (bench_now_ns() > end)
+            bench_die("B did not receive A's catalog within 30 s");
+        bench_sleep_ms(20);
+    }
+    curl_easy_cleanup(h);
+}
+
+/* ------------------------------------------------------------------ memory */
+
+typedef struct {
+    long anon[2], rss[2];    /* KiB, A and B */
+} mem_t;
+
+static mem_t mem_now(void)
+{
+    mem_t m;
+    for (int j = 0; j < 2; j++) {
+        m.anon[j] = bench_proc_kb(procs[j].pid, "status", "RssAnon");
+        m.rss[j] = bench_rss_kb(procs[j].pid);
+    }
+    return m;
+}
+
+static void mem_max(mem_t *into, mem_t m)
+{
+    for (int j = 0; j < 2; j++) {
+        into->anon[j] = m.anon[j] > into->anon[j] ? m.anon[j] : into->anon[j];
+        into->rss[j] = m.rss[j] > into->rss[j] ? m.rss[j] : into->rss[j];
+    }
+}
+
+static void mem_row(const char *what, mem_t m)
+{
+    printf("  %-34s A RssAnon %7.1f MiB (VmRSS %6.1f)   B RssAnon %7.1f MiB (VmRSS %6.1f)\n", what,
+           m.anon[0] / 1024.0, m.rss[0] / 1024.0, m.anon[1] / 1024.0, m.rss[1] / 1024.0);
+}
+
+/* ------------------------------------------------------------------ reads */
+
+/* readers concurrent GETs of the whole product through B; the most memory seen meanwhile into
+ * peak. Returns the reads that ended 200 with every byte. */
+static int read_round(mem_t *peak, double *secs)
+{
+    static CURL *h[MAX_READERS];
+    static size_t got[MAX_READERS];
+    char url[128];
+    url_of(url, sizeof url, 1, "/v1/products/owner/big/records");
+    CURLM *m = curl_multi_init();
+    for (int i = 0; i < readers; i++) {
+        h[i] = curl_easy_init();
+        got[i] = 0;
+        curl_easy_setopt(h[i], CURLOPT_URL, url);
+        BENCH_BEARER(h[i], owner_tok());
+        curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, count_cb);
+        curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &got[i]);
+        curl_easy_setopt(h[i], CURLOPT_TIMEOUT, 600L);
+        curl_multi_add_handle(m, h[i]);
+    }
+    uint64_t t0 = bench_now_ns(), next = 0;
+    int running = 1, ok = 0;
+    size_t want = mb * 1000000 / (RECORD + 1) * (RECORD + 1);
+    while (running) {
+        bench_check_interrupt();
+        curl_multi_perform(m, &running);
+        if (bench_now_ns() >= next) {
+            mem_max(peak, mem_now());
+            next = bench_now_ns() + SAMPLE_MS * 1000000u;
+        }
+        if (running)
+            curl_multi_poll(m, NULL, 0, SAMPLE_MS, NULL);
+    }
+    *secs = (double)(bench_now_ns() - t0) / 1e9;
+    for (CURLMsg *msg; (msg = curl_multi_info_read(m, &running));) {
+        long st = 0;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &st);
+        for (int i = 0; i < readers; i++)
+            if (h[i] == msg->easy_handle && msg->data.result == CURLE_OK && st == 200 && got[i] == want)
+                ok++;
+    }
+    for (int i = 0; i < readers; i++) {
+        curl_multi_remove_handle(m, h[i]);
+        curl_easy_cleanup(h[i]);
+    }
+    curl_multi_cleanup(m);
+    return ok;
+}
+
+/* Waits (up to ms) until A serves no link; its open links then. */
+static double wait_links_closed(int ms)
+{
+    uint64_t end = bench_now_ns() + (uint64_t)ms * 1000000u;
+    double open;
+    while ((open = metric(0, "trib_link_open")) != 0 && bench_now_ns() < end) {
+        bench_check_interrupt();
+        bench_sleep_ms(500);
+    }
+    return open;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: linkmem TRIB_BINARY\n");
+        return 2;
+    }
+    trib_bin = argv[1];
+    const char *e;
+    if ((e = getenv("LINKMEM_READERS")) && atoi(e) >= 1 && atoi(e) <= MAX_READERS)
+        readers = atoi(e);
+    if ((e = getenv("LINKMEM_MB")) && atol(e) >= 1)
+        mb = (size_t)atol(e);
+    if ((e = getenv("LINKMEM_ROUNDS")) && atoi(e) >= 1)
+        rounds = atoi(e);
+    tmp = bench_init("tribbench-linkmem");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    base_port = bench_reserve_ports(&lock_fd);
+    if (base_port < 0)
+        bench_die("no free block of 100 loopback ports in 20000..31999");
+    start_agents();
+    bench_sleep_ms(2000);   /* the top-up's commits settle */
+    printf("\n== Owner memory after many data links: A owns a %zu MB product, B relays %d concurrent reads of it ==\n",
+           mb, readers);
+    mem_t idle = mem_now(), after = idle, closed = idle;
+    mem_row("idle, before any read", idle);
+    for (int r = 1; r <= rounds; r++) {
+        mem_t peak = idle;
+        double secs, via0 = metric(1, "trib_read_routed_total{path=\"link\"}");
+        int ok = read_round(&peak, &secs);
+        double via = metric(1, "trib_read_routed_total{path=\"link\"}") - via0;
+        printf("  round %d: %d of %d reads whole in %.1f s, %.0f over a data link; A still serves %.0f links (B pools "
+               "them)\n", r, ok, readers, secs, via, metric(0, "trib_link_open"));
+        mem_row("peak, during the reads", peak);
+        bench_sleep_ms(3000);
+        after = mem_now();
+        printf("  (A: %.0f links open, their idle buffers %.0f bytes; B pools %.0f)\n", metric(0, "trib_link_open"),
+               metric(0, "trib_link_idle_buffer_bytes"), metric(1, "trib_link_pooled"));
+        mem_row("3 s after, links idle", after);
+        double open = wait_links_closed(45000);
+        bench_sleep_ms(1000);
+        closed = mem_now();
+        mem_row(open == 0 ? "every link closed" : "45 s after (links still open!)", closed);
+    }
+    long d = closed.anon[0] - idle.anon[0];
+    printf("  A's RssAnon once its links closed: %+.1f MiB over idle   target <= +%d MiB  %s\n", d / 1024.0,
+           TARGET_KIB / 1024, d <= TARGET_KIB ? "PASS" : "MISS");
+    printf("  (3 s after the last round, 8 links still idle: %+.1f MiB over idle)\n",
+           (after.anon[0] - idle.anon[0]) / 1024.0);
+    if ((e = getenv("LINKMEM_PAUSE")) && atoi(e) > 0) {   /* time to look at /proc/PID/smaps */
+        fprintf(stderr, "linkmem: pausing %d s: owner A is pid %d, relay B pid %d\n", atoi(e), (int)procs[0].pid,
+                (int)procs[1].pid);
+        bench_sleep_ms(atoi(e) * 1000L);
+    }
+    drain_stop = 1;
+    pthread_join(drain_thread, NULL);
+    bench_stop_all(procs, 2, SIGTERM, 3000);
+    curl_global_cleanup();
+    return 0;
+}
