@@ -6,9 +6,9 @@
  *        DATA_BATCH, DATA_STREAM, DATA_READ, DATA_READ_ROUNDS (5), DATA_THREADS, DATA_DEBUG; DATA_ONLY=read skips
  *        the 1 KiB ingest and the stream)
  *
- * Owns: a 2-node federation (A owns domain "owner", B "relay" seeded with A), a child process at
- * the far end of one raw data link, the workloads and their timing with CLOCK_MONOTONIC in this
- * one process, and the report on stdout.
+ * Owns: the products of a 2-node federation (bench/pair.h: A owns domain "owner", B "relay" seeded
+ * with A), a child process at the far end of one raw data link, the workloads and their timing
+ * with CLOCK_MONOTONIC in this one process, and the report on stdout.
  * Methods (also in README.md):
  *  - ingest: POST of DATA_BATCH records per request (NDJSON, schema-validated by the agent,
  *    committed durably), sequential on one keep-alive connection; records/s = records / summed
@@ -52,6 +52,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "bench/bench.h"
+#include "bench/pair.h"
 #include "gossip/catalog.h"
 #include "gossip/identity.h"
 #include "gossip/link.h"
@@ -63,114 +64,8 @@ static const char *trib_bin, *bench_dir, *tmp;
 static size_t nbatches = 20, batch = 10000, nstream = 10000, nread = 1000000;
 static int only_read, threads;
 static int base_port, lock_fd;
-static bench_proc_t procs[2];
-
-/* ------------------------------------------------------------------ agents' log pipes */
-
-static pthread_t drain_thread;
-static volatile int drain_stop;
-
-static void drain_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t)
-{
-    (void)ctx, (void)t;
-    if (getenv("DATA_DEBUG"))
-        fprintf(stderr, "[%s] %s\n", p->tag ? "B" : "A", line);
-}
-
-static void *drain_main(void *arg)
-{
-    (void)arg;
-    while (!drain_stop) {
-        struct pollfd pf[2];
-        int n = 0;
-        for (int i = 0; i < 2; i++)
-            if (procs[i].fd >= 0)
-                pf[n++] = (struct pollfd){.fd = procs[i].fd, .events = POLLIN};
-        poll(pf, (nfds_t)n, 100);
-        for (int i = 0; i < 2; i++)
-            bench_proc_read(&procs[i], drain_line, NULL, 0);
-    }
-    return NULL;
-}
 
 /* ------------------------------------------------------------------ HTTP */
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    size_t lines;          /* '\n' seen */
-    int keep;              /* store the body, not just count it */
-    uint64_t first_ns;     /* bench_now_ns() when the first body byte came (0: none yet) */
-} body_t;
-
-static size_t body_cb(char *p, size_t sz, size_t nm, void *ud)
-{
-    body_t *b = ud;
-    size_t n = sz * nm;
-    if (!b->first_ns && n)
-        b->first_ns = bench_now_ns();
-    for (const char *q = p, *end = p + n; (q = memchr(q, '\n', (size_t)(end - q))); q++)
-        b->lines++;
-    if (b->keep) {
-        if (b->len + n + 1 > b->cap) {
-            size_t cap = b->cap ? b->cap * 2 : 4096;
-            while (cap < b->len + n + 1)
-                cap *= 2;
-            char *nb = realloc(b->buf, cap);
-            if (!nb)
-                return 0;
-            b->buf = nb, b->cap = cap;
-        }
-        memcpy(b->buf + b->len, p, n);
-        b->len += n;
-        b->buf[b->len] = '\0';
-    } else {
-        b->len += n;
-    }
-    return n;
-}
-
-/* The owner's admin token: writes need it, and it reads the owner's internal products through
- * either node (issue 11). */
-static const char *owner_tok(void)
-{
-    char dir[400];
-    snprintf(dir, sizeof dir, "%s/owner", tmp);
-    return bench_token(dir);
-}
-
-static char *url_of(char *out, size_t cap, int node, const char *path)
-{
-    snprintf(out, cap, "http://127.0.0.1:%d%s", base_port + 50 + node, path);
-    return out;
-}
-
-/* One request on handle h (reused: keep-alive). Returns the HTTP status, 0 on transport error. */
-static long http(CURL *h, const char *method, const char *url, const char *body, size_t len, body_t *out)
-{
-    body_t dummy = {0};
-    if (!out)
-        out = &dummy;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    BENCH_BEARER(h, owner_tok());
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    }
-    long status = 0;
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    free(dummy.buf);
-    return status;
-}
 
 /* Makes h ask B to send it to the owner (Prefer: redirect=owner, node/redirect.c) and follow
  * that one redirect with its token, as `trib get` does; connections are kept per host (B for the
@@ -207,63 +102,20 @@ static const char *manifest_json(char *out, size_t cap, const char *name)
 
 static void start_agents(void)
 {
-    char data[2][300], peer[2][32], httpa[2][32], seed[32];
-    const char *dom[2] = {"owner", "relay"};
-    snprintf(seed, sizeof seed, "127.0.0.1:%d", base_port);
-    for (int i = 0; i < 2; i++) {
-        snprintf(data[i], sizeof data[i], "%s/%s", tmp, dom[i]);
-        snprintf(peer[i], sizeof peer[i], "127.0.0.1:%d", base_port + i);
-        snprintf(httpa[i], sizeof httpa[i], "127.0.0.1:%d", base_port + 50 + i);
-        char *argv[] = {(char *)trib_bin, "agent", "--data", data[i], "--domain", (char *)dom[i],
-                        "--listen", peer[i], "--http", httpa[i], i ? "--seed" : NULL, seed, NULL};
-        if (bench_spawn(&procs[i], argv, i) < 0)
-            bench_die("cannot start trib agent: %s", strerror(errno));
-    }
-    pthread_create(&drain_thread, NULL, drain_main, NULL);
-    /* wait until B lists A alive and A's catalog is served */
+    pair_start(trib_bin, tmp, base_port, "DATA_DEBUG");
     CURL *h = curl_easy_init();
-    BENCH_BEARER(h, owner_tok());
     char url[128];
-    uint64_t end = bench_now_ns() + 30000000000u;
-    for (;;) {
-        bench_check_interrupt();
-        body_t b = {.keep = 1};
-        long st = http(h, "GET", url_of(url, sizeof url, 1, "/v1/members"), NULL, 0, &b);
-        int ok = st == 200 && b.buf && strstr(b.buf, "\"domain\":\"owner\"") && strstr(b.buf, "alive");
-        free(b.buf);
-        if (ok)
-            break;
-        if (bench_now_ns() > end)
-            bench_die("agents did not form a federation within 30 s (ports %d..)", base_port);
-        bench_sleep_ms(20);
-    }
     const char *names[] = {"rec100", "rec1k", "live"};
     for (int i = 0; i < 3; i++) {
         char m[2048], path[96];
         manifest_json(m, sizeof m, names[i]);
         snprintf(path, sizeof path, "/v1/products/owner/%s", names[i]);
-        long st = http(h, "PUT", url_of(url, sizeof url, 0, path), m, strlen(m), NULL);
+        long st = pair_http(h, "PUT", pair_url(url, sizeof url, 0, path), m, strlen(m), NULL);
         if (st != 201 && st != 200)
             bench_die("publishing owner/%s answered HTTP %ld", names[i], st);
     }
-    /* B must know the products before routed reads can be asked of it */
-    end = bench_now_ns() + 30000000000u;
-    for (;;) {
-        bench_check_interrupt();
-        if (http(h, "GET", url_of(url, sizeof url, 1, "/v1/products/owner/live"), NULL, 0, NULL) == 200)
-            break;
-        if (bench_now_ns() > end)
-            bench_die("B did not receive A's catalog within 30 s");
-        bench_sleep_ms(20);
-    }
+    pair_wait_relay_knows(h, "/v1/products/owner/live");
     curl_easy_cleanup(h);
-}
-
-static void stop_agents(void)
-{
-    drain_stop = 1;
-    pthread_join(drain_thread, NULL);
-    bench_stop_all(procs, 2, SIGTERM, 3000);
 }
 
 /* ------------------------------------------------------------------ ingest */
@@ -355,9 +207,9 @@ static ingest_t ingest(size_t size, const char *product)
 
     CURL *h = curl_easy_init();
 
-    BENCH_BEARER(h, owner_tok());
+    BENCH_BEARER(h, pair_owner_tok());
     snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
-    url_of(url, sizeof url, 0, path);
+    pair_url(url, sizeof url, 0, path);
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
     hdr = curl_slist_append(hdr, "Expect:");     /* no 100-continue round trip */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
@@ -372,9 +224,9 @@ static ingest_t ingest(size_t size, const char *product)
         char *text = bench_batch(size, (unsigned long)(b * batch + 1), batch);
         if (!text || !recs || !th || !tr || !tf)
             bench_die("out of memory");
-        body_t resp = {.keep = 1};
+        pair_body_t resp = {.keep = 1};
         uint64_t t0 = bench_now_ns();
-        long code = http(h, "POST", url, text, batch * (size + 1), &resp);
+        long code = pair_http(h, "POST", url, text, batch * (size + 1), &resp);
         uint64_t t1 = bench_now_ns();
         if (code != 201)
             bench_die("POST %s: HTTP %ld %s", url, code, resp.buf ? resp.buf : "");
@@ -513,7 +365,7 @@ static void *rss_main(void *arg)
     (void)arg;
     while (!rss_stop) {
         for (int j = 0; j < 2 && rss_on; j++) {
-            long a = bench_proc_kb(procs[j].pid, "status", "RssAnon"), v = bench_rss_kb(procs[j].pid);
+            long a = bench_proc_kb(pair_procs[j].pid, "status", "RssAnon"), v = bench_rss_kb(pair_procs[j].pid);
             rss_max[j][0] = a > rss_max[j][0] ? a : rss_max[j][0];
             rss_max[j][1] = v > rss_max[j][1] ? v : rss_max[j][1];
         }
@@ -755,8 +607,8 @@ static void read_rates(const char *product, read_t out[RD_KINDS])
     for (int k = 0; k < RD_KINDS; k++) {
         if (k == RD_LINK)
             continue;
-        BENCH_BEARER(h[k], owner_tok());
-        url_of(url[k], sizeof url[k], k == RD_DIRECT ? 0 : 1, path);
+        BENCH_BEARER(h[k], pair_owner_tok());
+        pair_url(url[k], sizeof url[k], k == RD_DIRECT ? 0 : 1, path);
     }
     for (int i = 0; i < read_rounds; i++)
         for (int k = 0; k < RD_KINDS; k++) {
@@ -777,28 +629,28 @@ static void read_rates(const char *product, read_t out[RD_KINDS])
                 n[2]++;
                 continue;
             }
-            double c0[2] = {cpu_s(procs[0].pid), cpu_s(procs[1].pid)};
-            body_t b = {0};
+            double c0[2] = {cpu_s(pair_procs[0].pid), cpu_s(pair_procs[1].pid)};
+            pair_body_t b = {0};
             if (threads && k < 2)
                 for (int j = 0; j < 3; j++)
-                    thr_add(&thr[k][j], j < 2 ? procs[j].pid : 0, -1);
+                    thr_add(&thr[k][j], j < 2 ? pair_procs[j].pid : 0, -1);
             double cc = thread_cpu_s();
             rss_on = k == RD_ROUTED;
             uint64_t t0 = bench_now_ns();
-            out[k].status = http(h[k], "GET", url[k], NULL, 0, &b);
+            out[k].status = pair_http(h[k], "GET", url[k], NULL, 0, &b);
             uint64_t dt = bench_now_ns() - t0;
             rss_on = 0;
             cc = thread_cpu_s() - cc;
             if (threads && k < 2)
                 for (int j = 0; j < 3; j++)
-                    thr_add(&thr[k][j], j < 2 ? procs[j].pid : 0, 1);
+                    thr_add(&thr[k][j], j < 2 ? pair_procs[j].pid : 0, 1);
             out[k].count = b.lines;
             if (k == RD_REDIRECTED && out[k].status == 200 && !was_redirected(h[k]))
                 out[k].status = -1;   /* B relayed it: not what this row measures */
             if (out[k].status != 200)
                 continue;
             for (int j = 0; j < 2; j++)
-                out[k].cpu[j] += cpu_s(procs[j].pid) - c0[j];
+                out[k].cpu[j] += cpu_s(pair_procs[j].pid) - c0[j];
             out[k].client += cc;
             curl_off_t st = 0;
             curl_easy_getinfo(h[k], CURLINFO_STARTTRANSFER_TIME_T, &st);
@@ -823,8 +675,8 @@ static void read_rates(const char *product, read_t out[RD_KINDS])
     if (threads) {
         thr_report(read_rounds);
         /* the credit window: how full the relay's queue got, how often credit went back */
-        body_t m = {.keep = 1};
-        if (http(h[1], "GET", url_of(url[1], sizeof url[1], 1, "/metrics"), NULL, 0, &m) == 200 && m.buf)
+        pair_body_t m = {.keep = 1};
+        if (pair_http(h[1], "GET", pair_url(url[1], sizeof url[1], 1, "/metrics"), NULL, 0, &m) == 200 && m.buf)
             for (char *l = strtok(m.buf, "\n"); l; l = strtok(NULL, "\n"))
                 if (!strncmp(l, "trib_read_relay_queued_batches_max", 34) || !strncmp(l, "trib_read_batches_total", 23) ||
                     strstr(l, "credit_"))
@@ -844,10 +696,10 @@ static size_t ttfb_reads = TTFB_READS;
 static void top_up(const char *product, size_t size, size_t have, size_t want)
 {
     CURL *h = curl_easy_init();
-    BENCH_BEARER(h, owner_tok());
+    BENCH_BEARER(h, pair_owner_tok());
     char url[128], path[96];
     snprintf(path, sizeof path, "/v1/products/owner/%s/records", product);
-    url_of(url, sizeof url, 0, path);
+    pair_url(url, sizeof url, 0, path);
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
     hdr = curl_slist_append(hdr, "Expect:");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
@@ -857,7 +709,7 @@ static void top_up(const char *product, size_t size, size_t have, size_t want)
         char *text = bench_batch(size, (unsigned long)have + 1, n);
         if (!text)
             bench_die("out of memory");
-        long code = http(h, "POST", url, text, n * (size + 1), NULL);
+        long code = pair_http(h, "POST", url, text, n * (size + 1), NULL);
         free(text);
         if (code != 201)
             bench_die("topping up %s: HTTP %ld", product, code);
@@ -885,18 +737,19 @@ static int ttfb_small(const char *product, size_t from, double *t[3], double *f[
     char url[3][160], path[128];
     snprintf(path, sizeof path, "/v1/products/owner/%s/records?from=%zu&limit=10", product, from);
     for (int k = 0; k < 3; k++) {
-        BENCH_BEARER(h[k], owner_tok());
+        BENCH_BEARER(h[k], pair_owner_tok());
         curl_easy_setopt(h[k], CURLOPT_TCP_NODELAY, 1L);
-        url_of(url[k], sizeof url[k], k ? 1 : 0, path);
+        pair_url(url[k], sizeof url[k], k ? 1 : 0, path);
     }
     int rc = 0, echo = rawlink.l != NULL;
     c[0] = -1;
     static const char *const name[3] = {"direct", "routed", "redirected"};
     for (size_t i = 0; i < ttfb_reads + 1 && rc == 0; i++) {  /* read 0 of each opens its connections */
         for (int k = 0; k < 3 && rc == 0; k++) {
-            body_t b = {0};
+            pair_body_t b = {0};
             uint64_t t0 = bench_now_ns();
-            if (http(h[k], "GET", url[k], NULL, 0, &b) != 200 || b.lines != 10 || (k == 2 && !was_redirected(h[k]))) {
+            if (pair_http(h[k], "GET", url[k], NULL, 0, &b) != 200 || b.lines != 10 ||
+                (k == 2 && !was_redirected(h[k]))) {
                 fprintf(stderr, "data: a %s 10-record read failed%s\n", name[k],
                         k == 2 && !was_redirected(h[k]) ? " (B did not redirect it)" : "");
                 rc = -1;
@@ -927,10 +780,10 @@ static void b_paths(double p[2])
 {
     p[0] = p[1] = -1;
     CURL *h = curl_easy_init();
-    BENCH_BEARER(h, owner_tok());
+    BENCH_BEARER(h, pair_owner_tok());
     char url[128];
-    body_t m = {.keep = 1};
-    if (http(h, "GET", url_of(url, sizeof url, 1, "/metrics"), NULL, 0, &m) == 200 && m.buf) {
+    pair_body_t m = {.keep = 1};
+    if (pair_http(h, "GET", pair_url(url, sizeof url, 1, "/metrics"), NULL, 0, &m) == 200 && m.buf) {
         char *l;
         if ((l = strstr(m.buf, "trib_read_routed_total{path=\"link\"} ")))
             p[0] = strtod(strchr(l, ' ') + 1, NULL);
@@ -1210,9 +1063,9 @@ static void stream_bench(void)
         if (!s->arrive || !post || !ack)
             bench_die("out of memory");
         char url[128];
-        url_of(url, sizeof url, i, "/v1/products/owner/live/stream?from=1");
+        pair_url(url, sizeof url, i, "/v1/products/owner/live/stream?from=1");
         s->h = curl_easy_init();
-        BENCH_BEARER(s->h, owner_tok());
+        BENCH_BEARER(s->h, pair_owner_tok());
         curl_easy_setopt(s->h, CURLOPT_URL, url);
         curl_easy_setopt(s->h, CURLOPT_WRITEFUNCTION, sub_cb);
         curl_easy_setopt(s->h, CURLOPT_WRITEDATA, s);
@@ -1223,16 +1076,16 @@ static void stream_bench(void)
 
     CURL *h = curl_easy_init();
 
-    BENCH_BEARER(h, owner_tok());
+    BENCH_BEARER(h, pair_owner_tok());
     char url[128], rec[128];
-    url_of(url, sizeof url, 0, "/v1/products/owner/live/records");
+    pair_url(url, sizeof url, 0, "/v1/products/owner/live/records");
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     /* warm-up: record 0 must reach the local subscriber (and the remote one, unless its
      * request already ended, e.g. 503) before the measured records start */
     bench_sleep_ms(300);
     bench_record(rec, 100, 0);
-    if (http(h, "POST", url, rec, 100, NULL) != 201)
+    if (pair_http(h, "POST", url, rec, 100, NULL) != 201)
         bench_die("stream warm-up POST failed");
     if (!wait_arrival(0, 10000) && !subs[0].arrive[0])
         bench_die("local subscriber on A saw nothing within 10 s");
@@ -1243,7 +1096,7 @@ static void stream_bench(void)
         bench_check_interrupt();
         bench_record(rec, 100, k);
         post[k] = bench_now_ns();
-        long st = http(h, "POST", url, rec, 100, NULL);
+        long st = pair_http(h, "POST", url, rec, 100, NULL);
         ack[k] = bench_now_ns();
         if (st != 201)
             bench_die("stream POST %zu: HTTP %ld", k, st);
@@ -1352,7 +1205,7 @@ int main(int argc, char **argv)
 
     if (!only_read)
         stream_bench();
-    stop_agents();
+    pair_stop();
     rawlink_stop();
     curl_global_cleanup();
     return 0;

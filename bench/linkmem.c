@@ -6,19 +6,19 @@
  * Usage: linkmem TRIB_BINARY     (env LINKMEM_READERS, LINKMEM_MB, LINKMEM_ROUNDS (2), LINKMEM_DEBUG=1
  *        echoes the agents' logs, LINKMEM_PAUSE=S keeps them S seconds at the end to be looked at)
  *
- * Owns: the two agents, the reads (curl multi, one thread, bodies counted not kept), and the
- * report: RssAnon and VmRSS of A and B from /proc/PID/status at idle before the first read, the
- * most seen during the reads (sampled every 20 ms), after the reads once their links are idle
- * (3 s; the relay's pool keeps 8 and closes the rest at once, so A's threads for those end), and
- * after every link has closed (A's trib_link_open is 0: the owner closes an idle link after 30 s).
- * Each round repeats the reads on the same agents (memory that is held but reused does not grow
- * from round to round). Target (issue 9 item 1, RSS = RssAnon): A's RssAnon once its links closed
- * within 16 MiB of its idle figure, printed PASS/MISS; never asserted.
+ * Owns: the product on the two agents (bench/pair.h), the reads (curl multi, one thread, bodies
+ * counted not kept), and the report: RssAnon and VmRSS of A and B from /proc/PID/status at idle
+ * before the first read, the most seen during the reads (sampled every 20 ms), after the reads
+ * once their links are idle (3 s; the relay's pool keeps 8 and closes the rest at once, so A's
+ * threads for those end), and after every link has closed (A's trib_link_open is 0: the owner
+ * closes an idle link after 30 s). Each round repeats the reads on the same agents (memory that is
+ * held but reused does not grow from round to round). Target (issue 9 item 1, RSS = RssAnon): A's
+ * RssAnon once its links closed within 16 MiB of its idle figure, printed PASS/MISS; never
+ * asserted.
  * Must not: leave a process or a temp dir behind (atexit + signals). */
 #include <curl/curl.h>
-#include <poll.h>
-#include <pthread.h>
 #include "bench/bench.h"
+#include "bench/pair.h"
 
 #define MAX_READERS 200
 #define RECORD 1000          /* bytes per record */
@@ -28,59 +28,8 @@
 static const char *trib_bin, *tmp;
 static int base_port, lock_fd, readers = 60, rounds = 2;
 static size_t mb = 20;
-static bench_proc_t procs[2];
 
 /* ------------------------------------------------------------------ agents */
-
-static pthread_t drain_thread;
-static volatile int drain_stop;
-
-static void drain_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t)
-{
-    (void)ctx, (void)t;
-    if (getenv("LINKMEM_DEBUG"))
-        fprintf(stderr, "[%s] %s\n", p->tag ? "B" : "A", line);
-}
-
-static void *drain_main(void *arg)
-{
-    (void)arg;
-    while (!drain_stop) {
-        struct pollfd pf[2];
-        int n = 0;
-        for (int i = 0; i < 2; i++)
-            if (procs[i].fd >= 0)
-                pf[n++] = (struct pollfd){.fd = procs[i].fd, .events = POLLIN};
-        poll(pf, (nfds_t)n, 100);
-        for (int i = 0; i < 2; i++)
-            bench_proc_read(&procs[i], drain_line, NULL, 0);
-    }
-    return NULL;
-}
-
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} body_t;
-
-static size_t keep_cb(char *p, size_t sz, size_t nm, void *ud)
-{
-    body_t *b = ud;
-    size_t n = sz * nm;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(b->buf, cap);
-        if (!nb)
-            return 0;
-        b->buf = nb, b->cap = cap;
-    }
-    memcpy(b->buf + b->len, p, n);
-    b->len += n;
-    b->buf[b->len] = '\0';
-    return n;
-}
 
 static size_t count_cb(char *p, size_t sz, size_t nm, void *ud)
 {
@@ -89,51 +38,14 @@ static size_t count_cb(char *p, size_t sz, size_t nm, void *ud)
     return sz * nm;
 }
 
-static const char *owner_tok(void)
-{
-    char dir[400];
-    snprintf(dir, sizeof dir, "%s/owner", tmp);
-    return bench_token(dir);
-}
-
-static char *url_of(char *out, size_t cap, int node, const char *path)
-{
-    snprintf(out, cap, "http://127.0.0.1:%d%s", base_port + 50 + node, path);
-    return out;
-}
-
-/* One request; the HTTP status (0: transport error); the body in out when given. */
-static long http(CURL *h, const char *method, const char *url, const char *body, size_t len, body_t *out)
-{
-    body_t dummy = {0};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    BENCH_BEARER(h, owner_tok());
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, out ? out : &dummy);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    }
-    long status = 0;
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    free(dummy.buf);
-    return status;
-}
-
 /* A metric of node's /metrics (the first line starting with name and a space), or -1. */
 static double metric(int node, const char *name)
 {
     CURL *h = curl_easy_init();
     char url[128];
-    body_t b = {0};
+    pair_body_t b = {.keep = 1};
     double v = -1;
-    if (http(h, "GET", url_of(url, sizeof url, node, "/metrics"), NULL, 0, &b) == 200 && b.buf) {
+    if (pair_http(h, "GET", pair_url(url, sizeof url, node, "/metrics"), NULL, 0, &b) == 200 && b.buf) {
         size_t nl = strlen(name);
         for (char *p = b.buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
             if (!strncmp(p, name, nl) && p[nl] == ' ') {
@@ -148,41 +60,16 @@ static double metric(int node, const char *name)
 
 static void start_agents(void)
 {
-    char data[2][300], peer[2][32], httpa[2][32], seed[32];
-    const char *dom[2] = {"owner", "relay"};
-    snprintf(seed, sizeof seed, "127.0.0.1:%d", base_port);
-    for (int i = 0; i < 2; i++) {
-        snprintf(data[i], sizeof data[i], "%s/%s", tmp, dom[i]);
-        snprintf(peer[i], sizeof peer[i], "127.0.0.1:%d", base_port + i);
-        snprintf(httpa[i], sizeof httpa[i], "127.0.0.1:%d", base_port + 50 + i);
-        char *argv[] = {(char *)trib_bin, "agent", "--data", data[i], "--domain", (char *)dom[i],
-                        "--listen", peer[i], "--http", httpa[i], i ? "--seed" : NULL, seed, NULL};
-        if (bench_spawn(&procs[i], argv, i) < 0)
-            bench_die("cannot start trib agent: %s", strerror(errno));
-    }
-    pthread_create(&drain_thread, NULL, drain_main, NULL);
+    pair_start(trib_bin, tmp, base_port, "LINKMEM_DEBUG");
     CURL *h = curl_easy_init();
     char url[128];
-    uint64_t end = bench_now_ns() + 30000000000u;
-    for (;;) {
-        bench_check_interrupt();
-        body_t b = {0};
-        long st = http(h, "GET", url_of(url, sizeof url, 1, "/v1/members"), NULL, 0, &b);
-        int ok = st == 200 && b.buf && strstr(b.buf, "\"domain\":\"owner\"") && strstr(b.buf, "alive");
-        free(b.buf);
-        if (ok)
-            break;
-        if (bench_now_ns() > end)
-            bench_die("agents did not form a federation within 30 s (ports %d..)", base_port);
-        bench_sleep_ms(20);
-    }
     char m[2048];
     snprintf(m, sizeof m,
              "{\"name\":\"big\",\"domain\":\"owner\",\"version\":\"1.0.0\",\"status\":\"active\","
              "\"title\":\"linkmem\",\"description\":\"link memory benchmark product\","
              "\"owners\":{\"business\":\"bench@example.com\",\"technical\":\"bench@example.com\"},"
              "\"schema\":" BENCH_SCHEMA "}");
-    long st = http(h, "PUT", url_of(url, sizeof url, 0, "/v1/products/owner/big"), m, strlen(m), NULL);
+    long st = pair_http(h, "PUT", pair_url(url, sizeof url, 0, "/v1/products/owner/big"), m, strlen(m), NULL);
     if (st != 201 && st != 200)
         bench_die("publishing owner/big answered HTTP %ld", st);
     /* the records, in batches of 5,000 (untimed) */
@@ -196,8 +83,8 @@ static void start_agents(void)
         char *text = bench_batch(RECORD, (unsigned long)have + 1, n);
         if (!text)
             bench_die("out of memory");
-        st = http(h, "POST", url_of(url, sizeof url, 0, "/v1/products/owner/big/records"), text, n * (RECORD + 1),
-                  NULL);
+        st = pair_http(h, "POST", pair_url(url, sizeof url, 0, "/v1/products/owner/big/records"), text,
+                       n * (RECORD + 1), NULL);
         free(text);
         if (st != 201)
             bench_die("appending records: HTTP %ld", st);
@@ -205,15 +92,7 @@ static void start_agents(void)
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hdr);
-    end = bench_now_ns() + 30000000000u;
-    for (;;) {   /* B must know the product before it routes reads of it */
-        bench_check_interrupt();
-        if (http(h, "GET", url_of(url, sizeof url, 1, "/v1/products/owner/big"), NULL, 0, NULL) == 200)
-            break;
-        if (bench_now_ns() > end)
-            bench_die("B did not receive A's catalog within 30 s");
-        bench_sleep_ms(20);
-    }
+    pair_wait_relay_knows(h, "/v1/products/owner/big");   /* before B is asked to route reads of it */
     curl_easy_cleanup(h);
 }
 
@@ -227,8 +106,8 @@ static mem_t mem_now(void)
 {
     mem_t m;
     for (int j = 0; j < 2; j++) {
-        m.anon[j] = bench_proc_kb(procs[j].pid, "status", "RssAnon");
-        m.rss[j] = bench_rss_kb(procs[j].pid);
+        m.anon[j] = bench_proc_kb(pair_procs[j].pid, "status", "RssAnon");
+        m.rss[j] = bench_rss_kb(pair_procs[j].pid);
     }
     return m;
 }
@@ -256,13 +135,13 @@ static int read_round(mem_t *peak, double *secs)
     static CURL *h[MAX_READERS];
     static size_t got[MAX_READERS];
     char url[128];
-    url_of(url, sizeof url, 1, "/v1/products/owner/big/records");
+    pair_url(url, sizeof url, 1, "/v1/products/owner/big/records");
     CURLM *m = curl_multi_init();
     for (int i = 0; i < readers; i++) {
         h[i] = curl_easy_init();
         got[i] = 0;
         curl_easy_setopt(h[i], CURLOPT_URL, url);
-        BENCH_BEARER(h[i], owner_tok());
+        BENCH_BEARER(h[i], pair_owner_tok());
         curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, count_cb);
         curl_easy_setopt(h[i], CURLOPT_WRITEDATA, &got[i]);
         curl_easy_setopt(h[i], CURLOPT_TIMEOUT, 600L);
@@ -358,13 +237,11 @@ int main(int argc, char **argv)
     printf("  (3 s after the last round, 8 links still idle: %+.1f MiB over idle)\n",
            (after.anon[0] - idle.anon[0]) / 1024.0);
     if ((e = getenv("LINKMEM_PAUSE")) && atoi(e) > 0) {   /* time to look at /proc/PID/smaps */
-        fprintf(stderr, "linkmem: pausing %d s: owner A is pid %d, relay B pid %d\n", atoi(e), (int)procs[0].pid,
-                (int)procs[1].pid);
+        fprintf(stderr, "linkmem: pausing %d s: owner A is pid %d, relay B pid %d\n", atoi(e), (int)pair_procs[0].pid,
+                (int)pair_procs[1].pid);
         bench_sleep_ms(atoi(e) * 1000L);
     }
-    drain_stop = 1;
-    pthread_join(drain_thread, NULL);
-    bench_stop_all(procs, 2, SIGTERM, 3000);
+    pair_stop();
     curl_global_cleanup();
     return 0;
 }
