@@ -279,6 +279,20 @@ static void read_all(lread_t *rd, outcome_t *out)
     }
 }
 
+/* The owner listening with script (A_END-ended) and a read of from.. (limit 0: no limit) through
+ * the relay's pool to it, read to its end into *o; the read left in *rd when rd is non-NULL (to
+ * lread_close), else closed. */
+static void read_scripted(const act_t *script, uint64_t from, uint64_t limit, outcome_t *o, lread_t **rd)
+{
+    start(script);
+    lread_t *r = open_read(from, limit);
+    read_all(r, o);
+    if (rd)
+        *rd = r;
+    else
+        lread_close(&r);
+}
+
 static double metric_of(const char *series)
 {
     char *text = NULL;
@@ -301,10 +315,9 @@ static double metric_of(const char *series)
 Test(linkresume, a_read_whose_link_is_lost_goes_on_from_its_next_record_over_a_new_link)
 {
     static const act_t script[] = {A_CUT, A_CUT, A_FINISH, A_END};
-    start(script);
-    lread_t *rd = open_read(5, 100);
     outcome_t o;
-    read_all(rd, &o);
+    lread_t *rd;
+    read_scripted(script, 5, 100, &o, &rd);
     cr_assert_eq(o.end, READS_END, "the read ended with %ld: %s: %s", o.end, o.kind, o.err);
     cr_assert_eq(o.records, 100, "%" PRIu64 " records", o.records);
     cr_assert(o.in_order && o.first == 5 && o.next == 105, "records %" PRIu64 "..%" PRIu64 " not each once in order",
@@ -331,11 +344,8 @@ Test(linkresume, a_read_whose_link_is_lost_goes_on_from_its_next_record_over_a_n
 Test(linkresume, a_read_without_a_limit_asks_again_without_one)
 {
     static const act_t script[] = {A_CUT, A_REFUSE, A_END};
-    start(script);
-    lread_t *rd = open_read(0, 0);
     outcome_t o;
-    read_all(rd, &o);
-    lread_close(&rd);
+    read_scripted(script, 0, 0, &o, NULL);
     cr_assert_eq(own.from[0], 1);
     cr_assert_eq(own.from[1], 11);
     cr_assert_eq(own.limit[0] + own.limit[1], 0, "a limit was made up");
@@ -345,11 +355,8 @@ Test(linkresume, a_read_without_a_limit_asks_again_without_one)
 Test(linkresume, a_link_lost_more_than_three_times_ends_the_read_naming_the_seq_to_read_again_from)
 {
     static const act_t script[] = {A_CUT, A_CUT, A_CUT, A_CUT, A_END};   /* a fifth dial would be refused */
-    start(script);
-    lread_t *rd = open_read(5, 0);
     outcome_t o;
-    read_all(rd, &o);
-    lread_close(&rd);
+    read_scripted(script, 5, 0, &o, NULL);
     cr_assert_eq(o.end, READS_FAILED, "the read ended with %ld", o.end);
     cr_assert_str_eq(o.kind, "owner_lost", "%s: %s", o.kind, o.err);
     cr_assert(strstr(o.err, "read again from seq 45") && strstr(o.err, "lost 4 times"), "%s", o.err);
@@ -366,11 +373,8 @@ Test(linkresume, a_link_lost_more_than_three_times_ends_the_read_naming_the_seq_
 Test(linkresume, a_resume_that_finds_the_owners_port_closed_ends_the_read_and_backs_off)
 {
     static const act_t script[] = {A_CUT, A_END};
-    start(script);
-    lread_t *rd = open_read(0, 50);
     outcome_t o;
-    read_all(rd, &o);
-    lread_close(&rd);
+    read_scripted(script, 0, 50, &o, NULL);
     cr_assert_eq(o.end, READS_FAILED);
     cr_assert_str_eq(o.kind, "owner_lost", "%s: %s", o.kind, o.err);
     cr_assert(strstr(o.err, "read again from seq 11") && strstr(o.err, "lost 1 time "), "%s", o.err);
@@ -380,6 +384,7 @@ Test(linkresume, a_resume_that_finds_the_owners_port_closed_ends_the_read_and_ba
     cr_assert_eq(metric_of(RESUMED), 0);
     /* backed off: the next read goes over the peer transport without a dial */
     reads_open_t ro = {.product = PRODUCT, .owner_id = owner_id.pk, .owner_addr = "127.0.0.1:7470"};
+    lread_t *rd = NULL;
     uint64_t last;
     int status = 0;
     char kind[32], err[300];
@@ -391,11 +396,8 @@ Test(linkresume, a_resume_that_finds_the_owners_port_closed_ends_the_read_and_ba
 Test(linkresume, an_owner_over_its_link_limit_at_the_resume_ends_the_read)
 {
     static const act_t script[] = {A_CUT, A_BUSY, A_END};
-    start(script);
-    lread_t *rd = open_read(0, 0);
     outcome_t o;
-    read_all(rd, &o);
-    lread_close(&rd);
+    read_scripted(script, 0, 0, &o, NULL);
     cr_assert_eq(o.end, READS_FAILED);
     cr_assert_str_eq(o.kind, "owner_lost");
     cr_assert(strstr(o.err, "read again from seq 11") && strstr(o.err, "link limit"), "%s", o.err);
@@ -407,11 +409,8 @@ Test(linkresume, an_owner_over_its_link_limit_at_the_resume_ends_the_read)
 Test(linkresume, the_owners_refusal_of_the_resumed_read_ends_it_with_the_refusal)
 {
     static const act_t script[] = {A_CUT, A_REFUSE, A_END};
-    start(script);
-    lread_t *rd = open_read(0, 0);
     outcome_t o;
-    read_all(rd, &o);
-    lread_close(&rd);
+    read_scripted(script, 0, 0, &o, NULL);
     cr_assert_eq(o.end, READS_FAILED);
     cr_assert_str_eq(o.kind, "token_revoked", "%s: %s", o.kind, o.err);
     cr_assert_eq(o.records, 10);
@@ -424,10 +423,9 @@ Test(linkresume, the_owners_refusal_of_the_resumed_read_ends_it_with_the_refusal
 Test(linkresume, another_schema_after_the_resume_ends_the_read_as_a_schema_change)
 {
     static const act_t script[] = {A_CUT, A_SCHEMA, A_END};
-    start(script);
-    lread_t *rd = open_read(0, 0);
     outcome_t o;
-    read_all(rd, &o);
+    lread_t *rd;
+    read_scripted(script, 0, 0, &o, &rd);
     cr_assert_eq(o.end, READS_SCHEMA, "the read ended with %ld: %s: %s", o.end, o.kind, o.err);
     cr_assert_eq(o.records, 10, "records of two schemas in one read");
     uint64_t at = 0, mseq = 0;
@@ -445,11 +443,8 @@ Test(linkresume, another_schema_after_the_resume_ends_the_read_as_a_schema_chang
 Test(linkresume, another_projection_after_the_resume_ends_the_read)
 {
     static const act_t script[] = {A_CUT, A_FIELDS, A_END};
-    start(script);
-    lread_t *rd = open_read(0, 0);
     outcome_t o;
-    read_all(rd, &o);
-    lread_close(&rd);
+    read_scripted(script, 0, 0, &o, NULL);
     cr_assert_eq(o.end, READS_FAILED);
     cr_assert_str_eq(o.kind, "grant_changed", "%s: %s", o.kind, o.err);
     cr_assert(strstr(o.err, "read again from seq 11"), "%s", o.err);
