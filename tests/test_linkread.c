@@ -993,30 +993,17 @@ Test(linkread, an_owner_at_its_link_limit_says_busy_and_the_relay_comes_back_aft
     identity_wipe(&me);
 }
 
-/* Idle links hold no batch's room, on either end: 24 links that each read ~3 MiB (1 MiB batches)
- * and then idle hold less than 4 KiB of buffers each on the owner (each kept its batch's frame and
- * page before: ~2 MiB a link, half a GiB at --link-max), and the relay's pooled link after a routed
- * read of the same holds less than 4 KiB (it kept its receive buffer, a batch's size, before). */
-Test(linkread, idle_links_keep_no_batch_buffers_on_either_end, .timeout = 240)
+/* Opens n links (into l, left open) to the owner whose link server listens on port, as me, and
+ * reads the whole ledger over each with token (stream 10 + i): 3 batches at least, none refused. */
+static void read_whole_over(int port, const uint8_t aid[32], const uint8_t prologue[32], const identity_t *me,
+                            const char *token, link_t **l, int n)
 {
-    h_node_t a, b;
-    int port = h_free_port();
-    char listen[64], err[300];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    pair(&a, &b, 0, "--link-listen", listen, NULL, NULL);
-    post_records(&a, 1, 3000, 1000);
-    uint8_t aid[32], prologue[32];
-    node_id(&a, aid);
-    link_prologue_open("tributary", prologue);
-    identity_t me;
-    fx_identity(&me);
+    char err[300];
     link_reason_t why;
-    enum { N = 24 };
-    link_t *l[N];
-    for (int i = 0; i < N; i++) {
-        l[i] = dial_as(port, aid, &me, me.pk, 32, prologue, &why, err, sizeof err);
+    for (int i = 0; i < n; i++) {
+        l[i] = dial_as(port, aid, me, me->pk, 32, prologue, &why, err, sizeof err);
         cr_assert_not_null(l[i], "link %d: %s", i, err);
-        send_range(l[i], 10 + (uint64_t)i, a.token);
+        send_range(l[i], 10 + (uint64_t)i, token);
         int done = 0, batches = 0;
         while (!done) {
             const uint8_t *f;
@@ -1031,6 +1018,28 @@ Test(linkread, idle_links_keep_no_batch_buffers_on_either_end, .timeout = 240)
         }
         cr_assert_geq(batches, 3, "link %d: %d batches", i, batches);
     }
+}
+
+/* Idle links hold no batch's room, on either end: 24 links that each read ~3 MiB (1 MiB batches)
+ * and then idle hold less than 4 KiB of buffers each on the owner (each kept its batch's frame and
+ * page before: ~2 MiB a link, half a GiB at --link-max), and the relay's pooled link after a routed
+ * read of the same holds less than 4 KiB (it kept its receive buffer, a batch's size, before). */
+Test(linkread, idle_links_keep_no_batch_buffers_on_either_end, .timeout = 240)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 0, "--link-listen", listen, NULL, NULL);
+    post_records(&a, 1, 3000, 1000);
+    uint8_t aid[32], prologue[32];
+    node_id(&a, aid);
+    link_prologue_open("tributary", prologue);
+    identity_t me;
+    fx_identity(&me);
+    enum { N = 24 };
+    link_t *l[N];
+    read_whole_over(port, aid, prologue, &me, a.token, l, N);
     wait_metric(&a, "trib_link_open", N, 5000);
     double held = metric(&a, "trib_link_idle_buffer_bytes");
     cr_assert_lt(held, N * 4096.0, "%d idle links hold %.0f bytes of buffers on the owner", N, held);
@@ -1092,7 +1101,7 @@ Test(linkread, an_owner_gives_back_the_memory_of_many_links_once_they_idle, .tim
 {
     h_node_t a;
     int port = h_free_port();
-    char listen[64], err[300];
+    char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     cr_assert_eq(h_node_start(&a, "payments", "--link-listen", listen, FAST, NULL), 0, "payments did not start");
     publish_ledger(&a);
@@ -1104,27 +1113,9 @@ Test(linkread, an_owner_gives_back_the_memory_of_many_links_once_they_idle, .tim
     fx_identity(&me);
     long rss0 = rss_anon_kib(a.pid);
     cr_assert_gt(rss0, 0);
-    link_reason_t why;
     enum { N = 32 };
     link_t *l[N];
-    for (int i = 0; i < N; i++) {
-        l[i] = dial_as(port, aid, &me, me.pk, 32, prologue, &why, err, sizeof err);
-        cr_assert_not_null(l[i], "link %d: %s", i, err);
-        send_range(l[i], 10 + (uint64_t)i, a.token);
-        int done = 0, batches = 0;
-        while (!done) {
-            const uint8_t *f;
-            size_t len;
-            cr_assert_eq(link_recv(l[i], &f, &len, 10000, &why), 1, "link %d: %s", i, link_reason_name(why));
-            Trib__ReadBatch *bt = len > 1 && f[0] == LINK_BATCH ? trib__read_batch__unpack(NULL, len - 1, f + 1) : NULL;
-            cr_assert_not_null(bt);
-            cr_assert_eq(bt->status, 0, "link %d: refused", i);
-            done = bt->done;
-            batches += bt->batch_no != 0;
-            trib__read_batch__free_unpacked(bt, NULL);
-        }
-        cr_assert_geq(batches, 3, "link %d: %d batches", i, batches);
-    }
+    read_whole_over(port, aid, prologue, &me, a.token, l, N);
     wait_metric(&a, "trib_link_open", N, 5000);
     rss_below_t c = {&a, rss0 + 16 * 1024, 0};
     cr_assert(!RSS_SAYS || h_wait(rss_below, &c, 10000),
