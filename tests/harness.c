@@ -51,6 +51,20 @@ long h_now_ms(void)
     return (long)clock_ms();
 }
 
+long h_rss_anon_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "RssAnon:", 8))
+            kib = strtol(line + 8, NULL, 10);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
 int h_wait(int (*cond)(void *), void *ctx, int timeout_ms)
 {
     long deadline = h_now_ms() + timeout_ms;
@@ -135,6 +149,22 @@ int h_free_port(void)
             return port;
     }
     return -1;
+}
+
+int h_listen(int port, int backlog)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, backlog) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static size_t sink(char *p, size_t sz, size_t n, void *ctx)

@@ -34,6 +34,8 @@ typedef struct {
 
 const char *h_trib_path(void);                      /* $TRIB or build/trib */
 int h_free_port(void);                             /* free loopback port in 10000-19999, -1 if none */
+/* A TCP socket (close-on-exec, SO_REUSEADDR) listening on 127.0.0.1:port with backlog; -1 if it cannot. */
+int h_listen(int port, int backlog);
 /* Prepares n (temp dir, ports) and starts it; extra args are "--opt", "value" pairs, NULL-ended. */
 int h_node_start(h_node_t *n, const char *domain, ...) __attribute__((sentinel));
 int h_node_restart(h_node_t *n);                    /* same dir, ports and args */
@@ -85,6 +87,8 @@ int h_trib(h_node_t *n, const char *in_path, char **out, char **errout, ...) __a
 /* Polls cond(ctx) every few ms until it returns non-zero or timeout_ms passes. 1 met, 0 timed out. */
 int h_wait(int (*cond)(void *ctx), void *ctx, int timeout_ms);
 long h_now_ms(void);
+/* RssAnon of pid (/proc/PID/status) in KiB; 0 when unreadable. */
+long h_rss_anon_kib(pid_t pid);
 char *h_read_file(const char *path, size_t *len);
 int h_write_file(const char *path, const void *data, size_t len);
 /* Path of a file in the repository (tests run from the repo root or build dir). */

@@ -6,10 +6,8 @@
  * again, the owner's refusal, another schema or another projection end it, each counted. The
  * paused client, the owner killed and a token revoked between the cut and the resume are real
  * agents' (tests/test_linkread.c). */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -188,13 +186,8 @@ static void start(const act_t *script)
         own.script[i] = script[i];
     int port = h_free_port();
     cr_assert_gt(port, 0);
-    own.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    int one = 1;
-    setsockopt(own.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    cr_assert_eq(bind(own.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    cr_assert_eq(listen(own.lfd, 8), 0);
+    own.lfd = h_listen(port, 8);
+    cr_assert_geq(own.lfd, 0, "cannot listen on 127.0.0.1:%d", port);
     memcpy(own.keys.pk, owner_id.curve_pk, 32);
     memcpy(own.keys.sk, owner_id.curve_sk, 32);
     memcpy(own.keys.prologue, prologue, 32);

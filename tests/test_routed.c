@@ -649,21 +649,6 @@ static char *read_all(int fd, size_t *len)
     return b;
 }
 
-/* RssAnon of pid in KiB (0 when unreadable). */
-static long rss_anon_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "RssAnon:", 8))
-            kib = strtol(line + 8, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 /* The owner has stopped sending to the stalled stream: two keepalives went out (each one after
  * >= keepalive_ms without a batch to that stream) since the last change of its sent count. The
  * relay's HTTP thread may still be moving batches into the socket buffers when the queue first
@@ -699,7 +684,7 @@ Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_
     /* 32k records of ~1 KiB: ~32 MiB, ~64 batches of 512 KiB (the owner's batch size). */
     for (int i = 0; i < 4; i++)
         post_records(&a, 1 + i * 8000, 8000, 1000);
-    long rss0 = rss_anon_kib(b.pid);
+    long rss0 = h_rss_anon_kib(b.pid);
     int fd = slow_connect(&b, "/v1/products/" PRODUCT "/records");
     /* The client does not read: the relay fills the sockets, then its queue (to the window), then
      * the owner runs out of credit and only sends keepalives. */
@@ -728,7 +713,7 @@ Test(routed, slow_client_keeps_relay_memory_bounded_and_owner_loss_ends_with_an_
     cr_assert(h_metric(b.url, "trib_read_relay_queued_batches_max") <= 8, "a relay session queued more than the window");
     /* Bounded relay memory: at most the window of 512 KiB batches (4 MiB) and buffers, not the
      * 32 MiB read. */
-    long rss1 = rss_anon_kib(b.pid);
+    long rss1 = h_rss_anon_kib(b.pid);
 #ifndef __SANITIZE_ADDRESS__ /* ASan holds freed memory in quarantine: RSS says nothing there */
     cr_assert(rss0 > 0 && rss1 - rss0 < 16 * 1024, "the relay's RssAnon grew by %ld KiB while holding a stalled read",
               rss1 - rss0);
