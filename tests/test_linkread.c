@@ -57,6 +57,14 @@ static void post_records(h_node_t *owner, long first, long n, size_t pad)
     cr_assert_eq(ledger_append(owner->url, first, n, pad, err, sizeof err), 0, "%s", err);
 }
 
+/* Appends 32,000 records of ~1 KiB (ids 1..32000, ~32 MiB): far more than the sockets between
+ * the nodes hold. */
+static void post_32mib(h_node_t *owner)
+{
+    for (int i = 0; i < 4; i++)
+        post_records(owner, 1 + i * 8000L, 8000, 1000);
+}
+
 /* Owner payments (with extra args, NULL-ended, at most 6) and relay growth; the ledger published,
  * nrec records of 100 bytes appended, growth knowing both. */
 static void pair(h_node_t *a, h_node_t *b, long nrec, const char *x1, const char *x2, const char *x3,
@@ -407,8 +415,7 @@ Test(linkread, the_owner_killed_mid_read_ends_the_read_with_owner_lost)
 {
     h_node_t a, b;
     pair(&a, &b, 0, NULL, NULL, NULL, NULL);
-    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
-        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    post_32mib(&a);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int rcv = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
@@ -494,13 +501,25 @@ static int paused_get_as(h_node_t *b, const char *token)
 
 static int paused_get(h_node_t *b) { return paused_get_as(b, b->token); }
 
+/* The rest of the response on fd (closed after) as records from id 1: their count, and the error
+ * line after them in kind and detail ("" without one); asserts that is what the body is. */
+static long records_of_rest(int fd, char *kind, size_t kindlen, char *detail, size_t detlen)
+{
+    size_t len;
+    char *resp = read_rest(fd, &len);
+    close(fd);
+    long n, next;
+    int ok = records_then(resp, len, 1, &n, &next, kind, kindlen, detail, detlen);
+    free(resp);
+    cr_assert(ok, "%s", detail);
+    return n;
+}
 
 Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout)
 {
     h_node_t a, b;
     pair(&a, &b, 0, "--link-send-ms", "8000", NULL, NULL);
-    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
-        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    post_32mib(&a);
     /* paused 1 s (an eighth of the timeout: margin for a loaded machine), then read: whole */
     int fd = paused_get(&b);
     wait_metric(&a, "trib_link_requests_total", 1, 10000);
@@ -527,20 +546,13 @@ Test(linkread, a_client_paused_beyond_the_send_timeout_gets_its_read_whole_over_
 {
     h_node_t a, b;
     pair(&a, &b, 0, "--link-send-ms", "2000", NULL, NULL);
-    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
-        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    post_32mib(&a);
     int fd = paused_get(&b);
     wait_metric(&a, "trib_link_requests_total", 1, 10000);   /* over the link */
     /* paused until the owner gave up its send */
     wait_metric(&a, "trib_link_refused_total{reason=\"slow\"}", 1, 30000);
-    size_t len;
-    char *resp = read_rest(fd, &len);
-    close(fd);
-    long n, next;
     char kind[64], detail[600];
-    int ok = records_then(resp, len, 1, &n, &next, kind, sizeof kind, detail, sizeof detail);
-    free(resp);
-    cr_assert(ok, "%s", detail);
+    long n = records_of_rest(fd, kind, sizeof kind, detail, sizeof detail);
     cr_assert_str_eq(kind, "", "the read ended with %s: %s (after %ld records)", kind, detail, n);
     cr_assert_eq(n, 32000, "%ld records", n);
     cr_assert_geq(metric(&b, "trib_read_link_resumed_total"), 1, "the read was not resumed");
@@ -555,8 +567,7 @@ Test(linkread, a_token_revoked_before_the_resume_ends_the_read_with_the_refusal)
 {
     h_node_t a, b;
     pair(&a, &b, 0, "--link-send-ms", "2000", NULL, NULL);
-    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
-        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    post_32mib(&a);
     char path[400], err[256];
     identity_t bid;
     snprintf(path, sizeof path, "%s/identity.key", b.dir);
@@ -578,15 +589,9 @@ Test(linkread, a_token_revoked_before_the_resume_ends_the_read_with_the_refusal)
     json_decref(j);
     cr_assert_eq(st, 200, "revoke: %ld", st);
     cr_assert(h_wait_status(a.url, RECORDS_PATH "?limit=1", tok, 401, 20000), "the owner did not learn the revocation");
-    size_t len;
-    char *resp = read_rest(fd, &len);
-    close(fd);
-    free(tok);
-    long n, next;
     char kind[64], detail[600];
-    int ok = records_then(resp, len, 1, &n, &next, kind, sizeof kind, detail, sizeof detail);
-    free(resp);
-    cr_assert(ok, "%s", detail);
+    long n = records_of_rest(fd, kind, sizeof kind, detail, sizeof detail);
+    free(tok);
     cr_assert_str_eq(kind, "token_revoked", "the read ended with '%s': %s (after %ld records)", kind, detail, n);
     cr_assert_lt(n, 32000, "the revoked read was served whole");
     cr_assert_eq(metric(&b, "trib_read_link_resume_failed_total{reason=\"refused\"}"), 1);
@@ -599,8 +604,7 @@ Test(linkread, a_client_closing_early_closes_the_link_instead_of_pooling_it)
 {
     h_node_t a, b;
     pair(&a, &b, 0, NULL, NULL, NULL, NULL);
-    for (int i = 0; i < 4; i++)   /* ~32 MiB: far more than the sockets hold */
-        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    post_32mib(&a);
     int fd = paused_get(&b);
     char buf[4096];
     cr_assert_gt(read(fd, buf, sizeof buf), 0, "no answer");
@@ -914,8 +918,7 @@ Test(linkread, a_relay_trickling_below_the_min_rate_loses_its_link_as_slow, .tim
     cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, FAST, NULL), 0, "growth did not start");
     cr_assert(h_wait_member(b.url, "payments", "alive", NULL, 15000), "growth does not see payments");
     publish_ledger(&a);
-    for (int i = 0; i < 4; i++)   /* ~32 MiB: 80 s at the trickle's rate */
-        post_records(&a, 1 + i * 8000L, 8000, 1000);
+    post_32mib(&a);   /* ~32 MiB: 80 s at the trickle's rate */
     cr_assert(h_wait_status(b.url, "/v1/products/" PRODUCT, NULL, 200, 15000), "growth did not learn the ledger");
     uint8_t aid[32];
     node_id(&a, aid);
@@ -1057,21 +1060,6 @@ Test(linkread, idle_links_keep_no_batch_buffers_on_either_end, .timeout = 240)
     identity_wipe(&me);
 }
 
-/* RssAnon of pid in KiB (0 when unreadable). */
-static long rss_anon_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "RssAnon:", 8))
-            kib = strtol(line + 8, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 #ifdef __SANITIZE_ADDRESS__
 #define RSS_SAYS 0   /* ASan's allocator keeps freed memory in quarantine: RSS says nothing there */
 #else
@@ -1086,7 +1074,7 @@ typedef struct {
 static int rss_below(void *ctx)
 {
     rss_below_t *c = ctx;
-    c->last = rss_anon_kib(c->n->pid);
+    c->last = h_rss_anon_kib(c->n->pid);
     return c->last > 0 && c->last <= c->bound;
 }
 
@@ -1111,7 +1099,7 @@ Test(linkread, an_owner_gives_back_the_memory_of_many_links_once_they_idle, .tim
     link_prologue_open("tributary", prologue);
     identity_t me;
     fx_identity(&me);
-    long rss0 = rss_anon_kib(a.pid);
+    long rss0 = h_rss_anon_kib(a.pid);
     cr_assert_gt(rss0, 0);
     enum { N = 32 };
     link_t *l[N];
@@ -1125,7 +1113,7 @@ Test(linkread, an_owner_gives_back_the_memory_of_many_links_once_they_idle, .tim
     cr_assert(h_wait(no_link_open, &a, 10000), "the owner still serves %g links", metric(&a, "trib_link_open"));
     cr_assert(!RSS_SAYS || h_wait(rss_below, &c, 10000),
               "links closed: the owner's RssAnon is %ld KiB, %+ld KiB over its %ld before", c.last, c.last - rss0, rss0);
-    cr_log_info("owner RssAnon: %ld KiB before, %ld KiB after %d links", rss0, rss_anon_kib(a.pid), N);
+    cr_log_info("owner RssAnon: %ld KiB before, %ld KiB after %d links", rss0, h_rss_anon_kib(a.pid), N);
     identity_wipe(&me);
 }
 
@@ -1441,13 +1429,8 @@ Test(linkpool, a_reader_dialling_while_the_node_shuts_down_fails_with_shutting_d
     uint8_t prologue[32];
     link_prologue_open(NULL, prologue);
     int port = h_free_port();
-    responder_t r = {.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    int one = 1;
-    setsockopt(r.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    cr_assert_eq(bind(r.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    cr_assert_eq(listen(r.lfd, 4), 0);
+    responder_t r = {.lfd = h_listen(port, 4)};
+    cr_assert_geq(r.lfd, 0, "cannot listen on 127.0.0.1:%d", port);
     memcpy(r.keys.pk, owner.curve_pk, 32);
     memcpy(r.keys.sk, owner.curve_sk, 32);
     memcpy(r.keys.prologue, prologue, 32);
