@@ -3,12 +3,11 @@
  * Owns: the listening socket and its acceptor thread, one thread per link (a slot each, joined
  * by the acceptor when done and at stop), the handshake's admission (hello = node id, chartered:
  * admitted now), the request loop of a link, the link counters with their rate-limited log, and
- * handing the memory links freed back to the system (trim, on the acceptor).
+ * counting the buffers links free for memtrim.c, which the acceptor calls.
  * Must not: serve a live read, call the gossip loop, or keep a lock while a link reads or sends. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -24,12 +23,11 @@
 #include "gossip/link.h"
 #include "gossip/linkserve.h"
 #include "gossip/log.h"
+#include "gossip/memtrim.h"
 
 #define LOG_EVERY_MS 10000   /* a refusal of one reason is logged at most this often */
 #define ACCEPT_PAUSE_MS 100  /* out of descriptors (or memory): the acceptor waits this long */
 #define ADMIT_RECHECK_MS 1000 /* chartered: a read in progress asks the trust store again this often */
-#define TRIM_EVERY_MS 1000   /* links' freed buffers go back to the system at most this often (trim) */
-#define TRIM_MIN LINK_BATCH_BYTES   /* ... and only once links freed this much since the last time */
 
 /* Refusal reasons: link_reason_t's, then ours. */
 enum { R_SPOOFED = LINK_NREASONS, R_NOT_ADMITTED, R_BUSY, R_PER_PEER, R_BAD_FRAME, R_NO_REQUEST, R_ACCEPT, R_COUNT };
@@ -57,7 +55,6 @@ struct linkserve {
     unsigned nslots;
     unsigned handshakes, links;  /* slots with a handshake under way; admitted links (mu) */
     atomic_uint open;            /* links whose first frame decrypted, served now */
-    atomic_size_t freed;         /* bytes of buffers links freed since the last malloc_trim */
     atomic_uint_fast64_t accepted, requests, lost, refused[R_COUNT];
     atomic_int_fast64_t logged[R_COUNT];   /* clock_ms of the last line */
     atomic_uint_fast64_t since_log[R_COUNT];
@@ -347,7 +344,7 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32], atomic
                 log_debug("link: a relay's link was lost while serving it (%s)", link_reason_name(e.why));
             break;
         }
-        atomic_fetch_add(&s->freed, link_held(l) + pg.cap);
+        memtrim_freed(link_held(l) + pg.cap);
         link_idle(l);            /* between requests no batch's room is kept, in the link nor in pg */
         store_page_free(&pg);    /* (each up to a MiB: 256 idle links would hold half a GiB) */
         atomic_store(held, link_held(l) + pg.cap);
@@ -355,7 +352,7 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32], atomic
     atomic_store(held, 0);
     if (!first)
         atomic_fetch_sub(&s->open, 1);
-    atomic_fetch_add(&s->freed, pg.cap);
+    memtrim_freed(pg.cap);
     store_page_free(&pg);
 }
 
@@ -431,7 +428,7 @@ static void *link_thread(void *arg)
         s->links--;
         pthread_mutex_unlock(&s->mu);
     }
-    atomic_fetch_add(&s->freed, l ? link_held(l) : 0);
+    memtrim_freed(l ? link_held(l) : 0);
     link_close(&l);
     pthread_mutex_lock(&s->mu);
     sl->done = 1;
@@ -449,25 +446,9 @@ static void reap(linkserve_t *s)
         }
 }
 
-/* Memory links freed goes back to the system (at most once per TRIM_EVERY_MS, on the acceptor: never
- * on a link's thread, as malloc_trim takes every arena's lock in turn while it walks it). free()
- * keeps it: malloc_trim returns the free chunks inside every arena and the top of the first (the
- * arenas are two: node/agent.c). Without, an owner that served 60 links at once held ~130 MiB for
- * good once they were idle (bench/linkmem). */
-static void trim(linkserve_t *s, uint64_t *last)
-{
-    uint64_t now = clock_ms();
-    if (atomic_load(&s->freed) < TRIM_MIN || now - *last < TRIM_EVERY_MS)
-        return;
-    atomic_store(&s->freed, 0);
-    malloc_trim(0);
-    *last = now;
-}
-
 static void *acceptor(void *arg)
 {
     linkserve_t *s = arg;
-    uint64_t trimmed = 0;
     for (;;) {
         struct pollfd p[2] = {{.fd = s->lfd, .events = POLLIN}, {.fd = s->wake[0], .events = POLLIN}};
         if (poll(p, 2, 1000) < 0 && errno != EINTR)
@@ -478,7 +459,7 @@ static void *acceptor(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (stop)
             break;
-        trim(s, &trimmed);
+        memtrim_maybe(0);   /* links' freed buffers, on the acceptor: never on a link's thread */
         if (!(p[0].revents & POLLIN))
             continue;
         int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);

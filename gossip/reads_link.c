@@ -10,7 +10,6 @@
  * (the checks are reads_relay.c's). */
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -27,6 +26,7 @@
 #include "gossip/link.h"
 #include "gossip/linkserve.h"
 #include "gossip/log.h"
+#include "gossip/memtrim.h"
 #include "gossip/reads_int.h"
 #include "gossip/reads_link.h"
 #include "gossip/swim.h"
@@ -43,10 +43,8 @@
 #define BACKOFF_MAX 64
 #define RESUMES_MAX 3              /* a read's link lost mid-read is replaced this often at most */
 #define RESUME_GAP_MS 1000         /* ... and not again within this long */
-#define TRIM_EVERY_MS 1000   /* freed link buffers go back to the system at most this often (trim) */
-#define TRIM_MIN (1u << 20)  /* ... once reads freed this much since */
-#define TRIM_BURST (8u << 20) /* the last read open ending after reads freed this much: at once */
 #define LOG_EVERY_MS 10000         /* a resumed read is logged at most this often */
+#define BURST_BYTES ((size_t)8 << 20)   /* reads open at once that freed this much: memory back at once */
 #define LINK_ADDR_MAX (SWIM_MAX_ADDR + 1)   /* a link address as a member claim may carry it */
 
 /* Why a dial failed: link_reason_t's, then ours. */
@@ -116,9 +114,8 @@ struct linkpool {
     uint64_t gen;                /* this node's key generation: linkpool_flush (a rotation) adds one */
     uint64_t next_id;
     atomic_uint_fast64_t via_link, via_relay, pooled_used, dial_failed[D_COUNT];
-    atomic_size_t freed;         /* bytes of link buffers reads freed since the last malloc_trim (trim) */
-    atomic_uint open_reads;      /* reads handed out and not yet closed */
-    atomic_uint_fast64_t trimmed_at;   /* clock_ms of the last malloc_trim */
+    atomic_uint open_reads;      /* reads handed out and not yet closed (the last ends a burst: memtrim) */
+    atomic_size_t burst_freed;   /* bytes of link buffers closed reads freed since the last burst's end */
     atomic_uint_fast64_t logged[D_COUNT];   /* clock_ms of the last line of an owner's refusal */
     atomic_uint_fast64_t resumed, resume_failed[RF_COUNT];
     atomic_uint_fast64_t resume_logged, resume_unlogged;   /* clock_ms of the last line; reads since */
@@ -999,24 +996,6 @@ int lread_schema(const lread_t *rd, int next, uint64_t *at, uint64_t *mseq, char
 
 uint64_t lread_records(const lread_t *rd) { return rd->records; }
 
-/* The buffers reads freed go back to the system, at most once per TRIM_EVERY_MS and only once
- * reads freed TRIM_MIN since, or at once when the last read open has freed its buffers after a
- * burst freed TRIM_BURST (last_read; one caller does it: the clock is taken by compare-and-swap;
- * small reads one after another, 256 KiB each, are not trimmed every few reads). As on
- * the owner (linkserve.c): free() keeps them in the arenas; without, a relay that served 60 reads
- * at once held ~40 MiB more than idle for good (bench/linkmem). On the thread that ends a read,
- * after its answer went out: malloc_trim takes each arena's lock in turn. */
-static void trim(linkpool_t *p, int last_read)
-{
-    uint64_t now = clock_ms(), last = atomic_load(&p->trimmed_at);
-    size_t freed = atomic_load(&p->freed);
-    if (freed < TRIM_MIN || ((!last_read || freed < TRIM_BURST) && now - last < TRIM_EVERY_MS) ||
-        !atomic_compare_exchange_strong(&p->trimmed_at, &last, now))
-        return;
-    atomic_store(&p->freed, 0);
-    malloc_trim(0);
-}
-
 void lread_close(lread_t **rdp)
 {
     if (!rdp || !*rdp)
@@ -1026,14 +1005,20 @@ void lread_close(lread_t **rdp)
     active_remove(rd);
     if (rd->cur)
         batch_free(rd->cur);
-    if (rd->l)
-        atomic_fetch_add(&p->freed, link_held(rd->l));   /* pooled links keep none (link_idle) */
+    size_t held = rd->l ? link_held(rd->l) : 0;   /* pooled links keep none (link_idle) */
+    memtrim_freed(held);
+    atomic_fetch_add(&p->burst_freed, held);
     if (rd->l && rd->clean && !rd->schema_end)
         pool_put(p, rd->owner, rd->addr, rd->gen, &rd->l);   /* the owner finished: the link is between requests */
     link_close(&rd->l);
     int counted = rd->counted;
     free(rd);
     *rdp = NULL;
-    /* the last read of a burst, once all its buffers are freed: now, not a second later */
-    trim(p, counted && atomic_fetch_sub(&p->open_reads, 1) == 1);
+    /* on the thread ending the read, after its answer went out; at once when the last read open
+     * ends after reads freed BURST_BYTES, its buffers freed too (a relay that served 60 reads at once
+     * kept ~40 MiB without; small reads one after another, 256 KiB each, make one every 32) */
+    int burst = counted && atomic_fetch_sub(&p->open_reads, 1) == 1 && atomic_load(&p->burst_freed) >= BURST_BYTES;
+    if (burst)
+        atomic_store(&p->burst_freed, 0);
+    memtrim_maybe(burst);
 }

@@ -1118,10 +1118,12 @@ Test(linkread, an_owner_gives_back_the_memory_of_many_links_once_they_idle, .tim
 }
 
 /* Many routed reads at once through a relay, each over its own data link with 1 MiB frames: once
- * they end, the relay's RssAnon comes back within 16 MiB of what it was before them (the freed
- * frame buffers stayed in its malloc arenas: on the old code ~+30 MiB). The reads are the test's
- * own requests, all sent before any is read, so they are open at once however loaded the machine
- * is; each is read to its end. */
+ * they end, the relay's RssAnon comes back within 24 MiB of what it was before them (the freed
+ * frame buffers stayed in its malloc arenas: on the old code +32 MiB). Not less: malloc_trim cannot
+ * return the top of the second arena, which keeps up to TRIM_KEEP (16 MiB, gossip/reads.c) by
+ * design, and which thread allocated there varies from run to run (+0.5 to +13.7 MiB seen). The
+ * reads are the test's own requests, all sent before any is read, so they are open at once however
+ * loaded the machine is; each is read to its end. */
 Test(linkread, a_relay_gives_back_the_memory_of_many_reads_once_they_end, .timeout = 240)
 {
     h_node_t a, b;
@@ -1169,7 +1171,7 @@ Test(linkread, a_relay_gives_back_the_memory_of_many_reads_once_they_end, .timeo
     for (int i = 0; i < N; i++)
         cr_assert_gt(got[i], (size_t)2 << 20, "read %d got %zu bytes", i, got[i]);
     cr_assert_geq(metric(&b, LINK_READS), N + 1, "the reads did not go over data links");
-    rss_below_t c = {&b, rss0 + 16 * 1024, 0};
+    rss_below_t c = {&b, rss0 + 24 * 1024, 0};
     cr_assert(!RSS_SAYS || h_wait(rss_below, &c, 10000),
               "%d routed reads ended: the relay's RssAnon is %ld KiB, %+ld KiB over its %ld before", N, c.last,
               c.last - rss0, rss0);
