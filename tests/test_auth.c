@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <jansson.h>
 
+#include "gossip/charter.h"
 #include "gossip/identity.h"
 #include "gossip/token.h"
 #include "gossip/transport.h"
@@ -361,6 +362,60 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
     cr_assert_eq(call(&n, "PUT", PRODUCT, "application/yaml", m, good, kind), 200, "%s", kind);
     free(m), free(good);
     identity_wipe(&key);
+    h_node_cleanup(&n);
+}
+
+/* The 401 says which token expired, whose, and when, as a time a person reads (it said "expired
+ * at 1796532020640 (unix ms)" when the token was in the node's cache, and neither the token nor
+ * its subject otherwise); the same from a fresh verification and from the cache. */
+static void expect_expired_detail(h_node_t *n, const char *tok, const char *tok_id, const char *when)
+{
+    long st = 0;
+    json_t *j = h_call("GET", n->url, "/v1/whoami", tok, NULL, &st);
+    cr_assert_eq(st, 401);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "token_expired");
+    const char *d = json_string_value(json_object_get(j, "detail"));
+    cr_assert(d && strstr(d, tok_id) && strstr(d, "old@payments") && strstr(d, when), "detail: %s", d ? d : "-");
+    json_decref(j);
+}
+
+static int whoami_refuses(void *ctx)
+{
+    void **a = ctx;
+    long st = 0;
+    json_decref(h_call("GET", ((h_node_t *)a[0])->url, "/v1/whoami", a[1], NULL, &st));
+    return st == 401;
+}
+
+Test(auth, an_expired_token_is_refused_naming_it_and_when_it_expired)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    identity_t key = node_key(&n);
+    char *tok = NULL, err[256], when[32];
+    token_claims_t c;
+    /* expired two hours ago: refused by a fresh verification */
+    token_spec_t old = {.subject = "old@payments", .kind = TOKEN_KIND_READ, .issued_ms = fx_now_ms() - 3 * HOUR,
+                        .expires_ms = fx_now_ms() - 2 * HOUR};
+    cr_assert_eq(token_issue(&key, "payments", &old, &tok, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(token_inspect(tok, strlen(tok), fx_now_ms(), &c, NULL, 0), TOKEN_EXPIRED);
+    trust_time_text(old.expires_ms, when);
+    expect_expired_detail(&n, tok, c.id, when);
+    free(tok);
+    /* expired 55 s ago: still inside the 60 s clock skew, so served and cached; then refused from
+     * the cache once the skew is over too */
+    token_spec_t late = {.subject = "old@payments", .kind = TOKEN_KIND_READ, .issued_ms = fx_now_ms() - HOUR,
+                         .expires_ms = fx_now_ms() - 55000};
+    cr_assert_eq(token_issue(&key, "payments", &late, &tok, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(token_inspect(tok, strlen(tok), fx_now_ms(), &c, NULL, 0), TOKEN_OK);
+    long st = 0;
+    json_decref(h_call("GET", n.url, "/v1/whoami", tok, NULL, &st));
+    cr_assert_eq(st, 200, "a token inside the clock skew allowance is served");
+    void *ctx[2] = {&n, tok};
+    cr_assert(h_wait(whoami_refuses, ctx, 15000), "the token was still served after its skew allowance");
+    trust_time_text(late.expires_ms, when);
+    expect_expired_detail(&n, tok, c.id, when);
+    free(tok);
     h_node_cleanup(&n);
 }
 
