@@ -246,6 +246,15 @@ Test(gate, versions_only_go_up_and_unchanged_is_a_no_op)
     cr_assert_eq(st, 422, "downgrade 1.1.0 -> 1.0.1: %ld", st);
     cr_assert_str_eq(s_of(j, "error"), "version_not_increased");
     cr_assert(strstr(s_of(j, "detail"), "1.0.1 is not above 1.1.0"), "%s", s_of(j, "detail"));
+    /* the violation names the path once: `trib publish` printed "version: version: 1.0.1 ..." */
+    json_t *v = NULL, *e;
+    size_t i;
+    json_array_foreach(json_object_get(j, "violations"), i, e)
+        if (!strcmp(s_of(e, "rule"), "version.monotonic"))
+            v = e;
+    cr_assert_not_null(v, "no version.monotonic violation");
+    cr_assert_str_eq(s_of(v, "path"), "version");
+    cr_assert(!strncmp(s_of(v, "message"), "1.0.1 is not above 1.1.0", 24), "%s", s_of(v, "message"));
     json_decref(j);
     st = publish(&n, same_ver, NULL, &j);
     cr_assert_eq(st, 422, "same version, other content: %ld", st);
