@@ -448,10 +448,14 @@ static int run_issue(tctx_t *c)
     int64_t ms = 0;
     if (!sub)
         return usage(c, "--sub SUBJECT is required (\"ci@payments\")");
-    if (!kind || token_kind_parse(kind, &k) != 0)
-        return usage(c, "--kind is one of read, write, admin");
-    if (!ttl || parse_ttl(ttl, &ms) != 0)
-        return usage(c, "--ttl DURATION: N followed by s, m, h or d (at most 366d)");
+    if (!kind)
+        return usage(c, "--kind KIND is required: read, write or admin");
+    if (token_kind_parse(kind, &k) != 0)
+        return usage(c, "--kind '%s': expected read, write or admin", kind);
+    if (!ttl)
+        return usage(c, "--ttl DURATION is required: N followed by s, m, h or d (e.g. 24h), at most 366d");
+    if (parse_ttl(ttl, &ms) != 0)
+        return usage(c, "--ttl '%s': expected N followed by s, m, h or d (e.g. 24h), at most 366d", ttl);
     if (prod && !token_glob_valid(prod))
         return usage(c, "--product '%s' is not a glob DOMAIN/NAME of [a-z0-9-*]", prod);
     json_t *body = json_pack("{s:s,s:s,s:I}", "sub", sub, "kind", kind, "ttl_s", (json_int_t)(ms / 1000));

@@ -779,8 +779,9 @@ static enum MHD_Result h_tokens(call_t *k)
         ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: a subject string is required (\"ci@%s\")",
                          k->n->cfg.domain);
     else if (!strrchr(sub, '@') || strcmp(strrchr(sub, '@') + 1, k->n->cfg.domain) != 0)
-        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: '%.128s' is not of this node's domain: local@%s",
-                         sub, k->n->cfg.domain);
+        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: '%.128s' is not a subject of this node's domain: give NAME@%s "
+                         "(e.g. ci@%s); a domain issues tokens only for its own people and jobs",
+                         sub, k->n->cfg.domain, k->n->cfg.domain);
     else if (!kind || token_kind_parse(kind, &tk) < 0)
         ret = send_error(k->c, R_TOKENS, 400, "bad_request", "kind: one of read, write, admin");
     else if (!json_is_integer(ttl) || json_integer_value(ttl) <= 0 ||

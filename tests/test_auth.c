@@ -675,6 +675,29 @@ Test(auth, trib_token_issue_prints_only_the_token_and_revoke_ends_it)
     rc = h_trib(&n, NULL, &out, &err, "status", "--token", tok, NULL);
     cr_assert_eq(rc, 0, "%s", err);
     free(out), free(err);
+    /* each mistake named as such: a missing --ttl is not "a bad duration", a bad value is quoted,
+     * and a subject of another domain is told the form this node takes */
+    static const struct { const char *opt, *val, *says; int rc; } bad[] = {
+        { "--kind", "read", "--ttl DURATION is required", 2 },
+        { "--ttl", "1h", "--kind KIND is required", 2 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--token-file", path, "--sub", "x@payments", bad[i].opt,
+                    bad[i].val, NULL);
+        cr_assert_eq(rc, bad[i].rc, "%s", err);
+        cr_assert(strstr(err, bad[i].says), "%s", err);
+        free(out), free(err);
+    }
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--token-file", path, "--sub", "x@payments", "--kind", "read",
+                "--ttl", "5x", NULL);
+    cr_assert_eq(rc, 2);
+    cr_assert(strstr(err, "--ttl '5x'"), "%s", err);
+    free(out), free(err);
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--token-file", path, "--sub", "ana@growth", "--kind", "read",
+                "--ttl", "1h", NULL);
+    cr_assert_eq(rc, 1);
+    cr_assert(strstr(err, "give NAME@payments"), "%s", err);
+    free(out), free(err);
     unsetenv("TRIB_TOKEN");
     free(tok);
     h_node_cleanup(&n);
