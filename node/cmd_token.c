@@ -318,6 +318,14 @@ static int run_show(tctx_t *c)
         const char *note = r != TOKEN_OK ? NULL
                          : checked ? " (signatures, times, and the issuer is this node)"
                                    : " (signatures and times; the issuer key must be checked by a node, or --data DIR)";
+        /* past its expiry but inside the clock skew nodes allow: valid, but not for long */
+        char late[160];
+        int64_t ago = clock_wall_ms() - cl.expires_ms;
+        if (r == TOKEN_OK && ago > 0) {
+            snprintf(late, sizeof late, " (expired %lld s ago; nodes accept it for another %lld s, for clock skew)",
+                     (long long)(ago / 1000), (long long)((TOKEN_SKEW_MS - ago + 999) / 1000));
+            note = late;
+        }
         print_text(c->out, j, note);
     }
     json_decref(j);
