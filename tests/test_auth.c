@@ -600,6 +600,13 @@ Test(auth, restricted_products_are_stubs_and_404s_without_a_grant)
         cr_assert(strstr(r.body, "\"stub\":true") && !strstr(r.body, "\"tags\""), "%s", r.body);
         h_resp_free(&r);
     }
+    /* trib show says what a stub is and how to ask for more (it printed "stub true" under rows of "-") */
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(h_trib(&p, NULL, &out, &err, "show", "growth/signup-funnel", "--token", p.token, NULL), 0, "%s", err);
+    cr_assert(strstr(out, "restricted: without a grant") &&
+              strstr(out, "trib access request growth/signup-funnel") && !strstr(out, "stub") &&
+              !strstr(out, "signer"), "%s", out);
+    free(out), free(err);
     /* records: 404 to a caller without a grant, on the owner and through another node */
     double before = refused(&g, "token_required");
     char kind[64];
