@@ -383,6 +383,13 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
                                                   : "--cert needs --charter FILE: the federation charter");
         return 2;
     }
+    for (int i = 0; c->charter[0] && i < c->nseeds; i++)
+        if (!strchr(c->seeds[i], '@')) {   /* found here, before the data dir is touched */
+            snprintf(err, errlen, "--seed %s: in a chartered federation a seed is NODE_ID@HOST:PORT (each node has "
+                     "its own CURVE key; 'trib identity --data DIR' on the seed's machine prints its NODE_ID)",
+                     c->seeds[i]);
+            return 2;
+        }
     if (c->charter[0] && c->federation_secret[0]) {
         snprintf(err, errlen, "--federation-secret is for open mode; a chartered node (--charter) has its own "
                  "CURVE key and shares no secret");
@@ -405,7 +412,8 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
 void config_usage(FILE *f)
 {
     fprintf(f, "usage: trib agent --data DIR --domain NAME [--listen HOST:PORT] [--http HOST:PORT]\n"
-               "                  [--seed HOST:PORT]... [--config FILE] [--OPTION VALUE]...\n\n"
+               "                  [--seed [NODE_ID@]HOST:PORT]... [--charter FILE --cert FILE] [--config FILE]\n"
+               "                  [--OPTION VALUE]...\n\n"
                "Runs this domain's node: stores its products in DIR, serves the HTTP API, and joins the\n"
                "federation through the seeds. Options (also valid as keys of the --config YAML file,\n"
                "with _ or -):\n");

@@ -113,7 +113,7 @@ Test(config, bad_input_table)
     const char *unknown = write_file(2, "unknown.yaml", "domain: payments\nprobe-intervall: 5\n");
     const char *range = write_file(3, "range.yaml", "\n\nsuspicion-mult: 0\n");
     static const struct {
-        const char *args[6];
+        const char *args[10];
         const char *want;   /* substring of the error */
     } cases[] = {
         {{"--domain", "payments", NULL}, "--data DIR is required"},
@@ -136,6 +136,10 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--cert", "a.cert", NULL}, "--cert needs --charter FILE"},
         {{"--data", "/x", "--listen", "10.0.0.5:7470", NULL}, "there is no built-in federation secret: give --charter"},
         {{"--data", "/x", "--seed", "abc@127.0.0.1:7470", NULL}, "NODE_ID@HOST:PORT (NODE_ID: 64 hex"},
+        /* a chartered seed names its node: a usage error before the data dir is created (it was
+         * found by the gossip layer, after the identity and admin.token were written: exit 1) */
+        {{"--data", "/x", "--charter", "c.json", "--cert", "a.cert", "--seed", "127.0.0.1:7470", NULL},
+         "--seed 127.0.0.1:7470: in a chartered federation a seed is NODE_ID@HOST:PORT"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         config_t c;
