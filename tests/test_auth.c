@@ -798,6 +798,17 @@ Test(auth, the_api_over_https_with_tls_cert_and_key)
     free(out), free(err);
     rc = h_trib(&n, NULL, &out, &err, "status", NULL);
     cr_assert_neq(rc, 0, "the CLI trusted an unknown certificate");
+    cr_assert(strstr(err, "give that CA with --cacert FILE"), "%s", err);
+    free(out), free(err);
+    /* --cacert before the command, like --node (it was "unknown command '--cacert'") */
+    rc = h_trib(&n, NULL, &out, &err, "--cacert", cert, "--node", n.url, "status", NULL);
+    cr_assert_eq(rc, 0, "trib --cacert F --node URL status: %s", err);
+    free(out), free(err);
+    /* the wrong scheme for the node is named as such */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", n.http_port);
+    rc = h_trib(&n, NULL, &out, &err, "status", "--node", url, NULL);
+    cr_assert_eq(rc, 1);
+    cr_assert(strstr(err, "if the node serves HTTPS, give its URL as https://"), "%s", err);
     free(out), free(err);
     /* a key file others can read: refused at start */
     cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
