@@ -810,6 +810,10 @@ Test(auth, the_api_over_https_with_tls_cert_and_key)
     cr_assert_eq(rc, 1);
     cr_assert(strstr(err, "if the node serves HTTPS, give its URL as https://"), "%s", err);
     free(out), free(err);
+    char *started = h_read_file(n.log, NULL);
+    cr_assert(started && strstr(started, "serving HTTPS on 127.0.0.1:"), "the log does not say HTTPS: %s",
+              started ? started : "-");
+    free(started);
     /* a key file others can read: refused at start */
     cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
     cr_assert_eq(chmod(key, 0644), 0);
