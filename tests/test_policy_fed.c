@@ -175,6 +175,8 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
         cr_expect(json_equal(json_object_get(chk, "violations"), viol), "check's violations differ from the 422's");
         json_decref(chk);
     }
+    /* a dry run is not a refused publish: the first PUT and the CLI's publish, not the two checks */
+    cr_expect_eq(h_metric(a.url, "trib_policy_publish_refused_total"), 2);
 
     /* the node without the set takes the same manifest; every node with the set marks it, and
      * reaches exactly the verdict the owner gave (determinism), without dropping it */
