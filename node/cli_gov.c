@@ -118,7 +118,8 @@ int cli_run_check(cli_ctx_t *c)
                     latest ? latest : "?",
                     !compat ? "not compared" : json_is_true(compat) ? "compatible" : "NOT compatible",
                     str(j, "mode", "?"), str(j, "required_bump", "none"));
-            print_changes(c, json_object_get(j, "changes"));
+            if (compat)   /* not compared (a retired product): no list, rather than "no changes" */
+                print_changes(c, json_object_get(j, "changes"));
         }
         if (ok) {
             fprintf(c->out, "publish would be accepted\n");

@@ -309,6 +309,12 @@ Test(gate, retired_product_needs_revive_and_a_new_version)
     cr_assert(strstr(err, "409 retired"), "%s", err);
     free(out);
     free(err);
+    /* trib check says it was not compared and why, without claiming "no changes" (v101 has some) */
+    cr_assert_eq(h_trib(&n, NULL, &out, &err, "check", file, NULL), 1);
+    cr_assert(strstr(out, "not compared") && strstr(out, "publish would be refused: retired") &&
+              !strstr(out, "no changes"), "%s", out);
+    free(out);
+    free(err);
     cr_assert_eq(h_trib(&n, NULL, &out, &err, "publish", "--revive", file, NULL), 0, "%s", err);
     free(out);
     free(err);
