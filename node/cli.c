@@ -712,7 +712,14 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
         return policy_cmd_run(argc, argv, out, err);
     const cli_cmd_t *cmd = find_command(argv[0]);
     if (!cmd) {
-        fprintf(err, "trib: unknown command '%s'\ntry 'trib --help'\n", argv[0]);
+        const char *near = NULL;
+        for (size_t i = 0; i < NCOMMANDS && !near; i++)
+            if (opts_near(argv[0], strlen(argv[0]), commands[i].name))
+                near = commands[i].name;
+        if (near)
+            fprintf(err, "trib: unknown command '%s' (did you mean %s?)\ntry 'trib --help'\n", argv[0], near);
+        else
+            fprintf(err, "trib: unknown command '%s'\ntry 'trib --help'\n", argv[0]);
         return CLI_USAGE;
     }
     if (wants_help(argc, argv)) {

@@ -33,13 +33,17 @@ typedef struct {
 /* Parses argv[0..argc) against rows (at most OPTS_MAX, ending at name == NULL) into *o (zeroed
  * here): "--name VALUE", "--name=VALUE", "--flag"; "--" ends the options; "-" and words not
  * starting with '-' are positional, at most max_pos (<= OPTS_POS). 0, or -1 with msg set to the
- * reason ("unknown option '--x'", "option '--x' needs a value (ARG)", "option '--x' takes no
+ * reason ("unknown option '--x'" and, for a likely typo, "(did you mean --y?)", "option '--x' needs a value (ARG)", "option '--x' takes no
  * value", "option '--x' given twice", "unexpected argument 'y'"). */
 int opts_parse(opts_t *o, const opts_row_t *rows, size_t max_pos, int argc, char **argv, char *msg, size_t msglen);
 
 const char *opts_get(const opts_t *o, const char *name);   /* the value, "1" for a flag, NULL absent */
 /* Every value of a repeatable option (*n of them), or NULL when absent. */
 const char *const *opts_all(const opts_t *o, const char *name, size_t *n);
+
+/* 1 when typed (len bytes) is a likely typo of name: at most one edit (insert, delete, change,
+ * or swap of two neighbours) away, two for names of more than 4 characters. */
+int opts_near(const char *typed, size_t len, const char *name);
 
 /* The "  --name ARG   help" lines of rows, the left column width wide. */
 void opts_help(const opts_row_t *rows, int width, FILE *f);
