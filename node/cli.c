@@ -141,8 +141,9 @@ static const cli_cmd_t commands[] = {
       "they arrive. Any node answers; a node that does not own ID sends the read on to the\n"
       "owner's HTTP address (307), or relays it. The token goes to that address only over\n"
       "https, on this machine, or when the node itself is asked over plain http from afar;\n"
-      "otherwise, or when the owner's address cannot be reached or does not answer with\n"
-      "records, the node is asked again to relay (one line on stderr says why).\n"
+      "otherwise, or when the owner's address cannot be reached or answers neither records\n"
+      "nor a refusal of the token, the node is asked again to relay (one line on stderr says\n"
+      "why).\n"
       "The seq to resume from goes to stderr: with the error if the read fails midway, and\n"
       "at the end when stderr is a terminal (\"last seq 1234; resume with --from 1235\").",
       { { "from", "SEQ", 0, "first record seq to read (default 1)" },
