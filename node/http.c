@@ -1106,15 +1106,21 @@ static const route_row_t *route_find(const char *method, const char *url, call_t
     const route_row_t *found = NULL;
     *path_known = 0;
     allow[0] = '\0';
+    int head = !strcmp(method, "HEAD");
     for (size_t i = 0; i < NROUTES; i++) {
         if (!match(routes[i].pattern, url, k))
             continue;
         if (!*path_known)
             *path_route = routes[i].id;
         *path_known = 1;
+        /* HEAD is GET without the body (RFC 9110 §9.3.2; libmicrohttpd sends no body), except on
+         * the reads that stream records or the change feed: there it is a 405 */
+        int head_ok = !strcmp(routes[i].method, "GET") && routes[i].id != R_RECORDS_GET &&
+                      routes[i].id != R_STREAM && routes[i].id != R_CHANGES;
         size_t used = strlen(allow);
-        snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", routes[i].method);
-        if (!strcmp(routes[i].method, method))
+        snprintf(allow + used, allowlen - used, "%s%s%s", used ? ", " : "", routes[i].method,
+                 head_ok ? ", HEAD" : "");
+        if (!strcmp(routes[i].method, method) || (head && head_ok))
             found = &routes[i];
     }
     if (found)
