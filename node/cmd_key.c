@@ -283,8 +283,14 @@ int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
         fprintf(err, "trib: key rotate: --node and --overlap are for a running node (without --out)\n");
         return K_USAGE;
     }
-    if (!data || !domain || !outp) {
-        fprintf(err, "trib: key rotate: --data, --domain and --out are required\ntry 'trib key rotate --help'\n");
+    if (!data) {   /* both forms need it; the running node's form needs nothing more */
+        fprintf(err, "trib: key rotate: --data DIR is required (a running node: --data DIR [--node URL]; "
+                     "offline: --data DIR --domain D --out FILE)\ntry 'trib key rotate --help'\n");
+        return K_USAGE;
+    }
+    if (!domain || !outp) {
+        fprintf(err, "trib: key rotate: offline (--out, --domain, --effective, --overlap-hours), both --domain and "
+                     "--out are required\ntry 'trib key rotate --help'\n");
         return K_USAGE;
     }
     if (sodium_init() < 0)
