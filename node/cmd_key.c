@@ -201,8 +201,10 @@ static int live(const char *data, const char *node, const char *certp, const cha
     if (!j || (st != 200 && st != 202) || !state) {
         const char *kind = json_string_value(json_object_get(j, "error"));
         const char *det = json_string_value(json_object_get(j, "detail"));
-        fprintf(err, "trib: key rotate: %s refused (HTTP %ld %s): %s\n", base, st, kind ? kind : "",
-                det ? det : e);
+        if (st > 0)   /* the node's refusal as every command prints one: STATUS CODE: DETAIL */
+            fprintf(err, "trib: key rotate: %ld %s: %s\n", st, kind ? kind : "refused", det ? det : e);
+        else
+            fprintf(err, "trib: key rotate: %s\n", e);
         rc = K_FAIL;
     } else if (!strcmp(state, "pending")) {
         const char *nid = json_string_value(json_object_get(j, "new_node_id"));

@@ -428,8 +428,7 @@ static int post_node(tctx_t *c, const char *path, json_t *body, json_t **reply)
     if (rep.status < 200 || rep.status > 299) {
         const char *kind = json_string_value(json_object_get(j, "error"));
         const char *det = json_string_value(json_object_get(j, "detail"));
-        fail(c, "%s refused (HTTP %ld%s%s): %s", base, rep.status, kind ? " " : "", kind ? kind : "",
-             det ? det : rep.body ? rep.body : "");
+        fail(c, "%ld %s: %s", rep.status, kind ? kind : "refused", det ? det : rep.body ? rep.body : "");
         json_decref(j);
         client_reply_free(&rep);
         return TK_FAIL;
