@@ -26,6 +26,7 @@
 #include "node/cmd_access.h"
 #include "node/cmd_policy.h"
 #include "node/cmd_token.h"
+#include "node/near.h"
 #include "node/yaml.h"
 #include "storage/store.h"
 
@@ -715,7 +716,7 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
     if (!cmd) {
         const char *near = NULL;
         for (size_t i = 0; i < NCOMMANDS && !near; i++)
-            if (opts_near(argv[0], strlen(argv[0]), commands[i].name))
+            if (near_typo(argv[0], strlen(argv[0]), commands[i].name))
                 near = commands[i].name;
         if (near)
             fprintf(err, "trib: unknown command '%s' (did you mean %s?)\ntry 'trib --help'\n", argv[0], near);

@@ -5,37 +5,14 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "node/near.h"
+
 static int index_of(const opts_row_t *rows, const char *name, size_t nlen)
 {
     for (int k = 0; k < OPTS_MAX && rows[k].name; k++)
         if (strlen(rows[k].name) == nlen && strncmp(rows[k].name, name, nlen) == 0)
             return k;
     return -1;
-}
-
-int opts_near(const char *typed, size_t len, const char *name)
-{
-    /* optimal string alignment distance, rows of at most 32 characters */
-    size_t m = strlen(name), max = m > 4 ? 2 : 1;
-    if (len > 31 || m > 31 || (len > m ? len - m : m - len) > max)
-        return 0;
-    unsigned d[33][33];
-    for (size_t i = 0; i <= len; i++)
-        d[i][0] = (unsigned)i;
-    for (size_t j = 0; j <= m; j++)
-        d[0][j] = (unsigned)j;
-    for (size_t i = 1; i <= len; i++)
-        for (size_t j = 1; j <= m; j++) {
-            unsigned cost = typed[i - 1] != name[j - 1], v = d[i - 1][j - 1] + cost;
-            if (d[i - 1][j] + 1 < v)
-                v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && typed[i - 1] == name[j - 2] && typed[i - 2] == name[j - 1] && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[len][m] <= max;
 }
 
 static int refuse(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -74,7 +51,7 @@ int opts_parse(opts_t *o, const opts_row_t *rows, size_t max_pos, int argc, char
         if (k < 0) {
             int near = -1;
             for (int j = 0; j < OPTS_MAX && rows[j].name && near < 0; j++)
-                if (opts_near(name, nlen, rows[j].name))
+                if (near_typo(name, nlen, rows[j].name))
                     near = j;
             return near < 0 ? refuse(msg, msglen, "unknown option '--%.*s'", (int)nlen, name)
                             : refuse(msg, msglen, "unknown option '--%.*s' (did you mean --%s?)", (int)nlen, name,

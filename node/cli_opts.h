@@ -41,10 +41,6 @@ const char *opts_get(const opts_t *o, const char *name);   /* the value, "1" for
 /* Every value of a repeatable option (*n of them), or NULL when absent. */
 const char *const *opts_all(const opts_t *o, const char *name, size_t *n);
 
-/* 1 when typed (len bytes) is a likely typo of name: at most one edit (insert, delete, change,
- * or swap of two neighbours) away, two for names of more than 4 characters. */
-int opts_near(const char *typed, size_t len, const char *name);
-
 /* The "  --name ARG   help" lines of rows, the left column width wide. */
 void opts_help(const opts_row_t *rows, int width, FILE *f);
 
