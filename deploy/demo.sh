@@ -191,6 +191,8 @@ echo
 echo "== the web UI: payments $HTTP_payments/  growth $HTTP_growth/  listening $HTTP_listening/"
 if [ -t 0 ] && [ -t 1 ]; then
   echo "== open one in a browser; Ctrl-C stops the three nodes"
+  # Ctrl-C is how this part ends: a normal end (exit 0), not an error make reports ("Error 130")
+  trap 'echo; echo "== stopping the three nodes"; exit 0' INT
   while :; do sleep 3600; done
 fi
 echo "== demo done: every node lists every team's products; stopping the three nodes"

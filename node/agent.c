@@ -251,7 +251,7 @@ int agent_main(int argc, char **argv)
         goto fail;
     if (http_start(a, err, sizeof err) < 0)
         goto fail;
-    log_info("serving HTTP on %s", a->cfg.http);
+    log_info("serving %s on %s", a->cfg.tls_cert[0] ? "HTTPS" : "HTTP", a->cfg.http);
     if (trust)
         rotate_post_certs();   /* a pending rotation whose certificate is held already completes */
     store_own_cert();

@@ -368,6 +368,17 @@ typedef struct {
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static cslot_t cache[CACHE_SLOTS];
 
+/* 401 token_expired naming the token, its subject and when it expired, as a time a person reads. */
+static int refuse_expired(auth_err_t *e, const token_claims_t *c, int64_t now)
+{
+    char at[32];
+    trust_time_text(c->expires_ms, at);
+    set_err(e, 401, "token_expired", "token %s of %s expired at %s, %lld s ago (%d s of clock skew allowed); "
+            "ask its issuer for a new one", c->id, c->subject, at, (long long)((now - c->expires_ms) / 1000),
+            TOKEN_SKEW_MS / 1000);
+    return -1;
+}
+
 int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth_err_t *e)
 {
     int64_t now = clock_wall_ms();
@@ -383,11 +394,8 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
     pthread_mutex_unlock(&cache_mu);
     if (hit) {
         atomic_fetch_add(&cache_hits, 1);
-        if (now > c->expires_ms + TOKEN_SKEW_MS) {
-            set_err(e, 401, "token_expired", "token %s of %s expired at %lld (unix ms)", c->id, c->subject,
-                    (long long)c->expires_ms);
-            return -1;
-        }
+        if (now > c->expires_ms + TOKEN_SKEW_MS)
+            return refuse_expired(e, c, now);
         /* chartered: the issuing node's key may have been revoked or rotated out since it was cached */
         trust_t *t = n->gossip ? gossip_trust(n->gossip) : NULL;
         char why[320];
@@ -403,10 +411,8 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
         atomic_fetch_add(&cache_misses, 1);
         char why[300];
         token_reason_t r = token_verify(text, len, now, node_token_key, n, c, why, sizeof why);
-        if (r == TOKEN_EXPIRED) {
-            set_err(e, 401, "token_expired", "%s", why);
-            return -1;
-        }
+        if (r == TOKEN_EXPIRED)
+            return refuse_expired(e, c, now);   /* token_verify filled *c before the time checks */
         if (r != TOKEN_OK) {
             set_err(e, 401, "token_invalid", "the token is not valid (%s): %s", token_reason_name(r), why);
             return -1;

@@ -26,6 +26,7 @@
 #include "node/cmd_access.h"
 #include "node/cmd_policy.h"
 #include "node/cmd_token.h"
+#include "node/near.h"
 #include "node/yaml.h"
 #include "storage/store.h"
 
@@ -141,8 +142,9 @@ static const cli_cmd_t commands[] = {
       "they arrive. Any node answers; a node that does not own ID sends the read on to the\n"
       "owner's HTTP address (307), or relays it. The token goes to that address only over\n"
       "https, on this machine, or when the node itself is asked over plain http from afar;\n"
-      "otherwise, or when the owner's address cannot be reached or does not answer with\n"
-      "records, the node is asked again to relay (one line on stderr says why).\n"
+      "otherwise, or when the owner's address cannot be reached or answers neither records\n"
+      "nor a refusal of the token, the node is asked again to relay (one line on stderr says\n"
+      "why).\n"
       "The seq to resume from goes to stderr: with the error if the read fails midway, and\n"
       "at the end when stderr is a terminal (\"last seq 1234; resume with --from 1235\").",
       { { "from", "SEQ", 0, "first record seq to read (default 1)" },
@@ -712,7 +714,14 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
         return policy_cmd_run(argc, argv, out, err);
     const cli_cmd_t *cmd = find_command(argv[0]);
     if (!cmd) {
-        fprintf(err, "trib: unknown command '%s'\ntry 'trib --help'\n", argv[0]);
+        const char *near = NULL;
+        for (size_t i = 0; i < NCOMMANDS && !near; i++)
+            if (near_typo(argv[0], strlen(argv[0]), commands[i].name))
+                near = commands[i].name;
+        if (near)
+            fprintf(err, "trib: unknown command '%s' (did you mean %s?)\ntry 'trib --help'\n", argv[0], near);
+        else
+            fprintf(err, "trib: unknown command '%s'\ntry 'trib --help'\n", argv[0]);
         return CLI_USAGE;
     }
     if (wants_help(argc, argv)) {

@@ -62,14 +62,20 @@ static int print_changes(cli_ctx_t *c, json_t *changes)
     return rc == 0 ? CLI_OK : cli_fail(c, "writing output failed");
 }
 
-static void print_violations(cli_ctx_t *c, json_t *j)
+/* The gate's and the policy set's violations (or warnings): "  error   RULE PATH: MESSAGE (policy line N)". */
+static void print_violations(cli_ctx_t *c, json_t *list)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(j, "violations"), i, v) {
+    json_array_foreach(list, i, v) {
         char *msg = cli_text_clean(str(v, "message", ""), 400);
         char *path = cli_text_clean(str(v, "path", ""), 120);
-        fprintf(c->out, "  %s %s: %s\n", str(v, "rule", "?"), path ? path : "", msg ? msg : "");
+        fprintf(c->out, "  %-7s %s %s: %s", str(v, "severity", "error"), str(v, "rule", "?"), path ? path : "",
+                msg ? msg : "");
+        json_t *line = json_object_get(v, "line");
+        if (json_is_integer(line))
+            fprintf(c->out, " (policy line %lld)", (long long)json_integer_value(line));
+        fputc('\n', c->out);
         free(msg);
         free(path);
     }
@@ -112,7 +118,8 @@ int cli_run_check(cli_ctx_t *c)
                     latest ? latest : "?",
                     !compat ? "not compared" : json_is_true(compat) ? "compatible" : "NOT compatible",
                     str(j, "mode", "?"), str(j, "required_bump", "none"));
-            print_changes(c, json_object_get(j, "changes"));
+            if (compat)   /* not compared (a retired product): no list, rather than "no changes" */
+                print_changes(c, json_object_get(j, "changes"));
         }
         if (ok) {
             fprintf(c->out, "publish would be accepted\n");
@@ -121,8 +128,9 @@ int cli_run_check(cli_ctx_t *c)
             char *d = cli_text_clean(str(e, "detail", ""), 1000);
             fprintf(c->out, "publish would be refused: %s: %s\n", str(e, "error", "refused"), d ? d : "");
             free(d);
-            print_violations(c, j);
+            print_violations(c, json_object_get(j, "violations"));
         }
+        print_violations(c, json_object_get(j, "warnings"));   /* the policy set's, stored with it */
     }
     json_decref(j);
     return rc != CLI_OK ? rc : ok ? CLI_OK : CLI_FAIL;

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "node/near.h"
+
 static int index_of(const opts_row_t *rows, const char *name, size_t nlen)
 {
     for (int k = 0; k < OPTS_MAX && rows[k].name; k++)
@@ -46,8 +48,15 @@ int opts_parse(opts_t *o, const opts_row_t *rows, size_t max_pos, int argc, char
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         int k = index_of(rows, name, nlen);
-        if (k < 0)
-            return refuse(msg, msglen, "unknown option '--%.*s'", (int)nlen, name);
+        if (k < 0) {
+            int near = -1;
+            for (int j = 0; j < OPTS_MAX && rows[j].name && near < 0; j++)
+                if (near_typo(name, nlen, rows[j].name))
+                    near = j;
+            return near < 0 ? refuse(msg, msglen, "unknown option '--%.*s'", (int)nlen, name)
+                            : refuse(msg, msglen, "unknown option '--%.*s' (did you mean --%s?)", (int)nlen, name,
+                                     rows[near].name);
+        }
         const opts_row_t *r = &rows[k];
         const char *value = eq ? eq + 1 : NULL;
         if (!r->arg) {

@@ -33,7 +33,7 @@ typedef struct {
 /* Parses argv[0..argc) against rows (at most OPTS_MAX, ending at name == NULL) into *o (zeroed
  * here): "--name VALUE", "--name=VALUE", "--flag"; "--" ends the options; "-" and words not
  * starting with '-' are positional, at most max_pos (<= OPTS_POS). 0, or -1 with msg set to the
- * reason ("unknown option '--x'", "option '--x' needs a value (ARG)", "option '--x' takes no
+ * reason ("unknown option '--x'" and, for a likely typo, "(did you mean --y?)", "option '--x' needs a value (ARG)", "option '--x' takes no
  * value", "option '--x' given twice", "unexpected argument 'y'"). */
 int opts_parse(opts_t *o, const opts_row_t *rows, size_t max_pos, int argc, char **argv, char *msg, size_t msglen);
 

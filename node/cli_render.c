@@ -323,6 +323,8 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
         { "owner node", NULL }, { "updated", "updated" }, { "records", "records" },
     };
     int bad = 0;
+    /* a restricted product shown to a caller without a grant: only what the stub holds */
+    int stub = json_is_true(json_object_get(j, "stub"));
     for (size_t i = 0; i < sizeof head / sizeof head[0] && !bad; i++) {
         int is_owners = !strcmp(head[i].label, "owners");
         if (!head[i].key && !is_owners && !json_is_object(on))
@@ -333,7 +335,7 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
             continue;
         }
         json_t *v = json_object_get(j, head[i].key);
-        if (!v && (!strcmp(head[i].key, "records") || !strcmp(head[i].key, "manifest_seq")))
+        if (!v && (stub || !strcmp(head[i].key, "records") || !strcmp(head[i].key, "manifest_seq")))
             continue;                         /* only the owning node knows the record count */
         char *cells[] = { strdup(head[i].label), value_text(v) };
         bad = table_add_owned(t, cells, 2) != 0;
@@ -347,7 +349,7 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
     static const char *const shown[] = { "id", "domain", "name", "title", "version", "status",
                                          "classification", "owners", "tags", "catalog_seq",
                                          "manifest_seq", "signer", "owner_node", "updated",
-                                         "records", "manifest", "compliance", "verified", NULL };
+                                         "records", "manifest", "compliance", "verified", "stub", NULL };
     if (!bad)
         bad = add_other_fields(t, j, shown) != 0;
     if (bad) {
@@ -355,6 +357,12 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
         return cli_fail(c, "out of memory");
     }
     int rc = print_table(c, t, NULL);
+    if (rc == CLI_OK && stub) {
+        char *pid = cli_text_clean(str_or(j, "id", id), 200);
+        fprintf(c->out, "\nrestricted: without a grant on it, this is all the catalog shows you and its records are\n"
+                        "not served; ask its owner: trib access request %s --purpose TEXT\n", pid ? pid : "ID");
+        free(pid);
+    }
     if (rc == CLI_OK)
         policy_cmd_print_compliance(c->out, json_object_get(j, "compliance"));   /* policy set in force */
     if (rc != CLI_OK || !json_is_object(m))

@@ -10,7 +10,7 @@
  * (`trib subscribe X | head -1`), and for `get` asking to be sent to the owner (Prefer:
  * redirect=owner) and reading there once when the redirect is one the node applied and safe for
  * the token, falling back to the node's relay when it is not, or the owner's address cannot be
- * reached or does not answer with records (--relay: never asked).
+ * reached or answers neither records nor a refusal of the token (--relay: never asked).
  * Must not: change a record's bytes, or write anything but records to c->out (messages go to
  * c->err), so stdout stays pure NDJSON for the next program in the pipe. */
 #include <errno.h>
@@ -167,11 +167,29 @@ static void resume_hint(const client_reply_t *rep, const relay_t *r, char *out, 
 
 /* The node at c->node answered *rep: 307 to the owner, as asked (Preference-Applied). Reads
  * from the owner once (the token with it only where client_redirect_allowed says), and takes its
- * answer when it is a records answer (or a transfer that failed midway, or stopped). Otherwise
+ * answer when it is a records answer (or a transfer that failed midway, or stopped), or its refusal
+ * of the caller's token or grant (owner_refused: relayed, it would be refused alike). Otherwise
  * nothing was written: says why once on stderr and asks the node again, to relay; the node's
  * answer is the one given, as without the preference (the owner decides access either way).
  * Returns client_request's result, with *rep the answer given. */
 #define OWNER_ANSWER_S 10   /* an owner that has not begun its answer by then is asked through the node */
+
+/* The owner's refusal of the caller's token or grant (401/403 with a Tributary access code): the
+ * answer the relay would give too, since the owner decides on the token it forwards. */
+static int owner_refused(const client_reply_t *rep)
+{
+    if (rep->status != 401 && rep->status != 403)
+        return 0;
+    static const char *const codes[] = { "token_required", "token_invalid", "token_expired", "token_revoked",
+                                         "wrong_domain", "kind_insufficient", "out_of_scope", "grant_required" };
+    json_t *j = json_loadb(rep->body ? rep->body : "", rep->len, 0, NULL);
+    const char *e = json_string_value(json_object_get(j, "error"));
+    int hit = 0;
+    for (size_t i = 0; e && i < sizeof codes / sizeof codes[0] && !hit; i++)
+        hit = !strcmp(e, codes[i]);
+    json_decref(j);
+    return hit;
+}
 
 static int follow_owner(cli_ctx_t *c, client_req_t *rq, client_reply_t *rep, relay_t *r, char *err, size_t errlen)
 {
@@ -190,7 +208,8 @@ static int follow_owner(cli_ctx_t *c, client_req_t *rq, client_reply_t *rep, rel
         client_reply_free(rep);
         cr = client_request(at, &to, rep, err, errlen);
         if (cr == CLIENT_STOPPED || cr == CLIENT_GONE || cr == CLIENT_SINK || r->bytes > 0 ||
-            (cr == 0 && rep->status >= 200 && rep->status <= 299 && rep->records))
+            (cr == 0 && rep->status >= 200 && rep->status <= 299 && rep->records) ||
+            (cr == 0 && owner_refused(rep)))
             return cr;
         if (cr < 0)
             snprintf(why, sizeof why, "%s", err);

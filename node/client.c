@@ -535,10 +535,19 @@ static void describe_failure(CURL *h, const xfer_t *x, CURLcode res, const char 
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_PARTIAL_FILE:
-        snprintf(err, errlen, "connection to node at %s lost: %s", base, why);
+        /* a node serving HTTPS (--tls-cert) drops a plain HTTP request without a word */
+        snprintf(err, errlen, "connection to node at %s lost: %s%s", base, why,
+                 res == CURLE_GOT_NOTHING && !strncmp(base, "http://", 7)
+                     ? " (if the node serves HTTPS, give its URL as https://...)" : "");
+        return;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        snprintf(err, errlen, "request to node at %s failed: %s (a node whose certificate a private CA signed: "
+                 "give that CA with --cacert FILE)", base, why);
         return;
     default:
-        snprintf(err, errlen, "request to node at %s failed: %s", base, why);
+        snprintf(err, errlen, "request to node at %s failed: %s%s", base, why,
+                 res == CURLE_SSL_CONNECT_ERROR && strstr(why, "wrong version number")
+                     ? " (the node serves plain HTTP here: give its URL as http://...)" : "");
         return;
     }
 }

@@ -16,6 +16,7 @@
 #include "gossip/token.h"
 #include "node/cli.h"
 #include "node/cli_opts.h"
+#include "node/cli_table.h"
 #include "node/client.h"
 
 enum { AC_OK = 0, AC_FAIL = 1, AC_USAGE = 2 };
@@ -253,69 +254,95 @@ static void time_text(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%d %H:%MZ", &tm);
 }
 
-static void fields_text(json_t *j, FILE *f)
+/* The fields asked or granted, comma-separated ("(all)" when none are named); malloc'd. */
+static char *fields_text(json_t *j)
 {
     json_t *a = json_object_get(j, "fields");
-    if (json_array_size(a) == 0) {
-        fputs("(all)", f);
-        return;
-    }
+    if (json_array_size(a) == 0)
+        return strdup("(all)");
+    size_t cap = 1;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        cap += json_string_length(json_array_get(a, i)) + 1;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
     for (size_t i = 0; i < json_array_size(a); i++) {
         if (i)
-            fputc(',', f);
-        put_clean(f, json_string_value(json_array_get(a, i)), 64);
+            strcat(s, ",");
+        const char *f = json_string_value(json_array_get(a, i));
+        strcat(s, f ? f : "");
     }
+    return s;
 }
 
-/* One object as a line: ID STATE PRODUCT SUBJECT FIELDS DAYS EXPIRES PURPOSE. */
-static void row_text(actx_t *c, json_t *o)
+/* Requests and grants as a table: ID STATE PRODUCT SUBJECT FIELDS DAYS EXPIRES LINKED PURPOSE
+ * (LINKED: a request's grant, a grant's request; PURPOSE: the purpose, then the reason given
+ * for a denial or revocation). cli_table cuts long cells and neutralises control bytes: every
+ * cell but the state, days and expiry comes from another domain's node. */
+static int print_rows(actx_t *c, json_t *j)
 {
-    char exp[32];
-    time_text((int64_t)json_integer_value(json_object_get(o, "expires_ms")), exp);
-    fputs("", c->out);
-    fprintf(c->out, "%-22s %-9s ", str(o, "id"), str(o, "state"));
-    put_clean(c->out, str(o, "product"), 128);
-    fputc(' ', c->out);
-    put_clean(c->out, str(o, "subject"), 128);
-    fputc(' ', c->out);
-    fields_text(o, c->out);
-    fprintf(c->out, " %lldd %s ", (long long)json_integer_value(json_object_get(o, "days")), exp);
-    if (*str(o, "request") && strcmp(str(o, "kind"), "grant") == 0)
-        fprintf(c->out, "request=%s ", str(o, "request"));
-    if (*str(o, "grant"))
-        fprintf(c->out, "grant=%s ", str(o, "grant"));
-    fputc('"', c->out);
-    put_clean(c->out, str(o, "purpose"), 200);
-    fputc('"', c->out);
-    if (*str(o, "reason")) {
-        fputs(" reason=\"", c->out);
-        put_clean(c->out, str(o, "reason"), 200);
-        fputc('"', c->out);
+    static const char *const hdr[] = { "ID", "STATE", "PRODUCT", "SUBJECT", "FIELDS", "DAYS", "EXPIRES", "LINKED",
+                                       "PURPOSE" };
+    cli_table_t *t = cli_table_new(9, hdr);
+    if (!t)
+        return fail(c, "out of memory");
+    cli_table_set_max(t, 0, 64);
+    cli_table_set_max(t, 2, 128);
+    cli_table_set_max(t, 3, 128);
+    cli_table_set_max(t, 4, 200);
+    cli_table_set_max(t, 7, 80);
+    cli_table_set_max(t, 8, 420);
+    int bad = 0;
+    for (size_t i = 0; i < json_array_size(j) && !bad; i++) {
+        json_t *o = json_array_get(j, i);
+        char exp[32], days[24], linked[96], purpose[512];
+        time_text((int64_t)json_integer_value(json_object_get(o, "expires_ms")), exp);
+        snprintf(days, sizeof days, "%lldd", (long long)json_integer_value(json_object_get(o, "days")));
+        if (*str(o, "request") && strcmp(str(o, "kind"), "grant") == 0)
+            snprintf(linked, sizeof linked, "request=%.64s", str(o, "request"));
+        else if (*str(o, "grant"))
+            snprintf(linked, sizeof linked, "grant=%.64s", str(o, "grant"));
+        else
+            snprintf(linked, sizeof linked, "-");
+        if (*str(o, "reason"))
+            snprintf(purpose, sizeof purpose, "\"%.200s\" reason=\"%.200s\"", str(o, "purpose"), str(o, "reason"));
+        else
+            snprintf(purpose, sizeof purpose, "\"%.200s\"", str(o, "purpose"));
+        char *fields = fields_text(o);
+        const char *row[] = { str(o, "id"), str(o, "state"), str(o, "product"), str(o, "subject"),
+                              fields ? fields : "?", days, exp, linked, purpose };
+        bad = !fields || cli_table_add(t, row) != 0;
+        free(fields);
     }
-    fputc('\n', c->out);
+    int rc = bad ? fail(c, "out of memory")
+                 : cli_table_print(t, c->out, NULL) == 0 ? AC_OK : fail(c, "writing output failed");
+    cli_table_destroy(&t);
+    return rc;
 }
 
 static int print_one(actx_t *c, json_t *j)
 {
     if (opt(c, "json"))
         return print_json(c, j);
-    row_text(c, j);
+    json_t *one = json_pack("[O]", j);
+    int rc = one ? print_rows(c, one) : fail(c, "out of memory");
+    json_decref(one);
     json_decref(j);
-    return AC_OK;
+    return rc;
 }
 
 static int print_list(actx_t *c, json_t *j)
 {
     if (opt(c, "json"))
         return print_json(c, j);
+    int rc = AC_OK;
     if (json_array_size(j) == 0)
         fprintf(c->out, "(none)\n");
     else
-        fprintf(c->out, "%-22s %-9s PRODUCT SUBJECT FIELDS DAYS EXPIRES PURPOSE\n", "ID", "STATE");
-    for (size_t i = 0; i < json_array_size(j); i++)
-        row_text(c, json_array_get(j, i));
+        rc = print_rows(c, j);
     json_decref(j);
-    return AC_OK;
+    return rc;
 }
 
 /* --days N: 1..366 into body. */

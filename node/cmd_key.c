@@ -201,8 +201,10 @@ static int live(const char *data, const char *node, const char *certp, const cha
     if (!j || (st != 200 && st != 202) || !state) {
         const char *kind = json_string_value(json_object_get(j, "error"));
         const char *det = json_string_value(json_object_get(j, "detail"));
-        fprintf(err, "trib: key rotate: %s refused (HTTP %ld %s): %s\n", base, st, kind ? kind : "",
-                det ? det : e);
+        if (st > 0)   /* the node's refusal as every command prints one: STATUS CODE: DETAIL */
+            fprintf(err, "trib: key rotate: %ld %s: %s\n", st, kind ? kind : "refused", det ? det : e);
+        else
+            fprintf(err, "trib: key rotate: %s\n", e);
         rc = K_FAIL;
     } else if (!strcmp(state, "pending")) {
         const char *nid = json_string_value(json_object_get(j, "new_node_id"));
@@ -283,8 +285,14 @@ int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
         fprintf(err, "trib: key rotate: --node and --overlap are for a running node (without --out)\n");
         return K_USAGE;
     }
-    if (!data || !domain || !outp) {
-        fprintf(err, "trib: key rotate: --data, --domain and --out are required\ntry 'trib key rotate --help'\n");
+    if (!data) {   /* both forms need it; the running node's form needs nothing more */
+        fprintf(err, "trib: key rotate: --data DIR is required (a running node: --data DIR [--node URL]; "
+                     "offline: --data DIR --domain D --out FILE)\ntry 'trib key rotate --help'\n");
+        return K_USAGE;
+    }
+    if (!domain || !outp) {
+        fprintf(err, "trib: key rotate: offline (--out, --domain, --effective, --overlap-hours), both --domain and "
+                     "--out are required\ntry 'trib key rotate --help'\n");
         return K_USAGE;
     }
     if (sodium_init() < 0)

@@ -318,6 +318,14 @@ static int run_show(tctx_t *c)
         const char *note = r != TOKEN_OK ? NULL
                          : checked ? " (signatures, times, and the issuer is this node)"
                                    : " (signatures and times; the issuer key must be checked by a node, or --data DIR)";
+        /* past its expiry but inside the clock skew nodes allow: valid, but not for long */
+        char late[160];
+        int64_t ago = clock_wall_ms() - cl.expires_ms;
+        if (r == TOKEN_OK && ago > 0) {
+            snprintf(late, sizeof late, " (expired %lld s ago; nodes accept it for another %lld s, for clock skew)",
+                     (long long)(ago / 1000), (long long)((TOKEN_SKEW_MS - ago + 999) / 1000));
+            note = late;
+        }
         print_text(c->out, j, note);
     }
     json_decref(j);
@@ -420,8 +428,7 @@ static int post_node(tctx_t *c, const char *path, json_t *body, json_t **reply)
     if (rep.status < 200 || rep.status > 299) {
         const char *kind = json_string_value(json_object_get(j, "error"));
         const char *det = json_string_value(json_object_get(j, "detail"));
-        fail(c, "%s refused (HTTP %ld%s%s): %s", base, rep.status, kind ? " " : "", kind ? kind : "",
-             det ? det : rep.body ? rep.body : "");
+        fail(c, "%ld %s: %s", rep.status, kind ? kind : "refused", det ? det : rep.body ? rep.body : "");
         json_decref(j);
         client_reply_free(&rep);
         return TK_FAIL;
@@ -448,10 +455,14 @@ static int run_issue(tctx_t *c)
     int64_t ms = 0;
     if (!sub)
         return usage(c, "--sub SUBJECT is required (\"ci@payments\")");
-    if (!kind || token_kind_parse(kind, &k) != 0)
-        return usage(c, "--kind is one of read, write, admin");
-    if (!ttl || parse_ttl(ttl, &ms) != 0)
-        return usage(c, "--ttl DURATION: N followed by s, m, h or d (at most 366d)");
+    if (!kind)
+        return usage(c, "--kind KIND is required: read, write or admin");
+    if (token_kind_parse(kind, &k) != 0)
+        return usage(c, "--kind '%s': expected read, write or admin", kind);
+    if (!ttl)
+        return usage(c, "--ttl DURATION is required: N followed by s, m, h or d (e.g. 24h), at most 366d");
+    if (parse_ttl(ttl, &ms) != 0)
+        return usage(c, "--ttl '%s': expected N followed by s, m, h or d (e.g. 24h), at most 366d", ttl);
     if (prod && !token_glob_valid(prod))
         return usage(c, "--product '%s' is not a glob DOMAIN/NAME of [a-z0-9-*]", prod);
     json_t *body = json_pack("{s:s,s:s,s:I}", "sub", sub, "kind", kind, "ttl_s", (json_int_t)(ms / 1000));

@@ -202,6 +202,18 @@ static int set(config_t *c, const option_t *o, const char *val, char *err, size_
     return -1;
 }
 
+/* why names option o by its canonical name ("probe_interval_ms: ..."); the user wrote it as
+ * written ("--probe-interval-ms", or "probe-interval-ms" in a file): the error says it so. */
+static const char *as_written(const option_t *o, const char *written, const char *why, char *out, size_t outlen)
+{
+    size_t n = strlen(o->name);
+    if (strncmp(why, o->name, n) == 0 && why[n] == ':')
+        snprintf(out, outlen, "%s%s", written, why + n);
+    else
+        snprintf(out, outlen, "%s", why);
+    return out;
+}
+
 void config_defaults(config_t *c)
 {
     memset(c, 0, sizeof *c);
@@ -249,7 +261,9 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
             while ((item = fy_node_sequence_iterate(v, &it2))) {
                 const char *s = fy_node_get_scalar0(item);
                 if (!s || set(c, o, s, sub, sizeof sub) < 0) {
-                    snprintf(err, errlen, "%s:%d: %s", path, line, s ? sub : "seed: expected HOST:PORT");
+                    char said[320];
+                    snprintf(err, errlen, "%s:%d: %s", path, line,
+                             as_written(o, key, s ? sub : "seed: expected HOST:PORT", said, sizeof said));
                     goto out;
                 }
             }
@@ -261,7 +275,8 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
             goto out;
         }
         if (set(c, o, val, sub, sizeof sub) < 0) {
-            snprintf(err, errlen, "%s:%d: %s", path, line, sub);
+            char said[320];
+            snprintf(err, errlen, "%s:%d: %s", path, line, as_written(o, key, sub, said, sizeof said));
             goto out;
         }
     }
@@ -321,8 +336,12 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
             snprintf(err, errlen, "--%s needs a value", name);
             return 2;
         }
-        if (set(c, o, val, err, errlen) < 0)
+        char why[256], dashed[68];
+        if (set(c, o, val, why, sizeof why) < 0) {
+            snprintf(dashed, sizeof dashed, "--%s", name);
+            as_written(o, dashed, why, err, errlen);
             return 2;
+        }
     }
     if (!c->data[0]) {
         snprintf(err, errlen, "--data DIR is required");
@@ -364,6 +383,13 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
                                                   : "--cert needs --charter FILE: the federation charter");
         return 2;
     }
+    for (int i = 0; c->charter[0] && i < c->nseeds; i++)
+        if (!strchr(c->seeds[i], '@')) {   /* found here, before the data dir is touched */
+            snprintf(err, errlen, "--seed %s: in a chartered federation a seed is NODE_ID@HOST:PORT (each node has "
+                     "its own CURVE key; 'trib identity --data DIR' on the seed's machine prints its NODE_ID)",
+                     c->seeds[i]);
+            return 2;
+        }
     if (c->charter[0] && c->federation_secret[0]) {
         snprintf(err, errlen, "--federation-secret is for open mode; a chartered node (--charter) has its own "
                  "CURVE key and shares no secret");
@@ -386,7 +412,8 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
 void config_usage(FILE *f)
 {
     fprintf(f, "usage: trib agent --data DIR --domain NAME [--listen HOST:PORT] [--http HOST:PORT]\n"
-               "                  [--seed HOST:PORT]... [--config FILE] [--OPTION VALUE]...\n\n"
+               "                  [--seed [NODE_ID@]HOST:PORT]... [--charter FILE --cert FILE] [--config FILE]\n"
+               "                  [--OPTION VALUE]...\n\n"
                "Runs this domain's node: stores its products in DIR, serves the HTTP API, and joins the\n"
                "federation through the seeds. Options (also valid as keys of the --config YAML file,\n"
                "with _ or -):\n");

@@ -293,6 +293,11 @@ static node_code_t refuse(node_result_t *r, node_code_t code, const char *kind, 
 
 static void violation(json_t *rep, const char *rule, const char *path, const char *message)
 {
+    /* a refusal's detail may open with the path ("version: 1.1.0 is not above ..."), which the
+     * violation names on its own: said once, not "version: version: ..." */
+    size_t pl = path ? strlen(path) : 0;
+    if (message && pl && strncmp(message, path, pl) == 0 && message[pl] == ':' && message[pl + 1] == ' ')
+        message += pl + 2;
     json_array_append_new(json_object_get(rep, "violations"),
                           json_pack("{s:s,s:s,s:s?,s:s}", "rule", rule, "severity", "error", "path", path,
                                     "message", message ? message : ""));

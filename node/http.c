@@ -779,8 +779,9 @@ static enum MHD_Result h_tokens(call_t *k)
         ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: a subject string is required (\"ci@%s\")",
                          k->n->cfg.domain);
     else if (!strrchr(sub, '@') || strcmp(strrchr(sub, '@') + 1, k->n->cfg.domain) != 0)
-        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: '%.128s' is not of this node's domain: local@%s",
-                         sub, k->n->cfg.domain);
+        ret = send_error(k->c, R_TOKENS, 400, "bad_request", "sub: '%.128s' is not a subject of this node's domain: give NAME@%s "
+                         "(e.g. ci@%s); a domain issues tokens only for its own people and jobs",
+                         sub, k->n->cfg.domain, k->n->cfg.domain);
     else if (!kind || token_kind_parse(kind, &tk) < 0)
         ret = send_error(k->c, R_TOKENS, 400, "bad_request", "kind: one of read, write, admin");
     else if (!json_is_integer(ttl) || json_integer_value(ttl) <= 0 ||
@@ -1105,15 +1106,21 @@ static const route_row_t *route_find(const char *method, const char *url, call_t
     const route_row_t *found = NULL;
     *path_known = 0;
     allow[0] = '\0';
+    int head = !strcmp(method, "HEAD");
     for (size_t i = 0; i < NROUTES; i++) {
         if (!match(routes[i].pattern, url, k))
             continue;
         if (!*path_known)
             *path_route = routes[i].id;
         *path_known = 1;
+        /* HEAD is GET without the body (RFC 9110 §9.3.2; libmicrohttpd sends no body), except on
+         * the reads that stream records or the change feed: there it is a 405 */
+        int head_ok = !strcmp(routes[i].method, "GET") && routes[i].id != R_RECORDS_GET &&
+                      routes[i].id != R_STREAM && routes[i].id != R_CHANGES;
         size_t used = strlen(allow);
-        snprintf(allow + used, allowlen - used, "%s%s", used ? ", " : "", routes[i].method);
-        if (!strcmp(routes[i].method, method))
+        snprintf(allow + used, allowlen - used, "%s%s%s", used ? ", " : "", routes[i].method,
+                 head_ok ? ", HEAD" : "");
+        if (!strcmp(routes[i].method, method) || (head && head_ok))
             found = &routes[i];
     }
     if (found)

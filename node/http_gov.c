@@ -106,6 +106,26 @@ enum MHD_Result gov_check(const gov_call_t *g)
         return error(g, input_status(r.code), r.kind ? r.kind : "internal", r.detail);
     json_t *j = r.report;
     r.report = NULL;
+    /* the policy set in force judges after the gate, as at publish: its violations join the
+     * gate's, its warnings ride along, and its refusal is the check's answer (the report said
+     * "ok" and trib check "publish would be accepted" to a manifest publish then refused) */
+    if (r.extra) {
+        json_t *list = json_object_get(j, "violations"), *pv = json_object_get(r.extra, "violations");
+        if (json_is_array(list) && json_is_array(pv))
+            json_array_extend(list, pv);
+        json_t *pw = json_object_get(r.extra, "warnings"), *ver = json_object_get(r.extra, "policy_version");
+        if (json_is_array(pw))
+            json_object_set(j, "warnings", pw);
+        if (ver)
+            json_object_set(j, "policy_version", ver);
+        json_decref(r.extra);
+        r.extra = NULL;
+    }
+    if (r.code != NODE_OK && json_is_true(json_object_get(j, "ok"))) {
+        json_object_set_new(j, "ok", json_false());
+        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "error", r.kind ? r.kind : "refused",
+                                                  "detail", r.detail));
+    }
     return reply(g, 200, j);
 }
 

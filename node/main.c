@@ -7,13 +7,20 @@
 
 int main(int argc, char **argv)
 {
-    /* `trib --node URL CMD ...` is `trib CMD --node URL ...`. */
-    if (argc >= 4 && !strcmp(argv[1], "--node")) {
-        char *opt = argv[1], *url = argv[2];
+    /* `trib --node URL CMD ...` is `trib CMD --node URL ...`, and so for the other options every
+     * client command takes (`trib --cacert ca.pem --node https://... status`). */
+    static const char *const leading[] = { "--node", "--token", "--token-file", "--cacert" };
+    for (int moved = 0; argc >= 4 && moved < 8; moved++) {
+        size_t k = 0;
+        while (k < sizeof leading / sizeof leading[0] && strcmp(argv[1], leading[k]))
+            k++;
+        if (k == sizeof leading / sizeof leading[0])
+            break;
+        char *opt = argv[1], *val = argv[2];
         for (int i = 3; i < argc; i++)
             argv[i - 2] = argv[i];
         argv[argc - 2] = opt;
-        argv[argc - 1] = url;
+        argv[argc - 1] = val;
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         cli_usage(argc < 2 ? stderr : stdout);

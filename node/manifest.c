@@ -12,6 +12,7 @@
 #include "gossip/entry.h"
 #include "node/compat.h"
 #include "node/errtext.h"
+#include "node/near.h"
 #include "node/semver.h"
 #include "node/yaml.h"
 #include "storage/store.h"
@@ -353,8 +354,37 @@ static int v_schema(vctx_t *c, const json_t *doc, fields_t *f)
     return rc;
 }
 
+/* A field the manifest does not know is kept as written; one a typo away from a field it knows
+ * (that the manifest lacks) is refused instead: `classfication: restricted` would publish an
+ * internal product, `tag: [pii]` an untagged one, and nobody would be told. */
+static int v_near_misses(vctx_t *c, const json_t *doc)
+{
+    static const char *const known[] = {"name", "domain", "version", "status", "title", "description", "owners",
+                                        "tags", "classification", "schema", "compatibility", NULL};
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)doc, k, v) {
+        size_t i = 0;
+        while (known[i] && strcmp(known[i], k) != 0)
+            i++;
+        if (known[i])
+            continue;
+        for (i = 0; known[i]; i++)
+            if (!json_object_get(doc, known[i]) && near_typo(k, strlen(k), known[i])) {
+                char path[72];
+                snprintf(path, sizeof path, "%.64s", k);
+                return v_fail(c, v, path, NULL,
+                              "unknown field; did you mean %s? (a field the manifest does not know is kept as "
+                              "written, so a misspelt %s would be lost)", known[i], known[i]);
+            }
+    }
+    return 0;
+}
+
 static int v_document(vctx_t *c, const json_t *doc, const char *node_domain, fields_t *f)
 {
+    if (v_near_misses(c, doc) != 0)
+        return -1;
     if (v_id(c, doc, "name", &f->name) != 0 || v_id(c, doc, "domain", &f->domain) != 0)
         return -1;
     if (node_domain != NULL && strcmp(f->domain, node_domain) != 0)

@@ -704,7 +704,8 @@ void policy_node_stop(node_t *n)
 
 /* ================================================================ at publish */
 
-node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const json_t *raw, node_result_t *r)
+node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const json_t *raw, int dry_run,
+                                      node_result_t *r)
 {
     struct policy_node *p = n->policy;
     if (!p)
@@ -760,7 +761,8 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const 
                  rep.v[i].message);
         r->extra = json_pack("{s:o,s:I}", "violations", policy_report_json(&rep), "policy_version",
                              (json_int_t)info.version);
-        atomic_fetch_add(&p->n_refused_publish, 1);
+        if (!dry_run)
+            atomic_fetch_add(&p->n_refused_publish, 1);
     } else if (rep.n) {
         r->extra = json_pack("{s:o,s:I}", "warnings", policy_report_json(&rep), "policy_version",
                              (json_int_t)info.version);

@@ -179,14 +179,14 @@ int records_split(const record_schema_t *s, const char *body, size_t len,
         size_t rlen = (size_t)(b - a);
         if (rlen > lim->max_record) {
             limit_status = 413;
-            snprintf(limit_err, sizeof limit_err, "line %zu: record is %zu bytes; the limit is %zu",
-                     line, rlen, lim->max_record);
+            snprintf(limit_err, sizeof limit_err, "line %zu: record is %zu bytes; the limit is %zu (the node's "
+                     "--max-record-kb)", line, rlen, lim->max_record);
             break;
         }
         if (count == lim->max_records) {
             limit_status = 413;
-            snprintf(limit_err, sizeof limit_err, "line %zu: more than %zu records in one request",
-                     line, lim->max_records);
+            snprintf(limit_err, sizeof limit_err, "line %zu: more than %zu records in one request (the node's "
+                     "--max-records): send them in several", line, lim->max_records);
             break;
         }
         if (count == cap) {

@@ -58,6 +58,28 @@ static void project_is(const char *in, const char *const *fields, const char *wa
     free(out);
 }
 
+
+/* text is a header line and rows-1 rows whose every column starts where its header does: a
+ * header word at offset k (after the first) has a space before it and the start of a cell
+ * (not a space) at k in every row. */
+static void expect_aligned(const char *text, int rows)
+{
+    char *copy = strdup(text), *save = NULL, *lines[16];
+    int n = 0;
+    for (char *l = strtok_r(copy, "\n", &save); l && n < 16; l = strtok_r(NULL, "\n", &save))
+        lines[n++] = l;
+    cr_assert_eq(n, rows, "%d lines, expected %d:\n%s", n, rows, text);
+    const char *h = lines[0];
+    for (size_t k = 1; h[k]; k++) {
+        if (h[k] == ' ' || h[k - 1] != ' ')
+            continue;   /* not the start of a header word */
+        for (int r = 1; r < n; r++)
+            cr_assert(strlen(lines[r]) > k && lines[r][k - 1] == ' ' && lines[r][k] != ' ',
+                      "row %d is out of line with column '%.8s' (offset %zu):\n%s", r, h + k, k, text);
+    }
+    free(copy);
+}
+
 Test(project, keeps_allowed_members_as_written)
 {
     project_is("{\"txn_id\":\"t1\",\"amount_minor\":120,\"currency\":\"EUR\"}", TWO,
@@ -829,6 +851,13 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     json_t *mj = json_loads(out, 0, NULL);
     cr_assert(json_is_array(mj) && json_array_size(mj) == 3, "mine: two requests and one grant: %s", out);
     json_decref(mj);
+    free(out);
+    free(errout);
+    /* as text: a table whose columns line up under their headers (rows of other lengths of id,
+     * state and fields pushed every later column out of line) */
+    rc = h_trib(&B, NULL, &out, &errout, "access", "mine", "--token", alice, NULL);
+    cr_assert_eq(rc, 0, "trib access mine: %s", errout);
+    expect_aligned(out, 4);
     free(out);
     free(errout);
     rc = h_trib(&B, NULL, &out, &errout, "access", "grant", rid2, "--token", alice, NULL);

@@ -562,14 +562,14 @@ Test(agent, route_table_gives_405_with_allow_404_and_route_metrics)
     cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
     char allow[128];
     cr_assert_eq(allow_of(&n, "PATCH", "/v1/products/payments/x", allow), 405);
-    cr_assert_str_eq(allow, "GET, PUT, DELETE");
+    cr_assert_str_eq(allow, "GET, HEAD, PUT, DELETE");
     cr_assert_eq(allow_of(&n, "PUT", "/v1/products/payments/x/records/", allow), 405);
     cr_assert_str_eq(allow, "POST, GET");
     cr_assert_eq(allow_of(&n, "POST", "/v1/status", allow), 405);
-    cr_assert_str_eq(allow, "GET");
+    cr_assert_str_eq(allow, "GET, HEAD");
     cr_assert_eq(allow_of(&n, "GET", "/v1/products/payments/x/y/z", allow), 404);
     cr_assert_eq(allow_of(&n, "GET", "/v1/products/payments", allow), 404);
-    expect_error(&n, "DELETE", "/metrics", NULL, NULL, 0, 405, "allowed methods are GET");
+    expect_error(&n, "DELETE", "/metrics", NULL, NULL, 0, 405, "allowed methods are GET, HEAD");
     /* A body sent to a route that takes none is read and dropped, not kept. */
     expect_error(&n, "GET", "/v1/products/payments/x", "application/json", "{}", 2, 404, "payments/x");
     h_resp_t r;
@@ -582,6 +582,28 @@ Test(agent, route_table_gives_405_with_allow_404_and_route_metrics)
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"other\",status=\"404\"} 2"), "%s", r.body);
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"product_get\",status=\"404\"} 1"), "%s", r.body);
     h_resp_free(&r);
+    /* HEAD is GET without the body (`curl -I` was a 405), but not on the reads that stream */
+    static const struct { const char *path; long status; } heads[] = {
+        { "/", 200 }, { "/app.js", 200 }, { "/v1/status", 200 }, { "/metrics", 200 },
+        { "/v1/products/payments/x", 404 }, { "/v1/products/payments/x/records", 405 },
+        { "/v1/products/payments/x/stream", 405 }, { "/v1/catalog/changes", 405 },
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        char hurl[512];
+        snprintf(hurl, sizeof hurl, "%s%s", n.url, heads[i].path);
+        CURL *c = curl_easy_init();
+        curl_easy_setopt(c, CURLOPT_URL, hurl);
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+        cr_assert_eq(curl_easy_perform(c), CURLE_OK, "HEAD %s", hurl);
+        long st = 0;
+        curl_off_t got = -1;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+        curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &got);
+        curl_easy_cleanup(c);
+        cr_expect_eq(st, heads[i].status, "HEAD %s: %ld", heads[i].path, st);
+        cr_expect_eq(got, 0, "HEAD %s sent a body", heads[i].path);
+    }
 }
 
 /* ------------------------------------------------------------------ control bytes */

@@ -236,7 +236,7 @@ Test(answers, a_bad_rate_is_refused_with_a_clear_error)
         out[n] = 0;
         int rc = pclose(p);
         cr_assert_eq(WEXITSTATUS(rc), 2, "'%s': exit %d: %s", bad[i], WEXITSTATUS(rc), out);
-        cr_assert(strstr(out, "peer_answer_rate") && strstr(out, "MiB/s"), "'%s': %s", bad[i], out);
+        cr_assert(strstr(out, "--peer-answer-rate: ") && strstr(out, "MiB/s"), "'%s': %s", bad[i], out);
     }
 }
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <jansson.h>
 
+#include "gossip/charter.h"
 #include "gossip/identity.h"
 #include "gossip/token.h"
 #include "gossip/transport.h"
@@ -364,6 +365,60 @@ Test(auth, hostile_tokens_are_refused_with_their_code_and_counted)
     h_node_cleanup(&n);
 }
 
+/* The 401 says which token expired, whose, and when, as a time a person reads (it said "expired
+ * at 1796532020640 (unix ms)" when the token was in the node's cache, and neither the token nor
+ * its subject otherwise); the same from a fresh verification and from the cache. */
+static void expect_expired_detail(h_node_t *n, const char *tok, const char *tok_id, const char *when)
+{
+    long st = 0;
+    json_t *j = h_call("GET", n->url, "/v1/whoami", tok, NULL, &st);
+    cr_assert_eq(st, 401);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "token_expired");
+    const char *d = json_string_value(json_object_get(j, "detail"));
+    cr_assert(d && strstr(d, tok_id) && strstr(d, "old@payments") && strstr(d, when), "detail: %s", d ? d : "-");
+    json_decref(j);
+}
+
+static int whoami_refuses(void *ctx)
+{
+    void **a = ctx;
+    long st = 0;
+    json_decref(h_call("GET", ((h_node_t *)a[0])->url, "/v1/whoami", a[1], NULL, &st));
+    return st == 401;
+}
+
+Test(auth, an_expired_token_is_refused_naming_it_and_when_it_expired)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    identity_t key = node_key(&n);
+    char *tok = NULL, err[256], when[32];
+    token_claims_t c;
+    /* expired two hours ago: refused by a fresh verification */
+    token_spec_t old = {.subject = "old@payments", .kind = TOKEN_KIND_READ, .issued_ms = fx_now_ms() - 3 * HOUR,
+                        .expires_ms = fx_now_ms() - 2 * HOUR};
+    cr_assert_eq(token_issue(&key, "payments", &old, &tok, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(token_inspect(tok, strlen(tok), fx_now_ms(), &c, NULL, 0), TOKEN_EXPIRED);
+    trust_time_text(old.expires_ms, when);
+    expect_expired_detail(&n, tok, c.id, when);
+    free(tok);
+    /* expired 55 s ago: still inside the 60 s clock skew, so served and cached; then refused from
+     * the cache once the skew is over too */
+    token_spec_t late = {.subject = "old@payments", .kind = TOKEN_KIND_READ, .issued_ms = fx_now_ms() - HOUR,
+                         .expires_ms = fx_now_ms() - 55000};
+    cr_assert_eq(token_issue(&key, "payments", &late, &tok, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(token_inspect(tok, strlen(tok), fx_now_ms(), &c, NULL, 0), TOKEN_OK);
+    long st = 0;
+    json_decref(h_call("GET", n.url, "/v1/whoami", tok, NULL, &st));
+    cr_assert_eq(st, 200, "a token inside the clock skew allowance is served");
+    void *ctx[2] = {&n, tok};
+    cr_assert(h_wait(whoami_refuses, ctx, 15000), "the token was still served after its skew allowance");
+    trust_time_text(late.expires_ms, when);
+    expect_expired_detail(&n, tok, c.id, when);
+    free(tok);
+    h_node_cleanup(&n);
+}
+
 Test(auth, random_bytes_as_bearer_tokens)
 {
     /* in-process: the header parser and the verifier on random input, bounded */
@@ -545,6 +600,13 @@ Test(auth, restricted_products_are_stubs_and_404s_without_a_grant)
         cr_assert(strstr(r.body, "\"stub\":true") && !strstr(r.body, "\"tags\""), "%s", r.body);
         h_resp_free(&r);
     }
+    /* trib show says what a stub is and how to ask for more (it printed "stub true" under rows of "-") */
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(h_trib(&p, NULL, &out, &err, "show", "growth/signup-funnel", "--token", p.token, NULL), 0, "%s", err);
+    cr_assert(strstr(out, "restricted: without a grant") &&
+              strstr(out, "trib access request growth/signup-funnel") && !strstr(out, "stub") &&
+              !strstr(out, "signer"), "%s", out);
+    free(out), free(err);
     /* records: 404 to a caller without a grant, on the owner and through another node */
     double before = refused(&g, "token_required");
     char kind[64];
@@ -619,6 +681,31 @@ Test(auth, trib_token_issue_prints_only_the_token_and_revoke_ends_it)
     free(out), free(err);
     rc = h_trib(&n, NULL, &out, &err, "status", "--token", tok, NULL);
     cr_assert_eq(rc, 0, "%s", err);
+    free(out), free(err);
+    /* each mistake named as such: a missing --ttl is not "a bad duration", a bad value is quoted,
+     * and a subject of another domain is told the form this node takes */
+    static const struct { const char *opt, *val, *says; int rc; } bad[] = {
+        { "--kind", "read", "--ttl DURATION is required", 2 },
+        { "--ttl", "1h", "--kind KIND is required", 2 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--token-file", path, "--sub", "x@payments", bad[i].opt,
+                    bad[i].val, NULL);
+        cr_assert_eq(rc, bad[i].rc, "%s", err);
+        cr_assert(strstr(err, bad[i].says), "%s", err);
+        free(out), free(err);
+    }
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--token-file", path, "--sub", "x@payments", "--kind", "read",
+                "--ttl", "5x", NULL);
+    cr_assert_eq(rc, 2);
+    cr_assert(strstr(err, "--ttl '5x'"), "%s", err);
+    free(out), free(err);
+    rc = h_trib(&n, NULL, &out, &err, "token", "issue", "--token-file", path, "--sub", "ana@growth", "--kind", "read",
+                "--ttl", "1h", NULL);
+    cr_assert_eq(rc, 1);
+    /* the node's refusal as every command prints one: STATUS CODE: DETAIL */
+    cr_assert(!strncmp(err, "trib: token issue: 400 bad_request: sub: ", 41) && strstr(err, "give NAME@payments"),
+              "%s", err);
     free(out), free(err);
     unsetenv("TRIB_TOKEN");
     free(tok);
@@ -713,7 +800,22 @@ Test(auth, the_api_over_https_with_tls_cert_and_key)
     free(out), free(err);
     rc = h_trib(&n, NULL, &out, &err, "status", NULL);
     cr_assert_neq(rc, 0, "the CLI trusted an unknown certificate");
+    cr_assert(strstr(err, "give that CA with --cacert FILE"), "%s", err);
     free(out), free(err);
+    /* --cacert before the command, like --node (it was "unknown command '--cacert'") */
+    rc = h_trib(&n, NULL, &out, &err, "--cacert", cert, "--node", n.url, "status", NULL);
+    cr_assert_eq(rc, 0, "trib --cacert F --node URL status: %s", err);
+    free(out), free(err);
+    /* the wrong scheme for the node is named as such */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", n.http_port);
+    rc = h_trib(&n, NULL, &out, &err, "status", "--node", url, NULL);
+    cr_assert_eq(rc, 1);
+    cr_assert(strstr(err, "if the node serves HTTPS, give its URL as https://"), "%s", err);
+    free(out), free(err);
+    char *started = h_read_file(n.log, NULL);
+    cr_assert(started && strstr(started, "serving HTTPS on 127.0.0.1:"), "the log does not say HTTPS: %s",
+              started ? started : "-");
+    free(started);
     /* a key file others can read: refused at start */
     cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
     cr_assert_eq(chmod(key, 0644), 0);

@@ -113,17 +113,17 @@ Test(config, bad_input_table)
     const char *unknown = write_file(2, "unknown.yaml", "domain: payments\nprobe-intervall: 5\n");
     const char *range = write_file(3, "range.yaml", "\n\nsuspicion-mult: 0\n");
     static const struct {
-        const char *args[6];
+        const char *args[10];
         const char *want;   /* substring of the error */
     } cases[] = {
         {{"--domain", "payments", NULL}, "--data DIR is required"},
-        {{"--data", "/x", "--listen", "127.0.0.1", NULL}, "listen: '127.0.0.1' is not HOST:PORT"},
-        {{"--data", "/x", "--http", "h:70000", NULL}, "http: 'h:70000' is not HOST:PORT"},
-        {{"--data", "/x", "--seed", "nope", NULL}, "seed: 'nope' is not HOST:PORT"},
-        {{"--data", "/x", "--probe-interval-ms", "-5", NULL}, "probe_interval_ms: '-5' is not a whole number"},
-        {{"--data", "/x", "--retry-max-ms", "500", NULL}, "retry_max_ms: '500' is not a whole number in 1000.."},
-        {{"--data", "/x", "--http-threads", "20000", NULL}, "http_threads: '20000'"},
-        {{"--data", "/x", "--write-workers", "0", NULL}, "write_workers: '0' is not a whole number in 1..1024"},
+        {{"--data", "/x", "--listen", "127.0.0.1", NULL}, "--listen: '127.0.0.1' is not HOST:PORT"},
+        {{"--data", "/x", "--http", "h:70000", NULL}, "--http: 'h:70000' is not HOST:PORT"},
+        {{"--data", "/x", "--seed", "nope", NULL}, "--seed: 'nope' is not HOST:PORT"},
+        {{"--data", "/x", "--probe-interval-ms", "-5", NULL}, "--probe-interval-ms: '-5' is not a whole number"},
+        {{"--data", "/x", "--retry-max-ms", "500", NULL}, "--retry-max-ms: '500' is not a whole number in 1000.."},
+        {{"--data", "/x", "--http-threads", "20000", NULL}, "--http-threads: '20000'"},
+        {{"--data", "/x", "--write-workers", "0", NULL}, "--write-workers: '0' is not a whole number in 1..1024"},
         {{"--data", "/x", "--log-level", "loud", NULL}, "log_level: 'loud'"},
         {{"--data", "/x", "--probe-interval-ms", "200", NULL}, "probe_timeout_ms (500) must be below probe_interval_ms (200)"},
         {{"--data", "/x", "--frobnicate", "1", NULL}, "unknown option '--frobnicate'"},
@@ -136,6 +136,10 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--cert", "a.cert", NULL}, "--cert needs --charter FILE"},
         {{"--data", "/x", "--listen", "10.0.0.5:7470", NULL}, "there is no built-in federation secret: give --charter"},
         {{"--data", "/x", "--seed", "abc@127.0.0.1:7470", NULL}, "NODE_ID@HOST:PORT (NODE_ID: 64 hex"},
+        /* a chartered seed names its node: a usage error before the data dir is created (it was
+         * found by the gossip layer, after the identity and admin.token were written: exit 1) */
+        {{"--data", "/x", "--charter", "c.json", "--cert", "a.cert", "--seed", "127.0.0.1:7470", NULL},
+         "--seed 127.0.0.1:7470: in a chartered federation a seed is NODE_ID@HOST:PORT"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         config_t c;
@@ -148,7 +152,7 @@ Test(config, bad_input_table)
     } files[] = {
         {bad_yaml, "bad.yaml: malformed YAML: flow sequence without a closing bracket (line 2, column 1)"},
         {unknown, ":2: unknown option 'probe-intervall'"},
-        {range, ":3: suspicion_mult: '0' is not a whole number in 1..100"},
+        {range, ":3: suspicion-mult: '0' is not a whole number in 1..100"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         const char *args[] = {"--data", "/x", "--config", files[i].path, NULL};

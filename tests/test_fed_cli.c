@@ -253,6 +253,11 @@ Test(fed_cli, refusals_say_what_and_where)
         { 1, "not JSON", { "fed", "show", P("root1.key") } },
         { 2, "unknown option '--bogus'", { "fed", "show", P("charter.json"), "--bogus" } },
         { 2, "unknown command 'fed bogus'", { "fed", "bogus" } },
+        /* key rotate names what its form lacks (it asked for --domain and --out, which the
+         * running node's form, the one the README shows, does not take) */
+        { 2, "--data DIR is required (a running node: --data DIR [--node URL]", { "key", "rotate" } },
+        { 2, "offline (--out, --domain, --effective, --overlap-hours), both --domain and --out are required",
+          { "key", "rotate", "--data", P("d"), "--domain", "payments" } },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *const *a = cases[i].args;

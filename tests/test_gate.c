@@ -246,6 +246,15 @@ Test(gate, versions_only_go_up_and_unchanged_is_a_no_op)
     cr_assert_eq(st, 422, "downgrade 1.1.0 -> 1.0.1: %ld", st);
     cr_assert_str_eq(s_of(j, "error"), "version_not_increased");
     cr_assert(strstr(s_of(j, "detail"), "1.0.1 is not above 1.1.0"), "%s", s_of(j, "detail"));
+    /* the violation names the path once: `trib publish` printed "version: version: 1.0.1 ..." */
+    json_t *v = NULL, *e;
+    size_t i;
+    json_array_foreach(json_object_get(j, "violations"), i, e)
+        if (!strcmp(s_of(e, "rule"), "version.monotonic"))
+            v = e;
+    cr_assert_not_null(v, "no version.monotonic violation");
+    cr_assert_str_eq(s_of(v, "path"), "version");
+    cr_assert(!strncmp(s_of(v, "message"), "1.0.1 is not above 1.1.0", 24), "%s", s_of(v, "message"));
     json_decref(j);
     st = publish(&n, same_ver, NULL, &j);
     cr_assert_eq(st, 422, "same version, other content: %ld", st);
@@ -298,6 +307,12 @@ Test(gate, retired_product_needs_revive_and_a_new_version)
     cr_assert_eq(h_write_file(file, v101, strlen(v101)), 0);
     cr_assert_eq(h_trib(&n, NULL, &out, &err, "publish", file, NULL), 1);
     cr_assert(strstr(err, "409 retired"), "%s", err);
+    free(out);
+    free(err);
+    /* trib check says it was not compared and why, without claiming "no changes" (v101 has some) */
+    cr_assert_eq(h_trib(&n, NULL, &out, &err, "check", file, NULL), 1);
+    cr_assert(strstr(out, "not compared") && strstr(out, "publish would be refused: retired") &&
+              !strstr(out, "no changes"), "%s", out);
     free(out);
     free(err);
     cr_assert_eq(h_trib(&n, NULL, &out, &err, "publish", "--revive", file, NULL), 0, "%s", err);

@@ -102,6 +102,14 @@ static const bad_case_t k_bad[] = {
     {HEAD "tags: [finance, '']\n" OWNERS SCHEMA, "tags[1]: empty tag"},
     {HEAD "tags: [a2345678901234567890123456789012345678901234567890123456789012345]\n" OWNERS SCHEMA,
      "tags[0]: longer than 64 characters"},
+    /* a typo of a field the manifest knows is refused, not kept as an unknown field (which
+     * published `classfication: restricted` as an internal product) */
+    {HEAD "classfication: restricted\n" OWNERS SCHEMA,
+     "classfication: unknown field; did you mean classification? (a field the manifest does not know is kept "
+     "as written, so a misspelt classification would be lost) (line 4)"},
+    {HEAD "tag: [pii]\n" OWNERS SCHEMA, "tag: unknown field; did you mean tags?"},
+    {HEAD "stauts: draft\n" OWNERS SCHEMA, "stauts: unknown field; did you mean status?"},
+    {HEAD "ownrs:\n  business: a@x.io\n  technical: b@x.io\n" SCHEMA, "ownrs: unknown field; did you mean owners?"},
     /* document shape */
     {"- name: p1\n- domain: payments\n", "top level must be a mapping, got a list (line 1)"},
     {"just a string\n", "top level must be a mapping, got a string"},

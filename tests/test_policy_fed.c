@@ -155,6 +155,28 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect(err && strstr(err, "422 policy_violation") && strstr(err, "pii.field_tag") && strstr(err, "policy line"),
               "%s", err);
     free(out), free(err);
+    /* trib check, the dry run of that publish, says it would be refused, and why (it said
+     * "publish would be accepted", exit 0: the report left out the policy set) */
+    cr_expect_eq(h_trib(&a, NULL, &out, &err, "check", tmp, NULL), 1, "%s%s", out, err);
+    cr_expect(out && strstr(out, "publish would be refused: policy_violation") && strstr(out, "pii.field_tag") &&
+              strstr(out, "policy line"), "%s", out);
+    free(out), free(err);
+    {
+        char curl_[300];
+        snprintf(curl_, sizeof curl_, "%s/v1/products/payments/customer-contacts/check", a.url);
+        h_resp_t hr;
+        cr_assert_eq(h_http("POST", curl_, "application/yaml", buf, strlen(buf), &hr), 0);
+        cr_expect_eq(hr.status, 200);
+        json_t *chk = json_loadb(hr.body ? hr.body : "", hr.len, 0, NULL);
+        h_resp_free(&hr);
+        cr_expect(json_is_false(json_object_get(chk, "ok")), "check said ok to a manifest the set refuses");
+        cr_expect_str_eq(json_string_value(json_object_get(json_object_get(chk, "error"), "error")),
+                         "policy_violation");
+        cr_expect(json_equal(json_object_get(chk, "violations"), viol), "check's violations differ from the 422's");
+        json_decref(chk);
+    }
+    /* a dry run is not a refused publish: the first PUT and the CLI's publish, not the two checks */
+    cr_expect_eq(h_metric(a.url, "trib_policy_publish_refused_total"), 2);
 
     /* the node without the set takes the same manifest; every node with the set marks it, and
      * reaches exactly the verdict the owner gave (determinism), without dropping it */

@@ -417,10 +417,10 @@ Test(records, split_limits_and_empty_bodies)
          "body is 18 bytes; the limit is 17"},
         {"{\"id\":1}\n{\"id\":2}\n", {.max_body = 18, .max_record = 100, .max_records = 10}, 0, NULL},
         {"{\"id\":1}\n{\"id\":22222}\n", {.max_body = 100, .max_record = 10, .max_records = 10}, 413,
-         "line 2: record is 12 bytes; the limit is 10"},
+         "line 2: record is 12 bytes; the limit is 10 (the node's --max-record-kb)"},
         {"{\"id\":1}\n  {\"id\":2}   \n", {.max_body = 100, .max_record = 8, .max_records = 10}, 0, NULL},
         {"{\"id\":1}\n{\"id\":2}\n\n{\"id\":3}\n{\"id\":4}\n", {.max_body = 100, .max_record = 100, .max_records = 3},
-         413, "line 5: more than 3 records in one request"},
+         413, "line 5: more than 3 records in one request (the node's --max-records): send them in several"},
         {"{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n", {.max_body = 100, .max_record = 100, .max_records = 3}, 0, NULL},
         {"", {.max_body = 100, .max_record = 100, .max_records = 3}, 400,
          "body has no records (expected NDJSON: one JSON object per line)"},
@@ -472,7 +472,7 @@ Test(records, default_limits)
     char err[256];
     cr_assert_eq(split(s, body, big, NULL, &out, &n, &status, err, sizeof err), -1);
     cr_expect_eq(status, 413);
-    cr_expect_str_eq(err, "line 1: record is 1048596 bytes; the limit is 1048576");
+    cr_expect_str_eq(err, "line 1: record is 1048596 bytes; the limit is 1048576 (the node's --max-record-kb)");
     free(body);
     record_schema_free(&s);
 }
@@ -545,7 +545,8 @@ Test(records, parallel_validation_gives_the_serial_answer)
         {{2, 0, 0}, 0, 400, "line 2: amount_minor: expected integer, got string"},
         {{15001, 7003, 12000 + 1}, 0, 400, "line 7003: amount_minor: expected integer, got string"},
         {{9000 + 1, 0, 0}, 15000, 400, "line 9001: amount_minor: expected integer, got string"},
-        {{16000 + 1, 0, 0}, 5000 + 1, 413, "line 5001: record is 100 bytes; the limit is 64"},
+        {{16000 + 1, 0, 0}, 5000 + 1, 413,
+         "line 5001: record is 100 bytes; the limit is 64 (the node's --max-record-kb)"},
     };
     record_schema_t *s = schema_from(k_simple);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

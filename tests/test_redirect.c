@@ -802,6 +802,32 @@ Test(redirect, trib_get_through_a_non_owner_reads_from_the_owner)
     resp_free(&relayed);
 }
 
+/* The owner's refusal of the caller's grant at its address is the answer: `trib get` prints it once
+ * and does not ask its node again to relay (which forwards the same token to the same owner, and
+ * got the same 403). Fails on the code before this commit: "the owner's address ... answered 403;
+ * reading through ... instead", a second request, then the same 403 (as `make demo` showed). */
+Test(redirect, trib_get_takes_the_owners_refusal_as_the_answer)
+{
+    h_node_t a, b;
+    federation(&a, &b, 1, NULL, NULL);
+    publish(&a, "settled", "confidential");
+    post_records(&a, "settled", 3);
+    wait_product(&b, "payments/settled");
+    char *gtok = issue(&b, "gail@growth");   /* a reader of another domain, no grant */
+    char *out = NULL, *err = NULL;
+    int rc = h_trib(&b, NULL, &out, &err, "get", "payments/settled", "--token", gtok, NULL);
+    cr_expect_eq(rc, 1, "trib get without a grant: %s", err);
+    cr_expect_str_eq(out, "");
+    cr_expect(strstr(err, "403 grant_required") && !strstr(err, "reading through"), "%s", err);
+    cr_expect_eq(count_lines(err), 1, "one line: %s", err);
+    cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"307\"}"), 1);
+    cr_expect_eq(h_metric(b.url, "trib_http_requests_total{route=\"records_get\",status=\"403\"}"), 0,
+                 "the node was asked again to relay");
+    free(out);
+    free(err);
+    free(gtok);
+}
+
 /* The owner A advertises adv (nrec records in its ledger); `trib get` through B must fall back
  * to the relay: exit 0, exactly the direct read's records, one line on stderr naming adv and the
  * relay, and B relays the second ask. Returns that stderr line (freed by the caller) and, in

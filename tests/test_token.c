@@ -804,6 +804,11 @@ Test(token_cli, show_and_attenuate_through_the_binary)
     cr_assert(strstr(out, "must be checked by a node"), "%s", out);
     cr_assert_eq(strstr(out, t), NULL, "show never prints the token");
     free(out), free(err);
+    /* expired 20 s ago: still accepted for clock skew, which show says instead of a plain "valid" */
+    char *late = issue_full(&issuer, TOKEN_KIND_READ, NULL, now - HOUR, now - 20000);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", late, NULL), 0, "%s", err);
+    cr_assert(strstr(out, "state      valid (expired 2") && strstr(out, "for clock skew"), "%s", out);
+    free(out), free(err), free(late);
 
     cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, "--json", NULL), 0, "%s", err);
     json_error_t je;
