@@ -7,7 +7,7 @@
  *
  * Usage: soak TRIB_BINARY    (`make soak`; knobs below and in bench/README.md "Soak")
  *   SOAK_SECONDS (300)  SOAK_NODES (5)  SOAK_SEED (time)  SOAK_PUBLISHERS (3)  SOAK_RECPRODS (2 a node)
- *   SOAK_READERS (2)  SOAK_PACE_MS (50, pause between one client's operations)  SOAK_CHAOS_MS (4000)
+ *   SOAK_READERS (2)  SOAK_FOLLOWERS (2, live streams)  SOAK_PACE_MS (50, pause between one client's operations)  SOAK_CHAOS_MS (4000)
  *   SOAK_MAX_DOWN (1)  SOAK_CONVERGE_S (60)  SOAK_RSS_MIB (128, RssAnon bound)  SOAK_DEBUG=1 (echo logs)
  *
  * Owns: the ledger of acknowledged operations (publishes by product and version, appends by record
@@ -29,7 +29,8 @@
 
 #define MAX_NODES 30
 #define TAIL_LINES 40
-#define MAX_PUBS 20000
+#define PUBS_PER_NODE 2000         /* products a publisher makes at most; then it only updates them */
+#define MAX_PUBS (MAX_NODES * PUBS_PER_NODE)
 #define FAIL_PRINT 30
 
 enum { ST_NONE = 0, ST_PENDING, ST_ACKED, ST_REFUSED, ST_UNKNOWN };
@@ -37,10 +38,10 @@ enum { ST_NONE = 0, ST_PENDING, ST_ACKED, ST_REFUSED, ST_UNKNOWN };
 /* ------------------------------------------------------------------ configuration */
 
 static struct {
-    int nodes, seconds, publishers, recprods, readers, pace_ms, chaos_ms, max_down, converge_s, rss_mib;
+    int nodes, seconds, publishers, recprods, readers, followers, pace_ms, chaos_ms, max_down, converge_s, rss_mib;
     uint64_t seed;
     int debug;
-} cfg = {5, 300, 3, 2, 2, 50, 4000, 1, 60, 128, 0, 0};
+} cfg = {5, 300, 3, 2, 2, 2, 50, 4000, 1, 60, 128, 0, 0};
 
 static const char *trib_bin, *tmp;
 static int base_port, lock_fd;
@@ -66,6 +67,7 @@ static void read_config(void)
         cfg.publishers = cfg.nodes;
     cfg.recprods = env_int("SOAK_RECPRODS", cfg.recprods, 1, 8);
     cfg.readers = env_int("SOAK_READERS", cfg.readers, 1, 16);
+    cfg.followers = env_int("SOAK_FOLLOWERS", cfg.followers, 0, 16);
     cfg.pace_ms = env_int("SOAK_PACE_MS", cfg.pace_ms, 0, 10000);
     cfg.chaos_ms = env_int("SOAK_CHAOS_MS", cfg.chaos_ms, 500, 600000);
     cfg.max_down = env_int("SOAK_MAX_DOWN", cfg.max_down, 0, MAX_NODES - 1);
@@ -144,13 +146,6 @@ static void tally(uint64_t by, const char *fmt, ...)
 
 #define count(...) tally(1, __VA_ARGS__)
 
-static int failures_now(void)
-{
-    pthread_mutex_lock(&report_mx);
-    int n = failures;
-    pthread_mutex_unlock(&report_mx);
-    return n;
-}
 
 /* ------------------------------------------------------------------ nodes */
 
@@ -314,9 +309,11 @@ static const char *error_of(const char *p, size_t len, char *out, size_t cap)
 
 static const char *error_kind(const pair_body_t *b, char *out, size_t cap) { return error_of(b->buf, b->len, out, cap); }
 
-/* The outcome of a write: ST_ACKED (2xx), ST_REFUSED (an HTTP error answer, or no connection:
- * nothing was written) or ST_UNKNOWN (the answer was lost); counted as what/kind. Any refusal but
- * a 503 (busy, not_synced) or no connection to a node the chaos has down is a failure. */
+/* The outcome of a write: ST_ACKED (2xx), ST_REFUSED (an HTTP error answer: nothing was written)
+ * or ST_UNKNOWN (no answer); counted as what/kind. Any refusal but a 503 (busy, not_synced) is a
+ * failure. "Couldn't connect" is no proof that nothing was written: libcurl sends a request on a
+ * kept-alive connection first, and when that one dies without an answer (the node was killed after
+ * reading the request, maybe after committing it) it connects again for the retry, which fails. */
 static int write_outcome(const char *what, int i, const resp_t *r, const char *detail)
 {
     char kind[48];
@@ -325,8 +322,8 @@ static int write_outcome(const char *what, int i, const resp_t *r, const char *d
         return ST_ACKED;
     }
     if (r->cc == CURLE_COULDNT_CONNECT) {
-        count("%s refused: no connection (node down)", what);
-        return ST_REFUSED;
+        count("%s unknown: no connection (node down)", what);
+        return ST_UNKNOWN;
     }
     if (r->cc != CURLE_OK) {
         count("%s unknown: %s", what, curl_easy_strerror(r->cc));
@@ -370,8 +367,6 @@ typedef struct {
     int acked;        /* highest version answered 2xx, -1: none */
     int unknown;      /* some attempt's answer was lost */
 } pub_t;
-
-#define PUBS_PER_NODE (MAX_PUBS / MAX_NODES)
 
 static pub_t pubs[MAX_PUBS];
 static int npubs;
@@ -453,6 +448,7 @@ static void *publisher_main(void *arg)
 typedef struct {
     uint64_t first, count;
     int st;
+    int reported;                 /* a failure about its records was printed (once is enough) */
 } batch_t;
 
 typedef struct {
@@ -515,7 +511,7 @@ static size_t batch_add(recprod_t *rp, uint64_t count_, uint64_t *first)
             bench_die("out of memory");
     }
     size_t k = rp->nb++;
-    rp->b[k] = (batch_t){rp->next_n, count_, ST_PENDING};
+    rp->b[k] = (batch_t){rp->next_n, count_, ST_PENDING, 0};
     *first = rp->next_n;
     rp->next_n += count_;
     pthread_mutex_unlock(&rp->mx);
@@ -583,6 +579,7 @@ static void *appender_main(void *arg)
 
 typedef struct {
     uint64_t lines, last_n;
+    int broken;                   /* a check failed */
     int error_line;               /* ended with an {"error":...} line */
     char error_kind[48];
 } readcheck_t;
@@ -617,12 +614,22 @@ static uint64_t line_check(recprod_t *rp, const char *line, size_t len, uint64_t
              (int)(len < 120 ? len : 120), line, via);
         return 0;
     }
-    uint64_t n = strtoull(line + 5, NULL, 10), lost;
-    batch_t *b = batch_of(rp, n);
+    uint64_t n = strtoull(line + 5, NULL, 10), lost = 0;
+    batch_t *b = batch_of(rp, n), *lb = NULL;
+    if (!(prev && n <= prev) && (prev || from_start) && (lost = acked_between(rp, prev, n)))
+        lb = batch_of(rp, lost);
+    if ((lb && lb->reported) || (!lb && b && b->st == ST_REFUSED && b->reported)) {
+        count("failures seen again (already reported)");
+        return 0;
+    }
+    if (lb)
+        lb->reported = 1;
+    else if (b && b->st == ST_REFUSED)
+        b->reported = 1;
     if (prev && n <= prev)
         fail("%s/%s seq %llu: record n=%llu after n=%llu (%s)", id, rp->name, (unsigned long long)seq,
              (unsigned long long)n, (unsigned long long)prev, n == prev ? "duplicate" : "out of order");
-    else if ((prev || from_start) && (lost = acked_between(rp, prev, n)))
+    else if (lost)
         fail("%s/%s: acknowledged record n=%llu missing between n=%llu and n=%llu at seq %llu (%s)", id, rp->name,
              (unsigned long long)lost, (unsigned long long)prev, (unsigned long long)n, (unsigned long long)seq, via);
     else if (!b)
@@ -653,6 +660,7 @@ static void body_check(recprod_t *rp, const pair_body_t *b, uint64_t from, uint6
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         if (rc->error_line) {
             fail("%s/%s: a line after the error line (%s)", nodes[rp->node].dom, rp->name, via);
+            rc->broken = 1;
             break;
         }
         if (!strncmp(p, "{\"error\":", 9)) {
@@ -661,11 +669,14 @@ static void body_check(recprod_t *rp, const pair_body_t *b, uint64_t from, uint6
         } else if (!nl) {
             fail("%s/%s: answer ends inside a record, without an error line (%s): %.*s", nodes[rp->node].dom,
                  rp->name, via, (int)(len < 80 ? len : 80), p);
+            rc->broken = 1;
             break;
         } else {
             uint64_t n = line_check(rp, p, len, first_seq + rc->lines, prev, from == 1, via);
-            if (!n)
+            if (!n) {
+                rc->broken = 1;
                 break;
+            }
             prev = n;
             rc->lines++;
         }
@@ -695,7 +706,6 @@ static int read_check(CURL *h, recprod_t *rp, int at, uint64_t from, uint64_t li
     const char *kind = converging ? "convergence check" : at == rp->node ? "direct" : "routed";
     uint64_t acked_before = max_acked_of(rp);
     unsigned faults_before = node_faults(at) + node_faults(rp->node);
-    int failed_before = failures_now();
     resp_t r;
     http_do(h, at, "GET", path, nodes[rp->node].token, NULL, 0, 60, &r);
     int rc = 1;
@@ -708,26 +718,31 @@ static int read_check(CURL *h, recprod_t *rp, int at, uint64_t from, uint64_t li
     } else {
         readcheck_t c;
         body_check(rp, &r.body, from, r.first_seq ? r.first_seq : from, via, &c);
-        if (c.lines && r.first_seq != from)
+        if (c.lines && r.first_seq != from) {
             fail("%s/%s: Trib-First-Seq %llu, asked from %llu (%s)", nodes[rp->node].dom, rp->name,
                  (unsigned long long)r.first_seq, (unsigned long long)from, via);
-        if (c.error_line) {
+            c.broken = 1;
+        }
+        if (!c.broken && !c.error_line && from == 1 && !limit && c.last_n < acked_before) {
+            fail("%s/%s: whole read ends at n=%llu, n=%llu was acknowledged before it began (%s)",
+                 nodes[rp->node].dom, rp->name, (unsigned long long)c.last_n, (unsigned long long)acked_before, via);
+            c.broken = 1;
+        }
+        if (!c.broken && limit && c.lines > limit) {
+            fail("%s/%s: %llu lines for limit %llu (%s)", nodes[rp->node].dom, rp->name,
+                 (unsigned long long)c.lines, (unsigned long long)limit, via);
+            c.broken = 1;
+        }
+        if (c.broken) {
+            rc = -1;
+        } else if (c.error_line) {
             count("read error line (%s): %s", kind, c.error_kind);
-        } else if (failures_now() == failed_before) {
-            if (from == 1 && !limit && c.last_n < acked_before)
-                fail("%s/%s: whole read ends at n=%llu, n=%llu was acknowledged before it began (%s)",
-                     nodes[rp->node].dom, rp->name, (unsigned long long)c.last_n, (unsigned long long)acked_before,
-                     via);
-            if (limit && c.lines > limit)
-                fail("%s/%s: %llu lines for limit %llu (%s)", nodes[rp->node].dom, rp->name,
-                     (unsigned long long)c.lines, (unsigned long long)limit, via);
+        } else {
             rc = 0;
             count("reads whole and in order (%s)", kind);
             tally(c.lines, "records read and checked");
         }
     }
-    if (failures_now() != failed_before)
-        rc = -1;
     if (whole && rc == 0)
         *whole = r.body;
     else
@@ -750,6 +765,149 @@ static void *reader_main(void *arg)
         if (rng_range(&rng, 0, 3) && top > 1)
             from = (uint64_t)rng_range(&rng, 1, (long)top), limit = (uint64_t)rng_range(&rng, 1, 500);
         read_check(h, rp, at, from, limit, NULL);
+        bench_sleep_ms(cfg.pace_ms);
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ live streams */
+
+/* One subscription of a follower: the records of rp from seq `seq` on, each checked as it comes
+ * against the one before it (`prev`, carried over from the follower's last subscription). */
+typedef struct {
+    recprod_t *rp;
+    uint64_t seq, prev, first_seq, got;
+    char line[512];
+    size_t len;
+    int error_line, broken;
+    char error_kind[48], via[64];
+} follow_t;
+
+static size_t follow_header(char *p, size_t sz, size_t nm, void *ud)
+{
+    follow_t *f = ud;
+    size_t n = sz * nm;
+    if (n > 15 && !strncasecmp(p, "Trib-First-Seq:", 15))
+        f->first_seq = strtoull(p + 15, NULL, 10);
+    return n;
+}
+
+/* One whole line of a stream. */
+static void follow_line(follow_t *f)
+{
+    recprod_t *rp = f->rp;
+    if (f->error_line) {
+        fail("%s/%s: a line after the error line (%s)", nodes[rp->node].dom, rp->name, f->via);
+        f->broken = 1;
+    } else if (!strncmp(f->line, "{\"error\":", 9)) {
+        f->error_line = 1;
+        error_of(f->line, f->len, f->error_kind, sizeof f->error_kind);
+    } else if (f->first_seq != f->seq) {
+        fail("%s/%s: stream from %llu answered Trib-First-Seq %llu (%s)", nodes[rp->node].dom, rp->name,
+             (unsigned long long)f->seq, (unsigned long long)f->first_seq, f->via);
+        f->broken = 1;
+    } else {
+        pthread_mutex_lock(&rp->mx);
+        uint64_t n = line_check(rp, f->line, f->len, f->seq + f->got, f->prev, f->seq == 1, f->via);
+        pthread_mutex_unlock(&rp->mx);
+        if (!n)
+            f->broken = 1;
+        f->prev = n;
+        f->got++;
+    }
+}
+
+static size_t follow_body(char *p, size_t sz, size_t nm, void *ud)
+{
+    follow_t *f = ud;
+    size_t n = sz * nm;
+    for (size_t k = 0; k < n && !f->broken; k++) {
+        if (p[k] != '\n') {
+            if (f->len < sizeof f->line - 1)
+                f->line[f->len++] = p[k];
+            continue;
+        }
+        f->line[f->len] = '\0';
+        follow_line(f);
+        f->len = 0;
+    }
+    return f->broken ? 0 : n;
+}
+
+/* Where a follower starts on rp: after the highest seq any read has shown, that seq's record
+ * before it (seq 1 and none when nothing was read yet). */
+static void follow_start(recprod_t *rp, uint64_t *seq, uint64_t *prev)
+{
+    pthread_mutex_lock(&rp->mx);
+    *seq = 1, *prev = 0;
+    for (size_t s = rp->capseq; s-- > 1;)
+        if (rp->seq_n[s]) {
+            *seq = s + 1, *prev = rp->seq_n[s];
+            break;
+        }
+    pthread_mutex_unlock(&rp->mx);
+}
+
+/* A follower: a live stream of one record product through a random node (3 in 4 not its owner)
+ * for 3-15 s, then again from the seq after the last record it got, the first record of each
+ * subscription checked against the last of the one before; every 5 subscriptions another product. */
+static void *follower_main(void *arg)
+{
+    uint64_t rng = rng_for(6, (int)(intptr_t)arg);
+    CURL *h = curl_easy_init();
+    recprod_t *rp = NULL;
+    uint64_t seq = 1, prev = 0;
+    for (unsigned round = 0; !load_stop; round++) {
+        if (round % 5 == 0) {
+            rp = &recs[rng_range(&rng, 0, nrecs - 1)];
+            follow_start(rp, &seq, &prev);
+        }
+        int at = rp->node;
+        if (rng_range(&rng, 0, 3))
+            at = (rp->node + (int)rng_range(&rng, 1, cfg.nodes - 1)) % cfg.nodes;
+        follow_t f = {.rp = rp, .seq = seq, .prev = prev};
+        snprintf(f.via, sizeof f.via, "%s stream on n%d from %llu", at == rp->node ? "direct" : "routed", at,
+                 (unsigned long long)seq);
+        char url[256], path[160];
+        snprintf(path, sizeof path, "/v1/products/%s/%s/stream?from=%llu", nodes[rp->node].dom, rp->name,
+                 (unsigned long long)seq);
+        node_url(url, sizeof url, at, path);
+        unsigned faults_before = node_faults(at) + node_faults(rp->node);
+        curl_easy_reset(h);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)rng_range(&rng, 3000, 15000));
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, follow_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, follow_header);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, &f);
+        BENCH_BEARER(h, nodes[rp->node].token);
+        CURLcode cc = curl_easy_perform(h);
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        int faulted = node_faults(at) + node_faults(rp->node) != faults_before;
+        const char *kind = at == rp->node ? "direct" : "routed";
+        if (f.broken)
+            prev = 0, seq = 1, round = 4;          /* a failure was reported: start afresh elsewhere */
+        else if (status != 200 && cc == CURLE_OK)
+            count("stream error (%s): HTTP %ld %s", kind, status, f.error_line ? f.error_kind : "?");
+        else if (f.error_line)
+            count("stream error line (%s): %s", kind, f.error_kind);
+        else if (cc == CURLE_OPERATION_TIMEDOUT && status == 200)
+            count("streams followed until the client left (%s)", kind);
+        else if (cc != CURLE_OK)
+            count("stream error (%s): %s%s", kind, curl_easy_strerror(cc), faulted ? " (node faulted meanwhile)" : "");
+        else if (!faulted)
+            fail("%s/%s: the stream ended without an error line (%s)", nodes[rp->node].dom, rp->name, f.via);
+        else
+            count("stream ended without an error line (%s, node faulted meanwhile)", kind);
+        if (!f.broken && status == 200) {
+            tally(f.got, "records streamed and checked");
+            seq += f.got;
+            prev = f.got ? f.prev : prev;
+        }
         bench_sleep_ms(cfg.pace_ms);
     }
     curl_easy_cleanup(h);
@@ -1263,11 +1421,13 @@ static int records_check(CURL *h, char *why, size_t cap, uint64_t round)
 
 /* Every node up and seeing all alive, the catalogs equal, the records whole: waits up to
  * SOAK_CONVERGE_S; returns the seconds it took, or -1. */
+static char converge_why[512];
+
 static double converge(void)
 {
     CURL *h = curl_easy_init();
     uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)cfg.converge_s * 1000000000ull;
-    char why[512] = "";
+    char *why = converge_why;
     double took = -1;
     for (uint64_t round = 0;; round++) {
         int lost = 0, bad = 0;
@@ -1279,12 +1439,12 @@ static double converge(void)
             json_decref(j);
             free(r.body.buf);
             if (alive != cfg.nodes)
-                bad = 1, snprintf(why, sizeof why, "n%d sees %lld of %d members alive", i, (long long)alive, cfg.nodes);
+                bad = 1, snprintf(why, sizeof converge_why, "n%d sees %lld of %d members alive", i, (long long)alive, cfg.nodes);
         }
         if (!bad)
-            bad = catalog_check(h, why, sizeof why, &lost);
+            bad = catalog_check(h, why, sizeof converge_why, &lost);
         if (!bad)
-            bad = records_check(h, why, sizeof why, round);
+            bad = records_check(h, why, sizeof converge_why, round);
         if (!bad) {
             took = (double)(bench_now_ns() - t0) / 1e9;
             break;
@@ -1425,6 +1585,8 @@ int main(int argc, char **argv)
         load_start(appender_main, i);
     for (int i = 0; i < cfg.readers; i++)
         load_start(reader_main, i);
+    for (int i = 0; i < cfg.followers; i++)
+        load_start(follower_main, i);
     load_start(searcher_main, 0);
     pthread_create(&chaos, NULL, chaos_main, NULL);
     while (bench_now_ns() - t0 < (uint64_t)cfg.seconds * 1000000000ull && !bench_interrupted)
@@ -1452,7 +1614,7 @@ int main(int argc, char **argv)
                "their owners' and holding every acknowledged version, every acknowledged record read whole from its "
                "owner and through a relay)\n", took);
     else
-        printf("FAIL: no convergence within %d s\n", cfg.converge_s);
+        printf("FAIL: no convergence within %d s: %s\n", cfg.converge_s, converge_why);
     pthread_mutex_lock(&report_mx);
     printf("%s: %d invariant violation(s)%s\n", failures ? "FAIL" : "PASS", failures,
            failures > FAIL_PRINT ? " (the first ones printed above)" : "");
