@@ -45,6 +45,7 @@ static struct {
 
 static const char *trib_bin, *tmp;
 static int base_port, lock_fd;
+static volatile uint64_t load_half_ns;   /* when half the load time has passed (0: load not started) */
 static volatile int load_stop, chaos_stop, chaos_restored, monitor_stop, converging;
 
 static int env_int(const char *name, int def, int lo, int hi)
@@ -159,6 +160,8 @@ typedef struct {
     char tail[TAIL_LINES][240];        /* its last log lines */
     int tail_next;
     long anon_max, rss_max, anon_last, rss_last;
+    long anon_half;                    /* RssAnon when half the load time had passed, -1 before */
+    int restarts_half;                 /* restarts then: the end's figure is the same process's if equal */
     int restarts;
 } node_t;
 
@@ -1022,10 +1025,47 @@ static void still_serving(CURL *h, int i, const char *what)
     }
 }
 
+#define FLOOD_CONNS 300
+
+/* FLOOD_CONNS connections to node i's HTTP port from 127.0.0.2 (more than the 256 one address may
+ * hold), each a request cut inside its header, held open while the node must still answer this
+ * process (127.0.0.1), then closed. */
+static void chaos_flood(CURL *h, int i)
+{
+    static int fds[FLOOD_CONNS];
+    int n = 0;
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000002);
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    dst.sin_port = htons((uint16_t)nodes[i].http_port);
+    static const char part[] = "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Soak: ";
+    for (int k = 0; k < FLOOD_CONNS; k++) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+            break;
+        struct timeval tv = {1, 0};
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (bind(s, (struct sockaddr *)&src, sizeof src) < 0 || connect(s, (struct sockaddr *)&dst, sizeof dst) < 0) {
+            close(s);
+            continue;
+        }
+        send(s, part, sizeof part - 1, MSG_NOSIGNAL);
+        fds[n++] = s;
+    }
+    count("fault: %d connections to its HTTP port from 127.0.0.2, each a request cut inside its header", FLOOD_CONNS);
+    still_serving(h, i, "a flood of half-sent requests from another address");
+    while (n > 0)
+        close(fds[--n]);
+}
+
 static void chaos_hostile(CURL *h, int i, uint64_t *rng)
 {
     static const char *port_name[] = {"gossip", "data-link", "HTTP"};
-    int kind = (int)rng_range(rng, 0, 2), variant = (int)rng_range(rng, 0, kind == 2 ? 2 : 1);
+    int kind = (int)rng_range(rng, 0, 2), variant = (int)rng_range(rng, 0, kind == 2 ? 3 : 1);
+    if (kind == 2 && variant == 3) {
+        chaos_flood(h, i);
+        return;
+    }
     int port = kind == 0 ? nodes[i].peer_port : kind == 1 ? nodes[i].link_port : nodes[i].http_port;
     static uint8_t buf[1 << 20];
     size_t len = hostile_payload(buf, kind == 2 && variant == 1 ? sizeof buf : 8192, kind, variant, rng);
@@ -1186,6 +1226,8 @@ static void monitor_tick(void)
             n->rss_max = rss;
         if (anon > 0)
             n->anon_last = anon, n->rss_last = rss;
+        if (anon > 0 && n->anon_half < 0 && load_half_ns && bench_now_ns() >= load_half_ns)
+            n->anon_half = anon, n->restarts_half = n->restarts;
     }
     pthread_mutex_unlock(&nodes_mx);
 }
@@ -1214,6 +1256,7 @@ static void nodes_init(void)
         n->http_port = base_port + 30 + i;
         n->link_port = base_port + 60 + i;
         n->proc.fd = -1;
+        n->anon_half = -1;
     }
 }
 
@@ -1506,8 +1549,8 @@ static void report_nodes(void)
     CURL *h = curl_easy_init();
     static const char *metrics[] = {"trib_link_refused_total", "trib_gossip_dropped_total", "trib_http_busy_total"};
     printf("\nNodes (memory sampled every second; /metrics since each node's last start):\n");
-    printf("  node  restarts  RssAnon max / at end (MiB)  VmRSS max / at end (MiB)  link refused  gossip dropped  "
-           "http busy\n");
+    printf("  node  restarts  RssAnon max / at end (MiB)  VmRSS max / at end (MiB)  RssAnon half-time -> end  "
+           "link refused  gossip dropped  http busy\n");
     long worst = 0;
     for (int i = 0; i < cfg.nodes; i++) {
         double m[3];
@@ -1515,8 +1558,13 @@ static void report_nodes(void)
             m[k] = metric_sum(h, i, metrics[k]);
         pthread_mutex_lock(&nodes_mx);
         node_t *n = &nodes[i];
-        printf("  n%-4d %8d  %11.1f / %-11.1f    %11.1f / %-11.1f  %12.0f  %14.0f  %9.0f\n", i, n->restarts,
-               n->anon_max / 1024.0, n->anon_last / 1024.0, n->rss_max / 1024.0, n->rss_last / 1024.0, m[0], m[1], m[2]);
+        char half[40] = "  (restarted since)";
+        if (n->anon_half > 0 && n->restarts_half == n->restarts)
+            snprintf(half, sizeof half, "%7.1f -> %-7.1f (%+.1f)", n->anon_half / 1024.0, n->anon_last / 1024.0,
+                     (n->anon_last - n->anon_half) / 1024.0);
+        printf("  n%-4d %8d  %11.1f / %-11.1f    %11.1f / %-11.1f  %-24s  %12.0f  %14.0f  %9.0f\n", i, n->restarts,
+               n->anon_max / 1024.0, n->anon_last / 1024.0, n->rss_max / 1024.0, n->rss_last / 1024.0, half, m[0], m[1],
+               m[2]);
         if (n->anon_max > worst)
             worst = n->anon_max;
         pthread_mutex_unlock(&nodes_mx);
@@ -1579,6 +1627,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "soak: federation of %d up on ports %d.., load for %d s\n", cfg.nodes, base_port, cfg.seconds);
 
     uint64_t t0 = bench_now_ns();
+    load_half_ns = t0 + (uint64_t)cfg.seconds * 500000000ull;
     for (int i = 0; i < cfg.publishers; i++)
         load_start(publisher_main, i);
     for (int i = 0; i < cfg.nodes; i++)
