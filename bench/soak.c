@@ -1,21 +1,24 @@
 /* bench/soak.c - a soak of a real federation: N `trib agent`s on loopback (each its own domain,
  * seeded from node 0) under concurrent publishes, appends, routed and direct reads and searches for
- * SOAK_SECONDS, while a chaos thread kills and restarts nodes on their data dirs, freezes them
- * (SIGSTOP/SIGCONT) and sends garbage to their gossip, data-link and HTTP ports. It checks that
+ * SOAK_SECONDS, with live streams followed through them, while a chaos thread kills and restarts
+ * nodes on their data dirs, freezes them (SIGSTOP/SIGCONT), sends garbage to their gossip,
+ * data-link and HTTP ports and floods their HTTP port with half-sent requests. It checks that
  * nothing acknowledged is lost, that no node exits by itself, that memory stays bounded and that
  * the federation converges once the load stops.
  *
  * Usage: soak TRIB_BINARY    (`make soak`; knobs below and in bench/README.md "Soak")
  *   SOAK_SECONDS (300)  SOAK_NODES (5)  SOAK_SEED (time)  SOAK_PUBLISHERS (3)  SOAK_RECPRODS (2 a node)
- *   SOAK_READERS (2)  SOAK_FOLLOWERS (2, live streams)  SOAK_PACE_MS (50, pause between one client's operations)  SOAK_CHAOS_MS (4000)
- *   SOAK_MAX_DOWN (1)  SOAK_CONVERGE_S (60)  SOAK_RSS_MIB (128, RssAnon bound)  SOAK_DEBUG=1 (echo logs)
+ *   SOAK_READERS (2)  SOAK_FOLLOWERS (2, live streams)  SOAK_PACE_MS (50, pause between one client's
+ *   operations)  SOAK_CHAOS_MS (4000)  SOAK_MAX_DOWN (1)  SOAK_CONVERGE_S (60)
+ *   SOAK_RSS_MIB (128, RssAnon bound)  SOAK_DEBUG=1 (echo logs)
  *
  * Owns: the ledger of acknowledged operations (publishes by product and version, appends by record
  * number), the checks of every read against it, the fault schedule, and the report on stdout.
  * Record numbers: each product's appender gives every record it sends a field "n", increasing by
  * one per record over all its attempts (never reused), so a read must show n strictly increasing;
- * an append answered 2xx must be readable, one refused with an HTTP error must never be; one whose
- * answer was lost (transport error) may be either. A seq, once read, must keep its record.
+ * an append answered 2xx must be readable, one refused with an HTTP error must never be; one with
+ * no answer (transport error, "couldn't connect" included: see write_outcome) may be either. A
+ * seq, once read, must keep its record.
  * Determinism: SOAK_SEED fixes every thread's choices (operations, sizes, faults, victims and
  * delays); how threads interleave on the machine is not fixed.
  * Must not: leave a process or temp dir behind (bench.h: atexit, signals, PR_SET_PDEATHSIG). */
