@@ -1,6 +1,7 @@
 # Tributary build. `make` builds build/trib; `make test` installs what is missing, builds and
 # runs the Criterion suite; `make demo` runs the walk-through; `make asan` runs the suite under
-# ASan+UBSan; `make bench` prints benchmark figures; `make install` puts trib in $(PREFIX)/bin;
+# ASan+UBSan; `make bench` prints benchmark figures; `make soak` loads a federation with churn and
+# faults and checks nothing is lost (SOAK_SECONDS); `make install` puts trib in $(PREFIX)/bin;
 # `make fresh-check` runs `make demo` and `make test` on a bare Debian 12 root (root, network).
 
 PREFIX    ?= /usr/local
@@ -37,7 +38,7 @@ TEST_HELP := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test unit asan valgrind demo bench install clean fresh-check
+.PHONY: all deps test unit asan valgrind demo bench soak install clean fresh-check
 all: $(BUILD)/trib
 
 # ---------------------------------------------------------------- dependencies
@@ -106,6 +107,13 @@ demo: $(BUILD)/trib
 
 bench: $(BUILD)/trib $(BENCH_BIN)
 	@./bench/run.sh $(abspath $(BUILD))
+
+# A federation under load with churn and faults for SOAK_SECONDS (bench/soak.c, bench/README.md
+# "Soak"); not part of `make bench` or `make test`. Exits non-zero when an invariant breaks.
+SOAK_SECONDS ?= 300
+SOAK_NODES   ?= 5
+soak: $(BUILD)/trib $(BUILD)/bench/soak
+	@SOAK_SECONDS=$(SOAK_SECONDS) SOAK_NODES=$(SOAK_NODES) $(BUILD)/bench/soak $(abspath $(BUILD)/trib)
 
 # The README's two commands on a bare Debian 12 root (debootstrap) with only make installed first;
 # prints each step's time and status. Needs root and the network; not part of CI.

@@ -192,7 +192,8 @@ static inline void bench_check_interrupt(void)
 
 /* Starts argv with stdout and stderr on a non-blocking pipe (p->fd). The child is killed when
  * this process dies (PR_SET_PDEATHSIG) and sits in its own process group, so a Ctrl-C reaches
- * only us and we decide how children stop. */
+ * only us and we decide how children stop. PR_SET_PDEATHSIG fires when the *thread* that forked
+ * ends, not only the process: a thread that spawns must outlive its children. */
 static inline int bench_spawn_in(bench_proc_t *p, char *const argv[], int tag, int *in_fd);
 static inline int bench_spawn(bench_proc_t *p, char *const argv[], int tag)
 {
