@@ -254,12 +254,12 @@ typedef struct {
     uint64_t first_seq;            /* Trib-First-Seq, 0 when absent */
 } resp_t;
 
-static size_t header_cb(char *p, size_t sz, size_t nm, void *ud)
+/* Trib-First-Seq into the uint64_t at ud (a records answer's, a stream's). */
+static size_t first_seq_header(char *p, size_t sz, size_t nm, void *ud)
 {
-    resp_t *r = ud;
     size_t n = sz * nm;
     if (n > 15 && !strncasecmp(p, "Trib-First-Seq:", 15))
-        r->first_seq = strtoull(p + 15, NULL, 10);
+        *(uint64_t *)ud = strtoull(p + 15, NULL, 10);
     return n;
 }
 
@@ -279,8 +279,8 @@ static void http_do(CURL *h, int i, const char *method, const char *path, const 
     curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, pair_body_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, first_seq_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &r->first_seq);
     BENCH_BEARER(h, tok);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     struct curl_slist *hdr = NULL;
@@ -790,15 +790,6 @@ typedef struct {
     char error_kind[48], via[64];
 } follow_t;
 
-static size_t follow_header(char *p, size_t sz, size_t nm, void *ud)
-{
-    follow_t *f = ud;
-    size_t n = sz * nm;
-    if (n > 15 && !strncasecmp(p, "Trib-First-Seq:", 15))
-        f->first_seq = strtoull(p + 15, NULL, 10);
-    return n;
-}
-
 /* One whole line of a stream. */
 static void follow_line(follow_t *f)
 {
@@ -887,8 +878,8 @@ static void *follower_main(void *arg)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)rng_range(&rng, 3000, 15000));
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, follow_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
-        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, follow_header);
-        curl_easy_setopt(h, CURLOPT_HEADERDATA, &f);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, first_seq_header);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, &f.first_seq);
         BENCH_BEARER(h, nodes[rp->node].token);
         CURLcode cc = curl_easy_perform(h);
         long status = 0;
