@@ -108,6 +108,8 @@ typedef struct {
     char hex[65];                           /* "" = empty slot */
 } curve_slot_t;
 
+#define UNPROVEN_MAX 1024   /* incoming connections followed until their first handshake event */
+
 struct transport {
     void *zctx;
     void *router, *zap;
@@ -126,6 +128,9 @@ struct transport {
     dealer_t *plist;
     dealer_t *mlist;                        /* dealers whose handshakes are watched */
     void *rmon;                             /* the ROUTER's handshake monitor */
+    int unproven[UNPROVEN_MAX];             /* fds of incoming connections accepted since the
+                                               ROUTER's last handshake event (rmon) */
+    size_t nunproven;
     uint64_t nmon;                          /* monitors made (unique inproc names) */
     transport_stats_t st;                   /* written and read on the owner thread */
     peerkey_t **pk_buckets;                 /* chartered: node key per address (nbuckets) */
@@ -145,6 +150,10 @@ struct transport {
 
 #define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
                     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+/* The ROUTER's also follow connections: libzmq 4.3 drops one that breaks the protocol before a
+ * security mechanism exists (random bytes, another protocol, a frame past the limit in the
+ * greeting) with no handshake event, only DISCONNECTED (see closed_unproven). */
+#define RMON_EVENTS (MON_EVENTS | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -294,12 +303,12 @@ static int set_common(const transport_t *t, void *sock, int ipv6)
 
 /* ------------------------------------------------------------------ handshake monitors */
 
-/* A PAIR connected to a monitor of sock (handshake events only), or NULL. */
-static void *monitor_open(transport_t *t, void *sock)
+/* A PAIR connected to a monitor of sock (events), or NULL. */
+static void *monitor_open(transport_t *t, void *sock, int events)
 {
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://trib-mon-%p-%llu", (void *)t, (unsigned long long)t->nmon++);
-    if (zmq_socket_monitor(sock, ep, MON_EVENTS) != 0) return NULL;
+    if (zmq_socket_monitor(sock, ep, events) != 0) return NULL;
     void *pair = zmq_socket(t->zctx, ZMQ_PAIR);
     if (pair == NULL) return NULL;
     if (set_int(pair, ZMQ_LINGER, 0) || zmq_connect(pair, ep) != 0) {
@@ -355,6 +364,26 @@ static void peerkey_settle(transport_t *t, const dealer_t *d, uint16_t ev, uint3
         peerkey_state(t, p, PK_FAILED);
 }
 
+/* An incoming connection's ACCEPTED or DISCONNECTED (fd): 1 when it closed with no handshake
+ * event of the ROUTER's since it was accepted, so none of its own (its handshake event comes
+ * between the two): libzmq dropped it for breaking the protocol before any security handshake.
+ * Any handshake event empties the list (monitor_read), so it holds only connections accepted
+ * since the last one, and one such garbage connection open while another's handshake ends is
+ * not counted: a lower bound, exact while no peer connects meanwhile. */
+static int closed_unproven(transport_t *t, uint16_t ev, int fd)
+{
+    for (size_t i = 0; i < t->nunproven; i++)
+        if (t->unproven[i] == fd) {
+            t->unproven[i] = t->unproven[--t->nunproven];
+            if (ev == ZMQ_EVENT_DISCONNECTED)
+                return 1;
+            break;   /* accepted again: a number whose DISCONNECTED we missed */
+        }
+    if (ev == ZMQ_EVENT_ACCEPTED && t->nunproven < UNPROVEN_MAX)
+        t->unproven[t->nunproven++] = fd;
+    return 0;
+}
+
 /* Reads what the monitor pair of d (NULL: the ROUTER's) has. Returns 1 when a handshake
  * succeeded (the watch can end). */
 static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
@@ -376,10 +405,20 @@ static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
             uint32_t val;
             memcpy(&id, b, 2);
             memcpy(&val, b + 2, 4);
-            if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_DISCONNECTED) {
+                if (d == NULL && closed_unproven(t, id, (int)val)) {
+                    bump(&t->st.handshake_failed_in, 1);
+                    snprintf(t->st.last_handshake_error, sizeof t->st.last_handshake_error,
+                             "closed before any handshake: it did not speak ZMTP 3 with CURVE (garbage, "
+                             "another protocol, or a frame past the limit)");
+                    snprintf(t->st.last_handshake_peer, sizeof t->st.last_handshake_peer, "an incoming connection");
+                }
+            } else if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                if (d == NULL) t->nunproven = 0;
                 ok = 1;
                 if (d != NULL) peerkey_settle(t, d, id, val);
             } else {
+                if (d == NULL) t->nunproven = 0;
                 if (d != NULL) peerkey_settle(t, d, id, val);
                 bump(out ? &t->st.handshake_failed_out : &t->st.handshake_failed_in, 1);
                 describe_failure(t, addr, id, val, t->st.last_handshake_error,
@@ -566,7 +605,7 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
         zmq_connect(d->sock, ep))
         goto err;
     while (t->ndealers >= t->o.max_peers && t->lru_tail != NULL) dealer_close(t, t->lru_tail);
-    if ((d->mon = monitor_open(t, d->sock)) != NULL) {   /* without it, failures go unreported */
+    if ((d->mon = monitor_open(t, d->sock, MON_EVENTS)) != NULL) {   /* without it, failures go unreported */
         d->mnext = t->mlist;
         if (t->mlist) t->mlist->mprev = d;
         t->mlist = d;
@@ -696,7 +735,7 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
         goto fail;
     }
     memcpy(t->addr, ep + 6, strlen(ep + 6) + 1);          /* length checked above */
-    t->rmon = monitor_open(t, t->router);
+    t->rmon = monitor_open(t, t->router, RMON_EVENTS);
     snprintf(t->adv, sizeof t->adv, "%s", t->o.advertise != NULL ? t->o.advertise : t->addr);
     t->o.federation_secret = NULL;     /* not kept: the caller's strings may not outlive us */
     t->o.advertise = NULL;

@@ -2,7 +2,10 @@
  * non-blocking sends. Real sockets on 127.0.0.1 with ports chosen by the kernel; every wait is a
  * poll with a deadline. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <poll.h>
 #include <stddef.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -717,6 +720,67 @@ Test(transport, a_flood_of_garbage_is_drained_and_counted)
     transport_msg_free(&m);
     cr_expect_eq(stats_of(n.t).dropped_undecodable, 2000);
     peer_client_destroy(&c);
+    node_stop(&n);
+    zmq_ctx_term(cctx);
+}
+
+/* Sends bytes to the ROUTER's port on a connection of its own and waits (up to ARRIVE_MS, pumping
+ * t) until the node closes it. 1 when it did. */
+static int send_and_wait_close(transport_t *t, const void *bytes, size_t len)
+{
+    const char *addr = transport_addr(t), *colon = strrchr(addr, ':');
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    cr_assert_eq(inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr), 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(write(fd, bytes, len), (ssize_t)len);
+    int closed = 0;
+    for (int64_t end = peer_now_ms() + ARRIVE_MS; !closed && peer_now_ms() < end;) {
+        transport_msg_t m;
+        if (peer_wait_msg(t, 20, &m)) transport_msg_free(&m);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char b[256];
+        closed = poll(&p, 1, 0) == 1 && read(fd, b, sizeof b) <= 0;
+    }
+    close(fd);
+    return closed;
+}
+
+/* libzmq drops a connection that breaks the protocol before any security handshake (random bytes,
+ * another protocol, a frame announced past the limit) with no handshake event: it is still
+ * counted as a failed handshake of an incoming connection, said in words, and a peer that speaks
+ * ZMTP with CURVE still gets through. */
+Test(transport, a_connection_that_never_speaks_zmtp_with_curve_is_counted_as_a_failed_handshake)
+{
+    node_t n;
+    void *cctx = zmq_ctx_new();
+    node_start(&n, NULL);
+    uint8_t junk[64];
+    randombytes_buf(junk, sizeof junk);
+    junk[0] = 0x01;   /* not 0xff: a ZMTP 1.0 peer's first byte is a length */
+    static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    /* a ZMTP 3.0 greeting asking for CURVE, then a command frame announcing 2^63 bytes */
+    uint8_t zmtp[64 + 9] = {0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0, 'C', 'U', 'R', 'V', 'E'};
+    zmtp[64] = 0x06;   /* long command frame */
+    zmtp[65] = 0x7f;
+    memset(zmtp + 66, 0xff, 7);
+    const struct {
+        const void *b;
+        size_t len;
+        const char *name;
+    } cases[] = {{junk, sizeof junk, "random bytes"}, {http, sizeof http - 1, "an HTTP request"},
+                 {zmtp, sizeof zmtp, "a frame of 2^63 bytes after the greeting"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert(send_and_wait_close(n.t, cases[i].b, cases[i].len), "%s: the node did not close it", cases[i].name);
+        cr_assert(peer_wait_stat(n.t, offsetof(transport_stats_t, handshake_failed_in), i + 1, ARRIVE_MS, NULL),
+                  "%s: not counted (handshake_failed_in %llu)", cases[i].name,
+                  (unsigned long long)stats_of(n.t).handshake_failed_in);
+        cr_expect(strstr(stats_of(n.t).last_handshake_error, "closed before any handshake") != NULL, "%s: %s",
+                  cases[i].name, stats_of(n.t).last_handshake_error);
+    }
+    expect_valid_gets_through(&n, cctx);
+    cr_expect_eq(stats_of(n.t).handshake_failed_in, 3, "a peer's handshake is not counted as a failure");
     node_stop(&n);
     zmq_ctx_term(cctx);
 }
