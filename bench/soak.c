@@ -1254,17 +1254,24 @@ static void nodes_init(void)
     }
 }
 
+/* How many members node i counts alive (its /v1/status), 0 when it does not answer. */
+static json_int_t alive_seen(CURL *h, int i)
+{
+    resp_t r;
+    http_do(h, i, "GET", "/v1/status", NULL, NULL, 0, 5, &r);
+    json_t *j = r.status == 200 ? json_loadb(r.body.buf, r.body.len, 0, NULL) : NULL;
+    json_int_t alive = json_integer_value(json_object_get(json_object_get(j, "members"), "alive"));
+    json_decref(j);
+    free(r.body.buf);
+    return alive;
+}
+
 /* Waits until every node lists every other alive (dies after 60 s). */
 static void wait_federation(CURL *h, int secs, const char *when)
 {
     uint64_t end = bench_now_ns() + (uint64_t)secs * 1000000000u;
     for (int i = 0; i < cfg.nodes;) {
-        resp_t r;
-        http_do(h, i, "GET", "/v1/status", NULL, NULL, 0, 5, &r);
-        json_t *j = r.status == 200 ? json_loadb(r.body.buf, r.body.len, 0, NULL) : NULL;
-        json_int_t alive = json_integer_value(json_object_get(json_object_get(j, "members"), "alive"));
-        json_decref(j);
-        free(r.body.buf);
+        json_int_t alive = alive_seen(h, i);
         if (alive >= cfg.nodes) {
             i++;
             continue;
@@ -1469,12 +1476,7 @@ static double converge(void)
     for (uint64_t round = 0;; round++) {
         int lost = 0, bad = 0;
         for (int i = 0; i < cfg.nodes && !bad; i++) {
-            resp_t r;
-            http_do(h, i, "GET", "/v1/status", NULL, NULL, 0, 5, &r);
-            json_t *j = r.status == 200 ? json_loadb(r.body.buf, r.body.len, 0, NULL) : NULL;
-            json_int_t alive = json_integer_value(json_object_get(json_object_get(j, "members"), "alive"));
-            json_decref(j);
-            free(r.body.buf);
+            json_int_t alive = alive_seen(h, i);
             if (alive != cfg.nodes)
                 bad = 1, snprintf(why, sizeof converge_why, "n%d sees %lld of %d members alive", i, (long long)alive, cfg.nodes);
         }
