@@ -521,3 +521,58 @@ Test(manifest, predicates)
     cr_expect(strstr(err, "name: 'Settled_Tx' is not a valid name (line 1)") && strstr(err, STORE_NAME_RULE),
               "%s", err);
 }
+
+/* ---------------------------------------------------------------- random input */
+
+/* A publisher's manifest is untrusted bytes: the example (YAML) and its JSON form, each mutated
+ * 3,000 times (bytes changed, inserted, removed, the text cut, a key one letter off), parse to a
+ * manifest or to an error that says something, never crash (run under ASan by `make asan`). A
+ * parse that succeeds gives a manifest whose packed form is within the limit. */
+Test(manifest, mutated_manifests_parse_or_fail_with_a_message)
+{
+    size_t len;
+    char *yaml = fx_read_example("settled-transactions.yaml", &len);
+    cr_assert_not_null(yaml);
+    const char *json = "{\"name\":\"p1\",\"domain\":\"payments\",\"version\":\"1.0.0\",\"classification\":\"restricted\","
+                       "\"tags\":[\"a\"],\"owners\":{\"business\":\"a@x.io\",\"technical\":\"b@x.io\"},"
+                       "\"schema\":[{\"name\":\"id\",\"logicalType\":\"string\",\"required\":true}]}";
+    const char *seeds[] = {yaml, json};
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz:-_ \n\t{}[]\"',#&*!|>0123456789.\xc3\xa9\xff";
+    srand(20261206);
+    int parsed = 0, refused = 0;
+    for (size_t s = 0; s < 2; s++) {
+        size_t n = strlen(seeds[s]);
+        char *buf = malloc(n * 2 + 64);
+        cr_assert_not_null(buf);
+        for (int round = 0; round < 3000; round++) {
+            memcpy(buf, seeds[s], n);
+            size_t m = n;
+            for (int k = 1 + rand() % 4; k > 0 && m > 0; k--) {
+                size_t at = (size_t)rand() % m;
+                char c = alphabet[rand() % (int)(sizeof alphabet - 1)];
+                switch (rand() % 5) {
+                case 0: buf[at] = c; break;                                    /* change */
+                case 1: memmove(buf + at + 1, buf + at, m - at); buf[at] = c; m++; break;   /* insert */
+                case 2: memmove(buf + at, buf + at + 1, m - at - 1); m--; break;           /* remove */
+                case 3: m = at; break;                                          /* cut */
+                default: if (buf[at] >= 'a' && buf[at] <= 'z') buf[at] = (char)('a' + (buf[at] - 'a' + 1) % 26);
+                }
+            }
+            char err[512] = "";
+            Trib__Manifest *man = manifest_parse(buf, m, NULL, err, sizeof err);
+            if (man) {
+                parsed++;
+                cr_assert_leq(trib__manifest__get_packed_size(man), MANIFEST_MAX_ENCODED);
+                manifest_free(&man);
+            } else {
+                refused++;
+                cr_assert(err[0] != '\0', "a refusal without a message, for:\n%.*s", (int)m, buf);
+            }
+        }
+        free(buf);
+    }
+    free(yaml);
+    cr_log_info("%d mutated manifests parsed, %d refused", parsed, refused);
+    cr_expect_gt(parsed, 0, "no mutation parsed: the mutations only test the first check");
+    cr_expect_gt(refused, 0);
+}
