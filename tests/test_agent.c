@@ -839,8 +839,13 @@ Test(agent, sigterm_exits_promptly_with_streams_and_idle_connections_open)
     long owner = stop_ms(&a);
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         close(fds[i]);
-    cr_assert_lt(relay, 1000, "the relay took %ld ms to exit after SIGTERM", relay);
-    cr_assert_lt(owner, 1000, "the owner took %ld ms to exit after SIGTERM", owner);
+    /* What this guards against is waiting for the clients: an idle connection is closed only after
+     * HTTP_IDLE_S (node/http.c: 15 s) and a stream never ends by itself. A third of the idle
+     * timeout tells that apart from a slow exit on a loaded machine (the exit also says LEFT to
+     * the peers and closes LMDB); both times are logged. */
+    cr_log_info("SIGTERM to exit: relay %ld ms, owner %ld ms", relay, owner);
+    cr_assert_lt(relay, 5000, "the relay took %ld ms to exit after SIGTERM: did it wait for its clients?", relay);
+    cr_assert_lt(owner, 5000, "the owner took %ld ms to exit after SIGTERM: did it wait for its clients?", owner);
 }
 
 /* ------------------------------------------------------------------ idle connections */
