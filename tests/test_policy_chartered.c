@@ -310,8 +310,9 @@ Test(policy_chartered, submit_on_one_node_reaches_every_node_and_is_enforced)
     free(o), free(e);
     ver_wait_t vw = { nodes, 2 };
     cr_assert(h_wait(all_have_version, &vw, 15000), "version 2 did not reach every node in 15 s");
-    long took = h_now_ms() - t0;
-    cr_expect_lt(took, 10000, "the set took %ld ms to reach three nodes", took);
+    /* how fast federation-log objects spread (policy sets ride the same log as revocations) is a
+     * benchmark's figure (bench/revoke.c, `make bench`), not this test's: 15 s is its deadline */
+    cr_log_info("the set reached three nodes in %ld ms", h_now_ms() - t0);
     json_t *show0 = h_get_json(nodes[0].url, "/v1/policy", NULL);
     cr_assert_not_null(show0);
     cr_expect_eq(json_array_size(json_object_get(show0, "signers")), 1);
