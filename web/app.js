@@ -122,9 +122,26 @@ async function api(path, opts = {}) {
 // A 404 that is "no such route" (the node does not have this endpoint yet), not "no such thing".
 function noRoute(r) { return r.status === 404 && /no route/.test(r.detail || ''); }
 
+// What went wrong, in words: the access refusals by their code, a failure of the node or the
+// network by its status, else the node's own detail (written for people: "days: expected ...").
+const STATUS_TEXT = {
+  0: 'The node did not answer: check your network, or try again in a moment.',
+  429: 'Too many requests: wait a moment and try again.',
+  500: 'The node could not answer: try again later, or tell its operator.',
+  503: 'The node is busy or still starting: try again in a moment.',
+};
+function plainError(r) {
+  return ACCESS_TEXT[r.error] || STATUS_TEXT[r.status] || (r.status >= 500 ? STATUS_TEXT[500] : r.detail || 'The node refused this.');
+}
+
+// The node's code and detail, for whoever helps: folded away.
+function techDetails(r) {
+  return h('details', {class: 'tech'}, h('summary', {}, 'Technical details'),
+    h('p', {}, h('code', {}, r.error || 'error'), ` (HTTP ${r.status})`, r.detail ? ': ' + r.detail : ''));
+}
+
 function errorBox(r, what) {
-  return h('div', {class: 'error', role: 'alert'},
-    h('strong', {}, what), ' ', h('code', {}, r.error || 'error'), ' (HTTP ' + r.status + '): ', r.detail || '');
+  return h('div', {class: 'error', role: 'alert'}, h('p', {}, h('strong', {}, what), ' ', plainError(r)), techDetails(r));
 }
 
 const ACCESS_TEXT = {
@@ -439,9 +456,10 @@ async function productView(m, domain, name, tab, params) {
   if (!r.ok || !r.json) {
     title.textContent = inert(id);
     m.append(r.status === 404
-      ? h('div', {class: 'notice', role: 'alert'}, h('strong', {}, 'Not found. '),
-        'This node has no product ', h('code', {}, id), ', or it is restricted and you do not have access (',
-        h('code', {}, r.error), ').')
+      ? h('div', {class: 'notice', role: 'alert'}, h('p', {}, h('strong', {}, 'Not found. '),
+        'This node has no product ', h('code', {}, id), ', or it is restricted and you do not have access. ',
+        token() ? 'Check the address, or ask its owner.' : ['Check the address, or ', h('a', {href: '#/signin'}, 'sign in'), ' if you were given access.']),
+        techDetails(r))
       : errorBox(r, 'Could not load the product:'));
     title.focus();
     return;
@@ -570,10 +588,11 @@ async function sampleTab(panel, p, man, path) {
   if (!r.ok) {
     const text = ACCESS_TEXT[r.error];
     if ([401, 403, 404].includes(r.status)) {
+      const signIn = /^token_/.test(r.error || '') || (!token() && r.status === 404);
       panel.append(h('div', {class: 'notice denied', role: 'alert', 'data-testid': 'no-access'},
-        h('strong', {}, 'You do not have access to these records. '), text || '',
-        ' The node answered ', h('code', {}, r.error), ` (HTTP ${r.status}). `,
-        h('a', {href: `#/p/${p.id}/access`}, 'Request access')));
+        h('p', {}, h('strong', {}, 'You do not have access to these records. '), text || '', ' ',
+          signIn ? h('a', {href: '#/signin'}, 'Sign in') : h('a', {href: `#/p/${p.id}/access`}, 'Request access')),
+        techDetails(r)));
     } else panel.append(errorBox(r, 'The records could not be read:'));
     return;
   }
@@ -824,7 +843,7 @@ async function showWho(out, fresh) {
     out.replaceChildren(h('p', {class: 'notice'}, 'This node does not check tokens yet (GET /v1/whoami answered 404); the token is kept and sent.'));
   } else {
     if (fresh) sessionStorage.removeItem(TOKEN_KEY);
-    out.replaceChildren(h('div', {class: 'error', role: 'alert'}, 'The node refused the token: ', h('code', {}, r.error), '. ', ACCESS_TEXT[r.error] || r.detail || ''));
+    out.replaceChildren(errorBox(r, 'This token was not accepted.'));
   }
   refreshWho();
 }

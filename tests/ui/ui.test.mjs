@@ -167,6 +167,12 @@ test('restricted product: a stub or not found, and no records for others', async
     if (await denied.count()) assert.match(await denied.textContent(), /You do not have access/);
     assert.equal(await page.getByTestId('records').count(), 0);
     assert.ok(!(await page.content()).includes('a@example.com'));
+    // the refusal in words, with the way on (sign in); the node's code only under Technical details
+    const box = page.locator('main [role=alert]').first();
+    assert.doesNotMatch(await box.innerText(), /token_required|not_found|HTTP \d/);
+    await box.getByRole('link', {name: 'Sign in'}).waitFor();
+    await box.getByText('Technical details').click();
+    assert.match(await box.innerText(), /(token_required|not_found) \(HTTP 40[14]\)/);
   });
 });
 
