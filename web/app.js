@@ -77,6 +77,14 @@ function shortId(hex) { return hex ? String(hex).slice(0, 12) : ''; }
 
 function announce(el, text) { el.textContent = inert(text); }
 
+// "Loading…" at the end of el until the data is in (a slow node must not look like an empty page);
+// returns the function that takes it away.
+function loading(el, text) {
+  const l = h('p', {class: 'muted loading', role: 'status', 'data-testid': 'loading'}, text || 'Loading…');
+  el.append(l);
+  return () => l.remove();
+}
+
 // ------------------------------------------------------------------ API
 
 const TOKEN_KEY = 'trib.token';
@@ -452,7 +460,9 @@ async function productView(m, domain, name, tab, params) {
   const path = `/v1/products/${encodeURIComponent(domain)}/${encodeURIComponent(name)}`;
   const title = h('h1', {tabindex: '-1'}, id);
   m.append(h('p', {class: 'crumbs'}, h('a', {href: params.get('q') ? '#/search?q=' + encodeURIComponent(params.get('q')) : '#/search'}, '← Search')), title);
+  const loaded = loading(m, 'Loading the product…');
   const r = await api(path);
+  loaded();
   if (!r.ok || !r.json) {
     title.textContent = inert(id);
     m.append(r.status === 404
@@ -617,7 +627,9 @@ async function sampleTab(panel, p, man, path) {
 }
 
 async function versionsTab(panel, p, man, path) {
+  const loaded = loading(panel, 'Loading the version history…');
   const r = await api(path + '/history');
+  loaded();
   if (!r.ok || !r.json || !Array.isArray(r.json.versions)) {
     panel.append(h('p', {class: 'notice'}, `Current version: ${p.version || '?'} (catalog entry ${p.catalog_seq}, updated ${p.updated || '?'}).`),
       noRoute(r) || r.status === 404
@@ -670,7 +682,9 @@ async function accessTab(panel, p, man) {
     panel.append(h('p', {class: 'notice'}, 'Sign in to request access or to see your grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
     return;
   }
+  const loaded = loading(panel, 'Loading your access…');
   const mine = await api('/v1/access/mine');
+  loaded();
   if (noRoute(mine) || mine.status === 404) {
     panel.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
   } else {
@@ -689,6 +703,7 @@ async function accessTab(panel, p, man) {
 
 // The owner's active grants, each with a Revoke button.
 async function grantedList(box, product) {
+  loading(box);
   const r = await api('/v1/access/requests?state=granted');
   if (!r.ok) { box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list grants yet (404).') : errorBox(r, 'Grants could not be read:')); return; }
   const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
@@ -742,6 +757,7 @@ function accessTable(list, showProduct) {
 }
 
 async function pendingList(box, product) {
+  loading(box);
   const r = await api('/v1/access/requests?state=requested');
   if (!r.ok) {
     box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list access requests yet (404).') : errorBox(r, 'Pending requests could not be read:'));
@@ -775,7 +791,9 @@ async function accessView(m) {
     m.append(h('p', {class: 'notice'}, 'Sign in to see your requests and grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
     return;
   }
+  const loaded = loading(m, 'Loading your requests and grants…');
   const r = await api('/v1/access/mine');
+  loaded();
   if (noRoute(r) || r.status === 404) {
     m.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
     return;
@@ -854,7 +872,9 @@ async function meshView(m) {
   const title = h('h1', {tabindex: '-1'}, 'Domains and nodes');
   m.append(title);
   title.focus();
+  const loaded = loading(m, 'Loading the domains and their nodes…');
   const [st, mem, pr] = await Promise.all([api('/v1/status'), api('/v1/members'), api('/v1/products?limit=0')]);
+  loaded();
   if (st.ok && st.json) {
     const s = st.json;
     const c = s.members || {};

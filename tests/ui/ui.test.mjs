@@ -280,6 +280,25 @@ test('leaving the first search view before its results arrive leaves no search b
   });
 });
 
+test('a slow node: the product page and the mesh say they are loading, then show their data', async (t) => {
+  await withPage(t, async (page) => {
+    for (const [hash, api, text, ready] of [
+      ['#/p/payments/settled-transactions', /\/v1\/products\/payments\/settled-transactions$/, 'Loading the product', '[data-testid=panel-overview]'],
+      ['#/mesh', /\/v1\/members$/, 'Loading the domains', '[data-testid=domain]']]) {
+      let release;
+      const held = new Promise((r) => { release = r; });
+      await page.route(api, async (route) => { await held; await route.continue(); });
+      await page.goto(A.url + '/' + hash);
+      await page.getByTestId('loading').filter({hasText: text}).waitFor();
+      assert.equal(await page.locator(ready).count(), 0);
+      release();
+      await page.locator(ready).first().waitFor();
+      assert.equal(await page.getByTestId('loading').count(), 0, hash + ': the loading line is gone');
+      await page.unroute(api);
+    }
+  });
+});
+
 test('readable at 360 px and dark by preference', async (t) => {
   await withPage(t, {viewport: {width: 360, height: 740}, colorScheme: 'dark'}, async (page) => {
     for (const hash of ['#/search?q=settled', '#/p/payments/settled-transactions', '#/p/payments/settled-transactions/schema', '#/mesh']) {
