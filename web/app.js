@@ -710,14 +710,23 @@ async function grantedList(box, product) {
   const list = product ? all.filter((a) => a.product === product) : all;
   if (!list.length) { box.replaceChildren(h('p', {class: 'muted'}, 'No active grant.')); return; }
   box.replaceChildren(h('ul', {class: 'pending', 'data-testid': 'granted'}, list.map((a) => {
-    const out = h('span', {role: 'status'});
+    const out = h('div', {role: 'status', class: 'outcome', tabindex: '-1'});
+    const revoke = h('button', {type: 'button', class: 'secondary', 'aria-label': `Revoke ${a.subject || ''} on ${a.product || ''}`, onclick: async () => {
+      revoke.disabled = true;
+      const rr = await api(`/v1/access/grants/${encodeURIComponent(a.grant || a.id)}/revoke`, {method: 'POST', body: {}});
+      if (rr.ok) {
+        revoke.remove();
+        out.replaceChildren(h('p', {}, badge('state', 'revoked'), ` ${a.subject || '?'} may no longer read ${a.product || '?'}.`));
+      } else {
+        revoke.disabled = false;
+        out.replaceChildren(errorBox(rr, 'The node did not revoke this grant.'));
+      }
+      out.focus();
+    }}, 'Revoke');
     return h('li', {class: 'card'},
       h('p', {}, h('strong', {}, a.subject || '?'), ' may read ', h('a', {href: '#/p/' + String(a.product || '')}, a.product || ''),
         a.expires_ms ? ' until ' + new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
-      h('button', {type: 'button', class: 'secondary', 'aria-label': `Revoke ${a.subject || ''} on ${a.product || ''}`, onclick: async () => {
-        const rr = await api(`/v1/access/grants/${encodeURIComponent(a.grant || a.id)}/revoke`, {method: 'POST', body: {}});
-        out.replaceChildren(rr.ok ? badge('state', 'revoked') : errorBox(rr, 'Refused:'));
-      }}, 'Revoke'), ' ', out);
+      revoke, out);
   })));
 }
 
@@ -766,20 +775,37 @@ async function pendingList(box, product) {
   const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
   const list = product ? all.filter((a) => a.product === product) : all;
   if (!list.length) { box.replaceChildren(h('p', {class: 'muted', 'data-testid': 'pending-none'}, 'No request is waiting for a decision.')); return; }
+  // Each request: its days and a reason, labelled on screen; once decided, the outcome in words
+  // takes the controls' place (and the focus), so a decision cannot be clicked twice.
   box.replaceChildren(h('ul', {class: 'pending', 'data-testid': 'pending'}, list.map((a) => {
-    const out = h('span', {role: 'status'});
-    const days = h('input', {type: 'number', min: '1', max: '365', value: String(a.days || 30), 'aria-label': `Days to grant ${a.subject || ''} on ${a.product || ''}`});
-    const reason = h('input', {type: 'text', 'aria-label': `Reason to deny ${a.subject || ''} on ${a.product || ''}`, placeholder: 'Reason (for a denial)'});
+    const who = `${a.subject || ''} on ${a.product || ''}`;
+    const key = 'dec-' + String(a.id || '').replace(/[^A-Za-z0-9_-]/g, '_');
+    const out = h('div', {role: 'status', class: 'outcome', tabindex: '-1'});
+    const days = h('input', {id: key + '-days', type: 'number', min: '1', max: '365', value: String(a.days || 30), 'aria-label': `Days to grant ${who}`});
+    const reason = h('input', {id: key + '-reason', type: 'text', 'aria-label': `Reason to deny ${who}`, placeholder: 'optional'});
+    const grant = h('button', {type: 'button', onclick: () => decide('grant')}, 'Grant');
+    const deny = h('button', {type: 'button', class: 'secondary', onclick: () => decide('deny')}, 'Deny');
+    const controls = h('div', {class: 'decide'},
+      h('span', {class: 'field'}, h('label', {for: days.id}, 'Days'), days), grant,
+      h('span', {class: 'field'}, h('label', {for: reason.id}, 'Reason to deny'), reason), deny);
     const decide = async (how) => {
+      grant.disabled = deny.disabled = true;
       const rr = await api(`/v1/access/requests/${encodeURIComponent(a.id)}/${how}`, {method: 'POST', body: how === 'grant' ? {days: Number(days.value)} : {reason: reason.value}});
-      out.replaceChildren(rr.ok ? badge('state', how === 'grant' ? 'granted' : 'denied') : errorBox(rr, 'Refused:'));
+      if (rr.ok) {
+        controls.remove();
+        out.replaceChildren(h('p', {}, badge('state', how === 'grant' ? 'granted' : 'denied'), ' ', how === 'grant'
+          ? `${a.subject || '?'} may read ${a.product || '?'} for ${days.value} days.` : `The request of ${a.subject || '?'} is denied.`));
+      } else {
+        grant.disabled = deny.disabled = false;
+        out.replaceChildren(errorBox(rr, 'The node did not record this decision.'));
+      }
+      out.focus();
     };
     return h('li', {class: 'card'},
       h('p', {}, h('strong', {}, a.subject || '?'), ' asks for ', h('a', {href: '#/p/' + String(a.product || '')}, a.product || ''),
         ` for ${a.days || '?'} days`, Array.isArray(a.fields) && a.fields.length ? ' (fields: ' + a.fields.join(', ') + ')' : ''),
       h('p', {}, 'Purpose: ', a.purpose || ''),
-      h('div', {class: 'decide'}, days, h('button', {type: 'button', onclick: () => decide('grant')}, 'Grant'),
-        reason, h('button', {type: 'button', class: 'secondary', onclick: () => decide('deny')}, 'Deny'), out));
+      controls, out);
   })));
 }
 

@@ -395,8 +395,12 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
       await page.waitForLoadState('networkidle');
       return (await page.getByTestId('pending').count()) > 0;
     }, 30000);
-    await page.getByRole('button', {name: 'Grant'}).first().click();
-    await page.locator('.pending .state-granted').waitFor();
+    const req = page.getByTestId('pending').locator('li').filter({hasText: 'alice@growth'}).filter({hasText: 'payments/cardholder-pii'});
+    assert.equal(await req.locator('label').allTextContents().then((l) => l.join('|')), 'Days|Reason to deny'); // labelled on screen
+    await req.getByRole('button', {name: 'Grant'}).click();
+    await req.locator('.state-granted').waitFor();
+    assert.match(await req.textContent(), /alice@growth may read payments\/cardholder-pii for 7 days\./);
+    assert.equal(await req.getByRole('button').count(), 0, 'once decided, no Grant or Deny to press again');
   });
   await withPage(t, async (page) => {
     await signIn(page, B, alice);
