@@ -164,6 +164,17 @@ const ACCESS_TEXT = {
   not_found: 'This product is restricted or does not exist.',
 };
 
+// Who may read a product's records, by its classification (DESIGN §13), in words. Only
+// confidential and restricted products need an access grant.
+const CLASS_TEXT = {
+  public: 'Public: anyone may read its records, without signing in.',
+  internal: 'Internal: anyone signed in with a token of this mesh may read its records.',
+  confidential: 'Confidential: reading its records needs an access grant from its owner (ask on the Access tab).',
+  restricted: 'Restricted: only people its owner has granted access may read it; others see only its name and owners.',
+};
+const classOf = (p) => p.classification || 'internal';
+const needsGrant = (p) => classOf(p) === 'confidential' || classOf(p) === 'restricted';
+
 function who() {
   try { return JSON.parse(sessionStorage.getItem('trib.whoami') || 'null'); } catch (e) { return null; }
 }
@@ -477,11 +488,12 @@ async function productView(m, domain, name, tab, params) {
   const p = r.json;
   const man = p.manifest || {};
   title.textContent = inert(p.title || id);
-  m.append(
+  m.append(...[
     h('p', {class: 'meta'}, h('code', {class: 'pid'}, p.id), ' ', badge('status', p.status), ' ', badge('class', p.classification),
       p.version ? h('span', {class: 'ver'}, ' v', p.version) : null,
       p.verified === true ? badge('verified', 'verified') : p.verified === false ? badge('verified', 'unverified') : null,
-      p.compliance && p.compliance.state ? badge('compliance', p.compliance.state) : null));
+      p.compliance && p.compliance.state ? badge('compliance', p.compliance.state) : null),
+    CLASS_TEXT[classOf(p)] ? h('p', {class: 'who-reads', 'data-testid': 'who-reads'}, CLASS_TEXT[classOf(p)]) : null].filter(Boolean));
   if (man.deprecation || p.status === 'deprecated') {
     const dep = man.deprecation || {};
     m.append(h('div', {class: 'notice warn', role: 'note'}, 'Deprecated.',
@@ -678,8 +690,13 @@ function provenanceTab(panel, p) {
 
 async function accessTab(panel, p, man) {
   const me = who();
+  const ask = needsGrant(p);
+  if (!ask) {
+    panel.append(h('p', {class: 'notice ok', 'data-testid': 'no-request-needed'}, CLASS_TEXT[classOf(p)] || '', ' No access request is needed',
+      classOf(p) !== 'public' && !token() ? [': ', h('a', {href: '#/signin'}, 'sign in'), ' to read it.'] : '.'));
+  }
   if (!token()) {
-    panel.append(h('p', {class: 'notice'}, 'Sign in to request access or to see your grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
+    if (ask) panel.append(h('p', {class: 'notice'}, 'Sign in to request access or to see your grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
     return;
   }
   const loaded = loading(panel, 'Loading your access…');
@@ -690,9 +707,9 @@ async function accessTab(panel, p, man) {
   } else {
     const list = mine.ok && Array.isArray(mine.json) ? mine.json.filter((a) => a.product === p.id) : [];
     if (!mine.ok) panel.append(errorBox(mine, 'Your access could not be read:'));
-    panel.append(section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have no request or grant for this product.')));
+    if (ask || list.length) panel.append(section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have no request or grant for this product.')));
   }
-  panel.append(section('Request access', requestForm(p, man)));
+  if (ask) panel.append(section('Request access', requestForm(p, man)));
   if (me && me.domain === p.domain && (me.kind === 'admin' || me.kind === 'write')) {
     const box = h('div'), granted = h('div');
     panel.append(section('Pending requests (you own this product)', box), section('Active grants', granted));

@@ -226,9 +226,9 @@ test('keyboard only: search, open a product, reach the access section', async (t
     await page.getByRole('heading', {level: 1}).waitFor();
     await page.keyboard.press('/'); // back to search, box focused
     await waitFor('search box focused', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'q'), 5000);
-    await page.keyboard.type('settled');
-    await page.getByTestId('card').filter({hasText: 'payments/settled-transactions'}).waitFor();
-    await page.waitForFunction(() => location.hash === '#/search?q=settled');
+    await page.keyboard.type('cardholder');
+    await page.getByTestId('card').filter({hasText: 'payments/cardholder-pii'}).waitFor();
+    await page.waitForFunction(() => location.hash === '#/search?q=cardholder');
     const tabTo = async (pred, what, max = 40) => {
       for (let i = 0; i < max; i++) {
         await page.keyboard.press('Tab');
@@ -236,9 +236,9 @@ test('keyboard only: search, open a product, reach the access section', async (t
       }
       throw new Error('Tab never reached ' + what);
     };
-    await tabTo(() => document.activeElement.textContent === 'Settled card transactions', 'the result link');
+    await tabTo(() => document.activeElement.textContent === 'Cardholder personal data', 'the result link');
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', {level: 1, name: 'Settled card transactions'}).waitFor();
+    await page.getByRole('heading', {level: 1, name: 'Cardholder personal data'}).waitFor();
     await tabTo(() => document.activeElement.id === 'tab-access', 'the Access tab');
     await page.keyboard.press('Enter');
     await page.getByTestId('panel-access').waitFor();
@@ -380,7 +380,14 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
   const owner = adminToken(A);
   await withPage(t, async (page) => {
     await signIn(page, B, alice);
+    // a public product needs no request: the page says so, and offers no form
+    await page.goto(B.url + '/#/p/payments/settled-transactions/access');
+    await page.getByTestId('no-request-needed').waitFor();
+    assert.match(await page.getByTestId('no-request-needed').textContent(), /^Public: anyone may read its records.*No access request is needed\.$/);
+    assert.equal(await page.locator('form.request').count(), 0);
     await page.goto(B.url + '/#/p/payments/cardholder-pii/access');
+    await page.locator('form.request').waitFor();
+    assert.match(await page.getByTestId('who-reads').textContent(), /^Restricted: only people its owner has granted access may read it/);
     await page.getByLabel('Purpose').fill('Fraud model features');
     await page.getByLabel('For how many days').fill('7');
     await page.getByRole('button', {name: 'Request access'}).click();
@@ -448,15 +455,15 @@ test('keyboard only: sign in, then request access from the product page', async 
     await page.getByTestId('whoami').waitFor();
     await page.keyboard.press('/');
     await waitFor('search box focused', () => page.evaluate(() => document.activeElement.id === 'q'), 5000);
-    await page.keyboard.type('disputes');
-    await page.getByTestId('card').filter({hasText: 'payments/payment-disputes'}).waitFor();
-    await tabTo(() => document.activeElement.textContent === 'Payment disputes', 'the result link');
+    await page.keyboard.type('cardholder');
+    await page.getByTestId('card').filter({hasText: 'payments/cardholder-pii'}).waitFor();
+    await tabTo(() => document.activeElement.textContent === 'Cardholder personal data', 'the result link');
     await page.keyboard.press('Enter');
     await tabTo(() => document.activeElement.id === 'tab-access', 'the Access tab');
     await page.keyboard.press('Enter');
     await page.locator('form.request').waitFor();
     await tabTo(() => document.activeElement.id === 'req-purpose', 'the purpose box');
-    await page.keyboard.type('Dispute trends by reason');
+    await page.keyboard.type('Chargeback investigations');
     await tabTo(() => document.activeElement.id === 'req-days', 'the days box');
     await page.keyboard.press('Control+A');
     await page.keyboard.type('10');
