@@ -862,49 +862,61 @@ function refreshWho() {
   a.textContent = token() ? inert(me && me.subject ? me.subject : 'Signed in') : 'Sign in';
 }
 
+// What a token's kind lets its holder do (DESIGN §13), in words.
+const KIND_TEXT = {
+  read: 'read products (and ask for access to restricted ones)',
+  write: 'read, publish your domain\'s products and decide its access requests',
+  admin: 'everything in your domain, issuing tokens included',
+};
+
 async function signinView(m) {
   const title = h('h1', {tabindex: '-1'}, token() ? 'Your session' : 'Sign in');
-  m.append(title);
-  const out = h('div', {role: 'status', 'aria-live': 'polite'});
+  const session = h('div', {role: 'status', 'aria-live': 'polite'});
   const input = h('input', {id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', placeholder: 'trib1.…'});
-  m.append(h('p', {}, 'Paste an access token (', h('code', {}, 'trib token issue'), ' gives one). It is kept in this tab only and sent to this node as a bearer header.'),
+  m.append(title,
+    h('p', {}, 'Tributary knows who you are by an access token: a long text that starts with ', h('code', {}, 'trib1.'),
+      '. Ask your domain\'s administrator for one (they make it with ', h('code', {}, 'trib token issue'),
+      ') and paste it here. It is kept in this browser tab only, and forgotten when you close the tab.'),
+    session,
     h('form', {class: 'signin', onsubmit: async (e) => {
       e.preventDefault();
       const t = input.value.trim();
-      if (!t) { out.replaceChildren(h('p', {class: 'error'}, 'Paste a token first.')); return; }
+      if (!t) { session.replaceChildren(h('p', {class: 'error'}, 'Paste a token first.')); input.focus(); return; }
       sessionStorage.setItem(TOKEN_KEY, t);
       sessionStorage.removeItem('trib.whoami');
-      await showWho(out, true);
       input.value = '';
-    }}, h('label', {for: 'token'}, 'Access token'), input, h('button', {type: 'submit'}, 'Sign in')),
-    out);
-  if (token()) {
-    m.append(h('button', {type: 'button', class: 'secondary', onclick: () => {
-      sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem('trib.whoami'); refreshWho();
-      out.replaceChildren(h('p', {}, 'Signed out.'));
-    }}, 'Sign out'));
-    await showWho(out, false);
-  }
+      await showWho(session, title, true);
+    }}, h('label', {for: 'token'}, 'Access token'), input, h('button', {type: 'submit'}, 'Sign in')));
+  if (token()) await showWho(session, title, false);
   input.focus();
 }
 
-async function showWho(out, fresh) {
+// Who the token says you are, with the ways on and Sign out; or why the token was refused.
+async function showWho(box, title, fresh) {
   const r = await api('/v1/whoami');
   if (r.ok && r.json) {
     sessionStorage.setItem('trib.whoami', JSON.stringify(r.json));
     const w = r.json;
-    out.replaceChildren(h('dl', {class: 'kv', 'data-testid': 'whoami', tabindex: '-1'},
+    title.textContent = 'Your session';
+    box.replaceChildren(h('dl', {class: 'kv', 'data-testid': 'whoami', tabindex: '-1'},
       h('dt', {}, 'Signed in as'), h('dd', {}, w.subject || ''),
       h('dt', {}, 'Domain'), h('dd', {}, w.domain || ''),
-      h('dt', {}, 'Kind'), h('dd', {}, w.kind || ''),
-      h('dt', {}, 'Scope'), h('dd', {}, w.scope || ''),
-      h('dt', {}, 'Expires'), h('dd', {}, w.expires_ms ? new Date(w.expires_ms).toISOString() : 'never')));
-    if (fresh) out.firstChild.focus(); // out of the token box, so '/' and Tab go on from here
+      h('dt', {}, 'You may'), h('dd', {}, KIND_TEXT[w.kind] || w.kind || ''),
+      h('dt', {}, 'Products'), h('dd', {}, !w.scope || w.scope === '*' ? 'all' : ['those matching ', h('code', {}, w.scope)]),
+      h('dt', {}, 'Until'), h('dd', {}, w.expires_ms ? new Date(w.expires_ms).toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'short'}) : 'no end')),
+    h('p', {class: 'next'}, h('a', {href: '#/search'}, 'Search the catalog'), ' · ', h('a', {href: '#/access'}, 'My access'), ' · ',
+      h('button', {type: 'button', class: 'secondary', onclick: () => {
+        sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem('trib.whoami'); refreshWho();
+        title.textContent = 'Sign in';
+        box.replaceChildren(h('p', {}, 'Signed out: this tab no longer holds your token.'));
+        document.getElementById('token').focus();
+      }}, 'Sign out')));
+    if (fresh) box.firstChild.focus(); // out of the token box, so '/' and Tab go on from here
   } else if (noRoute(r) || r.status === 404) {
-    out.replaceChildren(h('p', {class: 'notice'}, 'This node does not check tokens yet (GET /v1/whoami answered 404); the token is kept and sent.'));
+    box.replaceChildren(h('p', {class: 'notice'}, 'This node does not check tokens yet (GET /v1/whoami answered 404); the token is kept and sent.'));
   } else {
     if (fresh) sessionStorage.removeItem(TOKEN_KEY);
-    out.replaceChildren(errorBox(r, 'This token was not accepted.'));
+    box.replaceChildren(errorBox(r, 'This token was not accepted.'));
   }
   refreshWho();
 }

@@ -368,8 +368,15 @@ test('sign in by pasting a token shows who you are', async (t) => {
   await withPage(t, async (page) => {
     await signIn(page, B, tok);
     assert.match(await page.getByTestId('whoami').textContent(), /alice@growth/);
+    assert.match(await page.getByTestId('whoami').textContent(), /You mayread products/); // the kind in words, not "read"
     assert.equal(await page.evaluate(() => document.cookie), '');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('trib.token')), tok);
+    // Sign out is there at once (not only after coming back to the page), and does what it says
+    await page.getByRole('button', {name: 'Sign out'}).click();
+    await page.getByText('Signed out').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('trib.token')), null);
+    assert.equal(await page.locator('#who').textContent(), 'Sign in');
+    assert.equal(await page.getByRole('heading', {level: 1}).textContent(), 'Sign in');
   });
 });
 
