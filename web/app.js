@@ -699,17 +699,24 @@ async function accessTab(panel, p, man) {
     if (ask) panel.append(h('p', {class: 'notice'}, 'Sign in to request access or to see your grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
     return;
   }
+  // Your requests and grants for this product; drawn again once a request is sent.
+  const yours = h('div');
+  const drawMine = async () => {
+    const mine = await api('/v1/access/mine');
+    if (noRoute(mine) || mine.status === 404) {
+      yours.replaceChildren(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
+      return;
+    }
+    const list = mine.ok && Array.isArray(mine.json) ? oneLinePerRequest(mine.json.filter((a) => a.product === p.id)) : [];
+    yours.replaceChildren(...[!mine.ok ? errorBox(mine, 'Your access could not be read.') : null,
+      ask || list.length ? section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have not asked for access to this product.')) : null]
+      .filter(Boolean));
+  };
+  panel.append(yours);
   const loaded = loading(panel, 'Loading your access…');
-  const mine = await api('/v1/access/mine');
+  await drawMine();
   loaded();
-  if (noRoute(mine) || mine.status === 404) {
-    panel.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
-  } else {
-    const list = mine.ok && Array.isArray(mine.json) ? mine.json.filter((a) => a.product === p.id) : [];
-    if (!mine.ok) panel.append(errorBox(mine, 'Your access could not be read:'));
-    if (ask || list.length) panel.append(section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have no request or grant for this product.')));
-  }
-  if (ask) panel.append(section('Request access', requestForm(p, man)));
+  if (ask) panel.append(section('Request access', requestForm(p, man, drawMine)));
   if (me && me.domain === p.domain && (me.kind === 'admin' || me.kind === 'write')) {
     const box = h('div'), granted = h('div');
     panel.append(section('Pending requests (you own this product)', box), section('Active grants', granted));
@@ -747,38 +754,53 @@ async function grantedList(box, product) {
   })));
 }
 
-function requestForm(p, man) {
+function requestForm(p, man, sent) {
   const fields = Array.isArray(man.schema) ? man.schema.filter((f) => f && f.name) : [];
   const out = h('div', {role: 'status', 'aria-live': 'polite'});
   const purpose = h('textarea', {id: 'req-purpose', name: 'purpose', required: true, rows: '3'});
   const days = h('input', {id: 'req-days', name: 'days', type: 'number', min: '1', max: '365', value: '30', required: true});
+  const button = h('button', {type: 'submit'}, 'Request access');
   const boxes = fields.map((f, i) => h('label', {class: 'check'}, h('input', {type: 'checkbox', name: 'fields', value: String(f.name), id: 'req-f' + i}), ' ', f.name));
   const form = h('form', {class: 'request', 'aria-label': 'Request access to ' + p.id, onsubmit: async (e) => {
     e.preventDefault();
     const body = {product: p.id, purpose: purpose.value.trim(), fields: boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => i.value),
       days: Number(days.value)};
     if (!body.purpose) { out.replaceChildren(h('p', {class: 'error'}, 'Say what you need the data for.')); purpose.focus(); return; }
+    button.disabled = true;
     const r = await api('/v1/access/requests', {method: 'POST', body});
+    button.disabled = false;
     out.replaceChildren(r.ok && r.json
-      ? h('p', {class: 'notice ok', 'data-testid': 'request-state'}, 'Request sent: ', h('code', {}, r.json.id || ''), ' is ', badge('state', r.json.state || 'requested'), '.')
-      : errorBox(r, 'The request was refused:'));
+      ? h('p', {class: 'notice ok', 'data-testid': 'request-state'}, badge('state', r.json.state || 'requested'),
+        ' Request sent. The owner of ', p.id, ' decides; the answer shows above and under ', h('a', {href: '#/access'}, 'My access'), '.')
+      : errorBox(r, 'The request was not sent.'));
+    if (r.ok) { purpose.value = ''; if (sent) await sent(); }
   }},
   h('label', {for: 'req-purpose'}, 'Purpose'), purpose,
   fields.length ? h('fieldset', {}, h('legend', {}, 'Fields (leave all unchecked for every field)'), boxes) : null,
   h('label', {for: 'req-days'}, 'For how many days'), days,
-  h('button', {type: 'submit'}, 'Request access'), out);
+  button, out);
   return form;
 }
 
+// GET /v1/access/mine lists a granted request and also its grant: one line each request, the
+// grant's own line only when its request is not listed.
+function oneLinePerRequest(list) {
+  const granted = new Set(list.filter((a) => a.kind !== 'grant' && a.grant).map((a) => a.grant));
+  return list.filter((a) => !(a.kind === 'grant' && granted.has(a.id)));
+}
+
+const UNTIL_TEXT = {requested: 'once granted', denied: '', revoked: ''};
+
 function accessTable(list, showProduct) {
   return h('div', {class: 'tablewrap'}, h('table', {'data-testid': 'access-list'},
-    h('thead', {}, h('tr', {}, [showProduct ? 'Product' : null, 'State', 'Purpose', 'Fields', 'Expires', 'Id'].filter(Boolean).map((c) => h('th', {scope: 'col'}, c)))),
+    h('thead', {}, h('tr', {}, [showProduct ? 'Product' : null, 'State', 'Purpose', 'Fields', 'Until', 'Reference'].filter(Boolean).map((c) => h('th', {scope: 'col'}, c)))),
     h('tbody', {}, list.map((a) => h('tr', {},
       showProduct ? h('td', {}, h('a', {href: '#/p/' + String(a.product || '')}, a.product || '')) : null,
-      h('td', {}, badge('state', a.state || '?')),
+      h('td', {}, badge('state', a.state || '?'), a.state === 'requested' ? h('span', {class: 'muted small'}, ' waiting for the owner') : null,
+        a.state === 'denied' && a.reason ? h('span', {class: 'small'}, ' ', a.reason) : null),
       h('td', {}, a.purpose || ''),
       h('td', {}, Array.isArray(a.fields) && a.fields.length ? a.fields.join(', ') : 'all'),
-      h('td', {}, a.expires_ms ? new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
+      h('td', {}, a.state in UNTIL_TEXT ? UNTIL_TEXT[a.state] : a.expires_ms ? new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
       h('td', {}, h('code', {}, a.id || '')))))));
 }
 
@@ -842,8 +864,8 @@ async function accessView(m) {
     return;
   }
   if (!r.ok) { m.append(errorBox(r, 'Your access could not be read:')); return; }
-  const list = Array.isArray(r.json) ? r.json : [];
-  m.append(section('Requests and grants', list.length ? accessTable(list, true) : h('p', {class: 'muted'}, 'You have not requested access to anything yet.')));
+  const list = Array.isArray(r.json) ? oneLinePerRequest(r.json) : [];
+  m.append(section('Requests and grants', list.length ? accessTable(list, true) : h('p', {class: 'muted'}, 'You have not asked for access to anything yet. A product that needs it has a Request access form on its Access tab.')));
   const me = who();
   if (me && (me.kind === 'admin' || me.kind === 'write')) {
     const box = h('div');

@@ -394,12 +394,15 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
     assert.equal(await page.locator('form.request').count(), 0);
     await page.goto(B.url + '/#/p/payments/cardholder-pii/access');
     await page.locator('form.request').waitFor();
+    assert.doesNotMatch(await page.getByTestId('panel-access').innerText(), /\bnull\b/);
     assert.match(await page.getByTestId('who-reads').textContent(), /^Restricted: only people its owner has granted access may read it/);
     await page.getByLabel('Purpose').fill('Fraud model features');
     await page.getByLabel('For how many days').fill('7');
     await page.getByRole('button', {name: 'Request access'}).click();
     await page.getByTestId('request-state').waitFor();
     assert.match(await page.getByTestId('request-state').textContent(), /requested/);
+    // the page's own "Your access" shows the request at once
+    await page.getByTestId('access-list').filter({hasText: 'Fraud model features'}).waitFor();
   });
   await withPage(t, async (page) => {
     await signIn(page, A, owner);
@@ -426,6 +429,8 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
     await page.goto(B.url + '/#/access');
     await page.getByTestId('access-list').waitFor();
     assert.match(await page.getByTestId('access-list').textContent(), /granted/);
+    assert.equal(await page.locator('[data-testid=access-list] tbody tr').filter({hasText: 'payments/cardholder-pii'}).count(), 1,
+      'the request and the grant it led to are one line');
   });
   await withPage(t, async (page) => { // the owner revokes on its own node's UI
     await signIn(page, A, owner);
