@@ -206,8 +206,13 @@ let current = null; // {view, update?}
 let firstRender = true; // the page's first view (autofocus instead of focus(), see searchView)
 let views = 0; // counts views made: a held first search view enters the page only while it is current
 
+// The tab's title names the view (a browser's tabs and history, a screen reader's first words).
+const TITLES = {search: 'Search', mesh: 'Domains and nodes', access: 'My access', signin: 'Sign in'};
+function setTitle(what) { document.title = inert(what ? what + ' – Tributary' : 'Tributary'); }
+
 async function render() {
   const r = parseRoute();
+  setTitle(r.view === 'p' ? r.parts.slice(1, 3).join('/') : TITLES[r.view] || 'Page not found');
   const first = firstRender;
   firstRender = false;
   for (const a of document.querySelectorAll('[data-nav]')) {
@@ -488,6 +493,7 @@ async function productView(m, domain, name, tab, params) {
   const p = r.json;
   const man = p.manifest || {};
   title.textContent = inert(p.title || id);
+  setTitle(p.title || id);
   m.append(...[
     h('p', {class: 'meta'}, h('code', {class: 'pid'}, p.id), ' ', badge('status', p.status), ' ', badge('class', p.classification),
       p.version ? h('span', {class: 'ver'}, ' v', p.version) : null,

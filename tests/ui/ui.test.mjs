@@ -110,6 +110,7 @@ test('search -> facet -> product -> schema filter', async (t) => {
     }, 10000);
     await page.getByRole('link', {name: 'Settled card transactions'}).click();
     await page.getByRole('heading', {level: 1, name: 'Settled card transactions'}).waitFor();
+    assert.equal(await page.title(), 'Settled card transactions – Tributary'); // the tab names the product
     assert.ok(await page.getByRole('link', {name: 'maria.lopez@example.com'}).getAttribute('href') === 'mailto:maria.lopez@example.com');
     assert.ok((await page.getByTestId('panel-overview').textContent()).includes('trib get payments/settled-transactions'));
     await page.getByRole('link', {name: 'Schema'}).click();
@@ -257,6 +258,7 @@ test('mesh view: three domains, their nodes alive, product counts', async (t) =>
       const txt = await page.locator('main').textContent();
       return (await page.getByTestId('domain').count()) === 3 && (txt.match(/alive/g) || []).length >= 3;
     }, 20000);
+    assert.equal(await page.title(), 'Domains and nodes – Tributary');
     const pay = page.getByTestId('domain').filter({hasText: 'payments'});
     assert.match(await pay.locator('h2').textContent(), /3 products/);
     assert.match(await page.getByTestId('this-node').textContent(), /in domain payments/);
