@@ -951,9 +951,17 @@ async function showWho(box, title, fresh) {
 
 // ------------------------------------------------------------------ mesh
 
+// 52 seconds, 3 minutes, 5 hours, 2 days.
+function duration(sec) {
+  const s = Math.max(0, Math.floor(Number(sec) || 0));
+  const [n, u] = s < 120 ? [s, 'second'] : s < 7200 ? [Math.floor(s / 60), 'minute'] : s < 172800 ? [Math.floor(s / 3600), 'hour'] : [Math.floor(s / 86400), 'day'];
+  return `${n} ${u}${n === 1 ? '' : 's'}`;
+}
+
 async function meshView(m) {
   const title = h('h1', {tabindex: '-1'}, 'Domains and nodes');
-  m.append(title);
+  m.append(title, h('p', {class: 'muted', 'data-testid': 'mesh-legend'}, 'Each domain is a team that publishes data products; its nodes are the computers that serve them. ',
+    'A node is alive when it answers, suspect when it has just stopped answering (the others are checking), dead when it has not answered for a while, and left when it was shut down on purpose.'));
   title.focus();
   const loaded = loading(m, 'Loading the domains and their nodes…');
   const [st, mem, pr] = await Promise.all([api('/v1/status'), api('/v1/members'), api('/v1/products?limit=0')]);
@@ -961,10 +969,11 @@ async function meshView(m) {
   if (st.ok && st.json) {
     const s = st.json;
     const c = s.members || {};
-    m.append(h('p', {class: 'meta', 'data-testid': 'this-node'}, 'This node: ', h('code', {title: s.node_id}, shortId(s.node_id)),
-      ` in domain ${s.domain}, up ${s.uptime_s} s, ${s.products} products in its catalog; members alive ${c.alive ?? 0}, suspect ${c.suspect ?? 0}, dead ${c.dead ?? 0}.`));
-  } else m.append(errorBox(st, 'Status:'));
-  if (!mem.ok || !mem.json) { m.append(errorBox(mem, 'Members:')); return; }
+    m.append(h('p', {'data-testid': 'this-node'}, 'You are on node ', h('code', {title: s.node_id}, shortId(s.node_id)),
+      ` in domain ${s.domain}, running for ${duration(s.uptime_s)}, with ${s.products} product${s.products === 1 ? '' : 's'} in its catalog. `,
+      `Nodes it knows: ${c.alive ?? 0} alive, ${c.suspect ?? 0} suspect, ${c.dead ?? 0} dead.`));
+  } else m.append(errorBox(st, 'This node\'s status could not be read.'));
+  if (!mem.ok || !mem.json) { m.append(errorBox(mem, 'The list of nodes could not be read.')); return; }
   const counts = (pr.ok && pr.json && pr.json.facets && pr.json.facets.domain) || {};
   const by = new Map();
   for (const x of mem.json.members || []) {
@@ -977,7 +986,7 @@ async function meshView(m) {
     m.append(h('section', {class: 'block domain', 'data-testid': 'domain'},
       h('h2', {}, d, ' ', h('a', {class: 'small', href: '#/search?domain=' + encodeURIComponent(d)}, `${n} product${n === 1 ? '' : 's'}`)),
       nodes.length ? h('div', {class: 'tablewrap'}, h('table', {},
-        h('thead', {}, h('tr', {}, ['Node', 'State', 'Peer address', 'HTTP', ''].map((c) => h('th', {scope: 'col'}, c)))),
+        h('thead', {}, h('tr', {}, ['Node', 'State', 'Address for nodes', 'Web address', 'Note'].map((c) => h('th', {scope: 'col'}, c)))),
         h('tbody', {}, nodes.map((x) => h('tr', {},
           h('th', {scope: 'row'}, h('code', {title: x.node_id}, shortId(x.node_id))),
           h('td', {}, badge('state', x.state)),

@@ -262,6 +262,9 @@ test('mesh view: three domains, their nodes alive, product counts', async (t) =>
     const pay = page.getByTestId('domain').filter({hasText: 'payments'});
     assert.match(await pay.locator('h2').textContent(), /3 products/);
     assert.match(await page.getByTestId('this-node').textContent(), /in domain payments/);
+    // in words: how long it has run, what the states mean
+    assert.match(await page.getByTestId('this-node').textContent(), /running for \d+ (second|minute)s?, with \d+ products in its catalog/);
+    assert.match(await page.getByTestId('mesh-legend').textContent(), /suspect when it has just stopped answering/);
   });
 });
 
