@@ -533,6 +533,22 @@ function copyLine(label, text) {
     }}, 'Copy'), status);
 }
 
+// '15m' -> '15 minutes' (the manifest's durations: a number and s, m, h, d, w or y); else as written.
+function spanText(v) {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)$/.exec(String(v).trim());
+  if (!m) return String(v);
+  const unit = {s: 'second', m: 'minute', h: 'hour', d: 'day', w: 'week', y: 'year'}[m[2]];
+  return `${m[1]} ${unit}${m[1] === '1' ? '' : 's'}`;
+}
+
+// The service levels a manifest usually states, in words; any other is shown as written.
+const SLA_TEXT = {
+  freshness: ['Freshness', (v) => `new data arrives within ${spanText(v)}`],
+  availability: ['Availability', (v) => `it can be read ${v} of the time`],
+  latency: ['Latency', (v) => `answers within ${spanText(v)}`],
+  retention: ['Retention', (v) => `records are kept for ${spanText(v)}`],
+};
+
 function overviewTab(panel, p, man) {
   const d = man.description || {};
   const desc = typeof d === 'string' ? {purpose: d} : d;
@@ -549,8 +565,12 @@ function overviewTab(panel, p, man) {
   const sla = man.sla && typeof man.sla === 'object' ? man.sla : null;
   if (sla) {
     const s = h('dl', {class: 'kv'});
-    for (const [k, v] of Object.entries(sla)) s.append(h('dt', {}, k), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v)));
-    panel.append(section('Service level', s));
+    for (const [k, v] of Object.entries(sla)) {
+      const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
+      const say = SLA_TEXT[k];
+      s.append(h('dt', {}, say ? say[0] : k), h('dd', {}, say ? say[1](text) : text));
+    }
+    panel.append(section('Service level (what its owner promises)', s));
   }
   if ((p.tags || []).length) panel.append(section('Tags', h('p', {class: 'tags'}, p.tags.map((t) => h('a', {class: 'tag', href: '#/search?tag=' + encodeURIComponent(t)}, t)))));
   const ports = Array.isArray(man.outputPorts) ? man.outputPorts : [];
