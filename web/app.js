@@ -366,9 +366,10 @@ function searchView(params, first) {
       more.append(h('button', {type: 'button', onclick: () => load(shown)}, `Show more (${body.total - shown} left)`));
     }
     if (!offset && body.total === 0) {
-      results.append(h('li', {class: 'empty'}, state.get('q') || [...state.keys()].length
-        ? 'No product matches. Try fewer words, or remove a filter.'
-        : 'The catalog is empty: publish a product with trib publish FILE.yaml.'));
+      results.append(h('li', {class: 'empty', 'data-testid': 'no-results'}, state.get('q') || [...state.keys()].length
+        ? ['No product matches', state.get('q') ? ` “${state.get('q')}”` : '', [...state.keys()].some((k) => k !== 'q') ? ' with these filters' : '',
+          '. Try fewer or other words (a field name, an owner, a tag), or ', h('a', {href: '#/search'}, 'start again with the whole catalog'), '.']
+        : 'Nothing has been published in this mesh yet. Products appear here as soon as their owners publish them (trib publish FILE.yaml).'));
     }
     explain(list, my);
   }

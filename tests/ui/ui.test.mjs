@@ -126,6 +126,18 @@ test('search -> facet -> product -> schema filter', async (t) => {
   });
 });
 
+test('a search that finds nothing says what to try, with a way back to the whole catalog', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/search?q=zzzqqq&domain=payments');
+    const none = page.getByTestId('no-results');
+    await none.waitFor();
+    assert.match(await none.textContent(), /^No product matches “zzzqqq” with these filters\. Try fewer or other words/);
+    await none.getByRole('link', {name: 'start again with the whole catalog'}).click();
+    await waitFor('the whole catalog', async () => (await page.getByTestId('card').count()) >= 5, 10000);
+    assert.equal(await page.getByLabel('Search data products').inputValue(), '');
+  });
+});
+
 test('deep links reload to the same state and the back button works', async (t) => {
   await withPage(t, async (page) => {
     await page.goto(A.url + '/#/search?q=experiments&domain=growth');
