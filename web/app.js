@@ -583,7 +583,11 @@ function overviewTab(panel, p, man) {
       copyLine('trib', `trib get ${p.id} --limit 20 --node ${origin}`),
       copyLine('curl', `curl -s${auth} '${origin}/v1/products/${p.id}/records?limit=20'`)));
   }
-  panel.append(section('Output ports', list));
+  panel.append(section('How to read it',
+    h('p', {}, 'See its first records on the ', h('a', {href: `#/p/${p.id}/sample`}, 'Sample records'), ' tab. ',
+      'A program, or your data team, reads all of it from an output port with one of these lines',
+      auth ? ' (with a token: see Access)' : '', '.'),
+    list));
 }
 
 function schemaTab(panel, p, man, path, params, base) {

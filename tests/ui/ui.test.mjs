@@ -113,6 +113,7 @@ test('search -> facet -> product -> schema filter', async (t) => {
     assert.equal(await page.title(), 'Settled card transactions – Tributary'); // the tab names the product
     assert.ok(await page.getByRole('link', {name: 'maria.lopez@example.com'}).getAttribute('href') === 'mailto:maria.lopez@example.com');
     assert.ok((await page.getByTestId('panel-overview').textContent()).includes('trib get payments/settled-transactions'));
+    assert.equal(await page.getByTestId('panel-overview').getByRole('link', {name: 'Sample records'}).getAttribute('href'), '#/p/payments/settled-transactions/sample');
     // the service level in words (the manifest says freshness: 15m, availability: 99.9%)
     assert.ok((await page.getByTestId('panel-overview').textContent()).includes('Freshnessnew data arrives within 15 minutes'));
     assert.ok((await page.getByTestId('panel-overview').textContent()).includes('Availabilityit can be read 99.9% of the time'));
