@@ -344,7 +344,7 @@ function searchView(params, first) {
     show();
     if (!r.ok || !r.json) {
       announce(count, 'Search failed');
-      results.replaceChildren(h('li', {}, errorBox(r, 'Search failed:')));
+      results.replaceChildren(h('li', {}, errorBox(r, 'Search failed.')));
       return;
     }
     const body = r.json;
@@ -487,7 +487,7 @@ async function productView(m, domain, name, tab, params) {
         'This node has no product ', h('code', {}, id), ', or it is restricted and you do not have access. ',
         token() ? 'Check the address, or ask its owner.' : ['Check the address, or ', h('a', {href: '#/signin'}, 'sign in'), ' if you were given access.']),
         techDetails(r))
-      : errorBox(r, 'Could not load the product:'));
+      : errorBox(r, 'Could not load the product.'));
     title.focus();
     return;
   }
@@ -646,7 +646,7 @@ async function sampleTab(panel, p, man, path) {
         h('p', {}, h('strong', {}, 'You do not have access to these records. '), text || '', ' ',
           signIn ? h('a', {href: '#/signin'}, 'Sign in') : h('a', {href: `#/p/${p.id}/access`}, 'Request access')),
         techDetails(r)));
-    } else panel.append(errorBox(r, 'The records could not be read:'));
+    } else panel.append(errorBox(r, 'The records could not be read.'));
     return;
   }
   const rows = [];
@@ -677,7 +677,7 @@ async function versionsTab(panel, p, man, path) {
     panel.append(h('p', {class: 'notice'}, `Current version: ${p.version || '?'} (catalog entry ${p.catalog_seq}, updated ${p.updated || '?'}).`),
       noRoute(r) || r.status === 404
         ? h('p', {class: 'muted'}, 'This node does not keep a version history (GET …/history answered 404).')
-        : errorBox(r, 'The version history could not be read:'));
+        : errorBox(r, 'The version history could not be read.'));
     return;
   }
   const vs = r.json.versions.slice().reverse();
@@ -760,7 +760,7 @@ async function accessTab(panel, p, man) {
 async function grantedList(box, product) {
   loading(box);
   const r = await api('/v1/access/requests?state=granted');
-  if (!r.ok) { box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list grants yet (404).') : errorBox(r, 'Grants could not be read:')); return; }
+  if (!r.ok) { box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list grants yet (404).') : errorBox(r, 'Grants could not be read.')); return; }
   const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
   const list = product ? all.filter((a) => a.product === product) : all;
   if (!list.length) { box.replaceChildren(h('p', {class: 'muted'}, 'No active grant.')); return; }
@@ -839,7 +839,7 @@ async function pendingList(box, product) {
   loading(box);
   const r = await api('/v1/access/requests?state=requested');
   if (!r.ok) {
-    box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list access requests yet (404).') : errorBox(r, 'Pending requests could not be read:'));
+    box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list access requests yet (404).') : errorBox(r, 'Pending requests could not be read.'));
     return;
   }
   const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
@@ -894,7 +894,7 @@ async function accessView(m) {
     m.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
     return;
   }
-  if (!r.ok) { m.append(errorBox(r, 'Your access could not be read:')); return; }
+  if (!r.ok) { m.append(errorBox(r, 'Your access could not be read.')); return; }
   const list = Array.isArray(r.json) ? oneLinePerRequest(r.json) : [];
   m.append(section('Requests and grants', list.length ? accessTable(list, true) : h('p', {class: 'muted'}, 'You have not asked for access to anything yet. A product that needs it has a Request access form on its Access tab.')));
   const me = who();
