@@ -848,11 +848,11 @@ async function pendingList(box, product) {
   // Each request: its days and a reason, labelled on screen; once decided, the outcome in words
   // takes the controls' place (and the focus), so a decision cannot be clicked twice.
   box.replaceChildren(h('ul', {class: 'pending', 'data-testid': 'pending'}, list.map((a) => {
-    const who = `${a.subject || ''} on ${a.product || ''}`;
+    const whom = `${a.subject || ''} on ${a.product || ''}`;
     const key = 'dec-' + String(a.id || '').replace(/[^A-Za-z0-9_-]/g, '_');
     const out = h('div', {role: 'status', class: 'outcome', tabindex: '-1'});
-    const days = h('input', {id: key + '-days', type: 'number', min: '1', max: '365', value: String(a.days || 30), 'aria-label': `Days to grant ${who}`});
-    const reason = h('input', {id: key + '-reason', type: 'text', 'aria-label': `Reason to deny ${who}`, placeholder: 'optional'});
+    const days = h('input', {id: key + '-days', type: 'number', min: '1', max: '365', value: String(a.days || 30), 'aria-label': `Days to grant ${whom}`});
+    const reason = h('input', {id: key + '-reason', type: 'text', 'aria-label': `Reason to deny ${whom}`, placeholder: 'optional'});
     const grant = h('button', {type: 'button', onclick: () => decide('grant')}, 'Grant');
     const deny = h('button', {type: 'button', class: 'secondary', onclick: () => decide('deny')}, 'Deny');
     const controls = h('div', {class: 'decide'},
