@@ -34,7 +34,7 @@ function h(tag, attrs, ...children) {
     }
   }
   for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
+    if (c === null || c === undefined || c === false || c === '') continue;
     el.append(c instanceof Node ? c : document.createTextNode(inert(c)));
   }
   return el;
@@ -520,6 +520,21 @@ async function productView(m, domain, name, tab, params) {
   if (!document.activeElement || document.activeElement === document.body || document.activeElement === m) title.focus();
 }
 
+// On a phone (app.css, max-width 520px) a table of few rows stacks: each row a block, each cell
+// a line led by its column's name (data-label, copied here from the header row).
+function stacked(table) {
+  const names = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const tr of table.querySelectorAll('tbody tr')) [...tr.children].forEach((c, i) => c.setAttribute('data-label', names[i] || ''));
+  table.classList.add('stack');
+  return table;
+}
+
+// A table that may be wider than the screen scrolls sideways in its own box: a named region that
+// takes the focus, so the keyboard scrolls it too (axe: scrollable-region-focusable).
+function scroller(label, table) {
+  return h('div', {class: 'tablewrap', role: 'region', 'aria-label': label, tabindex: '0'}, table);
+}
+
 function section(title, ...body) { return h('section', {class: 'block'}, h('h2', {}, title), ...body); }
 
 function copyLine(label, text) {
@@ -601,7 +616,7 @@ function schemaTab(panel, p, man, path, params, base) {
     h('caption', {class: 'sr-only'}, 'Fields of ' + p.id),
     h('thead', {}, h('tr', {}, ['Field', 'Type', 'Required', 'Key', 'Classification', 'Description'].map((c) => h('th', {scope: 'col'}, c)))),
     tbody);
-  panel.append(h('div', {class: 'filterbar'}, h('label', {for: 'field-filter'}, 'Filter fields'), filter), count, h('div', {class: 'tablewrap'}, table));
+  panel.append(h('div', {class: 'filterbar'}, h('label', {for: 'field-filter'}, 'Filter fields'), filter), count, scroller('Fields of ' + p.id, table));
   function draw() {
     const f = filter.value.trim().toLowerCase();
     tbody.replaceChildren();
@@ -663,7 +678,7 @@ async function sampleTab(panel, p, man, path) {
   for (const row of rows) for (const k of Object.keys(row && typeof row === 'object' ? row : {})) if (!cols.includes(k) && cols.length < 20) cols.push(k);
   const cell = (v) => v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
   panel.append(h('p', {class: 'muted'}, `The first ${rows.length} record${rows.length === 1 ? '' : 's'}` + (last ? ` of ${last}` : '') + '.'),
-    h('div', {class: 'tablewrap'}, h('table', {class: 'records', 'data-testid': 'records'},
+    scroller('Sample records of ' + p.id, h('table', {class: 'records', 'data-testid': 'records'},
       h('caption', {class: 'sr-only'}, 'Sample records of ' + p.id),
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))),
       h('tbody', {}, rows.map((row) => h('tr', {}, cols.map((c) => h('td', {}, cell(row[c])))))))));
@@ -681,7 +696,7 @@ async function versionsTab(panel, p, man, path) {
     return;
   }
   const vs = r.json.versions.slice().reverse();
-  panel.append(h('div', {class: 'tablewrap'}, h('table', {class: 'versions', 'data-testid': 'versions'},
+  panel.append(scroller('Versions of ' + p.id, h('table', {class: 'versions', 'data-testid': 'versions'},
     h('caption', {class: 'sr-only'}, 'Versions of ' + p.id),
     h('thead', {}, h('tr', {}, ['Version', 'Change', 'Published', 'Catalog entry', 'Signer'].map((c) => h('th', {scope: 'col'}, c)))),
     h('tbody', {}, vs.map((v) => h('tr', {},
@@ -711,7 +726,7 @@ function provenanceTab(panel, p) {
   }
   const vs = Array.isArray(c.violations) ? c.violations : [];
   panel.append(section('Compliance', h('p', {}, badge('compliance', c.state || 'unknown')),
-    vs.length ? h('div', {class: 'tablewrap'}, h('table', {},
+    vs.length ? scroller('Compliance violations', h('table', {},
       h('thead', {}, h('tr', {}, ['Rule', 'Severity', 'Path', 'Message'].map((x) => h('th', {scope: 'col'}, x)))),
       h('tbody', {}, vs.map((v) => h('tr', {}, h('td', {}, v.rule || ''), h('td', {}, v.severity || ''), h('td', {}, v.path || ''), h('td', {}, v.message || ''))))))
       : null));
@@ -823,7 +838,7 @@ function oneLinePerRequest(list) {
 const UNTIL_TEXT = {requested: 'once granted', denied: '', revoked: ''};
 
 function accessTable(list, showProduct) {
-  return h('div', {class: 'tablewrap'}, h('table', {'data-testid': 'access-list'},
+  return h('div', {class: 'tablewrap'}, stacked(h('table', {'data-testid': 'access-list'},
     h('thead', {}, h('tr', {}, [showProduct ? 'Product' : null, 'State', 'Purpose', 'Fields', 'Until', 'Reference'].filter(Boolean).map((c) => h('th', {scope: 'col'}, c)))),
     h('tbody', {}, list.map((a) => h('tr', {},
       showProduct ? h('td', {}, h('a', {href: '#/p/' + String(a.product || '')}, a.product || '')) : null,
@@ -832,7 +847,7 @@ function accessTable(list, showProduct) {
       h('td', {}, a.purpose || ''),
       h('td', {}, Array.isArray(a.fields) && a.fields.length ? a.fields.join(', ') : 'all'),
       h('td', {}, a.state in UNTIL_TEXT ? UNTIL_TEXT[a.state] : a.expires_ms ? new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
-      h('td', {}, h('code', {}, a.id || '')))))));
+      h('td', {}, h('code', {}, a.id || ''))))))));
 }
 
 async function pendingList(box, product) {
@@ -1010,14 +1025,14 @@ async function meshView(m) {
     const n = counts[d] || 0;
     m.append(h('section', {class: 'block domain', 'data-testid': 'domain'},
       h('h2', {}, d, ' ', h('a', {class: 'small', href: '#/search?domain=' + encodeURIComponent(d)}, `${n} product${n === 1 ? '' : 's'}`)),
-      nodes.length ? h('div', {class: 'tablewrap'}, h('table', {},
+      nodes.length ? h('div', {class: 'tablewrap'}, stacked(h('table', {},
         h('thead', {}, h('tr', {}, ['Node', 'State', 'Address for nodes', 'Web address', 'Note'].map((c) => h('th', {scope: 'col'}, c)))),
         h('tbody', {}, nodes.map((x) => h('tr', {},
           h('th', {scope: 'row'}, h('code', {title: x.node_id}, shortId(x.node_id))),
           h('td', {}, badge('state', x.state)),
           h('td', {}, x.addr || ''),
           h('td', {}, /^[A-Za-z0-9.:[\]-]+$/.test(x.http || '') ? h('a', {href: 'http://' + x.http + '/'}, x.http) : x.http || ''),
-          h('td', {}, x.self ? 'this node' : '')))))) : h('p', {class: 'muted'}, 'No node of this domain is in the membership view.')));
+          h('td', {}, x.self ? 'this node' : ''))))))) : h('p', {class: 'muted'}, 'No node of this domain is in the membership view.')));
   }
 }
 

@@ -329,6 +329,11 @@ test('readable at 360 px and dark by preference', async (t) => {
       const w = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(w <= 360, `${hash}: page is ${w} px wide at a 360 px viewport`);
     }
+    // the mesh's tables stack on a phone: a cell takes the row's width, its column's name before it
+    const cell = page.locator('[data-testid=domain] tbody td').first();
+    const box = await cell.boundingBox();
+    assert.ok(box.width > 250, `a mesh table cell is ${box.width} px wide at 360 px`);
+    assert.equal(await cell.evaluate((e) => getComputedStyle(e, '::before').content), '"State"');
     const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     const [r, g, b] = bg.match(/\d+/g).map(Number);
     assert.ok(r + g + b < 150, 'dark background: ' + bg);
