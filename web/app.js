@@ -871,8 +871,8 @@ async function pendingList(box, product) {
     const grant = h('button', {type: 'button', onclick: () => decide('grant')}, 'Grant');
     const deny = h('button', {type: 'button', class: 'secondary', onclick: () => decide('deny')}, 'Deny');
     const controls = h('div', {class: 'decide'},
-      h('span', {class: 'field'}, h('label', {for: days.id}, 'Days'), days), grant,
-      h('span', {class: 'field'}, h('label', {for: reason.id}, 'Reason to deny'), reason), deny);
+      h('span', {class: 'field'}, h('label', {for: days.id}, 'Days'), days, grant),
+      h('span', {class: 'field'}, h('label', {for: reason.id}, 'Reason to deny'), reason, deny));
     const decide = async (how) => {
       grant.disabled = deny.disabled = true;
       const rr = await api(`/v1/access/requests/${encodeURIComponent(a.id)}/${how}`, {method: 'POST', body: how === 'grant' ? {days: Number(days.value)} : {reason: reason.value}});
