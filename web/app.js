@@ -970,7 +970,8 @@ async function showWho(box, title, fresh) {
       h('dt', {}, 'Signed in as'), h('dd', {}, w.subject || ''),
       h('dt', {}, 'Domain'), h('dd', {}, w.domain || ''),
       h('dt', {}, 'You may'), h('dd', {}, KIND_TEXT[w.kind] || w.kind || ''),
-      h('dt', {}, 'Products'), h('dd', {}, !w.scope || w.scope === '*' ? 'all' : ['those matching ', h('code', {}, w.scope)]),
+      h('dt', {}, 'Products'), h('dd', {}, !w.scope || w.scope === '*' || w.scope === '*/*' ? 'all'
+        : /^[^*/]+\/\*$/.test(w.scope) ? `those of domain ${w.scope.slice(0, -2)}` : ['those matching ', h('code', {}, w.scope)]),
       h('dt', {}, 'Until'), h('dd', {}, w.expires_ms ? new Date(w.expires_ms).toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'short'}) : 'no end')),
     h('p', {class: 'next'}, h('a', {href: '#/search'}, 'Search the catalog'), ' · ', h('a', {href: '#/access'}, 'My access'), ' · ',
       h('button', {type: 'button', class: 'secondary', onclick: () => {

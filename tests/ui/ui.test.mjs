@@ -395,6 +395,7 @@ test('sign in by pasting a token shows who you are', async (t) => {
     await signIn(page, B, tok);
     assert.match(await page.getByTestId('whoami').textContent(), /alice@growth/);
     assert.match(await page.getByTestId('whoami').textContent(), /You mayread products/); // the kind in words, not "read"
+    assert.match(await page.getByTestId('whoami').textContent(), /Productsall/); // the scope */* in words
     assert.equal(await page.evaluate(() => document.cookie), '');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('trib.token')), tok);
     // Sign out is there at once (not only after coming back to the page), and does what it says
