@@ -472,13 +472,24 @@ function searchView(params, first) {
 const TABS = [['overview', 'Overview'], ['schema', 'Schema'], ['sample', 'Sample records'], ['versions', 'Versions'],
   ['access', 'Access'], ['provenance', 'Provenance']];
 
+// The mesh's trust mode ('open' or 'chartered'; '' when unknown), asked once: in an open mesh no
+// signer is certified, so 'unverified' says nothing about one product and is not shown as a warning.
+let meshMode = null;
+async function federationMode() {
+  if (meshMode === null) {
+    const r = await api('/v1/federation');
+    meshMode = (r.ok && r.json && r.json.mode) || '';
+  }
+  return meshMode;
+}
+
 async function productView(m, domain, name, tab, params) {
   const id = `${domain}/${name}`;
   const path = `/v1/products/${encodeURIComponent(domain)}/${encodeURIComponent(name)}`;
   const title = h('h1', {tabindex: '-1'}, id);
   m.append(h('p', {class: 'crumbs'}, h('a', {href: params.get('q') ? '#/search?q=' + encodeURIComponent(params.get('q')) : '#/search'}, '← Search')), title);
   const loaded = loading(m, 'Loading the product…');
-  const r = await api(path);
+  const [r, mode] = await Promise.all([api(path), federationMode()]);
   loaded();
   if (!r.ok || !r.json) {
     title.textContent = inert(id);
@@ -498,7 +509,7 @@ async function productView(m, domain, name, tab, params) {
   m.append(...[
     h('p', {class: 'meta'}, h('code', {class: 'pid'}, p.id), ' ', badge('status', p.status), ' ', badge('class', p.classification),
       p.version ? h('span', {class: 'ver'}, ' v', p.version) : null,
-      p.verified === true ? badge('verified', 'verified') : p.verified === false ? badge('verified', 'unverified') : null,
+      p.verified === true ? badge('verified', 'verified') : p.verified === false && mode !== 'open' ? badge('verified', 'unverified') : null,
       p.compliance && p.compliance.state ? badge('compliance', p.compliance.state) : null),
     CLASS_TEXT[classOf(p)] ? h('p', {class: 'who-reads', 'data-testid': 'who-reads'}, CLASS_TEXT[classOf(p)]) : null].filter(Boolean));
   if (man.deprecation || p.status === 'deprecated') {
@@ -516,7 +527,7 @@ async function productView(m, domain, name, tab, params) {
   const panel = h('section', {class: 'panel', 'aria-labelledby': 'tab-' + known, 'data-testid': 'panel-' + known});
   m.append(panel);
   const views = {overview: overviewTab, schema: schemaTab, sample: sampleTab, versions: versionsTab, access: accessTab, provenance: provenanceTab};
-  await views[known](panel, p, man, path, params, base);
+  await views[known](panel, p, man, path, params, base, mode);
   if (!document.activeElement || document.activeElement === document.body || document.activeElement === m) title.focus();
 }
 
@@ -707,15 +718,18 @@ async function versionsTab(panel, p, man, path) {
       h('td', {}, h('code', {title: v.signer || ''}, shortId(v.signer)))))))));
 }
 
-function provenanceTab(panel, p) {
+function provenanceTab(panel, p, man, path, params, base, mode) {
   const on = p.owner_node || {};
   const dl = h('dl', {class: 'kv'},
     h('dt', {}, 'Owner node'), h('dd', {}, h('code', {title: on.node_id || ''}, shortId(on.node_id) || 'unknown'), ' ', badge('state', on.state || 'unknown')),
     on.addr ? [h('dt', {}, 'Peer address'), h('dd', {}, on.addr)] : null,
     on.http ? [h('dt', {}, 'HTTP address'), h('dd', {}, on.http)] : null,
     h('dt', {}, 'Signer'), h('dd', {}, h('code', {class: 'hex'}, p.signer || '')),
-    h('dt', {}, 'Signature'), h('dd', {}, p.verified === true ? badge('verified', 'verified') : p.verified === false ? badge('verified', 'unverified')
-      : h('span', {class: 'muted'}, 'unverified: this node does not report certificate verification')),
+    h('dt', {}, 'Signature'), h('dd', {'data-testid': 'signature'},
+      p.verified === true ? [badge('verified', 'verified'), ' The signer was certified for this domain when it signed.']
+        : p.verified === false && mode === 'open' ? [badge('verified', 'not checked'), ' This mesh runs without a federation charter: a domain\'s first signer is trusted from then on.']
+          : p.verified === false ? [badge('verified', 'unverified'), ' The signer was not certified for this domain when it signed: ask its owners before relying on it.']
+            : h('span', {class: 'muted'}, 'unverified: this node does not report certificate verification')),
     h('dt', {}, 'Catalog entry'), h('dd', {}, `seq ${p.catalog_seq} (manifest seq ${p.manifest_seq ?? '?'})`),
     p.records !== undefined ? [h('dt', {}, 'Records'), h('dd', {}, String(p.records))] : null);
   panel.append(section('Where this product comes from', dl));

@@ -127,6 +127,16 @@ test('search -> facet -> product -> schema filter', async (t) => {
   });
 });
 
+test('an open mesh flags no product unverified; the provenance says why nothing was checked', async (t) => {
+  assert.equal((await call(A, 'GET', '/v1/federation', undefined, '')).json.mode, 'open');
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/p/payments/settled-transactions/provenance');
+    await page.getByTestId('signature').waitFor();
+    assert.match(await page.getByTestId('signature').textContent(), /^not checked This mesh runs without a federation charter/);
+    assert.equal(await page.locator('main .meta .badge').filter({hasText: /verified/}).count(), 0);
+  });
+});
+
 test('a search that finds nothing says what to try, with a way back to the whole catalog', async (t) => {
   await withPage(t, async (page) => {
     await page.goto(A.url + '/#/search?q=zzzqqq&domain=payments');
