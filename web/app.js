@@ -968,7 +968,7 @@ async function signinView(m) {
       sessionStorage.removeItem('trib.whoami');
       input.value = '';
       await showWho(session, title, true);
-    }}, h('label', {for: 'token'}, 'Access token'), input, h('button', {type: 'submit'}, 'Sign in')));
+    }}, h('label', {for: 'token', id: 'token-label'}, 'Access token'), input, h('button', {type: 'submit'}, 'Sign in')));
   if (token()) await showWho(session, title, false);
   input.focus();
 }
@@ -980,6 +980,7 @@ async function showWho(box, title, fresh) {
     sessionStorage.setItem('trib.whoami', JSON.stringify(r.json));
     const w = r.json;
     title.textContent = 'Your session';
+    document.getElementById('token-label').textContent = 'Another access token (to sign in as someone else)';
     box.replaceChildren(h('dl', {class: 'kv', 'data-testid': 'whoami', tabindex: '-1'},
       h('dt', {}, 'Signed in as'), h('dd', {}, w.subject || ''),
       h('dt', {}, 'Domain'), h('dd', {}, w.domain || ''),
@@ -991,6 +992,7 @@ async function showWho(box, title, fresh) {
       h('button', {type: 'button', class: 'secondary', onclick: () => {
         sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem('trib.whoami'); refreshWho();
         title.textContent = 'Sign in';
+        document.getElementById('token-label').textContent = 'Access token';
         box.replaceChildren(h('p', {}, 'Signed out: this tab no longer holds your token.'));
         document.getElementById('token').focus();
       }}, 'Sign out')));

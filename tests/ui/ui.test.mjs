@@ -408,12 +408,14 @@ test('sign in by pasting a token shows who you are', async (t) => {
     assert.match(await page.getByTestId('whoami').textContent(), /Productsall/); // the scope */* in words
     assert.equal(await page.evaluate(() => document.cookie), '');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('trib.token')), tok);
+    assert.equal(await page.locator('label[for=token]').textContent(), 'Another access token (to sign in as someone else)');
     // Sign out is there at once (not only after coming back to the page), and does what it says
     await page.getByRole('button', {name: 'Sign out'}).click();
     await page.getByText('Signed out').waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('trib.token')), null);
     assert.equal(await page.locator('#who').textContent(), 'Sign in');
     assert.equal(await page.getByRole('heading', {level: 1}).textContent(), 'Sign in');
+    assert.equal(await page.locator('label[for=token]').textContent(), 'Access token');
   });
 });
 
