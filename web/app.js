@@ -34,7 +34,7 @@ function h(tag, attrs, ...children) {
     }
   }
   for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
+    if (c === null || c === undefined || c === false || c === '') continue;
     el.append(c instanceof Node ? c : document.createTextNode(inert(c)));
   }
   return el;
@@ -76,6 +76,14 @@ function ago(iso) {
 function shortId(hex) { return hex ? String(hex).slice(0, 12) : ''; }
 
 function announce(el, text) { el.textContent = inert(text); }
+
+// "Loading…" at the end of el until the data is in (a slow node must not look like an empty page);
+// returns the function that takes it away.
+function loading(el, text) {
+  const l = h('p', {class: 'muted loading', role: 'status', 'data-testid': 'loading'}, text || 'Loading…');
+  el.append(l);
+  return () => l.remove();
+}
 
 // ------------------------------------------------------------------ API
 
@@ -122,9 +130,26 @@ async function api(path, opts = {}) {
 // A 404 that is "no such route" (the node does not have this endpoint yet), not "no such thing".
 function noRoute(r) { return r.status === 404 && /no route/.test(r.detail || ''); }
 
+// What went wrong, in words: the access refusals by their code, a failure of the node or the
+// network by its status, else the node's own detail (written for people: "days: expected ...").
+const STATUS_TEXT = {
+  0: 'The node did not answer: check your network, or try again in a moment.',
+  429: 'Too many requests: wait a moment and try again.',
+  500: 'The node could not answer: try again later, or tell its operator.',
+  503: 'The node is busy or still starting: try again in a moment.',
+};
+function plainError(r) {
+  return ACCESS_TEXT[r.error] || STATUS_TEXT[r.status] || (r.status >= 500 ? STATUS_TEXT[500] : r.detail || 'The node refused this.');
+}
+
+// The node's code and detail, for whoever helps: folded away.
+function techDetails(r) {
+  return h('details', {class: 'tech'}, h('summary', {}, 'Technical details'),
+    h('p', {}, h('code', {}, r.error || 'error'), ` (HTTP ${r.status})`, r.detail ? ': ' + r.detail : ''));
+}
+
 function errorBox(r, what) {
-  return h('div', {class: 'error', role: 'alert'},
-    h('strong', {}, what), ' ', h('code', {}, r.error || 'error'), ' (HTTP ' + r.status + '): ', r.detail || '');
+  return h('div', {class: 'error', role: 'alert'}, h('p', {}, h('strong', {}, what), ' ', plainError(r)), techDetails(r));
 }
 
 const ACCESS_TEXT = {
@@ -138,6 +163,17 @@ const ACCESS_TEXT = {
   grant_required: 'Reading this product needs an access grant from its owner.',
   not_found: 'This product is restricted or does not exist.',
 };
+
+// Who may read a product's records, by its classification (DESIGN §13), in words. Only
+// confidential and restricted products need an access grant.
+const CLASS_TEXT = {
+  public: 'Public: anyone may read its records, without signing in.',
+  internal: 'Internal: anyone signed in with a token of this mesh may read its records.',
+  confidential: 'Confidential: reading its records needs an access grant from its owner (ask on the Access tab).',
+  restricted: 'Restricted: only people its owner has granted access may read it; others see only its name and owners.',
+};
+const classOf = (p) => p.classification || 'internal';
+const needsGrant = (p) => classOf(p) === 'confidential' || classOf(p) === 'restricted';
 
 function who() {
   try { return JSON.parse(sessionStorage.getItem('trib.whoami') || 'null'); } catch (e) { return null; }
@@ -170,8 +206,13 @@ let current = null; // {view, update?}
 let firstRender = true; // the page's first view (autofocus instead of focus(), see searchView)
 let views = 0; // counts views made: a held first search view enters the page only while it is current
 
+// The tab's title names the view (a browser's tabs and history, a screen reader's first words).
+const TITLES = {search: 'Search', mesh: 'Domains and nodes', access: 'My access', signin: 'Sign in'};
+function setTitle(what) { document.title = inert(what ? what + ' – Tributary' : 'Tributary'); }
+
 async function render() {
   const r = parseRoute();
+  setTitle(r.view === 'p' ? r.parts.slice(1, 3).join('/') : TITLES[r.view] || 'Page not found');
   const first = firstRender;
   firstRender = false;
   for (const a of document.querySelectorAll('[data-nav]')) {
@@ -303,7 +344,7 @@ function searchView(params, first) {
     show();
     if (!r.ok || !r.json) {
       announce(count, 'Search failed');
-      results.replaceChildren(h('li', {}, errorBox(r, 'Search failed:')));
+      results.replaceChildren(h('li', {}, errorBox(r, 'Search failed.')));
       return;
     }
     const body = r.json;
@@ -325,9 +366,10 @@ function searchView(params, first) {
       more.append(h('button', {type: 'button', onclick: () => load(shown)}, `Show more (${body.total - shown} left)`));
     }
     if (!offset && body.total === 0) {
-      results.append(h('li', {class: 'empty'}, state.get('q') || [...state.keys()].length
-        ? 'No product matches. Try fewer words, or remove a filter.'
-        : 'The catalog is empty: publish a product with trib publish FILE.yaml.'));
+      results.append(h('li', {class: 'empty', 'data-testid': 'no-results'}, state.get('q') || [...state.keys()].length
+        ? ['No product matches', state.get('q') ? ` “${state.get('q')}”` : '', [...state.keys()].some((k) => k !== 'q') ? ' with these filters' : '',
+          '. Try fewer or other words (a field name, an owner, a tag), or ', h('a', {href: '#/search'}, 'start again with the whole catalog'), '.']
+        : 'Nothing has been published in this mesh yet. Products appear here as soon as their owners publish them (trib publish FILE.yaml).'));
     }
     explain(list, my);
   }
@@ -430,30 +472,46 @@ function searchView(params, first) {
 const TABS = [['overview', 'Overview'], ['schema', 'Schema'], ['sample', 'Sample records'], ['versions', 'Versions'],
   ['access', 'Access'], ['provenance', 'Provenance']];
 
+// The mesh's trust mode ('open' or 'chartered'; '' when unknown), asked once: in an open mesh no
+// signer is certified, so 'unverified' says nothing about one product and is not shown as a warning.
+let meshMode = null;
+async function federationMode() {
+  if (meshMode === null) {
+    const r = await api('/v1/federation');
+    meshMode = (r.ok && r.json && r.json.mode) || '';
+  }
+  return meshMode;
+}
+
 async function productView(m, domain, name, tab, params) {
   const id = `${domain}/${name}`;
   const path = `/v1/products/${encodeURIComponent(domain)}/${encodeURIComponent(name)}`;
   const title = h('h1', {tabindex: '-1'}, id);
   m.append(h('p', {class: 'crumbs'}, h('a', {href: params.get('q') ? '#/search?q=' + encodeURIComponent(params.get('q')) : '#/search'}, '← Search')), title);
-  const r = await api(path);
+  const loaded = loading(m, 'Loading the product…');
+  const [r, mode] = await Promise.all([api(path), federationMode()]);
+  loaded();
   if (!r.ok || !r.json) {
     title.textContent = inert(id);
     m.append(r.status === 404
-      ? h('div', {class: 'notice', role: 'alert'}, h('strong', {}, 'Not found. '),
-        'This node has no product ', h('code', {}, id), ', or it is restricted and you do not have access (',
-        h('code', {}, r.error), ').')
-      : errorBox(r, 'Could not load the product:'));
+      ? h('div', {class: 'notice', role: 'alert'}, h('p', {}, h('strong', {}, 'Not found. '),
+        'This node has no product ', h('code', {}, id), ', or it is restricted and you do not have access. ',
+        token() ? 'Check the address, or ask its owner.' : ['Check the address, or ', h('a', {href: '#/signin'}, 'sign in'), ' if you were given access.']),
+        techDetails(r))
+      : errorBox(r, 'Could not load the product.'));
     title.focus();
     return;
   }
   const p = r.json;
   const man = p.manifest || {};
   title.textContent = inert(p.title || id);
-  m.append(
+  setTitle(p.title || id);
+  m.append(...[
     h('p', {class: 'meta'}, h('code', {class: 'pid'}, p.id), ' ', badge('status', p.status), ' ', badge('class', p.classification),
       p.version ? h('span', {class: 'ver'}, ' v', p.version) : null,
-      p.verified === true ? badge('verified', 'verified') : p.verified === false ? badge('verified', 'unverified') : null,
-      p.compliance && p.compliance.state ? badge('compliance', p.compliance.state) : null));
+      p.verified === true ? badge('verified', 'verified') : p.verified === false && mode !== 'open' ? badge('verified', 'unverified') : null,
+      p.compliance && p.compliance.state ? badge('compliance', p.compliance.state) : null),
+    CLASS_TEXT[classOf(p)] ? h('p', {class: 'who-reads', 'data-testid': 'who-reads'}, CLASS_TEXT[classOf(p)]) : null].filter(Boolean));
   if (man.deprecation || p.status === 'deprecated') {
     const dep = man.deprecation || {};
     m.append(h('div', {class: 'notice warn', role: 'note'}, 'Deprecated.',
@@ -469,8 +527,23 @@ async function productView(m, domain, name, tab, params) {
   const panel = h('section', {class: 'panel', 'aria-labelledby': 'tab-' + known, 'data-testid': 'panel-' + known});
   m.append(panel);
   const views = {overview: overviewTab, schema: schemaTab, sample: sampleTab, versions: versionsTab, access: accessTab, provenance: provenanceTab};
-  await views[known](panel, p, man, path, params, base);
+  await views[known](panel, p, man, path, params, base, mode);
   if (!document.activeElement || document.activeElement === document.body || document.activeElement === m) title.focus();
+}
+
+// On a phone (app.css, max-width 520px) a table of few rows stacks: each row a block, each cell
+// a line led by its column's name (data-label, copied here from the header row).
+function stacked(table) {
+  const names = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const tr of table.querySelectorAll('tbody tr')) [...tr.children].forEach((c, i) => c.setAttribute('data-label', names[i] || ''));
+  table.classList.add('stack');
+  return table;
+}
+
+// A table that may be wider than the screen scrolls sideways in its own box: a named region that
+// takes the focus, so the keyboard scrolls it too (axe: scrollable-region-focusable).
+function scroller(label, table) {
+  return h('div', {class: 'tablewrap', role: 'region', 'aria-label': label, tabindex: '0'}, table);
 }
 
 function section(title, ...body) { return h('section', {class: 'block'}, h('h2', {}, title), ...body); }
@@ -486,6 +559,22 @@ function copyLine(label, text) {
       }
     }}, 'Copy'), status);
 }
+
+// '15m' -> '15 minutes' (the manifest's durations: a number and s, m, h, d, w or y); else as written.
+function spanText(v) {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)$/.exec(String(v).trim());
+  if (!m) return String(v);
+  const unit = {s: 'second', m: 'minute', h: 'hour', d: 'day', w: 'week', y: 'year'}[m[2]];
+  return `${m[1]} ${unit}${m[1] === '1' ? '' : 's'}`;
+}
+
+// The service levels a manifest usually states, in words; any other is shown as written.
+const SLA_TEXT = {
+  freshness: ['Freshness', (v) => `new data arrives within ${spanText(v)}`],
+  availability: ['Availability', (v) => `it can be read ${v} of the time`],
+  latency: ['Latency', (v) => `answers within ${spanText(v)}`],
+  retention: ['Retention', (v) => `records are kept for ${spanText(v)}`],
+};
 
 function overviewTab(panel, p, man) {
   const d = man.description || {};
@@ -503,8 +592,12 @@ function overviewTab(panel, p, man) {
   const sla = man.sla && typeof man.sla === 'object' ? man.sla : null;
   if (sla) {
     const s = h('dl', {class: 'kv'});
-    for (const [k, v] of Object.entries(sla)) s.append(h('dt', {}, k), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v)));
-    panel.append(section('Service level', s));
+    for (const [k, v] of Object.entries(sla)) {
+      const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
+      const say = SLA_TEXT[k];
+      s.append(h('dt', {}, say ? say[0] : k), h('dd', {}, say ? say[1](text) : text));
+    }
+    panel.append(section('Service level (what its owner promises)', s));
   }
   if ((p.tags || []).length) panel.append(section('Tags', h('p', {class: 'tags'}, p.tags.map((t) => h('a', {class: 'tag', href: '#/search?tag=' + encodeURIComponent(t)}, t)))));
   const ports = Array.isArray(man.outputPorts) ? man.outputPorts : [];
@@ -516,7 +609,11 @@ function overviewTab(panel, p, man) {
       copyLine('trib', `trib get ${p.id} --limit 20 --node ${origin}`),
       copyLine('curl', `curl -s${auth} '${origin}/v1/products/${p.id}/records?limit=20'`)));
   }
-  panel.append(section('Output ports', list));
+  panel.append(section('How to read it',
+    h('p', {}, 'See its first records on the ', h('a', {href: `#/p/${p.id}/sample`}, 'Sample records'), ' tab. ',
+      'A program, or your data team, reads all of it from an output port with one of these lines',
+      auth ? ' (with a token: see Access)' : '', '.'),
+    list));
 }
 
 function schemaTab(panel, p, man, path, params, base) {
@@ -530,7 +627,7 @@ function schemaTab(panel, p, man, path, params, base) {
     h('caption', {class: 'sr-only'}, 'Fields of ' + p.id),
     h('thead', {}, h('tr', {}, ['Field', 'Type', 'Required', 'Key', 'Classification', 'Description'].map((c) => h('th', {scope: 'col'}, c)))),
     tbody);
-  panel.append(h('div', {class: 'filterbar'}, h('label', {for: 'field-filter'}, 'Filter fields'), filter), count, h('div', {class: 'tablewrap'}, table));
+  panel.append(h('div', {class: 'filterbar'}, h('label', {for: 'field-filter'}, 'Filter fields'), filter), count, scroller('Fields of ' + p.id, table));
   function draw() {
     const f = filter.value.trim().toLowerCase();
     tbody.replaceChildren();
@@ -570,11 +667,12 @@ async function sampleTab(panel, p, man, path) {
   if (!r.ok) {
     const text = ACCESS_TEXT[r.error];
     if ([401, 403, 404].includes(r.status)) {
+      const signIn = /^token_/.test(r.error || '') || (!token() && r.status === 404);
       panel.append(h('div', {class: 'notice denied', role: 'alert', 'data-testid': 'no-access'},
-        h('strong', {}, 'You do not have access to these records. '), text || '',
-        ' The node answered ', h('code', {}, r.error), ` (HTTP ${r.status}). `,
-        h('a', {href: `#/p/${p.id}/access`}, 'Request access')));
-    } else panel.append(errorBox(r, 'The records could not be read:'));
+        h('p', {}, h('strong', {}, 'You do not have access to these records. '), text || '', ' ',
+          signIn ? h('a', {href: '#/signin'}, 'Sign in') : h('a', {href: `#/p/${p.id}/access`}, 'Request access')),
+        techDetails(r)));
+    } else panel.append(errorBox(r, 'The records could not be read.'));
     return;
   }
   const rows = [];
@@ -591,23 +689,25 @@ async function sampleTab(panel, p, man, path) {
   for (const row of rows) for (const k of Object.keys(row && typeof row === 'object' ? row : {})) if (!cols.includes(k) && cols.length < 20) cols.push(k);
   const cell = (v) => v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
   panel.append(h('p', {class: 'muted'}, `The first ${rows.length} record${rows.length === 1 ? '' : 's'}` + (last ? ` of ${last}` : '') + '.'),
-    h('div', {class: 'tablewrap'}, h('table', {class: 'records', 'data-testid': 'records'},
+    scroller('Sample records of ' + p.id, h('table', {class: 'records', 'data-testid': 'records'},
       h('caption', {class: 'sr-only'}, 'Sample records of ' + p.id),
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))),
       h('tbody', {}, rows.map((row) => h('tr', {}, cols.map((c) => h('td', {}, cell(row[c])))))))));
 }
 
 async function versionsTab(panel, p, man, path) {
+  const loaded = loading(panel, 'Loading the version history…');
   const r = await api(path + '/history');
+  loaded();
   if (!r.ok || !r.json || !Array.isArray(r.json.versions)) {
     panel.append(h('p', {class: 'notice'}, `Current version: ${p.version || '?'} (catalog entry ${p.catalog_seq}, updated ${p.updated || '?'}).`),
       noRoute(r) || r.status === 404
         ? h('p', {class: 'muted'}, 'This node does not keep a version history (GET …/history answered 404).')
-        : errorBox(r, 'The version history could not be read:'));
+        : errorBox(r, 'The version history could not be read.'));
     return;
   }
   const vs = r.json.versions.slice().reverse();
-  panel.append(h('div', {class: 'tablewrap'}, h('table', {class: 'versions', 'data-testid': 'versions'},
+  panel.append(scroller('Versions of ' + p.id, h('table', {class: 'versions', 'data-testid': 'versions'},
     h('caption', {class: 'sr-only'}, 'Versions of ' + p.id),
     h('thead', {}, h('tr', {}, ['Version', 'Change', 'Published', 'Catalog entry', 'Signer'].map((c) => h('th', {scope: 'col'}, c)))),
     h('tbody', {}, vs.map((v) => h('tr', {},
@@ -618,15 +718,18 @@ async function versionsTab(panel, p, man, path) {
       h('td', {}, h('code', {title: v.signer || ''}, shortId(v.signer)))))))));
 }
 
-function provenanceTab(panel, p) {
+function provenanceTab(panel, p, man, path, params, base, mode) {
   const on = p.owner_node || {};
   const dl = h('dl', {class: 'kv'},
     h('dt', {}, 'Owner node'), h('dd', {}, h('code', {title: on.node_id || ''}, shortId(on.node_id) || 'unknown'), ' ', badge('state', on.state || 'unknown')),
     on.addr ? [h('dt', {}, 'Peer address'), h('dd', {}, on.addr)] : null,
     on.http ? [h('dt', {}, 'HTTP address'), h('dd', {}, on.http)] : null,
     h('dt', {}, 'Signer'), h('dd', {}, h('code', {class: 'hex'}, p.signer || '')),
-    h('dt', {}, 'Signature'), h('dd', {}, p.verified === true ? badge('verified', 'verified') : p.verified === false ? badge('verified', 'unverified')
-      : h('span', {class: 'muted'}, 'unverified: this node does not report certificate verification')),
+    h('dt', {}, 'Signature'), h('dd', {'data-testid': 'signature'},
+      p.verified === true ? [badge('verified', 'verified'), ' The signer was certified for this domain when it signed.']
+        : p.verified === false && mode === 'open' ? [badge('verified', 'not checked'), ' This mesh runs without a federation charter: a domain\'s first signer is trusted from then on.']
+          : p.verified === false ? [badge('verified', 'unverified'), ' The signer was not certified for this domain when it signed: ask its owners before relying on it.']
+            : h('span', {class: 'muted'}, 'unverified: this node does not report certificate verification')),
     h('dt', {}, 'Catalog entry'), h('dd', {}, `seq ${p.catalog_seq} (manifest seq ${p.manifest_seq ?? '?'})`),
     p.records !== undefined ? [h('dt', {}, 'Records'), h('dd', {}, String(p.records))] : null);
   panel.append(section('Where this product comes from', dl));
@@ -637,7 +740,7 @@ function provenanceTab(panel, p) {
   }
   const vs = Array.isArray(c.violations) ? c.violations : [];
   panel.append(section('Compliance', h('p', {}, badge('compliance', c.state || 'unknown')),
-    vs.length ? h('div', {class: 'tablewrap'}, h('table', {},
+    vs.length ? scroller('Compliance violations', h('table', {},
       h('thead', {}, h('tr', {}, ['Rule', 'Severity', 'Path', 'Message'].map((x) => h('th', {scope: 'col'}, x)))),
       h('tbody', {}, vs.map((v) => h('tr', {}, h('td', {}, v.rule || ''), h('td', {}, v.severity || ''), h('td', {}, v.path || ''), h('td', {}, v.message || ''))))))
       : null));
@@ -647,19 +750,33 @@ function provenanceTab(panel, p) {
 
 async function accessTab(panel, p, man) {
   const me = who();
+  const ask = needsGrant(p);
+  if (!ask) {
+    panel.append(h('p', {class: 'notice ok', 'data-testid': 'no-request-needed'}, CLASS_TEXT[classOf(p)] || '', ' No access request is needed',
+      classOf(p) !== 'public' && !token() ? [': ', h('a', {href: '#/signin'}, 'sign in'), ' to read it.'] : '.'));
+  }
   if (!token()) {
-    panel.append(h('p', {class: 'notice'}, 'Sign in to request access or to see your grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
+    if (ask) panel.append(h('p', {class: 'notice'}, 'Sign in to request access or to see your grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
     return;
   }
-  const mine = await api('/v1/access/mine');
-  if (noRoute(mine) || mine.status === 404) {
-    panel.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
-  } else {
-    const list = mine.ok && Array.isArray(mine.json) ? mine.json.filter((a) => a.product === p.id) : [];
-    if (!mine.ok) panel.append(errorBox(mine, 'Your access could not be read:'));
-    panel.append(section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have no request or grant for this product.')));
-  }
-  panel.append(section('Request access', requestForm(p, man)));
+  // Your requests and grants for this product; drawn again once a request is sent.
+  const yours = h('div');
+  const drawMine = async () => {
+    const mine = await api('/v1/access/mine');
+    if (noRoute(mine) || mine.status === 404) {
+      yours.replaceChildren(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
+      return;
+    }
+    const list = mine.ok && Array.isArray(mine.json) ? oneLinePerRequest(mine.json.filter((a) => a.product === p.id)) : [];
+    yours.replaceChildren(...[!mine.ok ? errorBox(mine, 'Your access could not be read.') : null,
+      ask || list.length ? section('Your access', list.length ? accessTable(list, false) : h('p', {class: 'muted'}, 'You have not asked for access to this product.')) : null]
+      .filter(Boolean));
+  };
+  panel.append(yours);
+  const loaded = loading(panel, 'Loading your access…');
+  await drawMine();
+  loaded();
+  if (ask) panel.append(section('Request access', requestForm(p, man, drawMine)));
   if (me && me.domain === p.domain && (me.kind === 'admin' || me.kind === 'write')) {
     const box = h('div'), granted = h('div');
     panel.append(section('Pending requests (you own this product)', box), section('Active grants', granted));
@@ -670,81 +787,124 @@ async function accessTab(panel, p, man) {
 
 // The owner's active grants, each with a Revoke button.
 async function grantedList(box, product) {
+  loading(box);
   const r = await api('/v1/access/requests?state=granted');
-  if (!r.ok) { box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list grants yet (404).') : errorBox(r, 'Grants could not be read:')); return; }
+  if (!r.ok) { box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list grants yet (404).') : errorBox(r, 'Grants could not be read.')); return; }
   const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
   const list = product ? all.filter((a) => a.product === product) : all;
   if (!list.length) { box.replaceChildren(h('p', {class: 'muted'}, 'No active grant.')); return; }
   box.replaceChildren(h('ul', {class: 'pending', 'data-testid': 'granted'}, list.map((a) => {
-    const out = h('span', {role: 'status'});
+    const out = h('div', {role: 'status', class: 'outcome', tabindex: '-1'});
+    const revoke = h('button', {type: 'button', class: 'secondary', 'aria-label': `Revoke ${a.subject || ''} on ${a.product || ''}`, onclick: async () => {
+      revoke.disabled = true;
+      const rr = await api(`/v1/access/grants/${encodeURIComponent(a.grant || a.id)}/revoke`, {method: 'POST', body: {}});
+      if (rr.ok) {
+        revoke.remove();
+        out.replaceChildren(h('p', {}, badge('state', 'revoked'), ` ${a.subject || '?'} may no longer read ${a.product || '?'}.`));
+      } else {
+        revoke.disabled = false;
+        out.replaceChildren(errorBox(rr, 'The node did not revoke this grant.'));
+      }
+      out.focus();
+    }}, 'Revoke');
     return h('li', {class: 'card'},
       h('p', {}, h('strong', {}, a.subject || '?'), ' may read ', h('a', {href: '#/p/' + String(a.product || '')}, a.product || ''),
         a.expires_ms ? ' until ' + new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
-      h('button', {type: 'button', class: 'secondary', 'aria-label': `Revoke ${a.subject || ''} on ${a.product || ''}`, onclick: async () => {
-        const rr = await api(`/v1/access/grants/${encodeURIComponent(a.grant || a.id)}/revoke`, {method: 'POST', body: {}});
-        out.replaceChildren(rr.ok ? badge('state', 'revoked') : errorBox(rr, 'Refused:'));
-      }}, 'Revoke'), ' ', out);
+      revoke, out);
   })));
 }
 
-function requestForm(p, man) {
+function requestForm(p, man, sent) {
   const fields = Array.isArray(man.schema) ? man.schema.filter((f) => f && f.name) : [];
   const out = h('div', {role: 'status', 'aria-live': 'polite'});
   const purpose = h('textarea', {id: 'req-purpose', name: 'purpose', required: true, rows: '3'});
   const days = h('input', {id: 'req-days', name: 'days', type: 'number', min: '1', max: '365', value: '30', required: true});
+  const button = h('button', {type: 'submit'}, 'Request access');
   const boxes = fields.map((f, i) => h('label', {class: 'check'}, h('input', {type: 'checkbox', name: 'fields', value: String(f.name), id: 'req-f' + i}), ' ', f.name));
   const form = h('form', {class: 'request', 'aria-label': 'Request access to ' + p.id, onsubmit: async (e) => {
     e.preventDefault();
     const body = {product: p.id, purpose: purpose.value.trim(), fields: boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => i.value),
       days: Number(days.value)};
     if (!body.purpose) { out.replaceChildren(h('p', {class: 'error'}, 'Say what you need the data for.')); purpose.focus(); return; }
+    button.disabled = true;
     const r = await api('/v1/access/requests', {method: 'POST', body});
+    button.disabled = false;
     out.replaceChildren(r.ok && r.json
-      ? h('p', {class: 'notice ok', 'data-testid': 'request-state'}, 'Request sent: ', h('code', {}, r.json.id || ''), ' is ', badge('state', r.json.state || 'requested'), '.')
-      : errorBox(r, 'The request was refused:'));
+      ? h('p', {class: 'notice ok', 'data-testid': 'request-state'}, badge('state', r.json.state || 'requested'),
+        ' Request sent. The owner of ', p.id, ' decides; the answer shows above and under ', h('a', {href: '#/access'}, 'My access'), '.')
+      : errorBox(r, 'The request was not sent.'));
+    if (r.ok) { purpose.value = ''; if (sent) await sent(); }
   }},
   h('label', {for: 'req-purpose'}, 'Purpose'), purpose,
   fields.length ? h('fieldset', {}, h('legend', {}, 'Fields (leave all unchecked for every field)'), boxes) : null,
   h('label', {for: 'req-days'}, 'For how many days'), days,
-  h('button', {type: 'submit'}, 'Request access'), out);
+  button, out);
   return form;
 }
 
+// GET /v1/access/mine lists a granted request and also its grant: one line each request, the
+// grant's own line only when its request is not listed.
+function oneLinePerRequest(list) {
+  const granted = new Set(list.filter((a) => a.kind !== 'grant' && a.grant).map((a) => a.grant));
+  return list.filter((a) => !(a.kind === 'grant' && granted.has(a.id)));
+}
+
+const UNTIL_TEXT = {requested: 'once granted', denied: '', revoked: ''};
+
 function accessTable(list, showProduct) {
-  return h('div', {class: 'tablewrap'}, h('table', {'data-testid': 'access-list'},
-    h('thead', {}, h('tr', {}, [showProduct ? 'Product' : null, 'State', 'Purpose', 'Fields', 'Expires', 'Id'].filter(Boolean).map((c) => h('th', {scope: 'col'}, c)))),
+  return h('div', {class: 'tablewrap'}, stacked(h('table', {'data-testid': 'access-list'},
+    h('thead', {}, h('tr', {}, [showProduct ? 'Product' : null, 'State', 'Purpose', 'Fields', 'Until', 'Reference'].filter(Boolean).map((c) => h('th', {scope: 'col'}, c)))),
     h('tbody', {}, list.map((a) => h('tr', {},
       showProduct ? h('td', {}, h('a', {href: '#/p/' + String(a.product || '')}, a.product || '')) : null,
-      h('td', {}, badge('state', a.state || '?')),
+      h('td', {}, badge('state', a.state || '?'), a.state === 'requested' ? h('span', {class: 'muted small'}, ' waiting for the owner') : null,
+        a.state === 'denied' && a.reason ? h('span', {class: 'small'}, ' ', a.reason) : null),
       h('td', {}, a.purpose || ''),
       h('td', {}, Array.isArray(a.fields) && a.fields.length ? a.fields.join(', ') : 'all'),
-      h('td', {}, a.expires_ms ? new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
-      h('td', {}, h('code', {}, a.id || '')))))));
+      h('td', {}, a.state in UNTIL_TEXT ? UNTIL_TEXT[a.state] : a.expires_ms ? new Date(a.expires_ms).toISOString().slice(0, 10) : ''),
+      h('td', {}, h('code', {}, a.id || ''))))))));
 }
 
 async function pendingList(box, product) {
+  loading(box);
   const r = await api('/v1/access/requests?state=requested');
   if (!r.ok) {
-    box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list access requests yet (404).') : errorBox(r, 'Pending requests could not be read:'));
+    box.replaceChildren(noRoute(r) ? h('p', {class: 'muted'}, 'This node does not list access requests yet (404).') : errorBox(r, 'Pending requests could not be read.'));
     return;
   }
   const all = Array.isArray(r.json) ? r.json : (r.json && r.json.requests) || [];
   const list = product ? all.filter((a) => a.product === product) : all;
   if (!list.length) { box.replaceChildren(h('p', {class: 'muted', 'data-testid': 'pending-none'}, 'No request is waiting for a decision.')); return; }
+  // Each request: its days and a reason, labelled on screen; once decided, the outcome in words
+  // takes the controls' place (and the focus), so a decision cannot be clicked twice.
   box.replaceChildren(h('ul', {class: 'pending', 'data-testid': 'pending'}, list.map((a) => {
-    const out = h('span', {role: 'status'});
-    const days = h('input', {type: 'number', min: '1', max: '365', value: String(a.days || 30), 'aria-label': `Days to grant ${a.subject || ''} on ${a.product || ''}`});
-    const reason = h('input', {type: 'text', 'aria-label': `Reason to deny ${a.subject || ''} on ${a.product || ''}`, placeholder: 'Reason (for a denial)'});
+    const whom = `${a.subject || ''} on ${a.product || ''}`;
+    const key = 'dec-' + String(a.id || '').replace(/[^A-Za-z0-9_-]/g, '_');
+    const out = h('div', {role: 'status', class: 'outcome', tabindex: '-1'});
+    const days = h('input', {id: key + '-days', type: 'number', min: '1', max: '365', value: String(a.days || 30), 'aria-label': `Days to grant ${whom}`});
+    const reason = h('input', {id: key + '-reason', type: 'text', 'aria-label': `Reason to deny ${whom}`, placeholder: 'optional'});
+    const grant = h('button', {type: 'button', onclick: () => decide('grant')}, 'Grant');
+    const deny = h('button', {type: 'button', class: 'secondary', onclick: () => decide('deny')}, 'Deny');
+    const controls = h('div', {class: 'decide'},
+      h('span', {class: 'field'}, h('label', {for: days.id}, 'Days'), days, grant),
+      h('span', {class: 'field'}, h('label', {for: reason.id}, 'Reason to deny'), reason, deny));
     const decide = async (how) => {
+      grant.disabled = deny.disabled = true;
       const rr = await api(`/v1/access/requests/${encodeURIComponent(a.id)}/${how}`, {method: 'POST', body: how === 'grant' ? {days: Number(days.value)} : {reason: reason.value}});
-      out.replaceChildren(rr.ok ? badge('state', how === 'grant' ? 'granted' : 'denied') : errorBox(rr, 'Refused:'));
+      if (rr.ok) {
+        controls.remove();
+        out.replaceChildren(h('p', {}, badge('state', how === 'grant' ? 'granted' : 'denied'), ' ', how === 'grant'
+          ? `${a.subject || '?'} may read ${a.product || '?'} for ${days.value} days.` : `The request of ${a.subject || '?'} is denied.`));
+      } else {
+        grant.disabled = deny.disabled = false;
+        out.replaceChildren(errorBox(rr, 'The node did not record this decision.'));
+      }
+      out.focus();
     };
     return h('li', {class: 'card'},
       h('p', {}, h('strong', {}, a.subject || '?'), ' asks for ', h('a', {href: '#/p/' + String(a.product || '')}, a.product || ''),
         ` for ${a.days || '?'} days`, Array.isArray(a.fields) && a.fields.length ? ' (fields: ' + a.fields.join(', ') + ')' : ''),
       h('p', {}, 'Purpose: ', a.purpose || ''),
-      h('div', {class: 'decide'}, days, h('button', {type: 'button', onclick: () => decide('grant')}, 'Grant'),
-        reason, h('button', {type: 'button', class: 'secondary', onclick: () => decide('deny')}, 'Deny'), out));
+      controls, out);
   })));
 }
 
@@ -756,14 +916,16 @@ async function accessView(m) {
     m.append(h('p', {class: 'notice'}, 'Sign in to see your requests and grants. ', h('a', {href: '#/signin'}, 'Sign in with a token')));
     return;
   }
+  const loaded = loading(m, 'Loading your requests and grants…');
   const r = await api('/v1/access/mine');
+  loaded();
   if (noRoute(r) || r.status === 404) {
     m.append(h('p', {class: 'notice', 'data-testid': 'access-unavailable'}, 'This node does not handle access requests yet (GET /v1/access/mine answered 404).'));
     return;
   }
-  if (!r.ok) { m.append(errorBox(r, 'Your access could not be read:')); return; }
-  const list = Array.isArray(r.json) ? r.json : [];
-  m.append(section('Requests and grants', list.length ? accessTable(list, true) : h('p', {class: 'muted'}, 'You have not requested access to anything yet.')));
+  if (!r.ok) { m.append(errorBox(r, 'Your access could not be read.')); return; }
+  const list = Array.isArray(r.json) ? oneLinePerRequest(r.json) : [];
+  m.append(section('Requests and grants', list.length ? accessTable(list, true) : h('p', {class: 'muted'}, 'You have not asked for access to anything yet. A product that needs it has a Request access form on its Access tab.')));
   const me = who();
   if (me && (me.kind === 'admin' || me.kind === 'write')) {
     const box = h('div');
@@ -782,67 +944,93 @@ function refreshWho() {
   a.textContent = token() ? inert(me && me.subject ? me.subject : 'Signed in') : 'Sign in';
 }
 
+// What a token's kind lets its holder do (DESIGN §13), in words.
+const KIND_TEXT = {
+  read: 'read products (and ask for access to restricted ones)',
+  write: 'read, publish your domain\'s products and decide its access requests',
+  admin: 'everything in your domain, issuing tokens included',
+};
+
 async function signinView(m) {
   const title = h('h1', {tabindex: '-1'}, token() ? 'Your session' : 'Sign in');
-  m.append(title);
-  const out = h('div', {role: 'status', 'aria-live': 'polite'});
+  const session = h('div', {role: 'status', 'aria-live': 'polite'});
   const input = h('input', {id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', placeholder: 'trib1.…'});
-  m.append(h('p', {}, 'Paste an access token (', h('code', {}, 'trib token issue'), ' gives one). It is kept in this tab only and sent to this node as a bearer header.'),
+  m.append(title,
+    h('p', {}, 'Tributary knows who you are by an access token: a long text that starts with ', h('code', {}, 'trib1.'),
+      '. Ask your domain\'s administrator for one (they make it with ', h('code', {}, 'trib token issue'),
+      ') and paste it here. It is kept in this browser tab only, and forgotten when you close the tab.'),
+    session,
     h('form', {class: 'signin', onsubmit: async (e) => {
       e.preventDefault();
       const t = input.value.trim();
-      if (!t) { out.replaceChildren(h('p', {class: 'error'}, 'Paste a token first.')); return; }
+      if (!t) { session.replaceChildren(h('p', {class: 'error'}, 'Paste a token first.')); input.focus(); return; }
       sessionStorage.setItem(TOKEN_KEY, t);
       sessionStorage.removeItem('trib.whoami');
-      await showWho(out, true);
       input.value = '';
-    }}, h('label', {for: 'token'}, 'Access token'), input, h('button', {type: 'submit'}, 'Sign in')),
-    out);
-  if (token()) {
-    m.append(h('button', {type: 'button', class: 'secondary', onclick: () => {
-      sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem('trib.whoami'); refreshWho();
-      out.replaceChildren(h('p', {}, 'Signed out.'));
-    }}, 'Sign out'));
-    await showWho(out, false);
-  }
+      await showWho(session, title, true);
+    }}, h('label', {for: 'token', id: 'token-label'}, 'Access token'), input, h('button', {type: 'submit'}, 'Sign in')));
+  if (token()) await showWho(session, title, false);
   input.focus();
 }
 
-async function showWho(out, fresh) {
+// Who the token says you are, with the ways on and Sign out; or why the token was refused.
+async function showWho(box, title, fresh) {
   const r = await api('/v1/whoami');
   if (r.ok && r.json) {
     sessionStorage.setItem('trib.whoami', JSON.stringify(r.json));
     const w = r.json;
-    out.replaceChildren(h('dl', {class: 'kv', 'data-testid': 'whoami', tabindex: '-1'},
+    title.textContent = 'Your session';
+    document.getElementById('token-label').textContent = 'Another access token (to sign in as someone else)';
+    box.replaceChildren(h('dl', {class: 'kv', 'data-testid': 'whoami', tabindex: '-1'},
       h('dt', {}, 'Signed in as'), h('dd', {}, w.subject || ''),
       h('dt', {}, 'Domain'), h('dd', {}, w.domain || ''),
-      h('dt', {}, 'Kind'), h('dd', {}, w.kind || ''),
-      h('dt', {}, 'Scope'), h('dd', {}, w.scope || ''),
-      h('dt', {}, 'Expires'), h('dd', {}, w.expires_ms ? new Date(w.expires_ms).toISOString() : 'never')));
-    if (fresh) out.firstChild.focus(); // out of the token box, so '/' and Tab go on from here
+      h('dt', {}, 'You may'), h('dd', {}, KIND_TEXT[w.kind] || w.kind || ''),
+      h('dt', {}, 'Products'), h('dd', {}, !w.scope || w.scope === '*' || w.scope === '*/*' ? 'all'
+        : /^[^*/]+\/\*$/.test(w.scope) ? `those of domain ${w.scope.slice(0, -2)}` : ['those matching ', h('code', {}, w.scope)]),
+      h('dt', {}, 'Until'), h('dd', {}, w.expires_ms ? new Date(w.expires_ms).toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'short'}) : 'no end')),
+    h('p', {class: 'next'}, h('a', {href: '#/search'}, 'Search the catalog'), ' · ', h('a', {href: '#/access'}, 'My access'), ' · ',
+      h('button', {type: 'button', class: 'secondary', onclick: () => {
+        sessionStorage.removeItem(TOKEN_KEY); sessionStorage.removeItem('trib.whoami'); refreshWho();
+        title.textContent = 'Sign in';
+        document.getElementById('token-label').textContent = 'Access token';
+        box.replaceChildren(h('p', {}, 'Signed out: this tab no longer holds your token.'));
+        document.getElementById('token').focus();
+      }}, 'Sign out')));
+    if (fresh) box.firstChild.focus(); // out of the token box, so '/' and Tab go on from here
   } else if (noRoute(r) || r.status === 404) {
-    out.replaceChildren(h('p', {class: 'notice'}, 'This node does not check tokens yet (GET /v1/whoami answered 404); the token is kept and sent.'));
+    box.replaceChildren(h('p', {class: 'notice'}, 'This node does not check tokens yet (GET /v1/whoami answered 404); the token is kept and sent.'));
   } else {
     if (fresh) sessionStorage.removeItem(TOKEN_KEY);
-    out.replaceChildren(h('div', {class: 'error', role: 'alert'}, 'The node refused the token: ', h('code', {}, r.error), '. ', ACCESS_TEXT[r.error] || r.detail || ''));
+    box.replaceChildren(errorBox(r, 'This token was not accepted.'));
   }
   refreshWho();
 }
 
 // ------------------------------------------------------------------ mesh
 
+// 52 seconds, 3 minutes, 5 hours, 2 days.
+function duration(sec) {
+  const s = Math.max(0, Math.floor(Number(sec) || 0));
+  const [n, u] = s < 120 ? [s, 'second'] : s < 7200 ? [Math.floor(s / 60), 'minute'] : s < 172800 ? [Math.floor(s / 3600), 'hour'] : [Math.floor(s / 86400), 'day'];
+  return `${n} ${u}${n === 1 ? '' : 's'}`;
+}
+
 async function meshView(m) {
   const title = h('h1', {tabindex: '-1'}, 'Domains and nodes');
-  m.append(title);
+  m.append(title, h('p', {class: 'muted', 'data-testid': 'mesh-legend'}, 'Each domain is a team that publishes data products; its nodes are the computers that serve them. ',
+    'A node is alive when it answers, suspect when it has just stopped answering (the others are checking), dead when it has not answered for a while, and left when it was shut down on purpose.'));
   title.focus();
+  const loaded = loading(m, 'Loading the domains and their nodes…');
   const [st, mem, pr] = await Promise.all([api('/v1/status'), api('/v1/members'), api('/v1/products?limit=0')]);
+  loaded();
   if (st.ok && st.json) {
     const s = st.json;
     const c = s.members || {};
-    m.append(h('p', {class: 'meta', 'data-testid': 'this-node'}, 'This node: ', h('code', {title: s.node_id}, shortId(s.node_id)),
-      ` in domain ${s.domain}, up ${s.uptime_s} s, ${s.products} products in its catalog; members alive ${c.alive ?? 0}, suspect ${c.suspect ?? 0}, dead ${c.dead ?? 0}.`));
-  } else m.append(errorBox(st, 'Status:'));
-  if (!mem.ok || !mem.json) { m.append(errorBox(mem, 'Members:')); return; }
+    m.append(h('p', {'data-testid': 'this-node'}, 'You are on node ', h('code', {title: s.node_id}, shortId(s.node_id)),
+      ` in domain ${s.domain}, running for ${duration(s.uptime_s)}, with ${s.products} product${s.products === 1 ? '' : 's'} in its catalog. `,
+      `Nodes it knows: ${c.alive ?? 0} alive, ${c.suspect ?? 0} suspect, ${c.dead ?? 0} dead.`));
+  } else m.append(errorBox(st, 'This node\'s status could not be read.'));
+  if (!mem.ok || !mem.json) { m.append(errorBox(mem, 'The list of nodes could not be read.')); return; }
   const counts = (pr.ok && pr.json && pr.json.facets && pr.json.facets.domain) || {};
   const by = new Map();
   for (const x of mem.json.members || []) {
@@ -854,14 +1042,14 @@ async function meshView(m) {
     const n = counts[d] || 0;
     m.append(h('section', {class: 'block domain', 'data-testid': 'domain'},
       h('h2', {}, d, ' ', h('a', {class: 'small', href: '#/search?domain=' + encodeURIComponent(d)}, `${n} product${n === 1 ? '' : 's'}`)),
-      nodes.length ? h('div', {class: 'tablewrap'}, h('table', {},
-        h('thead', {}, h('tr', {}, ['Node', 'State', 'Peer address', 'HTTP', ''].map((c) => h('th', {scope: 'col'}, c)))),
+      nodes.length ? h('div', {class: 'tablewrap'}, stacked(h('table', {},
+        h('thead', {}, h('tr', {}, ['Node', 'State', 'Address for nodes', 'Web address', 'Note'].map((c) => h('th', {scope: 'col'}, c)))),
         h('tbody', {}, nodes.map((x) => h('tr', {},
           h('th', {scope: 'row'}, h('code', {title: x.node_id}, shortId(x.node_id))),
           h('td', {}, badge('state', x.state)),
           h('td', {}, x.addr || ''),
           h('td', {}, /^[A-Za-z0-9.:[\]-]+$/.test(x.http || '') ? h('a', {href: 'http://' + x.http + '/'}, x.http) : x.http || ''),
-          h('td', {}, x.self ? 'this node' : '')))))) : h('p', {class: 'muted'}, 'No node of this domain is in the membership view.')));
+          h('td', {}, x.self ? 'this node' : ''))))))) : h('p', {class: 'muted'}, 'No node of this domain is in the membership view.')));
   }
 }
 

@@ -174,6 +174,19 @@ export async function launch() {
 }
 export async function closeBrowser() { if (browser) await browser.close(); browser = null; }
 
+// axe-core (pinned in package-lock.json) run on the page as it is: its violations, each
+// {id, impact, help, nodes: [target selectors]}. The script is evaluated through the DevTools
+// protocol, which the page's CSP (script-src 'self') does not apply to, so nothing is relaxed.
+let axeSource = null;
+export async function axe(page) {
+  if (!axeSource) axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  if (!await page.evaluate(() => !!window.axe)) await page.evaluate(axeSource);
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, {resultTypes: ['violations']});
+    return r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' '))}));
+  });
+}
+
 // Runs body(page, problems) in a fresh context and page; problems collects page errors, console
 // errors and CSP violations, and must be empty at the end. A failure leaves a screenshot and the
 // page's HTML in ARTIFACTS.

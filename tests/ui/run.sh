@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 rc=0
-for f in ui.test.mjs scale.test.mjs; do
+for f in ui.test.mjs a11y.test.mjs scale.test.mjs; do
   node --test --test-reporter=tap "$f" >"$out" 2>&1 || rc=1
   cat "$out"
   for k in pass fail cancelled skipped; do

@@ -110,8 +110,13 @@ test('search -> facet -> product -> schema filter', async (t) => {
     }, 10000);
     await page.getByRole('link', {name: 'Settled card transactions'}).click();
     await page.getByRole('heading', {level: 1, name: 'Settled card transactions'}).waitFor();
+    assert.equal(await page.title(), 'Settled card transactions – Tributary'); // the tab names the product
     assert.ok(await page.getByRole('link', {name: 'maria.lopez@example.com'}).getAttribute('href') === 'mailto:maria.lopez@example.com');
     assert.ok((await page.getByTestId('panel-overview').textContent()).includes('trib get payments/settled-transactions'));
+    assert.equal(await page.getByTestId('panel-overview').getByRole('link', {name: 'Sample records'}).getAttribute('href'), '#/p/payments/settled-transactions/sample');
+    // the service level in words (the manifest says freshness: 15m, availability: 99.9%)
+    assert.ok((await page.getByTestId('panel-overview').textContent()).includes('Freshnessnew data arrives within 15 minutes'));
+    assert.ok((await page.getByTestId('panel-overview').textContent()).includes('Availabilityit can be read 99.9% of the time'));
     await page.getByRole('link', {name: 'Schema'}).click();
     await page.getByTestId('schema').waitFor();
     assert.equal(await page.locator('[data-testid=schema] tbody tr').count(), 4);
@@ -119,6 +124,28 @@ test('search -> facet -> product -> schema filter', async (t) => {
     await waitFor('one field left', async () => (await page.locator('[data-testid=schema] tbody tr').count()) === 1, 5000);
     assert.equal(await page.locator('[data-testid=schema] tbody tr').getAttribute('data-field'), 'currency');
     assert.match(await page.evaluate(() => location.hash), /^#\/p\/payments\/settled-transactions\/schema\?.*f=curr/);
+  });
+});
+
+test('an open mesh flags no product unverified; the provenance says why nothing was checked', async (t) => {
+  assert.equal((await call(A, 'GET', '/v1/federation', undefined, '')).json.mode, 'open');
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/p/payments/settled-transactions/provenance');
+    await page.getByTestId('signature').waitFor();
+    assert.match(await page.getByTestId('signature').textContent(), /^not checked This mesh runs without a federation charter/);
+    assert.equal(await page.locator('main .meta .badge').filter({hasText: /verified/}).count(), 0);
+  });
+});
+
+test('a search that finds nothing says what to try, with a way back to the whole catalog', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/search?q=zzzqqq&domain=payments');
+    const none = page.getByTestId('no-results');
+    await none.waitFor();
+    assert.match(await none.textContent(), /^No product matches “zzzqqq” with these filters\. Try fewer or other words/);
+    await none.getByRole('link', {name: 'start again with the whole catalog'}).click();
+    await waitFor('the whole catalog', async () => (await page.getByTestId('card').count()) >= 5, 10000);
+    assert.equal(await page.getByLabel('Search data products').inputValue(), '');
   });
 });
 
@@ -167,6 +194,12 @@ test('restricted product: a stub or not found, and no records for others', async
     if (await denied.count()) assert.match(await denied.textContent(), /You do not have access/);
     assert.equal(await page.getByTestId('records').count(), 0);
     assert.ok(!(await page.content()).includes('a@example.com'));
+    // the refusal in words, with the way on (sign in); the node's code only under Technical details
+    const box = page.locator('main [role=alert]').first();
+    assert.doesNotMatch(await box.innerText(), /token_required|not_found|HTTP \d/);
+    await box.getByRole('link', {name: 'Sign in'}).waitFor();
+    await box.getByText('Technical details').click();
+    assert.match(await box.innerText(), /(token_required|not_found) \(HTTP 40[14]\)/);
   });
 });
 
@@ -220,9 +253,9 @@ test('keyboard only: search, open a product, reach the access section', async (t
     await page.getByRole('heading', {level: 1}).waitFor();
     await page.keyboard.press('/'); // back to search, box focused
     await waitFor('search box focused', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'q'), 5000);
-    await page.keyboard.type('settled');
-    await page.getByTestId('card').filter({hasText: 'payments/settled-transactions'}).waitFor();
-    await page.waitForFunction(() => location.hash === '#/search?q=settled');
+    await page.keyboard.type('cardholder');
+    await page.getByTestId('card').filter({hasText: 'payments/cardholder-pii'}).waitFor();
+    await page.waitForFunction(() => location.hash === '#/search?q=cardholder');
     const tabTo = async (pred, what, max = 40) => {
       for (let i = 0; i < max; i++) {
         await page.keyboard.press('Tab');
@@ -230,9 +263,9 @@ test('keyboard only: search, open a product, reach the access section', async (t
       }
       throw new Error('Tab never reached ' + what);
     };
-    await tabTo(() => document.activeElement.textContent === 'Settled card transactions', 'the result link');
+    await tabTo(() => document.activeElement.textContent === 'Cardholder personal data', 'the result link');
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', {level: 1, name: 'Settled card transactions'}).waitFor();
+    await page.getByRole('heading', {level: 1, name: 'Cardholder personal data'}).waitFor();
     await tabTo(() => document.activeElement.id === 'tab-access', 'the Access tab');
     await page.keyboard.press('Enter');
     await page.getByTestId('panel-access').waitFor();
@@ -251,9 +284,13 @@ test('mesh view: three domains, their nodes alive, product counts', async (t) =>
       const txt = await page.locator('main').textContent();
       return (await page.getByTestId('domain').count()) === 3 && (txt.match(/alive/g) || []).length >= 3;
     }, 20000);
+    assert.equal(await page.title(), 'Domains and nodes – Tributary');
     const pay = page.getByTestId('domain').filter({hasText: 'payments'});
     assert.match(await pay.locator('h2').textContent(), /3 products/);
     assert.match(await page.getByTestId('this-node').textContent(), /in domain payments/);
+    // in words: how long it has run, what the states mean
+    assert.match(await page.getByTestId('this-node').textContent(), /running for \d+ (second|minute)s?, with \d+ products in its catalog/);
+    assert.match(await page.getByTestId('mesh-legend').textContent(), /suspect when it has just stopped answering/);
   });
 });
 
@@ -274,6 +311,25 @@ test('leaving the first search view before its results arrive leaves no search b
   });
 });
 
+test('a slow node: the product page and the mesh say they are loading, then show their data', async (t) => {
+  await withPage(t, async (page) => {
+    for (const [hash, api, text, ready] of [
+      ['#/p/payments/settled-transactions', /\/v1\/products\/payments\/settled-transactions$/, 'Loading the product', '[data-testid=panel-overview]'],
+      ['#/mesh', /\/v1\/members$/, 'Loading the domains', '[data-testid=domain]']]) {
+      let release;
+      const held = new Promise((r) => { release = r; });
+      await page.route(api, async (route) => { await held; await route.continue(); });
+      await page.goto(A.url + '/' + hash);
+      await page.getByTestId('loading').filter({hasText: text}).waitFor();
+      assert.equal(await page.locator(ready).count(), 0);
+      release();
+      await page.locator(ready).first().waitFor();
+      assert.equal(await page.getByTestId('loading').count(), 0, hash + ': the loading line is gone');
+      await page.unroute(api);
+    }
+  });
+});
+
 test('readable at 360 px and dark by preference', async (t) => {
   await withPage(t, {viewport: {width: 360, height: 740}, colorScheme: 'dark'}, async (page) => {
     for (const hash of ['#/search?q=settled', '#/p/payments/settled-transactions', '#/p/payments/settled-transactions/schema', '#/mesh']) {
@@ -283,6 +339,11 @@ test('readable at 360 px and dark by preference', async (t) => {
       const w = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(w <= 360, `${hash}: page is ${w} px wide at a 360 px viewport`);
     }
+    // the mesh's tables stack on a phone: a cell takes the row's width, its column's name before it
+    const cell = page.locator('[data-testid=domain] tbody td').first();
+    const box = await cell.boundingBox();
+    assert.ok(box.width > 250, `a mesh table cell is ${box.width} px wide at 360 px`);
+    assert.equal(await cell.evaluate((e) => getComputedStyle(e, '::before').content), '"State"');
     const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     const [r, g, b] = bg.match(/\d+/g).map(Number);
     assert.ok(r + g + b < 150, 'dark background: ' + bg);
@@ -343,8 +404,18 @@ test('sign in by pasting a token shows who you are', async (t) => {
   await withPage(t, async (page) => {
     await signIn(page, B, tok);
     assert.match(await page.getByTestId('whoami').textContent(), /alice@growth/);
+    assert.match(await page.getByTestId('whoami').textContent(), /You mayread products/); // the kind in words, not "read"
+    assert.match(await page.getByTestId('whoami').textContent(), /Productsall/); // the scope */* in words
     assert.equal(await page.evaluate(() => document.cookie), '');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('trib.token')), tok);
+    assert.equal(await page.locator('label[for=token]').textContent(), 'Another access token (to sign in as someone else)');
+    // Sign out is there at once (not only after coming back to the page), and does what it says
+    await page.getByRole('button', {name: 'Sign out'}).click();
+    await page.getByText('Signed out').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('trib.token')), null);
+    assert.equal(await page.locator('#who').textContent(), 'Sign in');
+    assert.equal(await page.getByRole('heading', {level: 1}).textContent(), 'Sign in');
+    assert.equal(await page.locator('label[for=token]').textContent(), 'Access token');
   });
 });
 
@@ -355,12 +426,22 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
   const owner = adminToken(A);
   await withPage(t, async (page) => {
     await signIn(page, B, alice);
+    // a public product needs no request: the page says so, and offers no form
+    await page.goto(B.url + '/#/p/payments/settled-transactions/access');
+    await page.getByTestId('no-request-needed').waitFor();
+    assert.match(await page.getByTestId('no-request-needed').textContent(), /^Public: anyone may read its records.*No access request is needed\.$/);
+    assert.equal(await page.locator('form.request').count(), 0);
     await page.goto(B.url + '/#/p/payments/cardholder-pii/access');
+    await page.locator('form.request').waitFor();
+    assert.doesNotMatch(await page.getByTestId('panel-access').innerText(), /\bnull\b/);
+    assert.match(await page.getByTestId('who-reads').textContent(), /^Restricted: only people its owner has granted access may read it/);
     await page.getByLabel('Purpose').fill('Fraud model features');
     await page.getByLabel('For how many days').fill('7');
     await page.getByRole('button', {name: 'Request access'}).click();
     await page.getByTestId('request-state').waitFor();
     assert.match(await page.getByTestId('request-state').textContent(), /requested/);
+    // the page's own "Your access" shows the request at once
+    await page.getByTestId('access-list').filter({hasText: 'Fraud model features'}).waitFor();
   });
   await withPage(t, async (page) => {
     await signIn(page, A, owner);
@@ -370,8 +451,12 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
       await page.waitForLoadState('networkidle');
       return (await page.getByTestId('pending').count()) > 0;
     }, 30000);
-    await page.getByRole('button', {name: 'Grant'}).first().click();
-    await page.locator('.pending .state-granted').waitFor();
+    const req = page.getByTestId('pending').locator('li').filter({hasText: 'alice@growth'}).filter({hasText: 'payments/cardholder-pii'});
+    assert.equal(await req.locator('label').allTextContents().then((l) => l.join('|')), 'Days|Reason to deny'); // labelled on screen
+    await req.getByRole('button', {name: 'Grant'}).click();
+    await req.locator('.state-granted').waitFor();
+    assert.match(await req.textContent(), /alice@growth may read payments\/cardholder-pii for 7 days\./);
+    assert.equal(await req.getByRole('button').count(), 0, 'once decided, no Grant or Deny to press again');
   });
   await withPage(t, async (page) => {
     await signIn(page, B, alice);
@@ -383,6 +468,8 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
     await page.goto(B.url + '/#/access');
     await page.getByTestId('access-list').waitFor();
     assert.match(await page.getByTestId('access-list').textContent(), /granted/);
+    assert.equal(await page.locator('[data-testid=access-list] tbody tr').filter({hasText: 'payments/cardholder-pii'}).count(), 1,
+      'the request and the grant it led to are one line');
   });
   await withPage(t, async (page) => { // the owner revokes on its own node's UI
     await signIn(page, A, owner);
@@ -419,15 +506,15 @@ test('keyboard only: sign in, then request access from the product page', async 
     await page.getByTestId('whoami').waitFor();
     await page.keyboard.press('/');
     await waitFor('search box focused', () => page.evaluate(() => document.activeElement.id === 'q'), 5000);
-    await page.keyboard.type('disputes');
-    await page.getByTestId('card').filter({hasText: 'payments/payment-disputes'}).waitFor();
-    await tabTo(() => document.activeElement.textContent === 'Payment disputes', 'the result link');
+    await page.keyboard.type('cardholder');
+    await page.getByTestId('card').filter({hasText: 'payments/cardholder-pii'}).waitFor();
+    await tabTo(() => document.activeElement.textContent === 'Cardholder personal data', 'the result link');
     await page.keyboard.press('Enter');
     await tabTo(() => document.activeElement.id === 'tab-access', 'the Access tab');
     await page.keyboard.press('Enter');
     await page.locator('form.request').waitFor();
     await tabTo(() => document.activeElement.id === 'req-purpose', 'the purpose box');
-    await page.keyboard.type('Dispute trends by reason');
+    await page.keyboard.type('Chargeback investigations');
     await tabTo(() => document.activeElement.id === 'req-days', 'the days box');
     await page.keyboard.press('Control+A');
     await page.keyboard.type('10');
