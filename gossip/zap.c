@@ -272,6 +272,7 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
     }
     snprintf(m->refused, sizeof m->refused, "%s", v == TRUST_OK ? (m->verified ? "" : "wrong_domain")
                                                                 : trust_verdict_name(v));
+    m->uncertified = !m->self && (v == TRUST_UNCERTIFIED || (v == TRUST_OK && !m->verified));
 }
 
 trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)
