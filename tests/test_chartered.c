@@ -1478,6 +1478,89 @@ Test(chartered, a_hello_is_answered_by_the_first_message_back_not_a_connection_o
     zmq_ctx_term(actx);
 }
 
+/* Node b holds a's certificate until it loses it (b_holds_a = 0: say b restarted from a store that
+ * lacks it): until then a's messages are dropped and a is asked for its hello. */
+static int b_holds_a;
+static uint8_t a_curve[32];
+
+static int allow_if_held(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    (void)ctx, (void)connect;
+    return b_holds_a && !memcmp(curve_pk, a_curve, 32) ? TRANSPORT_ADMIT : TRANSPORT_PROVISIONAL;
+}
+
+static int hold_hello(void *ctx, transport_hello_t *h)
+{
+    (void)ctx, (void)h;
+    b_holds_a = 1;
+    return 1;
+}
+
+/* a dialled b by a seed given by hostname (localhost:PORT); b advertises 127.0.0.1:PORT. When b
+ * loses a's certificate it drops a's messages and asks a for its hello (to a's address); a must
+ * answer on the connection it has to b, found by b's key, though no connection of a's is under the
+ * address b advertises. Before, a looked for one by that address string and answered nothing, so
+ * b dropped everything a sent until a happened to dial b's advertised address. */
+Test(chartered, a_peer_known_by_two_addresses_is_answered_by_its_key_not_its_address)
+{
+    identity_t ia, ib;
+    fx_identity(&ia);
+    fx_identity(&ib);
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(a_curve, ia.pk), 0);
+    void *actx = zmq_ctx_new(), *bctx = zmq_ctx_new();
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.per_node_keys = 1;
+    o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING | 1u << TRIB__MSG_TYPE__MSG_ACK;
+    transport_t *a = transport_new(actx, &ia, "127.0.0.1:0", &o, err, sizeof err);
+    transport_t *b = transport_new(bctx, &ib, "127.0.0.1:0", &o, err, sizeof err);
+    cr_assert(a && b, "%s", err);
+    static const uint8_t mine[] = {0x0a, 0x00};
+    cr_assert_eq(transport_set_hello(a, mine, sizeof mine, admit_hello, NULL), 0);
+    cr_assert_eq(transport_set_hello(b, mine, sizeof mine, hold_hello, NULL), 0);
+    transport_set_allow(b, allow_if_held, NULL);
+    const char *badv = transport_addr(b);
+    cr_assert(!strncmp(badv, "127.0.0.1:", 10), "b advertises %s", badv);
+    char seed[64];
+    snprintf(seed, sizeof seed, "localhost:%s", badv + 10);
+    cr_assert_eq(transport_set_peer(a, seed, ib.pk, 1), 0);
+    b_holds_a = 0;
+    cr_assert_eq(transport_send(a, seed, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"x", 1), 0);
+    cr_assert(pump_pair(a, b, offsetof(transport_stats_t, msgs_in[TRIB__MSG_TYPE__MSG_PING]), 1, 15000),
+              "a's first hello and ping did not reach b through %s", seed);
+    cr_assert_eq(transport_stats(b)->hellos_in, 1);
+
+    b_holds_a = 0;                      /* b loses a's certificate */
+    uint64_t hellos = transport_stats(b)->hellos_in;
+    int64_t end = peer_now_ms() + 15000, next_ping = 0;
+    while (transport_stats(b)->msgs_in[TRIB__MSG_TYPE__MSG_PING] < 2 && peer_now_ms() < end) {
+        if (peer_now_ms() >= next_ping) {   /* a keeps talking to b, as its membership does */
+            transport_send(a, seed, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"y", 1);
+            next_ping = peer_now_ms() + 200;
+        }
+        zmq_pollitem_t items[16];
+        int n = transport_pollitems(a, items, 8);
+        n += transport_pollitems(b, items + n, 8);
+        zmq_poll(items, n, 20);
+        transport_msg_t m;
+        while (transport_recv(a, &m) == 1)
+            transport_msg_free(&m);
+        while (transport_recv(b, &m) == 1)
+            transport_msg_free(&m);
+    }
+    cr_expect_geq(transport_stats(b)->dropped_uncertified, 1, "b never dropped a message of a");
+    cr_expect_geq(transport_stats(a)->hellos_in, 1, "b never asked a for its hello");
+    cr_assert_geq(transport_stats(b)->msgs_in[TRIB__MSG_TYPE__MSG_PING], 2,
+                  "a never answered b's ask (b took %llu hellos of a's in all): a looked for a connection to b "
+                  "by the address b advertises (%s), not by b's key, reached through %s",
+                  (unsigned long long)transport_stats(b)->hellos_in, badv, seed);
+    cr_expect_gt(transport_stats(b)->hellos_in, hellos);
+    transport_destroy(&b);
+    transport_destroy(&a);
+    zmq_ctx_term(bctx);
+    zmq_ctx_term(actx);
+}
+
 /* ---------------------------------------------------------------- own certificate expires while running */
 
 typedef struct {
