@@ -496,6 +496,7 @@ static void publish_stats(gossip_t *g)
     log_handshakes(g, transport_stats(g->tr));
     log_key_claims(g, transport_stats(g->tr));
     gossip__own_cert_check(g);
+    gossip__uncertified_check(g);
     gossip__hello_store(g, atomic_load(&g->stop));
     pthread_mutex_lock(&g->smu);
     g->swim_stats = *swim_stats(g->swim);
