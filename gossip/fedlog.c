@@ -43,6 +43,7 @@ const char *fedlog_reason_name(int reason)
     case FEDLOG_R_POLICY:       return "policy_refused";
     case FEDLOG_R_STORAGE:      return "storage";
     case FEDLOG_R_BUSY:         return "busy";
+    case FEDLOG_R_NO_SPACE:     return "no_space";
     }
     return "unknown";
 }
@@ -158,18 +159,25 @@ static int refuse(fedlog_t *f, fedlog_result_t *r, int reason, const char *from)
 {
     r->reason = reason;
     f->refusals[r->kind >= 0 && r->kind < FEDLOG_KINDS ? r->kind : 0][reason]++;
-    if (from && reason != TRUST_VERSION_GAP && reason != TRUST_BELOW_THRESHOLD)
-        note_refused(f, r->hash);   /* gaps and thresholds may heal once a charter arrives */
+    /* gaps and thresholds may heal once a charter arrives; a failed commit is not the object's
+     * fault: anti-entropy brings it again, and its commit is tried again */
+    if (from && reason != TRUST_VERSION_GAP && reason != TRUST_BELOW_THRESHOLD && reason != FEDLOG_R_STORAGE &&
+        reason != FEDLOG_R_NO_SPACE)
+        note_refused(f, r->hash);
     refuse_log(f, r, from);
     return -1;
 }
 
 /* The one dispatch by kind: verifies bytes with their verifier (the trust store for charters,
- * certificates and revocations; the policy hook for policy sets). TRUST_OK when held there. */
-static int verify_kind(fedlog_t *f, int kind, const uint8_t *b, size_t n, const char *from,
+ * certificates, revocations and hand-overs; the policy hook for policy sets). TRUST_OK when held
+ * there; with dry (an operator's object, put in force only once it is stored: fedlog__settle),
+ * when it would be, the trust store unchanged. */
+static int verify_kind(fedlog_t *f, int kind, const uint8_t *b, size_t n, const char *from, int dry,
                        fedlog_result_t *r)
 {
     int added = 0;
+    if (dry && kind != TRUST_KIND_POLICY && kind >= 1 && kind < FEDLOG_KINDS)
+        return trust_check(f->t, (trust_kind_t)kind, b, n, r->err, sizeof r->err);
     switch (kind) {
     case TRUST_KIND_CHARTER: {
         trust_verdict_t v = trust_offer_charter(f->t, b, n, &added, r->err, sizeof r->err);
@@ -195,7 +203,9 @@ static int verify_kind(fedlog_t *f, int kind, const uint8_t *b, size_t n, const 
 }
 
 /* Verifies one object under the lock. 0 held (r->added: new, to be committed by the caller;
- * an object pending its commit counts as held), -1 refused (counted). */
+ * an object pending its commit counts as held), -1 refused (counted). A peer's object (from
+ * non-NULL) is in force from now on; an operator's only once its commit is done (fedlog__settle):
+ * what this node enforces of its operators' is what it stored. */
 static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, fedlog_result_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -243,12 +253,12 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
                  f->bytes);
         return refuse(f, r, FEDLOG_R_FULL, from);
     }
-    int v = verify_kind(f, r->kind, b, n, from, r);
+    int v = verify_kind(f, r->kind, b, n, from, from == NULL, r);
     if (v != TRUST_OK) {
         free(charter_body);
         return refuse(f, r, v, from);
     }
-    if (charter_body)
+    if (charter_body && from)     /* an operator's: once in force */
         chain_note(f, charter_body, charter_len);
     free(charter_body);
     r->added = !h && !p;             /* a body held under another kind is never stored twice */
@@ -393,21 +403,51 @@ void fedlog__req_done(fedlog_t *f, req_t *q)
     pthread_cond_broadcast(&f->rcv);
 }
 
+/* The charter in bytes (a TrustSigned), held now: chain_note of its body. */
+static void chain_note_signed(fedlog_t *f, const uint8_t *b, size_t n)
+{
+    Trib__TrustSigned *env = trib__trust_signed__unpack(NULL, n, b);
+    if (env && env->body.len)
+        chain_note(f, env->body.data, env->body.len);
+    if (env)
+        trib__trust_signed__free_unpacked(env, NULL);
+}
+
 int fedlog__settle(fedlog_t *f, const char *from, citem_t *c, int push, int why, const char *err)
 {
+    fedlog_result_t local = {.kind = c->st.kind, .added = 1}, *r = c->r ? c->r : &local;
+    memcpy(local.hash, c->st.hash, TRUST_HASH_LEN);
     if (why) {
-        fedlog_result_t local = {.kind = c->st.kind, .added = 1}, *r = c->r ? c->r : &local;
-        memcpy(local.hash, c->st.hash, TRUST_HASH_LEN);
         snprintf(r->err, sizeof r->err, "%s", err);
         refuse(f, r, why, from);
         if (c->ok)
             *c->ok = 0;
         return 0;
     }
-    if (push)                     /* stored: an operator's object goes out now */
+    /* An operator's object goes in force now that it is stored (offer_one only checked it). The
+     * store may have changed meanwhile (a peer's charter update came first): then it stays stored
+     * and not in force, as a restart would find it, and the operator is told why. */
+    int late = TRUST_OK;
+    char why_late[200] = "";
+    if (!from && c->st.kind != TRUST_KIND_POLICY) {
+        fedlog_result_t v = local;
+        late = verify_kind(f, c->st.kind, c->st.bytes, c->st.len, NULL, 0, &v);
+        if (late == TRUST_OK && c->st.kind == TRUST_KIND_CHARTER)
+            chain_note_signed(f, c->st.bytes, c->st.len);
+        snprintf(why_late, sizeof why_late, "%.190s", v.err);
+    }
+    if (push && late == TRUST_OK)  /* stored: an operator's object goes out now */
         push_queue(f, c->st.kind, c->st.bytes, c->st.len, from);
     if (held_find(f, c->st.hash) || held_add(f, c->st.hash, c->st.kind, c->st.len) != 0)
-        return push;
+        return push && late == TRUST_OK;
+    if (late != TRUST_OK) {
+        snprintf(r->err, sizeof r->err, "stored, but not in force: %s (the federation's trust state changed while "
+                 "it was being stored)", why_late);
+        refuse(f, r, late, from);
+        if (c->ok)
+            *c->ok = 0;
+        return 0;
+    }
     f->accepted[c->st.kind]++;
     f->commit_objects++;
     char hex[2 * TRUST_HASH_LEN + 1];

@@ -15,10 +15,10 @@
  *
  * Threads: fedlog_offer, fedlog_status_json, fedlog_metrics_render and fedlog_summary from any
  * thread; fedlog_tick, fedlog_sync and fedlog_handle on the gossip loop only. Once attached to a
- * loop with own_thread, the trust store given to fedlog_new is changed on the loop only (an
- * operator's offer from an HTTP thread is run there), always under the fedlog's lock: the loop may
- * read it freely (the ZAP handler); another thread (catalog acceptance) takes fedlog_lock /
- * fedlog_unlock around its question. */
+ * loop with own_thread, the trust store given to fedlog_new is changed by the loop (an operator's
+ * offer from an HTTP thread is checked there) or by the commit worker (an operator's object, once
+ * stored), always under the fedlog's lock; questions go through the store's own lock (the ZAP
+ * handler); a caller holding pointers into it takes fedlog_lock / fedlog_unlock around them. */
 #ifndef TRIB_FEDLOG_H
 #define TRIB_FEDLOG_H
 
@@ -46,6 +46,7 @@ typedef enum {
     FEDLOG_R_POLICY,                           /* the policy hook refused a policy set */
     FEDLOG_R_STORAGE,                          /* LMDB failed (disk full ...) */
     FEDLOG_R_BUSY,                             /* the loop did not take an operator's offer in time */
+    FEDLOG_R_NO_SPACE,                         /* LMDB failed for want of disk space (or map_max) */
     FEDLOG_R_COUNT
 } fedlog_reason_t;
 
@@ -58,7 +59,7 @@ typedef struct {
 } fedlog_result_t;
 
 /* The label of a reason: trust_verdict_name's, or "open_mode", "full", "unknown_kind",
- * "policy_refused", "storage", "busy". */
+ * "policy_refused", "storage", "busy", "no_space". */
 const char *fedlog_reason_name(int reason);
 
 /* A federation log over st. t: the node's trust store (chartered mode), or NULL (open mode: only
@@ -121,12 +122,16 @@ typedef struct {
 /* Durability. The fsync of a commit never runs on the gossip loop: with io.own_thread the new
  * objects of an offer are committed by a worker thread of the fedlog (every job queued then in one
  * LMDB commit; a policy set's files written first, by the policy hook). Until committed an object
- * is pending: in force (trust store, policy set), held as far as offers go (not verified twice),
- * but not in the held set, so the summary, anti-entropy and GET /v1/federation count only what is
- * stored. A peer's pushed object is pushed on while pending (an fsync per hop is not on the path
- * from node to node; its sender holds it already); an operator's only once it is stored, so one
- * whose commit failed (the operator told so) reaches no peer. An operator waits until its object
- * is durable; a peer gets no answer and after a crash anti-entropy brings back what was lost.
+ * is pending: held as far as offers go (not verified twice), but not in the held set, so the
+ * summary and anti-entropy count only what is stored. A peer's object is in force while pending
+ * (trust store, policy set) and pushed on (an fsync per hop is not on the path from node to node;
+ * its sender holds it already); when its commit fails it stays in force here (the federation
+ * holds it) and anti-entropy brings it again. An operator's charter, certificate, revocation or
+ * hand-over is only checked when offered and put in force (and pushed) once it is stored, so one
+ * whose commit failed (the operator told so: storage, or no_space) is neither enforced here nor
+ * sent to any peer: what a node enforces of its operators' objects is what it stored. An operator
+ * waits until its object is durable; a peer gets no answer and after a crash anti-entropy brings
+ * back what was lost.
  * Without own_thread commits run on the caller (tests, tools). */
 
 /* Connects the loop (io NULL: disconnects; queued pushes wait; commits still queued are done and

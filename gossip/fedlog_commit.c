@@ -1,15 +1,16 @@
 /* gossip/fedlog_commit.c - the federation log's durability (see gossip/fedlog.h, Durability, and
  * gossip/fedlog_int.h).
  *
- * Owns: the pending set (objects verified and in force, not stored yet: held as far as offers
- * go, not in the held set), commit jobs (one offer's new objects each), the worker thread that
- * takes every job queued and makes them durable in one LMDB commit (a policy set's files written
- * first, by the policy hook), and fedlog_flush. What a commit means for the held set, the
+ * Owns: the pending set (objects verified, not stored yet: a peer's in force, an operator's not
+ * before its commit; held as far as offers go, not in the held set), commit jobs (one offer's new
+ * objects each), the worker thread that takes every job queued and makes them durable in one
+ * LMDB commit (a policy set's files written first, by the policy hook), and fedlog_flush. What a commit means for the held set, the
  * counters and a waiting operator is fedlog.c's (fedlog__settle, fedlog__req_done).
  * Must not: verify objects, send, or commit (fsync) on the gossip loop when attached with
  * own_thread. */
 #include "gossip/fedlog_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,8 +56,11 @@ static void pending_remove(fedlog_t *f, citem_t *c)
 /* Not under the lock: makes the jobs' objects durable, all in one commit (a policy set first
  * through the policy hook, which writes its files and puts it in force), then, under the lock,
  * settles them (fedlog__settle: what the summary and anti-entropy offer is always stored, and an
- * operator's object is pushed on only now) and tells a waiting operator. A failed commit refuses the objects (counted): they stay in force in
- * memory until restart, and peers send them again. Frees the jobs. */
+ * operator's object is put in force and pushed on only now) and tells a waiting operator. A failed
+ * commit refuses the objects (counted, reason storage or no_space): an operator's was never in
+ * force; a peer's stays in force in memory until restart (the federation holds it: a revocation
+ * is not lifted by a full disk here) and anti-entropy brings it again, its commit tried again.
+ * Frees the jobs. */
 static void commit_jobs(fedlog_t *f, cjob_t *jobs)
 {
     size_t total = 0, nst = 0;
@@ -84,12 +88,15 @@ static void commit_jobs(fedlog_t *f, cjob_t *jobs)
             st[nst++] = c->st;
         }
     int stored = mem && (nst == 0 || store_fedlog_put(f->st, st, nst, NULL) == 0);
-    char serr[sizeof ((fedlog_result_t *)0)->err] = "";
+    int full = !stored && mem && store_last_errno() == ENOSPC;   /* this thread's */
+    char serr[sizeof ((fedlog_result_t *)0)->err] = "", oerr[sizeof serr] = "";
     if (!stored) {
-        const char *cause = mem ? store_last_error() : "out of memory";   /* this thread's */
-        log_error("fedlog: storing %zu object(s) failed: %s (held in memory until restart; peers resend)", nst,
-                  cause);
+        const char *cause = mem ? store_last_error() : "out of memory";
+        log_error("fedlog: storing %zu object(s) failed: %s (an operator's object is refused and not in force; "
+                  "a peer's stays in force here until restart, and anti-entropy brings it again)", nst, cause);
         snprintf(serr, sizeof serr, "storing failed: %s", cause);
+        snprintf(oerr, sizeof oerr, "storing failed: %s; not in force on this node: retry once the store can be "
+                 "written", cause);
     }
     pthread_mutex_lock(&f->mu);
     int pushes = 0;
@@ -99,8 +106,9 @@ static void commit_jobs(fedlog_t *f, cjob_t *jobs)
         for (size_t k = 0; k < j->n; k++, i++) {
             citem_t *c = &j->items[k];
             pending_remove(f, c);
-            int reason = !stored ? FEDLOG_R_STORAGE : why[i];
-            pushes += fedlog__settle(f, from, c, j->push_durable, reason, !stored ? serr : reason ? errs[i] : "");
+            int reason = !stored ? (full ? FEDLOG_R_NO_SPACE : FEDLOG_R_STORAGE) : why[i];
+            pushes += fedlog__settle(f, from, c, j->push_durable, reason,
+                                     !stored ? (j->from_op ? oerr : serr) : reason ? errs[i] : "");
         }
         if (j->q)
             fedlog__req_done(f, j->q);

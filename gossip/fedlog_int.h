@@ -3,7 +3,7 @@
  *
  *   fedlog.c         offers (verifying by kind), the held set and its summary, settling committed
  *                    objects into it, the push queue, anti-entropy, the views and the lifecycle.
- *   fedlog_commit.c  durability: the pending set (verified and in force, not stored yet), commit
+ *   fedlog_commit.c  durability: the pending set (verified, not stored yet), commit
  *                    jobs and the worker thread that makes every job queued durable in one LMDB
  *                    commit, off the loop (fedlog.h, Durability), and fedlog_flush.
  *
@@ -86,7 +86,7 @@ struct fedlog {
     req_t *rhead, *rtail;      /* operators' offers waiting for the loop */
     pthread_cond_t rcv;
     /* fedlog_commit.c's */
-    citem_t *pending[PENDING_BUCKETS];   /* verified, in force, not durable yet, by hash */
+    citem_t *pending[PENDING_BUCKETS];   /* verified, not durable yet (a peer's in force), by hash */
     size_t npending;
     uint64_t pending_bytes;
     cjob_t *jhead, *jtail;     /* jobs for the commit worker */

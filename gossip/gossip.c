@@ -444,10 +444,15 @@ static void publish_snapshot(gossip_t *g)
     roster_sort(s.list, s.n);
     s.n = roster_drop_handed_over(g->trust, s.list, s.n);
     g->conflicts_logged = roster_mark_conflicts(s.list, s.n, log_conflict, g);
+    size_t uncert[4] = {0};
+    for (size_t i = 0; i < s.n; i++)
+        if (s.list[i].uncertified && s.list[i].state >= 0 && s.list[i].state < 4)
+            uncert[s.list[i].state]++;
     pthread_mutex_lock(&g->smu);
     free(g->snap);
     g->snap = s.list;
     g->nsnap = s.n;
+    memcpy(g->uncert, uncert, sizeof uncert);
     pthread_mutex_unlock(&g->smu);
     g->dirty = 0;
 }
@@ -491,13 +496,18 @@ static void publish_stats(gossip_t *g)
     log_handshakes(g, transport_stats(g->tr));
     log_key_claims(g, transport_stats(g->tr));
     gossip__own_cert_check(g);
+    gossip__uncertified_check(g);
     gossip__hello_store(g, atomic_load(&g->stop));
     pthread_mutex_lock(&g->smu);
     g->swim_stats = *swim_stats(g->swim);
     g->repl_stats = *repl_stats(g->repl);
     g->tr_stats = *transport_stats(g->tr);
-    for (int s = 0; s < 4; s++)
-        g->counts[s] = swim_count(g->swim, s);
+    g->uncert_pub = 0;
+    for (int s = 0; s < 4; s++) {   /* members: an uncertified key announced is none (gossip_member_t) */
+        size_t n = swim_count(g->swim, s);
+        g->counts[s] = n > g->uncert[s] ? n - g->uncert[s] : 0;
+        g->uncert_pub += g->uncert[s];
+    }
     g->health = swim_health(g->swim);
     g->catalog_dropped_pub = g->catalog_dropped;
     g->riders_malformed_pub = g->riders_malformed;

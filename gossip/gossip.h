@@ -92,6 +92,11 @@ typedef struct {
     char refused[24];
     /* open mode: another member claims the same domain with another key (shown, never merged) */
     int conflict;
+    /* chartered mode, never self: no certificate from the federation for the domain it announces
+     * (none of its key is held, or only one for another domain: wrong_domain). Not a member: it
+     * gets no connection, member counts leave it out, and views list it apart as such. A node
+     * joining reads so here until its certificate reaches this node (by its hello). */
+    int uncertified;
 } gossip_member_t;
 
 /* Chartered: 0 (with why) while this node's own certificate is expired by its clock or revoked.

@@ -36,6 +36,13 @@ typedef struct cmsg {
 } cmsg_t;
 
 #define GOSSIP_HELLO_STORE_MAX 64  /* certificates from hellos queued for the federation log at most */
+#define GOSSIP_UNCERT_TRACK 64     /* uncertified members followed for the log at most (the rest: counted) */
+
+typedef struct {
+    uint8_t id[32];
+    uint64_t since_ms;             /* listed as uncertified since */
+    int logged;
+} gossip_unc_t;
 
 struct gossip {
     store_t *st;
@@ -101,7 +108,9 @@ struct gossip {
     swim_stats_t swim_stats;
     repl_stats_t repl_stats;
     transport_stats_t tr_stats;
-    size_t counts[4];
+    size_t counts[4];               /* members by state, the uncertified left out */
+    size_t uncert[4];               /* chartered: the uncertified, by state (gossip_member_t), in the snapshot */
+    size_t uncert_pub;              /* their count when counts was made */
     int health;
     uint64_t catalog_dropped_pub;
     membersave_stats_t msave_stats; /* the saver's counters */
@@ -148,6 +157,11 @@ struct gossip {
     int64_t skew_logged_ms;
     int64_t claim_logged_ms;     /* a peer's "refused your certificate" last logged (tcmu) */
     size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
+    /* chartered: uncertified members (gossip_member_t) since when, each logged once when it stays
+     * so (zap.c, gossip__uncertified_check; loop only) */
+    gossip_unc_t unc[GOSSIP_UNCERT_TRACK];
+    size_t nunc;
+    uint64_t unc_logged_ms;
     /* chartered: the highest seq of an entry of our own domain refused as uncertified (worker
      * writes, loop reads): peers hold our log beyond it under a key we hold no certificate of yet,
      * so publishing must wait for that certificate even past OWN_SYNC_MS (intake.c) */
@@ -175,6 +189,7 @@ int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signe
 void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
 void gossip__hello_store(gossip_t *g, int force);                              /* loop: queued hello certs */
+void gossip__uncertified_check(gossip_t *g);                                   /* loop: members without one */
 void gossip__trust_render(gossip_t *g, FILE *f);
 
 /* ---- answers.c (loop thread, but the init, free and render) */

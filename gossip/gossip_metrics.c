@@ -27,7 +27,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     swim_stats_t ss = g->swim_stats;
     repl_stats_t rs = g->repl_stats;
     transport_stats_t ts = g->tr_stats;
-    size_t counts[4];
+    size_t counts[4], uncert = g->uncert_pub;
     memcpy(counts, g->counts, sizeof counts);
     int health = g->health;
     uint64_t catalog_dropped = g->catalog_dropped_pub, riders_malformed = g->riders_malformed_pub;
@@ -38,6 +38,9 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     prom_family(f, "trib_members", "gauge", "Members of the federation by state, as this node sees them.");
     for (int s = 0; s < 4; s++)
         fprintf(f, "trib_members{state=\"%s\"} %zu\n", swim_state_name(s), counts[s]);
+    prom_gauge(f, "trib_members_uncertified", "Chartered: nodes announced in the membership without a certificate "
+               "from the federation for their domain (not members, not in trib_members; a joining node until its "
+               "certificate arrives).", uncert);
     prom_family(f, "trib_member_saves_total", "counter",
                 "Write transactions of member changes and this node's incarnation, made off the gossip loop.");
     prom_sample(f, "trib_member_saves_total", "result=\"ok\"", ms.ok);

@@ -470,6 +470,30 @@ static dealer_t *dealer_find(const transport_t *t, const char *addr, int lane)
     return NULL;
 }
 
+/* Chartered (per-node keys): our connection to the node whose CURVE key is curve, by its key, not
+ * an address string: a dealer dials with its node's key as the server key, and only the key's
+ * holder completes that handshake, so a node known by two addresses (a seed given by hostname,
+ * advertised by IP) is found under either. addr's own first, then the priority lane's. NULL when
+ * none. *crossed: one of them carried our hello on the priority lane within CROSS_MS (it is on its
+ * way). A walk of the dealers (max_peers at most), made only for an accepted hello asking for ours. */
+static dealer_t *dealer_of_key(const transport_t *t, const char *addr, const uint8_t curve[32], int64_t now,
+                               int *crossed)
+{
+    dealer_t *best = NULL;
+    int best_rank = -1;
+    *crossed = 0;
+    for (dealer_t *d = t->lru_head; d != NULL; d = d->lnext) {
+        if (memcmp(d->server_pk, curve, 32) != 0) continue;
+        if (d->lane && d->hello_ms && now - d->hello_ms < CROSS_MS) *crossed = 1;
+        int rank = 2 * (strcmp(d->addr, addr) == 0) + (d->lane != 0);
+        if (rank > best_rank) {
+            best = d;
+            best_rank = rank;
+        }
+    }
+    return best;
+}
+
 static void lru_unlink(transport_t *t, dealer_t *d)
 {
     if (d->lprev) d->lprev->lnext = d->lnext; else t->lru_head = d->lnext;
@@ -1342,7 +1366,7 @@ static int ask_due(transport_t *t, const uint8_t pk[32])
 /* A certificate hello: offered to hello_fn; answered with ours when asked and accepted, or with
  * ours and the reason when refused (at most once per ASK_MS, never to a hello that is itself a
  * refusal, so two nodes that refuse each other do not bounce refusals). */
-static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *f)
+static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *f, const uint8_t curve[32])
 {
     bump(&t->st.hellos_in, 1);
     Trib__CertHello *h = trib__cert_hello__unpack(NULL, env->body.len, env->body.data);
@@ -1375,11 +1399,24 @@ static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *
          * connection is opened for the answer alone (at N = 20 those were 50 of the ~370 a join
          * opened: the other side of every gossip Ping that gets no reply). Else the sender may be
          * dropping what we send (it lost our certificate, or asks after dropping a message): the
-         * answer goes now. */
-        const dealer_t *d = h->want_reply ? dealer_find(t, f->addr, 1) : NULL;
-        int connected = d != NULL || dealer_find(t, f->addr, 0) != NULL;
-        if (h->want_reply && connected && !(d && d->hello_ms && clock_ms() - d->hello_ms < CROSS_MS))
-            hello_to(t, f->addr, 0, NULL);
+         * answer goes now, on the priority lane of the address we reach it by. Chartered, the
+         * connection is found by the sender's key (its CURVE key, authenticated by this message's
+         * handshake), not by the address it advertises: we may have dialled it by another name. */
+        if (h->want_reply) {
+            char to[TRANSPORT_ADDR_MAX];   /* a copy: opening the answer's dealer may close d */
+            int crossed = 0, connected;
+            snprintf(to, sizeof to, "%s", f->addr);
+            if (t->o.per_node_keys) {
+                const dealer_t *d = dealer_of_key(t, f->addr, curve, clock_ms(), &crossed);
+                connected = d != NULL;
+                if (d != NULL) snprintf(to, sizeof to, "%s", d->addr);
+            } else {
+                const dealer_t *d = dealer_find(t, f->addr, 1);
+                connected = d != NULL || dealer_find(t, f->addr, 0) != NULL;
+                crossed = d != NULL && d->hello_ms && clock_ms() - d->hello_ms < CROSS_MS;
+            }
+            if (connected && !crossed) hello_to(t, to, 0, NULL);
+        }
     }
     if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
 }
@@ -1431,7 +1468,7 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
     zmq_msg_close(&frame);
     if (env == NULL) return 2;
     if (env->type == TRIB__MSG_TYPE__MSG_CERT_HELLO) {
-        hello_recv(t, env, &f);
+        hello_recv(t, env, &f, curve);
         trib__envelope__free_unpacked(env, NULL);
         return 2;
     }

@@ -161,7 +161,8 @@ static int index_reserve(trust_t *t)
 
 /* ---------------------------------------------------------------- offers */
 
-static trust_verdict_t offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+/* Each offer below, with dry, only verifies (the store is not changed: trust_check). */
+static trust_verdict_t offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, int dry, char *err,
                                     size_t errlen)
 {
     charter_t next;
@@ -172,6 +173,10 @@ static trust_verdict_t offer_charter(trust_t *t, const uint8_t *b, size_t n, int
         return TRUST_OK;   /* the held version itself, offered again */
     if (v != TRUST_OK)
         return v;
+    if (dry) {
+        charter_free(&next);
+        return TRUST_OK;
+    }
     charter_free(&t->charter);
     t->charter = next;
     char ignore[160];
@@ -183,7 +188,7 @@ static trust_verdict_t offer_charter(trust_t *t, const uint8_t *b, size_t n, int
     return TRUST_OK;
 }
 
-static trust_verdict_t offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+static trust_verdict_t offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, int dry, char *err,
                                  size_t errlen)
 {
     cert_t c;
@@ -205,6 +210,10 @@ static trust_verdict_t offer_cert(trust_t *t, const uint8_t *b, size_t n, int *a
         snprintf(err, errlen, "certificate for %s: %d certificates held already", c.domain,
                  TRUST_MAX_CERTS);
         v = TRUST_MALFORMED;
+    }
+    if (dry) {
+        cert_free(&c);
+        return v;
     }
     if (v == TRUST_OK && index_reserve(t) != 0) {
         snprintf(err, errlen, "certificate: out of memory");
@@ -238,7 +247,7 @@ static trust_verdict_t offer_cert(trust_t *t, const uint8_t *b, size_t n, int *a
     return TRUST_OK;
 }
 
-static trust_verdict_t offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added,
+static trust_verdict_t offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added, int dry,
                                        char *err, size_t errlen)
 {
     revocation_t r;
@@ -255,6 +264,10 @@ static trust_verdict_t offer_revocation(trust_t *t, const uint8_t *b, size_t n, 
     if (v == TRUST_OK && t->nrevs == TRUST_MAX_REVS) {
         snprintf(err, errlen, "revocation: %d revocations held already", TRUST_MAX_REVS);
         v = TRUST_MALFORMED;
+    }
+    if (dry) {
+        revocation_free(&r);
+        return v;
     }
     if (v == TRUST_OK && t->nrevs == t->caprevs) {
         size_t cap = t->caprevs ? 2 * t->caprevs : 16;
@@ -300,7 +313,7 @@ static trust_verdict_t entry_ok(const trust_t *t, const char *domain, const uint
 /* A hand-over is held when its one signature is the old key's (rotation_parse) and the old key
  * was certified for the domain when it signed (issued_ms): a key that is not the domain's cannot
  * give the domain away. */
-static trust_verdict_t offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
+static trust_verdict_t offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, int dry, char *err,
                                      size_t errlen)
 {
     rotation_t r;
@@ -317,6 +330,8 @@ static trust_verdict_t offer_rotation(trust_t *t, const uint8_t *b, size_t n, in
         snprintf(err, errlen, "hand-over: %d hand-overs held already", TRUST_MAX_ROTS);
         v = TRUST_MALFORMED;
     }
+    if (dry)
+        goto out;
     if (v == TRUST_OK && t->nrots == t->caprots) {
         size_t cap = t->caprots ? 2 * t->caprots : 8;
         held_rot_t *p = realloc(t->rots, cap * sizeof *p);
@@ -465,7 +480,7 @@ const revocation_t *trust_revocation_at(const trust_t *t, size_t i)
 trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err, size_t errlen)
 {
     pthread_rwlock_wrlock(t->mu);
-    trust_verdict_t v = offer_charter(t, b, n, added, err, errlen);
+    trust_verdict_t v = offer_charter(t, b, n, added, 0, err, errlen);
     pthread_rwlock_unlock(t->mu);
     return v;
 }
@@ -473,7 +488,7 @@ trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int 
 trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err, size_t errlen)
 {
     pthread_rwlock_wrlock(t->mu);
-    trust_verdict_t v = offer_cert(t, b, n, added, err, errlen);
+    trust_verdict_t v = offer_cert(t, b, n, added, 0, err, errlen);
     pthread_rwlock_unlock(t->mu);
     return v;
 }
@@ -482,7 +497,22 @@ trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, i
                                        size_t errlen)
 {
     pthread_rwlock_wrlock(t->mu);
-    trust_verdict_t v = offer_revocation(t, b, n, added, err, errlen);
+    trust_verdict_t v = offer_revocation(t, b, n, added, 0, err, errlen);
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
+trust_verdict_t trust_check(trust_t *t, trust_kind_t kind, const uint8_t *b, size_t n, char *err, size_t errlen)
+{
+    trust_verdict_t v = TRUST_MALFORMED;
+    pthread_rwlock_rdlock(t->mu);   /* a dry offer changes nothing */
+    switch (kind) {
+    case TRUST_KIND_CHARTER: v = offer_charter(t, b, n, NULL, 1, err, errlen); break;
+    case TRUST_KIND_CERT:    v = offer_cert(t, b, n, NULL, 1, err, errlen); break;
+    case TRUST_KIND_REVOKE:  v = offer_revocation(t, b, n, NULL, 1, err, errlen); break;
+    case TRUST_KIND_ROTATE:  v = offer_rotation(t, b, n, NULL, 1, err, errlen); break;
+    default:                 snprintf(err, errlen, "not an object the trust store holds (kind %d)", (int)kind);
+    }
     pthread_rwlock_unlock(t->mu);
     return v;
 }
@@ -528,7 +558,7 @@ trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8
 trust_verdict_t trust_offer_rotation(trust_t *t, const uint8_t *b, size_t n, int *added, char *err, size_t errlen)
 {
     pthread_rwlock_wrlock(t->mu);
-    trust_verdict_t v = offer_rotation(t, b, n, added, err, errlen);
+    trust_verdict_t v = offer_rotation(t, b, n, added, 0, err, errlen);
     pthread_rwlock_unlock(t->mu);
     return v;
 }

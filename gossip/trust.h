@@ -47,6 +47,13 @@ trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *ad
 trust_verdict_t trust_offer_revocation(trust_t *t, const uint8_t *b, size_t n, int *added,
                                        char *err, size_t errlen);
 
+/* Verifies bytes of kind (charter, certificate, revocation, key hand-over) as the matching
+ * trust_offer_* would, against the store as it is now, and holds nothing: TRUST_OK when that offer
+ * would hold it (or holds it already), else its verdict with err. For an object that must not be
+ * in force before it is stored (an operator's: gossip/fedlog.c checks it, commits it, then offers
+ * it). */
+trust_verdict_t trust_check(trust_t *t, trust_kind_t kind, const uint8_t *b, size_t n, char *err, size_t errlen);
+
 /* A key hand-over (kind 5, cert.h rotation_t), held when its one signature is the old key's and
  * the old key was certified for the domain at the hand-over's issued time (uncertified,
  * wrong_domain, revoked ... otherwise; forged when the signature fails). Once the new key holds a

@@ -272,6 +272,67 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
     }
     snprintf(m->refused, sizeof m->refused, "%s", v == TRUST_OK ? (m->verified ? "" : "wrong_domain")
                                                                 : trust_verdict_name(v));
+    m->uncertified = !m->self && (v == TRUST_UNCERTIFIED || (v == TRUST_OK && !m->verified));
+}
+
+#define UNCERT_LOG_AFTER_MS 60000   /* a joining node's certificate comes within seconds (its hello, the log) */
+
+/* An uncertified member (gossip_member_t.uncertified) still listed after UNCERT_LOG_AFTER_MS is
+ * logged once (no certificate of the federation came for it: a self-made key, or a node started
+ * with the wrong certificate), at most one line per REFUSAL_LOG_MS naming one (and saying when
+ * there are more). A node that is joining is one for a moment and is not logged. Loop only, from
+ * the snapshot (a walk of it under smu). */
+void gossip__uncertified_check(gossip_t *g)
+{
+    if (!g->trust)
+        return;
+    uint64_t now = clock_ms();
+    uint8_t ids[GOSSIP_UNCERT_TRACK][32];
+    size_t n = 0;
+    pthread_mutex_lock(&g->smu);
+    for (size_t i = 0; i < g->nsnap; i++)
+        if (g->snap[i].uncertified && n < GOSSIP_UNCERT_TRACK)
+            memcpy(ids[n++], g->snap[i].id, 32);
+    pthread_mutex_unlock(&g->smu);
+    gossip_unc_t next[GOSSIP_UNCERT_TRACK];   /* those listed now: since when, logged */
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < g->nunc && memcmp(g->unc[j].id, ids[i], 32) != 0)
+            j++;
+        if (j < g->nunc) {
+            next[i] = g->unc[j];
+        } else {
+            memcpy(next[i].id, ids[i], 32);
+            next[i].since_ms = now;
+            next[i].logged = 0;
+        }
+    }
+    memcpy(g->unc, next, n * sizeof *next);
+    g->nunc = n;
+    size_t due = 0, first = 0;      /* past the wait, not logged yet */
+    for (size_t i = 0; i < g->nunc; i++)
+        if (!g->unc[i].logged && now - g->unc[i].since_ms >= UNCERT_LOG_AFTER_MS && !due++)
+            first = i;
+    if (!due || (g->unc_logged_ms && now - g->unc_logged_ms < REFUSAL_LOG_MS))
+        return;
+    for (size_t i = 0; i < g->nunc; i++)
+        if (now - g->unc[i].since_ms >= UNCERT_LOG_AFTER_MS)
+            g->unc[i].logged = 1;
+    g->unc_logged_ms = now;
+    char hex[ID_HEX_LEN], domain[64] = "?", addr[256] = "?";
+    identity_hex(g->unc[first].id, hex);
+    pthread_mutex_lock(&g->smu);
+    for (size_t i = 0; i < g->nsnap; i++)
+        if (!memcmp(g->snap[i].id, g->unc[first].id, 32)) {
+            snprintf(domain, sizeof domain, "%s", g->snap[i].domain);
+            snprintf(addr, sizeof addr, "%s", g->snap[i].addr);
+            break;
+        }
+    pthread_mutex_unlock(&g->smu);
+    log_warn("trust: node %.16s... at %s, announcing domain '%s', has been in the membership for %d s without a "
+             "certificate from the federation for that domain: not a member, it gets no connection (trib members "
+             "lists it under \"not members\": a self-made key, or a node started without its certificate)%s",
+             hex, addr, domain, UNCERT_LOG_AFTER_MS / 1000, due > 1 ? " (and more such nodes)" : "");
 }
 
 trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)

@@ -112,6 +112,36 @@ static int cmp_members(const void *a, const void *b)
     return r ? r : strcmp(str_or(x, "node_id", ""), str_or(y, "node_id", ""));
 }
 
+/* Chartered: the nodes announced without a certificate from the federation (not members: the
+ * node lists them apart, node/view.h), under the members, saying why; nothing when there are none.
+ * Calm words: a node that is joining is one of them until its certificate (its hello) arrives. */
+static int render_uncertified(cli_ctx_t *c, json_t *list)
+{
+    size_t n = json_array_size(list);
+    if (n == 0)
+        return CLI_OK;
+    static const char *const hdr[] = { "DOMAIN", "NODE", "ADDRESS", "STATE", "WHY" };
+    cli_table_t *t = cli_table_new(5, hdr);
+    if (!t)
+        return cli_fail(c, "out of memory");
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(list, i);
+        char node[13];
+        short_id(str_or(m, "node_id", "-"), node);
+        const char *row[] = { str_or(m, "domain", "-"), node, str_or(m, "addr", "-"), str_or(m, "state", "-"),
+                              str_or(m, "detail", "no certificate from the federation") };
+        bad |= cli_table_add(t, row) != 0;
+    }
+    if (bad) {
+        cli_table_destroy(&t);
+        return cli_fail(c, "out of memory");
+    }
+    fprintf(c->out, "\nnot members: %zu node%s announced without a certificate from the federation (a node that is "
+            "joining is listed here until its certificate reaches this node)\n", n, n == 1 ? "" : "s");
+    return print_table(c, t, "  ");
+}
+
 int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
 {
     (void)id;
@@ -163,12 +193,14 @@ int cli_render_members(cli_ctx_t *c, json_t *j, const char *id)
         cli_table_destroy(&t);
         return cli_fail(c, "out of memory");
     }
+    int rc = CLI_OK;
     if (n == 0) {
         cli_table_destroy(&t);
         fprintf(c->out, "no members known\n");
-        return CLI_OK;
+    } else {
+        rc = print_table(c, t, NULL);
     }
-    return print_table(c, t, NULL);
+    return rc == CLI_OK ? render_uncertified(c, json_object_get(j, "uncertified")) : rc;
 }
 
 /* ================================================================ products */

@@ -90,8 +90,10 @@ static unsigned status_of(int reason, const char **code)
     case FEDLOG_R_FULL:
         *code = "fedlog_full";
         return 507;
-    case FEDLOG_R_STORAGE:
+    case FEDLOG_R_STORAGE:      /* not stored, and not in force (gossip/fedlog.h, Durability) */
         return 500;
+    case FEDLOG_R_NO_SPACE:     /* as a record write on a full disk: a retry can succeed once space is freed */
+        return 507;
     case FEDLOG_R_BUSY:
         *code = "not_ready";
         return 503;

@@ -301,7 +301,8 @@ static unsigned offer(fedlog_t *f, const uint8_t *b, size_t len, const char *wha
     if (fedlog_offer(f, b, len, NULL, &r) == 0)
         return 0;
     unsigned st = r.reason == TRUST_FORGED || r.reason == TRUST_BELOW_THRESHOLD || r.reason == TRUST_WRONG_FEDERATION ||
-                  r.reason == TRUST_REVOKED || r.reason == TRUST_ROTATED ? 403 : r.reason == FEDLOG_R_BUSY ? 503 : 409;
+                  r.reason == TRUST_REVOKED || r.reason == TRUST_ROTATED ? 403 : r.reason == FEDLOG_R_BUSY ? 503
+                  : r.reason == FEDLOG_R_STORAGE ? 500 : r.reason == FEDLOG_R_NO_SPACE ? 507 : 409;
     return error(reply, st, fedlog_reason_name(r.reason), "%s refused by this node's federation log: %s", what, r.err);
 }
 

@@ -313,18 +313,22 @@ json_t *view_status(node_t *a)
     store_catalog_heads(a->st, add_head, digest);
     uint64_t products = 0; /* O(1): a status poll must stay cheap with 100,000 products */
     store_products_count(a->st, &products);
-    json_int_t counts[4] = {1, 0, 0, 0};
+    json_int_t counts[4] = {1, 0, 0, 0}, uncertified = 0;
     if (a->gossip) {
         gossip_member_t *list;
         size_t n = gossip_members(a->gossip, &list);
         counts[0] = 0;
-        for (size_t i = 0; i < n; i++)
-            if (list[i].state >= 0 && list[i].state < 4)
+        for (size_t i = 0; i < n; i++)   /* an uncertified key is no member: counted apart */
+            if (list[i].uncertified)
+                uncertified++;
+            else if (list[i].state >= 0 && list[i].state < 4)
                 counts[list[i].state]++;
         free(list);
     }
     json_t *members = json_pack("{s:I,s:I,s:I,s:I}", "alive", counts[0], "suspect", counts[1], "dead", counts[2],
                                 "left", counts[3]);
+    if (members && uncertified)
+        json_object_set_new(members, "uncertified", json_integer(uncertified));
     char me[ID_HEX_LEN];
     node_id_hex(a, me);
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:o}", "node_id", me, "domain", a->cfg.domain,
@@ -366,12 +370,22 @@ json_t *view_status(node_t *a)
     return j;
 }
 
+/* Why a member announced in the membership is not one (gossip_member_t.uncertified). */
+static json_t *uncertified_detail(const gossip_member_t *m)
+{
+    if (!strcmp(m->refused, "wrong_domain"))
+        return json_sprintf("its key is certified by the federation for another domain, not for domain %s",
+                            m->domain);
+    return json_sprintf("no certificate from the federation for domain %s", m->domain);
+}
+
 json_t *view_members(node_t *a)
 {
     json_t *list = json_array();
     if (a->gossip) {
         gossip_member_t *m;
         size_t n = gossip_members(a->gossip, &m);
+        json_t *outside = NULL;   /* chartered: nodes announced without a certificate: not members */
         for (size_t i = 0; i < n; i++) {
             char hex[ID_HEX_LEN];
             identity_hex(m[i].id, hex);
@@ -390,10 +404,23 @@ json_t *view_members(node_t *a)
                 json_object_set_new(o, "conflict", json_true());
             if (m[i].refused[0])   /* chartered: why its key is not admitted now (revoked, expired ...) */
                 json_object_set_new(o, "trust_refused", json_string(m[i].refused));
+            if (m[i].uncertified) {
+                json_object_set_new(o, "trust", json_string("uncertified"));
+                json_object_set_new(o, "detail", uncertified_detail(&m[i]));
+                if (!outside)
+                    outside = json_array();
+                json_array_append_new(outside, o);
+                continue;
+            }
             json_array_append_new(list, o);
         }
         free(m);
-        return json_pack("{s:o}", "members", list);
+        json_t *out = json_pack("{s:o}", "members", list);
+        if (out && gossip_trust(a->gossip))   /* chartered: the members, and apart what is not one */
+            json_object_set_new(out, "uncertified", outside ? outside : json_array());
+        else
+            json_decref(outside);
+        return out;
     }
     char me[ID_HEX_LEN];
     node_id_hex(a, me);

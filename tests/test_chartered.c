@@ -758,6 +758,153 @@ Test(chartered, hostile_peers_are_refused_at_connect_and_their_entries_refused)
     cert_free(&ca);
 }
 
+/* ---------------------------------------------------------------- uncertified keys in the member list */
+
+/* The bytes a member signs (gossip/swim_sig.c), written out independently as tests/test_swimsig.c
+ * does: "trib/member/v1\0" || id || incarnation (8, big-endian) || kind (ALIVE) || domain, addr,
+ * http, link, each prefixed by its length in one byte. Fills m as an ALIVE claim of who, signed by
+ * who (sig holds the signature). */
+static void signed_claim(Trib__Member *m, const identity_t *who, const char *domain, const char *addr,
+                         const char *http, uint8_t sig[64])
+{
+    trib__member__init(m);
+    m->id = (ProtobufCBinaryData){32, (uint8_t *)who->pk};
+    m->domain = (char *)domain;
+    m->addr = (char *)addr;
+    m->http = (char *)http;
+    m->link = "";
+    m->incarnation = 1;
+    m->state = TRIB__MEMBER_STATE__ALIVE;
+    uint8_t buf[1024];
+    size_t n = sizeof "trib/member/v1";
+    memcpy(buf, "trib/member/v1", n);
+    memcpy(buf + n, who->pk, 32);
+    n += 32;
+    for (int i = 7; i >= 0; i--)
+        buf[n++] = (uint8_t)(m->incarnation >> (8 * i));
+    buf[n++] = (uint8_t)TRIB__MEMBER_STATE__ALIVE;
+    const char *strs[] = {m->domain, m->addr, m->http, m->link};
+    for (int i = 0; i < 4; i++) {
+        size_t l = strlen(strs[i]);
+        buf[n++] = (uint8_t)l;
+        memcpy(buf + n, strs[i], l);
+        n += l;
+    }
+    cr_assert_eq(crypto_sign_detached(sig, NULL, buf, n, who->sk), 0);
+    m->sig = (ProtobufCBinaryData){64, sig};
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *id;       /* the node id looked for */
+    const char *list;     /* in which array of /v1/members: "members" or "uncertified" */
+} listed_cond_t;
+
+/* n's /v1/members lists c->id in c->list. */
+static int listed_in(void *ctx)
+{
+    listed_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL), *m;
+    size_t i;
+    int found = 0;
+    json_array_foreach(json_object_get(j, c->list), i, m)
+        found |= !strcmp(json_string_value(json_object_get(m, "node_id")) ?: "", c->id);
+    json_decref(j);
+    return found;
+}
+
+/* A certified peer relays a node that announces itself (a valid self-signature) under a key the
+ * federation never certified. The node gets no connection, and it is no member: /v1/members lists it
+ * apart ("uncertified", saying why), `trib members` under a heading of its own, and neither
+ * /v1/status's member counts nor trib_members count it. Once a certificate of its key arrives (as a
+ * joining node's does, by its hello; here an operator submits it) it is a member like the others.
+ * Before, it was listed among the members and counted alive, marked only "unverified". */
+Test(chartered, a_self_made_key_is_listed_apart_from_the_members_and_not_counted)
+{
+    char da[256], xaddr[64];
+    identity_t ia, gid, x;
+    cert_t ca, gc, xc;
+    node_dir("a", da, sizeof da, &ia);
+    fx_identity(&gid);
+    fx_identity(&x);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", gid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &gc);
+    h_node_t a;
+    start(&a, "payments", da, "a.cert", NULL);
+    rogue_t r;
+    rogue_open(&r, &gid, &gc, a.peer, ia.pk);
+    snprintf(xaddr, sizeof xaddr, "127.0.0.1:%d", h_free_port());
+    Trib__Member own, made, *ms[] = {&own, &made};
+    uint8_t s1[64], s2[64];
+    signed_claim(&own, &gid, "growth", transport_addr(r.t), "127.0.0.1:1", s1);
+    signed_claim(&made, &x, "listening", xaddr, "127.0.0.1:2", s2);
+    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+    pp.join = 1;
+    pp.n_members = 2;
+    pp.members = ms;
+    size_t len = trib__push_pull__get_packed_size(&pp);
+    uint8_t *body = malloc(len);
+    cr_assert_not_null(body);
+    trib__push_pull__pack(&pp, body);
+    cr_assert_eq(transport_send(r.t, a.peer, TRIB__MSG_TYPE__MSG_PUSH_PULL, body, len), 0);
+    free(body);
+    listed_cond_t apart = {&a, x.hex, "uncertified"}, member = {&a, x.hex, "members"};
+    pump_cond_t p = {&r, {a.url, "trib_members_uncertified", 1}};
+    cr_assert(h_wait(pump, &p, 15000), "the self-made key was never counted apart: %s", members_text(&a));
+    cr_assert(listed_in(&apart), "the self-made key is not listed as uncertified: %s", members_text(&a));
+    cr_expect_not(listed_in(&member), "the self-made key is listed among the members: %s", members_text(&a));
+
+    json_t *j = h_get_json(a.url, "/v1/members", NULL), *o;
+    size_t i, nmembers = json_array_size(json_object_get(j, "members"));
+    json_array_foreach(json_object_get(j, "uncertified"), i, o) {
+        cr_expect_str_eq(json_string_value(json_object_get(o, "trust")) ?: "", "uncertified");
+        cr_expect(strstr(json_string_value(json_object_get(o, "detail")) ?: "",
+                         "no certificate from the federation for domain listening"), "%s", members_text(&a));
+        cr_expect(!json_is_true(json_object_get(o, "verified")));
+    }
+    json_decref(j);
+    j = h_get_json(a.url, "/v1/status", NULL);
+    json_t *c = json_object_get(j, "members");
+    json_int_t counted = 0;
+    static const char *const states[] = {"alive", "suspect", "dead", "left"};
+    for (int s = 0; s < 4; s++)
+        counted += json_integer_value(json_object_get(c, states[s]));
+    cr_expect_eq(counted, (json_int_t)nmembers, "status counts %lld members, /v1/members lists %zu",
+                 (long long)counted, nmembers);
+    cr_expect_eq(json_integer_value(json_object_get(c, "uncertified")), 1);
+    json_decref(j);
+    double alive = h_metric(a.url, "trib_members{state=\"alive\"}") + h_metric(a.url, "trib_members{state=\"suspect\"}") +
+                   h_metric(a.url, "trib_members{state=\"dead\"}") + h_metric(a.url, "trib_members{state=\"left\"}");
+    cr_expect_eq(alive, (double)nmembers, "trib_members counts %.0f, /v1/members lists %zu", alive, nmembers);
+    char *out = NULL;
+    cr_assert_eq(h_trib(&a, NULL, &out, NULL, "members", NULL), 0);
+    const char *head = out ? strstr(out, "not members: 1 node announced without a certificate") : NULL;
+    cr_expect(head, "trib members does not set the uncertified key apart:\n%s", out ? out : "");
+    cr_expect(head && strstr(head, "listening") && strstr(head, "no certificate from the federation for domain listening"),
+              "%s", out ? out : "");
+    cr_expect(head && !memmem(out, (size_t)(head - out), "listening", 9),
+              "the uncertified key is in the members' table:\n%s", out ? out : "");
+    free(out);
+
+    /* its certificate arrives (an operator submits it here; a joining node's comes by its hello) */
+    issue(NULL, "listening", x.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &xc);
+    json_t *file = cert_to_json(&xc);
+    char *text = json_dumps(file, JSON_COMPACT), url[128];
+    json_decref(file);
+    snprintf(url, sizeof url, "%s/v1/federation/objects", a.url);
+    h_resp_t resp;
+    cr_assert_eq(h_http("POST", url, "application/json", text, strlen(text), &resp), 0);
+    cr_expect_eq(resp.status, 201, "%s", resp.body ? resp.body : "");
+    h_resp_free(&resp);
+    free(text);
+    cr_expect(h_wait(listed_in, &member, 15000), "a certified key is not listed among the members: %s",
+              members_text(&a));
+    cr_expect_not(listed_in(&apart), "a certified key is still listed as uncertified");
+    rogue_close(&r);
+    cert_free(&ca), cert_free(&gc), cert_free(&xc);
+}
+
 /* ---------------------------------------------------------------- own-domain sync and trust */
 
 typedef struct {
@@ -1325,6 +1472,89 @@ Test(chartered, a_hello_is_answered_by_the_first_message_back_not_a_connection_o
     cr_expect_eq(transport_stats(a)->hellos_in, 1, "b's hello did not go before its reply");
     cr_expect_eq(transport_stats(b)->peers_open, 1, "the reply opened %llu connections",
                  (unsigned long long)transport_stats(b)->peers_open);
+    transport_destroy(&b);
+    transport_destroy(&a);
+    zmq_ctx_term(bctx);
+    zmq_ctx_term(actx);
+}
+
+/* Node b holds a's certificate until it loses it (b_holds_a = 0: say b restarted from a store that
+ * lacks it): until then a's messages are dropped and a is asked for its hello. */
+static int b_holds_a;
+static uint8_t a_curve[32];
+
+static int allow_if_held(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    (void)ctx, (void)connect;
+    return b_holds_a && !memcmp(curve_pk, a_curve, 32) ? TRANSPORT_ADMIT : TRANSPORT_PROVISIONAL;
+}
+
+static int hold_hello(void *ctx, transport_hello_t *h)
+{
+    (void)ctx, (void)h;
+    b_holds_a = 1;
+    return 1;
+}
+
+/* a dialled b by a seed given by hostname (localhost:PORT); b advertises 127.0.0.1:PORT. When b
+ * loses a's certificate it drops a's messages and asks a for its hello (to a's address); a must
+ * answer on the connection it has to b, found by b's key, though no connection of a's is under the
+ * address b advertises. Before, a looked for one by that address string and answered nothing, so
+ * b dropped everything a sent until a happened to dial b's advertised address. */
+Test(chartered, a_peer_known_by_two_addresses_is_answered_by_its_key_not_its_address)
+{
+    identity_t ia, ib;
+    fx_identity(&ia);
+    fx_identity(&ib);
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(a_curve, ia.pk), 0);
+    void *actx = zmq_ctx_new(), *bctx = zmq_ctx_new();
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.per_node_keys = 1;
+    o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING | 1u << TRIB__MSG_TYPE__MSG_ACK;
+    transport_t *a = transport_new(actx, &ia, "127.0.0.1:0", &o, err, sizeof err);
+    transport_t *b = transport_new(bctx, &ib, "127.0.0.1:0", &o, err, sizeof err);
+    cr_assert(a && b, "%s", err);
+    static const uint8_t mine[] = {0x0a, 0x00};
+    cr_assert_eq(transport_set_hello(a, mine, sizeof mine, admit_hello, NULL), 0);
+    cr_assert_eq(transport_set_hello(b, mine, sizeof mine, hold_hello, NULL), 0);
+    transport_set_allow(b, allow_if_held, NULL);
+    const char *badv = transport_addr(b);
+    cr_assert(!strncmp(badv, "127.0.0.1:", 10), "b advertises %s", badv);
+    char seed[64];
+    snprintf(seed, sizeof seed, "localhost:%s", badv + 10);
+    cr_assert_eq(transport_set_peer(a, seed, ib.pk, 1), 0);
+    b_holds_a = 0;
+    cr_assert_eq(transport_send(a, seed, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"x", 1), 0);
+    cr_assert(pump_pair(a, b, offsetof(transport_stats_t, msgs_in[TRIB__MSG_TYPE__MSG_PING]), 1, 15000),
+              "a's first hello and ping did not reach b through %s", seed);
+    cr_assert_eq(transport_stats(b)->hellos_in, 1);
+
+    b_holds_a = 0;                      /* b loses a's certificate */
+    uint64_t hellos = transport_stats(b)->hellos_in;
+    int64_t end = peer_now_ms() + 15000, next_ping = 0;
+    while (transport_stats(b)->msgs_in[TRIB__MSG_TYPE__MSG_PING] < 2 && peer_now_ms() < end) {
+        if (peer_now_ms() >= next_ping) {   /* a keeps talking to b, as its membership does */
+            transport_send(a, seed, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"y", 1);
+            next_ping = peer_now_ms() + 200;
+        }
+        zmq_pollitem_t items[16];
+        int n = transport_pollitems(a, items, 8);
+        n += transport_pollitems(b, items + n, 8);
+        zmq_poll(items, n, 20);
+        transport_msg_t m;
+        while (transport_recv(a, &m) == 1)
+            transport_msg_free(&m);
+        while (transport_recv(b, &m) == 1)
+            transport_msg_free(&m);
+    }
+    cr_expect_geq(transport_stats(b)->dropped_uncertified, 1, "b never dropped a message of a");
+    cr_expect_geq(transport_stats(a)->hellos_in, 1, "b never asked a for its hello");
+    cr_assert_geq(transport_stats(b)->msgs_in[TRIB__MSG_TYPE__MSG_PING], 2,
+                  "a never answered b's ask (b took %llu hellos of a's in all): a looked for a connection to b "
+                  "by the address b advertises (%s), not by b's key, reached through %s",
+                  (unsigned long long)transport_stats(b)->hellos_in, badv, seed);
+    cr_expect_gt(transport_stats(b)->hellos_in, hellos);
     transport_destroy(&b);
     transport_destroy(&a);
     zmq_ctx_term(bctx);

@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -64,8 +66,12 @@ static void setup(void)
     cr_assert_not_null(mkdtemp(tmp));
 }
 
+static void full_unmount(void);
+
 static void teardown(void)
 {
+    h_cleanup_all();
+    full_unmount();
     charter_free(&ch);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
@@ -1120,6 +1126,7 @@ Test(fedlog, an_operators_revocation_goes_out_only_once_stored)
     cr_expect_eq(unstored_ok, 0, "%d push(es) went out before the object was stored", unstored_ok);
     cr_expect_eq(other, 0);
     cr_expect_not(fedlog_has(op_log, failed.hash), "held (offered by anti-entropy) though not stored");
+    cr_expect_eq(trust_revocation_count(t), 1, "a revocation whose commit failed is in force");
     uint32_t count;
     uint8_t sum[TRUST_HASH_LEN];
     fedlog_summary(op_log, &count, sum);
@@ -1168,6 +1175,122 @@ Test(fedlog, an_operators_object_whose_commit_fails_is_not_pushed)
     free(pol);
     fedlog_destroy(&f);
     store_close(&fwd_store);
+}
+
+/* What a node enforces of its operators' objects is what it stored. A charter update, a certificate
+ * and a revocation submitted while the disk fails their commit are refused (storage) and none of
+ * them is in force: the charter stays at version 1, the certificate's key stays uncertified, the
+ * revoked key still signs. Once the disk works, the same revocation is stored and in force, and a
+ * restart (a new trust store loaded from the same LMDB) enforces exactly the same. Before, each
+ * stayed in force in memory until restart, so this node refused a key it had told the operator it
+ * had not revoked, and forgot it at its next start. */
+Test(fedlog, an_operators_object_whose_commit_fails_is_not_in_force)
+{
+    store_t *st = open_store("notinforce");
+    trust_t *t = trust_new(&ch);
+    fedlog_t *f = fedlog_new(st, t, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    cert_t cn, cm;
+    issue_cert(&ch, "growth", &N, &A, &B, &cn);
+    issue_cert(&ch, "listening", &M, &A, &B, &cm);
+    revocation_t rv;
+    issue_rev(&ch, &N, &rv);
+    charter_t v2 = ch;                /* v2 removes C */
+    v2.bytes = NULL;
+    v2.nkeys = 2;
+    const identity_t *ab[] = { &A, &B };
+    cr_assert_eq(charter_sign(&ch, &v2, ab, 2, err, sizeof err), 0, "%s", err);
+    fedlog_result_t r;
+    char why[300];
+    int64_t now = fx_now_ms();
+    cr_assert_eq(fedlog_offer(f, cn.bytes, cn.len, NULL, &r), 0, "%s", r.err);
+    cr_assert_eq(trust_entry_ok(t, "growth", N.pk, now, why, sizeof why), TRUST_OK, "%s", why);
+
+    atomic_store(&disk_fails, 1);
+    cr_expect_eq(fedlog_offer(f, rv.bytes, rv.len, NULL, &r), -1, "the operator was told a revocation is held");
+    cr_expect_eq(r.reason, FEDLOG_R_STORAGE, "%s: %s", fedlog_reason_name(r.reason), r.err);
+    cr_expect(strstr(r.err, "storing failed") && strstr(r.err, "not in force"), "%s", r.err);
+    cr_expect_eq(fedlog_offer(f, cm.bytes, cm.len, NULL, &r), -1, "the operator was told a certificate is held");
+    cr_expect_eq(fedlog_offer(f, v2.bytes, v2.len, NULL, &r), -1, "the operator was told a charter update is held");
+    atomic_store(&disk_fails, 0);
+    cr_expect_eq(trust_revocation_count(t), 0, "a revocation whose commit failed is in force");
+    cr_expect_eq(trust_entry_ok(t, "growth", N.pk, now, why, sizeof why), TRUST_OK,
+                 "the key a failed revocation names is refused here: %s", why);
+    cr_expect_eq(trust_entry_ok(t, "listening", M.pk, now, why, sizeof why), TRUST_UNCERTIFIED,
+                 "a certificate whose commit failed is in force");
+    cr_expect_eq(trust_charter(t)->version, 1, "a charter update whose commit failed is in force");
+    expect_metric(f, "trib_fedlog_refused_total{kind=\"revocation\",reason=\"storage\"} 1");
+    expect_metric(f, "trib_fedlog_pending 0");
+
+    /* the disk works again: the operator's retry is stored and in force */
+    cr_expect_eq(fedlog_offer(f, rv.bytes, rv.len, NULL, &r), 0, "retry: %s", r.err);
+    cr_expect_eq(r.added, 1);
+    cr_expect_eq(trust_entry_ok(t, "growth", N.pk, now + 1000, why, sizeof why), TRUST_REVOKED,
+                 "a stored revocation is not in force");
+    /* a restart enforces what was stored, and only that */
+    fedlog_destroy(&f);
+    trust_destroy(&t);
+    t = trust_new(&ch);
+    f = fedlog_new(st, t, err, sizeof err);
+    cr_assert_not_null(f, "%s", err);
+    cr_expect_eq(trust_revocation_count(t), 1);
+    cr_expect_eq(trust_entry_ok(t, "growth", N.pk, now + 1000, why, sizeof why), TRUST_REVOKED, "%s", why);
+    cr_expect_eq(trust_entry_ok(t, "listening", M.pk, now, why, sizeof why), TRUST_UNCERTIFIED);
+    cr_expect_eq(trust_charter(t)->version, 1);
+    charter_free(&v2);
+    cert_free(&cn);
+    cert_free(&cm);
+    revocation_free(&rv);
+    fedlog_destroy(&f);
+    trust_destroy(&t);
+    store_close(&st);
+}
+
+/* A peer's object whose commit fails stays in force here (the federation holds it: a disk that
+ * cannot be written does not lift a revocation), and its commit is tried again when anti-entropy
+ * brings it back, whichever side opens the round. Before, the failed commit marked it refused,
+ * and this node did not ask for it again in the rounds it opened. */
+Test(fedlog, a_peers_object_whose_commit_failed_is_asked_for_again)
+{
+    store_t *st[2] = { open_store("p0"), open_store("p1") };
+    trust_t *t[2] = { trust_new(&ch), trust_new(&ch) };
+    fedlog_t *logs[2];
+    for (int i = 0; i < 2; i++) {
+        logs[i] = fedlog_new(st[i], t[i], err, sizeof err);
+        cr_assert_not_null(logs[i], "%s", err);
+        fedlog_io_t io = { .ctx = &ids[i], .send = net_send, .peers = net_peers, .wake = net_wake,
+                           .max_frame = 64 << 10 };
+        fedlog_attach(logs[i], &io);
+    }
+    revocation_t rv;
+    issue_rev(&ch, &N, &rv);
+    fedlog_result_t r;
+    cr_assert_eq(fedlog_offer(logs[1], rv.bytes, rv.len, NULL, &r), 0, "%s", r.err);
+    atomic_store(&disk_fails, 1);
+    fedlog_tick(logs[1]);                  /* pushed to node 0, whose disk fails the commit */
+    net_run(logs);
+    atomic_store(&disk_fails, 0);
+    cr_expect_eq(trust_revocation_count(t[0]), 1, "a peer's revocation is not in force");
+    cr_expect_not(fedlog_has(logs[0], rv.hash), "held though not stored");
+    expect_metric(logs[0], "trib_fedlog_refused_total{kind=\"revocation\",reason=\"storage\"} 1");
+    cr_expect(!same_sets(logs));
+    fedlog_sync(logs[0], addr_of[1]);      /* node 0 opens the round: it must ask for it */
+    net_run(logs);
+    cr_expect(same_sets(logs), "node 0 did not ask again for the object whose commit failed");
+    cr_expect(fedlog_has(logs[0], rv.hash), "not stored after the round");
+    revocation_free(&rv);
+    for (int i = 0; i < 2; i++) {
+        fedlog_attach(logs[i], NULL);
+        fedlog_destroy(&logs[i]);
+        trust_destroy(&t[i]);
+        store_close(&st[i]);
+    }
+    while (net_head) {
+        msg_t *m = net_head;
+        net_head = m->next;
+        free(m);
+    }
+    net_tail = NULL;
 }
 
 /* The certificates of a join's hellos go into the log together: every one held and stored, not
@@ -1516,6 +1639,140 @@ Test(fedlog, a_node_joining_after_a_revocation_holds_it_without_waiting_for_anti
     ae_ms = "300";
     for (int i = 0; i < 2; i++)
         h_node_cleanup(&nodes[i]);
+}
+
+/* ---------------------------------------------------------------- an operator's submission on a full disk */
+
+static char full_mnt[300];   /* a tmpfs this process mounted: unmounted by teardown */
+
+static void full_unmount(void)
+{
+    if (full_mnt[0]) {
+        umount2(full_mnt, MNT_DETACH);
+        rmdir(full_mnt);
+        full_mnt[0] = '\0';
+    }
+}
+
+/* Writes path until its filesystem refuses (ENOSPC): the bytes written. */
+static long fill_disk(const char *path)
+{
+    static char chunk[64 << 10];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    long total = 0;
+    for (size_t want = sizeof chunk; want >= 512;) {
+        ssize_t w = write(fd, chunk, want);
+        if (w > 0)
+            total += w;
+        else if (w < 0 && errno != ENOSPC)
+            cr_assert_fail("filling %s: %s", path, strerror(errno));
+        else
+            want /= 2;              /* the last pages, smaller and smaller */
+    }
+    close(fd);
+    return total;
+}
+
+/* POSTs file to n's /v1/federation/objects: the status, "error: detail" in text. */
+static long submit_text(h_node_t *n, const char *file, char *text, size_t cap)
+{
+    size_t len;
+    char *body = h_read_file(file, &len), url[128];
+    cr_assert_not_null(body, "%s", file);
+    snprintf(url, sizeof url, "%s/v1/federation/objects", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("POST", url, "application/json", body, len, &r), 0, "POST %s failed", file);
+    json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    snprintf(text, cap, "%s: %s", j ? (json_string_value(json_object_get(j, "error")) ?: "") : "",
+             j ? (json_string_value(json_object_get(j, "detail")) ?: "") : (r.body ? r.body : ""));
+    json_decref(j);
+    long st = r.status;
+    h_resp_free(&r);
+    free(body);
+    return st;
+}
+
+/* The revocations n enforces (GET /v1/federation reads the trust store): how many, and whether
+ * one names key. */
+static size_t revocations_in_force(h_node_t *n, const char *key, int *names_key)
+{
+    json_t *j = h_get_json(n->url, "/v1/federation", NULL);
+    cr_assert_not_null(j, "GET /v1/federation failed");
+    json_t *revs = json_object_get(j, "revocations"), *o;
+    size_t i, count = json_array_size(revs);
+    *names_key = 0;
+    json_array_foreach(revs, i, o)
+        *names_key |= !strcmp(json_string_value(json_object_get(o, "node")) ?: "", key);
+    json_decref(j);
+    return count;
+}
+
+/* A chartered node whose data dir is on a full disk (a 4 MiB tmpfs filled up once the node runs;
+ * skipped, saying why, where mounting is not permitted): the operator's revocations are taken
+ * while LMDB still finds room in pages it freed; the first whose commit cannot be written is a
+ * 507 no_space naming the disk, counted, and not in force (GET /v1/federation reads the trust
+ * store); once space is freed the same submission is stored and in force, and after a restart
+ * the node enforces exactly the revocations it acknowledged. Before, the failed one was a 500
+ * and in force until the node restarted, then gone. */
+Test(fedlog, an_operators_revocation_on_a_full_disk_is_507_and_not_in_force)
+{
+    files_charter();
+    snprintf(full_mnt, sizeof full_mnt, "%s", P("full"));
+    cr_assert_eq(mkdir(full_mnt, 0700), 0);
+    if (mount("tmpfs", full_mnt, "tmpfs", 0, "size=4m") != 0) {
+        int e = errno;
+        rmdir(full_mnt);
+        full_mnt[0] = '\0';
+        cr_skip_test("cannot mount a 4 MiB tmpfs to fill (%s): run as root to test a full disk", strerror(e));
+    }
+    enum { REVS = 24 };                 /* within the per-client burst of submissions */
+    char keys[REVS][65], name[32], *e = NULL;
+    for (int i = 0; i < REVS; i++) {    /* revocations of keys nobody holds, made before the disk fills */
+        uint8_t pk[32];
+        randombytes_buf(pk, sizeof pk);
+        sodium_bin2hex(keys[i], sizeof keys[i], pk, sizeof pk);
+        snprintf(name, sizeof name, "rev-%d.json", i);
+        cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "revoke", "--charter", cpath, "--root", P("r1.key"), "--root",
+                            P("r2.key"), "--node", keys[i], "--reason", "test", "--out", P(name), NULL), 0, "%s", e);
+        free(e);
+        e = NULL;
+    }
+    h_node_t n;
+    char id[65], text[700];
+    start_chartered(&n, "payments", "full/n0", NULL, id);
+    cr_assert_gt(fill_disk(P("full/filler")), 0, "nothing fitted on the tmpfs: the node took it all");
+    int taken = 0;
+    long st = 0;
+    for (; taken < REVS; taken++) {
+        snprintf(name, sizeof name, "rev-%d.json", taken);
+        if ((st = submit_text(&n, P(name), text, sizeof text)) != 201)
+            break;
+    }
+    cr_assert_lt(taken, REVS, "%d revocations were stored on a full disk", REVS);
+    cr_log_info("%d revocation(s) stored on the full disk before one did not fit", taken);
+    cr_assert_eq(st, 507, "a revocation that could not be stored: %ld %s", st, text);
+    cr_expect(strstr(text, "no_space: storing failed: no space left on device") && strstr(text, "not in force"),
+              "%s", text);
+    int named;
+    cr_expect_eq(revocations_in_force(&n, keys[taken], &named), (size_t)taken,
+                 "the node enforces %d acknowledged revocation(s) and the one it refused", taken);
+    cr_expect_not(named, "a revocation the operator was told failed is in force");
+    cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"revocation\",reason=\"no_space\"}"), 1);
+    expect_serving(&n);
+
+    /* space freed: the same submission is stored and in force, and stays so across a restart */
+    cr_assert_eq(unlink(P("full/filler")), 0);
+    snprintf(name, sizeof name, "rev-%d.json", taken);
+    cr_expect_eq(submit_text(&n, P(name), text, sizeof text), 201, "%s", text);
+    cr_expect_eq(revocations_in_force(&n, keys[taken], &named), (size_t)taken + 1);
+    cr_expect(named, "the stored revocation is not in force");
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    cr_expect_eq(revocations_in_force(&n, keys[taken], &named), (size_t)taken + 1, "after a restart");
+    cr_expect(named);
+    h_node_cleanup(&n);
+    full_unmount();
 }
 
 Test(fedlog, hostile_submissions_are_refused_counted_and_the_node_serves)

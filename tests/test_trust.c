@@ -219,3 +219,42 @@ Test(trust, many_certificates_each_found_by_key_and_curve)
     cr_expect_eq(trust_admit_curve(store, M.curve_pk, T0 + 1, NULL, err, sizeof err), TRUST_UNCERTIFIED);
     cr_expect_eq(trust_entry_ok(store, "domain-1", M.pk, T0 + 1, err, sizeof err), TRUST_UNCERTIFIED);
 }
+
+/* trust_check answers as the matching offer would and holds nothing: what the federation log asks
+ * of an operator's object before its durable commit (it is offered, and in force, only after). */
+Test(trust, a_check_holds_nothing)
+{
+    cert_t c;
+    const identity_t *ab[] = { &A, &B };
+    cr_assert_eq(cert_issue(&ch, "payments", N.pk, T0, T0 + DAY_MS, 0, ab, 2, &c, err, sizeof err), 0, "%s", err);
+    revocation_t r;
+    cr_assert_eq(revocation_issue(&ch, 1, 0, N.pk, T0 + 1000, "test", ab, 2, &r, err, sizeof err), 0, "%s", err);
+    charter_t v2 = ch;                  /* v2 removes C */
+    v2.bytes = NULL;
+    v2.nkeys = 2;
+    cr_assert_eq(charter_sign(&ch, &v2, ab, 2, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(trust_check(store, TRUST_KIND_CERT, c.bytes, c.len, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_check(store, TRUST_KIND_REVOKE, r.bytes, r.len, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_check(store, TRUST_KIND_CHARTER, v2.bytes, v2.len, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_cert_count(store), 0, "a checked certificate is held");
+    cr_expect_eq(trust_revocation_count(store), 0, "a checked revocation is held");
+    cr_expect_eq(trust_charter(store)->version, 1, "a checked charter update is held");
+    cr_expect_eq(trust_admit_curve(store, N.curve_pk, T0 + 1, NULL, err, sizeof err), TRUST_UNCERTIFIED);
+    /* refusals are the offers' */
+    uint8_t *bad = malloc(c.len);
+    memcpy(bad, c.bytes, c.len);
+    bad[c.len - 1] ^= 1;
+    cr_expect_eq(trust_check(store, TRUST_KIND_CERT, bad, c.len, err, sizeof err), TRUST_FORGED);
+    cr_expect_eq(trust_check(store, TRUST_KIND_REVOKE, c.bytes, c.len, err, sizeof err), TRUST_MALFORMED);
+    cr_expect_eq(trust_check(store, TRUST_KIND_POLICY, c.bytes, c.len, err, sizeof err), TRUST_MALFORMED,
+                 "a kind the trust store does not hold");
+    /* offered, then held: the check says so again, and still changes nothing */
+    int added = 0;
+    cr_assert_eq(trust_offer_cert(store, c.bytes, c.len, &added, err, sizeof err), TRUST_OK, "%s", err);
+    cr_expect_eq(trust_check(store, TRUST_KIND_CERT, c.bytes, c.len, err, sizeof err), TRUST_OK);
+    cr_expect_eq(trust_cert_count(store), 1);
+    free(bad);
+    revocation_free(&r);
+    charter_free(&v2);
+    cert_free(&c);
+}
