@@ -247,6 +247,8 @@ static enum MHD_Result send_body_timed(struct MHD_Connection *c, route_t route, 
     MHD_add_response_header(resp, "Content-Type", ctype);
     if (timing)
         MHD_add_response_header(resp, "Server-Timing", timing);
+    if (status == 401)   /* RFC 7235: a 401 names the scheme it takes */
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     metrics_http(route, status);
@@ -264,6 +266,11 @@ static enum MHD_Result send_body(struct MHD_Connection *c, route_t route, unsign
 static enum MHD_Result send_json_timed(struct MHD_Connection *c, route_t route, unsigned status, json_t *j,
                                        const struct timespec *t0)
 {
+    char why[300];   /* any route's "needs a token" to a caller who sent another scheme says so */
+    const char *kind = status == 401 ? json_string_value(json_object_get(j, "error")) : NULL;
+    if (kind && !strcmp(kind, "token_required") &&
+        auth_scheme_problem(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), why, sizeof why))
+        json_object_set_new(j, "detail", json_string(why));
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (!s)

@@ -11,6 +11,9 @@
  * Must not: sleep to synchronise (polls with deadlines), or send a token where a test says none. */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdint.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/time.h>
@@ -238,6 +242,63 @@ Test(auth, writes_need_a_write_token_of_the_owners_domain_in_scope)
     expect_refused(&n, "DELETE", PRODUCT, NULL, NULL, rd, 403, "kind_insufficient", "kind_insufficient");
     cr_assert_eq(call(&n, "DELETE", PRODUCT, NULL, NULL, wr, kind), 200, "%s", kind);
     free(m), free(rd), free(narrow), free(wr);
+    h_node_cleanup(&n);
+}
+
+/* One HTTP/1.0 exchange with exactly these header lines (ending "\r\n"): the whole answer in out. */
+static void raw_request(h_node_t *n, const char *method, const char *path, const char *headers, char *out,
+                        size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to %d", n->http_port);
+    char req[1024];
+    int len = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: t\r\n%s\r\n", method, path, headers);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    size_t got = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (got < cap - 1 && poll(&p, 1, 10000) == 1) {   /* HTTP/1.0: the node closes after the answer */
+        ssize_t r = read(fd, out + got, cap - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    out[got] = '\0';
+    close(fd);
+}
+
+Test(auth, another_scheme_than_bearer_is_named_in_the_401)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    static const struct { const char *method, *path, *auth, *want; } cases[] = {
+        {"GET", "/v1/whoami", "Authorization: Basic dXNlcjpwYXNz\r\n", "the Authorization scheme Basic is not supported"},
+        {"PUT", PRODUCT, "Authorization: Basic dXNlcjpwYXNz\r\n", "the Authorization scheme Basic is not supported"},
+        {"GET", "/v1/access/mine", "Authorization: Digest username=\"x\"\r\n", "the Authorization scheme Digest is not"},
+        {"GET", "/v1/whoami", "Authorization: Bearer\r\n", "says Bearer but holds no token"},
+        {"GET", "/v1/whoami", "Authorization: \xc3\xa9t\xc3\xa9\r\n", "is not of the form 'Bearer <token>'"},
+        {"GET", "/v1/whoami", "", "no token"},   /* none at all: as before */
+    };
+    char out[4096];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double before = refused(&n, "token_required");
+        raw_request(&n, cases[i].method, cases[i].path, cases[i].auth, out, sizeof out);
+        cr_assert(strstr(out, " 401 "), "%s %s: %s", cases[i].method, cases[i].path, out);
+        cr_assert(strcasestr(out, "\r\nWWW-Authenticate: Bearer\r\n"), "%s", out);
+        const char *body = strstr(out, "\r\n\r\n");
+        json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+        cr_assert(json_is_object(j), "not the JSON error: %s", out);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "token_required");
+        const char *d = json_string_value(json_object_get(j, "detail"));
+        cr_assert(d && strstr(d, cases[i].want), "%s %s: %s", cases[i].method, cases[i].path, out);
+        cr_assert(i == 5 || strstr(d, "send Authorization: Bearer <token>"), "%s", d);
+        json_decref(j);
+        cr_assert_eq(refused(&n, "token_required"), before + 1, "case %zu not counted", i);
+    }
+    /* a public route ignores a header it does not need */
+    raw_request(&n, "GET", "/v1/status", "Authorization: Basic dXNlcjpwYXNz\r\n", out, sizeof out);
+    cr_assert(strstr(out, " 200 "), "%s", out);
     h_node_cleanup(&n);
 }
 
