@@ -2,6 +2,7 @@
  * through the CLI and HTTP, bad input at every endpoint, and durability across SIGKILL. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -717,6 +718,48 @@ Test(agent, second_agent_on_a_port_in_use_fails_at_start)
     }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Nothing under top (a dir this test made) but what was there: the agent created nothing. */
+static void expect_nothing_created(const char *top, const char *data)
+{
+    struct stat sb;
+    cr_assert(stat(data, &sb) < 0 && errno == ENOENT, "%s was created by a start that failed", data);
+    char fresh[300];
+    snprintf(fresh, sizeof fresh, "%s/fresh", top);
+    cr_assert(stat(fresh, &sb) < 0 && errno == ENOENT, "%s was created by a start that failed", fresh);
+}
+
+Test(agent, a_port_in_use_fails_the_start_before_anything_is_created)
+{
+    char top[] = "/tmp/trib-test-XXXXXX", data[300], cmd[400], *err = NULL;
+    cr_assert_not_null(mkdtemp(top));
+    snprintf(data, sizeof data, "%s/fresh/payments", top);
+    int port = h_free_port(), fd = h_listen(port, 1);
+    cr_assert_geq(fd, 0, "cannot hold port %d", port);
+    char held[64], free1[64], free2[64], want[160];
+    snprintf(held, sizeof held, "127.0.0.1:%d", port);
+    snprintf(free1, sizeof free1, "127.0.0.1:%d", h_free_port());
+    snprintf(free2, sizeof free2, "127.0.0.1:%d", h_free_port());
+    static const char *const opts[] = {"--http", "--listen", "--link-listen"};
+    for (int i = 0; i < 3; i++) {   /* the held port as each option in turn */
+        int rc = agent_exit(&err, "--data", data, "--domain", "payments", "--http", i == 0 ? held : free1,
+                            "--listen", i == 1 ? held : free2, "--link-listen", i == 2 ? held : "127.0.0.1:0", NULL);
+        cr_assert_eq(rc, 1, "%s on a held port: exit %d: %s", opts[i], rc, err);
+        snprintf(want, sizeof want, "%s %s: cannot listen on it: Address already in use", opts[i], held);
+        cr_assert(err && strstr(err, want) && strstr(err, "use another"), "%s", err);
+        free(err);
+        expect_nothing_created(top, data);
+    }
+    /* two options naming one port: said so, nothing created either */
+    int rc = agent_exit(&err, "--data", data, "--domain", "payments", "--http", free1, "--listen", free1, NULL);
+    cr_assert_eq(rc, 1, "%s", err);
+    cr_assert(err && strstr(err, "--http names the same port"), "%s", err);
+    free(err);
+    expect_nothing_created(top, data);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", top);
     cr_assert_eq(system(cmd), 0);
 }
 
