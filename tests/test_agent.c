@@ -763,6 +763,37 @@ Test(agent, a_port_in_use_fails_the_start_before_anything_is_created)
     cr_assert_eq(system(cmd), 0);
 }
 
+Test(agent, domain_is_required_on_the_first_start_only_and_remembered_after)
+{
+    char top[] = "/tmp/trib-test-XXXXXX", data[300], cmd[400], http[64], peer[64], *err = NULL;
+    cr_assert_not_null(mkdtemp(top));
+    snprintf(data, sizeof data, "%s/fresh/payments", top);
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", data, "--http", http, "--listen", peer, NULL);
+    cr_assert_eq(rc, 1, "first start without --domain: exit %d: %s", rc, err);
+    cr_assert(err && strstr(err, "--domain NAME is required on the first start of"), "%s", err);
+    free(err);
+    expect_nothing_created(top, data);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", top);
+    cr_assert_eq(system(cmd), 0);
+    /* after the first start the data dir names the domain: a start without --domain serves it */
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    n.domain[0] = '\0';   /* "--domain ''": as none */
+    cr_assert_eq(h_node_restart(&n), 0, "a start without --domain on a used data dir: see %s", n.log);
+    json_t *s1 = h_get_json(n.url, "/v1/status", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(s1, "domain")), "payments");
+    json_decref(s1);
+    /* and the usage says so */
+    char *out = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, &out, NULL, "agent", "--help", NULL), 0);
+    cr_assert(strstr(out, "usage: trib agent --data DIR [--domain NAME]") &&
+              strstr(out, "--domain is required on the first start of DIR, which\nremembers it"), "%s", out);
+    free(out);
+}
+
 Test(agent, data_dir_in_use_is_refused_naming_the_holder_and_a_stale_lock_is_taken_over)
 {
     h_node_t n;
