@@ -1299,9 +1299,33 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
  * the next line that does says how many did not. */
 #define MHD_LOG_BURST 10
 
+/* libmicrohttpd (0.9.75) logs every failed TLS handshake as "Error: received handshake message out
+ * of context", with neither the client nor GnuTLS's reason; most often it is plain HTTP sent to the
+ * HTTPS port. Said so instead, counted, and at most one line per LOG_FAIL_EVERY_S seconds. */
+static void tls_failed(const node_t *a)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t last;
+    static unsigned long quiet;
+    metrics_tls_failed();
+    uint64_t now = clock_ms();
+    pthread_mutex_lock(&mu);
+    int say = last == 0 || now - last >= LOG_FAIL_EVERY_S * 1000u;
+    unsigned long more = say ? quiet : 0;
+    quiet = say ? 0 : quiet + 1;
+    if (say)
+        last = now;
+    pthread_mutex_unlock(&mu);
+    char also[64] = "";
+    if (more)
+        snprintf(also, sizeof also, " (and %lu more since the last such line)", more);
+    if (say)
+        log_warn("http: a TLS handshake failed on the HTTPS port %s: plain HTTP sent to it? clients must use "
+                 "https://%s%s", a->cfg.http, a->cfg.http, also);
+}
+
 static void mhd_log(void *cls, const char *fm, va_list ap)
 {
-    (void)cls;
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static time_t second;
     static int lines;
@@ -1311,6 +1335,10 @@ static void mhd_log(void *cls, const char *fm, va_list ap)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
         line[--n] = '\0';
+    if (strstr(line, "handshake message out of context")) {
+        tls_failed(cls);
+        return;
+    }
     pthread_mutex_lock(&mu);
     time_t now = time(NULL);
     if (now != second) {
@@ -1468,7 +1496,7 @@ int http_start(node_t *a, char *err, size_t errlen)
         log_warn("http: write operations run on the serving threads (%s)", perr);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
-    a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+    a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
                                 MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL,
                                 MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,

@@ -828,6 +828,18 @@ Test(auth, a_revocation_reaches_the_owner_of_the_product_by_gossip)
 
 /* ------------------------------------------------------------------ TLS */
 
+typedef struct {
+    const char *base;
+    double want, got;
+} tls_metric_t;
+
+static int tls_metric_reaches(void *ctx)
+{
+    tls_metric_t *t = ctx;
+    t->got = h_metric(t->base, "trib_http_tls_failed_total");
+    return t->got >= t->want;
+}
+
 Test(auth, the_api_over_https_with_tls_cert_and_key)
 {
     if (system("command -v openssl >/dev/null 2>&1") != 0)
@@ -854,6 +866,26 @@ Test(auth, the_api_over_https_with_tls_cert_and_key)
     int rc = h_http_token("GET", url, NULL, NULL, 0, NULL, &r);
     cr_assert(rc != 0 || r.status != 200, "plain HTTP was answered on the https port");
     h_resp_free(&r);
+    /* each is counted; the log says what happened, rate-limited, not libmicrohttpd's GnuTLS text */
+    long t0 = h_now_ms();
+    for (int i = 0; i < 20; i++) {
+        rc = h_http_token("GET", url, NULL, NULL, 0, NULL, &r);
+        cr_assert(rc != 0 || r.status != 200);
+        h_resp_free(&r);
+    }
+    tls_metric_t tm = {.base = n.url, .want = 21};
+    cr_assert(h_wait(tls_metric_reaches, &tm, 20000), "trib_http_tls_failed_total is %.0f, want 21", tm.got);
+    long spent_s = (h_now_ms() - t0) / 1000;
+    still_serves(&n);
+    char *said = h_read_file(n.log, NULL);
+    int lines = 0;
+    for (const char *p = said; p && (p = strstr(p, "a TLS handshake failed on the HTTPS port 127.0.0.1:")); p++)
+        lines++;
+    cr_assert(lines >= 1 && lines <= 2 + spent_s / 10, "%d lines for 21 failed handshakes in %ld s: %s", lines, spent_s,
+              said ? said : "");
+    cr_assert(strstr(said, "plain HTTP sent to it? clients must use https://127.0.0.1:"), "%s", said);
+    cr_assert(!strstr(said, "out of context"), "libmicrohttpd's text is logged: %s", said);
+    free(said);
     /* the CLI with --cacert */
     char *out = NULL, *err = NULL;
     rc = h_trib(&n, NULL, &out, &err, "status", "--cacert", cert, NULL);
