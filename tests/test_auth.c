@@ -482,16 +482,27 @@ Test(auth, an_expired_token_is_refused_naming_it_and_when_it_expired)
 
 Test(auth, random_bytes_as_bearer_tokens)
 {
-    /* in-process: the header parser and the verifier on random input, bounded */
+    /* in-process: the header parsers and the verifier on random input, bounded */
     unsigned char buf[600];
     for (int i = 0; i < 20000; i++) {
         size_t l = randombytes_uniform(sizeof buf - 1);
         randombytes_buf(buf, l);
-        if (i % 2)
+        if (i % 4 == 3)
+            memcpy(buf, "Basic ", l > 6 ? 6 : l);
+        else if (i % 2)
             memcpy(buf, "Bearer trib1.", l > 13 ? 13 : l);
         buf[l] = '\0';
         size_t tl = 0;
         const char *t = auth_bearer((const char *)buf, &tl);
+        /* what a 401 says of the header: printable text only (it goes into JSON and logs), never
+         * for a header that holds a token */
+        char said[300];
+        if (auth_scheme_problem((const char *)buf, said, sizeof said)) {
+            cr_assert_null(t, "a Bearer token was called a scheme problem: %s", said);
+            cr_assert(strstr(said, "send Authorization: Bearer <token>"), "%s", said);
+            for (const char *p = said; *p; p++)
+                cr_assert(*p >= 0x20 && *p < 0x7f, "a byte of the header in the 401: %s", said);
+        }
         if (t) {
             cr_assert_leq(tl, l);
             token_claims_t c;
