@@ -1,6 +1,7 @@
-/* node/agent.c - `trib agent`: parses the options, opens the node (node_open: data dir, identity,
- * LMDB, domain), starts the gossip loop and the HTTP API, then waits for SIGINT/SIGTERM and shuts
- * down in reverse order, closing LMDB cleanly. Signals are blocked in every thread and taken here. */
+/* node/agent.c - `trib agent`: parses the options, tries its ports (a start that would fail on
+ * one fails before anything is created), opens the node (node_open: data dir, identity, LMDB,
+ * domain), starts the gossip loop and the HTTP API, then waits for SIGINT/SIGTERM and shuts down
+ * in reverse order, closing LMDB cleanly. Signals are blocked in every thread and taken here. */
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -23,6 +24,7 @@
 #include "node/http.h"
 #include "node/node.h"
 #include "node/policy_node.h"
+#include "node/portcheck.h"
 #include "node/rotate.h"
 
 static void on_catalog(void *ctx) { node_notify(ctx); }
@@ -231,6 +233,8 @@ int agent_main(int argc, char **argv)
      * and at most one arena's top stays (gossip/linkserve.c trims the rest once links go idle). */
     mallopt(M_ARENA_MAX, 2);
     int exit_code = 1, sig = 0;
+    if (portcheck_free(&a->cfg, err, sizeof err) < 0)   /* before the data dir, identity, admin.token */
+        goto fail;
     if (rotate_recover(a->cfg.data, err, sizeof err) < 0)   /* a key switch a stop interrupted */
         goto fail;
     if (node_open(a, err, sizeof err) < 0)

@@ -461,6 +461,27 @@ const char *auth_bearer(const char *header, size_t *len)
     return t;
 }
 
+int auth_scheme_problem(const char *header, char *out, size_t cap)
+{
+    static const char tchar[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~";
+    static const char send[] = "send Authorization: Bearer <token> (trib --token, --token-file or $TRIB_TOKEN)";
+    size_t len;
+    if (!header || auth_bearer(header, &len))
+        return 0;
+    while (*header == ' ' || *header == '\t')
+        header++;
+    size_t n = strspn(header, tchar);
+    if (!*header)
+        return 0;   /* empty: as none */
+    if (n == 6 && strncasecmp(header, "Bearer", 6) == 0)
+        snprintf(out, cap, "the Authorization header says Bearer but holds no token: %s", send);
+    else if (n == 0 || n > 32)
+        snprintf(out, cap, "the Authorization header is not of the form 'Bearer <token>': %s", send);
+    else   /* token characters only: safe to quote */
+        snprintf(out, cap, "the Authorization scheme %.*s is not supported: %s", (int)n, header, send);
+    return 1;
+}
+
 /* ------------------------------------------------------------------ decisions */
 
 static int decide(const token_claims_t *c, token_op_t op, const char *target, auth_err_t *e)

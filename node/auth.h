@@ -56,6 +56,9 @@ int auth_claims(node_t *n, const char *text, size_t len, token_claims_t *c);
 
 /* The token of an "Authorization" header value ("Bearer trib1.…"), or NULL when absent; *len. */
 const char *auth_bearer(const char *header, size_t *len);
+/* 1 when header (NULL: none) is there but holds no Bearer token (another scheme: "Basic ...";
+ * "Bearer" alone), with out saying so and what to send; 0 otherwise (none, empty, a token). */
+int auth_scheme_problem(const char *header, char *out, size_t cap);
 
 /* A write (publish, retire, append) of product_id presented at this node. 0 allowed. */
 int auth_write(node_t *n, const char *header, const char *product_id, token_claims_t *c, auth_err_t *e);

@@ -4,9 +4,12 @@
  * or a manifest with status retired is "retired"; a manifest moving to status deprecated is
  * "deprecated"; the first manifest of a product is "published"; a later one is "breaking" when
  * it breaks the product's mode against the version before, else "new_version"; each with its
- * change class (patch|minor|major, from node/compat.c). An access change is "grant_changed" with
- * its action (requested|granted|denied|revoked) and the product, nothing more. Every node derives
- * the same kinds from the same catalog, so a watcher may follow any node. */
+ * change class (patch|minor|major, from node/compat.c). The event names the mode the product
+ * declares; a _TRANSITIVE one is judged here as one step against `previous` (the publish gate
+ * checked the rest of the line; against every version, each event read would cost as many loads
+ * as the product has versions, for any reader of an open feed). An access change is
+ * "grant_changed" with its action (requested|granted|denied|revoked) and the product, nothing
+ * more. Every node derives the same kinds from the same catalog, so a watcher may follow any node. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +47,9 @@ uint64_t changes_note(node_t *n, const char *event, const char *product, json_t 
     return seq;
 }
 
-/* The mode a manifest declares, without _TRANSITIVE (one step is judged). */
-static compat_mode_t step_mode(const Trib__Manifest *m)
+/* A mode without _TRANSITIVE: what one step, against the version before, is judged by. */
+static compat_mode_t step_mode(compat_mode_t mode)
 {
-    compat_mode_t mode;
-    char e[128];
-    compat_manifest_mode(m, &mode, e, sizeof e);
     switch (mode) {
     case COMPAT_BACKWARD_TRANSITIVE: return COMPAT_BACKWARD;
     case COMPAT_FORWARD_TRANSITIVE: return COMPAT_FORWARD;
@@ -109,11 +109,14 @@ static void catalog_event(node_t *n, json_t *ev, const char *domain, uint64_t cs
     if (pm) {
         json_object_set_new(ev, "previous", json_string(pm->version ? pm->version : ""));
         char e[256];
-        compat_report_t *r = compat_check(&pm, 1, m, step_mode(m), e, sizeof e);
+        compat_mode_t mode;
+        compat_manifest_mode(m, &mode, e, sizeof e);
+        compat_report_t *r = compat_check(&pm, 1, m, step_mode(mode), e, sizeof e);
         if (r) {
             json_object_set_new(ev, "change_class", json_string(r->n ? compat_bump_name(r->required) : "none"));
             json_object_set_new(ev, "breaking", json_boolean(!r->compatible));
-            json_object_set_new(ev, "mode", json_string(compat_mode_name(r->mode)));
+            /* the mode the product declares; the verdict is against `previous` alone (a step) */
+            json_object_set_new(ev, "mode", json_string(compat_mode_name(mode)));
             if (!r->compatible && strcmp(kind, "new_version") == 0)
                 kind = "breaking";
             compat_report_free(&r);

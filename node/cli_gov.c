@@ -209,8 +209,15 @@ int cli_run_diff(cli_ctx_t *c)
         return rc;
     }
     int compat = json_is_true(json_object_get(j, "compatible"));
+    /* the mode the product declares: a _TRANSITIVE one is judged on this one pair, and says so */
+    char *declared = cli_text_clean(str(j, "declared_mode", str(j, "mode", "?")), 40), mode[160];
+    if (declared && strstr(declared, "_TRANSITIVE"))
+        snprintf(mode, sizeof mode, "%s (checked against %.64s only)", declared, c->pos[1]);
+    else
+        snprintf(mode, sizeof mode, "%s", declared ? declared : "?");
+    free(declared);
     fprintf(c->out, "%s %s -> %s: %s under %s; required bump: %s\n", id, c->pos[1], c->pos[2],
-            compat ? "compatible" : "NOT compatible", str(j, "mode", "?"), str(j, "required_bump", "none"));
+            compat ? "compatible" : "NOT compatible", mode, str(j, "required_bump", "none"));
     rc = print_changes(c, json_object_get(j, "changes"));
     size_t i;
     json_t *ch;

@@ -31,7 +31,8 @@ typedef struct {
 
 static const option_t options[] = {
     S(data, K_STR, "", "data directory (LMDB environment and identity.key); required"),
-    S(domain, K_STR, "", "this node's domain (team); required on first start"),
+    S(domain, K_STR, "", "this node's domain (team): required on the first start of DIR, which remembers "
+                         "it (later starts may leave it out; another domain is refused)"),
     S(listen, K_ADDR, "127.0.0.1:7470", "peer (gossip) address HOST:PORT"),
     S(http, K_ADDR, "127.0.0.1:7480", "HTTP API address HOST:PORT"),
     S(advertise, K_STR, "", "peer address other nodes use to reach this one (default: --listen)"),
@@ -411,12 +412,12 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
 
 void config_usage(FILE *f)
 {
-    fprintf(f, "usage: trib agent --data DIR --domain NAME [--listen HOST:PORT] [--http HOST:PORT]\n"
+    fprintf(f, "usage: trib agent --data DIR [--domain NAME] [--listen HOST:PORT] [--http HOST:PORT]\n"
                "                  [--seed [NODE_ID@]HOST:PORT]... [--charter FILE --cert FILE] [--config FILE]\n"
                "                  [--OPTION VALUE]...\n\n"
                "Runs this domain's node: stores its products in DIR, serves the HTTP API, and joins the\n"
-               "federation through the seeds. Options (also valid as keys of the --config YAML file,\n"
-               "with _ or -):\n");
+               "federation through the seeds. --domain is required on the first start of DIR, which\n"
+               "remembers it. Options (also valid as keys of the --config YAML file, with _ or -):\n");
     for (size_t i = 0; i < NOPTS; i++) {
         char name[80];
         snprintf(name, sizeof name, "--%s", options[i].name);

@@ -247,6 +247,8 @@ static enum MHD_Result send_body_timed(struct MHD_Connection *c, route_t route, 
     MHD_add_response_header(resp, "Content-Type", ctype);
     if (timing)
         MHD_add_response_header(resp, "Server-Timing", timing);
+    if (status == 401)   /* RFC 7235: a 401 names the scheme it takes */
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     metrics_http(route, status);
@@ -264,6 +266,11 @@ static enum MHD_Result send_body(struct MHD_Connection *c, route_t route, unsign
 static enum MHD_Result send_json_timed(struct MHD_Connection *c, route_t route, unsigned status, json_t *j,
                                        const struct timespec *t0)
 {
+    char why[300];   /* any route's "needs a token" to a caller who sent another scheme says so */
+    const char *kind = status == 401 ? json_string_value(json_object_get(j, "error")) : NULL;
+    if (kind && !strcmp(kind, "token_required") &&
+        auth_scheme_problem(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), why, sizeof why))
+        json_object_set_new(j, "detail", json_string(why));
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (!s)
@@ -1292,9 +1299,33 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
  * the next line that does says how many did not. */
 #define MHD_LOG_BURST 10
 
+/* libmicrohttpd (0.9.75) logs every failed TLS handshake as "Error: received handshake message out
+ * of context", with neither the client nor GnuTLS's reason; most often it is plain HTTP sent to the
+ * HTTPS port. Said so instead, counted, and at most one line per LOG_FAIL_EVERY_S seconds. */
+static void tls_failed(const node_t *a)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t last;
+    static unsigned long quiet;
+    metrics_tls_failed();
+    uint64_t now = clock_ms();
+    pthread_mutex_lock(&mu);
+    int say = last == 0 || now - last >= LOG_FAIL_EVERY_S * 1000u;
+    unsigned long more = say ? quiet : 0;
+    quiet = say ? 0 : quiet + 1;
+    if (say)
+        last = now;
+    pthread_mutex_unlock(&mu);
+    char also[64] = "";
+    if (more)
+        snprintf(also, sizeof also, " (and %lu more since the last such line)", more);
+    if (say)
+        log_warn("http: a TLS handshake failed on the HTTPS port %s: plain HTTP sent to it? clients must use "
+                 "https://%s%s", a->cfg.http, a->cfg.http, also);
+}
+
 static void mhd_log(void *cls, const char *fm, va_list ap)
 {
-    (void)cls;
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     static time_t second;
     static int lines;
@@ -1304,6 +1335,10 @@ static void mhd_log(void *cls, const char *fm, va_list ap)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
         line[--n] = '\0';
+    if (strstr(line, "handshake message out of context")) {
+        tls_failed(cls);
+        return;
+    }
     pthread_mutex_lock(&mu);
     time_t now = time(NULL);
     if (now != second) {
@@ -1461,7 +1496,7 @@ int http_start(node_t *a, char *err, size_t errlen)
         log_warn("http: write operations run on the serving threads (%s)", perr);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
-    a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+    a->httpd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
                                 MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_POOL,
                                 MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,

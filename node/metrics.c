@@ -17,7 +17,7 @@
 #define MAX_STATUS 600
 
 static atomic_uint_fast64_t http_req[METRICS_ROUTES_MAX][MAX_STATUS];
-static atomic_uint_fast64_t records_appended, records_read, published, retired, bytes_in, http_busy;
+static atomic_uint_fast64_t records_appended, records_read, published, retired, bytes_in, http_busy, tls_failed;
 
 void metrics_http(unsigned r, unsigned status)
 {
@@ -40,6 +40,7 @@ void metrics_gate(const char *reason)
 }
 void metrics_bytes_in(uint64_t n) { atomic_fetch_add_explicit(&bytes_in, n, memory_order_relaxed); }
 void metrics_http_busy(void) { atomic_fetch_add_explicit(&http_busy, 1, memory_order_relaxed); }
+void metrics_tls_failed(void) { atomic_fetch_add_explicit(&tls_failed, 1, memory_order_relaxed); }
 
 static int count_product(void *ctx, const store_product_t *p)
 {
@@ -79,6 +80,9 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     prom_counter(f, "trib_http_busy_total",
                  "Write requests answered 503 busy: every write worker busy and their queue full (--write-workers).",
                  atomic_load(&http_busy));
+    prom_counter(f, "trib_http_tls_failed_total",
+                 "Connections to the HTTPS port whose TLS handshake failed (most often plain HTTP sent to it).",
+                 atomic_load(&tls_failed));
     uint64_t nproducts = 0;
     store_products(a->st, NULL, count_product, &nproducts);
     prom_gauge(f, "trib_catalog_products", "Products in this node's catalog replica.", nproducts);

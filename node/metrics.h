@@ -22,6 +22,8 @@ void metrics_gate(const char *reason);
 void metrics_bytes_in(uint64_t n);
 /* A write request answered 503 busy: every write worker busy and their queue full. */
 void metrics_http_busy(void);
+/* A connection to the HTTPS port whose TLS handshake failed (plain HTTP sent to it, most often). */
+void metrics_tls_failed(void);
 /* Writes the whole exposition (node counters, storage, gossip) to f; route_names[r] labels the
  * requests of route id r (nroutes of them). */
 void metrics_render(struct node *n, FILE *f, const char *const *route_names, unsigned nroutes);

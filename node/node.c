@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
@@ -74,6 +75,13 @@ fail:
     return -1;
 }
 
+static int need_domain(const node_t *n, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "--domain NAME is required on the first start of %s (the data dir remembers it)",
+             n->cfg.data);
+    return -1;
+}
+
 /* The data dir remembers its domain; refuse to serve another one from it. */
 static int check_domain(node_t *n, char *err, size_t errlen)
 {
@@ -98,10 +106,8 @@ static int check_domain(node_t *n, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot read the stored domain", n->cfg.data);
         return -1;
     }
-    if (!n->cfg.domain[0]) {
-        snprintf(err, errlen, "--domain NAME is required on first start of %s", n->cfg.data);
-        return -1;
-    }
+    if (!n->cfg.domain[0])
+        return need_domain(n, err, errlen);
     if (store_meta_put(n->st, "domain", n->cfg.domain, strlen(n->cfg.domain)) < 0 ||
         store_meta_put(n->st, "format", FORMAT_VERSION, strlen(FORMAT_VERSION)) < 0) {
         snprintf(err, errlen, "%s: cannot record the domain", n->cfg.data);
@@ -138,6 +144,10 @@ int node_open(node_t *n, char *err, size_t errlen)
     for (size_t i = 0; i < NODE_PUB_STRIPES; i++)
         pthread_mutex_init(&n->pub_mu[i], NULL);
     int created = 0;
+    char store[600];   /* a first start (no store yet) needs the domain: asked before anything is made */
+    snprintf(store, sizeof store, "%s/data.mdb", n->cfg.data);
+    if (!n->cfg.domain[0] && access(store, F_OK) < 0 && errno == ENOENT)
+        return need_domain(n, err, errlen);
     if (mkdir_p(n->cfg.data, err, errlen) < 0)
         return -1;
     if ((n->lock_fd = datalock_take(n->cfg.data, err, errlen)) < 0)

@@ -1166,7 +1166,7 @@ static void visit_required(ev_t *e, const json_t *v, const char *path)
     if (!v && strstr(path, "[*]"))
         return;   /* every element of a list that is not there: nothing to check (require the list itself) */
     if (!present(v))
-        add_v(e, path, "%s is required%s", path, v ? " and is empty" : "");
+        add_v(e, path, "required%s", v ? ", and empty" : "");   /* the path is the violation's own field */
 }
 
 /* The rule's regex matches s (its verdict remembered by the set: policy_memo.h). */

@@ -2,6 +2,7 @@
  * through the CLI and HTTP, bad input at every endpoint, and durability across SIGKILL. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -718,6 +719,79 @@ Test(agent, second_agent_on_a_port_in_use_fails_at_start)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* Nothing under top (a dir this test made) but what was there: the agent created nothing. */
+static void expect_nothing_created(const char *top, const char *data)
+{
+    struct stat sb;
+    cr_assert(stat(data, &sb) < 0 && errno == ENOENT, "%s was created by a start that failed", data);
+    char fresh[300];
+    snprintf(fresh, sizeof fresh, "%s/fresh", top);
+    cr_assert(stat(fresh, &sb) < 0 && errno == ENOENT, "%s was created by a start that failed", fresh);
+}
+
+Test(agent, a_port_in_use_fails_the_start_before_anything_is_created)
+{
+    char top[] = "/tmp/trib-test-XXXXXX", data[300], cmd[400], *err = NULL;
+    cr_assert_not_null(mkdtemp(top));
+    snprintf(data, sizeof data, "%s/fresh/payments", top);
+    int port = h_free_port(), fd = h_listen(port, 1);
+    cr_assert_geq(fd, 0, "cannot hold port %d", port);
+    char held[64], free1[64], free2[64], want[160];
+    snprintf(held, sizeof held, "127.0.0.1:%d", port);
+    snprintf(free1, sizeof free1, "127.0.0.1:%d", h_free_port());
+    snprintf(free2, sizeof free2, "127.0.0.1:%d", h_free_port());
+    static const char *const opts[] = {"--http", "--listen", "--link-listen"};
+    for (int i = 0; i < 3; i++) {   /* the held port as each option in turn */
+        int rc = agent_exit(&err, "--data", data, "--domain", "payments", "--http", i == 0 ? held : free1,
+                            "--listen", i == 1 ? held : free2, "--link-listen", i == 2 ? held : "127.0.0.1:0", NULL);
+        cr_assert_eq(rc, 1, "%s on a held port: exit %d: %s", opts[i], rc, err);
+        snprintf(want, sizeof want, "%s %s: cannot listen on it: Address already in use", opts[i], held);
+        cr_assert(err && strstr(err, want) && strstr(err, "use another"), "%s", err);
+        free(err);
+        expect_nothing_created(top, data);
+    }
+    /* two options naming one port: said so, nothing created either */
+    int rc = agent_exit(&err, "--data", data, "--domain", "payments", "--http", free1, "--listen", free1, NULL);
+    cr_assert_eq(rc, 1, "%s", err);
+    cr_assert(err && strstr(err, "--http names the same port"), "%s", err);
+    free(err);
+    expect_nothing_created(top, data);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", top);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(agent, domain_is_required_on_the_first_start_only_and_remembered_after)
+{
+    char top[] = "/tmp/trib-test-XXXXXX", data[300], cmd[400], http[64], peer[64], *err = NULL;
+    cr_assert_not_null(mkdtemp(top));
+    snprintf(data, sizeof data, "%s/fresh/payments", top);
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", data, "--http", http, "--listen", peer, NULL);
+    cr_assert_eq(rc, 1, "first start without --domain: exit %d: %s", rc, err);
+    cr_assert(err && strstr(err, "--domain NAME is required on the first start of"), "%s", err);
+    free(err);
+    expect_nothing_created(top, data);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", top);
+    cr_assert_eq(system(cmd), 0);
+    /* after the first start the data dir names the domain: a start without --domain serves it */
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    n.domain[0] = '\0';   /* "--domain ''": as none */
+    cr_assert_eq(h_node_restart(&n), 0, "a start without --domain on a used data dir: see %s", n.log);
+    json_t *s1 = h_get_json(n.url, "/v1/status", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(s1, "domain")), "payments");
+    json_decref(s1);
+    /* and the usage says so */
+    char *out = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, &out, NULL, "agent", "--help", NULL), 0);
+    cr_assert(strstr(out, "usage: trib agent --data DIR [--domain NAME]") &&
+              strstr(out, "--domain is required on the first start of DIR, which\nremembers it"), "%s", out);
+    free(out);
 }
 
 Test(agent, data_dir_in_use_is_refused_naming_the_holder_and_a_stale_lock_is_taken_over)

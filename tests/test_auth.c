@@ -11,6 +11,9 @@
  * Must not: sleep to synchronise (polls with deadlines), or send a token where a test says none. */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdint.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/time.h>
@@ -241,6 +245,63 @@ Test(auth, writes_need_a_write_token_of_the_owners_domain_in_scope)
     h_node_cleanup(&n);
 }
 
+/* One HTTP/1.0 exchange with exactly these header lines (ending "\r\n"): the whole answer in out. */
+static void raw_request(h_node_t *n, const char *method, const char *path, const char *headers, char *out,
+                        size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to %d", n->http_port);
+    char req[1024];
+    int len = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: t\r\n%s\r\n", method, path, headers);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    size_t got = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (got < cap - 1 && poll(&p, 1, 10000) == 1) {   /* HTTP/1.0: the node closes after the answer */
+        ssize_t r = read(fd, out + got, cap - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    out[got] = '\0';
+    close(fd);
+}
+
+Test(auth, another_scheme_than_bearer_is_named_in_the_401)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    static const struct { const char *method, *path, *auth, *want; } cases[] = {
+        {"GET", "/v1/whoami", "Authorization: Basic dXNlcjpwYXNz\r\n", "the Authorization scheme Basic is not supported"},
+        {"PUT", PRODUCT, "Authorization: Basic dXNlcjpwYXNz\r\n", "the Authorization scheme Basic is not supported"},
+        {"GET", "/v1/access/mine", "Authorization: Digest username=\"x\"\r\n", "the Authorization scheme Digest is not"},
+        {"GET", "/v1/whoami", "Authorization: Bearer\r\n", "says Bearer but holds no token"},
+        {"GET", "/v1/whoami", "Authorization: \xc3\xa9t\xc3\xa9\r\n", "is not of the form 'Bearer <token>'"},
+        {"GET", "/v1/whoami", "", "no token"},   /* none at all: as before */
+    };
+    char out[4096];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double before = refused(&n, "token_required");
+        raw_request(&n, cases[i].method, cases[i].path, cases[i].auth, out, sizeof out);
+        cr_assert(strstr(out, " 401 "), "%s %s: %s", cases[i].method, cases[i].path, out);
+        cr_assert(strcasestr(out, "\r\nWWW-Authenticate: Bearer\r\n"), "%s", out);
+        const char *body = strstr(out, "\r\n\r\n");
+        json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+        cr_assert(json_is_object(j), "not the JSON error: %s", out);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "token_required");
+        const char *d = json_string_value(json_object_get(j, "detail"));
+        cr_assert(d && strstr(d, cases[i].want), "%s %s: %s", cases[i].method, cases[i].path, out);
+        cr_assert(i == 5 || strstr(d, "send Authorization: Bearer <token>"), "%s", d);
+        json_decref(j);
+        cr_assert_eq(refused(&n, "token_required"), before + 1, "case %zu not counted", i);
+    }
+    /* a public route ignores a header it does not need */
+    raw_request(&n, "GET", "/v1/status", "Authorization: Basic dXNlcjpwYXNz\r\n", out, sizeof out);
+    cr_assert(strstr(out, " 200 "), "%s", out);
+    h_node_cleanup(&n);
+}
+
 Test(auth, a_token_of_domain_a_never_writes_through_node_b)
 {
     h_node_t a, b;
@@ -421,16 +482,27 @@ Test(auth, an_expired_token_is_refused_naming_it_and_when_it_expired)
 
 Test(auth, random_bytes_as_bearer_tokens)
 {
-    /* in-process: the header parser and the verifier on random input, bounded */
+    /* in-process: the header parsers and the verifier on random input, bounded */
     unsigned char buf[600];
     for (int i = 0; i < 20000; i++) {
         size_t l = randombytes_uniform(sizeof buf - 1);
         randombytes_buf(buf, l);
-        if (i % 2)
+        if (i % 4 == 3)
+            memcpy(buf, "Basic ", l > 6 ? 6 : l);
+        else if (i % 2)
             memcpy(buf, "Bearer trib1.", l > 13 ? 13 : l);
         buf[l] = '\0';
         size_t tl = 0;
         const char *t = auth_bearer((const char *)buf, &tl);
+        /* what a 401 says of the header: printable text only (it goes into JSON and logs), never
+         * for a header that holds a token */
+        char said[300];
+        if (auth_scheme_problem((const char *)buf, said, sizeof said)) {
+            cr_assert_null(t, "a Bearer token was called a scheme problem: %s", said);
+            cr_assert(strstr(said, "send Authorization: Bearer <token>"), "%s", said);
+            for (const char *p = said; *p; p++)
+                cr_assert(*p >= 0x20 && *p < 0x7f, "a byte of the header in the 401: %s", said);
+        }
         if (t) {
             cr_assert_leq(tl, l);
             token_claims_t c;
@@ -767,6 +839,18 @@ Test(auth, a_revocation_reaches_the_owner_of_the_product_by_gossip)
 
 /* ------------------------------------------------------------------ TLS */
 
+typedef struct {
+    const char *base;
+    double want, got;
+} tls_metric_t;
+
+static int tls_metric_reaches(void *ctx)
+{
+    tls_metric_t *t = ctx;
+    t->got = h_metric(t->base, "trib_http_tls_failed_total");
+    return t->got >= t->want;
+}
+
 Test(auth, the_api_over_https_with_tls_cert_and_key)
 {
     if (system("command -v openssl >/dev/null 2>&1") != 0)
@@ -793,6 +877,26 @@ Test(auth, the_api_over_https_with_tls_cert_and_key)
     int rc = h_http_token("GET", url, NULL, NULL, 0, NULL, &r);
     cr_assert(rc != 0 || r.status != 200, "plain HTTP was answered on the https port");
     h_resp_free(&r);
+    /* each is counted; the log says what happened, rate-limited, not libmicrohttpd's GnuTLS text */
+    long t0 = h_now_ms();
+    for (int i = 0; i < 20; i++) {
+        rc = h_http_token("GET", url, NULL, NULL, 0, NULL, &r);
+        cr_assert(rc != 0 || r.status != 200);
+        h_resp_free(&r);
+    }
+    tls_metric_t tm = {.base = n.url, .want = 21};
+    cr_assert(h_wait(tls_metric_reaches, &tm, 20000), "trib_http_tls_failed_total is %.0f, want 21", tm.got);
+    long spent_s = (h_now_ms() - t0) / 1000;
+    still_serves(&n);
+    char *said = h_read_file(n.log, NULL);
+    int lines = 0;
+    for (const char *p = said; p && (p = strstr(p, "a TLS handshake failed on the HTTPS port 127.0.0.1:")); p++)
+        lines++;
+    cr_assert(lines >= 1 && lines <= 2 + spent_s / 10, "%d lines for 21 failed handshakes in %ld s: %s", lines, spent_s,
+              said ? said : "");
+    cr_assert(strstr(said, "plain HTTP sent to it? clients must use https://127.0.0.1:"), "%s", said);
+    cr_assert(!strstr(said, "out of context"), "libmicrohttpd's text is logged: %s", said);
+    free(said);
     /* the CLI with --cacert */
     char *out = NULL, *err = NULL;
     rc = h_trib(&n, NULL, &out, &err, "status", "--cacert", cert, NULL);

@@ -517,6 +517,9 @@ Test(gate, history_and_diff_on_another_node)
     cr_assert_eq(h_trib(&b, NULL, &out, &err, "diff", ID, "1.0.0", "2.0.0", NULL), 0, "%s", err);
     cr_assert(strstr(out, "NOT compatible") && strstr(out, "type_changed") && strstr(out, "field_added_optional"),
               "%s", out);
+    /* the product's declared mode, and that one pair was compared */
+    cr_assert(strstr(out, "NOT compatible under BACKWARD_TRANSITIVE (checked against 1.0.0 only); required bump: "
+                          "major"), "%s", out);
     free(out);
     free(err);
 }
@@ -709,6 +712,9 @@ Test(gate, change_feed_shows_events_from_a_peer)
     cr_assert(seen, "growth's feed: %s", f.body ? f.body : "(none)");
     cr_assert(strstr(f.body, "\"event\":\"new_version\""), "%s", f.body);
     cr_assert(strstr(f.body, "\"previous\":\"1.1.0\""), "%s", f.body);
+    /* the mode the product declares (the default), not the one step's BACKWARD */
+    cr_assert(strstr(f.body, "\"mode\":\"BACKWARD_TRANSITIVE\"") && !strstr(f.body, "\"mode\":\"BACKWARD\""), "%s",
+              f.body);
     free(f.body);
     f.body = NULL;
 

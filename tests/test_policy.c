@@ -139,6 +139,9 @@ Test(policy, required_with_when_and_wildcards)
                             "schema: [{name: x, description: ok}, {name: y}]\n", NULL, &ne);
     cr_expect(strstr(r, "\"path\":\"owners.business\"") && strstr(r, "\"path\":\"schema[1].description\""), "%s", r);
     cr_expect(!strstr(r, "schema[0]"), "%s", r);
+    /* the message does not repeat the path it comes with ("owners.business: owners.business is required") */
+    cr_expect(strstr(r, "\"path\":\"owners.business\",\"message\":\"required, and empty\"") &&
+              strstr(r, "\"path\":\"schema[1].description\",\"message\":\"required\""), "%s", r);
     cr_expect(!has_rule(r, "sla"), "draft: the sla rule does not apply: %s", r);
     cr_expect_eq(ne, 2);
     free(r);
