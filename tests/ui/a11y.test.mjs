@@ -6,7 +6,7 @@
 // and denies requests with the keyboard alone.
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {seedMesh, stopAll, call, adminToken, withPage, closeBrowser, waitFor, axe} from './lib.mjs';
+import {seedMesh, stopAll, call, adminToken, withPage, closeBrowser, waitFor, waitCatalog, axe} from './lib.mjs';
 
 let A, B, owner, alice;
 
@@ -31,6 +31,9 @@ before(async () => {
   ({A, B} = await seedMesh());
   owner = adminToken(A);
   alice = await issue(B, 'alice@growth', 'read');
+  // seedMesh waits for payments' catalog only: growth's node must know the product before it
+  // takes a request for it (else 404 not_found)
+  await waitCatalog(B, ['payments/cardholder-pii']);
   await request(B, alice, 'alice@growth', 'payments/cardholder-pii', 'Fraud model features', 14);
 });
 
