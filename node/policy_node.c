@@ -1199,8 +1199,11 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
         return POLICY_REFUSED_BAD;
     policy_info_t info = { 0 };
     policy_store_put(p->store, policy_store_get(p->store, &info));
-    snprintf(err, errlen, "%.400s; the set is not in force on this node (version %llu stays in force): retry once "
-             "the store can be written", r.err, (unsigned long long)info.version);
+    if (strstr(r.err, "not in force"))   /* the log said so already */
+        snprintf(err, errlen, "%.400s (version %llu stays in force)", r.err, (unsigned long long)info.version);
+    else
+        snprintf(err, errlen, "%.400s; the set is not in force on this node (version %llu stays in force): retry "
+                 "once the store can be written", r.err, (unsigned long long)info.version);
     return code ? code : POLICY_REFUSED_STORAGE;
 }
 
