@@ -1008,11 +1008,12 @@ static int offer_with_files(node_t *n, const uint8_t *bytes, size_t len, char *e
     return rc;
 }
 
+/* What taking a set would say, nothing installed: 0 when it would be held, else POLICY_REFUSED_*. */
 static int check(struct policy_node *p, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
-    /* verified, and older or of the version in force: policy_node_offer keeps it as history or
-     * lets the tie-break decide, and the federation log holds it either way */
+    /* verified, and older or of the version in force: take keeps it as history or lets the
+     * tie-break decide, and the federation log holds it either way */
     return rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_CONFLICT ? 0 : rc;
 }
 
@@ -1174,9 +1175,10 @@ static void take_stored_sets(struct policy_node *p)
 
 /* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409),
  * then, on a chartered node, handed to the federation log as an operator's submission: it
- * verifies it again through the policy hook (policy_node_offer: in force here), stores it and
- * pushes it to every node. Without a federation log (not started yet) the set is put in force
- * here only. */
+ * verifies it again through the policy hook, stores it, puts it in force here once stored
+ * (policy_node_fedlog, STORED) and pushes it to every node; a failed commit is NO_SPACE or
+ * STORAGE, the set not in force. Without a federation log (not started yet) the set is put in
+ * force here only, once its files are written. */
 static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     struct policy_node *p = n->policy;
