@@ -243,3 +243,53 @@ Test(policy_durable, a_stored_set_whose_file_failed_is_taken_from_the_log_at_sta
     json_decref(j);
     free(v1), free(v2);
 }
+
+/* POST /v1/policy's body for a signed set: its file form. */
+static char *file_form(const uint8_t *bytes, size_t len)
+{
+    policy_signed_t s;
+    cr_assert_eq(policy_verify(bytes, len, &ch, &s, err, sizeof err), 0, "%s", err);
+    json_t *j = policy_signed_json(&s, bytes, len);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    policy_signed_free(&s);
+    return text;
+}
+
+static int submit(const char *body, json_t **reply)
+{
+    return policy_node_submit(&node, body, strlen(body), reply);
+}
+
+/* Where a set's file is all that keeps it (a chartered node before its federation log runs; open
+ * mode's YAML), a file that cannot be written is a 500 storage and the set is not in force; before,
+ * a 400 bad_policy, as if the set were malformed. */
+Test(policy_durable, a_set_whose_file_cannot_be_written_is_a_storage_error_and_not_in_force)
+{
+    size_t l1, l2;
+    uint8_t *v1 = set_v(1, &l1), *v2 = set_v(2, &l2);
+    char *f1 = file_form(v1, l1), *f2 = file_form(v2, l2);
+    json_t *reply = NULL;
+    cr_assert_eq(submit(f1, &reply), 200, "%s", json_string_value(json_object_get(reply, "detail")) ?: "");
+    json_decref(reply);
+    atomic_store(&files_fail, 1);
+    cr_expect_eq(submit(f2, &reply), 500);
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "storage");
+    json_decref(reply);
+    cr_expect_eq(version_in_force(), 1, "a set whose file failed is in force");
+    atomic_store(&files_fail, 0);
+
+    policy_node_stop(&node);   /* open mode: the operator's YAML */
+    cr_assert_eq(policy_node_start(&node, NULL, "", err, sizeof err), 0, "%s", err);
+    const char *yaml = "version: 7\nrules:\n  - {id: own, severity: error, type: required, paths: [owners.business]}\n";
+    atomic_store(&files_fail, 1);
+    cr_expect_eq(submit(yaml, &reply), 500);
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "storage");
+    json_decref(reply);
+    cr_expect_neq(version_in_force(), 7, "an open mode set whose file failed is in force");
+    atomic_store(&files_fail, 0);
+    cr_expect_eq(submit(yaml, &reply), 200);
+    json_decref(reply);
+    cr_expect_eq(version_in_force(), 7);
+    free(f1), free(f2), free(v1), free(v2);
+}
