@@ -68,12 +68,24 @@ const char *fedlog_reason_name(int reason);
 fedlog_t *fedlog_new(store_t *st, trust_t *t, char *err, size_t errlen);
 void fedlog_destroy(fedlog_t **fp);
 
-/* Kind-4 objects (policy sets) go to fn (node/policy_node.c, set by the agent), twice: with
- * commit 0 when offered (under the fedlog's lock, on the loop: verify only, 0 when the set would be
- * held, -1 with err), then with commit 1 just before the durable commit (on the commit worker, no
- * lock held: verify again, persist, put in force; 0 or -1 with err, and the set is not stored).
- * Without a hook a policy set is refused (policy_refused): nothing else can check its signatures. */
-typedef int (*fedlog_policy_fn)(void *ctx, const uint8_t *bytes, size_t len, int commit, char *err,
+/* Kind-4 objects (policy sets) go to fn (node/policy_node.c, set by the agent) at each step
+ * (FEDLOG_POLICY_*): CHECK when offered (under the fedlog's lock, on the loop: verify only, 0 when
+ * the set would be held, -1 with err); PEER or OPERATOR just before the durable commit (on the
+ * commit worker, no lock held: verify again; a peer's set is put in force now, as a peer's other
+ * objects, an operator's not yet; -1 with err: the set is not stored); then, once the commit is
+ * done, on the thread that made it, STORED (durable: keep it, its files written, and put it in
+ * force) or UNSTORED (the commit failed, store_last_errno() says why: an operator's set is not
+ * in force; a peer's stays in force until restart, and anti-entropy brings it again). The
+ * answers to STORED and UNSTORED are not used. Without a hook a policy set is refused
+ * (policy_refused): nothing else can check its signatures. */
+enum {
+    FEDLOG_POLICY_CHECK = 0,
+    FEDLOG_POLICY_PEER = 1,
+    FEDLOG_POLICY_OPERATOR = 2,
+    FEDLOG_POLICY_STORED = 3,
+    FEDLOG_POLICY_UNSTORED = 4,
+};
+typedef int (*fedlog_policy_fn)(void *ctx, const uint8_t *bytes, size_t len, int step, char *err,
                                 size_t errlen);
 void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
 

@@ -53,6 +53,22 @@ static void pending_remove(fedlog_t *f, citem_t *c)
 
 /* ---------------------------------------------------------------- commits */
 
+/* Tells the policy hook how the commit of each policy set it let through went (fedlog.h): before
+ * the settling, so an operator is answered once its set is in force. On the committing thread,
+ * no lock held. */
+static void policy_after_commit(cjob_t *jobs, const int *why, fedlog_policy_fn policy, void *pctx, int stored)
+{
+    char ignored[200];
+    size_t i = 0;
+    for (cjob_t *j = jobs; j; j = j->next)
+        for (size_t k = 0; k < j->n; k++, i++) {
+            const citem_t *c = &j->items[k];
+            if (policy && why && c->st.kind == TRUST_KIND_POLICY && !why[i])
+                policy(pctx, c->st.bytes, c->st.len, stored ? FEDLOG_POLICY_STORED : FEDLOG_POLICY_UNSTORED,
+                       ignored, sizeof ignored);
+        }
+}
+
 /* Not under the lock: makes the jobs' objects durable, all in one commit (a policy set first
  * through the policy hook, which writes its files and puts it in force), then, under the lock,
  * settles them (fedlog__settle: what the summary and anti-entropy offer is always stored, and an
@@ -80,8 +96,9 @@ static void commit_jobs(fedlog_t *f, cjob_t *jobs)
             citem_t *c = &j->items[k];
             if (!mem)
                 continue;
+            int step = j->from_op ? FEDLOG_POLICY_OPERATOR : FEDLOG_POLICY_PEER;
             if (c->st.kind == TRUST_KIND_POLICY &&
-                (!policy || policy(pctx, c->st.bytes, c->st.len, 1, errs[i], sizeof errs[i]) != 0)) {
+                (!policy || policy(pctx, c->st.bytes, c->st.len, step, errs[i], sizeof errs[i]) != 0)) {
                 why[i] = FEDLOG_R_POLICY;
                 continue;
             }
@@ -98,6 +115,7 @@ static void commit_jobs(fedlog_t *f, cjob_t *jobs)
         snprintf(oerr, sizeof oerr, "storing failed: %s; not in force on this node: retry once the store can be "
                  "written", cause);
     }
+    policy_after_commit(jobs, mem ? why : NULL, policy, pctx, stored);   /* none went to the hook without mem */
     pthread_mutex_lock(&f->mu);
     int pushes = 0;
     i = 0;

@@ -130,12 +130,6 @@ static void store_own_cert(void)
         log_warn("chartered: the federation log did not take this node's certificate: %s", r.err);
 }
 
-static int policy_offer_from_fedlog(void *ctx, const uint8_t *bytes, size_t len, int commit, char *err,
-                                    size_t errlen)
-{
-    return (commit ? policy_node_offer : policy_node_check)(ctx, bytes, len, err, errlen) == 0 ? 0 : -1;
-}
-
 static int start_gossip(node_t *a, char *err, size_t errlen)
 {
     const config_t *c = &a->cfg;
@@ -248,7 +242,7 @@ int agent_main(int argc, char **argv)
     /* chartered: policy sets are verified against the charter's governance keys */
     if (policy_node_start(a, a->cfg.charter[0] ? &charter : NULL, a->cfg.policy, err, sizeof err) < 0)
         goto fail;
-    fedlog_set_policy_offer(fedlog, policy_offer_from_fedlog, a);   /* kind 4 gossiped: the set in force */
+    fedlog_set_policy_offer(fedlog, policy_node_fedlog, a);   /* kind 4 gossiped: the set in force */
     if (http_listen(a, err, sizeof err) < 0)
         goto fail;
     if (start_gossip(a, err, sizeof err) < 0)

@@ -25,6 +25,7 @@
 #include "node/changes.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
+#include "storage/fedlog.h"
 #include "storage/search.h"
 #include "storage/store.h"
 
@@ -76,6 +77,11 @@ struct policy_node {
     size_t ndirty, capdirty;
     uint64_t checked_gen;         /* set generation every product has been judged against */
     atomic_int rechecking;
+    struct {                      /* operators' sets whose commit failed lately (submit_signed), under mu */
+        uint8_t hash[32];
+        int code;                 /* POLICY_REFUSED_NO_SPACE or _STORAGE */
+    } unstored[8];
+    size_t nunstored;
     atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_offer_history, n_checked,
         n_recheck_ms;
 };
@@ -621,6 +627,8 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     return 0;
 }
 
+static void take_stored_sets(struct policy_node *p);
+
 int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, char *err, size_t errlen)
 {
     struct policy_node *p = calloc(1, sizeof *p);
@@ -656,6 +664,8 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
             goto fail;
         }
     }
+    if (ch)
+        take_stored_sets(p);
     policy_info_t info;
     const policy_set_t *ps = policy_store_get(p->store, &info);
     if (ps)
@@ -947,13 +957,11 @@ static json_t *error_body(const char *kind, const char *detail)
     return json_pack("{s:s,s:s}", "error", kind, "detail", detail);
 }
 
-int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+/* An operator's signed set on a node without a federation log (not started yet): its files are
+ * written first, and it is in force only once they are. 0 or a POLICY_REFUSED_* code with err. */
+static int offer_with_files(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     struct policy_node *p = n->policy;
-    if (!p) {
-        snprintf(err, errlen, "policy is not running on this node");
-        return -1;
-    }
     uint64_t conflicts = policy_store_conflicts(p->store);
     int rc = policy_offer(p->store, bytes, len, p->ch, err, errlen);
     if (rc == POLICY_REFUSED_STALE) {
@@ -1000,24 +1008,177 @@ int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, si
     return rc;
 }
 
-int policy_node_check(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+/* What taking a set would say, nothing installed: 0 when it would be held, else POLICY_REFUSED_*. */
+static int check(struct policy_node *p, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
+    int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
+    /* verified, and older or of the version in force: take keeps it as history or lets the
+     * tie-break decide, and the federation log holds it either way */
+    return rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_CONFLICT ? 0 : rc;
+}
+
+/* A set the federation log brings (a peer's before its commit, any once stored): in force when
+ * newer than the set in force, else kept as history, nothing written (policy_take). 0 also for a
+ * set held already (a peer's whose commit failed, asked for again) and for one losing the
+ * tie-break (the log holds it, as on every node), else a POLICY_REFUSED_* code with err. */
+static int take(struct policy_node *p, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    uint64_t conflicts = policy_store_conflicts(p->store);
+    int took = 0, rc = policy_take(p->store, bytes, len, p->ch, &took, err, errlen);
+    if (policy_store_conflicts(p->store) != conflicts)
+        log_warn("policy: two different signed sets of one version met; the one with the higher body hash is kept "
+                 "(as on every node): sign the intended set as a new version");
+    if (rc == POLICY_REFUSED_CONFLICT) {
+        log_warn("policy: %s", err);
+        return 0;
+    }
+    if (rc != 0 || took == 0) {
+        if (rc != 0)
+            atomic_fetch_add(&p->n_offer_refused, 1);
+        return rc;
+    }
+    atomic_fetch_add(took == 1 ? &p->n_offer_accepted : &p->n_offer_history, 1);
+    policy_info_t info = { 0 };
+    policy_store_put(p->store, policy_store_get(p->store, &info));
+    if (took == 1)
+        log_info("policy: signed set version %llu in force; re-checking every product",
+                 (unsigned long long)info.version);
+    else
+        log_info("policy: an older signed set kept as history; re-checking");
+    note_policy(p);   /* nothing unless the set in force changed */
+    node_notify(p->n);
+    return 0;
+}
+
+/* Writes the files of a set the federation log stored. A failure is logged: the set stays in
+ * force, as the log holds it (policy_node_start takes the log's sets again at the next start). */
+static void keep(struct policy_node *p, const uint8_t *bytes, size_t len)
+{
+    char why[400];
+    if (policy_store_keep(p->store, bytes, len, why, sizeof why) != 0)
+        log_warn("policy: %s (the set is stored in the federation log, and taken from there at the next start)",
+                 why);
+}
+
+static void body_hash(const uint8_t *bytes, size_t len, uint8_t h[32])
+{
+    crypto_generichash(h, 32, bytes, len, NULL, 0);
+}
+
+/* The commit of a set failed (store_last_errno() is this thread's: the committing one's): noted
+ * for an operator waiting on it (unstored_code). */
+static void note_unstored(struct policy_node *p, const uint8_t *bytes, size_t len, int no_space)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t k = p->nunstored++ % (sizeof p->unstored / sizeof p->unstored[0]);
+    body_hash(bytes, len, p->unstored[k].hash);
+    p->unstored[k].code = no_space ? POLICY_REFUSED_NO_SPACE : POLICY_REFUSED_STORAGE;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* POLICY_REFUSED_NO_SPACE or _STORAGE when the commit of this set failed lately, else 0. */
+static int unstored_code(struct policy_node *p, const uint8_t *bytes, size_t len)
+{
+    uint8_t h[32];
+    body_hash(bytes, len, h);
+    int code = 0;
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->nunstored < 8 ? p->nunstored : 8;
+    for (size_t i = 0; i < n; i++)
+        if (!memcmp(p->unstored[i].hash, h, sizeof h)) {
+            code = p->unstored[i].code;
+            memset(p->unstored[i].hash, 0, sizeof h);
+        }
+    pthread_mutex_unlock(&p->mu);
+    return code;
+}
+
+int policy_node_fedlog(void *ctx, const uint8_t *bytes, size_t len, int step, char *err, size_t errlen)
+{
+    node_t *n = ctx;
     struct policy_node *p = n->policy;
     if (!p) {
         snprintf(err, errlen, "policy is not running on this node");
         return -1;
     }
-    int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
-    /* verified, and older or of the version in force: policy_node_offer keeps it as history or
-     * lets the tie-break decide, and the federation log holds it either way */
-    return rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_CONFLICT ? 0 : rc;
+    switch (step) {
+    case FEDLOG_POLICY_PEER:      /* in force now, as a peer's other objects */
+        return take(p, bytes, len, err, errlen) == 0 ? 0 : -1;
+    case FEDLOG_POLICY_STORED:    /* durable: in force (an operator's: only now), its files written */
+        if (take(p, bytes, len, err, errlen) != 0) {
+            log_warn("policy: a stored set is not in force: %s", err);
+            return -1;
+        }
+        keep(p, bytes, len);
+        return 0;
+    case FEDLOG_POLICY_UNSTORED:  /* an operator's stays out of force; a peer's in force until restart */
+        note_unstored(p, bytes, len, store_last_errno() == ENOSPC);
+        return 0;
+    default:                      /* CHECK, OPERATOR: verify only; an operator's in force once stored */
+        return check(p, bytes, len, err, errlen) == 0 ? 0 : -1;
+    }
+}
+
+/* The sets the federation log holds (LMDB), taken at start with their files written where
+ * missing: what this node enforces is what it stored, even where a file could not be written
+ * after a commit, or a crash came between the two. */
+typedef struct {
+    uint8_t **b;
+    size_t *len, n, cap;
+} stored_sets_t;
+
+static int collect_set(void *ctx, const uint8_t hash[STORE_HASH_LEN], int kind, const uint8_t *bytes, size_t len)
+{
+    (void)hash;
+    stored_sets_t *ss = ctx;
+    if (kind != TRUST_KIND_POLICY)
+        return 0;
+    if (ss->n == ss->cap) {
+        size_t cap = ss->cap ? ss->cap * 2 : 8;
+        uint8_t **b = realloc(ss->b, cap * sizeof *b);
+        size_t *l = b ? realloc(ss->len, cap * sizeof *l) : NULL;
+        if (b)
+            ss->b = b;
+        if (!l)
+            return 1;
+        ss->len = l;
+        ss->cap = cap;
+    }
+    if (!(ss->b[ss->n] = malloc(len)))
+        return 1;
+    memcpy(ss->b[ss->n], bytes, len);
+    ss->len[ss->n++] = len;
+    return 0;
+}
+
+static void take_stored_sets(struct policy_node *p)
+{
+    stored_sets_t ss = { 0 };
+    if (store_fedlog_each(p->n->st, collect_set, &ss) != 0)
+        log_warn("policy: reading the federation log's policy sets failed: %s", store_last_error());
+    size_t taken = 0;
+    for (size_t i = 0; i < ss.n; i++) {
+        char why[400];
+        int took = 0;
+        if (policy_take(p->store, ss.b[i], ss.len[i], p->ch, &took, why, sizeof why) == 0) {
+            taken += took != 0;
+            keep(p, ss.b[i], ss.len[i]);
+        } else
+            log_debug("policy: a stored set not taken: %s", why);
+        free(ss.b[i]);
+    }
+    if (taken)
+        log_warn("policy: %zu set(s) held in the federation log were not on file; taken from the log", taken);
+    free(ss.b);
+    free(ss.len);
 }
 
 /* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409),
  * then, on a chartered node, handed to the federation log as an operator's submission: it
- * verifies it again through the policy hook (policy_node_offer: in force here), stores it and
- * pushes it to every node. Without a federation log (not started yet) the set is put in force
- * here only. */
+ * verifies it again through the policy hook, stores it, puts it in force here once stored
+ * (policy_node_fedlog, STORED) and pushes it to every node; a failed commit is NO_SPACE or
+ * STORAGE, the set not in force. Without a federation log (not started yet) the set is put in
+ * force here only, once its files are written. */
 static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     struct policy_node *p = n->policy;
@@ -1028,12 +1189,24 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
         return rc;
     }
     if (!f)
-        return policy_node_offer(n, bytes, len, err, errlen);
+        return offer_with_files(n, bytes, len, err, errlen);
     fedlog_result_t r;
     if (fedlog_offer(f, bytes, len, NULL, &r) == 0)
         return 0;   /* the hook counted it */
     snprintf(err, errlen, "%s", r.err);
-    return r.reason == FEDLOG_R_POLICY ? POLICY_REFUSED_STALE : POLICY_REFUSED_BAD;   /* raced with another set */
+    if (r.reason == FEDLOG_R_POLICY)
+        return POLICY_REFUSED_STALE;   /* raced with another set */
+    int code = unstored_code(p, bytes, len);
+    if (!code && r.reason != FEDLOG_R_STORAGE)
+        return POLICY_REFUSED_BAD;
+    policy_info_t info = { 0 };
+    policy_store_put(p->store, policy_store_get(p->store, &info));
+    if (strstr(r.err, "not in force"))   /* the log said so already */
+        snprintf(err, errlen, "%.400s (version %llu stays in force)", r.err, (unsigned long long)info.version);
+    else
+        snprintf(err, errlen, "%.400s; the set is not in force on this node (version %llu stays in force): retry "
+                 "once the store can be written", r.err, (unsigned long long)info.version);
+    return code ? code : POLICY_REFUSED_STORAGE;
 }
 
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
@@ -1086,7 +1259,8 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
         }
     }
     status = rc == 0 ? 200 : rc == POLICY_REFUSED_SIGNATURE ? 403
-           : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN || rc == POLICY_REFUSED_CONFLICT ? 409 : 400;
+           : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN || rc == POLICY_REFUSED_CONFLICT ? 409
+           : rc == POLICY_REFUSED_NO_SPACE ? 507 : rc == POLICY_REFUSED_STORAGE ? 500 : 400;
     if (rc != 0) {
         /* logged once per 10 s at most (a client sending garbage must not fill the log); all counted */
         static atomic_int_fast64_t last_log_ms;
@@ -1094,6 +1268,7 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
         if (now - last >= 10000 && atomic_compare_exchange_strong(&last_log_ms, &last, now))
             log_warn("policy: set refused (%d): %s", status, err);
         const char *kind = rc == POLICY_REFUSED_OPEN ? "open_mode" : rc == POLICY_REFUSED_STALE ? "policy_stale"
+                         : rc == POLICY_REFUSED_NO_SPACE ? "no_space" : rc == POLICY_REFUSED_STORAGE ? "storage"
                          : rc == POLICY_REFUSED_CONFLICT ? "policy_conflict"
                          : rc == POLICY_REFUSED_SIGNATURE ? "policy_unsigned" : "bad_policy";
         *reply = error_body(kind, err);

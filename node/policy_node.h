@@ -54,18 +54,16 @@ json_t *policy_node_show(node_t *n);
 /* POST /v1/policy: body is a signed set's file (JSON, kind trib.policy) or, in open mode only,
  * the YAML. Returns the HTTP status; *reply is the body (success or {"error","detail"}). */
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply);
-/* The federation log's door for signed sets (TrustSigned bytes): 0 accepted, else a
- * POLICY_REFUSED_* code (node/policy_store.h) with err. Puts a new set in force and wakes the
- * compliance thread to re-check every product; a verified set older than the one in force and
- * not held yet (a peer's, arriving late) is kept as history (0), so every node judges an entry
- * with the same set. */
-int policy_node_offer(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
-/* What policy_node_offer would say of a set offered now, without persisting or installing
- * anything (the federation log's check on its loop; the offer follows on its commit worker):
- * 0 when its signatures verify and it is newer than the set in force, or older (history) or of
- * the same version (the tie-break), else a POLICY_REFUSED_* code with err. */
-int policy_node_check(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen);
-
+/* The federation log's policy hook (gossip/fedlog.h: fedlog_policy_fn, ctx the node_t) for
+ * signed sets (TrustSigned bytes), at each FEDLOG_POLICY_* step: CHECK and OPERATOR verify only
+ * (0 when the set would be held: newer than the set in force, older (history: a peer's arriving
+ * late, so every node judges an entry with the same set) or of its version (the tie-break));
+ * PEER puts a peer's set in force (or in the history) at once; STORED puts a set in force once
+ * its commit is durable (an operator's is in force only then) and writes its files; UNSTORED
+ * notes a failed commit for the operator waiting on it (the set stays out of force; a peer's
+ * stays in force until restart). A set put in force wakes the compliance thread to re-check
+ * every product. 0, or -1 with err. */
+int policy_node_fedlog(void *ctx, const uint8_t *bytes, size_t len, int step, char *err, size_t errlen);
 
 /* Prometheus lines (trib_policy_*). */
 void policy_node_metrics(node_t *n, FILE *f);

@@ -371,10 +371,28 @@ static uint64_t current_version(policy_store_t *s)
     return v;
 }
 
-/* Writes bytes to path atomically and durably (gossip/durable.h). */
+/* Writes bytes to path atomically and durably (gossip/durable.h). 0, POLICY_REFUSED_NO_SPACE (the
+ * disk is full) or POLICY_REFUSED_STORAGE with err. */
 static int write_atomic(const char *path, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
-    return durable_write(path, bytes, len, 0600, DURABLE_REPLACE, err, errlen) == 0 ? 0 : -1;
+    if (durable_write(path, bytes, len, 0600, DURABLE_REPLACE, err, errlen) == 0)
+        return 0;
+    return errno == ENOSPC || errno == EDQUOT || errno == EFBIG ? POLICY_REFUSED_NO_SPACE : POLICY_REFUSED_STORAGE;
+}
+
+/* 1 when path holds exactly bytes. */
+static int holds_bytes(const char *path, const uint8_t *bytes, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    uint8_t *buf = NULL;
+    int same = fstat(fd, &st) == 0 && (uint64_t)st.st_size == len && (buf = malloc(len ? len : 1)) &&
+               read(fd, buf, len) == (ssize_t)len && memcmp(buf, bytes, len) == 0;
+    free(buf);
+    close(fd);
+    return same;
 }
 
 /* Keeps the newest POLICY_HISTORY_MAX history files (glob sorts them: zero-padded versions). */
@@ -513,8 +531,8 @@ int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, cons
     return rc;
 }
 
-int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
-                             size_t errlen)
+static int add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, int files,
+                       char *err, size_t errlen)
 {
     policy_signed_t ps;
     if (!ch) {
@@ -545,12 +563,13 @@ int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len
         policy_signed_free(&ps);
         return POLICY_REFUSED_STALE;
     }
-    if (s->dir[0]) {
+    if (files && s->dir[0]) {
         char hp[700];
         snprintf(hp, sizeof hp, "%s/" HIST_FMT, s->dir, (unsigned long long)ps.info.version);
-        if (write_atomic(hp, bytes, len, err, errlen) != 0) {
+        int wrc = write_atomic(hp, bytes, len, err, errlen);
+        if (wrc != 0) {
             policy_signed_free(&ps);
-            return -1;
+            return wrc;
         }
         prune_history_files(s);
     }
@@ -572,18 +591,26 @@ int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len
     return 0;
 }
 
-int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                             size_t errlen)
+{
+    return add_history(s, bytes, len, ch, 1, err, errlen);
+}
+
+/* policy_offer; files 0: nothing written (policy_take). */
+static int offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, int files, char *err,
                  size_t errlen)
 {
     policy_signed_t ps;
     int vrc = verify_newer(s, bytes, len, ch, 1, &ps, err, errlen);
     if (vrc != 0)
         return vrc;
-    if (s->path[0] && write_atomic(s->path, bytes, len, err, errlen) != 0) {
+    int wrc = files && s->path[0] ? write_atomic(s->path, bytes, len, err, errlen) : 0;
+    if (wrc != 0) {
         policy_signed_free(&ps);
-        return -1;
+        return wrc;
     }
-    if (s->dir[0]) {   /* the history (a failure costs only history after a restart: logged by the caller) */
+    if (files && s->dir[0]) {   /* the history (a failure costs only history after a restart: logged by the caller) */
         char hp[700], why[300];
         snprintf(hp, sizeof hp, "%s/" HIST_FMT, s->dir, (unsigned long long)ps.info.version);
         if (write_atomic(hp, bytes, len, why, sizeof why) == 0)
@@ -592,6 +619,82 @@ int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const char
     int rc = install(s, ps.ps, ps.text, &ps.info);
     if (rc != 0)
         snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
+                 size_t errlen)
+{
+    return offer(s, bytes, len, ch, 1, err, errlen);
+}
+
+/* 1 when the set of bytes is in force, 2 in the history, else 0 (by version and body hash). */
+static int held_where(policy_store_t *s, const uint8_t *bytes, size_t len, uint64_t *version)
+{
+    policy_signed_t d;
+    Trib__TrustSigned *env = NULL;
+    char why[300];
+    if (decode_body(bytes, len, &d, &env, why, sizeof why) != 0)
+        return 0;
+    trib__trust_signed__free_unpacked(env, NULL);
+    int where = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->cur && s->cur->info.signed_set && s->cur->info.version == d.info.version &&
+        !memcmp(s->cur->info.hash, d.info.hash, TRUST_HASH_LEN))
+        where = 1;
+    for (size_t i = 0; !where && i < s->nhist; i++)
+        if (s->hist[i]->info.signed_set && s->hist[i]->info.version == d.info.version &&
+            !memcmp(s->hist[i]->info.hash, d.info.hash, TRUST_HASH_LEN))
+            where = 2;
+    pthread_mutex_unlock(&s->mu);
+    *version = d.info.version;
+    policy_signed_free(&d);
+    return where;
+}
+
+int policy_take(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, int *took, char *err,
+                size_t errlen)
+{
+    int dummy, *t = took ? took : &dummy;
+    *t = 0;
+    int rc = offer(s, bytes, len, ch, 0, err, errlen);
+    if (rc == 0) {
+        *t = 1;
+        return 0;
+    }
+    if (rc == POLICY_REFUSED_STALE) {   /* older than the set in force, or that set itself */
+        char why[400];
+        int hrc = add_history(s, bytes, len, ch, 0, why, sizeof why);
+        if (hrc == 0) {
+            *t = 2;
+            return 0;
+        }
+        if (hrc == POLICY_REFUSED_CONFLICT) {
+            snprintf(err, errlen, "%s", why);
+            return hrc;
+        }
+    }
+    uint64_t v;
+    return rc != POLICY_REFUSED_CONFLICT && held_where(s, bytes, len, &v) ? 0 : rc;
+}
+
+int policy_store_keep(policy_store_t *s, const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    uint64_t version = 0;
+    int where = held_where(s, bytes, len, &version);
+    if (!where) {
+        snprintf(err, errlen, "policy set version %llu is not held here", (unsigned long long)version);
+        return POLICY_REFUSED_STALE;
+    }
+    if (!s->dir[0])
+        return 0;
+    char hp[700];
+    snprintf(hp, sizeof hp, "%s/" HIST_FMT, s->dir, (unsigned long long)version);
+    int rc = 0;
+    if (where == 1 && !holds_bytes(s->path, bytes, len))
+        rc = write_atomic(s->path, bytes, len, err, errlen);
+    if (rc == 0 && !holds_bytes(hp, bytes, len) && (rc = write_atomic(hp, bytes, len, err, errlen)) == 0)
+        prune_history_files(s);
     return rc;
 }
 
@@ -642,10 +745,11 @@ static int set_open_locked(policy_store_t *s, const char *yaml, size_t len, cons
     /* Kept before it takes force, so a restart never goes back to an older set. */
     char path[700];
     snprintf(path, sizeof path, "%s/" OPEN_NAME, s->dir);
-    if (s->dir[0] && write_atomic(path, (const uint8_t *)yaml, len, err, errlen) != 0) {
+    int wrc = s->dir[0] ? write_atomic(path, (const uint8_t *)yaml, len, err, errlen) : 0;
+    if (wrc != 0) {
         policy_free(&ps);
         free(text);
-        return -1;
+        return wrc;
     }
     if (install(s, ps, text, &info) != 0) {
         snprintf(err, errlen, "out of memory");

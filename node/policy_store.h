@@ -34,6 +34,9 @@ enum {
     POLICY_REFUSED_STALE = -3,      /* not newer than the set in force (409) */
     POLICY_REFUSED_OPEN = -4,       /* a signed set offered to a node without a charter (409) */
     POLICY_REFUSED_CONFLICT = -5,   /* another set with the same version is held and wins the tie (409) */
+    POLICY_REFUSED_STORAGE = -6,    /* its file (or its federation log commit) could not be written: not in
+                                       force (500) */
+    POLICY_REFUSED_NO_SPACE = -7,   /* the same, for want of disk space (507) */
 };
 
 /* Two different signed sets with one version (governance signed twice by mistake): whichever
@@ -87,10 +90,21 @@ void policy_store_close(policy_store_t **sp);
 /* The one door for signed sets: refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
  * one whose version is not above the set in force (STALE; CONFLICT for another body of that
  * version losing the tie), one whose tests fail; otherwise persists it and puts it in force (0:
- * also another body of the version in force winning the tie). ch NULL: POLICY_REFUSED_OPEN (open
- * mode has no governance keys). */
+ * also another body of the version in force winning the tie; STORAGE or NO_SPACE when its file
+ * could not be written: not in force). ch NULL: POLICY_REFUSED_OPEN (open mode has no governance
+ * keys). */
 int policy_offer(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                  size_t errlen);
+/* policy_offer, then (a set older than the one in force) policy_store_add_history, without writing
+ * any file: for a set the federation log stores, whose files policy_store_keep writes once it is
+ * stored. 0 also when the same set is held already (in force or in the history). *took (may be
+ * NULL): 1 put in force, 2 added to the history, 0 held already or refused. */
+int policy_take(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, int *took, char *err,
+                size_t errlen);
+/* Writes the files of a held set (bytes as taken): DATA/policy.signed when it is in force, and its
+ * history file; a file holding these bytes already is left as it is. 0, POLICY_REFUSED_STALE when
+ * the set is not held (nothing written), POLICY_REFUSED_STORAGE or _NO_SPACE with err. */
+int policy_store_keep(policy_store_t *s, const uint8_t *bytes, size_t len, char *err, size_t errlen);
 /* What policy_offer would say, without installing anything: 0 or POLICY_REFUSED_* with err. */
 int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                        size_t errlen);
@@ -102,7 +116,8 @@ int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, cons
 int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                              size_t errlen);
 /* Open mode: the operator's YAML (tests must pass; version above the one in force unless
- * nothing is). 0, POLICY_REFUSED_BAD or POLICY_REFUSED_STALE with err. */
+ * nothing is), kept in a file first and in force only once kept. 0, POLICY_REFUSED_BAD,
+ * POLICY_REFUSED_STALE, or POLICY_REFUSED_STORAGE / _NO_SPACE (not in force) with err. */
 int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
                           size_t errlen);
 

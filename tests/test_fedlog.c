@@ -153,10 +153,11 @@ static uint8_t *as_kind(const uint8_t *b, size_t n, int kind, size_t *outlen)
 
 /* A policy hook standing for the node's policy store: holds every set, counting the calls by
  * phase (ctx: int[2], [0] checks on offer, [1] commits). */
-static int policy_holds(void *ctx, const uint8_t *bytes, size_t len, int commit, char *e, size_t elen)
+static int policy_holds(void *ctx, const uint8_t *bytes, size_t len, int step, char *e, size_t elen)
 {
     (void)bytes, (void)len, (void)e, (void)elen;
-    ++((int *)ctx)[commit != 0];
+    if (step == FEDLOG_POLICY_CHECK || step == FEDLOG_POLICY_STORED)   /* on offer; once stored */
+        ++((int *)ctx)[step != FEDLOG_POLICY_CHECK];
     return 0;
 }
 

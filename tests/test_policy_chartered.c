@@ -6,7 +6,8 @@
  * signed by a key that is not a governance key, and an older version, are refused with their
  * status, code and counter, and the node keeps serving; through POST /v1/federation/objects the
  * forged set is refused 422 (counted by the log) and the older one is held as history on every
- * node, not put in force.
+ * node, not put in force. On a full disk a set that cannot be stored is a 507, and not in force,
+ * also after a restart.
  *
  * Owns: a temp dir under /tmp (removed), the processes it starts (stopped). */
 #include <criterion/criterion.h>
@@ -16,7 +17,10 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -415,4 +419,151 @@ Test(policy_chartered, submit_on_one_node_reaches_every_node_and_is_enforced)
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* ---------------------------------------------------------------- a set on a full disk */
+
+static char full_mnt[300];   /* a tmpfs this process mounted */
+
+static void full_teardown(void)
+{
+    h_cleanup_all();
+    if (full_mnt[0]) {
+        umount2(full_mnt, MNT_DETACH);
+        rmdir(full_mnt);
+        full_mnt[0] = '\0';
+    }
+    if (tmp[0]) {
+        char cmd[200];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+        cr_expect_eq(system(cmd), 0);
+    }
+}
+
+/* Writes path until its filesystem refuses (ENOSPC): the bytes written. */
+static long fill_disk(const char *path)
+{
+    static char chunk[64 << 10];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    long total = 0;
+    for (size_t want = sizeof chunk; want >= 512;) {
+        ssize_t w = write(fd, chunk, want);
+        if (w > 0)
+            total += w;
+        else if (w < 0 && errno != ENOSPC)
+            cr_assert_fail("filling %s: %s", path, strerror(errno));
+        else
+            want /= 2;
+    }
+    close(fd);
+    return total;
+}
+
+/* POSTs the signed set file to n's /v1/policy: the status, "error: detail" in text. */
+static long submit_set(h_node_t *n, const char *file, char *text, size_t cap)
+{
+    size_t len;
+    char *body = h_read_file(file, &len);
+    cr_assert_not_null(body, "%s", file);
+    json_t *r = NULL;
+    long st = http_json("POST", n, "/v1/policy", "application/json", body, &r);
+    snprintf(text, cap, "%s: %s", json_string_value(json_object_get(r, "error")) ?: "",
+             json_string_value(json_object_get(r, "detail")) ?: "");
+    json_decref(r);
+    free(body);
+    return st;
+}
+
+static long version_in_force(h_node_t *n)
+{
+    json_t *j = h_get_json(n->url, "/v1/policy", NULL);
+    cr_assert_not_null(j, "GET /v1/policy failed (log %s)", n->log);
+    long v = (long)json_integer_value(json_object_get(j, "version"));
+    json_decref(j);
+    return v;
+}
+
+/* A chartered node whose data dir is on a full disk (a 4 MiB tmpfs filled once the node runs;
+ * skipped, saying why, where mounting is not permitted). Signed sets of about 6 KiB each are
+ * submitted until one cannot be stored: that one is a 507 no_space saying it is not in force,
+ * GET /v1/policy still shows the last set acknowledged, and so does a restart (with space freed);
+ * the same set is then taken, and kept across a restart. Before, its file was written before its
+ * commit: on a full disk that write failed and the operator got a 409 policy_stale; where it did
+ * not, a failed commit left the set in force, also after a restart. */
+Test(policy_chartered, an_operators_set_on_a_full_disk_is_507_and_not_in_force, .fini = full_teardown)
+{
+    snprintf(tmp, sizeof tmp, "/tmp/trib-polfull-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(full_mnt, sizeof full_mnt, "%s", P("full"));
+    cr_assert_eq(mkdir(full_mnt, 0700), 0);
+    if (mount("tmpfs", full_mnt, "tmpfs", 0, "size=4m") != 0) {
+        int e = errno;
+        rmdir(full_mnt);
+        full_mnt[0] = '\0';
+        cr_skip_test("cannot mount a 4 MiB tmpfs to fill (%s): run as root to test a full disk", strerror(e));
+    }
+    const char *keys[] = { "r1.key", "r2.key", "gov1.key" };
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(h_trib(NULL, NULL, NULL, NULL, "keygen", "--out", P(keys[i]), NULL), 0);
+    snprintf(cpath, sizeof cpath, "%s", P("charter.json"));
+    char *e = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "fed", "init", "--root", P("r1.key"), "--root", P("r2.key"),
+                        "--threshold", "2", "--governance", P("gov1.key"), "--out", cpath, NULL), 0, "%s", e);
+    free(e);
+    enum { SETS = 24 };                /* versions 1 .. SETS, signed before the disk fills */
+    char name[64], yaml[8192];
+    for (int v = 1; v <= SETS; v++) {
+        size_t at = (size_t)snprintf(yaml, sizeof yaml, "version: %d\n", v);
+        for (int k = 0; k < 60; k++)   /* about 6 KiB: LMDB keeps it on pages of its own */
+            at += (size_t)snprintf(yaml + at, sizeof yaml - at, "# %02d padding so that each set takes room on "
+                                   "the disk, as a long set with comments would do ......\n", k);
+        snprintf(yaml + at, sizeof yaml - at, "rules:\n  - {id: own, severity: error, type: required, paths: "
+                 "[owners.business]}\ntests:\n  - manifest: {name: a}\n    expect: {fail: [own]}\n");
+        snprintf(name, sizeof name, "v%d.yaml", v);
+        cr_assert_eq(h_write_file(P(name), yaml, strlen(yaml)), 0);
+        char out[64];
+        snprintf(out, sizeof out, "v%d.policy", v);
+        e = NULL;
+        cr_assert_eq(h_trib(NULL, NULL, NULL, &e, "policy", "sign", "--charter", cpath, "--key", P("gov1.key"),
+                            P(name), "--out", P(out), NULL), 0, "%s", e);
+        free(e);
+    }
+    h_node_t n;
+    char id[65], text[900];
+    start_chartered(&n, "payments", "full/n0", NULL, id);
+    cr_assert_eq(submit_set(&n, P("v1.policy"), text, sizeof text), 200, "%s", text);
+    cr_assert_gt(fill_disk(P("full/filler")), 0, "nothing fitted on the tmpfs: the node took it all");
+
+    int v = 2;
+    long st = 0;
+    for (; v <= SETS; v++) {
+        snprintf(name, sizeof name, "v%d.policy", v);
+        if ((st = submit_set(&n, P(name), text, sizeof text)) != 200)
+            break;
+    }
+    cr_assert_leq(v, SETS, "%d sets were stored on a full disk", SETS);
+    cr_log_info("%d set(s) stored on the full disk before one did not fit: %s", v - 2, text);
+    cr_assert_eq(st, 507, "a set that could not be stored: %ld %s", st, text);
+    cr_expect(strstr(text, "no_space: ") && strstr(text, "no space left on device") && strstr(text, "not in force"),
+              "%s", text);
+    cr_expect_eq(version_in_force(&n), v - 1, "the set refused is in force, or the last one taken is not");
+    e = NULL;
+    cr_expect_neq(h_trib(&n, NULL, NULL, &e, "policy", "submit", P(name), NULL), 0, "trib policy submit succeeded");
+    cr_expect(e && strstr(e, "not in force"), "trib policy submit said: %s", e ? e : "");
+    free(e);
+    expect_serving(&n);
+
+    /* space freed, restarted: the set in force is still the last one acknowledged; the refused
+     * one is taken now, and kept across a restart */
+    cr_assert_eq(unlink(P("full/filler")), 0);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    cr_expect_eq(version_in_force(&n), v - 1, "after a restart");
+    cr_expect_eq(submit_set(&n, P(name), text, sizeof text), 200, "%s", text);
+    cr_expect_eq(version_in_force(&n), v);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    cr_expect_eq(version_in_force(&n), v, "after a restart");
+    h_node_cleanup(&n);
 }

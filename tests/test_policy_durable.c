@@ -1,0 +1,295 @@
+/* tests/test_policy_durable.c - what a node enforces of signed policy sets is what it stored, in
+ * process: a node (node_open), its policy (policy_node_start, chartered) and a federation log over
+ * its store with the agent's policy hook, commits on the caller. The disk fails on demand: this
+ * binary's fdatasync (LMDB's commit, through the PLT) and fsync (the policy files, gossip/durable.c)
+ * return EIO while lmdb_fails / files_fail is set. Criterion runs each test in a process of its own.
+ *
+ * Owns: a temp dir under /tmp (removed). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "gossip/charter.h"
+#include "gossip/fedlog.h"
+#include "node/node.h"
+#include "node/policy_node.h"
+#include "node/policy_store.h"
+#include "tests/fixtures.h"
+#include "tests/harness.h"
+
+static atomic_int lmdb_fails, files_fail;
+
+int fdatasync(int fd)
+{
+    if (atomic_load(&lmdb_fails)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+    if (atomic_load(&files_fail)) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static char dir[64], err[600];
+static node_t node;
+static fedlog_t *flog;
+static identity_t R1, R2, G1;
+static charter_t ch;
+
+static void open_node(void)
+{
+    memset(&node, 0, sizeof node);
+    config_defaults(&node.cfg);
+    snprintf(node.cfg.data, sizeof node.cfg.data, "%s", dir);
+    snprintf(node.cfg.domain, sizeof node.cfg.domain, "payments");
+    node.limits = records_default_limits;
+    cr_assert_eq(node_open(&node, err, sizeof err), 0, "node_open: %s", err);
+    cr_assert_eq(policy_node_start(&node, &ch, "", err, sizeof err), 0, "policy_node_start: %s", err);
+    flog = fedlog_new(node.st, NULL, err, sizeof err);
+    cr_assert_not_null(flog, "%s", err);
+    fedlog_set_policy_offer(flog, policy_node_fedlog, &node);   /* as the agent wires it */
+}
+
+static void close_node(void)
+{
+    fedlog_destroy(&flog);
+    policy_node_stop(&node);
+    node_close(&node);
+}
+
+/* A restart of the node: what it enforces now comes from what it kept. */
+static void restart(void)
+{
+    close_node();
+    open_node();
+}
+
+static void setup(void)
+{
+    cr_assert_geq(sodium_init(), 0);
+    fx_identity(&R1), fx_identity(&R2), fx_identity(&G1);
+    memset(&ch, 0, sizeof ch);
+    randombytes_buf(ch.fed_id, FED_ID_LEN);
+    const identity_t *roots[] = { &R1, &R2 };
+    for (int i = 0; i < 2; i++) {
+        memcpy(ch.keys[ch.nkeys].key, roots[i]->pk, ID_PK_LEN);
+        ch.keys[ch.nkeys++].role = CHARTER_ROLE_ROOT;
+    }
+    memcpy(ch.keys[ch.nkeys].key, G1.pk, ID_PK_LEN);
+    ch.keys[ch.nkeys++].role = CHARTER_ROLE_GOVERNANCE;
+    ch.threshold = 2;
+    ch.gov_threshold = 1;
+    ch.issued_ms = fx_now_ms();
+    cr_assert_eq(charter_sign(NULL, &ch, roots, 2, err, sizeof err), 0, "%s", err);
+    strcpy(dir, "/tmp/trib-poldur-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    open_node();
+}
+
+static void teardown(void)
+{
+    atomic_store(&lmdb_fails, 0);
+    atomic_store(&files_fail, 0);
+    close_node();
+    charter_free(&ch);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(policy_durable, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Set version v signed by the governance key: malloc'd envelope bytes. */
+static uint8_t *set_v(int v, size_t *len)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "version: %d\nrules:\n  - {id: own, severity: error, type: required, paths: "
+             "[owners.business]}\ntests:\n  - manifest: {name: a}\n    expect: {fail: [own]}\n", v);
+    const identity_t *keys[] = { &G1 };
+    uint8_t *env = NULL;
+    cr_assert_eq(policy_sign(yaml, strlen(yaml), &ch, keys, 1, fx_now_ms(), &env, len, err, sizeof err), 0, "%s",
+                 err);
+    return env;
+}
+
+static long version_in_force(void)
+{
+    json_t *j = policy_node_show(&node);
+    long v = (long)json_integer_value(json_object_get(j, "version"));
+    json_decref(j);
+    return v;
+}
+
+static const char *path_of(const char *name)
+{
+    static char p[2][200];
+    static int k;
+    char *b = p[k++ % 2];
+    snprintf(b, 200, "%s/%s", dir, name);
+    return b;
+}
+
+static const char *history_file(int v)
+{
+    char name[64];
+    snprintf(name, sizeof name, "policy.v%020d.signed", v);
+    return path_of(name);
+}
+
+/* 1 when path holds exactly bytes. */
+static int file_holds(const char *path, const uint8_t *bytes, size_t len)
+{
+    size_t got = 0;
+    char *b = h_read_file(path, &got);
+    int same = b && got == len && memcmp(b, bytes, len) == 0;
+    free(b);
+    return same;
+}
+
+/* An operator's set whose commit fails is refused (storage), and neither in force nor on file: a
+ * restart finds the previous set in force. Once the disk works again the same set is stored, in
+ * force and on file, and stays so across a restart. Before, it was put in force and its files
+ * written before the commit: in force although refused, and still after a restart. */
+Test(policy_durable, an_operators_set_whose_commit_fails_is_not_in_force)
+{
+    size_t l1, l2;
+    uint8_t *v1 = set_v(1, &l1), *v2 = set_v(2, &l2);
+    fedlog_result_t r;
+    cr_assert_eq(fedlog_offer(flog, v1, l1, NULL, &r), 0, "%s", r.err);
+    cr_assert_eq(version_in_force(), 1);
+    cr_assert(file_holds(path_of("policy.signed"), v1, l1), "version 1 is not on file once stored");
+
+    atomic_store(&lmdb_fails, 1);
+    cr_assert_eq(fedlog_offer(flog, v2, l2, NULL, &r), -1, "a set whose commit failed was accepted");
+    cr_expect_eq(r.reason, FEDLOG_R_STORAGE, "%s: %s", fedlog_reason_name(r.reason), r.err);
+    cr_expect_eq(version_in_force(), 1, "a set whose commit failed is in force");
+    cr_expect(file_holds(path_of("policy.signed"), v1, l1), "policy.signed no longer holds the set in force");
+    cr_expect_neq(access(history_file(2), F_OK), 0, "a file of the refused set was left behind");
+    atomic_store(&lmdb_fails, 0);
+
+    restart();
+    cr_expect_eq(version_in_force(), 1, "after a restart");
+
+    cr_assert_eq(fedlog_offer(flog, v2, l2, NULL, &r), 0, "the disk works again: %s", r.err);
+    cr_expect_eq(version_in_force(), 2);
+    cr_expect(file_holds(path_of("policy.signed"), v2, l2));
+    cr_expect(file_holds(history_file(2), v2, l2));
+    restart();
+    cr_expect_eq(version_in_force(), 2, "after a restart");
+    free(v1), free(v2);
+}
+
+/* A peer's set is in force before its commit, as a peer's other objects are; when the commit
+ * fails it stays in force until restart, with nothing on file, so the restart finds the set the
+ * log holds; offered again (anti-entropy), it is stored, in force and on file. Before, its files
+ * were written before the commit: in force after the restart though the log never held it. */
+Test(policy_durable, a_peers_set_whose_commit_fails_is_in_force_only_until_restart)
+{
+    size_t l1, l2;
+    uint8_t *v1 = set_v(1, &l1), *v2 = set_v(2, &l2);
+    fedlog_result_t r;
+    cr_assert_eq(fedlog_offer(flog, v1, l1, "peer n1", &r), 0, "%s", r.err);
+    cr_assert_eq(version_in_force(), 1);
+
+    atomic_store(&lmdb_fails, 1);
+    fedlog_offer(flog, v2, l2, "peer n1", &r);
+    cr_expect_eq(version_in_force(), 2, "a peer's set is in force while its commit is tried");
+    cr_expect(file_holds(path_of("policy.signed"), v1, l1), "policy.signed holds a set the log did not store");
+    cr_expect_neq(access(history_file(2), F_OK), 0, "a file of the set whose commit failed");
+    atomic_store(&lmdb_fails, 0);
+
+    restart();
+    cr_expect_eq(version_in_force(), 1, "after a restart: the set the log holds");
+    cr_assert_eq(fedlog_offer(flog, v2, l2, "peer n1", &r), 0, "offered again: %s", r.err);
+    cr_expect(fedlog_has(flog, r.hash), "the set offered again is not stored");
+    cr_expect_eq(version_in_force(), 2);
+    cr_expect(file_holds(path_of("policy.signed"), v2, l2));
+    free(v1), free(v2);
+}
+
+/* A set whose commit succeeded but whose file could not be written is in force (the log holds
+ * it) and taken from the log at the next start, its file written then. Before, the file was
+ * written first: the set was refused, and neither stored nor in force. */
+Test(policy_durable, a_stored_set_whose_file_failed_is_taken_from_the_log_at_start)
+{
+    size_t l1, l2;
+    uint8_t *v1 = set_v(1, &l1), *v2 = set_v(2, &l2);
+    fedlog_result_t r;
+    cr_assert_eq(fedlog_offer(flog, v1, l1, NULL, &r), 0, "%s", r.err);
+    atomic_store(&files_fail, 1);
+    cr_assert_eq(fedlog_offer(flog, v2, l2, NULL, &r), 0, "stored in the log: %s", r.err);
+    cr_expect_eq(version_in_force(), 2);
+    cr_expect(file_holds(path_of("policy.signed"), v1, l1), "the file was written although fsync failed");
+    atomic_store(&files_fail, 0);
+
+    restart();
+    cr_expect_eq(version_in_force(), 2, "after a restart: the set the log holds");
+    cr_expect(file_holds(path_of("policy.signed"), v2, l2), "its file is written at the start");
+    json_t *j = policy_node_show(&node);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "source")), "signed");
+    json_decref(j);
+    free(v1), free(v2);
+}
+
+/* POST /v1/policy's body for a signed set: its file form. */
+static char *file_form(const uint8_t *bytes, size_t len)
+{
+    policy_signed_t s;
+    cr_assert_eq(policy_verify(bytes, len, &ch, &s, err, sizeof err), 0, "%s", err);
+    json_t *j = policy_signed_json(&s, bytes, len);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    policy_signed_free(&s);
+    return text;
+}
+
+static int submit(const char *body, json_t **reply)
+{
+    return policy_node_submit(&node, body, strlen(body), reply);
+}
+
+/* Where a set's file is all that keeps it (a chartered node before its federation log runs; open
+ * mode's YAML), a file that cannot be written is a 500 storage and the set is not in force; before,
+ * a 400 bad_policy, as if the set were malformed. */
+Test(policy_durable, a_set_whose_file_cannot_be_written_is_a_storage_error_and_not_in_force)
+{
+    size_t l1, l2;
+    uint8_t *v1 = set_v(1, &l1), *v2 = set_v(2, &l2);
+    char *f1 = file_form(v1, l1), *f2 = file_form(v2, l2);
+    json_t *reply = NULL;
+    cr_assert_eq(submit(f1, &reply), 200, "%s", json_string_value(json_object_get(reply, "detail")) ?: "");
+    json_decref(reply);
+    atomic_store(&files_fail, 1);
+    cr_expect_eq(submit(f2, &reply), 500);
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "storage");
+    json_decref(reply);
+    cr_expect_eq(version_in_force(), 1, "a set whose file failed is in force");
+    atomic_store(&files_fail, 0);
+
+    policy_node_stop(&node);   /* open mode: the operator's YAML */
+    cr_assert_eq(policy_node_start(&node, NULL, "", err, sizeof err), 0, "%s", err);
+    const char *yaml = "version: 7\nrules:\n  - {id: own, severity: error, type: required, paths: [owners.business]}\n";
+    atomic_store(&files_fail, 1);
+    cr_expect_eq(submit(yaml, &reply), 500);
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "storage");
+    json_decref(reply);
+    cr_expect_neq(version_in_force(), 7, "an open mode set whose file failed is in force");
+    atomic_store(&files_fail, 0);
+    cr_expect_eq(submit(yaml, &reply), 200);
+    json_decref(reply);
+    cr_expect_eq(version_in_force(), 7);
+    free(f1), free(f2), free(v1), free(v2);
+}
