@@ -133,7 +133,7 @@ typedef struct {
 
 /* Durability. The fsync of a commit never runs on the gossip loop: with io.own_thread the new
  * objects of an offer are committed by a worker thread of the fedlog (every job queued then in one
- * LMDB commit; a policy set's files written first, by the policy hook). Until committed an object
+ * LMDB commit; a policy set's files written by the policy hook after it: FEDLOG_POLICY_STORED). Until committed an object
  * is pending: held as far as offers go (not verified twice), but not in the held set, so the
  * summary and anti-entropy count only what is stored. A peer's object is in force while pending
  * (trust store, policy set) and pushed on (an fsync per hop is not on the path from node to node;

@@ -4,7 +4,8 @@
  * Owns: the pending set (objects verified, not stored yet: a peer's in force, an operator's not
  * before its commit; held as far as offers go, not in the held set), commit jobs (one offer's new
  * objects each), the worker thread that takes every job queued and makes them durable in one
- * LMDB commit (a policy set's files written first, by the policy hook), and fedlog_flush. What a commit means for the held set, the
+ * LMDB commit (then the policy hook told how each policy set's commit went: it writes a stored
+ * set's files), and fedlog_flush. What a commit means for the held set, the
  * counters and a waiting operator is fedlog.c's (fedlog__settle, fedlog__req_done).
  * Must not: verify objects, send, or commit (fsync) on the gossip loop when attached with
  * own_thread. */
@@ -69,8 +70,9 @@ static void policy_after_commit(cjob_t *jobs, const int *why, fedlog_policy_fn p
         }
 }
 
-/* Not under the lock: makes the jobs' objects durable, all in one commit (a policy set first
- * through the policy hook, which writes its files and puts it in force), then, under the lock,
+/* Not under the lock: makes the jobs' objects durable, all in one commit (then the policy hook is
+ * told each policy set's outcome: a stored one it puts in force and writes to its files; after a
+ * failed commit an operator's was never in force, a peer's stays so until restart), then, under the lock,
  * settles them (fedlog__settle: what the summary and anti-entropy offer is always stored, and an
  * operator's object is put in force and pushed on only now) and tells a waiting operator. A failed
  * commit refuses the objects (counted, reason storage or no_space): an operator's was never in
