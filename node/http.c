@@ -33,6 +33,7 @@
 #include "gossip/log.h"
 #include "gossip/reads.h"
 #include "node/auth.h"
+#include "node/errtext.h"
 #include "node/http.h"
 #include "node/grants.h"
 #include "node/http_access.h"
@@ -328,6 +329,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsig
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    errtext_utf8(detail);   /* it may quote the request (a path, a parameter): JSON takes UTF-8 only */
     if (status == 500 || status == 507)
         log_failure(status, kind, detail);
     return send_json(c, route, status, json_pack("{s:s,s:s}", "error", kind, "detail", detail));
@@ -1175,8 +1177,10 @@ static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char 
     const route_row_t *row = route_find(method, url, &k, &path_known, &path_route, allow, sizeof allow);
     if (!row && path_known) {
         struct MHD_Response *resp = NULL;
-        json_t *j = json_pack("{s:s,s:s++++}", "error", "method_not_allowed", "detail", method, " ", url,
-                              ": allowed methods are ", allow);
+        char detail[1024];
+        snprintf(detail, sizeof detail, "%.300s %.600s: allowed methods are %s", method, url, allow);
+        errtext_utf8(detail);
+        json_t *j = json_pack("{s:s,s:s}", "error", "method_not_allowed", "detail", detail);
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!s)
