@@ -426,6 +426,10 @@ static void setup_nodes(void)
     publish(&A, "old", "1.0.0", "public", 0);
     must("DELETE", &A, "/v1/products/payments/old", NULL, NULL, 200, 200);
     publish(&B, "exp", "1.0.0", "internal", 0);
+    for (int i = 0; i < 2; i++) {   /* scratch products, where the run's writes may succeed */
+        publish(&A, scratch_names[i], "1.0.0", i ? "internal" : "public", 0);
+        publish(&B, scratch_names[i], "1.0.0", i ? "confidential" : "public", 0);
+    }
     cr_assert(h_wait_status(B.url, "/v1/products/payments/old", NULL, 200, 20000), "growth never saw payments' products");
     cr_assert(h_wait_status(A.url, "/v1/products/growth/exp", NULL, 200, 20000), "payments never saw growth/exp");
     make_tokens();
@@ -461,8 +465,12 @@ typedef struct {
     int token;
     int head;               /* HEAD: no body in the answer */
     int library;            /* libmicrohttpd may answer it itself (HTML, or close) */
+    int clean;              /* not mutated: the route's method, credential and a body it may take */
     char mutations[256];    /* what was done to it, for the failure message */
 } req_t;
+
+/* A mutation, with probability pct, of a request that is not one of the clean ones. */
+#define MUT(pct) (!q->clean && chance(pct))
 
 static void note(req_t *q, const char *what)
 {
@@ -493,10 +501,15 @@ static void product_segments(req_t *q, buf_t *b, const char *rest)
     const char *d, *name;
     int r = (int)rn(100);
     d = r < 65 ? "payments" : r < 85 ? "growth" : r < 92 ? "nowhere" : NULL;
+    if (q->clean && r < 90)
+        d = q->n->domain;
     int dry = !strcmp(q->method, "GET") || !strcmp(q->method, "HEAD") ||
               (!strcmp(q->method, "POST") && !strcmp(rest, "/check"));
-    if (may_write(q->token) && !dry)
-        name = PICK(scratch_names);   /* a write that may succeed never touches what the check compares */
+    if (may_write(q->token) && !dry)   /* a write that may succeed never touches what the check compares */
+        name = q->clean && !strcmp(q->method, "DELETE") ? scratch_names[2 + rn(3)]   /* fz-a, fz-b stay */
+             : scratch_names[rn(q->clean ? 2 : 5)];
+    else if (q->clean && !strcmp(rest, "/diff") && chance(60))
+        name = "ledger";   /* the one with two versions */
     else if ((r = (int)rn(100)) < 60)
         name = PICK(protected_names);
     else if (r < 70)
@@ -561,9 +574,9 @@ static void query(req_t *q, buf_t *b)
         break;
     case Q_DIFF:
         if (chance(85))
-            param(b, &first, "from", PICK(versions));
+            param(b, &first, "from", q->clean && chance(70) ? "1.0.0" : PICK(versions));
         if (chance(85))
-            param(b, &first, "to", PICK(versions));
+            param(b, &first, "to", q->clean && chance(70) ? "1.1.0" : PICK(versions));
         break;
     case Q_CHANGES:
         if (chance(60))
@@ -593,14 +606,14 @@ static void query(req_t *q, buf_t *b)
         break;
     }
     /* mutations of the query */
-    if (chance(8)) {   /* a parameter given twice */
+    if (MUT(8)) {   /* a parameter given twice */
         note(q, "dup-param");
         param(b, &first, PICK(((const char *[]){"from", "limit", "q", "domain", "live", "state", "to"})),
               PICK(num_values));
         param(b, &first, PICK(((const char *[]){"from", "limit", "q", "domain", "live", "state", "to"})),
               PICK(num_values));
     }
-    if (chance(6)) {
+    if (MUT(6)) {
         note(q, "odd-param");
         buf_t k = {0}, v = {0};
         random_segment(&k, 20);
@@ -609,7 +622,7 @@ static void query(req_t *q, buf_t *b)
         b_free(&k);
         b_free(&v);
     }
-    if (chance(3)) {
+    if (MUT(3)) {
         note(q, "query-junk");
         b_str(b, PICK(((const char *[]){"&&&", "?", "=", "&=&", "#frag", "?x=1?y=2", "&from"})));
     }
@@ -640,7 +653,7 @@ static void target(req_t *q)
     }
     query(q, b);
     /* mutations of the path */
-    if (chance(6)) {   /* a byte of the path replaced by something odd */
+    if (MUT(6)) {   /* a byte of the path replaced by something odd */
         note(q, "path-byte");
         size_t plen = strcspn(b->p, "?");
         size_t at = 1 + rn(plen > 1 ? plen - 1 : 1);
@@ -651,7 +664,7 @@ static void target(req_t *q)
         b_free(b);
         *b = nb;
     }
-    if (chance(4)) {   /* path characters percent-encoded (the same path, decoded) */
+    if (MUT(4)) {   /* path characters percent-encoded (the same path, decoded) */
         note(q, "encoded");
         buf_t nb = {0};
         size_t plen = strcspn(b->p, "?");
@@ -663,7 +676,7 @@ static void target(req_t *q)
         b_free(b);
         *b = nb;
     }
-    if (chance(3)) {
+    if (MUT(3)) {
         note(q, "slashes");
         size_t plen = strcspn(b->p, "?");
         buf_t nb = {0};
@@ -673,7 +686,7 @@ static void target(req_t *q)
         b_free(b);
         *b = nb;
     }
-    if (chance(3)) {   /* overlong: past the node's 4 KiB (414, its JSON) or past the library's 32 KiB */
+    if (MUT(3)) {   /* overlong: past the node's 4 KiB (414, its JSON) or past the library's 32 KiB */
         note(q, "overlong");
         size_t n = chance(80) ? 200 + rn(5000) : 33000 + rn(10000);
         b_str(b, strchr(b->p, '?') ? "&pad=" : "?pad=");
@@ -682,7 +695,7 @@ static void target(req_t *q)
         if (b->len > 30000)
             q->library = 1;
     }
-    if (chance(2)) {   /* raw bytes over 0x7f, not encoded */
+    if (MUT(2)) {   /* raw bytes over 0x7f, not encoded */
         note(q, "raw-high");
         b_str(b, PICK(((const char *[]){"\xff", "\xc3\xa9", "\xe2\x82\xac", "\xc0\xaf", "\x80"})));
     }
@@ -825,9 +838,10 @@ static void body_of(req_t *q, int kind, buf_t *b, const char *ctype_out[1])
     *ctype_out = "application/json";
     switch (kind) {
     case B_MANIFEST: {
-        static const char *const versions[] = {"1.0.0", "1.0.1", "1.1.0", "2.0.0", "0.0.1", "9.9.9", "x.y.z", ""};
+        static const char *const versions[] = {"1.0.0", "1.0.1", "1.1.0", "2.0.0", "3.0.0", "0.0.1", "9.9.9", "x.y.z",
+                                               ""};
         static const char *const cls[] = {"public", "internal", "confidential", "restricted", "secret", ""};
-        manifest(m, sizeof m, domain, name, PICK(versions), PICK(cls), chance(50));
+        manifest(m, sizeof m, domain, name, versions[rn(q->clean ? 7 : 9)], cls[rn(q->clean ? 4 : 6)], chance(50));
         if (chance(25)) {   /* as YAML */
             *ctype_out = "application/yaml";
             b_fmt(b, "name: %s\ndomain: %s\nversion: %s\nstatus: active\nclassification: %s\n"
@@ -844,16 +858,18 @@ static void body_of(req_t *q, int kind, buf_t *b, const char *ctype_out[1])
         *ctype_out = "application/x-ndjson";
         for (size_t i = 0, n = 1 + rn(8); i < n; i++)
             b_fmt(b, "{\"id\":\"r%zu\",\"amount\":%s,\"note\":%s}\n", i,
-                  PICK(((const char *[]){"1", "-5", "1.5", "\"12\"", "null", "9223372036854775808", "1e999"})),
-                  PICK(((const char *[]){"\"x\"", "\"\\u0000\"", "\"\\ud800\"", "1", "\"é\"", "[]"})));
+                  ((const char *[]){"1", "-5", "9223372036854775807", "1.5", "\"12\"", "null", "9223372036854775808",
+                                    "1e999"})[rn(q->clean ? 3 : 8)],
+                  ((const char *[]){"\"x\"", "\"é\"", "\"\\u00e9\"", "\"\\u0000\"", "\"\\ud800\"", "1", "[]"})[rn(q->clean ? 3 : 7)]);
         if (chance(10))
             b_str(b, "\n\n{}\n");
         break;
     case B_TOKEN:
         b_fmt(b, "{\"sub\":\"%s\",\"kind\":\"%s\",\"ttl_s\":%s%s}",
-              PICK(((const char *[]){"ci@payments", "ci@growth", "ci", "@payments", "a@b@payments", ""})),
-              PICK(((const char *[]){"read", "write", "admin", "root", ""})),
-              PICK(((const char *[]){"60", "0", "-1", "31622400", "31622401", "1.5", "\"60\"", "9223372036854775807"})),
+              q->clean ? (q->n == &A ? "ci@payments" : "ci@growth")
+                       : PICK(((const char *[]){"ci@payments", "ci@growth", "ci", "@payments", "a@b@payments", ""})),
+              ((const char *[]){"read", "write", "admin", "root", ""})[rn(q->clean ? 3 : 5)],
+              ((const char *[]){"60", "31622400", "0", "-1", "31622401", "1.5", "\"60\"", "9223372036854775807"})[rn(q->clean ? 2 : 8)],
               PICK(((const char *[]){"", ",\"product\":\"payments/*\"", ",\"product\":\"**\"", ",\"product\":7",
                                      ",\"product\":\"payments/[\""})));
         break;
@@ -907,15 +923,15 @@ static void body_of(req_t *q, int kind, buf_t *b, const char *ctype_out[1])
     default:
         break;
     }
-    if (kind != B_NONE && chance(20)) {
+    if (kind != B_NONE && MUT(20)) {
         note(q, "json-member");
         mutate_json(b);
     }
-    if (kind != B_NONE && chance(20)) {
+    if (kind != B_NONE && MUT(20)) {
         note(q, "body-bytes");
         mutate_bytes(b);
     }
-    if (chance(2)) {   /* past --max-body-mb 1: 413 */
+    if (MUT(2)) {   /* past --max-body-mb 1: 413 */
         note(q, "body-huge");
         for (size_t i = 0, n = (1u << 20) + 1 + rn(100000); i < n; i += 1000) {
             static char block[1000];
@@ -923,7 +939,7 @@ static void body_of(req_t *q, int kind, buf_t *b, const char *ctype_out[1])
             b_put(b, block, sizeof block);
         }
     }
-    if (chance(3)) {
+    if (MUT(3)) {
         note(q, "body-deep");
         for (int i = 0; i < 5000; i++)
             b_put(b, "[", 1);
@@ -938,6 +954,10 @@ static void auth_header(req_t *q, buf_t *h)
     if (t == T_NONE)
         return;
     const char *tok = tokens[t];
+    if (q->clean) {
+        b_fmt(h, "Authorization: Bearer %s\r\n", tok);
+        return;
+    }
     buf_t v = {0};
     b_str(&v, tok);
     int shape = (int)rn(100);
@@ -985,7 +1005,7 @@ static void auth_header(req_t *q, buf_t *h)
 
 static void extra_headers(req_t *q, buf_t *h)
 {
-    if (chance(5)) {
+    if (MUT(5)) {
         note(q, "hdr-big");
         size_t n = chance(85) ? 500 + rn(9000) : 33000 + rn(5000);
         b_str(h, "X-Fuzz: ");
@@ -995,7 +1015,7 @@ static void extra_headers(req_t *q, buf_t *h)
         if (n > 30000)
             q->library = 1;
     }
-    if (chance(5)) {
+    if (MUT(5)) {
         note(q, "hdr-dup");
         for (int i = 0; i < 2; i++)
             b_str(h, PICK(((const char *[]){"Content-Type: application/json\r\n", "Content-Type: text/plain\r\n",
@@ -1007,7 +1027,7 @@ static void extra_headers(req_t *q, buf_t *h)
                                         "Prefer: redirect\r\n", "If-None-Match: \"x\"\r\n", "If-None-Match: *\r\n",
                                         "Accept-Encoding: gzip\r\n", "Range: bytes=0-1\r\n",
                                         "X-Forwarded-For: 10.0.0.1\r\n", "Origin: http://evil.example\r\n"})));
-    if (chance(3)) {
+    if (MUT(3)) {
         note(q, "hdr-odd");
         b_str(h, PICK(((const char *[]){"X-Utf8: \xff\xfe\r\n", "X-Empty:\r\n", "X-Ctl: a\x01" "b\r\n",
                                         "x-lower: 1\r\n", "X-Spaces:     \r\n"})));
@@ -1023,11 +1043,29 @@ static void build_route(req_t *q)
 {
     q->aimed = &routes[rn(NROUTES)];
     q->token = (int)rn(T_COUNT);
+    q->clean = chance(30);
+    if (q->clean) {   /* the credential the route takes at this node */
+        static const char *const writes[] = {"product_put", "product_delete", "records_post"};
+        static const char *const admin[] = {"tokens", "tokens_revoke", "policy_post", "key_rotate", "audit",
+                                            "access_list", "access_grant", "access_deny", "grant_revoke"};
+        static const int readers[] = {T_NONE, T_ADMIN_A, T_USER_A, T_SCOPED_A, T_USER_B, T_ADMIN_B};
+        int a = q->n == &A;
+        q->token = PICK(readers);
+        for (size_t i = 0; i < sizeof writes / sizeof *writes; i++)
+            if (!strcmp(q->aimed->name, writes[i]))
+                q->token = a ? (chance(50) ? T_ADMIN_A : T_WRITER_A) : T_ADMIN_B;
+        for (size_t i = 0; i < sizeof admin / sizeof *admin; i++)
+            if (!strcmp(q->aimed->name, admin[i]))
+                q->token = a ? T_ADMIN_A : T_ADMIN_B;
+        if (!strcmp(q->aimed->name, "access_request") || !strcmp(q->aimed->name, "access_mine"))
+            q->token = a ? T_USER_A : T_USER_B;
+        note(q, "clean");
+    }
     snprintf(q->method, sizeof q->method, "%s", q->aimed->method);
-    if (chance(15)) {
+    if (MUT(15)) {
         note(q, "method");
         snprintf(q->method, sizeof q->method, "%s", PICK(methods));
-    } else if (chance(1)) {
+    } else if (MUT(1)) {
         note(q, "method-long");
         memset(q->method, 'M', 300);
         q->method[300] = '\0';
@@ -1036,13 +1074,13 @@ static void build_route(req_t *q)
     target(q);
     buf_t h = {0}, body = {0};
     const char *ctype = NULL;
-    int with_body = q->aimed->body != B_NONE ? chance(92) : chance(5);
+    int with_body = q->aimed->body != B_NONE ? q->clean || chance(92) : MUT(5);
     if (with_body)
         body_of(q, q->aimed->body ? q->aimed->body : (int)(1 + rn(10)), &body, &ctype);
     auth_header(q, &h);
     extra_headers(q, &h);
-    if (ctype && chance(90))
-        b_fmt(&h, "Content-Type: %s\r\n", chance(95) ? ctype : "multipart/form-data; boundary=x");
+    if (ctype && (q->clean || chance(90)))
+        b_fmt(&h, "Content-Type: %s\r\n", !MUT(5) ? ctype : "multipart/form-data; boundary=x");
     int chunked = with_body && chance(8);
     if (chance(3))
         b_str(&h, "Expect: 100-continue\r\n");
@@ -1388,6 +1426,7 @@ typedef struct {
     long access_refusals[2];    /* ... and in trib_access_refused_total */
     long answered, unanswered;
     long double_heads;          /* libmicrohttpd's doubled head (see parse) */
+    long by_route[NROUTES][6];  /* answers by route and status class (1xx..5xx; [0]: none) */
 } tally_t;
 
 static int credential_code(const char *code)
@@ -1424,6 +1463,8 @@ static void check(const req_t *q, resp_t *r, tally_t *t)
     }
     t->answered++;
     t->double_heads += r->double_head;
+    if (q->route && r->status >= 100 && r->status < 600)
+        t->by_route[q->route - routes][r->status / 100]++;
     if (r->status < 600)
         t->by_status[r->status]++;
     cr_assert(r->complete || (q->route && q->route->live && r->status == 200), "an answer cut short: %s",
@@ -1568,6 +1609,10 @@ Test(http_fuzz, random_requests_at_every_route_are_refused_or_served_and_change_
         build(&q, kind);
         exchange(&q, &r);
         check(&q, &r, &t);
+        if (getenv("TRIB_FUZZ_TRACE") && q.kind == K_ROUTE)
+            fprintf(stderr, "%d %s %s %.*s [%s] %s -> %ld %s\n", request_no, q.n->domain, q.method,
+                    (int)(q.target.len < 150 ? q.target.len : 150), q.target.p, q.mutations, token_names[q.token],
+                    r.status, shown(r.body.p ? r.body.p : "", r.body.len, 160));
         req_free(&q);
         b_free(&r.raw);
         b_free(&r.body);
@@ -1622,6 +1667,10 @@ Test(http_fuzz, random_requests_at_every_route_are_refused_or_served_and_change_
         if (t.by_status[i])
             l += snprintf(line + l, sizeof line - (size_t)l, " %d:%ld", i, t.by_status[i]);
     fprintf(stderr, "%s\n", line);
+    if (getenv("TRIB_FUZZ_VERBOSE"))   /* answers by route: 2xx 3xx 4xx 5xx */
+        for (size_t i = 0; i < NROUTES; i++)
+            fprintf(stderr, "  %-7s %-34s %4ld %4ld %4ld %4ld\n", routes[i].method, routes[i].pattern,
+                    t.by_route[i][2], t.by_route[i][3], t.by_route[i][4], t.by_route[i][5]);
     for (int i = 0; i < 6; i++) {
         free(before[i].meta), free(before[i].records), free(before[i].relayed);
         free(after[i].meta), free(after[i].records), free(after[i].relayed);
@@ -1694,4 +1743,23 @@ Test(http_fuzz, an_access_route_quoting_bytes_that_are_not_utf8_gets_the_json_er
     json_t *j = h_get_json(A.url, "/v1/status", NULL);
     cr_assert_not_null(j, "the node stopped serving");
     json_decref(j);
+}
+
+/* A manifest or policy set that is not UTF-8 text was refused as "manifest is empty": libfyaml
+ * stops at the first such byte without an error, and the document read as empty (found probing
+ * the bodies the run sends: PUT a manifest "\xff: [", POST /v1/policy the same). The refusal
+ * names the byte and where it is. */
+Test(http_fuzz, a_body_that_is_not_utf8_is_refused_as_such_not_as_empty)
+{
+    cr_assert_eq(h_node_start(&A, "payments", NULL), 0);
+    char h[4400];
+    snprintf(h, sizeof h, "Authorization: Bearer %s\r\nContent-Type: application/yaml\r\n", A.token);
+    expect_refusal(&A, "PUT", "/v1/products/payments/x", h, "\xff: [\n", 400, "bad_manifest",
+                   "not UTF-8 text: byte 0xff at line 1, column 1");
+    expect_refusal(&A, "PUT", "/v1/products/payments/x", h, "name: x\ndomain: payments\ntitle: caf\xc3\xa9 \xc3\n", 400,
+                   "bad_manifest", "not UTF-8 text: byte 0xc3 at line 3, column 13");
+    expect_refusal(&A, "POST", "/v1/products/payments/x/check", h, "name: x\n\xed\xa0\x80: 1\n", 400, "bad_manifest",
+                   "not UTF-8 text: byte 0xed at line 2, column 1");
+    expect_refusal(&A, "POST", "/v1/policy", h, "kind: governance.policyset\nversion: 1\n\xc0\xaf: x\n", 400, "bad_policy",
+                   "not UTF-8 text: byte 0xc0 at line 3, column 1");
 }
