@@ -615,7 +615,7 @@ json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *roo
         rc = -1;
     }
     if (rc == 0 && b->root == NULL) {
-        snprintf(err, errlen, "manifest is empty");
+        err[0] = '\0';   /* no document: the caller says what was empty */
         rc = -1;
     }
     json_t *root = b->root;

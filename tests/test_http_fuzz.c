@@ -1763,3 +1763,15 @@ Test(http_fuzz, a_body_that_is_not_utf8_is_refused_as_such_not_as_empty)
     expect_refusal(&A, "POST", "/v1/policy", h, "kind: governance.policyset\nversion: 1\n\xc0\xaf: x\n", 400, "bad_policy",
                    "not UTF-8 text: byte 0xc0 at line 3, column 1");
 }
+
+/* An empty policy set was refused as "manifest is empty" (the YAML reader's word for every empty
+ * document): it names what is empty now. */
+Test(http_fuzz, an_empty_policy_set_is_not_called_a_manifest)
+{
+    cr_assert_eq(h_node_start(&A, "payments", NULL), 0);
+    char h[4400];
+    snprintf(h, sizeof h, "Authorization: Bearer %s\r\nContent-Type: application/yaml\r\n", A.token);
+    expect_refusal(&A, "POST", "/v1/policy", h, "", 400, "bad_policy", "policy set: empty (no YAML document)");
+    expect_refusal(&A, "POST", "/v1/policy", h, "# only a comment\n", 400, "bad_policy", "policy set: empty");
+    expect_refusal(&A, "PUT", "/v1/products/payments/x", h, "# only a comment\n", 400, "bad_manifest", "manifest is empty");
+}
