@@ -18,8 +18,20 @@
  * - afterwards every product and record stored before reads the same (on the owner and through
  *   the relay), /v1/status answers, and the refusal counters moved at least by the refusals seen.
  *
+ * A share of the requests (3 in 10 of those built from a route) are clean: the route's method,
+ * the credential it takes at that node and a body it may accept, so the run also goes past the
+ * checks (publishes, appends, grants, tokens, policy sets); writes that may succeed go to
+ * scratch products only, never to the ones compared afterwards.
+ *
+ * Answers libmicrohttpd gives itself (a request line or header it cannot read, a URI or head past
+ * its 32 KiB) are its HTML pages or a closed connection (docs/http-api.md, Connections): taken
+ * only for requests whose framing or size asks for them. Its 0.9.75 writes the head of its
+ * answer to a Content-Length it cannot read twice: tolerated there, counted in the summary line.
+ *
  * Bounded and deterministic in what it sends: a fixed seed (TRIB_FUZZ_SEED overrides it,
- * TRIB_FUZZ_N the number of requests), printed with the request and the answer on any failure. */
+ * TRIB_FUZZ_N the number of requests), printed with the request and the answer on any failure;
+ * TRIB_FUZZ_VERBOSE=1 prints the answers by route, TRIB_FUZZ_TRACE=1 every request and answer.
+ * 3,000 requests take about 25 s on the shared 2-core machine (30 s under make asan). */
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <errno.h>
@@ -1473,7 +1485,7 @@ static void check(const req_t *q, resp_t *r, tally_t *t)
     if (q->library && !json) {   /* libmicrohttpd's own answer: a refusal */
         cr_assert(r->status == 400 || r->status == 404 || r->status == 405 || r->status == 413 ||
                   r->status == 414 || r->status == 431 || r->status == 501 || r->status == 505 ||
-                  (r->status >= 200 && r->status < 300),
+                  (r->status >= 200 && r->status < 400),   /* a web file, a 304: served as asked */
                   "unexpected status from the library: %s", describe(q, r));
         return;
     }
@@ -1587,7 +1599,7 @@ static const char *compare(const snapshot_t *a, const snapshot_t *b)
     return NULL;
 }
 
-Test(http_fuzz, random_requests_at_every_route_are_refused_or_served_and_change_nothing_stored, .disabled = true)
+Test(http_fuzz, random_requests_at_every_route_are_refused_or_served_and_change_nothing_stored)
 {
     const char *s = getenv("TRIB_FUZZ_SEED"), *nv = getenv("TRIB_FUZZ_N");
     seed_used = s && *s ? strtoull(s, NULL, 10) : DEFAULT_SEED;
