@@ -1286,6 +1286,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0;
         return MHD_YES;
     }
+    /* The request is complete when libmicrohttpd calls with no upload buffer at all. A call with
+     * a buffer and nothing in it is a body step that found no body bytes: 0.9.75 makes one after
+     * "100 Continue" when the next pipelined request is already read (Content-Length 0, or the
+     * body all in), and a response queued there fails (the connection was closed unanswered). */
+    if (upload)
+        return MHD_YES;
     return dispatch(a, c, url, method, req);
 }
 
