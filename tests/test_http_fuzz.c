@@ -32,7 +32,7 @@
  * Bounded and deterministic in what it sends: a fixed seed (TRIB_FUZZ_SEED overrides it,
  * TRIB_FUZZ_N the number of requests), printed with the request and the answer on any failure;
  * TRIB_FUZZ_VERBOSE=1 prints the answers by route, TRIB_FUZZ_TRACE=1 every request and answer.
- * 3,000 requests take about 25 s on the shared 2-core machine (30 s under make asan). */
+ * 3,000 requests take 25-35 s on the shared 2-core machine, under make asan too. */
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <errno.h>
