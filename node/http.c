@@ -33,6 +33,7 @@
 #include "gossip/log.h"
 #include "gossip/reads.h"
 #include "node/auth.h"
+#include "node/errtext.h"
 #include "node/http.h"
 #include "node/grants.h"
 #include "node/http_access.h"
@@ -335,6 +336,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsig
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    errtext_utf8(detail);   /* it may quote the request (a path, a parameter): JSON takes UTF-8 only */
     if (status == 500 || status == 507)
         log_failure(status, kind, detail);
     return send_json(c, route, status, json_pack("{s:s,s:s}", "error", kind, "detail", detail));
@@ -1182,8 +1184,10 @@ static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char 
     const route_row_t *row = route_find(method, url, &k, &path_known, &path_route, allow, sizeof allow);
     if (!row && path_known) {
         struct MHD_Response *resp = NULL;
-        json_t *j = json_pack("{s:s,s:s++++}", "error", "method_not_allowed", "detail", method, " ", url,
-                              ": allowed methods are ", allow);
+        char detail[1024];
+        snprintf(detail, sizeof detail, "%.300s %.600s: allowed methods are %s", method, url, allow);
+        errtext_utf8(detail);
+        json_t *j = json_pack("{s:s,s:s}", "error", "method_not_allowed", "detail", detail);
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!s)
@@ -1289,6 +1293,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0;
         return MHD_YES;
     }
+    /* The request is complete when libmicrohttpd calls with no upload buffer at all. A call with
+     * a buffer and nothing in it is a body step that found no body bytes: 0.9.75 makes one after
+     * "100 Continue" when the next pipelined request is already read (Content-Length 0, or the
+     * body all in), and a response queued there fails (the connection was closed unanswered). */
+    if (upload)
+        return MHD_YES;
     return dispatch(a, c, url, method, req);
 }
 

@@ -19,6 +19,7 @@
 #include "gossip/token.h"
 #include "node/audit.h"
 #include "node/auth.h"
+#include "node/errtext.h"
 #include "node/grants.h"
 #include "node/node.h"
 
@@ -60,7 +61,10 @@ void http_access_metrics(FILE *f)
 
 static unsigned reply(json_t **out, unsigned status, const char *kind, const char *detail)
 {
-    *out = json_pack("{s:s,s:s}", "error", kind, "detail", detail);
+    char text[1024];   /* a detail may quote the request (a state, an id): JSON takes UTF-8 only */
+    snprintf(text, sizeof text, "%s", detail);
+    errtext_utf8(text);
+    *out = json_pack("{s:s,s:s}", "error", kind, "detail", text);
     return status;
 }
 

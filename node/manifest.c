@@ -564,6 +564,8 @@ Trib__Manifest *manifest_parse(const char *text, size_t len, const char *node_do
         }
     } else {
         doc = yaml_to_json(text, len, &lines, &root_line, err, errlen);
+        if (!doc && !err[0])
+            snprintf(err, errlen, "manifest is empty");
     }
     Trib__Manifest *m = NULL;
     if (doc != NULL) {

@@ -844,6 +844,8 @@ policy_set_t *policy_parse(const char *text, size_t len, char *err, size_t errle
         return NULL;
     }
     doc = yaml_to_json(text, len, &c.lines, &root_line, err, errlen);
+    if (!doc && !err[0])
+        snprintf(err, errlen, "policy set: empty (no YAML document); a policy set is a map with version and rules");
     if (!doc)
         goto fail;
     if (!json_is_object(doc)) {

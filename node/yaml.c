@@ -10,6 +10,7 @@
 #include "node/yaml.h"
 
 #include <assert.h>
+#include <jansson.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -543,9 +544,40 @@ static void b_cleanup(builder_t *b)
     b->nanchors = 0;
 }
 
+/* 0 when text is UTF-8 (YAML's encoding), else -1 with err naming the first line that is not
+ * and its first byte past ASCII: libfyaml stops at such a byte without a word, and the text
+ * read as empty ("manifest is empty" for a body that is not). */
+static int utf8_check(const char *text, size_t len, char *err, size_t errlen)
+{
+    json_t *probe = json_stringn(text, len);   /* NULL when text is not UTF-8 */
+    if (probe) {
+        json_decref(probe);
+        return 0;
+    }
+    size_t line = 1, col = 1;
+    for (size_t i = 0, k; i < len; i += k) {   /* where: the first byte no character starts at */
+        k = (unsigned char)text[i] < 0x80;
+        for (size_t l = 2; !k && l <= 4 && i + l <= len; l++)
+            if ((probe = json_stringn(text + i, l))) {
+                json_decref(probe);
+                k = l;
+            }
+        if (!k) {
+            snprintf(err, errlen, "not UTF-8 text: byte 0x%02x at line %zu, column %zu (YAML and JSON are UTF-8)",
+                     (unsigned char)text[i], line, col);
+            return -1;
+        }
+        col = text[i] == '\n' ? 1 : col + 1;
+        line += text[i] == '\n';
+    }
+    return 0;
+}
+
 json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *root_line,
                             char *err, size_t errlen)
 {
+    if (utf8_check(text, len, err, errlen) != 0)
+        return NULL;
     struct fy_diag *diag = diag_new(err, errlen);
     if (diag == NULL)
         return NULL;
@@ -583,7 +615,7 @@ json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *roo
         rc = -1;
     }
     if (rc == 0 && b->root == NULL) {
-        snprintf(err, errlen, "manifest is empty");
+        err[0] = '\0';   /* no document: the caller says what was empty */
         rc = -1;
     }
     json_t *root = b->root;

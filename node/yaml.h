@@ -33,7 +33,8 @@ void yaml_lines_free(yaml_lines_t *lines);
  * schema (plain 12 -> integer, "12" -> string), aliases expanded (at most 4 Mi values and
  * scalar bytes in all), merge keys (<<), duplicate keys and more than one document refused.
  * The lines of values at most 4 levels deep go into lines, the root's into *root_line.
- * NULL with err naming the path and line ("owners.business: duplicate key 'x' (line 12)"). */
+ * NULL with err naming the path and line ("owners.business: duplicate key 'x' (line 12)"), or
+ * with err "" when the text holds no document (empty, only comments): the caller names what. */
 json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *root_line,
                      char *err, size_t errlen);
 
