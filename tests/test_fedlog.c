@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -38,6 +37,7 @@
 #include "storage/internal.h"
 #include "storage/store.h"
 #include "tests/fixtures.h"
+#include "tests/fulldisk.h"
 #include "tests/harness.h"
 
 #define DAY_MS 86400000LL
@@ -66,12 +66,11 @@ static void setup(void)
     cr_assert_not_null(mkdtemp(tmp));
 }
 
-static void full_unmount(void);
 
 static void teardown(void)
 {
     h_cleanup_all();
-    full_unmount();
+    fulldisk_unmount();
     charter_free(&ch);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
@@ -1644,37 +1643,6 @@ Test(fedlog, a_node_joining_after_a_revocation_holds_it_without_waiting_for_anti
 
 /* ---------------------------------------------------------------- an operator's submission on a full disk */
 
-static char full_mnt[300];   /* a tmpfs this process mounted: unmounted by teardown */
-
-static void full_unmount(void)
-{
-    if (full_mnt[0]) {
-        umount2(full_mnt, MNT_DETACH);
-        rmdir(full_mnt);
-        full_mnt[0] = '\0';
-    }
-}
-
-/* Writes path until its filesystem refuses (ENOSPC): the bytes written. */
-static long fill_disk(const char *path)
-{
-    static char chunk[64 << 10];
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-    long total = 0;
-    for (size_t want = sizeof chunk; want >= 512;) {
-        ssize_t w = write(fd, chunk, want);
-        if (w > 0)
-            total += w;
-        else if (w < 0 && errno != ENOSPC)
-            cr_assert_fail("filling %s: %s", path, strerror(errno));
-        else
-            want /= 2;              /* the last pages, smaller and smaller */
-    }
-    close(fd);
-    return total;
-}
-
 /* POSTs file to n's /v1/federation/objects: the status, "error: detail" in text. */
 static long submit_text(h_node_t *n, const char *file, char *text, size_t cap)
 {
@@ -1719,14 +1687,9 @@ static size_t revocations_in_force(h_node_t *n, const char *key, int *names_key)
 Test(fedlog, an_operators_revocation_on_a_full_disk_is_507_and_not_in_force)
 {
     files_charter();
-    snprintf(full_mnt, sizeof full_mnt, "%s", P("full"));
-    cr_assert_eq(mkdir(full_mnt, 0700), 0);
-    if (mount("tmpfs", full_mnt, "tmpfs", 0, "size=4m") != 0) {
-        int e = errno;
-        rmdir(full_mnt);
-        full_mnt[0] = '\0';
-        cr_skip_test("cannot mount a 4 MiB tmpfs to fill (%s): run as root to test a full disk", strerror(e));
-    }
+    int e_mnt = fulldisk_mount(P("full"), "4m");
+    if (e_mnt)
+        cr_skip_test("cannot mount a 4 MiB tmpfs to fill (%s): run as root to test a full disk", strerror(e_mnt));
     enum { REVS = 24 };                 /* within the per-client burst of submissions */
     char keys[REVS][65], name[32], *e = NULL;
     for (int i = 0; i < REVS; i++) {    /* revocations of keys nobody holds, made before the disk fills */
@@ -1742,7 +1705,7 @@ Test(fedlog, an_operators_revocation_on_a_full_disk_is_507_and_not_in_force)
     h_node_t n;
     char id[65], text[700];
     start_chartered(&n, "payments", "full/n0", NULL, id);
-    cr_assert_gt(fill_disk(P("full/filler")), 0, "nothing fitted on the tmpfs: the node took it all");
+    cr_assert_gt(fulldisk_fill(P("full/filler")), 0, "nothing fitted on the tmpfs: the node took it all");
     int taken = 0;
     long st = 0;
     for (; taken < REVS; taken++) {
@@ -1773,7 +1736,7 @@ Test(fedlog, an_operators_revocation_on_a_full_disk_is_507_and_not_in_force)
     cr_expect_eq(revocations_in_force(&n, keys[taken], &named), (size_t)taken + 1, "after a restart");
     cr_expect(named);
     h_node_cleanup(&n);
-    full_unmount();
+    fulldisk_unmount();
 }
 
 Test(fedlog, hostile_submissions_are_refused_counted_and_the_node_serves)

@@ -20,13 +20,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "gossip/charter.h"
 #include "gossip/identity.h"
 #include "proto/tributary.pb-c.h"
+#include "tests/fulldisk.h"
 #include "tests/harness.h"
 
 TestSuite(policy_chartered, .fini = h_cleanup_all, .timeout = 240);
@@ -423,41 +423,15 @@ Test(policy_chartered, submit_on_one_node_reaches_every_node_and_is_enforced)
 
 /* ---------------------------------------------------------------- a set on a full disk */
 
-static char full_mnt[300];   /* a tmpfs this process mounted */
-
 static void full_teardown(void)
 {
     h_cleanup_all();
-    if (full_mnt[0]) {
-        umount2(full_mnt, MNT_DETACH);
-        rmdir(full_mnt);
-        full_mnt[0] = '\0';
-    }
+    fulldisk_unmount();
     if (tmp[0]) {
         char cmd[200];
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
         cr_expect_eq(system(cmd), 0);
     }
-}
-
-/* Writes path until its filesystem refuses (ENOSPC): the bytes written. */
-static long fill_disk(const char *path)
-{
-    static char chunk[64 << 10];
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-    long total = 0;
-    for (size_t want = sizeof chunk; want >= 512;) {
-        ssize_t w = write(fd, chunk, want);
-        if (w > 0)
-            total += w;
-        else if (w < 0 && errno != ENOSPC)
-            cr_assert_fail("filling %s: %s", path, strerror(errno));
-        else
-            want /= 2;
-    }
-    close(fd);
-    return total;
 }
 
 /* POSTs the signed set file to n's /v1/policy: the status, "error: detail" in text. */
@@ -495,14 +469,9 @@ Test(policy_chartered, an_operators_set_on_a_full_disk_is_507_and_not_in_force, 
 {
     snprintf(tmp, sizeof tmp, "/tmp/trib-polfull-XXXXXX");
     cr_assert_not_null(mkdtemp(tmp));
-    snprintf(full_mnt, sizeof full_mnt, "%s", P("full"));
-    cr_assert_eq(mkdir(full_mnt, 0700), 0);
-    if (mount("tmpfs", full_mnt, "tmpfs", 0, "size=4m") != 0) {
-        int e = errno;
-        rmdir(full_mnt);
-        full_mnt[0] = '\0';
-        cr_skip_test("cannot mount a 4 MiB tmpfs to fill (%s): run as root to test a full disk", strerror(e));
-    }
+    int e_mnt = fulldisk_mount(P("full"), "4m");
+    if (e_mnt)
+        cr_skip_test("cannot mount a 4 MiB tmpfs to fill (%s): run as root to test a full disk", strerror(e_mnt));
     const char *keys[] = { "r1.key", "r2.key", "gov1.key" };
     for (size_t i = 0; i < 3; i++)
         cr_assert_eq(h_trib(NULL, NULL, NULL, NULL, "keygen", "--out", P(keys[i]), NULL), 0);
@@ -533,7 +502,7 @@ Test(policy_chartered, an_operators_set_on_a_full_disk_is_507_and_not_in_force, 
     char id[65], text[900];
     start_chartered(&n, "payments", "full/n0", NULL, id);
     cr_assert_eq(submit_set(&n, P("v1.policy"), text, sizeof text), 200, "%s", text);
-    cr_assert_gt(fill_disk(P("full/filler")), 0, "nothing fitted on the tmpfs: the node took it all");
+    cr_assert_gt(fulldisk_fill(P("full/filler")), 0, "nothing fitted on the tmpfs: the node took it all");
 
     int v = 2;
     long st = 0;
