@@ -8,6 +8,7 @@
  * macros; hashes and signatures are arbitrary bytes: storage verifies neither). */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -908,6 +909,21 @@ static int nested_read(void *ctx, uint64_t seq, const void *data, size_t len)
     return 1;
 }
 
+/* The first bad read any reader saw, described, for the failure message. */
+static char first_bad[256];
+static atomic_int bad_said;
+
+static void bad_read(intptr_t *bad, const char *fmt, ...)
+{
+    ++*bad;
+    if (atomic_exchange(&bad_said, 1))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(first_bad, sizeof first_bad, fmt, ap);
+    va_end(ap);
+}
+
 static void *reader(void *arg)
 {
     const char *ids[] = { "payments/w0", "payments/w1", "payments/w2" };
@@ -920,19 +936,22 @@ static void *reader(void *arg)
             rd_t r = { .ordered = 1, .id = ids[i] };
             long n = store_records_read(st, ids[i], 1, 2 * WBATCH, on_record, &r);
             if (n < 0 || !r.ordered || (n > 0 && r.first != 1) || n % WBATCH != 0)
-                bad++;
+                bad_read(&bad, "%s head read: n %ld, ordered %d, first %llu, last %llu (%s)", ids[i], n, r.ordered,
+                         (unsigned long long)r.first, (unsigned long long)r.last, n < 0 ? store_last_error() : "");
             uint64_t last = 0;
             if (store_records_last(st, ids[i], &last) != 0 || last % WBATCH != 0)
-                bad++;
+                bad_read(&bad, "%s last seq %llu (%s)", ids[i], (unsigned long long)last, store_last_error());
             /* the tail read is a later txn: it may see more, never less, and ends on a batch */
             uint64_t from = last > WBATCH ? last - WBATCH + 1 : 1;
             r = (rd_t){ .ordered = 1, .id = ids[i] };
             n = store_records_read(st, ids[i], from, 0, on_record, &r);
             if (n < 0 || !r.ordered || (last > 0 && n == 0) ||
                 (n > 0 && (r.first != from || r.last < last || r.last % WBATCH != 0)))
-                bad++;
+                bad_read(&bad, "%s tail read from %llu (last %llu): n %ld, ordered %d, first %llu, last %llu (%s)", ids[i],
+                         (unsigned long long)from, (unsigned long long)last, n, r.ordered,
+                         (unsigned long long)r.first, (unsigned long long)r.last, n < 0 ? store_last_error() : "");
             if (store_records_read(st, ids[i], 1, 1, nested_read, (void *)ids[i]) < 0)
-                bad++;
+                bad_read(&bad, "%s nested read failed (%s)", ids[i], store_last_error());
         }
     } while (atomic_load(&writers_left) > 0);
     return (void *)bad;
@@ -961,7 +980,8 @@ Test(storage, concurrent_writers_and_readers_through_growth)
     for (int i = 0; i < READERS; i++) {
         void *res;
         pthread_join(r[i], &res);
-        cr_expect_eq((intptr_t)res, 0, "reader %d saw %ld bad reads", i, (long)(intptr_t)res);
+        cr_expect_eq((intptr_t)res, 0, "reader %d saw %ld bad reads; the first any reader saw: %s", i,
+                     (long)(intptr_t)res, first_bad);
     }
     cr_expect_gt(store_map_size(st), start * 4);
     for (int i = 0; i < WRITERS; i++) {
