@@ -74,16 +74,15 @@ void fedlog_destroy(fedlog_t **fp);
  * commit worker, no lock held: verify again; a peer's set is put in force now, as a peer's other
  * objects, an operator's not yet; -1 with err: the set is not stored); then, once the commit is
  * done, on the thread that made it, STORED (durable: keep it, its files written, and put it in
- * force) or UNSTORED (the commit failed, store_last_errno() says why: an operator's set is not
- * in force; a peer's stays in force until restart, and anti-entropy brings it again). The
- * answers to STORED and UNSTORED are not used. Without a hook a policy set is refused
+ * force; its answer is not used). A failed commit calls nothing: an operator's set was never in
+ * force and its submission is refused with the commit's reason (FEDLOG_R_STORAGE or _NO_SPACE);
+ * a peer's stays in force until restart, and anti-entropy brings it again. Without a hook a policy set is refused
  * (policy_refused): nothing else can check its signatures. */
 enum {
     FEDLOG_POLICY_CHECK = 0,
     FEDLOG_POLICY_PEER = 1,
     FEDLOG_POLICY_OPERATOR = 2,
     FEDLOG_POLICY_STORED = 3,
-    FEDLOG_POLICY_UNSTORED = 4,
 };
 typedef int (*fedlog_policy_fn)(void *ctx, const uint8_t *bytes, size_t len, int step, char *err,
                                 size_t errlen);

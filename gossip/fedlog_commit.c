@@ -4,8 +4,8 @@
  * Owns: the pending set (objects verified, not stored yet: a peer's in force, an operator's not
  * before its commit; held as far as offers go, not in the held set), commit jobs (one offer's new
  * objects each), the worker thread that takes every job queued and makes them durable in one
- * LMDB commit (then the policy hook told how each policy set's commit went: it writes a stored
- * set's files), and fedlog_flush. What a commit means for the held set, the
+ * LMDB commit (then the policy hook told of each policy set stored: it writes the set's files),
+ * and fedlog_flush. What a commit means for the held set, the
  * counters and a waiting operator is fedlog.c's (fedlog__settle, fedlog__req_done).
  * Must not: verify objects, send, or commit (fsync) on the gossip loop when attached with
  * own_thread. */
@@ -54,10 +54,10 @@ static void pending_remove(fedlog_t *f, citem_t *c)
 
 /* ---------------------------------------------------------------- commits */
 
-/* Tells the policy hook how the commit of each policy set it let through went (fedlog.h): before
- * the settling, so an operator is answered once its set is in force. On the committing thread,
- * no lock held. */
-static void policy_after_commit(cjob_t *jobs, const int *why, fedlog_policy_fn policy, void *pctx, int stored)
+/* Tells the policy hook of each policy set it let through that its commit is done (fedlog.h):
+ * before the settling, so an operator is answered once its set is in force. On the committing
+ * thread, no lock held. */
+static void policy_after_commit(cjob_t *jobs, const int *why, fedlog_policy_fn policy, void *pctx)
 {
     char ignored[200];
     size_t i = 0;
@@ -65,14 +65,13 @@ static void policy_after_commit(cjob_t *jobs, const int *why, fedlog_policy_fn p
         for (size_t k = 0; k < j->n; k++, i++) {
             const citem_t *c = &j->items[k];
             if (policy && why && c->st.kind == TRUST_KIND_POLICY && !why[i])
-                policy(pctx, c->st.bytes, c->st.len, stored ? FEDLOG_POLICY_STORED : FEDLOG_POLICY_UNSTORED,
-                       ignored, sizeof ignored);
+                policy(pctx, c->st.bytes, c->st.len, FEDLOG_POLICY_STORED, ignored, sizeof ignored);
         }
 }
 
 /* Not under the lock: makes the jobs' objects durable, all in one commit (then the policy hook is
- * told each policy set's outcome: a stored one it puts in force and writes to its files; after a
- * failed commit an operator's was never in force, a peer's stays so until restart), then, under the lock,
+ * told of each policy set stored: it puts it in force and writes its files; after a failed commit
+ * it is told nothing: an operator's was never in force, a peer's stays so until restart), then, under the lock,
  * settles them (fedlog__settle: what the summary and anti-entropy offer is always stored, and an
  * operator's object is put in force and pushed on only now) and tells a waiting operator. A failed
  * commit refuses the objects (counted, reason storage or no_space): an operator's was never in
@@ -117,7 +116,8 @@ static void commit_jobs(fedlog_t *f, cjob_t *jobs)
         snprintf(oerr, sizeof oerr, "storing failed: %s; not in force on this node: retry once the store can be "
                  "written", cause);
     }
-    policy_after_commit(jobs, mem ? why : NULL, policy, pctx, stored);   /* none went to the hook without mem */
+    if (stored)   /* none went to the hook without mem */
+        policy_after_commit(jobs, mem ? why : NULL, policy, pctx);
     pthread_mutex_lock(&f->mu);
     int pushes = 0;
     i = 0;

@@ -77,11 +77,6 @@ struct policy_node {
     size_t ndirty, capdirty;
     uint64_t checked_gen;         /* set generation every product has been judged against */
     atomic_int rechecking;
-    struct {                      /* operators' sets whose commit failed lately (submit_signed), under mu */
-        uint8_t hash[32];
-        int code;                 /* POLICY_REFUSED_NO_SPACE or _STORAGE */
-    } unstored[8];
-    size_t nunstored;
     atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_offer_history, n_checked,
         n_recheck_ms;
 };
@@ -1060,39 +1055,6 @@ static void keep(struct policy_node *p, const uint8_t *bytes, size_t len)
                  why);
 }
 
-static void body_hash(const uint8_t *bytes, size_t len, uint8_t h[32])
-{
-    crypto_generichash(h, 32, bytes, len, NULL, 0);
-}
-
-/* The commit of a set failed (store_last_errno() is this thread's: the committing one's): noted
- * for an operator waiting on it (unstored_code). */
-static void note_unstored(struct policy_node *p, const uint8_t *bytes, size_t len, int no_space)
-{
-    pthread_mutex_lock(&p->mu);
-    size_t k = p->nunstored++ % (sizeof p->unstored / sizeof p->unstored[0]);
-    body_hash(bytes, len, p->unstored[k].hash);
-    p->unstored[k].code = no_space ? POLICY_REFUSED_NO_SPACE : POLICY_REFUSED_STORAGE;
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* POLICY_REFUSED_NO_SPACE or _STORAGE when the commit of this set failed lately, else 0. */
-static int unstored_code(struct policy_node *p, const uint8_t *bytes, size_t len)
-{
-    uint8_t h[32];
-    body_hash(bytes, len, h);
-    int code = 0;
-    pthread_mutex_lock(&p->mu);
-    size_t n = p->nunstored < 8 ? p->nunstored : 8;
-    for (size_t i = 0; i < n; i++)
-        if (!memcmp(p->unstored[i].hash, h, sizeof h)) {
-            code = p->unstored[i].code;
-            memset(p->unstored[i].hash, 0, sizeof h);
-        }
-    pthread_mutex_unlock(&p->mu);
-    return code;
-}
-
 int policy_node_fedlog(void *ctx, const uint8_t *bytes, size_t len, int step, char *err, size_t errlen)
 {
     node_t *n = ctx;
@@ -1110,9 +1072,6 @@ int policy_node_fedlog(void *ctx, const uint8_t *bytes, size_t len, int step, ch
             return -1;
         }
         keep(p, bytes, len);
-        return 0;
-    case FEDLOG_POLICY_UNSTORED:  /* an operator's stays out of force; a peer's in force until restart */
-        note_unstored(p, bytes, len, store_last_errno() == ENOSPC);
         return 0;
     default:                      /* CHECK, OPERATOR: verify only; an operator's in force once stored */
         return check(p, bytes, len, err, errlen) == 0 ? 0 : -1;
@@ -1196,8 +1155,7 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
     snprintf(err, errlen, "%s", r.err);
     if (r.reason == FEDLOG_R_POLICY)
         return POLICY_REFUSED_STALE;   /* raced with another set */
-    int code = unstored_code(p, bytes, len);
-    if (!code && r.reason != FEDLOG_R_STORAGE)
+    if (r.reason != FEDLOG_R_STORAGE && r.reason != FEDLOG_R_NO_SPACE)
         return POLICY_REFUSED_BAD;
     policy_info_t info = { 0 };
     policy_store_put(p->store, policy_store_get(p->store, &info));
@@ -1206,7 +1164,7 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
     else
         snprintf(err, errlen, "%.400s; the set is not in force on this node (version %llu stays in force): retry "
                  "once the store can be written", r.err, (unsigned long long)info.version);
-    return code ? code : POLICY_REFUSED_STORAGE;
+    return r.reason == FEDLOG_R_NO_SPACE ? POLICY_REFUSED_NO_SPACE : POLICY_REFUSED_STORAGE;
 }
 
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
