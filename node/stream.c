@@ -33,6 +33,8 @@
                                      libmicrohttpd zeroes the block for every response, so a small
                                      read (a limit of at most SMALL_READ) keeps 64 KiB */
 #define SMALL_READ 1000
+#define WHOLE_MAX (64 * 1024) /* a non-live answer that fits goes out whole: its length in the head,
+                                 head and body in one write (see gather) */
 #define GONE_CHECK_MS 1000  /* suspended clients are checked for a closed connection this often */
 
 /* NDJSON reader state: pages of records copied out of short read transactions (local), or a
@@ -49,6 +51,8 @@ typedef struct stream {
     int counted;               /* in live_open (a live stream) */
     char *buf;
     size_t len, off, cap;
+    char *pre;                 /* taken before the response was queued (gather): handed out first */
+    size_t pre_len, pre_off;
     /* suspended (under wait_mu): waiting for records, in the waiting list */
     struct stream *wnext, *wprev;
     int waiting;
@@ -311,12 +315,28 @@ static void reader_stopping(reader_t *r)
                       : "this node is shutting down; resume with from = the seq after the last record received");
 }
 
+/* Hands out what gather took first, then frees it. */
+static ssize_t pre_take(reader_t *r, char *out, size_t max)
+{
+    size_t n = r->pre_len - r->pre_off < max ? r->pre_len - r->pre_off : max;
+    memcpy(out, r->pre + r->pre_off, n);
+    r->pre_off += n;
+    if (r->pre_off == r->pre_len) {
+        free(r->pre);
+        r->pre = NULL;
+        r->pre_len = r->pre_off = 0;
+    }
+    return (ssize_t)n;
+}
+
 static ssize_t reader_cb(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
     reader_t *r = cls;
     if (r->gone)
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (r->pre)
+        return pre_take(r, out, max);
     while (r->off == r->len) {
         if (r->remaining == 0 || r->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
@@ -471,6 +491,8 @@ static ssize_t routed_cb(void *cls, uint64_t pos, char *out, size_t max)
     reader_t *r = cls;
     if (r->gone)
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (r->pre)
+        return pre_take(r, out, max);
     for (;;) {
         if (r->off < r->len)
             return reader_take(r, out, max);
@@ -532,8 +554,64 @@ static void reader_free(void *cls)
         free(r->grant);
     }
     free(r->buf);
+    free(r->pre);
     free(r->token);
     free(r);
+}
+
+/* A non-live read's answer, taken before its head is sent: 1 when all of it is in *body (*len
+ * bytes, at most WHOLE_MAX; the caller answers with its length, and libmicrohttpd sends head and
+ * body in one write instead of a head, chunks and a last chunk: for a small read, one wake-up of
+ * the client instead of up to three, and two sends fewer), 0 when it is longer or not all here
+ * yet (a routed read whose owner has more to send: never waited for), and what was taken is
+ * r->pre, which the callback hands out first; -1 when the read failed with not even its error
+ * line (out of memory): the connection is closed, as the callback would. */
+static int gather(reader_t *r, char **body, size_t *len)
+{
+    char *b = malloc(WHOLE_MAX);
+    if (!b)
+        return 0;   /* streamed instead */
+    size_t used = 0;
+    int whole = 0;
+    while (used < WHOLE_MAX) {
+        ssize_t n;
+        if (!r->rd) {
+            n = reader_cb(r, used, b + used, WHOLE_MAX - used);   /* never suspends: not live */
+        } else if (r->off < r->len) {
+            n = reader_take(r, b + used, WHOLE_MAX - used);   /* an error line */
+        } else if (r->ended) {
+            n = MHD_CONTENT_READER_END_OF_STREAM;
+        } else {
+            char kind[64] = "", detail[1024] = "";
+            long got = gossip_read_next(r->rd, b + used, WHOLE_MAX - used, 0, kind, sizeof kind, detail, sizeof detail);
+            got = routed_got(r, got, b + used, kind, detail);
+            if (got == 0)
+                break;   /* the owner has more to send: streamed from here */
+            n = got < 0 ? 0 : (ssize_t)got;   /* ended: the error line, if any, is in r->buf */
+        }
+        if (n == MHD_CONTENT_READER_END_OF_STREAM) {
+            whole = 1;
+            break;
+        }
+        if (n == MHD_CONTENT_READER_END_WITH_ERROR) {
+            free(b);
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    if (whole) {
+        *body = b;
+        *len = used;
+        return 1;
+    }
+    if (used == 0) {
+        free(b);
+        return 0;
+    }
+    r->pre = b;
+    r->pre_len = used;
+    r->pre_off = 0;
+    return 0;
 }
 
 int stream_set_grant(stream_t *r, const struct grants_read_s *d)
@@ -555,29 +633,11 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
         r->counted = 1;
         pthread_mutex_unlock(&live_mu);
     }
-    struct MHD_Response *resp = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, r->rd && (r->live || r->remaining > SMALL_READ) ? ROUTED_BLOCK : 64 * 1024,
-                                                                  r->rd ? routed_cb : reader_cb, r, reader_free);
-    if (!resp) {
-        reader_free(r);
-        return MHD_NO;
-    }
-    char hdr[32];
-    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
-    snprintf(hdr, sizeof hdr, "%" PRIu64, r->next);
-    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
-    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
-    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
-    if (r->live)
-        MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    if (r->rd && !r->live)   /* relayed: asked with Prefer: redirect=owner it could have been a 307 */
-        redirect_vary(resp);
+    uint64_t first = r->next;
+    /* the schema the records are checked against: before any is taken (gather) */
+    int schema = 0;
     if (r->rd) {   /* routed: as the owner named it (not said by an older owner) */
-        if (gossip_read_schema(r->rd, 0, NULL, &r->schema_mseq, r->schema_version, sizeof r->schema_version) == 0) {
-            MHD_add_response_header(resp, "X-Trib-Schema-Version", r->schema_version);
-            snprintf(hdr, sizeof hdr, "%" PRIu64, r->schema_mseq);
-            MHD_add_response_header(resp, "X-Trib-Schema-Seq", hdr);
-        }
+        schema = gossip_read_schema(r->rd, 0, NULL, &r->schema_mseq, r->schema_version, sizeof r->schema_version) == 0;
     } else if (!r->feed) {   /* local: the schema version the records of this response were validated against */
         epochs_t e = {.from = r->next};
         store_product_t p;
@@ -586,10 +646,42 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
         else if (last < r->next && store_product_get(r->a->st, r->id, &p) == 0)
             r->schema_mseq = p.manifest_seq;           /* beyond the end: what the next are checked against */
         version_of(r->a, r->id, r->schema_mseq, r->schema_version);
+        schema = 1;
+    }
+    char *body = NULL;
+    size_t blen = 0;
+    int whole = r->live ? 0 : gather(r, &body, &blen);
+    if (whole < 0) {
+        reader_free(r);
+        return MHD_NO;
+    }
+    struct MHD_Response *resp =
+        whole ? MHD_create_response_from_buffer(blen, body, MHD_RESPMEM_MUST_FREE)
+              : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+                                                  r->rd && (r->live || r->remaining > SMALL_READ) ? ROUTED_BLOCK : 64 * 1024,
+                                                  r->rd ? routed_cb : reader_cb, r, reader_free);
+    if (!resp) {
+        free(body);
+        reader_free(r);
+        return MHD_NO;
+    }
+    char hdr[32];
+    MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
+    snprintf(hdr, sizeof hdr, "%" PRIu64, first);
+    MHD_add_response_header(resp, "Trib-First-Seq", hdr);
+    snprintf(hdr, sizeof hdr, "%" PRIu64, last);
+    MHD_add_response_header(resp, "Trib-Last-Seq", hdr);
+    if (r->live)
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    if (r->rd && !r->live)   /* relayed: asked with Prefer: redirect=owner it could have been a 307 */
+        redirect_vary(resp);
+    if (schema) {
         MHD_add_response_header(resp, "X-Trib-Schema-Version", r->schema_version);
         snprintf(hdr, sizeof hdr, "%" PRIu64, r->schema_mseq);
         MHD_add_response_header(resp, "X-Trib-Schema-Seq", hdr);
     }
+    if (whole)   /* all taken: the read ends here (a routed read's link goes back to the pool) */
+        reader_free(r);
     enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -1587,3 +1587,119 @@ Test(routed, reads_through_a_relay_tell_the_schema_version_and_end_at_a_change_a
     for (size_t i = 0; i < 5; i++)
         sget_free(ended[i]);
 }
+
+/* ------------------------------------------------------------------ whole answers */
+
+/* One GET's framing: its status, its body, and whether it came with Content-Length (its value)
+ * or chunked. */
+typedef struct {
+    long status;
+    long content_length;   /* -1: none */
+    int chunked;
+    char *body;
+    size_t len;
+} framed_t;
+
+static size_t framed_header(char *buf, size_t size, size_t n, void *ctx)
+{
+    framed_t *f = ctx;
+    size_t len = size * n;
+    static const char cl[] = "Content-Length:", te[] = "Transfer-Encoding:";
+    if (len > sizeof cl - 1 && strncasecmp(buf, cl, sizeof cl - 1) == 0)
+        f->content_length = strtol(buf + sizeof cl - 1, NULL, 10);
+    else if (len > sizeof te - 1 && strncasecmp(buf, te, sizeof te - 1) == 0 && strstr(buf, "chunked"))
+        f->chunked = 1;
+    return len;
+}
+
+static size_t framed_body(char *buf, size_t size, size_t n, void *ctx)
+{
+    framed_t *f = ctx;
+    size_t len = size * n;
+    char *b = realloc(f->body, f->len + len + 1);
+    if (!b)
+        return 0;
+    memcpy(b + f->len, buf, len);
+    f->len += len;
+    b[f->len] = '\0';
+    f->body = b;
+    return len;
+}
+
+static void framed_get(h_node_t *n, const char *query, framed_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->content_length = -1;
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT "/records%s", n->url, query);
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    const char *tok = h_token_for(url);
+    if (tok) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+        curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, tok);
+    }
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, framed_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, framed_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    CURLcode rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &f->status);
+    curl_easy_cleanup(h);
+    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
+}
+
+/* A read whose answer fits in 64 KiB and is all at hand goes out whole, with its length (head and
+ * body in one write); a longer one is chunked and loses nothing to the switch; both alike on the
+ * owner and through a relay, and a relay's whole answers give their links back. */
+Test(routed, small_answers_go_whole_with_their_length_and_large_ones_chunked)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    post_records(&a, 1, 3000, 40);   /* 59 B a line: 3000 lines are ~173 KiB */
+    static const struct {
+        const char *query;
+        int whole;
+    } cases[] = {
+        {"?from=11&limit=10", 1},
+        {"?from=1&limit=1", 1},
+        {"?from=2990", 1},         /* the last 11 */
+        {"?from=3001", 1},         /* past the end: empty, still with its length */
+        {"?from=1&limit=1000", 1}, /* ~58 KiB */
+        {"?from=1&limit=1200", 0}, /* ~70 KiB */
+        {"", 0},                   /* all 3000 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        framed_t d, r;
+        framed_get(&a, cases[i].query, &d);
+        framed_get(&b, cases[i].query, &r);
+        const char *q = cases[i].query;
+        cr_assert_eq(d.status, 200, "%s direct: %ld", q, d.status);
+        cr_assert_eq(r.status, 200, "%s routed: %ld", q, r.status);
+        cr_assert_eq(d.len, r.len, "%s: direct %zu bytes, routed %zu", q, d.len, r.len);
+        cr_assert(d.len == 0 || memcmp(d.body, r.body, d.len) == 0, "%s: routed bytes differ from direct", q);
+        framed_t *both[2] = {&d, &r};
+        for (int k = 0; k < 2; k++) {
+            framed_t *f = both[k];
+            const char *who = k ? "routed" : "direct";
+            if (cases[i].whole) {
+                cr_assert(!f->chunked, "%s %s (%zu bytes): chunked, expected whole with its length", q, who, f->len);
+                cr_assert_eq(f->content_length, (long)f->len, "%s %s: Content-Length %ld for %zu bytes", q, who,
+                             f->content_length, f->len);
+            } else {
+                cr_assert(f->chunked, "%s %s (%zu bytes): not chunked", q, who, f->len);
+                cr_assert_gt(f->len, 64 * 1024, "%s %s: %zu bytes", q, who, f->len);
+            }
+        }
+        if (!strcmp(q, ""))
+            cr_assert_eq(count_lines(d.body, d.len), 3000);
+        free(d.body);
+        free(r.body);
+    }
+    /* every routed read ended on both sides, its link idle in the relay's pool */
+    metric_cond_t mc = {&a, "trib_read_owner_streams{kind=\"range\"}", 0};
+    cr_assert(h_wait(metric_is, &mc, 5000), "owner still serves range streams");
+    cr_assert_eq(h_metric(b.url, "trib_read_relay_sessions"), 0);
+}
