@@ -1,5 +1,7 @@
 /* gossip/aead.c - ChaCha20-Poly1305 through OpenSSL's EVP interface (see aead.h).
- * Owns: one cipher context per thread, reused (its key and nonce set per call, wiped after).
+ * Owns: the cipher, fetched from OpenSSL's default provider once (EVP_chacha20_poly1305() would
+ * fetch it again on every call: ~0.5 us a frame), and one cipher context per thread, reused (its
+ * key and nonce set per call, wiped after).
  * Must not: be used for anything but whole frames (one call, no streaming). */
 #include <limits.h>
 #include <pthread.h>
@@ -9,9 +11,14 @@
 /* The context of the calling thread, made once and freed when the thread exits. */
 static pthread_key_t ctx_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *cipher;   /* kept for the process's life */
 
 static void ctx_free(void *p) { EVP_CIPHER_CTX_free(p); }
-static void ctx_init(void) { pthread_key_create(&ctx_key, ctx_free); }
+static void ctx_init(void)
+{
+    pthread_key_create(&ctx_key, ctx_free);
+    cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+}
 
 static EVP_CIPHER_CTX *ctx_get(void)
 {
@@ -28,9 +35,9 @@ static int run(int enc, const uint8_t key[32], const uint8_t nonce[12], uint8_t 
 {
     EVP_CIPHER_CTX *c = ctx_get();
     int out = 0, fin = 0;
-    if (!c || len > INT_MAX)
+    if (!c || !cipher || len > INT_MAX)
         return -1;
-    int ok = EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, key, nonce, enc) == 1 &&
+    int ok = EVP_CipherInit_ex2(c, cipher, key, nonce, enc, NULL) == 1 &&
              (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, buf + len) == 1) &&
              (len == 0 || EVP_CipherUpdate(c, buf, &out, buf, (int)len) == 1) &&
              EVP_CipherFinal_ex(c, buf + out, &fin) == 1 &&
