@@ -587,7 +587,10 @@ static int gather(reader_t *r, char **body, size_t *len)
             got = routed_got(r, got, b + used, kind, detail);
             if (got == 0)
                 break;   /* the owner has more to send: streamed from here */
-            n = got < 0 ? 0 : (ssize_t)got;   /* ended: the error line, if any, is in r->buf */
+            if (got < 0 && !r->ended && r->len == 0)
+                n = MHD_CONTENT_READER_END_WITH_ERROR;   /* as routed_cb */
+            else
+                n = got < 0 ? 0 : (ssize_t)got;   /* ended: the error line, if any, is in r->buf */
         }
         if (n == MHD_CONTENT_READER_END_OF_STREAM) {
             whole = 1;
