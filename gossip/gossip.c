@@ -1194,8 +1194,8 @@ struct gossip_read {
 /* The member that owns domain: the one holding the domain's bound key, else any other member
  * announcing the domain. 2 found the bound key (or its successor), 1 only another member, 0 none.
  * Chartered: a member not certified for the domain now (gossip_member_t.uncertified) is none: its
- * replies would be dropped, the client waiting for a timeout. The first such is copied into
- * *claimant (when not NULL; its id zeroed when there is none). */
+ * replies would be dropped, the client waiting for a timeout. Such a member is copied into
+ * *claimant (when not NULL; the one holding the bound key if it is one; id zeroed when none). */
 static int owner_lookup(gossip_t *g, const char *domain, gossip_member_t *out, gossip_member_t *claimant)
 {
     store_head_t head;
@@ -1208,12 +1208,13 @@ static int owner_lookup(gossip_t *g, const char *domain, gossip_member_t *out, g
         const gossip_member_t *m = &g->snap[i];
         if (m->self || strcmp(m->domain, domain) != 0)
             continue;
-        if (m->uncertified) {
-            if (claimant && !claimed++)
+        int bound = have_key && !memcmp(m->id, head.key, 32);
+        if (m->uncertified) {   /* the domain's bound key named first: the owner it was */
+            if (claimant && (!claimed || bound))
                 *claimant = *m;
+            claimed = 1;
             continue;
         }
-        int bound = have_key && !memcmp(m->id, head.key, 32);
         if (!found || bound) {
             *out = *m;
             found = 1 + bound;
