@@ -1209,7 +1209,7 @@ static void get_answer(h_node_t *n, const char *path, const char *token, const c
     curl_easy_cleanup(h);
     json_t *j = json_loads(body, 0, NULL);
     snprintf(a->error, sizeof a->error, "%s", json_string_value(json_object_get(j, "error")) ?: "");
-    snprintf(a->detail, sizeof a->detail, "%s", json_string_value(json_object_get(j, "detail")) ?: body);
+    snprintf(a->detail, sizeof a->detail, "%.1000s", json_string_value(json_object_get(j, "detail")) ?: body);
     json_decref(j);
 }
 
