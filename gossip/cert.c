@@ -259,8 +259,10 @@ trust_verdict_t cert_check_claim(const cert_t *c, const revset_t *revs, const ch
     const revocation_t *r = revs ? revset_find(revs, c->serial, c->node_key, t_ms) : NULL;
     if (r) {
         trust_time_text(r->effective_ms, when);
-        snprintf(err, errlen, "certificate %s of %s: %s revoked from %s", ser, c->domain,
-                 r->by_key ? "its key is" : "it is", when);
+        /* who and when: a revocation is signed by a threshold of the roots; its reason if it has one */
+        snprintf(err, errlen, "certificate %s of %s: %s revoked from %s by the federation's roots%s%s%s", ser,
+                 c->domain, r->by_key ? "its key is" : "it is", when, r->reason[0] ? " (reason: " : "", r->reason,
+                 r->reason[0] ? ")" : "");
         return TRUST_REVOKED;
     }
     if (t_ms < c->not_before_ms - skew_ms) {

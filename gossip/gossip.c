@@ -284,7 +284,7 @@ static int successor_of(gossip_t *g, const char *domain, const uint8_t old[32], 
     pthread_mutex_lock(&g->smu);
     for (size_t i = 0; i < g->nsnap && !found; i++) {
         const gossip_member_t *m = &g->snap[i];
-        if (m->self || m->state != TRIB__MEMBER_STATE__ALIVE || strcmp(m->domain, domain) != 0 ||
+        if (m->self || m->uncertified || m->state != TRIB__MEMBER_STATE__ALIVE || strcmp(m->domain, domain) != 0 ||
             !memcmp(m->id, old, 32) || trust_handover(g->trust, domain, old, m->id) != 1)
             continue;
         *out = *m;
@@ -301,13 +301,16 @@ static int reads_successor(void *ctx, const char *domain, const uint8_t old[32],
     gossip_t *g = ctx;
     gossip_member_t m;
     const Trib__Member *back = swim_find(g->swim, old);   /* the loop's own view, not the snapshot */
-    if (back && back->state == TRIB__MEMBER_STATE__ALIVE && back->addr) {   /* it left and came back */
+    int came_back = back && back->state == TRIB__MEMBER_STATE__ALIVE && back->addr;
+    if (came_back) {   /* it left and came back, still certified for the domain (not revoked meanwhile) */
+        char why[400];
         memcpy(m.id, old, 32);
         snprintf(m.domain, sizeof m.domain, "%s", domain);
         snprintf(m.addr, sizeof m.addr, "%s", back->addr);
-    } else if (!successor_of(g, domain, old, &m)) {
-        return 0;
+        came_back = gossip_member_why(g, &m, why, sizeof why) == TRUST_OK;
     }
+    if (!came_back && !successor_of(g, domain, old, &m))
+        return 0;
     char hex[ID_HEX_LEN];
     identity_hex(m.id, hex);
     memcpy(next, m.id, 32);
@@ -440,6 +443,7 @@ static void publish_snapshot(gossip_t *g)
     snap_ctx_t s = {g, calloc(cap ? cap : 1, sizeof(gossip_member_t)), 0, cap};
     if (!s.list)
         return;
+    g->snap_redo_ms = 0;   /* set again by each member's certificate (gossip__member_cert) */
     swim_foreach(g->swim, snap_one, &s);
     roster_sort(s.list, s.n);
     s.n = roster_drop_handed_over(g->trust, s.list, s.n);
@@ -1188,18 +1192,29 @@ struct gossip_read {
 };
 
 /* The member that owns domain: the one holding the domain's bound key, else any other member
- * announcing the domain. 2 found the bound key (or its successor), 1 only another member, 0 none. */
-static int owner_lookup(gossip_t *g, const char *domain, gossip_member_t *out)
+ * announcing the domain. 2 found the bound key (or its successor), 1 only another member, 0 none.
+ * Chartered: a member not certified for the domain now (gossip_member_t.uncertified) is none: its
+ * replies would be dropped, the client waiting for a timeout. Such a member is copied into
+ * *claimant (when not NULL; the one holding the bound key if it is one; id zeroed when none). */
+static int owner_lookup(gossip_t *g, const char *domain, gossip_member_t *out, gossip_member_t *claimant)
 {
     store_head_t head;
     int have_key = store_catalog_head(g->st, domain, &head) == 0;
-    int found = 0;
+    int found = 0, claimed = 0;
+    if (claimant)
+        memset(claimant->id, 0, sizeof claimant->id);
     pthread_mutex_lock(&g->smu);
     for (size_t i = 0; i < g->nsnap; i++) {
         const gossip_member_t *m = &g->snap[i];
         if (m->self || strcmp(m->domain, domain) != 0)
             continue;
         int bound = have_key && !memcmp(m->id, head.key, 32);
+        if (m->uncertified) {   /* the domain's bound key named first: the owner it was */
+            if (claimant && (!claimed || bound))
+                *claimant = *m;
+            claimed = 1;
+            continue;
+        }
         if (!found || bound) {
             *out = *m;
             found = 1 + bound;
@@ -1217,17 +1232,43 @@ static int owner_lookup(gossip_t *g, const char *domain, gossip_member_t *out)
     return found;
 }
 
-static int find_owner(gossip_t *g, const char *domain, gossip_member_t *out)
+static const uint8_t no_id[32];
+
+/* The owner of product's domain into *out: 0. -1 when none is known, with the 503's detail in err;
+ * chartered, a member announcing the domain uncertified is named there, and the refusal counted. */
+static int find_owner(gossip_t *g, const char *product, const char *domain, gossip_member_t *out, char *err,
+                      size_t errlen)
 {
-    return owner_lookup(g, domain, out) ? 0 : -1;
+    gossip_member_t claimant;
+    if (owner_lookup(g, domain, out, &claimant))
+        return 0;
+    if (!g->trust) {
+        snprintf(err, errlen, "%s is owned by domain '%s', and no node of that domain is a member known here",
+                 product, domain);
+        return -1;
+    }
+    if (!memcmp(claimant.id, no_id, 32)) {
+        snprintf(err, errlen, "%s is owned by domain '%s', and no node certified for domain '%s' is known here",
+                 product, domain, domain);
+        return -1;
+    }
+    char hex[ID_HEX_LEN], why[400];
+    identity_hex(claimant.id, hex);
+    trust_verdict_t v = gossip_member_why(g, &claimant, why, sizeof why);
+    snprintf(err, errlen, "%s is owned by domain '%s', and no node certified for domain '%s' is known here: node "
+             "%.12s at %s announces it, but %s (not a member; trib members lists it under \"not members\")", product,
+             domain, domain, hex, claimant.addr, why);
+    gossip__owner_refused(g, v == TRUST_OK ? TRUST_UNCERTIFIED : v, err);
+    return -1;
 }
 
 int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out)
 {
     if (!g || !domain)
         return -1;
-    int found = owner_lookup(g, domain, out);
-    return found == 2 ? 0 : found == 1 ? -2 : -1;
+    gossip_member_t claimant;
+    int found = owner_lookup(g, domain, out, &claimant);
+    return found == 2 ? 0 : found == 1 ? -2 : g->trust && memcmp(claimant.id, no_id, 32) ? -3 : -1;
 }
 
 static const char *member_state_now(gossip_t *g, const uint8_t id[32])
@@ -1254,11 +1295,9 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     char domain[64];
     snprintf(domain, sizeof domain, "%.*s", (int)(strchr(product, '/') - product), product);
     gossip_member_t owner;
-    if (find_owner(g, domain, &owner) < 0) {
+    if (find_owner(g, product, domain, &owner, err, errlen) < 0) {
         *status = 503;
         snprintf(kind, kindlen, "owner_unreachable");
-        snprintf(err, errlen, "%s is owned by domain '%s', and no node of that domain is a member known here", product,
-                 domain);
         return NULL;
     }
     char hex[ID_HEX_LEN], desc[400];

@@ -92,12 +92,22 @@ typedef struct {
     char refused[24];
     /* open mode: another member claims the same domain with another key (shown, never merged) */
     int conflict;
-    /* chartered mode, never self: no certificate from the federation for the domain it announces
-     * (none of its key is held, or only one for another domain: wrong_domain). Not a member: it
-     * gets no connection, member counts leave it out, and views list it apart as such. A node
-     * joining reads so here until its certificate reaches this node (by its hello). */
+    /* chartered mode, never self: no certificate from the federation that holds now for the domain
+     * it announces (none of its key is held, or only one for another domain: wrong_domain; or its
+     * certificate is revoked, expired, not yet valid ...: refused says which). Not a member: it gets
+     * no connection, no routed read is sent to it, member counts leave it out, and views list it
+     * apart as such. A node joining reads so here until its certificate reaches this node (by its
+     * hello); a certificate renewed or issued again makes it a member at once. */
     int uncertified;
 } gossip_member_t;
+
+/* Chartered: why m (an uncertified member, above) is not a member, judged now, as a person reads
+ * it: "no certificate from the federation for domain D", "its key is certified by the federation
+ * for another domain, not for domain D", "certificate S of D: it is revoked from T by the
+ * federation's roots (reason: R)", "certificate S of D expired at T" ... Returns the verdict
+ * (TRUST_UNCERTIFIED, TRUST_WRONG_DOMAIN, TRUST_REVOKED, TRUST_EXPIRED ...; TRUST_OK when its
+ * certificate holds now after all). Any thread. */
+trust_verdict_t gossip_member_why(gossip_t *g, const gossip_member_t *m, char *why, size_t cap);
 
 /* Chartered: 0 (with why) while this node's own certificate is expired by its clock or revoked.
  * 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
@@ -147,7 +157,8 @@ enum { GOSSIP_READ_END = -1, GOSSIP_READ_FAILED = -2, GOSSIP_READ_SCHEMA = -3 };
 /* The member holding domain's bound key (its successor during a live key rotation), copied into
  * *out as the member table holds it now: 0. -2 when only other members announce domain (the
  * relay would pick one; in open mode anyone may announce any domain, so never name it to a
- * client), -1 when no member of domain is known. Any thread. */
+ * client), -3 (chartered) when only members not certified for domain now announce it (none is
+ * ever an owner: gossip_member_t.uncertified), -1 when no member of domain is known. Any thread. */
 int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out);
 /* Opens a read of product (a valid id of another domain) through its owner node, found by the
  * product's domain in the member table (the domain's bound key preferred). A range read goes over
@@ -156,7 +167,9 @@ int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out);
  * one upstream per product shared by this node's live readers. On success *last_seq is the
  * owner's last seq. NULL on failure with *status and kind: 404 not_found, 400 bad_query/bad_id,
  * 410 retired, 503 owner_unreachable (detail names the owner node id prefix, address and member
- * state), 500/502 otherwise, and the detail in err. */
+ * state; chartered, at once when no member certified for the domain is known: it names a member
+ * that announces the domain uncertified and why, counted in trib_trust_refused_total{kind="owner"}),
+ * 500/502 otherwise, and the detail in err. */
 /* token (len bytes, NULL: none): the consumer's token, forwarded as it is for the owner to check
  * (a refusal comes back with the owner's status and code: 401 token_required ...). */
 gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from, uint64_t limit, int live,

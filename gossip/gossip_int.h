@@ -38,9 +38,13 @@ typedef struct cmsg {
 #define GOSSIP_HELLO_STORE_MAX 64  /* certificates from hellos queued for the federation log at most */
 #define GOSSIP_UNCERT_TRACK 64     /* uncertified members followed for the log at most (the rest: counted) */
 
+/* trib_trust_refused_total{kind}: connections, entries, owners of routed reads (zap.c) */
+enum { TRUST_REFUSED_CONNECT = 0, TRUST_REFUSED_ENTRY = 1, TRUST_REFUSED_OWNER = 2, TRUST_REFUSED_KINDS = 3 };
+
 typedef struct {
     uint8_t id[32];
-    uint64_t since_ms;             /* listed as uncertified since */
+    char refused[24];              /* why (gossip_member_t.refused): another reason is followed anew */
+    uint64_t since_ms;             /* listed as uncertified (for this reason) since */
     int logged;
 } gossip_unc_t;
 
@@ -146,8 +150,8 @@ struct gossip {
     int own_trust;               /* gossip made the store (and destroys it) */
     curvememo_t *curvememo;      /* members' CURVE keys for gossip__member_cert (loop only) */
     pthread_mutex_t tcmu;
-    uint64_t trefused[2][TRUST_VERDICT_COUNT], tlast[2][TRUST_VERDICT_COUNT];
-    int64_t tlogged[2][TRUST_VERDICT_COUNT];
+    uint64_t trefused[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT], tlast[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];
+    int64_t tlogged[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];
     int64_t own_not_after_ms, expiry_logged_ms;
     size_t revs_seen;            /* revocations held at the last check: more = members re-shown (loop only) */
     size_t certs_seen;           /* certificates held at the last check: another count = members re-shown */
@@ -157,6 +161,8 @@ struct gossip {
     int64_t skew_logged_ms;
     int64_t claim_logged_ms;     /* a peer's "refused your certificate" last logged (tcmu) */
     size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
+    int64_t snap_redo_ms;        /* chartered: the first member certificate's end (wall ms, skew added) in the
+                                    snapshot: past it the members are judged again (loop only; 0: none) */
     /* chartered: uncertified members (gossip_member_t) since when, each logged once when it stays
      * so (zap.c, gossip__uncertified_check; loop only) */
     gossip_unc_t unc[GOSSIP_UNCERT_TRACK];
@@ -181,7 +187,6 @@ struct gossip {
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */
-enum { TRUST_REFUSED_CONNECT = 0, TRUST_REFUSED_ENTRY = 1 };
 int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect);    /* transport_allow_fn */
 int gossip__hello(void *ctx, transport_hello_t *h);                           /* transport_hello_fn */
 int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const uint8_t claimed[32]); /* transport_rebind_fn */
@@ -190,6 +195,9 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /*
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
 void gossip__hello_store(gossip_t *g, int force);                              /* loop: queued hello certs */
 void gossip__uncertified_check(gossip_t *g);                                   /* loop: members without one */
+/* A routed read found only members not certified for the domain (gossip_member_t.uncertified):
+ * counted in trib_trust_refused_total{kind="owner",reason=v}, line logged rate-limited. Any thread. */
+void gossip__owner_refused(gossip_t *g, trust_verdict_t v, const char *line);
 void gossip__trust_render(gossip_t *g, FILE *f);
 
 /* ---- answers.c (loop thread, but the init, free and render) */

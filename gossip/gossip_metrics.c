@@ -39,8 +39,8 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     for (int s = 0; s < 4; s++)
         fprintf(f, "trib_members{state=\"%s\"} %zu\n", swim_state_name(s), counts[s]);
     prom_gauge(f, "trib_members_uncertified", "Chartered: nodes announced in the membership without a certificate "
-               "from the federation for their domain (not members, not in trib_members; a joining node until its "
-               "certificate arrives).", uncert);
+               "from the federation that holds now for their domain: none held (a joining node until its certificate "
+               "arrives), revoked, expired ... (not members, not in trib_members).", uncert);
     prom_family(f, "trib_member_saves_total", "counter",
                 "Write transactions of member changes and this node's incarnation, made off the gossip loop.");
     prom_sample(f, "trib_member_saves_total", "result=\"ok\"", ms.ok);

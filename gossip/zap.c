@@ -39,7 +39,10 @@
 #define EXPIRY_WARN_MS (14LL * 24 * 3600 * 1000)    /* warn this long before our certificate expires */
 #define EXPIRY_LOG_MS (6LL * 3600 * 1000)           /* and repeat the warning this often */
 
-static const char *kind_name(int kind) { return kind == TRUST_REFUSED_CONNECT ? "connect" : "entry"; }
+static const char *kind_name(int kind)
+{
+    return kind == TRUST_REFUSED_CONNECT ? "connect" : kind == TRUST_REFUSED_ENTRY ? "entry" : "owner";
+}
 
 /* Counts a refusal and logs it unless one of its kind and reason was logged lately. */
 __attribute__((format(printf, 4, 5)))
@@ -272,67 +275,107 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
     }
     snprintf(m->refused, sizeof m->refused, "%s", v == TRUST_OK ? (m->verified ? "" : "wrong_domain")
                                                                 : trust_verdict_name(v));
-    m->uncertified = !m->self && (v == TRUST_UNCERTIFIED || (v == TRUST_OK && !m->verified));
+    /* no certificate that holds now, whichever way (none, another domain's, revoked, expired ...) */
+    m->uncertified = !m->self && (v != TRUST_OK || !m->verified);
+    /* the members are judged again once this certificate expires (skew allowed, as trust.c does) */
+    if (v == TRUST_OK && (!g->snap_redo_ms || c.not_after_ms + TRUST_SKEW_MS < g->snap_redo_ms))
+        g->snap_redo_ms = c.not_after_ms + TRUST_SKEW_MS;
+}
+
+trust_verdict_t gossip_member_why(gossip_t *g, const gossip_member_t *m, char *why, size_t cap)
+{
+    uint8_t curve[32];
+    trust_info_t c;
+    char err[320] = "";
+    trust_verdict_t v = TRUST_UNCERTIFIED;
+    if (g->trust && edcurve_pk(curve, m->id) == 0)   /* any thread: not the loop's curvememo */
+        v = trust_admit_info(g->trust, curve, clock_wall_ms(), &c, err, sizeof err);
+    if (v == TRUST_OK && strcmp(c.domain, m->domain) != 0) {
+        snprintf(why, cap, "its key is certified by the federation for domain %s, not for domain %s", c.domain,
+                 m->domain);
+        return TRUST_WRONG_DOMAIN;
+    }
+    if (v == TRUST_OK)
+        snprintf(why, cap, "its certificate for domain %s holds now", m->domain);
+    else if (v == TRUST_UNCERTIFIED)
+        snprintf(why, cap, "no certificate from the federation for domain %s", m->domain);
+    else
+        snprintf(why, cap, "%s", err);   /* "certificate S of D: it is revoked from T by ...", "... expired at T" */
+    return v;
+}
+
+void gossip__owner_refused(gossip_t *g, trust_verdict_t v, const char *line)
+{
+    refused(g, TRUST_REFUSED_OWNER, v, "%s", line);
 }
 
 #define UNCERT_LOG_AFTER_MS 60000   /* a joining node's certificate comes within seconds (its hello, the log) */
 
-/* An uncertified member (gossip_member_t.uncertified) still listed after UNCERT_LOG_AFTER_MS is
- * logged once (no certificate of the federation came for it: a self-made key, or a node started
- * with the wrong certificate), at most one line per REFUSAL_LOG_MS naming one (and saying when
- * there are more). A node that is joining is one for a moment and is not logged. Loop only, from
- * the snapshot (a walk of it under smu). */
+/* How long a member listed apart waits before it is logged: UNCERT_LOG_AFTER_MS with no
+ * certificate held (a node that is joining is one for a moment), none when its certificate is held
+ * and does not hold (revoked, expired, another domain's ...). */
+static uint64_t unc_wait(const gossip_unc_t *u) { return strcmp(u->refused, "uncertified") ? 0 : UNCERT_LOG_AFTER_MS; }
+
+/* An uncertified member (gossip_member_t.uncertified) is logged once past its wait (unc_wait: a
+ * self-made key, a node started with the wrong certificate, one revoked or expired), at most one
+ * line per REFUSAL_LOG_MS naming one (and saying when there are more); one whose reason changes is
+ * logged again. Loop only, from the snapshot (a walk of it under smu). */
 void gossip__uncertified_check(gossip_t *g)
 {
     if (!g->trust)
         return;
     uint64_t now = clock_ms();
-    uint8_t ids[GOSSIP_UNCERT_TRACK][32];
+    gossip_unc_t seen[GOSSIP_UNCERT_TRACK];
     size_t n = 0;
     pthread_mutex_lock(&g->smu);
-    for (size_t i = 0; i < g->nsnap; i++)
-        if (g->snap[i].uncertified && n < GOSSIP_UNCERT_TRACK)
-            memcpy(ids[n++], g->snap[i].id, 32);
-    pthread_mutex_unlock(&g->smu);
-    gossip_unc_t next[GOSSIP_UNCERT_TRACK];   /* those listed now: since when, logged */
-    for (size_t i = 0; i < n; i++) {
-        size_t j = 0;
-        while (j < g->nunc && memcmp(g->unc[j].id, ids[i], 32) != 0)
-            j++;
-        if (j < g->nunc) {
-            next[i] = g->unc[j];
-        } else {
-            memcpy(next[i].id, ids[i], 32);
-            next[i].since_ms = now;
-            next[i].logged = 0;
+    for (size_t i = 0; i < g->nsnap && n < GOSSIP_UNCERT_TRACK; i++)
+        if (g->snap[i].uncertified) {
+            memcpy(seen[n].id, g->snap[i].id, 32);
+            snprintf(seen[n++].refused, sizeof seen->refused, "%s", g->snap[i].refused);
         }
+    pthread_mutex_unlock(&g->smu);
+    for (size_t i = 0; i < n; i++) {   /* those listed now: since when (for this reason), logged */
+        size_t j = 0;
+        while (j < g->nunc && (memcmp(g->unc[j].id, seen[i].id, 32) || strcmp(g->unc[j].refused, seen[i].refused)))
+            j++;
+        seen[i].since_ms = j < g->nunc ? g->unc[j].since_ms : now;
+        seen[i].logged = j < g->nunc ? g->unc[j].logged : 0;
     }
-    memcpy(g->unc, next, n * sizeof *next);
+    memcpy(g->unc, seen, n * sizeof *seen);
     g->nunc = n;
-    size_t due = 0, first = 0;      /* past the wait, not logged yet */
+    size_t due = 0, first = 0;      /* past their wait, not logged yet */
     for (size_t i = 0; i < g->nunc; i++)
-        if (!g->unc[i].logged && now - g->unc[i].since_ms >= UNCERT_LOG_AFTER_MS && !due++)
+        if (!g->unc[i].logged && now - g->unc[i].since_ms >= unc_wait(&g->unc[i]) && !due++)
             first = i;
     if (!due || (g->unc_logged_ms && now - g->unc_logged_ms < REFUSAL_LOG_MS))
         return;
     for (size_t i = 0; i < g->nunc; i++)
-        if (now - g->unc[i].since_ms >= UNCERT_LOG_AFTER_MS)
+        if (now - g->unc[i].since_ms >= unc_wait(&g->unc[i]))
             g->unc[i].logged = 1;
     g->unc_logged_ms = now;
-    char hex[ID_HEX_LEN], domain[64] = "?", addr[256] = "?";
-    identity_hex(g->unc[first].id, hex);
+    gossip_member_t m = {.domain = "?", .addr = "?"};
+    memcpy(m.id, g->unc[first].id, 32);
     pthread_mutex_lock(&g->smu);
     for (size_t i = 0; i < g->nsnap; i++)
         if (!memcmp(g->snap[i].id, g->unc[first].id, 32)) {
-            snprintf(domain, sizeof domain, "%s", g->snap[i].domain);
-            snprintf(addr, sizeof addr, "%s", g->snap[i].addr);
+            m = g->snap[i];
             break;
         }
     pthread_mutex_unlock(&g->smu);
-    log_warn("trust: node %.16s... at %s, announcing domain '%s', has been in the membership for %d s without a "
-             "certificate from the federation for that domain: not a member, it gets no connection (trib members "
-             "lists it under \"not members\": a self-made key, or a node started without its certificate)%s",
-             hex, addr, domain, UNCERT_LOG_AFTER_MS / 1000, due > 1 ? " (and more such nodes)" : "");
+    char hex[ID_HEX_LEN], why[400];
+    identity_hex(m.id, hex);
+    const char *more = due > 1 ? " (and more such nodes)" : "";
+    if (unc_wait(&g->unc[first])) {
+        log_warn("trust: node %.16s... at %s, announcing domain '%s', has been in the membership for %d s without a "
+                 "certificate from the federation for that domain: not a member, it gets no connection (trib members "
+                 "lists it under \"not members\": a self-made key, or a node started without its certificate)%s",
+                 hex, m.addr, m.domain, UNCERT_LOG_AFTER_MS / 1000, more);
+        return;
+    }
+    gossip_member_why(g, &m, why, sizeof why);
+    log_warn("trust: node %.16s... at %s, announcing domain '%s', is not a member: %s; it gets no connection and no "
+             "routed read (trib members lists it under \"not members\"; a certificate issued again makes it a member)%s",
+             hex, m.addr, m.domain, why, more);
 }
 
 trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)
@@ -380,6 +423,8 @@ void gossip__own_cert_check(gossip_t *g)
     if (!g->trust)
         return;
     revocations_check(g);
+    if (g->snap_redo_ms && clock_wall_ms() > g->snap_redo_ms)   /* a member's certificate expired: re-shown */
+        g->dirty = 1;
     int64_t now = clock_wall_ms(), left = g->own_not_after_ms - now;
     if (left > EXPIRY_WARN_MS || (g->expiry_logged_ms && now - g->expiry_logged_ms < EXPIRY_LOG_MS))
         return;
@@ -396,7 +441,7 @@ void gossip__own_cert_check(gossip_t *g)
 
 void gossip__trust_render(gossip_t *g, FILE *f)
 {
-    uint64_t r[2][TRUST_VERDICT_COUNT], skewed;
+    uint64_t r[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT], skewed;
     int64_t max_skew;
     pthread_mutex_lock(&g->tcmu);
     memcpy(r, g->trefused, sizeof r);
@@ -406,8 +451,9 @@ void gossip__trust_render(gossip_t *g, FILE *f)
     prom_gauge(f, "trib_trust_chartered", "1 when this node runs in a chartered federation, 0 in open mode.",
                g->trust ? 1 : 0);
     prom_family(f, "trib_trust_refused_total", "counter",
-                "Peers and entries refused by the trust rules (chartered mode), by kind and reason.");
-    for (int k = 0; k < 2; k++)
+                "Peers, entries and owners of routed reads refused by the trust rules (chartered mode), by kind "
+                "and reason.");
+    for (int k = 0; k < TRUST_REFUSED_KINDS; k++)
         for (int v = 1; v < TRUST_VERDICT_COUNT; v++)
             if (r[k][v] || (k == TRUST_REFUSED_CONNECT && v == TRUST_UNCERTIFIED))
                 fprintf(f, "trib_trust_refused_total{kind=\"%s\",reason=\"%s\"} %" PRIu64 "\n", kind_name(k),

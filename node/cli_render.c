@@ -112,9 +112,10 @@ static int cmp_members(const void *a, const void *b)
     return r ? r : strcmp(str_or(x, "node_id", ""), str_or(y, "node_id", ""));
 }
 
-/* Chartered: the nodes announced without a certificate from the federation (not members: the
- * node lists them apart, node/view.h), under the members, saying why; nothing when there are none.
- * Calm words: a node that is joining is one of them until its certificate (its hello) arrives. */
+/* Chartered: the nodes announced without a certificate from the federation that holds now (not
+ * members: the node lists them apart, node/view.h; none held, revoked, expired ...), under the
+ * members, saying why; nothing when there are none. Calm words: a node that is joining is one of
+ * them until its certificate (its hello) arrives. */
 static int render_uncertified(cli_ctx_t *c, json_t *list)
 {
     size_t n = json_array_size(list);
@@ -137,8 +138,9 @@ static int render_uncertified(cli_ctx_t *c, json_t *list)
         cli_table_destroy(&t);
         return cli_fail(c, "out of memory");
     }
-    fprintf(c->out, "\nnot members: %zu node%s announced without a certificate from the federation (a node that is "
-            "joining is listed here until its certificate reaches this node)\n", n, n == 1 ? "" : "s");
+    fprintf(c->out, "\nnot members: %zu node%s announced without a certificate from the federation that holds now "
+            "(none, revoked or expired: WHY says; a node that is joining is listed here until its certificate reaches "
+            "this node)\n", n, n == 1 ? "" : "s");
     return print_table(c, t, "  ");
 }
 

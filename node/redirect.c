@@ -222,6 +222,8 @@ struct MHD_Response *redirect_to_owner(node_t *n, struct MHD_Connection *c, cons
     int found = n->gossip ? gossip_read_owner(n->gossip, domain, &owner) : -1;
     if (found == -2)   /* only members that do not hold the domain's bound key: in open mode anyone may say so */
         return decline(D_NOT_BOUND);
+    if (found == -3)   /* chartered: only members not certified for the domain now (the relay answers 503) */
+        return decline(D_UNCERTIFIED);
     if (found < 0)
         return decline(D_NO_OWNER);
     if (owner.state != TRIB__MEMBER_STATE__ALIVE)   /* suspect, dead or left: the relay says which */

@@ -370,22 +370,13 @@ json_t *view_status(node_t *a)
     return j;
 }
 
-/* Why a member announced in the membership is not one (gossip_member_t.uncertified). */
-static json_t *uncertified_detail(const gossip_member_t *m)
-{
-    if (!strcmp(m->refused, "wrong_domain"))
-        return json_sprintf("its key is certified by the federation for another domain, not for domain %s",
-                            m->domain);
-    return json_sprintf("no certificate from the federation for domain %s", m->domain);
-}
-
 json_t *view_members(node_t *a)
 {
     json_t *list = json_array();
     if (a->gossip) {
         gossip_member_t *m;
         size_t n = gossip_members(a->gossip, &m);
-        json_t *outside = NULL;   /* chartered: nodes announced without a certificate: not members */
+        json_t *outside = NULL;   /* chartered: nodes announced without a certificate that holds: not members */
         for (size_t i = 0; i < n; i++) {
             char hex[ID_HEX_LEN];
             identity_hex(m[i].id, hex);
@@ -404,9 +395,12 @@ json_t *view_members(node_t *a)
                 json_object_set_new(o, "conflict", json_true());
             if (m[i].refused[0])   /* chartered: why its key is not admitted now (revoked, expired ...) */
                 json_object_set_new(o, "trust_refused", json_string(m[i].refused));
-            if (m[i].uncertified) {
-                json_object_set_new(o, "trust", json_string("uncertified"));
-                json_object_set_new(o, "detail", uncertified_detail(&m[i]));
+            if (m[i].uncertified) {   /* "uncertified": none held for its domain; else the one held does not hold */
+                char why[400];
+                int none = !strcmp(m[i].refused, "uncertified") || !strcmp(m[i].refused, "wrong_domain");
+                gossip_member_why(a->gossip, &m[i], why, sizeof why);
+                json_object_set_new(o, "trust", json_string(none ? "uncertified" : m[i].refused));
+                json_object_set_new(o, "detail", json_string(why));
                 if (!outside)
                     outside = json_array();
                 json_array_append_new(outside, o);

@@ -24,9 +24,11 @@ typedef struct {
 
 json_t *view_status(node_t *a);
 /* {"members": [...]} and, chartered, "uncertified": [...]: the nodes announced in the membership
- * without a certificate from the federation for their domain (gossip_member_t.uncertified), each
- * shaped as a member plus "trust": "uncertified" and "detail" (why): not members, so not listed
- * among them nor counted in view_status's "members" (which adds "uncertified": N when any). */
+ * without a certificate from the federation that holds now for their domain
+ * (gossip_member_t.uncertified), each shaped as a member plus "trust" ("uncertified": none held
+ * for the domain; else the verdict on the one held: "revoked", "expired" ...) and "detail" (why,
+ * gossip_member_why): not members, so not listed among them nor counted in view_status's "members"
+ * (which adds "uncertified": N when any). */
 json_t *view_members(node_t *a);
 /* Checks every parameter of q: 0, or -1 with err naming the parameter (answer 400). */
 int view_products_check(const view_query_t *q, char *err, size_t errlen);

@@ -10,6 +10,8 @@
  * Must not: sleep as synchronisation (poll with deadlines), leave processes or files behind. */
 #include <criterion/criterion.h>
 
+#include <curl/curl.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
@@ -903,6 +905,379 @@ Test(chartered, a_self_made_key_is_listed_apart_from_the_members_and_not_counted
     cr_expect_not(listed_in(&apart), "a certified key is still listed as uncertified");
     rogue_close(&r);
     cert_free(&ca), cert_free(&gc), cert_free(&xc);
+}
+
+/* ---------------------------------------------------------------- certificates that no longer hold */
+
+/* The rogue (certified as gid, domain growth) relays to the node at to an ALIVE claim of x for
+ * domain, signed by x (x at a free address where nothing listens). */
+static void relay_claim(rogue_t *r, const identity_t *gid, const char *to, const identity_t *x, const char *domain)
+{
+    char xaddr[64];
+    snprintf(xaddr, sizeof xaddr, "127.0.0.1:%d", h_free_port());
+    Trib__Member own, made, *ms[] = {&own, &made};
+    uint8_t s1[64], s2[64];
+    signed_claim(&own, gid, "growth", transport_addr(r->t), "127.0.0.1:1", s1);
+    signed_claim(&made, x, domain, xaddr, "127.0.0.1:2", s2);
+    Trib__PushPull pp = TRIB__PUSH_PULL__INIT;
+    pp.join = 1;
+    pp.n_members = 2;
+    pp.members = ms;
+    size_t len = trib__push_pull__get_packed_size(&pp);
+    uint8_t *body = malloc(len);
+    cr_assert_not_null(body);
+    trib__push_pull__pack(&pp, body);
+    cr_assert_eq(transport_send(r->t, to, TRIB__MSG_TYPE__MSG_PUSH_PULL, body, len), 0);
+    free(body);
+}
+
+/* POSTs a trust object's file form (a certificate, a revocation) to n: 201 expected. */
+static void submit_json(h_node_t *n, json_t *file)
+{
+    char *text = json_dumps(file, JSON_COMPACT), url[128];
+    json_decref(file);
+    cr_assert_not_null(text);
+    snprintf(url, sizeof url, "%s/v1/federation/objects", n->url);
+    h_resp_t resp;
+    cr_assert_eq(h_http("POST", url, "application/json", text, strlen(text), &resp), 0);
+    cr_assert_eq(resp.status, 201, "POST /v1/federation/objects: %ld %s", resp.status, resp.body ? resp.body : "");
+    h_resp_free(&resp);
+    free(text);
+}
+
+/* The entry of /v1/members' "uncertified" whose node_id is id (a new reference), or NULL. */
+static json_t *apart_entry(h_node_t *n, const char *id)
+{
+    json_t *j = h_get_json(n->url, "/v1/members", NULL), *m, *found = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(j, "uncertified"), i, m)
+        if (!strcmp(json_string_value(json_object_get(m, "node_id")) ?: "", id))
+            found = json_incref(m);
+    json_decref(j);
+    return found;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *id, *trust;
+} apart_cond_t;
+
+/* n lists id apart with "trust": c->trust. */
+static int apart_as(void *ctx)
+{
+    apart_cond_t *c = ctx;
+    json_t *m = apart_entry(c->n, c->id);
+    int ok = m && !strcmp(json_string_value(json_object_get(m, "trust")) ?: "", c->trust);
+    json_decref(m);
+    return ok;
+}
+
+/* n's member counts (/v1/status, trib_members) leave the one node listed apart out. */
+static void expect_counted_apart(h_node_t *n)
+{
+    expect_metric(n->url, "trib_members_uncertified", 1, "the member listed apart");   /* published every 250 ms */
+    json_t *j = h_get_json(n->url, "/v1/members", NULL);
+    size_t nmembers = json_array_size(json_object_get(j, "members"));
+    cr_expect_eq(json_array_size(json_object_get(j, "uncertified")), 1, "%s", members_text(n));
+    json_decref(j);
+    j = h_get_json(n->url, "/v1/status", NULL);
+    json_t *c = json_object_get(j, "members");
+    json_int_t counted = 0;
+    static const char *const states[] = {"alive", "suspect", "dead", "left"};
+    for (int s = 0; s < 4; s++)
+        counted += json_integer_value(json_object_get(c, states[s]));
+    cr_expect_eq(counted, (json_int_t)nmembers, "status counts %lld members, /v1/members lists %zu",
+                 (long long)counted, nmembers);
+    cr_expect_eq(json_integer_value(json_object_get(c, "uncertified")), 1);
+    json_decref(j);
+    double all = h_metric(n->url, "trib_members{state=\"alive\"}") + h_metric(n->url, "trib_members{state=\"suspect\"}") +
+                 h_metric(n->url, "trib_members{state=\"dead\"}") + h_metric(n->url, "trib_members{state=\"left\"}");
+    cr_expect_eq(all, (double)nmembers, "trib_members counts %.0f, /v1/members lists %zu", all, nmembers);
+    cr_expect_eq(h_metric(n->url, "trib_members_uncertified"), 1);
+}
+
+static int no_uncertified(void *ctx) { return h_metric(ctx, "trib_members_uncertified") == 0; }
+
+/* How many times text occurs in n's log. */
+static int log_count(h_node_t *n, const char *text)
+{
+    size_t len = 0;
+    char *s = h_read_file(n->log, &len);
+    int k = 0;
+    for (const char *p = s; p && (p = strstr(p, text)); p += strlen(text))
+        k++;
+    free(s);
+    return k;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *text;
+} logged_cond_t;
+
+static int logged(void *ctx)
+{
+    logged_cond_t *c = ctx;
+    return log_count(c->n, c->text) > 0;
+}
+
+/* payments (a) publishes 'settled' (public: read without a token) with one record; growth (b) holds
+ * it. Both run, certified. */
+static void payments_and_growth(h_node_t *a, h_node_t *b, identity_t *ia, cert_t *ca, identity_t *ib, cert_t *cb)
+{
+    char da[256], db[256], seed[160];
+    node_dir("a", da, sizeof da, ia);
+    node_dir("b", db, sizeof db, ib);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia->pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", ca);
+    issue(NULL, "growth", ib->pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", cb);
+    start(a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia->hex, a->peer);
+    start(b, "growth", db, "b.cert", seed);
+    members_cond_t mc = {b, 2};
+    cr_assert(h_wait(all_verified, &mc, 20000), "growth does not see two verified alive members: %s", members_text(b));
+    char manifest[300], recs[300], *out = NULL, *eout = NULL;
+    snprintf(manifest, sizeof manifest, "%s/settled.yaml", work);
+    const char *yaml = "name: settled\ndomain: payments\nversion: 1.0.0\nstatus: active\ntitle: Settled\n"
+                       "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                       "  business: a@example.com\n  technical: b@example.com\nclassification: public\nschema:\n"
+                       "  - {name: id, logicalType: string, required: true}\n";
+    cr_assert_eq(h_write_file(manifest, yaml, strlen(yaml)), 0);
+    int rc = h_trib(a, NULL, &out, &eout, "publish", manifest, NULL);
+    cr_assert_eq(rc, 0, "publish failed: %s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    snprintf(recs, sizeof recs, "%s/r.ndjson", work);
+    cr_assert_eq(h_write_file(recs, "{\"id\":\"x1\"}\n", 12), 0);
+    rc = h_trib(a, recs, &out, &eout, "put", "payments/settled", NULL);
+    cr_assert_eq(rc, 0, "put failed: %s %s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    get_cond_t g = {b, "/v1/products/payments/settled"};
+    cr_assert(h_wait(get_ok, &g, 15000), "the product did not replicate to growth");
+}
+
+/* The revocation of certificate c (by its serial), reason given, in its file form. */
+static json_t *revocation_of(const cert_t *c, const char *reason)
+{
+    revocation_t rv;
+    cr_assert_eq(revocation_issue(&ch, 0, c->serial, NULL, fx_now_ms(), reason, two_roots, 2, &rv, err, sizeof err), 0,
+                 "%s", err);
+    json_t *j = revocation_to_json(&rv);
+    revocation_free(&rv);
+    return j;
+}
+
+/* A node whose certificate is revoked is no member any more: growth lists payments apart with
+ * "trust": "revoked" and a detail saying by whom, from when and why, counts it nowhere, logs it
+ * once; a new certificate of its key makes it a member again, without a restart. Before, it stayed
+ * among the members, marked only trust_refused, and was counted. */
+Test(chartered, a_revoked_node_is_listed_apart_and_a_member_again_once_certified_anew)
+{
+    identity_t ia, ib;
+    cert_t ca, cb, again;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    submit_json(&b, revocation_of(&ca, "laptop stolen"));
+    apart_cond_t ap = {&b, ia.hex, "revoked"};
+    cr_assert(h_wait(apart_as, &ap, 15000), "the revoked node is not listed apart as revoked: %s", members_text(&b));
+    listed_cond_t member = {&b, ia.hex, "members"};
+    cr_expect_not(listed_in(&member), "the revoked node is still listed among the members: %s", members_text(&b));
+    json_t *m = apart_entry(&b, ia.hex);
+    const char *detail = json_string_value(json_object_get(m, "detail")) ?: "";
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    cr_expect(strstr(detail, serial) && strstr(detail, "revoked from") && strstr(detail, "by the federation's roots") &&
+              strstr(detail, "laptop stolen"), "detail: %s", detail);
+    json_decref(m);
+    expect_counted_apart(&b);
+    char *out = NULL;
+    cr_assert_eq(h_trib(&b, NULL, &out, NULL, "members", NULL), 0);
+    const char *head = out ? strstr(out, "not members: 1 node") : NULL;
+    cr_expect(head && strstr(head, "payments") && strstr(head, "revoked from"), "trib members:\n%s", out ? out : "");
+    free(out);
+    logged_cond_t lc = {&b, "announcing domain 'payments', is not a member: certificate"};
+    cr_expect(h_wait(logged, &lc, 5000), "the revoked member was not logged; see %s", b.log);
+    still_serves(&b);
+
+    /* the roots certify its key again (a new serial): a member again, alive and verified */
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - 1000, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &again);
+    submit_json(&b, cert_to_json(&again));
+    members_cond_t mc = {&b, 2};
+    cr_expect(h_wait(all_verified, &mc, 20000), "the node certified again is not an alive, verified member: %s",
+              members_text(&b));
+    cr_expect_null(apart_entry(&b, ia.hex), "still listed apart: %s", members_text(&b));
+    cr_expect(h_wait(no_uncertified, b.url, 5000), "trib_members_uncertified stays at %.0f",
+              h_metric(b.url, "trib_members_uncertified"));
+    cr_expect_eq(log_count(&b, lc.text), 1, "the revoked member was logged more than once; see %s", b.log);
+    cert_free(&ca), cert_free(&cb), cert_free(&again);
+}
+
+/* A node announced with a key whose only certificate has expired is no member either: listed apart
+ * with "trust": "expired" and when it expired, counted nowhere, logged once; a renewed certificate
+ * makes it a member. The node is played from this process (a real node cannot start with an expired
+ * certificate, and one expiring while it runs is refused only after the 60 s of clock skew allowed):
+ * a certified peer relays its signed claim, and its certificates are submitted as an operator does.
+ * Before, it was listed among the members, marked only trust_refused. */
+Test(chartered, a_node_whose_certificate_expired_is_listed_apart_and_a_member_again_once_renewed)
+{
+    char da[256];
+    identity_t ia, gid, x;
+    cert_t ca, gc, old, renewed;
+    node_dir("a", da, sizeof da, &ia);
+    fx_identity(&gid);
+    fx_identity(&x);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", gid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &gc);
+    issue(NULL, "listening", x.pk, t - 3 * DAY_MS, t - 2 * DAY_MS, two_roots, 2, 0, NULL, &old);
+    h_node_t a;
+    start(&a, "payments", da, "a.cert", NULL);
+    submit_json(&a, cert_to_json(&old));
+    rogue_t r;
+    rogue_open(&r, &gid, &gc, a.peer, ia.pk);
+    relay_claim(&r, &gid, a.peer, &x, "listening");
+    pump_cond_t p = {&r, {a.url, "trib_members_uncertified", 1}};
+    cr_assert(h_wait(pump, &p, 15000), "the expired key was never counted apart: %s", members_text(&a));
+    apart_cond_t ap = {&a, x.hex, "expired"};
+    cr_assert(apart_as(&ap), "the expired key is not listed apart as expired: %s", members_text(&a));
+    listed_cond_t member = {&a, x.hex, "members"};
+    cr_expect_not(listed_in(&member), "the expired key is listed among the members: %s", members_text(&a));
+    json_t *m = apart_entry(&a, x.hex);
+    char when[32], want[64];
+    trust_time_text(old.not_after_ms, when);
+    snprintf(want, sizeof want, "expired at %s", when);
+    const char *detail = json_string_value(json_object_get(m, "detail")) ?: "";
+    cr_expect(strstr(detail, want), "detail: %s (wanted '%s')", detail, want);
+    json_decref(m);
+    expect_counted_apart(&a);
+    logged_cond_t lc = {&a, "announcing domain 'listening', is not a member: certificate"};
+    cr_expect(h_wait(logged, &lc, 5000), "the expired member was not logged; see %s", a.log);
+
+    issue(NULL, "listening", x.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &renewed);
+    submit_json(&a, cert_to_json(&renewed));
+    cr_expect(h_wait(listed_in, &member, 15000), "a renewed key is not listed among the members: %s", members_text(&a));
+    cr_expect_null(apart_entry(&a, x.hex), "a renewed key is still listed apart: %s", members_text(&a));
+    cr_expect_eq(log_count(&a, lc.text), 1, "the expired member was logged more than once; see %s", a.log);
+    rogue_close(&r);
+    cert_free(&ca), cert_free(&gc), cert_free(&old), cert_free(&renewed);
+}
+
+/* GET n.url+path with a token and a Prefer header (each NULL: none): status, the "error" and "detail" of the body, and
+ * how long the answer took (ms). */
+typedef struct {
+    long status, ms;
+    char error[64], detail[1024];
+} answer_t;
+
+static size_t keep_body(char *p, size_t size, size_t n, void *ctx)
+{
+    char *buf = ctx;
+    size_t have = strlen(buf), add = size * n;
+    if (have + add < 8192) {
+        memcpy(buf + have, p, add);
+        buf[have + add] = '\0';
+    }
+    return size * n;
+}
+
+static void get_answer(h_node_t *n, const char *path, const char *token, const char *prefer, answer_t *a)
+{
+    char url[512], body[8192] = "", line[4400];
+    snprintf(url, sizeof url, "%s%s", n->url, path);
+    CURL *h = curl_easy_init();
+    cr_assert_not_null(h);
+    struct curl_slist *l = NULL;
+    if (token) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", token);
+        l = curl_slist_append(l, line);
+    }
+    if (prefer) {
+        snprintf(line, sizeof line, "Prefer: %s", prefer);
+        l = curl_slist_append(l, line);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, (void *)body);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+    long t0 = h_now_ms();
+    CURLcode rc = curl_easy_perform(h);
+    a->ms = h_now_ms() - t0;
+    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
+    curl_slist_free_all(l);
+    curl_easy_cleanup(h);
+    json_t *j = json_loads(body, 0, NULL);
+    snprintf(a->error, sizeof a->error, "%s", json_string_value(json_object_get(j, "error")) ?: "");
+    snprintf(a->detail, sizeof a->detail, "%.1000s", json_string_value(json_object_get(j, "detail")) ?: body);
+    json_decref(j);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *id, *refused;
+} refused_cond_t;
+
+/* n's /v1/members has id, in any array, with "trust_refused": c->refused. */
+static int member_refused(void *ctx)
+{
+    refused_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/members", NULL), *m;
+    size_t i;
+    int found = 0;
+    const char *lists[] = {"members", "uncertified"};
+    for (int k = 0; k < 2; k++)
+        json_array_foreach(json_object_get(j, lists[k]), i, m)
+            found |= !strcmp(json_string_value(json_object_get(m, "node_id")) ?: "", c->id) &&
+                     !strcmp(json_string_value(json_object_get(m, "trust_refused")) ?: "", c->refused);
+    json_decref(j);
+    return found;
+}
+
+/* A routed read towards a domain whose only claimant is not certified for it (here revoked) is
+ * answered 503 owner_unreachable at once, saying no node certified for the domain is known and
+ * naming the claimant and why: a range read, one asking for a redirect to the owner, a live stream.
+ * Each is counted (trib_trust_refused_total{kind="owner"}), logged once, and the node serves on.
+ * Before, the revoked node was picked as the owner: its replies were dropped as uncertified and the
+ * client waited for the open timeout. */
+Test(chartered, a_routed_read_whose_only_claimant_is_not_certified_is_answered_503_at_once)
+{
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    submit_json(&b, revocation_of(&ca, "key lost"));
+    /* growth judges payments revoked (its member says so, listed apart or not: the code before this
+     * commit kept it among the members) */
+    refused_cond_t rc = {&b, ia.hex, "revoked"};
+    cr_assert(h_wait(member_refused, &rc, 15000), "growth does not judge payments revoked: %s", members_text(&b));
+    static const struct { const char *path, *prefer; } reads[] = {
+        {"/v1/products/payments/settled/records", NULL},
+        {"/v1/products/payments/settled/records", "redirect=owner"},
+        {"/v1/products/payments/settled/stream", NULL},
+    };
+    double declined = h_metric(b.url, "trib_http_redirect_declined_total{reason=\"uncertified\"}");
+    char prefix[13];
+    snprintf(prefix, sizeof prefix, "%.12s", ia.hex);
+    for (size_t i = 0; i < sizeof reads / sizeof *reads; i++) {
+        answer_t an;
+        get_answer(&b, reads[i].path, NULL, reads[i].prefer, &an);
+        cr_expect_eq(an.status, 503, "%s: %ld %s", reads[i].path, an.status, an.detail);
+        cr_expect_str_eq(an.error, "owner_unreachable", "%s", an.detail);
+        cr_expect(strstr(an.detail, "no node certified for domain 'payments' is known") && strstr(an.detail, prefix) &&
+                  strstr(an.detail, "revoked from"), "%s: detail %s", reads[i].path, an.detail);
+        /* at once: no wait for an owner's reply (the open timeout is 2 s) */
+        cr_expect_lt(an.ms, 1000, "%s%s answered after %ld ms", reads[i].path, reads[i].prefer ? " (redirect)" : "",
+                     an.ms);
+    }
+    cr_expect_eq(h_metric(b.url, "trib_http_redirect_declined_total{reason=\"uncertified\"}"), declined + 1);
+    cr_expect_eq(h_metric(b.url, REFUSED("owner", "revoked")), 3);
+    cr_expect_eq(log_count(&b, "refused owner (revoked)"), 1, "one line for three refusals within 10 s; see %s", b.log);
+    still_serves(&b);
+    json_t *j = h_get_json(b.url, "/v1/products/payments/settled", NULL);
+    cr_expect_not_null(j, "growth stopped answering for the product");
+    json_decref(j);
+    cert_free(&ca), cert_free(&cb);
 }
 
 /* ---------------------------------------------------------------- own-domain sync and trust */
