@@ -20,7 +20,6 @@
 
 #include "gossip/clock.h"
 #include "gossip/fedlog.h"
-#include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/changes.h"
 #include "node/policy.h"
@@ -33,6 +32,7 @@
 #define SCAN_BATCH   256        /* catalog entries read per transaction */
 #define SCAN_BYTES   (4u << 20)
 #define NBUCKETS0    1024
+#define POLICY_RETRY_S 5        /* Retry-After of a set the busy loop did not take in time */
 
 enum { ST_UNCHECKED = 0, ST_COMPLIANT = 1, ST_NON_COMPLIANT = 2 };
 
@@ -63,6 +63,7 @@ struct policy_node {
     node_t *n;
     const charter_t *ch;
     policy_store_t *store;
+    fedlog_t *flog;               /* chartered: operators' signed sets go here (policy_node_attach) */
     pthread_t th;
     int started;
     atomic_int stop;
@@ -1136,12 +1137,13 @@ static void take_stored_sets(struct policy_node *p)
  * then, on a chartered node, handed to the federation log as an operator's submission: it
  * verifies it again through the policy hook, stores it, puts it in force here once stored
  * (policy_node_fedlog, STORED) and pushes it to every node; a failed commit is NO_SPACE or
- * STORAGE, the set not in force. Without a federation log (not started yet) the set is put in
- * force here only, once its files are written. */
+ * STORAGE, the set not in force; a loop too busy to take it in time is BUSY (it may still be
+ * taken). Without a federation log (none attached) the set is put in force here only, once its
+ * files are written. */
 static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     struct policy_node *p = n->policy;
-    fedlog_t *f = p->ch && n->gossip ? gossip_fedlog(n->gossip) : NULL;
+    fedlog_t *f = p->ch ? p->flog : NULL;
     int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
     if (rc != 0) {
         atomic_fetch_add(&p->n_offer_refused, 1);
@@ -1155,10 +1157,15 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
     snprintf(err, errlen, "%s", r.err);
     if (r.reason == FEDLOG_R_POLICY)
         return POLICY_REFUSED_STALE;   /* raced with another set */
-    if (r.reason != FEDLOG_R_STORAGE && r.reason != FEDLOG_R_NO_SPACE)
-        return POLICY_REFUSED_BAD;
     policy_info_t info = { 0 };
     policy_store_put(p->store, policy_store_get(p->store, &info));
+    if (r.reason == FEDLOG_R_BUSY) {   /* not a fault of the set: the node is busy, say so and when to retry */
+        snprintf(err, errlen, "the node is busy: %.400s; version %llu is in force now (GET /v1/policy shows whether "
+                 "this set was taken since): retry in a few seconds", r.err, (unsigned long long)info.version);
+        return POLICY_REFUSED_BUSY;
+    }
+    if (r.reason != FEDLOG_R_STORAGE && r.reason != FEDLOG_R_NO_SPACE)
+        return POLICY_REFUSED_BAD;
     if (strstr(r.err, "not in force"))   /* the log said so already */
         snprintf(err, errlen, "%.400s (version %llu stays in force)", r.err, (unsigned long long)info.version);
     else
@@ -1167,11 +1174,19 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
     return r.reason == FEDLOG_R_NO_SPACE ? POLICY_REFUSED_NO_SPACE : POLICY_REFUSED_STORAGE;
 }
 
-int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
+void policy_node_attach(node_t *n, fedlog_t *f)
+{
+    fedlog_set_policy_offer(f, policy_node_fedlog, n);
+    if (n->policy)
+        n->policy->flog = f;
+}
+
+int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply, unsigned *retry_after_s)
 {
     struct policy_node *p = n->policy;
     char err[700];
     *reply = NULL;
+    *retry_after_s = 0;
     if (!p) {
         *reply = error_body("unavailable", "policy is not running on this node");
         return 503;
@@ -1218,7 +1233,10 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
     }
     status = rc == 0 ? 200 : rc == POLICY_REFUSED_SIGNATURE ? 403
            : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN || rc == POLICY_REFUSED_CONFLICT ? 409
-           : rc == POLICY_REFUSED_NO_SPACE ? 507 : rc == POLICY_REFUSED_STORAGE ? 500 : 400;
+           : rc == POLICY_REFUSED_NO_SPACE ? 507 : rc == POLICY_REFUSED_STORAGE ? 500
+           : rc == POLICY_REFUSED_BUSY ? 503 : 400;
+    if (rc == POLICY_REFUSED_BUSY)
+        *retry_after_s = POLICY_RETRY_S;
     if (rc != 0) {
         /* logged once per 10 s at most (a client sending garbage must not fill the log); all counted */
         static atomic_int_fast64_t last_log_ms;
@@ -1227,7 +1245,7 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
             log_warn("policy: set refused (%d): %s", status, err);
         const char *kind = rc == POLICY_REFUSED_OPEN ? "open_mode" : rc == POLICY_REFUSED_STALE ? "policy_stale"
                          : rc == POLICY_REFUSED_NO_SPACE ? "no_space" : rc == POLICY_REFUSED_STORAGE ? "storage"
-                         : rc == POLICY_REFUSED_CONFLICT ? "policy_conflict"
+                         : rc == POLICY_REFUSED_CONFLICT ? "policy_conflict" : rc == POLICY_REFUSED_BUSY ? "busy"
                          : rc == POLICY_REFUSED_SIGNATURE ? "policy_unsigned" : "bad_policy";
         *reply = error_body(kind, err);
         return status;

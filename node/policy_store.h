@@ -37,6 +37,8 @@ enum {
     POLICY_REFUSED_STORAGE = -6,    /* its file (or its federation log commit) could not be written: not in
                                        force (500) */
     POLICY_REFUSED_NO_SPACE = -7,   /* the same, for want of disk space (507) */
+    POLICY_REFUSED_BUSY = -8,       /* the federation log's loop did not take it in time: not in force yet, it
+                                       may still be taken (503 with Retry-After) */
 };
 
 /* Two different signed sets with one version (governance signed twice by mistake): whichever

@@ -258,7 +258,8 @@ static char *file_form(const uint8_t *bytes, size_t len)
 
 static int submit(const char *body, json_t **reply)
 {
-    return policy_node_submit(&node, body, strlen(body), reply);
+    unsigned retry_s;
+    return policy_node_submit(&node, body, strlen(body), reply, &retry_s);
 }
 
 /* Where a set's file is all that keeps it (a chartered node before its federation log runs; open
@@ -292,4 +293,47 @@ Test(policy_durable, a_set_whose_file_cannot_be_written_is_a_storage_error_and_n
     json_decref(reply);
     cr_expect_eq(version_in_force(), 7);
     free(f1), free(f2), free(v1), free(v2);
+}
+
+/* A gossip loop that never turns (busy): operators' offers wait for it in vain. */
+static void busy_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)ctx, (void)addr, (void)type, (void)body, (void)len;
+}
+static size_t busy_peers(void *ctx, const char **addrs, size_t max)
+{
+    (void)ctx, (void)addrs, (void)max;
+    return 0;
+}
+static void busy_wake(void *ctx) { (void)ctx; }
+
+/* An operator's set the federation log's loop does not take in time (fedlog_offer: FEDLOG_R_BUSY,
+ * after its 10 s wait) is 503 busy with a Retry-After, its detail saying why and which version is
+ * in force; the set is not in force then, and is taken once the loop runs what was queued. Before,
+ * it was 400 bad_policy, as if the set were malformed. The loop here is one that never turns. */
+Test(policy_durable, a_set_the_busy_loop_does_not_take_in_time_is_503_busy_with_retry_after)
+{
+    size_t l1, l2;
+    uint8_t *v1 = set_v(1, &l1), *v2 = set_v(2, &l2);
+    char *f2 = file_form(v2, l2);
+    fedlog_result_t r;
+    cr_assert_eq(fedlog_offer(flog, v1, l1, NULL, &r), 0, "%s", r.err);
+    fedlog_io_t io = { .send = busy_send, .peers = busy_peers, .wake = busy_wake, .own_thread = 1 };
+    fedlog_attach(flog, &io);
+    policy_node_attach(&node, flog);   /* as the agent wires it: operators' sets go to the log */
+    json_t *reply = NULL;
+    unsigned retry_s = 0;
+    int st = policy_node_submit(&node, f2, strlen(f2), &reply, &retry_s);
+    const char *kind = json_string_value(json_object_get(reply, "error")) ?: "";
+    const char *detail = json_string_value(json_object_get(reply, "detail")) ?: "";
+    cr_expect_eq(st, 503, "%d %s: %s", st, kind, detail);
+    cr_expect_str_eq(kind, "busy");
+    cr_expect_gt(retry_s, 0, "no Retry-After");
+    cr_expect(strstr(detail, "busy") && strstr(detail, "version 1 is in force"), "%s", detail);
+    json_decref(reply);
+    cr_expect_eq(version_in_force(), 1, "a set the loop did not take is in force");
+    fedlog_attach(flog, NULL);   /* the loop stops: what it did not take is done now */
+    cr_expect_eq(version_in_force(), 2, "the queued set was not taken once the loop ran it");
+    cr_expect(file_holds(path_of("policy.signed"), v2, l2));
+    free(f2), free(v1), free(v2);
 }
