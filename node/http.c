@@ -1085,7 +1085,8 @@ static enum MHD_Result h_metrics(call_t *k)
     return send_body(k->c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
 }
 
-/* Matches url against pattern, copying {domain} and {name} into k. A trailing '/' is ignored. */
+/* Matches url against pattern, copying {domain} and {name} into k. A trailing '/' is ignored (the
+ * API's paths; route_find matches the web UI's files exactly). */
 static int match(const char *pattern, const char *url, call_t *k)
 {
     const char *p = pattern, *u = url;
@@ -1122,7 +1123,8 @@ static const route_row_t *route_find(const char *method, const char *url, call_t
     allow[0] = '\0';
     int head = !strcmp(method, "HEAD");
     for (size_t i = 0; i < NROUTES; i++) {
-        if (!match(routes[i].pattern, url, k))
+        /* a web UI file has no directory form: /app.js/ is an unknown path, as /nope.js is */
+        if (routes[i].id == R_WEB ? strcmp(routes[i].pattern, url) != 0 : !match(routes[i].pattern, url, k))
             continue;
         if (!*path_known)
             *path_route = routes[i].id;
