@@ -629,7 +629,7 @@ typedef struct {            /* the policy sets the federation log holds, read at
     size_t *len, n, cap;
     uint8_t (*hash)[STORE_HASH_LEN];
 } stored_sets_t;
-static void read_stored_sets(node_t *n, stored_sets_t *ss);
+static int read_stored_sets(node_t *n, stored_sets_t *ss, char *err, size_t errlen);
 static void take_stored_sets(struct policy_node *p, stored_sets_t *ss);
 static void stored_sets_free(stored_sets_t *ss);
 
@@ -649,8 +649,8 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
     p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
     n->policy = p;
     stored_sets_t ss = { 0 };
-    if (ch)
-        read_stored_sets(n, &ss);
+    if (ch && read_stored_sets(n, &ss, err, errlen) != 0)
+        goto fail;
     if (!p->buckets || !(p->store = policy_store_open(n->cfg.data, ch, err, errlen))) {
         if (!p->buckets)
             snprintf(err, errlen, "out of memory");
@@ -1144,19 +1144,21 @@ static void stored_sets_free(stored_sets_t *ss)
 }
 
 /* Before the store opens: the log's sets into ss and the files of sets it does not hold renamed
- * aside (policy_store_set_aside); when the log cannot be read whole, no file is. */
-static void read_stored_sets(node_t *n, stored_sets_t *ss)
+ * aside (policy_store_set_aside); when the log cannot be read whole, no file is. 0, or -1 with
+ * err when such a file cannot be renamed. */
+static int read_stored_sets(node_t *n, stored_sets_t *ss, char *err, size_t errlen)
 {
     if (store_fedlog_each(n->st, collect_set, ss) != 0) {
         log_warn("policy: reading the federation log's policy sets failed: %s (policy files are taken as they are)",
                  store_last_error());
-        return;
+        return 0;
     }
     char names[600];
-    size_t k = policy_store_set_aside(n->cfg.data, set_stored, ss, names, sizeof names);
-    if (k)
-        log_warn("policy: %zu file(s) hold a set this node's federation log does not (written by an older version "
+    int k = policy_store_set_aside(n->cfg.data, set_stored, ss, names, sizeof names, err, errlen);
+    if (k > 0)
+        log_warn("policy: %d file(s) hold a set this node's federation log does not (written by an older version "
                  "before a commit that failed): not in force, renamed aside: %s", k, names);
+    return k < 0 ? -1 : 0;
 }
 
 /* The stored sets taken (in force, or history) with their files written where missing. What this

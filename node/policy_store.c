@@ -824,13 +824,15 @@ static int file_hash(const char *path, uint8_t hash[TRUST_HASH_LEN])
     return rc;
 }
 
-size_t policy_store_set_aside(const char *dir, policy_held_fn held, void *ctx, char *names, size_t cap)
+int policy_store_set_aside(const char *dir, policy_held_fn held, void *ctx, char *names, size_t cap, char *err,
+                           size_t errlen)
 {
     char pat[700];
     snprintf(pat, sizeof pat, "%s/policy.v*.signed", dir);
     glob_t g;
     int globbed = glob(pat, 0, NULL, &g) == 0;
-    size_t n = 0, used = 0, nfiles = 1 + (globbed ? g.gl_pathc : 0);
+    size_t used = 0, nfiles = 1 + (globbed ? g.gl_pathc : 0);
+    int n = 0;
     if (cap)
         names[0] = '\0';
     for (size_t i = 0; i < nfiles; i++) {
@@ -843,8 +845,12 @@ size_t policy_store_set_aside(const char *dir, policy_held_fn held, void *ctx, c
         if (file_hash(path, hash) != 0 || held(ctx, hash))
             continue;
         snprintf(aside, sizeof aside, "%s.unstored", path);
-        if (rename(path, aside) != 0)
-            continue;
+        if (rename(path, aside) != 0) {
+            snprintf(err, errlen, "%s names a policy set this node's federation log does not hold, and cannot be "
+                     "renamed to %s: %s (move it away to start)", path, aside, strerror(errno));
+            n = -1;
+            break;
+        }
         n++;
         const char *base = strrchr(aside, '/') ? strrchr(aside, '/') + 1 : aside;
         if (used < cap) {

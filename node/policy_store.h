@@ -92,9 +92,11 @@ void policy_store_close(policy_store_t **sp);
  * log stored, and older code wrote a set's files before a commit that could then fail. Each signed
  * set file in dir (policy.signed, the history's policy.v<version>.signed) whose body hash held
  * says the log does not hold is renamed to NAME.unstored (kept for the operator to look at; never
- * loaded). Returns how many; names (cap bytes) lists them, for the caller's log line. */
+ * loaded). Returns how many, names (cap bytes) listing them for the caller's log line, or -1 with
+ * err when one cannot be renamed (it must not be loaded). */
 typedef int (*policy_held_fn)(void *ctx, const uint8_t hash[TRUST_HASH_LEN]);
-size_t policy_store_set_aside(const char *dir, policy_held_fn held, void *ctx, char *names, size_t cap);
+int policy_store_set_aside(const char *dir, policy_held_fn held, void *ctx, char *names, size_t cap, char *err,
+                           size_t errlen);
 
 /* The one door for signed sets: refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
  * one whose version is not above the set in force (STALE; CONFLICT for another body of that

@@ -487,6 +487,7 @@ Test(index, random_request_bodies, .init = ix_setup, .fini = ix_teardown)
     m.name = "settled";
     m.version = "1.0.0";
     m.status = "active";
+    m.classification = "confidential";   /* read with a grant: requests for it are taken */
     m.n_schema = 2;
     m.schema = props;
     uint64_t seq;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -427,5 +428,22 @@ Test(policy_durable, a_file_naming_a_set_the_log_does_not_hold_is_set_aside_at_s
     cr_expect_neq(access(history_file(2), F_OK), 0, "the history file of the unstored set is still loaded");
     restart();
     cr_expect_eq(version_in_force(), 1, "after another restart");
+
+    /* such a file that cannot be renamed (its .unstored name is a directory here) fails the start,
+     * saying which and what to do: it must not be put in force */
+    close_node();
+    cr_assert_eq(h_write_file(path_of("policy.signed"), (const char *)v2, l2), 0);
+    cr_assert_eq(unlink(path_of("policy.signed.unstored")), 0);
+    cr_assert_eq(mkdir(path_of("policy.signed.unstored"), 0700), 0);
+    cr_assert_eq(h_write_file(path_of("policy.signed.unstored/x"), "x", 1), 0);
+    memset(&node, 0, sizeof node);
+    config_defaults(&node.cfg);
+    snprintf(node.cfg.data, sizeof node.cfg.data, "%s", dir);
+    snprintf(node.cfg.domain, sizeof node.cfg.domain, "payments");
+    node.limits = records_default_limits;
+    cr_assert_eq(node_open(&node, err, sizeof err), 0, "node_open: %s", err);
+    cr_expect_eq(policy_node_start(&node, &ch, "", err, sizeof err), -1, "started with a set the log does not hold");
+    cr_expect(strstr(err, "policy.signed") && strstr(err, "cannot be renamed") && strstr(err, "move it away"), "%s",
+              err);
     free(v1), free(v2);
 }
