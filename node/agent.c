@@ -242,7 +242,7 @@ int agent_main(int argc, char **argv)
     /* chartered: policy sets are verified against the charter's governance keys */
     if (policy_node_start(a, a->cfg.charter[0] ? &charter : NULL, a->cfg.policy, err, sizeof err) < 0)
         goto fail;
-    fedlog_set_policy_offer(fedlog, policy_node_fedlog, a);   /* kind 4 gossiped: the set in force */
+    policy_node_attach(a, fedlog);   /* kind 4 gossiped: the set in force; operators' sets go to the log */
     if (http_listen(a, err, sizeof err) < 0)
         goto fail;
     if (start_gossip(a, err, sizeof err) < 0)

@@ -264,6 +264,20 @@ void grants_request(node_t *n, const grants_caller_t *who, const char *body, siz
         fail(r, 500, "storage", "manifest of %s is unreadable", pid);
         goto out;
     }
+    /* only confidential and restricted products are read with a grant (node/auth.c, auth_read): a
+     * grant of a public or internal one would give nothing, and its owner would be asked for nothing */
+    const char *pcls = ce->manifest->classification && *ce->manifest->classification ? ce->manifest->classification
+                                                                                     : "internal";
+    if (strcmp(pcls, "confidential") != 0 && strcmp(pcls, "restricted") != 0) {
+        if (!strcmp(pcls, "public"))
+            fail(r, 409, "no_grant_needed", "%s is public: anyone may read its records, without a token (trib get "
+                 "%s); no access request is needed", pid, pid);
+        else
+            fail(r, 409, "no_grant_needed", "%s is %s: any valid token of a federation member domain reads its "
+                 "records, yours included (trib get %s with --token, --token-file or $TRIB_TOKEN; over HTTP "
+                 "Authorization: Bearer trib1.…); no access request is needed", pid, pcls, pid);
+        goto out;
+    }
     size_t nf = 0;
     if (f && !json_is_array(f)) {
         fail(r, 400, "bad_request", "fields: expected an array of field names");

@@ -91,7 +91,8 @@ typedef struct {
 } grants_result_t;
 
 /* POST /v1/access/requests: body {"product","purpose","fields":[..],"days"}. The caller's token must
- * be of this node's domain (requests are signed into the requester's home log). */
+ * be of this node's domain (requests are signed into the requester's home log), and the product
+ * confidential or restricted (the others are read without a grant: 409 no_grant_needed). */
 void grants_request(node_t *n, const grants_caller_t *who, const char *body, size_t len, grants_result_t *r);
 /* POST /v1/access/requests/{id}/grant {"days"} or /deny {"reason"}: a write/admin token of this
  * node's domain, and the request's product must be this node's. */

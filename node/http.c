@@ -916,11 +916,16 @@ static enum MHD_Result h_changes(call_t *k) { return gov(k, gov_changes, R_CHANG
 /* ---- policy (node/policy_node.c builds the bodies) */
 static enum MHD_Result h_policy_get(call_t *k) { return send_json(k->c, R_POLICY_GET, 200, policy_node_show(k->n)); }
 
+static enum MHD_Result send_json_retry(struct MHD_Connection *c, route_t route, unsigned status, json_t *j,
+                                       unsigned retry_s);
+
 static enum MHD_Result h_policy_post(call_t *k)
 {
     json_t *reply = NULL;
-    int status = policy_node_submit(k->n, k->req->body ? k->req->body : "", k->req->len, &reply);
-    return send_json(k->c, R_POLICY_POST, (unsigned)status, reply);
+    unsigned retry_s;
+    int status = policy_node_submit(k->n, k->req->body ? k->req->body : "", k->req->len, &reply, &retry_s);
+    return retry_s ? send_json_retry(k->c, R_POLICY_POST, (unsigned)status, reply, retry_s)
+                   : send_json(k->c, R_POLICY_POST, (unsigned)status, reply);
 }
 
 static enum MHD_Result h_compliance(call_t *k)
@@ -954,7 +959,7 @@ static enum MHD_Result h_fed_get(call_t *k)
     return send_json(k->c, R_FED_GET, st, j);
 }
 
-/* send_json for a 429: with Retry-After (seconds). */
+/* send_json for a 429 or 503: with Retry-After (seconds). */
 static enum MHD_Result send_json_retry(struct MHD_Connection *c, route_t route, unsigned status, json_t *j,
                                        unsigned retry_s)
 {
@@ -1080,7 +1085,8 @@ static enum MHD_Result h_metrics(call_t *k)
     return send_body(k->c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
 }
 
-/* Matches url against pattern, copying {domain} and {name} into k. A trailing '/' is ignored. */
+/* Matches url against pattern, copying {domain} and {name} into k. A trailing '/' is ignored (the
+ * API's paths; route_find matches the web UI's files exactly). */
 static int match(const char *pattern, const char *url, call_t *k)
 {
     const char *p = pattern, *u = url;
@@ -1117,7 +1123,8 @@ static const route_row_t *route_find(const char *method, const char *url, call_t
     allow[0] = '\0';
     int head = !strcmp(method, "HEAD");
     for (size_t i = 0; i < NROUTES; i++) {
-        if (!match(routes[i].pattern, url, k))
+        /* a web UI file has no directory form: /app.js/ is an unknown path, as /nope.js is */
+        if (routes[i].id == R_WEB ? strcmp(routes[i].pattern, url) != 0 : !match(routes[i].pattern, url, k))
             continue;
         if (!*path_known)
             *path_route = routes[i].id;

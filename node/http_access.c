@@ -26,7 +26,7 @@
 /* Refusal reasons counted in trib_access_refused_total: the access routes' refusals that are not
  * for want of a credential (those are trib_token_refused_total's, node/auth.c: one counter each). */
 static const char *const reasons[] = {"not_found", "already_decided", "already_revoked", "bad_request", "bad_query",
-                                      "bad_id", "retired", "other"};
+                                      "bad_id", "retired", "no_grant_needed", "other"};
 #define NREASONS (sizeof reasons / sizeof *reasons)
 static atomic_ullong refused[NREASONS];
 

@@ -20,7 +20,6 @@
 
 #include "gossip/clock.h"
 #include "gossip/fedlog.h"
-#include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/changes.h"
 #include "node/policy.h"
@@ -33,6 +32,7 @@
 #define SCAN_BATCH   256        /* catalog entries read per transaction */
 #define SCAN_BYTES   (4u << 20)
 #define NBUCKETS0    1024
+#define POLICY_RETRY_S 5        /* Retry-After of a set the busy loop did not take in time */
 
 enum { ST_UNCHECKED = 0, ST_COMPLIANT = 1, ST_NON_COMPLIANT = 2 };
 
@@ -63,6 +63,7 @@ struct policy_node {
     node_t *n;
     const charter_t *ch;
     policy_store_t *store;
+    fedlog_t *flog;               /* chartered: operators' signed sets go here (policy_node_attach) */
     pthread_t th;
     int started;
     atomic_int stop;
@@ -77,6 +78,7 @@ struct policy_node {
     size_t ndirty, capdirty;
     uint64_t checked_gen;         /* set generation every product has been judged against */
     atomic_int rechecking;
+    uint64_t conflicts_base;      /* the store's conflicts met replaying the stored sets at start (not counted) */
     atomic_uint_fast64_t n_refused_publish, n_offer_refused, n_offer_accepted, n_offer_history, n_checked,
         n_recheck_ms;
 };
@@ -622,7 +624,14 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     return 0;
 }
 
-static void take_stored_sets(struct policy_node *p);
+typedef struct {            /* the policy sets the federation log holds, read at start */
+    uint8_t **b;
+    size_t *len, n, cap;
+    uint8_t (*hash)[STORE_HASH_LEN];
+} stored_sets_t;
+static int read_stored_sets(node_t *n, stored_sets_t *ss, char *err, size_t errlen);
+static void take_stored_sets(struct policy_node *p, stored_sets_t *ss);
+static void stored_sets_free(stored_sets_t *ss);
 
 int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, char *err, size_t errlen)
 {
@@ -639,6 +648,9 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
     p->nbuckets = NBUCKETS0;
     p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
     n->policy = p;
+    stored_sets_t ss = { 0 };
+    if (ch && read_stored_sets(n, &ss, err, errlen) != 0)
+        goto fail;
     if (!p->buckets || !(p->store = policy_store_open(n->cfg.data, ch, err, errlen))) {
         if (!p->buckets)
             snprintf(err, errlen, "out of memory");
@@ -660,7 +672,8 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
         }
     }
     if (ch)
-        take_stored_sets(p);
+        take_stored_sets(p, &ss);
+    stored_sets_free(&ss);
     policy_info_t info;
     const policy_set_t *ps = policy_store_get(p->store, &info);
     if (ps)
@@ -676,6 +689,7 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
     p->started = 1;
     return 0;
 fail:
+    stored_sets_free(&ss);
     policy_node_stop(n);
     return -1;
 }
@@ -1080,68 +1094,104 @@ int policy_node_fedlog(void *ctx, const uint8_t *bytes, size_t len, int step, ch
 
 /* The sets the federation log holds (LMDB), taken at start with their files written where
  * missing: what this node enforces is what it stored, even where a file could not be written
- * after a commit, or a crash came between the two. */
-typedef struct {
-    uint8_t **b;
-    size_t *len, n, cap;
-} stored_sets_t;
+ * after a commit, or a crash came between the two; a file naming a set the log does not hold
+ * (older code wrote files before a commit that could fail) is set aside before the store opens. */
 
 static int collect_set(void *ctx, const uint8_t hash[STORE_HASH_LEN], int kind, const uint8_t *bytes, size_t len)
 {
-    (void)hash;
     stored_sets_t *ss = ctx;
     if (kind != TRUST_KIND_POLICY)
         return 0;
     if (ss->n == ss->cap) {
         size_t cap = ss->cap ? ss->cap * 2 : 8;
         uint8_t **b = realloc(ss->b, cap * sizeof *b);
-        size_t *l = b ? realloc(ss->len, cap * sizeof *l) : NULL;
         if (b)
             ss->b = b;
-        if (!l)
+        size_t *l = b ? realloc(ss->len, cap * sizeof *l) : NULL;
+        if (l)
+            ss->len = l;
+        uint8_t (*h)[STORE_HASH_LEN] = l ? realloc(ss->hash, cap * sizeof *h) : NULL;
+        if (!h)
             return 1;
-        ss->len = l;
+        ss->hash = h;
         ss->cap = cap;
     }
     if (!(ss->b[ss->n] = malloc(len)))
         return 1;
     memcpy(ss->b[ss->n], bytes, len);
+    memcpy(ss->hash[ss->n], hash, STORE_HASH_LEN);
     ss->len[ss->n++] = len;
     return 0;
 }
 
-static void take_stored_sets(struct policy_node *p)
+static int set_stored(void *ctx, const uint8_t hash[TRUST_HASH_LEN])
 {
-    stored_sets_t ss = { 0 };
-    if (store_fedlog_each(p->n->st, collect_set, &ss) != 0)
-        log_warn("policy: reading the federation log's policy sets failed: %s", store_last_error());
+    const stored_sets_t *ss = ctx;
+    for (size_t i = 0; i < ss->n; i++)
+        if (!memcmp(ss->hash[i], hash, TRUST_HASH_LEN))
+            return 1;
+    return 0;
+}
+
+static void stored_sets_free(stored_sets_t *ss)
+{
+    for (size_t i = 0; i < ss->n; i++)
+        free(ss->b[i]);
+    free(ss->b);
+    free(ss->len);
+    free(ss->hash);
+    memset(ss, 0, sizeof *ss);
+}
+
+/* Before the store opens: the log's sets into ss and the files of sets it does not hold renamed
+ * aside (policy_store_set_aside); when the log cannot be read whole, no file is. 0, or -1 with
+ * err when such a file cannot be renamed. */
+static int read_stored_sets(node_t *n, stored_sets_t *ss, char *err, size_t errlen)
+{
+    if (store_fedlog_each(n->st, collect_set, ss) != 0) {
+        log_warn("policy: reading the federation log's policy sets failed: %s (policy files are taken as they are)",
+                 store_last_error());
+        return 0;
+    }
+    char names[600];
+    int k = policy_store_set_aside(n->cfg.data, set_stored, ss, names, sizeof names, err, errlen);
+    if (k > 0)
+        log_warn("policy: %d file(s) hold a set this node's federation log does not (written by an older version "
+                 "before a commit that failed): not in force, renamed aside: %s", k, names);
+    return k < 0 ? -1 : 0;
+}
+
+/* The stored sets taken (in force, or history) with their files written where missing. What this
+ * replays was counted when it was first met: a pair of one version meeting again here is no new
+ * event, so the conflicts counter starts after it (conflicts_base). */
+static void take_stored_sets(struct policy_node *p, stored_sets_t *ss)
+{
     size_t taken = 0;
-    for (size_t i = 0; i < ss.n; i++) {
+    for (size_t i = 0; i < ss->n; i++) {
         char why[400];
         int took = 0;
-        if (policy_take(p->store, ss.b[i], ss.len[i], p->ch, &took, why, sizeof why) == 0) {
+        if (policy_take(p->store, ss->b[i], ss->len[i], p->ch, &took, why, sizeof why) == 0) {
             taken += took != 0;
-            keep(p, ss.b[i], ss.len[i]);
+            keep(p, ss->b[i], ss->len[i]);
         } else
             log_debug("policy: a stored set not taken: %s", why);
-        free(ss.b[i]);
     }
     if (taken)
         log_warn("policy: %zu set(s) held in the federation log were not on file; taken from the log", taken);
-    free(ss.b);
-    free(ss.len);
+    p->conflicts_base = policy_store_conflicts(p->store);
 }
 
 /* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409),
  * then, on a chartered node, handed to the federation log as an operator's submission: it
  * verifies it again through the policy hook, stores it, puts it in force here once stored
  * (policy_node_fedlog, STORED) and pushes it to every node; a failed commit is NO_SPACE or
- * STORAGE, the set not in force. Without a federation log (not started yet) the set is put in
- * force here only, once its files are written. */
+ * STORAGE, the set not in force; a loop too busy to take it in time is BUSY (it may still be
+ * taken). Without a federation log (none attached) the set is put in force here only, once its
+ * files are written. */
 static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     struct policy_node *p = n->policy;
-    fedlog_t *f = p->ch && n->gossip ? gossip_fedlog(n->gossip) : NULL;
+    fedlog_t *f = p->ch ? p->flog : NULL;
     int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
     if (rc != 0) {
         atomic_fetch_add(&p->n_offer_refused, 1);
@@ -1155,10 +1205,15 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
     snprintf(err, errlen, "%s", r.err);
     if (r.reason == FEDLOG_R_POLICY)
         return POLICY_REFUSED_STALE;   /* raced with another set */
-    if (r.reason != FEDLOG_R_STORAGE && r.reason != FEDLOG_R_NO_SPACE)
-        return POLICY_REFUSED_BAD;
     policy_info_t info = { 0 };
     policy_store_put(p->store, policy_store_get(p->store, &info));
+    if (r.reason == FEDLOG_R_BUSY) {   /* not a fault of the set: the node is busy, say so and when to retry */
+        snprintf(err, errlen, "the node is busy: %.400s; version %llu is in force now (GET /v1/policy shows whether "
+                 "this set was taken since): retry in a few seconds", r.err, (unsigned long long)info.version);
+        return POLICY_REFUSED_BUSY;
+    }
+    if (r.reason != FEDLOG_R_STORAGE && r.reason != FEDLOG_R_NO_SPACE)
+        return POLICY_REFUSED_BAD;
     if (strstr(r.err, "not in force"))   /* the log said so already */
         snprintf(err, errlen, "%.400s (version %llu stays in force)", r.err, (unsigned long long)info.version);
     else
@@ -1167,11 +1222,19 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
     return r.reason == FEDLOG_R_NO_SPACE ? POLICY_REFUSED_NO_SPACE : POLICY_REFUSED_STORAGE;
 }
 
-int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
+void policy_node_attach(node_t *n, fedlog_t *f)
+{
+    fedlog_set_policy_offer(f, policy_node_fedlog, n);
+    if (n->policy)
+        n->policy->flog = f;
+}
+
+int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply, unsigned *retry_after_s)
 {
     struct policy_node *p = n->policy;
     char err[700];
     *reply = NULL;
+    *retry_after_s = 0;
     if (!p) {
         *reply = error_body("unavailable", "policy is not running on this node");
         return 503;
@@ -1218,7 +1281,10 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
     }
     status = rc == 0 ? 200 : rc == POLICY_REFUSED_SIGNATURE ? 403
            : rc == POLICY_REFUSED_STALE || rc == POLICY_REFUSED_OPEN || rc == POLICY_REFUSED_CONFLICT ? 409
-           : rc == POLICY_REFUSED_NO_SPACE ? 507 : rc == POLICY_REFUSED_STORAGE ? 500 : 400;
+           : rc == POLICY_REFUSED_NO_SPACE ? 507 : rc == POLICY_REFUSED_STORAGE ? 500
+           : rc == POLICY_REFUSED_BUSY ? 503 : 400;
+    if (rc == POLICY_REFUSED_BUSY)
+        *retry_after_s = POLICY_RETRY_S;
     if (rc != 0) {
         /* logged once per 10 s at most (a client sending garbage must not fill the log); all counted */
         static atomic_int_fast64_t last_log_ms;
@@ -1227,7 +1293,7 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply)
             log_warn("policy: set refused (%d): %s", status, err);
         const char *kind = rc == POLICY_REFUSED_OPEN ? "open_mode" : rc == POLICY_REFUSED_STALE ? "policy_stale"
                          : rc == POLICY_REFUSED_NO_SPACE ? "no_space" : rc == POLICY_REFUSED_STORAGE ? "storage"
-                         : rc == POLICY_REFUSED_CONFLICT ? "policy_conflict"
+                         : rc == POLICY_REFUSED_CONFLICT ? "policy_conflict" : rc == POLICY_REFUSED_BUSY ? "busy"
                          : rc == POLICY_REFUSED_SIGNATURE ? "policy_unsigned" : "bad_policy";
         *reply = error_body(kind, err);
         return status;
@@ -1261,7 +1327,7 @@ void policy_node_metrics(node_t *n, FILE *f)
                "trib_policy_sets_total{result=\"conflict\"} %llu\n",
             (unsigned long long)atomic_load(&p->n_offer_accepted), (unsigned long long)atomic_load(&p->n_offer_refused),
             (unsigned long long)atomic_load(&p->n_offer_history),
-            (unsigned long long)policy_store_conflicts(p->store));
+            (unsigned long long)(policy_store_conflicts(p->store) - p->conflicts_base));
     fprintf(f, "# TYPE trib_policy_checks_total counter\ntrib_policy_checks_total %llu\n",
             (unsigned long long)atomic_load(&p->n_checked));
     fprintf(f, "# TYPE trib_policy_recheck_last_ms gauge\ntrib_policy_recheck_last_ms %llu\n",

@@ -52,16 +52,24 @@ json_t *policy_node_report(node_t *n, const char *domain);
 /* GET /v1/policy: the set in force, version, signers. */
 json_t *policy_node_show(node_t *n);
 /* POST /v1/policy: body is a signed set's file (JSON, kind trib.policy) or, in open mode only,
- * the YAML. Returns the HTTP status; *reply is the body (success or {"error","detail"}). */
-int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply);
+ * the YAML. Returns the HTTP status; *reply is the body (success or {"error","detail"});
+ * *retry_after_s: the Retry-After of a 503 (the federation log's loop did not take the set in
+ * time), else 0. */
+int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply, unsigned *retry_after_s);
+/* Wires a chartered node's federation log f and the policy both ways (once, after
+ * policy_node_start, before HTTP serves): f's policy hook is policy_node_fedlog, and operators'
+ * signed sets (policy_node_submit) are offered to f. Without it a signed set is put in force
+ * from its files only. */
+struct fedlog;
+void policy_node_attach(node_t *n, struct fedlog *f);
 /* The federation log's policy hook (gossip/fedlog.h: fedlog_policy_fn, ctx the node_t) for
  * signed sets (TrustSigned bytes), at each FEDLOG_POLICY_* step: CHECK and OPERATOR verify only
  * (0 when the set would be held: newer than the set in force, older (history: a peer's arriving
  * late, so every node judges an entry with the same set) or of its version (the tie-break));
  * PEER puts a peer's set in force (or in the history) at once; STORED puts a set in force once
- * its commit is durable (an operator's is in force only then) and writes its files; UNSTORED
- * notes a failed commit for the operator waiting on it (the set stays out of force; a peer's
- * stays in force until restart). A set put in force wakes the compliance thread to re-check
+ * its commit is durable (an operator's is in force only then) and writes its files (a failed
+ * commit calls nothing: an operator's set stays out of force; a peer's stays in force until
+ * restart). A set put in force wakes the compliance thread to re-check
  * every product. 0, or -1 with err. */
 int policy_node_fedlog(void *ctx, const uint8_t *bytes, size_t len, int step, char *err, size_t errlen);
 

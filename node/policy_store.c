@@ -23,6 +23,7 @@
 #define FILE_NAME "policy.signed"
 #define OPEN_NAME "policy.open.yaml"      /* open mode: the operator's set in force, kept */
 #define HIST_FMT  "policy.v%020llu.signed"   /* each signed set that came into force (history) */
+#define POLICY_MET_MAX 256        /* sets of conflicting meetings remembered (each signed by governance) */
 
 typedef struct held {
     policy_set_t *ps;
@@ -43,6 +44,8 @@ struct policy_store {
     size_t nhist;
     uint64_t gen;
     uint64_t conflicts;       /* same version, another body: seen (policy_store_conflicts) */
+    uint8_t met[POLICY_MET_MAX][TRUST_HASH_LEN];   /* body hashes of the sets of those meetings */
+    size_t nmet;
 };
 
 /* ================================================================ signing and verifying */
@@ -462,11 +465,29 @@ static int tie_break(const policy_info_t *a, const policy_info_t *b)
     return memcmp(a->hash, b->hash, sizeof a->hash);
 }
 
-/* Counts a meeting of two sets of one version (count: 0 for a check that installs nothing). */
-static void count_conflict(policy_store_t *s, int count)
+static int met_locked(const policy_store_t *s, const uint8_t hash[TRUST_HASH_LEN])
 {
+    for (size_t i = 0; i < s->nmet; i++)
+        if (!memcmp(s->met[i], hash, TRUST_HASH_LEN))
+            return 1;
+    return 0;
+}
+
+/* Counts a meeting of the arriving set (hash a) with another of its version (hash b); count: 0 for
+ * a check that installs nothing. A set met before is no new meeting: a peer's set is taken when
+ * verified and again once stored, and the same body may come back under other signatures. */
+static void count_conflict(policy_store_t *s, int count, const uint8_t a[TRUST_HASH_LEN],
+                           const uint8_t b[TRUST_HASH_LEN])
+{
+    if (!count)
+        return;
     pthread_mutex_lock(&s->mu);
-    s->conflicts += count != 0;
+    if (!met_locked(s, a)) {
+        s->conflicts++;
+        for (int k = 0; k < 2; k++)
+            if (s->nmet < POLICY_MET_MAX && !met_locked(s, k ? b : a))
+                memcpy(s->met[s->nmet++], k ? b : a, TRUST_HASH_LEN);
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -481,7 +502,7 @@ static int conflict_lost(policy_store_t *s, policy_signed_t *ps, const policy_in
              "with the same version (body %s... vs %s...); every node keeps the one with the higher body hash, "
              "%s...; sign the intended set as a new version", (unsigned long long)ps->info.version,
              (unsigned long long)held->version, a, b, b);
-    count_conflict(s, count);
+    count_conflict(s, count, ps->info.hash, held->hash);
     policy_signed_free(ps);
     return POLICY_REFUSED_CONFLICT;
 }
@@ -509,7 +530,7 @@ static int verify_newer(policy_store_t *s, const uint8_t *bytes, size_t len, con
     if (ps->info.version == cur && held.signed_set && tie_break(&ps->info, &held) != 0) {
         if (tie_break(&ps->info, &held) < 0)
             return conflict_lost(s, ps, &held, count, err, errlen);
-        count_conflict(s, count);   /* it wins: it replaces the set in force */
+        count_conflict(s, count, ps->info.hash, held.hash);   /* it wins: it replaces the set in force */
         return 0;
     }
     if (ps->info.version <= cur) {
@@ -555,7 +576,7 @@ static int add_history(policy_store_t *s, const uint8_t *bytes, size_t len, cons
     if (!known && same.version) {   /* another body of a version in the history: the tie-break */
         if (tie_break(&ps.info, &same) < 0)
             return conflict_lost(s, &ps, &same, 1, err, errlen);
-        count_conflict(s, 1);   /* it wins: hist_add_locked below replaces the held one */
+        count_conflict(s, 1, ps.info.hash, same.hash);   /* it wins: hist_add_locked below replaces the held one */
     }
     if (known || too_old) {
         snprintf(err, errlen, "policy set version %llu: %s", (unsigned long long)ps.info.version,
@@ -775,6 +796,71 @@ static int load_open(policy_store_t *s, char *err, size_t errlen)
     if (rc != 0)
         snprintf(err, errlen, "%s: %s (move it away to start without it)", path, bad ? "unreadable or too large" : why);
     return rc == 0 ? 0 : -1;
+}
+
+/* path's signed set's body hash: 0, or -1 (unreadable, not a signed set: left to the loading). */
+static int file_hash(const char *path, uint8_t hash[TRUST_HASH_LEN])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st = { 0 };
+    uint8_t *buf = NULL;
+    ssize_t got = -1;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= TRUST_MAX_BYTES &&
+        (buf = malloc((size_t)st.st_size)))
+        got = read(fd, buf, (size_t)st.st_size);
+    close(fd);
+    policy_signed_t d;
+    Trib__TrustSigned *env = NULL;
+    char why[300];
+    int rc = got == (ssize_t)st.st_size && decode_body(buf, (size_t)got, &d, &env, why, sizeof why) == 0 ? 0 : -1;
+    free(buf);
+    if (rc == 0) {
+        memcpy(hash, d.info.hash, TRUST_HASH_LEN);
+        trib__trust_signed__free_unpacked(env, NULL);
+        policy_signed_free(&d);
+    }
+    return rc;
+}
+
+int policy_store_set_aside(const char *dir, policy_held_fn held, void *ctx, char *names, size_t cap, char *err,
+                           size_t errlen)
+{
+    char pat[700];
+    snprintf(pat, sizeof pat, "%s/policy.v*.signed", dir);
+    glob_t g;
+    int globbed = glob(pat, 0, NULL, &g) == 0;
+    size_t used = 0, nfiles = 1 + (globbed ? g.gl_pathc : 0);
+    int n = 0;
+    if (cap)
+        names[0] = '\0';
+    for (size_t i = 0; i < nfiles; i++) {
+        char path[700], aside[720];
+        uint8_t hash[TRUST_HASH_LEN];
+        if (i == 0)
+            snprintf(path, sizeof path, "%s/" FILE_NAME, dir);
+        else
+            snprintf(path, sizeof path, "%s", g.gl_pathv[i - 1]);
+        if (file_hash(path, hash) != 0 || held(ctx, hash))
+            continue;
+        snprintf(aside, sizeof aside, "%s.unstored", path);
+        if (rename(path, aside) != 0) {
+            snprintf(err, errlen, "%s names a policy set this node's federation log does not hold, and cannot be "
+                     "renamed to %s: %s (move it away to start)", path, aside, strerror(errno));
+            n = -1;
+            break;
+        }
+        n++;
+        const char *base = strrchr(aside, '/') ? strrchr(aside, '/') + 1 : aside;
+        if (used < cap) {
+            int w = snprintf(names + used, cap - used, "%s%s", n > 1 ? ", " : "", base);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (globbed)
+        globfree(&g);
+    return n;
 }
 
 policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *err, size_t errlen)

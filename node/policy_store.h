@@ -37,12 +37,14 @@ enum {
     POLICY_REFUSED_STORAGE = -6,    /* its file (or its federation log commit) could not be written: not in
                                        force (500) */
     POLICY_REFUSED_NO_SPACE = -7,   /* the same, for want of disk space (507) */
+    POLICY_REFUSED_BUSY = -8,       /* the federation log's loop did not take it in time: not in force yet, it
+                                       may still be taken (503 with Retry-After) */
 };
 
 /* Two different signed sets with one version (governance signed twice by mistake): whichever
  * arrives first, every node keeps the one whose body hash (BLAKE2b-256 of the signed PolicySet) is
  * higher, bytewise; the other is refused as POLICY_REFUSED_CONFLICT. Each such meeting is counted
- * (policy_store_conflicts). The same body under other signatures is the same set. */
+ * once (policy_store_conflicts). The same body under other signatures is the same set. */
 
 /* What is known about a set beyond its rules. */
 typedef struct {
@@ -86,6 +88,15 @@ json_t *policy_signed_json(const policy_signed_t *s, const uint8_t *bytes, size_
  * ch is given). NULL with err on a broken file. */
 policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *err, size_t errlen);
 void policy_store_close(policy_store_t **sp);
+/* A chartered node's start, before policy_store_open: what it enforces is what its federation
+ * log stored, and older code wrote a set's files before a commit that could then fail. Each signed
+ * set file in dir (policy.signed, the history's policy.v<version>.signed) whose body hash held
+ * says the log does not hold is renamed to NAME.unstored (kept for the operator to look at; never
+ * loaded). Returns how many, names (cap bytes) listing them for the caller's log line, or -1 with
+ * err when one cannot be renamed (it must not be loaded). */
+typedef int (*policy_held_fn)(void *ctx, const uint8_t hash[TRUST_HASH_LEN]);
+int policy_store_set_aside(const char *dir, policy_held_fn held, void *ctx, char *names, size_t cap, char *err,
+                           size_t errlen);
 
 /* The one door for signed sets: refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
  * one whose version is not above the set in force (STALE; CONFLICT for another body of that
@@ -134,7 +145,8 @@ const policy_set_t *policy_store_get_at(policy_store_t *s, int64_t t_ms, policy_
 /* Increases each time a set comes into force. */
 uint64_t policy_store_generation(policy_store_t *s);
 /* How many times a signed set met another of the same version with a different body (either side
- * of the tie), since the store was opened. */
+ * of the tie), since the store was opened; a set met before (the same body again: taken once
+ * verified and again once stored, or under other signatures) is not counted again. */
 uint64_t policy_store_conflicts(policy_store_t *s);
 /* {"version","signed","issued","signers":[hex],"source","rules","tests","hash"(signed: hex of the body
  * hash),"text"} or {"version":0}. */

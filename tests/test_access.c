@@ -487,6 +487,7 @@ Test(index, random_request_bodies, .init = ix_setup, .fini = ix_teardown)
     m.name = "settled";
     m.version = "1.0.0";
     m.status = "active";
+    m.classification = "confidential";   /* read with a grant: requests for it are taken */
     m.n_schema = 2;
     m.schema = props;
     uint64_t seq;
@@ -910,6 +911,52 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     free(gadmin);
     free(padmin);
     free(pread);
+}
+
+/* Only confidential and restricted products are read with a grant: a request for a public or
+ * internal one (the manifest's default) would ask its owner for nothing. It is refused 409
+ * no_grant_needed, counted, its detail saying who may read it already and how; a confidential
+ * product's request is still taken. Before, each was taken (201) and waited for a decision that
+ * could give nothing. */
+Test(flow, a_request_for_a_product_that_needs_no_grant_is_refused, .fini = h_cleanup_all, .timeout = 120)
+{
+    cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
+    publish_settled(&A);   /* confidential */
+    static const char *const cls[] = {"public", "internal", NULL};   /* NULL: not written (internal) */
+    for (int i = 0; i < 3; i++) {
+        char m[600], url[256];
+        snprintf(m, sizeof m, "{\"name\":\"open%d\",\"domain\":\"payments\",\"version\":\"1.0.0\",%s%s%s"
+                 "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                 "\"schema\":[{\"name\":\"txn_id\",\"logicalType\":\"string\"}]}", i,
+                 cls[i] ? "\"classification\":\"" : "", cls[i] ? cls[i] : "", cls[i] ? "\"," : "");
+        snprintf(url, sizeof url, "%s/v1/products/payments/open%d", A.url, i);
+        h_resp_t r;
+        cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
+        cr_assert(r.status == 201 || r.status == 200, "publish: %ld %s", r.status, r.body);
+        h_resp_free(&r);
+    }
+    char *maria = issue(&A, "maria@payments", TOKEN_KIND_READ, NULL, 3600000);
+    for (int i = 0; i < 3; i++) {
+        char ask[200];
+        snprintf(ask, sizeof ask, "{\"product\":\"payments/open%d\",\"purpose\":\"churn model\"}", i);
+        expect_refusal("POST", &A, "/v1/access/requests", maria, ask, 409, "no_grant_needed");
+        long st = 0;
+        json_t *j = call("POST", &A, "/v1/access/requests", maria, ask, &st);
+        const char *d = jstr(j, "detail");
+        cr_expect(strstr(d, i == 0 ? "anyone may read" : "any valid token"), "open%d: %s", i, d);
+        cr_expect(strstr(d, i == 0 ? "is public" : "is internal"), "open%d: %s", i, d);
+        json_decref(j);
+    }
+    long st = 0;
+    json_t *mine = call("GET", &A, "/v1/access/mine", maria, NULL, &st);
+    cr_expect_eq(st, 200);
+    cr_expect_eq(json_array_size(mine), 0, "a refused request was signed");
+    json_decref(mine);
+    json_t *req = call("POST", &A, "/v1/access/requests", maria,
+                       "{\"product\":\"payments/settled\",\"purpose\":\"churn model\"}", &st);
+    cr_expect_eq(st, 201, "a confidential product's request: %ld %s", st, jstr(req, "detail"));
+    json_decref(req);
+    free(maria);
 }
 
 /* The facet count of value under facet in a listing reply (0: absent). */

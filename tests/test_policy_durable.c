@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -60,7 +61,9 @@ static void open_node(void)
     cr_assert_eq(policy_node_start(&node, &ch, "", err, sizeof err), 0, "policy_node_start: %s", err);
     flog = fedlog_new(node.st, NULL, err, sizeof err);
     cr_assert_not_null(flog, "%s", err);
-    fedlog_set_policy_offer(flog, policy_node_fedlog, &node);   /* as the agent wires it */
+    /* the hook, as the agent wires it (policy_node_attach); operators' sets given to policy_node_submit
+     * go to the log only where a test attaches it too */
+    fedlog_set_policy_offer(flog, policy_node_fedlog, &node);
 }
 
 static void close_node(void)
@@ -258,7 +261,8 @@ static char *file_form(const uint8_t *bytes, size_t len)
 
 static int submit(const char *body, json_t **reply)
 {
-    return policy_node_submit(&node, body, strlen(body), reply);
+    unsigned retry_s;
+    return policy_node_submit(&node, body, strlen(body), reply, &retry_s);
 }
 
 /* Where a set's file is all that keeps it (a chartered node before its federation log runs; open
@@ -292,4 +296,154 @@ Test(policy_durable, a_set_whose_file_cannot_be_written_is_a_storage_error_and_n
     json_decref(reply);
     cr_expect_eq(version_in_force(), 7);
     free(f1), free(f2), free(v1), free(v2);
+}
+
+/* A gossip loop that never turns (busy): operators' offers wait for it in vain. */
+static void busy_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    (void)ctx, (void)addr, (void)type, (void)body, (void)len;
+}
+static size_t busy_peers(void *ctx, const char **addrs, size_t max)
+{
+    (void)ctx, (void)addrs, (void)max;
+    return 0;
+}
+static void busy_wake(void *ctx) { (void)ctx; }
+
+/* An operator's set the federation log's loop does not take in time (fedlog_offer: FEDLOG_R_BUSY,
+ * after its 10 s wait) is 503 busy with a Retry-After, its detail saying why and which version is
+ * in force; the set is not in force then, and is taken once the loop runs what was queued. Before,
+ * it was 400 bad_policy, as if the set were malformed. The loop here is one that never turns. */
+Test(policy_durable, a_set_the_busy_loop_does_not_take_in_time_is_503_busy_with_retry_after)
+{
+    size_t l1, l2;
+    uint8_t *v1 = set_v(1, &l1), *v2 = set_v(2, &l2);
+    char *f2 = file_form(v2, l2);
+    fedlog_result_t r;
+    cr_assert_eq(fedlog_offer(flog, v1, l1, NULL, &r), 0, "%s", r.err);
+    fedlog_io_t io = { .send = busy_send, .peers = busy_peers, .wake = busy_wake, .own_thread = 1 };
+    fedlog_attach(flog, &io);
+    policy_node_attach(&node, flog);   /* as the agent wires it: operators' sets go to the log */
+    json_t *reply = NULL;
+    unsigned retry_s = 0;
+    int st = policy_node_submit(&node, f2, strlen(f2), &reply, &retry_s);
+    const char *kind = json_string_value(json_object_get(reply, "error")) ?: "";
+    const char *detail = json_string_value(json_object_get(reply, "detail")) ?: "";
+    cr_expect_eq(st, 503, "%d %s: %s", st, kind, detail);
+    cr_expect_str_eq(kind, "busy");
+    cr_expect_gt(retry_s, 0, "no Retry-After");
+    cr_expect(strstr(detail, "busy") && strstr(detail, "version 1 is in force"), "%s", detail);
+    json_decref(reply);
+    cr_expect_eq(version_in_force(), 1, "a set the loop did not take is in force");
+    fedlog_attach(flog, NULL);   /* the loop stops: what it did not take is done now */
+    cr_expect_eq(version_in_force(), 2, "the queued set was not taken once the loop ran it");
+    cr_expect(file_holds(path_of("policy.signed"), v2, l2));
+    free(f2), free(v1), free(v2);
+}
+
+/* Set version v with rule id rule: two of one version with different rules are a conflicting pair. */
+static uint8_t *set_rule(int v, const char *rule, size_t *len)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "version: %d\nrules:\n  - {id: %s, severity: error, type: required, paths: "
+             "[owners.business]}\ntests:\n  - manifest: {name: a}\n    expect: {fail: [%s]}\n", v, rule, rule);
+    const identity_t *keys[] = { &G1 };
+    uint8_t *env = NULL;
+    cr_assert_eq(policy_sign(yaml, strlen(yaml), &ch, keys, 1, fx_now_ms(), &env, len, err, sizeof err), 0, "%s",
+                 err);
+    return env;
+}
+
+/* trib_policy_sets_total{result="conflict"} as /metrics shows it. */
+static long conflicts_metric(void)
+{
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    cr_assert_not_null(f);
+    policy_node_metrics(&node, f);
+    fclose(f);
+    const char *k = "trib_policy_sets_total{result=\"conflict\"} ";
+    const char *at = strstr(text, k);
+    long v = at ? strtol(at + strlen(k), NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+static void body_hash(const uint8_t *bytes, size_t len, uint8_t out[32])
+{
+    policy_signed_t ps;
+    cr_assert_eq(policy_verify(bytes, len, &ch, &ps, err, sizeof err), 0, "%s", err);
+    memcpy(out, ps.info.hash, 32);
+    policy_signed_free(&ps);
+}
+
+/* Two sets of one version from peers meet once: counted once. The loser arriving second is taken
+ * when verified and again once stored; before, both counted (2). The federation log holds both (as
+ * on every node), and each start replays them; that replay is what was stored, not a new meeting,
+ * so after a restart the counter reads 0 until a set meets another again. Before, it read 1 after
+ * every restart. */
+Test(policy_durable, a_restart_replaying_a_stored_conflicting_pair_counts_no_conflict)
+{
+    size_t lx, ly;
+    uint8_t *x = set_rule(3, "own_x", &lx), *y = set_rule(3, "own_y", &ly), hx[32], hy[32];
+    body_hash(x, lx, hx);
+    body_hash(y, ly, hy);
+    int x_wins = memcmp(hx, hy, 32) > 0;
+    uint8_t *win = x_wins ? x : y, *lose = x_wins ? y : x;
+    size_t lwin = x_wins ? lx : ly, llose = x_wins ? ly : lx;
+    fedlog_result_t r;
+    cr_assert_eq(fedlog_offer(flog, win, lwin, "peer n1", &r), 0, "%s", r.err);
+    cr_assert_eq(fedlog_offer(flog, lose, llose, "peer n2", &r), 0, "the log holds the other set too: %s", r.err);
+    cr_expect_eq(conflicts_metric(), 1, "the meeting is counted once");
+    restart();
+    cr_expect_eq(version_in_force(), 3);
+    cr_expect_eq(conflicts_metric(), 0, "a restart counted the stored pair again");
+    restart();
+    cr_expect_eq(conflicts_metric(), 0, "a second restart");
+    free(x), free(y);
+}
+
+/* Older code wrote policy.signed and the history file of an operator's set before its commit, which
+ * could then fail: at the next start the file named a set the federation log does not hold, and
+ * it was put in force. Now such a file is renamed aside (NAME.unstored, for the operator to look
+ * at; never loaded) and the log's sets are in force, their files written again. */
+Test(policy_durable, a_file_naming_a_set_the_log_does_not_hold_is_set_aside_at_start)
+{
+    size_t l1, l2;
+    uint8_t *v1 = set_v(1, &l1), *v2 = set_v(2, &l2);
+    fedlog_result_t r;
+    cr_assert_eq(fedlog_offer(flog, v1, l1, NULL, &r), 0, "%s", r.err);
+    close_node();
+    /* what older code left: version 2's files, its commit failed */
+    cr_assert_eq(h_write_file(path_of("policy.signed"), (const char *)v2, l2), 0);
+    cr_assert_eq(h_write_file(history_file(2), (const char *)v2, l2), 0);
+    open_node();
+    cr_expect_eq(version_in_force(), 1, "a set the log does not hold is in force");
+    cr_expect(file_holds(path_of("policy.signed"), v1, l1), "policy.signed does not hold the log's set");
+    cr_expect(file_holds(path_of("policy.signed.unstored"), v2, l2), "the file was not renamed aside");
+    char aside[256];
+    snprintf(aside, sizeof aside, "%s.unstored", history_file(2));
+    cr_expect(file_holds(aside, v2, l2), "the history file was not renamed aside");
+    cr_expect_neq(access(history_file(2), F_OK), 0, "the history file of the unstored set is still loaded");
+    restart();
+    cr_expect_eq(version_in_force(), 1, "after another restart");
+
+    /* such a file that cannot be renamed (its .unstored name is a directory here) fails the start,
+     * saying which and what to do: it must not be put in force */
+    close_node();
+    cr_assert_eq(h_write_file(path_of("policy.signed"), (const char *)v2, l2), 0);
+    cr_assert_eq(unlink(path_of("policy.signed.unstored")), 0);
+    cr_assert_eq(mkdir(path_of("policy.signed.unstored"), 0700), 0);
+    cr_assert_eq(h_write_file(path_of("policy.signed.unstored/x"), "x", 1), 0);
+    memset(&node, 0, sizeof node);
+    config_defaults(&node.cfg);
+    snprintf(node.cfg.data, sizeof node.cfg.data, "%s", dir);
+    snprintf(node.cfg.domain, sizeof node.cfg.domain, "payments");
+    node.limits = records_default_limits;
+    cr_assert_eq(node_open(&node, err, sizeof err), 0, "node_open: %s", err);
+    cr_expect_eq(policy_node_start(&node, &ch, "", err, sizeof err), -1, "started with a set the log does not hold");
+    cr_expect(strstr(err, "policy.signed") && strstr(err, "cannot be renamed") && strstr(err, "move it away"), "%s",
+              err);
+    free(v1), free(v2);
 }

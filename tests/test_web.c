@@ -171,6 +171,19 @@ Test(web, agent_serves_the_ui)
     }
     snprintf(url, sizeof url, "%s/nope.js", A.url);
     cr_expect_eq(get(url, NULL, &g), 404);
+    /* a file's path with a trailing slash or more path is an unknown path as /nope.js is: the same
+     * 404 (before, /app.js/ had a 404 of its own, "no such file of the web UI") */
+    const char *odd[] = {"/app.js/", "/index.html/", "/favicon.png/", "/app.css/x", "/nope.js"};
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+        snprintf(url, sizeof url, "%s%s", A.url, odd[i]);
+        h_resp_t r;
+        cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+        char want[128];
+        snprintf(want, sizeof want, "{\"error\":\"not_found\",\"detail\":\"no route GET %s;", odd[i]);
+        cr_expect_eq(r.status, 404, "%s: %ld", odd[i], r.status);
+        cr_expect(r.body && !strncmp(r.body, want, strlen(want)), "%s: %s", odd[i], r.body ? r.body : "");
+        h_resp_free(&r);
+    }
     snprintf(url, sizeof url, "%s/../etc/passwd", A.url);
     cr_expect_neq(get(url, NULL, &g), 200);
 
