@@ -854,7 +854,10 @@ static int start_links(gossip_t *g, const gossip_opts_t *o, const reads_config_t
     else   /* the advertised peer host, the bound port */
         snprintf(g->link, sizeof g->link, "%.*s:%d", (int)(strrchr(g->advertise, ':') - g->advertise), g->advertise,
                  linkserve_port(g->links));
-    log_info("link: serving routed reads on %s (advertised as %s)", o->link_listen, g->link);
+    const char *colon = strrchr(o->link_listen, ':');   /* the bound port: --link-listen may ask for any (:0) */
+    log_info("link: serving routed reads on %.*s:%d (advertised as %s)",
+             (int)(colon ? (size_t)(colon - o->link_listen) : strlen(o->link_listen)), o->link_listen,
+             linkserve_port(g->links), g->link);
     return 0;
 }
 
