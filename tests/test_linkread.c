@@ -1455,6 +1455,15 @@ static int member_revoked(void *base)
     return yes;
 }
 
+/* GET /v1/status at base says trust revoked. */
+static int knows_itself_revoked(void *base)
+{
+    json_t *j = h_get_json(base, "/v1/status", NULL);
+    int yes = !strcmp(json_string_value(json_object_get(j, "trust")) ?: "", "revoked");
+    json_decref(j);
+    return yes;
+}
+
 /* An owner revoked (a compromised host) is read from no more: a relay that holds the revocation
  * sends it neither the request nor the reader's token (the owner would still take both: the relay
  * itself is admitted there), and says why, naming the revocation. Before, the relay went on reading
@@ -1479,6 +1488,16 @@ Test(linkread, a_revoked_owner_is_sent_no_read_and_the_relay_says_why, .init = f
     publish_ledger(&a);
     post_records(&a, 1, 50, 80);
     cr_assert(h_wait_status(b.url, "/v1/products/" PRODUCT, NULL, 200, 20000), "growth did not learn the ledger");
+    char *gm = fx_read_example("growth-experiments.yaml", NULL), url[300];
+    cr_assert_not_null(gm);
+    snprintf(url, sizeof url, "%s/v1/products/growth/growth-experiments", b.url);
+    h_resp_t pr;
+    cr_assert_eq(h_http("PUT", url, "application/yaml", gm, strlen(gm), &pr), 0);
+    cr_assert_eq(pr.status, 201, "publish on growth: %ld %s", pr.status, pr.body);
+    h_resp_free(&pr);
+    free(gm);
+    cr_assert(h_wait_status(a.url, "/v1/products/growth/growth-experiments", NULL, 200, 20000),
+              "payments did not learn growth's product");
     raw_t r;
     raw_get(&b, RECORDS_PATH "?limit=5", b.token, &r);   /* a reader of growth, through growth */
     cr_assert_eq(r.status, 200, "before the revocation: %ld %s", r.status, r.body);
@@ -1508,6 +1527,15 @@ Test(linkread, a_revoked_owner_is_sent_no_read_and_the_relay_says_why, .init = f
         free(r.body);
     }
     cr_assert_eq(metric(&a, "trib_link_requests_total"), served, "the relay sent a read to the revoked owner");
+    /* the revoked node itself, asked for another domain's records: its peers refuse it, and it
+     * says so at once (before: a relay attempt and a 503 after 2 s, "did not answer") */
+    cr_assert(h_wait(knows_itself_revoked, a.url, 10000), "payments never learnt of its revocation");
+    long t0 = h_now_ms();
+    raw_get(&a, "/v1/products/growth/growth-experiments/records?limit=1", a.token, &r);
+    cr_assert_eq(r.status, 403, "a revoked node reading growth's records: %ld %.300s", r.status, r.body);
+    cr_assert(strstr(r.body, "node_revoked") && strstr(r.body, "through another node"), "%.300s", r.body);
+    cr_assert_lt(h_now_ms() - t0, 1500, "the refusal took %ld ms", h_now_ms() - t0);
+    free(r.body);
     identity_wipe(&ia), identity_wipe(&ib);
 }
 
