@@ -858,7 +858,10 @@ static int start_links(gossip_t *g, const gossip_opts_t *o, const reads_config_t
     else   /* the advertised peer host, the bound port */
         snprintf(g->link, sizeof g->link, "%.*s:%d", (int)(strrchr(g->advertise, ':') - g->advertise), g->advertise,
                  linkserve_port(g->links));
-    log_info("link: serving routed reads on %s (advertised as %s)", o->link_listen, g->link);
+    const char *colon = strrchr(o->link_listen, ':');   /* the bound port: --link-listen may ask for any (:0) */
+    log_info("link: serving routed reads on %.*s:%d (advertised as %s)",
+             (int)(colon ? (size_t)(colon - o->link_listen) : strlen(o->link_listen)), o->link_listen,
+             linkserve_port(g->links), g->link);
     return 0;
 }
 
@@ -1303,6 +1306,18 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     char hex[ID_HEX_LEN], desc[400];
     identity_hex(owner.id, hex);
     snprintf(desc, sizeof desc, "owner node %.12s (domain %s) at %s", hex, owner.domain, owner.addr);
+    /* Chartered: a key this node does not admit now (revoked: a compromised host; expired) is sent
+     * no read, so neither the request nor the reader's token reaches it; said before its member
+     * state, which only follows (suspect, then dead) because its connections are refused. */
+    if (g->trust && !owner.verified) {
+        *status = 503;
+        snprintf(kind, kindlen, "owner_unreachable");
+        snprintf(err, errlen,
+                 "%s of %s is not admitted by this node (%s): no read is sent to it; the domain's new key, once "
+                 "certified and running, serves it (docs/operators.md §4, §5)",
+                 desc, product, owner.refused[0] ? owner.refused : "uncertified");
+        return NULL;
+    }
     if (owner.state == TRIB__MEMBER_STATE__DEAD || owner.state == TRIB__MEMBER_STATE__LEFT) {
         *status = 503;
         snprintf(kind, kindlen, "owner_unreachable");

@@ -587,7 +587,8 @@ int auth_read(node_t *n, const char *token, size_t len, const char *product_id, 
     int rc = 0;
     if (!token || !len) {
         set_err(e, 401, "token_required", "%s is %s: reading its records needs a token (Authorization: Bearer "
-                                          "trib1....)", product_id, cls && *cls ? cls : "internal");
+                                          "trib1....; trib --token, --token-file or $TRIB_TOKEN)",
+                product_id, cls && *cls ? cls : "internal");
         rc = -1;
     } else if (auth_verify(n, token, len, &c, e) < 0 || read_decide(n, &c, product_id, cls, need_grant, e) < 0) {
         rc = -1;

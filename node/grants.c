@@ -340,6 +340,17 @@ out:
 
 /* ---------------------------------------------------------------- decisions */
 
+/* " (trib --node URL)": the node of domain as this node's member table has it (the member holding
+ * the domain's key), where that domain's access requests are listed and decided; "" when none is
+ * known here. */
+static void owner_node(node_t *n, const char *domain, char *out, size_t cap)
+{
+    gossip_member_t m;
+    out[0] = '\0';
+    if (n->gossip && gossip_read_owner(n->gossip, domain, &m) == 0 && m.http[0])
+        snprintf(out, cap, " (trib --node %s://%s)", n->cfg.tls_cert[0] ? "https" : "http", m.http);
+}
+
 /* The caller may decide for product pid on this node: a write/admin token of this domain. */
 static int may_decide(node_t *n, const grants_caller_t *who, const char *pid, grants_result_t *r)
 {
@@ -394,15 +405,16 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
         goto out;
     }
     const Trib__AccessChange *q = req->change;
-    if (!may_decide(n, who, q->product_id, r))
-        goto out;
-    char pdom[64];
+    char pdom[64], at[300];
     snprintf(pdom, sizeof pdom, "%.*s", (int)strcspn(q->product_id, "/"), q->product_id);
-    if (strcmp(pdom, n->cfg.domain) != 0) {
-        fail(r, 403, "wrong_domain", "request %s is for %s, a product of '%s': only its owner decides", request_id,
-             q->product_id, pdom);
+    if (strcmp(pdom, n->cfg.domain) != 0) {   /* before the token: the wrong node, whoever asks */
+        owner_node(n, pdom, at, sizeof at);
+        fail(r, 403, "wrong_domain", "request %s is for %s, a product of '%s': only its owner decides, on a node of "
+             "'%s'%s; this node is of '%s'", request_id, q->product_id, pdom, pdom, at, n->cfg.domain);
         goto out;
     }
+    if (!may_decide(n, who, q->product_id, r))
+        goto out;
     if ((rc = store_access_get(n->st, "d", request_id, &d)) == 0) {
         fail(r, 409, "already_decided", "request %s was already %s", request_id,
              d->change->kind == TRIB__ACCESS_KIND__ACCESS_GRANT ? "granted" : "denied");
@@ -498,12 +510,15 @@ void grants_revoke(node_t *n, const grants_caller_t *who, const char *grant_id, 
         fail(r, 500, "storage", "reading grant %s failed", grant_id);
         goto out;
     }
-    if (!may_decide(n, who, g->change->product_id, r))
-        goto out;
-    if (strcmp(g->domain, n->cfg.domain) != 0) {
-        fail(r, 403, "wrong_domain", "grant %s was made by '%s': only its owner revokes it", grant_id, g->domain);
+    if (strcmp(g->domain, n->cfg.domain) != 0) {   /* before the token: the wrong node, whoever asks */
+        char at[300];
+        owner_node(n, g->domain, at, sizeof at);
+        fail(r, 403, "wrong_domain", "grant %s was made by '%s': only its owner revokes it, on a node of '%s'%s; "
+             "this node is of '%s'", grant_id, g->domain, g->domain, at, n->cfg.domain);
         goto out;
     }
+    if (!may_decide(n, who, g->change->product_id, r))
+        goto out;
     if (g->revoked) {
         fail(r, 409, "already_revoked", "grant %s was already revoked", grant_id);
         goto out;
@@ -591,8 +606,15 @@ void grants_list(node_t *n, const grants_caller_t *who, const char *state, grant
     if (state && *state && !valid_state(state))
         return fail(r, 400, "bad_query", "state: '%.32s' is not requested, granted, denied, revoked or expired",
                     state);
-    if (strcmp(who->domain, n->cfg.domain) != 0 || who->kind < TOKEN_KIND_WRITE)
-        return fail(r, 403, strcmp(who->domain, n->cfg.domain) != 0 ? "wrong_domain" : "kind_insufficient",
+    if (strcmp(who->domain, n->cfg.domain) != 0) {
+        char at[300];
+        owner_node(n, who->domain, at, sizeof at);
+        return fail(r, 403, "wrong_domain", "this node lists the requests for products of '%s' to a write or admin "
+                    "token of '%s'; your token is of '%s': its requests are listed on a node of '%s'%s",
+                    n->cfg.domain, n->cfg.domain, who->domain, who->domain, at);
+    }
+    if (who->kind < TOKEN_KIND_WRITE)
+        return fail(r, 403, "kind_insufficient",
                     "the requests for '%s' are listed to a write or admin token of that domain", n->cfg.domain);
     list_ctx c = {.n = n, .now = clock_wall_ms(), .state = state && *state ? state : NULL, .domain = n->cfg.domain,
                   .out = json_array()};

@@ -490,6 +490,10 @@ static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t r
     if (!a->gossip)
         return send_error(c, route, 503, "owner_unreachable",
                           "%s is owned by domain '%s', and this node runs without federation", id, domain);
+    char why[320];  /* its peers refuse a revoked node: no other domain's records come through it */
+    if (gossip_own_trust(a->gossip, why, sizeof why) == TRUST_REVOKED)
+        return send_error(c, route, 403, "node_revoked", "%s; its peers refuse this node, so it reads no other "
+                          "domain's records: read %s through another node", why, id);
     uint64_t last = 0;
     int status = 500;
     char kind[64], detail[1024];

@@ -51,6 +51,7 @@ typedef struct {
     size_t npaths;
     regex_t re;                   /* regex: pattern; field_rule: name_regex */
     int has_re;
+    char *pattern;                /* regex: its text, quoted in a violation of a rule without message */
     char **values;                /* enum: values; field_rule: tags_any */
     size_t nvalues;
     int class_min;                /* field_rule: rank, -1 none */
@@ -670,6 +671,8 @@ static int parse_rule(pctx_t *c, const json_t *obj, size_t idx, rule_t *r, const
         if (regex_compile(&r->re, json_string_value(pat), 0, why, sizeof why) != 0)
             return perr(c, pat, "%s.pattern: %s", where, why);
         r->has_re = 1;
+        if (!(r->pattern = strdup(json_string_value(pat))))
+            return perr(c, obj, "%s: out of memory", where);
         return 0;
     }
     case T_ENUM:
@@ -801,6 +804,7 @@ static int parse_test(pctx_t *c, const json_t *obj, size_t idx, test_t *t, const
 static void rule_free(rule_t *r)
 {
     free(r->paths);
+    free(r->pattern);
     if (r->has_re)
         regfree(&r->re);
     free_strs(r->values, r->nvalues);
@@ -1191,8 +1195,13 @@ static void visit_regex(ev_t *e, const json_t *v, const char *path)
         add_v(e, path, "the value is over %u bytes or holds a NUL byte: not matched", POLICY_REGEX_INPUT);
         return;
     }
-    if (!rx_match(e, s))
+    if (rx_match(e, s))
+        return;
+    if (e->r->message[0])
         add_v(e, path, "'%s' does not match the required pattern", shown(s, sh));
+    else   /* no words of the rule's own: the pattern says what is required */
+        add_v(e, path, "'%s' does not match the required pattern %.100s%s", shown(s, sh), e->r->pattern,
+              strlen(e->r->pattern) > 100 ? "..." : "");
 }
 
 static void visit_enum(ev_t *e, const json_t *v, const char *path)

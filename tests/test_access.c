@@ -959,6 +959,71 @@ Test(flow, a_request_for_a_product_that_needs_no_grant_is_refused, .fini = h_cle
     free(maria);
 }
 
+/* The owner's admin asking the requester's node (any node answers reads, so $TRIB_NODE is often
+ * not the owner's): the refusal says the decision belongs on the owner's node and names it, instead
+ * of "only a token of domain 'growth' decides", which blamed a token that was the right one. */
+static void refused_naming(h_node_t *n, const char *method, const char *path, const char *token,
+                           const char *body, const char *owner_url)
+{
+    long st = 0;
+    json_t *j = call(method, n, path, token, body, &st);
+    cr_assert_eq(st, 403, "%s %s: %ld %s", method, path, st, jstr(j, "detail"));
+    cr_assert_str_eq(jstr(j, "error"), "wrong_domain", "%s %s: %s", method, path, jstr(j, "detail"));
+    cr_assert(strstr(jstr(j, "detail"), owner_url), "%s %s: the refusal does not name %s: %s", method, path,
+              owner_url, jstr(j, "detail"));
+    json_decref(j);
+}
+
+Test(flow, decisions_asked_of_the_requesters_node_name_the_owners_node, .fini = h_cleanup_all, .timeout = 180)
+{
+    payments_and_growth();
+    char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
+    char *gadmin = issue(&B, "admin@growth", TOKEN_KIND_ADMIN, "growth/*", 3600000);
+    long st = 0;
+    json_t *req = call("POST", &B, "/v1/access/requests", alice,
+                       "{\"product\":\"payments/settled\",\"purpose\":\"churn\",\"fields\":[\"txn_id\"],\"days\":3}",
+                       &st);
+    cr_assert_eq(st, 201, "request: %ld %s", st, jstr(req, "detail"));
+    char rid[64], path[256], hint[300];
+    snprintf(rid, sizeof rid, "%s", jstr(req, "id"));
+    json_decref(req);
+    snprintf(hint, sizeof hint, "trib --node %s)", A.url);
+
+    snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
+    refused_naming(&B, "POST", path, padmin, "{\"days\":3}", hint);
+    snprintf(path, sizeof path, "/v1/access/requests/%s/deny", rid);
+    refused_naming(&B, "POST", path, padmin, "{}", hint);
+    refused_naming(&B, "GET", "/v1/access/requests?state=requested", padmin, NULL, hint);
+    /* the other way round: growth's admin listing on payments' node is sent to growth's (named
+     * once payments holds growth's log, the request: the member holding growth's key) */
+    seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed request %s", rid);
+    char ghint[300];
+    snprintf(ghint, sizeof ghint, "trib --node %s)", B.url);
+    refused_naming(&A, "GET", "/v1/access/requests?state=requested", gadmin, NULL, ghint);
+
+    /* granted where it belongs; the revocation asked of growth's node is sent to payments' */
+    snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
+    json_t *g = call("POST", &A, path, padmin, "{\"days\":3}", &st);
+    cr_assert_eq(st, 200, "grant: %ld %s", st, jstr(g, "detail"));
+    char gid[64];
+    snprintf(gid, sizeof gid, "%s", jstr(g, "id"));
+    json_decref(g);
+    seen_t mine = {&B, "/v1/access/mine", alice, gid, "granted"};
+    cr_assert(h_wait(sees, &mine, 20000), "growth never saw grant %s", gid);
+    snprintf(path, sizeof path, "/v1/access/grants/%s/revoke", gid);
+    refused_naming(&B, "POST", path, padmin, "{}", hint);
+
+    /* the CLI shows the node's words */
+    char *out = NULL, *errout = NULL;
+    int rc = h_trib(&B, NULL, &out, &errout, "access", "revoke", gid, "--token", padmin, NULL);
+    cr_assert_eq(rc, 1, "revoke on the requester's node: %s", out);
+    cr_assert(strstr(errout, hint), "trib access revoke does not name payments' node: %s", errout);
+    free(out), free(errout);
+    free(alice), free(padmin), free(gadmin);
+}
+
 /* The facet count of value under facet in a listing reply (0: absent). */
 static json_int_t facet_of(json_t *reply, const char *facet, const char *value)
 {

@@ -94,6 +94,24 @@ Test(agent, identity_created_0600_and_reused_on_restart)
     json_decref(s2);
 }
 
+/* The start's log line names the data link's bound address (the default --link-listen asks for a
+ * free port, "HOST:0"): an operator opening a firewall or reading ss reads the port there; it said
+ * "serving routed reads on 127.0.0.1:0". */
+Test(agent, the_link_line_names_the_bound_port)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0, "agent did not start");
+    char *log = h_read_file(n.log, NULL);
+    const char *adv = log ? strstr(log, "(advertised as 127.0.0.1:") : NULL;
+    cr_assert_not_null(adv, "no link line in the log: %s", log);
+    int port = atoi(adv + strlen("(advertised as 127.0.0.1:"));
+    cr_assert_gt(port, 0, "%s", log);
+    char want[80];
+    snprintf(want, sizeof want, "serving routed reads on 127.0.0.1:%d ", port);
+    cr_assert(strstr(log, want), "the link line does not name the bound port %d: %s", port, log);
+    free(log);
+}
+
 Test(agent, refuses_data_dir_of_another_domain)
 {
     h_node_t n;

@@ -213,6 +213,24 @@ Test(auth, first_start_writes_admin_token_0600_and_the_node_refuses_one_others_c
     h_node_cleanup(&n);
 }
 
+/* `trib get` of an internal product without a token: the refusal says how the CLI sends one, as a
+ * write's does (it named only the HTTP header, which a CLI user does not write). */
+Test(auth, a_read_without_a_token_says_how_the_cli_sends_one)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish(&n, "settled-transactions.yaml", "payments/settled-transactions");
+    setenv("TRIB_TOKEN", "", 1);   /* h_trib: none */
+    char *out = NULL, *err = NULL;
+    int rc = h_trib(&n, NULL, &out, &err, "get", "payments/settled-transactions", NULL);
+    unsetenv("TRIB_TOKEN");
+    cr_assert_eq(rc, 1, "a read without a token: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "401 token_required") && strstr(err, "trib --token, --token-file or $TRIB_TOKEN"),
+              "the refusal does not say how to send a token: %s", err);
+    free(out), free(err);
+    h_node_cleanup(&n);
+}
+
 /* ------------------------------------------------------------------ writes */
 
 Test(auth, writes_need_a_write_token_of_the_owners_domain_in_scope)

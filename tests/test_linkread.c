@@ -1441,6 +1441,104 @@ Test(linkread, a_relay_revoked_while_holding_a_link_reads_no_more_over_it, .init
     identity_wipe(&ia), identity_wipe(&ib);
 }
 
+/* GET /v1/members at base lists payments' key as refused for its revocation. */
+static int member_revoked(void *base)
+{
+    json_t *j = h_get_json(base, "/v1/members", NULL);
+    int yes = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(j, "members"), i, m)
+        yes |= !strcmp(json_string_value(json_object_get(m, "domain")) ?: "", "payments") &&
+               !strcmp(json_string_value(json_object_get(m, "trust_refused")) ?: "", "revoked");
+    json_decref(j);
+    return yes;
+}
+
+/* GET /v1/status at base says trust revoked. */
+static int knows_itself_revoked(void *base)
+{
+    json_t *j = h_get_json(base, "/v1/status", NULL);
+    int yes = !strcmp(json_string_value(json_object_get(j, "trust")) ?: "", "revoked");
+    json_decref(j);
+    return yes;
+}
+
+/* An owner revoked (a compromised host) is read from no more: a relay that holds the revocation
+ * sends it neither the request nor the reader's token (the owner would still take both: the relay
+ * itself is admitted there), and says why, naming the revocation. Before, the relay went on reading
+ * through the revoked owner until it turned dead (~5 s), forwarding every reader's token to it. */
+Test(linkread, a_revoked_owner_is_sent_no_read_and_the_relay_says_why, .init = fed_setup, .fini = fed_teardown,
+     .timeout = 240)
+{
+    char da[256], db[256], ca[300], cb[300], err[300];
+    identity_t ia, ib;
+    certified("a", "payments", da, sizeof da, &ia);
+    certified("b", "growth", db, sizeof db, &ib);
+    snprintf(ca, sizeof ca, "%s/a.cert", work);
+    snprintf(cb, sizeof cb, "%s/b.cert", work);
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", "--data", da, "--charter", chpath, "--cert", ca, FAST, NULL), 0,
+                 "payments did not start");
+    char seed[200];
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    cr_assert_eq(h_node_start(&b, "growth", "--data", db, "--charter", chpath, "--cert", cb, "--seed", seed, FAST,
+                              NULL), 0, "growth did not start");
+    cr_assert(h_wait_member(b.url, "payments", "alive", NULL, 20000), "growth does not see payments");
+    publish_ledger(&a);
+    post_records(&a, 1, 50, 80);
+    cr_assert(h_wait_status(b.url, "/v1/products/" PRODUCT, NULL, 200, 20000), "growth did not learn the ledger");
+    char *gm = fx_read_example("growth-experiments.yaml", NULL), url[300];
+    cr_assert_not_null(gm);
+    snprintf(url, sizeof url, "%s/v1/products/growth/growth-experiments", b.url);
+    h_resp_t pr;
+    cr_assert_eq(h_http("PUT", url, "application/yaml", gm, strlen(gm), &pr), 0);
+    cr_assert_eq(pr.status, 201, "publish on growth: %ld %s", pr.status, pr.body);
+    h_resp_free(&pr);
+    free(gm);
+    cr_assert(h_wait_status(a.url, "/v1/products/growth/growth-experiments", NULL, 200, 20000),
+              "payments did not learn growth's product");
+    raw_t r;
+    raw_get(&b, RECORDS_PATH "?limit=5", b.token, &r);   /* a reader of growth, through growth */
+    cr_assert_eq(r.status, 200, "before the revocation: %ld %s", r.status, r.body);
+    free(r.body);
+    double served = metric(&a, "trib_link_requests_total");
+
+    const identity_t *roots[] = {&R1, &R2};
+    revocation_t rv;
+    cr_assert_eq(revocation_issue(&ch, 1, 0, ia.pk, fx_now_ms(), "host compromised", roots, 2, &rv, err, sizeof err),
+                 0, "%s", err);
+    char path[300];
+    snprintf(path, sizeof path, "%s/rev-a.json", work);
+    json_t *j = revocation_to_json(&rv);
+    cr_assert_eq(trust_file_write(path, j, err, sizeof err), 0, "%s", err);
+    json_decref(j);
+    revocation_free(&rv);
+    char *o = NULL, *e = NULL;
+    cr_assert_eq(h_trib(&b, NULL, &o, &e, "fed", "submit", path, "--node", b.url, NULL), 0, "%s %s", o, e);
+    free(o), free(e);
+    /* the relay holds the revocation: its member table says so */
+    cr_assert(h_wait(member_revoked, b.url, 10000), "growth's member table does not show payments revoked");
+    for (int i = 0; i < 2; i++) {
+        raw_get(&b, RECORDS_PATH "?limit=5", b.token, &r);
+        cr_assert_eq(r.status, 503, "read %d of a revoked owner's product: %ld %.300s", i, r.status, r.body);
+        cr_assert(strstr(r.body, "owner_unreachable") && strstr(r.body, "revoked"),
+                  "the refusal does not say the owner is revoked: %.300s", r.body);
+        free(r.body);
+    }
+    cr_assert_eq(metric(&a, "trib_link_requests_total"), served, "the relay sent a read to the revoked owner");
+    /* the revoked node itself, asked for another domain's records: its peers refuse it, and it
+     * says so at once (before: a relay attempt and a 503 after 2 s, "did not answer") */
+    cr_assert(h_wait(knows_itself_revoked, a.url, 10000), "payments never learnt of its revocation");
+    long t0 = h_now_ms();
+    raw_get(&a, "/v1/products/growth/growth-experiments/records?limit=1", a.token, &r);
+    cr_assert_eq(r.status, 403, "a revoked node reading growth's records: %ld %.300s", r.status, r.body);
+    cr_assert(strstr(r.body, "node_revoked") && strstr(r.body, "through another node"), "%.300s", r.body);
+    cr_assert_lt(h_now_ms() - t0, 1500, "the refusal took %ld ms", h_now_ms() - t0);
+    free(r.body);
+    identity_wipe(&ia), identity_wipe(&ib);
+}
+
 /* ------------------------------------------------------------------ the relay's pool, in process */
 
 typedef struct {

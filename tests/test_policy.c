@@ -172,6 +172,24 @@ Test(policy, regex_enum_and_lines)
     policy_free(&ps);
 }
 
+/* A regex rule without a message of its own: the owner reads the pattern the value missed (before,
+ * only "does not match the required pattern", and the owner had to find the set to learn which);
+ * a rule with a message keeps its words alone. */
+Test(policy, a_regex_violation_quotes_the_pattern_unless_the_rule_explains_itself)
+{
+    policy_set_t *ps = parse_ok(HEAD
+        "  - {id: owners.email, severity: error, type: regex, path: owners.business, pattern: '^[^@ ]+@[a-z.]+$'}\n"
+        "  - {id: purpose, severity: warning, type: regex, path: description.purpose, pattern: '^.{40,}',\n"
+        "     message: a purpose consumers can act on is at least a sentence}\n");
+    char *r = eval_text(ps, "owners: {business: growth-team}\ndescription: {purpose: short}\n", NULL, NULL);
+    cr_expect(strstr(r, "'growth-team' does not match the required pattern ^[^@ ]+@[a-z.]+$\"") != NULL,
+              "the violation does not quote the pattern: %s", r);
+    cr_expect(strstr(r, "at least a sentence: 'short' does not match the required pattern\"") != NULL,
+              "a rule with a message: its words, no pattern: %s", r);
+    free(r);
+    policy_free(&ps);
+}
+
 Test(policy, field_rule_pii_nested)
 {
     policy_set_t *ps = parse_ok(HEAD

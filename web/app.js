@@ -138,8 +138,15 @@ const STATUS_TEXT = {
   500: 'The node could not answer: try again later, or tell its operator.',
   503: 'The node is busy or still starting: try again in a moment.',
 };
+// Refusals that are about the owner of the data, not this node: "busy or still starting" would
+// send the reader to wait on a node that is fine.
+const OWNER_TEXT = {
+  owner_unreachable: 'The node that owns this product cannot be reached now (stopped, cut off, or no longer trusted by this mesh), so its records cannot be read: try again later; Provenance shows the owner node and its state.',
+  owner_lost: 'The node that owns this product stopped answering during the read: try again later.',
+  node_revoked: 'This node\'s own certificate has been revoked, so the other nodes refuse it: open this product on another node.',
+};
 function plainError(r) {
-  return ACCESS_TEXT[r.error] || STATUS_TEXT[r.status] || (r.status >= 500 ? STATUS_TEXT[500] : r.detail || 'The node refused this.');
+  return OWNER_TEXT[r.error] || ACCESS_TEXT[r.error] || STATUS_TEXT[r.status] || (r.status >= 500 ? STATUS_TEXT[500] : r.detail || 'The node refused this.');
 }
 
 // The node's code and detail, for whoever helps: folded away.
@@ -666,7 +673,7 @@ async function sampleTab(panel, p, man, path) {
   note.remove();
   if (!r.ok) {
     const text = ACCESS_TEXT[r.error];
-    if ([401, 403, 404].includes(r.status)) {
+    if ([401, 403, 404].includes(r.status) && !OWNER_TEXT[r.error]) {
       const signIn = /^token_/.test(r.error || '') || (!token() && r.status === 404);
       panel.append(h('div', {class: 'notice denied', role: 'alert', 'data-testid': 'no-access'},
         h('p', {}, h('strong', {}, 'You do not have access to these records. '), text || '', ' ',

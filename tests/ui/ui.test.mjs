@@ -6,7 +6,7 @@
 // Every browser test asserts zero page errors, console errors and CSP violations (lib.mjs withPage).
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {seedMesh, HOSTILE_FIELD, stopAll, call, adminToken, withPage, closeBrowser, waitFor, publish, manifest} from './lib.mjs';
+import {seedMesh, HOSTILE_FIELD, stopAll, call, adminToken, withPage, closeBrowser, waitFor, publish, manifest, startNode, stopNode, append} from './lib.mjs';
 
 let A, B, C; // payments (owner of the restricted product), growth (consumer), listening (hostile publisher)
 
@@ -521,5 +521,28 @@ test('keyboard only: sign in, then request access from the product page', async 
     await page.keyboard.press('Enter'); // submits the form
     await page.getByTestId('request-state').waitFor();
     assert.match(await page.getByTestId('request-state').textContent(), /requested/);
+  });
+});
+
+// The owner stopped: the records cannot be read through growth's node (503 owner_unreachable), and
+// the page says the owner cannot be reached, not "the node is busy or still starting" (which sent
+// the reader to wait on growth's node, which is fine). Last in the file: the stopped node stays
+// listed (left) in the mesh the tests before it count.
+test('sample records of a product whose owner is stopped: the page says the owner cannot be reached', async (t) => {
+  const D = await startNode('ops', [A.peer]);
+  await waitFor('ops to publish (not_synced right after its start)', async () => {
+    try { await publish(D, manifest('ops', 'runbook', {title: 'Runbook', classification: 'public'})); return true; } catch (e) { return false; }
+  });
+  await append(D, 'ops/runbook', [{id: 'r1'}]);
+  await waitFor('growth to know ops/runbook', async () => (await call(B, 'GET', '/v1/products/ops/runbook')).status === 200);
+  await stopNode(D); // SIGTERM: left at once
+  await withPage(t, async (page) => {
+    await page.goto(B.url + '/#/p/ops/runbook/sample');
+    const box = page.locator('.error[role=alert]');
+    await box.waitFor();
+    const text = await box.textContent();
+    assert.match(text, /owns this product cannot be reached/, text);
+    assert.doesNotMatch(text, /busy or still starting/, text);
+    assert.match(text, /owner_unreachable/, 'the node\'s code under Technical details: ' + text);
   });
 });
