@@ -1448,7 +1448,7 @@ static int member_revoked(void *base)
     int yes = 0;
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(j, "members"), i, m)
+    json_array_foreach(json_object_get(j, "uncertified"), i, m)   /* a revoked node is no member: listed apart */
         yes |= !strcmp(json_string_value(json_object_get(m, "domain")) ?: "", "payments") &&
                !strcmp(json_string_value(json_object_get(m, "trust_refused")) ?: "", "revoked");
     json_decref(j);
