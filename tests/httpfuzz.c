@@ -269,7 +269,11 @@ static char *issue(const identity_t *id, const char *domain, const char *subject
 static void node_key(const h_node_t *n, identity_t *id)
 {
     char path[400], err[256];
-    snprintf(path, sizeof path, "%s/identity.key", n->dir);
+    const char *data = n->dir;   /* --data among the agent's arguments wins, as it does for the agent */
+    for (int k = 0; k + 1 < n->nextra; k++)
+        if (!strcmp(n->extra[k], "--data"))
+            data = n->extra[k + 1];
+    snprintf(path, sizeof path, "%s/identity.key", data);
     cr_assert_eq(identity_load_file(path, id, err, sizeof err), 0, "%s", err);
 }
 
@@ -279,7 +283,7 @@ void hf_make_tokens(void)
     node_key(&hf_a, &a);
     node_key(&hf_b, &b);
     char path[300], err[256];
-    snprintf(path, sizeof path, "%s/stranger.key", hf_a.dir);
+    snprintf(path, sizeof path, "%s/stranger.key", hf_a.dir);   /* the harness's temp dir */
     cr_assert_eq(identity_create_file(path, &stranger, err, sizeof err), 0, "%s", err);
     int64_t now = clock_wall_ms(), hour = 3600000;
     hf_tokens[T_NONE] = NULL;
@@ -1660,6 +1664,7 @@ void hf_run(const hf_mode_t *m, uint64_t seed, int n)
             hf_req_t q2 = {0};
             build(&q2, K_ROUTE);
             q2.n = q.n;
+            memcpy(q2.src, q.src, sizeof q2.src);   /* one connection, one client */
             if (!q.library && !q2.library && !(q.route && q.route->live) && !(q2.route && q2.route->live) &&
                 strstr(q.wire.p, "Connection: close\r\n")) {
                 hf_note(&q, "pipelined-1st");
