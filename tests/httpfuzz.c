@@ -1472,16 +1472,6 @@ typedef struct tally {
     long by_route[NROUTES][6];  /* answers by route and status class (1xx..5xx; [0]: none) */
 } tally_t;
 
-static int credential_code(const char *code)
-{
-    static const char *const codes[] = {"token_required", "token_invalid", "token_expired", "token_revoked",
-                                        "wrong_domain", "kind_insufficient", "out_of_scope", "grant_required"};
-    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
-        if (!strcmp(codes[i], code))
-            return 1;
-    return 0;
-}
-
 static void check(const hf_req_t *q, hf_resp_t *r, struct tally *t)
 {
     int st = 0;
@@ -1552,7 +1542,7 @@ static void check(const hf_req_t *q, hf_resp_t *r, struct tally *t)
             int body_token = q->route && (!strcmp(q->route->name, "tokens_revoke") ||   /* a token in the body */
                                           !strcmp(q->route->name, "federation_objects") ||
                                           !strcmp(q->route->name, "key_rotate"));
-            if (credential_code(e) && !routed_read && !body_token)
+            if (h_credential_code(e) && !routed_read && !body_token)
                 t->token_refusals[at]++;
             if (q->route && q->route->access &&
                 (!strcmp(e, "already_decided") || !strcmp(e, "already_revoked") || !strcmp(e, "bad_query") ||
@@ -1574,22 +1564,6 @@ static void check(const hf_req_t *q, hf_resp_t *r, struct tally *t)
 }
 
 /* ------------------------------------------------------------------ the run */
-
-double hf_family_sum(h_node_t *n, const char *family)
-{
-    char url[300], head[128];
-    snprintf(url, sizeof url, "%s/metrics", n->url);
-    snprintf(head, sizeof head, "%s{", family);
-    h_resp_t r;
-    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
-    cr_assert_eq(r.status, 200, "/metrics: %ld", r.status);
-    double sum = 0;
-    for (char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (!strncmp(line, head, strlen(head)))
-            sum += strtod(strchr(line, ' ') + 1, NULL);
-    h_resp_free(&r);
-    return sum;
-}
 
 /* The sum of trib_http_requests_total's series with a 4xx status. */
 static double refused_http(h_node_t *n)
@@ -1648,8 +1622,8 @@ void hf_run(const hf_mode_t *m, uint64_t seed, int n)
     rng_state = seed_used * 2654435761u + 1;
     long t0 = h_now_ms();
     snapshot_all(before);
-    double tok0[2] = {hf_family_sum(&hf_a, "trib_token_refused_total"), hf_family_sum(&hf_b, "trib_token_refused_total")};
-    double acc0[2] = {hf_family_sum(&hf_a, "trib_access_refused_total"), hf_family_sum(&hf_b, "trib_access_refused_total")};
+    double tok0[2] = {h_metric_sum(hf_a.url, "trib_token_refused_total"), h_metric_sum(hf_b.url, "trib_token_refused_total")};
+    double acc0[2] = {h_metric_sum(hf_a.url, "trib_access_refused_total"), h_metric_sum(hf_b.url, "trib_access_refused_total")};
     double http0[2] = {refused_http(&hf_a), refused_http(&hf_b)};
     long t1 = h_now_ms();
     tally_t *t = &tally;
@@ -1711,8 +1685,8 @@ void hf_run(const hf_mode_t *m, uint64_t seed, int n)
     /* refused and counted */
     for (int i = 0; i < 2; i++) {
         h_node_t *nd = i ? &hf_b : &hf_a;
-        double tok = hf_family_sum(nd, "trib_token_refused_total") - tok0[i];
-        double acc = hf_family_sum(nd, "trib_access_refused_total") - acc0[i];
+        double tok = h_metric_sum(nd->url, "trib_token_refused_total") - tok0[i];
+        double acc = h_metric_sum(nd->url, "trib_access_refused_total") - acc0[i];
         double http = refused_http(nd) - http0[i];
         cr_expect_geq(tok, (double)t->token_refusals[i], "%s: %g token refusals counted, %ld seen (seed %llu)",
                       nd->domain, tok, t->token_refusals[i], (unsigned long long)seed_used);
@@ -1721,7 +1695,7 @@ void hf_run(const hf_mode_t *m, uint64_t seed, int n)
         cr_expect_gt(tok, 0, "%s: trib_token_refused_total did not move", nd->domain);
         cr_expect_gt(http, 0, "%s: no 4xx counted in trib_http_requests_total", nd->domain);
     }
-    cr_expect_gt(hf_family_sum(&hf_a, "trib_access_refused_total") - acc0[0], 0, "trib_access_refused_total did not move");
+    cr_expect_gt(h_metric_sum(hf_a.url, "trib_access_refused_total") - acc0[0], 0, "trib_access_refused_total did not move");
     for (int i = 0; i < 6; i++) {
         free(before[i].meta), free(before[i].records), free(before[i].relayed);
         free(after[i].meta), free(after[i].records), free(after[i].relayed);

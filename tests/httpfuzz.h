@@ -130,8 +130,6 @@ uint64_t hf_seed_used(void);
 /* SIGTERM to both: each exits 0, no sanitizer report in its log; prints the run's summary line. */
 void hf_stop_and_report(void);
 
-/* The sum of a metric family's series at n (every label set). */
-double hf_family_sum(h_node_t *n, const char *family);
 /* A TCP connection to n's HTTP port from src (NULL or "": the default address), -1 if none. */
 int hf_connect(const h_node_t *n, const char *src);
 /* Sends wire to n from src and reads one answer (well framed: 15 s to answer). */

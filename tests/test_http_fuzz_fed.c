@@ -810,7 +810,7 @@ Test(http_fuzz_fed, random_requests_and_changed_trust_objects_are_refused_and_ch
     cr_assert(h_wait(both_verified, NULL, 20000), "the agents do not see each other verified before the run");
     trust_before[0] = trust_state(&hf_a);
     trust_before[1] = trust_state(&hf_b);
-    double fr0[2] = {hf_family_sum(&hf_a, "trib_fedlog_refused_total"), hf_family_sum(&hf_b, "trib_fedlog_refused_total")};
+    double fr0[2] = {h_metric_sum(hf_a.url, "trib_fedlog_refused_total"), h_metric_sum(hf_b.url, "trib_fedlog_refused_total")};
     static const char *const favour[] = {"federation_objects", "federation_objects", "federation_objects",
                                          "policy_post", "key_rotate", "federation", "policy_get", "members",
                                          "whoami", NULL};
@@ -821,7 +821,7 @@ Test(http_fuzz_fed, random_requests_and_changed_trust_objects_are_refused_and_ch
     /* refusals of the federation's objects counted */
     for (int i = 0; i < 2; i++) {
         h_node_t *n = i ? &hf_b : &hf_a;
-        double got = hf_family_sum(n, "trib_fedlog_refused_total") - fr0[i];
+        double got = h_metric_sum(n->url, "trib_fedlog_refused_total") - fr0[i];
         cr_expect_geq(got, (double)ft.fed_refused[i], "%s: %g refusals in trib_fedlog_refused_total, %ld seen (seed %llu)",
                       n->domain, got, ft.fed_refused[i], (unsigned long long)hf_seed_used());
         cr_expect_gt(ft.fed_refused[i], 0, "%s: no object refused by the federation log", n->domain);
