@@ -243,6 +243,7 @@ static char *trust_before[2];
 
 typedef struct {
     long fed_refused[2];        /* refusals of /v1/federation/objects by the federation log */
+    long policy_refused[2];     /* refusals of POST /v1/policy for what the set is */
     long limited[2];            /* 429s seen */
     long trust_requests;
 } fed_tally_t;
@@ -293,6 +294,16 @@ static void after_answer(const hf_req_t *q, const hf_resp_t *r)
         for (size_t i = 0; e && i < sizeof by_log / sizeof *by_log; i++)
             if (!strcmp(e, by_log[i]) && !q->library && q->kind == K_ROUTE)
                 ft.fed_refused[at]++;
+        json_decref(j);
+    }
+    if (!strcmp(q->route->name, "policy_post") && r->status >= 400 && q->kind == K_ROUTE && !q->library) {
+        json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, NULL);
+        const char *e = json_string_value(json_object_get(j, "error"));
+        static const char *const by_policy[] = {"bad_policy", "policy_unsigned", "policy_stale", "policy_conflict",
+                                                "signature_required"};
+        for (size_t i = 0; e && i < sizeof by_policy / sizeof *by_policy; i++)
+            if (!strcmp(e, by_policy[i]))
+                ft.policy_refused[at]++;
         json_decref(j);
     }
     char *now = trust_state(q->n);
@@ -810,6 +821,10 @@ Test(http_fuzz_fed, random_requests_and_changed_trust_objects_are_refused_and_ch
     cr_assert(h_wait(both_verified, NULL, 20000), "the agents do not see each other verified before the run");
     trust_before[0] = trust_state(&hf_a);
     trust_before[1] = trust_state(&hf_b);
+    if (getenv("TRIB_FUZZ_VERBOSE"))
+        fprintf(stderr, "payments' trust state before the run: %s\n", trust_before[0]);
+    static const char pol_refused[] = "trib_policy_sets_total{result=\"refused\"}";
+    double pr0[2] = {h_metric(hf_a.url, pol_refused), h_metric(hf_b.url, pol_refused)};
     double fr0[2] = {h_metric_sum(hf_a.url, "trib_fedlog_refused_total"), h_metric_sum(hf_b.url, "trib_fedlog_refused_total")};
     static const char *const favour[] = {"federation_objects", "federation_objects", "federation_objects",
                                          "policy_post", "key_rotate", "federation", "policy_get", "members",
@@ -825,6 +840,9 @@ Test(http_fuzz_fed, random_requests_and_changed_trust_objects_are_refused_and_ch
         cr_expect_geq(got, (double)ft.fed_refused[i], "%s: %g refusals in trib_fedlog_refused_total, %ld seen (seed %llu)",
                       n->domain, got, ft.fed_refused[i], (unsigned long long)hf_seed_used());
         cr_expect_gt(ft.fed_refused[i], 0, "%s: no object refused by the federation log", n->domain);
+        got = h_metric(n->url, pol_refused) - pr0[i];
+        cr_expect_geq(got, (double)ft.policy_refused[i], "%s: %g policy sets refused counted, %ld seen (seed %llu)",
+                      n->domain, got, ft.policy_refused[i], (unsigned long long)hf_seed_used());
     }
     /* the trust state of both, once more, with both members verified */
     cr_expect(h_wait(both_verified, NULL, 20000), "the agents no longer see each other verified after the run");
@@ -841,9 +859,9 @@ Test(http_fuzz_fed, random_requests_and_changed_trust_objects_are_refused_and_ch
         free(now_s);
         free(trust_before[i]);
     }
-    fprintf(stderr, "http_fuzz_fed: %ld requests to the trust routes; refused by the federation log %ld + %ld; "
-            "429 in the run %ld + %ld\n", ft.trust_requests, ft.fed_refused[0], ft.fed_refused[1], ft.limited[0],
-            ft.limited[1]);
+    fprintf(stderr, "http_fuzz_fed: %ld requests to the trust routes; refused by the federation log %ld + %ld, "
+            "policy sets refused %ld + %ld; 429 in the run %ld + %ld\n", ft.trust_requests, ft.fed_refused[0],
+            ft.fed_refused[1], ft.policy_refused[0], ft.policy_refused[1], ft.limited[0], ft.limited[1]);
     hf_stop_and_report();
     for (int i = 0; i < O_COUNT; i++)
         free(objs[i].body), free(objs[i].env);
