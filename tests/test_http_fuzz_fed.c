@@ -240,6 +240,7 @@ static char *trust_state(h_node_t *n)
 }
 
 static char *trust_before[2];
+static char next_key[2][ID_HEX_LEN];   /* a pending rotation's next key at each agent (a 202 told it), "" none */
 
 typedef struct {
     long fed_refused[2];        /* refusals of /v1/federation/objects by the federation log */
@@ -280,6 +281,13 @@ static void after_answer(const hf_req_t *q, const hf_resp_t *r)
         return;
     int at = q->n == &hf_a ? 0 : 1;
     ft.trust_requests++;
+    if (!strcmp(q->route->name, "key_rotate") && r->status == 202) {
+        json_t *j = json_loadb(r->body.p ? r->body.p : "", r->body.len, 0, NULL);
+        const char *k = json_string_value(json_object_get(j, "new_node_id"));
+        if (k && strlen(k) == ID_HEX_LEN - 1)
+            memcpy(next_key[at], k, ID_HEX_LEN);
+        json_decref(j);
+    }
     if (!strcmp(q->route->name, "federation_objects")) {
         cr_assert_neq(r->status, 201, "an object sent was added (none the run sends is new): %s", hf_describe(q, r));
         if (r->status == 429) {
@@ -553,6 +561,52 @@ static void trust_file(hf_req_t *q, hf_buf_t *b, int policy)
     free(env);
 }
 
+/* {"cert": ...} of a certificate for the next key of a pending rotation at agent at that must not
+ * make it switch: expired, below the threshold, of another federation, changed under its
+ * signatures, for another domain. (One the roots signed for its domain, valid now, is never sent.) */
+static void next_cert(hf_req_t *q, int at, hf_buf_t *b)
+{
+    uint8_t pk[ID_PK_LEN];
+    cr_assert_eq(identity_from_hex(next_key[at], pk), 0);
+    int64_t t = fx_now_ms();
+    const char *domain = at ? "growth" : "payments";
+    static const identity_t *const roots[] = {&R1, &R2}, *const one[] = {&R1}, *const other_roots[] = {&O1, &O2};
+    charter_t c = ch2;
+    const identity_t *const *by = roots;
+    size_t nby = 2;
+    int64_t nb = t - DAY_MS, na = t + 30 * DAY_MS;
+    int how = (int)hf_rn(5);
+    static const char *const names[] = {"next-cert-expired", "next-cert-one-root", "next-cert-other-federation",
+                                        "next-cert-changed", "next-cert-other-domain"};
+    hf_note(q, names[how]);
+    if (how == 0)
+        nb = t - 30 * DAY_MS, na = t - 2 * DAY_MS;
+    else if (how == 1)
+        c.threshold = 1, by = one, nby = 1;
+    else if (how == 2)
+        c = other, by = other_roots;
+    else if (how == 4)
+        domain = at ? "spare" : "growth";
+    cert_t ct;
+    cr_assert_eq(cert_issue(&c, domain, pk, nb, na, 0, by, nby, &ct, err, sizeof err), 0, "%s", err);
+    uint8_t *env = ct.bytes;
+    size_t elen = ct.len;
+    if (how == 3) {   /* a field changed, the roots' signatures kept */
+        obj_t o = {.kind = TRUST_KIND_CERT, .env = ct.bytes, .elen = ct.len};
+        size_t blen;
+        uint8_t *body = body_of_env(ct.bytes, ct.len, &blen);
+        cr_assert_eq(edit_field(&trib__domain_cert__descriptor, &body, &blen), 0);
+        env = with_body(&o, body, blen, &elen);
+        free(body);
+    }
+    char *b64 = trust_b64(env, elen);
+    hf_fmt(b, "{\"cert\":\"%s\",\"overlap_s\":60}", b64);
+    free(b64);
+    if (env != ct.bytes)
+        free(env);
+    cert_free(&ct);
+}
+
 /* The run's bodies for the routes of the federation: its objects to POST /v1/federation/objects
  * and POST /v1/policy (the signed file; YAML at times, which a chartered node refuses), and to
  * POST /v1/node/key/rotate {} or {"cert": ...} of the federation's certificates. */
@@ -564,6 +618,11 @@ static int fed_body(hf_req_t *q, int kind, hf_buf_t *b, const char **ctype)
         return 0;   /* the run's own */
     *ctype = "application/json";
     if (kind == B_ROTATE) {
+        int at = q->n == &hf_a ? 0 : 1;
+        if (next_key[at][0] && hf_chance(40)) {
+            next_cert(q, at, b);
+            return 1;
+        }
         if (hf_chance(30)) {
             hf_str(b, "{}");
             return 1;
