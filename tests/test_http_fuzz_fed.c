@@ -7,8 +7,10 @@
  * another federation, expired, replayed (held ones, and a charter older than the one in force),
  * later charters that skip a version or name another predecessor, the envelope truncated or its
  * signatures broken, the file's kind another, oversize (past 256 KiB, past --max-body-mb),
- * deeply nested; to POST /v1/federation/objects, POST /v1/policy and POST /v1/node/key/rotate,
- * with the open-mode run's own bodies now and then. Tokens: the run's (forged, expired, of a
+ * deeply nested; to POST /v1/federation/objects, POST /v1/policy and POST /v1/node/key/rotate
+ * (and, once a rotation is pending, certificates for its next key that must not make the node
+ * switch: expired, one root's, another federation's, changed, another domain's), with the
+ * open-mode run's own bodies now and then. Tokens: the run's (forged, expired, of a
  * stranger's key, of another domain) and a chartered federation's own: a domain's token signed by
  * another domain's certified key, one by a revoked key, one by a key certified for a domain no
  * member runs.
@@ -25,8 +27,10 @@
  *   Retry-After has passed.
  *
  * Owns: its work dir (charter, certificates; removed) and the agents (stopped).
- * Bounded: a fixed seed (TRIB_FUZZ_SEED overrides it, TRIB_FUZZ_N the number of requests); 2,500
- * requests take 20-30 s on the shared 2-core machine. */
+ * Bounded: a fixed seed (TRIB_FUZZ_SEED overrides it, TRIB_FUZZ_N the number of requests), printed
+ * with the request and the answer on any failure; TRIB_FUZZ_TRACE=1 prints every request. 2,500
+ * requests take 23-27 s on the shared 2-core machine (about 30 s with the setup and the rate-limit
+ * phase), 33 s under ASan. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <signal.h>
