@@ -21,6 +21,8 @@
  * - the trust state of the node asked (GET /v1/federation, GET /v1/policy, and who is a member
  *   and verified in GET /v1/members) reads the same after every request to those three routes;
  * - the refusals of /v1/federation/objects are counted in trib_fedlog_refused_total;
+ * - the objects sent at once from six clients (threads) to both agents: each answered as
+ *   documented, none added, the trust state unchanged;
  * - then one client posts until it is rate limited: a 429 rate_limited with the bucket, a detail
  *   naming the client, retry_after_s and a matching Retry-After header, counted; another client
  *   and the node's own operator are served meanwhile, and the first is served again once its
@@ -33,6 +35,7 @@
  * phase), 33 s under ASan. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -732,6 +735,76 @@ static void rate_limit_phase(h_node_t *n)
     free(held);
 }
 
+/* ------------------------------------------------------------------ at once */
+
+enum { BURST_THREADS = 6, BURST_EACH = 40 };
+
+typedef struct {
+    h_node_t *n;
+    char src[20];
+    char *bodies[BURST_EACH];
+    long status[BURST_EACH];
+    char code[BURST_EACH][32];
+} burst_t;
+
+static void *burst_run(void *arg)
+{
+    burst_t *b = arg;
+    for (int i = 0; i < BURST_EACH; i++) {
+        hf_resp_t r;
+        submit_from(b->n, b->src, b->bodies[i], &r);
+        b->status[i] = r.status;
+        json_t *j = json_loadb(r.body.p ? r.body.p : "", r.body.len, 0, NULL);
+        snprintf(b->code[i], sizeof b->code[i], "%s", json_string_value(json_object_get(j, "error")) ?: "");
+        json_decref(j);
+        hf_resp_free(&r);
+    }
+    return NULL;
+}
+
+/* The federation's objects, as made and changed, from six clients at once to both agents (the
+ * offers of many HTTP threads meet in the federation log's loop, the rate limiter is shared):
+ * each answered as documented, none added, the trust state of both as it was. */
+static void burst_phase(void)
+{
+    static burst_t b[BURST_THREADS];
+    pthread_t th[BURST_THREADS];
+    for (int t = 0; t < BURST_THREADS; t++) {
+        b[t].n = t % 2 ? &hf_b : &hf_a;
+        snprintf(b[t].src, sizeof b[t].src, "127.0.0.%d", 200 + t);
+        for (int i = 0; i < BURST_EACH; i++) {
+            hf_req_t q = {.n = b[t].n, .clean = hf_chance(20)};
+            hf_buf_t body = {0};
+            trust_file(&q, &body, 0);
+            b[t].bodies[i] = body.p;
+        }
+    }
+    for (int t = 0; t < BURST_THREADS; t++)
+        cr_assert_eq(pthread_create(&th[t], NULL, burst_run, &b[t]), 0);
+    for (int t = 0; t < BURST_THREADS; t++)
+        pthread_join(th[t], NULL);
+    long by[600] = {0};
+    for (int t = 0; t < BURST_THREADS; t++)
+        for (int i = 0; i < BURST_EACH; i++) {
+            long st = b[t].status[i];
+            cr_expect(st == 200 || st == 400 || st == 403 || st == 409 || st == 413 || st == 422 || st == 429,
+                      "%s from %s at once: %ld %s (seed %llu)", b[t].n->domain, b[t].src, st, b[t].code[i],
+                      (unsigned long long)hf_seed_used());
+            if (st > 0 && st < 600)
+                by[st]++;
+            free(b[t].bodies[i]);
+        }
+    fprintf(stderr, "http_fuzz_fed: %d objects from %d clients at once: 200:%ld 400:%ld 403:%ld 409:%ld 413:%ld "
+            "422:%ld 429:%ld\n", BURST_THREADS * BURST_EACH, BURST_THREADS, by[200], by[400], by[403], by[409],
+            by[413], by[422], by[429]);
+    for (int i = 0; i < 2; i++) {
+        char *now_s = trust_state(i ? &hf_b : &hf_a);
+        cr_expect_str_eq(now_s, trust_before[i], "%s's trust state changed by objects sent at once",
+                         i ? "growth" : "payments");
+        free(now_s);
+    }
+}
+
 /* ------------------------------------------------------------------ the run */
 
 static int both_hold_the_same(void *ctx)
@@ -914,6 +987,7 @@ Test(http_fuzz_fed, random_requests_and_changed_trust_objects_are_refused_and_ch
         cr_expect_str_eq(now_s, trust_before[i], "%s's trust state changed over the run", i ? "growth" : "payments");
         free(now_s);
     }
+    burst_phase();
     rate_limit_phase(&hf_a);
     for (int i = 0; i < 2; i++) {
         char *now_s = trust_state(i ? &hf_b : &hf_a);
