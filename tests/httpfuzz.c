@@ -1712,7 +1712,7 @@ void hf_stop_and_report(void)
     no_sanitizer_report(&hf_b);
     char line[1200];
     int l = snprintf(line, sizeof line, "%s: seed %llu, %d requests (route %ld, framing %ld, raw %ld, half %ld) "
-                     "in %.1f s (setup %.1f s), %ld of them pairs on one connection; answered %ld (libmicrohttpd's "
+                     "in %.1f s (snapshots before: %.1f s), %ld of them pairs on one connection; answered %ld (libmicrohttpd's "
                      "doubled head: %ld), closed without an answer %ld; statuses:",
                      mode->suite, (unsigned long long)seed_used, run_total, t->kinds[K_ROUTE], t->kinds[K_FRAMING],
                      t->kinds[K_RAW], t->kinds[K_HALF], (double)run_ms / 1000, (double)setup_ms / 1000, t->pipelined,
