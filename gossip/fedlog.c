@@ -44,6 +44,8 @@ const char *fedlog_reason_name(int reason)
     case FEDLOG_R_STORAGE:      return "storage";
     case FEDLOG_R_BUSY:         return "busy";
     case FEDLOG_R_NO_SPACE:     return "no_space";
+    case FEDLOG_R_KIND_MISMATCH: return "kind_mismatch";
+    case FEDLOG_R_TOO_LARGE:    return "too_large";
     }
     return "unknown";
 }
@@ -555,6 +557,15 @@ int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from
     *res = it.r;
     return it.ok ? 0 : -1;
 }
+void fedlog_refuse_file(fedlog_t *f, int kind, int reason, const char *err)
+{
+    fedlog_result_t r = {.kind = kind >= 1 && kind < FEDLOG_KINDS ? kind : 0};
+    snprintf(r.err, sizeof r.err, "%s", err);
+    pthread_mutex_lock(&f->mu);
+    refuse(f, &r, reason > 0 && reason < FEDLOG_R_COUNT ? reason : TRUST_MALFORMED, NULL);
+    pthread_mutex_unlock(&f->mu);
+}
+
 void fedlog_offer_peers(fedlog_t *f, const uint8_t *const *bytes, const size_t *lens, size_t n, const char *from)
 {
     batch_t *items = malloc((n ? n : 1) * sizeof *items);

@@ -47,6 +47,8 @@ typedef enum {
     FEDLOG_R_STORAGE,                          /* LMDB failed (disk full ...) */
     FEDLOG_R_BUSY,                             /* the loop did not take an operator's offer in time */
     FEDLOG_R_NO_SPACE,                         /* LMDB failed for want of disk space (or map_max) */
+    FEDLOG_R_KIND_MISMATCH,                    /* a file whose "kind" is not its signed bytes' kind */
+    FEDLOG_R_TOO_LARGE,                        /* a file over TRUST_FILE_MAX */
     FEDLOG_R_COUNT
 } fedlog_reason_t;
 
@@ -59,7 +61,7 @@ typedef struct {
 } fedlog_result_t;
 
 /* The label of a reason: trust_verdict_name's, or "open_mode", "full", "unknown_kind",
- * "policy_refused", "storage", "busy", "no_space". */
+ * "policy_refused", "storage", "busy", "no_space", "kind_mismatch", "too_large". */
 const char *fedlog_reason_name(int reason);
 
 /* A federation log over st. t: the node's trust store (chartered mode), or NULL (open mode: only
@@ -97,6 +99,11 @@ void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
  * at most once a second per reason). An operator's charter older than the held one is refused
  * (stale_version); a peer's is kept as history when the held chain names its hash. */
 int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from, fedlog_result_t *res);
+/* An operator's file refused before its bytes could be offered (by the API reading it: not a
+ * JSON object, no known kind, "signed" not base64 of at most TRUST_MAX_BYTES, bytes of another
+ * kind, over TRUST_FILE_MAX): counted in trib_fedlog_refused_total{kind,reason} (kind: the file's,
+ * 0 when it names none) and logged at most once a second per reason, as fedlog_offer's refusals. */
+void fedlog_refuse_file(fedlog_t *f, int kind, int reason, const char *err);
 /* Objects from peers (the certificates their hellos presented), offered together: each as
  * fedlog_offer from a peer, but in one job, so one durable commit for all (a join brought one commit,
  * and its fsync, per certificate). from names them in log lines. Refusals are counted and logged. */

@@ -3,7 +3,8 @@
  * Owns: reading a submitted trust object file from a request body (bounded JSON, "kind" and the
  * base64 "signed" bytes, which must be of the kind the file says), handing the bytes to the
  * federation log, and mapping its verdict to a status and error code; the rate limits of this
- * anonymous endpoint (per client and for all clients: node/ratelimit.h) and their counter.
+ * anonymous endpoint (per client and for all clients: node/ratelimit.h) and their counter; a file
+ * refused before its bytes reach the federation log is counted there all the same.
  * Must not: verify signatures itself (gossip/fedlog.c and the trust store do) or send replies. */
 #include "node/http_fed.h"
 
@@ -72,6 +73,14 @@ static unsigned error(json_t **reply, unsigned status, const char *code, const c
     return status;
 }
 
+/* An error answer for a file refused before its bytes could be offered: counted and logged by the
+ * federation log as its own refusals are (kind: the file's, 0 when it names none). */
+static unsigned refuse_file(fedlog_t *f, json_t **reply, int kind, int reason, unsigned status, const char *detail)
+{
+    fedlog_refuse_file(f, kind, reason, detail);
+    return error(reply, status, fedlog_reason_name(reason), detail);
+}
+
 static unsigned status_of(int reason, const char **code)
 {
     *code = fedlog_reason_name(reason);
@@ -79,6 +88,13 @@ static unsigned status_of(int reason, const char **code)
     case TRUST_FORGED:
     case TRUST_BELOW_THRESHOLD:
     case TRUST_WRONG_FEDERATION:
+    case TRUST_WRONG_DOMAIN:        /* a hand-over whose old key was not the domain's when it signed */
+    case TRUST_WRONG_KEY:
+    case TRUST_EXPIRED:
+    case TRUST_NOT_YET_VALID:
+    case TRUST_REVOKED:
+    case TRUST_UNCERTIFIED:
+    case TRUST_ROTATED:
         return 403;
     case TRUST_STALE_VERSION:
     case TRUST_VERSION_GAP:
@@ -138,7 +154,7 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
     if (len > TRUST_FILE_MAX) {
         snprintf(detail, sizeof detail, "body of %zu bytes: a trust object file is at most %u bytes", len,
                  TRUST_FILE_MAX);
-        return error(reply, 413, "too_large", detail);
+        return refuse_file(f, reply, 0, FEDLOG_R_TOO_LARGE, 413, detail);
     }
     json_error_t je;
     json_t *j = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
@@ -146,7 +162,7 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
         snprintf(detail, sizeof detail, "body: expected a trust object file (JSON object with \"kind\" and "
                  "\"signed\"), %s at line %d column %d", j ? "not an object" : "invalid JSON", je.line, je.column);
         json_decref(j);
-        return error(reply, 400, "malformed", detail);
+        return refuse_file(f, reply, 0, TRUST_MALFORMED, 400, detail);
     }
     const char *kname = json_string_value(json_object_get(j, "kind"));
     int want = 0;
@@ -156,8 +172,8 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
     const char *kind = want ? trust_file_kind_name((trust_kind_t)want) : "";   /* outlives j */
     if (!want) {
         json_decref(j);
-        return error(reply, 400, "malformed", "body: \"kind\" must be trib.charter, trib.cert, "
-                     "trib.revocation, trib.policy or trib.rotation");
+        return refuse_file(f, reply, 0, TRUST_MALFORMED, 400, "body: \"kind\" must be trib.charter, trib.cert, "
+                           "trib.revocation, trib.policy or trib.rotation");
     }
     uint8_t *bytes;
     size_t got;
@@ -166,7 +182,7 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
     json_decref(j);
     if (bad) {
         snprintf(detail, sizeof detail, "body: %s", why);
-        return error(reply, 400, "malformed", detail);
+        return refuse_file(f, reply, want, TRUST_MALFORMED, 400, detail);
     }
     Trib__TrustSigned *env = trib__trust_signed__unpack(NULL, got, bytes);
     int got_kind = env ? (int)env->kind : 0;
@@ -176,7 +192,7 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
         free(bytes);
         snprintf(detail, sizeof detail, "body: the file says %s, but its signed bytes are a %s", kind,
                  trust_kind_name((trust_kind_t)got_kind));
-        return error(reply, 400, "kind_mismatch", detail);
+        return refuse_file(f, reply, want, FEDLOG_R_KIND_MISMATCH, 400, detail);
     }
     fedlog_result_t r;
     int rc = fedlog_offer(f, bytes, got, NULL, &r);

@@ -20,8 +20,10 @@
  * Then verified, stored and gossiped. Returns the HTTP status; *reply a new reference:
  * 201 {"result":"added","kind","hash"}, 200 {"result":"held",...}, or an error object
  * {"error","detail"} with 400 malformed|kind_mismatch|unknown_kind, 403 forged|below_threshold|
- * wrong_federation, 409 stale_version|version_gap|broken_chain|open_mode, 422 policy_refused,
- * 413 too_large, 429 rate_limited, 507 fedlog_full, 503 not_ready, 500 storage. */
+ * wrong_federation (a hand-over's: uncertified|wrong_domain|revoked|expired|not_yet_valid|rotated),
+ * 409 stale_version|version_gap|broken_chain|open_mode, 422 policy_refused, 413 too_large,
+ * 429 rate_limited, 507 fedlog_full, 503 not_ready, 500 storage; every refusal but 429 and 503
+ * counted in trib_fedlog_refused_total. */
 #define FED_SUBMIT_RATE 5.0
 #define FED_SUBMIT_BURST 30.0
 #define FED_SUBMIT_ALL_RATE 50.0

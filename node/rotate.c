@@ -592,6 +592,13 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
                    have, cert.domain, next.hex, n->cfg.domain);
         goto cert_out;
     }
+    /* an expired certificate is refused before the federation log stores it: a refused rotation
+     * leaves the federation as it was (one not yet valid is stored: the rotation completes once it is) */
+    if (cert_check_claim(&cert, NULL, n->cfg.domain, next.pk, clock_wall_ms(), TRUST_SKEW_MS, e, sizeof e) ==
+        TRUST_EXPIRED) {
+        st = error(reply, 403, "expired", "the new certificate is not valid now: %s", e);
+        goto cert_out;
+    }
     if ((st = offer_own(n, f, have_old ? &old_cert : NULL, reply)) != 0 ||
         (st = offer(f, cert.bytes, cert.len, "the new certificate", reply)) != 0)
         goto cert_out;

@@ -340,7 +340,9 @@ int h_wait_status(const char *base, const char *path, const char *token, long wa
     return h_wait(answers, &w, timeout_ms);
 }
 
-double h_metric(const char *base, const char *series)
+/* The value of the first of base's /metrics lines naming prefix followed by a byte of after, or
+ * (all) the sum of every such line; 0 when none, -1 when /metrics does not answer 200. */
+static double metric_lines(const char *base, const char *prefix, const char *after, int all)
 {
     char url[512];
     snprintf(url, sizeof url, "%s/metrics", base);
@@ -350,14 +352,29 @@ double h_metric(const char *base, const char *series)
         return -1;
     }
     double v = 0;
-    size_t sl = strlen(series);
+    size_t pl = strlen(prefix);
     for (const char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (strncmp(line, series, sl) == 0 && line[sl] == ' ') {
-            v = strtod(line + sl + 1, NULL);
-            break;
+        if (strncmp(line, prefix, pl) == 0 && line[pl] && strchr(after, line[pl]) && strchr(line + pl, ' ')) {
+            v += strtod(strchr(line + pl, ' ') + 1, NULL);
+            if (!all)
+                break;
         }
     h_resp_free(&r);
     return v;
+}
+
+double h_metric(const char *base, const char *series) { return metric_lines(base, series, " ", 0); }
+
+double h_metric_sum(const char *base, const char *family) { return metric_lines(base, family, "{ ", 1); }
+
+int h_credential_code(const char *code)
+{
+    static const char *const codes[] = {"token_required", "token_invalid", "token_expired", "token_revoked",
+                                        "wrong_domain", "kind_insufficient", "out_of_scope", "grant_required"};
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        if (!strcmp(codes[i], code))
+            return 1;
+    return 0;
 }
 
 static int status_ok(void *ctx)

@@ -77,6 +77,12 @@ int h_wait_member(const char *base, const char *domain, const char *state, const
  * the node writes it ('trib_members{state="alive"}'); 0 when the node has no such line (an
  * absent counter is 0), -1 when /metrics does not answer 200. */
 double h_metric(const char *base, const char *series);
+/* The sum of every series of a metric family (every label set) at base; -1 when /metrics does not
+ * answer 200. */
+double h_metric_sum(const char *base, const char *family);
+/* 1 when an API error code is a refusal for want of a credential (counted in
+ * trib_token_refused_total, docs/http-api.md): token_required, token_invalid, ... */
+int h_credential_code(const char *code);
 
 /* Runs `trib ARGS...` against node n (TRIB_NODE, and TRIB_TOKEN = n's admin token unless this
  * process has TRIB_TOKEN set: "" then means none); stdin from in_path when non-NULL.

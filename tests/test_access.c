@@ -680,43 +680,16 @@ static const char *jstr(json_t *j, const char *k)
     return s ? s : "";
 }
 
-/* The sum of every series of a counter family in n's /metrics. */
-static double family_sum(h_node_t *n, const char *family)
-{
-    char url[300], head[128];
-    snprintf(url, sizeof url, "%s/metrics", n->url);
-    snprintf(head, sizeof head, "%s{", family);
-    h_resp_t r;
-    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
-    cr_assert_eq(r.status, 200, "/metrics: %ld", r.status);
-    double sum = 0;
-    for (char *line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (!strncmp(line, head, strlen(head)))
-            sum += strtod(strchr(line, ' ') + 1, NULL);
-    h_resp_free(&r);
-    return sum;
-}
-
 /* Refusals for want of a credential are counted in trib_token_refused_total, the access routes'
  * other refusals in trib_access_refused_total: each refusal once, in one of them. */
-static int credential_code(const char *code)
-{
-    static const char *const codes[] = {"token_required", "token_invalid", "token_expired", "token_revoked",
-                                        "wrong_domain", "kind_insufficient", "out_of_scope", "grant_required"};
-    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
-        if (!strcmp(codes[i], code))
-            return 1;
-    return 0;
-}
-
 static void expect_refusal(const char *method, h_node_t *n, const char *path, const char *token, const char *body,
                            long want_status, const char *want_code)
 {
-    const char *family = credential_code(want_code) ? "trib_token_refused_total" : "trib_access_refused_total";
-    const char *other = credential_code(want_code) ? "trib_access_refused_total" : "trib_token_refused_total";
+    const char *family = h_credential_code(want_code) ? "trib_token_refused_total" : "trib_access_refused_total";
+    const char *other = h_credential_code(want_code) ? "trib_access_refused_total" : "trib_token_refused_total";
     char series[128];
     snprintf(series, sizeof series, "%s{reason=\"%s\"}", family, want_code);
-    double before = h_metric(n->url, series), all = family_sum(n, family), not_this = family_sum(n, other);
+    double before = h_metric(n->url, series), all = h_metric_sum(n->url, family), not_this = h_metric_sum(n->url, other);
     long st = 0;
     json_t *j = call(method, n, path, token, body, &st);
     cr_assert_eq(st, want_status, "%s %s: %ld %s, expected %ld", method, path, st, jstr(j, "detail"), want_status);
@@ -724,8 +697,8 @@ static void expect_refusal(const char *method, h_node_t *n, const char *path, co
     cr_assert(*jstr(j, "detail"), "a refusal says what is wrong");
     json_decref(j);
     cr_assert_eq(h_metric(n->url, series), before + 1, "%s not counted", series);
-    cr_assert_eq(family_sum(n, family), all + 1, "%s %s: %s counted more than once", method, path, family);
-    cr_assert_eq(family_sum(n, other), not_this, "%s %s (%s): counted in %s too", method, path, want_code, other);
+    cr_assert_eq(h_metric_sum(n->url, family), all + 1, "%s %s: %s counted more than once", method, path, family);
+    cr_assert_eq(h_metric_sum(n->url, other), not_this, "%s %s (%s): counted in %s too", method, path, want_code, other);
     json_t *s = h_get_json(n->url, "/v1/status", NULL);
     cr_assert_not_null(s, "the node stopped serving after a refusal");
     json_decref(s);
@@ -1838,7 +1811,7 @@ Test(flow, governance_routes_show_a_restricted_product_only_to_who_may_see_it, .
                 free(b);
             }
             /* a listing decides, refusing nothing: the feed and the compliance report */
-            double refused = family_sum(n, "trib_token_refused_total");
+            double refused = h_metric_sum(n->url, "trib_token_refused_total");
             char *b = raw_call("GET", n, "/v1/catalog/changes?live=0&product=payments/deal-room", token, NULL, &st);
             cr_expect_eq(st, 200, "caller %d at %s: feed %ld", who, n->domain, st);
             int lines = 0;
@@ -1874,7 +1847,7 @@ Test(flow, governance_routes_show_a_restricted_product_only_to_who_may_see_it, .
                     cr_expect(strstr(b, "bid_eur") || strstr(b, "owners"), "caller %d: violations: %s", who, b);
                 free(b);
             }
-            cr_expect_eq(family_sum(n, "trib_token_refused_total"), refused,
+            cr_expect_eq(h_metric_sum(n->url, "trib_token_refused_total"), refused,
                          "caller %d at %s: a listing counted a refusal", who, n->domain);
             /* the manifest route: the stub, as before */
             b = raw_call("GET", n, "/v1/products/payments/deal-room", token, NULL, &st);

@@ -1338,3 +1338,50 @@ Test(rotate, a_relay_that_rotates_its_key_keeps_its_readers_going)
     identity_wipe(&in);
     cert_free(&ca), cert_free(&cc), cert_free(&cn);
 }
+
+/* The certificates a node's federation log holds (GET /v1/federation). */
+static size_t certificates_held(h_node_t *n)
+{
+    json_t *j = h_get_json(n->url, "/v1/federation", NULL);
+    size_t k = json_array_size(json_object_get(j, "certificates"));
+    json_decref(j);
+    return k;
+}
+
+/* An expired certificate for the next key was refused (403 expired) only after the node had
+ * stored it in its federation log, which pushed it to every member: a refused rotation changed
+ * the federation (found by test_http_fuzz_fed). It is refused before anything is stored now;
+ * the rotation stays pending and completes with a valid certificate. */
+Test(rotate, an_expired_certificate_for_the_next_key_is_refused_and_not_stored)
+{
+    char da[256], certp[300];
+    identity_t ia, in;
+    cert_t ca, old, cn;
+    node_dir("a", da, sizeof da, &ia);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    h_node_t a;
+    start(&a, "payments", da, "a.cert", NULL);
+    rotate_pending(&a, da, NULL, &in);
+    size_t held = certificates_held(&a);
+    issue_from("payments", in.pk, ca.serial, fx_now_ms() - 100 * DAY_MS, "expired.cert", &old);
+    snprintf(certp, sizeof certp, "%s/expired.cert", work);
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_expect_neq(rc, 0, "key rotate took an expired certificate: %s", out ? out : "");
+    cr_expect(eout && strstr(eout, "expired"), "%s", eout ? eout : "");
+    free(out), free(eout);
+    cr_expect_eq(certificates_held(&a), held, "the refused certificate was stored in the federation log");
+    expect_node_id(&a, ia.hex, "after the refused certificate");
+    cr_expect_eq(h_metric(a.url, "trib_key_rotation_pending"), 1);
+    /* a valid one still completes it */
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    out = eout = NULL;
+    rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_expect_eq(rc, 0, "key rotate with a valid certificate: %s", eout ? eout : "");
+    free(out), free(eout);
+    expect_node_id(&a, in.hex, "after the valid certificate");
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&old), cert_free(&cn);
+}
