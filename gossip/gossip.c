@@ -1306,18 +1306,6 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     char hex[ID_HEX_LEN], desc[400];
     identity_hex(owner.id, hex);
     snprintf(desc, sizeof desc, "owner node %.12s (domain %s) at %s", hex, owner.domain, owner.addr);
-    /* Chartered: a key this node does not admit now (revoked: a compromised host; expired) is sent
-     * no read, so neither the request nor the reader's token reaches it; said before its member
-     * state, which only follows (suspect, then dead) because its connections are refused. */
-    if (g->trust && !owner.verified) {
-        *status = 503;
-        snprintf(kind, kindlen, "owner_unreachable");
-        snprintf(err, errlen,
-                 "%s of %s is not admitted by this node (%s): no read is sent to it; the domain's new key, once "
-                 "certified and running, serves it (docs/operators.md §4, §5)",
-                 desc, product, owner.refused[0] ? owner.refused : "uncertified");
-        return NULL;
-    }
     if (owner.state == TRIB__MEMBER_STATE__DEAD || owner.state == TRIB__MEMBER_STATE__LEFT) {
         *status = 503;
         snprintf(kind, kindlen, "owner_unreachable");
