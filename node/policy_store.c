@@ -411,6 +411,28 @@ static void prune_history_files(policy_store_t *s)
     globfree(&g);
 }
 
+/* The whole of file fd, at most TRUST_MAX_BYTES and not empty, in a buffer of the caller's (*len
+ * bytes; *size, when not NULL: the file's size, -1 unknown); fd is closed. NULL when unreadable,
+ * empty, too large or out of memory. */
+static uint8_t *file_bytes(int fd, size_t *len, long long *size)
+{
+    struct stat st = { 0 };
+    uint8_t *buf = NULL;
+    ssize_t got = -1;
+    int known = fstat(fd, &st) == 0;
+    if (known && st.st_size > 0 && (uint64_t)st.st_size <= TRUST_MAX_BYTES && (buf = malloc((size_t)st.st_size)))
+        got = read(fd, buf, (size_t)st.st_size);
+    close(fd);
+    if (size)
+        *size = known ? (long long)st.st_size : -1;
+    if (!buf || got != (ssize_t)st.st_size) {
+        free(buf);
+        return NULL;
+    }
+    *len = (size_t)got;
+    return buf;
+}
+
 /* Loads the history files (verified against ch when given; a bad one is skipped) into the
  * history, older than the set in force only. */
 static void load_history(policy_store_t *s, const charter_t *ch)
@@ -424,17 +446,12 @@ static void load_history(policy_store_t *s, const charter_t *ch)
         int fd = open(g.gl_pathv[i], O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
-        struct stat st;
-        uint8_t *buf = NULL;
-        ssize_t got = -1;
-        if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= TRUST_MAX_BYTES &&
-            (buf = malloc((size_t)st.st_size)))
-            got = read(fd, buf, (size_t)st.st_size);
-        close(fd);
+        size_t got = 0;
+        uint8_t *buf = file_bytes(fd, &got, NULL);
         policy_signed_t ps;
         char why[512];
-        int rc = got == (ssize_t)st.st_size ? (ch ? policy_verify(buf, (size_t)got, ch, &ps, why, sizeof why)
-                                                  : policy_decode(buf, (size_t)got, &ps, why, sizeof why)) : -1;
+        int rc = buf ? (ch ? policy_verify(buf, got, ch, &ps, why, sizeof why)
+                           : policy_decode(buf, got, &ps, why, sizeof why)) : -1;
         free(buf);
         if (rc != 0)
             continue;
@@ -804,17 +821,12 @@ static int file_hash(const char *path, uint8_t hash[TRUST_HASH_LEN])
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    struct stat st = { 0 };
-    uint8_t *buf = NULL;
-    ssize_t got = -1;
-    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= TRUST_MAX_BYTES &&
-        (buf = malloc((size_t)st.st_size)))
-        got = read(fd, buf, (size_t)st.st_size);
-    close(fd);
+    size_t got = 0;
+    uint8_t *buf = file_bytes(fd, &got, NULL);
     policy_signed_t d;
     Trib__TrustSigned *env = NULL;
     char why[300];
-    int rc = got == (ssize_t)st.st_size && decode_body(buf, (size_t)got, &d, &env, why, sizeof why) == 0 ? 0 : -1;
+    int rc = buf && decode_body(buf, got, &d, &env, why, sizeof why) == 0 ? 0 : -1;
     free(buf);
     if (rc == 0) {
         memcpy(hash, d.info.hash, TRUST_HASH_LEN);
@@ -884,23 +896,16 @@ policy_store_t *policy_store_open(const char *dir, const charter_t *ch, char *er
         snprintf(err, errlen, "%s: %s", s->path, strerror(errno));
         goto fail;
     }
-    struct stat st;
-    uint8_t *buf = NULL;
-    ssize_t got = -1;
-    if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= TRUST_MAX_BYTES &&
-        (buf = malloc((size_t)st.st_size)))
-        got = read(fd, buf, (size_t)st.st_size);
-    close(fd);
-    if (got != (ssize_t)st.st_size) {
-        free(buf);
-        snprintf(err, errlen, "%s: unreadable or not a signed policy set (size %lld)", s->path,
-                 (long long)st.st_size);
+    size_t got = 0;
+    long long size = -1;
+    uint8_t *buf = file_bytes(fd, &got, &size);
+    if (!buf) {
+        snprintf(err, errlen, "%s: unreadable or not a signed policy set (size %lld)", s->path, size);
         goto fail;
     }
     policy_signed_t ps;
     char why[512];
-    int rc = ch ? policy_verify(buf, (size_t)got, ch, &ps, why, sizeof why)
-                : policy_decode(buf, (size_t)got, &ps, why, sizeof why);
+    int rc = ch ? policy_verify(buf, got, ch, &ps, why, sizeof why) : policy_decode(buf, got, &ps, why, sizeof why);
     free(buf);
     if (rc != 0) {
         snprintf(err, errlen, "%s: %s (move it away to start without it)", s->path, why);
