@@ -39,9 +39,13 @@ Test(curvememo, answers_as_edcurve_and_converts_a_held_key_once, .init = setup)
     uint64_t hits, misses;
     curvememo_counts(m, &hits, &misses);
     cr_assert_eq(hits + misses, 3 * N);
-    /* a set of CURVEMEMO_WAYS holds ~2 of 1,000 keys: one overflowing is rare, never many */
-    cr_assert_leq(misses, N + 2 * 2 * CURVEMEMO_WAYS, "%llu conversions for %d keys seen 3 times",
-                  (unsigned long long)misses, N);
+    /* A held key is converted once. The keyed hash puts ~2 of the 1,000 keys in each set of
+     * CURVEMEMO_WAYS; a set given more than that (Poisson tail: ~0.1 such sets a run) converts its
+     * keys again on each round, 2 x (ways + 1) or more. Two such sets in one run (~0.5 % of runs)
+     * made the old bound of 2 x 2 x ways fail (1036 conversions, seen once under load); 10 % of N
+     * takes six such sets, far less than once in a million runs, and is still far below what a
+     * memo that forgets would give (2,000 more). */
+    cr_assert_leq(misses, N + N / 10, "%llu conversions for %d keys seen 3 times", (unsigned long long)misses, N);
     free(keys);
     curvememo_free(&m);
     cr_assert_null(m);
