@@ -411,10 +411,14 @@ static int run_show(pctx_t *c)
     int rc = request(c, "GET", "/v1/policy", NULL, NULL, 0, &j);
     if (rc != P_OK)
         return rc;
-    if (c->json)
+    if (c->json) {
         print_json(c, j);
-    else
+    } else {
         print_set(c, j);
+        const char *text = json_string_value(json_object_get(j, "text"));   /* the rules themselves, as written */
+        if (text && *text)
+            fprintf(c->out, "\n%s%s", text, text[strlen(text) - 1] == '\n' ? "" : "\n");
+    }
     json_decref(j);
     return P_OK;
 }

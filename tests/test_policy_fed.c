@@ -287,6 +287,8 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect(h_wait(facet_is, &f0, 20000), "the compliance facet still lists growth's product after version 2");
     cr_expect_eq(h_trib(&c, NULL, &out, &err, "policy", "show", NULL), 0, "%s", err);
     cr_expect(out && strstr(out, "policy set version 2 in force"), "%s", out);
+    /* and its rules, as the set was written (not only how many) */
+    cr_expect(out && strstr(out, "id: version.semver") && strstr(out, "pattern:"), "trib policy show: %s", out);
     free(out), free(err);
     unlink(tmp);
     json_decref(refusal);
