@@ -278,6 +278,14 @@ void grants_request(node_t *n, const grants_caller_t *who, const char *body, siz
                  "Authorization: Bearer trib1.…); no access request is needed", pid, pcls, pid);
         goto out;
     }
+    /* a token of the product's own domain reads it without a grant (node/auth.c, own_domain): a
+     * grant is how other domains get in, so one for its own people would give nothing either */
+    if (!strcmp(pdom, who->domain)) {
+        fail(r, 409, "no_grant_needed", "%s is of your own domain '%s': its tokens read its records without a grant "
+             "(trib get %s with --token, --token-file or $TRIB_TOKEN; grants are how other domains get in); no access "
+             "request is needed", pid, who->domain, pid);
+        goto out;
+    }
     size_t nf = 0;
     if (f && !json_is_array(f)) {
         fail(r, 400, "bad_request", "fields: expected an array of field names");

@@ -886,11 +886,11 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     free(pread);
 }
 
-/* Only confidential and restricted products are read with a grant: a request for a public or
- * internal one (the manifest's default) would ask its owner for nothing. It is refused 409
- * no_grant_needed, counted, its detail saying who may read it already and how; a confidential
- * product's request is still taken. Before, each was taken (201) and waited for a decision that
- * could give nothing. */
+/* Only confidential and restricted products are read with a grant, and only by other domains: a
+ * request for a public or internal one (the manifest's default), or for one of the requester's own
+ * domain, would ask its owner for nothing. It is refused 409 no_grant_needed, counted, its detail
+ * saying who may read it already and how. Before, each was taken (201) and waited for a decision
+ * that could give nothing. */
 Test(flow, a_request_for_a_product_that_needs_no_grant_is_refused, .fini = h_cleanup_all, .timeout = 120)
 {
     cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
@@ -925,10 +925,16 @@ Test(flow, a_request_for_a_product_that_needs_no_grant_is_refused, .fini = h_cle
     cr_expect_eq(st, 200);
     cr_expect_eq(json_array_size(mine), 0, "a refused request was signed");
     json_decref(mine);
-    json_t *req = call("POST", &A, "/v1/access/requests", maria,
-                       "{\"product\":\"payments/settled\",\"purpose\":\"churn model\"}", &st);
-    cr_expect_eq(st, 201, "a confidential product's request: %ld %s", st, jstr(req, "detail"));
+    /* a confidential product of her own domain: her tokens read it without a grant (another
+     * domain's request for it is taken: decisions_asked_of_the_requesters_node_name_the_owners_node) */
+    const char *own = "{\"product\":\"payments/settled\",\"purpose\":\"churn model\"}";
+    expect_refusal("POST", &A, "/v1/access/requests", maria, own, 409, "no_grant_needed");
+    json_t *req = call("POST", &A, "/v1/access/requests", maria, own, &st);
+    cr_expect(strstr(jstr(req, "detail"), "of your own domain 'payments'"), "%s", jstr(req, "detail"));
     json_decref(req);
+    mine = call("GET", &A, "/v1/access/mine", maria, NULL, &st);
+    cr_expect_eq(json_array_size(mine), 0, "a refused request was signed");
+    json_decref(mine);
     free(maria);
 }
 
