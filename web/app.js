@@ -168,6 +168,7 @@ const ACCESS_TEXT = {
   kind_insufficient: 'Your token does not allow this.',
   out_of_scope: 'Your token does not cover this product.',
   grant_required: 'Reading this product needs an access grant from its owner.',
+  no_grant_needed: 'You can already read this product: no access request is needed.',
   not_found: 'This product is restricted or does not exist.',
 };
 
@@ -783,7 +784,10 @@ async function accessTab(panel, p, man) {
   const loaded = loading(panel, 'Loading your access…');
   await drawMine();
   loaded();
-  if (ask) panel.append(section('Request access', requestForm(p, man, drawMine)));
+  if (ask && me && me.domain === p.domain)   // its own domain's tokens read it without a grant
+    panel.append(h('p', {class: 'notice ok', 'data-testid': 'own-domain'}, 'This product is of your own domain (',
+      p.domain, '): your token reads it without an access grant.'));
+  else if (ask) panel.append(section('Request access', requestForm(p, man, drawMine)));
   if (me && me.domain === p.domain && (me.kind === 'admin' || me.kind === 'write')) {
     const box = h('div'), granted = h('div');
     panel.append(section('Pending requests (you own this product)', box), section('Active grants', granted));

@@ -457,6 +457,11 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
     await req.locator('.state-granted').waitFor();
     assert.match(await req.textContent(), /alice@growth may read payments\/cardholder-pii for 7 days\./);
     assert.equal(await req.getByRole('button').count(), 0, 'once decided, no Grant or Deny to press again');
+    // the owner's own domain reads its restricted product without a grant: no form to ask for one
+    await page.goto(A.url + '/#/p/payments/cardholder-pii/access');
+    await page.getByTestId('own-domain').waitFor();
+    assert.match(await page.getByTestId('own-domain').textContent(), /of your own domain \(payments\): your token reads it without an access grant/);
+    assert.equal(await page.locator('form.request').count(), 0);
   });
   await withPage(t, async (page) => {
     await signIn(page, B, alice);
