@@ -383,34 +383,6 @@ static int write_atomic(const char *path, const uint8_t *bytes, size_t len, char
     return errno == ENOSPC || errno == EDQUOT || errno == EFBIG ? POLICY_REFUSED_NO_SPACE : POLICY_REFUSED_STORAGE;
 }
 
-/* 1 when path holds exactly bytes. */
-static int holds_bytes(const char *path, const uint8_t *bytes, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    struct stat st;
-    uint8_t *buf = NULL;
-    int same = fstat(fd, &st) == 0 && (uint64_t)st.st_size == len && (buf = malloc(len ? len : 1)) &&
-               read(fd, buf, len) == (ssize_t)len && memcmp(buf, bytes, len) == 0;
-    free(buf);
-    close(fd);
-    return same;
-}
-
-/* Keeps the newest POLICY_HISTORY_MAX history files (glob sorts them: zero-padded versions). */
-static void prune_history_files(policy_store_t *s)
-{
-    char pat[700];
-    snprintf(pat, sizeof pat, "%s/policy.v*.signed", s->dir);
-    glob_t g;
-    if (glob(pat, 0, NULL, &g) != 0)
-        return;
-    for (size_t i = 0; g.gl_pathc > POLICY_HISTORY_MAX && i < g.gl_pathc - POLICY_HISTORY_MAX; i++)
-        unlink(g.gl_pathv[i]);
-    globfree(&g);
-}
-
 /* The whole of file fd, at most TRUST_MAX_BYTES and not empty, in a buffer of the caller's (*len
  * bytes; *size, when not NULL: the file's size, -1 unknown); fd is closed. NULL when unreadable,
  * empty, too large or out of memory. */
@@ -432,6 +404,31 @@ static uint8_t *file_bytes(int fd, size_t *len, long long *size)
     *len = (size_t)got;
     return buf;
 }
+
+/* 1 when path holds exactly bytes. */
+static int holds_bytes(const char *path, const uint8_t *bytes, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+    uint8_t *buf = fd < 0 ? NULL : file_bytes(fd, &got, NULL);
+    int same = buf && got == len && memcmp(buf, bytes, len) == 0;
+    free(buf);
+    return same;
+}
+
+/* Keeps the newest POLICY_HISTORY_MAX history files (glob sorts them: zero-padded versions). */
+static void prune_history_files(policy_store_t *s)
+{
+    char pat[700];
+    snprintf(pat, sizeof pat, "%s/policy.v*.signed", s->dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0)
+        return;
+    for (size_t i = 0; g.gl_pathc > POLICY_HISTORY_MAX && i < g.gl_pathc - POLICY_HISTORY_MAX; i++)
+        unlink(g.gl_pathv[i]);
+    globfree(&g);
+}
+
 
 /* Loads the history files (verified against ch when given; a bad one is skipped) into the
  * history, older than the set in force only. */
