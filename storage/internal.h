@@ -7,6 +7,7 @@
 #define TRIB_STORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,6 +32,10 @@ struct store {
     pthread_rwlock_t map_lock;
     size_t map_size;                   /* guarded by map_lock */
     size_t map_max;
+    /* Commits this process has started (store__write, just before mdb_txn_commit): a read
+     * transaction begun while none started is exactly the snapshot its txnid names (env.c,
+     * store__read_begin). */
+    atomic_uint_fast64_t commits_started;
     char path[512];
 };
 
