@@ -298,8 +298,8 @@ Test(answers, many_fresh_keys_asking_at_once_get_no_more_than_the_node_s_cap_and
     /* Every answer (the joiner's too) comes out of the cap: its burst, its refill since, and the one
      * answer admitted last (sent whole: the log, ~370 KB, taken as 450 KB). Without the cap each
      * fresh key gets its answer: MINTED x 370 KB, 15 MB. */
-    double secs = (double)(h_now_ms() - t0) / 1000.0;
-    double sent = h_metric(a.url, ANSWERED) - bytes0, allowed = CAP_BURST_B + CAP_BPS * secs + ONE_ANSWER_B;
+    double sent = h_metric(a.url, ANSWERED) - bytes0, secs = (double)(h_now_ms() - t0) / 1000.0; /* bytes first */
+    double allowed = CAP_BURST_B + CAP_BPS * secs + ONE_ANSWER_B;
     double capped = h_metric(a.url, CAPPED);
     cr_log_info("%d fresh keys asked at once: %.0f bytes answered in %.2f s (the cap allows %.0f), %.0f refused by it",
                 MINTED, sent, secs, allowed, capped);
@@ -314,8 +314,8 @@ Test(answers, many_fresh_keys_asking_at_once_get_no_more_than_the_node_s_cap_and
      * while the answers stay within the cap. */
     head_cond_t h = {b.url, "evil", EVIL_ENTRIES};
     cr_assert(h_wait(holds_head, &h, 60000), "the honest node did not catch up with the evil domain's log");
-    secs = (double)(h_now_ms() - t0) / 1000.0;
     sent = h_metric(a.url, ANSWERED) - bytes0;
+    secs = (double)(h_now_ms() - t0) / 1000.0;
     allowed = CAP_BURST_B + CAP_BPS * secs + ONE_ANSWER_B;
     cr_log_info("the joiner caught up in %.2f s; %.0f bytes answered (the cap allows %.0f)", secs, sent, allowed);
     cr_assert_leq(sent, allowed, "%.0f bytes answered in %.1f s: past the node's cap of %.0f", sent, secs, allowed);
