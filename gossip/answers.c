@@ -34,7 +34,7 @@
 #include "gossip/log.h"
 #include "gossip/prom.h"
 
-#define ANSWER_LOG_MS 10000      /* one refusal line per peer per this */
+#define ANSWER_LOG_MS 10000      /* one refusal line per peer per this, and one of the node's cap in all */
 
 int gossip__answers_init(gossip_t *g, double rate)
 {
