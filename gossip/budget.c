@@ -1,8 +1,9 @@
-/* gossip/budget.c - per-peer answer budget (see gossip/budget.h).
+/* gossip/budget.c - per-peer answer budget and its cap over all peers (see gossip/budget.h).
  *
  * A token bucket per peer key in a fixed table of slots, looked up through an open-addressed index
  * (linear probing, twice the slots, rebuilt on eviction: evictions are rare next to look-ups), the
- * least recently used slot reused for a new key. */
+ * least recently used slot reused for a new key. The cap is one more slot of its own, outside the
+ * table (never evicted), with its own rate and burst. */
 #include "gossip/budget.h"
 
 #include <pthread.h>
@@ -22,6 +23,8 @@ typedef struct {
 struct budget {
     pthread_mutex_t mu;
     double rate, burst;                 /* bytes/s, bytes */
+    double cap_rate, cap_burst;         /* the cap's; cap_rate 0: no cap */
+    slot_t cap;                         /* its bucket and refusal line (key unused) */
     slot_t *slots;
     size_t nslots, used_slots;
     int32_t *index;                     /* slot + 1 per bucket, 0 empty; nindex = 2 x nslots, power of 2 */
@@ -88,14 +91,50 @@ static void index_rebuild(budget_t *b)
             b->index[index_pos(b, b->slots[s].key)] = (int32_t)(s + 1);
 }
 
-static void refill(const budget_t *b, slot_t *s, uint64_t now_ms)
+int budget_cap(budget_t *b, double rate, double burst)
+{
+    if (!(rate > 0) || !(burst >= 1))
+        return -1;
+    pthread_mutex_lock(&b->mu);
+    b->cap_rate = rate;
+    b->cap_burst = burst;
+    b->cap = (slot_t){.tokens = burst};
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+static void refill(double rate, double burst, slot_t *s, uint64_t now_ms)
 {
     if (now_ms > s->at_ms) {
-        s->tokens += b->rate * (double)(now_ms - s->at_ms) / 1000.0;
-        if (s->tokens > b->burst)
-            s->tokens = b->burst;
+        s->tokens += rate * (double)(now_ms - s->at_ms) / 1000.0;
+        if (s->tokens > burst)
+            s->tokens = burst;
         s->at_ms = now_ms;
     }
+}
+
+/* The cap refilled to now_ms; NULL when there is none. */
+static slot_t *cap_get(budget_t *b, uint64_t now_ms)
+{
+    if (!b->cap_rate)
+        return NULL;
+    refill(b->cap_rate, b->cap_burst, &b->cap, now_ms);
+    return &b->cap;
+}
+
+/* s is spent: 0 (a refusal counted), or -1 when it is the first in log_ms (*unlogged: those since). */
+static int refusal(slot_t *s, uint64_t now_ms, uint64_t log_ms, uint64_t *unlogged)
+{
+    if (s->logged && now_ms - s->logged_ms < log_ms) {
+        s->unlogged++;
+        return 0;
+    }
+    if (unlogged)
+        *unlogged = s->unlogged;
+    s->unlogged = 0;
+    s->logged = 1;
+    s->logged_ms = now_ms;
+    return -1;
 }
 
 /* key's slot, refilled to now_ms; a new one (full, evicting the least recently used) when create. */
@@ -128,28 +167,19 @@ static slot_t *slot_get(budget_t *b, const char *key, uint64_t now_ms, int creat
     }
     if (create)
         s->used = ++b->stamp;
-    refill(b, s, now_ms);
+    refill(b->rate, b->burst, s, now_ms);
     return s;
 }
 
 int budget_ask(budget_t *b, const char *key, uint64_t now_ms, uint64_t log_ms, uint64_t *unlogged)
 {
     pthread_mutex_lock(&b->mu);
-    slot_t *s = slot_get(b, key, now_ms, 1);
-    int rc = 1;
-    if (s->tokens <= 0) {
-        if (s->logged && now_ms - s->logged_ms < log_ms) {
-            s->unlogged++;
-            rc = 0;
-        } else {
-            if (unlogged)
-                *unlogged = s->unlogged;
-            s->unlogged = 0;
-            s->logged = 1;
-            s->logged_ms = now_ms;
-            rc = -1;
-        }
-    }
+    slot_t *s = slot_get(b, key, now_ms, 1), *cap = cap_get(b, now_ms);
+    int rc = BUDGET_OK;
+    if (s->tokens <= 0)
+        rc = refusal(s, now_ms, log_ms, unlogged) ? BUDGET_OWN_LOG : BUDGET_OWN;
+    else if (cap && cap->tokens <= 0)
+        rc = refusal(cap, now_ms, log_ms, unlogged) ? BUDGET_CAP_LOG : BUDGET_CAP;
     pthread_mutex_unlock(&b->mu);
     return rc;
 }
@@ -157,16 +187,24 @@ int budget_ask(budget_t *b, const char *key, uint64_t now_ms, uint64_t log_ms, u
 void budget_take(budget_t *b, const char *key, size_t bytes, uint64_t now_ms)
 {
     pthread_mutex_lock(&b->mu);
-    slot_t *s = slot_get(b, key, now_ms, 1);
+    slot_t *s = slot_get(b, key, now_ms, 1), *cap = cap_get(b, now_ms);
     s->tokens -= (double)bytes;
+    if (cap)
+        cap->tokens -= (double)bytes;
     pthread_mutex_unlock(&b->mu);
 }
 
 double budget_left(budget_t *b, const char *key, uint64_t now_ms)
 {
     pthread_mutex_lock(&b->mu);
-    slot_t *s = slot_get(b, key, now_ms, 0);
-    double left = s ? s->tokens : b->burst;
+    double left;
+    if (!key) {
+        slot_t *cap = cap_get(b, now_ms);
+        left = cap ? cap->tokens : 0;
+    } else {
+        slot_t *s = slot_get(b, key, now_ms, 0);
+        left = s ? s->tokens : b->burst;
+    }
     pthread_mutex_unlock(&b->mu);
     return left;
 }

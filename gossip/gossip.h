@@ -55,7 +55,8 @@ typedef struct {
     size_t max_msg;                 /* largest peer message */
     /* Bytes per second of answers (catalog entries, federation-log hashes and objects) one peer may
      * ask for, burst 2 s of it (gossip/answers.c); a peer past it is not answered until it refills.
-     * 0: no budget. */
+     * All peers together get at most ANSWER_NODE_PEERS (4) times the rate and burst (the node's cap).
+     * 0: no budget, no cap. */
     double answer_rate;
     struct fedlog *fedlog;          /* the federation log to replicate (gossip/fedlog.h), or NULL */
     /* Called on the loop thread when entries from peers were accepted (wake readers). */

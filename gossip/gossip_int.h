@@ -184,6 +184,7 @@ struct gossip {
     struct budget *budget;
     const uint8_t *asker;        /* node key of the peer whose message the loop is handling (NULL: none) */
     _Atomic uint64_t answers_refused[2], answer_bytes[2];   /* by kind: catalog, trust */
+    _Atomic uint64_t answers_capped[2];   /* refused by the node's cap (answers.c), by kind */
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */
@@ -203,6 +204,8 @@ void gossip__trust_render(gossip_t *g, FILE *f);
 /* ---- answers.c (loop thread, but the init, free and render) */
 #define ANSWER_BURST_S 2         /* a peer's burst of answer bytes: this many seconds of its rate */
 #define ANSWER_PEERS 1024        /* peers whose budget is remembered (the least recently used is forgotten) */
+#define ANSWER_NODE_PEERS 4      /* the node's cap on answers to all peers together: this many peers' rate
+                                    and burst (answers.c says why) */
 enum { ANSWER_CATALOG, ANSWER_TRUST, ANSWER_KINDS };
 /* Makes the budget (rate bytes/s; <= 0: none). 0, or -1 out of memory. */
 int gossip__answers_init(gossip_t *g, double rate);

@@ -83,7 +83,8 @@ static const option_t options[] = {
     U(max_msg_kb, 64, 65536, "4096", "largest peer message in KiB"),
     {"peer_answer_rate", K_MIBS, offsetof(config_t, peer_answer_rate), 0, 0, 65536, "32",
      "MiB/s of answers (catalog entries, federation-log objects) one peer may ask for, in bursts of up to "
-     "2 s of it; a peer past it is not answered until it refills (decimals allowed; 0: no limit)"},
+     "2 s of it; a peer past it is not answered until it refills; all peers together, however many keys ask, "
+     "get at most 4 times it (the node's budget) (decimals allowed; 0: neither limit)"},
 };
 #define NOPTS (sizeof options / sizeof options[0])
 

@@ -3,6 +3,10 @@
  *  - a real `trib agent` with a small --peer-answer-rate: a hostile peer floods gap requests and
  *    digests asking for its whole catalog; it is answered up to its budget, then refused and
  *    counted, the node keeps serving, and an honest node joining meanwhile still catches up;
+ *  - the node's cap over all peers (gossip/answers.c, ANSWER_NODE_PEERS): many freshly minted keys
+ *    ask a real agent for its whole catalog at once; its answer bytes stay within the cap, the
+ *    refusals are counted and logged once per interval in all, and an honest node joining
+ *    meanwhile still catches up;
  *  - the federation log (gossip/fedlog.c) over an in-memory io: a flood of STEP_WANT naming every
  *    held object is answered up to the budget, then not at all;
  *  - the option's validation.
@@ -25,11 +29,16 @@
 #include "tests/harness.h"
 #include "tests/peer_tools.h"
 
+#define MINTED 40                /* fresh keys of the node-wide test */
+
 static void *zctx;
 static peer_client_t *c;         /* the hostile peer: closed before the context, even after a failure */
+static peer_client_t *minted[MINTED];   /* the node-wide test's keys, likewise */
 static void teardown(void)
 {
     peer_client_destroy(&c);
+    for (int i = 0; i < MINTED; i++)
+        peer_client_destroy(&minted[i]);
     h_cleanup_all();
     if (zctx)
         zmq_ctx_term(zctx);
@@ -234,6 +243,97 @@ Test(answers, a_peer_flooding_requests_is_answered_up_to_its_budget_then_refused
     cr_assert_leq(lines, most, "%d refusal lines for the hostile peer in %.1f s: not rate-limited (one per 10 s)", lines,
                   elapsed_ms / 1000.0);
     cr_assert_geq(refused_all, 10.0 * lines, "%.0f refusals and %d lines: a line per refusal", refused_all, lines);
+    peer_client_destroy(&c);
+}
+
+/* Lines of the node's log holding needle. */
+static int log_lines(const char *path, const char *needle)
+{
+    size_t len = 0;
+    char *log = h_read_file(path, &len);
+    cr_assert_not_null(log);
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, needle)); p++)
+        n++;
+    free(log);
+    return n;
+}
+
+#define CAP_BPS (4 * RATE_BPS)   /* gossip/gossip_int.h: ANSWER_NODE_PEERS x the peer's rate */
+#define CAP_BURST_B (2 * CAP_BPS)
+#define ONE_ANSWER_B 450000     /* EVIL_ENTRIES in frames, a little more than ~370 KB */
+#define ANSWERED "trib_answers_bytes_total{kind=\"catalog\"}"
+#define CAPPED "trib_answers_refused_total{kind=\"catalog\",reason=\"node_budget\"}"
+
+Test(answers, many_fresh_keys_asking_at_once_get_no_more_than_the_node_s_cap_and_an_honest_joiner_catches_up)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", "--peer-answer-rate", RATE_MIB, NULL), 0);
+    identity_t evil;
+    peer_identity(&evil);
+    c = peer_client_new(zctx, a.peer, &evil, NULL);
+    cr_assert(c);
+    send_log(c, &evil, "evil", EVIL_ENTRIES);     /* a catalog worth asking for: ~330 KB */
+    wait_metric(a.url, "trib_catalog_entries_total{result=\"accepted\"}", EVIL_ENTRIES);
+
+    /* MINTED keys, each new (a full budget of its own), connect; then each asks for the whole log */
+    identity_t ids[MINTED];
+    for (int i = 0; i < MINTED; i++) {
+        peer_identity(&ids[i]);
+        minted[i] = peer_client_new(zctx, a.peer, &ids[i], NULL);
+        cr_assert(minted[i]);
+    }
+    double bytes0 = h_metric(a.url, ANSWERED), wants0 = h_metric(a.url, "trib_catalog_gap_requests_total{dir=\"in\"}");
+    size_t wlen;
+    uint8_t *want = digest_body("evil", 0, 0, &wlen);
+    long t0 = h_now_ms();
+    for (int i = 0; i < MINTED; i++)
+        send_msg(minted[i], &ids[i], TRIB__MSG_TYPE__MSG_CATALOG_WANT, want, wlen);
+    free(want);
+    /* an honest node joins meanwhile */
+    h_node_t b;
+    cr_assert_eq(h_node_start(&b, "orders", "--seed", a.peer, "--anti-entropy-ms", "300", NULL), 0);
+    wait_metric(a.url, "trib_catalog_gap_requests_total{dir=\"in\"}", wants0 + MINTED);
+
+    /* Every answer (the joiner's too) comes out of the cap: its burst, its refill since, and the one
+     * answer admitted last (sent whole: the log, ~370 KB, taken as 450 KB). Without the cap each
+     * fresh key gets its answer: MINTED x 370 KB, 15 MB. */
+    double sent = h_metric(a.url, ANSWERED) - bytes0, secs = (double)(h_now_ms() - t0) / 1000.0; /* bytes first */
+    double allowed = CAP_BURST_B + CAP_BPS * secs + ONE_ANSWER_B;
+    double capped = h_metric(a.url, CAPPED);
+    cr_log_info("%d fresh keys asked at once: %.0f bytes answered in %.2f s (the cap allows %.0f), %.0f refused by it",
+                MINTED, sent, secs, allowed, capped);
+    cr_assert_leq(sent, allowed, "%.0f bytes answered to %d fresh keys in %.1f s: past the node's cap of %.0f", sent,
+                  MINTED, secs, allowed);
+    cr_assert_geq(sent, 300000, "the first requests were not answered (%.0f bytes)", sent);
+    cr_assert_geq(capped + sent / 300000, MINTED - 1, "each request is answered or refused by the cap (%.0f refused)",
+                  capped);
+    cr_assert_geq(capped, MINTED / 2, "%.0f of %d fresh keys' requests refused by the node's cap", capped, MINTED);
+
+    /* The honest node catches up (its requests are answered as the cap refills), and the whole
+     * while the answers stay within the cap. */
+    head_cond_t h = {b.url, "evil", EVIL_ENTRIES};
+    cr_assert(h_wait(holds_head, &h, 60000), "the honest node did not catch up with the evil domain's log");
+    sent = h_metric(a.url, ANSWERED) - bytes0;
+    secs = (double)(h_now_ms() - t0) / 1000.0;
+    allowed = CAP_BURST_B + CAP_BPS * secs + ONE_ANSWER_B;
+    cr_log_info("the joiner caught up in %.2f s; %.0f bytes answered (the cap allows %.0f)", secs, sent, allowed);
+    cr_assert_leq(sent, allowed, "%.0f bytes answered in %.1f s: past the node's cap of %.0f", sent, secs, allowed);
+
+    /* The cap's refusals are logged once per 10 s (gossip/answers.c: ANSWER_LOG_MS) in all, not per
+     * key, and none was refused by its own budget (each asked once). */
+    int lines = log_lines(a.log, "took the node's budget"), most = 1 + (int)(secs / 10.0);
+    cr_log_info("%d lines for %.0f refusals by the node's cap in %.1f s (at most %d)", lines, h_metric(a.url, CAPPED),
+                secs, most);
+    cr_assert_geq(lines, 1, "the cap's refusals were not logged");
+    cr_assert_leq(lines, most, "%d lines for the cap's refusals in %.1f s: not once per 10 s", lines, secs);
+    for (int i = 0; i < MINTED; i++) {
+        char mine[64];
+        snprintf(mine, sizeof mine, "not answering %.16s", ids[i].hex);
+        cr_assert_leq(log_lines(a.log, mine), 1, "fresh key %d has lines of its own", i);
+    }
+    for (int i = 0; i < MINTED; i++)
+        peer_client_destroy(&minted[i]);
     peer_client_destroy(&c);
 }
 
