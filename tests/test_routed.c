@@ -1833,3 +1833,53 @@ Test(routed, answers_around_64_kib_over_the_peer_transport_are_whole_up_to_it_an
     metric_cond_t mc = {&b, "trib_read_relay_sessions", 0};
     cr_assert(h_wait(metric_is, &mc, 5000), "the relay still holds sessions");
 }
+
+/* A client that goes away in the middle of an answer: a chunked one (the relay's link is mid-read:
+ * closed, never pooled) or a whole one it never reads (the link went back to the pool before the
+ * answer was sent). The reads after, on the pooled link or a new one, are whole and right. */
+Test(routed, a_client_gone_mid_answer_leaves_the_relays_links_fit_for_the_next_read)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    post_records(&a, 1, 20000, 200);   /* ~4.5 MiB */
+    static const char *const after[] = {"?from=100&limit=20", "?from=1&limit=2000", "?from=19990"};
+    framed_t want[3];
+    for (size_t i = 0; i < 3; i++)
+        framed_get(&a, after[i], &want[i]);
+    for (int round = 0; round < 3; round++) {
+        /* gone after the first 64 KiB of a chunked answer of 4.5 MiB */
+        int fd = slow_connect(&b, "/v1/products/" PRODUCT "/records");
+        char buf[16384];
+        size_t got = 0;
+        while (got < 64 * 1024) {
+            ssize_t r = read(fd, buf, sizeof buf);
+            cr_assert_gt(r, 0, "round %d: the large answer ended after %zu bytes", round, got);
+            got += (size_t)r;
+        }
+        close(fd);
+        /* gone before reading a whole answer at all */
+        fd = slow_connect(&b, "/v1/products/" PRODUCT "/records?from=5&limit=3");
+        close(fd);
+        for (size_t i = 0; i < 3; i++) {
+            framed_t f;
+            framed_get(&b, after[i], &f);
+            cr_assert_eq(f.status, 200, "round %d %s: %ld", round, after[i], f.status);
+            cr_assert(f.len == want[i].len && memcmp(f.body, want[i].body, f.len) == 0,
+                      "round %d %s: %zu bytes through the relay, %zu direct (or other bytes)", round, after[i], f.len,
+                      want[i].len);
+            cr_assert_eq(f.chunked, want[i].chunked, "round %d %s: framed otherwise than direct", round, after[i]);
+            free(f.body);
+        }
+    }
+    for (size_t i = 0; i < 3; i++)
+        free(want[i].body);
+    cr_assert_gt(h_metric(b.url, "trib_link_reused_total"), 0, "no read took a pooled link");
+    cr_assert_eq(h_metric(b.url, "trib_read_routed_total{path=\"relay\"}"), 0, "a read went over the peer transport");
+    metric_cond_t mc = {&a, "trib_read_owner_streams{kind=\"range\"}", 0};
+    cr_assert(h_wait(metric_is, &mc, 10000), "the owner still serves a range stream nobody reads");
+    const char *bad[] = {"trib_read_link_resume_failed_total{reason=\"link\"}",
+                         "trib_read_link_resume_failed_total{reason=\"refused\"}",
+                         "trib_read_link_resume_failed_total{reason=\"limit\"}"};
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(h_metric(b.url, bad[i]), 0, "%s", bad[i]);
+}
