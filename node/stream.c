@@ -568,22 +568,25 @@ static void reader_free(void *cls)
  * line (out of memory): the connection is closed, as the callback would. */
 static int gather(reader_t *r, char **body, size_t *len)
 {
-    char *b = malloc(WHOLE_MAX);
+    /* one byte more than fits: an answer of exactly WHOLE_MAX is known whole only once the read
+     * says it ended with all of it taken, and a byte past it says it is longer */
+    char *b = malloc(WHOLE_MAX + 1);
     if (!b)
         return 0;   /* streamed instead */
     size_t used = 0;
     int whole = 0;
-    while (used < WHOLE_MAX) {
+    while (used <= WHOLE_MAX) {
         ssize_t n;
+        size_t room = WHOLE_MAX + 1 - used;
         if (!r->rd) {
-            n = reader_cb(r, used, b + used, WHOLE_MAX - used);   /* never suspends: not live */
+            n = reader_cb(r, used, b + used, room);   /* never suspends: not live */
         } else if (r->off < r->len) {
-            n = reader_take(r, b + used, WHOLE_MAX - used);   /* an error line */
+            n = reader_take(r, b + used, room);   /* an error line */
         } else if (r->ended) {
             n = MHD_CONTENT_READER_END_OF_STREAM;
         } else {
             char kind[64] = "", detail[1024] = "";
-            long got = gossip_read_next(r->rd, b + used, WHOLE_MAX - used, 0, kind, sizeof kind, detail, sizeof detail);
+            long got = gossip_read_next(r->rd, b + used, room, 0, kind, sizeof kind, detail, sizeof detail);
             got = routed_got(r, got, b + used, kind, detail);
             if (got == 0)
                 break;   /* the owner has more to send: streamed from here */

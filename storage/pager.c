@@ -42,10 +42,8 @@ static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
     if (pg->n++ == 0)
         pg->first = seq;
     pg->next = seq + 1;
-    if (pg->len >= f->max_bytes) {
-        pg->full = 1;
-        return 1;
-    }
+    /* at max_bytes exactly the page is not called full yet: the next record, if there is one,
+     * says so above (one more step of the cursor), and a page that ends the log there is not */
     return 0;
 }
 

@@ -107,6 +107,11 @@ Test(pager, pages_are_whole_ndjson_lines_within_the_record_and_byte_bounds)
     cr_assert_eq(store_page_read(st, "payments/ledger", 8, 100, 1 << 20, &pg), 3);
     check_lines(&pg, 3, 99, 8);
     cr_assert_eq(pg.full, 0);
+    /* Exactly at the bound and at the end of the log: not full, no record follows (the owner of a
+     * routed read ends it with that page, not with an empty one after it) */
+    cr_assert_eq(store_page_read(st, "payments/ledger", 8, 100, 300, &pg), 3);
+    check_lines(&pg, 3, 99, 8);
+    cr_assert_eq(pg.full, 0, "a page that ends the log at its byte bound is called full");
     cr_assert_eq(store_page_read(st, "payments/ledger", 11, 100, 1 << 20, &pg), 0);
     cr_assert_eq(pg.len, 0);
     cr_assert_eq(pg.next, 11);
