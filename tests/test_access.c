@@ -862,6 +862,23 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     cr_assert(!strstr(out, padmin), "a token reached the audit output");
     free(out);
     free(errout);
+    /* alice is told her grant was revoked, when, by whom and why, on the owner and through growth
+     * (the owner decides a routed read; her request denied since gives no grant); bob, who never held one, that he holds none */
+    char want[256];
+    snprintf(want, sizeof want, "your grant %s for payments/settled was revoked at 20", gid);
+    h_node_t *via[] = {&A, &B};
+    for (int k = 0; k < 2; k++) {
+        g = call("GET", via[k], "/v1/products/payments/settled/records", alice, NULL, &st);
+        const char *d = jstr(g, "detail");
+        cr_assert(st == 403 && !strcmp(jstr(g, "error"), "grant_required") && strstr(d, want) &&
+                  strstr(d, " by domain 'payments' (token ") && strstr(d, "(reason: project ended)"),
+                  "alice's read on %s after the revocation: %ld %s", via[k]->domain, st, d);
+        json_decref(g);
+    }
+    g = call("GET", &A, "/v1/products/payments/settled/records", bob, NULL, &st);
+    cr_assert(st == 403 && strstr(jstr(g, "detail"), "bob@growth holds no active grant"), "bob: %ld %s", st,
+              jstr(g, "detail"));
+    json_decref(g);
     /* access entries are not products: listings, search and status count the one product */
     json_t *pl = h_get_json(B.url, "/v1/products", NULL);
     cr_assert_eq(json_integer_value(json_object_get(pl, "total")), 1, "growth lists other than one product");
