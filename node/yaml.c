@@ -647,3 +647,32 @@ json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *roo
     }
     return root;
 }
+
+/* ================================================================ lines of paths */
+
+int yaml_path_line(const json_t *doc, const yaml_lines_t *lines, const char *path)
+{
+    int line = 0;
+    const json_t *v = doc;
+    const char *p = path;
+    while (v != NULL && *p) {
+        if (*p == '[') {   /* [k]: an element of a list */
+            char *end;
+            unsigned long k = strtoul(p + 1, &end, 10);
+            if (end == p + 1 || *end != ']')
+                break;
+            v = json_is_array(v) ? json_array_get(v, k) : NULL;
+            p = end + 1;
+        } else {           /* a key, up to the next '.' or '[' */
+            size_t n = strcspn(p, ".[");
+            v = json_is_object(v) && n > 0 ? json_object_getn(v, p, n) : NULL;
+            p += n;
+        }
+        if (*p == '.')
+            p++;
+        int l = v != NULL ? yaml_line(lines, v) : 0;
+        if (l > 0)
+            line = l;
+    }
+    return line;
+}

@@ -38,4 +38,9 @@ void yaml_lines_free(yaml_lines_t *lines);
 json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *root_line,
                      char *err, size_t errlen);
 
+/* The line of the value at path ("owners.business", "schema[2].name": dotted keys, [k] indexes)
+ * in doc, a document yaml_to_json converted with lines: when the value is not there (or too
+ * deep for a line), the line of its nearest enclosing value that has one; 0 when none. */
+int yaml_path_line(const json_t *doc, const yaml_lines_t *lines, const char *path);
+
 #endif
