@@ -256,9 +256,13 @@ int grants_check_read(node_t *n, const char *classification, const char *subject
     } else {
         out->status = 403;
         out->code = "grant_required";
-        snprintf(out->detail, sizeof out->detail,
-                 "%s is confidential and %s holds no active grant for it: trib access request %s --purpose …",
-                 product_id, subject, product_id);
+        char note[sizeof out->detail - 64];   /* as node/auth.c: a revoked grant is named */
+        if (grants_revoked(n, subject, product_id, note, sizeof note))
+            snprintf(out->detail, sizeof out->detail, "%s; trib access request %s to ask again", note, product_id);
+        else
+            snprintf(out->detail, sizeof out->detail,
+                     "%s is confidential and %s holds no active grant for it: trib access request %s --purpose …",
+                     product_id, subject, product_id);
     }
     audit_read_decision(n, out, 0);
     return 0;
