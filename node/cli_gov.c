@@ -62,7 +62,8 @@ static int print_changes(cli_ctx_t *c, json_t *changes)
     return rc == 0 ? CLI_OK : cli_fail(c, "writing output failed");
 }
 
-/* The gate's and the policy set's violations (or warnings): "  error   RULE PATH: MESSAGE (policy line N)". */
+/* The gate's and the policy set's violations (or warnings), as node/cmd_policy.c prints a refused
+ * publish's: "  error   PATH (manifest line M): MESSAGE; rule RULE (policy line N)". */
 static void print_violations(cli_ctx_t *c, json_t *list)
 {
     size_t i;
@@ -70,14 +71,18 @@ static void print_violations(cli_ctx_t *c, json_t *list)
     json_array_foreach(list, i, v) {
         char *msg = cli_text_clean(str(v, "message", ""), 400);
         char *path = cli_text_clean(str(v, "path", ""), 120);
-        fprintf(c->out, "  %-7s %s %s: %s", str(v, "severity", "error"), str(v, "rule", "?"), path ? path : "",
-                msg ? msg : "");
-        json_t *line = json_object_get(v, "line");
+        char *rule = cli_text_clean(str(v, "rule", "?"), 80);
+        fprintf(c->out, "  %-7s %s", str(v, "severity", "error"), path ? path : "");
+        json_t *mline = json_object_get(v, "manifest_line"), *line = json_object_get(v, "line");
+        if (json_is_integer(mline))
+            fprintf(c->out, " (manifest line %lld)", (long long)json_integer_value(mline));
+        fprintf(c->out, ": %s; rule %s", msg ? msg : "", rule ? rule : "");
         if (json_is_integer(line))
             fprintf(c->out, " (policy line %lld)", (long long)json_integer_value(line));
         fputc('\n', c->out);
         free(msg);
         free(path);
+        free(rule);
     }
 }
 

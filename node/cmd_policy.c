@@ -423,14 +423,20 @@ static int run_show(pctx_t *c)
     return P_OK;
 }
 
+/* "error   owners.business (manifest line 11): <message>; rule owners.email (policy line 22)":
+ * where in the manifest first (its line when the node had the text: a publish or check), then
+ * which rule of the set (the version is the reply's, said above the list). */
 static void print_violation_lines(FILE *f, json_t *list, const char *indent)
 {
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *v = json_array_get(list, i);
-        json_t *line = json_object_get(v, "line");
-        fprintf(f, "%s%-7s %s: %s: %s", indent, json_string_value(json_object_get(v, "severity")),
-                json_string_value(json_object_get(v, "rule")), json_string_value(json_object_get(v, "path")),
-                json_string_value(json_object_get(v, "message")));
+        json_t *line = json_object_get(v, "line"), *mline = json_object_get(v, "manifest_line");
+        fprintf(f, "%s%-7s %s", indent, json_string_value(json_object_get(v, "severity")),
+                json_string_value(json_object_get(v, "path")));
+        if (json_is_integer(mline))
+            fprintf(f, " (manifest line %lld)", (long long)json_integer_value(mline));
+        fprintf(f, ": %s; rule %s", json_string_value(json_object_get(v, "message")),
+                json_string_value(json_object_get(v, "rule")));
         if (json_is_integer(line))
             fprintf(f, " (policy line %lld)", (long long)json_integer_value(line));
         fprintf(f, "%s\n", json_is_true(json_object_get(v, "grace")) ? " [grace]" : "");

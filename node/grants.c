@@ -350,12 +350,15 @@ out:
 
 /* " (trib --node URL)": the node of domain as this node's member table has it (the member holding
  * the domain's key), where that domain's access requests are listed and decided; "" when none is
- * known here. */
+ * known here. Chartered, a member the federation certified for the domain (its certificate held
+ * here and holding now) speaks for it: named before the domain's first catalog entry reaches this
+ * node, which is when gossip_read_owner learns the domain's key (-2: only other members). */
 static void owner_node(node_t *n, const char *domain, char *out, size_t cap)
 {
     gossip_member_t m;
     out[0] = '\0';
-    if (n->gossip && gossip_read_owner(n->gossip, domain, &m) == 0 && m.http[0])
+    int rc = n->gossip ? gossip_read_owner(n->gossip, domain, &m) : -1;
+    if ((rc == 0 || (rc == -2 && gossip_trust(n->gossip) && m.verified)) && m.http[0])
         snprintf(out, cap, " (trib --node %s://%s)", n->cfg.tls_cert[0] ? "https" : "http", m.http);
 }
 

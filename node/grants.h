@@ -35,6 +35,12 @@ typedef struct {
  * the owner side of routed reads). */
 int grants_active(node_t *n, const char *subject, const char *product_id, int64_t now_ms, grant_info_t *out);
 
+/* When the grant subject was given on product_id last (the latest grant row the owner signed) is
+ * revoked, says so into out: "your grant G for P was revoked at T by domain 'D' (token K) (reason:
+ * R)", and returns 1; 0 otherwise (no grant, or the latest is not revoked). For a refused read:
+ * call it only once grants_active found none. */
+int grants_revoked(node_t *n, const char *subject, const char *product_id, char *out, size_t cap);
+
 /* The products subject holds an active grant on at now_ms, by grants_active's rule for each, for a
  * caller asking about many products at once (a search): *out (malloc'd; free it) gets them sorted
  * by strcmp, one id per STORE_ID_MAX bytes. Returns how many, or -1 on a storage error. */

@@ -1,7 +1,7 @@
 /* node/grants_read.c - the read side of grants (node/grants.h): whether a subject holds an active
  * grant, the owner's decision on a read of confidential or restricted data, and its audit.
  *
- * Owns: grants_active, grants_fields, grants_check_read, grants_audit_served, grants_classification.
+ * Owns: grants_active, grants_revoked, grants_fields, grants_check_read, grants_audit_served, grants_classification.
  * Must not: sign anything (node/grants.c does), parse tokens, or project records itself
  * (storage/project.h, called by node/stream.c and the owner side of routed reads). */
 #include "node/grants.h"
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/charter.h"
 #include "gossip/clock.h"
 #include "node/audit.h"
 #include "node/view.h"
@@ -58,6 +59,58 @@ int grants_active(node_t *n, const char *subject, const char *product_id, int64_
     if (c.found && n->cert_not_after_ms > 0 && c.out->expires_ms > n->cert_not_after_ms)
         c.out->expires_ms = n->cert_not_after_ms;
     return c.found;
+}
+
+/* ---------------------------------------------------------------- grants_revoked */
+
+typedef struct {
+    char id[ACCESS_ID_MAX];   /* the latest grant made in the product's domain ("" none) */
+    int64_t time_ms;
+    uint64_t seq;
+} latest_ctx;
+
+static int latest_cb(void *vctx, const Trib__AccessRow *g)
+{
+    latest_ctx *c = vctx;
+    const Trib__AccessChange *a = g->change;
+    size_t dl = strcspn(a->product_id, "/");
+    if (strlen(g->domain) != dl || strncmp(g->domain, a->product_id, dl) != 0)
+        return 0;   /* as active_cb: only the owner's grants count */
+    if (c->id[0] && (c->time_ms > g->time_ms || (c->time_ms == g->time_ms && c->seq > g->seq)))
+        return 0;
+    snprintf(c->id, sizeof c->id, "%s", a->grant_id);
+    c->time_ms = g->time_ms;
+    c->seq = g->seq;
+    return 0;
+}
+
+int grants_revoked(node_t *n, const char *subject, const char *product_id, char *out, size_t cap)
+{
+    latest_ctx c = {0};
+    char sdomain[64];
+    Trib__AccessRow *g = NULL;
+    out[0] = '\0';
+    if (!n || !subject || !product_id || !store_access_subject_domain(subject, sdomain) ||
+        store_access_grants_of(n->st, subject, product_id, latest_cb, &c) != 0 || !c.id[0] ||
+        store_access_get(n->st, "g", c.id, &g) != 0)
+        return 0;
+    int revoked = g->revoked;
+    if (revoked) {
+        char at[32], by[160];
+        trust_time_text(g->revoked_ms, at);
+        snprintf(by, sizeof by, "domain '%s'", g->domain);
+        Trib__SignedEntry *se = NULL;
+        Trib__CatalogEntry *ce = NULL;   /* the revocation: the token that decided it */
+        if (view_load_manifest(n, g->domain, g->revoke_seq, &se, &ce) == 0 && ce->access &&
+            ce->access->token_id && ce->access->token_id[0])
+            snprintf(by, sizeof by, "domain '%s' (token %.32s)", g->domain, ce->access->token_id);
+        view_free_entry(&se, &ce);
+        const char *why = g->revoke_reason ? g->revoke_reason : "";
+        snprintf(out, cap, "your grant %s for %s was revoked at %s by %s%s%.120s%s", c.id, g->change->product_id, at,
+                 by, *why ? " (reason: " : "", why, *why ? ")" : "");
+    }
+    trib__access_row__free_unpacked(g, NULL);
+    return revoked;
 }
 
 typedef struct {
@@ -203,9 +256,13 @@ int grants_check_read(node_t *n, const char *classification, const char *subject
     } else {
         out->status = 403;
         out->code = "grant_required";
-        snprintf(out->detail, sizeof out->detail,
-                 "%s is confidential and %s holds no active grant for it: trib access request %s --purpose …",
-                 product_id, subject, product_id);
+        char note[sizeof out->detail - 64];   /* as node/auth.c: a revoked grant is named */
+        if (grants_revoked(n, subject, product_id, note, sizeof note))
+            snprintf(out->detail, sizeof out->detail, "%s; trib access request %s to ask again", note, product_id);
+        else
+            snprintf(out->detail, sizeof out->detail,
+                     "%s is confidential and %s holds no active grant for it: trib access request %s --purpose …",
+                     product_id, subject, product_id);
     }
     audit_read_decision(n, out, 0);
     return 0;

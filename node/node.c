@@ -362,7 +362,7 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
         goto out;
     /* The policy set in force (node/policy_node.c): error rules refuse (422 policy_violation, every
      * violation in r->extra), warnings ride along in r->extra; a dry run reports them too. */
-    if (!r->unchanged && policy_node_check_publish(n, m, doc, o->dry_run, r) != NODE_OK)
+    if (!r->unchanged && policy_node_check_publish(n, m, doc, text, len, o->dry_run, r) != NODE_OK)
         goto out;
     snprintf(r->status, sizeof r->status, "%s", m->status);
     if (o->dry_run || r->unchanged) {

@@ -24,6 +24,7 @@
 #include "node/changes.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
+#include "node/yaml.h"
 #include "storage/fedlog.h"
 #include "storage/search.h"
 #include "storage/store.h"
@@ -723,8 +724,34 @@ void policy_node_stop(node_t *n)
 
 /* ================================================================ at publish */
 
-node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const json_t *raw, int dry_run,
-                                      node_result_t *r)
+/* Each violation of list gets "manifest_line", the line of its path in the manifest's text (YAML,
+ * or JSON read as YAML: positions either way), or of the nearest enclosing field there when the
+ * value is missing. The line of the first error (0: none) is returned for the detail. */
+static int manifest_lines(json_t *list, const char *text, size_t len)
+{
+    yaml_lines_t lines = {0};
+    int root_line = 0, first = 0, seen = 0;
+    char err[256];
+    json_t *doc = text ? yaml_to_json(text, len, &lines, &root_line, err, sizeof err) : NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        const char *path = json_string_value(json_object_get(v, "path"));
+        int line = doc && path ? yaml_path_line(doc, &lines, path) : 0;
+        if (line > 0)
+            json_object_set_new(v, "manifest_line", json_integer(line));
+        if (!seen && !strcmp(json_string_value(json_object_get(v, "severity")), "error")) {
+            seen = 1;
+            first = line;
+        }
+    }
+    json_decref(doc);
+    yaml_lines_free(&lines);
+    return first;
+}
+
+node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const json_t *raw, const char *text,
+                                      size_t len, int dry_run, node_result_t *r)
 {
     struct policy_node *p = n->policy;
     if (!p)
@@ -774,17 +801,25 @@ node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const 
             i++;
         r->code = code = NODE_POLICY_VIOLATION;
         r->kind = "policy_violation";
-        snprintf(r->detail, sizeof r->detail, "%zu error%s under policy set version %llu; first: rule %s%s%.0d%s: "
-                 "%s: %s", rep.nerrors, rep.nerrors == 1 ? "" : "s", (unsigned long long)info.version, rep.v[i].rule,
-                 rep.v[i].line ? " (line " : "", rep.v[i].line, rep.v[i].line ? ")" : "", rep.v[i].path,
-                 rep.v[i].message);
-        r->extra = json_pack("{s:o,s:I}", "violations", policy_report_json(&rep), "policy_version",
-                             (json_int_t)info.version);
+        json_t *vs = policy_report_json(&rep);
+        int at = vs ? manifest_lines(vs, text, len) : 0;   /* where in the manifest, then which rule */
+        char where[48] = "", rule_at[32] = "";
+        if (at > 0)
+            snprintf(where, sizeof where, " (manifest line %d)", at);
+        if (rep.v[i].line > 0)
+            snprintf(rule_at, sizeof rule_at, ", line %d", rep.v[i].line);
+        snprintf(r->detail, sizeof r->detail, "%zu error%s under policy set version %llu; first: %s%s: %s; it breaks "
+                 "rule %s (policy set version %llu%s)", rep.nerrors, rep.nerrors == 1 ? "" : "s",
+                 (unsigned long long)info.version, rep.v[i].path, where, rep.v[i].message, rep.v[i].rule,
+                 (unsigned long long)info.version, rule_at);
+        r->extra = json_pack("{s:o,s:I}", "violations", vs, "policy_version", (json_int_t)info.version);
         if (!dry_run)
             atomic_fetch_add(&p->n_refused_publish, 1);
     } else if (rep.n) {
-        r->extra = json_pack("{s:o,s:I}", "warnings", policy_report_json(&rep), "policy_version",
-                             (json_int_t)info.version);
+        json_t *ws = policy_report_json(&rep);
+        if (ws)
+            manifest_lines(ws, text, len);
+        r->extra = json_pack("{s:o,s:I}", "warnings", ws, "policy_version", (json_int_t)info.version);
     }
     json_decref(doc);
     policy_report_free(&rep);

@@ -30,9 +30,10 @@ void policy_node_stop(node_t *n);
  * {"violations": [...], "policy_version": V}. NODE_OK when no set is in force. The set is the one
  * in effect now (policy_store_get_at): a set whose effective_from is still to come is not
  * enforced yet, as on accept. The retire and grant checks do the same. doc: m's manifest_document
- * (borrowed; NULL: parsed here). dry_run: a check (trib check), not counted as a refused publish. */
-node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const json_t *doc, int dry_run,
-                                      node_result_t *r);
+ * (borrowed; NULL: parsed here). text, len: the manifest as sent (NULL: none), for the line of each
+ * violation's path ("manifest_line"). dry_run: a check (trib check), not counted as a refused publish. */
+node_code_t policy_node_check_publish(node_t *n, const Trib__Manifest *m, const json_t *doc, const char *text,
+                                      size_t len, int dry_run, node_result_t *r);
 
 /* For the grants code, before it grants: 1 when a grant of days on a product of classification
  * breaks an error rule of the set in force (*violations: the list, a new reference), 0 when it

@@ -185,8 +185,9 @@ static int grant_holds(reader_t *r)
     if (grants_active(r->a, r->grant->subject, r->id, now, &gi) == 1)
         return 1;
     char detail[512];
-    snprintf(detail, sizeof detail, "grant %s of %s on %s was revoked or has expired", r->grant->grant.grant_id,
-             r->grant->subject, r->id);
+    if (!grants_revoked(r->a, r->grant->subject, r->id, detail, sizeof detail))
+        snprintf(detail, sizeof detail, "grant %s of %s on %s has expired", r->grant->grant.grant_id,
+                 r->grant->subject, r->id);
     reader_error_line(r, "grant_required", detail);
     return 0;
 }

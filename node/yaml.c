@@ -48,16 +48,32 @@ static struct fy_diag *diag_new(char *err, size_t errlen)
     return diag;
 }
 
-/* The first collected error as one line (libfyaml's lines and columns are 1-based). */
+/* The first collected error as one line. libfyaml places an error at the start of the span it
+ * blames (de->fyt, an input marker; 1-based in de, 0-based in marks), which for a value running
+ * over lines is a line too early: "b\n  bad: 1" is the two-line plain value "b bad" that then
+ * meets a ':' ("invalid multiline plain key"), broken where the span ends, on the line indented
+ * wrongly. A quoted value is broken where its quote opens (one left unclosed swallows the lines
+ * after it): that stays first, with where it runs to. */
 static void diag_error(struct fy_diag *diag, char *err, size_t errlen)
 {
     void *it = NULL;
     struct fy_diag_error *de = fy_diag_errors_iterate(diag, &it);
-    if (de != NULL && de->msg != NULL)
-        snprintf(err, errlen, "malformed YAML: %s (line %d, column %d)", de->msg, de->line,
-                 de->column);
-    else
+    if (de == NULL || de->msg == NULL) {
         snprintf(err, errlen, "malformed YAML");
+        return;
+    }
+    const struct fy_mark *s = de->fyt ? fy_token_start_mark(de->fyt) : NULL;
+    const struct fy_mark *e = de->fyt ? fy_token_end_mark(de->fyt) : NULL;
+    if (s == NULL || e == NULL || e->line <= s->line)
+        snprintf(err, errlen, "malformed YAML: %s (line %d, column %d)", de->msg, de->line, de->column);
+    else if (strstr(de->msg, "quoted") == NULL)
+        snprintf(err, errlen, "malformed YAML: %s (line %d, column %d): this line is indented as a "
+                 "continuation of the value at line %d, column %d", de->msg, e->line + 1, e->column + 1,
+                 s->line + 1, s->column + 1);
+    else
+        snprintf(err, errlen, "malformed YAML: %s (line %d, column %d): the quote opened there runs to "
+                 "line %d, column %d; is it closed?", de->msg, s->line + 1, s->column + 1, e->line + 1,
+                 e->column + 1);
 }
 
 struct fy_document *yaml_load(const char *text, size_t len, FILE *f, char *err, size_t errlen)
@@ -172,6 +188,7 @@ typedef struct {
     json_t *anchor_ix;    /* anchor name -> index in anchors (a redefined name: the latest) */
     size_t units;
     yaml_lines_t *lines;
+    int ev_line, ev_col;  /* where the event being handled starts (1-based) */
     char *err;
     size_t errlen;
 } builder_t;
@@ -206,18 +223,16 @@ static int b_fail(builder_t *b, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (line > 0)
+    if (line > 0 && line == b->ev_line)   /* the event at hand: its column too */
+        snprintf(b->err, b->errlen, "%s%s%s (line %d, column %d)", path, path[0] ? ": " : "", msg, line,
+                 b->ev_col);
+    else if (line > 0)
         snprintf(b->err, b->errlen, "%s%s%s (line %d)", path, path[0] ? ": " : "", msg, line);
     else
         snprintf(b->err, b->errlen, "%s%s%s", path, path[0] ? ": " : "", msg);
     return -1;
 }
 
-static int mark_line(struct fy_event *e)
-{
-    const struct fy_mark *m = fy_event_start_mark(e);
-    return m ? m->line + 1 : 0;
-}
 
 static int eq(const char *s, size_t n, const char *lit)
 {
@@ -451,7 +466,9 @@ static int b_key(builder_t *b, struct fy_event *e, int line)
 
 static int b_event(builder_t *b, struct fy_event *e, int *ndocs)
 {
-    int line = mark_line(e);
+    const struct fy_mark *m = fy_event_start_mark(e);
+    int line = b->ev_line = m ? m->line + 1 : 0;
+    b->ev_col = m ? m->column + 1 : 0;
     switch (e->type) {
     case FYET_DOCUMENT_START:
         if (++*ndocs > 1)
@@ -629,4 +646,33 @@ json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *roo
         return NULL;
     }
     return root;
+}
+
+/* ================================================================ lines of paths */
+
+int yaml_path_line(const json_t *doc, const yaml_lines_t *lines, const char *path)
+{
+    int line = 0;
+    const json_t *v = doc;
+    const char *p = path;
+    while (v != NULL && *p) {
+        if (*p == '[') {   /* [k]: an element of a list */
+            char *end;
+            unsigned long k = strtoul(p + 1, &end, 10);
+            if (end == p + 1 || *end != ']')
+                break;
+            v = json_is_array(v) ? json_array_get(v, k) : NULL;
+            p = end + 1;
+        } else {           /* a key, up to the next '.' or '[' */
+            size_t n = strcspn(p, ".[");
+            v = json_is_object(v) && n > 0 ? json_object_getn(v, p, n) : NULL;
+            p += n;
+        }
+        if (*p == '.')
+            p++;
+        int l = v != NULL ? yaml_line(lines, v) : 0;
+        if (l > 0)
+            line = l;
+    }
+    return line;
 }

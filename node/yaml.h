@@ -1,6 +1,6 @@
 /* node/yaml.h - YAML for node/, through libfyaml, one way everywhere: quietly (libfyaml's
  * diagnostics are collected, never printed) with the first error as one line,
- * "malformed YAML: <what> (line L, column C)".
+ * "malformed YAML: <what> (line L, column C)[: a hint]", L and C where the text is broken.
  *
  * Owns: whole documents (the --config file, the CLI's look at a manifest) and manifest text as
  * a jansson value with the lines of its values. Must not: know what any field means. */
@@ -33,9 +33,14 @@ void yaml_lines_free(yaml_lines_t *lines);
  * schema (plain 12 -> integer, "12" -> string), aliases expanded (at most 4 Mi values and
  * scalar bytes in all), merge keys (<<), duplicate keys and more than one document refused.
  * The lines of values at most 4 levels deep go into lines, the root's into *root_line.
- * NULL with err naming the path and line ("owners.business: duplicate key 'x' (line 12)"), or
+ * NULL with err naming the path, line and column ("owners: duplicate key 'x' (line 12, column 3)"), or
  * with err "" when the text holds no document (empty, only comments): the caller names what. */
 json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *root_line,
                      char *err, size_t errlen);
+
+/* The line of the value at path ("owners.business", "schema[2].name": dotted keys, [k] indexes)
+ * in doc, a document yaml_to_json converted with lines: when the value is not there (or too
+ * deep for a line), the line of its nearest enclosing value that has one; 0 when none. */
+int yaml_path_line(const json_t *doc, const yaml_lines_t *lines, const char *path);
 
 #endif

@@ -862,6 +862,23 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     cr_assert(!strstr(out, padmin), "a token reached the audit output");
     free(out);
     free(errout);
+    /* alice is told her grant was revoked, when, by whom and why, on the owner and through growth
+     * (the owner decides a routed read; her request denied since gives no grant); bob, who never held one, that he holds none */
+    char want[256];
+    snprintf(want, sizeof want, "your grant %s for payments/settled was revoked at 20", gid);
+    h_node_t *via[] = {&A, &B};
+    for (int k = 0; k < 2; k++) {
+        g = call("GET", via[k], "/v1/products/payments/settled/records", alice, NULL, &st);
+        const char *d = jstr(g, "detail");
+        cr_assert(st == 403 && !strcmp(jstr(g, "error"), "grant_required") && strstr(d, want) &&
+                  strstr(d, " by domain 'payments' (token ") && strstr(d, "(reason: project ended)"),
+                  "alice's read on %s after the revocation: %ld %s", via[k]->domain, st, d);
+        json_decref(g);
+    }
+    g = call("GET", &A, "/v1/products/payments/settled/records", bob, NULL, &st);
+    cr_assert(st == 403 && strstr(jstr(g, "detail"), "bob@growth holds no active grant"), "bob: %ld %s", st,
+              jstr(g, "detail"));
+    json_decref(g);
     /* access entries are not products: listings, search and status count the one product */
     json_t *pl = h_get_json(B.url, "/v1/products", NULL);
     cr_assert_eq(json_integer_value(json_object_get(pl, "total")), 1, "growth lists other than one product");
@@ -951,6 +968,25 @@ static void refused_naming(h_node_t *n, const char *method, const char *path, co
     cr_assert(strstr(jstr(j, "detail"), owner_url), "%s %s: the refusal does not name %s: %s", method, path,
               owner_url, jstr(j, "detail"));
     json_decref(j);
+}
+
+/* Polls for a 403 wrong_domain whose detail names want (h_wait's condition); the last detail seen
+ * kept for the failure message. */
+typedef struct {
+    h_node_t *n;
+    const char *path, *token, *want;
+    char last[600];
+} named_t;
+
+static int names(void *ctx)
+{
+    named_t *c = ctx;
+    long st = 0;
+    json_t *j = call("GET", c->n, c->path, c->token, NULL, &st);
+    snprintf(c->last, sizeof c->last, "%ld %s", st, jstr(j, "detail"));
+    int ok = st == 403 && !strcmp(jstr(j, "error"), "wrong_domain") && strstr(jstr(j, "detail"), c->want);
+    json_decref(j);
+    return ok;
 }
 
 Test(flow, decisions_asked_of_the_requesters_node_name_the_owners_node, .fini = h_cleanup_all, .timeout = 180)
@@ -1356,14 +1392,13 @@ static char *issue_in(const char *dir, const char *domain, const char *subject, 
     return t;
 }
 
-/* Issue 11: "a grant never outlives its token's issuer's certificate (chartered)". payments' node
- * certificate ends in 2 days; a 30-day grant it decides expires with the certificate, and the reply
- * says so; the grant's entry carries that expiry to growth. */
-Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanup_all, .timeout = 180)
+/* A federation of two roots in work (a mkdtemp'd dir): payments' node A (data dir da, its identity
+ * into *ia, certified until about a_until_ms: the certificate's end into *a_until_ms) and growth's B
+ * (db, certified for 90 days) seeded with A, both started chartered. */
+static void chartered_pair(const char *work, char da[128], char db[128], identity_t *ia, int64_t *a_until_ms)
 {
-    char work[64] = "/tmp/trib-access-ch-XXXXXX", err[512], path[256], da[128], db[128], ca_path[160], cb_path[160];
-    cr_assert_not_null(mkdtemp(work));
-    identity_t r1, r2, ia, ib;
+    char err[512], path[256], ca_path[160], cb_path[160];
+    identity_t r1, r2, ib;
     make_identity(&r1, 41);
     make_identity(&r2, 42);
     charter_t ch;
@@ -1382,19 +1417,19 @@ Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanu
     cr_assert_eq(trust_file_write(path, cj, err, sizeof err), 0, "%s", err);
     json_decref(cj);
     int created = 0;
-    snprintf(da, sizeof da, "%s/a", work);
-    snprintf(db, sizeof db, "%s/b", work);
+    snprintf(da, 128, "%s/a", work);
+    snprintf(db, 128, "%s/b", work);
     cr_assert_eq(mkdir(da, 0700), 0);
     cr_assert_eq(mkdir(db, 0700), 0);
-    cr_assert_eq(identity_load_or_create(da, &ia, &created, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(identity_load_or_create(da, ia, &created, err, sizeof err), 0, "%s", err);
     cr_assert_eq(identity_load_or_create(db, &ib, &created, err, sizeof err), 0, "%s", err);
-    int64_t t = wall_ms(), a_until = t + 2 * DAY_MS;
+    int64_t t = wall_ms();
     cert_t ca, cb;
-    cr_assert_eq(cert_issue(&ch, "payments", ia.pk, t - DAY_MS, a_until, 0, roots, 2, &ca, err, sizeof err), 0, "%s",
-                 err);
+    cr_assert_eq(cert_issue(&ch, "payments", ia->pk, t - DAY_MS, *a_until_ms, 0, roots, 2, &ca, err, sizeof err), 0,
+                 "%s", err);
     cr_assert_eq(cert_issue(&ch, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, 0, roots, 2, &cb, err, sizeof err), 0,
                  "%s", err);
-    a_until = ca.not_after_ms;
+    *a_until_ms = ca.not_after_ms;
     snprintf(ca_path, sizeof ca_path, "%s/a.cert", work);
     snprintf(cb_path, sizeof cb_path, "%s/b.cert", work);
     json_t *j = cert_to_json(&ca);
@@ -1410,15 +1445,27 @@ Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanu
     cr_assert_eq(h_node_start(&A, "payments", "--data", da, "--charter", path, "--cert", ca_path, FAST, NULL), 0,
                  "chartered payments did not start; see %s", A.log);
     char seed[200];
-    snprintf(seed, sizeof seed, "%s@%s", ia.hex, A.peer);
+    snprintf(seed, sizeof seed, "%s@%s", ia->hex, A.peer);
     cr_assert_eq(h_node_start(&B, "growth", "--data", db, "--charter", path, "--cert", cb_path, "--seed", seed, FAST,
                               NULL), 0, "chartered growth did not start; see %s", B.log);
+}
+
+/* Issue 11: "a grant never outlives its token's issuer's certificate (chartered)". payments' node
+ * certificate ends in 2 days; a 30-day grant it decides expires with the certificate, and the reply
+ * says so; the grant's entry carries that expiry to growth. */
+Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanup_all, .timeout = 180)
+{
+    char work[64] = "/tmp/trib-access-ch-XXXXXX", path[256], da[128], db[128];
+    cr_assert_not_null(mkdtemp(work));
+    identity_t ia;
+    int64_t a_until = wall_ms() + 2 * DAY_MS;
+    chartered_pair(work, da, db, &ia, &a_until);
     publish_settled(&A);
     growth_sees_settled();
     char *padmin = issue_in(da, "payments", "admin@payments", TOKEN_KIND_ADMIN, 3600000);
     char *alice = issue_in(db, "growth", "alice@growth", TOKEN_KIND_READ, 3600000);
     long st = 0;
-    j = call("POST", &B, "/v1/access/requests", alice,
+    json_t *j = call("POST", &B, "/v1/access/requests", alice,
              "{\"product\":\"payments/settled\",\"purpose\":\"churn\",\"fields\":[\"txn_id\"],\"days\":30}", &st);
     cr_assert_eq(st, 201, "%s", jstr(j, "detail"));
     char rid[64], gid[64];
@@ -1455,6 +1502,38 @@ Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanu
     json_decref(j);
     free(padmin);
     free(alice);
+    h_cleanup_all();
+    snprintf(path, sizeof path, "rm -rf '%s'", work);
+    cr_assert_eq(system(path), 0);
+}
+
+/* A wrong-domain access decision names the node to ask (docs/http-api.md). Open mode learns which
+ * node holds a domain from its first catalog entry; chartered, the federation's certificates say
+ * so from the start: growth's admin listing requests on payments' node is sent to growth's node
+ * before anything of growth's reached payments. Before, the hint was missing until then. */
+Test(flow, chartered_wrong_domain_names_the_certified_node_before_any_entry, .fini = h_cleanup_all, .timeout = 120)
+{
+    char work[64] = "/tmp/trib-access-cw-XXXXXX", path[256], da[128], db[128];
+    cr_assert_not_null(mkdtemp(work));
+    identity_t ia;
+    int64_t a_until = wall_ms() + 30 * DAY_MS;
+    chartered_pair(work, da, db, &ia, &a_until);
+    cr_assert(h_wait_member(A.url, "growth", "alive", NULL, 20000), "payments never saw growth's node alive");
+    char *gadmin = issue_in(db, "growth", "admin@growth", TOKEN_KIND_ADMIN, 3600000);
+    json_t *st = h_get_json(A.url, "/v1/status", NULL);
+    cr_assert(!json_object_get(json_object_get(st, "digest"), "growth"), "payments holds growth's log already");
+    json_decref(st);
+    /* growth's certificate reaches payments with its hello: poll until the refusal names the node */
+    char hint[300];
+    snprintf(hint, sizeof hint, "trib --node %s)", B.url);
+    named_t nm = {&A, "/v1/access/requests?state=requested", gadmin, hint, {0}};
+    int named = h_wait(names, &nm, 15000);
+    cr_assert(named, "growth's listing on payments' node does not name growth's node: %s", nm.last);
+    refused_naming(&A, "GET", "/v1/access/requests?state=requested", gadmin, NULL, hint);
+    st = h_get_json(A.url, "/v1/status", NULL);
+    cr_assert(!json_object_get(json_object_get(st, "digest"), "growth"), "named only once growth's log came");
+    json_decref(st);
+    free(gadmin);
     h_cleanup_all();
     snprintf(path, sizeof path, "rm -rf '%s'", work);
     cr_assert_eq(system(path), 0);

@@ -414,6 +414,50 @@ Test(agent, cli_errors)
     free(err);
 }
 
+/* A broken YAML manifest's error names the line and column where it is broken, in `trib publish`
+ * (with the file's name) and in the node's 400. libfyaml blames the start of a value that runs
+ * on to the next line: an over-indented key was named a line early. */
+Test(agent, broken_yaml_names_the_line_and_column_in_cli_and_http)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+#define HEAD "name: broken\ndomain: payments\nversion: 1.0.0\n"   /* lines 1-3 */
+    static const struct { const char *what, *text, *cli, *http; } cases[] = {
+        {"bad indentation", HEAD "owners:\n  business: a@x.io\n   technical: b@x.io\n",
+         "invalid multiline plain key (line 6, column 13)", "invalid multiline plain key (line 6, column 13)"},
+        {"key indented under a value", HEAD "description: money\n  purpose: settled\n",
+         "(line 5, column 10)", "(line 5, column 10)"},
+        {"unclosed quote", HEAD "title: \"Settled\nowners:\n  business: a@x.io\n",
+         "(line 4, column 8): the quote opened there runs to line 5", "(line 4, column 8)"},
+        {"tab", HEAD "owners:\n\tbusiness: a@x.io\n",
+         "tab character may not be used as indentation (line 5, column 1)", "(line 5, column 1)"},
+        {"duplicate key", HEAD "title: a\ntitle: b\n",
+         "duplicate key (line 5, column 1)", "duplicate key 'title' (line 5, column 1)"},
+    };
+#undef HEAD
+    char path[512];
+    snprintf(path, sizeof path, "%s/broken.yaml", n.dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i].text);
+        cr_assert_eq(h_write_file(path, cases[i].text, len), 0);
+        char *err = NULL;
+        cr_expect_eq(h_trib(&n, NULL, NULL, &err, "publish", path, NULL), 1, "%s", cases[i].what);
+        char want[600];
+        snprintf(want, sizeof want, "trib: publish: %s: malformed YAML: ", path);
+        cr_expect(err && !strncmp(err, want, strlen(want)) && strstr(err, cases[i].cli),
+                  "%s: CLI said '%s', want '%s…%s'", cases[i].what, err, want, cases[i].cli);
+        free(err);
+        char *out = NULL;
+        long st = request(&n, "PUT", "/v1/products/payments/broken", "application/yaml", cases[i].text, len, &out);
+        json_t *j = json_loads(out, 0, NULL);
+        const char *d = json_string_value(json_object_get(j, "detail"));
+        cr_expect(st == 400 && d && strstr(d, cases[i].http), "%s: HTTP %ld said '%s', want '%s'", cases[i].what, st,
+                  out, cases[i].http);
+        json_decref(j);
+        free(out);
+    }
+}
+
 /* ------------------------------------------------------------------ durability */
 
 typedef struct {

@@ -116,14 +116,18 @@ static const bad_case_t k_bad[] = {
     {"[1, 2, 3]", "top level must be a mapping, got a list"},
     {"", "manifest is empty"},
     {"# only a comment\n", "manifest is empty"},
-    {HEAD "name: p2\n" OWNERS SCHEMA, "duplicate key 'name' (line 4)"},
-    {HEAD OWNERS SCHEMA "---\nname: other\n", "expected one YAML document, found another (line 9)"},
+    {HEAD "name: p2\n" OWNERS SCHEMA, "duplicate key 'name' (line 4, column 1)"},
+    {HEAD OWNERS SCHEMA "---\nname: other\n", "expected one YAML document, found another (line 9, column 1)"},
     {"base: &b {business: a@x.io}\n" HEAD "owners:\n  <<: *b\n  technical: b@x.io\n" SCHEMA,
      "owners: merge keys (<<) are not supported"},
     {HEAD OWNERS SCHEMA "extra: *nowhere\n", "nowhere"},
     /* malformed text */
     {HEAD "tags: [finance, cards\n" OWNERS SCHEMA, "malformed YAML: "},
     {HEAD "owners:\n\tbusiness: a@x.io\n", "malformed YAML: "},
+    /* a key indented deeper than its sibling continues the value above it: broken on its line */
+    {HEAD "owners:\n  business: a@x.io\n   technical: b@x.io\n",
+     "malformed YAML: invalid multiline plain key (line 6, column 13): this line is indented as a "
+     "continuation of the value at line 5, column 13"},
     {"{\"name\": \"p1\",, \"domain\": \"payments\"}", "malformed JSON: "},
     {"{\"name\": \"p1\",\n \"name\": \"p2\"}", "malformed JSON: duplicate object key"},
     /* JSON input: the same rules, without lines */
