@@ -110,8 +110,7 @@ static unsigned status_of(int reason, const char **code)
         return 500;
     case FEDLOG_R_NO_SPACE:     /* as a record write on a full disk: a retry can succeed once space is freed */
         return 507;
-    case FEDLOG_R_BUSY:
-        *code = "not_ready";
+    case FEDLOG_R_BUSY:        /* the loop did not take it in time: the node is busy (retry: FED_RETRY_S) */
         return 503;
     default:
         return 400;
@@ -149,8 +148,10 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
     }
     if (lim != RATELIMIT_OK)
         return rate_limited(client ? client : "?", lim, retry_ms, reply, retry_after_s);
-    if (!f)
-        return error(reply, 503, "not_ready", "this node's federation log is not running yet; retry shortly");
+    if (!f) {
+        *retry_after_s = FED_RETRY_S;
+        return error(reply, 503, "busy", "this node's federation log is not running yet; retry shortly");
+    }
     if (len > TRUST_FILE_MAX) {
         snprintf(detail, sizeof detail, "body of %zu bytes: a trust object file is at most %u bytes", len,
                  TRUST_FILE_MAX);
@@ -206,6 +207,8 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
     }
     const char *code;
     unsigned status = status_of(r.reason, &code);
+    if (status == 503)
+        *retry_after_s = FED_RETRY_S;
     snprintf(detail, sizeof detail, "%s", r.err);
     return error(reply, status, code, detail);
 }
@@ -214,7 +217,7 @@ unsigned http_fed_show(node_t *n, json_t **reply)
 {
     fedlog_t *f = gossip_fedlog(n->gossip);
     if (!f)
-        return error(reply, 503, "not_ready", "this node's federation log is not running yet; retry shortly");
+        return error(reply, 503, "busy", "this node's federation log is not running yet; retry shortly");
     *reply = fedlog_status_json(f);
     return *reply ? 200 : error(reply, 500, "internal", "out of memory");
 }

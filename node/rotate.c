@@ -348,13 +348,17 @@ static unsigned already_rotated(node_t *n, const char *b64, json_t **reply)
  * key as identity.prev.key, losing the old one. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
+unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply,
+                        unsigned *retry_after_s)
 {
+    *retry_after_s = 0;
     if (pthread_mutex_trylock(&mu) != 0)
         return error(reply, 409, "busy", "a key rotation is already under way on this node");
     atomic_store(&auto_held, 0);   /* the operator's call: the automatic switch may go on again */
     unsigned st = rotate_locked(n, c, body, len, reply);
     pthread_mutex_unlock(&mu);
+    if (st == 503)   /* only the federation log's busy loop answers 503 (offer) */
+        *retry_after_s = ROTATE_RETRY_S;
     return st;
 }
 

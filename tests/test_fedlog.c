@@ -32,6 +32,8 @@
 #include "gossip/identity.h"
 #include "gossip/token.h"
 #include "gossip/trust.h"
+#include "node/http_fed.h"
+#include "node/node.h"
 #include "proto/tributary.pb-c.h"
 #include "storage/fedlog.h"
 #include "storage/internal.h"
@@ -1897,6 +1899,26 @@ Test(fedlog, every_refused_file_is_counted_and_a_refused_handover_is_403)
     cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"rotation\",reason=\"uncertified\"}"), 1);
     expect_serving(&n);
     h_node_cleanup(&n);
+}
+
+/* The federation endpoints while this node's federation log is not running (a node whose gossip
+ * has not started): 503 busy with a Retry-After, as POST /v1/policy's and the key rotation's busy
+ * answers; it was 503 not_ready without one. */
+Test(fedlog, a_submission_before_the_federation_log_runs_is_503_busy_with_retry_after)
+{
+    static node_t n;   /* no gossip: no federation log */
+    json_t *reply = NULL;
+    unsigned retry_s = 0;
+    static const char body[] = "{\"kind\": \"trib.cert\", \"signed\": \"AAAA\"}";
+    unsigned st = http_fed_submit(&n, "192.0.2.7", NULL, body, strlen(body), &reply, &retry_s);
+    cr_expect_eq(st, 503);
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "busy");
+    cr_expect_eq(retry_s, 5, "Retry-After %u", retry_s);
+    json_decref(reply);
+    reply = NULL;
+    cr_expect_eq(http_fed_show(&n, &reply), 503);
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "busy");
+    json_decref(reply);
 }
 
 static uint64_t mono_ms(void)
