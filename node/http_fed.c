@@ -2,7 +2,8 @@
  *
  * Owns: reading a submitted trust object file from a request body (bounded JSON, "kind" and the
  * base64 "signed" bytes, which must be of the kind the file says), handing the bytes to the
- * federation log, and mapping its verdict to a status and error code; the rate limits of this
+ * federation log, and mapping its verdict to a status and error code; refusing a certificate that
+ * has expired (it admits nobody) before it is offered; the rate limits of this
  * anonymous endpoint (per client and for all clients: node/ratelimit.h) and their counter; a file
  * refused before its bytes reach the federation log is counted there all the same.
  * Must not: verify signatures itself (gossip/fedlog.c and the trust store do) or send replies. */
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/fedlog.h"
 #include "gossip/clock.h"
@@ -117,6 +119,25 @@ static unsigned status_of(int reason, const char **code)
     }
 }
 
+/* 1 when bytes are a certificate whose window ended before now (beyond TRUST_SKEW_MS), with what
+ * expired and when in detail: it admits nobody, so an operator's submission of it is refused before
+ * anything is stored. One not valid yet is taken (operators pre-issue certificates), and a peer's
+ * expired one still is (gossip/fedlog.c: entries signed in its window are judged by it). */
+static int expired_cert(const uint8_t *bytes, size_t len, char *detail, size_t cap)
+{
+    cert_t c;
+    char why[300];
+    if (cert_parse(bytes, len, &c, why, sizeof why) != 0)
+        return 0;   /* the federation log refuses it as malformed */
+    int expired = cert_check_claim(&c, NULL, c.domain, c.node_key, clock_wall_ms(), TRUST_SKEW_MS, why,
+                                   sizeof why) == TRUST_EXPIRED;
+    if (expired)
+        snprintf(detail, cap, "%s: an expired certificate admits nobody and is not stored; issue a new one "
+                 "(trib fed certify)", why);
+    cert_free(&c);
+    return expired;
+}
+
 /* This host's own address (what `trib fed submit` on the node's host comes from), or an admin
  * token of this node's domain: an operator. Other 127/8 addresses are not (tests and local fan-out
  * stand for distinct clients with them). */
@@ -194,6 +215,10 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
         snprintf(detail, sizeof detail, "body: the file says %s, but its signed bytes are a %s", kind,
                  trust_kind_name((trust_kind_t)got_kind));
         return refuse_file(f, reply, want, FEDLOG_R_KIND_MISMATCH, 400, detail);
+    }
+    if (want == TRUST_KIND_CERT && expired_cert(bytes, got, detail, sizeof detail)) {
+        free(bytes);
+        return refuse_file(f, reply, want, TRUST_EXPIRED, 403, detail);
     }
     fedlog_result_t r;
     int rc = fedlog_offer(f, bytes, got, NULL, &r);

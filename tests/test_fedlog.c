@@ -1901,6 +1901,82 @@ Test(fedlog, every_refused_file_is_counted_and_a_refused_handover_is_403)
     h_node_cleanup(&n);
 }
 
+/* POSTs text to n's /v1/federation/objects: the status, the error code and detail. */
+static long submit_answer(h_node_t *n, const char *text, char *code, size_t cap, char *detail, size_t dcap)
+{
+    h_resp_t r;
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/federation/objects", n->url);
+    cr_assert_eq(h_http("POST", url, "application/json", text, strlen(text), &r), 0, "POST to %s failed", url);
+    json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    snprintf(code, cap, "%s", j ? (json_string_value(json_object_get(j, "error")) ?: "") : "");
+    snprintf(detail, dcap, "%s", j ? (json_string_value(json_object_get(j, "detail")) ?: "") : "");
+    json_decref(j);
+    long st = r.status;
+    h_resp_free(&r);
+    return st;
+}
+
+static long objects_held(h_node_t *n)
+{
+    json_t *j = h_get_json(n->url, "/v1/federation", NULL);
+    long k = (long)json_integer_value(json_object_get(j, "objects"));
+    json_decref(j);
+    return k;
+}
+
+/* A certificate of domain for a new key, valid [nb, na], signed by the file roots r1 and r2, in
+ * its file form (malloc'd). */
+static char *cert_file_text(const char *domain, int64_t nb, int64_t na, cert_t *out)
+{
+    charter_t c;
+    identity_t r1, r2, key;
+    cr_assert_eq(charter_load(cpath, &c, err, sizeof err), TRUST_OK, "%s", err);
+    cr_assert_eq(identity_load_file(P("r1.key"), &r1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(identity_load_file(P("r2.key"), &r2, err, sizeof err), 0, "%s", err);
+    fx_identity(&key);
+    const identity_t *roots[] = {&r1, &r2};
+    cr_assert_eq(cert_issue(&c, domain, key.pk, nb, na, 0, roots, 2, out, err, sizeof err), 0, "%s", err);
+    json_t *j = cert_to_json(out);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    charter_free(&c);
+    identity_wipe(&r1), identity_wipe(&r2), identity_wipe(&key);
+    return text;
+}
+
+/* A root-signed certificate that had expired was taken (201), stored and gossiped, though it
+ * admits nobody. It is 403 expired now (what expired, when), counted, nothing stored; one not
+ * valid yet is still taken (operators pre-issue certificates), and the node keeps serving. */
+Test(fedlog, an_expired_certificate_is_refused_counted_and_not_stored)
+{
+    files_charter();
+    h_node_t n;
+    char id[65], code[64], detail[700];
+    start_chartered(&n, "payments", "good", NULL, id);
+    long before = objects_held(&n);
+    int64_t t = fx_now_ms();
+    cert_t old, later;
+    char *text = cert_file_text("growth", t - 30 * DAY_MS, t - 2 * DAY_MS, &old);
+    cr_expect_eq(submit_answer(&n, text, code, sizeof code, detail, sizeof detail), 403, "an expired certificate: %s",
+                 detail);
+    cr_expect_str_eq(code, "expired");
+    char when[32];
+    trust_time_text(old.not_after_ms, when);
+    cr_expect(strstr(detail, "growth") && strstr(detail, "expired at") && strstr(detail, when), "detail: %s", detail);
+    cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"expired\"}"), 1);
+    cr_expect_eq(objects_held(&n), before, "the expired certificate was stored");
+    free(text);
+    text = cert_file_text("growth", t + 2 * DAY_MS, t + 30 * DAY_MS, &later);
+    cr_expect_eq(submit_answer(&n, text, code, sizeof code, detail, sizeof detail), 201, "a certificate not valid "
+                 "yet (pre-issued): %s %s", code, detail);
+    cr_expect_eq(objects_held(&n), before + 1);
+    free(text);
+    cert_free(&old), cert_free(&later);
+    expect_serving(&n);
+    h_node_cleanup(&n);
+}
+
 /* The federation endpoints while this node's federation log is not running (a node whose gossip
  * has not started): 503 busy with a Retry-After, as POST /v1/policy's and the key rotation's busy
  * answers; it was 503 not_ready without one. */
