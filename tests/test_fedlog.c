@@ -1977,6 +1977,42 @@ Test(fedlog, an_expired_certificate_is_refused_counted_and_not_stored)
     h_node_cleanup(&n);
 }
 
+/* A held object resent with broken signatures was answered 200 "held": its body hash was matched
+ * before its signatures were checked. A tampered resend is 403 forged now, counted as any forged
+ * object; the held one as made is still 200, and the node keeps serving. */
+Test(fedlog, a_forged_resend_of_a_held_object_is_refused_and_counted)
+{
+    files_charter();
+    h_node_t n;
+    char id[65], code[64], detail[700];
+    start_chartered(&n, "payments", "good", NULL, id);
+    long before = objects_held(&n);
+    /* the node's own certificate (held) with one base64 character of a signature changed */
+    size_t len;
+    char *txt = h_read_file(P("good.cert"), &len);
+    json_t *j = json_loads(txt, 0, NULL);
+    free(txt);
+    char *sig = strdup(json_string_value(json_object_get(j, "signed")));
+    size_t sl = strlen(sig);
+    sig[sl - 6] = sig[sl - 6] == 'A' ? 'B' : 'A';
+    json_object_set_new(j, "signed", json_string(sig));
+    free(sig);
+    txt = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    double forged = h_metric(n.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"}");
+    cr_expect_eq(submit_answer(&n, txt, code, sizeof code, detail, sizeof detail), 403, "a forged resend of a held "
+                 "certificate: %s %s", code, detail);
+    cr_expect_str_eq(code, "forged");
+    cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"}"), forged + 1);
+    free(txt);
+    txt = h_read_file(P("good.cert"), &len);   /* as made: held */
+    cr_expect_eq(submit_answer(&n, txt, code, sizeof code, detail, sizeof detail), 200, "%s %s", code, detail);
+    free(txt);
+    cr_expect_eq(objects_held(&n), before);
+    expect_serving(&n);
+    h_node_cleanup(&n);
+}
+
 /* The federation endpoints while this node's federation log is not running (a node whose gossip
  * has not started): 503 busy with a Retry-After, as POST /v1/policy's and the key rotation's busy
  * answers; it was 503 not_ready without one. */
