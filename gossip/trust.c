@@ -472,6 +472,15 @@ static trust_verdict_t entry_ok(const trust_t *t, const char *domain, const uint
     return judge(t, NULL, signer, domain ? domain : "", entry_ms, NULL, err, errlen);
 }
 
+trust_verdict_t trust_claim(const trust_t *t, const cert_t *c, const char *domain, const uint8_t key[ID_PK_LEN],
+                            int64_t t_ms, char *err, size_t errlen)
+{
+    pthread_rwlock_rdlock(t->mu);
+    trust_verdict_t v = cert_check_claim(c, &t->revset, domain, key, t_ms, TRUST_SKEW_MS, err, errlen);
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
 size_t trust_cert_count(const trust_t *t)
 {
     pthread_rwlock_rdlock(t->mu);

@@ -104,6 +104,13 @@ trust_verdict_t trust_admit_info(const trust_t *t, const uint8_t curve_pk[32], i
 trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN],
                                int64_t entry_ms, char *err, size_t errlen);
 
+/* The verdict on c (held or not; its signatures are not checked) for key acting for domain at
+ * t_ms, against the revocations held: cert_check_claim with the store's revocation set (wrong_domain,
+ * wrong_key, revoked naming the revocation, not_yet_valid, expired; else ok). For a certificate an
+ * operator hands in that must be refused before anything is stored. */
+trust_verdict_t trust_claim(const trust_t *t, const cert_t *c, const char *domain, const uint8_t key[ID_PK_LEN],
+                            int64_t t_ms, char *err, size_t errlen);
+
 /* Keeps offers out while a caller uses pointers into the store (read lock; it may ask questions
  * meanwhile, but must not offer). */
 void trust_read_lock(const trust_t *t);

@@ -596,11 +596,16 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
                    have, cert.domain, next.hex, n->cfg.domain);
         goto cert_out;
     }
-    /* an expired certificate is refused before the federation log stores it: a refused rotation
-     * leaves the federation as it was (one not yet valid is stored: the rotation completes once it is) */
-    if (cert_check_claim(&cert, NULL, n->cfg.domain, next.pk, clock_wall_ms(), TRUST_SKEW_MS, e, sizeof e) ==
-        TRUST_EXPIRED) {
-        st = error(reply, 403, "expired", "the new certificate is not valid now: %s", e);
+    /* an expired certificate, or one the federation revoked, is refused before the federation log
+     * stores it: a refused rotation leaves the federation as it was (counted as the log's refusals;
+     * one not yet valid is stored: the rotation completes once it is) */
+    trust_verdict_t claim = trust_claim(t, &cert, n->cfg.domain, next.pk, clock_wall_ms(), e, sizeof e);
+    if (claim == TRUST_EXPIRED || claim == TRUST_REVOKED) {
+        char why[800];
+        snprintf(why, sizeof why, "the new certificate for the next key is %s: %.600s; nothing was stored, the "
+                 "rotation stays pending: ask the roots for a new certificate", trust_verdict_name(claim), e);
+        fedlog_refuse_file(f, TRUST_KIND_CERT, (int)claim, why);
+        st = error(reply, 403, trust_verdict_name(claim), "%s", why);
         goto cert_out;
     }
     if ((st = offer_own(n, f, have_old ? &old_cert : NULL, reply)) != 0 ||
