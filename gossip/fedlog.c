@@ -204,6 +204,19 @@ static int verify_kind(fedlog_t *f, int kind, const uint8_t *b, size_t n, const 
     return FEDLOG_R_UNKNOWN_KIND;
 }
 
+/* 1 when b is exactly the signed bytes held under hash (pending p, else stored): verified then. */
+static int same_bytes(fedlog_t *f, const citem_t *p, const uint8_t hash[TRUST_HASH_LEN], const uint8_t *b, size_t n)
+{
+    if (p)
+        return p->st.len == n && memcmp(p->st.bytes, b, n) == 0;
+    uint8_t *stored = NULL;
+    size_t len = 0;
+    int kind, same = f->st && store_fedlog_get(f->st, hash, &kind, &stored, &len) == 0 && len == n &&
+                     memcmp(stored, b, n) == 0;
+    free(stored);
+    return same;
+}
+
 /* Verifies one object under the lock. 0 held (r->added: new, to be committed by the caller;
  * an object pending its commit counts as held), -1 refused (counted). A peer's object (from
  * non-NULL) is in force from now on; an operator's only once its commit is done (fedlog__settle):
@@ -233,7 +246,11 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
     trib__trust_signed__free_unpacked(env, NULL);
     const held_t *h = held_find(f, r->hash);
     const citem_t *p = h ? NULL : fedlog__pending_find(f, r->hash);
-    if ((h && h->kind == r->kind) || (p && p->st.kind == r->kind)) {   /* held: the same body, kind (tag) */
+    int held = (h && h->kind == r->kind) || (p && p->st.kind == r->kind);   /* the same body, kind (tag) */
+    /* held: a peer's resend ends here (nothing is stored or sent on for it, and nobody is answered);
+     * an operator's is answered "held" only when its signatures are good: as the stored bytes, or
+     * verified below as a new object's would be (a tampered resend is refused like any forgery) */
+    if (held && (from || same_bytes(f, p, r->hash, b, n))) {
         free(charter_body);
         return 0;
     }
@@ -248,8 +265,8 @@ static int offer_one(fedlog_t *f, const uint8_t *b, size_t n, const char *from, 
                  trust_kind_name((trust_kind_t)r->kind));
         return refuse(f, r, FEDLOG_R_OPEN_MODE, from);
     }
-    if (f->n + f->npending >= FEDLOG_MAX_OBJECTS || f->bytes + f->pending_bytes + n > FEDLOG_MAX_BYTES ||
-        (r->kind == TRUST_KIND_CHARTER && f->nkind[TRUST_KIND_CHARTER] >= FEDLOG_MAX_CHARTERS)) {
+    if (!held && (f->n + f->npending >= FEDLOG_MAX_OBJECTS || f->bytes + f->pending_bytes + n > FEDLOG_MAX_BYTES ||
+        (r->kind == TRUST_KIND_CHARTER && f->nkind[TRUST_KIND_CHARTER] >= FEDLOG_MAX_CHARTERS))) {
         free(charter_body);
         snprintf(r->err, sizeof r->err, "the federation log is full (%zu objects, %" PRIu64 " bytes)", f->n,
                  f->bytes);

@@ -96,7 +96,9 @@ void fedlog_set_policy_offer(fedlog_t *f, fedlog_policy_fn fn, void *ctx);
  * pushed: each node presents its own, and anti-entropy carries it; an operator's answer comes
  * once it is durable, a peer's offer on a loop with own_thread returns once it is verified and in
  * force, its commit left to the worker), -1 when refused (res->reason, res->err; counted, logged
- * at most once a second per reason). An operator's charter older than the held one is refused
+ * at most once a second per reason). An operator's object held already is "held" only when its
+ * bytes are the stored ones or its signatures verify (a forged resend is refused as any forgery);
+ * a peer's is taken as held by its body hash. An operator's charter older than the held one is refused
  * (stale_version); a peer's is kept as history when the held chain names its hash. */
 int fedlog_offer(fedlog_t *f, const uint8_t *bytes, size_t len, const char *from, fedlog_result_t *res);
 /* An operator's file refused before its bytes could be offered (by the API reading it: not a

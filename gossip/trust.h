@@ -39,7 +39,9 @@ const charter_t *trust_charter(const trust_t *t);
  * other verdict means refused, with err saying why (count it under trust_verdict_name).
  * A charter must be the next version of the held one; on success every held certificate is
  * re-checked against the new roots. Certificates are kept whatever their window (old entries
- * are judged at their own time); revocations are kept even if their signers later leave. */
+ * are judged at their own time); revocations are kept even if their signers later leave. A
+ * certificate or revocation whose body is held under other signed bytes is verified again (ok only
+ * when its signatures are good; never held twice). */
 trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
                                     size_t errlen);
 trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
@@ -101,6 +103,13 @@ trust_verdict_t trust_admit_info(const trust_t *t, const uint8_t curve_pk[32], i
  * earlier window) or lie beyond now + skew. */
 trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8_t signer[ID_PK_LEN],
                                int64_t entry_ms, char *err, size_t errlen);
+
+/* The verdict on c (held or not; its signatures are not checked) for key acting for domain at
+ * t_ms, against the revocations held: cert_check_claim with the store's revocation set (wrong_domain,
+ * wrong_key, revoked naming the revocation, not_yet_valid, expired; else ok). For a certificate an
+ * operator hands in that must be refused before anything is stored. */
+trust_verdict_t trust_claim(const trust_t *t, const cert_t *c, const char *domain, const uint8_t key[ID_PK_LEN],
+                            int64_t t_ms, char *err, size_t errlen);
 
 /* Keeps offers out while a caller uses pointers into the store (read lock; it may ask questions
  * meanwhile, but must not offer). */

@@ -1000,14 +1000,15 @@ static enum MHD_Result h_fed_post(call_t *k)
     unsigned retry_s;
     const char *authz = MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization");
     unsigned st = http_fed_submit(k->n, client, authz, k->req->body, k->req->len, &j, &retry_s);
-    return st == 429 ? send_json_retry(k->c, R_FED_POST, st, j, retry_s) : send_json(k->c, R_FED_POST, st, j);
+    return retry_s ? send_json_retry(k->c, R_FED_POST, st, j, retry_s) : send_json(k->c, R_FED_POST, st, j);
 }
 
 static enum MHD_Result h_key_rotate(call_t *k)
 {
     json_t *j = NULL;
-    unsigned st = rotate_request(k->n, k->c, k->req->body, k->req->len, &j);
-    return send_json(k->c, R_KEY_ROTATE, st, j);
+    unsigned retry_s;
+    unsigned st = rotate_request(k->n, k->c, k->req->body, k->req->len, &j, &retry_s);
+    return retry_s ? send_json_retry(k->c, R_KEY_ROTATE, st, j, retry_s) : send_json(k->c, R_KEY_ROTATE, st, j);
 }
 
 /* The API: one row per method and path. {domain} and {name} match one path segment each and must

@@ -2,7 +2,8 @@
  *
  * Owns: reading a submitted trust object file from a request body (bounded JSON, "kind" and the
  * base64 "signed" bytes, which must be of the kind the file says), handing the bytes to the
- * federation log, and mapping its verdict to a status and error code; the rate limits of this
+ * federation log, and mapping its verdict to a status and error code; refusing a certificate that
+ * has expired (it admits nobody) before it is offered; the rate limits of this
  * anonymous endpoint (per client and for all clients: node/ratelimit.h) and their counter; a file
  * refused before its bytes reach the federation log is counted there all the same.
  * Must not: verify signatures itself (gossip/fedlog.c and the trust store do) or send replies. */
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/fedlog.h"
 #include "gossip/clock.h"
@@ -110,12 +112,30 @@ static unsigned status_of(int reason, const char **code)
         return 500;
     case FEDLOG_R_NO_SPACE:     /* as a record write on a full disk: a retry can succeed once space is freed */
         return 507;
-    case FEDLOG_R_BUSY:
-        *code = "not_ready";
+    case FEDLOG_R_BUSY:        /* the loop did not take it in time: the node is busy (retry: FED_RETRY_S) */
         return 503;
     default:
         return 400;
     }
+}
+
+/* 1 when bytes are a certificate whose window ended before now (beyond TRUST_SKEW_MS), with what
+ * expired and when in detail: it admits nobody, so an operator's submission of it is refused before
+ * anything is stored. One not valid yet is taken (operators pre-issue certificates), and a peer's
+ * expired one still is (gossip/fedlog.c: entries signed in its window are judged by it). */
+static int expired_cert(const uint8_t *bytes, size_t len, char *detail, size_t cap)
+{
+    cert_t c;
+    char why[300];
+    if (cert_parse(bytes, len, &c, why, sizeof why) != 0)
+        return 0;   /* the federation log refuses it as malformed */
+    int expired = cert_check_claim(&c, NULL, c.domain, c.node_key, clock_wall_ms(), TRUST_SKEW_MS, why,
+                                   sizeof why) == TRUST_EXPIRED;
+    if (expired)
+        snprintf(detail, cap, "%s: an expired certificate admits nobody and is not stored; issue a new one "
+                 "(trib fed certify)", why);
+    cert_free(&c);
+    return expired;
 }
 
 /* This host's own address (what `trib fed submit` on the node's host comes from), or an admin
@@ -149,8 +169,10 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
     }
     if (lim != RATELIMIT_OK)
         return rate_limited(client ? client : "?", lim, retry_ms, reply, retry_after_s);
-    if (!f)
-        return error(reply, 503, "not_ready", "this node's federation log is not running yet; retry shortly");
+    if (!f) {
+        *retry_after_s = FED_RETRY_S;
+        return error(reply, 503, "busy", "this node's federation log is not running yet; retry shortly");
+    }
     if (len > TRUST_FILE_MAX) {
         snprintf(detail, sizeof detail, "body of %zu bytes: a trust object file is at most %u bytes", len,
                  TRUST_FILE_MAX);
@@ -194,6 +216,10 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
                  trust_kind_name((trust_kind_t)got_kind));
         return refuse_file(f, reply, want, FEDLOG_R_KIND_MISMATCH, 400, detail);
     }
+    if (want == TRUST_KIND_CERT && expired_cert(bytes, got, detail, sizeof detail)) {
+        free(bytes);
+        return refuse_file(f, reply, want, TRUST_EXPIRED, 403, detail);
+    }
     fedlog_result_t r;
     int rc = fedlog_offer(f, bytes, got, NULL, &r);
     free(bytes);
@@ -206,6 +232,8 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
     }
     const char *code;
     unsigned status = status_of(r.reason, &code);
+    if (status == 503)
+        *retry_after_s = FED_RETRY_S;
     snprintf(detail, sizeof detail, "%s", r.err);
     return error(reply, status, code, detail);
 }
@@ -214,7 +242,7 @@ unsigned http_fed_show(node_t *n, json_t **reply)
 {
     fedlog_t *f = gossip_fedlog(n->gossip);
     if (!f)
-        return error(reply, 503, "not_ready", "this node's federation log is not running yet; retry shortly");
+        return error(reply, 503, "busy", "this node's federation log is not running yet; retry shortly");
     *reply = fedlog_status_json(f);
     return *reply ? 200 : error(reply, 500, "internal", "out of memory");
 }

@@ -16,14 +16,17 @@
  * all clients together (an operator's request skips the latter: from this host's 127.0.0.1 or ::1,
  * or with authz, its Authorization header, holding a valid admin token of this node's domain; a
  * flood of many clients cannot hold back a revocation); beyond either 429 rate_limited with *retry_after_s (seconds, for the
- * Retry-After header; 0 on every other answer), counted by bucket and logged at most every 10 s.
+ * Retry-After header), counted by bucket and logged at most every 10 s.
  * Then verified, stored and gossiped. Returns the HTTP status; *reply a new reference:
  * 201 {"result":"added","kind","hash"}, 200 {"result":"held",...}, or an error object
  * {"error","detail"} with 400 malformed|kind_mismatch|unknown_kind, 403 forged|below_threshold|
  * wrong_federation (a hand-over's: uncertified|wrong_domain|revoked|expired|not_yet_valid|rotated),
  * 409 stale_version|version_gap|broken_chain|open_mode, 422 policy_refused, 413 too_large,
- * 429 rate_limited, 507 fedlog_full, 503 not_ready, 500 storage; every refusal but 429 and 503
- * counted in trib_fedlog_refused_total. */
+ * 429 rate_limited, 507 fedlog_full, 503 busy (the federation log not running yet, or its loop
+ * did not take the object in time: *retry_after_s FED_RETRY_S), 500 storage; every refusal but
+ * 429 and 503 counted in trib_fedlog_refused_total. *retry_after_s is 0 on every answer but 429
+ * and 503. */
+#define FED_RETRY_S 5            /* Retry-After of a 503 busy (as POST /v1/policy's) */
 #define FED_SUBMIT_RATE 5.0
 #define FED_SUBMIT_BURST 30.0
 #define FED_SUBMIT_ALL_RATE 50.0

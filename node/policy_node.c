@@ -1001,57 +1001,6 @@ static json_t *error_body(const char *kind, const char *detail)
     return json_pack("{s:s,s:s}", "error", kind, "detail", detail);
 }
 
-/* An operator's signed set on a node without a federation log (not started yet): its files are
- * written first, and it is in force only once they are. 0 or a POLICY_REFUSED_* code with err. */
-static int offer_with_files(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
-{
-    struct policy_node *p = n->policy;
-    uint64_t conflicts = policy_store_conflicts(p->store);
-    int rc = policy_offer(p->store, bytes, len, p->ch, err, errlen);
-    if (rc == POLICY_REFUSED_STALE) {
-        /* an older set than the one in force (a peer's, arriving late): kept as history, so this
-         * node judges entries of its time as the others do, and held by the federation log so
-         * every node converges on the same sets. An operator's older set is refused before
-         * (submit_signed). */
-        char why[400];
-        int hrc = policy_store_add_history(p->store, bytes, len, p->ch, why, sizeof why);
-        if (hrc == 0) {
-            atomic_fetch_add(&p->n_offer_history, 1);
-            log_info("policy: an older signed set kept as history (%s); re-checking", err);
-            if (policy_store_conflicts(p->store) != conflicts)
-                log_warn("policy: two different signed sets of one version met in the history; the one with the "
-                         "higher body hash replaced the other (as on every node)");
-            note_policy(p);   /* nothing unless that replaced the set in force */
-            node_notify(n);
-            return 0;
-        }
-        if (hrc == POLICY_REFUSED_CONFLICT) {
-            rc = hrc;
-            snprintf(err, errlen, "%s", why);
-        }
-    }
-    if (rc == POLICY_REFUSED_CONFLICT) {
-        /* governance signed two sets with one version: the tie-break (policy_store.h) keeps the
-         * one held here on every node; this one stays held by the federation log (0), so the
-         * logs of all nodes agree and nobody offers it again and again */
-        log_warn("policy: %s", err);
-        return 0;
-    }
-    if (rc == 0 && policy_store_conflicts(p->store) != conflicts)
-        log_warn("policy: two different signed sets of one version; the one with the higher body hash is now in "
-                 "force here (as on every node): sign the intended set as a new version");
-    atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
-    if (rc == 0) {
-        policy_info_t info = { 0 };
-        policy_store_put(p->store, policy_store_get(p->store, &info));
-        log_info("policy: signed set version %llu in force; re-checking every product",
-                 (unsigned long long)info.version);
-        note_policy(p);
-        node_notify(n);
-    }
-    return rc;
-}
-
 /* What taking a set would say, nothing installed: 0 when it would be held, else POLICY_REFUSED_*. */
 static int check(struct policy_node *p, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
@@ -1221,8 +1170,8 @@ static void take_stored_sets(struct policy_node *p, stored_sets_t *ss)
  * verifies it again through the policy hook, stores it, puts it in force here once stored
  * (policy_node_fedlog, STORED) and pushes it to every node; a failed commit is NO_SPACE or
  * STORAGE, the set not in force; a loop too busy to take it in time is BUSY (it may still be
- * taken). Without a federation log (none attached) the set is put in force here only, once its
- * files are written. */
+ * taken), as is a set given before a federation log is attached (the agent attaches it before
+ * HTTP serves). */
 static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     struct policy_node *p = n->policy;
@@ -1232,8 +1181,10 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
         atomic_fetch_add(&p->n_offer_refused, 1);
         return rc;
     }
-    if (!f)
-        return offer_with_files(n, bytes, len, err, errlen);
+    if (!f) {   /* the agent attaches its log before HTTP serves (policy_node_attach) */
+        snprintf(err, errlen, "this node's federation log is not running yet: retry in a few seconds");
+        return POLICY_REFUSED_BUSY;
+    }
     fedlog_result_t r;
     if (fedlog_offer(f, bytes, len, NULL, &r) == 0)
         return 0;   /* the hook counted it */

@@ -59,8 +59,8 @@ json_t *policy_node_show(node_t *n);
 int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply, unsigned *retry_after_s);
 /* Wires a chartered node's federation log f and the policy both ways (once, after
  * policy_node_start, before HTTP serves): f's policy hook is policy_node_fedlog, and operators'
- * signed sets (policy_node_submit) are offered to f. Without it a signed set is put in force
- * from its files only. */
+ * signed sets (policy_node_submit) are offered to f. Without it a signed set is refused 503 busy
+ * (with *retry_after_s): an operator's set is in force only once the federation log stored it. */
 struct fedlog;
 void policy_node_attach(node_t *n, struct fedlog *f);
 /* The federation log's policy hook (gossip/fedlog.h: fedlog_policy_fn, ctx the node_t) for

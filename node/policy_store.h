@@ -7,8 +7,9 @@
  *
  * Owns: signing and verifying sets, the file form, the set in force (a reference-counted
  * snapshot readers take without blocking a new set), persisting it (DATA/policy.signed, written
- * atomically) and policy_offer, the one door every signed set comes in by (HTTP submit, the
- * federation log). In open mode the operator gives the YAML (--policy FILE): not persisted,
+ * atomically) and the doors signed sets come in by: policy_take then policy_store_keep for what
+ * the federation log holds (HTTP submit goes through it), and policy_offer, which takes and keeps
+ * at once (its callers now are the store's tests only). In open mode the operator gives the YAML (--policy FILE): not persisted,
  * given again at each start.
  * Must not: touch LMDB or the network, print, or evaluate products (node/policy_node.c does). */
 #ifndef TRIB_POLICY_STORE_H
@@ -98,7 +99,8 @@ typedef int (*policy_held_fn)(void *ctx, const uint8_t hash[TRUST_HASH_LEN]);
 int policy_store_set_aside(const char *dir, policy_held_fn held, void *ctx, char *names, size_t cap, char *err,
                            size_t errlen);
 
-/* The one door for signed sets: refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
+/* Takes and keeps a signed set at once (no node path calls it since an operator's set goes
+ * through the federation log: tests/test_policy.c does): refuses (POLICY_REFUSED_*, err) a set not verifying against ch,
  * one whose version is not above the set in force (STALE; CONFLICT for another body of that
  * version losing the tie), one whose tests fail; otherwise persists it and puts it in force (0:
  * also another body of the version in force winning the tie; STORAGE or NO_SPACE when its file

@@ -348,13 +348,17 @@ static unsigned already_rotated(node_t *n, const char *b64, json_t **reply)
  * key as identity.prev.key, losing the old one. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply)
+unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply,
+                        unsigned *retry_after_s)
 {
+    *retry_after_s = 0;
     if (pthread_mutex_trylock(&mu) != 0)
         return error(reply, 409, "busy", "a key rotation is already under way on this node");
     atomic_store(&auto_held, 0);   /* the operator's call: the automatic switch may go on again */
     unsigned st = rotate_locked(n, c, body, len, reply);
     pthread_mutex_unlock(&mu);
+    if (st == 503)   /* only the federation log's busy loop answers 503 (offer) */
+        *retry_after_s = ROTATE_RETRY_S;
     return st;
 }
 
@@ -592,11 +596,16 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
                    have, cert.domain, next.hex, n->cfg.domain);
         goto cert_out;
     }
-    /* an expired certificate is refused before the federation log stores it: a refused rotation
-     * leaves the federation as it was (one not yet valid is stored: the rotation completes once it is) */
-    if (cert_check_claim(&cert, NULL, n->cfg.domain, next.pk, clock_wall_ms(), TRUST_SKEW_MS, e, sizeof e) ==
-        TRUST_EXPIRED) {
-        st = error(reply, 403, "expired", "the new certificate is not valid now: %s", e);
+    /* an expired certificate, or one the federation revoked, is refused before the federation log
+     * stores it: a refused rotation leaves the federation as it was (counted as the log's refusals;
+     * one not yet valid is stored: the rotation completes once it is) */
+    trust_verdict_t claim = trust_claim(t, &cert, n->cfg.domain, next.pk, clock_wall_ms(), e, sizeof e);
+    if (claim == TRUST_EXPIRED || claim == TRUST_REVOKED) {
+        char why[800];
+        snprintf(why, sizeof why, "the new certificate for the next key is %s: %.600s; nothing was stored, the "
+                 "rotation stays pending: ask the roots for a new certificate", trust_verdict_name(claim), e);
+        fedlog_refuse_file(f, TRUST_KIND_CERT, (int)claim, why);
+        st = error(reply, 403, trust_verdict_name(claim), "%s", why);
         goto cert_out;
     }
     if ((st = offer_own(n, f, have_old ? &old_cert : NULL, reply)) != 0 ||

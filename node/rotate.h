@@ -39,8 +39,12 @@
  * not_yet_valid, and the switch is tried again when it is (rotate_sigwait). A cert with no
  * rotation pending: 200 {"state":"rotated","node_id","domain"} when it is the running key's
  * (rotate_from_fedlog switched already), else 409 not_pending. Errors: 409 open_mode, 400
- * bad_request|wrong_key|wrong_domain, 403 and others as the federation log's verdicts, 500. */
-unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply);
+ * bad_request|wrong_key|wrong_domain, 403 and others as the federation log's verdicts, 500; 503
+ * busy (the federation log's loop did not take a certificate in time) with *retry_after_s
+ * ROTATE_RETRY_S for the Retry-After header (0 on every other answer). */
+#define ROTATE_RETRY_S 5
+unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply,
+                        unsigned *retry_after_s);
 /* At start, before the node's key is loaded: finishes a key switch a stop interrupted after its
  * commit point (identity.next.cert written): identity.key becomes the key it certifies. 0 (also
  * when there was none), or -1 with err when the files contradict each other. */

@@ -909,6 +909,47 @@ Test(chartered, a_self_made_key_is_listed_apart_from_the_members_and_not_counted
 
 /* ---------------------------------------------------------------- certificates that no longer hold */
 
+/* The objects n's federation log holds. */
+static long fed_held(h_node_t *n)
+{
+    json_t *j = h_get_json(n->url, "/v1/federation", NULL);
+    long got = (long)json_integer_value(json_object_get(j, "objects"));
+    json_decref(j);
+    return got;
+}
+
+/* The rogue pushes c to the node at to, as a peer's federation log pushes a new object. */
+static void push_objects(rogue_t *r, const char *to, const cert_t *c)
+{
+    ProtobufCBinaryData obj = {c->len, c->bytes};
+    Trib__FedObjects m = TRIB__FED_OBJECTS__INIT;
+    m.n_objects = 1;
+    m.objects = &obj;
+    size_t len = trib__fed_objects__get_packed_size(&m);
+    uint8_t *body = malloc(len);
+    cr_assert_not_null(body);
+    trib__fed_objects__pack(&m, body);
+    cr_assert_eq(transport_send(r->t, to, TRIB__MSG_TYPE__MSG_FED_PUSH, body, len), 0);
+    free(body);
+}
+
+typedef struct {
+    rogue_t *r;
+    fed_cond_t *c;
+} pump_fed_t;
+
+static int pump_until_held(void *ctx)
+{
+    pump_fed_t *p = ctx;
+    transport_msg_t m;
+    zmq_pollitem_t items[8];
+    int n = transport_pollitems(p->r->t, items, 8);
+    zmq_poll(items, n, 10);
+    while (transport_recv(p->r->t, &m) == 1)
+        transport_msg_free(&m);
+    return fed_objects(p->c);
+}
+
 /* The rogue (certified as gid, domain growth) relays to the node at to an ALIVE claim of x for
  * domain, signed by x (x at a free address where nothing listens). */
 static void relay_claim(rogue_t *r, const identity_t *gid, const char *to, const identity_t *x, const char *domain)
@@ -1132,9 +1173,15 @@ Test(chartered, a_node_whose_certificate_expired_is_listed_apart_and_a_member_ag
     issue(NULL, "listening", x.pk, t - 3 * DAY_MS, t - 2 * DAY_MS, two_roots, 2, 0, NULL, &old);
     h_node_t a;
     start(&a, "payments", da, "a.cert", NULL);
-    submit_json(&a, cert_to_json(&old));
     rogue_t r;
     rogue_open(&r, &gid, &gc, a.peer, ia.pk);
+    /* an operator's expired certificate is refused (it admits nobody); a peer's is held: entries
+     * signed in its window are judged by it */
+    long held = fed_held(&a);
+    push_objects(&r, a.peer, &old);
+    fed_cond_t fc = {&a, held + 1};
+    pump_fed_t pf = {&r, &fc};
+    cr_assert(h_wait(pump_until_held, &pf, 15000), "the peer's expired certificate was not held: %ld", fed_held(&a));
     relay_claim(&r, &gid, a.peer, &x, "listening");
     pump_cond_t p = {&r, {a.url, "trib_members_uncertified", 1}};
     cr_assert(h_wait(pump, &p, 15000), "the expired key was never counted apart: %s", members_text(&a));

@@ -32,6 +32,8 @@
 #include "gossip/identity.h"
 #include "gossip/token.h"
 #include "gossip/trust.h"
+#include "node/http_fed.h"
+#include "node/node.h"
 #include "proto/tributary.pb-c.h"
 #include "storage/fedlog.h"
 #include "storage/internal.h"
@@ -1897,6 +1899,138 @@ Test(fedlog, every_refused_file_is_counted_and_a_refused_handover_is_403)
     cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"rotation\",reason=\"uncertified\"}"), 1);
     expect_serving(&n);
     h_node_cleanup(&n);
+}
+
+/* POSTs text to n's /v1/federation/objects: the status, the error code and detail. */
+static long submit_answer(h_node_t *n, const char *text, char *code, size_t cap, char *detail, size_t dcap)
+{
+    h_resp_t r;
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/federation/objects", n->url);
+    cr_assert_eq(h_http("POST", url, "application/json", text, strlen(text), &r), 0, "POST to %s failed", url);
+    json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    snprintf(code, cap, "%s", j ? (json_string_value(json_object_get(j, "error")) ?: "") : "");
+    snprintf(detail, dcap, "%s", j ? (json_string_value(json_object_get(j, "detail")) ?: "") : "");
+    json_decref(j);
+    long st = r.status;
+    h_resp_free(&r);
+    return st;
+}
+
+static long objects_held(h_node_t *n)
+{
+    json_t *j = h_get_json(n->url, "/v1/federation", NULL);
+    long k = (long)json_integer_value(json_object_get(j, "objects"));
+    json_decref(j);
+    return k;
+}
+
+/* A certificate of domain for a new key, valid [nb, na], signed by the file roots r1 and r2, in
+ * its file form (malloc'd). */
+static char *cert_file_text(const char *domain, int64_t nb, int64_t na, cert_t *out)
+{
+    charter_t c;
+    identity_t r1, r2, key;
+    cr_assert_eq(charter_load(cpath, &c, err, sizeof err), TRUST_OK, "%s", err);
+    cr_assert_eq(identity_load_file(P("r1.key"), &r1, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(identity_load_file(P("r2.key"), &r2, err, sizeof err), 0, "%s", err);
+    fx_identity(&key);
+    const identity_t *roots[] = {&r1, &r2};
+    cr_assert_eq(cert_issue(&c, domain, key.pk, nb, na, 0, roots, 2, out, err, sizeof err), 0, "%s", err);
+    json_t *j = cert_to_json(out);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    charter_free(&c);
+    identity_wipe(&r1), identity_wipe(&r2), identity_wipe(&key);
+    return text;
+}
+
+/* A root-signed certificate that had expired was taken (201), stored and gossiped, though it
+ * admits nobody. It is 403 expired now (what expired, when), counted, nothing stored; one not
+ * valid yet is still taken (operators pre-issue certificates), and the node keeps serving. */
+Test(fedlog, an_expired_certificate_is_refused_counted_and_not_stored)
+{
+    files_charter();
+    h_node_t n;
+    char id[65], code[64], detail[700];
+    start_chartered(&n, "payments", "good", NULL, id);
+    long before = objects_held(&n);
+    int64_t t = fx_now_ms();
+    cert_t old, later;
+    char *text = cert_file_text("growth", t - 30 * DAY_MS, t - 2 * DAY_MS, &old);
+    cr_expect_eq(submit_answer(&n, text, code, sizeof code, detail, sizeof detail), 403, "an expired certificate: %s",
+                 detail);
+    cr_expect_str_eq(code, "expired");
+    char when[32];
+    trust_time_text(old.not_after_ms, when);
+    cr_expect(strstr(detail, "growth") && strstr(detail, "expired at") && strstr(detail, when), "detail: %s", detail);
+    cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"expired\"}"), 1);
+    cr_expect_eq(objects_held(&n), before, "the expired certificate was stored");
+    free(text);
+    text = cert_file_text("growth", t + 2 * DAY_MS, t + 30 * DAY_MS, &later);
+    cr_expect_eq(submit_answer(&n, text, code, sizeof code, detail, sizeof detail), 201, "a certificate not valid "
+                 "yet (pre-issued): %s %s", code, detail);
+    cr_expect_eq(objects_held(&n), before + 1);
+    free(text);
+    cert_free(&old), cert_free(&later);
+    expect_serving(&n);
+    h_node_cleanup(&n);
+}
+
+/* A held object resent with broken signatures was answered 200 "held": its body hash was matched
+ * before its signatures were checked. A tampered resend is 403 forged now, counted as any forged
+ * object; the held one as made is still 200, and the node keeps serving. */
+Test(fedlog, a_forged_resend_of_a_held_object_is_refused_and_counted)
+{
+    files_charter();
+    h_node_t n;
+    char id[65], code[64], detail[700];
+    start_chartered(&n, "payments", "good", NULL, id);
+    long before = objects_held(&n);
+    /* the node's own certificate (held) with one base64 character of a signature changed */
+    size_t len;
+    char *txt = h_read_file(P("good.cert"), &len);
+    json_t *j = json_loads(txt, 0, NULL);
+    free(txt);
+    char *sig = strdup(json_string_value(json_object_get(j, "signed")));
+    size_t sl = strlen(sig);
+    sig[sl - 6] = sig[sl - 6] == 'A' ? 'B' : 'A';
+    json_object_set_new(j, "signed", json_string(sig));
+    free(sig);
+    txt = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    double forged = h_metric(n.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"}");
+    cr_expect_eq(submit_answer(&n, txt, code, sizeof code, detail, sizeof detail), 403, "a forged resend of a held "
+                 "certificate: %s %s", code, detail);
+    cr_expect_str_eq(code, "forged");
+    cr_expect_eq(h_metric(n.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"}"), forged + 1);
+    free(txt);
+    txt = h_read_file(P("good.cert"), &len);   /* as made: held */
+    cr_expect_eq(submit_answer(&n, txt, code, sizeof code, detail, sizeof detail), 200, "%s %s", code, detail);
+    free(txt);
+    cr_expect_eq(objects_held(&n), before);
+    expect_serving(&n);
+    h_node_cleanup(&n);
+}
+
+/* The federation endpoints while this node's federation log is not running (a node whose gossip
+ * has not started): 503 busy with a Retry-After, as POST /v1/policy's and the key rotation's busy
+ * answers; it was 503 not_ready without one. */
+Test(fedlog, a_submission_before_the_federation_log_runs_is_503_busy_with_retry_after)
+{
+    static node_t n;   /* no gossip: no federation log */
+    json_t *reply = NULL;
+    unsigned retry_s = 0;
+    static const char body[] = "{\"kind\": \"trib.cert\", \"signed\": \"AAAA\"}";
+    unsigned st = http_fed_submit(&n, "192.0.2.7", NULL, body, strlen(body), &reply, &retry_s);
+    cr_expect_eq(st, 503);
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "busy");
+    cr_expect_eq(retry_s, 5, "Retry-After %u", retry_s);
+    json_decref(reply);
+    reply = NULL;
+    cr_expect_eq(http_fed_show(&n, &reply), 503);
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "busy");
+    json_decref(reply);
 }
 
 static uint64_t mono_ms(void)

@@ -63,9 +63,8 @@ static void expect_refusal(h_node_t *n, const char *method, const char *target, 
 
 /* A path, a product id or a query parameter that is not UTF-8 (%c0%af, %ff: libmicrohttpd decodes
  * them) was quoted into the error's detail as it was; jansson refuses such a string, the error
- * body came out NULL and the node closed the connection without an answer (found by the run,
- * seed 20261206, request 82: GET /v1/whoami%c0%af). Each is the API's JSON error now, the bytes
- * shown as '?'. */
+ * body came out NULL and the node closed the connection without an answer (found by the random
+ * run: GET /v1/whoami%c0%af). Each is the API's JSON error now, the bytes shown as '?'. */
 Test(http_fuzz, a_path_or_parameter_that_is_not_utf8_gets_the_json_error)
 {
     cr_assert_eq(h_node_start(&A, "payments", NULL), 0);
@@ -85,7 +84,7 @@ Test(http_fuzz, a_path_or_parameter_that_is_not_utf8_gets_the_json_error)
 
 /* The access routes quoted a query value or an id of the path that is not UTF-8 into their
  * detail as it was: the error body came out NULL and the connection was closed without an
- * answer (found by the run, seed 20261206, request 2193: GET /v1/access/requests?state=%ff). */
+ * answer (found by the random run: GET /v1/access/requests?state=%ff). */
 Test(http_fuzz, an_access_route_quoting_bytes_that_are_not_utf8_gets_the_json_error)
 {
     cr_assert_eq(h_node_start(&A, "payments", NULL), 0);
@@ -162,8 +161,8 @@ static int answers_on_one_connection(h_node_t *n, const char *wire, size_t len, 
  * next request on the connection had already arrived got "100 Continue" and then nothing: the
  * node answered it from a call libmicrohttpd 0.9.75 makes while still reading the body, the
  * response could not be queued there, and the connection was closed ("Application reported
- * internal error"). Found by the run's pipelined pairs (seed 20261206, request 2099: GET
- * /v1/compliance?domain=%ff, Expect: 100-continue, Content-Length: 0, then a second request). */
+ * internal error"). Found by the run's pipelined pairs (GET /v1/compliance?domain=%ff, Expect:
+ * 100-continue, Content-Length: 0, then a second request). */
 Test(http_fuzz, a_request_expecting_100_continue_followed_by_another_on_its_connection_is_answered)
 {
     cr_assert_eq(h_node_start(&A, "payments", NULL), 0);

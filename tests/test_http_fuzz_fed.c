@@ -812,7 +812,7 @@ static int both_hold_the_same(void *ctx)
     (void)ctx;
     json_t *a = h_get_json(hf_a.url, "/v1/federation", NULL), *b = h_get_json(hf_b.url, "/v1/federation", NULL);
     json_t *pa = h_get_json(hf_a.url, "/v1/policy", NULL), *pb = h_get_json(hf_b.url, "/v1/policy", NULL);
-    int same = a && b && json_integer_value(json_object_get(a, "objects")) >= 10 &&
+    int same = a && b && json_integer_value(json_object_get(a, "objects")) >= 9 &&
                json_equal(json_object_get(a, "objects"), json_object_get(b, "objects")) &&
                json_integer_value(json_object_get(pa, "version")) == 2 &&
                json_integer_value(json_object_get(pb, "version")) == 2;
@@ -878,12 +878,12 @@ static void setup_federation(void)
                               HF_FAST, NULL), 0, "growth did not start (%s)", hf_b.log);
     cr_assert(h_wait(both_verified, NULL, 30000), "the two chartered agents do not see each other verified");
 
-    /* what the federation holds before the run: a certificate for a domain no agent runs, an
-     * expired one, a revoked key's, charter version 2, policy sets 1 and 2 (2 in force), a
-     * hand-over of the spare domain's key */
+    /* what the federation holds before the run: a certificate for a domain no agent runs, a
+     * revoked key's, charter version 2, policy sets 1 and 2 (2 in force), a hand-over of the spare
+     * domain's key */
     keep_cert(O_CERT_SPARE, "cert-spare", &ch1, "spare", K_spare.pk, t - DAY_MS, t + 90 * DAY_MS, roots, 1, NULL);
-    keep_cert(O_CERT_OLD, "cert-expired", &ch1, "payments", K_old.pk, t - 100 * DAY_MS, t - 10 * DAY_MS, roots, 1,
-              NULL);
+    keep_cert(O_CERT_OLD, "cert-expired", &ch1, "payments", K_old.pk, t - 100 * DAY_MS, t - 10 * DAY_MS, roots, 0,
+              NULL);   /* never held: an operator's expired certificate is refused (403 expired) */
     keep_cert(O_CERT_GONE, "cert-gone", &ch1, "gone", K_gone.pk, t - DAY_MS, t + 90 * DAY_MS, roots, 1, NULL);
     revocation_t rv;
     cr_assert_eq(revocation_issue(&ch1, 1, 0, K_gone.pk, t - 1000, "fuzz: key lost", roots, 2, &rv, err, sizeof err),
@@ -936,7 +936,7 @@ static void setup_federation(void)
     free(env);
 
     /* the held ones, on payments (policy 2 before 1: 1 is then history) */
-    static const int order[] = {O_CERT_SPARE, O_CERT_OLD, O_CERT_GONE, O_REV_GONE, O_CHARTER2, O_POLICY2, O_POLICY1,
+    static const int order[] = {O_CERT_SPARE, O_CERT_GONE, O_REV_GONE, O_CHARTER2, O_POLICY2, O_POLICY1,
                                 O_ROT_SPARE};
     for (size_t i = 0; i < sizeof order / sizeof *order; i++)
         submit(&hf_a, order[i]);

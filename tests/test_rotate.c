@@ -1348,6 +1348,66 @@ static size_t certificates_held(h_node_t *n)
     return k;
 }
 
+static long objects_held(h_node_t *n)
+{
+    json_t *j = h_get_json(n->url, "/v1/federation", NULL);
+    long k = (long)json_integer_value(json_object_get(j, "objects"));
+    json_decref(j);
+    return k;
+}
+
+/* A certificate for the next key that the federation has revoked was stored in the federation log
+ * (and pushed to every member) before the rotation refused it (403 revoked), as the expired one
+ * was. It is refused before anything is stored now, naming the revocation, and counted as the
+ * log's refusals; the federation log holds what it held, also after a restart, and the rotation
+ * stays pending. */
+Test(rotate, a_revoked_certificate_for_the_next_key_is_refused_and_not_stored)
+{
+    char da[256], certp[300], url[300];
+    identity_t ia, in;
+    cert_t ca, cn;
+    node_dir("a", da, sizeof da, &ia);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    h_node_t a;
+    start(&a, "payments", da, "a.cert", NULL);
+    rotate_pending(&a, da, NULL, &in);
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    revocation_t rv;
+    cr_assert_eq(revocation_issue(&ch, 0, cn.serial, cn.node_key, fx_now_ms() - 1000, "next key leaked", two_roots, 2,
+                                  &rv, err, sizeof err), 0, "%s", err);
+    json_t *file = revocation_to_json(&rv);
+    char *text = json_dumps(file, JSON_COMPACT);
+    json_decref(file);
+    revocation_free(&rv);
+    snprintf(url, sizeof url, "%s/v1/federation/objects", a.url);
+    h_resp_t resp;
+    cr_assert_eq(h_http("POST", url, "application/json", text, strlen(text), &resp), 0);
+    cr_assert_eq(resp.status, 201, "the revocation: %ld %s", resp.status, resp.body ? resp.body : "");
+    h_resp_free(&resp);
+    free(text);
+    long objects = objects_held(&a);
+    size_t certs = certificates_held(&a);
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    char *out = NULL, *eout = NULL;
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_expect_neq(rc, 0, "key rotate took a revoked certificate: %s", out ? out : "");
+    cr_expect(eout && strstr(eout, "revoked") && strstr(eout, "next key leaked"), "%s", eout ? eout : "");
+    free(out), free(eout);
+    cr_expect_eq(objects_held(&a), objects, "the refused certificate was stored in the federation log");
+    cr_expect_eq(certificates_held(&a), certs, "the refused certificate is held");
+    cr_expect_eq(h_metric(a.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"revoked\"}"), 1);
+    expect_node_id(&a, ia.hex, "after the refused certificate");
+    cr_expect_eq(h_metric(a.url, "trib_key_rotation_pending"), 1);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&a), 0, "the node did not start again; see %s", a.log);
+    cr_expect_eq(objects_held(&a), objects, "after a restart, the federation log holds the refused certificate");
+    cr_expect_eq(certificates_held(&a), certs);
+    expect_node_id(&a, ia.hex, "after the restart");
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cn);
+}
+
 /* An expired certificate for the next key was refused (403 expired) only after the node had
  * stored it in its federation log, which pushed it to every member: a refused rotation changed
  * the federation (found by test_http_fuzz_fed). It is refused before anything is stored now;
