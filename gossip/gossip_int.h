@@ -161,8 +161,9 @@ struct gossip {
     int64_t skew_logged_ms;
     int64_t claim_logged_ms;     /* a peer's "refused your certificate" last logged (tcmu) */
     size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
-    int64_t snap_redo_ms;        /* chartered: the first member certificate's end (wall ms, skew added) in the
-                                    snapshot: past it the members are judged again (loop only; 0: none) */
+    int64_t snap_redo_ms;        /* chartered: the first instant after the snapshot at which a trust verdict
+                                    may change (trust_next_change; wall ms): from it the members are judged
+                                    again (loop only; 0: none) */
     /* chartered: uncertified members (gossip_member_t) since when, each logged once when it stays
      * so (zap.c, gossip__uncertified_check; loop only) */
     gossip_unc_t unc[GOSSIP_UNCERT_TRACK];

@@ -1162,6 +1162,98 @@ Test(chartered, a_node_whose_certificate_expired_is_listed_apart_and_a_member_ag
     cert_free(&ca), cert_free(&gc), cert_free(&old), cert_free(&renewed);
 }
 
+/* The state n's /v1/members gives id, in either array ("" when not listed). */
+static void state_of(h_node_t *n, const char *id, char *out, size_t cap)
+{
+    json_t *j = h_get_json(n->url, "/v1/members", NULL), *m;
+    size_t i;
+    const char *lists[] = {"members", "uncertified"};
+    snprintf(out, cap, "%s", "");
+    for (int k = 0; k < 2; k++)
+        json_array_foreach(json_object_get(j, lists[k]), i, m)
+            if (!strcmp(json_string_value(json_object_get(m, "node_id")) ?: "", id))
+                snprintf(out, cap, "%s", json_string_value(json_object_get(m, "state")) ?: "");
+    json_decref(j);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *a, *b;
+} both_dead_t;
+
+/* a (listed apart: probed by none) is not alive any more, b is dead */
+static int both_dead(void *ctx)
+{
+    both_dead_t *c = ctx;
+    char sa[32], sb[32];
+    state_of(c->n, c->a, sa, sizeof sa);
+    state_of(c->n, c->b, sb, sizeof sb);
+    return strcmp(sa, "alive") && strcmp(sa, "") && !strcmp(sb, "dead");
+}
+
+/* Verdicts that change with time alone: a certificate dated ahead makes its node a member at its
+ * not_before (60 s of skew allowed), and a revocation dated ahead makes it none at its effective
+ * time, each within the loop's tick, logged once, with nothing else happening meanwhile (the node
+ * and the peer that relayed it are dead by then: no member changes). Before, the member list was
+ * judged again only at the next change of certificates, revocations or members. */
+Test(chartered, a_certificate_and_a_revocation_dated_ahead_take_effect_at_their_time)
+{
+    char da[256];
+    identity_t ia, gid, x;
+    cert_t ca, gc, later;
+    node_dir("a", da, sizeof da, &ia);
+    fx_identity(&gid);
+    fx_identity(&x);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", gid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &gc);
+    /* valid from t + 16 s here (60 s of skew allowed before not_before), revoked from t + 21 s */
+    int64_t valid_at = t + 16000, revoked_at = t + 21000;
+    issue(NULL, "listening", x.pk, valid_at + 60000, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &later);
+    h_node_t a;
+    start(&a, "payments", da, "a.cert", NULL);
+    submit_json(&a, cert_to_json(&later));
+    revocation_t rv;
+    cr_assert_eq(revocation_issue(&ch, 0, later.serial, NULL, revoked_at, "moved", two_roots, 2, &rv, err, sizeof err),
+                 0, "%s", err);
+    submit_json(&a, revocation_to_json(&rv));
+    revocation_free(&rv);
+    rogue_t r;
+    rogue_open(&r, &gid, &gc, a.peer, ia.pk);
+    relay_claim(&r, &gid, a.peer, &x, "listening");
+    pump_cond_t p = {&r, {a.url, "trib_members_uncertified", 1}};
+    cr_assert(h_wait(pump, &p, 15000), "the key not valid yet was never counted apart: %s", members_text(&a));
+    apart_cond_t ap = {&a, x.hex, "not_yet_valid"};
+    cr_assert(apart_as(&ap), "the key is not listed apart as not valid yet: %s", members_text(&a));
+    rogue_close(&r);
+    /* quiet: the played nodes are silent (nothing answers them), so no member change re-judges */
+    both_dead_t bd = {&a, x.hex, gid.hex};
+    cr_assert(h_wait(both_dead, &bd, 10000), "the played nodes are still alive: %s", members_text(&a));
+    cr_assert_lt(fx_now_ms(), valid_at - 500, "too slow to test the certificate's start (%lld ms left)",
+                 (long long)(valid_at - fx_now_ms()));
+
+    listed_cond_t member = {&a, x.hex, "members"};
+    cr_expect(h_wait(listed_in, &member, (int)(valid_at - fx_now_ms()) + 1500),
+              "a certificate that became valid did not make its node a member: %s", members_text(&a));
+    cr_expect_geq(fx_now_ms(), valid_at - 100, "a member before its certificate's start");
+    cr_expect(h_wait(no_uncertified, a.url, 1500), "trib_members_uncertified stays at %.0f",
+              h_metric(a.url, "trib_members_uncertified"));
+    logged_cond_t lc = {&a, "announcing domain 'listening', is a member now"};
+    cr_expect(h_wait(logged, &lc, 2000), "becoming a member was not logged; see %s", a.log);
+
+    ap.trust = "revoked";
+    cr_expect(h_wait(apart_as, &ap, (int)(revoked_at - fx_now_ms()) + 1500),
+              "a revocation that took effect did not set its node apart: %s", members_text(&a));
+    cr_expect_geq(fx_now_ms(), revoked_at - 100, "set apart before the revocation's effective time");
+    expect_metric(a.url, "trib_members_uncertified", 1, "the member revoked at its time");
+    logged_cond_t rl = {&a, "announcing domain 'listening', is not a member: certificate"};
+    cr_expect(h_wait(logged, &rl, 2000), "the revoked member was not logged; see %s", a.log);
+    cr_expect_eq(log_count(&a, "is a member now"), 1, "see %s", a.log);
+    cr_expect_eq(log_count(&a, "revoked from"), 1, "the revocation was logged more than once; see %s", a.log);
+    still_serves(&a);
+    cert_free(&ca), cert_free(&gc), cert_free(&later);
+}
+
 /* GET n.url+path with a token and a Prefer header (each NULL: none): status, the "error" and "detail" of the body, and
  * how long the answer took (ms). */
 typedef struct {
