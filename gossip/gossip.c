@@ -461,6 +461,7 @@ static void publish_snapshot(gossip_t *g)
     memcpy(g->uncert, uncert, sizeof uncert);
     pthread_mutex_unlock(&g->smu);
     g->dirty = 0;
+    gossip__owners_untrusted(g);
 }
 
 #define HANDSHAKE_LOG_MS 10000

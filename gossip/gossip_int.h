@@ -195,6 +195,7 @@ int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signe
 void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
 void gossip__hello_store(gossip_t *g, int force);                              /* loop: queued hello certs */
+void gossip__owners_untrusted(gossip_t *g);                                    /* loop: reads from them end */
 void gossip__uncertified_check(gossip_t *g);                                   /* loop: members without one */
 /* A routed read found only members not certified for the domain (gossip_member_t.uncertified):
  * counted in trib_trust_refused_total{kind="owner",reason=v}, line logged rate-limited. Any thread. */

@@ -101,6 +101,12 @@ void reads_rekeyed(reads_t *r, uint64_t now_ms);
 /* A member was declared dead or left: fail sessions to it, drop its streams. state: "dead"... */
 void reads_peer_lost(reads_t *r, const uint8_t id[32], const char *state);
 
+/* Chartered: is a read relayed from owner id open? And: each such read ends now with detail (the
+ * key's certificate no longer holds: its answers would be dropped): 503 owner_unreachable when its
+ * answer has not begun, an owner_lost line after the last record when it has. How many ended. */
+int reads_relays_from(reads_t *r, const uint8_t id[32]);
+size_t reads_owner_untrusted(reads_t *r, const uint8_t id[32], const char *detail);
+
 /* ---- any thread */
 /* Records of product were committed on this node: live streams of it are pumped. */
 void reads_notify_append(reads_t *r, const char *product);

@@ -306,6 +306,31 @@ void gossip__owner_refused(gossip_t *g, trust_verdict_t v, const char *line)
     refused(g, TRUST_REFUSED_OWNER, v, "%s", line);
 }
 
+/* Reads relayed from a member whose key no longer holds a certificate for its domain (revoked,
+ * expired ... while they ran) end now, naming why as a new read would be told (find_owner in
+ * gossip.c), each counted in trib_trust_refused_total{kind="owner"}: the owner's answers are
+ * dropped from now on, and a stream would otherwise wait for the stall timeout. Loop only, after
+ * the snapshot is published (the loop is its only writer: read without smu). */
+void gossip__owners_untrusted(gossip_t *g)
+{
+    if (!g->trust || !g->reads)
+        return;
+    for (size_t i = 0; i < g->nsnap; i++) {
+        const gossip_member_t *m = &g->snap[i];
+        if (!m->uncertified || !reads_relays_from(g->reads, m->id))
+            continue;
+        char hex[ID_HEX_LEN], why[400], detail[1400];
+        identity_hex(m->id, hex);
+        trust_verdict_t v = gossip_member_why(g, m, why, sizeof why);
+        snprintf(detail, sizeof detail, "no node certified for domain '%s' is known here any more: node %.12s at %s, "
+                 "which served this read, announces it, but %s (not a member); read again once a node certified for "
+                 "domain '%s' serves it", m->domain, hex, m->addr,
+                 why, m->domain);
+        for (size_t n = reads_owner_untrusted(g->reads, m->id, detail); n; n--)
+            gossip__owner_refused(g, v == TRUST_OK ? TRUST_UNCERTIFIED : v, detail);
+    }
+}
+
 #define UNCERT_LOG_AFTER_MS 60000   /* a joining node's certificate comes within seconds (its hello, the log) */
 
 /* How long a member listed apart waits before it is logged: UNCERT_LOG_AFTER_MS with no

@@ -12,7 +12,10 @@
 
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <sodium.h>
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1369,6 +1373,82 @@ Test(chartered, a_routed_read_whose_only_claimant_is_not_certified_is_answered_5
     json_t *j = h_get_json(b.url, "/v1/products/payments/settled", NULL);
     cr_expect_not_null(j, "growth stopped answering for the product");
     json_decref(j);
+    cert_free(&ca), cert_free(&cb);
+}
+
+/* A raw HTTP/1.0 GET of path on n (a live stream): the connected socket. */
+static int stream_open(h_node_t *n, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect to %s", n->url);
+    char req[512];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    return fd;
+}
+
+/* Reads fd into buf (NUL-terminated, at most cap - 1 bytes) until it holds text (NULL: until the
+ * end of the answer) or timeout_ms passes: 1 when found (or ended), 0 on timeout. */
+static int stream_until(int fd, char *buf, size_t cap, size_t *len, const char *text, int timeout_ms)
+{
+    long end = h_now_ms() + timeout_ms;
+    while (!(text && strstr(buf, text))) {
+        long left = end - h_now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t k = read(fd, buf + *len, cap - 1 - *len);
+        if (k <= 0)
+            return text == NULL;
+        *len += (size_t)k;
+        buf[*len] = '\0';
+    }
+    return 1;
+}
+
+/* A live stream relayed from an owner whose certificate is revoked while it runs ends at once, after
+ * its last record, with the trust reason (an owner_lost line naming the revocation, as a new read is
+ * answered 503 owner_unreachable), counted in trib_trust_refused_total{kind="owner"}, and the relay
+ * serves on. Before, the owner's answers were dropped and the stream waited for the stall timeout,
+ * then ended saying only that the owner was silent. */
+Test(chartered, a_live_stream_from_an_owner_revoked_mid_stream_ends_at_once_with_the_reason)
+{
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    int fd = stream_open(&b, "/v1/products/payments/settled/stream?from=1");
+    static char buf[65536];
+    size_t len = 0;
+    buf[0] = '\0';
+    cr_assert(stream_until(fd, buf, sizeof buf, &len, "\"x1\"", 15000), "the first record never came: %s", buf);
+    double before = h_metric(b.url, REFUSED("owner", "revoked"));
+    long t0 = h_now_ms();
+    submit_json(&b, revocation_of(&ca, "key lost"));
+    int ended = stream_until(fd, buf, sizeof buf, &len, NULL, 15000);
+    long took = h_now_ms() - t0;
+    close(fd);
+    cr_assert(ended, "the stream did not end: %s", buf);
+    cr_expect_lt(took, 1500, "the stream ended %ld ms after the revocation was submitted", took);
+    char *last = strrchr(buf, '{');
+    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+    const char *kind = json_string_value(json_object_get(j, "error")) ?: "",
+               *detail = json_string_value(json_object_get(j, "detail")) ?: "";
+    cr_expect_str_eq(kind, "owner_lost", "last line: %s", last ? last : buf);
+    char serial[17], prefix[13];
+    cert_serial_text(ca.serial, serial);
+    snprintf(prefix, sizeof prefix, "%.12s", ia.hex);
+    cr_expect(strstr(detail, "no node certified for domain 'payments'") && strstr(detail, prefix) &&
+              strstr(detail, serial) && strstr(detail, "revoked from") && strstr(detail, "key lost"),
+              "detail: %s", detail);
+    json_decref(j);
+    cr_expect_geq(h_metric(b.url, REFUSED("owner", "revoked")), before + 1, "the ended stream was not counted");
+    still_serves(&b);
     cert_free(&ca), cert_free(&cb);
 }
 
