@@ -1452,6 +1452,72 @@ Test(chartered, a_live_stream_from_an_owner_revoked_mid_stream_ends_at_once_with
     cert_free(&ca), cert_free(&cb);
 }
 
+/* GET /v1/whoami on n with token: status, and the body in out. */
+static long whoami(h_node_t *n, const char *token, char *out, size_t cap)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/whoami", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, token, &r), 0);
+    snprintf(out, cap, "%s", r.body ? r.body : "");
+    long st = r.status;
+    h_resp_free(&r);
+    return st;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *token;
+} refused_tok_t;
+
+static int token_refused(void *ctx)
+{
+    refused_tok_t *c = ctx;
+    char body[2048];
+    return whoami(c->n, c->token, body, sizeof body) == 401;
+}
+
+/* A token issued by a key the federation revoked is refused saying so: which certificate, since
+ * when, the federation's reason, under its own reason in trib_token_refused_total
+ * (issuer_revoked), logged once per 10 s; a cached verification (the token was used before) is
+ * refused the same way. Before, it was refused as unknown_issuer: "not a key of domain". */
+Test(chartered, a_token_issued_by_a_revoked_key_is_refused_naming_the_revocation)
+{
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    char body[2048];
+    cr_assert_eq(whoami(&b, a.token, body, sizeof body), 200, "payments' admin token on growth: %s", body);
+    submit_json(&b, revocation_of(&ca, "key lost"));
+    refused_tok_t rt = {&b, a.token};
+    cr_assert(h_wait(token_refused, &rt, 15000), "the revoked key's token is still accepted");
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    h_node_t *nodes[] = {&b, &a};   /* b verified it before (cached); a, its issuer, too */
+    for (int k = 0; k < 2; k++) {
+        rt.n = nodes[k];   /* a's own copy of the revocation comes by the federation log */
+        cr_assert(h_wait(token_refused, &rt, 15000), "the revoked key's token is accepted on %s", nodes[k]->url);
+        double before = h_metric(nodes[k]->url, "trib_token_refused_total{reason=\"issuer_revoked\"}");
+        double invalid = h_metric(nodes[k]->url, "trib_token_refused_total{reason=\"token_invalid\"}");
+        cr_assert_eq(whoami(nodes[k], a.token, body, sizeof body), 401);
+        json_t *j = json_loads(body, 0, NULL);
+        const char *detail = json_string_value(json_object_get(j, "detail")) ?: "";
+        cr_expect_str_eq(json_string_value(json_object_get(j, "error")) ?: "", "token_invalid", "%s", body);
+        cr_expect(strstr(detail, "issuer_revoked") && strstr(detail, serial) && strstr(detail, "revoked from") &&
+                  strstr(detail, "key lost") && !strstr(detail, "unknown_issuer"), "%s: detail %s", nodes[k]->url,
+                  detail);
+        json_decref(j);
+        cr_expect_eq(h_metric(nodes[k]->url, "trib_token_refused_total{reason=\"issuer_revoked\"}"), before + 1);
+        cr_expect_eq(h_metric(nodes[k]->url, "trib_token_refused_total{reason=\"token_invalid\"}"), invalid,
+                     "counted as token_invalid too");
+        cr_expect_eq(log_count(nodes[k], "(issuer_revoked): its issuing key"), 1, "one line per 10 s; see %s",
+                     nodes[k]->log);
+    }
+    still_serves(&b);
+    cert_free(&ca), cert_free(&cb);
+}
+
 /* ---------------------------------------------------------------- own-domain sync and trust */
 
 typedef struct {
