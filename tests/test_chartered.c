@@ -1518,6 +1518,60 @@ Test(chartered, a_token_issued_by_a_revoked_key_is_refused_naming_the_revocation
     cert_free(&ca), cert_free(&cb);
 }
 
+typedef struct {
+    h_node_t *n;
+    const char *path, *trust;
+} owner_trust_t;
+
+/* n's product page (c->path) gives its owner_node "trust": c->trust. */
+static int owner_trust_is(void *ctx)
+{
+    owner_trust_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, c->path, NULL);
+    int ok = !strcmp(json_string_value(json_object_get(json_object_get(j, "owner_node"), "trust")) ?: "", c->trust);
+    json_decref(j);
+    return ok;
+}
+
+/* A product page names what the node knows of its owner's key now: owner_node's "trust" is verified,
+ * then revoked once a revocation is held, with the detail /v1/members gives a node listed apart
+ * (the certificate, since when, the reason), and `trib show` says so on its owner node row. Before,
+ * the page showed the owner's address as dead (or alive) and only "trust verified": the signer's
+ * standing when it signed. */
+Test(chartered, a_product_page_says_its_owner_is_revoked)
+{
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    owner_trust_t ot = {&b, "/v1/products/payments/settled", "verified"};
+    cr_expect(owner_trust_is(&ot), "before the revocation");
+    submit_json(&b, revocation_of(&ca, "laptop stolen"));
+    ot.trust = "revoked";
+    cr_assert(h_wait(owner_trust_is, &ot, 15000), "the product page does not say its owner is revoked");
+    json_t *j = h_get_json(b.url, ot.path, NULL);
+    json_t *on = json_object_get(j, "owner_node");
+    const char *detail = json_string_value(json_object_get(on, "detail")) ?: "";
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    cr_expect(strstr(detail, serial) && strstr(detail, "revoked from") && strstr(detail, "laptop stolen"), "detail: %s",
+              detail);
+    apart_cond_t ap = {&b, ia.hex, "revoked"};   /* the words of /v1/members for the same node */
+    cr_expect(h_wait(apart_as, &ap, 15000), "%s", members_text(&b));
+    json_t *apart = apart_entry(&b, ia.hex);
+    cr_expect_str_eq(detail, json_string_value(json_object_get(apart, "detail")) ?: "", "%s", members_text(&b));
+    json_decref(apart);
+    cr_expect(json_is_true(json_object_get(j, "verified")), "the signature stays verified (certified when it signed)");
+    json_decref(j);
+    char *out = NULL;
+    cr_assert_eq(h_trib(&b, NULL, &out, NULL, "show", "payments/settled", NULL), 0);
+    const char *row = out ? strstr(out, "owner node") : NULL;
+    cr_expect(row && strstr(row, "revoked: certificate") && strstr(row, "reads of it are refused"), "trib show:\n%s",
+              out ? out : "");
+    free(out);
+    cert_free(&ca), cert_free(&cb);
+}
+
 /* ---------------------------------------------------------------- own-domain sync and trust */
 
 typedef struct {
