@@ -1185,14 +1185,13 @@ typedef struct {
     const char *a, *b;
 } both_dead_t;
 
-/* a (listed apart: probed by none) is not alive any more, b is dead */
 static int both_dead(void *ctx)
 {
     both_dead_t *c = ctx;
     char sa[32], sb[32];
     state_of(c->n, c->a, sa, sizeof sa);
     state_of(c->n, c->b, sb, sizeof sb);
-    return strcmp(sa, "alive") && strcmp(sa, "") && !strcmp(sb, "dead");
+    return !strcmp(sa, "dead") && !strcmp(sb, "dead");
 }
 
 /* Verdicts that change with time alone: a certificate dated ahead makes its node a member at its
@@ -1211,8 +1210,9 @@ Test(chartered, a_certificate_and_a_revocation_dated_ahead_take_effect_at_their_
     int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
     issue(NULL, "growth", gid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &gc);
-    /* valid from t + 16 s here (60 s of skew allowed before not_before), revoked from t + 21 s */
-    int64_t valid_at = t + 16000, revoked_at = t + 21000;
+    /* valid from t + 32 s here (60 s of skew allowed before not_before), revoked from t + 38 s: the
+     * played nodes are dead well before (suspicion takes ~10 s on a loaded machine) */
+    int64_t valid_at = t + 32000, revoked_at = t + 38000;
     issue(NULL, "listening", x.pk, valid_at + 60000, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &later);
     h_node_t a;
     start(&a, "payments", da, "a.cert", NULL);
@@ -1232,7 +1232,7 @@ Test(chartered, a_certificate_and_a_revocation_dated_ahead_take_effect_at_their_
     rogue_close(&r);
     /* quiet: the played nodes are silent (nothing answers them), so no member change re-judges */
     both_dead_t bd = {&a, x.hex, gid.hex};
-    cr_assert(h_wait(both_dead, &bd, 10000), "the played nodes are still alive: %s", members_text(&a));
+    cr_assert(h_wait(both_dead, &bd, 25000), "the played nodes are not dead: %s", members_text(&a));
     cr_assert_lt(fx_now_ms(), valid_at - 500, "too slow to test the certificate's start (%lld ms left)",
                  (long long)(valid_at - fx_now_ms()));
 
