@@ -430,9 +430,9 @@ static token_reason_t check(const decoded_t *d, int64_t now, int use_lookup, tok
     crypto_generichash(h, 16, t->blocks[d->n - 1]->signature.data, TOKEN_SIG_LEN, NULL, 0);
     sodium_bin2hex(cl.id, sizeof cl.id, h, 16);
 
-    *c = cl;   /* an unknown issuer's claims too: the caller may say what it knows of that key */
     if (use_lookup && (!lookup || !lookup(ctx, cl.domain, cl.issuer_key, now)))
         return errf(err, errlen, "the issuer key is not a key of domain %s", cl.domain), TOKEN_UNKNOWN_ISSUER;
+    *c = cl;
     if (cl.issued_ms > now + TOKEN_SKEW_MS)
         return errf(err, errlen, "issued %lld s in the future", (long long)((cl.issued_ms - now) / 1000)),
                TOKEN_NOT_YET_VALID;
@@ -454,7 +454,7 @@ static token_reason_t verify(const char *token, size_t len, int64_t now, int use
         r = check(&d, now, use_lookup, lookup, ctx, &cl, err, errlen);
     if (r == TOKEN_OK)
         errf(err, errlen, "ok");
-    if (r != TOKEN_OK && r != TOKEN_EXPIRED && r != TOKEN_NOT_YET_VALID && r != TOKEN_UNKNOWN_ISSUER)
+    if (r != TOKEN_OK && r != TOKEN_EXPIRED && r != TOKEN_NOT_YET_VALID)
         memset(&cl, 0, sizeof cl);
     if (claims)
         *claims = cl;

@@ -104,8 +104,7 @@ int token_attenuate(const char *token, const token_narrow_t *n, int64_t now_ms, 
 /* Full verification of the text form (len bytes, NUL not needed): size limits, decoding, block 0
  * signed by the issuer key it names, the chain (each block signed by the key the previous one
  * committed, linked to its signature, the proof matching the hash the last block committed),
- * narrowing, the issuer key for the domain (lookup), then time with TOKEN_SKEW_MS. Fills *claims on OK
- * (and on unknown_issuer, not_yet_valid, expired: the chain verified).
+ * narrowing, the issuer key for the domain (lookup), then time with TOKEN_SKEW_MS. Fills *claims on OK.
  * err (may be NULL) says what and where. Costs one Ed25519 verify per block plus one hash:
  * a node should cache OK results by token hash until claims->expires_ms. */
 token_reason_t token_verify(const char *token, size_t len, int64_t now_ms, token_key_fn lookup,

@@ -383,8 +383,8 @@ static int refuse_revoked_issuer(auth_err_t *e, const token_claims_t *c, trust_v
     identity_hex(c->issuer_key, hex);
     e->status = 401;
     snprintf(e->kind, sizeof e->kind, "token_invalid");
-    snprintf(e->detail, sizeof e->detail, "the token is not valid (issuer_revoked): token %s of %s was issued by key "
-             "%.16s..., which the federation revoked: %s", c->id, c->subject, hex, why);
+    snprintf(e->detail, sizeof e->detail, "the token is not valid (issuer_revoked): token %s was issued by key "
+             "%.16s..., revoked by the federation: %s", c->id, hex, why);
     if (quiet)
         return 1;
     auth_count("issuer_revoked");
@@ -444,9 +444,9 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
             return refuse_expired(e, c, now);   /* token_verify filled *c before the time checks */
         trust_t *t = n->gossip ? gossip_trust(n->gossip) : NULL;
         if (r == TOKEN_UNKNOWN_ISSUER && t) {   /* chartered: a key the federation revoked says so */
-            char tw[320];
-            trust_verdict_t v = trust_entry_ok(t, c->domain, c->issuer_key, now, tw, sizeof tw);
-            if (refuse_revoked_issuer(e, c, v, tw))
+            char tw[320];       /* the claims of its verified chain (token_verify zeroes a refused token's) */
+            if (token_inspect(text, len, now, c, NULL, 0) == TOKEN_OK &&
+                refuse_revoked_issuer(e, c, trust_entry_ok(t, c->domain, c->issuer_key, now, tw, sizeof tw), tw))
                 return -1;
         }
         if (r != TOKEN_OK) {
