@@ -19,7 +19,8 @@
  * records of one schema version, the one its answer names, and ends where the next would be of
  * another (READS_SCHEMA), the shared feed going on for the others.
  * Sessions fail with "owner_lost" when the owner is declared dead/left (reads_peer_lost), when
- * nothing arrives from it within stall_ms, or when a batch is missing. An owner that left because
+ * nothing arrives from it within stall_ms, or when a batch is missing; chartered, at once when its
+ * key's certificate stops holding (reads_owner_untrusted). An owner that left because
  * it handed its domain over to a new key (a live key rotation: io.successor finds the new key
  * within stall_ms) is followed instead: its sessions re-attach to the new key, each a new stream
  * from the next seq it had not received (a feed resumes at its ring's end), and readers see
