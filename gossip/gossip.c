@@ -443,7 +443,9 @@ static void publish_snapshot(gossip_t *g)
     snap_ctx_t s = {g, calloc(cap ? cap : 1, sizeof(gossip_member_t)), 0, cap};
     if (!s.list)
         return;
-    g->snap_redo_ms = 0;   /* set again by each member's certificate (gossip__member_cert) */
+    /* judged again from the first instant a verdict may change (a certificate's start or end, a
+     * revocation taking effect, an overlap's end: gossip__own_cert_check) */
+    g->snap_redo_ms = g->trust ? trust_next_change(g->trust, clock_wall_ms()) : 0;
     swim_foreach(g->swim, snap_one, &s);
     roster_sort(s.list, s.n);
     s.n = roster_drop_handed_over(g->trust, s.list, s.n);
@@ -459,6 +461,7 @@ static void publish_snapshot(gossip_t *g)
     memcpy(g->uncert, uncert, sizeof uncert);
     pthread_mutex_unlock(&g->smu);
     g->dirty = 0;
+    gossip__owners_untrusted(g);
 }
 
 #define HANDSHAKE_LOG_MS 10000

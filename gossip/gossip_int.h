@@ -161,8 +161,9 @@ struct gossip {
     int64_t skew_logged_ms;
     int64_t claim_logged_ms;     /* a peer's "refused your certificate" last logged (tcmu) */
     size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
-    int64_t snap_redo_ms;        /* chartered: the first member certificate's end (wall ms, skew added) in the
-                                    snapshot: past it the members are judged again (loop only; 0: none) */
+    int64_t snap_redo_ms;        /* chartered: the first instant after the snapshot at which a trust verdict
+                                    may change (trust_next_change; wall ms): from it the members are judged
+                                    again (loop only; 0: none) */
     /* chartered: uncertified members (gossip_member_t) since when, each logged once when it stays
      * so (zap.c, gossip__uncertified_check; loop only) */
     gossip_unc_t unc[GOSSIP_UNCERT_TRACK];
@@ -195,6 +196,7 @@ int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signe
 void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
 void gossip__hello_store(gossip_t *g, int force);                              /* loop: queued hello certs */
+void gossip__owners_untrusted(gossip_t *g);                                    /* loop: reads from them end */
 void gossip__uncertified_check(gossip_t *g);                                   /* loop: members without one */
 /* A routed read found only members not certified for the domain (gossip_member_t.uncertified):
  * counted in trib_trust_refused_total{kind="owner",reason=v}, line logged rate-limited. Any thread. */

@@ -174,6 +174,13 @@ void reads_peer_lost(reads_t *r, const uint8_t id[32], const char *state)
     reads__relay_peer_lost(r, id, state);
 }
 
+int reads_relays_from(reads_t *r, const uint8_t id[32]) { return reads__relay_from(r, id); }
+
+size_t reads_owner_untrusted(reads_t *r, const uint8_t id[32], const char *detail)
+{
+    return reads__relay_untrusted(r, id, detail);
+}
+
 void reads_notify_append(reads_t *r, const char *product)
 {
     pthread_mutex_lock(&r->mu);

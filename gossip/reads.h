@@ -19,7 +19,8 @@
  * records of one schema version, the one its answer names, and ends where the next would be of
  * another (READS_SCHEMA), the shared feed going on for the others.
  * Sessions fail with "owner_lost" when the owner is declared dead/left (reads_peer_lost), when
- * nothing arrives from it within stall_ms, or when a batch is missing. An owner that left because
+ * nothing arrives from it within stall_ms, or when a batch is missing; chartered, at once when its
+ * key's certificate stops holding (reads_owner_untrusted). An owner that left because
  * it handed its domain over to a new key (a live key rotation: io.successor finds the new key
  * within stall_ms) is followed instead: its sessions re-attach to the new key, each a new stream
  * from the next seq it had not received (a feed resumes at its ring's end), and readers see
@@ -100,6 +101,12 @@ uint64_t reads_next_deadline(const reads_t *r);
 void reads_rekeyed(reads_t *r, uint64_t now_ms);
 /* A member was declared dead or left: fail sessions to it, drop its streams. state: "dead"... */
 void reads_peer_lost(reads_t *r, const uint8_t id[32], const char *state);
+
+/* Chartered: is a read relayed from owner id open? And: each such read ends now with detail (the
+ * key's certificate no longer holds: its answers would be dropped): 503 owner_unreachable when its
+ * answer has not begun, an owner_lost line after the last record when it has. How many ended. */
+int reads_relays_from(reads_t *r, const uint8_t id[32]);
+size_t reads_owner_untrusted(reads_t *r, const uint8_t id[32], const char *detail);
 
 /* ---- any thread */
 /* Records of product were committed on this node: live streams of it are pumped. */

@@ -158,6 +158,11 @@ void reads__relay_tick(reads_t *r, uint64_t now, outq_t *q);
  * its domain over to a new key: with io.successor, its sessions wait (stall_ms at most) for
  * reads__relay_follow to find that key, and re-attach to it. */
 void reads__relay_peer_lost(reads_t *r, const uint8_t id[32], const char *state);
+/* 1 when a session to owner id is open (not failed, not done). */
+int reads__relay_from(reads_t *r, const uint8_t id[32]);
+/* Sessions to owner id fail at once with detail: its key no longer holds a certificate (revoked,
+ * expired ...), so its answers are dropped. How many failed. */
+size_t reads__relay_untrusted(reads_t *r, const uint8_t id[32], const char *detail);
 /* Asks io.successor about owners that left, re-attaches their sessions or fails them once
  * stall_ms is over (loop thread, mu not held; messages into q). */
 void reads__relay_follow(reads_t *r, uint64_t now, outq_t *q);

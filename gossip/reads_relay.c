@@ -1217,6 +1217,33 @@ void reads__relay_peer_lost(reads_t *r, const uint8_t id[32], const char *state)
     pthread_mutex_unlock(&r->mu);
 }
 
+int reads__relay_from(reads_t *r, const uint8_t id[32])
+{
+    int found = 0;
+    pthread_mutex_lock(&r->mu);
+    for (session_t *s = r->sessions; s && !found; s = s->next)
+        found = !memcmp(s->owner, id, 32) && !s->failed && !s->done;
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+size_t reads__relay_untrusted(reads_t *r, const uint8_t id[32], const char *detail)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (session_t *s = r->sessions; s; s = s->next) {
+        if (memcmp(s->owner, id, 32) || s->failed || s->done)
+            continue;
+        s->moving = 0;   /* no successor is waited for: the key is refused, not handed over */
+        /* an answer begun ends with its error line; one not begun is the 503 a new read gets */
+        session_fail(r, s, 503, s->opened ? "owner_lost" : "owner_unreachable", "%s", detail);
+        s->need_open = 0;
+        n++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
 /* s's owner handed its domain over to m->to (mu held): s goes on as a new stream to that key, from
  * the first record it has not received (a feed from its ring's end), under a new stream id: the
  * old one (the same process, at the same address) is told to stop. */

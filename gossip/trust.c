@@ -481,6 +481,28 @@ trust_verdict_t trust_claim(const trust_t *t, const cert_t *c, const char *domai
     return v;
 }
 
+static void sooner(int64_t *first, int64_t at, int64_t now_ms)
+{
+    if (at > now_ms && (!*first || at < *first))
+        *first = at;
+}
+
+int64_t trust_next_change(const trust_t *t, int64_t now_ms)
+{
+    int64_t first = 0;
+    pthread_rwlock_rdlock(t->mu);
+    for (size_t i = 0; i < t->ncerts; i++) {   /* cert_check_claim's window, skew allowed */
+        sooner(&first, t->certs[i].cert.not_before_ms - TRUST_SKEW_MS, now_ms);
+        sooner(&first, t->certs[i].cert.not_after_ms + TRUST_SKEW_MS + 1, now_ms);
+    }
+    for (size_t i = 0; i < t->revset.n; i++)   /* revset_find: effective_ms <= t */
+        sooner(&first, t->revset.items[i].effective_ms, now_ms);
+    for (size_t i = 0; i < t->nrots; i++)      /* retired: past until_ms */
+        sooner(&first, t->rots[i].until_ms + 1, now_ms);
+    pthread_rwlock_unlock(t->mu);
+    return first;
+}
+
 size_t trust_cert_count(const trust_t *t)
 {
     pthread_rwlock_rdlock(t->mu);

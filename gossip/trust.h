@@ -111,6 +111,12 @@ trust_verdict_t trust_entry_ok(const trust_t *t, const char *domain, const uint8
 trust_verdict_t trust_claim(const trust_t *t, const cert_t *c, const char *domain, const uint8_t key[ID_PK_LEN],
                             int64_t t_ms, char *err, size_t errlen);
 
+/* The first instant after now_ms (wall ms) at which a verdict of trust_admit_curve may change with
+ * nothing offered: a held certificate's not_before (skew allowed) or the end of its window, a held
+ * revocation's effective time, the end of a hand-over's overlap. 0 when none lies ahead. The
+ * caller judges again from then on (the member list: gossip/zap.c). */
+int64_t trust_next_change(const trust_t *t, int64_t now_ms);
+
 /* Keeps offers out while a caller uses pointers into the store (read lock; it may ask questions
  * meanwhile, but must not offer). */
 void trust_read_lock(const trust_t *t);

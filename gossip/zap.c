@@ -277,9 +277,6 @@ void gossip__member_cert(gossip_t *g, gossip_member_t *m)
                                                                 : trust_verdict_name(v));
     /* no certificate that holds now, whichever way (none, another domain's, revoked, expired ...) */
     m->uncertified = !m->self && (v != TRUST_OK || !m->verified);
-    /* the members are judged again once this certificate expires (skew allowed, as trust.c does) */
-    if (v == TRUST_OK && (!g->snap_redo_ms || c.not_after_ms + TRUST_SKEW_MS < g->snap_redo_ms))
-        g->snap_redo_ms = c.not_after_ms + TRUST_SKEW_MS;
 }
 
 trust_verdict_t gossip_member_why(gossip_t *g, const gossip_member_t *m, char *why, size_t cap)
@@ -309,12 +306,66 @@ void gossip__owner_refused(gossip_t *g, trust_verdict_t v, const char *line)
     refused(g, TRUST_REFUSED_OWNER, v, "%s", line);
 }
 
+/* Reads relayed from a member whose key no longer holds a certificate for its domain (revoked,
+ * expired ... while they ran) end now, naming why as a new read would be told (find_owner in
+ * gossip.c), each counted in trib_trust_refused_total{kind="owner"}: the owner's answers are
+ * dropped from now on, and a stream would otherwise wait for the stall timeout. Loop only, after
+ * the snapshot is published (the loop is its only writer: read without smu). */
+void gossip__owners_untrusted(gossip_t *g)
+{
+    if (!g->trust || !g->reads)
+        return;
+    for (size_t i = 0; i < g->nsnap; i++) {
+        const gossip_member_t *m = &g->snap[i];
+        if (!m->uncertified || !reads_relays_from(g->reads, m->id))
+            continue;
+        char hex[ID_HEX_LEN], why[400], detail[1400];
+        identity_hex(m->id, hex);
+        trust_verdict_t v = gossip_member_why(g, m, why, sizeof why);
+        snprintf(detail, sizeof detail, "no node certified for domain '%s' is known here any more: node %.12s at %s, "
+                 "which served this read, announces it, but %s (not a member); read again once a node certified for "
+                 "domain '%s' serves it", m->domain, hex, m->addr,
+                 why, m->domain);
+        for (size_t n = reads_owner_untrusted(g->reads, m->id, detail); n; n--)
+            gossip__owner_refused(g, v == TRUST_OK ? TRUST_UNCERTIFIED : v, detail);
+    }
+}
+
 #define UNCERT_LOG_AFTER_MS 60000   /* a joining node's certificate comes within seconds (its hello, the log) */
 
 /* How long a member listed apart waits before it is logged: UNCERT_LOG_AFTER_MS with no
  * certificate held (a node that is joining is one for a moment), none when its certificate is held
  * and does not hold (revoked, expired, another domain's ...). */
 static uint64_t unc_wait(const gossip_unc_t *u) { return strcmp(u->refused, "uncertified") ? 0 : UNCERT_LOG_AFTER_MS; }
+
+/* Members listed apart and logged so (g->unc) that the snapshot lists as members now (a certificate
+ * issued again, or one dated ahead that became valid) are logged once, one line for the lot; those
+ * no longer listed at all are forgotten silently. seen: the ones listed apart now. Loop only. */
+static void members_again(gossip_t *g, const gossip_unc_t *seen, size_t n)
+{
+    size_t k = 0;
+    gossip_member_t first = {.domain = "?", .addr = "?"};
+    for (size_t j = 0; j < g->nunc; j++) {
+        if (!g->unc[j].logged)
+            continue;
+        size_t i = 0;
+        while (i < n && memcmp(seen[i].id, g->unc[j].id, 32))
+            i++;
+        if (i < n)
+            continue;
+        pthread_mutex_lock(&g->smu);
+        for (size_t s = 0; s < g->nsnap; s++)
+            if (!memcmp(g->snap[s].id, g->unc[j].id, 32) && !g->snap[s].uncertified && !k++)
+                first = g->snap[s];
+        pthread_mutex_unlock(&g->smu);
+    }
+    if (!k)
+        return;
+    char hex[ID_HEX_LEN];
+    identity_hex(first.id, hex);
+    log_info("trust: node %.16s... at %s, announcing domain '%s', is a member now: its certificate %s for that domain "
+             "holds%s", hex, first.addr, first.domain, first.cert_serial, k > 1 ? " (and more such nodes)" : "");
+}
 
 /* An uncertified member (gossip_member_t.uncertified) is logged once past its wait (unc_wait: a
  * self-made key, a node started with the wrong certificate, one revoked or expired), at most one
@@ -341,6 +392,7 @@ void gossip__uncertified_check(gossip_t *g)
         seen[i].since_ms = j < g->nunc ? g->unc[j].since_ms : now;
         seen[i].logged = j < g->nunc ? g->unc[j].logged : 0;
     }
+    members_again(g, seen, n);
     memcpy(g->unc, seen, n * sizeof *seen);
     g->nunc = n;
     size_t due = 0, first = 0;      /* past their wait, not logged yet */
@@ -392,6 +444,18 @@ trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)
     return v;
 }
 
+/* This node's own key revoked is said once, at error (when a revocation comes in, or one dated ahead
+ * takes effect). */
+static void own_revoked_check(gossip_t *g)
+{
+    char why[320];
+    if (!g->own_revoked_logged && gossip_own_trust(g, why, sizeof why) == TRUST_REVOKED) {
+        g->own_revoked_logged = 1;
+        log_error("trust: %s; peers refuse this node and its writes are refused (node_revoked): certify a new "
+                  "key for the domain (trib fed certify --prev-serial) and start a node with it", why);
+    }
+}
+
 /* A revocation or certificate newly held re-shows the members (a revoked one reads as such at
  * once; one whose certificate came by the federation log before its hello reads as verified, and
  * the node is told: o.on_certs, a pending key rotation may complete); this node's own key revoked
@@ -410,12 +474,7 @@ static void revocations_check(gossip_t *g)
         return;
     g->revs_seen = n;
     g->dirty = 1;
-    char why[320];
-    if (!g->own_revoked_logged && gossip_own_trust(g, why, sizeof why) == TRUST_REVOKED) {
-        g->own_revoked_logged = 1;
-        log_error("trust: %s; peers refuse this node and its writes are refused (node_revoked): certify a new "
-                  "key for the domain (trib fed certify --prev-serial) and start a node with it", why);
-    }
+    own_revoked_check(g);
 }
 
 void gossip__own_cert_check(gossip_t *g)
@@ -423,8 +482,11 @@ void gossip__own_cert_check(gossip_t *g)
     if (!g->trust)
         return;
     revocations_check(g);
-    if (g->snap_redo_ms && clock_wall_ms() > g->snap_redo_ms)   /* a member's certificate expired: re-shown */
+    if (g->snap_redo_ms && clock_wall_ms() >= g->snap_redo_ms) {   /* a verdict changed with time: re-shown */
+        g->snap_redo_ms = 0;   /* publish_snapshot sets the next one */
         g->dirty = 1;
+        own_revoked_check(g);  /* a revocation of this node's key dated ahead took effect */
+    }
     int64_t now = clock_wall_ms(), left = g->own_not_after_ms - now;
     if (left > EXPIRY_WARN_MS || (g->expiry_logged_ms && now - g->expiry_logged_ms < EXPIRY_LOG_MS))
         return;

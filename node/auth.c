@@ -23,7 +23,7 @@
 
 static const char *const reasons[] = {
     "token_required", "token_invalid", "token_expired", "token_revoked", "wrong_domain",
-    "kind_insufficient", "out_of_scope", "grant_required",
+    "kind_insufficient", "out_of_scope", "grant_required", "issuer_revoked",
 };
 #define NREASONS (sizeof reasons / sizeof reasons[0])
 static atomic_uint_fast64_t refused[NREASONS];
@@ -368,6 +368,33 @@ typedef struct {
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static cslot_t cache[CACHE_SLOTS];
 
+#define ISSUER_LOG_MS 10000 /* a token of a revoked issuer is logged at most this often */
+static _Atomic int64_t issuer_logged_ms;
+
+/* Chartered: 401 token_invalid for a token whose issuing key is revoked (v, why: the trust store's
+ * verdict on that key for the token's domain now), saying which certificate, since when and the
+ * federation's reason; counted under its own reason (issuer_revoked), logged at most once per
+ * ISSUER_LOG_MS. Any other verdict: 0, nothing set. */
+static int refuse_revoked_issuer(auth_err_t *e, const token_claims_t *c, trust_verdict_t v, const char *why)
+{
+    if (v != TRUST_REVOKED)
+        return 0;
+    char hex[ID_HEX_LEN];
+    identity_hex(c->issuer_key, hex);
+    e->status = 401;
+    snprintf(e->kind, sizeof e->kind, "token_invalid");
+    snprintf(e->detail, sizeof e->detail, "the token is not valid (issuer_revoked): token %s was issued by key "
+             "%.16s..., revoked by the federation: %s", c->id, hex, why);
+    if (quiet)
+        return 1;
+    auth_count("issuer_revoked");
+    int64_t now = clock_wall_ms(), last = atomic_load(&issuer_logged_ms);
+    if ((!last || now - last >= ISSUER_LOG_MS) && atomic_compare_exchange_strong(&issuer_logged_ms, &last, now))
+        log_warn("auth: refused token %s of %s (issuer_revoked): its issuing key %.16s... is revoked: %s "
+                 "(trib_token_refused_total{reason=\"issuer_revoked\"} counts them)", c->id, c->subject, hex, why);
+    return 1;
+}
+
 /* 401 token_expired naming the token, its subject and when it expired, as a time a person reads. */
 static int refuse_expired(auth_err_t *e, const token_claims_t *c, int64_t now)
 {
@@ -400,6 +427,8 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
         trust_t *t = n->gossip ? gossip_trust(n->gossip) : NULL;
         char why[320];
         trust_verdict_t v = t ? trust_entry_ok(t, c->domain, c->issuer_key, now, why, sizeof why) : TRUST_OK;
+        if (v != TRUST_OK && refuse_revoked_issuer(e, c, v, why))
+            return -1;
         if (v != TRUST_OK) {
             char hex[ID_HEX_LEN];
             identity_hex(c->issuer_key, hex);
@@ -413,6 +442,13 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
         token_reason_t r = token_verify(text, len, now, node_token_key, n, c, why, sizeof why);
         if (r == TOKEN_EXPIRED)
             return refuse_expired(e, c, now);   /* token_verify filled *c before the time checks */
+        trust_t *t = n->gossip ? gossip_trust(n->gossip) : NULL;
+        if (r == TOKEN_UNKNOWN_ISSUER && t) {   /* chartered: a key the federation revoked says so */
+            char tw[320];       /* the claims of its verified chain (token_verify zeroes a refused token's) */
+            if (token_inspect(text, len, now, c, NULL, 0) == TOKEN_OK &&
+                refuse_revoked_issuer(e, c, trust_entry_ok(t, c->domain, c->issuer_key, now, tw, sizeof tw), tw))
+                return -1;
+        }
         if (r != TOKEN_OK) {
             set_err(e, 401, "token_invalid", "the token is not valid (%s): %s", token_reason_name(r), why);
             return -1;

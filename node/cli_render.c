@@ -349,6 +349,14 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
         const char *nid = str_or(on, "node_id", "-"), *addr = str_or(on, "addr", ""), *http = str_or(on, "http", "");
         snprintf(owner_text, sizeof owner_text, "%.12s%s%s%s%s (%s)", nid, *addr ? " peer " : "", addr,
                  *http ? " http " : "", http, str_or(on, "state", "unknown"));
+        /* chartered: the owner's key judged now (the "trust" row is of the signer when it signed) */
+        const char *ot = str_or(on, "trust", "");
+        size_t used = strlen(owner_text);
+        if (*ot && strcmp(ot, "verified") != 0)
+            snprintf(owner_text + used, sizeof owner_text - used, "; %s: %s, reads of it are refused", ot,
+                     str_or(on, "detail", "its certificate does not hold now"));
+        else if (*ot)
+            snprintf(owner_text + used, sizeof owner_text - used, "; certified now");
     }
     static const struct { const char *label, *key; } head[] = {
         { "id", "id" }, { "title", "title" }, { "version", "version" }, { "status", "status" },
@@ -376,7 +384,7 @@ int cli_render_product(cli_ctx_t *c, json_t *j, const char *id)
     }
     json_t *vf = json_object_get(j, "verified");   /* trust: chartered signer certified, or not */
     if (!bad && json_is_boolean(vf)) {
-        const char *row[] = { "trust", json_is_true(vf) ? "verified (signer certified for the domain)"
+        const char *row[] = { "trust", json_is_true(vf) ? "verified (signer certified for the domain when it signed)"
                                                         : "unverified (open mode: trust on first use)" };
         bad = cli_table_add(t, row) != 0;
     }

@@ -127,17 +127,35 @@ static json_t *summary(node_t *a, const store_product_t *p, const Trib__SignedEn
 static const char *peer_shown(const node_t *a) { return a->cfg.advertise[0] ? a->cfg.advertise : a->cfg.listen; }
 static const char *http_shown(const node_t *a) { return a->cfg.http_advertise[0] ? a->cfg.http_advertise : a->cfg.http; }
 
-static json_t *owner_node(node_t *a, const Trib__SignedEntry *se)
+/* Chartered: what this node holds of the owner's key now, as /v1/members says it of a node listed
+ * apart: "trust" verified, or why not (revoked, expired, uncertified ...) with "detail" naming the
+ * certificate, since when and why. The product's "verified" is of the signer when it signed. */
+static void owner_trust(node_t *a, const Trib__SignedEntry *se, const char *domain, json_t *j)
+{
+    if (!j || !a->gossip || !gossip_trust(a->gossip))
+        return;
+    gossip_member_t m = {0};
+    memcpy(m.id, se->signer.data, ID_PK_LEN);
+    snprintf(m.domain, sizeof m.domain, "%s", domain);
+    char why[400];
+    trust_verdict_t v = gossip_member_why(a->gossip, &m, why, sizeof why);
+    int none = v == TRUST_UNCERTIFIED || v == TRUST_WRONG_DOMAIN;
+    json_object_set_new(j, "trust", json_string(v == TRUST_OK ? "verified" : none ? "uncertified" : trust_verdict_name(v)));
+    if (v != TRUST_OK)
+        json_object_set_new(j, "detail", json_string(why));
+}
+
+static json_t *owner_node(node_t *a, const Trib__SignedEntry *se, const char *domain)
 {
     char hex[ID_HEX_LEN] = "";
     if (se->signer.len != ID_PK_LEN)
         return json_null();
     identity_hex(se->signer.data, hex);
-    if (node_own_key(a, se->signer.data))
-        return json_pack("{s:s,s:s,s:s,s:s}", "node_id", hex, "addr", peer_shown(a), "http", http_shown(a), "state",
-                         "alive");
     json_t *j = NULL;
-    if (a->gossip) {
+    if (node_own_key(a, se->signer.data))
+        j = json_pack("{s:s,s:s,s:s,s:s}", "node_id", hex, "addr", peer_shown(a), "http", http_shown(a), "state",
+                      "alive");
+    else if (a->gossip) {
         gossip_member_t *m;
         size_t n = gossip_members(a->gossip, &m);
         for (size_t i = 0; i < n && !j; i++)
@@ -146,7 +164,10 @@ static json_t *owner_node(node_t *a, const Trib__SignedEntry *se)
                               swim_state_name(m[i].state));
         free(m);
     }
-    return j ? j : json_pack("{s:s,s:s}", "node_id", hex, "state", "unknown");
+    if (!j)
+        j = json_pack("{s:s,s:s}", "node_id", hex, "state", "unknown");
+    owner_trust(a, se, domain, j);
+    return j;
 }
 
 /* 1 in chartered mode when signer was certified for domain at time_ms; 0 in open mode (unverified:
@@ -174,7 +195,7 @@ json_t *view_product(node_t *a, const store_product_t *p, int full)
     if (j) /* trust: chartered, and the signer held a valid certificate for the domain when it signed */
         json_object_set_new(j, "verified", json_boolean(view_verified(a, domain, se, ce->time_ms)));
     if (j && full)
-        json_object_set_new(j, "owner_node", owner_node(a, se));
+        json_object_set_new(j, "owner_node", owner_node(a, se, domain));
     view_free_entry(&se, &ce);
     return j;
 }

@@ -12,7 +12,10 @@
 
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <sodium.h>
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1209,6 +1213,98 @@ Test(chartered, a_node_whose_certificate_expired_is_listed_apart_and_a_member_ag
     cert_free(&ca), cert_free(&gc), cert_free(&old), cert_free(&renewed);
 }
 
+/* The state n's /v1/members gives id, in either array ("" when not listed). */
+static void state_of(h_node_t *n, const char *id, char *out, size_t cap)
+{
+    json_t *j = h_get_json(n->url, "/v1/members", NULL), *m;
+    size_t i;
+    const char *lists[] = {"members", "uncertified"};
+    snprintf(out, cap, "%s", "");
+    for (int k = 0; k < 2; k++)
+        json_array_foreach(json_object_get(j, lists[k]), i, m)
+            if (!strcmp(json_string_value(json_object_get(m, "node_id")) ?: "", id))
+                snprintf(out, cap, "%s", json_string_value(json_object_get(m, "state")) ?: "");
+    json_decref(j);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *a, *b;
+} both_dead_t;
+
+static int both_dead(void *ctx)
+{
+    both_dead_t *c = ctx;
+    char sa[32], sb[32];
+    state_of(c->n, c->a, sa, sizeof sa);
+    state_of(c->n, c->b, sb, sizeof sb);
+    return !strcmp(sa, "dead") && !strcmp(sb, "dead");
+}
+
+/* Verdicts that change with time alone: a certificate dated ahead makes its node a member at its
+ * not_before (60 s of skew allowed), and a revocation dated ahead makes it none at its effective
+ * time, each within the loop's tick, logged once, with nothing else happening meanwhile (the node
+ * and the peer that relayed it are dead by then: no member changes). Before, the member list was
+ * judged again only at the next change of certificates, revocations or members. */
+Test(chartered, a_certificate_and_a_revocation_dated_ahead_take_effect_at_their_time)
+{
+    char da[256];
+    identity_t ia, gid, x;
+    cert_t ca, gc, later;
+    node_dir("a", da, sizeof da, &ia);
+    fx_identity(&gid);
+    fx_identity(&x);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", gid.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &gc);
+    /* valid from t + 32 s here (60 s of skew allowed before not_before), revoked from t + 38 s: the
+     * played nodes are dead well before (suspicion takes ~10 s on a loaded machine) */
+    int64_t valid_at = t + 32000, revoked_at = t + 38000;
+    issue(NULL, "listening", x.pk, valid_at + 60000, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &later);
+    h_node_t a;
+    start(&a, "payments", da, "a.cert", NULL);
+    submit_json(&a, cert_to_json(&later));
+    revocation_t rv;
+    cr_assert_eq(revocation_issue(&ch, 0, later.serial, NULL, revoked_at, "moved", two_roots, 2, &rv, err, sizeof err),
+                 0, "%s", err);
+    submit_json(&a, revocation_to_json(&rv));
+    revocation_free(&rv);
+    rogue_t r;
+    rogue_open(&r, &gid, &gc, a.peer, ia.pk);
+    relay_claim(&r, &gid, a.peer, &x, "listening");
+    pump_cond_t p = {&r, {a.url, "trib_members_uncertified", 1}};
+    cr_assert(h_wait(pump, &p, 15000), "the key not valid yet was never counted apart: %s", members_text(&a));
+    apart_cond_t ap = {&a, x.hex, "not_yet_valid"};
+    cr_assert(apart_as(&ap), "the key is not listed apart as not valid yet: %s", members_text(&a));
+    rogue_close(&r);
+    /* quiet: the played nodes are silent (nothing answers them), so no member change re-judges */
+    both_dead_t bd = {&a, x.hex, gid.hex};
+    cr_assert(h_wait(both_dead, &bd, 25000), "the played nodes are not dead: %s", members_text(&a));
+    cr_assert_lt(fx_now_ms(), valid_at - 500, "too slow to test the certificate's start (%lld ms left)",
+                 (long long)(valid_at - fx_now_ms()));
+
+    listed_cond_t member = {&a, x.hex, "members"};
+    cr_expect(h_wait(listed_in, &member, (int)(valid_at - fx_now_ms()) + 1500),
+              "a certificate that became valid did not make its node a member: %s", members_text(&a));
+    cr_expect_geq(fx_now_ms(), valid_at - 100, "a member before its certificate's start");
+    cr_expect(h_wait(no_uncertified, a.url, 1500), "trib_members_uncertified stays at %.0f",
+              h_metric(a.url, "trib_members_uncertified"));
+    logged_cond_t lc = {&a, "announcing domain 'listening', is a member now"};
+    cr_expect(h_wait(logged, &lc, 2000), "becoming a member was not logged; see %s", a.log);
+
+    ap.trust = "revoked";
+    cr_expect(h_wait(apart_as, &ap, (int)(revoked_at - fx_now_ms()) + 1500),
+              "a revocation that took effect did not set its node apart: %s", members_text(&a));
+    cr_expect_geq(fx_now_ms(), revoked_at - 100, "set apart before the revocation's effective time");
+    expect_metric(a.url, "trib_members_uncertified", 1, "the member revoked at its time");
+    logged_cond_t rl = {&a, "announcing domain 'listening', is not a member: certificate"};
+    cr_expect(h_wait(logged, &rl, 2000), "the revoked member was not logged; see %s", a.log);
+    cr_expect_eq(log_count(&a, "is a member now"), 1, "see %s", a.log);
+    cr_expect_eq(log_count(&a, "revoked from"), 1, "the revocation was logged more than once; see %s", a.log);
+    still_serves(&a);
+    cert_free(&ca), cert_free(&gc), cert_free(&later);
+}
+
 /* GET n.url+path with a token and a Prefer header (each NULL: none): status, the "error" and "detail" of the body, and
  * how long the answer took (ms). */
 typedef struct {
@@ -1324,6 +1420,202 @@ Test(chartered, a_routed_read_whose_only_claimant_is_not_certified_is_answered_5
     json_t *j = h_get_json(b.url, "/v1/products/payments/settled", NULL);
     cr_expect_not_null(j, "growth stopped answering for the product");
     json_decref(j);
+    cert_free(&ca), cert_free(&cb);
+}
+
+/* A raw HTTP/1.0 GET of path on n (a live stream): the connected socket. */
+static int stream_open(h_node_t *n, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0, "connect to %s", n->url);
+    char req[512];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    return fd;
+}
+
+/* Reads fd into buf (NUL-terminated, at most cap - 1 bytes) until it holds text (NULL: until the
+ * end of the answer) or timeout_ms passes: 1 when found (or ended), 0 on timeout. */
+static int stream_until(int fd, char *buf, size_t cap, size_t *len, const char *text, int timeout_ms)
+{
+    long end = h_now_ms() + timeout_ms;
+    while (!(text && strstr(buf, text))) {
+        long left = end - h_now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t k = read(fd, buf + *len, cap - 1 - *len);
+        if (k <= 0)
+            return text == NULL;
+        *len += (size_t)k;
+        buf[*len] = '\0';
+    }
+    return 1;
+}
+
+/* A live stream relayed from an owner whose certificate is revoked while it runs ends at once, after
+ * its last record, with the trust reason (an owner_lost line naming the revocation, as a new read is
+ * answered 503 owner_unreachable), counted in trib_trust_refused_total{kind="owner"}, and the relay
+ * serves on. Before, the owner's answers were dropped and the stream waited for the stall timeout,
+ * then ended saying only that the owner was silent. */
+Test(chartered, a_live_stream_from_an_owner_revoked_mid_stream_ends_at_once_with_the_reason)
+{
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    int fd = stream_open(&b, "/v1/products/payments/settled/stream?from=1");
+    static char buf[65536];
+    size_t len = 0;
+    buf[0] = '\0';
+    cr_assert(stream_until(fd, buf, sizeof buf, &len, "\"x1\"", 15000), "the first record never came: %s", buf);
+    double before = h_metric(b.url, REFUSED("owner", "revoked"));
+    long t0 = h_now_ms();
+    submit_json(&b, revocation_of(&ca, "key lost"));
+    int ended = stream_until(fd, buf, sizeof buf, &len, NULL, 15000);
+    long took = h_now_ms() - t0;
+    close(fd);
+    cr_assert(ended, "the stream did not end: %s", buf);
+    cr_expect_lt(took, 1500, "the stream ended %ld ms after the revocation was submitted", took);
+    char *last = strrchr(buf, '{');
+    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+    const char *kind = json_string_value(json_object_get(j, "error")) ?: "",
+               *detail = json_string_value(json_object_get(j, "detail")) ?: "";
+    cr_expect_str_eq(kind, "owner_lost", "last line: %s", last ? last : buf);
+    char serial[17], prefix[13];
+    cert_serial_text(ca.serial, serial);
+    snprintf(prefix, sizeof prefix, "%.12s", ia.hex);
+    cr_expect(strstr(detail, "no node certified for domain 'payments'") && strstr(detail, prefix) &&
+              strstr(detail, serial) && strstr(detail, "revoked from") && strstr(detail, "key lost"),
+              "detail: %s", detail);
+    json_decref(j);
+    cr_expect_geq(h_metric(b.url, REFUSED("owner", "revoked")), before + 1, "the ended stream was not counted");
+    still_serves(&b);
+    cert_free(&ca), cert_free(&cb);
+}
+
+/* GET /v1/whoami on n with token: status, and the body in out. */
+static long whoami(h_node_t *n, const char *token, char *out, size_t cap)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/whoami", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, token, &r), 0);
+    snprintf(out, cap, "%s", r.body ? r.body : "");
+    long st = r.status;
+    h_resp_free(&r);
+    return st;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *token;
+} refused_tok_t;
+
+static int token_refused(void *ctx)
+{
+    refused_tok_t *c = ctx;
+    char body[2048];
+    return whoami(c->n, c->token, body, sizeof body) == 401;
+}
+
+/* A token issued by a key the federation revoked is refused saying so: which certificate, since
+ * when, the federation's reason, under its own reason in trib_token_refused_total
+ * (issuer_revoked), logged once per 10 s; a cached verification (the token was used before) is
+ * refused the same way. Before, it was refused as unknown_issuer: "not a key of domain". */
+Test(chartered, a_token_issued_by_a_revoked_key_is_refused_naming_the_revocation)
+{
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    char body[2048];
+    cr_assert_eq(whoami(&b, a.token, body, sizeof body), 200, "payments' admin token on growth: %s", body);
+    submit_json(&b, revocation_of(&ca, "key lost"));
+    refused_tok_t rt = {&b, a.token};
+    cr_assert(h_wait(token_refused, &rt, 15000), "the revoked key's token is still accepted");
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    h_node_t *nodes[] = {&b, &a};   /* b verified it before (cached); a, its issuer, too */
+    for (int k = 0; k < 2; k++) {
+        rt.n = nodes[k];   /* a's own copy of the revocation comes by the federation log */
+        cr_assert(h_wait(token_refused, &rt, 15000), "the revoked key's token is accepted on %s", nodes[k]->url);
+        double before = h_metric(nodes[k]->url, "trib_token_refused_total{reason=\"issuer_revoked\"}");
+        double invalid = h_metric(nodes[k]->url, "trib_token_refused_total{reason=\"token_invalid\"}");
+        cr_assert_eq(whoami(nodes[k], a.token, body, sizeof body), 401);
+        json_t *j = json_loads(body, 0, NULL);
+        const char *detail = json_string_value(json_object_get(j, "detail")) ?: "";
+        cr_expect_str_eq(json_string_value(json_object_get(j, "error")) ?: "", "token_invalid", "%s", body);
+        cr_expect(strstr(detail, "issuer_revoked") && strstr(detail, serial) && strstr(detail, "revoked from") &&
+                  strstr(detail, "key lost") && !strstr(detail, "unknown_issuer"), "%s: detail %s", nodes[k]->url,
+                  detail);
+        json_decref(j);
+        cr_expect_eq(h_metric(nodes[k]->url, "trib_token_refused_total{reason=\"issuer_revoked\"}"), before + 1);
+        cr_expect_eq(h_metric(nodes[k]->url, "trib_token_refused_total{reason=\"token_invalid\"}"), invalid,
+                     "counted as token_invalid too");
+        cr_expect_eq(log_count(nodes[k], "(issuer_revoked): its issuing key"), 1, "one line per 10 s; see %s",
+                     nodes[k]->log);
+    }
+    still_serves(&b);
+    cert_free(&ca), cert_free(&cb);
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *path, *trust;
+} owner_trust_t;
+
+/* n's product page (c->path) gives its owner_node "trust": c->trust. */
+static int owner_trust_is(void *ctx)
+{
+    owner_trust_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, c->path, NULL);
+    int ok = !strcmp(json_string_value(json_object_get(json_object_get(j, "owner_node"), "trust")) ?: "", c->trust);
+    json_decref(j);
+    return ok;
+}
+
+/* A product page names what the node knows of its owner's key now: owner_node's "trust" is verified,
+ * then revoked once a revocation is held, with the detail /v1/members gives a node listed apart
+ * (the certificate, since when, the reason), and `trib show` says so on its owner node row. Before,
+ * the page showed the owner's address as dead (or alive) and only "trust verified": the signer's
+ * standing when it signed. */
+Test(chartered, a_product_page_says_its_owner_is_revoked)
+{
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    owner_trust_t ot = {&b, "/v1/products/payments/settled", "verified"};
+    cr_expect(owner_trust_is(&ot), "before the revocation");
+    submit_json(&b, revocation_of(&ca, "laptop stolen"));
+    ot.trust = "revoked";
+    cr_assert(h_wait(owner_trust_is, &ot, 15000), "the product page does not say its owner is revoked");
+    json_t *j = h_get_json(b.url, ot.path, NULL);
+    json_t *on = json_object_get(j, "owner_node");
+    const char *detail = json_string_value(json_object_get(on, "detail")) ?: "";
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    cr_expect(strstr(detail, serial) && strstr(detail, "revoked from") && strstr(detail, "laptop stolen"), "detail: %s",
+              detail);
+    apart_cond_t ap = {&b, ia.hex, "revoked"};   /* the words of /v1/members for the same node */
+    cr_expect(h_wait(apart_as, &ap, 15000), "%s", members_text(&b));
+    json_t *apart = apart_entry(&b, ia.hex);
+    cr_expect_str_eq(detail, json_string_value(json_object_get(apart, "detail")) ?: "", "%s", members_text(&b));
+    json_decref(apart);
+    cr_expect(json_is_true(json_object_get(j, "verified")), "the signature stays verified (certified when it signed)");
+    json_decref(j);
+    char *out = NULL;
+    cr_assert_eq(h_trib(&b, NULL, &out, NULL, "show", "payments/settled", NULL), 0);
+    const char *row = out ? strstr(out, "owner node") : NULL;
+    cr_expect(row && strstr(row, "revoked: certificate") && strstr(row, "reads of it are refused"), "trib show:\n%s",
+              out ? out : "");
+    free(out);
     cert_free(&ca), cert_free(&cb);
 }
 

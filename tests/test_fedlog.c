@@ -2478,7 +2478,8 @@ Test(fedlog, a_cached_token_of_a_revoked_issuer_is_refused_at_once)
     cr_assert_eq(h_trib(&nodes[0], NULL, NULL, NULL, "fed", "submit", P("rev.json"), "--node", nodes[0].url, NULL), 0);
     holds_t revs = {&nodes[0], "revocations"};
     cr_assert(h_wait(holds_one, &revs, 10000), "payments never held the revocation");
-    const char *series = "trib_token_refused_total{reason=\"token_invalid\"}";
+    /* counted under its own reason (docs/http-api.md): issuer_revoked, not token_invalid */
+    const char *series = "trib_token_refused_total{reason=\"issuer_revoked\"}";
     double before = h_metric(nodes[0].url, series);
     cr_assert_eq(h_http_token("GET", url, NULL, NULL, 0, tok, &r), 0);
     json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);

@@ -730,6 +730,9 @@ function provenanceTab(panel, p, man, path, params, base, mode) {
   const on = p.owner_node || {};
   const dl = h('dl', {class: 'kv'},
     h('dt', {}, 'Owner node'), h('dd', {}, h('code', {title: on.node_id || ''}, shortId(on.node_id) || 'unknown'), ' ', badge('state', on.state || 'unknown')),
+    // chartered: the owner's key as this node judges it now (the signature below is judged as of when it signed)
+    on.trust && on.trust !== 'verified' ? [h('dt', {}, 'Owner trust'), h('dd', {'data-testid': 'owner-trust'},
+      badge('trust', on.trust), ` This node's certificate for the domain does not hold now${on.detail ? ': ' + on.detail : ''}. Its records cannot be read through this mesh until a node certified for the domain serves them.`)] : null,
     on.addr ? [h('dt', {}, 'Peer address'), h('dd', {}, on.addr)] : null,
     on.http ? [h('dt', {}, 'HTTP address'), h('dd', {}, on.http)] : null,
     h('dt', {}, 'Signer'), h('dd', {}, h('code', {class: 'hex'}, p.signer || '')),

@@ -137,6 +137,36 @@ test('an open mesh flags no product unverified; the provenance says why nothing 
   });
 });
 
+// A chartered node judges a product's owner key now (owner_node.trust, docs/http-api.md): one revoked
+// is said so on the provenance tab, with the federation's words, apart from the signature (judged as
+// of when it signed). This mesh is open, so the node's answer is given the fields a chartered node
+// adds for a revoked owner, as the page would get them.
+test('the provenance tab says the owner node is revoked when the node says so', async (t) => {
+  const detail = 'certificate 535ebe7986637273 of payments: its key is revoked from 2026-12-05T10:00:00.000Z by the federation\'s roots (reason: laptop lost)';
+  await withPage(t, async (page) => {
+    await page.route('**/v1/products/payments/settled-transactions', async (route) => {
+      const r = await route.fetch();
+      const j = await r.json();
+      j.owner_node = Object.assign({}, j.owner_node, {state: 'dead', trust: 'revoked', detail});
+      j.verified = true;
+      await route.fulfill({response: r, json: j});
+    });
+    await page.goto(A.url + '/#/p/payments/settled-transactions/provenance');
+    const ot = page.getByTestId('owner-trust');
+    await ot.waitFor();
+    const text = await ot.textContent();
+    assert.match(text, /^revoked This node's certificate for the domain does not hold now: certificate 535ebe7986637273 of payments: its key is revoked from 2026-12-05T10:00:00.000Z by the federation's roots \(reason: laptop lost\)\. Its records cannot be read/);
+    assert.equal(await ot.locator('.badge.trust-revoked').count(), 1);
+    assert.match(await page.getByTestId('signature').textContent(), /^verified The signer was certified for this domain when it signed/);
+  });
+  // the node's own answer (open mode) has no trust judgement: nothing is said
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/p/payments/settled-transactions/provenance');
+    await page.getByTestId('signature').waitFor();
+    assert.equal(await page.getByTestId('owner-trust').count(), 0);
+  });
+});
+
 test('a search that finds nothing says what to try, with a way back to the whole catalog', async (t) => {
   await withPage(t, async (page) => {
     await page.goto(A.url + '/#/search?q=zzzqqq&domain=payments');
