@@ -559,7 +559,7 @@ static enum MHD_Result records_get(call_t *k, int live)
     if (live) /* out of memory fails closed: the stream's first check finds no token */
         (void)stream_set_token(s, token, tlen);
     if (granted && stream_set_grant(s, &gd) != 0)
-        return MHD_NO; /* out of memory: never unprojected */
+        return MHD_NO; /* out of memory (s freed): never unprojected */
     return queue_stream(c, route, s, last);
 }
 

@@ -625,8 +625,10 @@ int stream_set_grant(stream_t *r, const struct grants_read_s *d)
 {
     if (!d || !d->audited || r->rd)
         return 0;   /* nothing to project or audit here (a routed read is projected at its owner) */
-    if (!(r->grant = malloc(sizeof *r->grant)))
+    if (!(r->grant = malloc(sizeof *r->grant))) {
+        reader_free(r);   /* not queued: nothing else frees it */
         return -1;
+    }
     *r->grant = *d;
     return 0;
 }

@@ -34,7 +34,7 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *s, uint64_t las
 
 /* A local read of confidential or restricted data that grants_check_read allowed (node/grants.h):
  * every page is projected to the grant's fields before it is sent, and the read is audited with
- * the records served when it ends. Call before stream_queue. 0, or -1 out of memory. */
+ * the records served when it ends. Call before stream_queue. 0, or -1 out of memory (s is freed). */
 struct grants_read_s;
 int stream_set_grant(stream_t *s, const struct grants_read_s *d);
 
