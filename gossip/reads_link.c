@@ -99,6 +99,10 @@ struct lread {
     int resumes;                 /* links lost mid-read so far */
     int counted;                 /* in the pool's reads (open_reads): handed to the caller */
     uint64_t resume_at;          /* ms: not resumed again before */
+    /* the owner's key stopped holding a certificate for its domain (linkpool_untrusted, another
+     * thread, under pool.mu): the read ends at its reader's next call, with cut_detail */
+    atomic_int cut;
+    char cut_detail[ERR_MAX];
     size_t token_len;
     uint8_t token[];             /* the client's token, as forwarded */
 };
@@ -179,6 +183,37 @@ void linkpool_shutdown(linkpool_t *p)
         if (rd->l)
             shutdown(link_fd(rd->l), SHUT_RDWR);   /* its reader wakes and ends */
     pthread_mutex_unlock(&p->mu);
+}
+
+size_t linkpool_untrusted(linkpool_t *p, const uint8_t owner[32], const char *detail)
+{
+    size_t n = 0;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    for (lread_t *rd = p->active; rd; rd = rd->next) {
+        if (memcmp(rd->owner, owner, 32) || atomic_load(&rd->cut))
+            continue;
+        snprintf(rd->cut_detail, sizeof rd->cut_detail, "%s", detail);
+        atomic_store(&rd->cut, 1);
+        if (rd->l)
+            shutdown(link_fd(rd->l), SHUT_RDWR);   /* a reader waiting on the link wakes */
+        n++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+int linkpool_reads_from(linkpool_t *p, const uint8_t owner[32])
+{
+    int found = 0;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    for (lread_t *rd = p->active; rd && !found; rd = rd->next)
+        found = !memcmp(rd->owner, owner, 32) && !atomic_load(&rd->cut);
+    pthread_mutex_unlock(&p->mu);
+    return found;
 }
 
 void linkpool_flush(linkpool_t *p)
@@ -919,6 +954,12 @@ long lread_next(lread_t *rd, char *out, size_t cap, int timeout_ms, char *kind, 
                 size_t errlen)
 {
     for (;;) {
+        if (atomic_load(&rd->cut) && !rd->done && !rd->failed) {   /* nothing more of its owner goes out */
+            if (rd->cur)
+                batch_free(rd->cur);
+            rd->cur = NULL;
+            rd_fail(rd, 503, "owner_lost", "%s", rd->cut_detail);
+        }
         if (rd->cur) {
             const ProtobufCBinaryData *l = &rd->cur->lines;
             size_t n = l->len - rd->roff < cap ? l->len - rd->roff : cap;

@@ -34,6 +34,7 @@
 #include "gossip/gossip_int.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
+#include "gossip/reads_link.h"
 
 #define REFUSAL_LOG_MS 10000                       /* one line per (kind, reason) this often */
 #define EXPIRY_WARN_MS (14LL * 24 * 3600 * 1000)    /* warn this long before our certificate expires */
@@ -317,7 +318,7 @@ void gossip__owners_untrusted(gossip_t *g)
         return;
     for (size_t i = 0; i < g->nsnap; i++) {
         const gossip_member_t *m = &g->snap[i];
-        if (!m->uncertified || !reads_relays_from(g->reads, m->id))
+        if (!m->uncertified || (!reads_relays_from(g->reads, m->id) && !linkpool_reads_from(g->pool, m->id)))
             continue;
         char hex[ID_HEX_LEN], why[400], detail[1400];
         identity_hex(m->id, hex);
@@ -326,7 +327,8 @@ void gossip__owners_untrusted(gossip_t *g)
                  "which served this read, announces it, but %s (not a member); read again once a node certified for "
                  "domain '%s' serves it", m->domain, hex, m->addr,
                  why, m->domain);
-        for (size_t n = reads_owner_untrusted(g->reads, m->id, detail); n; n--)
+        size_t n = reads_owner_untrusted(g->reads, m->id, detail) + linkpool_untrusted(g->pool, m->id, detail);
+        for (; n; n--)
             gossip__owner_refused(g, v == TRUST_OK ? TRUST_UNCERTIFIED : v, detail);
     }
 }

@@ -1499,6 +1499,84 @@ Test(chartered, a_live_stream_from_an_owner_revoked_mid_stream_ends_at_once_with
     cert_free(&ca), cert_free(&cb);
 }
 
+/* A range read relayed over the data link from an owner whose certificate is revoked while it runs
+ * ends at once with the trust reason (an owner_lost line naming the revocation), counted in
+ * trib_trust_refused_total{kind="owner"}; what the relay holds of the owner's answer is not sent on.
+ * Before, the read ran to its end from the revoked owner. The read is far larger than the sockets
+ * and links between owner, relay and this client hold, and this client stops reading after its
+ * first bytes, so the read is still open when the revocation comes. */
+#define CUT_RECORDS 400000
+Test(chartered, a_range_read_from_an_owner_revoked_mid_read_ends_at_once_with_the_reason)
+{
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    payments_and_growth(&a, &b, &ia, &ca, &ib, &cb);
+    char recs[300], *out = NULL, *eout = NULL;
+    snprintf(recs, sizeof recs, "%s/many.ndjson", work);
+    for (int i = 2; i <= CUT_RECORDS;) {   /* ~100 B each, in puts of 100,000 (the node's --max-records) */
+        FILE *f = fopen(recs, "w");
+        cr_assert_not_null(f);
+        for (int k = 0; k < 100000 && i <= CUT_RECORDS; k++, i++)
+            fprintf(f, "{\"id\":\"x%d-%s\"}\n", i, "0123456789012345678901234567890123456789012345678901234567890123456789012345678");
+        cr_assert_eq(fclose(f), 0);
+        int rc = h_trib(&a, recs, &out, &eout, "put", "payments/settled", NULL);
+        cr_assert_eq(rc, 0, "put failed: %s %s", out ? out : "", eout ? eout : "");
+        free(out), free(eout);
+    }
+    int fd = stream_open(&b, "/v1/products/payments/settled/records?from=1");
+    static char buf[65536];
+    size_t len = 0;
+    buf[0] = '\0';
+    cr_assert(stream_until(fd, buf, sizeof buf, &len, "\"x1\"", 15000), "the first record never came: %s", buf);
+    cr_assert(strstr(buf, "200 OK"), "not a 200: %.300s", buf);
+    double before = h_metric(b.url, REFUSED("owner", "revoked"));
+    long t0 = h_now_ms();
+    submit_json(&b, revocation_of(&ca, "key lost"));
+    /* the relay ends the read once it judges the owner revoked: counted then */
+    metric_cond_t mc = {b.url, REFUSED("owner", "revoked"), before + 1};
+    cr_assert(h_wait(metric_reached, &mc, 10000), "the open read was not ended and counted");
+    long took = h_now_ms() - t0;
+    /* read the rest (what the sockets held), keeping the tail, counting the records */
+    size_t total = 0, records = 0;
+    int ended = 0;
+    for (long end = h_now_ms() + 30000; h_now_ms() < end;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        if (len > sizeof buf / 2) {   /* keep the last half */
+            memmove(buf, buf + len - sizeof buf / 4, sizeof buf / 4);
+            len = sizeof buf / 4;
+        }
+        ssize_t k = read(fd, buf + len, sizeof buf - 1 - len);
+        if (k <= 0) {
+            ended = 1;
+            break;
+        }
+        for (ssize_t i = 0; i < k; i++)
+            records += buf[len + (size_t)i] == '\n';
+        len += (size_t)k;
+        total += (size_t)k;
+        buf[len] = '\0';
+    }
+    close(fd);
+    cr_assert(ended, "the read did not end within 30 s of the revocation");
+    cr_expect_lt(took, 5000, "the read was ended %ld ms after the revocation was submitted", took);
+    cr_expect_lt(records, (size_t)CUT_RECORDS - 1000, "the read ran to its end (%zu lines after the revocation)", records);
+    char *last = strrchr(buf, '{');
+    json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+    const char *kind = json_string_value(json_object_get(j, "error")) ?: "",
+               *detail = json_string_value(json_object_get(j, "detail")) ?: "";
+    cr_expect_str_eq(kind, "owner_lost", "last line: %.400s", last ? last : buf);
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    cr_expect(strstr(detail, "no node certified for domain 'payments'") && strstr(detail, serial) &&
+              strstr(detail, "revoked from") && strstr(detail, "key lost"), "detail: %s", detail);
+    json_decref(j);
+    still_serves(&b);
+    cert_free(&ca), cert_free(&cb);
+}
+
 /* GET /v1/whoami on n with token: status, and the body in out. */
 static long whoami(h_node_t *n, const char *token, char *out, size_t cap)
 {
