@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "node/cli.h"
+#include "node/cmd_policy.h"
 #include "node/cli_internal.h"
 #include "node/cli_table.h"
 
@@ -60,30 +61,6 @@ static int print_changes(cli_ctx_t *c, json_t *changes)
     int rc = cli_table_print(t, c->out, "  ");
     cli_table_destroy(&t);
     return rc == 0 ? CLI_OK : cli_fail(c, "writing output failed");
-}
-
-/* The gate's and the policy set's violations (or warnings), as node/cmd_policy.c prints a refused
- * publish's: "  error   PATH (manifest line M): MESSAGE; rule RULE (policy line N)". */
-static void print_violations(cli_ctx_t *c, json_t *list)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) {
-        char *msg = cli_text_clean(str(v, "message", ""), 400);
-        char *path = cli_text_clean(str(v, "path", ""), 120);
-        char *rule = cli_text_clean(str(v, "rule", "?"), 80);
-        fprintf(c->out, "  %-7s %s", str(v, "severity", "error"), path ? path : "");
-        json_t *mline = json_object_get(v, "manifest_line"), *line = json_object_get(v, "line");
-        if (json_is_integer(mline))
-            fprintf(c->out, " (manifest line %lld)", (long long)json_integer_value(mline));
-        fprintf(c->out, ": %s; rule %s", msg ? msg : "", rule ? rule : "");
-        if (json_is_integer(line))
-            fprintf(c->out, " (policy line %lld)", (long long)json_integer_value(line));
-        fputc('\n', c->out);
-        free(msg);
-        free(path);
-        free(rule);
-    }
 }
 
 /* ================================================================ check */
@@ -133,9 +110,9 @@ int cli_run_check(cli_ctx_t *c)
             char *d = cli_text_clean(str(e, "detail", ""), 1000);
             fprintf(c->out, "publish would be refused: %s: %s\n", str(e, "error", "refused"), d ? d : "");
             free(d);
-            print_violations(c, json_object_get(j, "violations"));
+            policy_cmd_print_violation_list(c->out, json_object_get(j, "violations"), "  ");
         }
-        print_violations(c, json_object_get(j, "warnings"));   /* the policy set's, stored with it */
+        policy_cmd_print_violation_list(c->out, json_object_get(j, "warnings"), "  ");   /* the policy set's, stored with it */
     }
     json_decref(j);
     return rc != CLI_OK ? rc : ok ? CLI_OK : CLI_FAIL;

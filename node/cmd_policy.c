@@ -17,6 +17,7 @@
 #include "gossip/identity.h"
 #include "node/cli.h"
 #include "node/cli_opts.h"
+#include "node/cli_table.h"
 #include "node/client.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
@@ -423,23 +424,29 @@ static int run_show(pctx_t *c)
     return P_OK;
 }
 
-/* "error   owners.business (manifest line 11): <message>; rule owners.email (policy line 22)":
- * where in the manifest first (its line when the node had the text: a publish or check), then
- * which rule of the set (the version is the reply's, said above the list). */
-static void print_violation_lines(FILE *f, json_t *list, const char *indent)
+/* v's field key, or dflt when absent or not a string. */
+static const char *vstr(json_t *v, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(v, key));
+    return s ? s : dflt;
+}
+
+void policy_cmd_print_violation_list(FILE *f, json_t *list, const char *indent)
 {
     for (size_t i = 0; i < json_array_size(list); i++) {
         json_t *v = json_array_get(list, i);
         json_t *line = json_object_get(v, "line"), *mline = json_object_get(v, "manifest_line");
-        fprintf(f, "%s%-7s %s", indent, json_string_value(json_object_get(v, "severity")),
-                json_string_value(json_object_get(v, "path")));
+        /* the node's words, cleaned for a terminal (no control characters, bounded) */
+        char *path = cli_text_clean(vstr(v, "path", ""), 120), *msg = cli_text_clean(vstr(v, "message", ""), 400),
+             *rule = cli_text_clean(vstr(v, "rule", "?"), 80), *sev = cli_text_clean(vstr(v, "severity", "error"), 16);
+        fprintf(f, "%s%-7s %s", indent, sev ? sev : "", path ? path : "");
         if (json_is_integer(mline))
             fprintf(f, " (manifest line %lld)", (long long)json_integer_value(mline));
-        fprintf(f, ": %s; rule %s", json_string_value(json_object_get(v, "message")),
-                json_string_value(json_object_get(v, "rule")));
+        fprintf(f, ": %s; rule %s", msg ? msg : "", rule ? rule : "");
         if (json_is_integer(line))
             fprintf(f, " (policy line %lld)", (long long)json_integer_value(line));
         fprintf(f, "%s\n", json_is_true(json_object_get(v, "grace")) ? " [grace]" : "");
+        free(path), free(msg), free(rule), free(sev);
     }
 }
 
@@ -472,7 +479,7 @@ static int run_compliance(pctx_t *c)
         for (size_t i = 0; i < json_array_size(list); i++) {
             json_t *p = json_array_get(list, i);
             fprintf(c->out, "  %s\n", json_string_value(json_object_get(p, "id")));
-            print_violation_lines(c->out, json_object_get(p, "violations"), "    ");
+            policy_cmd_print_violation_list(c->out, json_object_get(p, "violations"), "    ");
         }
     }
     json_decref(j);
@@ -486,7 +493,7 @@ void policy_cmd_print_compliance(FILE *out, json_t *cp)
     json_t *vs = json_object_get(cp, "violations");
     fprintf(out, "\ncompliance\n  %s under policy set version %lld\n", json_string_value(json_object_get(cp, "state")),
             (long long)json_integer_value(json_object_get(cp, "policy_version")));
-    print_violation_lines(out, vs, "  ");
+    policy_cmd_print_violation_list(out, vs, "  ");
 }
 
 void policy_cmd_print_warnings(FILE *out, json_t *reply)
@@ -496,14 +503,14 @@ void policy_cmd_print_warnings(FILE *out, json_t *reply)
         return;
     fprintf(out, "%zu policy warning%s (policy set version %lld):\n", json_array_size(ws),
             json_array_size(ws) == 1 ? "" : "s", (long long)json_integer_value(json_object_get(reply, "policy_version")));
-    print_violation_lines(out, ws, "  ");
+    policy_cmd_print_violation_list(out, ws, "  ");
 }
 
 void policy_cmd_print_violations(FILE *err, json_t *reply)
 {
     json_t *vs = json_object_get(reply, "violations");
     if (json_array_size(vs) > 0)
-        print_violation_lines(err, vs, "  ");
+        policy_cmd_print_violation_list(err, vs, "  ");
 }
 
 int policy_cmd_run(int argc, char **argv, FILE *out, FILE *err)

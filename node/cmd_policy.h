@@ -20,6 +20,11 @@ void policy_cmd_usage(FILE *f);
 void policy_cmd_print_compliance(FILE *out, json_t *compliance);
 /* A publish reply's "warnings" as lines (trib publish); nothing when absent. */
 void policy_cmd_print_warnings(FILE *out, json_t *reply);
+/* A list of violations (or warnings) as lines, each after indent: "error   owners.business (manifest
+ * line 11): MESSAGE; rule owners.email (policy line 22)": where in the manifest first (its line when
+ * the node had the text: a publish or check), then which rule of the set. The node's words are
+ * cleaned for a terminal. Used by trib publish, check, show and compliance. */
+void policy_cmd_print_violation_list(FILE *f, json_t *list, const char *indent);
 /* A refusal's "violations" as lines under the error (trib publish); nothing when absent. */
 void policy_cmd_print_violations(FILE *err, json_t *reply);
 
