@@ -561,7 +561,8 @@ static void reader_free(void *cls)
 }
 
 /* A non-live read's answer, taken before its head is sent: 1 when all of it is in *body (*len
- * bytes, at most WHOLE_MAX; the caller answers with its length, and libmicrohttpd sends head and
+ * bytes, at most WHOLE_MAX; the caller answers with its length, the reader freed with the answer
+ * once it went out (a routed read's link back to the pool, and a trim, after it), and libmicrohttpd sends head and
  * body in one write instead of a head, chunks and a last chunk: for a small read, one wake-up of
  * the client instead of up to three, and two sends fewer), 0 when it is longer or not all here
  * yet (a routed read whose owner has more to send: never waited for), and what was taken is
@@ -664,13 +665,16 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
         reader_free(r);
         return MHD_NO;
     }
+    if (whole) {   /* the body is the reader's: freed with it once the answer went out */
+        r->pre = body;
+        r->pre_len = r->pre_off = blen;
+    }
     struct MHD_Response *resp =
-        whole ? MHD_create_response_from_buffer(blen, body, MHD_RESPMEM_MUST_FREE)
+        whole ? MHD_create_response_from_buffer_with_free_callback_cls(blen, body, reader_free, r)
               : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
                                                   r->rd && (r->live || r->remaining > SMALL_READ) ? ROUTED_BLOCK : 64 * 1024,
                                                   r->rd ? routed_cb : reader_cb, r, reader_free);
     if (!resp) {
-        free(body);
         reader_free(r);
         return MHD_NO;
     }
@@ -689,8 +693,6 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
         snprintf(hdr, sizeof hdr, "%" PRIu64, r->schema_mseq);
         MHD_add_response_header(resp, "X-Trib-Schema-Seq", hdr);
     }
-    if (whole)   /* all taken: the read ends here (a routed read's link goes back to the pool) */
-        reader_free(r);
     enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);
     return ret;
