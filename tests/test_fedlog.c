@@ -2061,6 +2061,38 @@ Test(fedlog, a_forged_resend_of_a_held_object_is_refused_and_counted)
     h_node_cleanup(&n);
 }
 
+/* The held charter resent with one of its signatures broken was refused 409 stale_version: its
+ * version was compared before its signatures were checked. It is 403 forged now, counted as forged
+ * (not as stale_version), nothing stored; the charter as made is still 200 held. */
+Test(fedlog, a_forged_resend_of_the_held_charter_is_refused_as_forged)
+{
+    files_charter();
+    h_node_t n;
+    char id[65], code[64], detail[700];
+    start_chartered(&n, "payments", "good", NULL, id);
+    size_t len;
+    char *txt = h_read_file(cpath, &len);
+    char *forged = tampered(txt);
+    /* the anchor, as made, into the federation log: held from now on */
+    long st = submit_answer(&n, txt, code, sizeof code, detail, sizeof detail);
+    cr_assert(st == 201 || st == 200, "the charter as made: %ld %s %s", st, code, detail);
+    long before = objects_held(&n);
+    const char *mf = "trib_fedlog_refused_total{kind=\"charter\",reason=\"forged\"}",
+               *ms = "trib_fedlog_refused_total{kind=\"charter\",reason=\"stale_version\"}";
+    double f0 = h_metric(n.url, mf), s0 = h_metric(n.url, ms);
+    cr_expect_eq(submit_answer(&n, forged, code, sizeof code, detail, sizeof detail), 403, "a forged resend of the "
+                 "held charter: %s %s", code, detail);
+    cr_expect_str_eq(code, "forged", "%s", detail);
+    cr_expect_eq(h_metric(n.url, mf), f0 + 1, "not counted as forged");
+    cr_expect_eq(h_metric(n.url, ms), s0, "counted as stale_version");
+    st = submit_answer(&n, txt, code, sizeof code, detail, sizeof detail);
+    cr_expect_eq(st, 200, "the charter as made, again: %ld %s %s", st, code, detail);
+    cr_expect_eq(objects_held(&n), before);
+    free(txt), free(forged);
+    expect_serving(&n);
+    h_node_cleanup(&n);
+}
+
 /* The federation endpoints while this node's federation log is not running (a node whose gossip
  * has not started): 503 busy with a Retry-After, as POST /v1/policy's and the key rotation's busy
  * answers; it was 503 not_ready without one. */
