@@ -331,7 +331,7 @@ static int ostream_pump_one(reads_t *r, ostream_t *s, store_page_t *pg, const si
         if (n > 0 || first)
             schema_name(r, s, n > 0 ? b.schema_seq : head_mseq, &b);
         b.lines = (ProtobufCBinaryData){pg->len, pg->buf ? (uint8_t *)pg->buf + pg->head : NULL};
-        if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || ((uint64_t)n < lim && !pg->full)))
+        if (!s->live && ((s->remaining != UINT64_MAX && s->remaining == (uint64_t)n) || !pg->full))
             b.done = 1;
     }
     char *fkey = NULL;

@@ -40,8 +40,9 @@ const charter_t *trust_charter(const trust_t *t);
  * A charter must be the next version of the held one; on success every held certificate is
  * re-checked against the new roots. Certificates are kept whatever their window (old entries
  * are judged at their own time); revocations are kept even if their signers later leave. A
- * certificate or revocation whose body is held under other signed bytes is verified again (ok only
- * when its signatures are good; never held twice). */
+ * charter, certificate or revocation whose body is held under other signed bytes is verified again
+ * (ok only when its signatures are good; never held twice): a charter of the held or an older
+ * version by its own roots, forged (not stale_version) when they fail. */
 trust_verdict_t trust_offer_charter(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,
                                     size_t errlen);
 trust_verdict_t trust_offer_cert(trust_t *t, const uint8_t *b, size_t n, int *added, char *err,

@@ -41,6 +41,14 @@ int grants_active(node_t *n, const char *subject, const char *product_id, int64_
  * call it only once grants_active found none. */
 int grants_revoked(node_t *n, const char *subject, const char *product_id, char *out, size_t cap);
 
+/* Why a read that relied on grant `held` (grants_active's when the read began) may not go on at
+ * now_ms: NULL while subject still holds an active grant on product_id; else the error kind, with
+ * the words a client reads in out: "grant_required" when the grant was revoked (grants_revoked's
+ * words), ended with this node's certificate (chartered: which, and when it expired), or expired
+ * (when); "storage" when the grants could not be read (store_last_error's words). */
+const char *grants_ended(node_t *n, const char *subject, const char *product_id, const grant_info_t *held,
+                         int64_t now_ms, char *out, size_t cap);
+
 /* The products subject holds an active grant on at now_ms, by grants_active's rule for each, for a
  * caller asking about many products at once (a search): *out (malloc'd; free it) gets them sorted
  * by strcmp, one id per STORE_ID_MAX bytes. Returns how many, or -1 on a storage error. */

@@ -113,6 +113,38 @@ int grants_revoked(node_t *n, const char *subject, const char *product_id, char 
     return revoked;
 }
 
+const char *grants_ended(node_t *n, const char *subject, const char *product_id, const grant_info_t *held,
+                         int64_t now_ms, char *out, size_t cap)
+{
+    grant_info_t gi;
+    int rc = grants_active(n, subject, product_id, now_ms, &gi);
+    if (rc == 1)
+        return NULL;
+    char at[32];
+    if (rc < 0) {
+        snprintf(out, cap, "reading the grants of %s on %s failed on this node (%s): the read cannot go on; "
+                 "resume it later", subject, product_id, store_last_error());
+        return "storage";
+    }
+    if (grants_revoked(n, subject, product_id, out, cap))
+        return "grant_required";
+    if (n->cert_not_after_ms > 0 && now_ms >= n->cert_not_after_ms &&
+        !(held->expires_ms > 0 && held->expires_ms < n->cert_not_after_ms)) {   /* not its own end first */
+        trust_time_text(n->cert_not_after_ms, at);
+        snprintf(out, cap, "grant %s of %s on %s ended at %s with this node's certificate for domain '%s', which "
+                 "expired then: a grant never outlives its issuer's certificate (the owner needs a new one: "
+                 "trib fed certify)", held->grant_id, subject, product_id, at, n->cfg.domain);
+    } else if (held->expires_ms > 0 && now_ms >= held->expires_ms) {
+        trust_time_text(held->expires_ms, at);
+        snprintf(out, cap, "grant %s of %s on %s expired at %s; trib access request %s to ask again",
+                 held->grant_id, subject, product_id, at, product_id);
+    } else {
+        snprintf(out, cap, "grant %s of %s on %s no longer holds on this node; trib access request %s to ask again",
+                 held->grant_id, subject, product_id, product_id);
+    }
+    return "grant_required";
+}
+
 typedef struct {
     int64_t now;
     char (*ids)[STORE_ID_MAX];

@@ -119,16 +119,20 @@ static unsigned status_of(int reason, const char **code)
     }
 }
 
-/* 1 when bytes are a certificate whose window ended before now (beyond TRUST_SKEW_MS), with what
- * expired and when in detail: it admits nobody, so an operator's submission of it is refused before
- * anything is stored. One not valid yet is taken (operators pre-issue certificates), and a peer's
- * expired one still is (gossip/fedlog.c: entries signed in its window are judged by it). */
-static int expired_cert(const uint8_t *bytes, size_t len, char *detail, size_t cap)
+/* 1 when bytes are a certificate whose signatures verify (trust store t would hold it) and whose
+ * window ended before now (beyond TRUST_SKEW_MS), with what expired and when in detail: it admits
+ * nobody, so an operator's submission of it is refused before anything is stored. Signatures
+ * first: a forged one is left to the federation log, which refuses and counts it as forged whatever
+ * its dates. One not valid yet is taken (operators pre-issue certificates), and a peer's expired
+ * one still is (gossip/fedlog.c: entries signed in its window are judged by it). */
+static int expired_cert(trust_t *t, const uint8_t *bytes, size_t len, char *detail, size_t cap)
 {
     cert_t c;
     char why[300];
+    if (!t || trust_check(t, TRUST_KIND_CERT, bytes, len, why, sizeof why) != TRUST_OK)
+        return 0;   /* the federation log refuses it with this verdict (forged, malformed ...) */
     if (cert_parse(bytes, len, &c, why, sizeof why) != 0)
-        return 0;   /* the federation log refuses it as malformed */
+        return 0;
     int expired = cert_check_claim(&c, NULL, c.domain, c.node_key, clock_wall_ms(), TRUST_SKEW_MS, why,
                                    sizeof why) == TRUST_EXPIRED;
     if (expired)
@@ -216,7 +220,7 @@ unsigned http_fed_submit(node_t *n, const char *client, const char *authz, const
                  trust_kind_name((trust_kind_t)got_kind));
         return refuse_file(f, reply, want, FEDLOG_R_KIND_MISMATCH, 400, detail);
     }
-    if (want == TRUST_KIND_CERT && expired_cert(bytes, got, detail, sizeof detail)) {
+    if (want == TRUST_KIND_CERT && expired_cert(fedlog_trust(f), bytes, got, detail, sizeof detail)) {
         free(bytes);
         return refuse_file(f, reply, want, TRUST_EXPIRED, 403, detail);
     }

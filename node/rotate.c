@@ -598,8 +598,11 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
     }
     /* an expired certificate, or one the federation revoked, is refused before the federation log
      * stores it: a refused rotation leaves the federation as it was (counted as the log's refusals;
-     * one not yet valid is stored: the rotation completes once it is) */
-    trust_verdict_t claim = trust_claim(t, &cert, n->cfg.domain, next.pk, clock_wall_ms(), e, sizeof e);
+     * one not yet valid is stored: the rotation completes once it is). Its signatures first: one
+     * that does not verify goes on to the log, which refuses it as forged whatever its dates */
+    trust_verdict_t claim = trust_check(t, TRUST_KIND_CERT, cert.bytes, cert.len, e, sizeof e) != TRUST_OK
+                                ? TRUST_OK
+                                : trust_claim(t, &cert, n->cfg.domain, next.pk, clock_wall_ms(), e, sizeof e);
     if (claim == TRUST_EXPIRED || claim == TRUST_REVOKED) {
         char why[800];
         snprintf(why, sizeof why, "the new certificate for the next key is %s: %.600s; nothing was stored, the "

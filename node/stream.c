@@ -173,22 +173,20 @@ static void reader_error_line(reader_t *r, const char *kind, const char *detail)
 
 /* A read relying on a grant goes on only while the grant does: each page checks it again (a
  * revocation on this node wakes suspended readers through node_notify), so a revoked or expired
- * grant ends the read with an error line. 1 when it may go on. */
+ * grant, one that ended with this node's certificate, or grants that cannot be read end the read
+ * with an error line saying which. 1 when it may go on. */
 static int grant_holds(reader_t *r)
 {
     if (!r->grant || !r->grant->allowed || !r->grant->grant.grant_id[0])
         return 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    grant_info_t gi;
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (grants_active(r->a, r->grant->subject, r->id, now, &gi) == 1)
-        return 1;
     char detail[512];
-    if (!grants_revoked(r->a, r->grant->subject, r->id, detail, sizeof detail))
-        snprintf(detail, sizeof detail, "grant %s of %s on %s has expired", r->grant->grant.grant_id,
-                 r->grant->subject, r->id);
-    reader_error_line(r, "grant_required", detail);
+    const char *kind = grants_ended(r->a, r->grant->subject, r->id, &r->grant->grant, now, detail, sizeof detail);
+    if (!kind)
+        return 1;
+    reader_error_line(r, kind, detail);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 typedef struct {
     store_page_t *pg;
+    uint64_t max_records;
     size_t max_bytes;
     int oom;
 } fill_t;
@@ -18,7 +19,7 @@ static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
 {
     fill_t *f = ctx;
     store_page_t *pg = f->pg;
-    if (pg->n > 0 && pg->len + len + 1 > f->max_bytes) {
+    if (pg->n == f->max_records || (pg->n > 0 && pg->len + len + 1 > f->max_bytes)) {
         pg->full = 1;   /* this record opens the next page */
         return 1;
     }
@@ -42,8 +43,9 @@ static int page_add(void *ctx, uint64_t seq, const void *data, size_t len)
     if (pg->n++ == 0)
         pg->first = seq;
     pg->next = seq + 1;
-    /* at max_bytes exactly the page is not called full yet: the next record, if there is one,
-     * says so above (one more step of the cursor), and a page that ends the log there is not */
+    /* at max_bytes or max_records exactly the page is not called full yet: the next record, if
+     * there is one, says so above (one more step of the cursor), and a page that ends the log
+     * there is not */
     return 0;
 }
 
@@ -55,8 +57,10 @@ long store_page_read(store_t *st, const char *id, uint64_t from, uint64_t max_re
     pg->first = pg->next = from;
     if (max_records == 0)
         return 0;
-    fill_t f = {pg, max_bytes, 0};
-    long n = store_records_read(st, id, from, max_records, page_add, &f);
+    fill_t f = {pg, max_records, max_bytes, 0};
+    /* one record more than the page takes (0, no limit, past UINT64_MAX): page_add looks at it
+     * only to say whether the page is full */
+    long n = store_records_read(st, id, from, max_records + 1, page_add, &f);
     if (f.oom) {
         store__err(NULL, 0, "reading records of %s: out of memory for a page of %zu bytes", id, max_bytes);
         return -1;

@@ -18,7 +18,8 @@ typedef struct {
     size_t len, cap;        /* the NDJSON is len bytes at buf + head; cap: buf's size */
     size_t n;               /* records in the page */
     uint64_t first, next;   /* seq of the first record; seq after the last (from, when none) */
-    int full;               /* the page ended at max_bytes: a record that would pass it follows */
+    int full;               /* a record follows that the page had no room for (its byte or
+                               record bound): the log does not end with the page */
 } store_page_t;
 
 /* Fills pg (emptied first) with the records of product id from seq from: at most max_records of

@@ -1561,6 +1561,59 @@ Test(index, grants_end_with_the_owners_certificate, .init = ix_setup, .fini = ix
     cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now + DAY_MS, &gi), 1);
 }
 
+/* A live read on a grant that stops holding ends with the words of its cause (node/stream.c puts
+ * them in its last line, as {"error": kind, "detail": ...}): expired and when; ended with this
+ * node's certificate, which, and when; revoked; the grants unreadable. Before, every cause but a
+ * revocation read "grant G of S on P has expired". */
+Test(index, a_grant_that_stops_holding_says_why, .init = ix_setup, .fini = ix_teardown)
+{
+    size_t len;
+    int64_t now = wall_ms();
+    free(sign_change(cgro, TRIB__ACCESS_KIND__ACCESS_REQUEST, REQ1, NULL, "alice@growth", 0, &len));
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ1, GR1, "alice@growth", now + 30 * DAY_MS, &len));
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.st = stores[0];
+    snprintf(n.cfg.domain, sizeof n.cfg.domain, "payments");
+    grant_info_t held;
+    char out[512], when[32], want[256];
+    const char *P = "payments/settled";
+    cr_assert_eq(grants_active(&n, "alice@growth", P, now, &held), 1);
+    cr_assert_null(grants_ended(&n, "alice@growth", P, &held, now, out, sizeof out), "an active grant ended");
+    /* expired: when */
+    const char *kind = grants_ended(&n, "alice@growth", P, &held, now + 30 * DAY_MS, out, sizeof out);
+    trust_time_text(now + 30 * DAY_MS, when);
+    snprintf(want, sizeof want, "grant %s of alice@growth on %s expired at %s", GR1, P, when);
+    cr_assert(kind && !strcmp(kind, "grant_required") && strstr(out, want), "%s: %s", kind, out);
+    cr_assert_null(strstr(out, "has expired"));
+    /* ended with this node's certificate: which, and when */
+    n.cert_not_after_ms = now + DAY_MS;
+    cr_assert_eq(grants_active(&n, "alice@growth", P, now, &held), 1);
+    kind = grants_ended(&n, "alice@growth", P, &held, now + DAY_MS, out, sizeof out);
+    trust_time_text(now + DAY_MS, when);
+    snprintf(want, sizeof want, "grant %s of alice@growth on %s ended at %s with this node's certificate for "
+             "domain 'payments', which expired then", GR1, P, when);
+    cr_assert(kind && !strcmp(kind, "grant_required") && strstr(out, want), "%s: %s", kind, out);
+    /* a grant that expires before the certificate ends expired, whenever it is asked */
+    held.expires_ms = now + 3600000;
+    kind = grants_ended(&n, "alice@growth", P, &held, now + 2 * DAY_MS, out, sizeof out);
+    trust_time_text(now + 3600000, when);
+    snprintf(want, sizeof want, "on %s expired at %s", P, when);
+    cr_assert(kind && strstr(out, want), "%s: %s", kind, out);
+    /* the grants cannot be read: a storage error, not a grant's end */
+    n.st = NULL;
+    kind = grants_ended(&n, "alice@growth", P, &held, now, out, sizeof out);
+    cr_assert(kind && !strcmp(kind, "storage") && strstr(out, "reading the grants of alice@growth on payments/settled "
+              "failed on this node"), "%s: %s", kind, out);
+    /* revoked: grants_revoked's words */
+    n.st = stores[0];
+    n.cert_not_after_ms = 0;
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_REVOKE, REQ1, GR1, "alice@growth", 0, &len));
+    kind = grants_ended(&n, "alice@growth", P, &held, now, out, sizeof out);
+    snprintf(want, sizeof want, "your grant %s for %s was revoked at ", GR1, P);
+    cr_assert(kind && !strcmp(kind, "grant_required") && strstr(out, want), "%s: %s", kind, out);
+}
+
 /* ================================================================ hostile peers */
 
 /* The SignedEntry bytes of the grant entry with id gid in domain's log of the store in dir (the

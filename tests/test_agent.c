@@ -433,6 +433,16 @@ Test(agent, broken_yaml_names_the_line_and_column_in_cli_and_http)
          "tab character may not be used as indentation (line 5, column 1)", "(line 5, column 1)"},
         {"duplicate key", HEAD "title: a\ntitle: b\n",
          "duplicate key (line 5, column 1)", "duplicate key 'title' (line 5, column 1)"},
+        /* an unclosed flow collection: where it opens, not where libfyaml gave up (lines later) */
+        {"unclosed [", HEAD "tags: [finance, cards\nowners:\n  business: a@x.io\n",
+         "missing comma in flow sequence (line 4, column 7): the '[' opened at line 4, column 7 is never closed",
+         "(line 4, column 7): the '[' opened at line 4, column 7 is never closed"},
+        {"unclosed {", HEAD "owners: {business: a@x.io,\n  technical: b@x.io\ndescription: x\n",
+         "missing comma in flow mapping (line 4, column 9): the '{' opened at line 4, column 9 is never closed",
+         "(line 4, column 9): the '{' opened at line 4, column 9 is never closed"},
+        {"unclosed [ at the end", HEAD "owners: {business: a@x.io}\ntags: [finance, [cards]",
+         "flow sequence without a closing bracket (line 5, column 7): the '[' opened at line 5, column 7 is never "
+         "closed", "(line 5, column 7): the '[' opened at line 5, column 7 is never closed"},
     };
 #undef HEAD
     char path[512];

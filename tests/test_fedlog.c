@@ -1977,6 +1977,54 @@ Test(fedlog, an_expired_certificate_is_refused_counted_and_not_stored)
     h_node_cleanup(&n);
 }
 
+/* The signed text of a certificate's file form with one base64 character of its signatures
+ * changed (malloc'd). */
+static char *tampered(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    cr_assert_not_null(j);
+    char *sig = strdup(json_string_value(json_object_get(j, "signed")));
+    size_t sl = strlen(sig);
+    sig[sl - 6] = sig[sl - 6] == 'A' ? 'B' : 'A';
+    json_object_set_new(j, "signed", json_string(sig));
+    free(sig);
+    char *out = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return out;
+}
+
+/* An expired certificate whose signatures do not verify was refused as expired: its dates were
+ * checked before its signatures. A forgery is 403 forged whatever its dates, counted as forged
+ * (not as expired), nothing stored; the same certificate as made is still 403 expired. */
+Test(fedlog, an_expired_certificate_with_forged_signatures_is_refused_as_forged)
+{
+    files_charter();
+    h_node_t n;
+    char id[65], code[64], detail[700];
+    start_chartered(&n, "payments", "good", NULL, id);
+    long before = objects_held(&n);
+    int64_t t = fx_now_ms();
+    cert_t old;
+    char *text = cert_file_text("growth", t - 30 * DAY_MS, t - 2 * DAY_MS, &old);
+    char *forged = tampered(text);
+    const char *mf = "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"}",
+               *me = "trib_fedlog_refused_total{kind=\"certificate\",reason=\"expired\"}";
+    double f0 = h_metric(n.url, mf), e0 = h_metric(n.url, me);
+    cr_expect_eq(submit_answer(&n, forged, code, sizeof code, detail, sizeof detail), 403, "%s %s", code, detail);
+    cr_expect_str_eq(code, "forged", "an expired certificate with a broken signature: %s %s", code, detail);
+    cr_expect_eq(h_metric(n.url, mf), f0 + 1, "not counted as forged");
+    cr_expect_eq(h_metric(n.url, me), e0, "counted as expired");
+    cr_expect_eq(objects_held(&n), before, "the forged certificate was stored");
+    cr_expect_eq(submit_answer(&n, text, code, sizeof code, detail, sizeof detail), 403, "%s %s", code, detail);
+    cr_expect_str_eq(code, "expired", "the certificate as made: %s %s", code, detail);
+    cr_expect_eq(h_metric(n.url, me), e0 + 1);
+    cr_expect_eq(objects_held(&n), before);
+    free(text), free(forged);
+    cert_free(&old);
+    expect_serving(&n);
+    h_node_cleanup(&n);
+}
+
 /* A held object resent with broken signatures was answered 200 "held": its body hash was matched
  * before its signatures were checked. A tampered resend is 403 forged now, counted as any forged
  * object; the held one as made is still 200, and the node keeps serving. */
@@ -2009,6 +2057,38 @@ Test(fedlog, a_forged_resend_of_a_held_object_is_refused_and_counted)
     cr_expect_eq(submit_answer(&n, txt, code, sizeof code, detail, sizeof detail), 200, "%s %s", code, detail);
     free(txt);
     cr_expect_eq(objects_held(&n), before);
+    expect_serving(&n);
+    h_node_cleanup(&n);
+}
+
+/* The held charter resent with one of its signatures broken was refused 409 stale_version: its
+ * version was compared before its signatures were checked. It is 403 forged now, counted as forged
+ * (not as stale_version), nothing stored; the charter as made is still 200 held. */
+Test(fedlog, a_forged_resend_of_the_held_charter_is_refused_as_forged)
+{
+    files_charter();
+    h_node_t n;
+    char id[65], code[64], detail[700];
+    start_chartered(&n, "payments", "good", NULL, id);
+    size_t len;
+    char *txt = h_read_file(cpath, &len);
+    char *forged = tampered(txt);
+    /* the anchor, as made, into the federation log: held from now on */
+    long st = submit_answer(&n, txt, code, sizeof code, detail, sizeof detail);
+    cr_assert(st == 201 || st == 200, "the charter as made: %ld %s %s", st, code, detail);
+    long before = objects_held(&n);
+    const char *mf = "trib_fedlog_refused_total{kind=\"charter\",reason=\"forged\"}",
+               *ms = "trib_fedlog_refused_total{kind=\"charter\",reason=\"stale_version\"}";
+    double f0 = h_metric(n.url, mf), s0 = h_metric(n.url, ms);
+    cr_expect_eq(submit_answer(&n, forged, code, sizeof code, detail, sizeof detail), 403, "a forged resend of the "
+                 "held charter: %s %s", code, detail);
+    cr_expect_str_eq(code, "forged", "%s", detail);
+    cr_expect_eq(h_metric(n.url, mf), f0 + 1, "not counted as forged");
+    cr_expect_eq(h_metric(n.url, ms), s0, "counted as stale_version");
+    st = submit_answer(&n, txt, code, sizeof code, detail, sizeof detail);
+    cr_expect_eq(st, 200, "the charter as made, again: %ld %s %s", st, code, detail);
+    cr_expect_eq(objects_held(&n), before);
+    free(txt), free(forged);
     expect_serving(&n);
     h_node_cleanup(&n);
 }

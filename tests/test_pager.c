@@ -91,9 +91,18 @@ Test(pager, pages_are_whole_ndjson_lines_within_the_record_and_byte_bounds)
 {
     put(10, 99); /* 100 bytes a line */
     store_page_t pg = {0};
-    /* Records bound. */
+    /* Records bound: full, a record follows. */
     cr_assert_eq(store_page_read(st, "payments/ledger", 1, 3, 1 << 20, &pg), 3);
     check_lines(&pg, 3, 99, 1);
+    cr_assert_eq(pg.full, 1);
+    /* Exactly at the records bound and at the end of the log: not full, as at the byte bound below
+     * (the owner of a routed read ends its read with a first batch of 4,096 records, not with an
+     * empty batch after it) */
+    cr_assert_eq(store_page_read(st, "payments/ledger", 8, 3, 1 << 20, &pg), 3);
+    check_lines(&pg, 3, 99, 8);
+    cr_assert_eq(pg.full, 0, "a page that ends the log at its records bound is called full");
+    cr_assert_eq(store_page_read(st, "payments/ledger", 8, UINT64_MAX, 1 << 20, &pg), 3, "no records bound");
+    check_lines(&pg, 3, 99, 8);
     cr_assert_eq(pg.full, 0);
     /* Byte bound: 350 bytes hold 3 lines; the 4th would pass it and opens the next page. */
     cr_assert_eq(store_page_read(st, "payments/ledger", 2, 100, 350, &pg), 3);

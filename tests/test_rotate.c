@@ -1424,6 +1424,34 @@ Test(rotate, an_expired_certificate_for_the_next_key_is_refused_and_not_stored)
     rotate_pending(&a, da, NULL, &in);
     size_t held = certificates_held(&a);
     issue_from("payments", in.pk, ca.serial, fx_now_ms() - 100 * DAY_MS, "expired.cert", &old);
+    /* the same with one base64 character of a signature changed: forged, whatever its dates
+     * (its dates were checked first: refused as expired, counted as expired) */
+    {
+        snprintf(certp, sizeof certp, "%s/expired.cert", work);
+        char *txt = h_read_file(certp, NULL);
+        json_t *j = json_loads(txt, 0, NULL);
+        cr_assert_not_null(j);
+        free(txt);
+        char *sig = strdup(json_string_value(json_object_get(j, "signed")));
+        size_t sl = strlen(sig);
+        sig[sl - 6] = sig[sl - 6] == 'A' ? 'B' : 'A';
+        json_object_set_new(j, "signed", json_string(sig));
+        free(sig);
+        txt = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        snprintf(certp, sizeof certp, "%s/forged.cert", work);
+        cr_assert_eq(h_write_file(certp, txt, strlen(txt)), 0);
+        free(txt);
+        double forged = h_metric(a.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"}");
+        char *fo = NULL, *feo = NULL;
+        int frc = h_trib(NULL, NULL, &fo, &feo, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+        cr_expect_neq(frc, 0, "key rotate took a forged certificate: %s", fo ? fo : "");
+        cr_expect(feo && strstr(feo, "forged") && !strstr(feo, "expired"), "%s", feo ? feo : "");
+        free(fo), free(feo);
+        cr_expect_eq(h_metric(a.url, "trib_fedlog_refused_total{kind=\"certificate\",reason=\"forged\"}"),
+                     forged + 1, "the forged certificate was not counted as forged");
+        cr_expect_eq(certificates_held(&a), held, "the forged certificate was stored in the federation log");
+    }
     snprintf(certp, sizeof certp, "%s/expired.cert", work);
     char *out = NULL, *eout = NULL;
     int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);

@@ -1774,6 +1774,60 @@ static void boundary_reads(h_node_t *a, h_node_t *b)
     }
 }
 
+/* Appends n records {"id":base+i} (lines of 9 to 16 bytes: the byte bound of a batch is never
+ * what ends 4,096 of them). */
+static void post_short_records(h_node_t *owner, long base, long n)
+{
+    char *body = malloc((size_t)n * 24), url[256];
+    cr_assert_not_null(body);
+    size_t len = 0;
+    for (long i = 0; i < n; i++)
+        len += (size_t)sprintf(body + len, "{\"id\":%ld}\n", base + i);
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT "/records", owner->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("POST", url, "application/x-ndjson", body, len, &r), 0);
+    cr_assert_eq(r.status, 201, "append: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    free(body);
+}
+
+/* A range whose first batch ends the log at exactly the owner's 4,096 records a batch (records of
+ * at most 16 bytes a line, so its byte bound does not end it first) is ended by that batch, not by
+ * an empty one after it: through the relay b it goes out whole with its length, every time. Run
+ * after boundary_reads (seqs 1..2049 are taken). */
+static void record_bound_reads(h_node_t *a, h_node_t *b)
+{
+    static const struct {
+        long base;   /* ids of the 4,096 records appended before the reads */
+        const char *query;
+        size_t len;
+    } cases[] = {
+        {1, "?from=2050", 48045},          /* lines of 9 to 12 bytes: ~47 KiB */
+        {10000001, "?from=6146", 65536},   /* lines of 16 bytes: 64 KiB, both bounds at once */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        post_short_records(a, cases[i].base, 4096);
+        const char *q = cases[i].query;
+        framed_t d, r;
+        framed_get(a, q, &d);
+        framed_get(b, q, &r);
+        framed_t *both[2] = {&d, &r};
+        for (int k = 0; k < 2; k++) {
+            framed_t *f = both[k];
+            const char *who = k ? "routed" : "direct";
+            cr_assert_eq(f->status, 200, "%s %s: %ld", q, who, f->status);
+            cr_assert_eq(f->len, cases[i].len, "%s %s: %zu bytes, expected %zu", q, who, f->len, cases[i].len);
+            cr_assert_eq(count_lines(f->body, f->len), 4096, "%s %s", q, who);
+            cr_assert(!f->chunked, "%s %s (%zu bytes): chunked, expected whole with its length", q, who, f->len);
+            cr_assert_eq(f->content_length, (long)f->len, "%s %s: Content-Length %ld for %zu bytes", q, who,
+                         f->content_length, f->len);
+        }
+        cr_assert(memcmp(d.body, r.body, d.len) == 0, "%s: routed bytes differ from direct", q);
+        free(d.body);
+        free(r.body);
+    }
+}
+
 /* framed_header, then the end of the head stops the transfer (a live read never ends). */
 static size_t head_only(char *buf, size_t size, size_t n, void *ctx)
 {
@@ -1813,6 +1867,7 @@ Test(routed, answers_around_64_kib_over_a_link_are_whole_up_to_it_and_chunked_pa
     boundary_reads(&a, &b);
     live_head_is_chunked(&a, "2040");
     live_head_is_chunked(&b, "2040");
+    record_bound_reads(&a, &b);
     cr_assert_eq(h_metric(b.url, "trib_read_routed_total{path=\"relay\"}"), 0, "a read went over the peer transport");
     metric_cond_t mc = {&a, "trib_read_owner_streams{kind=\"range\"}", 0};
     cr_assert(h_wait(metric_is, &mc, 5000), "owner still serves range streams");
@@ -1829,6 +1884,7 @@ Test(routed, answers_around_64_kib_over_the_peer_transport_are_whole_up_to_it_an
     wait_product(&b, PRODUCT);
     post_boundary_records(&a);
     boundary_reads(&a, &b);
+    record_bound_reads(&a, &b);
     cr_assert_eq(h_metric(b.url, "trib_read_routed_total{path=\"link\"}"), 0, "a read went over a data link");
     metric_cond_t mc = {&b, "trib_read_relay_sessions", 0};
     cr_assert(h_wait(metric_is, &mc, 5000), "the relay still holds sessions");
