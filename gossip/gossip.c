@@ -223,6 +223,23 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
             g->fed_new_sync_ms = now;
         fedlog_sync(g->o.fedlog, m->addr);
     }
+    /* A node just started asks for the catalog at once, not at its first anti-entropy round (a
+     * random member, anti_entropy_ms on: 20 nodes joining at once had an entry their seed held
+     * ~7 s after they had every member, the time an epidemic of such rounds takes to reach them
+     * all): of the first member it sees alive, and of each seed the first time it is seen alive,
+     * which holds the catalog when the first is another joiner. 1 + seeds rounds in a process's
+     * life at most; what they miss, anti-entropy brings as before. */
+    if (m->addr && m->state == TRIB__MEMBER_STATE__ALIVE && old_state != (int)m->state && !g->chead) {
+        int si = swim_seed_index(g->swim, m->addr);
+        if (!g->join_synced || (si >= 0 && !g->seed_synced[si])) {
+            g->join_synced = 1;
+            if (si >= 0)
+                g->seed_synced[si] = 1;
+            log_debug("catalog: a round with %s at %s, %s", m->domain, m->addr,
+                      si >= 0 ? "a seed seen alive" : "the first member seen alive");
+            repl_sync(g->repl, m->addr);
+        }
+    }
     size_t len = trib__member__get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)

@@ -10,8 +10,9 @@
  * one answer in flight per peer, never a backlog queued in memory.
  * Push: the gossip loop sends a node's new entries to every alive member at once, marked final
  * (repl_push_all): nobody forwards them, so each member receives each entry once. While a domain's
- * entries are being pushed (it changed in the last ACTIVE_MS) digest answers leave it out: the
- * pushes are in flight, and answering them again would only send each a second time. repl_push
+ * entries are being pushed (it changed in the last ACTIVE_MS, and went to at least one member)
+ * digest answers leave it out: the pushes are in flight, and answering them again would only send
+ * each a second time. repl_push
  * (to a few peers, unmarked) makes each node that accepts entries as new forward them once, all the
  * entries of one received frame together in one frame to the same few peers (so a run of entries
  * arrives in order, not scattered into gaps), and an entry spreads epidemically with every hop
@@ -590,7 +591,7 @@ void repl_push(replicate_t *r, const uint8_t *entry, size_t len, const char *con
 {
     ProtobufCBinaryData item = {len, (uint8_t *)entry};
     char domain[64];
-    if (entry_domain(&item, domain, sizeof domain) == 0)
+    if (n && entry_domain(&item, domain, sizeof domain) == 0)   /* sent to nobody: nothing in flight */
         mark_active(r, domain);
     send_entries(r, &item, 1, addrs, n, 1, 0);
 }
@@ -606,7 +607,9 @@ void repl_push_all(replicate_t *r, const uint8_t *const *entries, const size_t *
     char domain[64] = "", last[64] = "";
     for (size_t i = 0; i < n; i++) {
         items[i] = (ProtobufCBinaryData){lens[i], (uint8_t *)entries[i]};
-        if (entry_domain(&items[i], domain, sizeof domain) == 0 && strcmp(domain, last) != 0) {
+        /* pushed to nobody (no member alive yet): nothing in flight, and a member that comes
+         * asks for them with its first round, answered at once */
+        if (naddrs && entry_domain(&items[i], domain, sizeof domain) == 0 && strcmp(domain, last) != 0) {
             mark_active(r, domain);
             memcpy(last, domain, sizeof last);
         }

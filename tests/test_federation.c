@@ -240,6 +240,33 @@ Test(federation, late_joiner_catches_up_on_1000_products)
     cr_log_info("late joiner caught up on 1000 products in %ld ms", h_now_ms() - t0);
 }
 
+/* Anti-entropy a minute apart: what reaches a joiner sooner came by another way. */
+#define SLOW_AE "--probe-interval-ms", "400", "--probe-timeout-ms", "200", "--suspicion-mult", "3", \
+                "--gossip-interval-ms", "50", "--anti-entropy-ms", "60000", "--retry-max-ms", "1000"
+
+/* A joiner asks for the catalog at once: of the first member it sees alive and of its seed.
+ * Before, it waited for its first anti-entropy round (here a minute; 2 s by default, with a
+ * random member: 20 nodes joining at once saw their seed's entry ~7 s after they had every
+ * member). Three joiners at once, each seeded with a: whichever member each sees first, its
+ * seed's products reach it long before any anti-entropy round. */
+Test(federation, a_joiner_asks_its_seed_for_the_catalog_at_once)
+{
+    h_node_t a, j[3];
+    cr_assert_eq(h_node_start(&a, "payments", SLOW_AE, NULL), 0);
+    publish(&a, "settled-transactions.yaml");
+    publish(&a, "payment-disputes.yaml");
+    static const char *const dom[3] = {"growth", "listening", "search"};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(h_node_start(&j[i], dom[i], "--seed", a.peer, SLOW_AE, NULL), 0, "%s did not start", dom[i]);
+    h_node_t *all[] = {&j[0], &j[1], &j[2]};
+    long t0 = h_now_ms();
+    cond_t cd = {.nodes = all, .n = 3, .count = 2};
+    /* 20 s: a third of the anti-entropy period, and ample for a round trip on a loaded machine */
+    cr_assert(h_wait(all_have_count, &cd, 20000), "the joiners did not get their seed's 2 products within 20 s, "
+              "before any anti-entropy round (60 s)");
+    cr_log_info("three joiners had the seed's catalog %ld ms after they started", h_now_ms() - t0);
+}
+
 /* ---- issue 8 B3: a node restored from a backup must not fork its own domain */
 
 /* PUT a small manifest payments/NAME on n; returns the HTTP status, *seq the catalog_seq (201/200)
