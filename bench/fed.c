@@ -79,8 +79,9 @@ typedef struct {
     /* join_cmp: per node, from its fork to holding full membership and node 0's catalog entry */
     double join_p50_s, join_max_s;
     double member_p50_s;    /* the same, membership alone (without the catalog entry) */
+    double entry_wait_p50_s; /* per node, from full membership until node 0's entry (0 when it came first) */
     double listen_p50_s, listen_max_s; /* from its fork until its log says it listens (start-up alone) */
-    double jc[12];          /* join counters summed over the nodes when the last one joined (JC_*) */
+    double jc[14];          /* join counters summed over the nodes when the last one joined (JC_*) */
     double join_cpu_s;      /* CPU seconds (user + system) of all nodes when the last one joined */
 } result_t;
 
@@ -98,6 +99,8 @@ static const char *jc_key[] = {
     "trib_gossip_connections_total{lane=\"bulk\"}",
     "trib_gossip_messages_total{dir=\"out\",type=\"MSG_FED_SYNC\"}",
     "trib_fedlog_commits_total",
+    "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}",
+    "trib_catalog_rounds_total{kind=\"opened\"}",
 };
 /* FED_METRICS=1 (diagnosis): every sample of these families, summed over the nodes at the last
  * join, printed open beside chartered after each round. */
@@ -145,7 +148,8 @@ static void dm_print(void)
 static const char *jc_label[] = {"hellos sent", "hellos refused", "msgs dropped uncertified", "ZAP denied",
                                  "sends dropped", "handshakes failed (out)", "fedlog certs accepted",
                                  "fed pushes received", "connections (priority)", "connections (bulk)",
-                                 "fed syncs sent", "fedlog commits"};
+                                 "fed syncs sent", "fedlog commits", "entries refused uncertified",
+                                 "catalog rounds opened"};
 #define JC_N (int)(sizeof jc_key / sizeof jc_key[0])
 _Static_assert(sizeof jc_key / sizeof jc_key[0] == sizeof jc_label / sizeof jc_label[0] &&
                sizeof jc_key / sizeof jc_key[0] <= sizeof ((result_t *)0)->jc / sizeof(double), "join counters");
@@ -895,13 +899,14 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
     if (!t1)
         bench_die("%s N=%d: not all %s after %d s", sys_name[sys], n, join_cmp ? "joined" : "alive", JOIN_TIMEOUT_S);
     if (join_cmp) {
-        double js[MAXN], ms[MAXN], ls[MAXN];
+        double js[MAXN], ms[MAXN], ls[MAXN], ws[MAXN];
         uint64_t last_full = 0;
         for (int i = 0; i < n; i++) {
             uint64_t done = c->full_t[i] > c->cat_t[i] ? c->full_t[i] : c->cat_t[i];
             js[i] = (double)(done - c->forked[i]) / 1e9;
             ms[i] = (double)(c->full_t[i] - c->forked[i]) / 1e9;
             ls[i] = (double)(c->ready_t[i] - c->forked[i]) / 1e9;
+            ws[i] = (double)(done - c->full_t[i]) / 1e9;
             if (c->full_t[i] > last_full)
                 last_full = c->full_t[i];
         }
@@ -909,6 +914,7 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
         r->join_p50_s = bench_pct(js + 1, (size_t)n - 1, 50);
         r->join_max_s = bench_pct(js + 1, (size_t)n - 1, 100);
         r->member_p50_s = bench_pct(ms + 1, (size_t)n - 1, 50);
+        r->entry_wait_p50_s = bench_pct(ws + 1, (size_t)n - 1, 50);
         r->listen_p50_s = bench_pct(ls + 1, (size_t)n - 1, 50);
         r->listen_max_s = bench_pct(ls + 1, (size_t)n - 1, 100);
         for (int i = 0; i < n; i++)
@@ -1662,7 +1668,8 @@ int main(int argc, char **argv)
         printf("== Chartered federation (issue 10): the same N nodes open and chartered, %d rounds in one run ==\n"
                "Join (per node) = from forking it until its own log shows every other node alive AND node 0's entry\n"
                "  published before the joins ('catalog: accepted n0 seq 1'): p50 and max over nodes 1..N-1 (membership\n"
-               "  alone: without the entry, which waits for an anti-entropy round in both modes). All alive =\n"
+               "  alone: without the entry, which waits for an anti-entropy round in both modes; entry wait = from\n"
+               "  full membership until the entry, 0 when it came first). All alive =\n"
                "  from forking nodes 1..N-1 until every log shows all alive. Start-up = from forking a node until its log\n"
                "  says it listens ('gossip on'). Publish = PUT on node 0 until every other\n"
                "  node's log says 'catalog: accepted' (%d, one at a time). Chartered: --charter/--cert, per-node CURVE\n"
@@ -1682,8 +1689,9 @@ int main(int argc, char **argv)
                     }
                     run_cluster(SYS_TRIB, ns[k], tmp, chartered ? &t[r] : &o[r]);
                 }
-                fprintf(stderr, "fed: chartered N=%d round %d: join p50 open %.2f s chartered %.2f s\n", ns[k], r + 1,
-                        o[r].join_p50_s, t[r].join_p50_s);
+                fprintf(stderr, "fed: chartered N=%d round %d: join p50 open %.2f s chartered %.2f s (membership %.2f / %.2f, "
+                        "entry wait %.2f / %.2f)\n", ns[k], r + 1, o[r].join_p50_s, t[r].join_p50_s, o[r].member_p50_s,
+                        t[r].member_p50_s, o[r].entry_wait_p50_s, t[r].entry_wait_p50_s);
                 if (getenv("FED_METRICS")) {
                     fprintf(stderr, "  %-90s %10s %10s\n", "metrics summed over nodes at the last join", "open", "chartered");
                     dm_print();
@@ -1694,6 +1702,7 @@ int main(int argc, char **argv)
             join_row("join p50 (s)", o, t, rounds, offsetof(result_t, join_p50_s), 1);
             join_row("join max (s)", o, t, rounds, offsetof(result_t, join_max_s), 1);
             join_row("membership alone p50 (s)", o, t, rounds, offsetof(result_t, member_p50_s), 1);
+            join_row("entry wait p50 (s)", o, t, rounds, offsetof(result_t, entry_wait_p50_s), 1);
             join_row("all alive (s)", o, t, rounds, offsetof(result_t, all_alive_s), 1);
             join_row("start-up p50 (s)", o, t, rounds, offsetof(result_t, listen_p50_s), 1);
             join_row("start-up max (s)", o, t, rounds, offsetof(result_t, listen_max_s), 1);
