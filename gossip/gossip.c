@@ -226,19 +226,16 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
     /* A node just started asks for the catalog at once, not at its first anti-entropy round (a
      * random member, anti_entropy_ms on: 20 nodes joining at once had an entry their seed held
      * ~7 s after they had every member, the time an epidemic of such rounds takes to reach them
-     * all): of the first member it sees alive, and of each seed the first time it is seen alive,
-     * which holds the catalog when the first is another joiner. 1 + seeds rounds in a process's
-     * life at most; what they miss, anti-entropy brings as before. */
-    if (m->addr && m->state == TRIB__MEMBER_STATE__ALIVE && old_state != (int)m->state && !g->chead) {
-        int si = swim_seed_index(g->swim, m->addr);
-        if (!g->join_synced || (si >= 0 && !g->seed_synced[si])) {
-            g->join_synced = 1;
-            if (si >= 0)
-                g->seed_synced[si] = 1;
-            log_debug("catalog: a round with %s at %s, %s", m->domain, m->addr,
-                      si >= 0 ? "a seed seen alive" : "the first member seen alive");
-            repl_sync(g->repl, m->addr);
-        }
+     * all): of the first seed seen alive (the first member seen may be another joiner, holding
+     * nothing yet), or of the first member seen alive when it has no seeds (a restart from its
+     * stored members). One round in a process's life: a second one at once, with another peer,
+     * made a catch-up of 100,000 entries receive 95 % of them twice. */
+    if (!g->join_synced && m->addr && m->state == TRIB__MEMBER_STATE__ALIVE && old_state != (int)m->state &&
+        !g->chead && (g->join_seeds == 0 || swim_seed_index(g->swim, m->addr) >= 0)) {
+        g->join_synced = 1;
+        log_debug("catalog: a first round at once with %s at %s, %s", m->domain, m->addr,
+                  g->join_seeds ? "a seed seen alive" : "the first member seen alive");
+        repl_sync(g->repl, m->addr);
     }
     size_t len = trib__member__get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
@@ -1105,6 +1102,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
             snprintf(err, errlen, "seed '%s' is not a usable HOST:PORT", o->seeds[i]);
             goto fail;
         }
+        g->join_seeds++;
     }
     publish_snapshot(g);
     publish_stats(g);

@@ -122,8 +122,8 @@ struct gossip {
     /* anti-entropy rides on probes (loop only): a round is due, waiting for the next probe */
     int ae_due;
     uint64_t fed_new_sync_ms;       /* when a member first in sight last started a federation-log round */
-    int join_synced;                /* a catalog round opened with the first member seen alive */
-    uint8_t seed_synced[SWIM_MAX_SEEDS];   /* ... and with each seed the first time it was seen alive */
+    int join_synced;                /* the catalog round at start is open (member_changed) */
+    size_t join_seeds;              /* seeds other than this node: that round waits for one of them */
     /* certificates newly admitted from hellos, waiting to go into the federation log together (zap.c) */
     uint8_t *hcert[GOSSIP_HELLO_STORE_MAX];
     size_t hcert_len[GOSSIP_HELLO_STORE_MAX];
