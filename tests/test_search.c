@@ -9,6 +9,8 @@
  * Must not: depend on gossip/ or node/ (entries are built with the protobuf-c INIT macros;
  * hashes and signatures are arbitrary bytes: storage verifies neither). */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1106,4 +1108,50 @@ Test(search, facets_and_order_follow_every_write)
     model[9].cls = "public";
     model_publish(&model[9]);
     check_all("after an update");
+}
+
+/* Queries on other threads while products arrive: each sees its snapshot whole (every hit in
+ * exactly one domain count), whichever generation's columns it finds or reads. */
+static atomic_int writes_done;
+
+static void *query_loop(void *arg)
+{
+    size_t *bad = arg;
+    for (int i = 0; i < 400 && !(atomic_load(&writes_done) && i >= 20); i++) {
+        store_query_t q = { .q = (i % 2) ? "thing" : NULL, .limit = 3 };
+        store_result_t r;
+        if (store_search(st, &q, &r, err, sizeof err) != 0) {
+            (*bad)++;
+            continue;
+        }
+        size_t sum = 0;
+        for (size_t f = 0; f < r.nfacets; f++)
+            if (r.facets[f].facet == STORE_FACET_DOMAIN)
+                sum += r.facets[f].count;
+        if (sum != r.total || (r.total && r.nhits == 0))
+            (*bad)++;
+        store_result_free(&r);
+    }
+    return NULL;
+}
+
+Test(search, queries_on_threads_while_products_arrive)
+{
+    pthread_t th[2];
+    size_t bad[2] = { 0, 0 };
+    atomic_store(&writes_done, 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, query_loop, &bad[i]), 0);
+    char id[64];
+    for (int i = 0; i < 150; i++) {
+        snprintf(id, sizeof id, "d%d/p%03d", i % 4, i);
+        publish(&(prod_t){ .id = id, .title = "thing" });
+    }
+    atomic_store(&writes_done, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    cr_expect_eq(bad[0] + bad[1], 0, "%zu inconsistent results", bad[0] + bad[1]);
+    store_result_t r = run(&(query_t){ .q = NULL }, 3);
+    cr_expect_eq(r.total, 150);
+    store_result_free(&r);
 }
