@@ -56,6 +56,7 @@ static void cache_free(search_cache_t *c)
     for (size_t i = 0; i < c->nvalues; i++)
         free(c->values[i].s);
     free(c->values);
+    free(c->total);
     free(c->off);
     free(c->val);
     free(c->idrank);
@@ -110,10 +111,12 @@ static int sweep(store_t *st, MDB_txn *txn, search_cache_t *c, uint32_t *pos, in
                 uint32_t d = be32_get(p + i * FACET_LEN);
                 if (d >= c->n)
                     continue;
-                if (pos)
+                if (pos) {
                     c->val[pos[d]++] = (uint32_t)value;
-                else
+                    c->total[value]++;
+                } else {
                     c->off[d + 1]++;
+                }
             }
         }
         if (rc != MDB_NOTFOUND)
@@ -146,6 +149,7 @@ static search_cache_t *cache_build(store_t *st, MDB_txn *txn, uint64_t gen, uint
     for (uint32_t d = 0; d < n; d++)
         c->off[d + 1] += c->off[d];
     if (!(c->val = malloc((c->off[n] ? c->off[n] : 1) * sizeof *c->val)) ||
+        !(c->total = calloc(c->nvalues ? c->nvalues : 1, sizeof *c->total)) ||
         !(pos = malloc(((size_t)n + 1) * sizeof *pos)))
         goto oom;
     memcpy(pos, c->off, ((size_t)n + 1) * sizeof *pos);

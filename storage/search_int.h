@@ -31,7 +31,7 @@
  * bitmap, walks the postings of its words and filters, and ranks. Facet counts, and the id
  * order of tied hits, come from the columns of the index's generation (search_cache.c): each
  * product's facet values and its place in id order, read from search_facets and search_ids by
- * the first query of a generation (about 7 bytes per facet posting and 8 per product in memory)
+ * the first query of a generation (4 bytes per facet posting and 8 per product in memory)
  * and shared by the later ones, whose snapshot must be of the same generation.
  * A restricted product is a stub (id, domain, name, title, status, classification, owners) to a
  * caller without a
@@ -147,6 +147,7 @@ typedef struct search_cache {
     uint32_t *val;                   /* indexes into values */
     uint32_t *idrank;                /* n: 1, 2, 3... in id order (0: no id) */
     search_value_t *values;
+    uint32_t *total;                 /* nvalues: how many products have each */
     size_t nvalues;
     int refs;                        /* guarded by search_cache.c's lock */
 } search_cache_t;

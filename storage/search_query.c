@@ -38,6 +38,7 @@ typedef struct {
     MDB_txn *txn;
     MDB_cursor *terms, *facets;
     slot_t *slot;
+    uint64_t *hit;                   /* bitmap of the hits */
     uint32_t n;                      /* docids are < n */
     uint32_t *touched;
     size_t ntouched, cap_touched;
@@ -345,7 +346,8 @@ static int cmp_fcount(const void *a, const void *b)
 }
 
 /* Facet counts over the hits hits[0..nh), from the columns c: a hidden hit counts only in what
- * its stub shows. The values of each facet by count desc (ties by value), at most max each. */
+ * its stub shows. The values of each facet by count desc (ties by value), at most max each.
+ * When most products are hits, each value's products less the ones that do not count. */
 static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, size_t nh, size_t max,
                         store_result_t *out, char *err, size_t errlen)
 {
@@ -353,12 +355,25 @@ static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, s
     fcount_t *list = malloc((c->nvalues ? c->nvalues : 1) * sizeof *list);
     if (!count || !list)
         goto oom;
-    for (size_t i = 0; i < nh; i++) {
-        uint32_t d = hits[i];
-        int hidden = q->slot[d].hidden;
-        for (uint32_t j = c->off[d]; j < c->off[d + 1]; j++)
-            if (!hidden || facet_in_stub[c->values[c->val[j]].facet])
-                count[c->val[j]]++;
+    if (nh > c->n / 2) {
+        for (size_t v = 0; v < c->nvalues; v++)
+            count[v] = c->total[v];
+        for (uint32_t d = 0; d < c->n; d++) {
+            int hit = q->hit[d >> 6] >> (d & 63) & 1;
+            if (hit && !q->slot[d].hidden)
+                continue;
+            for (uint32_t j = c->off[d]; j < c->off[d + 1]; j++)
+                if (!hit || !facet_in_stub[c->values[c->val[j]].facet])
+                    count[c->val[j]]--;
+        }
+    } else {
+        for (size_t i = 0; i < nh; i++) {
+            uint32_t d = hits[i];
+            int hidden = q->slot[d].hidden;
+            for (uint32_t j = c->off[d]; j < c->off[d + 1]; j++)
+                if (!hidden || facet_in_stub[c->values[c->val[j]].facet])
+                    count[c->val[j]]++;
+        }
     }
     size_t n = 0;
     for (size_t v = 0; v < c->nvalues; v++)
@@ -577,7 +592,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     }
     if (search__docid_end(q->st, q->txn, &q->n, err, errlen) != 0)
         return -1;
-    if (!(q->slot = calloc(q->n, sizeof *q->slot))) {
+    if (!(q->slot = calloc(q->n, sizeof *q->slot)) || !(q->hit = calloc(q->n / 64 + 1, sizeof *q->hit))) {
         store__err(err, errlen, "search: out of memory for %u products", q->n);
         return -1;
     }
@@ -617,10 +632,12 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
             slot_t *s = &q->slot[d];
             if ((nfilt && s->filt != nfilt) || (has_q && s->words == 0))
                 continue;
-            if (pass == 0)
+            if (pass == 0) {
+                q->hit[d >> 6] |= (uint64_t)1 << (d & 63);
                 nh++;
-            else
+            } else {
                 hits[nh++] = d;
+            }
         }
         if (pass == 0) {
             if (!(hits = malloc((nh ? nh : 1) * sizeof *hits))) {
@@ -671,6 +688,7 @@ int store_search(store_t *st, const store_query_t *sq, store_result_t *out, char
         mdb_cursor_close(q.facets);
     store__read_end(st, q.txn);
     free(q.slot);
+    free(q.hit);
     free(q.touched);
     if (rc != 0)
         store_result_free(out);
