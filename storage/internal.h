@@ -22,6 +22,7 @@ struct store {
     MDB_dbi meta, catalog, heads, products, records, members;
     MDB_dbi s_terms, s_facets, s_docs, s_ids;   /* search index (search.c) */
     struct search_cache *scache;       /* the index columns queries share (search_cache.c) */
+    int scache_building;               /* a thread builds the columns now: the others wait for it */
     MDB_dbi access;                    /* access requests and grants (access.c) */
     MDB_dbi history, rschema;          /* version history, record schema epochs (history.c) */
     MDB_dbi changes;                   /* the node-local change log (changes.c) */
