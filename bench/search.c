@@ -5,7 +5,9 @@
  * into a temp store opened with nosync (a bulk load: durability is not what is measured), then
  * times store_search over a fixed mix of queries (single word, multi-word, word + facet filters,
  * filters alone, exact id, a word prefix as typed, and the unfiltered listing) and prints p50/p99 per kind and overall,
- * plus index size.
+ * the user CPU per query, and index size. Then, apart from those figures, it times a single-word
+ * query right after each of WRITES more appended products: the first query of a new index
+ * generation reads the index columns again (storage/search_cache.c).
  *
  * Usage: search [N] [QUERIES]      prints the figures on stdout; progress on stderr.
  * Must not: include lmdb.h (it measures storage's API), or leave its temp store behind. */
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "storage/search.h"
 
@@ -23,6 +26,7 @@
 #define FIELDS  300
 #define DOMAINS 40
 #define SAMPLES 1024   /* product ids kept for the exact-id queries */
+#define WRITES  20     /* appends each followed by one timed query, after the mix */
 
 static uint64_t now_ns(void)
 {
@@ -57,6 +61,13 @@ static void word(uint32_t i, char *out)
     int n = 0;
     for (int k = 0; k < 4; k++, x >>= 4)
         n += sprintf(out + n, "%s", syl[x & 15]);
+}
+
+static double user_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec * 1e3 + (double)ru.ru_utime.tv_usec / 1e3;
 }
 
 static char domains[DOMAINS][32];
@@ -127,79 +138,10 @@ static double pct(uint64_t *v, size_t n, double p)
     return (double)v[i] / 1e6;
 }
 
-int main(int argc, char **argv)
+/* Times the fixed mix of nq queries over the n products loaded in load_s seconds; prints the
+ * figures and returns the overall p99 in ms. */
+static double run_queries(store_t *st, uint32_t n, size_t nq, double load_s)
 {
-    uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 100000;
-    size_t nq = argc > 2 ? strtoul(argv[2], NULL, 10) : 3000;
-    if (n < 100 || n > 10000000 || nq < 10 || nq > 1000000) {
-        fprintf(stderr, "usage: search [N 100..10000000] [QUERIES 10..1000000]\n");
-        return 2;
-    }
-    for (int d = 0; d < DOMAINS; d++) {
-        char w[32];
-        word((uint32_t)d + 30000, w);
-        snprintf(domains[d], sizeof domains[d], "%s", w);
-    }
-    char dir[] = "/tmp/trib-bench-search-XXXXXX";
-    if (!mkdtemp(dir))
-        die("mkdtemp", "failed");
-    char err[256];
-    store_opts_t o = { .map_size = (size_t)1 << 30, .nosync = 1 };
-    store_t *st = store_open(dir, &o, err, sizeof err);
-    if (!st)
-        die("store_open", err);
-
-    /* ---- load */
-    uint64_t seq[DOMAINS] = { 0 };
-    uint8_t hash[DOMAINS][STORE_HASH_LEN] = { { 0 } };
-    static const uint8_t key[STORE_KEY_LEN] = { 0xbe, 0x4c };
-    Trib__SchemaProperty props[6], *pp[6];
-    char *tags[4];
-    char buf[4096];
-    uint8_t body[8192], signed_bytes[8400];
-    uint64_t t0 = now_ns();
-    for (uint32_t i = 0; i < n; i++) {
-        Trib__Manifest m = TRIB__MANIFEST__INIT;
-        for (int k = 0; k < 6; k++) {
-            trib__schema_property__init(&props[k]);
-            props[k].logical_type = "string";
-            pp[k] = &props[k];
-        }
-        m.schema = pp;
-        m.n_schema = 6;
-        m.tags = tags;
-        make_product(i, &m, buf);
-        int d = (int)(i % DOMAINS);
-        Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
-        e.domain = domains[d];
-        e.seq = ++seq[d];
-        e.time_ms = 1700000000000 + i;
-        if (e.seq > 1) {
-            e.prev_hash.data = hash[d];
-            e.prev_hash.len = STORE_HASH_LEN;
-        }
-        e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
-        e.manifest = &m;
-        size_t bn = trib__catalog_entry__pack(&e, body);
-        Trib__SignedEntry se = TRIB__SIGNED_ENTRY__INIT;
-        se.body.data = body;
-        se.body.len = bn;
-        se.signer.data = (uint8_t *)key;
-        se.signer.len = STORE_KEY_LEN;
-        size_t sn = trib__signed_entry__pack(&se, signed_bytes);
-        uint8_t h[STORE_HASH_LEN] = { 0 };
-        memcpy(h, &i, sizeof i);   /* storage trusts the hash it is given: any distinct bytes */
-        if (store_catalog_append(st, &e, h, key, signed_bytes, sn, err, sizeof err) != 0)
-            die("store_catalog_append", err);
-        memcpy(hash[d], h, STORE_HASH_LEN);
-        if (i % (n / SAMPLES + 1) == 0 || i < SAMPLES)
-            snprintf(sample[i % SAMPLES], sizeof sample[0], "%s/%s", m.domain, m.name);
-        if ((i + 1) % 20000 == 0)
-            fprintf(stderr, "bench search: indexed %u products\n", i + 1);
-    }
-    double load_s = (double)(now_ns() - t0) / 1e9;
-
-    /* ---- queries: a fixed mix, interleaved */
     enum { K_WORD, K_PREFIX, K_MULTI, K_FACET, K_FILTER, K_EXACT, K_LIST, NKINDS };
     static const char *const names[NKINDS] = { "single word", "word prefix", "multi-word",
                                                "word+facets", "facets only", "exact id", "list all" };
@@ -209,6 +151,8 @@ int main(int argc, char **argv)
         if (!(lat[k] = calloc(nq, sizeof *lat[k])))
             die("calloc", "out of memory");
     size_t hits_total = 0;
+    char err[256];
+    double user0 = user_ms();
     for (size_t qi = 0; qi < nq; qi++) {
         int kind = (int)(qi % 10);
         kind = kind < 2 ? K_WORD : kind < 3 ? K_PREFIX : kind < 5 ? K_MULTI : kind < 7 ? K_FACET
@@ -269,6 +213,7 @@ int main(int argc, char **argv)
         lat[kind][cnt[kind]++] = dt;
         lat[NKINDS][cnt[NKINDS]++] = dt;
     }
+    double user = user_ms() - user0;
     store_search_size_t sz;
     if (store_search_size(st, &sz) != 0)
         die("store_search_size", store_last_error());
@@ -285,9 +230,103 @@ int main(int argc, char **argv)
            "indexed at %.0f products/s (one txn per entry, nosync)\n",
            (double)sz.bytes / 1048576.0, (unsigned long long)sz.postings, nq,
            (double)hits_total / (double)nq, (double)n / load_s);
+    printf("  user CPU %.3f ms per query\n", user / (double)nq);
 
     for (int k = 0; k <= NKINDS; k++)
         free(lat[k]);
+    return p99;
+}
+
+int main(int argc, char **argv)
+{
+    uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 100000;
+    size_t nq = argc > 2 ? strtoul(argv[2], NULL, 10) : 3000;
+    if (n < 100 || n > 10000000 || nq < 10 || nq > 1000000) {
+        fprintf(stderr, "usage: search [N 100..10000000] [QUERIES 10..1000000]\n");
+        return 2;
+    }
+    for (int d = 0; d < DOMAINS; d++) {
+        char w[32];
+        word((uint32_t)d + 30000, w);
+        snprintf(domains[d], sizeof domains[d], "%s", w);
+    }
+    char dir[] = "/tmp/trib-bench-search-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp", "failed");
+    char err[256];
+    store_opts_t o = { .map_size = (size_t)1 << 30, .nosync = 1 };
+    store_t *st = store_open(dir, &o, err, sizeof err);
+    if (!st)
+        die("store_open", err);
+
+    /* ---- load */
+    uint64_t seq[DOMAINS] = { 0 };
+    uint8_t hash[DOMAINS][STORE_HASH_LEN] = { { 0 } };
+    static const uint8_t key[STORE_KEY_LEN] = { 0xbe, 0x4c };
+    Trib__SchemaProperty props[6], *pp[6];
+    char *tags[4];
+    char buf[4096];
+    uint8_t body[8192], signed_bytes[8400];
+    uint64_t t0 = now_ns();
+    uint64_t after_write[WRITES];
+    double p99 = 0;
+    for (uint32_t i = 0; i < n + WRITES; i++) {
+        if (i == n)   /* ---- queries: a fixed mix, interleaved */
+            p99 = run_queries(st, n, nq, (double)(now_ns() - t0) / 1e9);
+        Trib__Manifest m = TRIB__MANIFEST__INIT;
+        for (int k = 0; k < 6; k++) {
+            trib__schema_property__init(&props[k]);
+            props[k].logical_type = "string";
+            pp[k] = &props[k];
+        }
+        m.schema = pp;
+        m.n_schema = 6;
+        m.tags = tags;
+        make_product(i, &m, buf);
+        int d = (int)(i % DOMAINS);
+        Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+        e.domain = domains[d];
+        e.seq = ++seq[d];
+        e.time_ms = 1700000000000 + i;
+        if (e.seq > 1) {
+            e.prev_hash.data = hash[d];
+            e.prev_hash.len = STORE_HASH_LEN;
+        }
+        e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+        e.manifest = &m;
+        size_t bn = trib__catalog_entry__pack(&e, body);
+        Trib__SignedEntry se = TRIB__SIGNED_ENTRY__INIT;
+        se.body.data = body;
+        se.body.len = bn;
+        se.signer.data = (uint8_t *)key;
+        se.signer.len = STORE_KEY_LEN;
+        size_t sn = trib__signed_entry__pack(&se, signed_bytes);
+        uint8_t h[STORE_HASH_LEN] = { 0 };
+        memcpy(h, &i, sizeof i);   /* storage trusts the hash it is given: any distinct bytes */
+        if (store_catalog_append(st, &e, h, key, signed_bytes, sn, err, sizeof err) != 0)
+            die("store_catalog_append", err);
+        memcpy(hash[d], h, STORE_HASH_LEN);
+        if (i >= n) {   /* after the mix: one query right after each write */
+            char q[32];
+            word(skewed(VOCAB), q);
+            store_query_t sq = { .q = q, .limit = 20, .facet_max = 20 };
+            store_result_t r;
+            uint64_t a = now_ns();
+            if (store_search(st, &sq, &r, err, sizeof err) != 0)
+                die("store_search", err);
+            after_write[i - n] = now_ns() - a;
+            store_result_free(&r);
+            continue;
+        }
+        if (i % (n / SAMPLES + 1) == 0 || i < SAMPLES)
+            snprintf(sample[i % SAMPLES], sizeof sample[0], "%s/%s", m.domain, m.name);
+        if ((i + 1) % 20000 == 0)
+            fprintf(stderr, "bench search: indexed %u products\n", i + 1);
+    }
+    qsort(after_write, WRITES, sizeof *after_write, cmp_u64);
+    printf("  a query right after a write (%d writes, each a new index generation): p50 %.2f ms  max %.2f ms\n",
+           WRITES, pct(after_write, WRITES, 0.5), pct(after_write, WRITES, 1.0));
+
     store_close(&st);
     char p[128];
     snprintf(p, sizeof p, "%s/data.mdb", dir);

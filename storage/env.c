@@ -505,6 +505,7 @@ void store_close(store_t **sp)
     if (!sp || !*sp)
         return;
     store_t *st = *sp;
+    store__search_close(st);
     mdb_env_close(st->env);
     pthread_rwlock_destroy(&st->map_lock);
     free(st);

@@ -21,6 +21,8 @@ struct store {
     MDB_env *env;
     MDB_dbi meta, catalog, heads, products, records, members;
     MDB_dbi s_terms, s_facets, s_docs, s_ids;   /* search index (search.c) */
+    struct search_cache *scache;       /* the index columns queries share (search_cache.c) */
+    int scache_building;               /* a thread builds the columns now: the others wait for it */
     MDB_dbi access;                    /* access requests and grants (access.c) */
     MDB_dbi history, rschema;          /* version history, record schema epochs (history.c) */
     MDB_dbi changes;                   /* the node-local change log (changes.c) */
@@ -98,6 +100,8 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
  * (created by an older build, or opened with no_search); with disabled, drops the marker so
  * the next open rebuilds, and leaves the index unmaintained. 0 or -1. */
 int store__search_open(store_t *st, int disabled, char *err, size_t errlen);
+/* Frees what queries kept in memory (search_cache.c); at store_close. */
+void store__search_close(store_t *st);
 
 /* ---- access index, inside the catalog append transaction (access.c): indexes entry e's
  * AccessChange by the rules of storage/access.h. 0, MDB_MAP_FULL or -1. */

@@ -3,7 +3,8 @@
  *
  * Owns: docids (assigned in arrival order, never reused), postings of words and facets, the
  * search_docs record of each product, retiring (status facet swap), the index version marker in
- * meta, the docid lookups queries share, and the compliance facet the node's policy check sets.
+ * meta, bumping the index generation in each transaction that writes the index (search_cache.c),
+ * the docid lookups queries share, and the compliance facet the node's policy check sets.
  * Must not: decide what an entry does to the products index (catalog.c does), open transactions
  * of its own beyond store__search_open's one, or rank anything. */
 #include <assert.h>
@@ -249,7 +250,7 @@ int store__search_put(store_t *st, MDB_txn *txn, const char *id, const Trib__Man
     }
     rc = index_doc(st, txn, &d, docid, err, errlen);
     search__doc_free(&d);
-    return rc;
+    return rc ? rc : search__gen_bump(st, txn, err, errlen);
 }
 
 int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, size_t errlen)
@@ -292,7 +293,7 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
     }
     rc = doc_put(st, txn, docid, &b, err, errlen);
     free(b.b);
-    return rc;
+    return rc ? rc : search__gen_bump(st, txn, err, errlen);
 }
 
 /* ================================================================ open and rebuild */
@@ -365,6 +366,8 @@ static int rebuild(store_t *st, MDB_txn *txn, char *err, size_t errlen)
         return ret;
     if (rc != MDB_NOTFOUND)
         return store__write_fail(st, err, errlen, "mdb_cursor_get(products)", rc);
+    if ((rc = search__gen_bump(st, txn, err, errlen)) != 0)   /* also when no product was indexed */
+        return rc;
     return marker_put(st, txn, err, errlen);
 }
 
@@ -404,9 +407,12 @@ static int set_compliance_body(store_t *st, MDB_txn *txn, void *ctx, char *err, 
 {
     static const char *const values[] = { "compliant", "non_compliant" };
     comp_ctx_t *c = ctx;
+    int rc = search__gen_bump(st, txn, err, errlen);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < c->n; i++) {
         uint32_t docid;
-        int rc = search__docid_of(st, txn, c->ids[i], strlen(c->ids[i]), &docid, err, errlen);
+        rc = search__docid_of(st, txn, c->ids[i], strlen(c->ids[i]), &docid, err, errlen);
         if (rc == STORE_NOTFOUND)
             continue;
         if (rc)

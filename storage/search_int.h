@@ -7,6 +7,9 @@
  *                   lookups, and the rebuild of an index missing from an older store.
  *   search_query.c  store_search: parsing and checking a query, scoring, filters, facet counts,
  *                   ranked paging; store_search_size.
+ *   search_cache.c  the index generation, and the columns queries count facets and order ties by
+ *                   (each product's facet values, its place in id order), kept in memory per
+ *                   generation.
  *
  * Must not: be included outside storage/search_*.c, or declare what one part could keep static.
  *
@@ -23,10 +26,13 @@
  *                                          words+masks
  *                                          (what to remove when the product changes)
  *   search_ids     product id           -> docid
+ *   meta "store.search.gen"            -> u64 BE, bumped by every transaction that writes the index
  * A query allocates one small slot per docid (8 bytes: 0.8 MB at 100k products) and a hit
  * bitmap, walks the postings of its words and filters, and ranks. Facet counts, and the id
- * order of tied hits, come from the hits' records when the hits are few, else from one sweep
- * of the facet postings / of search_ids, whichever the estimate says is cheaper.
+ * order of tied hits, come from the columns of the index's generation (search_cache.c): each
+ * product's facet values and its place in id order, read from search_facets and search_ids by
+ * the first query of a generation (4 bytes per facet posting and 8 per product in memory)
+ * and shared by the later ones, whose snapshot must be of the same generation.
  * A restricted product is a stub (id, domain, name, title, status, classification, owners) to a
  * caller without a
  * grant: to such a caller it is found only by those fields' words and filters, and counts only in
@@ -49,6 +55,9 @@ enum { F_NAME = 1, F_TAG = 2, F_TITLE = 4, F_OWNER = 8, F_SCHEMA = 16, F_DOMAIN 
        F_EXACT = 128 };
 /* What a stub shows: the only fields a hidden restricted product is found by. */
 #define F_STUB (F_NAME | F_TITLE | F_OWNER | F_DOMAIN | F_EXACT)
+
+/* The search_facets key kind of each STORE_FACET_*, in that order. */
+#define FACET_KINDS "dtosck"
 
 #define POST_LEN  5                  /* docid BE u32 | mask */
 #define FACET_LEN 4                  /* docid BE u32 */
@@ -128,5 +137,29 @@ int search__docid_of(store_t *st, MDB_txn *txn, const char *id, size_t idlen, ui
                      size_t errlen);
 /* One past the highest docid in use (1 when none). */
 int search__docid_end(store_t *st, MDB_txn *txn, uint32_t *end, char *err, size_t errlen);
+
+/* ---- search_cache.c: the generation, and the columns of one */
+typedef struct { int facet; size_t len; char *s; } search_value_t;   /* a facet value (s NUL-ended) */
+typedef struct search_cache {
+    uint64_t gen;                    /* the index generation it was read at */
+    uint32_t n;                      /* docids are < n */
+    uint32_t *off;                   /* n + 1: doc d's values are val[off[d] .. off[d + 1]) */
+    uint32_t *val;                   /* indexes into values */
+    uint32_t *idrank;                /* n: 1, 2, 3... in id order (0: no id) */
+    search_value_t *values;
+    uint32_t *total;                 /* nvalues: how many products have each */
+    size_t nvalues;
+    int refs;                        /* guarded by search_cache.c's lock */
+} search_cache_t;
+
+/* The generation of txn's snapshot (0 before the first write). 0, or -1 with err. */
+int search__gen_get(store_t *st, MDB_txn *txn, uint64_t *gen, char *err, size_t errlen);
+/* Bumps it, in a write transaction that changes the index. 0, MDB_MAP_FULL or -1. */
+int search__gen_bump(store_t *st, MDB_txn *txn, char *err, size_t errlen);
+/* The columns of txn's snapshot (docids < n): the store's, when of its generation, else read
+ * now (and kept by the store when newer than its own). NULL with err set on failure; release
+ * with search__cache_release. */
+search_cache_t *search__cache_get(store_t *st, MDB_txn *txn, uint32_t n, char *err, size_t errlen);
+void search__cache_release(search_cache_t *c);   /* accepts NULL */
 
 #endif

@@ -2,8 +2,8 @@
  * (layout in search_int.h), in one short read transaction per query.
  *
  * Owns: query parsing and its limits (store_search_check), scoring (field weights, exact and
- * prefix matches), filters, facet counts (from the hits' records or from a sweep of the facet
- * postings, whichever the estimate says is cheaper), ranked paging, store_search_size.
+ * prefix matches), filters, facet counts (from the index columns, search_cache.c), ranked
+ * paging (the best offset+limit hits kept in a heap), store_search_size.
  * Must not: write to the store, hold the read transaction beyond one query, or scan every
  * manifest per query. */
 #include <assert.h>
@@ -24,9 +24,7 @@ static const struct { unsigned bit, weight; } field_weight[] = {
 #define WORD_HIT     100             /* per query word matched: more words beat better fields */
 #define EXACT_BONUS  10000           /* the query is the product's id or name */
 
-static const char facet_kind[STORE_FACETS] = { 'd', 't', 'o', 's', 'c', 'k' };
 static const int facet_in_stub[STORE_FACETS] = { 1, 0, 1, 1, 0, 1 };   /* a restricted product's stub shows */
-static const char *const compliance_values[] = { "compliant", "non_compliant" };
 
 /* ================================================================ queries */
 
@@ -40,20 +38,13 @@ typedef struct {
     MDB_txn *txn;
     MDB_cursor *terms, *facets;
     slot_t *slot;
-    uint64_t *hit;                   /* bitmap of the hits: small, so sweeps stay in cache */
+    uint64_t *hit;                   /* bitmap of the hits */
     uint32_t n;                      /* docids are < n */
     uint32_t *touched;
     size_t ntouched, cap_touched;
     size_t nhidden;
     int oom;
 } q_t;
-
-static int is_hit(const q_t *q, uint32_t d) { return d < q->n && (q->hit[d >> 6] >> (d & 63) & 1); }
-
-/* Per-operation cost estimates (ns) for choosing between a lookup per hit and a sweep. */
-#define COST_LOOKUP 700     /* mdb_get of a record and decoding it */
-#define COST_POSTING 3      /* one posting of a sweep */
-#define COST_WALK 60        /* one search_ids entry of a walk */
 
 static unsigned weight_of(unsigned mask)
 {
@@ -338,129 +329,9 @@ static int score_exact(q_t *q, const char *qn, const char *joined, char *err, si
 
 typedef struct {
     int facet;
-    const char *v;                   /* points into the txn's pages (or a key) */
+    const char *v;
     size_t len, count;
 } fcount_t;
-
-typedef struct { fcount_t *e; size_t n, cap, used; int oom; } ftable_t;
-
-static uint64_t fhash(int facet, const char *v, size_t n)
-{
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)facet;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)v[i]) * 1099511628211ull;
-    return h;
-}
-
-static void ftable_add(ftable_t *t, int facet, const char *v, size_t n, size_t count)
-{
-    if (t->oom)
-        return;
-    if ((t->used + 1) * 2 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        fcount_t *e = calloc(cap, sizeof *e);
-        if (!e) {
-            t->oom = 1;
-            return;
-        }
-        for (size_t i = 0; i < t->cap; i++)
-            if (t->e[i].v) {
-                size_t j = fhash(t->e[i].facet, t->e[i].v, t->e[i].len) & (cap - 1);
-                while (e[j].v)
-                    j = (j + 1) & (cap - 1);
-                e[j] = t->e[i];
-            }
-        free(t->e);
-        t->e = e;
-        t->cap = cap;
-    }
-    size_t j = fhash(facet, v, n) & (t->cap - 1);
-    for (; t->e[j].v; j = (j + 1) & (t->cap - 1))
-        if (t->e[j].facet == facet && t->e[j].len == n && memcmp(t->e[j].v, v, n) == 0) {
-            t->e[j].count += count;
-            return;
-        }
-    t->e[j] = (fcount_t){ facet, v, n, count };
-    t->used++;
-}
-
-/* Facet counts from the records of the hits (few hits). */
-static int facets_from_records(q_t *q, const uint32_t *hits, size_t n, ftable_t *t, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < n; i++) {
-        rec_t r;
-        if (hit_rec(q, hits[i], &r, err, errlen) != 0)
-            return -1;
-        const char *slash = memchr(r.id, '/', r.idlen);
-        ftable_add(t, STORE_FACET_DOMAIN, r.id, slash ? (size_t)(slash - r.id) : r.idlen, 1);
-        ftable_add(t, STORE_FACET_STATUS, r.status, r.slen, 1);
-        if (r.clen)
-            ftable_add(t, STORE_FACET_CLASSIFICATION, r.cls, r.clen, 1);
-        for (size_t j = 0; j < r.nowners; j++)
-            ftable_add(t, STORE_FACET_OWNER, r.owner[j], r.ownerlen[j], 1);
-        if (q->slot[hits[i]].hidden)
-            continue;   /* a stub: no tags, no compliance */
-        for (size_t j = 0; j < r.ntags; j++)
-            ftable_add(t, STORE_FACET_TAG, r.tag[j], r.taglen[j], 1);
-        /* compliance is not in the record (the policy check sets it apart): its postings */
-        for (size_t j = 0; j < sizeof compliance_values / sizeof *compliance_values; j++) {
-            char key[32];
-            size_t kl = (size_t)snprintf(key, sizeof key, "c%s", compliance_values[j]);
-            uint8_t val[FACET_LEN];
-            be32_put(val, hits[i]);
-            MDB_val k = { kl, key }, v = { sizeof val, val };
-            int rc = mdb_cursor_get(q->facets, &k, &v, MDB_GET_BOTH);
-            if (rc == 0)
-                ftable_add(t, STORE_FACET_COMPLIANCE, compliance_values[j], strlen(compliance_values[j]), 1);
-            else if (rc != MDB_NOTFOUND) {
-                store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
-                return -1;
-            }
-        }
-    }
-    return t->oom ? -1 : 0;
-}
-
-typedef struct { size_t count; int stub; } count_ctx_t;   /* stub: the facet is one a stub shows */
-
-static void page_count(q_t *q, const uint8_t *vals, size_t count, void *ctx)
-{
-    count_ctx_t *c = ctx;
-    for (size_t i = 0; i < count; i++) {
-        uint32_t d = be32_get(vals + i * FACET_LEN);
-        if (is_hit(q, d) && (c->stub || !q->slot[d].hidden))
-            c->count++;
-    }
-}
-
-/* Facet counts from one sweep of every facet posting (many hits). */
-static int facets_from_postings(q_t *q, ftable_t *t, char *err, size_t errlen)
-{
-    MDB_val k = { 1, "b" }, v;   /* after 'a' (every product) */
-    int rc;
-    for (rc = mdb_cursor_get(q->facets, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(q->facets, &k, &v, MDB_NEXT_NODUP)) {
-        const char *kd = k.mv_data;
-        int facet = -1;
-        for (int f = 0; f < STORE_FACETS; f++)
-            if (k.mv_size >= 1 && kd[0] == facet_kind[f])
-                facet = f;
-        if (facet < 0)
-            continue;
-        count_ctx_t c = { 0, facet_in_stub[facet] || q->nhidden == 0 };
-        /* each_page seeks k's own bytes (valid for the read transaction) and leaves the
-         * cursor on its last duplicate: NEXT_NODUP moves on. */
-        if ((rc = each_page(q, q->facets, kd, k.mv_size, FACET_LEN, page_count, &c)) != 0)
-            break;
-        if (c.count)
-            ftable_add(t, facet, kd + 1, k.mv_size - 1, c.count);
-    }
-    if (rc != MDB_NOTFOUND) {
-        store__mdb_err(q->st, err, errlen, "search: reading search_facets", rc);
-        return -1;
-    }
-    return t->oom ? -1 : 0;
-}
 
 static int cmp_fcount(const void *a, const void *b)
 {
@@ -474,21 +345,46 @@ static int cmp_fcount(const void *a, const void *b)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static int facets_out(ftable_t *t, size_t max, store_result_t *out, char *err, size_t errlen)
+/* Facet counts over the hits hits[0..nh), from the columns c: a hidden hit counts only in what
+ * its stub shows. The values of each facet by count desc (ties by value), at most max each.
+ * When most products are hits, each value's products less the ones that do not count. */
+static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, size_t nh, size_t max,
+                        store_result_t *out, char *err, size_t errlen)
 {
-    fcount_t *list = malloc((t->used ? t->used : 1) * sizeof *list);
-    if (!list)
+    size_t *count = calloc(c->nvalues ? c->nvalues : 1, sizeof *count);
+    fcount_t *list = malloc((c->nvalues ? c->nvalues : 1) * sizeof *list);
+    if (!count || !list)
         goto oom;
+    if (nh > c->n / 2) {
+        for (size_t v = 0; v < c->nvalues; v++)
+            count[v] = c->total[v];
+        for (uint32_t d = 0; d < c->n; d++) {
+            int hit = q->hit[d >> 6] >> (d & 63) & 1;
+            if (hit && !q->slot[d].hidden)
+                continue;
+            for (uint32_t j = c->off[d]; j < c->off[d + 1]; j++)
+                if (!hit || !facet_in_stub[c->values[c->val[j]].facet])
+                    count[c->val[j]]--;
+        }
+    } else {
+        for (size_t i = 0; i < nh; i++) {
+            uint32_t d = hits[i];
+            int hidden = q->slot[d].hidden;
+            for (uint32_t j = c->off[d]; j < c->off[d + 1]; j++)
+                if (!hidden || facet_in_stub[c->values[c->val[j]].facet])
+                    count[c->val[j]]++;
+        }
+    }
     size_t n = 0;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->e[i].v)
-            list[n++] = t->e[i];
+    for (size_t v = 0; v < c->nvalues; v++)
+        if (count[v])
+            list[n++] = (fcount_t){ c->values[v].facet, c->values[v].s, c->values[v].len, count[v] };
+    free(count);
+    count = NULL;
     qsort(list, n, sizeof *list, cmp_fcount);
     out->facets = calloc(n ? n : 1, sizeof *out->facets);
-    if (!out->facets) {
-        free(list);
+    if (!out->facets)
         goto oom;
-    }
     size_t per[STORE_FACETS] = { 0 };
     for (size_t i = 0; i < n; i++) {
         if (max && per[list[i].facet] >= max)
@@ -504,124 +400,95 @@ static int facets_out(ftable_t *t, size_t max, store_result_t *out, char *err, s
     free(list);
     return 0;
 oom:
+    free(count);
+    free(list);
     store__err(err, errlen, "search: out of memory for facets");
     return -1;
 }
 
 /* ---------------------------------------------------------------- ranking */
 
-typedef struct { uint32_t doc; uint16_t score; char id[STORE_ID_MAX]; } ranked_t;
+/* A hit's place in the ranking: score desc, then id asc (the id's rank in id order). Smaller is better. */
+typedef struct { uint64_t key; uint32_t doc; } ranked_t;
+
+static uint64_t rank_key(const q_t *q, const search_cache_t *c, uint32_t d)
+{
+    return (uint64_t)(65535u - q->slot[d].score) << 32 | c->idrank[d];
+}
 
 static int cmp_ranked(const void *a, const void *b)
 {
     const ranked_t *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return strcmp(x->id, y->id);
+    return (x->key > y->key) - (x->key < y->key);
 }
 
-static int id_of(q_t *q, uint32_t doc, char id[STORE_ID_MAX], char *err, size_t errlen)
+/* Max-heap of the best hits so far: h[0] is the worst of them. */
+static void sift_down(ranked_t *h, size_t n, size_t i)
 {
-    rec_t r;
-    if (hit_rec(q, doc, &r, err, errlen) != 0)
-        return -1;
-    memcpy(id, r.id, r.idlen);
-    id[r.idlen] = '\0';
-    return 0;
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && h[l].key > h[m].key)
+            m = l;
+        if (l + 1 < n && h[l + 1].key > h[m].key)
+            m = l + 1;
+        if (m == i)
+            return;
+        ranked_t t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
 }
 
-/* Fills out->hits with hits [offset, offset+limit) in (score desc, id asc) order.
- * hits[0..nh) are the hit docids. */
-static int rank(q_t *q, const uint32_t *hits, size_t nh, size_t offset, size_t limit,
+static void sift_up(ranked_t *h, size_t i)
+{
+    while (i > 0 && h[(i - 1) / 2].key < h[i].key) {
+        ranked_t t = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/* Fills out->hits with hits [offset, offset+limit) in (score desc, id asc) order, keeping only
+ * the best offset+limit of the hits hits[0..nh) on the way; the ids of those alone are read. */
+static int rank(q_t *q, const search_cache_t *c, const uint32_t *hits, size_t nh, size_t offset, size_t limit,
                 store_result_t *out, char *err, size_t errlen)
 {
     if (offset >= nh || limit == 0)
         return 0;
     size_t want = nh - offset < limit ? nh - offset : limit;
-    size_t k = offset + want;                      /* best k in order are needed */
-    /* The k-th best score (cut): every hit above it is in, hits at it are ordered by id. */
-    uint32_t *hist = calloc(65536, sizeof *hist);
-    if (!hist)
+    size_t k = offset + want, nr = 0;              /* best k in order are needed */
+    ranked_t *h = malloc(k * sizeof *h);
+    if (!h)
         goto oom;
-    for (size_t i = 0; i < nh; i++)
-        hist[q->slot[hits[i]].score]++;
-    size_t above = 0;
-    unsigned cut = 65535;
-    for (;; cut--) {
-        if (above + hist[cut] >= k)
-            break;
-        above += hist[cut];
-        assert(cut > 0);
-    }
-    size_t ties = hist[cut];
-    free(hist);
-    /* Ties in id order: look up every tied hit's id, or walk search_ids (in id order) until
-     * enough tied hits passed: about (k - above) * n / ties entries. */
-    int lookup = (double)ties * COST_LOOKUP <= (double)(k - above) * q->n / (double)ties * COST_WALK;
-
-    size_t cand = above + (lookup ? ties : k - above);
-    ranked_t *r = malloc(cand * sizeof *r);
-    if (!r)
-        goto oom;
-    size_t nr = 0;
     for (size_t i = 0; i < nh; i++) {
-        uint16_t s = q->slot[hits[i]].score;
-        if (s > cut || (s == cut && lookup)) {
-            assert(nr < cand);
-            r[nr].doc = hits[i];
-            r[nr].score = s;
-            if (id_of(q, hits[i], r[nr].id, err, errlen) != 0) {
-                free(r);
-                return -1;
-            }
-            nr++;
+        ranked_t r = { rank_key(q, c, hits[i]), hits[i] };
+        if (nr < k) {
+            h[nr] = r;
+            sift_up(h, nr++);
+        } else if (r.key < h[0].key) {
+            h[0] = r;
+            sift_down(h, nr, 0);
         }
     }
-    if (!lookup) {
-        /* Many ties: the first (k - above) of them in id order, by walking the ids. */
-        MDB_cursor *cur;
-        int rc = mdb_cursor_open(q->txn, q->st->s_ids, &cur);
-        if (rc) {
-            free(r);
-            store__mdb_err(q->st, err, errlen, "mdb_cursor_open(search_ids)", rc);
+    qsort(h, nr, sizeof *h, cmp_ranked);
+    if (!(out->hits = calloc(want, sizeof *out->hits))) {
+        free(h);
+        goto oom;
+    }
+    for (size_t i = offset; i < nr; i++) {
+        store_hit_t *hit = &out->hits[out->nhits++];
+        rec_t r;
+        if (hit_rec(q, h[i].doc, &r, err, errlen) != 0) {
+            free(h);
             return -1;
         }
-        MDB_val kk, v;
-        for (rc = mdb_cursor_get(cur, &kk, &v, MDB_FIRST); rc == 0 && nr < cand;
-             rc = mdb_cursor_get(cur, &kk, &v, MDB_NEXT)) {
-            if (v.mv_size != 4 || kk.mv_size >= STORE_ID_MAX)
-                continue;
-            uint32_t d = be32_get(v.mv_data);
-            if (!is_hit(q, d) || q->slot[d].score != cut)
-                continue;
-            r[nr].doc = d;
-            r[nr].score = (uint16_t)cut;
-            memcpy(r[nr].id, kk.mv_data, kk.mv_size);
-            r[nr].id[kk.mv_size] = '\0';
-            nr++;
-        }
-        mdb_cursor_close(cur);
-        if (rc != 0 && rc != MDB_NOTFOUND) {
-            free(r);
-            store__mdb_err(q->st, err, errlen, "mdb_cursor_get(search_ids)", rc);
-            return -1;
-        }
+        memcpy(hit->id, r.id, r.idlen);
+        hit->id[r.idlen] = '\0';
+        hit->score = q->slot[h[i].doc].score;
     }
-    qsort(r, nr, sizeof *r, cmp_ranked);
-    size_t end = nr < k ? nr : k;
-    if (end > offset) {
-        out->hits = calloc(end - offset, sizeof *out->hits);
-        if (!out->hits) {
-            free(r);
-            goto oom;
-        }
-        for (size_t i = offset; i < end; i++) {
-            store_hit_t *h = &out->hits[out->nhits++];
-            memcpy(h->id, r[i].id, sizeof h->id);
-            h->score = r[i].score;
-        }
-    }
-    free(r);
+    free(h);
     return 0;
 oom:
     store__err(err, errlen, "search: out of memory ranking %zu hits", nh);
@@ -739,7 +606,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
         if (empty(fv[f]))
             continue;
         char key[1 + STORE_FACET_VALUE_MAX];
-        key[0] = facet_kind[f];
+        key[0] = FACET_KINDS[f];
         size_t n = search__lower_copy(key + 1, fv[f], strlen(fv[f]));
         void *stub_hides = facet_in_stub[f] ? NULL : q;
         if ((rc = each_page(q, q->facets, key, n + 1, FACET_LEN, page_filter, stub_hides)) != 0)
@@ -781,25 +648,15 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
         }
     }
     out->total = nh;
-    ftable_t t = { 0 };
     int ret = 0;
-    MDB_stat fs;
-    if (nh > 0 && (rc = mdb_stat(q->txn, q->st->s_facets, &fs)) != 0) {
-        store__mdb_err(q->st, err, errlen, "mdb_stat(search_facets)", rc);
-        ret = -1;
-    } else if (nh > 0) {
-        ret = (double)nh * COST_LOOKUP <= (double)fs.ms_entries * COST_POSTING
-            ? facets_from_records(q, hits, nh, &t, err, errlen)
-            : facets_from_postings(q, &t, err, errlen);
+    if (nh > 0) {
+        search_cache_t *c = search__cache_get(q->st, q->txn, q->n, err, errlen);
+        ret = c ? facets_count(q, c, hits, nh, sq->facet_max, out, err, errlen) : -1;
         if (ret == 0)
-            ret = facets_out(&t, sq->facet_max, out, err, errlen);
-        if (ret == 0)
-            ret = rank(q, hits, nh, sq->offset, sq->limit, out, err, errlen);
+            ret = rank(q, c, hits, nh, sq->offset, sq->limit, out, err, errlen);
+        search__cache_release(c);
     }
-    free(t.e);
     free(hits);
-    if (ret && t.oom)
-        store__err(err, errlen, "search: out of memory counting facets");
     return ret;
 mdb_fail:
     store__mdb_err(q->st, err, errlen, "search: reading the index", rc);

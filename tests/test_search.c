@@ -9,6 +9,8 @@
  * Must not: depend on gossip/ or node/ (entries are built with the protobuf-c INIT macros;
  * hashes and signatures are arbitrary bytes: storage verifies neither). */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -967,4 +969,189 @@ Test(search, sees_only_asks_about_the_candidates_alone)
         cr_expect_eq((size_t)asked, cases[c].asked, "case %zu: sees asked %d times", c, asked);
         store_result_free(&r);
     }
+}
+
+/* ---------------------------------------------------------------- facets and order vs. a model */
+
+#define MODEL_N 240
+typedef struct { char id[32], title[64], tags[64], business[64]; const char *status, *cls, *compliance; } model_t;
+static model_t model[MODEL_N];
+
+static const model_t *model_of(const char *id)
+{
+    for (size_t i = 0; i < MODEL_N; i++)
+        if (strcmp(model[i].id, id) == 0)
+            return &model[i];
+    cr_assert_fail("hit %s is no product", id);
+    return NULL;
+}
+
+/* Each value's count over the hits of the full ranking, as the model says (a restricted product,
+ * hidden here, counts only in what its stub shows), must be the facet's; the ranking must be by
+ * score then id, and every page a slice of it. */
+static void check_against_model(const query_t *qq, const char *what)
+{
+    store_query_t q = { .q = qq->q, .tag = qq->tag, .status = qq->status, .limit = MODEL_N };
+    store_result_t all;
+    cr_assert_eq(store_search(st, &q, &all, err, sizeof err), 0, "%s: %s", what, err);
+    cr_assert_eq(all.nhits, all.total, "%s", what);
+    for (size_t i = 1; i < all.nhits; i++)
+        cr_expect(all.hits[i - 1].score > all.hits[i].score ||
+                  (all.hits[i - 1].score == all.hits[i].score && strcmp(all.hits[i - 1].id, all.hits[i].id) < 0),
+                  "%s: %s before %s", what, all.hits[i - 1].id, all.hits[i].id);
+    static const struct { int facet; const char *value; } values[] = {
+        { STORE_FACET_DOMAIN, "d0" }, { STORE_FACET_DOMAIN, "d1" }, { STORE_FACET_DOMAIN, "d2" },
+        { STORE_FACET_DOMAIN, "d3" }, { STORE_FACET_DOMAIN, "d4" },
+        { STORE_FACET_STATUS, "active" }, { STORE_FACET_STATUS, "draft" }, { STORE_FACET_STATUS, "deprecated" },
+        { STORE_FACET_STATUS, "retired" },
+        { STORE_FACET_CLASSIFICATION, "internal" }, { STORE_FACET_CLASSIFICATION, "public" },
+        { STORE_FACET_CLASSIFICATION, "restricted" },
+        { STORE_FACET_OWNER, "team-data" }, { STORE_FACET_OWNER, "o0@example.com" }, { STORE_FACET_OWNER, "o1@example.com" },
+        { STORE_FACET_OWNER, "o2@example.com" }, { STORE_FACET_OWNER, "o3@example.com" },
+        { STORE_FACET_OWNER, "o4@example.com" }, { STORE_FACET_OWNER, "o5@example.com" },
+        { STORE_FACET_TAG, "t0" }, { STORE_FACET_TAG, "t1" }, { STORE_FACET_TAG, "t2" }, { STORE_FACET_TAG, "t3" },
+        { STORE_FACET_TAG, "t4" }, { STORE_FACET_TAG, "t5" }, { STORE_FACET_TAG, "t6" }, { STORE_FACET_TAG, "fresh" },
+        { STORE_FACET_COMPLIANCE, "compliant" }, { STORE_FACET_COMPLIANCE, "non_compliant" },
+    };
+    size_t nonzero = 0;
+    for (size_t f = 0; f < sizeof values / sizeof *values; f++) {
+        size_t want = 0;
+        const char *v = values[f].value;
+        for (size_t i = 0; i < all.nhits; i++) {
+            const model_t *m = model_of(all.hits[i].id);
+            int hidden = strcmp(m->cls, "restricted") == 0;
+            char dom[32], t[72], tv[32];
+            snprintf(dom, sizeof dom, "%.*s", (int)(strchr(m->id, '/') - m->id), m->id);
+            snprintf(t, sizeof t, ",%s,", m->tags);
+            snprintf(tv, sizeof tv, ",%s,", v);
+            switch (values[f].facet) {
+            case STORE_FACET_DOMAIN: want += strcmp(dom, v) == 0; break;
+            case STORE_FACET_STATUS: want += strcmp(m->status, v) == 0; break;
+            case STORE_FACET_CLASSIFICATION: want += strcmp(m->cls, v) == 0; break;
+            case STORE_FACET_OWNER: want += strcmp(m->business, v) == 0 || strcmp("team-data", v) == 0; break;
+            case STORE_FACET_TAG: want += !hidden && strstr(t, tv) != NULL; break;
+            case STORE_FACET_COMPLIANCE: want += !hidden && strcmp(m->compliance, v) == 0; break;
+            }
+        }
+        nonzero += want > 0;
+        size_t got = facet_count(&all, values[f].facet, v);
+        cr_expect_eq(got, want, "%s: facet %d %s counts %zu, the model %zu", what, values[f].facet, v, got, want);
+    }
+    cr_expect_eq(all.nfacets, nonzero, "%s: %zu facet values, the model %zu", what, all.nfacets, nonzero);
+    for (size_t off = 0; off < all.total + 7; off += 7) {
+        q.offset = off;
+        q.limit = 7;
+        store_result_t page;
+        cr_assert_eq(store_search(st, &q, &page, err, sizeof err), 0, "%s: %s", what, err);
+        cr_expect_eq(page.total, all.total, "%s", what);
+        for (size_t i = 0; i < page.nhits; i++) {
+            cr_expect_str_eq(page.hits[i].id, all.hits[off + i].id, "%s: offset %zu", what, off + i);
+            cr_expect_eq(page.hits[i].score, all.hits[off + i].score, "%s", what);
+        }
+        cr_expect_eq(page.nhits, off >= all.total ? 0 : (all.total - off < 7 ? all.total - off : 7), "%s", what);
+        store_result_free(&page);
+    }
+    store_result_free(&all);
+}
+
+static void model_publish(model_t *m)
+{
+    publish_as(&(prod_t){ .id = m->id, .title = m->title, .tags = m->tags, .business = m->business,
+                          .technical = "team-data", .status = m->status }, m->cls);
+}
+
+static void check_all(const char *when)
+{
+    static const query_t qs[] = { { .q = NULL }, { .q = "river" }, { .q = "river stone" }, { .q = "sto" },
+                                  { .tag = "t1" }, { .q = "lake", .status = "draft" }, { .q = "d3/p007" } };
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "%s, query %zu", when, i);
+        check_against_model(&qs[i], what);
+    }
+}
+
+/* Facet counts and the order of hits, checked against a model of the catalog after each kind of
+ * write to the index (the columns queries count from must follow every one). */
+Test(search, facets_and_order_follow_every_write)
+{
+    static const char *const words[] = { "river", "stone", "lake", "storm", "hill" };
+    static const char *const statuses[] = { "active", "draft", "deprecated" };
+    static const char *const classes[] = { "internal", "public", "restricted", "internal" };
+    uint32_t x = 12345;
+    for (size_t i = 0; i < MODEL_N; i++) {
+        model_t *m = &model[i];
+        snprintf(m->id, sizeof m->id, "d%zu/p%03zu", (i * 7) % 5, (i * 37) % MODEL_N);
+        x = x * 1103515245u + 12345u;
+        snprintf(m->title, sizeof m->title, "%s %s", words[(x >> 8) % 5], words[(x >> 12) % 5]);
+        snprintf(m->tags, sizeof m->tags, "t%u,t%u", (x >> 16) % 4, 4 + (x >> 20) % 3);
+        snprintf(m->business, sizeof m->business, "o%u@example.com", (x >> 24) % 6);
+        m->status = statuses[(x >> 4) % 3];
+        m->cls = classes[(x >> 6) % 4];
+        m->compliance = "";
+        model_publish(m);
+    }
+    check_all("loaded");
+    model[5].status = "retired";
+    cr_assert_eq(retire(model[5].id), 0, "%s", err);
+    check_all("after a retire");
+    const char *ids[MODEL_N / 3], *states[MODEL_N / 3];
+    for (size_t i = 0; i < MODEL_N / 3; i++) {
+        model[i * 3].compliance = i % 2 ? "compliant" : "non_compliant";
+        ids[i] = model[i * 3].id;
+        states[i] = model[i * 3].compliance;
+    }
+    cr_assert_eq(store_search_set_compliance(st, ids, states, MODEL_N / 3, err, sizeof err), 0, "%s", err);
+    check_all("after compliance");
+    snprintf(model[9].tags, sizeof model[9].tags, "t1,fresh");
+    snprintf(model[9].title, sizeof model[9].title, "stone");
+    model[9].cls = "public";
+    model_publish(&model[9]);
+    check_all("after an update");
+}
+
+/* Queries on other threads while products arrive: each sees its snapshot whole (every hit in
+ * exactly one domain count), whichever generation's columns it finds or reads. */
+static atomic_int writes_done;
+
+static void *query_loop(void *arg)
+{
+    size_t *bad = arg;
+    for (int i = 0; i < 400 && !(atomic_load(&writes_done) && i >= 20); i++) {
+        store_query_t q = { .q = (i % 2) ? "thing" : NULL, .limit = 3 };
+        store_result_t r;
+        if (store_search(st, &q, &r, err, sizeof err) != 0) {
+            (*bad)++;
+            continue;
+        }
+        size_t sum = 0;
+        for (size_t f = 0; f < r.nfacets; f++)
+            if (r.facets[f].facet == STORE_FACET_DOMAIN)
+                sum += r.facets[f].count;
+        if (sum != r.total || (r.total && r.nhits == 0))
+            (*bad)++;
+        store_result_free(&r);
+    }
+    return NULL;
+}
+
+Test(search, queries_on_threads_while_products_arrive)
+{
+    pthread_t th[2];
+    size_t bad[2] = { 0, 0 };
+    atomic_store(&writes_done, 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, query_loop, &bad[i]), 0);
+    char id[64];
+    for (int i = 0; i < 150; i++) {
+        snprintf(id, sizeof id, "d%d/p%03d", i % 4, i);
+        publish(&(prod_t){ .id = id, .title = "thing" });
+    }
+    atomic_store(&writes_done, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    cr_expect_eq(bad[0] + bad[1], 0, "%zu inconsistent results", bad[0] + bad[1]);
+    store_result_t r = run(&(query_t){ .q = NULL }, 3);
+    cr_expect_eq(r.total, 150);
+    store_result_free(&r);
 }
