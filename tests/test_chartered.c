@@ -1323,10 +1323,10 @@ static int pump_listed(void *ctx)
     return listed_in(p->l);
 }
 
-/* Node a (payments) holds certificate cx of x (domain listening, signed by roots xr) and lists x
- * as a member, relayed by a played certified peer (growth); both played nodes are dead on return,
- * so no member change re-judges the list after. */
-static void dead_member(h_node_t *a, identity_t *x, const identity_t *const *xr, cert_t *cx)
+/* Node a (payments) holds certificate cx of x (domain listening, signed by roots xr) and also
+ * (NULL: none), and lists x as a member, relayed by a played certified peer (growth); both played
+ * nodes are dead on return, so no member change re-judges the list after. */
+static void dead_member(h_node_t *a, identity_t *x, const identity_t *const *xr, cert_t *cx, const cert_t *also)
 {
     char da[256];
     identity_t ia, gid;
@@ -1340,6 +1340,8 @@ static void dead_member(h_node_t *a, identity_t *x, const identity_t *const *xr,
     issue(NULL, "listening", x->pk, t - DAY_MS, t + 90 * DAY_MS, xr, 2, 0, NULL, cx);
     start(a, "payments", da, "a.cert", NULL);
     submit_json(a, cert_to_json(cx));
+    if (also)
+        submit_json(a, cert_to_json(also));
     rogue_t r;
     rogue_open(&r, &gid, &gc, a->peer, ia.pk);
     relay_claim(&r, &gid, a->peer, x, "listening");
@@ -1365,11 +1367,10 @@ Test(chartered, a_key_handed_over_is_no_member_once_its_overlap_ends)
     identity_t x, next;
     cert_t cx, cn;
     h_node_t a;
-    dead_member(&a, &x, two_roots, &cx);
-    fx_identity(&next);
+    fx_identity(&next);   /* certified before: its certificate is judged with the members */
     int64_t t = fx_now_ms();
     issue(NULL, "listening", next.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &cn);
-    submit_json(&a, cert_to_json(&cn));
+    dead_member(&a, &x, two_roots, &cx, &cn);
     /* x hands listening over to next, from now, with 4 s of overlap: nothing else changes after */
     rotation_t rot;
     int64_t from = fx_now_ms(), until = from + 4000;
@@ -1398,7 +1399,7 @@ Test(chartered, a_member_whose_certificate_a_charter_update_leaves_below_thresho
     cert_t cx;
     h_node_t a;
     const identity_t *const r13[] = {&R1, &R3};
-    dead_member(&a, &x, r13, &cx);
+    dead_member(&a, &x, r13, &cx, NULL);
     charter_t v2 = ch;   /* the roots R1 and R2: R3 removed */
     v2.bytes = NULL;
     v2.nkeys = 2;
