@@ -157,6 +157,8 @@ struct gossip {
     int64_t own_not_after_ms, expiry_logged_ms;
     size_t revs_seen;            /* revocations held at the last check: more = members re-shown (loop only) */
     size_t certs_seen;           /* certificates held at the last check: another count = members re-shown */
+    size_t rots_seen;            /* key hand-overs held at the last check: more = members re-shown */
+    uint64_t charter_seen;       /* the charter version at the last check: another = members re-shown */
     int own_revoked_logged;      /* this node's own key was found revoked, and said so once (loop only) */
     uint64_t skewed_peers;       /* hellos whose sender's clock differed by more than TRUST_SKEW_MS (tcmu) */
     int64_t max_skew_ms;         /* the largest difference seen (tcmu) */

@@ -683,26 +683,49 @@ static int active_remove(lread_t *rd)
     return stopping;
 }
 
-enum { ASK_OK, ASK_NO_LINK, ASK_SILENT, ASK_STOPPING };
+enum { ASK_OK, ASK_NO_LINK, ASK_SILENT, ASK_STOPPING, ASK_CUT };
 
-/* Gets rd a link to its owner, an idle one or else a new one, lists rd among the active readers,
- * sends its request and waits open_timeout_ms for the first answer (a pooled link may have been
- * closed by the owner meanwhile: then once more on a new one). ASK_OK: *b, on rd->l. Else rd->l
- * is closed and rd not listed: ASK_NO_LINK with back_off's reason, derr and (when the owner said
- * when to come again) *backoff_ms; ASK_SILENT, connected and no answer (the owner is slow, not the
- * link); ASK_STOPPING, the node shuts down. */
-static int ask(lread_t *rd, Trib__ReadBatch **b, int *reason, uint32_t *backoff_ms, char *derr, size_t dlen)
+/* Gives rd (listed) the link *lp under the pool's lock, so linkpool_shutdown and linkpool_untrusted
+ * either see it or ran before and left their mark: ASK_OK; else ASK_STOPPING or ASK_CUT (the owner
+ * stopped holding a certificate while rd dialled) with *lp closed. */
+static int attach(lread_t *rd, link_t **lp)
+{
+    linkpool_t *p = rd->p;
+    pthread_mutex_lock(&p->mu);
+    int rc = p->shutting_down ? ASK_STOPPING : atomic_load(&rd->cut) ? ASK_CUT : ASK_OK;
+    if (rc == ASK_OK) {
+        rd->l = *lp;
+        *lp = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    link_close(lp);
+    return rc;
+}
+
+/* Closes rd's link; rd stays listed (linkpool_untrusted may be shutting that link down right now:
+ * taken off under the lock first). */
+static void detach(lread_t *rd)
+{
+    pthread_mutex_lock(&rd->p->mu);
+    link_t *l = rd->l;
+    rd->l = NULL;
+    pthread_mutex_unlock(&rd->p->mu);
+    link_close(&l);
+}
+
+/* ask's loop; rd stays listed whatever it returns. */
+static int ask_listed(lread_t *rd, Trib__ReadBatch **b, int *reason, uint32_t *backoff_ms, char *derr, size_t dlen)
 {
     linkpool_t *p = rd->p;
     rd->refusal = 0;
     for (int attempt = 0;; attempt++) {
-        int pooled = attempt == 0 && (rd->l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
-        if (!pooled && !(rd->l = dial(p, rd->owner, rd->addr, rd->peer_addr, &rd->gen, reason, derr, dlen)))
+        link_t *l = NULL;
+        int pooled = attempt == 0 && (l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
+        if (!pooled && !(l = dial(p, rd->owner, rd->addr, rd->peer_addr, &rd->gen, reason, derr, dlen)))
             return ASK_NO_LINK;
-        if (active_add(rd) != 0) {
-            link_close(&rd->l);  /* dialled while the node shut down: no read may start after it */
-            return ASK_STOPPING;
-        }
+        int at = attach(rd, &l);   /* dialled while the node shut down or the owner was cut: no read starts */
+        if (at != ASK_OK)
+            return at;
         link_reason_t why = LINK_OK;
         int rc = sending_request(rd, &why) == 0 ? next_batch(rd, (int)p->o.open_timeout_ms, b, &why) : -1;
         if (rc == 1) {
@@ -710,10 +733,14 @@ static int ask(lread_t *rd, Trib__ReadBatch **b, int *reason, uint32_t *backoff_
                 atomic_fetch_add(&p->pooled_used, 1);
             return ASK_OK;
         }
-        int stopping = active_remove(rd);
-        link_close(&rd->l);
+        detach(rd);
+        pthread_mutex_lock(&p->mu);
+        int stopping = p->shutting_down;
+        pthread_mutex_unlock(&p->mu);
         if (stopping)
             return ASK_STOPPING;
+        if (atomic_load(&rd->cut))
+            return ASK_CUT;
         if (rc == 0)
             return ASK_SILENT;
         if (why == LINK_REFUSED && rd->refusal) {   /* the owner said why, and when to come again */
@@ -730,6 +757,21 @@ static int ask(lread_t *rd, Trib__ReadBatch **b, int *reason, uint32_t *backoff_
             return ASK_NO_LINK;
         }
     }
+}
+
+/* Gets rd (listed among the active readers, with no link: the cut or the shutdown of a read that
+ * dials is not lost) a link to its owner, an idle one or else a new one, sends its request and
+ * waits open_timeout_ms for the first answer (a pooled link may have been closed by the owner
+ * meanwhile: then once more on a new one). ASK_OK: *b, on rd->l. Else rd->l is closed and rd taken
+ * off the list: ASK_NO_LINK with back_off's reason, derr and (when the owner said when to come
+ * again) *backoff_ms; ASK_SILENT, connected and no answer (the owner is slow, not the link);
+ * ASK_STOPPING, the node shuts down; ASK_CUT, linkpool_untrusted ended rd meanwhile. */
+static int ask(lread_t *rd, Trib__ReadBatch **b, int *reason, uint32_t *backoff_ms, char *derr, size_t dlen)
+{
+    int rc = ask_listed(rd, b, reason, backoff_ms, derr, dlen);
+    if (rc != ASK_OK)
+        active_remove(rd);
+    return rc;
 }
 
 /* The hash of the projection batch b (a stream's first) names: a resumed read must project alike. */
@@ -778,12 +820,15 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
     int reason = 0;
     uint32_t backoff_ms = LINKS_BACKOFF_MS;
     Trib__ReadBatch *b = NULL;
-    int rc = ask(rd, &b, &reason, &backoff_ms, derr, sizeof derr);
-    if (rc == ASK_STOPPING || rc == ASK_SILENT) {
+    int rc = active_add(rd) != 0 ? ASK_STOPPING : ask(rd, &b, &reason, &backoff_ms, derr, sizeof derr);
+    if (rc == ASK_STOPPING || rc == ASK_SILENT || rc == ASK_CUT) {
         *status = 503;
         if (rc == ASK_STOPPING) {
             snprintf(kind, kindlen, "shutting_down");
             snprintf(err, errlen, "this node is shutting down");
+        } else if (rc == ASK_CUT) {   /* as a new read to that owner is refused */
+            snprintf(kind, kindlen, "owner_unreachable");
+            snprintf(err, errlen, "%s", rd->cut_detail);
         } else {                 /* connected, and no answer: the owner is slow, not the link */
             snprintf(kind, kindlen, "owner_unreachable");
             snprintf(err, errlen, "%s did not answer within %u ms", rd->desc, (unsigned)p->o.open_timeout_ms);
@@ -826,11 +871,11 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
 
 /* ================================================================== a link lost mid-read */
 
-/* rd's link failed mid-read (why): it is closed, and the read goes on over a new one (resume). */
+/* rd's link failed mid-read (why): it is closed, and the read goes on over a new one (resume).
+ * rd stays listed, so an owner cut meanwhile (linkpool_untrusted) is not resumed. */
 static void lose(lread_t *rd, link_reason_t why)
 {
-    active_remove(rd);           /* linkpool_shutdown has no link of rd's to wake meanwhile */
-    link_close(&rd->l);
+    detach(rd);
     rd->lost = 1;
     rd->lost_why = why;
 }
@@ -875,7 +920,16 @@ static void resume_log(lread_t *rd)
  * most RESUMES_MAX times a read, RESUME_GAP_MS apart. As next_batch: 1 with *b, the new stream's
  * first batch (the caller checks its schema as any batch's); 0 not now (a caller that may not
  * wait, or within the gap); -1 the read ended (rd->failed, or rd->done). */
+static int resume_listed(lread_t *rd, int timeout_ms, Trib__ReadBatch **b);
 static int resume(lread_t *rd, int timeout_ms, Trib__ReadBatch **b)
+{
+    int rc = resume_listed(rd, timeout_ms, b);
+    if (rc < 0)
+        active_remove(rd);       /* the read ended: no cut counts it */
+    return rc;
+}
+
+static int resume_listed(lread_t *rd, int timeout_ms, Trib__ReadBatch **b)
 {
     linkpool_t *p = rd->p;
     if (timeout_ms == 0)
@@ -918,6 +972,10 @@ static int resume(lread_t *rd, int timeout_ms, Trib__ReadBatch **b)
     int rc = ask(rd, b, &reason, &backoff_ms, derr, sizeof derr);
     if (rc == ASK_STOPPING) {
         rd_fail(rd, 0, "shutting_down", "this node is shutting down");
+        return -1;
+    }
+    if (rc == ASK_CUT) {
+        rd_fail(rd, 503, "owner_lost", "%s", rd->cut_detail);
         return -1;
     }
     if (rc == ASK_NO_LINK)

@@ -37,7 +37,8 @@ linkpool_t *linkpool_new(const linkpool_opts_t *o);
 /* Every link read ends now with "shutting_down" (a blocked reader wakes); no new one opens. */
 void linkpool_shutdown(linkpool_t *p);
 /* The reads over links to owner (its key no longer certified for its domain) end at their next
- * call with owner_lost and detail; their links are shut. Returns how many. */
+ * call with owner_lost and detail, also one whose link was lost and that dials a new one; their
+ * links are shut; one still opening is refused 503 owner_unreachable with detail. Returns how many. */
 size_t linkpool_untrusted(linkpool_t *p, const uint8_t owner[32], const char *detail);
 /* 1 when a read over a link to owner is open (and not ended by linkpool_untrusted). */
 int linkpool_reads_from(linkpool_t *p, const uint8_t owner[32]);

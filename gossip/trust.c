@@ -697,5 +697,13 @@ size_t trust_rotation_count(const trust_t *t)
     return n;
 }
 
+uint64_t trust_charter_version(const trust_t *t)
+{
+    pthread_rwlock_rdlock(t->mu);
+    uint64_t v = t->charter.version;
+    pthread_rwlock_unlock(t->mu);
+    return v;
+}
+
 void trust_read_lock(const trust_t *t) { pthread_rwlock_rdlock(t->mu); }
 void trust_read_unlock(const trust_t *t) { pthread_rwlock_unlock(t->mu); }

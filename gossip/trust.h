@@ -76,6 +76,8 @@ int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_P
 size_t trust_predecessors(const trust_t *t, const char *domain, const uint8_t key[ID_PK_LEN],
                           uint8_t out[TRUST_HANDOVER_STEPS][ID_PK_LEN]);
 size_t trust_rotation_count(const trust_t *t);
+/* The version of the charter held now (a new one re-checks every certificate against its roots). */
+uint64_t trust_charter_version(const trust_t *t);
 
 /* ZAP: may the peer whose CURVE public key is curve_pk connect at now_ms (TRUST_SKEW_MS)?
  * On TRUST_OK, *cert is its certificate (valid until the store changes). Verdicts: ok,

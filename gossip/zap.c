@@ -458,9 +458,11 @@ static void own_revoked_check(gossip_t *g)
     }
 }
 
-/* A revocation or certificate newly held re-shows the members (a revoked one reads as such at
- * once; one whose certificate came by the federation log before its hello reads as verified, and
- * the node is told: o.on_certs, a pending key rotation may complete); this node's own key revoked
+/* A revocation, certificate, key hand-over or charter newly held re-shows the members (a revoked
+ * one reads as such at once; one whose certificate came by the federation log before its hello
+ * reads as verified, and the node is told: o.on_certs, a pending key rotation may complete; a
+ * hand-over's overlap end is among the instants judged at from then: publish_snapshot; a charter
+ * that removed roots leaves their certificates below the threshold); this node's own key revoked
  * is said once, at error. */
 static void revocations_check(gossip_t *g)
 {
@@ -470,6 +472,13 @@ static void revocations_check(gossip_t *g)
         g->dirty = 1;
         if (g->o.on_certs)
             g->o.on_certs(g->o.ctx);
+    }
+    size_t rots = trust_rotation_count(g->trust);
+    uint64_t version = trust_charter_version(g->trust);
+    if (rots != g->rots_seen || version != g->charter_seen) {
+        g->rots_seen = rots;
+        g->charter_seen = version;
+        g->dirty = 1;
     }
     size_t n = trust_revocation_count(g->trust);
     if (n == g->revs_seen)

@@ -1867,3 +1867,112 @@ Test(linkrefuse, refusals_read_back_and_random_frames_are_refused)
     }
     cr_assert_gt(taken, 1000, "well-formed refusals rarely drawn: %u", taken);
 }
+
+/* ------------------------------------------------------------------ an owner cut mid-read (in process) */
+
+/* Serves a read per connection, two connections at most: the first gets records 1-2 (the read goes
+ * on) and is closed, as an owner restarting would; the next gets a done batch of one record from
+ * the seq asked. */
+static void *serve_then_close(void *arg)
+{
+    responder_t *r = arg;
+    for (int c = 0; c < 2; c++) {
+        struct pollfd p = {.fd = r->lfd, .events = POLLIN};
+        int fd = poll(&p, 1, 10000) == 1 ? accept(r->lfd, NULL, NULL) : -1;   /* bounded: a test must end */
+        if (fd < 0)
+            return NULL;
+        link_reason_t why;
+        char err[200];
+        link_t *l = link_accept(fd, &r->keys, allow_any, NULL, NULL, 0, LINK_MAX_FRAME, 5000, &why, err, sizeof err);
+        const uint8_t *f;
+        size_t len;
+        Trib__ReadRequest *q = NULL;
+        if (l && link_recv(l, &f, &len, 5000, &why) == 1 && len > 1 && f[0] == LINK_REQ)
+            q = trib__read_request__unpack(NULL, len - 1, f + 1);
+        if (q) {
+            Trib__ReadBatch b = TRIB__READ_BATCH__INIT;
+            b.stream_id = q->stream_id;
+            b.batch_no = 1;
+            b.first_seq = q->from_seq;
+            b.last_seq = 3;
+            b.done = c == 1;
+            b.lines = c == 0 ? (ProtobufCBinaryData){6, (uint8_t *)"r1\nr2\n"} : (ProtobufCBinaryData){3, (uint8_t *)"r3\n"};
+            uint8_t msg[256];
+            size_t n = pack_lines_last(&b, msg);
+            uint8_t *out = link_frame(l, n + 1, &why);
+            if (out) {
+                out[0] = LINK_BATCH;
+                memcpy(out + 1, msg, n);
+                link_send_frame(l, n + 1, 5000, &why);
+            }
+            trib__read_request__free_unpacked(q, NULL);
+        }
+        link_close(&l);
+    }
+    return NULL;
+}
+
+static linkpool_t *cut_pool;
+static uint8_t cut_owner[32];
+static int cut_dials;
+static size_t cut_reads;
+
+/* The relay's keys, asked for in the middle of each dial: at the second (the read going on over a
+ * new link) the owner stops holding a certificate, as gossip__owners_untrusted says then. */
+static void keys_then_cut(void *ctx, uint8_t id[32], uint8_t pk[32], uint8_t sk[32])
+{
+    (void)ctx;
+    memcpy(id, relay_id.pk, 32);
+    memcpy(pk, relay_id.curve_pk, 32);
+    memcpy(sk, relay_id.curve_sk, 32);
+    if (++cut_dials == 2)
+        cut_reads = linkpool_untrusted(cut_pool, cut_owner, "the owner's certificate was revoked");
+}
+
+/* A read whose link was lost is not among the reads linkpool_untrusted reached while it dialled a
+ * new one, so the cut was lost and the read went on with the owner's records over the new link.
+ * It ends with owner_lost and the trust detail instead, counted as one read cut. */
+Test(linkpool, an_owner_cut_while_its_read_dials_a_new_link_is_not_read_from)
+{
+    cr_assert_geq(sodium_init(), 0);
+    identity_t owner;
+    fx_identity(&owner), fx_identity(&relay_id);
+    memcpy(cut_owner, owner.pk, 32);
+    uint8_t prologue[32];
+    link_prologue_open(NULL, prologue);
+    int port = h_free_port();
+    responder_t r = {.lfd = h_listen(port, 4)};
+    cr_assert_geq(r.lfd, 0, "cannot listen on 127.0.0.1:%d", port);
+    memcpy(r.keys.pk, owner.curve_pk, 32);
+    memcpy(r.keys.sk, owner.curve_sk, 32);
+    memcpy(r.keys.prologue, prologue, 32);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, serve_then_close, &r), 0);
+    linkpool_opts_t po = {.keys = keys_then_cut, .open_timeout_ms = 2000, .stall_ms = 3000};
+    memcpy(po.prologue, prologue, 32);
+    cut_pool = linkpool_new(&po);
+    cr_assert_not_null(cut_pool);
+    reads_open_t o = {.product = PRODUCT, .owner_id = owner.pk, .owner_addr = "127.0.0.1:7470",
+                      .owner_desc = "the test owner"};
+    char addr[64], kind[32] = "", err[600] = "", buf[256];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    lread_t *rd = NULL;
+    uint64_t last;
+    int status = 0;
+    cr_assert_eq(lread_open(cut_pool, &o, addr, &rd, &last, &status, kind, sizeof kind, err, sizeof err), 1,
+                 "%d %s: %s", status, kind, err);
+    long n = lread_next(rd, buf, sizeof buf, 3000, kind, sizeof kind, err, sizeof err);
+    cr_assert_eq(n, 6, "the first batch: %ld", n);
+    n = lread_next(rd, buf, sizeof buf, 3000, kind, sizeof kind, err, sizeof err);
+    cr_assert_eq(cut_dials, 2, "the read did not dial again (%d dials)", cut_dials);
+    cr_assert_eq(n, READS_FAILED, "the read went on from the cut owner: %ld bytes (%.*s)", n,
+                 n > 0 ? (int)n : 0, buf);
+    cr_assert_str_eq(kind, "owner_lost");
+    cr_assert_str_eq(err, "the owner's certificate was revoked");
+    cr_assert_eq(cut_reads, 1, "the cut reached %zu reads", cut_reads);
+    lread_close(&rd);
+    pthread_join(t, NULL);
+    close(r.lfd);
+    linkpool_free(&cut_pool);
+    identity_wipe(&owner), identity_wipe(&relay_id);
+}
