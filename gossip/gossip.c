@@ -231,10 +231,10 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
      * stored members). One round in a process's life: a second one at once, with another peer,
      * made a catch-up of 100,000 entries receive 95 % of them twice. */
     if (!g->join_synced && m->addr && m->state == TRIB__MEMBER_STATE__ALIVE && old_state != (int)m->state &&
-        !g->chead && (g->join_seeds == 0 || swim_seed_index(g->swim, m->addr) >= 0)) {
+        !g->chead && (swim_seeds(g->swim) == 0 || swim_is_seed(g->swim, m->addr))) {
         g->join_synced = 1;
         log_debug("catalog: a first round at once with %s at %s, %s", m->domain, m->addr,
-                  g->join_seeds ? "a seed seen alive" : "the first member seen alive");
+                  swim_seeds(g->swim) ? "a seed seen alive" : "the first member seen alive");
         repl_sync(g->repl, m->addr);
     }
     size_t len = trib__member__get_packed_size(m);
@@ -1102,7 +1102,6 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
             snprintf(err, errlen, "seed '%s' is not a usable HOST:PORT", o->seeds[i]);
             goto fail;
         }
-        g->join_seeds++;
     }
     publish_snapshot(g);
     publish_stats(g);

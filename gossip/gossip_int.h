@@ -123,7 +123,6 @@ struct gossip {
     int ae_due;
     uint64_t fed_new_sync_ms;       /* when a member first in sight last started a federation-log round */
     int join_synced;                /* the catalog round at start is open (member_changed) */
-    size_t join_seeds;              /* seeds other than this node: that round waits for one of them */
     /* certificates newly admitted from hellos, waiting to go into the federation log together (zap.c) */
     uint8_t *hcert[GOSSIP_HELLO_STORE_MAX];
     size_t hcert_len[GOSSIP_HELLO_STORE_MAX];

@@ -764,12 +764,14 @@ int swim_add_seed(swim_t *s, const char *addr)
     return 0;
 }
 
-int swim_seed_index(const swim_t *s, const char *addr)
+int swim_is_seed(const swim_t *s, const char *addr)
 {
     for (size_t i = 0; addr && i < s->nseeds; i++)
-        if (strcmp(s->seeds[i].addr, addr) == 0) return (int)i;
-    return -1;
+        if (strcmp(s->seeds[i].addr, addr) == 0) return 1;
+    return 0;
 }
+
+size_t swim_seeds(const swim_t *s) { return s->nseeds; }
 
 int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m)
 {

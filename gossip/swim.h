@@ -178,8 +178,10 @@ void swim_destroy(swim_t **sp);
 /* A seed address: sent a join push-pull at the next tick and retried with backoff while no
  * ALIVE member has that address. 0, or -1 for a bad address or too many seeds. */
 int swim_add_seed(swim_t *s, const char *addr);
-/* addr's index among the seeds added (0 .. SWIM_MAX_SEEDS - 1), or -1 when it is not a seed. */
-int swim_seed_index(const swim_t *s, const char *addr);
+/* 1 when addr is one of the seeds added, else 0. */
+int swim_is_seed(const swim_t *s, const char *addr);
+/* The seeds added (this node's own address is never one: the caller skips it). */
+size_t swim_seeds(const swim_t *s);
 /* A member from the persisted list at restart: kept as DEAD (or LEFT) at its incarnation and
  * retried at once; self's entry only raises our incarnation. 0, or -1 if malformed/full. */
 int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m);
