@@ -703,14 +703,16 @@ static int attach(lread_t *rd, link_t **lp)
 }
 
 /* Closes rd's link; rd stays listed (linkpool_untrusted may be shutting that link down right now:
- * taken off under the lock first). */
-static void detach(lread_t *rd)
+ * taken off under the lock first). 1 when the pool is shutting down. */
+static int detach(lread_t *rd)
 {
     pthread_mutex_lock(&rd->p->mu);
     link_t *l = rd->l;
     rd->l = NULL;
+    int stopping = rd->p->shutting_down;
     pthread_mutex_unlock(&rd->p->mu);
     link_close(&l);
+    return stopping;
 }
 
 /* ask's loop; rd stays listed whatever it returns. */
@@ -733,11 +735,7 @@ static int ask_listed(lread_t *rd, Trib__ReadBatch **b, int *reason, uint32_t *b
                 atomic_fetch_add(&p->pooled_used, 1);
             return ASK_OK;
         }
-        detach(rd);
-        pthread_mutex_lock(&p->mu);
-        int stopping = p->shutting_down;
-        pthread_mutex_unlock(&p->mu);
-        if (stopping)
+        if (detach(rd))
             return ASK_STOPPING;
         if (atomic_load(&rd->cut))
             return ASK_CUT;
@@ -875,7 +873,7 @@ int lread_open(linkpool_t *p, const reads_open_t *o, const char *link_addr, lrea
  * rd stays listed, so an owner cut meanwhile (linkpool_untrusted) is not resumed. */
 static void lose(lread_t *rd, link_reason_t why)
 {
-    detach(rd);
+    (void)detach(rd);   /* a shutdown ends the read at its next call */
     rd->lost = 1;
     rd->lost_why = why;
 }

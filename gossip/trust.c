@@ -176,7 +176,7 @@ static trust_verdict_t offer_charter(trust_t *t, const uint8_t *b, size_t n, int
     if (added)
         *added = 0;
     trust_verdict_t v = charter_verify(&t->charter, b, n, &next, err, errlen);
-    if (v == TRUST_STALE_VERSION && n == t->charter.len && memcmp(b, t->charter.bytes, n) == 0)
+    if (v == TRUST_STALE_VERSION && same_signed(t->charter.bytes, t->charter.len, b, n))
         return TRUST_OK;   /* the held version itself, offered again */
     if (v == TRUST_STALE_VERSION) {
         /* the held or an older version under other signed bytes: its signatures are verified again
