@@ -76,7 +76,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  {"handshake_failed_in", ts.handshake_failed_in}, {"handshake_failed_out", ts.handshake_failed_out},
                  {"uncertified", ts.dropped_uncertified}, {"send_no_key", ts.send_no_key},
                  {"hello_refused", ts.hellos_refused},    {"malformed_rider", riders_malformed},
-                 {"claimed_address", ts.dropped_claimed_addr}};
+                 {"claimed_address", ts.dropped_claimed_addr}, {"retired_key", ts.dropped_retired_key}};
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         fprintf(f, "trib_gossip_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drops[i].reason, drops[i].v);
     prom_family(f, "trib_gossip_connections_total", "counter",
@@ -89,10 +89,12 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  "to that address keep the key they had.", ts.peer_key_refused);
     prom_family(f, "trib_peer_keys_total", "counter",
                 "Node keys of peer addresses replaced (a seed, a hand-over, a failed or unadmitted key) or "
-                "forgotten at the table's cap, or claims not held (the table full of proven keys).");
+                "forgotten at the table's cap, or claims not held (the table full of proven keys; a key the "
+                "address's holder rotated out).");
     prom_sample(f, "trib_peer_keys_total", "event=\"replaced\"", ts.peer_keys_replaced);
     prom_sample(f, "trib_peer_keys_total", "event=\"evicted\"", ts.peer_keys_evicted);
     prom_sample(f, "trib_peer_keys_total", "event=\"refused_table_full\"", ts.peer_key_table_full);
+    prom_sample(f, "trib_peer_keys_total", "event=\"refused_retired\"", ts.peer_key_stale);
     prom_family(f, "trib_catalog_entries_total", "counter", "Catalog entries received from peers, by outcome.");
     for (int r = 0; r < CAT_RESULT_COUNT; r++)
         fprintf(f, "trib_catalog_entries_total{result=\"%s\"} %" PRIu64 "\n", cat_result_name((cat_result_t)r),

@@ -965,10 +965,16 @@ int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[3
         peerkey_touch(t, p);
         return 0;
     }
-    if (p != NULL && how != TRANSPORT_PEER_PROVEN && p->state != PK_FAILED &&
-        (t->rebind == NULL || t->rebind(t->rebind_ctx, addr, p->node_pk, node_pk) != 1)) {
-        claim_refused(t, addr, p->node_pk, node_pk);
-        return 1;
+    if (p != NULL && how != TRANSPORT_PEER_PROVEN && p->state != PK_FAILED) {
+        int rb = t->rebind != NULL ? t->rebind(t->rebind_ctx, addr, p->node_pk, node_pk) : TRANSPORT_REBIND_NO;
+        if (rb == TRANSPORT_REBIND_STALE) {
+            bump(&t->st.peer_key_stale, 1);
+            return 2;
+        }
+        if (rb != TRANSPORT_REBIND_YES) {
+            claim_refused(t, addr, p->node_pk, node_pk);
+            return 1;
+        }
     }
     if (crypto_sign_ed25519_pk_to_curve25519(curve, node_pk) != 0) return -1;
     if (p != NULL) {
@@ -1483,12 +1489,13 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
             return 2;
         }
     }
-    if (t->o.per_node_keys && transport_set_peer(t, f.addr, f.pk, TRANSPORT_PEER_CLAIM) == 1) {
+    int claim = t->o.per_node_keys ? transport_set_peer(t, f.addr, f.pk, TRANSPORT_PEER_CLAIM) : 0;
+    if (claim == 1 || claim == 2) {
         /* refused: the address is another node's, and nothing may reply to it or act on it. Signed
          * federation objects verify themselves (a rotated peer's hand-over comes this way): they go
          * on without the address; the rest is dropped. */
         if (env->type != TRIB__MSG_TYPE__MSG_FED_PUSH) {
-            bump(&t->st.dropped_claimed_addr, 1);
+            bump(claim == 2 ? &t->st.dropped_retired_key : &t->st.dropped_claimed_addr, 1);
             trib__envelope__free_unpacked(env, NULL);
             return 2;
         }

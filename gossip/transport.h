@@ -160,20 +160,25 @@ void transport_set_allow(transport_t *t, transport_allow_fn allow, void *ctx);
  * succeeded, failed once one failed (other than by the peer's admission check).
  * how TRANSPORT_PEER_CLAIM (what a message or member entry says): binds an address with no key
  * or a failed one; another key held there is replaced only when the rebind callback accepts the
- * new one, else the claim is refused (counted in peer_key_refused, described in last_key_claim).
- * Every admitted message claims its sender's address this way; one whose claim is refused is
- * dropped (dropped_claimed_addr), but for a federation push, delivered with an empty
+ * new one, else the claim is refused (counted in peer_key_refused, described in last_key_claim),
+ * or, when the callback says the claimed key is one the held key took over from, refused as
+ * stale (peer_key_stale: a retired key still in some member table, no conflict). Every admitted
+ * message claims its sender's address this way; one whose claim is refused is dropped
+ * (dropped_claimed_addr, dropped_retired_key), but for a federation push, delivered with an empty
  * sender_addr (its objects verify themselves). TRANSPORT_PEER_PROVEN (an
  * operator's seed NODE_ID@HOST:PORT): replaces any key. A replaced key closes the DEALERs to
- * addr. 0 bound (or already), 1 refused, -1 bad address or key, or a claim with no room (every
- * binding held is proven: peer_key_table_full). */
+ * addr. 0 bound (or already), 1 refused, 2 refused as stale, -1 bad address or key, or a claim
+ * with no room (every binding held is proven: peer_key_table_full). */
 enum { TRANSPORT_PEER_CLAIM = 0, TRANSPORT_PEER_PROVEN = 1 };
 int transport_set_peer(transport_t *t, const char *addr, const uint8_t node_pk[32], int how);
 /* The node key held for addr into node_pk: 1 proven, 0 not (yet), -1 none held. */
 int transport_peer_key(const transport_t *t, const char *addr, uint8_t node_pk[32]);
-/* May claimed replace held as addr's key, though held is not known to have failed there? 1 yes
- * (the owner holds a hand-over signed by held to claimed, or held is no longer admitted), 0 no.
+/* May claimed replace held as addr's key, though held is not known to have failed there?
+ * TRANSPORT_REBIND_YES (the owner holds a hand-over signed by held to claimed, or held is no longer
+ * admitted), TRANSPORT_REBIND_NO, or TRANSPORT_REBIND_STALE: no, and claimed is a key held took
+ * over from (a hand-over from claimed to held), so the claim is old news, not a conflict.
  * Owner's thread, inside transport_set_peer and transport_recv. */
+enum { TRANSPORT_REBIND_NO = 0, TRANSPORT_REBIND_YES = 1, TRANSPORT_REBIND_STALE = 2 };
 typedef int (*transport_rebind_fn)(void *ctx, const char *addr, const uint8_t held[32], const uint8_t claimed[32]);
 void transport_set_rebind(transport_t *t, transport_rebind_fn fn, void *ctx);
 
@@ -221,12 +226,15 @@ typedef struct {
     char last_handshake_error[200];          /* the last failure, in words */
     char last_handshake_peer[TRANSPORT_ADDR_MAX + 24];
     uint64_t peer_key_refused;               /* claims of an address held by another node's key */
+    uint64_t peer_key_stale;                 /* claims of an address by a key its holder took over
+                                                from (rotated out): refused, not a conflict */
     uint64_t peer_keys_replaced;             /* an address's key replaced (seed, hand-over, failure) */
     uint64_t peer_keys_evicted;              /* bindings forgotten at max_peer_keys */
     char last_key_claim[200];                /* the last refused claim, in words */
     uint64_t cert_asks;                      /* unadmitted senders asked for their certificate */
     uint64_t dropped_claimed_addr;           /* messages whose sender address claim was refused (a
                                                 federation push goes on with no address) */
+    uint64_t dropped_retired_key;            /* ... refused as stale (a rotated-out key's) */
     uint64_t peer_key_table_full;            /* claims of a new address refused: every binding held
                                                 was proven (those are not forgotten for a claim) */
 } transport_stats_t;

@@ -232,18 +232,22 @@ void gossip__hello_store(gossip_t *g, int force)
  * trust_handover). Else no: another certified node may not take the address over. Not because
  * held's member is dead or gone: member updates are not signed, so any admitted peer could say
  * so. A node restarted with a new key is bound again once our dial with the old key fails, or
- * by an operator's seed (transport_set_peer). */
+ * by an operator's seed (transport_set_peer). No, as stale, when claimed handed held's domain
+ * over to held: the node rotated and an entry of its old key is still on its way round (a
+ * routine rotation is not an address conflict for the operator to look into). */
 int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const uint8_t claimed[32])
 {
     gossip_t *g = ctx;
     (void)addr;
     uint8_t curve[32];
-    if (edcurve_pk(curve, held) != 0 || trust_admit_curve(g->trust, curve, clock_wall_ms(), NULL, NULL, 0) != TRUST_OK)
-        return 1;
-    trust_info_t info;
-    if (edcurve_pk(curve, claimed) != 0 || trust_admit_info(g->trust, curve, clock_wall_ms(), &info, NULL, 0) != TRUST_OK)
-        return 0;
-    return trust_handover(g->trust, info.domain, held, claimed) == 1;
+    trust_info_t hi, info;
+    int64_t now = clock_wall_ms();
+    if (edcurve_pk(curve, held) != 0 || trust_admit_info(g->trust, curve, now, &hi, NULL, 0) != TRUST_OK)
+        return TRANSPORT_REBIND_YES;
+    if (edcurve_pk(curve, claimed) == 0 && trust_admit_info(g->trust, curve, now, &info, NULL, 0) == TRUST_OK &&
+        trust_handover(g->trust, info.domain, held, claimed) == 1)
+        return TRANSPORT_REBIND_YES;
+    return trust_handover(g->trust, hi.domain, claimed, held) == 1 ? TRANSPORT_REBIND_STALE : TRANSPORT_REBIND_NO;
 }
 
 int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32])
