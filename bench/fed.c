@@ -40,8 +40,7 @@
 #include <sodium.h>
 #include <sys/wait.h>
 #include "bench/bench.h"
-#include "gossip/cert.h"
-#include "gossip/charter.h"
+#include "bench/charter.h"
 #include "gossip/entry.h"
 #include "storage/store.h"
 
@@ -794,55 +793,16 @@ static void publish_one(cluster_t *c, int k, double *lat_ms, double *put_ms, int
  * data dir and a 90-day certificate for its domain, made before any clock starts. */
 static void prepare_charter(cluster_t *c)
 {
-    identity_t r1, r2;
-    char err[512], path[400];
-    memset(&r1, 0, sizeof r1), memset(&r2, 0, sizeof r2);
-    crypto_sign_keypair(r1.pk, r1.sk);
-    crypto_sign_keypair(r2.pk, r2.sk);
-    const identity_t *roots[] = {&r1, &r2};
-    charter_t ch;
-    memset(&ch, 0, sizeof ch);
-    randombytes_buf(ch.fed_id, FED_ID_LEN);
-    memcpy(ch.keys[0].key, r1.pk, 32);
-    memcpy(ch.keys[1].key, r2.pk, 32);
-    ch.keys[0].role = ch.keys[1].role = CHARTER_ROLE_ROOT;
-    ch.nkeys = 2;
-    ch.threshold = 2;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000;
-    ch.issued_ms = now;
-    if (charter_sign(NULL, &ch, roots, 2, err, sizeof err) != 0)
-        bench_die("charter: %s", err);
-    snprintf(path, sizeof path, "%s/charter.json", c->dir);
-    json_t *j = charter_to_json(&ch);
-    if (trust_file_write(path, j, err, sizeof err) != 0)
-        bench_die("%s", err);
-    json_decref(j);
+    bench_charter_t b;
+    char data[400], cert[400], dom[16];
+    bench_charter_make(&b, c->dir);
     for (int i = 0; i < c->n; i++) {
-        identity_t id;
-        int created;
-        char dom[16];
         snprintf(dom, sizeof dom, "n%d", i);
-        snprintf(path, sizeof path, "%s/%s", c->dir, dom);
-        if (mkdir(path, 0700) < 0 || identity_load_or_create(path, &id, &created, err, sizeof err) != 0)
-            bench_die("identity %s: %s", path, err);
-        if (i == 0)
-            memcpy(node0_hex, id.hex, sizeof node0_hex);
-        cert_t cert;
-        if (cert_issue(&ch, dom, id.pk, now - 3600000, now + 90LL * 86400000, 0, roots, 2, &cert, err, sizeof err) != 0)
-            bench_die("certify %s: %s", dom, err);
-        snprintf(path, sizeof path, "%s/%s.cert", c->dir, dom);
-        j = cert_to_json(&cert);
-        if (trust_file_write(path, j, err, sizeof err) != 0)
-            bench_die("%s", err);
-        json_decref(j);
-        cert_free(&cert);
-        sodium_memzero(&id, sizeof id);
+        snprintf(data, sizeof data, "%s/%s", c->dir, dom);
+        snprintf(cert, sizeof cert, "%s/%s.cert", c->dir, dom);
+        bench_charter_node(&b, data, dom, cert, i == 0 ? node0_hex : NULL);
     }
-    charter_free(&ch);
-    sodium_memzero(&r1, sizeof r1);
-    sodium_memzero(&r2, sizeof r2);
+    bench_charter_free(&b);
 }
 
 static char *metrics_text(cluster_t *c, int i);

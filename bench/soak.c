@@ -11,6 +11,11 @@
  *   SOAK_READERS (2)  SOAK_FOLLOWERS (2, live streams)  SOAK_PACE_MS (50, pause between one client's
  *   operations)  SOAK_CHAOS_MS (4000)  SOAK_MAX_DOWN (1)  SOAK_CONVERGE_S (60)
  *   SOAK_RSS_MIB (128, RssAnon bound)  SOAK_DEBUG=1 (echo logs)
+ *   SOAK_CHARTERED=1: a chartered federation (two roots made here, every node certified, seeds
+ *   NODE_ID@HOST:PORT as first started, never updated), and a fifth fault: a running node's key
+ *   rotation, handed in to the node itself, or submitted to another node's federation log and the
+ *   rotating node SIGKILLed 0-500 ms later (restarted 1-5 s after; the switch finishes on the node
+ *   or at its start). The soak then takes the node's new admin token once it appears.
  *
  * Owns: the ledger of acknowledged operations (publishes by product and version, appends by record
  * number), the checks of every read against it, the fault schedule, and the report on stdout.
@@ -28,6 +33,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include "bench/bench.h"
+#include "bench/charter.h"
 #include "bench/pair.h"
 
 #define MAX_NODES 30
@@ -43,8 +49,8 @@ enum { ST_NONE = 0, ST_PENDING, ST_ACKED, ST_REFUSED, ST_UNKNOWN };
 static struct {
     int nodes, seconds, publishers, recprods, readers, followers, pace_ms, chaos_ms, max_down, converge_s, rss_mib;
     uint64_t seed;
-    int debug;
-} cfg = {5, 300, 3, 2, 2, 2, 50, 4000, 1, 60, 128, 0, 0};
+    int debug, chartered;
+} cfg = {5, 300, 3, 2, 2, 2, 50, 4000, 1, 60, 128, 0, 0, 0};
 
 static const char *trib_bin, *tmp;
 static int base_port, lock_fd;
@@ -82,6 +88,7 @@ static void read_config(void)
     const char *s = getenv("SOAK_SEED");
     cfg.seed = s && *s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
     cfg.debug = getenv("SOAK_DEBUG") != NULL;
+    cfg.chartered = env_int("SOAK_CHARTERED", 0, 0, 1);
 }
 
 /* ------------------------------------------------------------------ random (splitmix64) */
@@ -155,7 +162,8 @@ static void tally(uint64_t by, const char *fmt, ...)
 
 typedef struct {
     int idx;
-    char dom[16], data[300], token[4200];
+    char dom[16], data[300], token[4200];   /* token: nodes_mx (token_of), replaced after a key rotation */
+    char id0[ID_HEX_LEN], cert[320];   /* chartered: its first node id (its seed spec), certificate */
     int peer_port, http_port, link_port;
     bench_proc_t proc;                 /* pid 0 while killed */
     int frozen;                        /* SIGSTOPped by the chaos thread */
@@ -170,6 +178,17 @@ typedef struct {
 
 static node_t nodes[MAX_NODES];
 static pthread_mutex_t nodes_mx = PTHREAD_MUTEX_INITIALIZER;
+static bench_charter_t charter;         /* chartered: the roots */
+static char charter_path[320];
+
+/* Node i's admin token now, copied into out (it changes when the node's key rotates). */
+static const char *token_of(int i, char out[4200])
+{
+    pthread_mutex_lock(&nodes_mx);
+    memcpy(out, nodes[i].token, sizeof nodes[i].token);
+    pthread_mutex_unlock(&nodes_mx);
+    return out;
+}
 
 static void node_line(void *ctx, bench_proc_t *p, const char *line, uint64_t t)
 {
@@ -196,15 +215,23 @@ static void node_print_tail(node_t *n)
 static void node_spawn(int i)
 {
     node_t *n = &nodes[i];
-    char peer[32], http[32], link[32], seed[32];
+    char peer[32], http[32], link[32];
     snprintf(peer, sizeof peer, "127.0.0.1:%d", n->peer_port);
     snprintf(http, sizeof http, "127.0.0.1:%d", n->http_port);
     snprintf(link, sizeof link, "127.0.0.1:%d", n->link_port);
+    char seed[160];
     int seed_of = i == 0 ? 1 : 0;
-    snprintf(seed, sizeof seed, "127.0.0.1:%d", nodes[seed_of].peer_port);
+    if (cfg.chartered)
+        snprintf(seed, sizeof seed, "%s@127.0.0.1:%d", nodes[seed_of].id0, nodes[seed_of].peer_port);
+    else
+        snprintf(seed, sizeof seed, "127.0.0.1:%d", nodes[seed_of].peer_port);
     int with_seed = i != 0 || n->restarts > 0;
     char *argv[] = {(char *)trib_bin, "agent", "--data", n->data, "--domain", n->dom, "--listen", peer,
-                    "--http", http, "--link-listen", link, with_seed ? "--seed" : NULL, seed, NULL};
+                    "--http", http, "--link-listen", link, with_seed ? "--seed" : NULL, seed, NULL, NULL, NULL, NULL, NULL};
+    if (cfg.chartered) {
+        char **a = argv + (with_seed ? 14 : 12);
+        a[0] = "--charter", a[1] = charter_path, a[2] = "--cert", a[3] = n->cert;
+    }
     if (bench_spawn(&n->proc, argv, i) < 0)
         bench_die("cannot start trib agent n%d: %s", i, strerror(errno));
     n->frozen = 0;
@@ -417,7 +444,8 @@ static void publish_once(CURL *h, int i, uint64_t *rng)
     manifest(body, sizeof body, node, name, version, words[rng_range(rng, 0, NWORDS - 1)]);
     snprintf(path, sizeof path, "/v1/products/%s/%s", nodes[node].dom, name);
     resp_t r;
-    http_do(h, node, "PUT", path, nodes[node].token, body, strlen(body), 20, &r);
+    char tok[4200];
+    http_do(h, node, "PUT", path, token_of(node, tok), body, strlen(body), 20, &r);
     char detail[80];
     snprintf(detail, sizeof detail, "of %s/%s 1.0.%d", nodes[node].dom, name, version);
     int st = write_outcome("publish", node, &r, detail);
@@ -557,7 +585,8 @@ static void append_once(CURL *h, recprod_t *rp, uint64_t *rng)
     char path[96];
     snprintf(path, sizeof path, "/v1/products/%s/%s/records", nodes[rp->node].dom, rp->name);
     resp_t r;
-    http_do(h, rp->node, "POST", path, nodes[rp->node].token, text, len, 20, &r);
+    char tok[4200];
+    http_do(h, rp->node, "POST", path, token_of(rp->node, tok), text, len, 20, &r);
     char detail[96];
     snprintf(detail, sizeof detail, "to %s/%s", nodes[rp->node].dom, rp->name);
     batch_settle(rp, k, write_outcome("append", rp->node, &r, detail));
@@ -713,7 +742,8 @@ static int read_check(CURL *h, recprod_t *rp, int at, uint64_t from, uint64_t li
     uint64_t acked_before = max_acked_of(rp);
     unsigned faults_before = node_faults(at) + node_faults(rp->node);
     resp_t r;
-    http_do(h, at, "GET", path, nodes[rp->node].token, NULL, 0, 60, &r);
+    char tok[4200];
+    http_do(h, at, "GET", path, token_of(rp->node, tok), NULL, 0, 60, &r);
     int rc = 1;
     char ek[48];
     if (r.cc != CURLE_OK) {
@@ -880,7 +910,8 @@ static void *follower_main(void *arg)
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, first_seq_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, &f.first_seq);
-        BENCH_BEARER(h, nodes[rp->node].token);
+        char tok[4200];
+        BENCH_BEARER(h, token_of(rp->node, tok));
         CURLcode cc = curl_easy_perform(h);
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -1141,6 +1172,134 @@ static int chaos_victim(const pending_t *pd, uint64_t *rng)
     return nc ? cand[rng_range(rng, 0, nc - 1)] : -1;
 }
 
+/* ------------------------------------------------------------------ key rotation (chartered) */
+
+#define ROTATE_OVERLAP_S 30
+#define ROTATE_DONE_S 60          /* a begun rotation must have written the new admin token by then */
+
+static struct {
+    int node;                     /* -1: none under way */
+    char old[4200];               /* the admin token before it */
+    uint64_t due_ns;
+} rot = {-1, "", 0};
+
+/* DATA/admin.token of node i as it is on disk now, "" when unreadable. */
+static void token_file(int i, char out[4200])
+{
+    char path[420];
+    snprintf(path, sizeof path, "%.400s/admin.token", nodes[i].data);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(out, 1, 4199, f) : 0;
+    if (f)
+        fclose(f);
+    out[n] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
+/* A rotation under way is done once the node's admin token file changed: the soak's clients take
+ * the new token (the old one verifies until the overlap ends). A failure when it takes too long. */
+static void rotation_check(void)
+{
+    if (rot.node < 0)
+        return;
+    char now[4200];
+    token_file(rot.node, now);
+    if (*now && strcmp(now, rot.old)) {
+        pthread_mutex_lock(&nodes_mx);
+        memcpy(nodes[rot.node].token, now, sizeof now);
+        pthread_mutex_unlock(&nodes_mx);
+        count("key rotation done (the node wrote its new admin token)");
+        fprintf(stderr, "soak: chaos: n%d's key rotation done\n", rot.node);
+        rot.node = -1;
+    } else if (bench_now_ns() > rot.due_ns) {
+        fail("n%d: no new admin token %d s after its key rotation began", rot.node, ROTATE_DONE_S);
+        rot.node = -1;
+    }
+}
+
+static void chaos_kill(int i, pending_t *pd, uint64_t *rng);
+
+/* Rotates node i's key while it serves: the node makes its next key, the roots certify it, and the
+ * certificate goes either to the node (it switches and answers) or, one time in three, to another
+ * node's federation log while node i is SIGKILLed 0-500 ms later (a pending kill in *pd): the
+ * switch then finishes by itself, before the kill or at the next start. */
+static void chaos_rotate(CURL *h, int i, pending_t *pd, uint64_t *rng)
+{
+    char tok[4200], body[64], hex_serial[24] = "";
+    uint8_t pk[32];
+    resp_t r;
+    token_of(i, tok);
+    snprintf(body, sizeof body, "{\"overlap_s\":%d}", ROTATE_OVERLAP_S);
+    http_do(h, i, "POST", "/v1/node/key/rotate", tok, body, strlen(body), 20, &r);
+    json_t *j = r.status == 202 ? json_loadb(r.body.buf, r.body.len, 0, NULL) : NULL;
+    const char *nid = json_string_value(json_object_get(j, "new_node_id"));
+    const char *ser = json_string_value(json_object_get(j, "prev_serial"));
+    if (ser)
+        snprintf(hex_serial, sizeof hex_serial, "%s", ser);
+    int ok = nid && strlen(nid) == 64 && sodium_hex2bin(pk, 32, nid, 64, NULL, NULL, NULL) == 0 && *hex_serial;
+    json_decref(j);
+    if (!ok) {
+        char kind[48];
+        if (r.cc != CURLE_OK || r.status == 503)
+            count("fault: key rotation not begun (%s)", r.cc != CURLE_OK ? curl_easy_strerror(r.cc) : "503");
+        else
+            fail("n%d: key rotation step 1 answered HTTP %ld %s", i, r.status, error_kind(&r.body, kind, sizeof kind));
+        free(r.body.buf);
+        return;
+    }
+    free(r.body.buf);
+    cert_t c;
+    bench_charter_certify(&charter, nodes[i].dom, pk, strtoull(hex_serial, NULL, 16), &c);
+    rot.node = i;
+    memcpy(rot.old, tok, sizeof tok);
+    rot.due_ns = bench_now_ns() + (uint64_t)ROTATE_DONE_S * 1000000000ull;
+    int via_log = rng_range(rng, 0, 2) == 0;
+    if (!via_log) {
+        size_t cap = sodium_base64_ENCODED_LEN(c.len, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(cap), *req = malloc(cap + 64);
+        if (!b64 || !req)
+            bench_die("out of memory");
+        sodium_bin2base64(b64, cap, c.bytes, c.len, sodium_base64_VARIANT_ORIGINAL);
+        snprintf(req, cap + 64, "{\"cert\":\"%s\",\"overlap_s\":%d}", b64, ROTATE_OVERLAP_S);
+        http_do(h, i, "POST", "/v1/node/key/rotate", tok, req, strlen(req), 30, &r);
+        char kind[48];
+        if (r.status == 200)
+            count("fault: key rotation, certificate handed to the node (200 rotated)");
+        else if (r.cc != CURLE_OK || r.status == 503)
+            count("fault: key rotation, certificate handed to the node: %s (completes by itself)",
+                  r.cc != CURLE_OK ? curl_easy_strerror(r.cc) : "503");
+        else
+            fail("n%d: key rotation step 3 answered HTTP %ld %s", i, r.status, error_kind(&r.body, kind, sizeof kind));
+        free(r.body.buf);
+        free(b64);
+        free(req);
+        fprintf(stderr, "soak: chaos: n%d rotates its key\n", i);
+    } else {
+        int other = (i + 1 + (int)rng_range(rng, 0, cfg.nodes - 2)) % cfg.nodes;
+        char otok[4200], kind[48];
+        json_t *cj = cert_to_json(&c);
+        char *text = json_dumps(cj, JSON_COMPACT);
+        json_decref(cj);
+        if (!text)
+            bench_die("out of memory");
+        http_do(h, other, "POST", "/v1/federation/objects", token_of(other, otok), text, strlen(text), 20, &r);
+        free(text);
+        if (r.status == 200 || r.status == 201)
+            count("fault: key rotation, certificate submitted to another node, rotating node SIGKILLed 0-500 ms after");
+        else if (r.cc != CURLE_OK || r.status == 503)
+            count("fault: key rotation, certificate submission to another node: %s",
+                  r.cc != CURLE_OK ? curl_easy_strerror(r.cc) : "503");
+        else
+            fail("n%d: submitting n%d's next certificate answered HTTP %ld %s", other, i, r.status,
+                 error_kind(&r.body, kind, sizeof kind));
+        free(r.body.buf);
+        bench_sleep_ms(rng_range(rng, 0, 500));
+        fprintf(stderr, "soak: chaos: n%d rotates its key (certificate through n%d), then: ", i, other);
+        chaos_kill(i, pd, rng);
+    }
+    cert_free(&c);
+}
+
 /* The chaos thread: every SOAK_CHAOS_MS (+-50 %) one fault: SIGKILL and restart (2 in 5), SIGSTOP
  * and SIGCONT (3 in 10) or garbage to a port (3 in 10); never more than SOAK_MAX_DOWN nodes down. */
 static void *chaos_main(void *arg)
@@ -1162,7 +1321,9 @@ static void *chaos_main(void *arg)
             int roll = (int)rng_range(&rng, 0, 9), i = chaos_victim(pd, &rng), slot = 0;
             while (slot < MAX_NODES && pd[slot].kind)
                 slot++;
-            if (i >= 0 && roll < 4 && down < cfg.max_down)
+            if (i >= 0 && cfg.chartered && roll >= 8 && rot.node < 0 && down < cfg.max_down)
+                chaos_rotate(h, i, &pd[slot], &rng);
+            else if (i >= 0 && roll < 4 && down < cfg.max_down)
                 chaos_kill(i, &pd[slot], &rng);
             else if (i >= 0 && roll < 7 && down < cfg.max_down)
                 chaos_freeze(i, &pd[slot], &rng);
@@ -1170,11 +1331,16 @@ static void *chaos_main(void *arg)
                 chaos_hostile(h, i, &rng);
             next = bench_now_ns() + (uint64_t)rng_range(&rng, cfg.chaos_ms / 2, cfg.chaos_ms * 3 / 2) * 1000000u;
         }
+        rotation_check();
         bench_sleep_ms(50);
     }
     for (int k = 0; k < MAX_NODES; k++)
         if (pd[k].kind)
             chaos_restore(&pd[k]);
+    while (rot.node >= 0 && !bench_interrupted) {   /* a rotation under way finishes before convergence */
+        rotation_check();
+        bench_sleep_ms(50);
+    }
     curl_easy_cleanup(h);
     chaos_restored = 1;
     /* The nodes this thread restarted die with it (PR_SET_PDEATHSIG names the thread that forked):
@@ -1285,6 +1451,14 @@ static void wait_federation(CURL *h, int secs, const char *when)
 
 static void start_federation(void)
 {
+    if (cfg.chartered) {
+        snprintf(charter_path, sizeof charter_path, "%s/charter.json", tmp);
+        bench_charter_make(&charter, tmp);
+        for (int i = 0; i < cfg.nodes; i++) {
+            snprintf(nodes[i].cert, sizeof nodes[i].cert, "%s/%s.cert", tmp, nodes[i].dom);
+            bench_charter_node(&charter, nodes[i].data, nodes[i].dom, nodes[i].cert, nodes[i].id0);
+        }
+    }
     pthread_mutex_lock(&nodes_mx);
     node_spawn(0);
     pthread_mutex_unlock(&nodes_mx);
@@ -1332,7 +1506,8 @@ static void setup_record_products(void)
         uint64_t end = bench_now_ns() + 60000000000ull;
         for (;;) {
             resp_t r;
-            http_do(h, rp->node, "PUT", path, nodes[rp->node].token, body, strlen(body), 20, &r);
+            char tok[4200];
+            http_do(h, rp->node, "PUT", path, token_of(rp->node, tok), body, strlen(body), 20, &r);
             free(r.body.buf);
             if (r.status == 200 || r.status == 201)
                 break;
@@ -1565,6 +1740,26 @@ static void report_nodes(void)
             worst = n->anon_max;
         pthread_mutex_unlock(&nodes_mx);
     }
+    if (cfg.chartered) {
+        static const char *trust[] = {"trib_trust_refused_total", "trib_fedlog_refused_total",
+                                      "trib_peer_key_refused_total", "trib_swim_claims_refused_total",
+                                      "trib_access_refused_total"};
+        printf("\nTrust refusals (chartered; /metrics since each node's last start; only honest nodes take part, "
+               "so each is a node's own peer refused):\n  node  %s  %s  %s  %s  %s\n", trust[0], trust[1], trust[2],
+               trust[3], trust[4]);
+        int refusals = 0;
+        for (int i = 0; i < cfg.nodes; i++) {
+            printf("  n%-4d", i);
+            for (int k = 0; k < 5; k++) {
+                double v = metric_sum(h, i, trust[k]);
+                printf("  %*.0f", (int)strlen(trust[k]), v);
+                if (v > 0 && refusals++ < 5)
+                    fail("n%d counted %.0f in %s, though every node is honest and certified", i, v, trust[k]);
+            }
+            printf("  (rotated-out keys' claims refused quietly: %.0f)\n",
+                   metric_sum(h, i, "trib_peer_keys_total{event=\"refused_retired\"}"));
+        }
+    }
     curl_easy_cleanup(h);
     if (worst > (long)cfg.rss_mib * 1024)
         fail("a node's RssAnon reached %.1f MiB, over the bound of %d MiB (SOAK_RSS_MIB)", worst / 1024.0,
@@ -1611,8 +1806,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if ((base_port = bench_reserve_ports(&lock_fd)) < 0)
         bench_die("no free block of 100 loopback ports in 20000..31999");
-    printf("== Soak: %d nodes, %d s of load with churn and faults, SOAK_SEED=%llu ==\n", cfg.nodes, cfg.seconds,
-           (unsigned long long)cfg.seed);
+    printf("== Soak: %d nodes%s, %d s of load with churn and faults, SOAK_SEED=%llu ==\n", cfg.nodes,
+           cfg.chartered ? " (chartered, key rotations among the faults)" : "", cfg.seconds, (unsigned long long)cfg.seed);
     printf("load average at start: %s\n", loadavg());
     nodes_init();
     pthread_t drain, monitor, chaos;
