@@ -15,7 +15,13 @@
  *   NODE_ID@HOST:PORT as first started, never updated), and a fifth fault: a running node's key
  *   rotation, handed in to the node itself, or submitted to another node's federation log and the
  *   rotating node SIGKILLed 0-500 ms later (restarted 1-5 s after; the switch finishes on the node
- *   or at its start). The soak then takes the node's new admin token once it appears.
+ *   or at its start). The soak then takes the node's new admin token once it appears. And
+ *   access as a company runs it: the record products are confidential; every node's domain has a
+ *   reader (a read token "reader@DOMAIN" issued by its node) who asked each other domain's record
+ *   products for access on its home node, granted by the owner; reads and streams through node K
+ *   use K's reader token (on the owner itself its admin token), so the owner checks a grant on
+ *   every routed read, across rotations of issuer and owner (a new reader token is issued once the
+ *   issuer's key rotated). A read refused 401/403/404 is then a failure.
  *
  * Owns: the ledger of acknowledged operations (publishes by product and version, appends by record
  * number), the checks of every read against it, the fault schedule, and the report on stdout.
@@ -164,6 +170,7 @@ typedef struct {
     int idx;
     char dom[16], data[300], token[4200];   /* token: nodes_mx (token_of), replaced after a key rotation */
     char id0[ID_HEX_LEN], cert[320];   /* chartered: its first node id (its seed spec), certificate */
+    char reader[4200];                 /* chartered: its domain's reader's read token (nodes_mx) */
     int peer_port, http_port, link_port;
     bench_proc_t proc;                 /* pid 0 while killed */
     int frozen;                        /* SIGSTOPped by the chaos thread */
@@ -180,6 +187,17 @@ static node_t nodes[MAX_NODES];
 static pthread_mutex_t nodes_mx = PTHREAD_MUTEX_INITIALIZER;
 static bench_charter_t charter;         /* chartered: the roots */
 static char charter_path[320];
+
+/* The token a client reading owner's products through node at uses, into out: chartered, the
+ * reader of at's domain (granted access to owner's products), else and on the owner itself the
+ * owner's admin token. */
+static const char *read_token(int at, int owner, char out[4200])
+{
+    pthread_mutex_lock(&nodes_mx);
+    memcpy(out, cfg.chartered && at != owner ? nodes[at].reader : nodes[owner].token, 4200);
+    pthread_mutex_unlock(&nodes_mx);
+    return out;
+}
 
 /* Node i's admin token now, copied into out (it changes when the node's key rotates). */
 static const char *token_of(int i, char out[4200])
@@ -376,15 +394,17 @@ static int write_outcome(const char *what, int i, const resp_t *r, const char *d
     "[{\"name\":\"n\",\"logicalType\":\"integer\",\"required\":true},"                               \
     "{\"name\":\"pad\",\"logicalType\":\"string\"}]"
 
-static void manifest(char *out, size_t cap, int node, const char *name, int version, const char *word)
+static void manifest(char *out, size_t cap, int node, const char *name, int version, const char *word,
+                     const char *classification)
 {
     snprintf(out, cap,
              "{\"name\":\"%s\",\"domain\":\"%s\",\"version\":\"1.0.%d\",\"status\":\"active\","
+             "\"classification\":\"%s\","
              "\"title\":\"soak %s %s\",\"description\":\"soak product, revision %d, about %s\","
              "\"tags\":[\"soak\",\"%s\"],"
              "\"owners\":{\"business\":\"soak@example.com\",\"technical\":\"soak@example.com\"},"
              "\"schema\":" REC_SCHEMA "}",
-             name, nodes[node].dom, version, name, word, version, word, word);
+             name, nodes[node].dom, version, classification, name, word, version, word, word);
 }
 
 static const char *words[] = {"ledger", "payments", "listening", "royalties", "settlement", "growth",
@@ -441,7 +461,7 @@ static void publish_once(CURL *h, int i, uint64_t *rng)
     char name[32], path[96], body[2048];
     snprintf(name, sizeof name, "%s", pubs[i].name);
     pthread_mutex_unlock(&pubs_mx);
-    manifest(body, sizeof body, node, name, version, words[rng_range(rng, 0, NWORDS - 1)]);
+    manifest(body, sizeof body, node, name, version, words[rng_range(rng, 0, NWORDS - 1)], "internal");
     snprintf(path, sizeof path, "/v1/products/%s/%s", nodes[node].dom, name);
     resp_t r;
     char tok[4200];
@@ -743,12 +763,15 @@ static int read_check(CURL *h, recprod_t *rp, int at, uint64_t from, uint64_t li
     unsigned faults_before = node_faults(at) + node_faults(rp->node);
     resp_t r;
     char tok[4200];
-    http_do(h, at, "GET", path, token_of(rp->node, tok), NULL, 0, 60, &r);
+    http_do(h, at, "GET", path, read_token(at, rp->node, tok), NULL, 0, 60, &r);
     int rc = 1;
     char ek[48];
     if (r.cc != CURLE_OK) {
         int faulted = node_faults(at) + node_faults(rp->node) != faults_before;
         count("read error (%s): %s%s", kind, curl_easy_strerror(r.cc), faulted ? " (node faulted meanwhile)" : "");
+    } else if (r.status == 401 || r.status == 403 || r.status == 404) {
+        fail("%s/%s: read refused, HTTP %ld %s, with the token of %s (%s)", nodes[rp->node].dom, rp->name, r.status,
+             error_kind(&r.body, ek, sizeof ek), at == rp->node ? "the owner's admin" : "a granted reader", via);
     } else if (r.status != 200) {
         count("read error (%s): HTTP %ld %s", kind, r.status, error_kind(&r.body, ek, sizeof ek));
     } else {
@@ -911,7 +934,7 @@ static void *follower_main(void *arg)
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, first_seq_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, &f.first_seq);
         char tok[4200];
-        BENCH_BEARER(h, token_of(rp->node, tok));
+        BENCH_BEARER(h, read_token(at, rp->node, tok));
         CURLcode cc = curl_easy_perform(h);
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -919,6 +942,9 @@ static void *follower_main(void *arg)
         const char *kind = at == rp->node ? "direct" : "routed";
         if (f.broken)
             prev = 0, seq = 1, round = 4;          /* a failure was reported: start afresh elsewhere */
+        else if ((status == 401 || status == 403 || status == 404) && cc == CURLE_OK)
+            fail("%s/%s: stream refused, HTTP %ld %s (%s)", nodes[rp->node].dom, rp->name, status,
+                 f.error_line ? f.error_kind : "?", f.via);
         else if (status != 200 && cc == CURLE_OK)
             count("stream error (%s): HTTP %ld %s", kind, status, f.error_line ? f.error_kind : "?");
         else if (f.error_line)
@@ -1174,14 +1200,17 @@ static int chaos_victim(const pending_t *pd, uint64_t *rng)
 
 /* ------------------------------------------------------------------ key rotation (chartered) */
 
-#define ROTATE_OVERLAP_S 30
+#define ROTATE_OVERLAP_S 120        /* the old key's tokens verify this long after the switch */
 #define ROTATE_DONE_S 60          /* a begun rotation must have written the new admin token by then */
 
 static struct {
     int node;                     /* -1: none under way */
     char old[4200];               /* the admin token before it */
     uint64_t due_ns;
-} rot = {-1, "", 0};
+    int reader;                   /* the admin token is the new one: the reader's token is due */
+} rot = {-1, "", 0, 0};
+
+static int reader_token_issue(CURL *h, int i);
 
 /* DATA/admin.token of node i as it is on disk now, "" when unreadable. */
 static void token_file(int i, char out[4200])
@@ -1203,17 +1232,31 @@ static void rotation_check(void)
     if (rot.node < 0)
         return;
     char now[4200];
-    token_file(rot.node, now);
-    if (*now && strcmp(now, rot.old)) {
-        pthread_mutex_lock(&nodes_mx);
-        memcpy(nodes[rot.node].token, now, sizeof now);
-        pthread_mutex_unlock(&nodes_mx);
-        count("key rotation done (the node wrote its new admin token)");
-        fprintf(stderr, "soak: chaos: n%d's key rotation done\n", rot.node);
-        rot.node = -1;
-    } else if (bench_now_ns() > rot.due_ns) {
-        fail("n%d: no new admin token %d s after its key rotation began", rot.node, ROTATE_DONE_S);
-        rot.node = -1;
+    if (!rot.reader) {
+        token_file(rot.node, now);
+        if (*now && strcmp(now, rot.old)) {
+            pthread_mutex_lock(&nodes_mx);
+            memcpy(nodes[rot.node].token, now, sizeof now);
+            pthread_mutex_unlock(&nodes_mx);
+            count("key rotation done (the node wrote its new admin token)");
+            fprintf(stderr, "soak: chaos: n%d's key rotation done\n", rot.node);
+            rot.reader = 1;
+        }
+    }
+    if (rot.reader) {   /* the reader's token of the old key verifies until the overlap ends */
+        static CURL *h;
+        if (!h && !(h = curl_easy_init()))
+            bench_die("out of memory");
+        if (reader_token_issue(h, rot.node) == 0) {
+            count("reader token issued again after a key rotation");
+            rot.node = -1, rot.reader = 0;
+            return;
+        }
+    }
+    if (bench_now_ns() > rot.due_ns) {
+        fail("n%d: %s %d s after its key rotation began", rot.node,
+             rot.reader ? "no new reader token" : "no new admin token", ROTATE_DONE_S);
+        rot.node = -1, rot.reader = 0;
     }
 }
 
@@ -1501,7 +1544,7 @@ static void setup_record_products(void)
         pthread_mutex_init(&rp->mx, NULL);
         snprintf(rp->name, sizeof rp->name, "rec%d", k % cfg.recprods);
         char body[2048], path[96];
-        manifest(body, sizeof body, rp->node, rp->name, 0, "records");
+        manifest(body, sizeof body, rp->node, rp->name, 0, "records", cfg.chartered ? "confidential" : "internal");
         snprintf(path, sizeof path, "/v1/products/%s/%s", nodes[rp->node].dom, rp->name);
         uint64_t end = bench_now_ns() + 60000000000ull;
         for (;;) {
@@ -1531,6 +1574,78 @@ static void setup_record_products(void)
             }
         }
     curl_easy_cleanup(h);
+}
+
+/* ------------------------------------------------------------------ access (chartered) */
+
+/* Issues node i's reader token ("reader@DOMAIN", kind read, a day) with i's admin token now: 0 done. */
+static int reader_token_issue(CURL *h, int i)
+{
+    char tok[4200], body[128];
+    snprintf(body, sizeof body, "{\"sub\":\"reader@%s\",\"kind\":\"read\",\"ttl_s\":86400}", nodes[i].dom);
+    resp_t r;
+    http_do(h, i, "POST", "/v1/tokens", token_of(i, tok), body, strlen(body), 10, &r);
+    json_t *j = r.status == 201 ? json_loadb(r.body.buf, r.body.len, 0, NULL) : NULL;
+    const char *t = json_string_value(json_object_get(j, "token"));
+    int ok = t && strlen(t) < sizeof nodes[i].reader;
+    if (ok) {
+        pthread_mutex_lock(&nodes_mx);
+        snprintf(nodes[i].reader, sizeof nodes[i].reader, "%s", t);
+        pthread_mutex_unlock(&nodes_mx);
+    }
+    json_decref(j);
+    free(r.body.buf);
+    return ok ? 0 : -1;
+}
+
+/* POSTs body to node i's path with tok until it answers want (60 s at most); the answer's "id". */
+static void post_until(CURL *h, int i, const char *path, const char *tok, const char *body, long want, char id[64])
+{
+    uint64_t end = bench_now_ns() + 60000000000ull;
+    for (;;) {
+        resp_t r;
+        http_do(h, i, "POST", path, tok, body, strlen(body), 10, &r);
+        json_t *j = r.status == want ? json_loadb(r.body.buf, r.body.len, 0, NULL) : NULL;
+        const char *v = json_string_value(json_object_get(j, "id"));
+        if (id && v)
+            snprintf(id, 64, "%s", v);
+        json_decref(j);
+        char kind[48];
+        error_kind(&r.body, kind, sizeof kind);
+        free(r.body.buf);
+        if (r.status == want)
+            return;
+        bench_check_interrupt();
+        if (bench_now_ns() > end)
+            bench_die("n%d: POST %s answered HTTP %ld %s for 60 s", i, path, r.status, kind);
+        bench_sleep_ms(200);
+    }
+}
+
+/* Every node's reader asks, on its home node, for each other domain's record products; each
+ * owner grants every request (on its own node, once the request reached it by gossip). */
+static void setup_grants(void)
+{
+    CURL *h = curl_easy_init();
+    for (int i = 0; i < cfg.nodes; i++)
+        if (reader_token_issue(h, i) != 0)
+            bench_die("n%d: no reader token", i);
+    int made = 0;
+    for (int i = 0; i < cfg.nodes; i++)
+        for (int k = 0; k < nrecs; k++) {
+            recprod_t *rp = &recs[k];
+            if (rp->node == i)
+                continue;
+            char body[256], id[64] = "", path[128], tok[4200];
+            snprintf(body, sizeof body, "{\"product\":\"%s/%s\",\"purpose\":\"soak reads\",\"days\":30}",
+                     nodes[rp->node].dom, rp->name);
+            post_until(h, i, "/v1/access/requests", read_token(i, rp->node, tok), body, 201, id);
+            snprintf(path, sizeof path, "/v1/access/requests/%s/grant", id);
+            post_until(h, rp->node, path, token_of(rp->node, tok), "{\"days\":30}", 200, NULL);
+            made++;
+        }
+    curl_easy_cleanup(h);
+    fprintf(stderr, "soak: %d access requests made and granted\n", made);
 }
 
 /* ------------------------------------------------------------------ convergence */
@@ -1815,6 +1930,8 @@ int main(int argc, char **argv)
     start_federation();
     pthread_create(&monitor, NULL, monitor_main, NULL);
     setup_record_products();
+    if (cfg.chartered)
+        setup_grants();
     fprintf(stderr, "soak: federation of %d up on ports %d.., load for %d s\n", cfg.nodes, base_port, cfg.seconds);
 
     uint64_t t0 = bench_now_ns();
