@@ -420,7 +420,26 @@ static int summary(replicate_t *r, uint8_t out[SUMMARY_LEN], uint32_t *domains)
     return 0;
 }
 
-void repl_ask(replicate_t *r, const char *addr) { send_digest(r, addr, 0); }
+void repl_ask(replicate_t *r, const char *addr)
+{
+    store_head_t h = {0};
+    if (!r->own[0] || store_catalog_head(r->st, r->own, &h) != 0)
+        h.seq = 0;
+    Trib__DomainHead head = TRIB__DOMAIN_HEAD__INIT, *heads[] = {&head};
+    head.domain = r->own;
+    head.seq = h.seq;
+    Trib__CatalogDigest msg = TRIB__CATALOG_DIGEST__INIT;
+    msg.n_heads = r->own[0] ? 1 : 0;
+    msg.heads = heads;
+    msg.only_listed = 1;
+    uint8_t buf[128];
+    size_t len = trib__catalog_digest__get_packed_size(&msg);
+    if (len > sizeof buf)
+        return;
+    trib__catalog_digest__pack(&msg, buf);
+    r->io.send(r->io.ctx, addr, TRIB__MSG_TYPE__MSG_CATALOG_DIGEST, buf, len);
+    r->stats.digests_sent++;
+}
 
 size_t repl_sync_opener(replicate_t *r, const char *addr, uint8_t *buf, size_t cap)
 {
@@ -466,8 +485,10 @@ static int handle_summary(replicate_t *r, const char *from, const uint8_t *body,
         r->stats.summaries_in++;
         if (summary(r, h, &domains) == 0 && domains == msg->domains && !memcmp(h, msg->hash.data, SUMMARY_LEN))
             r->stats.summaries_same++;
-        else if (pull_find(r, from) < 0 && answer_ok(r, from)) /* else the pull in progress is this round */
+        else if (pull_find(r, from) < 0 && answer_ok(r, from)) { /* else the pull in progress is this round */
             answered(r, from, send_digest(r, from, 0));
+            pull_set(r, from);   /* our digest asks for all we lack, as below (handle_digest) */
+        }
     }
     trib__catalog_summary__free_unpacked(msg, NULL);
     return bad ? -1 : 0;
@@ -493,6 +514,8 @@ static int send_lacking(void *ctx, const char *domain, const store_head_t *h)
     Trib__DomainHead key = {.domain = (char *)domain}, *kp = &key, **hit;
     hit = l->peer->n_heads ? bsearch(&kp, l->peer->heads, l->peer->n_heads, sizeof *l->peer->heads, head_cmp)
                            : NULL;
+    if (!hit && l->peer->only_listed)   /* a question about the listed domains only */
+        return 0;
     uint64_t theirs = hit ? (*hit)->seq : 0;
     if (theirs >= h->seq)
         return 0;
@@ -539,7 +562,8 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
     if (r->own[0]) {
         Trib__DomainHead key = {.domain = r->own}, *kp = &key, **hit;
         hit = msg->n_heads ? bsearch(&kp, msg->heads, msg->n_heads, sizeof *msg->heads, head_cmp) : NULL;
-        r->own_heard++;
+        if (hit || !msg->only_listed)   /* a question about other domains says nothing of ours */
+            r->own_heard++;
         if (hit && (*hit)->seq > r->own_peer_head)
             r->own_peer_head = (*hit)->seq;
     }
@@ -549,8 +573,14 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
         lack_t l = {r, msg, &f};
         store_catalog_heads(r->st, send_lacking, &l);
         frame_finish(&f);
-        if (!msg->reply && pull_find(r, from) < 0) /* else the pull in progress brings it */
+        if (!msg->reply && pull_find(r, from) < 0) { /* else the pull in progress brings it */
             answered(r, from, send_digest(r, from, 1));
+            /* our digest asks for all we lack: its answer may stream for seconds, and a round
+             * opened meanwhile (our worker busy verifying, the queue empty for a moment) would ask
+             * again for what is on its way; a question about one domain asks for nothing big */
+            if (!msg->only_listed)
+                pull_set(r, from);
+        }
     }
     trib__catalog_digest__free_unpacked(msg, NULL);
     return 0;
@@ -936,6 +966,8 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
                                     its last part) */
             send_digest(r, fr->from, 1);
             pull_set(r, fr->from);
+        } else if (pull_find(r, fr->from) >= 0) {
+            pull_set(r, fr->from);   /* the answer is still coming: the pull lasts PULL_MS after its last part */
         }
         free(fr->ok);
         free(fr->gaps);

@@ -106,8 +106,9 @@ const repl_stats_t *repl_stats(const replicate_t *r);
  * must not publish at a seq its peers already hold). */
 /* Names this node's domain (before any message is handled). */
 void repl_set_own(replicate_t *r, const char *domain);
-/* Sends addr our digest, asking for its digest back (and the entries we lack): a peer's head for
- * our own domain is learnt from it. */
+/* Asks addr for its digest back and for the entries of our own domain we lack (our head of it
+ * alone, only_listed: not the rest of the catalog, which the rounds bring): a peer's head for our
+ * own domain is learnt from its digest. */
 void repl_ask(replicate_t *r, const char *addr);
 /* Peers whose digest reached us since repl_set_own; *peer_head the highest head they hold for our
  * domain, *own_head ours. */

@@ -866,6 +866,64 @@ Test(replicate_sim, digest_in_any_order_gets_exactly_what_it_lacks)
     free(names);
 }
 
+typedef struct {
+    uint8_t buf[512];
+    size_t len;
+    int type, sent;
+} captured_t;
+
+static void capture_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    captured_t *cp = ctx;
+    (void)addr;
+    cr_assert_leq(len, sizeof cp->buf);
+    memcpy(cp->buf, body, len);
+    cp->len = len, cp->type = type, cp->sent++;
+}
+
+/* A node asking a peer about its own domain (a start before publishing: repl_ask) gets that
+ * domain's entries it lacks and the peer's digest, not every domain it lacks: a joiner with an
+ * empty store asked so while its first round's answer was streaming in, and received a 100,000-
+ * entry catalog twice. The peer also learns nothing of its own domain from such a question. */
+Test(replicate_sim, an_own_domain_ask_brings_only_that_domain)
+{
+    enum { N = 20, DOMAINS = 10, PER = 5 };
+    cluster_t *c = cluster_new(N, 0x0a5c, 0.0, MAX_FRAME);
+    for (size_t d = 0; d < DOMAINS; d++)
+        plan_publishes(c, d * (N / DOMAINS), PER, 1, 5000);
+    uint64_t t = run_until_converged(c, last_publish(c) + SETTLE_PERIODS * ANTI_ENTROPY_MS, 0);
+    cr_assert_neq(t, UINT64_MAX, "not converged");
+
+    /* node 0 restarted on an empty store (a lost disk): it asks about its own domain, team0 */
+    char dir[300], err[256];
+    snprintf(dir, sizeof dir, "%s/fresh", c->root);
+    store_opts_t so = {.map_size = 1u << 20, .no_search = 1};
+    store_t *st = store_open(dir, &so, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    catalog_t *cat = catalog_new(st, &c->nodes[0].id, c->nodes[0].domain);
+    captured_t cp = {0};
+    repl_io_t io = {.ctx = &cp, .send = capture_send};
+    replicate_t *fresh = repl_new(st, cat, MAX_FRAME, &io);
+    cr_assert(cat && fresh);
+    repl_set_own(fresh, c->nodes[0].domain);
+    repl_ask(fresh, c->nodes[N - 1].addr);
+    cr_assert_eq(cp.sent, 1);
+    cr_assert_eq(cp.type, MSG_DIGEST);
+
+    node_t *nd = &c->nodes[N - 1];
+    repl_set_own(nd->repl, nd->domain);   /* the simulation's nodes do not check their own domain */
+    uint64_t sent = repl_stats(nd->repl)->entries_sent, ph, oh;
+    size_t heard = repl_own_heard(nd->repl, &ph, &oh);
+    cr_assert_eq(repl_handle(nd->repl, c->nodes[0].addr, MSG_DIGEST, cp.buf, cp.len), 0);
+    cr_expect_eq(repl_stats(nd->repl)->entries_sent - sent, (uint64_t)PER, "team0's %d entries, nothing else (%llu)",
+                 PER, (unsigned long long)(repl_stats(nd->repl)->entries_sent - sent));
+    cr_expect_eq(repl_own_heard(nd->repl, &ph, &oh), heard, "a question about team0 told %s of its own domain",
+                 nd->domain);
+    repl_destroy(&fresh);
+    catalog_destroy(&cat);
+    store_close(&st);
+}
+
 /* One member forges: every second it sends every node, for every domain, the next entry chained on the
  * real head but signed by its own key (wrong_key), and the same entry claiming the real signer
  * (bad_signature); it answers each digest with such forgeries of exactly the seqs the asker lacks.
