@@ -8,7 +8,9 @@
  *        join time and publish reach-all, ratio chartered/open; default N = 20; FED_CHARTER_ROUNDS
  *        rounds, 3 by default, alternating which mode goes first; median and range)
  *        fed TRIB_BINARY catchup [DOMAINS [PER]]   (issue 9 item 5: a node joins a seed whose store
- *        holds DOMAINS x PER entries, 100 x 1000 by default, written through the library)
+ *        holds DOMAINS x PER entries, 100 x 1000 by default, written through the library;
+ *        FED_CHARTERED=1: the federation chartered, every domain's key certified, the
+ *        certificates handed to the seed's federation log before the joiner starts)
  *
  * Owns: starting/stopping both kinds of clusters, reading every node's log pipe, timing with
  * CLOCK_MONOTONIC in this one process, and the report on stdout. Methods (also in README.md):
@@ -480,7 +482,7 @@ static void start_node(cluster_t *c, int i)
         snprintf(charter, sizeof charter, "%s/charter.json", c->dir);
         snprintf(cert, sizeof cert, "%s/%s.cert", c->dir, name);
         char *argv[] = {(char *)trib_bin, "agent", "--data", data, "--domain", name, "--listen", peer,
-                        "--http", http, "--charter", charter, "--cert", cert, "--log-level", "debug",
+                        "--http", http, "--charter", charter, "--cert", cert, "--log-level", conc_mode ? "info" : "debug",
                         i ? "--seed" : NULL, chseed, NULL};
         rc = bench_spawn(&c->procs[i], argv, i);
     } else if (c->sys == SYS_TRIB) {
@@ -790,8 +792,9 @@ static void publish_one(cluster_t *c, int k, double *lat_ms, double *put_ms, int
 }
 
 /* Chartered: a charter of two roots (threshold 2) in c->dir, and for every node an identity in its
- * data dir and a 90-day certificate for its domain, made before any clock starts. */
-static void prepare_charter(cluster_t *c)
+ * data dir and a 90-day certificate for its domain, made before any clock starts. The roots stay
+ * in *keep when it is not NULL (the caller frees them), for more certificates. */
+static void prepare_charter(cluster_t *c, bench_charter_t *keep)
 {
     bench_charter_t b;
     char data[400], cert[400], dom[16];
@@ -802,7 +805,10 @@ static void prepare_charter(cluster_t *c)
         snprintf(cert, sizeof cert, "%s/%s.cert", c->dir, dom);
         bench_charter_node(&b, data, dom, cert, i == 0 ? node0_hex : NULL);
     }
-    bench_charter_free(&b);
+    if (keep)
+        *keep = b;
+    else
+        bench_charter_free(&b);
 }
 
 static char *metrics_text(cluster_t *c, int i);
@@ -837,7 +843,7 @@ static void run_cluster(int sys, int n, const char *tmp, result_t *r)
     fprintf(stderr, "fed: N=%d %s%s: ports %d.., starting\n", n, sys_name[sys], chartered ? " chartered" : "",
             c->base);
     if (chartered)
-        prepare_charter(c);
+        prepare_charter(c, NULL);
 
     start_node(c, 0);
     if (!pump_until(c, node0_ready, 30))
@@ -1237,9 +1243,12 @@ static void run_concurrent(int n, int per, const char *tmp)
 /* ------------------------------------------------------------------ catch-up (issue 9 item 5) */
 
 /* Writes domains x per signed entries (one identity per domain, ~500-byte manifests) straight into
- * the store in dir, as a federation's catalog would hold them. */
-static void catchup_fill(const char *dir, int domains, int per)
+ * the store in dir, as a federation's catalog would hold them. Chartered (ch): each domain's key
+ * certified, the certificate's trust object text in certs[d] (the caller frees them), and the
+ * entries dated now (a certificate must cover an entry's time). */
+static void catchup_fill(const char *dir, int domains, int per, const bench_charter_t *ch, char **certs)
 {
+    int64_t when = ch ? bench_wall_ms() : 1;
     char err[256];
     store_opts_t so = {.nosync = 1};
     store_t *st = store_open(dir, &so, err, sizeof err);
@@ -1259,6 +1268,15 @@ static void catchup_fill(const char *dir, int domains, int per)
         crypto_sign_keypair(id.pk, id.sk);
         char domain[32];
         snprintf(domain, sizeof domain, "dom%03d", d);
+        if (ch) {
+            cert_t cert;
+            bench_charter_certify(ch, domain, id.pk, 0, &cert);
+            json_t *j = cert_to_json(&cert);
+            if (!j || !(certs[d] = json_dumps(j, JSON_COMPACT)))
+                bench_die("out of memory");
+            json_decref(j);
+            cert_free(&cert);
+        }
         uint8_t prev[32];
         for (int k = 0; k < per; k++) {
             char name[32];
@@ -1287,7 +1305,7 @@ static void catchup_fill(const char *dir, int domains, int per)
                 e.prev_hash.data = prev;
                 e.prev_hash.len = 32;
             }
-            e.time_ms = 1;
+            e.time_ms = when;
             e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
             e.manifest = &m;
             size_t len;
@@ -1364,7 +1382,14 @@ static void run_catchup(int domains, int per, const char *tmp)
     conc_mode = 1;
     cluster_init(c, SYS_TRIB, 2, tmp);
     long total = (long)domains * per;
-    fprintf(stderr, "fed: catch-up %d x %d: ports %d.., preparing the seed's store\n", domains, per, c->base);
+    fprintf(stderr, "fed: catch-up %d x %d%s: ports %d.., preparing the seed's store\n", domains, per,
+            chartered ? " chartered" : "", c->base);
+    bench_charter_t ch;
+    char **certs = calloc((size_t)domains, sizeof *certs);
+    if (!certs)
+        bench_die("out of memory");
+    if (chartered)
+        prepare_charter(c, &ch);
     start_node(c, 0); /* once, so the data dir and identity are the agent's own */
     if (!pump_until(c, node0_ready, 30))
         bench_die("tributary node 0 did not start (port %d)", c->base);
@@ -1373,13 +1398,38 @@ static void run_catchup(int domains, int per, const char *tmp)
     char dir[300];
     snprintf(dir, sizeof dir, "%s/n0", c->dir);
     uint64_t f0 = bench_now_ns();
-    catchup_fill(dir, domains, per);
+    catchup_fill(dir, domains, per, chartered ? &ch : NULL, certs);
     fprintf(stderr, "fed: catch-up: %ld entries written in %.1f s\n", total, (double)(bench_now_ns() - f0) / 1e9);
     start_node(c, 0);
     uint64_t r0 = bench_now_ns();
     if (!pump_until(c, node0_ready, 300))
         bench_die("tributary node 0 did not restart");
     fprintf(stderr, "fed: catch-up: the seed restarted in %.1f s\n", (double)(bench_now_ns() - r0) / 1e9);
+    if (chartered) { /* the domains' certificates into the seed's federation log, as the roots would */
+        CURL *h = curl_easy_init();
+        char url[96];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/federation/objects", c->base + 50);
+        for (int d = 0; d < domains; d++) {
+            curl_easy_reset(h);
+            curl_easy_setopt(h, CURLOPT_URL, url);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, certs[d]);
+            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+            BENCH_BEARER(h, bench_token(dir));
+            long st = 0;
+            if (curl_easy_perform(h) != CURLE_OK || curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st) != CURLE_OK ||
+                (st != 200 && st != 201 && st != 429))
+                bench_die("catch-up: the seed took dom%03d's certificate with HTTP %ld", d, st);
+            if (st == 429) { /* 5 a second after a burst of 30 from one address (docs/http-api.md) */
+                bench_sleep_ms(250);
+                d--;
+                continue;
+            }
+            free(certs[d]);
+        }
+        curl_easy_cleanup(h);
+        bench_charter_free(&ch);
+    }
+    free(certs);
     double vr = verify_rate();
     status_poller_t sp = {.port = c->base + 51, .cap = 1 << 20};
     sp.lat = calloc(sp.cap, sizeof *sp.lat);
@@ -1413,11 +1463,23 @@ static void run_catchup(int domains, int per, const char *tmp)
     double vs = mt ? metric_of(mt, "trib_catalog_accept_seconds_total{phase=\"verify\"}") : -1;
     double ss = mt ? metric_of(mt, "trib_catalog_accept_seconds_total{phase=\"store\"}") : -1;
     double dups = mt ? metric_of(mt, "trib_catalog_entries_total{result=\"duplicate\"}") : -1;
+    double uncert = mt ? metric_of(mt, "trib_trust_refused_total{kind=\"entry\",reason=\"uncertified\"}") : -1;
+    if (getenv("FED_CATCHUP_METRICS")) {
+        for (int k = 0; k < 2; k++) {
+            char *t = metrics_text(c, k);
+            for (char *line = t ? strtok(t, "\n") : NULL; line; line = strtok(NULL, "\n"))
+                if (line[0] != '#' && (strstr(line, "trib_catalog_") || strstr(line, "digest") || strstr(line, "trib_fed")))
+                    fprintf(stderr, "n%d %s\n", k, line);
+            free(t);
+        }
+    }
     free(mt);
     double secs = (double)((t_done ? t_done : bench_now_ns()) - t0) / 1e9;
     double rate = held / secs;
-    printf("\n== Catch-up (issue 9 item 5): a node joins a federation whose catalog holds %d domains x %d ==\n",
-           domains, per);
+    printf("\n== Catch-up (issue 9 item 5): a node joins a%s federation whose catalog holds %d domains x %d ==\n",
+           chartered ? " chartered" : "n open", domains, per);
+    if (chartered)
+        printf("  entries refused as uncertified     %8.0f   (their certificate not held yet when they came)\n", uncert);
     printf("  held %.0f of %ld entries after %8.2f s from start%s\n", held, total, secs, t_done ? "" : " (gave up)");
     printf("  accepted rate                      %8.0f entries/s   Ed25519 verify on one core: %.0f/s   ratio %.2f"
            "   target >= 0.50  %s\n",
@@ -1604,6 +1666,7 @@ int main(int argc, char **argv)
             bench_die("catchup: DOMAINS 1..999, PER 1..100000");
         const char *tmp = bench_init("tribbench-catchup");
         curl_global_init(CURL_GLOBAL_DEFAULT);
+        chartered = getenv("FED_CHARTERED") && atoi(getenv("FED_CHARTERED")) > 0;
         run_catchup(d, per, tmp);
         curl_global_cleanup();
         return 0;
