@@ -724,7 +724,7 @@ static int ask_listed(lread_t *rd, Trib__ReadBatch **b, int *reason, uint32_t *b
         link_t *l = NULL;
         int pooled = attempt == 0 && (l = pool_take(p, rd->owner, rd->addr, &rd->gen)) != NULL;
         if (!pooled && !(l = dial(p, rd->owner, rd->addr, rd->peer_addr, &rd->gen, reason, derr, dlen)))
-            return ASK_NO_LINK;
+            return atomic_load(&rd->cut) ? ASK_CUT : ASK_NO_LINK;   /* cut meanwhile: not over the relay either */
         int at = attach(rd, &l);   /* dialled while the node shut down or the owner was cut: no read starts */
         if (at != ASK_OK)
             return at;

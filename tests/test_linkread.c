@@ -1976,3 +1976,58 @@ Test(linkpool, an_owner_cut_while_its_read_dials_a_new_link_is_not_read_from)
     linkpool_free(&cut_pool);
     identity_wipe(&owner), identity_wipe(&relay_id);
 }
+
+static int cut_lfd = -1;
+
+/* The relay's keys, asked for in the middle of the dial: the owner stops holding a certificate
+ * then, and its listener goes away, so the handshake fails (a connection queued on a listening
+ * socket that closes is reset). */
+static void keys_cut_then_fail(void *ctx, uint8_t id[32], uint8_t pk[32], uint8_t sk[32])
+{
+    (void)ctx;
+    memcpy(id, relay_id.pk, 32);
+    memcpy(pk, relay_id.curve_pk, 32);
+    memcpy(sk, relay_id.curve_sk, 32);
+    cut_reads = linkpool_untrusted(cut_pool, cut_owner, "the owner's certificate was revoked");
+    close(cut_lfd);
+    cut_lfd = -1;
+}
+
+/* A read cut while it dials its first link, whose dial then fails, is refused: lread_open said
+ * "no link" (0) and the caller opened the read over the peer transport instead, from the owner the
+ * cut had just refused, where no later cut reached it. */
+Test(linkpool, an_owner_cut_while_a_failing_dial_opens_its_read_is_not_read_over_the_relay)
+{
+    cr_assert_geq(sodium_init(), 0);
+    identity_t owner;
+    fx_identity(&owner), fx_identity(&relay_id);
+    memcpy(cut_owner, owner.pk, 32);
+    uint8_t prologue[32];
+    link_prologue_open(NULL, prologue);
+    int port = h_free_port();
+    cut_lfd = h_listen(port, 4);
+    cr_assert_geq(cut_lfd, 0, "cannot listen on 127.0.0.1:%d", port);
+    cut_reads = 0;
+    linkpool_opts_t po = {.keys = keys_cut_then_fail, .open_timeout_ms = 2000, .stall_ms = 3000};
+    memcpy(po.prologue, prologue, 32);
+    cut_pool = linkpool_new(&po);
+    cr_assert_not_null(cut_pool);
+    reads_open_t o = {.product = PRODUCT, .owner_id = owner.pk, .owner_addr = "127.0.0.1:7470",
+                      .owner_desc = "the test owner"};
+    char addr[64], kind[32] = "", err[600] = "";
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    lread_t *rd = NULL;
+    uint64_t last;
+    int status = 0;
+    int rc = lread_open(cut_pool, &o, addr, &rd, &last, &status, kind, sizeof kind, err, sizeof err);
+    cr_assert_eq(cut_reads, 1, "the cut reached %zu reads", cut_reads);
+    cr_assert_eq(rc, -1, "the read of a cut owner was left to the relay (%d)", rc);
+    cr_assert_null(rd);
+    cr_assert_eq(status, 503);
+    cr_assert_str_eq(kind, "owner_unreachable");
+    cr_assert_str_eq(err, "the owner's certificate was revoked");
+    if (cut_lfd >= 0)
+        close(cut_lfd);
+    linkpool_free(&cut_pool);
+    identity_wipe(&owner), identity_wipe(&relay_id);
+}
