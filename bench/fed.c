@@ -1056,7 +1056,7 @@ static double metric_of(const char *text, const char *key)
 }
 
 typedef struct {
-    double sent, pushed, accepted, dup, gap, wants, suspects, dropped, backlog, commits;
+    double sent, pushed, accepted, dup, gap, wants, suspects, dropped, backlog, commits, held, warmed;
 } conc_counts_t;
 
 static int conc_counts(cluster_t *c, conc_counts_t *out, double *accepted_each)
@@ -1080,6 +1080,8 @@ static int conc_counts(cluster_t *c, conc_counts_t *out, double *accepted_each)
         out->dropped += metric_of(t, "trib_gossip_dropped_total{reason=\"send_dropped\"}");
         out->backlog += metric_of(t, "trib_gossip_dropped_total{reason=\"catalog_backlog\"}");
         out->commits += metric_of(t, "trib_catalog_commits_total");
+        out->held += metric_of(t, "trib_gossip_sends_held_total{lane=\"priority\"}");
+        out->warmed += metric_of(t, "trib_gossip_connections_warmed_total");
         free(t);
     }
     return 0;
@@ -1231,6 +1233,8 @@ static void run_concurrent(int n, int per, const char *tmp)
     printf("  suspicions raised (metrics)        %8.0f   (state changes to suspect in the logs: %d)   target 0  %s\n",
            settled.suspects - before.suspects, c->suspect_lines,
            settled.suspects - before.suspects == 0 && c->suspect_lines == 0 ? "PASS" : "MISS");
+    printf("  membership sends held for a conn.  %8.0f   (probes, acks ... waiting for a handshake; priority "
+           "connections opened ahead, at join: %.0f)\n", settled.held - before.held, before.warmed);
     printf("  processes exited                   %8d  %s   target 0  %s\n", exited, gone, exited ? "MISS" : "PASS");
     if (c->abort_lines)
         printf("  assertion lines in the logs        %8d   last: %s\n", c->abort_lines, c->abort_line);

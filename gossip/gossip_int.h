@@ -123,6 +123,8 @@ struct gossip {
     int ae_due;
     uint64_t fed_new_sync_ms;       /* when a member first in sight last started a federation-log round */
     int join_synced;                /* the catalog round at start is open (member_changed) */
+    int warm_due;                   /* a member came alive: open its priority connection (loop only) */
+    uint64_t warm_next_ms;          /* ... handshakes under way: the next try no sooner */
     /* certificates newly admitted from hellos, waiting to go into the federation log together (zap.c) */
     uint8_t *hcert[GOSSIP_HELLO_STORE_MAX];
     size_t hcert_len[GOSSIP_HELLO_STORE_MAX];

@@ -84,6 +84,15 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                 "hellos, small federation-log syncs) and the bulk one (catalog, reads, the rest).");
     prom_sample(f, "trib_gossip_connections_total", "lane=\"priority\"", ts.dealers_opened[1]);
     prom_sample(f, "trib_gossip_connections_total", "lane=\"bulk\"", ts.dealers_opened[0]);
+    prom_counter(f, "trib_gossip_connections_warmed_total",
+                 "Priority connections opened ahead of their first message, for a member seen alive (of "
+                 "trib_gossip_connections_total{lane=\"priority\"}).", ts.dealers_warmed);
+    prom_family(f, "trib_gossip_sends_held_total", "counter",
+                "Messages held because their connection was not up yet (its handshake under way) or "
+                "ZeroMQ's queue to the peer was full, by lane: on the priority one, a probe or an ack "
+                "waiting for a handshake.");
+    prom_sample(f, "trib_gossip_sends_held_total", "lane=\"priority\"", ts.sends_held[1]);
+    prom_sample(f, "trib_gossip_sends_held_total", "lane=\"bulk\"", ts.sends_held[0]);
     prom_counter(f, "trib_peer_key_refused_total",
                  "Claims of a peer address whose node key is another node's (chartered), refused: the dials "
                  "to that address keep the key they had.", ts.peer_key_refused);

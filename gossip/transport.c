@@ -99,6 +99,7 @@ typedef struct dealer {
     int rehello;                            /* our hello expired unsent: send it before the next */
     uint8_t server_pk[32];                  /* the CURVE server key it dials with */
     int64_t hello_ms;                       /* when our hello was last queued on it (0: never) */
+    int64_t opened_ms;                      /* when it was opened */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -610,6 +611,7 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     memcpy(d->server_pk, server_pk, 32);
     snprintf(d->addr, sizeof d->addr, "%s", addr);
     d->lane = lane;
+    d->opened_ms = clock_ms();
     snprintf(ep, sizeof ep, "tcp://%s", addr);
     d->sock = zmq_socket(t->zctx, ZMQ_DEALER);
     if (d->sock == NULL) goto err;
@@ -1039,6 +1041,7 @@ int transport_set_hello(transport_t *t, const uint8_t *cert, size_t len, transpo
 
 static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len);
 static int hello_send(transport_t *t, dealer_t *d, int want_reply);
+static void hello_first(transport_t *t, dealer_t *d);
 static int hello_send_why(transport_t *t, dealer_t *d, int want_reply, const char *refused);
 
 int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len)
@@ -1074,16 +1077,40 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
     } else if ((d = dealer_open(t, addr, lane)) == NULL) {
         bump(&t->st.send_dropped, 1);
         return -1;
-    } else if (t->hello != NULL && type != TRIB__MSG_TYPE__MSG_CERT_HELLO) {
-        /* first on the new connection: who we are, unless the node there said it holds our
-         * certificate (one hello per pair, not one per connection); and theirs, unless we hold it */
-        const peerkey_t *pk = peerkey_find(t, addr);
-        int known = pk != NULL && t->allow != NULL &&
-                    t->allow(t->allow_ctx, pk->curve_pk, TRANSPORT_ASK) == TRANSPORT_ADMIT;
-        if (!known || !pk->knows_us || memcmp(pk->curve_pk, d->server_pk, 32) != 0)
-            hello_send(t, d, !known);
+    } else if (type != TRIB__MSG_TYPE__MSG_CERT_HELLO) {
+        hello_first(t, d);
     }
     return dealer_send(t, d, type, body, len);
+}
+
+/* First on a new connection (chartered): who we are, unless the node there said it holds our
+ * certificate (one hello per pair, not one per connection); and theirs, unless we hold it. */
+static void hello_first(transport_t *t, dealer_t *d)
+{
+    if (t->hello == NULL) return;
+    const peerkey_t *pk = peerkey_find(t, d->addr);
+    int known = pk != NULL && t->allow != NULL &&
+                t->allow(t->allow_ctx, pk->curve_pk, TRANSPORT_ASK) == TRANSPORT_ADMIT;
+    if (!known || !pk->knows_us || memcmp(pk->curve_pk, d->server_pk, 32) != 0)
+        hello_send(t, d, !known);
+}
+
+int transport_warm(transport_t *t, const char *addr, int max_shaking)
+{
+    assert(t != NULL);
+    if (!transport_addr_valid(addr)) return -1;
+    if (dealer_find(t, addr, 1) != NULL) return 0;
+    if (t->ndealers >= t->o.max_peers) return -1;
+    int64_t now = clock_ms();
+    int shaking = 0;
+    for (const dealer_t *d = t->mlist; d; d = d->mnext)   /* watched until their first handshake */
+        shaking += now - d->opened_ms < HANDSHAKE_MS;
+    if (shaking >= max_shaking) return -2;
+    dealer_t *d = dealer_open(t, addr, 1);
+    if (d == NULL) return -1;
+    t->st.dealers_warmed++;
+    hello_first(t, d);
+    return 1;
 }
 
 /* Sends our certificate on d (refused: why we refused theirs, or NULL). */
@@ -1169,6 +1196,7 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
         goto drop;
     }
     pend_t *p = &d->pend[(d->pend_head + d->pend_count) % t->o.pending_max];
+    bump(&t->st.sends_held[d->lane != 0], 1);
     zmq_msg_init(&p->msg);
     zmq_msg_move(&p->msg, &msg);
     zmq_msg_close(&msg);

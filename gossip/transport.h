@@ -138,6 +138,16 @@ void transport_msg_free(transport_msg_t *m);    /* accepts an already freed/zero
  * max_msg, peer's queue full. type must be a known MsgType (asserted). */
 int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len);
 
+/* Opens the priority connection to addr ahead of its first message, so a membership message (a
+ * probe, the ack answering one) never waits for a TCP + CURVE handshake, ZAP and certificate
+ * hello: opened at the first message, under load (a burst of new bulk connections at once) that
+ * took 1-2.4 s, longer than a probe's whole budget. Our certificate hello goes first, as a first
+ * send would queue it; nothing else is sent. Returns 1 opened, 0 open already, -1 not at all: addr
+ * invalid or without a key (chartered), or the DEALER cap reached (a warm-up never closes another
+ * connection); -2 not now: max_shaking connections or more opened within the last handshake window
+ * still wait for their first handshake (a warm-up adds no burst of its own to a busy node). */
+int transport_warm(transport_t *t, const char *addr, int max_shaking);
+
 /* Closes the DEALER to addr (a dead peer); waiting messages are dropped and counted. */
 void transport_forget(transport_t *t, const char *addr);
 
@@ -220,6 +230,9 @@ typedef struct {
     uint64_t peers_open;                     /* DEALERs open now */
     uint64_t dealers_opened[2];              /* DEALERs opened (connections dialled), by lane: [0] the
                                                 bulk one, [1] the priority types' */
+    uint64_t dealers_warmed;                 /* ... of those [1], by transport_warm */
+    uint64_t sends_held[2];                  /* messages held for a connection not up yet (or a
+                                                full ZeroMQ queue), by lane as dealers_opened */
     uint64_t handshake_failed_in;            /* CURVE/ZMTP handshakes of incoming connections failed */
     uint64_t handshake_failed_out;           /* ... of our connections to peers (watched until the
                                                 first one to a peer succeeds) */

@@ -3,6 +3,7 @@
  * rejoin and catch-up, graceful leave, and a late joiner catching up on 1,000 products. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -497,4 +498,113 @@ Test(federation, anti_entropy_rides_on_probes)
               r.opened, r.alone_cat, r.alone_fed);
     cr_assert(h_wait(rounds_agree, &b, 10000), "no round reached growth and agreed");
     cr_assert_eq(h_metric(a.url, "trib_gossip_dropped_total{reason=\"malformed_rider\"}"), 0);
+}
+
+/* ---- issue 9 item 3: membership never waits behind catalog traffic */
+
+static int all_warm(void *ctx)
+{
+    cond_t *c = ctx;
+    for (int i = 0; i < c->n; i++)
+        if (h_metric(c->nodes[i]->url, "trib_gossip_connections_total{lane=\"priority\"}") < (double)c->count - 1)
+            return 0;
+    return 1;
+}
+
+/* Probes off (a ten-minute interval) and gossip to one peer at a time: little but the warm-up
+ * opens membership connections between joiners. */
+#define QUIET "--probe-interval-ms", "600000", "--gossip-nodes", "1"
+
+/* A member's membership (priority) connection opens as soon as it is seen alive, not with the first
+ * probe or ack it carries: opened then, in the same second as every node's new catalog connections
+ * (all nodes beginning to publish at once), its handshake outlasted the probe, and live members
+ * were suspected (N = 20 x 500: 13-17 suspicions a run, every one on a connection still in its
+ * handshake). Six nodes join one seed; with probes off, each has one to each of the five others
+ * within seconds. */
+Test(federation, membership_connections_open_when_a_member_is_seen_alive)
+{
+    enum { N = 6 };
+    h_node_t n[N];
+    const char *dom[N] = {"payments", "growth", "listening", "billing", "search", "ledger"};
+    cr_assert_eq(h_node_start(&n[0], dom[0], QUIET, NULL), 0);
+    for (int i = 1; i < N; i++)
+        cr_assert_eq(h_node_start(&n[i], dom[i], "--seed", n[0].peer, QUIET, NULL), 0, "%s did not start", dom[i]);
+    h_node_t *all[] = {&n[0], &n[1], &n[2], &n[3], &n[4], &n[5]};
+    cond_t cd = {.nodes = all, .n = N, .count = N};
+    cr_assert(h_wait(all_alive, &cd, 20000), "the nodes did not all see each other alive");
+    int warm = h_wait(all_warm, &cd, 5000);
+    for (int i = 0; i < N; i++)
+        cr_log_info("%s: %.0f priority connections dialled (%.0f ahead of a message), %.0f membership sends held",
+                    dom[i], h_metric(n[i].url, "trib_gossip_connections_total{lane=\"priority\"}"),
+                    h_metric(n[i].url, "trib_gossip_connections_warmed_total"),
+                    h_metric(n[i].url, "trib_gossip_sends_held_total{lane=\"priority\"}"));
+    cr_assert(warm, "a node has no membership connection to every member 5 s after all were alive");
+}
+
+typedef struct {
+    h_node_t *n;
+    int first, count, failed;
+} burst_t;
+
+static void *burst_publisher(void *arg)
+{
+    burst_t *b = arg;
+    for (int k = b->first; k < b->first + b->count; k++) {
+        char m[512], url[256];
+        int len = snprintf(m, sizeof m,
+                           "{\"name\":\"b%d\",\"domain\":\"%s\",\"version\":\"1.0.0\","
+                           "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                           "\"schema\":[{\"name\":\"id\",\"logicalType\":\"string\"}]}", k, b->n->domain);
+        snprintf(url, sizeof url, "%s/v1/products/%s/b%d", b->n->url, b->n->domain, k);
+        h_resp_t r;
+        if (h_http("PUT", url, "application/json", m, (size_t)len, &r) != 0 || (r.status != 201 && r.status != 200))
+            b->failed++;           /* counted, asserted by the test thread */
+        h_resp_free(&r);
+    }
+    return NULL;
+}
+
+/* Replication saturated: four nodes at SWIM's own timings, each publishing at once from two
+ * clients, so every node opens its catalog connection to every other in the same moment and
+ * pushes while it receives. No probe, ack or other membership message waits for a connection
+ * meanwhile (their own connections opened when the members came alive), no live member is
+ * suspected, and every product reaches every node. */
+Test(federation, a_burst_of_publishes_holds_no_membership_message_behind_a_handshake)
+{
+    enum { N = 4, PER = 60 };
+    h_node_t n[N];
+    const char *dom[N] = {"payments", "growth", "listening", "billing"};
+    cr_assert_eq(h_node_start(&n[0], dom[0], NULL), 0);
+    for (int i = 1; i < N; i++)
+        cr_assert_eq(h_node_start(&n[i], dom[i], "--seed", n[0].peer, NULL), 0, "%s did not start", dom[i]);
+    h_node_t *all[] = {&n[0], &n[1], &n[2], &n[3]};
+    cond_t cd = {.nodes = all, .n = N, .count = N};
+    cr_assert(h_wait(all_alive, &cd, 20000), "the nodes did not all see each other alive");
+    cr_assert(h_wait(all_warm, &cd, 5000), "a node has no membership connection to every member");
+    double held[N], suspects[N];
+    for (int i = 0; i < N; i++) {
+        held[i] = h_metric(n[i].url, "trib_gossip_sends_held_total{lane=\"priority\"}");
+        suspects[i] = h_metric(n[i].url, "trib_swim_events_total{event=\"suspect\"}");
+    }
+    burst_t b[2 * N];
+    pthread_t th[2 * N];
+    for (int i = 0; i < 2 * N; i++) {
+        b[i] = (burst_t){.n = &n[i / 2], .first = (i % 2) * PER / 2, .count = PER / 2};
+        cr_assert_eq(pthread_create(&th[i], NULL, burst_publisher, &b[i]), 0);
+    }
+    int failed = 0;
+    for (int i = 0; i < 2 * N; i++) {
+        pthread_join(th[i], NULL);
+        failed += b[i].failed;
+    }
+    cr_assert_eq(failed, 0, "%d publishes failed", failed);
+    cond_t have = {.nodes = all, .n = N, .count = N * PER};
+    cr_assert(h_wait(all_have_count, &have, 30000), "not every node holds all %d products", N * PER);
+    for (int i = 0; i < N; i++) {
+        double s = h_metric(n[i].url, "trib_swim_events_total{event=\"suspect\"}") - suspects[i];
+        cr_log_info("%s: %.0f suspicions raised during the burst", dom[i], s);
+        cr_expect_eq(s, 0, "%s suspected a live member during the burst", dom[i]);
+        cr_expect_eq(h_metric(n[i].url, "trib_gossip_sends_held_total{lane=\"priority\"}"), held[i],
+                     "%s: a membership message waited for a connection during the burst", dom[i]);
+    }
 }

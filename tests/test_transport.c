@@ -12,6 +12,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "gossip/clock.h"
 #include "gossip/transport.h"
 #include "proto/tributary.pb-c.h"
 #include "tests/peer_tools.h"
@@ -683,6 +684,65 @@ Test(transport, a_small_message_of_a_light_type_goes_on_the_priority_connection)
     cr_expect_eq(st.dealers_opened[1], 1, "a small sync opened a priority connection beside an open bulk one");
     cr_expect_eq(st.peers_open, 3);
     node_stop(&n);
+}
+
+/* A member's priority connection opened ahead of its first message (transport_warm): nothing is
+ * sent on it, and a probe sent once its handshake is done goes at once, where one to a peer with
+ * no connection yet is held for the handshake (which, on a busy node, outlasted the probe: issue 9
+ * item 3). A warm-up waits while max_shaking of its handshakes are under way and never closes
+ * another connection to make room. */
+Test(transport, a_warmed_priority_connection_carries_the_first_probe_without_waiting)
+{
+    node_t a, b;
+    transport_opts_t o;
+    transport_msg_t m;
+    char nowhere[TRANSPORT_ADDR_MAX], third[TRANSPORT_ADDR_MAX];
+    transport_opts_default(&o);
+    o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING;
+    o.max_peers = 2;
+    node_start(&a, &o);
+    node_start(&b, &o);
+    free_addr(nowhere, sizeof nowhere);
+    snprintf(third, sizeof third, "127.0.0.2:%s", strrchr(nowhere, ':') + 1);
+    const char *to_b = transport_addr(b.t);
+
+    cr_assert_eq(transport_warm(a.t, to_b, 1), 1);
+    transport_stats_t st = stats_of(a.t);
+    cr_expect_eq(st.dealers_opened[1], 1);
+    cr_expect_eq(st.dealers_warmed, 1);
+    cr_expect_eq(st.msgs_out[TRIB__MSG_TYPE__MSG_PING], 0, "a warm-up sent a message");
+    cr_expect_eq(st.sends_held[1], 0, "a warm-up held a message");
+    cr_expect_eq(transport_warm(a.t, to_b, 1), 0, "open already");
+    cr_expect_eq(transport_warm(a.t, "no port", 1), -1);
+    /* B has not answered the handshake's ZAP request yet (its transport_recv did not run): one
+     * handshake of A's is under way, so a second warm-up waits */
+    cr_expect_eq(transport_warm(a.t, nowhere, 1), -2);
+    cr_expect_eq(stats_of(a.t).peers_open, 1);
+    int rc = -2;
+    for (long end = (long)clock_ms() + ARRIVE_MS; rc == -2 && (long)clock_ms() < end;) {
+        cr_assert_eq(transport_recv(b.t, &m), 0, "nothing was sent to B");
+        transport_recv(a.t, &m);
+        if ((rc = transport_warm(a.t, nowhere, 1)) == -2)
+            poll(NULL, 0, 5);
+    }
+    cr_assert_eq(rc, 1, "the handshake with B did not finish");
+
+    cr_assert_eq(transport_send(a.t, to_b, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1), 0);
+    cr_expect_eq(stats_of(a.t).sends_held[1], 0, "the first probe to a warmed peer waited");
+    cr_expect_eq(stats_of(a.t).msgs_out[TRIB__MSG_TYPE__MSG_PING], 1);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives the probe");
+    cr_expect_eq(m.type, TRIB__MSG_TYPE__MSG_PING);
+    transport_msg_free(&m);
+    cr_assert_eq(transport_send(a.t, nowhere, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1), 0);
+    cr_expect_eq(stats_of(a.t).sends_held[1], 1, "a probe to a peer with no connection up went at once");
+
+    /* at the cap (2): a warm-up closes nothing */
+    cr_expect_eq(transport_warm(a.t, third, 8), -1);
+    st = stats_of(a.t);
+    cr_expect_eq(st.peers_open, 2);
+    cr_expect_eq(st.send_dropped, 0);
+    node_stop(&a);
+    node_stop(&b);
 }
 
 Test(transport, pollitems_lists_router_zap_and_waiting_dealers)
