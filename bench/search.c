@@ -326,6 +326,11 @@ int main(int argc, char **argv)
     qsort(after_write, WRITES, sizeof *after_write, cmp_u64);
     printf("  a query right after a write (%d writes, each a new index generation): p50 %.2f ms  max %.2f ms\n",
            WRITES, pct(after_write, WRITES, 0.5), pct(after_write, WRITES, 1.0));
+    store_search_size_t sz;
+    if (store_search_size(st, &sz) != 0)
+        die("store_search_size", store_last_error());
+    printf("  facet columns: %llu generations read whole, %llu updated from an older one\n",
+           (unsigned long long)sz.column_builds, (unsigned long long)sz.column_updates);
 
     store_close(&st);
     char p[128];
