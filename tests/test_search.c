@@ -973,13 +973,17 @@ Test(search, sees_only_asks_about_the_candidates_alone)
 
 /* ---------------------------------------------------------------- facets and order vs. a model */
 
-#define MODEL_N 240
+#define MODEL_N   240
+#define MODEL_MAX 800                /* the random writes' (over three chunks of the columns) */
 typedef struct { char id[32], title[64], tags[64], business[64]; const char *status, *cls, *compliance; } model_t;
-static model_t model[MODEL_N];
+static model_t model[MODEL_MAX];
+static size_t model_n;               /* published */
+
+static size_t page_size = 7;         /* of the pages check_against_model compares with the whole */
 
 static const model_t *model_of(const char *id)
 {
-    for (size_t i = 0; i < MODEL_N; i++)
+    for (size_t i = 0; i < model_n; i++)
         if (strcmp(model[i].id, id) == 0)
             return &model[i];
     cr_assert_fail("hit %s is no product", id);
@@ -991,7 +995,7 @@ static const model_t *model_of(const char *id)
  * score then id, and every page a slice of it. */
 static void check_against_model(const query_t *qq, const char *what)
 {
-    store_query_t q = { .q = qq->q, .tag = qq->tag, .status = qq->status, .limit = MODEL_N };
+    store_query_t q = { .q = qq->q, .tag = qq->tag, .status = qq->status, .limit = MODEL_MAX };
     store_result_t all;
     cr_assert_eq(store_search(st, &q, &all, err, sizeof err), 0, "%s: %s", what, err);
     cr_assert_eq(all.nhits, all.total, "%s", what);
@@ -1013,12 +1017,16 @@ static void check_against_model(const query_t *qq, const char *what)
         { STORE_FACET_TAG, "t4" }, { STORE_FACET_TAG, "t5" }, { STORE_FACET_TAG, "t6" }, { STORE_FACET_TAG, "fresh" },
         { STORE_FACET_COMPLIANCE, "compliant" }, { STORE_FACET_COMPLIANCE, "non_compliant" },
     };
+    const model_t **hm = malloc((all.nhits ? all.nhits : 1) * sizeof *hm);
+    cr_assert_not_null(hm);
+    for (size_t i = 0; i < all.nhits; i++)
+        hm[i] = model_of(all.hits[i].id);
     size_t nonzero = 0;
     for (size_t f = 0; f < sizeof values / sizeof *values; f++) {
         size_t want = 0;
         const char *v = values[f].value;
         for (size_t i = 0; i < all.nhits; i++) {
-            const model_t *m = model_of(all.hits[i].id);
+            const model_t *m = hm[i];
             int hidden = strcmp(m->cls, "restricted") == 0;
             char dom[32], t[72], tv[32];
             snprintf(dom, sizeof dom, "%.*s", (int)(strchr(m->id, '/') - m->id), m->id);
@@ -1037,10 +1045,11 @@ static void check_against_model(const query_t *qq, const char *what)
         size_t got = facet_count(&all, values[f].facet, v);
         cr_expect_eq(got, want, "%s: facet %d %s counts %zu, the model %zu", what, values[f].facet, v, got, want);
     }
+    free(hm);
     cr_expect_eq(all.nfacets, nonzero, "%s: %zu facet values, the model %zu", what, all.nfacets, nonzero);
-    for (size_t off = 0; off < all.total + 7; off += 7) {
+    for (size_t off = 0; off < all.total + page_size; off += page_size) {
         q.offset = off;
-        q.limit = 7;
+        q.limit = page_size;
         store_result_t page;
         cr_assert_eq(store_search(st, &q, &page, err, sizeof err), 0, "%s: %s", what, err);
         cr_expect_eq(page.total, all.total, "%s", what);
@@ -1048,10 +1057,25 @@ static void check_against_model(const query_t *qq, const char *what)
             cr_expect_str_eq(page.hits[i].id, all.hits[off + i].id, "%s: offset %zu", what, off + i);
             cr_expect_eq(page.hits[i].score, all.hits[off + i].score, "%s", what);
         }
-        cr_expect_eq(page.nhits, off >= all.total ? 0 : (all.total - off < 7 ? all.total - off : 7), "%s", what);
+        cr_expect_eq(page.nhits, off >= all.total ? 0 : (all.total - off < page_size ? all.total - off : page_size), "%s",
+                     what);
         store_result_free(&page);
     }
     store_result_free(&all);
+}
+
+static const char *const words[] = { "river", "stone", "lake", "storm", "hill" };
+static const char *const statuses[] = { "active", "draft", "deprecated" };
+static const char *const classes[] = { "internal", "public", "restricted", "internal" };
+
+/* Random fields for model product m from x. */
+static void model_fill(model_t *m, uint32_t x)
+{
+    snprintf(m->title, sizeof m->title, "%s %s", words[(x >> 8) % 5], words[(x >> 12) % 5]);
+    snprintf(m->tags, sizeof m->tags, "t%u,t%u", (x >> 16) % 4, 4 + (x >> 20) % 3);
+    snprintf(m->business, sizeof m->business, "o%u@example.com", (x >> 24) % 6);
+    m->status = statuses[(x >> 4) % 3];
+    m->cls = classes[(x >> 6) % 4];
 }
 
 static void model_publish(model_t *m)
@@ -1075,21 +1099,15 @@ static void check_all(const char *when)
  * write to the index (the columns queries count from must follow every one). */
 Test(search, facets_and_order_follow_every_write)
 {
-    static const char *const words[] = { "river", "stone", "lake", "storm", "hill" };
-    static const char *const statuses[] = { "active", "draft", "deprecated" };
-    static const char *const classes[] = { "internal", "public", "restricted", "internal" };
     uint32_t x = 12345;
     for (size_t i = 0; i < MODEL_N; i++) {
         model_t *m = &model[i];
         snprintf(m->id, sizeof m->id, "d%zu/p%03zu", (i * 7) % 5, (i * 37) % MODEL_N);
         x = x * 1103515245u + 12345u;
-        snprintf(m->title, sizeof m->title, "%s %s", words[(x >> 8) % 5], words[(x >> 12) % 5]);
-        snprintf(m->tags, sizeof m->tags, "t%u,t%u", (x >> 16) % 4, 4 + (x >> 20) % 3);
-        snprintf(m->business, sizeof m->business, "o%u@example.com", (x >> 24) % 6);
-        m->status = statuses[(x >> 4) % 3];
-        m->cls = classes[(x >> 6) % 4];
+        model_fill(m, x);
         m->compliance = "";
         model_publish(m);
+        model_n = i + 1;
     }
     check_all("loaded");
     model[5].status = "retired";
@@ -1153,5 +1171,208 @@ Test(search, queries_on_threads_while_products_arrive)
     cr_expect_eq(bad[0] + bad[1], 0, "%zu inconsistent results", bad[0] + bad[1]);
     store_result_t r = run(&(query_t){ .q = NULL }, 3);
     cr_expect_eq(r.total, 150);
+    store_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- the columns follow writes */
+
+static uint32_t lcg(uint32_t x) { return x * 1103515245u + 12345u; }
+
+/* The model check of a listing (every tie in id order), a word and a tag filter. */
+static void check_some(const char *when)
+{
+    static const query_t qs[] = { { .q = NULL }, { .q = "stone" }, { .tag = "t1" } };
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s, query %zu", when, i);
+        check_against_model(&qs[i], what);
+    }
+}
+
+static void check_columns_updated(uint64_t builds, uint64_t min_updates)
+{
+    store_search_size_t sz;
+    cr_assert_eq(store_search_size(st, &sz), 0);
+    cr_expect_eq(sz.column_builds, builds, "columns read whole %llu times, not %llu",
+                 (unsigned long long)sz.column_builds, (unsigned long long)builds);
+    cr_expect_geq(sz.column_updates, min_updates, "columns updated %llu times, fewer than %llu",
+                  (unsigned long long)sz.column_updates, (unsigned long long)min_updates);
+}
+
+/* Random writes of every kind, a query between each and the next, against the model: each
+ * generation's columns are updated from the one before (never read whole again) and must count
+ * and order exactly as the model says. */
+Test(search, facets_and_order_follow_random_writes)
+{
+    uint32_t x = 4242;
+    for (size_t i = 0; i < MODEL_MAX; i++) {
+        snprintf(model[i].id, sizeof model[i].id, "d%zu/p%03zu", (i * 7) % 5, (i * 37) % MODEL_MAX);
+        model_fill(&model[i], x = lcg(x));
+        model[i].compliance = "";
+    }
+    for (; model_n < 600; model_n++)
+        model_publish(&model[model_n]);
+    page_size = 97;
+    check_some("loaded");
+    static const char *const compliance[] = { "compliant", "non_compliant", "" };
+    int writes = 0;
+    for (int w = 0; w < 240; w++) {
+        x = lcg(x);
+        model_t *m = &model[(x >> 3) % model_n];
+        char when[64];
+        snprintf(when, sizeof when, "write %d (kind %u)", w, x % 8);
+        switch (x % 8) {
+        case 0: case 1: case 2:   /* an update: any field may change */
+            model_fill(m, lcg(x ^ 0x5bd1e995u));
+            model_publish(m);
+            break;
+        case 3:                   /* a new product */
+            if (model_n < MODEL_MAX)
+                model_publish(&model[model_n++]);
+            break;
+        case 4:
+            m->status = "retired";
+            cr_assert_eq(retire(m->id), 0, "%s", err);
+            break;
+        case 5: {                 /* a compliance batch */
+            const char *ids[40], *states[40];
+            size_t n = 1 + (x >> 9) % 40;
+            for (size_t i = 0; i < n; i++) {
+                model_t *c = &model[lcg(x + (uint32_t)i) % model_n];
+                c->compliance = compliance[(x >> (i % 16)) % 3];
+                ids[i] = c->id;
+                states[i] = c->compliance;
+            }
+            cr_assert_eq(store_search_set_compliance(st, ids, states, n, err, sizeof err), 0, "%s", err);
+            break;
+        }
+        case 6:                   /* two generations before the next query */
+            model_fill(m, lcg(x ^ 0x27d4eb2du));
+            model_publish(m);
+            m = &model[(x >> 11) % model_n];
+            model_fill(m, lcg(x ^ 0x165667b1u));
+            model_publish(m);
+            break;
+        case 7:                   /* a new product and an update in one */
+            if (model_n < MODEL_MAX)
+                model_publish(&model[model_n++]);
+            model_fill(m, lcg(x ^ 0x9e3779b9u));
+            model_publish(m);
+            break;
+        }
+        writes++;
+        check_some(when);
+    }
+    check_all("after the random writes");
+    check_columns_updated(1, (uint64_t)writes / 2);
+}
+
+/* New ids in runs between the same two older ones, ascending and then descending, a listing
+ * between each: each new id ranks between its neighbours in the columns updated (no read whole)
+ * until a gap between two ranks runs out (descending halves the gap each time), when the columns
+ * are read whole and every rank spread again. Ties stay in id order throughout. */
+Test(search, ties_stay_in_id_order_as_runs_of_ids_arrive)
+{
+    uint32_t x = 99;
+    for (; model_n < 40; model_n++) {
+        model_t *m = &model[model_n];
+        snprintf(m->id, sizeof m->id, "d%zu/p%03zu", model_n % 5, model_n);
+        model_fill(m, x = lcg(x));
+        m->compliance = "";
+        model_publish(m);
+    }
+    check_against_model(&(query_t){ .q = NULL }, "loaded");
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 40; i++) {
+            model_t *m = &model[model_n];
+            snprintf(m->id, sizeof m->id, "d2/%c%03d", pass ? 'r' : 'q', pass ? 39 - i : i);
+            model_fill(m, x = lcg(x));
+            m->compliance = "";
+            model_publish(m);
+            model_n++;
+            char when[64];
+            snprintf(when, sizeof when, "%s %s", pass ? "descending" : "ascending", m->id);
+            check_against_model(&(query_t){ .q = NULL }, when);
+            if (pass == 0 && i == 39)
+                check_columns_updated(1, 40);
+        }
+    store_search_size_t sz;
+    cr_assert_eq(store_search_size(st, &sz), 0);
+    cr_expect_geq(sz.column_builds, 2, "the descending run never ran out of room between two ranks");
+    cr_expect_geq(sz.column_updates, 70);
+    /* Runs of five new ids in one generation step, published in and against id order (docids in
+     * the opposite order to the ids), beside an older id and at the end of the id order. */
+    for (int b = 0; b < 8; b++) {
+        for (int i = 0; i < 5; i++) {
+            model_t *m = &model[model_n++];
+            int k = b % 2 ? 4 - i : i;
+            snprintf(m->id, sizeof m->id, b < 4 ? "d2/s%d%d" : "d4/z%d%d", b, k);
+            model_fill(m, x = lcg(x));
+            m->compliance = "";
+            model_publish(m);
+        }
+        char when[64];
+        snprintf(when, sizeof when, "run %d of five", b);
+        check_against_model(&(query_t){ .q = NULL }, when);
+    }
+    store_search_size_t after;
+    cr_assert_eq(store_search_size(st, &after), 0);
+    cr_expect_eq(after.column_builds, sz.column_builds, "a run of five ids read the columns whole");
+}
+
+/* Queries on threads while a writer moves products between tags "ta" and "tb": a query filtered
+ * by one must count each hit under it and none under the other, whichever generation its snapshot
+ * is of and whichever columns it gets (kept, updated from an older generation's, read whole). */
+static void *flip_query_loop(void *arg)
+{
+    size_t *bad = arg;
+    char e[256];
+    for (int i = 0; i < 5000 && !(atomic_load(&writes_done) && i >= 20); i++) {
+        const char *tag = i % 2 ? "ta" : "tb", *other = i % 2 ? "tb" : "ta";
+        store_query_t q = { .tag = i % 3 ? tag : NULL, .limit = 3 };
+        store_result_t r;
+        if (store_search(st, &q, &r, e, sizeof e) != 0) {
+            (*bad)++;
+            continue;
+        }
+        size_t a = facet_count(&r, STORE_FACET_TAG, tag), b = facet_count(&r, STORE_FACET_TAG, other);
+        if (q.tag ? a != r.total || b != 0 : a + b != r.total)
+            (*bad)++;
+        store_result_free(&r);
+    }
+    return NULL;
+}
+
+Test(search, facets_match_the_snapshot_while_products_change)
+{
+    enum { N = 120 };
+    char id[64], tags[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "d%d/p%03d", i % 4, i);
+        tags[i] = i % 2;
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = tags[i] ? "ta" : "tb" });
+    }
+    pthread_t th[2];
+    size_t bad[2] = { 0, 0 };
+    atomic_store(&writes_done, 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, flip_query_loop, &bad[i]), 0);
+    uint32_t x = 7;
+    for (int w = 0; w < 300; w++) {
+        int i = (int)((x = lcg(x)) >> 8) % N;
+        tags[i] = !tags[i];
+        snprintf(id, sizeof id, "d%d/p%03d", i % 4, i);
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = tags[i] ? "ta" : "tb" });
+    }
+    atomic_store(&writes_done, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    cr_expect_eq(bad[0] + bad[1], 0, "%zu results counted from columns of another generation", bad[0] + bad[1]);
+    size_t ta = 0;
+    for (int i = 0; i < N; i++)
+        ta += tags[i];
+    store_result_t r = run(&(query_t){ .tag = "ta" }, 3);
+    cr_expect_eq(r.total, ta);
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "ta"), ta);
     store_result_free(&r);
 }
