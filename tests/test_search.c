@@ -1269,7 +1269,7 @@ Test(search, facets_and_order_follow_random_writes)
     page_size = 97;
     check_some("loaded");
     int writes = 0;
-    for (int w = 0; w < 240; w++) {
+    for (int w = 0; w < 160; w++) {
         x = lcg(x);
         char when[64];
         snprintf(when, sizeof when, "write %d (kind %u)", w, x % 8);
