@@ -14,8 +14,8 @@
 #include <string.h>
 #include "storage/search_int.h"
 
-#define UPDATE_SHARE 16                    /* update when at most 1/16 of the products changed, */
-#define UPDATE_MIN   64                    /* or at most this many */
+#define UPDATE_SHARE 64                    /* update when at most 1/64 of the products changed (a */
+#define UPDATE_MIN   64                    /* changed product costs ~50 read whole), or this many */
 #define DEAD_VALUES  1024                  /* values no product has, past the live ones, that a read
                                               whole sheds */
 #define RANK_STEP    ((uint64_t)1 << 32)   /* the most a new id's rank is past the one before it */
