@@ -429,11 +429,6 @@ static int doc_values(store_t *st, MDB_txn *txn, MDB_cursor *facets, uint32_t d,
     return 0;
 }
 
-static void rank_set(search_cache_t *c, uint32_t d, uint64_t rank)
-{
-    c->chunk[d / SEARCH_CHUNK]->rank[d % SEARCH_CHUNK] = rank;
-}
-
 typedef struct { const char *id; uint32_t doc; } newid_t;
 
 static int cmp_newid(const void *a, const void *b)
@@ -446,10 +441,64 @@ static uint32_t docid_val(const MDB_val *v)
     return v->mv_size == 4 ? be32_get(v->mv_data) : 0;
 }
 
-/* Ranks the docs [from, c->n) (new since the generation c was updated from; their chunks are c's
- * alone) between their neighbours in id order in snapshot txn: each run of new ids between two
- * older ones is spread over the gap between those ranks. 0; 1 when a gap is too narrow (the
- * columns must be read whole); -1 with err. */
+/* Ranks the run of new ids from first on (each of doc >= from, so c's alone and unranked) up to the
+ * next ranked id, spread over the gap between the ranks of the ids before and after it, in the
+ * id order of cur's snapshot. 0; 1 when it cannot (no room in the gap, or the id is not where its
+ * record says): the columns must be read whole; -1 with the LMDB code in *lmdb. */
+static int rank_run(MDB_cursor *cur, search_cache_t *c, uint32_t from, const newid_t *first, uint32_t *run,
+                    size_t cap, int *lmdb)
+{
+    MDB_val k = { strlen(first->id), (void *)first->id }, v;
+    uint64_t before = 0, after = UINT64_MAX;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+    if (rc)
+        goto out;
+    if (docid_val(&v) != first->doc)
+        return 1;
+    if ((rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) == 0) {
+        uint32_t p = docid_val(&v);
+        if (p == 0 || p >= c->n || !(before = search__cache_rank(c, p)))
+            return 1;
+    } else if (rc != MDB_NOTFOUND) {
+        goto out;
+    }
+    k = (MDB_val){ strlen(first->id), (void *)first->id };
+    if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET)) != 0)
+        goto out;
+    size_t m = 0;
+    run[m++] = first->doc;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        uint32_t e = docid_val(&v);
+        if (e == 0 || e >= c->n)
+            return 1;
+        if (e < from || search__cache_rank(c, e)) {
+            after = search__cache_rank(c, e);
+            break;
+        }
+        if (m == cap)
+            return 1;
+        run[m++] = e;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto out;
+    uint64_t step = after > before ? (after - before) / (m + 1) : 0;
+    if (step == 0)
+        return 1;   /* no room: reading whole spreads every rank again */
+    if (step > RANK_STEP)
+        step = RANK_STEP;
+    for (size_t j = 0; j < m; j++)
+        c->chunk[run[j] / SEARCH_CHUNK]->rank[run[j] % SEARCH_CHUNK] = before + step * (j + 1);
+    return 0;
+out:
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    *lmdb = rc;
+    return -1;
+}
+
+/* Ranks the new docs ids[0..nids) (docids >= from, new since the generation c is updated from)
+ * between their neighbours in id order, in snapshot txn. 0; 1 when the columns must be read whole
+ * instead; -1 with err. */
 static int rank_new(store_t *st, MDB_txn *txn, search_cache_t *c, uint32_t from, newid_t *ids, size_t nids,
                     char *err, size_t errlen)
 {
@@ -459,64 +508,15 @@ static int rank_new(store_t *st, MDB_txn *txn, search_cache_t *c, uint32_t from,
         store__mdb_err(st, err, errlen, "mdb_cursor_open(search_ids)", rc);
         return -1;
     }
-    uint32_t *run = malloc((nids ? nids : 1) * sizeof *run);
+    uint32_t *run = malloc(nids * sizeof *run);
     int ret = run ? 0 : -1;
     if (!run)
         store__err(err, errlen, "search: out of memory ranking %zu new products", nids);
     qsort(ids, nids, sizeof *ids, cmp_newid);
     /* In id order, so the id before each run is ranked already. */
-    for (size_t i = 0; i < nids && ret == 0; i++) {
-        uint32_t d = ids[i].doc;
-        if (search__cache_rank(c, d))
-            continue;   /* in an earlier run */
-        MDB_val k = { strlen(ids[i].id), (void *)ids[i].id }, v;
-        uint64_t before = 0, after = UINT64_MAX;
-        if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET)) != 0 || docid_val(&v) != d)
-            goto lmdb;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-        if (rc == 0) {
-            uint32_t p = docid_val(&v);
-            if (p == 0 || p >= c->n || !(before = search__cache_rank(c, p)))
-                goto unsure;
-        } else if (rc != MDB_NOTFOUND) {
-            goto lmdb;
-        }
-        k = (MDB_val){ strlen(ids[i].id), (void *)ids[i].id };
-        if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET)) != 0)
-            goto lmdb;
-        size_t m = 0;
-        run[m++] = d;
-        while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-            uint32_t e = docid_val(&v);
-            if (e == 0 || e >= c->n)
-                goto unsure;
-            if (e < from || search__cache_rank(c, e)) {
-                after = search__cache_rank(c, e);
-                break;
-            }
-            if (m == nids)
-                goto unsure;
-            run[m++] = e;
-        }
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            goto lmdb;
-        uint64_t step = after > before ? (after - before) / (m + 1) : 0;
-        if (step == 0)
-            goto unsure;   /* no room: read whole, which spreads every rank again */
-        if (step > RANK_STEP)
-            step = RANK_STEP;
-        for (size_t j = 0; j < m; j++)
-            rank_set(c, run[j], before + step * (j + 1));
-        continue;
-lmdb:
-        if (rc == 0 || rc == MDB_NOTFOUND)
-            goto unsure;   /* the id is not where its record says: read whole */
-        store__mdb_err(st, err, errlen, "search: reading search_ids", rc);
-        ret = -1;
-        break;
-unsure:
-        ret = 1;
-    }
+    for (size_t i = 0; i < nids && ret == 0; i++)
+        if (!search__cache_rank(c, ids[i].doc) && (ret = rank_run(cur, c, from, &ids[i], run, nids, &rc)) == -1)
+            store__mdb_err(st, err, errlen, "search: reading search_ids", rc);
     mdb_cursor_close(cur);
     free(run);
     return ret;
