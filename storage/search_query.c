@@ -711,7 +711,7 @@ int store_search_size(store_t *st, store_search_size_t *out)
     MDB_txn *txn;
     if (store__read_begin(st, &txn, NULL, 0) != 0)
         return -1;
-    MDB_dbi dbs[] = { st->s_terms, st->s_facets, st->s_docs, st->s_ids };
+    MDB_dbi dbs[] = { st->s_terms, st->s_facets, st->s_docs, st->s_ids, st->s_delta };
     int ret = 0;
     for (size_t i = 0; i < sizeof dbs / sizeof *dbs; i++) {
         MDB_stat s;
