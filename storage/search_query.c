@@ -360,14 +360,17 @@ static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, s
     if (nh > c->n / 2) {
         for (size_t v = 0; v < c->nvalues; v++)
             count[v] = c->total[v];
-        for (uint32_t d = 0; d < c->n; d++) {
-            int hit = q->hit[d >> 6] >> (d & 63) & 1;
-            if (hit && !q->slot[d].hidden)
-                continue;
-            val = search__cache_vals(c, d, &nv);
-            for (uint32_t j = 0; j < nv; j++)
-                if (!hit || !facet_in_stub[c->values[val[j]].facet])
-                    count[val[j]]--;
+        for (uint32_t lo = 0; lo < c->n; lo += SEARCH_CHUNK) {   /* a chunk at a time */
+            const search_chunk_t *k = c->chunk[lo / SEARCH_CHUNK];
+            for (uint32_t i = 0; i < SEARCH_CHUNK && lo + i < c->n; i++) {
+                uint32_t d = lo + i;
+                int hit = q->hit[d >> 6] >> (d & 63) & 1;
+                if (hit && !q->slot[d].hidden)
+                    continue;
+                for (uint32_t j = k->off[i]; j < k->off[i + 1]; j++)
+                    if (!hit || !facet_in_stub[c->values[k->val[j]].facet])
+                        count[k->val[j]]--;
+            }
         }
     } else {
         for (size_t i = 0; i < nh; i++) {
