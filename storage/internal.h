@@ -22,7 +22,7 @@ struct store {
     MDB_env *env;
     MDB_dbi meta, catalog, heads, products, records, members;
     MDB_dbi s_terms, s_facets, s_docs, s_ids, s_delta;   /* search index (search_*.c) */
-    /* The index columns of the latest generations queries used, newest first (search_cache.c). */
+    /* The index columns of the latest generations queries used, in no order (search_cache.c). */
     struct search_cache *scache[STORE_SCACHE_KEEP];
     int scache_building;               /* a thread builds the columns now: the others wait for it */
     uint64_t scache_builds, scache_updates;   /* columns read whole / updated from older ones */

@@ -378,7 +378,6 @@ int search__rec_decode(const void *data, size_t len, rec_t *r)
     return rd.bad || r->idlen == 0 || r->idlen >= STORE_ID_MAX ? -1 : 0;
 }
 
-
 int search__rec_facets(const rec_t *r, search__facet_fn fn, void *ctx)
 {
     const char *slash = memchr(r->id, '/', r->idlen);
