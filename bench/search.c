@@ -6,8 +6,9 @@
  * times store_search over a fixed mix of queries (single word, multi-word, word + facet filters,
  * filters alone, exact id, a word prefix as typed, and the unfiltered listing) and prints p50/p99 per kind and overall,
  * the user CPU per query, and index size. Then, apart from those figures, it times a single-word
- * query right after each of WRITES more appended products: the first query of a new index
- * generation reads the index columns again (storage/search_cache.c).
+ * query right after each of WRITES more appended products, then after each of WRITES updates of
+ * existing products, then after each of BATCHES runs of BATCH appends: the first query of a new
+ * index generation updates the index columns by what changed since (storage/search_cache.c).
  *
  * Usage: search [N] [QUERIES]      prints the figures on stdout; progress on stderr.
  * Must not: include lmdb.h (it measures storage's API), or leave its temp store behind. */
@@ -26,7 +27,9 @@
 #define FIELDS  300
 #define DOMAINS 40
 #define SAMPLES 1024   /* product ids kept for the exact-id queries */
-#define WRITES  20     /* appends each followed by one timed query, after the mix */
+#define WRITES  20     /* appends, then updates, each followed by one timed query, after the mix */
+#define BATCH   200    /* appends followed by one timed query, */
+#define BATCHES 5      /* this many times, after those */
 
 static uint64_t now_ns(void)
 {
@@ -72,6 +75,7 @@ static double user_ms(void)
 
 static char domains[DOMAINS][32];
 static char sample[SAMPLES][STORE_ID_MAX];
+static uint32_t sample_every = 1, sample_below;   /* which of the loaded products are sampled */
 
 static void die(const char *what, const char *err)
 {
@@ -237,6 +241,71 @@ static double run_queries(store_t *st, uint32_t n, size_t nq, double load_s)
     return p99;
 }
 
+/* Appends product i (of domain i % DOMAINS) as a replica stores a gossiped entry: one write
+ * transaction, the index updated inside it. name: another name for it (an update of that product
+ * of the domain), NULL for its own. The sampled ids are kept. */
+static void append(store_t *st, uint32_t i, const char *name)
+{
+    static uint64_t seq[DOMAINS];
+    static uint8_t hash[DOMAINS][STORE_HASH_LEN];
+    static const uint8_t key[STORE_KEY_LEN] = { 0xbe, 0x4c };
+    static uint8_t body[8192], signed_bytes[8400];
+    Trib__SchemaProperty props[6], *pp[6];
+    char *tags[4], buf[4096], err[256];
+    Trib__Manifest m = TRIB__MANIFEST__INIT;
+    for (int k = 0; k < 6; k++) {
+        trib__schema_property__init(&props[k]);
+        props[k].logical_type = "string";
+        pp[k] = &props[k];
+    }
+    m.schema = pp;
+    m.n_schema = 6;
+    m.tags = tags;
+    make_product(i, &m, buf);
+    if (name)
+        m.name = (char *)name;
+    int d = (int)(i % DOMAINS);
+    Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
+    e.domain = domains[d];
+    e.seq = ++seq[d];
+    e.time_ms = 1700000000000 + i;
+    if (e.seq > 1) {
+        e.prev_hash.data = hash[d];
+        e.prev_hash.len = STORE_HASH_LEN;
+    }
+    e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
+    e.manifest = &m;
+    size_t bn = trib__catalog_entry__pack(&e, body);
+    Trib__SignedEntry se = TRIB__SIGNED_ENTRY__INIT;
+    se.body.data = body;
+    se.body.len = bn;
+    se.signer.data = (uint8_t *)key;
+    se.signer.len = STORE_KEY_LEN;
+    size_t sn = trib__signed_entry__pack(&se, signed_bytes);
+    uint8_t h[STORE_HASH_LEN] = { 0 };
+    memcpy(h, &i, sizeof i);   /* storage trusts the hash it is given: any distinct bytes */
+    if (store_catalog_append(st, &e, h, key, signed_bytes, sn, err, sizeof err) != 0)
+        die("store_catalog_append", err);
+    memcpy(hash[d], h, STORE_HASH_LEN);
+    if (!name && i < sample_below && (i % sample_every == 0 || i < SAMPLES))
+        snprintf(sample[i % SAMPLES], sizeof sample[0], "%s/%s", m.domain, m.name);
+}
+
+/* One single-word query (page of 20, 20 values per facet), timed in ns. */
+static uint64_t timed_query(store_t *st)
+{
+    char q[32], err[256];
+    word(skewed(VOCAB), q);
+    store_query_t sq = { .q = q, .limit = 20, .facet_max = 20 };
+    store_result_t r;
+    uint64_t a = now_ns();
+    if (store_search(st, &sq, &r, err, sizeof err) != 0)
+        die("store_search", err);
+    uint64_t dt = now_ns() - a;
+    store_result_free(&r);
+    return dt;
+}
+
 int main(int argc, char **argv)
 {
     uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 100000;
@@ -259,73 +328,54 @@ int main(int argc, char **argv)
     if (!st)
         die("store_open", err);
 
-    /* ---- load */
-    uint64_t seq[DOMAINS] = { 0 };
-    uint8_t hash[DOMAINS][STORE_HASH_LEN] = { { 0 } };
-    static const uint8_t key[STORE_KEY_LEN] = { 0xbe, 0x4c };
-    Trib__SchemaProperty props[6], *pp[6];
-    char *tags[4];
-    char buf[4096];
-    uint8_t body[8192], signed_bytes[8400];
+    /* ---- load, the mix, then queries after writes */
     uint64_t t0 = now_ns();
-    uint64_t after_write[WRITES];
     double p99 = 0;
-    for (uint32_t i = 0; i < n + WRITES; i++) {
-        if (i == n)   /* ---- queries: a fixed mix, interleaved */
-            p99 = run_queries(st, n, nq, (double)(now_ns() - t0) / 1e9);
-        Trib__Manifest m = TRIB__MANIFEST__INIT;
-        for (int k = 0; k < 6; k++) {
-            trib__schema_property__init(&props[k]);
-            props[k].logical_type = "string";
-            pp[k] = &props[k];
-        }
-        m.schema = pp;
-        m.n_schema = 6;
-        m.tags = tags;
-        make_product(i, &m, buf);
-        int d = (int)(i % DOMAINS);
-        Trib__CatalogEntry e = TRIB__CATALOG_ENTRY__INIT;
-        e.domain = domains[d];
-        e.seq = ++seq[d];
-        e.time_ms = 1700000000000 + i;
-        if (e.seq > 1) {
-            e.prev_hash.data = hash[d];
-            e.prev_hash.len = STORE_HASH_LEN;
-        }
-        e.change_case = TRIB__CATALOG_ENTRY__CHANGE_MANIFEST;
-        e.manifest = &m;
-        size_t bn = trib__catalog_entry__pack(&e, body);
-        Trib__SignedEntry se = TRIB__SIGNED_ENTRY__INIT;
-        se.body.data = body;
-        se.body.len = bn;
-        se.signer.data = (uint8_t *)key;
-        se.signer.len = STORE_KEY_LEN;
-        size_t sn = trib__signed_entry__pack(&se, signed_bytes);
-        uint8_t h[STORE_HASH_LEN] = { 0 };
-        memcpy(h, &i, sizeof i);   /* storage trusts the hash it is given: any distinct bytes */
-        if (store_catalog_append(st, &e, h, key, signed_bytes, sn, err, sizeof err) != 0)
-            die("store_catalog_append", err);
-        memcpy(hash[d], h, STORE_HASH_LEN);
-        if (i >= n) {   /* after the mix: one query right after each write */
-            char q[32];
-            word(skewed(VOCAB), q);
-            store_query_t sq = { .q = q, .limit = 20, .facet_max = 20 };
-            store_result_t r;
-            uint64_t a = now_ns();
-            if (store_search(st, &sq, &r, err, sizeof err) != 0)
-                die("store_search", err);
-            after_write[i - n] = now_ns() - a;
-            store_result_free(&r);
-            continue;
-        }
-        if (i % (n / SAMPLES + 1) == 0 || i < SAMPLES)
-            snprintf(sample[i % SAMPLES], sizeof sample[0], "%s/%s", m.domain, m.name);
+    sample_every = n / SAMPLES + 1;
+    sample_below = n;
+    for (uint32_t i = 0; i < n; i++) {
+        append(st, i, NULL);
         if ((i + 1) % 20000 == 0)
             fprintf(stderr, "bench search: indexed %u products\n", i + 1);
     }
+    p99 = run_queries(st, n, nq, (double)(now_ns() - t0) / 1e9);
+    uint64_t after_write[WRITES], after_update[WRITES], after_batch[BATCHES];
+    uint32_t next = n;
+    for (int w = 0; w < WRITES; w++) {   /* a new product */
+        append(st, next++, NULL);
+        after_write[w] = timed_query(st);
+    }
+    for (int w = 0; w < WRITES; w++) {   /* a new manifest of a sampled product: any facet may change */
+        char id[STORE_ID_MAX];
+        snprintf(id, sizeof id, "%s", sample[rnd(SAMPLES)]);
+        char *slash = strchr(id, '/');
+        *slash = '\0';
+        uint32_t d = 0;
+        while (d < DOMAINS - 1 && strcmp(domains[d], id) != 0)
+            d++;
+        next += (d + DOMAINS - next % DOMAINS) % DOMAINS;   /* a product number of its domain */
+        append(st, next++, slash + 1);
+        after_update[w] = timed_query(st);
+    }
+    for (int b = 0; b < BATCHES; b++) {
+        for (int k = 0; k < BATCH; k++)
+            append(st, next++, NULL);
+        after_batch[b] = timed_query(st);
+    }
     qsort(after_write, WRITES, sizeof *after_write, cmp_u64);
+    qsort(after_update, WRITES, sizeof *after_update, cmp_u64);
+    qsort(after_batch, BATCHES, sizeof *after_batch, cmp_u64);
     printf("  a query right after a write (%d writes, each a new index generation): p50 %.2f ms  max %.2f ms\n",
            WRITES, pct(after_write, WRITES, 0.5), pct(after_write, WRITES, 1.0));
+    printf("  ... right after an update of a product (%d updates): p50 %.2f ms  max %.2f ms\n",
+           WRITES, pct(after_update, WRITES, 0.5), pct(after_update, WRITES, 1.0));
+    printf("  ... right after %d new products (%d times): p50 %.2f ms  max %.2f ms\n",
+           BATCH, BATCHES, pct(after_batch, BATCHES, 0.5), pct(after_batch, BATCHES, 1.0));
+    store_search_size_t sz;
+    if (store_search_size(st, &sz) != 0)
+        die("store_search_size", store_last_error());
+    printf("  facet columns: %llu generations read whole, %llu updated from an older one\n",
+           (unsigned long long)sz.column_builds, (unsigned long long)sz.column_updates);
 
     store_close(&st);
     char p[128];

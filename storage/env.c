@@ -376,6 +376,7 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
         (rc = open_dbi_dup(st, txn, "search_facets", &st->s_facets, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "search_docs", &st->s_docs, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "search_ids", &st->s_ids, err, errlen)) != 0 ||
+        (rc = open_dbi(st, txn, "search_delta", &st->s_delta, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "access", &st->access, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "history", &st->history, err, errlen)) != 0 ||
         (rc = open_dbi(st, txn, "record_schema", &st->rschema, err, errlen)) != 0 ||

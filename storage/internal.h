@@ -16,13 +16,16 @@
 
 #define STORE_NAME_MAX 63              /* domain or product name, without NUL */
 #define STORE_ERR_MAX  256
+#define STORE_SCACHE_KEEP 4            /* generations of search columns a store keeps */
 
 struct store {
     MDB_env *env;
     MDB_dbi meta, catalog, heads, products, records, members;
-    MDB_dbi s_terms, s_facets, s_docs, s_ids;   /* search index (search.c) */
-    struct search_cache *scache;       /* the index columns queries share (search_cache.c) */
+    MDB_dbi s_terms, s_facets, s_docs, s_ids, s_delta;   /* search index (search_*.c) */
+    /* The index columns of the latest generations queries used, in no order (search_cache.c). */
+    struct search_cache *scache[STORE_SCACHE_KEEP];
     int scache_building;               /* a thread builds the columns now: the others wait for it */
+    uint64_t scache_builds, scache_updates;   /* columns read whole / updated from older ones */
     MDB_dbi access;                    /* access requests and grants (access.c) */
     MDB_dbi history, rschema;          /* version history, record schema epochs (history.c) */
     MDB_dbi changes;                   /* the node-local change log (changes.c) */

@@ -96,7 +96,11 @@ int store_search_tokens(const char *text, char *out, size_t cap);
 int store_search_set_compliance(store_t *st, const char *const *ids, const char *const *states, size_t n,
                                 char *err, size_t errlen);
 
-typedef struct { uint64_t bytes, postings, products; } store_search_size_t;
-int store_search_size(store_t *st, store_search_size_t *out);   /* index pages in bytes */
+typedef struct {
+    uint64_t bytes, postings, products;          /* index pages in bytes, word postings, products */
+    uint64_t column_builds, column_updates;      /* generations whose facet columns this store_t read
+                                                    whole, and updated from an older one's */
+} store_search_size_t;
+int store_search_size(store_t *st, store_search_size_t *out);
 
 #endif

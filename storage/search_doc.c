@@ -378,3 +378,26 @@ int search__rec_decode(const void *data, size_t len, rec_t *r)
     return rd.bad || r->idlen == 0 || r->idlen >= STORE_ID_MAX ? -1 : 0;
 }
 
+int search__rec_facets(const rec_t *r, search__facet_fn fn, void *ctx)
+{
+    const char *slash = memchr(r->id, '/', r->idlen);
+    struct fv { char kind; const char *v; size_t n; } f[5 + 256 + 2];
+    size_t nf = 0;
+    f[nf++] = (struct fv){ 'a', "", 0 };
+    f[nf++] = (struct fv){ 'd', r->id, slash ? (size_t)(slash - r->id) : r->idlen };
+    f[nf++] = (struct fv){ 's', r->status, r->slen };
+    if (r->clen)
+        f[nf++] = (struct fv){ 'k', r->cls, r->clen };
+    if (r->restricted)
+        f[nf++] = (struct fv){ 'r', "", 0 };
+    for (size_t i = 0; i < r->ntags; i++)
+        f[nf++] = (struct fv){ 't', r->tag[i], r->taglen[i] };
+    for (size_t i = 0; i < r->nowners; i++)
+        f[nf++] = (struct fv){ 'o', r->owner[i], r->ownerlen[i] };
+    for (size_t i = 0; i < nf; i++) {
+        int rc = fn(ctx, f[i].kind, f[i].v, f[i].n > STORE_FACET_VALUE_MAX ? STORE_FACET_VALUE_MAX : f[i].n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

@@ -3,7 +3,7 @@
  *
  * Owns: docids (assigned in arrival order, never reused), postings of words and facets, the
  * search_docs record of each product, retiring (status facet swap), the index version marker in
- * meta, bumping the index generation in each transaction that writes the index (search_cache.c),
+ * meta, bumping the index generation with what each write changed (search_gen.c),
  * the docid lookups queries share, and the compliance facet the node's policy check sets.
  * Must not: decide what an entry does to the products index (catalog.c does), open transactions
  * of its own beyond store__search_open's one, or rank anything. */
@@ -51,26 +51,30 @@ static int facet_op(store_t *st, MDB_txn *txn, posting_op op, char kind, const c
     return op(st, txn, st->s_facets, key, n + 1, val, sizeof val, err, errlen);
 }
 
+typedef struct {
+    store_t *st;
+    MDB_txn *txn;
+    posting_op op;
+    uint32_t docid;
+    char *err;
+    size_t errlen;
+} facet_ctx_t;
+
+static int facet_each(void *vctx, char kind, const char *v, size_t n)
+{
+    facet_ctx_t *f = vctx;
+    return facet_op(f->st, f->txn, f->op, kind, v, n, f->docid, f->err, f->errlen);
+}
+
 /* Adds (op = put_posting) or removes (del_posting) every posting of a document given as a
  * decoded record. */
 static int rec_postings(store_t *st, MDB_txn *txn, posting_op op, rec_t *r, uint32_t docid,
                         char *err, size_t errlen)
 {
-    int rc;
-    const char *slash = memchr(r->id, '/', r->idlen);
-    size_t dlen = slash ? (size_t)(slash - r->id) : r->idlen;
-    if ((rc = facet_op(st, txn, op, 'a', "", 0, docid, err, errlen)) != 0 ||
-        (rc = facet_op(st, txn, op, 'd', r->id, dlen, docid, err, errlen)) != 0 ||
-        (rc = facet_op(st, txn, op, 's', r->status, r->slen, docid, err, errlen)) != 0 ||
-        (r->clen && (rc = facet_op(st, txn, op, 'k', r->cls, r->clen, docid, err, errlen)) != 0) ||
-        (r->restricted && (rc = facet_op(st, txn, op, 'r', "", 0, docid, err, errlen)) != 0))
+    facet_ctx_t fc = { st, txn, op, docid, err, errlen };
+    int rc = search__rec_facets(r, facet_each, &fc);
+    if (rc)
         return rc;
-    for (size_t i = 0; i < r->ntags; i++)
-        if ((rc = facet_op(st, txn, op, 't', r->tag[i], r->taglen[i], docid, err, errlen)) != 0)
-            return rc;
-    for (size_t i = 0; i < r->nowners; i++)
-        if ((rc = facet_op(st, txn, op, 'o', r->owner[i], r->ownerlen[i], docid, err, errlen)) != 0)
-            return rc;
     rd_t rd = r->terms;
     for (size_t i = 0; i < r->nterms; i++) {
         const char *w;
@@ -221,25 +225,23 @@ static int index_doc(store_t *st, MDB_txn *txn, const doc_t *d, uint32_t docid, 
     return rc;
 }
 
-int store__search_put(store_t *st, MDB_txn *txn, const char *id, const Trib__Manifest *m,
-                      int retired, char *err, size_t errlen)
+/* Indexes id's manifest m under its docid (a new one for a new id), in *docid. */
+static int put_product(store_t *st, MDB_txn *txn, const char *id, const Trib__Manifest *m, int retired,
+                       uint32_t *docid, char *err, size_t errlen)
 {
-    if (st->search_off)
-        return 0;
     size_t idlen = strlen(id);
-    uint32_t docid;
-    int rc = search__docid_of(st, txn, id, idlen, &docid, err, errlen);
+    int rc = search__docid_of(st, txn, id, idlen, docid, err, errlen);
     if (rc == -1)
         return -1;
     if (rc == STORE_NOTFOUND) {
-        if (search__docid_end(st, txn, &docid, err, errlen) != 0)
+        if (search__docid_end(st, txn, docid, err, errlen) != 0)
             return -1;
         uint8_t vb[4];
-        be32_put(vb, docid);
+        be32_put(vb, *docid);
         MDB_val k = { idlen, (void *)id }, v = { 4, vb };
         if ((rc = mdb_put(txn, st->s_ids, &k, &v, 0)) != 0)
             return store__write_fail(st, err, errlen, "mdb_put(search_ids)", rc);
-    } else if ((rc = unindex(st, txn, docid, err, errlen)) != 0) {
+    } else if ((rc = unindex(st, txn, *docid, err, errlen)) != 0) {
         return rc;
     }
     doc_t d;
@@ -248,9 +250,19 @@ int store__search_put(store_t *st, MDB_txn *txn, const char *id, const Trib__Man
         store__err(err, errlen, "search: out of memory indexing %s", id);
         return -1;
     }
-    rc = index_doc(st, txn, &d, docid, err, errlen);
+    rc = index_doc(st, txn, &d, *docid, err, errlen);
     search__doc_free(&d);
-    return rc ? rc : search__gen_bump(st, txn, err, errlen);
+    return rc;
+}
+
+int store__search_put(store_t *st, MDB_txn *txn, const char *id, const Trib__Manifest *m,
+                      int retired, char *err, size_t errlen)
+{
+    if (st->search_off)
+        return 0;
+    uint32_t docid;
+    int rc = put_product(st, txn, id, m, retired, &docid, err, errlen);
+    return rc ? rc : search__gen_bump(st, txn, &docid, 1, err, errlen);
 }
 
 int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, size_t errlen)
@@ -293,7 +305,7 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
     }
     rc = doc_put(st, txn, docid, &b, err, errlen);
     free(b.b);
-    return rc ? rc : search__gen_bump(st, txn, err, errlen);
+    return rc ? rc : search__gen_bump(st, txn, &docid, 1, err, errlen);
 }
 
 /* ================================================================ open and rebuild */
@@ -328,10 +340,11 @@ static int marker_put(store_t *st, MDB_txn *txn, char *err, size_t errlen)
     return rc ? store__write_fail(st, err, errlen, "mdb_put(meta, search)", rc) : 0;
 }
 
-/* Empties the search databases and indexes every product from its latest manifest. */
+/* Empties the search databases and indexes every product from its latest manifest; the new
+ * generation says anything may have changed (docids are new). */
 static int rebuild(store_t *st, MDB_txn *txn, char *err, size_t errlen)
 {
-    MDB_dbi dbs[] = { st->s_terms, st->s_facets, st->s_docs, st->s_ids };
+    MDB_dbi dbs[] = { st->s_terms, st->s_facets, st->s_docs, st->s_ids, st->s_delta };
     int rc;
     for (size_t i = 0; i < sizeof dbs / sizeof *dbs; i++)
         if ((rc = mdb_drop(txn, dbs[i], 0)) != 0)
@@ -352,13 +365,14 @@ static int rebuild(store_t *st, MDB_txn *txn, char *err, size_t errlen)
         if (!store_valid_id(id) || store__product_load(st, txn, id, &p, NULL, 0) != 0)
             continue;   /* not ours to repair here: the products index reports it on read */
         Trib__CatalogEntry *ce = load_entry(st, txn, id, p.manifest_seq);
+        uint32_t docid;
         if (ce) {
-            ret = store__search_put(st, txn, id, ce->manifest, p.retired, err, errlen);
+            ret = put_product(st, txn, id, ce->manifest, p.retired, &docid, err, errlen);
             trib__catalog_entry__free_unpacked(ce, NULL);
         } else {
             /* Undecodable entry: index what the id says, so the product is still found. */
             Trib__Manifest m = TRIB__MANIFEST__INIT;
-            ret = store__search_put(st, txn, id, &m, p.retired, err, errlen);
+            ret = put_product(st, txn, id, &m, p.retired, &docid, err, errlen);
         }
     }
     mdb_cursor_close(cur);
@@ -366,7 +380,7 @@ static int rebuild(store_t *st, MDB_txn *txn, char *err, size_t errlen)
         return ret;
     if (rc != MDB_NOTFOUND)
         return store__write_fail(st, err, errlen, "mdb_cursor_get(products)", rc);
-    if ((rc = search__gen_bump(st, txn, err, errlen)) != 0)   /* also when no product was indexed */
+    if ((rc = search__gen_bump(st, txn, NULL, 0, err, errlen)) != 0)   /* also when no product was indexed */
         return rc;
     return marker_put(st, txn, err, errlen);
 }
@@ -389,7 +403,7 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
 
 int store__search_open(store_t *st, int disabled, char *err, size_t errlen)
 {
-    st->search_off = 0;   /* rebuild writes through store__search_put */
+    st->search_off = 0;
     int rc = store__write(st, open_body, &disabled, err, errlen);
     st->search_off = disabled;
     return rc;
@@ -403,29 +417,39 @@ typedef struct {
     size_t n;
 } comp_ctx_t;
 
+const char *const search__compliance[2] = { "compliant", "non_compliant" };
+
+/* Sets each known product's compliance postings; the new generation names the docids. */
 static int set_compliance_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t errlen)
 {
-    static const char *const values[] = { "compliant", "non_compliant" };
     comp_ctx_t *c = ctx;
-    int rc = search__gen_bump(st, txn, err, errlen);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < c->n; i++) {
+    uint32_t *docids = malloc(c->n * sizeof *docids);
+    size_t nd = 0;
+    int rc = 0;
+    if (!docids) {
+        store__err(err, errlen, "search: out of memory setting compliance of %zu products", c->n);
+        return -1;
+    }
+    for (size_t i = 0; i < c->n && rc == 0; i++) {
         uint32_t docid;
         rc = search__docid_of(st, txn, c->ids[i], strlen(c->ids[i]), &docid, err, errlen);
-        if (rc == STORE_NOTFOUND)
+        if (rc == STORE_NOTFOUND) {
+            rc = 0;
             continue;
-        if (rc)
-            return rc;
-        for (size_t j = 0; j < sizeof values / sizeof *values; j++) {
-            int keep = strcmp(values[j], c->states[i]) == 0;
-            rc = facet_op(st, txn, keep ? put_posting : del_posting, 'c', values[j], strlen(values[j]), docid, err,
-                          errlen);
-            if (rc)
-                return rc;
         }
+        if (rc)
+            break;
+        for (size_t j = 0; j < 2 && rc == 0; j++) {
+            int keep = strcmp(search__compliance[j], c->states[i]) == 0;
+            rc = facet_op(st, txn, keep ? put_posting : del_posting, 'c', search__compliance[j],
+                          strlen(search__compliance[j]), docid, err, errlen);
+        }
+        docids[nd++] = docid;
     }
-    return 0;
+    if (rc == 0)
+        rc = search__gen_bump(st, txn, docids, nd, err, errlen);
+    free(docids);
+    return rc;
 }
 
 int store_search_set_compliance(store_t *st, const char *const *ids, const char *const *states, size_t n,

@@ -1,4 +1,4 @@
-/* storage/search_int.h - what the three parts of the search index share; included by
+/* storage/search_int.h - what the parts of the search index share; included by
  * storage/search_*.c only.
  *
  *   search_doc.c    the tokenizer, a product's document (words, fields, facet values) built from its
@@ -7,11 +7,13 @@
  *                   lookups, and the rebuild of an index missing from an older store.
  *   search_query.c  store_search: parsing and checking a query, scoring, filters, facet counts,
  *                   ranked paging; store_search_size.
- *   search_cache.c  the index generation, and the columns queries count facets and order ties by
- *                   (each product's facet values, its place in id order), kept in memory per
- *                   generation.
+ *   search_gen.c    the index generation, and the log of the docids each generation changed.
+ *   search_cache.c  the columns queries count facets and order ties by (each product's facet
+ *                   values, its place in id order), kept in memory per generation and updated
+ *                   from an older generation's by what the log says changed.
  *
- * Must not: be included outside storage/search_*.c, or declare what one part could keep static.
+ * Must not: be included outside storage/search_*.c (and the tests of its parts), or declare what
+ * one part could keep static.
  *
  * Layout. Each product gets a docid (u32, 1, 2, 3... in arrival order; never reused: products
  * are never removed). Postings are DUPSORT|DUPFIXED lists sorted by big-endian docid, read a
@@ -26,13 +28,20 @@
  *                                          words+masks
  *                                          (what to remove when the product changes)
  *   search_ids     product id           -> docid
+ *   search_delta gen (u64 BE)          -> 'd' then the docids (u32 BE) that generation's write
+ *                                          changed, or 'a': anything may have (a rebuild, a batch
+ *                                          of over 1,024); the last 1,024 generations are kept
  *   meta "store.search.gen"            -> u64 BE, bumped by every transaction that writes the index
+ *                                          (once per product it writes)
  * A query allocates one small slot per docid (8 bytes: 0.8 MB at 100k products) and a hit
  * bitmap, walks the postings of its words and filters, and ranks. Facet counts, and the id
  * order of tied hits, come from the columns of the index's generation (search_cache.c): each
- * product's facet values and its place in id order, read from search_facets and search_ids by
- * the first query of a generation (4 bytes per facet posting and 8 per product in memory)
- * and shared by the later ones, whose snapshot must be of the same generation.
+ * product's facet values and its place in id order, in chunks of 256 products (4 bytes per facet
+ * posting and 12 per product in memory). The first query of a store reads them from
+ * search_facets and search_ids; a query of a later generation copies the chunks of the products
+ * the log says changed since a generation the store keeps, and re-reads those products' records
+ * (their other chunks are shared). The columns a query uses are of its snapshot's generation,
+ * never another's.
  * A restricted product is a stub (id, domain, name, title, status, classification, owners) to a
  * caller without a
  * grant: to such a caller it is found only by those fields' words and filters, and counts only in
@@ -119,6 +128,10 @@ int search__tokenize(const char *text, size_t n, search__tok_fn fn, void *ctx);
 size_t search__lower_copy(char *out, const char *s, size_t n);
 void search__buf_add(buf_t *b, const void *p, size_t n);
 void search__buf_str(buf_t *b, const char *s, size_t n);   /* u8 length, then the bytes (n <= 255) */
+/* Calls fn for each facet posting of record r (kind, value cut to STORE_FACET_VALUE_MAX bytes), the
+ * compliance facet aside (it is not in the record), until fn returns non-zero, which is returned. */
+typedef int (*search__facet_fn)(void *ctx, char kind, const char *v, size_t n);
+int search__rec_facets(const rec_t *r, search__facet_fn fn, void *ctx);
 /* The document of id from manifest m (retired overrides its status); 0 or -1 (out of memory).
  * Freed with search__doc_free either way. */
 int search__doc_from_manifest(doc_t *d, const char *id, const Trib__Manifest *m, int retired);
@@ -130,6 +143,7 @@ size_t search__rd_str(rd_t *r, const char **s);
 int search__rec_decode(const void *data, size_t len, rec_t *r);
 
 /* ---- search_index.c: lookups that queries share */
+extern const char *const search__compliance[2];   /* the compliance facet's values */
 /* The record of docid, in *v (the transaction's pages), decoded into r. 0, STORE_NOTFOUND, -1. */
 int search__doc_get(store_t *st, MDB_txn *txn, uint32_t docid, MDB_val *v, rec_t *r, char *err, size_t errlen);
 /* The docid of id: 0 with *docid set, STORE_NOTFOUND, or -1. */
@@ -138,28 +152,60 @@ int search__docid_of(store_t *st, MDB_txn *txn, const char *id, size_t idlen, ui
 /* One past the highest docid in use (1 when none). */
 int search__docid_end(store_t *st, MDB_txn *txn, uint32_t *end, char *err, size_t errlen);
 
-/* ---- search_cache.c: the generation, and the columns of one */
+/* ---- search_gen.c: the generation, and the log of what each changed */
+/* The generation of txn's snapshot (0 before the first write). 0, or -1 with err. */
+int search__gen_get(store_t *st, MDB_txn *txn, uint64_t *gen, char *err, size_t errlen);
+/* Bumps it in a write transaction that changes the index, logging the n docids the write
+ * changed (docids NULL: anything may have, as after a rebuild). 0, MDB_MAP_FULL or -1. */
+int search__gen_bump(store_t *st, MDB_txn *txn, const uint32_t *docids, size_t n, char *err, size_t errlen);
+/* The docids generations (from, to] changed, as txn's snapshot logs them: sorted, unique, in a
+ * malloc'd *out. 0; 1 when the log cannot say (a generation missing or trimmed, one that says
+ * anything may have changed, more than max docids); -1 with err. */
+int search__delta_read(store_t *st, MDB_txn *txn, uint64_t from, uint64_t to, size_t max, uint32_t **out,
+                       size_t *nout, char *err, size_t errlen);
+
+/* ---- search_cache.c: the columns of one generation */
+#define SEARCH_CHUNK 256             /* docids per chunk of the columns */
 typedef struct { int facet; size_t len; char *s; } search_value_t;   /* a facet value (s NUL-ended) */
+/* The columns of docids [i * SEARCH_CHUNK, (i + 1) * SEARCH_CHUNK): shared by every generation that
+ * did not change them; a generation that does makes its own copy. */
+typedef struct search_chunk {
+    atomic_int refs;
+    uint32_t off[SEARCH_CHUNK + 1];  /* the chunk's i-th doc has values val[off[i] .. off[i + 1]) */
+    uint64_t rank[SEARCH_CHUNK];     /* place in id order: greater for a greater id; 0: no id */
+    uint32_t val[];                  /* indexes into the generation's values */
+} search_chunk_t;
 typedef struct search_cache {
-    uint64_t gen;                    /* the index generation it was read at */
+    uint64_t gen;                    /* the index generation it is of */
     uint32_t n;                      /* docids are < n */
-    uint32_t *off;                   /* n + 1: doc d's values are val[off[d] .. off[d + 1]) */
-    uint32_t *val;                   /* indexes into values */
-    uint32_t *idrank;                /* n: 1, 2, 3... in id order (0: no id) */
-    search_value_t *values;
+    search_chunk_t **chunk;          /* (n + SEARCH_CHUNK - 1) / SEARCH_CHUNK */
+    search_value_t *values;          /* nvalues (the strings are dict's) */
     uint32_t *total;                 /* nvalues: how many products have each */
-    size_t nvalues;
+    size_t nvalues, nlive;           /* nlive: values some product has */
+    struct search_dict *dict;        /* every value of the generations updated from one read */
     int refs;                        /* guarded by search_cache.c's lock */
 } search_cache_t;
 
-/* The generation of txn's snapshot (0 before the first write). 0, or -1 with err. */
-int search__gen_get(store_t *st, MDB_txn *txn, uint64_t *gen, char *err, size_t errlen);
-/* Bumps it, in a write transaction that changes the index. 0, MDB_MAP_FULL or -1. */
-int search__gen_bump(store_t *st, MDB_txn *txn, char *err, size_t errlen);
-/* The columns of txn's snapshot (docids < n): the store's, when of its generation, else read
- * now (and kept by the store when newer than its own). NULL with err set on failure; release
- * with search__cache_release. */
+/* Doc d's values (*count of them) and its place in id order, in columns c (d < c->n). */
+static inline const uint32_t *search__cache_vals(const search_cache_t *c, uint32_t d, uint32_t *count)
+{
+    const search_chunk_t *k = c->chunk[d / SEARCH_CHUNK];
+    *count = k->off[d % SEARCH_CHUNK + 1] - k->off[d % SEARCH_CHUNK];
+    return k->val + k->off[d % SEARCH_CHUNK];
+}
+
+static inline uint64_t search__cache_rank(const search_cache_t *c, uint32_t d)
+{
+    return c->chunk[d / SEARCH_CHUNK]->rank[d % SEARCH_CHUNK];
+}
+
+/* The columns of txn's snapshot (docids < n): kept by the store when of a recent generation,
+ * else updated from an older generation's by what the log says changed since, else read whole
+ * (kept by the store when newer than those it keeps). NULL with err set on failure; release with
+ * search__cache_release. */
 search_cache_t *search__cache_get(store_t *st, MDB_txn *txn, uint32_t n, char *err, size_t errlen);
 void search__cache_release(search_cache_t *c);   /* accepts NULL */
+/* How many generations' columns were read whole, and how many updated from older ones. */
+void search__cache_counts(store_t *st, uint64_t *builds, uint64_t *updates);
 
 #endif

@@ -355,24 +355,31 @@ static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, s
     fcount_t *list = malloc((c->nvalues ? c->nvalues : 1) * sizeof *list);
     if (!count || !list)
         goto oom;
+    uint32_t nv;
+    const uint32_t *val;
     if (nh > c->n / 2) {
         for (size_t v = 0; v < c->nvalues; v++)
             count[v] = c->total[v];
-        for (uint32_t d = 0; d < c->n; d++) {
-            int hit = q->hit[d >> 6] >> (d & 63) & 1;
-            if (hit && !q->slot[d].hidden)
-                continue;
-            for (uint32_t j = c->off[d]; j < c->off[d + 1]; j++)
-                if (!hit || !facet_in_stub[c->values[c->val[j]].facet])
-                    count[c->val[j]]--;
+        for (uint32_t lo = 0; lo < c->n; lo += SEARCH_CHUNK) {   /* a chunk at a time */
+            const search_chunk_t *k = c->chunk[lo / SEARCH_CHUNK];
+            for (uint32_t i = 0; i < SEARCH_CHUNK && lo + i < c->n; i++) {
+                uint32_t d = lo + i;
+                int hit = q->hit[d >> 6] >> (d & 63) & 1;
+                if (hit && !q->slot[d].hidden)
+                    continue;
+                for (uint32_t j = k->off[i]; j < k->off[i + 1]; j++)
+                    if (!hit || !facet_in_stub[c->values[k->val[j]].facet])
+                        count[k->val[j]]--;
+            }
         }
     } else {
         for (size_t i = 0; i < nh; i++) {
             uint32_t d = hits[i];
             int hidden = q->slot[d].hidden;
-            for (uint32_t j = c->off[d]; j < c->off[d + 1]; j++)
-                if (!hidden || facet_in_stub[c->values[c->val[j]].facet])
-                    count[c->val[j]]++;
+            val = search__cache_vals(c, d, &nv);
+            for (uint32_t j = 0; j < nv; j++)
+                if (!hidden || facet_in_stub[c->values[val[j]].facet])
+                    count[val[j]]++;
         }
     }
     size_t n = 0;
@@ -408,18 +415,18 @@ oom:
 
 /* ---------------------------------------------------------------- ranking */
 
-/* A hit's place in the ranking: score desc, then id asc (the id's rank in id order). Smaller is better. */
-typedef struct { uint64_t key; uint32_t doc; } ranked_t;
+/* A hit's place in the ranking: score desc, then id asc (the id's rank in id order). */
+typedef struct { uint64_t rank; uint32_t doc; uint16_t score; } ranked_t;
 
-static uint64_t rank_key(const q_t *q, const search_cache_t *c, uint32_t d)
+/* 1 when a ranks after b. */
+static int worse(const ranked_t *a, const ranked_t *b)
 {
-    return (uint64_t)(65535u - q->slot[d].score) << 32 | c->idrank[d];
+    return a->score != b->score ? a->score < b->score : a->rank > b->rank;
 }
 
 static int cmp_ranked(const void *a, const void *b)
 {
-    const ranked_t *x = a, *y = b;
-    return (x->key > y->key) - (x->key < y->key);
+    return worse(a, b) - worse(b, a);
 }
 
 /* Max-heap of the best hits so far: h[0] is the worst of them. */
@@ -427,9 +434,9 @@ static void sift_down(ranked_t *h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, m = i;
-        if (l < n && h[l].key > h[m].key)
+        if (l < n && worse(&h[l], &h[m]))
             m = l;
-        if (l + 1 < n && h[l + 1].key > h[m].key)
+        if (l + 1 < n && worse(&h[l + 1], &h[m]))
             m = l + 1;
         if (m == i)
             return;
@@ -442,7 +449,7 @@ static void sift_down(ranked_t *h, size_t n, size_t i)
 
 static void sift_up(ranked_t *h, size_t i)
 {
-    while (i > 0 && h[(i - 1) / 2].key < h[i].key) {
+    while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
         ranked_t t = h[i];
         h[i] = h[(i - 1) / 2];
         h[(i - 1) / 2] = t;
@@ -463,11 +470,11 @@ static int rank(q_t *q, const search_cache_t *c, const uint32_t *hits, size_t nh
     if (!h)
         goto oom;
     for (size_t i = 0; i < nh; i++) {
-        ranked_t r = { rank_key(q, c, hits[i]), hits[i] };
+        ranked_t r = { search__cache_rank(c, hits[i]), hits[i], q->slot[hits[i]].score };
         if (nr < k) {
             h[nr] = r;
             sift_up(h, nr++);
-        } else if (r.key < h[0].key) {
+        } else if (worse(&h[0], &r)) {
             h[0] = r;
             sift_down(h, nr, 0);
         }
@@ -707,7 +714,7 @@ int store_search_size(store_t *st, store_search_size_t *out)
     MDB_txn *txn;
     if (store__read_begin(st, &txn, NULL, 0) != 0)
         return -1;
-    MDB_dbi dbs[] = { st->s_terms, st->s_facets, st->s_docs, st->s_ids };
+    MDB_dbi dbs[] = { st->s_terms, st->s_facets, st->s_docs, st->s_ids, st->s_delta };
     int ret = 0;
     for (size_t i = 0; i < sizeof dbs / sizeof *dbs; i++) {
         MDB_stat s;
@@ -724,6 +731,7 @@ int store_search_size(store_t *st, store_search_size_t *out)
             out->products = s.ms_entries;
     }
     store__read_end(st, txn);
+    search__cache_counts(st, &out->column_builds, &out->column_updates);
     return ret;
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <lmdb.h>
 #include "storage/search.h"
+#include "storage/search_int.h"   /* the columns, compared with reading them whole */
 
 /* ---------------------------------------------------------------- fixture */
 
@@ -973,13 +974,17 @@ Test(search, sees_only_asks_about_the_candidates_alone)
 
 /* ---------------------------------------------------------------- facets and order vs. a model */
 
-#define MODEL_N 240
+#define MODEL_N   240
+#define MODEL_MAX 800                /* the random writes' (over three chunks of the columns) */
 typedef struct { char id[32], title[64], tags[64], business[64]; const char *status, *cls, *compliance; } model_t;
-static model_t model[MODEL_N];
+static model_t model[MODEL_MAX];
+static size_t model_n;               /* published */
+
+static size_t page_size = 7;         /* of the pages check_against_model compares with the whole */
 
 static const model_t *model_of(const char *id)
 {
-    for (size_t i = 0; i < MODEL_N; i++)
+    for (size_t i = 0; i < model_n; i++)
         if (strcmp(model[i].id, id) == 0)
             return &model[i];
     cr_assert_fail("hit %s is no product", id);
@@ -991,7 +996,7 @@ static const model_t *model_of(const char *id)
  * score then id, and every page a slice of it. */
 static void check_against_model(const query_t *qq, const char *what)
 {
-    store_query_t q = { .q = qq->q, .tag = qq->tag, .status = qq->status, .limit = MODEL_N };
+    store_query_t q = { .q = qq->q, .tag = qq->tag, .status = qq->status, .limit = MODEL_MAX };
     store_result_t all;
     cr_assert_eq(store_search(st, &q, &all, err, sizeof err), 0, "%s: %s", what, err);
     cr_assert_eq(all.nhits, all.total, "%s", what);
@@ -1013,12 +1018,16 @@ static void check_against_model(const query_t *qq, const char *what)
         { STORE_FACET_TAG, "t4" }, { STORE_FACET_TAG, "t5" }, { STORE_FACET_TAG, "t6" }, { STORE_FACET_TAG, "fresh" },
         { STORE_FACET_COMPLIANCE, "compliant" }, { STORE_FACET_COMPLIANCE, "non_compliant" },
     };
+    const model_t **hm = malloc((all.nhits ? all.nhits : 1) * sizeof *hm);
+    cr_assert_not_null(hm);
+    for (size_t i = 0; i < all.nhits; i++)
+        hm[i] = model_of(all.hits[i].id);
     size_t nonzero = 0;
     for (size_t f = 0; f < sizeof values / sizeof *values; f++) {
         size_t want = 0;
         const char *v = values[f].value;
         for (size_t i = 0; i < all.nhits; i++) {
-            const model_t *m = model_of(all.hits[i].id);
+            const model_t *m = hm[i];
             int hidden = strcmp(m->cls, "restricted") == 0;
             char dom[32], t[72], tv[32];
             snprintf(dom, sizeof dom, "%.*s", (int)(strchr(m->id, '/') - m->id), m->id);
@@ -1037,10 +1046,11 @@ static void check_against_model(const query_t *qq, const char *what)
         size_t got = facet_count(&all, values[f].facet, v);
         cr_expect_eq(got, want, "%s: facet %d %s counts %zu, the model %zu", what, values[f].facet, v, got, want);
     }
+    free(hm);
     cr_expect_eq(all.nfacets, nonzero, "%s: %zu facet values, the model %zu", what, all.nfacets, nonzero);
-    for (size_t off = 0; off < all.total + 7; off += 7) {
+    for (size_t off = 0; off < all.total + page_size; off += page_size) {
         q.offset = off;
-        q.limit = 7;
+        q.limit = page_size;
         store_result_t page;
         cr_assert_eq(store_search(st, &q, &page, err, sizeof err), 0, "%s: %s", what, err);
         cr_expect_eq(page.total, all.total, "%s", what);
@@ -1048,10 +1058,25 @@ static void check_against_model(const query_t *qq, const char *what)
             cr_expect_str_eq(page.hits[i].id, all.hits[off + i].id, "%s: offset %zu", what, off + i);
             cr_expect_eq(page.hits[i].score, all.hits[off + i].score, "%s", what);
         }
-        cr_expect_eq(page.nhits, off >= all.total ? 0 : (all.total - off < 7 ? all.total - off : 7), "%s", what);
+        cr_expect_eq(page.nhits, off >= all.total ? 0 : (all.total - off < page_size ? all.total - off : page_size), "%s",
+                     what);
         store_result_free(&page);
     }
     store_result_free(&all);
+}
+
+static const char *const words[] = { "river", "stone", "lake", "storm", "hill" };
+static const char *const statuses[] = { "active", "draft", "deprecated" };
+static const char *const classes[] = { "internal", "public", "restricted", "internal" };
+
+/* Random fields for model product m from x. */
+static void model_fill(model_t *m, uint32_t x)
+{
+    snprintf(m->title, sizeof m->title, "%s %s", words[(x >> 8) % 5], words[(x >> 12) % 5]);
+    snprintf(m->tags, sizeof m->tags, "t%u,t%u", (x >> 16) % 4, 4 + (x >> 20) % 3);
+    snprintf(m->business, sizeof m->business, "o%u@example.com", (x >> 24) % 6);
+    m->status = statuses[(x >> 4) % 3];
+    m->cls = classes[(x >> 6) % 4];
 }
 
 static void model_publish(model_t *m)
@@ -1075,21 +1100,15 @@ static void check_all(const char *when)
  * write to the index (the columns queries count from must follow every one). */
 Test(search, facets_and_order_follow_every_write)
 {
-    static const char *const words[] = { "river", "stone", "lake", "storm", "hill" };
-    static const char *const statuses[] = { "active", "draft", "deprecated" };
-    static const char *const classes[] = { "internal", "public", "restricted", "internal" };
     uint32_t x = 12345;
     for (size_t i = 0; i < MODEL_N; i++) {
         model_t *m = &model[i];
         snprintf(m->id, sizeof m->id, "d%zu/p%03zu", (i * 7) % 5, (i * 37) % MODEL_N);
         x = x * 1103515245u + 12345u;
-        snprintf(m->title, sizeof m->title, "%s %s", words[(x >> 8) % 5], words[(x >> 12) % 5]);
-        snprintf(m->tags, sizeof m->tags, "t%u,t%u", (x >> 16) % 4, 4 + (x >> 20) % 3);
-        snprintf(m->business, sizeof m->business, "o%u@example.com", (x >> 24) % 6);
-        m->status = statuses[(x >> 4) % 3];
-        m->cls = classes[(x >> 6) % 4];
+        model_fill(m, x);
         m->compliance = "";
         model_publish(m);
+        model_n = i + 1;
     }
     check_all("loaded");
     model[5].status = "retired";
@@ -1154,4 +1173,464 @@ Test(search, queries_on_threads_while_products_arrive)
     store_result_t r = run(&(query_t){ .q = NULL }, 3);
     cr_expect_eq(r.total, 150);
     store_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- the columns follow writes */
+
+static uint32_t lcg(uint32_t x) { return x * 1103515245u + 12345u; }
+
+/* The model check of a listing (every tie in id order), a word and a tag filter. */
+static void check_some(const char *when)
+{
+    static const query_t qs[] = { { .q = NULL }, { .q = "stone" }, { .tag = "t1" } };
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+        char what[96];
+        snprintf(what, sizeof what, "%s, query %zu", when, i);
+        check_against_model(&qs[i], what);
+    }
+}
+
+static void check_columns_updated(uint64_t builds, uint64_t min_updates)
+{
+    store_search_size_t sz;
+    cr_assert_eq(store_search_size(st, &sz), 0);
+    cr_expect_eq(sz.column_builds, builds, "columns read whole %llu times, not %llu",
+                 (unsigned long long)sz.column_builds, (unsigned long long)builds);
+    cr_expect_geq(sz.column_updates, min_updates, "columns updated %llu times, fewer than %llu",
+                  (unsigned long long)sz.column_updates, (unsigned long long)min_updates);
+}
+
+/* One random write of model products: an update (any field may change), a new product, a retire,
+ * a compliance batch, two updates, or a new product and an update. */
+static void random_write(uint32_t x)
+{
+    static const char *const compliance[] = { "compliant", "non_compliant", "" };
+    model_t *m = &model[(x >> 3) % model_n];
+    switch (x % 8) {
+    case 0: case 1: case 2:   /* an update: any field may change */
+        model_fill(m, lcg(x ^ 0x5bd1e995u));
+        model_publish(m);
+        break;
+    case 3:                   /* a new product */
+        if (model_n < MODEL_MAX)
+            model_publish(&model[model_n++]);
+        break;
+    case 4:
+        m->status = "retired";
+        cr_assert_eq(retire(m->id), 0, "%s", err);
+        break;
+    case 5: {                 /* a compliance batch */
+        const char *ids[40], *states[40];
+        size_t n = 1 + (x >> 9) % 40;
+        for (size_t i = 0; i < n; i++) {
+            model_t *c = &model[lcg(x + (uint32_t)i) % model_n];
+            c->compliance = compliance[(x >> (i % 16)) % 3];
+            ids[i] = c->id;
+            states[i] = c->compliance;
+        }
+        cr_assert_eq(store_search_set_compliance(st, ids, states, n, err, sizeof err), 0, "%s", err);
+        break;
+    }
+    case 6:                   /* two generations before the next query */
+        model_fill(m, lcg(x ^ 0x27d4eb2du));
+        model_publish(m);
+        m = &model[(x >> 11) % model_n];
+        model_fill(m, lcg(x ^ 0x165667b1u));
+        model_publish(m);
+        break;
+    case 7:                   /* a new product and an update in one */
+        if (model_n < MODEL_MAX)
+            model_publish(&model[model_n++]);
+        model_fill(m, lcg(x ^ 0x9e3779b9u));
+        model_publish(m);
+        break;
+    }
+}
+
+/* Random writes of every kind, a query between each and the next, against the model: each
+ * generation's columns are updated from the one before (never read whole again) and must count
+ * and order exactly as the model says. */
+/* Fills every model product from seed x and publishes the first n. Returns the next seed. */
+static uint32_t model_load(uint32_t x, size_t n)
+{
+    for (size_t i = 0; i < MODEL_MAX; i++) {
+        snprintf(model[i].id, sizeof model[i].id, "d%zu/p%03zu", (i * 7) % 5, (i * 37) % MODEL_MAX);
+        model_fill(&model[i], x = lcg(x));
+        model[i].compliance = "";
+    }
+    for (; model_n < n; model_n++)
+        model_publish(&model[model_n]);
+    return x;
+}
+
+Test(search, facets_and_order_follow_random_writes)
+{
+    uint32_t x = model_load(4242, 600);
+    page_size = 97;
+    check_some("loaded");
+    int writes = 0;
+    for (int w = 0; w < 160; w++) {
+        x = lcg(x);
+        char when[64];
+        snprintf(when, sizeof when, "write %d (kind %u)", w, x % 8);
+        random_write(x);
+        writes++;
+        check_some(when);
+    }
+    check_all("after the random writes");
+    check_columns_updated(1, (uint64_t)writes / 2);
+}
+
+/* New ids in runs between the same two older ones, ascending and then descending, a listing
+ * between each: each new id ranks between its neighbours in the columns updated (no read whole)
+ * until a gap between two ranks runs out (descending halves the gap each time), when the columns
+ * are read whole and every rank spread again. Ties stay in id order throughout. */
+Test(search, ties_stay_in_id_order_as_runs_of_ids_arrive)
+{
+    uint32_t x = 99;
+    for (; model_n < 40; model_n++) {
+        model_t *m = &model[model_n];
+        snprintf(m->id, sizeof m->id, "d%zu/p%03zu", model_n % 5, model_n);
+        model_fill(m, x = lcg(x));
+        m->compliance = "";
+        model_publish(m);
+    }
+    check_against_model(&(query_t){ .q = NULL }, "loaded");
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 40; i++) {
+            model_t *m = &model[model_n];
+            snprintf(m->id, sizeof m->id, "d2/%c%03d", pass ? 'r' : 'q', pass ? 39 - i : i);
+            model_fill(m, x = lcg(x));
+            m->compliance = "";
+            model_publish(m);
+            model_n++;
+            char when[64];
+            snprintf(when, sizeof when, "%s %s", pass ? "descending" : "ascending", m->id);
+            check_against_model(&(query_t){ .q = NULL }, when);
+            if (pass == 0 && i == 39)
+                check_columns_updated(1, 40);
+        }
+    store_search_size_t sz;
+    cr_assert_eq(store_search_size(st, &sz), 0);
+    cr_expect_geq(sz.column_builds, 2, "the descending run never ran out of room between two ranks");
+    cr_expect_geq(sz.column_updates, 70);
+    /* Runs of five new ids in one generation step, published in and against id order (docids in
+     * the opposite order to the ids), beside an older id and at the end of the id order. */
+    for (int b = 0; b < 8; b++) {
+        for (int i = 0; i < 5; i++) {
+            model_t *m = &model[model_n++];
+            int k = b % 2 ? 4 - i : i;
+            snprintf(m->id, sizeof m->id, b < 4 ? "d2/s%d%d" : "d4/z%d%d", b, k);
+            model_fill(m, x = lcg(x));
+            m->compliance = "";
+            model_publish(m);
+        }
+        char when[64];
+        snprintf(when, sizeof when, "run %d of five", b);
+        check_against_model(&(query_t){ .q = NULL }, when);
+    }
+    store_search_size_t after;
+    cr_assert_eq(store_search_size(st, &after), 0);
+    cr_expect_eq(after.column_builds, sz.column_builds, "a run of five ids read the columns whole");
+}
+
+/* Queries on threads while a writer moves products between tags "ta" and "tb": a query filtered
+ * by one must count each hit under it and none under the other, whichever generation its snapshot
+ * is of and whichever columns it gets (kept, updated from an older generation's, read whole). */
+static void *flip_query_loop(void *arg)
+{
+    size_t *bad = arg;
+    char e[256];
+    for (int i = 0; i < 5000 && !(atomic_load(&writes_done) && i >= 20); i++) {
+        const char *tag = i % 2 ? "ta" : "tb", *other = i % 2 ? "tb" : "ta";
+        store_query_t q = { .tag = i % 3 ? tag : NULL, .limit = 3 };
+        store_result_t r;
+        if (store_search(st, &q, &r, e, sizeof e) != 0) {
+            (*bad)++;
+            continue;
+        }
+        size_t a = facet_count(&r, STORE_FACET_TAG, tag), b = facet_count(&r, STORE_FACET_TAG, other);
+        if (q.tag ? a != r.total || b != 0 : a + b != r.total)
+            (*bad)++;
+        store_result_free(&r);
+    }
+    return NULL;
+}
+
+Test(search, facets_match_the_snapshot_while_products_change)
+{
+    enum { N = 120 };
+    char id[64], tags[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "d%d/p%03d", i % 4, i);
+        tags[i] = i % 2;
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = tags[i] ? "ta" : "tb" });
+    }
+    pthread_t th[2];
+    size_t bad[2] = { 0, 0 };
+    atomic_store(&writes_done, 0);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, flip_query_loop, &bad[i]), 0);
+    uint32_t x = 7;
+    for (int w = 0; w < 300; w++) {
+        int i = (int)((x = lcg(x)) >> 8) % N;
+        tags[i] = !tags[i];
+        snprintf(id, sizeof id, "d%d/p%03d", i % 4, i);
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = tags[i] ? "ta" : "tb" });
+    }
+    atomic_store(&writes_done, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    cr_expect_eq(bad[0] + bad[1], 0, "%zu results counted from columns of another generation", bad[0] + bad[1]);
+    size_t ta = 0;
+    for (int i = 0; i < N; i++)
+        ta += tags[i];
+    store_result_t r = run(&(query_t){ .tag = "ta" }, 3);
+    cr_expect_eq(r.total, ta);
+    cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "ta"), ta);
+    store_result_free(&r);
+}
+
+/* ---------------------------------------------------------------- the columns, from inside */
+
+static const search_cache_t *dumped;
+
+static int cmp_value(const void *a, const void *b)
+{
+    const search_value_t *x = *(const search_value_t *const *)a, *y = *(const search_value_t *const *)b;
+    return x->facet != y->facet ? x->facet - y->facet : strcmp(x->s, y->s);
+}
+
+static int cmp_rank(const void *a, const void *b)
+{
+    uint64_t x = search__cache_rank(dumped, *(const uint32_t *)a), y = search__cache_rank(dumped, *(const uint32_t *)b);
+    return (x > y) - (x < y);
+}
+
+/* Columns c as text: each doc's values, the docs in rank order, each value's total. */
+static char *columns_text(const search_cache_t *c)
+{
+    char *buf;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    fprintf(f, "generation %llu, docids < %u\n", (unsigned long long)c->gen, c->n);
+    const search_value_t *v[300];
+    for (uint32_t d = 1; d < c->n; d++) {
+        uint32_t nv;
+        const uint32_t *val = search__cache_vals(c, d, &nv);
+        cr_assert_leq(nv, 300);
+        for (uint32_t j = 0; j < nv; j++)
+            v[j] = &c->values[val[j]];
+        qsort(v, nv, sizeof *v, cmp_value);
+        fprintf(f, "doc %u:", d);
+        for (uint32_t j = 0; j < nv; j++)
+            fprintf(f, " %d=%s", v[j]->facet, v[j]->s);
+        fprintf(f, "\n");
+    }
+    uint32_t *order = malloc(c->n * sizeof *order);
+    cr_assert_not_null(order);
+    for (uint32_t d = 1; d < c->n; d++)
+        order[d - 1] = d;
+    dumped = c;
+    qsort(order, c->n - 1, sizeof *order, cmp_rank);
+    fprintf(f, "id order:");
+    for (uint32_t i = 0; i + 1 < c->n; i++)
+        fprintf(f, " %u", order[i]);
+    free(order);
+    fprintf(f, "\n");
+    const search_value_t **live = malloc((c->nvalues ? c->nvalues : 1) * sizeof *live);
+    size_t nlive = 0;
+    for (size_t i = 0; i < c->nvalues; i++)
+        if (c->total[i])
+            live[nlive++] = &c->values[i];
+    qsort(live, nlive, sizeof *live, cmp_value);
+    for (size_t i = 0; i < nlive; i++)
+        fprintf(f, "total %d=%s %u\n", live[i]->facet, live[i]->s, c->total[live[i] - c->values]);
+    free(live);
+    fclose(f);
+    return buf;
+}
+
+/* The columns the store hands a query of snapshot txn, as text. */
+static char *columns_of(MDB_txn *txn, uint64_t *gen)
+{
+    uint32_t n;
+    cr_assert_eq(search__docid_end(st, txn, &n, err, sizeof err), 0, "%s", err);
+    search_cache_t *c = search__cache_get(st, txn, n, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    char *text = columns_text(c);
+    if (gen)
+        *gen = c->gen;
+    search__cache_release(c);
+    return text;
+}
+
+static char *columns_now(void)
+{
+    MDB_txn *txn;
+    cr_assert_eq(store__read_begin(st, &txn, err, sizeof err), 0, "%s", err);
+    char *text = columns_of(txn, NULL);
+    store__read_end(st, txn);
+    return text;
+}
+
+/* The first line where a and b differ, in the failure message. */
+static void expect_same_text(const char *a, const char *b, const char *what)
+{
+    size_t i = 0, line = 0;
+    while (a[i] && a[i] == b[i])
+        i++;
+    if (!a[i] && !b[i])
+        return;
+    while (i > 0 && a[i - 1] != '\n')
+        i--;
+    for (size_t j = 0; j < i; j++)
+        line += a[j] == '\n';
+    cr_expect_fail("%s: line %zu differs:\n  %.200s\n  %.200s", what, line + 1, a + i, b + i);
+}
+
+static void list_all(void)
+{
+    store_result_t r = run(&(query_t){ .q = NULL }, 1);
+    store_result_free(&r);
+}
+
+/* Chains of updated columns (several random writes, a query after each few) are, value for value,
+ * rank order for rank order, what reading the same snapshot whole gives (a store opened again reads
+ * its first columns whole). */
+Test(search, updated_columns_equal_columns_read_whole)
+{
+    uint32_t x = model_load(777, 500);
+    list_all();
+    for (int round = 0; round < 10; round++) {
+        for (int step = 0; step < 6; step++) {
+            for (uint32_t w = 0; w < 1 + (x >> 7) % 4; w++)
+                random_write(x = lcg(x));
+            list_all();
+        }
+        char *updated = columns_now(), what[64];
+        check_columns_updated(1, 6);
+        store_close(&st);
+        st = open_store(0, 1);
+        char *whole = columns_now();
+        check_columns_updated(1, 0);
+        snprintf(what, sizeof what, "round %d", round);
+        expect_same_text(updated, whole, what);
+        free(updated);
+        free(whole);
+    }
+}
+
+/* A query whose snapshot is older than the store's newest columns gets the columns of its own
+ * generation: kept ones while the store keeps them, then read whole for it (and not kept in place
+ * of the newer ones). */
+Test(search, an_old_snapshot_gets_the_columns_of_its_generation)
+{
+    char id[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "d%d/p%03d", i % 4, i);
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = i % 2 ? "ta" : "tb" });
+    }
+    list_all();
+    MDB_txn *old;
+    cr_assert_eq(store__read_begin(st, &old, err, sizeof err), 0, "%s", err);
+    uint64_t gen0, gen;
+    char *then = columns_of(old, &gen0);
+    for (int round = 0; round < STORE_SCACHE_KEEP + 2; round++) {
+        snprintf(id, sizeof id, "d%d/p%03d", round % 4, round);
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = round % 2 ? "tb" : "ta" });   /* moved */
+        snprintf(id, sizeof id, "d9/new%d", round);
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = "tc" });
+        list_all();
+        char *now = columns_of(old, &gen), what[64];
+        cr_expect_eq(gen, gen0, "round %d: columns of generation %llu for a snapshot of %llu", round,
+                     (unsigned long long)gen, (unsigned long long)gen0);
+        snprintf(what, sizeof what, "round %d", round);
+        expect_same_text(then, now, what);
+        free(now);
+    }
+    store__read_end(st, old);
+    free(then);
+    for (int i = 0; i < STORE_SCACHE_KEEP; i++)
+        cr_expect(st->scache[i] && st->scache[i]->gen > gen0, "newer columns were dropped for an old snapshot's");
+    store_search_size_t before, after;
+    cr_assert_eq(store_search_size(st, &before), 0);
+    list_all();
+    cr_assert_eq(store_search_size(st, &after), 0);
+    cr_expect(after.column_builds == before.column_builds && after.column_updates == before.column_updates,
+              "the newest columns were dropped for an old snapshot's");
+}
+
+/* Ways the log cannot say what changed since the kept columns: each makes the next query read the
+ * columns whole (it would count a moved product under its old tag otherwise), and the log serves
+ * the writes after it again. */
+static int drop_logged(store_t *s, MDB_txn *txn, void *ctx, char *e, size_t el)
+{
+    (void)ctx;
+    uint64_t gen;
+    if (search__gen_get(s, txn, &gen, e, el) != 0)
+        return -1;
+    uint8_t kb[8];
+    be32_put(kb, (uint32_t)(gen >> 32));
+    be32_put(kb + 4, (uint32_t)gen);
+    MDB_val k = { sizeof kb, kb };
+    int rc = mdb_del(txn, s->s_delta, &k, NULL);
+    static const uint32_t none[1];
+    return rc ? rc : search__gen_bump(s, txn, none, 0, e, el);   /* the gap in the middle */
+}
+
+static int bump_anything(store_t *s, MDB_txn *txn, void *ctx, char *e, size_t el)
+{
+    (void)ctx;
+    return search__gen_bump(s, txn, NULL, 0, e, el);
+}
+
+static int bump_empty(store_t *s, MDB_txn *txn, void *ctx, char *e, size_t el)
+{
+    static const uint32_t none[1];
+    for (int i = 0; i < *(const int *)ctx; i++)
+        if (search__gen_bump(s, txn, none, 0, e, el) != 0)
+            return -1;
+    return 0;
+}
+
+Test(search, a_gap_in_the_log_reads_the_columns_whole)
+{
+    enum { N = 40 };
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "d%d/p%03d", i % 4, i);
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = "ta" });
+    }
+    list_all();
+    int many = 1100, few = 3;
+    const struct { const char *what; store_write_body body; int *n; } cases[] = {
+        { "its generation's entry deleted, one after it", drop_logged, NULL },
+        { "a generation that says anything may have changed", bump_anything, NULL },
+        { "more generations than the log keeps", bump_empty, &many },
+        { "a few generations that change nothing (no gap)", bump_empty, &few },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        store_search_size_t before, after;
+        cr_assert_eq(store_search_size(st, &before), 0);
+        snprintf(id, sizeof id, "d%zu/p%03zu", c % 4, c);
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = "tb" });
+        cr_assert_eq(store__write(st, cases[c].body, cases[c].n, err, sizeof err), 0, "%s", err);
+        store_result_t r = run(&(query_t){ .tag = "ta" }, 1);
+        cr_expect_eq(r.total, N - 1 - c, "%s", cases[c].what);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "ta"), r.total, "%s: a moved product counted", cases[c].what);
+        cr_expect_eq(facet_count(&r, STORE_FACET_TAG, "tb"), 0, "%s: a moved product counted", cases[c].what);
+        store_result_free(&r);
+        cr_assert_eq(store_search_size(st, &after), 0);
+        int whole = cases[c].body != bump_empty || cases[c].n == &many;
+        cr_expect_eq(after.column_builds, before.column_builds + whole, "%s: read whole %llu times", cases[c].what,
+                     (unsigned long long)(after.column_builds - before.column_builds));
+        snprintf(id, sizeof id, "d%zu/p%03zu", (c + 1) % 4, c + 1);
+        publish(&(prod_t){ .id = id, .title = "thing", .tags = "tc" });
+        list_all();
+        store_search_size_t next;
+        cr_assert_eq(store_search_size(st, &next), 0);
+        cr_expect_eq(next.column_updates, after.column_updates + 1, "%s: the log serves the next write", cases[c].what);
+    }
 }
