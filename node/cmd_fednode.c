@@ -27,6 +27,8 @@ void fednode_usage(FILE *f)
             "a node's federation: charter version, roots, certificates, revocations");
 }
 
+#define RETRY_MAX_S 60   /* a refusal for the moment (429, 503) is retried this long in all */
+
 static void help(const char *sub, FILE *f)
 {
     if (!strcmp(sub, "submit"))
@@ -35,7 +37,9 @@ static void help(const char *sub, FILE *f)
                    "to a node. The node verifies its signatures against the charter it holds, stores it and\n"
                    "pushes it to every member (a revocation first, ahead of other traffic). Refusals name\n"
                    "the reason: forged, below_threshold, wrong_federation, stale_version, version_gap,\n"
-                   "broken_chain, open_mode, malformed, kind_mismatch.\n\n"
+                   "broken_chain, open_mode, malformed, kind_mismatch. A node that is busy (503) or\n"
+                   "rate-limits submissions (429: 5 a second per address after a burst of 30) is asked\n"
+                   "again after the wait it names, for up to 60 s, saying so on stderr.\n\n"
                    "options:\n  --node URL               the node (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")\n"
                    "  -h, --help               show this help\n\nexample:\n  trib fed submit rev.json --node 10.0.0.5:7480\n");
     else
@@ -147,7 +151,23 @@ int fednode_run(int argc, char **argv, FILE *out, FILE *err)
     client_req_t rq = {.method = file ? "POST" : "GET", .path = file ? "/v1/federation/objects" : "/v1/federation",
                        .content_type = "application/json", .body = body, .body_len = len, .upload_len = -1};
     client_reply_t rep;
-    int rc = client_request(base, &rq, &rep, msg, sizeof msg);
+    int rc;
+    for (int waited = 0;;) {   /* a script submitting many files meets the rate limit: it waits, as asked */
+        rc = client_request(base, &rq, &rep, msg, sizeof msg);
+        if (rc != 0 || !file || (rep.status != 429 && rep.status != 503))
+            break;
+        json_t *b = json_loads(rep.body ? rep.body : "", 0, NULL);
+        json_int_t after = json_integer_value(json_object_get(b, "retry_after_s"));
+        json_decref(b);
+        int s = after >= 1 && after <= 30 ? (int)after : rep.status == 503 ? 5 : 1;
+        if (waited + s > RETRY_MAX_S)
+            break;
+        fprintf(err, "trib: fed submit: %s: the node %s (HTTP %ld); asking again in %d s\n", file,
+                rep.status == 429 ? "rate-limits submissions" : "is busy", rep.status, s);
+        client_reply_free(&rep);
+        sleep((unsigned)s);
+        waited += s;
+    }
     free(body);
     client_global_cleanup();
     if (rc != 0) {

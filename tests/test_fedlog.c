@@ -2516,6 +2516,29 @@ static int holds_one(void *ctx)
  * cached token is refused at its next use, at once (401 token_invalid naming the key and the
  * verdict, counted), not when the cache entry ages out. Fails on the code before: the cached token
  * kept answering 200 for up to a minute. */
+/* An operator's script handing in many files from one host meets the per-address limit (5 a second
+ * after a burst of 30): `trib fed submit` waits as the 429 says and asks again, so every file goes in
+ * (before, the 31st or so failed). Submitted until one was asked again, 200 times at most. */
+Test(fedlog, fed_submit_waits_out_the_rate_limit_and_asks_again)
+{
+    files_charter();
+    h_node_t n;
+    char id[65];
+    start_chartered(&n, "payments", "n0", NULL, id);
+    int retried = 0, i;
+    for (i = 0; i < 200 && !retried; i++) {
+        char *e = NULL;
+        int rc = h_trib(&n, NULL, NULL, &e, "fed", "submit", P("n0.cert"), "--node", n.url, NULL);   /* 200 held */
+        cr_assert_eq(rc, 0, "submission %d failed: %s", i + 1, e ? e : "");
+        retried = e && strstr(e, "rate-limits submissions (HTTP 429); asking again in");
+        free(e);
+    }
+    cr_expect(retried, "no submission of %d met the rate limit", i);
+    cr_expect_geq(h_metric(n.url, "trib_fed_submit_rate_limited_total{bucket=\"client\"}"), 1);
+    holds_t certs = {&n, "certificates"};
+    cr_expect(h_wait(holds_one, &certs, 5000), "the certificate is not held");
+}
+
 Test(fedlog, a_cached_token_of_a_revoked_issuer_is_refused_at_once)
 {
     files_charter();
