@@ -10,6 +10,7 @@
 #include "node/http_access.h"
 #include "node/http_fed.h"
 #include "node/metrics.h"
+#include "storage/search.h"
 #include "node/policy_node.h"
 #include "node/redirect.h"
 #include "node/rotate.h"
@@ -87,6 +88,15 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     store_products(a->st, NULL, count_product, &nproducts);
     prom_gauge(f, "trib_catalog_products", "Products in this node's catalog replica.", nproducts);
     prom_gauge(f, "trib_lmdb_map_size_bytes", "Current LMDB map size.", store_map_size(a->st));
+    store_search_size_t ss;
+    if (store_search_size(a->st, &ss) == 0) {
+        prom_family(f, "trib_search_columns_total", "counter",
+                    "Search facet columns made for a new index generation: read whole (first query, a gap in "
+                    "the change log, many products changed) or updated from an older generation's by what "
+                    "changed.");
+        prom_sample(f, "trib_search_columns_total", "how=\"read_whole\"", ss.column_builds);
+        prom_sample(f, "trib_search_columns_total", "how=\"updated\"", ss.column_updates);
+    }
     prom_gauge(f, "trib_uptime_seconds", "Seconds since the agent started.",
                (uint64_t)(time(NULL) - a->started));
     http_access_metrics(f);

@@ -283,6 +283,12 @@ Test(search_fed, retire_and_update_reindex_everywhere_and_bad_params_are_400)
         cr_expect_eq(json_integer_value(json_object_get(j, "total")), 0, "retired still active on %s",
                      nodes[n]->domain);
         json_decref(j);
+        /* the facet columns were read whole once, then followed the retire and the update */
+        double whole = h_metric(nodes[n]->url, "trib_search_columns_total{how=\"read_whole\"}"),
+               updated = h_metric(nodes[n]->url, "trib_search_columns_total{how=\"updated\"}");
+        cr_expect_geq(whole, 1, "%s: columns read whole %.0f times", nodes[n]->domain, whole);
+        cr_expect_geq(updated, 1, "%s: columns updated %.0f times (read whole %.0f)", nodes[n]->domain, updated,
+                      whole);
     }
 
     /* Bad parameters: 400 naming the parameter, on any node. */
