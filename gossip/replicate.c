@@ -54,6 +54,9 @@
 #define PULL_SLOTS 64            /* peers a pull may be outstanding with */
 #define PULL_MS 5000             /* an unanswered pull is forgotten after this (or at our next round
                                     without a clock) */
+#define PULL_EXTEND_MS 30000     /* frames from the peer keep a pull this long past its request at
+                                    most: a peer pushing more often than PULL_MS must not keep our
+                                    rounds with it shut for good */
 #define ACTIVE_MS 2000           /* a domain changed this recently is being pushed */
 #define ACTIVE_SLOTS 4096        /* domains whose last change is remembered (a lost slot costs only
                                     an answer sent early) */
@@ -79,7 +82,8 @@ struct replicate {
     active_t active[ACTIVE_SLOTS];
     struct {
         char addr[64];
-        uint64_t at_ms;          /* when we pulled (0: free slot) */
+        uint64_t at_ms;          /* when we pulled, or its answer's last part came (0: free slot) */
+        uint64_t asked_ms;       /* when we pulled: parts extend it only PULL_EXTEND_MS past this */
     } pulls[PULL_SLOTS];         /* peers we are pulling a cut answer from: one chain per peer */
     char own[64];                /* this node's domain */
     size_t own_heard;            /* peers' digests received */
@@ -212,6 +216,17 @@ static void pull_set(replicate_t *r, const char *addr)
     r->pulls[i].at_ms = r->io.now ? r->io.now(r->io.ctx) : 1;
     if (!r->pulls[i].at_ms)
         r->pulls[i].at_ms = 1;
+    r->pulls[i].asked_ms = r->pulls[i].at_ms;
+}
+
+/* A part of addr's answer came: its pull lasts PULL_MS from now, unless it was asked for more than
+ * PULL_EXTEND_MS ago (pushes look the same as answer frames). */
+static void pull_extend(replicate_t *r, const char *addr)
+{
+    int i = pull_find(r, addr);
+    uint64_t now = r->io.now ? r->io.now(r->io.ctx) : 0;
+    if (i >= 0 && now && now - r->pulls[i].asked_ms < PULL_EXTEND_MS)
+        r->pulls[i].at_ms = now;
 }
 
 /* ------------------------------------------------------------------ active domains */
@@ -966,8 +981,8 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
                                     its last part) */
             send_digest(r, fr->from, 1);
             pull_set(r, fr->from);
-        } else if (pull_find(r, fr->from) >= 0) {
-            pull_set(r, fr->from);   /* the answer is still coming: the pull lasts PULL_MS after its last part */
+        } else {
+            pull_extend(r, fr->from);   /* the answer is still coming: the pull lasts PULL_MS after its last part */
         }
         free(fr->ok);
         free(fr->gaps);
