@@ -803,6 +803,12 @@ void transport_destroy(transport_t **tp)
     *tp = NULL;
 }
 
+/* How long a rebind waits for the old listener to close. ZeroMQ closes it on its I/O thread, after
+ * zmq_unbind returns; that takes well under 10 ms on a quiet host, but a host loaded with other
+ * processes has held it past a second. Nobody can dial us meanwhile anyway (the listener is down),
+ * so waiting on the loop costs nothing a peer would see; giving up costs a restart. */
+#define REBIND_WAIT_MS 10000
+
 /* The listener bound again with the socket's current secret key: *bound says whether it still
  * listens (an unbind that failed leaves the old listener). */
 static int rebind(transport_t *t, int *bound, char *err, size_t errlen)
@@ -815,9 +821,13 @@ static int rebind(transport_t *t, int *bound, char *err, size_t errlen)
         return -1;
     }
     *bound = 0;
-    for (int i = 0; zmq_bind(t->router, ep) != 0; i++) {      /* the old listener closes asynchronously */
-        if (zmq_errno() != EADDRINUSE || i >= 100) {
-            set_err(err, errlen, "transport_rekey: bind %s again: %s", ep, zmq_strerror(zmq_errno()));
+    int64_t start = clock_ms();
+    while (zmq_bind(t->router, ep) != 0) {      /* the old listener closes asynchronously */
+        int e = zmq_errno();
+        int64_t waited = clock_ms() - start;
+        if (e != EADDRINUSE || waited >= REBIND_WAIT_MS) {
+            set_err(err, errlen, "transport_rekey: bind %s again: %s (after %lld ms)", ep, zmq_strerror(e),
+                    (long long)waited);
             return -1;
         }
         zmq_poll(NULL, 0, 10);
