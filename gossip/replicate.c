@@ -54,8 +54,8 @@
 #define PULL_SLOTS 64            /* peers a pull may be outstanding with */
 #define PULL_MS 5000             /* an unanswered pull is forgotten after this (or at our next round
                                     without a clock) */
-#define PULL_EXTEND_MS 30000     /* frames from the peer keep a pull this long past its request at
-                                    most: a peer pushing more often than PULL_MS must not keep our
+#define PULL_EXTEND_MS 30000     /* the parts of its answer keep a pull this long past its request
+                                    at most: a peer marking every frame an answer must not keep our
                                     rounds with it shut for good */
 #define ACTIVE_MS 2000           /* a domain changed this recently is being pushed */
 #define ACTIVE_SLOTS 4096        /* domains whose last change is remembered (a lost slot costs only
@@ -220,7 +220,7 @@ static void pull_set(replicate_t *r, const char *addr)
 }
 
 /* A part of addr's answer came: its pull lasts PULL_MS from now, unless it was asked for more than
- * PULL_EXTEND_MS ago (pushes look the same as answer frames). */
+ * PULL_EXTEND_MS ago (a hostile peer may mark any frame an answer). */
 static void pull_extend(replicate_t *r, const char *addr)
 {
     int i = pull_find(r, addr);
@@ -291,6 +291,7 @@ static void frame_flush(frame_t *f)
     msg.n_entries = f->n;
     msg.entries = f->items;
     msg.more = f->cut;
+    msg.answer = 1;
     msg.final = f->r->io.answers_final;
     size_t len = trib__catalog_entries__get_packed_size(&msg);
     uint8_t *buf = malloc(len);
@@ -981,8 +982,12 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
                                     its last part) */
             send_digest(r, fr->from, 1);
             pull_set(r, fr->from);
-        } else {
-            pull_extend(r, fr->from);   /* the answer is still coming: the pull lasts PULL_MS after its last part */
+        } else if (fr->msg->answer) {
+            /* the answer is still coming: the pull lasts PULL_MS after its last part. A push is no
+             * part of it: pushing every second, the peer held a pull whose answer was lost open for
+             * PULL_EXTEND_MS, no round with it meanwhile (an older peer marks nothing: its answer
+             * holds the pull PULL_MS from the request only) */
+            pull_extend(r, fr->from);
         }
         free(fr->ok);
         free(fr->gaps);
