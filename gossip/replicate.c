@@ -57,6 +57,8 @@
 #define PULL_EXTEND_MS 30000     /* the parts of its answer keep a pull this long past its request
                                     at most: a peer marking every frame an answer must not keep our
                                     rounds with it shut for good */
+#define LISTED_MAX 64            /* domains of a question (only_listed) answered with our heads; a
+                                    node asks about its own domain alone */
 #define ACTIVE_MS 2000           /* a domain changed this recently is being pushed */
 #define ACTIVE_SLOTS 4096        /* domains whose last change is remembered (a lost slot costs only
                                     an answer sent early) */
@@ -436,25 +438,51 @@ static int summary(replicate_t *r, uint8_t out[SUMMARY_LEN], uint32_t *domains)
     return 0;
 }
 
-void repl_ask(replicate_t *r, const char *addr)
+/* Sends addr a digest of our heads of the n domains (0 for one we hold nothing of), only_listed:
+ * asking about them alone, or (reply) answering such a question. Returns its length (0: none sent). */
+static size_t send_listed(replicate_t *r, const char *addr, char *const *domains, size_t n, int reply)
 {
-    store_head_t h = {0};
-    if (!r->own[0] || store_catalog_head(r->st, r->own, &h) != 0)
-        h.seq = 0;
-    Trib__DomainHead head = TRIB__DOMAIN_HEAD__INIT, *heads[] = {&head};
-    head.domain = r->own;
-    head.seq = h.seq;
+    Trib__DomainHead *heads = calloc(n ? n : 1, sizeof *heads);
+    Trib__DomainHead **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    size_t len = 0, k = 0;
+    uint8_t *buf = NULL;
+    if (!heads || !ptrs)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        store_head_t h = {0};
+        int rc = domains[i] ? store_catalog_head(r->st, domains[i], &h) : -1;
+        if (rc != 0 && rc != STORE_NOTFOUND)
+            continue;            /* not a domain name */
+        trib__domain_head__init(&heads[k]);
+        heads[k].domain = domains[i];
+        heads[k].seq = rc == 0 ? h.seq : 0;
+        ptrs[k] = &heads[k];
+        k++;
+    }
     Trib__CatalogDigest msg = TRIB__CATALOG_DIGEST__INIT;
-    msg.n_heads = r->own[0] ? 1 : 0;
-    msg.heads = heads;
+    msg.n_heads = k;
+    msg.heads = ptrs;
+    msg.reply = reply;
     msg.only_listed = 1;
-    uint8_t buf[128];
-    size_t len = trib__catalog_digest__get_packed_size(&msg);
-    if (len > sizeof buf)
-        return;
+    len = trib__catalog_digest__get_packed_size(&msg);
+    if (!(buf = malloc(len ? len : 1))) {
+        len = 0;
+        goto out;
+    }
     trib__catalog_digest__pack(&msg, buf);
     r->io.send(r->io.ctx, addr, TRIB__MSG_TYPE__MSG_CATALOG_DIGEST, buf, len);
     r->stats.digests_sent++;
+out:
+    free(buf);
+    free(ptrs);
+    free(heads);
+    return len;
+}
+
+void repl_ask(replicate_t *r, const char *addr)
+{
+    char *own = r->own;
+    send_listed(r, addr, &own, r->own[0] ? 1 : 0, 0);
 }
 
 size_t repl_sync_opener(replicate_t *r, const char *addr, uint8_t *buf, size_t cap)
@@ -589,13 +617,21 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
         lack_t l = {r, msg, &f};
         store_catalog_heads(r->st, send_lacking, &l);
         frame_finish(&f);
-        if (!msg->reply && pull_find(r, from) < 0) { /* else the pull in progress brings it */
+        if (!msg->reply && msg->only_listed) {
+            /* a question about some domains (a starting node's about its own): our heads of them
+             * alone, whatever pull is in progress with the asker (it learns where its own domain
+             * stands from them, and is sent only what we lack of those domains back) */
+            char *domains[LISTED_MAX];
+            size_t n = msg->n_heads < LISTED_MAX ? msg->n_heads : LISTED_MAX;
+            for (size_t i = 0; i < n; i++)
+                domains[i] = msg->heads[i]->domain;
+            answered(r, from, send_listed(r, from, domains, n, 1));
+        } else if (!msg->reply && pull_find(r, from) < 0) { /* else the pull in progress brings it */
             answered(r, from, send_digest(r, from, 1));
             /* our digest asks for all we lack: its answer may stream for seconds, and a round
              * opened meanwhile (our worker busy verifying, the queue empty for a moment) would ask
-             * again for what is on its way; a question about one domain asks for nothing big */
-            if (!msg->only_listed)
-                pull_set(r, from);
+             * again for what is on its way */
+            pull_set(r, from);
         }
     }
     trib__catalog_digest__free_unpacked(msg, NULL);

@@ -106,11 +106,11 @@ const repl_stats_t *repl_stats(const replicate_t *r);
  * must not publish at a seq its peers already hold). */
 /* Names this node's domain (before any message is handled). */
 void repl_set_own(replicate_t *r, const char *domain);
-/* Asks addr for its digest back and for the entries of our own domain we lack (our head of it
- * alone, only_listed: not the rest of the catalog, which the rounds bring): a peer's head for our
- * own domain is learnt from its digest. */
+/* Asks addr for its head of our own domain and the entries of it we lack (our head of it alone,
+ * only_listed: not the rest of the catalog, which the rounds bring). The peer answers with its
+ * heads of the listed domains (only_listed, reply), pull in progress with us or not. */
 void repl_ask(replicate_t *r, const char *addr);
-/* Peers whose digest reached us since repl_set_own; *peer_head the highest head they hold for our
+/* Peers' digests that told us of our domain (any whole digest, or one listing it) since start; *peer_head the highest head they hold for our
  * domain, *own_head ours. */
 size_t repl_own_heard(replicate_t *r, uint64_t *peer_head, uint64_t *own_head);
 

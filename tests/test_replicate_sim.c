@@ -949,6 +949,48 @@ Test(replicate_sim, an_own_domain_ask_brings_only_that_domain)
     store_close(&st);
 }
 
+/* A node asking about its own domain hears where its peer holds it even while that peer pulls
+ * from it (the peer sent it its digest, asking for all it lacks, and that answer is outstanding):
+ * the answer to such a question is the asked domains' heads alone, never held back for the pull.
+ * (Before: the peer answered with its whole digest unless a pull was in progress, and then with
+ * nothing: in a two-node federation a restarted node did not hear of its own domain for PULL_MS
+ * after one lost message.) */
+Test(replicate_sim, an_own_domain_ask_is_answered_while_a_pull_is_in_progress)
+{
+    enum { A = 0, B = 1, PER = 3 };
+    g_clocked = 1;
+    cluster_t *c = cluster_new(2, 0x0a5d, 0.0, MAX_FRAME);
+    g_clocked = 0;
+    plan_publishes(c, A, PER, 1, 1000);
+    plan_publishes(c, B, PER, 1, 1000);
+    cr_assert_neq(run_until_converged(c, 30000, 0), UINT64_MAX, "not converged");
+    node_t *a = &c->nodes[A], *b = &c->nodes[B];
+    repl_set_own(a->repl, a->domain);
+
+    /* A opens a round; B answers with its digest (lost) and holds a pull with A */
+    uint8_t hash[16] = {0}, buf[64];
+    Trib__CatalogSummary sum = TRIB__CATALOG_SUMMARY__INIT;
+    sum.hash.data = hash;
+    sum.hash.len = sizeof hash;
+    sum.domains = 2;
+    size_t len = trib__catalog_summary__pack(&sum, buf);
+    sim_net_block(c->net, B, A, 1);
+    uint64_t digests = repl_stats(b->repl)->digests_sent;
+    cr_assert_eq(repl_handle(b->repl, a->addr, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, buf, len), 0);
+    cr_assert_eq(repl_stats(b->repl)->digests_sent, digests + 1, "B answered the round");
+    sim_net_run(c->net, now(c) + 50);
+    sim_net_block(c->net, B, A, 0);
+
+    uint64_t ph, oh;
+    size_t heard = repl_own_heard(a->repl, &ph, &oh);
+    repl_ask(a->repl, b->addr);
+    sim_net_run(c->net, now(c) + 100);
+    cr_assert_eq(repl_own_heard(a->repl, &ph, &oh), heard + 1,
+                 "B answered A's question about its own domain with nothing while it pulled from A");
+    cr_assert_eq(ph, (uint64_t)PER, "B's head of A's domain");
+    cr_assert_eq(oh, (uint64_t)PER);
+}
+
 /* One member forges: every second it sends every node, for every domain, the next entry chained on the
  * real head but signed by its own key (wrong_key), and the same entry claiming the real signer
  * (bad_signature); it answers each digest with such forgeries of exactly the seqs the asker lacks.
