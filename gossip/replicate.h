@@ -110,8 +110,8 @@ void repl_set_own(replicate_t *r, const char *domain);
  * only_listed: not the rest of the catalog, which the rounds bring). The peer answers with its
  * heads of the listed domains (only_listed, reply), pull in progress with us or not. */
 void repl_ask(replicate_t *r, const char *addr);
-/* Peers' digests that told us of our domain (any whole digest, or one listing it) since start; *peer_head the highest head they hold for our
- * domain, *own_head ours. */
+/* Peers' digests that told us of our domain (any whole digest, or one listing it) since start;
+ * *peer_head the highest head they hold for our domain, *own_head ours. */
 size_t repl_own_heard(replicate_t *r, uint64_t *peer_head, uint64_t *own_head);
 
 /* A fork: two different validly signed entries of one domain at one seq (seen as a duplicate seq
