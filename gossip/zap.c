@@ -483,6 +483,7 @@ static void revocations_check(gossip_t *g)
         g->rots_seen = rots;
         g->charter_seen = version;
         g->dirty = 1;
+        gossip__retire_handed_over(g);
     }
     size_t n = trust_revocation_count(g->trust);
     if (n == g->revs_seen)
