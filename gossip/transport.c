@@ -1111,6 +1111,10 @@ int transport_warm(transport_t *t, const char *addr, int max_shaking)
     if (!transport_addr_valid(addr)) return -1;
     if (dealer_find(t, addr, 1) != NULL) return 0;
     if (t->ndealers >= t->o.max_peers) return -1;
+    if (t->o.per_node_keys && t->allow != NULL) {   /* chartered: a key admitted now (certified) */
+        const peerkey_t *pk = peerkey_find(t, addr);
+        if (pk == NULL || t->allow(t->allow_ctx, pk->curve_pk, TRANSPORT_ASK) != TRANSPORT_ADMIT) return -1;
+    }
     int64_t now = clock_ms();
     int shaking = 0;
     for (const dealer_t *d = t->mlist; d; d = d->mnext)   /* watched until their first handshake */
