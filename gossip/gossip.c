@@ -247,6 +247,52 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
     unsaved_add(g, m->id.data, buf, len);
 }
 
+/* swim_io_t.retired: chartered, a held hand-over signed by id gives its domain to another key. */
+static int member_retired(void *ctx, const uint8_t id[SWIM_ID_LEN])
+{
+    gossip_t *g = ctx;
+    return g->trust && trust_handed_over(g->trust, id);
+}
+
+typedef struct {
+    gossip_t *g;
+    uint8_t (*ids)[ID_PK_LEN];
+    size_t n, cap;
+} retire_t;
+
+static void retire_one(void *ctx, const Trib__Member *m)
+{
+    retire_t *r = ctx;
+    if (m->id.len != ID_PK_LEN || !member_retired(r->g, m->id.data) || r->n == r->cap)
+        return;
+    memcpy(r->ids[r->n++], m->id.data, ID_PK_LEN);
+}
+
+/* A hand-over newly held (or held at start, the members restored): the old key's entry is left
+ * here at once (swim_retire), not when its own LEFT reaches us or our probes of it fail. Until
+ * then its ALIVE entry went on being gossiped and probed, and a LEFT or DEAD one retried, each a
+ * claim of its address by the key that gave it up (refused, trib_peer_keys_total{event=
+ * "refused_retired"}): 17-91 per peer over a soak of 4-9 rotations. */
+void gossip__retire_handed_over(gossip_t *g)
+{
+    if (!g->trust || !trust_rotation_count(g->trust))
+        return;
+    retire_t r = {g, NULL, 0, swim_count(g->swim, -1)};
+    if (!(r.ids = malloc(r.cap * sizeof *r.ids)))
+        return;
+    swim_foreach(g->swim, retire_one, &r);
+    uint64_t now = clock_ms();
+    for (size_t i = 0; i < r.n; i++)
+        if (swim_retire(g->swim, r.ids[i], now)) {
+            g->dirty = 1;
+            reads_peer_lost(g->reads, r.ids[i], "left");
+            char hex[ID_HEX_LEN];
+            identity_hex(r.ids[i], hex);
+            log_info("member %.16s...: left (its key handed over to another)", hex);
+        }
+    free(r.ids);
+}
+
 /* A member claim refused for want of its member's signature: one line a second at most (a
  * hostile peer cannot flood the log; trib_swim_claims_refused_total counts every one). */
 static void member_claim_refused(void *ctx, const uint8_t *from, const Trib__Member *c, int reason)
@@ -1095,7 +1141,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     self.link = g->link;
     self.incarnation = strtoull(inc, NULL, 10);
     swim_io_t sio = {.ctx = g, .send = swim_send, .changed = member_changed, .removed = member_removed,
-                     .rider_out = swim_rider_out, .rider_in = swim_rider_in, .refused = member_claim_refused};
+                     .rider_out = swim_rider_out, .rider_in = swim_rider_in, .refused = member_claim_refused,
+                     .retired = member_retired};
     uint64_t seed;
     randombytes_buf(&seed, sizeof seed);
     g->swim = swim_new(&o->swim, &self, &sio, seed, err, errlen);

@@ -200,6 +200,7 @@ int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const ui
 int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]); /* worker */
 void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
+void gossip__retire_handed_over(gossip_t *g);   /* loop: members whose key a held hand-over retired */
 void gossip__hello_store(gossip_t *g, int force);                              /* loop: queued hello certs */
 void gossip__owners_untrusted(gossip_t *g);                                    /* loop: reads from them end */
 void gossip__uncertified_check(gossip_t *g);                                   /* loop: members without one */

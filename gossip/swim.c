@@ -213,6 +213,7 @@ static void apply_alive(swim_t *s, uint64_t now, member_t *m, const Trib__Member
             s->st.members_dropped++;
             return;
         }
+        if (s->io.retired && s->io.retired(s->io.ctx, c->id.data)) return;   /* stale: handed over */
         if (!swim__proven(s, c, ALIVE)) return;
         m = swim__member_add(s, c);
         if (!m) return;
@@ -269,6 +270,7 @@ static void apply_gone(swim_t *s, uint64_t now, member_t *m, const Trib__Member 
     bool higher = inc > m->pub.incarnation;
     if ((state == LEFT || higher) && !swim__proven(s, c, kind_of(state))) return;
     if (state == LEFT || higher) take_claim(s, m, c);
+    if (state == LEFT) m->quiet = false;          /* its own signed LEFT now: repeated as any */
     set_state(s, m, state, now);
     swim__bq_push(s, m);
     notify(s, m, old);
@@ -284,6 +286,7 @@ static void apply_claim(swim_t *s, uint64_t now, const Trib__Member *c, const ui
         return;
     }
     member_t *m = swim__find(s, c->id.data);
+    if (m && m->retired && c->state != LEFT) return;   /* handed over: only its own LEFT is news */
     switch (c->state) {
     case ALIVE:   apply_alive(s, now, m, c); break;
     case SUSPECT: apply_suspect(s, now, m, c, from); break;
@@ -922,6 +925,22 @@ int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], const uint8_t *sk, uint
     notify(s, m, SWIM_NEW);
     recompute_deadline(s);
     return 0;
+}
+
+int swim_retire(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now)
+{
+    member_t *m = swim__find(s, id);
+    if (!m || m == s->self || m->retired) return 0;
+    m->retired = true;
+    int gone = is_gone(m->pub.state);
+    if (m->pub.state != LEFT) {
+        m->quiet = true;                          /* our inference, not its signed word */
+        swim__bq_drop(s, m);
+        set_state(s, m, LEFT, now);
+    }
+    m->retry_at = UINT64_MAX;                     /* never asked again: its key speaks no more */
+    recompute_deadline(s);
+    return !gone;
 }
 
 const Trib__Member *swim_self(const swim_t *s) { return &s->self->pub; }

@@ -128,6 +128,10 @@ typedef struct {
     /* Signed mode: a claim from `from` about member c was refused (reason: swim_refused_name).
      * Optional; for the caller's (rate-limited) log, the count is in swim_stats. */
     void (*refused)(void *ctx, const uint8_t from[SWIM_ID_LEN], const Trib__Member *c, int reason);
+    /* Whether member id handed its place over to another key (chartered: a held hand-over signed
+     * by id, gossip/trust.h): an ALIVE claim of a member not in the table is then not taken.
+     * Optional; must not call back into the swim_t. */
+    int (*retired)(void *ctx, const uint8_t id[SWIM_ID_LEN]);
 } swim_io_t;
 
 /* Why a claim was refused in signed mode (the label of trib_swim_claims_refused_total). */
@@ -208,6 +212,14 @@ int swim_sign_with(swim_t *s, const uint8_t sk[64]);
  * (id's secret key; NULL only when not signing). 0, or -1 (out of memory, or sk not id's key:
  * nothing changed). */
 int swim_rekey(swim_t *s, const uint8_t id[SWIM_ID_LEN], const uint8_t *sk, uint64_t now_ms);
+/* Member id handed its place over to another key (the caller holds the hand-over, signed by id:
+ * its own word that it is gone, as good as its LEFT). It is LEFT here at once: never probed or
+ * retried again, no ALIVE or suspicion of it taken any more; only its own signed LEFT still
+ * replaces what we hold. A LEFT made here carries no LEFT signature of the member, so it is not
+ * repeated to others (they learn the hand-over, or the member's own LEFT). changed() is not
+ * called (nothing to store: a restart retires it again). 1 when it was not gone already, 0 else
+ * (unknown, self, retired already). */
+int swim_retire(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now_ms);
 const Trib__Member *swim_self(const swim_t *s);
 size_t swim_count(const swim_t *s, int state);         /* members in state; all when state < 0 */
 int swim_health(const swim_t *s);                      /* Lifeguard awareness, 0 = healthy */

@@ -58,6 +58,8 @@ typedef struct {
     size_t esz;
     size_t bsz;                 /* of it, what counts against the piggyback budget (no signature) */
     bool has_sig;               /* pub.sig = sig: the member's own signature of what we hold */
+    bool retired;               /* handed over to another key (swim_retire): never ALIVE again */
+    bool quiet;                 /* LEFT by swim_retire, without its LEFT signature: not repeated */
     uint8_t sig[64];
 } member_t;
 
@@ -167,6 +169,7 @@ member_t *swim__member_add(swim_t *s, const Trib__Member *c);
 void swim__member_remove(swim_t *s, member_t *m);
 /* Queues m's current state for piggybacking as the newest, never-sent update. */
 void swim__bq_push(swim_t *s, member_t *m);
+void swim__bq_drop(swim_t *s, member_t *m);              /* out of the piggyback queue */
 /* Replaces *dst with a copy of src ("" for NULL) unless equal; -1 when out of memory. */
 int swim__set_str(char **dst, const char *src);
 /* Up to k distinct random members passing `want`, other than self and `skip`. */

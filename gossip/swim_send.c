@@ -181,7 +181,7 @@ void swim__send_push_pull(swim_t *s, const uint8_t *to_id, const char *addr, boo
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < s->n; i++) {
             member_t *m = s->list[i];
-            if (m == s->self || is_gone(m->pub.state) != (pass == 1)) continue;
+            if (m == s->self || m->quiet || is_gone(m->pub.state) != (pass == 1)) continue;
             size_t sz = elem_size(m);
             if (used + sz > SWIM_MAX_BODY) continue;
             s->pubs[n++] = &m->pub;

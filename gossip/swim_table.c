@@ -130,7 +130,7 @@ member_t *swim__member_new(const Trib__Member *c)
     return m;
 }
 
-static void bq_remove(swim_t *s, member_t *m)
+void swim__bq_drop(swim_t *s, member_t *m)
 {
     if (!m->queued) return;
     for (size_t i = 0; i < s->nbq; i++) {
@@ -145,7 +145,7 @@ static void bq_remove(swim_t *s, member_t *m)
 /* Queues m's current state for piggybacking as the newest, never-sent update. */
 void swim__bq_push(swim_t *s, member_t *m)
 {
-    bq_remove(s, m);
+    swim__bq_drop(s, m);
     assert(s->nbq < s->cap);
     s->bq[s->nbq++] = m;
     m->queued = true;
@@ -162,7 +162,7 @@ void swim__member_remove(swim_t *s, member_t *m)
         break;
     }
     tab_del(s, m);
-    bq_remove(s, m);
+    swim__bq_drop(s, m);
     s->count[m->pub.state]--;
     if (s->io.removed) s->io.removed(s->io.ctx, m->id);
     swim__member_free(m);

@@ -29,6 +29,8 @@
 #define RECV_BATCH     256              /* frames read per transport_recv call */
 #define ZAP_BATCH      64               /* ZAP requests answered per transport_recv call */
 #define HANDSHAKE_MS   10000
+#define CTX_SOCKETS_SLACK 64            /* ROUTER, ZAP, their monitors, other users of the context */
+#define ZMQ_SOCKETS_MAX   65535         /* ZMQ_SOCKET_LIMIT of libzmq's default build */
 /* A DEALER's routing id, sent once per connection in the (CURVE-encrypted) ZMTP handshake:
  * RID_MARK, our node id (32), a random nonce (8, so two DEALERs of ours never share one), our
  * advertised address. The ROUTER hands it over with every message, so envelopes on such a
@@ -722,6 +724,15 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
         goto fail;
     }
 
+    /* Room in the context for the cap: a DEALER is 1 socket, 3 while its handshakes are watched
+     * (the monitor's PAIR and ours), and ZeroMQ's default of 1023 sockets a context ran out long
+     * before max_peers (the agent's 2048): past ~340 peers not answering, or ~1000 connected, a
+     * new connection failed and its message was dropped, and the LRU cap never closed one to make
+     * room. Taken only by a context with no socket yet (the agent's: this is its first). */
+    size_t want = 3 * t->o.max_peers + CTX_SOCKETS_SLACK;
+    if (want > ZMQ_SOCKETS_MAX) want = ZMQ_SOCKETS_MAX;
+    if (zmq_ctx_get(zctx, ZMQ_MAX_SOCKETS) < (int)want) (void)zmq_ctx_set(zctx, ZMQ_MAX_SOCKETS, (int)want);
+
     /* The ZAP handler first: a CURVE server with no handler in its context admits anyone. */
     t->zap = zmq_socket(zctx, ZMQ_REP);
     if (t->zap == NULL || set_int(t->zap, ZMQ_LINGER, 0)) {
@@ -1111,6 +1122,10 @@ int transport_warm(transport_t *t, const char *addr, int max_shaking)
     if (!transport_addr_valid(addr)) return -1;
     if (dealer_find(t, addr, 1) != NULL) return 0;
     if (t->ndealers >= t->o.max_peers) return -1;
+    if (t->o.per_node_keys && t->allow != NULL) {   /* chartered: a key admitted now (certified) */
+        const peerkey_t *pk = peerkey_find(t, addr);
+        if (pk == NULL || t->allow(t->allow_ctx, pk->curve_pk, TRANSPORT_ASK) != TRANSPORT_ADMIT) return -1;
+    }
     int64_t now = clock_ms();
     int shaking = 0;
     for (const dealer_t *d = t->mlist; d; d = d->mnext)   /* watched until their first handshake */

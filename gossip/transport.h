@@ -143,8 +143,9 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
  * hello: opened at the first message, under load (a burst of new bulk connections at once) that
  * took 1-2.4 s, longer than a probe's whole budget. Our certificate hello goes first, as a first
  * send would queue it; nothing else is sent. Returns 1 opened, 0 open already, -1 not at all: addr
- * invalid or without a key (chartered), or the DEALER cap reached (a warm-up never closes another
- * connection); -2 not now: max_shaking connections or more opened within the last handshake window
+ * invalid, or (chartered) without a key or with one the allow callback does not admit now (a
+ * member entry of a key with no certificate, which anyone can mint: dialled, if at all, when a
+ * message needs it), or the DEALER cap reached (a warm-up never closes another connection); -2 not now: max_shaking connections or more opened within the last handshake window
  * still wait for their first handshake (a warm-up adds no burst of its own to a busy node). */
 int transport_warm(transport_t *t, const char *addr, int max_shaking);
 

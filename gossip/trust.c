@@ -689,6 +689,16 @@ int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_P
     return ok;
 }
 
+int trust_handed_over(const trust_t *t, const uint8_t key[ID_PK_LEN])
+{
+    int found = 0;
+    pthread_rwlock_rdlock(t->mu);
+    for (size_t i = 0; i < t->nrots && !found; i++)
+        found = memcmp(t->rots[i].old_key, key, ID_PK_LEN) == 0 && memcmp(t->rots[i].new_key, key, ID_PK_LEN) != 0;
+    pthread_rwlock_unlock(t->mu);
+    return found;
+}
+
 size_t trust_rotation_count(const trust_t *t)
 {
     pthread_rwlock_rdlock(t->mu);

@@ -75,6 +75,9 @@ int trust_handover(const trust_t *t, const char *domain, const uint8_t from[ID_P
  * TRUST_HANDOVER_STEPS): the keys whose log key continues. Returns how many. */
 size_t trust_predecessors(const trust_t *t, const char *domain, const uint8_t key[ID_PK_LEN],
                           uint8_t out[TRUST_HANDOVER_STEPS][ID_PK_LEN]);
+/* 1 when a held hand-over (so signed by key, while certified) gives key's domain to another key:
+ * key said it speaks no more, whatever its certificate's overlap still allows. 0 else. */
+int trust_handed_over(const trust_t *t, const uint8_t key[ID_PK_LEN]);
 size_t trust_rotation_count(const trust_t *t);
 /* The version of the charter held now (a new one re-checks every certificate against its roots). */
 uint64_t trust_charter_version(const trust_t *t);

@@ -474,6 +474,7 @@ static void revocations_check(gossip_t *g)
     if (certs != g->certs_seen) {
         g->certs_seen = certs;
         g->dirty = 1;
+        g->warm_due = 1;   /* a member seen alive before its certificate is warmed now (transport_warm) */
         if (g->o.on_certs)
             g->o.on_certs(g->o.ctx);
     }
@@ -483,6 +484,7 @@ static void revocations_check(gossip_t *g)
         g->rots_seen = rots;
         g->charter_seen = version;
         g->dirty = 1;
+        gossip__retire_handed_over(g);
     }
     size_t n = trust_revocation_count(g->trust);
     if (n == g->revs_seen)

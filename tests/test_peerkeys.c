@@ -134,6 +134,41 @@ static int rebind_some(void *ctx, const char *addr, const uint8_t held[32], cons
     return rebind_to && !memcmp(claimed, rebind_to, 32);
 }
 
+static const uint8_t *admit_curve;   /* the one CURVE key allow_one admits; the rest wait for a certificate */
+
+static int allow_one(void *ctx, const uint8_t curve_pk[32], int connect)
+{
+    (void)ctx, (void)connect;
+    return admit_curve && !memcmp(curve_pk, admit_curve, 32) ? TRANSPORT_ADMIT : TRANSPORT_PROVISIONAL;
+}
+
+/* A member's connection opened ahead of its first message (transport_warm) goes only to a key the
+ * node admits now: a member entry is signed by its own key, which anyone can mint, so a hostile
+ * peer gossiping many made-up members at addresses of nothing made every node dial them all, four
+ * at a time, each holding the warm-ups of real members up to 10 s behind its handshake. */
+Test(peerkeys, a_warm_up_dials_only_a_key_the_node_admits)
+{
+    tr_t a;
+    identity_t certified, minted;
+    tr_open(&a, 0);
+    fx_identity(&certified);
+    fx_identity(&minted);
+    transport_set_allow(a.t, allow_one, NULL);
+    admit_curve = certified.curve_pk;
+    cr_assert_eq(transport_set_peer(a.t, "127.0.0.1:9", minted.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_assert_eq(transport_set_peer(a.t, "127.0.0.1:10", certified.pk, TRANSPORT_PEER_CLAIM), 0);
+    cr_expect_eq(transport_warm(a.t, "127.0.0.1:9", 4), -1, "a key without a certificate was warmed");
+    cr_expect_eq(transport_warm(a.t, "127.0.0.1:11", 4), -1, "an address with no key was warmed");
+    cr_expect_eq(transport_stats(a.t)->peers_open, 0);
+    cr_expect_eq(transport_warm(a.t, "127.0.0.1:10", 4), 1, "a certified member was not warmed");
+    cr_expect_eq(transport_stats(a.t)->dealers_warmed, 1);
+    /* its certificate arrives: warmed then */
+    admit_curve = minted.curve_pk;
+    cr_expect_eq(transport_warm(a.t, "127.0.0.1:9", 4), 1);
+    admit_curve = NULL;
+    tr_close(&a);
+}
+
 Test(peerkeys, a_claim_replaces_only_a_key_that_failed_and_never_one_the_address_proved)
 {
     tr_t a, b;

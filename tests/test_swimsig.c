@@ -118,13 +118,17 @@ typedef struct {
     size_t nout, cap;
     int refused[SWIM_REFUSED_COUNT];        /* io.refused calls by reason */
     int told_dead;                          /* io.changed calls with a member DEAD */
+    const char *watch;                      /* messages sent to this address are counted */
+    int to_watch;
+    const uint8_t *retired;                 /* io.retired says yes for this id */
     uint8_t refused_from[32];
 } rig_t;
 
 static void rig_send(void *ctx, const uint8_t *to_id, const char *addr, int type, const uint8_t *body, size_t len)
 {
     rig_t *r = ctx;
-    (void)to_id, (void)addr;
+    (void)to_id;
+    r->to_watch += r->watch && !strcmp(addr, r->watch);
     if (r->nout == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 64;
         r->out = realloc(r->out, r->cap * sizeof *r->out);
@@ -151,6 +155,12 @@ static void rig_changed(void *ctx, const Trib__Member *m, int old_state)
     rig_t *r = ctx;
     (void)old_state;
     if (m->state == DEAD) r->told_dead++;
+}
+
+static int rig_retired(void *ctx, const uint8_t id[32])
+{
+    rig_t *r = ctx;
+    return r->retired && !memcmp(id, r->retired, 32);
 }
 
 static void rig_clear(rig_t *r)
@@ -194,7 +204,8 @@ static void rig_init(rig_t *r)
     cr_assert_geq(sodium_init(), 0);
     fx_identity(&r->self);
     Trib__Member self = claim(&r->self, "self:7470", 0, ALIVE);
-    swim_io_t io = {.ctx = r, .send = rig_send, .changed = rig_changed, .refused = rig_refused};
+    swim_io_t io = {.ctx = r, .send = rig_send, .changed = rig_changed, .refused = rig_refused,
+                    .retired = rig_retired};
     char err[200] = "";
     r->s = swim_new(NULL, &self, &io, 7, err, sizeof err);
     cr_assert_not_null(r->s, "%s", err);
@@ -640,6 +651,78 @@ Test(swimsig, rekey_the_old_key_signs_its_left_and_the_new_its_alive)
     cr_assert_not_null(swim_find(o.s, next.pk));
     cr_expect_eq((int)swim_find(o.s, next.pk)->state, ALIVE);
     rig_free(&o);
+    rig_free(&r);
+}
+
+static void count_seen(const Trib__Member *m, void *ctx)
+{
+    (void)m;
+    ++*(int *)ctx;
+}
+
+/* A member whose key was handed over (the caller holds its signed hand-over) is left at once: not
+ * probed or retried (each a claim of its old address by the key that gave it up), its ALIVE no
+ * longer taken, and the LEFT we made for it, which carries no LEFT signature of its own, repeated
+ * to nobody. Its own signed LEFT still replaces it, and is repeated. A stranger's ALIVE whose key
+ * io.retired names is not learnt. */
+Test(swimsig, a_retired_member_is_left_at_once_and_never_asked_again)
+{
+    rig_t r;
+    rig_init(&r);
+    const identity_t *old = &r.peer[2];
+    cr_assert_eq(swim_retire(r.s, old->pk, r.now), 1);
+    cr_expect_eq((int)swim_find(r.s, old->pk)->state, LEFT);
+    cr_expect_eq(swim_retire(r.s, old->pk, r.now), 0, "retired twice");
+    cr_expect_eq(swim_retire(r.s, r.self.pk, r.now), 0, "self retired");
+    /* two minutes: probes, gossip, push-pulls of everyone else; nothing to or about it */
+    rig_clear(&r);
+    r.watch = r.paddr[2];
+    rig_advance(&r, r.now + 120000);
+    cr_assert_eq(swim_handle(r.s, r.now, r.peer[1].pk, r.paddr[1], T_PUSH_PULL, NULL, 0), 0);
+    Trib__PushPull ask = TRIB__PUSH_PULL__INIT;
+    ask.join = true;
+    cr_assert_eq(rig_handle(&r, 1, T_PUSH_PULL, &ask.base), 0);   /* answered with the whole table */
+    cr_expect_gt(r.nout, 0);
+    int seen = 0;
+    cr_expect_eq(sent_about(&r, old->pk, count_seen, &seen), 0, "its made-up LEFT was repeated %d time(s)", seen);
+    cr_expect_eq(r.to_watch, 0, "%d message(s) went to its address", r.to_watch);
+    /* its ALIVE at any incarnation is old news; nothing refused or counted */
+    uint64_t refused = refused_total(&r);
+    Trib__Member a = claim(old, r.paddr[2], 9, ALIVE);
+    uint8_t sa[64];
+    sign_as(&a, old, "trib/member/v1", ALIVE, sa);
+    cr_assert_eq(rig_gossip1(&r, 1, a), 0);
+    cr_expect_eq((int)swim_find(r.s, old->pk)->state, LEFT, "a retired member came back alive");
+    cr_expect_eq(refused_total(&r), refused);
+    /* a forged LEFT changes nothing; its own signed LEFT replaces ours, and goes on */
+    Trib__Member f = claim(old, r.paddr[2], 2, LEFT);
+    uint8_t sf[64];
+    sign_as(&f, &r.peer[3], "trib/member/v1", LEFT, sf);
+    cr_assert_eq(rig_gossip1(&r, 1, f), 0);
+    cr_expect_eq(swim_find(r.s, old->pk)->incarnation, 1);
+    Trib__Member l = claim(old, r.paddr[2], 2, LEFT);
+    uint8_t sl[64];
+    sign_as(&l, old, "trib/member/v1", LEFT, sl);
+    cr_assert_eq(rig_gossip1(&r, 1, l), 0);
+    cr_expect_eq(swim_find(r.s, old->pk)->incarnation, 2);
+    cr_expect_eq((int)swim_find(r.s, old->pk)->state, LEFT);
+    rig_clear(&r);
+    rig_advance(&r, r.now + 120000);
+    cr_assert_eq(rig_handle(&r, 1, T_PUSH_PULL, &ask.base), 0);
+    cr_expect_gt(sent_about(&r, old->pk, expect_self_signed, NULL), 0, "its own LEFT is not repeated");
+    cr_expect_eq(r.to_watch, 0, "%d message(s) went to its address", r.to_watch);
+    /* a stranger whose key io.retired names is not learnt */
+    identity_t gone;
+    fx_identity(&gone);
+    r.retired = gone.pk;
+    Trib__Member g = claim(&gone, "gone:7470", 1, ALIVE);
+    uint8_t sg[64];
+    sign_as(&g, &gone, "trib/member/v1", ALIVE, sg);
+    cr_assert_eq(rig_gossip1(&r, 1, g), 0);
+    cr_expect_null(swim_find(r.s, gone.pk), "a retired key was learnt");
+    r.retired = NULL;
+    cr_assert_eq(rig_gossip1(&r, 1, g), 0);
+    cr_expect_not_null(swim_find(r.s, gone.pk), "the same key, not retired, was not learnt");
     rig_free(&r);
 }
 

@@ -2,6 +2,9 @@
  * non-blocking sends. Real sockets on 127.0.0.1 with ports chosen by the kernel; every wait is a
  * poll with a deadline. */
 #include <criterion/criterion.h>
+
+#include <inttypes.h>
+#include <sys/resource.h>
 #include <arpa/inet.h>
 #include <poll.h>
 #include <stddef.h>
@@ -743,6 +746,39 @@ Test(transport, a_warmed_priority_connection_carries_the_first_probe_without_wai
     cr_expect_eq(st.send_dropped, 0);
     node_stop(&a);
     node_stop(&b);
+}
+
+/* The transport's cap on connections (max_peers) bounds how many peers a node reaches, not
+ * ZeroMQ's default of 1023 sockets a context: a DEALER whose handshake is watched is three sockets,
+ * so with ~340 peers not answering (members alive but unreachable, or addresses of nothing) each
+ * new connection failed and its message was dropped, the LRU cap never reached. The addresses are
+ * TEST-NET-1 (RFC 5737): nothing is contacted. */
+Test(transport, the_connection_cap_is_the_transport_s_not_zeromq_s_socket_limit)
+{
+    enum { PEERS = 400 };
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {   /* as the agent does */
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= 6 * PEERS, "too few file descriptors");
+    node_t a;
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.max_peers = 2 * PEERS;
+    node_start(&a, &o);
+    int dropped = 0;
+    for (int i = 0; i < PEERS; i++) {
+        char addr[32];
+        snprintf(addr, sizeof addr, "192.0.2.1:%d", 1000 + i);
+        dropped += transport_send(a.t, addr, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1) != 0;
+    }
+    transport_stats_t st = stats_of(a.t);
+    cr_expect_eq(dropped, 0, "%d of %d messages dropped: %" PRIu64 " connections open", dropped, PEERS,
+                 st.peers_open);
+    cr_expect_eq(st.peers_open, PEERS);
+    cr_expect_eq(st.send_dropped, 0);
+    node_stop(&a);
 }
 
 Test(transport, pollitems_lists_router_zap_and_waiting_dealers)
