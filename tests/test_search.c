@@ -10,11 +10,15 @@
  * hashes and signatures are arbitrary bytes: storage verifies neither). */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <lmdb.h>
 #include "storage/search.h"
 #include "storage/search_int.h"   /* the columns, compared with reading them whole */
@@ -1393,7 +1397,7 @@ Test(search, facets_match_the_snapshot_while_products_change)
 
 /* ---------------------------------------------------------------- the columns, from inside */
 
-static const search_cache_t *dumped;
+static _Thread_local const search_cache_t *dumped;   /* cmp_rank's columns: columns_text runs on threads too */
 
 static int cmp_value(const void *a, const void *b)
 {
@@ -1632,5 +1636,230 @@ Test(search, a_gap_in_the_log_reads_the_columns_whole)
         store_search_size_t next;
         cr_assert_eq(store_search_size(st, &next), 0);
         cr_expect_eq(next.column_updates, after.column_updates + 1, "%s: the log serves the next write", cases[c].what);
+    }
+}
+
+/* ---------------------------------------------------------------- the columns against the postings */
+
+typedef struct { int facet; char s[STORE_FACET_VALUE_MAX + 1]; } posted_t;
+
+static int cmp_posted(const void *a, const void *b)
+{
+    const posted_t *x = a, *y = b;
+    return x->facet != y->facet ? x->facet - y->facet : strcmp(x->s, y->s);
+}
+
+/* What columns_text prints for the columns of snapshot txn (generation gen), read straight from
+ * its search_facets and search_ids with none of search_cache.c's code: each doc's values, the docs
+ * in id order, each value's total. */
+static char *postings_text(MDB_txn *txn, uint64_t gen)
+{
+    uint32_t n;
+    char e[256];
+    cr_assert_eq(search__docid_end(st, txn, &n, e, sizeof e), 0, "%s", e);
+    posted_t **per = calloc(n, sizeof *per), *tv = NULL;
+    size_t *cnt = calloc(n, sizeof *cnt), ntv = 0;
+    uint32_t *tot = NULL;
+    cr_assert(per && cnt);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    cr_assert_eq(mdb_cursor_open(txn, st->s_facets, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const char *kind = k.mv_size ? memchr(FACET_KINDS, *(const char *)k.mv_data, strlen(FACET_KINDS)) : NULL;
+        uint32_t d = be32_get(v.mv_data);
+        if (!kind || d >= n)
+            continue;
+        posted_t o = { (int)(kind - FACET_KINDS), "" };
+        memcpy(o.s, (const char *)k.mv_data + 1, k.mv_size - 1);
+        per[d] = realloc(per[d], (cnt[d] + 1) * sizeof **per);   /* keys in order: a new key, a new value */
+        if (!ntv || cmp_posted(&tv[ntv - 1], &o) != 0) {
+            tv = realloc(tv, (ntv + 1) * sizeof *tv);
+            tot = realloc(tot, (ntv + 1) * sizeof *tot);
+            cr_assert(tv && tot);
+            tv[ntv] = o;
+            tot[ntv++] = 0;
+        }
+        cr_assert_not_null(per[d]);
+        per[d][cnt[d]++] = o;
+        tot[ntv - 1]++;
+    }
+    mdb_cursor_close(cur);
+    char *buf;
+    size_t len;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    fprintf(f, "generation %llu, docids < %u\n", (unsigned long long)gen, n);
+    for (uint32_t d = 1; d < n; d++) {
+        qsort(per[d], cnt[d], sizeof **per, cmp_posted);
+        fprintf(f, "doc %u:", d);
+        for (size_t j = 0; j < cnt[d]; j++)
+            fprintf(f, " %d=%s", per[d][j].facet, per[d][j].s);
+        fprintf(f, "\n");
+        free(per[d]);
+    }
+    fprintf(f, "id order:");
+    cr_assert_eq(mdb_cursor_open(txn, st->s_ids, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        if (be32_get(v.mv_data) < n)
+            fprintf(f, " %u", be32_get(v.mv_data));
+    mdb_cursor_close(cur);
+    fprintf(f, "\n");
+    size_t *order = malloc((ntv ? ntv : 1) * sizeof *order);   /* by facet, then value (not key order) */
+    cr_assert_not_null(order);
+    for (size_t i = 0; i < ntv; i++)
+        order[i] = i;
+    for (size_t i = 1; i < ntv; i++)
+        for (size_t j = i; j > 0 && cmp_posted(&tv[order[j - 1]], &tv[order[j]]) > 0; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (size_t i = 0; i < ntv; i++)
+        fprintf(f, "total %d=%s %u\n", tv[order[i]].facet, tv[order[i]].s, tot[order[i]]);
+    fclose(f);
+    free(order), free(per), free(cnt), free(tv), free(tot);
+    return buf;
+}
+
+/* The columns a query of the store's newest snapshot gets are its postings. */
+static void expect_columns_are_the_postings(const char *what)
+{
+    MDB_txn *txn;
+    cr_assert_eq(store__read_begin(st, &txn, err, sizeof err), 0, "%s", err);
+    uint64_t gen;
+    char *got = columns_of(txn, &gen), *want = postings_text(txn, gen);
+    store__read_end(st, txn);
+    expect_same_text(got, want, what);
+    free(got);
+    free(want);
+}
+
+static atomic_int checked, differ;
+static char first_diff[1024];
+
+/* Until the writes are done: the columns of a new snapshot, whichever way the store got them, are
+ * compared with its postings. */
+static void *postings_loop(void *arg)
+{
+    (void)arg;
+    char e[256];
+    while (!atomic_load(&writes_done)) {
+        MDB_txn *txn;
+        uint32_t n;
+        search_cache_t *c = NULL;
+        if (store__read_begin(st, &txn, e, sizeof e) != 0) {
+            atomic_fetch_add(&differ, 1);
+            continue;
+        }
+        if (search__docid_end(st, txn, &n, e, sizeof e) != 0 || !(c = search__cache_get(st, txn, n, e, sizeof e))) {
+            atomic_fetch_add(&differ, 1);
+            store__read_end(st, txn);
+            continue;
+        }
+        char *got = columns_text(c), *want = postings_text(txn, c->gen);
+        search__cache_release(c);
+        store__read_end(st, txn);
+        if (strcmp(got, want) != 0 && atomic_fetch_add(&differ, 1) == 0) {
+            size_t i = 0;
+            while (got[i] == want[i])
+                i++;
+            while (i > 0 && got[i - 1] != '\n')
+                i--;
+            snprintf(first_diff, sizeof first_diff, "columns:  %.400s\npostings: %.400s", got + i, want + i);
+        }
+        atomic_fetch_add(&checked, 1);
+        free(got);
+        free(want);
+    }
+    return NULL;
+}
+
+/* Three threads take snapshots while random writes of every kind go on (a check between every two
+ * writes): the columns each gets (kept, updated from an older generation's, or read whole, for its
+ * own snapshot or an older one's) are, value for value and in id order, what its postings say. */
+Test(search, columns_are_the_postings_under_concurrent_writes)
+{
+    uint32_t x = model_load(31337, 500);
+    pthread_t th[3];
+    atomic_store(&writes_done, 0);
+    atomic_store(&checked, 0);
+    atomic_store(&differ, 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, postings_loop, NULL), 0);
+    for (int w = 0; w < 1200; w++) {
+        random_write(x = lcg(x));
+        int seen = atomic_load(&checked);
+        for (time_t end = time(NULL) + 10; w % 2 && atomic_load(&checked) == seen && time(NULL) < end;)
+            sched_yield();
+    }
+    atomic_store(&writes_done, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    store_search_size_t sz;
+    cr_assert_eq(store_search_size(st, &sz), 0);
+    cr_expect_eq(atomic_load(&differ), 0, "%d of %d snapshots' columns are not their postings; the first:\n%s",
+                 atomic_load(&differ), atomic_load(&checked), first_diff);
+    cr_expect_geq(atomic_load(&checked), 500);
+    cr_expect_geq(sz.column_updates, 100, "columns updated %llu times (read whole %llu)",
+                  (unsigned long long)sz.column_updates, (unsigned long long)sz.column_builds);
+}
+
+/* A writer process killed (SIGKILL) in the middle of its random writes: the store opened again has
+ * the log end at its generation, its first columns (read whole) are its postings, and the log
+ * serves the writes after it (each query's columns updated, and still the postings). */
+Test(search, a_writer_killed_mid_write_leaves_the_log_and_generation_agreeing)
+{
+    uint32_t x = model_load(2024, 400);
+    list_all();
+    for (int round = 0; round < 2; round++) {
+        store_close(&st);
+        int fd[2];
+        cr_assert_eq(pipe(fd), 0);
+        pid_t pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0) {   /* durable writes, a byte down the pipe after each */
+            close(fd[0]);
+            st = open_store(0, 0);
+            for (uint32_t y = x + 17u * (uint32_t)round;;) {
+                random_write(y = lcg(y));
+                if (write(fd[1], "w", 1) != 1)
+                    _exit(1);
+            }
+        }
+        close(fd[1]);
+        char b;
+        for (int k = 0; k < 40 + 37 * round; k++)
+            cr_assert_eq(read(fd[0], &b, 1), 1, "the writer died");
+        kill(pid, SIGKILL);
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        close(fd[0]);
+        cr_assert(WIFSIGNALED(status));
+        st = open_store(0, 1);
+        MDB_txn *txn;
+        uint64_t gen;
+        MDB_cursor *cur;
+        MDB_val k, v;
+        cr_assert_eq(store__read_begin(st, &txn, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(search__gen_get(st, txn, &gen, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(mdb_cursor_open(txn, st->s_delta, &cur), 0);
+        cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
+        uint64_t last = (uint64_t)be32_get(k.mv_data) << 32 | be32_get((const uint8_t *)k.mv_data + 4);
+        mdb_cursor_close(cur);
+        store__read_end(st, txn);
+        cr_expect_eq(last, gen, "round %d: the log ends at %llu, the generation is %llu", round,
+                     (unsigned long long)last, (unsigned long long)gen);
+        char what[64];
+        snprintf(what, sizeof what, "round %d, opened again", round);
+        expect_columns_are_the_postings(what);
+        for (int w = 0; w < 30; w++) {
+            random_write(x = lcg(x));
+            snprintf(what, sizeof what, "round %d, write %d after", round, w);
+            expect_columns_are_the_postings(what);
+        }
+        store_search_size_t sz;
+        cr_assert_eq(store_search_size(st, &sz), 0);
+        cr_expect_eq(sz.column_builds, 1, "round %d: read whole %llu times", round, (unsigned long long)sz.column_builds);
+        cr_expect_geq(sz.column_updates, 15, "round %d", round);
     }
 }
