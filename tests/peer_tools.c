@@ -4,6 +4,7 @@
  * Must not: be linked into the library, sleep as synchronisation, or print. */
 #include "tests/peer_tools.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -81,11 +82,17 @@ void *peer_client_socket(peer_client_t *c)
     return c->sock;
 }
 
+/* A send ZeroMQ could not take: -1 (zmq_errno says why). EAGAIN: the socket has no pipe
+ * to the peer (a DEALER loses its pipe for good when its connection fails its handshake, e.g. a
+ * plain client to a CURVE node) or a full one. EINTR (a signal while ZeroMQ read its own
+ * commands) is tried again. */
 int peer_client_send_parts(peer_client_t *c, const void *const parts[], const size_t lens[], int n)
 {
     for (int i = 0; i < n; i++)
-        if (zmq_send(c->sock, parts[i], lens[i], (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0)
-            return -1;
+        while (zmq_send(c->sock, parts[i], lens[i], (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+            if (zmq_errno() != EINTR)
+                return -1;
+        }
     return 0;
 }
 
