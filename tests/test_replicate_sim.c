@@ -1234,3 +1234,100 @@ Test(replicate_sim, twenty_clocked_nodes_ten_percent_loss_converge)
         cluster_free(&g_cluster);
     }
 }
+
+/* Bounded random input from a peer for every catalog message type, as repl_handle gets it from the
+ * transport: random bytes, and well-formed messages around random contents (digests of up to 70
+ * heads naming real, random, over-long and empty domains at random seqs, as questions or answers,
+ * only_listed or not; entry frames of random entries with random more/answer/final flags; round
+ * openers of random hashes). The reply address is a real member's, as a spoofing peer would give
+ * it. Nothing is accepted, undecodable frames are counted, and the cluster still converges. */
+static uint64_t rnd_next(uint64_t *s)
+{
+    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+    return *s;
+}
+
+Test(replicate_sim, random_catalog_messages_are_refused_and_change_nothing)
+{
+    enum { N = 3, PER = 4, ROUNDS = 4000, HEADS = 70, ENTS = 8 };
+    cluster_t *c = cluster_new(N, 0x0f22, 0.0, MAX_FRAME);
+    for (size_t i = 0; i < N; i++)
+        plan_publishes(c, i, PER, 1, 2000);
+    cr_assert_neq(run_until_converged(c, last_publish(c) + SETTLE_PERIODS * ANTI_ENTROPY_MS, 0), UINT64_MAX,
+                  "not converged");
+    node_t *nd = &c->nodes[0];
+    repl_set_own(nd->repl, nd->domain);
+    repl_stats_t before = *repl_stats(nd->repl);
+    static const int types[] = {MSG_DIGEST, MSG_ENTRIES, TRIB__MSG_TYPE__MSG_CATALOG_WANT,
+                                TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY};
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    static uint8_t buf[1 << 16], ents[ENTS][300];
+    static char names[HEADS][100];
+    for (int i = 0; i < ROUNDS; i++) {
+        int type = types[i % 4];
+        size_t len = 0;
+        if (rnd_next(&s) % 3 == 0 || type == TRIB__MSG_TYPE__MSG_CATALOG_WANT) {
+            len = rnd_next(&s) % 600;
+            for (size_t k = 0; k < len; k++)
+                buf[k] = (uint8_t)rnd_next(&s);
+        } else if (type == MSG_DIGEST) {
+            Trib__DomainHead heads[HEADS], *hp[HEADS];
+            size_t n = rnd_next(&s) % HEADS;
+            for (size_t k = 0; k < n; k++) {
+                trib__domain_head__init(&heads[k]);
+                uint64_t pick = rnd_next(&s) % 4;
+                if (pick == 0)
+                    snprintf(names[k], sizeof names[k], "%s", c->nodes[rnd_next(&s) % N].domain);
+                else {
+                    size_t l = pick == 1 ? 0 : 1 + rnd_next(&s) % (sizeof names[k] - 1);
+                    for (size_t j = 0; j < l; j++)
+                        names[k][j] = (char)(pick == 2 ? 'a' + rnd_next(&s) % 26 : 1 + rnd_next(&s) % 255);
+                    names[k][l] = '\0';
+                }
+                heads[k].domain = names[k];
+                heads[k].seq = rnd_next(&s) % 3 ? rnd_next(&s) % 16 : rnd_next(&s);
+                hp[k] = &heads[k];
+            }
+            Trib__CatalogDigest d = TRIB__CATALOG_DIGEST__INIT;
+            d.n_heads = n;
+            d.heads = hp;
+            d.reply = rnd_next(&s) & 1;
+            d.only_listed = rnd_next(&s) & 1;
+            len = trib__catalog_digest__pack(&d, buf);
+        } else if (type == MSG_ENTRIES) {
+            ProtobufCBinaryData e[ENTS];
+            size_t n = rnd_next(&s) % ENTS;
+            for (size_t k = 0; k < n; k++) {
+                e[k].len = rnd_next(&s) % sizeof ents[k];
+                for (size_t j = 0; j < e[k].len; j++)
+                    ents[k][j] = (uint8_t)rnd_next(&s);
+                e[k].data = ents[k];
+            }
+            Trib__CatalogEntries m = TRIB__CATALOG_ENTRIES__INIT;
+            m.n_entries = n;
+            m.entries = e;
+            m.final = rnd_next(&s) & 1;
+            m.more = rnd_next(&s) & 1;
+            m.answer = rnd_next(&s) & 1;
+            len = trib__catalog_entries__pack(&m, buf);
+        } else {
+            uint8_t hash[16];
+            for (size_t k = 0; k < sizeof hash; k++)
+                hash[k] = (uint8_t)rnd_next(&s);
+            Trib__CatalogSummary sum = TRIB__CATALOG_SUMMARY__INIT;
+            sum.hash.data = hash;
+            sum.hash.len = rnd_next(&s) % 2 ? sizeof hash : rnd_next(&s) % sizeof hash;
+            sum.domains = (uint32_t)rnd_next(&s);
+            len = trib__catalog_summary__pack(&sum, buf);
+        }
+        (void)repl_handle(nd->repl, c->nodes[1 + i % (N - 1)].addr, type, buf, len);
+        if (i % 100 == 99)
+            sim_net_run(c->net, now(c) + STEP_MS);   /* the answers go out, and are handled */
+    }
+    const repl_stats_t *after = repl_stats(nd->repl);
+    cr_expect_eq(after->entries[CAT_ACCEPTED], before.entries[CAT_ACCEPTED], "random input was accepted");
+    cr_expect_gt(after->frames_malformed, before.frames_malformed, "no undecodable frame was counted");
+    cr_expect_gt(after->digests_sent, before.digests_sent, "no question was answered (the input reached no handler)");
+    cr_assert_neq(run_until_converged(c, now(c) + SETTLE_PERIODS * ANTI_ENTROPY_MS, 0), UINT64_MAX,
+                  "the cluster does not converge after the random input");
+}
