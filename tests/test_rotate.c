@@ -11,7 +11,8 @@
  * hand-over submitted to a peer is refused and counted. A switch whose commit point cannot be
  * written leaves the node whole on its old key and says so; a certificate not valid yet completes
  * the rotation when it becomes valid; the automatic switch keeps the --overlap asked for; a node
- * relaying routed reads for others keeps them going when it rotates.
+ * relaying routed reads for others keeps them going when it rotates. A rotated-out key is left at
+ * once where its hand-over is held, and from the first round of a peer restarted after it.
  *
  * Must not: sleep as synchronisation (poll with deadlines), leave processes or files behind. */
 #include <criterion/criterion.h>
@@ -1602,6 +1603,76 @@ Test(rotate, a_rotated_out_key_is_left_at_once_where_its_hand_over_is_held)
     cr_expect(h_wait(one_member, &nc, 20000), "listening does not list payments once, on its new key");
     cr_expect_eq(h_metric(b.url, "trib_swim_claims_refused_total{reason=\"forged\"}"), 0);
     cr_expect_eq(h_metric(c.url, "trib_swim_claims_refused_total{reason=\"forged\"}"), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cb), cert_free(&cc), cert_free(&cn);
+}
+
+/* The old key's claims at n since it started, each kind: refused as a retired key's (entries
+ * gossiped, probes, retries) and failed handshakes (a dial of the address with the old key). */
+static void claims_log(h_node_t *n, const char *name)
+{
+    cr_log_info("%s: refused_retired %.0f, dropped retired_key %.0f, handshakes failed out %.0f", name,
+                h_metric(n->url, "trib_peer_keys_total{event=\"refused_retired\"}"),
+                h_metric(n->url, "trib_gossip_dropped_total{reason=\"retired_key\"}"),
+                h_metric(n->url, "trib_gossip_dropped_total{reason=\"handshake_failed_out\"}"));
+}
+
+/* A peer restarted after a rotation holds the hand-over from its federation log and the old key's
+ * member from its stored member list (left, or dead when the old key's left never reached it):
+ * the old key is retired before the gossip loop's first round (gossip_start judges the held
+ * hand-overs once the members are restored), so no retry, probe or push-pull of the old key goes
+ * out from the restarted peer, and none of its claims reaches the others. Without that pass a
+ * stored member is retried at the first tick: a claim of the rotated node's address by the key
+ * that gave it up. */
+Test(rotate, a_restarted_peer_takes_a_rotated_out_key_as_left_from_its_first_round)
+{
+    char da[256], db[256], dc[256], seed[160];
+    identity_t ia, ib, ic;
+    cert_t ca, cb, cc, cn;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    node_dir("c", dc, sizeof dc, &ic);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    issue("growth", ib.pk, 0, "b.cert", &cb);
+    issue("listening", ic.pk, 0, "c.cert", &cc);
+    h_node_t a, b, c;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    start(&c, "listening", dc, "c.cert", seed);
+    member_cond_t mc = {&c, "payments", ia.hex, NULL, 3}, mb = {&b, "payments", ia.hex, NULL, 3};
+    cr_assert(h_wait(one_member, &mc, 20000), "listening does not see payments (and three alive members)");
+    cr_assert(h_wait(one_member, &mb, 20000), "growth does not see payments (and three alive members)");
+
+    identity_t in;
+    rotate_pending(&a, da, "1h", &in);
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    char certp[300], *out = NULL, *eout = NULL;
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_assert_eq(rc, 0, "key rotate --cert failed: %s", eout ? eout : "");
+    free(out), free(eout);
+    cr_assert(h_wait(handover_held, &b, 20000), "growth never held the hand-over");
+    cr_assert(h_wait(handover_held, &c, 20000), "listening never held the hand-over");
+    left_cond_t lb = {&b, ia.hex};
+    cr_assert(h_wait(member_left, &lb, 10000), "growth does not take the old key as left");
+    member_cond_t nb = {&b, "payments", in.hex, NULL, 3};
+    cr_assert(h_wait(one_member, &nb, 20000), "growth does not list payments once, on its new key");
+
+    /* growth restarts, with the same arguments (its seed still names payments' old key) */
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&b), 0, "growth did not restart; see %s", b.log);
+    claims_cond_t base = {{&a, &c}, retired_claims(&a) + retired_claims(&c)};
+    cr_assert(h_wait(handover_held, &b, 10000), "growth does not hold the hand-over after its restart");
+    cr_expect(h_wait(one_member, &nb, 20000), "restarted growth does not list payments once, on its new key");
+    /* over the restarted peer's first rounds and its FAST retries (a gone member each second at
+     * most): no claim by the old key at it, none from it at the others */
+    claims_cond_t at_b = {{&b, &b}, 0};
+    cr_expect(!h_wait(claims_grew, &at_b, 5000), "the restarted peer refused %.0f claims of the old key",
+              retired_claims(&b));
+    cr_expect_eq(retired_claims(&b), 0, "the restarted peer counted claims of the old key");
+    cr_expect(!h_wait(claims_grew, &base, 1000), "the others refused the old key's claims after growth's restart");
+    claims_log(&a, "payments"), claims_log(&b, "growth"), claims_log(&c, "listening");
     identity_wipe(&in);
     cert_free(&ca), cert_free(&cb), cert_free(&cc), cert_free(&cn);
 }
