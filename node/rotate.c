@@ -489,6 +489,7 @@ static int switch_live(node_t *n, const identity_t *next, const cert_t *cert, ch
      * it unlocked for an instant. */
     node_set_identity(n, next);
     n->cert_not_after_ms = cert->not_after_ms;
+    n->cert_serial = cert->serial;
     return rc == 0 ? 0 : 1;
 }
 
