@@ -1194,6 +1194,9 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         }
     }
     publish_snapshot(g);
+    /* also the first trust check (gossip__own_cert_check): a restored member whose key a held
+     * hand-over retired is left before the loop's first round, or that round would retry it (a
+     * claim of its address by the key that gave it up; test_rotate a_restarted_peer_...) */
     publish_stats(g);
     /* Nobody to ask (a first node: no seed, no stored member), or nothing of ours held yet (a new
      * node): nothing of ours can be ahead of us. Except a replacement key (chartered, prev_serial)

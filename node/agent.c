@@ -84,6 +84,7 @@ static int load_trust(node_t *a, char *err, size_t errlen)
     trust_time_text(own_cert.not_after_ms, until);
     log_info("chartered: domain '%s' certified for this node (serial %s, valid until %s)", c->domain, serial, until);
     a->cert_not_after_ms = own_cert.not_after_ms; /* grants2: a grant never outlives it */
+    a->cert_serial = own_cert.serial;
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/clock.h"
 #include "gossip/gossip.h"
@@ -479,12 +480,14 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
         }
     }
     if (r->body && capped) {
-        char until[32];
+        char until[32], serial[17];
         trust_time_text(n->cert_not_after_ms, until);
+        cert_serial_text(n->cert_serial, serial);
         json_object_set_new(r->body, "capped_by_certificate", json_true());
         json_object_set_new(r->body, "detail",
-                            json_sprintf("the grant expires at %s, when this node's certificate ends, not after %u "
-                                         "days: a grant never outlives its issuer's certificate", until, a.days));
+                            json_sprintf("the grant expires at %s, when this node's certificate for domain '%s' "
+                                         "(serial %s) ends, not after %u days: a grant never outlives its issuer's "
+                                         "certificate", until, n->cfg.domain, serial, a.days));
     }
     r->status = r->body ? 200 : 500;
     if (!r->body)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/clock.h"
 #include "node/audit.h"
@@ -130,10 +131,12 @@ const char *grants_ended(node_t *n, const char *subject, const char *product_id,
         return "grant_required";
     if (n->cert_not_after_ms > 0 && now_ms >= n->cert_not_after_ms &&
         !(held->expires_ms > 0 && held->expires_ms < n->cert_not_after_ms)) {   /* not its own end first */
+        char serial[17];
         trust_time_text(n->cert_not_after_ms, at);
-        snprintf(out, cap, "grant %s of %s on %s ended at %s with this node's certificate for domain '%s', which "
-                 "expired then: a grant never outlives its issuer's certificate (the owner needs a new one: "
-                 "trib fed certify)", held->grant_id, subject, product_id, at, n->cfg.domain);
+        cert_serial_text(n->cert_serial, serial);
+        snprintf(out, cap, "grant %s of %s on %s ended at %s with this node's certificate for domain '%s' (serial "
+                 "%s), which expired then: a grant never outlives its issuer's certificate (the owner needs a new "
+                 "one: trib fed certify)", held->grant_id, subject, product_id, at, n->cfg.domain, serial);
     } else if (held->expires_ms > 0 && now_ms >= held->expires_ms) {
         trust_time_text(held->expires_ms, at);
         snprintf(out, cap, "grant %s of %s on %s expired at %s; trib access request %s to ask again",

@@ -963,7 +963,7 @@ static enum MHD_Result h_fed_get(call_t *k)
     return send_json(k->c, R_FED_GET, st, j);
 }
 
-/* send_json for a 429 or 503: with Retry-After (seconds). */
+/* send_json for a 429, a 503 or a 409 busy: with Retry-After (seconds). */
 static enum MHD_Result send_json_retry(struct MHD_Connection *c, route_t route, unsigned status, json_t *j,
                                        unsigned retry_s)
 {

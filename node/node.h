@@ -40,6 +40,7 @@ typedef struct node {
     int lock_fd;                    /* DATA/agent.lock, held for the node's life (-1: none) */
     int64_t cert_not_after_ms;      /* chartered: this node's certificate ends (0: open mode); grants
                                        never outlive it (node/grants.c) */
+    uint64_t cert_serial;           /* chartered: that certificate's serial, named when a grant ends with it */
     /* Live readers wait here for appends (records or catalog) instead of polling. */
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -1165,8 +1165,9 @@ static void take_stored_sets(struct policy_node *p, stored_sets_t *ss)
     p->conflicts_base = policy_store_conflicts(p->store);
 }
 
-/* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409),
- * then, on a chartered node, handed to the federation log as an operator's submission: it
+/* An operator's signed set: checked here first (so the refusal says why: 400, 403 or 409; the set
+ * in force sent again, under any valid signatures, is 0 at once: the same set), then, on a
+ * chartered node, handed to the federation log as an operator's submission: it
  * verifies it again through the policy hook, stores it, puts it in force here once stored
  * (policy_node_fedlog, STORED) and pushes it to every node; a failed commit is NO_SPACE or
  * STORAGE, the set not in force; a loop too busy to take it in time is BUSY (it may still be
@@ -1177,6 +1178,10 @@ static int submit_signed(node_t *n, const uint8_t *bytes, size_t len, char *err,
     struct policy_node *p = n->policy;
     fedlog_t *f = p->ch ? p->flog : NULL;
     int rc = policy_store_check(p->store, bytes, len, p->ch, err, errlen);
+    /* the set in force sent again, as it is or under other valid signatures (verified: a stale
+     * verdict comes after the signatures): the same set, nothing to do (docs/governance.md) */
+    if (rc == POLICY_REFUSED_STALE && policy_store_held(p->store, bytes, len) == 1)
+        return 0;
     if (rc != 0) {
         atomic_fetch_add(&p->n_offer_refused, 1);
         return rc;

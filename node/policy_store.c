@@ -687,6 +687,12 @@ static int held_where(policy_store_t *s, const uint8_t *bytes, size_t len, uint6
     return where;
 }
 
+int policy_store_held(policy_store_t *s, const uint8_t *bytes, size_t len)
+{
+    uint64_t version;
+    return held_where(s, bytes, len, &version);
+}
+
 int policy_take(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, int *took, char *err,
                 size_t errlen)
 {

@@ -118,6 +118,9 @@ int policy_take(policy_store_t *s, const uint8_t *bytes, size_t len, const chart
  * history file; a file holding these bytes already is left as it is. 0, POLICY_REFUSED_STALE when
  * the set is not held (nothing written), POLICY_REFUSED_STORAGE or _NO_SPACE with err. */
 int policy_store_keep(policy_store_t *s, const uint8_t *bytes, size_t len, char *err, size_t errlen);
+/* Where the signed set of bytes is held, by version and body hash (its signatures are not
+ * checked here): 1 in force, 2 in the history, 0 not held. */
+int policy_store_held(policy_store_t *s, const uint8_t *bytes, size_t len);
 /* What policy_offer would say, without installing anything: 0 or POLICY_REFUSED_* with err. */
 int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                        size_t errlen);

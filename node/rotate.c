@@ -352,8 +352,12 @@ unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, s
                         unsigned *retry_after_s)
 {
     *retry_after_s = 0;
-    if (pthread_mutex_trylock(&mu) != 0)
-        return error(reply, 409, "busy", "a key rotation is already under way on this node");
+    if (pthread_mutex_trylock(&mu) != 0) {
+        *retry_after_s = ROTATE_BUSY_RETRY_S;
+        return error(reply, 409, "busy", "a key rotation is already under way on this node (another rotate call, "
+                     "or the switch started by the new certificate reaching the federation log): retry in %d s",
+                     ROTATE_BUSY_RETRY_S);
+    }
     atomic_store(&auto_held, 0);   /* the operator's call: the automatic switch may go on again */
     unsigned st = rotate_locked(n, c, body, len, reply);
     pthread_mutex_unlock(&mu);
@@ -485,6 +489,7 @@ static int switch_live(node_t *n, const identity_t *next, const cert_t *cert, ch
      * it unlocked for an instant. */
     node_set_identity(n, next);
     n->cert_not_after_ms = cert->not_after_ms;
+    n->cert_serial = cert->serial;
     return rc == 0 ? 0 : 1;
 }
 

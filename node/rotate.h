@@ -41,8 +41,10 @@
  * (rotate_from_fedlog switched already), else 409 not_pending. Errors: 409 open_mode, 400
  * bad_request|wrong_key|wrong_domain, 403 and others as the federation log's verdicts, 500; 503
  * busy (the federation log's loop did not take a certificate in time) with *retry_after_s
- * ROTATE_RETRY_S for the Retry-After header (0 on every other answer). */
+ * ROTATE_RETRY_S for the Retry-After header; 409 busy (another rotation call or the automatic
+ * switch under way on this node) with ROTATE_BUSY_RETRY_S; 0 on every other answer. */
 #define ROTATE_RETRY_S 5
+#define ROTATE_BUSY_RETRY_S 1   /* a switch takes milliseconds; its waits on the loops, 10 s at most */
 unsigned rotate_request(node_t *n, struct MHD_Connection *c, const char *body, size_t len, json_t **reply,
                         unsigned *retry_after_s);
 /* At start, before the node's key is loaded: finishes a key switch a stop interrupted after its

@@ -1483,6 +1483,14 @@ Test(flow, chartered_grant_is_capped_at_the_owners_certificate, .fini = h_cleanu
                  (long long)json_integer_value(json_object_get(j, "expires_ms")));
     cr_assert(json_is_true(json_object_get(j, "capped_by_certificate")), "the reply does not say it was capped");
     cr_assert(strstr(jstr(j, "detail"), "certificate"), "the reply does not say why: %s", jstr(j, "detail"));
+    /* and which certificate: its domain and serial (the one payments' status shows) */
+    json_t *sa = h_get_json(A.url, "/v1/status", NULL);
+    char which[80];
+    snprintf(which, sizeof which, "certificate for domain 'payments' (serial %s)",
+             json_string_value(json_object_get(sa, "cert_serial")) ?: "?");
+    json_decref(sa);
+    cr_expect(strstr(jstr(j, "detail"), which), "the reply does not name the certificate (%s): %s", which,
+              jstr(j, "detail"));
     json_decref(j);
     /* growth's replica of the grant carries the same expiry */
     seen_t mine = {&B, "/v1/access/mine", alice, gid, "granted"};
@@ -1586,13 +1594,15 @@ Test(index, a_grant_that_stops_holding_says_why, .init = ix_setup, .fini = ix_te
     snprintf(want, sizeof want, "grant %s of alice@growth on %s expired at %s", GR1, P, when);
     cr_assert(kind && !strcmp(kind, "grant_required") && strstr(out, want), "%s: %s", kind, out);
     cr_assert_null(strstr(out, "has expired"));
-    /* ended with this node's certificate: which, and when */
+    /* ended with this node's certificate: which (its domain and serial, for the operator to renew),
+     * and when */
     n.cert_not_after_ms = now + DAY_MS;
+    n.cert_serial = 0x1a2b3c4d5e6f7081ULL;
     cr_assert_eq(grants_active(&n, "alice@growth", P, now, &held), 1);
     kind = grants_ended(&n, "alice@growth", P, &held, now + DAY_MS, out, sizeof out);
     trust_time_text(now + DAY_MS, when);
     snprintf(want, sizeof want, "grant %s of alice@growth on %s ended at %s with this node's certificate for "
-             "domain 'payments', which expired then", GR1, P, when);
+             "domain 'payments' (serial 1a2b3c4d5e6f7081), which expired then", GR1, P, when);
     cr_assert(kind && !strcmp(kind, "grant_required") && strstr(out, want), "%s: %s", kind, out);
     /* a grant that expires before the certificate ends expired, whenever it is asked */
     held.expires_ms = now + 3600000;

@@ -47,7 +47,7 @@ int fsync(int fd)
 static char dir[64], err[600];
 static node_t node;
 static fedlog_t *flog;
-static identity_t R1, R2, G1;
+static identity_t R1, R2, G1, G2;
 static charter_t ch;
 
 static void open_node(void)
@@ -83,7 +83,7 @@ static void restart(void)
 static void setup(void)
 {
     cr_assert_geq(sodium_init(), 0);
-    fx_identity(&R1), fx_identity(&R2), fx_identity(&G1);
+    fx_identity(&R1), fx_identity(&R2), fx_identity(&G1), fx_identity(&G2);
     memset(&ch, 0, sizeof ch);
     randombytes_buf(ch.fed_id, FED_ID_LEN);
     const identity_t *roots[] = { &R1, &R2 };
@@ -91,8 +91,11 @@ static void setup(void)
         memcpy(ch.keys[ch.nkeys].key, roots[i]->pk, ID_PK_LEN);
         ch.keys[ch.nkeys++].role = CHARTER_ROLE_ROOT;
     }
-    memcpy(ch.keys[ch.nkeys].key, G1.pk, ID_PK_LEN);
-    ch.keys[ch.nkeys++].role = CHARTER_ROLE_GOVERNANCE;
+    const identity_t *gov[] = { &G1, &G2 };   /* either signs alone: gov_threshold 1 */
+    for (int i = 0; i < 2; i++) {
+        memcpy(ch.keys[ch.nkeys].key, gov[i]->pk, ID_PK_LEN);
+        ch.keys[ch.nkeys++].role = CHARTER_ROLE_GOVERNANCE;
+    }
     ch.threshold = 2;
     ch.gov_threshold = 1;
     ch.issued_ms = fx_now_ms();
@@ -451,4 +454,89 @@ Test(policy_durable, a_file_naming_a_set_the_log_does_not_hold_is_set_aside_at_s
     cr_expect(strstr(err, "policy.signed") && strstr(err, "cannot be renamed") && strstr(err, "move it away"), "%s",
               err);
     free(v1), free(v2);
+}
+
+/* trib_policy_sets_total{result} as /metrics shows it. */
+static long sets_metric(const char *result)
+{
+    char *text = NULL, key[80];
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    cr_assert_not_null(f);
+    policy_node_metrics(&node, f);
+    fclose(f);
+    snprintf(key, sizeof key, "trib_policy_sets_total{result=\"%s\"} ", result);
+    const char *at = strstr(text, key);
+    long v = at ? strtol(at + strlen(key), NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+/* POST /v1/policy's body for envelope bytes as they are (verified by the node only). */
+static char *file_form_raw(const uint8_t *bytes, size_t len)
+{
+    char *b64 = trust_b64(bytes, len), *text = NULL;
+    cr_assert_not_null(b64);
+    cr_assert_geq(asprintf(&text, "{\"kind\": \"trib.policy\", \"signed\": \"%s\"}", b64), 0);
+    free(b64);
+    return text;
+}
+
+/* The set in force sent again, as it is or with another valid set of signatures (the same body:
+ * federation, version, signing time, YAML; signed by G2 instead of G1, or by both), is the same set
+ * (docs/governance.md): POST /v1/policy answers 200 with the set in force, as a deployment run
+ * twice expects, and nothing changes (version, hash, signers held, files, counters); the federation
+ * log holds it already. Its signatures are still checked: a tampered copy is 403. Before, every
+ * resend was 409 policy_stale, "not newer than version 1 in force", counted as refused. A set of
+ * the same version with another body still meets the tie-break (409 policy_conflict or in force). */
+Test(policy_durable, the_set_in_force_sent_again_with_other_valid_signatures_is_200_and_changes_nothing)
+{
+    const char *yaml = "version: 1\nrules:\n  - {id: own, severity: error, type: required, paths: "
+                       "[owners.business]}\ntests:\n  - manifest: {name: a}\n    expect: {fail: [own]}\n";
+    int64_t at = fx_now_ms();
+    const identity_t *k1[] = { &G1 }, *k2[] = { &G2 }, *k12[] = { &G2, &G1 };
+    uint8_t *a = NULL, *b = NULL, *c = NULL;
+    size_t la, lb, lc;
+    cr_assert_eq(policy_sign(yaml, strlen(yaml), &ch, k1, 1, at, &a, &la, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(policy_sign(yaml, strlen(yaml), &ch, k2, 1, at, &b, &lb, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(policy_sign(yaml, strlen(yaml), &ch, k12, 2, at, &c, &lc, err, sizeof err), 0, "%s", err);
+    cr_assert(la != lb || memcmp(a, b, la) != 0, "the two signings gave the same bytes");
+    policy_node_attach(&node, flog);   /* as the agent wires it: operators' sets go to the log */
+    char *fa = file_form(a, la), *fb = file_form(b, lb), *fc = file_form(c, lc);
+    json_t *reply = NULL;
+    cr_assert_eq(submit(fa, &reply), 200, "the first submission: %s", json_dumps(reply, 0));
+    json_decref(reply);
+    json_t *first = policy_node_show(&node);
+    long accepted = sets_metric("accepted"), refused = sets_metric("refused");
+
+    const char *forms[] = { fa, fb, fc }, *what[] = { "as it is", "signed by G2", "signed by G2 and G1" };
+    for (int i = 0; i < 3; i++) {
+        reply = NULL;
+        int st = submit(forms[i], &reply);
+        const char *code = json_string_value(json_object_get(reply, "error")) ?: "";
+        cr_expect_eq(st, 200, "the set in force sent again %s: %d %s: %s", what[i], st, code,
+                     json_string_value(json_object_get(reply, "detail")) ?: "");
+        cr_expect_eq(json_integer_value(json_object_get(reply, "version")), 1, "%s: the answer", what[i]);
+        json_decref(reply);
+        json_t *now = policy_node_show(&node);
+        cr_expect(json_equal(now, first), "%s: the set in force changed", what[i]);
+        json_decref(now);
+    }
+    cr_expect_eq(sets_metric("accepted"), accepted, "a resend counted as accepted");
+    cr_expect_eq(sets_metric("refused"), refused, "a resend counted as refused");
+    cr_expect(file_holds(path_of("policy.signed"), a, la), "policy.signed no longer holds the set first taken");
+    /* the federation log (POST /v1/federation/objects) takes it as held: nothing new stored */
+    fedlog_result_t r;
+    cr_expect_eq(fedlog_offer(flog, b, lb, NULL, &r), 0, "the log: %s: %s", fedlog_reason_name(r.reason), r.err);
+    cr_expect_eq(r.added, 0, "the same body under other signatures stored again");
+
+    /* still checked: a tampered copy (a signature byte flipped) is refused */
+    c[lc - 1] ^= 1;
+    char *ft = file_form_raw(c, lc);
+    reply = NULL;
+    cr_expect_eq(submit(ft, &reply), 403, "a tampered copy of the set in force");
+    cr_expect_str_eq(json_string_value(json_object_get(reply, "error")) ?: "", "policy_unsigned");
+    json_decref(reply);
+    json_decref(first);
+    free(ft), free(fa), free(fb), free(fc), free(a), free(b), free(c);
 }
