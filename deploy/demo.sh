@@ -179,7 +179,9 @@ pending() { TRIB_TOKEN=$(cat "$work/payments/admin.token") "$TRIB" --node "$HTTP
 until_ok pending
 on payments trib access pending
 on payments trib access grant "$req" --days 30
-granted() { TRIB_TOKEN=$ana "$TRIB" --node "$HTTP_listening" get payments/payment-disputes --limit 1; }
+# Wait until listening holds the grant (its entry comes by gossip), so 'access mine' below shows it
+# granted; not by reading as ana, which the audit below would list as a read nobody was shown.
+granted() { TRIB_TOKEN=$ana "$TRIB" --node "$HTTP_listening" access mine --json | grep -q '"grant-'; }
 until_ok granted
 step "trib --node $HTTP_listening get payments/payment-disputes --limit 2   # as ana: only dispute_id and stage"
 TRIB_TOKEN=$ana "$TRIB" --node "$HTTP_listening" get payments/payment-disputes --limit 2 || fail "the granted read failed"

@@ -333,10 +333,12 @@ static void print_set(pctx_t *c, json_t *j)
         fprintf(c->out, "no policy set in force\n");
         return;
     }
-    fprintf(c->out, "policy set version %lld in force (%s%s%s)\n", v,
-            json_is_true(json_object_get(j, "signed")) ? "signed" : "unsigned",
-            json_string_value(json_object_get(j, "source")) ? ", " : "",
-            json_string_value(json_object_get(j, "source")) ? json_string_value(json_object_get(j, "source")) : "");
+    /* the source of a signed set is "signed": said once, not "(signed, signed)" */
+    const char *how = json_is_true(json_object_get(j, "signed")) ? "signed" : "unsigned";
+    const char *source = json_string_value(json_object_get(j, "source"));
+    int say_source = source && *source && strcmp(source, how) != 0;
+    fprintf(c->out, "policy set version %lld in force (%s%s%s)\n", v, how, say_source ? ", " : "",
+            say_source ? source : "");
     fprintf(c->out, "  rules      %lld\n  tests      %lld\n", (long long)json_integer_value(json_object_get(j, "rules")),
             (long long)json_integer_value(json_object_get(j, "tests")));
     const char *eff = json_string_value(json_object_get(j, "effective"));

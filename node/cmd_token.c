@@ -4,7 +4,8 @@
  *
  * Owns: the subcommand table and help, option parsing, reading the token (argument, "-" for
  * stdin, or $TRIB_TOKEN), the text and --json forms of a token's claims, and, with --data DIR,
- * comparing the issuer key with that node's key. Tokens are made and checked by gossip/token.c.
+ * comparing the issuer key with that node's key and the token with the revocations it made
+ * (DIR/revoked.tokens, written by node/auth.c). Tokens are made and checked by gossip/token.c.
  * Must not: talk to a node (issue and revoke do, next to the node's endpoints), print a token
  * anywhere but stdout, or print a secret key. */
 #include "node/cmd_token.h"
@@ -58,9 +59,11 @@ static const tcmd_t commands[] = {
       "who, what, which products, until when, and whether the token holds",
       "Decodes TOKEN (or stdin with '-', or $TRIB_TOKEN when omitted) and checks its chain of\n"
       "signatures, that every block only narrows, and its times. Offline that is all: whether the\n"
-      "issuer key is really the domain's must be checked by a node, or, with --data DIR, against\n"
-      "the key of the node whose data dir that is. Exit 0 only when the token holds.",
-      { { "data", "DIR", 0, "also check the issuer key is the key of the node in DIR" }, OPT_JSON },
+      "issuer key is really the domain's, and whether the token was revoked, must be checked by a\n"
+      "node, or, with --data DIR, against the key of the node whose data dir that is and the\n"
+      "revocations it made (DIR/revoked.tokens). Exit 0 only when the token holds.",
+      { { "data", "DIR", 0, "also check the issuer key is the key of the node in DIR, and that it has not revoked the token" },
+        OPT_JSON },
       "trib token show \"$TRIB_TOKEN\"", run_show },
     { "attenuate", "[TOKEN|-] [--product GLOB] [--ttl DURATION] [--kind KIND] [--json]",
       "narrow a token offline (fewer products, shorter life, fewer rights)",
@@ -282,6 +285,30 @@ static int issuer_is_node(tctx_t *c, const char *dir, const uint8_t key[ID_PK_LE
     return same;
 }
 
+/* With --data DIR whose node issued the token: the first block of cl that the node revoked
+ * (DIR/revoked.tokens: one revocation id in hex a line, as node/auth.c writes it), or -1. A
+ * revoked block revokes every token narrowed from it, so any block listed counts. */
+static int revoked_block(const char *dir, const token_claims_t *cl)
+{
+    char path[PATH_MAX], line[256], rid[2 * TOKEN_SIG_LEN + 1];
+    if (snprintf(path, sizeof path, "%s/revoked.tokens", dir) >= (int)sizeof path)
+        return -1;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;               /* none revoked yet */
+    int hit = -1;
+    while (hit < 0 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        for (size_t i = 0; i < cl->nblocks && hit < 0; i++) {
+            token_revocation_hex(cl->revocation_ids[i], rid);
+            if (!strcmp(line, rid))
+                hit = (int)i;
+        }
+    }
+    fclose(f);
+    return hit;
+}
+
 static int run_show(tctx_t *c)
 {
     int rc = TK_OK;
@@ -292,7 +319,7 @@ static int run_show(tctx_t *c)
     token_claims_t cl;
     token_reason_t r = token_inspect(t, strlen(t), clock_wall_ms(), &cl, why, sizeof why);
     free(t);
-    int checked = 0;
+    int checked = 0, revoked = -1;
     const char *dir = opt(c, "data");
     if (r == TOKEN_OK && dir) {
         int k = issuer_is_node(c, dir, cl.issuer_key);
@@ -302,26 +329,34 @@ static int run_show(tctx_t *c)
         if (!k) {
             r = TOKEN_UNKNOWN_ISSUER;
             snprintf(why, sizeof why, "the issuer key is not the key of the node in %s", dir);
+        } else if ((revoked = revoked_block(dir, &cl)) >= 0) {
+            snprintf(why, sizeof why, "block %d (revocation id in the list above) is revoked in %s/revoked.tokens: "
+                     "every node refuses it once the revocation reaches it", revoked, dir);
         }
     }
-    const char *state = r == TOKEN_OK ? "valid" : r == TOKEN_EXPIRED ? "expired"
+    const char *state = revoked >= 0 ? "revoked" : r == TOKEN_OK ? "valid" : r == TOKEN_EXPIRED ? "expired"
                       : r == TOKEN_NOT_YET_VALID ? "not_yet_valid" : "invalid";
     json_t *j = claims_json(&cl, state, r, why, checked);
     if (!j)
         return fail(c, "out of memory");
+    if (revoked >= 0) {          /* token.c has no word for it: revocations are the node's */
+        json_object_set_new(j, "reason", json_string("revoked"));
+        json_object_set_new(j, "error", json_string(why));
+    }
     if (opt(c, "json")) {
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (s)
             fprintf(c->out, "%s\n", s);
         free(s);
     } else if (cl.nblocks) {
-        const char *note = r != TOKEN_OK ? NULL
-                         : checked ? " (signatures, times, and the issuer is this node)"
-                                   : " (signatures and times; the issuer key must be checked by a node, or --data DIR)";
+        const char *note = r != TOKEN_OK || revoked >= 0 ? NULL
+                         : checked ? " (signatures, times, the issuer is this node, and it has not revoked it)"
+                                   : " (signatures and times; the issuer key and revocations must be checked by a node, "
+                                     "or --data DIR)";
         /* past its expiry but inside the clock skew nodes allow: valid, but not for long */
         char late[160];
         int64_t ago = clock_wall_ms() - cl.expires_ms;
-        if (r == TOKEN_OK && ago > 0) {
+        if (r == TOKEN_OK && revoked < 0 && ago > 0) {
             snprintf(late, sizeof late, " (expired %lld s ago; nodes accept it for another %lld s, for clock skew)",
                      (long long)(ago / 1000), (long long)((TOKEN_SKEW_MS - ago + 999) / 1000));
             note = late;
@@ -329,6 +364,8 @@ static int run_show(tctx_t *c)
         print_text(c->out, j, note);
     }
     json_decref(j);
+    if (revoked >= 0)
+        return fail(c, "revoked: %s", why);
     if (r != TOKEN_OK)
         return fail(c, "%s: %s", token_reason_name(r), why);
     return TK_OK;

@@ -335,7 +335,7 @@ Test(policy_chartered, submit_on_one_node_reaches_every_node_and_is_enforced)
     json_decref(show0);
     o = e = NULL;
     cr_expect_eq(h_trib(&nodes[2], NULL, &o, &e, "policy", "show", NULL), 0, "%s", e);
-    cr_expect(o && strstr(o, "2"), "%s", o);
+    cr_expect(o && strstr(o, "policy set version 2 in force (signed)\n"), "%s", o);
     free(o), free(e);
 
     /* enforced on another node: a new product breaking error rules is refused 422 */

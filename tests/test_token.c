@@ -884,6 +884,48 @@ Test(token_cli, show_and_attenuate_through_the_binary)
     free(t);
 }
 
+/* A node's revocations are in DIR/revoked.tokens: show --data DIR says a revoked token (or one
+ * narrowed from a revoked one) is revoked and exits 1, not "valid"; another token still holds. */
+Test(token_cli, show_with_the_data_dir_says_a_token_the_node_revoked_is_revoked)
+{
+    char *t = issue_full(&issuer, TOKEN_KIND_READ, NULL, now, now + 24 * HOUR);
+    char *kept = issue_full(&issuer, TOKEN_KIND_READ, NULL, now, now + 24 * HOUR);
+    char *narrowed = narrow(t, TOKEN_KIND_READ, "payments/settled-*", now + HOUR);
+    token_claims_t c;
+    cr_assert_eq(check(t, &c), TOKEN_OK);
+    char rid[129], path[128];
+    token_revocation_hex(c.revocation_ids[0], rid);
+    snprintf(path, sizeof path, "%s/revoked.tokens", cli_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "not a revocation id\n%s\n", rid);
+    fclose(f);
+
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, "--data", cli_dir, NULL), 1, "%s", out);
+    cr_assert(strstr(out, "state      revoked\n"), "%s", out);
+    cr_assert(strstr(err, "revoked: block 0") && strstr(err, "revoked.tokens"), "%s", err);
+    free(out), free(err);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", narrowed, "--data", cli_dir, "--json", NULL), 1);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "revoked");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "reason")), "revoked");
+    json_decref(j);
+    free(out), free(err);
+    /* another token of the same node holds; without --data nothing is known of revocations */
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", kept, "--data", cli_dir, NULL), 0, "%s", err);
+    cr_assert(strstr(out, "state      valid (signatures, times, the issuer is this node, and it has not revoked it)"),
+              "%s", out);
+    free(out), free(err);
+    cr_assert_eq(h_trib(NULL, NULL, &out, &err, "token", "show", t, NULL), 0, "%s", err);
+    cr_assert(strstr(out, "revocations must be checked by a node"), "%s", out);
+    free(out), free(err);
+    unlink(path);
+    free(t), free(kept), free(narrowed);
+}
+
 Test(token_cli, refused_tokens_stdin_and_env)
 {
     char *t = issue(TOKEN_KIND_READ);
