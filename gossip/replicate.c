@@ -8,6 +8,11 @@
  * MAX_FRAMES_PER_ANSWER); one cut short says so (more), and the receiver, once it has stored it,
  * pulls the next part with its digest (reply = true): a catch-up runs at the receiver's pace, with
  * one answer in flight per peer, never a backlog queued in memory.
+ * Pulls: a node that sent a peer its whole digest (asking for all it lacks) holds a pull with it:
+ * no other round with that peer until PULL_MS after the answer's last part. A `more` is followed only in a part of an answer
+ * while a pull with (or a gap request to) its sender is outstanding, and the digest it makes us
+ * send is charged to the sender's answer budget: else any peer naming another's address (open
+ * mode) could make us send digests at will and hold our pull with that peer open for good.
  * Push: the gossip loop sends a node's new entries to every alive member at once, marked final
  * (repl_push_all): nobody forwards them, so each member receives each entry once. While a domain's
  * entries are being pushed (it changed in the last ACTIVE_MS, and went to at least one member)
@@ -44,7 +49,7 @@
 #include "proto/tributary.pb-c.h"
 
 #define MAX_DIGEST_HEADS 65536   /* a peer's digest longer than this is malformed */
-#define MAX_FRAMES_PER_ANSWER 16 /* the rest follows in the next round */
+#define MAX_FRAMES_PER_ANSWER 16 /* the rest follows in the next pull */
 #define MAX_FANOUT 64
 #define MAX_WANTS 1024           /* outstanding gap requests remembered (one per domain) */
 #define ANSWER_MAX_BYTES (4u << 20) /* entries in one answer; the peer pulls the rest */
@@ -71,6 +76,7 @@ typedef struct {
 typedef struct {
     char domain[64];
     uint64_t head;               /* our head when we asked */
+    char addr[64];               /* whom we asked */
 } want_t;
 
 struct replicate {
@@ -94,6 +100,7 @@ struct replicate {
     size_t nforks;
     /* Refusals are logged at most once a second per outcome; the rest are counted in the next line. */
     uint64_t logged_at[CAT_RESULT_COUNT], unlogged[CAT_RESULT_COUNT];
+    uint64_t more_logged_at, more_unlogged;   /* the same for `more` frames not followed */
 };
 
 replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_io_t *io)
@@ -729,21 +736,32 @@ static int entry_domain(const ProtobufCBinaryData *item, char *out, size_t cap)
     return rc;
 }
 
-/* Whether to ask for domain at head now: not while the same request is outstanding. */
-static int want_new(replicate_t *r, const char *domain, uint64_t head)
+/* Whether to ask addr for domain at head now: not while the same request is outstanding. */
+static int want_new(replicate_t *r, const char *domain, uint64_t head, const char *addr)
+{
+    size_t i = 0;
+    while (i < r->nwants && strcmp(r->wants[i].domain, domain) != 0)
+        i++;
+    if (i < r->nwants && r->wants[i].head == head)
+        return 0;
+    if (i == r->nwants) {
+        if (r->nwants == MAX_WANTS) /* forget the oldest */
+            memmove(r->wants, r->wants + 1, --r->nwants * sizeof r->wants[0]);
+        i = r->nwants++;
+        snprintf(r->wants[i].domain, sizeof r->wants[0].domain, "%s", domain);
+    }
+    r->wants[i].head = head;
+    snprintf(r->wants[i].addr, sizeof r->wants[0].addr, "%s", addr);
+    return 1;
+}
+
+/* Whether a gap request to addr is outstanding (its answer may be cut: its `more` is followed). */
+static int want_to(const replicate_t *r, const char *addr)
 {
     for (size_t i = 0; i < r->nwants; i++)
-        if (!strcmp(r->wants[i].domain, domain)) {
-            if (r->wants[i].head == head)
-                return 0;
-            r->wants[i].head = head;
+        if (!strcmp(r->wants[i].addr, addr))
             return 1;
-        }
-    if (r->nwants == MAX_WANTS) /* forget the oldest */
-        memmove(r->wants, r->wants + 1, --r->nwants * sizeof r->wants[0]);
-    snprintf(r->wants[r->nwants].domain, sizeof r->wants[0].domain, "%s", domain);
-    r->wants[r->nwants++].head = head;
-    return 1;
+    return 0;
 }
 
 /* Asks from for the gapped domains of these entries, from our heads on. */
@@ -760,7 +778,7 @@ static void request_gaps(replicate_t *r, const char *from, const ProtobufCBinary
         for (size_t k = 0; k < nh && !seen; k++)
             seen = !strcmp(names[k], domain);
         store_head_t h = {0};
-        if (seen || store_catalog_head(r->st, domain, &h) < 0 || !want_new(r, domain, h.seq))
+        if (seen || store_catalog_head(r->st, domain, &h) < 0 || !want_new(r, domain, h.seq, from))
             continue;
         snprintf(names[nh], sizeof names[nh], "%s", domain);
         trib__domain_head__init(&heads[nh]);
@@ -831,6 +849,8 @@ static cat_result_t store_result(int rc)
 /* One received CatalogEntries message and what became of its entries. */
 typedef struct {
     char from[64];
+    uint8_t key[32];             /* the sender's node key (has_key) */
+    int has_key;
     Trib__CatalogEntries *msg;
     size_t n;                    /* entries handled: at most FRAME_MAX_ENTRIES */
     ProtobufCBinaryData *ok, *gaps;
@@ -863,8 +883,8 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
-                         const size_t *lens, size_t n)
+repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *senders,
+                         const uint8_t *const *bodies, const size_t *lens, size_t n)
 {
     repl_job_t *j = calloc(1, sizeof *j);
     if (!j || !(j->fr = calloc(n ? n : 1, sizeof *j->fr))) {
@@ -886,6 +906,10 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
         *f = (inframe_t){.msg = msg, .n = ne, .ok = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData)),
                          .gaps = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData))};
         snprintf(f->from, sizeof f->from, "%s", froms[i]);
+        if (senders && senders[i]) {
+            memcpy(f->key, senders[i], sizeof f->key);
+            f->has_key = 1;
+        }
         if (!f->ok || !f->gaps) {
             r->stats.entries[CAT_ERROR] += ne;
             free(f->ok);
@@ -956,6 +980,45 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
     j->store_us = mono_us() - t1;
 }
 
+/* A `more` frame not followed: counted, logged at most once a second (with how many were not since). */
+static void log_more_refused(replicate_t *r, const char *from, const char *why)
+{
+    r->stats.more_refused++;
+    uint64_t now = clock_ms();
+    if (r->more_logged_at && now - r->more_logged_at < 1000) {
+        r->more_unlogged++;
+        return;
+    }
+    r->more_logged_at = now ? now : 1;
+    log_warn("catalog: not following a 'more' frame from %s: %s (and %llu more such frames since the last such "
+             "line; trib_catalog_more_refused_total counts them all)",
+             from, why, (unsigned long long)r->more_unlogged);
+    r->more_unlogged = 0;
+}
+
+/* An answer cut short (more): pull the rest from our new heads with our digest, charged to the
+ * frame's sender's answer budget; no other round with that peer meanwhile. Only a part of an answer
+ * we are waiting for: a pull with its sender (or a gap request to it) outstanding. */
+static void follow_more(replicate_t *r, const inframe_t *fr)
+{
+    if (!fr->msg->answer) {
+        log_more_refused(r, fr->from, "the frame is no part of an answer");
+        return;
+    }
+    if (pull_find(r, fr->from) < 0 && !want_to(r, fr->from)) {
+        log_more_refused(r, fr->from, "no pull from (nor gap request to) that address is outstanding");
+        return;
+    }
+    if (r->io.asker)
+        r->io.asker(r->io.ctx, fr->has_key ? fr->key : NULL);
+    if (answer_ok(r, fr->from)) {   /* refused: the chain stops, the pull expires, a round asks again */
+        answered(r, fr->from, send_digest(r, fr->from, 1));
+        pull_set(r, fr->from);
+    }
+    if (r->io.asker)
+        r->io.asker(r->io.ctx, NULL);
+}
+
 /* Sorts the outcomes per frame (accepted entries into ok, gapped ones into gaps, refusals counted and
  * logged, forks noted), then forwards, asks for gaps and pulls cut answers; frees the job. Returns
  * the number of malformed frames. */
@@ -1013,11 +1076,8 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
         if (!fr->msg->final)
             forward(r, fr->from, fr->ok, fr->nok); /* forward once: only entries new to us */
         request_gaps(r, fr->from, fr->gaps, fr->ngaps);
-        if (fr->msg->more) {     /* an answer cut short: pull the rest from our new heads; no other
-                                    round with that peer meanwhile (the pull expires PULL_MS after
-                                    its last part) */
-            send_digest(r, fr->from, 1);
-            pull_set(r, fr->from);
+        if (fr->msg->more) {
+            follow_more(r, fr);
         } else if (fr->msg->answer) {
             /* the answer is still coming: the pull lasts PULL_MS after its last part. A push is no
              * part of it: pushing every second, the peer held a pull whose answer was lost open for
@@ -1051,7 +1111,7 @@ size_t repl_job_entries(const repl_job_t *j) { return j->n; }
 static int handle_entries_many(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
                                const size_t *lens, size_t n)
 {
-    repl_job_t *j = repl_job_new(r, froms, bodies, lens, n);
+    repl_job_t *j = repl_job_new(r, froms, NULL, bodies, lens, n);
     if (!j) {
         r->stats.entries[CAT_ERROR] += n;
         return 0;

@@ -68,6 +68,7 @@ typedef struct {
     spread_t *spread;           /* publishers: per own entry (seq - 1), how it spread */
     uint64_t forged_accepted;   /* accepted entries not signed by their domain's publisher */
     uint64_t rounds;            /* anti-entropy rounds started */
+    uint64_t answered;          /* bytes charged to the peers' answer budgets (io.answered) */
 } node_t;
 
 struct cluster {
@@ -168,6 +169,13 @@ static void io_send(void *ctx, const char *addr, int type, const uint8_t *body, 
     unsigned long to = strtoul(addr + 1, &end, 10);
     cr_assert(addr[0] == 'n' && *end == '\0' && to < c->n, "node %zu sends to unknown address '%s'", nd->idx, addr);
     sim_net_send(c->net, nd->idx, (size_t)to, type, body, len);
+}
+
+/* gossip.c's answered hook (gossip/answers.c charges the asker's budget): counted. */
+static void io_answered(void *ctx, const char *addr, size_t bytes)
+{
+    (void)addr;
+    ((node_t *)ctx)->answered += bytes;
 }
 
 /* The publisher of domain "team<i>" (node i, when it publishes): a lookup, not a scan (N = 1,000). */
@@ -462,7 +470,8 @@ static cluster_t *cluster_new(size_t n, uint64_t seed, double loss, size_t max_f
         cr_assert_not_null(nd->st, "store_open: %s", err);
         nd->cat = catalog_new(nd->st, &nd->id, nd->domain);
         cr_assert_not_null(nd->cat);
-        repl_io_t io = {.ctx = nd, .send = io_send, .peers = io_peers, .accepted = io_accepted};
+        repl_io_t io = {.ctx = nd, .send = io_send, .peers = io_peers, .accepted = io_accepted,
+                        .answered = io_answered};
         if (c->clocked) {
             io.now = io_now;
             io.answers_final = 1;
@@ -1260,6 +1269,85 @@ Test(replicate_sim, clocked_convergence_mean, .timeout = 3600)
     }
     fprintf(stderr, "clocked, 20 nodes, 10%% loss, %" PRIu64 " seeds from 0x9000: converged %.2f s after the last "
             "publish on average, %.2f s at most\n", n, (double)sum / (double)n / 1000.0, (double)max / 1000.0);
+}
+
+/* Two clocked nodes, A (0) and B (1), that hold the same catalog and start no rounds of their own. */
+static cluster_t *quiet_pair(uint64_t seed)
+{
+    g_clocked = 1;
+    cluster_t *c = cluster_new(2, seed, 0.0, MAX_FRAME);
+    g_clocked = 0;
+    plan_publishes(c, 0, 3, 1, 1000);
+    plan_publishes(c, 1, 3, 1, 1000);
+    cr_assert_neq(run_until_converged(c, 30000, 0), UINT64_MAX, "not converged");
+    for (size_t i = 0; i < 2; i++)
+        c->nodes[i].next_ae = UINT64_MAX / 2;
+    return c;
+}
+
+/* A round opener that differs from to's digest, from from's address: to sends from its digest and
+ * holds a pull with it. */
+static void differing_opener(cluster_t *c, size_t to, size_t from)
+{
+    uint8_t hash[16] = {0}, buf[64];
+    Trib__CatalogSummary sum = TRIB__CATALOG_SUMMARY__INIT;
+    sum.hash.data = hash;
+    sum.hash.len = sizeof hash;
+    sum.domains = 2;
+    size_t len = trib__catalog_summary__pack(&sum, buf);
+    cr_assert_eq(repl_handle(c->nodes[to].repl, c->nodes[from].addr, TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, buf, len),
+                 0);
+}
+
+/* An entries frame of no entries, with these flags, from from's address (a peer naming it). */
+static void flags_frame(cluster_t *c, size_t to, size_t from, int more, int answer)
+{
+    uint8_t buf[16];
+    Trib__CatalogEntries m = TRIB__CATALOG_ENTRIES__INIT;
+    m.more = more;
+    m.answer = answer;
+    size_t len = trib__catalog_entries__pack(&m, buf);
+    cr_assert_eq(repl_handle(c->nodes[to].repl, c->nodes[from].addr, MSG_ENTRIES, buf, len), 0);
+}
+
+/* Whether nd opens a round with peer now (repl_sync sends its opener: no pull with peer held). */
+static int opens_round(node_t *nd, const node_t *peer)
+{
+    uint64_t before = repl_stats(nd->repl)->summaries_sent;
+    repl_sync(nd->repl, peer->addr);
+    return repl_stats(nd->repl)->summaries_sent > before;
+}
+
+/* A `more` (an answer cut short: pull the rest) is followed only in a part of an answer from a peer
+ * we pull from, and the digest it makes us send is charged to that peer's answer budget. Before, any
+ * frame marked more made a node send its digest to the address the frame named, uncharged, and
+ * restarted its pull with that address: a peer naming B's address (open mode) sending one a second
+ * held our pull with B open for good (no round with B: what B lacked from us came only through
+ * others) and made us send digests at will. */
+Test(replicate_sim, a_more_is_followed_only_in_a_pull_and_charged)
+{
+    enum { A = 0, B = 1, FRAMES = 40 };
+    cluster_t *c = quiet_pair(0x1a58);
+    node_t *a = &c->nodes[A], *b = &c->nodes[B];
+    uint64_t digests = repl_stats(a->repl)->digests_sent;
+    for (int k = 0; k < FRAMES; k++) {                /* one a second, naming B's address */
+        flags_frame(c, A, B, 1, 1);
+        flags_frame(c, A, B, 1, 0);
+        cr_assert_eq(repl_stats(a->repl)->digests_sent, digests, "A sent B its digest for a 'more' outside a pull");
+        sim_net_run(c->net, now(c) + 1000);
+    }
+    cr_assert(opens_round(a, b), "the 'more' frames held a pull with B open");
+
+    /* in a pull (A sent B its digest; the answer is not in yet): followed, and charged */
+    sim_net_block(c->net, A, B, 1);
+    differing_opener(c, A, B);
+    digests = repl_stats(a->repl)->digests_sent;
+    uint64_t charged = a->answered;
+    flags_frame(c, A, B, 1, 0);                       /* a push is no part of the answer */
+    cr_assert_eq(repl_stats(a->repl)->digests_sent, digests, "A followed a 'more' in a push");
+    flags_frame(c, A, B, 1, 1);
+    cr_assert_eq(repl_stats(a->repl)->digests_sent, digests + 1, "A did not follow B's cut answer");
+    cr_assert_gt(a->answered, charged, "the digest a 'more' made A send was charged to nobody");
 }
 
 /* Bounded random input from a peer for every catalog message type, as repl_handle gets it from the
