@@ -9,7 +9,9 @@
  * pulls the next part with its digest (reply = true): a catch-up runs at the receiver's pace, with
  * one answer in flight per peer, never a backlog queued in memory.
  * Pulls: a node that sent a peer its whole digest (asking for all it lacks) holds a pull with it:
- * no other round with that peer until PULL_MS after the answer's last part. A `more` is followed only in a part of an answer
+ * no other round with that peer until the answer is in. The answer's last part says so (last; an
+ * empty answer is one empty frame marked so) and ends the pull; an older peer marks nothing, and
+ * its pull expires PULL_MS after its last part. A `more` is followed only in a part of an answer
  * while a pull with (or a gap request to) its sender is outstanding, and the digest it makes us
  * send is charged to the sender's answer budget: else any peer naming another's address (open
  * mode) could make us send digests at will and hold our pull with that peer open for good.
@@ -238,6 +240,16 @@ static void pull_extend(replicate_t *r, const char *addr)
         r->pulls[i].at_ms = now;
 }
 
+/* The last part of addr's answer came: the pull is over, a round with addr may start. */
+static void pull_end(replicate_t *r, const char *addr)
+{
+    int i = pull_find(r, addr);
+    if (i >= 0) {
+        r->pulls[i].at_ms = 0;
+        r->stats.pulls_ended++;
+    }
+}
+
 /* ------------------------------------------------------------------ active domains */
 
 static active_t *active_slot(replicate_t *r, const char *domain)
@@ -290,16 +302,19 @@ typedef struct {
     size_t n, cap, bytes, total;
     int frames;
     int cut;                     /* the answer's bound was reached: entries were left out */
+    int whole;                   /* an answer to a whole digest: its last part is marked (last) */
+    int last;                    /* this flush is the answer's last part: sent even when empty */
 } frame_t;
 
 static void frame_flush(frame_t *f)
 {
-    if (!f->n)
+    if (!f->n && !f->last)
         return;
     Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
     msg.n_entries = f->n;
     msg.entries = f->items;
     msg.more = f->cut;
+    msg.last = f->last;
     msg.answer = 1;
     msg.final = f->r->io.answers_final;
     size_t len = trib__catalog_entries__get_packed_size(&msg);
@@ -590,10 +605,12 @@ static Trib__CatalogDigest *digest_unpack(const uint8_t *body, size_t len)
     return msg;
 }
 
-/* Sends what is left in the frame and frees it. */
+/* Sends what is left in the frame (an answer to a whole digest: marked its last part unless cut,
+ * even empty) and frees it. */
 static void frame_finish(frame_t *f)
 {
     f->r->stats.answers_cut += f->cut;
+    f->last = f->whole && !f->cut;
     frame_flush(f);              /* never empty when cut: a cut comes after an entry was added */
     for (size_t i = 0; i < f->n; i++)
         free(f->items[i].data);
@@ -620,7 +637,7 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
     }
     /* What the digest told us of our own domain is kept above; the answer waits for the budget */
     if (answer_ok(r, from)) {
-        frame_t f = {.r = r, .addr = from};
+        frame_t f = {.r = r, .addr = from, .whole = !msg->only_listed}; /* the asker holds a pull */
         lack_t l = {r, msg, &f};
         store_catalog_heads(r->st, send_lacking, &l);
         frame_finish(&f);
@@ -1078,6 +1095,8 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
         request_gaps(r, fr->from, fr->gaps, fr->ngaps);
         if (fr->msg->more) {
             follow_more(r, fr);
+        } else if (fr->msg->answer && fr->msg->last) {
+            pull_end(r, fr->from);   /* the whole answer is in (and stored): rounds may start */
         } else if (fr->msg->answer) {
             /* the answer is still coming: the pull lasts PULL_MS after its last part. A push is no
              * part of it: pushing every second, the peer held a pull whose answer was lost open for

@@ -61,6 +61,7 @@ typedef struct {
     uint64_t answers_cut;                 /* answers cut at their size bound (the peer pulls the rest) */
     uint64_t more_refused;                /* `more` frames not followed: no pull with (nor gap request to)
                                              their sender outstanding, or not part of an answer */
+    uint64_t pulls_ended;                 /* pulls ended by their answer's last part (CatalogEntries.last) */
     uint64_t batches, batch_errors;       /* write transactions of accepted entries; failed ones */
     uint64_t entries_over_cap;            /* entries past a received frame's cap, ignored */
     uint64_t forks;                       /* distinct forks (domain, seq) seen */

@@ -1245,11 +1245,17 @@ static uint64_t clocked_converge_ms(uint64_t seed)
 
 /* Clocked nodes (pulls held and expired, domains being pushed left out of answers, answers final)
  * converge under 10 % loss as the unclocked ones do, every entry accepted once per node, every
- * head the publisher's. In 40 seeds: 6.1 s mean, 10.6 s at most after the last publish. */
+ * head the publisher's. In 40 seeds (clocked_convergence_mean): 5.5 s mean, 9.4 s at most after the
+ * last publish (6.4 s and 10.6 s while every round held its pulls 5 s: no answer said it was
+ * complete). These 4 seeds (the simulation is deterministic): 4.6 s mean, 6.6 s before. */
 Test(replicate_sim, twenty_clocked_nodes_ten_percent_loss_converge)
 {
-    for (uint64_t seed = 0x9000; seed < 0x9004; seed++)
-        clocked_converge_ms(seed);
+    enum { SEEDS = 4, MEAN_MAX_MS = 5500 };
+    uint64_t sum = 0;
+    for (uint64_t seed = 0x9000; seed < 0x9000 + SEEDS; seed++)
+        sum += clocked_converge_ms(seed);
+    cr_assert_leq(sum / SEEDS, MEAN_MAX_MS, "converged %" PRIu64 " ms after the last publish on average: pulls held "
+                  "past their answers?", sum / SEEDS);
 }
 
 /* The mean and the maximum of clocked_converge_ms over REPLSIM_SEEDS seeds from 0x9000 (a
@@ -1264,6 +1270,8 @@ Test(replicate_sim, clocked_convergence_mean, .timeout = 3600)
     uint64_t n = (uint64_t)atoi(e), sum = 0, max = 0;
     for (uint64_t seed = 0x9000; seed < 0x9000 + n; seed++) {
         uint64_t ms = clocked_converge_ms(seed);
+        if (getenv("REPLSIM_VERBOSE"))
+            fprintf(stderr, "seed %#" PRIx64 ": %" PRIu64 " ms\n", seed, ms);
         sum += ms;
         max = ms > max ? ms : max;
     }
@@ -1316,6 +1324,34 @@ static int opens_round(node_t *nd, const node_t *peer)
     uint64_t before = repl_stats(nd->repl)->summaries_sent;
     repl_sync(nd->repl, peer->addr);
     return repl_stats(nd->repl)->summaries_sent > before;
+}
+
+/* A pull ends when its answer's last part comes, an empty answer included (one empty frame marked
+ * last): a round that found nothing to send either way holds no pull. (Before, every round held its
+ * pulls PULL_MS, 5 s, however small its answer: 20 clocked nodes under 10 % loss converged in 6.4 s
+ * on average over 40 seeds, 5.5 s with the mark; clocked_convergence_mean measures it.) An older
+ * peer marks nothing: its answer holds the pull PULL_MS past its last part, as before. */
+Test(replicate_sim, an_answer_s_last_part_ends_the_pull)
+{
+    enum { A = 0, B = 1 };
+    cluster_t *c = quiet_pair(0x1a57);
+    node_t *a = &c->nodes[A], *b = &c->nodes[B];
+    /* B opens a round with A that differs: A sends B its digest, B answers with nothing (B lacks
+     * nothing) and its own digest, and A answers that with nothing too */
+    differing_opener(c, A, B);
+    sim_net_run(c->net, now(c) + 100);
+    cr_assert(opens_round(a, b), "A's pull with B outlived B's empty answer");
+    cr_assert(opens_round(b, a), "B's pull with A outlived A's empty answer");
+
+    /* an older peer: A's digest to B is lost, and an unmarked answer part comes from B's address */
+    sim_net_block(c->net, A, B, 1);
+    differing_opener(c, A, B);
+    flags_frame(c, A, B, 0, 1);
+    uint64_t t = now(c);
+    sim_net_run(c->net, t + 100);
+    cr_assert(!opens_round(a, b), "an unmarked answer part ended the pull");
+    sim_net_run(c->net, t + 5000 + STEP_MS);          /* PULL_MS after the part */
+    cr_assert(opens_round(a, b), "the pull outlived PULL_MS");
 }
 
 /* A `more` (an answer cut short: pull the rest) is followed only in a part of an answer from a peer
