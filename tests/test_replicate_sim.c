@@ -1386,6 +1386,33 @@ Test(replicate_sim, a_more_is_followed_only_in_a_pull_and_charged)
     cr_assert_gt(a->answered, charged, "the digest a 'more' made A send was charged to nobody");
 }
 
+/* A cut answer to a gap request is followed too (a gap request to its sender is outstanding), with
+ * no round meanwhile: A misses B's first 300 entries, B's 301st shows A the gap, A asks B for it
+ * (MSG_CATALOG_WANT), and B's answer, cut at 16 frames of 2 KiB, says more; A pulls the rest. */
+Test(replicate_sim, a_cut_answer_to_a_gap_request_is_followed)
+{
+    enum { A = 0, B = 1, PER = 301 };
+    g_clocked = 1;
+    cluster_t *c = cluster_new(2, 0x1a59, 0.0, 2048);
+    g_clocked = 0;
+    node_t *a = &c->nodes[A], *b = &c->nodes[B];
+    a->next_ae = b->next_ae = UINT64_MAX / 2;         /* no rounds: only the gap request and its chain */
+    plan_publishes(c, B, PER, 1, 2);
+    for (size_t k = 0; k < PER; k++)
+        b->pubs[k] = 10 + k + (k == PER - 1 ? 2000 : 0);
+    schedule(c, b);
+    sim_net_block(c->net, B, A, 1);
+    sim_net_run(c->net, 1000);
+    sim_net_block(c->net, B, A, 0);
+    cr_assert_eq(a->held, 0);
+    sim_net_run(c->net, 2500);
+    cr_assert_eq(a->held, (uint64_t)PER, "A holds %" PRIu64 " of B's %d entries", a->held, PER);
+    const repl_stats_t *as = repl_stats(a->repl), *bs = repl_stats(b->repl);
+    cr_assert_geq(bs->answers_cut, 1, "the answer was not cut: the test tests nothing");
+    cr_assert_eq(as->more_refused, 0);
+    cr_assert_geq(as->pulls_ended, 1, "the chain's last part did not end the pull");
+}
+
 /* Bounded random input from a peer for every catalog message type, as repl_handle gets it from the
  * transport: random bytes, and well-formed messages around random contents (digests of up to 70
  * heads naming real, random, over-long and empty domains at random seqs, as questions or answers,
