@@ -5,7 +5,8 @@
  * hashes or want) can ask for megabytes back. Each peer gets a token bucket of answer bytes
  * (gossip/budget.h; rate gossip_opts_t.answer_rate, burst ANSWER_BURST_S seconds of it), charged
  * to the peer by its node key: the loop names the sender of the message being handled (g->asker;
- * the transport authenticated it by its CURVE key), since the reply address it gives is only a
+ * the transport authenticated it by its CURVE key; replication names it through repl_io_t.asker
+ * when a cut answer's `more` it follows costs us a digest), since the reply address it gives is only a
  * claim and a peer could vary it to get fresh budgets. A peer with no budget left is not answered:
  * counted (trib_answers_refused_total{kind,reason="budget"}), logged once per peer per
  * ANSWER_LOG_MS. Catalog and federation-log answers share one bucket per peer.
@@ -105,6 +106,7 @@ int gossip__answer_ok_catalog(void *ctx, const char *addr) { return answer_ok(ct
 int gossip__answer_ok_trust(void *ctx, const char *addr) { return answer_ok(ctx, addr, ANSWER_TRUST); }
 void gossip__answered_catalog(void *ctx, const char *addr, size_t bytes) { answered(ctx, addr, bytes, ANSWER_CATALOG); }
 void gossip__answered_trust(void *ctx, const char *addr, size_t bytes) { answered(ctx, addr, bytes, ANSWER_TRUST); }
+void gossip__answer_asker(void *ctx, const uint8_t *key) { ((gossip_t *)ctx)->asker = key; }
 
 void gossip__answers_render(gossip_t *g, FILE *f)
 {

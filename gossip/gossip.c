@@ -1160,7 +1160,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
                      .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL,
                      .handover = g->trust ? handover : NULL, .answer_ok = gossip__answer_ok_catalog,
-                     .answered = gossip__answered_catalog, .got_pushes = gossip__asker_got_pushes};
+                     .answered = gossip__answered_catalog, .got_pushes = gossip__asker_got_pushes,
+                     .asker = gossip__answer_asker};
     size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
     if (frame > FRAME_MAX)
         frame = FRAME_MAX;

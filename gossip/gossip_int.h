@@ -227,6 +227,7 @@ int gossip__answer_ok_catalog(void *ctx, const char *addr);        /* repl_io_t.
 int gossip__answer_ok_trust(void *ctx, const char *addr);          /* fedlog_io_t.answer_ok */
 void gossip__answered_catalog(void *ctx, const char *addr, size_t bytes);
 void gossip__answered_trust(void *ctx, const char *addr, size_t bytes);
+void gossip__answer_asker(void *ctx, const uint8_t *key);         /* repl_io_t.asker: sets g->asker */
 void gossip__answers_render(gossip_t *g, FILE *f);
 
 /* ---- returned.c (loop thread): members back in sight, which missed the pushes meanwhile */

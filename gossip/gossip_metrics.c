@@ -126,6 +126,13 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                 "their size bound (the peer pulls the rest).");
     prom_sample(f, "trib_catalog_answers_total", "kind=\"deferred\"", rs.answers_deferred);
     prom_sample(f, "trib_catalog_answers_total", "kind=\"cut\"", rs.answers_cut);
+    prom_counter(f, "trib_catalog_more_refused_total",
+                 "Answer frames saying 'more' not followed: no pull from (nor gap request to) the address they "
+                 "name was outstanding, or they were no part of an answer (a peer naming another's address).",
+                 rs.more_refused);
+    prom_counter(f, "trib_catalog_pulls_ended_total",
+                 "Pulls ended by their answer's last part (an older peer's expire 5 s after their last part).",
+                 rs.pulls_ended);
     prom_counter(f, "trib_catalog_commits_total", "Write transactions of entries accepted from peers.", rs.batches);
     prom_counter(f, "trib_catalog_forks_total",
                  "Forks seen: two different entries signed by a domain's key at one seq.", rs.forks);

@@ -155,18 +155,19 @@ int gossip__catalog_work(gossip_t *g)
             g->wstart_ms = clock_ms();
             size_t bytes = 0;
             const char *froms[MAXF];
-            const uint8_t *bodies[MAXF];
+            const uint8_t *senders[MAXF], *bodies[MAXF];
             size_t lens[MAXF];
             while (g->chead && g->nwbatch < MAXF && g->chead->m.type == TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES &&
                    (g->nwbatch == 0 || bytes + g->chead->m.body_len <= CATALOG_BATCH_BYTES)) {
                 cmsg_t *c = catalog_pop(g);
                 bytes += c->m.body_len;
                 froms[g->nwbatch] = c->m.sender_addr;
+                senders[g->nwbatch] = c->m.sender;
                 bodies[g->nwbatch] = c->m.body ? c->m.body : (const uint8_t *)"";
                 lens[g->nwbatch] = c->m.body_len;
                 g->wbatch[g->nwbatch++] = c;
             }
-            repl_job_t *j = repl_job_new(g->repl, froms, bodies, lens, g->nwbatch);
+            repl_job_t *j = repl_job_new(g->repl, froms, senders, bodies, lens, g->nwbatch);
             g->wbusy = 1;
             pthread_mutex_lock(&g->wmu);
             g->wjob = j;

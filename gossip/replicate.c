@@ -8,6 +8,13 @@
  * MAX_FRAMES_PER_ANSWER); one cut short says so (more), and the receiver, once it has stored it,
  * pulls the next part with its digest (reply = true): a catch-up runs at the receiver's pace, with
  * one answer in flight per peer, never a backlog queued in memory.
+ * Pulls: a node that sent a peer its whole digest (asking for all it lacks) holds a pull with it:
+ * no other round with that peer until the answer is in. The answer's last part says so (last; an
+ * empty answer is one empty frame marked so) and ends the pull; an older peer marks nothing, and
+ * its pull expires PULL_MS after its last part. A `more` is followed only in a part of an answer
+ * while a pull with (or a gap request to) its sender is outstanding, and the digest it makes us
+ * send is charged to the sender's answer budget: else any peer naming another's address (open
+ * mode) could make us send digests at will and hold our pull with that peer open for good.
  * Push: the gossip loop sends a node's new entries to every alive member at once, marked final
  * (repl_push_all): nobody forwards them, so each member receives each entry once. While a domain's
  * entries are being pushed (it changed in the last ACTIVE_MS, and went to at least one member)
@@ -45,7 +52,7 @@
 #include "proto/tributary.pb-c.h"
 
 #define MAX_DIGEST_HEADS 65536   /* a peer's digest longer than this is malformed */
-#define MAX_FRAMES_PER_ANSWER 16 /* the rest follows in the next round */
+#define MAX_FRAMES_PER_ANSWER 16 /* the rest follows in the next pull */
 #define MAX_FANOUT 64
 #define MAX_WANTS 1024           /* outstanding gap requests remembered (one per domain) */
 #define ANSWER_MAX_BYTES (4u << 20) /* entries in one answer; the peer pulls the rest */
@@ -72,6 +79,7 @@ typedef struct {
 typedef struct {
     char domain[64];
     uint64_t head;               /* our head when we asked */
+    char addr[64];               /* whom we asked */
 } want_t;
 
 struct replicate {
@@ -95,6 +103,7 @@ struct replicate {
     size_t nforks;
     /* Refusals are logged at most once a second per outcome; the rest are counted in the next line. */
     uint64_t logged_at[CAT_RESULT_COUNT], unlogged[CAT_RESULT_COUNT];
+    uint64_t more_logged_at, more_unlogged;   /* the same for `more` frames not followed */
 };
 
 replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_io_t *io)
@@ -232,6 +241,16 @@ static void pull_extend(replicate_t *r, const char *addr)
         r->pulls[i].at_ms = now;
 }
 
+/* The last part of addr's answer came: the pull is over, a round with addr may start. */
+static void pull_end(replicate_t *r, const char *addr)
+{
+    int i = pull_find(r, addr);
+    if (i >= 0) {
+        r->pulls[i].at_ms = 0;
+        r->stats.pulls_ended++;
+    }
+}
+
 /* ------------------------------------------------------------------ active domains */
 
 static active_t *active_slot(replicate_t *r, const char *domain)
@@ -284,16 +303,19 @@ typedef struct {
     size_t n, cap, bytes, total;
     int frames;
     int cut;                     /* the answer's bound was reached: entries were left out */
+    int whole;                   /* an answer to a whole digest: its last part is marked (last) */
+    int last;                    /* this flush is the answer's last part: sent even when empty */
 } frame_t;
 
 static void frame_flush(frame_t *f)
 {
-    if (!f->n)
+    if (!f->n && !f->last)
         return;
     Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
     msg.n_entries = f->n;
     msg.entries = f->items;
     msg.more = f->cut;
+    msg.last = f->last;
     msg.answer = 1;
     msg.final = f->r->io.answers_final;
     size_t len = trib__catalog_entries__get_packed_size(&msg);
@@ -585,10 +607,12 @@ static Trib__CatalogDigest *digest_unpack(const uint8_t *body, size_t len)
     return msg;
 }
 
-/* Sends what is left in the frame and frees it. */
+/* Sends what is left in the frame (an answer to a whole digest: marked its last part unless cut,
+ * even empty) and frees it. */
 static void frame_finish(frame_t *f)
 {
     f->r->stats.answers_cut += f->cut;
+    f->last = f->whole && !f->cut;
     frame_flush(f);              /* never empty when cut: a cut comes after an entry was added */
     for (size_t i = 0; i < f->n; i++)
         free(f->items[i].data);
@@ -615,7 +639,7 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
     }
     /* What the digest told us of our own domain is kept above; the answer waits for the budget */
     if (answer_ok(r, from)) {
-        frame_t f = {.r = r, .addr = from};
+        frame_t f = {.r = r, .addr = from, .whole = !msg->only_listed}; /* the asker holds a pull */
         lack_t l = {r, msg, &f, !r->io.got_pushes || r->io.got_pushes(r->io.ctx, from)};
         store_catalog_heads(r->st, send_lacking, &l);
         frame_finish(&f);
@@ -731,21 +755,32 @@ static int entry_domain(const ProtobufCBinaryData *item, char *out, size_t cap)
     return rc;
 }
 
-/* Whether to ask for domain at head now: not while the same request is outstanding. */
-static int want_new(replicate_t *r, const char *domain, uint64_t head)
+/* Whether to ask addr for domain at head now: not while the same request is outstanding. */
+static int want_new(replicate_t *r, const char *domain, uint64_t head, const char *addr)
+{
+    size_t i = 0;
+    while (i < r->nwants && strcmp(r->wants[i].domain, domain) != 0)
+        i++;
+    if (i < r->nwants && r->wants[i].head == head)
+        return 0;
+    if (i == r->nwants) {
+        if (r->nwants == MAX_WANTS) /* forget the oldest */
+            memmove(r->wants, r->wants + 1, --r->nwants * sizeof r->wants[0]);
+        i = r->nwants++;
+        snprintf(r->wants[i].domain, sizeof r->wants[0].domain, "%s", domain);
+    }
+    r->wants[i].head = head;
+    snprintf(r->wants[i].addr, sizeof r->wants[0].addr, "%s", addr);
+    return 1;
+}
+
+/* Whether a gap request to addr is outstanding (its answer may be cut: its `more` is followed). */
+static int want_to(const replicate_t *r, const char *addr)
 {
     for (size_t i = 0; i < r->nwants; i++)
-        if (!strcmp(r->wants[i].domain, domain)) {
-            if (r->wants[i].head == head)
-                return 0;
-            r->wants[i].head = head;
+        if (!strcmp(r->wants[i].addr, addr))
             return 1;
-        }
-    if (r->nwants == MAX_WANTS) /* forget the oldest */
-        memmove(r->wants, r->wants + 1, --r->nwants * sizeof r->wants[0]);
-    snprintf(r->wants[r->nwants].domain, sizeof r->wants[0].domain, "%s", domain);
-    r->wants[r->nwants++].head = head;
-    return 1;
+    return 0;
 }
 
 /* Asks from for the gapped domains of these entries, from our heads on. */
@@ -762,7 +797,7 @@ static void request_gaps(replicate_t *r, const char *from, const ProtobufCBinary
         for (size_t k = 0; k < nh && !seen; k++)
             seen = !strcmp(names[k], domain);
         store_head_t h = {0};
-        if (seen || store_catalog_head(r->st, domain, &h) < 0 || !want_new(r, domain, h.seq))
+        if (seen || store_catalog_head(r->st, domain, &h) < 0 || !want_new(r, domain, h.seq, from))
             continue;
         snprintf(names[nh], sizeof names[nh], "%s", domain);
         trib__domain_head__init(&heads[nh]);
@@ -833,6 +868,8 @@ static cat_result_t store_result(int rc)
 /* One received CatalogEntries message and what became of its entries. */
 typedef struct {
     char from[64];
+    uint8_t key[32];             /* the sender's node key (has_key) */
+    int has_key;
     Trib__CatalogEntries *msg;
     size_t n;                    /* entries handled: at most FRAME_MAX_ENTRIES */
     ProtobufCBinaryData *ok, *gaps;
@@ -865,8 +902,8 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
-                         const size_t *lens, size_t n)
+repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *senders,
+                         const uint8_t *const *bodies, const size_t *lens, size_t n)
 {
     repl_job_t *j = calloc(1, sizeof *j);
     if (!j || !(j->fr = calloc(n ? n : 1, sizeof *j->fr))) {
@@ -888,6 +925,10 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
         *f = (inframe_t){.msg = msg, .n = ne, .ok = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData)),
                          .gaps = calloc(ne ? ne : 1, sizeof(ProtobufCBinaryData))};
         snprintf(f->from, sizeof f->from, "%s", froms[i]);
+        if (senders && senders[i]) {
+            memcpy(f->key, senders[i], sizeof f->key);
+            f->has_key = 1;
+        }
         if (!f->ok || !f->gaps) {
             r->stats.entries[CAT_ERROR] += ne;
             free(f->ok);
@@ -958,6 +999,45 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
     j->store_us = mono_us() - t1;
 }
 
+/* A `more` frame not followed: counted, logged at most once a second (with how many were not since). */
+static void log_more_refused(replicate_t *r, const char *from, const char *why)
+{
+    r->stats.more_refused++;
+    uint64_t now = clock_ms();
+    if (r->more_logged_at && now - r->more_logged_at < 1000) {
+        r->more_unlogged++;
+        return;
+    }
+    r->more_logged_at = now ? now : 1;
+    log_warn("catalog: not following a 'more' frame from %s: %s (and %llu more such frames since the last such "
+             "line; trib_catalog_more_refused_total counts them all)",
+             from, why, (unsigned long long)r->more_unlogged);
+    r->more_unlogged = 0;
+}
+
+/* An answer cut short (more): pull the rest from our new heads with our digest, charged to the
+ * frame's sender's answer budget; no other round with that peer meanwhile. Only a part of an answer
+ * we are waiting for: a pull with its sender (or a gap request to it) outstanding. */
+static void follow_more(replicate_t *r, const inframe_t *fr)
+{
+    if (!fr->msg->answer) {
+        log_more_refused(r, fr->from, "the frame is no part of an answer");
+        return;
+    }
+    if (pull_find(r, fr->from) < 0 && !want_to(r, fr->from)) {
+        log_more_refused(r, fr->from, "no pull from (nor gap request to) that address is outstanding");
+        return;
+    }
+    if (r->io.asker)
+        r->io.asker(r->io.ctx, fr->has_key ? fr->key : NULL);
+    if (answer_ok(r, fr->from)) {   /* refused: the chain stops, the pull expires, a round asks again */
+        answered(r, fr->from, send_digest(r, fr->from, 1));
+        pull_set(r, fr->from);
+    }
+    if (r->io.asker)
+        r->io.asker(r->io.ctx, NULL);
+}
+
 /* Sorts the outcomes per frame (accepted entries into ok, gapped ones into gaps, refusals counted and
  * logged, forks noted), then forwards, asks for gaps and pulls cut answers; frees the job. Returns
  * the number of malformed frames. */
@@ -1015,11 +1095,10 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
         if (!fr->msg->final)
             forward(r, fr->from, fr->ok, fr->nok); /* forward once: only entries new to us */
         request_gaps(r, fr->from, fr->gaps, fr->ngaps);
-        if (fr->msg->more) {     /* an answer cut short: pull the rest from our new heads; no other
-                                    round with that peer meanwhile (the pull expires PULL_MS after
-                                    its last part) */
-            send_digest(r, fr->from, 1);
-            pull_set(r, fr->from);
+        if (fr->msg->more) {
+            follow_more(r, fr);
+        } else if (fr->msg->answer && fr->msg->last) {
+            pull_end(r, fr->from);   /* the whole answer is in (and stored): rounds may start */
         } else if (fr->msg->answer) {
             /* the answer is still coming: the pull lasts PULL_MS after its last part. A push is no
              * part of it: pushing every second, the peer held a pull whose answer was lost open for
@@ -1053,7 +1132,7 @@ size_t repl_job_entries(const repl_job_t *j) { return j->n; }
 static int handle_entries_many(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
                                const size_t *lens, size_t n)
 {
-    repl_job_t *j = repl_job_new(r, froms, bodies, lens, n);
+    repl_job_t *j = repl_job_new(r, froms, NULL, bodies, lens, n);
     if (!j) {
         r->stats.entries[CAT_ERROR] += n;
         return 0;

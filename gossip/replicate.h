@@ -49,6 +49,10 @@ typedef struct {
      * the domains being pushed; 0: it was away (dead, left, unknown, or back only since), so it is
      * sent what it lacks of them too. NULL: 1. */
     int (*got_pushes)(void *ctx, const char *addr);
+    /* Names the node key (32 bytes) of the peer that answer_ok and answered are about to be asked
+     * about, where the caller cannot: a cut answer's `more`, followed in repl_job_finish with a
+     * digest charged to the frame's sender (repl_job_new's senders); NULL after. NULL hook: none. */
+    void (*asker)(void *ctx, const uint8_t *key);
 } repl_io_t;
 
 /* How long a domain counts as being pushed after it changed (digest answers leave it out). */
@@ -63,6 +67,9 @@ typedef struct {
     uint64_t summaries_sent, summaries_in, summaries_same;  /* round openers; same = nothing to do */
     uint64_t answers_deferred;            /* domains left out of a digest answer: pushes in flight */
     uint64_t answers_cut;                 /* answers cut at their size bound (the peer pulls the rest) */
+    uint64_t more_refused;                /* `more` frames not followed: no pull with (nor gap request to)
+                                             their sender outstanding, or not part of an answer */
+    uint64_t pulls_ended;                 /* pulls ended by their answer's last part (CatalogEntries.last) */
     uint64_t batches, batch_errors;       /* write transactions of accepted entries; failed ones */
     uint64_t entries_over_cap;            /* entries past a received frame's cap, ignored */
     uint64_t forks;                       /* distinct forks (domain, seq) seen */
@@ -97,13 +104,14 @@ int repl_handle_entries(replicate_t *r, const char *const *froms, const uint8_t 
                         const size_t *lens, size_t n);
 
 /* The same in three steps, so the costly middle can run on another thread: new (loop thread)
- * unpacks the bodies (which must stay valid until finish); run (any one thread at a
+ * unpacks the bodies (which must stay valid until finish; senders[i], when senders is not NULL,
+ * the node key of froms[i]'s sender, is copied: io.asker is told it when a `more` is followed); run (any one thread at a
  * time; it touches only the job and the store) verifies every entry and stores the verified ones in
  * one write transaction; finish (loop thread) applies the outcomes (counts, logs, forks, forwards,
  * gap requests, pulls) and frees the job. NULL when out of memory. */
 typedef struct repl_job repl_job_t;
-repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *bodies,
-                         const size_t *lens, size_t n);
+repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t *const *senders,
+                         const uint8_t *const *bodies, const size_t *lens, size_t n);
 void repl_job_run(replicate_t *r, repl_job_t *j);
 int repl_job_finish(replicate_t *r, repl_job_t *j);
 /* The entries the job's frames hold (as unpacked by repl_job_new). */

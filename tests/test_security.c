@@ -15,8 +15,10 @@
 #include "tests/peer_tools.h"
 
 static void *zctx;
+static peer_client_t *held;      /* a test's hostile peer: closed before the context, even after a failure */
 static void teardown(void)
 {
+    peer_client_destroy(&held);
     h_cleanup_all();
     if (zctx)
         zmq_ctx_term(zctx);
@@ -217,6 +219,65 @@ Test(security, garbage_oversize_bad_version_spoofed_sender_are_dropped)
     free(before);
     free(after);
     peer_client_destroy(&c);
+}
+
+/* A peer naming another node's address (open mode: a reply address is only a claim) sends frames
+ * saying `more` (an answer cut short: "pull the rest with your digest") while the node pulls from
+ * nobody. None is followed (each made the node send that address its digest, uncharged, and held its
+ * pull with it open: no round with the real holder of the address), each is counted in
+ * trib_catalog_more_refused_total, the refusals are logged at most once a second, and the node keeps
+ * serving and answers a round opener from the same address as before. */
+Test(security, more_frames_outside_a_pull_are_refused_counted_and_logged_rate_limited)
+{
+    enum { FLOOD = 200 };
+    h_node_t n;
+    start_node(&n);
+    char *before = digest(&n);
+    identity_t evil;
+    peer_identity(&evil);
+    peer_client_t *c = held = peer_client_new(zctx, n.peer, &evil, NULL);
+    cr_assert(c);
+    Trib__CatalogEntries msg = TRIB__CATALOG_ENTRIES__INIT;
+    msg.more = 1;
+    msg.answer = 1;
+    uint8_t body[16];
+    size_t blen = trib__catalog_entries__pack(&msg, body);
+    peer_envelope_t env;
+    int64_t t0 = peer_now_ms();
+    for (int i = 0; i < FLOOD; i++) {
+        peer_envelope_init(&env, &evil, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, blen);
+        env.seq = (uint64_t)i + 1;
+        cr_assert_eq(peer_client_send_envelope(c, &env), 0);
+    }
+    /* then a round opener that differs, from the same address: answered with the node's digest
+     * (queued catalog messages are handled in order, so the frames before it have been) */
+    uint8_t hash[16] = {0}, sbuf[64];
+    Trib__CatalogSummary sum = TRIB__CATALOG_SUMMARY__INIT;
+    sum.hash.data = hash;
+    sum.hash.len = sizeof hash;
+    sum.domains = 7;
+    size_t slen = trib__catalog_summary__pack(&sum, sbuf);
+    peer_envelope_init(&env, &evil, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CATALOG_SUMMARY, sbuf, slen);
+    env.seq = FLOOD + 1;
+    cr_assert_eq(peer_client_send_envelope(c, &env), 0);
+    wait_metric(&n, "trib_catalog_rounds_total{kind=\"differed\"}", 1);
+    double refused = h_metric(n.url, "trib_catalog_more_refused_total");
+    cr_assert_eq(refused, FLOOD, "%.0f of %d 'more' frames outside a pull refused", refused, FLOOD);
+    double secs = (double)(peer_now_ms() - t0) / 1000.0;
+
+    char *after = digest(&n);
+    cr_assert_str_eq(after, before, "catalog changed");
+    free(before);
+    free(after);
+    FILE *lf = fopen(n.log, "r");
+    cr_assert(lf, "no agent log at %s", n.log);
+    char line[1024];
+    int lines = 0;
+    while (fgets(line, sizeof line, lf))
+        lines += strstr(line, "not following a 'more' frame from 127.0.0.1:9") != NULL;
+    fclose(lf);
+    cr_assert(lines >= 1 && lines <= 2 + (int)secs, "%d lines about the refused 'more' frames in %.1f s", lines, secs);
+    peer_client_destroy(&held);
 }
 
 Test(security, client_without_curve_cannot_talk)
