@@ -93,7 +93,7 @@ struct replicate {
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
     /* Refusals are logged at most once a second per outcome; the rest are counted in the next line. */
-    uint64_t logged_at[CAT_RESULT_COUNT], unlogged[CAT_RESULT_COUNT];
+    log_limit_t refusal_log[CAT_RESULT_COUNT];
 };
 
 replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_io_t *io)
@@ -788,18 +788,11 @@ static void request_gaps(replicate_t *r, const char *from, const ProtobufCBinary
  * hostile peer cannot flood the log; every refusal is counted in the stats regardless. */
 static void log_refusal(replicate_t *r, cat_result_t res, const char *from, const char *err)
 {
-    uint64_t now = clock_ms();
-    if (r->logged_at[res] && now - r->logged_at[res] < 1000) {
-        r->unlogged[res]++;
-        return;
-    }
-    r->logged_at[res] = now ? now : 1;
-    if (r->unlogged[res])
-        log_warn("catalog: refused an entry from %s: %s: %s (and %llu more %s since the last such line)", from,
-                 cat_result_name(res), err, (unsigned long long)r->unlogged[res], cat_result_name(res));
-    else
-        log_warn("catalog: refused an entry from %s: %s: %s", from, cat_result_name(res), err);
-    r->unlogged[res] = 0;
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&r->refusal_log[res], 1000, &held))
+        log_warn("catalog: refused an entry from %s: %s: %s%s", from, cat_result_name(res), err,
+                 log_held(tail, sizeof tail, held, cat_result_name(res)));
 }
 
 static void log_accepted(const char *from, const ProtobufCBinaryData *item)
