@@ -104,6 +104,7 @@ struct fedlog {
     uint64_t pushed, push_dropped, bad_msgs;
     uint64_t sync_in[STEP_COUNT], sync_out[STEP_COUNT];
     log_limit_t refuse_log[FEDLOG_R_COUNT];   /* a line per reason a second at most */
+    log_limit_t store_log;       /* failed commits (a full or failing disk): a line a second at most */
 };
 
 /* ---- fedlog_commit.c */
