@@ -94,6 +94,7 @@ struct replicate {
     size_t nforks;
     /* Refusals are logged at most once a second per outcome; the rest are counted in the next line. */
     log_limit_t refusal_log[CAT_RESULT_COUNT];
+    log_limit_t fork_log;        /* forks past REPL_FORKS_MAX: a line a second at most */
 };
 
 replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_io_t *io)
@@ -138,23 +139,32 @@ size_t repl_forks(const replicate_t *r, repl_fork_t *out, size_t max)
     return r->nforks;
 }
 
-/* Records and logs (once per domain and seq) a fork of domain at seq that from's entry shows. */
+/* Records and logs (once per domain and seq) a fork of domain at seq that from's entry shows. Past
+ * REPL_FORKS_MAX recorded, none is known again: those are logged at most once a second (a domain's
+ * key can sign forks at will, and peers send them again and again), every one counted. */
 static void note_fork(replicate_t *r, const char *domain, uint64_t seq, const char *from, const char *how)
 {
     for (size_t i = 0; i < r->nforks; i++)
         if (r->forks[i].seq == seq && !strcmp(r->forks[i].domain, domain))
             return;
     r->stats.forks++;
+    uint64_t held = 0;
+    char tail[96];
+    int say = 1;
     if (r->nforks < REPL_FORKS_MAX) {
         repl_fork_t *f = &r->forks[r->nforks++];
         snprintf(f->domain, sizeof f->domain, "%s", domain);
         snprintf(f->from, sizeof f->from, "%s", from);
         f->seq = seq;
+    } else {
+        say = log_limit(&r->fork_log, 1000, &held);
     }
-    log_error("catalog: FORK of domain '%s' at seq %llu: %s sent an entry signed by the domain's key that %s "
-              "(was the domain's node restored from an old copy of its data and published again?). This node "
-              "keeps its own entry; the domain's catalog stays split until its owner resolves it.",
-              domain, (unsigned long long)seq, from, how);
+    if (say)
+        log_error("catalog: FORK of domain '%s' at seq %llu: %s sent an entry signed by the domain's key that %s "
+                  "(was the domain's node restored from an old copy of its data and published again?). This node "
+                  "keeps its own entry; the domain's catalog stays split until its owner resolves it.%s",
+                  domain, (unsigned long long)seq, from, how,
+                  log_held(tail, sizeof tail, held, "forks"));
     /* The evidence goes back: our entry at that seq shows the sender the fork too (it sees a duplicate
      * seq with other bytes), so every node holding either side learns of both. */
     uint8_t *ours = NULL;

@@ -17,6 +17,7 @@
 #include <zmq.h>
 #include "gossip/entry.h"
 #include "gossip/identity.h"
+#include "gossip/replicate.h"
 #include "gossip/token.h"
 #include "tests/fixtures.h"
 #include "tests/harness.h"
@@ -109,10 +110,11 @@ static void few_lines(const h_node_t *n, size_t lines0, const char *what)
     still_serves(n);   /* a round trip after the last one counted: its line, if any, is written */
     size_t now = log_lines(n, NULL);
     if (now - lines0 > BURST_LINES) {
-        char *t = log_tail(n, lines0);
-        cr_assert_fail("%s: %d of them wrote %zu log lines (at most %d):\n%.3000s", what, BURST, now - lines0,
-                       BURST_LINES, t);
+        char *t = log_tail(n, lines0), msg[3300];
+        snprintf(msg, sizeof msg, "%s", t);
         free(t);
+        cr_assert_fail("%s: %d of them wrote %zu log lines (at most %d):\n%s", what, BURST, now - lines0,
+                       BURST_LINES, msg);
     }
 }
 
@@ -225,6 +227,69 @@ Test(logflood, a_hostile_peer_is_counted_and_logged_at_most_once_per_interval)
         peer_burst(&n, pc, &cls[i]);
 
     free(huge), free(good), free(forged), free(wrong), free(mine), free(fbody), free(wbody), free(rbody);
+    peer_client_destroy(&pc);
+}
+
+/* The chaining hash of a signed entry (entry_hash of its body). */
+static void chain_hash(const uint8_t *entry, size_t len, uint8_t out[32])
+{
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, entry);
+    cr_assert(se);
+    entry_hash(se->body.data, se->body.len, out);
+    trib__signed_entry__free_unpacked(se, NULL);
+}
+
+static void send_entry(peer_client_t *pc, const identity_t *id, const uint8_t *entry, size_t len)
+{
+    size_t blen;
+    uint8_t *body = entries_body(entry, len, &blen);
+    peer_envelope_t env;
+    peer_envelope_init(&env, id, "127.0.0.1:9", TRIB__MSG_TYPE__MSG_CATALOG_ENTRIES, body, blen);
+    cr_assert_eq(peer_client_send_envelope(pc, &env), 0);
+    free(body);
+}
+
+#define FORKED (REPL_FORKS_MAX + 1)
+
+/* A domain's key signs a second entry at each of its seqs: each fork is logged once while the node
+ * can remember it (REPL_FORKS_MAX); one past those, sent again and again, is not a line each time. */
+Test(logflood, forks_past_the_remembered_ones_are_logged_at_most_once_per_interval)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    identity_t evil;
+    peer_identity(&evil);
+    peer_client_t *pc = peer_client_new(zctx, n.peer, &evil, NULL);
+    cr_assert(pc);
+    /* the domain 'evil', seq 1..FORKED, taken on first use; then another entry at each seq */
+    uint8_t prev[FORKED + 1][32];
+    double acc = h_metric(n.url, "trib_catalog_entries_total{result=\"accepted\"}");
+    for (uint64_t seq = 1; seq <= FORKED; seq++) {
+        size_t len;
+        uint8_t *e = fx_manifest_entry(&evil, "evil", "first", "one", seq, seq > 1 ? prev[seq - 1] : NULL, &len);
+        chain_hash(e, len, prev[seq]);
+        send_entry(pc, &evil, e, len);
+        free(e);
+    }
+    wait_counted(&n, "trib_catalog_entries_total{result=\"accepted\"}", acc, FORKED);
+    size_t flen = 0;
+    uint8_t *fork = NULL;
+    for (uint64_t seq = 1; seq <= FORKED; seq++) {
+        free(fork);
+        fork = fx_manifest_entry(&evil, "evil", "first", "two", seq, seq > 1 ? prev[seq - 1] : NULL, &flen);
+        send_entry(pc, &evil, fork, flen);
+    }
+    wait_counted(&n, "trib_catalog_forks_total", 0, FORKED);
+    cr_assert_eq(log_lines(&n, "FORK of domain 'evil'"), FORKED, "each fork is logged once");
+    /* the last, past the remembered ones, again and again */
+    size_t lines0 = log_lines(&n, NULL);
+    for (int sent = 0; sent < BURST;) {
+        for (int i = 0; i < 100 && sent < BURST; i++, sent++)
+            send_entry(pc, &evil, fork, flen);
+        wait_counted(&n, "trib_catalog_forks_total", FORKED, sent);
+    }
+    few_lines(&n, lines0, "a fork sent again");
+    free(fork);
     peer_client_destroy(&pc);
 }
 
