@@ -31,9 +31,12 @@
 #define BURST_LINES 3    /* lines the log may gain from one burst, and one a second it takes */
 
 static void *zctx;
+static peer_client_t *pc;   /* the test's hostile peer: closed here too when an assertion ends a test,
+                             * else zmq_ctx_term waits for its queued frames forever */
 static void teardown(void)
 {
     h_cleanup_all();
+    peer_client_destroy(&pc);
     if (zctx)
         zmq_ctx_term(zctx);
     zctx = NULL;
@@ -167,7 +170,7 @@ typedef struct {
 } peer_class_t;
 
 /* Sends c BURST times in rounds the node's queue takes whole (each round counted before the next). */
-static void peer_burst(h_node_t *n, peer_client_t *pc, const peer_class_t *c)
+static void peer_burst(h_node_t *n, const peer_class_t *c)
 {
     mark_t m = mark(n, NULL);
     double base = metric(n, c->series);
@@ -192,7 +195,7 @@ Test(logflood, a_hostile_peer_is_counted_and_logged_at_most_once_per_interval)
     identity_t evil, victim;
     peer_identity(&evil);
     peer_identity(&victim);
-    peer_client_t *pc = peer_client_new(zctx, n.peer, &evil, NULL);
+    pc = peer_client_new(zctx, n.peer, &evil, NULL);
     cr_assert(pc);
 
     uint8_t junk[512];
@@ -242,7 +245,7 @@ Test(logflood, a_hostile_peer_is_counted_and_logged_at_most_once_per_interval)
     wait_counted(&n, "trib_catalog_entries_total{result=\"accepted\"}", acc, 1);
 
     for (size_t i = 0; i < sizeof cls / sizeof cls[0]; i++)
-        peer_burst(&n, pc, &cls[i]);
+        peer_burst(&n, &cls[i]);
 
     free(huge), free(good), free(forged), free(wrong), free(mine), free(fbody), free(wbody), free(rbody);
     peer_client_destroy(&pc);
@@ -257,7 +260,7 @@ static void chain_hash(const uint8_t *entry, size_t len, uint8_t out[32])
     trib__signed_entry__free_unpacked(se, NULL);
 }
 
-static void send_entry(peer_client_t *pc, const identity_t *id, const uint8_t *entry, size_t len)
+static void send_entry(const identity_t *id, const uint8_t *entry, size_t len)
 {
     size_t blen;
     uint8_t *body = entries_body(entry, len, &blen);
@@ -277,7 +280,7 @@ Test(logflood, forks_past_the_remembered_ones_are_logged_at_most_once_per_interv
     cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
     identity_t evil;
     peer_identity(&evil);
-    peer_client_t *pc = peer_client_new(zctx, n.peer, &evil, NULL);
+    pc = peer_client_new(zctx, n.peer, &evil, NULL);
     cr_assert(pc);
     /* the domain 'evil', seq 1..FORKED, taken on first use; then another entry at each seq */
     uint8_t prev[FORKED + 1][32];
@@ -286,7 +289,7 @@ Test(logflood, forks_past_the_remembered_ones_are_logged_at_most_once_per_interv
         size_t len;
         uint8_t *e = fx_manifest_entry(&evil, "evil", "first", "one", seq, seq > 1 ? prev[seq - 1] : NULL, &len);
         chain_hash(e, len, prev[seq]);
-        send_entry(pc, &evil, e, len);
+        send_entry(&evil, e, len);
         free(e);
     }
     wait_counted(&n, "trib_catalog_entries_total{result=\"accepted\"}", acc, FORKED);
@@ -295,7 +298,7 @@ Test(logflood, forks_past_the_remembered_ones_are_logged_at_most_once_per_interv
     for (uint64_t seq = 1; seq <= FORKED; seq++) {
         free(fork);
         fork = fx_manifest_entry(&evil, "evil", "first", "two", seq, seq > 1 ? prev[seq - 1] : NULL, &flen);
-        send_entry(pc, &evil, fork, flen);
+        send_entry(&evil, fork, flen);
     }
     wait_counted(&n, "trib_catalog_forks_total", 0, FORKED);
     cr_assert_eq(log_lines(&n, "FORK of domain 'evil'"), FORKED, "each fork is logged once");
@@ -303,7 +306,7 @@ Test(logflood, forks_past_the_remembered_ones_are_logged_at_most_once_per_interv
     mark_t m = mark(&n, NULL);
     for (int sent = 0; sent < BURST;) {
         for (int i = 0; i < 100 && sent < BURST; i++, sent++)
-            send_entry(pc, &evil, fork, flen);
+            send_entry(&evil, fork, flen);
         wait_counted(&n, "trib_catalog_forks_total", FORKED, sent);
     }
     few_lines(m, BURST, "a fork sent again");
