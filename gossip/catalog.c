@@ -579,13 +579,13 @@ void catalog_log_ignored_access(uint64_t before)
         return;
     uint64_t n = after - before;
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static int64_t last;
+    static uint64_t last;
     static uint64_t quiet;
-    int64_t now = clock_wall_ms();
+    uint64_t now = clock_ms();   /* monotonic: a clock step neither floods nor silences it */
     pthread_mutex_lock(&mu);
     quiet += n;
     uint64_t say = 0;
-    if (now - last >= 10000) {
+    if (!last || now - last >= 10000) {
         say = quiet;
         quiet = 0;
         last = now;

@@ -146,15 +146,11 @@ static void chain_note(fedlog_t *f, const uint8_t *body, size_t len)
 static void refuse_log(fedlog_t *f, const fedlog_result_t *r, const char *from)
 {
     int why = r->reason;
-    uint64_t now = clock_ms();
-    if (now - f->logged_ms[why] < 1000) {
-        f->unlogged[why]++;
-        return;
-    }
-    log_warn("fedlog: refused a %s from %s: %s: %s%s", kind_label(r->kind), from ? from : "an operator",
-             fedlog_reason_name(why), r->err, f->unlogged[why] ? " (and more refusals of this reason)" : "");
-    f->logged_ms[why] = now;
-    f->unlogged[why] = 0;
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&f->refuse_log[why], 1000, &held))
+        log_warn("fedlog: refused a %s from %s: %s: %s%s", kind_label(r->kind), from ? from : "an operator",
+                 fedlog_reason_name(why), r->err, log_held(tail, sizeof tail, held, "refusals of this reason"));
 }
 
 static int refuse(fedlog_t *f, fedlog_result_t *r, int reason, const char *from)

@@ -110,8 +110,12 @@ static void commit_jobs(fedlog_t *f, cjob_t *jobs)
     char serr[sizeof ((fedlog_result_t *)0)->err] = "", oerr[sizeof serr] = "";
     if (!stored) {
         const char *cause = mem ? store_last_error() : "out of memory";
-        log_error("fedlog: storing %zu object(s) failed: %s (an operator's object is refused and not in force; "
-                  "a peer's stays in force here until restart, and anti-entropy brings it again)", nst, cause);
+        uint64_t held;
+        char tail[96];
+        if (log_limit(&f->store_log, 1000, &held))   /* peers offer again and again on a full disk */
+            log_error("fedlog: storing %zu object(s) failed: %s (an operator's object is refused and not in force; "
+                      "a peer's stays in force here until restart, and anti-entropy brings it again)%s", nst, cause,
+                      log_held(tail, sizeof tail, held, "failed commits"));
         snprintf(serr, sizeof serr, "storing failed: %s", cause);
         snprintf(oerr, sizeof oerr, "storing failed: %s; not in force on this node: retry once the store can be "
                  "written", cause);

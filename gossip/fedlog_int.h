@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "gossip/fedlog.h"
+#include "gossip/log.h"
 #include "storage/fedlog.h"
 
 #define REFUSED_RING 256          /* hashes refused lately: not asked for again in a round */
@@ -102,7 +103,8 @@ struct fedlog {
     uint64_t refusals[FEDLOG_KINDS][FEDLOG_R_COUNT];
     uint64_t pushed, push_dropped, bad_msgs;
     uint64_t sync_in[STEP_COUNT], sync_out[STEP_COUNT];
-    uint64_t logged_ms[FEDLOG_R_COUNT], unlogged[FEDLOG_R_COUNT];
+    log_limit_t refuse_log[FEDLOG_R_COUNT];   /* a line per reason a second at most */
+    log_limit_t store_log;       /* failed commits (a full or failing disk): a line a second at most */
 };
 
 /* ---- fedlog_commit.c */

@@ -301,23 +301,19 @@ void gossip__retire_handed_over(gossip_t *g)
 static void member_claim_refused(void *ctx, const uint8_t *from, const Trib__Member *c, int reason)
 {
     gossip_t *g = ctx;
-    uint64_t now = clock_ms();
-    if (g->swim_refused_ms && now - g->swim_refused_ms < 1000) {
-        g->swim_refused_unlogged++;
+    uint64_t held;
+    if (!log_limit(&g->swim_refused_log, 1000, &held))
         return;
-    }
-    char fhex[ID_HEX_LEN], chex[ID_HEX_LEN];
+    char fhex[ID_HEX_LEN], chex[ID_HEX_LEN], tail[96];
     identity_hex(from, fhex);
     identity_hex(c->id.data, chex);
     log_warn("gossip: refused a member claim from %.16s...: %s %.16s... (%s) at %s, incarnation %" PRIu64
-             ": %s signature of the member (and %" PRIu64 " more refused since the last such line)",
-             fhex, swim_state_name((int)c->state), chex, c->domain, c->addr, c->incarnation,
+             ": %s signature of the member%s", fhex, swim_state_name((int)c->state), chex, c->domain, c->addr,
+             c->incarnation,
              reason == SWIM_REFUSED_UNSIGNED ? "no" : reason == SWIM_REFUSED_FORGED ? "not the"
              : reason == SWIM_REFUSED_OVER_BUDGET ? "unchecked (over the per-message budget)"
                                                   : "unchecked, after a forged",
-             g->swim_refused_unlogged);
-    g->swim_refused_ms = now ? now : 1;
-    g->swim_refused_unlogged = 0;
+             log_held(tail, sizeof tail, held, "refused"));
 }
 
 static void member_removed(void *ctx, const uint8_t id[SWIM_ID_LEN])

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include "gossip/curvememo.h"
 #include "gossip/gossip.h"
+#include "gossip/log.h"
 #include "gossip/membersave.h"
 #include "gossip/reads.h"
 #include "gossip/replicate.h"
@@ -155,8 +156,8 @@ struct gossip {
     int own_trust;               /* gossip made the store (and destroys it) */
     curvememo_t *curvememo;      /* members' CURVE keys for gossip__member_cert (loop only) */
     pthread_mutex_t tcmu;
-    uint64_t trefused[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT], tlast[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];
-    int64_t tlogged[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];
+    uint64_t trefused[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];
+    log_limit_t trefused_log[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];   /* a line per kind and reason */
     int64_t own_not_after_ms, expiry_logged_ms;
     size_t revs_seen;            /* revocations held at the last check: more = members re-shown (loop only) */
     size_t certs_seen;           /* certificates held at the last check: another count = members re-shown */
@@ -165,8 +166,8 @@ struct gossip {
     int own_revoked_logged;      /* this node's own key was found revoked, and said so once (loop only) */
     uint64_t skewed_peers;       /* hellos whose sender's clock differed by more than TRUST_SKEW_MS (tcmu) */
     int64_t max_skew_ms;         /* the largest difference seen (tcmu) */
-    int64_t skew_logged_ms;
-    int64_t claim_logged_ms;     /* a peer's "refused your certificate" last logged (tcmu) */
+    log_limit_t skew_log;        /* a skewed peer clock */
+    log_limit_t claim_log;       /* a peer's "refused your certificate" */
     size_t conflicts_logged;     /* open mode: conflicting domain claims already logged (loop only) */
     int64_t snap_redo_ms;        /* chartered: the first instant after the snapshot at which a trust verdict
                                     may change (trust_next_change; wall ms): from it the members are judged
@@ -187,7 +188,7 @@ struct gossip {
      * never opens at once on a digest that knows nothing of the domain (intake.c) */
     int own_replaces;
     _Atomic uint64_t own_dismissed; /* uncertified claims outlived OWN_UNCERT_MS: publishing went on */
-    uint64_t swim_refused_ms, swim_refused_unlogged;   /* refused member claims: last logged, since (loop only) */
+    log_limit_t swim_refused_log;        /* refused member claims: one line a second at most */
     /* the answer budget (answers.c): NULL when there is none (answer_rate 0) */
     struct budget *budget;
     const uint8_t *asker;        /* node key of the peer whose message the loop is handling (NULL: none) */

@@ -56,8 +56,7 @@ struct linkserve {
     unsigned handshakes, links;  /* slots with a handshake under way; admitted links (mu) */
     atomic_uint open;            /* links whose first frame decrypted, served now */
     atomic_uint_fast64_t accepted, requests, lost, refused[R_COUNT];
-    atomic_int_fast64_t logged[R_COUNT];   /* clock_ms of the last line */
-    atomic_uint_fast64_t since_log[R_COUNT];
+    log_limit_t refused_log[R_COUNT];
 };
 
 static const char *reason_name(int r)
@@ -79,20 +78,15 @@ __attribute__((format(printf, 3, 4)))
 static void refused(linkserve_t *s, int reason, const char *fmt, ...)
 {
     atomic_fetch_add(&s->refused[reason], 1);
-    atomic_fetch_add(&s->since_log[reason], 1);
-    int64_t now = (int64_t)clock_ms(), last = atomic_load(&s->logged[reason]);
-    if (last && now - last < LOG_EVERY_MS)
+    uint64_t held;
+    if (!log_limit(&s->refused_log[reason], LOG_EVERY_MS, &held))
         return;
-    if (!atomic_compare_exchange_strong(&s->logged[reason], &last, now ? now : 1))
-        return;   /* another thread logs it */
-    uint64_t n = atomic_exchange(&s->since_log[reason], 0);
-    char line[400];
+    char line[400], tail[96];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    log_warn("link: refused a link (%s): %s%s", reason_name(reason), line,
-             n > 1 ? " (and more since the last such line)" : "");
+    log_warn("link: refused a link (%s): %s%s", reason_name(reason), line, log_held(tail, sizeof tail, held, ""));
 }
 
 void link_prologue_open(const char *secret, uint8_t out[32])

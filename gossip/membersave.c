@@ -36,22 +36,17 @@ struct membersave {
     int full;                    /* a batch is handed over and not saved yet */
     int stop;
     membersave_stats_t stats;
-    /* the saver thread only */
-    uint64_t logged_ms, unlogged;
+    log_limit_t fail_log;        /* failed saves (the saver thread) */
 };
 
 /* A failed save: a line now, or counted into the next one. */
 static void log_failure(membersave_t *s, const char *what)
 {
-    uint64_t now = clock_ms();
-    if (s->logged_ms && now - s->logged_ms < LOG_GAP_MS) {
-        s->unlogged++;
-        return;
-    }
-    log_warn("gossip: saving %s failed: %s (and %" PRIu64 " more failed saves since the last such line)", what,
-             store_last_error(), s->unlogged);
-    s->logged_ms = now ? now : 1;
-    s->unlogged = 0;
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&s->fail_log, LOG_GAP_MS, &held))
+        log_warn("gossip: saving %s failed: %s%s", what, store_last_error(),
+                 log_held(tail, sizeof tail, held, "failed saves"));
 }
 
 /* Not under mu: saves and frees one batch. */

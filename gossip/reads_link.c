@@ -120,9 +120,9 @@ struct linkpool {
     atomic_uint_fast64_t via_link, via_relay, pooled_used, dial_failed[D_COUNT];
     atomic_uint open_reads;      /* reads handed out and not yet closed (the last ends a burst: memtrim) */
     atomic_size_t burst_freed;   /* bytes of link buffers closed reads freed since the last burst's end */
-    atomic_uint_fast64_t logged[D_COUNT];   /* clock_ms of the last line of an owner's refusal */
+    log_limit_t refusal_log[D_COUNT];   /* an owner's refusal (busy, per_peer): a line per LINKS_BACKOFF_MS */
     atomic_uint_fast64_t resumed, resume_failed[RF_COUNT];
-    atomic_uint_fast64_t resume_logged, resume_unlogged;   /* clock_ms of the last line; reads since */
+    log_limit_t resume_log;      /* reads resumed over a new link */
 };
 
 static const char *dial_reason(int r)
@@ -357,15 +357,14 @@ static void back_off(linkpool_t *p, const uint8_t owner[32], const char *addr, i
     snprintf(slot->addr, sizeof slot->addr, "%s", addr);
     slot->until = now + ms;
     pthread_mutex_unlock(&p->mu);
-    if (reason == D_BUSY || reason == D_PER_PEER) {
-        uint64_t last = atomic_load(&p->logged[reason]);
-        if ((last && now - last < LINKS_BACKOFF_MS) || !atomic_compare_exchange_strong(&p->logged[reason], &last, now))
-            return;
-    }
+    uint64_t held = 0;
+    char tail[96];
+    if ((reason == D_BUSY || reason == D_PER_PEER) && !log_limit(&p->refusal_log[reason], LINKS_BACKOFF_MS, &held))
+        return;
     char hex[17];
     sodium_bin2hex(hex, sizeof hex, owner, 8);
-    log_info("link: no data link to owner %s... at %s (%s: %s): its reads go over the peer transport for %u ms", hex,
-             addr, dial_reason(reason), err, (unsigned)ms);
+    log_info("link: no data link to owner %s... at %s (%s: %s): its reads go over the peer transport for %u ms%s", hex,
+             addr, dial_reason(reason), err, (unsigned)ms, log_held(tail, sizeof tail, held, "refusals"));
 }
 
 /* 1 when a is HOST:PORT as a link address must be: HOST a name or IPv4 ([A-Za-z0-9.-]) or a
@@ -898,18 +897,12 @@ static void resume_fail(lread_t *rd, int reason, const char *fmt, ...)
 /* A read went on over a new link: logged at most once per LOG_EVERY_MS, with how many did since. */
 static void resume_log(lread_t *rd)
 {
-    linkpool_t *p = rd->p;
-    uint64_t now = clock_ms(), last = atomic_load(&p->resume_logged);
-    if ((last && now - last < LOG_EVERY_MS) || !atomic_compare_exchange_strong(&p->resume_logged, &last, now)) {
-        atomic_fetch_add(&p->resume_unlogged, 1);
-        return;
-    }
-    uint64_t more = atomic_exchange(&p->resume_unlogged, 0);
-    char also[80] = "";
-    if (more)
-        snprintf(also, sizeof also, " (and %" PRIu64 " more reads since the last such line)", more);
-    log_info("link: the data link to %s was lost in the middle of a read of %s (%s): the read goes on over a new "
-             "link from seq %" PRIu64 "%s", rd->desc, rd->product, link_reason_name(rd->lost_why), rd->next_seq, also);
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&rd->p->resume_log, LOG_EVERY_MS, &held))
+        log_info("link: the data link to %s was lost in the middle of a read of %s (%s): the read goes on over a "
+                 "new link from seq %" PRIu64 "%s", rd->desc, rd->product, link_reason_name(rd->lost_why),
+                 rd->next_seq, log_held(tail, sizeof tail, held, "reads"));
 }
 
 /* rd's link was lost mid-read (rd->lost): the read goes on over another, pooled or dialled as

@@ -102,8 +102,9 @@ struct replicate {
     repl_fork_t forks[REPL_FORKS_MAX];
     size_t nforks;
     /* Refusals are logged at most once a second per outcome; the rest are counted in the next line. */
-    uint64_t logged_at[CAT_RESULT_COUNT], unlogged[CAT_RESULT_COUNT];
-    uint64_t more_logged_at, more_unlogged;   /* the same for `more` frames not followed */
+    log_limit_t refusal_log[CAT_RESULT_COUNT];
+    log_limit_t fork_log;        /* forks past REPL_FORKS_MAX: a line a second at most */
+    log_limit_t more_log;        /* `more` frames not followed: a line a second at most */
 };
 
 replicate_t *repl_new(store_t *st, catalog_t *cat, size_t max_frame, const repl_io_t *io)
@@ -148,23 +149,32 @@ size_t repl_forks(const replicate_t *r, repl_fork_t *out, size_t max)
     return r->nforks;
 }
 
-/* Records and logs (once per domain and seq) a fork of domain at seq that from's entry shows. */
+/* Records and logs (once per domain and seq) a fork of domain at seq that from's entry shows. Past
+ * REPL_FORKS_MAX recorded, none is known again: those are logged at most once a second (a domain's
+ * key can sign forks at will, and peers send them again and again), every one counted. */
 static void note_fork(replicate_t *r, const char *domain, uint64_t seq, const char *from, const char *how)
 {
     for (size_t i = 0; i < r->nforks; i++)
         if (r->forks[i].seq == seq && !strcmp(r->forks[i].domain, domain))
             return;
     r->stats.forks++;
+    uint64_t held = 0;
+    char tail[96];
+    int say = 1;
     if (r->nforks < REPL_FORKS_MAX) {
         repl_fork_t *f = &r->forks[r->nforks++];
         snprintf(f->domain, sizeof f->domain, "%s", domain);
         snprintf(f->from, sizeof f->from, "%s", from);
         f->seq = seq;
+    } else {
+        say = log_limit(&r->fork_log, 1000, &held);
     }
-    log_error("catalog: FORK of domain '%s' at seq %llu: %s sent an entry signed by the domain's key that %s "
-              "(was the domain's node restored from an old copy of its data and published again?). This node "
-              "keeps its own entry; the domain's catalog stays split until its owner resolves it.",
-              domain, (unsigned long long)seq, from, how);
+    if (say)
+        log_error("catalog: FORK of domain '%s' at seq %llu: %s sent an entry signed by the domain's key that %s "
+                  "(was the domain's node restored from an old copy of its data and published again?). This node "
+                  "keeps its own entry; the domain's catalog stays split until its owner resolves it.%s",
+                  domain, (unsigned long long)seq, from, how,
+                  log_held(tail, sizeof tail, held, "forks"));
     /* The evidence goes back: our entry at that seq shows the sender the fork too (it sees a duplicate
      * seq with other bytes), so every node holding either side learns of both. */
     uint8_t *ours = NULL;
@@ -825,18 +835,11 @@ static void request_gaps(replicate_t *r, const char *from, const ProtobufCBinary
  * hostile peer cannot flood the log; every refusal is counted in the stats regardless. */
 static void log_refusal(replicate_t *r, cat_result_t res, const char *from, const char *err)
 {
-    uint64_t now = clock_ms();
-    if (r->logged_at[res] && now - r->logged_at[res] < 1000) {
-        r->unlogged[res]++;
-        return;
-    }
-    r->logged_at[res] = now ? now : 1;
-    if (r->unlogged[res])
-        log_warn("catalog: refused an entry from %s: %s: %s (and %llu more %s since the last such line)", from,
-                 cat_result_name(res), err, (unsigned long long)r->unlogged[res], cat_result_name(res));
-    else
-        log_warn("catalog: refused an entry from %s: %s: %s", from, cat_result_name(res), err);
-    r->unlogged[res] = 0;
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&r->refusal_log[res], 1000, &held))
+        log_warn("catalog: refused an entry from %s: %s: %s%s", from, cat_result_name(res), err,
+                 log_held(tail, sizeof tail, held, cat_result_name(res)));
 }
 
 static void log_accepted(const char *from, const ProtobufCBinaryData *item)
@@ -1003,16 +1006,11 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
 static void log_more_refused(replicate_t *r, const char *from, const char *why)
 {
     r->stats.more_refused++;
-    uint64_t now = clock_ms();
-    if (r->more_logged_at && now - r->more_logged_at < 1000) {
-        r->more_unlogged++;
-        return;
-    }
-    r->more_logged_at = now ? now : 1;
-    log_warn("catalog: not following a 'more' frame from %s: %s (and %llu more such frames since the last such "
-             "line; trib_catalog_more_refused_total counts them all)",
-             from, why, (unsigned long long)r->more_unlogged);
-    r->more_unlogged = 0;
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&r->more_log, 1000, &held))
+        log_warn("catalog: not following a 'more' frame from %s: %s (trib_catalog_more_refused_total counts them "
+                 "all)%s", from, why, log_held(tail, sizeof tail, held, "such frames"));
 }
 
 /* An answer cut short (more): pull the rest from our new heads with our digest, charged to the

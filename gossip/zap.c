@@ -49,27 +49,19 @@ static const char *kind_name(int kind)
 __attribute__((format(printf, 4, 5)))
 static void refused(gossip_t *g, int kind, trust_verdict_t v, const char *fmt, ...)
 {
-    char line[512];
-    int64_t now = (int64_t)clock_ms();
-    uint64_t since = 0;
-    int say = 0;
     pthread_mutex_lock(&g->tcmu);
     g->trefused[kind][v]++;
-    if (!g->tlogged[kind][v] || now - g->tlogged[kind][v] >= REFUSAL_LOG_MS) {
-        say = 1;
-        since = g->trefused[kind][v] - g->tlast[kind][v];
-        g->tlogged[kind][v] = now;
-        g->tlast[kind][v] = g->trefused[kind][v];
-    }
     pthread_mutex_unlock(&g->tcmu);
-    if (!say)
+    uint64_t held;
+    if (!log_limit(&g->trefused_log[kind][v], REFUSAL_LOG_MS, &held))
         return;
+    char line[512], tail[96];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     log_warn("trust: refused %s (%s): %s%s", kind_name(kind), trust_verdict_name(v), line,
-             since > 1 ? " (and more since the last such line)" : "");
+             log_held(tail, sizeof tail, held, ""));
 }
 
 int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
@@ -102,22 +94,16 @@ static void check_skew(gossip_t *g, const char *hex, const char *addr, int64_t s
 {
     if (sender_ms <= 0)
         return;
-    int64_t d = clock_wall_ms() - sender_ms, now = (int64_t)clock_ms();
+    int64_t d = clock_wall_ms() - sender_ms;
     if (d < 0)
         d = -d;
-    int say = 0;
     pthread_mutex_lock(&g->tcmu);
     if (d > g->max_skew_ms)
         g->max_skew_ms = d;
-    if (d > TRUST_SKEW_MS) {
+    if (d > TRUST_SKEW_MS)
         g->skewed_peers++;
-        if (!g->skew_logged_ms || now - g->skew_logged_ms >= REFUSAL_LOG_MS) {
-            g->skew_logged_ms = now;
-            say = 1;
-        }
-    }
     pthread_mutex_unlock(&g->tcmu);
-    if (say)
+    if (d > TRUST_SKEW_MS && log_limit(&g->skew_log, REFUSAL_LOG_MS, NULL))
         log_warn("trust: the clock of node %.16s... at %s differs from ours by %" PRId64 " s (more than %d s): "
                  "certificate windows and entry times are judged with %d s of allowance; fix the clocks (NTP)",
                  hex, addr, d / 1000, TRUST_SKEW_MS / 1000, TRUST_SKEW_MS / 1000);
@@ -127,22 +113,15 @@ static void check_skew(gossip_t *g, const char *hex, const char *addr, int64_t s
  * at most once per REFUSAL_LOG_MS so this side, too, says why it cannot join. */
 static void refused_by_peer(gossip_t *g, const char *hex, const char *addr, const char *why)
 {
-    int64_t now = (int64_t)clock_ms();
-    int say = 0;
-    pthread_mutex_lock(&g->tcmu);
-    if (!g->claim_logged_ms || now - g->claim_logged_ms >= REFUSAL_LOG_MS) {
-        g->claim_logged_ms = now;
-        say = 1;
-    }
-    pthread_mutex_unlock(&g->tcmu);
+    if (!log_limit(&g->claim_log, REFUSAL_LOG_MS, NULL))
+        return;
     char safe[160];
     size_t i = 0;
     for (; why[i] && i + 1 < sizeof safe; i++)
         safe[i] = why[i] >= 0x20 && why[i] < 0x7f ? why[i] : '?';
     safe[i] = '\0';
-    if (say)
-        log_warn("trust: node %.16s... at %s refused this node's certificate: %s (its word; check that both use "
-                 "the same charter and that this node's certificate is valid)", hex, addr, safe);
+    log_warn("trust: node %.16s... at %s refused this node's certificate: %s (its word; check that both use "
+             "the same charter and that this node's certificate is valid)", hex, addr, safe);
 }
 
 int gossip__hello(void *ctx, transport_hello_t *h)

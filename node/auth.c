@@ -369,7 +369,7 @@ static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static cslot_t cache[CACHE_SLOTS];
 
 #define ISSUER_LOG_MS 10000 /* a token of a revoked issuer is logged at most this often */
-static _Atomic int64_t issuer_logged_ms;
+static log_limit_t issuer_log;
 
 /* Chartered: 401 token_invalid for a token whose issuing key is revoked (v, why: the trust store's
  * verdict on that key for the token's domain now), saying which certificate, since when and the
@@ -388,10 +388,12 @@ static int refuse_revoked_issuer(auth_err_t *e, const token_claims_t *c, trust_v
     if (quiet)
         return 1;
     auth_count("issuer_revoked");
-    int64_t now = clock_wall_ms(), last = atomic_load(&issuer_logged_ms);
-    if ((!last || now - last >= ISSUER_LOG_MS) && atomic_compare_exchange_strong(&issuer_logged_ms, &last, now))
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&issuer_log, ISSUER_LOG_MS, &held))
         log_warn("auth: refused token %s of %s (issuer_revoked): its issuing key %.16s... is revoked: %s "
-                 "(trib_token_refused_total{reason=\"issuer_revoked\"} counts them)", c->id, c->subject, hex, why);
+                 "(trib_token_refused_total{reason=\"issuer_revoked\"} counts them)%s", c->id, c->subject, hex, why,
+                 log_held(tail, sizeof tail, held, ""));
     return 1;
 }
 

@@ -305,25 +305,11 @@ static enum MHD_Result send_json(struct MHD_Connection *c, route_t route, unsign
 #define LOG_FAIL_EVERY_S 10
 static void log_failure(unsigned status, const char *kind, const char *detail)
 {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static uint64_t last;
-    static unsigned long quiet;
-    uint64_t now = clock_ms();
-    pthread_mutex_lock(&mu);
-    int say = last == 0 || now - last >= LOG_FAIL_EVERY_S * 1000u;
-    unsigned long more = quiet;
-    if (say) {
-        last = now;
-        quiet = 0;
-    } else {
-        quiet++;
-    }
-    pthread_mutex_unlock(&mu);
-    char also[64] = "";
-    if (more)
-        snprintf(also, sizeof also, " (and %lu more since the last such line)", more);
-    if (say)
-        log_error("HTTP %u %s: %s%s", status, kind, detail, also);
+    static log_limit_t limit;
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&limit, LOG_FAIL_EVERY_S * 1000u, &held))
+        log_error("HTTP %u %s: %s%s", status, kind, detail, log_held(tail, sizeof tail, held, ""));
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *c, route_t route, unsigned status, const char *kind,
@@ -1317,41 +1303,27 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 /* ------------------------------------------------------------------ lifecycle */
 
 /* libmicrohttpd's own messages go to the log with its timestamp and level. A client can make it
- * say one line per refused connection, so at most MHD_LOG_BURST lines a second get through and
- * the next line that does says how many did not. */
-#define MHD_LOG_BURST 10
+ * say one line per refused request or connection (a header too big, over the connection limits):
+ * each is counted (trib_http_server_messages_total), and at most one line per LOG_FAIL_EVERY_S
+ * seconds gets through, saying how many did not. */
 
 /* libmicrohttpd (0.9.75) logs every failed TLS handshake as "Error: received handshake message out
  * of context", with neither the client nor GnuTLS's reason; most often it is plain HTTP sent to the
  * HTTPS port. Said so instead, counted, and at most one line per LOG_FAIL_EVERY_S seconds. */
 static void tls_failed(const node_t *a)
 {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static uint64_t last;
-    static unsigned long quiet;
+    static log_limit_t limit;
+    uint64_t held;
+    char tail[96];
     metrics_tls_failed();
-    uint64_t now = clock_ms();
-    pthread_mutex_lock(&mu);
-    int say = last == 0 || now - last >= LOG_FAIL_EVERY_S * 1000u;
-    unsigned long more = say ? quiet : 0;
-    quiet = say ? 0 : quiet + 1;
-    if (say)
-        last = now;
-    pthread_mutex_unlock(&mu);
-    char also[64] = "";
-    if (more)
-        snprintf(also, sizeof also, " (and %lu more since the last such line)", more);
-    if (say)
+    if (log_limit(&limit, LOG_FAIL_EVERY_S * 1000u, &held))
         log_warn("http: a TLS handshake failed on the HTTPS port %s: plain HTTP sent to it? clients must use "
-                 "https://%s%s", a->cfg.http, a->cfg.http, also);
+                 "https://%s%s", a->cfg.http, a->cfg.http, log_held(tail, sizeof tail, held, ""));
 }
 
 static void mhd_log(void *cls, const char *fm, va_list ap)
 {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static time_t second;
-    static int lines;
-    static long dropped;
+    static log_limit_t limit;
     char line[512];
     vsnprintf(line, sizeof line, fm, ap);
     size_t n = strlen(line);
@@ -1361,27 +1333,11 @@ static void mhd_log(void *cls, const char *fm, va_list ap)
         tls_failed(cls);
         return;
     }
-    pthread_mutex_lock(&mu);
-    time_t now = time(NULL);
-    if (now != second) {
-        second = now;
-        lines = 0;
-    }
-    long missed = 0;
-    int pass = lines++ < MHD_LOG_BURST;
-    if (pass) {
-        missed = dropped;
-        dropped = 0;
-    } else {
-        dropped++;
-    }
-    pthread_mutex_unlock(&mu);
-    if (!pass)
-        return;
-    if (missed)
-        log_warn("http: %s (and %ld more libmicrohttpd messages not logged)", line, missed);
-    else
-        log_warn("http: %s", line);
+    metrics_http_server_message();
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&limit, LOG_FAIL_EVERY_S * 1000u, &held))
+        log_warn("http: %s%s", line, log_held(tail, sizeof tail, held, "libmicrohttpd messages"));
 }
 
 /* The listening socket, bound by http_listen before the gossip loop starts and handed to

@@ -24,7 +24,8 @@
 #include "node/ratelimit.h"
 
 static ratelimit_t limit = RATELIMIT_INIT(FED_SUBMIT_RATE, FED_SUBMIT_BURST, FED_SUBMIT_ALL_RATE, FED_SUBMIT_ALL_BURST);
-static atomic_uint_fast64_t limited[2], limited_logged_ms, limited_unlogged;   /* [0] client, [1] all */
+static atomic_uint_fast64_t limited[2];   /* [0] client, [1] all */
+static log_limit_t limited_log;
 
 /* A submission over a rate (which: RATELIMIT_CLIENT or RATELIMIT_ALL): counted, logged at most
  * once every 10 s (with how many went unlogged), answered 429 with when to retry. */
@@ -38,14 +39,12 @@ static unsigned rate_limited(const char *client, int which, uint64_t retry_ms, j
     else
         snprintf(who, sizeof who, "%s", client);
     atomic_fetch_add(&limited[all], 1);
-    uint64_t now = clock_ms(), last = atomic_load(&limited_logged_ms);
-    if (now - last >= 10000 && atomic_compare_exchange_strong(&limited_logged_ms, &last, now))
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&limited_log, 10000, &held))
         log_warn("federation: POST /v1/federation/objects from %s refused: %sover %.0f per second (burst %.0f)%s",
                  who, all ? "all clients together " : "", all ? FED_SUBMIT_ALL_RATE : FED_SUBMIT_RATE,
-                 all ? FED_SUBMIT_ALL_BURST : FED_SUBMIT_BURST,
-                 atomic_exchange(&limited_unlogged, 0) ? " (and more refusals since the last line)" : "");
-    else
-        atomic_fetch_add(&limited_unlogged, 1);
+                 all ? FED_SUBMIT_ALL_BURST : FED_SUBMIT_BURST, log_held(tail, sizeof tail, held, "refusals"));
     *retry_s = (unsigned)((retry_ms + 999) / 1000);
     char detail[300];
     if (all)

@@ -18,7 +18,8 @@
 #define MAX_STATUS 600
 
 static atomic_uint_fast64_t http_req[METRICS_ROUTES_MAX][MAX_STATUS];
-static atomic_uint_fast64_t records_appended, records_read, published, retired, bytes_in, http_busy, tls_failed;
+static atomic_uint_fast64_t records_appended, records_read, published, retired, bytes_in, http_busy, tls_failed,
+    server_messages, routed_failed;
 
 void metrics_http(unsigned r, unsigned status)
 {
@@ -42,6 +43,8 @@ void metrics_gate(const char *reason)
 void metrics_bytes_in(uint64_t n) { atomic_fetch_add_explicit(&bytes_in, n, memory_order_relaxed); }
 void metrics_http_busy(void) { atomic_fetch_add_explicit(&http_busy, 1, memory_order_relaxed); }
 void metrics_tls_failed(void) { atomic_fetch_add_explicit(&tls_failed, 1, memory_order_relaxed); }
+void metrics_http_server_message(void) { atomic_fetch_add_explicit(&server_messages, 1, memory_order_relaxed); }
+void metrics_routed_failed(void) { atomic_fetch_add_explicit(&routed_failed, 1, memory_order_relaxed); }
 
 static int count_product(void *ctx, const store_product_t *p)
 {
@@ -84,6 +87,14 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     prom_counter(f, "trib_http_tls_failed_total",
                  "Connections to the HTTPS port whose TLS handshake failed (most often plain HTTP sent to it).",
                  atomic_load(&tls_failed));
+    prom_counter(f, "trib_http_server_messages_total",
+                 "Messages of libmicrohttpd's own: requests and connections it refused before the node saw them "
+                 "(a header too big, over the connection limits) and its errors; logged at most once per 10 s.",
+                 atomic_load(&server_messages));
+    prom_counter(f, "trib_http_routed_failed_total",
+                 "Routed reads and live streams of another node's product that failed after they began (the "
+                 "owner refused them or was lost midway: an error line ended them); logged at most once per 10 s.",
+                 atomic_load(&routed_failed));
     uint64_t nproducts = 0;
     store_products(a->st, NULL, count_product, &nproducts);
     prom_gauge(f, "trib_catalog_products", "Products in this node's catalog replica.", nproducts);

@@ -24,6 +24,11 @@ void metrics_bytes_in(uint64_t n);
 void metrics_http_busy(void);
 /* A connection to the HTTPS port whose TLS handshake failed (plain HTTP sent to it, most often). */
 void metrics_tls_failed(void);
+/* A message of libmicrohttpd's own (a request or connection it refused before the node saw it: a
+ * header too big, over the connection limits; its errors). */
+void metrics_http_server_message(void);
+/* A routed read or live stream that failed after it began (node/stream.c: its error line sent). */
+void metrics_routed_failed(void);
 /* Writes the whole exposition (node counters, storage, gossip) to f; route_names[r] labels the
  * requests of route id r (nroutes of them). */
 void metrics_render(struct node *n, FILE *f, const char *const *route_names, unsigned nroutes);

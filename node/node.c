@@ -366,8 +366,14 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
         goto out;
     snprintf(r->status, sizeof r->status, "%s", m->status);
     if (o->dry_run || r->unchanged) {
-        if (r->unchanged)
-            log_info("publish of %s version %s: unchanged, no new entry", id, m->version);
+        /* a client may send the same manifest again at will: counted (trib_publish_unchanged_total),
+         * a line per 10 s at most */
+        static log_limit_t unchanged_log;
+        uint64_t held;
+        char tail[96];
+        if (r->unchanged && log_limit(&unchanged_log, 10000, &held))
+            log_info("publish of %s version %s: unchanged, no new entry%s", id, m->version,
+                     log_held(tail, sizeof tail, held, "unchanged publishes"));
         ok(r);
         goto out;
     }

@@ -1278,10 +1278,11 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply, 
         *retry_after_s = POLICY_RETRY_S;
     if (rc != 0) {
         /* logged once per 10 s at most (a client sending garbage must not fill the log); all counted */
-        static atomic_int_fast64_t last_log_ms;
-        int64_t now = clock_wall_ms(), last = atomic_load(&last_log_ms);
-        if (now - last >= 10000 && atomic_compare_exchange_strong(&last_log_ms, &last, now))
-            log_warn("policy: set refused (%d): %s", status, err);
+        static log_limit_t limit;
+        uint64_t held;
+        char tail[96];
+        if (log_limit(&limit, 10000, &held))
+            log_warn("policy: set refused (%d): %s%s", status, err, log_held(tail, sizeof tail, held, "refused"));
         const char *kind = rc == POLICY_REFUSED_OPEN ? "open_mode" : rc == POLICY_REFUSED_STALE ? "policy_stale"
                          : rc == POLICY_REFUSED_NO_SPACE ? "no_space" : rc == POLICY_REFUSED_STORAGE ? "storage"
                          : rc == POLICY_REFUSED_CONFLICT ? "policy_conflict" : rc == POLICY_REFUSED_BUSY ? "busy"

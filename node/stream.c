@@ -409,7 +409,15 @@ static long routed_got(reader_t *r, long n, const char *data, const char *kind, 
         r->len = r->off = 0;
         r->ended = 1;
     } else if (n == GOSSIP_READ_FAILED) {
-        log_warn("routed read of %s failed: %s: %s", r->id, kind, detail);
+        /* one owner's refusal or silence fails every stream it feeds, and clients open streams at
+         * will: each counted, a line per 10 s at most */
+        static log_limit_t limit;
+        metrics_routed_failed();
+        uint64_t held;
+        char tail[96];
+        if (log_limit(&limit, 10000, &held))
+            log_warn("routed read of %s failed: %s: %s%s", r->id, kind, detail,
+                     log_held(tail, sizeof tail, held, "failed routed reads"));
         reader_error_line(r, kind, detail);
     } else if (n == GOSSIP_READ_SCHEMA) {   /* the owner's next records are of another schema */
         uint64_t at = 0, mseq = 0;
