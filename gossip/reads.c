@@ -157,7 +157,10 @@ void reads_tick(reads_t *r, uint64_t now)
     reads__send_all(r, &q);
 }
 
-uint64_t reads_next_deadline(const reads_t *r) { return r->next_tick; }
+uint64_t reads_next_deadline(const reads_t *r)
+{
+    return r->owner_wake && r->owner_wake < r->next_tick ? r->owner_wake : r->next_tick;
+}
 
 void reads_rekeyed(reads_t *r, uint64_t now)
 {
@@ -244,12 +247,13 @@ void reads_metrics_render(reads_t *r, FILE *f)
             "trib_read_events_total{event=\"keepalive_sent\"} %" PRIu64 "\n"
             "trib_read_events_total{event=\"credit_sent\"} %" PRIu64 "\n"
             "trib_read_events_total{event=\"credit_overrun\"} %" PRIu64 "\n"
-            "trib_read_events_total{event=\"owner_key_followed\"} %" PRIu64 "\n",
+            "trib_read_events_total{event=\"owner_key_followed\"} %" PRIu64 "\n"
+            "trib_read_events_total{event=\"owner_paused\"} %" PRIu64 "\n",
             (uint64_t)atomic_load(&r->streams_expired), (uint64_t)atomic_load(&r->streams_refused),
             (uint64_t)atomic_load(&r->fail_owner_lost), (uint64_t)atomic_load(&r->fail_refused),
             (uint64_t)atomic_load(&r->fail_open_timeout), (uint64_t)atomic_load(&r->keepalives_sent),
             (uint64_t)atomic_load(&r->credits_sent), (uint64_t)atomic_load(&r->overrun),
-            (uint64_t)atomic_load(&r->followed));
+            (uint64_t)atomic_load(&r->followed), (uint64_t)atomic_load(&r->owner_paused));
 }
 
 /* ================================================================== lifecycle */

@@ -45,6 +45,13 @@ typedef struct {
     void *ctx;
     /* Sends one message to a peer address; never blocks. 0 handed on, -1 dropped. Loop thread. */
     int (*send)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
+    /* The owner's batches of records: as send, under the transport's byte budgets (bytes it holds
+     * for a requester not yet read, and for all of them), so 1 too: not now, nothing sent (the
+     * stream pauses and tries again). NULL: send. Loop thread. */
+    int (*send_bulk)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
+    /* The requester at addr went silent (its last stream expired) while batches may wait for it:
+     * what the transport holds for it is dropped (bytes; 0 none). NULL: nothing. Loop thread. */
+    size_t (*drop_bulk)(void *ctx, const char *addr);
     /* Makes the loop call reads_drain soon. Any thread. */
     void (*wake)(void *ctx);
     /* The member that continues owner `old` of domain after a key hand-over (its new key, alive,

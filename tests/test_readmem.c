@@ -1,0 +1,208 @@
+/* tests/test_readmem.c - routed reads' memory against hostile readers, on real `trib agent`s.
+ *
+ * A requester that opens many streams with the largest credit and then reads nothing must not
+ * grow the owner's memory beyond its byte budget (gossip/reads_owner.c, docs/operators.md); slow
+ * HTTP readers through a relay must not grow the relay's beyond its queue budget. Each test
+ * checks that other readers are still served meanwhile. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+#include "gossip/identity.h"
+#include "gossip/transport.h"
+#include "proto/tributary.pb-c.h"
+#include "tests/harness.h"
+#include "tests/ledger.h"
+#include "tests/peer_tools.h"
+
+TestSuite(readmem, .fini = h_cleanup_all, .timeout = 240);
+
+#define STEADY "--probe-interval-ms", "1000", "--probe-timeout-ms", "500", "--suspicion-mult", "4", \
+               "--gossip-interval-ms", "50", "--anti-entropy-ms", "300", "--retry-max-ms", "1000"
+#define PRODUCT LEDGER_ID
+
+#ifdef __SANITIZE_ADDRESS__
+#define RSS_SAYS 0   /* ASan's allocator keeps freed memory in quarantine: RSS says nothing there */
+#else
+#define RSS_SAYS 1
+#endif
+
+static long vm_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6))
+            kib = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* ~rec records of ~1 KiB from seq 1. */
+static void big_product(h_node_t *a, long rec)
+{
+    char err[512];
+    cr_assert_eq(ledger_publish(a->url, err, sizeof err), 0, "%s", err);
+    for (long i = 0; i < rec; i += 8000)
+        cr_assert_eq(ledger_append(a->url, 1 + i, rec - i < 8000 ? rec - i : 8000, 1000, err, sizeof err), 0, "%s",
+                     err);
+}
+
+/* The owner's sent batches stopped growing: the same count on two looks 1.5 s apart (a keepalive
+ * period and a half: the owner pumps every loop turn, so a stream with credit sends within it). */
+typedef struct {
+    h_node_t *n;
+    double sent;
+    long at;
+} still_t;
+
+static int sends_still(void *ctx)
+{
+    still_t *c = ctx;
+    double sent = h_metric(c->n->url, "trib_read_batches_total{dir=\"sent\"}");
+    if (sent != c->sent) {
+        c->sent = sent;
+        c->at = h_now_ms();
+        return 0;
+    }
+    return h_now_ms() - c->at >= 1500;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *series;
+    double want;
+} metric_cond_t;
+
+static int metric_is(void *ctx)
+{
+    metric_cond_t *c = ctx;
+    return h_metric(c->n->url, c->series) == c->want;
+}
+
+/* A hostile requester: a ZeroMQ ROUTER that completes the CURVE handshake of the owner's
+ * connection (the federation's server key) and then never reads, with the smallest queues, and a
+ * client that asks the owner for n streams of the whole product with the largest credit, each
+ * answered to the ROUTER. */
+typedef struct {
+    void *z, *sink;
+    peer_client_t *c;
+    identity_t me;
+    char addr[64];
+} hostile_t;
+
+static void hostile_open(hostile_t *h, h_node_t *owner, int n)
+{
+    h->z = zmq_ctx_new();
+    h->sink = zmq_socket(h->z, ZMQ_ROUTER);
+    uint8_t fpk[32], fsk[32];
+    transport_federation_keys(TRANSPORT_DEFAULT_SECRET, fpk, fsk);
+    int one = 1, small = 4096, zero = 0;
+    cr_assert_eq(zmq_setsockopt(h->sink, ZMQ_CURVE_SERVER, &one, sizeof one), 0);
+    cr_assert_eq(zmq_setsockopt(h->sink, ZMQ_CURVE_SECRETKEY, fsk, 32), 0);
+    cr_assert_eq(zmq_setsockopt(h->sink, ZMQ_RCVHWM, &one, sizeof one), 0);
+    cr_assert_eq(zmq_setsockopt(h->sink, ZMQ_RCVBUF, &small, sizeof small), 0);
+    cr_assert_eq(zmq_setsockopt(h->sink, ZMQ_LINGER, &zero, sizeof zero), 0);
+    int port = h_free_port();
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+    cr_assert_eq(zmq_bind(h->sink, ep), 0, "bind %s: %s", ep, zmq_strerror(zmq_errno()));
+    snprintf(h->addr, sizeof h->addr, "127.0.0.1:%d", port);
+    peer_identity(&h->me);
+    h->c = peer_client_new(h->z, owner->peer, &h->me, NULL);
+    cr_assert_not_null(h->c);
+    for (int i = 0; i < n; i++) {
+        Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+        q.stream_id = 1000 + (uint64_t)i;
+        q.product_id = PRODUCT;
+        q.from_seq = 1;
+        q.credit = 1u << 20;   /* the owner takes its largest window */
+        q.token = (ProtobufCBinaryData){strlen(owner->token), (uint8_t *)owner->token};
+        size_t len = trib__read_request__get_packed_size(&q);
+        uint8_t *buf = malloc(len);
+        trib__read_request__pack(&q, buf);
+        peer_envelope_t e;
+        peer_envelope_init(&e, &h->me, h->addr, TRIB__MSG_TYPE__MSG_READ_REQ, buf, len);
+        e.seq = 1 + (uint64_t)i;
+        cr_assert_eq(peer_client_send_envelope(h->c, &e), 0);
+        free(buf);
+    }
+}
+
+static void hostile_close(hostile_t *h)
+{
+    peer_client_destroy(&h->c);
+    zmq_close(h->sink);
+    zmq_ctx_term(h->z);
+    identity_wipe(&h->me);
+}
+
+/* A routed read of the whole product through relay b (its owner reached over the peer transport):
+ * its records, counted. */
+static long relay_read(h_node_t *b)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT "/records", b->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("GET", url, NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "a routed read while the owner is under attack: %ld %.200s", r.status, r.body);
+    long n = 0;
+    for (size_t i = 0; i < r.len; i++)
+        n += r.body[i] == '\n';
+    h_resp_free(&r);
+    return n;
+}
+
+/* One requester that opens 64 streams of a ~64 MB product with the largest credit and never reads
+ * them: the owner's RssAnon grows by the transport's byte budget for one peer (32 MiB) and the
+ * queues' slack, not by what the streams' credit allows (64 x 256 batches: on the old code +470
+ * MiB, all ZeroMQ's send queue of 1000 batches), and a relay's reader is served meanwhile. */
+Test(readmem, a_requester_that_reads_nothing_holds_a_bounded_share_of_the_owners_memory)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", STEADY, "--link-listen", "off", NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, STEADY, NULL), 0, "growth did not start");
+    cr_assert(h_wait_member(b.url, "payments", "alive", NULL, 15000), "growth does not see payments");
+    enum { RECORDS = 64000 };
+    big_product(&a, RECORDS);
+    cr_assert(h_wait_status(b.url, "/v1/products/" PRODUCT, NULL, 200, 10000), "growth did not learn the product");
+    cr_assert_eq(relay_read(&b), RECORDS);   /* the owner's own set-up for routed reads is not counted */
+    long anon0 = h_rss_anon_kib(a.pid), rss0 = vm_rss_kib(a.pid);
+    cr_assert_gt(anon0, 0);
+    hostile_t h;
+    hostile_open(&h, &a, 64);
+    still_t st = {&a, -1, 0};
+    cr_assert(h_wait(sends_still, &st, 60000), "the owner never stopped sending (%g batches)", st.sent);
+    long anon1 = h_rss_anon_kib(a.pid), rss1 = vm_rss_kib(a.pid);
+    cr_log_info("a requester reading nothing, 64 streams: owner sent %g batches (%g records); RssAnon %ld -> %ld KiB "
+                "(%+ld), VmRSS %ld -> %ld KiB (%+ld); ZeroMQ holds %g bytes, %g sends refused",
+                st.sent, h_metric(a.url, "trib_read_records_total{dir=\"sent\"}"), anon0, anon1, anon1 - anon0, rss0,
+                rss1, rss1 - rss0, h_metric(a.url, "trib_gossip_bulk_queued_bytes"),
+                h_metric(a.url, "trib_gossip_bulk_busy_total"));
+    cr_assert(!RSS_SAYS || anon1 - anon0 < 64 * 1024,
+              "a requester that reads nothing grew the owner's RssAnon by %ld KiB (%ld -> %ld)", anon1 - anon0, anon0,
+              anon1);
+    cr_assert_leq(h_metric(a.url, "trib_gossip_bulk_queued_bytes"), 33.0 * 1024 * 1024);
+    cr_assert_gt(h_metric(a.url, "trib_gossip_bulk_busy_total"), 0, "the owner was never refused by its budget");
+    cr_assert_gt(h_metric(a.url, "trib_read_events_total{event=\"owner_paused\"}"), 0);
+    /* Another requester is served in full meanwhile (its own peer budget; the total has room). */
+    cr_assert_eq(relay_read(&b), RECORDS);
+    /* The requester says nothing more: its streams expire, and what ZeroMQ held for it is dropped
+     * (the budgets taken for ever by a silent requester would stop every routed read at last). */
+    metric_cond_t gone = {&a, "trib_gossip_bulk_queued_bytes", 0};
+    cr_assert(h_wait(metric_is, &gone, 30000), "the owner still holds %g bytes for a requester gone silent",
+              h_metric(a.url, "trib_gossip_bulk_queued_bytes"));
+    cr_assert_eq(h_metric(a.url, "trib_gossip_bulk_dropped_total"), 1);
+    cr_assert_eq(relay_read(&b), RECORDS);
+    hostile_close(&h);
+}
