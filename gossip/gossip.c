@@ -1132,7 +1132,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     reads_config_t rcfg;
     reads_config_default(&rcfg);
     rcfg.max_msg = o->max_msg;
-    reads_io_t reio = {.ctx = g, .send = reads_send, .send_bulk = reads_send_bulk, .drop_bulk = reads_drop_bulk, .wake = reads_wake, .successor = g->trust ? reads_successor : NULL};
+    reads_io_t reio = {.ctx = g, .send = reads_send, .send_bulk = reads_send_bulk, .drop_bulk = reads_drop_bulk,
+                       .wake = reads_wake, .successor = g->trust ? reads_successor : NULL};
     g->reads = reads_new(st, g->domain, &rcfg, &reio);
     if (!g->reads) {
         snprintf(err, errlen, "out of memory");

@@ -75,6 +75,10 @@ typedef struct {
     uint32_t max_streams;         /* owner: open streams in all (1024) */
     uint32_t max_streams_per_peer;/* owner: open streams per requester (64) */
     uint32_t max_sessions;        /* relay: open sessions and feeds in all (1024) */
+    size_t relay_bytes;           /* relay: batch bytes owners may send its range sessions before
+                                     their readers take them, all together (32 MiB): a session is
+                                     promised window x batch_bytes of it, or with none left one
+                                     batch of 64 KiB */
     size_t ring_records;          /* feed ring: records kept (8192) */
     size_t ring_bytes;            /* feed ring: record bytes kept (8 MiB) */
     uint32_t pump_batches;        /* owner: batches sent per loop turn at most (32) */

@@ -113,6 +113,8 @@ struct reads {
     int dirty;                      /* a session wants an open or credit sent */
     int shutting_down;
     size_t queued, queued_hwm, ring_records;
+    size_t promised;                /* bytes promised to range sessions (session_budget) */
+    uint64_t narrow_logged, narrow_unlogged;   /* the last narrowed session logged; narrowed since */
     /* notifications of local appends (mu) */
     char notify[NOTIFY_MAX][STORE_ID_MAX];
     int nnotify, notify_all;
@@ -130,7 +132,7 @@ struct reads {
     reads_audit_end_fn audit_end;
     atomic_uint_fast64_t owner_streams, owner_live, batches_sent, batches_recv, records_sent, records_recv,
         streams_expired, streams_refused, fail_owner_lost, fail_refused, fail_open_timeout, keepalives_sent,
-        credits_sent, overrun, followed, owner_paused;
+        credits_sent, overrun, followed, owner_paused, relay_narrowed;
 };
 
 #define BUMP(r, field, n) atomic_fetch_add_explicit(&(r)->field, (n), memory_order_relaxed)

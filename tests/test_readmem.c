@@ -16,6 +16,10 @@
 #include <unistd.h>
 #include <zmq.h>
 #include "gossip/identity.h"
+#include "gossip/link.h"
+#include "gossip/linkserve.h"
+#include <sodium.h>
+#include <jansson.h>
 #include "gossip/transport.h"
 #include "proto/tributary.pb-c.h"
 #include "tests/harness.h"
@@ -205,4 +209,124 @@ Test(readmem, a_requester_that_reads_nothing_holds_a_bounded_share_of_the_owners
     cr_assert_eq(h_metric(a.url, "trib_gossip_bulk_dropped_total"), 1);
     cr_assert_eq(relay_read(&b), RECORDS);
     hostile_close(&h);
+}
+
+/* ------------------------------------------------------------------ measurements (to be made guards) */
+
+/* A raw HTTP/1.0 client with a tiny receive buffer that reads nothing. */
+static int slow_connect(h_node_t *n, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    char req[4800];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", path,
+                       n->token);
+    cr_assert_eq(write(fd, req, (size_t)len), len);
+    return fd;
+}
+
+/* 48 HTTP readers of a ~64 MB product through a relay (its owner reached over the peer transport)
+ * that read nothing: the relay's RssAnon grows by its budget of promised batches (32 MiB) and one
+ * 64 KiB batch for each read opened beyond it, not by each read's window of 512 KiB batches (on
+ * the old code +336 MiB with 64 readers: 512 batches queued), and another reader is served in full
+ * meanwhile. */
+Test(readmem, readers_that_read_nothing_hold_a_bounded_share_of_the_relays_memory)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", STEADY, "--link-listen", "off", NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, STEADY, NULL), 0, "growth did not start");
+    cr_assert(h_wait_member(b.url, "payments", "alive", NULL, 15000), "growth does not see payments");
+    enum { RECORDS = 64000, N = 48 };   /* the owner serves 64 streams per relay: one left for the reader below */
+    big_product(&a, RECORDS);
+    cr_assert(h_wait_status(b.url, "/v1/products/" PRODUCT, NULL, 200, 10000), "growth did not learn the product");
+    cr_assert_eq(relay_read(&b), RECORDS);   /* the relay's own set-up for routed reads is not counted */
+    long anon0 = h_rss_anon_kib(b.pid), rss0 = vm_rss_kib(b.pid);
+    cr_assert_gt(anon0, 0);
+    int fd[N];
+    for (int i = 0; i < N; i++)
+        fd[i] = slow_connect(&b, "/v1/products/" PRODUCT "/records");
+    metric_cond_t open = {&b, "trib_read_relay_sessions", N};
+    cr_assert(h_wait(metric_is, &open, 30000), "%g of %d routed reads open", h_metric(b.url, "trib_read_relay_sessions"),
+              N);
+    still_t st = {&a, -1, 0};
+    cr_assert(h_wait(sends_still, &st, 60000), "the owner never stopped sending (%g batches)", st.sent);
+    long anon1 = h_rss_anon_kib(b.pid), rss1 = vm_rss_kib(b.pid);
+    double promised = h_metric(b.url, "trib_read_relay_promised_bytes");
+    cr_log_info("%d readers reading nothing through a relay: owner sent %g batches, relay queues %g (%g bytes "
+                "promised, %g reads narrowed); relay RssAnon %ld -> %ld KiB (%+ld), VmRSS %ld -> %ld KiB (%+ld)",
+                N, st.sent, h_metric(b.url, "trib_read_relay_queued_batches"), promised,
+                h_metric(b.url, "trib_read_events_total{event=\"relay_narrowed\"}"), anon0, anon1, anon1 - anon0,
+                rss0, rss1, rss1 - rss0);
+    cr_assert_leq(promised, (32.0 + N * 0.0625) * 1024 * 1024);
+    cr_assert_gt(h_metric(b.url, "trib_read_events_total{event=\"relay_narrowed\"}"), 0);
+    /* the budget, the batch each reader has out of the queue, and the HTTP library's 256 KiB
+     * buffer of each answer (node/stream.c ROUTED_BLOCK): ~58 MiB seen */
+    cr_assert(!RSS_SAYS || anon1 - anon0 < 80 * 1024,
+              "%d readers that read nothing grew the relay's RssAnon by %ld KiB (%ld -> %ld)", N, anon1 - anon0, anon0,
+              anon1);
+    cr_assert_eq(relay_read(&b), RECORDS);   /* another reader, served in full (narrowed) meanwhile */
+    for (int i = 0; i < N; i++)
+        close(fd[i]);
+    metric_cond_t none = {&b, "trib_read_relay_promised_bytes", 0};
+    cr_assert(h_wait(metric_is, &none, 30000), "the relay still promises %g bytes once its readers left",
+              h_metric(b.url, "trib_read_relay_promised_bytes"));
+}
+
+Test(readmem, measure_owner_links_reading_nothing)
+{
+    h_node_t a;
+    int port = h_free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    cr_assert_eq(h_node_start(&a, "payments", STEADY, "--link-listen", listen, NULL), 0);
+    big_product(&a, 64000);
+    json_t *js = h_get_json(a.url, "/v1/status", NULL);
+    uint8_t aid[32], spk[32];
+    cr_assert_eq(identity_from_hex(json_string_value(json_object_get(js, "node_id")), aid), 0);
+    json_decref(js);
+    cr_assert_eq(crypto_sign_ed25519_pk_to_curve25519(spk, aid), 0);
+    identity_t me;
+    peer_identity(&me);
+    link_keys_t k;
+    memcpy(k.pk, me.curve_pk, 32);
+    memcpy(k.sk, me.curve_sk, 32);
+    link_prologue_open("tributary", k.prologue);
+    long anon0 = h_rss_anon_kib(a.pid), rss0 = vm_rss_kib(a.pid);
+    int n = getenv("RM_N") ? atoi(getenv("RM_N")) : 64;
+    link_t *l[256];
+    for (int i = 0; i < n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int rcv = 4096;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+        char err[300];
+        link_reason_t why;
+        l[i] = link_dial(fd, &k, spk, me.pk, 32, LINK_MAX_FRAME, 3000, &why, err, sizeof err);
+        cr_assert_not_null(l[i], "link %d: %s", i, err);
+        Trib__ReadRequest q = TRIB__READ_REQUEST__INIT;
+        q.stream_id = 10 + (uint64_t)i;
+        q.product_id = PRODUCT;
+        q.from_seq = 1;
+        q.credit = 1;
+        q.token = (ProtobufCBinaryData){strlen(a.token), (uint8_t *)a.token};
+        size_t len = 1 + trib__read_request__get_packed_size(&q);
+        uint8_t *f = link_frame(l[i], len, &why);
+        f[0] = LINK_REQ;
+        trib__read_request__pack(&q, f + 1);
+        cr_assert_eq(link_send_frame(l[i], len, 3000, &why), 0);
+    }
+    still_t st = {&a, -1, 0};
+    cr_assert(h_wait(sends_still, &st, 60000));
+    long anon1 = h_rss_anon_kib(a.pid), rss1 = vm_rss_kib(a.pid);
+    cr_log_warn("owner, %d links reading nothing: sent %g batches; RssAnon %ld -> %ld KiB (%+ld), VmRSS %ld -> %ld "
+                "(%+ld)", n, st.sent, anon0, anon1, anon1 - anon0, rss0, rss1, rss1 - rss0);
+    for (int i = 0; i < n; i++)
+        link_close(&l[i]);
+    identity_wipe(&me);
 }
