@@ -1123,10 +1123,13 @@ static int send_to(transport_t *t, const char *addr, int type, const uint8_t *bo
         bump(&t->st.send_dropped, 1);
         return -1;
     }
-    /* Over a budget: not now. One message always goes to an empty queue, so a message larger than
-     * a budget is not refused for ever, and the queues overshoot by one message at most. */
+    /* Over a budget: not now. A peer's empty queue always takes one message (one larger than the
+     * budget is not refused for ever), also past the total while all queues together hold less
+     * than the total and a peer's budget: so peers that hold the total and read nothing cannot
+     * stop one that reads, and the total is passed by a peer's budget and a message at most. */
     size_t held = sendq_bytes(d->bulk), all = sendq_bytes(t->bulk);
-    if ((held > 0 && held + len > t->o.bulk_peer_bytes) || (all > 0 && all + len > t->o.bulk_total_bytes)) {
+    size_t room = held > 0 ? t->o.bulk_total_bytes : t->o.bulk_total_bytes + t->o.bulk_peer_bytes;
+    if ((held > 0 && held + len > t->o.bulk_peer_bytes) || (all > 0 && all + len > room)) {
         bump(&t->st.bulk_busy, 1);
         return TRANSPORT_BUSY;
     }

@@ -74,7 +74,8 @@ typedef struct {
                                        an operator's seed, else the claim is refused */
     /* Bulk sends (transport_send_bulk): bytes ZeroMQ may hold for one peer address (32 MiB) and
      * for all together (128 MiB), from the send until they are written to the kernel (a peer that
-     * reads nothing holds them: ZMQ_SNDHWM counts messages, 1000 of up to max_msg). */
+     * reads nothing holds them: ZMQ_SNDHWM counts messages, 1000 of up to max_msg). A peer with
+     * nothing held may go past the total by up to a peer's budget in all, one message each. */
     size_t bulk_peer_bytes, bulk_total_bytes;
 } transport_opts_t;
 
@@ -144,7 +145,9 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
 /* transport_send for bulk (a read's records), under byte budgets: TRANSPORT_BUSY (counted in
  * bulk_busy), nothing sent, when the bytes of bulk sends ZeroMQ still holds for addr or for every
  * peer together would go past bulk_peer_bytes or bulk_total_bytes (a message to an empty queue
- * always goes). The caller tries again later: the budget frees as the peers read. */
+ * always goes, past the total too while it is passed by less than bulk_peer_bytes: peers holding
+ * the total cannot starve one that reads). The caller tries again later: the budget frees as the
+ * peers read. */
 #define TRANSPORT_BUSY 1
 int transport_send_bulk(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len);
 /* The peer at addr stopped answering while ZeroMQ holds bulk bytes for it: the connection that

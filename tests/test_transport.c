@@ -1119,12 +1119,18 @@ Test(transport, bulk_sends_are_held_to_byte_budgets)
     cr_assert_eq(rc, TRANSPORT_BUSY);
     cr_assert_eq(sent2, 2, "the total bound the second peer after %d", sent2);
     cr_assert_eq(stats_of(a.t).bulk_busy, 2);
+    /* a third peer with nothing held gets one message past the total, not two */
+    char d3[64];
+    int r3 = deaf_listener(d3, sizeof d3);
+    cr_assert_eq(transport_send_bulk(a.t, d3, TRIB__MSG_TYPE__MSG_READ_BATCH, body, MSG), 0);
+    cr_assert_eq(transport_send_bulk(a.t, d3, TRIB__MSG_TYPE__MSG_READ_BATCH, body, MSG), TRANSPORT_BUSY);
+    cr_assert_gt(transport_drop_bulk(a.t, d3), (size_t)MSG);
     /* other sends are no part of it */
     cr_assert_eq(transport_send(a.t, d1, TRIB__MSG_TYPE__MSG_READ_BATCH, body, 1024), 0);
     /* what the silent peer holds is dropped: its budget and the total's come back */
     size_t all = transport_bulk_bytes(a.t);
     cr_assert_eq(transport_drop_bulk(a.t, d1), held1);
-    cr_assert_eq(stats_of(a.t).bulk_dropped, 1);
+    cr_assert_eq(stats_of(a.t).bulk_dropped, 2);
     bulk_below_t c = {a.t, all - held1};
     cr_assert(bulk_falls(&c, ARRIVE_MS), "%zu bytes still held after the drop", transport_bulk_bytes(a.t));
     cr_assert_eq(transport_drop_bulk(a.t, d1), 0, "nothing more to drop");
@@ -1159,6 +1165,7 @@ Test(transport, bulk_sends_are_held_to_byte_budgets)
     free(body);
     close(r1);
     close(r2);
+    close(r3);
     node_stop(&a);
     node_stop(&b);
 }
