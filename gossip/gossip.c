@@ -335,6 +335,18 @@ static int reads_send(void *ctx, const char *addr, int type, const uint8_t *body
     return transport_send(g->tr, addr, type, body, len);
 }
 
+static int reads_send_bulk(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    gossip_t *g = ctx;
+    return transport_send_bulk(g->tr, addr, type, body, len);
+}
+
+static size_t reads_drop_bulk(void *ctx, const char *addr)
+{
+    gossip_t *g = ctx;
+    return transport_drop_bulk(g->tr, addr);
+}
+
 static void reads_wake(void *ctx) { gossip__wake(ctx); }
 
 /* The alive member of domain whose key old handed the domain over to (chartered: a held hand-over
@@ -570,6 +582,7 @@ static void publish_stats(gossip_t *g)
     g->swim_stats = *swim_stats(g->swim);
     g->repl_stats = *repl_stats(g->repl);
     g->tr_stats = *transport_stats(g->tr);
+    g->tr_bulk_pub = transport_bulk_bytes(g->tr);
     g->uncert_pub = 0;
     for (int s = 0; s < 4; s++) {   /* members: an uncertified key announced is none (gossip_member_t) */
         size_t n = swim_count(g->swim, s);
@@ -1118,7 +1131,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     reads_config_t rcfg;
     reads_config_default(&rcfg);
     rcfg.max_msg = o->max_msg;
-    reads_io_t reio = {.ctx = g, .send = reads_send, .wake = reads_wake, .successor = g->trust ? reads_successor : NULL};
+    reads_io_t reio = {.ctx = g, .send = reads_send, .send_bulk = reads_send_bulk, .drop_bulk = reads_drop_bulk,
+                       .wake = reads_wake, .successor = g->trust ? reads_successor : NULL};
     g->reads = reads_new(st, g->domain, &rcfg, &reio);
     if (!g->reads) {
         snprintf(err, errlen, "out of memory");

@@ -115,6 +115,7 @@ struct gossip {
     swim_stats_t swim_stats;
     repl_stats_t repl_stats;
     transport_stats_t tr_stats;
+    size_t tr_bulk_pub;             /* transport_bulk_bytes when tr_stats was taken */
     size_t counts[4];               /* members by state, the uncertified left out */
     size_t uncert[4];               /* chartered: the uncertified, by state (gossip_member_t), in the snapshot */
     size_t uncert_pub;              /* their count when counts was made */

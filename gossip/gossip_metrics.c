@@ -27,6 +27,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     swim_stats_t ss = g->swim_stats;
     repl_stats_t rs = g->repl_stats;
     transport_stats_t ts = g->tr_stats;
+    size_t bulk_bytes = g->tr_bulk_pub;
     size_t counts[4], uncert = g->uncert_pub;
     memcpy(counts, g->counts, sizeof counts);
     int health = g->health;
@@ -93,6 +94,16 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                 "waiting for a handshake.");
     prom_sample(f, "trib_gossip_sends_held_total", "lane=\"priority\"", ts.sends_held[1]);
     prom_sample(f, "trib_gossip_sends_held_total", "lane=\"bulk\"", ts.sends_held[0]);
+    prom_gauge(f, "trib_gossip_bulk_queued_bytes",
+               "Bytes of routed read batches ZeroMQ holds for peers, not yet written to their connections "
+               "(at most a peer's budget each, 32 MiB, and 128 MiB in all, plus one batch).", bulk_bytes);
+    prom_counter(f, "trib_gossip_bulk_busy_total",
+                 "Routed read batches not sent now because ZeroMQ held a peer's byte budget, or all peers' "
+                 "(a requester that reads slowly or not at all): the stream paused and went on later.",
+                 ts.bulk_busy);
+    prom_counter(f, "trib_gossip_bulk_dropped_total",
+                 "Connections to a requester closed with the routed read batches ZeroMQ held for it, dropped: its "
+                 "streams expired (silent for the idle expiry) while it read nothing.", ts.bulk_dropped);
     prom_counter(f, "trib_peer_key_refused_total",
                  "Claims of a peer address whose node key is another node's (chartered), refused: the dials "
                  "to that address keep the key they had.", ts.peer_key_refused);

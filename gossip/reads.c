@@ -157,7 +157,10 @@ void reads_tick(reads_t *r, uint64_t now)
     reads__send_all(r, &q);
 }
 
-uint64_t reads_next_deadline(const reads_t *r) { return r->next_tick; }
+uint64_t reads_next_deadline(const reads_t *r)
+{
+    return r->owner_wake && r->owner_wake < r->next_tick ? r->owner_wake : r->next_tick;
+}
 
 void reads_rekeyed(reads_t *r, uint64_t now)
 {
@@ -203,7 +206,7 @@ void reads_metrics_render(reads_t *r, FILE *f)
 {
     pthread_mutex_lock(&r->mu);
     size_t sessions = reads__relay_ranges(r), feeds = r->nfeeds, subs = r->nsubs, queued = r->queued,
-           hwm = r->queued_hwm, ring = r->ring_records;
+           hwm = r->queued_hwm, ring = r->ring_records, promised = r->promised;
     pthread_mutex_unlock(&r->mu);
     uint64_t os = atomic_load(&r->owner_streams), ol = atomic_load(&r->owner_live);
     fprintf(f,
@@ -223,8 +226,11 @@ void reads_metrics_render(reads_t *r, FILE *f)
             "# HELP trib_read_relay_queued_batches Batches received from owners not yet sent to clients.\n"
             "# TYPE trib_read_relay_queued_batches gauge\ntrib_read_relay_queued_batches %zu\n"
             "# HELP trib_read_relay_queued_batches_max Most batches ever queued on one relay session.\n"
-            "# TYPE trib_read_relay_queued_batches_max gauge\ntrib_read_relay_queued_batches_max %zu\n",
-            sessions, feeds, subs, ring, queued, hwm);
+            "# TYPE trib_read_relay_queued_batches_max gauge\ntrib_read_relay_queued_batches_max %zu\n"
+            "# HELP trib_read_relay_promised_bytes Batch bytes owners may send this node's routed range reads before "
+            "their readers take them (at most the relay budget, plus 64 KiB per read opened beyond it).\n"
+            "# TYPE trib_read_relay_promised_bytes gauge\ntrib_read_relay_promised_bytes %zu\n",
+            sessions, feeds, subs, ring, queued, hwm, promised);
     fprintf(f,
             "# HELP trib_read_batches_total Routed read batches, sent as owner or received as relay.\n"
             "# TYPE trib_read_batches_total counter\n"
@@ -244,12 +250,15 @@ void reads_metrics_render(reads_t *r, FILE *f)
             "trib_read_events_total{event=\"keepalive_sent\"} %" PRIu64 "\n"
             "trib_read_events_total{event=\"credit_sent\"} %" PRIu64 "\n"
             "trib_read_events_total{event=\"credit_overrun\"} %" PRIu64 "\n"
-            "trib_read_events_total{event=\"owner_key_followed\"} %" PRIu64 "\n",
+            "trib_read_events_total{event=\"owner_key_followed\"} %" PRIu64 "\n"
+            "trib_read_events_total{event=\"owner_paused\"} %" PRIu64 "\n"
+            "trib_read_events_total{event=\"relay_narrowed\"} %" PRIu64 "\n",
             (uint64_t)atomic_load(&r->streams_expired), (uint64_t)atomic_load(&r->streams_refused),
             (uint64_t)atomic_load(&r->fail_owner_lost), (uint64_t)atomic_load(&r->fail_refused),
             (uint64_t)atomic_load(&r->fail_open_timeout), (uint64_t)atomic_load(&r->keepalives_sent),
             (uint64_t)atomic_load(&r->credits_sent), (uint64_t)atomic_load(&r->overrun),
-            (uint64_t)atomic_load(&r->followed));
+            (uint64_t)atomic_load(&r->followed), (uint64_t)atomic_load(&r->owner_paused),
+            (uint64_t)atomic_load(&r->relay_narrowed));
 }
 
 /* ================================================================== lifecycle */
@@ -269,6 +278,7 @@ void reads_config_default(reads_config_t *c)
         .max_streams = 1024,
         .max_streams_per_peer = 64,
         .max_sessions = 1024,
+        .relay_bytes = (size_t)32 << 20,
         .ring_records = 8192,
         .ring_bytes = 8u << 20,
         .pump_batches = 32,

@@ -45,6 +45,13 @@ typedef struct {
     void *ctx;
     /* Sends one message to a peer address; never blocks. 0 handed on, -1 dropped. Loop thread. */
     int (*send)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
+    /* The owner's batches of records: as send, under the transport's byte budgets (bytes it holds
+     * for a requester not yet read, and for all of them), so 1 too: not now, nothing sent (the
+     * stream pauses and tries again). NULL: send. Loop thread. */
+    int (*send_bulk)(void *ctx, const char *addr, int type, const uint8_t *body, size_t len);
+    /* The requester at addr went silent (its last stream expired) while batches may wait for it:
+     * what the transport holds for it is dropped (bytes; 0 none). NULL: nothing. Loop thread. */
+    size_t (*drop_bulk)(void *ctx, const char *addr);
     /* Makes the loop call reads_drain soon. Any thread. */
     void (*wake)(void *ctx);
     /* The member that continues owner `old` of domain after a key hand-over (its new key, alive,
@@ -68,6 +75,10 @@ typedef struct {
     uint32_t max_streams;         /* owner: open streams in all (1024) */
     uint32_t max_streams_per_peer;/* owner: open streams per requester (64) */
     uint32_t max_sessions;        /* relay: open sessions and feeds in all (1024) */
+    size_t relay_bytes;           /* relay: batch bytes owners may send its range sessions before
+                                     their readers take them, all together (32 MiB): a session is
+                                     promised window x batch_bytes of it, or with none left one
+                                     batch of 64 KiB */
     size_t ring_records;          /* feed ring: records kept (8192) */
     size_t ring_bytes;            /* feed ring: record bytes kept (8 MiB) */
     uint32_t pump_batches;        /* owner: batches sent per loop turn at most (32) */

@@ -113,6 +113,8 @@ struct reads {
     int dirty;                      /* a session wants an open or credit sent */
     int shutting_down;
     size_t queued, queued_hwm, ring_records;
+    size_t promised;                /* bytes promised to range sessions (session_budget) */
+    uint64_t narrow_logged, narrow_unlogged;   /* the last narrowed session logged; narrowed since */
     /* notifications of local appends (mu) */
     char notify[NOTIFY_MAX][STORE_ID_MAX];
     int nnotify, notify_all;
@@ -120,6 +122,8 @@ struct reads {
     ostream_t *streams;
     store_page_t page;              /* the batch being read from the store */
     uint64_t next_tick;
+    uint64_t owner_wake;            /* the first paused stream's retry (0: none paused) */
+    uint64_t paused_logged, paused_unlogged;   /* the last pause logged; pauses since */
     /* counters (any thread reads them) */
     reads_check_fn check;           /* the owner's access check (reads_set_owner_check), or NULL */
     void *check_ctx;
@@ -128,7 +132,7 @@ struct reads {
     reads_audit_end_fn audit_end;
     atomic_uint_fast64_t owner_streams, owner_live, batches_sent, batches_recv, records_sent, records_recv,
         streams_expired, streams_refused, fail_owner_lost, fail_refused, fail_open_timeout, keepalives_sent,
-        credits_sent, overrun, followed;
+        credits_sent, overrun, followed, owner_paused, relay_narrowed;
 };
 
 #define BUMP(r, field, n) atomic_fetch_add_explicit(&(r)->field, (n), memory_order_relaxed)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "gossip/clock.h"
 #include "gossip/entry.h"
+#include "gossip/log.h"
 #include "gossip/reads_int.h"
 #include "storage/project.h"
 
@@ -45,7 +46,13 @@ struct ostream {
     char why[KIND_MAX];             /* what ended it, when not its end ("token_revoked" ...) */
     uint64_t vseq;                  /* the schema version last named (ReadBatch.schema_*): its */
     char version[STORE_VERSION_MAX + 1];   /* manifest seq and version, looked up once per change */
+    int unanswered;                 /* READ_REQ not answered yet (its first batch waits for the */
+    uint64_t open_last, open_mseq;  /* transport's budget): the product's last seq and manifest then */
+    uint64_t paused_until;          /* the transport held its budget: not pumped before this */
 };
+
+#define PAUSE_MS 20                 /* a stream the transport said "not now" to waits this long */
+#define PAUSE_LOG_MS 10000          /* pauses are logged at most this often */
 
 static void ostream_free(reads_t *r, ostream_t *s)
 {
@@ -67,15 +74,23 @@ typedef struct {
     void *ctx;
 } sink_t;
 
-/* Packs m and hands it to io.send now (loop thread, mu not held). 0 handed on, -1 dropped. */
-static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessage *m)
+/* io.send, or for a batch of records (bulk) io.send_bulk: 0 handed on, -1 dropped, 1 not now. */
+static int io_send(reads_t *r, int bulk, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    return bulk && r->io.send_bulk ? r->io.send_bulk(r->io.ctx, addr, type, body, len)
+                                   : r->io.send(r->io.ctx, addr, type, body, len);
+}
+
+/* Packs m and hands it to io.send (bulk: io.send_bulk) now (loop thread, mu not held). 0 handed
+ * on, -1 dropped, 1 not now (bulk only). */
+static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessage *m, int bulk)
 {
     size_t len = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf)
         return -1; /* the peer notices through stall/keepalive timers */
     protobuf_c_message_pack(m, buf);
-    int rc = r->io.send(r->io.ctx, addr, type, buf, len);
+    int rc = io_send(r, bulk, addr, type, buf, len);
     free(buf);
     return rc;
 }
@@ -86,14 +101,14 @@ static int send_now(reads_t *r, const char *addr, int type, const ProtobufCMessa
 
 /* Sends batch b, whose lines are page pg's records, without copying them: b's other fields are
  * packed into the page's head and the lines field (9) follows them, right in front of the records
- * (protobuf takes fields in any order). 0 handed on, -1 dropped. */
+ * (protobuf takes fields in any order). A batch with records goes as bulk: under the transport's
+ * byte budgets. 0 handed on, -1 dropped, 1 not now. */
 static int send_batch(reads_t *r, const char *addr, Trib__ReadBatch *b, store_page_t *pg)
 {
     ProtobufCBinaryData lines = b->lines;
-    if (!pg)
-        return send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base);
-    if (lines.len == 0 || lines.data != (uint8_t *)pg->buf + pg->head)
-        return send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base);
+    int bulk = lines.len > 0;
+    if (!pg || lines.len == 0 || lines.data != (uint8_t *)pg->buf + pg->head)
+        return send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base, bulk);
     uint8_t key[11];   /* field 9, wire type 2 (length-delimited), then the length as a varint */
     size_t klen = 0;
     key[klen++] = 9 << 3 | 2;
@@ -106,16 +121,17 @@ static int send_batch(reads_t *r, const char *addr, Trib__ReadBatch *b, store_pa
         uint8_t *msg = lines.data - klen - hlen;
         protobuf_c_message_pack(&b->base, msg);
         memcpy(msg + hlen, key, klen);
-        rc = r->io.send(r->io.ctx, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, msg, hlen + klen + lines.len);
+        rc = io_send(r, 1, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, msg, hlen + klen + lines.len);
     } else {
         b->lines = lines;
-        rc = send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base);
+        rc = send_now(r, addr, TRIB__MSG_TYPE__MSG_READ_BATCH, &b->base, 1);
     }
     b->lines = lines;
     return rc;
 }
 
-/* Batch b (its lines in page pg, or pg NULL) to sink k. 0 handed on, -1 dropped (a link: lost). */
+/* Batch b (its lines in page pg, or pg NULL) to sink k. 0 handed on, -1 dropped (a link: lost), 1
+ * not now (the peer transport's byte budget: nothing was sent). */
 static int sink_send(reads_t *r, const sink_t *k, Trib__ReadBatch *b, store_page_t *pg)
 {
     return k->emit ? k->emit(k->ctx, b) : send_batch(r, k->addr, b, pg);
@@ -276,11 +292,33 @@ static void schema_name(reads_t *r, ostream_t *s, uint64_t mseq, Trib__ReadBatch
     b->schema_version = s->version;
 }
 
-/* Sends the next batch of s (credit is available). first: this is the reply to READ_REQ, and
- * head_mseq the product's manifest now (named when the batch has no records). */
-static int ostream_pump_one(reads_t *r, ostream_t *s, store_page_t *pg, const sink_t *k, uint64_t now, int first,
-                            uint64_t last, uint64_t head_mseq)
+/* The transport said "not now" to a batch of s: s and every stream to the same address (they share
+ * its budget: reading their next pages now would be in vain) wait PAUSE_MS, counted once, logged at
+ * most once per PAUSE_LOG_MS with the pauses since. */
+static void ostream_pause(reads_t *r, ostream_t *s, uint64_t now)
 {
+    s->paused_until = now + PAUSE_MS;
+    for (ostream_t *o = r->streams; o; o = o->next)
+        if (!strcmp(o->peer_addr, s->peer_addr))
+            o->paused_until = now + PAUSE_MS;
+    BUMP(r, owner_paused, 1);
+    r->paused_unlogged++;
+    if (r->paused_logged && now - r->paused_logged < PAUSE_LOG_MS)
+        return;
+    r->paused_logged = now;
+    log_warn("reads: streams paused %" PRIu64 " times: ZeroMQ holds the byte budget of routed read batches for "
+             "a requester (stream %" PRIu64 " of %s, to %s) or for all of them; they go on as the requesters read",
+             r->paused_unlogged, s->id, s->product, s->peer_addr);
+    r->paused_unlogged = 0;
+}
+
+/* Sends the next batch of s (credit is available). While s->unanswered it is the reply to READ_REQ
+ * (naming the product's last seq, and its manifest then when the batch has no records). 1: the
+ * transport said "not now" and nothing changed but s->paused_until. */
+static int ostream_pump_one(reads_t *r, ostream_t *s, store_page_t *pg, const sink_t *k, uint64_t now)
+{
+    int first = s->unanswered;
+    uint64_t last = s->open_last, head_mseq = s->open_mseq;
     /* Small batches first, doubling up to max_bytes: the first bytes reach the client sooner and
      * the stages (owner, both ZeroMQ I/O threads, relay, client) start overlapping early. */
     size_t ramp = (size_t)64 * 1024 << (s->sent < 4 ? 2 * s->sent : 8);
@@ -348,8 +386,15 @@ static int ostream_pump_one(reads_t *r, ostream_t *s, store_page_t *pg, const si
             n = 0;
         }
     }
-    b.batch_no = ++s->sent;
+    b.batch_no = s->sent + 1;
     int rc = sink_send(r, k, &b, pg);
+    free(fkey);
+    if (rc == 1) {
+        ostream_pause(r, s, now);
+        return 1;
+    }
+    s->sent++;
+    s->unanswered = 0;
     if (rc == 0) {
         BUMP(r, batches_sent, 1);
         BUMP(r, records_sent, (uint64_t)n);
@@ -357,7 +402,6 @@ static int ostream_pump_one(reads_t *r, ostream_t *s, store_page_t *pg, const si
     }
     if (b.done && b.status && !s->why[0])
         snprintf(s->why, sizeof s->why, "error %u", (unsigned)b.status);
-    free(fkey);
     s->last_sent = now;
     if (n > 0) {
         s->next_seq += (uint64_t)n;
@@ -369,14 +413,14 @@ static int ostream_pump_one(reads_t *r, ostream_t *s, store_page_t *pg, const si
     return rc;
 }
 
-/* Checks request q of sender and makes its stream (not linked into r->streams), or refuses it to
- * k (NULL). *last: the product's last seq; *head_mseq its manifest now. On the loop (k->addr) it
+/* Checks request q of sender and makes its stream (not linked into r->streams, its first batch
+ * unanswered), or refuses it to k (NULL). On the loop (k->addr) it
  * also refuses a duplicate stream id and more than max_streams_per_peer of the sender's streams
  * (it walks r->streams); on a link thread (k->emit) it does neither (the link server bounds links
  * per peer). The total is owner_streams on both. Otherwise store reads only; the owner's check,
  * fields and audit callbacks are thread-safe. */
 static ostream_t *owner_admit(reads_t *r, uint64_t now, const uint8_t sender[32], const sink_t *k,
-                              const Trib__ReadRequest *q, uint64_t *last_out, uint64_t *head_mseq)
+                              const Trib__ReadRequest *q)
 {
     const char *pid = q->product_id ? q->product_id : "";
     if (!entry_valid_product_id(pid)) {
@@ -489,41 +533,41 @@ static ostream_t *owner_admit(reads_t *r, uint64_t now, const uint8_t sender[32]
         s->audit = r->audit_open(r->check_ctx, pid, q->token.data, q->token.len, sender, q->live, probe, 1, "");
     if (s->live)
         atomic_fetch_add(&r->owner_live, 1);
-    *last_out = last;
-    *head_mseq = p.manifest_seq;
+    s->unanswered = 1;
+    s->open_last = last;
+    s->open_mseq = p.manifest_seq;
     return s;
 }
 
 void reads__owner_open(reads_t *r, uint64_t now, const uint8_t sender[32], const char *addr, const Trib__ReadRequest *q)
 {
     sink_t k = {.addr = addr};
-    uint64_t last, head;
-    ostream_t *s = owner_admit(r, now, sender, &k, q, &last, &head);
+    ostream_t *s = owner_admit(r, now, sender, &k, q);
     if (!s)
         return;
     s->next = r->streams;
     r->streams = s;
-    ostream_pump_one(r, s, &r->page, &k, now, 1, last, head);
+    ostream_pump_one(r, s, &r->page, &k, now);
 }
 
 int reads_serve(reads_t *r, const uint8_t requester[32], const Trib__ReadRequest *q, size_t max_bytes,
                 store_page_t *pg, reads_emit_fn emit, void *ctx)
 {
     sink_t k = {.emit = emit, .ctx = ctx};
-    uint64_t now = clock_ms(), last, head;
+    uint64_t now = clock_ms();
     if (q->live) {
         BUMP(r, streams_refused, 1);
         reply_error(r, &k, q->stream_id, 400, "live: not served on a data link (the peer transport carries streams)");
         return 0;
     }
-    ostream_t *s = owner_admit(r, now, requester, &k, q, &last, &head);
+    ostream_t *s = owner_admit(r, now, requester, &k, q);
     if (!s)
         return 0;
     if (max_bytes && (!q->max_bytes || max_bytes < q->max_bytes))
         s->max_bytes = max_bytes < r->room ? max_bytes : r->room;
-    int rc = ostream_pump_one(r, s, pg, &k, now, 1, last, head);
+    int rc = ostream_pump_one(r, s, pg, &k, now);   /* a link's emitter never says "not now" */
     while (rc == 0 && !s->dead)
-        rc = ostream_pump_one(r, s, pg, &k, clock_ms(), 0, 0, 0);
+        rc = ostream_pump_one(r, s, pg, &k, clock_ms());
     if (rc != 0 && !s->why[0])
         snprintf(s->why, sizeof s->why, "link lost");
     ostream_kill(r, s);
@@ -580,9 +624,9 @@ void reads__owner_appended(reads_t *r, const char (*products)[STORE_ID_MAX], int
     }
 }
 
-static int ostream_ready(const ostream_t *s)
+static int ostream_ready(const ostream_t *s, uint64_t now)
 {
-    return !s->dead && !s->waiting && s->sent < s->acked + s->window;
+    return !s->dead && !s->waiting && s->sent < s->acked + s->window && s->paused_until <= now;
 }
 
 int reads__owner_pump(reads_t *r, uint64_t now)
@@ -592,17 +636,37 @@ int reads__owner_pump(reads_t *r, uint64_t now)
     while (budget > 0 && progress) {
         progress = 0;
         for (ostream_t *s = r->streams; s && budget > 0; s = s->next)
-            if (ostream_ready(s)) {
-                ostream_pump_one(r, s, &r->page, &(sink_t){.addr = s->peer_addr}, now, 0, 0, 0);
+            if (ostream_ready(s, now)) {
+                ostream_pump_one(r, s, &r->page, &(sink_t){.addr = s->peer_addr}, now);
                 budget--;
                 progress = 1;
             }
     }
     owner_sweep(r);
-    for (ostream_t *s = r->streams; s; s = s->next)
-        if (ostream_ready(s))
-            return 1;
-    return 0;
+    r->owner_wake = 0;
+    int more = 0;
+    for (ostream_t *s = r->streams; s; s = s->next) {
+        more |= ostream_ready(s, now);
+        if (s->paused_until > now && (!r->owner_wake || s->paused_until < r->owner_wake))
+            r->owner_wake = s->paused_until;
+    }
+    return more;
+}
+
+/* Stream s expired: when no other stream goes to its address, what the transport still holds for
+ * it (batches a silent requester never read) is dropped, so its byte budget and the total's do not
+ * stay taken for ever. */
+static void expired_drop(reads_t *r, const ostream_t *s)
+{
+    if (!r->io.drop_bulk)
+        return;
+    for (const ostream_t *o = r->streams; o; o = o->next)
+        if (!o->dead && !strcmp(o->peer_addr, s->peer_addr))
+            return;
+    size_t n = r->io.drop_bulk(r->io.ctx, s->peer_addr);
+    if (n)
+        log_warn("reads: %zu bytes of routed read batches for %s dropped: its streams expired unread", n,
+                 s->peer_addr);
 }
 
 void reads__owner_tick(reads_t *r, uint64_t now, outq_t *q)
@@ -613,6 +677,7 @@ void reads__owner_tick(reads_t *r, uint64_t now, outq_t *q)
         if (now - s->last_heard >= r->c.idle_expiry_ms) {
             BUMP(r, streams_expired, 1);
             ostream_kill(r, s);
+            expired_drop(r, s);
             continue;
         }
         uint32_t ast;

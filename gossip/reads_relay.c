@@ -18,6 +18,7 @@
 #include <sodium.h>
 #include "gossip/clock.h"
 #include "gossip/entry.h"
+#include "gossip/log.h"
 #include "gossip/reads_int.h"
 
 #define STAGE_BYTES (256u * 1024u)   /* live reader: ring bytes copied out per step */
@@ -77,6 +78,8 @@ struct session {
     uint64_t from, limit;
     int live, from_tail;
     uint32_t window;
+    size_t max_bytes;               /* a batch's record bytes asked of the owner (0: the owner's own) */
+    size_t promise;                 /* a range session: window x max_bytes, counted in r->promised */
     int need_open, credit_due;      /* asks for the loop */
     uint64_t last_heard, last_sent; /* ms */
     uint64_t expect_batch;          /* next batch_no */
@@ -187,8 +190,43 @@ static void session_unlink(reads_t *r, session_t *s)
         if (*p == s) {
             *p = s->next;
             r->nsessions--;
+            r->promised -= s->promise;
+            s->promise = 0;
             return;
         }
+}
+
+#define NARROW_BYTES ((size_t)64 << 10) /* a batch's bytes on a session opened with the budget spent */
+#define NARROW_LOG_MS 10000             /* narrowed sessions are logged at most this often */
+
+/* The relay's budget (mu held): a range session is promised window x batch_bytes of the bytes its
+ * owner may send before its reader takes them, all sessions together relay_bytes at most (a
+ * reader that takes nothing holds its promise). What is left gives s fewer batches in flight; with
+ * none left, one batch of NARROW_BYTES (slower, never refused), counted and logged. */
+static void session_budget(reads_t *r, session_t *s)
+{
+    size_t room = r->c.relay_bytes > r->promised ? r->c.relay_bytes - r->promised : 0;
+    size_t full = r->c.batch_bytes ? r->c.batch_bytes : 1;
+    size_t w = room / full;
+    if (w >= 1) {
+        s->window = w < s->window ? (uint32_t)w : s->window;
+        s->max_bytes = full;
+    } else {
+        s->window = 1;
+        s->max_bytes = NARROW_BYTES < full ? NARROW_BYTES : full;
+        BUMP(r, relay_narrowed, 1);
+        uint64_t now = clock_ms();
+        r->narrow_unlogged++;
+        if (!r->narrow_logged || now - r->narrow_logged >= NARROW_LOG_MS) {
+            r->narrow_logged = now;
+            log_warn("reads: %" PRIu64 " routed reads opened with one batch of %zu bytes in flight: readers that "
+                     "have not taken their batches hold the relay's budget (%zu of its %zu bytes promised)",
+                     r->narrow_unlogged, s->max_bytes, r->promised, r->c.relay_bytes);
+            r->narrow_unlogged = 0;
+        }
+    }
+    s->promise = (size_t)s->window * s->max_bytes;
+    r->promised += s->promise;
 }
 
 static void feed_unlink(reads_t *r, feed_t *f)
@@ -608,6 +646,8 @@ static int reader_open_range(reads_reader_t *rd, uint64_t from, uint64_t limit, 
         return -1;
     }
     session_t *s = session_new(r, &rd->o, from, limit, 0, 0, r->c.window);
+    if (s)
+        session_budget(r, s);
     pthread_mutex_unlock(&r->mu);
     if (!s) {
         reads__err_set(e, 500, "internal", "out of memory");
@@ -1054,6 +1094,10 @@ static int session_take(reads_t *r, session_t *s, Trib__ReadBatch *b, uint64_t n
     } else if (!s->feed && s->qlen >= s->window) { /* the owner may not send beyond acked + window */
         BUMP(r, overrun, 1);
         reads__err_set(&e, 0, "owner_lost", "%s sent beyond the credit given", s->owner_desc);
+    } else if (s->max_bytes && n > 1 && b->lines.len > s->max_bytes) { /* the budget counts on it */
+        BUMP(r, overrun, 1);
+        reads__err_set(&e, 0, "owner_lost", "%s sent a batch of %zu bytes, more than the %zu asked", s->owner_desc,
+                       b->lines.len, s->max_bytes);
     }
     if (e.kind[0]) {
         session_fail(r, s, e.status, e.kind, "%s", e.detail);
@@ -1171,6 +1215,7 @@ void reads__relay_drain(reads_t *r, uint64_t now, outq_t *q)
             m.from_tail = s->from_tail;
             m.resume = s->resume;
             m.credit = s->window;
+            m.max_bytes = s->max_bytes;
             m.token = (ProtobufCBinaryData){s->token_len, (uint8_t *)s->token};
             s->need_open = 0;
             s->last_sent = s->last_heard = now;

@@ -8,6 +8,7 @@
  * gossip/transport.h. */
 #include "gossip/transport.h"
 #include "gossip/clock.h"
+#include "gossip/sendq.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -102,6 +103,7 @@ typedef struct dealer {
     uint8_t server_pk[32];                  /* the CURVE server key it dials with */
     int64_t hello_ms;                       /* when our hello was last queued on it (0: never) */
     int64_t opened_ms;                      /* when it was opened */
+    sendq_t *bulk;                          /* bytes of bulk sends ZeroMQ holds for it (first one makes it) */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -149,6 +151,7 @@ struct transport {
     int64_t ask_window_ms;                  /* asks counted in the current second (ASK_BURST) */
     int asks_in_window;
     curve_slot_t curve_cache[64];           /* sender keys seen: sender_authentic */
+    sendq_t *bulk;                          /* bytes of bulk sends ZeroMQ holds, over all dealers */
 };
 
 #define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
@@ -264,6 +267,8 @@ void transport_opts_default(transport_opts_t *o)
     o->pending_max = 64;
     o->close_linger_ms = 500;
     o->max_peer_keys = 65536;
+    o->bulk_peer_bytes = (size_t)32 << 20;
+    o->bulk_total_bytes = (size_t)128 << 20;
 }
 
 void transport_federation_keys(const char *secret, uint8_t pk[32], uint8_t sk[32])
@@ -588,6 +593,7 @@ static void dealer_close(transport_t *t, dealer_t *d)
     pend_drop_all(t, d);
     mlist_remove(t, d);
     zmq_close(d->sock);
+    sendq_release(&d->bulk);        /* its messages still held (linger) keep the count alive */
     free(d->pend);
     free(d);
     t->ndealers--;
@@ -693,9 +699,11 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
     if (o != NULL) t->o = *o; else transport_opts_default(&t->o);
     if (t->o.max_msg < 64 || t->o.max_msg > (1u << 30) || t->o.hwm < 1 || t->o.max_peers < 1 ||
         t->o.keepalive_s < 0 || t->o.keepalive_s > 86400 || t->o.pending_ms < 0 ||
-        t->o.pending_max < 0 || t->o.close_linger_ms < 0 || t->o.max_peer_keys < 1) {
+        t->o.pending_max < 0 || t->o.close_linger_ms < 0 || t->o.max_peer_keys < 1 || t->o.bulk_peer_bytes < 1 ||
+        t->o.bulk_total_bytes < 1) {
         set_err(err, errlen, "transport_new: option out of range (max_msg 64..1GiB, hwm >= 1, "
-                "max_peers >= 1, keepalive_s 0..86400, pending and linger >= 0, max_peer_keys >= 1)");
+                "max_peers >= 1, keepalive_s 0..86400, pending and linger >= 0, max_peer_keys >= 1, "
+                "bulk budgets >= 1)");
         goto fail;
     }
     if (t->o.advertise != NULL && t->o.advertise[0] == '\0') t->o.advertise = NULL;
@@ -719,7 +727,8 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
         t->nbuckets *= 2;
     t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
     t->pk_buckets = calloc(t->nbuckets, sizeof *t->pk_buckets);
-    if (t->buckets == NULL || t->pk_buckets == NULL) {
+    t->bulk = sendq_new(NULL);
+    if (t->buckets == NULL || t->pk_buckets == NULL || t->bulk == NULL) {
         set_err(err, errlen, "transport_new: out of memory");
         goto fail;
     }
@@ -809,6 +818,7 @@ void transport_destroy(transport_t **tp)
         }
     free(t->pk_buckets);
     free(t->hello);
+    sendq_release(&t->bulk);        /* freed once ZeroMQ let go of the last bulk message */
     sodium_memzero(t->curve_sk, sizeof t->curve_sk);
     free(t);
     *tp = NULL;
@@ -902,6 +912,11 @@ void transport_set_allow(transport_t *t, transport_allow_fn allow, void *ctx)
 const transport_stats_t *transport_stats(const transport_t *t)
 {
     return &t->st;
+}
+
+size_t transport_bulk_bytes(const transport_t *t)
+{
+    return t->bulk ? sendq_bytes(t->bulk) : 0;
 }
 
 /* ------------------------------------------------------------------ chartered: node keys per address */
@@ -1061,13 +1076,14 @@ int transport_set_hello(transport_t *t, const uint8_t *cert, size_t len, transpo
 /* ------------------------------------------------------------------ sending */
 
 static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len);
+static int dealer_send_q(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len, sendq_t *q);
 static int hello_send(transport_t *t, dealer_t *d, int want_reply);
 static void hello_first(transport_t *t, dealer_t *d);
 static int hello_send_why(transport_t *t, dealer_t *d, int want_reply, const char *refused);
 
-int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len)
+/* transport_send, and with bulk the byte budgets (see transport_send_bulk). */
+static int send_to(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len, int bulk)
 {
-    assert(t != NULL && type_known(type) && (body != NULL || len == 0));
     if (!transport_addr_valid(addr) || len > t->o.max_msg) {
         bump(&t->st.send_dropped, 1);
         return -1;
@@ -1101,7 +1117,50 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
     } else if (type != TRIB__MSG_TYPE__MSG_CERT_HELLO) {
         hello_first(t, d);
     }
-    return dealer_send(t, d, type, body, len);
+    if (!bulk)
+        return dealer_send(t, d, type, body, len);
+    if (d->bulk == NULL && (d->bulk = sendq_new(t->bulk)) == NULL) {
+        bump(&t->st.send_dropped, 1);
+        return -1;
+    }
+    /* Over a budget: not now. A peer's empty queue always takes one message (one larger than the
+     * budget is not refused for ever), also past the total while all queues together hold less
+     * than the total and a peer's budget: so peers that hold the total and read nothing cannot
+     * stop one that reads, and the total is passed by a peer's budget and a message at most. */
+    size_t held = sendq_bytes(d->bulk), all = sendq_bytes(t->bulk);
+    size_t room = held > 0 ? t->o.bulk_total_bytes : t->o.bulk_total_bytes + t->o.bulk_peer_bytes;
+    if ((held > 0 && held + len > t->o.bulk_peer_bytes) || (all > 0 && all + len > room)) {
+        bump(&t->st.bulk_busy, 1);
+        return TRANSPORT_BUSY;
+    }
+    return dealer_send_q(t, d, type, body, len, d->bulk);
+}
+
+int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    assert(t != NULL && type_known(type) && (body != NULL || len == 0));
+    return send_to(t, addr, type, body, len, 0);
+}
+
+int transport_send_bulk(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len)
+{
+    assert(t != NULL && type_known(type) && (body != NULL || len == 0));
+    return send_to(t, addr, type, body, len, 1);
+}
+
+size_t transport_drop_bulk(transport_t *t, const char *addr)
+{
+    if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return 0;
+    size_t held = 0;
+    for (int lane = 0; lane < 2; lane++) {
+        dealer_t *d = dealer_find(t, addr, lane);
+        size_t n = d != NULL && d->bulk != NULL ? sendq_bytes(d->bulk) : 0;
+        if (n == 0) continue;
+        held += n;
+        dealer_close(t, d);
+        bump(&t->st.bulk_dropped, 1);
+    }
+    return held;
 }
 
 /* First on a new connection (chartered): who we are, unless the node there said it holds our
@@ -1177,6 +1236,12 @@ static void hello_to(transport_t *t, const char *addr, int want_reply, const cha
 /* Packs and hands one envelope to d, or holds it until the connection is up. */
 static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len)
 {
+    return dealer_send_q(t, d, type, body, len, NULL);
+}
+
+/* dealer_send, the message counted in q while ZeroMQ holds it (q NULL: not counted). */
+static int dealer_send_q(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len, sendq_t *q)
+{
     Trib__Envelope env = TRIB__ENVELOPE__INIT;
     zmq_msg_t msg;
     int64_t now = clock_ms();
@@ -1196,7 +1261,7 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
     env.body.len = len;
     size_t size = trib__envelope__get_packed_size(&env);
     if (size > t->o.max_msg) goto drop;
-    if (zmq_msg_init_size(&msg, size) != 0) goto drop;
+    if ((q ? sendq_msg(q, &msg, size) : zmq_msg_init_size(&msg, size)) != 0) goto drop;
     trib__envelope__pack(&env, zmq_msg_data(&msg));
 
     if (d->pend_count > 0) pend_flush(t, d, now);

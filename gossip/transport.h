@@ -72,6 +72,11 @@ typedef struct {
     size_t max_peer_keys;           /* node keys held per address; the least recently used unproven
                                        one is forgotten beyond this (65536); a proven one only for
                                        an operator's seed, else the claim is refused */
+    /* Bulk sends (transport_send_bulk): bytes ZeroMQ may hold for one peer address (32 MiB) and
+     * for all together (128 MiB), from the send until they are written to the kernel (a peer that
+     * reads nothing holds them: ZMQ_SNDHWM counts messages, 1000 of up to max_msg). A peer with
+     * nothing held may go past the total by up to a peer's budget in all, one message each. */
+    size_t bulk_peer_bytes, bulk_total_bytes;
 } transport_opts_t;
 
 void transport_opts_default(transport_opts_t *o);
@@ -137,6 +142,18 @@ void transport_msg_free(transport_msg_t *m);    /* accepts an already freed/zero
  * messages for pending_ms), -1 when dropped (counted in send_dropped): bad address, body over
  * max_msg, peer's queue full. type must be a known MsgType (asserted). */
 int transport_send(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len);
+/* transport_send for bulk (a read's records), under byte budgets: TRANSPORT_BUSY (counted in
+ * bulk_busy), nothing sent, when the bytes of bulk sends ZeroMQ still holds for addr or for every
+ * peer together would go past bulk_peer_bytes or bulk_total_bytes (a message to an empty queue
+ * always goes, past the total too while it is passed by less than bulk_peer_bytes: peers holding
+ * the total cannot starve one that reads). The caller tries again later: the budget frees as the
+ * peers read. */
+#define TRANSPORT_BUSY 1
+int transport_send_bulk(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len);
+/* The peer at addr stopped answering while ZeroMQ holds bulk bytes for it: the connection that
+ * holds them closes (they are dropped, their budget freed; the next send dials again). Returns the
+ * bytes it held (0: none held, nothing closed). */
+size_t transport_drop_bulk(transport_t *t, const char *addr);
 
 /* Opens the priority connection to addr ahead of its first message, so a membership message (a
  * probe, the ack answering one) never waits for a TCP + CURVE handshake, ZAP and certificate
@@ -252,10 +269,14 @@ typedef struct {
     uint64_t dropped_retired_key;            /* ... refused as stale (a rotated-out key's) */
     uint64_t peer_key_table_full;            /* claims of a new address refused: every binding held
                                                 was proven (those are not forgotten for a claim) */
+    uint64_t bulk_busy;                      /* bulk sends refused over a byte budget (not now) */
+    uint64_t bulk_dropped;                   /* connections closed by transport_drop_bulk */
 } transport_stats_t;
 
 /* The live counters. Owner's thread only: to show them elsewhere (metrics), copy the struct on
  * the owner's thread and publish the copy (under the owner's lock). */
 const transport_stats_t *transport_stats(const transport_t *t);
+/* Bytes of bulk sends ZeroMQ holds now (lowered by its I/O threads as they write; any thread). */
+size_t transport_bulk_bytes(const transport_t *t);
 
 #endif

@@ -1048,3 +1048,124 @@ Test(transport, slim_envelopes_name_the_sender_by_the_connection)
     node_stop(&a);
     node_stop(&b);
 }
+
+/* ------------------------------------------------------------------ bulk sends' byte budgets */
+
+/* A TCP listener that never accepts: our DEALER's connection never completes its handshake, so
+ * what we send it waits in the transport (ZMQ_IMMEDIATE) and leaves nothing on the way. Its
+ * address into addr; the descriptor returned. */
+static int deaf_listener(char *addr, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    socklen_t sl = sizeof sa;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(addr, len, "127.0.0.1:%d", ntohs(sa.sin_port));
+    return fd;
+}
+
+typedef struct {
+    transport_t *t;
+    size_t below;
+} bulk_below_t;
+
+/* Polls t (flushing its sends) until the bulk bytes ZeroMQ holds fall to c->below or less: 1, or 0
+ * after ms. */
+static int bulk_falls(bulk_below_t *c, int ms)
+{
+    int64_t end = peer_now_ms() + ms;
+    while (transport_bulk_bytes(c->t) > c->below) {
+        if (peer_now_ms() > end)
+            return 0;
+        peer_wait_stat(c->t, offsetof(transport_stats_t, bulk_busy), UINT64_MAX, 20, NULL);
+    }
+    return 1;
+}
+
+/* Bulk sends count the bytes ZeroMQ holds for them (waiting for a connection too), a peer's and all
+ * together, from the send until they are written out: past a budget a bulk send is refused "not now" (TRANSPORT_BUSY, counted)
+ * while other sends go on; dropping what a silent peer holds frees its budget; a peer that reads
+ * gives the budget back as it reads. */
+Test(transport, bulk_sends_are_held_to_byte_budgets)
+{
+    transport_opts_t o;
+    transport_opts_default(&o);
+    o.bulk_peer_bytes = 1 << 20;
+    o.bulk_total_bytes = (1 << 20) + (1 << 19);
+    o.pending_ms = 60000;
+    node_t a, b;
+    node_start(&a, &o);
+    node_start(&b, NULL);
+    char d1[64], d2[64];
+    int r1 = deaf_listener(d1, sizeof d1), r2 = deaf_listener(d2, sizeof d2);
+    enum { MSG = 256 * 1024 };
+    uint8_t *body = calloc(1, MSG);
+    cr_assert_not_null(body);
+    int sent = 0, rc;
+    while ((rc = transport_send_bulk(a.t, d1, TRIB__MSG_TYPE__MSG_READ_BATCH, body, MSG)) == 0)
+        cr_assert_leq(++sent, 8, "a peer's budget of 1 MiB took more than 8 messages of 256 KiB");
+    cr_assert_eq(rc, TRANSPORT_BUSY);
+    cr_assert_eq(sent, 3, "1 MiB: three messages of 256 KiB (the fourth's envelope would pass it), not %d", sent);
+    size_t held1 = transport_bulk_bytes(a.t);
+    cr_assert(held1 > 3 * (size_t)MSG && held1 < 3 * (size_t)MSG + 1024, "held %zu after 3 sends", held1);
+    cr_assert_eq(stats_of(a.t).bulk_busy, 1);
+    /* another peer: up to the total (1.5 MiB), then refused by it */
+    int sent2 = 0;
+    while ((rc = transport_send_bulk(a.t, d2, TRIB__MSG_TYPE__MSG_READ_BATCH, body, MSG)) == 0)
+        sent2++;
+    cr_assert_eq(rc, TRANSPORT_BUSY);
+    cr_assert_eq(sent2, 2, "the total bound the second peer after %d", sent2);
+    cr_assert_eq(stats_of(a.t).bulk_busy, 2);
+    /* a third peer with nothing held gets one message past the total, not two */
+    char d3[64];
+    int r3 = deaf_listener(d3, sizeof d3);
+    cr_assert_eq(transport_send_bulk(a.t, d3, TRIB__MSG_TYPE__MSG_READ_BATCH, body, MSG), 0);
+    cr_assert_eq(transport_send_bulk(a.t, d3, TRIB__MSG_TYPE__MSG_READ_BATCH, body, MSG), TRANSPORT_BUSY);
+    cr_assert_gt(transport_drop_bulk(a.t, d3), (size_t)MSG);
+    /* other sends are no part of it */
+    cr_assert_eq(transport_send(a.t, d1, TRIB__MSG_TYPE__MSG_READ_BATCH, body, 1024), 0);
+    /* what the silent peer holds is dropped: its budget and the total's come back */
+    size_t all = transport_bulk_bytes(a.t);
+    cr_assert_eq(transport_drop_bulk(a.t, d1), held1);
+    cr_assert_eq(stats_of(a.t).bulk_dropped, 2);
+    bulk_below_t c = {a.t, all - held1};
+    cr_assert(bulk_falls(&c, ARRIVE_MS), "%zu bytes still held after the drop", transport_bulk_bytes(a.t));
+    cr_assert_eq(transport_drop_bulk(a.t, d1), 0, "nothing more to drop");
+    cr_assert_eq(transport_send_bulk(a.t, d1, TRIB__MSG_TYPE__MSG_READ_BATCH, body, MSG), 0);
+    cr_assert_gt(transport_drop_bulk(a.t, d1), (size_t)MSG);
+    cr_assert_gt(transport_drop_bulk(a.t, d2), 2 * (size_t)MSG);
+    c.below = 0;
+    cr_assert(bulk_falls(&c, ARRIVE_MS), "%zu bytes still held", transport_bulk_bytes(a.t));
+    /* a peer that reads: everything goes, and the budget comes back as it reads */
+    int got = 0;
+    for (int i = 0; i < 16; i++) {
+        int64_t end = peer_now_ms() + ARRIVE_MS;
+        while ((rc = transport_send_bulk(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_READ_BATCH, body, MSG)) ==
+               TRANSPORT_BUSY) {
+            cr_assert_lt(peer_now_ms(), end, "a peer that reads: message %d never went", i);
+            transport_msg_t m;
+            if (peer_wait_msg2(b.t, a.t, 50, &m) == 1) {
+                got++;
+                transport_msg_free(&m);
+            }
+        }
+        cr_assert_eq(rc, 0);
+    }
+    while (got < 16) {
+        transport_msg_t m;
+        cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "%d of 16 arrived", got);
+        got++;
+        transport_msg_free(&m);
+    }
+    cr_assert(bulk_falls(&c, ARRIVE_MS), "%zu bytes still held once the peer read everything",
+              transport_bulk_bytes(a.t));
+    free(body);
+    close(r1);
+    close(r2);
+    close(r3);
+    node_stop(&a);
+    node_stop(&b);
+}
