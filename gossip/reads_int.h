@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include "gossip/log.h"
 #include "gossip/reads.h"
 #include "storage/pager.h"
 #include "proto/tributary.pb-c.h"
@@ -114,7 +115,7 @@ struct reads {
     int shutting_down;
     size_t queued, queued_hwm, ring_records;
     size_t promised;                /* bytes promised to range sessions (session_budget) */
-    uint64_t narrow_logged, narrow_unlogged;   /* the last narrowed session logged; narrowed since */
+    log_limit_t narrow_log;      /* sessions narrowed: a line per NARROW_LOG_MS */
     /* notifications of local appends (mu) */
     char notify[NOTIFY_MAX][STORE_ID_MAX];
     int nnotify, notify_all;
@@ -123,7 +124,7 @@ struct reads {
     store_page_t page;              /* the batch being read from the store */
     uint64_t next_tick;
     uint64_t owner_wake;            /* the first paused stream's retry (0: none paused) */
-    uint64_t paused_logged, paused_unlogged;   /* the last pause logged; pauses since */
+    log_limit_t paused_log;      /* owner streams paused: a line per PAUSE_LOG_MS */
     /* counters (any thread reads them) */
     reads_check_fn check;           /* the owner's access check (reads_set_owner_check), or NULL */
     void *check_ctx;

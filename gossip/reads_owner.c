@@ -302,14 +302,11 @@ static void ostream_pause(reads_t *r, ostream_t *s, uint64_t now)
         if (!strcmp(o->peer_addr, s->peer_addr))
             o->paused_until = now + PAUSE_MS;
     BUMP(r, owner_paused, 1);
-    r->paused_unlogged++;
-    if (r->paused_logged && now - r->paused_logged < PAUSE_LOG_MS)
-        return;
-    r->paused_logged = now;
-    log_warn("reads: streams paused %" PRIu64 " times: ZeroMQ holds the byte budget of routed read batches for "
-             "a requester (stream %" PRIu64 " of %s, to %s) or for all of them; they go on as the requesters read",
-             r->paused_unlogged, s->id, s->product, s->peer_addr);
-    r->paused_unlogged = 0;
+    uint64_t held;
+    if (log_limit_at(&r->paused_log, now, PAUSE_LOG_MS, &held))
+        log_warn("reads: streams paused %" PRIu64 " times: ZeroMQ holds the byte budget of routed read batches "
+                 "for a requester (stream %" PRIu64 " of %s, to %s) or for all of them; they go on as the "
+                 "requesters read", held + 1, s->id, s->product, s->peer_addr);
 }
 
 /* Sends the next batch of s (credit is available). While s->unanswered it is the reply to READ_REQ

@@ -215,15 +215,11 @@ static void session_budget(reads_t *r, session_t *s)
         s->window = 1;
         s->max_bytes = NARROW_BYTES < full ? NARROW_BYTES : full;
         BUMP(r, relay_narrowed, 1);
-        uint64_t now = clock_ms();
-        r->narrow_unlogged++;
-        if (!r->narrow_logged || now - r->narrow_logged >= NARROW_LOG_MS) {
-            r->narrow_logged = now;
+        uint64_t held;
+        if (log_limit(&r->narrow_log, NARROW_LOG_MS, &held))
             log_warn("reads: %" PRIu64 " routed reads opened with one batch of %zu bytes in flight: readers that "
                      "have not taken their batches hold the relay's budget (%zu of its %zu bytes promised)",
-                     r->narrow_unlogged, s->max_bytes, r->promised, r->c.relay_bytes);
-            r->narrow_unlogged = 0;
-        }
+                     held + 1, s->max_bytes, r->promised, r->c.relay_bytes);
     }
     s->promise = (size_t)s->window * s->max_bytes;
     r->promised += s->promise;
