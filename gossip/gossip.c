@@ -668,9 +668,11 @@ static void push_committed(gossip_t *g)
  * publish, and those opened in the same second as ~360 bulk connections (every node pushing to
  * every member): their handshakes took 1-2.4 s and each first probe of such a pair failed, though
  * the member was alive (issue 9 item 3). So every member seen alive gets its priority connection
- * from the loop at once, but never more than WARM_SHAKING handshakes of ours under way: a joining
- * federation warms as fast as its handshakes finish, not as one burst. SWIM opens the same
- * connections anyway within one probe round (it probes every member), so this adds none. */
+ * from the loop at once, but never more than WARM_SHAKING handshakes of ours under way (each
+ * counted for a second at most: transport_warm): a joining federation warms as fast as its
+ * handshakes finish, not as one burst, and a member that never answers one holds no place for
+ * long. SWIM opens the same connections anyway within one probe round (it probes every member), so
+ * this adds none. */
 #define WARM_SHAKING 4
 #define WARM_RETRY_MS 50
 

@@ -29,6 +29,13 @@
 #define RECV_BATCH     256              /* frames read per transport_recv call */
 #define ZAP_BATCH      64               /* ZAP requests answered per transport_recv call */
 #define HANDSHAKE_MS   10000
+/* A warm-up counts a connection of ours as a handshake under way (transport_warm's max_shaking)
+ * for at most this long after it opened, though ZeroMQ goes on trying for HANDSHAKE_MS: four
+ * addresses that accept TCP and never speak held every warm-up slot for the whole 10 s window, and
+ * no healthy member was warmed meanwhile. A loopback handshake takes milliseconds, one on a busy
+ * node 1-2.4 s: so warm-ups stay paced (max_shaking a second at most), and a stuck address delays
+ * the others by one second, once. */
+#define SHAKE_SLOT_MS  1000
 #define CTX_SOCKETS_SLACK 64            /* ROUTER, ZAP, their monitors, other users of the context */
 #define ZMQ_SOCKETS_MAX   65535         /* ZMQ_SOCKET_LIMIT of libzmq's default build */
 /* A DEALER's routing id, sent once per connection in the (CURVE-encrypted) ZMTP handshake:
@@ -1129,7 +1136,7 @@ int transport_warm(transport_t *t, const char *addr, int max_shaking)
     int64_t now = clock_ms();
     int shaking = 0;
     for (const dealer_t *d = t->mlist; d; d = d->mnext)   /* watched until their first handshake */
-        shaking += now - d->opened_ms < HANDSHAKE_MS;
+        shaking += now - d->opened_ms < SHAKE_SLOT_MS;
     if (shaking >= max_shaking) return -2;
     dealer_t *d = dealer_open(t, addr, 1);
     if (d == NULL) return -1;

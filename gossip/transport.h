@@ -146,8 +146,9 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
  * invalid, or (chartered) without a key or with one the allow callback does not admit now (a
  * member entry of a key with no certificate, which anyone can mint: dialled, if at all, when a
  * message needs it), or the DEALER cap reached (a warm-up never closes another connection); -2 not
- * now: max_shaking connections or more opened within the last handshake window still wait for
- * their first handshake (a warm-up adds no burst of its own to a busy node). */
+ * now: max_shaking connections or more opened within the last second still wait for their first
+ * handshake (a warm-up adds no burst of its own to a busy node; one that is stuck, to an address
+ * that accepts TCP and never speaks, frees its place after that second and goes on trying). */
 int transport_warm(transport_t *t, const char *addr, int max_shaking);
 
 /* Closes the DEALER to addr (a dead peer); waiting messages are dropped and counted. */

@@ -6,6 +6,8 @@
 #include <inttypes.h>
 #include <sys/resource.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -757,6 +759,69 @@ Test(transport, a_warmed_priority_connection_carries_the_first_probe_without_wai
     cr_expect_eq(st.send_dropped, 0);
     node_stop(&a);
     node_stop(&b);
+}
+
+/* A listener that completes TCP handshakes (the kernel's backlog) and never speaks: a hung process,
+ * or an address a hostile member entry names. Its address into out. */
+static int stuck_listener(char *out, size_t len)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(out, len, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    return fd;
+}
+
+/* Handshakes that never finish do not hold the warm-ups of healthy members for ZeroMQ's whole
+ * handshake window: four warmed addresses that accept TCP and never speak took every place
+ * (max_shaking 4) for 10 s (a healthy member's warm-up came 9,994 ms later). Each counts for a
+ * second at most; the stuck connections stay open and go on trying. */
+Test(transport, handshakes_that_never_finish_do_not_hold_a_healthy_peer_s_warm_up)
+{
+    enum { STUCK = 4, WARM_BOUND_MS = 3000 };
+    node_t a, b;
+    transport_opts_t o;
+    transport_msg_t m;
+    int lfd[STUCK];
+    char stuck[STUCK][TRANSPORT_ADDR_MAX];
+    transport_opts_default(&o);
+    o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING;
+    node_start(&a, &o);
+    node_start(&b, &o);
+    const char *to_b = transport_addr(b.t);
+    for (int i = 0; i < STUCK; i++) {
+        lfd[i] = stuck_listener(stuck[i], sizeof stuck[i]);
+        cr_assert_eq(transport_warm(a.t, stuck[i], STUCK), 1, "%s", stuck[i]);
+    }
+    int64_t t0 = peer_now_ms();
+    cr_expect_eq(transport_warm(a.t, to_b, STUCK), -2, "four handshakes under way hold no place");
+    int rc = -2;
+    while (rc == -2 && peer_now_ms() - t0 < WARM_BOUND_MS) {
+        transport_recv(a.t, &m);
+        if ((rc = transport_warm(a.t, to_b, STUCK)) == -2)
+            poll(NULL, 0, 5);
+    }
+    int64_t warmed = peer_now_ms() - t0;
+    cr_assert_eq(rc, 1, "the healthy peer was not warmed within %d ms (rc %d)", WARM_BOUND_MS, rc);
+    cr_assert_eq(transport_send(a.t, to_b, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1), 0);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives the probe");
+    transport_msg_free(&m);
+    int64_t ready = peer_now_ms() - t0;
+    cr_log_info("healthy peer warmed after %lld ms, its probe arrived after %lld ms",
+                (long long)warmed, (long long)ready);
+    cr_expect_lt(ready, WARM_BOUND_MS + 1000, "the probe arrived %lld ms after the warm-up began", (long long)ready);
+    transport_stats_t st = stats_of(a.t);
+    cr_expect_eq(st.dealers_warmed, STUCK + 1);
+    cr_expect_eq(st.dealers_opened[1], STUCK + 1, "the probe opened a connection of its own");
+    cr_expect_eq(st.peers_open, STUCK + 1, "a stuck connection was closed");
+    node_stop(&a);
+    node_stop(&b);
+    for (int i = 0; i < STUCK; i++)
+        close(lfd[i]);
 }
 
 /* The transport's cap on connections (max_peers) bounds how many peers a node reaches, not
