@@ -36,6 +36,13 @@
  * node 1-2.4 s: so warm-ups stay paced (max_shaking a second at most), and a stuck address delays
  * the others by one second, once. */
 #define SHAKE_SLOT_MS  1000
+/* ZeroMQ redials a DEALER whose connection is down every 100 ms by default, forever: ~7 connect
+ * attempts a second to every dead member's address. Ours back off, doubling from RECONNECT_MS (plus
+ * up to RECONNECT_MS of jitter) to RECONNECT_MAX_MS. libzmq keeps the backoff only across failed
+ * TCP connects: a connection that came up and broke starts again at RECONNECT_MS. */
+#define RECONNECT_MS     100
+#define RECONNECT_MAX_MS 2000
+#define SWEEP_MS       1000             /* unanswered connections are looked for this often */
 #define CTX_SOCKETS_SLACK 64            /* ROUTER, ZAP, their monitors, other users of the context */
 #define ZMQ_SOCKETS_MAX   65535         /* ZMQ_SOCKET_LIMIT of libzmq's default build */
 /* A DEALER's routing id, sent once per connection in the (CURVE-encrypted) ZMTP handshake:
@@ -109,6 +116,7 @@ typedef struct dealer {
     uint8_t server_pk[32];                  /* the CURVE server key it dials with */
     int64_t hello_ms;                       /* when our hello was last queued on it (0: never) */
     int64_t opened_ms;                      /* when it was opened */
+    int64_t used_ms;                        /* when a message was last given to it (or opened_ms) */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -156,6 +164,7 @@ struct transport {
     int64_t ask_window_ms;                  /* asks counted in the current second (ASK_BURST) */
     int asks_in_window;
     curve_slot_t curve_cache[64];           /* sender keys seen: sender_authentic */
+    int64_t sweep_ms;                       /* the last look for unanswered connections */
 };
 
 #define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
@@ -268,6 +277,7 @@ void transport_opts_default(transport_opts_t *o)
     o->max_peers = 1024;
     o->advertise = NULL;
     o->pending_ms = 2000;
+    o->unanswered_ms = 10000;
     o->pending_max = 64;
     o->close_linger_ms = 500;
     o->max_peer_keys = 65536;
@@ -620,7 +630,7 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     memcpy(d->server_pk, server_pk, 32);
     snprintf(d->addr, sizeof d->addr, "%s", addr);
     d->lane = lane;
-    d->opened_ms = clock_ms();
+    d->opened_ms = d->used_ms = clock_ms();
     snprintf(ep, sizeof ep, "tcp://%s", addr);
     d->sock = zmq_socket(t->zctx, ZMQ_DEALER);
     if (d->sock == NULL) goto err;
@@ -633,7 +643,8 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     d->slim = alen > 0 && RID_FIXED + alen <= 255 &&
               zmq_setsockopt(d->sock, ZMQ_ROUTING_ID, rid, RID_FIXED + alen) == 0;
     if (set_common(t, d->sock, addr[0] == '[') || set_int(d->sock, ZMQ_IMMEDIATE, 1) ||
-        set_int(d->sock, ZMQ_RCVHWM, 1) ||
+        set_int(d->sock, ZMQ_RCVHWM, 1) || set_int(d->sock, ZMQ_RECONNECT_IVL, RECONNECT_MS) ||
+        set_int(d->sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_MAX_MS) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_SERVERKEY, server_pk, 32) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_PUBLICKEY, t->curve_pk, 32) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) ||
@@ -700,9 +711,9 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
     if (o != NULL) t->o = *o; else transport_opts_default(&t->o);
     if (t->o.max_msg < 64 || t->o.max_msg > (1u << 30) || t->o.hwm < 1 || t->o.max_peers < 1 ||
         t->o.keepalive_s < 0 || t->o.keepalive_s > 86400 || t->o.pending_ms < 0 ||
-        t->o.pending_max < 0 || t->o.close_linger_ms < 0 || t->o.max_peer_keys < 1) {
+        t->o.pending_max < 0 || t->o.close_linger_ms < 0 || t->o.max_peer_keys < 1 || t->o.unanswered_ms < 0) {
         set_err(err, errlen, "transport_new: option out of range (max_msg 64..1GiB, hwm >= 1, "
-                "max_peers >= 1, keepalive_s 0..86400, pending and linger >= 0, max_peer_keys >= 1)");
+                "max_peers >= 1, keepalive_s 0..86400, pending, linger and unanswered >= 0, max_peer_keys >= 1)");
         goto fail;
     }
     if (t->o.advertise != NULL && t->o.advertise[0] == '\0') t->o.advertise = NULL;
@@ -1187,6 +1198,7 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
     Trib__Envelope env = TRIB__ENVELOPE__INIT;
     zmq_msg_t msg;
     int64_t now = clock_ms();
+    d->used_ms = now;
     if (d->rehello && type != TRIB__MSG_TYPE__MSG_CERT_HELLO && t->hello != NULL) {
         d->rehello = 0;
         hello_send(t, d, 1);
@@ -1242,12 +1254,33 @@ drop:
     return -1;
 }
 
-void transport_forget(transport_t *t, const char *addr)
+int transport_forget(transport_t *t, const char *addr)
 {
-    if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return;
+    int n = 0;
+    if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return 0;
     for (int lane = 0; lane < 2; lane++) {
         dealer_t *d = dealer_find(t, addr, lane);
-        if (d != NULL) dealer_close(t, d);
+        if (d != NULL) {
+            dealer_close(t, d);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Closes the connections whose handshake never succeeded (still watched) and that were given
+ * nothing for unanswered_ms: ZeroMQ would redial them until the process ends (a member that died,
+ * an address that never answered). The next message to the address opens a connection again. */
+static void sweep_unanswered(transport_t *t, int64_t now)
+{
+    if (t->o.unanswered_ms <= 0 || now - t->sweep_ms < SWEEP_MS) return;
+    t->sweep_ms = now;
+    for (dealer_t *d = t->mlist, *next; d; d = next) {
+        next = d->mnext;
+        if (d->pend_count == 0 && now - d->used_ms >= t->o.unanswered_ms) {
+            dealer_close(t, d);
+            t->st.dealers_unanswered++;
+        }
     }
 }
 
@@ -1264,7 +1297,9 @@ static void flush_all(transport_t *t, int64_t now)
 int transport_pollitems(transport_t *t, zmq_pollitem_t *items, int max)
 {
     assert(t != NULL && items != NULL && max >= 2);
-    flush_all(t, clock_ms());
+    int64_t now = clock_ms();
+    flush_all(t, now);
+    sweep_unanswered(t, now);
     items[0] = (zmq_pollitem_t){.socket = t->router, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = t->zap, .events = ZMQ_POLLIN};
     int n = 2;

@@ -63,6 +63,9 @@ typedef struct {
     const char *advertise;          /* HOST:PORT peers reply to; NULL = the bound address */
     int pending_ms;                 /* how long a send may wait for a connection (2000) */
     int pending_max;                /* messages waiting per peer for a connection (64) */
+    int unanswered_ms;              /* a connection of ours whose handshake never succeeded and that
+                                       was given no message for this long is closed (ZeroMQ redials
+                                       it forever, backing off from 100 ms to 2 s); 0 = never (10000) */
     int close_linger_ms;            /* ZMQ_LINGER set on DEALERs by transport_destroy (500) */
     /* Chartered mode (0): the ROUTER is a CURVE server with this node's own CURVE key instead of
      * the federation key, and a DEALER to an address uses the node key registered for it with
@@ -151,8 +154,9 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
  * that accepts TCP and never speaks, frees its place after that second and goes on trying). */
 int transport_warm(transport_t *t, const char *addr, int max_shaking);
 
-/* Closes the DEALER to addr (a dead peer); waiting messages are dropped and counted. */
-void transport_forget(transport_t *t, const char *addr);
+/* Closes the DEALERs to addr (a dead peer); waiting messages are dropped and counted. Returns how
+ * many were open (0..2). The next message to addr opens a connection again. */
+int transport_forget(transport_t *t, const char *addr);
 
 /* Admission policy for peers' CURVE keys; NULL = open federation (any key). Runs on the owner's
  * thread inside transport_recv: at the handshake (connect 1, the ZAP request) and again for every
@@ -234,6 +238,7 @@ typedef struct {
     uint64_t dealers_opened[2];              /* DEALERs opened (connections dialled), by lane: [0] the
                                                 bulk one, [1] the priority types' */
     uint64_t dealers_warmed;                 /* ... of those [1], by transport_warm */
+    uint64_t dealers_unanswered;             /* closed: never came up, unused for unanswered_ms */
     uint64_t sends_held[2];                  /* messages held for a connection not up yet (or a
                                                 full ZeroMQ queue), by lane as dealers_opened */
     uint64_t handshake_failed_in;            /* CURVE/ZMTP handshakes of incoming connections failed */
