@@ -43,6 +43,8 @@
 #define RECONNECT_MS     100
 #define RECONNECT_MAX_MS 2000
 #define SWEEP_MS       1000             /* unanswered connections are looked for this often */
+#define REDIAL_HELD_MS 200              /* a priority connection holding messages this long is down... */
+#define REDIAL_MS      1000             /* ... and redials at once on news from its peer, this often at most */
 #define CTX_SOCKETS_SLACK 64            /* ROUTER, ZAP, their monitors, other users of the context */
 #define ZMQ_SOCKETS_MAX   65535         /* ZMQ_SOCKET_LIMIT of libzmq's default build */
 /* A DEALER's routing id, sent once per connection in the (CURVE-encrypted) ZMTP handshake:
@@ -117,6 +119,7 @@ typedef struct dealer {
     int64_t hello_ms;                       /* when our hello was last queued on it (0: never) */
     int64_t opened_ms;                      /* when it was opened */
     int64_t used_ms;                        /* when a message was last given to it (or opened_ms) */
+    int64_t redial_ms;                      /* when it last redialled on news from its peer */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -1522,6 +1525,23 @@ static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *
     if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
 }
 
+/* A message from addr: a node listens there now. Our priority connection to it that holds messages
+ * (none is up) may be waiting out its backoff (up to RECONNECT_MAX_MS): it dials again at once. A
+ * member killed and restarted while suspected refutes through the answer that waits there: with
+ * the backoff alone, that took 0.45-0.9 s instead of 0.1-0.3 s. At most once per REDIAL_MS per
+ * connection, so a peer claiming another's address makes us dial it no more than that. */
+static void redial_held(transport_t *t, const char *addr, int64_t now)
+{
+    char ep[TRANSPORT_ADDR_MAX + 8];
+    dealer_t *d = addr[0] ? dealer_find(t, addr, 1) : NULL;
+    if (d == NULL || d->pend_count == 0 || now - d->redial_ms < REDIAL_MS ||
+        now - (d->pend[d->pend_head].deadline_ms - t->o.pending_ms) < REDIAL_HELD_MS)
+        return;
+    d->redial_ms = now;
+    snprintf(ep, sizeof ep, "tcp://%s", d->addr);
+    if (zmq_disconnect(d->sock, ep) == 0 && zmq_connect(d->sock, ep) == 0) t->st.dealers_redialled++;
+}
+
 /* Reads one message from the ROUTER. 1 valid (m filled), 2 dropped, 0 none waiting, -1 ETERM. */
 static int router_read_one(transport_t *t, transport_msg_t *m)
 {
@@ -1605,6 +1625,7 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
     m->body_len = env->body.len;
     m->env_ = env;
     bump(&t->st.msgs_in[m->type], 1);
+    redial_held(t, m->sender_addr, clock_ms());
     return 1;
 }
 
