@@ -910,6 +910,48 @@ Test(transport, a_connection_to_nowhere_is_redialled_with_a_backoff)
     cr_expect_leq(n, 9, "%ld TCP connects in %d ms to an address where nobody listens", n, WATCH_MS);
 }
 
+/* A priority connection holding messages for a peer that was down is redialling with a backoff
+ * (up to 2 s between tries); a message from that peer shows it is back, and the connection dials
+ * again at once: a member restarted while suspected refutes through the answer held there. */
+Test(transport, news_from_a_peer_that_was_down_redials_our_connection_to_it_at_once)
+{
+    node_t a, b;
+    transport_opts_t o;
+    transport_msg_t m;
+    char err[256] = "", there[TRANSPORT_ADDR_MAX];
+    transport_opts_default(&o);
+    o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING;
+    o.pending_ms = 8000;
+    node_start(&a, &o);
+    free_addr(there, sizeof there);
+    cr_assert_eq(transport_send(a.t, there, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"1", 1), 0);
+    /* nobody there for 3 s: A's redials back off to 2 s apart */
+    zmq_pollitem_t items[8];
+    for (int64_t end = peer_now_ms() + 3000; peer_now_ms() < end;)
+        zmq_poll(items, transport_pollitems(a.t, items, 8), 20);
+    cr_assert_eq(stats_of(a.t).msgs_out[TRIB__MSG_TYPE__MSG_PING], 0);
+    b.ctx = zmq_ctx_new();
+    peer_identity(&b.id);
+    b.t = transport_new(b.ctx, &b.id, there, &o, err, sizeof err);
+    cr_assert_not_null(b.t, "B on %s: %s", there, err);
+    int64_t t0 = peer_now_ms();
+    cr_assert_eq(transport_send(b.t, transport_addr(a.t), TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"b", 1), 0);
+    cr_assert_eq(peer_wait_msg2(a.t, b.t, ARRIVE_MS, &m), 1, "A hears from B");
+    transport_msg_free(&m);
+    int64_t heard = peer_now_ms() - t0;
+    cr_expect_eq(stats_of(a.t).dealers_redialled, 1);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives A's held message");
+    cr_expect_eq(m.body_len, 1);
+    transport_msg_free(&m);
+    int64_t got = peer_now_ms() - t0;
+    cr_log_info("A heard from B after %lld ms; B had A's held message after %lld ms", (long long)heard,
+                (long long)got);
+    cr_expect_lt(got - heard, 1000, "A's held message reached B %lld ms after A heard from B",
+                 (long long)(got - heard));
+    node_stop(&a);
+    node_stop(&b);
+}
+
 /* A connection whose handshake never succeeded and that was given nothing for unanswered_ms is
  * closed (ZeroMQ would redial it until the process ends); a connection that came up is kept
  * however long it stays unused, and one still given messages is kept too. */
