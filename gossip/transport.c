@@ -120,6 +120,7 @@ typedef struct dealer {
     int64_t opened_ms;                      /* when it was opened */
     int64_t used_ms;                        /* when a message was last given to it (or opened_ms) */
     int64_t redial_ms;                      /* when it last redialled on news from its peer */
+    int64_t held_ms;                        /* when its oldest waiting message began to wait */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -1244,6 +1245,7 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
     }
     pend_t *p = &d->pend[(d->pend_head + d->pend_count) % t->o.pending_max];
     bump(&t->st.sends_held[d->lane != 0], 1);
+    if (d->pend_count == 0) d->held_ms = now;
     zmq_msg_init(&p->msg);
     zmq_msg_move(&p->msg, &msg);
     zmq_msg_close(&msg);
@@ -1534,8 +1536,7 @@ static void redial_held(transport_t *t, const char *addr, int64_t now)
 {
     char ep[TRANSPORT_ADDR_MAX + 8];
     dealer_t *d = addr[0] ? dealer_find(t, addr, 1) : NULL;
-    if (d == NULL || d->pend_count == 0 || now - d->redial_ms < REDIAL_MS ||
-        now - (d->pend[d->pend_head].deadline_ms - t->o.pending_ms) < REDIAL_HELD_MS)
+    if (d == NULL || d->pend_count == 0 || now - d->held_ms < REDIAL_HELD_MS || now - d->redial_ms < REDIAL_MS)
         return;
     d->redial_ms = now;
     snprintf(ep, sizeof ep, "tcp://%s", d->addr);
