@@ -43,8 +43,8 @@
 #define RECONNECT_MS     100
 #define RECONNECT_MAX_MS 2000
 #define SWEEP_MS       1000             /* unanswered connections are looked for this often */
-#define REDIAL_HELD_MS 200              /* a priority connection holding messages this long is down... */
-#define REDIAL_MS      1000             /* ... and redials at once on news from its peer, this often at most */
+#define REDIAL_AFTER_MS 200             /* a connection never up, this old, dials again for a new message... */
+#define REDIAL_MS      1000             /* ... this often at most */
 #define CTX_SOCKETS_SLACK 64            /* ROUTER, ZAP, their monitors, other users of the context */
 #define ZMQ_SOCKETS_MAX   65535         /* ZMQ_SOCKET_LIMIT of libzmq's default build */
 /* A DEALER's routing id, sent once per connection in the (CURVE-encrypted) ZMTP handshake:
@@ -119,8 +119,8 @@ typedef struct dealer {
     int64_t hello_ms;                       /* when our hello was last queued on it (0: never) */
     int64_t opened_ms;                      /* when it was opened */
     int64_t used_ms;                        /* when a message was last given to it (or opened_ms) */
-    int64_t redial_ms;                      /* when it last redialled on news from its peer */
-    int64_t held_ms;                        /* when its oldest waiting message began to wait */
+    int64_t redial_ms;                      /* when it last dialled again for a new message */
+    int tcp_up;                             /* watched (mon): its TCP connection is up now */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -177,6 +177,8 @@ struct transport {
  * security mechanism exists (random bytes, another protocol, a frame past the limit in the
  * greeting) with no handshake event, only DISCONNECTED (see closed_unproven). */
 #define RMON_EVENTS (MON_EVENTS | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+/* A DEALER's also say when its TCP connection is up (redial_unanswered). */
+#define DMON_EVENTS (MON_EVENTS | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -410,7 +412,7 @@ static int closed_unproven(transport_t *t, uint16_t ev, int fd)
 
 /* Reads what the monitor pair of d (NULL: the ROUTER's) has. Returns 1 when a handshake
  * succeeded (the watch can end). */
-static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
+static int monitor_read(transport_t *t, void *pair, dealer_t *d)
 {
     const char *addr = d != NULL ? d->addr : NULL;
     int ok = 0, out = d != NULL;
@@ -429,8 +431,10 @@ static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
             uint32_t val;
             memcpy(&id, b, 2);
             memcpy(&val, b + 2, 4);
-            if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_DISCONNECTED) {
-                if (d == NULL && closed_unproven(t, id, (int)val)) {
+            if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_DISCONNECTED || id == ZMQ_EVENT_CONNECTED) {
+                if (d != NULL)
+                    d->tcp_up = id == ZMQ_EVENT_CONNECTED;
+                else if (closed_unproven(t, id, (int)val)) {
                     bump(&t->st.handshake_failed_in, 1);
                     snprintf(t->st.last_handshake_error, sizeof t->st.last_handshake_error,
                              "closed before any handshake: it did not speak ZMTP 3 with CURVE (garbage, "
@@ -651,11 +655,12 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
         set_int(d->sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_MAX_MS) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_SERVERKEY, server_pk, 32) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_PUBLICKEY, t->curve_pk, 32) ||
-        zmq_setsockopt(d->sock, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) ||
-        zmq_connect(d->sock, ep))
+        zmq_setsockopt(d->sock, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32))
         goto err;
+    d->mon = monitor_open(t, d->sock, DMON_EVENTS);   /* before the connect, or its CONNECTED is missed */
+    if (zmq_connect(d->sock, ep) != 0) goto err;
     while (t->ndealers >= t->o.max_peers && t->lru_tail != NULL) dealer_close(t, t->lru_tail);
-    if ((d->mon = monitor_open(t, d->sock, MON_EVENTS)) != NULL) {   /* without it, failures go unreported */
+    if (d->mon != NULL) {                   /* without it, failures go unreported */
         d->mnext = t->mlist;
         if (t->mlist) t->mlist->mprev = d;
         t->mlist = d;
@@ -669,6 +674,10 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     t->st.dealers_opened[lane != 0]++;
     return d;
 err:
+    if (d->mon) {
+        zmq_socket_monitor(d->sock, NULL, 0);
+        zmq_close(d->mon);
+    }
     if (d->sock) zmq_close(d->sock);
     free(d);
     return NULL;
@@ -1196,6 +1205,25 @@ static void hello_to(transport_t *t, const char *addr, int want_reply, const cha
     hello_send_why(t, d, want_reply, refused);
 }
 
+/* A message waits for a connection that never came up and has no TCP connection now (none under
+ * way to abort: a slow handshake is never cut short): it dials again at once instead of at the end
+ * of its backoff (up to RECONNECT_MAX_MS, longer than a short pending_ms), at most once per
+ * REDIAL_MS. A node started before its seed reaches it with its next join, not one backoff later.
+ * Such a connection has nothing queued in ZeroMQ (ZMQ_IMMEDIATE), so nothing is lost. */
+static void redial_unanswered(transport_t *t, dealer_t *d, int64_t now)
+{
+    char ep[TRANSPORT_ADDR_MAX + 8];
+    if (d->mon == NULL || now - d->opened_ms < REDIAL_AFTER_MS || now - d->redial_ms < REDIAL_MS) return;
+    if (monitor_read(t, d->mon, d)) {       /* its handshake just succeeded */
+        mlist_remove(t, d);
+        return;
+    }
+    if (d->tcp_up) return;
+    d->redial_ms = now;
+    snprintf(ep, sizeof ep, "tcp://%s", d->addr);
+    if (zmq_disconnect(d->sock, ep) == 0 && zmq_connect(d->sock, ep) == 0) t->st.dealers_redialled++;
+}
+
 /* Packs and hands one envelope to d, or holds it until the connection is up. */
 static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len)
 {
@@ -1245,7 +1273,6 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
     }
     pend_t *p = &d->pend[(d->pend_head + d->pend_count) % t->o.pending_max];
     bump(&t->st.sends_held[d->lane != 0], 1);
-    if (d->pend_count == 0) d->held_ms = now;
     zmq_msg_init(&p->msg);
     zmq_msg_move(&p->msg, &msg);
     zmq_msg_close(&msg);
@@ -1253,6 +1280,7 @@ static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *bod
     p->deadline_ms = now + t->o.pending_ms;
     d->pend_count++;
     plist_add(t, d);
+    redial_unanswered(t, d, now);
     return 0;
 drop:
     bump(&t->st.send_dropped, 1);
@@ -1527,22 +1555,6 @@ static void hello_recv(transport_t *t, const Trib__Envelope *env, const from_t *
     if (h != NULL) trib__cert_hello__free_unpacked(h, NULL);
 }
 
-/* A message from addr: a node listens there now. Our priority connection to it that holds messages
- * (none is up) may be waiting out its backoff (up to RECONNECT_MAX_MS): it dials again at once. A
- * member killed and restarted while suspected refutes through the answer that waits there: with
- * the backoff alone, that took 0.45-0.9 s instead of 0.1-0.3 s. At most once per REDIAL_MS per
- * connection, so a peer claiming another's address makes us dial it no more than that. */
-static void redial_held(transport_t *t, const char *addr, int64_t now)
-{
-    char ep[TRANSPORT_ADDR_MAX + 8];
-    dealer_t *d = addr[0] ? dealer_find(t, addr, 1) : NULL;
-    if (d == NULL || d->pend_count == 0 || now - d->held_ms < REDIAL_HELD_MS || now - d->redial_ms < REDIAL_MS)
-        return;
-    d->redial_ms = now;
-    snprintf(ep, sizeof ep, "tcp://%s", d->addr);
-    if (zmq_disconnect(d->sock, ep) == 0 && zmq_connect(d->sock, ep) == 0) t->st.dealers_redialled++;
-}
-
 /* Reads one message from the ROUTER. 1 valid (m filled), 2 dropped, 0 none waiting, -1 ETERM. */
 static int router_read_one(transport_t *t, transport_msg_t *m)
 {
@@ -1626,7 +1638,6 @@ static int router_read_one(transport_t *t, transport_msg_t *m)
     m->body_len = env->body.len;
     m->env_ = env;
     bump(&t->st.msgs_in[m->type], 1);
-    redial_held(t, m->sender_addr, clock_ms());
     return 1;
 }
 

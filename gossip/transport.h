@@ -239,8 +239,8 @@ typedef struct {
                                                 bulk one, [1] the priority types' */
     uint64_t dealers_warmed;                 /* ... of those [1], by transport_warm */
     uint64_t dealers_unanswered;             /* closed: never came up, unused for unanswered_ms */
-    uint64_t dealers_redialled;              /* priority connections holding messages that dialled
-                                                again at once when their peer's message came */
+    uint64_t dealers_redialled;              /* connections never up, with no TCP connection, that
+                                                dialled again at once for a new message */
     uint64_t sends_held[2];                  /* messages held for a connection not up yet (or a
                                                 full ZeroMQ queue), by lane as dealers_opened */
     uint64_t handshake_failed_in;            /* CURVE/ZMTP handshakes of incoming connections failed */
