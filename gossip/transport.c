@@ -44,7 +44,9 @@
 #define RECONNECT_MAX_MS 2000
 #define SWEEP_MS       1000             /* unanswered connections are looked for this often */
 #define REDIAL_AFTER_MS 200             /* a connection never up, this old, dials again for a new message... */
-#define REDIAL_MS      1000             /* ... this often at most */
+#define REDIAL_MS      10000            /* ... this often at most: a redial starts the backoff again at
+                                           RECONNECT_MS, and once a second it made ~4 connects a second
+                                           to a dead member SWIM still gossips to (0.45 without) */
 #define CTX_SOCKETS_SLACK 64            /* ROUTER, ZAP, their monitors, other users of the context */
 #define ZMQ_SOCKETS_MAX   65535         /* ZMQ_SOCKET_LIMIT of libzmq's default build */
 /* A DEALER's routing id, sent once per connection in the (CURVE-encrypted) ZMTP handshake:

@@ -240,7 +240,8 @@ typedef struct {
     uint64_t dealers_warmed;                 /* ... of those [1], by transport_warm */
     uint64_t dealers_unanswered;             /* closed: never came up, unused for unanswered_ms */
     uint64_t dealers_redialled;              /* connections never up, with no TCP connection, that
-                                                dialled again at once for a new message */
+                                                dialled again at once for a new message (once per
+                                                10 s at most) */
     uint64_t sends_held[2];                  /* messages held for a connection not up yet (or a
                                                 full ZeroMQ queue), by lane as dealers_opened */
     uint64_t handshake_failed_in;            /* CURVE/ZMTP handshakes of incoming connections failed */
