@@ -204,7 +204,8 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
         return;
     }
     if (m->state == TRIB__MEMBER_STATE__ALIVE)
-        g->warm_due = 1;         /* its priority connection opens on the loop (warm_step) */
+        g->warm_due = 1;         /* its priority connection opens on the loop (conns.c) */
+    gossip__conns_member(g, m, old_state);
     if (m->state == TRIB__MEMBER_STATE__ALIVE && old_state != TRIB__MEMBER_STATE__ALIVE &&
         old_state != TRIB__MEMBER_STATE__SUSPECT)
         gossip__member_back(g, m->id.data);   /* our pushes meanwhile went on without it (returned.c) */
@@ -592,6 +593,7 @@ static void publish_stats(gossip_t *g)
     g->health = swim_health(g->swim);
     g->catalog_dropped_pub = g->catalog_dropped;
     g->riders_malformed_pub = g->riders_malformed;
+    g->conns_closed_gone_pub = g->conns_closed_gone;
     g->nforks = repl_forks(g->repl, g->forks, REPL_FORKS_MAX);
     membersave_stats(g->saver, &g->msave_stats);
     g->members_unsaved_pub = g->members_unsaved;
@@ -671,42 +673,6 @@ static void push_committed(gossip_t *g)
     g->push_next_ms = 0;             /* more: the next turn goes on, after membership's messages */
     atomic_store(&g->announced, 1);
     gossip__wake(g);
-}
-
-/* Membership's connections open ahead of their first message: a probe's ping, or the ack that
- * answers one, that had to wait for its connection's handshake (TCP, CURVE, ZAP, our certificate
- * hello) outlasted the probe on a busy node. Opened lazily, at the first message to each member, a
- * federation of 20 nodes still had ~130 of its 380 pairs without one when every node began to
- * publish, and those opened in the same second as ~360 bulk connections (every node pushing to
- * every member): their handshakes took 1-2.4 s and each first probe of such a pair failed, though
- * the member was alive (issue 9 item 3). So every member seen alive gets its priority connection
- * from the loop at once, but never more than WARM_SHAKING handshakes of ours under way: a joining
- * federation warms as fast as its handshakes finish, not as one burst. SWIM opens the same
- * connections anyway within one probe round (it probes every member), so this adds none. */
-#define WARM_SHAKING 4
-#define WARM_RETRY_MS 50
-
-typedef struct {
-    gossip_t *g;
-    int busy;
-} warm_t;
-
-static void warm_one(void *ctx, const Trib__Member *m)
-{
-    warm_t *w = ctx;
-    if (w->busy || m->state != TRIB__MEMBER_STATE__ALIVE || !m->addr || m->id.len != ID_PK_LEN ||
-        !memcmp(m->id.data, w->g->id.pk, ID_PK_LEN))
-        return;
-    if (transport_warm(w->g->tr, m->addr, WARM_SHAKING) == -2)
-        w->busy = 1;
-}
-
-static void warm_step(gossip_t *g, uint64_t now)
-{
-    warm_t w = {g, 0};
-    swim_foreach(g->swim, warm_one, &w);
-    g->warm_due = w.busy;
-    g->warm_next_ms = now + WARM_RETRY_MS;
 }
 
 /* A rotation asked by gossip_rekey, on the loop, in one turn (no message goes out meanwhile):
@@ -842,8 +808,10 @@ static void *loop(void *arg)
             g->ae_due = 1;
             next_ae = now + g->o.anti_entropy_ms;
         }
+        if (g->ngone)
+            gossip__conns_step(g);
         if (g->warm_due && now >= g->warm_next_ms)
-            warm_step(g, now);
+            gossip__warm_step(g, now);
         if (g->dirty)
             publish_snapshot(g);
         if (now >= next_stats) {

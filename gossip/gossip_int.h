@@ -1,5 +1,5 @@
-/* gossip/gossip_int.h - what the parts of the federation actor share; included by gossip/gossip.c,
- * gossip/intake.c and gossip/gossip_metrics.c only.
+/* gossip/gossip_int.h - what the parts of the federation actor share; included by the files below
+ * (and zap.c) only.
  *
  *   gossip.c          the loop thread, the callbacks it gives transport, SWIM, replication and
  *                     reads, the member snapshot, lifecycle and the rest of gossip.h's API.
@@ -9,8 +9,10 @@
  *   gossip_metrics.c  gossip_metrics_render: the counters the loop publishes, for Prometheus.
  *   answers.c         the answer budget: the hooks replication and the federation log call before
  *                     and after answering a peer.
+ *   conns.c           the peer connections that follow membership: warm-ups, closing a gone
+ *                     member's connections.
  *
- * Must not: be included outside those four files; declare anything one of them could keep static. */
+ * Must not: be included outside those files; declare anything one of them could keep static. */
 #ifndef TRIB_GOSSIP_INT_H
 #define TRIB_GOSSIP_INT_H
 
@@ -37,6 +39,7 @@ typedef struct cmsg {
 } cmsg_t;
 
 #define GOSSIP_HELLO_STORE_MAX 64  /* certificates from hellos queued for the federation log at most */
+#define GOSSIP_GONE_MAX 64         /* members gone in one loop turn whose connections close (conns.c) */
 #define GOSSIP_UNCERT_TRACK 64     /* uncertified members followed for the log at most (the rest: counted) */
 #define GOSSIP_BACK_SLOTS 64       /* members back in sight remembered at once (returned.c); more: the oldest is
                                       forgotten, and an answer to it waits for the pushes as before */
@@ -129,6 +132,10 @@ struct gossip {
     int join_synced;                /* the catalog round at start is open (member_changed) */
     int warm_due;                   /* a member came alive: open its priority connection (loop only) */
     uint64_t warm_next_ms;          /* ... handshakes under way: the next try no sooner */
+    char gone[GOSSIP_GONE_MAX][TRANSPORT_ADDR_MAX];   /* addresses of members just gone, whose
+                                                         connections close on the loop (loop only) */
+    int ngone;
+    uint64_t conns_closed_gone, conns_closed_gone_pub; /* connections closed so (or for one back) */
     /* certificates newly admitted from hellos, waiting to go into the federation log together (zap.c) */
     uint8_t *hcert[GOSSIP_HELLO_STORE_MAX];
     size_t hcert_len[GOSSIP_HELLO_STORE_MAX];
@@ -215,6 +222,11 @@ void gossip__uncertified_check(gossip_t *g);                                   /
  * counted in trib_trust_refused_total{kind="owner",reason=v}, line logged rate-limited. Any thread. */
 void gossip__owner_refused(gossip_t *g, trust_verdict_t v, const char *line);
 void gossip__trust_render(gossip_t *g, FILE *f);
+
+/* ---- conns.c (loop thread) */
+void gossip__warm_step(gossip_t *g, uint64_t now);        /* members alive: their priority connections */
+void gossip__conns_member(gossip_t *g, const Trib__Member *m, int old_state);   /* SWIM's changed */
+void gossip__conns_step(gossip_t *g);                     /* gone members' connections close */
 
 /* ---- answers.c (loop thread, but the init, free and render) */
 #define ANSWER_BURST_S 2         /* a peer's burst of answer bytes: this many seconds of its rate */

@@ -32,6 +32,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     memcpy(counts, g->counts, sizeof counts);
     int health = g->health;
     uint64_t catalog_dropped = g->catalog_dropped_pub, riders_malformed = g->riders_malformed_pub;
+    uint64_t closed_gone = g->conns_closed_gone_pub;
     membersave_stats_t ms = g->msave_stats;
     uint64_t members_unsaved = g->members_unsaved_pub;
     pthread_mutex_unlock(&g->smu);
@@ -88,6 +89,12 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     prom_counter(f, "trib_gossip_connections_warmed_total",
                  "Priority connections opened ahead of their first message, for a member seen alive (of "
                  "trib_gossip_connections_total{lane=\"priority\"}).", ts.dealers_warmed);
+    prom_family(f, "trib_gossip_connections_closed_total", "counter",
+                "Connections to peers closed so ZeroMQ stops redialling them, by reason: the member "
+                "was declared dead or left (or came back: it gets fresh ones), or the connection never "
+                "came up and carried nothing for 10 s.");
+    prom_sample(f, "trib_gossip_connections_closed_total", "reason=\"member_gone\"", closed_gone);
+    prom_sample(f, "trib_gossip_connections_closed_total", "reason=\"unanswered\"", ts.dealers_unanswered);
     prom_family(f, "trib_gossip_sends_held_total", "counter",
                 "Messages held because their connection was not up yet (its handshake under way) or "
                 "ZeroMQ's queue to the peer was full, by lane: on the priority one, a probe or an ack "

@@ -30,6 +30,24 @@
 #define RECV_BATCH     256              /* frames read per transport_recv call */
 #define ZAP_BATCH      64               /* ZAP requests answered per transport_recv call */
 #define HANDSHAKE_MS   10000
+/* A warm-up counts a connection of ours as a handshake under way (transport_warm's max_shaking)
+ * for at most this long after it opened, though ZeroMQ goes on trying for HANDSHAKE_MS: four
+ * addresses that accept TCP and never speak held every warm-up slot for the whole 10 s window, and
+ * no healthy member was warmed meanwhile. A loopback handshake takes milliseconds, one on a busy
+ * node 1-2.4 s: so warm-ups stay paced (max_shaking a second at most), and a stuck address delays
+ * the others by one second, once. */
+#define SHAKE_SLOT_MS  1000
+/* ZeroMQ redials a DEALER whose connection is down every 100 ms by default, forever: ~7 connect
+ * attempts a second to every dead member's address. Ours back off, doubling from RECONNECT_MS (plus
+ * up to RECONNECT_MS of jitter) to RECONNECT_MAX_MS. libzmq keeps the backoff only across failed
+ * TCP connects: a connection that came up and broke starts again at RECONNECT_MS. */
+#define RECONNECT_MS     100
+#define RECONNECT_MAX_MS 2000
+#define SWEEP_MS       1000             /* unanswered connections are looked for this often */
+#define REDIAL_AFTER_MS 200             /* a connection never up, this old, dials again for a new message... */
+#define REDIAL_MS      10000            /* ... this often at most: a redial starts the backoff again at
+                                           RECONNECT_MS, and once a second it made ~4 connects a second
+                                           to a dead member SWIM still gossips to (0.45 without) */
 #define CTX_SOCKETS_SLACK 64            /* ROUTER, ZAP, their monitors, other users of the context */
 #define ZMQ_SOCKETS_MAX   65535         /* ZMQ_SOCKET_LIMIT of libzmq's default build */
 /* A DEALER's routing id, sent once per connection in the (CURVE-encrypted) ZMTP handshake:
@@ -104,6 +122,9 @@ typedef struct dealer {
     int64_t hello_ms;                       /* when our hello was last queued on it (0: never) */
     int64_t opened_ms;                      /* when it was opened */
     sendq_t *bulk;                          /* bytes of bulk sends ZeroMQ holds for it (first one makes it) */
+    int64_t used_ms;                        /* when a message was last given to it (or opened_ms) */
+    int64_t redial_ms;                      /* when it last dialled again for a new message */
+    int tcp_up;                             /* watched (mon): its TCP connection is up now */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -152,6 +173,7 @@ struct transport {
     int asks_in_window;
     curve_slot_t curve_cache[64];           /* sender keys seen: sender_authentic */
     sendq_t *bulk;                          /* bytes of bulk sends ZeroMQ holds, over all dealers */
+    int64_t sweep_ms;                       /* the last look for unanswered connections */
 };
 
 #define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
@@ -160,6 +182,8 @@ struct transport {
  * security mechanism exists (random bytes, another protocol, a frame past the limit in the
  * greeting) with no handshake event, only DISCONNECTED (see closed_unproven). */
 #define RMON_EVENTS (MON_EVENTS | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+/* A DEALER's also say when its TCP connection is up (redial_unanswered). */
+#define DMON_EVENTS (MON_EVENTS | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED)
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -264,6 +288,7 @@ void transport_opts_default(transport_opts_t *o)
     o->max_peers = 1024;
     o->advertise = NULL;
     o->pending_ms = 2000;
+    o->unanswered_ms = 10000;
     o->pending_max = 64;
     o->close_linger_ms = 500;
     o->max_peer_keys = 65536;
@@ -394,7 +419,7 @@ static int closed_unproven(transport_t *t, uint16_t ev, int fd)
 
 /* Reads what the monitor pair of d (NULL: the ROUTER's) has. Returns 1 when a handshake
  * succeeded (the watch can end). */
-static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
+static int monitor_read(transport_t *t, void *pair, dealer_t *d)
 {
     const char *addr = d != NULL ? d->addr : NULL;
     int ok = 0, out = d != NULL;
@@ -413,8 +438,10 @@ static int monitor_read(transport_t *t, void *pair, const dealer_t *d)
             uint32_t val;
             memcpy(&id, b, 2);
             memcpy(&val, b + 2, 4);
-            if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_DISCONNECTED) {
-                if (d == NULL && closed_unproven(t, id, (int)val)) {
+            if (id == ZMQ_EVENT_ACCEPTED || id == ZMQ_EVENT_DISCONNECTED || id == ZMQ_EVENT_CONNECTED) {
+                if (d != NULL)
+                    d->tcp_up = id == ZMQ_EVENT_CONNECTED;
+                else if (closed_unproven(t, id, (int)val)) {
                     bump(&t->st.handshake_failed_in, 1);
                     snprintf(t->st.last_handshake_error, sizeof t->st.last_handshake_error,
                              "closed before any handshake: it did not speak ZMTP 3 with CURVE (garbage, "
@@ -619,7 +646,7 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     memcpy(d->server_pk, server_pk, 32);
     snprintf(d->addr, sizeof d->addr, "%s", addr);
     d->lane = lane;
-    d->opened_ms = clock_ms();
+    d->opened_ms = d->used_ms = clock_ms();
     snprintf(ep, sizeof ep, "tcp://%s", addr);
     d->sock = zmq_socket(t->zctx, ZMQ_DEALER);
     if (d->sock == NULL) goto err;
@@ -632,14 +659,16 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     d->slim = alen > 0 && RID_FIXED + alen <= 255 &&
               zmq_setsockopt(d->sock, ZMQ_ROUTING_ID, rid, RID_FIXED + alen) == 0;
     if (set_common(t, d->sock, addr[0] == '[') || set_int(d->sock, ZMQ_IMMEDIATE, 1) ||
-        set_int(d->sock, ZMQ_RCVHWM, 1) ||
+        set_int(d->sock, ZMQ_RCVHWM, 1) || set_int(d->sock, ZMQ_RECONNECT_IVL, RECONNECT_MS) ||
+        set_int(d->sock, ZMQ_RECONNECT_IVL_MAX, RECONNECT_MAX_MS) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_SERVERKEY, server_pk, 32) ||
         zmq_setsockopt(d->sock, ZMQ_CURVE_PUBLICKEY, t->curve_pk, 32) ||
-        zmq_setsockopt(d->sock, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32) ||
-        zmq_connect(d->sock, ep))
+        zmq_setsockopt(d->sock, ZMQ_CURVE_SECRETKEY, t->curve_sk, 32))
         goto err;
+    d->mon = monitor_open(t, d->sock, DMON_EVENTS);   /* before the connect, or its CONNECTED is missed */
+    if (zmq_connect(d->sock, ep) != 0) goto err;
     while (t->ndealers >= t->o.max_peers && t->lru_tail != NULL) dealer_close(t, t->lru_tail);
-    if ((d->mon = monitor_open(t, d->sock, MON_EVENTS)) != NULL) {   /* without it, failures go unreported */
+    if (d->mon != NULL) {                   /* without it, failures go unreported */
         d->mnext = t->mlist;
         if (t->mlist) t->mlist->mprev = d;
         t->mlist = d;
@@ -653,6 +682,10 @@ static dealer_t *dealer_open(transport_t *t, const char *addr, int lane)
     t->st.dealers_opened[lane != 0]++;
     return d;
 err:
+    if (d->mon) {
+        zmq_socket_monitor(d->sock, NULL, 0);
+        zmq_close(d->mon);
+    }
     if (d->sock) zmq_close(d->sock);
     free(d);
     return NULL;
@@ -699,10 +732,10 @@ transport_t *transport_new(void *zctx, const identity_t *id, const char *listen_
     if (o != NULL) t->o = *o; else transport_opts_default(&t->o);
     if (t->o.max_msg < 64 || t->o.max_msg > (1u << 30) || t->o.hwm < 1 || t->o.max_peers < 1 ||
         t->o.keepalive_s < 0 || t->o.keepalive_s > 86400 || t->o.pending_ms < 0 ||
-        t->o.pending_max < 0 || t->o.close_linger_ms < 0 || t->o.max_peer_keys < 1 || t->o.bulk_peer_bytes < 1 ||
-        t->o.bulk_total_bytes < 1) {
+        t->o.pending_max < 0 || t->o.close_linger_ms < 0 || t->o.max_peer_keys < 1 || t->o.unanswered_ms < 0 ||
+        t->o.bulk_peer_bytes < 1 || t->o.bulk_total_bytes < 1) {
         set_err(err, errlen, "transport_new: option out of range (max_msg 64..1GiB, hwm >= 1, "
-                "max_peers >= 1, keepalive_s 0..86400, pending and linger >= 0, max_peer_keys >= 1, "
+                "max_peers >= 1, keepalive_s 0..86400, pending, linger and unanswered >= 0, max_peer_keys >= 1, "
                 "bulk budgets >= 1)");
         goto fail;
     }
@@ -1188,7 +1221,7 @@ int transport_warm(transport_t *t, const char *addr, int max_shaking)
     int64_t now = clock_ms();
     int shaking = 0;
     for (const dealer_t *d = t->mlist; d; d = d->mnext)   /* watched until their first handshake */
-        shaking += now - d->opened_ms < HANDSHAKE_MS;
+        shaking += now - d->opened_ms < SHAKE_SLOT_MS;
     if (shaking >= max_shaking) return -2;
     dealer_t *d = dealer_open(t, addr, 1);
     if (d == NULL) return -1;
@@ -1233,6 +1266,25 @@ static void hello_to(transport_t *t, const char *addr, int want_reply, const cha
     hello_send_why(t, d, want_reply, refused);
 }
 
+/* A message waits for a connection that never came up and has no TCP connection now (none under
+ * way to abort: a slow handshake is never cut short): it dials again at once instead of at the end
+ * of its backoff (up to RECONNECT_MAX_MS, longer than a short pending_ms), at most once per
+ * REDIAL_MS. A node started before its seed reaches it with its next join, not one backoff later.
+ * Such a connection has nothing queued in ZeroMQ (ZMQ_IMMEDIATE), so nothing is lost. */
+static void redial_unanswered(transport_t *t, dealer_t *d, int64_t now)
+{
+    char ep[TRANSPORT_ADDR_MAX + 8];
+    if (d->mon == NULL || now - d->opened_ms < REDIAL_AFTER_MS || now - d->redial_ms < REDIAL_MS) return;
+    if (monitor_read(t, d->mon, d)) {       /* its handshake just succeeded */
+        mlist_remove(t, d);
+        return;
+    }
+    if (d->tcp_up) return;
+    d->redial_ms = now;
+    snprintf(ep, sizeof ep, "tcp://%s", d->addr);
+    if (zmq_disconnect(d->sock, ep) == 0 && zmq_connect(d->sock, ep) == 0) t->st.dealers_redialled++;
+}
+
 /* Packs and hands one envelope to d, or holds it until the connection is up. */
 static int dealer_send(transport_t *t, dealer_t *d, int type, const uint8_t *body, size_t len)
 {
@@ -1245,6 +1297,7 @@ static int dealer_send_q(transport_t *t, dealer_t *d, int type, const uint8_t *b
     Trib__Envelope env = TRIB__ENVELOPE__INIT;
     zmq_msg_t msg;
     int64_t now = clock_ms();
+    d->used_ms = now;
     if (d->rehello && type != TRIB__MSG_TYPE__MSG_CERT_HELLO && t->hello != NULL) {
         d->rehello = 0;
         hello_send(t, d, 1);
@@ -1294,18 +1347,40 @@ static int dealer_send_q(transport_t *t, dealer_t *d, int type, const uint8_t *b
     p->deadline_ms = now + t->o.pending_ms;
     d->pend_count++;
     plist_add(t, d);
+    redial_unanswered(t, d, now);
     return 0;
 drop:
     bump(&t->st.send_dropped, 1);
     return -1;
 }
 
-void transport_forget(transport_t *t, const char *addr)
+int transport_forget(transport_t *t, const char *addr)
 {
-    if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return;
+    int n = 0;
+    if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return 0;
     for (int lane = 0; lane < 2; lane++) {
         dealer_t *d = dealer_find(t, addr, lane);
-        if (d != NULL) dealer_close(t, d);
+        if (d != NULL) {
+            dealer_close(t, d);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Closes the connections whose handshake never succeeded (still watched) and that were given
+ * nothing for unanswered_ms: ZeroMQ would redial them until the process ends (a member that died,
+ * an address that never answered). The next message to the address opens a connection again. */
+static void sweep_unanswered(transport_t *t, int64_t now)
+{
+    if (t->o.unanswered_ms <= 0 || now - t->sweep_ms < SWEEP_MS) return;
+    t->sweep_ms = now;
+    for (dealer_t *d = t->mlist, *next; d; d = next) {
+        next = d->mnext;
+        if (d->pend_count == 0 && now - d->used_ms >= t->o.unanswered_ms) {
+            dealer_close(t, d);
+            t->st.dealers_unanswered++;
+        }
     }
 }
 
@@ -1322,7 +1397,9 @@ static void flush_all(transport_t *t, int64_t now)
 int transport_pollitems(transport_t *t, zmq_pollitem_t *items, int max)
 {
     assert(t != NULL && items != NULL && max >= 2);
-    flush_all(t, clock_ms());
+    int64_t now = clock_ms();
+    flush_all(t, now);
+    sweep_unanswered(t, now);
     items[0] = (zmq_pollitem_t){.socket = t->router, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = t->zap, .events = ZMQ_POLLIN};
     int n = 2;

@@ -63,6 +63,9 @@ typedef struct {
     const char *advertise;          /* HOST:PORT peers reply to; NULL = the bound address */
     int pending_ms;                 /* how long a send may wait for a connection (2000) */
     int pending_max;                /* messages waiting per peer for a connection (64) */
+    int unanswered_ms;              /* a connection of ours whose handshake never succeeded and that
+                                       was given no message for this long is closed (ZeroMQ redials
+                                       it forever, backing off from 100 ms to 2 s); 0 = never (10000) */
     int close_linger_ms;            /* ZMQ_LINGER set on DEALERs by transport_destroy (500) */
     /* Chartered mode (0): the ROUTER is a CURVE server with this node's own CURVE key instead of
      * the federation key, and a DEALER to an address uses the node key registered for it with
@@ -163,12 +166,14 @@ size_t transport_drop_bulk(transport_t *t, const char *addr);
  * invalid, or (chartered) without a key or with one the allow callback does not admit now (a
  * member entry of a key with no certificate, which anyone can mint: dialled, if at all, when a
  * message needs it), or the DEALER cap reached (a warm-up never closes another connection); -2 not
- * now: max_shaking connections or more opened within the last handshake window still wait for
- * their first handshake (a warm-up adds no burst of its own to a busy node). */
+ * now: max_shaking connections or more opened within the last second still wait for their first
+ * handshake (a warm-up adds no burst of its own to a busy node; one that is stuck, to an address
+ * that accepts TCP and never speaks, frees its place after that second and goes on trying). */
 int transport_warm(transport_t *t, const char *addr, int max_shaking);
 
-/* Closes the DEALER to addr (a dead peer); waiting messages are dropped and counted. */
-void transport_forget(transport_t *t, const char *addr);
+/* Closes the DEALERs to addr (a dead peer); waiting messages are dropped and counted. Returns how
+ * many were open (0..2). The next message to addr opens a connection again. */
+int transport_forget(transport_t *t, const char *addr);
 
 /* Admission policy for peers' CURVE keys; NULL = open federation (any key). Runs on the owner's
  * thread inside transport_recv: at the handshake (connect 1, the ZAP request) and again for every
@@ -250,6 +255,10 @@ typedef struct {
     uint64_t dealers_opened[2];              /* DEALERs opened (connections dialled), by lane: [0] the
                                                 bulk one, [1] the priority types' */
     uint64_t dealers_warmed;                 /* ... of those [1], by transport_warm */
+    uint64_t dealers_unanswered;             /* closed: never came up, unused for unanswered_ms */
+    uint64_t dealers_redialled;              /* connections never up, with no TCP connection, that
+                                                dialled again at once for a new message (once per
+                                                10 s at most) */
     uint64_t sends_held[2];                  /* messages held for a connection not up yet (or a
                                                 full ZeroMQ queue), by lane as dealers_opened */
     uint64_t handshake_failed_in;            /* CURVE/ZMTP handshakes of incoming connections failed */

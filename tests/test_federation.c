@@ -44,6 +44,16 @@ typedef struct {
     long count;
 } cond_t;
 
+/* Every node closed a connection to a member gone (dead or left). */
+static int all_closed_gone(void *ctx)
+{
+    cond_t *c = ctx;
+    for (int i = 0; i < c->n; i++)
+        if (h_metric(c->nodes[i]->url, "trib_gossip_connections_closed_total{reason=\"member_gone\"}") < 1)
+            return 0;
+    return 1;
+}
+
 static int all_see_state(void *ctx)
 {
     cond_t *c = ctx;
@@ -195,14 +205,36 @@ Test(federation, sigkill_is_detected_then_rejoin_catches_up)
     cr_assert(h_wait(all_see_state, &cd, 15000), "growth was not marked dead");
     long detect_ms = h_now_ms() - t0;
     cr_log_info("SIGKILL -> dead on both peers in %ld ms (suspect seen: %d)", detect_ms, saw_suspect);
+    /* its connections close (ZeroMQ would redial them forever) */
+    cr_expect(h_wait(all_closed_gone, &cd, 5000), "a peer closed no connection to the dead member");
 
     publish(&a, "settled-transactions.yaml"); /* while growth is down */
     cr_assert_eq(h_node_restart(&b), 0, "growth did not restart");
     cd.state = "alive";
+    t0 = h_now_ms();
     cr_assert(h_wait(all_see_state, &cd, 15000), "growth did not rejoin");
+    cr_log_info("restart -> alive on both peers in %ld ms", h_now_ms() - t0);
     h_node_t *gb[] = {&b};
     cond_t cp = {.nodes = gb, .n = 1, .product = "payments/settled-transactions"};
     cr_assert(h_wait(all_have_product, &cp, 10000), "growth did not catch up after restart");
+}
+
+/* A member killed and restarted on the same address and key while its peers suspect it refutes
+ * the suspicion: its peers' connections to it were down and redialling with a backoff (100 ms up
+ * to 2 s), and its probes must not wait so long that it is declared dead. */
+Test(federation, a_member_restarted_while_suspected_is_alive_again_at_once)
+{
+    h_node_t a, b, c;
+    start3(&a, &b, &c);
+    h_node_stop(&b, SIGKILL);
+    h_node_t *watchers[] = {&a, &c};
+    cond_t cd = {.nodes = watchers, .n = 2, .domain = "growth", .state = "suspect"};
+    cr_assert(h_wait(all_see_state, &cd, 10000), "growth was not suspected");
+    long t0 = h_now_ms();
+    cr_assert_eq(h_node_restart(&b), 0, "growth did not restart");
+    cd.state = "alive";
+    cr_assert(h_wait(all_see_state, &cd, 15000), "growth is not alive again at its peers");
+    cr_log_info("suspected, restarted -> alive on both peers in %ld ms", h_now_ms() - t0);
 }
 
 Test(federation, graceful_stop_shows_left)

@@ -6,6 +6,13 @@
 #include <inttypes.h>
 #include <sys/resource.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -755,6 +762,238 @@ Test(transport, a_warmed_priority_connection_carries_the_first_probe_without_wai
     st = stats_of(a.t);
     cr_expect_eq(st.peers_open, 2);
     cr_expect_eq(st.send_dropped, 0);
+    node_stop(&a);
+    node_stop(&b);
+}
+
+/* A listener that completes TCP handshakes (the kernel's backlog) and never speaks: a hung process,
+ * or an address a hostile member entry names. Its address into out. */
+static int stuck_listener(char *out, size_t len)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(fd, 16), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(out, len, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    return fd;
+}
+
+/* Handshakes that never finish do not hold the warm-ups of healthy members for ZeroMQ's whole
+ * handshake window: four warmed addresses that accept TCP and never speak took every place
+ * (max_shaking 4) for 10 s (a healthy member's warm-up came 9,994 ms later). Each counts for a
+ * second at most; the stuck connections stay open and go on trying. */
+Test(transport, handshakes_that_never_finish_do_not_hold_a_healthy_peer_s_warm_up)
+{
+    enum { STUCK = 4, WARM_BOUND_MS = 3000 };
+    node_t a, b;
+    transport_opts_t o;
+    transport_msg_t m;
+    int lfd[STUCK];
+    char stuck[STUCK][TRANSPORT_ADDR_MAX];
+    transport_opts_default(&o);
+    o.priority_types = 1u << TRIB__MSG_TYPE__MSG_PING;
+    node_start(&a, &o);
+    node_start(&b, &o);
+    const char *to_b = transport_addr(b.t);
+    for (int i = 0; i < STUCK; i++) {
+        lfd[i] = stuck_listener(stuck[i], sizeof stuck[i]);
+        cr_assert_eq(transport_warm(a.t, stuck[i], STUCK), 1, "%s", stuck[i]);
+    }
+    int64_t t0 = peer_now_ms();
+    cr_expect_eq(transport_warm(a.t, to_b, STUCK), -2, "four handshakes under way hold no place");
+    int rc = -2;
+    while (rc == -2 && peer_now_ms() - t0 < WARM_BOUND_MS) {
+        transport_recv(a.t, &m);
+        if ((rc = transport_warm(a.t, to_b, STUCK)) == -2)
+            poll(NULL, 0, 5);
+    }
+    int64_t warmed = peer_now_ms() - t0;
+    cr_assert_eq(rc, 1, "the healthy peer was not warmed within %d ms (rc %d)", WARM_BOUND_MS, rc);
+    cr_assert_eq(transport_send(a.t, to_b, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1), 0);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives the probe");
+    transport_msg_free(&m);
+    int64_t ready = peer_now_ms() - t0;
+    cr_log_info("healthy peer warmed after %lld ms, its probe arrived after %lld ms",
+                (long long)warmed, (long long)ready);
+    cr_expect_lt(ready, WARM_BOUND_MS + 1000, "the probe arrived %lld ms after the warm-up began", (long long)ready);
+    transport_stats_t st = stats_of(a.t);
+    cr_expect_eq(st.dealers_warmed, STUCK + 1);
+    cr_expect_eq(st.dealers_opened[1], STUCK + 1, "the probe opened a connection of its own");
+    cr_expect_eq(st.peers_open, STUCK + 1, "a stuck connection was closed");
+    node_stop(&a);
+    node_stop(&b);
+    for (int i = 0; i < STUCK; i++)
+        close(lfd[i]);
+}
+
+/* The kernel's count of TCP connects begun (ActiveOpens in /proc/net/snmp, of this network
+ * namespace); -1 when unreadable. */
+static long tcp_active_opens(void)
+{
+    char line[512], vals[512];
+    long v = -1;
+    FILE *f = fopen("/proc/net/snmp", "r");
+    if (f == NULL) return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "Tcp: RtoAlgorithm", 17) == 0 && fgets(vals, sizeof vals, f) != NULL) {
+            long a, b, c, d, e;
+            if (sscanf(vals, "Tcp: %ld %ld %ld %ld %ld", &a, &b, &c, &d, &e) == 5) v = e;
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* In a child of its own network namespace (nothing else dials there): the TCP connects a
+ * transport makes in watch_ms to an address where nobody listens, after one message to it. -2
+ * when the machine allows no such namespace (skip), -1 on another failure. */
+static long connects_to_nowhere(int watch_ms)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        long n = -2;
+        close(fds[0]);
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0) {
+            n = -1;
+            struct ifreq ifr = {0};
+            int s = socket(AF_INET, SOCK_DGRAM, 0);
+            snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+            if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr) == 0)) {
+                identity_t id;
+                char err[256], nowhere[32];
+                peer_identity(&id);
+                void *ctx = zmq_ctx_new();
+                transport_t *t = transport_new(ctx, &id, "127.0.0.1:0", NULL, err, sizeof err);
+                snprintf(nowhere, sizeof nowhere, "127.0.0.1:%d", 9);    /* discard: nobody listens here */
+                long before = tcp_active_opens();
+                if (t != NULL && before >= 0 &&
+                    transport_send(t, nowhere, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1) == 0) {
+                    zmq_pollitem_t items[4];
+                    for (int64_t end = peer_now_ms() + watch_ms; peer_now_ms() < end;)
+                        zmq_poll(items, transport_pollitems(t, items, 4), 20);
+                    n = tcp_active_opens() - before;
+                }
+                transport_destroy(&t);
+                zmq_ctx_term(ctx);
+            }
+            if (s >= 0) close(s);
+        }
+        if (write(fds[1], &n, sizeof n) != (ssize_t)sizeof n) _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    long n = -1;
+    if (read(fds[0], &n, sizeof n) != (ssize_t)sizeof n) n = -1;
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return n;
+}
+
+/* A connection to an address where nobody listens (a member that died) is redialled with a
+ * backoff, not every 100 ms (ZeroMQ's default, forever): about 20 connects in 3 s before, 5-6
+ * now (100 ms doubling to 2 s, plus jitter). Counted by the kernel, in a network namespace of the
+ * test's own. */
+Test(transport, a_connection_to_nowhere_is_redialled_with_a_backoff)
+{
+    enum { WATCH_MS = 3000 };
+    long n = connects_to_nowhere(WATCH_MS);
+    if (n == -2) cr_skip_test("this machine allows no user and network namespace (unshare)");
+    cr_assert_geq(n, 1, "no connect counted (%ld)", n);
+    cr_log_info("%ld TCP connects in %d ms to an address where nobody listens", n, WATCH_MS);
+    cr_expect_leq(n, 9, "%ld TCP connects in %d ms to an address where nobody listens", n, WATCH_MS);
+}
+
+/* A connection that never came up redials with a backoff (up to 2 s between tries); a new message
+ * for it dials again at once when no TCP connection is under way (a node started before its seed
+ * reaches it with its next message), but never cuts a handshake short (an address that accepts TCP
+ * and never speaks is not dialled again for every message). */
+Test(transport, a_new_message_redials_a_connection_never_up_but_never_cuts_a_handshake_short)
+{
+    node_t a, b;
+    transport_opts_t o;
+    transport_msg_t m;
+    char err[256] = "", there[TRANSPORT_ADDR_MAX], stuck[TRANSPORT_ADDR_MAX];
+    transport_opts_default(&o);
+    o.pending_ms = 8000;
+    node_start(&a, &o);
+    free_addr(there, sizeof there);
+    int lfd = stuck_listener(stuck, sizeof stuck);
+    cr_assert_eq(transport_send(a.t, there, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"1", 1), 0);
+    cr_assert_eq(transport_send(a.t, stuck, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"1", 1), 0);
+    /* nobody at `there` for 3 s: A's tries back off to 2 s apart */
+    zmq_pollitem_t items[8];
+    for (int64_t end = peer_now_ms() + 3000; peer_now_ms() < end;) {
+        zmq_poll(items, transport_pollitems(a.t, items, 8), 20);
+        transport_recv(a.t, &m);
+    }
+    cr_assert_eq(transport_send(a.t, stuck, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"2", 1), 0);
+    cr_expect_eq(stats_of(a.t).dealers_redialled, 0, "a handshake under way was cut short");
+    b.ctx = zmq_ctx_new();
+    peer_identity(&b.id);
+    b.t = transport_new(b.ctx, &b.id, there, &o, err, sizeof err);
+    cr_assert_not_null(b.t, "B on %s: %s", there, err);
+    int64_t t0 = peer_now_ms();
+    cr_assert_eq(transport_send(a.t, there, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"2", 1), 0);
+    cr_expect_eq(stats_of(a.t).dealers_redialled, 1, "redialled %" PRIu64, stats_of(a.t).dealers_redialled);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives A's first message");
+    transport_msg_free(&m);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives A's second message");
+    transport_msg_free(&m);
+    int64_t got = peer_now_ms() - t0;
+    cr_log_info("B had A's messages %lld ms after A's new message", (long long)got);
+    cr_expect_lt(got, 1000, "A's messages reached B %lld ms after the new one", (long long)got);
+    node_stop(&a);
+    node_stop(&b);
+    close(lfd);
+}
+
+/* A connection whose handshake never succeeded and that was given nothing for unanswered_ms is
+ * closed (ZeroMQ would redial it until the process ends); a connection that came up is kept
+ * however long it stays unused, and one still given messages is kept too. */
+Test(transport, a_connection_never_answered_and_unused_is_closed)
+{
+    node_t a, b;
+    transport_opts_t o;
+    transport_msg_t m;
+    char nowhere[TRANSPORT_ADDR_MAX], busy[TRANSPORT_ADDR_MAX];
+    transport_opts_default(&o);
+    o.unanswered_ms = 300;
+    o.pending_ms = 100;
+    node_start(&a, &o);
+    node_start(&b, &o);
+    free_addr(nowhere, sizeof nowhere);
+    snprintf(busy, sizeof busy, "127.0.0.2:%s", strrchr(nowhere, ':') + 1);
+    cr_assert_eq(transport_send(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_PING, NULL, 0), 0);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives the first message");
+    transport_msg_free(&m);
+    cr_assert_eq(transport_send(a.t, nowhere, TRIB__MSG_TYPE__MSG_PING, NULL, 0), 0);
+    cr_expect_eq(stats_of(a.t).peers_open, 2);
+    int64_t t0 = peer_now_ms();
+    zmq_pollitem_t items[8];
+    while (stats_of(a.t).dealers_unanswered == 0 && peer_now_ms() - t0 < ARRIVE_MS) {
+        transport_send(a.t, busy, TRIB__MSG_TYPE__MSG_PING, NULL, 0);   /* in use: kept */
+        zmq_poll(items, transport_pollitems(a.t, items, 8), 20);
+        transport_recv(a.t, &m);
+        transport_recv(b.t, &m);
+    }
+    int64_t took = peer_now_ms() - t0;
+    transport_stats_t st = stats_of(a.t);
+    cr_assert_eq(st.dealers_unanswered, 1, "the unanswered connection was not closed within %d ms", ARRIVE_MS);
+    cr_expect_geq(took, 300, "closed after %lld ms, before unanswered_ms", (long long)took);
+    cr_expect_eq(st.peers_open, 2, "the connection to B or the one in use was closed");
+    cr_assert_eq(transport_send(a.t, transport_addr(b.t), TRIB__MSG_TYPE__MSG_PING, NULL, 0), 0);
+    cr_assert_eq(peer_wait_msg2(b.t, a.t, ARRIVE_MS, &m), 1, "B receives the second message");
+    transport_msg_free(&m);
+    cr_expect_eq(stats_of(a.t).dealers_opened[0], 3, "the connection to B was dialled again");
+    cr_assert_eq(transport_send(a.t, nowhere, TRIB__MSG_TYPE__MSG_PING, NULL, 0), 0);
+    cr_expect_eq(stats_of(a.t).dealers_opened[0], 4, "the next message to the closed address opens one");
     node_stop(&a);
     node_stop(&b);
 }
