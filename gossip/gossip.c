@@ -35,6 +35,7 @@
 #include <zmq.h>
 #include "gossip/clock.h"
 #include "gossip/entry.h"
+#include "gossip/certwait.h"
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/gossip_int.h"
@@ -836,6 +837,8 @@ static void *loop(void *arg)
             deadline = g->push_next_ms;
         if (g->warm_due && g->warm_next_ms < deadline)
             deadline = g->warm_next_ms;
+        if (certwait_deadline(g->certwait) < deadline)
+            deadline = certwait_deadline(g->certwait);
         now = clock_ms();
         long timeout = more || deadline <= now ? 0 : (long)(deadline - now);
         int n = transport_pollitems(g->tr, items, 7);
@@ -860,6 +863,8 @@ static void *loop(void *arg)
             push_committed(g);
         if (g->o.fedlog)
             fedlog_tick(g->o.fedlog);
+        if (g->certwait)
+            gossip__certwait_step(g, clock_ms());
         /* Bounded per turn so timers keep running under a flood. */
         transport_msg_t m;
         for (int budget = 0; budget < 1024 && transport_recv(g->tr, &m) == 1; budget++) {
@@ -1006,6 +1011,7 @@ static void destroy(gossip_t *g)
     if (g->own_trust)
         trust_destroy(&g->trust);
     curvememo_free(&g->curvememo);
+    certwait_free(&g->certwait);
     pthread_mutex_destroy(&g->tcmu);
     pthread_mutex_destroy(&g->rkmu);
     pthread_cond_destroy(&g->rkcv);
@@ -1064,6 +1070,10 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         g->own_replaces = own.prev_serial != 0;
         cert_free(&own);
         g->curvememo = curvememo_new();   /* NULL (out of memory): every conversion done again */
+        if (!(g->certwait = certwait_new())) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
     }
     transport_opts_t to;
     transport_opts_default(&to);

@@ -194,6 +194,9 @@ struct gossip {
      * never opens at once on a digest that knows nothing of the domain (intake.c) */
     int own_replaces;
     _Atomic uint64_t own_dismissed; /* uncertified claims outlived OWN_UNCERT_MS: publishing went on */
+    /* chartered: keys of other domains' entries met before their certificate (certwait.h; NULL
+     * in open mode) */
+    struct certwait *certwait;
     log_limit_t swim_refused_log;        /* refused member claims: one line a second at most */
     /* the answer budget (answers.c): NULL when there is none (answer_rate 0) */
     struct budget *budget;
@@ -206,7 +209,10 @@ struct gossip {
 int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect);    /* transport_allow_fn */
 int gossip__hello(void *ctx, transport_hello_t *h);                           /* transport_hello_fn */
 int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const uint8_t claimed[32]); /* transport_rebind_fn */
-int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]); /* worker */
+int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32],
+                     const char *from);                                                   /* worker */
+/* Chartered: judges the entries' keys held for their certificates (certwait.h). Loop only. */
+void gossip__certwait_step(gossip_t *g, uint64_t now);
 void gossip__member_cert(gossip_t *g, gossip_member_t *m);                    /* verified, serial, expiry */
 void gossip__own_cert_check(gossip_t *g);                                     /* loop: expiry warning */
 void gossip__retire_handed_over(gossip_t *g);   /* loop: members whose key a held hand-over retired */

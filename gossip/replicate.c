@@ -18,8 +18,8 @@
  * Push: the gossip loop sends a node's new entries to every alive member at once, marked final
  * (repl_push_all): nobody forwards them, so each member receives each entry once. While a domain's
  * entries are being pushed (it changed in the last ACTIVE_MS, and went to at least one member)
- * digest answers leave it out: the pushes are in flight, and answering them again would only send
- * each a second time. repl_push
+ * answers to whole digests leave it out: the pushes are in flight, and answering them again would
+ * only send each a second time (a question about some domains alone is answered in full). repl_push
  * (to a few peers, unmarked) makes each node that accepts entries as new forward them once, all the
  * entries of one received frame together in one frame to the same few peers (so a run of entries
  * arrives in order, not scattered into gaps), and an entry spreads epidemically with every hop
@@ -517,6 +517,12 @@ void repl_ask(replicate_t *r, const char *addr)
     send_listed(r, addr, &own, r->own[0] ? 1 : 0, 0);
 }
 
+void repl_ask_domain(replicate_t *r, const char *addr, const char *domain)
+{
+    char *d = (char *)domain;
+    send_listed(r, addr, &d, 1, 0);
+}
+
 size_t repl_sync_opener(replicate_t *r, const char *addr, uint8_t *buf, size_t cap)
 {
     r->nwants = 0; /* a request lost before this round gets asked again */
@@ -595,7 +601,7 @@ static int send_lacking(void *ctx, const char *domain, const store_head_t *h)
     uint64_t theirs = hit ? (*hit)->seq : 0;
     if (theirs >= h->seq)
         return 0;
-    if (is_active(l->r, domain)) {
+    if (!l->peer->only_listed && is_active(l->r, domain)) {   /* a question about some domains: now */
         l->r->stats.answers_deferred++;
         return 0;
     }
@@ -978,7 +984,8 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
                 continue;
             }
             *v = j->v[m - 1];    /* compacted in place: j->nv <= m - 1 */
-            if (r->io.entry_ok && !r->io.entry_ok(r->io.ctx, v->entry, v->signed_entry->signer.data)) {
+            if (r->io.entry_ok &&
+                !r->io.entry_ok(r->io.ctx, v->entry, v->signed_entry->signer.data, j->fr[f].from)) {
                 entry_free(v);
                 j->nuntrusted++;
                 continue;

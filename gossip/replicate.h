@@ -33,8 +33,8 @@ typedef struct {
     int answers_final;
     /* Chartered mode: may this entry (its signature verified) be stored? Called on the thread
      * that runs repl_job_run; it counts and logs its own refusals (counted here too, in
-     * entries_untrusted). NULL: every verified entry may. */
-    int (*entry_ok)(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32]);
+     * entries_untrusted). from: the address of the peer that sent it. NULL: every verified entry may. */
+    int (*entry_ok)(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32], const char *from);
     /* Chartered mode: may a domain's log move from the key of its head to signer (a held key
      * hand-over)? store_append_t.handover; called inside the store's write transaction. */
     int (*handover)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);
@@ -118,6 +118,10 @@ void repl_set_own(replicate_t *r, const char *domain);
  * only_listed: not the rest of the catalog, which the rounds bring). The peer answers with its
  * heads of the listed domains (only_listed, reply), pull in progress with us or not. */
 void repl_ask(replicate_t *r, const char *addr);
+/* Asks addr for the entries of domain we lack (our head of it alone, only_listed): a key's
+ * certificate came after its entries were met (certwait.h). Answered at once, even while the domain
+ * is being pushed. */
+void repl_ask_domain(replicate_t *r, const char *addr, const char *domain);
 /* Peers' digests that told us of our domain (any whole digest, or one listing it) since start;
  * *peer_head the highest head they hold for our domain, *own_head ours. */
 size_t repl_own_heard(replicate_t *r, uint64_t *peer_head, uint64_t *own_head);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "gossip/certwait.h"
 #include "gossip/clock.h"
 #include "gossip/edcurve.h"
 #include "gossip/fedlog.h"
@@ -45,23 +46,38 @@ static const char *kind_name(int kind)
     return kind == TRUST_REFUSED_CONNECT ? "connect" : kind == TRUST_REFUSED_ENTRY ? "entry" : "owner";
 }
 
-/* Counts a refusal and logs it unless one of its kind and reason was logged lately. */
-__attribute__((format(printf, 4, 5)))
-static void refused(gossip_t *g, int kind, trust_verdict_t v, const char *fmt, ...)
+/* Counts n refusals and logs them unless one of their kind and reason was logged lately. */
+__attribute__((format(printf, 5, 0)))
+static void vrefused(gossip_t *g, int kind, trust_verdict_t v, uint64_t n, const char *fmt, va_list ap)
 {
     pthread_mutex_lock(&g->tcmu);
-    g->trefused[kind][v]++;
+    g->trefused[kind][v] += n;
     pthread_mutex_unlock(&g->tcmu);
     uint64_t held;
     if (!log_limit(&g->trefused_log[kind][v], REFUSAL_LOG_MS, &held))
         return;
     char line[512], tail[96];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     log_warn("trust: refused %s (%s): %s%s", kind_name(kind), trust_verdict_name(v), line,
              log_held(tail, sizeof tail, held, ""));
+}
+
+__attribute__((format(printf, 4, 5)))
+static void refused(gossip_t *g, int kind, trust_verdict_t v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vrefused(g, kind, v, 1, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 5, 6)))
+static void refused_n(gossip_t *g, int kind, trust_verdict_t v, uint64_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vrefused(g, kind, v, n, fmt, ap);
+    va_end(ap);
 }
 
 int gossip__zap_allow(void *ctx, const uint8_t curve_pk[32], int connect)
@@ -229,7 +245,7 @@ int gossip__rebind(void *ctx, const char *addr, const uint8_t held[32], const ui
     return trust_handover(g->trust, hi.domain, claimed, held) == 1 ? TRANSPORT_REBIND_STALE : TRANSPORT_REBIND_NO;
 }
 
-int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32])
+int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32], const char *from)
 {
     gossip_t *g = ctx;
     char err[300] = "";
@@ -238,11 +254,53 @@ int gossip__entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signe
         return 1;
     if (v == TRUST_UNCERTIFIED && strcmp(e->domain, g->domain) == 0)
         gossip__own_uncertified(g, e->seq);   /* our own log goes on under a key we cannot check yet */
+    else if (v == TRUST_UNCERTIFIED && certwait_hold(g->certwait, signer, e->domain, from, clock_ms()))
+        return 0;                /* its certificate may be on its way: refused only if none comes */
     char hex[ID_HEX_LEN];
     identity_hex(signer, hex);
     refused(g, TRUST_REFUSED_ENTRY, v, "entry %s seq %" PRIu64 " signed by %.16s...: %s", e->domain, e->seq, hex,
             err);
     return 0;
+}
+
+static trust_verdict_t cw_judge(void *ctx, const char *domain, const uint8_t key[32], char *why, size_t cap)
+{
+    gossip_t *g = ctx;
+    return trust_entry_ok(g->trust, domain, key, clock_wall_ms(), why, cap);
+}
+
+static void cw_sync(void *ctx, const char *addr)
+{
+    gossip_t *g = ctx;
+    if (g->o.fedlog)
+        fedlog_sync(g->o.fedlog, addr);
+}
+
+static void cw_ask(void *ctx, const char *addr, const char *domain)
+{
+    gossip_t *g = ctx;
+    repl_ask_domain(g->repl, addr, domain);
+}
+
+static void cw_refuse(void *ctx, trust_verdict_t v, uint64_t n, const char *domain, const uint8_t key[32],
+                      const char *why)
+{
+    gossip_t *g = ctx;
+    char hex[ID_HEX_LEN];
+    identity_hex(key, hex);
+    if (v == TRUST_UNCERTIFIED)
+        refused_n(g, TRUST_REFUSED_ENTRY, v, n, "%" PRIu64 " entr%s of domain %s signed by %.16s...: no certificate "
+                  "of this key came in %d s (its sender's federation log was asked)", n, n == 1 ? "y" : "ies",
+                  domain, hex, CERTWAIT_MS / 1000);
+    else
+        refused_n(g, TRUST_REFUSED_ENTRY, v, n, "%" PRIu64 " entr%s of domain %s signed by %.16s...: %s", n,
+                  n == 1 ? "y" : "ies", domain, hex, why);
+}
+
+void gossip__certwait_step(gossip_t *g, uint64_t now)
+{
+    certwait_io_t io = {.ctx = g, .judge = cw_judge, .sync = cw_sync, .ask = cw_ask, .refuse = cw_refuse};
+    certwait_step(g->certwait, &io, now);
 }
 
 void gossip__member_cert(gossip_t *g, gossip_member_t *m)
@@ -528,6 +586,18 @@ void gossip__trust_render(gossip_t *g, FILE *f)
         fprintf(f, "trib_cert_expiry_seconds %" PRId64 "\n", left);
         prom_gauge(f, "trib_cert_expiry_warning", "1 when this node's certificate expires within 14 days.",
                    left * 1000 <= EXPIRY_WARN_MS);
+        certwait_stats_t cw;
+        certwait_stats(g->certwait, &cw);
+        prom_gauge(f, "trib_trust_entries_awaiting_certificate",
+                   "Entries of other domains met before their key's certificate, not stored, and not refused yet: "
+                   "the certificate is asked for and waited for (at most 10 s).", cw.held_entries);
+        prom_family(f, "trib_trust_certificate_waits_total", "counter",
+                    "Keys of entries met before their certificate, by outcome: certified (the certificate came and "
+                    "the entries were asked for again), refused (none came in time: the entries were counted in "
+                    "trib_trust_refused_total), full (no room to wait: entries refused at once).");
+        fprintf(f, "trib_trust_certificate_waits_total{outcome=\"certified\"} %" PRIu64 "\n", cw.certified);
+        fprintf(f, "trib_trust_certificate_waits_total{outcome=\"refused\"} %" PRIu64 "\n", cw.refused);
+        fprintf(f, "trib_trust_certificate_waits_total{outcome=\"full\"} %" PRIu64 "\n", cw.full);
     }
 }
 

@@ -200,9 +200,10 @@ static void io_accepted(void *ctx, const uint8_t *entry, size_t len)
     crypto_generichash_update(&t->accepted, entry, len);
 }
 
-static int io_entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32])
+static int io_entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32], const char *from)
 {
     (void)ctx;
+    (void)from;
     (void)signer;
     return strcmp(e->domain, "gamma") != 0;     /* gamma's entries are not trusted */
 }
