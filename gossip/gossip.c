@@ -207,6 +207,9 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
     if (m->state == TRIB__MEMBER_STATE__ALIVE)
         g->warm_due = 1;         /* its priority connection opens on the loop (conns.c) */
     gossip__conns_member(g, m, old_state);
+    if (m->state == TRIB__MEMBER_STATE__ALIVE && old_state != TRIB__MEMBER_STATE__ALIVE &&
+        old_state != TRIB__MEMBER_STATE__SUSPECT)
+        gossip__member_back(g, m->id.data);   /* our pushes meanwhile went on without it (returned.c) */
     /* A member (back) in sight may have missed pushes (a revocation): compare federation logs now,
      * not at the next anti-entropy round (one summary message when they agree). Only a node that
      * holds something starts it: a join of empty logs opens no extra connections. Members first in
@@ -1145,7 +1148,8 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
                      .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL,
                      .handover = g->trust ? handover : NULL, .answer_ok = gossip__answer_ok_catalog,
-                     .answered = gossip__answered_catalog, .asker = gossip__answer_asker};
+                     .answered = gossip__answered_catalog, .got_pushes = gossip__asker_got_pushes,
+                     .asker = gossip__answer_asker};
     size_t frame = o->max_msg > 4096 ? o->max_msg - 1024 : o->max_msg;
     if (frame > FRAME_MAX)
         frame = FRAME_MAX;

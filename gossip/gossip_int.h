@@ -41,6 +41,8 @@ typedef struct cmsg {
 #define GOSSIP_HELLO_STORE_MAX 64  /* certificates from hellos queued for the federation log at most */
 #define GOSSIP_GONE_MAX 64         /* members gone in one loop turn whose connections close (conns.c) */
 #define GOSSIP_UNCERT_TRACK 64     /* uncertified members followed for the log at most (the rest: counted) */
+#define GOSSIP_BACK_SLOTS 64       /* members back in sight remembered at once (returned.c); more: the oldest is
+                                      forgotten, and an answer to it waits for the pushes as before */
 
 /* trib_trust_refused_total{kind}: connections, entries, owners of routed reads (zap.c) */
 enum { TRUST_REFUSED_CONNECT = 0, TRUST_REFUSED_ENTRY = 1, TRUST_REFUSED_OWNER = 2, TRUST_REFUSED_KINDS = 3 };
@@ -201,6 +203,9 @@ struct gossip {
     /* the answer budget (answers.c): NULL when there is none (answer_rate 0) */
     struct budget *budget;
     const uint8_t *asker;        /* node key of the peer whose message the loop is handling (NULL: none) */
+    /* members back in sight in the last REPL_ACTIVE_MS (returned.c; loop only): a ring */
+    struct { uint8_t id[32]; uint64_t ms; } back[GOSSIP_BACK_SLOTS];
+    size_t back_next;
     _Atomic uint64_t answers_refused[2], answer_bytes[2];   /* by kind: catalog, trust */
     _Atomic uint64_t answers_capped[2];   /* refused by the node's cap (answers.c), by kind */
 };
@@ -244,6 +249,12 @@ void gossip__answered_catalog(void *ctx, const char *addr, size_t bytes);
 void gossip__answered_trust(void *ctx, const char *addr, size_t bytes);
 void gossip__answer_asker(void *ctx, const uint8_t *key);         /* repl_io_t.asker: sets g->asker */
 void gossip__answers_render(gossip_t *g, FILE *f);
+
+/* ---- returned.c (loop thread): members back in sight, which missed the pushes meanwhile */
+/* A member came alive from new, dead or left (member_changed): pushes of the last REPL_ACTIVE_MS
+ * went on without it. */
+void gossip__member_back(gossip_t *g, const uint8_t id[32]);
+int gossip__asker_got_pushes(void *ctx, const char *addr);         /* repl_io_t.got_pushes */
 
 /* ---- gossip.c */
 /* Wakes the loop (any thread). */

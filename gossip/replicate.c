@@ -19,7 +19,9 @@
  * (repl_push_all): nobody forwards them, so each member receives each entry once. While a domain's
  * entries are being pushed (it changed in the last ACTIVE_MS, and went to at least one member)
  * answers to whole digests leave it out: the pushes are in flight, and answering them again would
- * only send each a second time (a question about some domains alone is answered in full). repl_push
+ * only send each a second time (a question about some domains alone is answered in full). Not to a
+ * peer the pushes did not reach (io.got_pushes: one that was dead, or came back meanwhile): it is
+ * sent what it lacks at once. repl_push
  * (to a few peers, unmarked) makes each node that accepts entries as new forward them once, all the
  * entries of one received frame together in one frame to the same few peers (so a run of entries
  * arrives in order, not scattered into gaps), and an entry spreads epidemically with every hop
@@ -66,7 +68,7 @@
                                     rounds with it shut for good */
 #define LISTED_MAX 64            /* domains of a question (only_listed) answered with our heads; a
                                     node asks about its own domain alone */
-#define ACTIVE_MS 2000           /* a domain changed this recently is being pushed */
+#define ACTIVE_MS REPL_ACTIVE_MS /* a domain changed this recently is being pushed */
 #define ACTIVE_SLOTS 4096        /* domains whose last change is remembered (a lost slot costs only
                                     an answer sent early) */
 
@@ -582,6 +584,7 @@ typedef struct {
     replicate_t *r;
     const Trib__CatalogDigest *peer;
     frame_t *frame;
+    int got_pushes;              /* the peer got our pushes in flight (io.got_pushes) */
 } lack_t;
 
 static int head_cmp(const void *a, const void *b)
@@ -601,7 +604,7 @@ static int send_lacking(void *ctx, const char *domain, const store_head_t *h)
     uint64_t theirs = hit ? (*hit)->seq : 0;
     if (theirs >= h->seq)
         return 0;
-    if (!l->peer->only_listed && is_active(l->r, domain)) {   /* a question about some domains: now */
+    if (l->got_pushes && !l->peer->only_listed && is_active(l->r, domain)) {   /* else: now */
         l->r->stats.answers_deferred++;
         return 0;
     }
@@ -654,7 +657,7 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
     /* What the digest told us of our own domain is kept above; the answer waits for the budget */
     if (answer_ok(r, from)) {
         frame_t f = {.r = r, .addr = from, .whole = !msg->only_listed}; /* the asker holds a pull */
-        lack_t l = {r, msg, &f};
+        lack_t l = {r, msg, &f, !r->io.got_pushes || r->io.got_pushes(r->io.ctx, from)};
         store_catalog_heads(r->st, send_lacking, &l);
         frame_finish(&f);
         if (!msg->reply && msg->only_listed) {

@@ -44,11 +44,19 @@ typedef struct {
      * request; answered is then told the bytes each message of the answer took. NULL: always. */
     int (*answer_ok)(void *ctx, const char *addr);
     void (*answered)(void *ctx, const char *addr, size_t bytes);
+    /* Did the peer whose digest is being answered (its reply address addr) get this node's pushes
+     * of the last REPL_ACTIVE_MS? 1: it is a member the pushes went to, so the answer leaves out
+     * the domains being pushed; 0: it was away (dead, left, unknown, or back only since), so it is
+     * sent what it lacks of them too. NULL: 1. */
+    int (*got_pushes)(void *ctx, const char *addr);
     /* Names the node key (32 bytes) of the peer that answer_ok and answered are about to be asked
      * about, where the caller cannot: a cut answer's `more`, followed in repl_job_finish with a
      * digest charged to the frame's sender (repl_job_new's senders); NULL after. NULL hook: none. */
     void (*asker)(void *ctx, const uint8_t *key);
 } repl_io_t;
+
+/* How long a domain counts as being pushed after it changed (digest answers leave it out). */
+#define REPL_ACTIVE_MS 2000
 
 typedef struct {
     uint64_t entries[CAT_RESULT_COUNT];   /* received entries by outcome */

@@ -300,6 +300,35 @@ Test(federation, a_joiner_asks_its_seed_for_the_catalog_at_once)
     cr_log_info("three joiners had the seed's catalog %ld ms after they started", h_now_ms() - t0);
 }
 
+/* A node restarted after the others marked it dead missed the push of what was published
+ * meanwhile, while the push to the others was still in flight: its first round at start must
+ * bring it at once. Answers leave out a domain whose entries are being pushed (the last 2 s) for
+ * peers those pushes reach, and a node that was dead is none of them: it waited for a later
+ * round (2-7 s with the default 2 s anti-entropy; here 60 s, so only the start's round counts). */
+Test(federation, a_node_back_from_the_dead_gets_what_was_published_just_before_at_once)
+{
+    h_node_t a, b, c;
+    cr_assert_eq(h_node_start(&a, "payments", SLOW_AE, NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, SLOW_AE, NULL), 0);
+    cr_assert_eq(h_node_start(&c, "listening", "--seed", a.peer, SLOW_AE, NULL), 0);
+    h_node_t *all[] = {&a, &b, &c};
+    cond_t ca = {.nodes = all, .n = 3, .count = 3};
+    cr_assert(h_wait(all_alive, &ca, 15000), "three nodes did not all see three alive members");
+    h_node_stop(&b, SIGKILL);
+    h_node_t *watchers[] = {&a, &c};
+    cond_t cd = {.nodes = watchers, .n = 2, .domain = "growth", .state = "dead"};
+    cr_assert(h_wait(all_see_state, &cd, 20000), "growth was not marked dead");
+
+    publish(&a, "settled-transactions.yaml");    /* pushed to listening, not to growth */
+    long t0 = h_now_ms();
+    cr_assert_eq(h_node_restart(&b), 0, "growth did not restart");
+    h_node_t *gb[] = {&b};
+    cond_t cp = {.nodes = gb, .n = 1, .product = "payments/settled-transactions"};
+    cr_assert(h_wait(all_have_product, &cp, 10000), "growth, restarted, did not get the product published just "
+              "before within 10 s (anti-entropy: 60 s)");
+    cr_log_info("growth had the product %ld ms after its restart began", h_now_ms() - t0);
+}
+
 /* ---- issue 8 B3: a node restored from a backup must not fork its own domain */
 
 /* PUT a small manifest payments/NAME on n; returns the HTTP status, *seq the catalog_seq (201/200)
