@@ -13,7 +13,7 @@ typedef struct {
     char addr[128];              /* the last peer that sent one of its entries */
     uint64_t since, until;       /* held since; refused: refused at once until */
     uint64_t entries;            /* held: entries met, not counted yet */
-    int state, asked;            /* asked: addr's federation log was asked */
+    int state, asked;            /* asked: the first sender's federation log was asked */
 } slot_t;
 
 struct certwait {
@@ -59,11 +59,9 @@ int certwait_hold(certwait_t *c, const uint8_t key[32], const char *domain, cons
             hit = s;
     }
     if (hit && hit->state == HELD) {
-        hit->entries++;
-        if (strcmp(hit->addr, addr)) {   /* a new sender: ask its log too */
-            snprintf(hit->addr, sizeof hit->addr, "%s", addr);
-            hit->asked = 0;
-        }
+        hit->entries++;          /* the last sender is asked for the domain once certified; the first one's
+                                    log was asked (any peer that forwards entries verified their key) */
+        snprintf(hit->addr, sizeof hit->addr, "%s", addr);
         held = 1;
     } else if (!hit && room) {
         *room = (slot_t){.since = now, .entries = 1, .state = HELD};
@@ -73,7 +71,7 @@ int certwait_hold(certwait_t *c, const uint8_t key[32], const char *domain, cons
         held = 1;
     } else if (!hit)
         c->st.full++;
-    if (held && c->next > now)
+    if (held && !hit && c->next > now)
         c->next = now;           /* a new key: its sender's log is asked at the loop's next turn */
     pthread_mutex_unlock(&c->mu);
     return held;
