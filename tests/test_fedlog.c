@@ -1925,6 +1925,16 @@ static long objects_held(h_node_t *n)
     return k;
 }
 
+/* objects_held once the node's own certificate, put into its log as it starts (committed off the
+ * HTTP threads: a moment after the node answers), is held; 15 s at most. */
+static int own_cert_held(void *ctx) { return objects_held(ctx) >= 1; }
+
+static long objects_settled(h_node_t *n)
+{
+    cr_assert(h_wait(own_cert_held, n, 15000), "the node's own certificate is not in its federation log");
+    return objects_held(n);
+}
+
 /* A certificate of domain for a new key, valid [nb, na], signed by the file roots r1 and r2, in
  * its file form (malloc'd). */
 static char *cert_file_text(const char *domain, int64_t nb, int64_t na, cert_t *out)
@@ -1954,7 +1964,7 @@ Test(fedlog, an_expired_certificate_is_refused_counted_and_not_stored)
     h_node_t n;
     char id[65], code[64], detail[700];
     start_chartered(&n, "payments", "good", NULL, id);
-    long before = objects_held(&n);
+    long before = objects_settled(&n);
     int64_t t = fx_now_ms();
     cert_t old, later;
     char *text = cert_file_text("growth", t - 30 * DAY_MS, t - 2 * DAY_MS, &old);
@@ -2002,7 +2012,7 @@ Test(fedlog, an_expired_certificate_with_forged_signatures_is_refused_as_forged)
     h_node_t n;
     char id[65], code[64], detail[700];
     start_chartered(&n, "payments", "good", NULL, id);
-    long before = objects_held(&n);
+    long before = objects_settled(&n);
     int64_t t = fx_now_ms();
     cert_t old;
     char *text = cert_file_text("growth", t - 30 * DAY_MS, t - 2 * DAY_MS, &old);
@@ -2034,7 +2044,7 @@ Test(fedlog, a_forged_resend_of_a_held_object_is_refused_and_counted)
     h_node_t n;
     char id[65], code[64], detail[700];
     start_chartered(&n, "payments", "good", NULL, id);
-    long before = objects_held(&n);
+    long before = objects_settled(&n);
     /* the node's own certificate (held) with one base64 character of a signature changed */
     size_t len;
     char *txt = h_read_file(P("good.cert"), &len);
@@ -2076,7 +2086,7 @@ Test(fedlog, a_forged_resend_of_the_held_charter_is_refused_as_forged)
     /* the anchor, as made, into the federation log: held from now on */
     long st = submit_answer(&n, txt, code, sizeof code, detail, sizeof detail);
     cr_assert(st == 201 || st == 200, "the charter as made: %ld %s %s", st, code, detail);
-    long before = objects_held(&n);
+    long before = objects_settled(&n);
     const char *mf = "trib_fedlog_refused_total{kind=\"charter\",reason=\"forged\"}",
                *ms = "trib_fedlog_refused_total{kind=\"charter\",reason=\"stale_version\"}";
     double f0 = h_metric(n.url, mf), s0 = h_metric(n.url, ms);
