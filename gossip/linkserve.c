@@ -462,7 +462,8 @@ static void *link_thread(void *arg)
         if (over == R_BUSY)
             refused(s, R_BUSY, "%u links are served already (--link-max)", s->o.max_links);
         else
-            refused(s, R_PER_PEER, "node %s... holds %u links already", hex, mine);
+            refused(s, R_PER_PEER, "node %s... holds %u links already (a node's share: a quarter of --link-max, "
+                    "64 at most)", hex, mine);
         answer_refusal(s, l, over);
         pthread_mutex_lock(&s->mu);
         sl->l = NULL;
@@ -579,6 +580,8 @@ linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen
         s->o.max_handshakes = 32;
     if (!s->o.max_per_peer)
         s->o.max_per_peer = 64;
+    if (s->o.max_per_peer > s->o.max_links / 4)   /* a node's share: a quarter of the links at most */
+        s->o.max_per_peer = s->o.max_links / 4 ? s->o.max_links / 4 : 1;
     if (!s->o.room_per_key)
         s->o.room_per_key = (size_t)24 << 20;
     if (!s->o.room_total)

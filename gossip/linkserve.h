@@ -54,8 +54,9 @@ typedef struct {
     unsigned max_links;          /* admitted links served at once (256; more: "busy") */
     unsigned max_handshakes;     /* connections in their handshake at once, apart from the links (32;
                                     more are closed at accept: "busy") */
-    unsigned max_per_peer;       /* admitted links of one node id at once (64; more: "per_peer"): each
-                                    holds a thread, and reads_serve leaves the per-requester bound to us */
+    unsigned max_per_peer;       /* admitted links of one node id at once (64, and a quarter of max_links
+                                    at most, 1 at least; more: "per_peer"): each holds a thread, and
+                                    reads_serve leaves the per-requester bound to us */
     uint8_t prologue[32];        /* link_prologue_open / _charter */
     trust_t *trust;              /* chartered: initiators must be admitted; NULL: open */
     /* This node's static key pair now (its identity's CURVE keys; a live key rotation changes it:
