@@ -583,9 +583,9 @@ linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen
     if (s->o.max_per_peer > s->o.max_links / 4)   /* a node's share: a quarter of the links at most */
         s->o.max_per_peer = s->o.max_links / 4 ? s->o.max_links / 4 : 1;
     if (!s->o.room_per_key)
-        s->o.room_per_key = (size_t)24 << 20;
+        s->o.room_per_key = (size_t)22 << 20;
     if (!s->o.room_total)
-        s->o.room_total = (size_t)96 << 20;
+        s->o.room_total = (size_t)88 << 20;
     s->nslots = s->o.max_links + s->o.max_handshakes;
     if (!s->o.idle_ms)
         s->o.idle_ms = 30000;

@@ -76,10 +76,11 @@ typedef struct {
     uint32_t send_ms;
     uint32_t min_rate;
     /* The links' budget: a read is served with batches of LINK_BATCH_BYTES, holding their page and
-     * frame (~2 MiB) until it ends, while the reads of its node hold less than room_per_key (24 MiB)
-     * and all reads less than room_total (96 MiB); past either, with batches of LINK_NARROW_BYTES
-     * (~128 KiB held; slower, never refused). With the link limits (64 a node, 256 in all) a node
-     * whose relays read nothing holds ~32 MiB of batches at most, all nodes ~128 MiB. */
+     * frame (~2 MiB) until it ends, while the reads of its node hold less than room_per_key (22 MiB)
+     * and all reads less than room_total (88 MiB); past either, with batches of LINK_NARROW_BYTES
+     * (~128 KiB held; slower, never refused). With a link's thread (~28 KiB) and the link limits
+     * (64 a node, 256 in all), a node whose relays read nothing costs ~32 MiB at most, all nodes
+     * ~128 MiB. */
     size_t room_per_key, room_total;
 } linkserve_opts_t;
 
