@@ -222,7 +222,7 @@ Test(readmem, a_requester_that_reads_nothing_holds_a_bounded_share_of_the_owners
     long anon0 = h_rss_anon_kib(a.pid), rss0 = vm_rss_kib(a.pid);
     cr_assert_gt(anon0, 0);
     hostile_t h;
-    hostile_open(&h, &a, 64);
+    hostile_open(&h, &a, 64 + 16);   /* one requester's share of the owner's 1024 streams: 64 (a sixteenth) */
     still_t st = {&a, -1, 0};
     cr_assert(h_wait(sends_still, &st, 60000), "the owner never stopped sending (%g batches)", st.sent);
     long anon1 = h_rss_anon_kib(a.pid), rss1 = vm_rss_kib(a.pid);
@@ -237,6 +237,8 @@ Test(readmem, a_requester_that_reads_nothing_holds_a_bounded_share_of_the_owners
     cr_assert_leq(h_metric(a.url, "trib_gossip_bulk_queued_bytes"), 33.0 * 1024 * 1024);
     cr_assert_gt(h_metric(a.url, "trib_gossip_bulk_busy_total"), 0, "the owner was never refused by its budget");
     cr_assert_gt(h_metric(a.url, "trib_read_events_total{event=\"owner_paused\"}"), 0);
+    cr_assert_leq(h_metric(a.url, "trib_read_owner_streams{kind=\"range\"}"), 64);   /* (they expire after 10 s) */
+    cr_assert_eq(h_metric(a.url, "trib_read_events_total{event=\"stream_refused\"}"), 16);
     /* Another requester is served in full meanwhile (its own peer budget; the total has room). */
     cr_assert_eq(relay_read(&b), RECORDS);
     /* The requester says nothing more: its streams expire, and what ZeroMQ held for it is dropped
