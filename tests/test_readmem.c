@@ -204,8 +204,8 @@ static long relay_read(h_node_t *b)
     return n;
 }
 
-/* One requester that opens 64 streams of a ~64 MB product with the largest credit and never reads
- * them: the owner's RssAnon grows by the transport's byte budget for one peer (32 MiB) and the
+/* One requester that opens 64 streams of a ~64 MB product (and 16 more, refused: its share of the
+ * owner's streams) with the largest credit and never reads them: the owner's RssAnon grows by the transport's byte budget for one peer (32 MiB) and the
  * queues' slack, not by what the streams' credit allows (64 x 256 batches: on the old code +470
  * MiB, all ZeroMQ's send queue of 1000 batches), and a relay's reader is served meanwhile. */
 Test(readmem, a_requester_that_reads_nothing_holds_a_bounded_share_of_the_owners_memory)
