@@ -2,7 +2,8 @@
  *
  * Owns: the listening socket and its acceptor thread, one thread per link (a slot each, joined
  * by the acceptor when done and at stop), the handshake's admission (hello = node id, chartered:
- * admitted now), the request loop of a link, the link counters with their rate-limited log, and
+ * admitted now), the request loop of a link, the links' budget of batch room (per node id and in
+ * all: a read past it gets narrow batches), the link counters with their rate-limited log, and
  * counting the buffers links free for memtrim.c, which the acceptor calls.
  * Must not: serve a live read, call the gossip loop, or keep a lock while a link reads or sends. */
 #include <errno.h>
@@ -39,6 +40,7 @@ typedef struct slot {
     link_t *l;                   /* established (shut down at stop) */
     int admitted;                /* counted in links, its initiator's id in id */
     atomic_size_t held;          /* bytes its link's and page's buffers hold between requests */
+    size_t room;                 /* the batch room its read holds of the budget (mu) */
     uint8_t id[32];
     struct linkserve *s;
 } slot_t;
@@ -54,6 +56,9 @@ struct linkserve {
     slot_t *slots;               /* o.max_links + o.max_handshakes of them (mu) */
     unsigned nslots;
     unsigned handshakes, links;  /* slots with a handshake under way; admitted links (mu) */
+    size_t room;                 /* the batch room reads hold now, all keys (mu) */
+    atomic_uint_fast64_t narrowed;   /* reads served with narrow batches (the budget was held) */
+    log_limit_t narrow_log;
     atomic_uint open;            /* links whose first frame decrypted, served now */
     atomic_uint_fast64_t accepted, requests, lost, refused[R_COUNT];
     log_limit_t refused_log[R_COUNT];
@@ -267,12 +272,57 @@ static int still_admitted(linkserve_t *s, link_t *l, const uint8_t peer[32], con
     return 0;
 }
 
+/* ------------------------------------------------------------------ the budget */
+
+/* A read's batch room: its page (the records, storage/pager.c) and its frame (their copy, sealed),
+ * which it holds until it ends, however slowly its relay takes them. */
+#define ROOM_OF(batch) (2 * (batch) + 8192)
+
+/* The batch size of sl's next read: LINK_BATCH_BYTES while its node's reads hold less than
+ * room_per_key and all reads less than room_total (the room is taken: give_room), else
+ * LINK_NARROW_BYTES (slower, never refused; no room taken: the link limits bound those, ~128 KiB
+ * a read), counted and logged at most once per LOG_EVERY_MS. */
+static size_t take_room(linkserve_t *s, slot_t *sl, const char *hex)
+{
+    size_t full = ROOM_OF(LINK_BATCH_BYTES), mine = 0;
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = 0; i < s->nslots; i++)
+        mine += s->slots[i].admitted && !memcmp(s->slots[i].id, sl->id, 32) ? s->slots[i].room : 0;
+    int fits = mine + full <= s->o.room_per_key && s->room + full <= s->o.room_total;
+    if (fits) {
+        sl->room = full;
+        s->room += full;
+    }
+    size_t total = s->room;
+    pthread_mutex_unlock(&s->mu);
+    if (fits)
+        return LINK_BATCH_BYTES;
+    atomic_fetch_add(&s->narrowed, 1);
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&s->narrow_log, LOG_EVERY_MS, &held))
+        log_warn("link: a read of node %s... served with batches of %zu bytes: reads not taken hold the links' "
+                 "budget (this node's %zu of %zu bytes, all %zu of %zu)%s", hex, LINK_NARROW_BYTES, mine,
+                 s->o.room_per_key, total, s->o.room_total, log_held(tail, sizeof tail, held, "reads narrowed"));
+    return LINK_NARROW_BYTES;
+}
+
+static void give_room(linkserve_t *s, slot_t *sl)
+{
+    pthread_mutex_lock(&s->mu);
+    s->room -= sl->room;
+    sl->room = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* Requests on l, one after another, until it closes, idles or fails. The first must come within
  * handshake_ms: until a frame of the initiator's decrypts it is not proven live (a replayed
  * message 1 completes the handshake too, and then sends nothing that decrypts), so the link is
  * counted accepted (and open) only then; without one it is refused as no_request. */
-static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32], atomic_size_t *held)
+static void serve_link(linkserve_t *s, link_t *l, slot_t *sl)
 {
+    const uint8_t *peer = sl->id;
+    atomic_size_t *held = &sl->held;
     store_page_t pg = {0};
     char hex[17];
     emit_t e = {.l = l, .s = s, .peer = peer, .hex = hex};
@@ -321,10 +371,12 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32], atomic
             break;
         }
         atomic_fetch_add(&s->requests, 1);
+        memtrim_freed(link_held(l));
+        link_idle(l);            /* the request is unpacked (a copy): its receive buffer goes while the read is served */
         atomic_store(held, 0);   /* in use: a read's buffers */
         e.check_at = clock_ms() + ADMIT_RECHECK_MS;   /* just asked */
         link_send_floor(l, s->o.send_ms, s->o.min_rate);   /* each read its own allowance */
-        rc = reads_serve(s->o.reads, peer, q, LINK_BATCH_BYTES, &pg, emit, &e);
+        rc = reads_serve(s->o.reads, peer, q, take_room(s, sl, hex), &pg, emit, &e);
         trib__read_request__free_unpacked(q, NULL);
         if (rc < 0 && e.revoked)
             break;               /* refused (counted, logged) in emit: the link is closed */
@@ -341,13 +393,16 @@ static void serve_link(linkserve_t *s, link_t *l, const uint8_t peer[32], atomic
         memtrim_freed(link_held(l) + pg.cap);
         link_idle(l);            /* between requests no batch's room is kept, in the link nor in pg */
         store_page_free(&pg);    /* (each up to a MiB: 256 idle links would hold half a GiB) */
+        give_room(s, sl);
         atomic_store(held, link_held(l) + pg.cap);
     }
     atomic_store(held, 0);
     if (!first)
         atomic_fetch_sub(&s->open, 1);
-    memtrim_freed(pg.cap);
+    memtrim_freed(pg.cap + link_held(l));
     store_page_free(&pg);
+    link_idle(l);                /* a read lost or refused: its frame goes before its room is given back */
+    give_room(s, sl);
 }
 
 /* A link over a limit (over: R_BUSY or R_PER_PEER) is told so, sealed under its keys, so that the
@@ -407,7 +462,8 @@ static void *link_thread(void *arg)
         if (over == R_BUSY)
             refused(s, R_BUSY, "%u links are served already (--link-max)", s->o.max_links);
         else
-            refused(s, R_PER_PEER, "node %s... holds %u links already", hex, mine);
+            refused(s, R_PER_PEER, "node %s... holds %u links already (a node's share: a quarter of --link-max, "
+                    "64 at most)", hex, mine);
         answer_refusal(s, l, over);
         pthread_mutex_lock(&s->mu);
         sl->l = NULL;
@@ -415,7 +471,7 @@ static void *link_thread(void *arg)
         pthread_mutex_unlock(&s->mu);
     } else if (!stopping) {
         link_set_recv_max(l, LINK_REQ_MAX);   /* requests are small; batches go out up to LINK_MAX_FRAME */
-        serve_link(s, l, a.id, &sl->held);
+        serve_link(s, l, sl);
         pthread_mutex_lock(&s->mu);
         sl->l = NULL;
         sl->admitted = 0;
@@ -524,6 +580,12 @@ linkserve_t *linkserve_start(const linkserve_opts_t *o, char *err, size_t errlen
         s->o.max_handshakes = 32;
     if (!s->o.max_per_peer)
         s->o.max_per_peer = 64;
+    if (s->o.max_per_peer > s->o.max_links / 4)   /* a node's share: a quarter of the links at most */
+        s->o.max_per_peer = s->o.max_links / 4 ? s->o.max_links / 4 : 1;
+    if (!s->o.room_per_key)
+        s->o.room_per_key = (size_t)22 << 20;
+    if (!s->o.room_total)
+        s->o.room_total = (size_t)88 << 20;
     s->nslots = s->o.max_links + s->o.max_handshakes;
     if (!s->o.idle_ms)
         s->o.idle_ms = 30000;
@@ -596,11 +658,19 @@ void linkserve_metrics(linkserve_t *s, FILE *f)
     if (!s)
         return;
     unsigned open = atomic_load(&s->open);
-    size_t held = 0;
+    size_t held = 0, room;
     pthread_mutex_lock(&s->mu);
     for (unsigned i = 0; i < s->nslots; i++)
         held += s->slots[i].used ? atomic_load(&s->slots[i].held) : 0;
+    room = s->room;
     pthread_mutex_unlock(&s->mu);
+    fprintf(f,
+            "# HELP trib_read_link_promised_bytes Batch room (page and frame) the reads served on data links hold "
+            "of the links' budget now.\n# TYPE trib_read_link_promised_bytes gauge\ntrib_read_link_promised_bytes %zu\n"
+            "# HELP trib_read_link_narrowed_total Reads on data links served with narrow batches, the links' budget "
+            "being held (by the reading node, or by all).\n"
+            "# TYPE trib_read_link_narrowed_total counter\ntrib_read_link_narrowed_total %" PRIu64 "\n",
+            room, (uint64_t)atomic_load(&s->narrowed));
     fprintf(f,
             "# HELP trib_link_open Data links this node serves now (as owner; their first frame decrypted).\n"
             "# TYPE trib_link_open gauge\ntrib_link_open %u\n"

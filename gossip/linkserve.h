@@ -19,7 +19,8 @@
  * Must not: touch the gossip loop or its sockets, hold a lock while serving, or serve more than
  * max_links links at once, max_per_peer of one node id, or hold more than max_handshakes
  * unproven connections (more handshakes are closed at once, "busy"; a link over the others is
- * answered with LINK_REFUSE, "busy" or "per_peer"), or keep a read's buffers on an idle link. */
+ * answered with LINK_REFUSE, "busy" or "per_peer"), keep a read's buffers on an idle link, or give
+ * a read full batches past the links' budget (room_per_key, room_total). */
 #ifndef TRIB_LINKSERVE_H
 #define TRIB_LINKSERVE_H
 
@@ -41,6 +42,8 @@ enum { LINK_REFUSE_BUSY = 1, LINK_REFUSE_PER_PEER = 2 };
 #define LINK_RETRY_MS 1000u                  /* the owner's retry-after: a link frees when a read ends */
 #define LINK_MAX_FRAME ((size_t)8 << 20)     /* both ends: a batch (up to the peer message size) fits */
 #define LINK_BATCH_BYTES ((size_t)1 << 20)   /* record bytes per batch on a link */
+#define LINK_NARROW_BYTES ((size_t)56 << 10) /* ... on a read served narrow (the links' budget is held): its
+                                                page and frame fit in 128 KiB */
 #define LINK_REQ_MAX ((size_t)64 << 10)      /* a request frame at most (a ReadRequest and its token): the
                                                 owner's links take no more (else "oversize") */
 
@@ -51,8 +54,9 @@ typedef struct {
     unsigned max_links;          /* admitted links served at once (256; more: "busy") */
     unsigned max_handshakes;     /* connections in their handshake at once, apart from the links (32;
                                     more are closed at accept: "busy") */
-    unsigned max_per_peer;       /* admitted links of one node id at once (64; more: "per_peer"): each
-                                    holds a thread, and reads_serve leaves the per-requester bound to us */
+    unsigned max_per_peer;       /* admitted links of one node id at once (64, and a quarter of max_links
+                                    at most, 1 at least; more: "per_peer"): each holds a thread, and
+                                    reads_serve leaves the per-requester bound to us */
     uint8_t prologue[32];        /* link_prologue_open / _charter */
     trust_t *trust;              /* chartered: initiators must be admitted; NULL: open */
     /* This node's static key pair now (its identity's CURVE keys; a live key rotation changes it:
@@ -71,6 +75,13 @@ typedef struct {
      * "slow" (and lost). max_per_peer bounds the threads of one relay meanwhile. */
     uint32_t send_ms;
     uint32_t min_rate;
+    /* The links' budget: a read is served with batches of LINK_BATCH_BYTES, holding their page and
+     * frame (~2 MiB) until it ends, while the reads of its node hold less than room_per_key (22 MiB)
+     * and all reads less than room_total (88 MiB); past either, with batches of LINK_NARROW_BYTES
+     * (~128 KiB held; slower, never refused). With a link's thread (~28 KiB) and the link limits
+     * (64 a node, 256 in all), a node whose relays read nothing costs ~32 MiB at most, all nodes
+     * ~128 MiB. */
+    size_t room_per_key, room_total;
 } linkserve_opts_t;
 
 /* A LINK_REFUSE frame; and its reading: 0 with *reason and *retry_ms, -1 when f is not one. */

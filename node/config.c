@@ -42,7 +42,8 @@ static const option_t options[] = {
                               "(default: --listen's host, a free port; a fixed port for firewalls; off: none)"),
     S(link_advertise, K_STR, "", "data link address other nodes dial (default: --advertise's host and the link's "
                                  "bound port)"),
-    U(link_max, 1, 65536, "256", "data links served at once (more are refused as busy)"),
+    U(link_max, 1, 65536, "256", "data links served at once (more are refused as busy); one node holds a quarter "
+                                 "of them at most, 64 at most (more: per_peer)"),
     U(link_send_ms, 1000, 86400000, "600000", "a read on a data link may fall this far behind --link-min-rate in "
                                              "all (ms): a client paused longer loses its read"),
     U(link_min_rate, 1024, 1073741824, "65536", "bytes/s a relay must take a read on a data link at, on average, "

@@ -728,18 +728,22 @@ Test(linkread, hostile_links_are_refused_counted_and_the_node_serves_on, .timeou
     still_serves(&a, &b);
     cr_assert_eq(metric(&b, LINK_READS), links + 1, "reads no longer go over the link");
 
-    /* admitted links beyond --link-max (3, one of them growth's pooled link perhaps): busy */
+    /* admitted links beyond --link-max (3, one of them growth's pooled link perhaps), each of
+     * another node (one node holds a quarter of them, 1 at least): busy */
     busy = metric(&a, "trib_link_refused_total{reason=\"busy\"}");
     link_t *held[4] = {0};
+    identity_t ids[4];
     int n = 0, over = 0;
     for (; n < 4 && !over; n++) {
-        held[n] = dial_as(port, aid, &me, me.pk, 32, open_prologue, &why, err, sizeof err);
+        fx_identity(&ids[n]);
+        held[n] = dial_as(port, aid, &ids[n], ids[n].pk, 32, open_prologue, &why, err, sizeof err);
         over = !held[n] || !served(held[n]);
     }
     cr_assert(over, "more than --link-max links were served");
     wait_metric(&a, "trib_link_refused_total{reason=\"busy\"}", busy + 1, 5000);
+    cr_assert_eq(metric(&a, "trib_link_refused_total{reason=\"per_peer\"}"), 0);
     for (int i = 0; i < n; i++)
-        link_close(&held[i]);
+        link_close(&held[i]), identity_wipe(&ids[i]);
     still_serves(&a, &b);
     identity_wipe(&me);
 }
@@ -778,6 +782,46 @@ Test(linkread, one_node_holds_64_links_at_most)
         link_close(&held[i]);
     still_serves(&a, &b);
     identity_wipe(&me), identity_wipe(&other);
+}
+
+/* A node's share is a quarter of --link-max (64 at most): with --link-max 8 a node holds 2 links,
+ * its third is refused per_peer (the relay told so, sealed), and 3 other nodes hold the other 6
+ * (on the old code the first node took all 8: another node's link was refused busy). */
+Test(linkread, one_node_holds_a_quarter_of_link_max_at_most)
+{
+    h_node_t a, b;
+    int port = h_free_port();
+    char listen[64], err[300];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pair(&a, &b, 10, "--link-listen", listen, "--link-max", "8");
+    uint8_t aid[32], prologue[32];
+    node_id(&a, aid);
+    link_prologue_open("tributary", prologue);
+    enum { NODES = 4, SHARE = 2 };
+    identity_t ids[NODES];
+    link_t *held[NODES][SHARE + 1] = {{0}};
+    link_reason_t why;
+    for (int k = 0; k < NODES; k++) {
+        fx_identity(&ids[k]);
+        for (int i = 0; i < SHARE; i++) {   /* one after another: each admitted before the next comes */
+            held[k][i] = dial_as(port, aid, &ids[k], ids[k].pk, 32, prologue, &why, err, sizeof err);
+            cr_assert_not_null(held[k][i], "node %d, link %d: %s", k, i, err);
+            cr_assert(served(held[k][i]), "node %d's link %d (of its share of %d) was not served", k, i, SHARE);
+        }
+        if (k == 0) {
+            held[0][SHARE] = dial_as(port, aid, &ids[0], ids[0].pk, 32, prologue, &why, err, sizeof err);
+            cr_assert(!held[0][SHARE] || !served(held[0][SHARE]), "a node was served more than a quarter of "
+                      "--link-max");
+            wait_metric(&a, "trib_link_refused_total{reason=\"per_peer\"}", 1, 5000);
+        }
+    }
+    cr_assert_eq(metric(&a, "trib_link_refused_total{reason=\"busy\"}"), 0);
+    for (int k = 0; k < NODES; k++) {
+        for (int i = 0; i <= SHARE; i++)
+            link_close(&held[k][i]);
+        identity_wipe(&ids[k]);
+    }
+    still_serves(&a, &b);
 }
 
 /* An attacker replays a recorded message 1 (growth's... here a stranger's, captured off the wire):
