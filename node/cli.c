@@ -284,6 +284,16 @@ int cli_fail_http(cli_ctx_t *c, const client_reply_t *r)
 {
     json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
     char *text = j ? cli_error_text(j) : NULL;
+    char count[96];
+    if (text && policy_cmd_refusal_count(j, json_string_value(json_object_get(j, "detail")), count, sizeof count)) {
+        char *e = cli_text_clean(json_string_value(json_object_get(j, "error")), 64);   /* the node's word */
+        cli_fail(c, "%ld %s: %s", r->status, e ? e : "refused", count);   /* the list below says each once */
+        policy_cmd_print_violations(c->err, j);
+        json_decref(j);
+        free(text);
+        free(e);
+        return CLI_FAIL;
+    }
     if (text) {
         cli_fail(c, "%ld %s", r->status, text);
         policy_cmd_print_violations(c->err, j);   /* a refused publish lists what it broke */
