@@ -613,7 +613,13 @@ Test(routed, owner_down_gives_a_quick_503_naming_the_owner_and_its_state)
     cr_assert_eq(h_node_stop(&a, SIGKILL), 128 + SIGKILL);
     expect_503_naming_owner(&b, &a, hex, 3000, "state");
     wait_state(&b, "payments", "dead", 15000);
-    expect_503_naming_owner(&b, &a, hex, 200, "dead");
+    /* one wording for a dead owner: a new read's 503 says it as a read cut midway does, and
+     * trib get --relay prints the node's words (it said "... of PRODUCT is dead") */
+    expect_503_naming_owner(&b, &a, hex, 200, "is unreachable: its member state is dead");
+    cr_assert_eq(h_trib(&b, NULL, NULL, &err, "get", PRODUCT, "--relay", NULL), 1);
+    cr_assert(strstr(err, "trib: get: 503 owner_unreachable: owner node ") && strstr(err, a.peer) &&
+                  strstr(err, " is unreachable: its member state is dead\n"), "trib get: %s", err);
+    free(err);
 }
 
 /* A raw HTTP/1.0 client with a tiny receive buffer: it reads only when told. */
