@@ -608,8 +608,8 @@ static int read_decide(node_t *n, const token_claims_t *c, const char *product_i
         return -1;
     if (need_grant && !own_domain(c, product_id) &&
         (!subject_of_issuer(c) || !auth_grant_active(n, c->subject, product_id))) {
-        char note[300];   /* the reader's latest grant was revoked: say so, not "no grant" */
-        if (subject_of_issuer(c) && grants_revoked(n, c->subject, product_id, note, sizeof note))
+        char note[512];   /* the reader's latest grant ended (revoked, expired, with the certificate): say how */
+        if (subject_of_issuer(c) && grants_lapsed(n, c->subject, product_id, clock_wall_ms(), note, sizeof note))
             set_err(e, 403, "grant_required", "%s is %s: %s; trib access request %s to ask again", product_id, cls,
                     note, product_id);
         else

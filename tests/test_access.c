@@ -238,6 +238,12 @@ static uint8_t *sign_change(catalog_t *c, Trib__AccessKind kind, const char *req
     return out;
 }
 
+/* The wall clock is 300 ms past *(int64_t *)ctx. */
+static int past_300_ms(void *ctx)
+{
+    return wall_ms() > *(int64_t *)ctx + 300;
+}
+
 static int active(store_t *st, const char *subject, int64_t now, grant_info_t *gi)
 {
     node_t n;
@@ -1567,6 +1573,53 @@ Test(index, grants_end_with_the_owners_certificate, .init = ix_setup, .fini = ix
                  "a grant is active after its issuer's certificate ended");
     n.cert_not_after_ms = 0; /* open mode: the grant's own expiry */
     cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now + DAY_MS, &gi), 1);
+}
+
+/* A new read after the reader's grant ended says how, in a live stream's words (grants_ended):
+ * expired at T; ended at T with the owner's certificate (its domain and serial); revoked. Before,
+ * all but a revocation read "alice@growth holds no active grant for it". A reader who never held
+ * one is still told she holds none. */
+Test(index, a_read_after_a_grant_ended_says_how, .init = ix_setup, .fini = ix_teardown)
+{
+    size_t len;
+    int64_t now = wall_ms();
+    free(sign_change(cgro, TRIB__ACCESS_KIND__ACCESS_REQUEST, REQ1, NULL, "alice@growth", 0, &len));
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ1, GR1, "alice@growth", now + 300, &len));
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.st = stores[0];
+    snprintf(n.cfg.data, sizeof n.cfg.data, "%s", dirs[0]);
+    snprintf(n.cfg.domain, sizeof n.cfg.domain, "payments");
+    n.id = pay;
+    const char *P = "payments/settled";
+    grants_read_t d;
+    char when[32], want[300];
+    /* expired: when (polled past its expiry on the wall clock the node judges by) */
+    cr_assert(h_wait(past_300_ms, &now, 5000), "the wall clock did not pass the grant's expiry");
+    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "growth", "tid-a", P, NULL, 0, &d), 0);
+    trust_time_text(now + 300, when);
+    snprintf(want, sizeof want, "grant %s of alice@growth on %s expired at %s; trib access request %s to ask again",
+             GR1, P, when, P);
+    cr_assert(d.status == 403 && !strcmp(d.code, "grant_required") && strstr(d.detail, want), "%s", d.detail);
+    /* bob never held one: he holds none */
+    cr_assert_eq(grants_check_read(&n, "confidential", "bob@growth", "growth", "tid-b", P, NULL, 0, &d), 0);
+    cr_assert(strstr(d.detail, "bob@growth holds no active grant"), "%s", d.detail);
+    /* a grant of 30 days, ended with the owner's certificate: which, and when */
+    free(sign_change(cgro, TRIB__ACCESS_KIND__ACCESS_REQUEST, REQ2, NULL, "alice@growth", 0, &len));
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ2, GR2, "alice@growth", now + 30 * DAY_MS, &len));
+    n.cert_not_after_ms = now + 100;
+    n.cert_serial = 0x1a2b3c4d5e6f7081ULL;
+    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "growth", "tid-a", P, NULL, 0, &d), 0);
+    trust_time_text(now + 100, when);
+    snprintf(want, sizeof want, "grant %s of alice@growth on %s ended at %s with this node's certificate for "
+             "domain 'payments' (serial 1a2b3c4d5e6f7081), which expired then", GR2, P, when);
+    cr_assert(d.status == 403 && strstr(d.detail, want), "%s", d.detail);
+    /* revoked: by whom and when, as before */
+    n.cert_not_after_ms = 0;
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_REVOKE, REQ2, GR2, "alice@growth", 0, &len));
+    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "growth", "tid-a", P, NULL, 0, &d), 0);
+    snprintf(want, sizeof want, "your grant %s for %s was revoked at ", GR2, P);
+    cr_assert(strstr(d.detail, want), "%s", d.detail);
 }
 
 /* A live read on a grant that stops holding ends with the words of its cause (node/stream.c puts
