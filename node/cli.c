@@ -156,7 +156,8 @@ static const cli_cmd_t commands[] = {
       "follow a product's records live (NDJSON)",
       "Writes product ID's records to stdout as NDJSON, then every new record as it is\n"
       "appended, until interrupted (Ctrl-C exits with status 0). The seq to resume from\n"
-      "goes to stderr, as for get.",
+      "goes to stderr, as for get. A retired product's records are sent, then it ends\n"
+      "(status 0, saying so on stderr); with none left to send it is 410 retired.",
       { { "from", "SEQ", 0, "first record seq to send (default 1: all, then new ones)" } },
       1, 1,
       "trib subscribe payments/settled-transactions --from 1", run_subscribe },
