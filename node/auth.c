@@ -221,8 +221,13 @@ static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain)
             e->used = 1;
             nrevoked++;
         }
-    } else {
-        log_warn("token revocations: %zu held, no room for more", nrevoked);
+    } else {   /* each one past the room: a line per 10 s at most, those held back counted in it */
+        static log_limit_t full;
+        uint64_t held;
+        char tail[96];
+        if (log_limit(&full, 10000, &held))
+            log_warn("token revocations: %zu held, no room for more%s", nrevoked,
+                     log_held(tail, sizeof tail, held, "revocations refused"));
     }
     pthread_mutex_unlock(&rev_mu);
 }

@@ -6,6 +6,7 @@
  * by gossip, mine, revoke, deny, the audit log, the CLI, and hostile callers (no token, a tampered
  * token, another domain's token, a read token deciding, a second decision). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -1573,6 +1574,55 @@ Test(index, grants_end_with_the_owners_certificate, .init = ix_setup, .fini = ix
                  "a grant is active after its issuer's certificate ended");
     n.cert_not_after_ms = 0; /* open mode: the grant's own expiry */
     cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now + DAY_MS, &gi), 1);
+}
+
+/* An audit log that cannot be appended to (here a directory in its place): every failure is
+ * counted, but logged at most once per 10 s on the monotonic clock, those held back counted into
+ * the next line. Before, a limiter of its own wrote a line for every second of the wall clock. */
+Test(index, audit_append_failures_are_logged_on_log_limit, .init = ix_setup, .fini = ix_teardown)
+{
+    node_t n;
+    memset(&n, 0, sizeof n);
+    snprintf(n.cfg.data, sizeof n.cfg.data, "%s", dirs[0]);
+    char path[600], logp[600];
+    snprintf(path, sizeof path, "%s/audit.log", dirs[0]);
+    cr_assert_eq(mkdir(path, 0700), 0, "%s", path);
+    snprintf(logp, sizeof logp, "%s/stderr.txt", dirs[0]);
+    fflush(stderr);
+    int saved = dup(2), fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    audit_event_t e = {.time_ms = wall_ms(), .subject = "alice@growth", .product_id = "payments/settled",
+                       .action = "read", .reason = "grant_required"};
+    uint64_t w0, f0, w1, f1;
+    audit_counts(&w0, &f0);
+    /* failures across a change of the wall clock's second (the old limiter's interval), bounded */
+    int64_t start = wall_ms() / 1000, deadline = wall_ms() + 3000;
+    uint64_t tries = 0;
+    while (wall_ms() / 1000 == start && wall_ms() < deadline) {
+        audit_record(&n, &e);
+        tries++;
+        struct timespec ts = {0, 20 * 1000000L};   /* pacing, not synchronisation */
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < 3; i++, tries++)   /* and in the next second */
+        audit_record(&n, &e);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    audit_counts(&w1, &f1);
+    cr_assert_eq(f1 - f0, tries, "every failed append is counted: %llu of %llu", (unsigned long long)(f1 - f0),
+                 (unsigned long long)tries);
+    cr_assert_eq(w1, w0);
+    size_t len;
+    char *log = h_read_file(logp, &len);
+    int lines = 0;
+    for (const char *p = log; p && (p = strstr(p, "audit: cannot append to ")); p++)
+        lines++;
+    cr_assert_eq(lines, 1, "%llu failures over two wall-clock seconds logged %d lines:\n%s",
+                 (unsigned long long)tries, lines, log ? log : "");
+    free(log);
 }
 
 /* A new read after the reader's grant ended says how, in a live stream's words (grants_ended):
