@@ -1411,7 +1411,7 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     if (owner.state == TRIB__MEMBER_STATE__DEAD || owner.state == TRIB__MEMBER_STATE__LEFT) {
         *status = 503;
         snprintf(kind, kindlen, "owner_unreachable");
-        snprintf(err, errlen, "%s of %s is %s", desc, product, swim_state_name(owner.state));
+        snprintf(err, errlen, READS_OWNER_GONE_FMT, desc, swim_state_name(owner.state));
         return NULL;
     }
     reads_open_t o = {.product = product, .from = from, .limit = limit, .live = live, .owner_id = owner.id,

@@ -110,6 +110,9 @@ uint64_t reads_next_deadline(const reads_t *r);
 /* This node now speaks as another key (a live key rotation, on the loop): the reads it relays go
  * on under it (each a new stream from the first record not received). */
 void reads_rekeyed(reads_t *r, uint64_t now_ms);
+/* The detail of a read whose owner is dead or left (owner_desc, state): one wording for a new
+ * read (503 owner_unreachable) and one cut midway (owner_lost), on every path (docs/http-api.md). */
+#define READS_OWNER_GONE_FMT "%s is unreachable: its member state is %s"
 /* A member was declared dead or left: fail sessions to it, drop its streams. state: "dead"... */
 void reads_peer_lost(reads_t *r, const uint8_t id[32], const char *state);
 

@@ -1252,7 +1252,7 @@ void reads__relay_peer_lost(reads_t *r, const uint8_t id[32], const char *state)
             if (s->open_by < now + r->c.stall_ms + r->c.open_timeout_ms)
                 s->open_by = now + r->c.stall_ms + r->c.open_timeout_ms;
         } else {
-            session_fail(r, s, 503, "owner_lost", "%s is unreachable: its member state is %s", s->owner_desc, state);
+            session_fail(r, s, 503, "owner_lost", READS_OWNER_GONE_FMT, s->owner_desc, state);
         }
     }
     pthread_mutex_unlock(&r->mu);
@@ -1361,8 +1361,7 @@ void reads__relay_follow(reads_t *r, uint64_t now, outq_t *q)
                 if (s->moving && !memcmp(s->owner, m->old, 32)) {
                     s->moving = 0;
                     s->need_open = 0;
-                    session_fail(r, s, 503, "owner_lost", "%s is unreachable: its member state is left",
-                                 s->owner_desc);
+                    session_fail(r, s, 503, "owner_lost", READS_OWNER_GONE_FMT, s->owner_desc, "left");
                 }
             move_remove(r, m);
         }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gossip/log.h"
@@ -65,10 +64,12 @@ void audit_record(struct node *n, const audit_event_t *e)
         atomic_fetch_add(&n_written, 1);
         return;
     }
-    static atomic_llong last_warn;
-    long long now = (long long)time(NULL);
-    if (atomic_exchange(&last_warn, now) != now)
-        log_warn("audit: cannot append to %s: %s", path, strerror(e_no));
+    static log_limit_t limit;   /* a line per 10 s at most (monotonic), those held back counted in it */
+    uint64_t held;
+    char tail[96];
+    if (log_limit(&limit, 10000, &held))
+        log_warn("audit: cannot append to %s: %s%s", path, strerror(e_no),
+                 log_held(tail, sizeof tail, held, "failed appends"));
     atomic_fetch_add(&n_failed, 1);
 }
 

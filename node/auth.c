@@ -221,8 +221,13 @@ static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain)
             e->used = 1;
             nrevoked++;
         }
-    } else {
-        log_warn("token revocations: %zu held, no room for more", nrevoked);
+    } else {   /* each one past the room: a line per 10 s at most, those held back counted in it */
+        static log_limit_t full;
+        uint64_t held;
+        char tail[96];
+        if (log_limit(&full, 10000, &held))
+            log_warn("token revocations: %zu held, no room for more%s", nrevoked,
+                     log_held(tail, sizeof tail, held, "revocations refused"));
     }
     pthread_mutex_unlock(&rev_mu);
 }
@@ -608,8 +613,8 @@ static int read_decide(node_t *n, const token_claims_t *c, const char *product_i
         return -1;
     if (need_grant && !own_domain(c, product_id) &&
         (!subject_of_issuer(c) || !auth_grant_active(n, c->subject, product_id))) {
-        char note[300];   /* the reader's latest grant was revoked: say so, not "no grant" */
-        if (subject_of_issuer(c) && grants_revoked(n, c->subject, product_id, note, sizeof note))
+        char note[512];   /* the reader's latest grant ended (revoked, expired, with the certificate): say how */
+        if (subject_of_issuer(c) && grants_lapsed(n, c->subject, product_id, clock_wall_ms(), note, sizeof note))
             set_err(e, 403, "grant_required", "%s is %s: %s; trib access request %s to ask again", product_id, cls,
                     note, product_id);
         else

@@ -30,7 +30,7 @@
 typedef struct {
     int status;
     char kind[32];
-    char detail[400];
+    char detail[640];   /* room for how a grant ended (grants_lapsed) after the product and class */
 } auth_err_t;
 
 /* At start (before serving): checks DATA/identity.key's mode, writes DATA/admin.token on the

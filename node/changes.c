@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include "gossip/clock.h"
 #include "gossip/log.h"
 #include "node/changes.h"
 #include "node/compat.h"
@@ -21,8 +21,9 @@
 
 uint64_t changes_note(node_t *n, const char *event, const char *product, json_t *detail, const char *once)
 {
+    /* to the millisecond, as every other event's time (an entry's): not cut to the second */
     json_t *j = json_pack("{s:s,s:s,s:I}", "type", "note", "event", event ? event : "note", "time_ms",
-                          (json_int_t)((int64_t)time(NULL) * 1000));
+                          (json_int_t)clock_wall_ms());
     if (!j)
         return 0;
     if (product)

@@ -156,7 +156,8 @@ static const cli_cmd_t commands[] = {
       "follow a product's records live (NDJSON)",
       "Writes product ID's records to stdout as NDJSON, then every new record as it is\n"
       "appended, until interrupted (Ctrl-C exits with status 0). The seq to resume from\n"
-      "goes to stderr, as for get.",
+      "goes to stderr, as for get. A retired product's records are sent, then it ends\n"
+      "(status 0, saying so on stderr); with none left to send it is 410 retired.",
       { { "from", "SEQ", 0, "first record seq to send (default 1: all, then new ones)" } },
       1, 1,
       "trib subscribe payments/settled-transactions --from 1", run_subscribe },
@@ -284,6 +285,16 @@ int cli_fail_http(cli_ctx_t *c, const client_reply_t *r)
 {
     json_t *j = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
     char *text = j ? cli_error_text(j) : NULL;
+    char count[96];
+    if (text && policy_cmd_refusal_count(j, json_string_value(json_object_get(j, "detail")), count, sizeof count)) {
+        char *e = cli_text_clean(json_string_value(json_object_get(j, "error")), 64);   /* the node's word */
+        cli_fail(c, "%ld %s: %s", r->status, e ? e : "refused", count);   /* the list below says each once */
+        policy_cmd_print_violations(c->err, j);
+        json_decref(j);
+        free(text);
+        free(e);
+        return CLI_FAIL;
+    }
     if (text) {
         cli_fail(c, "%ld %s", r->status, text);
         policy_cmd_print_violations(c->err, j);   /* a refused publish lists what it broke */

@@ -107,7 +107,9 @@ int cli_run_check(cli_ctx_t *c)
             fprintf(c->out, "publish would be accepted\n");
         } else {
             json_t *e = json_object_get(j, "error");
-            char *d = cli_text_clean(str(e, "detail", ""), 1000);
+            char count[96];
+            const char *cnt = policy_cmd_refusal_count(j, str(e, "detail", ""), count, sizeof count);
+            char *d = cli_text_clean(cnt ? cnt : str(e, "detail", ""), 1000);
             fprintf(c->out, "publish would be refused: %s: %s\n", str(e, "error", "refused"), d ? d : "");
             free(d);
             policy_cmd_print_violation_list(c->out, json_object_get(j, "violations"), "  ");

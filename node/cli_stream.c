@@ -296,10 +296,19 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
         }
         resume_hint(&rep, &r, hint, sizeof hint);
         const char *open = *hint ? " (" : "", *close = *hint ? ")" : "";
-        if (r.held) {
-            json_t *j = json_loadb(r.held, r.held_len, 0, NULL);
+        json_t *j = r.held ? json_loadb(r.held, r.held_len, 0, NULL) : NULL;
+        if (r.held && !strcmp(json_string_value(json_object_get(j, "error")) ?: "", "retired")) {
+            /* the product was retired: every record it will ever have was sent, none left to
+             * resume from; the read is complete (exit 0), and stderr says why it ended */
             char *text = cli_error_text(j);
-            json_decref(j);
+            fflush(c->out);
+            long long last = rep.first_seq > 0 ? rep.first_seq + r.lines - 1 : r.lines;
+            fprintf(c->err, "trib: %s: %s; every record was sent (last seq %lld)\n", c->cmd->name,
+                    text ? text : "retired", last);
+            free(text);
+            rc = CLI_OK;
+        } else if (r.held) {
+            char *text = cli_error_text(j);
             fflush(c->out);
             rc = cli_fail(c, "%s%s%s%s", text ? text : "the node reported an error", open, hint,
                           close);
@@ -312,6 +321,7 @@ int cli_stream_records(cli_ctx_t *c, const char *suffix, const char *const *quer
         } else {
             rc = cli_fail(c, "the node at %s ended the stream%s%s%s", c->node, open, hint, close);
         }
+        json_decref(j);
     }
     if (show_hint)
         fprintf(c->err, "trib: %s: %s\n", c->cmd->name, hint);

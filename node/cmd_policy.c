@@ -515,6 +515,25 @@ void policy_cmd_print_violations(FILE *err, json_t *reply)
         policy_cmd_print_violation_list(err, vs, "  ");
 }
 
+const char *policy_cmd_refusal_count(json_t *reply, const char *detail, char *buf, size_t cap)
+{
+    json_t *vs = json_object_get(reply, "violations");
+    size_t errors = 0, i;
+    const char *first = NULL;
+    json_t *v;
+    json_array_foreach(vs, i, v)
+        if (strcmp(vstr(v, "severity", "error"), "error") == 0 && errors++ == 0)
+            first = vstr(v, "message", "");
+    if (!detail || !first || !*first || !strstr(detail, first))
+        return NULL;
+    json_t *pv = json_object_get(reply, "policy_version");
+    char under[64] = "";
+    if (json_is_integer(pv))
+        snprintf(under, sizeof under, " under policy set version %lld", (long long)json_integer_value(pv));
+    snprintf(buf, cap, "%zu error%s%s", errors, errors == 1 ? "" : "s", under);
+    return buf;
+}
+
 int policy_cmd_run(int argc, char **argv, FILE *out, FILE *err)
 {
     static const struct {

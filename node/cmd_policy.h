@@ -27,5 +27,10 @@ void policy_cmd_print_warnings(FILE *out, json_t *reply);
 void policy_cmd_print_violation_list(FILE *f, json_t *list, const char *indent);
 /* A refusal's "violations" as lines under the error (trib publish); nothing when absent. */
 void policy_cmd_print_violations(FILE *err, json_t *reply);
+/* What to print above a refusal's violations instead of its detail when the detail only says again
+ * what the list's first error says (a policy refusal's "first: ...", the gate's own refusal): a
+ * count, "3 errors under policy set version 1", in buf, so each error is printed once. NULL when
+ * the detail says more than the list (print it). */
+const char *policy_cmd_refusal_count(json_t *reply, const char *detail, char *buf, size_t cap);
 
 #endif

@@ -49,6 +49,13 @@ int grants_revoked(node_t *n, const char *subject, const char *product_id, char 
 const char *grants_ended(node_t *n, const char *subject, const char *product_id, const grant_info_t *held,
                          int64_t now_ms, char *out, size_t cap);
 
+/* For a read refused for want of an active grant (call it only once grants_active found none):
+ * when the grant subject was given on product_id last has ended, says how into out, in the words
+ * grants_ended gives a live stream (revoked: when, by whom, why; expired at T; ended at T with this
+ * node's certificate, its domain and serial), and returns 1; 0 when subject never held one here or
+ * the node cannot tell. */
+int grants_lapsed(node_t *n, const char *subject, const char *product_id, int64_t now_ms, char *out, size_t cap);
+
 /* The products subject holds an active grant on at now_ms, by grants_active's rule for each, for a
  * caller asking about many products at once (a search): *out (malloc'd; free it) gets them sorted
  * by strcmp, one id per STORE_ID_MAX bytes. Returns how many, or -1 on a storage error. */
@@ -66,7 +73,7 @@ typedef struct grants_read_s {
     int audited;             /* confidential or restricted: the read is audited (stream.c at its end) */
     unsigned status;         /* refused: 401, 403 or 404 (restricted is never confirmed to exist) */
     const char *code;        /* refused: "token_required", "grant_required", "not_found", "storage" */
-    char detail[256];
+    char detail[512];        /* room for how a grant ended (grants_lapsed) */
     grant_info_t grant;
     char subject[129], token_id[33], product_id[STORE_ID_MAX], entry_node[65], action[8];
 } grants_read_t;

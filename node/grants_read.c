@@ -1,7 +1,7 @@
 /* node/grants_read.c - the read side of grants (node/grants.h): whether a subject holds an active
  * grant, the owner's decision on a read of confidential or restricted data, and its audit.
  *
- * Owns: grants_active, grants_revoked, grants_fields, grants_check_read, grants_audit_served, grants_classification.
+ * Owns: grants_active, grants_revoked, grants_ended, grants_lapsed, grants_fields, grants_check_read, grants_audit_served, grants_classification.
  * Must not: sign anything (node/grants.c does), parse tokens, or project records itself
  * (storage/project.h, called by node/stream.c and the owner side of routed reads). */
 #include "node/grants.h"
@@ -114,21 +114,16 @@ int grants_revoked(node_t *n, const char *subject, const char *product_id, char 
     return revoked;
 }
 
-const char *grants_ended(node_t *n, const char *subject, const char *product_id, const grant_info_t *held,
-                         int64_t now_ms, char *out, size_t cap)
+/* How grant held, no longer active at now_ms, ended, into out: revoked (grants_revoked's words),
+ * with this node's certificate, or expired. 0 when none of these says it, ENDED_EXPIRED for the
+ * last (its words say nothing of asking again). */
+enum { ENDED_SAID = 1, ENDED_EXPIRED = 2 };
+static int ended_why(node_t *n, const char *subject, const char *product_id, const grant_info_t *held,
+                     int64_t now_ms, char *out, size_t cap)
 {
-    grant_info_t gi;
-    int rc = grants_active(n, subject, product_id, now_ms, &gi);
-    if (rc == 1)
-        return NULL;
     char at[32];
-    if (rc < 0) {
-        snprintf(out, cap, "reading the grants of %s on %s failed on this node (%s): the read cannot go on; "
-                 "resume it later", subject, product_id, store_last_error());
-        return "storage";
-    }
     if (grants_revoked(n, subject, product_id, out, cap))
-        return "grant_required";
+        return 1;
     if (n->cert_not_after_ms > 0 && now_ms >= n->cert_not_after_ms &&
         !(held->expires_ms > 0 && held->expires_ms < n->cert_not_after_ms)) {   /* not its own end first */
         char serial[17];
@@ -139,13 +134,50 @@ const char *grants_ended(node_t *n, const char *subject, const char *product_id,
                  "one: trib fed certify)", held->grant_id, subject, product_id, at, n->cfg.domain, serial);
     } else if (held->expires_ms > 0 && now_ms >= held->expires_ms) {
         trust_time_text(held->expires_ms, at);
-        snprintf(out, cap, "grant %s of %s on %s expired at %s; trib access request %s to ask again",
-                 held->grant_id, subject, product_id, at, product_id);
+        snprintf(out, cap, "grant %s of %s on %s expired at %s", held->grant_id, subject, product_id, at);
+        return ENDED_EXPIRED;
     } else {
-        snprintf(out, cap, "grant %s of %s on %s no longer holds on this node; trib access request %s to ask again",
-                 held->grant_id, subject, product_id, product_id);
+        return 0;
+    }
+    return ENDED_SAID;
+}
+
+const char *grants_ended(node_t *n, const char *subject, const char *product_id, const grant_info_t *held,
+                         int64_t now_ms, char *out, size_t cap)
+{
+    grant_info_t gi;
+    int rc = grants_active(n, subject, product_id, now_ms, &gi);
+    if (rc == 1)
+        return NULL;
+    if (rc < 0) {
+        snprintf(out, cap, "reading the grants of %s on %s failed on this node (%s): the read cannot go on; "
+                 "resume it later", subject, product_id, store_last_error());
+        return "storage";
+    }
+    int how = ended_why(n, subject, product_id, held, now_ms, out, cap);
+    if (!how)
+        snprintf(out, cap, "grant %s of %s on %s no longer holds on this node", held->grant_id, subject, product_id);
+    if (how != ENDED_SAID) {
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "; trib access request %s to ask again", product_id);
     }
     return "grant_required";
+}
+
+int grants_lapsed(node_t *n, const char *subject, const char *product_id, int64_t now_ms, char *out, size_t cap)
+{
+    latest_ctx c = {0};
+    char sdomain[64];
+    Trib__AccessRow *g = NULL;
+    out[0] = '\0';
+    if (!n || !subject || !product_id || !store_access_subject_domain(subject, sdomain) ||
+        store_access_grants_of(n->st, subject, product_id, latest_cb, &c) != 0 || !c.id[0] ||
+        store_access_get(n->st, "g", c.id, &g) != 0)
+        return 0;
+    grant_info_t held = {.expires_ms = g->change ? g->change->expires_ms : 0};
+    snprintf(held.grant_id, sizeof held.grant_id, "%s", c.id);
+    trib__access_row__free_unpacked(g, NULL);
+    return ended_why(n, subject, product_id, &held, now_ms, out, cap) != 0;
 }
 
 typedef struct {
@@ -291,8 +323,8 @@ int grants_check_read(node_t *n, const char *classification, const char *subject
     } else {
         out->status = 403;
         out->code = "grant_required";
-        char note[sizeof out->detail - 64];   /* as node/auth.c: a revoked grant is named */
-        if (grants_revoked(n, subject, product_id, note, sizeof note))
+        char note[sizeof out->detail - 64];   /* as node/auth.c: how the latest grant ended is said */
+        if (grants_lapsed(n, subject, product_id, clock_wall_ms(), note, sizeof note))
             snprintf(out->detail, sizeof out->detail, "%s; trib access request %s to ask again", note, product_id);
         else
             snprintf(out->detail, sizeof out->detail,

@@ -470,8 +470,8 @@ static enum MHD_Result queue_stream(struct MHD_Connection *c, route_t route, str
 
 /* A product of another domain: read it through its owner. */
 static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t route, const char *id,
-                                  const char *domain, uint64_t from, uint64_t limit, int live, const char *token,
-                                  size_t token_len)
+                                  const char *domain, uint64_t from, uint64_t limit, int live, int retired,
+                                  const char *token, size_t token_len)
 {
     if (!a->gossip)
         return send_error(c, route, 503, "owner_unreachable",
@@ -483,15 +483,25 @@ static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t r
     uint64_t last = 0;
     int status = 500;
     char kind[64], detail[1024];
-    gossip_read_t *rd =
-        gossip_read_open(a->gossip, id, from, limit, live, token, token_len, &last, &status, kind, sizeof kind, detail, sizeof detail);
+    /* a stream of a product retired here: its records from `from` as a range read, then the
+     * "retired" line; none left to send is the owner's 410 (no record can come) */
+    int ranged = live && retired;
+    gossip_read_t *rd = gossip_read_open(a->gossip, id, from, limit, ranged ? 0 : live, token, token_len, &last,
+                                         &status, kind, sizeof kind, detail, sizeof detail);
     if (!rd)
         return send_error(c, route, (unsigned)status, kind, "%s", detail);
-    stream_t *s = stream_new(a, c, id, from, limit, live, rd);
+    if (ranged && (from ? from : 1) > last) {
+        gossip_read_close(&rd);
+        return send_error(c, route, 410, "retired", "%s is retired: it takes no new records, and its last is seq "
+                          "%" PRIu64, id, last);
+    }
+    stream_t *s = stream_new(a, c, id, from, limit, ranged ? 0 : live, rd);
     if (!s) {
         gossip_read_close(&rd);
         return MHD_NO;
     }
+    if (ranged)
+        stream_end_retired(s);
     return queue_stream(c, route, s, last);
 }
 
@@ -526,7 +536,7 @@ static enum MHD_Result records_get(call_t *k, int live)
             metrics_http(route, MHD_HTTP_TEMPORARY_REDIRECT);
             return ret;
         }
-        return routed_get(a, c, route, id, domain, from, limit, live, token, tlen);
+        return routed_get(a, c, route, id, domain, from, limit, live, p.retired, token, tlen);
     }
     char cls[16];
     auth_classification(a, id, p.manifest_seq, cls);
@@ -535,10 +545,13 @@ static enum MHD_Result records_get(call_t *k, int live)
         return send_error(c, route, (unsigned)ae.status, ae.kind, "%s", ae.detail);
     grants_read_t gd; /* grants: a grant's reader gets its fields only, and the read is audited */
     int granted = http_access_local_grant(a, id, cls, token, tlen, live, &gd);
-    if (live && p.retired) /* as the owner answers a relay: no record can come */
-        return send_error(c, route, 410, "retired", "%s is retired: it takes no new records", id);
     uint64_t last = 0;
     store_records_last(a->st, id, &last);
+    /* a stream of a retired product sends its records from `from`, then the "retired" line
+     * (stream.c); with none left to send (from now, or past the last) no record can come */
+    if (live && p.retired && (from ? from : 1) > last)
+        return send_error(c, route, 410, "retired", "%s is retired: it takes no new records, and its last is seq "
+                          "%" PRIu64, id, last);
     stream_t *s = stream_new(a, c, id, from, limit, live, NULL);
     if (!s)
         return MHD_NO;

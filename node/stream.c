@@ -48,6 +48,7 @@ typedef struct stream {
     struct MHD_Connection *conn;
     int ended;                 /* the error line is in buf: end after it */
     int line_start;            /* routed: the bytes handed out so far end with a whole record */
+    int end_retired;           /* routed range read for a stream of a retired product: ends "retired" */
     int counted;               /* in live_open (a live stream) */
     char *buf;
     size_t len, off, cap;
@@ -92,6 +93,11 @@ stream_t *stream_new(node_t *a, struct MHD_Connection *c, const char *id, uint64
     r->line_start = 1;
     r->rd = rd;
     return r;
+}
+
+void stream_end_retired(stream_t *s)
+{
+    s->end_retired = 1;
 }
 
 stream_t *stream_new_feed(node_t *a, struct MHD_Connection *c, uint64_t from, int live, const char *domain,
@@ -405,7 +411,11 @@ static long routed_got(reader_t *r, long n, const char *data, const char *kind, 
         r->line_start = data[n - 1] == '\n';
         return n;
     }
-    if (n == GOSSIP_READ_END) {
+    if (n == GOSSIP_READ_END && r->end_retired) {   /* as a live stream at the retirement */
+        char line[STORE_ID_MAX + 64];
+        snprintf(line, sizeof line, "%s was retired: it takes no new records", r->id);
+        reader_error_line(r, "retired", line);
+    } else if (n == GOSSIP_READ_END) {
         r->len = r->off = 0;
         r->ended = 1;
     } else if (n == GOSSIP_READ_FAILED) {

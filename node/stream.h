@@ -27,6 +27,10 @@ stream_t *stream_new_feed(node_t *n, struct MHD_Connection *c, uint64_t from, in
 /* A local live read: the caller's token (copied), checked again before each page (auth issue 11:
  * a revoked or expired token ends the stream with its error line). 0 or -1 (out of memory). */
 int stream_set_token(stream_t *s, const char *token, size_t len);
+/* A routed range read that answers a stream of a retired product (the relay's catalog says so):
+ * once the owner's records end it ends with the line a live stream gets at the retirement,
+ * {"error": "retired", ...}. Before stream_queue. */
+void stream_end_retired(stream_t *s);
 /* Queues the 200 NDJSON response of s (taken, also on failure) with the Trib-First-Seq and
  * Trib-Last-Seq (= last) headers. A read that fails after the 200 ends with one error line
  * {"error": KIND, "detail": ...}. */

@@ -6,6 +6,7 @@
  * by gossip, mine, revoke, deny, the audit log, the CLI, and hostile callers (no token, a tampered
  * token, another domain's token, a read token deciding, a second decision). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -236,6 +237,12 @@ static uint8_t *sign_change(catalog_t *c, Trib__AccessKind kind, const char *req
     char err[256];
     cr_assert_eq(catalog_publish_access(c, &a, &seq, &out, len, err, sizeof err), 0, "publish: %s", err);
     return out;
+}
+
+/* The wall clock is 300 ms past *(int64_t *)ctx. */
+static int past_300_ms(void *ctx)
+{
+    return wall_ms() > *(int64_t *)ctx + 300;
 }
 
 static int active(store_t *st, const char *subject, int64_t now, grant_info_t *gi)
@@ -1567,6 +1574,102 @@ Test(index, grants_end_with_the_owners_certificate, .init = ix_setup, .fini = ix
                  "a grant is active after its issuer's certificate ended");
     n.cert_not_after_ms = 0; /* open mode: the grant's own expiry */
     cr_assert_eq(grants_active(&n, "alice@growth", "payments/settled", now + DAY_MS, &gi), 1);
+}
+
+/* An audit log that cannot be appended to (here a directory in its place): every failure is
+ * counted, but logged at most once per 10 s on the monotonic clock, those held back counted into
+ * the next line. Before, a limiter of its own wrote a line for every second of the wall clock. */
+Test(index, audit_append_failures_are_logged_on_log_limit, .init = ix_setup, .fini = ix_teardown)
+{
+    node_t n;
+    memset(&n, 0, sizeof n);
+    snprintf(n.cfg.data, sizeof n.cfg.data, "%s", dirs[0]);
+    char path[600], logp[600];
+    snprintf(path, sizeof path, "%s/audit.log", dirs[0]);
+    cr_assert_eq(mkdir(path, 0700), 0, "%s", path);
+    snprintf(logp, sizeof logp, "%s/stderr.txt", dirs[0]);
+    fflush(stderr);
+    int saved = dup(2), fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    audit_event_t e = {.time_ms = wall_ms(), .subject = "alice@growth", .product_id = "payments/settled",
+                       .action = "read", .reason = "grant_required"};
+    uint64_t w0, f0, w1, f1;
+    audit_counts(&w0, &f0);
+    /* failures across a change of the wall clock's second (the old limiter's interval), bounded */
+    int64_t start = wall_ms() / 1000, deadline = wall_ms() + 3000;
+    uint64_t tries = 0;
+    while (wall_ms() / 1000 == start && wall_ms() < deadline) {
+        audit_record(&n, &e);
+        tries++;
+        struct timespec ts = {0, 20 * 1000000L};   /* pacing, not synchronisation */
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < 3; i++, tries++)   /* and in the next second */
+        audit_record(&n, &e);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    audit_counts(&w1, &f1);
+    cr_assert_eq(f1 - f0, tries, "every failed append is counted: %llu of %llu", (unsigned long long)(f1 - f0),
+                 (unsigned long long)tries);
+    cr_assert_eq(w1, w0);
+    size_t len;
+    char *log = h_read_file(logp, &len);
+    int lines = 0;
+    for (const char *p = log; p && (p = strstr(p, "audit: cannot append to ")); p++)
+        lines++;
+    cr_assert_eq(lines, 1, "%llu failures over two wall-clock seconds logged %d lines:\n%s",
+                 (unsigned long long)tries, lines, log ? log : "");
+    free(log);
+}
+
+/* A new read after the reader's grant ended says how, in a live stream's words (grants_ended):
+ * expired at T; ended at T with the owner's certificate (its domain and serial); revoked. Before,
+ * all but a revocation read "alice@growth holds no active grant for it". A reader who never held
+ * one is still told she holds none. */
+Test(index, a_read_after_a_grant_ended_says_how, .init = ix_setup, .fini = ix_teardown)
+{
+    size_t len;
+    int64_t now = wall_ms();
+    free(sign_change(cgro, TRIB__ACCESS_KIND__ACCESS_REQUEST, REQ1, NULL, "alice@growth", 0, &len));
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ1, GR1, "alice@growth", now + 300, &len));
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.st = stores[0];
+    snprintf(n.cfg.data, sizeof n.cfg.data, "%s", dirs[0]);
+    snprintf(n.cfg.domain, sizeof n.cfg.domain, "payments");
+    n.id = pay;
+    const char *P = "payments/settled";
+    grants_read_t d;
+    char when[32], want[300];
+    /* expired: when (polled past its expiry on the wall clock the node judges by) */
+    cr_assert(h_wait(past_300_ms, &now, 5000), "the wall clock did not pass the grant's expiry");
+    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "growth", "tid-a", P, NULL, 0, &d), 0);
+    trust_time_text(now + 300, when);
+    snprintf(want, sizeof want, "grant %s of alice@growth on %s expired at %s; trib access request %s to ask again",
+             GR1, P, when, P);
+    cr_assert(d.status == 403 && !strcmp(d.code, "grant_required") && strstr(d.detail, want), "%s", d.detail);
+    /* bob never held one: he holds none */
+    cr_assert_eq(grants_check_read(&n, "confidential", "bob@growth", "growth", "tid-b", P, NULL, 0, &d), 0);
+    cr_assert(strstr(d.detail, "bob@growth holds no active grant"), "%s", d.detail);
+    /* a grant of 30 days, ended with the owner's certificate: which, and when */
+    free(sign_change(cgro, TRIB__ACCESS_KIND__ACCESS_REQUEST, REQ2, NULL, "alice@growth", 0, &len));
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ2, GR2, "alice@growth", now + 30 * DAY_MS, &len));
+    n.cert_not_after_ms = now + 100;
+    n.cert_serial = 0x1a2b3c4d5e6f7081ULL;
+    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "growth", "tid-a", P, NULL, 0, &d), 0);
+    trust_time_text(now + 100, when);
+    snprintf(want, sizeof want, "grant %s of alice@growth on %s ended at %s with this node's certificate for "
+             "domain 'payments' (serial 1a2b3c4d5e6f7081), which expired then", GR2, P, when);
+    cr_assert(d.status == 403 && strstr(d.detail, want), "%s", d.detail);
+    /* revoked: by whom and when, as before */
+    n.cert_not_after_ms = 0;
+    free(sign_change(cpay, TRIB__ACCESS_KIND__ACCESS_REVOKE, REQ2, GR2, "alice@growth", 0, &len));
+    cr_assert_eq(grants_check_read(&n, "confidential", "alice@growth", "growth", "tid-a", P, NULL, 0, &d), 0);
+    snprintf(want, sizeof want, "your grant %s for %s was revoked at ", GR2, P);
+    cr_assert(strstr(d.detail, want), "%s", d.detail);
 }
 
 /* A live read on a grant that stops holding ends with the words of its cause (node/stream.c puts

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/harness.h"
@@ -120,6 +121,22 @@ static int has_count(void *ctx)
 
 /* ------------------------------------------------------------------ policy_changed */
 
+/* The Unix time in ms (the events' clock). */
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 50-300 ms into a second of the wall clock. */
+static int early_in_a_second(void *ctx)
+{
+    (void)ctx;
+    long long ms = wall_ms() % 1000;
+    return ms >= 50 && ms <= 300;
+}
+
 /* examples/policies/company.yaml with its version line set to version, written to dir/name. */
 static void write_policy(const char *dir, const char *name, int version, char *path, size_t cap)
 {
@@ -181,9 +198,13 @@ Test(changes, policy_changed_once_per_set_in_force_and_watch_resumes_after_a_res
     feed_free(&f);
 
     /* a new version by `trib policy submit` (open mode: the YAML): one event; the same again is
-     * refused (409) and adds none */
+     * refused (409) and adds none. Its time is to the millisecond, as every other event's (it was
+     * cut to the second): begun early in a second, it is not before the submit began */
     char *out = NULL, *err = NULL;
+    cr_assert(h_wait(early_in_a_second, NULL, 3000), "the wall clock never showed 50-300 ms into a second");
+    long long t0 = wall_ms();
     cr_assert_eq(h_trib(&a, NULL, &out, &err, "policy", "submit", p2, NULL), 0, "%s", err);
+    long long t1 = wall_ms();
     free(out), free(err);
     out = err = NULL;
     cr_assert_neq(h_trib(&a, NULL, &out, &err, "policy", "submit", p2, NULL), 0, "a stale set was accepted");
@@ -193,6 +214,8 @@ Test(changes, policy_changed_once_per_set_in_force_and_watch_resumes_after_a_res
     ev = last_of(&f, "policy_changed");
     cr_assert_eq(json_integer_value(json_object_get(ev, "version")), 2, "%s", f.body);
     cr_assert_eq(json_integer_value(json_object_get(ev, "previous")), 1, "%s", f.body);
+    long long at = (long long)json_integer_value(json_object_get(ev, "time_ms"));
+    cr_assert(at >= t0 && at <= t1, "policy_changed at %lld, the submit ran from %lld to %lld", at, t0, t1);
     json_int_t last = last_seq(&f);
     feed_free(&f);
     feed_read(&a, "&domain=growth&product=growth/x", &f);   /* a set is every product's concern */

@@ -32,6 +32,15 @@ static const char *bad_manifest(const char *domain, char *buf, size_t cap)
     return buf;
 }
 
+/* How many times needle occurs in s. */
+static int count_of(const char *s, const char *needle)
+{
+    int k = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+        k++;
+    return k;
+}
+
 typedef struct {
     h_node_t *n;
     const char *id, *state;
@@ -164,6 +173,12 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect(err && strstr(err, "422 policy_violation") && strstr(err, "pii.field_tag") && strstr(err, "policy line") &&
               strstr(err, "\n  error   owners.business (manifest line 6): 'nobody' does not match") &&
               strstr(err, "; rule owners.email (policy line "), "%s", err);
+    /* each error once: the head counts them, it does not repeat the first (it did, as "first: ...") */
+    cr_expect(err && strstr(err, "422 policy_violation: 3 errors under policy set version 1\n"), "%s", err);
+    cr_expect(err && count_of(err, "'nobody' does not match") == 1, "the first error said twice: %s", err);
+    free(out), free(err);
+    cr_expect_eq(h_trib(&a, NULL, &out, &err, "check", tmp, NULL), 1, "%s%s", out, err);
+    cr_expect(out && count_of(out, "'nobody' does not match") == 1, "the first error said twice: %s", out);
     free(out), free(err);
     /* trib check, the dry run of that publish, says it would be refused, and why (it said
      * "publish would be accepted", exit 0: the report left out the policy set) */

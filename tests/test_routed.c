@@ -91,6 +91,27 @@ static void wait_product(h_node_t *n, const char *product)
     cr_assert(h_wait_status(n->url, path, NULL, 200, 10000), "%s did not learn %s", n->domain, product);
 }
 
+typedef struct {
+    h_node_t *n;
+    const char *status;
+} status_cond_t;
+
+static int product_status_is(void *ctx)
+{
+    status_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/products/" PRODUCT, NULL);
+    int ok = j && !strcmp(json_string_value(json_object_get(j, "status")) ?: "", c->status);
+    json_decref(j);
+    return ok;
+}
+
+/* n's catalog says PRODUCT's status is status. */
+static void wait_status_of(h_node_t *n, const char *status)
+{
+    status_cond_t c = {n, status};
+    cr_assert(h_wait(product_status_is, &c, 10000), "%s never saw %s %s", n->domain, PRODUCT, status);
+}
+
 static void publish_ledger(h_node_t *owner)
 {
     char err[512];
@@ -613,7 +634,13 @@ Test(routed, owner_down_gives_a_quick_503_naming_the_owner_and_its_state)
     cr_assert_eq(h_node_stop(&a, SIGKILL), 128 + SIGKILL);
     expect_503_naming_owner(&b, &a, hex, 3000, "state");
     wait_state(&b, "payments", "dead", 15000);
-    expect_503_naming_owner(&b, &a, hex, 200, "dead");
+    /* one wording for a dead owner: a new read's 503 says it as a read cut midway does, and
+     * trib get --relay prints the node's words (it said "... of PRODUCT is dead") */
+    expect_503_naming_owner(&b, &a, hex, 200, "is unreachable: its member state is dead");
+    cr_assert_eq(h_trib(&b, NULL, NULL, &err, "get", PRODUCT, "--relay", NULL), 1);
+    cr_assert(strstr(err, "trib: get: 503 owner_unreachable: owner node ") && strstr(err, a.peer) &&
+                  strstr(err, " is unreachable: its member state is dead\n"), "trib get: %s", err);
+    free(err);
 }
 
 /* A raw HTTP/1.0 client with a tiny receive buffer: it reads only when told. */
@@ -796,19 +823,43 @@ Test(routed, bad_input_is_refused_before_the_wire)
                   h_metric(a.url, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"));
     cr_assert_eq(h_metric(a.url, "trib_gossip_messages_total{dir=\"in\",type=\"MSG_READ_REQ\"}"), 0);
 
-    /* Retired: a routed read still serves the records; a routed stream is refused (410). */
+    /* Retired: a routed read still serves the records; a stream sends those from its `from`, then
+     * ends with the "retired" line, on the owner and through a relay alike; with none left to send
+     * (from past the last) it is refused (410). Before, every stream of it was 410, even from 1. */
     char url[256];
     snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, a.url);
     h_resp_t r;
     cr_assert_eq(h_http("DELETE", url, NULL, NULL, 0, &r), 0);
     cr_assert_eq(r.status, 200);
     h_resp_free(&r);
-    char *body = get_body(&b, "/v1/products/" PRODUCT "/stream", &st, NULL, NULL);
-    cr_assert_eq(st, 410, "a routed stream of a retired product: %ld %s", st, body);
-    cr_assert(strstr(body, "retired"), "%s", body);
-    free(body);
+    wait_status_of(&b, "retired");
     size_t len;
-    body = get_body(&b, "/v1/products/" PRODUCT "/records", &st, &len, NULL);
+    h_node_t *via[] = {&a, &b};
+    for (int k = 0; k < 2; k++) {
+        char *body = get_body(via[k], "/v1/products/" PRODUCT "/stream?from=4", &st, &len, NULL);
+        cr_assert_eq(st, 200, "a stream of a retired product from 4 on %s: %ld %s", via[k]->domain, st, body);
+        cr_assert_eq(count_lines(body, len), 3, "records 4 and 5, then the end: %s", body);
+        cr_assert(strstr(body, "{\"id\":5,") && strstr(body, "\n{\"error\":\"retired\",\"detail\":\"" PRODUCT
+                                                               " was retired: it takes no new records\"}\n"),
+                  "on %s: %s", via[k]->domain, body);
+        free(body);
+        body = get_body(via[k], "/v1/products/" PRODUCT "/stream?from=6", &st, NULL, NULL);
+        cr_assert_eq(st, 410, "a stream of a retired product past its last record on %s: %ld %s", via[k]->domain, st,
+                     body);
+        cr_assert(strstr(body, "\"retired\"") && strstr(body, "its last is seq 5"), "%s", body);
+        free(body);
+        /* trib subscribe: the records, then why it ended; complete, so exit 0 */
+        char *out = NULL, *err = NULL;
+        cr_assert_eq(h_trib(via[k], NULL, &out, &err, "subscribe", PRODUCT, "--from", "4", NULL), 0, "%s", err);
+        cr_assert(count_lines(out, strlen(out)) == 2 && strstr(out, "{\"id\":5,"), "%s", out);
+        cr_assert(strstr(err, "trib: subscribe: retired: " PRODUCT " was retired: it takes no new records; every "
+                              "record was sent (last seq 5)\n"), "%s", err);
+        free(out), free(err);
+        cr_assert_eq(h_trib(via[k], NULL, &out, &err, "subscribe", PRODUCT, "--from", "6", NULL), 1);
+        cr_assert(strstr(err, "410 retired"), "%s", err);
+        free(out), free(err);
+    }
+    char *body = get_body(&b, "/v1/products/" PRODUCT "/records", &st, &len, NULL);
     cr_assert_eq(st, 200);
     cr_assert_eq(count_lines(body, len), 5);
     free(body);
