@@ -153,7 +153,9 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
  * peers read. */
 #define TRANSPORT_BUSY 1
 int transport_send_bulk(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len);
-/* The peer at addr stopped answering while ZeroMQ holds bulk bytes for it: the connection that
+/* (A connection that holds bulk bytes of which ZeroMQ wrote none for 10 s is closed with them in
+ * any case, counted in bulk_dropped: a peer that reads nothing holds no budget for good.)
+ * The peer at addr stopped answering while ZeroMQ holds bulk bytes for it: the connection that
  * holds them closes (they are dropped, their budget freed; the next send dials again). Returns the
  * bytes it held (0: none held, nothing closed). */
 size_t transport_drop_bulk(transport_t *t, const char *addr);
@@ -279,7 +281,8 @@ typedef struct {
     uint64_t peer_key_table_full;            /* claims of a new address refused: every binding held
                                                 was proven (those are not forgotten for a claim) */
     uint64_t bulk_busy;                      /* bulk sends refused over a byte budget (not now) */
-    uint64_t bulk_dropped;                   /* connections closed by transport_drop_bulk */
+    uint64_t bulk_dropped;                   /* connections closed by transport_drop_bulk, or holding bulk
+                                                bytes of which none was written for 10 s */
 } transport_stats_t;
 
 /* The live counters. Owner's thread only: to show them elsewhere (metrics), copy the struct on
