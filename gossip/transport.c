@@ -1378,6 +1378,22 @@ int transport_forget(transport_t *t, const char *addr)
     return n;
 }
 
+int transport_forget_down(transport_t *t, const char *addr)
+{
+    int n = 0;
+    if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return 0;
+    for (int lane = 0; lane < 2; lane++) {
+        dealer_t *d = dealer_find(t, addr, lane);
+        int ev = 0;
+        size_t sz = sizeof ev;
+        /* ZMQ_IMMEDIATE: a DEALER can be written to only while a connection is up */
+        if (d == NULL || (zmq_getsockopt(d->sock, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLOUT))) continue;
+        dealer_close(t, d);
+        n++;
+    }
+    return n;
+}
+
 /* Closes the connections whose handshake never succeeded (still watched) and that were given
  * nothing for unanswered_ms: ZeroMQ would redial them until the process ends (a member that died,
  * an address that never answered). The next message to the address opens a connection again. */

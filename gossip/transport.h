@@ -176,6 +176,10 @@ int transport_warm(transport_t *t, const char *addr, int max_shaking);
 /* Closes the DEALERs to addr (a dead peer); waiting messages are dropped and counted. Returns how
  * many were open (0..2). The next message to addr opens a connection again. */
 int transport_forget(transport_t *t, const char *addr);
+/* transport_forget for the DEALERs to addr that are down (ZeroMQ has no connection to write to:
+ * never up, or broken and redialling with its backoff); one that is up stays. Returns how many
+ * closed (0..2). */
+int transport_forget_down(transport_t *t, const char *addr);
 
 /* Admission policy for peers' CURVE keys; NULL = open federation (any key). Runs on the owner's
  * thread inside transport_recv: at the handshake (connect 1, the ZAP request) and again for every
