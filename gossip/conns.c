@@ -62,7 +62,10 @@ static int gone(int state)
  * gossips to the dead for a while and retries them) opens one again, closed in turn when it never
  * comes up (transport unanswered_ms). A member back from gone gets fresh connections at once: one
  * left open may be deep in its backoff, and the probes of the member back would wait for its next
- * redial. A queue that is full (GOSSIP_GONE_MAX gone in one loop turn) leaves the rest open. */
+ * redial. Only those that are down: one that is up is not its old one but a member's alive at that
+ * address (a member's address is a claim: closing those whenever a member naming it came back let a
+ * key that any peer can make die and come back cut that member off at will). A queue that is full
+ * (GOSSIP_GONE_MAX gone in one loop turn) leaves the rest open. */
 void gossip__conns_member(gossip_t *g, const Trib__Member *m, int old_state)
 {
     if (!m->addr || old_state == (int)m->state || strlen(m->addr) >= TRANSPORT_ADDR_MAX)
@@ -70,7 +73,7 @@ void gossip__conns_member(gossip_t *g, const Trib__Member *m, int old_state)
     if (gone((int)m->state) && g->ngone < GOSSIP_GONE_MAX)
         snprintf(g->gone[g->ngone++], TRANSPORT_ADDR_MAX, "%s", m->addr);
     else if (m->state == TRIB__MEMBER_STATE__ALIVE && gone(old_state))
-        g->conns_closed_gone += (uint64_t)transport_forget(g->tr, m->addr);
+        g->conns_closed_gone += (uint64_t)transport_forget_down(g->tr, m->addr);
 }
 
 static void held_alive(void *ctx, const Trib__Member *m)

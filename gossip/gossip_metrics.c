@@ -110,7 +110,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  ts.bulk_busy);
     prom_counter(f, "trib_gossip_bulk_dropped_total",
                  "Connections to a requester closed with the routed read batches ZeroMQ held for it, dropped: its "
-                 "streams expired (silent for the idle expiry) while it read nothing.", ts.bulk_dropped);
+                 "streams expired (silent for the idle expiry) while it read nothing, or none of them was written for 10 s.", ts.bulk_dropped);
     prom_counter(f, "trib_peer_key_refused_total",
                  "Claims of a peer address whose node key is another node's (chartered), refused: the dials "
                  "to that address keep the key they had.", ts.peer_key_refused);

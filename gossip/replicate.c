@@ -96,6 +96,7 @@ struct replicate {
         char addr[64];
         uint64_t at_ms;          /* when we pulled, or its answer's last part came (0: free slot) */
         uint64_t asked_ms;       /* when we pulled: parts extend it only PULL_EXTEND_MS past this */
+        uint64_t ask;            /* the digest's CatalogDigest.ask: the answer's last part names it */
     } pulls[PULL_SLOTS];         /* peers we are pulling a cut answer from: one chain per peer */
     char own[64];                /* this node's domain */
     size_t own_heard;            /* peers' digests received */
@@ -227,7 +228,16 @@ static int pull_find(replicate_t *r, const char *addr)
     return -1;
 }
 
-static void pull_set(replicate_t *r, const char *addr)
+/* A new CatalogDigest.ask: random (a peer naming another's address cannot guess it), its top bit
+ * set: never 0, and always as long packed (frames cut as before, simulations stay deterministic). */
+static uint64_t new_ask(void)
+{
+    uint64_t a;
+    randombytes_buf(&a, sizeof a);
+    return a | (uint64_t)1 << 63;
+}
+
+static void pull_set(replicate_t *r, const char *addr, uint64_t ask)
 {
     int i = pull_find(r, addr);
     for (int k = 0; i < 0 && k < PULL_SLOTS; k++)
@@ -240,6 +250,7 @@ static void pull_set(replicate_t *r, const char *addr)
     if (!r->pulls[i].at_ms)
         r->pulls[i].at_ms = 1;
     r->pulls[i].asked_ms = r->pulls[i].at_ms;
+    r->pulls[i].ask = ask;
 }
 
 /* A part of addr's answer came: its pull lasts PULL_MS from now, unless it was asked for more than
@@ -252,11 +263,12 @@ static void pull_extend(replicate_t *r, const char *addr)
         r->pulls[i].at_ms = now;
 }
 
-/* The last part of addr's answer came: the pull is over, a round with addr may start. */
-static void pull_end(replicate_t *r, const char *addr)
+/* The last part of addr's answer to the digest that asked ask came: the pull is over, a round with
+ * addr may start. Another answer's last part (a late one, or one made up) ends nothing. */
+static void pull_end(replicate_t *r, const char *addr, uint64_t ask)
 {
     int i = pull_find(r, addr);
-    if (i >= 0) {
+    if (i >= 0 && r->pulls[i].ask == ask) {
         r->pulls[i].at_ms = 0;
         r->stats.pulls_ended++;
     }
@@ -315,6 +327,7 @@ typedef struct {
     int frames;
     int cut;                     /* the answer's bound was reached: entries were left out */
     int whole;                   /* an answer to a whole digest: its last part is marked (last) */
+    uint64_t ask;                /* the digest's ask, repeated in every part */
     int last;                    /* this flush is the answer's last part: sent even when empty */
 } frame_t;
 
@@ -327,6 +340,7 @@ static void frame_flush(frame_t *f)
     msg.entries = f->items;
     msg.more = f->cut;
     msg.last = f->last;
+    msg.ask = f->ask;
     msg.answer = 1;
     msg.final = f->r->io.answers_final;
     size_t len = trib__catalog_entries__get_packed_size(&msg);
@@ -407,8 +421,8 @@ static int digest_add(void *ctx, const char *domain, const store_head_t *h)
     return 0;
 }
 
-/* Sends addr our digest; returns its length (0: none sent). */
-static size_t send_digest(replicate_t *r, const char *addr, int reply)
+/* Sends addr our digest (ask: its CatalogDigest.ask, 0 none); returns its length (0: none sent). */
+static size_t send_digest(replicate_t *r, const char *addr, int reply, uint64_t ask)
 {
     size_t sent = 0;
     digest_t d = {0};
@@ -424,6 +438,7 @@ static size_t send_digest(replicate_t *r, const char *addr, int reply)
     msg.n_heads = d.n;
     msg.heads = d.ptrs;
     msg.reply = reply;
+    msg.ask = ask;
     size_t len = trib__catalog_digest__get_packed_size(&msg);
     uint8_t *buf = malloc(len ? len : 1);
     if (buf) {
@@ -535,7 +550,7 @@ size_t repl_sync_opener(replicate_t *r, const char *addr, uint8_t *buf, size_t c
     uint8_t h[SUMMARY_LEN];
     Trib__CatalogSummary msg = TRIB__CATALOG_SUMMARY__INIT;
     if (summary(r, h, &msg.domains) != 0) {
-        send_digest(r, addr, 0);
+        send_digest(r, addr, 0, 0);
         return 0;
     }
     msg.hash.data = h;
@@ -570,8 +585,9 @@ static int handle_summary(replicate_t *r, const char *from, const uint8_t *body,
         if (summary(r, h, &domains) == 0 && domains == msg->domains && !memcmp(h, msg->hash.data, SUMMARY_LEN))
             r->stats.summaries_same++;
         else if (pull_find(r, from) < 0 && answer_ok(r, from)) { /* else the pull in progress is this round */
-            answered(r, from, send_digest(r, from, 0));
-            pull_set(r, from);   /* our digest asks for all we lack, as below (handle_digest) */
+            uint64_t ask = new_ask();
+            answered(r, from, send_digest(r, from, 0, ask));
+            pull_set(r, from, ask);   /* our digest asks for all we lack, as below (handle_digest) */
         }
     }
     trib__catalog_summary__free_unpacked(msg, NULL);
@@ -656,7 +672,7 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
     }
     /* What the digest told us of our own domain is kept above; the answer waits for the budget */
     if (answer_ok(r, from)) {
-        frame_t f = {.r = r, .addr = from, .whole = !msg->only_listed}; /* the asker holds a pull */
+        frame_t f = {.r = r, .addr = from, .whole = !msg->only_listed, .ask = msg->ask}; /* the asker holds a pull */
         lack_t l = {r, msg, &f, !r->io.got_pushes || r->io.got_pushes(r->io.ctx, from)};
         store_catalog_heads(r->st, send_lacking, &l);
         frame_finish(&f);
@@ -670,11 +686,12 @@ static int handle_digest(replicate_t *r, const char *from, const uint8_t *body, 
                 domains[i] = msg->heads[i]->domain;
             answered(r, from, send_listed(r, from, domains, n, 1));
         } else if (!msg->reply && pull_find(r, from) < 0) { /* else the pull in progress brings it */
-            answered(r, from, send_digest(r, from, 1));
+            uint64_t ask = new_ask();
+            answered(r, from, send_digest(r, from, 1, ask));
             /* our digest asks for all we lack: its answer may stream for seconds, and a round
              * opened meanwhile (our worker busy verifying, the queue empty for a moment) would ask
              * again for what is on its way */
-            pull_set(r, from);
+            pull_set(r, from, ask);
         }
     }
     trib__catalog_digest__free_unpacked(msg, NULL);
@@ -1037,8 +1054,9 @@ static void follow_more(replicate_t *r, const inframe_t *fr)
     if (r->io.asker)
         r->io.asker(r->io.ctx, fr->has_key ? fr->key : NULL);
     if (answer_ok(r, fr->from)) {   /* refused: the chain stops, the pull expires, a round asks again */
-        answered(r, fr->from, send_digest(r, fr->from, 1));
-        pull_set(r, fr->from);
+        uint64_t ask = new_ask();
+        answered(r, fr->from, send_digest(r, fr->from, 1, ask));
+        pull_set(r, fr->from, ask);
     }
     if (r->io.asker)
         r->io.asker(r->io.ctx, NULL);
@@ -1104,7 +1122,7 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
         if (fr->msg->more) {
             follow_more(r, fr);
         } else if (fr->msg->answer && fr->msg->last) {
-            pull_end(r, fr->from);   /* the whole answer is in (and stored): rounds may start */
+            pull_end(r, fr->from, fr->msg->ask);   /* the whole answer is in (and stored): rounds may start */
         } else if (fr->msg->answer) {
             /* the answer is still coming: the pull lasts PULL_MS after its last part. A push is no
              * part of it: pushing every second, the peer held a pull whose answer was lost open for

@@ -9,6 +9,7 @@
 
 struct sendq {
     atomic_size_t bytes;
+    atomic_size_t freed;
     atomic_size_t refs;
     sendq_t *parent;
 };
@@ -25,6 +26,7 @@ sendq_t *sendq_new(sendq_t *parent)
     if (!q)
         return NULL;
     atomic_init(&q->bytes, 0);
+    atomic_init(&q->freed, 0);
     atomic_init(&q->refs, 1);
     q->parent = parent;
     if (parent)
@@ -54,12 +56,19 @@ size_t sendq_bytes(const sendq_t *q)
     return atomic_load_explicit(&((sendq_t *)q)->bytes, memory_order_relaxed);
 }
 
+size_t sendq_freed(const sendq_t *q)
+{
+    return atomic_load_explicit(&((sendq_t *)q)->freed, memory_order_relaxed);
+}
+
 static void msg_freed(void *data, void *hint)
 {
     (void)data;
     head_t *h = hint;
-    for (sendq_t *q = h->q; q; q = q->parent)
+    for (sendq_t *q = h->q; q; q = q->parent) {
+        atomic_fetch_add(&q->freed, h->size);
         atomic_fetch_sub(&q->bytes, h->size);
+    }
     unref(h->q);
     free(h);
 }

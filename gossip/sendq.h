@@ -22,6 +22,8 @@ sendq_t *sendq_new(sendq_t *parent);
 void sendq_release(sendq_t **qp);
 /* Bytes of q's messages ZeroMQ holds now. Any thread. */
 size_t sendq_bytes(const sendq_t *q);
+/* Bytes of q's messages ZeroMQ has let go of so far (it only grows): whether a receiver takes any. */
+size_t sendq_freed(const sendq_t *q);
 /* Initialises msg with size bytes (its data to fill), counted in q until ZeroMQ frees it; it is
  * then a message like any other (zmq_msg_send, zmq_msg_close). 0, or -1 out of memory. */
 int sendq_msg(sendq_t *q, zmq_msg_t *msg, size_t size);

@@ -44,6 +44,10 @@
 #define RECONNECT_MS     100
 #define RECONNECT_MAX_MS 2000
 #define SWEEP_MS       1000             /* unanswered connections are looked for this often */
+/* A connection that holds bulk bytes none of which ZeroMQ could write for this long is closed with
+ * them (transport_send_bulk): the peer reads nothing. A reader that takes a batch (512 KiB) every
+ * 10 s is never cut; the owner's streams expire after as long a silence of their requester. */
+#define BULK_STALL_MS  10000
 #define REDIAL_AFTER_MS 200             /* a connection never up, this old, dials again for a new message... */
 #define REDIAL_MS      10000            /* ... this often at most: a redial starts the backoff again at
                                            RECONNECT_MS, and once a second it made ~4 connects a second
@@ -125,6 +129,8 @@ typedef struct dealer {
     int64_t used_ms;                        /* when a message was last given to it (or opened_ms) */
     int64_t redial_ms;                      /* when it last dialled again for a new message */
     int tcp_up;                             /* watched (mon): its TCP connection is up now */
+    size_t bulk_freed;                      /* sendq_freed(bulk) when last looked at (sweep_bulk) */
+    int64_t bulk_moved_ms;                  /* when bulk last held nothing or ZeroMQ last let go of some */
 } dealer_t;
 
 /* An Ed25519 sender key and its CURVE form (hex too): the conversion costs about as much as a
@@ -174,6 +180,7 @@ struct transport {
     curve_slot_t curve_cache[64];           /* sender keys seen: sender_authentic */
     sendq_t *bulk;                          /* bytes of bulk sends ZeroMQ holds, over all dealers */
     int64_t sweep_ms;                       /* the last look for unanswered connections */
+    int64_t bulk_sweep_ms;                  /* the last look for connections whose bulk bytes stall */
 };
 
 #define MON_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
@@ -1166,6 +1173,9 @@ static int send_to(transport_t *t, const char *addr, int type, const uint8_t *bo
         bump(&t->st.bulk_busy, 1);
         return TRANSPORT_BUSY;
     }
+    if (held == 0)
+        d->bulk_moved_ms = clock_ms();
+
     return dealer_send_q(t, d, type, body, len, d->bulk);
 }
 
@@ -1368,6 +1378,22 @@ int transport_forget(transport_t *t, const char *addr)
     return n;
 }
 
+int transport_forget_down(transport_t *t, const char *addr)
+{
+    int n = 0;
+    if (addr == NULL || strnlen(addr, TRANSPORT_ADDR_MAX) >= TRANSPORT_ADDR_MAX) return 0;
+    for (int lane = 0; lane < 2; lane++) {
+        dealer_t *d = dealer_find(t, addr, lane);
+        int ev = 0;
+        size_t sz = sizeof ev;
+        /* ZMQ_IMMEDIATE: a DEALER can be written to only while a connection is up */
+        if (d == NULL || (zmq_getsockopt(d->sock, ZMQ_EVENTS, &ev, &sz) == 0 && (ev & ZMQ_POLLOUT))) continue;
+        dealer_close(t, d);
+        n++;
+    }
+    return n;
+}
+
 /* Closes the connections whose handshake never succeeded (still watched) and that were given
  * nothing for unanswered_ms: ZeroMQ would redial them until the process ends (a member that died,
  * an address that never answered). The next message to the address opens a connection again. */
@@ -1380,6 +1406,28 @@ static void sweep_unanswered(transport_t *t, int64_t now)
         if (d->pend_count == 0 && now - d->used_ms >= t->o.unanswered_ms) {
             dealer_close(t, d);
             t->st.dealers_unanswered++;
+        }
+    }
+}
+
+/* Closes the connections that hold bulk bytes of which ZeroMQ wrote none for BULK_STALL_MS (counted
+ * in bulk_dropped): a peer that reads nothing would otherwise hold its budget and the total's for as
+ * long as its connection stays open, whether or not a stream of its is still open (its streams
+ * cancelled or finished, nothing expires). */
+static void sweep_bulk(transport_t *t, int64_t now)
+{
+    if (now - t->bulk_sweep_ms < SWEEP_MS) return;
+    t->bulk_sweep_ms = now;
+    for (dealer_t *d = t->lru_head, *next; d; d = next) {
+        next = d->lnext;
+        if (d->bulk == NULL) continue;
+        size_t freed = sendq_freed(d->bulk);
+        if (sendq_bytes(d->bulk) == 0 || freed != d->bulk_freed) {
+            d->bulk_freed = freed;
+            d->bulk_moved_ms = now;
+        } else if (now - d->bulk_moved_ms >= BULK_STALL_MS) {
+            dealer_close(t, d);
+            bump(&t->st.bulk_dropped, 1);
         }
     }
 }
@@ -1400,6 +1448,7 @@ int transport_pollitems(transport_t *t, zmq_pollitem_t *items, int max)
     int64_t now = clock_ms();
     flush_all(t, now);
     sweep_unanswered(t, now);
+    sweep_bulk(t, now);
     items[0] = (zmq_pollitem_t){.socket = t->router, .events = ZMQ_POLLIN};
     items[1] = (zmq_pollitem_t){.socket = t->zap, .events = ZMQ_POLLIN};
     int n = 2;

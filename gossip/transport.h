@@ -153,7 +153,9 @@ int transport_send(transport_t *t, const char *addr, int type, const uint8_t *bo
  * peers read. */
 #define TRANSPORT_BUSY 1
 int transport_send_bulk(transport_t *t, const char *addr, int type, const uint8_t *body, size_t len);
-/* The peer at addr stopped answering while ZeroMQ holds bulk bytes for it: the connection that
+/* (A connection that holds bulk bytes of which ZeroMQ wrote none for 10 s is closed with them in
+ * any case, counted in bulk_dropped: a peer that reads nothing holds no budget for good.)
+ * The peer at addr stopped answering while ZeroMQ holds bulk bytes for it: the connection that
  * holds them closes (they are dropped, their budget freed; the next send dials again). Returns the
  * bytes it held (0: none held, nothing closed). */
 size_t transport_drop_bulk(transport_t *t, const char *addr);
@@ -174,6 +176,10 @@ int transport_warm(transport_t *t, const char *addr, int max_shaking);
 /* Closes the DEALERs to addr (a dead peer); waiting messages are dropped and counted. Returns how
  * many were open (0..2). The next message to addr opens a connection again. */
 int transport_forget(transport_t *t, const char *addr);
+/* transport_forget for the DEALERs to addr that are down (ZeroMQ has no connection to write to:
+ * never up, or broken and redialling with its backoff); one that is up stays. Returns how many
+ * closed (0..2). */
+int transport_forget_down(transport_t *t, const char *addr);
 
 /* Admission policy for peers' CURVE keys; NULL = open federation (any key). Runs on the owner's
  * thread inside transport_recv: at the handshake (connect 1, the ZAP request) and again for every
@@ -279,7 +285,8 @@ typedef struct {
     uint64_t peer_key_table_full;            /* claims of a new address refused: every binding held
                                                 was proven (those are not forgotten for a claim) */
     uint64_t bulk_busy;                      /* bulk sends refused over a byte budget (not now) */
-    uint64_t bulk_dropped;                   /* connections closed by transport_drop_bulk */
+    uint64_t bulk_dropped;                   /* connections closed by transport_drop_bulk, or holding bulk
+                                                bytes of which none was written for 10 s */
 } transport_stats_t;
 
 /* The live counters. Owner's thread only: to show them elsewhere (metrics), copy the struct on

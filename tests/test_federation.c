@@ -219,6 +219,35 @@ Test(federation, sigkill_is_detected_then_rejoin_catches_up)
     cr_assert(h_wait(all_have_product, &cp, 10000), "growth did not catch up after restart");
 }
 
+/* A member back from dead gets fresh connections, but not when another member alive holds its
+ * address: those are that member's. Here a second key claims growth's address (a node started with
+ * --advertise naming another's, or, in open mode, a hostile peer: each of its keys' members can be
+ * made to die and come back at will): probed there, it is declared dead, then comes back (a
+ * restart: a higher incarnation). Before, its return closed payments' connections to growth, which
+ * was alive all along: in flight and queued messages dropped, and a peer minting such members
+ * could cut any member off as often as its members died and came back. */
+Test(federation, a_member_back_at_a_live_member_s_address_leaves_that_member_s_connections_open)
+{
+    h_node_t a, b, m;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, FAST, NULL), 0, "growth did not start");
+    cr_assert(h_wait_member(a.url, "growth", "alive", NULL, 15000), "payments does not see growth");
+    cr_assert_eq(h_node_start(&m, "mimic", "--seed", a.peer, "--advertise", b.peer, FAST, NULL), 0,
+                 "mimic did not start");
+    cr_assert(h_wait_member(a.url, "mimic", "dead", NULL, 20000), "payments never declared mimic dead");
+    cr_assert_eq(h_node_stop(&m, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&m), 0, "mimic did not restart");
+    cr_assert(h_wait_member(a.url, "mimic", "alive", NULL, 15000), "mimic did not come back");
+    h_node_t *pa[] = {&a};   /* the metrics published with the members counted (every 250 ms) */
+    cond_t cd = {.nodes = pa, .n = 1, .count = 3};
+    cr_assert(h_wait(all_alive, &cd, 5000), "payments does not count three members alive");
+    char st[32];
+    cr_assert_str_eq(member_state(&a, "growth", st, sizeof st), "alive");
+    cr_assert_eq(h_metric(a.url, "trib_gossip_connections_closed_total{reason=\"member_gone\"}"), 0,
+                 "payments closed %g connections to growth's address while growth was alive",
+                 h_metric(a.url, "trib_gossip_connections_closed_total{reason=\"member_gone\"}"));
+}
+
 /* A member killed and restarted on the same address and key while its peers suspect it refutes
  * the suspicion: its peers' connections to it were down and redialling with a backoff (100 ms up
  * to 2 s), and its probes must not wait so long that it is declared dead. */

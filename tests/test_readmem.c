@@ -251,6 +251,49 @@ Test(readmem, a_requester_that_reads_nothing_holds_a_bounded_share_of_the_owners
     hostile_close(&h);
 }
 
+/* The hostile requester cancels its n streams (ids as hostile_open's): they end at once, so none
+ * of them ever expires. */
+static void hostile_cancel(hostile_t *h, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Trib__ReadCancel c = TRIB__READ_CANCEL__INIT;
+        c.stream_id = 1000 + (uint64_t)i;
+        uint8_t buf[32];
+        size_t len = trib__read_cancel__pack(&c, buf);
+        peer_envelope_t e;
+        peer_envelope_init(&e, &h->me, h->addr, TRIB__MSG_TYPE__MSG_READ_CANCEL, buf, len);
+        e.seq = 1000 + (uint64_t)i;
+        cr_assert_eq(peer_client_send_envelope(h->c, &e), 0);
+    }
+}
+
+/* A requester that fills its budget, then ends its streams itself (cancels them; streams that
+ * finish are the same) and goes silent: no stream of its expires, yet what ZeroMQ holds for it,
+ * which it will never read, must not keep its budget and the total's for as long as its connection
+ * stays open (on the old code: held for good, only an expiry dropped it). */
+Test(readmem, a_requester_that_ends_its_streams_and_reads_nothing_does_not_hold_the_budget_for_good)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", STEADY, "--link-listen", "off", NULL), 0, "payments did not start");
+    big_product(&a, RECORDS);
+    hostile_t h;
+    hostile_open(&h, &a, 64);
+    still_t st = {&a, -1, 0};
+    cr_assert(h_wait(sends_still, &st, 60000), "the owner never stopped sending (%g batches)", st.sent);
+    double held = h_metric(a.url, "trib_gossip_bulk_queued_bytes");
+    cr_assert_gt(held, 1024.0 * 1024, "the requester holds only %g bytes: nothing to test", held);
+    hostile_cancel(&h, 64);
+    metric_cond_t gone = {&a, "trib_read_owner_streams{kind=\"range\"}", 0};
+    cr_assert(h_wait(metric_is, &gone, 10000), "the cancels did not end the streams (%g open)",
+              h_metric(a.url, "trib_read_owner_streams{kind=\"range\"}"));
+    cr_assert_eq(h_metric(a.url, "trib_read_events_total{event=\"stream_expired\"}"), 0);
+    gone = (metric_cond_t){&a, "trib_gossip_bulk_queued_bytes", 0};
+    cr_assert(h_wait(metric_is, &gone, 30000), "the owner still holds %g bytes for a requester whose streams ended "
+              "and that reads nothing", h_metric(a.url, "trib_gossip_bulk_queued_bytes"));
+    cr_assert_eq(h_metric(a.url, "trib_gossip_bulk_dropped_total"), 1);
+    hostile_close(&h);
+}
+
 /* A raw HTTP/1.0 client with a tiny receive buffer that reads nothing. */
 static int slow_connect(h_node_t *n, const char *path)
 {

@@ -1413,6 +1413,44 @@ Test(replicate_sim, a_cut_answer_to_a_gap_request_is_followed)
     cr_assert_geq(as->pulls_ended, 1, "the chain's last part did not end the pull");
 }
 
+/* A `last` ends only the pull it answers: A pulls B's 301 entries (B's answer cut at 16 frames of
+ * 2 KiB, its `more` pulls the rest), while an empty frame marked last, naming B's address, reaches A
+ * first (a peer naming B's, open mode; or the late last part of an answer to an earlier digest whose
+ * pull had expired). Before, it ended A's pull with B, so B's `more` was refused ("no pull") and the
+ * rest waited for a later round: here none comes, and A held 161 of the 301. */
+Test(replicate_sim, a_last_part_not_answering_the_pull_does_not_end_it)
+{
+    enum { A = 0, B = 1, PER = 301 };
+    g_clocked = 1;
+    cluster_t *c = cluster_new(2, 0x1a5a, 0.0, 2048);
+    g_clocked = 0;
+    sim_net_set_delay(c->net, 5, 5);                  /* in order, as over one connection: no gaps */
+    node_t *a = &c->nodes[A], *b = &c->nodes[B];
+    a->next_ae = b->next_ae = UINT64_MAX / 2;         /* no rounds: only the pull and its chain */
+    plan_publishes(c, B, PER, 1, 2);
+    for (size_t k = 0; k < PER; k++)
+        b->pubs[k] = 10 + k;
+    schedule(c, b);
+    sim_net_block(c->net, B, A, 1);                   /* A gets none of B's pushes */
+    sim_net_run(c->net, 3000);                        /* B's domain no longer active (pushed) */
+    sim_net_block(c->net, B, A, 0);
+    cr_assert_eq(a->held, 0);
+    differing_opener(c, A, B);                        /* A sends B its digest: a pull */
+    uint8_t buf[16];
+    Trib__CatalogEntries m = TRIB__CATALOG_ENTRIES__INIT;
+    m.answer = 1;
+    m.last = 1;
+    size_t len = trib__catalog_entries__pack(&m, buf);
+    cr_assert_eq(repl_handle(a->repl, b->addr, MSG_ENTRIES, buf, len), 0);
+    sim_net_run(c->net, 5500);
+    const repl_stats_t *as = repl_stats(a->repl), *bs = repl_stats(b->repl);
+    cr_assert_geq(bs->answers_cut, 1, "the answer was not cut: the test tests nothing (A holds %" PRIu64 ")",
+                  a->held);
+    cr_assert_eq(a->held, (uint64_t)PER, "A holds %" PRIu64 " of B's %d entries (%" PRIu64 " 'more' refused)",
+                 a->held, PER, as->more_refused);
+    cr_assert_eq(as->more_refused, 0);
+}
+
 /* Bounded random input from a peer for every catalog message type, as repl_handle gets it from the
  * transport: random bytes, and well-formed messages around random contents (digests of up to 70
  * heads naming real, random, over-long and empty domains at random seqs, as questions or answers,

@@ -1688,14 +1688,23 @@ typedef struct {
     atomic_int done;
 } rotate_call_t;
 
+/* The rotation itself, as a client keeping the contract: a 409 busy (a hammer's call held the
+ * rotation lock at that moment: it is taken before the body is read) is asked again after its
+ * Retry-After, a few times. */
 static void *rotate_call(void *arg)
 {
     rotate_call_t *rc = arg;
     h_resp_t r;
-    if (h_http("POST", rc->url, "application/json", rc->body, strlen(rc->body), &r) == 0) {
+    for (int tries = 0; tries < 5; tries++) {
+        if (h_http("POST", rc->url, "application/json", rc->body, strlen(rc->body), &r) != 0)
+            break;
         rc->status = r.status;
         snprintf(rc->reply, sizeof rc->reply, "%s", r.body ? r.body : "");
+        int again = r.status == 409 && !strcmp(r.retry_after, "1");
         h_resp_free(&r);
+        if (!again)
+            break;
+        sleep(1);
     }
     atomic_store(&rc->done, 1);
     return NULL;
