@@ -81,6 +81,13 @@ $(TEST_BIN): $(BUILD)/tests/%: tests/%.c $(TEST_HELP:%.c=$(BUILD)/%.o) $(BUILD)/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(filter %.c %.o %.a,$^) $(PKG_LIBS) $(CRIT_LIBS) -o $@
 
+# A wall clock a test steps (tests/shim/wallclock.c), preloaded into the agents that need it; never
+# linked into a binary, and built without the sanitizers (the agent's ASan runtime stays first).
+$(BUILD)/tests/wallclock.so: tests/shim/wallclock.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -O1 -g -shared -fPIC $< -ldl -o $@
+$(BUILD)/tests/test_chartered: $(BUILD)/tests/wallclock.so
+
 $(BENCH_BIN): $(BUILD)/bench/%: bench/%.c $(BUILD)/libtrib.a | $(BUILD)/trib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(filter %.c %.a,$^) $(PKG_LIBS) -o $@

@@ -520,7 +520,8 @@ static void publish_snapshot(gossip_t *g)
         return;
     /* judged again from the first instant a verdict may change (a certificate's start or end, a
      * revocation taking effect, an overlap's end: gossip__own_cert_check) */
-    g->snap_redo_ms = g->trust ? trust_next_change(g->trust, clock_wall_ms()) : 0;
+    g->snap_judged_ms = clock_wall_ms();
+    g->snap_redo_ms = g->trust ? trust_next_change(g->trust, g->snap_judged_ms) : 0;
     swim_foreach(g->swim, snap_one, &s);
     roster_sort(s.list, s.n);
     s.n = roster_drop_handed_over(g->trust, s.list, s.n);

@@ -180,6 +180,9 @@ struct gossip {
     int64_t snap_redo_ms;        /* chartered: the first instant after the snapshot at which a trust verdict
                                     may change (trust_next_change; wall ms): from it the members are judged
                                     again (loop only; 0: none) */
+    int64_t snap_judged_ms;      /* chartered: the wall time the snapshot was judged at; a clock seen
+                                    below it stepped back, and the members are judged again (loop only) */
+    log_limit_t step_log;        /* the wall clock stepped back */
     /* chartered: uncertified members (gossip_member_t) since when, each logged once when it stays
      * so (zap.c, gossip__uncertified_check; loop only) */
     gossip_unc_t unc[GOSSIP_UNCERT_TRACK];

@@ -1,5 +1,5 @@
 /* gossip/log.h - one line per notable event, to stderr, with a UTC timestamp and a level.
- * Used by gossip/ and node/; thread-safe (one fprintf per line). Must not allocate per call. */
+ * Used by storage/, gossip/ and node/; thread-safe (one fprintf per line). Must not allocate per call. */
 #ifndef TRIB_LOG_H
 #define TRIB_LOG_H
 

@@ -40,6 +40,7 @@
 #define REFUSAL_LOG_MS 10000                       /* one line per (kind, reason) this often */
 #define EXPIRY_WARN_MS (14LL * 24 * 3600 * 1000)    /* warn this long before our certificate expires */
 #define EXPIRY_LOG_MS (6LL * 3600 * 1000)           /* and repeat the warning this often */
+#define STEP_LOG_MS 60000                           /* a wall clock stepping back: said once a minute at most */
 
 static const char *kind_name(int kind)
 {
@@ -536,13 +537,27 @@ void gossip__own_cert_check(gossip_t *g)
     if (!g->trust)
         return;
     revocations_check(g);
-    if (g->snap_redo_ms && clock_wall_ms() >= g->snap_redo_ms) {   /* a verdict changed with time: re-shown */
+    int64_t now = clock_wall_ms(), left = g->own_not_after_ms - now;
+    if (g->snap_redo_ms && now >= g->snap_redo_ms) {   /* a verdict changed with time: re-shown */
         g->snap_redo_ms = 0;   /* publish_snapshot sets the next one */
         g->dirty = 1;
         own_revoked_check(g);  /* a revocation of this node's key dated ahead took effect */
+    } else if (now < g->snap_judged_ms) {
+        /* The clock stepped back: the members were judged at a time it has not reached again. Every
+         * verdict that changed in between (a certificate's start or end, a revocation taking effect,
+         * an overlap's end) would be shown as after it, against what this node's own checks (its
+         * connections, entries, reads) now say, until the clock came back to it. Judged again now. */
+        uint64_t held;
+        if (log_limit(&g->step_log, STEP_LOG_MS, &held)) {
+            char more[96];
+            log_warn("clock: the wall clock stepped back %" PRId64 " ms; members judged again by it%s",
+                     g->snap_judged_ms - now, log_held(more, sizeof more, held, "steps"));
+        }
+        g->snap_judged_ms = now;
+        g->dirty = 1;
     }
-    int64_t now = clock_wall_ms(), left = g->own_not_after_ms - now;
-    if (left > EXPIRY_WARN_MS || (g->expiry_logged_ms && now - g->expiry_logged_ms < EXPIRY_LOG_MS))
+    if (left > EXPIRY_WARN_MS ||
+        (g->expiry_logged_ms && now >= g->expiry_logged_ms && now - g->expiry_logged_ms < EXPIRY_LOG_MS))
         return;
     g->expiry_logged_ms = now;
     char when[32];

@@ -573,7 +573,7 @@ static int yaml_key(struct fy_node *root, const char *key, char *out, size_t out
 static int manifest_id(const char *text, size_t len, char *id, size_t idlen,
                        char *err, size_t errlen)
 {
-    struct fy_document *doc = yaml_load(text, len, NULL, err, errlen);
+    struct fy_document *doc = yaml_load(text, len, err, errlen);
     if (!doc)
         return -1;
     int rc = -1;

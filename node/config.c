@@ -226,18 +226,44 @@ void config_defaults(config_t *c)
             set(c, &options[i], options[i].def, err, sizeof err);
 }
 
-int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
+/* The whole of path, at most CONFIG_MAX_BYTES, in *text (malloc'd; *len bytes): read before
+ * parsing so that an error can point into it. 0, or -1 with err. */
+static int read_text(const char *path, char **text, size_t *len, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    if (!f) {
+    char *buf = f ? malloc(CONFIG_MAX_BYTES + 1) : NULL;
+    size_t n = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    int rc = -1;
+    if (!f || (buf && ferror(f)))
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    else if (!buf)
+        snprintf(err, errlen, "%s: out of memory", path);
+    else if (n > CONFIG_MAX_BYTES)
+        snprintf(err, errlen, "%s: larger than %u bytes", path, CONFIG_MAX_BYTES);
+    else
+        rc = 0;
+    if (f)
+        fclose(f);
+    if (rc != 0) {
+        free(buf);
         return -1;
     }
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+    if (read_text(path, &text, &len, err, errlen) != 0)
+        return -1;
     char why[256];
-    struct fy_document *fyd = yaml_load(NULL, 0, f, why, sizeof why);
-    fclose(f);
+    struct fy_document *fyd = yaml_load(text, len, why, sizeof why);   /* may point into text */
     if (!fyd) {
         snprintf(err, errlen, "%s: %s", path, why);
+        free(text);
         return -1;
     }
     int rc = -1;
@@ -286,6 +312,7 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
     rc = 0;
 out:
     fy_document_destroy(fyd);
+    free(text);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_SEEDS 64
+#define CONFIG_MAX_BYTES (1u << 20)   /* a --config file */
 
 typedef struct {
     char data[512];

@@ -118,27 +118,28 @@ static unsigned status_of(int reason, const char **code)
     }
 }
 
-/* 1 when bytes are a certificate whose signatures verify (trust store t would hold it) and whose
- * window ended before now (beyond TRUST_SKEW_MS), with what expired and when in detail: it admits
- * nobody, so an operator's submission of it is refused before anything is stored. Signatures
- * first: a forged one is left to the federation log, which refuses and counts it as forged whatever
- * its dates. One not valid yet is taken (operators pre-issue certificates), and a peer's expired
- * one still is (gossip/fedlog.c: entries signed in its window are judged by it). */
+/* 1 when bytes are a certificate whose window ended before now (beyond TRUST_SKEW_MS) and whose
+ * signatures verify (trust store t would hold it), with what expired and when in detail: it admits
+ * nobody, so an operator's submission of it is refused before anything is stored. Dates first, from
+ * one parse: only an expired one has its signatures checked here (a valid one was verified twice,
+ * here and by the federation log, and parsed three times); a forged one is left to the log, which
+ * refuses and counts it as forged whatever its dates. One not valid yet is taken (operators pre-issue
+ * certificates), and a peer's expired one still is (gossip/fedlog.c: entries signed in its window
+ * are judged by it). */
 static int expired_cert(trust_t *t, const uint8_t *bytes, size_t len, char *detail, size_t cap)
 {
     cert_t c;
-    char why[300];
-    if (!t || trust_check(t, TRUST_KIND_CERT, bytes, len, why, sizeof why) != TRUST_OK)
-        return 0;   /* the federation log refuses it with this verdict (forged, malformed ...) */
-    if (cert_parse(bytes, len, &c, why, sizeof why) != 0)
-        return 0;
+    char why[300], sigs[300];
+    if (!t || cert_parse(bytes, len, &c, why, sizeof why) != 0)
+        return 0;   /* the federation log refuses it as malformed */
     int expired = cert_check_claim(&c, NULL, c.domain, c.node_key, clock_wall_ms(), TRUST_SKEW_MS, why,
                                    sizeof why) == TRUST_EXPIRED;
-    if (expired)
-        snprintf(detail, cap, "%s: an expired certificate admits nobody and is not stored; issue a new one "
-                 "(trib fed certify)", why);
     cert_free(&c);
-    return expired;
+    if (!expired || trust_check(t, TRUST_KIND_CERT, bytes, len, sigs, sizeof sigs) != TRUST_OK)
+        return 0;   /* in its window, or refused by the log with its verdict (forged, malformed ...) */
+    snprintf(detail, cap, "%s: an expired certificate admits nobody and is not stored; issue a new one "
+             "(trib fed certify)", why);
+    return 1;
 }
 
 /* This host's own address (what `trib fed submit` on the node's host comes from), or an admin

@@ -99,6 +99,10 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     store_products(a->st, NULL, count_product, &nproducts);
     prom_gauge(f, "trib_catalog_products", "Products in this node's catalog replica.", nproducts);
     prom_gauge(f, "trib_lmdb_map_size_bytes", "Current LMDB map size.", store_map_size(a->st));
+    prom_counter(f, "trib_lmdb_snapshot_giveups_total",
+                 "Reads that began their LMDB snapshot 64 times, a commit of this node starting each time, and "
+                 "kept the last (consistent, maybe newer than it names); logged at most once a minute.",
+                 store_snapshot_giveups(a->st));
     store_search_size_t ss;
     if (store_search_size(a->st, &ss) == 0) {
         prom_family(f, "trib_search_columns_total", "counter",

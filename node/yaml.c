@@ -8,6 +8,7 @@
  * Must not: know what any field means (node/manifest.c and node/config.c do). Errors are
  * returned in err, never printed. */
 #include "node/yaml.h"
+#include "node/yaml_nest.h"
 
 #include <assert.h>
 #include <jansson.h>
@@ -18,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH   64         /* nesting of mappings/sequences */
+#define MAX_DEPTH   YAML_NEST_MAX   /* nesting of mappings/sequences */
 #define MAX_UNITS   (4u << 20) /* values + scalar bytes, aliases expanded */
 #define LINE_DEPTH  4          /* values this deep or shallower get a line recorded */
 #define PARSE_FLAGS (FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_DEFAULT_VERSION_1_2)
@@ -48,58 +49,6 @@ static struct fy_diag *diag_new(char *err, size_t errlen)
     return diag;
 }
 
-/* The innermost flow collection ('[' or '{') of text that the scanner finds still open at the end of
- * the text (its tokens read to the stream's end): 1 with its bracket and 1-based line and column,
- * else 0. */
-static int flow_open(const char *text, size_t len, char *bracket, int *line, int *col)
-{
-    enum { MAXOPEN = 64 };
-    struct {
-        char c;
-        int line, col;
-    } open[MAXOPEN];
-    int n = 0, deep = 0, end = 0;   /* deep: opened beyond MAXOPEN (not tracked, only counted) */
-    char ignore[64];
-    struct fy_diag *diag = diag_new(ignore, sizeof ignore);
-    if (diag == NULL)
-        return 0;
-    struct fy_parse_cfg cfg = {.flags = PARSE_FLAGS, .diag = diag};
-    struct fy_parser *p = fy_parser_create(&cfg);
-    if (p != NULL && fy_parser_set_string(p, text, len) == 0) {
-        struct fy_token *t;
-        while ((t = fy_scan(p)) != NULL) {
-            enum fy_token_type ty = fy_token_get_type(t);
-            const struct fy_mark *m = fy_token_start_mark(t);
-            end |= ty == FYTT_STREAM_END;
-            if (ty == FYTT_FLOW_SEQUENCE_START || ty == FYTT_FLOW_MAPPING_START) {
-                if (n < MAXOPEN && deep == 0 && m != NULL) {
-                    open[n].c = ty == FYTT_FLOW_SEQUENCE_START ? '[' : '{';
-                    open[n].line = m->line + 1;
-                    open[n].col = m->column + 1;
-                    n++;
-                } else {
-                    deep++;
-                }
-            } else if (ty == FYTT_FLOW_SEQUENCE_END || ty == FYTT_FLOW_MAPPING_END) {
-                if (deep > 0)
-                    deep--;
-                else if (n > 0)
-                    n--;
-            }
-            fy_scan_token_free(p, t);
-        }
-    }
-    if (p != NULL)
-        fy_parser_destroy(p);
-    fy_diag_destroy(diag);
-    if (!end || n == 0 || deep > 0)
-        return 0;   /* a scan that stopped at an error cannot tell whether a bracket closes later */
-    *bracket = open[n - 1].c;
-    *line = open[n - 1].line;
-    *col = open[n - 1].col;
-    return 1;
-}
-
 /* The first collected error as one line. libfyaml places an error at the start of the span it
  * blames (de->fyt, an input marker; 1-based in de, 0-based in marks), which for a value running
  * over lines is a line too early: "b\n  bad: 1" is the two-line plain value "b bad" that then
@@ -107,8 +56,8 @@ static int flow_open(const char *text, size_t len, char *bracket, int *line, int
  * wrongly. A quoted value is broken where its quote opens (one left unclosed swallows the lines
  * after it): that stays first, with where it runs to. So is a flow collection left unclosed, which
  * libfyaml blames where the text after it stops making items (at the end of the file, or a
- * "missing comma" lines later): text (NULL: not at hand) is scanned for the bracket left open. */
-static void diag_error(struct fy_diag *diag, const char *text, size_t len, char *err, size_t errlen)
+ * "missing comma" lines later): nest, the text's look before parsing, names the bracket left open. */
+static void diag_error(struct fy_diag *diag, const yaml_nest_t *nest, char *err, size_t errlen)
 {
     void *it = NULL;
     struct fy_diag_error *de = fy_diag_errors_iterate(diag, &it);
@@ -116,13 +65,11 @@ static void diag_error(struct fy_diag *diag, const char *text, size_t len, char 
         snprintf(err, errlen, "malformed YAML");
         return;
     }
-    char bracket;
-    int ol, oc;
-    if (text != NULL && (strstr(de->msg, "without a closing") || strstr(de->msg, "missing comma in flow")) &&
-        flow_open(text, len, &bracket, &ol, &oc)) {
+    if (nest->open > 0 && (strstr(de->msg, "without a closing") || strstr(de->msg, "missing comma in flow"))) {
+        const yaml_bracket_t *o = &nest->last;
         snprintf(err, errlen, "malformed YAML: %s (line %d, column %d): the '%c' opened at line %d, column %d is "
-                 "never closed (the parser gave up at line %d, column %d)", de->msg, ol, oc, bracket, ol, oc,
-                 de->line, de->column);
+                 "never closed (the parser gave up at line %d, column %d)", de->msg, o->line, o->col, o->c, o->line,
+                 o->col, de->line, de->column);
         return;
     }
     const struct fy_mark *s = de->fyt ? fy_token_start_mark(de->fyt) : NULL;
@@ -139,16 +86,30 @@ static void diag_error(struct fy_diag *diag, const char *text, size_t len, char 
                  e->column + 1);
 }
 
-struct fy_document *yaml_load(const char *text, size_t len, FILE *f, char *err, size_t errlen)
+/* 0 when text's flow collections nest at most MAX_DEPTH deep, else -1 with err naming where
+ * they go deeper; nest gets what node/yaml_nest.c saw. */
+static int nest_check(const char *text, size_t len, yaml_nest_t *nest, char *err, size_t errlen)
 {
+    yaml_nest_scan(text, len, nest);
+    if (!nest->too_deep)
+        return 0;
+    snprintf(err, errlen, "malformed YAML: '%c' nested deeper than %d levels (line %d, column %d)", nest->deep.c,
+             MAX_DEPTH, nest->deep.line, nest->deep.col);
+    return -1;
+}
+
+struct fy_document *yaml_load(const char *text, size_t len, char *err, size_t errlen)
+{
+    yaml_nest_t nest;
+    if (nest_check(text, len, &nest, err, errlen) != 0)
+        return NULL;
     struct fy_diag *diag = diag_new(err, errlen);
     if (diag == NULL)
         return NULL;
     struct fy_parse_cfg pcfg = {.flags = PARSE_FLAGS, .diag = diag};
-    struct fy_document *doc = text != NULL ? fy_document_build_from_string(&pcfg, text, len)
-                                           : fy_document_build_from_fp(&pcfg, f);
+    struct fy_document *doc = fy_document_build_from_string(&pcfg, text, len);
     if (doc == NULL)
-        diag_error(diag, text, len, err, errlen);
+        diag_error(diag, &nest, err, errlen);
     fy_diag_destroy(diag);
     return doc;
 }
@@ -656,7 +617,8 @@ static int utf8_check(const char *text, size_t len, char *err, size_t errlen)
 json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *root_line,
                             char *err, size_t errlen)
 {
-    if (utf8_check(text, len, err, errlen) != 0)
+    yaml_nest_t nest;
+    if (utf8_check(text, len, err, errlen) != 0 || nest_check(text, len, &nest, err, errlen) != 0)
         return NULL;
     struct fy_diag *diag = diag_new(err, errlen);
     if (diag == NULL)
@@ -691,7 +653,7 @@ json_t *yaml_to_json(const char *text, size_t len, yaml_lines_t *lines, int *roo
             break;
     }
     if (rc == 0 && fy_parser_get_stream_error(p)) {
-        diag_error(diag, text, len, err, errlen);
+        diag_error(diag, &nest, err, errlen);
         rc = -1;
     }
     if (rc == 0 && b->root == NULL) {

@@ -12,8 +12,11 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* The document in text (len bytes) or, when text is NULL, all of f. NULL with err set. */
-struct fy_document *yaml_load(const char *text, size_t len, FILE *f, char *err, size_t errlen);
+/* The document in text (len bytes). NULL with err set. Here and in yaml_to_json, text whose
+ * '[' and '{' nest deeper than 64 is refused before libfyaml reads it ("malformed YAML: '['
+ * nested deeper than 64 levels (line L, column C)"), and an error for a flow collection left
+ * open names the bracket that opened it. */
+struct fy_document *yaml_load(const char *text, size_t len, char *err, size_t errlen);
 
 /* The 1-based line of scalar node n, 0 when unknown. */
 int yaml_scalar_line(struct fy_node *n);

@@ -214,24 +214,43 @@ static int map_grow(store_t *st, size_t seen, int adopt, char *err, size_t errle
  * is counted as it starts (store__write), so a transaction begun while the count did not move
  * holds the snapshot it names; else it is begun again. Begins take about a microsecond and
  * commits (fsync) far longer, so a second try is rare and a third rarer still; after
- * SNAPSHOT_TRIES the transaction is kept as LMDB gave it. Commits by another process are not
- * counted (the agent is the store's only writer in normal use). */
+ * SNAPSHOT_TRIES the transaction is kept as LMDB gave it (consistent, maybe newer than it names),
+ * counted (store_snapshot_giveups, /metrics) and logged at most once a minute. Commits by another
+ * process are not counted (the agent is the store's only writer in normal use). */
 #define SNAPSHOT_TRIES 64
+#define SNAPSHOT_LOG_MS 60000
+
+void (*store__snapshot_hook)(store_t *st);
 
 static int begin_snapshot(store_t *st, MDB_txn **txn)
 {
-    int rc = 0;
     for (int i = 0; i < SNAPSHOT_TRIES; i++) {
         uint_fast64_t before = atomic_load_explicit(&st->commits_started, memory_order_acquire);
-        if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn)) != 0)
+        int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
+        if (rc != 0)
             return rc;
+        if (store__snapshot_hook != NULL)
+            store__snapshot_hook(st);
         atomic_thread_fence(memory_order_acquire);   /* the meta copy is read before the count */
         if (atomic_load_explicit(&st->commits_started, memory_order_relaxed) == before)
             return 0;
         if (i + 1 < SNAPSHOT_TRIES)
             mdb_txn_abort(*txn);
     }
-    return rc;
+    atomic_fetch_add(&st->snapshot_giveups, 1);
+    uint64_t held;
+    if (log_limit(&st->snapshot_log, SNAPSHOT_LOG_MS, &held)) {
+        char more[96];
+        log_warn("store: a read kept LMDB's snapshot (txn %zu) after %d begins each saw a commit start: it may be "
+                 "newer than it names, and a later read see less%s", mdb_txn_id(*txn), SNAPSHOT_TRIES,
+                 log_held(more, sizeof more, held, "such reads"));
+    }
+    return 0;
+}
+
+uint64_t store_snapshot_giveups(store_t *st)
+{
+    return st ? (uint64_t)atomic_load(&st->snapshot_giveups) : 0;
 }
 
 int store__read_begin(store_t *st, MDB_txn **txn, char *err, size_t errlen)

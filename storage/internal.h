@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <lmdb.h>
+#include "gossip/log.h"
 #include "storage/store.h"
 
 #define STORE_NAME_MAX 63              /* domain or product name, without NUL */
@@ -41,8 +42,15 @@ struct store {
      * transaction begun while none started is exactly the snapshot its txnid names (env.c,
      * store__read_begin). */
     atomic_uint_fast64_t commits_started;
+    /* Reads that kept LMDB's snapshot after SNAPSHOT_TRIES begins saw commits start (env.c). */
+    atomic_uint_fast64_t snapshot_giveups;
+    log_limit_t snapshot_log;
     char path[512];
 };
+
+/* Tests only: called in every begin of a read snapshot between mdb_txn_begin and the second
+ * look at commits_started (NULL: none), so a test can make every try see a commit start. */
+extern void (*store__snapshot_hook)(store_t *st);
 
 /* ---- errors: written to err (when given) and to the calling thread's last error */
 void store__err(char *err, size_t errlen, const char *fmt, ...)

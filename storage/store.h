@@ -51,6 +51,9 @@ typedef struct {
 store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t errlen);
 void store_close(store_t **sp);                       /* accepts NULL and *sp == NULL */
 size_t store_map_size(store_t *st);                   /* current map size, for metrics/tests */
+/* Reads that began LMDB's snapshot SNAPSHOT_TRIES (64) times, a commit starting each time, and kept
+ * the last (consistent, maybe one commit newer than it names); logged at most once a minute. */
+uint64_t store_snapshot_giveups(store_t *st);
 const char *store_last_error(void);                   /* calling thread's last error text */
 /* The cause of the calling thread's last -1 when a caller acts on it, else 0: ENOSPC when a
  * write failed because the data dir's filesystem is full (or its quota or file size limit is

@@ -1356,6 +1356,72 @@ static void dead_member(h_node_t *a, identity_t *x, const identity_t *const *xr,
     identity_wipe(&ia), identity_wipe(&gid);
 }
 
+/* Writes ms to the file the wall clock shim reads (tests/shim/wallclock.c). */
+static void wall_offset(const char *file, long long ms)
+{
+    char text[32];
+    int n = snprintf(text, sizeof text, "%lld\n", ms);
+    cr_assert_eq(h_write_file(file, text, (size_t)n), 0, "cannot write %s", file);
+}
+
+/* A wall clock that stepped back left the member list as judged at a time the clock had not reached
+ * again: a revocation that took effect before the step (at R) is, by the node's clock after it,
+ * still ahead (and its own checks of connections and entries say so), yet the list kept the member
+ * revoked until the next instant it had scheduled (here the certificates' ends, months away), as
+ * long as no member changed: one minute back, for good. It is judged again as soon as the clock is
+ * seen below the time it was judged at, and the step is logged; forward again, at R as before.
+ * Node a's wall clock is moved by tests/shim/wallclock.c (LD_PRELOAD); the test's is not. */
+Test(chartered, a_wall_clock_stepped_back_judges_the_members_again)
+{
+    char wall[300], shim[512], asan[600];
+    snprintf(wall, sizeof wall, "%s/wall", work);
+    wall_offset(wall, 0);
+    ssize_t len = readlink("/proc/self/exe", shim, sizeof shim - 32);
+    cr_assert_gt(len, 0);
+    shim[len] = '\0';
+    snprintf(strrchr(shim, '/'), 32, "/wallclock.so");
+    cr_assert_eq(access(shim, R_OK), 0, "%s is missing (make it: its rule is in the Makefile)", shim);
+    const char *was = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was && *was ? ":" : "");
+    char *was_copy = was ? strdup(was) : NULL;
+    setenv("LD_PRELOAD", shim, 1);   /* node a only: the environment its process starts with */
+    setenv("TRIB_TEST_WALL_FILE", wall, 1);
+    setenv("ASAN_OPTIONS", asan, 1);
+    h_node_t a;
+    identity_t x;
+    cert_t cx;
+    dead_member(&a, &x, two_roots, &cx, NULL);
+    unsetenv("LD_PRELOAD");
+    unsetenv("TRIB_TEST_WALL_FILE");
+    if (was_copy)
+        setenv("ASAN_OPTIONS", was_copy, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(was_copy);
+
+    int64_t revoked_at = fx_now_ms() + 3000;
+    revocation_t rv;
+    cr_assert_eq(revocation_issue(&ch, 0, cx.serial, NULL, revoked_at, "moved", two_roots, 2, &rv, err, sizeof err),
+                 0, "%s", err);
+    submit_json(&a, revocation_to_json(&rv));
+    revocation_free(&rv);
+    apart_cond_t ap = {&a, x.hex, "revoked"};
+    cr_assert(h_wait(apart_as, &ap, 6000), "the revocation did not take effect: %s", members_text(&a));
+
+    wall_offset(wall, -60000);   /* a minute back: before the revocation's time */
+    listed_cond_t member = {&a, x.hex, "members"};
+    cr_expect(h_wait(listed_in, &member, 3000), "the clock stepped back before the revocation's time, and the "
+              "member is still listed revoked: %s", members_text(&a));
+    logged_cond_t lc = {&a, "clock: the wall clock stepped back"};
+    cr_expect(h_wait(logged, &lc, 2000), "the step back was not logged; see %s", a.log);
+
+    wall_offset(wall, 0);        /* forward again, past it */
+    cr_expect(h_wait(apart_as, &ap, 3000), "forward again past the revocation's time, the member is not set apart: "
+              "%s", members_text(&a));
+    still_serves(&a);
+    cert_free(&cx);
+}
+
 /* A key hand-over (its old key gives the domain to a certified new key) is a change of what the
  * member list says, now or at the end of its overlap: held after the list was last judged, with
  * nothing else happening, it makes the old key no member once the overlap ends, listed apart as

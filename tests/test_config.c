@@ -23,7 +23,7 @@ static void teardown(void)
     cr_assert_eq(system(cmd), 0);
 }
 
-static char paths[4][128];
+static char paths[5][128];
 
 /* Writes text to dir/name; the path stays valid for the test (one slot per file name). */
 static const char *write_file(int slot, const char *name, const char *text)
@@ -112,6 +112,10 @@ Test(config, bad_input_table)
     const char *bad_yaml = write_file(1, "bad.yaml", "domain: [payments\n");
     const char *unknown = write_file(2, "unknown.yaml", "domain: payments\nprobe-intervall: 5\n");
     const char *range = write_file(3, "range.yaml", "\n\nsuspicion-mult: 0\n");
+    char nested[128];
+    snprintf(nested, sizeof nested, "domain: payments\nseed: %065d\n", 0);
+    memset(nested + strlen("domain: payments\nseed: "), '[', 65);
+    const char *deep = write_file(4, "deep.yaml", nested);
     static const struct {
         const char *args[10];
         const char *want;   /* substring of the error */
@@ -150,7 +154,10 @@ Test(config, bad_input_table)
     struct {
         const char *path, *want;
     } files[] = {
-        {bad_yaml, "bad.yaml: malformed YAML: flow sequence without a closing bracket (line 2, column 1)"},
+        /* where the '[' opens, as for a manifest: the file is read whole before it is parsed */
+        {bad_yaml, "bad.yaml: malformed YAML: flow sequence without a closing bracket (line 1, column 9): the '[' "
+                   "opened at line 1, column 9 is never closed (the parser gave up at line 2, column 1)"},
+        {deep, "deep.yaml: malformed YAML: '[' nested deeper than 64 levels (line 2, column 71)"},
         {unknown, ":2: unknown option 'probe-intervall'"},
         {range, ":3: suspicion-mult: '0' is not a whole number in 1..100"},
     };

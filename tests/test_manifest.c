@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "node/manifest.h"
 #include "storage/store.h"
@@ -526,13 +527,64 @@ Test(manifest, predicates)
               "%s", err);
 }
 
+/* ---------------------------------------------------------------- nesting before libfyaml */
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* 1 MiB of '[' held libfyaml's scanner 1.2 s before the first event reached the depth limit, and a
+ * '[' left open cost a second scan as long: node/yaml_nest.c counts flow nesting first, in one pass,
+ * and names where it crosses 64. Brackets in quotes, comments and block scalars do not count. */
+Test(manifest, brackets_nested_too_deep_are_refused_before_parsing_with_line_and_column)
+{
+    size_t n = MANIFEST_MAX_BYTES;
+    char *deep = malloc(n);
+    cr_assert_not_null(deep);
+    memset(deep, '[', n);
+    char err[512] = "";
+    double t0 = cpu_seconds();
+    cr_assert_null(manifest_parse(deep, n, NULL, err, sizeof err));
+    double spent = cpu_seconds() - t0;
+    cr_expect_str_eq(err, "malformed YAML: '[' nested deeper than 64 levels (line 1, column 65)");
+    cr_expect_lt(spent, 0.5, "1 MiB of '[' took %.3f s of CPU to refuse", spent);
+    memset(deep, '{', n);
+    for (size_t i = 0; i + 1 < n; i += 2)   /* "[{[{...": libfyaml took 1.4 s on it */
+        deep[i] = '[';
+    cr_assert_null(manifest_parse(deep, n, NULL, err, sizeof err));
+    cr_expect_str_eq(err, "malformed YAML: '[' nested deeper than 64 levels (line 1, column 65)");
+    free(deep);
+
+    /* where it is crossed: a later line, columns in characters ("é" is two bytes) */
+    char text[1024];
+    int w = snprintf(text, sizeof text, HEAD OWNERS SCHEMA "tags: [é, ");
+    for (int i = 0; i < 64; i++)
+        w += snprintf(text + w, sizeof text - w, "%s", i == 32 ? "\n  {k: " : "[");
+    cr_assert_null(manifest_parse(text, (size_t)w, NULL, err, sizeof err));
+    cr_expect_str_eq(err, "malformed YAML: '[' nested deeper than 64 levels (line 10, column 37)");
+
+    /* brackets in quoted scalars, a block scalar, plain text and a comment are not counted */
+    static const char hidden[] = HEAD OWNERS SCHEMA
+        "title: 'it''s [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[['\n"
+        "description:\n  purpose: \"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\\\"\"\n"
+        "  usage: |\n    [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n"
+        "  limitations: a[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n"
+        "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n";
+    Trib__Manifest *m = parse_ok(hidden, NULL);
+    manifest_free(&m);
+}
+
 /* ---------------------------------------------------------------- random input */
 
 /* A publisher's manifest is untrusted bytes: the example (YAML) and its JSON form, each mutated
  * 3,000 times (bytes changed, inserted, removed, the text cut, a key one letter off), parse to a
  * manifest or to an error that says something, never crash (run under ASan by `make asan`). A
- * parse that succeeds gives a manifest whose packed form is within the limit. Some refusals go
- * through the second scan of the text for a bracket left open (node/yaml.c, flow_open). */
+ * parse that succeeds gives a manifest whose packed form is within the limit. One round in eight may
+ * also insert 40-79 brackets: some refusals name a bracket left open, some the depth limit, both
+ * found by node/yaml_nest.c's pass before libfyaml. */
 Test(manifest, mutated_manifests_parse_or_fail_with_a_message)
 {
     size_t len;
@@ -544,10 +596,10 @@ Test(manifest, mutated_manifests_parse_or_fail_with_a_message)
     const char *seeds[] = {yaml, json};
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz:-_ \n\t{}[]\"',#&*!|>0123456789.\xc3\xa9\xff";
     srand(20261206);
-    int parsed = 0, refused = 0, unclosed = 0;
+    int parsed = 0, refused = 0, unclosed = 0, deep = 0;
     for (size_t s = 0; s < 2; s++) {
         size_t n = strlen(seeds[s]);
-        char *buf = malloc(n * 2 + 64);
+        char *buf = malloc(n * 2 + 4 * 80 + 64);
         cr_assert_not_null(buf);
         for (int round = 0; round < 3000; round++) {
             memcpy(buf, seeds[s], n);
@@ -555,12 +607,20 @@ Test(manifest, mutated_manifests_parse_or_fail_with_a_message)
             for (int k = 1 + rand() % 4; k > 0 && m > 0; k--) {
                 size_t at = (size_t)rand() % m;
                 char c = alphabet[rand() % (int)(sizeof alphabet - 1)];
-                switch (rand() % 5) {
+                switch (rand() % (round % 8 == 7 ? 6 : 5)) {
                 case 0: buf[at] = c; break;                                    /* change */
                 case 1: memmove(buf + at + 1, buf + at, m - at); buf[at] = c; m++; break;   /* insert */
                 case 2: memmove(buf + at, buf + at + 1, m - at - 1); m--; break;           /* remove */
                 case 3: m = at; break;                                          /* cut */
-                default: if (buf[at] >= 'a' && buf[at] <= 'z') buf[at] = (char)('a' + (buf[at] - 'a' + 1) % 26);
+                case 4: if (buf[at] >= 'a' && buf[at] <= 'z') buf[at] = (char)('a' + (buf[at] - 'a' + 1) % 26);
+                    break;
+                default: {   /* a run of brackets, sometimes beyond the depth node/yaml_nest.c allows */
+                    size_t run = 40 + (size_t)rand() % 40;
+                    memmove(buf + at + run, buf + at, m - at);
+                    for (size_t j = 0; j < run; j++)
+                        buf[at + j] = "[{"[rand() % 2];
+                    m += run;
+                }
                 }
             }
             char err[512] = "";
@@ -572,14 +632,17 @@ Test(manifest, mutated_manifests_parse_or_fail_with_a_message)
             } else {
                 refused++;
                 cr_assert(err[0] != '\0', "a refusal without a message, for:\n%.*s", (int)m, buf);
-                unclosed += strstr(err, "is never closed") != NULL;   /* node/yaml.c's rescan for the bracket */
+                unclosed += strstr(err, "is never closed") != NULL;   /* the bracket node/yaml_nest.c saw open */
+                deep += strstr(err, "nested deeper than 64 levels (line") != NULL;   /* and its depth limit */
             }
         }
         free(buf);
     }
     free(yaml);
-    cr_log_info("%d mutated manifests parsed, %d refused (%d naming an unclosed bracket)", parsed, refused, unclosed);
+    cr_log_info("%d mutated manifests parsed, %d refused (%d naming an unclosed bracket, %d nested too deep)", parsed,
+                refused, unclosed, deep);
     cr_expect_gt(parsed, 0, "no mutation parsed: the mutations only test the first check");
     cr_expect_gt(refused, 0);
     cr_expect_gt(unclosed, 0, "no mutation reached the search for an unclosed '[' or '{'");
+    cr_expect_gt(deep, 0, "no mutation reached node/yaml_nest.c's depth limit");
 }

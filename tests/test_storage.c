@@ -3,7 +3,7 @@
  * Covers: open/close/reopen, meta, catalog append checks (and that a refusal changes
  * nothing), scan order and byte bound, heads, the products index, record logs, map growth
  * (single thread, concurrent threads, ceiling, write from a callback), crash recovery of
- * the record seq, members, and argument validation.
+ * the record seq, members, argument validation, and a read snapshot given up (through env.c's test hook).
  * Must not: depend on gossip/ or node/ (entries are built here with the protobuf-c INIT
  * macros; hashes and signatures are arbitrary bytes: storage verifies neither). */
 #include <criterion/criterion.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "storage/internal.h"
 #include "storage/store.h"
 
 /* ---------------------------------------------------------------- fixture */
@@ -1080,4 +1081,51 @@ Test(storage, members_save_applies_changes_in_order_in_one_commit)
     cr_assert_eq(store_members_save(st, &empty, 1), -1);
     cr_assert_eq(store_members_save(st, NULL, 1), -1);
     cr_assert_eq(store_members_save(st, NULL, 0), 0);
+}
+
+/* ---------------------------------------------------------------- snapshot give-up */
+
+static void commit_starts(store_t *s)   /* as if another thread's commit started during each begin */
+{
+    atomic_fetch_add(&s->commits_started, 1);
+}
+
+/* A read whose snapshot begins kept seeing commits start gave up after 64 tries without a word: it
+ * is now counted (store_snapshot_giveups, /metrics) and logged at most once a minute. The read itself
+ * still answers. The hook makes every try see a commit start. */
+Test(storage, a_read_that_gives_up_on_its_snapshot_is_counted_and_logged_once)
+{
+    char buf[8];
+    size_t len = 0;
+    cr_assert_eq(store_meta_put(st, "k", "v1", 2), 0);
+    cr_assert_eq(store_meta_get(st, "k", buf, sizeof buf, &len), 0);
+    cr_assert_eq(store_snapshot_giveups(st), 0, "a read with no commit starting gave up");
+
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *cap = tmpfile();
+    cr_assert(saved >= 0 && cap != NULL);
+    dup2(fileno(cap), 2);
+    store__snapshot_hook = commit_starts;
+    int rc1 = store_meta_get(st, "k", buf, sizeof buf, &len);
+    int rc2 = store_meta_get(st, "k", buf, sizeof buf, &len);
+    store__snapshot_hook = NULL;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    cr_expect_eq(rc1, 0);
+    cr_expect_eq(rc2, 0);
+    cr_expect(len == 2 && memcmp(buf, "v1", 2) == 0);
+    cr_expect_eq(store_snapshot_giveups(st), 2);
+
+    char log[2048] = "";
+    rewind(cap);
+    size_t n = fread(log, 1, sizeof log - 1, cap);
+    log[n] = '\0';
+    fclose(cap);
+    int lines = 0;
+    for (const char *p = log; (p = strstr(p, "store: a read kept LMDB's snapshot")) != NULL; p++)
+        lines++;
+    cr_expect_eq(lines, 1, "want one line for two give-ups within a minute, got:\n%s", log);
+    cr_expect(strstr(log, "after 64 begins each saw a commit start"), "%s", log);
 }

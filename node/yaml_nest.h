@@ -1,0 +1,31 @@
+/* node/yaml_nest.h - one linear pass over YAML text, before libfyaml reads it, for its flow
+ * collections: how deep '[' and '{' nest and which one is left open at the end.
+ *
+ * Why: libfyaml's scanner holds every token of a flow collection until it can tell whether the
+ * collection is a key, so 1 MiB of '[' cost 1.2 s before the first event reached our depth limit,
+ * and naming a bracket left open needed a second scan as long as the first. This pass costs a few
+ * milliseconds per MiB. Must not: parse YAML. It knows only what hides a bracket (quoted scalars,
+ * comments, block scalars, plain text in block context); it may miss a bracket libfyaml sees
+ * (never refusing what libfyaml would accept unless brackets really nest that deep). */
+#ifndef TRIB_YAML_NEST_H
+#define TRIB_YAML_NEST_H
+
+#include <stddef.h>
+
+#define YAML_NEST_MAX 64   /* '[' and '{' open at once; the 65th is refused */
+
+typedef struct {
+    char c;          /* '[' or '{' */
+    int line, col;   /* 1-based, columns in characters as libfyaml counts them */
+} yaml_bracket_t;
+
+typedef struct {
+    int too_deep;          /* 1: the scan stopped at deep, the bracket that opened level 65 */
+    yaml_bracket_t deep;
+    int open;              /* brackets still open at the end of the text */
+    yaml_bracket_t last;   /* the innermost of them, when open > 0 */
+} yaml_nest_t;
+
+void yaml_nest_scan(const char *text, size_t len, yaml_nest_t *out);
+
+#endif
