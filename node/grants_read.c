@@ -85,15 +85,25 @@ static int latest_cb(void *vctx, const Trib__AccessRow *g)
     return 0;
 }
 
+/* The latest grant of the product's domain to subject on product_id (c->id, its row in *g: the
+ * caller frees it), or 0 when there is none (or it cannot be read). */
+static int latest_grant(node_t *n, const char *subject, const char *product_id, latest_ctx *c,
+                        Trib__AccessRow **g)
+{
+    char sdomain[64];
+    *c = (latest_ctx){0};
+    *g = NULL;
+    return n && subject && product_id && store_access_subject_domain(subject, sdomain) &&
+           store_access_grants_of(n->st, subject, product_id, latest_cb, c) == 0 && c->id[0] &&
+           store_access_get(n->st, "g", c->id, g) == 0;
+}
+
 int grants_revoked(node_t *n, const char *subject, const char *product_id, char *out, size_t cap)
 {
-    latest_ctx c = {0};
-    char sdomain[64];
-    Trib__AccessRow *g = NULL;
+    latest_ctx c;
+    Trib__AccessRow *g;
     out[0] = '\0';
-    if (!n || !subject || !product_id || !store_access_subject_domain(subject, sdomain) ||
-        store_access_grants_of(n->st, subject, product_id, latest_cb, &c) != 0 || !c.id[0] ||
-        store_access_get(n->st, "g", c.id, &g) != 0)
+    if (!latest_grant(n, subject, product_id, &c, &g))
         return 0;
     int revoked = g->revoked;
     if (revoked) {
@@ -166,13 +176,10 @@ const char *grants_ended(node_t *n, const char *subject, const char *product_id,
 
 int grants_lapsed(node_t *n, const char *subject, const char *product_id, int64_t now_ms, char *out, size_t cap)
 {
-    latest_ctx c = {0};
-    char sdomain[64];
-    Trib__AccessRow *g = NULL;
+    latest_ctx c;
+    Trib__AccessRow *g;
     out[0] = '\0';
-    if (!n || !subject || !product_id || !store_access_subject_domain(subject, sdomain) ||
-        store_access_grants_of(n->st, subject, product_id, latest_cb, &c) != 0 || !c.id[0] ||
-        store_access_get(n->st, "g", c.id, &g) != 0)
+    if (!latest_grant(n, subject, product_id, &c, &g))
         return 0;
     grant_info_t held = {.expires_ms = g->change ? g->change->expires_ms : 0};
     snprintf(held.grant_id, sizeof held.grant_id, "%s", c.id);
