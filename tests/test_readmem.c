@@ -246,7 +246,9 @@ Test(readmem, a_requester_that_reads_nothing_holds_a_bounded_share_of_the_owners
     metric_cond_t gone = {&a, "trib_gossip_bulk_queued_bytes", 0};
     cr_assert(h_wait(metric_is, &gone, 30000), "the owner still holds %g bytes for a requester gone silent",
               h_metric(a.url, "trib_gossip_bulk_queued_bytes"));
-    cr_assert_eq(h_metric(a.url, "trib_gossip_bulk_dropped_total"), 1);
+    /* once or twice: its streams' expiry, and the 10 s stall of its connection, each close one
+     * (whichever comes first; the owner's streams dial the requester again in between) */
+    cr_assert_geq(h_metric(a.url, "trib_gossip_bulk_dropped_total"), 1);
     cr_assert_eq(relay_read(&b), RECORDS);
     hostile_close(&h);
 }
