@@ -1229,7 +1229,7 @@ Test(routed, a_read_waits_for_an_owner_busy_with_the_relays_other_streams)
     fake_io_t f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     reads_config_t c;
     reads_config_default(&c);
-    c.open_timeout_ms = 300;
+    c.open_timeout_ms = 500;
     c.stall_ms = 1500;
     reads_io_t io = {.ctx = &f, .send = fake_send, .wake = fake_wake};
     reads_t *r = reads_new(NULL, "growth", &c, &io);
@@ -1265,7 +1265,7 @@ Test(routed, a_read_waits_for_an_owner_busy_with_the_relays_other_streams)
         Trib__ReadBatch ka = TRIB__READ_BATCH__INIT;
         ka.batch_no = 0;
         int joined = 0;
-        while (!joined && h_now_ms() - asked < (answer ? 3 * 300 : 6000)) {
+        while (!joined && h_now_ms() - asked < (answer ? 3 * 500 : 6000)) {
             owner_says(r, busy_id, &ka);
             reads_tick(r, (uint64_t)h_now_ms());
             usleep(50 * 1000);
@@ -1284,7 +1284,7 @@ Test(routed, a_read_waits_for_an_owner_busy_with_the_relays_other_streams)
             cr_assert_null(o.rd);
             cr_assert_eq(o.status, 503, "%d %s %s", o.status, o.kind, o.err);
             cr_assert_str_eq(o.kind, "owner_unreachable", "%s", o.err);
-            cr_assert(waited >= 300 + 1500 - 100 && waited < 300 + 1500 + 2000, "gave up after %ld ms", waited);
+            cr_assert(waited >= 500 + 1500 - 100 && waited < 500 + 1500 + 2000, "gave up after %ld ms", waited);
         }
     }
     reads_reader_close(&busy.rd);
