@@ -150,6 +150,11 @@ static void owner_and_relay(h_node_t *a, h_node_t *b)
     cr_assert_eq(h_node_start(b, "growth", "--seed", a->peer, "--anti-entropy-ms", "200", NULL), 0,
                  "growth did not start");
     publish(a, "settled-transactions.yaml", "payments/settled-transactions");
+    /* payments' entries can reach growth (pushed, or the join's first catalog round) before the
+     * member entry naming payments' node does: a read routed then has no owner to go to (503
+     * owner_unreachable, "no node of that domain is a member known here"). Reads through growth
+     * wait for growth to list payments alive, not only for the product in its catalog. */
+    cr_assert(h_wait_member(b->url, "payments", "alive", NULL, 15000), "growth does not see payments alive");
 }
 
 /* A read of path through relay via refused with status and code: the owner decided (and counted). */

@@ -1207,6 +1207,90 @@ Test(routed, relay_bounds_what_an_owner_says)
     reads_destroy(&r);
 }
 
+/* The owner's batch b on stream id, as the gossip loop hands it to the relay. */
+static void owner_says(reads_t *r, uint64_t id, Trib__ReadBatch *b)
+{
+    static const uint8_t owner[32] = {1};
+    b->stream_id = id;
+    size_t len = trib__read_batch__get_packed_size(b);
+    uint8_t *buf = malloc(len + 1);
+    trib__read_batch__pack(b, buf);
+    reads_handle(r, (uint64_t)h_now_ms(), owner, "127.0.0.1:1", TRIB__MSG_TYPE__MSG_READ_BATCH, buf, len);
+    free(buf);
+}
+
+/* A read opened while its owner is busy sending this relay's other streams: the owner is alive,
+ * its answer queued behind those batches, and the read waits for it past open_timeout_ms (under
+ * load, 48 reads opened at once through one relay got "503 owner_unreachable: did not answer
+ * within 2000 ms; its member state is alive"). An owner that keeps sending others yet never
+ * answers this one is still given up on: stall_ms beyond its own wait. */
+Test(routed, a_read_waits_for_an_owner_busy_with_the_relays_other_streams)
+{
+    fake_io_t f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    reads_config_t c;
+    reads_config_default(&c);
+    c.open_timeout_ms = 500;
+    c.stall_ms = 1500;
+    reads_io_t io = {.ctx = &f, .send = fake_send, .wake = fake_wake};
+    reads_t *r = reads_new(NULL, "growth", &c, &io);
+    cr_assert(r);
+    /* a first read, open (the owner sends its stream on) */
+    Trib__ReadBatch first = TRIB__READ_BATCH__INIT;
+    first.batch_no = 1;
+    first.first_seq = 1;
+    first.lines = (ProtobufCBinaryData){2, (uint8_t *)"a\n"};
+    first.last_seq = 1000;
+    opener_t busy;
+    open_answered(r, &f, 1, &first, &busy);
+    cr_assert(busy.rd, "%d %s %s", busy.status, busy.kind, busy.err);
+    uint64_t busy_id = f.req_id;
+    for (int answer = 1; answer >= 0; answer--) {
+        /* a second read: its READ_REQ goes out, and the owner says nothing of it for a while */
+        opener_t o = {.r = r, .from = 1};
+        pthread_mutex_lock(&f.mu);
+        int nreq = f.nreq;
+        pthread_mutex_unlock(&f.mu);
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, open_thread, &o), 0);
+        long t0 = h_now_ms();
+        while (f.nreq == nreq && h_now_ms() - t0 < 10000) {
+            reads_drain(r, (uint64_t)h_now_ms());
+            usleep(1000);
+        }
+        cr_assert_eq(f.nreq, nreq + 1, "the relay sent no READ_REQ");
+        uint64_t id = f.req_id;
+        long asked = h_now_ms();
+        /* the owner's keepalives on the busy stream, every 50 ms: 3 open timeouts' worth, then
+         * (answer) the second read's first batch; or (not) on and on */
+        Trib__ReadBatch ka = TRIB__READ_BATCH__INIT;
+        ka.batch_no = 0;
+        int joined = 0;
+        while (!joined && h_now_ms() - asked < (answer ? 3 * 500 : 6000)) {
+            owner_says(r, busy_id, &ka);
+            reads_tick(r, (uint64_t)h_now_ms());
+            usleep(50 * 1000);
+            joined = !answer && !pthread_tryjoin_np(t, NULL);
+        }
+        if (answer) {
+            Trib__ReadBatch b = first;
+            b.done = 1;
+            owner_says(r, id, &b);
+            pthread_join(t, NULL);
+            cr_assert(o.rd, "an owner sending other streams was taken for gone: %d %s %s", o.status, o.kind, o.err);
+            reads_reader_close(&o.rd);
+        } else {
+            long waited = h_now_ms() - asked;
+            cr_assert(joined, "still waiting after %ld ms", waited);
+            cr_assert_null(o.rd);
+            cr_assert_eq(o.status, 503, "%d %s %s", o.status, o.kind, o.err);
+            cr_assert_str_eq(o.kind, "owner_unreachable", "%s", o.err);
+            cr_assert(waited >= 500 + 1500 - 100 && waited < 500 + 1500 + 2000, "gave up after %ld ms", waited);
+        }
+    }
+    reads_reader_close(&busy.rd);
+    reads_destroy(&r);
+}
+
 /* ------------------------------------------------------------------ batch sizes at the message limit */
 
 Test(routed, owner_batches_fit_the_peer_message_limit)
