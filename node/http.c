@@ -505,6 +505,18 @@ static enum MHD_Result routed_get(node_t *a, struct MHD_Connection *c, route_t r
     return queue_stream(c, route, s, last);
 }
 
+/* A read of this node's own product refused here: audited as the owner audits a routed read it
+ * refuses (http_access_audit_open keeps only confidential and restricted products), with this node
+ * as the node the consumer asked. */
+static void audit_refused_here(node_t *a, const char *id, const char *token, size_t tlen, int live, const char *kind)
+{
+    char hex[ID_HEX_LEN];
+    uint8_t self[ID_PK_LEN];
+    node_id_hex(a, hex);
+    if (sodium_hex2bin(self, sizeof self, hex, strlen(hex), NULL, NULL, NULL) == 0)
+        (void)http_access_audit_open(a, id, (const uint8_t *)token, token ? tlen : 0, self, live, 0, 0, kind);
+}
+
 static enum MHD_Result records_get(call_t *k, int live)
 {
     node_t *a = k->n;
@@ -541,8 +553,10 @@ static enum MHD_Result records_get(call_t *k, int live)
     char cls[16];
     auth_classification(a, id, p.manifest_seq, cls);
     auth_err_t ae;
-    if (auth_read(a, token, tlen, id, cls, &ae) < 0)
+    if (auth_read(a, token, tlen, id, cls, &ae) < 0) {
+        audit_refused_here(a, id, token, tlen, live, ae.kind);
         return send_error(c, route, (unsigned)ae.status, ae.kind, "%s", ae.detail);
+    }
     grants_read_t gd; /* grants: a grant's reader gets its fields only, and the read is audited */
     int granted = http_access_local_grant(a, id, cls, token, tlen, live, &gd);
     uint64_t last = 0;

@@ -966,6 +966,50 @@ Test(flow, a_request_for_a_product_that_needs_no_grant_is_refused, .fini = h_cle
     free(maria);
 }
 
+/* The owner's audit log holds every decision on its confidential data, whichever node the consumer
+ * asked: a read refused on the owner itself (a client pointed at it, or `trib get` sent there by the
+ * redirect) is logged as a refused read routed through another node is, with the owner as the node
+ * asked. Only routed refusals were logged. */
+static int audited(json_t *events, const char *action, const char *subject, const char *reason, const char *entry)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+    {
+        if (!strcmp(jstr(e, "action"), action) && !strcmp(jstr(e, "subject"), subject) &&
+            !strcmp(jstr(e, "reason"), reason) && !strcmp(jstr(e, "entry_node"), entry) &&
+            !strcmp(jstr(e, "product"), "payments/settled") && json_is_false(json_object_get(e, "allowed")))
+            return 1;
+    }
+    return 0;
+}
+
+Test(flow, reads_refused_on_the_owner_itself_are_audited, .fini = h_cleanup_all, .timeout = 120)
+{
+    payments_and_growth();
+    cr_assert(h_wait_member(A.url, "growth", "alive", NULL, 20000), "payments never saw growth's node alive");
+    char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
+    expect_refusal("GET", &A, "/v1/products/payments/settled/records", alice, NULL, 403, "grant_required");
+    expect_refusal("GET", &A, "/v1/products/payments/settled/stream", NULL, NULL, 401, "token_required");
+    json_t *s = h_get_json(A.url, "/v1/status", NULL);
+    char self[80];
+    snprintf(self, sizeof self, "%s", jstr(s, "node_id"));
+    json_decref(s);
+    long st = 0;
+    json_t *au = call("GET", &A, "/v1/audit?limit=100", padmin, NULL, &st);
+    cr_assert_eq(st, 200, "audit: %ld %s", st, jstr(au, "detail"));
+    char *dump = json_dumps(au, JSON_COMPACT);
+    cr_expect(audited(au, "read", "alice@growth", "grant_required", self),
+              "alice's refused read on the owner is not in its audit log: %s", dump);
+    cr_expect(audited(au, "stream", "", "token_required", self),
+              "a refused stream without a token on the owner is not in its audit log: %s", dump);
+    free(dump);
+    json_decref(au);
+    free(alice);
+    free(padmin);
+}
+
 /* The owner's admin asking the requester's node (any node answers reads, so $TRIB_NODE is often
  * not the owner's): the refusal says the decision belongs on the owner's node and names it, instead
  * of "only a token of domain 'growth' decides", which blamed a token that was the right one. */
