@@ -205,7 +205,7 @@ static void command_help(const cli_cmd_t *cmd, FILE *f)
 {
     fprintf(f, "usage: trib %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->synopsis, cmd->about);
     char left[64];
-    int w = 14;   /* the left column: as wide as the widest option */
+    int w = 18;   /* the left column: as wide as the widest option ("--token-file FILE" at least) */
     for (size_t i = 0; i < CLI_MAX_OPTS && cmd->opts[i].name; i++) {
         const opts_row_t *o = &cmd->opts[i];
         int n = snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
@@ -214,6 +214,8 @@ static void command_help(const cli_cmd_t *cmd, FILE *f)
     opts_help(cmd->opts, w, f);
     fprintf(f, "  %-*s %s\n", w, "--node URL",
             "the node to ask (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")");
+    static const opts_row_t auth[] = { OPTS_AUTH_ROWS, { NULL, NULL, 0, NULL } };
+    opts_help(auth, w, f);
     fprintf(f, "  %-*s %s\n", w, "-h, --help", "show this help");
     fprintf(f, "\nexample:\n  %s\n", cmd->example);
 }

@@ -21,6 +21,13 @@ typedef struct {
     const char *help;
 } opts_row_t;
 
+/* The credential rows of every command that asks a node (node/client.c, client_auth_args, takes
+ * them out of argv before a command parses the rest: listed here for --help). */
+#define OPTS_AUTH_ROWS                                                                          \
+    { "token", "TOKEN", 0, "the token to send (default: --token-file, else $TRIB_TOKEN)" },     \
+    { "token-file", "FILE", 0, "read the token from FILE (mode 0600)" },                        \
+    { "cacert", "FILE", 0, "CA certificate of an https node" }
+
 /* One parse: values by row index, "1" for a flag; positional arguments in order. */
 typedef struct {
     const opts_row_t *rows;

@@ -297,33 +297,44 @@ void client_set_token(const char *token)
     bearer = token && *token ? strdup(token) : NULL;
 }
 
-/* Drops argv[i] and argv[i + 1]. */
-static void drop_two(int *argc, char **argv, int i)
+/* Drops argv[i .. i + n). */
+static void drop(int *argc, char **argv, int i, int n)
 {
-    for (int k = i; k + 2 <= *argc; k++)
-        argv[k] = argv[k + 2];
-    *argc -= 2;
+    for (int k = i; k + n <= *argc; k++)
+        argv[k] = argv[k + n];
+    *argc -= n;
 }
 
 int client_auth_args(int *argc, char **argv, char *err, size_t errlen)
 {
+    static const char *const names[] = {"token", "token-file", "cacert"};
     const char *tok = NULL, *file = NULL;
+    const char **dsts[] = {&tok, &file, &cacert};
     for (int i = 1; i < *argc;) {
         const char *a = argv[i];
         if (!strcmp(a, "--"))
             break;
-        const char **dst = !strcmp(a, "--token") ? &tok : !strcmp(a, "--token-file") ? &file
-                         : !strcmp(a, "--cacert") ? &cacert : NULL;
-        if (!dst) {
+        size_t k = 0, nl = 0;   /* "--NAME VALUE" or "--NAME=VALUE", as every other option */
+        for (; k < sizeof names / sizeof names[0]; k++) {
+            nl = strlen(names[k]);
+            if (!strncmp(a, "--", 2) && !strncmp(a + 2, names[k], nl) && (a[2 + nl] == '\0' || a[2 + nl] == '='))
+                break;
+        }
+        if (k == sizeof names / sizeof names[0]) {
             i++;
+            continue;
+        }
+        if (a[2 + nl] == '=') {
+            *dsts[k] = a + 3 + nl;
+            drop(argc, argv, i, 1);
             continue;
         }
         if (i + 1 >= *argc) {
             snprintf(err, errlen, "option '%s' needs a value", a);
             return -1;
         }
-        *dst = argv[i + 1];
-        drop_two(argc, argv, i);
+        *dsts[k] = argv[i + 1];
+        drop(argc, argv, i, 2);
     }
     if (tok) {
         client_set_token(tok);

@@ -71,8 +71,8 @@ int client_redirect_allowed(const char *base, const char *location, char *why, s
 int client_base_url(const char *in, int default_port, char *out, size_t outlen,
                     char *err, size_t errlen);
 
-/* Credentials (process-wide): strips "--token T", "--token-file F" and "--cacert F" from
- * argv[1..] (before a "--") and sets the bearer token every request sends: --token, else the
+/* Credentials (process-wide): strips "--token T", "--token-file F" and "--cacert F" (also
+ * written "--token=T" ...) from argv[1..] (before a "--") and sets the bearer token every request sends: --token, else the
  * file's token (which must be 0600), else $TRIB_TOKEN, else none. 0, or -1 with err. */
 int client_auth_args(int *argc, char **argv, char *err, size_t errlen);
 /* Sets (a copy of) the bearer token; NULL or "" for none. */

@@ -51,10 +51,7 @@ static int run_mine(actx_t *c);
 static int run_audit(actx_t *c);
 
 #define COMMON { "node", "URL", 0, "the node to ask (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")" }, \
-               { "token", "TOKEN", 0, "the token to send (default: --token-file, else $TRIB_TOKEN)" },  \
-               { "token-file", "FILE", 0, "read the token from FILE (mode 0600)" },                       \
-               { "cacert", "FILE", 0, "CA certificate of an https node" },                                \
-               { "json", NULL, 0, "print the node's JSON reply" }
+               OPTS_AUTH_ROWS, { "json", NULL, 0, "print the node's JSON reply" }
 
 static const acmd_t commands[] = {
     { "request", "ID --purpose TEXT [--fields A,B] [--days N]",

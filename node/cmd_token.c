@@ -85,7 +85,7 @@ static const tcmd_t commands[] = {
         { "kind", "KIND", 0, "read, write or admin" },
         { "ttl", "DURATION", 0, "N followed by s, m, h or d" },
         { "product", "GLOB", 0, "only products matching GLOB (default: all of the domain's)" },
-        { "node", "URL", 0, "the node to ask (default $TRIB_NODE)" }, OPT_JSON },
+        { "node", "URL", 0, "the node to ask (default $TRIB_NODE)" }, OPTS_AUTH_ROWS, OPT_JSON },
       "trib token issue --sub ci@payments --kind write --ttl 24h", run_issue },
     { "revoke", "TOKEN_OR_ID [--node URL] [--json]",
       "the issuing node revokes a token (and every token narrowed from it)",
@@ -93,7 +93,7 @@ static const tcmd_t commands[] = {
       "every attenuation of it with 401 token_revoked. TOKEN_OR_ID is the token itself, its id\n"
       "(as `trib token show` prints it; the node must have issued or seen it), or a 128-hex\n"
       "revocation id (a block's signature). Needs the node's admin token, as issue does.",
-      { { "node", "URL", 0, "the node to ask (default $TRIB_NODE)" }, OPT_JSON },
+      { { "node", "URL", 0, "the node to ask (default $TRIB_NODE)" }, OPTS_AUTH_ROWS, OPT_JSON },
       "trib token revoke \"$T\"", run_revoke },
 };
 

@@ -10,17 +10,23 @@ int main(int argc, char **argv)
     /* `trib --node URL CMD ...` is `trib CMD --node URL ...`, and so for the other options every
      * client command takes (`trib --cacert ca.pem --node https://... status`). */
     static const char *const leading[] = { "--node", "--token", "--token-file", "--cacert" };
-    for (int moved = 0; argc >= 4 && moved < 8; moved++) {
-        size_t k = 0;
-        while (k < sizeof leading / sizeof leading[0] && strcmp(argv[1], leading[k]))
-            k++;
-        if (k == sizeof leading / sizeof leading[0])
+    for (int moved = 0; argc >= 3 && moved < 8; moved++) {
+        size_t k = 0, n = 0;   /* the option and its value: two words, or one "--opt=VALUE" */
+        for (; k < sizeof leading / sizeof leading[0]; k++) {
+            size_t l = strlen(leading[k]);
+            if (!strncmp(argv[1], leading[k], l) && (argv[1][l] == '\0' || argv[1][l] == '=')) {
+                n = argv[1][l] ? 1 : 2;
+                break;
+            }
+        }
+        if (!n || argc < 2 + (int)n)
             break;
         char *opt = argv[1], *val = argv[2];
-        for (int i = 3; i < argc; i++)
-            argv[i - 2] = argv[i];
-        argv[argc - 2] = opt;
-        argv[argc - 1] = val;
+        for (int i = 1 + (int)n; i < argc; i++)
+            argv[i - (int)n] = argv[i];
+        argv[argc - n] = opt;
+        if (n == 2)
+            argv[argc - 1] = val;
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         cli_usage(argc < 2 ? stderr : stdout);
