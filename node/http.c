@@ -382,31 +382,6 @@ static json_t *stub_if_restricted(call_t *k, json_t *j)
     return j;
 }
 
-/* GET /v1/products takes these parameters, each at most once: another one, or one given twice,
- * is a 400 naming it (a filter the node does not know would else be silently ignored). */
-static const char *const k_products_params[] = {"q", "domain", "tag", "owner", "status", "classification",
-                                                "compliance", "limit", "offset"};
-#define N_PRODUCTS_PARAMS (sizeof k_products_params / sizeof k_products_params[0])
-
-typedef struct { unsigned seen[N_PRODUCTS_PARAMS]; char err[200]; } params_check_t;
-
-static enum MHD_Result check_products_param(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    (void)kind, (void)value;
-    params_check_t *pc = ctx;
-    for (size_t i = 0; i < N_PRODUCTS_PARAMS; i++)
-        if (strcmp(key, k_products_params[i]) == 0) {
-            if (pc->seen[i]++ == 0)
-                return MHD_YES;
-            snprintf(pc->err, sizeof pc->err, "%s: given more than once (each parameter takes one value)", key);
-            return MHD_NO;
-        }
-    snprintf(pc->err, sizeof pc->err,
-             "%.40s: unknown parameter (known: q, domain, tag, owner, status, classification, compliance, "
-             "limit, offset)", key);
-    return MHD_NO;
-}
-
 static enum MHD_Result h_products(call_t *k)
 {
     struct timespec t0;   /* the search's own time goes out as Server-Timing (tests/ui/bench.mjs) */
@@ -425,10 +400,6 @@ static enum MHD_Result h_products(call_t *k)
         .offset = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset"),
         .authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
     };
-    params_check_t pc = { {0}, "" };
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_products_param, &pc);
-    if (pc.err[0])
-        return send_error(c, R_PRODUCTS, 400, "bad_query", "%s", pc.err);
     char err[256];
     if (view_products_check(&q, err, sizeof err) != 0)
         return send_error(c, R_PRODUCTS, 400, "bad_query", "%s", err);
@@ -1036,49 +1007,88 @@ typedef struct route {
     handler_fn fn;
     int body;
     right_t right;
+    const char *params;     /* the query parameters it takes ("a, b"), each at most once; NULL: none
+                               checked (a route that reads none) */
 } route_row_t;
 
 #define PRODUCT "/v1/products/{domain}/{name}"
 static const route_row_t routes[] = {
-    {"GET",    "/v1/status",          R_STATUS,         "status",         h_status,         0, RIGHT_NONE},
-    {"GET",    "/v1/members",         R_MEMBERS,        "members",        h_members,        0, RIGHT_NONE},
-    {"GET",    "/v1/products",        R_PRODUCTS,       "products",       h_products,       0, RIGHT_NONE},
-    {"GET",    PRODUCT,               R_PRODUCT_GET,    "product_get",    h_product_get,    0, RIGHT_NONE},
-    {"PUT",    PRODUCT,               R_PRODUCT_PUT,    "product_put",    h_product_put,    1, RIGHT_WRITE},
-    {"DELETE", PRODUCT,               R_PRODUCT_DELETE, "product_delete", h_product_delete, 0, RIGHT_WRITE},
-    {"POST",   PRODUCT "/records",    R_RECORDS_POST,   "records_post",   h_records_post,   1, RIGHT_WRITE},
-    {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ},
-    {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ},
-    {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE},
-    {"POST",   PRODUCT "/check",      R_CHECK,          "check",          h_check,          1, RIGHT_NONE},
-    {"GET",    PRODUCT "/history",    R_HISTORY,        "history",        h_history,        0, RIGHT_NONE},
-    {"GET",    PRODUCT "/diff",       R_DIFF,           "diff",           h_diff,           0, RIGHT_NONE},
-    {"GET",    "/v1/catalog/changes", R_CHANGES,        "changes",        h_changes,        0, RIGHT_NONE},
-    {"GET",    "/v1/whoami",          R_WHOAMI,         "whoami",         h_whoami,         0, RIGHT_TOKEN},
-    {"POST",   "/v1/tokens",          R_TOKENS,         "tokens",         h_tokens,         1, RIGHT_ADMIN},
-    {"POST",   "/v1/tokens/revoke",   R_TOKENS_REVOKE,  "tokens_revoke",  h_tokens_revoke,  1, RIGHT_ADMIN},
+    {"GET",    "/v1/status",          R_STATUS,         "status",         h_status,         0, RIGHT_NONE, NULL},
+    {"GET",    "/v1/members",         R_MEMBERS,        "members",        h_members,        0, RIGHT_NONE, NULL},
+    {"GET",    "/v1/products",        R_PRODUCTS,       "products",       h_products,       0, RIGHT_NONE,
+     "q, domain, tag, owner, status, classification, compliance, limit, offset"},
+    {"GET",    PRODUCT,               R_PRODUCT_GET,    "product_get",    h_product_get,    0, RIGHT_NONE, NULL},
+    {"PUT",    PRODUCT,               R_PRODUCT_PUT,    "product_put",    h_product_put,    1, RIGHT_WRITE, "revive"},
+    {"DELETE", PRODUCT,               R_PRODUCT_DELETE, "product_delete", h_product_delete, 0, RIGHT_WRITE, NULL},
+    {"POST",   PRODUCT "/records",    R_RECORDS_POST,   "records_post",   h_records_post,   1, RIGHT_WRITE, NULL},
+    {"GET",    PRODUCT "/records",    R_RECORDS_GET,    "records_get",    h_records_get,    0, RIGHT_READ, "from, limit"},
+    {"GET",    PRODUCT "/stream",     R_STREAM,         "stream",         h_stream,         0, RIGHT_READ, "from, limit"},
+    {"GET",    "/metrics",            R_METRICS,        "metrics",        h_metrics,        0, RIGHT_NONE, NULL},
+    {"POST",   PRODUCT "/check",      R_CHECK,          "check",          h_check,          1, RIGHT_NONE, "revive"},
+    {"GET",    PRODUCT "/history",    R_HISTORY,        "history",        h_history,        0, RIGHT_NONE, NULL},
+    {"GET",    PRODUCT "/diff",       R_DIFF,           "diff",           h_diff,           0, RIGHT_NONE, "from, to"},
+    {"GET",    "/v1/catalog/changes", R_CHANGES,        "changes",        h_changes,        0, RIGHT_NONE,
+     "from, domain, product, live"},
+    {"GET",    "/v1/whoami",          R_WHOAMI,         "whoami",         h_whoami,         0, RIGHT_TOKEN, NULL},
+    {"POST",   "/v1/tokens",          R_TOKENS,         "tokens",         h_tokens,         1, RIGHT_ADMIN, NULL},
+    {"POST",   "/v1/tokens/revoke",   R_TOKENS_REVOKE,  "tokens_revoke",  h_tokens_revoke,  1, RIGHT_ADMIN, NULL},
     /* access requests and grants: the caller's token is checked by node/http_access.c */
-    {"POST",   "/v1/access/requests", R_ACCESS,         "access",         h_access_request, 1, RIGHT_NONE},
-    {"GET",    "/v1/access/requests", R_ACCESS,         "access",         h_access_list,    0, RIGHT_NONE},
-    {"POST",   "/v1/access/requests/{name}/grant", R_ACCESS, "access",    h_access_grant,   1, RIGHT_NONE},
-    {"POST",   "/v1/access/requests/{name}/deny",  R_ACCESS, "access",    h_access_deny,    1, RIGHT_NONE},
-    {"POST",   "/v1/access/grants/{name}/revoke",  R_ACCESS, "access",    h_access_revoke,  1, RIGHT_NONE},
-    {"GET",    "/v1/access/mine",     R_ACCESS,         "access",         h_access_mine,    0, RIGHT_NONE},
-    {"GET",    "/v1/audit",           R_AUDIT,          "audit",          h_audit,          0, RIGHT_NONE},
-    {"GET",    "/v1/policy",          R_POLICY_GET,     "policy_get",     h_policy_get,     0, RIGHT_NONE},
-    {"POST",   "/v1/policy",          R_POLICY_POST,    "policy_post",    h_policy_post,    1, RIGHT_ADMIN},
-    {"GET",    "/v1/compliance",      R_COMPLIANCE,     "compliance",     h_compliance,     0, RIGHT_NONE},
+    {"POST",   "/v1/access/requests", R_ACCESS,         "access",         h_access_request, 1, RIGHT_NONE, NULL},
+    {"GET",    "/v1/access/requests", R_ACCESS,         "access",         h_access_list,    0, RIGHT_NONE, "state"},
+    {"POST",   "/v1/access/requests/{name}/grant", R_ACCESS, "access",    h_access_grant,   1, RIGHT_NONE, NULL},
+    {"POST",   "/v1/access/requests/{name}/deny",  R_ACCESS, "access",    h_access_deny,    1, RIGHT_NONE, NULL},
+    {"POST",   "/v1/access/grants/{name}/revoke",  R_ACCESS, "access",    h_access_revoke,  1, RIGHT_NONE, NULL},
+    {"GET",    "/v1/access/mine",     R_ACCESS,         "access",         h_access_mine,    0, RIGHT_NONE, NULL},
+    {"GET",    "/v1/audit",           R_AUDIT,          "audit",          h_audit,          0, RIGHT_NONE, "limit"},
+    {"GET",    "/v1/policy",          R_POLICY_GET,     "policy_get",     h_policy_get,     0, RIGHT_NONE, NULL},
+    {"POST",   "/v1/policy",          R_POLICY_POST,    "policy_post",    h_policy_post,    1, RIGHT_ADMIN, NULL},
+    {"GET",    "/v1/compliance",      R_COMPLIANCE,     "compliance",     h_compliance,     0, RIGHT_NONE, "domain"},
     /* federation objects carry their roots' signatures: anyone may hand one in (node/http_fed.c) */
-    {"GET",    "/v1/federation",      R_FED_GET,        "federation",     h_fed_get,        0, RIGHT_NONE},
-    {"POST",   "/v1/federation/objects", R_FED_POST,    "federation_objects", h_fed_post,   1, RIGHT_NONE},
-    {"POST",   "/v1/node/key/rotate", R_KEY_ROTATE,     "key_rotate",     h_key_rotate,     1, RIGHT_ADMIN},
-    {"GET",    "/",                   R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
-    {"GET",    "/index.html",         R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
-    {"GET",    "/app.js",             R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
-    {"GET",    "/app.css",            R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
-    {"GET",    "/favicon.png",        R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC},
+    {"GET",    "/v1/federation",      R_FED_GET,        "federation",     h_fed_get,        0, RIGHT_NONE, NULL},
+    {"POST",   "/v1/federation/objects", R_FED_POST,    "federation_objects", h_fed_post,   1, RIGHT_NONE, NULL},
+    {"POST",   "/v1/node/key/rotate", R_KEY_ROTATE,     "key_rotate",     h_key_rotate,     1, RIGHT_ADMIN, NULL},
+    {"GET",    "/",                   R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC, NULL},
+    {"GET",    "/index.html",         R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC, NULL},
+    {"GET",    "/app.js",             R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC, NULL},
+    {"GET",    "/app.css",            R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC, NULL},
+    {"GET",    "/favicon.png",        R_WEB,            "web",            h_web,            0, RIGHT_PUBLIC, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
+
+/* A route's query parameters: each one it takes at most once, and no other (a misspelt filter
+ * would else be silently ignored: ?frm=100 read from seq 1, ?domian=x fed every domain). */
+typedef struct { const char *known; const char *seen[16]; size_t nseen; char err[300]; } params_check_t;
+
+static int param_known(const char *known, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = known; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == kl && strncmp(p, key, kl) == 0)
+            return 1;
+        p += l;
+        p += strspn(p, ", ");
+    }
+    return 0;
+}
+
+static enum MHD_Result check_param(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind, (void)value;
+    params_check_t *pc = ctx;
+    if (!param_known(pc->known, key)) {
+        snprintf(pc->err, sizeof pc->err, "%.40s: unknown parameter (known: %s)", key, pc->known);
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < pc->nseen; i++)
+        if (strcmp(pc->seen[i], key) == 0) {
+            snprintf(pc->err, sizeof pc->err, "%s: given more than once (each parameter takes one value)", key);
+            return MHD_NO;
+        }
+    if (pc->nseen < sizeof pc->seen / sizeof pc->seen[0])
+        pc->seen[pc->nseen++] = key;
+    return MHD_YES;
+}
 
 /* The metrics label of each route id, from the table ("other" for R_OTHER). */
 static const char *route_names[R_COUNT];
@@ -1257,6 +1267,15 @@ static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char 
     if (row->body && req->too_big)
         return send_error(c, row->id, 413, "too_large", "the body is over the limit of %zu bytes (--max-body-mb)",
                           a->limits.max_body);
+    if (row->params && !req->op_done) {
+        params_check_t pc = {.known = row->params};
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_param, &pc);
+        if (pc.err[0]) {
+            if (row->id == R_ACCESS || row->id == R_AUDIT)
+                http_access_count_refusal("bad_query");   /* trib_access_refused_total, as its other 400s */
+            return send_error(c, row->id, 400, "bad_query", "%s", pc.err);
+        }
+    }
     return row->fn(&k);
 }
 

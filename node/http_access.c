@@ -30,7 +30,7 @@ static const char *const reasons[] = {"not_found", "already_decided", "already_r
 #define NREASONS (sizeof reasons / sizeof *reasons)
 static atomic_ullong refused[NREASONS];
 
-static void count_refusal(const char *kind)
+void http_access_count_refusal(const char *kind)
 {
     size_t i = 0;
     while (i < NREASONS - 1 && strcmp(reasons[i], kind) != 0)
@@ -72,7 +72,7 @@ static unsigned reply(json_t **out, unsigned status, const char *kind, const cha
 static unsigned error(json_t **out, unsigned status, const char *kind, const char *detail)
 {
     if (status < 500 && !auth_count(kind))
-        count_refusal(kind);
+        http_access_count_refusal(kind);
     return reply(out, status, kind, detail);
 }
 

@@ -51,6 +51,10 @@ struct grants_read_s;
 int http_access_local_grant(struct node *n, const char *product, const char *cls, const char *token, size_t len,
                             int live, struct grants_read_s *out);
 
+/* Counts an access route's refusal of kind (one of trib_access_refused_total's reasons) that
+ * node/http.c made before http_access ran (a query parameter it does not take). */
+void http_access_count_refusal(const char *kind);
+
 /* Refusals by reason since start, for /metrics (trib_access_refused_total{reason}). */
 void http_access_metrics(FILE *f);
 
