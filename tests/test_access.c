@@ -851,13 +851,18 @@ Test(flow, request_grant_revoke_deny_across_nodes, .fini = h_cleanup_all, .timeo
     free(out);
     free(errout);
 
-    /* the audit log on the owner: grant, revoke, deny; admin only */
+    /* the audit log on the owner: alice's read refused there before the grant, then grant, revoke,
+     * deny; admin only */
     json_t *au = call("GET", &A, "/v1/audit?limit=10", padmin, NULL, &st);
     cr_assert_eq(st, 200, "audit: %ld", st);
-    cr_assert_eq(json_array_size(au), 3, "grant, revoke, deny: %zu events", json_array_size(au));
+    cr_assert_eq(json_array_size(au), 4, "refused read, grant, revoke, deny: %zu events", json_array_size(au));
+    json_t *refused = json_array_get(au, 0);
+    cr_assert(!strcmp(jstr(refused, "action"), "read") && !strcmp(jstr(refused, "subject"), "alice@growth") &&
+              json_is_false(json_object_get(refused, "allowed")) && !strcmp(jstr(refused, "reason"), "grant_required"),
+              "the first event is not alice's refused read");
     const char *acts[] = {"grant", "revoke", "deny"};
     for (size_t i = 0; i < 3; i++) {
-        json_t *e = json_array_get(au, i);
+        json_t *e = json_array_get(au, i + 1);
         cr_assert_str_eq(jstr(e, "action"), acts[i]);
         cr_assert_str_eq(jstr(e, "product"), "payments/settled");
         cr_assert_str_eq(jstr(e, "subject"), "admin@payments");
