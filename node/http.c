@@ -919,6 +919,9 @@ static enum MHD_Result h_policy_post(call_t *k)
 static enum MHD_Result h_compliance(call_t *k)
 {
     const char *d = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "domain");
+    if (d && *d && !store_valid_name(d, strlen(d)))   /* as the search and the change feed: never "none" */
+        return send_error(k->c, R_COMPLIANCE, 400, "bad_query",
+                          "domain: '%.70s' is not a valid domain name (" STORE_NAME_RULE ")", d);
     json_t *j = policy_node_report(k->n, d && *d ? d : NULL);
     /* a restricted product's compliance is not in its stub (issue 11): a caller who may not see it
      * in full is not told of it, nor of its violations (they name its fields) */

@@ -175,10 +175,16 @@ enum MHD_Result gov_changes(const gov_call_t *g)
             return error(g, 400, "bad_query", "from: expected a change seq (a whole number >= 0)");
     }
     int live = !(lv && (!strcmp(lv, "0") || !strcasecmp(lv, "false") || !strcasecmp(lv, "no")));
-    if (domain && *domain && !store_valid_name(domain, strlen(domain)))
-        return error(g, 400, "bad_query", "domain: not a domain name (" STORE_NAME_RULE ")");
-    if (product && *product && !store_valid_id(product))
-        return error(g, 400, "bad_query", "product: not a product id (domain/name, each " STORE_NAME_RULE ")");
+    char bad[300];   /* the search's wording for the same parameter */
+    if (domain && *domain && !store_valid_name(domain, strlen(domain))) {
+        snprintf(bad, sizeof bad, "domain: '%.70s' is not a valid domain name (" STORE_NAME_RULE ")", domain);
+        return error(g, 400, "bad_query", bad);
+    }
+    if (product && *product && !store_valid_id(product)) {
+        snprintf(bad, sizeof bad, "product: '%.140s' is not a product id (domain/name, each " STORE_NAME_RULE ")",
+                 product);
+        return error(g, 400, "bad_query", bad);
+    }
     uint64_t last = 0;
     store_changes_last(g->n->st, &last);
     stream_t *s = stream_new_feed(g->n, g->c, from, live, domain, product);

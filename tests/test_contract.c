@@ -249,3 +249,31 @@ Test(contract, every_route_refuses_a_parameter_it_does_not_take, .init = start)
                  200, "%s", r.body);
     h_resp_free(&r);
 }
+
+/* A malformed domain (or product id) filter is the same 400 in the same words on every route that
+ * filters by it: the search said "domain: 'X' is not a valid domain name (...)", the change feed
+ * "domain: not a domain name (...)", and the compliance report took it and answered 200 with no
+ * product, as for a domain nobody has. */
+Test(contract, a_malformed_domain_filter_is_one_error_everywhere, .init = start)
+{
+    static const char *const paths[] = { "/v1/products?domain=Bad_D", "/v1/catalog/changes?live=0&domain=Bad_D",
+                                         "/v1/compliance?domain=Bad_D" };
+    const char *want = "domain: 'Bad_D' is not a valid domain name ([a-z0-9][a-z0-9-]{0,62})";
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        h_resp_t r;
+        cr_expect_eq(get(paths[i], &r), 400, "%s: %ld %s", paths[i], r.status, r.body);
+        json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "bad_query", "%s: %s", paths[i], r.body);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "detail")), want, "%s", paths[i]);
+        json_decref(j);
+        h_resp_free(&r);
+    }
+    h_resp_t r;
+    cr_expect_eq(get("/v1/catalog/changes?live=0&product=payments", &r), 400, "%s", r.body);
+    cr_expect(r.body && strstr(r.body, "product: 'payments' is not a product id"), "%s", r.body);
+    h_resp_free(&r);
+    char *err = NULL;
+    cr_expect_eq(h_trib(&node, NULL, NULL, &err, "compliance", "--domain", "Bad_D", NULL), 1);
+    cr_expect(err && strstr(err, "400 bad_query: domain: 'Bad_D'"), "%s", err ? err : "");
+    free(err);
+}
