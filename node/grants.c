@@ -2,6 +2,7 @@
  * this node's log, the rules of who may sign what, and the JSON of requests and grants. The read
  * side (grants_active, grants_check_read) is node/grants_read.c. */
 #include "node/grants.h"
+#include "node/known.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -140,7 +141,8 @@ static int publish(node_t *n, const Trib__AccessChange *a, grants_result_t *r)
     return 0;
 }
 
-static json_t *parse_body(const char *body, size_t len, grants_result_t *r)
+/* The body as a JSON object of the keys in known only (node/known.h); NULL with r's 400. */
+static json_t *parse_body(const char *body, size_t len, const char *known, grants_result_t *r)
 {
     if (!body || len == 0)
         return json_object();
@@ -153,6 +155,12 @@ static json_t *parse_body(const char *body, size_t len, grants_result_t *r)
     if (!json_is_object(j)) {
         json_decref(j);
         fail(r, 400, "bad_request", "body: expected a JSON object");
+        return NULL;
+    }
+    const char *stray = known_stray_key(j, known);
+    if (stray) {
+        fail(r, 400, "bad_request", "%.40s: unknown field (known: %s)", stray, known);
+        json_decref(j);
         return NULL;
     }
     return j;
@@ -222,7 +230,7 @@ void grants_request(node_t *n, const grants_caller_t *who, const char *body, siz
     if (!store_access_subject_domain(who->subject, sdom) || strcmp(sdom, who->domain) != 0)
         return fail(r, 403, "wrong_domain", "token subject '%s' is not local@%s: a request is made for a subject of "
                     "the token's own domain", who->subject, who->domain);
-    json_t *j = parse_body(body, len, r);
+    json_t *j = parse_body(body, len, "product, purpose, fields, days", r);
     if (!j)
         return;
     Trib__AccessChange a = TRIB__ACCESS_CHANGE__INIT;
@@ -401,7 +409,7 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
     memset(r, 0, sizeof *r);
     if (!store_access_valid_id(request_id, "req-"))
         return fail(r, 400, "bad_id", "'%.64s' is not a request id (req- and 16 hex characters)", request_id);
-    json_t *j = parse_body(body, len, r);
+    json_t *j = parse_body(body, len, grant ? "days" : "reason", r);
     if (!j)
         return;
     Trib__AccessRow *req = NULL, *d = NULL;
@@ -507,7 +515,7 @@ void grants_revoke(node_t *n, const grants_caller_t *who, const char *grant_id, 
     memset(r, 0, sizeof *r);
     if (!store_access_valid_id(grant_id, "grant-"))
         return fail(r, 400, "bad_id", "'%.64s' is not a grant id (grant- and 16 hex characters)", grant_id);
-    json_t *j = parse_body(body, len, r);
+    json_t *j = parse_body(body, len, "reason", r);
     if (!j)
         return;
     const char *reason = "";

@@ -38,6 +38,7 @@
 #include "node/grants.h"
 #include "node/http_access.h"
 #include "node/http_gov.h"
+#include "node/known.h"
 #include "node/http_fed.h"
 #include "node/node.h"
 #include "node/policy_node.h"
@@ -746,8 +747,9 @@ static enum MHD_Result h_whoami(call_t *k)
     return send_json(k->c, R_WHOAMI, 200, claims_json(k->claims));
 }
 
-/* The request body as a JSON object, or NULL with a 400 sent (*ret). */
-static json_t *body_object(call_t *k, route_t route, enum MHD_Result *ret)
+/* The request body as a JSON object of the keys in known only (node/known.h), or NULL with a 400
+ * sent (*ret). */
+static json_t *body_object(call_t *k, route_t route, const char *known, enum MHD_Result *ret)
 {
     json_error_t je;
     json_t *j = json_loadb(k->req->body ? k->req->body : "", k->req->len, 0, &je);
@@ -757,13 +759,19 @@ static json_t *body_object(call_t *k, route_t route, enum MHD_Result *ret)
                           j ? "not an object" : je.text, je.line, je.column);
         return NULL;
     }
+    const char *stray = known_stray_key(j, known);
+    if (stray) {
+        *ret = send_error(k->c, route, 400, "bad_request", "%.40s: unknown field (known: %s)", stray, known);
+        json_decref(j);
+        return NULL;
+    }
     return j;
 }
 
 static enum MHD_Result h_tokens(call_t *k)
 {
     enum MHD_Result ret;
-    json_t *j = body_object(k, R_TOKENS, &ret);
+    json_t *j = body_object(k, R_TOKENS, "sub, kind, ttl_s, product", &ret);
     if (!j)
         return ret;
     const char *sub = json_string_value(json_object_get(j, "sub"));
@@ -820,7 +828,7 @@ static enum MHD_Result h_tokens(call_t *k)
 static enum MHD_Result h_tokens_revoke(call_t *k)
 {
     enum MHD_Result ret;
-    json_t *j = body_object(k, R_TOKENS_REVOKE, &ret);
+    json_t *j = body_object(k, R_TOKENS_REVOKE, "token, id", &ret);
     if (!j)
         return ret;
     const char *tok = json_string_value(json_object_get(j, "token"));
@@ -1062,24 +1070,11 @@ static const route_row_t routes[] = {
  * would else be silently ignored: ?frm=100 read from seq 1, ?domian=x fed every domain). */
 typedef struct { const char *known; const char *seen[16]; size_t nseen; char err[300]; } params_check_t;
 
-static int param_known(const char *known, const char *key)
-{
-    size_t kl = strlen(key);
-    for (const char *p = known; *p;) {
-        size_t l = strcspn(p, ",");
-        if (l == kl && strncmp(p, key, kl) == 0)
-            return 1;
-        p += l;
-        p += strspn(p, ", ");
-    }
-    return 0;
-}
-
 static enum MHD_Result check_param(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind, (void)value;
     params_check_t *pc = ctx;
-    if (!param_known(pc->known, key)) {
+    if (!known_name(pc->known, key)) {
         snprintf(pc->err, sizeof pc->err, "%.40s: unknown parameter (known: %s)", key, pc->known);
         return MHD_NO;
     }

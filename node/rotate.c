@@ -28,6 +28,8 @@
  * key is made), for the switch made later when the certificate arrives. A certificate that is
  * not valid yet (its not_before more than TRUST_SKEW_MS ahead) is tried again when it becomes
  * valid (rotate_sigwait's timer). */
+#include "node/errtext.h"
+#include "node/known.h"
 #include "node/rotate.h"
 
 #include <errno.h>
@@ -79,6 +81,7 @@ static unsigned error(json_t **reply, unsigned status, const char *code, const c
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    errtext_utf8(detail);   /* a detail cut inside a character (or quoting a field) stays JSON */
     *reply = json_pack("{s:s,s:s}", "error", code, "detail", detail);
     return status;
 }
@@ -539,6 +542,12 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
     if (!json_is_object(in)) {
         json_decref(in);
         return error(reply, 400, "bad_request", "body: a JSON object {\"cert\": BASE64, \"overlap_s\": N} (both optional)");
+    }
+    const char *stray = known_stray_key(in, "cert, overlap_s");
+    if (stray) {   /* a misspelt "cert" would start a new rotation instead of completing this one */
+        unsigned st = error(reply, 400, "bad_request", "%.40s: unknown field (known: cert, overlap_s)", stray);
+        json_decref(in);
+        return st;
     }
     char path[600], e[700];
     identity_t next;

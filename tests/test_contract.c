@@ -277,3 +277,50 @@ Test(contract, a_malformed_domain_filter_is_one_error_everywhere, .init = start)
     cr_expect(err && strstr(err, "400 bad_query: domain: 'Bad_D'"), "%s", err ? err : "");
     free(err);
 }
+
+/* The small JSON bodies (a token to issue or revoke, an access request, grant, denial or revocation)
+ * take the fields the docs name and no other: one they do not know is a 400 naming it, nothing done.
+ * They were ignored: {"prodcut": "payments/x"} issued a token for every product of the domain (a
+ * misspelt narrowing widened it), {"feilds": [...]} asked for every field, {"dayz": 3} granted 30. */
+Test(contract, a_body_field_a_route_does_not_take_is_refused, .init = start)
+{
+    static const struct { const char *path, *body, *detail; } bad[] = {
+        { "/v1/tokens", "{\"sub\":\"ci@payments\",\"kind\":\"read\",\"ttl_s\":60,\"prodcut\":\"payments/x\"}",
+          "prodcut: unknown field (known: sub, kind, ttl_s, product)" },
+        { "/v1/tokens/revoke", "{\"tokn\":\"trib1.x\"}", "tokn: unknown field (known: token, id)" },
+        { "/v1/access/requests", "{\"product\":\"payments/settled-transactions\",\"purpose\":\"x\",\"feilds\":[\"txn_id\"]}",
+          "feilds: unknown field (known: product, purpose, fields, days)" },
+        { "/v1/access/requests/req-0123456789abcdef/grant", "{\"dayz\":3}", "dayz: unknown field (known: days)" },
+        { "/v1/access/requests/req-0123456789abcdef/deny", "{\"reasn\":\"no\"}", "reasn: unknown field (known: reason)" },
+        { "/v1/access/grants/grant-0123456789abcdef/revoke", "{\"reasn\":\"no\"}",
+          "reasn: unknown field (known: reason)" },
+    };
+    json_t *st = h_get_json(node.url, "/v1/status", NULL);
+    json_int_t seq0 = json_integer_value(json_object_get(json_object_get(st, "digest"), "payments"));
+    json_decref(st);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char url[512];
+        snprintf(url, sizeof url, "%s%s", node.url, bad[i].path);
+        h_resp_t r;
+        cr_assert_eq(h_http("POST", url, "application/json", bad[i].body, strlen(bad[i].body), &r), 0);
+        cr_expect_eq(r.status, 400, "%s: %ld %s", bad[i].path, r.status, r.body);
+        json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "bad_request", "%s: %s", bad[i].path, r.body);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "detail")), bad[i].detail, "%s", bad[i].path);
+        json_decref(j);
+        h_resp_free(&r);
+    }
+    st = h_get_json(node.url, "/v1/status", NULL);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(st, "digest"), "payments")), seq0,
+                 "a refused body signed an entry");
+    json_decref(st);
+    /* the fields they take still work */
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/tokens", node.url);
+    const char *ok = "{\"sub\":\"ci@payments\",\"kind\":\"read\",\"ttl_s\":60,\"product\":\"payments/settled-*\"}";
+    h_resp_t r;
+    cr_assert_eq(h_http("POST", url, "application/json", ok, strlen(ok), &r), 0);
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    cr_expect(r.body && strstr(r.body, "\"scope\":\"payments/settled-*\""), "%s", r.body);
+    h_resp_free(&r);
+}
