@@ -1180,8 +1180,12 @@ static int allowed(call_t *k, right_t right, auth_err_t *e)
     case RIGHT_PUBLIC:
         return 1;
     case RIGHT_NONE: /* discovery is open (DESIGN §13) unless --require-token 1 */
-        if (k->n->cfg.require_token)
-            return allowed(k, RIGHT_TOKEN, e);
+        if (k->n->cfg.require_token && !allowed(k, RIGHT_TOKEN, e)) {
+            if (!strcmp(e->kind, "token_required"))   /* why this route wants one here: the node's option */
+                snprintf(e->detail, sizeof e->detail, "this node runs with --require-token 1: every API request needs "
+                         "a valid token (Authorization: Bearer trib1....; trib --token, --token-file or $TRIB_TOKEN)");
+            return 0;
+        }
         return 1;
     case RIGHT_READ:
         return 1;
@@ -1193,7 +1197,8 @@ static int allowed(call_t *k, right_t right, auth_err_t *e)
         size_t len = 0;
         const char *t = auth_bearer(h, &len);
         if (!t) {
-            snprintf(e->detail, sizeof e->detail, "no token: send Authorization: Bearer trib1....");
+            snprintf(e->detail, sizeof e->detail, "this needs a token (Authorization: Bearer trib1....; trib --token, "
+                     "--token-file or $TRIB_TOKEN)");
             e->status = 401;
             snprintf(e->kind, sizeof e->kind, "token_required");
             auth_count("token_required");

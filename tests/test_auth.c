@@ -1202,5 +1202,12 @@ Test(auth, require_token_closes_discovery_too)
     cr_assert_eq(call(&n, "GET", "/v1/status", NULL, NULL, n.token, kind), 200, "%s", kind);
     cr_assert_eq(call(&n, "GET", "/v1/status", NULL, NULL, "trib1.AAAA", kind), 401);
     cr_assert_str_eq(kind, "token_invalid");
+    /* the refusal says why a status or a search needs a token on this node, and how to give one
+     * (it said "no token: send Authorization: Bearer trib1....", nothing of the option or the CLI) */
+    char *err = NULL;
+    cr_assert_eq(h_trib(&n, NULL, NULL, &err, "status", "--token", "", NULL), 1, "%s", err ? err : "");
+    cr_assert(err && strstr(err, "401 token_required: this node runs with --require-token 1") &&
+              strstr(err, "--token-file or $TRIB_TOKEN"), "%s", err ? err : "");
+    free(err);
     h_node_cleanup(&n);
 }
