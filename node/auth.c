@@ -178,6 +178,7 @@ typedef struct {
     uint8_t sig[TOKEN_SIG_LEN];
     char domain[64];
     int used;
+    int logged;    /* its TokenRevocation entry is in the domain's catalog log (else only a file's) */
 } revoked_t;
 static pthread_mutex_t rev_mu = PTHREAD_MUTEX_INITIALIZER;
 static revoked_t *revoked;
@@ -198,7 +199,7 @@ static revoked_t *rev_find(revoked_t *t, size_t cap, const uint8_t sig[TOKEN_SIG
             return &t[i];
 }
 
-static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain)
+static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain, int logged)
 {
     pthread_mutex_lock(&rev_mu);
     if (2 * (nrevoked + 1) > caprevoked && caprevoked < 2 * REVOKED_MAX) {
@@ -221,6 +222,7 @@ static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain)
             e->used = 1;
             nrevoked++;
         }
+        e->logged |= logged;
     } else {   /* each one past the room: a line per 10 s at most, those held back counted in it */
         static log_limit_t full;
         uint64_t held;
@@ -232,7 +234,18 @@ static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain)
     pthread_mutex_unlock(&rev_mu);
 }
 
-void auth_revoke_add(const uint8_t sig[TOKEN_SIG_LEN]) { revoke_add(sig, own_domain_name); }
+void auth_revoke_add(const uint8_t sig[TOKEN_SIG_LEN]) { revoke_add(sig, own_domain_name, 0); }
+
+/* Whether block sig of this node's domain is held (*held) and written into the domain's log. */
+static int revoke_logged(const uint8_t sig[TOKEN_SIG_LEN], int *held)
+{
+    pthread_mutex_lock(&rev_mu);
+    revoked_t *e = caprevoked ? rev_find(revoked, caprevoked, sig, own_domain_name) : NULL;
+    *held = e && e->used;
+    int logged = *held && e->logged;
+    pthread_mutex_unlock(&rev_mu);
+    return logged;
+}
 
 int auth_is_revoked(const token_claims_t *c)
 {
@@ -311,7 +324,7 @@ static int scan_entry(void *ctx, uint64_t seq, const uint8_t *bytes, size_t len)
     Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
     if (ce && ce->change_case == TRIB__CATALOG_ENTRY__CHANGE_TOKEN_REVOKE && ce->token_revoke &&
         ce->token_revoke->revocation_id.len == TOKEN_SIG_LEN && ce->domain && !strcmp(ce->domain, s->domain))
-        revoke_add(ce->token_revoke->revocation_id.data, s->domain);
+        revoke_add(ce->token_revoke->revocation_id.data, s->domain, 1);
     if (ce)
         trib__catalog_entry__free_unpacked(ce, NULL);
     if (se)
@@ -761,19 +774,25 @@ int auth_find_id(const char *id, uint8_t sig[TOKEN_SIG_LEN])
     return found;
 }
 
-int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], const char *token_id, char *err, size_t errlen)
+static int revoke_locked(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], const char *token_id, char *err,
+                         size_t errlen)
 {
     char path[600], hex[2 * TOKEN_SIG_LEN + 1];
     snprintf(path, sizeof path, "%s/revoked.tokens", n->cfg.data);
     token_revocation_hex(sig, hex);
-    FILE *f = fopen(path, "a");
-    if (!f || fprintf(f, "%s\n", hex) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    int held;
+    revocations_refresh(n, 1);   /* the log's revocations so far: one already there is not written again */
+    if (revoke_logged(sig, &held))
+        return 1;
+    FILE *f = held ? NULL : fopen(path, "a");   /* held from the file only: its log entry failed before */
+    if (!held && (!f || fprintf(f, "%s\n", hex) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)) {
         snprintf(err, errlen, "%s: cannot record the revocation: %s", path, strerror(errno));
         if (f)
             fclose(f);
         return -1;
     }
-    fclose(f);
+    if (f)
+        fclose(f);
     auth_revoke_add(sig);
     /* ... and a signed entry of this domain's log, so every node learns it by gossip */
     Trib__TokenRevocation tr = TRIB__TOKEN_REVOCATION__INIT;
@@ -784,13 +803,23 @@ int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], const char *token_i
     uint8_t *bytes = NULL;
     size_t len = 0;
     if (catalog_publish_revocation(n->cat, &tr, &seq, &bytes, &len, err, errlen) < 0)
-        return -1; /* held here (the file) all the same */
+        return -1; /* held here (the file) all the same; a revoke asked again writes the entry */
+    revoke_add(sig, own_domain_name, 1);
     if (n->gossip)
         gossip_announce(n->gossip, bytes, len);
     free(bytes);
     log_info("token revocation %.16s... in %s's log as catalog seq %llu", hex, n->cfg.domain,
              (unsigned long long)seq);
     return 0;
+}
+
+int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], const char *token_id, char *err, size_t errlen)
+{
+    static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER;   /* two revokes of one token: one entry */
+    pthread_mutex_lock(&one);
+    int rc = revoke_locked(n, sig, token_id, err, errlen);
+    pthread_mutex_unlock(&one);
+    return rc;
 }
 
 /* Loads DATA/revoked.tokens (one revocation id in hex a line); unknown lines are skipped. */

@@ -114,7 +114,8 @@ void auth_remember(const token_claims_t *c);
 /* Revokes block sig of a token of this node's domain: held from now on, kept in
  * DATA/revoked.tokens (loaded by auth_open), and written as a signed TokenRevocation entry into
  * the domain's catalog log (gossiped: every node refuses the token within a second of receiving
- * it). 0, or -1 with err (the local revocation holds even then). */
+ * it). 0, 1 when it was revoked already (nothing written: its entry is in the log), or -1 with
+ * err (the local revocation holds even then, and a call again writes the entry). */
 int auth_revoke(node_t *n, const uint8_t sig[TOKEN_SIG_LEN], const char *token_id, char *err, size_t errlen);
 
 /* THE SEAM to the grants helper (node/grants.h grants_active): 1 when subject holds an active

@@ -92,7 +92,8 @@ static const tcmd_t commands[] = {
       "Asks the node that issued the token to revoke it: from then on it refuses the token and\n"
       "every attenuation of it with 401 token_revoked. TOKEN_OR_ID is the token itself, its id\n"
       "(as `trib token show` prints it; the node must have issued or seen it), or a 128-hex\n"
-      "revocation id (a block's signature). Needs the node's admin token, as issue does.",
+      "revocation id (a block's signature). Needs the node's admin token, as issue does. A token\n"
+      "revoked already is refused 409 already_revoked (exit 1): nothing more is signed.",
       { { "node", "URL", 0, "the node to ask (default $TRIB_NODE)" }, OPTS_AUTH_ROWS, OPT_JSON },
       "trib token revoke \"$T\"", run_revoke },
 };

@@ -868,8 +868,12 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
     if (!found)
         return send_error(k->c, R_TOKENS_REVOKE, 404, "not_found",
                           "no token with id %s issued or seen by this node; revoke with the token itself", label);
-    if (auth_revoke(k->n, sig, label, err, sizeof err) < 0)
+    int rv = auth_revoke(k->n, sig, label, err, sizeof err);
+    if (rv < 0)
         return send_error(k->c, R_TOKENS_REVOKE, 500, "storage", "%s", err);
+    if (rv == 1)   /* as a grant revoked twice: nothing new signed into the domain's log */
+        return send_error(k->c, R_TOKENS_REVOKE, 409, "already_revoked",
+                          "token %s was already revoked: every node refuses it once the revocation reaches it", label);
     char hex[2 * TOKEN_SIG_LEN + 1];
     token_revocation_hex(sig, hex);
     log_info("token %s revoked by %s", label, k->claims->id);

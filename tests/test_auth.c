@@ -624,6 +624,65 @@ Test(auth, revoked_tokens_and_blocks_are_refused_also_after_a_restart)
     h_node_cleanup(&n);
 }
 
+/* A token revoked again (the same token, its id, its block's revocation id; also after a restart)
+ * is 409 already_revoked, as a grant revoked twice is, and signs nothing: each repeat used to answer
+ * 200 "revoked" and append one more TokenRevocation entry to the domain's catalog log, gossiped to
+ * every node (and one more line to DATA/revoked.tokens). */
+static long digest_of(h_node_t *n)
+{
+    json_t *s = h_get_json(n->url, "/v1/status", NULL);
+    long v = (long)json_integer_value(json_object_get(json_object_get(s, "digest"), n->domain));
+    json_decref(s);
+    return v;
+}
+
+static void revoke_again(h_node_t *n, const char *body)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/tokens/revoke", n->url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("POST", url, "application/json", body, strlen(body), n->token, &r), 0);
+    cr_expect_eq(r.status, 409, "revoked again: %ld %s", r.status, r.body);
+    cr_expect(r.body && strstr(r.body, "\"already_revoked\""), "%s", r.body);
+    h_resp_free(&r);
+}
+
+Test(auth, a_token_revoked_again_is_409_and_signs_nothing)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char *t = issue(&n, "ci@payments", "read", 3600, NULL), err[256];
+    token_claims_t c;
+    cr_assert_eq(token_inspect(t, strlen(t), fx_now_ms(), &c, err, sizeof err), TOKEN_OK, "%s", err);
+    char body[4400], byid[128], byrev[300], hex[2 * TOKEN_SIG_LEN + 1];
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", t);
+    snprintf(byid, sizeof byid, "{\"id\":\"%s\"}", c.id);
+    token_revocation_hex(c.revocation_ids[0], hex);
+    snprintf(byrev, sizeof byrev, "{\"id\":\"%s\"}", hex);
+    long before = digest_of(&n);
+    revoke_at(&n, body);
+    cr_assert_eq(digest_of(&n), before + 1, "the revocation is one entry of the domain's log");
+    revoke_again(&n, body);
+    revoke_again(&n, byid);
+    revoke_again(&n, byrev);
+    cr_expect_eq(digest_of(&n), before + 1, "a revocation asked again signed another entry");
+    char *out = NULL, *errout = NULL;
+    cr_expect_eq(h_trib(&n, NULL, &out, &errout, "token", "revoke", t, NULL), 1);
+    cr_expect(errout && strstr(errout, "409 already_revoked"), "%s", errout ? errout : "");
+    free(out), free(errout);
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&n), 0);
+    revoke_again(&n, body);
+    cr_expect_eq(digest_of(&n), before + 1, "after a restart, a revocation asked again signed another entry");
+    char path[400];
+    snprintf(path, sizeof path, "%s/revoked.tokens", n.dir);
+    char *file = h_read_file(path, NULL);
+    cr_expect(file && strlen(file) == 2 * TOKEN_SIG_LEN + 1, "revoked.tokens: %s", file ? file : "(none)");
+    free(file);
+    free(t);
+    h_node_cleanup(&n);
+}
+
 /* ------------------------------------------------------------------ reads, routed: the owner decides */
 
 Test(auth, the_owner_decides_on_the_token_a_relay_forwards)
