@@ -248,8 +248,13 @@ int cli_render_products(cli_ctx_t *c, json_t *j, const char *id)
     size_t n = json_array_size(list);
     json_t *tv = json_object_get(j, "total");
     long long total = json_is_integer(tv) ? (long long)json_integer_value(tv) : (long long)n;
-    if (n == 0) {
+    if (n == 0 && total == 0) {
         fprintf(c->out, filtered ? "no products match\n" : "no products\n");
+        return CLI_OK;
+    }
+    if (n == 0) {   /* --limit 0, or --offset past the hits: there are some, none on this page */
+        fprintf(c->out, "(0 of %lld shown)\n", total);
+        print_facets(c, json_object_get(j, "facets"));
         return CLI_OK;
     }
     static const char *const hdr[] = { "ID", "VERSION", "STATUS", "OWNER", "TITLE" };

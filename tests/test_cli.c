@@ -626,6 +626,19 @@ Test(cli_cmd, products_empty_listing, .init = srv_start, .fini = srv_stop)
     run_free(&r);
 }
 
+/* --limit 0 (only the count and facets) or an --offset past the hits: an empty page of a
+ * catalog that has products says how many there are, not "no products" (which it said). */
+Test(cli_cmd, products_empty_page_of_a_catalog_with_products, .init = srv_start, .fini = srv_stop)
+{
+    srv_route((route_t){ "GET", "/v1/products", 200,
+                         "{\"products\":[],\"total\":6,\"offset\":0,\"limit\":0,"
+                         "\"facets\":{\"domain\":{\"payments\":4,\"growth\":2}}}", 0, 0 });
+    run_t r = run("products", "--node", srv.node, "--limit", "0", NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect_str_eq(r.out, "(0 of 6 shown)\ndomain: payments 4, growth 2\n");
+    run_free(&r);
+}
+
 static const char show_json[] =
     "{\"id\":\"payments/settled-transactions\",\"domain\":\"payments\","
     "\"name\":\"settled-transactions\",\"title\":\"Settled card transactions\","
