@@ -301,7 +301,7 @@ Test(auth, another_scheme_than_bearer_is_named_in_the_401)
         {"GET", "/v1/access/mine", "Authorization: Digest username=\"x\"\r\n", "the Authorization scheme Digest is not"},
         {"GET", "/v1/whoami", "Authorization: Bearer\r\n", "says Bearer but holds no token"},
         {"GET", "/v1/whoami", "Authorization: \xc3\xa9t\xc3\xa9\r\n", "is not of the form 'Bearer <token>'"},
-        {"GET", "/v1/whoami", "", "no token"},   /* none at all: as before */
+        {"GET", "/v1/whoami", "", "this needs a token (Authorization: Bearer trib1....; trib --token"},   /* none */
     };
     char out[4096];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
