@@ -1078,6 +1078,8 @@ static enum MHD_Result check_param(void *ctx, enum MHD_ValueKind kind, const cha
 {
     (void)kind, (void)value;
     params_check_t *pc = ctx;
+    if (!*key)   /* "?&from=1", "a=1&&b=2": an empty name is no misspelt parameter */
+        return MHD_YES;
     if (!known_name(pc->known, key)) {
         snprintf(pc->err, sizeof pc->err, "%.40s: unknown parameter (known: %s)", key, pc->known);
         return MHD_NO;

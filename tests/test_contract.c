@@ -240,9 +240,12 @@ Test(contract, every_route_refuses_a_parameter_it_does_not_take, .init = start)
     json_t *p = h_get_json(node.url, "/v1/products/payments/settled-transactions", NULL);
     cr_expect_eq(json_integer_value(json_object_get(p, "catalog_seq")), 1, "a refused PUT was stored");
     json_decref(p);
-    /* what they take still works */
+    /* what they take still works, also between empty '&'s (no name, nothing misspelt) */
     h_resp_t r;
     cr_expect_eq(get(RECORDS "?from=19&limit=1", &r), 200, "%s", r.body);
+    cr_expect_str_eq(r.first_seq, "19");
+    h_resp_free(&r);
+    cr_expect_eq(get(RECORDS "?&from=19&&limit=1&", &r), 200, "%s", r.body);
     cr_expect_str_eq(r.first_seq, "19");
     h_resp_free(&r);
     cr_expect_eq(get("/v1/catalog/changes?from=1&live=0&domain=payments&product=payments/settled-transactions", &r),
