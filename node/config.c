@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include "node/config.h"
+#include "node/near.h"
 #include "gossip/swim.h"
 #include "node/yaml.h"
 
@@ -141,6 +142,27 @@ static const option_t *find(const char *name)
             return &options[i];
     }
     return NULL;
+}
+
+/* " (did you mean --X?)" when name is a likely typo of an option (dashes as written: CLI), or "". */
+static const char *near_option(const char *name, int dashes, char *buf, size_t cap)
+{
+    char n[32];
+    size_t l = strlen(name);
+    if (l >= sizeof n)
+        return "";
+    for (size_t i = 0; i <= l; i++)   /* compare in the table's spelling: _ for - */
+        n[i] = name[i] == '-' ? '_' : name[i];
+    for (size_t i = 0; i < NOPTS; i++)
+        if (near_typo(n, l, options[i].name)) {
+            char shown[64];
+            snprintf(shown, sizeof shown, "%s", options[i].name);
+            for (char *p = shown; dashes && *p; p++)
+                *p = *p == '_' ? '-' : *p;
+            snprintf(buf, cap, " (did you mean %s%s?)", dashes ? "--" : "", shown);
+            return buf;
+        }
+    return "";
 }
 
 static int set(config_t *c, const option_t *o, const char *val, char *err, size_t errlen)
@@ -280,7 +302,9 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
         int line = yaml_scalar_line(k);
         const option_t *o = key ? find(key) : NULL;
         if (!o) {
-            snprintf(err, errlen, "%s:%d: unknown option '%s'", path, line, key ? key : "?");
+            char hint[96];
+            snprintf(err, errlen, "%s:%d: unknown option '%s'%s", path, line, key ? key : "?",
+                     key ? near_option(key, 0, hint, sizeof hint) : "");
             goto out;
         }
         char sub[256];
@@ -355,7 +379,8 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
         name[nl] = '\0';
         const option_t *o = find(name);
         if (!o) {
-            snprintf(err, errlen, "unknown option '--%s'", name);
+            char hint[96];
+            snprintf(err, errlen, "unknown option '--%s'%s", name, near_option(name, 1, hint, sizeof hint));
             return 2;
         }
         if (eq)

@@ -131,6 +131,10 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--log-level", "loud", NULL}, "log_level: 'loud'"},
         {{"--data", "/x", "--probe-interval-ms", "200", NULL}, "probe_timeout_ms (500) must be below probe_interval_ms (200)"},
         {{"--data", "/x", "--frobnicate", "1", NULL}, "unknown option '--frobnicate'"},
+        /* a likely typo names the option it is near, as the CLI's commands do (it said only "unknown") */
+        {{"--data", "/x", "--probe-intervl-ms", "200", NULL},
+         "unknown option '--probe-intervl-ms' (did you mean --probe-interval-ms?)"},
+        {{"--data", "/x", "--suspicion_mul", "4", NULL}, "unknown option '--suspicion_mul' (did you mean --suspicion-mult?)"},
         {{"--data", "/x", "--domain", NULL}, "--domain needs a value"},
         {{"--data", "/x", "stray", NULL}, "unexpected argument 'stray'"},
         {{"--data", "/x", "--config", NULL}, "--config needs a FILE"},
