@@ -122,14 +122,6 @@ int cli_run_check(cli_ctx_t *c)
 
 /* ================================================================ history */
 
-static void iso_time(long long ms, char out[32])
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&s, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, 32, "%lld", ms);
-}
-
 int cli_run_history(cli_ctx_t *c)
 {
     const char *id;
@@ -157,7 +149,7 @@ int cli_run_history(cli_ctx_t *c)
     json_t *v;
     json_array_foreach(json_object_get(j, "versions"), i, v) {
         char when[32], seq[24], signer[13];
-        iso_time((long long)json_integer_value(json_object_get(v, "time_ms")), when);
+        cli_time_text((long long)json_integer_value(json_object_get(v, "time_ms")), when);
         snprintf(seq, sizeof seq, "%lld", (long long)json_integer_value(json_object_get(v, "seq")));
         snprintf(signer, sizeof signer, "%.12s", str(v, "signer", ""));
         char *ver = cli_text_clean(str(v, "version", ""), 40);

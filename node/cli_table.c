@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ELLIPSIS "\xE2\x80\xA6"   /* U+2026 */
 
@@ -157,4 +158,16 @@ int cli_table_print(const cli_table_t *t, FILE *f, const char *indent)
             bad = 1;
     }
     return bad ? -1 : 0;
+}
+
+void cli_time_text(long long ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    size_t n;
+    if (ms <= 0 || !gmtime_r(&t, &tm) || (n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+        snprintf(out, 32, "-");
+        return;
+    }
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }

@@ -37,4 +37,8 @@ size_t cli_text_width(const char *s);
  * max characters with a final "…" when longer (max 0 = no limit). NULL on OOM. */
 char *cli_text_clean(const char *s, size_t max);
 
+/* ms since the epoch as the API writes times: RFC 3339 UTC to the millisecond
+ * ("2026-12-07T05:26:49.106Z"); "-" for ms <= 0. Every CLI table and block shows times so. */
+void cli_time_text(long long ms, char out[32]);
+
 #endif

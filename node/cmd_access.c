@@ -239,18 +239,6 @@ static const char *str(json_t *j, const char *k)
     return s ? s : "";
 }
 
-static void time_text(int64_t ms, char out[32])
-{
-    if (ms <= 0) {
-        snprintf(out, 32, "-");
-        return;
-    }
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%d %H:%MZ", &tm);
-}
-
 /* The fields asked or granted, comma-separated ("(all)" when none are named); malloc'd. */
 static char *fields_text(json_t *j)
 {
@@ -294,7 +282,7 @@ static int print_rows(actx_t *c, json_t *j)
     for (size_t i = 0; i < json_array_size(j) && !bad; i++) {
         json_t *o = json_array_get(j, i);
         char exp[32], days[24], linked[96], purpose[512];
-        time_text((int64_t)json_integer_value(json_object_get(o, "expires_ms")), exp);
+        cli_time_text((long long)json_integer_value(json_object_get(o, "expires_ms")), exp);
         snprintf(days, sizeof days, "%lldd", (long long)json_integer_value(json_object_get(o, "days")));
         if (*str(o, "request") && strcmp(str(o, "kind"), "grant") == 0)
             snprintf(linked, sizeof linked, "request=%.64s", str(o, "request"));
@@ -444,7 +432,7 @@ static int run_audit(actx_t *c)
     for (size_t i = 0; i < json_array_size(j); i++) {
         json_t *e = json_array_get(j, i);
         char when[32];
-        time_text((int64_t)json_integer_value(json_object_get(e, "time_ms")), when);
+        cli_time_text((long long)json_integer_value(json_object_get(e, "time_ms")), when);
         fprintf(c->out, "%s %-7s %-7s ", when, json_is_true(json_object_get(e, "allowed")) ? "allowed" : "refused",
                 str(e, "action"));
         put_clean(c->out, str(e, "subject"), 128);

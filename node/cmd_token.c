@@ -24,6 +24,7 @@
 #include "gossip/token.h"
 #include "node/cli.h"
 #include "node/cli_opts.h"
+#include "node/cli_table.h"
 #include "node/client.h"
 #include <sodium.h>
 
@@ -184,14 +185,6 @@ static char *read_token(tctx_t *c, int *rc)
     return t;
 }
 
-static void time_text(int64_t ms, char out[32])
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
 
 /* "1h" -> ms; 0 or -1. N >= 1 followed by s, m, h or d, at most 366 days. */
 static int parse_ttl(const char *s, int64_t *ms)
@@ -226,8 +219,8 @@ static json_t *claims_json(const token_claims_t *cl, const char *state, token_re
     if (cl->nblocks == 0)
         return j;
     identity_hex(cl->issuer_key, issuer);
-    time_text(cl->issued_ms, issued);
-    time_text(cl->expires_ms, expires);
+    cli_time_text((long long)cl->issued_ms, issued);
+    cli_time_text((long long)cl->expires_ms, expires);
     json_object_set_new(j, "subject", json_string(cl->subject));
     json_object_set_new(j, "domain", json_string(cl->domain));
     json_object_set_new(j, "issuer", json_string(issuer));
@@ -404,7 +397,7 @@ static int run_attenuate(tctx_t *c)
         n.expires_ms = now + ttl_ms;
         if (n.expires_ms > cl.expires_ms) {
             char at[32];
-            time_text(cl.expires_ms, at);
+            cli_time_text((long long)cl.expires_ms, at);
             free(t);
             return fail(c, "--ttl %s ends after the token expires (%s): an attenuation can only shorten it",
                         ttl, at);

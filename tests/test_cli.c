@@ -989,6 +989,40 @@ Test(cli_cmd, credentials_take_both_option_forms, .init = srv_start, .fini = srv
     free(tokfile);
 }
 
+/* Every time the CLI prints is the API's: RFC 3339 UTC to the millisecond. The audit log and the
+ * access tables cut it to the minute ("2026-12-07 05:26Z": two decisions of one minute could not be
+ * told apart or matched with a log line), the version history to the second. */
+Test(cli_cmd, times_print_to_the_millisecond, .init = srv_start, .fini = srv_stop)
+{
+    srv_route((route_t){ "GET", "/v1/audit", 200,
+                         "[{\"time_ms\":1796621174396,\"subject\":\"alice@growth\",\"token_id\":\"ab\",\"grant\":\"\","
+                         "\"product\":\"payments/p\",\"entry_node\":\"" NODE_A "\",\"action\":\"read\",\"records\":0,"
+                         "\"allowed\":false,\"reason\":\"grant_required\"}]", 0, 0 });
+    srv_route((route_t){ "GET", "/v1/access/mine", 200,
+                         "[{\"id\":\"grant-0123456789abcdef\",\"kind\":\"grant\",\"state\":\"granted\",\"product\":\"payments/p\","
+                         "\"subject\":\"alice@growth\",\"fields\":[],\"days\":30,\"expires_ms\":1799213166171,"
+                         "\"request\":\"req-0123456789abcdef\",\"purpose\":\"x\"}]", 0, 0 });
+    srv_route((route_t){ "GET", "/v1/products/payments/p/history", 200,
+                         "{\"id\":\"payments/p\",\"versions\":[{\"version\":\"1.0.0\",\"seq\":1,"
+                         "\"time_ms\":1796621112276,\"signer\":\"" NODE_A "\",\"change_class\":\"initial\","
+                         "\"breaking\":false,\"status\":\"active\"}]}", 0, 0 });
+    struct { const char *argv[6]; const char *want; } cases[] = {
+        { { "audit", "--node", srv.node, "--token", "trib1.x", NULL }, "2026-12-07T05:26:14.396Z refused read" },
+        { { "access", "mine", "--node", srv.node, "--token", "trib1.x" }, "  2027-01-06T05:26:06.171Z  " },
+        { { "history", "payments/p", "--node", srv.node, NULL }, "1.0.0    2026-12-07T05:25:12.276Z  " },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int argc = 0;
+        while (argc < 6 && cases[i].argv[argc])
+            argc++;
+        run_t r = run_argv(argc, (char **)cases[i].argv, NULL);
+        cr_expect_eq(r.rc, 0, "%s: %s", cases[i].argv[0], r.err);
+        cr_expect(r.out && strstr(r.out, cases[i].want), "%s: want '%s' in:\n%s", cases[i].argv[0], cases[i].want,
+                  r.out ? r.out : "");
+        run_free(&r);
+    }
+}
+
 /* `trib --node=URL CMD` is `trib CMD --node=URL`, as `trib --node URL CMD` is (node/main.c). */
 Test(cli_cmd, leading_options_take_both_forms, .init = srv_start, .fini = srv_stop)
 {
