@@ -149,8 +149,8 @@ void access_cmd_usage(FILE *f)
 static void help(const acmd_t *cmd, FILE *f)
 {
     int audit = cmd == &audit_cmd;
-    fprintf(f, "usage: trib %s%s %s\n\n%s\n\noptions:\n", audit ? "audit" : "access ", audit ? "" : cmd->name,
-            cmd->synopsis, cmd->about);
+    fprintf(f, "usage: trib %s%s%s%s\n\n%s\n\noptions:\n", audit ? "audit" : "access ", audit ? "" : cmd->name,
+            *cmd->synopsis ? " " : "", cmd->synopsis, cmd->about);
     opts_help(cmd->opts, 18, f);
     fprintf(f, "  %-18s %s\n", "-h, --help", "show this help");
     fprintf(f, "\nexample:\n  %s\n", cmd->example);

@@ -63,35 +63,41 @@ static int usage(pctx_t *c, const char *fmt, ...)
 }
 
 static const struct {
-    const char *name, *synopsis, *about;
+    const char *name, *synopsis, *about, *example;
 } helps[] = {
     { "policy test", "FILE.yaml [--json]",
       "Parses the policy set in FILE and runs its own tests (each `manifest` with `expect: {pass:\n"
       "true}` or `expect: {fail: [rule ids]}`) with the evaluator every node runs. Exit 1 when the\n"
-      "set is malformed (the error names the line) or a test fails." },
+      "set is malformed (the error names the line) or a test fails.",
+      "trib policy test examples/policies/company.yaml" },
     { "policy sign", "--charter charter.json --key gov1.key [--key gov2.key ...] FILE.yaml --out NAME.policy",
       "Signs the policy set in FILE (its tests must pass) with governance keys of the charter: at\n"
       "least its governance threshold of distinct keys. Writes NAME.policy (refuses to overwrite),\n"
-      "which `trib policy submit` sends to any node." },
+      "which `trib policy submit` sends to any node.",
+      "trib policy sign --charter charter.json --key gov1.key examples/policies/company.yaml --out company.policy" },
     { "policy submit", "FILE [--node URL] [--token T] [--json]",
       "Sends a signed policy set (NAME.policy) to a node, which verifies it against its charter and\n"
       "puts it in force if it is newer. A node in open mode takes the YAML itself (FILE.yaml) from\n"
       "its operator instead. Needs an admin token of the node's domain (--token, --token-file,\n"
-      "$TRIB_TOKEN). Every product is then re-checked in the background." },
+      "$TRIB_TOKEN). Every product is then re-checked in the background.",
+      "trib policy submit company.policy --node http://127.0.0.1:7480" },
     { "policy show", "[--node URL] [--json] | --file NAME.policy [--charter charter.json]",
       "Shows the policy set in force on a node: version, signers, rules, where it came from. With\n"
       "--file, shows a signed set file offline; with --charter too, verifies it as a node would\n"
-      "(exit 1 when it would be refused)." },
+      "(exit 1 when it would be refused).",
+      "trib policy show --file company.policy --charter charter.json" },
     { "compliance", "[--domain D] [--node URL] [--json]",
       "Lists the products that break the policy set in force, by domain, with their violations.\n"
-      "Any node answers from its catalog replica." },
+      "Any node answers from its catalog replica.",
+      "trib compliance --domain payments" },
 };
 
 static void help(pctx_t *c)
 {
     for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
         if (strcmp(helps[i].name, c->cmd) == 0)
-            fprintf(c->out, "usage: trib %s %s\n\n%s\n", helps[i].name, helps[i].synopsis, helps[i].about);
+            fprintf(c->out, "usage: trib %s %s\n\n%s\n\nexample:\n  %s\n", helps[i].name, helps[i].synopsis,
+                    helps[i].about, helps[i].example);
 }
 
 void policy_cmd_usage(FILE *f)

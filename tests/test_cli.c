@@ -511,6 +511,23 @@ Test(cli_usage, help_for_every_command)
     }
     cr_expect(strstr(s, "\n  agent "), "agent missing from usage");
     free(s);
+
+    /* the commands with tables of their own: each with an example, no line ending in a space
+     * (policy and compliance had no example; "usage: trib access pending " ended in one) */
+    static const char *const more[][3] = { { "policy", "test" }, { "policy", "sign" }, { "policy", "submit" },
+                                           { "policy", "show" }, { "compliance" }, { "access", "pending" },
+                                           { "access", "mine" }, { "audit" }, { "token", "issue" } };
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        char *argv[4] = { (char *)more[i][0], (char *)(more[i][1] ? more[i][1] : "--help"),
+                          more[i][1] ? (char *)"--help" : NULL, NULL };
+        run_t h = run_argv(more[i][1] ? 3 : 2, argv, NULL);
+        cr_expect_eq(h.rc, 0, "%s %s: %s", more[i][0], more[i][1] ? more[i][1] : "", h.err);
+        cr_expect(h.out && strstr(h.out, "example:\n  trib "), "%s %s --help has no example:\n%s", more[i][0],
+                  more[i][1] ? more[i][1] : "", h.out ? h.out : "");
+        cr_expect(h.out && !strstr(h.out, " \n"), "%s %s --help has a line ending in a space:\n%s", more[i][0],
+                  more[i][1] ? more[i][1] : "", h.out ? h.out : "");
+        run_free(&h);
+    }
 }
 
 /* ================================================================ connection failure */
