@@ -72,8 +72,9 @@ int client_base_url(const char *in, int default_port, char *out, size_t outlen,
                     char *err, size_t errlen);
 
 /* Credentials (process-wide): strips "--token T", "--token-file F" and "--cacert F" (also
- * written "--token=T" ...) from argv[1..] (before a "--") and sets the bearer token every request sends: --token, else the
- * file's token (which must be 0600), else $TRIB_TOKEN, else none. 0, or -1 with err. */
+ * written "--token=T" ...) from argv[1..] (before a "--") and sets the bearer token every
+ * request sends: --token, else the file's token (which must be 0600), else $TRIB_TOKEN, else
+ * none. 0, or -1 with err. */
 int client_auth_args(int *argc, char **argv, char *err, size_t errlen);
 /* Sets (a copy of) the bearer token; NULL or "" for none. */
 void client_set_token(const char *token);
