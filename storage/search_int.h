@@ -5,6 +5,8 @@
  *                   manifest, and the search_docs record it is stored as (encode / bounds-checked decode).
  *   search_index.c  index writes inside the catalog append transaction (publish, retire), the docid
  *                   lookups, and the rebuild of an index missing from an older store.
+ *   search_post.c   the posting changes of a write transaction, queued and written together in key
+ *                   order before it commits.
  *   search_query.c  store_search: parsing and checking a query, scoring, filters, facet counts,
  *                   ranked paging; store_search_size.
  *   search_gen.c    the index generation, and the log of the docids each generation changed.

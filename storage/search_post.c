@@ -9,8 +9,8 @@
  * time; in key order through one cursor most land on the page the cursor is already on.
  * Must not: be read through (no posting read may happen in a write transaction while some are
  * queued: none does, queries read snapshots), outlive the transaction (store__write applies it
- * before the commit and empties it at every begin: store__search_post_apply / _reset), or grow without bound (applied once
- * POST_MAX changes wait, as by a rebuild). */
+ * before the commit, store__search_post_apply, and empties it at every begin), or grow without
+ * bound (applied at once when POST_MAX changes wait, as in a rebuild or a large catch-up). */
 #include <stdlib.h>
 #include <string.h>
 #include "storage/search_int.h"
@@ -112,7 +112,8 @@ int store__search_post_apply(store_t *st, MDB_txn *txn, char *err, size_t errlen
     int rc = 0;
     for (size_t i = 0; i < q->n && rc == 0; i++) {
         const post_t *p = &q->v[i];
-        if (!cur[p->facets] && (rc = mdb_cursor_open(txn, p->facets ? st->s_facets : st->s_terms, &cur[p->facets])) != 0) {
+        MDB_dbi dbi = p->facets ? st->s_facets : st->s_terms;
+        if (!cur[p->facets] && (rc = mdb_cursor_open(txn, dbi, &cur[p->facets])) != 0) {
             rc = store__write_fail(st, err, errlen, "mdb_cursor_open(search)", rc);
             break;
         }
@@ -143,8 +144,12 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 static int queue(store_t *st, MDB_txn *txn, MDB_dbi dbi, int del, const char *key, size_t klen,
                  const uint8_t *val, size_t vlen, char *err, size_t errlen)
 {
-    if (klen == 0 || klen > UINT16_MAX || vlen > POST_LEN || (dbi != st->s_terms && dbi != st->s_facets)) {
-        store__err(err, errlen, "search: posting of a %zu-byte key and a %zu-byte value (%s)", klen, vlen, st->path);
+    /* What LMDB would refuse is refused here, so it is the entry indexing it that fails (catalog.c
+     * refuses that one alone), not the transaction's commit. */
+    if (klen == 0 || klen > (size_t)mdb_env_get_maxkeysize(st->env) || vlen == 0 || vlen > POST_LEN ||
+        (dbi != st->s_terms && dbi != st->s_facets)) {
+        store__err(err, errlen, "search: posting of a %zu-byte key and a %zu-byte value (%s)", klen, vlen,
+                   st->path);
         return -1;
     }
     if (!st->post && !(st->post = calloc(1, sizeof *st->post))) {
@@ -163,8 +168,9 @@ static int queue(store_t *st, MDB_txn *txn, MDB_dbi dbi, int del, const char *ke
         return -1;
     }
     post_t *p = &q->v[q->n];
-    *p = (post_t){ .pre = be_num(key, klen), .vnum = be_num(val, vlen), .ord = (uint32_t)q->n, .koff = (uint32_t)q->kn, .klen = (uint16_t)klen,
-                   .facets = dbi == st->s_facets, .del = (uint8_t)del, .vlen = (uint8_t)vlen };
+    *p = (post_t){ .pre = be_num(key, klen), .vnum = be_num(val, vlen), .ord = (uint32_t)q->n,
+                   .koff = (uint32_t)q->kn, .klen = (uint16_t)klen, .facets = dbi == st->s_facets,
+                   .del = (uint8_t)del, .vlen = (uint8_t)vlen };
     memcpy(p->val, val, vlen);
     memcpy(q->keys + q->kn, key, klen);
     q->kn += klen;
