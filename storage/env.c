@@ -328,7 +328,10 @@ int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_
                 return -1;
             continue;
         }
+        store__search_post_reset(st);      /* what an aborted attempt queued */
         rc = body(st, txn, ctx, err, errlen);
+        if (rc == 0)
+            rc = store__search_post_apply(st, txn, err, errlen);
         if (rc == 0) {
             atomic_fetch_add(&st->commits_started, 1);   /* before: see begin_snapshot */
             rc = mdb_txn_commit(txn);          /* frees txn, also on failure */
@@ -526,6 +529,7 @@ void store_close(store_t **sp)
         return;
     store_t *st = *sp;
     store__search_close(st);
+    store__search_post_free(st);
     mdb_env_close(st->env);
     pthread_rwlock_destroy(&st->map_lock);
     free(st);

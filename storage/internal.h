@@ -33,6 +33,7 @@ struct store {
     MDB_dbi fedlog;                    /* federation log objects (fedlog.c) */
     uint64_t changes_filled;           /* change-log rows filled from the catalog at open (changes_fill.c) */
     int search_off;                    /* store_opts_t.no_search: index not maintained */
+    struct search_post *post;          /* posting changes of the open write txn (search_post.c) */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */
     pthread_rwlock_t map_lock;
@@ -113,6 +114,12 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
 int store__search_open(store_t *st, int disabled, char *err, size_t errlen);
 /* Frees what queries kept in memory (search_cache.c); at store_close. */
 void store__search_close(store_t *st);
+/* The posting changes the write transaction's body queued (search_post.c): apply writes them
+ * (store__write, before the commit: 0, MDB_MAP_FULL or -1), reset forgets them (at every
+ * begin), free releases the queue (store_close). */
+int store__search_post_apply(store_t *st, MDB_txn *txn, char *err, size_t errlen);
+void store__search_post_reset(store_t *st);
+void store__search_post_free(store_t *st);
 
 /* ---- access index, inside the catalog append transaction (access.c): indexes entry e's
  * AccessChange by the rules of storage/access.h. 0, MDB_MAP_FULL or -1. */

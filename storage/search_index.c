@@ -14,26 +14,6 @@
 
 /* ================================================================ index writes */
 
-static int put_posting(store_t *st, MDB_txn *txn, MDB_dbi dbi, const char *key, size_t klen,
-                       const uint8_t *val, size_t vlen, char *err, size_t errlen)
-{
-    MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
-    int rc = mdb_put(txn, dbi, &k, &v, MDB_NODUPDATA);
-    if (rc == MDB_KEYEXIST)
-        return 0;
-    return rc ? store__write_fail(st, err, errlen, "mdb_put(search)", rc) : 0;
-}
-
-static int del_posting(store_t *st, MDB_txn *txn, MDB_dbi dbi, const char *key, size_t klen,
-                       const uint8_t *val, size_t vlen, char *err, size_t errlen)
-{
-    MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
-    int rc = mdb_del(txn, dbi, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    return rc ? store__write_fail(st, err, errlen, "mdb_del(search)", rc) : 0;
-}
-
 typedef int (*posting_op)(store_t *, MDB_txn *, MDB_dbi, const char *, size_t, const uint8_t *,
                           size_t, char *, size_t);
 
@@ -66,7 +46,7 @@ static int facet_each(void *vctx, char kind, const char *v, size_t n)
     return facet_op(f->st, f->txn, f->op, kind, v, n, f->docid, f->err, f->errlen);
 }
 
-/* Adds (op = put_posting) or removes (del_posting) every posting of a document given as a
+/* Adds (op = search__post_add) or removes (search__post_del) every posting of a document given as a
  * decoded record. */
 static int rec_postings(store_t *st, MDB_txn *txn, posting_op op, rec_t *r, uint32_t docid,
                         char *err, size_t errlen)
@@ -201,7 +181,7 @@ static int unindex(store_t *st, MDB_txn *txn, uint32_t docid, char *err, size_t 
         return 0;
     if (rc)
         return rc;
-    rc = rec_postings(st, txn, del_posting, &r, docid, err, errlen);
+    rc = rec_postings(st, txn, search__post_del, &r, docid, err, errlen);
     free(copy);
     return rc;
 }
@@ -220,7 +200,7 @@ static int index_doc(store_t *st, MDB_txn *txn, const doc_t *d, uint32_t docid, 
     assert(rc == 0);
     rc = doc_put(st, txn, docid, &b, err, errlen);
     if (rc == 0)
-        rc = rec_postings(st, txn, put_posting, &r, docid, err, errlen);
+        rc = rec_postings(st, txn, search__post_add, &r, docid, err, errlen);
     free(b.b);
     return rc;
 }
@@ -285,8 +265,8 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
         return 0;
     }
     /* Same record with status "retired": swap the status facet, rewrite the record. */
-    if ((rc = facet_op(st, txn, del_posting, 's', r.status, r.slen, docid, err, errlen)) != 0 ||
-        (rc = facet_op(st, txn, put_posting, 's', retired, sizeof retired - 1, docid, err, errlen)) != 0) {
+    if ((rc = facet_op(st, txn, search__post_del, 's', r.status, r.slen, docid, err, errlen)) != 0 ||
+        (rc = facet_op(st, txn, search__post_add, 's', retired, sizeof retired - 1, docid, err, errlen)) != 0) {
         free(copy);
         return rc;
     }
@@ -441,7 +421,7 @@ static int set_compliance_body(store_t *st, MDB_txn *txn, void *ctx, char *err, 
             break;
         for (size_t j = 0; j < 2 && rc == 0; j++) {
             int keep = strcmp(search__compliance[j], c->states[i]) == 0;
-            rc = facet_op(st, txn, keep ? put_posting : del_posting, 'c', search__compliance[j],
+            rc = facet_op(st, txn, keep ? search__post_add : search__post_del, 'c', search__compliance[j],
                           strlen(search__compliance[j]), docid, err, errlen);
         }
         docids[nd++] = docid;

@@ -5,6 +5,8 @@
  *                   manifest, and the search_docs record it is stored as (encode / bounds-checked decode).
  *   search_index.c  index writes inside the catalog append transaction (publish, retire), the docid
  *                   lookups, and the rebuild of an index missing from an older store.
+ *   search_post.c   the posting changes of a write transaction, queued and written together in key
+ *                   order before it commits.
  *   search_query.c  store_search: parsing and checking a query, scoring, filters, facet counts,
  *                   ranked paging; store_search_size.
  *   search_gen.c    the index generation, and the log of the docids each generation changed.
@@ -151,6 +153,14 @@ int search__docid_of(store_t *st, MDB_txn *txn, const char *id, size_t idlen, ui
                      size_t errlen);
 /* One past the highest docid in use (1 when none). */
 int search__docid_end(store_t *st, MDB_txn *txn, uint32_t *end, char *err, size_t errlen);
+
+/* ---- search_post.c: posting changes (dbi s_terms or s_facets), queued in the write transaction
+ * and written in key order before it commits (store__search_post_apply). add puts the posting
+ * (kept when it exists), del removes it (nothing when it does not). 0, MDB_MAP_FULL or -1. */
+int search__post_add(store_t *st, MDB_txn *txn, MDB_dbi dbi, const char *key, size_t klen,
+                     const uint8_t *val, size_t vlen, char *err, size_t errlen);
+int search__post_del(store_t *st, MDB_txn *txn, MDB_dbi dbi, const char *key, size_t klen,
+                     const uint8_t *val, size_t vlen, char *err, size_t errlen);
 
 /* ---- search_gen.c: the generation, and the log of what each changed */
 /* The generation of txn's snapshot (0 before the first write). 0, or -1 with err. */

@@ -67,13 +67,29 @@ static void test_hash(const char *domain, uint64_t seq, uint8_t out[STORE_HASH_L
     snprintf((char *)out, STORE_HASH_LEN, "%s#%llu", domain, (unsigned long long)seq);
 }
 
-/* The next seq of domain: its head + 1. */
+/* Entries held for one store_catalog_append_many (batch_begin .. batch_commit), as a peer's
+ * batch of received entries is stored: one write transaction. */
+#define BATCH_MAX 16
+static struct {
+    int on;
+    size_t n;
+    store_append_t it[BATCH_MAX];
+    Trib__SignedEntry *se[BATCH_MAX];
+    Trib__CatalogEntry *ce[BATCH_MAX];
+    uint8_t *bytes[BATCH_MAX];
+    uint8_t hash[BATCH_MAX][STORE_HASH_LEN];
+} batch;
+
+/* The next seq of domain: its head + 1 (after the entries of it the batch holds). */
 static uint64_t next_seq(const char *domain)
 {
     store_head_t h;
     int rc = store_catalog_head(st, domain, &h);
     cr_assert(rc == 0 || rc == STORE_NOTFOUND, "head %s: %s", domain, store_last_error());
-    return rc == 0 ? h.seq + 1 : 1;
+    uint64_t held = 0;
+    for (size_t i = 0; batch.on && i < batch.n; i++)
+        held += strcmp(batch.ce[i]->domain, domain) == 0;
+    return (rc == 0 ? h.seq + 1 : 1) + held;
 }
 
 typedef struct {
@@ -122,10 +138,44 @@ static int append_entry(Trib__CatalogEntry *e)
     cr_assert_not_null(bytes);
     trib__signed_entry__pack(&se, bytes);
     test_hash(e->domain, e->seq, hash);
+    if (batch.on) {              /* held: decoded from the bytes, as a receiver holds it */
+        cr_assert_lt(batch.n, BATCH_MAX);
+        size_t i = batch.n++;
+        batch.bytes[i] = bytes;
+        batch.se[i] = trib__signed_entry__unpack(NULL, sn, bytes);
+        cr_assert_not_null(batch.se[i]);
+        batch.ce[i] = trib__catalog_entry__unpack(NULL, batch.se[i]->body.len, batch.se[i]->body.data);
+        cr_assert_not_null(batch.ce[i]);
+        memcpy(batch.hash[i], hash, sizeof hash);
+        batch.it[i] = (store_append_t){ .entry = batch.ce[i], .hash = batch.hash[i], .signer = KEY,
+                                        .signed_bytes = bytes, .len = sn };
+        free(body);
+        return 0;
+    }
     int rc = store_catalog_append(st, e, hash, KEY, bytes, sn, err, sizeof err);
     free(bytes);
     free(body);
     return rc;
+}
+
+static void batch_begin(void)
+{
+    memset(&batch, 0, sizeof batch);
+    batch.on = 1;
+}
+
+/* Stores the held entries in one transaction; each must be stored. */
+static void batch_commit(void)
+{
+    long got = store_catalog_append_many(st, batch.it, batch.n, NULL, 0, err, sizeof err);
+    cr_assert_eq(got, (long)batch.n, "append_many: %ld of %zu: %s", got, batch.n, err);
+    for (size_t i = 0; i < batch.n; i++) {
+        cr_expect_eq(batch.it[i].rc, 0, "item %zu", i);
+        trib__catalog_entry__free_unpacked(batch.ce[i], NULL);
+        trib__signed_entry__free_unpacked(batch.se[i], NULL);
+        free(batch.bytes[i]);
+    }
+    memset(&batch, 0, sizeof batch);
 }
 
 /* Publishes p with classification cls (NULL: none, which is internal). */
@@ -638,6 +688,76 @@ Test(search, update_reindexes)
     cr_expect_eq(r.total, 1, "an update is the same product");
     cr_expect_eq(facet_values(&r, STORE_FACET_TAG), 1);
     store_result_free(&r);
+}
+
+/* One write transaction that indexes a product, re-indexes it, retires it and publishes it again
+ * (as a receiver stores a batch of a domain's entries) leaves the postings of the last manifest
+ * only: the index's writes of a transaction land in the order they were made, whatever order they
+ * are written in. */
+Test(search, one_batch_reindexing_a_product_keeps_the_last_manifest_only)
+{
+    publish(&(prod_t){ .id = "payments/tx", .title = "Alpha transactions", .tags = "legacy" });
+    store_search_size_t before;
+    cr_assert_eq(store_search_size(st, &before), 0);
+    batch_begin();
+    publish(&(prod_t){ .id = "payments/tx", .title = "Beta transactions", .tags = "modern" });
+    publish(&(prod_t){ .id = "payments/new", .title = "Gamma", .tags = "modern" });
+    cr_assert_eq(retire("payments/tx"), 0);
+    publish(&(prod_t){ .id = "payments/tx", .title = "Alpha transactions", .tags = "legacy,again" });
+    publish(&(prod_t){ .id = "payments/new", .title = "Delta", .tags = "fresh" });
+    batch_commit();
+    static const struct { query_t q; const char *hits; } cases[] = {
+        { { .q = "alpha" }, "payments/tx" }, { { .q = "beta" }, "" }, { { .q = "gamma" }, "" },
+        { { .q = "delta" }, "payments/new" }, { { .tag = "legacy" }, "payments/tx" },
+        { { .tag = "again" }, "payments/tx" }, { { .tag = "modern" }, "" },
+        { { .tag = "fresh" }, "payments/new" }, { { .status = "retired" }, "" },
+        { { .status = "active" }, "payments/new payments/tx" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        store_result_t r = run(&cases[i].q, 10);
+        char got[256];
+        hit_list(&r, got, sizeof got);
+        cr_expect_str_eq(got, cases[i].hits, "case %zu", i);
+        store_result_free(&r);
+    }
+    store_result_t r = run(&(query_t){ .q = 0 }, 10);
+    cr_expect_eq(facet_values(&r, STORE_FACET_TAG), 3, "legacy, again, fresh");
+    cr_expect_eq(facet_values(&r, STORE_FACET_STATUS), 1, "active only");
+    store_result_free(&r);
+}
+
+/* An index rebuilt in one transaction of more posting writes than are held at once (65,536) is
+ * the index the products' publishes built one at a time. */
+Test(search, a_rebuild_of_many_postings_equals_the_index_built_by_publishes)
+{
+    enum { N = 3000 };
+    char id[64], title[96], tags[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "d%d/product-%d", i % 7, i);
+        snprintf(title, sizeof title, "widget w%d of series s%d batch b%d", i, i % 13, i % 101);
+        snprintf(tags, sizeof tags, "t%d,shared", i % 17);
+        publish(&(prod_t){ .id = id, .title = title, .purpose = "common words in every product",
+                           .tags = tags, .schema = "amount,currency,at" });
+    }
+    store_search_size_t built, rebuilt;
+    cr_assert_eq(store_search_size(st, &built), 0);
+    cr_assert_gt(built.postings, 65536, "%llu postings", (unsigned long long)built.postings);
+    store_close(&st);
+    st = open_store(1, 1);       /* off: drops the marker, so the next open rebuilds */
+    store_close(&st);
+    st = open_store(0, 1);
+    cr_assert_eq(store_search_size(st, &rebuilt), 0);
+    cr_expect_eq(rebuilt.postings, built.postings);
+    cr_expect_eq(rebuilt.products, (uint64_t)N);
+    static const struct { query_t q; size_t total; } cases[] = {
+        { { .q = "w1234" }, 1 }, { { .q = "s5" }, (N + 12 - 5) / 13 }, { { .q = "common" }, N },
+        { { .tag = "t3" }, (N + 16 - 3) / 17 }, { { .tag = "shared" }, N }, { { .domain = "d6" }, N / 7 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        store_result_t r = run(&cases[i].q, 1);
+        cr_expect_eq(r.total, cases[i].total, "case %zu: %zu hits", i, r.total);
+        store_result_free(&r);
+    }
 }
 
 Test(search, retire_sets_status_and_keeps_listing)
