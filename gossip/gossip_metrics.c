@@ -86,6 +86,11 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                 "hellos, small federation-log syncs) and the bulk one (catalog, reads, the rest).");
     prom_sample(f, "trib_gossip_connections_total", "lane=\"priority\"", ts.dealers_opened[1]);
     prom_sample(f, "trib_gossip_connections_total", "lane=\"bulk\"", ts.dealers_opened[0]);
+    prom_family(f, "trib_gossip_connections_up_total", "counter",
+                "Of trib_gossip_connections_total, by lane, those whose first handshake succeeded: the "
+                "difference is handshakes under way or failed.");
+    prom_sample(f, "trib_gossip_connections_up_total", "lane=\"priority\"", ts.dealers_up[1]);
+    prom_sample(f, "trib_gossip_connections_up_total", "lane=\"bulk\"", ts.dealers_up[0]);
     prom_counter(f, "trib_gossip_connections_warmed_total",
                  "Priority connections opened ahead of their first message, for a member seen alive (of "
                  "trib_gossip_connections_total{lane=\"priority\"}).", ts.dealers_warmed);

@@ -486,13 +486,20 @@ static void mlist_remove(transport_t *t, dealer_t *d)
     d->mon = NULL;
 }
 
+/* d's first handshake succeeded: counted (dealers_up), its watch ends. */
+static void watch_end_up(transport_t *t, dealer_t *d)
+{
+    t->st.dealers_up[d->lane != 0]++;
+    mlist_remove(t, d);
+}
+
 /* Reads every monitor; a dealer's watch ends at its first successful handshake. */
 static void monitors_poll(transport_t *t)
 {
     if (t->rmon) monitor_read(t, t->rmon, NULL);
     for (dealer_t *d = t->mlist, *next; d; d = next) {
         next = d->mnext;
-        if (monitor_read(t, d->mon, d)) mlist_remove(t, d);
+        if (monitor_read(t, d->mon, d)) watch_end_up(t, d);
     }
 }
 
@@ -1286,7 +1293,7 @@ static void redial_unanswered(transport_t *t, dealer_t *d, int64_t now)
     char ep[TRANSPORT_ADDR_MAX + 8];
     if (d->mon == NULL || now - d->opened_ms < REDIAL_AFTER_MS || now - d->redial_ms < REDIAL_MS) return;
     if (monitor_read(t, d->mon, d)) {       /* its handshake just succeeded */
-        mlist_remove(t, d);
+        watch_end_up(t, d);
         return;
     }
     if (d->tcp_up) return;

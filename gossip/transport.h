@@ -261,6 +261,8 @@ typedef struct {
     uint64_t dealers_opened[2];              /* DEALERs opened (connections dialled), by lane: [0] the
                                                 bulk one, [1] the priority types' */
     uint64_t dealers_warmed;                 /* ... of those [1], by transport_warm */
+    uint64_t dealers_up[2];                  /* ... of those, by lane, whose first handshake succeeded
+                                                (seen by the loop: dealers without a watch not counted) */
     uint64_t dealers_unanswered;             /* closed: never came up, unused for unanswered_ms */
     uint64_t dealers_redialled;              /* connections never up, with no TCP connection, that
                                                 dialled again at once for a new message (once per

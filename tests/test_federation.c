@@ -601,6 +601,19 @@ static int all_warm(void *ctx)
     return 1;
 }
 
+/* ... and every membership connection a node dialled (one to each member at least) has completed its
+ * handshake: a message sent on it from now on does not wait for one. */
+static int all_up(void *ctx)
+{
+    cond_t *c = ctx;
+    for (int i = 0; i < c->n; i++) {
+        double dialled = h_metric(c->nodes[i]->url, "trib_gossip_connections_total{lane=\"priority\"}");
+        double up = h_metric(c->nodes[i]->url, "trib_gossip_connections_up_total{lane=\"priority\"}");
+        if (dialled < (double)c->count - 1 || up != dialled) return 0;
+    }
+    return 1;
+}
+
 /* Probes off (a ten-minute interval) and gossip to one peer at a time: little but the warm-up
  * opens membership connections between joiners. */
 #define QUIET "--probe-interval-ms", "600000", "--gossip-nodes", "1"
@@ -671,7 +684,10 @@ Test(federation, a_burst_of_publishes_holds_no_membership_message_behind_a_hands
     h_node_t *all[] = {&n[0], &n[1], &n[2], &n[3]};
     cond_t cd = {.nodes = all, .n = N, .count = N};
     cr_assert(h_wait(all_alive, &cd, 20000), "the nodes did not all see each other alive");
-    cr_assert(h_wait(all_warm, &cd, 5000), "a node has no membership connection to every member");
+    /* dialled is not up: the last joiner's connections, dialled as it is seen alive, took 200-340 ms
+     * to complete their handshakes with the suite on one core, and a probe sent meanwhile waited
+     * for one (counted below as held during the burst though no publish had begun) */
+    cr_assert(h_wait(all_up, &cd, 10000), "a node's membership connections are not all up (handshakes done)");
     double held[N], suspects[N];
     for (int i = 0; i < N; i++) {
         held[i] = h_metric(n[i].url, "trib_gossip_sends_held_total{lane=\"priority\"}");

@@ -733,6 +733,7 @@ Test(transport, a_warmed_priority_connection_carries_the_first_probe_without_wai
     cr_expect_eq(st.dealers_warmed, 1);
     cr_expect_eq(st.msgs_out[TRIB__MSG_TYPE__MSG_PING], 0, "a warm-up sent a message");
     cr_expect_eq(st.sends_held[1], 0, "a warm-up held a message");
+    cr_expect_eq(st.dealers_up[1], 0, "a connection counted up before its handshake");
     cr_expect_eq(transport_warm(a.t, to_b, 1), 0, "open already");
     cr_expect_eq(transport_warm(a.t, "no port", 1), -1);
     /* B has not answered the handshake's ZAP request yet (its transport_recv did not run): one
@@ -747,6 +748,7 @@ Test(transport, a_warmed_priority_connection_carries_the_first_probe_without_wai
             poll(NULL, 0, 5);
     }
     cr_assert_eq(rc, 1, "the handshake with B did not finish");
+    cr_expect_eq(stats_of(a.t).dealers_up[1], 1, "the connection to B, its handshake done, not counted up");
 
     cr_assert_eq(transport_send(a.t, to_b, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1), 0);
     cr_expect_eq(stats_of(a.t).sends_held[1], 0, "the first probe to a warmed peer waited");
@@ -756,6 +758,7 @@ Test(transport, a_warmed_priority_connection_carries_the_first_probe_without_wai
     transport_msg_free(&m);
     cr_assert_eq(transport_send(a.t, nowhere, TRIB__MSG_TYPE__MSG_PING, (const uint8_t *)"p", 1), 0);
     cr_expect_eq(stats_of(a.t).sends_held[1], 1, "a probe to a peer with no connection up went at once");
+    cr_expect_eq(stats_of(a.t).dealers_up[1], 1, "a connection to nowhere counted up");
 
     /* at the cap (2): a warm-up closes nothing */
     cr_expect_eq(transport_warm(a.t, third, 8), -1);
