@@ -11,6 +11,7 @@ typedef struct {
     uint8_t key[32];
     char domain[64];
     char addr[128];              /* the last peer that sent one of its entries */
+    char first[128];             /* the peer whose entry took the slot: charged for it while held */
     uint64_t since, until;       /* held since; refused: refused at once until */
     uint64_t entries;            /* held: entries met, not counted yet */
     int state, asked;            /* asked: the first sender's federation log was asked */
@@ -46,8 +47,8 @@ int certwait_hold(certwait_t *c, const uint8_t key[32], const char *domain, cons
 {
     if (!c || strlen(domain) >= sizeof c->s[0].domain || strlen(addr) >= sizeof c->s[0].addr)
         return 0;
-    int held = 0;
-    slot_t *hit = NULL, *room = NULL;
+    int held = 0, mine = 0;
+    slot_t *hit = NULL, *room = NULL, *oldest = NULL;
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < CERTWAIT_KEYS && !hit; i++) {
         slot_t *s = &c->s[i];
@@ -57,6 +58,17 @@ int certwait_hold(certwait_t *c, const uint8_t key[32], const char *domain, cons
             room = room ? room : s;
         else if (!memcmp(s->key, key, sizeof s->key) && !strcmp(s->domain, domain))
             hit = s;
+        else if (s->state == REFUSED && (!oldest || s->until < oldest->until))
+            oldest = s;
+        else if (s->state == HELD && !strcmp(s->first, addr))
+            mine++;
+    }
+    if (!hit && !room)
+        room = oldest;           /* a refused key is forgotten early rather than a new one refused unheard */
+    if (!hit && mine >= CERTWAIT_PER_SENDER) {   /* one peer may not fill the table: others keep room */
+        c->st.per_sender++;
+        pthread_mutex_unlock(&c->mu);
+        return 0;
     }
     if (hit && hit->state == HELD) {
         hit->entries++;          /* the last sender is asked for the domain once certified; the first one's
@@ -68,6 +80,7 @@ int certwait_hold(certwait_t *c, const uint8_t key[32], const char *domain, cons
         memcpy(room->key, key, sizeof room->key);
         snprintf(room->domain, sizeof room->domain, "%s", domain);
         snprintf(room->addr, sizeof room->addr, "%s", addr);
+        snprintf(room->first, sizeof room->first, "%s", addr);
         held = 1;
     } else if (!hit)
         c->st.full++;

@@ -12,7 +12,11 @@
  * - when none came within CERTWAIT_MS (or the key is found revoked, expired ...), the entries met
  *   meanwhile are refused as they would have been, counted and logged, and the key's later entries
  *   are refused at once for CERTWAIT_FORGET_MS.
- * At most CERTWAIT_KEYS keys are held: past that an entry is refused at once, as before.
+ * At most CERTWAIT_KEYS keys are held, at most CERTWAIT_PER_SENDER of them taken by one peer's
+ * entries (a peer signing entries with fresh keys filled the table, and every honest key met
+ * meanwhile was refused at once); a refused key's slot goes to a new key when no other is free
+ * (its later entries are then held again, not refused at once). Past those an entry is refused at
+ * once, as before.
  *
  * Owns: the held keys (a mutex: held from the thread that verifies entries, judged on the loop).
  * Must not: store or keep entries, judge trust itself (io.judge), or send anything (io). */
@@ -24,6 +28,7 @@
 #include "gossip/charter.h"
 
 #define CERTWAIT_KEYS 64           /* keys held at once */
+#define CERTWAIT_PER_SENDER 8      /* ... whose first entry came from one peer */
 #define CERTWAIT_MS 10000          /* how long a key's certificate is waited for */
 #define CERTWAIT_FORGET_MS 60000   /* a key refused so: its later entries are refused at once this long */
 #define CERTWAIT_STEP_MS 20        /* how often the held keys are judged while any are held */
@@ -48,6 +53,7 @@ typedef struct {
     uint64_t certified;                 /* keys whose certificate came while held */
     uint64_t refused;                   /* keys refused after their wait (or found revoked, expired ...) */
     uint64_t full;                      /* entries refused at once: no room to hold their key */
+    uint64_t per_sender;                /* ... their sender holds CERTWAIT_PER_SENDER keys already */
 } certwait_stats_t;
 
 /* NULL when out of memory. */
@@ -56,7 +62,8 @@ certwait_t *certwait_new(void);
 void certwait_free(certwait_t **cp);
 /* Any thread. An entry of domain signed by key (no certificate held of it) came from addr at now
  * (monotonic ms): 1 when held (not refused yet: nothing to count now), 0 when it is to be refused
- * now (its key was refused after a wait within CERTWAIT_FORGET_MS, or no room). */
+ * now (its key was refused after a wait within CERTWAIT_FORGET_MS, no room, or addr's entries hold
+ * CERTWAIT_PER_SENDER keys already). */
 int certwait_hold(certwait_t *c, const uint8_t key[32], const char *domain, const char *addr, uint64_t now);
 /* Loop thread: judges the held keys (at most every CERTWAIT_STEP_MS) and acts through io. */
 void certwait_step(certwait_t *c, const certwait_io_t *io, uint64_t now);

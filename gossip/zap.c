@@ -609,10 +609,12 @@ void gossip__trust_render(gossip_t *g, FILE *f)
         prom_family(f, "trib_trust_certificate_waits_total", "counter",
                     "Keys of entries met before their certificate, by outcome: certified (the certificate came and "
                     "the entries were asked for again), refused (none came in time: the entries were counted in "
-                    "trib_trust_refused_total), full (no room to wait: entries refused at once).");
+                    "trib_trust_refused_total), full (no room to wait: entries refused at once), per_sender (their "
+                    "sender's entries hold 8 keys waiting already: refused at once).");
         fprintf(f, "trib_trust_certificate_waits_total{outcome=\"certified\"} %" PRIu64 "\n", cw.certified);
         fprintf(f, "trib_trust_certificate_waits_total{outcome=\"refused\"} %" PRIu64 "\n", cw.refused);
         fprintf(f, "trib_trust_certificate_waits_total{outcome=\"full\"} %" PRIu64 "\n", cw.full);
+        fprintf(f, "trib_trust_certificate_waits_total{outcome=\"per_sender\"} %" PRIu64 "\n", cw.per_sender);
     }
 }
 

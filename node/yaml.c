@@ -86,11 +86,17 @@ static void diag_error(struct fy_diag *diag, const yaml_nest_t *nest, char *err,
                  e->column + 1);
 }
 
-/* 0 when text's flow collections nest at most MAX_DEPTH deep, else -1 with err naming where
- * they go deeper; nest gets what node/yaml_nest.c saw. */
+/* 0 when text's flow collections nest at most MAX_DEPTH deep and no tab stands between two block
+ * indicators (libfyaml 0.7.12 crashes on some: node/yaml_nest.h), else -1 with err naming where;
+ * nest gets what node/yaml_nest.c saw. */
 static int nest_check(const char *text, size_t len, yaml_nest_t *nest, char *err, size_t errlen)
 {
     yaml_nest_scan(text, len, nest);
+    if (nest->tab) {
+        snprintf(err, errlen, "malformed YAML: a tab before '%c' (line %d, column %d): YAML indents block "
+                 "content with spaces only; write a space there", nest->tab_at.c, nest->tab_at.line, nest->tab_at.col);
+        return -1;
+    }
     if (!nest->too_deep)
         return 0;
     snprintf(err, errlen, "malformed YAML: '%c' nested deeper than %d levels (line %d, column %d)", nest->deep.c,

@@ -24,8 +24,15 @@ typedef struct {
     yaml_bracket_t deep;
     int open;              /* brackets still open at the end of the text */
     yaml_bracket_t last;   /* the innermost of them, when open > 0 */
+    int tab;               /* 1: the scan stopped at tab_at, a tab between a block indicator and */
+    yaml_bracket_t tab_at; /* another ('?', ':', '|', '>', or "- "): c is that other one */
 } yaml_nest_t;
 
+/* Also stops at a tab between a block indicator ("- ", "? ", ": ") and a second one ('?', ':', '|',
+ * '>' or "- ") outside flow collections: libfyaml refuses that tab ("cannot use tab for indentation
+ * of block entry") and then, within an explicit key ("? a:\t|"), 0.7.12 crashes freeing its parser,
+ * so such text never reaches it. Found where libfyaml would not refuse it ("a:\t|"), it is refused
+ * too: it is a tab where YAML wants spaces, a space mends it. */
 void yaml_nest_scan(const char *text, size_t len, yaml_nest_t *out);
 
 #endif

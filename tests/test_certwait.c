@@ -157,26 +157,68 @@ Test(certwait, a_key_found_revoked_is_refused_at_once_with_that_verdict)
     certwait_free(&c);
 }
 
+/* Eight senders (CERTWAIT_PER_SENDER keys each) fill the table: a 65th key is refused at once. */
+static void sender(char *out, size_t cap, int i)
+{
+    snprintf(out, cap, "10.0.1.%d:7470", i / CERTWAIT_PER_SENDER);
+}
+
 Test(certwait, past_the_table_entries_are_refused_at_once_and_counted)
 {
     memset(&st, 0, sizeof st);
     certwait_t *c = certwait_new();
     uint8_t k[32];
+    char from[64];
     for (int i = 0; i < CERTWAIT_KEYS; i++) {
         key(k, 100 + i);
-        cr_assert_eq(certwait_hold(c, k, "d", "a:1", 0), 1);
+        sender(from, sizeof from, i);
+        cr_assert_eq(certwait_hold(c, k, "d", from, 0), 1);
     }
     key(k, 100 + CERTWAIT_KEYS);
-    cr_expect_eq(certwait_hold(c, k, "d", "a:1", 0), 0, "no room: refused at once");
+    cr_expect_eq(certwait_hold(c, k, "d", "10.0.2.1:7470", 0), 0, "no room: refused at once");
     cr_expect_eq(stats(c).full, 1);
     key(k, 100);
-    cr_expect_eq(certwait_hold(c, k, "d", "a:1", 0), 1, "a key held already still is");
-    /* bounded: the wait runs out for all, and room is made once they are forgotten */
+    cr_expect_eq(certwait_hold(c, k, "d", "10.0.2.1:7470", 0), 1, "a key held already still is");
+    /* bounded: the wait runs out for all; a refused key's room goes to a new key (the oldest first) */
     certwait_step(c, &io, CERTWAIT_MS);
     cr_expect_eq(st.refusals, CERTWAIT_KEYS);
     key(k, 999);
-    cr_expect_eq(certwait_hold(c, k, "d", "a:1", CERTWAIT_MS + 1), 0, "refused keys keep their room meanwhile");
-    cr_expect_eq(certwait_hold(c, k, "d", "a:1", CERTWAIT_MS + CERTWAIT_FORGET_MS), 1);
+    cr_expect_eq(certwait_hold(c, k, "d", "10.0.2.1:7470", CERTWAIT_MS + 1), 1, "a refused key kept the room");
+    key(k, 101);
+    cr_expect_eq(certwait_hold(c, k, "d", "10.0.0.0:7470", CERTWAIT_MS + 1), 0, "the other refused keys: at once");
+    certwait_free(&c);
+}
+
+/* A peer sending entries of ever new keys (never certified) took all 64 slots, and every honest
+ * key met meanwhile (a node joining) was refused at once, counted as hostile: the wait undone for
+ * 70 s (10 s held, 60 s refused slots kept), again and again. A peer's entries hold
+ * CERTWAIT_PER_SENDER keys now; past that its entries are refused at once, counted per_sender, and
+ * the others' keys are held as before. */
+Test(certwait, one_sender_holds_a_few_keys_at_most_and_others_keep_their_room)
+{
+    memset(&st, 0, sizeof st);
+    certwait_t *c = certwait_new();
+    uint8_t k[32];
+    for (int i = 0; i < CERTWAIT_PER_SENDER; i++) {
+        key(k, 200 + i);
+        cr_assert_eq(certwait_hold(c, k, "junk", "10.0.0.66:7470", 0), 1);
+    }
+    for (int i = CERTWAIT_PER_SENDER; i < 4 * CERTWAIT_KEYS; i++) {
+        key(k, 200 + i);
+        cr_expect_eq(certwait_hold(c, k, "junk", "10.0.0.66:7470", (uint64_t)i), 0, "key %d held", i);
+    }
+    cr_expect_eq(stats(c).per_sender, 4 * CERTWAIT_KEYS - CERTWAIT_PER_SENDER);
+    key(k, 200);
+    cr_expect_eq(certwait_hold(c, k, "junk", "10.0.0.66:7470", 300), 1, "its keys held still gather entries");
+    key(k, 7);
+    cr_expect_eq(certwait_hold(c, k, "growth", "10.0.0.2:7470", 300), 1, "another peer's key is held");
+    /* its keys refused after the wait: it may hold as many new ones again, no more */
+    certwait_step(c, &io, CERTWAIT_MS);
+    cr_expect_eq(stats(c).refused, CERTWAIT_PER_SENDER);
+    for (int i = 0; i < CERTWAIT_PER_SENDER + 1; i++) {
+        key(k, 1000 + i);
+        cr_expect_eq(certwait_hold(c, k, "junk", "10.0.0.66:7470", CERTWAIT_MS + 1), i < CERTWAIT_PER_SENDER);
+    }
     certwait_free(&c);
 }
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "node/manifest.h"
+#include "node/yaml.h"
 #include "storage/store.h"
 #include "tests/fixtures.h"
 
@@ -575,6 +576,118 @@ Test(manifest, brackets_nested_too_deep_are_refused_before_parsing_with_line_and
         "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n";
     Trib__Manifest *m = parse_ok(hidden, NULL);
     manifest_free(&m);
+}
+
+/* A line indented under a block plain scalar goes on with it, whatever it starts with: "x\n  'y" is
+ * the text "x 'y". The pass took that quote (or a '"', a "- ", an '&' ...) to open a scalar, and hid
+ * every bracket after it from the count while libfyaml read them: 1 MiB of '[' after such a line
+ * held libfyaml 0.2-2 s before its own depth limit, the pass's purpose undone. So did an anchor
+ * written against its bracket ("&x[[[...": an anchor's name ends at a flow indicator) and ":x" in a
+ * flow collection (a plain scalar, not a value indicator followed by x). Each is refused by the pass
+ * now, where the 65th bracket opens. */
+Test(manifest, brackets_after_text_a_quote_does_not_open_are_counted)
+{
+    static const struct { const char *head, *where; } cases[] = {
+        {"description: x\n  'y\ntags: ", "line 11, column 71"},
+        {"description: x\n  \"y\ntags: ", "line 11, column 71"},
+        {"description: x\n\n  - 'y\ntags: ", "line 12, column 71"},
+        {"description: x\n \t& 'y\ntags: ", "line 11, column 71"},
+        {"description: x\n\t'y\ntags: ", "line 11, column 71"},
+        {"tags:\n  - x\n   |y\n  - ", "line 12, column 69"},
+        {"tags: &x", "line 9, column 73"},
+        {"tags: {:\"a\"\"b: ", "line 9, column 79"},
+    };
+    size_t n = MANIFEST_MAX_BYTES - 256;
+    char *text = malloc(n + 256);
+    cr_assert_not_null(text);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int w = snprintf(text, 256, HEAD OWNERS SCHEMA "%s", cases[k].head);
+        memset(text + w, '[', n);
+        char err[512] = "";
+        double t0 = cpu_seconds();
+        cr_expect_null(manifest_parse(text, (size_t)w + n, NULL, err, sizeof err));
+        double spent = cpu_seconds() - t0;
+        cr_expect(strncmp(err, "malformed YAML: '[' nested deeper than 64 levels (", 50) == 0 &&
+                  strstr(err, cases[k].where), "case %zu: %s", k, err);
+        cr_expect_lt(spent, 0.1, "case %zu took %.3f s of CPU to refuse", k, spent);
+    }
+    free(text);
+    /* what goes on a plain scalar's text still parses */
+    Trib__Manifest *m = parse_ok(HEAD OWNERS SCHEMA "title: x\n  'y [z\ndescription: \"a [b\"\n", NULL);
+    cr_expect_str_eq(m->title, "x 'y [z");
+    manifest_free(&m);
+}
+
+/* libfyaml 0.7.12 refuses a tab between two block indicators ("cannot use tab for indentation of
+ * block entry"), and within an explicit key ("? t:\t|", six bytes) then crashes freeing its parser:
+ * any client could take a node down with POST .../check (http_fuzz pins that end). Such a tab is
+ * refused before libfyaml, named where it is; a tab elsewhere is read as before. */
+Test(manifest, a_tab_between_block_indicators_is_refused_before_libfyaml)
+{
+    static const struct { const char *text, *err; } cases[] = {
+        {"? t:\t|", "malformed YAML: a tab before '|' (line 1, column 5): YAML indents block content with spaces "
+                    "only; write a space there"},
+        {HEAD "? [a]:  \t>\n  x\n", "a tab before '>' (line 4, column 9)"},
+        {HEAD "- ? 'a':\t:x", "a tab before ':' (line 4, column 9)"},
+        {HEAD "title:\t- x\n", "a tab before '-' (line 4, column 7)"},
+        {HEAD "title: x\n? a :\t?\n", "a tab before '?' (line 5, column 6)"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char err[512] = "";
+        cr_expect_null(manifest_parse(cases[k].text, strlen(cases[k].text), NULL, err, sizeof err));
+        cr_expect(strstr(err, cases[k].err), "case %zu: %s", k, err);
+    }
+    Trib__Manifest *m = parse_ok(HEAD OWNERS SCHEMA "title:\tcaf\xc3\xa9\t[x]\n"
+                                 "description: {purpose:\t'a\tb', usage: \"-\t|\"}\n", NULL);
+    cr_expect_str_eq(m->title, "caf\xc3\xa9\t[x]");
+    manifest_free(&m);
+}
+
+/* Short random YAML-like texts, each with a run of 130 '[' or '{' somewhere: libfyaml never reaches
+ * its depth limit on one the pass let through (the pass missed no bracket libfyaml reads), and no
+ * text crashes it. 20,000 texts, a few hundred milliseconds. */
+Test(manifest, random_yaml_brackets_libfyaml_reads_the_pass_counts)
+{
+    static const char *tok[] = {"a", "bc", "'q w'", "\"q\\\" w\"", "'", "\"", ": ", ":", " #c", "#", " ", "  ",
+                                "|", "|2", ">-", "&x ", "&x", "!t ", "!<a[b> ", "*x", "- ", "? ", "[", "]", "{", "}",
+                                ", ", "---", "...", "\t", "\n", "\n ", "\n  ", "\n   ", "\n- ", "\n  - ", "\nk: ",
+                                "\n  k: ", "''", "\\"};
+    const size_t ntok = sizeof tok / sizeof tok[0];
+    srand(20261207);
+    char buf[1024];
+    int deep = 0, ok = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t m = 0;
+        for (int k = 1 + rand() % 14; k > 0; k--) {
+            const char *s = tok[(size_t)rand() % ntok];
+            memcpy(buf + m, s, strlen(s));
+            m += strlen(s);
+        }
+        size_t at = (size_t)rand() % (m + 1), run = 130;
+        memmove(buf + at + run, buf + at, m - at);
+        memset(buf + at, rand() % 2 ? '[' : '{', run);
+        m += run;
+        for (int k = 0; k < 2; k++) {
+            const char *s = tok[(size_t)rand() % ntok];
+            memcpy(buf + m, s, strlen(s));
+            m += strlen(s);
+        }
+        char err[512] = "";
+        int root_line = 0;
+        yaml_lines_t lines = {0};
+        json_t *doc = yaml_to_json(buf, m, &lines, &root_line, err, sizeof err);
+        yaml_lines_free(&lines);
+        ok += doc != NULL;
+        json_decref(doc);
+        if (!doc && strstr(err, "nested deeper than 64")) {
+            cr_assert(strncmp(err, "malformed YAML: '", 17) == 0, "libfyaml read brackets the pass missed in:\n%.*s\n%s",
+                      (int)m, buf, err);
+            deep++;
+        }
+    }
+    cr_log_info("%d random texts parsed, %d refused by the pass's depth limit", ok, deep);
+    cr_expect_gt(deep, 5000);
+    cr_expect_gt(ok, 1000);
 }
 
 /* ---------------------------------------------------------------- random input */
