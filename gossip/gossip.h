@@ -100,6 +100,9 @@ typedef struct {
      * apart as such. A node joining reads so here until its certificate reaches this node (by its
      * hello); a certificate renewed or issued again makes it a member at once. */
     int uncertified;
+    /* dead or left as restored from the store at start, and not yet heard of since (swim_unconfirmed):
+     * the last life's word; a routed read to it waits for it to be heard of (gossip_read_open) */
+    int unconfirmed;
 } gossip_member_t;
 
 /* Chartered: why m (an uncertified member, above) is not a member, judged now, as a person reads
