@@ -1204,3 +1204,47 @@ Test(auth, require_token_closes_discovery_too)
     cr_assert_str_eq(kind, "token_invalid");
     h_node_cleanup(&n);
 }
+
+/* The node's revocation table holds 1,048,576: those past it are not held (a token they revoke is
+ * still accepted), so each is counted in trib_token_revocations_refused_total, and the log says so
+ * once per 10 s, with how many it held back. On ded5127 only the log line said so: /metrics had
+ * neither series. */
+Test(auth, revocations_past_the_table_are_counted_and_logged_at_most_once_per_interval)
+{
+    char logpath[] = "/tmp/trib-auth-revlog-XXXXXX";
+    int fd = mkstemp(logpath);
+    cr_assert(fd >= 0);
+    int saved = dup(2);
+    cr_assert_eq(dup2(fd, 2), 2);   /* log lines go to stderr */
+    const size_t max = 1u << 20;
+    uint8_t sig[TOKEN_SIG_LEN] = {0};
+    for (size_t i = 0; i < max + 3; i++) {
+        randombytes_buf(sig, sizeof sig);   /* spread over the table as signatures are */
+        memcpy(sig + 56, &i, sizeof i);     /* and distinct */
+        auth_revoke_add(sig);
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    auth_metrics_render(m);
+    fclose(m);
+    cr_expect(strstr(buf, "\ntrib_token_revocations 1048576\n"), "%s", buf);
+    cr_expect(strstr(buf, "\ntrib_token_revocations_refused_total 3\n"), "%s", buf);
+    free(buf);
+    token_claims_t c = {.nblocks = 1};      /* the last one refused is not held */
+    memcpy(c.revocation_ids[0], sig, TOKEN_SIG_LEN);
+    cr_expect_not(auth_is_revoked(&c));
+    char *log = h_read_file(logpath, NULL);
+    unlink(logpath);
+    close(fd);
+    cr_assert(log);
+    size_t lines = 0;
+    for (const char *p = log; (p = strstr(p, "token revocations: 1048576 held")); p++)
+        lines++;
+    cr_expect_eq(lines, 1, "one line for three refusals within 10 s: %s", log);
+    cr_expect(strstr(log, "still accepted here (trib_token_revocations_refused_total)"), "%s", log);
+    free(log);
+}
