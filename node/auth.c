@@ -104,8 +104,9 @@ int auth_open(node_t *n, char *err, size_t errlen)
     char e2[512];
     if (stat(path, &sb) == 0) {
         char *t = token_file_read(path, e2, sizeof e2);
-        if (!t) {
-            snprintf(err, errlen, "%s", e2);
+        if (!t) {   /* a bad mode says what to do; a bad content: a new one is written where none is */
+            snprintf(err, errlen, "%s%s", e2, (sb.st_mode & 077) ? "" : "; move it away, and the node writes "
+                     "a new admin token at its next start");
             return -1;
         }
         sodium_memzero(t, strlen(t));

@@ -1248,3 +1248,79 @@ Test(auth, revocations_past_the_table_are_counted_and_logged_at_most_once_per_in
     cr_expect(strstr(log, "still accepted here (trib_token_revocations_refused_total)"), "%s", log);
     free(log);
 }
+
+/* A token read from a path (--token-file, trib key rotate's DATA/admin.token, the node's own
+ * admin.token at start) is refused before anything is sent, in textfile's words, naming the file
+ * and what is wrong; a file that is no token at all is told so rather than sent for a 401. On
+ * ded5127 it said "PATH: open: No such file or directory", "PATH: not a regular file" for a
+ * directory, "PATH: 10000 bytes, a token file holds at most 4098", and sent junk to the node. */
+Test(auth, a_token_file_that_is_missing_unreadable_or_malformed_is_refused_naming_it)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char good[400], dir[400];
+    snprintf(good, sizeof good, "%s/admin.token", n.dir);
+    snprintf(dir, sizeof dir, "%s/toks", n.dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    char *out = NULL, *err = NULL;
+    int rc = h_trib(&n, NULL, &out, &err, "status", "--token-file", good, NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    free(out), free(err);
+    char big[5000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    static const struct {
+        const char *name, *text;   /* NULL text: none written */
+        int mode;
+        const char *says;          /* after "trib: status: --token-file DIR/NAME" */
+    } cases[] = {
+        {"missing", NULL, 0, ": no such file"},
+        {"open", "trib1.AAAA\n", 0644, ": mode 0644, must be 0600 (a token is a secret: chmod 600 "},
+        {"empty", "\n \n", 0600, ": empty"},
+        {"big", "", 0600, ": larger than 4098 bytes, the limit for a token file"},
+        {"junk", "not-a-token\n", 0600, ": not a token: a token starts with trib1."},
+        {"two", "trib1.AAAA\ntrib1.BBBB\n", 0600, ": not one token: white space inside it (a token file holds one "
+                                                  "token, as trib token issue prints it)"},
+        {"", NULL, 0, ": is a directory, not a file"},   /* DIR itself */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[500], want[900];
+        snprintf(path, sizeof path, "%s%s%s", dir, cases[i].name[0] ? "/" : "", cases[i].name);
+        if (cases[i].text) {
+            const char *t = strcmp(cases[i].name, "big") ? cases[i].text : big;
+            cr_assert_eq(h_write_file(path, t, strlen(t)), 0);
+            cr_assert_eq(chmod(path, (mode_t)cases[i].mode), 0);
+        }
+        rc = h_trib(&n, NULL, &out, &err, "status", "--token-file", path, NULL);
+        snprintf(want, sizeof want, "trib: status: --token-file %s%s", path, cases[i].says);
+        cr_expect_eq(rc, 2, "case %s: %s", cases[i].name, err);
+        cr_expect(!strncmp(err, want, strlen(want)) && strchr(err, '\n') == err + strlen(err) - 1,
+                  "case %s: got '%s', want '%s'", cases[i].name, err, want);
+        free(out), free(err);
+    }
+    /* trib key rotate reads DATA/admin.token alike */
+    rc = h_trib(&n, NULL, &out, &err, "key", "rotate", "--data", dir, NULL);
+    char want[900];
+    snprintf(want, sizeof want, "trib: key rotate: cannot read the node's admin token: %s/admin.token: no such file\n",
+             dir);
+    cr_expect_eq(rc, 1, "%s", err);
+    cr_expect_str_eq(err, want);
+    free(out), free(err);
+    /* the node's own at start: a loose mode says chmod, a bad content how to get a new one */
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(chmod(good, 0640), 0);
+    cr_assert_neq(h_node_restart(&n), 0, "started with a token readable by group");
+    char *log = h_read_file(n.log, NULL);
+    snprintf(want, sizeof want, "%s: mode 0640, must be 0600 (a token is a secret: chmod 600 %s)", good, good);
+    cr_expect(log && strstr(log, want), "%s", log);
+    free(log);
+    cr_assert_eq(chmod(good, 0600), 0);
+    cr_assert_eq(h_write_file(good, "junk\n", 5), 0);
+    cr_assert_neq(h_node_restart(&n), 0, "started with a junk admin.token");
+    log = h_read_file(n.log, NULL);
+    snprintf(want, sizeof want, "%s: not a token: a token starts with trib1.; move it away, and the node writes a "
+             "new admin token at its next start", good);
+    cr_expect(log && strstr(log, want), "%s", log);
+    free(log);
+    h_node_cleanup(&n);
+}
