@@ -543,6 +543,11 @@ static void publish_snapshot(gossip_t *g)
     gossip__owners_untrusted(g);
 }
 
+/* A read waiting for word of an unconfirmed owner has the loop ask it (and any other unconfirmed
+ * member) this often: the retry at the node's start often goes before the connection is up, and
+ * the next one only retry_base_ms later. */
+#define ASK_UNCONFIRMED_MS 200
+
 #define HANDSHAKE_LOG_MS 10000
 
 /* Failed handshakes (a peer with another federation secret, or not a Tributary node) are logged,
@@ -817,6 +822,11 @@ static void *loop(void *arg)
             gossip__conns_step(g);
         if (g->warm_due && now >= g->warm_next_ms)
             gossip__warm_step(g, now);
+        if (atomic_load(&g->ask_unconfirmed) && now >= g->asked_unconfirmed_ms + ASK_UNCONFIRMED_MS) {
+            atomic_store(&g->ask_unconfirmed, 0);
+            g->asked_unconfirmed_ms = now;
+            swim_ask_unconfirmed(g->swim);
+        }
         if (g->dirty || swim_unconfirmed_count(g->swim) != g->snap_unconfirmed)
             publish_snapshot(g);
         if (now >= next_stats) {
@@ -1390,15 +1400,24 @@ int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out)
     return found == 2 ? 0 : found == 1 ? -2 : g->trust && memcmp(claimant.id, no_id, 32) ? -3 : -1;
 }
 
-/* Waits for the next member snapshot, until the monotonic until_ms at most. 0 when one came, -1
- * when the deadline passed or reads shut down. */
+/* Has the loop ask the unconfirmed members now, then waits for the next member snapshot, until
+ * ASK_UNCONFIRMED_MS from now or the monotonic until_ms, whichever is first. -1 when until_ms has
+ * passed or reads shut down, else 0 (look again). */
 static int wait_snapshot(gossip_t *g, uint64_t until_ms)
 {
-    struct timespec ts = {.tv_sec = (time_t)(until_ms / 1000), .tv_nsec = (long)(until_ms % 1000) * 1000000L};
+    uint64_t now = clock_ms();
+    if (now >= until_ms)
+        return -1;
+    atomic_store(&g->ask_unconfirmed, 1);
+    gossip__wake(g);
+    uint64_t at = now + ASK_UNCONFIRMED_MS < until_ms ? now + ASK_UNCONFIRMED_MS : until_ms;
+    struct timespec ts = {.tv_sec = (time_t)(at / 1000), .tv_nsec = (long)(at % 1000) * 1000000L};
     pthread_mutex_lock(&g->smu);
-    int rc = g->snap_stopping ? -1 : pthread_cond_timedwait(&g->snapcv, &g->smu, &ts) == 0 ? 0 : -1;
+    int stopping = g->snap_stopping;
+    if (!stopping)
+        pthread_cond_timedwait(&g->snapcv, &g->smu, &ts);
     pthread_mutex_unlock(&g->smu);
-    return rc;
+    return stopping ? -1 : 0;
 }
 
 static const char *member_state_now(gossip_t *g, const uint8_t id[32])
@@ -1429,8 +1448,9 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     int found = find_owner(g, product, domain, &owner, err, errlen);
     /* An owner dead or left only in the member list this node stored in its last life (it just
      * restarted, and the owner has not answered yet): a false "unreachable". The read waits for
-     * word of it, within its wait for the owner's first reply; one that answers none of its first
-     * two retries (swim_unconfirmed) is dead to this life too, and refused at once from then on. */
+     * word of it, within its wait for the owner's first reply, asking it every ASK_UNCONFIRMED_MS;
+     * one that answers none of its first two retries (swim_unconfirmed) is dead to this life too, and
+     * refused at once from then on. */
     if (found == 0 && owner.unconfirmed)
         atomic_fetch_add(&g->owner_waits, 1);
     while (found == 0 && owner.unconfirmed && clock_ms() < t0 + g->read_open_ms &&

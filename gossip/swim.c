@@ -958,6 +958,13 @@ int swim_unconfirmed(const swim_t *s, const uint8_t id[SWIM_ID_LEN])
 
 size_t swim_unconfirmed_count(const swim_t *s) { return s->nrestored; }
 
+void swim_ask_unconfirmed(swim_t *s)
+{
+    for (size_t i = 0; s->nrestored && i < s->n; i++)
+        if (s->list[i]->restored)
+            swim__send_push_pull(s, s->list[i]->id, s->list[i]->pub.addr, false, false);
+}
+
 size_t swim_count(const swim_t *s, int state)
 {
     if (state < 0) return s->n;

@@ -194,6 +194,9 @@ int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m);
  * DEAD or LEFT is then the last life's word, not this one's; a routed read waits for it (gossip.c). */
 int swim_unconfirmed(const swim_t *s, const uint8_t id[SWIM_ID_LEN]);
 size_t swim_unconfirmed_count(const swim_t *s);   /* how many members that is */
+/* A push-pull to each of them now, outside their retry schedule (which it leaves as it is): someone
+ * waits for word of one (a routed read). */
+void swim_ask_unconfirmed(swim_t *s);
 
 void swim_tick(swim_t *s, uint64_t now_ms);            /* runs due timers */
 uint64_t swim_next_deadline(const swim_t *s);          /* UINT64_MAX when nothing is due */

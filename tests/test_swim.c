@@ -1195,6 +1195,11 @@ Test(swim_unit, restored_members_are_unconfirmed_until_heard_of_or_two_retries_g
     cr_assert_eq(rig_state(&r, 3), ALIVE);
     cr_assert(!swim_unconfirmed(r.s, r.fid[3]), "its refutation is news of it");
     cr_assert(swim_unconfirmed(r.s, r.fid[4]));
+    rig_clear(&r);                                    /* a read waits: each unconfirmed one asked now */
+    swim_ask_unconfirmed(r.s);
+    cr_assert_eq(r.nout, 1);
+    cr_assert(r.out[0].type == T_PUSH_PULL && !memcmp(r.out[0].to_id, r.fid[4], 32));
+    cr_assert_eq(swim_unconfirmed_count(r.s), 1, "an extra ask is not one of its retries");
     swim_tick(r.s, t0 + cfg.retry_base_ms);          /* the second retry */
     cr_assert(swim_unconfirmed(r.s, r.fid[4]), "its second retry may still be answered");
     swim_tick(r.s, t0 + 3 * cfg.retry_base_ms - 1);
