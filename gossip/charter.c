@@ -9,6 +9,7 @@
  * Must not: re-encode to verify, touch LMDB or the network, print. */
 #include "gossip/charter.h"
 #include "gossip/durable.h"
+#include "gossip/textfile.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -702,32 +703,14 @@ json_t *charter_to_json(const charter_t *c)
 static json_t *read_json(const char *path, trust_kind_t want, char *err, size_t errlen)
 {
     json_error_t je;
-    struct stat st;
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    char what[64];
+    size_t len;
+    snprintf(what, sizeof what, "a %s file", want ? trust_kind_name(want) : "trust");
+    char *text = textfile_read(path, what, TRUST_FILE_MAX, &len, err, errlen);
+    if (!text)
         return NULL;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    if ((uint64_t)st.st_size > TRUST_FILE_MAX) {
-        snprintf(err, errlen, "%s: %lld bytes, over the limit of %u for a %s file", path,
-                 (long long)st.st_size, TRUST_FILE_MAX, want ? trust_kind_name(want) : "trust");
-        close(fd);
-        return NULL;
-    }
-    FILE *f = fdopen(fd, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        close(fd);
-        return NULL;
-    }
-    json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-    fclose(f);
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (j == NULL) {
         char pt[48];
         snprintf(err, errlen, "%s: not JSON: %s (line %d, column %d)", path, printable(je.text, pt),

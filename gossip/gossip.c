@@ -494,6 +494,7 @@ static void snap_one(void *ctx, const Trib__Member *m)
     o->incarnation = m->incarnation;
     o->state = (int)m->state;
     o->self = !memcmp(o->id, s->g->id.pk, 32);
+    o->unconfirmed = swim_unconfirmed(s->g->swim, o->id);
     gossip__member_cert(s->g, o);
 }
 
@@ -530,15 +531,22 @@ static void publish_snapshot(gossip_t *g)
     for (size_t i = 0; i < s.n; i++)
         if (s.list[i].uncertified && s.list[i].state >= 0 && s.list[i].state < 4)
             uncert[s.list[i].state]++;
+    g->snap_unconfirmed = swim_unconfirmed_count(g->swim);
     pthread_mutex_lock(&g->smu);
     free(g->snap);
     g->snap = s.list;
     g->nsnap = s.n;
     memcpy(g->uncert, uncert, sizeof uncert);
+    pthread_cond_broadcast(&g->snapcv);
     pthread_mutex_unlock(&g->smu);
     g->dirty = 0;
     gossip__owners_untrusted(g);
 }
+
+/* A read waiting for word of an unconfirmed owner has the loop ask it (and any other unconfirmed
+ * member) this often: the retry at the node's start often goes before the connection is up, and
+ * the next one only retry_base_ms later. */
+#define ASK_UNCONFIRMED_MS 200
 
 #define HANDSHAKE_LOG_MS 10000
 
@@ -814,7 +822,12 @@ static void *loop(void *arg)
             gossip__conns_step(g);
         if (g->warm_due && now >= g->warm_next_ms)
             gossip__warm_step(g, now);
-        if (g->dirty)
+        if (atomic_load(&g->ask_unconfirmed) && now >= g->asked_unconfirmed_ms + ASK_UNCONFIRMED_MS) {
+            atomic_store(&g->ask_unconfirmed, 0);
+            g->asked_unconfirmed_ms = now;
+            swim_ask_unconfirmed(g->swim);
+        }
+        if (g->dirty || swim_unconfirmed_count(g->swim) != g->snap_unconfirmed)
             publish_snapshot(g);
         if (now >= next_stats) {
             publish_stats(g);
@@ -1009,6 +1022,7 @@ static void destroy(gossip_t *g)
         free((void *)g->unsaved[i].member);
     free(g->unsaved);
     pthread_mutex_destroy(&g->smu);
+    pthread_cond_destroy(&g->snapcv);
     pthread_mutex_destroy(&g->wmu);
     pthread_cond_destroy(&g->wcv);
     identity_wipe(&g->id);
@@ -1033,6 +1047,11 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     }
     g->efd = -1;
     pthread_mutex_init(&g->smu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->snapcv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&g->wmu, NULL);
     pthread_cond_init(&g->wcv, NULL);
     pthread_mutex_init(&g->tcmu, NULL);
@@ -1235,6 +1254,10 @@ fail:
 
 void gossip_reads_shutdown(gossip_t *g)
 {
+    pthread_mutex_lock(&g->smu);
+    g->snap_stopping = 1;        /* a read waiting for word of its owner goes on now (gossip_read_open) */
+    pthread_cond_broadcast(&g->snapcv);
+    pthread_mutex_unlock(&g->smu);
     reads_shutdown(g->reads);
     linkpool_shutdown(g->pool);
 }
@@ -1377,6 +1400,26 @@ int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out)
     return found == 2 ? 0 : found == 1 ? -2 : g->trust && memcmp(claimant.id, no_id, 32) ? -3 : -1;
 }
 
+/* Has the loop ask the unconfirmed members now, then waits for the next member snapshot, until
+ * ASK_UNCONFIRMED_MS from now or the monotonic until_ms, whichever is first. -1 when until_ms has
+ * passed or reads shut down, else 0 (look again). */
+static int wait_snapshot(gossip_t *g, uint64_t until_ms)
+{
+    uint64_t now = clock_ms();
+    if (now >= until_ms)
+        return -1;
+    atomic_store(&g->ask_unconfirmed, 1);
+    gossip__wake(g);
+    uint64_t at = now + ASK_UNCONFIRMED_MS < until_ms ? now + ASK_UNCONFIRMED_MS : until_ms;
+    struct timespec ts = {.tv_sec = (time_t)(at / 1000), .tv_nsec = (long)(at % 1000) * 1000000L};
+    pthread_mutex_lock(&g->smu);
+    int stopping = g->snap_stopping;
+    if (!stopping)
+        pthread_cond_timedwait(&g->snapcv, &g->smu, &ts);
+    pthread_mutex_unlock(&g->smu);
+    return stopping ? -1 : 0;
+}
+
 static const char *member_state_now(gossip_t *g, const uint8_t id[32])
 {
     const char *state = "unknown (no longer listed)";
@@ -1401,7 +1444,19 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
     char domain[64];
     snprintf(domain, sizeof domain, "%.*s", (int)(strchr(product, '/') - product), product);
     gossip_member_t owner;
-    if (find_owner(g, product, domain, &owner, err, errlen) < 0) {
+    uint64_t t0 = clock_ms();
+    int found = find_owner(g, product, domain, &owner, err, errlen);
+    /* An owner dead or left only in the member list this node stored in its last life (it just
+     * restarted, and the owner has not answered yet): a false "unreachable". The read waits for
+     * word of it, within its wait for the owner's first reply, asking it every ASK_UNCONFIRMED_MS;
+     * one that answers none of its first two retries (swim_unconfirmed) is dead to this life too, and
+     * refused at once from then on. */
+    if (found == 0 && owner.unconfirmed)
+        atomic_fetch_add(&g->owner_waits, 1);
+    while (found == 0 && owner.unconfirmed && clock_ms() < t0 + g->read_open_ms &&
+           wait_snapshot(g, t0 + g->read_open_ms) == 0)
+        found = find_owner(g, product, domain, &owner, err, errlen);
+    if (found < 0) {
         *status = 503;
         snprintf(kind, kindlen, "owner_unreachable");
         return NULL;
@@ -1424,7 +1479,6 @@ gossip_read_t *gossip_read_open(gossip_t *g, const char *product, uint64_t from,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    uint64_t t0 = clock_ms();
     int rc = live ? 0 : lread_open(g->pool, &o, owner.link, &rd->l, last_seq, status, kind, kindlen, err, errlen);
     if (rc == 0) {               /* no link: over the peer transport */
         if (!live)

@@ -100,6 +100,9 @@ typedef struct {
      * apart as such. A node joining reads so here until its certificate reaches this node (by its
      * hello); a certificate renewed or issued again makes it a member at once. */
     int uncertified;
+    /* dead or left as restored from the store at start, and not yet heard of since (swim_unconfirmed):
+     * the last life's word; a routed read to it waits for it to be heard of (gossip_read_open) */
+    int unconfirmed;
 } gossip_member_t;
 
 /* Chartered: why m (an uncertified member, above) is not a member, judged now, as a person reads
@@ -164,7 +167,9 @@ int gossip_read_owner(gossip_t *g, const char *domain, gossip_member_t *out);
 /* Opens a read of product (a valid id of another domain) through its owner node, found by the
  * product's domain in the member table (the domain's bound key preferred). A range read goes over
  * a data link to the owner when its member claim names one (gossip/reads_link.h), else, or when
- * the link cannot be had, over the peer transport. Waits for the owner's first reply (2 s at most). from 0 = 1; limit 0 = all; live = follow new records (limit 0), over
+ * the link cannot be had, over the peer transport. Waits for the owner's first reply (2 s at most;
+ * an owner dead only in the member list restored at this node's start is waited for within it,
+ * gossip_member_t.unconfirmed). from 0 = 1; limit 0 = all; live = follow new records (limit 0), over
  * one upstream per product shared by this node's live readers. On success *last_seq is the
  * owner's last seq. NULL on failure with *status and kind: 404 not_found, 400 bad_query/bad_id,
  * 410 retired, 503 owner_unreachable (detail names the owner node id prefix, address and member

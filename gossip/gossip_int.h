@@ -105,6 +105,12 @@ struct gossip {
     gossip_member_t *snap;
     size_t nsnap;
     int dirty;
+    pthread_cond_t snapcv;       /* broadcast under smu when snap changes, and at reads shutdown */
+    size_t snap_unconfirmed;     /* swim_unconfirmed_count when snap was made (loop only) */
+    int snap_stopping;           /* gossip_reads_shutdown: no more waits on snapcv (under smu) */
+    _Atomic uint64_t owner_waits; /* routed reads that waited for word of an owner restored dead or left */
+    atomic_int ask_unconfirmed;   /* such a read waits: the loop asks those members now (swim_ask_unconfirmed) */
+    uint64_t asked_unconfirmed_ms; /* when it last did (loop only) */
     /* member changes not handed to the saver yet: handed over together, at most once a second
      * (SAVE_MS), and saved off the loop (membersave.c), so a burst of membership news costs one
      * commit, and the loop never waits for it (loop only) */

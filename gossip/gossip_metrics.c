@@ -196,6 +196,10 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
     fprintf(f, "trib_probe_rtt_ms_bucket{le=\"+Inf\"} %" PRIu64 "\ntrib_probe_rtt_ms_sum %.3f\n"
                "trib_probe_rtt_ms_count %" PRIu64 "\n",
             ss.rtt_count, ss.rtt_sum_ms, ss.rtt_count);
+    prom_counter(f, "trib_read_owner_waits_total",
+                 "Routed reads that waited for word of their owner: this node had just restarted, knowing it "
+                 "only as dead or left from its stored member list.",
+                 (uint64_t)atomic_load(&g->owner_waits));
     reads_metrics_render(g->reads, f);
     linkpool_metrics(g->pool, f);
     linkserve_metrics(g->links, f);

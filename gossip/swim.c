@@ -130,6 +130,7 @@ static bool susp_confirm(member_t *m, const uint8_t *from)
 
 static void notify(swim_t *s, member_t *m, int old_state)
 {
+    swim__confirmed(s, m);
     if (s->io.changed) s->io.changed(s->io.ctx, &m->pub, old_state);
 }
 
@@ -611,6 +612,8 @@ static void tick_members(swim_t *s, uint64_t now)
                 continue;
             }
             if (m->retry_at && now >= m->retry_at) {
+                if (m->restored && ++m->restored > SWIM_RESTORED_ASKS + 1)   /* the first ones unanswered */
+                    swim__confirmed(s, m);
                 swim__send_push_pull(s, m->id, m->pub.addr, false, false);
                 m->retry_at = now + m->retry_backoff;
                 m->retry_backoff = (uint32_t)min64((uint64_t)m->retry_backoff * 2, s->cfg.retry_max_ms);
@@ -796,6 +799,8 @@ int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m)
     x->state_ms = now_ms;
     x->retry_backoff = s->cfg.retry_base_ms;
     x->retry_at = now_ms;                         /* at the next tick */
+    x->restored = 1;
+    s->nrestored++;
     recompute_deadline(s);
     return 0;
 }
@@ -944,6 +949,21 @@ int swim_retire(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now)
 }
 
 const Trib__Member *swim_self(const swim_t *s) { return &s->self->pub; }
+
+int swim_unconfirmed(const swim_t *s, const uint8_t id[SWIM_ID_LEN])
+{
+    const member_t *m = swim__find(s, id);
+    return m && m->restored;
+}
+
+size_t swim_unconfirmed_count(const swim_t *s) { return s->nrestored; }
+
+void swim_ask_unconfirmed(swim_t *s)
+{
+    for (size_t i = 0; s->nrestored && i < s->n; i++)
+        if (s->list[i]->restored)
+            swim__send_push_pull(s, s->list[i]->id, s->list[i]->pub.addr, false, false);
+}
 
 size_t swim_count(const swim_t *s, int state)
 {

@@ -189,6 +189,14 @@ size_t swim_seeds(const swim_t *s);
 /* A member from the persisted list at restart: kept as DEAD (or LEFT) at its incarnation and
  * retried at once; self's entry only raises our incarnation. 0, or -1 if malformed/full. */
 int swim_restore(swim_t *s, uint64_t now_ms, const Trib__Member *m);
+/* 1 while a restored member is not yet heard of in this process: no news of it has come, and its
+ * first two retries have not gone unanswered (the third, 3 x retry_base_ms on, finds them so). Its
+ * DEAD or LEFT is then the last life's word, not this one's; a routed read waits for it (gossip.c). */
+int swim_unconfirmed(const swim_t *s, const uint8_t id[SWIM_ID_LEN]);
+size_t swim_unconfirmed_count(const swim_t *s);   /* how many members that is */
+/* A push-pull to each of them now, outside their retry schedule (which it leaves as it is): someone
+ * waits for word of one (a routed read). */
+void swim_ask_unconfirmed(swim_t *s);
 
 void swim_tick(swim_t *s, uint64_t now_ms);            /* runs due timers */
 uint64_t swim_next_deadline(const swim_t *s);          /* UINT64_MAX when nothing is due */

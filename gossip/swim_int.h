@@ -32,6 +32,9 @@
 #define MIN_ELEM_BYTES   36     /* smallest encoded Member on the wire: id + tags */
 #define VERIFY_PROBES    3      /* priority probes of a member we hold suspect on others' word */
 #define SUMMARY_LEN      16
+/* A restored member is unconfirmed until this many retries went unanswered: the first goes as the
+ * node starts, often before its connection is up (a message to a peer not yet connected is dropped) */
+#define SWIM_RESTORED_ASKS 2
 
 /* ================================================================ types */
 
@@ -60,6 +63,8 @@ typedef struct {
     bool has_sig;               /* pub.sig = sig: the member's own signature of what we hold */
     bool retired;               /* handed over to another key (swim_retire): never ALIVE again */
     bool quiet;                 /* LEFT by swim_retire, without its LEFT signature: not repeated */
+    uint8_t restored;           /* from the store, no news of it since (swim_unconfirmed): 1 + the
+                                   retries sent; 0 heard of, or SWIM_RESTORED_ASKS retries unanswered */
     uint8_t sig[64];
 } member_t;
 
@@ -122,12 +127,22 @@ struct swim {
     bool signing;               /* signed mode (swim_sign_with) */
     bool forged;                /* the message being handled carried a forgery */
     uint32_t verifies;          /* signature checks the message being handled cost */
+    size_t nrestored;           /* members with restored set */
     const uint8_t *from;        /* its sender (for io.refused) */
     uint8_t sk[64];             /* our Ed25519 secret key in signed mode */
     swim_stats_t st;
 };
 
 /* ================================================================ small helpers */
+
+/* m is heard of (news of it, or its first retries unanswered): no longer swim_unconfirmed. */
+static inline void swim__confirmed(swim_t *s, member_t *m)
+{
+    if (m->restored) {
+        m->restored = 0;
+        s->nrestored--;
+    }
+}
 
 static inline uint64_t mix64(uint64_t z)
 {

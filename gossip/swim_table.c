@@ -163,6 +163,7 @@ void swim__member_remove(swim_t *s, member_t *m)
     }
     tab_del(s, m);
     swim__bq_drop(s, m);
+    swim__confirmed(s, m);
     s->count[m->pub.state]--;
     if (s->io.removed) s->io.removed(s->io.ctx, m->id);
     swim__member_free(m);

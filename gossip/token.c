@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "gossip/entry.h"
+#include "gossip/textfile.h"
 #include "proto/tributary.pb-c.h"
 
 #define PREFIX_LEN  (sizeof TOKEN_PREFIX - 1)
@@ -729,44 +730,53 @@ int token_file_write(const char *path, const char *text, char *err, size_t errle
 
 char *token_file_read(const char *path, char *err, size_t errlen)
 {
+    if (!path)
+        return errf(err, errlen, "no token file named"), NULL;
     struct stat st;
-    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    if (fd < 0)
-        return errf(err, errlen, "%s: open: %s", path ? path : "(none)", strerror(errno)), NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            errf(err, errlen, "%s: no such file", path);
+        else
+            errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
     char *t = NULL;
-    if (fstat(fd, &st) != 0) {
-        errf(err, errlen, "%s: fstat: %s", path, strerror(errno));
-    } else if (!S_ISREG(st.st_mode)) {
+    size_t got = 0;
+    FILE *f = NULL;
+    if (fstat(fd, &st) != 0)
+        errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+        errf(err, errlen, "%s: is a directory, not a file", path);
+    else if (!S_ISREG(st.st_mode))
         errf(err, errlen, "%s: not a regular file", path);
-    } else if ((st.st_mode & 077) != 0) {
+    else if ((st.st_mode & 077) != 0)
         errf(err, errlen, "%s: mode %04o, must be 0600 (a token is a secret: chmod 600 %s)", path,
              (unsigned)(st.st_mode & 07777), path);
-    } else if (st.st_size > TOKEN_MAX_TEXT + 2) {
-        errf(err, errlen, "%s: %lld bytes, a token file holds at most %d", path, (long long)st.st_size,
-             TOKEN_MAX_TEXT + 2);
-    } else if (!(t = malloc((size_t)st.st_size + 1))) {
-        errf(err, errlen, "%s: out of memory", path);
-    } else {
-        size_t got = 0;
-        while (got < (size_t)st.st_size) {
-            ssize_t n = read(fd, t + got, (size_t)st.st_size - got);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
-        t[got] = '\0';
-        size_t lead = strspn(t, " \t\r\n");
-        while (got > lead && strchr(" \t\r\n", t[got - 1]))
-            t[--got] = '\0';
-        memmove(t, t + lead, got - lead + 1);
-        if (t[0] == '\0') {
-            errf(err, errlen, "%s: empty", path);
-            free(t);
-            t = NULL;
-        }
+    else if (!(f = fdopen(fd, "r")))
+        errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    else
+        t = textfile_read_stream(f, path, "a token file", TOKEN_MAX_TEXT + 2, &got, err, errlen);
+    if (f)
+        fclose(f);
+    else
+        close(fd);
+    if (!t)
+        return NULL;
+    size_t lead = strspn(t, " \t\r\n");
+    while (got > lead && strchr(" \t\r\n", t[got - 1]))
+        t[--got] = '\0';
+    memmove(t, t + lead, got - lead + 1);
+    const char *why = !t[0] ? "empty"
+                      : strncmp(t, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) ? "not a token: a token starts with " TOKEN_PREFIX
+                      : t[strcspn(t, " \t\r\n")] ? "not one token: white space inside it (a token file holds one "
+                                                    "token, as trib token issue prints it)"
+                                                  : NULL;
+    if (why) {
+        errf(err, errlen, "%s: %s", path, why);
+        sodium_memzero(t, strlen(t));
+        free(t);
+        return NULL;
     }
-    close(fd);
     return t;
 }

@@ -159,8 +159,10 @@ const char *token_decision_name(token_decision_t d);   /* "ok", "wrong_domain", 
  * reader never sees it empty or partial). 0 or -1 with err naming the path. */
 int token_file_write(const char *path, const char *text, char *err, size_t errlen);
 /* Reads a token file: a regular file of at most TOKEN_MAX_TEXT + 2 bytes that group and others
- * cannot read (the node refuses to start on one that they can), surrounding white space dropped.
- * The malloc'd text, or NULL with err naming the path and what is wrong. Does not verify it. */
+ * cannot read (the node refuses to start on one that they can), surrounding white space dropped,
+ * holding one "trib1." text. The malloc'd text, or NULL with err naming the path and what is wrong
+ * ("PATH: no such file", "PATH: mode 0644, must be 0600 ...", "PATH: larger than 4098 bytes, the
+ * limit for a token file", "PATH: empty", "PATH: not a token ..."). Does not verify it. */
 char *token_file_read(const char *path, char *err, size_t errlen);
 
 /* Revocation id text: 128 lowercase hex characters of a block's signature (out: 129 bytes). */

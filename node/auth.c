@@ -28,6 +28,8 @@ static const char *const reasons[] = {
 #define NREASONS (sizeof reasons / sizeof reasons[0])
 static atomic_uint_fast64_t refused[NREASONS];
 static atomic_uint_fast64_t cache_hits, cache_misses, verified_ok;
+static atomic_uint_fast64_t rev_refused;   /* revocations past the table (revoke_add) */
+static size_t revocations_held(void);
 
 int auth_count(const char *reason)
 {
@@ -54,6 +56,13 @@ void auth_metrics_render(FILE *f)
                "trib_token_verify_total{result=\"ok\"} %llu\n",
             (unsigned long long)atomic_load(&cache_hits), (unsigned long long)atomic_load(&cache_misses),
             (unsigned long long)atomic_load(&verified_ok));
+    fprintf(f, "# HELP trib_token_revocations Token revocations this node holds and checks: its own and those of "
+               "every domain's catalog log.\n"
+               "# TYPE trib_token_revocations gauge\ntrib_token_revocations %zu\n"
+               "# HELP trib_token_revocations_refused_total Token revocations not held: past the most this node "
+               "keeps (1,048,576), or out of memory. A token they revoke is still accepted here.\n"
+               "# TYPE trib_token_revocations_refused_total counter\ntrib_token_revocations_refused_total %llu\n",
+            revocations_held(), (unsigned long long)atomic_load(&rev_refused));
 }
 
 static void set_err(auth_err_t *e, int status, const char *kind, const char *fmt, ...)
@@ -95,8 +104,9 @@ int auth_open(node_t *n, char *err, size_t errlen)
     char e2[512];
     if (stat(path, &sb) == 0) {
         char *t = token_file_read(path, e2, sizeof e2);
-        if (!t) {
-            snprintf(err, errlen, "%s", e2);
+        if (!t) {   /* a bad mode says what to do; a bad content: a new one is written where none is */
+            snprintf(err, errlen, "%s%s", e2, (sb.st_mode & 077) ? "" : "; move it away, and the node writes "
+                     "a new admin token at its next start");
             return -1;
         }
         sodium_memzero(t, strlen(t));
@@ -223,15 +233,25 @@ static void revoke_add(const uint8_t sig[TOKEN_SIG_LEN], const char *domain, int
             nrevoked++;
         }
         e->logged |= logged;
-    } else {   /* each one past the room: a line per 10 s at most, those held back counted in it */
+    } else {   /* each one past the room: counted, and a line per 10 s at most, those held back counted in it */
         static log_limit_t full;
         uint64_t held;
         char tail[96];
+        atomic_fetch_add(&rev_refused, 1);
         if (log_limit(&full, 10000, &held))
-            log_warn("token revocations: %zu held, no room for more%s", nrevoked,
-                     log_held(tail, sizeof tail, held, "revocations refused"));
+            log_warn("token revocations: %zu held, the most this node keeps: a revocation of domain %s not held, "
+                     "and the token it revokes still accepted here (trib_token_revocations_refused_total)%s",
+                     nrevoked, domain, log_held(tail, sizeof tail, held, "revocations refused"));
     }
     pthread_mutex_unlock(&rev_mu);
+}
+
+static size_t revocations_held(void)
+{
+    pthread_mutex_lock(&rev_mu);
+    size_t n = nrevoked;
+    pthread_mutex_unlock(&rev_mu);
+    return n;
 }
 
 void auth_revoke_add(const uint8_t sig[TOKEN_SIG_LEN]) { revoke_add(sig, own_domain_name, 0); }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "gossip/entry.h"
+#include "gossip/textfile.h"
 #include "node/cli_internal.h"
 #include "node/cli_table.h"
 #include "node/client.h"
@@ -502,42 +503,6 @@ static int run_show(cli_ctx_t *c)
 }
 /* ================================================================ publish, retire */
 
-/* Reads all of f (at most max bytes) into a NUL-terminated buffer. */
-static char *read_all(FILE *f, size_t max, size_t *len, int *too_big)
-{
-    size_t cap = 8192, n = 0;
-    char *buf = malloc(cap);
-    *too_big = 0;
-    while (buf) {
-        if (n + 1 == cap) {
-            if (cap > max) {
-                *too_big = 1;
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb)
-                break;
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                break;
-            buf[n] = '\0';
-            *len = n;
-            if (n > max) {
-                *too_big = 1;
-                break;
-            }
-            return buf;
-        }
-    }
-    free(buf);
-    return NULL;
-}
-
 /* Copies the scalar at key of the YAML mapping root into out; an error message otherwise. */
 static int yaml_key(struct fy_node *root, const char *key, char *out, size_t outlen,
                     char *err, size_t errlen)
@@ -595,26 +560,17 @@ int cli_load_manifest(cli_ctx_t *c, const char *file, char **textp, size_t *lenp
 {
     int is_stdin = strcmp(file, "-") == 0;
     const char *shown = is_stdin ? "stdin" : file;
-    FILE *f = is_stdin ? stdin : fopen(file, "rb");
-    if (!f)
-        return cli_fail(c, "cannot open %s: %s", file, strerror(errno));
     size_t len = 0;
-    int too_big = 0;
-    char *text = read_all(f, MAX_MANIFEST, &len, &too_big);
-    int saved = errno;
-    if (!is_stdin)
-        fclose(f);
-    if (!text) {
-        if (too_big)
-            return cli_fail(c, "%s: over %u MiB, too large for a manifest", shown, MAX_MANIFEST >> 20);
-        return cli_fail(c, "reading %s: %s", shown, strerror(saved));
-    }
+    char err[512];
+    char *text = is_stdin ? textfile_read_stream(stdin, shown, "a manifest", MAX_MANIFEST, &len, err, sizeof err)
+                          : textfile_read(file, "a manifest", MAX_MANIFEST, &len, err, sizeof err);
+    if (!text)
+        return cli_fail(c, "%s", err);
     size_t skip = strspn(text, " \t\r\n");
     if (skip == len) {
         free(text);
         return cli_fail(c, "%s is empty", shown);
     }
-    char err[512];
     if (manifest_id(text, len, id, idlen, err, sizeof err) != 0) {
         free(text);
         return cli_fail(c, "%s: %s", shown, err);

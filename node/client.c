@@ -341,9 +341,12 @@ int client_auth_args(int *argc, char **argv, char *err, size_t errlen)
         return 0;
     }
     if (file) {
-        char *t = token_file_read(file, err, errlen);
-        if (!t)
+        char why[600];
+        char *t = token_file_read(file, why, sizeof why);
+        if (!t) {
+            snprintf(err, errlen, "--token-file %s", why);
             return -1;
+        }
         client_set_token(t);
         sodium_memzero(t, strlen(t));
         free(t);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gossip/textfile.h"
 #include "node/cli.h"
 #include "node/client.h"
 
@@ -131,19 +132,8 @@ int fednode_run(int argc, char **argv, FILE *out, FILE *err)
     }
     char *body = NULL;
     size_t len = 0;
-    if (file) {
-        FILE *f = fopen(file, "rb");
-        if (!f)
-            return fail(err, sub, "%s: cannot open: %s", file, strerror(errno));
-        body = malloc((256u << 10) + 1);
-        len = body ? fread(body, 1, 256u << 10, f) : 0;
-        int over = body && fgetc(f) != EOF;
-        fclose(f);
-        if (!body || over) {
-            free(body);
-            return fail(err, sub, "%s: %s", file, over ? "larger than 256 KiB: not a trust object file" : "out of memory");
-        }
-    }
+    if (file && !(body = textfile_read(file, "a trust object file", 256u << 10, &len, msg, sizeof msg)))
+        return fail(err, sub, "%s%s", msg, "");
     if (client_global_init(msg, sizeof msg) != 0) {
         free(body);
         return fail(err, sub, "%s%s", msg, "");

@@ -22,6 +22,7 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/identity.h"
+#include "gossip/token.h"
 #include "node/cli.h"
 #include "node/client.h"
 
@@ -95,23 +96,25 @@ static int parse_dur(const char *s, long long *sec)
     return 0;
 }
 
-/* The admin token of the node in dir (DIR/admin.token, written by the agent, mode 0600). */
+/* The admin token of the node in dir (DIR/admin.token, written by the agent, mode 0600), read as
+ * --token-file reads one (token_file_read). */
 static int read_token(const char *dir, char *tok, size_t cap, FILE *err)
 {
-    char path[600];
+    char path[600], why[700];
     snprintf(path, sizeof path, "%s/admin.token", dir);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(tok, 1, cap - 1, f) : 0;
-    if (f)
-        fclose(f);
-    while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
-        n--;
-    tok[n] = '\0';
-    if (!n) {
-        fprintf(err, "trib: key rotate: cannot read the node's admin token %s: %s\n", path,
-                f ? "empty" : strerror(errno));
+    char *t = token_file_read(path, why, sizeof why);
+    if (t && strlen(t) >= cap)
+        snprintf(why, sizeof why, "%s: longer than %zu bytes", path, cap - 1);
+    if (!t || strlen(t) >= cap) {
+        fprintf(err, "trib: key rotate: cannot read the node's admin token: %s\n", why);
+        if (t)
+            sodium_memzero(t, strlen(t));
+        free(t);
         return -1;
     }
+    snprintf(tok, cap, "%s", t);
+    sodium_memzero(t, strlen(t));
+    free(t);
     return 0;
 }
 
@@ -151,7 +154,7 @@ static int wait_for(const char *base, const char *want, int forever)
 static int live(const char *data, const char *node, const char *certp, const char *dur, int wait, FILE *out,
                 FILE *err)
 {
-    char base[512], e[700], tok[1024];
+    char base[512], e[700], tok[TOKEN_MAX_TEXT + 1];
     long long overlap = ROTATE_DEFAULT_OVERLAP_MS / 1000;
     if (dur && parse_dur(dur, &overlap) != 0) {
         fprintf(err, "trib: key rotate: --overlap '%s': N followed by s, m, h or d (at most 90d)\n", dur);

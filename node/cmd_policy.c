@@ -15,6 +15,7 @@
 #include "gossip/charter.h"
 #include "gossip/clock.h"
 #include "gossip/identity.h"
+#include "gossip/textfile.h"
 #include "node/cli.h"
 #include "node/cli_opts.h"
 #include "node/cli_table.h"
@@ -150,25 +151,14 @@ static int parse(pctx_t *c, int argc, char **argv)
     return 0;
 }
 
-static char *read_all(pctx_t *c, const char *path, size_t max, size_t *len)
+/* FILE ("-": stdin), at most max bytes (what: the kind of file, for the size refusal). */
+static char *read_all(pctx_t *c, const char *path, const char *what, size_t max, size_t *len)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) {
-        fail(c, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    int bad = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!buf || bad || n > max) {
-        fail(c, "%s: %s", path, !buf ? "out of memory" : bad ? "read error" : "over the size limit");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
+    char err[700];
+    char *buf = strcmp(path, "-") == 0 ? textfile_read_stream(stdin, "stdin", what, max, len, err, sizeof err)
+                                       : textfile_read(path, what, max, len, err, sizeof err);
+    if (!buf)
+        fail(c, "%s", err);
     return buf;
 }
 
@@ -179,7 +169,7 @@ static int run_test(pctx_t *c)
     if (c->npos != 1)
         return usage(c, "expected one FILE");
     size_t len;
-    char *text = read_all(c, c->pos[0], POLICY_MAX_BYTES, &len);
+    char *text = read_all(c, c->pos[0], "a policy set", POLICY_MAX_BYTES, &len);
     if (!text)
         return P_FAIL;
     char err[700];
@@ -236,7 +226,7 @@ static int run_sign(pctx_t *c)
     if (charter_load(c->charter, &ch, err, sizeof err) != TRUST_OK)
         return fail(c, "%s", err);
     size_t len;
-    char *text = read_all(c, c->pos[0], POLICY_MAX_BYTES, &len);
+    char *text = read_all(c, c->pos[0], "a policy set", POLICY_MAX_BYTES, &len);
     if (!text)
         goto out;
     for (; nids < c->nkeys; nids++) {
@@ -360,7 +350,7 @@ static int run_submit(pctx_t *c)
     if (c->npos != 1)
         return usage(c, "expected one FILE (NAME.policy, or the YAML for a node in open mode)");
     size_t len;
-    char *body = read_all(c, c->pos[0], 2 * TRUST_FILE_MAX, &len);
+    char *body = read_all(c, c->pos[0], "a policy file", 2 * TRUST_FILE_MAX, &len);
     if (!body)
         return P_FAIL;
     json_t *j = NULL;

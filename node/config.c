@@ -11,6 +11,7 @@
 #include "node/config.h"
 #include "node/near.h"
 #include "gossip/swim.h"
+#include "gossip/textfile.h"
 #include "node/yaml.h"
 
 enum kind { K_STR, K_ADDR, K_SEED, K_U64, K_MIBS };   /* K_MIBS: a decimal number of MiB/s (a double) */
@@ -248,38 +249,12 @@ void config_defaults(config_t *c)
             set(c, &options[i], options[i].def, err, sizeof err);
 }
 
-/* The whole of path, at most CONFIG_MAX_BYTES, in *text (malloc'd; *len bytes): read before
- * parsing so that an error can point into it. 0, or -1 with err. */
-static int read_text(const char *path, char **text, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    char *buf = f ? malloc(CONFIG_MAX_BYTES + 1) : NULL;
-    size_t n = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
-    int rc = -1;
-    if (!f || (buf && ferror(f)))
-        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-    else if (!buf)
-        snprintf(err, errlen, "%s: out of memory", path);
-    else if (n > CONFIG_MAX_BYTES)
-        snprintf(err, errlen, "%s: larger than %u bytes", path, CONFIG_MAX_BYTES);
-    else
-        rc = 0;
-    if (f)
-        fclose(f);
-    if (rc != 0) {
-        free(buf);
-        return -1;
-    }
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
 {
-    char *text;
+    /* read whole before parsing, so that an error can point into it */
     size_t len;
-    if (read_text(path, &text, &len, err, errlen) != 0)
+    char *text = textfile_read(path, "a --config file", CONFIG_MAX_BYTES, &len, err, errlen);
+    if (!text)
         return -1;
     char why[256];
     struct fy_document *fyd = yaml_load(text, len, why, sizeof why);   /* may point into text */

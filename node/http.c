@@ -30,6 +30,7 @@
 #include "gossip/clock.h"
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
+#include "gossip/textfile.h"
 #include "gossip/log.h"
 #include "gossip/reads.h"
 #include "node/auth.h"
@@ -1463,27 +1464,13 @@ int http_listen(node_t *a, char *err, size_t errlen)
 static char *pem_read(const char *path, int key, char *err, size_t errlen)
 {
     struct stat sb;
-    if (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > (1 << 20)) {
-        snprintf(err, errlen, "%s: %s", path, errno ? strerror(errno) : "not a regular file of at most 1 MiB");
-        return NULL;
-    }
-    if (key && (sb.st_mode & 077)) {
+    if (key && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077)) {
         snprintf(err, errlen, "%s is readable by group or others (mode %03o): chmod 600 %s", path,
                  (unsigned)(sb.st_mode & 0777), path);
         return NULL;
     }
-    FILE *f = fopen(path, "r");
-    char *buf = f ? malloc((size_t)sb.st_size + 1) : NULL;
-    size_t n = buf ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
-    if (f)
-        fclose(f);
-    if (!buf || n != (size_t)sb.st_size) {
-        free(buf);
-        snprintf(err, errlen, "%s: cannot read it", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
+    size_t len;
+    return textfile_read(path, key ? "a TLS key" : "a TLS certificate", 1u << 20, &len, err, errlen);
 }
 
 static char *tls_cert_pem, *tls_key_pem; /* held while libmicrohttpd serves */

@@ -21,6 +21,7 @@
 #include "gossip/clock.h"
 #include "gossip/fedlog.h"
 #include "gossip/log.h"
+#include "gossip/textfile.h"
 #include "node/changes.h"
 #include "node/policy.h"
 #include "node/policy_store.h"
@@ -602,29 +603,6 @@ static void note_policy(struct policy_node *p)
 
 /* ================================================================ start, stop */
 
-static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "--policy %s: %s", path, strerror(errno));
-        return -1;
-    }
-    char *buf = malloc(POLICY_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, POLICY_MAX_BYTES + 1, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad || n > POLICY_MAX_BYTES) {
-        snprintf(err, errlen, "--policy %s: %s", path, !buf ? "out of memory" : bad ? "read error"
-                 : "over the limit of 256 KiB");
-        free(buf);
-        return -1;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 typedef struct {            /* the policy sets the federation log holds, read at start */
     uint8_t **b;
     size_t *len, n, cap;
@@ -658,10 +636,13 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
         goto fail;
     }
     if (policy_file && *policy_file) {
-        char *text = NULL, why[600];
+        char why[600];
         size_t len = 0;
-        if (read_file(policy_file, &text, &len, err, errlen) != 0)
+        char *text = textfile_read(policy_file, "a policy set", POLICY_MAX_BYTES, &len, why, sizeof why);
+        if (!text) {
+            snprintf(err, errlen, "--policy %s", why);
             goto fail;
+        }
         int rc = policy_store_set_open(p->store, text, len, "--policy FILE", why, sizeof why);
         free(text);
         if (rc == POLICY_REFUSED_STALE) {

@@ -8,6 +8,7 @@
  * Must not: re-encode to verify, touch LMDB or the network, print. */
 #include "node/policy_store.h"
 #include "gossip/durable.h"
+#include "gossip/textfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -802,19 +803,17 @@ static int set_open_locked(policy_store_t *s, const char *yaml, size_t len, cons
 /* Open mode: the set an operator put in force before this start (OPEN_NAME), if any. */
 static int load_open(policy_store_t *s, char *err, size_t errlen)
 {
-    char path[700], why[512];
+    char path[700], why[800];
     snprintf(path, sizeof path, "%s/" OPEN_NAME, s->dir);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1);
-    char *buf = malloc(TRUST_MAX_BYTES + 1);
-    size_t len = buf ? fread(buf, 1, TRUST_MAX_BYTES + 1, f) : 0;
-    int bad = !buf || ferror(f) || len > TRUST_MAX_BYTES;
-    fclose(f);
-    int rc = bad ? -1 : policy_store_set_open(s, buf, len, "operator (open mode, kept)", why, sizeof why);
+    if (access(path, F_OK) != 0 && errno == ENOENT)
+        return 0;
+    size_t len;
+    char *buf = textfile_read(path, "a policy set", TRUST_MAX_BYTES, &len, why, sizeof why);
+    int loaded = buf != NULL;    /* the read's errors name the file themselves */
+    int rc = loaded ? policy_store_set_open(s, buf, len, "operator (open mode, kept)", why, sizeof why) : -1;
     free(buf);
     if (rc != 0)
-        snprintf(err, errlen, "%s: %s (move it away to start without it)", path, bad ? "unreadable or too large" : why);
+        snprintf(err, errlen, "%s%s%s (move it away to start without it)", loaded ? path : "", loaded ? ": " : "", why);
     return rc == 0 ? 0 : -1;
 }
 

@@ -1270,3 +1270,123 @@ Test(auth, require_token_closes_discovery_too)
     free(err);
     h_node_cleanup(&n);
 }
+
+/* The node's revocation table holds 1,048,576: those past it are not held (a token they revoke is
+ * still accepted), so each is counted in trib_token_revocations_refused_total, and the log says so
+ * once per 10 s, with how many it held back. On ded5127 only the log line said so: /metrics had
+ * neither series. */
+Test(auth, revocations_past_the_table_are_counted_and_logged_at_most_once_per_interval)
+{
+    char logpath[] = "/tmp/trib-auth-revlog-XXXXXX";
+    int fd = mkstemp(logpath);
+    cr_assert(fd >= 0);
+    int saved = dup(2);
+    cr_assert_eq(dup2(fd, 2), 2);   /* log lines go to stderr */
+    const size_t max = 1u << 20;
+    uint8_t sig[TOKEN_SIG_LEN] = {0};
+    for (size_t i = 0; i < max + 3; i++) {
+        randombytes_buf(sig, sizeof sig);   /* spread over the table as signatures are */
+        memcpy(sig + 56, &i, sizeof i);     /* and distinct */
+        auth_revoke_add(sig);
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    auth_metrics_render(m);
+    fclose(m);
+    cr_expect(strstr(buf, "\ntrib_token_revocations 1048576\n"), "%s", buf);
+    cr_expect(strstr(buf, "\ntrib_token_revocations_refused_total 3\n"), "%s", buf);
+    free(buf);
+    token_claims_t c = {.nblocks = 1};      /* the last one refused is not held */
+    memcpy(c.revocation_ids[0], sig, TOKEN_SIG_LEN);
+    cr_expect_not(auth_is_revoked(&c));
+    char *log = h_read_file(logpath, NULL);
+    unlink(logpath);
+    close(fd);
+    cr_assert(log);
+    size_t lines = 0;
+    for (const char *p = log; (p = strstr(p, "token revocations: 1048576 held")); p++)
+        lines++;
+    cr_expect_eq(lines, 1, "one line for three refusals within 10 s: %s", log);
+    cr_expect(strstr(log, "still accepted here (trib_token_revocations_refused_total)"), "%s", log);
+    free(log);
+}
+
+/* A token read from a path (--token-file, trib key rotate's DATA/admin.token, the node's own
+ * admin.token at start) is refused before anything is sent, in textfile's words, naming the file
+ * and what is wrong; a file that is no token at all is told so rather than sent for a 401. On
+ * ded5127 it said "PATH: open: No such file or directory", "PATH: not a regular file" for a
+ * directory, "PATH: 10000 bytes, a token file holds at most 4098", and sent junk to the node. */
+Test(auth, a_token_file_that_is_missing_unreadable_or_malformed_is_refused_naming_it)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char good[400], dir[400];
+    snprintf(good, sizeof good, "%s/admin.token", n.dir);
+    snprintf(dir, sizeof dir, "%s/toks", n.dir);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    char *out = NULL, *err = NULL;
+    int rc = h_trib(&n, NULL, &out, &err, "status", "--token-file", good, NULL);
+    cr_assert_eq(rc, 0, "%s", err);
+    free(out), free(err);
+    char big[5000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    static const struct {
+        const char *name, *text;   /* NULL text: none written */
+        int mode;
+        const char *says;          /* after "trib: status: --token-file DIR/NAME" */
+    } cases[] = {
+        {"missing", NULL, 0, ": no such file"},
+        {"open", "trib1.AAAA\n", 0644, ": mode 0644, must be 0600 (a token is a secret: chmod 600 "},
+        {"empty", "\n \n", 0600, ": empty"},
+        {"big", "", 0600, ": larger than 4098 bytes, the limit for a token file"},
+        {"junk", "not-a-token\n", 0600, ": not a token: a token starts with trib1."},
+        {"two", "trib1.AAAA\ntrib1.BBBB\n", 0600, ": not one token: white space inside it (a token file holds one "
+                                                  "token, as trib token issue prints it)"},
+        {"", NULL, 0, ": is a directory, not a file"},   /* DIR itself */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[500], want[900];
+        snprintf(path, sizeof path, "%s%s%s", dir, cases[i].name[0] ? "/" : "", cases[i].name);
+        if (cases[i].text) {
+            const char *t = strcmp(cases[i].name, "big") ? cases[i].text : big;
+            cr_assert_eq(h_write_file(path, t, strlen(t)), 0);
+            cr_assert_eq(chmod(path, (mode_t)cases[i].mode), 0);
+        }
+        rc = h_trib(&n, NULL, &out, &err, "status", "--token-file", path, NULL);
+        snprintf(want, sizeof want, "trib: status: --token-file %s%s", path, cases[i].says);
+        cr_expect_eq(rc, 2, "case %s: %s", cases[i].name, err);
+        cr_expect(!strncmp(err, want, strlen(want)) && strchr(err, '\n') == err + strlen(err) - 1,
+                  "case %s: got '%s', want '%s'", cases[i].name, err, want);
+        free(out), free(err);
+    }
+    /* trib key rotate reads DATA/admin.token alike */
+    rc = h_trib(&n, NULL, &out, &err, "key", "rotate", "--data", dir, NULL);
+    char want[900];
+    snprintf(want, sizeof want, "trib: key rotate: cannot read the node's admin token: %s/admin.token: no such file\n",
+             dir);
+    cr_expect_eq(rc, 1, "%s", err);
+    cr_expect_str_eq(err, want);
+    free(out), free(err);
+    /* the node's own at start: a loose mode says chmod, a bad content how to get a new one */
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(chmod(good, 0640), 0);
+    cr_assert_neq(h_node_restart(&n), 0, "started with a token readable by group");
+    char *log = h_read_file(n.log, NULL);
+    snprintf(want, sizeof want, "%s: mode 0640, must be 0600 (a token is a secret: chmod 600 %s)", good, good);
+    cr_expect(log && strstr(log, want), "%s", log);
+    free(log);
+    cr_assert_eq(chmod(good, 0600), 0);
+    cr_assert_eq(h_write_file(good, "junk\n", 5), 0);
+    cr_assert_neq(h_node_restart(&n), 0, "started with a junk admin.token");
+    log = h_read_file(n.log, NULL);
+    snprintf(want, sizeof want, "%s: not a token: a token starts with trib1.; move it away, and the node writes a "
+             "new admin token at its next start", good);
+    cr_expect(log && strstr(log, want), "%s", log);
+    free(log);
+    h_node_cleanup(&n);
+}

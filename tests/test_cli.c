@@ -886,13 +886,27 @@ Test(cli_cmd, publish_local_errors, .init = srv_start, .fini = srv_stop)
     }
     run_t r = run("publish", "/nonexistent/manifest.yaml", "--node", srv.node, NULL);
     cr_expect_eq(r.rc, 1);
-    cr_expect_str_eq(r.err, "trib: publish: cannot open /nonexistent/manifest.yaml: "
-                            "No such file or directory\n");
+    cr_expect_str_eq(r.err, "trib: publish: /nonexistent/manifest.yaml: no such file\n");
     run_free(&r);
     r = run("publish", "/tmp", "--node", srv.node, NULL);
     cr_expect_eq(r.rc, 1);
-    cr_expect(strstr(r.err, "trib: publish: reading /tmp: Is a directory"), "%s", r.err);
+    cr_expect_str_eq(r.err, "trib: publish: /tmp: is a directory, not a file\n");
     run_free(&r);
+    /* 4 MiB and a byte: refused before it is parsed, naming the limit */
+    size_t big = (4u << 20) + 1;
+    char *text = malloc(big + 1), want[200];
+    memset(text, '#', big);
+    text[big] = '\0';
+    char *path = write_temp(text);
+    free(text);
+    r = run("publish", path, "--node", srv.node, NULL);
+    cr_expect_eq(r.rc, 1);
+    snprintf(want, sizeof want, "trib: publish: %s: larger than 4 MiB (4194304 bytes), the limit for a manifest\n",
+             path);
+    cr_expect_str_eq(r.err, want);
+    run_free(&r);
+    unlink(path);
+    free(path);
     cr_expect_eq(srv.requests, 0, "a bad manifest reached the node");
 }
 

@@ -138,7 +138,8 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--domain", NULL}, "--domain needs a value"},
         {{"--data", "/x", "stray", NULL}, "unexpected argument 'stray'"},
         {{"--data", "/x", "--config", NULL}, "--config needs a FILE"},
-        {{"--data", "/x", "--config", "/nonexistent/agent.yaml", NULL}, "/nonexistent/agent.yaml: cannot read"},
+        {{"--data", "/x", "--config", "/nonexistent/agent.yaml", NULL}, "/nonexistent/agent.yaml: no such file"},
+        {{"--data", "/x", "--config", "/tmp", NULL}, "/tmp: is a directory, not a file"},
         /* trust: chartered needs both files; open mode beyond loopback needs a secret */
         {{"--data", "/x", "--charter", "charter.json", NULL}, "--charter needs --cert FILE"},
         {{"--data", "/x", "--cert", "a.cert", NULL}, "--cert needs --charter FILE"},
@@ -172,6 +173,46 @@ Test(config, bad_input_table)
         cr_expect_eq(parse(&c, err, sizeof err, args), 2, "file %zu", i);
         cr_expect(strstr(err, files[i].want), "file %zu: got '%s', want '%s'", i, err, files[i].want);
     }
+}
+
+/* A --config file of YAML comments around one option, size bytes in all. */
+static void sized_config(const char *path, size_t size)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    const char *head = "domain: payments\n";
+    fputs(head, f);
+    size_t n = strlen(head);
+    while (n < size) {        /* "# xxxx...\n" lines of at most 100 bytes */
+        size_t line = size - n < 100 ? size - n : 100;
+        if (line == 1) {
+            fputc('\n', f);
+        } else {
+            fputc('#', f);
+            for (size_t i = 1; i + 1 < line; i++)
+                fputc('x', f);
+            fputc('\n', f);
+        }
+        n += line;
+    }
+    fclose(f);
+}
+
+/* CONFIG_MAX_BYTES (1 MiB) is read and parsed; a byte more is refused, saying the file, the limit
+ * and what the limit is for (it was untested; the error said only "larger than 1048576 bytes"). */
+Test(config, a_config_file_of_1_mib_is_read_and_a_byte_more_refused)
+{
+    char path[128], err[300], want[400];
+    snprintf(path, sizeof path, "%s/big.yaml", dir);
+    sized_config(path, CONFIG_MAX_BYTES);
+    const char *args[] = {"--data", "/x", "--config", path, NULL};
+    config_t c;
+    cr_assert_eq(parse(&c, err, sizeof err, args), 0, "%s", err);
+    cr_expect_str_eq(c.domain, "payments");
+    sized_config(path, CONFIG_MAX_BYTES + 1);
+    cr_expect_eq(parse(&c, err, sizeof err, args), 2);
+    snprintf(want, sizeof want, "%s: larger than 1 MiB (1048576 bytes), the limit for a --config file", path);
+    cr_expect_str_eq(err, want);
 }
 
 Test(config, zero_http_threads_means_default_limit)

@@ -1172,6 +1172,45 @@ Test(swim_unit, restored_members_are_retried_until_they_refute)
     rig_free(&r);
 }
 
+/* A restored member is the last life's word until this life hears of it: news of it (its refutation),
+ * or its first two retries unanswered by the third (3 x retry_base_ms on). A routed read waits
+ * meanwhile. */
+Test(swim_unit, restored_members_are_unconfirmed_until_heard_of_or_two_retries_go_unanswered)
+{
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    rig_t r;
+    rig_init(&r, &cfg, 0);
+    Trib__Member m3 = mk_member(r.fid[3], r.faddr[3], 4, ALIVE), m4 = mk_member(r.fid[4], r.faddr[4], 2, LEFT);
+    cr_assert_eq(swim_restore(r.s, r.now, &m3), 0);
+    cr_assert_eq(swim_restore(r.s, r.now, &m4), 0);
+    cr_assert(swim_unconfirmed(r.s, r.fid[3]) && swim_unconfirmed(r.s, r.fid[4]));
+    cr_assert(!swim_unconfirmed(r.s, r.fid[2]), "a member never restored");
+    cr_assert(!swim_unconfirmed(r.s, r.self_id));
+    cr_assert_eq(swim_unconfirmed_count(r.s), 2);
+    uint64_t t0 = r.now;
+    swim_tick(r.s, t0);                               /* the first retry of each */
+    cr_assert_eq(swim_unconfirmed_count(r.s), 2, "asked, not yet unanswered");
+    cr_assert_eq(gossip_claim(&r, 3, r.fid[3], r.faddr[3], 5, ALIVE), 0);
+    cr_assert_eq(rig_state(&r, 3), ALIVE);
+    cr_assert(!swim_unconfirmed(r.s, r.fid[3]), "its refutation is news of it");
+    cr_assert(swim_unconfirmed(r.s, r.fid[4]));
+    rig_clear(&r);                                    /* a read waits: each unconfirmed one asked now */
+    swim_ask_unconfirmed(r.s);
+    cr_assert_eq(r.nout, 1);
+    cr_assert(r.out[0].type == T_PUSH_PULL && !memcmp(r.out[0].to_id, r.fid[4], 32));
+    cr_assert_eq(swim_unconfirmed_count(r.s), 1, "an extra ask is not one of its retries");
+    swim_tick(r.s, t0 + cfg.retry_base_ms);          /* the second retry */
+    cr_assert(swim_unconfirmed(r.s, r.fid[4]), "its second retry may still be answered");
+    swim_tick(r.s, t0 + 3 * cfg.retry_base_ms - 1);
+    cr_assert(swim_unconfirmed(r.s, r.fid[4]));
+    swim_tick(r.s, t0 + 3 * cfg.retry_base_ms);      /* the third: the first two went unanswered */
+    cr_assert(!swim_unconfirmed(r.s, r.fid[4]));
+    cr_assert_eq(rig_state(&r, 4), LEFT);
+    cr_assert_eq(swim_unconfirmed_count(r.s), 0);
+    rig_free(&r);
+}
+
 Test(swim_unit, seeds_are_joined_and_retried_with_backoff)
 {
     swim_config_t cfg;

@@ -1025,7 +1025,7 @@ Test(token_cli, token_files_are_0600_and_never_overwritten)
     cr_assert_eq(write(fd, big, sizeof big), (ssize_t)sizeof big);
     close(fd);
     cr_assert_null(token_file_read(path, err, sizeof err));
-    cr_assert(strstr(err, "at most"), "%s", err);
+    cr_assert(strstr(err, ": larger than 4098 bytes, the limit for a token file"), "%s", err);
     unlink(path);
     cr_assert_null(token_file_read(cli_dir, err, sizeof err));
     cr_assert_null(token_file_read(path, err, sizeof err));
