@@ -925,12 +925,12 @@ json_t *policy_node_report(node_t *n, const char *domain)
         for (prod_t *x = p->buckets[b]; x; x = x->next) {
             if (!x->manifest_seq)
                 continue;
+            if (dl && (strncmp(x->id, domain, dl) != 0 || x->id[dl] != '/'))
+                continue;   /* a domain's report counts that domain's products alone */
             total++;
             if (x->state == ST_UNCHECKED || x->judged_gen != gen)
                 unchecked++;
             if (x->state != ST_NON_COMPLIANT || x->judged_gen != gen)
-                continue;
-            if (dl && (strncmp(x->id, domain, dl) != 0 || x->id[dl] != '/'))
                 continue;
             if (k == cap) {
                 nc_t *nl = realloc(list, cap * 2 * sizeof *nl);

@@ -235,6 +235,15 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect_eq(json_integer_value(json_object_get(rep, "non_compliant")), 1);
     cr_expect_eq(json_array_size(json_object_get(json_object_get(rep, "domains"), "growth")), 1);
     json_decref(rep);
+    /* a domain's report counts that domain's products alone (it counted every domain's) */
+    rep = h_get_json(c.url, "/v1/compliance?domain=nobody", NULL);
+    cr_expect_eq(json_integer_value(json_object_get(rep, "products")), 0, "?domain=nobody counted others' products");
+    cr_expect_eq(json_integer_value(json_object_get(rep, "non_compliant")), 0);
+    json_decref(rep);
+    rep = h_get_json(c.url, "/v1/compliance?domain=growth", NULL);
+    cr_expect_eq(json_integer_value(json_object_get(rep, "products")), 1, "?domain=growth: growth holds one product");
+    cr_expect_eq(json_integer_value(json_object_get(rep, "non_compliant")), 1);
+    json_decref(rep);
     cr_expect_eq(h_trib(&c, NULL, &out, &err, "compliance", NULL), 0, "%s", err);
     cr_expect(out && strstr(out, "growth/customer-contacts") && strstr(out, "pii.field_tag"), "%s", out);
     free(out), free(err);
