@@ -826,6 +826,15 @@ static enum MHD_Result h_tokens(call_t *k)
     return send_json(k->c, R_TOKENS, 201, out);
 }
 
+/* 1 when s is hex digits only (a token id or a revocation id as the node writes them). */
+static int all_hex(const char *s)
+{
+    for (; *s; s++)
+        if (!isxdigit((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
 static enum MHD_Result h_tokens_revoke(call_t *k)
 {
     enum MHD_Result ret;
@@ -853,13 +862,20 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
         memcpy(sig, c.revocation_ids[c.nblocks - 1], TOKEN_SIG_LEN);
         snprintf(label, sizeof label, "%s", c.id);
         found = 1;
-    } else if (id && strlen(id) == 2 * TOKEN_SIG_LEN) {
+    } else if (id && strlen(id) == 2 * TOKEN_SIG_LEN && all_hex(id)) {
         size_t bl = 0;
         found = sodium_hex2bin(sig, sizeof sig, id, strlen(id), NULL, &bl, NULL) == 0 && bl == TOKEN_SIG_LEN;
         snprintf(label, sizeof label, "block %.16s...", id);
-    } else if (id) {
+    } else if (id && strlen(id) == TOKEN_ID_HEX - 1 && all_hex(id)) {
         found = auth_find_id(id, sig) == 0;
         snprintf(label, sizeof label, "%.32s", id);
+    } else if (id) {   /* neither form: a typo or a pasted fragment is told so, not "no such token" */
+        ret = send_error(k->c, R_TOKENS_REVOKE, 400, "bad_request",
+                         "id: '%.40s%s' is neither a token id (%d hex characters) nor a revocation id (%d hex "
+                         "characters); or give {\"token\": TOKEN}", id, strlen(id) > 40 ? "..." : "",
+                         TOKEN_ID_HEX - 1, 2 * TOKEN_SIG_LEN);
+        json_decref(j);   /* id is j's */
+        return ret;
     }
     json_decref(j);
     if (!tok && !id)

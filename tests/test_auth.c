@@ -666,7 +666,23 @@ Test(auth, a_token_revoked_again_is_409_and_signs_nothing)
     revoke_again(&n, byid);
     revoke_again(&n, byrev);
     cr_expect_eq(digest_of(&n), before + 1, "a revocation asked again signed another entry");
+    /* an id of neither form is a bad request saying so; a well-formed unknown one is not found */
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/tokens/revoke", n.url);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("POST", url, "application/json", "{\"id\":\"garbage\"}", 16, n.token, &r), 0);
+    cr_expect_eq(r.status, 400, "a malformed id: %ld %s", r.status, r.body);
+    cr_expect(r.body && strstr(r.body, "\"bad_request\"") && strstr(r.body, "'garbage' is neither a token id"),
+              "%s", r.body);
+    h_resp_free(&r);
+    const char *unknown = "{\"id\":\"0123456789abcdef0123456789abcdef\"}";
+    cr_assert_eq(h_http_token("POST", url, "application/json", unknown, strlen(unknown), n.token, &r), 0);
+    cr_expect_eq(r.status, 404, "an unknown id: %ld %s", r.status, r.body);
+    h_resp_free(&r);
     char *out = NULL, *errout = NULL;
+    cr_expect_eq(h_trib(&n, NULL, &out, &errout, "token", "revoke", "garbage", NULL), 1);
+    cr_expect(errout && strstr(errout, "400 bad_request"), "%s", errout ? errout : "");
+    free(out), free(errout);
     cr_expect_eq(h_trib(&n, NULL, &out, &errout, "token", "revoke", t, NULL), 1);
     cr_expect(errout && strstr(errout, "409 already_revoked"), "%s", errout ? errout : "");
     free(out), free(errout);
