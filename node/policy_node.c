@@ -1245,10 +1245,14 @@ int policy_node_submit(node_t *n, const char *body, size_t len, json_t **reply, 
             return 403;
         }
         rc = policy_store_set_open(p->store, body, len, "operator (open mode)", err, sizeof err);
-        atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
-        if (rc == 0) {
-            note_policy(p);
-            node_notify(n);
+        if (rc == POLICY_UNCHANGED) {   /* the set in force sent again: nothing stored or counted */
+            rc = 0;
+        } else {
+            atomic_fetch_add(rc == 0 ? &p->n_offer_accepted : &p->n_offer_refused, 1);
+            if (rc == 0) {
+                note_policy(p);
+                node_notify(n);
+            }
         }
     }
     status = rc == 0 ? 200 : rc == POLICY_REFUSED_SIGNATURE ? 403

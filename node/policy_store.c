@@ -755,6 +755,16 @@ int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const
     return rc;
 }
 
+/* Whether the set in force was put in force from exactly these bytes (open mode keeps its text). */
+static int same_text_in_force(policy_store_t *s, const char *yaml, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    const char *t = s->cur ? s->cur->text : NULL;
+    int same = t && strlen(t) == len && memcmp(t, yaml, len) == 0;
+    pthread_mutex_unlock(&s->mu);
+    return same;
+}
+
 static int set_open_locked(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
                            size_t errlen)
 {
@@ -770,6 +780,10 @@ static int set_open_locked(policy_store_t *s, const char *yaml, size_t len, cons
         return -1;
     }
     uint64_t cur = current_version(s);
+    if (cur && policy_version(ps) == cur && same_text_in_force(s, yaml, len)) {
+        policy_free(&ps);   /* a deploy run twice: the set in force, nothing to do */
+        return POLICY_UNCHANGED;
+    }
     if (cur && policy_version(ps) <= cur) {
         snprintf(err, errlen, "policy set version %llu is not newer than version %llu in force",
                  (unsigned long long)policy_version(ps), (unsigned long long)cur);

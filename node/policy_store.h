@@ -132,8 +132,10 @@ int policy_store_check(policy_store_t *s, const uint8_t *bytes, size_t len, cons
 int policy_store_add_history(policy_store_t *s, const uint8_t *bytes, size_t len, const charter_t *ch, char *err,
                              size_t errlen);
 /* Open mode: the operator's YAML (tests must pass; version above the one in force unless
- * nothing is), kept in a file first and in force only once kept. 0, POLICY_REFUSED_BAD,
- * POLICY_REFUSED_STALE, or POLICY_REFUSED_STORAGE / _NO_SPACE (not in force) with err. */
+ * nothing is), kept in a file first and in force only once kept. 0, POLICY_UNCHANGED (the very
+ * text in force sent again: nothing written), POLICY_REFUSED_BAD, POLICY_REFUSED_STALE, or
+ * POLICY_REFUSED_STORAGE / _NO_SPACE (not in force) with err. */
+#define POLICY_UNCHANGED 1
 int policy_store_set_open(policy_store_t *s, const char *yaml, size_t len, const char *source, char *err,
                           size_t errlen);
 

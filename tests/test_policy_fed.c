@@ -296,9 +296,19 @@ Test(policy_fed, refused_with_every_violation_and_the_same_verdict_on_every_node
     cr_expect_eq(post_policy(&c, "{\"kind\": \"trib.policy\", \"signed\": \"!!\"}", &r), 400);
     json_decref(r);
     char *text = h_read_file(pol, NULL);
-    cr_expect_eq(post_policy(&c, text, &r), 409, "the same version again");
+    double accepted = h_metric(c.url, "trib_policy_sets_total{result=\"accepted\"}");
+    /* the set in force sent again (a deploy script run twice): 200, the set in force, nothing counted */
+    cr_expect_eq(post_policy(&c, text, &r), 200, "the set in force again");
+    cr_expect_eq(json_integer_value(json_object_get(r, "version")), 1, "the set in force shown");
+    json_decref(r);
+    cr_expect_eq(h_metric(c.url, "trib_policy_sets_total{result=\"accepted\"}"), accepted);
+    /* another text under the version in force: stale */
+    char *other = NULL;
+    cr_assert(asprintf(&other, "%s\n# edited\n", text) > 0);
+    cr_expect_eq(post_policy(&c, other, &r), 409, "another set of the same version");
     cr_expect_str_eq(json_string_value(json_object_get(r, "error")), "policy_stale");
     json_decref(r);
+    free(other);
     free(text);
     cr_expect_eq(h_metric(c.url, "trib_policy_sets_total{result=\"refused\"}"), 3);
     json_t *s = h_get_json(c.url, "/v1/status", NULL);
