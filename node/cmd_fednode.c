@@ -170,7 +170,7 @@ int fednode_run(int argc, char **argv, FILE *out, FILE *err)
         const char *e = j ? json_string_value(json_object_get(j, "error")) : NULL;
         const char *d = j ? json_string_value(json_object_get(j, "detail")) : NULL;
         char what[700];
-        snprintf(what, sizeof what, "%s%s%s (HTTP %ld)", e ? e : "refused", d ? ": " : "", d ? d : "", rep.status);
+        snprintf(what, sizeof what, "%ld %s%s%s", rep.status, e ? e : "refused", d ? ": " : "", d ? d : "");
         code = fail(err, sub, "%s: %s", file ? file : base, what);   /* one line, as every refusal */
     } else if (file) {
         fprintf(out, "%s: %s %s %.16s on %s\n", file, json_string_value(json_object_get(j, "result")),
