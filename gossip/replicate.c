@@ -981,6 +981,19 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
     return j;
 }
 
+/* Hands io.stored the entries the job's commit stored, in order. */
+static void tell_stored(replicate_t *r, repl_job_t *j)
+{
+    const Trib__CatalogEntry **es = malloc(j->nv * sizeof *es);
+    size_t n = 0;
+    for (size_t k = 0; es && k < j->nv; k++)
+        if (j->items[k].rc == 0)
+            es[n++] = j->v[k].entry;
+    if (n)
+        r->io.stored(r->io.ctx, es, n);
+    free(es);   /* out of memory: none told, the follower reads them back */
+}
+
 /* Verifies every entry of the frames (a large job on several threads: verify_many), then, in arrival
  * order on this thread, asks io.entry_ok and stores the verified ones of all of them in one write
  * transaction (each checked against the head the ones before it left). */
@@ -1025,6 +1038,8 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
     catalog_log_ignored_access(ignored);   /* grants: access entries kept but not indexed */
     j->verify_us = t1 - t0;
     j->store_us = mono_us() - t1;
+    if (j->nv && j->store_rc == 0 && r->io.stored)
+        tell_stored(r, j);
 }
 
 /* A `more` frame not followed: counted, logged at most once a second (with how many were not since). */
