@@ -39,7 +39,7 @@ static int stopword(const char *w, size_t len)
     if (len > STOPWORD_MAX)
         return 0;
     for (size_t i = 0; i < sizeof stopwords / sizeof *stopwords; i++)
-        if (strlen(stopwords[i]) == len && memcmp(stopwords[i], w, len) == 0)
+        if (stopwords[i][0] == w[0] && strlen(stopwords[i]) == len && memcmp(stopwords[i], w, len) == 0)
             return 1;
     return 0;
 }
