@@ -1098,6 +1098,7 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
             log_refusal(r, CAT_ERROR, j->fr[j->srcf[0]].from, j->store_err);
         }
     }
+    const char *marked = NULL;   /* the domain the last accepted entry marked active (same time) */
     for (size_t k = 0; k < j->nv && j->store_rc == 0; k++) {
         inframe_t *f = &j->fr[j->srcf[k]];
         const ProtobufCBinaryData *item = &f->msg->entries[j->src[k]];
@@ -1106,7 +1107,8 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
         r->stats.entries[res]++;
         if (res == CAT_ACCEPTED) {
             log_accepted(f->from, item);
-            mark_active(r, e->domain);
+            if (!marked || strcmp(marked, e->domain) != 0)
+                mark_active(r, marked = e->domain);
             f->ok[f->nok++] = *item;
             if (r->io.accepted)
                 r->io.accepted(r->io.ctx, item->data, item->len);
