@@ -174,11 +174,62 @@ static int check_shape(const Trib__CatalogEntry *ce, char *err, size_t errlen)
     }
 }
 
+/* ---------------------------------------------------------------- one block per entry */
+
+/* Decoding an entry makes some 30 small allocations (each string and bytes field, each message);
+ * a receiver decodes every entry it accepts and frees it a moment later. They are carved from one
+ * block instead, freed whole by entry_free; what does not fit (never, at ARENA_SIZE) is malloc'd
+ * and freed by free_unpacked as usual. */
+#define ARENA_SIZE(len) (2 * (len) + 2048)
+
+typedef struct {
+    size_t used, cap;
+    size_t outside;              /* allocations that did not fit */
+    _Alignas(16) uint8_t base[]; /* cap bytes */
+} arena_t;
+
+static void *arena_alloc(void *ctx, size_t size)
+{
+    arena_t *a = ctx;
+    size_t at = (a->used + 15) & ~(size_t)15;
+    if (size == 0)
+        size = 1;
+    if (at <= a->cap && size <= a->cap - at) {
+        a->used = at + size;
+        return a->base + at;
+    }
+    a->outside++;
+    return malloc(size);
+}
+
+static void arena_free(void *ctx, void *p)
+{
+    arena_t *a = ctx;
+    uintptr_t u = (uintptr_t)p, b = (uintptr_t)a->base;
+    if (p && (u < b || u >= b + a->cap))
+        free(p);
+}
+
+/* Frees se and ce (either may be NULL), decoded with arena a (NULL: with malloc), and a. */
+static void decoded_free(Trib__SignedEntry *se, Trib__CatalogEntry *ce, arena_t *a)
+{
+    ProtobufCAllocator al = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
+    ProtobufCAllocator *use = a ? &al : NULL;
+    if (!a || a->outside) {      /* else every piece is in the block */
+        if (ce)
+            trib__catalog_entry__free_unpacked(ce, use);
+        if (se)
+            trib__signed_entry__free_unpacked(se, use);
+    }
+    free(a);
+}
+
 int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen)
 {
     assert(out);
     Trib__SignedEntry *se = NULL;
     Trib__CatalogEntry *ce = NULL;
+    arena_t *a = NULL;
 
     memset(out, 0, sizeof *out);
     if (bytes == NULL || len == 0) {
@@ -193,9 +244,13 @@ int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size
         snprintf(err, errlen, "entry: sodium_init failed");
         return -1;
     }
-    se = trib__signed_entry__unpack(NULL, len, bytes);
+    if ((a = malloc(sizeof *a + ARENA_SIZE(len))) != NULL)
+        *a = (arena_t){.cap = ARENA_SIZE(len)};
+    ProtobufCAllocator al = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
+    se = trib__signed_entry__unpack(a ? &al : NULL, len, bytes);
     if (se == NULL) {
         snprintf(err, errlen, "entry: not a SignedEntry");
+        free(a);
         return -1;
     }
     if (se->signer.len != crypto_sign_PUBLICKEYBYTES) {
@@ -215,7 +270,7 @@ int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size
         snprintf(err, errlen, "signature does not verify");
         goto fail;
     }
-    ce = trib__catalog_entry__unpack(NULL, se->body.len, se->body.data);
+    ce = trib__catalog_entry__unpack(a ? &al : NULL, se->body.len, se->body.data);
     if (ce == NULL) {
         snprintf(err, errlen, "body: not a CatalogEntry");
         goto fail;
@@ -226,11 +281,10 @@ int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size
     entry_hash(se->body.data, se->body.len, out->hash);
     out->signed_entry = se;
     out->entry = ce;
+    out->arena = a;
     return 0;
 fail:
-    if (ce)
-        trib__catalog_entry__free_unpacked(ce, NULL);
-    trib__signed_entry__free_unpacked(se, NULL);
+    decoded_free(se, ce, a);
     return -1;
 }
 
@@ -238,9 +292,7 @@ void entry_free(entry_t *e)
 {
     if (e == NULL)
         return;
-    if (e->entry)
-        trib__catalog_entry__free_unpacked(e->entry, NULL);
-    if (e->signed_entry)
-        trib__signed_entry__free_unpacked(e->signed_entry, NULL);
+    if (e->entry || e->signed_entry)
+        decoded_free(e->signed_entry, e->entry, e->arena);
     memset(e, 0, sizeof *e);
 }

@@ -19,11 +19,13 @@ void entry_hash(const uint8_t *body, size_t len, uint8_t out[32]);
 /* Serializes e, signs it with id, returns the serialized SignedEntry in *out (malloc'd). */
 int entry_sign(const identity_t *id, const Trib__CatalogEntry *e, uint8_t **out, size_t *len);
 
-/* A verified entry: the decoded outer and inner messages plus the body hash. */
+/* A verified entry: the decoded outer and inner messages plus the body hash. Free with entry_free
+ * only (both messages are decoded into one block, arena). */
 typedef struct {
     Trib__SignedEntry *signed_entry;
     Trib__CatalogEntry *entry;
     uint8_t hash[32];
+    void *arena;
 } entry_t;
 
 /* Decodes bytes as a SignedEntry, checks sizes (signer 32, signature 64, body and total under

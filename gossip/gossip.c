@@ -470,6 +470,14 @@ static void entry_accepted(void *ctx, const uint8_t *entry, size_t len)
     g->accepted_new = 1;
 }
 
+/* The entries a job of the intake worker stored, decoded: to the node's catalog follower. */
+static void entries_stored(void *ctx, const Trib__CatalogEntry *const *entries, size_t n)
+{
+    gossip_t *g = ctx;
+    if (g->o.on_stored)
+        g->o.on_stored(g->o.ctx, entries, n);
+}
+
 /* ------------------------------------------------------------------ snapshot */
 
 typedef struct {
@@ -1166,6 +1174,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
         goto fail;
     }
     repl_io_t rio = {.ctx = g, .send = repl_send, .peers = fanout_peers, .accepted = entry_accepted,
+                     .stored = entries_stored,
                      .now = repl_now, .answers_final = 1, .entry_ok = g->trust ? gossip__entry_ok : NULL,
                      .handover = g->trust ? handover : NULL, .answer_ok = gossip__answer_ok_catalog,
                      .answered = gossip__answered_catalog, .got_pushes = gossip__asker_got_pushes,

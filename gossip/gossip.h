@@ -61,6 +61,10 @@ typedef struct {
     struct fedlog *fedlog;          /* the federation log to replicate (gossip/fedlog.h), or NULL */
     /* Called on the loop thread when entries from peers were accepted (wake readers). */
     void (*on_catalog)(void *ctx);
+    /* Called on the intake worker thread with the entries from peers one durable commit stored,
+     * decoded, in the order stored (replicate.h's io.stored; borrowed for the call), before
+     * on_catalog. NULL: none. */
+    void (*on_stored)(void *ctx, const Trib__CatalogEntry *const *entries, size_t n);
     /* Chartered: called on the loop thread when the federation log holds a certificate it did not
      * at the last check (also once at start); must not block (node/rotate.c posts it elsewhere). */
     void (*on_certs)(void *ctx);

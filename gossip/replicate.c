@@ -981,6 +981,19 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
     return j;
 }
 
+/* Hands io.stored the entries the job's commit stored, in order. */
+static void tell_stored(replicate_t *r, repl_job_t *j)
+{
+    const Trib__CatalogEntry **es = malloc(j->nv * sizeof *es);
+    size_t n = 0;
+    for (size_t k = 0; es && k < j->nv; k++)
+        if (j->items[k].rc == 0)
+            es[n++] = j->v[k].entry;
+    if (n)
+        r->io.stored(r->io.ctx, es, n);
+    free(es);   /* out of memory: none told, the follower reads them back */
+}
+
 /* Verifies every entry of the frames (a large job on several threads: verify_many), then, in arrival
  * order on this thread, asks io.entry_ok and stores the verified ones of all of them in one write
  * transaction (each checked against the head the ones before it left). */
@@ -1025,6 +1038,8 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
     catalog_log_ignored_access(ignored);   /* grants: access entries kept but not indexed */
     j->verify_us = t1 - t0;
     j->store_us = mono_us() - t1;
+    if (j->nv && j->store_rc == 0 && r->io.stored)
+        tell_stored(r, j);
 }
 
 /* A `more` frame not followed: counted, logged at most once a second (with how many were not since). */
@@ -1083,6 +1098,7 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
             log_refusal(r, CAT_ERROR, j->fr[j->srcf[0]].from, j->store_err);
         }
     }
+    const char *marked = NULL;   /* the domain the last accepted entry marked active (same time) */
     for (size_t k = 0; k < j->nv && j->store_rc == 0; k++) {
         inframe_t *f = &j->fr[j->srcf[k]];
         const ProtobufCBinaryData *item = &f->msg->entries[j->src[k]];
@@ -1091,7 +1107,8 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
         r->stats.entries[res]++;
         if (res == CAT_ACCEPTED) {
             log_accepted(f->from, item);
-            mark_active(r, e->domain);
+            if (!marked || strcmp(marked, e->domain) != 0)
+                mark_active(r, marked = e->domain);
             f->ok[f->nok++] = *item;
             if (r->io.accepted)
                 r->io.accepted(r->io.ctx, item->data, item->len);

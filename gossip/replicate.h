@@ -35,6 +35,11 @@ typedef struct {
      * that runs repl_job_run; it counts and logs its own refusals (counted here too, in
      * entries_untrusted). from: the address of the peer that sent it. NULL: every verified entry may. */
     int (*entry_ok)(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32], const char *from);
+    /* The entries one job stored (accepted, new to this node), decoded, in the order stored: called
+     * on the thread that runs repl_job_run, after their durable commit, so a follower of the catalog
+     * can take them as they are instead of reading them back and decoding them again. Borrowed for
+     * the call. NULL: none told. */
+    void (*stored)(void *ctx, const Trib__CatalogEntry *const *entries, size_t n);
     /* Chartered mode: may a domain's log move from the key of its head to signer (a held key
      * hand-over)? store_append_t.handover; called inside the store's write transaction. */
     int (*handover)(void *ctx, const char *domain, const uint8_t *from, const uint8_t *to);

@@ -28,6 +28,7 @@
 #include "node/rotate.h"
 
 static void on_catalog(void *ctx) { node_notify(ctx); }
+static void on_stored(void *ctx, const Trib__CatalogEntry *const *e, size_t n) { policy_node_stored(ctx, e, n); }
 static void on_certs(void *ctx) { (void)ctx; rotate_post_certs(); }
 
 /* Chartered mode: the charter and this node's certificate, verified at start. */
@@ -152,7 +153,7 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
         .cert_len = c->charter[0] ? own_cert.len : 0, .seeds = seeds, .nseeds = (size_t)c->nseeds,
         .anti_entropy_ms = (uint32_t)c->anti_entropy_ms, .max_msg = (size_t)c->max_msg_kb << 10,
         .answer_rate = c->peer_answer_rate * (1 << 20),
-        .on_catalog = on_catalog, .on_certs = on_certs, .ctx = a, .fedlog = fedlog, .trust = trust,   /* one trust store */
+        .on_catalog = on_catalog, .on_stored = on_stored, .on_certs = on_certs, .ctx = a, .fedlog = fedlog, .trust = trust,   /* one trust store */
     };
     swim_config_default(&o.swim);
     o.swim.probe_interval_ms = (uint32_t)c->probe_interval_ms;

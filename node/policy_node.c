@@ -277,17 +277,13 @@ static int collect(void *ctx, uint64_t seq, const uint8_t *b, size_t len)
     return bt->n == SCAN_BATCH;
 }
 
-/* One accepted entry of domain at seq: updates the product's history and judges a manifest
- * with the set in force at the entry's time. */
-static void process_entry(struct policy_node *p, const char *domain, uint64_t seq, const uint8_t *bytes, size_t len)
+/* One accepted entry of domain at seq, decoded: updates the product's history and judges a
+ * manifest with the set in force at the entry's time. */
+static void process_decoded(struct policy_node *p, const char *domain, uint64_t seq, const Trib__CatalogEntry *ce)
 {
     const policy_set_t *ps = NULL;
     policy_info_t info = { 0 };
     uint64_t gen = 0;
-    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
-    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
-    if (!ce)
-        goto out;
     ps = policy_store_get_at(p->store, ce->time_ms, &info, &gen);   /* gen 0: no set ever, nothing judged */
     /* change is a oneof (a union): which member is set is change_case's to say. Other kinds of
      * entry are not product changes. */
@@ -367,6 +363,15 @@ static void process_entry(struct policy_node *p, const char *domain, uint64_t se
     }
 out:
     policy_store_put(p->store, ps);
+}
+
+/* The same, from the entry's stored bytes. */
+static void process_entry(struct policy_node *p, const char *domain, uint64_t seq, const uint8_t *bytes, size_t len)
+{
+    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
+    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(NULL, se->body.len, se->body.data) : NULL;
+    if (ce)
+        process_decoded(p, domain, seq, ce);
     if (ce)
         trib__catalog_entry__free_unpacked(ce, NULL);
     if (se)
@@ -445,6 +450,30 @@ static void catch_up(struct policy_node *p, const char *only)
         if (!only || strcmp(only, hs.v[i].domain) == 0)
             catch_up_domain(p, hs.v[i].domain, hs.v[i].head);
     free(hs.v);
+}
+
+void policy_node_stored(node_t *n, const Trib__CatalogEntry *const *entries, size_t k)
+{
+    struct policy_node *p = n ? n->policy : NULL;
+    if (!p || !p->started || atomic_load(&p->stop))
+        return;
+    if (pthread_mutex_trylock(&p->scan_mu) != 0)
+        return;   /* a catch-up is under way: it reads these too */
+    for (size_t i = 0; i < k && i < SCAN_BATCH; i++) {   /* a publish waits for one batch at most */
+        const Trib__CatalogEntry *e = entries[i];
+        pthread_mutex_lock(&p->mu);
+        cursor_t *c = cursor_locked(p, e->domain);
+        int next = c && c->seq + 1 == e->seq;   /* else the catch-up reads it, in its turn */
+        pthread_mutex_unlock(&p->mu);
+        if (!next)
+            continue;
+        process_decoded(p, e->domain, e->seq, e);
+        pthread_mutex_lock(&p->mu);
+        if ((c = cursor_locked(p, e->domain)) != NULL)
+            c->seq = e->seq;
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->scan_mu);
 }
 
 /* ================================================================ re-check on a new set */
@@ -544,6 +573,7 @@ static void *watch_main(void *arg)
         if (stale)
             recheck_all(p, gen);
         catch_up(p, NULL);
+        flush_index(p);   /* verdicts policy_node_stored made */
         pthread_mutex_lock(&n->mu);
         while (n->append_gen == seen && !n->stopping && !atomic_load(&p->stop) &&
                policy_store_generation(p->store) == gen) {

@@ -24,6 +24,11 @@
 int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, char *err, size_t errlen);
 /* Stops the thread and frees everything; accepts a node without policy. */
 void policy_node_stop(node_t *n);
+/* Entries from peers just stored durably, decoded, in the order stored (the gossip intake
+ * worker's, gossip.h on_stored): each one next in its domain's log after those the thread has
+ * followed is followed here (the first SCAN_BATCH), so the thread need not read it back and decode
+ * it again; the others are left to the thread. Does not wait: while a catch-up runs, all are. */
+void policy_node_stored(node_t *n, const Trib__CatalogEntry *const *entries, size_t k);
 
 /* The check at publish (owner node): NODE_OK (warnings, if any, in r->extra "warnings"), or
  * NODE_POLICY_VIOLATION with r->kind "policy_violation", r->detail and r->extra

@@ -329,9 +329,12 @@ int store__write(store_t *st, store_write_body body, void *ctx, char *err, size_
             continue;
         }
         store__search_post_reset(st);      /* what an aborted attempt queued */
+        store__search_gen_reset(st);
         rc = body(st, txn, ctx, err, errlen);
         if (rc == 0)
             rc = store__search_post_apply(st, txn, err, errlen);
+        if (rc == 0)
+            rc = store__search_gen_apply(st, txn, err, errlen);
         if (rc == 0) {
             atomic_fetch_add(&st->commits_started, 1);   /* before: see begin_snapshot */
             rc = mdb_txn_commit(txn);          /* frees txn, also on failure */
@@ -530,6 +533,7 @@ void store_close(store_t **sp)
     store_t *st = *sp;
     store__search_close(st);
     store__search_post_free(st);
+    store__search_gen_free(st);
     mdb_env_close(st->env);
     pthread_rwlock_destroy(&st->map_lock);
     free(st);

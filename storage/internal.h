@@ -34,6 +34,7 @@ struct store {
     uint64_t changes_filled;           /* change-log rows filled from the catalog at open (changes_fill.c) */
     int search_off;                    /* store_opts_t.no_search: index not maintained */
     struct search_post *post;          /* posting changes of the open write txn (search_post.c) */
+    struct search_written *written;    /* docids the open write txn indexed (search_gen.c) */
     /* Held shared by every transaction of this process, exclusively while the map is
      * resized: mdb_env_set_mapsize needs no transaction active in the process. */
     pthread_rwlock_t map_lock;
@@ -120,6 +121,12 @@ void store__search_close(store_t *st);
 int store__search_post_apply(store_t *st, MDB_txn *txn, char *err, size_t errlen);
 void store__search_post_reset(store_t *st);
 void store__search_post_free(store_t *st);
+/* The docids the write transaction's body indexed (search_gen.c, search__gen_note): apply bumps
+ * the generation once for all of them (store__write, after the postings, before the commit: 0,
+ * MDB_MAP_FULL or -1), reset forgets them (at every begin), free releases the list (store_close). */
+int store__search_gen_apply(store_t *st, MDB_txn *txn, char *err, size_t errlen);
+void store__search_gen_reset(store_t *st);
+void store__search_gen_free(store_t *st);
 
 /* ---- access index, inside the catalog append transaction (access.c): indexes entry e's
  * AccessChange by the rules of storage/access.h. 0, MDB_MAP_FULL or -1. */

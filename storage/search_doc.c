@@ -32,10 +32,14 @@ static int camel_break(const unsigned char *s, size_t i, size_t n)
     return is_up(s[i - 1]) && i + 1 < n && s[i + 1] >= 'a' && s[i + 1] <= 'z';
 }
 
+#define STOPWORD_MAX 4   /* the longest stopword's length: most words are longer, and never one */
+
 static int stopword(const char *w, size_t len)
 {
+    if (len > STOPWORD_MAX)
+        return 0;
     for (size_t i = 0; i < sizeof stopwords / sizeof *stopwords; i++)
-        if (strlen(stopwords[i]) == len && memcmp(stopwords[i], w, len) == 0)
+        if (stopwords[i][0] == w[0] && strlen(stopwords[i]) == len && memcmp(stopwords[i], w, len) == 0)
             return 1;
     return 0;
 }

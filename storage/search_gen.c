@@ -1,8 +1,8 @@
 /* storage/search_gen.c - the search index's generation and the log of what each one changed, so
  * the columns queries count from (search_cache.c) can follow writes product by product.
  *
- * Owns: meta "store.search.gen" (bumped by every transaction that writes the index, once per
- * product written or once per compliance batch), the search_delta log (generation -> the docids
+ * Owns: meta "store.search.gen" (bumped once by every transaction that writes the index, for
+ * all the products it wrote, or once per compliance batch), the search_delta log (generation -> the docids
  * its write changed, or "anything may have": in the same transaction as the bump), trimming that
  * log to its last DELTA_KEEP generations, and reading it back for a range of generations.
  * Must not: write anything but the generation and the log, or read the index itself. */
@@ -86,6 +86,61 @@ int search__gen_bump(store_t *st, MDB_txn *txn, const uint32_t *docids, size_t n
     if ((rc = mdb_put(txn, st->s_delta, &dk, &dv, 0)) != 0)
         return store__write_fail(st, err, errlen, "mdb_put(search_delta)", rc);
     return gen > DELTA_KEEP ? delta_trim(st, txn, gen - DELTA_KEEP, err, errlen) : 0;
+}
+
+/* ---------------------------------------------------------------- once per transaction */
+
+struct search_written {
+    uint32_t *v;
+    size_t n, cap;                 /* past DELTA_MAX: anything may have changed, none kept */
+};
+
+int search__gen_note(store_t *st, uint32_t docid, char *err, size_t errlen)
+{
+    struct search_written *w = st->written;
+    if (!w && !(w = st->written = calloc(1, sizeof *w))) {
+        store__err(err, errlen, "search: out of memory noting a write");
+        return -1;
+    }
+    if (w->n < DELTA_MAX && w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        uint32_t *v = realloc(w->v, cap * sizeof *v);
+        if (!v) {
+            store__err(err, errlen, "search: out of memory noting a write");
+            return -1;
+        }
+        w->v = v;
+        w->cap = cap;
+    }
+    if (w->n < DELTA_MAX)
+        w->v[w->n] = docid;
+    w->n++;
+    return 0;
+}
+
+int store__search_gen_apply(store_t *st, MDB_txn *txn, char *err, size_t errlen)
+{
+    struct search_written *w = st->written;
+    if (!w || w->n == 0)
+        return 0;
+    int rc = search__gen_bump(st, txn, w->n <= DELTA_MAX ? w->v : NULL, w->n, err, errlen);
+    w->n = 0;
+    return rc;
+}
+
+void store__search_gen_reset(store_t *st)
+{
+    if (st->written)
+        st->written->n = 0;
+}
+
+void store__search_gen_free(store_t *st)
+{
+    if (!st->written)
+        return;
+    free(st->written->v);
+    free(st->written);
+    st->written = NULL;
 }
 
 static int cmp_u32(const void *a, const void *b)

@@ -242,7 +242,7 @@ int store__search_put(store_t *st, MDB_txn *txn, const char *id, const Trib__Man
         return 0;
     uint32_t docid;
     int rc = put_product(st, txn, id, m, retired, &docid, err, errlen);
-    return rc ? rc : search__gen_bump(st, txn, &docid, 1, err, errlen);
+    return rc ? rc : search__gen_note(st, docid, err, errlen);
 }
 
 int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, size_t errlen)
@@ -285,7 +285,7 @@ int store__search_retire(store_t *st, MDB_txn *txn, const char *id, char *err, s
     }
     rc = doc_put(st, txn, docid, &b, err, errlen);
     free(b.b);
-    return rc ? rc : search__gen_bump(st, txn, &docid, 1, err, errlen);
+    return rc ? rc : search__gen_note(st, docid, err, errlen);
 }
 
 /* ================================================================ open and rebuild */

@@ -34,7 +34,7 @@
  *                                          changed, or 'a': anything may have (a rebuild, a batch
  *                                          of over 1,024); the last 1,024 generations are kept
  *   meta "store.search.gen"            -> u64 BE, bumped by every transaction that writes the index
- *                                          (once per product it writes)
+ *                                          (once, for all the products it writes)
  * A query allocates one small slot per docid (8 bytes: 0.8 MB at 100k products) and a hit
  * bitmap, walks the postings of its words and filters, and ranks. Facet counts, and the id
  * order of tied hits, come from the columns of the index's generation (search_cache.c): each
@@ -168,6 +168,9 @@ int search__gen_get(store_t *st, MDB_txn *txn, uint64_t *gen, char *err, size_t 
 /* Bumps it in a write transaction that changes the index, logging the n docids the write
  * changed (docids NULL: anything may have, as after a rebuild). 0, MDB_MAP_FULL or -1. */
 int search__gen_bump(store_t *st, MDB_txn *txn, const uint32_t *docids, size_t n, char *err, size_t errlen);
+/* Notes that the open write transaction indexed docid: its generation is bumped once, for all
+ * it noted, before it commits (store__search_gen_apply). 0, or -1 out of memory. */
+int search__gen_note(store_t *st, uint32_t docid, char *err, size_t errlen);
 /* The docids generations (from, to] changed, as txn's snapshot logs them: sorted, unique, in a
  * malloc'd *out. 0; 1 when the log cannot say (a generation missing or trimmed, one that says
  * anything may have changed, more than max docids); -1 with err. */

@@ -298,6 +298,7 @@ Test(search, tokenizer_table)
         { "", "", 0 },
         { "Café crème", "café crème", 2 },
         { "payments/settled-transactions", "payments settled transactions", 3 },
+        { "That THIS with from, these froms", "these froms", 2 },   /* the longest stopwords */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char out[256];
