@@ -211,7 +211,7 @@ static void unescape(const char *in, size_t len, hf_buf_t *out)
     }
 }
 
-/* Whether path (decoded) matches pattern: {x} one non-empty segment, a trailing '/' ignored. */
+/* Whether path (decoded) matches pattern: {x} one non-empty segment; a trailing '/' is no match. */
 static int matches(const char *pattern, const char *path)
 {
     const char *p = pattern, *u = path;
@@ -227,7 +227,7 @@ static int matches(const char *pattern, const char *path)
         if (*p++ != *u++)
             return 0;
     }
-    return !*u || !strcmp(u, "/");
+    return !*u;
 }
 
 /* The route a request is for, from its method and decoded path: the row, or NULL with *known

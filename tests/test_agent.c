@@ -353,6 +353,16 @@ Test(agent, bad_input_at_every_endpoint)
     expect_error(&n, "GET", "/v1/products/payments/nope", NULL, NULL, 0, 404, "payments/nope");
     expect_error(&n, "GET", "/v1/products/Payments/x_y", NULL, NULL, 0, 400, "not a product id");
     expect_error(&n, "GET", "/v1/nothing", NULL, NULL, 0, 404, "no route");
+    /* one rule for the route table: no path takes a trailing '/' (/metrics/ answered the metrics,
+     * /v1/status/ the status, /app.js/ was a 404): a 404 naming the route without it */
+    expect_error(&n, "GET", "/metrics/", NULL, NULL, 0, 404, "no route GET /metrics/; paths take no trailing '/': "
+                 "the route is /metrics (GET, HEAD)");
+    expect_error(&n, "GET", "/v1/status/", NULL, NULL, 0, 404, "the route is /v1/status (GET, HEAD)");
+    expect_error(&n, "POST", "/v1/tokens/", "application/json", "{}", 2, 404, "the route is /v1/tokens (POST)");
+    expect_error(&n, "GET", "/v1/products/payments/nope/history/", NULL, NULL, 0, 404,
+                 "the route is /v1/products/payments/nope/history (GET, HEAD)");
+    expect_error(&n, "GET", "/app.js/", NULL, NULL, 0, 404, "the route is /app.js (GET, HEAD)");
+    expect_error(&n, "GET", "/v1/nothing/", NULL, NULL, 0, 404, "no route GET /v1/nothing/; see docs/http-api.md");
     expect_error(&n, "PATCH", P, NULL, NULL, 0, 405, "allowed");
     expect_error(&n, "GET", "/v1/products?status=gone", NULL, NULL, 0, 400, "status");
     expect_error(&n, "POST", "/v1/products/payments/nope/records", "application/x-ndjson", "{}\n", 3, 404,
