@@ -410,11 +410,6 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
                  c->http_advertise);
         return 2;
     }
-    if (c->http_advertise[0] && config_addr_wildcard(c->http_advertise)) {
-        snprintf(err, errlen, "http_advertise: '%s' is a wildcard, which no client can dial: give the name or "
-                 "address clients and other nodes reach this node's HTTP at", c->http_advertise);
-        return 2;
-    }
     size_t ll = strlen(c->link_listen);   /* port 0: a free one */
     if (c->link_listen[0] && strcmp(c->link_listen, "off") != 0 &&
         config_split_addr(c->link_listen, host, sizeof host, &port) < 0 &&

@@ -1584,11 +1584,12 @@ int http_start(node_t *a, char *err, size_t errlen)
         log_warn("HTTP on %s is plain HTTP beyond loopback: bearer tokens sent to it can be read on the way "
                  "(serve it with --tls-cert/--tls-key, or on loopback behind a TLS proxy)",
                  a->cfg.http);
-    if (!a->cfg.http_advertise[0] && config_addr_wildcard(a->cfg.http))
-        log_warn("HTTP on %s is a wildcard address, and it is what this node advertises: other nodes list it in "
-                 "their members and cannot send readers of this domain's products here (a wildcard is never "
-                 "redirected to); set --http-advertise HOST:PORT, the address clients and other nodes reach this "
-                 "node's HTTP at", a->cfg.http);
+    const char *shown = a->cfg.http_advertise[0] ? a->cfg.http_advertise : a->cfg.http;
+    if (config_addr_wildcard(shown))   /* said once: http_start runs once per process */
+        log_warn("HTTP advertised as %s is a wildcard address: other nodes list it in their members and cannot "
+                 "send readers of this domain's products here (a wildcard is never redirected to); set "
+                 "--http-advertise HOST:PORT, the address clients and other nodes reach this node's HTTP at",
+                 shown);
     log_info("HTTP: %d threads (and %d for writes, %d queued at most), at most %u connections, %u per address, "
              "idle ones closed after %d s", HTTP_POOL, ops ? workers : 0, ops ? (int)queued : 0, conns, per_ip,
              HTTP_IDLE_S);
