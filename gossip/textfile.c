@@ -1,7 +1,9 @@
 /* gossip/textfile.c - a small file read whole, bounded (textfile.h).
  *
  * Owns: the wording of the errors, and the bound: never more than max + 1 bytes are read or held,
- * whatever the file claims to be (a FIFO, a file growing meanwhile).
+ * whatever the file claims to be (a file growing meanwhile); a path that is not a regular file (a
+ * FIFO, which could keep a reader waiting forever, a device, a socket) is refused, not read:
+ * stdin ('-', textfile_read_stream) is the way to pipe a file in.
  * Must not: print, or keep anything open. */
 #include "gossip/textfile.h"
 
@@ -70,22 +72,54 @@ char *textfile_read_stream(FILE *f, const char *name, const char *what, size_t m
     return buf;
 }
 
-char *textfile_read(const char *path, const char *what, size_t max, size_t *len, char *err, size_t errlen)
+/* "a named pipe", "a socket", ...: what st is, for the refusal of a file that is not regular */
+static const char *kind_words(mode_t m)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return S_ISFIFO(m) ? "a named pipe" : S_ISSOCK(m) ? "a socket" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : "not a file";
+}
+
+int textfile_open(const char *path, int streams_too, char *err, size_t errlen)
+{
+    /* O_NONBLOCK: opening a FIFO without a writer must not wait for one (refused just below);
+     * a stream the caller takes is opened as it always was, waiting for its writer */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (streams_too ? 0 : O_NONBLOCK));
     if (fd < 0) {
         if (errno == ENOENT)
             snprintf(err, errlen, "%s: no such file", path);
         else
             snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
+        return -1;
     }
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "%s: is a directory, not a file", path);
         close(fd);
-        return NULL;
+        return -1;
     }
+    if (!streams_too && !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file (%s)", path, kind_words(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    if (!streams_too && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+char *textfile_read(const char *path, const char *what, size_t max, size_t *len, char *err, size_t errlen)
+{
+    int fd = textfile_open(path, 0, err, errlen);
+    if (fd < 0)
+        return NULL;
     FILE *f = fdopen(fd, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));

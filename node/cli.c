@@ -134,7 +134,8 @@ static const cli_cmd_t commands[] = {
     { "put", "ID [FILE.ndjson|-] [--json]",
       "append records (NDJSON) to a product",
       "Appends the records in FILE (one JSON object per line; stdin when FILE is '-' or\n"
-      "absent) to product ID, all or nothing, and prints the seqs they were given.",
+      "absent; a named pipe streams alike) to product ID, all or nothing, and prints the seqs they\n"
+      "were given.",
       { OPT_JSON }, 1, 2,
       "trib put payments/settled-transactions batch.ndjson", run_put },
     { "get", "ID [--from SEQ] [--limit N] [--relay]",
@@ -620,9 +621,15 @@ static int run_put(cli_ctx_t *c)
         return rc;
     const char *file = c->npos > 1 ? c->pos[1] : "-";
     int is_stdin = strcmp(file, "-") == 0;
-    FILE *f = is_stdin ? stdin : fopen(file, "rb");
-    if (!f)
-        return cli_fail(c, "cannot open %s: %s", file, strerror(errno));
+    char err[600];
+    int fd = is_stdin ? -1 : textfile_open(file, 1, err, sizeof err);   /* a FIFO streams, as stdin */
+    if (!is_stdin && fd < 0)
+        return cli_fail(c, "%s", err);
+    FILE *f = is_stdin ? stdin : fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return cli_fail(c, "%s: cannot read: %s", file, strerror(errno));
+    }
     struct stat sb;
     long long size = -1;
     if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode))

@@ -58,7 +58,8 @@ static const acmd_t commands[] = {
       "ask the owner of product ID for access, through your home node",
       "Signs an access request for product ID into your home domain's log (the node you ask must be\n"
       "your token's domain's node); it reaches the owner by gossip. --fields narrows what you ask for\n"
-      "to those fields of the product's schema; --days is how long (default 30).",
+      "to those fields of the product's schema; --days is how long (default 30). Asking again the\n"
+      "same (fields, days, purpose) while the first still waits answers with the first request.",
       1, { { "purpose", "TEXT", 0, "what the data is for (required)" },
            { "fields", "A,B", 0, "only these fields (default: all)" },
            { "days", "N", 0, "for N days (1 to 366, default 30)" }, COMMON },
@@ -368,7 +369,14 @@ static int run_request(actx_t *c)
     }
     json_t *j = NULL;
     int rc = call(c, "POST", "/v1/access/requests", NULL, body, &j);
-    return rc ? rc : print_one(c, j);
+    if (rc)
+        return rc;
+    if (json_is_true(json_object_get(j, "existing")) && !opt(c, "json")) {
+        fputs("trib: access request: you asked for this already: request ", c->err);
+        put_clean(c->err, str(j, "id"), 64);
+        fputs(" waits for the owner's decision; no second request was made\n", c->err);
+    }
+    return print_one(c, j);
 }
 
 static int run_pending(actx_t *c)

@@ -132,6 +132,24 @@ int config_addr_loopback(const char *addr)
            (IN6_IS_ADDR_LOOPBACK(&a) || (IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127));
 }
 
+int config_addr_wildcard(const char *addr)
+{
+    char host[128];
+    int port;
+    if (config_split_addr(addr, host, sizeof host, &port) < 0)
+        return 0;
+    if (!strcmp(host, "0.0.0.0"))
+        return 1;
+    size_t l = strlen(host);
+    struct in6_addr a;
+    char v6[INET6_ADDRSTRLEN];
+    if (host[0] != '[' || l < 3 || l - 2 >= INET6_ADDRSTRLEN)
+        return 0;
+    memcpy(v6, host + 1, l - 2);
+    v6[l - 2] = '\0';
+    return inet_pton(AF_INET6, v6, &a) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a);   /* [::] in any spelling */
+}
+
 static const option_t *find(const char *name)
 {
     for (size_t i = 0; i < NOPTS; i++) {

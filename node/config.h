@@ -55,5 +55,8 @@ int config_split_addr(const char *addr, char *host, size_t hostlen, int *port);
 /* 1 when addr's host is a loopback address (127.x.y.z, localhost, [::1] in any spelling, an IPv4
  * loopback address mapped to IPv6 as [::ffff:127.0.0.1]). */
 int config_addr_loopback(const char *addr);
+/* 1 when addr's host is a wildcard (0.0.0.0, [::] in any spelling): an address to listen on that no
+ * client or peer can dial. */
+int config_addr_wildcard(const char *addr);
 
 #endif

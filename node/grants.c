@@ -28,6 +28,9 @@
 /* Decisions on this node run one at a time: "not decided yet" is checked and the decision signed
  * under this lock, so two concurrent grants of one request cannot both be answered as made. */
 static pthread_mutex_t decide_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Requests on this node run one at a time: "no such request pending yet" is checked and the
+ * request signed under this lock, so a double click cannot sign two of the same request. */
+static pthread_mutex_t request_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void fail(grants_result_t *r, unsigned status, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -218,6 +221,45 @@ static int in_schema(const Trib__Manifest *m, const char *name)
     return 0;
 }
 
+/* 1 when every name of x (n names) is among y's n names. */
+static int names_within(char **x, char **y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < n && strcmp(x[i], y[k]) != 0)
+            k++;
+        if (k == n)
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    node_t *n;
+    const Trib__AccessChange *a;   /* the request asked now */
+    json_t *found;                 /* the same request, pending, as request_json has it */
+} same_ctx;
+
+/* Stops at a request of the same subject, product, fields (in any order), days and purpose as c->a
+ * that is not decided yet (on this node's replica). */
+static int same_pending_cb(void *vctx, const Trib__AccessRow *row)
+{
+    same_ctx *c = vctx;
+    const Trib__AccessChange *o = row->change, *a = c->a;
+    if (strcmp(o->subject, a->subject) != 0 || strcmp(o->product_id, a->product_id) != 0 || o->days != a->days ||
+        strcmp(o->purpose ? o->purpose : "", a->purpose) != 0 || o->n_fields != a->n_fields ||
+        !names_within(a->fields, o->fields, a->n_fields) || !names_within(o->fields, a->fields, a->n_fields))
+        return 0;
+    Trib__AccessRow *d = NULL;
+    if (store_access_get(c->n->st, "d", o->request_id, &d) != STORE_NOTFOUND) {
+        if (d)
+            trib__access_row__free_unpacked(d, NULL);
+        return 0;   /* decided (or unreadable: then a new request is no worse than before) */
+    }
+    c->found = request_json(c->n, row, clock_wall_ms());
+    return c->found != NULL;
+}
+
 void grants_request(node_t *n, const grants_caller_t *who, const char *body, size_t len, grants_result_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -339,7 +381,25 @@ void grants_request(node_t *n, const grants_caller_t *who, const char *body, siz
         fail(r, 400, "bad_request", "%s", why);
         goto out;
     }
-    if (publish(n, &a, r) != 0)
+    /* the same request asked again while the first waits for the owner (a double click, a script
+     * run twice) is answered with the first: one request for the owner to decide, not two */
+    pthread_mutex_lock(&request_mu);
+    same_ctx same = {.n = n, .a = &a};
+    if (store_access_scan(n->st, "r", same_pending_cb, &same) != 0) {
+        pthread_mutex_unlock(&request_mu);
+        fail(r, 500, "storage", "reading the access index failed: %s", store_last_error());
+        goto out;
+    }
+    if (same.found) {
+        pthread_mutex_unlock(&request_mu);
+        json_object_set_new(same.found, "existing", json_true());
+        r->body = same.found;
+        r->status = 200;
+        goto out;
+    }
+    int signed_ok = publish(n, &a, r) == 0;
+    pthread_mutex_unlock(&request_mu);
+    if (!signed_ok)
         goto out;
     log_info("access request %s by %s for %s (token %s)", rid, who->subject, pid, who->token_id);
     Trib__AccessRow *row = NULL;

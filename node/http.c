@@ -1134,8 +1134,9 @@ static enum MHD_Result h_metrics(call_t *k)
     return send_body(k->c, R_METRICS, 200, "text/plain; version=0.0.4", buf, len);
 }
 
-/* Matches url against pattern, copying {domain} and {name} into k. A trailing '/' is ignored (the
- * API's paths; route_find matches the web UI's files exactly). */
+/* Matches url against pattern exactly, copying {domain} and {name} into k. One rule for the whole
+ * table: a path takes no trailing '/' (/metrics/, /v1/status/ and /app.js/ are no routes; dispatch
+ * answers them 404 naming the route without it). */
 static int match(const char *pattern, const char *url, call_t *k)
 {
     const char *p = pattern, *u = url;
@@ -1159,7 +1160,7 @@ static int match(const char *pattern, const char *url, call_t *k)
         if (*p++ != *u++)
             return 0;
     }
-    return !*u || !strcmp(u, "/");
+    return !*u;
 }
 
 /* The row for method and url, or NULL; *path_known when another method's row has this path,
@@ -1172,8 +1173,7 @@ static const route_row_t *route_find(const char *method, const char *url, call_t
     allow[0] = '\0';
     int head = !strcmp(method, "HEAD");
     for (size_t i = 0; i < NROUTES; i++) {
-        /* a web UI file has no directory form: /app.js/ is an unknown path, as /nope.js is */
-        if (routes[i].id == R_WEB ? strcmp(routes[i].pattern, url) != 0 : !match(routes[i].pattern, url, k))
+        if (!match(routes[i].pattern, url, k))
             continue;
         if (!*path_known)
             *path_route = routes[i].id;
@@ -1233,6 +1233,28 @@ static int allowed(call_t *k, right_t right, auth_err_t *e)
     return 0;
 }
 
+/* The 404 of a path no row has. A known path written with a trailing '/' (/metrics/) is named
+ * without it, with the methods it takes: the one rule of the table, told where it bites. */
+static enum MHD_Result no_route(node_t *a, struct MHD_Connection *c, const char *method, const char *url)
+{
+    size_t len = strlen(url);
+    if (len > 1 && url[len - 1] == '/' && len < 8192) {
+        char *bare = strndup(url, len - 1), allow[64];
+        call_t k = {.n = a, .c = c, .method = method, .url = bare};
+        int known = 0;
+        route_t r = R_OTHER;
+        if (bare && (route_find(method, bare, &k, &known, &r, allow, sizeof allow) || known)) {
+            enum MHD_Result ret = send_error(c, R_OTHER, 404, "not_found", "no route %s %.600s; paths take no "
+                                             "trailing '/': the route is %.600s (%s); see docs/http-api.md",
+                                             method, url, bare, allow);
+            free(bare);
+            return ret;
+        }
+        free(bare);
+    }
+    return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
+}
+
 static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char *url, const char *method,
                                 request_t *req)
 {
@@ -1274,7 +1296,7 @@ static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char 
         return ret;
     }
     if (!row)
-        return send_error(c, R_OTHER, 404, "not_found", "no route %s %s; see docs/http-api.md", method, url);
+        return no_route(a, c, method, url);
     if (strstr(row->pattern, "{domain}")) {
         if (!store_valid_name(k.domain, strlen(k.domain)) || !store_valid_name(k.name, strlen(k.name)))
             return send_error(c, row->id, 400, "bad_id",
@@ -1562,6 +1584,12 @@ int http_start(node_t *a, char *err, size_t errlen)
         log_warn("HTTP on %s is plain HTTP beyond loopback: bearer tokens sent to it can be read on the way "
                  "(serve it with --tls-cert/--tls-key, or on loopback behind a TLS proxy)",
                  a->cfg.http);
+    const char *shown = a->cfg.http_advertise[0] ? a->cfg.http_advertise : a->cfg.http;
+    if (config_addr_wildcard(shown))   /* said once: http_start runs once per process */
+        log_warn("HTTP advertised as %s is a wildcard address: other nodes list it in their members and cannot "
+                 "send readers of this domain's products here (a wildcard is never redirected to); set "
+                 "--http-advertise HOST:PORT, the address clients and other nodes reach this node's HTTP at",
+                 shown);
     log_info("HTTP: %d threads (and %d for writes, %d queued at most), at most %u connections, %u per address, "
              "idle ones closed after %d s", HTTP_POOL, ops ? workers : 0, ops ? (int)queued : 0, conns, per_ip,
              HTTP_IDLE_S);

@@ -159,7 +159,7 @@ static int usable(const char *addr, int *loopback)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               strchr(".-:[]", *p)))
             return 0;
-    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]") || !strcmp(host, "[0:0:0:0:0:0:0:0]"))
+    if (config_addr_wildcard(addr))
         return 0;
     *loopback = config_addr_loopback(addr);
     return 1;

@@ -53,9 +53,11 @@
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "gossip/prom.h"
+#include "gossip/textfile.h"
 #include "node/auth.h"
 
 #define ROTATE_MAX_OVERLAP_S (90LL * 24 * 3600)
+#define ROTATE_PENDING_MAX 4096   /* ROTATE_PENDING_FILE is {"overlap_s": N}: a few bytes */
 #define STAGED_CERT_FILE ROTATE_NEXT_CERT_FILE ".new"   /* the new key's certificate, before the commit */
 #define NEXT_TOKEN_FILE "admin.token.next"               /* the new key's admin token, before the commit */
 #define RETRY_MARGIN_MS 200                              /* past the moment a certificate becomes valid */
@@ -146,9 +148,20 @@ static void remove_file(const char *dir, const char *name)
  * default. */
 static json_int_t pending_overlap_s(const char *dir)
 {
-    char path[540];
+    char path[540], e[700];
     path_of(path, sizeof path, dir, ROTATE_PENDING_FILE);
-    json_t *j = json_load_file(path, 0, NULL);
+    struct stat sb;
+    if (lstat(path, &sb) != 0 && errno == ENOENT)
+        return ROTATE_DEFAULT_OVERLAP_MS / 1000;   /* no overlap asked for */
+    size_t len = 0;
+    char *text = textfile_read(path, "a pending rotation's overlap file", ROTATE_PENDING_MAX, &len, e, sizeof e);
+    json_error_t je;
+    json_t *j = text ? json_loadb(text, len, 0, &je) : NULL;
+    if (!text)
+        log_warn("rotate: %s: the default overlap is used", e);
+    else if (!j)
+        log_warn("rotate: %s: not JSON (%s, line %d): the default overlap is used", path, je.text, je.line);
+    free(text);
     json_t *o = json_object_get(j, "overlap_s");
     json_int_t v = json_is_integer(o) ? json_integer_value(o) : -1;
     json_decref(j);

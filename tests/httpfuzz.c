@@ -160,7 +160,7 @@ static const hf_route_t routes[] = {
     {"GET", "/v1/whoami", "whoami", "200 401", B_NONE, Q_NONE, 0, 0},
     {"POST", "/v1/tokens", "tokens", "201 400 401 403 413", B_TOKEN, Q_NONE, 0, 0},
     {"POST", "/v1/tokens/revoke", "tokens_revoke", "200 400 401 403 404 409 413", B_REVOKE, Q_NONE, 0, 0},
-    {"POST", "/v1/access/requests", "access_request", "201 400 401 403 404 409 413 503", B_ACCESS, Q_NONE, 0, 1},
+    {"POST", "/v1/access/requests", "access_request", "200 201 400 401 403 404 409 413 503", B_ACCESS, Q_NONE, 0, 1},
     {"GET", "/v1/access/requests", "access_list", "200 400 401 403", B_NONE, Q_STATE, 0, 1},
     {"POST", "/v1/access/requests/{id}/grant", "access_grant", "200 400 401 403 404 409 413 503", B_DAYS, Q_NONE, 0, 1},
     {"POST", "/v1/access/requests/{id}/deny", "access_deny", "200 400 401 403 404 409 413 503", B_REASON, Q_NONE, 0, 1},
@@ -211,7 +211,7 @@ static void unescape(const char *in, size_t len, hf_buf_t *out)
     }
 }
 
-/* Whether path (decoded) matches pattern: {x} one non-empty segment, a trailing '/' ignored. */
+/* Whether path (decoded) matches pattern: {x} one non-empty segment; a trailing '/' is no match. */
 static int matches(const char *pattern, const char *path)
 {
     const char *p = pattern, *u = path;
@@ -227,7 +227,7 @@ static int matches(const char *pattern, const char *path)
         if (*p++ != *u++)
             return 0;
     }
-    return !*u || !strcmp(u, "/");
+    return !*u;
 }
 
 /* The route a request is for, from its method and decoded path: the row, or NULL with *known

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -537,9 +538,9 @@ Test(index, random_request_bodies, .init = ix_setup, .fini = ix_teardown)
             grants_revoke(&n, &who, GR1, body, len, &r);
         else
             grants_request(&n, &who, body, (x >> 9) % (len + 1), &r);   /* truncated */
-        cr_assert(r.status == 201 || r.status == 400 || r.status == 403 || r.status == 404 || r.status == 409,
-                  "op %d on %.*s: %u %s", op, (int)len, body, r.status, r.detail);
-        if (r.status == 201) {
+        cr_assert(r.status == 201 || r.status == 200 || r.status == 400 || r.status == 403 || r.status == 404 ||
+                  r.status == 409, "op %d on %.*s: %u %s", op, (int)len, body, r.status, r.detail);
+        if (r.status == 201 || r.status == 200) {   /* 200: the same request, still pending, asked again */
             created++;
             cr_assert(json_is_string(json_object_get(r.body, "id")));
             cr_assert_str_eq(json_string_value(json_object_get(r.body, "state")), "requested");
@@ -969,6 +970,118 @@ Test(flow, a_request_for_a_product_that_needs_no_grant_is_refused, .fini = h_cle
     cr_expect_eq(json_array_size(mine), 0, "a refused request was signed");
     json_decref(mine);
     free(maria);
+}
+
+/* The same request asked again while the first waits (a double click, `trib access request` run
+ * twice) is answered 200 with the first, `"existing": true`, and signs nothing: the owner has one
+ * request to decide. Before, each was a new pending request (201, another id). Asked at once by
+ * several clients, one is signed. Other fields, or the first decided, make a new request. */
+typedef struct {
+    const char *url, *token, *body;
+    long status;
+    char id[64];
+} ask_t;
+
+static void *ask_thread(void *v)
+{
+    ask_t *a = v;
+    h_resp_t r;
+    if (h_http_token("POST", a->url, "application/json", a->body, strlen(a->body), a->token, &r) == 0) {
+        a->status = r.status;
+        json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+        snprintf(a->id, sizeof a->id, "%s", jstr(j, "id"));
+        json_decref(j);
+    }
+    h_resp_free(&r);
+    return NULL;
+}
+
+static size_t count_requests(h_node_t *n, const char *token, const char *path)
+{
+    long st = 0;
+    json_t *j = call("GET", n, path, token, NULL, &st);
+    cr_assert_eq(st, 200, "GET %s: %ld", path, st);
+    size_t k = json_array_size(j);
+    json_decref(j);
+    return k;
+}
+
+Test(flow, the_same_request_asked_again_is_answered_with_the_first, .fini = h_cleanup_all, .timeout = 180)
+{
+    payments_and_growth();
+    char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
+    const char *ask = "{\"product\":\"payments/settled\",\"purpose\":\"churn model\","
+                      "\"fields\":[\"txn_id\",\"amount_minor\"],\"days\":30}";
+    long st = 0;
+    json_t *first = call("POST", &B, "/v1/access/requests", alice, ask, &st);
+    cr_assert_eq(st, 201, "request: %ld %s", st, jstr(first, "detail"));
+    char rid[64];
+    snprintf(rid, sizeof rid, "%s", jstr(first, "id"));
+    cr_assert(!json_object_get(first, "existing"), "a new request is not marked existing");
+    json_decref(first);
+
+    /* again, the fields in another order: the first, not a second row */
+    const char *again = "{\"product\":\"payments/settled\",\"purpose\":\"churn model\","
+                        "\"fields\":[\"amount_minor\",\"txn_id\"],\"days\":30}";
+    json_t *j = call("POST", &B, "/v1/access/requests", alice, again, &st);
+    cr_assert_eq(st, 200, "the same request again: %ld %s (expected 200 with the first)", st, jstr(j, "detail"));
+    cr_assert_str_eq(jstr(j, "id"), rid, "the same request again got another id");
+    cr_assert(json_is_true(json_object_get(j, "existing")), "the answer does not say it is the first request");
+    cr_assert_str_eq(jstr(j, "state"), "requested");
+    json_decref(j);
+
+    /* several clients at once: still the one request */
+    pthread_t t[4];
+    ask_t a[4];
+    char url[300];
+    snprintf(url, sizeof url, "%s/v1/access/requests", B.url);
+    for (int i = 0; i < 4; i++) {
+        a[i] = (ask_t){.url = url, .token = alice, .body = ask};
+        cr_assert_eq(pthread_create(&t[i], NULL, ask_thread, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(a[i].status, 200, "concurrent request %d: %ld", i, a[i].status);
+        cr_assert_str_eq(a[i].id, rid, "concurrent request %d got another id", i);
+    }
+
+    /* the CLI run twice says so */
+    char *out = NULL, *errout = NULL;
+    int rc = h_trib(&B, NULL, &out, &errout, "access", "request", "payments/settled", "--purpose", "churn model",
+                    "--fields", "txn_id,amount_minor", "--token", alice, NULL);
+    cr_assert_eq(rc, 0, "trib access request again: %s", errout);
+    cr_assert(strstr(out, rid), "the CLI does not show the first request: %s", out);
+    cr_assert(strstr(errout, "you asked for this already") && strstr(errout, rid), "the CLI does not say so: %s",
+              errout);
+    free(out);
+    free(errout);
+
+    cr_assert_eq(count_requests(&B, alice, "/v1/access/mine"), 1, "alice holds more than one request");
+    seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed request %s as pending", rid);
+
+    /* other fields are another request */
+    j = call("POST", &B, "/v1/access/requests", alice,
+             "{\"product\":\"payments/settled\",\"purpose\":\"churn model\",\"fields\":[\"txn_id\"],\"days\":30}", &st);
+    cr_assert_eq(st, 201, "a request for other fields: %ld %s", st, jstr(j, "detail"));
+    cr_assert_str_neq(jstr(j, "id"), rid);
+    json_decref(j);
+
+    /* once the first is decided (and its decision is on growth), asking again is a new request */
+    char path[256];
+    snprintf(path, sizeof path, "/v1/access/requests/%s/deny", rid);
+    j = call("POST", &A, path, padmin, "{\"reason\":\"use the aggregate\"}", &st);
+    cr_assert_eq(st, 200, "deny: %ld %s", st, jstr(j, "detail"));
+    json_decref(j);
+    seen_t denied = {&B, "/v1/access/mine", alice, rid, "denied"};
+    cr_assert(h_wait(sees, &denied, 20000), "growth never saw request %s denied", rid);
+    j = call("POST", &B, "/v1/access/requests", alice, ask, &st);
+    cr_assert_eq(st, 201, "asked again after a denial: %ld %s", st, jstr(j, "detail"));
+    cr_assert_str_neq(jstr(j, "id"), rid);
+    json_decref(j);
+    free(alice);
+    free(padmin);
 }
 
 /* The owner's audit log holds every decision on its confidential data, whichever node the consumer

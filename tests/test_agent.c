@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -353,6 +355,16 @@ Test(agent, bad_input_at_every_endpoint)
     expect_error(&n, "GET", "/v1/products/payments/nope", NULL, NULL, 0, 404, "payments/nope");
     expect_error(&n, "GET", "/v1/products/Payments/x_y", NULL, NULL, 0, 400, "not a product id");
     expect_error(&n, "GET", "/v1/nothing", NULL, NULL, 0, 404, "no route");
+    /* one rule for the route table: no path takes a trailing '/' (/metrics/ answered the metrics,
+     * /v1/status/ the status, /app.js/ was a 404): a 404 naming the route without it */
+    expect_error(&n, "GET", "/metrics/", NULL, NULL, 0, 404, "no route GET /metrics/; paths take no trailing '/': "
+                 "the route is /metrics (GET, HEAD)");
+    expect_error(&n, "GET", "/v1/status/", NULL, NULL, 0, 404, "the route is /v1/status (GET, HEAD)");
+    expect_error(&n, "POST", "/v1/tokens/", "application/json", "{}", 2, 404, "the route is /v1/tokens (POST)");
+    expect_error(&n, "GET", "/v1/products/payments/nope/history/", NULL, NULL, 0, 404,
+                 "the route is /v1/products/payments/nope/history (GET, HEAD)");
+    expect_error(&n, "GET", "/app.js/", NULL, NULL, 0, 404, "the route is /app.js (GET, HEAD)");
+    expect_error(&n, "GET", "/v1/nothing/", NULL, NULL, 0, 404, "no route GET /v1/nothing/; see docs/http-api.md");
     expect_error(&n, "PATCH", P, NULL, NULL, 0, 405, "allowed");
     expect_error(&n, "GET", "/v1/products?status=gone", NULL, NULL, 0, 400, "status");
     expect_error(&n, "POST", "/v1/products/payments/nope/records", "application/x-ndjson", "{}\n", 3, 404,
@@ -636,8 +648,12 @@ Test(agent, route_table_gives_405_with_allow_404_and_route_metrics)
     char allow[128];
     cr_assert_eq(allow_of(&n, "PATCH", "/v1/products/payments/x", allow), 405);
     cr_assert_str_eq(allow, "GET, HEAD, PUT, DELETE");
-    cr_assert_eq(allow_of(&n, "PUT", "/v1/products/payments/x/records/", allow), 405);
+    cr_assert_eq(allow_of(&n, "PUT", "/v1/products/payments/x/records", allow), 405);
     cr_assert_str_eq(allow, "POST, GET");
+    /* no path takes a trailing '/': a 404 naming the route, not a 405 of it */
+    cr_assert_eq(allow_of(&n, "PUT", "/v1/products/payments/x/records/", allow), 404);
+    expect_error(&n, "PUT", "/v1/products/payments/x/records/", NULL, NULL, 0, 404,
+                 "the route is /v1/products/payments/x/records (POST, GET)");
     cr_assert_eq(allow_of(&n, "POST", "/v1/status", allow), 405);
     cr_assert_str_eq(allow, "GET, HEAD");
     cr_assert_eq(allow_of(&n, "GET", "/v1/products/payments/x/y/z", allow), 404);
@@ -652,7 +668,7 @@ Test(agent, route_table_gives_405_with_allow_404_and_route_metrics)
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"product_get\",status=\"405\"} 1"), "%s", r.body);
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"records_post\",status=\"405\"} 1"), "%s", r.body);
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"metrics\",status=\"405\"} 1"), "%s", r.body);
-    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"other\",status=\"404\"} 2"), "%s", r.body);
+    cr_assert(strstr(r.body, "trib_http_requests_total{route=\"other\",status=\"404\"} 4"), "%s", r.body);   /* 2 with '/' */
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"product_get\",status=\"404\"} 1"), "%s", r.body);
     h_resp_free(&r);
     /* HEAD is GET without the body (`curl -I` was a 405), but not on the reads that stream */
@@ -762,6 +778,94 @@ static int agent_exit(char **errout, ...)
     *errout = h_read_file(log, NULL);
     unlink(log);
     return rc;
+}
+
+/* `trib agent ARGS` running, its stderr in log (DIR.log): its pid once GET url/v1/status answers. */
+static pid_t agent_serving(const char *log, const char *url, const char *const *args)
+{
+    const char *argv[32] = {h_trib_path(), "agent"};
+    int k = 2;
+    for (; args[k - 2] && k < 31; k++)
+        argv[k] = args[k - 2];
+    argv[k] = NULL;
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fd, 2);
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    close(fd);
+    if (!h_wait_status(url, "/v1/status", NULL, 200, 15000)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_assert_fail("the agent never answered at %s: see %s", url, log);
+    }
+    return pid;
+}
+
+static void agent_end(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int st = 0;
+    long deadline = h_now_ms() + 20000;
+    while (waitpid(pid, &st, WNOHANG) != pid) {
+        if (h_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            break;
+        }
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* --http on a wildcard without --http-advertise: the node advertises 0.0.0.0:PORT, which its peers
+ * list and cannot send readers to. It starts (the shipped compose and Kubernetes files listen so),
+ * and says once what to set; with --http-advertise it says nothing, unless that is a wildcard too.
+ * Before, nothing was said. */
+Test(agent, an_http_wildcard_without_http_advertise_is_warned_once_at_start)
+{
+    char dir[] = "/tmp/trib-test-XXXXXX", data[300], log[300], http[64], url[96], peer[64], adv[64], cmd[400];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/payments", dir);
+    snprintf(log, sizeof log, "%s.log", dir);
+    int port = h_free_port();
+    snprintf(http, sizeof http, "0.0.0.0:%d", port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    const char *args[] = {"--data", data, "--domain", "payments", "--http", http, "--listen", peer, NULL};
+    pid_t pid = agent_serving(log, url, args);
+    agent_end(pid);
+    char *err = h_read_file(log, NULL), want[200];
+    snprintf(want, sizeof want, "HTTP advertised as %s is a wildcard address", http);
+    const char *at = err ? strstr(err, want) : NULL;
+    cr_expect(at && strstr(at, "set --http-advertise HOST:PORT"), "no warning naming --http-advertise: %s", err);
+    cr_expect(at && !strstr(at + 1, want), "warned more than once: %s", err);
+    free(err);
+
+    snprintf(adv, sizeof adv, "127.0.0.1:%d", port);
+    const char *args2[] = {"--data", data, "--http", http, "--http-advertise", adv, "--listen", peer, NULL};
+    pid = agent_serving(log, url, args2);
+    agent_end(pid);
+    err = h_read_file(log, NULL);
+    cr_expect(err && !strstr(err, "wildcard address"), "warned with --http-advertise given: %s", err);
+    free(err);
+
+    /* a wildcard advertised is no better (tests/test_redirect.c relies on starting so) */
+    snprintf(adv, sizeof adv, "[::]:%d", port);
+    const char *args3[] = {"--data", data, "--http", http, "--http-advertise", adv, "--listen", peer, NULL};
+    pid = agent_serving(log, url, args3);
+    agent_end(pid);
+    err = h_read_file(log, NULL);
+    snprintf(want, sizeof want, "HTTP advertised as %s is a wildcard address", adv);
+    cr_expect(err && strstr(err, want) && strstr(err, "set --http-advertise HOST:PORT"), "%s", err);
+    free(err);
+    unlink(log);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }
 
 Test(agent, second_agent_on_a_port_in_use_fails_at_start)

@@ -1265,6 +1265,43 @@ Test(rotate, a_pending_rotation_switches_with_the_overlap_it_was_started_with)
     cert_free(&ca), cert_free(&cn);
 }
 
+/* The kept overlap (identity.next.json, {"overlap_s": N}: a few bytes) is read bounded, as every
+ * other file the node reads (gossip/textfile.c): one past 4 KiB is refused in textfile's words,
+ * logged, and the default overlap is used. The old code read it whole, whatever its size. */
+Test(rotate, an_oversized_kept_overlap_is_refused_in_textfile_s_words)
+{
+    char da[256], db[256], path[300];
+    identity_t ia, in;
+    cert_t ca, cn;
+    h_node_t a, b;
+    two_nodes(&a, &b, da, db, &ia, &ca);
+    rotate_pending(&a, da, "7m", &in);
+    snprintf(path, sizeof path, "%s/identity.next.json", da);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"overlap_s\": 420}");
+    for (int i = 0; i < 5000; i++)
+        fputc(' ', f);
+    cr_assert_eq(fclose(f), 0);
+
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    submit(&b, "next.cert");
+    id_cond_t ic = {&a, in.hex};
+    cr_assert(h_wait(runs_as, &ic, 20000), "payments did not switch when its certificate arrived; see %s", a.log);
+    int64_t ov = handover_overlap_ms(da);
+    cr_expect_eq(ov, 24 * 3600000LL, "an overlap of %lld ms, not the default: the oversized file was read",
+                 (long long)ov);
+    char *log = h_read_file(a.log, NULL), want[400];
+    snprintf(want, sizeof want, "%s: larger than 4 KiB (4096 bytes), the limit for a pending rotation's overlap file",
+             path);
+    cr_expect(log && strstr(log, want), "the log does not say '%s': see %s", want, a.log);
+    free(log);
+    cr_assert_eq(h_node_stop(&b, SIGTERM), 0);
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cn);
+}
+
 /* A rotation started with --overlap and abandoned (its next key removed, as after a failure)
  * leaves identity.next.json behind: a later rotation without --overlap makes a new next key and
  * must not inherit that overlap (the old code kept the file until a switch). */

@@ -2,6 +2,8 @@
  * its refusals (missing, cannot open, a directory, cannot read, larger than the limit), from a path
  * and from a stream (a pipe). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,31 @@ Test(textfile, a_missing_file_a_directory_and_an_unopenable_one_are_told_apart)
     cr_expect_null(textfile_read(under, "a test file", 100, &len, err, sizeof err));
     snprintf(want, sizeof want, "%s: cannot open: Not a directory", under);
     cr_expect_str_eq(err, want);
+}
+
+/* A path that is not a regular file is refused, not read: a FIFO with no writer kept the reader (the
+ * CLI, the agent at start) waiting in open(2) forever, and one with a writer fed it whatever came.
+ * Piping a file in is '-' (stdin, textfile_read_stream). The timeout catches the old hang. */
+Test(textfile, a_fifo_or_a_device_is_refused_at_once_naming_what_it_is, .timeout = 10)
+{
+    char fifo[128], err[256], want[300];
+    size_t len;
+    snprintf(fifo, sizeof fifo, "%s/charter.yaml", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    cr_expect_null(textfile_read(fifo, "a test file", 100, &len, err, sizeof err));
+    snprintf(want, sizeof want, "%s: not a regular file (a named pipe)", fifo);
+    cr_expect_str_eq(err, want);
+    cr_expect_null(textfile_read("/dev/null", "a test file", 100, &len, err, sizeof err));
+    cr_expect_str_eq(err, "/dev/null: not a regular file (a character device)");
+    /* a reader that streams (trib put) takes a FIFO, and waits for its writer as open(2) does */
+    int w = open(fifo, O_RDWR);   /* a writer already there: the open below does not wait */
+    cr_assert_geq(w, 0);
+    int fd = textfile_open(fifo, 1, err, sizeof err);
+    cr_expect_geq(fd, 0, "%s", err);
+    close(fd);
+    close(w);
+    cr_expect_lt(textfile_open("/tmp", 1, err, sizeof err), 0);
+    cr_expect_str_eq(err, "/tmp: is a directory, not a file");
 }
 
 Test(textfile, a_file_that_opens_but_cannot_be_read_says_so)

@@ -845,7 +845,8 @@ function requestForm(p, man, sent) {
     button.disabled = false;
     out.replaceChildren(r.ok && r.json
       ? h('p', {class: 'notice ok', 'data-testid': 'request-state'}, badge('state', r.json.state || 'requested'),
-        ' Request sent. The owner of ', p.id, ' decides; the answer shows above and under ', h('a', {href: '#/access'}, 'My access'), '.')
+        r.json.existing ? ' You asked for this already: request ' + r.json.id + ' still waits; no second request was sent.' : ' Request sent.',
+        ' The owner of ', p.id, ' decides; the answer shows above and under ', h('a', {href: '#/access'}, 'My access'), '.')
       : errorBox(r, 'The request was not sent.'));
     if (r.ok) { purpose.value = ''; if (sent) await sent(); }
   }},

@@ -472,6 +472,14 @@ test('request -> grant on the owner\'s UI -> sample visible through the consumer
     assert.match(await page.getByTestId('request-state').textContent(), /requested/);
     // the page's own "Your access" shows the request at once
     await page.getByTestId('access-list').filter({hasText: 'Fraud model features'}).waitFor();
+    // the same request again (a second click, the page kept open): the node answers with the first,
+    // the page says so, and the owner gets one request to decide, not two
+    await page.getByLabel('Purpose').fill('Fraud model features');
+    await page.getByLabel('For how many days').fill('7');
+    await page.getByRole('button', {name: 'Request access'}).click();
+    await page.getByTestId('request-state').filter({hasText: 'You asked for this already'}).waitFor();
+    const mine = await call(B, 'GET', '/v1/access/mine', undefined, alice);
+    assert.equal(mine.json.filter((a) => a.product === 'payments/cardholder-pii' && a.kind === 'request').length, 1);
   });
   await withPage(t, async (page) => {
     await signIn(page, A, owner);
