@@ -646,6 +646,44 @@ Test(manifest, a_tab_between_block_indicators_is_refused_before_libfyaml)
 /* Short random YAML-like texts, each with a run of 130 '[' or '{' somewhere: libfyaml never reaches
  * its depth limit on one the pass let through (the pass missed no bracket libfyaml reads), and no
  * text crashes it. 20,000 texts, a few hundred milliseconds. */
+/* Short random texts of block indicators, properties, scalars and tabs (where libfyaml 0.7.12
+ * crashes freeing its parser: "? t:\t|", "? &a t:\t|", "? 'a':\t- b" ...): none crashes the parse,
+ * whichever is refused by the pass and whichever reaches libfyaml; each refusal names a line. 30,000
+ * texts (seed fixed), well under a second. */
+Test(manifest, random_tabs_between_block_indicators_never_crash_the_parser)
+{
+    static const char *tok[] = {"a", "t", "'q'", "\"q\"", ": ", ":", " #c", " ", "  ", "|", ">", "|-", "&x ", "!t ",
+                                "*x", "- ", "-", "? ", "?", "[", "]", "{", "}", ", ", "---", "\t", "\t", "\t", "\n",
+                                "\n ", "\n  ", "\n\t", "\n- ", "\n? ", "\nk: ", "\n: ", "\r", "\t-\t", ":\t", "?\t",
+                                "-\t", "\t:", "\t?", "\t|", "\t>"};
+    const size_t ntok = sizeof tok / sizeof tok[0];
+    srand(20261207 + 1);
+    char buf[256];
+    int refused = 0, parsed = 0;
+    for (int round = 0; round < 30000; round++) {
+        size_t m = 0;
+        for (int k = 1 + rand() % 10; k > 0; k--) {
+            const char *s = tok[(size_t)rand() % ntok];
+            memcpy(buf + m, s, strlen(s));
+            m += strlen(s);
+        }
+        char err[512] = "";
+        int root_line = 0;
+        yaml_lines_t lines = {0};
+        json_t *doc = yaml_to_json(buf, m, &lines, &root_line, err, sizeof err);
+        yaml_lines_free(&lines);
+        parsed += doc != NULL;
+        if (!doc && strncmp(err, "malformed YAML: ", 16) == 0) {
+            refused++;
+            cr_assert(strstr(err, "line "), "a refusal names no line: %s", err);
+        }
+        json_decref(doc);
+    }
+    cr_log_info("%d random texts parsed, %d refused", parsed, refused);
+    cr_expect_gt(parsed, 1000);
+    cr_expect_gt(refused, 1000);
+}
+
 Test(manifest, random_yaml_brackets_libfyaml_reads_the_pass_counts)
 {
     static const char *tok[] = {"a", "bc", "'q w'", "\"q\\\" w\"", "'", "\"", ": ", ":", " #c", "#", " ", "  ",
