@@ -944,6 +944,7 @@ int swim_retire(swim_t *s, const uint8_t id[SWIM_ID_LEN], uint64_t now)
         set_state(s, m, LEFT, now);
     }
     m->retry_at = UINT64_MAX;                     /* never asked again: its key speaks no more */
+    swim__confirmed(s, m);                        /* nor unconfirmed: no retry will come to say so */
     recompute_deadline(s);
     return !gone;
 }

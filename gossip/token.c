@@ -733,7 +733,7 @@ char *token_file_read(const char *path, char *err, size_t errlen)
     if (!path)
         return errf(err, errlen, "no token file named"), NULL;
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);   /* a FIFO: refused below, not waited on */
     if (fd < 0) {
         if (errno == ENOENT)
             errf(err, errlen, "%s: no such file", path);

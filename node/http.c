@@ -753,11 +753,17 @@ static enum MHD_Result h_whoami(call_t *k)
 static json_t *body_object(call_t *k, route_t route, const char *known, enum MHD_Result *ret)
 {
     json_error_t je;
-    json_t *j = json_loadb(k->req->body ? k->req->body : "", k->req->len, 0, &je);
+    /* a field given twice is refused, as every other body the node reads: jansson kept the last one,
+     * so {"kind": "read", ..., "kind": "admin"} issued an admin token to a reader of the first */
+    json_t *j = json_loadb(k->req->body ? k->req->body : "", k->req->len, JSON_REJECT_DUPLICATES, &je);
     if (!j || !json_is_object(j)) {
+        if (j)
+            *ret = send_error(k->c, route, 400, "bad_request", "the body must be a JSON object, not %s",
+                              json_is_array(j) ? "an array" : "a single value");
+        else
+            *ret = send_error(k->c, route, 400, "bad_request", "the body must be a JSON object: %s (line %d, column %d)",
+                              je.text, je.line, je.column);
         json_decref(j);
-        *ret = send_error(k->c, route, 400, "bad_request", "the body must be a JSON object: %s (line %d, column %d)",
-                          j ? "not an object" : je.text, je.line, je.column);
         return NULL;
     }
     const char *stray = known_stray_key(j, known);

@@ -38,6 +38,8 @@ void http_access_count_refusal(const char *kind)
     atomic_fetch_add(&refused[i], 1);
 }
 
+static atomic_ullong refusals_held;   /* refused reads not written: one like it was, within REFUSAL_AUDIT_MS */
+
 void http_access_metrics(FILE *f)
 {
     prom_family(f, "trib_access_refused_total", "counter",
@@ -57,6 +59,10 @@ void http_access_metrics(FILE *f)
                  "request, revoked or unknown grant).", ign);
     prom_counter(f, "trib_audit_events_total", "Events appended to this node's audit log.", aw);
     prom_counter(f, "trib_audit_failures_total", "Audit events that could not be written.", af);
+    prom_counter(f, "trib_audit_refusals_held_total",
+                 "Refused reads not written to the audit log: one of the same token id, node asked, product "
+                 "and reason was, within 10 s (each refusal is counted in trib_token_refused_total).",
+                 (uint64_t)atomic_load(&refusals_held));
 }
 
 static unsigned reply(json_t **out, unsigned status, const char *kind, const char *detail)
@@ -177,6 +183,7 @@ unsigned http_access(node_t *n, struct MHD_Connection *c, access_op_t op, const 
 /* ------------------------------------------------------------------ routed reads: the owner's audit */
 
 #define PROBE_AUDIT_MS 600000
+#define REFUSAL_AUDIT_MS 10000   /* a refused read of one (token id, entry node, product, reason) */
 #define PROBE_SLOTS 256
 static pthread_mutex_t probe_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -184,19 +191,22 @@ static struct {
     int64_t at;
 } probe_seen[PROBE_SLOTS];
 
-/* 1 when an allowed probe of (token id, entry, product) was not audited within PROBE_AUDIT_MS. */
-static int probe_first(const char *token_id, const char *entry, const char *product, int64_t now)
+/* 1 when no decision of (what, token id, entry, product) was audited within window_ms: what is
+ * "probe" for an allowed probe, the refusal's code for a refused read. */
+static int audit_first(const char *what, const char *token_id, const char *entry, const char *product, int64_t now,
+                       int64_t window_ms)
 {
     uint8_t k[16];
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, sizeof k);
+    crypto_generichash_update(&st, (const uint8_t *)what, strlen(what) + 1);
     crypto_generichash_update(&st, (const uint8_t *)token_id, strlen(token_id) + 1);
     crypto_generichash_update(&st, (const uint8_t *)entry, strlen(entry) + 1);
     crypto_generichash_update(&st, (const uint8_t *)product, strlen(product));
     crypto_generichash_final(&st, k, sizeof k);
     size_t slot = ((size_t)k[0] | (size_t)k[1] << 8) % PROBE_SLOTS;
     pthread_mutex_lock(&probe_mu);
-    int first = memcmp(probe_seen[slot].key, k, sizeof k) != 0 || now - probe_seen[slot].at >= PROBE_AUDIT_MS;
+    int first = memcmp(probe_seen[slot].key, k, sizeof k) != 0 || now - probe_seen[slot].at >= window_ms;
     if (first) {
         memcpy(probe_seen[slot].key, k, sizeof k);
         probe_seen[slot].at = now;
@@ -231,7 +241,12 @@ void *http_access_audit_open(void *ctx, const char *product, const uint8_t *toke
     d->allowed = allowed;
     d->audited = 1;
     if (!allowed || probe) {
-        if (allowed && !probe_first(d->token_id, d->entry_node, product, clock_wall_ms())) {
+        /* an allowed probe once per PROBE_AUDIT_MS; a refusal once per REFUSAL_AUDIT_MS of its kind, so
+         * a client repeating one (no token needed) cannot rotate the owner's history out of the log */
+        if (!audit_first(allowed ? "probe" : kind ? kind : "", d->token_id, d->entry_node, product, clock_wall_ms(),
+                         allowed ? PROBE_AUDIT_MS : REFUSAL_AUDIT_MS)) {
+            if (!allowed)
+                atomic_fetch_add(&refusals_held, 1);
             free(d);
             return NULL;
         }

@@ -551,7 +551,7 @@ static unsigned rotate_locked(node_t *n, struct MHD_Connection *c, const char *b
         return error(reply, 409, "open_mode", "key rotation needs a chartered node (--charter): in open mode a "
                      "domain stays bound to the key that first published for it");
     json_error_t je;
-    json_t *in = len ? json_loadb(body, len, 0, &je) : json_object();
+    json_t *in = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : json_object();   /* "cert" twice: refused */
     if (!json_is_object(in)) {
         json_decref(in);
         return error(reply, 400, "bad_request", "body: a JSON object {\"cert\": BASE64, \"overlap_s\": N} (both optional)");

@@ -86,8 +86,9 @@ static void diag_error(struct fy_diag *diag, const yaml_nest_t *nest, char *err,
                  e->column + 1);
 }
 
-/* 0 when text's flow collections nest at most MAX_DEPTH deep and no tab stands between two block
- * indicators (libfyaml 0.7.12 crashes on some: node/yaml_nest.h), else -1 with err naming where;
+/* 0 when text's flow collections nest at most MAX_DEPTH deep, hold at most YAML_FLOW_ITEMS_MAX items
+ * each, and no tab stands between two block indicators (libfyaml 0.7.12 crashes on some:
+ * node/yaml_nest.h), else -1 with err naming where;
  * nest gets what node/yaml_nest.c saw. */
 static int nest_check(const char *text, size_t len, yaml_nest_t *nest, char *err, size_t errlen)
 {
@@ -95,6 +96,12 @@ static int nest_check(const char *text, size_t len, yaml_nest_t *nest, char *err
     if (nest->tab) {
         snprintf(err, errlen, "malformed YAML: a tab before '%c' (line %d, column %d): YAML indents block "
                  "content with spaces only; write a space there", nest->tab_at.c, nest->tab_at.line, nest->tab_at.col);
+        return -1;
+    }
+    if (nest->too_wide) {
+        snprintf(err, errlen, "malformed YAML: the '%c' opened at line %d, column %d holds more than %d items; write "
+                 "a collection this large in block style (one \"- \" or \"key:\" a line), or the manifest as JSON",
+                 nest->wide.c, nest->wide.line, nest->wide.col, YAML_FLOW_ITEMS_MAX);
         return -1;
     }
     if (!nest->too_deep)

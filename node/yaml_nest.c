@@ -1,6 +1,7 @@
 /* node/yaml_nest.c - one linear pass over YAML text for the nesting of its flow collections
- * ('[' and '{'), before libfyaml reads it: where the 65th open one is, and which is left open at
- * the end. See node/yaml_nest.h for why.
+ * ('[' and '{'), before libfyaml reads it: where the 65th open one is, which one holds more than
+ * YAML_FLOW_ITEMS_MAX items (commas), and which is left open at the end. See node/yaml_nest.h for
+ * why.
  *
  * Owns: telling a bracket that opens a collection from one inside text. A bracket counts where a
  * node may start (after indentation, "- ", "? ", ": ", a property, or '[', '{', ',' in a flow
@@ -94,6 +95,7 @@ void yaml_nest_scan(const char *t, size_t len, yaml_nest_t *out)
      * not blank ended in a block plain scalar of a node at column cont_par */
     int par = -1, lead = 1, cont = 0, cont_par = -1, verbatim = 0;
     size_t prop_at = 0;   /* where the property being read began */
+    size_t items = 0;     /* commas in the outermost flow collection open */
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)t[i], n = at(t, len, i + 1);
@@ -182,6 +184,8 @@ void yaml_nest_scan(const char *t, size_t len, yaml_nest_t *out)
                         out->deep = (yaml_bracket_t){(char)c, line, col};
                         return;
                     }
+                    if (depth == 0)
+                        items = 0;
                     stack[depth++] = (yaml_bracket_t){(char)c, line, col};
                     start = 1;
                 } else if ((c == ']' || c == '}') && depth > 0) {
@@ -189,6 +193,11 @@ void yaml_nest_scan(const char *t, size_t len, yaml_nest_t *out)
                     start = 0;
                 } else if (c == ',' && depth > 0) {
                     start = 1;
+                    if (++items > YAML_FLOW_ITEMS_MAX) {
+                        out->too_wide = 1;
+                        out->wide = stack[0];
+                        return;
+                    }
                 } else if (c == '\'' || c == '"') {
                     mode = c == '\'' ? M_SQ : M_DQ;
                     if (depth == 0)

@@ -1128,6 +1128,50 @@ Test(flow, reads_refused_on_the_owner_itself_are_audited, .fini = h_cleanup_all,
     free(padmin);
 }
 
+/* A refused read is audited once per 10 s for one (token id, node asked, product, reason): the same
+ * refusal repeated is counted in trib_audit_refusals_held_total, not written again. Each was written:
+ * anyone, with no token, could append a line per request (a few thousand a second) and rotate the
+ * owner's audit history out of its 32 MiB in under a minute. */
+static int audited_count(json_t *events, const char *action, const char *subject, const char *reason, const char *entry)
+{
+    int n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e)
+        n += !strcmp(jstr(e, "action"), action) && !strcmp(jstr(e, "subject"), subject) &&
+             !strcmp(jstr(e, "reason"), reason) && !strcmp(jstr(e, "entry_node"), entry) &&
+             !strcmp(jstr(e, "product"), "payments/settled") && json_is_false(json_object_get(e, "allowed"));
+    return n;
+}
+
+Test(flow, a_refused_read_repeated_is_audited_once, .fini = h_cleanup_all, .timeout = 120)
+{
+    payments_and_growth();
+    char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
+    char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
+    double held0 = h_metric(A.url, "trib_audit_refusals_held_total");
+    for (int i = 0; i < 25; i++) {
+        long st = 0;
+        json_decref(call("GET", &A, "/v1/products/payments/settled/stream", NULL, NULL, &st));
+        cr_assert_eq(st, 401);
+        json_decref(call("GET", &A, "/v1/products/payments/settled/records", alice, NULL, &st));
+        cr_assert_eq(st, 403);
+    }
+    json_t *s = h_get_json(A.url, "/v1/status", NULL);
+    char self[80];
+    snprintf(self, sizeof self, "%s", jstr(s, "node_id"));
+    json_decref(s);
+    long st = 0;
+    json_t *au = call("GET", &A, "/v1/audit?limit=1000", padmin, NULL, &st);
+    cr_assert_eq(st, 200, "audit: %ld %s", st, jstr(au, "detail"));
+    cr_expect_eq(audited_count(au, "stream", "", "token_required", self), 1, "25 refused streams without a token");
+    cr_expect_eq(audited_count(au, "read", "alice@growth", "grant_required", self), 1, "25 refused reads of alice's");
+    cr_expect_eq(h_metric(A.url, "trib_audit_refusals_held_total") - held0, 48);
+    json_decref(au);
+    free(alice);
+    free(padmin);
+}
+
 /* The owner's admin asking the requester's node (any node answers reads, so $TRIB_NODE is often
  * not the owner's): the refusal says the decision belongs on the owner's node and names it, instead
  * of "only a token of domain 'growth' decides", which blamed a token that was the right one. */

@@ -281,6 +281,33 @@ Test(contract, a_malformed_domain_filter_is_one_error_everywhere, .init = start)
     free(err);
 }
 
+/* A field given twice in the body of /v1/tokens or /v1/tokens/revoke is a 400 naming it, as in every
+ * other body the node reads (access, policy, federation objects, manifests): jansson kept the last
+ * one, so {"kind": "read", "ttl_s": 60, "kind": "admin"} issued an admin token (a reviewer or a proxy
+ * reading the first saw a read token). A body that is JSON but no object says what it is. */
+Test(contract, a_body_field_given_twice_is_refused, .init = start)
+{
+    static const struct { const char *path, *body, *detail; } bad[] = {
+        { "/v1/tokens", "{\"sub\":\"ci@payments\",\"kind\":\"read\",\"ttl_s\":60,\"kind\":\"admin\"}",
+          "duplicate object key near '\"kind\"'" },
+        { "/v1/tokens/revoke", "{\"id\":\"00000000000000000000000000000000\",\"id\":\"x\"}",
+          "duplicate object key near '\"id\"'" },
+        { "/v1/tokens", "[1]", "the body must be a JSON object, not an array" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char url[512];
+        snprintf(url, sizeof url, "%s%s", node.url, bad[i].path);
+        h_resp_t r;
+        cr_assert_eq(h_http("POST", url, "application/json", bad[i].body, strlen(bad[i].body), &r), 0);
+        cr_expect_eq(r.status, 400, "%s: %ld %s", bad[i].path, r.status, r.body);
+        json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+        const char *d = json_string_value(json_object_get(j, "detail"));
+        cr_expect(d && strstr(d, bad[i].detail), "%s: %s", bad[i].path, r.body);
+        json_decref(j);
+        h_resp_free(&r);
+    }
+}
+
 /* The small JSON bodies (a token to issue or revoke, an access request, grant, denial or revocation)
  * take the fields the docs name and no other: one they do not know is a 400 naming it, nothing done.
  * They were ignored: {"prodcut": "payments/x"} issued a token for every product of the domain (a

@@ -1211,6 +1211,27 @@ Test(swim_unit, restored_members_are_unconfirmed_until_heard_of_or_two_retries_g
     rig_free(&r);
 }
 
+/* A restored member handed over to another key (swim_retire) is never asked again: its retries,
+ * which would confirm it, never come. It stayed unconfirmed for the life of the process, so every
+ * routed read to it waited its whole read_open_ms (an HTTP thread held 2 s) instead of a 503 at once,
+ * and had the loop push-pull it every 200 ms. Retired, it is confirmed: its state is final. */
+Test(swim_unit, a_restored_member_retired_is_no_longer_unconfirmed)
+{
+    swim_config_t cfg;
+    swim_config_default(&cfg);
+    rig_t r;
+    rig_init(&r, &cfg, 0);
+    Trib__Member m3 = mk_member(r.fid[3], r.faddr[3], 4, ALIVE);
+    cr_assert_eq(swim_restore(r.s, r.now, &m3), 0);
+    cr_assert(swim_unconfirmed(r.s, r.fid[3]));
+    swim_retire(r.s, r.fid[3], r.now);
+    for (int k = 1; k <= 8; k++)
+        swim_tick(r.s, r.now + (uint64_t)k * cfg.retry_base_ms * 4);
+    cr_expect(!swim_unconfirmed(r.s, r.fid[3]), "a retired key is never asked again: nothing would confirm it");
+    cr_expect_eq(swim_unconfirmed_count(r.s), 0);
+    rig_free(&r);
+}
+
 Test(swim_unit, seeds_are_joined_and_retried_with_backoff)
 {
     swim_config_t cfg;

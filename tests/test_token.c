@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -971,6 +972,19 @@ Test(token_cli, refused_tokens_stdin_and_env)
     free(out), free(err);
     free(old);
     free(t);
+}
+
+/* A FIFO named as a token file (--token-file, DATA/admin.token) is refused as not a regular file.
+ * It was opened for reading before that check, and an open of a FIFO with no writer waits for
+ * one: trib, or the agent at its start, hung there for good. */
+Test(token_cli, a_fifo_as_token_file_is_refused_not_waited_on, .timeout = 10)
+{
+    char path[128], err[256] = "";
+    snprintf(path, sizeof path, "%s/fifo.token", cli_dir);
+    cr_assert_eq(mkfifo(path, 0600), 0, "%s", strerror(errno));
+    cr_assert_null(token_file_read(path, err, sizeof err));
+    cr_expect(strstr(err, path) && strstr(err, "not a regular file"), "%s", err);
+    unlink(path);
 }
 
 Test(token_cli, token_files_are_0600_and_never_overwritten)
