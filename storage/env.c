@@ -433,6 +433,44 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
     return rc ? store__write_fail(st, err, errlen, "mdb_put(meta, format)", rc) : 0;
 }
 
+/* ---------------------------------------------------------------- damaged files */
+
+#define DAMAGED_HINT "restore it from a backup (docs/deploy.md, \"Backup and restore\")"
+
+/* A data.mdb that exists with no bytes: a copy or a disk that lost the file's content. LMDB
+ * would make a new, empty store in it (a node with its old identity and none of its records). */
+static int file_empty(const store_t *st, char *err, size_t errlen)
+{
+    char path[sizeof st->path + 16];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", st->path);
+    if (stat(path, &sb) != 0 || sb.st_size != 0)
+        return 0;
+    store__err(err, errlen, "%s is empty (0 bytes), the store is lost: " DAMAGED_HINT
+               ", or delete it to start empty (peers resend the catalog, not this node's records)", path);
+    return -1;
+}
+
+/* A data.mdb shorter than the pages its last commit uses: LMDB maps the file and would die of
+ * SIGBUS at the first read past its end. The meta page names the last page in use; every
+ * page up to it was written (pwrite) before that meta page was. */
+static int file_truncated(store_t *st, char *err, size_t errlen)
+{
+    char path[sizeof st->path + 16];
+    struct stat sb;
+    MDB_envinfo info;
+    MDB_stat ms;
+    snprintf(path, sizeof path, "%s/data.mdb", st->path);
+    if (stat(path, &sb) != 0 || mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &ms) != 0)
+        return 0;
+    unsigned long long need = ((unsigned long long)info.me_last_pgno + 1) * ms.ms_psize;
+    if ((unsigned long long)sb.st_size >= need)
+        return 0;
+    store__err(err, errlen, "%s is truncated: %lld bytes, its last commit needs %llu (LMDB would "
+               "crash reading past the end): " DAMAGED_HINT, path, (long long)sb.st_size, need);
+    return -1;
+}
+
 store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t errlen)
 {
     if (!dir || !*dir) {
@@ -496,10 +534,17 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
     /* MDB_NOTLS: read transactions belong to the txn object, not the thread (HTTP threads
      * and the gossip thread share the environment). Durable: no MDB_NOSYNC unless asked. */
     unsigned flags = MDB_NOTLS | (opts && opts->nosync ? MDB_NOSYNC : 0);
+    if (file_empty(st, err, errlen) != 0)
+        goto fail;
     if ((rc = mdb_env_open(st->env, dir, flags, 0600)) != 0) {
-        store__mdb_err(st, err, errlen, "mdb_env_open", rc);
+        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+            store__err(err, errlen, "%s/data.mdb: %s: " DAMAGED_HINT, dir, mdb_strerror(rc));
+        else
+            store__mdb_err(st, err, errlen, "mdb_env_open", rc);
         goto fail;
     }
+    if (file_truncated(st, err, errlen) != 0)
+        goto fail;
     int dead = 0;
     if ((rc = mdb_reader_check(st->env, &dead)) != 0) {
         store__mdb_err(st, err, errlen, "mdb_reader_check", rc);
