@@ -8,8 +8,9 @@
 #include <unistd.h>
 #include "node/datalock.h"
 
-int datalock_take(const char *dir, char *err, size_t errlen)
+int datalock_take(const char *dir, long *prev_pid, char *err, size_t errlen)
 {
+    *prev_pid = 0;
     char path[600];
     snprintf(path, sizeof path, "%s/agent.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -34,6 +35,11 @@ int datalock_take(const char *dir, char *err, size_t errlen)
         return -1;
     }
     char line[32];
+    ssize_t got = pread(fd, line, sizeof line - 1, 0);
+    if (got > 0) {
+        line[got] = '\0';
+        *prev_pid = strtol(line, NULL, 10) > 0 ? strtol(line, NULL, 10) : 0;
+    }
     int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)len, 0) != len) {
         snprintf(err, errlen, "cannot write the data dir lock %s: %s", path, strerror(errno));
@@ -46,6 +52,8 @@ int datalock_take(const char *dir, char *err, size_t errlen)
 void datalock_release(int *fd)
 {
     if (*fd >= 0) {
+        int rc = ftruncate(*fd, 0); /* failing, the next holder reports an unclean stop: harmless */
+        (void)rc;
         close(*fd); /* the file stays: removing it would race a starting agent's open */
         *fd = -1;
     }

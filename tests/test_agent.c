@@ -888,6 +888,32 @@ Test(agent, data_dir_in_use_is_refused_naming_the_holder_and_a_stale_lock_is_tak
     free(pid);
 }
 
+/* A restart after the agent was killed says so, with what the store holds, and /metrics has
+ * trib_unclean_start 1 to alert on; a restart after a clean stop says nothing of the kind. */
+Test(agent, a_restart_after_sigkill_says_the_stop_was_unclean_and_what_was_recovered)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&n), 0, "see %s", n.log);
+    cr_assert_eq(h_metric(n.url, "trib_unclean_start"), 0);
+    char *log = h_read_file(n.log, NULL);
+    cr_assert(log && !strstr(log, "did not stop cleanly"), "a clean stop reported as unclean: %s", log);
+    free(log);
+
+    pid_t killed = n.pid;
+    h_node_stop(&n, SIGKILL);
+    cr_assert_eq(h_node_restart(&n), 0, "see %s", n.log);
+    cr_assert_eq(h_metric(n.url, "trib_unclean_start"), 1);
+    char want[160];
+    snprintf(want, sizeof want, "the previous agent (pid %d) did not stop cleanly", (int)killed);
+    log = h_read_file(n.log, NULL);
+    cr_assert(log && strstr(log, want), "no '%s' in %s", want, n.log);
+    cr_assert(strstr(strstr(log, want), "catalog seq 1 of 'payments', 1 products"), "%s", strstr(log, want));
+    free(log);
+}
+
 Test(agent, store_without_its_identity_key_refuses_to_start_and_says_how_to_restore)
 {
     h_node_t n;
