@@ -234,8 +234,6 @@ int agent_main(int argc, char **argv)
     int exit_code = 1, sig = 0;
     if (portcheck_free(&a->cfg, err, sizeof err) < 0)   /* before the data dir, identity, admin.token */
         goto fail;
-    if (rotate_recover(a->cfg.data, err, sizeof err) < 0)   /* a key switch a stop interrupted */
-        goto fail;
     if (node_open(a, err, sizeof err) < 0)
         goto fail;
     if (a->cfg.charter[0] && load_trust(a, err, sizeof err) < 0)

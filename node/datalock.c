@@ -1,12 +1,26 @@
 /* node/datalock.c - see datalock.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "node/datalock.h"
+
+/* "user NAME (uid N)", or "uid N" when it has no name. */
+static const char *user_name(uid_t uid, char *buf, size_t cap)
+{
+    struct passwd pw, *res = NULL;
+    char tmp[1024];
+    if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &res) == 0 && res)
+        snprintf(buf, cap, "user %s (uid %u)", res->pw_name, (unsigned)uid);
+    else
+        snprintf(buf, cap, "uid %u", (unsigned)uid);
+    return buf;
+}
 
 int datalock_take(const char *dir, long *prev_pid, char *err, size_t errlen)
 {
@@ -15,7 +29,17 @@ int datalock_take(const char *dir, long *prev_pid, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/agent.lock", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open the data dir lock %s: %s", path, strerror(errno));
+        int e = errno;
+        struct stat sb;
+        if ((e == EACCES || e == EPERM) && stat(dir, &sb) == 0 && sb.st_uid != geteuid())
+            snprintf(err, errlen, "cannot open the data dir lock %s: %s: the data dir %s belongs to %s, this agent "
+                     "runs as %s: run the agent as that user, or give it the dir (chown -R)", path, strerror(e),
+                     dir, user_name(sb.st_uid, (char[64]){0}, 64), user_name(geteuid(), (char[64]){0}, 64));
+        else if (e == EROFS)
+            snprintf(err, errlen, "cannot open the data dir lock %s: %s: the data dir must be writable (the store, "
+                     "the lock and key rotation write there)", path, strerror(e));
+        else
+            snprintf(err, errlen, "cannot open the data dir lock %s: %s", path, strerror(e));
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

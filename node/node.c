@@ -14,6 +14,7 @@
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/datalock.h"
+#include "node/rotate.h"
 #include "node/gate.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
@@ -166,6 +167,10 @@ int node_open(node_t *n, char *err, size_t errlen)
     if (mkdir_p(n->cfg.data, err, errlen) < 0)
         return -1;
     if ((n->lock_fd = datalock_take(n->cfg.data, &n->unclean_pid, err, errlen)) < 0)
+        return -1;
+    /* A key switch a stop interrupted is finished (or its staged files removed) only under the lock:
+     * before it, a second agent started by mistake on a running node's dir did that to the running one. */
+    if (rotate_recover(n->cfg.data, err, errlen) < 0)
         return -1;
     if (check_identity_kept(n->cfg.data, err, errlen) < 0)
         return -1;
