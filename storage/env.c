@@ -1,7 +1,8 @@
 /* storage/env.c - the LMDB environment: open/close, transactions, map growth, errors.
  *
- * Owns: creating and opening the environment and its named databases, the storage format
- * marker, the map lock that makes mdb_env_set_mapsize safe while other threads use the
+ * Owns: creating and opening the environment and its named databases (refusing a data.mdb that is
+ * empty or shorter than its last commit, which LMDB would start afresh or die of SIGBUS on), the
+ * storage format marker, the map lock that makes mdb_env_set_mapsize safe while other threads use the
  * environment, growing the map on MDB_MAP_FULL, adopting a size grown by another process
  * (MDB_MAP_RESIZED), telling a full disk from other commit failures, and the per-thread last
  * error.

@@ -1,9 +1,9 @@
 /* tests/test_agent.c - one domain's node as a real process: the foundation issue's user stories
  * through the CLI and HTTP, bad input at every endpoint, and durability across SIGKILL. */
 #include <criterion/criterion.h>
-#include <grp.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <grp.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>

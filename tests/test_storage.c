@@ -1,6 +1,6 @@
 /* tests/test_storage.c - the storage layer against a real LMDB environment in a temp dir.
  *
- * Covers: open/close/reopen, meta, catalog append checks (and that a refusal changes
+ * Covers: open/close/reopen, a damaged data.mdb (empty, truncated) refused at open, meta, catalog append checks (and that a refusal changes
  * nothing), scan order and byte bound, heads, the products index, record logs, map growth
  * (single thread, concurrent threads, ceiling, write from a callback), crash recovery of
  * the record seq, members, argument validation, and a read snapshot given up (through env.c's test hook).
