@@ -124,6 +124,9 @@ trust_verdict_t gossip_member_why(gossip_t *g, const gossip_member_t *m, char *w
  * GOSSIP_WHY_MAX bytes hold every reason. */
 enum { GOSSIP_WHY_MAX = 400 };
 int gossip_own_synced(gossip_t *g, char *why, size_t cap);
+/* The largest difference between our clock and a connecting peer's seen since start, ms (0 in
+ * open mode, where hellos carry no time). */
+int64_t gossip_clock_skew_max_ms(gossip_t *g);
 /* Chartered: whether this node's own certificate holds now by its clock: TRUST_OK, or the verdict
  * (TRUST_REVOKED, TRUST_EXPIRED ...) with why (naming the revocation's serial and time when
  * revoked). TRUST_OK in open mode. Any thread. */

@@ -570,6 +570,14 @@ void gossip__own_cert_check(gossip_t *g)
                  "(trib fed certify) before then", when, left / 3600000);
 }
 
+int64_t gossip_clock_skew_max_ms(gossip_t *g)
+{
+    pthread_mutex_lock(&g->tcmu);
+    int64_t d = g->max_skew_ms;
+    pthread_mutex_unlock(&g->tcmu);
+    return d;
+}
+
 void gossip__trust_render(gossip_t *g, FILE *f)
 {
     uint64_t r[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT], skewed;

@@ -72,8 +72,12 @@ static int load_trust(node_t *a, char *err, size_t errlen)
             log_info("chartered: this node's key was rotated: using %s, not --cert %s", rotated, c->cert);
     }
     if (v != TRUST_OK) {
+        char now[32], when[160];
+        trust_time_text(clock_wall_ms(), now);
+        snprintf(when, sizeof when, " (this machine's clock reads %s: if it is %s, fix it (NTP); else get a "
+                 "certificate valid now: trib fed certify)", now, v == TRUST_EXPIRED ? "ahead" : "behind");
         const char *hint = v == TRUST_WRONG_KEY ? " (this node's id is the one 'trib identity --data DIR' prints)"
-                         : v == TRUST_EXPIRED || v == TRUST_NOT_YET_VALID ? " (get a certificate valid now: trib fed certify)"
+                         : v == TRUST_EXPIRED || v == TRUST_NOT_YET_VALID ? when
                          : v == TRUST_WRONG_FEDERATION ? " (the certificate was issued under another charter)"
                                                        : "";
         say(err, errlen, "--cert %s: not a valid certificate of this node (domain '%s', node %s) under --charter "
@@ -230,8 +234,6 @@ int agent_main(int argc, char **argv)
     mallopt(M_ARENA_MAX, 2);
     int exit_code = 1, sig = 0;
     if (portcheck_free(&a->cfg, err, sizeof err) < 0)   /* before the data dir, identity, admin.token */
-        goto fail;
-    if (rotate_recover(a->cfg.data, err, sizeof err) < 0)   /* a key switch a stop interrupted */
         goto fail;
     if (node_open(a, err, sizeof err) < 0)
         goto fail;

@@ -435,14 +435,20 @@ static int refuse_revoked_issuer(auth_err_t *e, const token_claims_t *c, trust_v
     return 1;
 }
 
-/* 401 token_expired naming the token, its subject and when it expired, as a time a person reads. */
-static int refuse_expired(auth_err_t *e, const token_claims_t *c, int64_t now)
+/* 401 token_expired naming the token, its subject and when it expired, as a time a person reads.
+ * When this node has seen a peer's clock off by more than the allowance and by more than the token
+ * is past its expiry, the token may be new and a clock wrong: the detail says so. */
+static int refuse_expired(node_t *n, auth_err_t *e, const token_claims_t *c, int64_t now)
 {
-    char at[32];
+    char at[32], hint[200] = "";
     trust_time_text(c->expires_ms, at);
+    int64_t skew = n->gossip ? gossip_clock_skew_max_ms(n->gossip) : 0;
+    if (skew > TOKEN_SKEW_MS && now - c->expires_ms <= skew)
+        snprintf(hint, sizeof hint, "; this node's clock differs from a peer's by up to %lld s "
+                 "(trib_clock_skew_max_seconds): if the token is new, fix the clocks (NTP)", (long long)(skew / 1000));
     set_err(e, 401, "token_expired", "token %s of %s expired at %s, %lld s ago (%d s of clock skew allowed); "
-            "ask its issuer for a new one", c->id, c->subject, at, (long long)((now - c->expires_ms) / 1000),
-            TOKEN_SKEW_MS / 1000);
+            "ask its issuer for a new one%s", c->id, c->subject, at, (long long)((now - c->expires_ms) / 1000),
+            TOKEN_SKEW_MS / 1000, hint);
     return -1;
 }
 
@@ -462,7 +468,7 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
     if (hit) {
         atomic_fetch_add(&cache_hits, 1);
         if (now > c->expires_ms + TOKEN_SKEW_MS)
-            return refuse_expired(e, c, now);
+            return refuse_expired(n, e, c, now);
         /* chartered: the issuing node's key may have been revoked or rotated out since it was cached */
         trust_t *t = n->gossip ? gossip_trust(n->gossip) : NULL;
         char why[320];
@@ -481,7 +487,7 @@ int auth_verify(node_t *n, const char *text, size_t len, token_claims_t *c, auth
         char why[300];
         token_reason_t r = token_verify(text, len, now, node_token_key, n, c, why, sizeof why);
         if (r == TOKEN_EXPIRED)
-            return refuse_expired(e, c, now);   /* token_verify filled *c before the time checks */
+            return refuse_expired(n, e, c, now);   /* token_verify filled *c before the time checks */
         trust_t *t = n->gossip ? gossip_trust(n->gossip) : NULL;
         if (r == TOKEN_UNKNOWN_ISSUER && t) {   /* chartered: a key the federation revoked says so */
             char tw[320];       /* the claims of its verified chain (token_verify zeroes a refused token's) */

@@ -114,6 +114,9 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
     }
     prom_gauge(f, "trib_uptime_seconds", "Seconds since the agent started.",
                (uint64_t)(time(NULL) - a->started));
+    prom_gauge(f, "trib_unclean_start",
+               "1 when the previous agent on this data dir did not stop cleanly (killed, crashed, power cut).",
+               a->unclean_pid != 0);
     http_access_metrics(f);
     http_fed_metrics(f);
     redirect_metrics(f);         /* trib_http_redirect* (node/redirect.c) */

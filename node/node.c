@@ -14,6 +14,7 @@
 #include "gossip/gossip.h"
 #include "gossip/log.h"
 #include "node/datalock.h"
+#include "node/rotate.h"
 #include "node/gate.h"
 #include "node/manifest.h"
 #include "node/metrics.h"
@@ -135,6 +136,21 @@ static int check_identity_kept(const char *dir, char *err, size_t errlen)
     return -1;
 }
 
+/* The previous agent on this data dir was killed or crashed: say so, and what the store holds
+ * (LMDB keeps every commit it answered; a write it had not answered is not there, whole). */
+static void log_unclean_start(node_t *n)
+{
+    store_head_t h = {0};
+    uint64_t products = 0;
+    if (store_catalog_head(n->st, n->cfg.domain, &h) != 0)
+        h.seq = 0;
+    store_products_count(n->st, &products);
+    log_warn("%s: the previous agent (pid %ld) did not stop cleanly (killed, crashed or power cut); "
+             "recovered every write it answered: catalog seq %llu of '%s', %llu products in the replica "
+             "(trib_unclean_start 1 in /metrics)",
+             n->cfg.data, n->unclean_pid, (unsigned long long)h.seq, n->cfg.domain, (unsigned long long)products);
+}
+
 int node_open(node_t *n, char *err, size_t errlen)
 {
     n->started = time(NULL);
@@ -150,7 +166,11 @@ int node_open(node_t *n, char *err, size_t errlen)
         return need_domain(n, err, errlen);
     if (mkdir_p(n->cfg.data, err, errlen) < 0)
         return -1;
-    if ((n->lock_fd = datalock_take(n->cfg.data, err, errlen)) < 0)
+    if ((n->lock_fd = datalock_take(n->cfg.data, &n->unclean_pid, err, errlen)) < 0)
+        return -1;
+    /* A key switch a stop interrupted is finished (or its staged files removed) only under the lock:
+     * before it, a second agent started by mistake on a running node's dir did that to the running one. */
+    if (rotate_recover(n->cfg.data, err, errlen) < 0)
         return -1;
     if (check_identity_kept(n->cfg.data, err, errlen) < 0)
         return -1;
@@ -175,6 +195,8 @@ int node_open(node_t *n, char *err, size_t errlen)
     }
     log_info("%s identity %s for domain '%s' in %s", created ? "created" : "loaded", n->id.hex, n->cfg.domain,
              n->cfg.data);
+    if (n->unclean_pid)
+        log_unclean_start(n);
     return 0;
 }
 

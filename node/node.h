@@ -38,6 +38,7 @@ typedef struct node {
     struct policy_node *policy;     /* policy sets and compliance (node/policy_node.h); NULL: none */
     time_t started;
     int lock_fd;                    /* DATA/agent.lock, held for the node's life (-1: none) */
+    long unclean_pid;               /* the previous agent on the data dir, when it did not stop cleanly */
     int64_t cert_not_after_ms;      /* chartered: this node's certificate ends (0: open mode); grants
                                        never outlive it (node/grants.c) */
     uint64_t cert_serial;           /* chartered: that certificate's serial, named when a grant ends with it */

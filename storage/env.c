@@ -1,7 +1,8 @@
 /* storage/env.c - the LMDB environment: open/close, transactions, map growth, errors.
  *
- * Owns: creating and opening the environment and its named databases, the storage format
- * marker, the map lock that makes mdb_env_set_mapsize safe while other threads use the
+ * Owns: creating and opening the environment and its named databases (refusing a data.mdb that is
+ * empty or shorter than its last commit, which LMDB would start afresh or die of SIGBUS on), the
+ * storage format marker, the map lock that makes mdb_env_set_mapsize safe while other threads use the
  * environment, growing the map on MDB_MAP_FULL, adopting a size grown by another process
  * (MDB_MAP_RESIZED), telling a full disk from other commit failures, and the per-thread last
  * error.
@@ -436,6 +437,44 @@ static int open_body(store_t *st, MDB_txn *txn, void *ctx, char *err, size_t err
     return rc ? store__write_fail(st, err, errlen, "mdb_put(meta, format)", rc) : 0;
 }
 
+/* ---------------------------------------------------------------- damaged files */
+
+#define DAMAGED_HINT "restore it from a backup (docs/deploy.md, \"Backup and restore\")"
+
+/* A data.mdb that exists with no bytes: a copy or a disk that lost the file's content. LMDB
+ * would make a new, empty store in it (a node with its old identity and none of its records). */
+static int file_empty(const store_t *st, char *err, size_t errlen)
+{
+    char path[sizeof st->path + 16];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", st->path);
+    if (stat(path, &sb) != 0 || sb.st_size != 0)
+        return 0;
+    store__err(err, errlen, "%s is empty (0 bytes), the store is lost: " DAMAGED_HINT
+               ", or delete it to start empty (peers resend the catalog, not this node's records)", path);
+    return -1;
+}
+
+/* A data.mdb shorter than the pages its last commit uses: LMDB maps the file and would die of
+ * SIGBUS at the first read past its end. The meta page names the last page in use; every
+ * page up to it was written (pwrite) before that meta page was. */
+static int file_truncated(store_t *st, char *err, size_t errlen)
+{
+    char path[sizeof st->path + 16];
+    struct stat sb;
+    MDB_envinfo info;
+    MDB_stat ms;
+    snprintf(path, sizeof path, "%s/data.mdb", st->path);
+    if (stat(path, &sb) != 0 || mdb_env_info(st->env, &info) != 0 || mdb_env_stat(st->env, &ms) != 0)
+        return 0;
+    unsigned long long need = ((unsigned long long)info.me_last_pgno + 1) * ms.ms_psize;
+    if ((unsigned long long)sb.st_size >= need)
+        return 0;
+    store__err(err, errlen, "%s is truncated: %lld bytes, its last commit needs %llu (LMDB would "
+               "crash reading past the end): " DAMAGED_HINT, path, (long long)sb.st_size, need);
+    return -1;
+}
+
 store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t errlen)
 {
     if (!dir || !*dir) {
@@ -499,10 +538,17 @@ store_t *store_open(const char *dir, const store_opts_t *opts, char *err, size_t
     /* MDB_NOTLS: read transactions belong to the txn object, not the thread (HTTP threads
      * and the gossip thread share the environment). Durable: no MDB_NOSYNC unless asked. */
     unsigned flags = MDB_NOTLS | (opts && opts->nosync ? MDB_NOSYNC : 0);
+    if (file_empty(st, err, errlen) != 0)
+        goto fail;
     if ((rc = mdb_env_open(st->env, dir, flags, 0600)) != 0) {
-        store__mdb_err(st, err, errlen, "mdb_env_open", rc);
+        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+            store__err(err, errlen, "%s/data.mdb: %s: " DAMAGED_HINT, dir, mdb_strerror(rc));
+        else
+            store__mdb_err(st, err, errlen, "mdb_env_open", rc);
         goto fail;
     }
+    if (file_truncated(st, err, errlen) != 0)
+        goto fail;
     int dead = 0;
     if ((rc = mdb_reader_check(st->env, &dead)) != 0) {
         store__mdb_err(st, err, errlen, "mdb_reader_check", rc);

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -737,6 +738,8 @@ Test(agent, nul_or_control_byte_in_path_query_or_manifest_is_refused)
 
 /* ------------------------------------------------------------------ one agent per port and data dir */
 
+static uid_t agent_uid;   /* > 0: agent_exit runs the agent as this uid (and gid), root dropping to it */
+
 /* Runs `trib agent ARGS` (NULL-ended) and waits up to 15 s for it to exit: its exit code, with
  * its stderr in errout (malloc'd); -2 when it was still running (then killed). */
 static int agent_exit(char **errout, ...)
@@ -757,6 +760,8 @@ static int agent_exit(char **errout, ...)
     cr_assert_geq(pid, 0);
     if (pid == 0) {
         dup2(fd, 2);
+        if (agent_uid > 0 && (setgroups(0, NULL) != 0 || setgid(agent_uid) != 0 || setuid(agent_uid) != 0))
+            _exit(126);
         execv(argv[0], (char **)argv);
         _exit(127);
     }
@@ -990,6 +995,82 @@ Test(agent, data_dir_in_use_is_refused_naming_the_holder_and_a_stale_lock_is_tak
     char *pid = h_read_file(path, NULL);
     cr_assert(pid && atoi(pid) == n.pid, "lock file holds '%s', agent is %d", pid, (int)n.pid);
     free(pid);
+}
+
+/* A restart after the agent was killed says so, with what the store holds, and /metrics has
+ * trib_unclean_start 1 to alert on; a restart after a clean stop says nothing of the kind. */
+Test(agent, a_restart_after_sigkill_says_the_stop_was_unclean_and_what_was_recovered)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    cr_assert_eq(h_node_restart(&n), 0, "see %s", n.log);
+    cr_assert_eq(h_metric(n.url, "trib_unclean_start"), 0);
+    char *log = h_read_file(n.log, NULL);
+    cr_assert(log && !strstr(log, "did not stop cleanly"), "a clean stop reported as unclean: %s", log);
+    free(log);
+
+    pid_t killed = n.pid;
+    h_node_stop(&n, SIGKILL);
+    cr_assert_eq(h_node_restart(&n), 0, "see %s", n.log);
+    cr_assert_eq(h_metric(n.url, "trib_unclean_start"), 1);
+    char want[160];
+    snprintf(want, sizeof want, "the previous agent (pid %d) did not stop cleanly", (int)killed);
+    log = h_read_file(n.log, NULL);
+    cr_assert(log && strstr(log, want), "no '%s' in %s", want, n.log);
+    cr_assert(strstr(strstr(log, want), "catalog seq 1 of 'payments', 1 products"), "%s", strstr(log, want));
+    free(log);
+}
+
+/* A second agent started by mistake on a running node's data dir (other ports) is refused by the
+ * lock before it touches anything: the running node's staged key rotation files stay. Before, the
+ * interrupted-switch recovery ran first and removed them (or finished a committed switch under the
+ * running node) before the lock refused the second agent. */
+Test(agent, a_second_agent_on_a_running_nodes_dir_leaves_its_rotation_files_alone)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    const char *staged[] = {"identity.next.cert.new", "admin.token.next"};
+    char path[2][300];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path[i], sizeof path[i], "%s/%s", n.dir, staged[i]);
+        cr_assert_eq(h_write_file(path[i], "staged\n", 7), 0);
+    }
+    char http[64], peer[64], *err = NULL, want[64];
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", n.dir, "--domain", "payments", "--http", http, "--listen", peer, NULL);
+    cr_assert_eq(rc, 1, "second agent on %s: exit %d: %s", n.dir, rc, err);
+    snprintf(want, sizeof want, "in use by another agent (pid %d", (int)n.pid);
+    cr_assert(strstr(err, want), "%s", err);
+    free(err);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(access(path[i], F_OK), 0, "the refused agent removed the running node's %s", staged[i]);
+}
+
+/* A data dir that belongs to another user (the service's user is not the one who made it) is
+ * refused naming both users and what to do; before, only "cannot open the data dir lock ...:
+ * Permission denied". Needs root, to run the agent as nobody (uid 65534). */
+Test(agent, a_data_dir_of_another_user_is_refused_naming_both_users)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to run the agent as another user");
+    char dir[] = "/tmp/trib-agent-owned-XXXXXX", http[64], peer[64], *err = NULL;
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chmod(dir, 0755), 0);
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    agent_uid = 65534;
+    int rc = agent_exit(&err, "--data", dir, "--domain", "payments", "--http", http, "--listen", peer, NULL);
+    agent_uid = 0;
+    rmdir(dir);
+    if (rc == 126 || (err && strstr(err, "Permission denied") && strstr(err, "execv")))
+        cr_skip_test("uid 65534 cannot run %s", h_trib_path());
+    cr_assert_eq(rc, 1, "exit %d: %s", rc, err);
+    cr_assert(strstr(err, dir) && strstr(err, "belongs to user root (uid 0)") && strstr(err, "runs as ") &&
+              strstr(err, "(uid 65534)") && strstr(err, "chown -R"), "%s", err);
+    free(err);
 }
 
 Test(agent, store_without_its_identity_key_refuses_to_start_and_says_how_to_restore)

@@ -432,10 +432,12 @@ Test(chartered, agent_refuses_to_start_without_a_valid_certificate_of_its_own)
     /* expired, not yet valid */
     issue(NULL, "payments", id.pk, t - 10 * DAY_MS, t - DAY_MS, two_roots, 2, 0, "expired.cert", &c);
     cert_free(&c);
-    expect_start_refused(d, "payments", "expired.cert", NULL, "expired", NULL);
+    /* a window missed may be this machine's clock: the refusal says what it reads, and which way */
+    expect_start_refused(d, "payments", "expired.cert", NULL, "expired", "this machine's clock reads 20");
+    expect_start_refused(d, "payments", "expired.cert", NULL, "expired", "if it is ahead, fix it (NTP)");
     issue(NULL, "payments", id.pk, t + DAY_MS, t + 10 * DAY_MS, two_roots, 2, 0, "future.cert", &c);
     cert_free(&c);
-    expect_start_refused(d, "payments", "future.cert", NULL, "not_yet_valid", NULL);
+    expect_start_refused(d, "payments", "future.cert", NULL, "not_yet_valid", "if it is behind, fix it (NTP)");
     /* one root where the charter needs two */
     const identity_t *one[] = {&R1};
     issue(NULL, "payments", id.pk, t - DAY_MS, t + DAY_MS, one, 1, 1, "below.cert", &c);
@@ -1776,6 +1778,60 @@ static int token_refused(void *ctx)
     refused_tok_t *c = ctx;
     char body[2048];
     return whoami(c->n, c->token, body, sizeof body) == 401;
+}
+
+/* A token refused as expired at a node whose clock is ahead of its issuer's may be a new token:
+ * when the node has seen a peer's clock off by more than the 60 s allowed, and by more than the
+ * token is past its expiry, the refusal says so and names trib_clock_skew_max_seconds. Before, it
+ * only said "expired ... 300 s ago; ask its issuer for a new one" (a new one fails the same way).
+ * Growth's wall clock is 10 minutes ahead (tests/shim/wallclock.c, LD_PRELOAD). */
+Test(chartered, a_token_expired_by_a_clock_ahead_says_the_clocks_differ)
+{
+    char wall[300], shim[512], da[256], db[256], seed[160], *out = NULL, *eout = NULL;
+    snprintf(wall, sizeof wall, "%s/wall", work);
+    wall_offset(wall, 600000);
+    ssize_t len = readlink("/proc/self/exe", shim, sizeof shim - 32);
+    cr_assert_gt(len, 0);
+    shim[len] = '\0';
+    snprintf(strrchr(shim, '/'), 32, "/wallclock.so");
+    cr_assert_eq(access(shim, R_OK), 0, "%s is missing (make it: its rule is in the Makefile)", shim);
+    identity_t ia, ib;
+    cert_t ca, cb;
+    h_node_t a, b;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "a.cert", &ca);
+    issue(NULL, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    const char *was = getenv("ASAN_OPTIONS");
+    char asan[600], *was_copy = was ? strdup(was) : NULL;
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was && *was ? ":" : "");
+    setenv("LD_PRELOAD", shim, 1);   /* growth only: the environment its process starts with */
+    setenv("TRIB_TEST_WALL_FILE", wall, 1);
+    setenv("ASAN_OPTIONS", asan, 1);
+    start(&b, "growth", db, "b.cert", seed);
+    unsetenv("LD_PRELOAD");
+    unsetenv("TRIB_TEST_WALL_FILE");
+    if (was_copy)
+        setenv("ASAN_OPTIONS", was_copy, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(was_copy);
+    expect_metric(b.url, "trib_clock_skew_max_seconds", 590, "growth did not see payments' clock 10 min behind");
+
+    int rc = h_trib(&a, NULL, &out, &eout, "token", "issue", "--sub", "job@payments", "--kind", "read", "--ttl", "5m",
+                    NULL);
+    cr_assert_eq(rc, 0, "token issue: %s %s", out ? out : "", eout ? eout : "");
+    out[strcspn(out, "\n")] = '\0';
+    char body[2048];
+    cr_assert_eq(whoami(&a, out, body, sizeof body), 200, "the new token at its issuer: %s", body);
+    cr_assert_eq(whoami(&b, out, body, sizeof body), 401, "the new token at a node 10 min ahead: %s", body);
+    cr_assert(strstr(body, "token_expired") && strstr(body, "differs from a peer's by up to 6") &&
+              strstr(body, "trib_clock_skew_max_seconds") && strstr(body, "fix the clocks (NTP)"), "%s", body);
+    free(out), free(eout);
+    cert_free(&ca), cert_free(&cb);
 }
 
 /* A token issued by a key the federation revoked is refused saying so: which certificate, since

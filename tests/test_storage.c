@@ -1,6 +1,6 @@
 /* tests/test_storage.c - the storage layer against a real LMDB environment in a temp dir.
  *
- * Covers: open/close/reopen, meta, catalog append checks (and that a refusal changes
+ * Covers: open/close/reopen, a damaged data.mdb (empty, truncated) refused at open, meta, catalog append checks (and that a refusal changes
  * nothing), scan order and byte bound, heads, the products index, record logs, map growth
  * (single thread, concurrent threads, ceiling, write from a callback), crash recovery of
  * the record seq, members, argument validation, and a read snapshot given up (through env.c's test hook).
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "storage/internal.h"
@@ -751,6 +752,38 @@ Test(storage, records_seq_right_after_crash)
 }
 
 /* ---------------------------------------------------------------- map growth */
+
+/* A data.mdb cut short (a copy that stopped, a disk that lost its end) is refused at open,
+ * naming the file and what to do: LMDB maps the file and would die of SIGBUS reading past its
+ * end. An empty one is refused too, not made into a new store under the node's old identity. */
+static void damage_and_reopen(off_t size, const char *want)
+{
+    publish("payments", 1, "settled");
+    uint64_t first, last;
+    cr_assert_eq(put_records(st, "payments/settled", 1, 5000, &first, &last), 0, "%s", err);
+    store_close(&st);
+    char path[128];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    cr_assert_eq(truncate(path, size), 0);
+    store_t *s = store_open(dir, NULL, err, sizeof err);
+    if (s)
+        store_close(&s);
+    cr_assert_null(s, "a data.mdb of %lld bytes was opened", (long long)size);
+    cr_assert(strstr(err, path) && strstr(err, want) && strstr(err, "restore it from a backup"), "%s", err);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_size, size, "the refused file is left as it was");
+}
+
+Test(storage, truncated_data_file_is_refused_at_open)
+{
+    damage_and_reopen(3 * 4096, "truncated");
+}
+
+Test(storage, empty_data_file_is_refused_at_open)
+{
+    damage_and_reopen(0, "empty (0 bytes)");
+}
 
 Test(storage, map_grows_on_full)
 {
