@@ -678,7 +678,7 @@ int policy_node_start(node_t *n, const charter_t *ch, const char *policy_file, c
         if (rc == POLICY_REFUSED_STALE) {
             /* an operator's newer set, kept from before this start, stays in force */
             log_warn("policy: --policy %s not taken: %s (the newer set stays in force)", policy_file, why);
-        } else if (rc != 0) {
+        } else if (rc != 0 && rc != POLICY_UNCHANGED) {   /* unchanged: the set kept is this very text */
             snprintf(err, errlen, "--policy %s: %s", policy_file, why);
             goto fail;
         }
