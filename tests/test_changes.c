@@ -353,6 +353,10 @@ Test(changes, grant_changes_once_each_on_the_owner_and_its_peer)
     post(&a, path, a.token, "{\"days\":30}", 409, NULL, NULL, 0);   /* refused: no entry, no event */
     snprintf(path, sizeof path, "/v1/access/grants/%s/revoke", gid);
     post(&a, path, a.token, "{\"reason\":\"project ended\"}", 200, NULL, NULL, 0);
+    /* asked again once growth has heard of the decision: before that, growth holds the first request
+     * as pending and answers the same request with it (200, "existing") */
+    listed_t heard = {&b, "/v1/access/mine", alice, gid};
+    cr_assert(h_wait(listed, &heard, 20000), "growth never heard of grant %s", gid);
     post(&b, "/v1/access/requests", alice, ask, 201, "id", rid2, sizeof rid2);
     pend.id = rid2;
     cr_assert(h_wait(listed, &pend, 20000), "payments never saw request %s", rid2);
