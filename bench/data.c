@@ -835,7 +835,7 @@ static void read_report(void)
         ratio = r.rate / d.rate;
         printf("    routed through B           %10.0f rec/s   first byte %7.2f ms   CPU A %.3f s  B %.3f s   (%s)\n",
                r.rate, r.ttfb_ms, r.cpu[0], r.cpu[1], path_said(pa, pb, said, sizeof said));
-        printf("    routed/direct %.2f   target >= 0.50  %s%s\n", ratio, ratio >= 0.50 ? "PASS" : "MISS",
+        printf("    routed/direct %.3f   target >= 0.50  %s%s\n", ratio, ratio >= 0.50 ? "PASS" : "MISS",
                r.count == d.count ? "" : "  (record count differs from direct!)");
         printf("    memory during the routed reads, max: relay B RssAnon %.1f MiB (VmRSS %.1f), owner A RssAnon "
                "%.1f MiB (VmRSS %.1f)\n", rss_max[1][0] / 1024.0, rss_max[1][1] / 1024.0, rss_max[0][0] / 1024.0,
@@ -900,7 +900,7 @@ static void read_report(void)
         printf("  time to first byte, 10 records (%zu reads each way, interleaved with as many data link round trips):\n"
                "    direct on owner A   p50 %6.3f ms   p99 %6.3f ms\n"
                "    routed through B    p50 %6.3f ms   p99 %6.3f ms   (%s)\n"
-               "    routed/direct p50 %.2f (p99 %.2f)   target <= 2  %s\n"
+               "    routed/direct p50 %.3f (p99 %.2f)   target <= 2  %s\n"
                "    redirected by B     p50 %6.3f ms   p99 %6.3f ms   (307 from B, then A: two requests)\n"
                "    redirected/direct p50 %.2f (p99 %.2f)   (not the item's target as written: the records do not go through B)\n",
                n, d50, d99, r50, r99, path_said(pa, pb, said, sizeof said), r50 / d50, r99 / d99, r50 / d50 <= 2 ? "PASS" : "MISS", x50, x99, x50 / d50,
