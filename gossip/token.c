@@ -733,23 +733,14 @@ char *token_file_read(const char *path, char *err, size_t errlen)
     if (!path)
         return errf(err, errlen, "no token file named"), NULL;
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);   /* a FIFO: refused below, not waited on */
-    if (fd < 0) {
-        if (errno == ENOENT)
-            errf(err, errlen, "%s: no such file", path);
-        else
-            errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    int fd = textfile_open(path, 0, err, errlen);   /* a regular file (a FIFO is refused, not waited on) */
+    if (fd < 0)
         return NULL;
-    }
     char *t = NULL;
     size_t got = 0;
     FILE *f = NULL;
     if (fstat(fd, &st) != 0)
         errf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-    else if (S_ISDIR(st.st_mode))
-        errf(err, errlen, "%s: is a directory, not a file", path);
-    else if (!S_ISREG(st.st_mode))
-        errf(err, errlen, "%s: not a regular file", path);
     else if ((st.st_mode & 077) != 0)
         errf(err, errlen, "%s: mode %04o, must be 0600 (a token is a secret: chmod 600 %s)", path,
              (unsigned)(st.st_mode & 07777), path);
