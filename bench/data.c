@@ -29,7 +29,8 @@
  *    beside item 7 of issue 9, not as it: the item as written is a read through a second node,
  *    which the routed rows measure (and which keep their MISS). Interleaved with the others.
  *  - raw data link: what a routed read now crosses between relay and owner (gossip/link.h: Noise
- *    IK, ChaCha20-Poly1305 frames), with nothing else on it: one link on loopback to a child
+ *    IK, the protocol the agents pick on this CPU: AESGCM where it runs AES in hardware, else
+ *    ChaChaPoly), with nothing else on it: one link on loopback to a child
  *    process forked at start (the owner's end: it seals and sends; this process is the relay's:
  *    it receives and opens). Per round of the read rates, between the routed and the redirected
  *    reads, the direct read's bytes in frames of the owner's batch sizes (64 KiB, 256 KiB, then
@@ -846,11 +847,11 @@ static void read_report(void)
          * owner's ends), one data link on loopback, the direct read's bytes in frames of the
          * owner's batch sizes. Issue 9 item 7 allows routed/CURVE >= 0.8 when encryption is what
          * remains; routed reads no longer cross CURVE but a data link, so its floor is this one. */
-        printf("    raw data link, same bytes  %10.0f rec/s   one link on loopback to another process (Noise IK, "
-               "ChaCha20-Poly1305, 1 MiB frames)   CPU %.3f s (both ends: receiving %.3f, sending %.3f)\n"
+        printf("    raw data link, same bytes  %10.0f rec/s   one link on loopback to another process (%s, "
+               "1 MiB frames)   CPU %.3f s (both ends: receiving %.3f, sending %.3f)\n"
                "    routed/link %.2f   target >= 0.80 when routed/direct < 0.50 (the item's CURVE clause, for the "
                "data link routed reads now take)  %s%s\n",
-               lk.rate, lk.cpu[0] + lk.cpu[1], lk.cpu[0], lk.cpu[1], r.rate / lk.rate,
+               lk.rate, link_suite_name(LINK_SUITE_AUTO), lk.cpu[0] + lk.cpu[1], lk.cpu[0], lk.cpu[1], r.rate / lk.rate,
                ratio >= 0.5 ? "(not needed)" : r.rate / lk.rate >= 0.8 ? "PASS" : "MISS",
                pa[1] >= 0 && pb[1] > pa[1] ? "  (but B's routed reads took the peer transport: not this path)" : "");
         /* On a shared 2-core machine the rates swing with the load; the CPU seconds hardly do. A

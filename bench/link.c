@@ -1,4 +1,5 @@
-/* bench/link.c - what the data link (gossip/link.h: Noise IK, ChaChaPoly frames) costs beside
+/* bench/link.c - what the data link (gossip/link.h: Noise IK, AESGCM or ChaChaPoly frames as the
+ * agents pick them on this CPU; LINK_CIPHER=aesgcm|chachapoly forces one) costs beside
  * plain TCP, on loopback between two processes: the throughput of 100 MB in 256 KiB frames, the
  * round trip of a 100-byte frame (p50, p99), and the time of a handshake (p50).
  *
@@ -247,8 +248,8 @@ int main(int argc, char **argv)
     size_t mb = argc > 1 ? (size_t)atoi(argv[1]) : 100;
     int rounds = argc > 2 ? atoi(argv[2]) : 3;
     size_t total = (mb * 1000 * 1000 + FRAME - 1) / FRAME * FRAME;   /* whole frames */
-    if (sodium_init() < 0 || rounds < 1 || mb < 1)
-        return fprintf(stderr, "usage: bench/link [MB [ROUNDS]]\n"), 2;
+    if (sodium_init() < 0 || rounds < 1 || mb < 1 || link_set_suite(getenv("LINK_CIPHER")) != 0)
+        return fprintf(stderr, "usage: [LINK_CIPHER=auto|aesgcm|chachapoly] bench/link [MB [ROUNDS]]\n"), 2;
     crypto_box_keypair(ck.pk, ck.sk);
     crypto_box_keypair(sk.pk, sk.sk);
     randombytes_buf(ck.prologue, 32);
@@ -271,7 +272,8 @@ int main(int argc, char **argv)
         child(total, rounds);
     }
 
-    printf("== Data link (gossip/link.h, Noise IK + ChaChaPoly) vs plain TCP, loopback, two processes ==\n");
+    printf("== Data link (gossip/link.h, %s) vs plain TCP, loopback, two processes ==\n",
+           link_suite_name(LINK_SUITE_AUTO));
     printf("  %zu MB in %d KiB frames; %d round trips of a %d-byte frame; %d handshakes; %d rounds\n",
            total / 1000000, FRAME / 1024, RTT_N, SMALL, HS_N, rounds);
     printf("  round  tcp MB/s  link MB/s  ratio | rtt p50 tcp/link us  p99 tcp/link us"

@@ -39,6 +39,7 @@
 #include "gossip/fedlog.h"
 #include "gossip/gossip.h"
 #include "gossip/gossip_int.h"
+#include "gossip/link.h"
 #include "gossip/linkserve.h"
 #include "gossip/log.h"
 #include "gossip/membersave.h"
@@ -972,9 +973,9 @@ static int start_links(gossip_t *g, const gossip_opts_t *o, const reads_config_t
         snprintf(g->link, sizeof g->link, "%.*s:%d", (int)(strrchr(g->advertise, ':') - g->advertise), g->advertise,
                  linkserve_port(g->links));
     const char *colon = strrchr(o->link_listen, ':');   /* the bound port: --link-listen may ask for any (:0) */
-    log_info("link: serving routed reads on %.*s:%d (advertised as %s)",
+    log_info("link: serving routed reads on %.*s:%d (advertised as %s); dialing with %s, taking both protocols",
              (int)(colon ? (size_t)(colon - o->link_listen) : strlen(o->link_listen)), o->link_listen,
-             linkserve_port(g->links), g->link);
+             linkserve_port(g->links), g->link, link_suite_name(LINK_SUITE_AUTO));
     return 0;
 }
 

@@ -33,6 +33,7 @@
 
 #include <sodium.h>
 
+#include "gossip/aead.h"
 #include "gossip/clock.h"
 #include "gossip/noise.h"
 
@@ -273,10 +274,43 @@ static link_t *refuse(link_t *l, int fd, noise_hs_t *hs, link_reason_t r, link_r
     return NULL;
 }
 
-/* The Noise prologue of k: the magic, then the federation's 32 bytes. */
-static const uint8_t *prologue_of(const link_keys_t *k, uint8_t out[PROLOGUE_LEN])
+/* The protocol link_dial asks for: LINK_SUITE_AUTO until link_set_suite says otherwise. */
+static _Atomic int dial_suite = LINK_SUITE_AUTO;
+
+static const char *const MAGICS[2] = {LINK_MAGIC, LINK_MAGIC_AESGCM};   /* by noise_suite_t */
+
+int link_set_suite(const char *name)
 {
-    memcpy(out, LINK_MAGIC, MAGIC_LEN);
+    int s = !name || !*name || !strcmp(name, "auto") ? LINK_SUITE_AUTO
+            : !strcmp(name, "chachapoly")            ? LINK_SUITE_CHACHAPOLY
+            : !strcmp(name, "aesgcm")                ? LINK_SUITE_AESGCM
+                                                     : -1;
+    if (s < 0)
+        return -1;
+    dial_suite = s;
+    return 0;
+}
+
+/* The suite link_dial uses now: the one set, or AESGCM where this CPU runs AES in hardware. */
+static noise_suite_t suite_now(void)
+{
+    int s = dial_suite;
+    if (s == LINK_SUITE_AUTO)
+        return aead_aes_in_hardware() ? NOISE_AESGCM : NOISE_CHACHAPOLY;
+    return s == LINK_SUITE_AESGCM ? NOISE_AESGCM : NOISE_CHACHAPOLY;
+}
+
+const char *link_suite_name(int suite)
+{
+    if (suite == LINK_SUITE_AUTO)
+        suite = suite_now() == NOISE_AESGCM ? LINK_SUITE_AESGCM : LINK_SUITE_CHACHAPOLY;
+    return suite == LINK_SUITE_AESGCM ? "Noise_IK_25519_AESGCM_SHA256" : "Noise_IK_25519_ChaChaPoly_SHA256";
+}
+
+/* The Noise prologue of k under suite's magic: the magic, then the federation's 32 bytes. */
+static const uint8_t *prologue_of(const link_keys_t *k, noise_suite_t suite, uint8_t out[PROLOGUE_LEN])
+{
+    memcpy(out, MAGICS[suite], MAGIC_LEN);
     memcpy(out + MAGIC_LEN, k->prologue, 32);
     return out;
 }
@@ -314,9 +348,10 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
 
     uint8_t out[MAGIC_LEN + 2 + MSG1_MAX];
     size_t mlen;
-    memcpy(out, LINK_MAGIC, MAGIC_LEN);
+    noise_suite_t suite = suite_now();
+    memcpy(out, MAGICS[suite], MAGIC_LEN);
     uint8_t pro[PROLOGUE_LEN];
-    noise_init(&hs, 1, k->pk, k->sk, server_pk, prologue_of(k, pro), sizeof pro);
+    noise_init(&hs, suite, 1, k->pk, k->sk, server_pk, prologue_of(k, suite, pro), sizeof pro);
     if (noise_write(&hs, hello, hello_len, out + MAGIC_LEN + 2, &mlen) != NOISE_OK)
         return refuse(l, fd, &hs, LINK_HANDSHAKE, why, err, errlen,
                       "handshake with %s: the server key is not a usable X25519 key", peer);
@@ -378,22 +413,26 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
         return refuse(l, fd, NULL, LINK_OVERSIZE, why, err, errlen,
                       "link from %s: a reply of %zu bytes (at most %d)", peer, reply_len, LINK_HELLO_MAX);
 
-    uint8_t pro[PROLOGUE_LEN];
-    noise_init(&hs, 0, k->pk, k->sk, NULL, prologue_of(k, pro), sizeof pro);   /* keygen while waiting */
     errno = 0;
     int got = fill(l, MAGIC_LEN + 2, deadline, &r);
     size_t have = l->rlen - l->rpos;
     const uint8_t *p = have ? l->rbuf + l->rpos : NULL;   /* rbuf is NULL when nothing was read */
-    if (have && memcmp(p, LINK_MAGIC, have < MAGIC_LEN ? have : MAGIC_LEN) != 0) {
+    size_t cmp = have < MAGIC_LEN ? have : MAGIC_LEN;
+    noise_suite_t suite = NOISE_CHACHAPOLY;               /* by the magic: either, whichever the CPU */
+    if (have && memcmp(p, MAGICS[NOISE_AESGCM], cmp) == 0 && memcmp(p, MAGICS[NOISE_CHACHAPOLY], cmp) != 0)
+        suite = NOISE_AESGCM;
+    if (have && memcmp(p, MAGICS[suite], cmp) != 0) {
         char first[16] = "";
         for (size_t i = 0, at = 0; i < have && i < 4; i++)
             at += (size_t)snprintf(first + at, sizeof first - at, i ? " %02x" : "%02x", p[i]);
-        return refuse(l, fd, &hs, LINK_GARBAGE, why, err, errlen,
+        return refuse(l, fd, NULL, LINK_GARBAGE, why, err, errlen,
                       "link from %s: not a Tributary link (first bytes %s)", peer, first);
     }
     if (got <= 0)
-        return refuse(l, fd, &hs, r, why, err, errlen, "link from %s: no handshake: %s", peer,
+        return refuse(l, fd, NULL, r, why, err, errlen, "link from %s: no handshake: %s", peer,
                       r == LINK_TIMEOUT ? "none within the timeout" : io_text(r));
+    uint8_t pro[PROLOGUE_LEN];
+    noise_init(&hs, suite, 0, k->pk, k->sk, NULL, prologue_of(k, suite, pro), sizeof pro);
     size_t len = (size_t)p[MAGIC_LEN] << 8 | p[MAGIC_LEN + 1];
     if (len < NOISE_MSG1_MIN || len > MSG1_MAX)
         return refuse(l, fd, &hs, LINK_GARBAGE, why, err, errlen,
@@ -574,6 +613,11 @@ size_t link_held(const link_t *l)
 void link_set_recv_max(link_t *l, size_t max)
 {
     l->recv_max = max < LINK_FRAME_MAX ? max : LINK_FRAME_MAX;
+}
+
+int link_protocol(const link_t *l)
+{
+    return l->tx.suite == NOISE_AESGCM ? LINK_SUITE_AESGCM : LINK_SUITE_CHACHAPOLY;
 }
 
 const uint8_t *link_peer_pk(const link_t *l)

@@ -60,7 +60,7 @@ struct linkserve {
     atomic_uint_fast64_t narrowed;   /* reads served with narrow batches (the budget was held) */
     log_limit_t narrow_log;
     atomic_uint open;            /* links whose first frame decrypted, served now */
-    atomic_uint_fast64_t accepted, requests, lost, refused[R_COUNT];
+    atomic_uint_fast64_t accepted, accepted_aes, requests, lost, refused[R_COUNT];
     log_limit_t refused_log[R_COUNT];
 };
 
@@ -361,6 +361,8 @@ static void serve_link(linkserve_t *s, link_t *l, slot_t *sl)
         if (first) {             /* a frame of the initiator's decrypted: it is live */
             first = 0;
             atomic_fetch_add(&s->accepted, 1);
+            if (link_protocol(l) == LINK_SUITE_AESGCM)
+                atomic_fetch_add(&s->accepted_aes, 1);
             atomic_fetch_add(&s->open, 1);
         }
         if (s->o.trust && !still_admitted(s, l, peer, hex))
@@ -679,13 +681,17 @@ void linkserve_metrics(linkserve_t *s, FILE *f)
             "# HELP trib_link_accepted_total Data links accepted (handshake completed, admitted, and a first "
             "frame decrypted: the initiator is live).\n"
             "# TYPE trib_link_accepted_total counter\ntrib_link_accepted_total %" PRIu64 "\n"
+            "# HELP trib_link_accepted_aesgcm_total Of those, the links whose initiator chose "
+            "Noise_IK_25519_AESGCM_SHA256 (the rest: Noise_IK_25519_ChaChaPoly_SHA256).\n"
+            "# TYPE trib_link_accepted_aesgcm_total counter\ntrib_link_accepted_aesgcm_total %" PRIu64 "\n"
             "# HELP trib_link_requests_total Read requests served on data links.\n"
             "# TYPE trib_link_requests_total counter\ntrib_link_requests_total %" PRIu64 "\n"
             "# HELP trib_link_lost_total Data links lost while a read was served on them.\n"
             "# TYPE trib_link_lost_total counter\ntrib_link_lost_total %" PRIu64 "\n"
             "# HELP trib_link_refused_total Data links refused, or closed by this node, by reason.\n"
             "# TYPE trib_link_refused_total counter\n",
-            open, held, (uint64_t)atomic_load(&s->accepted), (uint64_t)atomic_load(&s->requests),
+            open, held, (uint64_t)atomic_load(&s->accepted), (uint64_t)atomic_load(&s->accepted_aes),
+            (uint64_t)atomic_load(&s->requests),
             (uint64_t)atomic_load(&s->lost));
     for (int r = 1; r < R_COUNT; r++)
         if (r != LINK_OK)

@@ -1,4 +1,5 @@
-/* gossip/noise.c - Noise_IK_25519_ChaChaPoly_SHA256 on libsodium (see gossip/noise.h).
+/* gossip/noise.c - Noise_IK_25519_ChaChaPoly_SHA256 and Noise_IK_25519_AESGCM_SHA256 on libsodium
+ * and OpenSSL's AEADs (see gossip/noise.h).
  *
  * Owns: the symmetric state (ck, h, k, n), the two IK messages, Split, and the transport
  * cipher's nonce. Written from the spec's sections 5 (processing rules), 7.5 (IK) and 12.
@@ -8,17 +9,26 @@
 #include "gossip/aead.h"
 #include "gossip/noise.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
-static const char PROTOCOL[] = "Noise_IK_25519_ChaChaPoly_SHA256";   /* exactly 32 bytes: h = name */
+/* The protocol names by noise_suite_t; a name of at most 32 bytes is h, zero-padded (spec 5.2). */
+static const char *const PROTOCOL[2] = {"Noise_IK_25519_ChaChaPoly_SHA256", "Noise_IK_25519_AESGCM_SHA256"};
 
-static void nonce_of(uint8_t nonce[12], uint64_t n)
+/* The nonce of message n: 4 zero bytes, then n in 8 bytes, little-endian for ChaChaPoly and
+ * big-endian for AESGCM (spec 12.3, 12.4). */
+static void nonce_of(uint8_t nonce[12], noise_suite_t suite, uint64_t n)
 {
     memset(nonce, 0, 4);
     for (int i = 0; i < 8; i++)
-        nonce[4 + i] = (uint8_t)(n >> (8 * i));
+        nonce[suite == NOISE_AESGCM ? 11 - i : 4 + i] = (uint8_t)(n >> (8 * i));
+}
+
+static aead_alg_t alg_of(noise_suite_t suite)
+{
+    return suite == NOISE_AESGCM ? AEAD_AESGCM : AEAD_CHACHAPOLY;
 }
 
 static void hmac(uint8_t out[32], const uint8_t key[32], const uint8_t *a, size_t alen,
@@ -68,38 +78,55 @@ static int mix_dh(noise_hs_t *hs, const uint8_t sk[32], const uint8_t pk[32])
     return 0;
 }
 
-/* EncryptAndHash: plaintext at in (len bytes) to out (len + 16); in and out may be equal. */
-static void encrypt_and_hash(noise_hs_t *hs, const uint8_t *in, size_t len, uint8_t *out)
+/* EncryptAndHash: plaintext at in (len bytes) to out (len + 16); in and out may be equal. -1: out
+ * of memory (OpenSSL's context). */
+static int encrypt_and_hash(noise_hs_t *hs, const uint8_t *in, size_t len, uint8_t *out)
 {
     uint8_t nonce[12];
-    nonce_of(nonce, hs->n++);
-    crypto_aead_chacha20poly1305_ietf_encrypt_detached(out, out + len, NULL, in, len, hs->h, 32,
-                                                       NULL, nonce, hs->k);
+    nonce_of(nonce, hs->suite, hs->n++);
+    if (len)   /* in is NULL for an empty payload */
+        memmove(out, in, len);
+    if (aead_seal(alg_of(hs->suite), hs->k, nonce, hs->h, 32, out, len) != 0)
+        return -1;
     mix_hash(hs, out, len + NOISE_TAG);
+    return 0;
 }
 
 /* DecryptAndHash: ciphertext at in (len >= 16 bytes) to out (len - 16). */
 static int decrypt_and_hash(noise_hs_t *hs, const uint8_t *in, size_t len, uint8_t *out)
 {
-    uint8_t nonce[12], h[32];
-    nonce_of(nonce, hs->n);
+    uint8_t nonce[12], h[32], stack[512];
+    if (len < NOISE_TAG)
+        return -1;
+    /* Decrypted in place in a copy, then copied out: nothing unauthenticated reaches out, and out
+     * may overlap in. */
+    uint8_t *tmp = len <= sizeof stack ? stack : malloc(len);
+    if (!tmp)
+        return -1;
+    nonce_of(nonce, hs->suite, hs->n);
     memcpy(h, hs->h, 32);
     mix_hash(hs, in, len);   /* before decrypting: out may overlap in */
-    if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(out, NULL, in, len - NOISE_TAG,
-                                                           in + len - NOISE_TAG, h, 32, nonce,
-                                                           hs->k) != 0)
+    memcpy(tmp, in, len);
+    int bad = aead_open(alg_of(hs->suite), hs->k, nonce, h, 32, tmp, len - NOISE_TAG) != 0;
+    if (!bad && len > NOISE_TAG)   /* out may be NULL for an empty payload */
+        memcpy(out, tmp, len - NOISE_TAG);
+    sodium_memzero(tmp, len);
+    if (tmp != stack)
+        free(tmp);
+    if (bad)
         return -1;
     hs->n++;
     return 0;
 }
 
-void noise_init(noise_hs_t *hs, int initiator, const uint8_t s_pk[32], const uint8_t s_sk[32],
-                const uint8_t *rs, const uint8_t *prologue, size_t prologue_len)
+void noise_init(noise_hs_t *hs, noise_suite_t suite, int initiator, const uint8_t s_pk[32],
+                const uint8_t s_sk[32], const uint8_t *rs, const uint8_t *prologue, size_t prologue_len)
 {
     memset(hs, 0, sizeof *hs);
     hs->initiator = initiator;
-    memcpy(hs->h, PROTOCOL, 32);
-    memcpy(hs->ck, PROTOCOL, 32);
+    hs->suite = suite == NOISE_AESGCM ? NOISE_AESGCM : NOISE_CHACHAPOLY;
+    memcpy(hs->h, PROTOCOL[hs->suite], strlen(PROTOCOL[hs->suite]));   /* the rest stays zero */
+    memcpy(hs->ck, hs->h, 32);
     mix_hash(hs, prologue, prologue_len);
     memcpy(hs->s_pk, s_pk, 32);
     memcpy(hs->s_sk, s_sk, 32);
@@ -126,7 +153,8 @@ noise_err_t noise_write(noise_hs_t *hs, const uint8_t *payload, size_t payload_l
     if (hs->initiator) {   /* e, es, s, ss */
         if (mix_dh(hs, hs->e_sk, hs->rs) != 0)
             return NOISE_AUTH;
-        encrypt_and_hash(hs, hs->s_pk, 32, out + at);
+        if (encrypt_and_hash(hs, hs->s_pk, 32, out + at) != 0)
+            return NOISE_STATE;
         at += 32 + NOISE_TAG;
         if (mix_dh(hs, hs->s_sk, hs->rs) != 0)
             return NOISE_AUTH;
@@ -134,7 +162,8 @@ noise_err_t noise_write(noise_hs_t *hs, const uint8_t *payload, size_t payload_l
         if (mix_dh(hs, hs->e_sk, hs->re) != 0 || mix_dh(hs, hs->e_sk, hs->rs) != 0)
             return NOISE_AUTH;
     }
-    encrypt_and_hash(hs, payload, payload_len, out + at);
+    if (encrypt_and_hash(hs, payload, payload_len, out + at) != 0)
+        return NOISE_STATE;
     *out_len = at + payload_len + NOISE_TAG;
     hs->step++;
     return NOISE_OK;
@@ -177,6 +206,7 @@ void noise_split(noise_hs_t *hs, noise_cipher_t *send, noise_cipher_t *recv)
     memcpy(send->k, hs->initiator ? k1 : k2, 32);
     memcpy(recv->k, hs->initiator ? k2 : k1, 32);
     send->n = recv->n = 0;
+    send->suite = recv->suite = hs->suite;
     sodium_memzero(k1, sizeof k1);
     sodium_memzero(k2, sizeof k2);
     noise_wipe_hs(hs);
@@ -187,8 +217,8 @@ noise_err_t noise_seal(noise_cipher_t *c, uint8_t *buf, size_t len)
     uint8_t nonce[12];
     if (c->n == UINT64_MAX)
         return NOISE_STATE;
-    nonce_of(nonce, c->n++);
-    if (aead_seal(c->k, nonce, buf, len) != 0)   /* out of memory: the frame is lost, as a link error */
+    nonce_of(nonce, c->suite, c->n++);
+    if (aead_seal(alg_of(c->suite), c->k, nonce, NULL, 0, buf, len) != 0)   /* out of memory: the frame is lost, as a link error */
         return NOISE_STATE;
     return NOISE_OK;
 }
@@ -200,8 +230,8 @@ noise_err_t noise_open(noise_cipher_t *c, uint8_t *buf, size_t len)
         return NOISE_MALFORMED;
     if (c->n == UINT64_MAX)
         return NOISE_STATE;
-    nonce_of(nonce, c->n);
-    if (aead_open(c->k, nonce, buf, len - NOISE_TAG) != 0)
+    nonce_of(nonce, c->suite, c->n);
+    if (aead_open(alg_of(c->suite), c->k, nonce, NULL, 0, buf, len - NOISE_TAG) != 0)
         return NOISE_AUTH;
     c->n++;
     return NOISE_OK;

@@ -1,6 +1,9 @@
-/* gossip/noise.h - Noise_IK_25519_ChaChaPoly_SHA256 (Noise spec revision 34) on libsodium: the
- * handshake state machine and the transport cipher of gossip/link.c, and nothing else (no other
- * pattern, no I/O, no clock, no global state; ephemeral keys come from libsodium's generator).
+/* gossip/noise.h - Noise_IK_25519_ChaChaPoly_SHA256 and Noise_IK_25519_AESGCM_SHA256 (Noise spec
+ * revision 34; X25519 and SHA-256 from libsodium, the AEADs from gossip/aead.c): the handshake
+ * state machine and the transport cipher of gossip/link.c, and nothing else (no other pattern, no
+ * I/O, no clock, no global state; ephemeral keys come from libsodium's generator). The two
+ * protocols differ only in the cipher (and its nonce's byte order); the caller picks one for both
+ * ends (gossip/link.c: by the magic the initiator sends).
  *
  *   <- s
  *   ...
@@ -10,7 +13,8 @@
  * The prologue is the caller's bytes as given (gossip/link.c passes its magic "TRIBLNK1" and
  * the 32-byte federation prologue), mixed into h before the responder's static key. The handshake hash h is the
  * associated data of every handshake encryption; transport messages have none. Nonces: 4 zero
- * bytes || the 64-bit little-endian message count; the count 2^64-1 is never used. */
+ * bytes || the 64-bit message count, little-endian (ChaChaPoly) or big-endian (AESGCM); the count
+ * 2^64-1 is never used. */
 #ifndef TRIB_NOISE_H
 #define TRIB_NOISE_H
 
@@ -30,22 +34,29 @@ typedef enum {
     NOISE_STATE = -3        /* called out of turn, or the nonce ran out */
 } noise_err_t;
 
+typedef enum {
+    NOISE_CHACHAPOLY = 0,   /* Noise_IK_25519_ChaChaPoly_SHA256 */
+    NOISE_AESGCM = 1        /* Noise_IK_25519_AESGCM_SHA256 */
+} noise_suite_t;
+
 typedef struct {
     uint8_t k[NOISE_KEY];
     uint64_t n;
+    noise_suite_t suite;
 } noise_cipher_t;
 
 typedef struct {
     uint8_t ck[32], h[32], k[NOISE_KEY];
     uint64_t n;
+    noise_suite_t suite;
     int has_k, initiator, step;
     uint8_t s_pk[32], s_sk[32], e_pk[32], e_sk[32], rs[32], re[32];
 } noise_hs_t;
 
-/* Starts a handshake. The initiator gives rs, the responder's static key; the responder NULL.
- * Generates this end's ephemeral key. */
-void noise_init(noise_hs_t *hs, int initiator, const uint8_t s_pk[32], const uint8_t s_sk[32],
-                const uint8_t *rs, const uint8_t *prologue, size_t prologue_len);
+/* Starts a handshake of the protocol suite names. The initiator gives rs, the responder's static
+ * key; the responder NULL. Generates this end's ephemeral key. */
+void noise_init(noise_hs_t *hs, noise_suite_t suite, int initiator, const uint8_t s_pk[32],
+                const uint8_t s_sk[32], const uint8_t *rs, const uint8_t *prologue, size_t prologue_len);
 /* Tests only (fixed test vectors): replaces the ephemeral key noise_init generated. */
 void noise_set_ephemeral(noise_hs_t *hs, const uint8_t e_sk[32]);
 

@@ -18,6 +18,7 @@
 #include "gossip/cert.h"
 #include "gossip/charter.h"
 #include "gossip/gossip.h"
+#include "gossip/link.h"
 #include "gossip/transport.h"
 #include "gossip/log.h"
 #include "node/agent.h"
@@ -147,6 +148,7 @@ static int start_gossip(node_t *a, char *err, size_t errlen)
         snprintf(link, sizeof link, "%s", c->link_listen);
     else
         snprintf(link, sizeof link, "%.*s:0", (int)(strrchr(c->listen, ':') - c->listen), c->listen);
+    link_set_suite(c->link_cipher);   /* checked by config_parse_args */
     gossip_opts_t o = {
         .link_listen = link, .link_advertise = c->link_advertise, .link_max = (unsigned)c->link_max,
         .link_send_ms = (uint32_t)c->link_send_ms, .link_min_rate = (uint32_t)c->link_min_rate,

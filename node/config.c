@@ -44,6 +44,8 @@ static const option_t options[] = {
                               "(default: --listen's host, a free port; a fixed port for firewalls; off: none)"),
     S(link_advertise, K_STR, "", "data link address other nodes dial (default: --advertise's host and the link's "
                                  "bound port)"),
+    S(link_cipher, K_STR, "auto", "the cipher of the data links this node dials: auto (AES-256-GCM where the CPU runs "
+                                  "AES in hardware, else ChaCha20-Poly1305) | aesgcm | chachapoly; every node takes both"),
     U(link_max, 1, 65536, "256", "data links served at once (more are refused as busy); one node holds a quarter "
                                  "of them at most, 64 at most (more: per_peer)"),
     U(link_send_ms, 1000, 86400000, "600000", "a read on a data link may fall this far behind --link-min-rate in "
@@ -408,6 +410,10 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
     if (c->http_advertise[0] && host[0] != '[' && strchr(host, ':')) {   /* clients read it as a URL's host */
         snprintf(err, errlen, "http_advertise: '%s': an IPv6 address goes in brackets, [ADDRESS]:PORT",
                  c->http_advertise);
+        return 2;
+    }
+    if (strcmp(c->link_cipher, "auto") && strcmp(c->link_cipher, "aesgcm") && strcmp(c->link_cipher, "chachapoly")) {
+        snprintf(err, errlen, "link_cipher: '%s' is not auto, aesgcm or chachapoly", c->link_cipher);
         return 2;
     }
     size_t ll = strlen(c->link_listen);   /* port 0: a free one */

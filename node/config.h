@@ -39,6 +39,7 @@ typedef struct {
     char link_listen[128];     /* the data link's HOST:PORT ("": listen's host, port 0; "off": none) */
     char link_advertise[256];  /* the data link address gossiped ("": advertise's host, the bound port):
                                   255 at most, what a member claim carries (SWIM_MAX_ADDR) */
+    char link_cipher[16];      /* "auto" | "aesgcm" | "chachapoly": the data links this node dials (link_set_suite) */
     uint64_t link_max;         /* data links served at once */
     uint64_t link_send_ms;     /* a read on a data link may fall this far behind link_min_rate (ms) */
     uint64_t link_min_rate;    /* bytes/s a relay takes a read on a data link at, on average */

@@ -1,9 +1,12 @@
-/* tests/test_aead.c - gossip/aead: OpenSSL's ChaCha20-Poly1305, its cipher fetched once for the
- * process and shared by every thread (each with its own context), gives libsodium's bytes.
+/* tests/test_aead.c - gossip/aead: OpenSSL's ChaCha20-Poly1305 and AES-256-GCM, their ciphers
+ * fetched once for the process and shared by every thread (each with its own context), give
+ * libsodium's bytes.
  *
- * Owns: sealing and opening from many threads at once, the first call of each racing the one-time
- * fetch, checked byte for byte against libsodium's IETF construction; a tag or byte altered, or
- * another key or nonce, fails to open; lengths 0, 1 and across the cipher's 64-byte blocks.
+ * Owns: sealing and opening from many threads at once, both ciphers in turn, the first call of
+ * each racing the one-time fetch, with and without associated data, checked byte for byte
+ * against libsodium's IETF ChaCha20-Poly1305 and its AES-256-GCM (when this CPU has it: libsodium
+ * has no software AES); a tag or byte altered, the associated data altered, another key or nonce,
+ * or the other cipher fails to open; lengths 0, 1 and across the ciphers' blocks.
  * Must not: sleep (threads start together at a barrier and are joined). */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -20,44 +23,73 @@
 
 static pthread_barrier_t start;
 
+/* libsodium's bytes for the same frame: 0, or -1 when libsodium cannot (AES-GCM without AES-NI). */
+static int reference(aead_alg_t alg, const uint8_t key[32], const uint8_t nonce[12], const uint8_t *ad,
+                     size_t adlen, uint8_t *buf, size_t len)
+{
+    unsigned long long maclen = 0;
+    if (alg == AEAD_AESGCM)
+        return crypto_aead_aes256gcm_is_available()
+                   ? crypto_aead_aes256gcm_encrypt_detached(buf, buf + len, &maclen, buf, len, ad, adlen, NULL,
+                                                            nonce, key)
+                   : -1;
+    return crypto_aead_chacha20poly1305_ietf_encrypt_detached(buf, buf + len, &maclen, buf, len, ad, adlen, NULL,
+                                                              nonce, key);
+}
+
 /* One frame: sealed by aead_seal as libsodium seals it, opened back, and refused altered. */
 static int frame_ok(uint32_t seed, uint8_t *buf, uint8_t *want)
 {
-    uint8_t key[32], nonce[12], other[32];
+    aead_alg_t alg = seed % 2 ? AEAD_AESGCM : AEAD_CHACHAPOLY, other_alg = seed % 2 ? AEAD_CHACHAPOLY : AEAD_AESGCM;
+    uint8_t key[32], nonce[12], other[32], ad[40];
+    size_t adlen = seed % 4 < 2 ? 0 : 1 + seed % sizeof ad;
     randombytes_buf(key, sizeof key);
     randombytes_buf(nonce, sizeof nonce);
+    randombytes_buf(ad, sizeof ad);
     size_t len = seed % 3 == 0 ? seed % 130 : randombytes_uniform(MAXLEN);
     randombytes_buf(buf, len);
     memcpy(want, buf, len);
-    unsigned long long maclen = 0;
-    if (crypto_aead_chacha20poly1305_ietf_encrypt_detached(want, want + len, &maclen, want, len, NULL, 0, NULL,
-                                                           nonce, key) != 0)
-        return 0;
+    int checked = reference(alg, key, nonce, adlen ? ad : NULL, adlen, want, len) == 0;
     uint8_t plain[MAXLEN];
     memcpy(plain, buf, len);
-    if (aead_seal(key, nonce, buf, len) != 0 || memcmp(buf, want, len + 16) != 0)
+    if (aead_seal(alg, key, nonce, adlen ? ad : NULL, adlen, buf, len) != 0 ||
+        (checked && memcmp(buf, want, len + 16) != 0))
         return 0;
-    if (aead_open(key, nonce, buf, len) != 0 || memcmp(buf, plain, len) != 0)
+    memcpy(want, buf, len + 16);   /* the sealed frame, for the alterations below */
+    if (aead_open(alg, key, nonce, adlen ? ad : NULL, adlen, buf, len) != 0 || memcmp(buf, plain, len) != 0)
         return 0;
-    /* altered: the tag, a byte of the text, the key, the nonce */
+    /* altered: the tag, a byte of the text, the associated data, the key, the nonce, the cipher */
     memcpy(buf, want, len + 16);
     buf[len + (seed % 16)] ^= 1;
-    if (aead_open(key, nonce, buf, len) == 0)
+    if (aead_open(alg, key, nonce, adlen ? ad : NULL, adlen, buf, len) == 0)
         return 0;
     if (len) {
         memcpy(buf, want, len + 16);
         buf[seed % len] ^= 0x80;
-        if (aead_open(key, nonce, buf, len) == 0)
+        if (aead_open(alg, key, nonce, adlen ? ad : NULL, adlen, buf, len) == 0)
             return 0;
     }
+    memcpy(buf, want, len + 16);
+    if (adlen) {
+        ad[seed % adlen] ^= 8;
+        if (aead_open(alg, key, nonce, ad, adlen, buf, len) == 0)
+            return 0;
+        ad[seed % adlen] ^= 8;
+        memcpy(buf, want, len + 16);
+    } else if (aead_open(alg, key, nonce, ad, 1, buf, len) == 0) {   /* data the sealer did not give */
+        return 0;
+    }
+    memcpy(buf, want, len + 16);
+    if (aead_open(other_alg, key, nonce, adlen ? ad : NULL, adlen, buf, len) == 0)
+        return 0;
     memcpy(other, key, 32);
     other[seed % 32] ^= 4;
     memcpy(buf, want, len + 16);
-    if (aead_open(other, nonce, buf, len) == 0)
+    if (aead_open(alg, other, nonce, adlen ? ad : NULL, adlen, buf, len) == 0)
         return 0;
     nonce[seed % 12] ^= 2;
     memcpy(buf, want, len + 16);
-    return aead_open(key, nonce, buf, len) != 0;
+    return aead_open(alg, key, nonce, adlen ? ad : NULL, adlen, buf, len) != 0;
 }
 
 static void *worker(void *arg)
@@ -72,7 +104,7 @@ static void *worker(void *arg)
     return (void *)(bad + (!buf || !want));
 }
 
-Test(aead, threads_at_once_seal_libsodiums_bytes_and_refuse_what_was_altered)
+Test(aead, threads_at_once_seal_libsodiums_bytes_with_both_ciphers_and_refuse_what_was_altered)
 {
     cr_assert_geq(sodium_init(), 0);
     pthread_t t[THREADS];
@@ -85,4 +117,11 @@ Test(aead, threads_at_once_seal_libsodiums_bytes_and_refuse_what_was_altered)
         cr_expect_eq((uintptr_t)bad, 0, "thread %d: %zu of %d frames wrong", i, (size_t)(uintptr_t)bad, FRAMES);
     }
     pthread_barrier_destroy(&start);
+}
+
+/* The choice link_dial makes by default follows the CPU as libsodium sees it. */
+Test(aead, aes_in_hardware_is_libsodiums_answer)
+{
+    cr_assert_geq(sodium_init(), 0);
+    cr_assert_eq(aead_aes_in_hardware(), crypto_aead_aes256gcm_is_available());
 }

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gossip/aead.h"
 #include "gossip/clock.h"
 #include "gossip/link.h"
 #include "gossip/noise.h"
@@ -272,7 +273,7 @@ static size_t make_msg1_as(uint8_t *out, const link_keys_t *client, const uint8_
     memcpy(pro, LINK_MAGIC, 8);
     memcpy(pro + 8, client->prologue, 32);
     memcpy(out, LINK_MAGIC, 8);
-    noise_init(&hs, 1, client->pk, client->sk, sk.pk, bind_magic ? pro : pro + 8, bind_magic ? 40 : 32);
+    noise_init(&hs, NOISE_CHACHAPOLY, 1, client->pk, client->sk, sk.pk, bind_magic ? pro : pro + 8, bind_magic ? 40 : 32);
     cr_assert_eq(noise_write(&hs, hello, hello_len, out + 10, &len), NOISE_OK);
     out[8] = (uint8_t)(len >> 8), out[9] = (uint8_t)len;
     return 10 + len;
@@ -977,6 +978,88 @@ Test(link, the_magic_is_bound_into_the_handshake, .init = setup)
     cr_assert_not_null(srv.l, "the magic and the federation as the prologue: %s", srv.err);
     link_close(&srv.l);
     close(fds[0]);
+}
+
+/* The handshake through a middle that notes the magic the dialer sent and, if to is given,
+ * rewrites it to to (8 bytes). 1 when both ends came up (their sockets' far ends closed: only
+ * link_close is left to do); else the responder's reason in *why. */
+static int handshake_via(const char *to, char seen[9], link_reason_t *why, link_t **c, link_t **s)
+{
+    int a[2], b[2];
+    uint8_t buf[512];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+    dialer_t d = {.fd = a[0]};
+    server_t srv;
+    pthread_t t;
+    server_start(&srv, b[1], &sk);
+    cr_assert_eq(pthread_create(&t, NULL, dial_thread, &d), 0);
+    read_exact(a[1], buf, 10);
+    memcpy(seen, buf, 8);
+    seen[8] = 0;
+    if (to)
+        memcpy(buf, to, 8);
+    size_t len = (size_t)buf[8] << 8 | buf[9];
+    read_exact(a[1], buf + 10, len);
+    write_all(b[0], buf, 10 + len);
+    server_join(&srv);
+    ssize_t n = recv(b[0], buf, sizeof buf, 0);   /* message 2, or the responder's close */
+    if (n > 0)
+        write_all(a[1], buf, (size_t)n);
+    shutdown(a[1], SHUT_RDWR);                     /* a dialer waiting for more gives up */
+    pthread_join(t, NULL);
+    close(a[1]);
+    close(b[0]);
+    *why = srv.why;
+    *c = d.l, *s = srv.l;
+    return d.l && srv.l;
+}
+
+/* The dialer's protocol is the one set (auto: AESGCM where the CPU runs AES in hardware), its
+ * magic names it, the responder follows either, and frames of every size go both ways on each. */
+Test(link, both_protocols_come_up_named_by_their_magic_and_carry_frames, .init = setup)
+{
+    static const struct {
+        const char *name, *magic;
+    } cases[] = {{"chachapoly", LINK_MAGIC}, {"aesgcm", LINK_MAGIC_AESGCM}, {"auto", NULL}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cr_assert_eq(link_set_suite(cases[i].name), 0);
+        const char *want = cases[i].magic ? cases[i].magic
+                                          : (aead_aes_in_hardware() ? LINK_MAGIC_AESGCM : LINK_MAGIC);
+        char seen[9];
+        link_reason_t why;
+        link_t *c, *s;
+        cr_assert(handshake_via(NULL, seen, &why, &c, &s), "%s: %s", cases[i].name, link_reason_name(why));
+        cr_assert_str_eq(seen, want, "%s", cases[i].name);
+        cr_assert_str_eq(link_suite_name(LINK_SUITE_AUTO),
+                         !strcmp(want, LINK_MAGIC) ? "Noise_IK_25519_ChaChaPoly_SHA256"
+                                                   : "Noise_IK_25519_AESGCM_SHA256");
+        link_close(&c);   /* the middle is gone: frames on a direct pair */
+        link_close(&s);
+        pair(&c, &s);
+        round_trips(c, s);
+    }
+    cr_assert_eq(link_set_suite("aes"), -1, "an unknown name is refused");
+    cr_assert_eq(link_set_suite(""), 0);
+}
+
+/* A middle that rewrites the magic (a downgrade from AESGCM to ChaChaPoly, or the other way) makes
+ * the responder run the other protocol under another prologue: the handshake fails there, as
+ * LINK_HANDSHAKE, and the dialer gets no link. */
+Test(link, a_magic_rewritten_to_the_other_protocol_fails_the_handshake, .init = setup)
+{
+    static const char *const from[2] = {"aesgcm", "chachapoly"};
+    static const char *const to[2] = {LINK_MAGIC, LINK_MAGIC_AESGCM};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(link_set_suite(from[i]), 0);
+        char seen[9];
+        link_reason_t why;
+        link_t *c, *s;
+        cr_assert_not(handshake_via(to[i], seen, &why, &c, &s), "%s rewritten to %s came up", from[i], to[i]);
+        cr_assert_null(s);
+        cr_assert_null(c);
+        cr_assert_eq(why, LINK_HANDSHAKE, "%s", link_reason_name(why));
+    }
 }
 
 /* ---------------------------------------------------------------- memory */

@@ -349,6 +349,28 @@ Test(linkread, a_routed_read_goes_over_the_link_with_the_direct_reads_bytes_and_
     cr_assert_eq(metric(&b, "trib_link_dial_failed_total{reason=\"connect\"}"), 0);
 }
 
+/* The relay's --link-cipher picks the protocol of the links it dials; the owner takes either. A
+ * relay dialling with ChaChaPoly and one with AESGCM read the same bytes as the direct read, each
+ * over the link, and the owner counts which protocol each link came with. */
+Test(linkread, relays_dialling_with_either_cipher_read_the_direct_reads_bytes)
+{
+    h_node_t a, b, c;
+    cr_assert_eq(h_node_start(&a, "payments", "--link-cipher", "aesgcm", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, "--link-cipher", "chachapoly", FAST, NULL), 0);
+    pair_joined(&a, &b, 3000);
+    same_as_direct(&a, &b, RECORDS_PATH);
+    cr_assert_eq(metric(&b, LINK_READS), 1, "the read did not go over the link");
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 1);
+    cr_assert_eq(metric(&a, "trib_link_accepted_aesgcm_total"), 0, "growth dialled with AESGCM");
+    cr_assert_eq(h_node_start(&c, "search", "--seed", a.peer, "--link-cipher", "aesgcm", FAST, NULL), 0);
+    cr_assert(h_wait_status(c.url, "/v1/products/" PRODUCT, NULL, 200, 15000), "search did not learn the ledger");
+    same_as_direct(&a, &c, RECORDS_PATH);
+    same_as_direct(&a, &c, RECORDS_PATH "?from=2990");
+    cr_assert_eq(metric(&c, LINK_READS), 2, "the reads did not go over the link");
+    cr_assert_eq(metric(&a, "trib_link_accepted_total"), 2);
+    cr_assert_eq(metric(&a, "trib_link_accepted_aesgcm_total"), 1, "search did not dial with AESGCM");
+}
+
 Test(linkread, the_owners_refusals_come_over_the_link_as_on_the_owner)
 {
     h_node_t a, b;

@@ -1,11 +1,12 @@
-/* tests/test_noise.c - gossip/noise: Noise_IK_25519_ChaChaPoly_SHA256 against the cacophony test
- * vector, and the handshake's refusals.
+/* tests/test_noise.c - gossip/noise: Noise_IK_25519_ChaChaPoly_SHA256 and
+ * Noise_IK_25519_AESGCM_SHA256 against the cacophony test vectors, and the handshake's refusals.
  *
  * Owns: byte-for-byte equality with the vectors "Noise_IK_25519_ChaChaPoly_SHA256" of two
  * independent implementations: cacophony's vectors/cacophony.txt (github.com/haskell-cryptography/
  * cacophony, which noise-c and snow check against too) and noise-c's own
  * tests/vector/noise-c-basic.txt (github.com/rweather/noise-c; another prologue, and the
- * handshake hash): messages 1 and 2 and four transport messages; the refusals (another
+ * handshake hash), and with cacophony's "Noise_IK_25519_AESGCM_SHA256": messages 1 and 2 and four
+ * transport messages; the two protocols do not read each other's messages; the refusals (another
  * responder key, another prologue, any byte of message 1 or 2 altered, out of turn), what a
  * replayed message 1 gives an attacker (nothing it can use), a keyless message 1 (small-order e
  * and s: every DH zero), and a bounded random-input test of
@@ -35,14 +36,18 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 #define V_RESP_E     "bbdb4cdbd309f1a1f2e1456967fe288cadd6f712d65dc7b7793d5e63da6b375b"
 
 typedef struct {
-    const char *source, *prologue, *handshake_hash;   /* hash: NULL when the source gives none */
+    const char *source;
+    noise_suite_t suite;
+    const char *prologue, *handshake_hash;            /* hash: NULL when the source gives none */
     const char *msg[6][2];                             /* payload, ciphertext; alternating sides */
 } vector_t;
 
-/* Messages 3-6 are the same in both: the transport keys come from ck, which the prologue (mixed
- * into h only) does not touch; messages 1 and 2 differ (h is their associated data). */
+/* Messages 3-6 are the same in the two ChaChaPoly vectors: the transport keys come from ck, which
+ * the prologue (mixed into h only) does not touch; messages 1 and 2 differ (h is their associated
+ * data). The AESGCM vector has the same keys and payloads: everything but the ephemeral keys
+ * differs (another protocol name, cipher and nonce byte order). */
 static const vector_t VECTORS[] = {
-    {"haskell-cryptography/cacophony vectors/cacophony.txt", "4a6f686e2047616c74", NULL,
+    {"haskell-cryptography/cacophony vectors/cacophony.txt", NOISE_CHACHAPOLY, "4a6f686e2047616c74", NULL,
      {{"4c756477696720766f6e204d69736573",
        "ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c7944718da798efbcd91528520204f904"
        "b9bd6c7413dccdc214d951e15253e39987f18146e8cd0873654207148333479d4d16c289f0294b29960a72f48e0b"
@@ -56,7 +61,7 @@ static const vector_t VECTORS[] = {
        "62cdeeb172ad7ade7aa7d9e069da5790f12331bfa00177787a1d0810c67dc3b2b4"},
       {"457567656e2042f6686d20766f6e2042617765726b",
        "029bead1b40992327044d409d9a1f3ad8f36c3c452775d557e18bbeb2e8dfcead32d514024"}}},
-    {"rweather/noise-c tests/vector/noise-c-basic.txt", "50726f6c6f677565313233",
+    {"rweather/noise-c tests/vector/noise-c-basic.txt", NOISE_CHACHAPOLY, "50726f6c6f677565313233",
      "3d8748e8f966293aeab5cd9a2e42ad0e8d0ebd83fa78957c4664bc6718613eeb",
      {{"4c756477696720766f6e204d69736573",
        "ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c7944718da798efbcd91528520204f904"
@@ -71,6 +76,23 @@ static const vector_t VECTORS[] = {
        "62cdeeb172ad7ade7aa7d9e069da5790f12331bfa00177787a1d0810c67dc3b2b4"},
       {"457567656e2042f6686d20766f6e2042617765726b",
        "029bead1b40992327044d409d9a1f3ad8f36c3c452775d557e18bbeb2e8dfcead32d514024"}}},
+    {"haskell-cryptography/cacophony vectors/cacophony.txt: Noise_IK_25519_AESGCM_SHA256", NOISE_AESGCM,
+     "4a6f686e2047616c74", NULL,
+     {{"4c756477696720766f6e204d69736573",
+       "ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c79444e417bc55c7a8166c993356c1be4"
+       "1ef67818a292426f301556c7f26b21d25ddb097153891a9a956cff47b83e63ad8d701c1342c209cff1ca5ecd4340"
+       "2762ac249e3bd3a4c0a145fe07cb5dae28ea13a3"},
+      {"4d757272617920526f746862617264",
+       "95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f144808843af2ccf9972e22afc67aeafcd2516"
+       "2f7f98c363b7762e3e4cb7d272e39f27a5"},
+      {"462e20412e20486179656b",
+       "66acfc92e3197de166809e6d4d5d003dcc819a84bc3522ca53c9d9"},
+      {"4361726c204d656e676572",
+       "71f89aa6533a6de70b0826864dd75f60806ee40170c16290189eb3"},
+      {"4a65616e2d426170746973746520536179",
+       "4795a3423550c8bf00386bd496a3e2c76c10669d2a75ab8f79b5094c5412a25705"},
+      {"457567656e2042f6686d20766f6e2042617765726b",
+       "aa0bb39097555c918e40be82abc2b909eb79d9eb87adb07e268fc37323a6cf904fd01fb391"}}},
 };
 
 typedef struct {
@@ -90,13 +112,13 @@ static void vector_keys(keys_t *k, const vector_t *v)
     k->prologue_len = unhex(v->prologue, k->prologue, sizeof k->prologue);
 }
 
-static void vector_start(const keys_t *k, noise_hs_t *ini, noise_hs_t *resp)
+static void vector_start(const keys_t *k, noise_suite_t suite, noise_hs_t *ini, noise_hs_t *resp)
 {
     uint8_t e[32];
-    noise_init(ini, 1, k->is_pk, k->is_sk, k->rs_pk, k->prologue, k->prologue_len);
+    noise_init(ini, suite, 1, k->is_pk, k->is_sk, k->rs_pk, k->prologue, k->prologue_len);
     unhex(V_INIT_E, e, 32);
     noise_set_ephemeral(ini, e);
-    noise_init(resp, 0, k->rs_pk, k->rs_sk, NULL, k->prologue, k->prologue_len);
+    noise_init(resp, suite, 0, k->rs_pk, k->rs_sk, NULL, k->prologue, k->prologue_len);
     unhex(V_RESP_E, e, 32);
     noise_set_ephemeral(resp, e);
 }
@@ -108,7 +130,7 @@ static void check_vector(const vector_t *v)
     uint8_t payload[64], expect[256], msg[256], got[64];
     size_t plen, elen, mlen, glen;
     vector_keys(&k, v);
-    vector_start(&k, &ini, &resp);
+    vector_start(&k, v->suite, &ini, &resp);
 
     plen = unhex(v->msg[0][0], payload, sizeof payload);
     elen = unhex(v->msg[0][1], expect, sizeof expect);
@@ -173,9 +195,53 @@ static size_t msg1(const party_t *p, const uint8_t rpk[32], const uint8_t prolog
 {
     noise_hs_t ini;
     size_t len;
-    noise_init(&ini, 1, p->ipk, p->isk, rpk, prologue, 32);
+    noise_init(&ini, NOISE_CHACHAPOLY, 1, p->ipk, p->isk, rpk, prologue, 32);
     cr_assert_eq(noise_write(&ini, (const uint8_t *)"hello", 5, out, &len), NOISE_OK);
     return len;
+}
+
+/* The two protocols with the same keys: each completes with itself, and neither reads the other's
+ * message 1 (another name in h, another cipher). Transport frames of 0..4 KiB both ways, one byte
+ * altered refused. */
+Test(noise, aesgcm_and_chachapoly_each_complete_and_never_read_each_other, .init = setup)
+{
+    party_t p;
+    parties(&p);
+    static const noise_suite_t suites[2] = {NOISE_CHACHAPOLY, NOISE_AESGCM};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            noise_hs_t ini, resp;
+            uint8_t m[256], got[64], buf[4096 + NOISE_TAG];
+            size_t len, glen;
+            noise_init(&ini, suites[a], 1, p.ipk, p.isk, p.rpk, p.prologue, 32);
+            noise_init(&resp, suites[b], 0, p.rpk, p.rsk, NULL, p.prologue, 32);
+            cr_assert_eq(noise_write(&ini, (const uint8_t *)"hello", 5, m, &len), NOISE_OK);
+            noise_err_t r = noise_read(&resp, m, len, got, sizeof got, &glen);
+            if (a != b) {
+                cr_assert_eq(r, NOISE_AUTH, "suite %d read suite %d's message 1", b, a);
+                continue;
+            }
+            cr_assert_eq(r, NOISE_OK);
+            cr_assert_eq(noise_write(&resp, NULL, 0, m, &len), NOISE_OK);
+            cr_assert_eq(noise_read(&ini, m, len, got, sizeof got, &glen), NOISE_OK);
+            noise_cipher_t itx, irx, rtx, rrx;
+            noise_split(&ini, &itx, &irx);
+            noise_split(&resp, &rtx, &rrx);
+            for (size_t n = 0; n <= 4096; n += 257) {
+                noise_cipher_t *tx = n % 2 ? &itx : &rtx, *rx = n % 2 ? &rrx : &irx;
+                uint8_t want[4096];
+                randombytes_buf(want, n);
+                memcpy(buf, want, n);
+                cr_assert_eq(noise_seal(tx, buf, n), NOISE_OK);
+                uint8_t sealed[sizeof buf];
+                memcpy(sealed, buf, n + NOISE_TAG);
+                buf[(n + NOISE_TAG) / 2] ^= 0x40;
+                cr_assert_eq(noise_open(rx, buf, n + NOISE_TAG), NOISE_AUTH, "an altered frame opened");
+                memcpy(buf, sealed, n + NOISE_TAG);   /* a failed open leaves garbage in place */
+                cr_assert_eq(noise_open(rx, buf, n + NOISE_TAG), NOISE_OK);
+                cr_assert_eq(memcmp(buf, want, n), 0);
+            }
+        }
 }
 
 static noise_err_t read1(const party_t *p, const uint8_t *m, size_t len)
@@ -183,7 +249,7 @@ static noise_err_t read1(const party_t *p, const uint8_t *m, size_t len)
     noise_hs_t resp;
     uint8_t pl[256];
     size_t plen;
-    noise_init(&resp, 0, p->rpk, p->rsk, NULL, p->prologue, 32);
+    noise_init(&resp, NOISE_CHACHAPOLY, 0, p->rpk, p->rsk, NULL, p->prologue, 32);
     return noise_read(&resp, m, len, pl, sizeof pl, &plen);
 }
 
@@ -222,9 +288,9 @@ Test(noise, any_byte_altered_in_message_1_or_2_fails, .init = setup)
     }
     /* message 2: one initiator state per try (a failed read spoils the state) */
     noise_hs_t ini0, resp;
-    noise_init(&ini0, 1, p.ipk, p.isk, p.rpk, p.prologue, 32);
+    noise_init(&ini0, NOISE_CHACHAPOLY, 1, p.ipk, p.isk, p.rpk, p.prologue, 32);
     cr_assert_eq(noise_write(&ini0, NULL, 0, m1, &l1), NOISE_OK);
-    noise_init(&resp, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
+    noise_init(&resp, NOISE_CHACHAPOLY, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
     cr_assert_eq(noise_read(&resp, m1, l1, pl, sizeof pl, &plen), NOISE_OK);
     cr_assert_eq(noise_write(&resp, (const uint8_t *)"ok", 2, m2, &l2), NOISE_OK);
     cr_assert_eq(l2, NOISE_MSG2_MIN + 2);
@@ -251,9 +317,9 @@ Test(noise, a_replayed_message_1_gives_a_session_the_attacker_cannot_use, .init 
     size_t l1, l2, plen;
     parties(&p);
     noise_hs_t ini, resp;
-    noise_init(&ini, 1, p.ipk, p.isk, p.rpk, p.prologue, 32);
+    noise_init(&ini, NOISE_CHACHAPOLY, 1, p.ipk, p.isk, p.rpk, p.prologue, 32);
     cr_assert_eq(noise_write(&ini, NULL, 0, m1, &l1), NOISE_OK);
-    noise_init(&resp, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
+    noise_init(&resp, NOISE_CHACHAPOLY, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
     cr_assert_eq(noise_read(&resp, m1, l1, pl, sizeof pl, &plen), NOISE_OK);
     cr_assert_eq(noise_write(&resp, NULL, 0, m2, &l2), NOISE_OK);
     cr_assert_eq(noise_read(&ini, m2, l2, pl, sizeof pl, &plen), NOISE_OK);
@@ -263,7 +329,7 @@ Test(noise, a_replayed_message_1_gives_a_session_the_attacker_cannot_use, .init 
 
     noise_hs_t replay;   /* the responder again, fed the recorded message 1 */
     noise_cipher_t ptx, prx;
-    noise_init(&replay, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
+    noise_init(&replay, NOISE_CHACHAPOLY, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
     cr_assert_eq(noise_read(&replay, m1, l1, pl, sizeof pl, &plen), NOISE_OK);
     cr_assert_eq(noise_write(&replay, NULL, 0, m2, &l2), NOISE_OK);
     noise_split(&replay, &ptx, &prx);
@@ -318,9 +384,9 @@ static noise_err_t claim(const party_t *p, const uint8_t claim_pk[32], const uin
     noise_hs_t ini, resp;
     uint8_t m[256], pl[256];
     size_t len, plen;
-    noise_init(&ini, 1, claim_pk, own_sk, p->rpk, p->prologue, 32);
+    noise_init(&ini, NOISE_CHACHAPOLY, 1, claim_pk, own_sk, p->rpk, p->prologue, 32);
     cr_assert_eq(noise_write(&ini, (const uint8_t *)"x", 1, m, &len), NOISE_OK);
-    noise_init(&resp, 0, p->rpk, p->rsk, NULL, p->prologue, 32);
+    noise_init(&resp, NOISE_CHACHAPOLY, 0, p->rpk, p->rsk, NULL, p->prologue, 32);
     noise_err_t e = noise_read(&resp, m, len, pl, sizeof pl, &plen);
     memcpy(rs_out, resp.rs, 32);
     return e;
@@ -409,18 +475,18 @@ Test(noise, a_keyless_message_1_with_small_order_keys_is_refused, .init = setup)
     }
 }
 
-/* Bounded random input: 20,000 random or mutated messages 1 and 2 and transport messages; every
+/* Bounded random input, for each protocol: 20,000 random or mutated messages 1 and 2 and transport messages; every
  * one refused with a reason, none read past its length (ASan), none accepted. */
-Test(noise, random_and_garbled_input_is_refused, .init = setup)
+static void garble(noise_suite_t suite)
 {
     party_t p;
     uint8_t good1[512], good2[512], m[512], pl[512];
     size_t l1, l2, plen;
     parties(&p);
     noise_hs_t ini0, resp;
-    noise_init(&ini0, 1, p.ipk, p.isk, p.rpk, p.prologue, 32);
+    noise_init(&ini0, suite, 1, p.ipk, p.isk, p.rpk, p.prologue, 32);
     cr_assert_eq(noise_write(&ini0, (const uint8_t *)"id", 2, good1, &l1), NOISE_OK);
-    noise_init(&resp, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
+    noise_init(&resp, suite, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
     cr_assert_eq(noise_read(&resp, good1, l1, pl, sizeof pl, &plen), NOISE_OK);
     cr_assert_eq(noise_write(&resp, NULL, 0, good2, &l2), NOISE_OK);
     for (int i = 0; i < 20000; i++) {
@@ -449,12 +515,18 @@ Test(noise, random_and_garbled_input_is_refused, .init = setup)
             e = noise_read(&ini, m, len, pl, cap, &plen);
         } else {
             noise_hs_t r1;
-            noise_init(&r1, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
+            noise_init(&r1, suite, 0, p.rpk, p.rsk, NULL, p.prologue, 32);
             e = noise_read(&r1, m, len, pl, cap, &plen);
         }
         cr_assert(e == NOISE_MALFORMED || e == NOISE_AUTH, "garbled message %d: %d", i, e);
-        noise_cipher_t c = {.n = (uint64_t)i};
+        noise_cipher_t c = {.n = (uint64_t)i, .suite = suite};
         randombytes_buf(c.k, 32);
         cr_assert_neq(noise_open(&c, m, len), NOISE_OK);
     }
+}
+
+Test(noise, random_and_garbled_input_is_refused, .init = setup)
+{
+    garble(NOISE_CHACHAPOLY);
+    garble(NOISE_AESGCM);
 }
