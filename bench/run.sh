@@ -46,7 +46,7 @@ report() {
   # 9 rounds here: at 3 the median of membership alone swung 1.01-1.28x between runs on an idle machine
   FED_CHARTER_ROUNDS=${FED_CHARTER_ROUNDS:-9} bench "chartered" "$BUILD/bench/fed" "$BUILD/trib" chartered ${FED_CHARTER_N:-20}
   bench "data" "$BUILD/bench/data" "$BUILD/trib" "$BUILD/bench"
-  # issue 9 item 7 groundwork: the data link (Noise IK + ChaChaPoly frames) beside plain TCP on loopback (LINK_MB, LINK_ROUNDS)
+  # issue 9 item 7 groundwork: the data link (Noise IK; AESGCM or ChaChaPoly frames, as the CPU picks) beside plain TCP on loopback (LINK_MB, LINK_ROUNDS)
   bench "data link" "$BUILD/bench/link" ${LINK_MB:-100} ${LINK_ROUNDS:-3}
   # issue 9 item 1: an owner that served 60 data links at once gives the memory back once they idle (RssAnon)
   bench "link memory" "$BUILD/bench/linkmem" "$BUILD/trib"
