@@ -365,7 +365,9 @@ link_t *link_dial(int fd, const link_keys_t *k, const uint8_t server_pk[32], con
     if (got <= 0 && (r == LINK_CLOSED || r == LINK_IO))
         return refuse(l, fd, &hs, LINK_HANDSHAKE, why, err, errlen,
                       "handshake with %s: handshake failed: the peer closed the connection without answering "
-                      "(it has another key, belongs to another federation, or refused us)", peer);
+                      "(it has another key, belongs to another federation, or refused us%s)", peer,
+                      suite == NOISE_AESGCM ? "; or it runs a build that takes only ChaCha20-Poly1305: "
+                                              "--link-cipher chachapoly until every node is upgraded" : "");
     if (got <= 0)
         return refuse(l, fd, &hs, r, why, err, errlen, "handshake with %s: no answer: %s", peer, io_text(r));
     size_t len = (size_t)l->rbuf[l->rpos] << 8 | l->rbuf[l->rpos + 1];
