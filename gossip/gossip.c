@@ -121,6 +121,8 @@ static void swim_rider_in(void *ctx, const uint8_t *from, const char *from_addr,
 }
 
 #define SAVE_MS 1000
+#define JOIN_RETRY_MS 2000           /* the round at start asked again after this, while nothing is heard */
+#define JOIN_RETRIES 4
 #define UNSAVED_MAX 8192             /* changes collected at most: a longer backlog is handed over at
                                         once, or, while the saver still saves the previous batch,
                                         kept to the newest change of each member (membersave_compact) */
@@ -179,6 +181,38 @@ static int handover(void *ctx, const char *domain, const uint8_t *from, const ui
 {
     gossip_t *g = ctx;
     return trust_handover(g->trust, domain, from, to);
+}
+
+/* Catalog messages this node has heard (round openers, digests, entries of any outcome). */
+static uint64_t join_heard_now(const gossip_t *g)
+{
+    const repl_stats_t *st = repl_stats(g->repl);
+    uint64_t n = st->summaries_in + st->digests_in;
+    for (int i = 0; i < CAT_RESULT_COUNT; i++)
+        n += st->entries[i];
+    return n;
+}
+
+/* The round at start is one message each way, and either can be lost: an answer queued on the
+ * connection a peer was replacing as this node came back (a restart right after the others marked
+ * it dead) never came, and the next round was an anti-entropy period away (a minute, where set
+ * so). While nothing of the catalog has been heard since, it is asked again, JOIN_RETRY_MS apart,
+ * JOIN_RETRIES times at most; anything heard ends it (a second round while the first's answer
+ * streams in would fetch what it brings twice). */
+static void join_retry(gossip_t *g, uint64_t now)
+{
+    if (!g->join_synced || g->join_retries >= JOIN_RETRIES || now < g->join_sync_ms + JOIN_RETRY_MS)
+        return;
+    uint64_t heard = join_heard_now(g);
+    if (heard != g->join_heard || g->chead) {
+        g->join_retries = JOIN_RETRIES;   /* answered, or catalog traffic flows: anti-entropy goes on */
+        return;
+    }
+    g->join_retries++;
+    g->join_sync_ms = now;
+    log_debug("catalog: nothing heard %u ms after the round at start with %s: asked again (%d of %d)",
+              (unsigned)JOIN_RETRY_MS, g->join_addr, g->join_retries, JOIN_RETRIES);
+    repl_sync(g->repl, g->join_addr);
 }
 
 static void member_changed(void *ctx, const Trib__Member *m, int old_state)
@@ -243,6 +277,9 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
         g->join_synced = 1;
         log_debug("catalog: a first round at once with %s at %s, %s", m->domain, m->addr,
                   swim_seeds(g->swim) ? "a seed seen alive" : "the first member seen alive");
+        snprintf(g->join_addr, sizeof g->join_addr, "%s", m->addr);
+        g->join_sync_ms = clock_ms();
+        g->join_heard = join_heard_now(g);
         repl_sync(g->repl, m->addr);
     }
     size_t len = trib__member__get_packed_size(m);
@@ -827,6 +864,7 @@ static void *loop(void *arg)
             g->ae_due = 1;
             next_ae = now + g->o.anti_entropy_ms;
         }
+        join_retry(g, now);
         if (g->ngone)
             gossip__conns_step(g);
         if (g->warm_due && now >= g->warm_next_ms)
@@ -851,6 +889,8 @@ static void *loop(void *arg)
             deadline = g->own_next_ask;
         if (next_ae < deadline)
             deadline = next_ae;
+        if (g->join_synced && g->join_retries < JOIN_RETRIES && g->join_sync_ms + JOIN_RETRY_MS < deadline)
+            deadline = g->join_sync_ms + JOIN_RETRY_MS;
         if (next_stats < deadline)
             deadline = next_stats;
         if (next_save < deadline)

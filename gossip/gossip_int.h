@@ -136,6 +136,10 @@ struct gossip {
     int ae_due;
     uint64_t fed_new_sync_ms;       /* when a member first in sight last started a federation-log round */
     int join_synced;                /* the catalog round at start is open (member_changed) */
+    int join_retries;               /* ... asked again since, nothing of the catalog heard (loop only) */
+    uint64_t join_sync_ms;          /* ... when it was last asked */
+    uint64_t join_heard;            /* ... catalog messages heard then (join_heard_now) */
+    char join_addr[SWIM_MAX_ADDR + 1]; /* ... of whom */
     int warm_due;                   /* a member came alive: open its priority connection (loop only) */
     uint64_t warm_next_ms;          /* ... handshakes under way: the next try no sooner */
     char gone[GOSSIP_GONE_MAX][TRANSPORT_ADDR_MAX];   /* addresses of members just gone, whose
