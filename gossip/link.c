@@ -279,12 +279,17 @@ static _Atomic int dial_suite = LINK_SUITE_AUTO;
 
 static const char *const MAGICS[2] = {LINK_MAGIC, LINK_MAGIC_AESGCM};   /* by noise_suite_t */
 
+int link_suite_of(const char *name)
+{
+    return !name || !*name || !strcmp(name, "auto") ? LINK_SUITE_AUTO
+           : !strcmp(name, "chachapoly")            ? LINK_SUITE_CHACHAPOLY
+           : !strcmp(name, "aesgcm")                ? LINK_SUITE_AESGCM
+                                                    : -1;
+}
+
 int link_set_suite(const char *name)
 {
-    int s = !name || !*name || !strcmp(name, "auto") ? LINK_SUITE_AUTO
-            : !strcmp(name, "chachapoly")            ? LINK_SUITE_CHACHAPOLY
-            : !strcmp(name, "aesgcm")                ? LINK_SUITE_AESGCM
-                                                     : -1;
+    int s = link_suite_of(name);
     if (s < 0)
         return -1;
     dial_suite = s;
@@ -419,11 +424,10 @@ link_t *link_accept(int fd, const link_keys_t *k, link_allow_fn allow, void *ctx
     int got = fill(l, MAGIC_LEN + 2, deadline, &r);
     size_t have = l->rlen - l->rpos;
     const uint8_t *p = have ? l->rbuf + l->rpos : NULL;   /* rbuf is NULL when nothing was read */
-    size_t cmp = have < MAGIC_LEN ? have : MAGIC_LEN;
-    noise_suite_t suite = NOISE_CHACHAPOLY;               /* by the magic: either, whichever the CPU */
-    if (have && memcmp(p, MAGICS[NOISE_AESGCM], cmp) == 0 && memcmp(p, MAGICS[NOISE_CHACHAPOLY], cmp) != 0)
-        suite = NOISE_AESGCM;
-    if (have && memcmp(p, MAGICS[suite], cmp) != 0) {
+    /* the protocol the magic names (the two share all but their last byte), whichever this CPU */
+    noise_suite_t suite = have >= MAGIC_LEN && !memcmp(p, MAGICS[NOISE_AESGCM], MAGIC_LEN) ? NOISE_AESGCM
+                                                                                          : NOISE_CHACHAPOLY;
+    if (have && memcmp(p, MAGICS[suite], have < MAGIC_LEN ? have : MAGIC_LEN) != 0) {
         char first[16] = "";
         for (size_t i = 0, at = 0; i < have && i < 4; i++)
             at += (size_t)snprintf(first + at, sizeof first - at, i ? " %02x" : "%02x", p[i]);

@@ -77,7 +77,9 @@ const char *link_reason_name(link_reason_t r);   /* "timeout", "closed", ... (me
 
 /* The protocol link_dial asks for, for the whole process (link_accept takes either). */
 enum { LINK_SUITE_AUTO = 0, LINK_SUITE_CHACHAPOLY = 1, LINK_SUITE_AESGCM = 2 };
-/* Sets it by name: "auto" (or NULL, ""), "aesgcm", "chachapoly"; -1 for any other name. */
+/* The LINK_SUITE_* a name gives: "auto" (or NULL, ""), "aesgcm", "chachapoly"; -1 for any other. */
+int link_suite_of(const char *name);
+/* Sets it by name (link_suite_of); -1, nothing set, for an unknown name. */
 int link_set_suite(const char *name);
 /* The Noise protocol name of a LINK_SUITE_* (AUTO: the one link_dial picks on this CPU). */
 const char *link_suite_name(int suite);

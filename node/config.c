@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "gossip/link.h"
 #include "node/config.h"
 #include "node/near.h"
 #include "gossip/swim.h"
@@ -412,7 +413,7 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
                  c->http_advertise);
         return 2;
     }
-    if (strcmp(c->link_cipher, "auto") && strcmp(c->link_cipher, "aesgcm") && strcmp(c->link_cipher, "chachapoly")) {
+    if (link_suite_of(c->link_cipher) < 0) {
         snprintf(err, errlen, "link_cipher: '%s' is not auto, aesgcm or chachapoly", c->link_cipher);
         return 2;
     }

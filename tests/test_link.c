@@ -265,15 +265,16 @@ static void *drip(void *arg)
 /* Message 1 as link_dial writes it: the Noise prologue is the magic, then the federation's bytes
  * (bind_magic 0: the federation's bytes alone, the magic left out of the transcript). */
 static size_t make_msg1_as(uint8_t *out, const link_keys_t *client, const uint8_t *hello, size_t hello_len,
-                           int bind_magic)
+                           int bind_magic, noise_suite_t suite)
 {
     noise_hs_t hs;
     size_t len;
     uint8_t pro[8 + 32];
-    memcpy(pro, LINK_MAGIC, 8);
+    const char *magic = suite == NOISE_AESGCM ? LINK_MAGIC_AESGCM : LINK_MAGIC;
+    memcpy(pro, magic, 8);
     memcpy(pro + 8, client->prologue, 32);
-    memcpy(out, LINK_MAGIC, 8);
-    noise_init(&hs, NOISE_CHACHAPOLY, 1, client->pk, client->sk, sk.pk, bind_magic ? pro : pro + 8, bind_magic ? 40 : 32);
+    memcpy(out, magic, 8);
+    noise_init(&hs, suite, 1, client->pk, client->sk, sk.pk, bind_magic ? pro : pro + 8, bind_magic ? 40 : 32);
     cr_assert_eq(noise_write(&hs, hello, hello_len, out + 10, &len), NOISE_OK);
     out[8] = (uint8_t)(len >> 8), out[9] = (uint8_t)len;
     return 10 + len;
@@ -281,7 +282,7 @@ static size_t make_msg1_as(uint8_t *out, const link_keys_t *client, const uint8_
 
 static size_t make_msg1(uint8_t *out, const link_keys_t *client, const uint8_t *hello, size_t hello_len)
 {
-    return make_msg1_as(out, client, hello, hello_len, 1);
+    return make_msg1_as(out, client, hello, hello_len, 1, NOISE_CHACHAPOLY);
 }
 
 Test(link, a_slowloris_gets_a_timeout_for_the_whole_handshake, .init = setup)
@@ -675,10 +676,12 @@ Test(link, a_send_to_a_closed_peer_fails_without_sigpipe, .init = setup)
 /* ---------------------------------------------------------------- bounded random input */
 Test(link, random_and_garbled_handshakes_are_refused_with_a_reason, .init = setup)
 {
-    uint8_t good[512], m[600];
-    size_t glen = make_msg1(good, &ck, (const uint8_t *)"id", 2);
+    uint8_t goods[2][512], m[600];   /* a message 1 of each protocol (magic TRIBLNK1, TRIBLNKA) */
+    size_t glens[2] = {make_msg1_as(goods[0], &ck, (const uint8_t *)"id", 2, 1, NOISE_CHACHAPOLY),
+                       make_msg1_as(goods[1], &ck, (const uint8_t *)"id", 2, 1, NOISE_AESGCM)};
     for (int i = 0; i < 1500; i++) {
-        size_t len;
+        const uint8_t *good = goods[i % 2];
+        size_t glen = glens[i % 2], len;
         uint32_t kind = randombytes_uniform(4);
         if (kind == 0) {
             len = randombytes_uniform(500);
@@ -999,11 +1002,11 @@ Test(link, the_magic_is_bound_into_the_handshake, .init = setup)
 {
     uint8_t m[512];
     server_t srv;
-    size_t len = make_msg1_as(m, &ck, NULL, 0, 0);
+    size_t len = make_msg1_as(m, &ck, NULL, 0, 0, NOISE_CHACHAPOLY);
     accept_raw(m, len, 1, WAIT_MS, &srv);
     cr_assert_null(srv.l, "a transcript without the magic was accepted");
     cr_assert_eq(srv.why, LINK_HANDSHAKE, "%s: %s", link_reason_name(srv.why), srv.err);
-    len = make_msg1_as(m, &ck, NULL, 0, 1);
+    len = make_msg1_as(m, &ck, NULL, 0, 1, NOISE_CHACHAPOLY);
     int fds[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     server_start(&srv, fds[1], &sk);
