@@ -547,25 +547,14 @@ void catalog_stats(catalog_t *c, catalog_stats_t *out)
  * a held seq included, goes through entry_verify and the store's checks. */
 static int held_copy(catalog_t *c, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
-    if (bytes == NULL || len == 0 || len > ENTRY_MAX_BYTES)
+    char domain[64];
+    store_copy_t q = {.bytes = bytes, .len = len};
+    unsigned char same = 0;
+    if (entry_claim(bytes, len, domain, sizeof domain, &q.seq) != 0)
         return 0;
-    Trib__SignedEntry *se = trib__signed_entry__unpack(NULL, len, bytes);
-    if (se == NULL)
-        return 0;
-    Trib__CatalogEntry *ce = trib__catalog_entry__unpack(NULL, se->body.len, se->body.data);
-    int same = 0;
-    if (ce != NULL && entry_valid_name(ce->domain) && ce->seq > 0) {
-        uint8_t *held = NULL;
-        size_t hlen = 0;
-        if (store_catalog_get(c->st, ce->domain, ce->seq, &held, &hlen) == 0)
-            same = hlen == len && memcmp(held, bytes, len) == 0;
-        free(held);
-        if (same)
-            snprintf(err, errlen, "%s seq %llu: already held", ce->domain, (unsigned long long)ce->seq);
-    }
-    if (ce != NULL)
-        trib__catalog_entry__free_unpacked(ce, NULL);
-    trib__signed_entry__free_unpacked(se, NULL);
+    q.domain = domain;
+    if (store_catalog_holds(c->st, &q, 1, &same, NULL, 0) == 0 && same)
+        snprintf(err, errlen, "%s seq %llu: already held", domain, (unsigned long long)q.seq);
     return same;
 }
 

@@ -288,6 +288,26 @@ fail:
     return -1;
 }
 
+int entry_claim(const uint8_t *bytes, size_t len, char *domain, size_t cap, uint64_t *seq)
+{
+    if (bytes == NULL || len == 0 || len > ENTRY_MAX_BYTES || cap == 0)
+        return -1;
+    arena_t *a = malloc(sizeof *a + ARENA_SIZE(len));
+    if (a)
+        *a = (arena_t){.cap = ARENA_SIZE(len)};
+    ProtobufCAllocator al = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
+    Trib__SignedEntry *se = trib__signed_entry__unpack(a ? &al : NULL, len, bytes);
+    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(a ? &al : NULL, se->body.len, se->body.data) : NULL;
+    int rc = -1;
+    if (ce && ce->seq > 0 && entry_valid_name(ce->domain) && strlen(ce->domain) < cap) {
+        snprintf(domain, cap, "%s", ce->domain);
+        *seq = ce->seq;
+        rc = 0;
+    }
+    decoded_free(se, ce, a);
+    return rc;
+}
+
 void entry_free(entry_t *e)
 {
     if (e == NULL)

@@ -910,7 +910,11 @@ struct repl_job {
     size_t nfr, n, nv;
     int malformed;
     entry_t *v;                  /* verified entries, in arrival order */
-    const ProtobufCBinaryData **its;  /* every entry, in arrival order (verify_many's input) */
+    const ProtobufCBinaryData **its;  /* every entry, in arrival order */
+    const ProtobufCBinaryData **vits; /* those not held (verify_many's input) */
+    unsigned char *held;         /* entry k is a byte-identical copy of one the store holds */
+    store_copy_t *claims;        /* what each entry claims to be (held's lookup) */
+    size_t nheld;
     store_append_t *items;
     size_t *src, *srcf;          /* entry index and frame of each verified entry */
     size_t nbad;                 /* entries whose verification failed */
@@ -974,7 +978,11 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
     j->bad = calloc(n1, sizeof *j->bad);
     j->badf = calloc(n1, sizeof *j->badf);
     j->its = calloc(n1, sizeof *j->its);
-    if (!j->v || !j->items || !j->src || !j->srcf || !j->bad || !j->badf || !j->its) {
+    j->vits = calloc(n1, sizeof *j->vits);
+    j->held = calloc(n1, 1);
+    j->claims = calloc(n1, sizeof *j->claims);
+    if (!j->v || !j->items || !j->src || !j->srcf || !j->bad || !j->badf || !j->its || !j->vits || !j->held ||
+        !j->claims) {
         r->stats.entries[CAT_ERROR] += j->n;
         j->n = 0;                /* nothing verified: the frames are still finished and freed */
     }
@@ -994,29 +1002,61 @@ static void tell_stored(replicate_t *r, repl_job_t *j)
     free(es);   /* out of memory: none told, the follower reads them back */
 }
 
-/* Verifies every entry of the frames (a large job on several threads: verify_many), then, in arrival
- * order on this thread, asks io.entry_ok and stores the verified ones of all of them in one write
- * transaction (each checked against the head the ones before it left). */
+/* Marks in j->held the m entries of its that are byte-identical copies of entries the store holds
+ * (each verified when it was stored): in epidemic push most receptions are such copies, and they
+ * need no second signature check. What an entry claims is decoded unverified, only to look up the
+ * bytes at that place; anything else, a forgery of a held seq included, is verified as before.
+ * Returns how many are held (0 when the lookup fails: then every entry is verified). */
+static size_t find_held(replicate_t *r, repl_job_t *j, size_t m)
+{
+    char (*names)[64] = malloc((m ? m : 1) * sizeof *names);
+    if (!names)
+        return 0;
+    for (size_t k = 0; k < m; k++) {
+        const ProtobufCBinaryData *it = j->its[k];
+        j->claims[k] = (store_copy_t){.bytes = it->data, .len = it->len};
+        if (entry_claim(it->data, it->len, names[k], sizeof names[k], &j->claims[k].seq) == 0)
+            j->claims[k].domain = names[k];
+    }
+    size_t held = 0;
+    if (store_catalog_holds(r->st, j->claims, m, j->held, NULL, 0) == 0)
+        for (size_t k = 0; k < m; k++)
+            held += j->held[k];
+    free(names);
+    return held;
+}
+
+/* Verifies every entry of the frames not already held byte for byte (a large job on several
+ * threads: verify_many), then, in arrival order on this thread, asks io.entry_ok and stores the
+ * verified ones of all of them in one write transaction (each checked against the head the ones
+ * before it left). */
 void repl_job_run(replicate_t *r, repl_job_t *j)
 {
     uint64_t t0 = mono_us();
     const ProtobufCBinaryData **its = j->its;
-    size_t m = 0;
+    size_t m = 0, q = 0;
     for (size_t f = 0; f < j->nfr && j->n; f++)
         for (size_t i = 0; i < j->fr[f].n; i++)
             its[m++] = &j->fr[f].msg->entries[i];
-    verify_many(its, m, j->v, j->bad_err, sizeof j->bad_err);  /* j->v[k]: entry k, or zeroed */
+    j->nheld = m ? find_held(r, j, m) : 0;
+    for (size_t k = 0; k < m; k++)
+        if (!j->held[k])
+            j->vits[q++] = its[k];
+    verify_many(j->vits, q, j->v, j->bad_err, sizeof j->bad_err);  /* j->v[x]: the x-th not held, or zeroed */
     m = 0;
+    q = 0;
     for (size_t f = 0; f < j->nfr && j->n; f++)
         for (size_t i = 0; i < j->fr[f].n; i++) {
             const ProtobufCBinaryData *it = its[m];
+            if (j->held[m++])
+                continue;
             entry_t *v = &j->v[j->nv];
-            if (!j->v[m++].entry) {
+            if (!j->v[q++].entry) {
                 j->badf[j->nbad] = f;
                 j->bad[j->nbad++] = i;
                 continue;
             }
-            *v = j->v[m - 1];    /* compacted in place: j->nv <= m - 1 */
+            *v = j->v[q - 1];    /* compacted in place: j->nv <= q - 1 */
             if (r->io.entry_ok &&
                 !r->io.entry_ok(r->io.ctx, v->entry, v->signed_entry->signer.data, j->fr[f].from)) {
                 entry_free(v);
@@ -1086,6 +1126,8 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
     r->stats.verify_us += j->verify_us;
     r->stats.store_us += j->store_us;
     r->stats.entries_untrusted += j->nuntrusted;
+    r->stats.entries[CAT_DUPLICATE] += j->nheld;
+    r->stats.copies_unverified += j->nheld;
     for (size_t k = 0; k < j->nbad; k++) {
         r->stats.entries[CAT_BAD_SIGNATURE]++;
         log_refusal(r, CAT_BAD_SIGNATURE, j->fr[j->badf[k]].from, j->bad_err);
@@ -1161,6 +1203,9 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
     free(j->bad);
     free(j->badf);
     free(j->its);
+    free(j->vits);
+    free(j->held);
+    free(j->claims);
     free(j->fr);
     free(j);
     r->stats.frames_malformed += (uint64_t)bad;

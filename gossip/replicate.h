@@ -1,7 +1,8 @@
 /* gossip/replicate.h - catalog replication: push of new entries and Scuttlebutt-style anti-entropy.
  *
  * Owns: building and answering CatalogDigest / CatalogEntries messages, verifying every received
- * entry (entry_verify; a large job's on several threads: gossip/verifymany.h) and storing the
+ * entry (entry_verify; a large job's on several threads: gossip/verifymany.h) but byte-identical
+ * copies of entries the store holds (verified when stored: duplicates), and storing the
  * verified entries of one frame in one write transaction (store_catalog_append_many checks
  * binding, seq and chain), re-requesting on gaps, and counting
  * every outcome. Peers are addresses; choosing them is the caller's (the gossip loop).
@@ -79,6 +80,8 @@ typedef struct {
     uint64_t entries_over_cap;            /* entries past a received frame's cap, ignored */
     uint64_t forks;                       /* distinct forks (domain, seq) seen */
     uint64_t entries_untrusted;           /* verified but refused by io.entry_ok */
+    uint64_t copies_unverified;           /* duplicates byte-identical to a held entry (verified when
+                                           * stored): dropped without a second signature check */
     uint64_t verify_us, store_us;         /* time spent verifying received entries, storing them */
 } repl_stats_t;
 

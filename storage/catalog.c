@@ -445,6 +445,40 @@ int store_catalog_get(store_t *st, const char *domain, uint64_t seq, uint8_t **o
     return ret;
 }
 
+int store_catalog_holds(store_t *st, const store_copy_t *q, size_t n, unsigned char *held, char *err, size_t errlen)
+{
+    if (n)
+        memset(held, 0, n);
+    if (!st || (n && (!q || !held))) {
+        store__err(err, errlen, "store_catalog_holds: NULL argument");
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    MDB_txn *txn;
+    if (store__read_begin(st, &txn, err, errlen) != 0)
+        return -1;
+    int ret = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t dlen = domain_len(q[i].domain);
+        if (!dlen || q[i].seq == 0)
+            continue;
+        uint8_t kb[STORE_SEQKEY_MAX];
+        MDB_val k = { store__seq_key(kb, q[i].domain, dlen, q[i].seq), kb }, v;
+        int rc = mdb_get(txn, st->catalog, &k, &v);
+        if (rc == 0) {
+            held[i] = v.mv_size == q[i].len && memcmp(v.mv_data, q[i].bytes, q[i].len) == 0;
+        } else if (rc != MDB_NOTFOUND) {
+            store__mdb_err(st, err, errlen, "mdb_get(catalog)", rc);
+            memset(held, 0, n);
+            ret = -1;
+            break;
+        }
+    }
+    store__read_end(st, txn);
+    return ret;
+}
+
 int store_catalog_scan(store_t *st, const char *domain, uint64_t from, size_t max_bytes,
                        store_entry_fn fn, void *ctx)
 {

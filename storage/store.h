@@ -123,6 +123,18 @@ int store_catalog_scan(store_t *st, const char *domain, uint64_t from, size_t ma
 /* Copies the SignedEntry bytes at domain|seq into a malloc'd buffer (*out, *len). */
 int store_catalog_get(store_t *st, const char *domain, uint64_t seq, uint8_t **out, size_t *len);
 
+/* Received bytes and the place they claim (store_catalog_holds). */
+typedef struct {
+    const char *domain;          /* NULL: nothing claimed, never held */
+    uint64_t seq;
+    const uint8_t *bytes;
+    size_t len;
+} store_copy_t;
+
+/* held[i] = 1 when the catalog holds exactly q[i].bytes at q[i].domain|seq, else 0, for every
+ * i < n, in one read transaction. Returns 0, or -1 (err says why; held all 0). */
+int store_catalog_holds(store_t *st, const store_copy_t *q, size_t n, unsigned char *held, char *err, size_t errlen);
+
 /* Calls fn(ctx, domain, head) for every domain, in domain order, until fn returns
  * non-zero. Returns 0 or -1 (likewise store_products and store_members). */
 typedef int (*store_head_fn)(void *ctx, const char *domain, const store_head_t *head);

@@ -576,3 +576,72 @@ Test(entry, product_id_rules)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         cr_assert_eq(entry_valid_product_id(cases[i].s), cases[i].ok, "'%s'", cases[i].s ? cases[i].s : "(null)");
 }
+
+/* ---------------------------------------------------------------- the claim (unverified) */
+
+/* entry_claim reads the place an entry claims without verifying it (a lookup key for copies held);
+ * whatever the bytes, it returns a valid domain name and seq >= 1, or -1, and reads no byte past
+ * len: every truncation, every bit flip of the whole message and random bytes (under ASan). */
+Test(entry, the_claim_is_read_unverified_and_garbage_claims_nothing)
+{
+    signed_fixture_t f;
+    signed_fixture(&f);
+    char domain[64];
+    uint64_t seq = 0;
+    cr_assert_eq(entry_claim(f.bytes, f.len, domain, sizeof domain, &seq), 0);
+    cr_assert_str_eq(domain, "payments");
+    cr_assert_eq(seq, 3);
+    char small[8];
+    cr_assert_eq(entry_claim(f.bytes, f.len, small, sizeof small, &seq), -1, "a domain longer than the room");
+    cr_assert_eq(entry_claim(NULL, 0, domain, sizeof domain, &seq), -1);
+    cr_assert_eq(entry_claim(f.bytes, ENTRY_MAX_BYTES + 1, domain, sizeof domain, &seq), -1, "over the limit");
+
+    size_t claimed = 0, tries = 0;
+    uint8_t *copy = malloc(f.len);
+    cr_assert_not_null(copy);
+    for (size_t n = 0; n <= f.len; n++) {          /* truncations, in a buffer of exactly n bytes */
+        uint8_t *t = malloc(n ? n : 1);
+        memcpy(t, f.bytes, n);
+        if (entry_claim(n ? t : NULL, n, domain, sizeof domain, &seq) == 0) {
+            cr_assert(entry_valid_name(domain) && seq >= 1, "first %zu bytes: claimed '%s' %llu", n, domain,
+                      (unsigned long long)seq);
+            claimed++;
+        }
+        free(t);
+    }
+    for (size_t i = 0; i < f.len; i++)             /* every bit of the message flipped */
+        for (int bit = 0; bit < 8; bit++, tries++) {
+            memcpy(copy, f.bytes, f.len);
+            copy[i] ^= (uint8_t)(1u << bit);
+            domain[0] = '\0';
+            if (entry_claim(copy, f.len, domain, sizeof domain, &seq) == 0)
+                cr_assert(entry_valid_name(domain) && seq >= 1, "byte %zu bit %d: claimed '%s'", i, bit, domain);
+        }
+    static const uint8_t rs[randombytes_SEEDBYTES] = "tributary-claim-seed-00000000001";
+    uint8_t *buf = malloc(4096);
+    cr_assert_not_null(buf);
+    for (uint64_t k = 0; k < 20000; k++, tries++) { /* random bytes, and the message with random bytes written in */
+        uint8_t seed[randombytes_SEEDBYTES];
+        memcpy(seed, rs, sizeof seed);
+        memcpy(seed, &k, sizeof k);
+        randombytes_buf_deterministic(buf, 4096, seed);
+        size_t n = 1 + buf[0] % f.len;
+        uint8_t *t = malloc(n);
+        if (k % 2) {
+            memcpy(t, f.bytes, n);
+            for (size_t w = 0; w < 1u + buf[1] % 8u; w++)
+                t[(buf[2 + 2 * w] | (size_t)buf[3 + 2 * w] << 8) % n] = buf[20 + w];
+        } else {
+            memcpy(t, buf + 64, n);
+        }
+        if (entry_claim(t, n, domain, sizeof domain, &seq) == 0)
+            cr_assert(entry_valid_name(domain) && seq >= 1, "random input %llu: claimed '%s'", (unsigned long long)k,
+                      domain);
+        free(t);
+    }
+    cr_assert_gt(claimed, 0, "the whole message claims its place");
+    cr_assert_gt(tries, 20000);
+    free(buf);
+    free(copy);
+    signed_fixture_free(&f);
+}

@@ -5,7 +5,8 @@
  * job mixing good entries, forged signatures, garbage, wrong keys, gaps, duplicates, a broken chain
  * and untrusted entries gives the same counts, accepted order, messages sent and stored logs with
  * 1, 2, 3 and 4 verify threads, and the counts its construction implies; two callers at once (one
- * gets the helpers, the other verifies alone) both verify every entry.
+ * gets the helpers, the other verifies alone) both verify every entry; a byte-identical copy of a
+ * held entry skips the signature check, and nothing else does.
  * Must not: use the network, or leave its temp dirs behind. */
 #include <criterion/criterion.h>
 
@@ -223,22 +224,9 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 static const char *const domains[3] = {"alpha", "beta", "gamma"};
 
-/* Handles the job (frames of FRAME_ENTRIES entries of in, from two peers) on a fresh store with k
- * verify threads. */
-static void run_job(const list_t *in, int k, outcome_t *o)
+/* Hands r the entries of in as one job: frames of FRAME_ENTRIES entries, from two peers. */
+static void handle(replicate_t *r, const list_t *in)
 {
-    char dir[64], err[256] = "";
-    snprintf(dir, sizeof dir, "/tmp/trib-replverify-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-    store_t *st = store_open(dir, NULL, err, sizeof err);
-    cr_assert_not_null(st, "store_open: %s", err);
-    trace_t t = {0};
-    crypto_generichash_init(&t.accepted, NULL, 0, 32);
-    crypto_generichash_init(&t.sent, NULL, 0, 32);
-    repl_io_t io = {.ctx = &t, .send = io_send, .accepted = io_accepted, .entry_ok = io_entry_ok};
-    replicate_t *r = repl_new(st, NULL, 64u << 10, &io);
-    cr_assert_not_null(r);
-
     size_t nfr = (in->n + FRAME_ENTRIES - 1) / FRAME_ENTRIES;
     uint8_t **bodies = calloc(nfr, sizeof *bodies);
     size_t *lens = calloc(nfr, sizeof *lens);
@@ -254,16 +242,51 @@ static void run_job(const list_t *in, int k, outcome_t *o)
         trib__catalog_entries__pack(&msg, bodies[f]);
         froms[f] = f % 2 ? "tcp://peer-b" : "tcp://peer-a";
     }
-    verify_many_set_threads(k);
     cr_assert_eq(repl_handle_entries(r, froms, (const uint8_t *const *)bodies, lens, nfr), 0);
+    for (size_t f = 0; f < nfr; f++)
+        free(bodies[f]);
+    free(bodies);
+    free(lens);
+    free(froms);
+}
+
+/* Handles the job in on a fresh store with k verify threads, after the job before (when not NULL),
+ * whose counts, accepted entries and messages are not in o (its stored logs are). */
+static void run_jobs(const list_t *before, const list_t *in, int k, outcome_t *o)
+{
+    char dir[64], err[256] = "";
+    snprintf(dir, sizeof dir, "/tmp/trib-replverify-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    store_t *st = store_open(dir, NULL, err, sizeof err);
+    cr_assert_not_null(st, "store_open: %s", err);
+    trace_t t = {0};
+    repl_io_t io = {.ctx = &t, .send = io_send, .accepted = io_accepted, .entry_ok = io_entry_ok};
+    replicate_t *r = repl_new(st, NULL, 64u << 10, &io);
+    cr_assert_not_null(r);
+    repl_stats_t base = {0};
+    size_t base_forks = 0;
+    if (before) {
+        handle(r, before);
+        base = *repl_stats(r);
+        base_forks = repl_forks(r, NULL, 0);
+        t = (trace_t){0};
+    }
+    crypto_generichash_init(&t.accepted, NULL, 0, 32);
+    crypto_generichash_init(&t.sent, NULL, 0, 32);
+    verify_many_set_threads(k);
+    handle(r, in);
     verify_many_set_threads(0);
 
     memset(o, 0, sizeof *o);
     o->stats = *repl_stats(r);
+    uint64_t *now = (uint64_t *)&o->stats;         /* the struct is uint64_t counters only */
+    const uint64_t *was = (const uint64_t *)&base;
+    for (size_t i = 0; i < sizeof base / sizeof *was; i++)
+        now[i] -= was[i];
     o->stats.verify_us = o->stats.store_us = 0;    /* times differ run to run */
     o->naccepted = t.naccepted;
     o->nsent = t.nsent;
-    o->nforks = repl_forks(r, NULL, 0);
+    o->nforks = repl_forks(r, NULL, 0) - base_forks;
     crypto_generichash_final(&t.accepted, o->accepted, 32);
     crypto_generichash_final(&t.sent, o->sent, 32);
     crypto_generichash_state s;                    /* every stored log, entry by entry */
@@ -284,15 +307,12 @@ static void run_job(const list_t *in, int k, outcome_t *o)
     }
     crypto_generichash_final(&s, o->stored, 32);
 
-    for (size_t f = 0; f < nfr; f++)
-        free(bodies[f]);
-    free(bodies);
-    free(lens);
-    free(froms);
     repl_destroy(&r);
     store_close(&st);
     nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
+
+static void run_job(const list_t *in, int k, outcome_t *o) { run_jobs(NULL, in, k, o); }
 
 Test(replicate_verify, a_large_job_has_the_same_outcome_on_one_and_on_several_threads)
 {
@@ -373,6 +393,71 @@ Test(replicate_verify, a_large_job_has_the_same_outcome_on_one_and_on_several_th
         free(a[i].data);
     for (size_t i = 0; i < NBETA; i++)
         free(b[i].data);
+    list_free(&in);
+}
+
+/* ---------------------------------------------------------------- copies of held entries */
+
+/* Epidemic push hands a node most entries several times. A byte-identical copy of an entry the
+ * store holds (verified when stored) is a duplicate dropped without a second signature check
+ * (copies_unverified counts them); anything else claiming a held place (a forged signature,
+ * another key, the owner's own fork) is verified and refused as before, on any thread count. */
+Test(replicate_verify, copies_of_held_entries_skip_the_signature_check_and_nothing_else_does)
+{
+    static ProtobufCBinaryData a[NALPHA], b[NBETA];
+    static uint8_t ha[NALPHA][32], hb[NBETA][32];
+    chain(&alice, "alpha", NALPHA, a, ha);
+    chain(&bob, "beta", NBETA, b, hb);
+    list_t held = {0}, in = {0};
+    for (size_t i = 0; i < NALPHA; i++)
+        add_copy(&held, &a[i]);
+    size_t want_copies = 0, want_forged = 0, want_wrong = 0, want_forks = 0;
+    for (size_t i = 0; i < NALPHA; i++) {
+        if (i % 2 == 0) {
+            add_copy(&in, &a[i]);
+            want_copies++;
+        }
+        if (i % 9 == 4) {                          /* a held entry's bytes, its signature altered */
+            add_forged(&in, &a[i]);
+            want_forged++;
+        }
+        if (i % 17 == 8) {                         /* mallory claims a held seq of alpha */
+            ProtobufCBinaryData m = sign(&mallory, "alpha", i + 1, i ? ha[i - 1] : NULL, "m");
+            add(&in, m.data, m.len);
+            want_wrong++;
+        }
+        if (i % 23 == 11) {                        /* alice signs another entry at a held seq */
+            ProtobufCBinaryData m = sign(&alice, "alpha", i + 1, i ? ha[i - 1] : NULL, "fork");
+            add(&in, m.data, m.len);
+            want_forks++;
+        }
+        if (i < NBETA)
+            add_copy(&in, &b[i]);                  /* new to the node, verified and accepted */
+    }
+    cr_assert_geq(in.n, 2 * VERIFY_SPLIT_MIN, "the job is large enough to split");
+    outcome_t one, many;
+    run_jobs(&held, &in, 1, &one);
+    cr_assert_eq(one.stats.copies_unverified, want_copies);
+    cr_assert_eq(one.stats.entries[CAT_DUPLICATE], want_copies + want_forks, "a fork of a held seq is a duplicate");
+    cr_assert_eq(one.stats.entries[CAT_BAD_SIGNATURE], want_forged);
+    cr_assert_eq(one.stats.entries[CAT_WRONG_KEY], want_wrong);
+    cr_assert_eq(one.stats.entries[CAT_ACCEPTED], NBETA);
+    cr_assert_eq(one.nforks, want_forks, "each fork is noted: it was verified");
+    cr_assert_eq(one.naccepted, NBETA);
+    cr_assert_eq(one.heads[0], NALPHA);
+    cr_assert_eq(one.heads[1], NBETA);
+    for (int k = 2; k <= VERIFY_THREADS_MAX; k++) {
+        run_jobs(&held, &in, k, &many);
+        cr_assert_arr_eq(&many.stats, &one.stats, sizeof one.stats, "%d threads: other counts", k);
+        cr_assert_arr_eq(many.accepted, one.accepted, 32, "%d threads: accepted in another order", k);
+        cr_assert_arr_eq(many.stored, one.stored, 32, "%d threads: other logs stored", k);
+        cr_assert_eq(many.nforks, one.nforks, "%d threads", k);
+    }
+    for (size_t i = 0; i < NALPHA; i++)
+        free(a[i].data);
+    for (size_t i = 0; i < NBETA; i++)
+        free(b[i].data);
+    list_free(&held);
     list_free(&in);
 }
 
