@@ -112,7 +112,7 @@ valgrind: $(BUILD)/trib $(TEST_BIN)
 demo: $(BUILD)/trib
 	@./deploy/demo.sh $(abspath $(BUILD)/trib)
 
-bench: $(BUILD)/trib $(BENCH_BIN)
+bench: $(BUILD)/trib $(BENCH_BIN) $(BUILD)/tests/test_replicate_sim
 	@./bench/run.sh $(abspath $(BUILD))
 
 # A federation under load with churn and faults for SOAK_SECONDS (bench/soak.c, bench/README.md

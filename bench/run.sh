@@ -69,6 +69,16 @@ report() {
   bench "member snapshot" "$BUILD/bench/roster" 1000 10000
   bench "restricted search" "$BUILD/bench/hidden" 10000 2000 20
   echo
+  # issue 9 item 8: N = 1,000 real replicas (tests/test_replicate_sim.c over tests/sim_net, simulated
+  # clock), 10 publishers x 100 entries in 5 s, 1 % loss, beside the Serf/memberlist model (~2 min)
+  echo "== Replication at N = ${REPLSIM_N:-1000}, simulated (issue 9 item 8): every replica's own code, simulated network =="
+  local sim rc
+  sim=$(REPLSIM_N=${REPLSIM_N:-1000} "$BUILD/tests/test_replicate_sim" --filter 'replicate_sim/thousand*' 2>&1); rc=$?
+  grep '^scale:' <<<"$sim" | sed 's/^scale: /  /'
+  if [ $rc -ne 0 ] || ! grep -q '^scale: N=' <<<"$sim"; then
+    echo "replication simulation FAILED (exit $rc)"; grep -v '^scale' <<<"$sim" | tail -5; status=1
+  fi
+  echo
   echo "== Web UI (issue 13): time to first results with ${UI_PRODUCTS:-10000} products =="
   if ./tests/ui/setup.sh; then
     TRIB="$BUILD/trib" node tests/ui/bench.mjs || { echo "web UI benchmark FAILED (exit $?)"; status=1; }

@@ -17,6 +17,7 @@
 
 #include <ftw.h>
 #include <inttypes.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1157,6 +1158,18 @@ Test(replicate_sim, thousand_nodes_ten_publishers_one_percent_loss, .timeout = 7
             pct_u64(d99, ne, 50), pct_u64(d99, ne, 99), pct_u64(d99, ne, 100), n, pct_u64(dall, ne, 50),
             pct_u64(dall, ne, 99), pct_u64(dall, ne, 100),
             (double)(w1.tv_sec - w0.tv_sec) + (double)(w1.tv_nsec - w0.tv_nsec) / 1e9);
+    /* Serf's convergence model (hashicorp/serf's simulator, bench/README.md): one event spread by
+     * push gossip, infected(x) / N = 1 / (1 + (N + 1) e^(-beta x)), beta = fanout / 2 * (1 - loss),
+     * x rounds of GossipInterval 0.2 s, fanout 3: a fraction p holds it after ln((N + 1) p / (1 - p)) / beta rounds. */
+    double beta = 0.5 * 3 * (1 - 0.01);
+    double r99 = ceil(log((double)(n + 1) * 0.99 / 0.01) / beta), rall = ceil(log((double)(n + 1) * 0.9999 / 0.0001) / beta);
+    fprintf(stderr,
+            "scale: Serf/memberlist model, one event (GossipInterval 0.2 s, fanout 3, 1%% loss): 99%% of %zu in %.0f rounds "
+            "= %.1f s, 99.99%% in %.0f rounds = %.1f s; here one entry reached 99%% in p50 %.2f s (%.2fx the model), "
+            "all in p50 %.2f s / p99 %.2f s (%.2fx / %.2fx the model's 99.99%%)\n",
+            n, r99, r99 * 0.2, rall, rall * 0.2, pct_u64(d99, ne, 50) / 1000, pct_u64(d99, ne, 50) / 1000 / (r99 * 0.2),
+            pct_u64(dall, ne, 50) / 1000, pct_u64(dall, ne, 99) / 1000, pct_u64(dall, ne, 50) / 1000 / (rall * 0.2),
+            pct_u64(dall, ne, 99) / 1000 / (rall * 0.2));
     free(d99);
     free(dall);
     g_lean = 0;
