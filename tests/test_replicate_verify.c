@@ -314,6 +314,27 @@ static void run_jobs(const list_t *before, const list_t *in, int k, outcome_t *o
 
 static void run_job(const list_t *in, int k, outcome_t *o) { run_jobs(NULL, in, k, o); }
 
+/* The outcome with k verify threads (many) is the outcome with one, in every count and byte. */
+static void same_outcome(const outcome_t *one, const outcome_t *many, int k)
+{
+    cr_assert_arr_eq(&many->stats, &one->stats, sizeof one->stats, "%d threads: other counts", k);
+    cr_assert_eq(many->naccepted, one->naccepted, "%d threads", k);
+    cr_assert_arr_eq(many->accepted, one->accepted, 32, "%d threads: accepted in another order", k);
+    cr_assert_eq(many->nsent, one->nsent, "%d threads", k);
+    cr_assert_arr_eq(many->sent, one->sent, 32, "%d threads: other messages sent", k);
+    cr_assert_arr_eq(many->heads, one->heads, sizeof one->heads, "%d threads: other heads", k);
+    cr_assert_arr_eq(many->stored, one->stored, 32, "%d threads: other logs stored", k);
+    cr_assert_eq(many->nforks, one->nforks, "%d threads", k);
+}
+
+static void free_chains(ProtobufCBinaryData *a, ProtobufCBinaryData *b)
+{
+    for (size_t i = 0; i < NALPHA; i++)
+        free(a[i].data);
+    for (size_t i = 0; i < NBETA; i++)
+        free(b[i].data);
+}
+
 Test(replicate_verify, a_large_job_has_the_same_outcome_on_one_and_on_several_threads)
 {
     static ProtobufCBinaryData a[NALPHA], b[NBETA];
@@ -380,19 +401,9 @@ Test(replicate_verify, a_large_job_has_the_same_outcome_on_one_and_on_several_th
     cr_assert_eq(one.nforks, want_chain);
     for (int k = 2; k <= VERIFY_THREADS_MAX; k++) {
         run_job(&in, k, &many);
-        cr_assert_arr_eq(&many.stats, &one.stats, sizeof one.stats, "%d threads: other counts", k);
-        cr_assert_eq(many.naccepted, one.naccepted, "%d threads", k);
-        cr_assert_arr_eq(many.accepted, one.accepted, 32, "%d threads: accepted in another order", k);
-        cr_assert_eq(many.nsent, one.nsent, "%d threads", k);
-        cr_assert_arr_eq(many.sent, one.sent, 32, "%d threads: other messages sent", k);
-        cr_assert_arr_eq(many.heads, one.heads, sizeof one.heads, "%d threads: other heads", k);
-        cr_assert_arr_eq(many.stored, one.stored, 32, "%d threads: other logs stored", k);
-        cr_assert_eq(many.nforks, one.nforks, "%d threads", k);
+        same_outcome(&one, &many, k);
     }
-    for (size_t i = 0; i < NALPHA; i++)
-        free(a[i].data);
-    for (size_t i = 0; i < NBETA; i++)
-        free(b[i].data);
+    free_chains(a, b);
     list_free(&in);
 }
 
@@ -448,15 +459,9 @@ Test(replicate_verify, copies_of_held_entries_skip_the_signature_check_and_nothi
     cr_assert_eq(one.heads[1], NBETA);
     for (int k = 2; k <= VERIFY_THREADS_MAX; k++) {
         run_jobs(&held, &in, k, &many);
-        cr_assert_arr_eq(&many.stats, &one.stats, sizeof one.stats, "%d threads: other counts", k);
-        cr_assert_arr_eq(many.accepted, one.accepted, 32, "%d threads: accepted in another order", k);
-        cr_assert_arr_eq(many.stored, one.stored, 32, "%d threads: other logs stored", k);
-        cr_assert_eq(many.nforks, one.nforks, "%d threads", k);
+        same_outcome(&one, &many, k);
     }
-    for (size_t i = 0; i < NALPHA; i++)
-        free(a[i].data);
-    for (size_t i = 0; i < NBETA; i++)
-        free(b[i].data);
+    free_chains(a, b);
     list_free(&held);
     list_free(&in);
 }
