@@ -547,14 +547,14 @@ void catalog_stats(catalog_t *c, catalog_stats_t *out)
  * a held seq included, goes through entry_verify and the store's checks. */
 static int held_copy(catalog_t *c, const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
-    char domain[64];
-    store_copy_t q = {.bytes = bytes, .len = len};
+    entry_t d;
     unsigned char same = 0;
-    if (entry_claim(bytes, len, domain, sizeof domain, &q.seq) != 0)
+    if (entry_decode(bytes, len, &d, NULL, 0) != 0)
         return 0;
-    q.domain = domain;
+    store_copy_t q = {.domain = d.entry->domain, .seq = d.entry->seq, .bytes = bytes, .len = len};
     if (store_catalog_holds(c->st, &q, 1, &same, NULL, 0) == 0 && same)
-        snprintf(err, errlen, "%s seq %llu: already held", domain, (unsigned long long)q.seq);
+        snprintf(err, errlen, "%s seq %llu: already held", q.domain, (unsigned long long)q.seq);
+    entry_free(&d);
     return same;
 }
 

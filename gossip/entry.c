@@ -224,7 +224,8 @@ static void decoded_free(Trib__SignedEntry *se, Trib__CatalogEntry *ce, arena_t 
     free(a);
 }
 
-int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen)
+/* entry_verify's work; the signature is checked only when check_sig (entry_decode: not). */
+static int decode(const uint8_t *bytes, size_t len, int check_sig, entry_t *out, char *err, size_t errlen)
 {
     assert(out);
     Trib__SignedEntry *se = NULL;
@@ -266,7 +267,7 @@ int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size
         goto fail;
     }
     /* The exact bytes received, never a re-encoding. */
-    if (crypto_sign_verify_detached(se->signature.data, se->body.data, se->body.len, se->signer.data) != 0) {
+    if (check_sig && crypto_sign_verify_detached(se->signature.data, se->body.data, se->body.len, se->signer.data) != 0) {
         snprintf(err, errlen, "signature does not verify");
         goto fail;
     }
@@ -288,24 +289,14 @@ fail:
     return -1;
 }
 
-int entry_claim(const uint8_t *bytes, size_t len, char *domain, size_t cap, uint64_t *seq)
+int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen)
 {
-    if (bytes == NULL || len == 0 || len > ENTRY_MAX_BYTES || cap == 0)
-        return -1;
-    arena_t *a = malloc(sizeof *a + ARENA_SIZE(len));
-    if (a)
-        *a = (arena_t){.cap = ARENA_SIZE(len)};
-    ProtobufCAllocator al = {.alloc = arena_alloc, .free = arena_free, .allocator_data = a};
-    Trib__SignedEntry *se = trib__signed_entry__unpack(a ? &al : NULL, len, bytes);
-    Trib__CatalogEntry *ce = se ? trib__catalog_entry__unpack(a ? &al : NULL, se->body.len, se->body.data) : NULL;
-    int rc = -1;
-    if (ce && ce->seq > 0 && entry_valid_name(ce->domain) && strlen(ce->domain) < cap) {
-        snprintf(domain, cap, "%s", ce->domain);
-        *seq = ce->seq;
-        rc = 0;
-    }
-    decoded_free(se, ce, a);
-    return rc;
+    return decode(bytes, len, 1, out, err, errlen);
+}
+
+int entry_decode(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen)
+{
+    return decode(bytes, len, 0, out, err, errlen);
 }
 
 void entry_free(entry_t *e)

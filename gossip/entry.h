@@ -37,11 +37,10 @@ typedef struct {
 int entry_verify(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen);
 void entry_free(entry_t *e);                         /* frees both messages; accepts zeroed */
 
-/* The domain and seq bytes claim to be, decoded but NOT verified: only to look up what this node
- * already holds there (a byte-identical copy needs no second verification). domain gets at most
- * cap - 1 bytes. Returns 0, or -1 when bytes do not decode as a SignedEntry around a CatalogEntry
- * with a valid domain name and seq >= 1. */
-int entry_claim(const uint8_t *bytes, size_t len, char *domain, size_t cap, uint64_t *seq);
+/* entry_verify without the signature check: the entry the bytes claim to be, for a lookup of what
+ * this node already holds (a byte-identical copy of a stored entry was verified when it was stored).
+ * Never to be trusted otherwise. */
+int entry_decode(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen);
 
 /* True when s is a valid domain or product name (store_valid_name: STORE_NAME_RULE). */
 int entry_valid_name(const char *s);

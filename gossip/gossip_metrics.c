@@ -167,7 +167,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                  "refused as uncertified: no certificate of their key came in the bounded wait (unproven claims).",
                  (uint64_t)atomic_load(&g->own_dismissed));
     prom_family(f, "trib_catalog_accept_seconds_total", "counter",
-                "Time spent on entries received from peers: verifying signatures, storing.");
+                "Time spent on entries received from peers: verifying signatures (and finding copies already held), storing.");
     fprintf(f, "trib_catalog_accept_seconds_total{phase=\"verify\"} %.3f\n", (double)rs.verify_us / 1e6);
     fprintf(f, "trib_catalog_accept_seconds_total{phase=\"store\"} %.3f\n", (double)rs.store_us / 1e6);
     prom_family(f, "trib_swim_events_total", "counter", "Membership protocol events.");

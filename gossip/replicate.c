@@ -913,7 +913,7 @@ struct repl_job {
     const ProtobufCBinaryData **its;  /* every entry, in arrival order */
     const ProtobufCBinaryData **vits; /* those not held (verify_many's input) */
     unsigned char *held;         /* entry k is a byte-identical copy of one the store holds */
-    store_copy_t *claims;        /* what each entry claims to be (held's lookup) */
+    entry_t *hv;                 /* entry k decoded (unverified), kept while held[k] */
     size_t nheld;
     store_append_t *items;
     size_t *src, *srcf;          /* entry index and frame of each verified entry */
@@ -980,9 +980,9 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
     j->its = calloc(n1, sizeof *j->its);
     j->vits = calloc(n1, sizeof *j->vits);
     j->held = calloc(n1, 1);
-    j->claims = calloc(n1, sizeof *j->claims);
+    j->hv = calloc(n1, sizeof *j->hv);
     if (!j->v || !j->items || !j->src || !j->srcf || !j->bad || !j->badf || !j->its || !j->vits || !j->held ||
-        !j->claims) {
+        !j->hv) {
         r->stats.entries[CAT_ERROR] += j->n;
         j->n = 0;                /* nothing verified: the frames are still finished and freed */
     }
@@ -1004,26 +1004,28 @@ static void tell_stored(replicate_t *r, repl_job_t *j)
 
 /* Marks in j->held the m entries of its that are byte-identical copies of entries the store holds
  * (each verified when it was stored): in epidemic push most receptions are such copies, and they
- * need no second signature check. What an entry claims is decoded unverified, only to look up the
- * bytes at that place; anything else, a forgery of a held seq included, is verified as before.
- * Returns how many are held (0 when the lookup fails: then every entry is verified). */
-static size_t find_held(replicate_t *r, repl_job_t *j, size_t m)
+ * need no second signature check. Each entry is decoded unverified (entry_decode), only to look up
+ * the bytes at the place it claims; anything else, a forgery of a held seq included, is verified as
+ * before. A held copy's decoded entry stays in j->hv (for io.entry_ok); when the lookup cannot be
+ * made, nothing is held and every entry is verified. */
+static void find_held(replicate_t *r, repl_job_t *j, size_t m)
 {
-    char (*names)[64] = malloc((m ? m : 1) * sizeof *names);
-    if (!names)
-        return 0;
+    store_copy_t *q = calloc(m ? m : 1, sizeof *q);
+    if (!q)
+        return;
     for (size_t k = 0; k < m; k++) {
         const ProtobufCBinaryData *it = j->its[k];
-        j->claims[k] = (store_copy_t){.bytes = it->data, .len = it->len};
-        if (entry_claim(it->data, it->len, names[k], sizeof names[k], &j->claims[k].seq) == 0)
-            j->claims[k].domain = names[k];
+        q[k] = (store_copy_t){.bytes = it->data, .len = it->len};
+        if (entry_decode(it->data, it->len, &j->hv[k], NULL, 0) == 0) {
+            q[k].domain = j->hv[k].entry->domain;
+            q[k].seq = j->hv[k].entry->seq;
+        }
     }
-    size_t held = 0;
-    if (store_catalog_holds(r->st, j->claims, m, j->held, NULL, 0) == 0)
-        for (size_t k = 0; k < m; k++)
-            held += j->held[k];
-    free(names);
-    return held;
+    store_catalog_holds(r->st, q, m, j->held, NULL, 0);   /* failed: none held */
+    for (size_t k = 0; k < m; k++)
+        if (!j->held[k])
+            entry_free(&j->hv[k]);
+    free(q);
 }
 
 /* Verifies every entry of the frames not already held byte for byte (a large job on several
@@ -1038,7 +1040,8 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
     for (size_t f = 0; f < j->nfr && j->n; f++)
         for (size_t i = 0; i < j->fr[f].n; i++)
             its[m++] = &j->fr[f].msg->entries[i];
-    j->nheld = m ? find_held(r, j, m) : 0;
+    if (m)
+        find_held(r, j, m);
     for (size_t k = 0; k < m; k++)
         if (!j->held[k])
             j->vits[q++] = its[k];
@@ -1048,8 +1051,16 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
     for (size_t f = 0; f < j->nfr && j->n; f++)
         for (size_t i = 0; i < j->fr[f].n; i++) {
             const ProtobufCBinaryData *it = its[m];
-            if (j->held[m++])
+            entry_t *h = &j->hv[m];
+            if (j->held[m++]) {  /* trusted still? (a revocation or a new charter may say no) */
+                if (r->io.entry_ok &&
+                    !r->io.entry_ok(r->io.ctx, h->entry, h->signed_entry->signer.data, j->fr[f].from))
+                    j->nuntrusted++;
+                else
+                    j->nheld++;
+                entry_free(h);
                 continue;
+            }
             entry_t *v = &j->v[j->nv];
             if (!j->v[q++].entry) {
                 j->badf[j->nbad] = f;
@@ -1205,7 +1216,7 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
     free(j->its);
     free(j->vits);
     free(j->held);
-    free(j->claims);
+    free(j->hv);
     free(j->fr);
     free(j);
     r->stats.frames_malformed += (uint64_t)bad;

@@ -183,6 +183,7 @@ Test(replicate_verify, verify_many_flags_exactly_the_failures_on_any_thread_coun
 typedef struct {
     crypto_generichash_state accepted, sent;   /* the order of accepted entries, of messages sent */
     size_t naccepted, nsent;
+    int second;                                /* run_jobs' second job */
 } trace_t;
 
 static void io_send(void *ctx, const char *addr, int type, const uint8_t *body, size_t len)
@@ -201,11 +202,15 @@ static void io_accepted(void *ctx, const uint8_t *entry, size_t len)
     crypto_generichash_update(&t->accepted, entry, len);
 }
 
+static const char *distrusted;   /* a domain not trusted in run_jobs' second job (NULL: none) */
+
 static int io_entry_ok(void *ctx, const Trib__CatalogEntry *e, const uint8_t signer[32], const char *from)
 {
-    (void)ctx;
+    trace_t *t = ctx;
     (void)from;
     (void)signer;
+    if (t->second && distrusted && strcmp(e->domain, distrusted) == 0)
+        return 0;                               /* e.g. its key revoked since */
     return strcmp(e->domain, "gamma") != 0;     /* gamma's entries are not trusted */
 }
 
@@ -260,6 +265,8 @@ static void run_jobs(const list_t *before, const list_t *in, int k, outcome_t *o
     store_t *st = store_open(dir, NULL, err, sizeof err);
     cr_assert_not_null(st, "store_open: %s", err);
     trace_t t = {0};
+    crypto_generichash_init(&t.accepted, NULL, 0, 32);
+    crypto_generichash_init(&t.sent, NULL, 0, 32);
     repl_io_t io = {.ctx = &t, .send = io_send, .accepted = io_accepted, .entry_ok = io_entry_ok};
     replicate_t *r = repl_new(st, NULL, 64u << 10, &io);
     cr_assert_not_null(r);
@@ -269,10 +276,10 @@ static void run_jobs(const list_t *before, const list_t *in, int k, outcome_t *o
         handle(r, before);
         base = *repl_stats(r);
         base_forks = repl_forks(r, NULL, 0);
-        t = (trace_t){0};
+        t = (trace_t){.second = 1};
+        crypto_generichash_init(&t.accepted, NULL, 0, 32);
+        crypto_generichash_init(&t.sent, NULL, 0, 32);
     }
-    crypto_generichash_init(&t.accepted, NULL, 0, 32);
-    crypto_generichash_init(&t.sent, NULL, 0, 32);
     verify_many_set_threads(k);
     handle(r, in);
     verify_many_set_threads(0);
@@ -409,10 +416,23 @@ Test(replicate_verify, a_large_job_has_the_same_outcome_on_one_and_on_several_th
 
 /* ---------------------------------------------------------------- copies of held entries */
 
+/* A copy of b with an unknown field (127, varint 1) appended: its signature (over the body) still
+ * verifies, but its bytes are not the ones held. */
+static void add_padded(list_t *l, const ProtobufCBinaryData *b)
+{
+    uint8_t *d = malloc(b->len + 3);
+    cr_assert_not_null(d);
+    memcpy(d, b->data, b->len);
+    memcpy(d + b->len, "\xf8\x07\x01", 3);
+    add(l, d, b->len + 3);
+}
+
 /* Epidemic push hands a node most entries several times. A byte-identical copy of an entry the
  * store holds (verified when stored) is a duplicate dropped without a second signature check
  * (copies_unverified counts them); anything else claiming a held place (a forged signature,
- * another key, the owner's own fork) is verified and refused as before, on any thread count. */
+ * another key, the owner's own fork, the held bytes with a field appended) is verified and refused
+ * as before, on any thread count. A held copy of a domain no longer trusted is still refused as
+ * untrusted, not counted a duplicate. */
 Test(replicate_verify, copies_of_held_entries_skip_the_signature_check_and_nothing_else_does)
 {
     static ProtobufCBinaryData a[NALPHA], b[NBETA];
@@ -442,6 +462,10 @@ Test(replicate_verify, copies_of_held_entries_skip_the_signature_check_and_nothi
             add(&in, m.data, m.len);
             want_forks++;
         }
+        if (i % 29 == 13 && i % 23 != 11) {      /* the held bytes and more: verified, a fork noted */
+            add_padded(&in, &a[i]);
+            want_forks++;
+        }
         if (i < NBETA)
             add_copy(&in, &b[i]);                  /* new to the node, verified and accepted */
     }
@@ -453,6 +477,7 @@ Test(replicate_verify, copies_of_held_entries_skip_the_signature_check_and_nothi
     cr_assert_eq(one.stats.entries[CAT_BAD_SIGNATURE], want_forged);
     cr_assert_eq(one.stats.entries[CAT_WRONG_KEY], want_wrong);
     cr_assert_eq(one.stats.entries[CAT_ACCEPTED], NBETA);
+    cr_assert_eq(one.stats.entries_untrusted, 0);
     cr_assert_eq(one.nforks, want_forks, "each fork is noted: it was verified");
     cr_assert_eq(one.naccepted, NBETA);
     cr_assert_eq(one.heads[0], NALPHA);
@@ -461,6 +486,16 @@ Test(replicate_verify, copies_of_held_entries_skip_the_signature_check_and_nothi
         run_jobs(&held, &in, k, &many);
         same_outcome(&one, &many, k);
     }
+
+    distrusted = "alpha";                          /* alpha's key, say, revoked after it was stored */
+    run_jobs(&held, &in, 2, &many);
+    distrusted = NULL;
+    cr_assert_eq(many.stats.copies_unverified, 0);
+    cr_assert_eq(many.stats.entries_untrusted, want_copies + want_wrong + want_forks,
+                 "held copies, and verified claims of alpha, refused as untrusted");
+    cr_assert_eq(many.stats.entries[CAT_DUPLICATE], 0);
+    cr_assert_eq(many.stats.entries[CAT_BAD_SIGNATURE], want_forged);
+    cr_assert_eq(many.stats.entries[CAT_ACCEPTED], NBETA);
     free_chains(a, b);
     list_free(&held);
     list_free(&in);
