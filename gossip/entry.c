@@ -299,6 +299,16 @@ int entry_decode(const uint8_t *bytes, size_t len, entry_t *out, char *err, size
     return decode(bytes, len, 0, out, err, errlen);
 }
 
+int entry_check_signature(entry_t *e, char *err, size_t errlen)
+{
+    const Trib__SignedEntry *se = e->signed_entry;
+    if (se && crypto_sign_verify_detached(se->signature.data, se->body.data, se->body.len, se->signer.data) == 0)
+        return 0;
+    snprintf(err, errlen, se ? "signature does not verify" : "entry: not decoded");
+    entry_free(e);
+    return -1;
+}
+
 void entry_free(entry_t *e)
 {
     if (e == NULL)

@@ -42,6 +42,10 @@ void entry_free(entry_t *e);                         /* frees both messages; acc
  * Never to be trusted otherwise. */
 int entry_decode(const uint8_t *bytes, size_t len, entry_t *out, char *err, size_t errlen);
 
+/* Verifies the signature of an entry decoded by entry_decode (body bytes as received): then it is
+ * what entry_verify gives. On failure frees e (zeroed) and returns -1 with err. */
+int entry_check_signature(entry_t *e, char *err, size_t errlen);
+
 /* True when s is a valid domain or product name (store_valid_name: STORE_NAME_RULE). */
 int entry_valid_name(const char *s);
 /* True when s is "domain/name" with both parts valid (store_valid_id). */

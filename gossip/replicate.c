@@ -911,9 +911,9 @@ struct repl_job {
     int malformed;
     entry_t *v;                  /* verified entries, in arrival order */
     const ProtobufCBinaryData **its;  /* every entry, in arrival order */
-    const ProtobufCBinaryData **vits; /* those not held (verify_many's input) */
+    entry_t *hv;                 /* entry k decoded (entry_decode), then verified unless held */
+    entry_t **vk;                /* the decoded ones not held (verify_many's input) */
     unsigned char *held;         /* entry k is a byte-identical copy of one the store holds */
-    entry_t *hv;                 /* entry k decoded (unverified), kept while held[k] */
     size_t nheld;
     store_append_t *items;
     size_t *src, *srcf;          /* entry index and frame of each verified entry */
@@ -978,10 +978,10 @@ repl_job_t *repl_job_new(replicate_t *r, const char *const *froms, const uint8_t
     j->bad = calloc(n1, sizeof *j->bad);
     j->badf = calloc(n1, sizeof *j->badf);
     j->its = calloc(n1, sizeof *j->its);
-    j->vits = calloc(n1, sizeof *j->vits);
+    j->vk = calloc(n1, sizeof *j->vk);
     j->held = calloc(n1, 1);
     j->hv = calloc(n1, sizeof *j->hv);
-    if (!j->v || !j->items || !j->src || !j->srcf || !j->bad || !j->badf || !j->its || !j->vits || !j->held ||
+    if (!j->v || !j->items || !j->src || !j->srcf || !j->bad || !j->badf || !j->its || !j->vk || !j->held ||
         !j->hv) {
         r->stats.entries[CAT_ERROR] += j->n;
         j->n = 0;                /* nothing verified: the frames are still finished and freed */
@@ -1002,34 +1002,31 @@ static void tell_stored(replicate_t *r, repl_job_t *j)
     free(es);   /* out of memory: none told, the follower reads them back */
 }
 
-/* Marks in j->held the m entries of its that are byte-identical copies of entries the store holds
- * (each verified when it was stored): in epidemic push most receptions are such copies, and they
- * need no second signature check. Each entry is decoded unverified (entry_decode), only to look up
- * the bytes at the place it claims; anything else, a forgery of a held seq included, is verified as
- * before. A held copy's decoded entry stays in j->hv (for io.entry_ok); when the lookup cannot be
- * made, nothing is held and every entry is verified. */
+/* Marks in j->held the m entries of the job that are byte-identical copies of entries the store
+ * holds (each verified when it was stored): in epidemic push most receptions are such copies, and
+ * they need no second signature check. Each entry is decoded (j->hv[k]) but not verified yet, so
+ * what it claims is only a lookup key: a copy is held when the store holds exactly its bytes at
+ * the domain and seq it claims; anything else, a forgery of a held seq included, is verified. When
+ * the lookup cannot be made, nothing is held and every entry is verified. */
 static void find_held(replicate_t *r, repl_job_t *j, size_t m)
 {
     store_copy_t *q = calloc(m ? m : 1, sizeof *q);
     if (!q)
         return;
     for (size_t k = 0; k < m; k++) {
-        const ProtobufCBinaryData *it = j->its[k];
-        q[k] = (store_copy_t){.bytes = it->data, .len = it->len};
-        if (entry_decode(it->data, it->len, &j->hv[k], NULL, 0) == 0) {
+        q[k] = (store_copy_t){.bytes = j->its[k]->data, .len = j->its[k]->len};
+        if (j->hv[k].entry) {
             q[k].domain = j->hv[k].entry->domain;
             q[k].seq = j->hv[k].entry->seq;
         }
     }
     store_catalog_holds(r->st, q, m, j->held, NULL, 0);   /* failed: none held */
-    for (size_t k = 0; k < m; k++)
-        if (!j->held[k])
-            entry_free(&j->hv[k]);
     free(q);
 }
 
-/* Verifies every entry of the frames not already held byte for byte (a large job on several
- * threads: verify_many), then, in arrival order on this thread, asks io.entry_ok and stores the
+/* Decodes every entry of the frames, finds those held byte for byte, verifies the signatures of
+ * the others (a large job on several threads: verify_many), then, in arrival order on this
+ * thread, asks io.entry_ok (held copies too: a revocation since may say no) and stores the
  * verified ones of all of them in one write transaction (each checked against the head the ones
  * before it left). */
 void repl_job_run(replicate_t *r, repl_job_t *j)
@@ -1040,14 +1037,15 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
     for (size_t f = 0; f < j->nfr && j->n; f++)
         for (size_t i = 0; i < j->fr[f].n; i++)
             its[m++] = &j->fr[f].msg->entries[i];
-    if (m)
+    for (size_t k = 0; k < m; k++)
+        j->vk[k] = &j->hv[k];
+    if (m && verify_many(VERIFY_DECODE, its, j->vk, m, j->bad_err, sizeof j->bad_err) < m)
         find_held(r, j, m);
     for (size_t k = 0; k < m; k++)
-        if (!j->held[k])
-            j->vits[q++] = its[k];
-    verify_many(j->vits, q, j->v, j->bad_err, sizeof j->bad_err);  /* j->v[x]: the x-th not held, or zeroed */
+        if (j->hv[k].entry && !j->held[k])
+            j->vk[q++] = &j->hv[k];
+    verify_many(VERIFY_SIGNATURE, NULL, j->vk, q, j->bad_err, sizeof j->bad_err);  /* a failing one freed */
     m = 0;
-    q = 0;
     for (size_t f = 0; f < j->nfr && j->n; f++)
         for (size_t i = 0; i < j->fr[f].n; i++) {
             const ProtobufCBinaryData *it = its[m];
@@ -1061,13 +1059,14 @@ void repl_job_run(replicate_t *r, repl_job_t *j)
                 entry_free(h);
                 continue;
             }
-            entry_t *v = &j->v[j->nv];
-            if (!j->v[q++].entry) {
+            if (!h->entry) {     /* not decoded, or its signature does not verify */
                 j->badf[j->nbad] = f;
                 j->bad[j->nbad++] = i;
                 continue;
             }
-            *v = j->v[q - 1];    /* compacted in place: j->nv <= q - 1 */
+            entry_t *v = &j->v[j->nv];
+            *v = *h;             /* moved: hv keeps no pointer to it */
+            memset(h, 0, sizeof *h);
             if (r->io.entry_ok &&
                 !r->io.entry_ok(r->io.ctx, v->entry, v->signed_entry->signer.data, j->fr[f].from)) {
                 entry_free(v);
@@ -1214,7 +1213,7 @@ int repl_job_finish(replicate_t *r, repl_job_t *j)
     free(j->bad);
     free(j->badf);
     free(j->its);
-    free(j->vits);
+    free(j->vk);
     free(j->held);
     free(j->hv);
     free(j->fr);

@@ -1,11 +1,10 @@
 /* gossip/replicate.h - catalog replication: push of new entries and Scuttlebutt-style anti-entropy.
  *
  * Owns: building and answering CatalogDigest / CatalogEntries messages, verifying every received
- * entry (entry_verify; a large job's on several threads: gossip/verifymany.h) but byte-identical
- * copies of entries the store holds (verified when stored: duplicates), and storing the
- * verified entries of one frame in one write transaction (store_catalog_append_many checks
- * binding, seq and chain), re-requesting on gaps, and counting
- * every outcome. Peers are addresses; choosing them is the caller's (the gossip loop).
+ * entry (entry_decode, then its signature: a large job's on several threads, gossip/verifymany.h)
+ * but byte-identical copies of entries the store holds (verified when stored: duplicates), and
+ * storing the verified entries of one frame in one write transaction (store_catalog_append_many
+ * checks binding, seq and chain), re-requesting on gaps, and counting every outcome. Peers are addresses; choosing them is the caller's (the gossip loop).
  * Must not: own sockets or long-lived threads. Single-threaded: call it from the gossip loop only. */
 #ifndef TRIB_REPLICATE_H
 #define TRIB_REPLICATE_H

@@ -147,21 +147,33 @@ Test(replicate_verify, verify_many_flags_exactly_the_failures_on_any_thread_coun
         } else
             add_copy(&in, &good[i]);
     }
-    const ProtobufCBinaryData *items[N];
-    for (size_t i = 0; i < N; i++)
-        items[i] = &in.e[i];
     for (int round = 0; round < 2; round++)      /* the second after the helpers were stopped */
     for (int k = 1; k <= VERIFY_THREADS_MAX; k++) {
         if (k == 1)
             verify_many_stop();
         verify_many_set_threads(k);
         entry_t out[N];
+        entry_t *es[N];
+        size_t n = 0;
         char err[256] = "";
-        size_t bad = verify_many(items, N, out, err, sizeof err);
+        const ProtobufCBinaryData *items[N];
+        for (size_t i = 0; i < N; i++) {
+            items[i] = &in.e[i];
+            es[i] = &out[i];
+        }
+        cr_assert_eq(verify_many(VERIFY_DECODE, items, es, N, err, sizeof err), 1, "%d threads: only the garbage", k);
+        cr_assert_str_eq(err, "entry: not a SignedEntry", "%d threads: garbage is refused when decoded: %s", k, err);
+        for (size_t i = 0; i < N; i++) {
+            cr_assert_eq(out[i].entry == NULL, i == N - 3, "%d threads: entry %zu", k, i);
+            if (out[i].entry)
+                es[n++] = &out[i];
+        }
+        err[0] = '\0';
+        size_t bad = verify_many(VERIFY_SIGNATURE, NULL, es, n, err, sizeof err);
         size_t want = 0;
         for (size_t i = 0; i < N; i++) {
             int fails = i % 13 == 5 || i == N - 3;
-            want += (size_t)fails;
+            want += (size_t)(i % 13 == 5);
             cr_assert_eq(out[i].entry == NULL, fails, "%d threads: entry %zu %s", k, i,
                          fails ? "verified but is forged" : "refused but is good");
             if (!fails) {
@@ -171,7 +183,7 @@ Test(replicate_verify, verify_many_flags_exactly_the_failures_on_any_thread_coun
             entry_free(&out[i]);
         }
         cr_assert_eq(bad, want, "%d threads: %zu failures, expected %zu", k, bad, want);
-        cr_assert_str_eq(err, "entry: not a SignedEntry", "%d threads: the last failure's text: %s", k, err);
+        cr_assert_str_eq(err, "signature does not verify", "%d threads: the last failure's text: %s", k, err);
     }
     for (size_t i = 0; i < N; i++)
         free(good[i].data);
@@ -513,12 +525,18 @@ static void *call_verify(void *arg)
 {
     caller_t *c = arg;
     char err[256] = "";
+    entry_t **es = calloc(c->n, sizeof *es);
+    cr_assert_not_null(es);
+    for (size_t i = 0; i < c->n; i++)
+        es[i] = &c->out[i];
     for (int round = 0; round < 5; round++) {
-        c->bad = verify_many(c->items, c->n, c->out, err, sizeof err);
+        cr_assert_eq(verify_many(VERIFY_DECODE, c->items, es, c->n, err, sizeof err), 0, "%s", err);
+        c->bad = verify_many(VERIFY_SIGNATURE, NULL, es, c->n, err, sizeof err);
         if (round < 4)
             for (size_t i = 0; i < c->n; i++)
                 entry_free(&c->out[i]);
     }
+    free(es);
     return NULL;
 }
 
