@@ -326,6 +326,7 @@ function searchView(params, first) {
   });
 
   async function run(push) {
+    if (mine !== views) return;   // a search typed just before the user left: not in the address bar now
     const q = input.value.trim();
     if (q) state.set('q', q); else state.delete('q');
     state.delete('offset');

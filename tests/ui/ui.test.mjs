@@ -179,6 +179,21 @@ test('a search that finds nothing says what to try, with a way back to the whole
   });
 });
 
+// Leaving the search page within the search's debounce (150 ms after the last key): the search
+// that then runs must not write its address over the page the reader went to.
+test('a search typed just before leaving the page leaves the new page\'s address alone', async (t) => {
+  await withPage(t, async (page) => {
+    await page.goto(A.url + '/#/search');
+    await waitFor('search box focused', () => page.evaluate(() => document.activeElement && document.activeElement.id === 'q'), 5000);
+    await page.getByLabel('Search data products').fill('amount');   // one input event: its search is 150 ms away
+    await page.evaluate(() => { location.hash = '#/p/payments/settled-transactions'; });
+    await page.locator('#tab-access').waitFor();
+    // a timer set now fires after the search's (set before it, shorter): the search has run by then
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 400)));
+    assert.equal(await page.evaluate(() => location.hash), '#/p/payments/settled-transactions');
+  });
+});
+
 test('deep links reload to the same state and the back button works', async (t) => {
   await withPage(t, async (page) => {
     await page.goto(A.url + '/#/search?q=experiments&domain=growth');
@@ -550,9 +565,14 @@ test('keyboard only: sign in, then request access from the product page', async 
     await page.keyboard.press('/');
     await waitFor('search box focused', () => page.evaluate(() => document.activeElement.id === 'q'), 5000);
     await page.keyboard.type('cardholder');
+    // the results of the whole word, not of a prefix typed before (slow keystrokes under load each
+    // ran a search; the last one's answer replaced the list, and the focused link with it)
+    await page.getByText('for “cardholder”').waitFor();
     await page.getByTestId('card').filter({hasText: 'payments/cardholder-pii'}).waitFor();
     await tabTo(() => document.activeElement.textContent === 'Cardholder personal data', 'the result link');
     await page.keyboard.press('Enter');
+    // the product page first: tabbing while it still renders ran past it on a loaded machine
+    await page.locator('#tab-access').waitFor();
     await tabTo(() => document.activeElement.id === 'tab-access', 'the Access tab');
     await page.keyboard.press('Enter');
     await page.locator('form.request').waitFor();
