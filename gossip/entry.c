@@ -224,6 +224,12 @@ static void decoded_free(Trib__SignedEntry *se, Trib__CatalogEntry *ce, arena_t 
     free(a);
 }
 
+/* Whether se's signature, by its signer, verifies over the exact body bytes received. */
+static int signature_ok(const Trib__SignedEntry *se)
+{
+    return crypto_sign_verify_detached(se->signature.data, se->body.data, se->body.len, se->signer.data) == 0;
+}
+
 /* entry_verify's work; the signature is checked only when check_sig (entry_decode: not). */
 static int decode(const uint8_t *bytes, size_t len, int check_sig, entry_t *out, char *err, size_t errlen)
 {
@@ -267,7 +273,7 @@ static int decode(const uint8_t *bytes, size_t len, int check_sig, entry_t *out,
         goto fail;
     }
     /* The exact bytes received, never a re-encoding. */
-    if (check_sig && crypto_sign_verify_detached(se->signature.data, se->body.data, se->body.len, se->signer.data) != 0) {
+    if (check_sig && !signature_ok(se)) {
         snprintf(err, errlen, "signature does not verify");
         goto fail;
     }
@@ -302,7 +308,7 @@ int entry_decode(const uint8_t *bytes, size_t len, entry_t *out, char *err, size
 int entry_check_signature(entry_t *e, char *err, size_t errlen)
 {
     const Trib__SignedEntry *se = e->signed_entry;
-    if (se && crypto_sign_verify_detached(se->signature.data, se->body.data, se->body.len, se->signer.data) == 0)
+    if (se && signature_ok(se))
         return 0;
     snprintf(err, errlen, se ? "signature does not verify" : "entry: not decoded");
     entry_free(e);

@@ -4,7 +4,8 @@
  * entry (entry_decode, then its signature: a large job's on several threads, gossip/verifymany.h)
  * but byte-identical copies of entries the store holds (verified when stored: duplicates), and
  * storing the verified entries of one frame in one write transaction (store_catalog_append_many
- * checks binding, seq and chain), re-requesting on gaps, and counting every outcome. Peers are addresses; choosing them is the caller's (the gossip loop).
+ * checks binding, seq and chain), re-requesting on gaps, and counting every outcome. Peers are
+ * addresses; choosing them is the caller's (the gossip loop).
  * Must not: own sockets or long-lived threads. Single-threaded: call it from the gossip loop only. */
 #ifndef TRIB_REPLICATE_H
 #define TRIB_REPLICATE_H

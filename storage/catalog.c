@@ -447,13 +447,9 @@ int store_catalog_get(store_t *st, const char *domain, uint64_t seq, uint8_t **o
 
 int store_catalog_holds(store_t *st, const store_copy_t *q, size_t n, unsigned char *held, char *err, size_t errlen)
 {
-    if (n && !held) {
-        store__err(err, errlen, "store_catalog_holds: NULL argument");
-        return -1;
-    }
-    if (n)
+    if (n && held)
         memset(held, 0, n);
-    if (!st || (n && !q)) {
+    if (!st || (n && (!q || !held))) {
         store__err(err, errlen, "store_catalog_holds: NULL argument");
         return -1;
     }
