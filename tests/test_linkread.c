@@ -466,6 +466,24 @@ Test(linkread, an_unreachable_link_falls_back_to_the_peer_transport_and_is_count
     cr_assert_eq(metric(&b, RELAY_READS), 2);
 }
 
+/* Reads fd until its end or an error into *b (n bytes held, *cap its size, grown as needed:
+ * the reads are sized by the host's socket buffers), '\0'-ended. */
+static void read_to_end(int fd, char **b, size_t *cap, size_t *n)
+{
+    for (ssize_t r;;) {
+        if (*cap - *n < (1 << 20)) {
+            char *nb = realloc(*b, *cap * 2);
+            cr_assert_not_null(nb);
+            *b = nb;
+            *cap *= 2;
+        }
+        if ((r = read(fd, *b + *n, *cap - *n - 1)) <= 0)
+            break;
+        *n += (size_t)r;
+    }
+    (*b)[*n] = '\0';
+}
+
 /* ------------------------------------------------------------------ the owner lost */
 
 Test(linkread, the_owner_killed_mid_read_ends_the_read_with_owner_lost)
@@ -504,10 +522,8 @@ Test(linkread, the_owner_killed_mid_read_ends_the_read_with_owner_lost)
     cr_assert_eq(metric(&a, "trib_link_requests_total"), 1, "the read is not served over the link");
     cr_assert_eq(h_node_stop(&a, SIGKILL), 128 + SIGKILL);
     t0 = h_now_ms();
-    for (ssize_t r; (r = read(fd, body + got, cap - got - 1)) > 0;)
-        got += (size_t)r;
+    read_to_end(fd, &body, &cap, &got);
     close(fd);
-    body[got] = '\0';
     long took = h_now_ms() - t0;
     long n, next;
     char kind[64], detail[600];
@@ -532,9 +548,7 @@ static char *read_rest(int fd, size_t *len)
     size_t cap = 64 << 20, n = 0;
     char *b = malloc(cap);
     cr_assert_not_null(b);
-    for (ssize_t r; (r = read(fd, b + n, cap - n - 1)) > 0;)
-        n += (size_t)r;
-    b[n] = '\0';
+    read_to_end(fd, &b, &cap, &n);
     *len = n;
     return b;
 }
