@@ -50,7 +50,8 @@ static const option_t options[] = {
     U(link_max, 1, 65536, "256", "data links served at once (more are refused as busy); one node holds a quarter "
                                  "of them at most, 64 at most (more: per_peer)"),
     U(link_send_ms, 1000, 86400000, "600000", "a read on a data link may fall this far behind --link-min-rate in "
-                                             "all (ms): a client paused longer loses its read"),
+                                             "all (ms; past it the link is closed, and the relay reads on over a "
+                                             "new one), and a range read's HTTP client may pause this long"),
     U(link_min_rate, 1024, 1073741824, "65536", "bytes/s a relay must take a read on a data link at, on average, "
                                                 "beyond --link-send-ms of slack (slower: its link is closed, \"slow\")"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL,

@@ -610,6 +610,29 @@ Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout)
     cr_assert_eq(metric(&b, "trib_read_link_resumed_total"), 0, "the link was replaced");
 }
 
+/* Paused longer than HTTP's idle timeout (15 s, node/http.c HTTP_IDLE_S), a range read's client
+ * keeps its read, routed and direct: its connection has --link-send-ms (10 min by default) while
+ * the read goes on. (It was closed after 15 s in the middle of a record, with no error line.) */
+Test(linkread, a_client_paused_past_the_http_idle_timeout_keeps_its_read_routed_and_direct, .timeout = 240)
+{
+    h_node_t a, b;
+    pair(&a, &b, 0, "--link-send-ms", "60000", NULL, NULL);
+    long nrec = post_beyond_sockets(&a, 1);
+    int routed = paused_get(&b), direct = paused_get(&a);
+    wait_metric(&a, "trib_link_requests_total", 1, 10000);
+    struct timespec ts = {20, 0};
+    nanosleep(&ts, NULL);        /* the clients' pause: the scenario, not a synchronisation */
+    char kind[64], detail[600];
+    long n = records_of_rest(routed, kind, sizeof kind, detail, sizeof detail);
+    cr_assert_str_eq(kind, "", "the routed read ended with %s: %s (after %ld records)", kind, detail, n);
+    cr_assert_eq(n, nrec, "routed: %ld records of %ld", n, nrec);
+    n = records_of_rest(direct, kind, sizeof kind, detail, sizeof detail);
+    cr_assert_str_eq(kind, "", "the direct read ended with %s: %s (after %ld records)", kind, detail, n);
+    cr_assert_eq(n, nrec, "direct: %ld records of %ld", n, nrec);
+    cr_assert_eq(metric(&a, "trib_link_lost_total"), 0);
+    cr_assert_eq(metric(&b, "trib_read_link_resumed_total"), 0, "the link was replaced");
+}
+
 /* Paused beyond --link-send-ms (2 s here) the owner cuts the read's link ("slow"), and the relay,
  * once its client reads on, asks for the rest over a new link, from the record after the last it
  * got: the client gets every record once, in order, with no error line. */
