@@ -51,7 +51,7 @@ static const option_t options[] = {
                                  "of them at most, 64 at most (more: per_peer)"),
     U(link_send_ms, 1000, 86400000, "600000", "a read on a data link may fall this far behind --link-min-rate in "
                                              "all (ms; past it the link is closed, and the relay reads on over a "
-                                             "new one), and a range read's HTTP client may pause this long"),
+                                             "new one when its client reads again)"),
     U(link_min_rate, 1024, 1073741824, "65536", "bytes/s a relay must take a read on a data link at, on average, "
                                                 "beyond --link-send-ms of slack (slower: its link is closed, \"slow\")"),
     {"seed", K_SEED, 0, 0, 0, 0, NULL,
@@ -73,6 +73,8 @@ static const option_t options[] = {
     U(http_threads, 0, 16384, "0", "most concurrent HTTP connections (0: 16384, less when the descriptor limit is lower)"),
     U(write_workers, 1, 1024, "32", "write requests (publish, append, retire) run at once, sharing durable commits; "
                                     "16 per worker more wait, and a write beyond them is answered 503 busy"),
+    U(read_pause_ms, 1000, 3600000, "120000", "a read's client (records, a stream) may take nothing this long "
+                                             "before its connection is closed (other connections: 15 s quiet)"),
     S(policy, K_STR, "", "open mode: the policy set (YAML) every publish is checked against (trib policy test FILE)"),
     /* SWIM timings: their defaults are gossip/swim.h's */
     U(probe_interval_ms, 10, 600000, SWIM_DEF(PROBE_INTERVAL_MS), "SWIM probe interval"),

@@ -29,6 +29,7 @@ typedef struct {
     uint64_t max_body_mb, max_record_kb, max_records;
     uint64_t http_threads;
     uint64_t write_workers;  /* write requests run at once (node/http.c); 16 each may wait queued */
+    uint64_t read_pause_ms;  /* a read's client may take nothing this long before its connection is closed */
     char policy[512];        /* open mode: the policy set's YAML (node/policy_node.h) */
     /* membership timings (DESIGN §5) */
     uint64_t probe_interval_ms, probe_timeout_ms, indirect_checks, suspicion_mult, suspicion_max_mult;

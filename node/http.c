@@ -95,7 +95,7 @@ typedef struct {
     char *body;
     size_t len, cap;
     int too_big;        /* body exceeded the limit: answered 413 at the end */
-    int long_timeout;   /* the connection has HTTP_WRITE_S (a write) or --link-send-ms (a range read)
+    int long_timeout;   /* the connection has HTTP_WRITE_S (a write) or --read-pause-ms (a read)
                            until this request is done */
     int op_done;        /* a write operation ran off the pool (ops below): its result is in res */
     node_result_t res;
@@ -492,14 +492,14 @@ static void audit_refused_here(node_t *a, const char *id, const char *token, siz
         (void)http_access_audit_open(a, id, (const uint8_t *)token, token ? tlen : 0, self, live, 0, 0, kind);
 }
 
-/* A range read's client may stop reading for as long as an owner waits on a relay's data link
- * (--link-send-ms, 10 min), not HTTP_IDLE_S: the read goes on when it reads again (over a new link
- * when it is routed and the owner cut it meanwhile). Back to HTTP_IDLE_S once the request is done. */
+/* A read's client (records, a stream) may take nothing for --read-pause-ms (2 min), not
+ * HTTP_IDLE_S, and read on after: over a new data link when the read is routed and the owner cut
+ * it meanwhile (docs/federation.md "Paused and slow clients"). A connection that takes nothing is
+ * all libmicrohttpd can time: its timeout is of whole seconds, rounded up here. Back to
+ * HTTP_IDLE_S once the request is done. */
 static void read_may_pause(call_t *k)
 {
-    uint64_t s = k->n->cfg.link_send_ms / 1000;
-    if (s <= HTTP_IDLE_S)
-        return;
+    uint64_t s = (k->n->cfg.read_pause_ms + 999) / 1000;
     MHD_set_connection_option(k->c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)(s < UINT_MAX ? s : UINT_MAX));
     k->req->long_timeout = 1;
 }
@@ -519,8 +519,7 @@ static enum MHD_Result records_get(call_t *k, int live)
         return send_error(c, route, 400, "bad_query", "limit: not supported on a stream");
     if (limit && (from ? from : 1) - 1 > UINT64_MAX - limit)
         return send_error(c, route, 400, "bad_query", "from + limit: the range ends beyond the largest seq");
-    if (!live)
-        read_may_pause(k);
+    read_may_pause(k);
     store_product_t p;
     int rc = store_product_get(a->st, id, &p);
     if (rc == STORE_NOTFOUND)

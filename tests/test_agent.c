@@ -1280,6 +1280,63 @@ Test(agent, answers_and_streams_while_one_address_holds_its_cap_of_idle_connecti
     close(sfd);
 }
 
+/* A read's client may take nothing for --read-pause-ms (3 s here), no longer: its connection is
+ * closed then, in the middle of the read; and once a read is done its keep-alive connection is
+ * back to the 15 s of any quiet one (not the read's 3 s, nor 15 s for the paused read). */
+Test(agent, a_reads_pause_ends_at_read_pause_ms_and_its_connection_idles_as_any_after, .timeout = 120)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", "--read-pause-ms", "3000", NULL), 0);
+    publish_example(&n, "settled-transactions.yaml");
+    /* more records than the server's send buffer can hold (tcp_wmem's limit) and 2 MiB */
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+    long lo, def, wmax = 0;
+    cr_assert(f && fscanf(f, "%ld %ld %ld", &lo, &def, &wmax) == 3, "cannot read tcp_wmem");
+    fclose(f);
+    enum { PER_POST = 50000, REC = 100 };
+    long nrec = 0, want = (wmax + (2L << 20)) / 90 + 1;
+    char *body = malloc((size_t)PER_POST * REC);
+    cr_assert_not_null(body);
+    while (nrec < want) {
+        size_t len = 0;
+        for (int i = 0; i < PER_POST; i++, nrec++)
+            len += (size_t)snprintf(body + len, REC, "{\"txn_id\":\"t%ld\",\"amount_minor\":1,\"currency\":\"EUR\","
+                                    "\"settled_at\":\"2026-11-24T10:00:00Z\"}\n", nrec);
+        cr_assert_eq(request(&n, "POST", "/v1/products/payments/settled-transactions/records", "application/x-ndjson",
+                             body, len, NULL), 201);
+    }
+    free(body);
+    char req[4600];
+    snprintf(req, sizeof req, "GET /v1/products/payments/settled-transactions/records HTTP/1.0\r\nHost: t\r\n"
+             "Authorization: Bearer %s\r\n\r\n", n.token);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n.http_port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    struct timespec ts = {8, 0};
+    nanosleep(&ts, NULL);        /* the client's pause: the scenario, not a synchronisation */
+    long lines = 0;
+    char buf[65536];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    for (ssize_t r; poll(&p, 1, 10000) == 1 && (r = read(fd, buf, sizeof buf)) > 0;)
+        for (ssize_t i = 0; i < r; i++)
+            lines += buf[i] == '\n';
+    close(fd);
+    cr_assert_lt(lines, nrec, "a client paused 8 s got all %ld records: its 3 s were not kept", nrec);
+    /* a read done on a keep-alive connection: quiet after, it is closed after 15 s, not 3 */
+    snprintf(req, sizeof req, "GET /v1/products/payments/settled-transactions/records?limit=5 HTTP/1.1\r\n"
+             "Host: t\r\nAuthorization: Bearer %s\r\n\r\n", n.token);
+    fd = open_conn(&n, req);
+    long t0 = h_now_ms();
+    struct pollfd q = {.fd = fd, .events = POLLRDHUP};
+    cr_assert_eq(poll(&q, 1, 8000), 0, "a kept-alive connection was closed %ld ms after its read", h_now_ms() - t0);
+    cr_assert_eq(poll(&q, 1, 30000), 1, "a kept-alive connection was open 38 s after its read");
+    close(fd);
+}
+
 /* ------------------------------------------------------------------ errors libmicrohttpd answers */
 
 /* Sends raw bytes on a new connection; the answer (status line to the end of its body, or what

@@ -611,7 +611,7 @@ Test(linkread, a_paused_client_keeps_its_read_within_the_send_timeout)
 }
 
 /* Paused longer than HTTP's idle timeout (15 s, node/http.c HTTP_IDLE_S), a range read's client
- * keeps its read, routed and direct: its connection has --link-send-ms (10 min by default) while
+ * keeps its read, routed and direct: its connection has --read-pause-ms (2 min by default) while
  * the read goes on. (It was closed after 15 s in the middle of a record, with no error line.) */
 Test(linkread, a_client_paused_past_the_http_idle_timeout_keeps_its_read_routed_and_direct, .timeout = 240)
 {
@@ -620,7 +620,7 @@ Test(linkread, a_client_paused_past_the_http_idle_timeout_keeps_its_read_routed_
     long nrec = post_beyond_sockets(&a, 1);
     int routed = paused_get(&b), direct = paused_get(&a);
     wait_metric(&a, "trib_link_requests_total", 1, 10000);
-    struct timespec ts = {20, 0};
+    struct timespec ts = {25, 0};
     nanosleep(&ts, NULL);        /* the clients' pause: the scenario, not a synchronisation */
     char kind[64], detail[600];
     long n = records_of_rest(routed, kind, sizeof kind, detail, sizeof detail);
