@@ -1612,8 +1612,9 @@ int http_start(node_t *a, char *err, size_t errlen)
                  "--http-advertise HOST:PORT, the address clients and other nodes reach this node's HTTP at",
                  shown);
     log_info("HTTP: %d threads (and %d for writes, %d queued at most), at most %u connections, %u per address, "
-             "idle ones closed after %d s", HTTP_POOL, ops ? workers : 0, ops ? (int)queued : 0, conns, per_ip,
-             HTTP_IDLE_S);
+             "idle ones closed after %d s, a read's after %llu s of its client taking nothing", HTTP_POOL,
+             ops ? workers : 0, ops ? (int)queued : 0, conns, per_ip, HTTP_IDLE_S,
+             (unsigned long long)((a->cfg.read_pause_ms + 999) / 1000));
     return 0;
 }
 
