@@ -497,10 +497,15 @@ static void audit_refused_here(node_t *a, const char *id, const char *token, siz
  * it meanwhile (docs/federation.md "Paused and slow clients"). A connection that takes nothing is
  * all libmicrohttpd can time: its timeout is of whole seconds, rounded up here. Back to
  * HTTP_IDLE_S once the request is done. */
+static unsigned read_pause_s(const node_t *a)
+{
+    uint64_t s = (a->cfg.read_pause_ms + 999) / 1000;
+    return (unsigned)(s < UINT_MAX ? s : UINT_MAX);
+}
+
 static void read_may_pause(call_t *k)
 {
-    uint64_t s = (k->n->cfg.read_pause_ms + 999) / 1000;
-    MHD_set_connection_option(k->c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)(s < UINT_MAX ? s : UINT_MAX));
+    MHD_set_connection_option(k->c, MHD_CONNECTION_OPTION_TIMEOUT, read_pause_s(k->n));
     k->req->long_timeout = 1;
 }
 
@@ -1612,9 +1617,8 @@ int http_start(node_t *a, char *err, size_t errlen)
                  "--http-advertise HOST:PORT, the address clients and other nodes reach this node's HTTP at",
                  shown);
     log_info("HTTP: %d threads (and %d for writes, %d queued at most), at most %u connections, %u per address, "
-             "idle ones closed after %d s, a read's after %llu s of its client taking nothing", HTTP_POOL,
-             ops ? workers : 0, ops ? (int)queued : 0, conns, per_ip, HTTP_IDLE_S,
-             (unsigned long long)((a->cfg.read_pause_ms + 999) / 1000));
+             "idle ones closed after %d s, a read's after %u s of its client taking nothing", HTTP_POOL,
+             ops ? workers : 0, ops ? (int)queued : 0, conns, per_ip, HTTP_IDLE_S, read_pause_s(a));
     return 0;
 }
 

@@ -51,6 +51,19 @@ long h_now_ms(void)
     return (long)clock_ms();
 }
 
+long h_tcp_buf_max(const char *which)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/sys/net/ipv4/%s", which);
+    FILE *f = fopen(path, "r");
+    long lo, def, max = -1;
+    if (f && fscanf(f, "%ld %ld %ld", &lo, &def, &max) != 3)
+        max = -1;
+    if (f)
+        fclose(f);
+    return max;
+}
+
 long h_rss_anon_kib(pid_t pid)
 {
     char path[64], line[256];

@@ -95,6 +95,9 @@ int h_wait(int (*cond)(void *ctx), void *ctx, int timeout_ms);
 long h_now_ms(void);
 /* RssAnon of pid (/proc/PID/status) in KiB; 0 when unreadable. */
 long h_rss_anon_kib(pid_t pid);
+/* The largest this kernel's TCP buffers grow to by themselves: field 3 of /proc/sys/net/ipv4/
+ * which ("tcp_rmem" or "tcp_wmem"), in bytes; -1 when unreadable. */
+long h_tcp_buf_max(const char *which);
 char *h_read_file(const char *path, size_t *len);
 int h_write_file(const char *path, const void *data, size_t len);
 /* Path of a file in the repository (tests run from the repo root or build dir). */

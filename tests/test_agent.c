@@ -1289,10 +1289,8 @@ Test(agent, a_reads_pause_ends_at_read_pause_ms_and_its_connection_idles_as_any_
     cr_assert_eq(h_node_start(&n, "payments", "--read-pause-ms", "3000", NULL), 0);
     publish_example(&n, "settled-transactions.yaml");
     /* more records than the server's send buffer can hold (tcp_wmem's limit) and 2 MiB */
-    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
-    long lo, def, wmax = 0;
-    cr_assert(f && fscanf(f, "%ld %ld %ld", &lo, &def, &wmax) == 3, "cannot read tcp_wmem");
-    fclose(f);
+    long wmax = h_tcp_buf_max("tcp_wmem");
+    cr_assert(wmax > 0, "cannot read /proc/sys/net/ipv4/tcp_wmem");
     enum { PER_POST = 50000, REC = 100 };
     long nrec = 0, want = (wmax + (2L << 20)) / 90 + 1;
     char *body = malloc((size_t)PER_POST * REC);

@@ -63,20 +63,6 @@ static void post_records(h_node_t *owner, long first, long n, size_t pad)
     cr_assert_eq(ledger_append(owner->url, first, n, pad, err, sizeof err), 0, "%s", err);
 }
 
-/* The largest a TCP buffer of this kernel grows to by itself (field 3 of tcp_rmem or tcp_wmem). */
-static long tcp_buf_max(const char *which)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/sys/net/ipv4/%s", which);
-    FILE *f = fopen(path, "r");
-    long lo = 0, def = 0, max = 0;
-    int ok = f && fscanf(f, "%ld %ld %ld", &lo, &def, &max) == 3;
-    if (f)
-        fclose(f);
-    cr_assert(ok && max > 0, "cannot read %s", path);
-    return max;
-}
-
 /* Appends records of ~1 KiB from id first on, in posts of 8,000, more than the sockets from the
  * owner to the relay's client can hold (at least 32,000): the relay's link receive buffer grows
  * up to tcp_rmem's limit (32 MiB on some hosts: 32,000 records once fit in it whole, and the owner
@@ -85,7 +71,9 @@ static long tcp_buf_max(const char *which)
  * waiting in its send. The number appended. */
 static long post_beyond_sockets(h_node_t *owner, long first)
 {
-    long bytes = tcp_buf_max("tcp_rmem") + 2 * tcp_buf_max("tcp_wmem") + (8L << 20);
+    long rmax = h_tcp_buf_max("tcp_rmem"), wmax = h_tcp_buf_max("tcp_wmem");
+    cr_assert(rmax > 0 && wmax > 0, "cannot read /proc/sys/net/ipv4/tcp_rmem and tcp_wmem");
+    long bytes = rmax + 2 * wmax + (8L << 20);
     long posts = bytes / (8000L * 1000) + 1;
     if (posts < 4)
         posts = 4;
