@@ -1199,7 +1199,17 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
     self.addr = g->advertise;
     self.http = g->http;
     self.link = g->link;
+    /* One above the last life's: its peers may hold it dead or left at that one (a leave they got,
+     * a kill they noticed), and an ALIVE at the same incarnation would not outbid them: the node
+     * would be unseen until it heard of it and refuted, and a node that cannot hear them (its
+     * replies go elsewhere) never would. Saved at once, so a second restart is above this one. */
     self.incarnation = strtoull(inc, NULL, 10);
+    if (self.incarnation < UINT64_MAX)
+        self.incarnation++;
+    snprintf(inc, sizeof inc, "%" PRIu64, self.incarnation);
+    if (store_meta_put(st, "incarnation", inc, strlen(inc)) != 0)
+        log_warn("gossip: could not save this node's incarnation (%" PRIu64 "): a restart may come back at it",
+                 self.incarnation);
     swim_io_t sio = {.ctx = g, .send = swim_send, .changed = member_changed, .removed = member_removed,
                      .rider_out = swim_rider_out, .rider_in = swim_rider_in, .refused = member_claim_refused,
                      .retired = member_retired};
