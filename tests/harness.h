@@ -98,6 +98,12 @@ long h_rss_anon_kib(pid_t pid);
 /* The largest this kernel's TCP buffers grow to by themselves: field 3 of /proc/sys/net/ipv4/
  * which ("tcp_rmem" or "tcp_wmem"), in bytes; -1 when unreadable. */
 long h_tcp_buf_max(const char *which);
+/* A loopback TCP connection to port whose receive buffer is 4 KiB, set before the connect (the
+ * window a slow reader advertises); -1 when it cannot connect. */
+int h_connect_small(int port);
+/* A reader that takes little or nothing: GET path of n over HTTP/1.0 (the answer ends with the
+ * connection), as token (NULL: n's admin token), on h_connect_small. Its socket, or -1. */
+int h_slow_get(const h_node_t *n, const char *path, const char *token);
 char *h_read_file(const char *path, size_t *len);
 int h_write_file(const char *path, const void *data, size_t len);
 /* Path of a file in the repository (tests run from the repo root or build dir). */

@@ -1304,16 +1304,8 @@ Test(agent, a_reads_pause_ends_at_read_pause_ms_and_its_connection_idles_as_any_
                              body, len, NULL), 201);
     }
     free(body);
-    char req[4600];
-    snprintf(req, sizeof req, "GET /v1/products/payments/settled-transactions/records HTTP/1.0\r\nHost: t\r\n"
-             "Authorization: Bearer %s\r\n\r\n", n.token);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int rcv = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n.http_port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    int fd = h_slow_get(&n, "/v1/products/payments/settled-transactions/records", NULL);
+    cr_assert_geq(fd, 0, "cannot reach the agent");
     struct timespec ts = {8, 0};
     nanosleep(&ts, NULL);        /* the client's pause: the scenario, not a synchronisation */
     long lines = 0;
@@ -1325,6 +1317,7 @@ Test(agent, a_reads_pause_ends_at_read_pause_ms_and_its_connection_idles_as_any_
     close(fd);
     cr_assert_lt(lines, nrec, "a client paused 8 s got all %ld records: its 3 s were not kept", nrec);
     /* a read done on a keep-alive connection: quiet after, it is closed after 15 s, not 3 */
+    char req[4600];
     snprintf(req, sizeof req, "GET /v1/products/payments/settled-transactions/records?limit=5 HTTP/1.1\r\n"
              "Host: t\r\nAuthorization: Bearer %s\r\n\r\n", n.token);
     fd = open_conn(&n, req);

@@ -479,16 +479,8 @@ Test(linkread, the_owner_killed_mid_read_ends_the_read_with_owner_lost)
     h_node_t a, b;
     pair(&a, &b, 0, NULL, NULL, NULL, NULL);
     post_beyond_sockets(&a, 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int rcv = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b.http_port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char req[4800];
-    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", RECORDS_PATH,
-                       b.token);
-    cr_assert_eq(write(fd, req, (size_t)len), len);
+    int fd = h_slow_get(&b, RECORDS_PATH, NULL);
+    cr_assert_geq(fd, 0, "cannot reach growth");
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     size_t cap = 64 << 20, got = 0;
@@ -543,16 +535,8 @@ static char *read_rest(int fd, size_t *len)
 
 static int paused_get_as(h_node_t *b, const char *token)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int rcv = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)b->http_port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char req[4800];
-    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
-                       RECORDS_PATH, token);
-    cr_assert_eq(write(fd, req, (size_t)len), len);
+    int fd = h_slow_get(b, RECORDS_PATH, token);
+    cr_assert_geq(fd, 0, "cannot reach %s", b->domain);
     struct timeval tv = {.tv_sec = 30};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
@@ -1009,12 +993,8 @@ static void send_range(link_t *l, uint64_t stream_id, const char *token)
 /* A test-side link whose socket takes little at a time (a receive buffer of 4 KiB), to read slowly. */
 static link_t *dial_small_window(int port, const uint8_t server_id[32], const identity_t *me)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int rcv = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);   /* before connect: the window */
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = h_connect_small(port);
+    cr_assert_geq(fd, 0, "cannot reach the owner's link port");
     link_keys_t k;
     memcpy(k.pk, me->curve_pk, 32), memcpy(k.sk, me->curve_sk, 32);
     link_prologue_open("tributary", k.prologue);

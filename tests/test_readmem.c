@@ -296,22 +296,6 @@ Test(readmem, a_requester_that_ends_its_streams_and_reads_nothing_does_not_hold_
     hostile_close(&h);
 }
 
-/* A raw HTTP/1.0 client with a tiny receive buffer that reads nothing. */
-static int slow_connect(h_node_t *n, const char *path)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int rcv = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)n->http_port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    char req[4800];
-    int len = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", path,
-                       n->token);
-    cr_assert_eq(write(fd, req, (size_t)len), len);
-    return fd;
-}
-
 /* 48 HTTP readers of a ~64 MB product through a relay (its owner reached over the peer transport)
  * that read nothing: the relay's RssAnon grows by its budget of promised batches (32 MiB) and one
  * 64 KiB batch for each read opened beyond it, not by each read's window of 512 KiB batches (on
@@ -331,7 +315,7 @@ Test(readmem, readers_that_read_nothing_hold_a_bounded_share_of_the_relays_memor
     cr_assert_gt(anon0, 0);
     int fd[N];
     for (int i = 0; i < N; i++)
-        fd[i] = slow_connect(&b, "/v1/products/" PRODUCT "/records");
+        cr_assert_geq(fd[i] = h_slow_get(&b, "/v1/products/" PRODUCT "/records", NULL), 0, "reader %d: cannot reach growth", i);
     metric_cond_t open = {&b, "trib_read_relay_sessions", N};
     cr_assert(h_wait(metric_is, &open, 30000), "%g of %d routed reads open", h_metric(b.url, "trib_read_relay_sessions"),
               N);
@@ -366,13 +350,10 @@ static link_t *link_to(int port, const uint8_t spk[32], const identity_t *me, in
     memcpy(k.pk, me->curve_pk, 32);
     memcpy(k.sk, me->curve_sk, 32);
     link_prologue_open("tributary", k.prologue);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int rcv = 4096;
-    if (small)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    int fd = small ? h_connect_small(port) : socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(fd >= 0 && (small || connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0), "cannot reach the owner's link port");
     char err[300];
     link_reason_t why;
     link_t *l = link_dial(fd, &k, spk, me->pk, 32, LINK_MAX_FRAME, 3000, &why, err, sizeof err);
