@@ -532,7 +532,7 @@ static ostream_t *owner_admit(reads_t *r, uint64_t now, const uint8_t sender[32]
         atomic_fetch_add(&r->owner_live, 1);
     s->unanswered = 1;
     s->open_last = last;
-    s->open_mseq = p.manifest_seq;
+    s->open_mseq = store_product_schema_seq(&p);   /* beyond the end: the next records' epoch */
     return s;
 }
 

@@ -670,7 +670,7 @@ enum MHD_Result stream_queue(struct MHD_Connection *c, stream_t *r, uint64_t las
         if (last >= r->next && store_record_epochs(r->a->st, r->id, r->next, r->next, epoch_cb, &e) == 0)
             r->schema_mseq = e.at_mseq;                /* the stored record's */
         else if (last < r->next && store_product_get(r->a->st, r->id, &p) == 0)
-            r->schema_mseq = p.manifest_seq;           /* beyond the end: what the next are checked against */
+            r->schema_mseq = store_product_schema_seq(&p); /* beyond the end: the next records' epoch */
         version_of(r->a, r->id, r->schema_mseq, r->schema_version);
         schema = 1;
     }

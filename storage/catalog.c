@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include "storage/internal.h"
 
 #define HEAD_LEN (STORE_KEY_LEN + 8 + STORE_HASH_LEN)   /* key | BE seq | hash */
@@ -163,6 +164,23 @@ bound:
     return 0;
 }
 
+/* A fingerprint of m's record schema: what node/records.c validates records with (each
+ * property's name, logical type and required) and the primary key, in order; not descriptions. */
+static void record_schema_fp(const Trib__Manifest *m, uint8_t out[16])
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 16);
+    for (size_t i = 0; i < m->n_schema; i++) {
+        const Trib__SchemaProperty *p = m->schema[i];
+        const char *name = p && p->name ? p->name : "", *type = p && p->logical_type ? p->logical_type : "";
+        uint8_t flags[2] = {p && p->required, p && p->primary_key};
+        crypto_generichash_update(&h, (const uint8_t *)name, strlen(name) + 1);
+        crypto_generichash_update(&h, (const uint8_t *)type, strlen(type) + 1);
+        crypto_generichash_update(&h, flags, sizeof flags);
+    }
+    crypto_generichash_final(&h, out, 16);
+}
+
 /* The products-index change the entry implies, into p (loaded or fresh). *changed is 0
  * when the entry changes no product: a tombstone for a product never published. */
 static int index_entry(store_t *st, MDB_txn *txn, const append_ctx *a, store_product_t *p,
@@ -185,6 +203,13 @@ static int index_entry(store_t *st, MDB_txn *txn, const append_ctx *a, store_pro
         p->retired = 1;
     } else {
         const char *status = e->manifest->status ? e->manifest->status : "";
+        uint8_t fp[16];
+        record_schema_fp(e->manifest, fp);
+        /* the same record schema as the manifest before: the same epoch for records appended now */
+        if (rc != 0 || !p->has_schema_fp || memcmp(fp, p->schema_fp, sizeof fp) != 0 || p->retired)
+            p->schema_seq = e->seq;
+        memcpy(p->schema_fp, fp, sizeof fp);
+        p->has_schema_fp = 1;
         p->manifest_seq = p->last_seq = e->seq;
         p->retired = strcmp(status, "retired") == 0;
     }

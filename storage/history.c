@@ -7,10 +7,13 @@
  *                  alike from entries this node signs and entries a peer gossips: any node answers
  *                  history. A store made before this file had it is filled from the catalog on open.
  *   record_schema  id 0x00 BE(first record seq) -> BE64 manifest seq: an epoch of the records log.
- *                  Records from that seq on (to the next epoch) were validated against the manifest
- *                  at that catalog seq; written in the records append transaction only when the
- *                  manifest differs from the epoch before. Records stored before this file existed
- *                  have no epoch (their schema version is unknown, and reads say so).
+ *                  Records from that seq on (to the next epoch) were validated against the record
+ *                  schema of the manifest at that catalog seq: the product's schema_seq when they
+ *                  were appended (storage/products.c), the manifest that brought the schema, so
+ *                  versions that changed only other things (a title, a description, owners) start
+ *                  no epoch and reads go on across them. Written in the records append transaction
+ *                  only when it differs from the epoch before. Records stored before this file
+ *                  existed have no epoch (their schema version is unknown, and reads say so).
  * Must not: decide what a version may be (node/node.c's gate and node/compat.c do) or verify
  * anything: it indexes what the catalog and records transactions hand it. */
 #include <stdio.h>

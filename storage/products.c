@@ -8,7 +8,7 @@
 #include <string.h>
 #include "storage/internal.h"
 
-#define REF_MAX 64   /* 2 u64 varints, 1 i64 varint, 1 bool, 4 tags: < 40 bytes */
+#define REF_MAX 96   /* 3 u64 varints, 1 i64 varint, 1 bool, 16 bytes, 6 tags: < 64 bytes */
 
 /* Decodes the index value v of key id into out. */
 static int decode(const MDB_val *k, const MDB_val *v, store_product_t *out, char *err, size_t errlen)
@@ -30,6 +30,11 @@ static int decode(const MDB_val *k, const MDB_val *v, store_product_t *out, char
     out->last_seq = ref->last_seq;
     out->retired = ref->retired ? 1 : 0;
     out->updated_ms = ref->updated_ms;
+    out->schema_seq = ref->schema_seq;
+    if (ref->schema_fp.len == sizeof out->schema_fp) {
+        memcpy(out->schema_fp, ref->schema_fp.data, sizeof out->schema_fp);
+        out->has_schema_fp = 1;
+    }
     trib__product_ref__free_unpacked(ref, NULL);
     return 0;
 }
@@ -56,6 +61,9 @@ int store__product_save(store_t *st, MDB_txn *txn, const store_product_t *p,
     ref.last_seq = p->last_seq;
     ref.retired = p->retired != 0;
     ref.updated_ms = p->updated_ms;
+    ref.schema_seq = p->schema_seq;
+    if (p->has_schema_fp)
+        ref.schema_fp = (ProtobufCBinaryData){sizeof p->schema_fp, (uint8_t *)p->schema_fp};
     uint8_t buf[REF_MAX];
     size_t n = trib__product_ref__get_packed_size(&ref);
     assert(n <= sizeof buf);
@@ -63,6 +71,11 @@ int store__product_save(store_t *st, MDB_txn *txn, const store_product_t *p,
     MDB_val k = { strlen(p->id), (void *)p->id }, v = { n, buf };
     int rc = mdb_put(txn, st->products, &k, &v, 0);
     return rc ? store__write_fail(st, err, errlen, "mdb_put(products)", rc) : 0;
+}
+
+uint64_t store_product_schema_seq(const store_product_t *p)
+{
+    return p->schema_seq ? p->schema_seq : p->manifest_seq;
 }
 
 int store_product_get(store_t *st, const char *id, store_product_t *out)

@@ -78,7 +78,8 @@ static int append_body(store_t *st, MDB_txn *txn, void *vctx, char *err, size_t 
     uint64_t last;
     if (last_seq(st, txn, a->id, a->ilen, &last, err, errlen) != 0)
         return -1;
-    if (a->manifest_seq && (rc = store__epoch_note(st, txn, a->id, last + 1, a->manifest_seq, err, errlen)) != 0)
+    if (a->manifest_seq &&
+        (rc = store__epoch_note(st, txn, a->id, last + 1, store_product_schema_seq(&p), err, errlen)) != 0)
         return rc;
     if (a->n > UINT64_MAX - last) {
         store__err(err, errlen, "records %s: seq would overflow", a->id);

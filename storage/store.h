@@ -146,7 +146,18 @@ typedef struct {
     uint64_t manifest_seq, last_seq;
     int retired;
     int64_t updated_ms;
+    /* The record schema (each property's name, logical type, required and primary key: what
+     * records are validated against) of the latest manifest is the one the manifest at catalog
+     * seq schema_seq brought: a version that changed only other things (a title, a description,
+     * owners) keeps it, so records appended under it stay in that schema epoch and reads do not
+     * end there (storage/history.c). 0 in a row written before it was kept: use manifest_seq. */
+    uint64_t schema_seq;
+    uint8_t schema_fp[16];
+    int has_schema_fp;
 } store_product_t;
+
+/* The schema epoch records appended now get: p->schema_seq, or p->manifest_seq in an old row. */
+uint64_t store_product_schema_seq(const store_product_t *p);
 
 int store_product_get(store_t *st, const char *id, store_product_t *out);
 /* Calls fn for every product in id order (domain == NULL) or of one domain. */

@@ -1711,6 +1711,78 @@ Test(routed, reads_through_a_relay_tell_the_schema_version_and_end_at_a_change_a
         sget_free(ended[i]);
 }
 
+/* 1.0.1 of the ledger: the record schema of 1.0.0, a new title. */
+static void publish_ledger_v101(h_node_t *owner)
+{
+    const char *m = "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.0.1\",\"status\":\"active\","
+                    "\"title\":\"The ledger, now with a title\","
+                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                    "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
+                    "{\"name\":\"pad\",\"logicalType\":\"string\"}]}";
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, owner->url);
+    h_resp_t r;
+    cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
+    cr_assert_eq(r.status, 200, "publish 1.0.1: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+}
+
+/* A version that changes no part of the record schema (a title) starts no schema epoch: live
+ * readers from before it, and from beyond the last record after it, go on with the records
+ * appended under it, on the owner and through a relay alike; one-shot reads span it. The headers
+ * name 1.0.0 throughout: the version whose record schema all of them were validated against. */
+Test(routed, a_version_that_changes_no_record_schema_ends_no_read_local_or_routed)
+{
+    h_node_t a, b;
+    federation(&a, &b, NULL);
+    post_records(&a, 1, 3, 5);
+    static sget_t la, lb;   /* static: a failed assertion leaves the reader threads running into these */
+    sget_start(&la, &a, "stream", 1);
+    sget_start(&lb, &b, "stream", 1);
+    sget_cond_t c3a = {&la, 3}, c3b = {&lb, 3};
+    cr_assert(h_wait(sget_has, &c3a, 15000) && h_wait(sget_has, &c3b, 15000), "live readers did not get 3 records");
+
+    publish_ledger_v101(&a);
+    version_cond_t vc = {&b, "1.0.1"};
+    cr_assert(h_wait(relay_knows_version, &vc, 10000), "the relay did not learn 1.0.1");
+    static sget_t la4, lb4;
+    sget_start(&la4, &a, "stream", 4);
+    sget_start(&lb4, &b, "stream", 4);
+    metric_cond_t subs = {&b, "trib_read_feed_subscribers", 2};
+    cr_assert(h_wait(metric_at_least, &subs, 15000), "the relay's feed has not 2 subscribers");
+    post_records(&a, 4, 2, 5);
+
+    sget_cond_t c5a = {&la, 5}, c5b = {&lb, 5}, c2a = {&la4, 2}, c2b = {&lb4, 2};
+    cr_assert(h_wait(sget_has, &c5a, 15000), "the owner's live reader from 1 did not get records 4, 5: %s", la.body);
+    cr_assert(h_wait(sget_has, &c5b, 15000), "the relay's live reader from 1 did not get records 4, 5: %s", lb.body);
+    cr_assert(h_wait(sget_has, &c2a, 15000), "the owner's live reader from 4 did not get records 4, 5: %s", la4.body);
+    cr_assert(h_wait(sget_has, &c2b, 15000), "the relay's live reader from 4 did not get records 4, 5: %s", lb4.body);
+    sget_t *live[] = {&la, &lb, &la4, &lb4};
+    for (size_t i = 0; i < 4; i++) {
+        pthread_mutex_lock(&live[i]->mu);
+        cr_assert(!strstr(live[i]->body, "error"), "live reader %zu: %s", i, live[i]->body);
+        cr_assert_str_eq(live[i]->version, "1.0.0", "live reader %zu", i);
+        pthread_mutex_unlock(&live[i]->mu);
+    }
+    static sget_t ra, rb;
+    sget_start(&ra, &a, "records", 1);
+    sget_start(&rb, &b, "records", 1);
+    sget_finish(&ra, "records from 1 on the owner");
+    sget_finish(&rb, "records from 1 through the relay");
+    same_answer(&ra, &rb, "records from 1");
+    cr_assert_eq(count_lines(rb.body, rb.len), 5, "5 records, no schema_changed line: %s", rb.body);
+    cr_assert_str_eq(rb.version, "1.0.0");
+    sget_free(&ra);
+    sget_free(&rb);
+
+    h_node_stop(&b, SIGTERM);
+    h_node_stop(&a, SIGTERM);
+    for (size_t i = 0; i < 4; i++) {
+        pthread_join(live[i]->t, NULL);
+        sget_free(live[i]);
+    }
+}
+
 /* ------------------------------------------------------------------ whole answers */
 
 /* One GET's framing: its status, its body, and whether it came with Content-Length (its value)
