@@ -1,7 +1,7 @@
 /* node/grants_read.c - the read side of grants (node/grants.h): whether a subject holds an active
  * grant, the owner's decision on a read of confidential or restricted data, and its audit.
  *
- * Owns: grants_active, grants_revoked, grants_ended, grants_lapsed, grants_fields, grants_check_read, grants_audit_served, grants_classification.
+ * Owns: grants_active, grants_revoked, grants_ended, grants_lapsed, grants_fields, grants_same_fields, grants_check_read, grants_audit_served, grants_classification.
  * Must not: sign anything (node/grants.c does), parse tokens, or project records itself
  * (storage/project.h, called by node/stream.c and the owner side of routed reads). */
 #include "node/grants.h"
@@ -21,11 +21,12 @@
 typedef struct {
     int64_t now;
     char sdomain[64];
-    const Trib__AccessRow *best_row;
     grant_info_t *out;
-    int found;
+    int found, all;     /* all: an active grant without an allow-list (every field) */
 } active_ctx;
 
+/* Every active grant counts: the fields are the union of their allow-lists (every field when one
+ * has none); the one expiring last names them (id, request, expiry). */
 static int active_cb(void *vctx, const Trib__AccessRow *g)
 {
     active_ctx *c = vctx;
@@ -34,29 +35,42 @@ static int active_cb(void *vctx, const Trib__AccessRow *g)
     snprintf(pdom, sizeof pdom, "%.*s", (int)strcspn(a->product_id, "/"), a->product_id);
     if (g->revoked || a->expires_ms <= c->now || strcmp(g->domain, pdom) != 0)
         return 0;
-    if (c->found && c->out->expires_ms >= a->expires_ms)
-        return 0;
     grant_info_t *o = c->out;
-    memset(o, 0, sizeof *o);
-    snprintf(o->grant_id, sizeof o->grant_id, "%s", a->grant_id);
-    snprintf(o->request_id, sizeof o->request_id, "%s", a->request_id);
-    o->expires_ms = a->expires_ms;
-    for (size_t i = 0; i < a->n_fields && i < ACCESS_FIELDS_MAX; i++)
-        snprintf(o->fields[o->nfields++], sizeof o->fields[0], "%s", a->fields[i]);
+    if (!c->found || a->expires_ms > o->expires_ms) {
+        snprintf(o->grant_id, sizeof o->grant_id, "%s", a->grant_id);
+        snprintf(o->request_id, sizeof o->request_id, "%s", a->request_id);
+        o->expires_ms = a->expires_ms;
+    }
     c->found = 1;
+    c->all |= a->n_fields == 0;
+    for (size_t i = 0; i < a->n_fields && !c->all; i++) {
+        size_t k = 0;
+        while (k < o->nfields && strcmp(o->fields[k], a->fields[i]) != 0)
+            k++;
+        /* more distinct fields than an allow-list holds: the rest are not read (fails closed) */
+        if (k == o->nfields && o->nfields < ACCESS_FIELDS_MAX)
+            snprintf(o->fields[o->nfields++], sizeof o->fields[0], "%s", a->fields[i]);
+    }
     return 0;
 }
+
+static int field_cmp(const void *a, const void *b) { return strcmp(a, b); }
 
 int grants_active(node_t *n, const char *subject, const char *product_id, int64_t now_ms, grant_info_t *out)
 {
     grant_info_t scratch;
     active_ctx c = {.now = now_ms, .out = out ? out : &scratch};
+    memset(c.out, 0, sizeof *c.out);
     if (!n || !subject || !product_id || !store_access_subject_domain(subject, c.sdomain))
         return 0;
     if (n->cert_not_after_ms > 0 && now_ms >= n->cert_not_after_ms)
         return 0; /* chartered: no grant outlives this node's (its issuer's) certificate */
     if (store_access_grants_of(n->st, subject, product_id, active_cb, &c) != 0)
         return -1;
+    if (c.all)
+        c.out->nfields = 0;
+    else if (c.out->nfields > 1)   /* one order whatever the grants' (a relay compares projections) */
+        qsort(c.out->fields, c.out->nfields, sizeof c.out->fields[0], field_cmp);
     if (c.found && n->cert_not_after_ms > 0 && c.out->expires_ms > n->cert_not_after_ms)
         c.out->expires_ms = n->cert_not_after_ms;
     return c.found;
@@ -157,8 +171,13 @@ const char *grants_ended(node_t *n, const char *subject, const char *product_id,
 {
     grant_info_t gi;
     int rc = grants_active(n, subject, product_id, now_ms, &gi);
-    if (rc == 1)
+    if (rc == 1 && grants_same_fields(&gi, held))
         return NULL;
+    if (rc == 1) {
+        snprintf(out, cap, "the fields the grants of %s let it read of %s changed (a grant ended or another began): "
+                 "read again to get them as they are now", subject, product_id);
+        return "grant_changed";
+    }
     if (rc < 0) {
         snprintf(out, cap, "reading the grants of %s on %s failed on this node (%s): the read cannot go on; "
                  "resume it later", subject, product_id, store_last_error());
@@ -237,6 +256,16 @@ long grants_active_products(node_t *n, const char *subject, int64_t now_ms, char
         qsort(c.ids, c.n, sizeof *c.ids, id_cmp);
     *out = c.ids;
     return (long)c.n;
+}
+
+int grants_same_fields(const grant_info_t *a, const grant_info_t *b)
+{
+    if (a->nfields != b->nfields)
+        return 0;
+    for (size_t i = 0; i < a->nfields; i++)
+        if (strcmp(a->fields[i], b->fields[i]) != 0)
+            return 0;
+    return 1;
 }
 
 const char *const *grants_fields(const grant_info_t *info, const char *buf[ACCESS_FIELDS_MAX + 1])

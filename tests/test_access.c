@@ -218,11 +218,10 @@ static void ix_teardown(void)
 }
 
 /* Signs a change into c's log; returns the SignedEntry bytes (caller frees). */
-static uint8_t *sign_change(catalog_t *c, Trib__AccessKind kind, const char *req, const char *grant,
-                            const char *subject, int64_t expires, size_t *len)
+static uint8_t *sign_fields(catalog_t *c, Trib__AccessKind kind, const char *req, const char *grant,
+                            const char *subject, int64_t expires, char **fields, size_t nfields, size_t *len)
 {
     Trib__AccessChange a = TRIB__ACCESS_CHANGE__INIT;
-    char *fields[] = {"txn_id", "amount_minor"};
     a.kind = kind;
     a.request_id = (char *)(req ? req : "");
     a.grant_id = (char *)(grant ? grant : "");
@@ -230,7 +229,7 @@ static uint8_t *sign_change(catalog_t *c, Trib__AccessKind kind, const char *req
     a.subject = (char *)(subject ? subject : "");
     a.purpose = "churn";
     a.fields = fields;
-    a.n_fields = 2;
+    a.n_fields = nfields;
     a.days = 30;
     a.expires_ms = expires;
     uint64_t seq;
@@ -238,6 +237,14 @@ static uint8_t *sign_change(catalog_t *c, Trib__AccessKind kind, const char *req
     char err[256];
     cr_assert_eq(catalog_publish_access(c, &a, &seq, &out, len, err, sizeof err), 0, "publish: %s", err);
     return out;
+}
+
+/* The change with the allow-list txn_id, amount_minor. */
+static uint8_t *sign_change(catalog_t *c, Trib__AccessKind kind, const char *req, const char *grant,
+                            const char *subject, int64_t expires, size_t *len)
+{
+    char *fields[] = {"txn_id", "amount_minor"};
+    return sign_fields(c, kind, req, grant, subject, expires, fields, 2, len);
 }
 
 /* The wall clock is 300 ms past *(int64_t *)ctx. */
@@ -331,7 +338,8 @@ Test(index, lifecycle_rules_and_replay, .init = ix_setup, .fini = ix_teardown)
     cr_assert_str_eq(gi.grant_id, GR1);
     cr_assert_str_eq(gi.request_id, REQ1);
     cr_assert_eq(gi.nfields, 2);
-    cr_assert_str_eq(gi.fields[0], "txn_id");
+    cr_assert_str_eq(gi.fields[0], "amount_minor");   /* sorted */
+    cr_assert_str_eq(gi.fields[1], "txn_id");
     cr_assert_eq(gi.expires_ms, exp);
     cr_assert_eq(active(stores[0], "bob@growth", now, &gi), 0, "grant for another subject");
     cr_assert_eq(active(stores[0], "alice@payments", now, &gi), 0, "same local part, another domain");
@@ -394,6 +402,55 @@ Test(index, lifecycle_rules_and_replay, .init = ix_setup, .fini = ix_teardown)
 /* The owner's read decision (what node/auth.c calls for confidential and restricted products) and
  * its audit: allowed with the grant's fields, refused without a token or a grant (restricted: 404),
  * expired and revoked grants refused, every decision in the audit log with no token in it. */
+/* Several active grants to one subject on one product all count: the fields are the union of
+ * their allow-lists (sorted), every field once one of them has none; the grant expiring last names
+ * them; as each ends, the union narrows, and a read that began under the wider one is told
+ * (grants_ended: grant_changed). */
+Test(index, active_grants_add_up_and_narrow_as_each_ends, .init = ix_setup, .fini = ix_teardown)
+{
+    held_t h = {0};
+    size_t len;
+    int64_t now = wall_ms(), soon = now + DAY_MS, later = now + 30 * DAY_MS, latest = now + 60 * DAY_MS;
+    grant_info_t gi, wide;
+    char *f1[] = {"txn_id", "amount_minor"}, *f2[] = {"currency", "txn_id"};
+    keep(&h, sign_fields(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ1, GR1, "alice@growth", later, f1, 2, &len), &len);
+    keep(&h, sign_fields(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ2, GR2, "alice@growth", soon, f2, 2, &len), &len);
+    cr_assert_eq(active(stores[0], "alice@growth", now, &gi), 1);
+    cr_assert_eq(gi.nfields, 3, "the union of txn_id, amount_minor and currency, txn_id: %zu fields", gi.nfields);
+    cr_assert_str_eq(gi.fields[0], "amount_minor");
+    cr_assert_str_eq(gi.fields[1], "currency");
+    cr_assert_str_eq(gi.fields[2], "txn_id");
+    cr_assert_str_eq(gi.grant_id, GR1, "the grant expiring last names them");
+    cr_assert_eq(gi.expires_ms, later);
+    wide = gi;
+
+    /* the shorter grant ends: its field goes, and a read that began with it is told */
+    cr_assert_eq(active(stores[0], "alice@growth", soon, &gi), 1);
+    cr_assert_eq(gi.nfields, 2);
+    cr_assert_str_eq(gi.fields[0], "amount_minor");
+    cr_assert_str_eq(gi.fields[1], "txn_id");
+    node_t n;
+    memset(&n, 0, sizeof n);
+    n.st = stores[0];
+    char why[512];
+    cr_assert_null(grants_ended(&n, "alice@growth", "payments/settled", &wide, now, why, sizeof why));
+    const char *kind = grants_ended(&n, "alice@growth", "payments/settled", &wide, soon, why, sizeof why);
+    cr_assert(kind && !strcmp(kind, "grant_changed"), "%s: %s", kind ? kind : "(none)", why);
+    cr_assert_null(grants_ended(&n, "alice@growth", "payments/settled", &gi, soon, why, sizeof why));
+
+    /* a grant without an allow-list: every field while it holds */
+    keep(&h, sign_fields(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, "req-00000000000000a3", "grant-00000000000000b3",
+                         "alice@growth", latest, NULL, 0, &len), &len);
+    cr_assert_eq(active(stores[0], "alice@growth", now, &gi), 1);
+    cr_assert_eq(gi.nfields, 0, "a grant of every field: no projection, got %zu fields", gi.nfields);
+    cr_assert_str_eq(gi.grant_id, "grant-00000000000000b3");
+    cr_assert_eq(active(stores[0], "alice@growth", latest - 1, &gi), 1);
+    cr_assert_eq(gi.nfields, 0);
+    cr_assert_eq(active(stores[0], "alice@growth", latest, &gi), 0, "every grant has ended");
+    for (int k = 0; k < h.n; k++)
+        free(h.bytes[k]);
+}
+
 Test(index, read_decisions_are_audited, .init = ix_setup, .fini = ix_teardown)
 {
     size_t len;
@@ -415,7 +472,7 @@ Test(index, read_decisions_are_audited, .init = ix_setup, .fini = ix_teardown)
     cr_assert_str_eq(d.grant.grant_id, GR1);
     const char *fb[ACCESS_FIELDS_MAX + 1];
     const char *const *f = grants_fields(&d.grant, fb);
-    cr_assert(f && !strcmp(f[0], "txn_id") && !strcmp(f[1], "amount_minor") && !f[2]);
+    cr_assert(f && !strcmp(f[0], "amount_minor") && !strcmp(f[1], "txn_id") && !f[2]);   /* sorted */
     grants_audit_served(&n, &d, 42);
     cr_assert_eq(grants_check_read(&n, "confidential", NULL, NULL, NULL, "payments/settled", NULL, 0, &d), 0);
     cr_assert_eq(d.status, 401);
@@ -1543,6 +1600,74 @@ static void fsub_projected(fsub_t *s, const char *who, const char *const *want, 
 /* Issue 11 "the owner decides" / field allow-lists: two growth consumers with grants on different
  * fields stream the same confidential product through growth (one relay, so the feed would be
  * shared): each only ever receives its own fields, in the catch-up and in the live part. */
+/* Asks for fields of payments/settled as alice through growth and has payments grant it for days. */
+static void ask_and_grant(const char *alice, const char *padmin, const char *fields, int days)
+{
+    long st = 0;
+    char body[256], path[256], rid[64];
+    snprintf(body, sizeof body, "{\"product\":\"payments/settled\",\"purpose\":\"churn, %d days\",\"fields\":%s}",
+             days, fields);
+    json_t *j = call("POST", &B, "/v1/access/requests", alice, body, &st);
+    cr_assert_eq(st, 201, "request %s: %ld %s", fields, st, jstr(j, "detail"));
+    snprintf(rid, sizeof rid, "%s", jstr(j, "id"));
+    json_decref(j);
+    seen_t pend = {&A, "/v1/access/requests?state=requested", padmin, rid, "requested"};
+    cr_assert(h_wait(sees, &pend, 20000), "payments never listed %s", rid);
+    snprintf(path, sizeof path, "/v1/access/requests/%s/grant", rid);
+    snprintf(body, sizeof body, "{\"days\":%d}", days);
+    j = call("POST", &A, path, padmin, body, &st);
+    cr_assert_eq(st, 200, "grant %s: %ld %s", fields, st, jstr(j, "detail"));
+    json_decref(j);
+}
+
+/* 1 when body holds records, each with exactly the members want. */
+static int records_have_only(const char *body, const char *const *want, size_t nwant)
+{
+    char *copy = strdup(body), *save = NULL;
+    int lines = 0, ok = 1;
+    for (char *line = strtok_r(copy, "\n", &save); line && ok; line = strtok_r(NULL, "\n", &save), lines++) {
+        json_t *r = json_loads(line, 0, NULL);
+        ok = json_is_object(r) && json_object_size(r) == nwant;
+        for (size_t k = 0; ok && k < nwant; k++)
+            ok = json_object_get(r, want[k]) != NULL;
+        json_decref(r);
+    }
+    free(copy);
+    return ok && lines > 0;
+}
+
+/* Two grants of different fields to one reader both count, on the owner and through a relay: the
+ * records carry the union (a new-user walkthrough found only the grant expiring last counted). */
+Test(flow, two_grants_of_different_fields_give_their_union, .fini = h_cleanup_all, .timeout = 180)
+{
+    payments_and_growth();
+    char *padmin = issue(&A, "admin@payments", TOKEN_KIND_ADMIN, "payments/*", 3600000);
+    char *alice = issue(&B, "alice@growth", TOKEN_KIND_READ, NULL, 3600000);
+    long st = 0;
+    json_t *j = call("POST", &A, "/v1/products/payments/settled/records", padmin,
+                     "{\"txn_id\":\"t1\",\"amount_minor\":100,\"currency\":\"EUR\"}\n", &st);
+    cr_assert_eq(st, 201, "append: %ld %s", st, jstr(j, "detail"));
+    json_decref(j);
+    ask_and_grant(alice, padmin, "[\"txn_id\",\"amount_minor\"]", 30);
+    ask_and_grant(alice, padmin, "[\"currency\"]", 10);
+    static const char *const all3[] = {"txn_id", "amount_minor", "currency"};
+    const char *rpath = "/v1/products/payments/settled/records";
+    char *body = NULL;
+    int ok = 0;
+    for (long t0 = h_now_ms(); !ok && h_now_ms() - t0 < 20000;) {   /* growth learns the second grant */
+        free(body);
+        body = get_text(&B, rpath, alice, &st);
+        ok = st == 200 && records_have_only(body, all3, 3);
+    }
+    cr_assert(ok, "through growth, not the union of both grants' fields: %ld %s", st, body);
+    free(body);
+    body = get_text(&A, rpath, alice, &st);
+    cr_assert(st == 200 && records_have_only(body, all3, 3), "on payments, not the union: %ld %s", st, body);
+    free(body);
+    free(alice);
+    free(padmin);
+}
+
 Test(flow, shared_feed_projects_each_subscriber_to_its_own_grant, .fini = h_cleanup_all, .timeout = 180)
 {
     cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
