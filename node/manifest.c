@@ -209,6 +209,50 @@ typedef struct {
     const json_t *schema;   /* array of mappings */
 } fields_t;
 
+/* A field the manifest does not know is kept as written; one a typo away from a field it knows
+ * (that the mapping lacks) is refused instead: `classfication: restricted` would publish an
+ * internal product, `tag: [pii]` an untagged one, `requried: true` in a schema property an optional
+ * field, and nobody would be told. obj is the mapping at path (NULL: the document), known the
+ * fields the format gives it (NULL-ended). */
+static int v_near_misses(vctx_t *c, const json_t *obj, const char *path, const char *const *known)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        size_t i = 0;
+        while (known[i] && strcmp(known[i], k) != 0)
+            i++;
+        if (known[i])
+            continue;
+        for (i = 0; known[i]; i++)
+            if (!json_object_get(obj, known[i]) && near_typo(k, strlen(k), known[i])) {
+                char at[160];
+                snprintf(at, sizeof at, "%s%s%.64s", path ? path : "", path ? "." : "", k);
+                return v_fail(c, v, at, NULL,
+                              "unknown field; did you mean %s? (a field the manifest does not know is kept as "
+                              "written, so a misspelt %s would be lost)", known[i], known[i]);
+            }
+    }
+    return 0;
+}
+
+/* The ODPS output ports (kept as written): a misspelt key of one is refused as above. */
+static int v_output_ports(vctx_t *c, const json_t *doc)
+{
+    static const char *const known[] = {"name", "description", "type", "version", "contractId", "sbom",
+                                        "inputContracts", "tags", "customProperties", "authoritativeDefinitions",
+                                        NULL};
+    json_t *ports = json_object_get(doc, "outputPorts");
+    for (size_t i = 0; json_is_array(ports) && i < json_array_size(ports); i++) {
+        json_t *p = json_array_get(ports, i);
+        char path[48];
+        snprintf(path, sizeof path, "outputPorts[%zu]", i);
+        if (json_is_object(p) && v_near_misses(c, p, path, known) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int v_description(vctx_t *c, const json_t *doc, fields_t *f)
 {
     json_t *d = json_object_get(doc, "description");
@@ -220,7 +264,9 @@ static int v_description(vctx_t *c, const json_t *doc, fields_t *f)
         return v_fail(c, d, "description", NULL,
                       "expected a mapping (purpose, usage, limitations) or a string, got %s",
                       type_word(d));
-    return v_string(c, d, "purpose", "description.purpose", 0, &f->purpose) ||
+    static const char *const known[] = {"purpose", "usage", "limitations", NULL};
+    return v_near_misses(c, d, "description", known) ||
+                   v_string(c, d, "purpose", "description.purpose", 0, &f->purpose) ||
                    v_string(c, d, "usage", "description.usage", 0, &f->usage) ||
                    v_string(c, d, "limitations", "description.limitations", 0, &f->limitations)
                ? -1
@@ -235,7 +281,9 @@ static int v_owners(vctx_t *c, const json_t *doc, fields_t *f)
     if (!json_is_object(o))
         return v_fail(c, o, "owners", NULL, "expected a mapping with business and technical, got %s",
                       type_word(o));
-    if (v_owner(c, o, "business", "owners.business", &f->owner_business) != 0)
+    static const char *const known[] = {"business", "technical", NULL};
+    if (v_near_misses(c, o, "owners", known) != 0 ||
+        v_owner(c, o, "business", "owners.business", &f->owner_business) != 0)
         return -1;
     return v_owner(c, o, "technical", "owners.technical", &f->owner_technical);
 }
@@ -292,6 +340,11 @@ static int v_schema(vctx_t *c, const json_t *doc, fields_t *f)
         if (!json_is_object(p)) {
             rc = v_fail(c, p, path, NULL, "expected a mapping with name and logicalType, got %s",
                         type_word(p));
+            break;
+        }
+        static const char *const known[] = {"name", "logicalType", "required", "primaryKey", "description", NULL};
+        if (v_near_misses(c, p, path, known) != 0) {
+            rc = -1;
             break;
         }
         const char *name, *type, *desc;
@@ -354,36 +407,11 @@ static int v_schema(vctx_t *c, const json_t *doc, fields_t *f)
     return rc;
 }
 
-/* A field the manifest does not know is kept as written; one a typo away from a field it knows
- * (that the manifest lacks) is refused instead: `classfication: restricted` would publish an
- * internal product, `tag: [pii]` an untagged one, and nobody would be told. */
-static int v_near_misses(vctx_t *c, const json_t *doc)
-{
-    static const char *const known[] = {"name", "domain", "version", "status", "title", "description", "owners",
-                                        "tags", "classification", "schema", "compatibility", NULL};
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)doc, k, v) {
-        size_t i = 0;
-        while (known[i] && strcmp(known[i], k) != 0)
-            i++;
-        if (known[i])
-            continue;
-        for (i = 0; known[i]; i++)
-            if (!json_object_get(doc, known[i]) && near_typo(k, strlen(k), known[i])) {
-                char path[72];
-                snprintf(path, sizeof path, "%.64s", k);
-                return v_fail(c, v, path, NULL,
-                              "unknown field; did you mean %s? (a field the manifest does not know is kept as "
-                              "written, so a misspelt %s would be lost)", known[i], known[i]);
-            }
-    }
-    return 0;
-}
-
 static int v_document(vctx_t *c, const json_t *doc, const char *node_domain, fields_t *f)
 {
-    if (v_near_misses(c, doc) != 0)
+    static const char *const known[] = {"name", "domain", "version", "status", "title", "description", "owners",
+                                        "tags", "classification", "schema", "compatibility", "outputPorts", NULL};
+    if (v_near_misses(c, doc, NULL, known) != 0 || v_output_ports(c, doc) != 0)
         return -1;
     if (v_id(c, doc, "name", &f->name) != 0 || v_id(c, doc, "domain", &f->domain) != 0)
         return -1;

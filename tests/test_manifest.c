@@ -112,6 +112,21 @@ static const bad_case_t k_bad[] = {
     {HEAD "tag: [pii]\n" OWNERS SCHEMA, "tag: unknown field; did you mean tags?"},
     {HEAD "stauts: draft\n" OWNERS SCHEMA, "stauts: unknown field; did you mean status?"},
     {HEAD "ownrs:\n  business: a@x.io\n  technical: b@x.io\n" SCHEMA, "ownrs: unknown field; did you mean owners?"},
+    /* ... and inside the mappings the format reads: a misspelt `required` made the field optional */
+    {HEAD OWNERS "schema:\n  - {name: id, logicalType: string, requried: true}\n",
+     "schema[0].requried: unknown field; did you mean required? (a field the manifest does not know is kept as "
+     "written, so a misspelt required would be lost) (line 8)"},
+    {HEAD OWNERS "schema:\n  - {name: id, logicalType: string}\n  - {name: n, logicalType: string, primarykey: true}\n",
+     "schema[1].primarykey: unknown field; did you mean primaryKey?"},
+    {HEAD OWNERS "schema:\n  - {name: id, logicalTyp: string}\n", "schema[0].logicalTyp: unknown field; did you mean logicalType?"},
+    {HEAD "description:\n  purpos: Settled card transactions\n" OWNERS SCHEMA,
+     "description.purpos: unknown field; did you mean purpose? (a field the manifest does not know is kept as "
+     "written, so a misspelt purpose would be lost) (line 5)"},
+    {HEAD "owners:\n  business: a@example.com\n  tecnical: c@example.com\n" SCHEMA,
+     "owners.tecnical: unknown field; did you mean technical?"},
+    {HEAD OWNERS SCHEMA "outputPorts:\n  - {name: settled, typ: stream}\n",
+     "outputPorts[0].typ: unknown field; did you mean type?"},
+    {HEAD OWNERS SCHEMA "outputPort:\n  - {name: settled, type: stream}\n", "outputPort: unknown field; did you mean outputPorts?"},
     /* document shape */
     {"- name: p1\n- domain: payments\n", "top level must be a mapping, got a list (line 1)"},
     {"just a string\n", "top level must be a mapping, got a string"},
