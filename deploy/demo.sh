@@ -25,17 +25,24 @@ fail() {
   exit 1
 }
 # Ports below the ephemeral range (32768-60999, which outgoing connections also take): from a
-# start derived from the PID in 20000-31999, stepping by one, skipping any port a TCP socket of
-# this machine already uses (/proc/net/tcp{,6}). Pure shell: no python3, no ss. A port taken
-# between this check and the node's bind is retried by start() with new ports.
-next_port=$((20000 + $$ % 12000))
+# start derived from the PID in 20000-31999 (or DEMO_PORT, e.g. DEMO_PORT=26000 make demo on a
+# machine whose ports are shared out), stepping by one, skipping any port a TCP socket of this
+# machine already uses (/proc/net/tcp{,6}). Pure shell: no python3, no ss. A port taken between
+# this check and the node's bind is retried by start() with new ports.
+case ${DEMO_PORT:-} in
+  '') next_port=$((20000 + $$ % 12000)) ;;
+  *[!0-9]*) echo "demo: DEMO_PORT='$DEMO_PORT' is not a port number" >&2; exit 2 ;;
+  *) next_port=$DEMO_PORT
+     [ "$next_port" -ge 1024 ] && [ "$next_port" -lt 32768 ] ||
+       { echo "demo: DEMO_PORT=$DEMO_PORT: pick a port in 1024-32767 (above, the kernel hands ports to outgoing connections)" >&2; exit 2; } ;;
+esac
 port_used() { # PORT
   awk -v h="$(printf '%04X' "$1")" 'FNR > 1 { n = split($2, a, ":"); if (a[n] == h) { f = 1; exit } }
     END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 pick_port() { # pick_port VAR: sets VAR (no subshell, so the next pick moves on)
   while port_used "$next_port"; do next_port=$((next_port + 1)); done
-  [ "$next_port" -lt 32768 ] || fail "no free port below 32768 from $((20000 + $$ % 12000))"
+  [ "$next_port" -lt 32768 ] || fail "no free port below 32768 from ${DEMO_PORT:-$((20000 + $$ % 12000))}"
   eval "$1=\$next_port"
   next_port=$((next_port + 1))
 }
@@ -53,8 +60,9 @@ step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 on() { # on TEAM trib ARGS...: runs the CLI against TEAM's node, showing the command as a user types it
   team=$1; shift; shift
   eval "url=\$HTTP_$team"
-  step "trib --node $url $*"
-  # each team's own admin token (DATA/admin.token, written at first start): writes need it
+  # each team's own admin token (DATA/admin.token, written at first start): writes need it; shown,
+  # so a command copied from the output runs as it did here
+  step "TRIB_TOKEN=\$(cat $team/admin.token) trib --node $url $*"
   TRIB_TOKEN=$(cat "$work/$team/admin.token") "$TRIB" --node "$url" "$@"
 }
 

@@ -548,11 +548,25 @@ static void describe_failure(CURL *h, const xfer_t *x, CURLcode res, const char 
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE:
-        /* a node serving HTTPS (--tls-cert) drops a plain HTTP request without a word */
-        snprintf(err, errlen, "connection to node at %s lost: %s%s", base, why,
-                 res == CURLE_GOT_NOTHING && !strncmp(base, "http://", 7)
-                     ? " (if the node serves HTTPS, give its URL as https://...)" : "");
+    case CURLE_PARTIAL_FILE: {
+        /* a node serving HTTPS (--tls-cert) drops a plain HTTP request without a word; a node's peer
+         * port (--listen, ZeroMQ) or data link port (Noise) answers HTTP with a reset or nothing */
+        long hdr = 0;
+        curl_easy_getinfo(h, CURLINFO_HEADER_SIZE, &hdr);
+        const char *tip = "";
+        if (hdr == 0 && res != CURLE_PARTIAL_FILE)
+            tip = !strncmp(base, "http://", 7)
+                      ? " (nothing came back over HTTP: give the node's HTTP address, its --http, not its peer "
+                        "port --listen or its data link port; if the node serves HTTPS, give its URL as https://...)"
+                      : " (nothing came back over HTTP: give the node's HTTP address, its --http, not its peer "
+                        "port --listen or its data link port)";
+        snprintf(err, errlen, "connection to node at %s lost: %s%s", base, why, tip);
+        return;
+    }
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_WEIRD_SERVER_REPLY:   /* e.g. a peer port's ZeroMQ greeting: "Received HTTP/0.9 ..." */
+        snprintf(err, errlen, "request to node at %s failed: %s (something answered there, but not HTTP: give the "
+                 "node's HTTP address, its --http, not its peer port --listen or its data link port)", base, why);
         return;
     case CURLE_PEER_FAILED_VERIFICATION:
         snprintf(err, errlen, "request to node at %s failed: %s (a node whose certificate a private CA signed: "

@@ -561,6 +561,57 @@ Test(cli_net, connection_refused_names_the_node)
     close(fd);
 }
 
+/* A listener that answers one connection with bytes (n of them; 0: closes at once) and closes. */
+typedef struct {
+    int fd;
+    const char *bytes;
+    size_t n;
+} raw_srv_t;
+
+static void *raw_answer(void *arg)
+{
+    raw_srv_t *r = arg;
+    int c = accept(r->fd, NULL, NULL);
+    if (c >= 0) {
+        char req[512];
+        if (r->n && read(c, req, sizeof req) > 0) {
+            ssize_t w = write(c, r->bytes, r->n);
+            (void)w;   /* a short write shows in the client's error */
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+/* `trib --node` given a node's peer port (ZeroMQ answers with its greeting) or its data link port
+ * (nothing comes back) says to give its HTTP address. */
+Test(cli_net, a_port_that_does_not_speak_http_is_named_as_such)
+{
+    static const char zmtp[] = "\xff\0\0\0\0\0\0\0\x01\x7f\x03\x01NULL";
+    raw_srv_t cases[] = {{-1, zmtp, sizeof zmtp - 1}, {-1, "", 0}};
+    for (size_t i = 0; i < 2; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t sl = sizeof sa;
+        cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 1) == 0 &&
+                  getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+        cases[i].fd = fd;
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, raw_answer, &cases[i]), 0);
+        char node[64];
+        snprintf(node, sizeof node, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+        setenv("TRIB_NODE", node, 1);
+        char *argv[] = {"status", NULL};
+        run_t r = run_argv(1, argv, NULL);
+        pthread_join(t, NULL);
+        close(fd);
+        cr_expect_eq(r.rc, 1, "case %zu", i);
+        cr_expect(strstr(r.err, node) && strstr(r.err, "give the node's HTTP address, its --http, not its peer port"),
+                  "case %zu: %s", i, r.err);
+        run_free(&r);
+    }
+}
+
 /* ================================================================ against a canned node */
 
 #define NODE_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
