@@ -152,7 +152,7 @@ function plainError(r) {
 // The node's code and detail, for whoever helps: folded away.
 function techDetails(r) {
   return h('details', {class: 'tech'}, h('summary', {}, 'Technical details'),
-    h('p', {}, h('code', {}, r.error || 'error'), ` (HTTP ${r.status})`, r.detail ? ': ' + r.detail : ''));
+    h('p', {}, h('code', {}, r.error || 'error'), r.status === undefined ? '' : ` (HTTP ${r.status})`, r.detail ? ': ' + r.detail : ''));
 }
 
 function errorBox(r, what) {
@@ -668,17 +668,62 @@ function schemaTab(panel, p, man, path, params, base) {
   draw();
 }
 
-async function sampleTab(panel, p, man, path) {
-  const note = h('p', {class: 'muted'}, 'Loading the first 20 records…');
+// A records read that stops early ends, after its last whole record, with a line that is no
+// record: {"error": KIND, "detail": "..."} and nothing else (docs/http-api.md), as `trib get` tells
+// it (node/cli_stream.c): only the last line can be one.
+function endLine(row) {
+  return !!row && typeof row === 'object' && !Array.isArray(row) && typeof row.error === 'string' &&
+    Object.entries(row).every(([k, v]) => k === 'error' || (k === 'detail' && typeof v === 'string'));
+}
+
+// What an end line means to the reader, by its kind (schema_changed is said apart, below).
+const END_TEXT = {
+  owner_lost: 'The node that owns this product stopped answering during the read: the records above came before it stopped. Try again later.',
+  storage: 'The node could not read the rest of the records from its storage: try again later, or tell its operator.',
+  shutting_down: 'The node shut down during the read: read the rest through another node.',
+  retired: 'This product was retired: it takes no new records, and every record was sent.',
+  internal: 'The node failed during the read: try again later, or tell its operator.',
+};
+
+// The notice for a read's end line: what happened, how to read on (the next seq, when known), and
+// the node's kind and detail. next: the seq after the last record shown (0: not known).
+function readEnded(end, p, base, next, shownVersion) {
+  const d = String(end.detail || '');
+  const at = Number((/\bfrom seq (\d+)/.exec(d) || [])[1]) || next;
+  const onward = at ? h('a', {href: `${base}/sample?from=${at}`, 'data-testid': 'read-on'}, `Show the records from seq ${at}`) : null;
+  const cli = at ? ['With the command line: ', h('code', {}, `trib get ${p.id} --from ${at} --node ${location.origin}`), '.'] : null;
+  let body;
+  if (end.error === 'schema_changed') {
+    const v = (/validated against version (\S+?),? not\b/.exec(d) || [])[1];
+    body = [h('p', {}, h('strong', {}, 'The next records have another schema version. '),
+      at ? `From seq ${at} on they were validated against ` : 'The records after these were validated against ',
+      v ? `version ${v}` : 'another version', shownVersion ? `, not ${shownVersion} as those above` : '',
+      '. A read returns the records of one schema version at a time, so it stopped there: read again from that seq to get them with their own schema.'),
+    at ? h('p', {}, onward, '. ', cli) : null];
+  } else {
+    const words = END_TEXT[end.error] || (ACCESS_TEXT[end.error] ? 'The read stopped: ' + ACCESS_TEXT[end.error]
+      : `The read stopped before its end: the node reported ${end.error}${d ? ': ' + d : ''}.`);
+    body = [h('p', {}, h('strong', {}, 'Only part of the records came. '), words),
+      at && end.error !== 'retired' ? h('p', {}, onward, ' to read on. ', cli) : null];
+  }
+  return h('div', {class: 'notice warn', role: 'note', 'data-testid': 'read-ended', 'data-kind': end.error}, body,
+    techDetails({error: end.error, detail: end.detail}));
+}
+
+async function sampleTab(panel, p, man, path, params, base) {
+  // ?from=N: the records from seq N (a read stopped at a schema change, and the reader read on).
+  const from = /^[1-9][0-9]{0,14}$/.test(params.get('from') || '') ? Number(params.get('from')) : 0;
+  const note = h('p', {class: 'muted'}, from ? `Loading 20 records from seq ${from}…` : 'Loading the first 20 records…');
   panel.append(note);
-  const r = await api(path + '/records?limit=20');
+  const r = await api(path + '/records?limit=20' + (from ? '&from=' + from : ''));
   note.remove();
   if (!r.ok) {
     const text = ACCESS_TEXT[r.error];
     if ([401, 403, 404].includes(r.status) && !OWNER_TEXT[r.error]) {
       const signIn = /^token_/.test(r.error || '') || (!token() && r.status === 404);
       panel.append(h('div', {class: 'notice denied', role: 'alert', 'data-testid': 'no-access'},
-        h('p', {}, h('strong', {}, 'You do not have access to these records. '), text || '', ' ',
+        h('p', {}, h('strong', {}, 'You do not have access to these records. '),
+          text || '', ' ',
           signIn ? h('a', {href: '#/signin'}, 'Sign in') : h('a', {href: `#/p/${p.id}/access`}, 'Request access')),
         techDetails(r)));
     } else panel.append(errorBox(r, 'The records could not be read.'));
@@ -689,19 +734,31 @@ async function sampleTab(panel, p, man, path) {
     if (!line.trim()) continue;
     try { rows.push(JSON.parse(line)); } catch (e) { rows.push({_line: line}); }
   }
+  const end = rows.length && endLine(rows[rows.length - 1]) ? rows.pop() : null;
   const last = r.headers && r.headers.get('Trib-Last-Seq');
+  const first = Number(r.headers && r.headers.get('Trib-First-Seq')) || from || 1;
+  const ver = r.headers && r.headers.get('X-Trib-Schema-Version');
+  const shownVersion = ver && ver !== 'unknown' ? ver : '';
+  const ended = end ? readEnded(end, p, base, first + rows.length, rows.length ? shownVersion : '') : null;
   if (!rows.length) {
-    panel.append(h('p', {class: 'notice', 'data-testid': 'no-records'}, 'You may read this product, and it has no records yet.'));
+    panel.append(ended || h('p', {class: 'notice', 'data-testid': 'no-records'}, from
+      ? `There is no record from seq ${from} on` + (last ? `: the last is seq ${last}.` : '.')
+      : 'You may read this product, and it has no records yet.'));
     return;
   }
+  const n = rows.length;
   const cols = [];
   for (const row of rows) for (const k of Object.keys(row && typeof row === 'object' ? row : {})) if (!cols.includes(k) && cols.length < 20) cols.push(k);
   const cell = (v) => v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
-  panel.append(h('p', {class: 'muted'}, `The first ${rows.length} record${rows.length === 1 ? '' : 's'}` + (last ? ` of ${last}` : '') + '.'),
-    scroller('Sample records of ' + p.id, h('table', {class: 'records', 'data-testid': 'records'},
-      h('caption', {class: 'sr-only'}, 'Sample records of ' + p.id),
-      h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))),
-      h('tbody', {}, rows.map((row) => h('tr', {}, cols.map((c) => h('td', {}, cell(row[c])))))))));
+  const which = from ? `Records ${first} to ${first + n - 1}` : `The first ${n} record${n === 1 ? '' : 's'}`;
+  panel.append(h('p', {class: 'muted', 'data-testid': 'records-count'}, which + (last ? ` of ${last}` : '') + '.',
+    shownVersion ? ` ${n === 1 ? 'It was' : 'They were'} validated against version ${shownVersion}` +
+      (p.version && p.version !== shownVersion ? `; the product's current version, on the Schema tab, is ${p.version}.` : '.') : ''),
+  scroller('Sample records of ' + p.id, h('table', {class: 'records', 'data-testid': 'records'},
+    h('caption', {class: 'sr-only'}, 'Sample records of ' + p.id),
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))),
+    h('tbody', {}, rows.map((row) => h('tr', {}, cols.map((c) => h('td', {}, cell(row[c])))))))));
+  if (ended) panel.append(ended);
 }
 
 async function versionsTab(panel, p, man, path) {

@@ -6,7 +6,7 @@
 // Every browser test asserts zero page errors, console errors and CSP violations (lib.mjs withPage).
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {seedMesh, HOSTILE_FIELD, stopAll, call, adminToken, withPage, closeBrowser, waitFor, publish, manifest, startNode, stopNode, append} from './lib.mjs';
+import {seedMesh, HOSTILE_FIELD, stopAll, call, adminToken, withPage, closeBrowser, waitFor, waitCatalog, publish, manifest, startNode, stopNode, append} from './lib.mjs';
 
 let A, B, C; // payments (owner of the restricted product), growth (consumer), listening (hostile publisher)
 
@@ -584,6 +584,67 @@ test('keyboard only: sign in, then request access from the product page', async 
     await page.keyboard.press('Enter'); // submits the form
     await page.getByTestId('request-state').waitFor();
     assert.match(await page.getByTestId('request-state').textContent(), /requested/);
+  });
+});
+
+// A read returns the records of one schema version: where the next record was validated against
+// another, it ends with {"error": "schema_changed", ...} instead (docs/http-api.md). The sample tab
+// shows the records before it as records and that line as what it is, with the way to read on;
+// the same through growth's node, which relays the owner's read.
+test('sample records that end at a schema change: the records, then a notice and the way to the next version\'s', async (t) => {
+  const id = 'payments/ledger-entries';
+  const schema = [{name: 'entry_id', logicalType: 'string', required: true, primaryKey: true}];
+  await publish(A, manifest('payments', 'ledger-entries', {title: 'Ledger entries', classification: 'public', schema}));
+  await append(A, id, [{entry_id: 'e1'}, {entry_id: 'e2'}, {entry_id: 'e3'}]);
+  await publish(A, manifest('payments', 'ledger-entries', {title: 'Ledger entries', classification: 'public', version: '1.1.0',
+    schema: [...schema, {name: 'memo', logicalType: 'string'}]}));
+  await append(A, id, [{entry_id: 'e4', memo: 'refund'}, {entry_id: 'e5'}]);
+  const raw = await call(A, 'GET', `/v1/products/${id}/records?limit=20`, undefined, '');
+  assert.match(raw.text.trim().split('\n').pop(), /^\{"error":"schema_changed"/, 'the read ends with the schema_changed line: ' + raw.text);
+  await waitCatalog(B, [id]);
+  for (const n of [A, B]) {
+    await withPage(t, async (page) => {
+      await page.goto(n.url + '/#/p/payments/ledger-entries/sample');
+      const table = page.getByTestId('records');
+      await table.waitFor();
+      assert.deepEqual(await table.locator('thead th').allTextContents(), ['entry_id'], 'no error or detail column');
+      assert.deepEqual(await table.locator('tbody td').allTextContents(), ['e1', 'e2', 'e3']);
+      assert.equal(await page.getByTestId('records-count').textContent(),
+        'The first 3 records of 5. They were validated against version 1.0.0; the product\'s current version, on the Schema tab, is 1.1.0.');
+      const ended = page.getByTestId('read-ended');
+      assert.equal(await ended.getAttribute('data-kind'), 'schema_changed');
+      assert.match(await ended.innerText(), /^The next records have another schema version\. From seq 4 on they were validated against version 1\.1\.0, not 1\.0\.0 as those above\. A read returns the records of one schema version at a time/);
+      assert.match(await ended.innerText(), new RegExp(`trib get ${id} --from 4 --node ${n.url.replace(/\./g, '\\.')}`));
+      await ended.getByText('Technical details').click();
+      assert.match(await ended.innerText(), /schema_changed: records of payments\/ledger-entries from seq 4 on were validated against version 1\.1\.0/);
+      // the way on: the next version's records, with their own columns
+      await ended.getByRole('link', {name: 'Show the records from seq 4'}).click();
+      await page.waitForFunction(() => location.hash === '#/p/payments/ledger-entries/sample?from=4');
+      await page.getByTestId('records-count').filter({hasText: 'Records 4 to 5 of 5.'}).waitFor();
+      assert.deepEqual(await table.locator('thead th').allTextContents(), ['entry_id', 'memo']);
+      assert.deepEqual(await table.locator('tbody td').allTextContents(), ['e4', 'refund', 'e5', '']);
+      assert.match(await page.getByTestId('records-count').textContent(), /validated against version 1\.1\.0\.$/);
+      assert.equal(await page.getByTestId('read-ended').count(), 0);
+    });
+  }
+});
+
+// Any other end line (the owner lost mid-read, a storage failure ...) is no record either: the
+// records before it are shown, counted alone, with what happened and where to read on from.
+test('sample records that end with an error line: the records, then what happened', async (t) => {
+  await withPage(t, async (page) => {
+    await page.route('**/v1/products/payments/settled-transactions/records?*', (route) => route.fulfill({
+      status: 200, contentType: 'application/x-ndjson', headers: {'Trib-First-Seq': '1', 'Trib-Last-Seq': '30'},
+      body: '{"txn_id":"t1"}\n{"txn_id":"t2"}\n{"error":"owner_lost","detail":"owner node 74760ff6c85c (domain payments) at 10.0.0.5:7470 is unreachable: its member state is dead"}\n',
+    }));
+    await page.goto(A.url + '/#/p/payments/settled-transactions/sample');
+    await page.getByTestId('records').waitFor();
+    assert.deepEqual(await page.locator('[data-testid=records] thead th').allTextContents(), ['txn_id']);
+    assert.equal(await page.locator('[data-testid=records] tbody tr').count(), 2);
+    assert.equal(await page.getByTestId('records-count').textContent(), 'The first 2 records of 30.');
+    const ended = page.getByTestId('read-ended');
+    assert.match(await ended.innerText(), /^Only part of the records came\. The node that owns this product stopped answering during the read/);
+    assert.equal(await ended.getByRole('link', {name: 'Show the records from seq 3'}).getAttribute('href'), '#/p/payments/settled-transactions/sample?from=3');
   });
 });
 
