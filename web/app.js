@@ -585,7 +585,32 @@ const SLA_TEXT = {
   retention: ['Retention', (v) => `records are kept for ${spanText(v)}`],
 };
 
-function overviewTab(panel, p, man) {
+// A restricted product is a stub to whoever may not read it (DESIGN §13: id, title, status,
+// classification, owners, "stub": true): its description, schema, versions and provenance are
+// hidden, not missing. hidden(p, base, what) says so, and how to ask for access: on the Access tab
+// (POST /v1/access/requests takes a request for a stub; its owner decides), after signing in.
+function hidden(p, base, what) {
+  const o = p.owners && (p.owners.business || p.owners.technical);
+  const me = who();
+  const own = !!token() && !!me && me.domain === p.domain;   // sees a stub only when its token's scope leaves the product out
+  const way = !token()
+    ? [h('a', {href: '#/signin'}, 'Sign in'), ' with your token, then ask for access on the ', h('a', {href: base + '/access'}, 'Access tab'), '.']
+    : own ? [`It is of your own domain (${p.domain}), but your token's scope does not cover it: ask your domain's administrator for a token that does.`]
+      : ['Ask for access on the ', h('a', {href: base + '/access'}, 'Access tab'), '.'];
+  return h('div', {class: 'notice', role: 'note', 'data-testid': 'hidden'},
+    h('p', {}, h('strong', {}, 'Restricted. '), `Its ${what} shown only to people its owner has granted access to.`),
+    h('p', {}, way, o && !own ? [' Its owner decides: ', owner(o), '.'] : null));
+}
+
+function overviewTab(panel, p, man, path, params, base) {
+  if (p.stub) {
+    panel.append(section('About', hidden(p, base, 'description, schema, version and records are')));
+    const o = p.owners || {};
+    panel.append(section('Owners', h('dl', {class: 'kv'},
+      h('dt', {}, 'Business owner'), h('dd', {}, owner(o.business)),
+      h('dt', {}, 'Technical owner'), h('dd', {}, owner(o.technical)))));
+    return;
+  }
   const d = man.description || {};
   const desc = typeof d === 'string' ? {purpose: d} : d;
   const dl = h('dl', {class: 'kv'});
@@ -626,6 +651,7 @@ function overviewTab(panel, p, man) {
 }
 
 function schemaTab(panel, p, man, path, params, base) {
+  if (p.stub) { panel.append(hidden(p, base, 'schema (its fields) is')); return; }
   const fields = Array.isArray(man.schema) ? man.schema : [];
   const f0 = params.get('f') || '';
   const hl = new Set(words(f0 || params.get('q') || ''));
@@ -723,7 +749,7 @@ async function sampleTab(panel, p, man, path, params, base) {
       const signIn = /^token_/.test(r.error || '') || (!token() && r.status === 404);
       panel.append(h('div', {class: 'notice denied', role: 'alert', 'data-testid': 'no-access'},
         h('p', {}, h('strong', {}, 'You do not have access to these records. '),
-          text || '', ' ',
+          p.stub && r.error === 'not_found' ? 'This product is restricted: reading it needs an access grant from its owner.' : text || '', ' ',
           signIn ? h('a', {href: '#/signin'}, 'Sign in') : h('a', {href: `#/p/${p.id}/access`}, 'Request access')),
         techDetails(r)));
     } else panel.append(errorBox(r, 'The records could not be read.'));
@@ -761,7 +787,8 @@ async function sampleTab(panel, p, man, path, params, base) {
   if (ended) panel.append(ended);
 }
 
-async function versionsTab(panel, p, man, path) {
+async function versionsTab(panel, p, man, path, params, base) {
+  if (p.stub) { panel.append(hidden(p, base, 'versions and their history are')); return; }   // …/history is a 404 to this caller
   const loaded = loading(panel, 'Loading the version history…');
   const r = await api(path + '/history');
   loaded();
@@ -785,6 +812,7 @@ async function versionsTab(panel, p, man, path) {
 }
 
 function provenanceTab(panel, p, man, path, params, base, mode) {
+  if (p.stub) { panel.append(hidden(p, base, 'provenance (owner node, signer, signature) and compliance state are')); return; }
   const on = p.owner_node || {};
   const dl = h('dl', {class: 'kv'},
     h('dt', {}, 'Owner node'), h('dd', {}, h('code', {title: on.node_id || ''}, shortId(on.node_id) || 'unknown'), ' ', badge('state', on.state || 'unknown')),
@@ -817,7 +845,7 @@ function provenanceTab(panel, p, man, path, params, base, mode) {
 
 // ------------------------------------------------------------------ access
 
-async function accessTab(panel, p, man) {
+async function accessTab(panel, p, man, path, params, base) {
   const me = who();
   const ask = needsGrant(p);
   if (!ask) {
@@ -845,7 +873,9 @@ async function accessTab(panel, p, man) {
   const loaded = loading(panel, 'Loading your access…');
   await drawMine();
   loaded();
-  if (ask && me && me.domain === p.domain)   // its own domain's tokens read it without a grant
+  if (ask && me && me.domain === p.domain && p.stub)   // its scope leaves it out; its own domain gets no grant (409 no_grant_needed)
+    panel.append(hidden(p, base, 'description, schema, version and records are'));
+  else if (ask && me && me.domain === p.domain)   // its own domain's tokens read it without a grant
     panel.append(h('p', {class: 'notice ok', 'data-testid': 'own-domain'}, 'This product is of your own domain (',
       p.domain, '): your token reads it without an access grant.'));
   else if (ask) panel.append(section('Request access', requestForm(p, man, drawMine)));
@@ -909,7 +939,8 @@ function requestForm(p, man, sent) {
     if (r.ok) { purpose.value = ''; if (sent) await sent(); }
   }},
   h('label', {for: 'req-purpose'}, 'Purpose'), purpose,
-  fields.length ? h('fieldset', {}, h('legend', {}, 'Fields (leave all unchecked for every field)'), boxes) : null,
+  fields.length ? h('fieldset', {}, h('legend', {}, 'Fields (leave all unchecked for every field)'), boxes)
+    : p.stub ? h('p', {class: 'muted', 'data-testid': 'fields-hidden'}, 'Its fields are hidden until you have access: the request is for all of them.') : null,
   h('label', {for: 'req-days'}, 'For how many days'), days,
   button, out);
   return form;

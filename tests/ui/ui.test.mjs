@@ -248,6 +248,60 @@ test('restricted product: a stub or not found, and no records for others', async
   });
 });
 
+// A restricted product is a stub to whoever may not read it (DESIGN §13: id, title, status,
+// classification, owners): its description, schema, versions and provenance are hidden, not
+// missing, and no tab may say otherwise ("not described", "no schema", version "?", "undefined").
+// Each says it is restricted, who owns it, and the way to access: sign in, then the Access tab,
+// whose request form takes a request for the stub.
+test('restricted product seen without a grant: every tab says what is hidden and how to ask for access', async (t) => {
+  const stub = await call(A, 'GET', '/v1/products/payments/cardholder-pii', undefined, '');
+  assert.equal(stub.json.stub, true, 'the product is a stub without a token: ' + stub.text);
+  const tabs = [['overview', 'description, schema, version and records are'], ['schema', 'schema (its fields) is'],
+    ['versions', 'versions and their history are'], ['provenance', 'provenance (owner node, signer, signature) and compliance state are']];
+  const check = async (page, n, way) => {
+    for (const [tab, what] of tabs) {
+      await page.goto(`${n.url}/#/p/payments/cardholder-pii${tab === 'overview' ? '' : '/' + tab}`);
+      const panel = page.getByTestId('panel-' + tab);
+      const note = panel.getByTestId('hidden');
+      await note.waitFor();
+      const text = await note.innerText();
+      assert.ok(text.startsWith(`Restricted. Its ${what} shown only to people its owner has granted access to.`), `${tab}: ${text}`);
+      assert.match(text, way, tab);
+      assert.match(text, /Its owner decides: owner@payments\.example\.com\./, tab);
+      assert.equal(await note.getByRole('link', {name: 'Access tab'}).getAttribute('href'), '#/p/payments/cardholder-pii/access');
+      const main = await page.locator('main').innerText();
+      assert.doesNotMatch(main, /not described|has no schema|Current version|catalog entry|undefined|\bnull\b|\?\)/, tab);
+      assert.equal(await page.locator('main .meta .ver').count(), 0, 'no version in the heading');
+    }
+    await page.goto(`${n.url}/#/p/payments/cardholder-pii`);
+    await page.getByTestId('hidden').waitFor();
+    const owners = page.getByTestId('panel-overview').locator('section').filter({hasText: 'Owners'});
+    assert.equal(await owners.getByRole('link', {name: 'owner@payments.example.com'}).getAttribute('href'), 'mailto:owner@payments.example.com');
+    assert.match(await owners.innerText(), /payments-eng/);
+    assert.equal(await page.getByText('How to read it').count(), 0, 'no read commands that would be refused');
+  };
+  await withPage(t, async (page) => {   // signed out
+    await check(page, A, /^[^]*Sign in with your token, then ask for access on the Access tab\./);
+    assert.equal(await page.getByTestId('hidden').getByRole('link', {name: 'Sign in'}).getAttribute('href'), '#/signin');
+  });
+  if (!await needs(t, [[B, 'GET', '/v1/whoami'], [B, 'POST', '/v1/tokens', {}], [B, 'GET', '/v1/access/mine']])) return;
+  const carol = await issue(B, 'carol@growth', 'read');
+  await withPage(t, async (page) => {   // signed in on growth, without a grant: the request form takes a request for the stub
+    await signIn(page, B, carol);
+    await check(page, B, /\nAsk for access on the Access tab\./);
+    await page.getByTestId('hidden').getByRole('link', {name: 'Access tab'}).click();
+    await page.locator('form.request').waitFor();
+    assert.match(await page.getByTestId('fields-hidden').textContent(), /^Its fields are hidden until you have access: the request is for all of them\.$/);
+    await page.getByLabel('Purpose').fill('Chargeback disputes');
+    await page.getByRole('button', {name: 'Request access'}).click();
+    await page.getByTestId('request-state').filter({hasText: 'Request sent.'}).waitFor();
+    await page.goto(B.url + '/#/p/payments/cardholder-pii/sample');
+    const denied = page.getByTestId('no-access');
+    await denied.waitFor();
+    assert.match(await denied.innerText(), /^You do not have access to these records\. This product is restricted: reading it needs an access grant from its owner\. Request access/);
+  });
+});
+
 // index.html preloads the first search anonymously; a signed-in tab must not show that answer.
 test('the first search of a signed-in tab is made with its token, not the anonymous preload', async (t) => {
   await withPage(t, async (page) => {
