@@ -640,14 +640,24 @@ function overviewTab(panel, p, man, path, params, base) {
   const list = h('ul', {class: 'ports'});
   for (const port of ports.length ? ports : [{name: 'records', type: 'records'}]) {
     list.append(h('li', {}, h('h3', {}, port.name || 'port', ' ', h('span', {class: 'badge'}, port.type || '')),
-      copyLine('trib', `trib get ${p.id} --limit 20 --node ${origin}`),
-      copyLine('curl', `curl -s${auth} '${origin}/v1/products/${p.id}/records?limit=20'`)));
+      copyLine('trib', `trib get ${p.id} --from 1 --limit 20 --node ${origin}`),
+      copyLine('curl', `curl -s${auth} '${origin}/v1/products/${p.id}/records?from=1&limit=20'`)));
   }
+  // A read starts at seq 1, the oldest records, which may be of an older schema version than the
+  // one this page shows; it returns one version's records and stops where the next one's begin
+  // (docs/http-api.md, "Records and their schema version"). No route tells where the current
+  // version's records begin, so the page says how a read goes on rather than promise them.
   panel.append(section('How to read it',
     h('p', {}, 'See its first records on the ', h('a', {href: `#/p/${p.id}/sample`}, 'Sample records'), ' tab. ',
-      'A program, or your data team, reads all of it from an output port with one of these lines',
-      auth ? ' (with a token: see Access)' : '', '.'),
-    list));
+      'A program, or your data team, reads it from an output port with one of these lines',
+      auth ? ' (with a token: see Access)' : '', '. ',
+      'Each reads its 20 oldest records, from seq 1: leave out the limit to read them all, or give another seq to start from.'),
+    list,
+    h('p', {'data-testid': 'read-versions'}, 'A read returns the records of one schema version at a time, and the oldest may be of an earlier version than ',
+      p.version ? `this page's ${p.version}` : 'the schema on this page',
+      '. Where the next record is of another version, the read stops with the line ', h('code', {}, '{"error": "schema_changed", …}'),
+      ', which names the seq that version begins at (trib get says ', h('code', {}, 'resume with --from N'),
+      '): read again from that seq to go on under the next version.')));
 }
 
 function schemaTab(panel, p, man, path, params, base) {

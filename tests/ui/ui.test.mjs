@@ -645,7 +645,7 @@ test('keyboard only: sign in, then request access from the product page', async 
 // another, it ends with {"error": "schema_changed", ...} instead (docs/http-api.md). The sample tab
 // shows the records before it as records and that line as what it is, with the way to read on;
 // the same through growth's node, which relays the owner's read.
-test('sample records that end at a schema change: the records, then a notice and the way to the next version\'s', async (t) => {
+test('records of two schema versions: the overview says a read stops at the change; the sample shows the records, then a notice and the way to the next version\'s', async (t) => {
   const id = 'payments/ledger-entries';
   const schema = [{name: 'entry_id', logicalType: 'string', required: true, primaryKey: true}];
   await publish(A, manifest('payments', 'ledger-entries', {title: 'Ledger entries', classification: 'public', schema}));
@@ -658,6 +658,17 @@ test('sample records that end at a schema change: the records, then a notice and
   await waitCatalog(B, [id]);
   for (const n of [A, B]) {
     await withPage(t, async (page) => {
+      // the overview's read commands say where a read starts, and that it stops at a schema change
+      await page.goto(n.url + '/#/p/payments/ledger-entries');
+      const ov = page.getByTestId('panel-overview');
+      await ov.locator('.ports').waitFor();
+      const how = await ov.innerText();
+      assert.ok(how.includes(`trib get ${id} --from 1 --limit 20 --node ${n.url}`), how);
+      assert.ok(how.includes(`curl -s '${n.url}/v1/products/${id}/records?from=1&limit=20'`), how);
+      assert.match(how, /Each reads its 20 oldest records, from seq 1: leave out the limit to read them all, or give another seq to start from\./);
+      assert.equal(await ov.getByTestId('read-versions').innerText(), 'A read returns the records of one schema version at a time, and the oldest may be of ' +
+        'an earlier version than this page\'s 1.1.0. Where the next record is of another version, the read stops with the line ' +
+        '{"error": "schema_changed", …}, which names the seq that version begins at (trib get says resume with --from N): read again from that seq to go on under the next version.');
       await page.goto(n.url + '/#/p/payments/ledger-entries/sample');
       const table = page.getByTestId('records');
       await table.waitFor();
