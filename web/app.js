@@ -152,7 +152,7 @@ function plainError(r) {
 // The node's code and detail, for whoever helps: folded away.
 function techDetails(r) {
   return h('details', {class: 'tech'}, h('summary', {}, 'Technical details'),
-    h('p', {}, h('code', {}, r.error || 'error'), ` (HTTP ${r.status})`, r.detail ? ': ' + r.detail : ''));
+    h('p', {}, h('code', {}, r.error || 'error'), r.status === undefined ? '' : ` (HTTP ${r.status})`, r.detail ? ': ' + r.detail : ''));
 }
 
 function errorBox(r, what) {
@@ -585,7 +585,32 @@ const SLA_TEXT = {
   retention: ['Retention', (v) => `records are kept for ${spanText(v)}`],
 };
 
-function overviewTab(panel, p, man) {
+// A restricted product is a stub to whoever may not read it (DESIGN §13: id, title, status,
+// classification, owners, "stub": true): its description, schema, versions and provenance are
+// hidden, not missing. hidden(p, base, what) says so, and how to ask for access: on the Access tab
+// (POST /v1/access/requests takes a request for a stub; its owner decides), after signing in.
+function hidden(p, base, what) {
+  const o = p.owners && (p.owners.business || p.owners.technical);
+  const me = who();
+  const own = !!token() && !!me && me.domain === p.domain;   // sees a stub only when its token's scope leaves the product out
+  const way = !token()
+    ? [h('a', {href: '#/signin'}, 'Sign in'), ' with your token, then ask for access on the ', h('a', {href: base + '/access'}, 'Access tab'), '.']
+    : own ? [`It is of your own domain (${p.domain}), but your token's scope does not cover it: ask your domain's administrator for a token that does.`]
+      : ['Ask for access on the ', h('a', {href: base + '/access'}, 'Access tab'), '.'];
+  return h('div', {class: 'notice', role: 'note', 'data-testid': 'hidden'},
+    h('p', {}, h('strong', {}, 'Restricted. '), `Its ${what} shown only to people its owner has granted access to.`),
+    h('p', {}, way, o && !own ? [' Its owner decides: ', owner(o), '.'] : null));
+}
+
+function overviewTab(panel, p, man, path, params, base) {
+  if (p.stub) {
+    panel.append(section('About', hidden(p, base, 'description, schema, version and records are')));
+    const o = p.owners || {};
+    panel.append(section('Owners', h('dl', {class: 'kv'},
+      h('dt', {}, 'Business owner'), h('dd', {}, owner(o.business)),
+      h('dt', {}, 'Technical owner'), h('dd', {}, owner(o.technical)))));
+    return;
+  }
   const d = man.description || {};
   const desc = typeof d === 'string' ? {purpose: d} : d;
   const dl = h('dl', {class: 'kv'});
@@ -615,17 +640,28 @@ function overviewTab(panel, p, man) {
   const list = h('ul', {class: 'ports'});
   for (const port of ports.length ? ports : [{name: 'records', type: 'records'}]) {
     list.append(h('li', {}, h('h3', {}, port.name || 'port', ' ', h('span', {class: 'badge'}, port.type || '')),
-      copyLine('trib', `trib get ${p.id} --limit 20 --node ${origin}`),
-      copyLine('curl', `curl -s${auth} '${origin}/v1/products/${p.id}/records?limit=20'`)));
+      copyLine('trib', `trib get ${p.id} --from 1 --limit 20 --node ${origin}`),
+      copyLine('curl', `curl -s${auth} '${origin}/v1/products/${p.id}/records?from=1&limit=20'`)));
   }
+  // A read starts at seq 1, the oldest records, which may be of an older schema version than the
+  // one this page shows; it returns one version's records and stops where the next one's begin
+  // (docs/http-api.md, "Records and their schema version"). No route tells where the current
+  // version's records begin, so the page says how a read goes on rather than promise them.
   panel.append(section('How to read it',
     h('p', {}, 'See its first records on the ', h('a', {href: `#/p/${p.id}/sample`}, 'Sample records'), ' tab. ',
-      'A program, or your data team, reads all of it from an output port with one of these lines',
-      auth ? ' (with a token: see Access)' : '', '.'),
-    list));
+      'A program, or your data team, reads it from an output port with one of these lines',
+      auth ? ' (with a token: see Access)' : '', '. ',
+      'Each reads its 20 oldest records, from seq 1: leave out the limit to read them all, or give another seq to start from.'),
+    list,
+    h('p', {'data-testid': 'read-versions'}, 'A read returns the records of one schema version at a time, and the oldest may be of an earlier version than ',
+      p.version ? `this page's ${p.version}` : 'the schema on this page',
+      '. Where the next record is of another version, the read stops with the line ', h('code', {}, '{"error": "schema_changed", …}'),
+      ', which names the seq that version begins at (trib get says ', h('code', {}, 'resume with --from N'),
+      '): read again from that seq to go on under the next version.')));
 }
 
 function schemaTab(panel, p, man, path, params, base) {
+  if (p.stub) { panel.append(hidden(p, base, 'schema (its fields) is')); return; }
   const fields = Array.isArray(man.schema) ? man.schema : [];
   const f0 = params.get('f') || '';
   const hl = new Set(words(f0 || params.get('q') || ''));
@@ -668,17 +704,62 @@ function schemaTab(panel, p, man, path, params, base) {
   draw();
 }
 
-async function sampleTab(panel, p, man, path) {
-  const note = h('p', {class: 'muted'}, 'Loading the first 20 records…');
+// A records read that stops early ends, after its last whole record, with a line that is no
+// record: {"error": KIND, "detail": "..."} and nothing else (docs/http-api.md), as `trib get` tells
+// it (node/cli_stream.c): only the last line can be one.
+function endLine(row) {
+  return !!row && typeof row === 'object' && !Array.isArray(row) && typeof row.error === 'string' &&
+    Object.entries(row).every(([k, v]) => k === 'error' || (k === 'detail' && typeof v === 'string'));
+}
+
+// What an end line means to the reader, by its kind (schema_changed is said apart, below).
+const END_TEXT = {
+  owner_lost: 'The node that owns this product stopped answering during the read: the records above came before it stopped. Try again later.',
+  storage: 'The node could not read the rest of the records from its storage: try again later, or tell its operator.',
+  shutting_down: 'The node shut down during the read: read the rest through another node.',
+  retired: 'This product was retired: it takes no new records, and every record was sent.',
+  internal: 'The node failed during the read: try again later, or tell its operator.',
+};
+
+// The notice for a read's end line: what happened, how to read on (the next seq, when known), and
+// the node's kind and detail. next: the seq after the last record shown (0: not known).
+function readEnded(end, p, base, next, shownVersion) {
+  const d = String(end.detail || '');
+  const at = Number((/\bfrom seq (\d+)/.exec(d) || [])[1]) || next;
+  const onward = at ? h('a', {href: `${base}/sample?from=${at}`, 'data-testid': 'read-on'}, `Show the records from seq ${at}`) : null;
+  const cli = at ? ['With the command line: ', h('code', {}, `trib get ${p.id} --from ${at} --node ${location.origin}`), '.'] : null;
+  let body;
+  if (end.error === 'schema_changed') {
+    const v = (/validated against version (\S+?),? not\b/.exec(d) || [])[1];
+    body = [h('p', {}, h('strong', {}, 'The next records have another schema version. '),
+      at ? `From seq ${at} on they were validated against ` : 'The records after these were validated against ',
+      v ? `version ${v}` : 'another version', shownVersion ? `, not ${shownVersion} as those above` : '',
+      '. A read returns the records of one schema version at a time, so it stopped there: read again from that seq to get them with their own schema.'),
+    at ? h('p', {}, onward, '. ', cli) : null];
+  } else {
+    const words = END_TEXT[end.error] || (ACCESS_TEXT[end.error] ? 'The read stopped: ' + ACCESS_TEXT[end.error]
+      : `The read stopped before its end: the node reported ${end.error}${d ? ': ' + d : ''}.`);
+    body = [h('p', {}, h('strong', {}, 'Only part of the records came. '), words),
+      at && end.error !== 'retired' ? h('p', {}, onward, ' to read on. ', cli) : null];
+  }
+  return h('div', {class: 'notice warn', role: 'note', 'data-testid': 'read-ended', 'data-kind': end.error}, body,
+    techDetails({error: end.error, detail: end.detail}));
+}
+
+async function sampleTab(panel, p, man, path, params, base) {
+  // ?from=N: the records from seq N (a read stopped at a schema change, and the reader read on).
+  const from = /^[1-9][0-9]{0,14}$/.test(params.get('from') || '') ? Number(params.get('from')) : 0;
+  const note = h('p', {class: 'muted'}, from ? `Loading 20 records from seq ${from}…` : 'Loading the first 20 records…');
   panel.append(note);
-  const r = await api(path + '/records?limit=20');
+  const r = await api(path + '/records?limit=20' + (from ? '&from=' + from : ''));
   note.remove();
   if (!r.ok) {
     const text = ACCESS_TEXT[r.error];
     if ([401, 403, 404].includes(r.status) && !OWNER_TEXT[r.error]) {
       const signIn = /^token_/.test(r.error || '') || (!token() && r.status === 404);
       panel.append(h('div', {class: 'notice denied', role: 'alert', 'data-testid': 'no-access'},
-        h('p', {}, h('strong', {}, 'You do not have access to these records. '), text || '', ' ',
+        h('p', {}, h('strong', {}, 'You do not have access to these records. '),
+          p.stub && r.error === 'not_found' ? 'This product is restricted: reading it needs an access grant from its owner.' : text || '', ' ',
           signIn ? h('a', {href: '#/signin'}, 'Sign in') : h('a', {href: `#/p/${p.id}/access`}, 'Request access')),
         techDetails(r)));
     } else panel.append(errorBox(r, 'The records could not be read.'));
@@ -689,22 +770,35 @@ async function sampleTab(panel, p, man, path) {
     if (!line.trim()) continue;
     try { rows.push(JSON.parse(line)); } catch (e) { rows.push({_line: line}); }
   }
+  const end = rows.length && endLine(rows[rows.length - 1]) ? rows.pop() : null;
   const last = r.headers && r.headers.get('Trib-Last-Seq');
+  const first = Number(r.headers && r.headers.get('Trib-First-Seq')) || from || 1;
+  const ver = r.headers && r.headers.get('X-Trib-Schema-Version');
+  const shownVersion = ver && ver !== 'unknown' ? ver : '';
+  const ended = end ? readEnded(end, p, base, first + rows.length, rows.length ? shownVersion : '') : null;
   if (!rows.length) {
-    panel.append(h('p', {class: 'notice', 'data-testid': 'no-records'}, 'You may read this product, and it has no records yet.'));
+    panel.append(ended || h('p', {class: 'notice', 'data-testid': 'no-records'}, from
+      ? `There is no record from seq ${from} on` + (last ? `: the last is seq ${last}.` : '.')
+      : 'You may read this product, and it has no records yet.'));
     return;
   }
+  const n = rows.length;
   const cols = [];
   for (const row of rows) for (const k of Object.keys(row && typeof row === 'object' ? row : {})) if (!cols.includes(k) && cols.length < 20) cols.push(k);
   const cell = (v) => v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
-  panel.append(h('p', {class: 'muted'}, `The first ${rows.length} record${rows.length === 1 ? '' : 's'}` + (last ? ` of ${last}` : '') + '.'),
-    scroller('Sample records of ' + p.id, h('table', {class: 'records', 'data-testid': 'records'},
-      h('caption', {class: 'sr-only'}, 'Sample records of ' + p.id),
-      h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))),
-      h('tbody', {}, rows.map((row) => h('tr', {}, cols.map((c) => h('td', {}, cell(row[c])))))))));
+  const which = from ? `Records ${first} to ${first + n - 1}` : `The first ${n} record${n === 1 ? '' : 's'}`;
+  panel.append(h('p', {class: 'muted', 'data-testid': 'records-count'}, which + (last ? ` of ${last}` : '') + '.',
+    shownVersion ? ` ${n === 1 ? 'It was' : 'They were'} validated against version ${shownVersion}` +
+      (p.version && p.version !== shownVersion ? `; the product's current version, on the Schema tab, is ${p.version}.` : '.') : ''),
+  scroller('Sample records of ' + p.id, h('table', {class: 'records', 'data-testid': 'records'},
+    h('caption', {class: 'sr-only'}, 'Sample records of ' + p.id),
+    h('thead', {}, h('tr', {}, cols.map((c) => h('th', {scope: 'col'}, c)))),
+    h('tbody', {}, rows.map((row) => h('tr', {}, cols.map((c) => h('td', {}, cell(row[c])))))))));
+  if (ended) panel.append(ended);
 }
 
-async function versionsTab(panel, p, man, path) {
+async function versionsTab(panel, p, man, path, params, base) {
+  if (p.stub) { panel.append(hidden(p, base, 'versions and their history are')); return; }   // …/history is a 404 to this caller
   const loaded = loading(panel, 'Loading the version history…');
   const r = await api(path + '/history');
   loaded();
@@ -728,6 +822,7 @@ async function versionsTab(panel, p, man, path) {
 }
 
 function provenanceTab(panel, p, man, path, params, base, mode) {
+  if (p.stub) { panel.append(hidden(p, base, 'provenance (owner node, signer, signature) and compliance state are')); return; }
   const on = p.owner_node || {};
   const dl = h('dl', {class: 'kv'},
     h('dt', {}, 'Owner node'), h('dd', {}, h('code', {title: on.node_id || ''}, shortId(on.node_id) || 'unknown'), ' ', badge('state', on.state || 'unknown')),
@@ -760,7 +855,7 @@ function provenanceTab(panel, p, man, path, params, base, mode) {
 
 // ------------------------------------------------------------------ access
 
-async function accessTab(panel, p, man) {
+async function accessTab(panel, p, man, path, params, base) {
   const me = who();
   const ask = needsGrant(p);
   if (!ask) {
@@ -788,7 +883,9 @@ async function accessTab(panel, p, man) {
   const loaded = loading(panel, 'Loading your access…');
   await drawMine();
   loaded();
-  if (ask && me && me.domain === p.domain)   // its own domain's tokens read it without a grant
+  if (ask && me && me.domain === p.domain && p.stub)   // its scope leaves it out; its own domain gets no grant (409 no_grant_needed)
+    panel.append(hidden(p, base, 'description, schema, version and records are'));
+  else if (ask && me && me.domain === p.domain)   // its own domain's tokens read it without a grant
     panel.append(h('p', {class: 'notice ok', 'data-testid': 'own-domain'}, 'This product is of your own domain (',
       p.domain, '): your token reads it without an access grant.'));
   else if (ask) panel.append(section('Request access', requestForm(p, man, drawMine)));
@@ -852,7 +949,8 @@ function requestForm(p, man, sent) {
     if (r.ok) { purpose.value = ''; if (sent) await sent(); }
   }},
   h('label', {for: 'req-purpose'}, 'Purpose'), purpose,
-  fields.length ? h('fieldset', {}, h('legend', {}, 'Fields (leave all unchecked for every field)'), boxes) : null,
+  fields.length ? h('fieldset', {}, h('legend', {}, 'Fields (leave all unchecked for every field)'), boxes)
+    : p.stub ? h('p', {class: 'muted', 'data-testid': 'fields-hidden'}, 'Its fields are hidden until you have access: the request is for all of them.') : null,
   h('label', {for: 'req-days'}, 'For how many days'), days,
   button, out);
   return form;

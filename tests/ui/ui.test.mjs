@@ -6,7 +6,7 @@
 // Every browser test asserts zero page errors, console errors and CSP violations (lib.mjs withPage).
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {seedMesh, HOSTILE_FIELD, stopAll, call, adminToken, withPage, closeBrowser, waitFor, publish, manifest, startNode, stopNode, append} from './lib.mjs';
+import {seedMesh, HOSTILE_FIELD, stopAll, call, adminToken, withPage, closeBrowser, waitFor, waitCatalog, publish, manifest, startNode, stopNode, append} from './lib.mjs';
 
 let A, B, C; // payments (owner of the restricted product), growth (consumer), listening (hostile publisher)
 
@@ -245,6 +245,60 @@ test('restricted product: a stub or not found, and no records for others', async
     await box.getByRole('link', {name: 'Sign in'}).waitFor();
     await box.getByText('Technical details').click();
     assert.match(await box.innerText(), /(token_required|not_found) \(HTTP 40[14]\)/);
+  });
+});
+
+// A restricted product is a stub to whoever may not read it (DESIGN §13: id, title, status,
+// classification, owners): its description, schema, versions and provenance are hidden, not
+// missing, and no tab may say otherwise ("not described", "no schema", version "?", "undefined").
+// Each says it is restricted, who owns it, and the way to access: sign in, then the Access tab,
+// whose request form takes a request for the stub.
+test('restricted product seen without a grant: every tab says what is hidden and how to ask for access', async (t) => {
+  const stub = await call(A, 'GET', '/v1/products/payments/cardholder-pii', undefined, '');
+  assert.equal(stub.json.stub, true, 'the product is a stub without a token: ' + stub.text);
+  const tabs = [['overview', 'description, schema, version and records are'], ['schema', 'schema (its fields) is'],
+    ['versions', 'versions and their history are'], ['provenance', 'provenance (owner node, signer, signature) and compliance state are']];
+  const check = async (page, n, way) => {
+    for (const [tab, what] of tabs) {
+      await page.goto(`${n.url}/#/p/payments/cardholder-pii${tab === 'overview' ? '' : '/' + tab}`);
+      const panel = page.getByTestId('panel-' + tab);
+      const note = panel.getByTestId('hidden');
+      await note.waitFor();
+      const text = await note.innerText();
+      assert.ok(text.startsWith(`Restricted. Its ${what} shown only to people its owner has granted access to.`), `${tab}: ${text}`);
+      assert.match(text, way, tab);
+      assert.match(text, /Its owner decides: owner@payments\.example\.com\./, tab);
+      assert.equal(await note.getByRole('link', {name: 'Access tab'}).getAttribute('href'), '#/p/payments/cardholder-pii/access');
+      const main = await page.locator('main').innerText();
+      assert.doesNotMatch(main, /not described|has no schema|Current version|catalog entry|undefined|\bnull\b|\?\)/, tab);
+      assert.equal(await page.locator('main .meta .ver').count(), 0, 'no version in the heading');
+    }
+    await page.goto(`${n.url}/#/p/payments/cardholder-pii`);
+    await page.getByTestId('hidden').waitFor();
+    const owners = page.getByTestId('panel-overview').locator('section').filter({hasText: 'Owners'});
+    assert.equal(await owners.getByRole('link', {name: 'owner@payments.example.com'}).getAttribute('href'), 'mailto:owner@payments.example.com');
+    assert.match(await owners.innerText(), /payments-eng/);
+    assert.equal(await page.getByText('How to read it').count(), 0, 'no read commands that would be refused');
+  };
+  await withPage(t, async (page) => {   // signed out
+    await check(page, A, /^[^]*Sign in with your token, then ask for access on the Access tab\./);
+    assert.equal(await page.getByTestId('hidden').getByRole('link', {name: 'Sign in'}).getAttribute('href'), '#/signin');
+  });
+  if (!await needs(t, [[B, 'GET', '/v1/whoami'], [B, 'POST', '/v1/tokens', {}], [B, 'GET', '/v1/access/mine']])) return;
+  const carol = await issue(B, 'carol@growth', 'read');
+  await withPage(t, async (page) => {   // signed in on growth, without a grant: the request form takes a request for the stub
+    await signIn(page, B, carol);
+    await check(page, B, /\nAsk for access on the Access tab\./);
+    await page.getByTestId('hidden').getByRole('link', {name: 'Access tab'}).click();
+    await page.locator('form.request').waitFor();
+    assert.match(await page.getByTestId('fields-hidden').textContent(), /^Its fields are hidden until you have access: the request is for all of them\.$/);
+    await page.getByLabel('Purpose').fill('Chargeback disputes');
+    await page.getByRole('button', {name: 'Request access'}).click();
+    await page.getByTestId('request-state').filter({hasText: 'Request sent.'}).waitFor();
+    await page.goto(B.url + '/#/p/payments/cardholder-pii/sample');
+    const denied = page.getByTestId('no-access');
+    await denied.waitFor();
+    assert.match(await denied.innerText(), /^You do not have access to these records\. This product is restricted: reading it needs an access grant from its owner\. Request access/);
   });
 });
 
@@ -584,6 +638,78 @@ test('keyboard only: sign in, then request access from the product page', async 
     await page.keyboard.press('Enter'); // submits the form
     await page.getByTestId('request-state').waitFor();
     assert.match(await page.getByTestId('request-state').textContent(), /requested/);
+  });
+});
+
+// A read returns the records of one schema version: where the next record was validated against
+// another, it ends with {"error": "schema_changed", ...} instead (docs/http-api.md). The sample tab
+// shows the records before it as records and that line as what it is, with the way to read on;
+// the same through growth's node, which relays the owner's read.
+test('records of two schema versions: the overview says a read stops at the change; the sample shows the records, then a notice and the way to the next version\'s', async (t) => {
+  const id = 'payments/ledger-entries';
+  const schema = [{name: 'entry_id', logicalType: 'string', required: true, primaryKey: true}];
+  await publish(A, manifest('payments', 'ledger-entries', {title: 'Ledger entries', classification: 'public', schema}));
+  await append(A, id, [{entry_id: 'e1'}, {entry_id: 'e2'}, {entry_id: 'e3'}]);
+  await publish(A, manifest('payments', 'ledger-entries', {title: 'Ledger entries', classification: 'public', version: '1.1.0',
+    schema: [...schema, {name: 'memo', logicalType: 'string'}]}));
+  await append(A, id, [{entry_id: 'e4', memo: 'refund'}, {entry_id: 'e5'}]);
+  const raw = await call(A, 'GET', `/v1/products/${id}/records?limit=20`, undefined, '');
+  assert.match(raw.text.trim().split('\n').pop(), /^\{"error":"schema_changed"/, 'the read ends with the schema_changed line: ' + raw.text);
+  await waitCatalog(B, [id]);
+  for (const n of [A, B]) {
+    await withPage(t, async (page) => {
+      // the overview's read commands say where a read starts, and that it stops at a schema change
+      await page.goto(n.url + '/#/p/payments/ledger-entries');
+      const ov = page.getByTestId('panel-overview');
+      await ov.locator('.ports').waitFor();
+      const how = await ov.innerText();
+      assert.ok(how.includes(`trib get ${id} --from 1 --limit 20 --node ${n.url}`), how);
+      assert.ok(how.includes(`curl -s '${n.url}/v1/products/${id}/records?from=1&limit=20'`), how);
+      assert.match(how, /Each reads its 20 oldest records, from seq 1: leave out the limit to read them all, or give another seq to start from\./);
+      assert.equal(await ov.getByTestId('read-versions').innerText(), 'A read returns the records of one schema version at a time, and the oldest may be of ' +
+        'an earlier version than this page\'s 1.1.0. Where the next record is of another version, the read stops with the line ' +
+        '{"error": "schema_changed", …}, which names the seq that version begins at (trib get says resume with --from N): read again from that seq to go on under the next version.');
+      await page.goto(n.url + '/#/p/payments/ledger-entries/sample');
+      const table = page.getByTestId('records');
+      await table.waitFor();
+      assert.deepEqual(await table.locator('thead th').allTextContents(), ['entry_id'], 'no error or detail column');
+      assert.deepEqual(await table.locator('tbody td').allTextContents(), ['e1', 'e2', 'e3']);
+      assert.equal(await page.getByTestId('records-count').textContent(),
+        'The first 3 records of 5. They were validated against version 1.0.0; the product\'s current version, on the Schema tab, is 1.1.0.');
+      const ended = page.getByTestId('read-ended');
+      assert.equal(await ended.getAttribute('data-kind'), 'schema_changed');
+      assert.match(await ended.innerText(), /^The next records have another schema version\. From seq 4 on they were validated against version 1\.1\.0, not 1\.0\.0 as those above\. A read returns the records of one schema version at a time/);
+      assert.match(await ended.innerText(), new RegExp(`trib get ${id} --from 4 --node ${n.url.replace(/\./g, '\\.')}`));
+      await ended.getByText('Technical details').click();
+      assert.match(await ended.innerText(), /schema_changed: records of payments\/ledger-entries from seq 4 on were validated against version 1\.1\.0/);
+      // the way on: the next version's records, with their own columns
+      await ended.getByRole('link', {name: 'Show the records from seq 4'}).click();
+      await page.waitForFunction(() => location.hash === '#/p/payments/ledger-entries/sample?from=4');
+      await page.getByTestId('records-count').filter({hasText: 'Records 4 to 5 of 5.'}).waitFor();
+      assert.deepEqual(await table.locator('thead th').allTextContents(), ['entry_id', 'memo']);
+      assert.deepEqual(await table.locator('tbody td').allTextContents(), ['e4', 'refund', 'e5', '']);
+      assert.match(await page.getByTestId('records-count').textContent(), /validated against version 1\.1\.0\.$/);
+      assert.equal(await page.getByTestId('read-ended').count(), 0);
+    });
+  }
+});
+
+// Any other end line (the owner lost mid-read, a storage failure ...) is no record either: the
+// records before it are shown, counted alone, with what happened and where to read on from.
+test('sample records that end with an error line: the records, then what happened', async (t) => {
+  await withPage(t, async (page) => {
+    await page.route('**/v1/products/payments/settled-transactions/records?*', (route) => route.fulfill({
+      status: 200, contentType: 'application/x-ndjson', headers: {'Trib-First-Seq': '1', 'Trib-Last-Seq': '30'},
+      body: '{"txn_id":"t1"}\n{"txn_id":"t2"}\n{"error":"owner_lost","detail":"owner node 74760ff6c85c (domain payments) at 10.0.0.5:7470 is unreachable: its member state is dead"}\n',
+    }));
+    await page.goto(A.url + '/#/p/payments/settled-transactions/sample');
+    await page.getByTestId('records').waitFor();
+    assert.deepEqual(await page.locator('[data-testid=records] thead th').allTextContents(), ['txn_id']);
+    assert.equal(await page.locator('[data-testid=records] tbody tr').count(), 2);
+    assert.equal(await page.getByTestId('records-count').textContent(), 'The first 2 records of 30.');
+    const ended = page.getByTestId('read-ended');
+    assert.match(await ended.innerText(), /^Only part of the records came\. The node that owns this product stopped answering during the read/);
+    assert.equal(await ended.getByRole('link', {name: 'Show the records from seq 3'}).getAttribute('href'), '#/p/payments/settled-transactions/sample?from=3');
   });
 });
 
