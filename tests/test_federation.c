@@ -715,3 +715,77 @@ Test(federation, a_burst_of_publishes_holds_no_membership_message_behind_a_hands
                      "%s: a membership message waited for a connection during the burst", dom[i]);
     }
 }
+
+/* ---- a second node claiming a domain another node holds (open mode) */
+
+typedef struct {
+    h_node_t *n;
+    const char *method, *path;
+    const void *body;
+    size_t len;
+    long status;
+    char text[16384];
+} try_t;
+
+/* The request is answered other than 503 not_synced (a node just started checks its own domain's
+ * head with a peer before it writes). */
+static int answered_not_503(void *ctx)
+{
+    try_t *t = ctx;
+    char url[256];
+    h_resp_t r;
+    snprintf(url, sizeof url, "%s%s", t->n->url, t->path);
+    if (h_http(t->method, url, "application/yaml", t->body, t->len, &r) != 0)
+        return 0;
+    t->status = r.status;
+    snprintf(t->text, sizeof t->text, "%s", r.body ? r.body : "");
+    h_resp_free(&r);
+    return t->status != 503;
+}
+
+/* It was a 500 publish_failed ("domain 'payments' is bound to another node's key"): the caller's
+ * request refused, not a server fault. Now 409 domain_taken, naming the node that holds the domain
+ * and what to do; the CLI says the same. */
+Test(federation, a_publish_on_a_second_node_of_a_held_domain_is_409_domain_taken)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0);
+    publish(&a, "settled-transactions.yaml");
+    cr_assert_eq(h_node_start(&b, "payments", "--seed", a.peer, FAST, NULL), 0);
+    cr_assert(h_wait_status(b.url, "/v1/products/payments/settled-transactions", NULL, 200, 15000),
+              "the product did not reach the second node");
+    json_t *st = h_get_json(a.url, "/v1/status", NULL);
+    char holder[80];
+    snprintf(holder, sizeof holder, "%s", json_string_value(json_object_get(st, "node_id")));
+    json_decref(st);
+
+    char path[512];
+    size_t len;
+    char *yaml = h_read_file(h_repo_path("examples/settled-transactions-v2.yaml", path, sizeof path), &len);
+    cr_assert(yaml);
+    try_t t = {.n = &b, .method = "PUT", .path = "/v1/products/payments/settled-transactions", .body = yaml, .len = len};
+    cr_assert(h_wait(answered_not_503, &t, 15000), "still 503: %s", t.text);
+    cr_assert_eq(t.status, 409, "publish on the second node: %ld %s", t.status, t.text);
+    json_t *j = json_loads(t.text, 0, NULL);
+    const char *code = json_string_value(json_object_get(j, "error"));
+    const char *detail = json_string_value(json_object_get(j, "detail"));
+    cr_assert(code && !strcmp(code, "domain_taken"), "%s", t.text);
+    cr_expect(detail && strstr(detail, holder) && strstr(detail, a.url + strlen("http://")) &&
+              strstr(detail, "Publish at that node") && strstr(detail, "docs/operators.md"), "%s", detail);
+    json_decref(j);
+    free(yaml);
+
+    t = (try_t){.n = &b, .method = "DELETE", .path = "/v1/products/payments/settled-transactions"};
+    cr_assert(h_wait(answered_not_503, &t, 15000), "still 503: %s", t.text);
+    cr_expect_eq(t.status, 409, "retire on the second node: %ld %s", t.status, t.text);
+    cr_expect(strstr(t.text, "\"domain_taken\""), "%s", t.text);
+
+    char *err = NULL;
+    int rc = h_trib(&b, NULL, NULL, &err, "publish",
+                    h_repo_path("examples/settled-transactions-v2.yaml", path, sizeof path), NULL);
+    cr_expect_eq(rc, 1, "%s", err);
+    cr_expect(err && strstr(err, "409 domain_taken") && strstr(err, holder), "%s", err);
+    free(err);
+    /* the node that holds the domain still publishes */
+    publish(&a, "settled-transactions-v2.yaml");
+}
