@@ -36,6 +36,7 @@ typedef struct pub {
     size_t errlen;
     int rc, done;                /* rc 0: seq and out are set */
     int err_no;                  /* rc -1 from a storage failure: its errno (ENOSPC: disk full) */
+    int wrong_key;               /* rc -1: the domain's log is bound to another node's key */
     uint64_t seq;
     uint8_t *out;
     size_t outlen;
@@ -344,6 +345,8 @@ static void lead(catalog_t *c, pub_t **batch, size_t n)
             identity_hex(head.key, hex);
             snprintf(err, sizeof err, "domain '%s' is bound to another node's key (%s)", c->domain, hex);
             fail_all(pending, npending, err);
+            for (size_t i = 0; i < npending; i++)
+                pending[i]->wrong_key = 1;
             return;
         }
         size_t nready = 0;
@@ -392,8 +395,8 @@ static void lead(catalog_t *c, pub_t **batch, size_t n)
                     snprintf(p->err, p->errlen, "%s", c->texts[i]);
                     p->err_no = store_last_errno();
                 }
-                else
-                    map_append(irc, p->v.entry, c->id.pk, p->err, p->errlen);
+                else if (map_append(irc, p->v.entry, c->id.pk, p->err, p->errlen) == CAT_WRONG_KEY)
+                    p->wrong_key = 1;   /* a peer's entry bound the domain after the head was read */
                 p->rc = -1;
             } else {
                 pending[npending++] = p;
@@ -442,9 +445,11 @@ static void publish_queued(catalog_t *c, pub_t *ps, size_t n)
     pthread_mutex_unlock(&c->mu);
 }
 
-static _Thread_local int tl_publish_errno;
+static _Thread_local int tl_publish_errno, tl_publish_wrong_key;
 
 int catalog_publish_errno(void) { return tl_publish_errno; }
+
+int catalog_publish_wrong_key(void) { return tl_publish_wrong_key; }
 
 int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_name,
                     uint64_t *seq, uint8_t **out, size_t *outlen, char *err, size_t errlen)
@@ -458,6 +463,7 @@ int catalog_publish(catalog_t *c, const Trib__Manifest *m, const char *retire_na
         *outlen = 0;
     publish_queued(c, &p, 1);
     tl_publish_errno = p.rc != 0 ? p.err_no : 0;
+    tl_publish_wrong_key = p.rc != 0 && p.wrong_key;
     if (p.rc != 0)
         return -1;
     *seq = p.seq;
@@ -480,6 +486,7 @@ int catalog_publish_access(catalog_t *c, const Trib__AccessChange *a, uint64_t *
     *outlen = 0;
     publish_queued(c, &p, 1);
     tl_publish_errno = p.rc != 0 ? p.err_no : 0;
+    tl_publish_wrong_key = p.rc != 0 && p.wrong_key;
     if (p.rc != 0)
         return -1;
     *seq = p.seq;
@@ -498,6 +505,7 @@ int catalog_publish_revocation(catalog_t *c, const Trib__TokenRevocation *rev, u
     *outlen = 0;
     publish_queued(c, &p, 1);
     tl_publish_errno = p.rc != 0 ? p.err_no : 0;
+    tl_publish_wrong_key = p.rc != 0 && p.wrong_key;
     if (p.rc != 0)
         return -1;
     *seq = p.seq;

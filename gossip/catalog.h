@@ -56,6 +56,11 @@ int catalog_publish_revocation(catalog_t *c, const Trib__TokenRevocation *rev, u
 /* After catalog_publish returned -1 on this thread: the errno of the storage failure behind it
  * (ENOSPC: the disk is full), also when another caller's thread wrote the batch; 0 for a refusal. */
 int catalog_publish_errno(void);
+/* After catalog_publish* returned -1 on this thread: 1 when the change was refused because the
+ * domain's log is bound to another node's key (open mode: the first key seen for a domain keeps
+ * it; chartered: no held hand-over to this node's key), also when another caller's thread wrote
+ * the batch; 0 for any other failure (storage, signing, the change's own checks). */
+int catalog_publish_wrong_key(void);
 
 /* Appends this node's entry carrying access change a (a request, grant, denial or revocation:
  * not a product change), as catalog_publish does; *out and *outlen are the SignedEntry bytes

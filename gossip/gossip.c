@@ -231,6 +231,7 @@ static void member_changed(void *ctx, const Trib__Member *m, int old_state)
                  m->incarnation);
     if (m->id.len != ID_PK_LEN)
         return;
+    gossip__seeds_member(g, m);
     /* a member entry is a claim, as anyone may gossip it: it binds an address with no key, and
      * replaces one only as transport_set_peer allows (a rotated node: gossip__rebind) */
     if (g->trust && m->addr && m->state == TRIB__MEMBER_STATE__ALIVE)
@@ -877,6 +878,7 @@ static void *loop(void *arg)
         if (g->dirty || swim_unconfirmed_count(g->swim) != g->snap_unconfirmed)
             publish_snapshot(g);
         if (now >= next_stats) {
+            gossip__seeds_step(g, now);
             publish_stats(g);
             next_stats = now + 250;
         }
@@ -1257,13 +1259,14 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
                      "own CURVE key; 'trib identity --data DIR' on the seed's machine prints its NODE_ID)", o->seeds[i]);
             goto fail;
         }
-        if (!strcmp(addr, g->advertise))
-            continue;
+        if (!strcmp(addr, g->advertise) || (at && !memcmp(pk, g->id.pk, ID_PK_LEN)))
+            continue;   /* this node itself */
         if ((g->trust && transport_set_peer(g->tr, addr, pk, TRANSPORT_PEER_PROVEN) != 0) ||
             swim_add_seed(g->swim, addr) < 0) {
             snprintf(err, errlen, "seed '%s' is not a usable HOST:PORT", o->seeds[i]);
             goto fail;
         }
+        gossip__seeds_add(g, o->seeds[i], addr, at ? pk : NULL);
     }
     publish_snapshot(g);
     /* also the first trust check (gossip__own_cert_check): a restored member whose key a held

@@ -154,6 +154,12 @@ typedef int (*gossip_commit_fn)(void *ctx, char *err, size_t errlen);
 int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, gossip_commit_fn commit,
                  void *ctx, char *err, size_t errlen);
 
+/* The seeds this node was started with that it has not reached SEEDS_WARN_MS (10 s) after start
+ * and since (the ones the log warned about: gossip/seeds.c), as given, into out[0..max): how
+ * many. Any thread. */
+#define GOSSIP_SEED_TEXT 128
+size_t gossip_seeds_unreached(gossip_t *g, char (*out)[GOSSIP_SEED_TEXT], size_t max);
+
 /* The data link address this node gossips ("" when it serves none). */
 const char *gossip_link_addr(gossip_t *g);
 /* A copy of the member table (self first); *out malloc'd, returns the count. */

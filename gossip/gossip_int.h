@@ -11,6 +11,8 @@
  *                     and after answering a peer.
  *   conns.c           the peer connections that follow membership: warm-ups, closing a gone
  *                     member's connections.
+ *   seeds.c           the seeds given at start: which were reached; a warning for those that
+ *                     were not (gossip_seeds_unreached).
  *
  * Must not: be included outside those files; declare anything one of them could keep static. */
 #ifndef TRIB_GOSSIP_INT_H
@@ -26,6 +28,7 @@
 #include "gossip/log.h"
 #include "gossip/membersave.h"
 #include "gossip/reads.h"
+#include "gossip/swim.h"
 #include "gossip/replicate.h"
 #include "gossip/transport.h"
 #include "gossip/trust.h"
@@ -43,6 +46,17 @@ typedef struct cmsg {
 #define GOSSIP_UNCERT_TRACK 64     /* uncertified members followed for the log at most (the rest: counted) */
 #define GOSSIP_BACK_SLOTS 64       /* members back in sight remembered at once (returned.c); more: the oldest is
                                       forgotten, and an answer to it waits for the pushes as before */
+
+#define GOSSIP_SEEDS_MAX 64        /* seeds followed (seeds.c): as many as SWIM takes */
+
+/* A seed given at start, followed until it is reached (seeds.c). */
+typedef struct {
+    char given[GOSSIP_SEED_TEXT];  /* as the operator wrote it */
+    char addr[SWIM_MAX_ADDR + 1];  /* its HOST:PORT */
+    uint8_t pk[32];                /* chartered: the node id it names */
+    int has_pk;
+    int reached, warned;           /* written by the loop under smu */
+} gossip_seed_t;
 
 /* trib_trust_refused_total{kind}: connections, entries, owners of routed reads (zap.c) */
 enum { TRUST_REFUSED_CONNECT = 0, TRUST_REFUSED_ENTRY = 1, TRUST_REFUSED_OWNER = 2, TRUST_REFUSED_KINDS = 3 };
@@ -221,6 +235,10 @@ struct gossip {
     size_t back_next;
     _Atomic uint64_t answers_refused[2], answer_bytes[2];   /* by kind: catalog, trust */
     _Atomic uint64_t answers_capped[2];   /* refused by the node's cap (answers.c), by kind */
+    /* the seeds given at start, reached or not (seeds.c; loop only, but reached and warned: smu) */
+    gossip_seed_t seeds[GOSSIP_SEEDS_MAX];
+    size_t nseeds, seeds_unreached_n;
+    uint64_t seeds_start_ms, seeds_warn_ms, seeds_rewarn_ms;
 };
 
 /* ---- zap.c: chartered admission (see zap.c for the threads and the connection rule) */
@@ -268,6 +286,12 @@ void gossip__answers_render(gossip_t *g, FILE *f);
  * went on without it. */
 void gossip__member_back(gossip_t *g, const uint8_t id[32]);
 int gossip__asker_got_pushes(void *ctx, const char *addr);         /* repl_io_t.got_pushes */
+
+/* ---- seeds.c (loop thread): which seeds were reached; a warning for those that were not */
+/* A seed (given: as written; addr its HOST:PORT; pk, chartered, the node id it names, else NULL). */
+void gossip__seeds_add(gossip_t *g, const char *given, const char *addr, const uint8_t *pk);
+void gossip__seeds_member(gossip_t *g, const Trib__Member *m);     /* SWIM's changed: alive at a seed? */
+void gossip__seeds_step(gossip_t *g, uint64_t now);                /* connections up; the warning */
 
 /* ---- gossip.c */
 /* Wakes the loop (any thread). */

@@ -129,6 +129,7 @@ typedef struct dealer {
     int64_t used_ms;                        /* when a message was last given to it (or opened_ms) */
     int64_t redial_ms;                      /* when it last dialled again for a new message */
     int tcp_up;                             /* watched (mon): its TCP connection is up now */
+    int up;                                 /* its first handshake succeeded (seen by the loop) */
     size_t bulk_freed;                      /* sendq_freed(bulk) when last looked at (sweep_bulk) */
     int64_t bulk_moved_ms;                  /* when bulk last held nothing or ZeroMQ last let go of some */
 } dealer_t;
@@ -489,6 +490,7 @@ static void mlist_remove(transport_t *t, dealer_t *d)
 /* d's first handshake succeeded: counted (dealers_up), its watch ends. */
 static void watch_end_up(transport_t *t, dealer_t *d)
 {
+    d->up = 1;
     t->st.dealers_up[d->lane != 0]++;
     mlist_remove(t, d);
 }
@@ -1383,6 +1385,17 @@ int transport_forget(transport_t *t, const char *addr)
         }
     }
     return n;
+}
+
+int transport_reached(const transport_t *t, const char *addr)
+{
+    assert(t != NULL);
+    if (!transport_addr_valid(addr)) return 0;
+    for (int lane = 0; lane < 2; lane++) {
+        const dealer_t *d = dealer_find(t, addr, lane);
+        if (d != NULL && d->up) return 1;
+    }
+    return 0;
 }
 
 int transport_forget_down(transport_t *t, const char *addr)

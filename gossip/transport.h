@@ -173,6 +173,12 @@ size_t transport_drop_bulk(transport_t *t, const char *addr);
  * that accepts TCP and never speaks, frees its place after that second and goes on trying). */
 int transport_warm(transport_t *t, const char *addr, int max_shaking);
 
+/* 1 when a connection of ours to addr is open and its first handshake succeeded (seen by the
+ * owner's thread: a node that speaks the transport, with the key this node dials it with, answers
+ * there), else 0. A seed's address may not be the one its node advertises (a DNS name): this says
+ * it was reached all the same. */
+int transport_reached(const transport_t *t, const char *addr);
+
 /* Closes the DEALERs to addr (a dead peer); waiting messages are dropped and counted. Returns how
  * many were open (0..2). The next message to addr opens a connection again. */
 int transport_forget(transport_t *t, const char *addr);

@@ -1,7 +1,8 @@
 /* node/cmd_key.c - trib key rotate: on a running node (--data DIR [--node URL] [--cert FILE]
  * [--overlap DUR]: asks the agent, POST /v1/node/key/rotate with DIR/admin.token), or offline
  * (--data DIR --domain D --out FILE [--overlap-hours H] [--effective TIME] [--cert FILE]: the
- * hand-over as a trib.rotation file). See node/cmd_key.h, node/rotate.h.
+ * hand-over as a trib.rotation file, refused while DIR's agent runs: it holds DATA/agent.lock). See
+ * node/cmd_key.h, node/rotate.h.
  *
  * Owns: the options, the offline next key (DIR/identity.next.key, 0600, made once and reused; the
  * agent uses the same file) and offline hand-over; asking the agent and waiting for it to come
@@ -25,6 +26,7 @@
 #include "gossip/token.h"
 #include "node/cli.h"
 #include "node/client.h"
+#include "node/datalock.h"
 
 enum { K_OK = 0, K_FAIL = 1, K_USAGE = 2 };
 
@@ -58,7 +60,9 @@ static void help(FILE *f)
                "from TIME (default now), both keys verifying for H hours (default 24). Prints the new node\n"
                "id for `trib fed certify --node NEW --prev-serial OLD_SERIAL`. Hand FILE and the new\n"
                "certificate to any node with `trib fed submit`. With --cert, the certificate must be for\n"
-               "the new key and domain D. The running agent keeps its current key (docs/operators.md §6).\n\n"
+               "the new key and domain D. For a node that is not running: refused while DIR's agent runs\n"
+               "(rotate it online, above). The hand-over needs a chartered federation: a node in open mode\n"
+               "refuses it (409 open_mode); DIR does not say which mode its agent ran in (docs/operators.md §6).\n\n"
                "options:\n"
                "  --data DIR               the node's data dir\n"
                "  --node URL               the running node (default $TRIB_NODE, else " CLI_DEFAULT_NODE ")\n"
@@ -322,16 +326,31 @@ int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
     snprintf(path, sizeof path, "%s/identity.key", data);
     if (identity_load_file(path, &old, e, sizeof e) != 0)
         return fail(err, e);
+    /* the agent's lock, held until the end: offline preparation is for a node that is not running
+     * (an agent would not know of the next key written under it); a start meanwhile is refused */
+    long holder;
+    int lock = datalock_hold(data, &holder, e, sizeof e);
+    if (lock < 0) {
+        identity_wipe(&old);
+        if (holder < 0)
+            return fail(err, e);
+        fprintf(err, "trib: key rotate: %s: offline preparation (--out) is for a node that is not running; nothing "
+                     "was written. Rotate the running node's key online instead: trib key rotate --data %s --node "
+                     "URL (docs/operators.md §6), or stop the agent first\n", e, data);
+        return K_FAIL;
+    }
     snprintf(nextp, sizeof nextp, "%s/identity.next.key", data);
     struct stat st;
     int made = 0;
     if (stat(nextp, &st) == 0) {
         if (identity_load_file(nextp, &next, e, sizeof e) != 0) {
             identity_wipe(&old);
+            close(lock);
             return fail(err, e);
         }
     } else if (identity_create_file(nextp, &next, e, sizeof e) != 0) {
         identity_wipe(&old);
+        close(lock);
         return fail(err, e);
     } else {
         made = 1;
@@ -376,6 +395,7 @@ int key_cmd_run(int argc, char **argv, FILE *out, FILE *err)
                  "      trib fed submit %s; trib fed submit NEW.cert\n",
             made ? "created" : "reused", nextp, outp, domain, old.hex, next.hex, hours, domain, next.hex, outp);
 out:
+    close(lock);
     identity_wipe(&old);
     identity_wipe(&next);
     return rc;

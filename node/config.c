@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "gossip/identity.h"
 #include "gossip/link.h"
+#include "gossip/transport.h"
 #include "node/config.h"
 #include "node/near.h"
 #include "gossip/swim.h"
@@ -190,6 +192,48 @@ static const char *near_option(const char *name, int dashes, char *buf, size_t c
     return "";
 }
 
+/* Checks a seed by the rules the gossip layer applies to it at start (gossip_start: the NODE_ID a
+ * node id, the address one the peer transport dials, transport_addr_valid), here, before the data
+ * dir is touched: 0, or -1 with why saying what is wrong (after "'SEED' "). */
+static int seed_check(const char *val, char *why, size_t cap)
+{
+    for (const unsigned char *p = (const unsigned char *)val; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f) {
+            char what[16];
+            snprintf(what, sizeof what, *p == ' ' ? "a space" : *p == '\t' ? "a tab" : *p == '\n' ? "a line break"
+                                                                         : "byte 0x%02x", *p);
+            snprintf(why, cap, "has %s at character %zu: a seed is one HOST:PORT or NODE_ID@HOST:PORT; give each "
+                     "seed its own --seed (in a --config file, one list item each: '- HOST:PORT' lines indented alike)",
+                     what, (size_t)((const char *)p - val) + 1);
+            return -1;
+        }
+    const char *at = strchr(val, '@'), *addr = at ? at + 1 : val;
+    char idhex[ID_HEX_LEN], host[128];
+    uint8_t pk[ID_PK_LEN];
+    int port;
+    if (config_split_addr(addr, host, sizeof host, &port) < 0 || (at && at - val != ID_HEX_LEN - 1)) {
+        snprintf(why, cap, "is not HOST:PORT or NODE_ID@HOST:PORT (NODE_ID: 64 hex characters)");
+        return -1;
+    }
+    if (at) {
+        memcpy(idhex, val, ID_HEX_LEN - 1);
+        idhex[ID_HEX_LEN - 1] = '\0';
+        if (identity_from_hex(idhex, pk) != 0) {
+            snprintf(why, cap, "is not NODE_ID@HOST:PORT: NODE_ID is not 64 hex characters (as 'trib identity' prints)");
+            return -1;
+        }
+    }
+    if (!transport_addr_valid(addr)) {
+        if (strlen(addr) >= TRANSPORT_ADDR_MAX)
+            snprintf(why, cap, "is not a usable HOST:PORT: longer than %d characters", TRANSPORT_ADDR_MAX - 1);
+        else
+            snprintf(why, cap, "is not a usable HOST:PORT: HOST '%s' is not a host name or IPv4 address (letters, "
+                     "digits, '.' and '-') or an IPv6 address in brackets ([ADDRESS]:PORT)", host);
+        return -1;
+    }
+    return 0;
+}
+
 static int set(config_t *c, const option_t *o, const char *val, char *err, size_t errlen)
 {
     char *field = (char *)c + o->off;
@@ -210,10 +254,9 @@ static int set(config_t *c, const option_t *o, const char *val, char *err, size_
         strcpy(field, val);
         return 0;
     case K_SEED: {
-        const char *at = strchr(val, '@'), *addr = at ? at + 1 : val;
-        if (config_split_addr(addr, host, sizeof host, &port) < 0 || (at && at - val != 64)) {
-            snprintf(err, errlen, "seed: '%s' is not HOST:PORT or NODE_ID@HOST:PORT (NODE_ID: 64 hex characters)",
-                     val);
+        char why[300];
+        if (seed_check(val, why, sizeof why) < 0) {
+            snprintf(err, errlen, "seed: '%s' %s", val, why);
             return -1;
         }
         if (c->nseeds >= CONFIG_MAX_SEEDS || strlen(val) >= sizeof c->seeds[0]) {
@@ -306,15 +349,16 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
                      key ? near_option(key, 0, hint, sizeof hint) : "");
             goto out;
         }
-        char sub[256];
+        char sub[640];
         if (o->kind == K_SEED && fy_node_get_type(v) == FYNT_SEQUENCE) {
             void *it2 = NULL;
             struct fy_node *item;
             while ((item = fy_node_sequence_iterate(v, &it2))) {
                 const char *s = fy_node_get_scalar0(item);
                 if (!s || set(c, o, s, sub, sizeof sub) < 0) {
-                    char said[320];
-                    snprintf(err, errlen, "%s:%d: %s", path, line,
+                    char said[640];
+                    int at_line = s ? yaml_scalar_line(item) : 0;   /* the item's own line */
+                    snprintf(err, errlen, "%s:%d: %s", path, at_line > 0 ? at_line : line,
                              as_written(o, key, s ? sub : "seed: expected HOST:PORT", said, sizeof said));
                     goto out;
                 }
@@ -327,7 +371,7 @@ int config_load_file(config_t *c, const char *path, char *err, size_t errlen)
             goto out;
         }
         if (set(c, o, val, sub, sizeof sub) < 0) {
-            char said[320];
+            char said[700];
             snprintf(err, errlen, "%s:%d: %s", path, line, as_written(o, key, sub, said, sizeof said));
             goto out;
         }
@@ -390,7 +434,7 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
             snprintf(err, errlen, "--%s needs a value", name);
             return 2;
         }
-        char why[256], dashed[68];
+        char why[640], dashed[68];
         if (set(c, o, val, why, sizeof why) < 0) {
             snprintf(dashed, sizeof dashed, "--%s", name);
             as_written(o, dashed, why, err, errlen);

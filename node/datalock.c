@@ -73,6 +73,34 @@ int datalock_take(const char *dir, long *prev_pid, char *err, size_t errlen)
     return fd;
 }
 
+int datalock_hold(const char *dir, long *holder, char *err, size_t errlen)
+{
+    *holder = -1;
+    char path[600];
+    snprintf(path, sizeof path, "%s/agent.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open the data dir lock %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return fd;
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+    close(fd);
+    if (e != EWOULDBLOCK) {
+        snprintf(err, errlen, "cannot lock the data dir (%s): %s", path, strerror(e));
+        return -1;
+    }
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    *holder = strtol(pid, NULL, 10) > 0 ? strtol(pid, NULL, 10) : 0;
+    snprintf(err, errlen, "data dir %s is in use by a running agent (pid %s, holding %s)", dir,
+             pid[0] && *holder ? pid : "unknown", path);
+    return -1;
+}
+
 void datalock_release(int *fd)
 {
     if (*fd >= 0) {

@@ -16,5 +16,11 @@
 int datalock_take(const char *dir, long *prev_pid, char *err, size_t errlen);
 /* Releases the lock after emptying the file (a clean stop; accepts -1); sets *fd to -1. */
 void datalock_release(int *fd);
+/* For an offline command on DIR (trib key rotate --out): takes the same lock, non-blocking, without
+ * writing the file (a pid a crashed agent left there stays for the agent's next start to report).
+ * Returns its fd (close it when done: an agent started meanwhile is refused), or -1: with *holder
+ * the running agent's pid (0: unknown) when one holds the lock, else *holder -1 and err saying
+ * what failed. */
+int datalock_hold(const char *dir, long *holder, char *err, size_t errlen);
 
 #endif

@@ -134,7 +134,11 @@ static int publish(node_t *n, const Trib__AccessChange *a, grants_result_t *r)
     size_t len = 0;
     char err[512];
     if (catalog_publish_access(n->cat, a, &seq, &bytes, &len, err, sizeof err) != 0) {
-        fail(r, 500, "publish_failed", "%s", err);
+        char taken[sizeof r->detail];
+        if (node_domain_taken(n, taken, sizeof taken))   /* another node's key holds the domain */
+            fail(r, 409, "domain_taken", "%s", taken);
+        else
+            fail(r, 500, "publish_failed", "%s", err);
         return -1;
     }
     if (n->gossip)

@@ -589,6 +589,7 @@ static unsigned status_of(const node_result_t *r, unsigned ok_status)
     case NODE_NOT_SYNCED: return 503; /* a retry succeeds once the peers have been asked */
     case NODE_REFUSED: return 422; /* the governance gate: incompatible, version_not_increased */
     case NODE_POLICY_VIOLATION: return 422;
+    case NODE_DOMAIN_TAKEN: return 409; /* another node's key holds the domain: publish there */
     case NODE_FAILED: break;
     }
     return 500;

@@ -13,6 +13,7 @@
 #include "gossip/entry.h"
 #include "gossip/gossip.h"
 #include "gossip/log.h"
+#include "gossip/swim.h"
 #include "node/datalock.h"
 #include "node/rotate.h"
 #include "node/gate.h"
@@ -271,6 +272,43 @@ static node_code_t publish_failed(void)
     return catalog_publish_errno() == ENOSPC ? NODE_NO_SPACE : NODE_FAILED;
 }
 
+int node_domain_taken(node_t *n, char *detail, size_t cap)
+{
+    if (!catalog_publish_wrong_key())
+        return 0;
+    store_head_t head;
+    char holder[ID_HEX_LEN] = "?", me[ID_HEX_LEN], where[320] = "";
+    if (store_catalog_head(n->st, n->cfg.domain, &head) == 0)
+        identity_hex(head.key, holder);
+    node_id_hex(n, me);
+    gossip_member_t m;
+    if (n->gossip && gossip_read_owner(n->gossip, n->cfg.domain, &m) == 0 && !m.self && m.http[0])
+        snprintf(where, sizeof where, " (HTTP %s, %s)", m.http, swim_state_name(m.state));
+    if (n->gossip && gossip_trust(n->gossip))
+        snprintf(detail, cap, "domain '%s' is held by node %s%s, not by this node (%.16s...), and no hand-over of it "
+                 "to this node's key is held: publish at that node, or have it hand its key over to this one "
+                 "(docs/operators.md §6)", n->cfg.domain, holder, where, me);
+    else
+        snprintf(detail, cap, "domain '%s' is held by node %s%s, not by this node (%.16s...): in open mode the first "
+                 "key seen for a domain keeps it. Publish at that node, or start this one on a new --data dir with a domain "
+                 "of its own; moving a domain to another key takes a chartered federation's key hand-over "
+                 "(docs/operators.md §6)",
+                 n->cfg.domain, holder, where, me);
+    return 1;
+}
+
+/* A publish or retire catalog_publish refused: 409 domain_taken (another node's key holds the
+ * domain), else a storage or signing failure (507 disk full, else 500) as kind. */
+static node_code_t publish_refused(node_t *n, node_result_t *r, const char *kind, const char *err)
+{
+    if (node_domain_taken(n, r->detail, sizeof r->detail)) {
+        r->code = NODE_DOMAIN_TAKEN;
+        r->kind = "domain_taken";
+        return r->code;
+    }
+    return fail(r, publish_failed(), kind, "%s", err);
+}
+
 static node_code_t ok(node_result_t *r)
 {
     r->code = NODE_OK;
@@ -404,7 +442,7 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *text, size_t 
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(n->cat, m, NULL, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0) {
-        fail(r, publish_failed(), "publish_failed", "%s", err);
+        publish_refused(n, r, "publish_failed", err);
         goto out;
     }
     gate_published(n, id, r->catalog_seq, m, doc);
@@ -441,7 +479,7 @@ node_code_t node_retire(node_t *n, const char *id, node_result_t *r)
     uint8_t *signed_bytes = NULL;
     size_t signed_len = 0;
     if (catalog_publish(n->cat, NULL, name, &r->catalog_seq, &signed_bytes, &signed_len, err, sizeof err) < 0)
-        return fail(r, publish_failed(), "retire_failed", "%s", err);
+        return publish_refused(n, r, "retire_failed", err);
     announce(n, signed_bytes, signed_len);
     if (n->gossip)
         gossip_notify_append(n->gossip, id); /* remote live readers learn it ended */

@@ -86,6 +86,7 @@ typedef enum {
     NODE_FAILED,           /* storage or signing failed; nothing was changed */
     NODE_REFUSED,          /* publish: the governance gate refused it (422: incompatible,
                               version_not_increased, policy_violation) */
+    NODE_DOMAIN_TAKEN,     /* a write of this domain's log, which another node's key holds (409) */
 } node_code_t;
 
 typedef struct {
@@ -123,6 +124,10 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *manifest, siz
                             const node_publish_opts_t *o, node_result_t *r);
 /* Frees what a result holds (the report); r stays usable. */
 void node_result_clear(node_result_t *r);
+/* After a catalog_publish* call of this thread failed: 1 when it was refused because this node's
+ * domain's log is bound to another node's key (catalog_publish_wrong_key), with detail saying
+ * which node holds it (its HTTP address when it is a member) and what to do; else 0. */
+int node_domain_taken(node_t *n, char *detail, size_t cap);
 /* Retires product id of this node's domain. */
 node_code_t node_retire(node_t *n, const char *id, node_result_t *r);
 /* Appends an NDJSON body of records to product id of this node's domain: all or nothing. */

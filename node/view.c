@@ -381,6 +381,14 @@ json_t *view_status(node_t *a)
             free(list);
     }
     rotate_status(a, j);   /* a pending or failed key rotation (node/rotate.c) */
+    char unreached[64][GOSSIP_SEED_TEXT];   /* seeds not reached 10 s after start: shown only then */
+    size_t nu = a->gossip && j ? gossip_seeds_unreached(a->gossip, unreached, 64) : 0;
+    if (nu) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < nu; i++)
+            json_array_append_new(list, json_string(unreached[i]));
+        json_object_set_new(j, "seeds_unreached", list);
+    }
     if (j && nf) {
         json_t *list = json_array();
         for (size_t i = 0; i < nf && i < REPL_FORKS_MAX; i++)

@@ -1414,3 +1414,48 @@ Test(agent, a_write_request_may_pause_longer_than_the_idle_timeout, .timeout = 1
     cr_assert(strstr(out, "HTTP/1.1 201"), "%s", out);
     close(fd);
 }
+
+/* A malformed seed was a usage error only when it had no port (--seed 127.0.0.1): one with spaces
+ * ('127.0.0.1:26170 - 127.0.0.1:26171', or an over-indented YAML list read as one string) passed,
+ * the agent created the data dir, identity and admin token and bound the domain, and only then the
+ * gossip layer said "seed '...' is not a usable HOST:PORT" (exit 1). Now every seed is checked with
+ * the options, by the gossip layer's rules: exit 2, naming the seed, where it was given and what is
+ * wrong, with nothing created. */
+Test(agent, a_malformed_seed_is_a_usage_error_before_anything_is_created)
+{
+    char top[] = "/tmp/trib-test-XXXXXX", data[300], cmd[400], cfg[300], http[64], peer[64], *err = NULL;
+    cr_assert_not_null(mkdtemp(top));
+    snprintf(data, sizeof data, "%s/fresh/payments", top);
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", data, "--domain", "payments", "--http", http, "--listen", peer, "--seed",
+                        "127.0.0.1:26170 - 127.0.0.1:26171", NULL);
+    cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
+    cr_expect(err && strstr(err, "--seed: '127.0.0.1:26170 - 127.0.0.1:26171' has a space at character 16") &&
+              strstr(err, "give each seed its own --seed"), "%s", err);
+    free(err);
+    expect_nothing_created(top, data);
+
+    /* the list item indented deeper than the one above it: YAML reads one seed with spaces */
+    snprintf(cfg, sizeof cfg, "%s/agent.yaml", top);
+    const char *yaml = "domain: payments\nseed:\n  - 127.0.0.1:26170\n    - 127.0.0.1:26171\n";
+    cr_assert_eq(h_write_file(cfg, yaml, strlen(yaml)), 0);
+    rc = agent_exit(&err, "--data", data, "--config", cfg, "--http", http, "--listen", peer, NULL);
+    cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
+    char want[400];
+    snprintf(want, sizeof want, "%s:3: seed: '127.0.0.1:26170 - 127.0.0.1:26171' has a space at character 16", cfg);
+    cr_expect(err && strstr(err, want), "want '%s' in: %s", want, err);
+    free(err);
+    expect_nothing_created(top, data);
+
+    /* a host the peer transport would never dial (it was accepted, and the node was alone) */
+    rc = agent_exit(&err, "--data", data, "--domain", "payments", "--http", http, "--listen", peer, "--seed",
+                    "127.0.0.1:26170:26171", NULL);
+    cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
+    cr_expect(err && strstr(err, "--seed: '127.0.0.1:26170:26171' is not a usable HOST:PORT: HOST '127.0.0.1:26170'"),
+              "%s", err);
+    free(err);
+    expect_nothing_created(top, data);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", top);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -145,6 +145,12 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--cert", "a.cert", NULL}, "--cert needs --charter FILE"},
         {{"--data", "/x", "--listen", "10.0.0.5:7470", NULL}, "there is no built-in federation secret: give --charter"},
         {{"--data", "/x", "--seed", "abc@127.0.0.1:7470", NULL}, "NODE_ID@HOST:PORT (NODE_ID: 64 hex"},
+        /* every seed is checked here by the gossip layer's rules, not after the data dir is made */
+        {{"--data", "/x", "--seed", "127.0.0.1:26170 - 127.0.0.1:26171", NULL},
+         "--seed: '127.0.0.1:26170 - 127.0.0.1:26171' has a space at character 16"},
+        {{"--data", "/x", "--seed", "10.0.0.1:7470:7471", NULL}, "HOST '10.0.0.1:7470' is not a host name"},
+        {{"--data", "/x", "--seed", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz@127.0.0.1:7470", NULL},
+         "NODE_ID is not 64 hex characters"},
         /* a chartered seed names its node: a usage error before the data dir is created (it was
          * found by the gossip layer, after the identity and admin.token were written: exit 1) */
         {{"--data", "/x", "--charter", "c.json", "--cert", "a.cert", "--seed", "127.0.0.1:7470", NULL},

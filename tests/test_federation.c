@@ -715,3 +715,155 @@ Test(federation, a_burst_of_publishes_holds_no_membership_message_behind_a_hands
                      "%s: a membership message waited for a connection during the burst", dom[i]);
     }
 }
+
+/* ---- a second node claiming a domain another node holds (open mode) */
+
+typedef struct {
+    h_node_t *n;
+    const char *method, *path;
+    const void *body;
+    size_t len;
+    long status;
+    char text[16384];
+} try_t;
+
+/* The request is answered other than 503 not_synced (a node just started checks its own domain's
+ * head with a peer before it writes). */
+static int answered_not_503(void *ctx)
+{
+    try_t *t = ctx;
+    char url[256];
+    h_resp_t r;
+    snprintf(url, sizeof url, "%s%s", t->n->url, t->path);
+    if (h_http(t->method, url, "application/yaml", t->body, t->len, &r) != 0)
+        return 0;
+    t->status = r.status;
+    snprintf(t->text, sizeof t->text, "%s", r.body ? r.body : "");
+    h_resp_free(&r);
+    return t->status != 503;
+}
+
+/* It was a 500 publish_failed ("domain 'payments' is bound to another node's key"): the caller's
+ * request refused, not a server fault. Now 409 domain_taken, naming the node that holds the domain
+ * and what to do; the CLI says the same. */
+Test(federation, a_publish_on_a_second_node_of_a_held_domain_is_409_domain_taken)
+{
+    h_node_t a, b;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0);
+    publish(&a, "settled-transactions.yaml");
+    cr_assert_eq(h_node_start(&b, "payments", "--seed", a.peer, FAST, NULL), 0);
+    cr_assert(h_wait_status(b.url, "/v1/products/payments/settled-transactions", NULL, 200, 15000),
+              "the product did not reach the second node");
+    json_t *st = h_get_json(a.url, "/v1/status", NULL);
+    char holder[80];
+    snprintf(holder, sizeof holder, "%s", json_string_value(json_object_get(st, "node_id")));
+    json_decref(st);
+
+    char path[512];
+    size_t len;
+    char *yaml = h_read_file(h_repo_path("examples/settled-transactions-v2.yaml", path, sizeof path), &len);
+    cr_assert(yaml);
+    try_t t = {.n = &b, .method = "PUT", .path = "/v1/products/payments/settled-transactions", .body = yaml, .len = len};
+    cr_assert(h_wait(answered_not_503, &t, 15000), "still 503: %s", t.text);
+    cr_assert_eq(t.status, 409, "publish on the second node: %ld %s", t.status, t.text);
+    json_t *j = json_loads(t.text, 0, NULL);
+    const char *code = json_string_value(json_object_get(j, "error"));
+    const char *detail = json_string_value(json_object_get(j, "detail"));
+    cr_assert(code && !strcmp(code, "domain_taken"), "%s", t.text);
+    cr_expect(detail && strstr(detail, holder) && strstr(detail, a.url + strlen("http://")) &&
+              strstr(detail, "Publish at that node") && strstr(detail, "docs/operators.md"), "%s", detail);
+    json_decref(j);
+    free(yaml);
+
+    t = (try_t){.n = &b, .method = "DELETE", .path = "/v1/products/payments/settled-transactions"};
+    cr_assert(h_wait(answered_not_503, &t, 15000), "still 503: %s", t.text);
+    cr_expect_eq(t.status, 409, "retire on the second node: %ld %s", t.status, t.text);
+    cr_expect(strstr(t.text, "\"domain_taken\""), "%s", t.text);
+
+    char *err = NULL;
+    int rc = h_trib(&b, NULL, NULL, &err, "publish",
+                    h_repo_path("examples/settled-transactions-v2.yaml", path, sizeof path), NULL);
+    cr_expect_eq(rc, 1, "%s", err);
+    cr_expect(err && strstr(err, "409 domain_taken") && strstr(err, holder), "%s", err);
+    free(err);
+    /* the node that holds the domain still publishes */
+    publish(&a, "settled-transactions-v2.yaml");
+}
+
+/* ---- a seed that is not reached is said, not silent */
+
+typedef struct {
+    h_node_t *n;
+    char text[256];
+} log_cond_t;
+
+static int log_has(void *ctx)
+{
+    log_cond_t *c = ctx;
+    return file_has(c->n->log, c->text);
+}
+
+/* The seeds /v1/status lists as not reached, as one string ("" when the field is absent). */
+static void seeds_unreached(h_node_t *n, char *out, size_t cap)
+{
+    out[0] = '\0';
+    json_t *j = h_get_json(n->url, "/v1/status", NULL);
+    json_t *list = json_object_get(j, "seeds_unreached"), *s;
+    size_t i, at = 0;
+    json_array_foreach(list, i, s)
+        at += (size_t)snprintf(out + at, cap - at, "%s%s", i ? "," : "", json_string_value(s));
+    json_decref(j);
+}
+
+static int status_seeds_clear(void *ctx)
+{
+    char s[256];
+    seeds_unreached(ctx, s, sizeof s);
+    return s[0] == '\0';
+}
+
+/* A node whose seed answers nothing logged nothing after "1 seed(s)", and trib status said nothing
+ * of it: a new operator could not tell the node was alone because its seed was wrong. Now it warns
+ * 10 s after start naming the seed and what to check, /v1/status lists it (seeds_unreached), and
+ * once the seed is reached it says so and the field goes. A node that reached its seed says
+ * nothing. */
+Test(federation, an_unreached_seed_is_warned_about_and_shown_in_status)
+{
+    h_node_t a, b, c;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0);
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, FAST, NULL), 0);
+    cr_assert(h_wait_member(b.url, "payments", "alive", NULL, 15000), "growth did not join payments");
+    cr_assert_eq(h_node_stop(&a, SIGTERM), 0);   /* its peer port now answers nothing */
+    long t0 = h_now_ms();
+    cr_assert_eq(h_node_start(&c, "listening", "--seed", a.peer, FAST, NULL), 0);
+    log_cond_t warned = {.n = &c};
+    snprintf(warned.text, sizeof warned.text, "1 of 1 seed(s) not reached 10 s after start: %s (this node is alone",
+             a.peer);
+    cr_assert(h_wait(log_has, &warned, 20000), "no warning naming the seed");
+    cr_expect_geq(h_now_ms() - t0, 9000, "warned before the seed had 10 s");
+    cr_expect(file_has(c.log, "not its --http") && file_has(c.log, "--federation-secret"), "no advice");
+    char s[256];
+    seeds_unreached(&c, s, sizeof s);
+    cr_expect_str_eq(s, a.peer, "/v1/status seeds_unreached");
+    char *out = NULL, *err = NULL;
+    cr_expect_eq(h_trib(&c, NULL, &out, &err, "status", NULL), 0, "%s", err);
+    cr_expect(out && strstr(out, "seeds_unreached") && strstr(out, a.peer), "trib status: %s", out);
+    free(out);
+    free(err);
+    /* growth reached its seed at once: not a word, in more than 10 s of running */
+    cr_expect(!file_has(b.log, "not reached"), "a node that reached its seed warned");
+    json_t *st = h_get_json(b.url, "/v1/status", NULL);
+    cr_expect(st && !json_object_get(st, "seeds_unreached"), "growth lists a seed as not reached");
+    json_decref(st);
+
+    cr_assert_eq(h_node_restart(&a), 0);
+    log_cond_t back = {.n = &c};
+    snprintf(back.text, sizeof back.text, "seed %s reached", a.peer);
+    cr_assert(h_wait(log_has, &back, 15000), "reaching the seed was not said");
+    cr_assert(h_wait(status_seeds_clear, &c, 5000), "/v1/status still lists the seed");
+    cr_expect(h_wait_member(c.url, "payments", "alive", NULL, 15000), "listening did not join payments");
+    char *log = h_read_file(c.log, NULL);
+    const char *first = log ? strstr(log, "not reached") : NULL;
+    cr_expect(first && !strstr(first + 1, "not reached"), "warned more than once: %s", log);
+    free(log);
+}

@@ -1850,3 +1850,43 @@ Test(rotate, a_rotate_call_while_another_is_under_way_is_409_busy_with_retry_aft
     cr_assert_eq(h_node_stop(&a, SIGTERM), 0);
     cert_free(&ca);
 }
+
+/* ---------------------------------------------------------------- offline preparation */
+
+/* `trib key rotate --data DIR --domain D --out FILE` prepares a hand-over for a node that is not
+ * running (docs/operators.md §6). It wrote DIR/identity.next.key under a running agent: now it
+ * takes the agent's lock (DATA/agent.lock) first and is refused while the agent holds it, naming
+ * the agent and the online command, writing nothing; once the agent stopped it goes ahead. */
+Test(rotate, offline_preparation_is_refused_while_the_data_dir_s_agent_runs)
+{
+    h_node_t n;
+    cr_assert_eq(h_node_start(&n, "payments", NULL), 0);
+    char out[256], nextp[300], want[64], *e = NULL;
+    snprintf(out, sizeof out, "%s/offline.rot", work);
+    snprintf(nextp, sizeof nextp, "%s/identity.next.key", n.dir);
+    snprintf(want, sizeof want, "(pid %d,", (int)n.pid);
+    int rc = h_trib(NULL, NULL, NULL, &e, "key", "rotate", "--data", n.dir, "--domain", "payments", "--out", out, NULL);
+    cr_expect_eq(rc, 1, "%s", e);
+    cr_expect(e && strstr(e, "in use by a running agent") && strstr(e, want) && strstr(e, "--node URL") &&
+              strstr(e, "nothing was written"), "%s", e);
+    free(e);
+    e = NULL;
+    struct stat sb;
+    cr_expect(stat(nextp, &sb) != 0, "identity.next.key was written into the running node's data dir");
+    cr_expect(stat(out, &sb) != 0, "the hand-over file was written");
+    /* the agent still runs, unaware, and its lock file still names it */
+    json_t *st = h_get_json(n.url, "/v1/status", NULL);
+    cr_expect(st != NULL, "the agent stopped answering");
+    json_decref(st);
+
+    cr_assert_eq(h_node_stop(&n, SIGTERM), 0);
+    char *o = NULL;
+    rc = h_trib(NULL, NULL, &o, &e, "key", "rotate", "--data", n.dir, "--domain", "payments", "--out", out, NULL);
+    cr_expect_eq(rc, 0, "%s", e);
+    cr_expect_eq(stat(nextp, &sb), 0, "no next key once the agent stopped");
+    cr_expect_eq(stat(out, &sb), 0, "no hand-over file once the agent stopped");
+    free(o);
+    free(e);
+    /* the agent starts again on the dir the offline command held and let go */
+    cr_assert_eq(h_node_restart(&n), 0);
+}
