@@ -608,8 +608,11 @@ int auth_write(node_t *n, const char *header, const char *product_id, token_clai
         return -1;
     size_t dl = strlen(n->cfg.domain); /* a node never lets a token write another domain's product */
     if (strncmp(product_id, n->cfg.domain, dl) != 0 || product_id[dl] != '/') {
-        set_err(e, 403, "wrong_domain", "%s is not this node's domain '%s': write it at its owner's node", product_id,
-                n->cfg.domain);
+        char dom[64], at[300];
+        snprintf(dom, sizeof dom, "%.*s", (int)strcspn(product_id, "/"), product_id);
+        node_owner_cmd(n, dom, at, sizeof at);
+        set_err(e, 403, "wrong_domain", "%s is not this node's domain '%s': write it at its owner's node%s", product_id,
+                n->cfg.domain, at);
         return -1;
     }
     return decide(c, TOKEN_OP_WRITE, product_id, e);

@@ -421,20 +421,6 @@ out:
 
 /* ---------------------------------------------------------------- decisions */
 
-/* " (trib --node URL)": the node of domain as this node's member table has it (the member holding
- * the domain's key), where that domain's access requests are listed and decided; "" when none is
- * known here. Chartered, a member the federation certified for the domain (its certificate held
- * here and holding now) speaks for it: named before the domain's first catalog entry reaches this
- * node, which is when gossip_read_owner learns the domain's key (-2: only other members). */
-static void owner_node(node_t *n, const char *domain, char *out, size_t cap)
-{
-    gossip_member_t m;
-    out[0] = '\0';
-    int rc = n->gossip ? gossip_read_owner(n->gossip, domain, &m) : -1;
-    if ((rc == 0 || (rc == -2 && gossip_trust(n->gossip) && m.verified)) && m.http[0])
-        snprintf(out, cap, " (trib --node %s://%s)", n->cfg.tls_cert[0] ? "https" : "http", m.http);
-}
-
 /* The caller may decide for product pid on this node: a write/admin token of this domain. */
 static int may_decide(node_t *n, const grants_caller_t *who, const char *pid, grants_result_t *r)
 {
@@ -492,7 +478,7 @@ void grants_decide(node_t *n, const grants_caller_t *who, const char *request_id
     char pdom[64], at[300];
     snprintf(pdom, sizeof pdom, "%.*s", (int)strcspn(q->product_id, "/"), q->product_id);
     if (strcmp(pdom, n->cfg.domain) != 0) {   /* before the token: the wrong node, whoever asks */
-        owner_node(n, pdom, at, sizeof at);
+        node_owner_cmd(n, pdom, at, sizeof at);
         fail(r, 403, "wrong_domain", "request %s is for %s, a product of '%s': only its owner decides, on a node of "
              "'%s'%s; this node is of '%s'", request_id, q->product_id, pdom, pdom, at, n->cfg.domain);
         goto out;
@@ -598,7 +584,7 @@ void grants_revoke(node_t *n, const grants_caller_t *who, const char *grant_id, 
     }
     if (strcmp(g->domain, n->cfg.domain) != 0) {   /* before the token: the wrong node, whoever asks */
         char at[300];
-        owner_node(n, g->domain, at, sizeof at);
+        node_owner_cmd(n, g->domain, at, sizeof at);
         fail(r, 403, "wrong_domain", "grant %s was made by '%s': only its owner revokes it, on a node of '%s'%s; "
              "this node is of '%s'", grant_id, g->domain, g->domain, at, n->cfg.domain);
         goto out;
@@ -694,7 +680,7 @@ void grants_list(node_t *n, const grants_caller_t *who, const char *state, grant
                     state);
     if (strcmp(who->domain, n->cfg.domain) != 0) {
         char at[300];
-        owner_node(n, who->domain, at, sizeof at);
+        node_owner_cmd(n, who->domain, at, sizeof at);
         return fail(r, 403, "wrong_domain", "this node lists the requests for products of '%s' to a write or admin "
                     "token of '%s'; your token is of '%s': its requests are listed on a node of '%s'%s",
                     n->cfg.domain, n->cfg.domain, who->domain, who->domain, at);

@@ -272,6 +272,20 @@ static node_code_t publish_failed(void)
     return catalog_publish_errno() == ENOSPC ? NODE_NO_SPACE : NODE_FAILED;
 }
 
+/* " (trib --node URL)": the node of domain as this node's member table has it (the member holding
+ * the domain's key), where that domain's access requests are listed and decided; "" when none is
+ * known here. Chartered, a member the federation certified for the domain (its certificate held
+ * here and holding now) speaks for it: named before the domain's first catalog entry reaches this
+ * node, which is when gossip_read_owner learns the domain's key (-2: only other members). */
+void node_owner_cmd(node_t *n, const char *domain, char *out, size_t cap)
+{
+    gossip_member_t m;
+    out[0] = '\0';
+    int rc = n->gossip ? gossip_read_owner(n->gossip, domain, &m) : -1;
+    if ((rc == 0 || (rc == -2 && gossip_trust(n->gossip) && m.verified)) && m.http[0])
+        snprintf(out, cap, " (trib --node %s://%s)", n->cfg.tls_cert[0] ? "https" : "http", m.http);
+}
+
 int node_domain_taken(node_t *n, char *detail, size_t cap)
 {
     if (!catalog_publish_wrong_key())
@@ -329,10 +343,13 @@ static node_code_t own_product(node_t *n, const char *id, const char *what, char
     snprintf(name, 64, "%s", slash + 1);
     if (!store_valid_name(domain, strlen(domain)) || !store_valid_name(name, strlen(name)))
         return fail(r, NODE_BAD_INPUT, "bad_id", "'%s' is not a product id: domain and name are " STORE_NAME_RULE, id);
-    if (strcmp(domain, n->cfg.domain) != 0)
+    if (strcmp(domain, n->cfg.domain) != 0) {
+        char at[300];
+        node_owner_cmd(n, domain, at, sizeof at);
         return fail(r, NODE_WRONG_DOMAIN, "wrong_domain",
-                    "%s belongs to domain '%s'; only its own node ('%s' is this one) can %s it", id, domain,
+                    "%s belongs to domain '%s'; only its own node%s ('%s' is this one) can %s it", id, domain, at,
                     n->cfg.domain, what);
+    }
     return NODE_OK;
 }
 

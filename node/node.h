@@ -124,6 +124,10 @@ node_code_t node_publish_ex(node_t *n, const char *id, const char *manifest, siz
                             const node_publish_opts_t *o, node_result_t *r);
 /* Frees what a result holds (the report); r stays usable. */
 void node_result_clear(node_result_t *r);
+/* " (trib --node URL)": the node of domain as this node's member table has it (the member holding
+ * the domain's key; chartered, one the federation certified for it), where that domain's writes
+ * and access decisions go; "" when none is known here. */
+void node_owner_cmd(node_t *n, const char *domain, char *out, size_t cap);
 /* After a catalog_publish* call of this thread failed: 1 when it was refused because this node's
  * domain's log is bound to another node's key (catalog_publish_wrong_key), with detail saying
  * which node holds it (its HTTP address when it is a member) and what to do; else 0. */

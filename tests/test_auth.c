@@ -340,6 +340,15 @@ Test(auth, a_token_of_domain_a_never_writes_through_node_b)
                    "wrong_domain");
     /* B's admin token at A */
     expect_refused(&a, "PUT", PRODUCT, "application/yaml", m, b.token, 403, "wrong_domain", "wrong_domain");
+    /* B's own token at B, for A's product: told where A's node is */
+    char url[256], want[96];
+    snprintf(url, sizeof url, "%s%s", b.url, PRODUCT);
+    h_resp_t r;
+    cr_assert_eq(h_http_token("PUT", url, "application/yaml", m, strlen(m), b.token, &r), 0);
+    snprintf(want, sizeof want, "(trib --node http://127.0.0.1:%d)", a.http_port);
+    cr_assert(r.status == 403 && r.body && strstr(r.body, "wrong_domain") && strstr(r.body, want),
+              "a write of A's product at B does not name A's node %s: %ld %s", want, r.status, r.body);
+    h_resp_free(&r);
     free(m), free(g);
     h_node_cleanup(&b);
     h_node_cleanup(&a);
