@@ -263,10 +263,12 @@ int cli_render_products(cli_ctx_t *c, json_t *j, const char *id)
         return cli_fail(c, "out of memory");
     cli_table_set_max(t, 3, OWNER_MAX);
     cli_table_set_max(t, 4, TITLE_MAX);
-    int bad = 0;
+    int bad = 0, stubs = 0;
     for (size_t i = 0; i < n; i++) {   /* the node's rank order */
         json_t *p = json_array_get(list, i);
-        const char *row[] = { str_or(p, "id", "-"), str_or(p, "version", "-"),
+        int stub = json_is_true(json_object_get(p, "stub"));   /* restricted, and no grant: what it holds */
+        stubs += stub;
+        const char *row[] = { str_or(p, "id", "-"), stub ? "(restricted)" : str_or(p, "version", "-"),
                               str_or(p, "status", "-"),
                               str_or(json_object_get(p, "owners"), "business", "-"),
                               str_or(p, "title", "") };
@@ -280,6 +282,9 @@ int cli_render_products(cli_ctx_t *c, json_t *j, const char *id)
     int rc = print_table(c, t, NULL);
     if (rc == CLI_OK && total > (long long)n)
         fprintf(c->out, "(%zu of %lld shown)\n", n, total);
+    if (rc == CLI_OK && stubs)
+        fprintf(c->out, "(restricted): without a grant on it, a restricted product shows only its id, title, owners\n"
+                        "and classification; trib show ID says how to ask its owner\n");
     if (rc == CLI_OK)
         print_facets(c, json_object_get(j, "facets"));
     return rc;

@@ -683,6 +683,24 @@ Test(cli_cmd, products_escapes_query_and_prints_table, .init = srv_start, .fini 
     run_free(&r);
 }
 
+/* A restricted product seen without a grant is a stub (id, title, owners, classification): its row
+ * says so instead of a bare "-", and a line under the table says why and how to ask. */
+Test(cli_cmd, products_marks_restricted_stubs, .init = srv_start, .fini = srv_stop)
+{
+    srv_route((route_t){ "GET", "/v1/products", 200,
+                         "{\"products\":[{\"id\":\"growth/signup-funnel\",\"title\":\"Signup funnel\","
+                         "\"owners\":{\"business\":\"li@example.com\"},\"classification\":\"restricted\","
+                         "\"stub\":true}],\"total\":1}", 0, 0 });
+    run_t r = run("products", "--node", srv.node, NULL);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect_str_eq(r.out,
+        "ID                    VERSION       STATUS  OWNER           TITLE\n"
+        "growth/signup-funnel  (restricted)  -       li@example.com  Signup funnel\n"
+        "(restricted): without a grant on it, a restricted product shows only its id, title, owners\n"
+        "and classification; trib show ID says how to ask its owner\n");
+    run_free(&r);
+}
+
 Test(cli_cmd, products_empty_listing, .init = srv_start, .fini = srv_stop)
 {
     srv_route((route_t){ "GET", "/v1/products", 200, "{\"products\":[],\"total\":0}", 0, 0 });
