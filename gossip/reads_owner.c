@@ -207,24 +207,6 @@ static int project_page(const ostream_t *s, store_page_t *pg)
     return 0;
 }
 
-/* Whether the fields s's token may read now are the ones s projects to (both NULL-ended lists
- * in grants_active's sorted order, NULL: every field). Out of memory asking reads as a change:
- * the stream ends with grant_changed and its reader opens it again. */
-static int projection_holds(reads_t *r, const ostream_t *s)
-{
-    if (!r->fields_fn)
-        return 1;
-    char **now = r->fields_fn(r->check_ctx, s->product, s->token, s->token_len);
-    size_t i = 0;
-    while (now && s->fields && now[i] && s->fields[i] && !strcmp(now[i], s->fields[i]))
-        i++;
-    int same = (!now && !s->fields) || (now && s->fields && !now[i] && !s->fields[i]);
-    for (size_t k = 0; now && now[k]; k++)
-        free(now[k]);
-    free(now);
-    return same;
-}
-
 /* The stream's projection as the relay sees it (ReadBatch.fields_key): "" every field, else "="
  * and the allow-list joined by ','. malloc'd; NULL out of memory. */
 static char *fields_key(char **fields)
@@ -702,14 +684,6 @@ void reads__owner_tick(reads_t *r, uint64_t now, outq_t *q)
             if (access_check(r, s->product, s->token, s->token_len, &ast, akind, amsg) < 0) {
                 snprintf(s->why, sizeof s->why, "%s", akind);
                 reply_error_kind(r, &(sink_t){.addr = s->peer_addr}, s->id, s->sent + 1, ast, akind, amsg);
-                ostream_kill(r, s);
-                continue;
-            }
-            if (!projection_holds(r, s)) {   /* one of several grants ended, or another began */
-                snprintf(s->why, sizeof s->why, "grant_changed");
-                snprintf(amsg, sizeof amsg, "the fields this token may read of %s changed (a grant ended or another "
-                         "began): open the stream again to get them as they are now", s->product);
-                reply_error_kind(r, &(sink_t){.addr = s->peer_addr}, s->id, s->sent + 1, 403, "grant_changed", amsg);
                 ostream_kill(r, s);
                 continue;
             }

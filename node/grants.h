@@ -19,20 +19,26 @@
 #include "node/node.h"
 #include "storage/access.h"
 
-/* An active grant, as the read check needs it. nfields == 0: every field. */
+#define GRANTS_NAMED_MAX 8   /* active grants an audit line names; more are counted */
+
+/* A reader's active grants on a product, as the read check needs them: the fields they give
+ * (nfields == 0: every field) and the grant expiring last (id, request, expiry). */
 typedef struct {
     char grant_id[ACCESS_ID_MAX];
     char request_id[ACCESS_ID_MAX];
     char fields[ACCESS_FIELDS_MAX][65];
     size_t nfields;
     int64_t expires_ms;
+    size_t ngrants;            /* active grants counted (>= 1 when found) */
+    char grants[GRANTS_NAMED_MAX * ACCESS_ID_MAX + 24];   /* their ids, comma-separated (audit) */
 } grant_info_t;
 
 /* 1 when subject ("alice@growth", a verified token's subject whose issuer domain is the part
  * after '@') holds a grant on product_id that is neither revoked nor expired at now_ms, with *out
  * filled: the fields are the union of every active grant's allow-list, sorted (none, every field,
- * when one of them has none), the grant id, request and expiry the ones of the grant expiring
- * last; 0 when none; -1 on a storage error. Only the
+ * when one of them has none; the grant expiring last's alone, as before grants added up, when the
+ * union has more than ACCESS_FIELDS_MAX), the grant id, request and expiry the ones of the grant
+ * expiring last, grants every one's id; 0 when none; -1 on a storage error. Only the
  * owner's copy of the index is authoritative at read time: call it on the owner (local reads and
  * the owner side of routed reads). */
 int grants_active(node_t *n, const char *subject, const char *product_id, int64_t now_ms, grant_info_t *out);
@@ -44,9 +50,9 @@ int grants_active(node_t *n, const char *subject, const char *product_id, int64_
 int grants_revoked(node_t *n, const char *subject, const char *product_id, char *out, size_t cap);
 
 /* Why a read that relied on grant `held` (grants_active's when the read began) may not go on at
- * now_ms: NULL while subject still holds active grants on product_id that give the same fields;
- * "grant_changed" when they give other fields (one of several ended, or another began); else the
- * error kind, with
+ * now_ms: NULL while subject still holds active grants on product_id that give every field held
+ * gave (more is fine: the read goes on as it began); "grant_changed" when a field held gave is not
+ * given any more (one of several grants ended); else the error kind, with
  * the words a client reads in out: "grant_required" when the grant was revoked (grants_revoked's
  * words), ended with this node's certificate (chartered: which, and when it expired), or expired
  * (when); "storage" when the grants could not be read (store_last_error's words). */
@@ -65,8 +71,8 @@ int grants_lapsed(node_t *n, const char *subject, const char *product_id, int64_
  * by strcmp, one id per STORE_ID_MAX bytes. Returns how many, or -1 on a storage error. */
 long grants_active_products(node_t *n, const char *subject, int64_t now_ms, char (**out)[STORE_ID_MAX]);
 
-/* 1 when a and b give the same fields (grants_active's sorted union), else 0. */
-int grants_same_fields(const grant_info_t *a, const grant_info_t *b);
+/* 1 when now gives every field held gives (grants_active's sorted unions), else 0. */
+int grants_fields_cover(const grant_info_t *now, const grant_info_t *held);
 
 /* The fields of info as a NULL-ended array of pointers into info (for storage/project.h); a
  * grant without an allow-list gives NULL (no projection). */

@@ -1,7 +1,7 @@
 /* node/grants_read.c - the read side of grants (node/grants.h): whether a subject holds an active
  * grant, the owner's decision on a read of confidential or restricted data, and its audit.
  *
- * Owns: grants_active, grants_revoked, grants_ended, grants_lapsed, grants_fields, grants_same_fields, grants_check_read, grants_audit_served, grants_classification.
+ * Owns: grants_active, grants_revoked, grants_ended, grants_lapsed, grants_fields, grants_fields_cover, grants_check_read, grants_audit_served, grants_classification.
  * Must not: sign anything (node/grants.c does), parse tokens, or project records itself
  * (storage/project.h, called by node/stream.c and the owner side of routed reads). */
 #include "node/grants.h"
@@ -23,7 +23,34 @@ typedef struct {
     char sdomain[64];
     grant_info_t *out;
     int found, all;     /* all: an active grant without an allow-list (every field) */
+    int over;           /* the union had more than ACCESS_FIELDS_MAX fields */
+    const char *only;   /* the second pass: copy this grant's fields alone */
 } active_ctx;
+
+static int active_row(const active_ctx *c, const Trib__AccessRow *g)
+{
+    const Trib__AccessChange *a = g->change;
+    char pdom[64];
+    snprintf(pdom, sizeof pdom, "%.*s", (int)strcspn(a->product_id, "/"), a->product_id);
+    return !g->revoked && a->expires_ms > c->now && strcmp(g->domain, pdom) == 0;
+}
+
+static void add_fields(active_ctx *c, const Trib__AccessChange *a)
+{
+    grant_info_t *o = c->out;
+    for (size_t i = 0; i < a->n_fields && !c->all; i++) {
+        size_t k = 0;
+        while (k < o->nfields && strcmp(o->fields[k], a->fields[i]) != 0)
+            k++;
+        if (k < o->nfields)
+            continue;
+        if (o->nfields == ACCESS_FIELDS_MAX) {
+            c->over = 1;
+            return;
+        }
+        snprintf(o->fields[o->nfields++], sizeof o->fields[0], "%s", a->fields[i]);
+    }
+}
 
 /* Every active grant counts: the fields are the union of their allow-lists (every field when one
  * has none); the one expiring last names them (id, request, expiry). */
@@ -31,9 +58,7 @@ static int active_cb(void *vctx, const Trib__AccessRow *g)
 {
     active_ctx *c = vctx;
     const Trib__AccessChange *a = g->change;
-    char pdom[64];
-    snprintf(pdom, sizeof pdom, "%.*s", (int)strcspn(a->product_id, "/"), a->product_id);
-    if (g->revoked || a->expires_ms <= c->now || strcmp(g->domain, pdom) != 0)
+    if (!active_row(c, g))
         return 0;
     grant_info_t *o = c->out;
     if (!c->found || a->expires_ms > o->expires_ms) {
@@ -41,16 +66,23 @@ static int active_cb(void *vctx, const Trib__AccessRow *g)
         snprintf(o->request_id, sizeof o->request_id, "%s", a->request_id);
         o->expires_ms = a->expires_ms;
     }
+    if (o->ngrants < GRANTS_NAMED_MAX) {
+        size_t l = strlen(o->grants);
+        snprintf(o->grants + l, sizeof o->grants - l, "%s%s", l ? "," : "", a->grant_id);
+    }
+    o->ngrants++;
     c->found = 1;
     c->all |= a->n_fields == 0;
-    for (size_t i = 0; i < a->n_fields && !c->all; i++) {
-        size_t k = 0;
-        while (k < o->nfields && strcmp(o->fields[k], a->fields[i]) != 0)
-            k++;
-        /* more distinct fields than an allow-list holds: the rest are not read (fails closed) */
-        if (k == o->nfields && o->nfields < ACCESS_FIELDS_MAX)
-            snprintf(o->fields[o->nfields++], sizeof o->fields[0], "%s", a->fields[i]);
-    }
+    add_fields(c, a);
+    return 0;
+}
+
+/* The second pass when the union overflowed: the fields of the grant expiring last alone. */
+static int only_cb(void *vctx, const Trib__AccessRow *g)
+{
+    active_ctx *c = vctx;
+    if (active_row(c, g) && !strcmp(g->change->grant_id, c->only))
+        add_fields(c, g->change);
     return 0;
 }
 
@@ -67,6 +99,17 @@ int grants_active(node_t *n, const char *subject, const char *product_id, int64_
         return 0; /* chartered: no grant outlives this node's (its issuer's) certificate */
     if (store_access_grants_of(n->st, subject, product_id, active_cb, &c) != 0)
         return -1;
+    if (c.over && !c.all) {   /* never fewer fields than the grant expiring last gives alone */
+        c.out->nfields = 0;
+        c.over = 0;
+        c.only = c.out->grant_id;
+        if (store_access_grants_of(n->st, subject, product_id, only_cb, &c) != 0)
+            return -1;
+    }
+    if (c.out->ngrants > GRANTS_NAMED_MAX) {
+        size_t l = strlen(c.out->grants);
+        snprintf(c.out->grants + l, sizeof c.out->grants - l, " +%zu more", c.out->ngrants - GRANTS_NAMED_MAX);
+    }
     if (c.all)
         c.out->nfields = 0;
     else if (c.out->nfields > 1)   /* one order whatever the grants' (a relay compares projections) */
@@ -171,11 +214,11 @@ const char *grants_ended(node_t *n, const char *subject, const char *product_id,
 {
     grant_info_t gi;
     int rc = grants_active(n, subject, product_id, now_ms, &gi);
-    if (rc == 1 && grants_same_fields(&gi, held))
+    if (rc == 1 && grants_fields_cover(&gi, held))
         return NULL;
     if (rc == 1) {
-        snprintf(out, cap, "the fields the grants of %s let it read of %s changed (a grant ended or another began): "
-                 "read again to get them as they are now", subject, product_id);
+        snprintf(out, cap, "the grants of %s on %s give fewer fields than when this read began (one of them ended): "
+                 "read again to get the records as they are projected now", subject, product_id);
         return "grant_changed";
     }
     if (rc < 0) {
@@ -258,13 +301,19 @@ long grants_active_products(node_t *n, const char *subject, int64_t now_ms, char
     return (long)c.n;
 }
 
-int grants_same_fields(const grant_info_t *a, const grant_info_t *b)
+int grants_fields_cover(const grant_info_t *now, const grant_info_t *held)
 {
-    if (a->nfields != b->nfields)
+    if (now->nfields == 0)
+        return 1;   /* every field */
+    if (held->nfields == 0)
         return 0;
-    for (size_t i = 0; i < a->nfields; i++)
-        if (strcmp(a->fields[i], b->fields[i]) != 0)
+    size_t k = 0;   /* both sorted: a merge */
+    for (size_t i = 0; i < held->nfields; i++) {
+        while (k < now->nfields && strcmp(now->fields[k], held->fields[i]) < 0)
+            k++;
+        if (k == now->nfields || strcmp(now->fields[k], held->fields[i]) != 0)
             return 0;
+    }
     return 1;
 }
 
@@ -302,10 +351,15 @@ int grants_classification(node_t *n, const char *product_id, char out[16])
 
 static void audit_read_decision(node_t *n, const grants_read_t *d, uint64_t records)
 {
+    /* every active grant the read relied on: their fields were served together */
+    const char *grants = d->grant.ngrants > 1 ? d->grant.grants : d->grant.grant_id;
+    const char *reason = !d->allowed ? d->code
+                         : d->grant.ngrants > 1 ? (d->grant.nfields ? "projected to the union of the grants' fields"
+                                                                     : "every field: a grant without an allow-list")
+                         : d->grant.nfields ? "projected to the grant's fields" : "";
     audit_event_t e = {.time_ms = clock_wall_ms(), .subject = d->subject, .token_id = d->token_id,
-                       .grant_id = d->grant.grant_id, .product_id = d->product_id, .entry_node = d->entry_node,
-                       .action = d->action, .records = records, .allowed = d->allowed,
-                       .reason = d->allowed ? (d->grant.nfields ? "projected to the grant's fields" : "") : d->code};
+                       .grant_id = grants, .product_id = d->product_id, .entry_node = d->entry_node,
+                       .action = d->action, .records = records, .allowed = d->allowed, .reason = reason};
     audit_record(n, &e);
 }
 

@@ -213,7 +213,9 @@ typedef struct {
  * (that the mapping lacks) is refused instead: `classfication: restricted` would publish an
  * internal product, `tag: [pii]` an untagged one, `requried: true` in a schema property an optional
  * field, and nobody would be told. obj is the mapping at path (NULL: the document), known the
- * fields the format gives it (NULL-ended). */
+ * fields the format gives it (NULL-ended). Inside a mapping (path set) only one edit away counts:
+ * custom keys there are common, and two edits away (`retired` for required, `stage` for usage) are
+ * as likely meant. */
 static int v_near_misses(vctx_t *c, const json_t *obj, const char *path, const char *const *known)
 {
     const char *k;
@@ -225,30 +227,14 @@ static int v_near_misses(vctx_t *c, const json_t *obj, const char *path, const c
         if (known[i])
             continue;
         for (i = 0; known[i]; i++)
-            if (!json_object_get(obj, known[i]) && near_typo(k, strlen(k), known[i])) {
+            if (!json_object_get(obj, known[i]) &&
+                (path ? near_typo_within(k, strlen(k), known[i], 1) : near_typo(k, strlen(k), known[i]))) {
                 char at[160];
                 snprintf(at, sizeof at, "%s%s%.64s", path ? path : "", path ? "." : "", k);
                 return v_fail(c, v, at, NULL,
                               "unknown field; did you mean %s? (a field the manifest does not know is kept as "
                               "written, so a misspelt %s would be lost)", known[i], known[i]);
             }
-    }
-    return 0;
-}
-
-/* The ODPS output ports (kept as written): a misspelt key of one is refused as above. */
-static int v_output_ports(vctx_t *c, const json_t *doc)
-{
-    static const char *const known[] = {"name", "description", "type", "version", "contractId", "sbom",
-                                        "inputContracts", "tags", "customProperties", "authoritativeDefinitions",
-                                        NULL};
-    json_t *ports = json_object_get(doc, "outputPorts");
-    for (size_t i = 0; json_is_array(ports) && i < json_array_size(ports); i++) {
-        json_t *p = json_array_get(ports, i);
-        char path[48];
-        snprintf(path, sizeof path, "outputPorts[%zu]", i);
-        if (json_is_object(p) && v_near_misses(c, p, path, known) != 0)
-            return -1;
     }
     return 0;
 }
@@ -411,7 +397,7 @@ static int v_document(vctx_t *c, const json_t *doc, const char *node_domain, fie
 {
     static const char *const known[] = {"name", "domain", "version", "status", "title", "description", "owners",
                                         "tags", "classification", "schema", "compatibility", "outputPorts", NULL};
-    if (v_near_misses(c, doc, NULL, known) != 0 || v_output_ports(c, doc) != 0)
+    if (v_near_misses(c, doc, NULL, known) != 0)
         return -1;
     if (v_id(c, doc, "name", &f->name) != 0 || v_id(c, doc, "domain", &f->domain) != 0)
         return -1;

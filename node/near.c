@@ -5,8 +5,13 @@
 
 int near_typo(const char *typed, size_t len, const char *name)
 {
+    return near_typo_within(typed, len, name, strlen(name) > 4 ? 2 : 1);
+}
+
+int near_typo_within(const char *typed, size_t len, const char *name, size_t max)
+{
     /* optimal string alignment distance, rows of at most 32 characters */
-    size_t m = strlen(name), max = m > 4 ? 2 : 1;
+    size_t m = strlen(name);
     if (len > 31 || m > 31 || (len > m ? len - m : m - len) > max)
         return 0;
     unsigned d[33][33];

@@ -11,5 +11,8 @@
  * or swap of two neighbours) away, two for names of more than 4 characters; 0 otherwise, and
  * for words over 31 characters. */
 int near_typo(const char *typed, size_t len, const char *name);
+/* The same with at most max edits whatever the names' lengths (max 1: a closer likeness, where a
+ * word two edits away may well be meant). */
+int near_typo_within(const char *typed, size_t len, const char *name, size_t max);
 
 #endif

@@ -399,9 +399,6 @@ Test(index, lifecycle_rules_and_replay, .init = ix_setup, .fini = ix_teardown)
         free(h.bytes[i]);
 }
 
-/* The owner's read decision (what node/auth.c calls for confidential and restricted products) and
- * its audit: allowed with the grant's fields, refused without a token or a grant (restricted: 404),
- * expired and revoked grants refused, every decision in the audit log with no token in it. */
 /* Several active grants to one subject on one product all count: the fields are the union of
  * their allow-lists (sorted), every field once one of them has none; the grant expiring last names
  * them; as each ends, the union narrows, and a read that began under the wider one is told
@@ -437,6 +434,12 @@ Test(index, active_grants_add_up_and_narrow_as_each_ends, .init = ix_setup, .fin
     const char *kind = grants_ended(&n, "alice@growth", "payments/settled", &wide, soon, why, sizeof why);
     cr_assert(kind && !strcmp(kind, "grant_changed"), "%s: %s", kind ? kind : "(none)", why);
     cr_assert_null(grants_ended(&n, "alice@growth", "payments/settled", &gi, soon, why, sizeof why));
+    /* more fields than a read began with: it goes on as it began (nothing is shown it may not see) */
+    grant_info_t narrow = gi;
+    cr_assert_null(grants_ended(&n, "alice@growth", "payments/settled", &narrow, now, why, sizeof why), "%s", why);
+    cr_assert_eq(active(stores[0], "alice@growth", now, &gi), 1);
+    cr_assert_eq(gi.ngrants, 2);
+    cr_assert(strstr(gi.grants, GR1) && strstr(gi.grants, GR2), "both grants named: %s", gi.grants);
 
     /* a grant without an allow-list: every field while it holds */
     keep(&h, sign_fields(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, "req-00000000000000a3", "grant-00000000000000b3",
@@ -451,6 +454,38 @@ Test(index, active_grants_add_up_and_narrow_as_each_ends, .init = ix_setup, .fin
         free(h.bytes[k]);
 }
 
+/* A union of more fields than an allow-list holds gives the fields of the grant expiring last
+ * alone (as before grants added up), never fewer, whatever the grants' ids (a review found a
+ * second grant of one field dropping one of the first grant's 64). */
+Test(index, a_union_beyond_the_allow_list_limit_keeps_the_longest_grants_fields, .init = ix_setup,
+     .fini = ix_teardown)
+{
+    held_t h = {0};
+    size_t len;
+    int64_t now = wall_ms();
+    char *many[ACCESS_FIELDS_MAX], names[ACCESS_FIELDS_MAX][8], *one[] = {"currency"};
+    for (int i = 0; i < ACCESS_FIELDS_MAX; i++) {
+        snprintf(names[i], sizeof names[i], "f%02d", i);
+        many[i] = names[i];
+    }
+    /* the one-field grant has the smaller id, so it is met first */
+    keep(&h, sign_fields(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ2, GR1, "alice@growth", now + DAY_MS, one, 1, &len),
+         &len);
+    keep(&h, sign_fields(cpay, TRIB__ACCESS_KIND__ACCESS_GRANT, REQ1, GR2, "alice@growth", now + 30 * DAY_MS, many,
+                         ACCESS_FIELDS_MAX, &len), &len);
+    grant_info_t gi;
+    cr_assert_eq(active(stores[0], "alice@growth", now, &gi), 1);
+    cr_assert_eq(gi.nfields, ACCESS_FIELDS_MAX, "%zu fields", gi.nfields);
+    cr_assert_str_eq(gi.fields[0], "f00");
+    cr_assert_str_eq(gi.fields[ACCESS_FIELDS_MAX - 1], "f63", "the longest grant's last field was dropped");
+    cr_assert_str_eq(gi.grant_id, GR2);
+    for (int k = 0; k < h.n; k++)
+        free(h.bytes[k]);
+}
+
+/* The owner's read decision (what node/auth.c calls for confidential and restricted products) and
+ * its audit: allowed with the grant's fields, refused without a token or a grant (restricted: 404),
+ * expired and revoked grants refused, every decision in the audit log with no token in it. */
 Test(index, read_decisions_are_audited, .init = ix_setup, .fini = ix_teardown)
 {
     size_t len;
@@ -1597,9 +1632,6 @@ static void fsub_projected(fsub_t *s, const char *who, const char *const *want, 
     free(b);
 }
 
-/* Issue 11 "the owner decides" / field allow-lists: two growth consumers with grants on different
- * fields stream the same confidential product through growth (one relay, so the feed would be
- * shared): each only ever receives its own fields, in the catch-up and in the live part. */
 /* Asks for fields of payments/settled as alice through growth and has payments grant it for days. */
 static void ask_and_grant(const char *alice, const char *padmin, const char *fields, int days)
 {
@@ -1664,10 +1696,26 @@ Test(flow, two_grants_of_different_fields_give_their_union, .fini = h_cleanup_al
     body = get_text(&A, rpath, alice, &st);
     cr_assert(st == 200 && records_have_only(body, all3, 3), "on payments, not the union: %ld %s", st, body);
     free(body);
+    /* the owner's audit names both grants the read relied on */
+    json_t *au = call("GET", &A, "/v1/audit?limit=50", padmin, NULL, &st);
+    cr_assert_eq(st, 200);
+    int both = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(au, i, e) {   /* the audit is a JSON array of events */
+        const char *g = jstr(e, "grant");
+        both |= json_is_true(json_object_get(e, "allowed")) && g && strchr(g, ',') &&
+                strstr(jstr(e, "reason"), "union");
+    }
+    cr_assert(both, "no allowed read in the audit names both grants: %s", json_dumps(au, 0));
+    json_decref(au);
     free(alice);
     free(padmin);
 }
 
+/* Issue 11 "the owner decides" / field allow-lists: two growth consumers with grants on different
+ * fields stream the same confidential product through growth (one relay, so the feed would be
+ * shared): each only ever receives its own fields, in the catch-up and in the live part. */
 Test(flow, shared_feed_projects_each_subscriber_to_its_own_grant, .fini = h_cleanup_all, .timeout = 180)
 {
     cr_assert_eq(h_node_start(&A, "payments", FAST, NULL), 0, "payments did not start");
