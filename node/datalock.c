@@ -22,6 +22,32 @@ static const char *user_name(uid_t uid, char *buf, size_t cap)
     return buf;
 }
 
+/* Locks fd (path) without waiting: 0. Else closes fd and returns -1 with err said: held by a
+ * running agent (*holder its pid from the file, 0 when unreadable; held_words follows "data dir
+ * DIR is in use by"), or the lock failed (*holder -1). */
+static int lock_nb(int fd, const char *dir, const char *path, const char *held_words, long *holder, char *err,
+                   size_t errlen)
+{
+    *holder = -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    int e = errno;
+    char pid[32] = "";
+    ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+    close(fd);
+    if (e != EWOULDBLOCK) {
+        snprintf(err, errlen, "cannot lock the data dir (%s): %s", path, strerror(e));
+        return -1;
+    }
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    *holder = strtol(pid, NULL, 10) > 0 ? strtol(pid, NULL, 10) : 0;
+    snprintf(err, errlen, "data dir %s is in use by %s (pid %s, holding %s)%s", dir, held_words,
+             *holder ? pid : "unknown", path,
+             !strcmp(held_words, "another agent") ? "; stop it first, or use another --data dir" : "");
+    return -1;
+}
+
 int datalock_take(const char *dir, long *prev_pid, char *err, size_t errlen)
 {
     *prev_pid = 0;
@@ -42,22 +68,9 @@ int datalock_take(const char *dir, long *prev_pid, char *err, size_t errlen)
             snprintf(err, errlen, "cannot open the data dir lock %s: %s", path, strerror(e));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        char pid[32] = "";
-        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
-        close(fd);
-        if (e != EWOULDBLOCK) {
-            snprintf(err, errlen, "cannot lock the data dir (%s): %s", path, strerror(e));
-            return -1;
-        }
-        pid[n > 0 ? n : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        snprintf(err, errlen,
-                 "data dir %s is in use by another agent (pid %s, holding %s); stop it first, or use another --data dir",
-                 dir, pid[0] ? pid : "unknown", path);
+    long holder;
+    if (lock_nb(fd, dir, path, "another agent", &holder, err, errlen) != 0)
         return -1;
-    }
     char line[32];
     ssize_t got = pread(fd, line, sizeof line - 1, 0);
     if (got > 0) {
@@ -83,22 +96,7 @@ int datalock_hold(const char *dir, long *holder, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open the data dir lock %s: %s", path, strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-        return fd;
-    int e = errno;
-    char pid[32] = "";
-    ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
-    close(fd);
-    if (e != EWOULDBLOCK) {
-        snprintf(err, errlen, "cannot lock the data dir (%s): %s", path, strerror(e));
-        return -1;
-    }
-    pid[n > 0 ? n : 0] = '\0';
-    pid[strcspn(pid, "\n")] = '\0';
-    *holder = strtol(pid, NULL, 10) > 0 ? strtol(pid, NULL, 10) : 0;
-    snprintf(err, errlen, "data dir %s is in use by a running agent (pid %s, holding %s)", dir,
-             pid[0] && *holder ? pid : "unknown", path);
-    return -1;
+    return lock_nb(fd, dir, path, "a running agent", holder, err, errlen) == 0 ? fd : -1;
 }
 
 void datalock_release(int *fd)
