@@ -120,6 +120,32 @@ int config_split_addr(const char *addr, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+/* Why addr is not HOST:PORT, for an error after "'ADDR' is not HOST:PORT": ": the port 99999 is out
+ * of range (1-65535)"...; "" when config_split_addr would take it. */
+static const char *addr_why(const char *addr, char *why, size_t cap)
+{
+    char host[128];
+    int port;
+    const char *colon = strrchr(addr, ':');
+    char *end;
+    long p = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (config_split_addr(addr, host, sizeof host, &port) == 0)
+        snprintf(why, cap, "%s", "");
+    else if (!colon)
+        snprintf(why, cap, ": it has no :PORT");
+    else if (colon == addr)
+        snprintf(why, cap, ": it has no host before :PORT");
+    else if (end == colon + 1 || *end)
+        snprintf(why, cap, ": the port '%.16s' is not a number", colon + 1);
+    else if (p < 1 || p > 65535)
+        snprintf(why, cap, ": the port %.16s is out of range (1-65535)", colon + 1);
+    else if (addr[0] == '[')
+        snprintf(why, cap, ": an IPv6 host is written in brackets, [::1]:7470");
+    else
+        snprintf(why, cap, ": the host is too long");
+    return why;
+}
+
 int config_addr_loopback(const char *addr)
 {
     char host[128];
@@ -242,7 +268,7 @@ static int set(config_t *c, const option_t *o, const char *val, char *err, size_
     switch (o->kind) {
     case K_ADDR:
         if (config_split_addr(val, host, sizeof host, &port) < 0) {
-            snprintf(err, errlen, "%s: '%s' is not HOST:PORT", o->name, val);
+            snprintf(err, errlen, "%s: '%s' is not HOST:PORT%s", o->name, val, addr_why(val, (char[96]){0}, 96));
             return -1;
         }
         /* fall through */

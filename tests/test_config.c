@@ -121,8 +121,11 @@ Test(config, bad_input_table)
         const char *want;   /* substring of the error */
     } cases[] = {
         {{"--domain", "payments", NULL}, "--data DIR is required"},
-        {{"--data", "/x", "--listen", "127.0.0.1", NULL}, "--listen: '127.0.0.1' is not HOST:PORT"},
-        {{"--data", "/x", "--http", "h:70000", NULL}, "--http: 'h:70000' is not HOST:PORT"},
+        {{"--data", "/x", "--listen", "127.0.0.1", NULL}, "--listen: '127.0.0.1' is not HOST:PORT: it has no :PORT"},
+        {{"--data", "/x", "--http", "h:70000", NULL},
+         "--http: 'h:70000' is not HOST:PORT: the port 70000 is out of range (1-65535)"},
+        {{"--data", "/x", "--http", "h:80x", NULL}, "--http: 'h:80x' is not HOST:PORT: the port '80x' is not a number"},
+        {{"--data", "/x", "--listen", ":7470", NULL}, "--listen: ':7470' is not HOST:PORT: it has no host before :PORT"},
         {{"--data", "/x", "--seed", "nope", NULL}, "--seed: 'nope' is not HOST:PORT"},
         {{"--data", "/x", "--probe-interval-ms", "-5", NULL}, "--probe-interval-ms: '-5' is not a whole number"},
         {{"--data", "/x", "--retry-max-ms", "500", NULL}, "--retry-max-ms: '500' is not a whole number in 1000.."},
