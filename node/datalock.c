@@ -61,6 +61,9 @@ int datalock_take(const char *dir, long *prev_pid, char *err, size_t errlen)
             snprintf(err, errlen, "cannot open the data dir lock %s: %s: the data dir %s belongs to %s, this agent "
                      "runs as %s: run the agent as that user, or give it the dir (chown -R)", path, strerror(e),
                      dir, user_name(sb.st_uid, (char[64]){0}, 64), user_name(geteuid(), (char[64]){0}, 64));
+        else if (e == ENOTDIR)
+            snprintf(err, errlen, "the data dir %s is not a directory (a file of that name, or a file in its path, is "
+                     "in the way): give --data a directory, or a path where one can be made", dir);
         else if (e == EROFS)
             snprintf(err, errlen, "cannot open the data dir lock %s: %s: the data dir must be writable (the store, "
                      "the lock and key rotation write there)", path, strerror(e));

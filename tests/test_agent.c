@@ -1073,6 +1073,23 @@ Test(agent, a_data_dir_of_another_user_is_refused_naming_both_users)
     free(err);
 }
 
+/* --data naming a file: said so, not "cannot open the data dir lock F/agent.lock: Not a directory". */
+Test(agent, a_data_dir_that_is_a_file_is_refused_saying_so)
+{
+    char file[] = "/tmp/trib-agent-file-XXXXXX", http[64], peer[64], *err = NULL;
+    int fd = mkstemp(file);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    snprintf(http, sizeof http, "127.0.0.1:%d", h_free_port());
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_free_port());
+    int rc = agent_exit(&err, "--data", file, "--domain", "payments", "--http", http, "--listen", peer, NULL);
+    unlink(file);
+    cr_assert_eq(rc, 1, "exit %d: %s", rc, err);
+    cr_assert(strstr(err, file) && strstr(err, "is not a directory") && strstr(err, "give --data a directory"), "%s",
+              err);
+    free(err);
+}
+
 Test(agent, store_without_its_identity_key_refuses_to_start_and_says_how_to_restore)
 {
     h_node_t n;
