@@ -227,7 +227,7 @@ int cli_fail(cli_ctx_t *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(c->err, "trib: %s: ", c->cmd->name);
+    fprintf(c->err, "trib: %s: %s%s", c->cmd->name, c->input ? c->input : "", c->input ? ": " : "");
     vfprintf(c->err, fmt, ap);
     fputc('\n', c->err);
     va_end(ap);
@@ -639,7 +639,9 @@ static int run_put(cli_ctx_t *c)
     client_req_t rq = { .method = "POST", .path = path, .upload = f, .upload_len = size,
                         .upload_name = is_stdin ? "stdin" : file, .long_lived = 1,
                         .content_type = "application/x-ndjson" };
+    c->input = is_stdin ? NULL : file;   /* "line 3: ..." is a line of it */
     rc = call_and_print(c, &rq, id, cli_render_appended);
+    c->input = NULL;
     if (!is_stdin)
         fclose(f);
     return rc;

@@ -35,6 +35,7 @@ typedef struct {
     opts_t o;                             /* the options given (node/cli_opts.h) */
     const char *pos[CLI_MAX_POS];
     size_t npos;
+    const char *input;                    /* the file the command sends, named in its errors (NULL: none) */
 } cli_ctx_t;
 
 struct cli_cmd {

@@ -1009,6 +1009,17 @@ Test(cli_cmd, put_streams_the_file, .init = srv_start, .fini = srv_stop, .timeou
     cr_expect_str_eq(srv.ctype, "application/x-ndjson");
     cr_expect_str_eq(srv.body, records);
     run_free(&r);
+    /* a refusal names the file the line is in */
+    srv_route((route_t){ "POST", "/v1/products/payments/tx/records", 400,
+                         "{\"error\":\"bad_record\",\"detail\":\"line 2: amount: expected a string\"}", 0, 0 });
+    r = run("put", "payments/tx", path, "--node", srv.node, NULL);
+    cr_expect_eq(r.rc, 1);
+    char said[512];
+    snprintf(said, sizeof said, "trib: put: %s: 400 bad_record: line 2: amount: expected a string\n", path);
+    cr_expect_str_eq(r.err, said);
+    run_free(&r);
+    srv_route((route_t){ "POST", "/v1/products/payments/tx/records", 201,
+                         "{\"id\":\"payments/tx\",\"first_seq\":21,\"last_seq\":23,\"count\":3}", 0, 0 });
 
     /* stdin (a pipe: size unknown, sent chunked) */
     int p[2];
