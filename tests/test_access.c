@@ -463,7 +463,7 @@ Test(index, a_union_beyond_the_allow_list_limit_keeps_the_longest_grants_fields,
     held_t h = {0};
     size_t len;
     int64_t now = wall_ms();
-    char *many[ACCESS_FIELDS_MAX], names[ACCESS_FIELDS_MAX][8], *one[] = {"currency"};
+    char *many[ACCESS_FIELDS_MAX], names[ACCESS_FIELDS_MAX][16], *one[] = {"currency"};
     for (int i = 0; i < ACCESS_FIELDS_MAX; i++) {
         snprintf(names[i], sizeof names[i], "f%02d", i);
         many[i] = names[i];
