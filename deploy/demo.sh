@@ -31,7 +31,7 @@ fail() {
 # this check and the node's bind is retried by start() with new ports.
 case ${DEMO_PORT:-} in
   '') next_port=$((20000 + $$ % 12000)) ;;
-  *[!0-9]*) echo "demo: DEMO_PORT='$DEMO_PORT' is not a port number" >&2; exit 2 ;;
+  *[!0-9]* | 0*) echo "demo: DEMO_PORT='$DEMO_PORT' is not a port number (digits, no leading 0)" >&2; exit 2 ;;
   *) next_port=$DEMO_PORT
      [ "$next_port" -ge 1024 ] && [ "$next_port" -lt 32768 ] ||
        { echo "demo: DEMO_PORT=$DEMO_PORT: pick a port in 1024-32767 (above, the kernel hands ports to outgoing connections)" >&2; exit 2; } ;;
@@ -62,7 +62,7 @@ on() { # on TEAM trib ARGS...: runs the CLI against TEAM's node, showing the com
   eval "url=\$HTTP_$team"
   # each team's own admin token (DATA/admin.token, written at first start): writes need it; shown,
   # so a command copied from the output runs as it did here
-  step "TRIB_TOKEN=\$(cat $team/admin.token) trib --node $url $*"
+  step "TRIB_TOKEN=\$(cat $work/$team/admin.token) trib --node $url $*"
   TRIB_TOKEN=$(cat "$work/$team/admin.token") "$TRIB" --node "$url" "$@"
 }
 
@@ -110,7 +110,7 @@ on payments trib members
 step "trib --node $HTTP_payments publish examples/settled-transactions.yaml   # no token"
 TRIB_TOKEN= "$TRIB" --node "$HTTP_payments" publish examples/settled-transactions.yaml \
   && fail "a publish without a token was accepted"
-step "TRIB_TOKEN=\$(cat growth/admin.token) trib --node $HTTP_payments publish examples/settled-transactions.yaml"
+step "TRIB_TOKEN=\$(cat $work/growth/admin.token) trib --node $HTTP_payments publish examples/settled-transactions.yaml"
 TRIB_TOKEN=$(cat "$work/growth/admin.token") "$TRIB" --node "$HTTP_payments" publish \
   examples/settled-transactions.yaml && fail "growth's token published for payments"
 

@@ -113,6 +113,19 @@ void catalog_set_identity(catalog_t *c, const identity_t *id)
     pthread_mutex_unlock(&c->mu);
 }
 
+int catalog_bound_elsewhere(catalog_t *c)
+{
+    uint8_t pk[ID_PK_LEN];
+    pthread_mutex_lock(&c->mu);
+    memcpy(pk, c->id.pk, sizeof pk);
+    pthread_mutex_unlock(&c->mu);
+    store_head_t head;
+    if (store_catalog_head(c->st, c->domain, &head) != 0 || head.seq == 0)
+        return 0;   /* nothing bound yet (or unreadable: the write that follows says so) */
+    return sodium_memcmp(head.key, pk, ID_PK_LEN) != 0 &&
+           !(c->handover && c->handover(c->handover_ctx, c->domain, head.key, pk));   /* as lead() decides */
+}
+
 void catalog_set_handover(catalog_t *c, catalog_handover_fn fn, void *ctx)
 {
     c->handover = fn;

@@ -61,6 +61,9 @@ int catalog_publish_errno(void);
  * it; chartered: no held hand-over to this node's key), also when another caller's thread wrote
  * the batch; 0 for any other failure (storage, signing, the change's own checks). */
 int catalog_publish_wrong_key(void);
+/* 1 when this node's domain's log is bound to another node's key and no hand-over to this one is
+ * held (a publish would be refused so, catalog_publish_wrong_key); 0 otherwise. Any thread. */
+int catalog_bound_elsewhere(catalog_t *c);
 
 /* Appends this node's entry carrying access change a (a request, grant, denial or revocation:
  * not a product change), as catalog_publish does; *out and *outlen are the SignedEntry bytes

@@ -299,8 +299,12 @@ int cli_fail_http(cli_ctx_t *c, const client_reply_t *r)
         free(e);
         return CLI_FAIL;
     }
+    const char *input = c->input;
+    if (r->status != 400 && r->status != 413 && r->status != 422)
+        c->input = NULL;   /* the file is named only where the refusal is about what it holds */
     if (text) {
         cli_fail(c, "%ld %s", r->status, text);
+        c->input = input;
         policy_cmd_print_violations(c->err, j);   /* a refused publish lists what it broke */
         json_decref(j);
         free(text);
@@ -313,6 +317,7 @@ int cli_fail_http(cli_ctx_t *c, const client_reply_t *r)
         cli_fail(c, "%ld %s: %s", r->status, reason_phrase(r->status), snippet);
     else
         cli_fail(c, "%ld %s", r->status, reason_phrase(r->status));
+    c->input = input;
     free(snippet);
     return CLI_FAIL;
 }

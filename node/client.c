@@ -556,10 +556,12 @@ static void describe_failure(CURL *h, const xfer_t *x, CURLcode res, const char 
         const char *tip = "";
         if (hdr == 0 && res != CURLE_PARTIAL_FILE)
             tip = !strncmp(base, "http://", 7)
-                      ? " (nothing came back over HTTP: give the node's HTTP address, its --http, not its peer "
-                        "port --listen or its data link port; if the node serves HTTPS, give its URL as https://...)"
-                      : " (nothing came back over HTTP: give the node's HTTP address, its --http, not its peer "
-                        "port --listen or its data link port)";
+                      ? " (nothing came back over HTTP: if the node serves HTTPS, give its URL as https://...; if "
+                        "this is its peer port (--listen) or data link port, give its HTTP address (--http); a node "
+                        "at its connection limit also closes without a word)"
+                      : " (nothing came back over HTTP: if this is the node's peer port (--listen) or data link "
+                        "port, give its HTTP address (--http); a node at its connection limit also closes without "
+                        "a word)";
         snprintf(err, errlen, "connection to node at %s lost: %s%s", base, why, tip);
         return;
     }
@@ -575,7 +577,8 @@ static void describe_failure(CURL *h, const xfer_t *x, CURLcode res, const char 
     default:
         snprintf(err, errlen, "request to node at %s failed: %s%s", base, why,
                  res == CURLE_SSL_CONNECT_ERROR && strstr(why, "wrong version number")
-                     ? " (the node serves plain HTTP here: give its URL as http://...)" : "");
+                     ? " (no TLS there: the node serves plain HTTP, give its URL as http://...; or this is its "
+                       "peer port (--listen) or data link port, give its HTTP address (--http))" : "");
         return;
     }
 }

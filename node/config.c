@@ -115,6 +115,8 @@ int config_split_addr(const char *addr, char *host, size_t hostlen, int *port)
         size_t l = strlen(host);
         if (l < 3 || host[l - 1] != ']')
             return -1;
+    } else if (strchr(host, ':')) {
+        return -1;   /* ::1:7470: an IPv6 host goes in brackets, or its last group reads as the port */
     }
     *port = (int)p;
     return 0;
@@ -139,7 +141,9 @@ static const char *addr_why(const char *addr, char *why, size_t cap)
         snprintf(why, cap, ": the port '%.16s' is not a number", colon + 1);
     else if (p < 1 || p > 65535)
         snprintf(why, cap, ": the port %.16s is out of range (1-65535)", colon + 1);
-    else if (addr[0] == '[')
+    else if (addr[0] != '[' && memchr(addr, ':', (size_t)(colon - addr)) && memchr(addr, '.', (size_t)(colon - addr)))
+        snprintf(why, cap, ": it has more than one :PORT");
+    else if (addr[0] == '[' || memchr(addr, ':', (size_t)(colon - addr)))
         snprintf(why, cap, ": an IPv6 host is written in brackets, [::1]:7470");
     else
         snprintf(why, cap, ": the host is too long");
@@ -238,7 +242,8 @@ static int seed_check(const char *val, char *why, size_t cap)
     uint8_t pk[ID_PK_LEN];
     int port;
     if (config_split_addr(addr, host, sizeof host, &port) < 0 || (at && at - val != ID_HEX_LEN - 1)) {
-        snprintf(why, cap, "is not HOST:PORT or NODE_ID@HOST:PORT (NODE_ID: 64 hex characters)");
+        snprintf(why, cap, "is not HOST:PORT or NODE_ID@HOST:PORT (NODE_ID: 64 hex characters)%s",
+                 at && at - val != ID_HEX_LEN - 1 ? "" : addr_why(addr, (char[96]){0}, 96));
         return -1;
     }
     if (at) {

@@ -913,6 +913,10 @@ static enum MHD_Result h_tokens_revoke(call_t *k)
         return send_error(k->c, R_TOKENS_REVOKE, 404, "not_found",
                           "no token with id %s issued or seen by this node; revoke with the token itself", label);
     int rv = auth_revoke(k->n, sig, label, err, sizeof err);
+    char taken[1024];
+    if (rv < 0 && node_domain_taken(k->n, taken, sizeof taken))   /* this node refuses it; nobody else hears */
+        return send_error(k->c, R_TOKENS_REVOKE, 409, "domain_taken", "token %s is refused on this node, but its "
+                          "revocation cannot be gossiped: %s", label, taken);
     if (rv < 0)
         return send_error(k->c, R_TOKENS_REVOKE, 500, "storage", "%s", err);
     if (rv == 1)   /* as a grant revoked twice: nothing new signed into the domain's log */

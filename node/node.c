@@ -286,10 +286,9 @@ void node_owner_cmd(node_t *n, const char *domain, char *out, size_t cap)
         snprintf(out, cap, " (trib --node %s://%s)", n->cfg.tls_cert[0] ? "https" : "http", m.http);
 }
 
-int node_domain_taken(node_t *n, char *detail, size_t cap)
+/* The words of a 409 domain_taken: who holds this node's domain, and what to do. */
+static void domain_taken_detail(node_t *n, char *detail, size_t cap)
 {
-    if (!catalog_publish_wrong_key())
-        return 0;
     store_head_t head;
     char holder[ID_HEX_LEN] = "?", me[ID_HEX_LEN], where[320] = "";
     if (store_catalog_head(n->st, n->cfg.domain, &head) == 0)
@@ -299,15 +298,34 @@ int node_domain_taken(node_t *n, char *detail, size_t cap)
     if (n->gossip && gossip_read_owner(n->gossip, n->cfg.domain, &m) == 0 && !m.self && m.http[0])
         snprintf(where, sizeof where, " (HTTP %s, %s)", m.http, swim_state_name(m.state));
     if (n->gossip && gossip_trust(n->gossip))
-        snprintf(detail, cap, "domain '%s' is held by node %s%s, not by this node (%.16s...), and no hand-over of it "
-                 "to this node's key is held: publish at that node, or have it hand its key over to this one "
-                 "(docs/operators.md §6)", n->cfg.domain, holder, where, me);
+        snprintf(detail, cap, "domain '%s' is held by node %s%s, not by this node (%.16s...): publish at that node; "
+                 "for this node to take the domain over, the roots certify it as that node's successor (trib fed "
+                 "certify --node THIS_NODE_ID --prev-serial ITS_SERIAL, docs/operators.md §5)", n->cfg.domain, holder,
+                 where, me);
     else
         snprintf(detail, cap, "domain '%s' is held by node %s%s, not by this node (%.16s...): in open mode the first "
                  "key seen for a domain keeps it. Publish at that node, or start this one on a new --data dir with a domain "
                  "of its own; moving a domain to another key takes a chartered federation's key hand-over "
                  "(docs/operators.md §6)",
                  n->cfg.domain, holder, where, me);
+}
+
+int node_domain_taken(node_t *n, char *detail, size_t cap)
+{
+    if (!catalog_publish_wrong_key())
+        return 0;
+    domain_taken_detail(n, detail, cap);
+    return 1;
+}
+
+/* 1 when this node's domain's log is bound to another node's key (its writes, records too, would
+ * be seen by nobody: the catalog refuses its entries, and reads are routed to the holder), with
+ * the 409's words in detail; 0 otherwise, or when the log is empty or unreadable. */
+static int domain_held_elsewhere(node_t *n, char *detail, size_t cap)
+{
+    if (!n->cat || !catalog_bound_elsewhere(n->cat))
+        return 0;
+    domain_taken_detail(n, detail, cap);
     return 1;
 }
 
@@ -513,6 +531,11 @@ static node_code_t append_try(node_t *n, const char *id, const char *body, size_
     char domain[64], name[64], err[1024];
     if (own_product(n, id, "append records to", domain, name, r) != NODE_OK)
         return r->code;
+    if (domain_held_elsewhere(n, r->detail, sizeof r->detail)) {
+        r->code = NODE_DOMAIN_TAKEN;
+        r->kind = "domain_taken";
+        return r->code;
+    }
     store_product_t p;
     int rc = store_product_get(n->st, id, &p);
     if (rc == STORE_NOTFOUND)

@@ -606,7 +606,8 @@ Test(cli_net, a_port_that_does_not_speak_http_is_named_as_such)
         pthread_join(t, NULL);
         close(fd);
         cr_expect_eq(r.rc, 1, "case %zu", i);
-        cr_expect(strstr(r.err, node) && strstr(r.err, "give the node's HTTP address, its --http, not its peer port"),
+        cr_expect(strstr(r.err, node) && (strstr(r.err, "give the node's HTTP address, its --http, not its peer port") ||
+                                          strstr(r.err, "peer port (--listen) or data link port, give its HTTP address")),
                   "case %zu: %s", i, r.err);
         run_free(&r);
     }

@@ -126,6 +126,8 @@ Test(config, bad_input_table)
          "--http: 'h:70000' is not HOST:PORT: the port 70000 is out of range (1-65535)"},
         {{"--data", "/x", "--http", "h:80x", NULL}, "--http: 'h:80x' is not HOST:PORT: the port '80x' is not a number"},
         {{"--data", "/x", "--listen", ":7470", NULL}, "--listen: ':7470' is not HOST:PORT: it has no host before :PORT"},
+        {{"--data", "/x", "--listen", "::1:7470", NULL},
+         "--listen: '::1:7470' is not HOST:PORT: an IPv6 host is written in brackets, [::1]:7470"},
         {{"--data", "/x", "--seed", "nope", NULL}, "--seed: 'nope' is not HOST:PORT"},
         {{"--data", "/x", "--probe-interval-ms", "-5", NULL}, "--probe-interval-ms: '-5' is not a whole number"},
         {{"--data", "/x", "--retry-max-ms", "500", NULL}, "--retry-max-ms: '500' is not a whole number in 1000.."},
@@ -151,7 +153,8 @@ Test(config, bad_input_table)
         /* every seed is checked here by the gossip layer's rules, not after the data dir is made */
         {{"--data", "/x", "--seed", "127.0.0.1:26170 - 127.0.0.1:26171", NULL},
          "--seed: '127.0.0.1:26170 - 127.0.0.1:26171' has a space at character 16"},
-        {{"--data", "/x", "--seed", "10.0.0.1:7470:7471", NULL}, "HOST '10.0.0.1:7470' is not a host name"},
+        {{"--data", "/x", "--seed", "10.0.0.1:7470:7471", NULL}, "'10.0.0.1:7470:7471' is not HOST:PORT or "
+         "NODE_ID@HOST:PORT (NODE_ID: 64 hex characters): it has more than one :PORT"},
         {{"--data", "/x", "--seed", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz@127.0.0.1:7470", NULL},
          "NODE_ID is not 64 hex characters"},
         /* a chartered seed names its node: a usage error before the data dir is created (it was

@@ -786,6 +786,25 @@ Test(federation, a_publish_on_a_second_node_of_a_held_domain_is_409_domain_taken
     cr_expect_eq(rc, 1, "%s", err);
     cr_expect(err && strstr(err, "409 domain_taken") && strstr(err, holder), "%s", err);
     free(err);
+    /* records too (a review: they were stored on b, where nobody else would ever read them), and a
+     * token revocation (which nobody else would hear of) */
+    const char *rec = "{\"txn_id\":\"t1\",\"amount_minor\":1,\"currency\":\"EUR\",\"settled_at\":\"2026-11-24T10:00:00Z\"}\n";
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/products/payments/settled-transactions/records", b.url);
+    h_resp_t r;
+    cr_assert_eq(h_http("POST", url, "application/x-ndjson", rec, strlen(rec), &r), 0);
+    cr_expect(r.status == 409 && r.body && strstr(r.body, "\"domain_taken\"") && strstr(r.body, holder),
+              "records on the second node: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    char *tok = NULL;
+    cr_assert_eq(h_trib(&b, NULL, &tok, NULL, "token", "issue", "--sub", "x@payments", "--kind", "read", "--ttl", "1h",
+                        NULL), 0);
+    tok[strcspn(tok, "\n")] = '\0';
+    err = NULL;
+    rc = h_trib(&b, NULL, NULL, &err, "token", "revoke", tok, NULL);
+    cr_expect(rc == 1 && err && strstr(err, "409 domain_taken"), "token revoke on the second node: %d %s", rc, err);
+    free(err);
+    free(tok);
     /* the node that holds the domain still publishes */
     publish(&a, "settled-transactions-v2.yaml");
 }
