@@ -144,7 +144,7 @@ static const char *addr_why(const char *addr, char *why, size_t cap)
     else if (addr[0] != '[' && memchr(addr, ':', (size_t)(colon - addr)) && memchr(addr, '.', (size_t)(colon - addr)))
         snprintf(why, cap, ": it has more than one :PORT");
     else if (addr[0] == '[' || memchr(addr, ':', (size_t)(colon - addr)))
-        snprintf(why, cap, ": an IPv6 host is written in brackets, [::1]:7470");
+        snprintf(why, cap, ": an IPv6 address goes in brackets, [ADDRESS]:PORT (e.g. [::1]:7470)");
     else
         snprintf(why, cap, ": the host is too long");
     return why;
@@ -479,16 +479,11 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
     char host[128];
     int port;
     if (c->advertise[0] && config_split_addr(c->advertise, host, sizeof host, &port) < 0) {
-        snprintf(err, errlen, "advertise: '%s' is not HOST:PORT", c->advertise);
+        snprintf(err, errlen, "advertise: '%s' is not HOST:PORT%s", c->advertise, addr_why(c->advertise, (char[96]){0}, 96));
         return 2;
     }
     if (c->http_advertise[0] && config_split_addr(c->http_advertise, host, sizeof host, &port) < 0) {
-        snprintf(err, errlen, "http_advertise: '%s' is not HOST:PORT", c->http_advertise);
-        return 2;
-    }
-    if (c->http_advertise[0] && host[0] != '[' && strchr(host, ':')) {   /* clients read it as a URL's host */
-        snprintf(err, errlen, "http_advertise: '%s': an IPv6 address goes in brackets, [ADDRESS]:PORT",
-                 c->http_advertise);
+        snprintf(err, errlen, "http_advertise: '%s' is not HOST:PORT%s", c->http_advertise, addr_why(c->http_advertise, (char[96]){0}, 96));
         return 2;
     }
     if (link_suite_of(c->link_cipher) < 0) {
@@ -503,7 +498,7 @@ int config_parse_args(config_t *c, int argc, char **argv, char *err, size_t errl
         return 2;
     }
     if (c->link_advertise[0] && config_split_addr(c->link_advertise, host, sizeof host, &port) < 0) {
-        snprintf(err, errlen, "link_advertise: '%s' is not HOST:PORT", c->link_advertise);
+        snprintf(err, errlen, "link_advertise: '%s' is not HOST:PORT%s", c->link_advertise, addr_why(c->link_advertise, (char[96]){0}, 96));
         return 2;
     }
     if (c->probe_timeout_ms >= c->probe_interval_ms) {

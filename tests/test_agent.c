@@ -1469,8 +1469,8 @@ Test(agent, a_malformed_seed_is_a_usage_error_before_anything_is_created)
     rc = agent_exit(&err, "--data", data, "--domain", "payments", "--http", http, "--listen", peer, "--seed",
                     "127.0.0.1:26170:26171", NULL);
     cr_expect_eq(rc, 2, "exit %d: %s", rc, err);
-    cr_expect(err && strstr(err, "--seed: '127.0.0.1:26170:26171' is not a usable HOST:PORT: HOST '127.0.0.1:26170'"),
-              "%s", err);
+    cr_expect(err && strstr(err, "--seed: '127.0.0.1:26170:26171' is not HOST:PORT") &&
+              strstr(err, "it has more than one :PORT"), "%s", err);
     free(err);
     expect_nothing_created(top, data);
     snprintf(cmd, sizeof cmd, "rm -rf %s", top);

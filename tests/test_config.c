@@ -127,7 +127,7 @@ Test(config, bad_input_table)
         {{"--data", "/x", "--http", "h:80x", NULL}, "--http: 'h:80x' is not HOST:PORT: the port '80x' is not a number"},
         {{"--data", "/x", "--listen", ":7470", NULL}, "--listen: ':7470' is not HOST:PORT: it has no host before :PORT"},
         {{"--data", "/x", "--listen", "::1:7470", NULL},
-         "--listen: '::1:7470' is not HOST:PORT: an IPv6 host is written in brackets, [::1]:7470"},
+         "--listen: '::1:7470' is not HOST:PORT: an IPv6 address goes in brackets, [ADDRESS]:PORT (e.g. [::1]:7470)"},
         {{"--data", "/x", "--seed", "nope", NULL}, "--seed: 'nope' is not HOST:PORT"},
         {{"--data", "/x", "--probe-interval-ms", "-5", NULL}, "--probe-interval-ms: '-5' is not a whole number"},
         {{"--data", "/x", "--retry-max-ms", "500", NULL}, "--retry-max-ms: '500' is not a whole number in 1000.."},
