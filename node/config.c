@@ -99,54 +99,53 @@ static const option_t options[] = {
 };
 #define NOPTS (sizeof options / sizeof options[0])
 
-int config_split_addr(const char *addr, char *host, size_t hostlen, int *port)
+/* config_split_addr's work; why (when non-NULL) gets what is wrong, for an error after "'ADDR' is
+ * not HOST:PORT" (": the port 99999 is out of range (1-65535)"...), "" when it splits. */
+static int split_addr(const char *addr, char *host, size_t hostlen, int *port, char *why, size_t cap)
 {
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen)
-        return -1;
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
-        return -1;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (host[0] == '[') { /* [::1]:7470 */
-        size_t l = strlen(host);
-        if (l < 3 || host[l - 1] != ']')
-            return -1;
-    } else if (strchr(host, ':')) {
-        return -1;   /* ::1:7470: an IPv6 host goes in brackets, or its last group reads as the port */
+    const char *colon = strrchr(addr, ':'), *reason = NULL;
+    char *end = NULL;
+    long p = 0;
+    if (colon) {
+        errno = 0;
+        p = strtol(colon + 1, &end, 10);
     }
+    size_t hl = colon ? (size_t)(colon - addr) : 0;
+    if (!colon)
+        reason = ": it has no :PORT";
+    else if (colon == addr)
+        reason = ": it has no host before :PORT";
+    else if (end == colon + 1 || *end)
+        reason = ": the port '%.16s' is not a number";
+    else if (errno || p < 1 || p > 65535)
+        reason = ": the port %.16s is out of range (1-65535)";
+    else if (hl >= hostlen)
+        reason = ": the host is too long";
+    else if (addr[0] == '[' ? hl < 3 || addr[hl - 1] != ']' : memchr(addr, ':', hl) != NULL)
+        /* ::1:7470: an IPv6 host goes in brackets, or its last group reads as the port */
+        reason = addr[0] != '[' && memchr(addr, '.', hl) ? ": it has more than one :PORT"
+                                                           : ": an IPv6 address goes in brackets, [ADDRESS]:PORT (e.g. [::1]:7470)";
+    if (why)
+        snprintf(why, cap, reason ? reason : "%s", reason ? colon + 1 : "");
+    if (reason)
+        return -1;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
     *port = (int)p;
     return 0;
 }
 
-/* Why addr is not HOST:PORT, for an error after "'ADDR' is not HOST:PORT": ": the port 99999 is out
- * of range (1-65535)"...; "" when config_split_addr would take it. */
+int config_split_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+    return split_addr(addr, host, hostlen, port, NULL, 0);
+}
+
+/* Why addr is not HOST:PORT (split_addr's words), "" when it is. */
 static const char *addr_why(const char *addr, char *why, size_t cap)
 {
     char host[128];
     int port;
-    const char *colon = strrchr(addr, ':');
-    char *end;
-    long p = colon ? strtol(colon + 1, &end, 10) : 0;
-    if (config_split_addr(addr, host, sizeof host, &port) == 0)
-        snprintf(why, cap, "%s", "");
-    else if (!colon)
-        snprintf(why, cap, ": it has no :PORT");
-    else if (colon == addr)
-        snprintf(why, cap, ": it has no host before :PORT");
-    else if (end == colon + 1 || *end)
-        snprintf(why, cap, ": the port '%.16s' is not a number", colon + 1);
-    else if (p < 1 || p > 65535)
-        snprintf(why, cap, ": the port %.16s is out of range (1-65535)", colon + 1);
-    else if (addr[0] != '[' && memchr(addr, ':', (size_t)(colon - addr)) && memchr(addr, '.', (size_t)(colon - addr)))
-        snprintf(why, cap, ": it has more than one :PORT");
-    else if (addr[0] == '[' || memchr(addr, ':', (size_t)(colon - addr)))
-        snprintf(why, cap, ": an IPv6 address goes in brackets, [ADDRESS]:PORT (e.g. [::1]:7470)");
-    else
-        snprintf(why, cap, ": the host is too long");
+    split_addr(addr, host, sizeof host, &port, why, cap);
     return why;
 }
 
