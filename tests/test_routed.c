@@ -1559,18 +1559,23 @@ static void sget_free(sget_t *g)
     pthread_mutex_destroy(&g->mu);
 }
 
-static void publish_ledger_v11(h_node_t *owner)
+/* PUTs manifest m (JSON) of the ledger on owner: a new version, 200. */
+static void publish_ledger_json(h_node_t *owner, const char *m)
 {
-    const char *m = "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.1.0\",\"status\":\"active\","
-                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
-                    "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
-                    "{\"name\":\"pad\",\"logicalType\":\"string\"},{\"name\":\"note\",\"logicalType\":\"string\"}]}";
     char url[256];
     snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, owner->url);
     h_resp_t r;
     cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
-    cr_assert_eq(r.status, 200, "publish 1.1.0: %ld %s", r.status, r.body);
+    cr_assert_eq(r.status, 200, "publish %.60s...: %ld %s", m, r.status, r.body);
     h_resp_free(&r);
+}
+
+static void publish_ledger_v11(h_node_t *owner)
+{
+    publish_ledger_json(owner, "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.1.0\",\"status\":\"active\","
+                               "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                               "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
+                               "{\"name\":\"pad\",\"logicalType\":\"string\"},{\"name\":\"note\",\"logicalType\":\"string\"}]}");
 }
 
 typedef struct {
@@ -1714,17 +1719,11 @@ Test(routed, reads_through_a_relay_tell_the_schema_version_and_end_at_a_change_a
 /* 1.0.1 of the ledger: the record schema of 1.0.0, a new title. */
 static void publish_ledger_v101(h_node_t *owner)
 {
-    const char *m = "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.0.1\",\"status\":\"active\","
-                    "\"title\":\"The ledger, now with a title\","
-                    "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
-                    "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
-                    "{\"name\":\"pad\",\"logicalType\":\"string\"}]}";
-    char url[256];
-    snprintf(url, sizeof url, "%s/v1/products/" PRODUCT, owner->url);
-    h_resp_t r;
-    cr_assert_eq(h_http("PUT", url, "application/json", m, strlen(m), &r), 0);
-    cr_assert_eq(r.status, 200, "publish 1.0.1: %ld %s", r.status, r.body);
-    h_resp_free(&r);
+    publish_ledger_json(owner, "{\"name\":\"ledger\",\"domain\":\"payments\",\"version\":\"1.0.1\",\"status\":\"active\","
+                               "\"title\":\"The ledger, now with a title\","
+                               "\"owners\":{\"business\":\"b@x.com\",\"technical\":\"t@x.com\"},"
+                               "\"schema\":[{\"name\":\"id\",\"logicalType\":\"integer\",\"required\":true},"
+                               "{\"name\":\"pad\",\"logicalType\":\"string\"}]}");
 }
 
 /* A version that changes no part of the record schema (a title) starts no schema epoch: live
