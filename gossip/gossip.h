@@ -157,7 +157,7 @@ int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t 
 /* The seeds this node was started with that it has not reached SEEDS_WARN_MS (10 s) after start
  * and since (the ones the log warned about: gossip/seeds.c), as given, into out[0..max): how
  * many. Any thread. */
-#define GOSSIP_SEED_TEXT 128
+#define GOSSIP_SEED_TEXT 136   /* a seed as given: NODE_ID@ + a peer address (63) + NUL */
 size_t gossip_seeds_unreached(gossip_t *g, char (*out)[GOSSIP_SEED_TEXT], size_t max);
 
 /* The data link address this node gossips ("" when it serves none). */

@@ -290,7 +290,8 @@ static int set(config_t *c, const option_t *o, const char *val, char *err, size_
             return -1;
         }
         if (c->nseeds >= CONFIG_MAX_SEEDS || strlen(val) >= sizeof c->seeds[0]) {
-            snprintf(err, errlen, "seed: at most %d seeds of up to 127 characters", CONFIG_MAX_SEEDS);
+            snprintf(err, errlen, "seed: at most %d seeds of up to %zu characters", CONFIG_MAX_SEEDS,
+                     sizeof c->seeds[0] - 1);
             return -1;
         }
         strcpy(c->seeds[c->nseeds++], val);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_SEEDS 64
+#define CONFIG_SEED_MAX  136         /* NODE_ID@ (65) + the longest peer address (63) + NUL */
 #define CONFIG_MAX_BYTES (1u << 20)   /* a --config file */
 
 typedef struct {
@@ -17,7 +18,7 @@ typedef struct {
     char listen[128];
     char http[128];
     char advertise[128];
-    char seeds[CONFIG_MAX_SEEDS][128];
+    char seeds[CONFIG_MAX_SEEDS][CONFIG_SEED_MAX];
     int nseeds;
     char federation_secret[128];
     char charter[512];       /* chartered mode: the federation charter (trust anchor) */

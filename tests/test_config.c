@@ -255,4 +255,9 @@ Test(config, beyond_loopback_needs_a_secret_or_a_charter)
     const char *seed[] = {"--data", "/x", "--seed", id, NULL};
     cr_expect_eq(parse(&c, err, sizeof err, seed), 0, "%s", err);
     cr_expect_str_eq(c.seeds[0], id);
+    /* the longest peer address (63 characters) still fits behind NODE_ID@ */
+    snprintf(id, sizeof id, "%064d@%s.example:7470", 7, "h0123456789012345678901234567890123456789012345678");
+    cr_assert_eq(strlen(id) - 65, 63);
+    cr_expect_eq(parse(&c, err, sizeof err, seed), 0, "%s", err);
+    cr_expect_str_eq(c.seeds[0], id);
 }
