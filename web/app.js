@@ -804,8 +804,8 @@ async function versionsTab(panel, p, man, path, params, base) {
   loaded();
   if (!r.ok || !r.json || !Array.isArray(r.json.versions)) {
     panel.append(h('p', {class: 'notice'}, `Current version: ${p.version || '?'} (catalog entry ${p.catalog_seq}, updated ${p.updated || '?'}).`),
-      noRoute(r) || r.status === 404
-        ? h('p', {class: 'muted'}, 'This node does not keep a version history (GET …/history answered 404).')
+      noRoute(r)   // an older node; a 404 of the product itself (retired meanwhile) says so below
+        ? h('p', {class: 'muted'}, 'This node does not keep a version history (GET …/history: no route).')
         : errorBox(r, 'The version history could not be read.'));
     return;
   }
