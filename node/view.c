@@ -231,6 +231,7 @@ static int to_store_query(const view_query_t *q, store_query_t *sq, char *err, s
     *sq = (store_query_t){ .q = q->q, .domain = q->domain, .tag = q->tag, .owner = q->owner,
                            .status = q->status, .compliance = q->compliance,
                            .classification = q->classification, .facet_max = VIEW_FACET_MAX };
+    /* .facet_max_domain 0: every domain with a hit (the mesh overview counts each one's products) */
     if (parse_count("limit", q->limit, VIEW_LIMIT_DEFAULT, VIEW_LIMIT_MAX, &sq->limit, err, errlen) != 0 ||
         parse_count("offset", q->offset, 0, VIEW_OFFSET_MAX, &sq->offset, err, errlen) != 0)
         return -1;

@@ -20,7 +20,7 @@ typedef struct {
 #define VIEW_LIMIT_DEFAULT 100
 #define VIEW_LIMIT_MAX     1000
 #define VIEW_OFFSET_MAX    10000000
-#define VIEW_FACET_MAX     100      /* values per facet, most frequent first */
+#define VIEW_FACET_MAX     100      /* values per facet, most frequent first; the domain facet: all */
 
 json_t *view_status(node_t *a);
 /* {"members": [...]} and, chartered, "uncertified": [...]: the nodes announced in the membership

@@ -349,7 +349,7 @@ static int cmp_fcount(const void *a, const void *b)
  * its stub shows. The values of each facet by count desc (ties by value), at most max each.
  * When most products are hits, each value's products less the ones that do not count. */
 static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, size_t nh, size_t max,
-                        store_result_t *out, char *err, size_t errlen)
+                        size_t max_domain, store_result_t *out, char *err, size_t errlen)
 {
     size_t *count = calloc(c->nvalues ? c->nvalues : 1, sizeof *count);
     fcount_t *list = malloc((c->nvalues ? c->nvalues : 1) * sizeof *list);
@@ -394,7 +394,8 @@ static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, s
         goto oom;
     size_t per[STORE_FACETS] = { 0 };
     for (size_t i = 0; i < n; i++) {
-        if (max && per[list[i].facet] >= max)
+        size_t cap = list[i].facet == STORE_FACET_DOMAIN ? max_domain : max;
+        if (cap && per[list[i].facet] >= cap)
             continue;
         per[list[i].facet]++;
         store_facet_t *f = &out->facets[out->nfacets++];
@@ -658,7 +659,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     int ret = 0;
     if (nh > 0) {
         search_cache_t *c = search__cache_get(q->st, q->txn, q->n, err, errlen);
-        ret = c ? facets_count(q, c, hits, nh, sq->facet_max, out, err, errlen) : -1;
+        ret = c ? facets_count(q, c, hits, nh, sq->facet_max, sq->facet_max_domain, out, err, errlen) : -1;
         if (ret == 0)
             ret = rank(q, c, hits, nh, sq->offset, sq->limit, out, err, errlen);
         search__cache_release(c);

@@ -443,11 +443,16 @@ Test(search, facet_counts)
     cr_expect_eq(facet_values(&r, STORE_FACET_STATUS), 1);
     store_result_free(&r);
 
-    /* facet_max keeps the most frequent values per facet */
-    store_query_t q = { .facet_max = 1, .limit = 10 };
+    /* facet_max keeps the most frequent values per facet, facet_max_domain the domain facet's */
+    store_query_t q = { .facet_max = 1, .facet_max_domain = 1, .limit = 10 };
     cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "%s", err);
     cr_expect_eq(facet_values(&r, STORE_FACET_DOMAIN), 1);
     cr_expect_str_eq(r.facets[0].value, "payments");
+    store_result_free(&r);
+    q.facet_max_domain = 0;   /* every domain, the other facets still cut at facet_max */
+    cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(facet_values(&r, STORE_FACET_DOMAIN), 4);
+    cr_expect_eq(facet_values(&r, STORE_FACET_TAG), 1);
     store_result_free(&r);
 }
 
