@@ -996,8 +996,10 @@ static enum MHD_Result h_compliance(call_t *k)
      * page is cut, so the counts and pages are the caller's own */
     auth_viewer_t v;
     auth_viewer_init(&v, k->n, MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization"));
-    return send_json(k->c, R_COMPLIANCE, 200,
-                     policy_node_report(k->n, d && *d ? d : NULL, offset, limit, compliance_hides, &v));
+    auth_viewer_grants(&v);   /* one grant lookup per report, not one per restricted product */
+    json_t *j = policy_node_report(k->n, d && *d ? d : NULL, offset, limit, compliance_hides, &v);
+    auth_viewer_done(&v);
+    return send_json(k->c, R_COMPLIANCE, 200, j);
 }
 
 static enum MHD_Result h_fed_get(call_t *k)

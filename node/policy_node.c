@@ -43,6 +43,7 @@ typedef struct prod {
     uint64_t manifest_seq;
     int64_t first_ms;             /* time of its first manifest entry */
     char status[16];              /* status of its latest entry (retired after a tombstone) */
+    int restricted;               /* its latest manifest is classified restricted */
     int64_t status_ms;            /* since when */
     /* the context its latest manifest was judged in (re-checks reuse it) */
     int64_t ctx_now_ms, ctx_created_ms, ctx_prev_ms;
@@ -345,6 +346,7 @@ static void process_decoded(struct policy_node *p, const char *domain, uint64_t 
     if (!existed)
         x->first_ms = ce->time_ms;
     x->manifest_seq = seq;
+    x->restricted = ce->manifest->classification && strcmp(ce->manifest->classification, "restricted") == 0;
     const char *st = ce->manifest->status && *ce->manifest->status ? ce->manifest->status : "active";
     if (strcmp(x->status, st) != 0) {
         snprintf(x->status, sizeof x->status, "%s", st);
@@ -930,6 +932,7 @@ json_t *policy_node_compliance(node_t *n, const char *id)
 
 typedef struct {
     char id[STORE_ID_MAX];
+    int restricted;
 } nc_t;
 
 static int cmp_nc(const void *a, const void *b) { return strcmp(((const nc_t *)a)->id, ((const nc_t *)b)->id); }
@@ -1002,13 +1005,13 @@ json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t 
                 cap *= 2;
             }
             snprintf(list[k].id, sizeof list[k].id, "%s", x->id);
-            k++;
+            list[k++].restricted = x->restricted;
         }
     int pending = p->checked_gen != policy_store_generation(p->store) || atomic_load(&p->rechecking) || unchecked;
     pthread_mutex_unlock(&p->mu);
     size_t shown = 0;   /* the ids the caller may see, kept in place */
     for (size_t i = 0; list && i < k; i++)
-        if (!hides || !hides(hides_ctx, list[i].id))
+        if (!list[i].restricted || !hides || !hides(hides_ctx, list[i].id))
             list[shown++] = list[i];
     if (list)
         qsort(list, shown, sizeof *list, cmp_nc);
