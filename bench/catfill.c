@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "bench/bench.h"
 #include "bench/charter.h"
 #include "gossip/entry.h"
@@ -243,9 +244,10 @@ int main(int argc, char **argv)
             entry_free(&v[k]);
             free(bytes[k]);
         }
-        fprintf(stderr, "\rcatfill: %d/%d domains", d + 1, domains);
+        if (isatty(2))
+            fprintf(stderr, "\rcatfill: %d/%d domains", d + 1, domains);
     }
-    fprintf(stderr, "\ncatfill: %ld entries (%.1f MB signed) in %.1f s\n", (long)domains * per,
+    fprintf(stderr, "%scatfill: %ld entries (%.1f MB signed) in %.1f s\n", isatty(2) ? "\n" : "", (long)domains * per,
             (double)total_bytes / 1e6, (double)(bench_now_ns() - t0) / 1e9);
     free(items);
     free(v);
