@@ -930,12 +930,15 @@ json_t *policy_node_compliance(node_t *n, const char *id)
                      "policy_version", (json_int_t)ver, "violations", v ? v : json_array());
 }
 
+/* A non-compliant product of a report: its entry itself, read after the lock is let go for what
+ * never changes (id, set once) and under it for the rest: a prod_t lives until policy_node_stop,
+ * which runs after HTTP has stopped. So a report holds 16 bytes per product, not a copy. */
 typedef struct {
-    char id[STORE_ID_MAX];
+    const prod_t *x;
     int restricted;
 } nc_t;
 
-static int cmp_nc(const void *a, const void *b) { return strcmp(((const nc_t *)a)->id, ((const nc_t *)b)->id); }
+static int cmp_nc(const void *a, const void *b) { return strcmp(((const nc_t *)a)->x->id, ((const nc_t *)b)->x->id); }
 
 /* The domain of id ("D/name") into out. */
 static void id_domain(const char *id, char *out, size_t cap)
@@ -951,20 +954,19 @@ static json_t *report_page(struct policy_node *p, const nc_t *list, size_t from,
     json_t *domains = json_object();
     for (size_t i = from; domains && i < to; i++) {
         char dom[STORE_ID_MAX];
-        id_domain(list[i].id, dom, sizeof dom);
+        id_domain(list[i].x->id, dom, sizeof dom);
         json_t *arr = json_object_get(domains, dom);
         if (!arr) {
             arr = json_array();
             json_object_set_new(domains, dom, arr);
         }
         pthread_mutex_lock(&p->mu);
-        prod_t *x = find_locked(p, list[i].id);
-        char *text = x && x->violations ? strdup(x->violations) : NULL;
+        char *text = list[i].x->violations ? strdup(list[i].x->violations) : NULL;
         pthread_mutex_unlock(&p->mu);
         json_error_t je;
         json_t *v = text ? json_loads(text, 0, &je) : NULL;
         free(text);
-        json_array_append_new(arr, json_pack("{s:s,s:o}", "id", list[i].id, "violations", v ? v : json_array()));
+        json_array_append_new(arr, json_pack("{s:s,s:o}", "id", list[i].x->id, "violations", v ? v : json_array()));
     }
     return domains;
 }
@@ -1004,21 +1006,20 @@ json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t 
                 list = nl;
                 cap *= 2;
             }
-            snprintf(list[k].id, sizeof list[k].id, "%s", x->id);
-            list[k++].restricted = x->restricted;
+            list[k++] = (nc_t){ x, x->restricted };
         }
     int pending = p->checked_gen != policy_store_generation(p->store) || atomic_load(&p->rechecking) || unchecked;
     pthread_mutex_unlock(&p->mu);
     size_t shown = 0;   /* the ids the caller may see, kept in place */
     for (size_t i = 0; list && i < k; i++)
-        if (!list[i].restricted || !hides || !hides(hides_ctx, list[i].id))
+        if (!list[i].restricted || !hides || !hides(hides_ctx, list[i].x->id))
             list[shown++] = list[i];
     if (list)
         qsort(list, shown, sizeof *list, cmp_nc);
     json_t *by = json_object();
     for (size_t i = 0; by && i < shown; i++) {
         char dom[STORE_ID_MAX];
-        id_domain(list[i].id, dom, sizeof dom);
+        id_domain(list[i].x->id, dom, sizeof dom);
         json_t *c = json_object_get(by, dom);
         if (c)
             json_integer_set(c, json_integer_value(c) + 1);
