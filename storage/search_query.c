@@ -292,19 +292,39 @@ static void page_exact(q_t *q, const uint8_t *vals, size_t count, void *ctx)
     }
 }
 
-/* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'.
- * 0, or -1 with err set. */
+/* The product whose id is id (len bytes), if any, gets the exact bonus. 0, or -1 with err set. */
+static int exact_id(q_t *q, const char *id, size_t len, char *err, size_t errlen)
+{
+    uint32_t d;
+    int rc = search__docid_of(q->st, q->txn, id, len, &d, err, errlen);
+    if (rc == 0) {
+        uint8_t v[POST_LEN];
+        be32_put(v, d);
+        page_exact(q, v, 1, NULL);
+    }
+    return rc == -1 ? -1 : 0;
+}
+
+/* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'. The id may
+ * also be typed as words ("billing orders daily" for billing/orders-daily): each way of cutting
+ * joined into a domain and a name is looked up (at most STORE_SEARCH_WORDS - 1). 0, or -1 with
+ * err set. */
 static int score_exact(q_t *q, const char *qn, const char *joined, char *err, size_t errlen)
 {
-    if (strchr(qn, '/')) {
-        uint32_t d;
-        int rc = search__docid_of(q->st, q->txn, qn, strlen(qn), &d, err, errlen);
-        if (rc == 0) {
-            uint8_t v[POST_LEN];
-            be32_put(v, d);
-            page_exact(q, v, 1, NULL);
+    if (strchr(qn, '/'))
+        return exact_id(q, qn, strlen(qn), err, errlen);
+    size_t jl = strlen(joined);
+    char id[STORE_ID_MAX];
+    if (jl < sizeof id) {
+        memcpy(id, joined, jl + 1);
+        for (size_t i = 1; i + 1 < jl; i++) {
+            if (id[i] != '-')
+                continue;
+            id[i] = '/';
+            if (exact_id(q, id, jl, err, errlen) != 0)
+                return -1;
+            id[i] = '-';
         }
-        return rc == -1 ? -1 : 0;
     }
     const char *forms[2] = { qn, joined };
     for (int i = 0; i < 2; i++) {

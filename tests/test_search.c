@@ -410,6 +410,29 @@ Test(search, exact_match_outranks_everything)
     store_result_free(&r);
 }
 
+/* An id typed as words ("billing orders daily") is the exact id billing/orders-daily: first,
+ * before billing-us/orders-daily, which matches every word as well and sorts first by id
+ * ('-' < '/'); at company scale the same name lives in many domains (a region each). */
+Test(search, an_id_typed_as_words_outranks_the_same_name_elsewhere)
+{
+    publish(&(prod_t){ .id = "billing/orders-daily", .title = "Daily orders of billing" });
+    publish(&(prod_t){ .id = "billing-us/orders-daily", .title = "Daily orders of billing-us" });
+    publish(&(prod_t){ .id = "billing-us/orders", .title = "Orders of billing-us" });
+    const char *qs[] = { "billing orders daily", "Billing Orders-Daily", "billing orders_daily" };
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        store_result_t r = run(&(query_t){ .q = qs[i] }, 100);
+        cr_assert_geq(r.nhits, 2);
+        cr_expect_str_eq(r.hits[0].id, "billing/orders-daily", "'%s' ranked %s first", qs[i], r.hits[0].id);
+        cr_expect_geq(r.hits[0].score, 10000);
+        cr_expect_lt(r.hits[1].score, 10000);
+        store_result_free(&r);
+    }
+    store_result_t r = run(&(query_t){ .q = "billing us orders daily" }, 100);
+    cr_assert_geq(r.nhits, 1);
+    cr_expect_str_eq(r.hits[0].id, "billing-us/orders-daily");
+    store_result_free(&r);
+}
+
 /* ---------------------------------------------------------------- facets */
 
 Test(search, facet_counts)
