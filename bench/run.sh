@@ -68,6 +68,9 @@ report() {
   # loopcost: a member snapshot on the gossip loop (MEMBERS CERTS); a search with a token over restricted products
   bench "member snapshot" "$BUILD/bench/roster" 1000 10000
   bench "restricted search" "$BUILD/bench/hidden" 10000 2000 20
+  # what people see at company scale: UI pages, searches, status, metrics, the compliance report and the
+  # CLI over DOMAINS x PER realistic products (PEOPLE_SIZE="100 300"; "100 1000" is the 100,000 of issue 9)
+  bench "people at scale" "$BUILD/bench/people" "$BUILD/trib" "$BUILD/bench" ${PEOPLE_SIZE:-100 300}
   echo
   # issue 9 item 8: N = 1,000 real replicas (tests/test_replicate_sim.c over tests/sim_net, simulated
   # clock), 10 publishers x 100 entries in 5 s, 1 % loss, beside the Serf/memberlist model (~2 min)

@@ -31,7 +31,7 @@ enum { P_OK = 0, P_FAIL = 1, P_USAGE = 2 };
 typedef struct {
     const char *cmd;                 /* "policy test", "compliance", ... */
     FILE *out, *err;
-    const char *node, *charter, *out_path, *domain, *file;
+    const char *node, *charter, *out_path, *domain, *file, *limit, *offset;
     const char *keys[MAX_KEYS];
     size_t nkeys;
     int json;
@@ -87,9 +87,10 @@ static const struct {
       "--file, shows a signed set file offline; with --charter too, verifies it as a node would\n"
       "(exit 1 when it would be refused).",
       "trib policy show --file company.policy --charter charter.json" },
-    { "compliance", "[--domain D] [--node URL] [--json]",
-      "Lists the products that break the policy set in force, by domain, with their violations.\n"
-      "Any node answers from its catalog replica.",
+    { "compliance", "[--domain D] [--limit N] [--offset N] [--node URL] [--json]",
+      "Lists the products that break the policy set in force, by domain, with their violations,\n"
+      "a page at a time (100 products by default, in id order; the line under it says how to get\n"
+      "the next). Any node answers from its catalog replica.",
       "trib compliance --domain payments" },
 };
 
@@ -121,6 +122,8 @@ static const opts_row_t options[] = {
     { "out", "FILE", 0, "where to write the signed set" },
     { "file", "FILE", 0, "a signed set file to show" },
     { "domain", "D", 0, "only products of domain D" },
+    { "limit", "N", 0, "compliance: show at most N products (default 100, at most 1000)" },
+    { "offset", "N", 0, "compliance: skip the first N products (in id order)" },
     { "json", NULL, 0, "print JSON" },
     { NULL, NULL, 0, NULL },
 };
@@ -141,6 +144,8 @@ static int parse(pctx_t *c, int argc, char **argv)
     c->charter = opts_get(&o, "charter");
     c->out_path = opts_get(&o, "out");
     c->domain = opts_get(&o, "domain");
+    c->limit = opts_get(&o, "limit");
+    c->offset = opts_get(&o, "offset");
     c->file = opts_get(&o, "file");
     c->json = opts_get(&o, "json") != NULL;
     const char *const *keys = opts_all(&o, "key", &c->nkeys);
@@ -448,9 +453,24 @@ void policy_cmd_print_violation_list(FILE *f, json_t *list, const char *indent)
     }
 }
 
+/* Under a page that is not the whole report: how many it shows, and how to ask for the next. */
+static void print_page(pctx_t *c, json_t *j, size_t shown)
+{
+    long long total = (long long)json_integer_value(json_object_get(j, "non_compliant"));
+    long long offset = (long long)json_integer_value(json_object_get(j, "offset"));
+    if (offset == 0 && (long long)shown >= total)
+        return;
+    fprintf(c->out, "\n(%zu of %lld shown", shown, total);
+    if (shown)
+        fprintf(c->out, ", %lld to %lld in id order", offset + 1, offset + (long long)shown);
+    if (offset + (long long)shown < total)
+        fprintf(c->out, "; --offset %lld for the next", offset + (long long)shown);
+    fprintf(c->out, ")\n");
+}
+
 static int run_compliance(pctx_t *c)
 {
-    const char *query[] = { "domain", c->domain, NULL };
+    const char *query[] = { "domain", c->domain, "limit", c->limit, "offset", c->offset, NULL };
     json_t *j = NULL;
     int rc = request(c, "GET", "/v1/compliance", query, NULL, 0, &j);
     if (rc != P_OK)
@@ -472,14 +492,16 @@ static int run_compliance(pctx_t *c)
             json_is_true(json_object_get(j, "pending")) ? " (re-check under way)" : "");
     const char *dom;
     json_t *list;
+    size_t shown = 0;
     json_object_foreach(json_object_get(j, "domains"), dom, list) {
         fprintf(c->out, "\n%s\n", dom);
-        for (size_t i = 0; i < json_array_size(list); i++) {
+        for (size_t i = 0; i < json_array_size(list); i++, shown++) {
             json_t *p = json_array_get(list, i);
             fprintf(c->out, "  %s\n", json_string_value(json_object_get(p, "id")));
             policy_cmd_print_violation_list(c->out, json_object_get(p, "violations"), "    ");
         }
     }
+    print_page(c, j, shown);
     json_decref(j);
     return P_OK;
 }

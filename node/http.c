@@ -976,30 +976,29 @@ static enum MHD_Result h_policy_post(call_t *k)
                    : send_json(k->c, R_POLICY_POST, (unsigned)status, reply);
 }
 
+static int compliance_hides(void *ctx, const char *id) { return auth_viewer_hides(ctx, id); }
+
 static enum MHD_Result h_compliance(call_t *k)
 {
     const char *d = MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "domain");
     if (d && *d && !store_valid_name(d, strlen(d)))   /* as the search and the change feed: never "none" */
         return send_error(k->c, R_COMPLIANCE, 400, "bad_query",
                           "domain: '%.70s' is not a valid domain name (" STORE_NAME_RULE ")", d);
-    json_t *j = policy_node_report(k->n, d && *d ? d : NULL);
+    size_t offset, limit;
+    char err[128];
+    if (view_parse_count("offset", MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "offset"), 0,
+                         VIEW_OFFSET_MAX, &offset, err, sizeof err) != 0 ||
+        view_parse_count("limit", MHD_lookup_connection_value(k->c, MHD_GET_ARGUMENT_KIND, "limit"),
+                         VIEW_LIMIT_DEFAULT, VIEW_LIMIT_MAX, &limit, err, sizeof err) != 0)
+        return send_error(k->c, R_COMPLIANCE, 400, "bad_query", "%s", err);
     /* a restricted product's compliance is not in its stub (issue 11): a caller who may not see it
-     * in full is not told of it, nor of its violations (they name its fields) */
+     * in full is not told of it, nor of its violations (they name its fields); decided before the
+     * page is cut, so the counts and pages are the caller's own */
     auth_viewer_t v;
     auth_viewer_init(&v, k->n, MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, "Authorization"));
-    json_t *domains = json_object_get(j, "domains"), *arr, *nc = json_object_get(j, "non_compliant");
-    const char *dom;
-    void *tmp;
-    json_object_foreach_safe(domains, tmp, dom, arr) {
-        for (size_t i = json_array_size(arr); i-- > 0;)
-            if (auth_viewer_hides(&v, json_string_value(json_object_get(json_array_get(arr, i), "id")))) {
-                json_array_remove(arr, i);
-                if (json_is_integer(nc))
-                    json_integer_set(nc, json_integer_value(nc) - 1);
-            }
-        if (!json_array_size(arr))
-            json_object_del(domains, dom);
-    }
+    auth_viewer_grants(&v);   /* one grant lookup per report, not one per restricted product */
+    json_t *j = policy_node_report(k->n, d && *d ? d : NULL, offset, limit, compliance_hides, &v);
+    auth_viewer_done(&v);
     return send_json(k->c, R_COMPLIANCE, 200, j);
 }
 
@@ -1105,7 +1104,7 @@ static const route_row_t routes[] = {
     {"GET",    "/v1/audit",           R_AUDIT,          "audit",          h_audit,          0, RIGHT_NONE, "limit"},
     {"GET",    "/v1/policy",          R_POLICY_GET,     "policy_get",     h_policy_get,     0, RIGHT_NONE, NULL},
     {"POST",   "/v1/policy",          R_POLICY_POST,    "policy_post",    h_policy_post,    1, RIGHT_ADMIN, NULL},
-    {"GET",    "/v1/compliance",      R_COMPLIANCE,     "compliance",     h_compliance,     0, RIGHT_NONE, "domain"},
+    {"GET",    "/v1/compliance",      R_COMPLIANCE,     "compliance",     h_compliance,     0, RIGHT_NONE, "domain, offset, limit"},
     /* federation objects carry their roots' signatures: anyone may hand one in (node/http_fed.c) */
     {"GET",    "/v1/federation",      R_FED_GET,        "federation",     h_fed_get,        0, RIGHT_NONE, NULL},
     {"POST",   "/v1/federation/objects", R_FED_POST,    "federation_objects", h_fed_post,   1, RIGHT_NONE, NULL},

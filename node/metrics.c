@@ -46,13 +46,6 @@ void metrics_tls_failed(void) { atomic_fetch_add_explicit(&tls_failed, 1, memory
 void metrics_http_server_message(void) { atomic_fetch_add_explicit(&server_messages, 1, memory_order_relaxed); }
 void metrics_routed_failed(void) { atomic_fetch_add_explicit(&routed_failed, 1, memory_order_relaxed); }
 
-static int count_product(void *ctx, const store_product_t *p)
-{
-    (void)p;
-    ++*(uint64_t *)ctx;
-    return 0;
-}
-
 void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned nroutes)
 {
     prom_family(f, "trib_http_requests_total", "counter", "HTTP requests by route and status.");
@@ -95,8 +88,8 @@ void metrics_render(node_t *a, FILE *f, const char *const *route_names, unsigned
                  "Routed reads and live streams of another node's product that failed after they began (the "
                  "owner refused them or was lost midway: an error line ended them); logged at most once per 10 s.",
                  atomic_load(&routed_failed));
-    uint64_t nproducts = 0;
-    store_products(a->st, NULL, count_product, &nproducts);
+    uint64_t nproducts = 0;   /* LMDB's own count, as /v1/status: a scrape reads no product */
+    store_products_count(a->st, &nproducts);
     prom_gauge(f, "trib_catalog_products", "Products in this node's catalog replica.", nproducts);
     prom_gauge(f, "trib_lmdb_map_size_bytes", "Current LMDB map size.", store_map_size(a->st));
     prom_counter(f, "trib_lmdb_snapshot_giveups_total",

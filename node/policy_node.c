@@ -43,6 +43,7 @@ typedef struct prod {
     uint64_t manifest_seq;
     int64_t first_ms;             /* time of its first manifest entry */
     char status[16];              /* status of its latest entry (retired after a tombstone) */
+    int restricted;               /* its latest manifest is classified restricted */
     int64_t status_ms;            /* since when */
     /* the context its latest manifest was judged in (re-checks reuse it) */
     int64_t ctx_now_ms, ctx_created_ms, ctx_prev_ms;
@@ -345,6 +346,7 @@ static void process_decoded(struct policy_node *p, const char *domain, uint64_t 
     if (!existed)
         x->first_ms = ce->time_ms;
     x->manifest_seq = seq;
+    x->restricted = ce->manifest->classification && strcmp(ce->manifest->classification, "restricted") == 0;
     const char *st = ce->manifest->status && *ce->manifest->status ? ce->manifest->status : "active";
     if (strcmp(x->status, st) != 0) {
         snprintf(x->status, sizeof x->status, "%s", st);
@@ -928,24 +930,59 @@ json_t *policy_node_compliance(node_t *n, const char *id)
                      "policy_version", (json_int_t)ver, "violations", v ? v : json_array());
 }
 
+/* A non-compliant product of a report: its entry itself, read after the lock is let go for what
+ * never changes (id, set once) and under it for the rest: a prod_t lives until policy_node_stop,
+ * which runs after HTTP has stopped. So a report holds 16 bytes per product, not a copy. */
 typedef struct {
-    char id[STORE_ID_MAX];
-    char *violations;
+    const prod_t *x;
+    int restricted;
 } nc_t;
 
-static int cmp_nc(const void *a, const void *b) { return strcmp(((const nc_t *)a)->id, ((const nc_t *)b)->id); }
+static int cmp_nc(const void *a, const void *b) { return strcmp(((const nc_t *)a)->x->id, ((const nc_t *)b)->x->id); }
 
-json_t *policy_node_report(node_t *n, const char *domain)
+/* The domain of id ("D/name") into out. */
+static void id_domain(const char *id, char *out, size_t cap)
+{
+    const char *slash = strchr(id, '/');
+    snprintf(out, cap, "%.*s", (int)(slash ? slash - id : (ptrdiff_t)strlen(id)), id);
+}
+
+/* The page's products with their violations, grouped by domain in id order (list sorted). The
+ * violations are read under the lock one product at a time: a report never copies them all. */
+static json_t *report_page(struct policy_node *p, const nc_t *list, size_t from, size_t to)
+{
+    json_t *domains = json_object();
+    for (size_t i = from; domains && i < to; i++) {
+        char dom[STORE_ID_MAX];
+        id_domain(list[i].x->id, dom, sizeof dom);
+        json_t *arr = json_object_get(domains, dom);
+        if (!arr) {
+            arr = json_array();
+            json_object_set_new(domains, dom, arr);
+        }
+        pthread_mutex_lock(&p->mu);
+        char *text = list[i].x->violations ? strdup(list[i].x->violations) : NULL;
+        pthread_mutex_unlock(&p->mu);
+        json_error_t je;
+        json_t *v = text ? json_loads(text, 0, &je) : NULL;
+        free(text);
+        json_array_append_new(arr, json_pack("{s:s,s:o}", "id", list[i].x->id, "violations", v ? v : json_array()));
+    }
+    return domains;
+}
+
+json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t limit,
+                           int (*hides)(void *ctx, const char *id), void *hides_ctx)
 {
     struct policy_node *p = n->policy;
     policy_info_t info = { 0 };
     const policy_set_t *ps = p ? policy_store_get(p->store, &info) : NULL;
     if (p)
         policy_store_put(p->store, ps);
-    json_t *domains = json_object();
     if (!p || !ps)
-        return json_pack("{s:I,s:I,s:I,s:b,s:o}", "policy_version", (json_int_t)0, "products", (json_int_t)0,
-                         "non_compliant", (json_int_t)0, "pending", 0, "domains", domains);
+        return json_pack("{s:I,s:I,s:I,s:b,s:I,s:I,s:o,s:o}", "policy_version", (json_int_t)0, "products",
+                         (json_int_t)0, "non_compliant", (json_int_t)0, "pending", 0, "offset", (json_int_t)offset,
+                         "limit", (json_int_t)limit, "by_domain", json_object(), "domains", json_object());
     size_t dl = domain ? strlen(domain) : 0;
     uint64_t gen = policy_store_generation(p->store);
     pthread_mutex_lock(&p->mu);
@@ -969,31 +1006,33 @@ json_t *policy_node_report(node_t *n, const char *domain)
                 list = nl;
                 cap *= 2;
             }
-            snprintf(list[k].id, sizeof list[k].id, "%s", x->id);
-            list[k++].violations = x->violations ? strdup(x->violations) : NULL;
+            list[k++] = (nc_t){ x, x->restricted };
         }
     int pending = p->checked_gen != policy_store_generation(p->store) || atomic_load(&p->rechecking) || unchecked;
     pthread_mutex_unlock(&p->mu);
+    size_t shown = 0;   /* the ids the caller may see, kept in place */
+    for (size_t i = 0; list && i < k; i++)
+        if (!list[i].restricted || !hides || !hides(hides_ctx, list[i].x->id))
+            list[shown++] = list[i];
     if (list)
-        qsort(list, k, sizeof *list, cmp_nc);
-    for (size_t i = 0; list && i < k; i++) {
-        char dom[64];
-        const char *slash = strchr(list[i].id, '/');
-        snprintf(dom, sizeof dom, "%.*s", (int)(slash - list[i].id), list[i].id);
-        json_t *arr = json_object_get(domains, dom);
-        if (!arr) {
-            arr = json_array();
-            json_object_set_new(domains, dom, arr);
-        }
-        json_error_t je;
-        json_t *v = list[i].violations ? json_loads(list[i].violations, 0, &je) : NULL;
-        json_array_append_new(arr, json_pack("{s:s,s:o}", "id", list[i].id, "violations", v ? v : json_array()));
-        free(list[i].violations);
+        qsort(list, shown, sizeof *list, cmp_nc);
+    json_t *by = json_object();
+    for (size_t i = 0; by && i < shown; i++) {
+        char dom[STORE_ID_MAX];
+        id_domain(list[i].x->id, dom, sizeof dom);
+        json_t *c = json_object_get(by, dom);
+        if (c)
+            json_integer_set(c, json_integer_value(c) + 1);
+        else
+            json_object_set_new(by, dom, json_integer(1));
     }
+    size_t from = offset < shown ? offset : shown, to = limit < shown - from ? from + limit : shown;
+    json_t *domains = list ? report_page(p, list, from, to) : json_object();
     free(list);
-    return json_pack("{s:I,s:I,s:I,s:I,s:b,s:o}", "policy_version", (json_int_t)info.version, "products",
-                     (json_int_t)total, "non_compliant", (json_int_t)k, "unchecked", (json_int_t)unchecked,
-                     "pending", pending, "domains", domains);
+    return json_pack("{s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:o,s:o}", "policy_version", (json_int_t)info.version, "products",
+                     (json_int_t)total, "non_compliant", (json_int_t)shown, "unchecked", (json_int_t)unchecked,
+                     "pending", pending, "offset", (json_int_t)offset, "limit", (json_int_t)limit, "by_domain", by,
+                     "domains", domains);
 }
 
 json_t *policy_node_show(node_t *n)

@@ -53,8 +53,13 @@ node_code_t policy_node_check_retire(node_t *n, const char *id, node_result_t *r
  * NULL when no set is in force. New reference. */
 json_t *policy_node_compliance(node_t *n, const char *id);
 
-/* GET /v1/compliance[?domain=D]: non-compliant products by domain. */
-json_t *policy_node_report(node_t *n, const char *domain);
+/* GET /v1/compliance[?domain=D&offset=&limit=]: the non-compliant products (of domain D, NULL: all)
+ * in id order, counted ("non_compliant", and per domain in "by_domain"), with the violations of the
+ * page [offset, offset+limit) alone, grouped by domain ("domains"). hides(ctx, id) 1: the caller
+ * may not see id, which is then neither listed nor counted (NULL: all shown); it is asked only of
+ * products whose latest manifest is classified restricted. */
+json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t limit,
+                           int (*hides)(void *ctx, const char *id), void *hides_ctx);
 /* GET /v1/policy: the set in force, version, signers. */
 json_t *policy_node_show(node_t *n);
 /* POST /v1/policy: body is a signed set's file (JSON, kind trib.policy) or, in open mode only,

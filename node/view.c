@@ -204,8 +204,7 @@ json_t *view_product(node_t *a, const store_product_t *p, int full)
 
 static int empty(const char *s) { return !s || !*s; }
 
-/* A non-negative decimal no greater than max; def when absent. */
-static int parse_count(const char *name, const char *v, size_t def, size_t max, size_t *out, char *err,
+int view_parse_count(const char *name, const char *v, size_t def, size_t max, size_t *out, char *err,
                        size_t errlen)
 {
     *out = def;
@@ -231,8 +230,9 @@ static int to_store_query(const view_query_t *q, store_query_t *sq, char *err, s
     *sq = (store_query_t){ .q = q->q, .domain = q->domain, .tag = q->tag, .owner = q->owner,
                            .status = q->status, .compliance = q->compliance,
                            .classification = q->classification, .facet_max = VIEW_FACET_MAX };
-    if (parse_count("limit", q->limit, VIEW_LIMIT_DEFAULT, VIEW_LIMIT_MAX, &sq->limit, err, errlen) != 0 ||
-        parse_count("offset", q->offset, 0, VIEW_OFFSET_MAX, &sq->offset, err, errlen) != 0)
+    /* .facet_max_domain 0: every domain with a hit (the mesh overview counts each one's products) */
+    if (view_parse_count("limit", q->limit, VIEW_LIMIT_DEFAULT, VIEW_LIMIT_MAX, &sq->limit, err, errlen) != 0 ||
+        view_parse_count("offset", q->offset, 0, VIEW_OFFSET_MAX, &sq->offset, err, errlen) != 0)
         return -1;
     return 0;
 }

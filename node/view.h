@@ -20,7 +20,7 @@ typedef struct {
 #define VIEW_LIMIT_DEFAULT 100
 #define VIEW_LIMIT_MAX     1000
 #define VIEW_OFFSET_MAX    10000000
-#define VIEW_FACET_MAX     100      /* values per facet, most frequent first */
+#define VIEW_FACET_MAX     100      /* values per facet, most frequent first; the domain facet: all */
 
 json_t *view_status(node_t *a);
 /* {"members": [...]} and, chartered, "uncertified": [...]: the nodes announced in the membership
@@ -30,6 +30,10 @@ json_t *view_status(node_t *a);
  * gossip_member_why): not members, so not listed among them nor counted in view_status's "members"
  * (which adds "uncertified": N when any). */
 json_t *view_members(node_t *a);
+/* A query parameter v that is a count: a non-negative decimal no greater than max, def when absent
+ * or empty. 0, or -1 with err naming it ("limit: 'x' is not a non-negative integer"). */
+int view_parse_count(const char *name, const char *v, size_t def, size_t max, size_t *out, char *err,
+                     size_t errlen);
 /* Checks every parameter of q: 0, or -1 with err naming the parameter (answer 400). */
 int view_products_check(const view_query_t *q, char *err, size_t errlen);
 /* Ranked search over the node's catalog replica (storage's search index): {"products": [summary

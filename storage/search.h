@@ -46,7 +46,8 @@ typedef struct {
     const char *compliance;                      /* "compliant" | "non_compliant" (policy), NULL: any */
     const char *classification;                  /* the manifest's classification, NULL or "": any */
     size_t offset, limit;                        /* hits [offset, offset+limit) of the ranking */
-    size_t facet_max;                            /* values per facet (0: all) */
+    size_t facet_max;                            /* values per facet (0: all) but the domain facet */
+    size_t facet_max_domain;                     /* the domain facet's values (0: all) */
     int (*sees)(void *ctx, const char *id);      /* 1: restricted id shown in full (NULL: none is) */
     void *sees_ctx;
     /* With sees, when sees_only is 1: sees can say 1 only of restricted products of domain

@@ -292,19 +292,39 @@ static void page_exact(q_t *q, const uint8_t *vals, size_t count, void *ctx)
     }
 }
 
-/* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'.
- * 0, or -1 with err set. */
+/* The product whose id is id (len bytes), if any, gets the exact bonus. 0, or -1 with err set. */
+static int exact_id(q_t *q, const char *id, size_t len, char *err, size_t errlen)
+{
+    uint32_t d;
+    int rc = search__docid_of(q->st, q->txn, id, len, &d, err, errlen);
+    if (rc == 0) {
+        uint8_t v[POST_LEN];
+        be32_put(v, d);
+        page_exact(q, v, 1, NULL);
+    }
+    return rc == -1 ? -1 : 0;
+}
+
+/* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'. The id may
+ * also be typed as words ("billing orders daily" for billing/orders-daily): each way of cutting
+ * joined into a domain and a name is looked up (at most STORE_SEARCH_WORDS - 1). 0, or -1 with
+ * err set. */
 static int score_exact(q_t *q, const char *qn, const char *joined, char *err, size_t errlen)
 {
-    if (strchr(qn, '/')) {
-        uint32_t d;
-        int rc = search__docid_of(q->st, q->txn, qn, strlen(qn), &d, err, errlen);
-        if (rc == 0) {
-            uint8_t v[POST_LEN];
-            be32_put(v, d);
-            page_exact(q, v, 1, NULL);
+    if (strchr(qn, '/'))
+        return exact_id(q, qn, strlen(qn), err, errlen);
+    size_t jl = strlen(joined);
+    char id[STORE_ID_MAX];
+    if (jl < sizeof id) {
+        memcpy(id, joined, jl + 1);
+        for (size_t i = 1; i + 1 < jl; i++) {
+            if (id[i] != '-')
+                continue;
+            id[i] = '/';
+            if (exact_id(q, id, jl, err, errlen) != 0)
+                return -1;
+            id[i] = '-';
         }
-        return rc == -1 ? -1 : 0;
     }
     const char *forms[2] = { qn, joined };
     for (int i = 0; i < 2; i++) {
@@ -349,7 +369,7 @@ static int cmp_fcount(const void *a, const void *b)
  * its stub shows. The values of each facet by count desc (ties by value), at most max each.
  * When most products are hits, each value's products less the ones that do not count. */
 static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, size_t nh, size_t max,
-                        store_result_t *out, char *err, size_t errlen)
+                        size_t max_domain, store_result_t *out, char *err, size_t errlen)
 {
     size_t *count = calloc(c->nvalues ? c->nvalues : 1, sizeof *count);
     fcount_t *list = malloc((c->nvalues ? c->nvalues : 1) * sizeof *list);
@@ -394,7 +414,8 @@ static int facets_count(q_t *q, const search_cache_t *c, const uint32_t *hits, s
         goto oom;
     size_t per[STORE_FACETS] = { 0 };
     for (size_t i = 0; i < n; i++) {
-        if (max && per[list[i].facet] >= max)
+        size_t cap = list[i].facet == STORE_FACET_DOMAIN ? max_domain : max;
+        if (cap && per[list[i].facet] >= cap)
             continue;
         per[list[i].facet]++;
         store_facet_t *f = &out->facets[out->nfacets++];
@@ -658,7 +679,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
     int ret = 0;
     if (nh > 0) {
         search_cache_t *c = search__cache_get(q->st, q->txn, q->n, err, errlen);
-        ret = c ? facets_count(q, c, hits, nh, sq->facet_max, out, err, errlen) : -1;
+        ret = c ? facets_count(q, c, hits, nh, sq->facet_max, sq->facet_max_domain, out, err, errlen) : -1;
         if (ret == 0)
             ret = rank(q, c, hits, nh, sq->offset, sq->limit, out, err, errlen);
         search__cache_release(c);

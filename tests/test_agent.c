@@ -319,6 +319,7 @@ Test(agent, http_endpoints)
     cr_assert(strstr(r.body, "trib_http_requests_total{route=\"records_post\",status=\"201\"} 1"), "%s", r.body);
     cr_assert(strstr(r.body, "trib_records_appended_total 20"), "%s", r.body);
     cr_assert(strstr(r.body, "trib_products_published_total 1"), "%s", r.body);
+    cr_assert(strstr(r.body, "\ntrib_catalog_products 1\n"), "%s", r.body);
     h_resp_free(&r);
 
     j = h_get_json(n.url, "/v1/members", &st);

@@ -202,7 +202,7 @@ Test(contract, every_route_refuses_a_parameter_it_does_not_take, .init = start)
         { "GET", "/v1/products/payments/settled-transactions/stream?form=19", "form: unknown parameter" },
         { "GET", "/v1/catalog/changes?live=0&domian=growth", "domian: unknown parameter (known: from, domain, "
                                                               "product, live)" },
-        { "GET", "/v1/compliance?domian=growth", "domian: unknown parameter (known: domain)" },
+        { "GET", "/v1/compliance?domian=growth", "domian: unknown parameter (known: domain, offset, limit)" },
         { "GET", "/v1/products/payments/settled-transactions/diff?from=1.0.0&to=1.0.0&mode=FULL",
           "mode: unknown parameter (known: from, to)" },
         { "GET", "/v1/access/requests?stat=requested", "stat: unknown parameter (known: state)" },

@@ -444,3 +444,76 @@ Test(policy_fed, judged_by_the_set_in_force_at_the_entry_time)
     free(future), free(yaml);
     h_node_cleanup(&a);
 }
+
+typedef struct {
+    h_node_t *n;
+    long want;
+} nc_wait_t;
+
+static int report_counts(void *ctx)
+{
+    nc_wait_t *w = ctx;
+    json_t *j = h_get_json(w->n->url, "/v1/compliance", NULL);
+    int ok = j && json_integer_value(json_object_get(j, "non_compliant")) == w->want &&
+             json_is_false(json_object_get(j, "pending"));
+    json_decref(j);
+    return ok;
+}
+
+/* At company size the report is paged like the search: a page of limit products (100 by default,
+ * at most 1000) with their violations, in id order, the counts over them all ("non_compliant",
+ * "by_domain"), so neither the node nor `trib compliance` build every violation at once. */
+Test(policy_fed, the_compliance_report_is_paged)
+{
+    h_node_t a;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0, "payments did not start");
+    char text[512], id[64];
+    json_t *r;
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "payments/p%d", i);
+        snprintf(text, sizeof text,
+                 "name: p%d\ndomain: payments\nversion: 1.0.0\ndescription: {purpose: a product}\n"
+                 "owners: {business: ana@example.com, technical: data@example.com}\n"
+                 "schema: [{name: id, logicalType: string}]\n", i);
+        cr_assert_eq(put_manifest(&a, id, text, &r), 201);
+        json_decref(r);
+    }
+    const char *set = "kind: governance.policyset\nversion: 1\nrules:\n"
+                      "  - {id: tags.required, severity: error, type: required, paths: [tags]}\n";
+    cr_assert_eq(post_policy(&a, set, &r), 200, "the set was refused");
+    json_decref(r);
+    nc_wait_t w = { &a, 5 };
+    cr_assert(h_wait(report_counts, &w, 20000), "the report never counted the 5 untagged products");
+
+    long st;
+    json_t *page = h_call("GET", a.url, "/v1/compliance?limit=2&offset=1", NULL, NULL, &st);
+    cr_assert_eq(st, 200, "limit and offset refused: %ld", st);
+    cr_expect_eq(json_integer_value(json_object_get(page, "non_compliant")), 5);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(page, "by_domain"), "payments")), 5);
+    cr_expect_eq(json_integer_value(json_object_get(page, "offset")), 1);
+    cr_expect_eq(json_integer_value(json_object_get(page, "limit")), 2);
+    json_t *list = json_object_get(json_object_get(page, "domains"), "payments");
+    cr_assert_eq(json_array_size(list), 2);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")), "payments/p1");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "id")), "payments/p2");
+    cr_expect_gt(json_array_size(json_object_get(json_array_get(list, 0), "violations")), 0);
+    json_decref(page);
+    page = h_call("GET", a.url, "/v1/compliance?offset=4", NULL, NULL, &st);
+    cr_expect_eq(json_array_size(json_object_get(json_object_get(page, "domains"), "payments")), 1, "the last page");
+    cr_expect_eq(json_integer_value(json_object_get(page, "limit")), 100, "the default page");
+    json_decref(page);
+    page = h_call("GET", a.url, "/v1/compliance?limit=1001", NULL, NULL, &st);
+    cr_expect_eq(st, 400, "a page over 1000 products: %ld", st);
+    json_decref(page);
+
+    char *out = NULL, *err = NULL;
+    cr_expect_eq(h_trib(&a, NULL, &out, &err, "compliance", "--limit", "2", NULL), 0, "%s", err);
+    cr_expect(out && strstr(out, "payments/p0") && strstr(out, "payments/p1") && !strstr(out, "payments/p2"), "%s", out);
+    cr_expect(out && strstr(out, "2 of 5 shown") && strstr(out, "--offset 2"), "no paging hint: %s", out);
+    free(out), free(err);
+    cr_expect_eq(h_trib(&a, NULL, &out, &err, "compliance", "--offset", "4", NULL), 0, "%s", err);
+    cr_expect(out && strstr(out, "payments/p4") && !strstr(out, "payments/p3"), "%s", out);
+    cr_expect(out && strstr(out, "1 of 5 shown") && !strstr(out, "--offset"), "the last page: %s", out);
+    free(out), free(err);
+    h_node_cleanup(&a);
+}

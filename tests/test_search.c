@@ -410,6 +410,29 @@ Test(search, exact_match_outranks_everything)
     store_result_free(&r);
 }
 
+/* An id typed as words ("billing orders daily") is the exact id billing/orders-daily: first,
+ * before billing-us/orders-daily, which matches every word as well and sorts first by id
+ * ('-' < '/'); at company scale the same name lives in many domains (a region each). */
+Test(search, an_id_typed_as_words_outranks_the_same_name_elsewhere)
+{
+    publish(&(prod_t){ .id = "billing/orders-daily", .title = "Daily orders of billing" });
+    publish(&(prod_t){ .id = "billing-us/orders-daily", .title = "Daily orders of billing-us" });
+    publish(&(prod_t){ .id = "billing-us/orders", .title = "Orders of billing-us" });
+    const char *qs[] = { "billing orders daily", "Billing Orders-Daily", "billing orders_daily" };
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        store_result_t r = run(&(query_t){ .q = qs[i] }, 100);
+        cr_assert_geq(r.nhits, 2);
+        cr_expect_str_eq(r.hits[0].id, "billing/orders-daily", "'%s' ranked %s first", qs[i], r.hits[0].id);
+        cr_expect_geq(r.hits[0].score, 10000);
+        cr_expect_lt(r.hits[1].score, 10000);
+        store_result_free(&r);
+    }
+    store_result_t r = run(&(query_t){ .q = "billing us orders daily" }, 100);
+    cr_assert_geq(r.nhits, 1);
+    cr_expect_str_eq(r.hits[0].id, "billing-us/orders-daily");
+    store_result_free(&r);
+}
+
 /* ---------------------------------------------------------------- facets */
 
 Test(search, facet_counts)
@@ -443,11 +466,16 @@ Test(search, facet_counts)
     cr_expect_eq(facet_values(&r, STORE_FACET_STATUS), 1);
     store_result_free(&r);
 
-    /* facet_max keeps the most frequent values per facet */
-    store_query_t q = { .facet_max = 1, .limit = 10 };
+    /* facet_max keeps the most frequent values per facet, facet_max_domain the domain facet's */
+    store_query_t q = { .facet_max = 1, .facet_max_domain = 1, .limit = 10 };
     cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "%s", err);
     cr_expect_eq(facet_values(&r, STORE_FACET_DOMAIN), 1);
     cr_expect_str_eq(r.facets[0].value, "payments");
+    store_result_free(&r);
+    q.facet_max_domain = 0;   /* every domain, the other facets still cut at facet_max */
+    cr_assert_eq(store_search(st, &q, &r, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(facet_values(&r, STORE_FACET_DOMAIN), 4);
+    cr_expect_eq(facet_values(&r, STORE_FACET_TAG), 1);
     store_result_free(&r);
 }
 

@@ -102,3 +102,45 @@ Test(view, peer_text_that_is_not_utf8_shows_and_keeps_the_listing)
     cr_expect_eq(json_array_size(json_object_get(list, "products")), 1);
     json_decref(list);
 }
+
+/* The mesh overview of the web UI counts every domain's products from the search's domain facet:
+ * a company with more domains than VIEW_FACET_MAX must still see each of them (the least
+ * published last), while tags and owners stay at the VIEW_FACET_MAX most frequent. */
+Test(view, domain_facet_lists_every_domain_beyond_the_facet_cap)
+{
+    enum { DOMAINS = VIEW_FACET_MAX + 20 };
+    Trib__SchemaProperty prop = TRIB__SCHEMA_PROPERTY__INIT;
+    prop.name = "id";
+    prop.logical_type = "string";
+    Trib__SchemaProperty *props[] = { &prop };
+    for (int d = 0; d < DOMAINS; d++) {
+        char domain[32], tag[32], *tags[] = { tag };
+        snprintf(domain, sizeof domain, "dom%03d", d);
+        snprintf(tag, sizeof tag, "tag%03d", d);
+        Trib__Manifest m = TRIB__MANIFEST__INIT;
+        m.domain = domain;
+        m.name = "p1";
+        m.version = "1.0.0";
+        m.status = "active";
+        m.classification = "internal";
+        m.title = "a product";
+        m.owner_business = "a@x.io";
+        m.owner_technical = "b@x.io";
+        m.n_tags = 1;
+        m.tags = tags;
+        m.n_schema = 1;
+        m.schema = props;
+        append_peer_manifest(&m);
+    }
+    char err[256] = "";
+    json_t *list = view_products(&node, &(view_query_t){ .limit = "0" }, err, sizeof err);
+    cr_assert_not_null(list, "the listing failed: %s", err);
+    cr_expect_eq(json_integer_value(json_object_get(list, "total")), DOMAINS);
+    json_t *facets = json_object_get(list, "facets");
+    cr_expect_eq(json_object_size(json_object_get(facets, "domain")), DOMAINS,
+                 "the domain facet names %zu of %d domains", json_object_size(json_object_get(facets, "domain")),
+                 DOMAINS);
+    cr_expect_eq(json_integer_value(json_object_get(json_object_get(facets, "domain"), "dom119")), 1);
+    cr_expect_eq(json_object_size(json_object_get(facets, "tag")), VIEW_FACET_MAX);
+    json_decref(list);
+}
