@@ -574,16 +574,19 @@ static void publish_snapshot(gossip_t *g)
     roster_sort(s.list, s.n);
     s.n = roster_drop_handed_over(g->trust, s.list, s.n);
     g->conflicts_logged = roster_mark_conflicts(s.list, s.n, log_conflict, g);
-    size_t uncert[4] = {0};
+    /* the members by state as the snapshot lists them (trib_members, as /v1/status counts them):
+     * a key handed over to its successor is dropped above, an uncertified one counted apart */
+    size_t uncert[4] = {0}, members[4] = {0};
     for (size_t i = 0; i < s.n; i++)
-        if (s.list[i].uncertified && s.list[i].state >= 0 && s.list[i].state < 4)
-            uncert[s.list[i].state]++;
+        if (s.list[i].state >= 0 && s.list[i].state < 4)
+            (s.list[i].uncertified ? uncert : members)[s.list[i].state]++;
     g->snap_unconfirmed = swim_unconfirmed_count(g->swim);
     pthread_mutex_lock(&g->smu);
     free(g->snap);
     g->snap = s.list;
     g->nsnap = s.n;
     memcpy(g->uncert, uncert, sizeof uncert);
+    memcpy(g->snap_counts, members, sizeof members);
     pthread_cond_broadcast(&g->snapcv);
     pthread_mutex_unlock(&g->smu);
     g->dirty = 0;
@@ -642,9 +645,8 @@ static void publish_stats(gossip_t *g)
     g->tr_stats = *transport_stats(g->tr);
     g->tr_bulk_pub = transport_bulk_bytes(g->tr);
     g->uncert_pub = 0;
-    for (int s = 0; s < 4; s++) {   /* members: an uncertified key announced is none (gossip_member_t) */
-        size_t n = swim_count(g->swim, s);
-        g->counts[s] = n > g->uncert[s] ? n - g->uncert[s] : 0;
+    for (int s = 0; s < 4; s++) {   /* the snapshot's: an uncertified or handed-over key is no member */
+        g->counts[s] = g->snap_counts[s];
         g->uncert_pub += g->uncert[s];
     }
     g->health = swim_health(g->swim);

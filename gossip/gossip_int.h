@@ -141,6 +141,7 @@ struct gossip {
     size_t tr_bulk_pub;             /* transport_bulk_bytes when tr_stats was taken */
     size_t counts[4];               /* members by state, the uncertified left out */
     size_t uncert[4];               /* chartered: the uncertified, by state (gossip_member_t), in the snapshot */
+    size_t snap_counts[4];          /* members by state in the snapshot (smu): counts' source */
     size_t uncert_pub;              /* their count when counts was made */
     int health;
     uint64_t catalog_dropped_pub;
