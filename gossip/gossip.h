@@ -117,8 +117,8 @@ typedef struct {
  * certificate holds now after all). Any thread. */
 trust_verdict_t gossip_member_why(gossip_t *g, const gossip_member_t *m, char *why, size_t cap);
 
-/* Chartered: 0 (with why) while this node's own certificate is expired by its clock or revoked.
- * 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
+/* Chartered: -1 (with why) while this node's own certificate is expired by its clock or revoked:
+ * its writes are refused 403 node_revoked (no retry mends it). 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
  * showed no later entry than it holds (after fetching them), or no peer could be asked (a first
  * node), or no peer answered within 10 s (logged). 0 meanwhile, with why (for a 503) filled:
  * GOSSIP_WHY_MAX bytes hold every reason. */

@@ -2785,6 +2785,10 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
     pub_cond_t p = {&a, manifest, 0, ""};
     cr_assert(h_wait(publish_refused, &p, 25000), "publishing was not refused after the certificate expired: %s",
               p.body);
+    /* docs/http-api.md: a node whose own certificate no longer holds has its writes refused 403
+     * node_revoked (before: 503 not_synced, which tells a client to retry what no retry mends) */
+    cr_expect(strstr(p.body, "403 node_revoked") && strstr(p.body, "trib fed submit"),
+              "an expired node's publish is not refused 403 node_revoked saying how to renew: %s", p.body);
     still_serves(&a);
     size_t len;
     char *log = h_read_file(a.log, &len);
