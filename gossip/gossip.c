@@ -632,10 +632,30 @@ static void log_key_claims(gossip_t *g, const transport_stats_t *ts)
              ts->last_key_claim);
 }
 
+/* Our own key announced alive at another address (swim_stats.self_elsewhere): another agent runs
+ * with this node's key, most often on a copy of its data dir (a backup restored on a spare machine
+ * while this node runs). Both refute each other, so peers follow whichever spoke last, and when the
+ * copy stops they take this node as left until the next push-pull: said at error, at most once per
+ * HANDSHAKE_LOG_MS, with the count since the last line. */
+static void log_self_elsewhere(gossip_t *g, const swim_stats_t *ss)
+{
+    uint64_t n = ss->self_elsewhere - g->twins_logged, now = clock_ms();
+    if (!n || (g->twins_log_ms && now - g->twins_log_ms < HANDSHAKE_LOG_MS))
+        return;
+    g->twins_log_ms = now;
+    g->twins_logged = ss->self_elsewhere;
+    log_error("membership: another agent runs with this node's key (%.16s...): it announces this node alive at %s, "
+              "not %s (%" PRIu64 " time(s) since the last line); a copy of this data dir started elsewhere? Peers "
+              "follow whichever of the two spoke last, and take this node as left when the copy stops: stop the "
+              "copy (one running agent per data dir and its copies, docs/deploy.md \"Backup and restore\")",
+              g->id.hex, ss->last_self_elsewhere, g->advertise, n);
+}
+
 static void publish_stats(gossip_t *g)
 {
     log_handshakes(g, transport_stats(g->tr));
     log_key_claims(g, transport_stats(g->tr));
+    log_self_elsewhere(g, swim_stats(g->swim));
     gossip__own_cert_check(g);
     gossip__uncertified_check(g);
     gossip__hello_store(g, atomic_load(&g->stop));

@@ -169,6 +169,7 @@ struct gossip {
     uint64_t riders_malformed, riders_malformed_pub;   /* undecodable AntiEntropy riders */
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     uint64_t claims_logged, claims_log_ms; /* refused address claims already logged; when */
+    uint64_t twins_logged, twins_log_ms;   /* our key alive elsewhere (swim self_elsewhere): logged; when */
     /* a key rotation asked of the loop (gossip_rekey): under rkmu, done signalled on rkcv */
     pthread_mutex_t rkmu;
     pthread_cond_t rkcv;
