@@ -574,16 +574,19 @@ static void publish_snapshot(gossip_t *g)
     roster_sort(s.list, s.n);
     s.n = roster_drop_handed_over(g->trust, s.list, s.n);
     g->conflicts_logged = roster_mark_conflicts(s.list, s.n, log_conflict, g);
-    size_t uncert[4] = {0};
+    /* the members by state as the snapshot lists them (trib_members, as /v1/status counts them):
+     * a key handed over to its successor is dropped above, an uncertified one counted apart */
+    size_t uncert[4] = {0}, members[4] = {0};
     for (size_t i = 0; i < s.n; i++)
-        if (s.list[i].uncertified && s.list[i].state >= 0 && s.list[i].state < 4)
-            uncert[s.list[i].state]++;
+        if (s.list[i].state >= 0 && s.list[i].state < 4)
+            (s.list[i].uncertified ? uncert : members)[s.list[i].state]++;
     g->snap_unconfirmed = swim_unconfirmed_count(g->swim);
     pthread_mutex_lock(&g->smu);
     free(g->snap);
     g->snap = s.list;
     g->nsnap = s.n;
     memcpy(g->uncert, uncert, sizeof uncert);
+    memcpy(g->snap_counts, members, sizeof members);
     pthread_cond_broadcast(&g->snapcv);
     pthread_mutex_unlock(&g->smu);
     g->dirty = 0;
@@ -629,10 +632,30 @@ static void log_key_claims(gossip_t *g, const transport_stats_t *ts)
              ts->last_key_claim);
 }
 
+/* Our own key announced alive at another address (swim_stats.self_elsewhere): another agent runs
+ * with this node's key, most often on a copy of its data dir (a backup restored on a spare machine
+ * while this node runs). Both refute each other, so peers follow whichever spoke last, and when the
+ * copy stops they take this node as left until the next push-pull: said at error, at most once per
+ * HANDSHAKE_LOG_MS, with the count since the last line. */
+static void log_self_elsewhere(gossip_t *g, const swim_stats_t *ss)
+{
+    uint64_t n = ss->self_elsewhere - g->twins_logged, now = clock_ms();
+    if (!n || (g->twins_log_ms && now - g->twins_log_ms < HANDSHAKE_LOG_MS))
+        return;
+    g->twins_log_ms = now;
+    g->twins_logged = ss->self_elsewhere;
+    log_error("membership: another agent runs with this node's key (%.16s...): it announces this node alive at %s, "
+              "not %s (%" PRIu64 " time(s) since the last line); a copy of this data dir started elsewhere? Peers "
+              "follow whichever of the two spoke last, and take this node as left when the copy stops: stop the "
+              "copy (one running agent per data dir and its copies, docs/deploy.md \"Backup and restore\")",
+              g->id.hex, ss->last_self_elsewhere, g->advertise, n);
+}
+
 static void publish_stats(gossip_t *g)
 {
     log_handshakes(g, transport_stats(g->tr));
     log_key_claims(g, transport_stats(g->tr));
+    log_self_elsewhere(g, swim_stats(g->swim));
     gossip__own_cert_check(g);
     gossip__uncertified_check(g);
     gossip__hello_store(g, atomic_load(&g->stop));
@@ -642,9 +665,8 @@ static void publish_stats(gossip_t *g)
     g->tr_stats = *transport_stats(g->tr);
     g->tr_bulk_pub = transport_bulk_bytes(g->tr);
     g->uncert_pub = 0;
-    for (int s = 0; s < 4; s++) {   /* members: an uncertified key announced is none (gossip_member_t) */
-        size_t n = swim_count(g->swim, s);
-        g->counts[s] = n > g->uncert[s] ? n - g->uncert[s] : 0;
+    for (int s = 0; s < 4; s++) {   /* the snapshot's: an uncertified or handed-over key is no member */
+        g->counts[s] = g->snap_counts[s];
         g->uncert_pub += g->uncert[s];
     }
     g->health = swim_health(g->swim);
@@ -778,6 +800,7 @@ static void rekey_step(gossip_t *g)
     g->rk_hello = copy;
     g->rk_hello_len = g->rk_len;
     g->own_not_after_ms = c.not_after_ms;
+    g->own_serial = c.serial;
     cert_free(&c);
     g->dirty = 1;
     g->warm_due = 1;                /* connections made as the old key are gone */
@@ -815,6 +838,17 @@ void gossip__own_key(gossip_t *g, uint8_t curve_pk[32], int64_t *not_after_ms)
     if (not_after_ms)
         *not_after_ms = g->own_not_after_ms;
     pthread_mutex_unlock(&g->rkmu);
+}
+
+int gossip_own_cert(gossip_t *g, uint64_t *serial, int64_t *not_after_ms)
+{
+    if (!g->trust)
+        return -1;
+    pthread_mutex_lock(&g->rkmu);
+    *serial = g->own_serial;
+    *not_after_ms = g->own_not_after_ms;
+    pthread_mutex_unlock(&g->rkmu);
+    return 0;
 }
 
 int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, gossip_commit_fn commit,
@@ -1141,6 +1175,7 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
             goto fail;
         }
         g->own_not_after_ms = own.not_after_ms;
+        g->own_serial = own.serial;
         g->own_replaces = own.prev_serial != 0;
         cert_free(&own);
         g->curvememo = curvememo_new();   /* NULL (out of memory): every conversion done again */

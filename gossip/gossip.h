@@ -117,8 +117,8 @@ typedef struct {
  * certificate holds now after all). Any thread. */
 trust_verdict_t gossip_member_why(gossip_t *g, const gossip_member_t *m, char *why, size_t cap);
 
-/* Chartered: 0 (with why) while this node's own certificate is expired by its clock or revoked.
- * 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
+/* Chartered: -1 (with why) while this node's own certificate is expired by its clock or revoked:
+ * its writes are refused 403 node_revoked (no retry mends it). 1 when this node's copy of its own domain is known current, so it may publish: a peer's digest
  * showed no later entry than it holds (after fetching them), or no peer could be asked (a first
  * node), or no peer answered within 10 s (logged). 0 meanwhile, with why (for a 503) filled:
  * GOSSIP_WHY_MAX bytes hold every reason. */
@@ -141,6 +141,12 @@ size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
  * revocations, charter updates and hand-overs: connections and entries are judged by them from the
  * next message on. */
 trust_t *gossip_trust(gossip_t *g);
+
+/* Chartered: the serial and end of the certificate this node presents now: the one it was started
+ * with, its next key's after a rotation, or a renewal of its key the trust store took later (a
+ * certificate of this key and domain that ends later, in force from the loop's next trust check,
+ * which then calls o.on_certs). 0, or -1 in open mode. Any thread. */
+int gossip_own_cert(gossip_t *g, uint64_t *serial, int64_t *not_after_ms);
 
 /* A key rotation, live (chartered), in one turn of the loop: it presents cert (this key's
  * certificate, TrustSigned bytes, already held by the trust store) and listens as id

@@ -141,6 +141,7 @@ struct gossip {
     size_t tr_bulk_pub;             /* transport_bulk_bytes when tr_stats was taken */
     size_t counts[4];               /* members by state, the uncertified left out */
     size_t uncert[4];               /* chartered: the uncertified, by state (gossip_member_t), in the snapshot */
+    size_t snap_counts[4];          /* members by state in the snapshot (smu): counts' source */
     size_t uncert_pub;              /* their count when counts was made */
     int health;
     uint64_t catalog_dropped_pub;
@@ -168,6 +169,7 @@ struct gossip {
     uint64_t riders_malformed, riders_malformed_pub;   /* undecodable AntiEntropy riders */
     uint64_t hs_in, hs_out, hs_log_ms;   /* failed handshakes already logged; when */
     uint64_t claims_logged, claims_log_ms; /* refused address claims already logged; when */
+    uint64_t twins_logged, twins_log_ms;   /* our key alive elsewhere (swim self_elsewhere): logged; when */
     /* a key rotation asked of the loop (gossip_rekey): under rkmu, done signalled on rkcv */
     pthread_mutex_t rkmu;
     pthread_cond_t rkcv;
@@ -190,7 +192,8 @@ struct gossip {
     pthread_mutex_t tcmu;
     uint64_t trefused[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];
     log_limit_t trefused_log[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];   /* a line per kind and reason */
-    int64_t own_not_after_ms, expiry_logged_ms;
+    int64_t own_not_after_ms, expiry_logged_ms;   /* under rkmu (HTTP threads read it), as own_serial */
+    uint64_t own_serial;         /* the certificate this node presents: --cert, a rotation's or a renewal's */
     size_t revs_seen;            /* revocations held at the last check: more = members re-shown (loop only) */
     size_t certs_seen;           /* certificates held at the last check: another count = members re-shown */
     size_t rots_seen;            /* key hand-overs held at the last check: more = members re-shown */

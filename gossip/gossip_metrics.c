@@ -179,7 +179,7 @@ void gossip_metrics_render(gossip_t *g, FILE *f)
                {"suspect", ss.suspect_raised}, {"dead", ss.dead_declared},
                {"refuted", ss.refuted},        {"push_pull", ss.push_pulls},
                {"push_pull_same", ss.push_pulls_same}, {"signed", ss.sigs_made},
-               {"verified", ss.sigs_verified}};
+               {"verified", ss.sigs_verified}, {"self_elsewhere", ss.self_elsewhere}};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         fprintf(f, "trib_swim_events_total{event=\"%s\"} %" PRIu64 "\n", evs[i].ev, evs[i].v);
     prom_family(f, "trib_swim_claims_refused_total", "counter",

@@ -163,6 +163,10 @@ typedef struct {
     uint64_t sigs_made;         /* signed mode: our own facts signed (one per incarnation) */
     uint64_t sigs_verified;     /* signed mode: Ed25519 verifies of others' claims */
     uint64_t claims_refused[SWIM_REFUSED_COUNT];
+    /* signed mode: news about us (alive or left, at or above our incarnation) at another address:
+     * another process with our key (a copy of the data dir running elsewhere) */
+    uint64_t self_elsewhere;
+    char last_self_elsewhere[SWIM_MAX_ADDR + 1];   /* the address the last one named */
     uint64_t rtt_count;                     /* direct acks measured */
     double rtt_sum_ms;
     uint64_t rtt_le[SWIM_RTT_BUCKETS];      /* cumulative: RTTs <= swim_rtt_bounds_ms[i] */

@@ -125,8 +125,9 @@ static json_t *request_json(node_t *n, const Trib__AccessRow *row, int64_t now)
 static int publish(node_t *n, const Trib__AccessChange *a, grants_result_t *r)
 {
     char why[GOSSIP_WHY_MAX];
-    if (n->gossip && !gossip_own_synced(n->gossip, why, sizeof why)) {
-        fail(r, 503, "not_synced", "%s", why);
+    int synced = n->gossip ? gossip_own_synced(n->gossip, why, sizeof why) : 1;
+    if (synced <= 0) {   /* -1: this node's certificate no longer holds, no retry mends it */
+        fail(r, synced < 0 ? 403 : 503, synced < 0 ? "node_revoked" : "not_synced", "%s", why);
         return -1;
     }
     uint64_t seq = 0;

@@ -587,6 +587,7 @@ static unsigned status_of(const node_result_t *r, unsigned ok_status)
     case NODE_TOO_LARGE: return 413;
     case NODE_NO_SPACE: return 507; /* a retry can succeed once space is freed */
     case NODE_NOT_SYNCED: return 503; /* a retry succeeds once the peers have been asked */
+    case NODE_NOT_CERTIFIED: return 403; /* node_revoked: no retry mends it, a certificate does */
     case NODE_REFUSED: return 422; /* the governance gate: incompatible, version_not_increased */
     case NODE_POLICY_VIOLATION: return 422;
     case NODE_DOMAIN_TAKEN: return 409; /* another node's key holds the domain: publish there */

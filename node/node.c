@@ -385,7 +385,10 @@ static void announce(node_t *n, uint8_t *signed_entry, size_t len)
 static node_code_t own_synced(node_t *n, node_result_t *r)
 {
     char why[GOSSIP_WHY_MAX];
-    if (n->gossip && !gossip_own_synced(n->gossip, why, sizeof why))
+    int synced = n->gossip ? gossip_own_synced(n->gossip, why, sizeof why) : 1;
+    if (synced < 0)
+        return fail(r, NODE_NOT_CERTIFIED, "node_revoked", "%s", why);
+    if (synced == 0)
         return fail(r, NODE_NOT_SYNCED, "not_synced", "%s", why);
     return NODE_OK;
 }

@@ -82,6 +82,7 @@ typedef enum {
     NODE_TOO_LARGE,        /* a records limit */
     NODE_NO_SPACE,         /* the disk is full; nothing was changed (a retry can succeed later) */
     NODE_NOT_SYNCED,       /* own domain's log not yet checked against the peers (restored backup?) */
+    NODE_NOT_CERTIFIED,    /* chartered: this node's own certificate is revoked or expired (403 node_revoked) */
     NODE_POLICY_VIOLATION, /* the manifest breaks an error rule of the policy set in force (422) */
     NODE_FAILED,           /* storage or signing failed; nothing was changed */
     NODE_REFUSED,          /* publish: the governance gate refused it (422: incompatible,

@@ -2785,6 +2785,10 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
     pub_cond_t p = {&a, manifest, 0, ""};
     cr_assert(h_wait(publish_refused, &p, 25000), "publishing was not refused after the certificate expired: %s",
               p.body);
+    /* docs/http-api.md: a node whose own certificate no longer holds has its writes refused 403
+     * node_revoked (before: 503 not_synced, which tells a client to retry what no retry mends) */
+    cr_expect(strstr(p.body, "403 node_revoked") && strstr(p.body, "trib fed submit"),
+              "an expired node's publish is not refused 403 node_revoked saying how to renew: %s", p.body);
     still_serves(&a);
     size_t len;
     char *log = h_read_file(a.log, &len);
@@ -2794,6 +2798,77 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
               "the log did not warn of the expiry");
     free(log);
     cert_free(&ca);
+}
+
+/* A renewed certificate of this node's own key (`trib fed certify` again, handed in with `trib fed
+ * submit`, docs/operators.md "Renew a node's certificate") is the node's from then on: status and
+ * the expiry gauges follow it at once, and the node goes on publishing past the end of the
+ * certificate it was started with. Before, the node kept the one of --cert: it warned and counted
+ * down to its end, then refused its own publishes as expired while holding a valid one. */
+typedef struct {
+    h_node_t *n;
+    const char *serial;
+} own_serial_cond_t;
+
+static int own_serial_is(void *ctx)
+{
+    own_serial_cond_t *c = ctx;
+    json_t *j = h_get_json(c->n->url, "/v1/status", NULL);
+    int ok = j && !strcmp(json_string_value(json_object_get(j, "cert_serial")) ?: "", c->serial) &&
+             !json_object_get(j, "cert_warning") && h_metric(c->n->url, "trib_cert_expiry_warning") == 0;
+    json_decref(j);
+    return ok;
+}
+
+static int clock_past(void *ctx) { return fx_now_ms() > *(const int64_t *)ctx; }
+
+static int publish_goes_on(void *ctx)
+{
+    pub_cond_t *p = ctx;
+    char *out = NULL, *eout = NULL;
+    static int patch;
+    char yaml[600];
+    int n = snprintf(yaml, sizeof yaml,
+                     "name: settled\ndomain: payments\nversion: 2.0.%d\nstatus: active\ntitle: Settled\n"
+                     "description:\n  purpose: p\n  usage: u\n  limitations: l\nowners:\n"
+                     "  business: a@example.com\n  technical: b@example.com\nclassification: internal\nschema:\n"
+                     "  - {name: id, logicalType: string, required: true}\n", patch++);
+    cr_assert_eq(h_write_file(p->manifest, yaml, (size_t)n), 0);
+    int rc = h_trib(p->n, NULL, &out, &eout, "publish", p->manifest, NULL);
+    snprintf(p->body, sizeof p->body, "%s%s", out ? out : "", eout ? eout : "");
+    free(out), free(eout);
+    return rc == 0;
+}
+
+Test(chartered, a_renewed_certificate_of_the_node_s_own_key_is_taken_and_publishing_goes_on)
+{
+    char da[256], manifest[300], serial[17];
+    identity_t ia;
+    cert_t ca, renewed;
+    node_dir("a", da, sizeof da, &ia);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 12000, two_roots, 2, 0, "short.cert", &ca);
+    h_node_t a;
+    start(&a, "payments", da, "short.cert", NULL);
+    cr_expect_eq(h_metric(a.url, "trib_cert_expiry_warning"), 1);
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &renewed);
+    submit_json(&a, cert_to_json(&renewed));
+    cert_serial_text(renewed.serial, serial);
+    own_serial_cond_t oc = {&a, serial};
+    cr_expect(h_wait(own_serial_is, &oc, 10000), "the node does not take its renewed certificate %s: status %s, "
+              "trib_cert_expiry_warning %.0f", serial, json_dumps(h_get_json(a.url, "/v1/status", NULL), 0),
+              h_metric(a.url, "trib_cert_expiry_warning"));
+    cr_expect_gt(h_metric(a.url, "trib_cert_expiry_seconds"), 80 * 86400.0);
+    int64_t end = ca.not_after_ms + 500;
+    cr_assert(h_wait(clock_past, &end, 30000));
+    snprintf(manifest, sizeof manifest, "%s/m.yaml", work);
+    pub_cond_t p = {&a, manifest, 0, ""};
+    cr_expect(h_wait(publish_goes_on, &p, 25000), "no publish past the end of the certificate the node started with, "
+              "though it holds a renewed one: %s", p.body);
+    json_t *j = h_get_json(a.url, "/v1/status", NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "trust")) ?: "", "verified");
+    json_decref(j);
+    cert_free(&ca), cert_free(&renewed);
 }
 
 /* ---------------------------------------------------------------- a real node of another federation */

@@ -229,8 +229,11 @@ Test(federation, sigkill_is_detected_then_rejoin_catches_up)
 Test(federation, a_member_back_at_a_live_member_s_address_leaves_that_member_s_connections_open)
 {
     h_node_t a, b, m;
-    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0, "payments did not start");
-    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, FAST, NULL), 0, "growth did not start");
+    /* the real node hears of its twin from a peer's push-pull (a peer gossips to the address it
+     * holds for the node, the twin's): every 2 s here, 30 s by default */
+#define PP "--push-pull-interval-ms", "2000"
+    cr_assert_eq(h_node_start(&a, "payments", FAST, PP, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, FAST, PP, NULL), 0, "growth did not start");
     cr_assert(h_wait_member(a.url, "growth", "alive", NULL, 15000), "payments does not see growth");
     cr_assert_eq(h_node_start(&m, "mimic", "--seed", a.peer, "--advertise", b.peer, FAST, NULL), 0,
                  "mimic did not start");
@@ -493,6 +496,53 @@ static int handshake_failures_seen(void *ctx)
 {
     hs_cond_t *c = ctx;
     return h_metric(c->n->url, c->series) > 0 && file_has(c->n->log, c->log_text);
+}
+
+/* A copy of a running node's data dir started elsewhere (a backup restored on a spare machine to
+ * check it, a VM snapshot booted beside the node) is a second agent with the node's key: the two
+ * announce one node id at two addresses, and when the copy stops its peers take the node as left.
+ * One of the two says so in its log, naming the other's address, and counts it
+ * (trib_swim_events_total{event="self_elsewhere"}); before, neither said anything. */
+typedef struct {
+    h_node_t *b, *twin;
+} twin_cond_t;
+
+static int twin_reported(void *ctx)
+{
+    twin_cond_t *c = ctx;
+    const char *text = "another agent runs with this node's key";
+    return (file_has(c->b->log, text) && h_metric(c->b->url, "trib_swim_events_total{event=\"self_elsewhere\"}") > 0) ||
+           (file_has(c->twin->log, text) &&
+            h_metric(c->twin->url, "trib_swim_events_total{event=\"self_elsewhere\"}") > 0);
+}
+
+Test(federation, a_copy_of_a_running_node_s_data_dir_started_elsewhere_is_reported)
+{
+    h_node_t a, b, twin;
+    cr_assert_eq(h_node_start(&a, "payments", FAST, NULL), 0, "payments did not start");
+    cr_assert_eq(h_node_start(&b, "growth", "--seed", a.peer, FAST, NULL), 0, "growth did not start");
+    cr_assert(h_wait_member(a.url, "growth", "alive", NULL, 15000), "payments does not see growth");
+    char copy[300], cmd[1200];   /* the key is what makes the twin: the store may be new */
+    snprintf(copy, sizeof copy, "%s-copy", b.dir);
+    snprintf(cmd, sizeof cmd, "mkdir -m 700 '%s' && cp -p '%s/identity.key' '%s/admin.token' '%s/'", copy, b.dir,
+             b.dir, copy);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(h_node_start(&twin, "growth", "--data", copy, "--seed", a.peer, FAST, PP, NULL), 0,
+                 "the copy did not start");
+#undef PP
+    twin_cond_t tc = {&b, &twin};
+    /* while both run, a peer may answer the copy's messages at growth's address (a key is answered
+     * where it is known): then the copy hears nothing of growth, and growth hears of the copy when
+     * the copy leaves, its LEFT naming the copy's address */
+    cr_assert(h_wait_member(twin.url, "payments", "alive", NULL, 15000), "the copy did not join");
+    int seen = h_wait(twin_reported, &tc, 8000);
+    cr_assert_eq(h_node_stop(&twin, SIGTERM), 0);
+    tc.twin = &b;
+    cr_expect(seen || h_wait(twin_reported, &tc, 20000), "neither growth nor its copy reported the other; see %s "
+              "and %s", b.log, twin.log);
+    h_node_cleanup(&twin);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", copy);
+    cr_assert_eq(system(cmd), 0);
 }
 
 Test(federation, wrong_federation_secret_is_logged_and_counted_on_both_sides)

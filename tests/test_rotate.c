@@ -1646,6 +1646,98 @@ Test(rotate, a_rotated_out_key_is_left_at_once_where_its_hand_over_is_held)
     cert_free(&ca), cert_free(&cb), cert_free(&cc), cert_free(&cn);
 }
 
+/* /metrics' trib_members{state} counts what /v1/status' "members" counts (docs/operators.md:
+ * members are the nodes `trib members` lists): a key handed over to its successor is no member
+ * once the hand-over is held, so neither counts it, left or dead. Before, the gauge counted every
+ * key the membership still held (for 24 h): after a rotation one "left" more than status at every
+ * node, and after a dead node's replacement (operators.md §5) one "dead" more, which an alert on
+ * dead members took for a node down for a day. */
+typedef struct {
+    h_node_t *n;
+    char last[200];
+} counts_cond_t;
+
+static int counts_agree(void *ctx)
+{
+    counts_cond_t *c = ctx;
+    static const char *const states[] = {"alive", "suspect", "dead", "left"};
+    json_t *j = h_get_json(c->n->url, "/v1/status", NULL), *m = json_object_get(j, "members");
+    int ok = m != NULL;
+    size_t k = 0;
+    c->last[0] = 0;
+    for (int i = 0; i < 4; i++) {
+        char series[64];
+        snprintf(series, sizeof series, "trib_members{state=\"%s\"}", states[i]);
+        double gauge = h_metric(c->n->url, series);
+        json_int_t status = json_integer_value(json_object_get(m, states[i]));
+        ok &= gauge == (double)status;
+        if (k < sizeof c->last)
+            k += (size_t)snprintf(c->last + k, sizeof c->last - k, "%s %.0f/%lld ", states[i], gauge,
+                                  (long long)status);
+    }
+    json_decref(j);
+    return ok;
+}
+
+typedef struct {
+    h_node_t *n;
+    const char *node_id;
+} gone_logged_t;
+
+/* n's log says the member node_id went to left */
+static int left_logged(void *ctx)
+{
+    gone_logged_t *c = ctx;
+    size_t len;
+    char *log = h_read_file(c->n->log, &len), want[100];
+    snprintf(want, sizeof want, "(%s) at ", c->node_id);
+    int found = 0;
+    for (char *line = log; line && *line && !found;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = 0;
+        found = strstr(line, want) && strstr(line, "-> left");
+        line = end ? end + 1 : NULL;
+    }
+    free(log);
+    return found;
+}
+
+Test(rotate, the_members_gauge_counts_what_status_counts_after_a_rotation)
+{
+    char da[256], db[256], seed[160];
+    identity_t ia, ib, in;
+    cert_t ca, cb, cn;
+    node_dir("a", da, sizeof da, &ia);
+    node_dir("b", db, sizeof db, &ib);
+    issue("payments", ia.pk, 0, "a.cert", &ca);
+    issue("growth", ib.pk, 0, "b.cert", &cb);
+    h_node_t a, b;
+    start(&a, "payments", da, "a.cert", NULL);
+    snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
+    start(&b, "growth", db, "b.cert", seed);
+    member_cond_t mb = {&b, "payments", ia.hex, NULL, 2};
+    cr_assert(h_wait(one_member, &mb, 20000), "growth does not see payments");
+    rotate_pending(&a, da, "1h", &in);
+    issue("payments", in.pk, ca.serial, "next.cert", &cn);
+    char certp[300], *out = NULL, *eout = NULL;
+    snprintf(certp, sizeof certp, "%s/next.cert", work);
+    int rc = h_trib(NULL, NULL, &out, &eout, "key", "rotate", "--data", da, "--node", a.url, "--cert", certp, NULL);
+    cr_assert_eq(rc, 0, "key rotate --cert failed: %s", eout ? eout : "");
+    free(out), free(eout);
+    member_cond_t nb = {&b, "payments", in.hex, NULL, 2};
+    cr_assert(h_wait(one_member, &nb, 20000), "growth does not list payments once, on its new key");
+    /* the membership has the old key as left at both (its own LEFT, or the hand-over held) */
+    gone_logged_t ga = {&a, ia.hex}, gb = {&b, ia.hex};
+    cr_assert(h_wait(left_logged, &gb, 20000), "growth never took the old key as left; see %s", b.log);
+    cr_assert(h_wait(left_logged, &ga, 20000), "payments never took its old key as left; see %s", a.log);
+    counts_cond_t cb2 = {&b, ""}, ca2 = {&a, ""};
+    cr_expect(h_wait(counts_agree, &cb2, 5000), "growth: trib_members/status members differ: %s", cb2.last);
+    cr_expect(h_wait(counts_agree, &ca2, 5000), "payments: trib_members/status members differ: %s", ca2.last);
+    identity_wipe(&in);
+    cert_free(&ca), cert_free(&cb), cert_free(&cn);
+}
+
 /* The old key's claims at n since it started, each kind: refused as a retired key's (entries
  * gossiped, probes, retries) and failed handshakes (a dial of the address with the old key). */
 static void claims_log(h_node_t *n, const char *name)

@@ -615,6 +615,39 @@ Test(swimsig, claims_about_self_need_our_own_signature_to_move_our_incarnation)
     rig_free(&r);
 }
 
+/* A claim signed by our own key that we are alive at another address, above our incarnation (or
+ * left from there at it), is another process speaking with our key: a copy of the data dir started elsewhere (a restore tried
+ * on a spare machine while this node runs). It is refuted as before, and now counted with the
+ * address (swim_stats: self_elsewhere, last_self_elsewhere) for the node to log: before, the two
+ * fought over the node's membership and the node said nothing. Our own claims at our address (an
+ * earlier life) and at our incarnation are not counted. */
+Test(swimsig, our_key_alive_at_another_address_is_counted_with_the_address)
+{
+    rig_t r;
+    rig_init(&r);
+    uint64_t inc = swim_self(r.s)->incarnation;
+    uint8_t sf[64];
+    Trib__Member same = claim(&r.self, "self:7470", inc + 3, ALIVE);   /* an earlier life, our address */
+    sign_as(&same, &r.self, "trib/member/v1", ALIVE, sf);
+    cr_assert_eq(rig_gossip1(&r, 2, same), 0);
+    cr_expect_eq(swim_stats(r.s)->self_elsewhere, 0, "a claim at our own address was counted");
+    inc = swim_self(r.s)->incarnation;
+    Trib__Member twin = claim(&r.self, "twin:7471", inc + 2, ALIVE);
+    sign_as(&twin, &r.self, "trib/member/v1", ALIVE, sf);
+    cr_assert_eq(rig_gossip1(&r, 2, twin), 0);
+    cr_expect_eq(swim_stats(r.s)->self_elsewhere, 1);
+    cr_expect_str_eq(swim_stats(r.s)->last_self_elsewhere, "twin:7471");
+    cr_expect_eq(swim_self(r.s)->incarnation, inc + 3, "not refuted above the twin's incarnation");
+    cr_expect_str_eq(swim_self(r.s)->addr, "self:7470");
+    /* the twin's LEFT at our incarnation (it stopped): our key leaving from another address */
+    inc = swim_self(r.s)->incarnation;
+    Trib__Member gone = claim(&r.self, "twin:7471", inc, LEFT);
+    sign_as(&gone, &r.self, "trib/member/v1", LEFT, sf);
+    cr_assert_eq(rig_gossip1(&r, 3, gone), 0);
+    cr_expect_eq(swim_stats(r.s)->self_elsewhere, 2);
+    cr_expect_eq((int)swim_self(r.s)->state, ALIVE);
+}
+
 /* ---------------------------------------------------------------- key rotation */
 
 Test(swimsig, rekey_the_old_key_signs_its_left_and_the_new_its_alive)
