@@ -935,7 +935,8 @@ json_t *policy_node_compliance(node_t *n, const char *id)
  * which runs after HTTP has stopped. So a report holds 16 bytes per product, not a copy. */
 typedef struct {
     const prod_t *x;
-    int restricted;
+    uint64_t seq;     /* its manifest when listed */
+    int check;        /* ask the caller's sight: restricted, or its domain's newest entries not yet read here */
 } nc_t;
 
 static int cmp_nc(const void *a, const void *b) { return strcmp(((const nc_t *)a)->x->id, ((const nc_t *)b)->x->id); }
@@ -948,11 +949,22 @@ static void id_domain(const char *id, char *out, size_t cap)
 }
 
 /* The page's products with their violations, grouped by domain in id order (list sorted). The
- * violations are read under the lock one product at a time: a report never copies them all. */
-static json_t *report_page(struct policy_node *p, const nc_t *list, size_t from, size_t to)
+ * violations are read under the lock one product at a time: a report never copies them all. One
+ * judged again since it was listed, now restricted, is asked the caller's sight again (its new
+ * verdict may quote a manifest the caller may not see), and left out if hidden. */
+static json_t *report_page(struct policy_node *p, const nc_t *list, size_t from, size_t to,
+                           int (*hides)(void *ctx, const char *id), void *hides_ctx)
 {
     json_t *domains = json_object();
     for (size_t i = from; domains && i < to; i++) {
+        pthread_mutex_lock(&p->mu);
+        char *text = list[i].x->violations ? strdup(list[i].x->violations) : NULL;
+        int again = list[i].x->manifest_seq != list[i].seq && list[i].x->restricted;
+        pthread_mutex_unlock(&p->mu);
+        if (again && hides && hides(hides_ctx, list[i].x->id)) {
+            free(text);
+            continue;
+        }
         char dom[STORE_ID_MAX];
         id_domain(list[i].x->id, dom, sizeof dom);
         json_t *arr = json_object_get(domains, dom);
@@ -960,9 +972,6 @@ static json_t *report_page(struct policy_node *p, const nc_t *list, size_t from,
             arr = json_array();
             json_object_set_new(domains, dom, arr);
         }
-        pthread_mutex_lock(&p->mu);
-        char *text = list[i].x->violations ? strdup(list[i].x->violations) : NULL;
-        pthread_mutex_unlock(&p->mu);
         json_error_t je;
         json_t *v = text ? json_loads(text, 0, &je) : NULL;
         free(text);
@@ -985,7 +994,21 @@ json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t 
                          "limit", (json_int_t)limit, "by_domain", json_object(), "domains", json_object());
     size_t dl = domain ? strlen(domain) : 0;
     uint64_t gen = policy_store_generation(p->store);
+    /* Which products the caller's sight is asked of: the restricted ones (their latest manifest as
+     * read here), and every one of a domain whose newest entries this side has not read yet (the
+     * store may already hold a restricted version of it: the hides check reads the store). */
+    heads_t hs = { 0 };
+    int all_lag = store_catalog_heads(p->n->st, add_head, &hs) != 0;
     pthread_mutex_lock(&p->mu);
+    size_t nlag = 0;   /* hs.v[0..nlag): the lagging domains, kept in place */
+    for (size_t i = 0; !all_lag && i < hs.n; i++) {
+        const cursor_t *c = NULL;
+        for (size_t j = 0; !c && j < p->ncursors; j++)
+            if (strcmp(p->cursors[j].domain, hs.v[i].domain) == 0)
+                c = &p->cursors[j];
+        if (!c || c->seq < hs.v[i].head)
+            hs.v[nlag++] = hs.v[i];
+    }
     size_t cap = 16, k = 0, total = 0, unchecked = 0;
     nc_t *list = malloc(cap * sizeof *list);
     for (size_t b = 0; list && b < p->nbuckets; b++)
@@ -1006,13 +1029,19 @@ json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t 
                 list = nl;
                 cap *= 2;
             }
-            list[k++] = (nc_t){ x, x->restricted };
+            int lag = all_lag;
+            for (size_t j = 0; !lag && j < nlag; j++) {
+                size_t dn = strlen(hs.v[j].domain);
+                lag = strncmp(x->id, hs.v[j].domain, dn) == 0 && x->id[dn] == '/';
+            }
+            list[k++] = (nc_t){ x, x->manifest_seq, x->restricted || lag };
         }
     int pending = p->checked_gen != policy_store_generation(p->store) || atomic_load(&p->rechecking) || unchecked;
     pthread_mutex_unlock(&p->mu);
+    free(hs.v);
     size_t shown = 0;   /* the ids the caller may see, kept in place */
     for (size_t i = 0; list && i < k; i++)
-        if (!list[i].restricted || !hides || !hides(hides_ctx, list[i].x->id))
+        if (!list[i].check || !hides || !hides(hides_ctx, list[i].x->id))
             list[shown++] = list[i];
     if (list)
         qsort(list, shown, sizeof *list, cmp_nc);
@@ -1027,7 +1056,7 @@ json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t 
             json_object_set_new(by, dom, json_integer(1));
     }
     size_t from = offset < shown ? offset : shown, to = limit < shown - from ? from + limit : shown;
-    json_t *domains = list ? report_page(p, list, from, to) : json_object();
+    json_t *domains = list ? report_page(p, list, from, to, hides, hides_ctx) : json_object();
     free(list);
     return json_pack("{s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:o,s:o}", "policy_version", (json_int_t)info.version, "products",
                      (json_int_t)total, "non_compliant", (json_int_t)shown, "unchecked", (json_int_t)unchecked,
