@@ -800,7 +800,6 @@ static void rekey_step(gossip_t *g)
     g->rk_hello = copy;
     g->rk_hello_len = g->rk_len;
     g->own_not_after_ms = c.not_after_ms;
-    g->own_serial = c.serial;
     cert_free(&c);
     g->dirty = 1;
     g->warm_due = 1;                /* connections made as the old key are gone */
@@ -838,17 +837,6 @@ void gossip__own_key(gossip_t *g, uint8_t curve_pk[32], int64_t *not_after_ms)
     if (not_after_ms)
         *not_after_ms = g->own_not_after_ms;
     pthread_mutex_unlock(&g->rkmu);
-}
-
-int gossip_own_cert(gossip_t *g, uint64_t *serial, int64_t *not_after_ms)
-{
-    if (!g->trust)
-        return -1;
-    pthread_mutex_lock(&g->rkmu);
-    *serial = g->own_serial;
-    *not_after_ms = g->own_not_after_ms;
-    pthread_mutex_unlock(&g->rkmu);
-    return 0;
 }
 
 int gossip_rekey(gossip_t *g, const identity_t *id, const uint8_t *cert, size_t len, gossip_commit_fn commit,
@@ -1175,7 +1163,6 @@ gossip_t *gossip_start(store_t *st, catalog_t *cat, const identity_t *id, const 
             goto fail;
         }
         g->own_not_after_ms = own.not_after_ms;
-        g->own_serial = own.serial;
         g->own_replaces = own.prev_serial != 0;
         cert_free(&own);
         g->curvememo = curvememo_new();   /* NULL (out of memory): every conversion done again */

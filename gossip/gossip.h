@@ -142,12 +142,6 @@ size_t gossip_forks(gossip_t *g, repl_fork_t *out, size_t max);
  * next message on. */
 trust_t *gossip_trust(gossip_t *g);
 
-/* Chartered: the serial and end of the certificate this node presents now: the one it was started
- * with, its next key's after a rotation, or a renewal of its key the trust store took later (a
- * certificate of this key and domain that ends later, in force from the loop's next trust check,
- * which then calls o.on_certs). 0, or -1 in open mode. Any thread. */
-int gossip_own_cert(gossip_t *g, uint64_t *serial, int64_t *not_after_ms);
-
 /* A key rotation, live (chartered), in one turn of the loop: it presents cert (this key's
  * certificate, TrustSigned bytes, already held by the trust store) and listens as id
  * (transport_rekey), then calls commit (the caller's point of no return: 0, or -1 with err), then

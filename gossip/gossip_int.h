@@ -192,8 +192,7 @@ struct gossip {
     pthread_mutex_t tcmu;
     uint64_t trefused[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];
     log_limit_t trefused_log[TRUST_REFUSED_KINDS][TRUST_VERDICT_COUNT];   /* a line per kind and reason */
-    int64_t own_not_after_ms, expiry_logged_ms;   /* under rkmu (HTTP threads read it), as own_serial */
-    uint64_t own_serial;         /* the certificate this node presents: --cert, a rotation's or a renewal's */
+    int64_t own_not_after_ms, expiry_logged_ms;
     size_t revs_seen;            /* revocations held at the last check: more = members re-shown (loop only) */
     size_t certs_seen;           /* certificates held at the last check: another count = members re-shown */
     size_t rots_seen;            /* key hand-overs held at the last check: more = members re-shown */

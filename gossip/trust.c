@@ -463,16 +463,11 @@ static trust_verdict_t judge(const trust_t *t, const uint8_t *curve, const uint8
         }
         if (v == TRUST_OK && retired(t, &h->cert, at_ms, why, sizeof why))
             v = TRUST_ROTATED;
-        if (v == TRUST_OK) {   /* of several that hold (a renewed one), the one that ends last */
-            if (!cert)
-                return TRUST_OK;
-            if (!*cert || h->cert.not_after_ms > (*cert)->not_after_ms)
+        if (v == TRUST_OK) {
+            if (cert)
                 *cert = &h->cert;
-            best = TRUST_OK;
-            continue;
+            return TRUST_OK;
         }
-        if (best == TRUST_OK)
-            continue;
         if (best == TRUST_UNCERTIFIED || rank(v) > rank(best)) {
             best = v;
             snprintf(err, errlen, "%s", why);
@@ -616,31 +611,6 @@ trust_verdict_t trust_admit_info(const trust_t *t, const uint8_t curve_pk[32], i
             info->not_before_ms = c->not_before_ms;
             info->not_after_ms = c->not_after_ms;
         }
-    }
-    pthread_rwlock_unlock(t->mu);
-    return v;
-}
-
-trust_verdict_t trust_admit_copy(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms, trust_info_t *info,
-                                 uint8_t **bytes, size_t *len)
-{
-    const cert_t *c = NULL;
-    char err[320];
-    *bytes = NULL;
-    *len = 0;
-    memset(info, 0, sizeof *info);
-    pthread_rwlock_rdlock(t->mu);
-    trust_verdict_t v = admit_curve(t, curve_pk, now_ms, &c, err, sizeof err);
-    if (v == TRUST_OK && c && (*bytes = malloc(c->len ? c->len : 1)) != NULL) {
-        memcpy(*bytes, c->bytes, c->len);
-        *len = c->len;
-        snprintf(info->domain, sizeof info->domain, "%s", c->domain);
-        memcpy(info->node_key, c->node_key, ID_PK_LEN);
-        info->serial = c->serial;
-        info->not_before_ms = c->not_before_ms;
-        info->not_after_ms = c->not_after_ms;
-    } else if (v == TRUST_OK) {
-        v = TRUST_MALFORMED;   /* out of memory: nothing to hand out */
     }
     pthread_rwlock_unlock(t->mu);
     return v;

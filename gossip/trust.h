@@ -99,11 +99,6 @@ typedef struct {
 } trust_info_t;
 trust_verdict_t trust_admit_info(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms, trust_info_t *info,
                                  char *err, size_t errlen);
-/* trust_admit_info with a copy of the certificate's bytes (*bytes malloc'd, the caller frees it;
- * NULL unless TRUST_OK). Of several certificates of the key that hold (a renewed one), every
- * admit call names the one that ends last. Out of memory is TRUST_MALFORMED. */
-trust_verdict_t trust_admit_copy(const trust_t *t, const uint8_t curve_pk[32], int64_t now_ms, trust_info_t *info,
-                                 uint8_t **bytes, size_t *len);
 
 /* Catalog acceptance: may signer sign an entry of domain made at entry_ms? ok when a held,
  * charter-backed certificate of signer for domain covers entry_ms (skew allowed) and no

@@ -500,48 +500,6 @@ static void own_revoked_check(gossip_t *g)
     }
 }
 
-/* A certificate of this node's own key and domain that holds now and ends later than the one it
- * presents (the roots renewed it: `trib fed certify` again, handed in with `trib fed submit` here or
- * at a peer) is this node's from now on: presented in its hellos, its end the one the expiry
- * warning, the gauges, /v1/status and the own-signing check (own_cert_holds) go by. Without this the
- * node kept the certificate of --cert: it warned of an expiry already dealt with, then refused its
- * own publishes as expired while holding a valid certificate. Said once, at info. */
-static void own_cert_renewed(gossip_t *g)
-{
-    uint8_t own[32], *bytes;
-    size_t len;
-    int64_t not_after;
-    trust_info_t c;
-    gossip__own_key(g, own, &not_after);
-    if (trust_admit_copy(g->trust, own, clock_wall_ms(), &c, &bytes, &len) != TRUST_OK)
-        return;
-    if (strcmp(c.domain, g->domain) != 0 || c.not_after_ms <= not_after) {
-        free(bytes);
-        return;
-    }
-    char serial[17], until[32];
-    cert_serial_text(c.serial, serial);
-    trust_time_text(c.not_after_ms, until);
-    if (transport_set_hello(g->tr, bytes, len, gossip__hello, g) != 0) {   /* peers' hellos get it from the log */
-        log_warn("trust: this node's renewed certificate %s is too large to present in hellos; peers take it "
-                 "from the federation log", serial);
-        free(bytes);
-        bytes = NULL;
-    }
-    pthread_mutex_lock(&g->rkmu);
-    if (bytes) {
-        free(g->rk_hello);
-        g->rk_hello = bytes;   /* presented since: kept for a later rotation's undo */
-        g->rk_hello_len = len;
-    }
-    g->own_not_after_ms = c.not_after_ms;
-    g->own_serial = c.serial;
-    pthread_mutex_unlock(&g->rkmu);
-    g->expiry_logged_ms = 0;   /* a warning of the new end comes in its time */
-    log_info("trust: this node's certificate for domain '%s' was renewed: serial %s, valid until %s, in force "
-             "now (give that certificate file as --cert at the next start)", g->domain, serial, until);
-}
-
 /* A revocation, certificate, key hand-over or charter newly held re-shows the members (a revoked
  * one reads as such at once; one whose certificate came by the federation log before its hello
  * reads as verified, and the node is told: o.on_certs, a pending key rotation may complete; a
@@ -554,7 +512,6 @@ static void revocations_check(gossip_t *g)
     if (certs != g->certs_seen) {
         g->certs_seen = certs;
         g->dirty = 1;
-        own_cert_renewed(g);   /* before on_certs: the node reads it there (gossip_own_cert) */
         g->warm_due = 1;   /* a member seen alive before its certificate is warmed now (transport_warm) */
         if (g->o.on_certs)
             g->o.on_certs(g->o.ctx);
@@ -584,7 +541,6 @@ void gossip__own_cert_check(gossip_t *g)
     if (g->snap_redo_ms && now >= g->snap_redo_ms) {   /* a verdict changed with time: re-shown */
         g->snap_redo_ms = 0;   /* publish_snapshot sets the next one */
         g->dirty = 1;
-        own_cert_renewed(g);   /* a renewal dated ahead came into force */
         own_revoked_check(g);  /* a revocation of this node's key dated ahead took effect */
     } else if (now < g->snap_judged_ms) {
         /* The clock stepped back: the members were judged at a time it has not reached again. Every
@@ -648,10 +604,7 @@ void gossip__trust_render(gossip_t *g, FILE *f)
         prom_family(f, "trib_clock_skew_max_seconds", "gauge",
                     "The largest clock difference with a connecting peer seen since start, seconds.");
         fprintf(f, "trib_clock_skew_max_seconds %.3f\n", (double)max_skew / 1000.0);
-        uint8_t own[32];
-        int64_t not_after;
-        gossip__own_key(g, own, &not_after);   /* a renewal or a rotation rewrites it */
-        int64_t left = (not_after - clock_wall_ms()) / 1000;
+        int64_t left = (g->own_not_after_ms - clock_wall_ms()) / 1000;
         prom_family(f, "trib_cert_expiry_seconds", "gauge",
                     "Seconds until this node's certificate expires (negative: expired).");
         fprintf(f, "trib_cert_expiry_seconds %" PRId64 "\n", left);

@@ -137,18 +137,6 @@ static void store_own_cert(void)
         log_warn("chartered: the federation log did not take this node's certificate: %s", r.err);
 }
 
-/* A renewed certificate of this node's key, taken by the gossip loop (gossip_own_cert): grants end
- * with it from now on (node/grants.c), not with the one of --cert. */
-static void own_cert_follow(node_t *a)
-{
-    uint64_t serial;
-    int64_t not_after;
-    if (a->gossip && gossip_own_cert(a->gossip, &serial, &not_after) == 0 && not_after > a->cert_not_after_ms) {
-        a->cert_not_after_ms = not_after;
-        a->cert_serial = serial;
-    }
-}
-
 static int start_gossip(node_t *a, char *err, size_t errlen)
 {
     const config_t *c = &a->cfg;
@@ -274,10 +262,8 @@ int agent_main(int argc, char **argv)
 
     for (;;) {   /* SIGUSR1: a certificate newly held (a pending rotation may complete), or a restart */
         sig = rotate_sigwait(&sigs);   /* also: a waiting certificate became valid */
-        if (sig == SIGUSR1 && rotate_certs_posted()) {
-            own_cert_follow(a);
+        if (sig == SIGUSR1 && rotate_certs_posted())
             rotate_from_fedlog(a);
-        }
         if (sig != SIGUSR1 || rotate_restart_requested())
             break;
     }
