@@ -188,10 +188,13 @@ static void self_claim(swim_t *s, const Trib__Member *c)
                       : c->incarnation >= mine;
     if (news && (alive || c->incarnation > mine) && !swim__proven(s, c, kind_of((int)c->state)))
         return;
-    /* news of us at another address: only our key's signed ALIVE puts an address in a claim about
-     * us, and an earlier life of this node is below our incarnation (a start takes the stored one
-     * + 1): another process with our key (the node logs it) */
-    if (news && s->signing && c->addr && strcmp(c->addr, s->self->pub.addr) != 0) {
+    /* news of us at another address: only our key's signature puts an address in a claim about us,
+     * and an earlier life of this node is below our incarnation (a start takes the stored one + 1):
+     * another process with our key (the node logs it). An accusation (suspect, dead, left) at our
+     * incarnation is taken unproven, to be refuted: at another address it is proven first, else
+     * its address is whatever its sender wrote (a hostile review: any peer could raise the alarm). */
+    if (news && s->signing && c->addr && strcmp(c->addr, s->self->pub.addr) != 0 &&
+        (alive || c->incarnation > mine || swim__proven(s, c, kind_of((int)c->state)))) {
         s->st.self_elsewhere++;
         snprintf(s->st.last_self_elsewhere, sizeof s->st.last_self_elsewhere, "%s", c->addr);
     }

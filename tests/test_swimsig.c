@@ -646,6 +646,18 @@ Test(swimsig, our_key_alive_at_another_address_is_counted_with_the_address)
     cr_assert_eq(rig_gossip1(&r, 3, gone), 0);
     cr_expect_eq(swim_stats(r.s)->self_elsewhere, 2);
     cr_expect_eq((int)swim_self(r.s)->state, ALIVE);
+    /* an accusation at our incarnation from another address that our key did not sign is refuted
+     * and counts for nothing (any admitted peer could send one: a hostile review) */
+    static const Trib__MemberState kinds[] = {SUSPECT, DEAD, LEFT};
+    for (size_t i = 0; i < 3; i++) {
+        inc = swim_self(r.s)->incarnation;
+        Trib__Member fake = claim(&r.self, "6.6.6.6:666", inc, kinds[i]);
+        cr_assert_eq(rig_gossip1(&r, 3, fake), 0);
+        cr_expect_eq(swim_stats(r.s)->self_elsewhere, 2, "an unsigned %d claim at another address was counted",
+                     (int)kinds[i]);
+        cr_expect_eq((int)swim_self(r.s)->state, ALIVE);
+    }
+    rig_free(&r);
 }
 
 /* ---------------------------------------------------------------- key rotation */
