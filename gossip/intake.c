@@ -351,8 +351,8 @@ static int own_cert_holds(gossip_t *g, char *why, size_t cap)
     if (now > not_after) {
         trust_time_text(not_after, when);
         snprintf(why, cap, "this node's certificate for domain '%s' expired at %s: it may not sign the domain's "
-                 "entries; get a new certificate (trib fed certify) and hand it to the node (trib fed submit FILE, "
-                 "docs/operators.md §4b)", g->domain, when);
+                 "entries; get a new certificate (trib fed certify) and restart the node with it as --cert "
+                 "(docs/operators.md §4b)", g->domain, when);
         return 0;
     }
     trust_verdict_t v = trust_admit_curve(g->trust, own, now, NULL, err, sizeof err);

@@ -564,11 +564,11 @@ void gossip__own_cert_check(gossip_t *g)
     trust_time_text(g->own_not_after_ms, when);
     if (left <= 0)
         log_error("trust: this node's certificate expired at %s: peers no longer admit it; get a new one "
-                  "(trib fed certify) and hand it to the node (trib fed submit FILE, docs/operators.md §4b)", when);
+                  "(trib fed certify) and restart the node with it as --cert (docs/operators.md §4b)", when);
     else
         log_warn("trust: this node's certificate expires at %s (in %" PRId64 " h): get a new one "
-                 "(trib fed certify) and hand it to the node before then (trib fed submit FILE, docs/operators.md "
-                 "§4b)", when, left / 3600000);
+                 "(trib fed certify) and restart the node with it as --cert before then (docs/operators.md §4b)",
+                 when, left / 3600000);
 }
 
 int64_t gossip_clock_skew_max_ms(gossip_t *g)

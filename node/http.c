@@ -1335,10 +1335,13 @@ static enum MHD_Result dispatch(node_t *a, struct MHD_Connection *c, const char 
                               k.domain[0] ? k.domain : "(too long or empty)", k.name[0] ? k.name : "(too long or empty)");
         snprintf(k.id, sizeof k.id, "%s/%s", k.domain, k.name);
     }
-    char why[320];  /* this node signs the domain's entries: with its key revoked none can be written */
-    if (row->right == RIGHT_WRITE && a->gossip && gossip_own_trust(a->gossip, why, sizeof why) == TRUST_REVOKED)
+    char why[320];  /* this node signs the domain's entries: with its key revoked or expired none can be written */
+    trust_verdict_t own = row->right == RIGHT_WRITE && a->gossip ? gossip_own_trust(a->gossip, why, sizeof why)
+                                                                   : TRUST_OK;
+    if (own == TRUST_REVOKED || own == TRUST_EXPIRED)   /* expired: past the clock skew allowed, as peers see it */
         return send_error(c, row->id, 403, "node_revoked", "%s; this node can no longer write its domain's products "
-                          "(see docs/operators.md, revoking)", why);
+                          "(see docs/operators.md, %s)", why,
+                          own == TRUST_EXPIRED ? "§4b: restart it with a renewed --cert" : "revoking");
     auth_err_t ae;
     if (!req->op_done && !allowed(&k, row->right, &ae))
         return send_error(c, row->id, (unsigned)ae.status, ae.kind, "%s", ae.detail);

@@ -2787,7 +2787,7 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
               p.body);
     /* docs/http-api.md: a node whose own certificate no longer holds has its writes refused 403
      * node_revoked (before: 503 not_synced, which tells a client to retry what no retry mends) */
-    cr_expect(strstr(p.body, "403 node_revoked") && strstr(p.body, "trib fed submit"),
+    cr_expect(strstr(p.body, "403 node_revoked") && strstr(p.body, "restart the node with it as --cert"),
               "an expired node's publish is not refused 403 node_revoked saying how to renew: %s", p.body);
     still_serves(&a);
     size_t len;
@@ -2797,6 +2797,69 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
     cr_expect(log && (strstr(log, "certificate expires at") || strstr(log, "certificate expired at")),
               "the log did not warn of the expiry");
     free(log);
+    cert_free(&ca);
+}
+
+/* Past its certificate's end by more than the clock skew peers allow, every write of a node is
+ * refused 403 node_revoked before its token is checked, a records append too (a hostile review
+ * found the append stored, and then every write answered 401 unknown_issuer: the node's own tokens
+ * no longer verify); it keeps answering. The node's wall clock is moved (tests/shim/wallclock.c). */
+Test(chartered, a_node_past_its_certificate_s_end_refuses_every_write_403)
+{
+    char da[256], wall[300], shim[512], asan[600];
+    identity_t ia;
+    cert_t ca;
+    node_dir("a", da, sizeof da, &ia);
+    int64_t t = fx_now_ms();
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "day.cert", &ca);
+    snprintf(wall, sizeof wall, "%s/wall", work);
+    wall_offset(wall, 0);
+    ssize_t len = readlink("/proc/self/exe", shim, sizeof shim - 32);
+    cr_assert_gt(len, 0);
+    shim[len] = '\0';
+    snprintf(strrchr(shim, '/'), 32, "/wallclock.so");
+    cr_assert_eq(access(shim, R_OK), 0, "%s is missing (make it: its rule is in the Makefile)", shim);
+    const char *was = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was && *was ? ":" : "");
+    char *was_copy = was ? strdup(was) : NULL;
+    setenv("LD_PRELOAD", shim, 1);
+    setenv("TRIB_TEST_WALL_FILE", wall, 1);
+    setenv("ASAN_OPTIONS", asan, 1);
+    h_node_t a;
+    start(&a, "payments", da, "day.cert", NULL);
+    unsetenv("LD_PRELOAD");
+    unsetenv("TRIB_TEST_WALL_FILE");
+    if (was_copy)
+        setenv("ASAN_OPTIONS", was_copy, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(was_copy);
+
+    wall_offset(wall, DAY_MS + 5 * 60000);   /* five minutes past the end */
+    static const struct { const char *method, *path, *body; } writes[] = {
+        {"PUT", "/v1/products/payments/settled", "name: settled\n"},
+        {"POST", "/v1/products/payments/settled/records", "{\"id\":\"1\"}\n"},
+        {"DELETE", "/v1/products/payments/settled", ""},
+    };
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        char url[300];
+        snprintf(url, sizeof url, "%s%s", a.url, writes[i].path);
+        h_resp_t r;
+        long st = 0;
+        for (long t0 = h_now_ms(); h_now_ms() - t0 < 10000; ) {   /* the node reads the moved clock */
+            cr_assert_eq(h_http(writes[i].method, url, "application/json", writes[i].body, strlen(writes[i].body), &r),
+                         0);
+            st = r.status;
+            if (st == 403)
+                break;
+            h_resp_free(&r);
+        }
+        cr_assert_eq(st, 403, "%s %s past the certificate's end: %ld", writes[i].method, writes[i].path, st);
+        cr_expect(r.body && strstr(r.body, "node_revoked") && strstr(r.body, "renewed --cert"),
+                  "%s %s: %s", writes[i].method, writes[i].path, r.body);
+        h_resp_free(&r);
+    }
+    still_serves(&a);
     cert_free(&ca);
 }
 
