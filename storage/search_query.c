@@ -22,7 +22,9 @@ static const struct { unsigned bit, weight; } field_weight[] = {
     { F_DOMAIN, 8 }, { F_DESC, 5 },
 };
 #define WORD_HIT     100             /* per query word matched: more words beat better fields */
-#define EXACT_BONUS  10000           /* the query is the product's id or name */
+#define EXACT_NAME   10000           /* the query is the product's name (typed as words or not) */
+#define EXACT_ID     20000           /* ... its id (typed with '/' or as words): above a name elsewhere */
+_Static_assert(STORE_SEARCH_WORDS * (WORD_HIT + 40) < EXACT_NAME, "word scores stay below the exact bonuses");
 
 static const int facet_in_stub[STORE_FACETS] = { 1, 0, 1, 1, 0, 1 };   /* a restricted product's stub shows */
 
@@ -280,48 +282,63 @@ static int score_word(q_t *q, const char *w, size_t len, uint8_t stamp, int pref
     return 0;
 }
 
+/* The docs in vals get the exact bonus *ctx (EXACT_NAME or EXACT_ID): a product keeps the higher
+ * of the two it earns, on top of its word score (below EXACT_NAME), whatever the order. */
 static void page_exact(q_t *q, const uint8_t *vals, size_t count, void *ctx)
 {
-    (void)ctx;
+    unsigned bonus = *(const unsigned *)ctx;
     for (size_t i = 0; i < count; i++) {
         uint32_t d = be32_get(vals + i * POST_LEN);
-        if (d < q->n && q->slot[d].score < EXACT_BONUS) {
-            q->slot[d].score = (uint16_t)(q->slot[d].score + EXACT_BONUS);
-            q->slot[d].words = q->slot[d].words ? q->slot[d].words : 1;
+        if (d >= q->n)
+            continue;
+        slot_t *s = &q->slot[d];
+        unsigned words = s->score % EXACT_NAME;
+        if (bonus > s->score - words) {
+            s->score = (uint16_t)(words + bonus);
+            s->words = s->words ? s->words : 1;
         }
     }
 }
 
-/* The product whose id is id (len bytes), if any, gets the exact bonus. 0, or -1 with err set. */
+/* The product whose id is id (len bytes), if any, gets the id bonus. 0, or -1 with err set. */
 static int exact_id(q_t *q, const char *id, size_t len, char *err, size_t errlen)
 {
+    static const unsigned bonus = EXACT_ID;
     uint32_t d;
     int rc = search__docid_of(q->st, q->txn, id, len, &d, err, errlen);
     if (rc == 0) {
         uint8_t v[POST_LEN];
         be32_put(v, d);
-        page_exact(q, v, 1, NULL);
+        page_exact(q, v, 1, (void *)&bonus);
     }
     return rc == -1 ? -1 : 0;
 }
 
 /* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'. The id may
- * also be typed as words ("billing orders daily" for billing/orders-daily): each way of cutting
- * joined into a domain and a name is looked up (at most STORE_SEARCH_WORDS - 1). 0, or -1 with
- * err set. */
+ * also be typed as words ("billing orders daily" for billing/orders-daily): the query as typed
+ * (every word, stopwords and repeats too; each run of other characters one '-') is cut into a
+ * domain and a name at each '-' and looked up. 0, or -1 with err set. */
 static int score_exact(q_t *q, const char *qn, const char *joined, char *err, size_t errlen)
 {
     if (strchr(qn, '/'))
         return exact_id(q, qn, strlen(qn), err, errlen);
-    size_t jl = strlen(joined);
     char id[STORE_ID_MAX];
-    if (jl < sizeof id) {
-        memcpy(id, joined, jl + 1);
-        for (size_t i = 1; i + 1 < jl; i++) {
+    size_t il = 0;
+    for (const char *p = qn; *p && il < sizeof id; p++) {   /* ids are [a-z0-9-]: any other run is one '-' */
+        if (isalnum((unsigned char)*p))
+            id[il++] = *p;
+        else if (il > 0 && id[il - 1] != '-')
+            id[il++] = '-';
+    }
+    while (il > 0 && id[il - 1] == '-')
+        il--;
+    if (il < sizeof id) {
+        id[il] = '\0';
+        for (size_t i = 1; i + 1 < il; i++) {
             if (id[i] != '-')
                 continue;
             id[i] = '/';
-            if (exact_id(q, id, jl, err, errlen) != 0)
+            if (exact_id(q, id, il, err, errlen) != 0)
                 return -1;
             id[i] = '-';
         }
@@ -336,7 +353,8 @@ static int score_exact(q_t *q, const char *qn, const char *joined, char *err, si
             continue;
         key[0] = '=';
         memcpy(key + 1, forms[i], n);
-        int rc = each_page(q, q->terms, key, n + 1, POST_LEN, page_exact, NULL);
+        static const unsigned bonus = EXACT_NAME;
+        int rc = each_page(q, q->terms, key, n + 1, POST_LEN, page_exact, (void *)&bonus);
         if (rc) {
             store__mdb_err(q->st, err, errlen, "search: reading search_terms", rc);
             return -1;
