@@ -463,8 +463,9 @@ static void print_page(pctx_t *c, json_t *j, size_t shown)
     fprintf(c->out, "\n(%zu of %lld shown", shown, total);
     if (shown)
         fprintf(c->out, ", %lld to %lld in id order", offset + 1, offset + (long long)shown);
-    if (offset + (long long)shown < total)
-        fprintf(c->out, "; --offset %lld for the next", offset + (long long)shown);
+    if (shown && offset + (long long)shown < total)   /* the same page size: the hint repeats --limit */
+        fprintf(c->out, "; --offset %lld%s%s for the next", offset + (long long)shown, c->limit ? " --limit " : "",
+                c->limit ? c->limit : "");
     fprintf(c->out, ")\n");
 }
 

@@ -509,7 +509,11 @@ Test(policy_fed, the_compliance_report_is_paged)
     char *out = NULL, *err = NULL;
     cr_expect_eq(h_trib(&a, NULL, &out, &err, "compliance", "--limit", "2", NULL), 0, "%s", err);
     cr_expect(out && strstr(out, "payments/p0") && strstr(out, "payments/p1") && !strstr(out, "payments/p2"), "%s", out);
-    cr_expect(out && strstr(out, "2 of 5 shown") && strstr(out, "--offset 2"), "no paging hint: %s", out);
+    cr_expect(out && strstr(out, "2 of 5 shown") && strstr(out, "--offset 2 --limit 2 for the next"),
+              "no paging hint with the page's size: %s", out);
+    free(out), free(err);
+    cr_expect_eq(h_trib(&a, NULL, &out, &err, "compliance", "--limit", "0", NULL), 0, "%s", err);
+    cr_expect(out && strstr(out, "0 of 5 shown") && !strstr(out, "--offset"), "a page of none has no next: %s", out);
     free(out), free(err);
     cr_expect_eq(h_trib(&a, NULL, &out, &err, "compliance", "--offset", "4", NULL), 0, "%s", err);
     cr_expect(out && strstr(out, "payments/p4") && !strstr(out, "payments/p3"), "%s", out);
