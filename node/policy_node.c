@@ -388,6 +388,7 @@ typedef struct {
 typedef struct {
     head_t *v;
     size_t n, cap;
+    int oom;                      /* a head was left out */
 } heads_t;
 
 static int add_head(void *ctx, const char *domain, const store_head_t *h)
@@ -396,8 +397,10 @@ static int add_head(void *ctx, const char *domain, const store_head_t *h)
     if (hs->n == hs->cap) {
         size_t cap = hs->cap ? hs->cap * 2 : 16;
         head_t *v = realloc(hs->v, cap * sizeof *v);
-        if (!v)
+        if (!v) {
+            hs->oom = 1;
             return 1;
+        }
         hs->v = v;
         hs->cap = cap;
     }
@@ -933,6 +936,19 @@ json_t *policy_node_compliance(node_t *n, const char *id)
 /* A non-compliant product of a report: its entry itself, read after the lock is let go for what
  * never changes (id, set once) and under it for the rest: a prod_t lives until policy_node_stop,
  * which runs after HTTP has stopped. So a report holds 16 bytes per product, not a copy. */
+#define REPORT_LAG_DOMAINS 16   /* more domains behind the store than this: every product is asked */
+
+/* 1 when product id ("D/name") is of one of the n domains in v. */
+static int in_domains(const char *id, const head_t *v, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        size_t dn = strlen(v[j].domain);
+        if (strncmp(id, v[j].domain, dn) == 0 && id[dn] == '/')
+            return 1;
+    }
+    return 0;
+}
+
 typedef struct {
     const prod_t *x;
     uint64_t seq;     /* its manifest when listed */
@@ -994,21 +1010,15 @@ json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t 
                          "limit", (json_int_t)limit, "by_domain", json_object(), "domains", json_object());
     size_t dl = domain ? strlen(domain) : 0;
     uint64_t gen = policy_store_generation(p->store);
-    /* Which products the caller's sight is asked of: the restricted ones (their latest manifest as
-     * read here), and every one of a domain whose newest entries this side has not read yet (the
-     * store may already hold a restricted version of it: the hides check reads the store). */
-    heads_t hs = { 0 };
-    int all_lag = store_catalog_heads(p->n->st, add_head, &hs) != 0;
     pthread_mutex_lock(&p->mu);
-    size_t nlag = 0;   /* hs.v[0..nlag): the lagging domains, kept in place */
-    for (size_t i = 0; !all_lag && i < hs.n; i++) {
-        const cursor_t *c = NULL;
-        for (size_t j = 0; !c && j < p->ncursors; j++)
-            if (strcmp(p->cursors[j].domain, hs.v[i].domain) == 0)
-                c = &p->cursors[j];
-        if (!c || c->seq < hs.v[i].head)
-            hs.v[nlag++] = hs.v[i];
-    }
+    heads_t seen = { 0 };   /* the cursors as the products are listed: what the flags below reflect */
+    if (p->ncursors && (seen.v = malloc(p->ncursors * sizeof *seen.v)) != NULL)
+        for (size_t i = 0; i < p->ncursors; i++) {
+            snprintf(seen.v[i].domain, sizeof seen.v[i].domain, "%s", p->cursors[i].domain);
+            seen.v[i].head = p->cursors[i].seq;
+        }
+    seen.n = seen.v ? p->ncursors : 0;
+    seen.oom = p->ncursors && !seen.v;
     size_t cap = 16, k = 0, total = 0, unchecked = 0;
     nc_t *list = malloc(cap * sizeof *list);
     for (size_t b = 0; list && b < p->nbuckets; b++)
@@ -1029,15 +1039,30 @@ json_t *policy_node_report(node_t *n, const char *domain, size_t offset, size_t 
                 list = nl;
                 cap *= 2;
             }
-            int lag = all_lag;
-            for (size_t j = 0; !lag && j < nlag; j++) {
-                size_t dn = strlen(hs.v[j].domain);
-                lag = strncmp(x->id, hs.v[j].domain, dn) == 0 && x->id[dn] == '/';
-            }
-            list[k++] = (nc_t){ x, x->manifest_seq, x->restricted || lag };
+            list[k++] = (nc_t){ x, x->manifest_seq, x->restricted };
         }
     int pending = p->checked_gen != policy_store_generation(p->store) || atomic_load(&p->rechecking) || unchecked;
     pthread_mutex_unlock(&p->mu);
+    /* Which products the caller's sight is asked of: the restricted ones (their latest manifest as
+     * read here), and every one of a domain whose store head, read now, is beyond the cursor it was
+     * listed at (the store may hold a restricted version not read here yet: hides() reads the store).
+     * Heads read after the listing: whatever was stored before now is either in the flags or
+     * asked. Past a few lagging domains (a start's catch-up) every product is asked. */
+    heads_t hs = { 0 };
+    int all_lag = store_catalog_heads(p->n->st, add_head, &hs) != 0 || hs.oom || seen.oom;
+    size_t nlag = 0;   /* hs.v[0..nlag): the lagging domains, kept in place */
+    for (size_t i = 0; !all_lag && i < hs.n; i++) {
+        const head_t *c = NULL;
+        for (size_t j = 0; !c && j < seen.n; j++)
+            if (strcmp(seen.v[j].domain, hs.v[i].domain) == 0)
+                c = &seen.v[j];
+        if (!c || c->head < hs.v[i].head)
+            hs.v[nlag++] = hs.v[i];
+    }
+    free(seen.v);
+    all_lag |= nlag > REPORT_LAG_DOMAINS;
+    for (size_t i = 0; list && i < k && (all_lag || nlag); i++)
+        list[i].check = list[i].check || all_lag || in_domains(list[i].x->id, hs.v, nlag);
     free(hs.v);
     size_t shown = 0;   /* the ids the caller may see, kept in place */
     for (size_t i = 0; list && i < k; i++)

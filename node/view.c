@@ -369,13 +369,26 @@ json_t *view_status(node_t *a)
                                                     : verified ? "verified" : "unverified"));
         if (own != TRUST_OK)
             json_object_set_new(j, "trust_reason", json_string(why));
-        if (verified) {
-            char until[32];
-            trust_time_text(list[0].cert_expires_ms, until);
-            json_object_set_new(j, "cert_serial", json_string(list[0].cert_serial));
+        if (verified) {   /* the certificate this node presents (--cert, or its rotation's) */
+            char until[32], serial[17];
+            int64_t ends = a->cert_not_after_ms ? a->cert_not_after_ms : list[0].cert_expires_ms;
+            if (a->cert_not_after_ms)
+                cert_serial_text(a->cert_serial, serial);
+            else
+                snprintf(serial, sizeof serial, "%.16s", list[0].cert_serial);
+            trust_time_text(ends, until);
+            json_object_set_new(j, "cert_serial", json_string(serial));
             json_object_set_new(j, "cert_expires", json_string(until));
-            if (list[0].cert_expires_ms - (int64_t)time(NULL) * 1000 < 14LL * 86400000)
+            if (ends - (int64_t)time(NULL) * 1000 < 14LL * 86400000)
                 json_object_set_new(j, "cert_warning", json_string("this node's certificate expires within 14 days"));
+            if (list[0].cert_expires_ms > ends && strncmp(list[0].cert_serial, serial, 16) != 0) {
+                char later[32];   /* a renewal handed in: taken at the node's next start */
+                trust_time_text(list[0].cert_expires_ms, later);
+                json_object_set_new(j, "cert_renewal_held",
+                                    json_sprintf("certificate %.16s of this node's key, valid until %s, is held: "
+                                                 "restart the node with it as --cert to take it (docs/operators.md §4b)",
+                                                 list[0].cert_serial, later));
+            }
         }
         if (n)
             free(list);

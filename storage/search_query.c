@@ -314,38 +314,54 @@ static int exact_id(q_t *q, const char *id, size_t len, char *err, size_t errlen
     return rc == -1 ? -1 : 0;
 }
 
-/* Exact id or name: qn is the trimmed, lowercased query; joined its words with '-'. The id may
- * also be typed as words ("billing orders daily" for billing/orders-daily): the query as typed
- * (every word, stopwords and repeats too; each run of other characters one '-') is cut into a
- * domain and a name at each '-' and looked up. 0, or -1 with err set. */
-static int score_exact(q_t *q, const char *qn, const char *joined, char *err, size_t errlen)
+/* The query as typed, in the form of an id or a name: every word as typed (stopwords and repeats
+ * too), each run of other characters one '-', none at either end (ids are [a-z0-9-]). 0 with out
+ * set, or -1 when the query cannot be one: a letter beyond ASCII, or longer than an id. */
+static int typed_form(const char *qn, char out[STORE_ID_MAX])
+{
+    size_t n = 0;
+    for (const char *p = qn; *p; p++) {
+        if ((unsigned char)*p >= 0x80)
+            return -1;
+        if (isalnum((unsigned char)*p)) {
+            if (n + 1 >= STORE_ID_MAX)
+                return -1;
+            out[n++] = *p;
+        } else if (n > 0 && out[n - 1] != '-') {
+            if (n + 1 >= STORE_ID_MAX)
+                return -1;
+            out[n++] = '-';
+        }
+    }
+    while (n > 0 && out[n - 1] == '-')
+        n--;
+    out[n] = '\0';
+    return 0;
+}
+
+/* Exact id or name: qn is the trimmed, lowercased query. An id typed with '/' is looked up as
+ * such; else the query as typed (typed_form: "billing orders daily" for billing/orders-daily) is
+ * cut into a domain and a name at each '-' and looked up (EXACT_ID), and is also a name (EXACT_NAME),
+ * as is qn itself. 0, or -1 with err set. */
+static int score_exact(q_t *q, const char *qn, char *err, size_t errlen)
 {
     if (strchr(qn, '/'))
         return exact_id(q, qn, strlen(qn), err, errlen);
     char id[STORE_ID_MAX];
-    size_t il = 0;
-    for (const char *p = qn; *p && il < sizeof id; p++) {   /* ids are [a-z0-9-]: any other run is one '-' */
-        if (isalnum((unsigned char)*p))
-            id[il++] = *p;
-        else if (il > 0 && id[il - 1] != '-')
-            id[il++] = '-';
+    if (typed_form(qn, id) != 0)
+        id[0] = '\0';
+    size_t il = strlen(id);
+    for (size_t i = 1; i + 1 < il; i++) {
+        if (id[i] != '-')
+            continue;
+        id[i] = '/';
+        if (exact_id(q, id, il, err, errlen) != 0)
+            return -1;
+        id[i] = '-';
     }
-    while (il > 0 && id[il - 1] == '-')
-        il--;
-    if (il < sizeof id) {
-        id[il] = '\0';
-        for (size_t i = 1; i + 1 < il; i++) {
-            if (id[i] != '-')
-                continue;
-            id[i] = '/';
-            if (exact_id(q, id, il, err, errlen) != 0)
-                return -1;
-            id[i] = '-';
-        }
-    }
-    const char *forms[2] = { qn, joined };
+    const char *forms[2] = { qn, id };
     for (int i = 0; i < 2; i++) {
-        if (i == 1 && strcmp(joined, qn) == 0)
+        if (i == 1 && strcmp(id, qn) == 0)
             break;
         char key[TOKEN_MAX + 1];
         size_t n = strlen(forms[i]);
@@ -572,11 +588,11 @@ void store_result_free(store_result_t *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Validates q; fills words, the normalized query qn and its words joined with '-'. */
-static int parse_query(const store_query_t *sq, words_t *w, char *qn, char *joined, char *err, size_t errlen)
+/* Validates q; fills words and the normalized query qn. */
+static int parse_query(const store_query_t *sq, words_t *w, char *qn, char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
-    qn[0] = joined[0] = '\0';
+    qn[0] = '\0';
     static const char *const names[STORE_FACETS] = { "domain", "tag", "owner", "status", "compliance",
                                                      "classification" };
     const char *vals[STORE_FACETS] = { sq->domain, sq->tag, sq->owner, sq->status, sq->compliance,
@@ -606,13 +622,6 @@ static int parse_query(const store_query_t *sq, words_t *w, char *qn, char *join
     for (const char *p = s; p < e; p++)
         *qn++ = (char)tolower((unsigned char)*p);
     *qn = '\0';
-    for (size_t i = 0; i < w->n; i++) {
-        if (i)
-            *joined++ = '-';
-        memcpy(joined, w->w[i], w->len[i]);
-        joined += w->len[i];
-    }
-    *joined = '\0';
     return 0;
 }
 
@@ -623,12 +632,12 @@ int store_search_check(const store_query_t *sq, char *err, size_t errlen)
         return -1;
     }
     words_t w;
-    char qn[STORE_SEARCH_QMAX + 1], joined[STORE_SEARCH_WORDS * (TOKEN_MAX + 1) + 1];
-    return parse_query(sq, &w, qn, joined, err, errlen);
+    char qn[STORE_SEARCH_QMAX + 1];
+    return parse_query(sq, &w, qn, err, errlen);
 }
 
-static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const char *qn,
-                      const char *joined, store_result_t *out, char *err, size_t errlen)
+static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const char *qn, store_result_t *out,
+                      char *err, size_t errlen)
 {
     int rc;
     if ((rc = mdb_cursor_open(q->txn, q->st->s_terms, &q->terms)) != 0 ||
@@ -668,7 +677,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
         for (size_t i = 0; i < w->n; i++)
             if (score_word(q, w->w[i], w->len[i], (uint8_t)(i + 1), i + 1 == w->n, err, errlen) != 0)
                 return -1;
-        if (score_exact(q, qn, joined, err, errlen) != 0)
+        if (score_exact(q, qn, err, errlen) != 0)
             return -1;
     }
     size_t nh = 0;
@@ -721,13 +730,13 @@ int store_search(store_t *st, const store_query_t *sq, store_result_t *out, char
         return -1;
     }
     words_t w;
-    char qn[STORE_SEARCH_QMAX + 1], joined[STORE_SEARCH_WORDS * (TOKEN_MAX + 1) + 1];
-    if (parse_query(sq, &w, qn, joined, err, errlen) != 0)
+    char qn[STORE_SEARCH_QMAX + 1];
+    if (parse_query(sq, &w, qn, err, errlen) != 0)
         return -1;
     q_t q = { .st = st };
     if (store__read_begin(st, &q.txn, err, errlen) != 0)
         return -1;
-    int rc = search_txn(&q, sq, &w, qn, joined, out, err, errlen);
+    int rc = search_txn(&q, sq, &w, qn, out, err, errlen);
     if (q.terms)
         mdb_cursor_close(q.terms);
     if (q.facets)

@@ -2803,12 +2803,15 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
 /* Past its certificate's end by more than the clock skew peers allow, every write of a node is
  * refused 403 node_revoked before its token is checked, a records append too (a hostile review
  * found the append stored, and then every write answered 401 unknown_issuer: the node's own tokens
- * no longer verify); it keeps answering. The node's wall clock is moved (tests/shim/wallclock.c). */
+ * no longer verify); it keeps answering. So also when a renewal of its key was handed in but the
+ * node not restarted with it (it presents the certificate it started with: a second review found
+ * the append stored and status saying the renewal was in force): status names the certificate it
+ * presents and says to restart. The node's wall clock is moved (tests/shim/wallclock.c). */
 Test(chartered, a_node_past_its_certificate_s_end_refuses_every_write_403)
 {
     char da[256], wall[300], shim[512], asan[600];
     identity_t ia;
-    cert_t ca;
+    cert_t ca, renewed;
     node_dir("a", da, sizeof da, &ia);
     int64_t t = fx_now_ms();
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "day.cert", &ca);
@@ -2835,7 +2838,9 @@ Test(chartered, a_node_past_its_certificate_s_end_refuses_every_write_403)
         unsetenv("ASAN_OPTIONS");
     free(was_copy);
 
-    wall_offset(wall, DAY_MS + 5 * 60000);   /* five minutes past the end */
+    issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &renewed);
+    submit_json(&a, cert_to_json(&renewed));   /* held; the node is not restarted with it */
+    wall_offset(wall, DAY_MS + 5 * 60000);     /* five minutes past the end of the one it runs on */
     static const struct { const char *method, *path, *body; } writes[] = {
         {"PUT", "/v1/products/payments/settled", "name: settled\n"},
         {"POST", "/v1/products/payments/settled/records", "{\"id\":\"1\"}\n"},
@@ -2855,12 +2860,23 @@ Test(chartered, a_node_past_its_certificate_s_end_refuses_every_write_403)
             h_resp_free(&r);
         }
         cr_assert_eq(st, 403, "%s %s past the certificate's end: %ld", writes[i].method, writes[i].path, st);
-        cr_expect(r.body && strstr(r.body, "node_revoked") && strstr(r.body, "renewed --cert"),
+        cr_expect(r.body && strstr(r.body, "node_revoked") && strstr(r.body, "restart the node with it as --cert"),
                   "%s %s: %s", writes[i].method, writes[i].path, r.body);
         h_resp_free(&r);
     }
+    char serial[17];
+    cert_serial_text(ca.serial, serial);
+    json_t *j = h_get_json(a.url, "/v1/status", NULL);
+    const char *trust = json_string_value(json_object_get(j, "trust"));
+    const char *why = json_string_value(json_object_get(j, "trust_reason"));
+    const char *shown = json_string_value(json_object_get(j, "cert_serial"));
+    cr_expect(trust && !strcmp(trust, "expired"), "status trust: %s", trust ? trust : "(none)");
+    cr_expect(why && strstr(why, "restart the node with it as --cert"), "status trust_reason: %s", why ? why : "(none)");
+    cr_expect(!shown || !strcmp(shown, serial), "status names certificate %s, not the one presented (%s)", shown,
+              serial);
+    json_decref(j);
     still_serves(&a);
-    cert_free(&ca);
+    cert_free(&ca), cert_free(&renewed);
 }
 
 /* ---------------------------------------------------------------- a real node of another federation */

@@ -446,6 +446,25 @@ Test(search, an_id_typed_as_words_outranks_the_same_name_elsewhere)
         cr_expect_lt(r.hits[1].score, 20000, "'%s': %s has the id bonus too", typed[i][0], r.hits[1].id);
         store_result_free(&r);
     }
+    /* a name typed exactly, or as words, is that name: not another name with the same set of words
+     * (orders-area for orders-by-area; report for the-report); a letter beyond ASCII or a query
+     * longer than an id names none (café is no "caf") */
+    publish(&(prod_t){ .id = "ops/orders-by-area", .title = "Orders by area" });
+    publish(&(prod_t){ .id = "ops/orders-area", .title = "Orders area" });
+    publish(&(prod_t){ .id = "caf/orders", .title = "Orders" });
+    static const char *const named[][2] = { { "orders-by-area", "ops/orders-by-area" },
+                                            { "orders by area", "ops/orders-by-area" } };
+    for (size_t i = 0; i < 2; i++) {
+        r = run(&(query_t){ .q = named[i][0] }, 100);
+        cr_assert_geq(r.nhits, 2);
+        cr_expect_str_eq(r.hits[0].id, named[i][1], "'%s' ranked %s first", named[i][0], r.hits[0].id);
+        cr_expect_lt(r.hits[1].score, 10000, "'%s': %s has a bonus too", named[i][0], r.hits[1].id);
+        store_result_free(&r);
+    }
+    r = run(&(query_t){ .q = "caf\xc3\xa9 orders" }, 100);
+    for (size_t i = 0; i < r.nhits; i++)
+        cr_expect_lt(r.hits[i].score, 10000, "'café orders' gave %s a bonus", r.hits[i].id);
+    store_result_free(&r);
     /* a product elsewhere whose name is the whole query (ops/fin-orders-daily for "fin orders
      * daily") is an exact name, below the exact id */
     publish(&(prod_t){ .id = "fin/orders-daily", .title = "Daily orders" });
