@@ -483,18 +483,19 @@ trust_verdict_t gossip_own_trust(gossip_t *g, char *why, size_t cap)
     int64_t not_after, now = clock_wall_ms();
     gossip__own_key(g, own, &not_after);   /* HTTP threads: a key rotation rewrites g->id */
     trust_verdict_t v = trust_admit_curve(g->trust, own, now, NULL, err, sizeof err);
-    if (v != TRUST_OK) {
-        snprintf(why, cap, "this node's certificate for domain '%s' does not hold (%s): %s", g->domain,
-                 trust_verdict_name(v), err);
-    } else if (now > not_after + TRUST_SKEW_MS) {
-        /* the key holds by another certificate (a renewal handed in), not by the one this node
-         * presents: it takes a certificate at its start only */
+    if (v != TRUST_REVOKED && now > not_after + TRUST_SKEW_MS) {
+        /* the certificate this node presents ended; another of its key may hold (a renewal handed
+         * in) or be dated ahead: a node takes a certificate at its start only */
         char when[32];
         trust_time_text(not_after, when);
-        snprintf(why, cap, "this node's certificate for domain '%s' (the one it was started with) expired at %s; "
-                 "another certificate of its key holds: restart the node with it as --cert (docs/operators.md §4b)",
-                 g->domain, when);
+        snprintf(why, cap, "this node's certificate for domain '%s' (the one it was started with) expired at %s; %s "
+                 "(docs/operators.md §4b)", g->domain, when,
+                 v == TRUST_OK ? "another certificate of its key holds: restart the node with it as --cert"
+                               : "restart the node with a renewed one as --cert");
         v = TRUST_EXPIRED;
+    } else if (v != TRUST_OK) {
+        snprintf(why, cap, "this node's certificate for domain '%s' does not hold (%s): %s", g->domain,
+                 trust_verdict_name(v), err);
     }
     return v;
 }

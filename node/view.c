@@ -369,13 +369,15 @@ json_t *view_status(node_t *a)
                                                     : verified ? "verified" : "unverified"));
         if (own != TRUST_OK)
             json_object_set_new(j, "trust_reason", json_string(why));
-        if (verified) {   /* the certificate this node presents (--cert, or its rotation's) */
+        if (verified) {   /* of the certificate this node presents (--cert, or its rotation's) and the one its
+                             key holds by, the one that ends first: the node stops with it */
             char until[32], serial[17];
-            int64_t ends = a->cert_not_after_ms ? a->cert_not_after_ms : list[0].cert_expires_ms;
-            if (a->cert_not_after_ms)
+            int64_t ends = list[0].cert_expires_ms;
+            snprintf(serial, sizeof serial, "%.16s", list[0].cert_serial);
+            if (a->cert_not_after_ms && a->cert_not_after_ms < ends) {
+                ends = a->cert_not_after_ms;
                 cert_serial_text(a->cert_serial, serial);
-            else
-                snprintf(serial, sizeof serial, "%.16s", list[0].cert_serial);
+            }
             trust_time_text(ends, until);
             json_object_set_new(j, "cert_serial", json_string(serial));
             json_object_set_new(j, "cert_expires", json_string(until));

@@ -314,19 +314,28 @@ static int exact_id(q_t *q, const char *id, size_t len, char *err, size_t errlen
     return rc == -1 ? -1 : 0;
 }
 
-/* The query as typed, in the form of an id or a name: every word as typed (stopwords and repeats
- * too), each run of other characters one '-', none at either end (ids are [a-z0-9-]). 0 with out
- * set, or -1 when the query cannot be one: a letter beyond ASCII, or longer than an id. */
-static int typed_form(const char *qn, char out[STORE_ID_MAX])
+/* The query as typed (q, trimmed, as sent), in the form of an id or a name: every word as typed
+ * (stopwords and repeats too), lowercased, a camelCase step ("ordersDaily") and each run of other
+ * characters (a no-break space too) one '-', none at either end (ids are [a-z0-9-]). 0 with out
+ * set, or -1 when the query cannot be one: another letter beyond ASCII, or longer than an id. */
+static int typed_form(const char *q, char out[STORE_ID_MAX])
 {
     size_t n = 0;
-    for (const char *p = qn; *p; p++) {
-        if ((unsigned char)*p >= 0x80)
+    for (const unsigned char *p = (const unsigned char *)q; *p; p++) {
+        int nbsp = p[0] == 0xc2 && p[1] == 0xa0;
+        if (*p >= 0x80 && !nbsp)
             return -1;
-        if (isalnum((unsigned char)*p)) {
+        p += nbsp;
+        int step = isupper(*p) && n > 0 && p > (const unsigned char *)q && (islower(p[-1]) || isdigit(p[-1]));
+        if (isalnum(*p) && !step) {
             if (n + 1 >= STORE_ID_MAX)
                 return -1;
-            out[n++] = *p;
+            out[n++] = (char)tolower(*p);
+        } else if (step) {
+            if (n + 2 >= STORE_ID_MAX)
+                return -1;
+            out[n++] = '-';
+            out[n++] = (char)tolower(*p);
         } else if (n > 0 && out[n - 1] != '-') {
             if (n + 1 >= STORE_ID_MAX)
                 return -1;
@@ -339,16 +348,16 @@ static int typed_form(const char *qn, char out[STORE_ID_MAX])
     return 0;
 }
 
-/* Exact id or name: qn is the trimmed, lowercased query. An id typed with '/' is looked up as
- * such; else the query as typed (typed_form: "billing orders daily" for billing/orders-daily) is
+/* Exact id or name: qn is the trimmed, lowercased query, typed the query as sent. An id typed
+ * with '/' is looked up as such; else the query as typed (typed_form: "billing orders daily" for billing/orders-daily) is
  * cut into a domain and a name at each '-' and looked up (EXACT_ID), and is also a name (EXACT_NAME),
  * as is qn itself. 0, or -1 with err set. */
-static int score_exact(q_t *q, const char *qn, char *err, size_t errlen)
+static int score_exact(q_t *q, const char *qn, const char *typed, char *err, size_t errlen)
 {
     if (strchr(qn, '/'))
         return exact_id(q, qn, strlen(qn), err, errlen);
     char id[STORE_ID_MAX];
-    if (typed_form(qn, id) != 0)
+    if (typed_form(typed, id) != 0)
         id[0] = '\0';
     size_t il = strlen(id);
     for (size_t i = 1; i + 1 < il; i++) {
@@ -677,7 +686,7 @@ static int search_txn(q_t *q, const store_query_t *sq, const words_t *w, const c
         for (size_t i = 0; i < w->n; i++)
             if (score_word(q, w->w[i], w->len[i], (uint8_t)(i + 1), i + 1 == w->n, err, errlen) != 0)
                 return -1;
-        if (score_exact(q, qn, err, errlen) != 0)
+        if (score_exact(q, qn, sq->q, err, errlen) != 0)
             return -1;
     }
     size_t nh = 0;

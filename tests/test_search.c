@@ -461,6 +461,21 @@ Test(search, an_id_typed_as_words_outranks_the_same_name_elsewhere)
         cr_expect_lt(r.hits[1].score, 10000, "'%s': %s has a bonus too", named[i][0], r.hits[1].id);
         store_result_free(&r);
     }
+    /* camelCase and a no-break space separate words as the words' tokenizer does (a review:
+     * "ordersDaily" had lost its exact name) */
+    publish(&(prod_t){ .id = "ops/orders-daily", .title = "Orders daily" });
+    publish(&(prod_t){ .id = "ops/daily-orders", .title = "Daily orders" });
+    static const char *const camel[][2] = { { "ordersDaily", "" }, { "OrdersDaily", "" }, { "orders\xc2\xa0" "daily", "" } };
+    for (size_t i = 0; i < 3; i++) {
+        r = run(&(query_t){ .q = camel[i][0] }, 100);
+        cr_assert_geq(r.nhits, 1, "'%s' found nothing", camel[i][0]);
+        for (size_t h = 0; h < r.nhits; h++) {   /* every product named orders-daily (several domains) has it */
+            int is_named = strstr(r.hits[h].id, "/orders-daily") != NULL;
+            cr_expect(is_named ? r.hits[h].score >= 10000 : r.hits[h].score < 10000, "'%s': %s scored %u", camel[i][0],
+                      r.hits[h].id, r.hits[h].score);
+        }
+        store_result_free(&r);
+    }
     r = run(&(query_t){ .q = "caf\xc3\xa9 orders" }, 100);
     for (size_t i = 0; i < r.nhits; i++)
         cr_expect_lt(r.hits[i].score, 10000, "'café orders' gave %s a bonus", r.hits[i].id);
