@@ -374,10 +374,15 @@ static pid_t reads_start(h_node_t *n)
     _exit(0);
 }
 
-/* Stops the reads of reads_start and checks each: whole, or failed with a reason. */
+static int path_exists(void *path) { return access(path, F_OK) == 0; }
+
+/* Stops the reads of reads_start, once two are done (a loaded machine can finish the rotation
+ * before a second read has), and checks each: whole, or failed with a reason. */
 static void reads_check(pid_t pid)
 {
     char p[160];
+    snprintf(p, sizeof p, "%s/rd.1.rc", work);
+    (void)h_wait(path_exists, p, 30000);   /* else the count below says so */
     snprintf(p, sizeof p, "%s/reads.stop", work);
     cr_assert_eq(h_write_file(p, "", 0), 0);
     int st = 0;
