@@ -1366,6 +1366,37 @@ static void wall_offset(const char *file, long long ms)
     cr_assert_eq(h_write_file(file, text, (size_t)n), 0, "cannot write %s", file);
 }
 
+/* The environment the next node started takes: its wall clock read from file wall (the shim,
+ * LD_PRELOAD, next to this test binary). Returns what ASAN_OPTIONS was, for wall_env_off. */
+static char *wall_env_on(const char *wall)
+{
+    char shim[512], asan[600];
+    ssize_t len = readlink("/proc/self/exe", shim, sizeof shim - 32);
+    cr_assert_gt(len, 0);
+    shim[len] = '\0';
+    snprintf(strrchr(shim, '/'), 32, "/wallclock.so");
+    cr_assert_eq(access(shim, R_OK), 0, "%s is missing (make it: its rule is in the Makefile)", shim);
+    const char *was = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was && *was ? ":" : "");
+    char *was_copy = was ? strdup(was) : NULL;
+    setenv("LD_PRELOAD", shim, 1);
+    setenv("TRIB_TEST_WALL_FILE", wall, 1);
+    setenv("ASAN_OPTIONS", asan, 1);
+    return was_copy;
+}
+
+/* Nodes started from now on run on the real clock again (was_copy: wall_env_on's, freed). */
+static void wall_env_off(char *was_copy)
+{
+    unsetenv("LD_PRELOAD");
+    unsetenv("TRIB_TEST_WALL_FILE");
+    if (was_copy)
+        setenv("ASAN_OPTIONS", was_copy, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(was_copy);
+}
+
 /* A wall clock that stepped back left the member list as judged at a time the clock had not reached
  * again: a revocation that took effect before the step (at R) is, by the node's clock after it,
  * still ahead (and its own checks of connections and entries say so), yet the list kept the member
@@ -1375,31 +1406,15 @@ static void wall_offset(const char *file, long long ms)
  * Node a's wall clock is moved by tests/shim/wallclock.c (LD_PRELOAD); the test's is not. */
 Test(chartered, a_wall_clock_stepped_back_judges_the_members_again)
 {
-    char wall[300], shim[512], asan[600];
+    char wall[300];
     snprintf(wall, sizeof wall, "%s/wall", work);
     wall_offset(wall, 0);
-    ssize_t len = readlink("/proc/self/exe", shim, sizeof shim - 32);
-    cr_assert_gt(len, 0);
-    shim[len] = '\0';
-    snprintf(strrchr(shim, '/'), 32, "/wallclock.so");
-    cr_assert_eq(access(shim, R_OK), 0, "%s is missing (make it: its rule is in the Makefile)", shim);
-    const char *was = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was && *was ? ":" : "");
-    char *was_copy = was ? strdup(was) : NULL;
-    setenv("LD_PRELOAD", shim, 1);   /* node a only: the environment its process starts with */
-    setenv("TRIB_TEST_WALL_FILE", wall, 1);
-    setenv("ASAN_OPTIONS", asan, 1);
+    char *was = wall_env_on(wall);   /* node a only: the environment its process starts with */
     h_node_t a;
     identity_t x;
     cert_t cx;
     dead_member(&a, &x, two_roots, &cx, NULL);
-    unsetenv("LD_PRELOAD");
-    unsetenv("TRIB_TEST_WALL_FILE");
-    if (was_copy)
-        setenv("ASAN_OPTIONS", was_copy, 1);
-    else
-        unsetenv("ASAN_OPTIONS");
-    free(was_copy);
+    wall_env_off(was);
 
     int64_t revoked_at = fx_now_ms() + 3000;
     revocation_t rv;
@@ -1787,14 +1802,9 @@ static int token_refused(void *ctx)
  * Growth's wall clock is 10 minutes ahead (tests/shim/wallclock.c, LD_PRELOAD). */
 Test(chartered, a_token_expired_by_a_clock_ahead_says_the_clocks_differ)
 {
-    char wall[300], shim[512], da[256], db[256], seed[160], *out = NULL, *eout = NULL;
+    char wall[300], da[256], db[256], seed[160], *out = NULL, *eout = NULL;
     snprintf(wall, sizeof wall, "%s/wall", work);
     wall_offset(wall, 600000);
-    ssize_t len = readlink("/proc/self/exe", shim, sizeof shim - 32);
-    cr_assert_gt(len, 0);
-    shim[len] = '\0';
-    snprintf(strrchr(shim, '/'), 32, "/wallclock.so");
-    cr_assert_eq(access(shim, R_OK), 0, "%s is missing (make it: its rule is in the Makefile)", shim);
     identity_t ia, ib;
     cert_t ca, cb;
     h_node_t a, b;
@@ -1805,20 +1815,9 @@ Test(chartered, a_token_expired_by_a_clock_ahead_says_the_clocks_differ)
     issue(NULL, "growth", ib.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, "b.cert", &cb);
     start(&a, "payments", da, "a.cert", NULL);
     snprintf(seed, sizeof seed, "%s@%s", ia.hex, a.peer);
-    const char *was = getenv("ASAN_OPTIONS");
-    char asan[600], *was_copy = was ? strdup(was) : NULL;
-    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was && *was ? ":" : "");
-    setenv("LD_PRELOAD", shim, 1);   /* growth only: the environment its process starts with */
-    setenv("TRIB_TEST_WALL_FILE", wall, 1);
-    setenv("ASAN_OPTIONS", asan, 1);
+    char *was = wall_env_on(wall);   /* growth only: the environment its process starts with */
     start(&b, "growth", db, "b.cert", seed);
-    unsetenv("LD_PRELOAD");
-    unsetenv("TRIB_TEST_WALL_FILE");
-    if (was_copy)
-        setenv("ASAN_OPTIONS", was_copy, 1);
-    else
-        unsetenv("ASAN_OPTIONS");
-    free(was_copy);
+    wall_env_off(was);
     expect_metric(b.url, "trib_clock_skew_max_seconds", 590, "growth did not see payments' clock 10 min behind");
 
     int rc = h_trib(&a, NULL, &out, &eout, "token", "issue", "--sub", "job@payments", "--kind", "read", "--ttl", "5m",
@@ -2809,7 +2808,7 @@ Test(chartered, a_node_whose_certificate_expires_stops_publishing_and_keeps_serv
  * presents and says to restart. The node's wall clock is moved (tests/shim/wallclock.c). */
 Test(chartered, a_node_past_its_certificate_s_end_refuses_every_write_403)
 {
-    char da[256], wall[300], shim[512], asan[600];
+    char da[256], wall[300];
     identity_t ia;
     cert_t ca, renewed;
     node_dir("a", da, sizeof da, &ia);
@@ -2817,26 +2816,10 @@ Test(chartered, a_node_past_its_certificate_s_end_refuses_every_write_403)
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + DAY_MS, two_roots, 2, 0, "day.cert", &ca);
     snprintf(wall, sizeof wall, "%s/wall", work);
     wall_offset(wall, 0);
-    ssize_t len = readlink("/proc/self/exe", shim, sizeof shim - 32);
-    cr_assert_gt(len, 0);
-    shim[len] = '\0';
-    snprintf(strrchr(shim, '/'), 32, "/wallclock.so");
-    cr_assert_eq(access(shim, R_OK), 0, "%s is missing (make it: its rule is in the Makefile)", shim);
-    const char *was = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was && *was ? ":" : "");
-    char *was_copy = was ? strdup(was) : NULL;
-    setenv("LD_PRELOAD", shim, 1);
-    setenv("TRIB_TEST_WALL_FILE", wall, 1);
-    setenv("ASAN_OPTIONS", asan, 1);
+    char *was = wall_env_on(wall);
     h_node_t a;
     start(&a, "payments", da, "day.cert", NULL);
-    unsetenv("LD_PRELOAD");
-    unsetenv("TRIB_TEST_WALL_FILE");
-    if (was_copy)
-        setenv("ASAN_OPTIONS", was_copy, 1);
-    else
-        unsetenv("ASAN_OPTIONS");
-    free(was_copy);
+    wall_env_off(was);
 
     issue(NULL, "payments", ia.pk, t - DAY_MS, t + 90 * DAY_MS, two_roots, 2, 0, NULL, &renewed);
     submit_json(&a, cert_to_json(&renewed));   /* held; the node is not restarted with it */
